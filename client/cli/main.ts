@@ -1,0 +1,48 @@
+/**
+ * The `cloister` command line: one entry, sub-commands registered by each party's `cli.ts`.
+ *
+ * Each `register*` function only declares options; its action imports the implementation lazily,
+ * so `cloister host` never loads enclave or sealing code into the untrusted host process.
+ */
+import { Command, CommanderError } from "commander";
+import { registerAttestationCommands } from "../../attestation/cli.ts";
+import { registerEnclaveCommands } from "../../enclave/cli.ts";
+import { registerHostCommands } from "../../host/cli.ts";
+import { registerManifestCommands } from "../../manifests/cli.ts";
+import { registerModelCommands } from "../../models/cli.ts";
+import { registerClientCommands } from "./commands.ts";
+import { formatCliError, UsageError } from "./output.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("cloister")
+    .description("Confidential-computing inference: attested, sealed prompts to llama.cpp models in SEV-SNP / TDX VMs")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (text, write) => write(text) });
+  registerModelCommands(program);
+  registerAttestationCommands(program);
+  registerManifestCommands(program);
+  registerEnclaveCommands(program);
+  registerHostCommands(program);
+  registerClientCommands(program);
+  for (const command of program.commands) command.exitOverride();
+  program.exitOverride();
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit through here with code 0; usage errors were already printed.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`${formatCliError(error)}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
