@@ -1,0 +1,109 @@
+/**
+ * Byte helpers shared by the attestation parsers. Platform-neutral (Uint8Array only). The reader
+ * checks every access against the buffer length and throws a ParseError naming the field.
+ */
+import { ParseError } from "./errors.ts";
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Lower-case hex. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += HEX[b];
+  return out;
+}
+
+/** Strict hex decoding (even length, hex digits only). */
+export function fromHex(hex: string, field = "hex"): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new ParseError("BAD_HEX", `${field}: expected an even-length hex string, found ${hex.length} characters`);
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Equality of public values. For secrets use `constantTimeEqual` from crypto.ts. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function isAllZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false;
+  return true;
+}
+
+export function reversed(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.from(bytes).reverse();
+}
+
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/** Little-endian reader over a fixed buffer; every read is bounds-checked and named. */
+export class ByteReader {
+  private readonly view: DataView;
+  readonly bytes: Uint8Array;
+
+  constructor(
+    input: Uint8Array,
+    private readonly what: string,
+  ) {
+    // A private plain copy: slices of it are real copies (a Node Buffer's `.slice()` aliases).
+    this.bytes = new Uint8Array(input);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+
+  private check(offset: number, size: number, field: string): void {
+    if (offset < 0 || offset + size > this.bytes.length) {
+      throw new ParseError(
+        "TRUNCATED",
+        `${this.what}: field ${field} at offset 0x${offset.toString(16)} needs ${size} bytes, but only ${Math.max(
+          0,
+          this.bytes.length - offset,
+        )} remain`,
+      );
+    }
+  }
+
+  u8(offset: number, field: string): number {
+    this.check(offset, 1, field);
+    return this.view.getUint8(offset);
+  }
+
+  u16(offset: number, field: string): number {
+    this.check(offset, 2, field);
+    return this.view.getUint16(offset, true);
+  }
+
+  u32(offset: number, field: string): number {
+    this.check(offset, 4, field);
+    return this.view.getUint32(offset, true);
+  }
+
+  u64(offset: number, field: string): bigint {
+    this.check(offset, 8, field);
+    return this.view.getBigUint64(offset, true);
+  }
+
+  /** A copy of `size` bytes (so parsed structures do not alias the input). */
+  slice(offset: number, size: number, field: string): Uint8Array {
+    this.check(offset, size, field);
+    return this.bytes.slice(offset, offset + size);
+  }
+}

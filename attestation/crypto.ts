@@ -1,0 +1,126 @@
+/**
+ * Every cryptographic primitive the verification code uses, behind one small interface over
+ * WebCrypto (`globalThis.crypto.subtle`: Node 20 and browsers). No primitive is implemented here;
+ * this file only adapts encodings (raw r||s signatures, SPKI forms) and caches imported keys.
+ *
+ * Auditors: this file, der.ts and x509.ts are the whole of the attestation crypto surface.
+ */
+
+export type HashName = "SHA-256" | "SHA-384" | "SHA-512";
+export type Curve = "P-256" | "P-384";
+
+const subtle = globalThis.crypto.subtle;
+
+function buf(bytes: Uint8Array): ArrayBuffer {
+  // WebCrypto wants a BufferSource; hand it an exact copy so views into larger buffers are safe.
+  // (`new Uint8Array(view)` always copies; Node's Buffer#slice would not.)
+  return new Uint8Array(bytes).buffer as ArrayBuffer;
+}
+
+export async function digest(hash: HashName, data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle.digest(hash, buf(data)));
+}
+
+export const sha256 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-256", data);
+export const sha384 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-384", data);
+export const sha512 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-512", data);
+
+/** Constant-time comparison for secrets and MAC-like values; length is not secret. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}
+
+// Imported keys are cached by algorithm and SPKI bytes: verifying the same chain twice must not
+// pay for key import twice (verification of an already-verified document is benchmarked).
+const keyCache = new Map<string, Promise<CryptoKey>>();
+const KEY_CACHE_LIMIT = 256;
+
+function cacheKey(tag: string, spki: Uint8Array): string {
+  let s = tag;
+  for (const b of spki) s += String.fromCharCode(b);
+  return s;
+}
+
+function importCached(
+  tag: string,
+  spki: Uint8Array,
+  algorithm: RsaHashedImportParams | EcKeyImportParams,
+): Promise<CryptoKey> {
+  const key = cacheKey(tag, spki);
+  let promise = keyCache.get(key);
+  if (promise === undefined) {
+    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
+    promise = subtle.importKey("spki", buf(spki), algorithm, false, ["verify"]);
+    // A failed import must not poison the cache.
+    promise.catch(() => keyCache.delete(key));
+    keyCache.set(key, promise);
+  }
+  return promise;
+}
+
+/** ECDSA verification; `signature` is the raw fixed-size r||s form (IEEE P1363). */
+export async function verifyEcdsa(params: {
+  curve: Curve;
+  hash: HashName;
+  spki: Uint8Array;
+  signature: Uint8Array;
+  data: Uint8Array;
+}): Promise<boolean> {
+  const size = params.curve === "P-256" ? 32 : 48;
+  if (params.signature.length !== 2 * size) return false;
+  let key: CryptoKey;
+  try {
+    key = await importCached(`ec:${params.curve}`, params.spki, { name: "ECDSA", namedCurve: params.curve });
+  } catch {
+    return false;
+  }
+  return subtle.verify({ name: "ECDSA", hash: params.hash }, key, buf(params.signature), buf(params.data));
+}
+
+/** RSASSA-PSS verification with MGF1 over the same hash. `spki` must be an rsaEncryption SPKI. */
+export async function verifyRsaPss(params: {
+  hash: HashName;
+  saltLength: number;
+  spki: Uint8Array;
+  signature: Uint8Array;
+  data: Uint8Array;
+}): Promise<boolean> {
+  let key: CryptoKey;
+  try {
+    key = await importCached(`pss:${params.hash}`, params.spki, { name: "RSA-PSS", hash: params.hash });
+  } catch {
+    return false;
+  }
+  return subtle.verify(
+    { name: "RSA-PSS", saltLength: params.saltLength },
+    key,
+    buf(params.signature),
+    buf(params.data),
+  );
+}
+
+/** RSASSA-PKCS1-v1_5 verification. `spki` must be an rsaEncryption SPKI. */
+export async function verifyRsaPkcs1(params: {
+  hash: HashName;
+  spki: Uint8Array;
+  signature: Uint8Array;
+  data: Uint8Array;
+}): Promise<boolean> {
+  let key: CryptoKey;
+  try {
+    key = await importCached(`pkcs1:${params.hash}`, params.spki, { name: "RSASSA-PKCS1-v1_5", hash: params.hash });
+  } catch {
+    return false;
+  }
+  return subtle.verify({ name: "RSASSA-PKCS1-v1_5" }, key, buf(params.signature), buf(params.data));
+}
+
+/** Cryptographically random bytes. */
+export function randomBytes(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  globalThis.crypto.getRandomValues(out);
+  return out;
+}

@@ -1,0 +1,525 @@
+/**
+ * X.509 certificates and CRLs, as far as attestation needs them: strict DER parsing of the
+ * fields we use, signature verification (RSASSA-PSS, RSASSA-PKCS1-v1_5, ECDSA) through crypto.ts,
+ * validity windows at an injected time, and chain building to a pinned root.
+ *
+ * What it checks: structure; the issuer name of each certificate equals the subject of the next;
+ * each signature under the next certificate's key; each certificate's validity at `at`; that every
+ * issuer is a CA when it says so (basicConstraints) — and for pinned roots, that the root is
+ * self-signed and byte-identical to the pinned copy.
+ * What it does not: name constraints, policy OIDs, key usage beyond CA, AKI/SKI (AMD's VCEK has
+ * no AKI and serial 0, see the fixtures README, so neither is required), revocation unless a CRL
+ * is given to `checkNotRevoked`.
+ */
+import { bytesEqual, toHex } from "./bytes.ts";
+import { type Curve, type HashName, sha256, verifyEcdsa, verifyRsaPkcs1, verifyRsaPss } from "./crypto.ts";
+import {
+  type DerNode,
+  decodeBitString,
+  decodeOid,
+  decodeSmallInteger,
+  decodeTime,
+  decodeUnsignedInteger,
+  derChildren,
+  derContent,
+  derEncoding,
+  encodeBitString,
+  encodeOid,
+  encodeSequence,
+  encodeTlv,
+  expectTag,
+  readDerExact,
+  TAG,
+} from "./der.ts";
+import { AttestationError, ParseError, VerifyError } from "./errors.ts";
+
+export const OID = {
+  rsaEncryption: "1.2.840.113549.1.1.1",
+  rsassaPss: "1.2.840.113549.1.1.10",
+  sha256WithRsa: "1.2.840.113549.1.1.11",
+  sha384WithRsa: "1.2.840.113549.1.1.12",
+  sha512WithRsa: "1.2.840.113549.1.1.13",
+  ecPublicKey: "1.2.840.10045.2.1",
+  ecdsaWithSha256: "1.2.840.10045.4.3.2",
+  ecdsaWithSha384: "1.2.840.10045.4.3.3",
+  ecdsaWithSha512: "1.2.840.10045.4.3.4",
+  p256: "1.2.840.10045.3.1.7",
+  p384: "1.3.132.0.34",
+  sha256: "2.16.840.1.101.3.4.2.1",
+  sha384: "2.16.840.1.101.3.4.2.2",
+  sha512: "2.16.840.1.101.3.4.2.3",
+  mgf1: "1.2.840.113549.1.1.8",
+  basicConstraints: "2.5.29.19",
+  commonName: "2.5.4.3",
+} as const;
+
+const HASH_BY_OID: Record<string, HashName> = {
+  [OID.sha256]: "SHA-256",
+  [OID.sha384]: "SHA-384",
+  [OID.sha512]: "SHA-512",
+};
+
+export type SignatureAlgorithm =
+  | { kind: "rsa-pss"; hash: HashName; saltLength: number }
+  | { kind: "rsa-pkcs1"; hash: HashName }
+  | { kind: "ecdsa"; hash: HashName };
+
+export type PublicKeyInfo =
+  | { kind: "rsa"; spki: Uint8Array; modulusBits: number }
+  | { kind: "ec"; curve: Curve; spki: Uint8Array; point: Uint8Array };
+
+export interface Extension {
+  readonly critical: boolean;
+  readonly value: Uint8Array;
+}
+
+export interface Certificate {
+  readonly der: Uint8Array;
+  readonly tbs: Uint8Array;
+  readonly version: number;
+  readonly serialNumber: Uint8Array;
+  readonly issuer: string;
+  readonly subject: string;
+  readonly issuerDer: Uint8Array;
+  readonly subjectDer: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly publicKey: PublicKeyInfo;
+  readonly signatureAlgorithm: SignatureAlgorithm;
+  readonly signature: Uint8Array;
+  readonly extensions: ReadonlyMap<string, Extension>;
+  /** basicConstraints cA, or undefined when the extension is absent. */
+  readonly isCA: boolean | undefined;
+}
+
+const NAME_LABELS: Record<string, string> = {
+  [OID.commonName]: "CN",
+  "2.5.4.6": "C",
+  "2.5.4.7": "L",
+  "2.5.4.8": "ST",
+  "2.5.4.10": "O",
+  "2.5.4.11": "OU",
+  "1.2.840.113549.1.9.1": "E",
+};
+
+function decodeName(node: DerNode): string {
+  const parts: string[] = [];
+  for (const rdn of derChildren(expectTag(node, TAG.SEQUENCE, "Name"))) {
+    for (const atv of derChildren(expectTag(rdn, TAG.SET, "RelativeDistinguishedName"))) {
+      const [type, value] = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
+      const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
+      if (value === undefined) throw new ParseError("X509_BAD_NAME", "Name: attribute without a value");
+      const text = new TextDecoder("utf-8", { fatal: false }).decode(derContent(value));
+      parts.push(`${NAME_LABELS[oid] ?? oid}=${text}`);
+    }
+  }
+  return parts.join(",");
+}
+
+function decodeHashAlgorithm(node: DerNode, what: string): HashName {
+  const [oidNode] = derChildren(expectTag(node, TAG.SEQUENCE, what));
+  const oid = decodeOid(expectTag(oidNode, TAG.OID, what));
+  const hash = HASH_BY_OID[oid];
+  if (hash === undefined) throw new ParseError("X509_UNSUPPORTED_ALGORITHM", `${what}: unsupported hash OID ${oid}`);
+  return hash;
+}
+
+/** Parses an AlgorithmIdentifier used for signatures. */
+export function decodeSignatureAlgorithm(node: DerNode): SignatureAlgorithm {
+  const [oidNode, params] = derChildren(expectTag(node, TAG.SEQUENCE, "signatureAlgorithm"));
+  const oid = decodeOid(expectTag(oidNode, TAG.OID, "signatureAlgorithm"));
+  switch (oid) {
+    case OID.ecdsaWithSha256:
+      return { kind: "ecdsa", hash: "SHA-256" };
+    case OID.ecdsaWithSha384:
+      return { kind: "ecdsa", hash: "SHA-384" };
+    case OID.ecdsaWithSha512:
+      return { kind: "ecdsa", hash: "SHA-512" };
+    case OID.sha256WithRsa:
+      return { kind: "rsa-pkcs1", hash: "SHA-256" };
+    case OID.sha384WithRsa:
+      return { kind: "rsa-pkcs1", hash: "SHA-384" };
+    case OID.sha512WithRsa:
+      return { kind: "rsa-pkcs1", hash: "SHA-512" };
+    case OID.rsassaPss: {
+      // RSASSA-PSS-params: [0] hash (default SHA-1), [1] MGF (default MGF1-SHA-1), [2] salt (default 20).
+      // SHA-1 defaults are refused: we only accept explicit SHA-2 parameters with MGF1 on the same hash.
+      if (params === undefined) throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: parameters missing");
+      let hash: HashName | undefined;
+      let mgfHash: HashName | undefined;
+      let saltLength = 20;
+      for (const field of derChildren(expectTag(params, TAG.SEQUENCE, "RSASSA-PSS-params"))) {
+        const [inner] = derChildren(field);
+        if (inner === undefined) throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: empty parameter");
+        if (field.tag === 0xa0) hash = decodeHashAlgorithm(inner, "RSASSA-PSS hashAlgorithm");
+        else if (field.tag === 0xa1) {
+          const [mgfOid, mgfParams] = derChildren(expectTag(inner, TAG.SEQUENCE, "maskGenAlgorithm"));
+          if (decodeOid(expectTag(mgfOid, TAG.OID, "maskGenAlgorithm")) !== OID.mgf1 || mgfParams === undefined) {
+            throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: mask generation must be MGF1");
+          }
+          mgfHash = decodeHashAlgorithm(mgfParams, "MGF1 hash");
+        } else if (field.tag === 0xa2) saltLength = decodeSmallInteger(inner, "RSASSA-PSS saltLength");
+        else if (field.tag === 0xa3) {
+          if (decodeSmallInteger(inner, "RSASSA-PSS trailerField") !== 1) {
+            throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: trailerField must be 1");
+          }
+        } else throw new ParseError("X509_BAD_PSS_PARAMS", `RSASSA-PSS: unknown field tag 0x${field.tag.toString(16)}`);
+      }
+      if (hash === undefined || mgfHash !== hash) {
+        throw new ParseError(
+          "X509_BAD_PSS_PARAMS",
+          "RSASSA-PSS: expected explicit SHA-2 hash with MGF1 on the same hash",
+        );
+      }
+      return { kind: "rsa-pss", hash, saltLength };
+    }
+    default:
+      throw new ParseError("X509_UNSUPPORTED_ALGORITHM", `signatureAlgorithm: unsupported OID ${oid}`);
+  }
+}
+
+/** Decodes a SubjectPublicKeyInfo. RSA-PSS keys are re-encoded as rsaEncryption for WebCrypto. */
+export function decodePublicKeyInfo(node: DerNode): PublicKeyInfo {
+  const [algorithm, keyBits] = derChildren(expectTag(node, TAG.SEQUENCE, "subjectPublicKeyInfo"));
+  const [oidNode, params] = derChildren(expectTag(algorithm, TAG.SEQUENCE, "SPKI algorithm"));
+  const oid = decodeOid(expectTag(oidNode, TAG.OID, "SPKI algorithm"));
+  const key = decodeBitString(expectTag(keyBits, TAG.BIT_STRING, "subjectPublicKey"), "subjectPublicKey");
+  if (oid === OID.ecPublicKey) {
+    const curveOid = decodeOid(expectTag(params, TAG.OID, "EC curve"));
+    const curve: Curve | undefined = curveOid === OID.p256 ? "P-256" : curveOid === OID.p384 ? "P-384" : undefined;
+    if (curve === undefined)
+      throw new ParseError("X509_UNSUPPORTED_ALGORITHM", `EC key: unsupported curve ${curveOid}`);
+    const size = curve === "P-256" ? 32 : 48;
+    if (key.length !== 1 + 2 * size || key[0] !== 0x04) {
+      throw new ParseError("X509_BAD_KEY", `EC key: expected an uncompressed ${curve} point of ${1 + 2 * size} bytes`);
+    }
+    return { kind: "ec", curve, spki: derEncoding(node).slice(), point: key.slice() };
+  }
+  if (oid === OID.rsaEncryption || oid === OID.rsassaPss) {
+    const [modulus] = derChildren(readDerExact(key, TAG.SEQUENCE, "RSAPublicKey"));
+    const n = decodeUnsignedInteger(expectTag(modulus, TAG.INTEGER, "RSA modulus"), "RSA modulus");
+    const spki =
+      oid === OID.rsaEncryption
+        ? derEncoding(node).slice()
+        : encodeSequence(
+            encodeSequence(encodeOid(OID.rsaEncryption), encodeTlv(TAG.NULL, new Uint8Array())),
+            encodeBitString(key),
+          );
+    return { kind: "rsa", spki, modulusBits: n.length * 8 - Math.clz32(n[0] as number) + 24 };
+  }
+  throw new ParseError("X509_UNSUPPORTED_ALGORITHM", `SPKI: unsupported key algorithm ${oid}`);
+}
+
+function parseCertificateUnchecked(der: Uint8Array): Certificate {
+  const root = readDerExact(der, TAG.SEQUENCE, "Certificate");
+  const [tbsNode, sigAlgNode, sigNode] = derChildren(root);
+  const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, "tbsCertificate");
+  const fields = derChildren(tbsSeq);
+  let i = 0;
+  let version = 1;
+  if (fields[0]?.tag === 0xa0) {
+    const [v] = derChildren(fields[0]);
+    version = decodeSmallInteger(expectTag(v, TAG.INTEGER, "version"), "version") + 1;
+    i = 1;
+  }
+  const serialNumber = decodeUnsignedInteger(expectTag(fields[i], TAG.INTEGER, "serialNumber"), "serialNumber");
+  const innerAlg = decodeSignatureAlgorithm(expectTag(fields[i + 1], TAG.SEQUENCE, "tbs signature"));
+  const issuerNode = expectTag(fields[i + 2], TAG.SEQUENCE, "issuer");
+  const [notBeforeNode, notAfterNode] = derChildren(expectTag(fields[i + 3], TAG.SEQUENCE, "validity"));
+  if (notBeforeNode === undefined || notAfterNode === undefined) {
+    throw new ParseError("X509_BAD_VALIDITY", "validity: expected notBefore and notAfter");
+  }
+  const subjectNode = expectTag(fields[i + 4], TAG.SEQUENCE, "subject");
+  const publicKey = decodePublicKeyInfo(expectTag(fields[i + 5], TAG.SEQUENCE, "subjectPublicKeyInfo"));
+  const extensions = new Map<string, Extension>();
+  let isCA: boolean | undefined;
+  for (const field of fields.slice(i + 6)) {
+    if (field.tag !== 0xa3) continue; // issuerUniqueID / subjectUniqueID are ignored
+    const [extSeq] = derChildren(field);
+    for (const ext of derChildren(expectTag(extSeq, TAG.SEQUENCE, "extensions"))) {
+      const parts = derChildren(expectTag(ext, TAG.SEQUENCE, "Extension"));
+      const oid = decodeOid(expectTag(parts[0], TAG.OID, "extnID"));
+      let critical = false;
+      let valueNode = parts[1];
+      if (valueNode?.tag === TAG.BOOLEAN) {
+        critical = derContent(valueNode)[0] === 0xff;
+        valueNode = parts[2];
+      }
+      const value = derContent(expectTag(valueNode, TAG.OCTET_STRING, `extension ${oid}`)).slice();
+      if (extensions.has(oid)) throw new ParseError("X509_DUPLICATE_EXTENSION", `extension ${oid} appears twice`);
+      extensions.set(oid, { critical, value });
+      if (oid === OID.basicConstraints) {
+        const [ca] = derChildren(readDerExact(value, TAG.SEQUENCE, "basicConstraints"));
+        isCA = ca?.tag === TAG.BOOLEAN && derContent(ca)[0] === 0xff;
+      }
+    }
+  }
+  const signatureAlgorithm = decodeSignatureAlgorithm(expectTag(sigAlgNode, TAG.SEQUENCE, "signatureAlgorithm"));
+  if (JSON.stringify(signatureAlgorithm) !== JSON.stringify(innerAlg)) {
+    throw new ParseError("X509_ALGORITHM_MISMATCH", "Certificate: outer and inner signature algorithms differ");
+  }
+  const signature = decodeBitString(expectTag(sigNode, TAG.BIT_STRING, "signatureValue"), "signatureValue").slice();
+  return {
+    der: der.slice(),
+    tbs: derEncoding(tbsSeq).slice(),
+    version,
+    serialNumber,
+    issuer: decodeName(issuerNode),
+    subject: decodeName(subjectNode),
+    issuerDer: derEncoding(issuerNode).slice(),
+    subjectDer: derEncoding(subjectNode).slice(),
+    notBefore: decodeTime(notBeforeNode, "notBefore"),
+    notAfter: decodeTime(notAfterNode, "notAfter"),
+    publicKey,
+    signatureAlgorithm,
+    signature,
+    extensions,
+    isCA,
+  };
+}
+
+/** Parses one DER certificate. Any malformed input throws ParseError (codes X509_... and DER_...). */
+export function parseCertificate(der: Uint8Array): Certificate {
+  try {
+    // Normalise to a plain Uint8Array: on a Node Buffer, `.slice()` would alias instead of copy.
+    return parseCertificateUnchecked(new Uint8Array(der));
+  } catch (error) {
+    if (error instanceof AttestationError) throw error;
+    throw new ParseError("X509_MALFORMED", "certificate: malformed DER", { cause: error });
+  }
+}
+
+/** All certificates in a PEM text, in order. */
+export function parsePemCertificates(pem: string): Certificate[] {
+  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
+  if (blocks.length === 0) throw new ParseError("PEM_NO_CERTIFICATE", "PEM: no CERTIFICATE block found");
+  return blocks.map((m) => parseCertificate(base64ToBytes((m[1] as string).replace(/\s+/g, ""))));
+}
+
+/** A certificate given as PEM or DER bytes. */
+export function parseCertificateBytes(bytes: Uint8Array): Certificate {
+  const head = new TextDecoder().decode(bytes.subarray(0, 64));
+  if (head.includes("-----BEGIN")) {
+    const [first] = parsePemCertificates(new TextDecoder().decode(bytes));
+    return first as Certificate;
+  }
+  return parseCertificate(bytes);
+}
+
+export function base64ToBytes(b64: string): Uint8Array {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+    throw new ParseError("BAD_BASE64", "expected standard base64 text");
+  }
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** ECDSA-Sig-Value (DER SEQUENCE of r, s) → raw fixed-size r||s. */
+export function ecdsaDerToRaw(der: Uint8Array, curve: Curve): Uint8Array {
+  const size = curve === "P-256" ? 32 : 48;
+  const [r, s] = derChildren(readDerExact(der, TAG.SEQUENCE, "ECDSA signature"));
+  const out = new Uint8Array(2 * size);
+  for (const [index, node] of [r, s].entries()) {
+    const v = decodeUnsignedInteger(expectTag(node, TAG.INTEGER, "ECDSA signature"), "ECDSA signature");
+    if (v.length > size)
+      throw new ParseError("X509_BAD_SIGNATURE", `ECDSA signature: integer longer than ${size} bytes`);
+    out.set(v, (index + 1) * size - v.length);
+  }
+  return out;
+}
+
+/** Verifies `signature` over `data` by `key` with `algorithm`. False on any mismatch. */
+export async function verifySignature(
+  key: PublicKeyInfo,
+  algorithm: SignatureAlgorithm,
+  signature: Uint8Array,
+  data: Uint8Array,
+): Promise<boolean> {
+  if (algorithm.kind === "ecdsa") {
+    if (key.kind !== "ec") return false;
+    let raw: Uint8Array;
+    try {
+      raw = ecdsaDerToRaw(signature, key.curve);
+    } catch {
+      return false;
+    }
+    return verifyEcdsa({ curve: key.curve, hash: algorithm.hash, spki: key.spki, signature: raw, data });
+  }
+  if (key.kind !== "rsa") return false;
+  if (algorithm.kind === "rsa-pss") {
+    return verifyRsaPss({ hash: algorithm.hash, saltLength: algorithm.saltLength, spki: key.spki, signature, data });
+  }
+  return verifyRsaPkcs1({ hash: algorithm.hash, spki: key.spki, signature, data });
+}
+
+/** Checks `cert`'s validity window at `at`; throws VerifyError CERT_EXPIRED / CERT_NOT_YET_VALID. */
+export function checkValidity(cert: Certificate, at: Date, role: string): void {
+  if (at.getTime() < cert.notBefore.getTime()) {
+    throw new VerifyError(
+      "CERT_NOT_YET_VALID",
+      `${role} certificate "${cert.subject}": not valid before ${cert.notBefore.toISOString()}, verification time ${at.toISOString()}`,
+    );
+  }
+  if (at.getTime() > cert.notAfter.getTime()) {
+    throw new VerifyError(
+      "CERT_EXPIRED",
+      `${role} certificate "${cert.subject}": expired ${cert.notAfter.toISOString()}, verification time ${at.toISOString()}`,
+    );
+  }
+}
+
+/** Checks that `issuer` issued `cert`: names match, issuer is a CA, signature verifies. */
+export async function checkIssuedBy(
+  cert: Certificate,
+  issuer: Certificate,
+  role: string,
+  issuerRole: string,
+): Promise<void> {
+  if (!bytesEqual(cert.issuerDer, issuer.subjectDer)) {
+    throw new VerifyError(
+      "CERT_ISSUER_MISMATCH",
+      `${role} certificate: issuer "${cert.issuer}" is not the ${issuerRole} "${issuer.subject}"`,
+    );
+  }
+  if (issuer.isCA !== true) {
+    throw new VerifyError(
+      "CERT_NOT_CA",
+      `${issuerRole} certificate "${issuer.subject}": basicConstraints cA is not true`,
+    );
+  }
+  if (!(await verifySignature(issuer.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))) {
+    throw new VerifyError(
+      "CERT_SIGNATURE_INVALID",
+      `${role} certificate "${cert.subject}": signature does not verify under the ${issuerRole} key "${issuer.subject}"`,
+    );
+  }
+}
+
+export interface ChainLink {
+  readonly cert: Certificate;
+  /** Name used in errors: "VCEK", "ASK", "PCK leaf", ... */
+  readonly role: string;
+}
+
+/**
+ * Verifies leaf ← intermediates ← root at `at`, where `root` is a pinned trust anchor.
+ * `chain[0]` is the leaf, the last element the root. The root must be self-signed and
+ * byte-identical to one of `pinnedRoots` (comparing SHA-256 of DER).
+ */
+export async function verifyChain(
+  chain: readonly ChainLink[],
+  pinnedRoots: readonly Certificate[],
+  at: Date,
+): Promise<void> {
+  const rootLink = chain[chain.length - 1];
+  if (rootLink === undefined) throw new VerifyError("CHAIN_EMPTY", "certificate chain: no certificates");
+  const rootDigest = toHex(await sha256(rootLink.cert.der));
+  const pinnedDigests = await Promise.all(pinnedRoots.map(async (r) => toHex(await sha256(r.der))));
+  if (!pinnedDigests.includes(rootDigest)) {
+    throw new VerifyError(
+      "ROOT_NOT_TRUSTED",
+      `${rootLink.role} certificate "${rootLink.cert.subject}" (sha256 ${rootDigest}) is not one of the ${pinnedRoots.length} pinned roots`,
+    );
+  }
+  for (let i = 0; i < chain.length; i++) {
+    const link = chain[i] as ChainLink;
+    const issuer = chain[i + 1] ?? link;
+    checkValidity(link.cert, at, link.role);
+    await checkIssuedBy(link.cert, issuer.cert, link.role, issuer.role);
+  }
+}
+
+// --- CRLs ----------------------------------------------------------------------------------------
+
+export interface Crl {
+  readonly der: Uint8Array;
+  readonly tbs: Uint8Array;
+  readonly issuer: string;
+  readonly issuerDer: Uint8Array;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | undefined;
+  /** Revoked serial numbers, lower-case hex of the unsigned magnitude. */
+  readonly revokedSerials: ReadonlySet<string>;
+  readonly signatureAlgorithm: SignatureAlgorithm;
+  readonly signature: Uint8Array;
+}
+
+export function parseCrl(input: Uint8Array): Crl {
+  try {
+    const der = new Uint8Array(input);
+    const root = readDerExact(der, TAG.SEQUENCE, "CertificateList");
+    const [tbsNode, sigAlgNode, sigNode] = derChildren(root);
+    const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, "tbsCertList");
+    const fields = derChildren(tbsSeq);
+    let i = fields[0]?.tag === TAG.INTEGER ? 1 : 0;
+    decodeSignatureAlgorithm(expectTag(fields[i++], TAG.SEQUENCE, "tbsCertList signature"));
+    const issuerNode = expectTag(fields[i++], TAG.SEQUENCE, "issuer");
+    const thisUpdate = decodeTime(fields[i++] as DerNode, "thisUpdate");
+    let nextUpdate: Date | undefined;
+    const maybeNext = fields[i];
+    if (maybeNext !== undefined && (maybeNext.tag === TAG.UTC_TIME || maybeNext.tag === TAG.GENERALIZED_TIME)) {
+      nextUpdate = decodeTime(maybeNext, "nextUpdate");
+      i++;
+    }
+    const revokedSerials = new Set<string>();
+    const maybeRevoked = fields[i];
+    if (maybeRevoked !== undefined && maybeRevoked.tag === TAG.SEQUENCE) {
+      for (const entry of derChildren(maybeRevoked)) {
+        const [serial] = derChildren(expectTag(entry, TAG.SEQUENCE, "revokedCertificate"));
+        revokedSerials.add(toHex(decodeUnsignedInteger(expectTag(serial, TAG.INTEGER, "userCertificate"), "serial")));
+      }
+    }
+    return {
+      der: der.slice(),
+      tbs: derEncoding(tbsSeq).slice(),
+      issuer: decodeName(issuerNode),
+      issuerDer: derEncoding(issuerNode).slice(),
+      thisUpdate,
+      nextUpdate,
+      revokedSerials,
+      signatureAlgorithm: decodeSignatureAlgorithm(expectTag(sigAlgNode, TAG.SEQUENCE, "signatureAlgorithm")),
+      signature: decodeBitString(expectTag(sigNode, TAG.BIT_STRING, "signatureValue"), "signatureValue").slice(),
+    };
+  } catch (error) {
+    if (error instanceof AttestationError) throw error;
+    throw new ParseError("CRL_MALFORMED", "CRL: malformed DER", { cause: error });
+  }
+}
+
+/**
+ * Verifies a CRL's signature by `issuer` and that it is current at `at` (thisUpdate ≤ at ≤
+ * nextUpdate), then throws CERT_REVOKED if `cert` is listed.
+ */
+export async function checkNotRevoked(
+  cert: Certificate,
+  crl: Crl,
+  issuer: Certificate,
+  at: Date,
+  role: string,
+): Promise<void> {
+  if (!bytesEqual(crl.issuerDer, issuer.subjectDer)) {
+    throw new VerifyError("CRL_ISSUER_MISMATCH", `CRL issuer "${crl.issuer}" is not "${issuer.subject}"`);
+  }
+  if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
+    throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
+  }
+  if (at < crl.thisUpdate || (crl.nextUpdate !== undefined && at > crl.nextUpdate)) {
+    throw new VerifyError(
+      "CRL_EXPIRED",
+      `CRL from "${crl.issuer}": valid ${crl.thisUpdate.toISOString()} to ${crl.nextUpdate?.toISOString() ?? "?"}, verification time ${at.toISOString()}`,
+    );
+  }
+  if (crl.revokedSerials.has(toHex(cert.serialNumber))) {
+    throw new VerifyError(
+      "CERT_REVOKED",
+      `${role} certificate "${cert.subject}" (serial ${toHex(cert.serialNumber)}) is revoked`,
+    );
+  }
+}
+
+/** First extension value by OID, or undefined. */
+export function extension(cert: Certificate, oid: string): Uint8Array | undefined {
+  return cert.extensions.get(oid)?.value;
+}

@@ -1,0 +1,114 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { AttestationError } from "../../attestation/errors.ts";
+import {
+  checkNotRevoked,
+  parseCertificate,
+  parseCertificateBytes,
+  parseCrl,
+  parsePemCertificates,
+  verifyChain,
+} from "../../attestation/x509.ts";
+
+const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const read = (p: string) => readFileSync(new URL(p, F));
+const pem = (p: string) => parsePemCertificates(read(p).toString("utf8"))[0]!;
+
+describe("x509", () => {
+  const arkMilan = pem("amd-roots/ark-milan.pem");
+  const askMilan = pem("amd-roots/ask-milan.pem");
+  const arkGenoa = pem("amd-roots/ark-genoa.pem");
+  const askGenoa = pem("amd-roots/ask-genoa.pem");
+
+  it("parses the AMD Milan ARK as a self-signed RSA-PSS CA", () => {
+    expect(arkMilan.subject).toContain("CN=ARK-Milan");
+    expect(arkMilan.isCA).toBe(true);
+    expect(arkMilan.signatureAlgorithm).toEqual({ kind: "rsa-pss", hash: "SHA-384", saltLength: 48 });
+    expect(arkMilan.publicKey.kind).toBe("rsa");
+    expect(arkMilan.notAfter.toISOString()).toBe("2045-10-22T17:23:05.000Z");
+  });
+
+  it("verifies a real VCEK (serial 0, no AKI) to the Milan ARK", async () => {
+    const vcek = parseCertificateBytes(read("snp/milan-virtee-v2-vcek.der"));
+    expect(vcek.serialNumber).toEqual(Uint8Array.of(0));
+    const chain = [
+      { cert: vcek, role: "VCEK" },
+      { cert: askMilan, role: "ASK" },
+      { cert: arkMilan, role: "ARK" },
+    ];
+    await expect(verifyChain(chain, [arkMilan], new Date("2026-01-01T00:00:00Z"))).resolves.toBeUndefined();
+  });
+
+  it("rejects the fake VCEK with CERT_SIGNATURE_INVALID", async () => {
+    const fake = parseCertificateBytes(read("snp/milan-fake-vcek-invalid-new.der"));
+    const chain = [
+      { cert: fake, role: "VCEK" },
+      { cert: askMilan, role: "ASK" },
+      { cert: arkMilan, role: "ARK" },
+    ];
+    await expect(verifyChain(chain, [arkMilan], new Date("2026-01-01T00:00:00Z"))).rejects.toMatchObject({
+      code: "CERT_SIGNATURE_INVALID",
+    });
+  });
+
+  it("rejects a chain to the wrong product's root", async () => {
+    const vcek = parseCertificateBytes(read("snp/milan-virtee-v2-vcek.der"));
+    const chain = [
+      { cert: vcek, role: "VCEK" },
+      { cert: askGenoa, role: "ASK" },
+      { cert: arkGenoa, role: "ARK" },
+    ];
+    await expect(verifyChain(chain, [arkGenoa], new Date("2026-01-01T00:00:00Z"))).rejects.toMatchObject({
+      code: "CERT_ISSUER_MISMATCH",
+    });
+  });
+
+  it("rejects a root that is not pinned", async () => {
+    const chain = [
+      { cert: askMilan, role: "ASK" },
+      { cert: arkMilan, role: "ARK" },
+    ];
+    await expect(verifyChain(chain, [arkGenoa], new Date("2026-01-01T00:00:00Z"))).rejects.toMatchObject({
+      code: "ROOT_NOT_TRUSTED",
+    });
+  });
+
+  it("rejects certificates outside their validity window", async () => {
+    const vlek = parseCertificateBytes(read("snp/milan-aws-vlek.der"));
+    const asvk = pem("amd-roots/asvk-milan.pem");
+    const chain = [
+      { cert: vlek, role: "VLEK" },
+      { cert: asvk, role: "ASVK" },
+      { cert: arkMilan, role: "ARK" },
+    ];
+    await expect(verifyChain(chain, [arkMilan], new Date("2025-06-01T00:00:00Z"))).resolves.toBeUndefined();
+    await expect(verifyChain(chain, [arkMilan], new Date("2025-12-11T00:00:00Z"))).rejects.toMatchObject({
+      code: "CERT_EXPIRED",
+    });
+    await expect(verifyChain(chain, [arkMilan], new Date("2024-01-01T00:00:00Z"))).rejects.toMatchObject({
+      code: "CERT_NOT_YET_VALID",
+    });
+  });
+
+  it("verifies Intel CRLs and refuses an out-of-date one", async () => {
+    const root = pem("intel-roots/intel-sgx-root-ca.pem");
+    const pca = pem("intel-roots/intel-sgx-pck-platform-ca.pem");
+    const crl = parseCrl(read("tdx/collateral/root-ca-crl-2023-04-03.der"));
+    await expect(checkNotRevoked(pca, crl, root, new Date("2023-05-01T00:00:00Z"), "PCK CA")).resolves.toBeUndefined();
+    await expect(checkNotRevoked(pca, crl, root, new Date("2025-01-01T00:00:00Z"), "PCK CA")).rejects.toMatchObject({
+      code: "CRL_EXPIRED",
+    });
+    const pckCrl = parseCrl(read("tdx/collateral/pck-crl-platform-2023-06-08.der"));
+    expect(pckCrl.revokedSerials.size).toBe(44);
+  });
+
+  it("turns truncated or corrupted DER into a typed ParseError", () => {
+    const der = arkMilan.der;
+    for (const cut of [0, 1, 2, 10, 100, der.length - 1]) {
+      expect(() => parseCertificate(der.subarray(0, cut))).toThrow(AttestationError);
+    }
+    const corrupted = new Uint8Array(der);
+    corrupted[1] = 0x85; // a 5-byte length
+    expect(() => parseCertificate(corrupted)).toThrow(AttestationError);
+  });
+});
