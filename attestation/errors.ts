@@ -7,6 +7,7 @@
 
 export type AttestationStage =
   | "configuration"
+  | "evidence"
   | "parse"
   | "verify"
   | "appraise"
@@ -48,5 +49,16 @@ export class ConfigurationError extends AttestationError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super("configuration", code, message, options);
     this.name = "ConfigurationError";
+  }
+}
+
+/**
+ * Obtaining evidence from the TEE failed (inside the enclave): missing kernel interface, no
+ * provider driver, permission denied, a concurrent writer, a failing TPM command.
+ */
+export class EvidenceError extends AttestationError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super("evidence", code, message, options);
+    this.name = "EvidenceError";
   }
 }
