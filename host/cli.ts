@@ -1,4 +1,38 @@
-/** `cloister` sub-commands of the host/ party. Actions import their implementation lazily. */
+/** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { intOption } from "../client/cli/output.ts";
 
-export function registerHostCommands(_program: Command): void {}
+export function registerHostCommands(program: Command): void {
+  program
+    .command("host")
+    .description("run the untrusted host: API keys, limits, and byte forwarding to one enclave")
+    .requiredOption("--enclave-url <url>", "the enclave's internal URL (e.g. http://127.0.0.1:8443)")
+    .requiredOption(
+      "--api-keys <file>",
+      "API keys file (JSON: {version: 1, keys: [{id, project, sha256, permissions, requestsPerMinute}]})",
+    )
+    .option("--listen <address>", "address to bind", "127.0.0.1")
+    .option("--port <n>", "port to listen on", intOption("--port", 0, 65535), 8080)
+    .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 100_000), 64)
+    .option("--max-queued <n>", "requests waiting beyond that before 503", intOption("--max-queued", 0, 1_000_000), 256)
+    .option(
+      "--max-request-bytes <n>",
+      "largest sealed request",
+      intOption("--max-request-bytes", 1024, 64 * 1024 * 1024),
+      1024 * 1024,
+    )
+    .action(async (options: HostCommandOptions) => {
+      const { runHostCommand } = await import("./run.ts");
+      await runHostCommand(options);
+    });
+}
+
+export interface HostCommandOptions {
+  enclaveUrl: string;
+  apiKeys: string;
+  listen: string;
+  port: number;
+  maxInFlight: number;
+  maxQueued: number;
+  maxRequestBytes: number;
+}

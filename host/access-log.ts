@@ -1,0 +1,27 @@
+/**
+ * The host's access log: sizes and timings only. It never records bodies, headers, API keys,
+ * nonces or anything else a request carries; the key is identified by its configured id.
+ */
+export interface AccessLogEntry {
+  readonly time: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly keyId: string | null;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  /** Time until the response headers were sent. */
+  readonly headersMs: number;
+  /** Time until the last response byte (streams) or the response (others). */
+  readonly durationMs: number;
+  readonly outcome: "ok" | "error" | "aborted";
+}
+
+export type AccessLogSink = (entry: AccessLogEntry) => void;
+
+/** One JSON line per request on the given stream (stderr by default). */
+export function jsonLinesAccessLog(write: (line: string) => void = (l) => process.stderr.write(l)): AccessLogSink {
+  return (entry) => write(`${JSON.stringify({ type: "access", ...entry })}\n`);
+}
+
+export const discardAccessLog: AccessLogSink = () => {};

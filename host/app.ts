@@ -1,0 +1,293 @@
+/**
+ * The untrusted host: a hono app that authenticates callers, applies limits and forwards bytes to
+ * one enclave. It can read a sealed envelope's routing header (version, kind, enclave key id,
+ * sizes) and nothing else: it never imports the code that opens sealed messages (a test checks
+ * the import graph). Responses stream through as they come; the host never buffers an answer.
+ *
+ * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed.
+ */
+import { Hono } from "hono";
+import { parseEnvelope } from "../sealed/envelope.ts";
+import type { AccessLogSink } from "./access-log.ts";
+import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
+import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
+import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
+
+export interface HostOptions {
+  /** Base URL of the enclave's internal server, e.g. http://127.0.0.1:8443 */
+  readonly enclaveUrl: string;
+  readonly apiKeys: ApiKeyStore;
+  readonly limits: {
+    /** Largest sealed request accepted, in bytes. */
+    readonly maxRequestBytes: number;
+    /** Time allowed for the enclave to send response headers. */
+    readonly upstreamHeadersTimeoutMs: number;
+    /** Longest pause allowed between two chunks of a streamed answer. */
+    readonly upstreamIdleTimeoutMs: number;
+  } & LimiterOptions;
+  readonly accessLog: AccessLogSink;
+  /** Injectable for tests; defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+export const TENANT_HEADER = "x-cloister-tenant";
+const CHALLENGE_MAX_BYTES = 1024;
+const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
+
+type Variables = { caller: Caller | null; requestBytes: number };
+
+async function readBody(
+  request: { readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
+  limit: number,
+): Promise<Uint8Array> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw bodyTooLarge(limit, declared);
+  const reader = request.body?.getReader();
+  if (reader === undefined) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw bodyTooLarge(limit, `more than ${limit}`);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    body.set(c, offset);
+    offset += c.length;
+  }
+  return body;
+}
+
+export function createHostApp(options: HostOptions): Hono<{ Variables: Variables }> {
+  const app = new Hono<{ Variables: Variables }>();
+  const limiter = new ConcurrencyLimiter(options.limits);
+  const doFetch = options.fetch ?? fetch;
+  const enclaveBase = options.enclaveUrl.replace(/\/+$/, "");
+
+  // Access log: sizes and timings only, written when the last byte has gone out.
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    c.set("caller", null);
+    c.set("requestBytes", 0);
+    await next();
+    const headersMs = performance.now() - started;
+    const base = {
+      time: new Date().toISOString(),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      keyId: c.get("caller")?.keyId ?? null,
+      requestBytes: c.get("requestBytes"),
+      headersMs: Math.round(headersMs * 100) / 100,
+    };
+    const body = c.res.body;
+    if (body === null) {
+      options.accessLog({ ...base, responseBytes: 0, durationMs: base.headersMs, outcome: c.res.ok ? "ok" : "error" });
+      return;
+    }
+    let responseBytes = 0;
+    const counted = body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          responseBytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+        flush() {
+          options.accessLog({
+            ...base,
+            responseBytes,
+            durationMs: Math.round((performance.now() - started) * 100) / 100,
+            outcome: c.res.ok ? "ok" : "error",
+          });
+        },
+      }),
+    );
+    c.res = new Response(counted, { status: c.res.status, headers: c.res.headers });
+  });
+
+  app.onError((error, c) => errorResponse(c, error));
+  app.notFound((c) => c.json({ error: { code: "NOT_FOUND", message: "no such route" } }, 404));
+
+  // Identity comes first: anonymous or unknown keys are refused before anything else.
+  const authenticate = (c: { req: { header(name: string): string | undefined } }, permission: Permission): Caller => {
+    const record: ApiKeyRecord = options.apiKeys.authenticate(c.req.header("authorization"));
+    return options.apiKeys.authorize(record, permission);
+  };
+
+  app.get("/healthz", (c) => c.json({ status: "ok", inFlight: limiter.active, queued: limiter.queued }));
+
+  app.get("/v1/attestation", async (c) => {
+    c.set("caller", authenticate(c, "attest"));
+    const upstream = await forward(doFetch, `${enclaveBase}/attestation`, { method: "GET" }, options.limits);
+    return passThroughBounded(upstream, DOCUMENT_MAX_BYTES);
+  });
+
+  app.post("/v1/attestation/challenge", async (c) => {
+    c.set("caller", authenticate(c, "attest"));
+    const body = await readBody(c.req.raw, CHALLENGE_MAX_BYTES);
+    c.set("requestBytes", body.length);
+    const upstream = await forward(
+      doFetch,
+      `${enclaveBase}/attestation/challenge`,
+      { method: "POST", body, headers: { "content-type": "application/json" } },
+      options.limits,
+    );
+    return passThroughBounded(upstream, 64 * 1024);
+  });
+
+  app.post("/v1/sealed", async (c) => {
+    const record = options.apiKeys.authenticate(c.req.header("authorization"));
+    const body = await readBody(c.req.raw, options.limits.maxRequestBytes);
+    c.set("requestBytes", body.length);
+    // The routing header is all the host may read: check its structure, then forward the bytes.
+    let kind: Permission;
+    try {
+      kind = parseEnvelope(body).header.kind;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new HostError(
+        typeof code === "string" ? code : "ENVELOPE_MALFORMED",
+        400,
+        error instanceof Error ? error.message : "malformed envelope",
+      );
+    }
+    const caller = options.apiKeys.authorize(record, kind);
+    c.set("caller", caller);
+    const release = await limiter.acquire();
+    try {
+      const upstream = await forward(
+        doFetch,
+        `${enclaveBase}/sealed`,
+        {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
+          signal: c.req.raw.signal,
+        },
+        options.limits,
+      );
+      return streamThrough(upstream, options.limits.upstreamIdleTimeoutMs, release);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  });
+
+  return app;
+}
+
+/** Sends a request to the enclave, mapping connection failures and header timeouts. */
+async function forward(
+  doFetch: typeof fetch,
+  url: string,
+  init: { method: string; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal },
+  limits: HostOptions["limits"],
+): Promise<{ response: Response; controller: AbortController }> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error("headers timeout")), limits.upstreamHeadersTimeoutMs);
+  const onClientAbort = () => controller.abort(new Error("client went away"));
+  init.signal?.addEventListener("abort", onClientAbort, { once: true });
+  try {
+    const response = await doFetch(url, {
+      method: init.method,
+      ...(init.body === undefined ? {} : { body: init.body as Uint8Array<ArrayBuffer> }),
+      ...(init.headers === undefined ? {} : { headers: init.headers }),
+      signal: controller.signal,
+    });
+    return { response, controller };
+  } catch (error) {
+    if (controller.signal.aborted && !init.signal?.aborted) {
+      throw new HostError(
+        "ENCLAVE_TIMEOUT",
+        504,
+        `enclave did not answer within ${limits.upstreamHeadersTimeoutMs} ms`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const PASSED_HEADERS = ["content-type", "retry-after"];
+
+function pickHeaders(from: Headers): Headers {
+  const headers = new Headers();
+  for (const name of PASSED_HEADERS) {
+    const value = from.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  return headers;
+}
+
+async function passThroughBounded(upstream: { response: Response }, limit: number): Promise<Response> {
+  const body = await readBody(upstream.response, limit).catch((error: unknown) => {
+    if (error instanceof HostError)
+      throw new HostError("ENCLAVE_RESPONSE_TOO_LARGE", 502, "enclave response too large");
+    throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut", { cause: error });
+  });
+  return new Response(body as Uint8Array<ArrayBuffer>, {
+    status: upstream.response.status,
+    headers: pickHeaders(upstream.response.headers),
+  });
+}
+
+/**
+ * Streams the enclave's answer through as it arrives. An idle gap longer than `idleMs` aborts the
+ * upstream request, which ends the client's stream early; the client detects the truncation.
+ */
+function streamThrough(
+  upstream: { response: Response; controller: AbortController },
+  idleMs: number,
+  release: () => void,
+): Response {
+  const source = upstream.response.body;
+  if (source === null) {
+    release();
+    return new Response(null, { status: upstream.response.status, headers: pickHeaders(upstream.response.headers) });
+  }
+  const reader = source.getReader();
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => upstream.controller.abort(new Error("idle timeout")), idleMs);
+  };
+  const finish = () => {
+    clearTimeout(idle);
+    release();
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    start: arm,
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          finish();
+          controller.close();
+          return;
+        }
+        arm();
+        controller.enqueue(value);
+      } catch (error) {
+        finish();
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      finish();
+      upstream.controller.abort(reason);
+      await reader.cancel(reason).catch(() => {});
+    },
+  });
+  return new Response(stream, { status: upstream.response.status, headers: pickHeaders(upstream.response.headers) });
+}

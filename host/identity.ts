@@ -1,0 +1,86 @@
+/**
+ * Identity: API keys scoped to a project, with permissions and a per-key rate limit. The host
+ * stores only SHA-256 hashes of keys and compares them in constant time. Anonymous requests are
+ * refused before anything else happens.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { forbidden, rateLimited, unauthenticated } from "./errors.ts";
+
+export const PERMISSIONS = ["attest", "chat", "complete"] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const apiKeySchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  project: z.string().min(1).max(128),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  permissions: z.array(z.enum(PERMISSIONS)).min(1),
+  requestsPerMinute: z.number().int().min(1).max(1_000_000),
+});
+export const apiKeysFileSchema = z.strictObject({ version: z.literal(1), keys: z.array(apiKeySchema).min(1) });
+
+export type ApiKeyRecord = z.infer<typeof apiKeySchema>;
+export type ApiKeysFile = z.infer<typeof apiKeysFileSchema>;
+
+export interface Caller {
+  readonly keyId: string;
+  readonly project: string;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+interface Bucket {
+  tokens: number;
+  updatedMs: number;
+}
+
+export class ApiKeyStore {
+  private readonly records: readonly (ApiKeyRecord & { digest: Buffer })[];
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(
+    file: ApiKeysFile,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.records = file.keys.map((r) => ({ ...r, digest: Buffer.from(r.sha256, "hex") }));
+  }
+
+  /** Resolves the Authorization header to a caller, or throws UNAUTHENTICATED. */
+  authenticate(authorization: string | undefined): ApiKeyRecord {
+    const match = /^Bearer ([\x21-\x7e]{16,256})$/.exec(authorization ?? "");
+    if (match === null) throw unauthenticated();
+    const digest = createHash("sha256")
+      .update(match[1] as string, "utf8")
+      .digest();
+    let found: ApiKeyRecord | undefined;
+    // Compare against every record so the time taken does not depend on which key matched.
+    for (const record of this.records) {
+      if (timingSafeEqual(record.digest, digest) && found === undefined) found = record;
+    }
+    if (found === undefined) throw unauthenticated();
+    return found;
+  }
+
+  authorize(record: ApiKeyRecord, permission: Permission): Caller {
+    if (!record.permissions.includes(permission)) throw forbidden(permission);
+    this.take(record);
+    return { keyId: record.id, project: record.project };
+  }
+
+  /** Token bucket: `requestsPerMinute` per key, bursts up to the same number. */
+  private take(record: ApiKeyRecord): void {
+    const now = this.now();
+    const capacity = record.requestsPerMinute;
+    const bucket = this.buckets.get(record.id) ?? { tokens: capacity, updatedMs: now };
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.updatedMs) * capacity) / 60_000);
+    bucket.updatedMs = now;
+    if (bucket.tokens < 1) {
+      this.buckets.set(record.id, bucket);
+      throw rateLimited(Math.max(1, Math.ceil(((1 - bucket.tokens) * 60_000) / capacity / 1000)));
+    }
+    bucket.tokens -= 1;
+    this.buckets.set(record.id, bucket);
+  }
+}

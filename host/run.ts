@@ -1,0 +1,58 @@
+/** Implementation of `cloister host`. */
+import { readFile } from "node:fs/promises";
+import { UsageError } from "../client/cli/output.ts";
+import { jsonLinesAccessLog } from "./access-log.ts";
+import type { HostCommandOptions } from "./cli.ts";
+import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
+import { startHost } from "./server.ts";
+
+export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`--api-keys: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--api-keys: "${path}" is not JSON`);
+  }
+  const parsed = apiKeysFileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`--api-keys: ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+  }
+  return new ApiKeyStore(parsed.data);
+}
+
+export async function runHostCommand(options: HostCommandOptions): Promise<void> {
+  try {
+    new URL(options.enclaveUrl);
+  } catch {
+    throw new UsageError(`--enclave-url: expected a URL, found "${options.enclaveUrl}"`);
+  }
+  const server = await startHost({
+    enclaveUrl: options.enclaveUrl,
+    apiKeys: await loadApiKeys(options.apiKeys),
+    hostname: options.listen,
+    port: options.port,
+    accessLog: jsonLinesAccessLog(),
+    limits: {
+      maxInFlight: options.maxInFlight,
+      maxQueued: options.maxQueued,
+      maxRequestBytes: options.maxRequestBytes,
+    },
+  });
+  process.stderr.write(`cloister host: listening on ${server.url}, forwarding to ${options.enclaveUrl}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void server.close().then(resolve);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
