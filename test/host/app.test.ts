@@ -87,7 +87,7 @@ describe("host app", () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
     const [url, init] = upstream.mock.calls[0]!;
     expect(url).toBe("http://enclave.invalid/sealed");
-    expect((init?.headers as Record<string, string>)[TENANT_HEADER]).toBe("team-a");
+    expect((init!.headers as Record<string, string>)[TENANT_HEADER]).toBe("team-a");
   });
 
   it("rejects malformed envelopes with a stable code and never forwards them", async () => {
