@@ -1,0 +1,425 @@
+/**
+ * AMD SEV-SNP report verification: is this parsed report signed by a genuine AMD endorsement key
+ * (VCEK or VLEK) that chains to a trusted root at time `at`, and does that key belong to the chip
+ * and TCB the report names?
+ *
+ * Checks, in this order (the first failure is thrown as a VerifyError with its own code):
+ *  1. the report is signed at all (SIGNING_KEY ≠ none)                     SNP_REPORT_UNSIGNED
+ *  2. the endorsement certificate is a KDS VCEK/VLEK: ECDSA P-384 key, RSA-PSS SHA-384 signature,
+ *     well-formed AMD extensions                       SNP_ENDORSEMENT_KEY_INVALID, SNP_CERT_EXTENSION_INVALID
+ *  3. its kind (VCEK: hwID, CN=SEV-VCEK; VLEK: cspID, CN=SEV-VLEK) is the report's SIGNING_KEY
+ *                                                                           SNP_SIGNING_KEY_MISMATCH
+ *  4. its productName is the product the report's CPUID names (v3+)         SNP_PRODUCT_MISMATCH
+ *  5. a trust anchor of that product whose ASK (VCEK) or ASVK (VLEK) issued the certificate
+ *                                                                           ROOT_NOT_TRUSTED
+ *  6. the chain VCEK ← ASK ← ARK (VLEK ← ASVK ← ARK), each valid at `at`, ARK pinned (x509.ts)
+ *                                 CERT_EXPIRED, CERT_NOT_YET_VALID, CERT_SIGNATURE_INVALID, ...
+ *  7. the report's ECDSA P-384/SHA-384 signature over bytes [0, 0x2A0)      SNP_REPORT_SIGNATURE_INVALID
+ *  8. VCEK hwID == CHIP_ID (Turin: the 8-byte hwID == CHIP_ID[0..8))        SNP_HWID_MISMATCH
+ *  9. the certificate's SPLs == REPORTED_TCB (fmcSPL too on Turin)          SNP_TCB_MISMATCH
+ * The signature is checked before any field of the report is compared (a tampered CHIP_ID is
+ * therefore reported as a signature failure).
+ *
+ * Not checked here: guest policy, measurement, TCB minimums, REPORT_DATA binding (appraise.ts and
+ * binding.ts), and revocation (AMD publishes CRLs only for ARK/ASK; none is bundled).
+ */
+import { bytesEqual, isAllZero, toHex } from "../bytes.ts";
+import { verifyEcdsa } from "../crypto.ts";
+import { decodeSmallInteger, derContent, readDerExact, TAG } from "../der.ts";
+import { AttestationError, ConfigurationError, VerifyError } from "../errors.ts";
+import type { SnpTrustAnchor } from "../roots/amd.ts";
+import { type Certificate, extension, verifyChain } from "../x509.ts";
+import {
+  decodeTcbVersion,
+  SNP_PRODUCTS,
+  type SnpProduct,
+  type SnpReport,
+  type SnpSigningKey,
+  type SnpTcbVersion,
+} from "./parse.ts";
+
+/** AMD KDS certificate extension OIDs (AMD spec 57230, "VCEK Certificate Extensions"). */
+export const AMD_OID = {
+  structVersion: "1.3.6.1.4.1.3704.1.1",
+  productName: "1.3.6.1.4.1.3704.1.2",
+  blSPL: "1.3.6.1.4.1.3704.1.3.1",
+  teeSPL: "1.3.6.1.4.1.3704.1.3.2",
+  snpSPL: "1.3.6.1.4.1.3704.1.3.3",
+  ucodeSPL: "1.3.6.1.4.1.3704.1.3.8",
+  fmcSPL: "1.3.6.1.4.1.3704.1.3.9",
+  hwID: "1.3.6.1.4.1.3704.1.4",
+  cspID: "1.3.6.1.4.1.3704.1.5",
+} as const;
+
+/** The AMD-specific extensions of a VCEK/VLEK certificate, decoded. */
+export interface SnpEndorsementExtensions {
+  /** productName as written, e.g. "Milan-B0", "Genoa", "Turin". */
+  readonly productName: string;
+  /** The product line: productName up to the first "-". */
+  readonly product: SnpProduct;
+  /** hwID (VCEK): 64 bytes on Milan/Genoa, 8 on Turin; null on a VLEK. */
+  readonly hwId: Uint8Array | null;
+  /** cspID (VLEK): the cloud provider, e.g. "CN=cc-us-east-2.amazonaws.com"; null on a VCEK. */
+  readonly cspId: string | null;
+  readonly blSPL: number;
+  readonly teeSPL: number;
+  readonly snpSPL: number;
+  readonly ucodeSPL: number;
+  /** fmcSPL (Turin only), else null. */
+  readonly fmcSPL: number | null;
+}
+
+const VERIFIED = Symbol("VerifiedSnpReport");
+
+/**
+ * A report whose signature chains to a trust anchor and whose endorsement key matches its chip and
+ * TCB. Only `verifySnpReport` can construct one.
+ */
+export class VerifiedSnpReport {
+  readonly report: SnpReport;
+  readonly product: SnpProduct;
+  readonly signingKey: Exclude<SnpSigningKey, "NONE">;
+  /** True when the anchor was a simulator hierarchy: this is not hardware evidence. */
+  readonly simulated: boolean;
+  readonly endorsementKey: Certificate;
+  readonly extensions: SnpEndorsementExtensions;
+  readonly anchor: SnpTrustAnchor;
+  /** REPORTED_TCB decoded with the verified product's layout. */
+  readonly reportedTcb: SnpTcbVersion;
+  /** The time at which the chain was checked. */
+  readonly verifiedAt: Date;
+
+  constructor(
+    token: symbol,
+    fields: {
+      report: SnpReport;
+      product: SnpProduct;
+      signingKey: Exclude<SnpSigningKey, "NONE">;
+      endorsementKey: Certificate;
+      extensions: SnpEndorsementExtensions;
+      anchor: SnpTrustAnchor;
+      verifiedAt: Date;
+    },
+  ) {
+    if (token !== VERIFIED) {
+      throw new ConfigurationError("SNP_VERIFIED_FORGED", "VerifiedSnpReport can only be created by verifySnpReport");
+    }
+    this.report = fields.report;
+    this.product = fields.product;
+    this.signingKey = fields.signingKey;
+    this.simulated = fields.anchor.simulated;
+    this.endorsementKey = fields.endorsementKey;
+    this.extensions = fields.extensions;
+    this.anchor = fields.anchor;
+    this.reportedTcb = decodeTcbVersion(fields.report.reportedTcb.raw, fields.product);
+    this.verifiedAt = new Date(fields.verifiedAt.getTime());
+    Object.freeze(this);
+  }
+}
+
+export interface VerifySnpReportInput {
+  readonly report: SnpReport;
+  /** The VCEK or VLEK certificate (from the extended report, the KDS, or a cache). */
+  readonly endorsementKey: Certificate;
+  /** Trusted anchors; pass AMD_ROOTS for real hardware. Simulator anchors only when intended. */
+  readonly anchors: readonly SnpTrustAnchor[];
+  /** Verification time for every certificate's validity window. */
+  readonly at: Date;
+}
+
+function extensionError(field: string, message: string, cause?: unknown): VerifyError {
+  return new VerifyError(
+    "SNP_CERT_EXTENSION_INVALID",
+    `endorsement certificate extension ${field}: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function splExtension(cert: Certificate, oid: string, field: string): number {
+  const value = extension(cert, oid);
+  if (value === undefined) throw extensionError(field, "missing");
+  try {
+    const n = decodeSmallInteger(readDerExact(value, TAG.INTEGER, field), field);
+    if (n < 0 || n > 255) throw extensionError(field, `expected 0..255, found ${n}`);
+    return n;
+  } catch (error) {
+    if (error instanceof VerifyError) throw error;
+    throw extensionError(field, "expected a DER INTEGER", error);
+  }
+}
+
+function ia5Extension(cert: Certificate, oid: string, field: string): string | null {
+  const value = extension(cert, oid);
+  if (value === undefined) return null;
+  try {
+    const bytes = derContent(readDerExact(value, TAG.IA5_STRING, field));
+    for (const b of bytes) if (b > 0x7e || b < 0x20) throw extensionError(field, "expected printable IA5 text");
+    return String.fromCharCode(...bytes);
+  } catch (error) {
+    if (error instanceof VerifyError) throw error;
+    throw extensionError(field, "expected a DER IA5String", error);
+  }
+}
+
+/** hwID is raw bytes in real KDS certificates; some tools wrap it in an OCTET STRING. Accept both. */
+function hwIdExtension(cert: Certificate, size: number): Uint8Array | null {
+  const value = extension(cert, AMD_OID.hwID);
+  if (value === undefined) return null;
+  if (value.length === size) return value.slice();
+  try {
+    const inner = derContent(readDerExact(value, TAG.OCTET_STRING, "hwID"));
+    if (inner.length === size) return inner.slice();
+  } catch (error) {
+    throw extensionError("hwID", `expected ${size} bytes (raw or as an OCTET STRING), found ${value.length}`, error);
+  }
+  throw extensionError("hwID", `expected ${size} bytes, found a different length`);
+}
+
+/** Decodes (and checks the form of) the AMD extensions of a VCEK/VLEK certificate. */
+export function decodeSnpEndorsementExtensions(cert: Certificate): SnpEndorsementExtensions {
+  const productName = ia5Extension(cert, AMD_OID.productName, "productName");
+  if (productName === null) throw extensionError("productName", "missing");
+  const line = productName.split("-")[0] as string;
+  const product = SNP_PRODUCTS.find((p) => p === line);
+  if (product === undefined) {
+    throw extensionError(
+      "productName",
+      `expected one of ${SNP_PRODUCTS.join(", ")} (optionally -stepping), found "${productName}"`,
+    );
+  }
+  const hwId = hwIdExtension(cert, product === "Turin" ? 8 : 64);
+  const cspId = ia5Extension(cert, AMD_OID.cspID, "cspID");
+  if (hwId !== null && cspId !== null) throw extensionError("hwID/cspID", "a certificate cannot carry both");
+  return {
+    productName,
+    product,
+    hwId,
+    cspId,
+    blSPL: splExtension(cert, AMD_OID.blSPL, "blSPL"),
+    teeSPL: splExtension(cert, AMD_OID.teeSPL, "teeSPL"),
+    snpSPL: splExtension(cert, AMD_OID.snpSPL, "snpSPL"),
+    ucodeSPL: splExtension(cert, AMD_OID.ucodeSPL, "ucodeSPL"),
+    fmcSPL: product === "Turin" ? splExtension(cert, AMD_OID.fmcSPL, "fmcSPL") : null,
+  };
+}
+
+function commonName(cert: Certificate, which: "subject" | "issuer"): string {
+  const name = which === "subject" ? cert.subject : cert.issuer;
+  for (const part of name.split(",")) if (part.startsWith("CN=")) return part.slice(3);
+  return "";
+}
+
+function checkEndorsementKeyShape(cert: Certificate, role: string): void {
+  if (cert.publicKey.kind !== "ec" || cert.publicKey.curve !== "P-384") {
+    throw new VerifyError(
+      "SNP_ENDORSEMENT_KEY_INVALID",
+      `${role} certificate "${cert.subject}": expected an ECDSA P-384 public key, found ${
+        cert.publicKey.kind === "ec" ? cert.publicKey.curve : cert.publicKey.kind
+      }`,
+    );
+  }
+  const alg = cert.signatureAlgorithm;
+  if (alg.kind !== "rsa-pss" || alg.hash !== "SHA-384") {
+    throw new VerifyError(
+      "SNP_ENDORSEMENT_KEY_INVALID",
+      `${role} certificate "${cert.subject}": expected an RSASSA-PSS SHA-384 signature, found ${alg.kind} ${alg.hash}`,
+    );
+  }
+}
+
+function describeTcb(t: {
+  fmc?: number | null;
+  bootloader: number;
+  tee: number;
+  snp: number;
+  microcode: number;
+}): string {
+  const fmc = t.fmc === null || t.fmc === undefined ? "" : `fmc ${t.fmc}, `;
+  return `${fmc}bl ${t.bootloader}, tee ${t.tee}, snp ${t.snp}, ucode ${t.microcode}`;
+}
+
+/** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
+export async function verifySnpReport(input: VerifySnpReportInput): Promise<VerifiedSnpReport> {
+  const { report, endorsementKey: cert, anchors, at } = input;
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+    throw new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date");
+  }
+  if (anchors.length === 0) {
+    throw new ConfigurationError("SNP_NO_TRUST_ANCHOR", "SNP verification: no trust anchors given");
+  }
+
+  // 1. An unsigned report proves nothing.
+  if (report.signingKey === "NONE") {
+    throw new VerifyError("SNP_REPORT_UNSIGNED", "SIGNING_KEY: the report is not signed (SIGNING_KEY = 7, none)");
+  }
+  const signingKey = report.signingKey;
+
+  // 2. The certificate must be an AMD KDS endorsement key certificate.
+  checkEndorsementKeyShape(cert, signingKey);
+  const ext = decodeSnpEndorsementExtensions(cert);
+
+  // 3. Its kind must be the one the report says signed it.
+  const certKind: "VCEK" | "VLEK" | null =
+    commonName(cert, "subject") === "SEV-VCEK" && ext.hwId !== null && ext.cspId === null
+      ? "VCEK"
+      : commonName(cert, "subject") === "SEV-VLEK" && ext.cspId !== null && ext.hwId === null
+        ? "VLEK"
+        : null;
+  if (certKind !== signingKey) {
+    throw new VerifyError(
+      "SNP_SIGNING_KEY_MISMATCH",
+      `SIGNING_KEY: the report names ${signingKey}, but the certificate "${cert.subject}" is ${
+        certKind ?? "neither a VCEK (CN=SEV-VCEK with hwID) nor a VLEK (CN=SEV-VLEK with cspID)"
+      }`,
+    );
+  }
+
+  // 4. The product line must agree with the report's CPUID (when the report carries one).
+  if (report.product !== null && report.product !== ext.product) {
+    throw new VerifyError(
+      "SNP_PRODUCT_MISMATCH",
+      `product: the report's CPUID names ${report.product}, the ${signingKey} certificate names ${ext.productName}`,
+    );
+  }
+
+  // 5. Anchors of that product whose intermediate issued the certificate.
+  const candidates = anchors.filter((a) => {
+    if (a.product !== ext.product) return false;
+    const intermediate = signingKey === "VCEK" ? a.ask : a.asvk;
+    return intermediate !== null && bytesEqual(intermediate.subjectDer, cert.issuerDer);
+  });
+  if (candidates.length === 0) {
+    throw new VerifyError(
+      "ROOT_NOT_TRUSTED",
+      `${signingKey} certificate (issuer "${commonName(cert, "issuer")}", product ${ext.productName}): no trust anchor for it among the ${anchors.length} given (${anchors
+        .map((a) => `${a.product}${a.simulated ? " simulated" : ""}`)
+        .join(", ")})`,
+    );
+  }
+
+  // 6. The chain, valid at `at`, to a pinned ARK. With several candidates the first that verifies wins.
+  let anchor: SnpTrustAnchor | undefined;
+  let firstError: unknown;
+  for (const candidate of candidates) {
+    const intermediate = (signingKey === "VCEK" ? candidate.ask : candidate.asvk) as Certificate;
+    try {
+      await verifyChain(
+        [
+          { cert, role: signingKey },
+          { cert: intermediate, role: signingKey === "VCEK" ? "ASK" : "ASVK" },
+          { cert: candidate.ark, role: "ARK" },
+        ],
+        [candidate.ark],
+        at,
+      );
+      anchor = candidate;
+      break;
+    } catch (error) {
+      if (!(error instanceof AttestationError)) throw error;
+      firstError ??= error;
+    }
+  }
+  if (anchor === undefined) throw firstError;
+
+  // 7. The report's signature, before any of its fields is trusted.
+  const spki = cert.publicKey.spki;
+  const signature = new Uint8Array(96);
+  signature.set(report.signature.r, 0);
+  signature.set(report.signature.s, 48);
+  const valid = await verifyEcdsa({ curve: "P-384", hash: "SHA-384", spki, signature, data: report.signedBytes });
+  if (!valid) {
+    throw new VerifyError(
+      "SNP_REPORT_SIGNATURE_INVALID",
+      `SIGNATURE: the report's ECDSA P-384 signature over bytes [0, 0x2A0) does not verify under the ${signingKey} key "${commonName(cert, "subject")}" (${ext.productName})`,
+    );
+  }
+
+  // 8. The VCEK belongs to this chip.
+  if (signingKey === "VCEK") {
+    const hwId = ext.hwId as Uint8Array;
+    const chipId = report.chipId.subarray(0, hwId.length);
+    if (!bytesEqual(hwId, chipId)) {
+      const masked = report.maskChipKey && isAllZero(report.chipId) ? " (MASK_CHIP_KEY is set: CHIP_ID is zeroed)" : "";
+      throw new VerifyError(
+        "SNP_HWID_MISMATCH",
+        `CHIP_ID: expected the VCEK hwID ${toHex(hwId)}, found ${toHex(chipId)}${masked}`,
+      );
+    }
+  }
+
+  // 9. The certificate was issued for the TCB the report says it was derived from.
+  const tcb = decodeTcbVersion(report.reportedTcb.raw, ext.product);
+  const expected = {
+    fmc: ext.fmcSPL,
+    bootloader: ext.blSPL,
+    tee: ext.teeSPL,
+    snp: ext.snpSPL,
+    microcode: ext.ucodeSPL,
+  };
+  if (
+    tcb.bootloader !== expected.bootloader ||
+    tcb.tee !== expected.tee ||
+    tcb.snp !== expected.snp ||
+    tcb.microcode !== expected.microcode ||
+    (ext.product === "Turin" && tcb.fmc !== expected.fmc)
+  ) {
+    throw new VerifyError(
+      "SNP_TCB_MISMATCH",
+      `REPORTED_TCB: expected the ${signingKey} SPLs (${describeTcb(expected)}), found ${describeTcb(tcb)}`,
+    );
+  }
+
+  return new VerifiedSnpReport(VERIFIED, {
+    report,
+    product: ext.product,
+    signingKey,
+    endorsementKey: cert,
+    extensions: ext,
+    anchor,
+    verifiedAt: at,
+  });
+}
+
+// --- optional VCEK fetching (off by default; never used by tests over a network) ----------------
+
+/** Gets the VCEK certificate (DER) for a chip and TCB, e.g. from the AMD KDS or a local cache. */
+export interface VcekFetcher {
+  fetchVcek(product: SnpProduct, chipId: Uint8Array, reportedTcb: SnpTcbVersion): Promise<Uint8Array>;
+}
+
+const KDS_BASE = "https://kdsintf.amd.com/vcek/v1";
+
+/**
+ * The AMD KDS URL of the VCEK for a chip at a TCB. Turin uses the first 8 bytes of CHIP_ID and
+ * adds fmcSPL; Milan and Genoa use the whole 64-byte CHIP_ID.
+ */
+export function kdsVcekUrl(product: SnpProduct, chipId: Uint8Array, tcb: SnpTcbVersion | bigint): string {
+  const t = decodeTcbVersion(typeof tcb === "bigint" ? tcb : tcb.raw, product);
+  if (chipId.length !== 64) {
+    throw new ConfigurationError("SNP_CHIP_ID_INVALID", `CHIP_ID: expected 64 bytes, found ${chipId.length}`);
+  }
+  const hwId = toHex(product === "Turin" ? chipId.subarray(0, 8) : chipId);
+  const fmc = product === "Turin" ? `fmcSPL=${t.fmc}&` : "";
+  return `${KDS_BASE}/${product}/${hwId}?${fmc}blSPL=${t.bootloader}&teeSPL=${t.tee}&snpSPL=${t.snp}&ucodeSPL=${t.microcode}`;
+}
+
+/**
+ * A VcekFetcher over an injected transport (`get(url)` returns the response body), caching by
+ * URL. Failed fetches are not cached. The caller decides whether network access is allowed.
+ */
+export function cachedVcekFetcher(get: (url: string) => Promise<Uint8Array>, limit = 64): VcekFetcher {
+  const cache = new Map<string, Promise<Uint8Array>>();
+  return {
+    fetchVcek(product, chipId, reportedTcb) {
+      const url = kdsVcekUrl(product, chipId, reportedTcb);
+      let pending = cache.get(url);
+      if (pending === undefined) {
+        if (cache.size >= limit) cache.clear();
+        pending = get(url).then((bytes) => new Uint8Array(bytes));
+        pending.catch(() => cache.delete(url));
+        cache.set(url, pending);
+      }
+      return pending;
+    },
+  };
+}
