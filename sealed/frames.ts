@@ -1,0 +1,300 @@
+/**
+ * Response frames: sealing (enclave side), framing, and per-frame opening (client side).
+ *
+ * Wire layout of one frame (docs/protocol.md is the reference):
+ *
+ * ```
+ * offset  size  field
+ *      0     4  L, u32 big-endian: length of what follows (8 + 16 + P)
+ *      4     8  seq, u64 big-endian, in the clear (0, 1, 2, ...)
+ *     12    16  Poly1305 MAC
+ *     28     P  XSalsa20 ciphertext of the frame plaintext: type byte ‖ payload
+ * ```
+ *
+ * Each frame is a `secretbox` under the per-request response key (see crypto.ts
+ * `deriveResponseKey`) with nonce = 0x01 ‖ 15 zero bytes ‖ u64 BE seq. The clear seq is therefore
+ * authenticated: a host that changes it changes the nonce and the MAC fails (FRAME_TAMPERED).
+ * Frame plaintext: type 0x01 data (UTF-8 text), 0x02 final (JSON summary), 0x03 error (JSON code).
+ * Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and error
+ * frames carry small JSON objects.
+ *
+ * This module checks framing and authenticity of single frames. Ordering, completeness and
+ * replays across frames are judged in response.ts.
+ */
+import { readU32BE, readU64BE, writeU32BE, writeU64BE } from "./bytes.ts";
+import { BOX_NONCE_LENGTH, MAC_LENGTH, SHARED_KEY_LENGTH, secretboxOpen, secretboxSealInto } from "./crypto.ts";
+import type { RequestKind } from "./envelope.ts";
+import { FrameMalformedError, SealedInvalidArgumentError, SealerClosedError } from "./errors.ts";
+
+export const FRAME_LENGTH_PREFIX = 4;
+export const FRAME_SEQ_LENGTH = 8;
+/** Smallest valid L: seq, MAC and the type byte. */
+export const MIN_FRAME_LENGTH = FRAME_SEQ_LENGTH + MAC_LENGTH + 1;
+/** Largest valid L (1 MiB): bounds what one frame can make the client buffer. */
+export const MAX_FRAME_LENGTH = 1024 * 1024;
+/** Direction byte of response nonces (enclave → client). */
+export const RESPONSE_NONCE_DIRECTION = 0x01;
+
+export const FRAME_TYPE_DATA = 0x01;
+export const FRAME_TYPE_FINAL = 0x02;
+export const FRAME_TYPE_ERROR = 0x03;
+
+/** Error codes an enclave may put in an error frame: upper-case identifiers. */
+export const SAFE_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+export const MAX_ERROR_DETAIL_LENGTH = 200;
+
+export type FinishReason = "stop" | "length";
+
+export interface ResponseUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** Time to first token in milliseconds, measured inside the enclave. */
+  readonly ttftMs: number;
+}
+
+export interface ResponseSummary extends ResponseUsage {
+  readonly finishReason: FinishReason;
+}
+
+const utf8 = new TextEncoder();
+
+/** Writes the response nonce for `seq` into `nonce` (24 bytes, reused by its owner). */
+export function writeResponseNonce(nonce: Uint8Array, seq: number): void {
+  nonce[0] = RESPONSE_NONCE_DIRECTION;
+  writeU64BE(nonce, 16, seq);
+}
+
+function newNonceBuffer(): Uint8Array {
+  const nonce = new Uint8Array(BOX_NONCE_LENGTH);
+  nonce[0] = RESPONSE_NONCE_DIRECTION;
+  return nonce;
+}
+
+function assertResponseKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== SHARED_KEY_LENGTH) {
+    throw new SealedInvalidArgumentError(`response key: expected ${SHARED_KEY_LENGTH} bytes`);
+  }
+}
+
+function nonNegativeInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new SealedInvalidArgumentError(`${name}: expected a non-negative integer, found ${value}`);
+  }
+}
+
+/**
+ * Enclave side: seals the frames of one response, numbering them 0, 1, 2, ... The final or error
+ * frame ends the stream; sealing after it throws SEALER_CLOSED, so a frame counter can never be
+ * reused under the key.
+ */
+export class ResponseSealer {
+  readonly #key: Uint8Array;
+  readonly #nonce = newNonceBuffer();
+  #seq = 0;
+  #closed = false;
+
+  constructor(responseKey: Uint8Array) {
+    assertResponseKey(responseKey);
+    this.#key = responseKey;
+  }
+
+  /** Sequence number the next frame will carry (= frames sealed so far). */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A data frame carrying one text chunk. */
+  data(text: string): Uint8Array {
+    if (typeof text !== "string")
+      throw new SealedInvalidArgumentError(`data frame text: expected a string, found ${typeof text}`);
+    return this.#seal(FRAME_TYPE_DATA, text.length * 3, (target) => utf8.encodeInto(text, target).written);
+  }
+
+  /** The final frame: usage and finish reason; it also carries the total frame count. */
+  final(summary: ResponseSummary): Uint8Array {
+    if (this.#closed) throw new SealerClosedError();
+    nonNegativeInteger("final frame promptTokens", summary.promptTokens);
+    nonNegativeInteger("final frame completionTokens", summary.completionTokens);
+    if (!Number.isFinite(summary.ttftMs) || summary.ttftMs < 0) {
+      throw new SealedInvalidArgumentError(
+        `final frame ttftMs: expected a non-negative number, found ${summary.ttftMs}`,
+      );
+    }
+    if (summary.finishReason !== "stop" && summary.finishReason !== "length") {
+      throw new SealedInvalidArgumentError(
+        `final frame finishReason: expected "stop" or "length", found ${String(summary.finishReason)}`,
+      );
+    }
+    const json = JSON.stringify({
+      promptTokens: summary.promptTokens,
+      completionTokens: summary.completionTokens,
+      ttftMs: summary.ttftMs,
+      finishReason: summary.finishReason,
+      frameCount: this.#seq + 1,
+    });
+    return this.#sealTerminal(FRAME_TYPE_FINAL, json);
+  }
+
+  /** An error frame carrying a safe error code (and optional non-secret detail, e.g. a rule id). */
+  error(code: string, detail: string | null = null): Uint8Array {
+    if (this.#closed) throw new SealerClosedError();
+    if (!SAFE_ERROR_CODE.test(code)) {
+      throw new SealedInvalidArgumentError("error frame code: expected an upper-case identifier (A-Z, 0-9, _)");
+    }
+    if (detail !== null && (typeof detail !== "string" || detail.length > MAX_ERROR_DETAIL_LENGTH)) {
+      throw new SealedInvalidArgumentError(
+        `error frame detail: expected null or at most ${MAX_ERROR_DETAIL_LENGTH} characters`,
+      );
+    }
+    return this.#sealTerminal(FRAME_TYPE_ERROR, JSON.stringify({ code, detail }));
+  }
+
+  #sealTerminal(type: number, json: string): Uint8Array {
+    const frame = this.#seal(type, json.length * 3, (target) => utf8.encodeInto(json, target).written);
+    this.#closed = true;
+    return frame;
+  }
+
+  /**
+   * Encodes the plaintext straight into tweetnacl's input layout (32 zero bytes, type, payload)
+   * and seals into the output buffer, whose first 16 bytes (left zero by secretbox) then receive
+   * the length prefix and seq: the wire frame is a view of that one buffer, no further copies.
+   */
+  #seal(type: number, maxPayload: number, write: (target: Uint8Array) => number): Uint8Array {
+    if (this.#closed) throw new SealerClosedError();
+    const input = new Uint8Array(33 + maxPayload);
+    input[32] = type;
+    const written = write(input.subarray(33));
+    const length = 33 + written; // 32 zero bytes + plaintext (type ‖ payload)
+    const frameLength = length - 8; // L = seq (8) + MAC (16) + plaintext
+    if (frameLength > MAX_FRAME_LENGTH) {
+      throw new SealedInvalidArgumentError(`frame length: expected at most ${MAX_FRAME_LENGTH}, found ${frameLength}`);
+    }
+    const seq = this.#seq;
+    writeResponseNonce(this.#nonce, seq);
+    const out = new Uint8Array(length);
+    secretboxSealInto(out, input, length, this.#nonce, this.#key);
+    input.fill(0, 32, length);
+    writeU32BE(out, 4, frameLength);
+    writeU64BE(out, 8, seq);
+    this.#seq = seq + 1;
+    return out.subarray(4);
+  }
+}
+
+/**
+ * Client side: the secret a sealed request leaves behind (the response key, derived from the
+ * `nacl.box.before` shared key and the request nonce) plus the request id. The key stays in a
+ * private field; it is never serialised or shown by `console.log`/`JSON.stringify`.
+ */
+export class ClientRequestContext {
+  readonly requestId: string;
+  readonly kind: RequestKind;
+  readonly #key: Uint8Array;
+  readonly #nonce = newNonceBuffer();
+
+  constructor(requestId: string, kind: RequestKind, responseKey: Uint8Array) {
+    assertResponseKey(responseKey);
+    this.requestId = requestId;
+    this.kind = kind;
+    this.#key = responseKey;
+  }
+
+  /** Opens one frame body sealed under seq; null when authentication fails. */
+  openFrame(seq: number, box: Uint8Array): Uint8Array | null {
+    writeResponseNonce(this.#nonce, seq);
+    return secretboxOpen(box, this.#nonce, this.#key);
+  }
+
+  toJSON(): { requestId: string; kind: RequestKind } {
+    return { requestId: this.requestId, kind: this.kind };
+  }
+}
+
+/** One complete frame off the wire, not yet authenticated. */
+export interface RawFrame {
+  /** The clear seq (authenticated only once the frame opens). */
+  readonly seq: number;
+  /** MAC ‖ ciphertext. */
+  readonly box: Uint8Array;
+  /** Bytes the frame took on the wire, prefix included. */
+  readonly byteLength: number;
+}
+
+/**
+ * Splits a byte stream into frames, whatever the chunking: chunks may split or merge frames
+ * arbitrarily. A frame that lies inside one chunk is returned as a view of it (no copy), so do not
+ * reuse a chunk's buffer after pushing it; a frame spread over chunks is assembled once into a
+ * buffer of its exact size (linear in the stream length). After an error the decoder stays failed.
+ */
+export class FrameDecoder {
+  readonly #lengthBytes = new Uint8Array(FRAME_LENGTH_PREFIX);
+  #lengthFill = 0;
+  #body: Uint8Array | null = null;
+  #bodyFill = 0;
+  #failed: FrameMalformedError | null = null;
+
+  /** Bytes held of an incomplete frame. */
+  get pendingBytes(): number {
+    return this.#body === null ? this.#lengthFill : FRAME_LENGTH_PREFIX + this.#bodyFill;
+  }
+
+  push(chunk: Uint8Array): RawFrame[] {
+    if (this.#failed !== null) throw this.#failed;
+    const frames: RawFrame[] = [];
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#body === null) {
+        let length: number;
+        if (this.#lengthFill === 0 && chunk.length - offset >= FRAME_LENGTH_PREFIX) {
+          length = readU32BE(chunk, offset);
+          offset += FRAME_LENGTH_PREFIX;
+        } else {
+          const take = Math.min(FRAME_LENGTH_PREFIX - this.#lengthFill, chunk.length - offset);
+          this.#lengthBytes.set(chunk.subarray(offset, offset + take), this.#lengthFill);
+          this.#lengthFill += take;
+          offset += take;
+          if (this.#lengthFill < FRAME_LENGTH_PREFIX) break;
+          this.#lengthFill = 0;
+          length = readU32BE(this.#lengthBytes, 0);
+        }
+        if (length < MIN_FRAME_LENGTH || length > MAX_FRAME_LENGTH) {
+          throw this.#fail(`frame length: expected ${MIN_FRAME_LENGTH}..${MAX_FRAME_LENGTH}, found ${length}`);
+        }
+        if (chunk.length - offset >= length) {
+          frames.push(this.#frame(chunk.subarray(offset, offset + length)));
+          offset += length;
+          continue;
+        }
+        this.#body = new Uint8Array(length);
+        this.#bodyFill = 0;
+      }
+      const body = this.#body;
+      const take = Math.min(body.length - this.#bodyFill, chunk.length - offset);
+      body.set(chunk.subarray(offset, offset + take), this.#bodyFill);
+      this.#bodyFill += take;
+      offset += take;
+      if (this.#bodyFill === body.length) {
+        this.#body = null;
+        this.#bodyFill = 0;
+        frames.push(this.#frame(body));
+      }
+    }
+    return frames;
+  }
+
+  #frame(body: Uint8Array): RawFrame {
+    const seq = readU64BE(body, 0);
+    if (seq < 0) throw this.#fail("frame seq: expected a value below 2^53, found a larger one");
+    return { seq, box: body.subarray(FRAME_SEQ_LENGTH), byteLength: FRAME_LENGTH_PREFIX + body.length };
+  }
+
+  #fail(message: string): FrameMalformedError {
+    this.#failed = new FrameMalformedError(message);
+    return this.#failed;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The sealed protocol shared by the client and the enclave (never imported by the host).
+ * Platform-neutral: Uint8Array, tweetnacl and WebCrypto only, so the browser client reuses it.
+ * Byte layouts, nonces, replay rule and what the host sees: docs/protocol.md.
+ */
+export { fromHex, toHex } from "./bytes.ts";
+export {
+  ENVELOPE_PREFIX_LENGTH,
+  KEY_ID_LENGTH,
+  MAX_REQUEST_CIPHERTEXT_LENGTH,
+  type ParsedEnvelope,
+  PROTOCOL_VERSION,
+  parseEnvelope,
+  REQUEST_KINDS,
+  type RequestKind,
+  ROUTING_HEADER_LENGTH,
+  type RoutingHeader,
+} from "./envelope.ts";
+export * from "./errors.ts";
+export {
+  ClientRequestContext,
+  type FinishReason,
+  FrameDecoder,
+  MAX_FRAME_LENGTH,
+  type RawFrame,
+  ResponseSealer,
+  type ResponseSummary,
+  type ResponseUsage,
+} from "./frames.ts";
+export {
+  type EnclaveSealingKey,
+  enclaveKeyId,
+  enclaveSealingKeyFromSecretKey,
+  generateEnclaveSealingKey,
+} from "./keys.ts";
+export { ReplayGuard, type ReplayGuardOptions } from "./replay.ts";
+export {
+  type OpenedRequest,
+  openRequest,
+  type SealedRequest,
+  type SealedRequestEnvelope,
+  type SealRequestOptions,
+  sealRequest,
+} from "./request.ts";
+export { type ByteSource, openResponseFrames, REORDER_LOOKAHEAD, type ResponseEvent } from "./response.ts";

@@ -1,0 +1,39 @@
+/**
+ * The enclave's sealing key as the protocol uses it: the X25519 key pair plus its key id, the first
+ * 16 bytes of SHA-256(public key), which routes envelopes. The id is computed once per boot here,
+ * not per request. Generating the per-boot key is the enclave's job; this only wraps it.
+ */
+import { randomBytes, sha256, X25519_KEY_LENGTH, x25519PublicKey } from "./crypto.ts";
+import { KEY_ID_LENGTH } from "./envelope.ts";
+import { SealedInvalidArgumentError } from "./errors.ts";
+
+export interface EnclaveSealingKey {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+  /** SHA-256(publicKey)[0..16]. */
+  readonly keyId: Uint8Array;
+}
+
+export function assertKeyLength(name: string, key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== X25519_KEY_LENGTH) {
+    const found = key instanceof Uint8Array ? `${key.length} bytes` : typeof key;
+    throw new SealedInvalidArgumentError(`${name}: expected ${X25519_KEY_LENGTH} bytes, found ${found}`);
+  }
+}
+
+/** Key id of an enclave X25519 public key: the first 16 bytes of its SHA-256. */
+export async function enclaveKeyId(publicKey: Uint8Array): Promise<Uint8Array> {
+  assertKeyLength("enclave public key", publicKey);
+  return (await sha256(publicKey)).slice(0, KEY_ID_LENGTH);
+}
+
+export async function enclaveSealingKeyFromSecretKey(secretKey: Uint8Array): Promise<EnclaveSealingKey> {
+  assertKeyLength("enclave secret key", secretKey);
+  const publicKey = x25519PublicKey(secretKey);
+  return { publicKey, secretKey: secretKey.slice(), keyId: await enclaveKeyId(publicKey) };
+}
+
+/** A fresh X25519 sealing key (for tests and the simulator; the enclave makes its own per boot). */
+export async function generateEnclaveSealingKey(): Promise<EnclaveSealingKey> {
+  return enclaveSealingKeyFromSecretKey(randomBytes(X25519_KEY_LENGTH));
+}

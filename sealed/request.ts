@@ -1,0 +1,207 @@
+/**
+ * Sealing a request (client) and opening it (enclave).
+ *
+ * The client makes a fresh X25519 key per request and seals with `nacl.box` to the enclave's
+ * attested X25519 key under a random 24-byte nonce. nacl.box has no associated data, so the
+ * envelope's clear prefix (routing header, ephemeral key, nonce) is bound by putting its SHA-256
+ * at the start of the plaintext; the enclave recomputes and compares it (HEADER_MISMATCH), so the
+ * host cannot swap or edit the routing header. The plaintext then carries
+ * `{v, requestId, timestamp, kind, body}` as JSON; the enclave refuses stale and replayed requests
+ * through a ReplayGuard (replay.ts).
+ *
+ * Not checked here: who sent the request (that is the host's API-key layer; anyone holding the
+ * enclave's public key can seal a request) and what the body means (the enclave's pipeline).
+ */
+import { concatBytes, toHex } from "./bytes.ts";
+import {
+  BOX_NONCE_LENGTH,
+  boxOpenWithSharedKey,
+  boxSealWithSharedKey,
+  boxSharedKey,
+  bytesEqual,
+  randomBytes as defaultRandomBytes,
+  deriveResponseKey,
+  MAC_LENGTH,
+  sha256,
+  X25519_KEY_LENGTH,
+  x25519PublicKey,
+} from "./crypto.ts";
+import {
+  encodeEnvelopePrefix,
+  MAX_REQUEST_CIPHERTEXT_LENGTH,
+  PROTOCOL_VERSION,
+  parseEnvelope,
+  REQUEST_KINDS,
+  type RequestKind,
+} from "./envelope.ts";
+import {
+  DecryptionFailedError,
+  HeaderMismatchError,
+  RequestMalformedError,
+  SealedInvalidArgumentError,
+  WrongEnclaveKeyError,
+} from "./errors.ts";
+import { ClientRequestContext, ResponseSealer } from "./frames.ts";
+import { assertKeyLength, type EnclaveSealingKey, enclaveKeyId } from "./keys.ts";
+import type { ReplayGuard } from "./replay.ts";
+
+const HEADER_DIGEST_LENGTH = 32;
+const REQUEST_ID_BYTES = 16;
+const REQUEST_ID_PATTERN = /^[0-9a-f]{32}$/;
+const REQUEST_FIELDS = ["v", "requestId", "timestamp", "kind", "body"] as const;
+
+/** The decrypted request. `body` is the caller's JSON value, interpreted by the enclave pipeline. */
+export interface SealedRequest<B = unknown> {
+  readonly v: 1;
+  /** 16 random bytes, lower-case hex. */
+  readonly requestId: string;
+  /** Client clock, milliseconds since the epoch. */
+  readonly timestamp: number;
+  readonly kind: RequestKind;
+  readonly body: B;
+}
+
+export interface SealRequestOptions<B> {
+  /** The enclave's X25519 key, taken from a verified attestation document. */
+  readonly enclavePublicKey: Uint8Array;
+  readonly kind: RequestKind;
+  /** Any JSON value. */
+  readonly body: B;
+  /** Client time in ms; default Date.now(). */
+  readonly now?: number;
+  /** Randomness source (ephemeral key, nonce, request id); default tweetnacl's CSPRNG. Tests only. */
+  readonly randomBytes?: (length: number) => Uint8Array;
+}
+
+export interface SealedRequestEnvelope {
+  /** Bytes to send to the host. */
+  readonly envelope: Uint8Array;
+  /** Keep to open the response; holds the response key privately. */
+  readonly context: ClientRequestContext;
+}
+
+export interface OpenedRequest {
+  readonly request: SealedRequest;
+  /** Seals the response frames under this request's response key. */
+  readonly sealer: ResponseSealer;
+}
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Client: seals a request to the enclave's X25519 key with a fresh ephemeral key. */
+export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<SealedRequestEnvelope> {
+  assertKeyLength("enclavePublicKey", options.enclavePublicKey);
+  if (!REQUEST_KINDS.includes(options.kind)) {
+    throw new SealedInvalidArgumentError(`kind: expected "chat" or "complete", found ${JSON.stringify(options.kind)}`);
+  }
+  const now = options.now ?? Date.now();
+  if (!Number.isFinite(now) || now < 0)
+    throw new SealedInvalidArgumentError(`now: expected a time in ms, found ${now}`);
+  const random = options.randomBytes ?? defaultRandomBytes;
+
+  const ephemeralSecretKey = takeRandom(random, X25519_KEY_LENGTH);
+  const nonce = takeRandom(random, BOX_NONCE_LENGTH);
+  const requestId = toHex(takeRandom(random, REQUEST_ID_BYTES));
+  const kind = options.kind;
+
+  if (options.body === undefined) throw new SealedInvalidArgumentError("body: expected a JSON value, found undefined");
+  let json: string;
+  try {
+    json = JSON.stringify({ v: PROTOCOL_VERSION, requestId, timestamp: Math.floor(now), kind, body: options.body });
+  } catch (cause) {
+    throw new SealedInvalidArgumentError("body: expected a JSON-serialisable value", { cause });
+  }
+  const jsonBytes = utf8Encoder.encode(json);
+  const ciphertextLength = HEADER_DIGEST_LENGTH + jsonBytes.length + MAC_LENGTH;
+  if (ciphertextLength > MAX_REQUEST_CIPHERTEXT_LENGTH) {
+    throw new SealedInvalidArgumentError(
+      `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${ciphertextLength}`,
+    );
+  }
+
+  const ephemeralPublicKey = x25519PublicKey(ephemeralSecretKey);
+  const keyId = await enclaveKeyId(options.enclavePublicKey);
+  const prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeralPublicKey, nonce);
+  const plaintext = concatBytes(await sha256(prefix), jsonBytes);
+  const sharedKey = boxSharedKey(options.enclavePublicKey, ephemeralSecretKey);
+  ephemeralSecretKey.fill(0);
+  const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
+  plaintext.fill(0);
+  jsonBytes.fill(0);
+  const responseKey = deriveResponseKey(sharedKey, nonce);
+  sharedKey.fill(0);
+  return { envelope: concatBytes(prefix, ciphertext), context: new ClientRequestContext(requestId, kind, responseKey) };
+}
+
+/**
+ * Enclave: opens a request envelope. Checks, in order: structure and version, key id, decryption,
+ * header binding, request fields, then freshness and replay (the guard records the id). Returns the
+ * request and the sealer for its response frames.
+ */
+export async function openRequest(
+  envelope: Uint8Array,
+  enclaveKey: EnclaveSealingKey,
+  replayGuard: ReplayGuard,
+  now: number,
+): Promise<OpenedRequest> {
+  const parsed = parseEnvelope(envelope);
+  if (!bytesEqual(parsed.header.keyId, enclaveKey.keyId)) throw new WrongEnclaveKeyError();
+  const sharedKey = boxSharedKey(parsed.ephemeralPublicKey, enclaveKey.secretKey);
+  try {
+    const plaintext = boxOpenWithSharedKey(parsed.ciphertext, parsed.nonce, sharedKey);
+    if (plaintext === null) throw new DecryptionFailedError();
+    try {
+      if (plaintext.length < HEADER_DIGEST_LENGTH) {
+        throw new RequestMalformedError(`request plaintext: expected at least ${HEADER_DIGEST_LENGTH} bytes`);
+      }
+      const headerDigest = await sha256(parsed.prefix);
+      if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), headerDigest)) throw new HeaderMismatchError();
+      const request = parseRequestJson(plaintext.subarray(HEADER_DIGEST_LENGTH), parsed.header.kind);
+      replayGuard.check(request.requestId, request.timestamp, now);
+      return { request, sealer: new ResponseSealer(deriveResponseKey(sharedKey, parsed.nonce)) };
+    } finally {
+      plaintext.fill(0);
+    }
+  } finally {
+    sharedKey.fill(0);
+  }
+}
+
+function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decoder.decode(bytes));
+  } catch (cause) {
+    throw new RequestMalformedError("request plaintext: expected UTF-8 JSON, found unparsable bytes", { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RequestMalformedError("request plaintext: expected a JSON object");
+  }
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!(REQUEST_FIELDS as readonly string[]).includes(key)) {
+      throw new RequestMalformedError(`request field ${JSON.stringify(key.slice(0, 40))}: expected no such field`);
+    }
+  }
+  if (o.v !== PROTOCOL_VERSION) throw new RequestMalformedError(`request v: expected ${PROTOCOL_VERSION}`);
+  if (typeof o.requestId !== "string" || !REQUEST_ID_PATTERN.test(o.requestId)) {
+    throw new RequestMalformedError("request requestId: expected 32 lower-case hex characters");
+  }
+  if (typeof o.timestamp !== "number" || !Number.isSafeInteger(o.timestamp) || o.timestamp < 0) {
+    throw new RequestMalformedError("request timestamp: expected a non-negative integer of milliseconds");
+  }
+  if (o.kind !== headerKind) {
+    throw new RequestMalformedError(`request kind: expected "${headerKind}" (the header's kind)`);
+  }
+  if (!("body" in o)) throw new RequestMalformedError("request body: expected a JSON value, found none");
+  return { v: PROTOCOL_VERSION, requestId: o.requestId, timestamp: o.timestamp, kind: headerKind, body: o.body };
+}
+
+function takeRandom(random: (length: number) => Uint8Array, length: number): Uint8Array {
+  const bytes = random(length);
+  if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
+    throw new SealedInvalidArgumentError(`randomBytes(${length}): expected ${length} bytes`);
+  }
+  return bytes.slice();
+}

@@ -1,0 +1,200 @@
+/**
+ * Client side: opens a streamed, sealed response and judges the stream as a whole.
+ *
+ * Each frame carries its seq in the clear, authenticated through the nonce (frames.ts). With
+ * `expected` = the next seq to deliver, an arriving frame is judged:
+ * - it fails authentication → FRAME_TAMPERED (this includes a changed clear seq);
+ * - seq < expected → FRAME_REPLAYED (a frame already delivered, sent again);
+ * - seq > expected → a gap. Nothing more is delivered; up to REORDER_LOOKAHEAD further frames are
+ *   read: if the missing frame turns up among them → FRAME_REORDERED, else (stream ends or the
+ *   look-ahead runs out) → FRAME_DROPPED;
+ * - the stream ends without a final/error frame → STREAM_TRUNCATED;
+ * - any byte after the final/error frame → DATA_AFTER_FINAL (or FRAME_REPLAYED if those bytes are
+ *   an authentic earlier frame).
+ * Data events are yielded as soon as they are verified and in order; the final (or error) event is
+ * yielded only once the stream has ended cleanly after it. Any error means the answer is
+ * incomplete or altered and must not be shown as a whole answer.
+ */
+import {
+  DataAfterFinalError,
+  FrameDroppedError,
+  FrameMalformedError,
+  FrameReorderedError,
+  FrameReplayedError,
+  FrameTamperedError,
+  StreamTruncatedError,
+} from "./errors.ts";
+import {
+  type ClientRequestContext,
+  type FinishReason,
+  FRAME_TYPE_DATA,
+  FRAME_TYPE_ERROR,
+  FRAME_TYPE_FINAL,
+  FrameDecoder,
+  MAX_ERROR_DETAIL_LENGTH,
+  type ResponseUsage,
+  SAFE_ERROR_CODE,
+} from "./frames.ts";
+
+/** How many frames past a gap are read to tell a reordered frame from a dropped one. */
+export const REORDER_LOOKAHEAD = 16;
+
+export type ResponseEvent =
+  | { readonly type: "data"; readonly seq: number; readonly text: string }
+  | {
+      readonly type: "final";
+      readonly seq: number;
+      readonly usage: ResponseUsage;
+      readonly finishReason: FinishReason;
+      readonly frameCount: number;
+    }
+  | { readonly type: "error"; readonly seq: number; readonly code: string; readonly detail: string | null };
+
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Opens the frames of the response to the request `context` was returned for. */
+export async function* openResponseFrames(
+  context: ClientRequestContext,
+  source: ByteSource,
+): AsyncGenerator<ResponseEvent, void, undefined> {
+  const decoder = new FrameDecoder();
+  let expected = 0;
+  let terminal: ResponseEvent | null = null;
+  let gap: { expected: number; found: number; lookahead: number } | null = null;
+
+  for await (const chunk of chunksOf(source)) {
+    let frames: ReturnType<FrameDecoder["push"]>;
+    try {
+      frames = decoder.push(chunk);
+    } catch (error) {
+      if (terminal !== null) throw new DataAfterFinalError(chunk.length);
+      if (gap !== null) throw new FrameDroppedError(gap.expected, gap.found);
+      throw error;
+    }
+    for (const frame of frames) {
+      const plaintext = context.openFrame(frame.seq, frame.box);
+      if (terminal !== null) {
+        if (plaintext !== null && frame.seq < expected) throw new FrameReplayedError(expected, frame.seq);
+        throw new DataAfterFinalError(frame.byteLength + decoder.pendingBytes);
+      }
+      if (gap !== null) {
+        if (plaintext !== null && frame.seq === gap.expected) throw new FrameReorderedError(gap.expected, gap.found);
+        gap.lookahead -= 1;
+        if (gap.lookahead === 0) throw new FrameDroppedError(gap.expected, gap.found);
+        continue;
+      }
+      if (plaintext === null) throw new FrameTamperedError(frame.seq);
+      if (frame.seq < expected) throw new FrameReplayedError(expected, frame.seq);
+      if (frame.seq > expected) {
+        gap = { expected, found: frame.seq, lookahead: REORDER_LOOKAHEAD };
+        continue;
+      }
+      const event = decodeFramePlaintext(frame.seq, plaintext);
+      expected += 1;
+      if (event.type === "data") yield event;
+      else terminal = event;
+    }
+  }
+  if (gap !== null) throw new FrameDroppedError(gap.expected, gap.found);
+  if (terminal === null) {
+    const partial = decoder.pendingBytes;
+    throw new StreamTruncatedError(
+      `response stream: expected a final frame, found the end after ${expected} frames` +
+        (partial > 0 ? ` and ${partial} bytes of an incomplete frame` : ""),
+    );
+  }
+  if (decoder.pendingBytes > 0) throw new DataAfterFinalError(decoder.pendingBytes);
+  yield terminal;
+}
+
+/** Decodes an authenticated frame plaintext (type byte ‖ payload). */
+export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): ResponseEvent {
+  const type = plaintext[0];
+  const payload = plaintext.subarray(1);
+  if (type === FRAME_TYPE_DATA) {
+    let text: string;
+    try {
+      text = utf8.decode(payload);
+    } catch (cause) {
+      throw new FrameMalformedError(`data frame ${seq} text: expected UTF-8, found invalid bytes`, { cause });
+    }
+    return { type: "data", seq, text };
+  }
+  if (type === FRAME_TYPE_FINAL) {
+    const o = parseJsonObject(seq, "final", payload);
+    const promptTokens = o.promptTokens;
+    const completionTokens = o.completionTokens;
+    const ttftMs = o.ttftMs;
+    if (!isCount(promptTokens)) throw fieldError(seq, "final", "promptTokens", "a non-negative integer");
+    if (!isCount(completionTokens)) throw fieldError(seq, "final", "completionTokens", "a non-negative integer");
+    if (typeof ttftMs !== "number" || !Number.isFinite(ttftMs) || ttftMs < 0) {
+      throw fieldError(seq, "final", "ttftMs", "a non-negative number");
+    }
+    if (o.finishReason !== "stop" && o.finishReason !== "length") {
+      throw fieldError(seq, "final", "finishReason", '"stop" or "length"');
+    }
+    if (o.frameCount !== seq + 1) {
+      throw new FrameMalformedError(`final frame frameCount: expected ${seq + 1}, found ${String(o.frameCount)}`);
+    }
+    return {
+      type: "final",
+      seq,
+      usage: { promptTokens, completionTokens, ttftMs },
+      finishReason: o.finishReason,
+      frameCount: seq + 1,
+    };
+  }
+  if (type === FRAME_TYPE_ERROR) {
+    const o = parseJsonObject(seq, "error", payload);
+    if (typeof o.code !== "string" || !SAFE_ERROR_CODE.test(o.code)) {
+      throw fieldError(seq, "error", "code", "an upper-case identifier");
+    }
+    const detail = o.detail;
+    if (detail !== null && (typeof detail !== "string" || detail.length > MAX_ERROR_DETAIL_LENGTH)) {
+      throw fieldError(seq, "error", "detail", `null or at most ${MAX_ERROR_DETAIL_LENGTH} characters`);
+    }
+    return { type: "error", seq, code: o.code, detail };
+  }
+  throw new FrameMalformedError(`frame ${seq} type: expected 1 (data), 2 (final) or 3 (error), found ${String(type)}`);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function fieldError(seq: number, kind: string, field: string, expected: string): FrameMalformedError {
+  return new FrameMalformedError(`${kind} frame ${seq} ${field}: expected ${expected}`);
+}
+
+function parseJsonObject(seq: number, kind: string, payload: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(payload));
+  } catch (cause) {
+    throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object, found unparsable bytes`, { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Iterates any byte source: async or sync iterables, and WHATWG streams without async iteration. */
+async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, void, undefined> {
+  if (Symbol.asyncIterator in source || Symbol.iterator in source) {
+    yield* source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+    return;
+  }
+  const reader = source.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}

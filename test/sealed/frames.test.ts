@@ -1,0 +1,289 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { writeResponseNonce } from "../../sealed/frames.ts";
+import {
+  type ClientRequestContext,
+  FrameDecoder,
+  openRequest,
+  openResponseFrames,
+  REORDER_LOOKAHEAD,
+  ReplayGuard,
+  type ResponseEvent,
+  type ResponseSealer,
+  SealedError,
+  sealRequest,
+  toHex,
+} from "../../sealed/index.ts";
+import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
+
+const CHUNKS = ["Once ", "upon ", "a ", "time, ", "sécret ", "😀 ", "swordfish", "."];
+const SUMMARY = { promptTokens: 12, completionTokens: CHUNKS.length, ttftMs: 3.25, finishReason: "stop" } as const;
+
+async function channel(seed = 5): Promise<{ context: ClientRequestContext; sealer: ResponseSealer }> {
+  const key = await enclaveKeyFromSeed(3);
+  const { envelope, context } = await sealRequest({
+    enclavePublicKey: key.publicKey,
+    kind: "chat",
+    body: { prompt: "x" },
+    now: T0,
+    randomBytes: seededRandom(seed),
+  });
+  const { sealer } = await openRequest(envelope, key, new ReplayGuard(), T0);
+  return { context, sealer };
+}
+
+/** Frames of a normal response: one data frame per chunk, then the final frame. */
+async function response(seed = 5) {
+  const { context, sealer } = await channel(seed);
+  const frames = CHUNKS.map((text) => sealer.data(text));
+  frames.push(sealer.final(SUMMARY));
+  return { context, sealer, frames };
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+async function collect(context: ClientRequestContext, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>) {
+  const events: ResponseEvent[] = [];
+  try {
+    for await (const event of openResponseFrames(context, source)) events.push(event);
+    return { events, error: undefined };
+  } catch (error) {
+    if (!(error instanceof SealedError)) throw error;
+    return { events, error };
+  }
+}
+
+function text(events: readonly ResponseEvent[]): string {
+  return events.map((e) => (e.type === "data" ? e.text : "")).join("");
+}
+
+describe("response frames", () => {
+  it("round-trips data, usage and frame count", async () => {
+    const { context, frames } = await response();
+    const { events, error } = await collect(context, frames);
+    expect(error).toBeUndefined();
+    expect(text(events)).toBe(CHUNKS.join(""));
+    expect(events.at(-1)).toEqual({
+      type: "final",
+      seq: CHUNKS.length,
+      usage: { promptTokens: 12, completionTokens: CHUNKS.length, ttftMs: 3.25 },
+      finishReason: "stop",
+      frameCount: CHUNKS.length + 1,
+    });
+    expect(events.map((e) => e.seq)).toEqual([...Array(CHUNKS.length + 1).keys()]);
+  });
+
+  it("lays frames out as u32 length ‖ u64 seq ‖ MAC ‖ ciphertext", async () => {
+    const { frames } = await response();
+    frames.forEach((frame, seq) => {
+      const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+      expect(view.getUint32(0)).toBe(frame.length - 4);
+      expect(view.getBigUint64(4)).toBe(BigInt(seq));
+    });
+    // Data frame overhead: 4 (length) + 8 (seq) + 16 (MAC) + 1 (type) bytes.
+    expect(frames[0]!.length).toBe(29 + new TextEncoder().encode(CHUNKS[0]).length);
+  });
+
+  it("carries an enclave error frame as a terminal event", async () => {
+    const { context, sealer } = await channel();
+    const frames = [sealer.data("partial"), sealer.error("POLICY_BLOCKED", "rule no-secrets")];
+    const { events, error } = await collect(context, frames);
+    expect(error).toBeUndefined();
+    expect(events.at(-1)).toEqual({ type: "error", seq: 1, code: "POLICY_BLOCKED", detail: "rule no-secrets" });
+    expect((await sealedErrorOf(() => sealer.data("more"))).code).toBe("SEALER_CLOSED");
+    expect((await sealedErrorOf(() => sealer.error("not a code"))).code).toBe("SEALER_CLOSED");
+  });
+
+  it("refuses to seal after the final frame (no counter reuse)", async () => {
+    const { sealer } = await response();
+    expect(sealer.closed).toBe(true);
+    expect((await sealedErrorOf(() => sealer.data("late"))).code).toBe("SEALER_CLOSED");
+    expect((await sealedErrorOf(() => sealer.final(SUMMARY))).code).toBe("SEALER_CLOSED");
+  });
+
+  it("checks what the sealer is given", async () => {
+    const { sealer } = await channel();
+    expect((await sealedErrorOf(() => sealer.error("lower_case"))).code).toBe("INVALID_ARGUMENT");
+    expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, promptTokens: -1 }))).code).toBe("INVALID_ARGUMENT");
+    expect((await sealedErrorOf(() => sealer.data("x".repeat(1_100_000)))).code).toBe("INVALID_ARGUMENT");
+    expect(sealer.nextSeq).toBe(0);
+  });
+
+  const attacks: Array<{ name: string; mutate: (frames: Uint8Array[]) => Uint8Array[]; code: string }> = [
+    {
+      name: "bit flip in a frame's ciphertext",
+      mutate: (f) => f.map((fr, i) => (i === 3 ? Object.assign(fr.slice(), { [fr.length - 1]: fr.at(-1)! ^ 1 }) : fr)),
+      code: "FRAME_TAMPERED",
+    },
+    {
+      name: "bit flip in a frame's MAC",
+      mutate: (f) => f.map((fr, i) => (i === 2 ? Object.assign(fr.slice(), { 14: fr[14]! ^ 0x80 }) : fr)),
+      code: "FRAME_TAMPERED",
+    },
+    {
+      name: "clear seq rewritten",
+      mutate: (f) => f.map((fr, i) => (i === 2 ? Object.assign(fr.slice(), { 11: 5 }) : fr)),
+      code: "FRAME_TAMPERED",
+    },
+    { name: "frame dropped", mutate: (f) => f.filter((_, i) => i !== 3), code: "FRAME_DROPPED" },
+    {
+      name: "last data frame dropped",
+      mutate: (f) => f.filter((_, i) => i !== CHUNKS.length - 1),
+      code: "FRAME_DROPPED",
+    },
+    { name: "two frames swapped", mutate: (f) => [f[0]!, f[2]!, f[1]!, ...f.slice(3)], code: "FRAME_REORDERED" },
+    {
+      name: "frame moved later",
+      mutate: (f) => [f[0]!, f[2]!, f[3]!, f[4]!, f[1]!, ...f.slice(5)],
+      code: "FRAME_REORDERED",
+    },
+    { name: "frame duplicated", mutate: (f) => [...f.slice(0, 3), f[2]!, ...f.slice(3)], code: "FRAME_REPLAYED" },
+    {
+      name: "old frame replayed later",
+      mutate: (f) => [...f.slice(0, 5), f[1]!, ...f.slice(5)],
+      code: "FRAME_REPLAYED",
+    },
+    { name: "final frame dropped", mutate: (f) => f.slice(0, -1), code: "STREAM_TRUNCATED" },
+    {
+      name: "stream cut inside a frame",
+      mutate: (f) => [...f.slice(0, 4), f[4]!.subarray(0, 10)],
+      code: "STREAM_TRUNCATED",
+    },
+    { name: "empty stream", mutate: () => [], code: "STREAM_TRUNCATED" },
+    { name: "bytes after the final frame", mutate: (f) => [...f, Uint8Array.of(0, 0)], code: "DATA_AFTER_FINAL" },
+    { name: "frame replayed after the final", mutate: (f) => [...f, f[0]!], code: "FRAME_REPLAYED" },
+    {
+      name: "frame length prefix out of range",
+      mutate: (f) => f.map((fr, i) => (i === 1 ? Object.assign(fr.slice(), { 0: 0x7f }) : fr)),
+      code: "FRAME_MALFORMED",
+    },
+  ];
+
+  for (const { name, mutate, code } of attacks) {
+    it(`detects ${name} as ${code}`, async () => {
+      const { context, frames } = await response();
+      const { events, error } = await collect(context, mutate(frames));
+      expect(error?.code).toBe(code);
+      // Never a final event when the stream was attacked; what was delivered is an in-order prefix.
+      expect(events.some((e) => e.type === "final")).toBe(false);
+      expect(CHUNKS.join("").startsWith(text(events))).toBe(true);
+      expect(error?.message).not.toContain("swordfish");
+    });
+  }
+
+  it("reports a gap with no late frame within the look-ahead as dropped", async () => {
+    const { context, sealer } = await channel();
+    const frames = Array.from({ length: REORDER_LOOKAHEAD + 4 }, (_, i) => sealer.data(`t${i}`));
+    frames.push(sealer.final(SUMMARY));
+    // Frame 1 reappears only after more than REORDER_LOOKAHEAD later frames.
+    const moved = [frames[0]!, ...frames.slice(2), frames[1]!];
+    expect((await collect(context, moved)).error?.code).toBe("FRAME_DROPPED");
+  });
+
+  it("refuses frames spliced in from another request (different response key)", async () => {
+    const a = await response(5);
+    const b = await response(6);
+    const spliced = [...a.frames.slice(0, 2), b.frames[2]!, ...a.frames.slice(3)];
+    expect((await collect(a.context, spliced)).error?.code).toBe("FRAME_TAMPERED");
+  });
+
+  it("rejects every single bit flip anywhere in the stream", async () => {
+    const { context, frames } = await response();
+    const stream = concat(frames);
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: stream.length * 8 - 1 }), async (bit) => {
+        const flipped = stream.slice();
+        flipped[bit >> 3] = flipped[bit >> 3]! ^ (1 << (bit & 7));
+        const { events, error } = await collect(context, [flipped]);
+        expect(error).toBeInstanceOf(SealedError);
+        expect(events.some((e) => e.type === "final")).toBe(false);
+      }),
+      { seed: 20250115, numRuns: 300 },
+    );
+  });
+
+  it("decodes the same events whatever the chunking (FrameDecoder)", async () => {
+    const { context, frames } = await response();
+    const stream = concat(frames);
+    const expected = (await collect(context, frames)).events;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 40 }),
+        async (cuts) => {
+          const points = [0, ...cuts.sort((x, y) => x - y), stream.length];
+          const chunks = points.slice(1).map((end, i) => stream.subarray(points[i]!, end));
+          const { events, error } = await collect(context, chunks);
+          expect(error).toBeUndefined();
+          expect(events).toEqual(expected);
+        },
+      ),
+      { seed: 42, numRuns: 200 },
+    );
+    // Extremes: one byte at a time, and everything in one chunk.
+    const bytewise = Array.from(stream, (b) => Uint8Array.of(b));
+    expect((await collect(context, bytewise)).events).toEqual(expected);
+    expect((await collect(context, [stream])).events).toEqual(expected);
+  });
+
+  it("reads a WHATWG ReadableStream", async () => {
+    const { context, frames } = await response();
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const frame of frames) controller.enqueue(frame);
+        controller.close();
+      },
+    });
+    const { events, error } = await collect(context, stream as unknown as AsyncIterable<Uint8Array>);
+    expect(error).toBeUndefined();
+    expect(text(events)).toBe(CHUNKS.join(""));
+  });
+
+  it("FrameDecoder refuses out-of-range lengths and seqs, and stays failed", async () => {
+    const tooShort = new FrameDecoder();
+    expect((await sealedErrorOf(() => tooShort.push(Uint8Array.of(0, 0, 0, 24)))).code).toBe("FRAME_MALFORMED");
+    expect((await sealedErrorOf(() => tooShort.push(Uint8Array.of(0)))).code).toBe("FRAME_MALFORMED");
+    const tooLong = new FrameDecoder();
+    expect((await sealedErrorOf(() => tooLong.push(Uint8Array.of(0, 0x10, 0, 1)))).code).toBe("FRAME_MALFORMED");
+    const hugeSeq = new Uint8Array(4 + 25);
+    hugeSeq[3] = 25;
+    hugeSeq[4] = 0xff; // seq ≥ 2^53
+    expect((await sealedErrorOf(() => new FrameDecoder().push(hugeSeq))).code).toBe("FRAME_MALFORMED");
+  });
+
+  it("never repeats a nonce: seqs run 0..n-1 on a long stream and each maps to a distinct nonce", async () => {
+    const { context, sealer } = await channel();
+    const n = 20_000;
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) frames.push(sealer.data("tok "));
+    frames.push(sealer.final({ ...SUMMARY, completionTokens: n }));
+    const seen = new Set<string>();
+    const nonce = new Uint8Array(24);
+    frames.forEach((frame, i) => {
+      const seq = Number(new DataView(frame.buffer, frame.byteOffset + 4, 8).getBigUint64(0));
+      expect(seq).toBe(i);
+      writeResponseNonce(nonce, seq);
+      seen.add(toHex(nonce));
+    });
+    expect(seen.size).toBe(n + 1);
+    let count = 0;
+    for await (const event of openResponseFrames(context, frames)) count += event.type === "data" ? 1 : 0;
+    expect(count).toBe(n);
+  });
+
+  it("encodes response nonces as direction 0x01 ‖ zeros ‖ u64 BE seq, correct past 2^32", () => {
+    const nonce = new Uint8Array(24);
+    writeResponseNonce(nonce, 2 ** 32 + 5);
+    expect(toHex(nonce)).toBe(`01${"00".repeat(15)}0000000100000005`);
+    const high = new Uint8Array(24);
+    writeResponseNonce(high, Number.MAX_SAFE_INTEGER);
+    expect(toHex(high)).toBe(`01${"00".repeat(15)}001fffffffffffff`);
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, it } from "vitest";
+import {
+  ENVELOPE_PREFIX_LENGTH,
+  enclaveKeyId,
+  openRequest,
+  parseEnvelope,
+  ReplayGuard,
+  sealRequest,
+  toHex,
+} from "../../sealed/index.ts";
+import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
+
+const SECRET_PROMPT = "the launch code is 0000-swordfish";
+const body = { messages: [{ role: "user", content: SECRET_PROMPT }] };
+
+async function sealed(seed = 7, kind: "chat" | "complete" = "chat", now = T0, requestBody: unknown = body) {
+  const key = await enclaveKeyFromSeed(1);
+  const { envelope, context } = await sealRequest({
+    enclavePublicKey: key.publicKey,
+    kind,
+    body: requestBody,
+    now,
+    randomBytes: seededRandom(seed),
+  });
+  return { key, envelope, context };
+}
+
+function flipBit(bytes: Uint8Array, index: number, bit = 0): Uint8Array {
+  const copy = bytes.slice();
+  copy[index] = copy[index]! ^ (1 << bit);
+  return copy;
+}
+
+describe("sealRequest / openRequest", () => {
+  it("round-trips the request and exposes only the routing header in the clear", async () => {
+    const { key, envelope, context } = await sealed();
+    const { request } = await openRequest(envelope, key, new ReplayGuard(), T0 + 500);
+    expect(request).toEqual({ v: 1, requestId: context.requestId, timestamp: T0, kind: "chat", body });
+    expect(context.requestId).toMatch(/^[0-9a-f]{32}$/);
+
+    const parsed = parseEnvelope(envelope);
+    expect(parsed.header.version).toBe(1);
+    expect(parsed.header.kind).toBe("chat");
+    expect(toHex(parsed.header.keyId)).toBe(toHex(await enclaveKeyId(key.publicKey)));
+    expect(parsed.header.ciphertextLength).toBe(envelope.length - ENVELOPE_PREFIX_LENGTH);
+    // Neither the prompt nor the request id appears in the envelope bytes.
+    const asText = new TextDecoder("latin1").decode(envelope);
+    expect(asText).not.toContain("swordfish");
+    expect(toHex(envelope)).not.toContain(context.requestId);
+  });
+
+  it("is reproducible with injected randomness and fresh per request otherwise", async () => {
+    const a = await sealed(99);
+    const b = await sealed(99);
+    expect(toHex(a.envelope)).toBe(toHex(b.envelope));
+    const key = a.key;
+    const c = await sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, now: T0 });
+    const d = await sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, now: T0 });
+    // Fresh ephemeral key (bytes 22..54), nonce (54..78) and request id per request.
+    expect(toHex(c.envelope.subarray(22, 54))).not.toBe(toHex(d.envelope.subarray(22, 54)));
+    expect(toHex(c.envelope.subarray(54, 78))).not.toBe(toHex(d.envelope.subarray(54, 78)));
+    expect(c.context.requestId).not.toBe(d.context.requestId);
+  });
+
+  it("never serialises the response key of the client context", async () => {
+    const { context } = await sealed();
+    expect(JSON.parse(JSON.stringify(context))).toEqual({ requestId: context.requestId, kind: "chat" });
+  });
+
+  const tampers: Array<{ name: string; mutate: (e: Uint8Array) => Uint8Array; code: string }> = [
+    { name: "version byte", mutate: (e) => flipBit(e, 0, 1), code: "UNSUPPORTED_VERSION" },
+    { name: "kind byte to an unknown kind", mutate: (e) => flipBit(e, 1, 3), code: "ENVELOPE_MALFORMED" },
+    { name: "kind byte chat → complete", mutate: (e) => Object.assign(e.slice(), { 1: 2 }), code: "HEADER_MISMATCH" },
+    { name: "key id", mutate: (e) => flipBit(e, 5), code: "WRONG_ENCLAVE_KEY" },
+    { name: "ciphertext length", mutate: (e) => flipBit(e, 21), code: "ENVELOPE_MALFORMED" },
+    { name: "ephemeral public key", mutate: (e) => flipBit(e, 30), code: "DECRYPTION_FAILED" },
+    { name: "nonce", mutate: (e) => flipBit(e, 60), code: "DECRYPTION_FAILED" },
+    { name: "MAC", mutate: (e) => flipBit(e, ENVELOPE_PREFIX_LENGTH + 3), code: "DECRYPTION_FAILED" },
+    { name: "ciphertext body", mutate: (e) => flipBit(e, e.length - 5, 7), code: "DECRYPTION_FAILED" },
+    { name: "truncation", mutate: (e) => e.slice(0, e.length - 1), code: "ENVELOPE_MALFORMED" },
+    { name: "appended byte", mutate: (e) => Uint8Array.from([...e, 0]), code: "ENVELOPE_MALFORMED" },
+    { name: "shorter than a prefix", mutate: (e) => e.slice(0, 40), code: "ENVELOPE_MALFORMED" },
+  ];
+
+  for (const { name, mutate, code } of tampers) {
+    it(`refuses a bit flip / edit in the ${name} with ${code}`, async () => {
+      const { key, envelope } = await sealed();
+      const error = await sealedErrorOf(() => openRequest(mutate(envelope), key, new ReplayGuard(), T0));
+      expect(error.code).toBe(code);
+      expect(error.message).not.toContain("swordfish");
+    });
+  }
+
+  it("fixes the decryption failure message", async () => {
+    const { key, envelope } = await sealed();
+    const error = await sealedErrorOf(() => openRequest(flipBit(envelope, 100), key, new ReplayGuard(), T0));
+    expect(error.message).toBe("decryption failed");
+  });
+
+  it("refuses a routing header swapped in from another request (HEADER_MISMATCH)", async () => {
+    // Two requests of equal size but different kinds: the host moves B's header onto A.
+    // "complete" is 4 characters longer than "chat"; pad the chat body to the same size.
+    const a = await sealed(11, "chat", T0, "abcdefgh");
+    const b = await sealed(12, "complete", T0, "abcd");
+    expect(a.envelope.length).toBe(b.envelope.length);
+    const swapped = a.envelope.slice();
+    swapped.set(b.envelope.subarray(0, 22), 0);
+    const error = await sealedErrorOf(() => openRequest(swapped, a.key, new ReplayGuard(), T0));
+    expect(error.code).toBe("HEADER_MISMATCH");
+  });
+
+  it("refuses a request sealed to another enclave key", async () => {
+    const { envelope } = await sealed();
+    const other = await enclaveKeyFromSeed(2);
+    expect((await sealedErrorOf(() => openRequest(envelope, other, new ReplayGuard(), T0))).code).toBe(
+      "WRONG_ENCLAVE_KEY",
+    );
+    // A host that rewrites the key id to the other enclave's still gets nothing decrypted.
+    const rerouted = envelope.slice();
+    rerouted.set(other.keyId, 2);
+    expect((await sealedErrorOf(() => openRequest(rerouted, other, new ReplayGuard(), T0))).code).toBe(
+      "DECRYPTION_FAILED",
+    );
+  });
+
+  it("refuses a replayed request (REQUEST_REPLAYED) and stale or future timestamps (REQUEST_STALE)", async () => {
+    const { key, envelope } = await sealed();
+    const guard = new ReplayGuard({ windowMs: 120_000 });
+    await openRequest(envelope, key, guard, T0);
+    expect((await sealedErrorOf(() => openRequest(envelope, key, guard, T0 + 1000))).code).toBe("REQUEST_REPLAYED");
+
+    const late = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0 + 120_001));
+    expect(late.code).toBe("REQUEST_STALE");
+    const early = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0 - 120_001));
+    expect(early.code).toBe("REQUEST_STALE");
+    // Exactly at the window edge it is still accepted.
+    await expect(openRequest(envelope, key, new ReplayGuard(), T0 + 120_000)).resolves.toBeDefined();
+  });
+
+  it("does not record a request that failed to open", async () => {
+    const { key, envelope } = await sealed();
+    const guard = new ReplayGuard();
+    await sealedErrorOf(() => openRequest(flipBit(envelope, 90), key, guard, T0));
+    expect(guard.size).toBe(0);
+    await expect(openRequest(envelope, key, guard, T0)).resolves.toBeDefined();
+  });
+
+  it("validates its arguments", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const short = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: key.publicKey.subarray(0, 31), kind: "chat", body: 1 }),
+    );
+    expect(short.code).toBe("INVALID_ARGUMENT");
+    const kind = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: key.publicKey, kind: "embed" as "chat", body: 1 }),
+    );
+    expect(kind.code).toBe("INVALID_ARGUMENT");
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const unserialisable = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body: cyclic }),
+    );
+    expect(unserialisable.code).toBe("INVALID_ARGUMENT");
+    expect(unserialisable.cause).toBeInstanceOf(TypeError);
+  });
+});
