@@ -1,0 +1,350 @@
+/**
+ * Evidence from the Linux configfs-tsm report interface (`/sys/kernel/config/tsm/report`, Linux
+ * ≥ 6.7 with CONFIG_TSM_REPORTS, and the sev-guest or tdx-guest driver). One request:
+ *
+ *   mkdir <root>/<unique name>           the kernel creates the attribute files
+ *   read provider                        "sev_guest" or "tdx_guest"
+ *   read generation                      g0
+ *   write privlevel (SNP only, optional) each write bumps generation
+ *   write inblob                         the 64-byte REPORT_DATA
+ *   read generation, outblob, auxblob, generation
+ *   rmdir                                always, also on failure
+ *
+ * Any other writer on the same entry changes `generation`; then the report may have been made
+ * for someone else's inblob, so it is discarded and the request is retried on a fresh entry, a
+ * bounded number of times. This module runs inside the enclave and uses node:fs (through an
+ * injectable file-system interface, so tests drive a kernel emulator in a temporary directory).
+ * It does not parse or verify the report: see attestation/snp and attestation/tdx.
+ */
+import * as nodeFs from "node:fs/promises";
+import { join } from "node:path";
+import { toHex } from "../bytes.ts";
+import { randomBytes } from "../crypto.ts";
+import { ConfigurationError, EvidenceError } from "../errors.ts";
+import { EMPTY_SNP_CERTIFICATE_TABLE, parseSnpCertificateTable } from "./snp-cert-table.ts";
+import { type RawSnpEvidence, type RawTdxEvidence, REPORT_DATA_SIZE, type TeeEvidenceProvider } from "./types.ts";
+
+export const DEFAULT_TSM_REPORT_ROOT = "/sys/kernel/config/tsm/report";
+export const DEFAULT_TSM_MAX_ATTEMPTS = 3;
+
+const KERNEL_REQUIREMENT =
+  "configfs-tsm needs Linux >= 6.7 built with CONFIG_TSM_REPORTS, the sev-guest or tdx-guest driver loaded, " +
+  "and configfs mounted at /sys/kernel/config (mount -t configfs none /sys/kernel/config)";
+
+/** The file operations the provider needs; node:fs/promises by default, an emulator in tests. */
+export interface TsmFileSystem {
+  isDirectory(path: string): Promise<boolean>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  readFile(path: string): Promise<Uint8Array>;
+  writeFile(path: string, data: Uint8Array): Promise<void>;
+}
+
+export const nodeTsmFileSystem: TsmFileSystem = {
+  async isDirectory(path) {
+    try {
+      return (await nodeFs.stat(path)).isDirectory();
+    } catch {
+      return false;
+    }
+  },
+  mkdir: async (path) => {
+    await nodeFs.mkdir(path);
+  },
+  rmdir: (path) => nodeFs.rmdir(path),
+  readFile: async (path) => new Uint8Array(await nodeFs.readFile(path)),
+  writeFile: (path, data) => nodeFs.writeFile(path, data),
+};
+
+export type TsmProviderName = "sev_guest" | "tdx_guest";
+
+const PROVIDER_BY_KIND = { snp: "sev_guest", tdx: "tdx_guest" } as const satisfies Record<string, TsmProviderName>;
+
+export interface ConfigfsTsmOptions {
+  readonly kind: "snp" | "tdx";
+  /** Default /sys/kernel/config/tsm/report. */
+  readonly root?: string;
+  readonly fs?: TsmFileSystem;
+  /** SNP only: the VMPL to request the report for (0..3). Not written when absent. */
+  readonly privlevel?: number;
+  /** Attempts before a persistent concurrent writer is reported (default 3, at most 16). */
+  readonly maxAttempts?: number;
+  /** Entry directory name; default `cloister-<random hex>`. */
+  readonly entryName?: () => string;
+}
+
+/** The raw outcome of one successful configfs-tsm request. */
+export interface TsmReport {
+  readonly provider: TsmProviderName;
+  readonly outblob: Uint8Array;
+  /** null when the provider has no auxblob (TDX) or it was empty. */
+  readonly auxblob: Uint8Array | null;
+  readonly generation: number;
+  /** How many entries were needed (1 unless a concurrent writer was detected). */
+  readonly attempts: number;
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function ioError(error: unknown, action: string, path: string): EvidenceError {
+  const errno = errnoOf(error) ?? "unknown error";
+  if (errno === "EACCES" || errno === "EPERM") {
+    return new EvidenceError(
+      "TSM_PERMISSION_DENIED",
+      `configfs-tsm: ${action} ${path}: expected permission, found ${errno} (run the enclave as root or grant write access to the tsm report directory)`,
+      { cause: error },
+    );
+  }
+  if (errno === "EINVAL" || errno === "EFBIG") {
+    return new EvidenceError(
+      "TSM_WRITE_REJECTED",
+      `configfs-tsm: ${action} ${path}: expected the kernel to accept the value, found ${errno}`,
+      { cause: error },
+    );
+  }
+  return new EvidenceError("TSM_IO_ERROR", `configfs-tsm: ${action} ${path}: failed with ${errno}`, { cause: error });
+}
+
+function decodeText(bytes: Uint8Array): string {
+  return new TextDecoder("utf-8", { fatal: false }).decode(bytes).trim();
+}
+
+class GenerationRace extends Error {}
+
+/**
+ * Requests one report for `reportData` (exactly 64 bytes). Retries on a fresh entry when the
+ * generation counter shows a concurrent writer, up to `maxAttempts`, then throws
+ * TSM_GENERATION_RACE. Throws EvidenceError (TSM_UNAVAILABLE, TSM_NO_PROVIDER,
+ * TSM_PROVIDER_MISMATCH, TSM_PERMISSION_DENIED, TSM_WRITE_REJECTED, TSM_EMPTY_OUTBLOB,
+ * TSM_BAD_GENERATION, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
+ */
+export async function requestTsmReport(reportData: Uint8Array, options: ConfigfsTsmOptions): Promise<TsmReport> {
+  checkOptions(reportData, options);
+  const fs = options.fs ?? nodeTsmFileSystem;
+  const root = options.root ?? DEFAULT_TSM_REPORT_ROOT;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_TSM_MAX_ATTEMPTS;
+  if (!(await fs.isDirectory(root))) {
+    throw new EvidenceError(
+      "TSM_UNAVAILABLE",
+      `configfs-tsm: expected the directory ${root}, found none. ${KERNEL_REQUIREMENT}`,
+    );
+  }
+  const inblob = new Uint8Array(reportData);
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const name = options.entryName?.() ?? `cloister-${toHex(randomBytes(8))}`;
+    try {
+      const result = await oneAttempt(fs, join(root, name), inblob, options);
+      return { ...result, attempts: attempt };
+    } catch (error) {
+      if (!(error instanceof GenerationRace)) throw error;
+    }
+  }
+  throw new EvidenceError(
+    "TSM_GENERATION_RACE",
+    `configfs-tsm: expected the generation counter to change only through this request, found a concurrent writer in each of ${maxAttempts} attempts`,
+  );
+}
+
+function checkOptions(reportData: Uint8Array, options: ConfigfsTsmOptions): void {
+  if (reportData.length !== REPORT_DATA_SIZE) {
+    throw new ConfigurationError(
+      "REPORT_DATA_SIZE",
+      `REPORT_DATA: expected ${REPORT_DATA_SIZE} bytes, found ${reportData.length}`,
+    );
+  }
+  if (options.privlevel !== undefined) {
+    if (options.kind !== "snp") {
+      throw new ConfigurationError(
+        "TSM_PRIVLEVEL_UNSUPPORTED",
+        `privlevel: only SNP reports take a privilege level, found kind ${options.kind}`,
+      );
+    }
+    if (!Number.isInteger(options.privlevel) || options.privlevel < 0 || options.privlevel > 3) {
+      throw new ConfigurationError(
+        "TSM_PRIVLEVEL_RANGE",
+        `privlevel: expected an integer 0..3 (VMPL), found ${options.privlevel}`,
+      );
+    }
+  }
+  const attempts = options.maxAttempts;
+  if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1 || attempts > 16)) {
+    throw new ConfigurationError("TSM_MAX_ATTEMPTS_RANGE", `maxAttempts: expected an integer 1..16, found ${attempts}`);
+  }
+}
+
+async function readGeneration(fs: TsmFileSystem, dir: string): Promise<number> {
+  const path = join(dir, "generation");
+  let text: string;
+  try {
+    text = decodeText(await fs.readFile(path));
+  } catch (error) {
+    throw ioError(error, "read", path);
+  }
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new EvidenceError(
+      "TSM_BAD_GENERATION",
+      `configfs-tsm: ${path}: expected a decimal counter, found ${JSON.stringify(text.slice(0, 20))}`,
+    );
+  }
+  return Number(text);
+}
+
+async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
+  const path = join(dir, "provider");
+  let text: string;
+  try {
+    text = decodeText(await fs.readFile(path));
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === "ENXIO" || errno === "ENOENT" || errno === "ENODEV") {
+      throw new EvidenceError(
+        "TSM_NO_PROVIDER",
+        `configfs-tsm: expected a TSM provider (sev_guest or tdx_guest) behind ${path}, found ${errno}: load the sev-guest or tdx-guest driver`,
+        { cause: error },
+      );
+    }
+    throw ioError(error, "read", path);
+  }
+  if (text === "") {
+    throw new EvidenceError(
+      "TSM_NO_PROVIDER",
+      `configfs-tsm: expected a TSM provider name in ${path}, found an empty file`,
+    );
+  }
+  return text;
+}
+
+async function oneAttempt(
+  fs: TsmFileSystem,
+  dir: string,
+  inblob: Uint8Array,
+  options: ConfigfsTsmOptions,
+): Promise<Omit<TsmReport, "attempts">> {
+  try {
+    await fs.mkdir(dir);
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") {
+      throw new EvidenceError(
+        "TSM_UNAVAILABLE",
+        `configfs-tsm: mkdir ${dir}: the report directory vanished. ${KERNEL_REQUIREMENT}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw ioError(error, "mkdir", dir);
+  }
+  let outcome: { ok: true; value: Omit<TsmReport, "attempts"> } | { ok: false; error: unknown };
+  try {
+    outcome = { ok: true, value: await readEntry(fs, dir, inblob, options) };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+  // Always remove the entry. A cleanup failure after a failed request must not hide the
+  // request's own error, so it is only raised when everything else succeeded.
+  try {
+    await fs.rmdir(dir);
+  } catch (error) {
+    if (outcome.ok) {
+      throw new EvidenceError(
+        "TSM_CLEANUP_FAILED",
+        `configfs-tsm: rmdir ${dir}: failed with ${errnoOf(error) ?? "unknown error"}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
+}
+
+async function readEntry(
+  fs: TsmFileSystem,
+  dir: string,
+  inblob: Uint8Array,
+  options: ConfigfsTsmOptions,
+): Promise<Omit<TsmReport, "attempts">> {
+  const provider = await readProvider(fs, dir);
+  const expectedProvider = PROVIDER_BY_KIND[options.kind];
+  if (provider !== expectedProvider) {
+    throw new EvidenceError(
+      "TSM_PROVIDER_MISMATCH",
+      `configfs-tsm: expected provider ${expectedProvider} for ${options.kind}, found ${JSON.stringify(provider.slice(0, 32))}`,
+    );
+  }
+  const g0 = await readGeneration(fs, dir);
+  let writes = 0;
+  if (options.privlevel !== undefined) {
+    await write(fs, join(dir, "privlevel"), new TextEncoder().encode(`${options.privlevel}\n`));
+    writes++;
+  }
+  await write(fs, join(dir, "inblob"), inblob);
+  writes++;
+  const before = await readGeneration(fs, dir);
+  if (before !== g0 + writes) throw new GenerationRace();
+  const outblob = await read(fs, join(dir, "outblob"));
+  let auxblob: Uint8Array | null = null;
+  try {
+    const aux = await fs.readFile(join(dir, "auxblob"));
+    auxblob = aux.length === 0 ? null : new Uint8Array(aux);
+  } catch (error) {
+    // TDX has no auxblob attribute; an SNP host may supply no certificates.
+    if (errnoOf(error) !== "ENOENT") throw ioError(error, "read", join(dir, "auxblob"));
+  }
+  const after = await readGeneration(fs, dir);
+  if (after !== before) throw new GenerationRace();
+  if (outblob.length === 0) {
+    throw new EvidenceError(
+      "TSM_EMPTY_OUTBLOB",
+      `configfs-tsm: ${join(dir, "outblob")}: expected a report, found 0 bytes`,
+    );
+  }
+  return { provider: expectedProvider, outblob, auxblob, generation: after };
+}
+
+async function write(fs: TsmFileSystem, path: string, data: Uint8Array): Promise<void> {
+  try {
+    await fs.writeFile(path, data);
+  } catch (error) {
+    throw ioError(error, "write", path);
+  }
+}
+
+async function read(fs: TsmFileSystem, path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await fs.readFile(path));
+  } catch (error) {
+    throw ioError(error, "read", path);
+  }
+}
+
+/** SEV-SNP evidence through configfs-tsm: the report and the host's certificate table. */
+export class ConfigfsTsmSnpProvider implements TeeEvidenceProvider {
+  readonly kind = "snp";
+  constructor(private readonly options: Omit<ConfigfsTsmOptions, "kind"> = {}) {}
+
+  async getEvidence(reportData: Uint8Array): Promise<RawSnpEvidence> {
+    const report = await requestTsmReport(reportData, { ...this.options, kind: "snp" });
+    return {
+      kind: "snp",
+      report: report.outblob,
+      certificates: report.auxblob === null ? EMPTY_SNP_CERTIFICATE_TABLE : parseSnpCertificateTable(report.auxblob),
+      source: "configfs-tsm",
+    };
+  }
+}
+
+/** Intel TDX evidence through configfs-tsm: the quote (needs the host's quote generation service). */
+export class ConfigfsTsmTdxProvider implements TeeEvidenceProvider {
+  readonly kind = "tdx";
+  constructor(private readonly options: Omit<ConfigfsTsmOptions, "kind" | "privlevel"> = {}) {}
+
+  async getEvidence(reportData: Uint8Array): Promise<RawTdxEvidence> {
+    const report = await requestTsmReport(reportData, { ...this.options, kind: "tdx" });
+    return { kind: "tdx", quote: report.outblob, source: "configfs-tsm" };
+  }
+}

@@ -1,0 +1,218 @@
+import * as fs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AttestationError } from "../../attestation/errors.ts";
+import {
+  ConfigfsTsmSnpProvider,
+  ConfigfsTsmTdxProvider,
+  requestTsmReport,
+} from "../../attestation/providers/configfs-tsm.ts";
+import { SNP_CERT_GUIDS, snpCertificate } from "../../attestation/providers/snp-cert-table.ts";
+import { encodeCertificateTable, fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+
+const REPORT_DATA = Uint8Array.from({ length: 64 }, (_, i) => 0xa0 ^ i);
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), "cloister-tsm-"));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function certTable(): Promise<{ table: Uint8Array; vcek: Uint8Array; ask: Uint8Array; ark: Uint8Array }> {
+  const vcek = new Uint8Array(await fs.readFile(new URL("snp/milan-trustee-v2-vcek.der", FIXTURES)));
+  const ask = new TextEncoder().encode("ASK stand-in bytes");
+  const ark = new TextEncoder().encode("ARK stand-in bytes, longer");
+  const table = encodeCertificateTable([
+    { guid: SNP_CERT_GUIDS.VCEK, data: vcek },
+    { guid: SNP_CERT_GUIDS.ASK, data: ask },
+    { guid: SNP_CERT_GUIDS.ARK, data: ark },
+  ]);
+  return { table, vcek, ask, ark };
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<AttestationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AttestationError);
+  expect((error as AttestationError).code).toBe(code);
+  return error as AttestationError;
+}
+
+describe("configfs-tsm provider", () => {
+  it("returns the SNP report made for our inblob and the parsed certificate table, and removes the entry", async () => {
+    const { table, vcek, ask, ark } = await certTable();
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: table,
+    });
+    const provider = new ConfigfsTsmSnpProvider({ root: emulator.root, fs: emulator, privlevel: 2 });
+    const evidence = await provider.getEvidence(REPORT_DATA);
+    expect(evidence.kind).toBe("snp");
+    expect(evidence.report).toEqual(fakeSnpReport(REPORT_DATA, 2));
+    expect(evidence.report.subarray(0x50, 0x90)).toEqual(REPORT_DATA);
+    expect(snpCertificate(evidence.certificates, "VCEK")).toEqual(vcek);
+    expect(snpCertificate(evidence.certificates, "ASK")).toEqual(ask);
+    expect(snpCertificate(evidence.certificates, "ARK")).toEqual(ark);
+    expect(snpCertificate(evidence.certificates, "VLEK")).toBeUndefined();
+    expect(emulator.writes.map((w) => w.attribute)).toEqual(["privlevel", "inblob"]);
+    expect(emulator.created).toHaveLength(1);
+    expect(emulator.removed).toEqual(emulator.created);
+    expect(await fs.readdir(emulator.root)).toEqual([]);
+  });
+
+  it("returns a TDX quote (no auxblob attribute) and writes no privlevel", async () => {
+    const quote = new Uint8Array(await fs.readFile(new URL("tdx/quote-v4-trustee.bin", FIXTURES)));
+    const emulator = await TsmEmulator.create(dir, { provider: "tdx_guest", makeReport: () => quote, auxblob: null });
+    const evidence = await new ConfigfsTsmTdxProvider({ root: emulator.root, fs: emulator }).getEvidence(REPORT_DATA);
+    expect(evidence).toEqual({ kind: "tdx", quote, source: "configfs-tsm" });
+    expect(emulator.writes.map((w) => w.attribute)).toEqual(["inblob"]);
+    expect(emulator.writes[0]?.data).toEqual(REPORT_DATA);
+    expect(await fs.readdir(emulator.root)).toEqual([]);
+  });
+
+  it("detects a concurrent writer through generation, retries on a fresh entry and then succeeds", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      racingAttempts: 2,
+    });
+    const report = await requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator });
+    expect(report.attempts).toBe(3);
+    expect(report.outblob).toEqual(fakeSnpReport(REPORT_DATA, 0));
+    expect(report.generation).toBe(1);
+    expect(new Set(emulator.created).size).toBe(3);
+    expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  it("gives up with TSM_GENERATION_RACE after maxAttempts when the writer persists, removing every entry", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      racingAttempts: 100,
+    });
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator, maxAttempts: 4 }),
+      "TSM_GENERATION_RACE",
+    );
+    expect(error.stage).toBe("evidence");
+    expect(error.message).toContain("4 attempts");
+    expect(emulator.created).toHaveLength(4);
+    expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  it("reports a missing provider driver (TSM_NO_PROVIDER) and removes the entry", async () => {
+    const emulator = await TsmEmulator.create(dir, { provider: null, makeReport: fakeSnpReport, auxblob: null });
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+      "TSM_NO_PROVIDER",
+    );
+    expect(error.message).toContain("sev-guest or tdx-guest driver");
+    expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  it("refuses a provider of the other TEE (TSM_PROVIDER_MISMATCH)", async () => {
+    const emulator = await TsmEmulator.create(dir, { provider: "tdx_guest", makeReport: fakeSnpReport, auxblob: null });
+    await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+      "TSM_PROVIDER_MISMATCH",
+    );
+    expect(emulator.writes).toEqual([]);
+  });
+
+  it.each([
+    ["EACCES", "TSM_PERMISSION_DENIED"],
+    ["EINVAL", "TSM_WRITE_REJECTED"],
+    ["EIO", "TSM_IO_ERROR"],
+  ])("maps a %s write error on inblob to %s and still removes the entry", async (errno, code) => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      failWrite: { attribute: "inblob", errno },
+    });
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+      code,
+    );
+    expect(error.message).toContain("inblob");
+    expect(error.message).toContain(errno);
+    expect(emulator.removed).toEqual(emulator.created);
+    expect(await fs.readdir(emulator.root)).toEqual([]);
+  });
+
+  it("maps an EINVAL privlevel write to TSM_WRITE_REJECTED", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      failWrite: { attribute: "privlevel", errno: "EINVAL" },
+    });
+    await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator, privlevel: 1 }),
+      "TSM_WRITE_REJECTED",
+    );
+  });
+
+  it("names the kernel requirement when configfs-tsm is missing (real node:fs on an empty directory)", async () => {
+    const error = await expectCode(
+      new ConfigfsTsmSnpProvider({ root: join(dir, "sys/kernel/config/tsm/report") }).getEvidence(REPORT_DATA),
+      "TSM_UNAVAILABLE",
+    );
+    expect(error.message).toContain("Linux >= 6.7");
+    expect(error.message).toContain("CONFIG_TSM_REPORTS");
+    expect(error.message).toContain("configfs mounted");
+  });
+
+  it("maps an EACCES on mkdir (enclave not running as root) to TSM_PERMISSION_DENIED", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      failMkdir: "EACCES",
+    });
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+      "TSM_PERMISSION_DENIED",
+    );
+    expect(error.message).toContain("mkdir");
+    expect(emulator.writes).toEqual([]);
+  });
+
+  it("rejects bad options before touching the file system", async () => {
+    const emulator = await TsmEmulator.create(dir, { provider: "sev_guest", makeReport: fakeSnpReport, auxblob: null });
+    const base = { root: emulator.root, fs: emulator } as const;
+    await expectCode(requestTsmReport(new Uint8Array(32), { ...base, kind: "snp" }), "REPORT_DATA_SIZE");
+    await expectCode(requestTsmReport(REPORT_DATA, { ...base, kind: "snp", privlevel: 4 }), "TSM_PRIVLEVEL_RANGE");
+    await expectCode(
+      requestTsmReport(REPORT_DATA, { ...base, kind: "tdx", privlevel: 0 }),
+      "TSM_PRIVLEVEL_UNSUPPORTED",
+    );
+    await expectCode(requestTsmReport(REPORT_DATA, { ...base, kind: "snp", maxAttempts: 0 }), "TSM_MAX_ATTEMPTS_RANGE");
+    expect(emulator.created).toEqual([]);
+  });
+
+  it("rejects a malformed certificate table from the host with a typed parse error", async () => {
+    const { table } = await certTable();
+    const truncated = table.subarray(0, 30); // cuts through the second entry: no terminator
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: truncated,
+    });
+    const error = await expectCode(
+      new ConfigfsTsmSnpProvider({ root: emulator.root, fs: emulator }).getEvidence(REPORT_DATA),
+      "SNP_CERT_TABLE_UNTERMINATED",
+    );
+    expect(error.stage).toBe("parse");
+  });
+});
