@@ -1,0 +1,65 @@
+/**
+ * Errors of the models/ code. Every failure carries a stable `code`; GGUF parse failures also name
+ * the field and the byte offset where the file stopped making sense, so `cloister model inspect` can
+ * print one precise line. Messages hold structural facts only (field names, offsets, sizes, type
+ * numbers), never model contents beyond the metadata key that was being read.
+ */
+
+export type GgufErrorCode =
+  | "GGUF_TRUNCATED"
+  | "GGUF_BAD_MAGIC"
+  | "GGUF_BAD_VERSION"
+  | "GGUF_BAD_TYPE"
+  | "GGUF_BAD_COUNT"
+  | "GGUF_BAD_STRING"
+  | "GGUF_DUPLICATE"
+  | "GGUF_BAD_ALIGNMENT"
+  | "GGUF_BAD_TENSOR"
+  | "GGUF_TOO_DEEP";
+
+export class ModelError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ModelError";
+    this.code = code;
+  }
+}
+
+/** Bytes that are not a well-formed GGUF v2/v3 file: names the field and its byte offset. */
+export class GgufFormatError extends ModelError {
+  override readonly code: GgufErrorCode;
+  readonly field: string;
+  readonly offset: number;
+
+  constructor(code: GgufErrorCode, field: string, offset: number, detail: string, options?: { cause?: unknown }) {
+    super(code, `${field} at offset ${offset}: ${detail}`, options);
+    this.name = "GgufFormatError";
+    this.code = code;
+    this.field = field;
+    this.offset = offset;
+  }
+}
+
+/** A GGUF writer used out of order or with data that does not match its declared tensors. */
+export class GgufWriteError extends ModelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("GGUF_WRITE", message, options);
+    this.name = "GgufWriteError";
+  }
+}
+
+/** A model file that cannot be opened, read or written (wraps the operating-system error). */
+export class ModelIoError extends ModelError {
+  readonly path: string;
+
+  constructor(path: string, action: string, cause: unknown) {
+    const reason = (cause as { code?: unknown } | null)?.code;
+    super("MODEL_IO", `cannot ${action} model file "${path}"${typeof reason === "string" ? ` (${reason})` : ""}`, {
+      cause,
+    });
+    this.name = "ModelIoError";
+    this.path = path;
+  }
+}
