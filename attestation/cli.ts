@@ -1,4 +1,47 @@
 /** `cloister` sub-commands of the attestation/ party. Actions import their implementation lazily. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { choiceOption, timeOption } from "../client/cli/output.ts";
 
-export function registerAttestationCommands(_program: Command): void {}
+/** Kept in sync with VERIFY_EVIDENCE_TEES in verify-evidence-cli.ts (not imported: keeps this file light). */
+const TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
+
+export function registerAttestationCommands(program: Command): void {
+  program
+    .command("verify-evidence")
+    .description(
+      "Verify TEE evidence offline against the pinned vendor roots: an SEV-SNP report + VCEK/VLEK, a TDX quote + collateral, or Azure CVM evidence / an MAA token. Exit 0 only when valid.",
+    )
+    .addOption(
+      new Option("--tee <tee>", `evidence type: ${TEES.join(", ")}`)
+        .argParser(choiceOption("--tee", TEES))
+        .makeOptionMandatory(),
+    )
+    .option("--report <file>", "snp: the ATTESTATION_REPORT (1184 bytes, binary)")
+    .option("--cert <file>", "snp: the VCEK or VLEK certificate (PEM or DER)")
+    .option("--quote <file>", "tdx: the quote (binary)")
+    .option("--collateral <path>", "tdx: the collateral (TCB info, QE identity, CRLs)")
+    .option("--evidence <file>", "azure-*: the CVM evidence (HCL report + vTPM quote)")
+    .option("--token <file>", "azure-*: a Microsoft Azure Attestation token (JWT)")
+    .option("--jwks <file>", "azure-*: the MAA signing keys (JWKS JSON)")
+    .option("--at <time>", "verification time, ISO-8601 (default: now)", timeOption("--at"))
+    .option("--policy <file>", "also appraise the verified evidence against this policy (JSON)")
+    .option("--json", "print the verdict as JSON")
+    .action(async (options) => {
+      const { printVerdict } = await import("./verify-evidence-cli.ts");
+      const tee = options.tee as (typeof TEES)[number];
+      let verifyEvidence: typeof import("./snp/cli-verify.ts")["verifyEvidence"];
+      switch (tee) {
+        case "snp":
+          ({ verifyEvidence } = await import("./snp/cli-verify.ts"));
+          break;
+        default: {
+          const { ConfigurationError } = await import("./errors.ts");
+          throw new ConfigurationError(
+            "TEE_NOT_AVAILABLE",
+            `verify-evidence --tee ${tee}: not available in this build`,
+          );
+        }
+      }
+      printVerdict(await verifyEvidence(options), options.json === true);
+    });
+}

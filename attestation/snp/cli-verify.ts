@@ -1,0 +1,123 @@
+/**
+ * `cloister verify-evidence --tee snp --report FILE --cert FILE [--at TIME] [--policy FILE]`:
+ * parses the report, verifies it under the pinned AMD roots (never a simulator root) at `--at`,
+ * and turns the outcome into an EvidenceVerdict. CLI-only (reads files).
+ */
+import { toHex } from "../bytes.ts";
+import { ConfigurationError } from "../errors.ts";
+import { AMD_ROOTS } from "../roots/amd.ts";
+import {
+  type EvidenceTcb,
+  type EvidenceVerdict,
+  failureFrom,
+  readInputFile,
+  rejectForeignOptions,
+  type VerifyEvidenceOptions,
+} from "../verify-evidence-cli.ts";
+import { type Certificate, parseCertificateBytes } from "../x509.ts";
+import { parseSnpReport, type SnpReport, type SnpTcbVersion, tcbHex } from "./parse.ts";
+import { type VerifiedSnpReport, verifySnpReport } from "./verify.ts";
+
+function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
+  return {
+    raw: tcbHex(tcb),
+    ...(tcb.fmc === null ? {} : { fmc: tcb.fmc }),
+    bootloader: tcb.bootloader,
+    tee: tcb.tee,
+    snp: tcb.snp,
+    microcode: tcb.microcode,
+  };
+}
+
+type ReportFields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated">;
+
+function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | null, cert: Certificate | null) {
+  const empty: ReportFields = {
+    tee: "snp",
+    version: null,
+    measurement: null,
+    reportData: null,
+    chipId: null,
+    reportedTcb: null,
+    policy: null,
+    debug: null,
+    signingKey: null,
+    tcbStatus: null,
+  };
+  if (report === null) return empty;
+  const p = report.policy;
+  return {
+    ...empty,
+    version: report.version,
+    measurement: toHex(report.measurement),
+    reportData: toHex(report.reportData),
+    chipId: toHex(report.chipId),
+    reportedTcb: tcbFields(verified?.reportedTcb ?? report.reportedTcb),
+    policy: `0x${p.raw.toString(16)}`,
+    debug: p.debugAllowed,
+    signingKey: report.signingKey,
+    details: {
+      product: verified?.product ?? report.product,
+      certProductName: verified?.extensions.productName ?? null,
+      cspId: verified?.extensions.cspId ?? null,
+      vmpl: report.vmpl,
+      guestSvn: report.guestSvn,
+      policyFlags: {
+        abiMajor: p.abiMajor,
+        abiMinor: p.abiMinor,
+        smtAllowed: p.smtAllowed,
+        migrateMA: p.migrateMA,
+        debugAllowed: p.debugAllowed,
+        singleSocket: p.singleSocket,
+      },
+      hostData: toHex(report.hostData),
+      familyId: toHex(report.familyId),
+      imageId: toHex(report.imageId),
+      idKeyDigest: toHex(report.idKeyDigest),
+      reportId: toHex(report.reportId),
+      platformInfo: `0x${report.platformInfo.raw.toString(16)}`,
+      endorsementKey:
+        cert === null
+          ? null
+          : {
+              subject: cert.subject,
+              issuer: cert.issuer,
+              notBefore: cert.notBefore.toISOString(),
+              notAfter: cert.notAfter.toISOString(),
+            },
+    },
+  };
+}
+
+export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<EvidenceVerdict> {
+  rejectForeignOptions(options, ["report", "cert"]);
+  if (options.policy !== undefined) {
+    // Fail closed: a requested appraisal that cannot run must not look like a pass.
+    throw new ConfigurationError(
+      "POLICY_APPRAISAL_UNAVAILABLE",
+      "--policy: policy appraisal not available in this build (attestation/appraise.ts is missing)",
+    );
+  }
+  const reportBytes = await readInputFile(options.report, "--report", "snp");
+  const certBytes = await readInputFile(options.cert, "--cert", "snp");
+  const at = options.at ?? new Date();
+
+  let report: SnpReport | null = null;
+  let cert: Certificate | null = null;
+  try {
+    report = parseSnpReport(reportBytes);
+    cert = parseCertificateBytes(certBytes);
+    const verified = await verifySnpReport({ report, endorsementKey: cert, anchors: AMD_ROOTS, at });
+    return {
+      valid: true,
+      stage: null,
+      code: null,
+      reason: null,
+      simulated: verified.simulated,
+      ...reportFields(report, verified, cert),
+    };
+  } catch (error) {
+    const failure = failureFrom(error);
+    return { valid: false, ...failure, simulated: null, ...reportFields(report, null, cert) };
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The shared part of `cloister verify-evidence`: its options, the verdict every TEE branch
+ * returns, and how a verdict is printed. Each TEE has its own lazily loaded implementation
+ * (`attestation/<tee>/cli-verify.ts`) exporting `verifyEvidence(options): Promise<EvidenceVerdict>`.
+ *
+ * CLI-only module: it reads files with node:fs, so the platform-neutral verification code must not
+ * import it.
+ */
+import { readFile } from "node:fs/promises";
+import { UsageError } from "../client/cli/output.ts";
+import { AttestationError } from "./errors.ts";
+
+/** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
+export const VERIFY_EVIDENCE_TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
+export type VerifyEvidenceTee = (typeof VERIFY_EVIDENCE_TEES)[number];
+
+/** Options of `cloister verify-evidence` as commander hands them over. */
+export interface VerifyEvidenceOptions {
+  readonly tee: VerifyEvidenceTee;
+  /** SNP: ATTESTATION_REPORT file (1184 bytes). */
+  readonly report?: string | undefined;
+  /** SNP: VCEK/VLEK certificate file (PEM or DER). */
+  readonly cert?: string | undefined;
+  /** TDX: quote file. */
+  readonly quote?: string | undefined;
+  /** TDX: collateral (TCB info, QE identity, CRLs). */
+  readonly collateral?: string | undefined;
+  /** Azure: CVM evidence file. */
+  readonly evidence?: string | undefined;
+  /** Azure: MAA token file. */
+  readonly token?: string | undefined;
+  /** Azure: MAA JWKS file. */
+  readonly jwks?: string | undefined;
+  /** Verification time (default: now). */
+  readonly at?: Date | undefined;
+  /** Policy file for appraisal. */
+  readonly policy?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export interface EvidenceTcb {
+  /** The raw TCB value as hex (SNP: the TCB_VERSION u64; TDX: TEE_TCB_SVN). */
+  readonly raw: string;
+  readonly [component: string]: number | string | null;
+}
+
+/**
+ * The result of one verification, printed as JSON with `--json`. Hex is lower-case. When `valid`
+ * is false, `stage`/`code`/`reason` say why, and the evidence fields (if the evidence parsed at all)
+ * are the *unverified* values, for diagnosis only.
+ */
+export interface EvidenceVerdict {
+  readonly valid: boolean;
+  /** The failing stage (parse, verify, appraise, configuration ...), null when valid. */
+  readonly stage: string | null;
+  readonly code: string | null;
+  readonly reason: string | null;
+  readonly tee: VerifyEvidenceTee;
+  /** True when verified under a simulator root; null when verification did not get that far. */
+  readonly simulated: boolean | null;
+  readonly version: number | null;
+  readonly measurement: string | null;
+  readonly reportData: string | null;
+  readonly chipId: string | null;
+  readonly reportedTcb: EvidenceTcb | null;
+  /** TEE-specific policy value (SNP: guest POLICY as hex; TDX: TD_ATTRIBUTES as hex). */
+  readonly policy: string | null;
+  readonly debug: boolean | null;
+  readonly signingKey: string | null;
+  /** TDX TCB status from the collateral; null for SNP. */
+  readonly tcbStatus: string | null;
+  /** TEE-specific extra fields (product, vmpl, endorsement certificate, appraisal violations ...). */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** Reads a required input file named by `option`, or throws UsageError (exit 2). */
+export async function readInputFile(path: string | undefined, option: string, tee: string): Promise<Uint8Array> {
+  if (path === undefined) throw new UsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    const why = (error as { code?: unknown }).code;
+    throw new UsageError(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
+  }
+}
+
+/** Throws UsageError when an option of another TEE was given (so a typo cannot be silently ignored). */
+export function rejectForeignOptions(
+  options: VerifyEvidenceOptions,
+  allowed: readonly (keyof VerifyEvidenceOptions)[],
+): void {
+  const inputs: (keyof VerifyEvidenceOptions)[] = [
+    "report",
+    "cert",
+    "quote",
+    "collateral",
+    "evidence",
+    "token",
+    "jwks",
+  ];
+  for (const name of inputs) {
+    if (options[name] !== undefined && !allowed.includes(name)) {
+      throw new UsageError(`verify-evidence --tee ${options.tee}: --${name} does not apply to this TEE`);
+    }
+  }
+}
+
+/** The failure fields of a verdict from an attestation error. Other errors are rethrown. */
+export function failureFrom(error: unknown): { stage: string; code: string; reason: string } {
+  if (error instanceof AttestationError) return { stage: error.stage, code: error.code, reason: error.message };
+  throw error;
+}
+
+/** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */
+export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);
+  } else {
+    const lines: string[] = [];
+    lines.push(
+      `${verdict.tee}: ${verdict.valid ? "VALID" : "INVALID"}${verdict.simulated ? " (SIMULATED - not hardware evidence)" : ""}`,
+    );
+    const row = (label: string, value: unknown) => {
+      if (value !== null && value !== undefined) lines.push(`  ${label.padEnd(16)} ${String(value)}`);
+    };
+    row("version", verdict.version);
+    row("signing key", verdict.signingKey);
+    row("measurement", verdict.measurement);
+    row("report data", verdict.reportData);
+    row("chip id", verdict.chipId);
+    if (verdict.reportedTcb !== null) {
+      const { raw, ...parts } = verdict.reportedTcb;
+      const decoded = Object.entries(parts)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      row("reported TCB", `${raw} (${decoded})`);
+    }
+    row("policy", verdict.policy);
+    row("debug", verdict.debug);
+    row("tcb status", verdict.tcbStatus);
+    for (const [k, v] of Object.entries(verdict.details ?? {})) {
+      if (v !== null && v !== undefined && typeof v !== "object") row(k, v);
+    }
+    if (!verdict.valid && verdict.stage !== "parse") lines.push("  (fields above are unverified)");
+    process.stdout.write(`${lines.join("\n")}\n`);
+    if (!verdict.valid) process.stderr.write(`cloister: ${verdict.code}: ${verdict.reason}\n`);
+  }
+  process.exitCode = verdict.valid ? 0 : 1;
+}
