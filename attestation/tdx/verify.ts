@@ -1,0 +1,310 @@
+/**
+ * Verification of a parsed Intel TDX quote (v4/v5, ECDSA-P256, certification data type 6) against
+ * pinned trust anchors at an injected time. Checks, in this order, each failure with its own code:
+ *
+ *   1. PCK chain: leaf ← PCK Platform/Processor CA ← root, with x509 `verifyChain` at `at`, and the
+ *      root byte-identical to one of `anchors` (ROOT_NOT_TRUSTED, CERT_*).
+ *   2. Revocation when `crls` are given: every non-root PCK-chain certificate must be covered by a
+ *      CRL of its issuer (TDX_CRL_MISSING), each CRL verified and current (CRL_*), CERT_REVOKED.
+ *   3. QE report signature by the PCK leaf key, P-256/SHA-256 over the 384 raw QE-report bytes
+ *      (TDX_QE_REPORT_SIGNATURE_INVALID). Without it the attestation key is not endorsed.
+ *   4. QE report-data binding: REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes
+ *      (TDX_QE_BINDING_MISMATCH).
+ *   5. Quote signature by the attestation key over header + body (TDX_QUOTE_SIGNATURE_INVALID).
+ *      Trailing bytes after the signature data are never part of it (see parse.ts).
+ *   6. Collateral, when given: signatures over the raw JSON values, signing chains to the SAME anchor
+ *      as the PCK chain, validity windows per `collateralSignerValidity` / `acceptStaleCollateral`
+ *      (collateral.ts), FMSPC/PCE-ID match, TDX module identity, QE identity, and the TCB level (tcb.ts).
+ *
+ * What it does not do: judge the result. A TCB status of OutOfDate or NotSupported, a debug TD, or
+ * unexpected measurements still verify; appraisal (attestation/appraise.ts) applies the policy.
+ * Evidence verified under a `simulated: true` anchor is marked `simulated: true`.
+ */
+import { bytesEqual, concatBytes, isAllZero, toHex } from "../bytes.ts";
+import { sha256, verifyEcdsa } from "../crypto.ts";
+import { ConfigurationError, VerifyError } from "../errors.ts";
+import type { TdxTrustAnchor } from "../roots/intel.ts";
+import { type Certificate, type Crl, checkNotRevoked, parseCrl, verifyChain } from "../x509.ts";
+import {
+  type CollateralSignerValidity,
+  parseIssuerChain,
+  parseTdQeIdentity,
+  parseTdxTcbInfo,
+  type TdQeIdentity,
+  type TdxTcbInfo,
+  verifyTdxCollateralSignature,
+} from "./collateral.ts";
+import { isDebugTd, parseTdxQuote, type TdxQuote } from "./parse.ts";
+import {
+  convergeTcbStatus,
+  evaluateQeIdentity,
+  evaluateTdxTcb,
+  type QeIdentityEvaluation,
+  type TdxTcbEvaluation,
+  type TdxTcbStatus,
+} from "./tcb.ts";
+
+/** Collateral as fetched from Intel PCS: raw response bodies and `*-Issuer-Chain` PEM texts. */
+export interface TdxCollateral {
+  readonly tcbInfo?: { readonly json: Uint8Array | string; readonly issuerChain: Uint8Array | string } | undefined;
+  readonly qeIdentity?: { readonly json: Uint8Array | string; readonly issuerChain: Uint8Array | string } | undefined;
+}
+
+export interface VerifyTdxQuoteOptions {
+  /** A parsed quote, or the raw bytes (then parsed here). */
+  readonly quote: TdxQuote | Uint8Array;
+  /** Trusted roots; pass INTEL_ROOTS for real hardware. Never empty. */
+  readonly anchors: readonly TdxTrustAnchor[];
+  /** Verification time (injected; never read from the clock here). */
+  readonly at: Date;
+  readonly collateral?: TdxCollateral | undefined;
+  /** DER CRLs (e.g. the PCK Platform CA CRL and the Intel SGX Root CA CRL). */
+  readonly crls?: readonly (Uint8Array | Crl)[] | undefined;
+  /** How the collateral signer certificate's validity is checked; default "strict" (collateral.ts). */
+  readonly collateralSignerValidity?: CollateralSignerValidity | undefined;
+  /** Accept collateral and CRLs past nextUpdate (reported as `stale`); default false. */
+  readonly acceptStaleCollateral?: boolean | undefined;
+}
+
+export interface VerifiedCollateralInfo {
+  readonly issueDate: string;
+  readonly nextUpdate: string;
+  readonly tcbEvaluationDataNumber: number;
+  readonly signer: string;
+  readonly signerExpired: boolean;
+  readonly stale: boolean;
+}
+
+declare const verifiedBrand: unique symbol;
+
+/** A quote whose signatures and chains verified. Only `verifyTdxQuote` produces one. */
+export interface VerifiedTdxQuote {
+  readonly [verifiedBrand]: true;
+  readonly kind: "verified-tdx-quote";
+  readonly quote: TdxQuote;
+  readonly simulated: boolean;
+  readonly verifiedAt: Date;
+  /** SHA-256 (hex) of the trust anchor the PCK chain ended in. */
+  readonly rootSha256: string;
+  readonly debug: boolean;
+  readonly fmspc: string;
+  /** TCB evaluation against verified TCB info; null when no TCB info was given. */
+  readonly tcb: TdxTcbEvaluation | null;
+  readonly tcbInfo: VerifiedCollateralInfo | null;
+  /** QE identity evaluation; null when no QE identity was given. */
+  readonly qeIdentity: (QeIdentityEvaluation & VerifiedCollateralInfo) | null;
+  /** Converged status of platform, TDX module and QE identity; null without TCB info. */
+  readonly tcbStatus: TdxTcbStatus | null;
+  /** Revocation was checked against current (or, if accepted, stale) CRLs. */
+  readonly revocationChecked: boolean;
+  /** Human-readable notes about relaxed checks (stale collateral, expired signer). */
+  readonly warnings: readonly string[];
+}
+
+const VERIFIED = new WeakSet<object>();
+
+/** True only for objects returned by `verifyTdxQuote`. */
+export function isVerifiedTdxQuote(value: unknown): value is VerifiedTdxQuote {
+  return typeof value === "object" && value !== null && VERIFIED.has(value);
+}
+
+/** SubjectPublicKeyInfo prefix of an uncompressed P-256 point (id-ecPublicKey, prime256v1). */
+const P256_SPKI_PREFIX = Uint8Array.from([
+  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+  0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+]);
+
+export function attestationKeySpki(attestationKey: Uint8Array): Uint8Array {
+  return concatBytes(P256_SPKI_PREFIX, attestationKey);
+}
+
+const anchorDigests = new WeakMap<Certificate, string>();
+async function rootDigest(cert: Certificate): Promise<string> {
+  let digest = anchorDigests.get(cert);
+  if (digest === undefined) {
+    digest = toHex(await sha256(cert.der));
+    anchorDigests.set(cert, digest);
+  }
+  return digest;
+}
+
+/** The three signature checks, as booleans (diagnostics; does not produce a verified quote). */
+export async function checkTdxQuoteSignatures(quote: TdxQuote): Promise<{
+  qeReportSignatureValid: boolean;
+  qeReportDataBindsAttestationKey: boolean;
+  quoteSignatureValid: boolean;
+}> {
+  const leafKey = quote.pckChain[0].publicKey;
+  const qeReportSignatureValid =
+    leafKey.kind === "ec" &&
+    leafKey.curve === "P-256" &&
+    (await verifyEcdsa({
+      curve: "P-256",
+      hash: "SHA-256",
+      spki: leafKey.spki,
+      signature: quote.qeReportSignature,
+      data: quote.qeReportBytes,
+    }));
+  const expected = await sha256(concatBytes(quote.attestationKey, quote.qeAuthData));
+  const rd = quote.qeReport.reportData;
+  const qeReportDataBindsAttestationKey = bytesEqual(rd.subarray(0, 32), expected) && isAllZero(rd.subarray(32));
+  const quoteSignatureValid = await verifyEcdsa({
+    curve: "P-256",
+    hash: "SHA-256",
+    spki: attestationKeySpki(quote.attestationKey),
+    signature: quote.signature,
+    data: quote.signedBytes,
+  });
+  return { qeReportSignatureValid, qeReportDataBindsAttestationKey, quoteSignatureValid };
+}
+
+async function checkRevocation(
+  chain: TdxQuote["pckChain"],
+  crls: readonly Crl[],
+  at: Date,
+  acceptStale: boolean,
+  warnings: string[],
+): Promise<void> {
+  const roles = ["PCK leaf", "PCK CA"];
+  for (let i = 0; i < 2; i++) {
+    const cert = chain[i] as Certificate;
+    const issuer = chain[i + 1] as Certificate;
+    const crl = crls.find((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
+    if (crl === undefined) {
+      throw new VerifyError(
+        "TDX_CRL_MISSING",
+        `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${roles[i]} certificate)`,
+      );
+    }
+    let when = at;
+    if (acceptStale && crl.nextUpdate !== undefined && at > crl.nextUpdate) {
+      // Stale CRL explicitly accepted: revocation status as of the CRL's nextUpdate.
+      when = crl.nextUpdate;
+      warnings.push(`CRL from "${crl.issuer}" is stale (nextUpdate ${crl.nextUpdate.toISOString()})`);
+    }
+    await checkNotRevoked(cert, crl, issuer, when, roles[i] as string);
+  }
+}
+
+function collateralInfo(
+  doc: TdxTcbInfo | TdQeIdentity,
+  result: { signer: Certificate; signerExpired: boolean; stale: boolean },
+): VerifiedCollateralInfo {
+  return {
+    issueDate: doc.issueDate.toISOString(),
+    nextUpdate: doc.nextUpdate.toISOString(),
+    tcbEvaluationDataNumber: doc.tcbEvaluationDataNumber,
+    signer: result.signer.subject,
+    signerExpired: result.signerExpired,
+    stale: result.stale,
+  };
+}
+
+/** Verifies a TDX quote; see the module comment for the checks and their order. */
+export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<VerifiedTdxQuote> {
+  const { anchors, at } = options;
+  if (anchors.length === 0) {
+    throw new ConfigurationError(
+      "TDX_NO_TRUST_ANCHORS",
+      "verifyTdxQuote: anchors is empty; pass INTEL_ROOTS or simulator anchors",
+    );
+  }
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+    throw new ConfigurationError("TDX_BAD_OPTION", "verifyTdxQuote: at must be a valid Date");
+  }
+  const signerValidity = options.collateralSignerValidity ?? "strict";
+  const acceptStale = options.acceptStaleCollateral ?? false;
+  const quote = options.quote instanceof Uint8Array ? parseTdxQuote(options.quote) : options.quote;
+  const warnings: string[] = [];
+
+  // 1. PCK chain to a pinned anchor.
+  const [leaf, ca, root] = quote.pckChain;
+  const rootHex = await rootDigest(root);
+  let anchor: TdxTrustAnchor | undefined;
+  for (const a of anchors) if ((await rootDigest(a.root)) === rootHex) anchor = a;
+  if (anchor === undefined) {
+    throw new VerifyError(
+      "ROOT_NOT_TRUSTED",
+      `PCK root certificate "${root.subject}" (sha256 ${rootHex}) is not one of the ${anchors.length} trust anchors`,
+    );
+  }
+  await verifyChain(
+    [
+      { cert: leaf, role: "PCK leaf" },
+      { cert: ca, role: "PCK CA" },
+      { cert: root, role: "PCK root" },
+    ],
+    [anchor.root],
+    at,
+  );
+
+  // 2. Revocation.
+  const crls = options.crls?.map((c) => (c instanceof Uint8Array ? parseCrl(c) : c));
+  if (crls !== undefined) await checkRevocation(quote.pckChain, crls, at, acceptStale, warnings);
+
+  // 3-5. QE report signature, attestation-key binding, quote signature — in this order.
+  const checks = await checkTdxQuoteSignatures(quote);
+  if (!checks.qeReportSignatureValid) {
+    throw new VerifyError(
+      "TDX_QE_REPORT_SIGNATURE_INVALID",
+      `QE report signature does not verify under the PCK leaf key "${leaf.subject}"`,
+    );
+  }
+  if (!checks.qeReportDataBindsAttestationKey) {
+    throw new VerifyError(
+      "TDX_QE_BINDING_MISMATCH",
+      `QE report REPORTDATA: expected SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes, found ${toHex(quote.qeReport.reportData)}`,
+    );
+  }
+  if (!checks.quoteSignatureValid) {
+    throw new VerifyError(
+      "TDX_QUOTE_SIGNATURE_INVALID",
+      `quote signature does not verify under the attestation key over the ${quote.signedBytes.length} bytes of header and body`,
+    );
+  }
+
+  // 6. Collateral.
+  let tcb: TdxTcbEvaluation | null = null;
+  let tcbInfoInfo: VerifiedCollateralInfo | null = null;
+  let qeIdentity: VerifiedTdxQuote["qeIdentity"] = null;
+  const checkOptions = { at, root: anchor.root, signerValidity, acceptStaleCollateral: acceptStale };
+  const noteRelaxed = (what: string, info: VerifiedCollateralInfo) => {
+    if (info.signerExpired)
+      warnings.push(`${what} signer certificate "${info.signer}" is expired (accepted: ${signerValidity})`);
+    if (info.stale) warnings.push(`${what} is past its nextUpdate ${info.nextUpdate} (accepted stale collateral)`);
+  };
+  if (options.collateral?.tcbInfo !== undefined) {
+    const doc = parseTdxTcbInfo(options.collateral.tcbInfo.json);
+    const chain = parseIssuerChain(options.collateral.tcbInfo.issuerChain, "TDX TCB info");
+    tcbInfoInfo = collateralInfo(doc, await verifyTdxCollateralSignature(doc, chain, checkOptions));
+    noteRelaxed("TCB info", tcbInfoInfo);
+    tcb = evaluateTdxTcb(quote, doc);
+  }
+  if (options.collateral?.qeIdentity !== undefined) {
+    const doc = parseTdQeIdentity(options.collateral.qeIdentity.json);
+    const chain = parseIssuerChain(options.collateral.qeIdentity.issuerChain, "TD QE identity");
+    const info = collateralInfo(doc, await verifyTdxCollateralSignature(doc, chain, checkOptions));
+    noteRelaxed("QE identity", info);
+    qeIdentity = { ...evaluateQeIdentity(quote.qeReport, doc), ...info };
+  }
+  const tcbStatus =
+    tcb === null ? null : qeIdentity === null ? tcb.status : convergeTcbStatus(tcb.status, qeIdentity.status);
+
+  const verified = Object.freeze({
+    kind: "verified-tdx-quote",
+    quote,
+    simulated: anchor.simulated,
+    verifiedAt: new Date(at.getTime()),
+    rootSha256: rootHex,
+    debug: isDebugTd(quote.body),
+    fmspc: toHex(quote.pckExtensions.fmspc),
+    tcb,
+    tcbInfo: tcbInfoInfo,
+    qeIdentity,
+    tcbStatus,
+    revocationChecked: crls !== undefined,
+    warnings: Object.freeze(warnings),
+  }) as unknown as VerifiedTdxQuote;
+  VERIFIED.add(verified);
+  return verified;
+}
