@@ -1,0 +1,247 @@
+import { readFileSync } from "node:fs";
+import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
+import { describe, expect, it } from "vitest";
+import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
+import { AttestationError } from "../../attestation/errors.ts";
+import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", FIXTURES), "utf8")) as {
+  maa: Record<string, MaaRow | JwksRow[]>;
+};
+
+interface MaaRow {
+  jwks_a: { kid_found: boolean; sig_valid: boolean | null; alg: string };
+  header: Record<string, string>;
+  iss: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  type: string;
+  sgx_mrenclave: string | null;
+  sgx_mrsigner: string | null;
+  sgx_report_data: string | null;
+  is_debuggable: boolean | null;
+  runtime: unknown;
+  snp_meas: string | null;
+  snp_rd: string | null;
+  snp_hostdata: string | null;
+}
+interface JwksRow {
+  kid: string;
+  n_x5c: number;
+  leaf: string;
+  validity: [string, string];
+  has_sgx_quote_ext: boolean;
+}
+
+const JWKS_PATH = "azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json";
+const jwks = parseMaaJwks(readFileSync(new URL(JWKS_PATH, FIXTURES), "utf8"));
+const token = (name: string) => readFileSync(new URL(`azure/maa/${name}`, FIXTURES), "utf8");
+const AT = new Date("2022-05-31T23:00:00Z");
+
+async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AttestationError);
+  return error as AttestationError;
+}
+
+/** What each fixture must yield: null = accepted at AT, else the error code. */
+const VERDICTS: Record<string, string | null> = {
+  "azure/maa/maa-sevsnpvm-sharedweu-test-2025-04-08.jwt": "MAA_UNKNOWN_KEY",
+  "azure/maa/maa-sgx-draft-policy-alg-none-sharedwus-2022-05-31.jwt": "MAA_ALG_NOT_ALLOWED",
+  "azure/maa/maa-sgx-runtime-jwk-sharedwus-2022-05-31.jwt": null,
+  "azure/maa/maa-sgx-sharedwus-2022-05-31-tampered-payload.jwt": "MAA_SIGNATURE_INVALID",
+  "azure/maa/maa-sgx-sharedwus-2022-05-31-tampered-signature.jwt": "MAA_SIGNATURE_INVALID",
+  "azure/maa/maa-sgx-sharedwus-2022-05-31.jwt": null,
+};
+
+const tokenRows = Object.entries(EXPECTED.maa).filter(([path]) => path.endsWith(".jwt")) as [string, MaaRow][];
+
+describe("MAA token verification against EXPECTED.json", () => {
+  it("has a verdict for every MAA token row", () => {
+    expect(tokenRows.map(([p]) => p).sort()).toEqual(Object.keys(VERDICTS).sort());
+  });
+
+  it.each(tokenRows)("%s", async (path, row) => {
+    const text = readFileSync(new URL(path, FIXTURES), "utf8");
+    // The fixture is what the row says it is (header and claims, read without trusting them).
+    expect(decodeProtectedHeader(text)).toEqual(row.header);
+    const unverified = decodeJwt(text);
+    expect([unverified.iss, unverified.iat, unverified.nbf, unverified.exp]).toEqual([
+      row.iss,
+      row.iat,
+      row.nbf,
+      row.exp,
+    ]);
+    expect(unverified["x-ms-attestation-type"]).toBe(row.type);
+    if (row.snp_meas !== null) {
+      expect(unverified["x-ms-sevsnpvm-launchmeasurement"]).toBe(row.snp_meas);
+      expect(unverified["x-ms-sevsnpvm-reportdata"]).toBe(row.snp_rd);
+      expect(unverified["x-ms-sevsnpvm-hostdata"]).toBe(row.snp_hostdata);
+    }
+
+    const verdict = VERDICTS[path];
+    expect(verdict === null).toBe(row.jwks_a.sig_valid === true);
+    const at = new Date((row.iat + 60) * 1000);
+    if (verdict === null) {
+      const verified = await verifyMaaToken(text, { jwks, at, expectedIssuer: row.iss });
+      expect(verified.kid).toBe(row.header.kid);
+      expect(verified.attestationType).toBe(row.type);
+      expect(verified.issuer).toBe(row.iss);
+      expect(verified.expiresAt.getTime()).toBe(row.exp * 1000);
+      expect(verified.claims["x-ms-sgx-mrenclave"]).toBe(row.sgx_mrenclave);
+      expect(verified.claims["x-ms-sgx-mrsigner"]).toBe(row.sgx_mrsigner);
+      expect(verified.claims["x-ms-sgx-report-data"]).toBe(row.sgx_report_data);
+      expect(verified.claims["x-ms-sgx-is-debuggable"]).toBe(row.is_debuggable);
+      expect(verified.claims["x-ms-runtime"] ?? null).toEqual(row.runtime);
+      // and the same token is refused once expired, and before nbf
+      const late = await rejection(verifyMaaToken(text, { jwks, at: new Date((row.exp + 1) * 1000) }));
+      expect(late.code).toBe("MAA_TOKEN_EXPIRED");
+      const early = await rejection(verifyMaaToken(text, { jwks, at: new Date((row.nbf - 1) * 1000) }));
+      expect(early.code).toBe("MAA_TOKEN_NOT_YET_VALID");
+    } else {
+      const error = await rejection(verifyMaaToken(text, { jwks, at }));
+      expect(error.code).toBe(verdict);
+      expect(error.message).not.toContain(text.split(".")[2] || "\u0000");
+    }
+  });
+
+  it("fails closed with MAA_UNKNOWN_KEY for the sevsnpvm token with an empty key set", async () => {
+    const error = await rejection(
+      verifyMaaToken(token("maa-sevsnpvm-sharedweu-test-2025-04-08.jwt"), {
+        jwks: { keys: [] },
+        at: new Date("2025-04-08T05:00:00Z"),
+      }),
+    );
+    expect(error.code).toBe("MAA_UNKNOWN_KEY");
+    expect(error.stage).toBe("verify");
+  });
+
+  it("matches the JWKS rows (kid, chain length, leaf subject, validity)", () => {
+    const rows = EXPECTED.maa[JWKS_PATH] as JwksRow[];
+    expect(jwks.keys.map((k) => k.kid)).toEqual(rows.map((r) => r.kid));
+    rows.forEach((row, i) => {
+      const key = jwks.keys[i] as { x5c: string[] };
+      expect(key.x5c).toHaveLength(row.n_x5c);
+      const leaf = parseCertificate(base64ToBytes(key.x5c[0] as string));
+      // EXPECTED writes names most-specific first (RFC 4514); x509.ts keeps DER order.
+      expect(leaf.subject.split(",").sort()).toEqual(row.leaf.split(",").sort());
+      expect(leaf.notBefore.toISOString()).toBe(new Date(row.validity[0].replace(" ", "T")).toISOString());
+      expect(leaf.notAfter.toISOString()).toBe(new Date(row.validity[1].replace(" ", "T")).toISOString());
+      expect(leaf.extensions.has("1.3.6.1.4.1.311.105.1")).toBe(row.has_sgx_quote_ext);
+    });
+  });
+});
+
+describe("MAA token verification rules", () => {
+  const good = token("maa-sgx-sharedwus-2022-05-31.jwt").trim();
+  const [, payload, signature] = good.split(".") as [string, string, string];
+  const withHeader = (header: object) =>
+    `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${payload}.${signature}`;
+
+  it.each(["HS256", "RS512", "PS256", "ES256", "none"])(
+    "refuses alg %s before looking at the key or claims",
+    async (alg) => {
+      const error = await rejection(
+        verifyMaaToken(withHeader({ alg, kid: "XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=" }), {
+          jwks: { keys: [] },
+          at: AT,
+        }),
+      );
+      expect(error.code).toBe("MAA_ALG_NOT_ALLOWED");
+    },
+  );
+
+  it("refuses a token without kid, and a kid that differs only in case", async () => {
+    expect((await rejection(verifyMaaToken(withHeader({ alg: "RS256" }), { jwks, at: AT }))).code).toBe(
+      "MAA_UNKNOWN_KEY",
+    );
+    const error = await rejection(
+      verifyMaaToken(withHeader({ alg: "RS256", kid: "xxrc2vlh1e5frsnawnrh3pzufgqg3q7nvcdnjojhbge=" }), {
+        jwks,
+        at: AT,
+      }),
+    );
+    expect(error.code).toBe("MAA_UNKNOWN_KEY");
+  });
+
+  it("checks the issuer when one is expected", async () => {
+    const error = await rejection(
+      verifyMaaToken(good, { jwks, at: AT, expectedIssuer: "https://sharedeus.eus.attest.azure.net" }),
+    );
+    expect(error.code).toBe("MAA_ISSUER_MISMATCH");
+  });
+
+  it("checks the signing certificate's validity at the verification time", async () => {
+    const error = await rejection(verifyMaaToken(good, { jwks, at: new Date("2018-01-01T00:00:00Z") }));
+    expect(error.code).toBe("MAA_SIGNING_CERT_NOT_YET_VALID");
+  });
+
+  it("honours a bounded clock tolerance", async () => {
+    const justExpired = new Date((1654066076 + 30) * 1000);
+    expect((await rejection(verifyMaaToken(good, { jwks, at: justExpired }))).code).toBe("MAA_TOKEN_EXPIRED");
+    expect((await verifyMaaToken(good, { jwks, at: justExpired, clockToleranceSeconds: 60 })).attestationType).toBe(
+      "sgx",
+    );
+    expect((await rejection(verifyMaaToken(good, { jwks, at: AT, clockToleranceSeconds: 3600 }))).code).toBe(
+      "MAA_CLOCK_TOLERANCE_RANGE",
+    );
+  });
+
+  it("refuses a key whose JWK n disagrees with its certificate, and a kid listed twice", async () => {
+    const first = jwks.keys[0] as Record<string, unknown>;
+    const liar: JSONWebKeySet = { keys: [{ ...first, n: "AQAB", e: "AQAB" }] } as JSONWebKeySet;
+    expect((await rejection(verifyMaaToken(good, { jwks: liar, at: AT }))).code).toBe("MAA_JWKS_INVALID");
+    const twice = { keys: [first, first] } as JSONWebKeySet;
+    expect((await rejection(verifyMaaToken(good, { jwks: twice, at: AT }))).code).toBe("MAA_JWKS_INVALID");
+  });
+
+  it("rejects text that is not a compact JWS", async () => {
+    expect((await rejection(verifyMaaToken("not a token", { jwks, at: AT }))).code).toBe("MAA_TOKEN_MALFORMED");
+    expect((await rejection(verifyMaaToken("e30.e30", { jwks, at: AT }))).code).toBe("MAA_TOKEN_MALFORMED");
+  });
+});
+
+describe("MAA key-set getter (injected fetch, no network)", () => {
+  it("fetches /certs once per cache period and verifies with the result", async () => {
+    const body = readFileSync(new URL(JWKS_PATH, FIXTURES), "utf8");
+    const urls: string[] = [];
+    let now = 1_000;
+    const get = createMaaJwksGetter({
+      instance: "https://sharedwus.wus.attest.azure.net",
+      fetch: async (url) => {
+        urls.push(url);
+        return { ok: true, status: 200, text: async () => body };
+      },
+      cacheMs: 10_000,
+      now: () => now,
+    });
+    const keys = await get();
+    await get();
+    expect(urls).toEqual(["https://sharedwus.wus.attest.azure.net/certs"]);
+    now += 10_001;
+    await get();
+    expect(urls).toHaveLength(2);
+    expect((await verifyMaaToken(token("maa-sgx-sharedwus-2022-05-31.jwt"), { jwks: keys, at: AT })).kid).toBe(
+      "XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=",
+    );
+  });
+
+  it("refuses plain http and reports a failed fetch", async () => {
+    expect(() =>
+      createMaaJwksGetter({
+        instance: "http://example.test",
+        fetch: async () => ({ ok: true, status: 200, text: async () => "" }),
+      }),
+    ).toThrow(/https/);
+    const get = createMaaJwksGetter({
+      instance: "https://example.test",
+      fetch: async () => ({ ok: false, status: 503, text: async () => "" }),
+    });
+    expect((await rejection(get())).code).toBe("MAA_JWKS_FETCH_FAILED");
+  });
+});
