@@ -20,6 +20,17 @@ export function registerAttestationCommands(program: Command): void {
     .option("--cert <file>", "snp: the VCEK or VLEK certificate (PEM or DER)")
     .option("--quote <file>", "tdx: the quote (binary)")
     .option("--collateral <path>", "tdx: the collateral (TCB info, QE identity, CRLs)")
+    .addOption(
+      new Option(
+        "--collateral-signer-validity <mode>",
+        "tdx: when the collateral signer certificate must be valid: strict (at --at), at-issue-date, accept-expired-signer",
+      )
+        .argParser(
+          choiceOption("--collateral-signer-validity", ["strict", "at-issue-date", "accept-expired-signer"] as const),
+        )
+        .default("strict"),
+    )
+    .option("--accept-stale-collateral", "tdx: accept collateral and CRLs past their nextUpdate (reported as stale)")
     .option("--evidence <file>", "azure-*: the CVM evidence (HCL report + vTPM quote)")
     .option("--token <file>", "azure-*: a Microsoft Azure Attestation token (JWT)")
     .option("--jwks <file>", "azure-*: the MAA signing keys (JWKS JSON)")
@@ -33,6 +44,9 @@ export function registerAttestationCommands(program: Command): void {
       switch (tee) {
         case "snp":
           ({ verifyEvidence } = await import("./snp/cli-verify.ts"));
+          break;
+        case "tdx":
+          ({ verifyEvidence } = await import("./tdx/cli-verify.ts"));
           break;
         default: {
           const { ConfigurationError } = await import("./errors.ts");

@@ -1,0 +1,269 @@
+/**
+ * `cloister verify-evidence --tee tdx --quote FILE [--collateral DIR] [--at TIME]
+ *  [--collateral-signer-validity MODE] [--accept-stale-collateral] [--policy FILE] [--json]`:
+ * parses the quote, verifies it under the pinned Intel root (never a simulator root) at `--at`,
+ * and turns the outcome into an EvidenceVerdict. CLI-only (reads files).
+ *
+ * `--collateral DIR` loads Intel PCS collateral by file name: `tcbinfo-*.json` (the one whose fmspc
+ * matches the quote's PCK certificate; if several match, the newest issued at or before `--at`),
+ * `qeidentity-*.json` (newest issued at or before `--at`), `tcb-info-issuer-chain.pem`,
+ * `qe-identity-issuer-chain.pem`, and every `*.der` as a CRL (then revocation is checked for the
+ * whole PCK chain). When no TCB info matches the FMSPC the verdict says so and tcbStatus is null.
+ *
+ * `valid` means the evidence is authentic (signatures, chains, collateral); it does not judge the
+ * TCB status or the debug flag — that is what `--policy` is for. Hex output is lower-case.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UsageError } from "../../client/cli/output.ts";
+import { toHex } from "../bytes.ts";
+import { ConfigurationError } from "../errors.ts";
+import { INTEL_ROOTS } from "../roots/intel.ts";
+import {
+  type EvidenceVerdict,
+  failureFrom,
+  readInputFile,
+  rejectForeignOptions,
+  type VerifyEvidenceOptions,
+} from "../verify-evidence-cli.ts";
+import {
+  COLLATERAL_SIGNER_VALIDITY_MODES,
+  type CollateralSignerValidity,
+  parseTdQeIdentity,
+  parseTdxTcbInfo,
+} from "./collateral.ts";
+import { isDebugTd, parseTdxQuote, type TdxQuote, trailingIsZeroPadding } from "./parse.ts";
+import { type TdxCollateral, type VerifiedTdxQuote, verifyTdxQuote } from "./verify.ts";
+
+export interface TdxVerifyEvidenceOptions extends VerifyEvidenceOptions {
+  readonly collateralSignerValidity?: CollateralSignerValidity | undefined;
+  readonly acceptStaleCollateral?: boolean | undefined;
+}
+
+interface LoadedCollateral {
+  readonly collateral: TdxCollateral;
+  readonly crls: Uint8Array[];
+  readonly files: { tcbInfo: string | null; qeIdentity: string | null; crls: string[] };
+  readonly notes: string[];
+}
+
+async function readText(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    const why = (error as { code?: unknown }).code;
+    throw new UsageError(`--collateral: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
+  }
+}
+
+/** Newest by issueDate among those issued at or before `at`; else the newest overall. */
+function pick<I extends { doc: { issueDate: Date } }>(items: readonly I[], at: Date): I | undefined {
+  const sorted = [...items].sort((a, b) => b.doc.issueDate.getTime() - a.doc.issueDate.getTime());
+  return sorted.find((i) => i.doc.issueDate.getTime() <= at.getTime()) ?? sorted[0];
+}
+
+async function loadCollateral(dir: string, quote: TdxQuote, at: Date): Promise<LoadedCollateral> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (error) {
+    const why = (error as { code?: unknown }).code;
+    throw new UsageError(`--collateral: cannot list directory "${dir}" (${typeof why === "string" ? why : "error"})`);
+  }
+  const notes: string[] = [];
+  const fmspc = toHex(quote.pckExtensions.fmspc);
+  const tcbInfos = [];
+  for (const name of names.filter((n) => /^tcbinfo-.*\.json$/i.test(n))) {
+    const json = await readText(join(dir, name));
+    tcbInfos.push({ file: name, json, doc: parseTdxTcbInfo(json) });
+  }
+  const qeIdentities = [];
+  for (const name of names.filter((n) => /^qeidentity-.*\.json$/i.test(n))) {
+    const json = await readText(join(dir, name));
+    qeIdentities.push({ file: name, json, doc: parseTdQeIdentity(json) });
+  }
+  const tcbInfo = pick(
+    tcbInfos.filter((t) => toHex(t.doc.fmspc) === fmspc),
+    at,
+  );
+  if (tcbInfo === undefined) {
+    notes.push(`no TCB info for FMSPC ${fmspc} in ${dir} (${tcbInfos.length} tcbinfo file(s) for other FMSPCs)`);
+  }
+  const qeIdentity = pick(qeIdentities, at);
+  if (qeIdentity === undefined) notes.push(`no qeidentity-*.json in ${dir}`);
+  const chain = async (name: string) => {
+    if (!names.includes(name)) throw new UsageError(`--collateral: "${dir}" has no ${name}`);
+    return readText(join(dir, name));
+  };
+  const crlFiles = names.filter((n) => n.toLowerCase().endsWith(".der"));
+  const crls: Uint8Array[] = [];
+  for (const name of crlFiles) crls.push(await readText(join(dir, name)));
+  return {
+    collateral: {
+      tcbInfo:
+        tcbInfo === undefined
+          ? undefined
+          : { json: tcbInfo.json, issuerChain: await chain("tcb-info-issuer-chain.pem") },
+      qeIdentity:
+        qeIdentity === undefined
+          ? undefined
+          : { json: qeIdentity.json, issuerChain: await chain("qe-identity-issuer-chain.pem") },
+    },
+    crls,
+    files: { tcbInfo: tcbInfo?.file ?? null, qeIdentity: qeIdentity?.file ?? null, crls: crlFiles },
+    notes,
+  };
+}
+
+function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) {
+  const base = {
+    tee: "tdx" as const,
+    version: null,
+    measurement: null,
+    reportData: null,
+    chipId: null,
+    reportedTcb: null,
+    policy: null,
+    debug: null,
+    signingKey: null,
+    tcbStatus: verified?.tcbStatus ?? null,
+  };
+  if (quote === null) return base;
+  const b = quote.body;
+  const pck = quote.pckExtensions;
+  return {
+    ...base,
+    version: quote.header.version,
+    bodyType: quote.bodyType,
+    tdxVersion: quote.tdxVersion,
+    measurement: toHex(b.mrTd),
+    mrtd: toHex(b.mrTd),
+    rtmrs: b.rtmrs.map(toHex),
+    mrseam: toHex(b.mrSeam),
+    mrsignerseam: toHex(b.mrSignerSeam),
+    mrconfigid: toHex(b.mrConfigId),
+    mrowner: toHex(b.mrOwner),
+    mrownerconfig: toHex(b.mrOwnerConfig),
+    seamAttributes: toHex(b.seamAttributes),
+    tdAttributes: toHex(b.tdAttributes),
+    xfam: toHex(b.xfam),
+    teeTcbSvn: toHex(b.teeTcbSvn),
+    teeTcbSvn2: b.teeTcbSvn2 === null ? null : toHex(b.teeTcbSvn2),
+    mrservicetd: b.mrServiceTd === null ? null : toHex(b.mrServiceTd),
+    reportData: toHex(b.reportData),
+    reportedTcb: {
+      raw: toHex(b.teeTcbSvn),
+      tdxModuleSvn: b.teeTcbSvn[0] as number,
+      tdxModuleMajorVersion: b.teeTcbSvn[1] as number,
+    },
+    policy: toHex(b.tdAttributes),
+    debug: isDebugTd(b),
+    signingKey: "PCK",
+    trailingBytes: quote.trailingBytes,
+    trailingBytesAllZero: trailingIsZeroPadding(quote),
+    fmspc: toHex(pck.fmspc),
+    pceId: toHex(pck.pceId),
+    pceSvn: pck.pceSvn,
+    sgxTcbComponents: pck.tcbComponents,
+    sgxType: pck.sgxType,
+    qe: {
+      mrEnclave: toHex(quote.qeReport.mrEnclave),
+      mrSigner: toHex(quote.qeReport.mrSigner),
+      isvProdId: quote.qeReport.isvProdId,
+      isvSvn: quote.qeReport.isvSvn,
+    },
+    pckLeaf: {
+      subject: quote.pckChain[0].subject,
+      issuer: quote.pckChain[0].issuer,
+      notBefore: quote.pckChain[0].notBefore.toISOString(),
+      notAfter: quote.pckChain[0].notAfter.toISOString(),
+    },
+    tcb: verified?.tcb ?? null,
+    qeIdentityStatus: verified?.qeIdentity?.status ?? null,
+    revocationChecked: verified?.revocationChecked ?? null,
+    warnings: verified?.warnings ?? [],
+    // Scalars for the human-readable summary (printVerdict prints `details`).
+    details: {
+      tdxVersion: quote.tdxVersion,
+      mrseam: toHex(b.mrSeam),
+      rtmr0: toHex(b.rtmrs[0]),
+      rtmr1: toHex(b.rtmrs[1]),
+      rtmr2: toHex(b.rtmrs[2]),
+      rtmr3: toHex(b.rtmrs[3]),
+      trailingBytes: quote.trailingBytes,
+      fmspc: toHex(pck.fmspc),
+      pceSvn: pck.pceSvn,
+      qeIsvSvn: quote.qeReport.isvSvn,
+      qeIdentityStatus: verified?.qeIdentity?.status ?? null,
+      warnings: verified === null || verified.warnings.length === 0 ? null : verified.warnings.join("; "),
+    },
+  };
+}
+
+export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise<EvidenceVerdict> {
+  rejectForeignOptions(options, ["quote", "collateral"]);
+  if (options.policy !== undefined) {
+    // Fail closed: a requested appraisal that cannot run must not look like a pass.
+    throw new ConfigurationError(
+      "POLICY_APPRAISAL_UNAVAILABLE",
+      "--policy: policy appraisal not available in this build (attestation/appraise.ts is missing)",
+    );
+  }
+  const signerValidity = options.collateralSignerValidity ?? "strict";
+  if (!COLLATERAL_SIGNER_VALIDITY_MODES.includes(signerValidity)) {
+    throw new UsageError(
+      `--collateral-signer-validity expects one of ${COLLATERAL_SIGNER_VALIDITY_MODES.join(", ")}, found "${String(signerValidity)}"`,
+    );
+  }
+  const quoteBytes = await readInputFile(options.quote, "--quote", "tdx");
+  const at = options.at ?? new Date();
+
+  let quote: TdxQuote | null = null;
+  let files: LoadedCollateral["files"] | null = null;
+  let notes: string[] = [];
+  try {
+    quote = parseTdxQuote(quoteBytes);
+    let collateral: TdxCollateral | undefined;
+    let crls: Uint8Array[] | undefined;
+    if (options.collateral !== undefined) {
+      const loaded = await loadCollateral(options.collateral, quote, at);
+      collateral = loaded.collateral;
+      crls = loaded.crls.length > 0 ? loaded.crls : undefined;
+      files = loaded.files;
+      notes = loaded.notes;
+    }
+    const verified = await verifyTdxQuote({
+      quote,
+      anchors: INTEL_ROOTS,
+      at,
+      collateral,
+      crls,
+      collateralSignerValidity: signerValidity,
+      acceptStaleCollateral: options.acceptStaleCollateral === true,
+    });
+    const verdict: EvidenceVerdict & Record<string, unknown> = {
+      valid: true,
+      stage: null,
+      code: null,
+      reason: null,
+      simulated: verified.simulated,
+      ...quoteFields(quote, verified),
+      collateralFiles: files,
+      collateralNotes: notes,
+      collateralSignerValidity: signerValidity,
+    };
+    return verdict;
+  } catch (error) {
+    const failure = failureFrom(error);
+    const verdict: EvidenceVerdict & Record<string, unknown> = {
+      valid: false,
+      ...failure,
+      simulated: null,
+      ...quoteFields(quote, null),
+      collateralFiles: files,
+      collateralNotes: notes,
+      collateralSignerValidity: signerValidity,
+    };
+    return verdict;
+  }
+}
