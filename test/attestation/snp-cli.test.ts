@@ -1,0 +1,132 @@
+/** `cloister verify-evidence --tee snp`: spawned as a real process; exit codes and JSON fields. */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SNP = fileURLToPath(new URL("../../../shared/fixtures/attestation/snp/", import.meta.url));
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile("node", ["bin/cloister.js", ...args], { cwd: ROOT, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const verify = (report: string, cert: string, at: string, ...extra: string[]) =>
+  run(["verify-evidence", "--tee", "snp", "--report", SNP + report, "--cert", SNP + cert, "--at", at, ...extra]);
+
+describe("cloister verify-evidence --tee snp", () => {
+  it("accepts a genuine report: exit 0 and the JSON fields", async () => {
+    const r = await verify("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z", "--json");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({
+      valid: true,
+      stage: null,
+      code: null,
+      reason: null,
+      tee: "snp",
+      simulated: false,
+      version: 5,
+      measurement: "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a3708f58406f3",
+      reportData: "0".repeat(128),
+      chipId:
+        "980cf7b61876cb37fd517cd44ce11c72d43c5408e66ab39138370ec59bc195e063254cb501d87d82f0b8b8dc774bcfe28019447711598f007390e4accc405361",
+      reportedTcb: { raw: "0xde1b000000000004", bootloader: 4, tee: 0, snp: 27, microcode: 222 },
+      policy: "0x30000",
+      debug: false,
+      signingKey: "VCEK",
+      tcbStatus: null,
+    });
+    expect(v.details.product).toBe("Milan");
+    expect(v.details.certProductName).toBe("Milan-B0");
+  });
+
+  it("accepts the VLEK report with a DER cert and reports debug for the go-sev-guest report", async () => {
+    const vlek = await verify("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", "2025-06-01T00:00:00Z", "--json");
+    expect(vlek.code).toBe(0);
+    expect(JSON.parse(vlek.stdout)).toMatchObject({ valid: true, signingKey: "VLEK", version: 3 });
+    const dbg = await verify(
+      "milan-gosevguest-v2-report.bin",
+      "milan-gosevguest-v2-vcek.der",
+      "2023-01-01T00:00:00Z",
+      "--json",
+    );
+    expect(dbg.code).toBe(0);
+    expect(JSON.parse(dbg.stdout)).toMatchObject({ valid: true, debug: true, policy: "0xb0000" });
+  });
+
+  it("rejects a tampered report: exit 1, JSON names the signature failure", async () => {
+    const r = await verify(
+      "milan-gcp-v5-report-tampered-measurement.bin",
+      "milan-gcp-v5-vcek.pem",
+      "2026-01-01T00:00:00Z",
+      "--json",
+    );
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      valid: false,
+      stage: "verify",
+      code: "SNP_REPORT_SIGNATURE_INVALID",
+      simulated: null,
+    });
+  });
+
+  it("rejects the expired VLEK with CERT_EXPIRED (summary output + failure line)", async () => {
+    const r = await verify("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", "2026-01-01T00:00:00Z");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("snp: INVALID");
+    expect(r.stdout).toContain("unverified");
+    expect(r.stderr.trim()).toMatch(/^cloister: CERT_EXPIRED: /);
+  });
+
+  it("prints a readable summary for a valid report", async () => {
+    const r = await verify("genoa-azure-v3-report.bin", "genoa-azure-v3-vcek.pem", "2026-01-01T00:00:00Z");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("snp: VALID");
+    expect(r.stdout).toMatch(/reported TCB\s+0x541700000000000a \(bootloader 10, tee 0, snp 23, microcode 84\)/);
+    expect(r.stderr).toBe("");
+  });
+
+  it("reports a malformed report as a parse failure (exit 1)", async () => {
+    const r = await verify("milan-aws-vlek.der", "milan-aws-vlek.der", "2025-06-01T00:00:00Z", "--json");
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      valid: false,
+      stage: "parse",
+      code: "SNP_REPORT_SIZE",
+      version: null,
+    });
+  });
+
+  it("usage errors exit 2: missing file, missing --cert, foreign option, bad --tee, bad --at", async () => {
+    const report = `${SNP}milan-gcp-v5-report.bin`;
+    const cert = `${SNP}milan-gcp-v5-vcek.pem`;
+    const [missingFile, missingCert, foreign, badTee, badAt] = await Promise.all([
+      run(["verify-evidence", "--tee", "snp", "--report", `${SNP}nope.bin`, "--cert", cert]),
+      run(["verify-evidence", "--tee", "snp", "--report", report]),
+      run(["verify-evidence", "--tee", "snp", "--report", report, "--cert", cert, "--quote", "q.bin"]),
+      run(["verify-evidence", "--tee", "sgx"]),
+      verify("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "not-a-time"),
+    ]);
+    expect([missingFile.code, missingCert.code, foreign.code, badTee.code, badAt.code]).toEqual([2, 2, 2, 2, 2]);
+    expect(missingFile.stderr).toContain("--report: cannot read");
+    expect(missingCert.stderr).toContain("--cert FILE is required");
+    expect(foreign.stderr).toContain("--quote does not apply");
+  });
+
+  it("never passes silently when --policy cannot be appraised", async () => {
+    const r = await verify(
+      "milan-gcp-v5-report.bin",
+      "milan-gcp-v5-vcek.pem",
+      "2026-01-01T00:00:00Z",
+      "--policy",
+      "p.json",
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^cloister: [A-Z_]+: /);
+  });
+});
