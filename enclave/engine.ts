@@ -1,0 +1,637 @@
+/**
+ * The local inference engine: one GGUF model loaded with node-llama-cpp, serving concurrent
+ * requests on a fixed number of context sequences behind a bounded FIFO queue.
+ *
+ * What it checks:
+ * - Before anything is loaded, the model file's SHA-256 (streamed) must equal the pinned digest;
+ *   a mismatch is refused with MODEL_DIGEST_MISMATCH naming both digests. The file's identity
+ *   (device, inode, size, mtime) is compared again after loading, so a file swapped between hashing
+ *   and loading is refused with MODEL_CHANGED_DURING_LOAD.
+ * - Requests are validated field by field (ENGINE_REQUEST); prompts that do not fit the context are
+ *   refused (PROMPT_TOO_LONG); when every sequence is busy and the queue is full a request is refused
+ *   at once with ENGINE_BUSY.
+ * - KV-cache isolation (DESIGN.md, "Sealed protocol"): a sequence's cached state is reused only for a
+ *   request of the same `tenant`; a request without a tenant, or of another tenant, starts from an
+ *   empty sequence, so prefix-cache timing cannot reveal another tenant's prompt.
+ *
+ * What it does not do: it never logs or puts into an error any prompt or generated text; it does not
+ * decide who may call it (the enclave's pipeline does), and it does not support function calling or
+ * the "thought" segments of reasoning templates (their text is returned as ordinary output). An
+ * abort takes effect after the token being evaluated, so a long prompt's prefill is not interrupted.
+ */
+import { randomInt, timingSafeEqual } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import {
+  type ChatHistoryItem,
+  type ChatWrapper,
+  getLlama,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  LlamaLogLevel,
+  type LlamaModel,
+  type LlamaOptions,
+  type LlamaText,
+  resolveChatWrapper,
+  SpecialToken,
+  SpecialTokensText,
+  type Token,
+} from "node-llama-cpp";
+import { sha256File } from "../models/hash.ts";
+import { EngineError, ModelDigestMismatchError } from "./engine/errors.ts";
+import { OutputText, type StopRules } from "./engine/output-text.ts";
+import { SlotPool } from "./engine/slot-pool.ts";
+
+export { EngineBusyError, EngineError, type EngineErrorCode, ModelDigestMismatchError } from "./engine/errors.ts";
+
+export type ChatRole = "system" | "user" | "assistant";
+export type ChatMessage = { role: ChatRole; content: string };
+
+/** Sampling and limits of one request. Defaults: greedy (temperature 0), topP 1, maxTokens 256. */
+export type GenerationParameters = {
+  maxTokens?: number;
+  /** 0 = greedy; up to 2. */
+  temperature?: number;
+  /** Nucleus sampling threshold in (0, 1]. */
+  topP?: number;
+  /** Sampling seed (0..2^32-1); with temperature > 0 the same seed reproduces the same output. */
+  seed?: number;
+  /** Extra plain-text stop strings (not emitted). */
+  stop?: readonly string[];
+  /** Aborting ends the generation after the current token; the sequence is freed. */
+  signal?: AbortSignal;
+  /**
+   * Who the request is for (the API-key id). Cached KV state is reused only between requests of
+   * the same tenant; without a tenant nothing is reused.
+   */
+  tenant?: string;
+};
+
+export type CompletionRequest = GenerationParameters & { prompt: string };
+export type ChatRequest = GenerationParameters & { messages: readonly ChatMessage[] };
+export type GenerateRequest = CompletionRequest | ChatRequest;
+
+export type StopReason = "eog" | "stop" | "maxTokens" | "contextFull" | "abort";
+
+export type GenerationUsage = {
+  /** Tokens of the rendered prompt. */
+  promptTokens: number;
+  /** Of those, tokens whose KV state was reused from the same tenant's previous request. */
+  cachedPromptTokens: number;
+  /** Tokens generated (stop tokens included, end-of-generation token not). */
+  completionTokens: number;
+  /** Time waiting for a free sequence. */
+  queueMs: number;
+  /** From the call to the first generated token (queue and prompt evaluation included). */
+  ttftMs: number;
+  /** From the call to the end. */
+  totalMs: number;
+  /**
+   * Decode rate: tokens after the first divided by the time after the first token (with fewer than
+   * two tokens: tokens divided by the time from getting a sequence to the end).
+   */
+  tokensPerSecond: number;
+};
+
+export type GenerationEvent =
+  | { type: "text"; text: string }
+  | { type: "done"; stopReason: StopReason; usage: GenerationUsage };
+
+export type GenerationResult = { text: string; stopReason: StopReason; usage: GenerationUsage };
+
+export type EngineOptions = {
+  modelPath: string;
+  /** Pinned SHA-256 of the model file (64 hex digits). Required: the engine never loads an unpinned model. */
+  expectedSha256: string;
+  /** Concurrent context sequences (default 2). */
+  sequences?: number;
+  /** Requests allowed to wait for a sequence before ENGINE_BUSY (default 16). */
+  maxQueue?: number;
+  /** Context size of each sequence in tokens (default 2048, at most the model's training context). */
+  contextSize?: number;
+  /** "off" (default): CPU only. "auto": use a GPU when one is present. */
+  gpu?: "off" | "auto";
+  /** CPU threads for evaluation (default: the cores llama.cpp counts for math). */
+  threads?: number;
+  /** Show model-load progress on stderr (default: only when stderr is a TTY). */
+  progress?: boolean;
+};
+
+/** Test seams: the loader and the hash can be observed or replaced. */
+export type EngineDependencies = {
+  getLlama: (options: LlamaOptions) => Promise<Llama>;
+  sha256File: (path: string) => Promise<string>;
+};
+
+export type EngineInfo = {
+  modelPath: string;
+  modelSha256: string;
+  modelBytes: number;
+  sequences: number;
+  maxQueue: number;
+  contextSize: number;
+  gpu: string | false;
+  chatTemplate: string;
+};
+
+export type EngineStats = { sequences: number; busy: number; queued: number };
+
+type Slot = {
+  readonly sequence: LlamaContextSequence;
+  /** Tenant whose state the sequence holds; undefined = empty sequence. */
+  tenant: string | undefined;
+};
+
+type RenderedPrompt = { tokens: Token[]; rules: StopRules };
+
+const DEFAULT_SEQUENCES = 2;
+const DEFAULT_MAX_QUEUE = 16;
+const DEFAULT_CONTEXT_SIZE = 2048;
+const DEFAULT_MAX_TOKENS = 256;
+const MAX_STOP_STRINGS = 8;
+const CLOSE_GRACE_MS = 5_000;
+
+const defaultDependencies: EngineDependencies = { getLlama: (options) => getLlama(options), sha256File };
+
+/** Verify the model file against its pinned digest, then load it and create the sequences. */
+export async function openInferenceEngine(
+  options: EngineOptions,
+  dependencies: Partial<EngineDependencies> = {},
+): Promise<InferenceEngine> {
+  const deps = { ...defaultDependencies, ...dependencies };
+  const settings = checkOptions(options);
+  const before = await statModel(options.modelPath);
+  const found = (await deps.sha256File(options.modelPath)).toLowerCase();
+  if (!digestsEqual(found, settings.expectedSha256)) {
+    throw new ModelDigestMismatchError(options.modelPath, settings.expectedSha256, found);
+  }
+
+  const progress = options.progress ?? process.stderr.isTTY === true;
+  let llama: Llama | undefined;
+  let model: LlamaModel | undefined;
+  let context: LlamaContext | undefined;
+  try {
+    llama = await deps.getLlama({
+      gpu: settings.gpu === "off" ? false : "auto",
+      build: "never",
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+      // llama.cpp's own error lines (never prompt text) go to stderr; everything else is dropped.
+      logger: (level, message) => {
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
+          process.stderr.write(`llama.cpp: ${message.trimEnd()}\n`);
+        }
+      },
+    });
+    model = await llama.loadModel({
+      modelPath: options.modelPath,
+      gpuLayers: settings.gpu === "off" ? 0 : "auto",
+      ...(progress ? { onLoadProgress: progressPrinter() } : {}),
+    });
+    if (progress) process.stderr.write("\n");
+    const after = await statModel(options.modelPath);
+    if (!sameFile(before, after)) {
+      throw new EngineError(
+        "MODEL_CHANGED_DURING_LOAD",
+        `model file ${options.modelPath}: changed between hashing and loading (size/inode/mtime differ); refusing it`,
+      );
+    }
+    const trainContext = model.trainContextSize;
+    const contextSize = Math.min(settings.contextSize, trainContext > 0 ? trainContext : settings.contextSize);
+    context = await model.createContext({
+      sequences: settings.sequences,
+      contextSize,
+      // node-llama-cpp's default may exceed the cores; ggml threads spin while waiting, so
+      // oversubscribing a small (or shared) CPU slows decoding by orders of magnitude.
+      threads: settings.threads ?? Math.max(1, llama.cpuMathCores),
+    });
+    const slots: Slot[] = [];
+    for (let i = 0; i < settings.sequences; i++) slots.push({ sequence: context.getSequence(), tenant: undefined });
+    const chatWrapper = resolveChatWrapper(model);
+    const info: EngineInfo = {
+      modelPath: options.modelPath,
+      modelSha256: found,
+      modelBytes: before.size,
+      sequences: settings.sequences,
+      maxQueue: settings.maxQueue,
+      contextSize: context.contextSize,
+      gpu: llama.gpu,
+      chatTemplate: chatWrapper.wrapperName,
+    };
+    return new InferenceEngine(llama, model, context, slots, chatWrapper, settings.maxQueue, info);
+  } catch (error) {
+    await context?.dispose().catch(() => {});
+    await model?.dispose().catch(() => {});
+    await llama?.dispose().catch(() => {});
+    if (error instanceof EngineError) throw error;
+    throw new EngineError("MODEL_LOAD_FAILED", `model file ${options.modelPath}: could not be loaded`, {
+      cause: error,
+    });
+  }
+}
+
+export class InferenceEngine {
+  readonly info: EngineInfo;
+  readonly #llama: Llama;
+  readonly #model: LlamaModel;
+  readonly #context: LlamaContext;
+  readonly #pool: SlotPool<Slot>;
+  readonly #chatWrapper: ChatWrapper;
+  /** Aborted by close(): ends every running generation after its current token. */
+  readonly #closing = new AbortController();
+  readonly #running = new Set<Promise<void>>();
+  #closed = false;
+
+  /** @internal use openInferenceEngine */
+  constructor(
+    llama: Llama,
+    model: LlamaModel,
+    context: LlamaContext,
+    slots: Slot[],
+    chatWrapper: ChatWrapper,
+    maxQueue: number,
+    info: EngineInfo,
+  ) {
+    this.#llama = llama;
+    this.#model = model;
+    this.#context = context;
+    this.#pool = new SlotPool(slots, maxQueue);
+    this.#chatWrapper = chatWrapper;
+    this.info = info;
+  }
+
+  get stats(): EngineStats {
+    return {
+      sequences: this.#pool.size,
+      busy: this.#pool.size - this.#pool.freeCount,
+      queued: this.#pool.queued,
+    };
+  }
+
+  /** Number of tokens a prompt renders to (chat template applied for messages). */
+  countPromptTokens(request: GenerateRequest): number {
+    return this.#render(request).tokens.length;
+  }
+
+  /**
+   * Stream a generation: zero or more `text` events, then one `done` event with the stop reason and
+   * usage. The request is validated and admitted on the first `next()`: a full queue rejects it
+   * with ENGINE_BUSY, an abort while queued with ENGINE_ABORTED. Ending the iteration early (break,
+   * `return()`) or aborting frees the sequence.
+   */
+  async *generate(request: GenerateRequest): AsyncGenerator<GenerationEvent, void, undefined> {
+    const start = performance.now();
+    if (this.#closed) throw new EngineError("ENGINE_CLOSED", "engine is closed");
+    const params = checkParameters(request, this.info.contextSize);
+    const prompt = this.#render(request);
+    if (prompt.tokens.length >= this.info.contextSize) {
+      throw new EngineError(
+        "PROMPT_TOO_LONG",
+        `prompt: expected fewer than ${this.info.contextSize} tokens (context size), found ${prompt.tokens.length}`,
+      );
+    }
+    const signal = anySignal(request.signal, this.#closing.signal);
+    const slot = await this.#pool.acquire(signal, (free) => pickSlot(free, request.tenant));
+    const acquired = performance.now();
+    let finished!: () => void;
+    const running = new Promise<void>((resolve) => (finished = resolve));
+    this.#running.add(running);
+    let reusable = false;
+    try {
+      const cachedPromptTokens = await prepareSequence(slot, prompt.tokens, request.tenant);
+      const output = new OutputText(
+        (tokens, lastTokens) => this.#model.detokenize(tokens, false, lastTokens),
+        prompt.rules,
+        prompt.tokens,
+      );
+      const limit = Math.min(params.maxTokens, this.info.contextSize - prompt.tokens.length);
+      let completionTokens = 0;
+      let firstTokenAt: number | undefined;
+      let stopReason: StopReason = "eog";
+      if (!signal.aborted) {
+        const tokens = slot.sequence.evaluate(prompt.tokens.slice(cachedPromptTokens), {
+          temperature: params.temperature,
+          topP: params.topP,
+          ...(params.seed === undefined ? {} : { seed: params.seed }),
+        });
+        for await (const token of tokens) {
+          completionTokens++;
+          firstTokenAt ??= performance.now();
+          const step = output.push(token);
+          if (step.text !== "") yield { type: "text", text: step.text };
+          if (step.stop) {
+            stopReason = "stop";
+            break;
+          }
+          if (signal.aborted) {
+            stopReason = "abort";
+            break;
+          }
+          if (completionTokens >= limit) {
+            stopReason = limit === params.maxTokens ? "maxTokens" : "contextFull";
+            break;
+          }
+        }
+      } else {
+        stopReason = "abort";
+      }
+      const rest = output.finish();
+      if (rest !== "") yield { type: "text", text: rest };
+      const end = performance.now();
+      reusable = stopReason !== "abort";
+      yield {
+        type: "done",
+        stopReason,
+        usage: {
+          promptTokens: prompt.tokens.length,
+          cachedPromptTokens,
+          completionTokens,
+          queueMs: acquired - start,
+          ttftMs: (firstTokenAt ?? end) - start,
+          totalMs: end - start,
+          tokensPerSecond: decodeRate(completionTokens, acquired, firstTokenAt, end),
+        },
+      };
+    } catch (error) {
+      if (error instanceof EngineError) throw error;
+      // The native error text cannot contain the prompt, but keep it as the cause, not the message.
+      throw new EngineError("GENERATION_FAILED", "generation failed in the model runtime", { cause: error });
+    } finally {
+      await this.#releaseSlot(slot, reusable ? request.tenant : undefined);
+      this.#running.delete(running);
+      finished();
+    }
+  }
+
+  /** Run a generation to its end and collect the text. */
+  async complete(request: GenerateRequest): Promise<GenerationResult> {
+    let text = "";
+    for await (const event of this.generate(request)) {
+      if (event.type === "text") text += event.text;
+      else return { text, stopReason: event.stopReason, usage: event.usage };
+    }
+    throw new EngineError("GENERATION_FAILED", "generation ended without a final event");
+  }
+
+  /** Refuse new requests, end running ones after their current token, and free the model. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool.close();
+    this.#closing.abort(new EngineError("ENGINE_CLOSED", "engine is closing"));
+    // Running generations end at their next token; one whose consumer stopped pulling is not
+    // waited for forever: after the grace period its sequence is disposed under it.
+    await Promise.race([Promise.all(this.#running), sleep(CLOSE_GRACE_MS)]);
+    await this.#context.dispose();
+    await this.#model.dispose();
+    await this.#llama.dispose();
+  }
+
+  async #releaseSlot(slot: Slot, keepForTenant: string | undefined): Promise<void> {
+    try {
+      if (keepForTenant === undefined && !this.#context.disposed) await slot.sequence.clearHistory();
+      slot.tenant = keepForTenant;
+    } catch {
+      slot.tenant = undefined;
+    } finally {
+      this.#pool.release(slot);
+    }
+  }
+
+  #render(request: GenerateRequest): RenderedPrompt {
+    const stopTexts = request.stop ?? [];
+    if ("messages" in request) {
+      const history: ChatHistoryItem[] = request.messages.map(toHistoryItem);
+      history.push({ type: "model", response: [] });
+      const state = this.#chatWrapper.generateContextState({ chatHistory: history });
+      const tokens = state.contextText.tokenize(this.#model.tokenizer);
+      return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, stopTexts) };
+    }
+    const bos = this.#model.tokens.bos;
+    const prependBos = this.#model.tokens.shouldPrependBosToken && bos !== null;
+    const tokens = this.#model.tokenize(request.prompt, false, prependBos ? "trimLeadingSpace" : undefined);
+    if (prependBos && tokens[0] !== bos) tokens.unshift(bos);
+    return { tokens, rules: stopRules(this.#model, [], stopTexts) };
+  }
+}
+
+type Settings = {
+  expectedSha256: string;
+  sequences: number;
+  maxQueue: number;
+  contextSize: number;
+  gpu: "off" | "auto";
+  threads: number | undefined;
+};
+
+function checkOptions(options: EngineOptions): Settings {
+  const expected = options.expectedSha256.toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(expected)) {
+    throw new EngineError(
+      "ENGINE_OPTIONS",
+      `expectedSha256: expected 64 hex digits, found "${options.expectedSha256}"`,
+    );
+  }
+  const sequences = intIn("sequences", options.sequences ?? DEFAULT_SEQUENCES, 1, 64);
+  const maxQueue = intIn("maxQueue", options.maxQueue ?? DEFAULT_MAX_QUEUE, 0, 100_000);
+  const contextSize = intIn("contextSize", options.contextSize ?? DEFAULT_CONTEXT_SIZE, 16, 1 << 20);
+  const threads = options.threads === undefined ? undefined : intIn("threads", options.threads, 1, 1024);
+  const gpu = options.gpu ?? "off";
+  if (gpu !== "off" && gpu !== "auto") {
+    throw new EngineError("ENGINE_OPTIONS", `gpu: expected "off" or "auto", found "${String(gpu)}"`);
+  }
+  return { expectedSha256: expected, sequences, maxQueue, contextSize, gpu, threads };
+}
+
+type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
+
+function checkParameters(request: GenerateRequest, contextSize: number): CheckedParameters {
+  const has = (key: string): boolean => Object.hasOwn(request, key);
+  if (has("prompt") === has("messages")) {
+    throw new EngineError("ENGINE_REQUEST", "request: expected exactly one of prompt or messages");
+  }
+  if ("prompt" in request && typeof request.prompt !== "string") {
+    throw new EngineError("ENGINE_REQUEST", `prompt: expected a string, found ${typeof request.prompt}`);
+  }
+  if ("messages" in request) {
+    if (!Array.isArray(request.messages) || request.messages.length === 0) {
+      throw new EngineError("ENGINE_REQUEST", "messages: expected a non-empty array");
+    }
+    request.messages.forEach((message: ChatMessage, i: number) => {
+      if (message.role !== "system" && message.role !== "user" && message.role !== "assistant") {
+        throw new EngineError(
+          "ENGINE_REQUEST",
+          `messages[${i}].role: expected system, user or assistant, found "${String(message.role).slice(0, 20)}"`,
+        );
+      }
+      if (typeof message.content !== "string") {
+        throw new EngineError(
+          "ENGINE_REQUEST",
+          `messages[${i}].content: expected a string, found ${typeof message.content}`,
+        );
+      }
+    });
+  }
+  const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
+  const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);
+  const topP = numberIn("topP", request.topP ?? 1, Number.MIN_VALUE, 1);
+  let seed = request.seed === undefined ? undefined : intIn("seed", request.seed, 0, 2 ** 32 - 1, "ENGINE_REQUEST");
+  // node-llama-cpp's default seed is the current second: two requests in the same second would
+  // sample identically. Without an explicit seed, draw one from the CSPRNG.
+  if (seed === undefined && temperature > 0) seed = randomInt(0, 2 ** 31);
+  const stop = request.stop ?? [];
+  if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS) {
+    throw new EngineError("ENGINE_REQUEST", `stop: expected at most ${MAX_STOP_STRINGS} strings`);
+  }
+  stop.forEach((s: unknown, i: number) => {
+    if (typeof s !== "string" || s.length === 0) {
+      throw new EngineError("ENGINE_REQUEST", `stop[${i}]: expected a non-empty string`);
+    }
+  });
+  if (request.tenant !== undefined && (typeof request.tenant !== "string" || request.tenant === "")) {
+    throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
+  }
+  return { maxTokens, temperature, topP, seed };
+}
+
+function intIn(
+  name: string,
+  value: number,
+  min: number,
+  max: number,
+  code: "ENGINE_OPTIONS" | "ENGINE_REQUEST" = "ENGINE_OPTIONS",
+): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new EngineError(code, `${name}: expected an integer in ${min}..${max}, found ${String(value)}`);
+  }
+  return value;
+}
+
+function numberIn(name: string, value: number, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new EngineError("ENGINE_REQUEST", `${name}: expected a number in ${min}..${max}, found ${String(value)}`);
+  }
+  return value;
+}
+
+function toHistoryItem(message: ChatMessage): ChatHistoryItem {
+  switch (message.role) {
+    case "system":
+      return { type: "system", text: message.content };
+    case "user":
+      return { type: "user", text: message.content };
+    case "assistant":
+      return { type: "model", response: [message.content] };
+  }
+}
+
+/**
+ * Sort the chat template's stop triggers: a trigger made of one special token becomes a stop token,
+ * one made only of plain text a stop text, anything else a token sequence.
+ */
+function stopRules(model: LlamaModel, triggers: readonly LlamaText[], extraTexts: readonly string[]): StopRules {
+  const tokens = new Set<Token>();
+  const tokenSequences: Token[][] = [];
+  const texts = [...extraTexts];
+  for (const trigger of triggers) {
+    const plain = trigger.values.every((value) => typeof value === "string");
+    if (plain) {
+      const text = trigger.toString();
+      if (text !== "") texts.push(text);
+      continue;
+    }
+    const hasSpecial = trigger.values.some(
+      (value) => value instanceof SpecialToken || value instanceof SpecialTokensText,
+    );
+    const sequence = trigger.tokenize(model.tokenizer);
+    if (sequence.length === 1 && hasSpecial) tokens.add(sequence[0]!);
+    else if (sequence.length > 0) tokenSequences.push(sequence);
+  }
+  return { tokens, tokenSequences, texts };
+}
+
+/**
+ * Prefer a free sequence that already holds this tenant's state, then an empty one, then any (it
+ * is cleared before use).
+ */
+function pickSlot(free: readonly Slot[], tenant: string | undefined): Slot {
+  if (tenant !== undefined) {
+    const own = free.find((slot) => slot.tenant === tenant);
+    if (own !== undefined) return own;
+  }
+  return free.find((slot) => slot.tenant === undefined) ?? free[0]!;
+}
+
+/**
+ * Make the sequence ready for `tokens`: keep the common prefix only when it holds the same tenant's
+ * state, otherwise start empty. Returns how many prompt tokens are already evaluated.
+ */
+async function prepareSequence(slot: Slot, tokens: Token[], tenant: string | undefined): Promise<number> {
+  const sequence = slot.sequence;
+  if (tenant === undefined || slot.tenant !== tenant) {
+    slot.tenant = undefined;
+    if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+    return 0;
+  }
+  // At least the last prompt token must be evaluated to get logits for the first new token.
+  const keep = Math.min(sequence.compareContextTokens(tokens).firstDifferentIndex, tokens.length - 1);
+  if (keep < sequence.nextTokenIndex) {
+    await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+  }
+  return Math.min(keep, sequence.nextTokenIndex);
+}
+
+function decodeRate(tokens: number, acquired: number, firstTokenAt: number | undefined, end: number): number {
+  if (tokens >= 2 && firstTokenAt !== undefined && end > firstTokenAt) {
+    return ((tokens - 1) * 1000) / (end - firstTokenAt);
+  }
+  return end > acquired ? (tokens * 1000) / (end - acquired) : 0;
+}
+
+function anySignal(request: AbortSignal | undefined, engine: AbortSignal): AbortSignal {
+  return request === undefined ? engine : AbortSignal.any([request, engine]);
+}
+
+type FileIdentity = { dev: number; ino: number; size: number; mtimeMs: number };
+
+async function statModel(path: string): Promise<FileIdentity> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new EngineError("MODEL_NOT_FOUND", `model file ${path}: expected a regular file`);
+    return { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
+  } catch (error) {
+    if (error instanceof EngineError) throw error;
+    const code = (error as { code?: unknown }).code;
+    throw new EngineError(
+      "MODEL_NOT_FOUND",
+      code === "ENOENT" ? `model file ${path}: not found` : `model file ${path}: cannot be read (${String(code)})`,
+      { cause: error },
+    );
+  }
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** Constant-time comparison of two lowercase hex digests (equal length is checked first). */
+function digestsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function progressPrinter(): (progress: number) => void {
+  let last = -1;
+  return (progress) => {
+    const percent = Math.floor(progress * 100);
+    if (percent === last) return;
+    last = percent;
+    process.stderr.write(`\rloading model ${percent}%`);
+  };
+}

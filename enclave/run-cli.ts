@@ -1,0 +1,40 @@
+/**
+ * Declares `cloister model run` on the `model` command group. Only options live here; the action
+ * imports the engine lazily so other commands never load node-llama-cpp.
+ */
+import type { Command } from "commander";
+import { intOption, numberOption, UsageError } from "../client/cli/output.ts";
+
+export function registerModelRunCommand(model: Command): void {
+  model
+    .command("run")
+    .description("Run one completion on a GGUF model (digest checked before loading), streamed to stdout")
+    .requiredOption("--model <file>", "GGUF model file")
+    .option("--sha256 <hex>", "pinned SHA-256 of the model file; refused when it differs")
+    .requiredOption("--prompt <text>", "prompt text")
+    .option("--chat", "render the prompt as one user message through the model's chat template")
+    .option("--max-tokens <n>", "maximum tokens to generate (default 256)", intOption("--max-tokens", 1, 1_000_000))
+    .option("--seed <n>", "sampling seed", intOption("--seed", 0, 2 ** 32 - 1))
+    .option("--temperature <t>", "sampling temperature, 0 = greedy (default 0)", numberOption("--temperature", 0, 2))
+    .option("--top-p <p>", "nucleus sampling threshold (default 1)", numberOption("--top-p", 0, 1))
+    .option("--json", "print {text, promptTokens, completionTokens, ttftMs, tokensPerSecond} as JSON")
+    .action(async (options: Record<string, unknown>) => {
+      const sha256 = options.sha256 as string | undefined;
+      if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+        throw new UsageError(`--sha256 expects 64 hex digits, found "${sha256}"`);
+      }
+      if (options.topP === 0) throw new UsageError("--top-p expects a number in (0, 1], found 0");
+      const { runModelCommand } = await import("./run-command.ts");
+      await runModelCommand({
+        model: options.model as string,
+        prompt: options.prompt as string,
+        ...(sha256 === undefined ? {} : { sha256 }),
+        ...(options.chat === true ? { chat: true } : {}),
+        ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens as number }),
+        ...(options.seed === undefined ? {} : { seed: options.seed as number }),
+        ...(options.temperature === undefined ? {} : { temperature: options.temperature as number }),
+        ...(options.topP === undefined ? {} : { topP: options.topP as number }),
+        ...(options.json === true ? { json: true } : {}),
+      });
+    });
+}
