@@ -1,4 +1,72 @@
-/** `cloister` sub-commands of the manifests/ party. Actions import their implementation lazily. */
+/** `cloister manifest ...`: key generation, signing and verification. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { choiceOption } from "../client/cli/output.ts";
 
-export function registerManifestCommands(_program: Command): void {}
+const ALGS = ["EdDSA", "ES256"] as const;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function registerManifestCommands(program: Command): void {
+  const manifest = program
+    .command("manifest")
+    .description("deployment manifests: make an operator signing key, sign a manifest, verify a signed one");
+
+  manifest
+    .command("keygen")
+    .description("generate an operator manifest-signing key pair (JWK files; the private file is mode 0600)")
+    .requiredOption("--out-private <file>", "where to write the private JWK (created with mode 0600)")
+    .requiredOption("--out-public <file>", "where to write the public JWK")
+    .option("--alg <alg>", "signature algorithm: EdDSA or ES256", choiceOption("--alg", ALGS), "EdDSA")
+    .option("--force", "overwrite existing files", false)
+    .option("--json", "print the result as JSON", false)
+    .action(
+      async (options: {
+        outPrivate: string;
+        outPublic: string;
+        alg: (typeof ALGS)[number];
+        force: boolean;
+        json: boolean;
+      }) => {
+        const { keygenCommand } = await import("./cli-impl.ts");
+        await keygenCommand(options);
+      },
+    );
+
+  manifest
+    .command("sign")
+    .description("check a manifest (JSON) against the schema and sign it as a compact JWS")
+    .requiredOption("--key <file>", "the private JWK to sign with")
+    .argument("<in>", "manifest JSON file")
+    .argument("<out>", "where to write the signed manifest (compact JWS)")
+    .option("--json", "print the result as JSON", false)
+    .action(async (input: string, output: string, options: { key: string; json: boolean }) => {
+      const { signCommand } = await import("./cli-impl.ts");
+      await signCommand(input, output, options);
+    });
+
+  manifest
+    .command("verify")
+    .description("verify a signed manifest against trusted public keys and check its schema")
+    .requiredOption("--key <file>", "a trusted public JWK (repeat for several)", collect)
+    .argument("<file>", "signed manifest (compact JWS)")
+    .option("--json", "print the result as JSON", false)
+    .action(async (file: string, options: { key: string[]; json: boolean }) => {
+      const { verifyCommand } = await import("./cli-impl.ts");
+      await verifyCommand(file, options);
+    });
+
+  manifest
+    .command("check")
+    .description("check an unsigned manifest (JSON) against the schema, listing every violation")
+    .argument("<file>", "manifest JSON file")
+    .option("--json", "print the result as JSON", false)
+    .action(async (file: string, options: { json: boolean }) => {
+      const { checkCommand } = await import("./cli-impl.ts");
+      await checkCommand(file, options);
+    });
+
+  for (const command of manifest.commands) command.exitOverride();
+  manifest.exitOverride();
+}

@@ -1,0 +1,194 @@
+/** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
+import { randomBytes } from "node:crypto";
+import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { JWK } from "jose";
+import { printJson } from "../client/cli/output.ts";
+import {
+  ManifestFileError,
+  ManifestKeyInvalidError,
+  ManifestPayloadInvalidError,
+  ManifestSchemaError,
+} from "./errors.ts";
+import { parseManifest } from "./schema.ts";
+import { generateManifestSigningKey, type ManifestAlg, signManifest, verifyManifest } from "./sign.ts";
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (cause) {
+    throw new ManifestFileError(
+      `${what} ${file}: could not be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
+      { cause },
+    );
+  }
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  const text = await readText(file, what);
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ManifestPayloadInvalidError(`${what} ${file}: expected JSON, found unparsable text`, { cause });
+  }
+}
+
+async function readJwk(file: string, what: string): Promise<JWK> {
+  const text = await readText(file, what);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK (JSON), found unparsable text`, { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK object`);
+  }
+  return value as JWK;
+}
+
+/**
+ * Writes via a temporary file in the same directory, created exclusively with `mode`, then renamed
+ * into place: the content never sits in a file with wider permissions, and an existing file is
+ * replaced only with `force`.
+ */
+async function writeFileSafely(
+  file: string,
+  content: string,
+  mode: number,
+  force: boolean,
+  what: string,
+): Promise<void> {
+  if (!force) {
+    try {
+      await writeFile(file, "", { flag: "wx", mode });
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw new ManifestFileError(
+        code === "EEXIST"
+          ? `${what} ${file}: already exists (use --force to overwrite)`
+          : `${what} ${file}: could not be created (${code ?? "error"})`,
+        { cause },
+      );
+    }
+  }
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await writeFile(temp, content, { flag: "wx", mode });
+    await chmod(temp, mode);
+    await rename(temp, file);
+  } catch (cause) {
+    await rm(temp, { force: true });
+    throw new ManifestFileError(
+      `${what} ${file}: could not be written (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
+      { cause },
+    );
+  }
+}
+
+export async function keygenCommand(options: {
+  outPrivate: string;
+  outPublic: string;
+  alg: ManifestAlg;
+  force: boolean;
+  json: boolean;
+}): Promise<void> {
+  const pair = await generateManifestSigningKey(options.alg);
+  await writeFileSafely(
+    options.outPrivate,
+    `${JSON.stringify(pair.privateJwk, null, 2)}\n`,
+    0o600,
+    options.force,
+    "--out-private",
+  );
+  await writeFileSafely(
+    options.outPublic,
+    `${JSON.stringify(pair.publicJwk, null, 2)}\n`,
+    0o644,
+    options.force,
+    "--out-public",
+  );
+  const result = {
+    alg: pair.alg,
+    thumbprint: pair.thumbprint,
+    privateKeyFile: options.outPrivate,
+    publicKeyFile: options.outPublic,
+  };
+  if (options.json) {
+    printJson(result);
+    return;
+  }
+  process.stdout.write(
+    `generated ${pair.alg} manifest-signing key ${pair.thumbprint}\n` +
+      `  private key: ${options.outPrivate} (mode 0600; keep it offline)\n` +
+      `  public key:  ${options.outPublic}\n`,
+  );
+}
+
+export async function signCommand(
+  input: string,
+  output: string,
+  options: { key: string; json: boolean },
+): Promise<void> {
+  const manifest = parseManifest(await readJson(input, "manifest"));
+  const key = await readJwk(options.key, "--key");
+  const jws = await signManifest(manifest, key);
+  // No trailing newline: the file holds exactly the bytes the manifest digest is taken over.
+  await writeFileSafely(output, jws, 0o644, true, "output");
+  const { digest, signerKeyThumbprint } = await verifyManifest(jws, [stripPrivate(key)]);
+  const result = { file: output, service: manifest.service, digest, signerKeyThumbprint };
+  if (options.json) {
+    printJson(result);
+    return;
+  }
+  process.stdout.write(
+    `signed ${output}\n  service:         ${manifest.service.name}@${manifest.service.version}\n` +
+      `  signer:          ${signerKeyThumbprint}\n  manifest digest: ${digest}\n`,
+  );
+}
+
+function stripPrivate(jwk: JWK): JWK {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...rest } = jwk;
+  return rest;
+}
+
+export async function verifyCommand(file: string, options: { key: string[]; json: boolean }): Promise<void> {
+  const keys: JWK[] = [];
+  for (const keyFile of options.key) keys.push(await readJwk(keyFile, "--key"));
+  const jws = (await readText(file, "signed manifest")).trim();
+  const verified = await verifyManifest(jws, keys);
+  const { manifest } = verified;
+  const result = {
+    service: manifest.service,
+    model: { file: manifest.model.file, sha256: manifest.model.sha256 },
+    signerKeyThumbprint: verified.signerKeyThumbprint,
+    digest: verified.digest,
+  };
+  if (options.json) {
+    printJson(result);
+    return;
+  }
+  process.stdout.write(
+    `manifest OK: signature verified, schema valid\n` +
+      `  service:         ${manifest.service.name}@${manifest.service.version}\n` +
+      `  model:           ${manifest.model.file} sha256:${manifest.model.sha256}\n` +
+      `  signer:          ${verified.signerKeyThumbprint}\n` +
+      `  manifest digest: ${verified.digest}\n`,
+  );
+}
+
+export async function checkCommand(file: string, options: { json: boolean }): Promise<void> {
+  try {
+    const manifest = parseManifest(await readJson(file, "manifest"));
+    if (options.json) printJson({ valid: true, service: manifest.service });
+    else
+      process.stdout.write(`manifest ${file}: schema valid (${manifest.service.name}@${manifest.service.version})\n`);
+  } catch (error) {
+    if (error instanceof ManifestSchemaError && options.json) {
+      printJson({ valid: false, code: error.code, issues: error.issues });
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}

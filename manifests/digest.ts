@@ -1,0 +1,21 @@
+/**
+ * The manifest digest: SHA-256 of the exact bytes of the compact JWS (ASCII, no surrounding
+ * whitespace). This function alone defines it; it is what the enclave binds into report_data and
+ * what the client recomputes from the JWS it was given. Platform-neutral (WebCrypto).
+ */
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+
+export async function manifestDigest(jws: string): Promise<Uint8Array> {
+  if (typeof jws !== "string" || !COMPACT_JWS.test(jws)) {
+    throw new TypeError("manifestDigest: expected a compact JWS (three base64url parts, no whitespace)");
+  }
+  // Base64url is ASCII, so this is the byte string of the JWS.
+  const bytes = new TextEncoder().encode(jws);
+  return new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+}
+
+/** Lower-case hex of a digest. */
+export function digestHex(digest: Uint8Array): string {
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,186 @@
+/**
+ * Signing and verifying deployment manifests as compact JWS (jose), `typ: cloister-manifest+jws`,
+ * alg EdDSA (Ed25519) or ES256 (P-256). Platform-neutral: jose and WebCrypto only, so the browser
+ * client verifies manifests with this same code.
+ *
+ * verifyManifest checks, in order: JWS structure; the protected header's alg (allow-list, so
+ * `none` and HMAC are refused before any key is touched) and typ; the signature against the
+ * caller's trusted public keys; only then parses the payload and checks the schema. It does not
+ * decide whether the manifest's model or policy is acceptable to a client: that is the client's
+ * policy, applied to the verified manifest.
+ */
+import {
+  CompactSign,
+  type CryptoKey,
+  calculateJwkThumbprint,
+  compactVerify,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+  errors as joseErrors,
+} from "jose";
+import { digestHex, manifestDigest } from "./digest.ts";
+import {
+  ManifestAlgUnsupportedError,
+  ManifestJwsMalformedError,
+  ManifestKeyInvalidError,
+  ManifestPayloadInvalidError,
+  ManifestSignatureInvalidError,
+  ManifestTypInvalidError,
+} from "./errors.ts";
+import { type Manifest, parseManifest } from "./schema.ts";
+
+export const MANIFEST_JWS_TYP = "cloister-manifest+jws";
+export const MANIFEST_ALGS = ["EdDSA", "ES256"] as const;
+export type ManifestAlg = (typeof MANIFEST_ALGS)[number];
+
+export interface ManifestSigningKeyPair {
+  readonly alg: ManifestAlg;
+  /** Private JWK (includes the public part); `kid` is the RFC 7638 SHA-256 thumbprint. */
+  readonly privateJwk: JWK;
+  readonly publicJwk: JWK;
+  /** RFC 7638 SHA-256 thumbprint of the public key (base64url). */
+  readonly thumbprint: string;
+}
+
+export interface VerifiedManifest {
+  readonly manifest: Manifest;
+  /** RFC 7638 SHA-256 thumbprint (base64url) of the trusted key that verified the signature. */
+  readonly signerKeyThumbprint: string;
+  /** manifestDigest(jws), lower-case hex. */
+  readonly digest: string;
+  readonly jws: string;
+}
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+
+/** The alg a JWK is for, or null when it is neither an Ed25519 nor a P-256 key. */
+function algOfJwk(jwk: JWK): ManifestAlg | null {
+  if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
+  if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
+  return null;
+}
+
+/** Public members only (drops `d` and anything else private). */
+function publicPart(jwk: JWK): JWK {
+  const { kty, crv, x, y } = jwk;
+  const out: JWK = { kty: kty!, crv: crv!, x: x! };
+  if (y !== undefined) out.y = y;
+  return out;
+}
+
+export async function generateManifestSigningKey(alg: ManifestAlg = "EdDSA"): Promise<ManifestSigningKeyPair> {
+  if (!MANIFEST_ALGS.includes(alg)) throw new ManifestAlgUnsupportedError(alg);
+  const { privateKey, publicKey } = await generateKeyPair(
+    alg,
+    alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : { extractable: true },
+  );
+  const publicJwk = publicPart(await exportJWK(publicKey));
+  const thumbprint = await calculateJwkThumbprint(publicJwk, "sha256");
+  const decorate = { alg, use: "sig", kid: thumbprint };
+  return {
+    alg,
+    privateJwk: { ...(await exportJWK(privateKey)), ...decorate },
+    publicJwk: { ...publicJwk, ...decorate },
+    thumbprint,
+  };
+}
+
+/** Checks the manifest against the schema, then signs it. Returns the compact JWS. */
+export async function signManifest(manifest: Manifest, privateJwk: JWK): Promise<string> {
+  const checked = parseManifest(manifest);
+  const alg = algOfJwk(privateJwk);
+  if (alg === null) throw new ManifestKeyInvalidError("signing key: expected an Ed25519 (OKP) or P-256 (EC) JWK");
+  if (typeof privateJwk.d !== "string")
+    throw new ManifestKeyInvalidError("signing key: expected a private JWK, found a public one");
+  if (privateJwk.alg !== undefined && privateJwk.alg !== alg) {
+    throw new ManifestKeyInvalidError(
+      `signing key alg: expected "${alg}" for this key type, found ${JSON.stringify(privateJwk.alg)}`,
+    );
+  }
+  let key: CryptoKey | Uint8Array;
+  try {
+    key = await importJWK(privateJwk, alg);
+  } catch (cause) {
+    throw new ManifestKeyInvalidError("signing key: could not be imported as a JWK", { cause });
+  }
+  const kid = await calculateJwkThumbprint(publicPart(privateJwk), "sha256");
+  const payload = new TextEncoder().encode(JSON.stringify(checked));
+  return new CompactSign(payload).setProtectedHeader({ alg, typ: MANIFEST_JWS_TYP, kid }).sign(key);
+}
+
+/** Verifies a signed manifest against trusted public keys, then checks its schema. */
+export async function verifyManifest(jws: string, trustedPublicJwks: readonly JWK[]): Promise<VerifiedManifest> {
+  if (typeof jws !== "string" || !COMPACT_JWS.test(jws)) {
+    throw new ManifestJwsMalformedError(
+      "manifest: expected a compact JWS (three base64url parts), found something else",
+    );
+  }
+  if (trustedPublicJwks.length === 0)
+    throw new ManifestKeyInvalidError("trusted keys: expected at least one public JWK, found none");
+
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch (cause) {
+    throw new ManifestJwsMalformedError(
+      "manifest JWS protected header: expected base64url JSON, found something else",
+      { cause },
+    );
+  }
+  const alg = header.alg;
+  if (!MANIFEST_ALGS.includes(alg as ManifestAlg)) throw new ManifestAlgUnsupportedError(alg);
+  if (header.typ !== MANIFEST_JWS_TYP) throw new ManifestTypInvalidError(header.typ);
+
+  let payload: Uint8Array | undefined;
+  let signer: JWK | undefined;
+  for (const [index, trusted] of trustedPublicJwks.entries()) {
+    if (typeof trusted.d === "string") {
+      throw new ManifestKeyInvalidError(`trusted key ${index}: expected a public JWK, found a private one`);
+    }
+    const keyAlg = algOfJwk(trusted);
+    if (keyAlg === null)
+      throw new ManifestKeyInvalidError(`trusted key ${index}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
+    if (keyAlg !== alg) continue;
+    let key: CryptoKey | Uint8Array;
+    try {
+      key = await importJWK(publicPart(trusted), keyAlg);
+    } catch (cause) {
+      throw new ManifestKeyInvalidError(`trusted key ${index}: could not be imported as a JWK`, { cause });
+    }
+    try {
+      payload = (await compactVerify(jws, key, { algorithms: [alg as string] })).payload;
+      signer = trusted;
+      break;
+    } catch (error) {
+      if (error instanceof joseErrors.JWSSignatureVerificationFailed) continue;
+      if (error instanceof joseErrors.JOSEError) {
+        throw new ManifestJwsMalformedError(`manifest JWS: expected a well-formed JWS, found: ${error.code}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+  if (payload === undefined || signer === undefined) throw new ManifestSignatureInvalidError(trustedPublicJwks.length);
+
+  // Only now, with the signature verified, is the payload looked at.
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+  } catch (cause) {
+    throw new ManifestPayloadInvalidError("manifest payload: expected UTF-8 JSON, found unparsable bytes", { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ManifestPayloadInvalidError("manifest payload: expected a JSON object");
+  }
+  const manifest = parseManifest(value);
+  return {
+    manifest,
+    signerKeyThumbprint: await calculateJwkThumbprint(publicPart(signer), "sha256"),
+    digest: digestHex(await manifestDigest(jws)),
+    jws,
+  };
+}

@@ -1,0 +1,121 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
+import { digestHex, manifestDigest } from "../../manifests/digest.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "cloister-manifest-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(ROOT, "bin/cloister.js"), ...args],
+      { cwd: dir, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const p = (name: string) => join(dir, name);
+
+describe("cloister manifest (CLI)", () => {
+  it("keygen → sign → verify for EdDSA and ES256, private key mode 0600 and never printed", async () => {
+    for (const alg of ["EdDSA", "ES256"]) {
+      const keygen = await cloister(
+        "manifest",
+        "keygen",
+        "--out-private",
+        p(`${alg}.jwk`),
+        "--out-public",
+        p(`${alg}.pub.jwk`),
+        "--alg",
+        alg,
+        "--json",
+      );
+      expect(keygen.code).toBe(0);
+      const privateJwk = JSON.parse(readFileSync(p(`${alg}.jwk`), "utf8"));
+      expect(statSync(p(`${alg}.jwk`)).mode & 0o777).toBe(0o600);
+      expect(keygen.stdout).not.toContain(privateJwk.d);
+      const { thumbprint } = JSON.parse(keygen.stdout);
+      expect(privateJwk.kid).toBe(thumbprint);
+
+      const sign = await cloister(
+        "manifest",
+        "sign",
+        "--key",
+        p(`${alg}.jwk`),
+        join(ROOT, "manifests/examples/dev.json"),
+        p(`dev-${alg}.jws`),
+      );
+      expect(sign.code).toBe(0);
+      expect(sign.stdout).not.toContain(privateJwk.d);
+      const jws = readFileSync(p(`dev-${alg}.jws`), "utf8");
+      const digest = digestHex(await manifestDigest(jws));
+
+      const verify = await cloister("manifest", "verify", "--key", p(`${alg}.pub.jwk`), p(`dev-${alg}.jws`), "--json");
+      expect(verify.code).toBe(0);
+      expect(JSON.parse(verify.stdout)).toEqual({
+        service: DEV_MANIFEST.service,
+        model: { file: DEV_MANIFEST.model.file, sha256: DEV_MANIFEST.model.sha256 },
+        signerKeyThumbprint: thumbprint,
+        digest,
+      });
+
+      const human = await cloister("manifest", "verify", "--key", p(`${alg}.pub.jwk`), p(`dev-${alg}.jws`));
+      expect(human.stdout).toContain(`manifest digest: ${digest}`);
+      expect(human.stdout).toContain(`signer:          ${thumbprint}`);
+    }
+  });
+
+  it("fails with one clear line: wrong key, tampered file, existing key file, bad manifest, missing option", async () => {
+    await cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("a.pub.jwk"));
+    await cloister("manifest", "keygen", "--out-private", p("b.jwk"), "--out-public", p("b.pub.jwk"));
+    await cloister("manifest", "sign", "--key", p("a.jwk"), join(ROOT, "manifests/examples/dev.json"), p("a.jws"));
+
+    const wrongKey = await cloister("manifest", "verify", "--key", p("b.pub.jwk"), p("a.jws"));
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr.trim().split("\n")).toHaveLength(1);
+    expect(wrongKey.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
+
+    // Either trusted key may sign: --key repeats.
+    expect(
+      (await cloister("manifest", "verify", "--key", p("b.pub.jwk"), "--key", p("a.pub.jwk"), p("a.jws"))).code,
+    ).toBe(0);
+
+    const [h, , s] = readFileSync(p("a.jws"), "utf8").split(".");
+    const evil = { ...DEV_MANIFEST, inference: { ...DEV_MANIFEST.inference, maxTokens: 2048 } };
+    writeFileSync(p("evil.jws"), `${h}.${Buffer.from(JSON.stringify(evil)).toString("base64url")}.${s}`);
+    const tampered = await cloister("manifest", "verify", "--key", p("a.pub.jwk"), p("evil.jws"));
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
+
+    const privateAsTrusted = await cloister("manifest", "verify", "--key", p("a.jwk"), p("a.jws"));
+    expect(privateAsTrusted.stderr).toMatch(/^cloister: MANIFEST_KEY_INVALID: /);
+
+    const exists = await cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("c.pub.jwk"));
+    expect(exists.code).toBe(1);
+    expect(exists.stderr).toMatch(/^cloister: MANIFEST_FILE: --out-private .*already exists/);
+
+    writeFileSync(p("bad.json"), JSON.stringify({ ...DEV_MANIFEST, extra: true }));
+    const bad = await cloister("manifest", "sign", "--key", p("a.jwk"), p("bad.json"), p("bad.jws"));
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^cloister: MANIFEST_FIELD_UNKNOWN: manifest field extra/);
+
+    const check = await cloister("manifest", "check", p("bad.json"), "--json");
+    expect(check.code).toBe(1);
+    expect(JSON.parse(check.stdout)).toMatchObject({ valid: false, code: "MANIFEST_FIELD_UNKNOWN" });
+
+    const usage = await cloister("manifest", "verify", p("a.jws"));
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--key");
+  });
+});

@@ -1,0 +1,210 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
+import { ManifestSchemaError } from "../../manifests/errors.ts";
+import { parseManifest } from "../../manifests/schema.ts";
+import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
+
+function schemaError(value: unknown): ManifestSchemaError {
+  try {
+    parseManifest(value);
+  } catch (error) {
+    if (error instanceof ManifestSchemaError) return error;
+    throw error;
+  }
+  throw new Error("expected a ManifestSchemaError, none was thrown");
+}
+
+const dir = mkdtempSync(join(tmpdir(), "cloister-manifest-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("dev manifest example", () => {
+  it("names the tiny model by its pinned digest", () => {
+    expect(DEV_MANIFEST.model.sha256).toBe(TINY_MODEL_SHA256);
+  });
+
+  it("matches the bytes the tiny model generator writes (digest and size)", async () => {
+    const written = await writeTinyModel(join(dir, "tiny.gguf"));
+    expect(written.sha256).toBe(DEV_MANIFEST.model.sha256);
+    expect(written.bytes).toBe(DEV_MANIFEST.model.sizeBytes);
+  });
+
+  it("is the JSON file as committed, and valid", () => {
+    const file = JSON.parse(readFileSync(new URL("../../manifests/examples/dev.json", import.meta.url), "utf8"));
+    expect(parseManifest(file)).toEqual(DEV_MANIFEST);
+  });
+
+  it("devManifest merges overrides deeply and still checks the result", () => {
+    const m = devManifest({ service: { version: "2.0.0" }, inference: { maxTokens: 16 } });
+    expect(m.service).toEqual({ name: "cloister-dev", version: "2.0.0" });
+    expect(m.inference).toEqual({ ...DEV_MANIFEST.inference, maxTokens: 16 });
+    expect(DEV_MANIFEST.inference.maxTokens).toBe(256); // the base is not mutated
+    expect(() => devManifest({ inference: { maxTokens: 0 } })).toThrow(ManifestSchemaError);
+  });
+});
+
+type Case = { name: string; manifest: unknown; code: string; path: string };
+
+const cases: Case[] = [
+  {
+    name: "missing top-level section",
+    manifest: (({ audit: _a, ...rest }) => rest)(DEV_MANIFEST),
+    code: "MANIFEST_FIELD_MISSING",
+    path: "audit",
+  },
+  {
+    name: "unknown top-level field",
+    manifest: { ...DEV_MANIFEST, debug: true },
+    code: "MANIFEST_FIELD_UNKNOWN",
+    path: "debug",
+  },
+  {
+    name: "upper-case digest",
+    manifest: devManifestRaw({ model: { sha256: TINY_MODEL_SHA256.toUpperCase() } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "model.sha256",
+  },
+  {
+    name: "model file with a directory",
+    manifest: devManifestRaw({ model: { file: "../etc/passwd" } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "model.file",
+  },
+  {
+    name: "sealed at rest without a key id",
+    manifest: devManifestRaw({ model: { sealedAtRest: true, keyId: null } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "model.keyId",
+  },
+  {
+    name: "debug allowed",
+    manifest: devManifestRaw({ tee: { policyFlags: { debugAllowed: true } } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "tee.policyFlags.debugAllowed",
+  },
+  {
+    name: "unknown platform",
+    manifest: devManifestRaw({ tee: { platforms: ["sgx"] } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "tee.platforms.0",
+  },
+  {
+    name: "any measurement on real hardware",
+    manifest: devManifestRaw({ tee: { platforms: ["snp", "sim-tdx"] } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "tee.allowedMeasurements",
+  },
+  {
+    name: "empty measurement list",
+    manifest: devManifestRaw({ tee: { allowedMeasurements: [] } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "tee.allowedMeasurements",
+  },
+  {
+    name: "SNP platform without an SNP TCB",
+    manifest: devManifestRaw({ tee: { minimumTcb: { snp: null } } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "tee.minimumTcb.snp",
+  },
+  {
+    name: "maxTokens above contextSize",
+    manifest: devManifestRaw({ inference: { contextSize: 512, maxTokens: 1024 } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "inference.maxTokens",
+  },
+  {
+    name: "PII off without a reason",
+    manifest: devManifestRaw({ requestPolicy: { pii: { mode: "off", entities: [], reason: null } } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "requestPolicy.pii.reason",
+  },
+  {
+    name: "audit off without a reason",
+    manifest: devManifestRaw({ audit: { enabled: false } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "audit.reason",
+  },
+  {
+    name: "duplicate rule ids",
+    manifest: devManifestRaw({
+      requestPolicy: {
+        rules: [
+          { id: "a", kind: "maxPromptTokens", action: "block", limit: 10 },
+          { id: "a", kind: "requestKind", action: "block", kinds: ["complete"] },
+        ],
+      },
+    }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "requestPolicy.rules",
+  },
+  {
+    name: "invalid regular expression",
+    manifest: devManifestRaw({
+      requestPolicy: { rules: [{ id: "p", kind: "pattern", action: "block", pattern: "(", caseInsensitive: false }] },
+    }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "requestPolicy.rules.0.pattern",
+  },
+  {
+    name: "rule missing a field",
+    manifest: devManifestRaw({ requestPolicy: { rules: [{ id: "m", kind: "maxPromptTokens", action: "block" }] } }),
+    code: "MANIFEST_FIELD_MISSING",
+    path: "requestPolicy.rules.0.limit",
+  },
+  {
+    name: "allowModels rule that allows",
+    manifest: devManifestRaw({
+      requestPolicy: { rules: [{ id: "m", kind: "allowModels", action: "allow", models: ["tiny"] }] },
+    }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "requestPolicy.rules.0.action",
+  },
+];
+
+/** Dev manifest with overrides, without checking (so invalid values can be built). */
+function devManifestRaw(overrides: Record<string, unknown>): unknown {
+  const merge = (base: unknown, o: unknown): unknown => {
+    if (
+      typeof base !== "object" ||
+      base === null ||
+      Array.isArray(base) ||
+      typeof o !== "object" ||
+      o === null ||
+      Array.isArray(o)
+    ) {
+      return o;
+    }
+    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(o)) out[k] = merge(out[k], v);
+    return out;
+  };
+  return merge(structuredClone(DEV_MANIFEST), overrides);
+}
+
+describe("manifest schema", () => {
+  it.each(cases)("refuses $name with $code naming $path", ({ manifest, code, path }) => {
+    const error = schemaError(manifest);
+    expect(error.code).toBe(code);
+    expect(error.issues.map((i) => i.path)).toContain(path);
+    expect(error.message).toContain(path);
+  });
+
+  it("lists every violation at once", () => {
+    const error = schemaError(devManifestRaw({ service: { name: "Bad Name" }, model: { sizeBytes: -1 }, extra: 1 }));
+    expect(error.issues.map((i) => i.path).sort()).toEqual(["extra", "model.sizeBytes", "service.name"]);
+  });
+
+  it("accepts a production-shaped manifest (real hardware, pinned measurements, sealed model)", () => {
+    const m = devManifest({
+      model: { sealedAtRest: true, keyId: "kbs:///cloister/models/llama-3.1-8b" },
+      tee: {
+        platforms: ["snp", "azure-snp"],
+        allowedMeasurements: ["ab".repeat(48)],
+        minimumTcb: { snp: { bootloader: 10, tee: 0, snp: 23, microcode: 84, fmc: null }, tdx: null },
+      },
+    });
+    expect(m.tee.platforms).toEqual(["snp", "azure-snp"]);
+  });
+});

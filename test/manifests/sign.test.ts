@@ -1,0 +1,193 @@
+import { CompactSign, generateKeyPair, type JWK } from "jose";
+import { describe, expect, it } from "vitest";
+import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
+import { digestHex, manifestDigest } from "../../manifests/digest.ts";
+import { ManifestError } from "../../manifests/errors.ts";
+import {
+  generateManifestSigningKey,
+  MANIFEST_JWS_TYP,
+  type ManifestAlg,
+  signManifest,
+  verifyManifest,
+} from "../../manifests/sign.ts";
+
+async function errorOf(fn: () => Promise<unknown>): Promise<ManifestError> {
+  try {
+    await fn();
+  } catch (error) {
+    if (error instanceof ManifestError) return error;
+    throw error;
+  }
+  throw new Error("expected a ManifestError, none was thrown");
+}
+
+const b64url = (text: string) => Buffer.from(text).toString("base64url");
+
+/** Replaces the JWS payload, keeping header and signature. */
+function withPayload(jws: string, payload: unknown): string {
+  const [header, , signature] = jws.split(".");
+  return `${header}.${b64url(JSON.stringify(payload))}.${signature}`;
+}
+
+describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: ManifestAlg) => {
+  it("round-trips sign → verify and reports signer thumbprint and digest", async () => {
+    const pair = await generateManifestSigningKey(alg);
+    expect(pair.privateJwk.d).toEqual(expect.any(String));
+    expect(pair.publicJwk.d).toBeUndefined();
+    expect(pair.publicJwk.kid).toBe(pair.thumbprint);
+
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const header = JSON.parse(Buffer.from(jws.split(".")[0]!, "base64url").toString());
+    expect(header).toEqual({ alg, typ: MANIFEST_JWS_TYP, kid: pair.thumbprint });
+
+    const verified = await verifyManifest(jws, [pair.publicJwk]);
+    expect(verified.manifest).toEqual(DEV_MANIFEST);
+    expect(verified.signerKeyThumbprint).toBe(pair.thumbprint);
+    expect(verified.digest).toBe(digestHex(await manifestDigest(jws)));
+    expect(verified.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("finds the signer among several trusted keys", async () => {
+    const signer = await generateManifestSigningKey(alg);
+    const others = [await generateManifestSigningKey("EdDSA"), await generateManifestSigningKey("ES256")];
+    const jws = await signManifest(DEV_MANIFEST, signer.privateJwk);
+    const verified = await verifyManifest(jws, [...others.map((o) => o.publicJwk), signer.publicJwk]);
+    expect(verified.signerKeyThumbprint).toBe(signer.thumbprint);
+  });
+
+  it("refuses a tampered payload and a wrong key (MANIFEST_SIGNATURE_INVALID)", async () => {
+    const pair = await generateManifestSigningKey(alg);
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const evil = { ...DEV_MANIFEST, model: { ...DEV_MANIFEST.model, sha256: "ab".repeat(32) } };
+    expect((await errorOf(() => verifyManifest(withPayload(jws, evil), [pair.publicJwk]))).code).toBe(
+      "MANIFEST_SIGNATURE_INVALID",
+    );
+    const wrong = await generateManifestSigningKey(alg);
+    expect((await errorOf(() => verifyManifest(jws, [wrong.publicJwk]))).code).toBe("MANIFEST_SIGNATURE_INVALID");
+    // A changed signature character (mid-signature: the last base64url character has unused bits).
+    const at = jws.length - 20;
+    const altered = jws.slice(0, at) + (jws[at] === "A" ? "B" : "A") + jws.slice(at + 1);
+    expect((await errorOf(() => verifyManifest(altered, [pair.publicJwk]))).code).toBe("MANIFEST_SIGNATURE_INVALID");
+  });
+});
+
+describe("manifest verification refusals", () => {
+  it("refuses alg none before touching any key (MANIFEST_ALG_UNSUPPORTED)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const header = b64url(JSON.stringify({ alg: "none", typ: MANIFEST_JWS_TYP }));
+    const unsecured = `${header}.${b64url(JSON.stringify(DEV_MANIFEST))}.`;
+    const error = await errorOf(() => verifyManifest(unsecured, [pair.publicJwk]));
+    expect(error.code).toBe("MANIFEST_ALG_UNSUPPORTED");
+    expect(error.message).toContain('"none"');
+  });
+
+  it("refuses an HMAC-signed manifest (MANIFEST_ALG_UNSUPPORTED)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const hs = await new CompactSign(new TextEncoder().encode(JSON.stringify(DEV_MANIFEST)))
+      .setProtectedHeader({ alg: "HS256", typ: MANIFEST_JWS_TYP })
+      .sign(new TextEncoder().encode(JSON.stringify(pair.publicJwk)));
+    expect((await errorOf(() => verifyManifest(hs, [pair.publicJwk]))).code).toBe("MANIFEST_ALG_UNSUPPORTED");
+  });
+
+  it("refuses a JWS of another type (MANIFEST_TYP_INVALID)", async () => {
+    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(DEV_MANIFEST)))
+      .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
+      .sign(privateKey);
+    expect((await errorOf(() => verifyManifest(jws, [pair.publicJwk]))).code).toBe("MANIFEST_TYP_INVALID");
+  });
+
+  it("checks the payload only after the signature (schema errors need a valid signature)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    // An unsigned, schema-invalid payload is a signature failure, not a schema error.
+    const broken = withPayload(jws, { nonsense: true });
+    expect((await errorOf(() => verifyManifest(broken, [pair.publicJwk]))).code).toBe("MANIFEST_SIGNATURE_INVALID");
+  });
+
+  async function signRaw(payload: unknown, pair: { privateJwk: JWK }) {
+    const { importJWK } = await import("jose");
+    return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+      .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
+      .sign(await importJWK(pair.privateJwk, "EdDSA"));
+  }
+
+  it("names a missing field (MANIFEST_FIELD_MISSING)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const { sha256: _dropped, ...model } = DEV_MANIFEST.model;
+    const jws = await signRaw({ ...DEV_MANIFEST, model }, pair);
+    const error = await errorOf(() => verifyManifest(jws, [pair.publicJwk]));
+    expect(error.code).toBe("MANIFEST_FIELD_MISSING");
+    expect(error.message).toContain("model.sha256");
+  });
+
+  it("names an extra field (MANIFEST_FIELD_UNKNOWN)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await signRaw({ ...DEV_MANIFEST, tee: { ...DEV_MANIFEST.tee, skipChecks: true } }, pair);
+    const error = await errorOf(() => verifyManifest(jws, [pair.publicJwk]));
+    expect(error.code).toBe("MANIFEST_FIELD_UNKNOWN");
+    expect(error.message).toContain("tee.skipChecks");
+  });
+
+  it("names an invalid value (MANIFEST_FIELD_INVALID)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const bad = {
+      ...DEV_MANIFEST,
+      tee: { ...DEV_MANIFEST.tee, policyFlags: { ...DEV_MANIFEST.tee.policyFlags, debugAllowed: true } },
+    };
+    const jws = await signRaw(bad, pair);
+    const error = await errorOf(() => verifyManifest(jws, [pair.publicJwk]));
+    expect(error.code).toBe("MANIFEST_FIELD_INVALID");
+    expect(error.message).toContain("tee.policyFlags.debugAllowed");
+  });
+
+  it("refuses a payload that is not JSON (MANIFEST_PAYLOAD_INVALID) once the signature verified", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const { importJWK } = await import("jose");
+    const jws = await new CompactSign(new TextEncoder().encode("not json"))
+      .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
+      .sign(await importJWK(pair.privateJwk, "EdDSA"));
+    expect((await errorOf(() => verifyManifest(jws, [pair.publicJwk]))).code).toBe("MANIFEST_PAYLOAD_INVALID");
+  });
+
+  it("refuses malformed input and unusable trust lists", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    expect((await errorOf(() => verifyManifest("a.b", [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
+    expect((await errorOf(() => verifyManifest(` ${jws}`, [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
+    expect((await errorOf(() => verifyManifest("e30x.e30.AA", [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
+    expect((await errorOf(() => verifyManifest(jws, []))).code).toBe("MANIFEST_KEY_INVALID");
+    expect((await errorOf(() => verifyManifest(jws, [pair.privateJwk]))).code).toBe("MANIFEST_KEY_INVALID");
+    expect((await errorOf(() => signManifest(DEV_MANIFEST, pair.publicJwk))).code).toBe("MANIFEST_KEY_INVALID");
+  });
+
+  it("refuses to sign a manifest that breaks the schema", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const bad = { ...DEV_MANIFEST, inference: { ...DEV_MANIFEST.inference, maxTokens: 999_999 } };
+    expect((await errorOf(() => signManifest(bad, pair.privateJwk))).code).toBe("MANIFEST_FIELD_INVALID");
+  });
+});
+
+describe("manifest digest", () => {
+  it("is SHA-256 of the exact compact JWS bytes, stable and sensitive to every byte", async () => {
+    const jws = "eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2ln";
+    // Known answer: `printf %s "$jws" | sha256sum`.
+    expect(digestHex(await manifestDigest(jws))).toBe(
+      "61d992098c699e06b553086fc4318802d044ccd586909a633cd80e9462b13b6c",
+    );
+    expect(digestHex(await manifestDigest(jws))).toBe(digestHex(await manifestDigest(jws)));
+    expect(digestHex(await manifestDigest(jws))).not.toBe(digestHex(await manifestDigest(`${jws}x`)));
+    await expect(manifestDigest(`${jws}\n`)).rejects.toThrow(TypeError);
+  });
+
+  it("differs between two signatures of the same manifest only through the JWS bytes", async () => {
+    const pair = await generateManifestSigningKey("ES256"); // ECDSA signatures are randomised
+    const a = await signManifest(devManifest(), pair.privateJwk);
+    const b = await signManifest(devManifest(), pair.privateJwk);
+    expect(a).not.toBe(b);
+    expect((await verifyManifest(a, [pair.publicJwk])).digest).not.toBe(
+      (await verifyManifest(b, [pair.publicJwk])).digest,
+    );
+  });
+});
