@@ -1,0 +1,255 @@
+/**
+ * Appraisal: does VERIFIED evidence meet the relying party's policy? One pure function, no I/O, no
+ * clock (the time is passed in), and it reports EVERY violation at once (go-sev-guest `validate`
+ * style), so an operator sees all that is wrong with an enclave in one go.
+ *
+ * Only verified evidence is accepted: `VerifiedSnpReport` (constructed only by snp/verify.ts) or
+ * `VerifiedTdxQuote` (branded, produced only by tdx/verify.ts); anything else is refused before a
+ * field is read. Signatures, chains, hwID and TCB-vs-certificate consistency are verify's job and
+ * are not repeated here.
+ *
+ * What it checks, each violation with its own code (docs/errors.md):
+ *  - simulated evidence unless the policy says `trustSimulator: true`   SIMULATED_EVIDENCE_NOT_TRUSTED
+ *    (defence in depth: real anchors never verify simulated evidence in the first place)
+ *  - the TEE is accepted at all (its policy section is not null)        TEE_NOT_ACCEPTED
+ *  - the evidence was verified close to `now`                           VERIFICATION_TIME_SKEW
+ *  - REPORT_DATA equals `expectedReportData`, unless the caller passes null — an explicit choice
+ *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
+ *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
+ *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
+ *  - TDX: TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, TCB status,
+ *    TEE_TCB_SVN                                                                TDX_*
+ * A check the policy skips (`{ skip: { reason } }`) produces no violation; the reason stays in the
+ * policy for auditors.
+ */
+import { bytesEqual, toHex } from "./bytes.ts";
+import { ConfigurationError } from "./errors.ts";
+import { type AttestationPolicy, isSkip, type SnpPolicy, type TdxPolicy } from "./policy.ts";
+import { VerifiedSnpReport } from "./snp/verify.ts";
+import { isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
+
+export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote;
+
+export interface AppraisalViolation {
+  /** The evidence or policy field, in the specifications' vocabulary (e.g. "POLICY.DEBUG", "RTMR2"). */
+  readonly field: string;
+  /** What the policy requires (public values only). */
+  readonly expected: string;
+  /** What the evidence holds. */
+  readonly found: string;
+  /** Stable code (docs/errors.md). */
+  readonly code: string;
+}
+
+export interface AppraisalResult {
+  /** True exactly when there is no violation. */
+  readonly ok: boolean;
+  /** The evidence chained to a simulator root: it is not hardware evidence. */
+  readonly simulated: boolean;
+  readonly tee: "snp" | "tdx";
+  readonly violations: readonly AppraisalViolation[];
+}
+
+export interface AppraisalOptions {
+  /** Appraisal time (injected). */
+  readonly now: Date;
+  /**
+   * The REPORT_DATA the evidence must carry, or null to leave that comparison to the binding stage
+   * (attestation/binding.ts), which recomputes it from the attestation document. Required, so not
+   * checking it is always a visible decision.
+   */
+  readonly expectedReportData: Uint8Array | null;
+}
+
+type Push = (field: string, code: string, expected: string, found: string) => void;
+
+const onOff = (b: boolean) => (b ? "set" : "clear");
+
+function allowList(list: readonly string[]): string {
+  return list.length === 1 ? (list[0] as string) : `one of [${list.join(", ")}]`;
+}
+
+function checkAllowList(
+  push: Push,
+  rule: readonly string[] | { readonly skip: unknown },
+  value: Uint8Array,
+  field: string,
+  code: string,
+): void {
+  if (isSkip(rule)) return;
+  const found = toHex(value);
+  if (!(rule as readonly string[]).includes(found)) push(field, code, allowList(rule as readonly string[]), found);
+}
+
+function checkPinned(
+  push: Push,
+  rule: string | { readonly skip: unknown },
+  value: Uint8Array,
+  field: string,
+  code: string,
+) {
+  if (isSkip(rule)) return;
+  const found = toHex(value);
+  if (found !== rule) push(field, code, rule as string, found);
+}
+
+function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy): void {
+  const r = evidence.report;
+  if (r.policy.debugAllowed && !policy.debugAllowed) {
+    push("POLICY.DEBUG", "SNP_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
+  }
+  if (r.policy.migrateMA && !policy.migrationAgentAllowed) {
+    push("POLICY.MIGRATE_MA", "SNP_MIGRATION_AGENT_NOT_ALLOWED", "clear (migrationAgentAllowed: false)", onOff(true));
+  }
+  if (!policy.smtAllowed) {
+    if (r.policy.smtAllowed) push("POLICY.SMT", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
+    if (r.platformInfo.smtEnabled) {
+      push("PLATFORM_INFO.SMT_EN", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
+    }
+  }
+  if (!policy.allowedVmpls.includes(r.vmpl)) {
+    push("VMPL", "SNP_VMPL_NOT_ALLOWED", `one of [${policy.allowedVmpls.join(", ")}]`, String(r.vmpl));
+  }
+  // REPORTED_TCB is the TCB the endorsement key certifies (verify.ts checked the certificate's SPLs
+  // equal it), so its minimum also stops a host from reporting an older TCB to use an older VCEK.
+  const tcb = evidence.reportedTcb;
+  const min = policy.minimumTcb;
+  const components: [string, number, number][] = [
+    ["bootloader", tcb.bootloader, min.bootloader],
+    ["tee", tcb.tee, min.tee],
+    ["snp", tcb.snp, min.snp],
+    ["microcode", tcb.microcode, min.microcode],
+  ];
+  if (tcb.fmc !== null) components.unshift(["fmc", tcb.fmc, min.fmc]);
+  for (const [name, found, minimum] of components) {
+    if (found < minimum) push(`REPORTED_TCB.${name}`, "SNP_TCB_TOO_LOW", `>= ${minimum}`, String(found));
+  }
+  checkAllowList(push, policy.measurements, r.measurement, "MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED");
+  checkPinned(push, policy.hostData, r.hostData, "HOST_DATA", "SNP_HOST_DATA_MISMATCH");
+  checkAllowList(push, policy.idKeyDigests, r.idKeyDigest, "ID_KEY_DIGEST", "SNP_ID_KEY_DIGEST_NOT_ALLOWED");
+  if (!isSkip(policy.authorKeyDigests)) {
+    if (!r.authorKeyEn) {
+      push("AUTHOR_KEY_EN", "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED", "set (authorKeyDigests is pinned)", onOff(false));
+    } else {
+      checkAllowList(
+        push,
+        policy.authorKeyDigests,
+        r.authorKeyDigest,
+        "AUTHOR_KEY_DIGEST",
+        "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED",
+      );
+    }
+  }
+  if (r.guestSvn < policy.minimumGuestSvn) {
+    push("GUEST_SVN", "SNP_GUEST_SVN_TOO_LOW", `>= ${policy.minimumGuestSvn}`, String(r.guestSvn));
+  }
+  if (!policy.allowedProducts.includes(evidence.product)) {
+    push("product", "SNP_PRODUCT_NOT_ALLOWED", `one of [${policy.allowedProducts.join(", ")}]`, evidence.product);
+  }
+  const kind = evidence.signingKey === "VCEK" ? "vcek" : "vlek";
+  if (!policy.signingKeys.includes(kind)) {
+    push("SIGNING_KEY", "SNP_SIGNING_KEY_NOT_ALLOWED", `one of [${policy.signingKeys.join(", ")}]`, kind);
+  }
+}
+
+function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy): void {
+  const body = evidence.quote.body;
+  if (evidence.debug && !policy.debugAllowed) {
+    push("TDATTRIBUTES.DEBUG", "TDX_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
+  }
+  const xfam = toHex(body.xfam);
+  if ("allowed" in policy.xfam) {
+    if (!policy.xfam.allowed.includes(xfam)) push("XFAM", "TDX_XFAM_NOT_ALLOWED", allowList(policy.xfam.allowed), xfam);
+  } else if ("mask" in policy.xfam) {
+    const { mask, value } = policy.xfam;
+    const masked = Array.from(body.xfam, (b, i) => b & Number.parseInt(mask.slice(2 * i, 2 * i + 2), 16));
+    if (toHex(Uint8Array.from(masked)) !== value) {
+      push("XFAM", "TDX_XFAM_NOT_ALLOWED", `XFAM & ${mask} == ${value}`, xfam);
+    }
+  }
+  checkAllowList(push, policy.mrseam, body.mrSeam, "MRSEAM", "TDX_MRSEAM_NOT_ALLOWED");
+  checkAllowList(push, policy.mrtd, body.mrTd, "MRTD", "TDX_MRTD_NOT_ALLOWED");
+  policy.rtmrs.forEach((rule, i) => {
+    checkPinned(push, rule, body.rtmrs[i] as Uint8Array, `RTMR${i}`, "TDX_RTMR_MISMATCH");
+  });
+  checkPinned(push, policy.mrconfigid, body.mrConfigId, "MRCONFIGID", "TDX_MRCONFIGID_MISMATCH");
+  checkPinned(push, policy.mrowner, body.mrOwner, "MROWNER", "TDX_MROWNER_MISMATCH");
+  if (!isSkip(policy.acceptedTcbStatuses)) {
+    const accepted = policy.acceptedTcbStatuses as readonly string[];
+    const status = evidence.tcbStatus;
+    if (status === null || !accepted.includes(status)) {
+      push(
+        "tcbStatus",
+        "TDX_TCB_STATUS_NOT_ACCEPTED",
+        `one of [${accepted.join(", ")}]`,
+        status ?? "unknown (no TCB info collateral was verified)",
+      );
+    }
+  }
+  if (!isSkip(policy.minimumTeeTcbSvn)) {
+    const minimum = policy.minimumTeeTcbSvn as string;
+    const svn = body.teeTcbSvn;
+    for (let i = 0; i < 16; i++) {
+      const want = Number.parseInt(minimum.slice(2 * i, 2 * i + 2), 16);
+      const have = svn[i] as number;
+      if (have < want) push(`TEE_TCB_SVN[${i}]`, "TDX_TEE_TCB_SVN_TOO_LOW", `>= ${want}`, String(have));
+    }
+  }
+}
+
+/** Appraises verified evidence against `policy`; see the module comment. Never throws on a violation. */
+export function appraise(
+  evidence: AppraisableEvidence,
+  policy: AttestationPolicy,
+  options: AppraisalOptions,
+): AppraisalResult {
+  const isSnp = evidence instanceof VerifiedSnpReport;
+  if (!isSnp && !isVerifiedTdxQuote(evidence)) {
+    throw new ConfigurationError(
+      "APPRAISAL_UNVERIFIED_EVIDENCE",
+      "appraise: expected evidence returned by verifySnpReport or verifyTdxQuote",
+    );
+  }
+  if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) {
+    throw new ConfigurationError("APPRAISAL_BAD_OPTION", "appraise: now must be a valid Date");
+  }
+  if (options.expectedReportData !== null && options.expectedReportData.length !== 64) {
+    throw new ConfigurationError(
+      "APPRAISAL_BAD_OPTION",
+      `appraise: expectedReportData must be 64 bytes or null, found ${options.expectedReportData.length} bytes`,
+    );
+  }
+  const violations: AppraisalViolation[] = [];
+  const push: Push = (field, code, expected, found) => violations.push({ field, expected, found, code });
+  const tee = isSnp ? "snp" : "tdx";
+
+  if (evidence.simulated && !policy.trustSimulator) {
+    push("simulated", "SIMULATED_EVIDENCE_NOT_TRUSTED", "hardware evidence (trustSimulator: false)", "simulator root");
+  }
+  const skewMs = Math.abs(options.now.getTime() - evidence.verifiedAt.getTime());
+  if (skewMs > policy.maximumVerificationSkewSeconds * 1000) {
+    push(
+      "verifiedAt",
+      "VERIFICATION_TIME_SKEW",
+      `within ${policy.maximumVerificationSkewSeconds} s of ${options.now.toISOString()}`,
+      evidence.verifiedAt.toISOString(),
+    );
+  }
+  const reportData = isSnp ? evidence.report.reportData : (evidence as VerifiedTdxQuote).quote.body.reportData;
+  if (options.expectedReportData !== null && !bytesEqual(reportData, options.expectedReportData)) {
+    push("REPORT_DATA", "REPORT_DATA_MISMATCH", toHex(options.expectedReportData), toHex(reportData));
+  }
+  if (isSnp) {
+    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "TDX (policy.snp is null)", "SEV-SNP");
+    else appraiseSnp(push, evidence, policy.snp);
+  } else {
+    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "SEV-SNP (policy.tdx is null)", "TDX");
+    else appraiseTdx(push, evidence as VerifiedTdxQuote, policy.tdx);
+  }
+  return Object.freeze({
+    ok: violations.length === 0,
+    simulated: evidence.simulated,
+    tee,
+    violations: Object.freeze(violations),
+  });
+}

@@ -1,0 +1,199 @@
+/**
+ * Attestation policy: what a relying party (client, key broker, host pool) accepts from verified
+ * TEE evidence, given as data (JSON) and checked by attestation/appraise.ts.
+ *
+ * It fails closed. Every field is required and unknown fields are rejected; there are no defaults.
+ * Turning a check off is an explicit value with a reason — `{ "skip": { "reason": "…" } }` — never an
+ * absent field, so an auditor reading a policy sees every check that is not made and why. A TEE
+ * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
+ * normalised to lower case.
+ *
+ * Example (SNP only, simulator trusted — never do this in production):
+ *   { "version": 1, "trustSimulator": true, "maximumVerificationSkewSeconds": 300,
+ *     "snp": { "debugAllowed": false, "migrationAgentAllowed": false, "smtAllowed": true,
+ *              "allowedVmpls": [0], "minimumTcb": { "bootloader": 0, "tee": 0, "snp": 0, "microcode": 0, "fmc": 0 },
+ *              "measurements": ["<96 hex>"], "hostData": { "skip": { "reason": "host data unused" } },
+ *              "idKeyDigests": { "skip": { "reason": "no ID block" } },
+ *              "authorKeyDigests": { "skip": { "reason": "no ID block" } },
+ *              "minimumGuestSvn": 0, "allowedProducts": ["Milan", "Genoa"], "signingKeys": ["vcek"] },
+ *     "tdx": null }
+ */
+import { z } from "zod";
+import { ConfigurationError } from "./errors.ts";
+import { TCB_STATUSES } from "./tdx/collateral.ts";
+
+/** An explicit, justified decision not to make one check. */
+export const SkipSchema = z.strictObject({
+  skip: z.strictObject({ reason: z.string().trim().min(1, "a skipped check needs a non-empty reason") }),
+});
+export type Skip = z.infer<typeof SkipSchema>;
+
+function hexOf(bytes: number) {
+  return z
+    .string()
+    .regex(new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`), `expected ${bytes} bytes as ${2 * bytes} hex digits`)
+    .transform((s) => s.toLowerCase());
+}
+
+const u8 = z.int().min(0).max(255);
+const hex48 = hexOf(48);
+const allowList48 = z.union([z.array(hex48).min(1, "an allow-list needs at least one entry"), SkipSchema]);
+const pinned48 = z.union([hex48, SkipSchema]);
+
+export const SNP_POLICY_PRODUCTS = ["Milan", "Genoa", "Turin"] as const;
+
+export const SnpPolicySchema = z.strictObject({
+  /** Accept guests whose POLICY.DEBUG bit (19) is set (the host can read guest memory). */
+  debugAllowed: z.boolean(),
+  /** Accept guests whose POLICY.MIGRATE_MA bit (18) is set. */
+  migrationAgentAllowed: z.boolean(),
+  /** Accept guests whose POLICY.SMT bit (16) or PLATFORM_INFO.SMT_EN is set. */
+  smtAllowed: z.boolean(),
+  /** Accepted VMPL values (0 = the most privileged level, where the enclave runs without a paravisor). */
+  allowedVmpls: z.array(z.int().min(0).max(3)).min(1),
+  /** Minimum REPORTED_TCB components (the TCB the VCEK/VLEK certifies). `fmc` applies to Turin only. */
+  minimumTcb: z.strictObject({ bootloader: u8, tee: u8, snp: u8, microcode: u8, fmc: u8 }),
+  /** Allowed launch MEASUREMENT values (48 bytes each). */
+  measurements: allowList48,
+  /** Expected HOST_DATA (32 bytes). */
+  hostData: z.union([hexOf(32), SkipSchema]),
+  /** Allowed ID_KEY_DIGEST values (ID block signer). */
+  idKeyDigests: allowList48,
+  /** Allowed AUTHOR_KEY_DIGEST values; when pinned, AUTHOR_KEY_EN must be set too. */
+  authorKeyDigests: allowList48,
+  /** Minimum GUEST_SVN. */
+  minimumGuestSvn: z.int().min(0).max(0xffff_ffff),
+  /** Accepted product lines (from the endorsement certificate). */
+  allowedProducts: z.array(z.enum(SNP_POLICY_PRODUCTS)).min(1),
+  /** Accepted endorsement key kinds: "vcek" (per chip) and/or "vlek" (per cloud provider). */
+  signingKeys: z.array(z.enum(["vcek", "vlek"])).min(1),
+});
+export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
+
+/** TCB statuses a TDX policy may accept (Intel's, plus NotSupported from the TCB evaluation). */
+export const TDX_POLICY_TCB_STATUSES = [...TCB_STATUSES, "NotSupported"] as const;
+
+export const TdxPolicySchema = z.strictObject({
+  /** Accept TDs whose TDATTRIBUTES.DEBUG bit (0) is set. */
+  debugAllowed: z.boolean(),
+  /**
+   * XFAM: either an allow-list of exact values, or `{ mask, value }` requiring (XFAM & mask) == value
+   * (8 bytes each, as they appear in the quote), or an explicit skip.
+   */
+  xfam: z.union([
+    z.strictObject({ allowed: z.array(hexOf(8)).min(1) }),
+    z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
+    SkipSchema,
+  ]),
+  /** Allowed MRSEAM values (TDX module). */
+  mrseam: allowList48,
+  /** Allowed MRTD values (TD build-time measurement). */
+  mrtd: allowList48,
+  /** RTMR0..RTMR3, each pinned or skipped. */
+  rtmrs: z.tuple([pinned48, pinned48, pinned48, pinned48]),
+  /** Expected MRCONFIGID. */
+  mrconfigid: pinned48,
+  /** Expected MROWNER. */
+  mrowner: pinned48,
+  /** Accepted converged TCB statuses; evidence without TCB-info collateral has no status and fails. */
+  acceptedTcbStatuses: z.union([z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1), SkipSchema]),
+  /** Minimum TEE_TCB_SVN, compared byte by byte (16 bytes). */
+  minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema]),
+});
+export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
+
+export const AttestationPolicySchema = z
+  .strictObject({
+    version: z.literal(1),
+    /** Accept evidence that chains to the INSECURE simulator's roots. Never true in production. */
+    trustSimulator: z.boolean(),
+    /**
+     * Largest accepted distance between the time the evidence was verified at (certificate
+     * validity) and the appraisal time: evidence verified at some other instant (e.g. to make an
+     * expired certificate pass) is rejected.
+     */
+    maximumVerificationSkewSeconds: z.int().min(0).max(86_400),
+    /** SEV-SNP requirements, or null when SNP evidence is not accepted. */
+    snp: SnpPolicySchema.nullable(),
+    /** TDX requirements, or null when TDX evidence is not accepted. */
+    tdx: TdxPolicySchema.nullable(),
+  })
+  .refine((p) => p.snp !== null || p.tdx !== null, {
+    message: "at least one of snp, tdx must be a policy (both null accepts nothing)",
+    path: ["snp"],
+  });
+export type AttestationPolicy = z.infer<typeof AttestationPolicySchema>;
+
+function describePath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(policy)";
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
+}
+
+const MISSING = "required field is missing";
+const MISSING_HINT = ' (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })';
+
+function isMissing(issue: z.core.$ZodIssue): boolean {
+  return issue.code === "invalid_type" && issue.message.endsWith("received undefined");
+}
+
+/**
+ * One line per problem, each naming the full field path. For a value that matches none of the
+ * alternatives of a union (e.g. a pinned value or a skip), the problems of the alternative whose
+ * type matched are reported, so the message points at the wrong inner field, not just the union.
+ */
+function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) lines.push(`${describePath([...path, key])}: unknown field`);
+    } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const typeMatched = issue.errors.filter(
+        (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),
+      );
+      if (issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
+        lines.push(`${describePath(path)}: ${MISSING}`);
+      } else if (typeMatched.length === 1) {
+        lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], path));
+      } else {
+        lines.push(
+          `${describePath(path)}: expected one of: ${issue.errors.map((b) => b[0]?.message ?? "?").join(" | ")}`,
+        );
+      }
+    } else if (isMissing(issue)) {
+      lines.push(`${describePath(path)}: ${MISSING}`);
+    } else {
+      lines.push(`${describePath(path)}: ${issue.message}`);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Parses and checks a policy given as JSON text or as an already-parsed value. Throws a
+ * ConfigurationError (code POLICY_INVALID) listing every problem with its field path, e.g.
+ * `snp.minimumTcb.microcode: Invalid input: expected int, received undefined`.
+ */
+export function parseAttestationPolicy(input: unknown): AttestationPolicy {
+  let value = input;
+  if (typeof input === "string") {
+    try {
+      value = JSON.parse(input);
+    } catch (error) {
+      throw new ConfigurationError("POLICY_INVALID", "attestation policy: not valid JSON", { cause: error });
+    }
+  }
+  const result = AttestationPolicySchema.safeParse(value);
+  if (!result.success) {
+    const problems = describeIssues(result.error.issues, []);
+    const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";
+    throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`, {
+      cause: result.error,
+    });
+  }
+  return result.data;
+}
+
+export function isSkip(value: unknown): value is Skip {
+  return typeof value === "object" && value !== null && "skip" in value;
+}
