@@ -148,7 +148,8 @@ export function evaluateTdxTcb(quote: TdxQuote, tcbInfo: TdxTcbInfo): TdxTcbEval
   return {
     status,
     tcbDate: platform.tcbDate,
-    advisoryIds: [...new Set([...platform.advisoryIds, ...(tdxModule?.advisoryIds ?? [])])],
+    // No matching platform level: no combined advisory list (the module's own stays in `tdxModule`).
+    advisoryIds: level === undefined ? [] : [...new Set([...platform.advisoryIds, ...(tdxModule?.advisoryIds ?? [])])],
     platform,
     tdxModule,
     fmspc: toHex(tcbInfo.fmspc),
