@@ -1,4 +1,66 @@
-/** `cloister` sub-commands of the models/ party. Actions import their implementation lazily. */
+/**
+ * `cloister model …` sub-commands of the models/ party. Actions import their implementation
+ * lazily. Other parties add their own `model` sub-commands through {@link modelCommand}.
+ */
 import type { Command } from "commander";
+import { choiceOption } from "../client/cli/output.ts";
 
-export function registerModelCommands(_program: Command): void {}
+/** The `model` command group of `program`, created on first use (shared with `cloister model run`). */
+export function modelCommand(program: Command): Command {
+  const existing = program.commands.find((c) => c.name() === "model");
+  if (existing !== undefined) return existing;
+  return program
+    .command("model")
+    .description("make, inspect and run GGUF models")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+}
+
+export function registerModelCommands(program: Command): void {
+  const model = modelCommand(program);
+  const make = model
+    .command("make")
+    .description("write a deterministic model generated offline (same bytes on every machine)")
+    .exitOverride();
+
+  make
+    .command("tiny")
+    .description("the tiny llama model that writes recognisable English (demo and tests)")
+    .requiredOption("--out <file>", "where to write the GGUF file")
+    .option("--json", "print the result as JSON")
+    .exitOverride()
+    .action(async (opts: { out: string; json?: boolean }) => {
+      const { runMakeTiny } = await import("./cli-impl.ts");
+      await runMakeTiny(opts.out, opts.json === true);
+    });
+
+  make
+    .command("bench")
+    .description("a synthetic llama-shaped model with pseudo-random weights for benchmarks")
+    .requiredOption(
+      "--preset <preset>",
+      "small (~25M), medium (~127M) or large (~1.1B parameters)",
+      choiceOption("--preset", ["small", "medium", "large"] as const),
+    )
+    .option("--quant <quant>", "tensor encoding: f16 or q8_0", choiceOption("--quant", ["f16", "q8_0"] as const), "f16")
+    .requiredOption("--out <file>", "where to write the GGUF file")
+    .option("--json", "print the result as JSON")
+    .exitOverride()
+    .action(
+      async (opts: { preset: "small" | "medium" | "large"; quant: "f16" | "q8_0"; out: string; json?: boolean }) => {
+        const { runMakeBench } = await import("./cli-impl.ts");
+        await runMakeBench(opts.out, opts.preset, opts.quant, opts.json === true);
+      },
+    );
+
+  model
+    .command("inspect")
+    .description("show architecture, parameters, tensor types, context, vocabulary and SHA-256 of a GGUF file")
+    .argument("<file>", "GGUF model file")
+    .option("--json", "print the summary as JSON")
+    .exitOverride()
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { runInspect } = await import("./cli-impl.ts");
+      await runInspect(file, opts.json === true);
+    });
+}

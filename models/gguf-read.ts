@@ -107,7 +107,7 @@ class Cursor {
         "GGUF_BAD_COUNT",
         field,
         at,
-        `count ${n} needs at least ${n * minItemBytes} bytes, file has ${this.remaining} left`,
+        `count ${n} needs at least ${n * minItemBytes} bytes but only ${this.remaining} remain (truncated file or corrupt count)`,
       );
     }
     return n;

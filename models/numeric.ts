@@ -58,6 +58,7 @@ function roundHalfAway(x: number): number {
  */
 export function quantizeQ8_0(src: Float32Array, out: Uint8Array, outOffset: number): void {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const signed = new Int8Array(out.buffer, out.byteOffset, out.byteLength);
   const blocks = src.length / Q8_0_BLOCK;
   for (let b = 0; b < blocks; b++) {
     const base = b * Q8_0_BLOCK;
@@ -70,10 +71,7 @@ export function quantizeQ8_0(src: Float32Array, out: Uint8Array, outOffset: numb
     const id = d !== 0 ? Math.fround(1 / d) : 0;
     const o = outOffset + b * Q8_0_BYTES;
     view.setUint16(o, f32ToF16Bits(d), true);
-    for (let j = 0; j < Q8_0_BLOCK; j++) {
-      const q = roundHalfAway(Math.fround(src[base + j]! * id));
-      view.setInt8(o + 2 + j, q);
-    }
+    for (let j = 0; j < Q8_0_BLOCK; j++) signed[o + 2 + j] = roundHalfAway(Math.fround(src[base + j]! * id));
   }
 }
 

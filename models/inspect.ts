@@ -1,0 +1,68 @@
+/**
+ * Summary of a GGUF model file for `cloister model inspect` and the manifest tooling: reads only
+ * the header (see gguf-read.ts) plus a streaming SHA-256 of the whole file. It reports what the
+ * file declares; it does not run the model.
+ */
+import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufFile } from "./gguf-read.ts";
+import { sha256File } from "./hash.ts";
+
+export interface ModelSummary {
+  readonly path: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly ggufVersion: number;
+  readonly architecture: string | null;
+  readonly name: string | null;
+  readonly parameters: number;
+  readonly tensorCount: number;
+  /** Number of tensors of each ggml type, e.g. { F32: 3, Q8_0: 7 }. */
+  readonly tensorTypes: Readonly<Record<string, number>>;
+  /** Parameters stored in each ggml type. */
+  readonly parametersByType: Readonly<Record<string, number>>;
+  readonly contextLength: number | null;
+  readonly embeddingLength: number | null;
+  readonly blockCount: number | null;
+  readonly vocabularySize: number | null;
+  readonly tokenizer: string | null;
+  readonly hasChatTemplate: boolean;
+  readonly alignment: number;
+  readonly metadataKeys: number;
+}
+
+export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha256"> {
+  const arch = metadataString(file, "general.architecture") ?? null;
+  const archNumber = (key: string) => (arch === null ? null : (metadataNumber(file, `${arch}.${key}`) ?? null));
+  const tensorTypes: Record<string, number> = {};
+  const parametersByType: Record<string, number> = {};
+  let parameters = 0;
+  for (const t of file.tensors) {
+    parameters += t.elements;
+    tensorTypes[t.typeName] = (tensorTypes[t.typeName] ?? 0) + 1;
+    parametersByType[t.typeName] = (parametersByType[t.typeName] ?? 0) + t.elements;
+  }
+  return {
+    bytes: file.fileSize,
+    ggufVersion: file.version,
+    architecture: arch,
+    name: metadataString(file, "general.name") ?? null,
+    parameters,
+    tensorCount: file.tensors.length,
+    tensorTypes,
+    parametersByType,
+    contextLength: archNumber("context_length"),
+    embeddingLength: archNumber("embedding_length"),
+    blockCount: archNumber("block_count"),
+    vocabularySize: metadataArrayLength(file, "tokenizer.ggml.tokens") ?? archNumber("vocab_size"),
+    tokenizer: metadataString(file, "tokenizer.ggml.model") ?? null,
+    hasChatTemplate: metadataString(file, "tokenizer.chat_template") !== undefined,
+    alignment: file.alignment,
+    metadataKeys: file.metadata.size,
+  };
+}
+
+/** Parse the header of `path` (throws GgufFormatError on malformed files) and hash the file. */
+export async function inspectModel(path: string): Promise<ModelSummary> {
+  const file = await readGgufFile(path);
+  const sha256 = await sha256File(path);
+  return { path, sha256, ...summarizeGguf(file) };
+}
