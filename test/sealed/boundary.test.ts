@@ -1,0 +1,78 @@
+/**
+ * Architecture checks: sealed/ stays platform-neutral, and the untrusted host never loads the code
+ * that opens sealed messages. The host may import sealed/envelope.ts alone (routing-header parsing),
+ * whose import closure must contain no cryptography.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import nacl from "tweetnacl";
+import { describe, expect, it } from "vitest";
+import { ENVELOPE_PREFIX_LENGTH, ROUTING_HEADER_LENGTH } from "../../sealed/envelope.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const HOST_ALLOWED = new Set(["sealed/envelope.ts"]);
+
+function tsFiles(dir: string): string[] {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return tsFiles(path);
+    return entry.name.endsWith(".ts") ? [path] : [];
+  });
+}
+
+function importsOf(file: string): string[] {
+  const source = readFileSync(file, "utf8");
+  return [...source.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
+}
+
+/** Every specifier reachable from `file` through relative imports (files as repo paths). */
+function closure(file: string, seen = new Set<string>()): Set<string> {
+  for (const specifier of importsOf(file)) {
+    if (!specifier.startsWith(".")) {
+      seen.add(specifier);
+      continue;
+    }
+    const target = resolve(dirname(file), specifier);
+    const key = relative(ROOT, target);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    closure(target, seen);
+  }
+  return seen;
+}
+
+describe("sealed/ boundaries", () => {
+  it("imports nothing from node: (the browser client reuses it)", () => {
+    const files = tsFiles(join(ROOT, "sealed"));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const bad = importsOf(file).filter((s) => !(s.startsWith("./") || s === "tweetnacl"));
+      expect(bad, relative(ROOT, file)).toEqual([]);
+    }
+  });
+
+  it("lets host/ import only the crypto-free routing-header parser", () => {
+    for (const file of tsFiles(join(ROOT, "host"))) {
+      const reached = [...closure(file)].filter((s) => s.startsWith("sealed/") || s === "tweetnacl");
+      const bad = reached.filter((s) => !HOST_ALLOWED.has(s) && s !== "sealed/bytes.ts" && s !== "sealed/errors.ts");
+      expect(bad, relative(ROOT, file)).toEqual([]);
+    }
+  });
+
+  it("keeps sealed/envelope.ts free of cryptography", () => {
+    const reached = [...closure(join(ROOT, "sealed/envelope.ts"))];
+    expect(reached.sort()).toEqual(["sealed/bytes.ts", "sealed/errors.ts"]);
+  });
+
+  it("spells out the same sizes as tweetnacl", () => {
+    expect(ENVELOPE_PREFIX_LENGTH).toBe(ROUTING_HEADER_LENGTH + nacl.box.publicKeyLength + nacl.box.nonceLength);
+    expect(nacl.box.overheadLength).toBe(16);
+  });
+});
