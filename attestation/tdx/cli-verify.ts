@@ -16,8 +16,9 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UsageError } from "../../client/cli/output.ts";
+import { type AppraisalResult, appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
-import { ConfigurationError } from "../errors.ts";
+import { parseAttestationPolicy } from "../policy.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import {
   type EvidenceVerdict,
@@ -202,13 +203,12 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) 
 
 export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["quote", "collateral"]);
-  if (options.policy !== undefined) {
-    // Fail closed: a requested appraisal that cannot run must not look like a pass.
-    throw new ConfigurationError(
-      "POLICY_APPRAISAL_UNAVAILABLE",
-      "--policy: policy appraisal not available in this build (attestation/appraise.ts is missing)",
-    );
-  }
+  // The policy is read and checked before any evidence, so a bad policy is a configuration error
+  // (exit 1, `cloister: POLICY_INVALID: ...`), never a silent pass.
+  const policy =
+    options.policy === undefined
+      ? null
+      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", "tdx")));
   const signerValidity = options.collateralSignerValidity ?? "strict";
   if (!COLLATERAL_SIGNER_VALIDITY_MODES.includes(signerValidity)) {
     throw new UsageError(
@@ -241,12 +241,22 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
       collateralSignerValidity: signerValidity,
       acceptStaleCollateral: options.acceptStaleCollateral === true,
     });
+    // Appraisal: REPORT_DATA is not compared here (no attestation document to bind it to); the
+    // verdict says so in `appraisal.reportDataChecked`.
+    const appraisal: AppraisalResult | null =
+      policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null });
+    const violations = appraisal?.violations ?? [];
+    const first = violations[0];
     const verdict: EvidenceVerdict & Record<string, unknown> = {
-      valid: true,
-      stage: null,
-      code: null,
-      reason: null,
+      valid: first === undefined,
+      stage: first === undefined ? null : "appraise",
+      code: first === undefined ? null : first.code,
+      reason:
+        first === undefined
+          ? null
+          : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
       simulated: verified.simulated,
+      appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
       ...quoteFields(quote, verified),
       collateralFiles: files,
       collateralNotes: notes,
