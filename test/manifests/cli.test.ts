@@ -29,7 +29,8 @@ const p = (name: string) => join(dir, name);
 
 describe("cloister manifest (CLI)", () => {
   it("keygen → sign → verify for EdDSA and ES256, private key mode 0600 and never printed", async () => {
-    for (const alg of ["EdDSA", "ES256"]) {
+    // Both algorithms run side by side (each step spawns the CLI).
+    const roundTrip = async (alg: string) => {
       const keygen = await cloister(
         "manifest",
         "keygen",
@@ -73,48 +74,54 @@ describe("cloister manifest (CLI)", () => {
       const human = await cloister("manifest", "verify", "--key", p(`${alg}.pub.jwk`), p(`dev-${alg}.jws`));
       expect(human.stdout).toContain(`manifest digest: ${digest}`);
       expect(human.stdout).toContain(`signer:          ${thumbprint}`);
-    }
+    };
+    await Promise.all(["EdDSA", "ES256"].map(roundTrip));
   });
 
   it("fails with one clear line: wrong key, tampered file, existing key file, bad manifest, missing option", async () => {
-    await cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("a.pub.jwk"));
-    await cloister("manifest", "keygen", "--out-private", p("b.jwk"), "--out-public", p("b.pub.jwk"));
+    await Promise.all([
+      cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("a.pub.jwk")),
+      cloister("manifest", "keygen", "--out-private", p("b.jwk"), "--out-public", p("b.pub.jwk")),
+    ]);
     await cloister("manifest", "sign", "--key", p("a.jwk"), join(ROOT, "manifests/examples/dev.json"), p("a.jws"));
 
-    const wrongKey = await cloister("manifest", "verify", "--key", p("b.pub.jwk"), p("a.jws"));
+    const [h, , sig] = readFileSync(p("a.jws"), "utf8").split(".");
+    const evil = { ...DEV_MANIFEST, inference: { ...DEV_MANIFEST.inference, maxTokens: 2048 } };
+    writeFileSync(p("evil.jws"), `${h}.${Buffer.from(JSON.stringify(evil)).toString("base64url")}.${sig}`);
+    writeFileSync(p("bad.json"), JSON.stringify({ ...DEV_MANIFEST, extra: true }));
+
+    // Independent failures, spawned side by side.
+    const [wrongKey, eitherKey, tampered, privateAsTrusted, exists, bad, check, usage] = await Promise.all([
+      cloister("manifest", "verify", "--key", p("b.pub.jwk"), p("a.jws")),
+      cloister("manifest", "verify", "--key", p("b.pub.jwk"), "--key", p("a.pub.jwk"), p("a.jws")),
+      cloister("manifest", "verify", "--key", p("a.pub.jwk"), p("evil.jws")),
+      cloister("manifest", "verify", "--key", p("a.jwk"), p("a.jws")),
+      cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("c.pub.jwk")),
+      cloister("manifest", "sign", "--key", p("a.jwk"), p("bad.json"), p("bad.jws")),
+      cloister("manifest", "check", p("bad.json"), "--json"),
+      cloister("manifest", "verify", p("a.jws")),
+    ]);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr.trim().split("\n")).toHaveLength(1);
     expect(wrongKey.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
 
     // Either trusted key may sign: --key repeats.
-    expect(
-      (await cloister("manifest", "verify", "--key", p("b.pub.jwk"), "--key", p("a.pub.jwk"), p("a.jws"))).code,
-    ).toBe(0);
+    expect(eitherKey.code).toBe(0);
 
-    const [h, , s] = readFileSync(p("a.jws"), "utf8").split(".");
-    const evil = { ...DEV_MANIFEST, inference: { ...DEV_MANIFEST.inference, maxTokens: 2048 } };
-    writeFileSync(p("evil.jws"), `${h}.${Buffer.from(JSON.stringify(evil)).toString("base64url")}.${s}`);
-    const tampered = await cloister("manifest", "verify", "--key", p("a.pub.jwk"), p("evil.jws"));
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
 
-    const privateAsTrusted = await cloister("manifest", "verify", "--key", p("a.jwk"), p("a.jws"));
     expect(privateAsTrusted.stderr).toMatch(/^cloister: MANIFEST_KEY_INVALID: /);
 
-    const exists = await cloister("manifest", "keygen", "--out-private", p("a.jwk"), "--out-public", p("c.pub.jwk"));
     expect(exists.code).toBe(1);
     expect(exists.stderr).toMatch(/^cloister: MANIFEST_FILE: --out-private .*already exists/);
 
-    writeFileSync(p("bad.json"), JSON.stringify({ ...DEV_MANIFEST, extra: true }));
-    const bad = await cloister("manifest", "sign", "--key", p("a.jwk"), p("bad.json"), p("bad.jws"));
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^cloister: MANIFEST_FIELD_UNKNOWN: manifest field extra/);
 
-    const check = await cloister("manifest", "check", p("bad.json"), "--json");
     expect(check.code).toBe(1);
     expect(JSON.parse(check.stdout)).toMatchObject({ valid: false, code: "MANIFEST_FIELD_UNKNOWN" });
 
-    const usage = await cloister("manifest", "verify", p("a.jws"));
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("--key");
   });
