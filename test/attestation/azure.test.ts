@@ -1,0 +1,263 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type AzureEvidence, parseAzureEvidence, serializeAzureEvidence } from "../../attestation/azure/evidence.ts";
+import { parseHclReport } from "../../attestation/azure/hcl.ts";
+import { parseTpmQuoteAttest } from "../../attestation/azure/tpm.ts";
+import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
+import { AttestationError } from "../../attestation/errors.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { tcbHex } from "../../attestation/snp/parse.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const read = (path: string) => new Uint8Array(readFileSync(new URL(path, FIXTURES)));
+const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
+const EXPECTED = JSON.parse(text("EXPECTED.json")).azure_vtpm as Record<string, Record<string, unknown>>;
+
+const SNP_AT = new Date("2026-01-01T00:00:00Z");
+const TDX_AT = new Date("2024-01-01T00:00:00Z");
+const anchors = { snpAnchors: AMD_ROOTS, tdxAnchors: INTEL_ROOTS } as const;
+
+async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AttestationError);
+  return error as AttestationError;
+}
+
+/** The genoa .bin convenience copies assembled into evidence (VCEK from the genoa JSON). */
+function genoaFromBins(hcl: string, attest: string): AzureEvidence {
+  const pcrs = (JSON.parse(text("azure/snp-vtpm/genoa-tpm-pcrs.json")) as { pcrs: string[] }).pcrs.map((p) =>
+    fromHex(p),
+  );
+  const json = parseAzureEvidence(text("azure/snp-vtpm/genoa-evidence.trustee.json"));
+  return {
+    kind: "azure-snp",
+    format: "v2",
+    hclReport: read(`azure/snp-vtpm/${hcl}`),
+    tpmQuote: {
+      message: read(`azure/snp-vtpm/${attest}`),
+      signature: read("azure/snp-vtpm/genoa-tpm-quote-signature.bin"),
+      pcrs,
+    },
+    vcek: json.vcek,
+    tdQuote: null,
+  };
+}
+
+const JSON_ROWS = Object.keys(EXPECTED).filter((k) => k.endsWith(".json"));
+const BIN_ROWS: Record<string, [string, string, string | null]> = {
+  "azure/snp-vtpm/genoa-hcl-report.bin + genoa-tpm-quote-attest.bin": [
+    "genoa-hcl-report.bin",
+    "genoa-tpm-quote-attest.bin",
+    null,
+  ],
+  "azure/snp-vtpm/genoa-hcl-report-tampered-runtime-data.bin + genoa-tpm-quote-attest.bin": [
+    "genoa-hcl-report-tampered-runtime-data.bin",
+    "genoa-tpm-quote-attest.bin",
+    "AZURE_RUNTIME_DATA_NOT_BOUND",
+  ],
+  "azure/snp-vtpm/genoa-hcl-report.bin + genoa-tpm-quote-attest-tampered.bin": [
+    "genoa-hcl-report.bin",
+    "genoa-tpm-quote-attest-tampered.bin",
+    "AZURE_TPM_QUOTE_SIGNATURE_INVALID",
+  ],
+};
+
+describe("Azure vTPM evidence against EXPECTED.json", () => {
+  it("covers every azure_vtpm row", () => {
+    expect([...JSON_ROWS, ...Object.keys(BIN_ROWS)].sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  it.each(JSON_ROWS)("accepts %s with the expected parsed values", async (path) => {
+    const row = EXPECTED[path] as Record<string, unknown>;
+    const evidence = parseAzureEvidence(text(path));
+    const isTdx = row.report_type === 4;
+    const nonce = fromHex(row.extraData as string);
+    const v = await verifyAzureEvidence({ evidence, at: isTdx ? TDX_AT : SNP_AT, expectedNonce: nonce, ...anchors });
+    expect(v.kind).toBe(isTdx ? "azure-tdx" : "azure-snp");
+    expect(v.simulated).toBe(false);
+    expect(v.nonceChecked).toBe(true);
+    expect(v.hcl.version).toBe(row.hcl_version);
+    expect(toHex(v.runtimeDataSha256)).toBe(row.runtime_data_sha256);
+    expect(v.runtimeData.userData).toBe(row.user_data);
+    expect(v.runtimeData.vmConfiguration).toEqual(row.vm_configuration);
+    expect(v.runtimeData.vmUniqueId).toBe((row.vm_configuration as { vmUniqueId: string }).vmUniqueId);
+    expect(toHex(v.tpm.extraData)).toBe(row.extraData);
+    expect([...v.tpm.pcrs.keys()]).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    expect(toHex(v.tpm.pcrs.get(0) as Uint8Array)).toBe(row.pcr0);
+    expect(v.akModulusBits).toBe(row.ak_n_bits);
+    expect(v.tpm.attest.clock).toBe(BigInt(row.clock as number));
+    if (isTdx) {
+      expect(toHex(v.reportData)).toBe(row.td_report_reportdata);
+      expect(v.tdx?.simulated).toBe(false);
+      expect(v.snp).toBeNull();
+    } else {
+      const snp = v.snp;
+      if (snp === null) throw new Error("expected a verified SNP report");
+      expect(toHex(v.reportData)).toBe(row.report_data);
+      expect(toHex(snp.report.measurement)).toBe(row.measurement);
+      expect(toHex(snp.report.chipId)).toBe(row.chip_id);
+      expect(tcbHex(snp.report.reportedTcb)).toBe((row.reported_tcb as { raw: string }).raw);
+      expect(`0x${snp.report.policy.raw.toString(16)}`).toBe(row.policy);
+      expect(snp.report.version).toBe(row.version);
+      expect(snp.report.vmpl).toBe(row.vmpl);
+      expect(snp.extensions.productName).toBe(row.vcek_product);
+      const [from, to] = row.vcek_validity as [string, string];
+      expect(snp.endorsementKey.notBefore.toISOString()).toBe(new Date(from.replace(" ", "T")).toISOString());
+      expect(snp.endorsementKey.notAfter.toISOString()).toBe(new Date(to.replace(" ", "T")).toISOString());
+    }
+  });
+
+  it.each(Object.entries(BIN_ROWS))("%s", async (path, [hcl, attest, code]) => {
+    const row = EXPECTED[path] as Record<string, unknown>;
+    expect(code === null).toBe(row.binds === true && row.tpm_sig_valid === true && row.pcr_digest_ok === true);
+    const evidence = genoaFromBins(hcl, attest);
+    expect(toHex(parseTpmQuoteAttest(evidence.tpmQuote.message).extraData)).toBe(row.extraData);
+    const result = verifyAzureEvidence({
+      evidence,
+      at: SNP_AT,
+      expectedNonce: fromHex(row.extraData as string),
+      ...anchors,
+    });
+    if (code === null) {
+      expect((await result).snp?.report.version).toBe(3);
+    } else {
+      const error = await rejection(result);
+      expect(error.code).toBe(code);
+      expect(error.stage).toBe("verify");
+    }
+  });
+
+  it("the tampered runtime data still carries a valid SNP signature (the failure is the binding)", () => {
+    const hcl = parseHclReport(read("azure/snp-vtpm/genoa-hcl-report-tampered-runtime-data.bin"));
+    expect(hcl.runtimeData.vmUniqueId).toBe("490CBCF5-6C67-4D9B-98EF-C3F1699CC8FC");
+  });
+});
+
+describe("Azure vTPM evidence rules", () => {
+  const genoa = () => parseAzureEvidence(text("azure/snp-vtpm/genoa-evidence.trustee.json"));
+  const tdx = () => parseAzureEvidence(text("azure/tdx-vtpm/tdx-evidence-v1.trustee.json"));
+
+  it("refuses a different nonce with AZURE_TPM_NONCE_MISMATCH without printing either value", async () => {
+    const wrong = new Uint8Array(48).fill(7);
+    const error = await rejection(
+      verifyAzureEvidence({ evidence: genoa(), at: SNP_AT, expectedNonce: wrong, ...anchors }),
+    );
+    expect(error.code).toBe("AZURE_TPM_NONCE_MISMATCH");
+    expect(error.message).not.toContain("0707");
+    expect(error.message).not.toContain("0218488b");
+  });
+
+  it("says nonceChecked: false when the caller explicitly leaves the nonce to a later step", async () => {
+    const v = await verifyAzureEvidence({ evidence: genoa(), at: SNP_AT, expectedNonce: null, ...anchors });
+    expect(v.nonceChecked).toBe(false);
+  });
+
+  it("refuses a changed PCR value with AZURE_PCR_DIGEST_MISMATCH", async () => {
+    const e = genoa();
+    const pcrs = e.tpmQuote.pcrs.map((p) => p.slice());
+    const pcr7 = pcrs[7] as Uint8Array;
+    pcr7[0] = (pcr7[0] as number) ^ 1;
+    const error = await rejection(
+      verifyAzureEvidence({
+        evidence: { ...e, tpmQuote: { ...e.tpmQuote, pcrs } },
+        at: SNP_AT,
+        expectedNonce: null,
+        ...anchors,
+      }),
+    );
+    expect(error.code).toBe("AZURE_PCR_DIGEST_MISMATCH");
+  });
+
+  it("refuses a TDREPORT that differs from the verified TD quote (AZURE_TD_QUOTE_MISMATCH)", async () => {
+    const e = tdx();
+    const hclReport = e.hclReport.slice();
+    hclReport[0x20 + 528] = (hclReport[0x20 + 528] as number) ^ 1; // TDINFO.MRTD
+    const error = await rejection(
+      verifyAzureEvidence({ evidence: { ...e, hclReport }, at: TDX_AT, expectedNonce: null, ...anchors }),
+    );
+    expect(error.code).toBe("AZURE_TD_QUOTE_MISMATCH");
+    expect(error.message).toContain("mrTd");
+  });
+
+  it("needs the trust anchors of the evidence's TEE and verifies the chain at the given time", async () => {
+    const noAnchors = await rejection(
+      verifyAzureEvidence({ evidence: genoa(), at: SNP_AT, expectedNonce: null, tdxAnchors: INTEL_ROOTS }),
+    );
+    expect(noAnchors.code).toBe("AZURE_NO_TRUST_ANCHORS");
+    const expired = await rejection(
+      verifyAzureEvidence({ evidence: genoa(), at: new Date("2033-01-01T00:00:00Z"), expectedNonce: null, ...anchors }),
+    );
+    expect(expired.code).toBe("CERT_EXPIRED");
+  });
+
+  it("refuses evidence whose HCL report type contradicts its kind", async () => {
+    const e = genoa();
+    const mixed: AzureEvidence = { ...e, hclReport: tdx().hclReport };
+    const error = await rejection(
+      verifyAzureEvidence({ evidence: mixed, at: SNP_AT, expectedNonce: null, ...anchors }),
+    );
+    expect(error.code).toBe("AZURE_EVIDENCE_KIND_MISMATCH");
+  });
+
+  it("round-trips the Cloister evidence format (v2 SNP / v1 TDX) and verifies it", async () => {
+    const v0 = genoa();
+    const vcekDer = parseAzureEvidence(text("azure/snp-vtpm/milan-evidence-v2.trustee.json")).vcek as Uint8Array;
+    expect(vcekDer[0]).toBe(0x30); // DER in v2
+    const { parseCertificateBytes } = await import("../../attestation/x509.ts");
+    const der = parseCertificateBytes(v0.vcek as Uint8Array).der;
+    const again = parseAzureEvidence(
+      serializeAzureEvidence({ hclReport: v0.hclReport, tpmQuote: v0.tpmQuote, vcekDer: der }),
+    );
+    expect(again.format).toBe("v2");
+    expect(again.hclReport).toEqual(v0.hclReport);
+    const v = await verifyAzureEvidence({ evidence: again, at: SNP_AT, expectedNonce: null, ...anchors });
+    expect(toHex(v.runtimeDataSha256)).toBe("b581f12e29a2d7d64e5e0b738d563879a78b51c644d0fa0cce02b48699f6bf5f");
+    const t = tdx();
+    const tdxAgain = parseAzureEvidence(
+      serializeAzureEvidence({ hclReport: t.hclReport, tpmQuote: t.tpmQuote, tdQuote: t.tdQuote as Uint8Array }),
+    );
+    expect(tdxAgain).toEqual({ ...t, format: "v1" });
+  });
+
+  it.each([
+    ["not JSON", "{", "AZURE_EVIDENCE_MALFORMED"],
+    ["unknown version", '{"version":3}', "AZURE_EVIDENCE_MALFORMED"],
+    [
+      "both vcek and td_quote",
+      '{"version":2,"tpm_quote":{"message":"00","signature":"00","pcrs":["' +
+        "00".repeat(32) +
+        '"]},"hcl_report":"AA","vcek":"AA","td_quote":"AA"}',
+      "AZURE_EVIDENCE_MALFORMED",
+    ],
+    [
+      "a byte out of range in v0",
+      '{"quote":{"message":[256],"signature":[],"pcrs":[]},"report":[],"vcek":""}',
+      "AZURE_EVIDENCE_MALFORMED",
+    ],
+  ])("rejects evidence JSON with %s", (_name, json, code) => {
+    expect(() => parseAzureEvidence(json)).toThrow(expect.objectContaining({ code }));
+  });
+
+  it("rejects a malformed HCL report and TPMS_ATTEST with typed parse errors", () => {
+    const hcl = read("azure/snp-vtpm/genoa-hcl-report.bin");
+    const badMagic = hcl.slice();
+    badMagic[0] = 0x58;
+    expect(() => parseHclReport(badMagic)).toThrow(expect.objectContaining({ code: "AZURE_HCL_REPORT_MALFORMED" }));
+    const badHash = hcl.slice();
+    badHash[0x4c0 + 12] = 2;
+    expect(() => parseHclReport(badHash)).toThrow(expect.objectContaining({ code: "AZURE_HCL_UNSUPPORTED" }));
+    expect(() => parseHclReport(hcl.subarray(0, 0x4c0))).toThrow(expect.objectContaining({ code: "TRUNCATED" }));
+    const attest = read("azure/snp-vtpm/genoa-tpm-quote-attest.bin");
+    const badType = attest.slice();
+    badType[5] = 0x17;
+    expect(() => parseTpmQuoteAttest(badType)).toThrow(expect.objectContaining({ code: "AZURE_TPM_QUOTE_MALFORMED" }));
+    const trailing = new Uint8Array(attest.length + 1);
+    trailing.set(attest);
+    expect(() => parseTpmQuoteAttest(trailing)).toThrow(expect.objectContaining({ code: "AZURE_TPM_QUOTE_MALFORMED" }));
+  });
+});
