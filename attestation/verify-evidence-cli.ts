@@ -69,8 +69,15 @@ export interface EvidenceVerdict {
   readonly signingKey: string | null;
   /** TDX TCB status from the collateral; null for SNP. */
   readonly tcbStatus: string | null;
-  /** TEE-specific extra fields (product, vmpl, endorsement certificate, appraisal violations ...). */
+  /** TEE-specific extra fields (product, vmpl, endorsement certificate ...). */
   readonly details?: Readonly<Record<string, unknown>>;
+  /** With `--policy`: the appraisal (every violation); null or absent without a policy. */
+  readonly appraisal?: {
+    readonly ok: boolean;
+    readonly violations: readonly { field: string; expected: string; found: string; code: string }[];
+    /** REPORT_DATA is not compared by verify-evidence (no attestation document to bind it to). */
+    readonly reportDataChecked: boolean;
+  } | null;
 }
 
 /** Reads a required input file named by `option`, or throws UsageError (exit 2). */
@@ -142,7 +149,16 @@ export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
     for (const [k, v] of Object.entries(verdict.details ?? {})) {
       if (v !== null && v !== undefined && typeof v !== "object") row(k, v);
     }
-    if (!verdict.valid && verdict.stage !== "parse") lines.push("  (fields above are unverified)");
+    if (verdict.appraisal !== null && verdict.appraisal !== undefined) {
+      const n = verdict.appraisal.violations.length;
+      row("appraisal", n === 0 ? "policy satisfied" : `${n} violation${n === 1 ? "" : "s"}`);
+      for (const v of verdict.appraisal.violations) {
+        lines.push(`    ${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`);
+      }
+    }
+    if (!verdict.valid && verdict.stage !== "parse" && verdict.stage !== "appraise") {
+      lines.push("  (fields above are unverified)");
+    }
     process.stdout.write(`${lines.join("\n")}\n`);
     if (!verdict.valid) process.stderr.write(`cloister: ${verdict.code}: ${verdict.reason}\n`);
   }

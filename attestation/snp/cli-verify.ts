@@ -1,10 +1,13 @@
 /**
  * `cloister verify-evidence --tee snp --report FILE --cert FILE [--at TIME] [--policy FILE]`:
  * parses the report, verifies it under the pinned AMD roots (never a simulator root) at `--at`,
- * and turns the outcome into an EvidenceVerdict. CLI-only (reads files).
+ * and, with `--policy`, appraises it (attestation/appraise.ts: every violation listed; REPORT_DATA is
+ * not compared, there is no attestation document to bind it to). The outcome becomes an
+ * EvidenceVerdict; `valid` is true only when verification and appraisal both pass. CLI-only.
  */
+import { type AppraisalResult, appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
-import { ConfigurationError } from "../errors.ts";
+import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import {
   type EvidenceTcb,
@@ -91,13 +94,12 @@ function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | nu
 
 export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["report", "cert"]);
-  if (options.policy !== undefined) {
-    // Fail closed: a requested appraisal that cannot run must not look like a pass.
-    throw new ConfigurationError(
-      "POLICY_APPRAISAL_UNAVAILABLE",
-      "--policy: policy appraisal not available in this build (attestation/appraise.ts is missing)",
-    );
-  }
+  // The policy is read and checked before any evidence, so a bad policy is a configuration error
+  // (exit 1, `cloister: POLICY_INVALID: ...`), never a silent pass.
+  const policy =
+    options.policy === undefined
+      ? null
+      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", "snp")));
   const reportBytes = await readInputFile(options.report, "--report", "snp");
   const certBytes = await readInputFile(options.cert, "--cert", "snp");
   const at = options.at ?? new Date();
@@ -108,13 +110,21 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ev
     report = parseSnpReport(reportBytes);
     cert = parseCertificateBytes(certBytes);
     const verified = await verifySnpReport({ report, endorsementKey: cert, anchors: AMD_ROOTS, at });
+    const appraisal: AppraisalResult | null =
+      policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null });
+    const violations = appraisal?.violations ?? [];
+    const first = violations[0];
     return {
-      valid: true,
-      stage: null,
-      code: null,
-      reason: null,
+      valid: first === undefined,
+      stage: first === undefined ? null : "appraise",
+      code: first === undefined ? null : first.code,
+      reason:
+        first === undefined
+          ? null
+          : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
       simulated: verified.simulated,
       ...reportFields(report, verified, cert),
+      appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
     };
   } catch (error) {
     const failure = failureFrom(error);

@@ -1,7 +1,10 @@
 /** `cloister verify-evidence --tee snp`: spawned as a real process; exit codes and JSON fields. */
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SNP = fileURLToPath(new URL("../../../shared/fixtures/attestation/snp/", import.meta.url));
@@ -118,15 +121,96 @@ describe("cloister verify-evidence --tee snp", () => {
     expect(foreign.stderr).toContain("--quote does not apply");
   });
 
-  it("never passes silently when --policy cannot be appraised", async () => {
-    const r = await verify(
-      "milan-gcp-v5-report.bin",
-      "milan-gcp-v5-vcek.pem",
-      "2026-01-01T00:00:00Z",
-      "--policy",
-      "p.json",
-    );
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/^cloister: [A-Z_]+: /);
+  describe("--policy", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cloister-snp-cli-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const skip = { skip: { reason: "not used by this test" } };
+    const policy = (snp: Record<string, unknown>) => {
+      const file = join(dir, `policy-${Object.keys(snp).join("-") || "base"}.json`);
+      const body = {
+        version: 1,
+        trustSimulator: false,
+        maximumVerificationSkewSeconds: 300,
+        snp: {
+          debugAllowed: false,
+          migrationAgentAllowed: false,
+          smtAllowed: true,
+          allowedVmpls: [0],
+          minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
+          measurements: skip,
+          hostData: skip,
+          idKeyDigests: skip,
+          authorKeyDigests: skip,
+          minimumGuestSvn: 0,
+          allowedProducts: ["Milan", "Genoa"],
+          signingKeys: ["vcek"],
+          ...snp,
+        },
+        tdx: null,
+      };
+      writeFileSync(file, JSON.stringify(body));
+      return file;
+    };
+
+    it("passes a report that meets the policy (exit 0, appraisal ok)", async () => {
+      const r = await verify(
+        "milan-gcp-v5-report.bin",
+        "milan-gcp-v5-vcek.pem",
+        "2026-01-01T00:00:00Z",
+        "--json",
+        "--policy",
+        policy({}),
+      );
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        valid: true,
+        appraisal: { ok: true, violations: [], reportDataChecked: false },
+      });
+    });
+
+    it("fails the debug-enabled report with every violation listed (exit 1, stage appraise)", async () => {
+      const file = policy({ minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 200, fmc: 0 } });
+      const r = await verify(
+        "milan-gosevguest-v2-report.bin",
+        "milan-gosevguest-v2-vcek.der",
+        "2023-01-01T00:00:00Z",
+        "--json",
+        "--policy",
+        file,
+      );
+      expect(r.code).toBe(1);
+      const v = JSON.parse(r.stdout);
+      expect(v).toMatchObject({ valid: false, stage: "appraise", code: "SNP_DEBUG_NOT_ALLOWED", simulated: false });
+      const codes = v.appraisal.violations.map((x: { code: string }) => x.code);
+      expect(codes).toEqual(expect.arrayContaining(["SNP_DEBUG_NOT_ALLOWED", "SNP_TCB_TOO_LOW"]));
+      const text = await verify(
+        "milan-gosevguest-v2-report.bin",
+        "milan-gosevguest-v2-vcek.der",
+        "2023-01-01T00:00:00Z",
+        "--policy",
+        file,
+      );
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/appraisal\s+2 violations/);
+      expect(text.stderr).toMatch(/^cloister: SNP_DEBUG_NOT_ALLOWED: /);
+    });
+
+    it("refuses an invalid policy before looking at the evidence, and an unreadable one as a usage error", async () => {
+      const bad = join(dir, "bad.json");
+      writeFileSync(bad, JSON.stringify({ version: 1 }));
+      const [invalid, missing] = await Promise.all([
+        verify("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z", "--policy", bad),
+        verify(
+          "milan-gcp-v5-report.bin",
+          "milan-gcp-v5-vcek.pem",
+          "2026-01-01T00:00:00Z",
+          "--policy",
+          join(dir, "none.json"),
+        ),
+      ]);
+      expect(invalid.code).toBe(1);
+      expect(invalid.stderr).toMatch(/^cloister: POLICY_INVALID: /);
+      expect(missing.code).toBe(2);
+    });
   });
 });
