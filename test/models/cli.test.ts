@@ -1,0 +1,72 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, "../../bin/cloister.js");
+
+async function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { encoding: "utf8" });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-model-cli-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("cloister model make / inspect", () => {
+  it("makes the tiny model, inspects it, and reports a cut file in one line", async () => {
+    const path = join(dir, "tiny.gguf");
+    const made = await cloister("model", "make", "tiny", "--out", path, "--json");
+    expect(made.code).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ path, sha256: TINY_MODEL_SHA256, matchesPinned: true });
+
+    const inspected = await cloister("model", "inspect", path, "--json");
+    expect(inspected.code).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({
+      sha256: TINY_MODEL_SHA256,
+      architecture: "llama",
+      tensorCount: 12,
+      tensorTypes: { Q8_0: 8, F32: 3, F16: 1 },
+      contextLength: 2048,
+    });
+
+    const text = await cloister("model", "inspect", path);
+    expect(text.stdout).toMatch(/^architecture +llama$/m);
+    expect(text.stdout).toContain(TINY_MODEL_SHA256);
+
+    const cut = join(dir, "cut.gguf");
+    await writeFile(cut, (await readFile(path)).subarray(0, 5000));
+    const bad = await cloister("model", "inspect", cut);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^cloister: GGUF_(TRUNCATED|BAD_COUNT): .* at offset \d+: /);
+    expect(bad.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  it("rejects bad magic and bad options with a clear line", async () => {
+    const junk = join(dir, "junk.gguf");
+    await writeFile(junk, "not a model at all, just text");
+    const bad = await cloister("model", "inspect", junk);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^cloister: GGUF_BAD_MAGIC: magic at offset 0: expected "GGUF"/);
+
+    const preset = await cloister("model", "make", "bench", "--preset", "huge", "--out", join(dir, "x.gguf"));
+    expect(preset.code).toBe(2);
+    expect(preset.stderr).toMatch(/--preset expects one of small, medium, large, found "huge"/);
+  });
+});
