@@ -132,8 +132,9 @@ function describePath(path: readonly PropertyKey[]): string {
 const MISSING = "required field is missing";
 const MISSING_HINT = ' (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })';
 
+/** The issue is about an absent field (issues carry their input: parsed with reportInput). */
 function isMissing(issue: z.core.$ZodIssue): boolean {
-  return issue.code === "invalid_type" && issue.message.endsWith("received undefined");
+  return "input" in issue && issue.input === undefined && issue.code !== "custom";
 }
 
 /**
@@ -151,7 +152,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
       const typeMatched = issue.errors.filter(
         (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),
       );
-      if (issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
+      if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
         lines.push(`${describePath(path)}: ${MISSING}`);
       } else if (typeMatched.length === 1) {
         lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], path));
@@ -183,7 +184,7 @@ export function parseAttestationPolicy(input: unknown): AttestationPolicy {
       throw new ConfigurationError("POLICY_INVALID", "attestation policy: not valid JSON", { cause: error });
     }
   }
-  const result = AttestationPolicySchema.safeParse(value);
+  const result = AttestationPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
     const problems = describeIssues(result.error.issues, []);
     const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";

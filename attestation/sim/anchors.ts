@@ -23,17 +23,31 @@ export function insecureSimulatorAnchors(
   seed: string = INSECURE_SIMULATOR_DEFAULT_SEED,
   products: readonly SnpProduct[] = ["Milan"],
 ): InsecureSimulatorAnchors {
-  const snp = products.map((product): SnpTrustAnchor => {
-    const h = insecureSimulatedAmdHierarchy(seed, product);
-    return Object.freeze({
-      product,
-      ark: parseCertificate(h.ark),
-      ask: parseCertificate(h.ask),
-      asvk: parseCertificate(h.asvk),
-      simulated: true,
-    });
+  // Each part is built on first access: the SNP hierarchy costs RSA key generation (about a
+  // second per product), which a TDX-only caller should not pay.
+  let snp: readonly SnpTrustAnchor[] | undefined;
+  let tdx: readonly TdxTrustAnchor[] | undefined;
+  return Object.freeze({
+    get snp(): readonly SnpTrustAnchor[] {
+      snp ??= Object.freeze(
+        products.map((product): SnpTrustAnchor => {
+          const h = insecureSimulatedAmdHierarchy(seed, product);
+          return Object.freeze({
+            product,
+            ark: parseCertificate(h.ark),
+            ask: parseCertificate(h.ask),
+            asvk: parseCertificate(h.asvk),
+            simulated: true,
+          });
+        }),
+      );
+      return snp;
+    },
+    get tdx(): readonly TdxTrustAnchor[] {
+      tdx ??= Object.freeze([
+        Object.freeze({ root: parseCertificate(insecureSimulatedIntelHierarchy(seed).root), simulated: true }),
+      ]);
+      return tdx;
+    },
   });
-  const intel = insecureSimulatedIntelHierarchy(seed);
-  const tdx: TdxTrustAnchor[] = [Object.freeze({ root: parseCertificate(intel.root), simulated: true })];
-  return Object.freeze({ snp: Object.freeze(snp), tdx: Object.freeze(tdx) });
 }

@@ -1,0 +1,99 @@
+/** The attestation policy schema: strict, every field required, skips explicit, errors name the path. */
+import { describe, expect, it } from "vitest";
+import { ConfigurationError } from "../../attestation/errors.ts";
+import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
+
+const MRSEAM = "ab".repeat(48);
+
+function base(): Record<string, unknown> {
+  return {
+    version: 1,
+    trustSimulator: false,
+    maximumVerificationSkewSeconds: 300,
+    snp: snpPolicyJson(),
+    tdx: tdxPolicyJson(MRSEAM),
+  };
+}
+
+function without(obj: Record<string, unknown>, key: string): Record<string, unknown> {
+  const { [key]: _, ...rest } = obj;
+  return rest;
+}
+
+function errorOf(input: unknown): ConfigurationError {
+  try {
+    parseAttestationPolicy(input);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error;
+    throw error;
+  }
+  throw new Error("policy was accepted");
+}
+
+describe("parseAttestationPolicy", () => {
+  it("accepts a complete policy, from JSON text too, and normalises hex to lower case", () => {
+    const upper = { ...base(), snp: snpPolicyJson({ measurements: ["AB".repeat(48)] }) };
+    const p = parseAttestationPolicy(JSON.stringify(upper));
+    expect(p.snp?.measurements).toEqual(["ab".repeat(48)]);
+    expect(p.tdx?.rtmrs).toHaveLength(4);
+  });
+
+  const snp = snpPolicyJson();
+  const tdx = tdxPolicyJson(MRSEAM);
+  const cases: [string, unknown, string][] = [
+    ["missing top-level field", without(base(), "trustSimulator"), "trustSimulator: required field is missing"],
+    [
+      "missing snp field",
+      { ...base(), snp: without(snp, "debugAllowed") },
+      "snp.debugAllowed: required field is missing",
+    ],
+    [
+      "missing nested field",
+      { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: 0, snp: 0, fmc: 0 } } },
+      "snp.minimumTcb.microcode: required field is missing",
+    ],
+    ["missing skip-able field", { ...base(), tdx: without(tdx, "mrowner") }, "tdx.mrowner: required field is missing"],
+    ["extra top-level field", { ...base(), allowEverything: true }, "allowEverything: unknown field"],
+    ["extra snp field", { ...base(), snp: { ...snp, checkNothing: true } }, "snp.checkNothing: unknown field"],
+    [
+      "extra field inside a skip",
+      { ...base(), snp: { ...snp, hostData: { skip: { reason: "x", until: "never" } } } },
+      "snp.hostData.skip.until: unknown field",
+    ],
+    [
+      "wrong type",
+      { ...base(), snp: { ...snp, debugAllowed: "false" } },
+      "snp.debugAllowed: Invalid input: expected boolean",
+    ],
+    ["wrong version", { ...base(), version: 2 }, "version:"],
+    ["bad hex length", { ...base(), snp: { ...snp, measurements: ["ab"] } }, "snp.measurements[0]: expected 48 bytes"],
+    ["empty allow-list", { ...base(), tdx: { ...tdx, mrtd: [] } }, "tdx.mrtd:"],
+    [
+      "skip without a reason",
+      { ...base(), snp: { ...snp, hostData: { skip: { reason: " " } } } },
+      "snp.hostData.skip.reason",
+    ],
+    ["skip as a bare flag", { ...base(), snp: { ...snp, hostData: { skip: true } } }, "snp.hostData.skip"],
+    ["three RTMRs", { ...base(), tdx: { ...tdx, rtmrs: (tdx.rtmrs as string[]).slice(0, 3) } }, "tdx.rtmrs"],
+    ["VMPL out of range", { ...base(), snp: { ...snp, allowedVmpls: [4] } }, "snp.allowedVmpls[0]"],
+    ["unknown signing key", { ...base(), snp: { ...snp, signingKeys: ["ark"] } }, "snp.signingKeys[0]"],
+    ["unknown TCB status", { ...base(), tdx: { ...tdx, acceptedTcbStatuses: ["Fine"] } }, "tdx.acceptedTcbStatuses[0]"],
+    ["nothing accepted", { ...base(), snp: null, tdx: null }, "at least one of snp, tdx"],
+    ["undefined TEE section", without(base(), "tdx"), "tdx: required field is missing"],
+    ["not JSON", "{", "not valid JSON"],
+  ];
+  it.each(cases)("rejects %s, naming the path", (_name, input, message) => {
+    const error = errorOf(input);
+    expect(error.code).toBe("POLICY_INVALID");
+    expect(error.stage).toBe("configuration");
+    expect(error.message).toContain(message);
+  });
+
+  it("lists every problem at once", () => {
+    const error = errorOf({ ...without(base(), "version"), extra: 1, snp: { ...snp, smtAllowed: 1 } });
+    expect(error.message).toContain("version: required field is missing");
+    expect(error.message).toContain("extra: unknown field");
+    expect(error.message).toContain("snp.smtAllowed:");
+  });
+});

@@ -1,0 +1,135 @@
+/** Appraisal: every violation at once, verified evidence only, REPORT_DATA as an explicit choice. */
+import { describe, expect, it } from "vitest";
+import { type AppraisableEvidence, appraise } from "../../attestation/appraise.ts";
+import { toHex } from "../../attestation/bytes.ts";
+import { AttestationError } from "../../attestation/errors.ts";
+import {
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatorAnchors,
+  simulateSnpReport,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import { parseSnpReport } from "../../attestation/snp/parse.ts";
+import { verifySnpReport } from "../../attestation/snp/verify.ts";
+import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
+import { parseCertificate } from "../../attestation/x509.ts";
+import { AT, MEASUREMENT, MRTD, policy, REPORT_DATA, RTMRS, snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
+
+async function verifiedSnp(options: Partial<Parameters<typeof simulateSnpReport>[1]> = {}) {
+  const h = insecureSimulatedAmdHierarchy();
+  const report = simulateSnpReport(h, { reportData: REPORT_DATA, measurement: MEASUREMENT, ...options });
+  return verifySnpReport({
+    report: parseSnpReport(report),
+    endorsementKey: parseCertificate(h.vcek.certificate),
+    anchors: insecureSimulatorAnchors().snp,
+    at: AT,
+  });
+}
+
+describe("appraise", () => {
+  it("reports every SNP violation at once", async () => {
+    const verified = await verifiedSnp({
+      policy: 0x30000n | (1n << 19n), // DEBUG
+      measurement: new Uint8Array(48).fill(0xee),
+      reportData: new Uint8Array(64).fill(1),
+      vmpl: 3,
+    });
+    const result = appraise(verified, policy({ snp: snpPolicyJson(), trustSimulator: false }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.ok).toBe(false);
+    expect(result.simulated).toBe(true);
+    expect(result.violations.map((v) => v.code).sort()).toEqual(
+      [
+        "SIMULATED_EVIDENCE_NOT_TRUSTED",
+        "REPORT_DATA_MISMATCH",
+        "SNP_DEBUG_NOT_ALLOWED",
+        "SNP_VMPL_NOT_ALLOWED",
+        "SNP_MEASUREMENT_NOT_ALLOWED",
+      ].sort(),
+    );
+    const vmpl = result.violations.find((v) => v.code === "SNP_VMPL_NOT_ALLOWED");
+    expect(vmpl).toEqual({ field: "VMPL", expected: "one of [0]", found: "3", code: "SNP_VMPL_NOT_ALLOWED" });
+  });
+
+  it("reports three simultaneous TDX violations", async () => {
+    const h = insecureSimulatedIntelHierarchy();
+    const quote = simulateTdxQuote(h, {
+      reportData: REPORT_DATA,
+      mrtd: new Uint8Array(48),
+      rtmrs: [RTMRS[0], RTMRS[1], RTMRS[2], new Uint8Array(48)],
+      tdAttributes: Uint8Array.of(1, 0, 0, 0x10, 0, 0, 0, 0),
+    });
+    const verified = await verifyTdxQuote({
+      quote: parseTdxQuote(quote),
+      anchors: insecureSimulatorAnchors().tdx,
+      at: AT,
+    });
+    const mrseam = toHex(verified.quote.body.mrSeam);
+    const result = appraise(verified, policy({ tdx: tdxPolicyJson(mrseam) }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.violations.map((v) => [v.code, v.field])).toEqual([
+      ["TDX_DEBUG_NOT_ALLOWED", "TDATTRIBUTES.DEBUG"],
+      ["TDX_MRTD_NOT_ALLOWED", "MRTD"],
+      ["TDX_RTMR_MISMATCH", "RTMR3"],
+    ]);
+  });
+
+  it("leaves REPORT_DATA to the binding stage only when the caller passes null", async () => {
+    const verified = await verifiedSnp({ reportData: new Uint8Array(64).fill(9) });
+    const p = policy({ snp: snpPolicyJson() });
+    expect(appraise(verified, p, { now: AT, expectedReportData: null }).ok).toBe(true);
+    expect(appraise(verified, p, { now: AT, expectedReportData: REPORT_DATA }).violations[0]?.code).toBe(
+      "REPORT_DATA_MISMATCH",
+    );
+  });
+
+  it("skipped checks produce no violation", async () => {
+    const verified = await verifiedSnp({
+      measurement: new Uint8Array(48).fill(0xee),
+      hostData: new Uint8Array(32).fill(1),
+    });
+    const skip = { skip: { reason: "test: measurement pinned elsewhere" } };
+    const result = appraise(verified, policy({ snp: snpPolicyJson({ measurements: skip, hostData: skip }) }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.ok).toBe(true);
+  });
+
+  it("refuses anything that verify did not produce, at the type level and at run time", async () => {
+    const verified = await verifiedSnp();
+    const p = policy({ snp: snpPolicyJson() });
+    const options = { now: AT, expectedReportData: REPORT_DATA };
+    const parsedQuote = parseTdxQuote(
+      simulateTdxQuote(insecureSimulatedIntelHierarchy(), { reportData: REPORT_DATA, mrtd: MRTD, rtmrs: RTMRS }),
+    );
+    // Parsed (unverified) evidence does not type-check as appraisable evidence...
+    // @ts-expect-error SnpReport is not verified evidence
+    const parsedSnp: AppraisableEvidence = verified.report;
+    // @ts-expect-error a parsed TDX quote is not verified evidence
+    const parsedTdx: AppraisableEvidence = parsedQuote;
+    // ...and is refused at run time too.
+    expect(() => appraise(parsedSnp, p, options)).toThrow(AttestationError);
+    expect(() => appraise(parsedTdx, p, options)).toThrow(AttestationError);
+    // A field-by-field copy of verified evidence is not verified evidence either.
+    const copy = { ...verified } as AppraisableEvidence;
+    expect(() => appraise(copy, p, options)).toThrow(/verifySnpReport or verifyTdxQuote/);
+  });
+
+  it("rejects a malformed expectedReportData or time as a configuration error", async () => {
+    const verified = await verifiedSnp();
+    const p = policy({ snp: snpPolicyJson() });
+    expect(() => appraise(verified, p, { now: AT, expectedReportData: new Uint8Array(32) })).toThrow(
+      /expectedReportData must be 64 bytes/,
+    );
+    expect(() => appraise(verified, p, { now: new Date(Number.NaN), expectedReportData: null })).toThrow(
+      /now must be a valid Date/,
+    );
+  });
+});

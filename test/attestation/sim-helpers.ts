@@ -1,0 +1,67 @@
+/** Shared inputs for the simulator / appraisal tests: fixed clock, fixed evidence values, policies. */
+import { toHex } from "../../attestation/bytes.ts";
+import { type AttestationPolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
+
+/** Frozen verification and appraisal time. */
+export const AT = new Date("2026-01-01T00:00:00Z");
+
+export const REPORT_DATA = Uint8Array.from({ length: 64 }, (_, i) => (i * 7 + 1) & 0xff);
+export const MEASUREMENT = Uint8Array.from({ length: 48 }, (_, i) => (0xa0 + i) & 0xff);
+export const MRTD = Uint8Array.from({ length: 48 }, (_, i) => (0x30 + i) & 0xff);
+export const RTMRS = [0, 1, 2, 3].map((n) => Uint8Array.from({ length: 48 }, (_, i) => (n * 48 + i) & 0xff)) as [
+  Uint8Array,
+  Uint8Array,
+  Uint8Array,
+  Uint8Array,
+];
+
+const skip = (reason: string) => ({ skip: { reason } });
+
+/** An SNP policy section that the default simulated report satisfies. */
+export function snpPolicyJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    debugAllowed: false,
+    migrationAgentAllowed: false,
+    smtAllowed: true,
+    allowedVmpls: [0],
+    minimumTcb: { bootloader: 4, tee: 0, snp: 24, microcode: 219, fmc: 0 },
+    measurements: [toHex(MEASUREMENT)],
+    hostData: toHex(new Uint8Array(32)),
+    idKeyDigests: skip("the simulated guest has no ID block"),
+    authorKeyDigests: skip("the simulated guest has no ID block"),
+    minimumGuestSvn: 0,
+    allowedProducts: ["Milan"],
+    signingKeys: ["vcek"],
+    ...overrides,
+  };
+}
+
+/** A TDX policy section that the default simulated quote (with MRTD, RTMRS) satisfies. */
+export function tdxPolicyJson(mrseam: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    debugAllowed: false,
+    xfam: { allowed: ["e702060000000000"] },
+    mrseam: [mrseam],
+    mrtd: [toHex(MRTD)],
+    rtmrs: RTMRS.map((r) => toHex(r)),
+    mrconfigid: toHex(new Uint8Array(48)),
+    mrowner: toHex(new Uint8Array(48)),
+    acceptedTcbStatuses: skip("the simulator has no Intel TCB-info collateral"),
+    minimumTeeTcbSvn: "03000500000000000000000000000000",
+    ...overrides,
+  };
+}
+
+export function policy(parts: {
+  snp?: Record<string, unknown> | null;
+  tdx?: Record<string, unknown> | null;
+  trustSimulator?: boolean;
+}): AttestationPolicy {
+  return parseAttestationPolicy({
+    version: 1,
+    trustSimulator: parts.trustSimulator ?? true,
+    maximumVerificationSkewSeconds: 300,
+    snp: parts.snp === undefined ? null : parts.snp,
+    tdx: parts.tdx === undefined ? null : parts.tdx,
+  });
+}

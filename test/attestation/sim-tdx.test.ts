@@ -1,0 +1,312 @@
+/**
+ * The simulated TDX path: a v4 quote in the real layout goes through the PRODUCTION parser,
+ * verifier and appraiser; verifies only under the simulator's Intel root; appraises only with
+ * trustSimulator; and single mutations are each rejected with their own code.
+ */
+import { describe, expect, it } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
+import { AttestationError } from "../../attestation/errors.ts";
+import { INTEL_ROOTS, type TdxTrustAnchor } from "../../attestation/roots/intel.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/amd.ts";
+import {
+  deriveInsecureEcKey,
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatorAnchors,
+  issueInsecureSimulatedPckLeaf,
+  SIMULATED_PCK_DEFAULT_TCB,
+  type SimulatedTdxQuoteOptions,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
+import { AT, MRTD, policy, REPORT_DATA, RTMRS, tdxPolicyJson } from "./sim-helpers.ts";
+
+const h = insecureSimulatedIntelHierarchy();
+const anchors = insecureSimulatorAnchors().tdx;
+const baseOptions = (): SimulatedTdxQuoteOptions => ({ reportData: REPORT_DATA, mrtd: MRTD, rtmrs: RTMRS });
+const MRSEAM = toHex(parseTdxQuote(simulateTdxQuote(h, baseOptions())).body.mrSeam);
+
+// Offsets in a v4 quote: header 48, body 584 (MRTD at body+136, RTMR0 at body+328), signature data
+// length 4, quote signature 64, attestation key 64, cert data type/size 6, QE report 384.
+const BODY = 48;
+const SIGNATURE = BODY + 584 + 4;
+const ATTESTATION_KEY = SIGNATURE + 64;
+const QE_REPORT = ATTESTATION_KEY + 64 + 6;
+
+function verifyBytes(quote: Uint8Array, options: { anchors?: readonly TdxTrustAnchor[]; at?: Date } = {}) {
+  return verifyTdxQuote({ quote: parseTdxQuote(quote), anchors: options.anchors ?? anchors, at: options.at ?? AT });
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof AttestationError) return error.code;
+    throw error;
+  }
+  return "ACCEPTED";
+}
+
+function flip(bytes: Uint8Array, offset: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  out[offset] = (out[offset] as number) ^ 0x01;
+  return out;
+}
+
+describe("simulated Intel hierarchy and quote layout", () => {
+  it("writes a v4 quote with the real header, body and certification data", () => {
+    const quote = parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), mrconfigid: new Uint8Array(48).fill(5) }));
+    expect(quote.header.version).toBe(4);
+    expect(quote.header.attestationKeyType).toBe(2);
+    expect(quote.header.teeType).toBe(0x81);
+    expect(quote.tdxVersion).toBe("1.0");
+    expect(quote.trailingBytes).toBe(0);
+    expect(toHex(quote.body.mrTd)).toBe(toHex(MRTD));
+    expect(quote.body.rtmrs.map((r) => toHex(r))).toEqual(RTMRS.map((r) => toHex(r)));
+    expect(toHex(quote.body.reportData)).toBe(toHex(REPORT_DATA));
+    expect(toHex(quote.body.mrConfigId)).toBe("05".repeat(48));
+    expect(toHex(quote.body.tdAttributes)).toBe("0000001000000000");
+    expect(toHex(quote.attestationKey)).toBe(toHex(h.attestationKey.point.subarray(1)));
+    expect(quote.qeReport.isvProdId).toBe(2);
+    expect(toHex(quote.qeAuthData)).toBe(toHex(Uint8Array.from({ length: 32 }, (_, i) => i)));
+    // PCK chain: leaf, PCK Platform CA, root — Intel's names with the simulator marker.
+    const [leaf, ca, root] = quote.pckChain;
+    expect(leaf.subject).toContain("CN=Intel SGX PCK Certificate");
+    expect(ca.subject).toContain("CN=Intel SGX PCK Platform CA");
+    expect(root.subject).toBe(root.issuer);
+    expect(root.subject).toContain(`O=${INSECURE_SIMULATOR_ORGANIZATION}`);
+    for (const cert of [leaf, ca, root]) {
+      expect(cert.signatureAlgorithm).toEqual({ kind: "ecdsa", hash: "SHA-256" });
+      expect(cert.publicKey.kind === "ec" && cert.publicKey.curve).toBe("P-256");
+    }
+    // SGX extension in the real shape, as decoded by the production parser.
+    expect(quote.pckExtensions.tcbComponents).toEqual([...SIMULATED_PCK_DEFAULT_TCB.tcbComponents]);
+    expect(quote.pckExtensions.pceSvn).toBe(SIMULATED_PCK_DEFAULT_TCB.pceSvn);
+    expect(toHex(quote.pckExtensions.fmspc)).toBe(toHex(SIMULATED_PCK_DEFAULT_TCB.fmspc));
+    expect(toHex(quote.pckExtensions.cpuSvn)).toBe(toHex(SIMULATED_PCK_DEFAULT_TCB.cpuSvn));
+    expect(quote.pckExtensions.sgxType).toBe(1);
+    // Deterministic.
+    expect(toHex(simulateTdxQuote(h, baseOptions()))).toBe(toHex(simulateTdxQuote(h, baseOptions())));
+  });
+});
+
+describe("simulated TDX evidence through the production path", () => {
+  it("parses, verifies under the simulator anchor and passes a matching policy", async () => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
+    expect(verified.simulated).toBe(true);
+    expect(verified.debug).toBe(false);
+    const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM) }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.violations).toEqual([]);
+    expect(result.ok).toBe(true);
+    expect(result.simulated).toBe(true);
+    expect(result.tee).toBe("tdx");
+  });
+
+  it("fails verification with the real Intel root only", async () => {
+    expect(await codeOf(verifyBytes(simulateTdxQuote(h, baseOptions()), { anchors: INTEL_ROOTS }))).toBe(
+      "ROOT_NOT_TRUSTED",
+    );
+  });
+
+  it("fails appraisal when the policy does not trust the simulator", async () => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
+    const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM), trustSimulator: false }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.violations.map((v) => v.code)).toEqual(["SIMULATED_EVIDENCE_NOT_TRUSTED"]);
+  });
+});
+
+describe("single-mutation rejection (verification)", () => {
+  const otherAk = deriveInsecureEcKey("cloister-test-other-seed", "intel:qe-attestation-key", "P-256");
+  const cases: { name: string; quote: () => Uint8Array; anchors?: () => readonly TdxTrustAnchor[]; code: string }[] = [
+    {
+      name: "quote signature flipped",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), SIGNATURE),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "MRTD flipped",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), BODY + 136),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "RTMR3 flipped",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), BODY + 328 + 3 * 48),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "TDATTRIBUTES debug bit flipped",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), BODY + 120),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "REPORTDATA flipped",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), BODY + 520),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "header flipped (user_data)",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), 30),
+      code: "TDX_QUOTE_SIGNATURE_INVALID",
+    },
+    {
+      name: "QE report flipped (MRENCLAVE)",
+      quote: () => flip(simulateTdxQuote(h, baseOptions()), QE_REPORT + 64),
+      code: "TDX_QE_REPORT_SIGNATURE_INVALID",
+    },
+    {
+      name: "QE report signed by another PCK key than the leaf's",
+      quote: () =>
+        simulateTdxQuote(h, {
+          ...baseOptions(),
+          pck: { ...h.pck, key: deriveInsecureEcKey(h.seed, "intel:another-pck", "P-256") },
+        }),
+      code: "TDX_QE_REPORT_SIGNATURE_INVALID",
+    },
+    {
+      name: "QE report does not bind the attestation key",
+      quote: () => simulateTdxQuote(h, { ...baseOptions(), insecureQeReportData: new Uint8Array(64) }),
+      code: "TDX_QE_BINDING_MISMATCH",
+    },
+    {
+      name: "attestation key swapped for another (quote re-signed by it)",
+      quote: () => {
+        // QE report endorses the hierarchy's AK; the quote carries and is signed by another key.
+        const honest = simulateTdxQuote(h, baseOptions());
+        const forged = simulateTdxQuote(h, { ...baseOptions(), attestationKey: otherAk });
+        const out = new Uint8Array(forged);
+        out.set(honest.subarray(QE_REPORT, QE_REPORT + 384 + 64), QE_REPORT);
+        return out;
+      },
+      code: "TDX_QE_BINDING_MISMATCH",
+    },
+    {
+      name: "PCK leaf signed by another CA key",
+      quote: () =>
+        simulateTdxQuote(h, {
+          ...baseOptions(),
+          pck: issueInsecureSimulatedPckLeaf(h, { signer: deriveInsecureEcKey(h.seed, "intel:rogue-ca", "P-256") }),
+        }),
+      code: "CERT_SIGNATURE_INVALID",
+    },
+    {
+      name: "PCK leaf expired",
+      quote: () =>
+        simulateTdxQuote(h, {
+          ...baseOptions(),
+          pck: issueInsecureSimulatedPckLeaf(h, {
+            notAfter: new Date("2025-12-31T00:00:00Z"),
+            keyLabel: "PCK-expired",
+          }),
+        }),
+      code: "CERT_EXPIRED",
+    },
+    {
+      name: "another seed's simulator root",
+      quote: () => simulateTdxQuote(h, baseOptions()),
+      anchors: () => insecureSimulatorAnchors("cloister-test-other-seed").tdx,
+      code: "ROOT_NOT_TRUSTED",
+    },
+  ];
+  it.each(cases)("$name → $code", async (c) => {
+    expect(await codeOf(verifyBytes(c.quote(), c.anchors === undefined ? {} : { anchors: c.anchors() }))).toBe(c.code);
+  });
+});
+
+describe("single-mutation rejection (appraisal of validly signed quotes)", () => {
+  const now = { now: AT, expectedReportData: REPORT_DATA };
+  const cases: {
+    name: string;
+    quote: () => SimulatedTdxQuoteOptions;
+    policy?: Record<string, unknown>;
+    code: string;
+    field: string;
+  }[] = [
+    {
+      name: "debug TD with debugAllowed false",
+      quote: () => ({ ...baseOptions(), tdAttributes: fromHex("0100001000000000") }),
+      code: "TDX_DEBUG_NOT_ALLOWED",
+      field: "TDATTRIBUTES.DEBUG",
+    },
+    {
+      name: "wrong MRTD",
+      quote: () => ({ ...baseOptions(), mrtd: new Uint8Array(48).fill(0xee) }),
+      code: "TDX_MRTD_NOT_ALLOWED",
+      field: "MRTD",
+    },
+    {
+      name: "wrong RTMR2",
+      quote: () => ({ ...baseOptions(), rtmrs: [RTMRS[0], RTMRS[1], new Uint8Array(48), RTMRS[3]] }),
+      code: "TDX_RTMR_MISMATCH",
+      field: "RTMR2",
+    },
+    {
+      name: "wrong MRSEAM",
+      quote: () => ({ ...baseOptions(), mrseam: new Uint8Array(48).fill(1) }),
+      code: "TDX_MRSEAM_NOT_ALLOWED",
+      field: "MRSEAM",
+    },
+    {
+      name: "XFAM not allowed",
+      quote: () => ({ ...baseOptions(), xfam: fromHex("e700000000000000") }),
+      code: "TDX_XFAM_NOT_ALLOWED",
+      field: "XFAM",
+    },
+    {
+      name: "XFAM fails the mask rule",
+      quote: baseOptions,
+      policy: { xfam: { mask: "ff00000000000000", value: "0300000000000000" } },
+      code: "TDX_XFAM_NOT_ALLOWED",
+      field: "XFAM",
+    },
+    {
+      name: "wrong MRCONFIGID",
+      quote: () => ({ ...baseOptions(), mrconfigid: new Uint8Array(48).fill(2) }),
+      code: "TDX_MRCONFIGID_MISMATCH",
+      field: "MRCONFIGID",
+    },
+    {
+      name: "wrong MROWNER",
+      quote: () => ({ ...baseOptions(), mrowner: new Uint8Array(48).fill(3) }),
+      code: "TDX_MROWNER_MISMATCH",
+      field: "MROWNER",
+    },
+    {
+      name: "TCB status required but no collateral was verified",
+      quote: baseOptions,
+      policy: { acceptedTcbStatuses: ["UpToDate"] },
+      code: "TDX_TCB_STATUS_NOT_ACCEPTED",
+      field: "tcbStatus",
+    },
+    {
+      name: "TEE_TCB_SVN below minimum",
+      quote: () => ({ ...baseOptions(), teeTcbSvn: fromHex("03000400000000000000000000000000") }),
+      code: "TDX_TEE_TCB_SVN_TOO_LOW",
+      field: "TEE_TCB_SVN[2]",
+    },
+    {
+      name: "wrong REPORTDATA",
+      quote: () => ({ ...baseOptions(), reportData: new Uint8Array(64).fill(4) }),
+      code: "REPORT_DATA_MISMATCH",
+      field: "REPORT_DATA",
+    },
+  ];
+  it.each(cases)("$name → $code", async (c) => {
+    const verified = await verifyBytes(simulateTdxQuote(h, c.quote()));
+    const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, c.policy ?? {}) }), now);
+    expect(result.ok).toBe(false);
+    expect(result.violations.map((v) => [v.code, v.field])).toEqual([[c.code, c.field]]);
+  });
+
+  it("an XFAM mask rule that holds passes", async () => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
+    const p = policy({ tdx: tdxPolicyJson(MRSEAM, { xfam: { mask: "ff00000000000000", value: "e700000000000000" } }) });
+    expect(appraise(verified, p, now).ok).toBe(true);
+  });
+});
