@@ -1,0 +1,225 @@
+/**
+ * SEV-SNP rejection paths that real fixtures cannot reach (a validly signed report whose CHIP_ID
+ * or TCB does not match its VCEK, unsigned reports, ...), driven by the simulator's seeded fake AMD
+ * hierarchy: table-driven (name, mutation, expected code). The production parser and verifier run
+ * unchanged; only the anchors differ.
+ */
+import { describe, expect, it } from "vitest";
+import { AttestationError } from "../../attestation/errors.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import {
+  type InsecureSimulatedEndorsementKey,
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatorAnchors,
+  issueInsecureSimulatedEndorsementKey,
+  signSnpReportInPlace,
+  simulateSnpReport,
+} from "../../attestation/sim/index.ts";
+import { encodeTcbVersion, parseSnpReport, SNP_OFFSETS } from "../../attestation/snp/parse.ts";
+import { verifySnpReport } from "../../attestation/snp/verify.ts";
+import { parseCertificate, parseCertificateBytes } from "../../attestation/x509.ts";
+
+const SEED = "cloister-snp-verify-tests";
+const AT = new Date("2026-01-01T00:00:00Z");
+const milan = insecureSimulatedAmdHierarchy(SEED, "Milan");
+const anchors = insecureSimulatorAnchors(SEED, ["Milan", "Turin"]).snp;
+const measurement = new Uint8Array(48).fill(0x42);
+const reportData = new Uint8Array(64).fill(0x17);
+
+async function outcome(report: Uint8Array, signer: InsecureSimulatedEndorsementKey, at = AT): Promise<string> {
+  try {
+    const v = await verifySnpReport({
+      report: parseSnpReport(report),
+      endorsementKey: parseCertificate(signer.certificate),
+      anchors,
+      at,
+    });
+    return v.simulated ? "accepted (simulated)" : "accepted";
+  } catch (error) {
+    expect(error).toBeInstanceOf(AttestationError);
+    return (error as AttestationError).code;
+  }
+}
+
+/** Edits the report bytes and re-signs them with `signer`, so only the edited field is wrong. */
+function edited(signer: InsecureSimulatedEndorsementKey, edit: (b: Uint8Array, v: DataView) => void): Uint8Array {
+  const bytes = simulateSnpReport(milan, { reportData, measurement, signer });
+  edit(bytes, new DataView(bytes.buffer));
+  signSnpReportInPlace(bytes, signer);
+  return bytes;
+}
+
+describe("SNP verification with the simulator's fake AMD hierarchy", () => {
+  const vcek = milan.vcek;
+  const vlek = issueInsecureSimulatedEndorsementKey(milan, { kind: "VLEK" });
+  const otherTcb = encodeTcbVersion({ bootloader: 4, tee: 0, snp: 24, microcode: 220 }, "Milan");
+
+  const cases: [string, () => Promise<string>, string][] = [
+    [
+      "genuine simulated VCEK report",
+      () => outcome(simulateSnpReport(milan, { reportData, measurement }), vcek),
+      "accepted (simulated)",
+    ],
+    [
+      "genuine simulated VLEK report",
+      () => outcome(simulateSnpReport(milan, { reportData, measurement, signer: vlek }), vlek),
+      "accepted (simulated)",
+    ],
+    [
+      "CHIP_ID of another chip, validly signed",
+      () =>
+        outcome(
+          edited(vcek, (b) => (b[SNP_OFFSETS.CHIP_ID] = (b[SNP_OFFSETS.CHIP_ID] as number) ^ 1)),
+          vcek,
+        ),
+      "SNP_HWID_MISMATCH",
+    ],
+    [
+      "MASK_CHIP_KEY with a zeroed CHIP_ID",
+      () =>
+        outcome(
+          edited(vcek, (b, v) => {
+            v.setUint32(SNP_OFFSETS.SIGNER_INFO, 2, true);
+            b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64);
+          }),
+          vcek,
+        ),
+      "SNP_HWID_MISMATCH",
+    ],
+    [
+      "REPORTED_TCB other than the VCEK's SPLs",
+      () =>
+        outcome(
+          edited(vcek, (_, v) => v.setBigUint64(SNP_OFFSETS.REPORTED_TCB, otherTcb, true)),
+          vcek,
+        ),
+      "SNP_TCB_MISMATCH",
+    ],
+    [
+      "SIGNING_KEY = none",
+      () =>
+        outcome(
+          edited(vcek, (_, v) => v.setUint32(SNP_OFFSETS.SIGNER_INFO, 7 << 2, true)),
+          vcek,
+        ),
+      "SNP_REPORT_UNSIGNED",
+    ],
+    [
+      "CPUID says Genoa, certificate says Milan",
+      () =>
+        outcome(
+          edited(vcek, (b) => (b[SNP_OFFSETS.CPUID_MOD_ID] = 0x11)),
+          vcek,
+        ),
+      "SNP_PRODUCT_MISMATCH",
+    ],
+    [
+      "VLEK-signed report presented with the VCEK",
+      () => outcome(simulateSnpReport(milan, { reportData, measurement, signer: vlek }), vcek),
+      "SNP_SIGNING_KEY_MISMATCH",
+    ],
+    [
+      "report signed by the VLEK key but SIGNING_KEY says VCEK",
+      () =>
+        outcome(
+          edited(vlek, (_, v) => v.setUint32(SNP_OFFSETS.SIGNER_INFO, 0, true)),
+          vlek,
+        ),
+      "SNP_SIGNING_KEY_MISMATCH",
+    ],
+    [
+      "report signed by another chip's VCEK",
+      () => {
+        const other = issueInsecureSimulatedEndorsementKey(milan, { chipId: new Uint8Array(64).fill(9) });
+        return outcome(simulateSnpReport(milan, { reportData, measurement, signer: other }), vcek);
+      },
+      "SNP_REPORT_SIGNATURE_INVALID",
+    ],
+    [
+      "VCEK signed by the ARK instead of the ASK",
+      () => {
+        const forged = issueInsecureSimulatedEndorsementKey(milan, { signer: milan.arkKey });
+        return outcome(simulateSnpReport(milan, { reportData, measurement, signer: forged }), forged);
+      },
+      "CERT_SIGNATURE_INVALID",
+    ],
+    [
+      "expired VLEK",
+      () => {
+        const old = issueInsecureSimulatedEndorsementKey(milan, {
+          kind: "VLEK",
+          notBefore: new Date("2024-01-01T00:00:00Z"),
+          notAfter: new Date("2025-01-01T00:00:00Z"),
+        });
+        return outcome(simulateSnpReport(milan, { reportData, measurement, signer: old }), old);
+      },
+      "CERT_EXPIRED",
+    ],
+    [
+      "VCEK not yet valid",
+      () => outcome(simulateSnpReport(milan, { reportData, measurement }), vcek, new Date("2023-06-01T00:00:00Z")),
+      "CERT_NOT_YET_VALID",
+    ],
+  ];
+
+  it.each(cases.map(([name, run, expected]) => ({ name, run, expected })))(
+    "$name → $expected",
+    async ({ run, expected }) => {
+      expect(await run()).toBe(expected);
+    },
+  );
+
+  it("a Turin report verifies with the 8-byte hwID and fmcSPL; a wrong FMC SPL is SNP_TCB_MISMATCH", async () => {
+    const turin = insecureSimulatedAmdHierarchy(SEED, "Turin");
+    const report = simulateSnpReport(turin, { reportData, measurement });
+    const v = await verifySnpReport({
+      report: parseSnpReport(report),
+      endorsementKey: parseCertificate(turin.vcek.certificate),
+      anchors,
+      at: AT,
+    });
+    expect([v.product, v.reportedTcb.layout, v.extensions.hwId?.length, v.simulated]).toEqual([
+      "Turin",
+      "turin",
+      8,
+      true,
+    ]);
+    expect(v.reportedTcb.fmc).toBe(v.extensions.fmcSPL);
+
+    const bad = new Uint8Array(report);
+    bad[SNP_OFFSETS.REPORTED_TCB] = (bad[SNP_OFFSETS.REPORTED_TCB] as number) + 1; // byte 0 = FMC on Turin
+    signSnpReportInPlace(bad, turin.vcek);
+    await expect(
+      verifySnpReport({
+        report: parseSnpReport(bad),
+        endorsementKey: parseCertificate(turin.vcek.certificate),
+        anchors,
+        at: AT,
+      }),
+    ).rejects.toMatchObject({ code: "SNP_TCB_MISMATCH" });
+  });
+
+  it("simulated evidence never verifies under the real AMD roots", async () => {
+    await expect(
+      verifySnpReport({
+        report: parseSnpReport(simulateSnpReport(milan, { reportData, measurement })),
+        endorsementKey: parseCertificate(milan.vcek.certificate),
+        anchors: AMD_ROOTS,
+        at: AT,
+      }),
+    ).rejects.toMatchObject({ code: "ROOT_NOT_TRUSTED" });
+  });
+
+  it("real evidence does not verify under the simulator's anchors", async () => {
+    const { readFileSync } = await import("node:fs");
+    const F = new URL("../../../shared/fixtures/attestation/snp/", import.meta.url);
+    await expect(
+      verifySnpReport({
+        report: parseSnpReport(readFileSync(new URL("milan-gcp-v5-report.bin", F))),
+        endorsementKey: parseCertificateBytes(readFileSync(new URL("milan-gcp-v5-vcek.pem", F))),
+        anchors,
+        at: AT,
+      }),
+    ).rejects.toMatchObject({ code: "ROOT_NOT_TRUSTED" });
+  });
+});
