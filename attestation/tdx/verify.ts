@@ -51,7 +51,7 @@ export interface TdxCollateral {
 }
 
 export interface VerifyTdxQuoteOptions {
-  /** A parsed quote, or the raw bytes (then parsed here). */
+  /** The quote bytes, or a parsed quote (its `raw` bytes are parsed again here; other fields are not trusted). */
   readonly quote: TdxQuote | Uint8Array;
   /** Trusted roots; pass INTEL_ROOTS for real hardware. Never empty. */
   readonly anchors: readonly TdxTrustAnchor[];
@@ -214,7 +214,9 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
   }
   const signerValidity = options.collateralSignerValidity ?? "strict";
   const acceptStale = options.acceptStaleCollateral ?? false;
-  const quote = options.quote instanceof Uint8Array ? parseTdxQuote(options.quote) : options.quote;
+  // Always parse here, from the raw bytes: the verified result then describes exactly the bytes
+  // whose signatures were checked, even if a caller hands in a modified parsed object.
+  const quote = parseTdxQuote(options.quote instanceof Uint8Array ? options.quote : options.quote.raw);
   const warnings: string[] = [];
 
   // 1. PCK chain to a pinned anchor.

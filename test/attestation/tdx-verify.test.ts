@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
@@ -425,9 +426,24 @@ describe("TDX verification failures", () => {
   });
 
   it("QE report data not binding the attestation key fails TDX_QE_BINDING_MISMATCH", async () => {
+    // QE auth data starts at 632 + 4 (length) + 134 (sig, AK, cert-data header) + 450 (QE report,
+    // its signature, auth size) = 1220; it is outside the PCK-signed QE report, so only the binding breaks.
+    const bytes = read("tdx/quote-v4-trustee.bin");
+    expect(toHex(parseTdxQuote(bytes).qeAuthData)).toBe(toHex(bytes.subarray(1220, 1252)));
+    bytes[1220] = (bytes[1220] as number) ^ 1;
+    expect(await checkTdxQuoteSignatures(parseTdxQuote(bytes))).toEqual({
+      qeReportSignatureValid: true,
+      qeReportDataBindsAttestationKey: false,
+      quoteSignatureValid: true,
+    });
+    expect(await failure(verifyTdxQuote({ quote: bytes, anchors: INTEL_ROOTS, at }))).toBe("TDX_QE_BINDING_MISMATCH");
+  });
+
+  it("verifies the raw bytes, not a caller-modified parsed object", async () => {
     const q = quote();
-    const forged = { ...q, qeAuthData: new Uint8Array(q.qeAuthData.length) };
-    expect(await failure(verifyTdxQuote({ quote: forged, anchors: INTEL_ROOTS, at }))).toBe("TDX_QE_BINDING_MISMATCH");
+    const forged = { ...q, body: { ...q.body, mrTd: new Uint8Array(48) } };
+    const v = await verifyTdxQuote({ quote: forged, anchors: INTEL_ROOTS, at });
+    expect(toHex(v.quote.body.mrTd)).toBe(toHex(q.body.mrTd));
   });
 
   it("CRLs: every non-root certificate needs a current CRL from its issuer", async () => {
