@@ -1,8 +1,16 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, type Llama, LlamaChatSession, LlamaCompletion, type LlamaModel } from "node-llama-cpp";
+import {
+  getLlama,
+  type Llama,
+  LlamaChatSession,
+  LlamaCompletion,
+  type LlamaModel,
+  readGgufFileInfo,
+} from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readGgufFile } from "../../models/gguf.ts";
 import { sha256File } from "../../models/hash.ts";
 import { inspectModel } from "../../models/inspect.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
@@ -29,6 +37,19 @@ afterAll(async () => {
 });
 
 describe("tiny model bytes", () => {
+  it("parses the same header with our reader and node-llama-cpp's independent one", async () => {
+    const ours = await readGgufFile(path);
+    const theirs = await readGgufFileInfo(path, { logWarnings: false });
+    expect(theirs.version).toBe(ours.version);
+    expect(theirs.metadata.general.architecture).toBe("llama");
+    const tokens = ours.metadata.get("tokenizer.ggml.tokens");
+    expect(tokens?.type).toBe("ARRAY");
+    expect(theirs.metadata.tokenizer.ggml.tokens).toEqual(tokens?.type === "ARRAY" ? tokens.items : undefined);
+    expect(theirs.tensorInfo?.map((t) => [t.name, t.dimensions.map(Number), t.ggmlType, Number(t.fileOffset)])).toEqual(
+      ours.tensors.map((t) => [t.name, t.dims, t.type, ours.dataOffset + t.offset]),
+    );
+  });
+
   it("is identical across writes and equal to the pinned digest", async () => {
     const again = await writeTinyModel(join(dir, "again.gguf"));
     expect(again).toEqual(written);
