@@ -1,9 +1,12 @@
 /** `cloister` sub-commands of the attestation/ party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
-import { choiceOption, timeOption } from "../client/cli/output.ts";
+import { choiceOption, timeOption, UsageError } from "../client/cli/output.ts";
 
-/** Kept in sync with VERIFY_EVIDENCE_TEES in verify-evidence-cli.ts (not imported: keeps this file light). */
-const TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
+/**
+ * Kept in sync with VERIFY_EVIDENCE_TEES in verify-evidence-cli.ts (not imported: keeps this file light),
+ * plus "maa" (an MAA token, handled by azure/cli-verify.ts).
+ */
+const TEES = ["snp", "tdx", "azure-snp", "azure-tdx", "maa"] as const;
 
 export function registerAttestationCommands(program: Command): void {
   program
@@ -32,14 +35,21 @@ export function registerAttestationCommands(program: Command): void {
     )
     .option("--accept-stale-collateral", "tdx: accept collateral and CRLs past their nextUpdate (reported as stale)")
     .option("--evidence <file>", "azure-*: the CVM evidence (HCL report + vTPM quote)")
-    .option("--token <file>", "azure-*: a Microsoft Azure Attestation token (JWT)")
-    .option("--jwks <file>", "azure-*: the MAA signing keys (JWKS JSON)")
+    .option(
+      "--nonce <hex>",
+      "azure-*: the expected vTPM quote qualifying data (hex); without it extraData is reported, not checked",
+    )
+    .option("--token <file>", "maa: a Microsoft Azure Attestation token (JWT)")
+    .option("--jwks <file>", "maa: the MAA signing keys (JWKS JSON, e.g. the instance's /certs response)")
     .option("--at <time>", "verification time, ISO-8601 (default: now)", timeOption("--at"))
     .option("--policy <file>", "also appraise the verified evidence against this policy (JSON)")
     .option("--json", "print the verdict as JSON")
     .action(async (options) => {
       const { printVerdict } = await import("./verify-evidence-cli.ts");
       const tee = options.tee as (typeof TEES)[number];
+      if (options.nonce !== undefined && tee !== "azure-snp" && tee !== "azure-tdx") {
+        throw new UsageError(`verify-evidence --tee ${tee}: --nonce does not apply to this TEE`);
+      }
       let verifyEvidence: typeof import("./snp/cli-verify.ts")["verifyEvidence"];
       switch (tee) {
         case "snp":
@@ -48,6 +58,13 @@ export function registerAttestationCommands(program: Command): void {
         case "tdx":
           ({ verifyEvidence } = await import("./tdx/cli-verify.ts"));
           break;
+        case "azure-snp":
+        case "azure-tdx":
+        case "maa": {
+          const azure = await import("./azure/cli-verify.ts");
+          printVerdict(await azure.verifyEvidence(options), options.json === true);
+          return;
+        }
         default: {
           const { ConfigurationError } = await import("./errors.ts");
           throw new ConfigurationError(

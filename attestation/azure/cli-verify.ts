@@ -1,0 +1,219 @@
+/**
+ * `cloister verify-evidence --tee azure-snp|azure-tdx --evidence FILE [--nonce HEX] [--at TIME]`
+ * and `cloister verify-evidence --tee maa --token FILE --jwks FILE [--at TIME]`: verify Azure CVM
+ * evidence under the pinned AMD / Intel roots, or an MAA token under the given key set, and turn
+ * the outcome into an EvidenceVerdict. CLI-only (reads files).
+ *
+ * Without `--nonce` the vTPM quote's extraData is reported (details.tpmExtraData) but not
+ * compared: details.nonceChecked says so. `--policy` is refused for Azure evidence (fail closed):
+ * Azure appraisal (PCR and vm-configuration policy) is not implemented.
+ */
+import { readFile } from "node:fs/promises";
+import { UsageError } from "../../client/cli/output.ts";
+import { fromHex, toHex } from "../bytes.ts";
+import { ConfigurationError } from "../errors.ts";
+import { AMD_ROOTS } from "../roots/amd.ts";
+import { INTEL_ROOTS } from "../roots/intel.ts";
+import { type SnpTcbVersion, tcbHex } from "../snp/parse.ts";
+import { isDebugTd } from "../tdx/parse.ts";
+import {
+  type EvidenceTcb,
+  type EvidenceVerdict,
+  failureFrom,
+  readInputFile,
+  rejectForeignOptions,
+  type VerifyEvidenceOptions,
+} from "../verify-evidence-cli.ts";
+import { parseAzureEvidence } from "./evidence.ts";
+import { parseMaaJwks, verifyMaaToken } from "./maa.ts";
+import { type AzureEvidenceParts, type VerifiedAzureEvidence, verifyAzureEvidence } from "./verify.ts";
+
+export interface AzureVerifyEvidenceOptions extends Omit<VerifyEvidenceOptions, "tee"> {
+  readonly tee: "azure-snp" | "azure-tdx" | "maa";
+  readonly nonce?: string | undefined;
+}
+
+type Fields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated" | "tee">;
+
+const EMPTY: Fields = {
+  version: null,
+  measurement: null,
+  reportData: null,
+  chipId: null,
+  reportedTcb: null,
+  policy: null,
+  debug: null,
+  signingKey: null,
+  tcbStatus: null,
+};
+
+function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
+  return {
+    raw: tcbHex(tcb),
+    ...(tcb.fmc === null ? {} : { fmc: tcb.fmc }),
+    bootloader: tcb.bootloader,
+    tee: tcb.tee,
+    snp: tcb.snp,
+    microcode: tcb.microcode,
+  };
+}
+
+function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | null): Fields {
+  const hcl = parts.hcl;
+  if (hcl === null) return EMPTY;
+  const details: Record<string, unknown> = {
+    hclVersion: hcl.version,
+    hclReportType: hcl.reportType,
+    runtimeDataSha256: verified === null ? null : toHex(verified.runtimeDataSha256),
+    vmUniqueId: hcl.runtimeData.vmUniqueId,
+    userData: hcl.runtimeData.userData,
+    vmConfiguration: hcl.runtimeData.vmConfiguration,
+    tpmExtraData: parts.attest === null ? null : toHex(parts.attest.extraData),
+    tpmClock: parts.attest === null ? null : parts.attest.clock.toString(),
+    nonceChecked: verified?.nonceChecked ?? null,
+    pcrs: verified === null ? null : Object.fromEntries([...verified.tpm.pcrs].map(([i, v]) => [String(i), toHex(v)])),
+  };
+  if (parts.snpReport !== null) {
+    const r = parts.snpReport;
+    return {
+      version: r.version,
+      measurement: toHex(r.measurement),
+      reportData: toHex(r.reportData),
+      chipId: toHex(r.chipId),
+      reportedTcb: tcbFields(verified?.snp?.reportedTcb ?? r.reportedTcb),
+      policy: `0x${r.policy.raw.toString(16)}`,
+      debug: r.policy.debugAllowed,
+      signingKey: r.signingKey,
+      tcbStatus: null,
+      details: { ...details, vmpl: r.vmpl, product: verified?.snp?.product ?? r.product, hostData: toHex(r.hostData) },
+    };
+  }
+  if (parts.tdQuote !== null) {
+    const q = parts.tdQuote;
+    return {
+      version: q.header.version,
+      measurement: toHex(q.body.mrTd),
+      reportData: toHex(q.body.reportData),
+      chipId: null,
+      reportedTcb: { raw: toHex(q.body.teeTcbSvn) },
+      policy: toHex(q.body.tdAttributes),
+      debug: isDebugTd(q.body),
+      signingKey: null,
+      tcbStatus: verified?.tdx?.tcbStatus ?? null,
+      details: { ...details, rtmrs: q.body.rtmrs.map(toHex), fmspc: verified?.tdx?.fmspc ?? null },
+    };
+  }
+  return { ...EMPTY, details };
+}
+
+async function verifyAzure(
+  options: AzureVerifyEvidenceOptions & { tee: "azure-snp" | "azure-tdx" },
+): Promise<EvidenceVerdict> {
+  rejectForeignOptions(options as VerifyEvidenceOptions, ["evidence"]);
+  if (options.policy !== undefined) {
+    throw new ConfigurationError(
+      "POLICY_APPRAISAL_UNAVAILABLE",
+      `--policy: appraisal of ${options.tee} evidence (PCRs, vm-configuration) is not implemented; refusing rather than skipping it`,
+    );
+  }
+  let nonce: Uint8Array | null = null;
+  if (options.nonce !== undefined) {
+    if (!/^([0-9a-fA-F]{2}){1,64}$/.test(options.nonce)) {
+      throw new UsageError(`--nonce: expected 1..64 bytes as hex, found ${options.nonce.length} characters`);
+    }
+    nonce = fromHex(options.nonce, "--nonce");
+  }
+  const bytes = await readInputFile(options.evidence, "--evidence", options.tee);
+  const at = options.at ?? new Date();
+  const parts: AzureEvidenceParts = { hcl: null, attest: null, snpReport: null, tdQuote: null };
+  try {
+    const evidence = parseAzureEvidence(new TextDecoder().decode(bytes));
+    if (evidence.kind !== options.tee) {
+      throw new ConfigurationError(
+        "AZURE_EVIDENCE_KIND_MISMATCH",
+        `--evidence: expected ${options.tee} evidence, found ${evidence.kind}`,
+      );
+    }
+    const verified = await verifyAzureEvidence(
+      { evidence, at, expectedNonce: nonce, snpAnchors: AMD_ROOTS, tdxAnchors: INTEL_ROOTS },
+      parts,
+    );
+    return {
+      valid: true,
+      stage: null,
+      code: null,
+      reason: null,
+      tee: options.tee,
+      simulated: verified.simulated,
+      ...fieldsOf(parts, verified),
+    };
+  } catch (error) {
+    return { valid: false, ...failureFrom(error), tee: options.tee, simulated: null, ...fieldsOf(parts, null) };
+  }
+}
+
+async function readJwks(path: string | undefined): Promise<string> {
+  if (path === undefined)
+    throw new UsageError("verify-evidence --tee maa: --jwks FILE is required (no key set is fetched)");
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    const why = (error as { code?: unknown }).code;
+    throw new UsageError(`--jwks: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
+  }
+}
+
+/** The verdict of an MAA token. Its `tee` is "maa", outside EvidenceVerdict's TEE list. */
+export type MaaVerdict = Omit<EvidenceVerdict, "tee"> & { readonly tee: "maa" };
+
+async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdict> {
+  rejectForeignOptions({ ...(options as VerifyEvidenceOptions) }, ["token", "jwks"]);
+  if (options.policy !== undefined) {
+    throw new ConfigurationError(
+      "POLICY_APPRAISAL_UNAVAILABLE",
+      "--policy: appraisal of MAA claims is not implemented",
+    );
+  }
+  if (options.nonce !== undefined)
+    throw new UsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
+  const token = new TextDecoder().decode(await readInputFile(options.token, "--token", "maa"));
+  const jwksText = await readJwks(options.jwks);
+  const at = options.at ?? new Date();
+  try {
+    const jwks = parseMaaJwks(jwksText);
+    const verified = await verifyMaaToken(token, { jwks, at });
+    const claims = verified.claims;
+    const snpMeasurement = claims["x-ms-sevsnpvm-launchmeasurement"];
+    const snpReportData = claims["x-ms-sevsnpvm-reportdata"];
+    return {
+      valid: true,
+      stage: null,
+      code: null,
+      reason: null,
+      tee: "maa",
+      simulated: false,
+      ...EMPTY,
+      measurement: typeof snpMeasurement === "string" ? snpMeasurement.toLowerCase() : null,
+      reportData: typeof snpReportData === "string" ? snpReportData.toLowerCase() : null,
+      details: {
+        kid: verified.kid,
+        attestationType: verified.attestationType,
+        issuer: verified.issuer,
+        expiresAt: verified.expiresAt.toISOString(),
+        notBefore: verified.notBefore?.toISOString() ?? null,
+        claims,
+      },
+    };
+  } catch (error) {
+    return { valid: false, ...failureFrom(error), tee: "maa", simulated: null, ...EMPTY };
+  }
+}
+
+/** Entry used by attestation/cli.ts for --tee azure-snp, azure-tdx and maa. */
+export async function verifyEvidence(options: AzureVerifyEvidenceOptions): Promise<EvidenceVerdict> {
+  if (options.tee === "maa") {
+    // printVerdict only shows `tee` as text; "maa" is a verdict of its own kind.
+    return (await verifyMaa(options)) as unknown as EvidenceVerdict;
+  }
+  return verifyAzure({ ...options, tee: options.tee });
+}

@@ -1,0 +1,194 @@
+/** `cloister verify-evidence --tee azure-snp|azure-tdx|maa`: spawned as real processes; exit codes and JSON. */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const F = fileURLToPath(new URL("../../../shared/fixtures/attestation/", import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cloister(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile("node", ["bin/cloister.js", ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const JWKS = `${F}azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json`;
+const CASES = {
+  genoa: [
+    "--tee",
+    "azure-snp",
+    "--evidence",
+    `${F}azure/snp-vtpm/genoa-evidence.trustee.json`,
+    "--at",
+    "2026-01-01T00:00:00Z",
+    "--nonce",
+    "0218488bae25d2509232bf676f1a66a30d7372add909109b36016ef136f2938ca05475f8b46094de6b64270ea35d950f",
+    "--json",
+  ],
+  milanWrongNonce: [
+    "--tee",
+    "azure-snp",
+    "--evidence",
+    `${F}azure/snp-vtpm/milan-evidence-v0.trustee.json`,
+    "--at",
+    "2026-01-01T00:00:00Z",
+    "--nonce",
+    "00",
+    "--json",
+  ],
+  tdx: [
+    "--tee",
+    "azure-tdx",
+    "--evidence",
+    `${F}azure/tdx-vtpm/tdx-evidence-v1.trustee.json`,
+    "--at",
+    "2024-01-01T00:00:00Z",
+    "--json",
+  ],
+  wrongKind: [
+    "--tee",
+    "azure-tdx",
+    "--evidence",
+    `${F}azure/snp-vtpm/milan-evidence-v2.trustee.json`,
+    "--at",
+    "2026-01-01T00:00:00Z",
+    "--json",
+  ],
+  maaValid: [
+    "--tee",
+    "maa",
+    "--token",
+    `${F}azure/maa/maa-sgx-sharedwus-2022-05-31.jwt`,
+    "--jwks",
+    JWKS,
+    "--at",
+    "2022-05-31T23:00:00Z",
+    "--json",
+  ],
+  maaNone: [
+    "--tee",
+    "maa",
+    "--token",
+    `${F}azure/maa/maa-sgx-draft-policy-alg-none-sharedwus-2022-05-31.jwt`,
+    "--jwks",
+    JWKS,
+    "--at",
+    "2022-05-31T23:00:00Z",
+    "--json",
+  ],
+  maaSnpUnknownKey: [
+    "--tee",
+    "maa",
+    "--token",
+    `${F}azure/maa/maa-sevsnpvm-sharedweu-test-2025-04-08.jwt`,
+    "--jwks",
+    JWKS,
+    "--at",
+    "2025-04-08T05:00:00Z",
+  ],
+  nonceOnSnp: [
+    "--tee",
+    "snp",
+    "--report",
+    `${F}snp/milan-gcp-v5-report.bin`,
+    "--cert",
+    `${F}snp/milan-gcp-v5-vcek.pem`,
+    "--nonce",
+    "00",
+  ],
+} as const;
+
+const results: Partial<Record<keyof typeof CASES, Run>> = {};
+
+beforeAll(async () => {
+  const names = Object.keys(CASES) as (keyof typeof CASES)[];
+  // two at a time: the machine has two cores
+  for (let i = 0; i < names.length; i += 2) {
+    const batch = names.slice(i, i + 2);
+    const runs = await Promise.all(batch.map((n) => cloister(["verify-evidence", ...CASES[n]])));
+    batch.forEach((n, j) => {
+      results[n] = runs[j] as Run;
+    });
+  }
+}, 240_000);
+
+const run = (name: keyof typeof CASES): Run => results[name] as Run;
+
+describe("cloister verify-evidence (Azure and MAA)", () => {
+  it("accepts the Genoa Azure SNP evidence with its nonce, exit 0, with the parsed values", () => {
+    const r = run("genoa");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ valid: true, stage: null, code: null, tee: "azure-snp", simulated: false, version: 3 });
+    expect(v.measurement).toBe(
+      "f57dc09a507c6ecd82369bffb600f0003792f4d99bc26e985ec0c266fc34faf3706faf814c9e61065768a6ff917c89ae",
+    );
+    expect(v.reportedTcb.raw).toBe("0x541700000000000a");
+    expect(v.details.runtimeDataSha256).toBe("b581f12e29a2d7d64e5e0b738d563879a78b51c644d0fa0cce02b48699f6bf5f");
+    expect(v.details.vmUniqueId).toBe("390CBCF5-6C67-4D9B-98EF-C3F1699CC8FC");
+    expect(v.details.pcrs["0"]).toBe("afd689d0bb1c5f36f023fbaf574135f555a28a10c1f6b938d2a25e70c7783338");
+    expect(v.details.nonceChecked).toBe(true);
+  });
+
+  it("refuses a wrong --nonce with AZURE_TPM_NONCE_MISMATCH, exit 1", () => {
+    const r = run("milanWrongNonce");
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, stage: "verify", code: "AZURE_TPM_NONCE_MISMATCH" });
+  });
+
+  it("accepts the Azure TDX evidence and reports that the nonce was not checked", () => {
+    const r = run("tdx");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ valid: true, tee: "azure-tdx", simulated: false, version: 4 });
+    expect(v.details.runtimeDataSha256).toBe("9734504f161d104c74e3165c15f779b06a9bb40dfa71937817d7eee68e593839");
+    expect(v.details.pcrs["0"]).toBe("782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273");
+    expect(v.details.nonceChecked).toBe(false);
+    expect(v.details.tpmExtraData).toBe("6368616c6c656e6765");
+  });
+
+  it("refuses SNP evidence given as --tee azure-tdx", () => {
+    const r = run("wrongKind");
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, code: "AZURE_EVIDENCE_KIND_MISMATCH" });
+  });
+
+  it("accepts a real MAA token under its key set, exit 0", () => {
+    const r = run("maaValid");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ valid: true, tee: "maa", simulated: false });
+    expect(v.details).toMatchObject({ kid: "XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=", attestationType: "sgx" });
+    expect(v.details.claims["x-ms-sgx-mrenclave"]).toBe(
+      "292a1f4b519e46627eb2478a3d9851405653c5b4b0a6925de843834d9216850e",
+    );
+  });
+
+  it("refuses the alg:none token, exit 1", () => {
+    const r = run("maaNone");
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, code: "MAA_ALG_NOT_ALLOWED" });
+  });
+
+  it("fails closed on the sevsnpvm token whose key is not in the set, with one error line", () => {
+    const r = run("maaSnpUnknownKey");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("maa: INVALID");
+    expect(r.stderr).toMatch(/^cloister: MAA_UNKNOWN_KEY: /);
+  });
+
+  it("rejects --nonce for a TEE it does not apply to (usage error, exit 2)", () => {
+    const r = run("nonceOnSnp");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--nonce does not apply");
+  });
+});
