@@ -25,7 +25,7 @@ import {
   type VerifyTdxQuoteOptions,
   verifyTdxQuote,
 } from "../../attestation/tdx/verify.ts";
-import { parseCrl, parsePemCertificates } from "../../attestation/x509.ts";
+import { parseCrl, parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
 
 const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -65,6 +65,7 @@ const TCB_CHAIN = text(`${C}tcb-info-issuer-chain.pem`);
 const QE_CHAIN = text(`${C}qe-identity-issuer-chain.pem`);
 const ROOT = INTEL_ROOTS[0]!.root;
 const CRLS = [read(`${C}pck-crl-platform-2023-06-08.der`), read(`${C}root-ca-crl-2023-04-03.der`)];
+const PCK_CRL = parseCrl(CRLS[0]!);
 
 const tcbInfo = (file: string) => ({ json: read(`${C}${file}`), issuerChain: TCB_CHAIN });
 const qeIdentity = (file: string) => ({ json: read(`${C}${file}`), issuerChain: QE_CHAIN });
@@ -95,6 +96,12 @@ describe("TDX quote verification (EXPECTED.json rows, at verifyAt, no collateral
       qeReportDataBindsAttestationKey: row.qeReportDataBindsAttestationKey,
     });
     const at = new Date(row.verifyAt);
+    // The PCK chain verifies to the pinned root on every row (tampered ones included), and no
+    // row's PCK leaf is listed in Intel's 2023 PCK Platform CA CRL.
+    const links = quote.pckChain.map((cert, i) => ({ cert, role: ["PCK leaf", "PCK CA", "root"][i]! }));
+    await expect(verifyChain(links, [ROOT], at)).resolves.toBeUndefined();
+    expect(row.pckChainValid).toBe(true);
+    expect(PCK_CRL.revokedSerials.has(toHex(quote.pckChain[0].serialNumber))).toBe(row.revokedInPckCrl2023);
     const expectedCode = EXPECTED_CODE[file];
     const valid = row.quoteSignatureValid && row.qeReportSignatureValid && row.qeReportDataBindsAttestationKey;
     expect(valid).toBe(expectedCode === undefined);
