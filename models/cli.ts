@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { choiceOption } from "../client/cli/output.ts";
+import { registerModelRunCommand } from "../enclave/run-cli.ts";
 
 /** The `model` command group of `program`, created on first use (shared with `cloister model run`). */
 export function modelCommand(program: Command): Command {
@@ -18,6 +19,7 @@ export function modelCommand(program: Command): Command {
 
 export function registerModelCommands(program: Command): void {
   const model = modelCommand(program);
+  registerModelRunCommand(model); // `model run`: declared in enclave/run-cli.ts, engine loaded lazily
   const make = model
     .command("make")
     .description("write a deterministic model generated offline (same bytes on every machine)")
