@@ -1,0 +1,209 @@
+/**
+ * Evidence on an Azure confidential VM (SEV-SNP or TDX behind the Azure paravisor, "HCL"): the
+ * guest has no /dev/sev-guest or configfs-tsm provider; the hardware report is made by the
+ * paravisor and exposed through the vTPM. One request:
+ *
+ *   1. write REPORT_DATA (64 bytes) to NV index 0x01400002 (defined if absent), so the paravisor
+ *      puts it in the runtime data's `user-data` of a fresh HCL report (tpm2_nvdefine/tpm2_nvwrite)
+ *   2. read the HCL report from NV index 0x01400001 (tpm2_nvread)
+ *   3. quote the 24 SHA-256 PCRs with the attestation key 0x81000003 and qualifying data =
+ *      REPORT_DATA (tpm2_quote -f plain -F values)
+ *   4. SNP: fetch the VCEK from the Azure instance metadata service (THIM);
+ *      TDX: exchange the TDREPORT for a TD quote at the IMDS quote endpoint
+ *   5. emit Cloister's Azure evidence JSON (attestation/azure/evidence.ts: v2 SNP / v1 TDX)
+ *
+ * Tools and IMDS are injected (tests use fakes returning the captured fixture bytes); nothing is
+ * verified here. The verifier checks REPORT_DATA as the quote's extraData.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { base64url } from "jose";
+import { serializeAzureEvidence } from "../azure/evidence.ts";
+import { parseHclReport } from "../azure/hcl.ts";
+import { toHex } from "../bytes.ts";
+import { ConfigurationError, EvidenceError } from "../errors.ts";
+import { parseCertificateBytes } from "../x509.ts";
+import { type CommandRunner, createCommandRunner } from "./command-runner.ts";
+import { type RawAzureEvidence, REPORT_DATA_SIZE, type TeeEvidenceProvider } from "./types.ts";
+
+export const AZURE_HCL_REPORT_NV_INDEX = "0x01400001";
+export const AZURE_USER_DATA_NV_INDEX = "0x01400002";
+export const AZURE_AK_HANDLE = "0x81000003";
+export const AZURE_PCR_SELECTION = `sha256:${Array.from({ length: 24 }, (_, i) => i).join(",")}`;
+export const AZURE_THIM_VCEK_URL = "http://169.254.169.254/metadata/THIM/amd/certification";
+export const AZURE_TDX_QUOTE_URL = "http://169.254.169.254/acc/tdquote";
+
+/** The Azure instance metadata service calls the provider needs (injected; real fetch by default). */
+export interface AzureImds {
+  /** SNP: the VCEK certificate (PEM or DER bytes) for this VM's chip and TCB. */
+  getVcek(): Promise<Uint8Array>;
+  /** TDX: a TD quote for a TDREPORT. */
+  getTdQuote(tdReport: Uint8Array): Promise<Uint8Array>;
+}
+
+export function fetchImds(fetchFn: typeof fetch = fetch): AzureImds {
+  return {
+    async getVcek() {
+      const response = await fetchFn(AZURE_THIM_VCEK_URL, { headers: { Metadata: "true" } });
+      if (!response.ok)
+        throw new EvidenceError("AZURE_IMDS_FAILED", `IMDS THIM: expected status 200, found ${response.status}`);
+      const body = (await response.json()) as { vcekCert?: unknown };
+      if (typeof body.vcekCert !== "string")
+        throw new EvidenceError("AZURE_IMDS_FAILED", "IMDS THIM: expected vcekCert (PEM)");
+      return new TextEncoder().encode(body.vcekCert);
+    },
+    async getTdQuote(tdReport) {
+      const response = await fetchFn(AZURE_TDX_QUOTE_URL, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ report: base64url.encode(tdReport) }),
+      });
+      if (!response.ok)
+        throw new EvidenceError("AZURE_IMDS_FAILED", `IMDS tdquote: expected status 200, found ${response.status}`);
+      const body = (await response.json()) as { quote?: unknown };
+      if (typeof body.quote !== "string")
+        throw new EvidenceError("AZURE_IMDS_FAILED", "IMDS tdquote: expected quote (base64url)");
+      return base64url.decode(body.quote.replace(/=+$/, ""));
+    },
+  };
+}
+
+export interface AzureVtpmOptions {
+  readonly kind: "azure-snp" | "azure-tdx";
+  readonly run?: CommandRunner;
+  readonly imds?: AzureImds;
+  /** Write REPORT_DATA into the HCL user-data first (default true). */
+  readonly refreshUserData?: boolean;
+  /** Directory for the tools' temporary files (default the OS temp directory). */
+  readonly tempDir?: string;
+}
+
+async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
+  const result = await run(command, args);
+  if (result.exitCode !== 0) {
+    throw new EvidenceError(
+      "TPM_COMMAND_FAILED",
+      `${command}: expected exit status 0, found ${result.exitCode}: ${result.stderr.trim().split("\n")[0]?.slice(0, 200) ?? ""}`,
+    );
+  }
+}
+
+async function readOutput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new EvidenceError("TPM_COMMAND_FAILED", `${what}: expected the tool to write ${path}, found none`, {
+      cause: error,
+    });
+  }
+}
+
+export class AzureVtpmProvider implements TeeEvidenceProvider {
+  readonly kind: "azure-snp" | "azure-tdx";
+  private readonly run: CommandRunner;
+  private readonly imds: AzureImds;
+
+  constructor(private readonly options: AzureVtpmOptions) {
+    this.kind = options.kind;
+    this.run = options.run ?? createCommandRunner();
+    this.imds = options.imds ?? fetchImds();
+  }
+
+  async getEvidence(reportData: Uint8Array): Promise<RawAzureEvidence> {
+    if (reportData.length !== REPORT_DATA_SIZE) {
+      throw new ConfigurationError(
+        "REPORT_DATA_SIZE",
+        `REPORT_DATA: expected ${REPORT_DATA_SIZE} bytes, found ${reportData.length}`,
+      );
+    }
+    const dir = await mkdtemp(join(this.options.tempDir ?? tmpdir(), "cloister-vtpm-"));
+    try {
+      if (this.options.refreshUserData ?? true) {
+        const userData = join(dir, "user-data.bin");
+        await writeFile(userData, reportData);
+        const defined = await this.run("tpm2_nvreadpublic", [AZURE_USER_DATA_NV_INDEX]);
+        if (defined.exitCode !== 0) {
+          await tool(this.run, "tpm2_nvdefine", [
+            "-C",
+            "o",
+            "-s",
+            String(REPORT_DATA_SIZE),
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+            AZURE_USER_DATA_NV_INDEX,
+          ]);
+        }
+        await tool(this.run, "tpm2_nvwrite", ["-C", "o", "-i", userData, AZURE_USER_DATA_NV_INDEX]);
+      }
+      const hclPath = join(dir, "hcl-report.bin");
+      await tool(this.run, "tpm2_nvread", ["-C", "o", "-o", hclPath, AZURE_HCL_REPORT_NV_INDEX]);
+      const hclReport = await readOutput(hclPath, "tpm2_nvread");
+      const hcl = parseHclReport(hclReport);
+      if (`azure-${hcl.reportType}` !== this.kind) {
+        throw new EvidenceError(
+          "AZURE_WRONG_TEE",
+          `HCL report: expected ${this.kind}, found a ${hcl.reportType} report`,
+        );
+      }
+      if ((this.options.refreshUserData ?? true) && hcl.runtimeData.userData?.toLowerCase() !== toHex(reportData)) {
+        throw new EvidenceError(
+          "AZURE_USER_DATA_NOT_REFRESHED",
+          "HCL report: expected the user-data just written to NV index 0x01400002, found other data (stale report)",
+        );
+      }
+      const [msg, sig, pcrs] = ["quote.msg", "quote.sig", "quote.pcrs"].map((n) => join(dir, n)) as [
+        string,
+        string,
+        string,
+      ];
+      await tool(this.run, "tpm2_quote", [
+        "-c",
+        AZURE_AK_HANDLE,
+        "-l",
+        AZURE_PCR_SELECTION,
+        "-q",
+        toHex(reportData),
+        "-g",
+        "sha256",
+        "-m",
+        msg,
+        "-s",
+        sig,
+        "-f",
+        "plain",
+        "-o",
+        pcrs,
+        "-F",
+        "values",
+      ]);
+      const pcrValues = await readOutput(pcrs, "tpm2_quote");
+      if (pcrValues.length !== 24 * 32) {
+        throw new EvidenceError(
+          "TPM_COMMAND_FAILED",
+          `tpm2_quote: expected 24 SHA-256 PCR values (768 bytes), found ${pcrValues.length} bytes`,
+        );
+      }
+      const tpmQuote = {
+        message: await readOutput(msg, "tpm2_quote"),
+        signature: await readOutput(sig, "tpm2_quote"),
+        pcrs: Array.from({ length: 24 }, (_, i) => pcrValues.slice(i * 32, i * 32 + 32)),
+      };
+      const json =
+        this.kind === "azure-snp"
+          ? serializeAzureEvidence({
+              hclReport,
+              tpmQuote,
+              vcekDer: parseCertificateBytes(await this.imds.getVcek()).der,
+            })
+          : serializeAzureEvidence({
+              hclReport,
+              tpmQuote,
+              tdQuote: await this.imds.getTdQuote(hcl.tdReport as Uint8Array),
+            });
+      return { kind: this.kind, json, source: "azure-vtpm" };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Runs an external tool (tpm2-tools) without a shell, with a timeout and bounded output. Injected
+ * into providers so tests use a fake runner; nothing here interprets the tool's output.
+ */
+import { spawn } from "node:child_process";
+import { EvidenceError } from "../errors.ts";
+
+export interface CommandResult {
+  readonly exitCode: number;
+  readonly stdout: Uint8Array;
+  /** At most 4 KiB of stderr, for error messages. */
+  readonly stderr: string;
+}
+
+export type CommandRunner = (command: string, args: readonly string[]) => Promise<CommandResult>;
+
+const MAX_STDOUT = 1 << 20;
+const MAX_STDERR = 4096;
+
+export function createCommandRunner(options: { timeoutMs?: number } = {}): CommandRunner {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  return (command, args) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(command, [...args], { shell: false, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+      const out: Buffer[] = [];
+      let outLength = 0;
+      let err = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        outLength += chunk.length;
+        if (outLength <= MAX_STDOUT) out.push(chunk);
+      });
+      child.stderr.on("data", (chunk: Buffer) => {
+        if (err.length < MAX_STDERR) err += chunk.toString("utf8").slice(0, MAX_STDERR - err.length);
+      });
+      child.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") {
+          reject(
+            new EvidenceError(
+              "TPM_TOOL_MISSING",
+              `${command}: expected the program on PATH, found none (install tpm2-tools)`,
+              {
+                cause: error,
+              },
+            ),
+          );
+        } else {
+          reject(
+            new EvidenceError("TPM_COMMAND_FAILED", `${command}: could not run (${error.code ?? "error"})`, {
+              cause: error,
+            }),
+          );
+        }
+      });
+      child.on("close", (code, signal) => {
+        if (outLength > MAX_STDOUT) {
+          reject(
+            new EvidenceError(
+              "TPM_COMMAND_FAILED",
+              `${command}: expected at most ${MAX_STDOUT} bytes of output, found more`,
+            ),
+          );
+          return;
+        }
+        resolve({
+          exitCode: code ?? (signal === null ? -1 : 128),
+          stdout: new Uint8Array(Buffer.concat(out)),
+          stderr: err,
+        });
+      });
+    });
+}

@@ -1,0 +1,81 @@
+/**
+ * Which TEE is this process running in? Used by `--tee auto`. Looks, in order, at:
+ *   1. configfs-tsm: a probe entry's `provider` (sev_guest → snp, tdx_guest → tdx), removed again
+ *   2. /dev/sev-guest → snp, /dev/tdx_guest → tdx (older kernels: detected, but the configfs-tsm
+ *      provider will then report TSM_UNAVAILABLE; see docs/platforms.md)
+ *   3. Azure confidential VM: DMI sys_vendor "Microsoft Corporation", a TPM device, and the HCL
+ *      report NV index 0x01400001 present (tpm2_nvreadpublic); AMD vs Intel from /proc/cpuinfo
+ * Every path and the command runner are injectable. Detection is a convenience, not a security
+ * decision: the verifier decides what the evidence is.
+ */
+import { access, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { toHex } from "../bytes.ts";
+import { randomBytes } from "../crypto.ts";
+import { AZURE_HCL_REPORT_NV_INDEX } from "./azure-vtpm.ts";
+import type { CommandRunner } from "./command-runner.ts";
+import { DEFAULT_TSM_REPORT_ROOT, nodeTsmFileSystem, type TsmFileSystem } from "./configfs-tsm.ts";
+import type { TeeKind } from "./types.ts";
+
+export interface DetectTeeOptions {
+  /** Prefix for every absolute path below (a test's temporary directory); default "/". */
+  readonly root?: string;
+  readonly tsmReportDir?: string;
+  readonly fs?: TsmFileSystem;
+  /** Runs tpm2_nvreadpublic for the Azure check; without it Azure is not detected. */
+  readonly run?: CommandRunner;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readText(path: string): Promise<string | null> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | null> {
+  if (!(await fs.isDirectory(dir))) return null;
+  const entry = join(dir, `cloister-detect-${toHex(randomBytes(6))}`);
+  try {
+    await fs.mkdir(entry);
+  } catch {
+    return null;
+  }
+  try {
+    const provider = new TextDecoder().decode(await fs.readFile(join(entry, "provider"))).trim();
+    return provider === "sev_guest" ? "snp" : provider === "tdx_guest" ? "tdx" : null;
+  } catch {
+    return null;
+  } finally {
+    await fs.rmdir(entry).catch(() => undefined);
+  }
+}
+
+export async function detectTee(options: DetectTeeOptions = {}): Promise<TeeKind | null> {
+  const root = options.root ?? "/";
+  const at = (path: string) => join(root, path);
+  const fromTsm = await probeTsm(options.fs ?? nodeTsmFileSystem, options.tsmReportDir ?? at(DEFAULT_TSM_REPORT_ROOT));
+  if (fromTsm !== null) return fromTsm;
+  if (await exists(at("/dev/sev-guest"))) return "snp";
+  if (await exists(at("/dev/tdx_guest"))) return "tdx";
+
+  const vendor = await readText(at("/sys/class/dmi/id/sys_vendor"));
+  if (vendor !== "Microsoft Corporation" || options.run === undefined) return null;
+  if (!(await exists(at("/dev/tpmrm0"))) && !(await exists(at("/dev/tpm0")))) return null;
+  const nv = await options.run("tpm2_nvreadpublic", [AZURE_HCL_REPORT_NV_INDEX]).catch(() => null);
+  if (nv === null || nv.exitCode !== 0) return null;
+  const cpuinfo = (await readText(at("/proc/cpuinfo"))) ?? "";
+  if (cpuinfo.includes("AuthenticAMD")) return "azure-snp";
+  if (cpuinfo.includes("GenuineIntel")) return "azure-tdx";
+  return null;
+}

@@ -1,0 +1,242 @@
+import { readFileSync } from "node:fs";
+import * as fs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
+import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
+import { AttestationError } from "../../attestation/errors.ts";
+import { AZURE_AK_HANDLE, AZURE_PCR_SELECTION, AzureVtpmProvider } from "../../attestation/providers/azure-vtpm.ts";
+import type { CommandRunner } from "../../attestation/providers/command-runner.ts";
+import { detectTee } from "../../attestation/providers/detect.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const text = (p: string) => readFileSync(new URL(p, FIXTURES), "utf8");
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), "cloister-vtpm-test-"));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** A fake tpm2-tools runner that writes the captured fixture bytes where the real tools would. */
+function fakeTpm(fixture: string, options: { failing?: string; nvDefined?: boolean } = {}) {
+  const evidence = parseAzureEvidence(text(fixture));
+  const calls: { command: string; args: readonly string[] }[] = [];
+  const run: CommandRunner = async (command, args) => {
+    calls.push({ command, args });
+    const ok = { exitCode: 0, stdout: new Uint8Array(0), stderr: "" };
+    if (command === options.failing)
+      return {
+        exitCode: 1,
+        stdout: new Uint8Array(0),
+        stderr: "ERROR: Esys_Quote(0x184) - tpm:error(2.0): value is out of range\n",
+      };
+    const arg = (flag: string) => args[args.indexOf(flag) + 1] as string;
+    switch (command) {
+      case "tpm2_nvreadpublic":
+        return options.nvDefined === false ? { ...ok, exitCode: 1 } : ok;
+      case "tpm2_nvdefine":
+      case "tpm2_nvwrite":
+        return ok;
+      case "tpm2_nvread":
+        await fs.writeFile(arg("-o"), evidence.hclReport);
+        return ok;
+      case "tpm2_quote": {
+        await fs.writeFile(arg("-m"), evidence.tpmQuote.message);
+        await fs.writeFile(arg("-s"), evidence.tpmQuote.signature);
+        const pcrs = new Uint8Array(24 * 32);
+        evidence.tpmQuote.pcrs.forEach((p, i) => {
+          pcrs.set(p, i * 32);
+        });
+        await fs.writeFile(arg("-o"), pcrs);
+        return ok;
+      }
+      default:
+        return { exitCode: 127, stdout: new Uint8Array(0), stderr: "unexpected command" };
+    }
+  };
+  return { run, calls, evidence };
+}
+
+const noImds = {
+  getVcek: async () => {
+    throw new Error("unexpected IMDS call");
+  },
+  getTdQuote: async () => {
+    throw new Error("unexpected IMDS call");
+  },
+};
+
+async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AttestationError);
+  return error as AttestationError;
+}
+
+describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
+  it("writes REPORT_DATA to user-data, reads the HCL report, quotes with the AK and emits verifiable v2 evidence", async () => {
+    // milan-v2's HCL user-data is the 48-byte verifier nonce followed by 16 zero bytes.
+    const fixture = "azure/snp-vtpm/milan-evidence-v2.trustee.json";
+    const { run, calls, evidence } = fakeTpm(fixture, { nvDefined: false });
+    const reportData = fromHex(
+      `${"982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef"}${"00".repeat(16)}`,
+    );
+    const vcek = evidence.vcek as Uint8Array;
+    const provider = new AzureVtpmProvider({
+      kind: "azure-snp",
+      run,
+      imds: { ...noImds, getVcek: async () => vcek },
+      tempDir: dir,
+    });
+    const raw = await provider.getEvidence(reportData);
+    expect(raw.kind).toBe("azure-snp");
+    expect(calls.map((c) => c.command)).toEqual([
+      "tpm2_nvreadpublic",
+      "tpm2_nvdefine",
+      "tpm2_nvwrite",
+      "tpm2_nvread",
+      "tpm2_quote",
+    ]);
+    const quote = calls[4]?.args ?? [];
+    expect(quote.slice(0, 4)).toEqual(["-c", AZURE_AK_HANDLE, "-l", AZURE_PCR_SELECTION]);
+    expect(quote[quote.indexOf("-q") + 1]).toBe(toHex(reportData));
+    expect(calls[3]?.args).toContain("0x01400001");
+    const parsed = parseAzureEvidence(raw.json);
+    expect(parsed.format).toBe("v2");
+    const verified = await verifyAzureEvidence({
+      evidence: parsed,
+      at: new Date("2026-01-01T00:00:00Z"),
+      expectedNonce: reportData.subarray(0, 48), // the captured quote was made with the 48-byte nonce
+      snpAnchors: AMD_ROOTS,
+    });
+    expect(verified.runtimeData.vmUniqueId).toBe("7DF7B373-B947-4AAA-96E5-C358F2A03D20");
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it("emits verifiable v1 TDX evidence using the IMDS quote for the TDREPORT", async () => {
+    const fixture = "azure/tdx-vtpm/tdx-evidence-v1.trustee.json";
+    const { run, evidence } = fakeTpm(fixture);
+    let seenReport: Uint8Array | undefined;
+    const provider = new AzureVtpmProvider({
+      kind: "azure-tdx",
+      run,
+      refreshUserData: false,
+      imds: {
+        ...noImds,
+        getTdQuote: async (tdReport) => {
+          seenReport = tdReport;
+          return evidence.tdQuote as Uint8Array;
+        },
+      },
+      tempDir: dir,
+    });
+    const raw = await provider.getEvidence(new Uint8Array(64));
+    expect(seenReport).toEqual(evidence.hclReport.slice(0x20, 0x20 + 1024));
+    const verified = await verifyAzureEvidence({
+      evidence: parseAzureEvidence(raw.json),
+      at: new Date("2024-01-01T00:00:00Z"),
+      expectedNonce: new TextEncoder().encode("challenge"),
+      tdxAnchors: INTEL_ROOTS,
+    });
+    expect(verified.kind).toBe("azure-tdx");
+  });
+
+  it("refuses a stale HCL report whose user-data is not the REPORT_DATA just written", async () => {
+    const { run } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
+    expect((await rejection(provider.getEvidence(new Uint8Array(64).fill(1)))).code).toBe(
+      "AZURE_USER_DATA_NOT_REFRESHED",
+    );
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it("reports a failing tpm2_quote with TPM_COMMAND_FAILED and the tool's first error line", async () => {
+    const { run } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json", { failing: "tpm2_quote" });
+    const provider = new AzureVtpmProvider({
+      kind: "azure-snp",
+      run,
+      imds: noImds,
+      refreshUserData: false,
+      tempDir: dir,
+    });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64)));
+    expect(error.code).toBe("TPM_COMMAND_FAILED");
+    expect(error.message).toContain("Esys_Quote");
+  });
+
+  it("refuses an HCL report of the other TEE (AZURE_WRONG_TEE)", async () => {
+    const { run } = fakeTpm("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
+    const provider = new AzureVtpmProvider({
+      kind: "azure-snp",
+      run,
+      imds: noImds,
+      refreshUserData: false,
+      tempDir: dir,
+    });
+    expect((await rejection(provider.getEvidence(new Uint8Array(64)))).code).toBe("AZURE_WRONG_TEE");
+  });
+});
+
+describe("detectTee", () => {
+  async function tree(files: Record<string, string>): Promise<void> {
+    for (const [path, content] of Object.entries(files)) {
+      await fs.mkdir(join(dir, path, ".."), { recursive: true });
+      await fs.writeFile(join(dir, path), content);
+    }
+  }
+  const azureRun: CommandRunner = async (command, args) => ({
+    exitCode: command === "tpm2_nvreadpublic" && args[0] === "0x01400001" ? 0 : 1,
+    stdout: new Uint8Array(0),
+    stderr: "",
+  });
+
+  it("finds SNP and TDX through the configfs-tsm provider, removing the probe entry", async () => {
+    for (const [provider, kind] of [
+      ["sev_guest", "snp"],
+      ["tdx_guest", "tdx"],
+    ] as const) {
+      const emulator = await TsmEmulator.create(join(dir, provider), {
+        provider,
+        makeReport: fakeSnpReport,
+        auxblob: null,
+      });
+      expect(await detectTee({ root: dir, tsmReportDir: emulator.root, fs: emulator })).toBe(kind);
+      expect(emulator.removed).toEqual(emulator.created);
+    }
+  });
+
+  it("falls back to /dev/sev-guest and /dev/tdx_guest", async () => {
+    await tree({ "dev/tdx_guest": "" });
+    expect(await detectTee({ root: dir })).toBe("tdx");
+    await tree({ "dev/sev-guest": "" });
+    expect(await detectTee({ root: dir })).toBe("snp");
+  });
+
+  it("finds an Azure CVM by DMI vendor, TPM device and the HCL NV index, AMD vs Intel by cpuinfo", async () => {
+    await tree({
+      "sys/class/dmi/id/sys_vendor": "Microsoft Corporation\n",
+      "dev/tpmrm0": "",
+      "proc/cpuinfo": "vendor_id\t: AuthenticAMD\n",
+    });
+    expect(await detectTee({ root: dir, run: azureRun })).toBe("azure-snp");
+    await tree({ "proc/cpuinfo": "vendor_id\t: GenuineIntel\n" });
+    expect(await detectTee({ root: dir, run: azureRun })).toBe("azure-tdx");
+    // an ordinary Azure VM (trusted launch vTPM, no HCL report index) is not a CVM
+    const noHcl: CommandRunner = async () => ({ exitCode: 1, stdout: new Uint8Array(0), stderr: "" });
+    expect(await detectTee({ root: dir, run: noHcl })).toBeNull();
+  });
+
+  it("returns null on a machine with none of these", async () => {
+    expect(await detectTee({ root: dir, run: azureRun })).toBeNull();
+  });
+});
