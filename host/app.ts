@@ -7,7 +7,7 @@
  * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed.
  */
 import { Hono } from "hono";
-import { parseEnvelope } from "../sealed/envelope.ts";
+import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogSink } from "./access-log.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
@@ -30,7 +30,8 @@ export interface HostOptions {
   readonly fetch?: typeof fetch;
 }
 
-export const TENANT_HEADER = "x-cloister-tenant";
+export { TENANT_HEADER };
+
 const CHALLENGE_MAX_BYTES = 1024;
 const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 

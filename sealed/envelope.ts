@@ -117,3 +117,9 @@ export function parseEnvelope(envelope: Uint8Array): ParsedEnvelope {
     ciphertext: envelope.subarray(ENVELOPE_PREFIX_LENGTH),
   };
 }
+
+/**
+ * HTTP header in which the host tells the enclave which API key (tenant) a request came from. The
+ * host is untrusted, so the enclave prefers the tenant the client put inside the sealed request.
+ */
+export const TENANT_HEADER = "x-cloister-tenant";

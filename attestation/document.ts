@@ -1,0 +1,358 @@
+/**
+ * Attestation documents and nonce answers (DESIGN.md "Boot and attestation").
+ *
+ * The document is a compact JWS signed with the enclave's per-boot Ed25519 key. Its payload
+ * carries the TEE type, the raw evidence (whose REPORT_DATA binds the keys and the manifest, see
+ * binding.ts), the X25519 sealing key (`cnf`, EAT vocabulary), the Ed25519 key itself, and the
+ * signed manifest. The nonce answer is a JWS by the same key over {eat_nonce, document digest, iat}.
+ *
+ * `verifyAttestationDocument` is the client's single entry point. It checks, in this order, and
+ * names the failed stage: evidence (signature and chain to a pinned root, at `at`) → appraisal
+ * (policy over the TEE's own fields) → binding (REPORT_DATA = hash of the document's keys and
+ * manifest) → document (the JWS verifies under the bound Ed25519 key) → nonce (fresh answer under
+ * the same key) → manifest (operator signature, model digest and platform acceptable).
+ * The payload is read before its JWS is checked only to reach the hardware evidence, which is
+ * self-authenticating; nothing from the payload is trusted until the stage that verifies it.
+ */
+import { base64url, CompactSign, compactVerify, decodeProtectedHeader, importJWK, type JWK } from "jose";
+import { appraise } from "./appraise.ts";
+import { checkReportDataBinding } from "./binding.ts";
+import { toHex, utf8 } from "./bytes.ts";
+import { constantTimeEqual, sha256 } from "./crypto.ts";
+import { AttestationError } from "./errors.ts";
+import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
+import type { AttestationPolicy } from "./policy.ts";
+
+export const DOCUMENT_TYPE = "cloister-attestation+jwt";
+export const NONCE_ANSWER_TYPE = "cloister-nonce-answer+jwt";
+export const DOCUMENT_PROFILE = "tag:cloister.dev,2026:attestation-document:v1";
+
+export interface AttestationDocumentPayload {
+  readonly iss: "cloister-enclave";
+  readonly iat: number;
+  readonly eat_profile: typeof DOCUMENT_PROFILE;
+  readonly evidence: DocumentEvidence;
+  /** The X25519 sealing key, as EAT/RFC 7800 confirmation key. */
+  readonly cnf: { readonly jwk: { readonly kty: "OKP"; readonly crv: "X25519"; readonly x: string } };
+  /** The Ed25519 key that signs this document, nonce answers and audit records. */
+  readonly sig_jwk: { readonly kty: "OKP"; readonly crv: "Ed25519"; readonly x: string };
+  /** The operator-signed deployment manifest (compact JWS). */
+  readonly manifest: string;
+  /** A Microsoft Azure Attestation token for the evidence, when one was obtained. */
+  readonly maa_token: string | null;
+}
+
+export interface EnclaveKeys {
+  /** tweetnacl `sign` key pair (secretKey is seed ‖ public key, 64 bytes). */
+  readonly signing: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+  /** tweetnacl `box` key pair. */
+  readonly sealing: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+}
+
+function ed25519PrivateJwk(keys: EnclaveKeys["signing"]): JWK {
+  return {
+    kty: "OKP",
+    crv: "Ed25519",
+    x: base64url.encode(keys.publicKey),
+    d: base64url.encode(keys.secretKey.subarray(0, 32)),
+  };
+}
+
+async function signJws(keys: EnclaveKeys["signing"], typ: string, payload: unknown): Promise<string> {
+  const key = await importJWK(ed25519PrivateJwk(keys), "EdDSA");
+  return new CompactSign(utf8(JSON.stringify(payload))).setProtectedHeader({ alg: "EdDSA", typ }).sign(key);
+}
+
+/** Enclave side: signs the attestation document. */
+export async function createAttestationDocument(input: {
+  keys: EnclaveKeys;
+  evidence: DocumentEvidence;
+  manifest: string;
+  maaToken: string | null;
+  now: Date;
+}): Promise<string> {
+  const payload: AttestationDocumentPayload = {
+    iss: "cloister-enclave",
+    iat: Math.floor(input.now.getTime() / 1000),
+    eat_profile: DOCUMENT_PROFILE,
+    evidence: input.evidence,
+    cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(input.keys.sealing.publicKey) } },
+    sig_jwk: { kty: "OKP", crv: "Ed25519", x: base64url.encode(input.keys.signing.publicKey) },
+    manifest: input.manifest,
+    maa_token: input.maaToken,
+  };
+  return signJws(input.keys.signing, DOCUMENT_TYPE, payload);
+}
+
+/** Enclave side: answers a client's nonce with a JWS over {eat_nonce, document digest, iat}. */
+export async function createNonceAnswer(input: {
+  keys: EnclaveKeys;
+  document: string;
+  nonce: Uint8Array;
+  now: Date;
+}): Promise<string> {
+  if (input.nonce.length < 16 || input.nonce.length > 64) {
+    throw new AttestationError(
+      "nonce",
+      "NONCE_BAD_LENGTH",
+      `nonce: expected 16..64 bytes, found ${input.nonce.length}`,
+    );
+  }
+  return signJws(input.keys.signing, NONCE_ANSWER_TYPE, {
+    eat_nonce: base64url.encode(input.nonce),
+    doc: toHex(await sha256(utf8(input.document))),
+    iat: Math.floor(input.now.getTime() / 1000),
+  });
+}
+
+// --- verification --------------------------------------------------------------------------------
+
+export interface ManifestCheck {
+  /** SHA-256 of the exact compact-JWS bytes of the manifest (manifests/sign.ts `manifestDigest`). */
+  digest(manifestJws: string): Promise<Uint8Array>;
+  /**
+   * Verifies the operator signature and the client's manifest policy (trusted signers, model
+   * digests, platform); throws an AttestationError in stage "manifest" when it is not acceptable.
+   * Returns what the client should see about the deployment.
+   */
+  verify(manifestJws: string, context: { tee: string; simulated: boolean }): Promise<VerifiedManifestSummary>;
+}
+
+export interface VerifiedManifestSummary {
+  readonly service: { readonly name: string; readonly version: string };
+  readonly model: { readonly file: string; readonly sha256: string };
+  readonly signerThumbprint: string;
+  readonly manifest: unknown;
+}
+
+export interface DocumentVerificationOptions {
+  readonly policy: AttestationPolicy;
+  readonly anchors: TrustAnchors;
+  readonly manifest: ManifestCheck;
+  /** Verification time (certificate validity, freshness). */
+  readonly at: Date;
+  /** The client's fresh nonce and the enclave's answer to it. Required: there is no unchallenged mode. */
+  readonly nonce: { readonly value: Uint8Array; readonly answer: string };
+  /** Allowed clock difference for the nonce answer's iat. */
+  readonly maxClockSkewSeconds: number;
+}
+
+const brand: unique symbol = Symbol("VerifiedEnclave");
+
+/** An enclave whose document passed every stage. Only `verifyAttestationDocument` creates one. */
+export class VerifiedEnclave {
+  readonly [brand] = true;
+
+  private constructor(
+    readonly tee: DocumentEvidence["type"],
+    readonly simulated: boolean,
+    readonly measurement: string,
+    readonly reportData: string,
+    readonly sealingPublicKey: Uint8Array,
+    readonly signingPublicKey: Uint8Array,
+    readonly manifestDigest: string,
+    readonly documentDigest: string,
+    readonly manifest: VerifiedManifestSummary,
+    readonly details: Readonly<Record<string, unknown>>,
+  ) {}
+
+  /** @internal */
+  static create(fields: {
+    tee: DocumentEvidence["type"];
+    simulated: boolean;
+    measurement: string;
+    reportData: string;
+    sealingPublicKey: Uint8Array;
+    signingPublicKey: Uint8Array;
+    manifestDigest: string;
+    documentDigest: string;
+    manifest: VerifiedManifestSummary;
+    details: Record<string, unknown>;
+  }): VerifiedEnclave {
+    return new VerifiedEnclave(
+      fields.tee,
+      fields.simulated,
+      fields.measurement,
+      fields.reportData,
+      fields.sealingPublicKey,
+      fields.signingPublicKey,
+      fields.manifestDigest,
+      fields.documentDigest,
+      fields.manifest,
+      fields.details,
+    );
+  }
+}
+
+function fail(stage: AttestationError["stage"], code: string, message: string, cause?: unknown): never {
+  throw new AttestationError(stage, code, message, cause === undefined ? undefined : { cause });
+}
+
+function decodeKey(value: unknown, crv: "X25519" | "Ed25519", field: string): Uint8Array {
+  const jwk = value as { kty?: unknown; crv?: unknown; x?: unknown } | null;
+  if (jwk === null || typeof jwk !== "object" || jwk.kty !== "OKP" || jwk.crv !== crv || typeof jwk.x !== "string") {
+    fail("document", "DOCUMENT_MALFORMED", `${field}: expected an OKP ${crv} JWK`);
+  }
+  let key: Uint8Array;
+  try {
+    key = base64url.decode(jwk.x);
+  } catch (error) {
+    fail("document", "DOCUMENT_MALFORMED", `${field}.x: not base64url`, error);
+  }
+  if (key.length !== 32) fail("document", "DOCUMENT_MALFORMED", `${field}.x: expected 32 bytes, found ${key.length}`);
+  return key;
+}
+
+interface ParsedDocument {
+  readonly payload: AttestationDocumentPayload;
+  readonly evidence: DocumentEvidence;
+  readonly sealingPublicKey: Uint8Array;
+  readonly signingPublicKey: Uint8Array;
+}
+
+function parseDocument(jws: string): ParsedDocument {
+  if (typeof jws !== "string" || jws.length > 4 * 1024 * 1024) {
+    fail("document", "DOCUMENT_MALFORMED", "document: expected a compact JWS of at most 4 MiB");
+  }
+  const parts = jws.split(".");
+  if (parts.length !== 3)
+    fail("document", "DOCUMENT_MALFORMED", `document: expected 3 JWS parts, found ${parts.length}`);
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  let payload: AttestationDocumentPayload;
+  try {
+    header = decodeProtectedHeader(jws);
+    payload = JSON.parse(new TextDecoder().decode(base64url.decode(parts[1] as string))) as AttestationDocumentPayload;
+  } catch (error) {
+    fail("document", "DOCUMENT_MALFORMED", "document: header or payload is not base64url JSON", error);
+  }
+  if (header.alg !== "EdDSA")
+    fail("document", "DOCUMENT_BAD_ALGORITHM", `document alg: expected EdDSA, found ${String(header.alg)}`);
+  if (header.typ !== DOCUMENT_TYPE)
+    fail("document", "DOCUMENT_MALFORMED", `document typ: expected ${DOCUMENT_TYPE}, found ${String(header.typ)}`);
+  if (payload === null || typeof payload !== "object" || payload.eat_profile !== DOCUMENT_PROFILE) {
+    fail("document", "DOCUMENT_MALFORMED", `document eat_profile: expected ${DOCUMENT_PROFILE}`);
+  }
+  if (typeof payload.manifest !== "string")
+    fail("document", "DOCUMENT_MALFORMED", "document manifest: expected a compact JWS");
+  if (payload.maa_token !== null && typeof payload.maa_token !== "string") {
+    fail("document", "DOCUMENT_MALFORMED", "document maa_token: expected a string or null");
+  }
+  return {
+    payload,
+    evidence: parseDocumentEvidence(payload.evidence),
+    sealingPublicKey: decodeKey(payload.cnf?.jwk, "X25519", "cnf.jwk"),
+    signingPublicKey: decodeKey(payload.sig_jwk, "Ed25519", "sig_jwk"),
+  };
+}
+
+async function verifyJwsWithKey(
+  jws: string,
+  publicKey: Uint8Array,
+  typ: string,
+  stage: "document" | "nonce",
+): Promise<unknown> {
+  const key = await importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(publicKey) }, "EdDSA");
+  let result: Awaited<ReturnType<typeof compactVerify>>;
+  try {
+    result = await compactVerify(jws, key, { algorithms: ["EdDSA"] });
+  } catch (error) {
+    fail(
+      stage,
+      stage === "document" ? "DOCUMENT_SIGNATURE_INVALID" : "NONCE_SIGNATURE_INVALID",
+      `${stage}: JWS does not verify under the attested Ed25519 key`,
+      error,
+    );
+  }
+  if (result.protectedHeader.typ !== typ)
+    fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${stage} typ: expected ${typ}`);
+  try {
+    return JSON.parse(new TextDecoder().decode(result.payload));
+  } catch (error) {
+    fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${stage}: payload is not JSON`, error);
+  }
+}
+
+/**
+ * Verifies an attestation document and the nonce answer end to end. Returns a VerifiedEnclave or
+ * throws an AttestationError whose `stage` names the failed step.
+ */
+export async function verifyAttestationDocument(
+  documentJws: string,
+  options: DocumentVerificationOptions,
+): Promise<VerifiedEnclave> {
+  const doc = parseDocument(documentJws);
+
+  // 1. Evidence: hardware signature and chain to a pinned root, at `at`.
+  const verified = await verifyDocumentEvidence(doc.evidence, options.anchors, options.at);
+
+  // 2. Appraisal: the TEE's own fields against the client's policy; every violation is listed.
+  // REPORT_DATA is checked by the binding stage below, so it is explicitly not appraised here.
+  const appraisal = appraise(verified.evidence, options.policy, { now: options.at, expectedReportData: null });
+  if (!appraisal.ok) {
+    const first = appraisal.violations[0];
+    const list = appraisal.violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found}`).join("; ");
+    throw new AttestationError("appraise", first?.code ?? "APPRAISAL_FAILED", `policy violations: ${list}`);
+  }
+
+  // 3. Binding: REPORT_DATA must be the hash of this document's keys and manifest.
+  const manifestDigest = await options.manifest.digest(doc.payload.manifest);
+  await checkReportDataBinding(verified.reportData, {
+    signingPublicKey: doc.signingPublicKey,
+    sealingPublicKey: doc.sealingPublicKey,
+    manifestDigest,
+  });
+
+  // 4. Document: the JWS verifies under the bound Ed25519 key.
+  await verifyJwsWithKey(documentJws, doc.signingPublicKey, DOCUMENT_TYPE, "document");
+  const documentDigest = toHex(await sha256(utf8(documentJws)));
+
+  // 5. Nonce: a fresh answer to the client's own nonce, by the same key, about this document.
+  const answer = (await verifyJwsWithKey(options.nonce.answer, doc.signingPublicKey, NONCE_ANSWER_TYPE, "nonce")) as {
+    eat_nonce?: unknown;
+    doc?: unknown;
+    iat?: unknown;
+  };
+  let answeredNonce: Uint8Array;
+  try {
+    answeredNonce = base64url.decode(String(answer.eat_nonce));
+  } catch (error) {
+    fail("nonce", "NONCE_MALFORMED", "nonce answer eat_nonce: not base64url", error);
+  }
+  if (!constantTimeEqual(answeredNonce, options.nonce.value)) {
+    fail("nonce", "NONCE_MISMATCH", "nonce answer: eat_nonce is not the nonce this client sent");
+  }
+  if (answer.doc !== documentDigest) {
+    fail(
+      "nonce",
+      "NONCE_DOCUMENT_MISMATCH",
+      `nonce answer doc: expected ${documentDigest}, found ${String(answer.doc)}`,
+    );
+  }
+  const skew = Math.abs(Number(answer.iat) * 1000 - options.at.getTime());
+  if (!Number.isFinite(skew) || skew > options.maxClockSkewSeconds * 1000) {
+    fail(
+      "nonce",
+      "NONCE_STALE",
+      `nonce answer iat: expected within ${options.maxClockSkewSeconds}s of ${options.at.toISOString()}, found ${String(answer.iat)}`,
+    );
+  }
+
+  // 6. Manifest: operator signature, model digest, platform.
+  const manifest = await options.manifest.verify(doc.payload.manifest, {
+    tee: doc.evidence.type,
+    simulated: verified.simulated,
+  });
+
+  return VerifiedEnclave.create({
+    tee: doc.evidence.type,
+    simulated: verified.simulated,
+    measurement: verified.measurement,
+    reportData: toHex(verified.reportData),
+    sealingPublicKey: doc.sealingPublicKey,
+    signingPublicKey: doc.signingPublicKey,
+    manifestDigest: toHex(manifestDigest),
+    documentDigest,
+    manifest,
+    details: verified.details,
+  });
+}

@@ -1,0 +1,170 @@
+/**
+ * The evidence an attestation document carries, and its verification against trust anchors:
+ * SEV-SNP report + VCEK/VLEK, TDX quote (PCK chain inside), or Azure CVM evidence (HCL report +
+ * vTPM quote). This module only dispatches to the per-TEE parse and verify code; it adds no check
+ * of its own except structure.
+ */
+import { base64url } from "jose";
+import { parseAzureEvidence } from "./azure/evidence.ts";
+import { verifyAzureEvidence } from "./azure/verify.ts";
+import { toHex } from "./bytes.ts";
+import { AttestationError, ParseError } from "./errors.ts";
+import type { SnpTrustAnchor } from "./roots/amd.ts";
+import type { TdxTrustAnchor } from "./roots/intel.ts";
+import { parseSnpReport } from "./snp/parse.ts";
+import { type VerifiedSnpReport, verifySnpReport } from "./snp/verify.ts";
+import { parseTdxQuote } from "./tdx/parse.ts";
+import { type VerifiedTdxQuote, verifyTdxQuote } from "./tdx/verify.ts";
+import { parseCertificate } from "./x509.ts";
+
+export type DocumentEvidence =
+  | { readonly type: "sev-snp"; readonly report: string; readonly endorsementKey: string }
+  | { readonly type: "tdx"; readonly quote: string }
+  | { readonly type: "azure-snp" | "azure-tdx"; readonly evidence: string };
+
+export type EvidenceType = DocumentEvidence["type"];
+export const EVIDENCE_TYPES: readonly EvidenceType[] = ["sev-snp", "tdx", "azure-snp", "azure-tdx"];
+
+export interface TrustAnchors {
+  readonly snp: readonly SnpTrustAnchor[];
+  readonly tdx: readonly TdxTrustAnchor[];
+}
+
+export interface VerifiedDocumentEvidence {
+  readonly type: EvidenceType;
+  /** The hardware evidence to appraise. */
+  readonly evidence: VerifiedSnpReport | VerifiedTdxQuote;
+  /** What the evidence binds: SNP REPORT_DATA, TDX REPORTDATA, or the Azure vTPM quote's qualifying data. */
+  readonly reportData: Uint8Array;
+  readonly simulated: boolean;
+  /** Launch measurement (SNP MEASUREMENT or TDX MRTD), lower-case hex. */
+  readonly measurement: string;
+  readonly details: Record<string, unknown>;
+}
+
+const MAX_FIELD = 2 * 1024 * 1024;
+
+function field(value: unknown, name: string): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_FIELD) {
+    throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", `evidence.${name}: expected a non-empty string`);
+  }
+  return value;
+}
+
+function decode(value: string, name: string): Uint8Array {
+  try {
+    return base64url.decode(value);
+  } catch (error) {
+    throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", `evidence.${name}: not base64url`, { cause: error });
+  }
+}
+
+/** Checks the shape of the document's `evidence` member. */
+export function parseDocumentEvidence(value: unknown): DocumentEvidence {
+  const e = value as Record<string, unknown> | null;
+  if (e === null || typeof e !== "object") {
+    throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", "evidence: expected an object");
+  }
+  switch (e.type) {
+    case "sev-snp":
+      return {
+        type: "sev-snp",
+        report: field(e.report, "report"),
+        endorsementKey: field(e.endorsementKey, "endorsementKey"),
+      };
+    case "tdx":
+      return { type: "tdx", quote: field(e.quote, "quote") };
+    case "azure-snp":
+    case "azure-tdx":
+      return { type: e.type, evidence: field(e.evidence, "evidence") };
+    default:
+      throw new ParseError(
+        "DOCUMENT_EVIDENCE_MALFORMED",
+        `evidence.type: expected one of ${EVIDENCE_TYPES.join(", ")}, found ${JSON.stringify(e.type)}`,
+      );
+  }
+}
+
+/** Parses and verifies the document's evidence at `at` under `anchors`. */
+export async function verifyDocumentEvidence(
+  evidence: DocumentEvidence,
+  anchors: TrustAnchors,
+  at: Date,
+): Promise<VerifiedDocumentEvidence> {
+  try {
+    switch (evidence.type) {
+      case "sev-snp": {
+        const verified = await verifySnpReport({
+          report: parseSnpReport(decode(evidence.report, "report")),
+          endorsementKey: parseCertificate(decode(evidence.endorsementKey, "endorsementKey")),
+          anchors: anchors.snp,
+          at,
+        });
+        return {
+          type: "sev-snp",
+          evidence: verified,
+          reportData: verified.report.reportData,
+          simulated: verified.simulated,
+          measurement: toHex(verified.report.measurement),
+          details: {
+            product: verified.product,
+            signingKey: verified.signingKey,
+            chipId: toHex(verified.report.chipId),
+          },
+        };
+      }
+      case "tdx": {
+        const verified = await verifyTdxQuote({
+          quote: parseTdxQuote(decode(evidence.quote, "quote")),
+          anchors: anchors.tdx,
+          at,
+        });
+        return {
+          type: "tdx",
+          evidence: verified,
+          reportData: verified.quote.body.reportData,
+          simulated: verified.simulated,
+          measurement: toHex(verified.quote.body.mrTd),
+          details: { fmspc: verified.fmspc, tcbStatus: verified.tcbStatus },
+        };
+      }
+      case "azure-snp":
+      case "azure-tdx": {
+        const parsed = parseAzureEvidence(evidence.evidence);
+        if (parsed.kind !== evidence.type) {
+          throw new ParseError(
+            "DOCUMENT_EVIDENCE_MALFORMED",
+            `evidence: type ${evidence.type} carries ${parsed.kind} evidence`,
+          );
+        }
+        // The binding is the vTPM quote's qualifying data; binding.ts compares it below.
+        const verified = await verifyAzureEvidence({
+          evidence: parsed,
+          at,
+          expectedNonce: null,
+          snpAnchors: anchors.snp,
+          tdxAnchors: anchors.tdx,
+        });
+        const hardware = verified.snp ?? verified.tdx;
+        if (hardware === null) throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", "evidence: no hardware report");
+        return {
+          type: evidence.type,
+          evidence: hardware,
+          reportData: verified.tpm.extraData,
+          simulated: verified.simulated,
+          measurement:
+            verified.snp !== null
+              ? toHex(verified.snp.report.measurement)
+              : toHex((verified.tdx as VerifiedTdxQuote).quote.body.mrTd),
+          details: {
+            runtimeDataSha256: toHex(verified.runtimeDataSha256),
+            vmUniqueId: verified.runtimeData.vmUniqueId ?? null,
+          },
+        };
+      }
+    }
+  } catch (error) {
+    if (error instanceof AttestationError) throw error;
+    throw new AttestationError("verify", "EVIDENCE_INVALID", "evidence could not be verified", { cause: error });
+  }
+}

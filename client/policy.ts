@@ -1,0 +1,171 @@
+/**
+ * The client policy file: which enclaves this client will send prompts to. Every field is required;
+ * turning a check off is an explicit `{ "skip": { "reason": "…" } }`. It composes the attestation
+ * policy (attestation/policy.ts: TEE fields, measurements, TCB, simulator trust) with what the
+ * client requires of the operator's manifest (trusted signer keys, model digests, services).
+ */
+import type { JWK } from "jose";
+import { z } from "zod";
+import type { ManifestCheck, VerifiedManifestSummary } from "../attestation/document.ts";
+import { AttestationError } from "../attestation/errors.ts";
+import { EVIDENCE_TYPES, type EvidenceType, type TrustAnchors } from "../attestation/evidence.ts";
+import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
+import { AMD_ROOTS } from "../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
+import { manifestDigest } from "../manifests/digest.ts";
+import { verifyManifest } from "../manifests/sign.ts";
+import { ClientError } from "./errors.ts";
+
+const jwkSchema = z.looseObject({
+  kty: z.enum(["OKP", "EC"]),
+  crv: z.enum(["Ed25519", "P-256"]),
+  x: z.string().min(1),
+});
+
+export const ClientPolicySchema = z.strictObject({
+  version: z.literal(1),
+  /** Evidence types accepted in an attestation document. */
+  acceptedEvidence: z.array(z.enum(EVIDENCE_TYPES as [EvidenceType, ...EvidenceType[]])).min(1),
+  /** The attestation policy (validated by parseAttestationPolicy for precise errors). */
+  attestation: z.unknown(),
+  manifest: z.strictObject({
+    /** Operator keys whose manifest signatures this client accepts (public JWKs). */
+    trustedSigners: z.array(jwkSchema).min(1),
+    /** Accepted model SHA-256 digests (64 hex). */
+    allowedModelDigests: z.union([z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1), SkipSchema]),
+    /** Accepted service names. */
+    allowedServices: z.union([z.array(z.string().min(1)).min(1), SkipSchema]),
+  }),
+  freshness: z.strictObject({
+    /** Largest accepted clock difference for the enclave's nonce answer. */
+    maxClockSkewSeconds: z.int().min(1).max(3600),
+  }),
+});
+
+export interface ClientPolicy {
+  readonly version: 1;
+  readonly acceptedEvidence: readonly EvidenceType[];
+  readonly attestation: AttestationPolicy;
+  readonly manifest: {
+    readonly trustedSigners: readonly JWK[];
+    readonly allowedModelDigests: readonly string[] | { readonly skip: { readonly reason: string } };
+    readonly allowedServices: readonly string[] | { readonly skip: { readonly reason: string } };
+  };
+  readonly freshness: { readonly maxClockSkewSeconds: number };
+}
+
+/** Parses a client policy (JSON text or value); errors name the field path. */
+export function parseClientPolicy(input: unknown): ClientPolicy {
+  let value = input;
+  if (typeof input === "string") {
+    try {
+      value = JSON.parse(input);
+    } catch (error) {
+      throw new ClientError("configuration", "POLICY_INVALID", "client policy: not valid JSON", { cause: error });
+    }
+  }
+  const result = ClientPolicySchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.join(".") || "(policy)";
+    throw new ClientError("configuration", "POLICY_INVALID", `client policy: ${path}: ${issue?.message ?? "invalid"}`, {
+      cause: result.error,
+    });
+  }
+  let attestation: AttestationPolicy;
+  try {
+    attestation = parseAttestationPolicy(result.data.attestation);
+  } catch (error) {
+    throw new ClientError(
+      "configuration",
+      "POLICY_INVALID",
+      `client policy: attestation.${(error as Error).message.replace(/^attestation policy: /, "")}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return {
+    ...result.data,
+    attestation,
+    manifest: { ...result.data.manifest, trustedSigners: result.data.manifest.trustedSigners as JWK[] },
+  };
+}
+
+/**
+ * Trust anchors for a policy: the pinned AMD and Intel roots, plus the INSECURE simulator's roots
+ * only when the policy says `trustSimulator: true`. The simulator module is loaded only then.
+ */
+export async function anchorsForPolicy(policy: ClientPolicy): Promise<TrustAnchors> {
+  if (!policy.attestation.trustSimulator) return { snp: AMD_ROOTS, tdx: INTEL_ROOTS };
+  const { insecureSimulatorAnchors } = await import("../attestation/sim/anchors.ts");
+  const sim = insecureSimulatorAnchors();
+  return {
+    get snp() {
+      return [...AMD_ROOTS, ...sim.snp];
+    },
+    get tdx() {
+      return [...INTEL_ROOTS, ...sim.tdx];
+    },
+  };
+}
+
+const PLATFORM_OF: Record<EvidenceType, string> = {
+  "sev-snp": "snp",
+  tdx: "tdx",
+  "azure-snp": "azure-snp",
+  "azure-tdx": "azure-tdx",
+};
+
+/** The manifest stage of document verification, driven by the client policy. */
+export function manifestCheckForPolicy(policy: ClientPolicy): ManifestCheck {
+  const fail = (code: string, message: string, cause?: unknown): never => {
+    throw new AttestationError("manifest", code, message, cause === undefined ? undefined : { cause });
+  };
+  return {
+    digest: (jws) => manifestDigest(jws),
+    async verify(jws, context): Promise<VerifiedManifestSummary> {
+      let verified: Awaited<ReturnType<typeof verifyManifest>>;
+      try {
+        verified = await verifyManifest(jws, policy.manifest.trustedSigners);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        return fail(
+          typeof code === "string" ? code : "MANIFEST_INVALID",
+          `manifest: ${(error as Error).message}`,
+          error,
+        );
+      }
+      const m = verified.manifest;
+      const platform = context.simulated
+        ? `sim-${context.tee === "tdx" ? "tdx" : "snp"}`
+        : PLATFORM_OF[context.tee as EvidenceType];
+      if (!(m.tee.platforms as readonly string[]).includes(platform)) {
+        fail(
+          "MANIFEST_PLATFORM_MISMATCH",
+          `manifest tee.platforms: expected to include ${platform}, found [${m.tee.platforms.join(", ")}]`,
+        );
+      }
+      const digests = policy.manifest.allowedModelDigests;
+      if (!isSkip(digests) && !(digests as readonly string[]).includes(m.model.sha256)) {
+        fail(
+          "MODEL_NOT_ALLOWED",
+          `manifest model.sha256: expected one of [${(digests as readonly string[]).join(", ")}], found ${m.model.sha256}`,
+        );
+      }
+      const services = policy.manifest.allowedServices;
+      if (!isSkip(services) && !(services as readonly string[]).includes(m.service.name)) {
+        fail(
+          "SERVICE_NOT_ALLOWED",
+          `manifest service.name: expected one of [${(services as readonly string[]).join(", ")}], found ${m.service.name}`,
+        );
+      }
+      return {
+        service: { name: m.service.name, version: m.service.version },
+        model: { file: m.model.file, sha256: m.model.sha256 },
+        signerThumbprint: verified.signerKeyThumbprint,
+        manifest: m,
+      };
+    },
+  };
+}

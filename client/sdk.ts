@@ -1,0 +1,297 @@
+/**
+ * The Cloister client SDK. `connect` fetches the enclave's attestation document through the host,
+ * challenges it with a fresh nonce, and verifies everything (attestation/document.ts) before it
+ * returns a Session; no prompt can be sent any other way. A Session seals every request to the
+ * attested X25519 key and checks every response frame (sealed/). When the enclave restarts (its
+ * keys change) the first request is refused with WRONG_ENCLAVE_KEY; the session then re-attests
+ * once, fully, and resends.
+ *
+ * Platform-neutral: fetch, WebCrypto, jose, tweetnacl (the browser client reuses it).
+ */
+import { base64url } from "jose";
+import { utf8 } from "../attestation/bytes.ts";
+import { randomBytes, sha256 } from "../attestation/crypto.ts";
+import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
+import { AttestationError } from "../attestation/errors.ts";
+import type { TrustAnchors } from "../attestation/evidence.ts";
+import { openResponseFrames, type RequestKind, type ResponseUsage, SealedError, sealRequest } from "../sealed/index.ts";
+import { ClientError } from "./errors.ts";
+import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "./policy.ts";
+
+export interface ConnectOptions {
+  /** The host's base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly policy: ClientPolicy;
+  readonly apiKey: string;
+  /** Injectable for tests and other runtimes. */
+  readonly fetch?: typeof fetch;
+  readonly now?: () => Date;
+}
+
+export type ChatMessage = { readonly role: "system" | "user" | "assistant"; readonly content: string };
+
+export interface GenerationOptions {
+  readonly maxTokens?: number;
+  readonly temperature?: number;
+  readonly topP?: number;
+  readonly seed?: number;
+  readonly stop?: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+export type ChatEvent =
+  | { readonly type: "text"; readonly text: string }
+  | { readonly type: "done"; readonly usage: ResponseUsage; readonly finishReason: "stop" | "length" };
+
+export interface Completion {
+  readonly text: string;
+  readonly usage: ResponseUsage;
+  readonly finishReason: "stop" | "length";
+}
+
+const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID"]);
+
+function transportError(code: string, message: string, cause?: unknown): ClientError {
+  return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
+}
+
+async function errorBody(response: Response): Promise<{ code: string; message: string }> {
+  try {
+    const json = (await response.json()) as { error?: { code?: unknown; message?: unknown } };
+    return { code: String(json.error?.code ?? `HTTP_${response.status}`), message: String(json.error?.message ?? "") };
+  } catch {
+    return { code: `HTTP_${response.status}`, message: response.statusText };
+  }
+}
+
+class HttpClient {
+  constructor(
+    private readonly base: string,
+    private readonly apiKey: string,
+    private readonly doFetch: typeof fetch,
+  ) {}
+
+  async request(
+    path: string,
+    init: { method: string; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
+  ) {
+    let response: Response;
+    try {
+      response = await this.doFetch(`${this.base}${path}`, {
+        method: init.method,
+        headers: {
+          authorization: `Bearer ${this.apiKey}`,
+          ...(init.contentType === undefined ? {} : { "content-type": init.contentType }),
+        },
+        ...(init.body === undefined ? {} : { body: init.body as BodyInit }),
+        ...(init.signal === undefined ? {} : { signal: init.signal }),
+      });
+    } catch (error) {
+      if (init.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
+    }
+    if (response.ok) return response;
+    const { code, message } = await errorBody(response);
+    if (response.status === 401 || response.status === 403) {
+      throw new ClientError("configuration", code, `host refused the API key: ${message}`);
+    }
+    if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
+      throw transportError(code, `the host cannot reach the enclave: ${message}`);
+    }
+    const retryAfter = response.headers.get("retry-after");
+    const suffix = retryAfter === null ? "" : ` (retry after ${retryAfter}s)`;
+    throw Object.assign(transportError(code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`), {
+      status: response.status,
+    });
+  }
+}
+
+/** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
+export async function connect(options: ConnectOptions): Promise<Session> {
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch (error) {
+    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found "${options.url}"`, {
+      cause: error,
+    });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${url.protocol}`);
+  }
+  const http = new HttpClient(
+    url.href.replace(/\/+$/, ""),
+    options.apiKey,
+    options.fetch ?? globalThis.fetch.bind(globalThis),
+  );
+  const now = options.now ?? (() => new Date());
+  const anchors = await anchorsForPolicy(options.policy);
+  const tenant = (await sha256(utf8(`cloister/tenant/v1\u0000${options.apiKey}`))).subarray(0, 16);
+  const session = new Session(
+    http,
+    options.policy,
+    anchors,
+    now,
+    Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
+  );
+  await session.attest();
+  return session;
+}
+
+export class Session {
+  #enclave: VerifiedEnclave | null = null;
+
+  /** @internal use connect() */
+  constructor(
+    private readonly http: HttpClient,
+    private readonly policy: ClientPolicy,
+    private readonly anchors: TrustAnchors,
+    private readonly now: () => Date,
+    private readonly tenant: string,
+  ) {}
+
+  /** What was verified about the enclave this session talks to. */
+  get enclave(): VerifiedEnclave {
+    if (this.#enclave === null) throw new ClientError("configuration", "NOT_ATTESTED", "session has not been attested");
+    return this.#enclave;
+  }
+
+  /** Fetches, challenges and verifies the enclave's attestation document. */
+  async attest(): Promise<VerifiedEnclave> {
+    const documentResponse = await this.http.request("/v1/attestation", { method: "GET" });
+    let document: string;
+    try {
+      document = String(((await documentResponse.json()) as { document?: unknown }).document);
+    } catch (error) {
+      throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
+    }
+    const nonce = randomBytes(32);
+    const answerResponse = await this.http.request("/v1/attestation/challenge", {
+      method: "POST",
+      body: JSON.stringify({ nonce: base64url.encode(nonce) }),
+      contentType: "application/json",
+    });
+    let answer: string;
+    try {
+      answer = String(((await answerResponse.json()) as { answer?: unknown }).answer);
+    } catch (error) {
+      throw transportError("BAD_RESPONSE", "attestation challenge: response is not JSON", error);
+    }
+    let enclave: VerifiedEnclave;
+    try {
+      enclave = await verifyAttestationDocument(document, {
+        policy: this.policy.attestation,
+        anchors: this.anchors,
+        manifest: manifestCheckForPolicy(this.policy),
+        at: this.now(),
+        nonce: { value: nonce, answer },
+        maxClockSkewSeconds: this.policy.freshness.maxClockSkewSeconds,
+      });
+    } catch (error) {
+      if (error instanceof AttestationError) {
+        throw new ClientError(
+          "attestation",
+          error.code,
+          `attestation failed at stage ${error.stage}: ${error.message}`,
+          {
+            cause: error,
+            stage: error.stage,
+          },
+        );
+      }
+      throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
+    }
+    if (!this.policy.acceptedEvidence.includes(enclave.tee)) {
+      throw new ClientError(
+        "attestation",
+        "TEE_NOT_ACCEPTED",
+        `attestation: evidence type expected one of [${this.policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
+        { stage: "appraise" },
+      );
+    }
+    this.#enclave = enclave;
+    return enclave;
+  }
+
+  /** Streams a chat answer: text chunks, then one `done` event with usage. */
+  chat(messages: readonly ChatMessage[], options: GenerationOptions = {}): AsyncGenerator<ChatEvent> {
+    return this.#stream("chat", { messages }, options);
+  }
+
+  /** Streams a completion of `prompt`. */
+  completeStream(prompt: string, options: GenerationOptions = {}): AsyncGenerator<ChatEvent> {
+    return this.#stream("complete", { prompt }, options);
+  }
+
+  /** Completes `prompt` and returns the whole answer. */
+  async complete(prompt: string, options: GenerationOptions = {}): Promise<Completion> {
+    let text = "";
+    for await (const event of this.completeStream(prompt, options)) {
+      if (event.type === "text") text += event.text;
+      else return { text, usage: event.usage, finishReason: event.finishReason };
+    }
+    throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
+  }
+
+  async *#stream(kind: RequestKind, content: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
+    const body = {
+      ...content,
+      ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
+      ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+      ...(options.topP === undefined ? {} : { topP: options.topP }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...(options.stop === undefined ? {} : { stop: options.stop }),
+      tenant: this.tenant,
+    };
+    let response: Response | undefined;
+    let context: Awaited<ReturnType<typeof sealRequest>>["context"] | undefined;
+    for (let attempt = 0; attempt < 2 && response === undefined; attempt++) {
+      const sealed = await sealRequest({ enclavePublicKey: this.enclave.sealingPublicKey, kind, body });
+      context = sealed.context;
+      try {
+        response = await this.http.request("/v1/sealed", {
+          method: "POST",
+          body: sealed.envelope,
+          contentType: "application/octet-stream",
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+      } catch (error) {
+        // The enclave's keys changed (restart): re-attest once, fully, then reseal and resend.
+        if (attempt === 0 && error instanceof ClientError && error.code === "WRONG_ENCLAVE_KEY") {
+          await this.attest();
+          continue;
+        }
+        throw error;
+      }
+    }
+    if (response === undefined || context === undefined || response.body === null) {
+      throw new ClientError("integrity", "STREAM_TRUNCATED", "response has no body");
+    }
+    try {
+      for await (const event of openResponseFrames(context, response.body)) {
+        if (event.type === "data") yield { type: "text", text: event.text };
+        else if (event.type === "final") {
+          yield { type: "done", usage: event.usage, finishReason: event.finishReason };
+          return;
+        } else {
+          const kindOfError = POLICY_ERROR_CODES.has(event.code) ? "policy" : "transport";
+          throw new ClientError(
+            kindOfError,
+            event.code,
+            `enclave refused or failed the request: ${event.code}${event.detail === null ? "" : ` (${event.detail})`}`,
+          );
+        }
+      }
+    } catch (error) {
+      if (error instanceof SealedError) {
+        throw new ClientError("integrity", error.code, `response integrity: ${error.message}`, { cause: error });
+      }
+      if (error instanceof ClientError) throw error;
+      if (options.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      throw new ClientError("integrity", "STREAM_TRUNCATED", "response stream broke before its final frame", {
+        cause: error,
+      });
+    }
+    throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
+  }
+}

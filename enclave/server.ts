@@ -1,0 +1,81 @@
+/**
+ * The enclave's HTTP server, meant to be reachable by the host only (it binds to loopback by
+ * default). Routes: GET /attestation, POST /attestation/challenge, POST /sealed (streamed frames),
+ * GET /healthz. Errors are mapped to HTTP here and only here; once a sealed request is open,
+ * failures travel inside sealed error frames instead.
+ */
+import { Hono } from "hono";
+import { base64url } from "jose";
+import { TENANT_HEADER } from "../sealed/envelope.ts";
+import { EnclaveError } from "./errors.ts";
+import type { Enclave } from "./service.ts";
+
+const MAX_SEALED_BYTES = 16 * 1024 * 1024 + 1024;
+
+function errorJson(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+export function createEnclaveApp(enclave: Enclave): Hono {
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    if (error instanceof EnclaveError) return c.json(errorJson(error.code, error.message), error.status);
+    return c.json(errorJson("INTERNAL", "internal error in the enclave"), 500);
+  });
+  app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/attestation", (c) => c.json({ document: enclave.document }));
+
+  app.post("/attestation/challenge", async (c) => {
+    let nonce: Uint8Array;
+    try {
+      const body = (await c.req.json()) as { nonce?: unknown };
+      if (typeof body.nonce !== "string") throw new Error("nonce");
+      nonce = base64url.decode(body.nonce);
+    } catch (error) {
+      throw new EnclaveError("CHALLENGE_MALFORMED", 400, 'challenge: expected JSON {"nonce": base64url}', {
+        cause: error,
+      });
+    }
+    if (nonce.length < 16 || nonce.length > 64) {
+      throw new EnclaveError(
+        "CHALLENGE_MALFORMED",
+        400,
+        `challenge nonce: expected 16..64 bytes, found ${nonce.length}`,
+      );
+    }
+    return c.json({ answer: await enclave.answerNonce(nonce) });
+  });
+
+  app.post("/sealed", async (c) => {
+    const declared = Number(c.req.header("content-length") ?? "0");
+    if (declared > MAX_SEALED_BYTES) {
+      throw new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`);
+    }
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    if (body.length > MAX_SEALED_BYTES) {
+      throw new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`);
+    }
+    const controller = new AbortController();
+    c.req.raw.signal.addEventListener("abort", () => controller.abort(), { once: true });
+    const answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
+    const iterator = answer.frames[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(streamController) {
+        const { done, value } = await iterator.next();
+        if (done) streamController.close();
+        else streamController.enqueue(value as Uint8Array<ArrayBuffer>);
+      },
+      async cancel() {
+        controller.abort();
+        await iterator.return?.(undefined);
+      },
+    });
+    return new Response(stream, { status: 200, headers: { "content-type": "application/vnd.cloister.frames" } });
+  });
+
+  return app;
+}

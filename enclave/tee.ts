@@ -1,0 +1,99 @@
+/**
+ * Where the enclave's evidence comes from. Real TEEs go through the providers in
+ * attestation/providers/ (configfs-tsm for SNP and TDX); the INSECURE simulator signs real-format
+ * SNP reports and TDX quotes with its public-seed hierarchy, so clients verify them with the same
+ * code as hardware evidence and accept them only when their policy trusts the simulator.
+ */
+import { base64url } from "jose";
+import { utf8 } from "../attestation/bytes.ts";
+import { AttestationError } from "../attestation/errors.ts";
+import type { DocumentEvidence } from "../attestation/evidence.ts";
+import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/providers/configfs-tsm.ts";
+import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
+import { measureEnclave } from "./measure.ts";
+
+export const TEE_MODES = ["snp", "tdx", "sim-snp", "sim-tdx"] as const;
+export type TeeMode = (typeof TEE_MODES)[number];
+
+export interface EvidenceSource {
+  readonly mode: TeeMode;
+  readonly simulated: boolean;
+  /** The launch measurement the evidence will carry, lower-case hex (simulator: known up front). */
+  readonly measurement: string | null;
+  collect(reportData: Uint8Array): Promise<DocumentEvidence>;
+}
+
+/** Creates the evidence source for `mode`. */
+export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSource> {
+  switch (mode) {
+    case "sim-snp":
+    case "sim-tdx":
+      return createInsecureSimulatorSource(mode);
+    case "snp": {
+      const provider = new ConfigfsTsmSnpProvider();
+      return {
+        mode,
+        simulated: false,
+        measurement: null,
+        async collect(reportData) {
+          const raw = await provider.getEvidence(reportData);
+          const vcek = snpCertificate(raw.certificates, "VCEK") ?? snpCertificate(raw.certificates, "VLEK");
+          if (vcek === undefined) {
+            throw new AttestationError(
+              "configuration",
+              "SNP_NO_ENDORSEMENT_KEY",
+              "SEV-SNP: the host provided no VCEK/VLEK in the certificate table (auxblob); configure the host's certificate blob (snphost import) or use a VLEK-provisioned cloud",
+            );
+          }
+          return { type: "sev-snp", report: base64url.encode(raw.report), endorsementKey: base64url.encode(vcek) };
+        },
+      };
+    }
+    case "tdx": {
+      const provider = new ConfigfsTsmTdxProvider();
+      return {
+        mode,
+        simulated: false,
+        measurement: null,
+        async collect(reportData) {
+          const raw = await provider.getEvidence(reportData);
+          return { type: "tdx", quote: base64url.encode(raw.quote) };
+        },
+      };
+    }
+  }
+}
+
+async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promise<EvidenceSource> {
+  const sim = await import("../attestation/sim/index.ts");
+  // The simulated launch measurement: a digest of the enclave's own code and its TEE mode.
+  const { measurement } = await measureEnclave({ config: utf8(JSON.stringify({ tee: mode })) });
+  const hex = Array.from(measurement, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (mode === "sim-snp") {
+    const hierarchy = sim.insecureSimulatedAmdHierarchy();
+    return {
+      mode,
+      simulated: true,
+      measurement: hex,
+      async collect(reportData) {
+        const report = sim.simulateSnpReport(hierarchy, { reportData, measurement });
+        return {
+          type: "sev-snp",
+          report: base64url.encode(report),
+          endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+        };
+      },
+    };
+  }
+  const hierarchy = sim.insecureSimulatedIntelHierarchy();
+  const zero = new Uint8Array(48);
+  return {
+    mode,
+    simulated: true,
+    measurement: hex,
+    async collect(reportData) {
+      const quote = sim.simulateTdxQuote(hierarchy, { reportData, mrtd: measurement, rtmrs: [zero, zero, zero, zero] });
+      return { type: "tdx", quote: base64url.encode(quote) };
+    },
+  };
+}
