@@ -1,4 +1,41 @@
 /** `cloister` sub-commands of the enclave/ party. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { choiceOption, intOption } from "../client/cli/output.ts";
+import { registerAuditCommands } from "./audit-cli.ts";
 
-export function registerEnclaveCommands(_program: Command): void {}
+export const ENCLAVE_TEE_CHOICES = ["sim-snp", "sim-tdx", "snp", "tdx"] as const;
+
+export interface EnclaveCommandOptions {
+  manifest: string;
+  operatorKey: string[];
+  model: string;
+  tee: (typeof ENCLAVE_TEE_CHOICES)[number];
+  listen: string;
+  port: number;
+}
+
+export function registerEnclaveCommands(program: Command): void {
+  registerAuditCommands(program);
+  program
+    .command("enclave")
+    .description("run the enclave inside a confidential VM (or the simulator): boot, attest, answer sealed requests")
+    .requiredOption("--manifest <file>", "operator-signed deployment manifest (compact JWS)")
+    .requiredOption(
+      "--operator-key <file>",
+      "operator public key (JWK) trusted to sign the manifest; repeatable",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .requiredOption("--model <file>", "GGUF model file; its SHA-256 must equal the manifest's")
+    .option(
+      "--tee <kind>",
+      `evidence source: ${ENCLAVE_TEE_CHOICES.join(", ")}`,
+      choiceOption("--tee", ENCLAVE_TEE_CHOICES),
+      "sim-snp",
+    )
+    .option("--listen <address>", "address to bind (the host must reach it; nobody else should)", "127.0.0.1")
+    .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), 8443)
+    .action(async (options: EnclaveCommandOptions) => {
+      const { runEnclaveCommand } = await import("./run.ts");
+      await runEnclaveCommand(options);
+    });
+}

@@ -5,7 +5,7 @@
  * code as hardware evidence and accept them only when their policy trusts the simulator.
  */
 import { base64url } from "jose";
-import { utf8 } from "../attestation/bytes.ts";
+import { toHex, utf8 } from "../attestation/bytes.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { DocumentEvidence } from "../attestation/evidence.ts";
 import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/providers/configfs-tsm.ts";
@@ -64,11 +64,19 @@ export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSourc
   }
 }
 
+/**
+ * The simulated launch measurement: a digest of the enclave's own code (enclave/measure.ts) and its
+ * TEE mode, so changing enclave code changes it. `cloister up` computes it the same way to pin it
+ * in the client policy it writes.
+ */
+export async function simulatedMeasurement(mode: "sim-snp" | "sim-tdx"): Promise<Uint8Array> {
+  return (await measureEnclave({ config: utf8(JSON.stringify({ tee: mode })) })).measurement;
+}
+
 async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promise<EvidenceSource> {
   const sim = await import("../attestation/sim/index.ts");
-  // The simulated launch measurement: a digest of the enclave's own code and its TEE mode.
-  const { measurement } = await measureEnclave({ config: utf8(JSON.stringify({ tee: mode })) });
-  const hex = Array.from(measurement, (b) => b.toString(16).padStart(2, "0")).join("");
+  const measurement = await simulatedMeasurement(mode);
+  const hex = toHex(measurement);
   if (mode === "sim-snp") {
     const hierarchy = sim.insecureSimulatedAmdHierarchy();
     return {

@@ -45,7 +45,8 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       maxRequestBytes: options.maxRequestBytes,
     },
   });
-  process.stderr.write(`cloister host: listening on ${server.url}, forwarding to ${options.enclaveUrl}\n`);
+  // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
+  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaveUrl: options.enclaveUrl })}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);

@@ -1,15 +1,10 @@
 /** Starts the host's HTTP server (loopback by default) and stops it cleanly. */
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { listen, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogSink } from "./access-log.ts";
 import { createHostApp, type HostOptions } from "./app.ts";
 import type { ApiKeyStore } from "./identity.ts";
 
-export interface RunningServer {
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type { RunningServer };
 
 export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   maxRequestBytes: 1024 * 1024,
@@ -20,30 +15,6 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   queueTimeoutMs: 10_000,
   retryAfterSeconds: 2,
 };
-
-/** Serves a hono-style fetch handler on `hostname:port` (0 = any free port). */
-export function listen(
-  fetchHandler: (request: Request) => Response | Promise<Response>,
-  hostname: string,
-  port: number,
-): Promise<RunningServer> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: fetchHandler, hostname, port }, (info: AddressInfo) => {
-      const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
-      resolve({
-        url,
-        port: info.port,
-        close: () =>
-          new Promise<void>((done) => {
-            const s = server as unknown as { close(cb: () => void): void; closeAllConnections?: () => void };
-            s.close(() => done());
-            s.closeAllConnections?.();
-          }),
-      });
-    });
-    server.once("error", reject);
-  });
-}
 
 export async function startHost(options: {
   enclaveUrl: string;

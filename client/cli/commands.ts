@@ -1,4 +1,92 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { choiceOption, intOption } from "./output.ts";
 
-export function registerClientCommands(_program: Command): void {}
+export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
+
+export interface UpOptions {
+  hostPort: number;
+  enclavePort: number;
+  tee: (typeof SIMULATED_TEES)[number];
+  dir: string;
+  threads: number;
+}
+
+export interface ClientConnectionOptions {
+  url: string;
+  policy: string;
+  apiKeyFile: string;
+  json?: boolean;
+}
+
+export function registerClientCommands(program: Command): void {
+  const deploymentOptions = (command: Command, defaults: { host: number; enclave: number }) =>
+    command
+      .option("--host-port <n>", "host port (0 = any free port)", intOption("--host-port", 0, 65535), defaults.host)
+      .option(
+        "--enclave-port <n>",
+        "enclave port (0 = any free port)",
+        intOption("--enclave-port", 0, 65535),
+        defaults.enclave,
+      )
+      .option("--tee <kind>", "simulated TEE: sim-snp or sim-tdx", choiceOption("--tee", SIMULATED_TEES), "sim-snp")
+      .option("--dir <path>", "where keys, model, manifest, API key and policy are kept", ".cloister")
+      .option("--threads <n>", "CPU threads for inference", intOption("--threads", 1, 256), 2);
+
+  deploymentOptions(
+    program
+      .command("up")
+      .description(
+        "start a simulated enclave and an untrusted host on loopback, write the matching client policy, run until interrupted",
+      ),
+    { host: 8080, enclave: 8443 },
+  ).action(async (options: UpOptions) => {
+    const { runUp } = await import("./run-up.ts");
+    await runUp(options);
+  });
+
+  deploymentOptions(
+    program
+      .command("demo")
+      .description(
+        "boot a simulated deployment, verify it, ask one question, print the answer and what was verified, shut down",
+      ),
+    { host: 0, enclave: 0 },
+  )
+    .option("--prompt <text>", "the question to ask", "What does the enclave do?")
+    .action(async (options: UpOptions & { prompt: string }) => {
+      const { runDemo } = await import("./run-up.ts");
+      await runDemo(options);
+    });
+
+  const connection = (command: Command) =>
+    command
+      .requiredOption("--url <url>", "the host's URL (printed by cloister up)")
+      .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
+      .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key");
+
+  connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
+    .option("--json", "print JSON")
+    .action(async (options: ClientConnectionOptions) => {
+      const { runAttest } = await import("./run-client.ts");
+      await runAttest(options);
+    });
+
+  connection(
+    program
+      .command("chat")
+      .description(
+        "verify the enclave, then send a sealed prompt and stream the answer (interactive when no prompt on a TTY)",
+      )
+      .argument("[prompt]", "the prompt; omit for an interactive session"),
+  )
+    .option("--max-tokens <n>", "most tokens to generate", intOption("--max-tokens", 1, 100_000))
+    .option("--seed <n>", "sampling seed", intOption("--seed", 0, 0xffff_ffff))
+    .option("--json", "print the answer and usage as JSON")
+    .action(
+      async (prompt: string | undefined, options: ClientConnectionOptions & { maxTokens?: number; seed?: number }) => {
+        const { runChat } = await import("./run-client.ts");
+        await runChat(prompt, options);
+      },
+    );
+}
