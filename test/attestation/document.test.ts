@@ -1,0 +1,312 @@
+/**
+ * End-to-end verification of attestation documents (attestation/document.ts) on simulated
+ * evidence: every stage's rejection has its own code, in the order DESIGN.md gives.
+ */
+import { base64url, CompactSign, importJWK } from "jose";
+import nacl from "tweetnacl";
+import { beforeAll, describe, expect, it } from "vitest";
+import { computeReportData } from "../../attestation/binding.ts";
+import { toHex } from "../../attestation/bytes.ts";
+import {
+  createAttestationDocument,
+  createNonceAnswer,
+  type EnclaveKeys,
+  verifyAttestationDocument,
+} from "../../attestation/document.ts";
+import type { DocumentEvidence } from "../../attestation/evidence.ts";
+import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { manifestDigest } from "../../manifests/digest.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+
+const NOW = new Date("2026-06-01T12:00:00Z");
+const MEASUREMENT = new Uint8Array(48).fill(0x5a);
+
+interface Fixture {
+  keys: EnclaveKeys;
+  manifestJws: string;
+  evidence: DocumentEvidence;
+  document: string;
+  policy: ClientPolicy;
+}
+
+async function makeEvidence(
+  keys: EnclaveKeys,
+  manifestJws: string,
+  measurement = MEASUREMENT,
+): Promise<DocumentEvidence> {
+  const hierarchy = insecureSimulatedAmdHierarchy();
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const report = simulateSnpReport(hierarchy, { reportData, measurement });
+  return {
+    type: "sev-snp",
+    report: base64url.encode(report),
+    endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+  };
+}
+
+let f: Fixture;
+
+beforeAll(async () => {
+  const operator = await generateManifestSigningKey("EdDSA");
+  const manifest = devManifest();
+  const manifestJws = await signManifest(manifest, operator.privateJwk);
+  const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+  const evidence = await makeEvidence(keys, manifestJws);
+  const document = await createAttestationDocument({ keys, evidence, manifest: manifestJws, maaToken: null, now: NOW });
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(MEASUREMENT),
+    operatorKey: operator.publicJwk,
+    modelSha256: manifest.model.sha256,
+    serviceName: manifest.service.name,
+  });
+  f = { keys, manifestJws, evidence, document, policy };
+}, 120_000);
+
+async function verify(
+  document: string,
+  options: { policy?: ClientPolicy; nonce?: Uint8Array; answer?: string; at?: Date } = {},
+) {
+  const policy = options.policy ?? f.policy;
+  const nonce = options.nonce ?? nacl.randomBytes(32);
+  const answer = options.answer ?? (await createNonceAnswer({ keys: f.keys, document, nonce, now: NOW }));
+  return verifyAttestationDocument(document, {
+    policy: policy.attestation,
+    anchors: await anchorsForPolicy(policy),
+    manifest: manifestCheckForPolicy(policy),
+    at: options.at ?? NOW,
+    nonce: { value: nonce, answer },
+    maxClockSkewSeconds: 120,
+  });
+}
+
+function resignPayload(
+  document: string,
+  edit: (payload: Record<string, unknown>) => void,
+  keys = f.keys,
+): Promise<string> {
+  const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1]!))) as Record<
+    string,
+    unknown
+  >;
+  edit(payload);
+  return importJWK(
+    {
+      kty: "OKP",
+      crv: "Ed25519",
+      x: base64url.encode(keys.signing.publicKey),
+      d: base64url.encode(keys.signing.secretKey.subarray(0, 32)),
+    },
+    "EdDSA",
+  ).then((key) =>
+    new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+      .setProtectedHeader({ alg: "EdDSA", typ: "cloister-attestation+jwt" })
+      .sign(key),
+  );
+}
+
+describe("attestation document", () => {
+  it("verifies a simulated enclave end to end and reports what was verified", async () => {
+    const enclave = await verify(f.document);
+    expect(enclave.tee).toBe("sev-snp");
+    expect(enclave.simulated).toBe(true);
+    expect(enclave.measurement).toBe(toHex(MEASUREMENT));
+    expect(enclave.sealingPublicKey).toEqual(f.keys.sealing.publicKey);
+    expect(enclave.manifestDigest).toBe(toHex(await manifestDigest(f.manifestJws)));
+    expect(enclave.manifest.model.sha256).toBe(devManifest().model.sha256);
+  });
+
+  type Case = { name: string; stage: string; code: string; run: () => Promise<unknown> };
+  const cases: Case[] = [
+    {
+      name: "simulator roots without opt-in",
+      stage: "verify",
+      code: "ROOT_NOT_TRUSTED",
+      run: () =>
+        verify(f.document, {
+          policy: { ...f.policy, attestation: { ...f.policy.attestation, trustSimulator: false } },
+        }),
+    },
+    {
+      name: "wrong measurement",
+      stage: "appraise",
+      code: "SNP_MEASUREMENT_NOT_ALLOWED",
+      run: async () => {
+        const other = await makeEvidence(f.keys, f.manifestJws, new Uint8Array(48).fill(1));
+        const doc = await createAttestationDocument({
+          keys: f.keys,
+          evidence: other,
+          manifest: f.manifestJws,
+          maaToken: null,
+          now: NOW,
+        });
+        return verify(doc);
+      },
+    },
+    {
+      name: "wrong REPORT_DATA (sealing key swapped, re-signed by the same key)",
+      stage: "binding",
+      code: "BINDING_MISMATCH",
+      run: async () =>
+        verify(
+          await resignPayload(f.document, (p) => {
+            (p.cnf as { jwk: { x: string } }).jwk.x = base64url.encode(nacl.box.keyPair().publicKey);
+          }),
+        ),
+    },
+    {
+      name: "manifest swapped for another signed manifest",
+      stage: "binding",
+      code: "BINDING_MISMATCH",
+      run: async () => {
+        const operator = await generateManifestSigningKey("EdDSA");
+        const other = await signManifest(devManifest({ service: { version: "9.9.9" } }), operator.privateJwk);
+        return verify(await resignPayload(f.document, (p) => (p.manifest = other)));
+      },
+    },
+    {
+      name: "document signed by another key (evidence binds the original key)",
+      stage: "binding",
+      code: "BINDING_MISMATCH",
+      run: async () => {
+        const intruder: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: f.keys.sealing };
+        const doc = await resignPayload(
+          f.document,
+          (p) => ((p.sig_jwk as { x: string }).x = base64url.encode(intruder.signing.publicKey)),
+          intruder,
+        );
+        return verify(doc, {
+          answer: await createNonceAnswer({ keys: intruder, document: doc, nonce: new Uint8Array(32), now: NOW }),
+          nonce: new Uint8Array(32),
+        });
+      },
+    },
+    {
+      name: "document payload altered without re-signing",
+      stage: "document",
+      code: "DOCUMENT_SIGNATURE_INVALID",
+      run: async () => {
+        const [h, , s] = f.document.split(".");
+        const payload = JSON.parse(new TextDecoder().decode(base64url.decode(f.document.split(".")[1]!))) as Record<
+          string,
+          unknown
+        >;
+        payload.iat = 1;
+        return verify(`${h}.${base64url.encode(JSON.stringify(payload))}.${s}`);
+      },
+    },
+    {
+      name: "wrong nonce",
+      stage: "nonce",
+      code: "NONCE_MISMATCH",
+      run: async () => {
+        const answer = await createNonceAnswer({
+          keys: f.keys,
+          document: f.document,
+          nonce: new Uint8Array(32).fill(9),
+          now: NOW,
+        });
+        return verify(f.document, { nonce: new Uint8Array(32).fill(8), answer });
+      },
+    },
+    {
+      name: "nonce answer signed by another key",
+      stage: "nonce",
+      code: "NONCE_SIGNATURE_INVALID",
+      run: async () => {
+        const nonce = new Uint8Array(32).fill(3);
+        const other: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: f.keys.sealing };
+        return verify(f.document, {
+          nonce,
+          answer: await createNonceAnswer({ keys: other, document: f.document, nonce, now: NOW }),
+        });
+      },
+    },
+    {
+      name: "stale nonce answer",
+      stage: "nonce",
+      code: "NONCE_STALE",
+      run: async () => {
+        const nonce = new Uint8Array(32).fill(4);
+        const answer = await createNonceAnswer({
+          keys: f.keys,
+          document: f.document,
+          nonce,
+          now: new Date(NOW.getTime() - 3_600_000),
+        });
+        return verify(f.document, { nonce, answer });
+      },
+    },
+    {
+      name: "nonce answer about another document",
+      stage: "nonce",
+      code: "NONCE_DOCUMENT_MISMATCH",
+      run: async () => {
+        const nonce = new Uint8Array(32).fill(5);
+        const otherDoc = await createAttestationDocument({
+          keys: f.keys,
+          evidence: f.evidence,
+          manifest: f.manifestJws,
+          maaToken: null,
+          now: new Date(NOW.getTime() + 1000),
+        });
+        return verify(f.document, {
+          nonce,
+          answer: await createNonceAnswer({ keys: f.keys, document: otherDoc, nonce, now: NOW }),
+        });
+      },
+    },
+    {
+      name: "manifest signer not trusted by the client",
+      stage: "manifest",
+      code: "MANIFEST_SIGNATURE_INVALID",
+      run: async () => {
+        const stranger = await generateManifestSigningKey("EdDSA");
+        return verify(f.document, {
+          policy: { ...f.policy, manifest: { ...f.policy.manifest, trustedSigners: [stranger.publicJwk] } },
+        });
+      },
+    },
+    {
+      name: "model digest not allowed by the client",
+      stage: "manifest",
+      code: "MODEL_NOT_ALLOWED",
+      run: () =>
+        verify(f.document, {
+          policy: { ...f.policy, manifest: { ...f.policy.manifest, allowedModelDigests: ["0".repeat(64)] } },
+        }),
+    },
+    {
+      name: "malformed document",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      run: () => verify("not.a.jws"),
+    },
+  ];
+
+  it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code }) => {
+    const error = await run().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ stage, code });
+  });
+
+  it("lists every appraisal violation in the error", async () => {
+    const policy: ClientPolicy = {
+      ...f.policy,
+      attestation: {
+        ...f.policy.attestation,
+        snp: { ...f.policy.attestation.snp!, measurements: ["11".repeat(48)], minimumGuestSvn: 5 },
+      },
+    };
+    await expect(verify(f.document, { policy })).rejects.toThrow(/MEASUREMENT.*GUEST_SVN|GUEST_SVN.*MEASUREMENT/);
+  });
+});
