@@ -1,0 +1,98 @@
+/**
+ * Errors of the enclave's request pipeline (policy, PII, audit). Each has a stable `code`; messages
+ * name the field, the expected and the found value, and never carry prompt text, answer text,
+ * request metadata values or key material (only rule ids, entity types, counts and indexes).
+ *
+ * A policy or PII *block* is not an error: it is a decision returned by the evaluator. Errors here
+ * are configuration problems (a manifest the enclave refuses to run with), caller bugs, and audit
+ * log verification failures.
+ */
+
+export type PipelineErrorCode =
+  | "POLICY_PATTERN_UNSAFE"
+  | "POLICY_REQUEST_INVALID"
+  | "PII_ENTITY_UNKNOWN"
+  | "AUDIT_RECORD_INVALID"
+  | "AUDIT_KEY_INVALID";
+
+export class PipelineError extends Error {
+  readonly code: PipelineErrorCode;
+
+  constructor(code: PipelineErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A manifest `pattern` rule could backtrack catastrophically; the enclave refuses the policy. */
+export class PolicyPatternUnsafeError extends PipelineError {
+  readonly ruleId: string;
+
+  constructor(ruleId: string, why: string) {
+    super(
+      "POLICY_PATTERN_UNSAFE",
+      `requestPolicy rule "${ruleId}" pattern: expected a backtracking-safe regular expression, found ${why}`,
+    );
+    this.ruleId = ruleId;
+  }
+}
+
+/** The request handed to the policy evaluator is not well-formed (caller bug). */
+export class PolicyRequestInvalidError extends PipelineError {
+  constructor(field: string, expected: string) {
+    super("POLICY_REQUEST_INVALID", `policy request field ${field}: expected ${expected}`);
+  }
+}
+
+/** A PII entity name outside manifests/schema.ts PII_ENTITIES (caller bug). */
+export class PiiEntityUnknownError extends PipelineError {
+  constructor(found: string) {
+    super(
+      "PII_ENTITY_UNKNOWN",
+      `PII entity: expected one of the manifest's entity names, found ${JSON.stringify(found.slice(0, 40))}`,
+    );
+  }
+}
+
+/** The audit writer was given a value it cannot record (caller bug). */
+export class AuditRecordInvalidError extends PipelineError {
+  constructor(field: string, expected: string) {
+    super("AUDIT_RECORD_INVALID", `audit record field ${field}: expected ${expected}`);
+  }
+}
+
+/** An Ed25519 key of the wrong size or encoding. */
+export class AuditKeyInvalidError extends PipelineError {
+  constructor(field: string, expected: string, found: string) {
+    super("AUDIT_KEY_INVALID", `${field}: expected ${expected}, found ${found}`);
+  }
+}
+
+/**
+ * Why an audit log does not verify. Reported as data by `verifyAuditLog` (not thrown), with the
+ * index of the first offending line; the CLI turns it into an exit code.
+ */
+export type AuditVerifyCode =
+  | "AUDIT_RECORD_MALFORMED"
+  | "AUDIT_SIGNATURE_INVALID"
+  | "AUDIT_RECORD_ALTERED"
+  | "AUDIT_RECORD_REMOVED"
+  | "AUDIT_RECORD_REORDERED"
+  | "AUDIT_RECORD_DUPLICATED"
+  | "AUDIT_CHAIN_BROKEN"
+  | "AUDIT_LOG_TRUNCATED"
+  | "AUDIT_CHECKPOINT_MISMATCH";
+
+/** Thrown by the CLI (and by `assertAuditLogValid`) when a log does not verify. */
+export class AuditVerifyError extends Error {
+  readonly code: AuditVerifyCode;
+  readonly index: number;
+
+  constructor(code: AuditVerifyCode, index: number, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AuditVerifyError";
+    this.code = code;
+    this.index = index;
+  }
+}

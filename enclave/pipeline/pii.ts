@@ -1,0 +1,282 @@
+/**
+ * PII filtering (DESIGN.md "The zero-trust pipeline", step 3): finds the manifest's entity types in
+ * a prompt and, per `requestPolicy.pii.mode`, replaces each with a typed placeholder
+ * (`[REDACTED_EMAIL]`), blocks the request naming only the entity types, or leaves it untouched.
+ *
+ * Detectors (each a regular expression for the shape plus, where one exists, a checksum):
+ *  - email: local@domain.tld (dot-separated labels, alphabetic TLD of 2..63).
+ *  - phone: international `+<country><digits>` with 8..15 digits in all (E.164) and single
+ *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
+ *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
+ *    Bare digit runs without separators are not phones (too many false positives).
+ *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) with one separator kind
+ *    (space or dash), starting with a
+ *    card network prefix (2-series Mastercard, 3 Amex/Diners/JCB, 4 Visa, 5 Mastercard/Maestro,
+ *    6 Discover/UnionPay/Maestro), Luhn checksum valid.
+ *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (in groups of 4 or compact), 15..34
+ *    characters in all, ISO 13616 mod-97 = 1. Upper case only, as IBANs are written.
+ *  - us_ssn: AAA-GG-SSSS (dashes or spaces), excluding area 000, 666 and 900..999, group 00 and
+ *    serial 0000.
+ *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
+ *    after `v`/`version`/`release`/`build`); IPv6 in RFC 4291 text forms (at most one `::`,
+ *    embedded IPv4 tail allowed) — a `h:h:h` time or a MAC address is not an IPv6 address.
+ *  - secret_key: PEM private key blocks (a block cut off without its END line is redacted to the
+ *    end of its base64), OpenAI/Anthropic-style `sk-…` keys (20+ characters with letters and
+ *    digits), Stripe `sk_live_`/`rk_test_`…, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16),
+ *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
+ *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
+ *
+ * Entities are processed in a fixed order (secret_key, email, iban, credit_card, us_ssn,
+ * ip_address, phone), so a value already replaced is not found again by a later detector.
+ * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
+ * repetition that can overlap, so matching stays linear-ish in the text length.
+ *
+ * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
+ * detected; detection is best-effort pattern matching, not a guarantee that no PII reaches the model.
+ * Findings hold entity types and counts only, never the values.
+ */
+
+import type { Manifest } from "../../manifests/schema.ts";
+import { PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
+import { PiiEntityUnknownError } from "./errors.ts";
+
+export type PiiConfig = Manifest["requestPolicy"]["pii"];
+
+export interface PiiFinding {
+  readonly entity: PiiEntity;
+  readonly count: number;
+}
+
+export interface RedactionResult {
+  readonly text: string;
+  /** In detector order; only entities found at least once. */
+  readonly findings: readonly PiiFinding[];
+}
+
+export type PiiOutcome =
+  | { readonly action: "allow"; readonly text: string; readonly findings: readonly PiiFinding[] }
+  | { readonly action: "block"; readonly findings: readonly PiiFinding[]; readonly reason: string };
+
+/** The fixed processing order (see the module comment). */
+export const PII_DETECTION_ORDER: readonly PiiEntity[] = [
+  "secret_key",
+  "email",
+  "iban",
+  "credit_card",
+  "us_ssn",
+  "ip_address",
+  "phone",
+];
+
+export function piiPlaceholder(entity: PiiEntity): string {
+  return `[REDACTED_${entity.toUpperCase()}]`;
+}
+
+interface Detector {
+  readonly regex: RegExp;
+  /** Extra check on the matched text; absent = the shape suffices. */
+  readonly valid?: (match: string) => boolean;
+}
+
+const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
+  email: [
+    {
+      regex:
+        /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])/g,
+    },
+  ],
+  phone: [
+    { regex: /(?<![\w+])\+[1-9](?:[ .-]?\d){7,14}(?!\w)/g },
+    {
+      regex: /(?<![\w+(])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-])/g,
+    },
+  ],
+  credit_card: [
+    {
+      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, one separator kind: a following "05/27" is not a group.
+      regex: /(?<![\d-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5})(?!\d)/g,
+      valid: validCard,
+    },
+  ],
+  iban: [
+    {
+      regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g,
+      valid: validIban,
+    },
+  ],
+  us_ssn: [{ regex: /(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])/g, valid: validSsn }],
+  ip_address: [
+    // IPv6 first: its embedded-IPv4 form (::ffff:192.0.2.1) must not lose its tail to the IPv4 detector.
+    {
+      regex: /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?(?![\w:]|\.\d)/g,
+      valid: validIpv6,
+    },
+    {
+      regex:
+        /(?<![\w.]|\b(?:v|ver|version|release|build) ?)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/gi,
+    },
+  ],
+  secret_key: [
+    {
+      regex:
+        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\r?\n[A-Za-z0-9+/=]{1,80}(?=\r?\n|$))*)/g,
+    },
+    {
+      regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,
+      valid: (m) => /\d/.test(m.slice(3)) && /[A-Za-z]/.test(m.slice(3)),
+    },
+    { regex: /(?<![\w-])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}/g },
+    { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])/g },
+    { regex: /(?<=aws_secret_access_key["']?\s{0,8}[:=]\s{0,8}["']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/gi },
+    { regex: /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9_])/g },
+    { regex: /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{22,255}/g },
+    { regex: /(?<![\w-])xox[abeprs]-[A-Za-z0-9-]{10,}/g },
+    { regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g },
+  ],
+};
+
+function checkEntities(entities: readonly string[]): void {
+  for (const entity of entities) {
+    if (!(PII_ENTITIES as readonly string[]).includes(entity)) throw new PiiEntityUnknownError(entity);
+  }
+}
+
+/** Replaces every detected entity of the given types with its placeholder. */
+export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
+  checkEntities(entities);
+  const wanted = new Set(entities);
+  const findings: PiiFinding[] = [];
+  let out = text;
+  for (const entity of PII_DETECTION_ORDER) {
+    if (!wanted.has(entity)) continue;
+    let count = 0;
+    const placeholder = piiPlaceholder(entity);
+    for (const detector of DETECTORS[entity]) {
+      out = out.replace(detector.regex, (match: string) => {
+        if (detector.valid !== undefined && !detector.valid(match)) return match;
+        count += 1;
+        return placeholder;
+      });
+    }
+    if (count > 0) findings.push({ entity, count });
+  }
+  return { text: out, findings };
+}
+
+/** Counts the entities without changing the text (block mode). */
+export function detectPii(text: string, entities: readonly PiiEntity[]): readonly PiiFinding[] {
+  return redactPii(text, entities).findings;
+}
+
+/**
+ * Applies the manifest's PII setting: "redact" → the redacted text; "block" → a block decision
+ * naming the entity types found (or the text unchanged when none is found); "off" → untouched.
+ */
+export function applyPiiPolicy(pii: PiiConfig, text: string): PiiOutcome {
+  if (pii.mode === "off") return { action: "allow", text, findings: [] };
+  const result = redactPii(text, pii.entities);
+  if (pii.mode === "redact") return { action: "allow", text: result.text, findings: result.findings };
+  if (result.findings.length === 0) return { action: "allow", text, findings: [] };
+  const types = result.findings.map((f) => f.entity).join(", ");
+  return { action: "block", findings: result.findings, reason: `PII found (mode "block"): ${types}` };
+}
+
+// --- checksums and range checks -------------------------------------------------------------------
+
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i -= 1) {
+    let d = digits.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return digits.length > 0 && sum % 10 === 0;
+}
+
+function validCard(match: string): boolean {
+  const digits = match.replace(/[ -]/g, "");
+  if (digits.length < 13 || digits.length > 19) return false;
+  const two = Number(digits.slice(0, 2));
+  const four = Number(digits.slice(0, 4));
+  const networkPrefix =
+    digits[0] === "4" ||
+    (two >= 51 && two <= 55) ||
+    (four >= 2221 && four <= 2720) ||
+    two === 34 ||
+    two === 37 ||
+    two === 36 ||
+    two === 38 ||
+    (two === 30 && Number(digits[2]) <= 5) ||
+    (four >= 3528 && four <= 3589) ||
+    digits[0] === "6" ||
+    two === 50 ||
+    (two >= 56 && two <= 58);
+  return networkPrefix && luhnValid(digits);
+}
+
+/** ISO 13616 / ISO 7064 mod 97-10 over the compact IBAN. */
+export function ibanValid(compact: string): boolean {
+  if (!/^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(compact)) return false;
+  const rearranged = compact.slice(4) + compact.slice(0, 4);
+  let remainder = 0;
+  for (const ch of rearranged) {
+    const code = ch.charCodeAt(0);
+    const value = code >= 65 ? String(code - 55) : ch;
+    for (const digit of value) remainder = (remainder * 10 + (digit.charCodeAt(0) - 48)) % 97;
+  }
+  return remainder === 1;
+}
+
+function validIban(match: string): boolean {
+  return ibanValid(match.replace(/ /g, ""));
+}
+
+function validSsn(match: string): boolean {
+  const area = Number(match.slice(0, 3));
+  const group = match.slice(4, 6);
+  const serial = match.slice(7, 11);
+  return area !== 0 && area !== 666 && area < 900 && group !== "00" && serial !== "0000";
+}
+
+/** RFC 4291 section 2.2 text forms: eight groups, or fewer with exactly one `::`; IPv4 tail allowed. */
+export function ipv6Valid(text: string): boolean {
+  let body = text;
+  let groupsNeeded = 8;
+  const v4 = /(?:^|:)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(body);
+  if (v4 !== null) {
+    const quad = v4[1] as string;
+    if (!quad.split(".").every((o) => /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(o))) return false;
+    body = body.slice(0, body.length - quad.length);
+    // "::ffff:" → "::ffff"; a bare "::" before the IPv4 part stays.
+    if (body.endsWith(":") && !body.endsWith("::")) body = body.slice(0, -1);
+    groupsNeeded = 6;
+  } else if (text.includes(".")) {
+    return false;
+  }
+  const halves = body.split("::");
+  if (halves.length > 2) return false;
+  const parse = (part: string): string[] | null => {
+    if (part === "") return [];
+    const groups = part.split(":");
+    return groups.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g)) ? groups : null;
+  };
+  if (halves.length === 1) {
+    const groups = parse(halves[0] as string);
+    return groups !== null && groups.length === groupsNeeded;
+  }
+  const head = parse(halves[0] as string);
+  const tail = parse(halves[1] as string);
+  if (head === null || tail === null) return false;
+  return head.length + tail.length < groupsNeeded;
+}
+
+function validIpv6(match: string): boolean {
+  // A bare "::" (e.g. a C++ scope operator) is not worth a placeholder.
+  return /[0-9A-Fa-f]/.test(match) && ipv6Valid(match);
+}

@@ -1,0 +1,256 @@
+import { describe, expect, it } from "vitest";
+import { applyPiiPolicy, ibanValid, ipv6Valid, luhnValid, redactPii } from "../../enclave/pipeline/pii.ts";
+import { PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
+
+type Row = readonly [name: string, entity: PiiEntity, input: string, expected: string];
+
+// True positives: the exact redacted output. Each row runs with only its own entity enabled.
+const POSITIVES: readonly Row[] = [
+  ["email", "email", "write to jane.doe+tag@mail.example.co.uk today", "write to [REDACTED_EMAIL] today"],
+  ["email at sentence end", "email", "Contact: a_b@example.org.", "Contact: [REDACTED_EMAIL]."],
+  ["phone +44 spaced", "phone", "call +44 20 7946 0958 now", "call [REDACTED_PHONE] now"],
+  ["phone +49 dashed", "phone", "tel +49-30-1234567", "tel [REDACTED_PHONE]"],
+  ["phone +1 compact", "phone", "(+14155552671)", "([REDACTED_PHONE])"],
+  ["phone US parenthesised", "phone", "ring (415) 555-2671 please", "ring [REDACTED_PHONE] please"],
+  ["phone US dashed", "phone", "415-555-2671", "[REDACTED_PHONE]"],
+  ["phone US dotted with 1", "phone", "1.415.555.2671", "[REDACTED_PHONE]"],
+  ["phone +1 (415)", "phone", "dial +1 (415) 555-2671.", "dial [REDACTED_PHONE]."],
+  ["visa spaced", "credit_card", "card 4111 1111 1111 1111 exp 05/27", "card [REDACTED_CREDIT_CARD] exp 05/27"],
+  ["visa dashed", "credit_card", "4111-1111-1111-1111", "[REDACTED_CREDIT_CARD]"],
+  ["mastercard compact", "credit_card", "pan=5555555555554444;", "pan=[REDACTED_CREDIT_CARD];"],
+  ["amex 4-6-5", "credit_card", "amex 3782 822463 10005", "amex [REDACTED_CREDIT_CARD]"],
+  ["visa 13 digits", "credit_card", "old 4222222222222 card", "old [REDACTED_CREDIT_CARD] card"],
+  ["mastercard 2-series", "credit_card", "2223000048400011", "[REDACTED_CREDIT_CARD]"],
+  ["iban DE grouped", "iban", "IBAN DE89 3704 0044 0532 0130 00 AND more", "IBAN [REDACTED_IBAN] AND more"],
+  ["iban GB compact", "iban", "to GB29NWBK60161331926819.", "to [REDACTED_IBAN]."],
+  ["iban FR grouped", "iban", "FR14 2004 1010 0505 0001 3M02 606", "[REDACTED_IBAN]"],
+  ["ssn dashed", "us_ssn", "SSN: 123-45-6789", "SSN: [REDACTED_US_SSN]"],
+  ["ssn spaced", "us_ssn", "ssn 536 22 1234 on file", "ssn [REDACTED_US_SSN] on file"],
+  ["ipv4", "ip_address", "host 192.168.1.10 is up", "host [REDACTED_IP_ADDRESS] is up"],
+  ["ipv4 sentence end", "ip_address", "Connect to 10.0.0.1.", "Connect to [REDACTED_IP_ADDRESS]."],
+  ["ipv4 edge values", "ip_address", "255.255.255.255 and 0.0.0.0", "[REDACTED_IP_ADDRESS] and [REDACTED_IP_ADDRESS]"],
+  ["ipv6 full", "ip_address", "addr 2001:0db8:85a3:0000:0000:8a2e:0370:7334 ok", "addr [REDACTED_IP_ADDRESS] ok"],
+  [
+    "ipv6 compressed",
+    "ip_address",
+    "via 2001:db8::1 and fe80::1ff:fe23:4567:890a",
+    "via [REDACTED_IP_ADDRESS] and [REDACTED_IP_ADDRESS]",
+  ],
+  ["ipv6 loopback", "ip_address", "bind ::1 here", "bind [REDACTED_IP_ADDRESS] here"],
+  ["ipv6 mapped v4", "ip_address", "peer ::ffff:192.0.2.128 seen", "peer [REDACTED_IP_ADDRESS] seen"],
+  [
+    "PEM private key block",
+    "secret_key",
+    "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7+abc/def==\nQWERTY\n-----END RSA PRIVATE KEY-----\nthanks",
+    "key:\n[REDACTED_SECRET_KEY]\nthanks",
+  ],
+  [
+    "PEM block cut off",
+    "secret_key",
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc+/=\nand then prose",
+    "[REDACTED_SECRET_KEY]\nand then prose",
+  ],
+  [
+    "openai key",
+    "secret_key",
+    "OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",
+    "OPENAI_API_KEY=[REDACTED_SECRET_KEY]",
+  ],
+  ["anthropic key", "secret_key", "key sk-ant-api03-xY7zQ1wE2rT3yU4iO5pA6s end", "key [REDACTED_SECRET_KEY] end"],
+  ["stripe live key", "secret_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[REDACTED_SECRET_KEY]"],
+  ["aws access key id", "secret_key", "AKIAIOSFODNN7EXAMPLE in config", "[REDACTED_SECRET_KEY] in config"],
+  [
+    "aws secret after its name",
+    "secret_key",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "aws_secret_access_key = [REDACTED_SECRET_KEY]",
+  ],
+  ["github pat", "secret_key", "token ghp_1234567890abcdefghijklmnopqrstuvwxyZ ok", "token [REDACTED_SECRET_KEY] ok"],
+  ["github fine-grained", "secret_key", "github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "[REDACTED_SECRET_KEY]"],
+  ["slack token", "secret_key", "xoxb-123456789012-abcdefABCDEF", "[REDACTED_SECRET_KEY]"],
+  ["google api key", "secret_key", "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "[REDACTED_SECRET_KEY]"],
+];
+
+// Near misses: must come out unchanged with the entity enabled.
+const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: string])[] = [
+  ["no TLD", "email", "user@localhost"],
+  ["handle", "email", "ping @someone on chat"],
+  ["decorator", "email", "use @Component in Angular"],
+  ["short international", "phone", "+12345"],
+  ["order number without separators", "phone", "order 4155552671 shipped"],
+  ["US area code starting 1", "phone", "123-456-7890"],
+  ["US exchange starting 1", "phone", "415-155-2671"],
+  ["date", "phone", "2024-01-15"],
+  ["semver", "phone", "1.2.3"],
+  ["invalid Luhn", "credit_card", "4111 1111 1111 1112"],
+  ["invalid Luhn compact", "credit_card", "5555555555554445"],
+  ["Luhn-valid but no card network prefix", "credit_card", "0000000000000000"],
+  ["too long run", "credit_card", "41111111111111111111111"],
+  ["mixed separators", "credit_card", "4111-1111 1111-1111"],
+  ["12 digits", "credit_card", "4111 1111 1111"],
+  ["invalid IBAN checksum", "iban", "DE88 3704 0044 0532 0130 00"],
+  ["invalid IBAN compact", "iban", "GB29NWBK60161331926818"],
+  ["IBAN shape too short", "iban", "DE89 3704"],
+  ["ssn area 000", "us_ssn", "000-12-3456"],
+  ["ssn area 666", "us_ssn", "666-12-3456"],
+  ["ssn area 9xx", "us_ssn", "912-34-5678"],
+  ["ssn group 00", "us_ssn", "123-00-6789"],
+  ["ssn serial 0000", "us_ssn", "123-45-0000"],
+  ["ssn mixed separators", "us_ssn", "123-45 6789"],
+  ["ssn inside a longer run", "us_ssn", "1-123-45-6789"],
+  ["octet out of range", "ip_address", "256.1.1.1"],
+  ["three parts", "ip_address", "version 1.2.3"],
+  ["five parts", "ip_address", "1.2.3.4.5"],
+  ["v-prefixed version", "ip_address", "upgrade to v1.2.3.4"],
+  ["version word", "ip_address", "Version 10.0.0.1 released"],
+  ["leading zeros", "ip_address", "01.02.03.04"],
+  ["time of day", "ip_address", "at 12:30:45 today"],
+  ["MAC address", "ip_address", "00:1a:2b:3c:4d:5e"],
+  ["C++ scope", "ip_address", "std::vector and ::"],
+  ["two double colons", "ip_address", "2001::db8::1"],
+  ["too many groups", "ip_address", "1:2:3:4:5:6:7:8:9"],
+  ["sk- without digits", "secret_key", "pip install sk-learn-is-not-the-package-name"],
+  ["short sk-", "secret_key", "sk-12345"],
+  ["task- prefix", "secret_key", "task-1234567890abcdefghij"],
+  ["AKIA too short", "secret_key", "AKIA1234"],
+  [
+    "public key block",
+    "secret_key",
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+  ],
+  ["ghp too short", "secret_key", "ghp_abc123"],
+];
+
+describe("redactPii: true positives (exact output)", () => {
+  it.each(POSITIVES)("%s", (_name, entity, input, expected) => {
+    const result = redactPii(input, [entity]);
+    expect(result.text).toBe(expected);
+    const count = expected.split(`[REDACTED_${entity.toUpperCase()}]`).length - 1;
+    expect(result.findings).toEqual([{ entity, count }]);
+  });
+});
+
+describe("redactPii: near-miss negatives (unchanged)", () => {
+  it.each(NEGATIVES)("%s", (_name, entity, input) => {
+    expect(redactPii(input, [entity])).toEqual({ text: input, findings: [] });
+  });
+
+  it("near misses stay unchanged with every entity enabled too", () => {
+    for (const [name, , input] of NEGATIVES) {
+      if (name === "public key block") continue; // its base64 is not PII, but nothing else claims it either
+      expect(redactPii(input, PII_ENTITIES).text, name).toBe(input);
+    }
+  });
+});
+
+describe("redactPii: all entities together", () => {
+  it("redacts a mixed prompt in detector order and counts each type", () => {
+    const input =
+      "Hi, I'm jane@example.com, phone +44 20 7946 0958, card 4111-1111-1111-1111, " +
+      "IBAN GB29 NWBK 6016 1331 9268 19, SSN 123-45-6789, from 203.0.113.7 / 2001:db8::7, " +
+      "key AKIAIOSFODNN7EXAMPLE. Also bob@example.org.";
+    const result = redactPii(input, PII_ENTITIES);
+    expect(result.text).toBe(
+      "Hi, I'm [REDACTED_EMAIL], phone [REDACTED_PHONE], card [REDACTED_CREDIT_CARD], " +
+        "IBAN [REDACTED_IBAN], SSN [REDACTED_US_SSN], from [REDACTED_IP_ADDRESS] / [REDACTED_IP_ADDRESS], " +
+        "key [REDACTED_SECRET_KEY]. Also [REDACTED_EMAIL].",
+    );
+    expect(result.findings).toEqual([
+      { entity: "secret_key", count: 1 },
+      { entity: "email", count: 2 },
+      { entity: "iban", count: 1 },
+      { entity: "credit_card", count: 1 },
+      { entity: "us_ssn", count: 1 },
+      { entity: "ip_address", count: 2 },
+      { entity: "phone", count: 1 },
+    ]);
+  });
+
+  it("only the listed entities are touched", () => {
+    const input = "mail jane@example.com from 10.1.2.3";
+    expect(redactPii(input, ["ip_address"]).text).toBe("mail jane@example.com from [REDACTED_IP_ADDRESS]");
+    expect(redactPii(input, []).text).toBe(input);
+  });
+
+  it("rejects an unknown entity name", () => {
+    expect(() => redactPii("x", ["passport" as PiiEntity])).toThrow(
+      expect.objectContaining({ code: "PII_ENTITY_UNKNOWN" }),
+    );
+  });
+});
+
+describe("applyPiiPolicy", () => {
+  const text = "mail jane@example.com, card 4111 1111 1111 1111";
+
+  it('"redact" returns the redacted text and the counts', () => {
+    expect(applyPiiPolicy({ mode: "redact", entities: ["email", "credit_card"], reason: null }, text)).toEqual({
+      action: "allow",
+      text: "mail [REDACTED_EMAIL], card [REDACTED_CREDIT_CARD]",
+      findings: [
+        { entity: "email", count: 1 },
+        { entity: "credit_card", count: 1 },
+      ],
+    });
+  });
+
+  it('"block" names the entity types, never the values', () => {
+    const outcome = applyPiiPolicy({ mode: "block", entities: ["email", "credit_card", "phone"], reason: null }, text);
+    expect(outcome).toEqual({
+      action: "block",
+      findings: [
+        { entity: "email", count: 1 },
+        { entity: "credit_card", count: 1 },
+      ],
+      reason: 'PII found (mode "block"): email, credit_card',
+    });
+    expect(JSON.stringify(outcome)).not.toContain("jane");
+    expect(JSON.stringify(outcome)).not.toContain("4111");
+  });
+
+  it('"block" with nothing found lets the text through unchanged', () => {
+    expect(applyPiiPolicy({ mode: "block", entities: ["email"], reason: null }, "nothing here")).toEqual({
+      action: "allow",
+      text: "nothing here",
+      findings: [],
+    });
+  });
+
+  it('"off" leaves the text untouched', () => {
+    expect(applyPiiPolicy({ mode: "off", entities: [], reason: "dev only: no real user data here" }, text)).toEqual({
+      action: "allow",
+      text,
+      findings: [],
+    });
+  });
+});
+
+describe("checksums", () => {
+  it.each([
+    ["4111111111111111", true],
+    ["4111111111111112", false],
+    ["79927398713", true],
+    ["79927398710", false],
+    ["", false],
+    ["12a4", false],
+  ] as const)("luhnValid(%s) = %s", (digits, valid) => expect(luhnValid(digits)).toBe(valid));
+
+  it.each([
+    ["DE89370400440532013000", true],
+    ["GB29NWBK60161331926819", true],
+    ["NL91ABNA0417164300", true],
+    ["DE89370400440532013001", false],
+    ["XX00", false],
+    ["de89370400440532013000", false],
+  ] as const)("ibanValid(%s) = %s", (iban, valid) => expect(ibanValid(iban)).toBe(valid));
+
+  it.each([
+    ["2001:db8::1", true],
+    ["::", true],
+    ["1:2:3:4:5:6:7:8", true],
+    ["1:2:3:4:5:6:7", false],
+    ["1::2::3", false],
+    ["1:2:3:4:5:6:1.2.3.4", true],
+    ["::ffff:300.1.1.1", false],
+    ["12345::1", false],
+  ] as const)("ipv6Valid(%s) = %s", (text, valid) => expect(ipv6Valid(text)).toBe(valid));
+});

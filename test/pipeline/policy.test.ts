@@ -1,0 +1,228 @@
+import { describe, expect, it } from "vitest";
+import {
+  checkPatternSafety,
+  compileRequestPolicy,
+  evaluateRequestPolicy,
+  type PolicyRequest,
+  type RequestPolicy,
+} from "../../enclave/pipeline/policy.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
+import type { RequestRule } from "../../manifests/schema.ts";
+
+const PII_OFF: RequestPolicy["pii"] = { mode: "off", entities: [], reason: "policy unit tests only" };
+
+function policy(rules: RequestRule[], defaultAction: "allow" | "block" = "allow"): RequestPolicy {
+  return { defaultAction, rules, pii: PII_OFF };
+}
+
+const base: PolicyRequest = {
+  kind: "chat",
+  model: "tiny.gguf",
+  text: "Hello there, how are you?",
+  estimatedTokens: 10,
+  metadata: { team: "research" },
+};
+const req = (over: Partial<PolicyRequest>): PolicyRequest => ({ ...base, ...over });
+
+describe("each rule kind", () => {
+  it("maxPromptTokens matches strictly above the limit", () => {
+    const p = compileRequestPolicy(policy([{ id: "max", kind: "maxPromptTokens", action: "block", limit: 100 }]));
+    expect(p.evaluate(req({ estimatedTokens: 100 })).decision).toBe("allow");
+    expect(p.evaluate(req({ estimatedTokens: 101 }))).toEqual({
+      decision: "block",
+      ruleId: "max",
+      reason: 'rule "max" (maxPromptTokens, block): estimated prompt tokens 101 exceed the limit 100',
+    });
+  });
+
+  it("pattern: case-sensitive and case-insensitive, Unicode mode", () => {
+    const sensitive = compileRequestPolicy(
+      policy([{ id: "secret", kind: "pattern", action: "block", pattern: "top secret", caseInsensitive: false }]),
+    );
+    expect(sensitive.evaluate(req({ text: "this is TOP SECRET" })).decision).toBe("allow");
+    expect(sensitive.evaluate(req({ text: "this is top secret" }))).toEqual({
+      decision: "block",
+      ruleId: "secret",
+      reason: `rule "secret" (pattern, block): the prompt matches the rule's pattern`,
+    });
+    const insensitive = compileRequestPolicy(
+      policy([{ id: "secret", kind: "pattern", action: "block", pattern: "top secret", caseInsensitive: true }]),
+    );
+    expect(insensitive.evaluate(req({ text: "this is TOP SECRET" })).decision).toBe("block");
+    const unicode = compileRequestPolicy(
+      policy([{ id: "greek", kind: "pattern", action: "block", pattern: "\\p{Script=Greek}", caseInsensitive: false }]),
+    );
+    expect(unicode.evaluate(req({ text: "αβγ" })).decision).toBe("block");
+    expect(unicode.evaluate(req({ text: "abc" })).decision).toBe("allow");
+  });
+
+  it("pattern evaluation keeps no state between requests (no lastIndex drift)", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false }]),
+    );
+    for (let i = 0; i < 5; i += 1) expect(p.evaluate(req({ text: "x" })).decision).toBe("block");
+  });
+
+  it("allowModels blocks a model outside the list, without naming it", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "models", kind: "allowModels", action: "block", models: ["tiny.gguf", "b.gguf"] }]),
+    );
+    expect(p.evaluate(req({ model: "tiny.gguf" })).ruleId).toBeNull();
+    const decision = p.evaluate(req({ model: "secret-model-name" }));
+    expect(decision).toEqual({
+      decision: "block",
+      ruleId: "models",
+      reason: 'rule "models" (allowModels, block): the requested model is not one of the 2 models the rule allows',
+    });
+  });
+
+  it("metadataEquals: exact own-property equality", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "interns", kind: "metadataEquals", action: "block", key: "team", value: "interns" }]),
+    );
+    expect(p.evaluate(req({ metadata: { team: "interns" } })).decision).toBe("block");
+    expect(p.evaluate(req({ metadata: { team: "Interns" } })).decision).toBe("allow");
+    expect(p.evaluate(req({ metadata: {} })).decision).toBe("allow");
+    const proto = compileRequestPolicy(
+      policy([{ id: "proto", kind: "metadataEquals", action: "block", key: "toString", value: "" }]),
+    );
+    expect(proto.evaluate(req({ metadata: {} })).decision).toBe("allow");
+  });
+
+  it("requestKind matches listed kinds", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "no-complete", kind: "requestKind", action: "block", kinds: ["complete"] }]),
+    );
+    expect(p.evaluate(req({ kind: "chat" })).decision).toBe("allow");
+    expect(p.evaluate(req({ kind: "complete" }))).toEqual({
+      decision: "block",
+      ruleId: "no-complete",
+      reason: 'rule "no-complete" (requestKind, block): request kind "complete" is listed',
+    });
+  });
+});
+
+describe("order and default", () => {
+  const rules: RequestRule[] = [
+    { id: "vip", kind: "metadataEquals", action: "allow", key: "tier", value: "vip" },
+    { id: "max", kind: "maxPromptTokens", action: "block", limit: 50 },
+    { id: "bad-word", kind: "pattern", action: "block", pattern: "forbidden", caseInsensitive: true },
+  ];
+
+  it("the first matching rule decides: an earlier allow admits what a later block would stop", () => {
+    const p = compileRequestPolicy(policy(rules, "block"));
+    const d = p.evaluate(req({ metadata: { tier: "vip" }, estimatedTokens: 500, text: "forbidden" }));
+    expect(d).toMatchObject({ decision: "allow", ruleId: "vip" });
+  });
+
+  it("the first block wins over later matching rules", () => {
+    const p = compileRequestPolicy(policy(rules, "allow"));
+    expect(p.evaluate(req({ estimatedTokens: 500, text: "Forbidden" }))).toMatchObject({
+      decision: "block",
+      ruleId: "max",
+    });
+    expect(p.evaluate(req({ estimatedTokens: 5, text: "Forbidden" }))).toMatchObject({
+      decision: "block",
+      ruleId: "bad-word",
+    });
+  });
+
+  it("no match → defaultAction, with ruleId null", () => {
+    expect(compileRequestPolicy(policy(rules, "allow")).evaluate(base)).toEqual({
+      decision: "allow",
+      ruleId: null,
+      reason: 'no rule matched; defaultAction is "allow"',
+    });
+    expect(compileRequestPolicy(policy(rules, "block")).evaluate(base)).toEqual({
+      decision: "block",
+      ruleId: null,
+      reason: 'no rule matched; defaultAction is "block"',
+    });
+    expect(evaluateRequestPolicy(policy([], "block"), base).decision).toBe("block");
+  });
+
+  it("the dev manifest's policy blocks a PEM private key and a long prompt, allows the rest", () => {
+    const p = compileRequestPolicy(DEV_MANIFEST.requestPolicy);
+    expect(p.evaluate(req({ text: "-----BEGIN RSA PRIVATE KEY-----\nMII..." })).ruleId).toBe("no-private-keys");
+    expect(p.evaluate(req({ estimatedTokens: 1537 })).ruleId).toBe("max-prompt-tokens");
+    expect(p.evaluate(base).decision).toBe("allow");
+  });
+
+  it("reasons never contain prompt text, model names or metadata values", () => {
+    const marker = "MARKER-7f3a";
+    const all: RequestRule[] = [
+      { id: "a", kind: "pattern", action: "allow", pattern: "nomatch", caseInsensitive: false },
+      { id: "b", kind: "metadataEquals", action: "block", key: "k", value: marker },
+      { id: "c", kind: "allowModels", action: "block", models: ["m"] },
+      { id: "d", kind: "pattern", action: "block", pattern: "MARKER", caseInsensitive: false },
+    ];
+    const p = compileRequestPolicy(policy(all));
+    for (const r of [
+      req({ text: marker, metadata: { k: marker }, model: "m" }),
+      req({ text: "x", model: marker }),
+      req({ text: marker, model: "m" }),
+    ]) {
+      const d = p.evaluate(r);
+      expect(d.decision).toBe("block");
+      expect(d.reason).not.toContain("7f3a");
+    }
+  });
+});
+
+describe("catastrophic backtracking defences", () => {
+  it.each([
+    ["(a+)+$", "nested quantifier"],
+    ["(?:a*)*b", "nested quantifier"],
+    ["((ab)*c)+", "nested quantifier"],
+    ["(x+x+)+y", "nested quantifier"],
+    ["(a|ab)*c", "alternation"],
+    ["(?:foo|bar){2,}", "alternation"],
+    ["(a)\\1", "backreference"],
+    ["(?<w>a)\\k<w>", "backreference"],
+  ])("refuses %s", (pattern, why) => {
+    const compile = () =>
+      compileRequestPolicy(policy([{ id: "evil", kind: "pattern", action: "block", pattern, caseInsensitive: false }]));
+    expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "evil" }));
+    expect(compile).toThrow(why);
+  });
+
+  it.each([
+    "-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    "(?:foo|bar)",
+    "(ab)?c+",
+    "\\p{L}+\\d{2,}",
+    "[(+*)]+",
+    "a{2}(?:bc){3}",
+    "(?=x)y+",
+    "\\(a+\\)+",
+  ])("accepts %s", (pattern) => {
+    expect(() => checkPatternSafety("ok", pattern)).not.toThrow();
+  });
+
+  it("a prompt longer than the pattern input limit is blocked by a block rule and skipped by an allow rule", () => {
+    const rules: RequestRule[] = [
+      { id: "allow-hello", kind: "pattern", action: "allow", pattern: "hello", caseInsensitive: false },
+      { id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false },
+    ];
+    const p = compileRequestPolicy(policy(rules), { maxPatternInputChars: 16 });
+    expect(p.evaluate(req({ text: "hello" })).ruleId).toBe("allow-hello");
+    expect(p.evaluate(req({ text: "hello".repeat(4) }))).toEqual({
+      decision: "block",
+      ruleId: "no-x",
+      reason:
+        'rule "no-x" (pattern, block): the prompt has 20 characters, more than the 16 a pattern rule evaluates (treated as a match: fail-closed)',
+    });
+  });
+
+  it("refuses malformed requests (caller bugs) with POLICY_REQUEST_INVALID", () => {
+    const p = compileRequestPolicy(policy([]));
+    for (const bad of [
+      req({ estimatedTokens: -1 }),
+      req({ estimatedTokens: 1.5 }),
+      req({ kind: "embed" as "chat" }),
+      req({ metadata: { a: 1 as unknown as string } }),
+    ]) {
+      expect(() => p.evaluate(bad)).toThrow(expect.objectContaining({ code: "POLICY_REQUEST_INVALID" }));
+    }
+  });
+});
