@@ -1,0 +1,674 @@
+/**
+ * The audit trail (DESIGN.md "The zero-trust pipeline", step 5): for every request, blocked or
+ * allowed, the enclave writes one record of hashes, decisions and counts — never plaintext —
+ * hash-chained and signed with its attested per-boot Ed25519 key. The host stores the lines
+ * (host/audit-store.ts); anyone holding the enclave's public key (the attestation document's
+ * `sig_jwk`) can check that no record was removed, reordered, duplicated or altered.
+ *
+ * Format (version 1):
+ *  - A record is a JSON object with integer, string, null, array and object values only. Its
+ *    canonical bytes are UTF-8 JSON with object keys sorted by UTF-16 code units, no whitespace
+ *    (`canonicalJson`). Record hash = SHA-256(canonical bytes).
+ *  - `prevHash` is the previous record's hash; the first record of a boot (seq 0) has
+ *    `prevHash = SHA-256("cloister/audit/genesis/v1\0" ‖ enclave Ed25519 public key)`, so a log
+ *    cannot be moved under another boot's key.
+ *  - Signature: Ed25519 (tweetnacl `sign.detached`) over `"cloister/audit/record/v1\0" ‖ canonical
+ *    bytes`. The domain tag keeps an audit signature from ever being valid as another message of
+ *    the same key (attestation documents and nonce answers are JWS signing inputs, which cannot
+ *    start with the tag either).
+ *  - One line per record: the canonical JSON of `{record, sig}` with `sig` as 128 hex characters.
+ *    A verifier accepts only lines that are byte-for-byte canonical (no duplicate keys, no
+ *    re-formatting), so every reader sees the bytes that were signed.
+ *  - A checkpoint (`AuditWriter.checkpoint()`) is a signed `{count, lastRecordHash, time}` under
+ *    the tag `"cloister/audit/checkpoint/v1\0"`; given one, a verifier also detects records cut
+ *    from the end of the log, which a chain alone cannot show.
+ *
+ * Prompt and response hashes are keyed, not plain SHA-256: a host holding a plain hash could
+ * confirm a guessed low-entropy prompt ("yes", a known template) by hashing candidates. Each boot
+ * draws a secret 32-byte commitment key that never leaves the enclave. For each request the writer
+ * derives an *opening* key = HMAC-SHA256(commitment key, "cloister/audit/opening/v1\0" ‖
+ * requestIdHash), and records promptHmac = HMAC-SHA256(opening, "cloister/audit/prompt/v1\0" ‖
+ * prompt bytes) (likewise `response`). The opening is returned to the caller, which may give it
+ * to the client inside the sealed answer (never to the host): with it, the client — who knows its
+ * prompt — can show that a record is about its prompt (`auditCommitment`), while the host, lacking
+ * it, cannot test guesses. `requestIdHash` is a plain tagged SHA-256, so a client can find its
+ * record; request ids are 16 random bytes (sealed/request.ts), so the hash reveals nothing.
+ *
+ * What this does not give: a chain shows order and completeness *of what was written*; an enclave
+ * that is restarted starts a new chain under a new key (one log per boot). Truncation at the end
+ * is only detected against a checkpoint or an expected count and last hash. Times come from the
+ * enclave's clock, which the host may influence.
+ */
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import nacl from "tweetnacl";
+import { PII_ENTITIES } from "../../manifests/schema.ts";
+import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
+import type { PiiFinding } from "./pii.ts";
+
+export const AUDIT_RECORD_VERSION = 1;
+const RECORD_TAG = "cloister/audit/record/v1\0";
+const CHECKPOINT_TAG = "cloister/audit/checkpoint/v1\0";
+const GENESIS_TAG = "cloister/audit/genesis/v1\0";
+const REQUEST_ID_TAG = "cloister/audit/request-id/v1\0";
+const OPENING_TAG = "cloister/audit/opening/v1\0";
+const COMMITMENT_TAGS = { prompt: "cloister/audit/prompt/v1\0", response: "cloister/audit/response/v1\0" } as const;
+
+export interface AuditUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+export interface AuditRecord {
+  readonly v: 1;
+  /** 0 for the first record of a boot, then +1 per record. */
+  readonly seq: number;
+  /** ISO-8601 time of writing (the enclave's clock). */
+  readonly time: string;
+  /** SHA-256("cloister/audit/request-id/v1\0" ‖ request id), hex. */
+  readonly requestIdHash: string;
+  /** The API key id the host authenticated (the host knows it already). */
+  readonly tenant: string;
+  readonly decision: "allow" | "block";
+  /** Which step blocked: null when allowed. */
+  readonly blockedBy: "policy" | "pii" | null;
+  /** The policy rule that decided; null when defaultAction decided or PII blocked. */
+  readonly ruleId: string | null;
+  /** Entity types and counts only. */
+  readonly piiFindings: readonly PiiFinding[];
+  /** Error code when an allowed request failed in inference (e.g. ENGINE_BUSY); else null. */
+  readonly error: string | null;
+  /** Keyed commitment to the prompt (see module comment); null when not recorded. */
+  readonly promptHmac: string | null;
+  readonly responseHmac: string | null;
+  /** Token counts; null when the request never reached the model. */
+  readonly usage: AuditUsage | null;
+  readonly modelSha256: string;
+  /** SHA-256 of the attestation document this enclave published. */
+  readonly attestationDigest: string;
+  readonly prevHash: string;
+}
+
+export interface AuditEntry {
+  /** The sealed request's id (32 hex characters in protocol v1; any non-empty string is accepted). */
+  readonly requestId: string;
+  readonly tenant: string;
+  readonly decision: "allow" | "block";
+  readonly blockedBy: "policy" | "pii" | null;
+  readonly ruleId: string | null;
+  readonly piiFindings: readonly PiiFinding[];
+  readonly error: string | null;
+  /**
+   * The prompt as the client can rebuild it (the text the policy saw, before redaction), or null.
+   * Ignored (recorded as null) when the manifest's `recordPromptHash` is false.
+   */
+  readonly prompt: string | Uint8Array | null;
+  /** The full answer, or null (blocked, failed). Ignored when `recordResponseHash` is false. */
+  readonly response: string | Uint8Array | null;
+  readonly usage: AuditUsage | null;
+}
+
+export interface AuditWriterOptions {
+  /** tweetnacl sign secret key (64 bytes: seed ‖ public key), the attested per-boot key. */
+  readonly signingSecretKey: Uint8Array;
+  /** The manifest's model SHA-256 (hex). */
+  readonly modelSha256: string;
+  /** SHA-256 of the attestation document (hex). */
+  readonly attestationDigest: string;
+  /** The manifest's `audit` settings (`recordPromptHash`, `recordResponseHash` are read). */
+  readonly settings: { readonly recordPromptHash: boolean; readonly recordResponseHash: boolean };
+  /** Clock; default `() => new Date()`. */
+  readonly now?: () => Date;
+  /** 32-byte per-boot commitment key; default fresh random. Inject only in tests. */
+  readonly commitmentKey?: Uint8Array;
+}
+
+export interface WrittenAuditRecord {
+  readonly record: AuditRecord;
+  /** The line to hand to the host (no trailing newline). */
+  readonly line: string;
+  /**
+   * The per-request opening key for promptHmac/responseHmac. Secret from the host: give it only to
+   * the client, inside the sealed answer, or drop it.
+   */
+  readonly opening: Uint8Array;
+}
+
+export interface AuditCheckpoint {
+  readonly v: 1;
+  /** Records written so far (= seq of the next record). */
+  readonly count: number;
+  /** Hash of the last record written; the genesis value when count is 0. */
+  readonly lastRecordHash: string;
+  readonly time: string;
+}
+
+const encoder = new TextEncoder();
+const HEX64 = /^[0-9a-f]{64}$/;
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const RULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function fromHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i += 1) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function bytesOf(value: string | Uint8Array): Uint8Array {
+  return typeof value === "string" ? encoder.encode(value) : new Uint8Array(value);
+}
+
+/**
+ * Canonical JSON: sorted keys (UTF-16 code-unit order), no whitespace, safe integers only (no
+ * floats, whose text form is not canonical), no undefined. Throws on anything else.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isSafeInteger(value)) throw new TypeError("canonical JSON: expected a safe integer");
+      return String(value);
+    case "object": {
+      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+      const entries = Object.keys(value)
+        .sort()
+        .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+      return `{${entries.join(",")}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON: unsupported ${typeof value}`);
+  }
+}
+
+/** SHA-256 of the record's canonical bytes (hex): the next record's `prevHash`. */
+export function auditRecordHash(record: AuditRecord): string {
+  return toHex(sha256(encoder.encode(canonicalJson(record))));
+}
+
+/** `prevHash` of seq 0 for the log of the enclave with this Ed25519 public key. */
+export function auditGenesisHash(signingPublicKey: Uint8Array): string {
+  return toHex(sha256(concat(encoder.encode(GENESIS_TAG), checkPublicKey(signingPublicKey))));
+}
+
+/** SHA-256 of the tagged request id (hex): how a client finds its record. */
+export function auditRequestIdHash(requestId: string): string {
+  return toHex(sha256(encoder.encode(REQUEST_ID_TAG + requestId)));
+}
+
+/** The keyed commitment a record holds, recomputed by whoever has the opening key (hex). */
+export function auditCommitment(
+  opening: Uint8Array,
+  kind: "prompt" | "response",
+  content: string | Uint8Array,
+): string {
+  if (opening.length !== 32) throw new AuditKeyInvalidError("audit opening key", "32 bytes", `${opening.length} bytes`);
+  return toHex(hmac(sha256, opening, concat(encoder.encode(COMMITMENT_TAGS[kind]), bytesOf(content))));
+}
+
+function checkPublicKey(key: Uint8Array): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== nacl.sign.publicKeyLength) {
+    throw new AuditKeyInvalidError("enclave Ed25519 public key", "32 bytes", `${key?.length ?? 0} bytes`);
+  }
+  return new Uint8Array(key);
+}
+
+/** Parses an Ed25519 public key given as 64 hex characters. */
+export function parseAuditPublicKeyHex(hex: string): Uint8Array {
+  const trimmed = hex.trim().toLowerCase();
+  if (!HEX64.test(trimmed)) {
+    throw new AuditKeyInvalidError("enclave Ed25519 public key", "64 hex characters", `${trimmed.length} characters`);
+  }
+  return fromHex(trimmed);
+}
+
+function signedBytes(tag: string, canonical: string): Uint8Array {
+  return encoder.encode(tag + canonical);
+}
+
+// --- writer ---------------------------------------------------------------------------------------
+
+/**
+ * Writes the enclave's audit records in order. `record` is synchronous, so records are numbered and
+ * chained in the order of the calls; the caller must deliver the lines to the host in that order
+ * (one queue), or the verifier reports them as reordered.
+ */
+export class AuditWriter {
+  readonly #secretKey: Uint8Array;
+  readonly #publicKey: Uint8Array;
+  readonly #commitmentKey: Uint8Array;
+  readonly #modelSha256: string;
+  readonly #attestationDigest: string;
+  readonly #recordPrompt: boolean;
+  readonly #recordResponse: boolean;
+  readonly #now: () => Date;
+  #seq = 0;
+  #prevHash: string;
+
+  constructor(options: AuditWriterOptions) {
+    if (
+      !(options.signingSecretKey instanceof Uint8Array) ||
+      options.signingSecretKey.length !== nacl.sign.secretKeyLength
+    ) {
+      throw new AuditKeyInvalidError("audit signing secret key", "64 bytes (tweetnacl sign key pair)", "another size");
+    }
+    this.#secretKey = new Uint8Array(options.signingSecretKey);
+    this.#publicKey = nacl.sign.keyPair.fromSecretKey(this.#secretKey).publicKey;
+    const commitmentKey = options.commitmentKey ?? nacl.randomBytes(32);
+    if (commitmentKey.length !== 32) {
+      throw new AuditKeyInvalidError("audit commitment key", "32 bytes", `${commitmentKey.length} bytes`);
+    }
+    this.#commitmentKey = new Uint8Array(commitmentKey);
+    if (!HEX64.test(options.modelSha256))
+      throw new AuditRecordInvalidError("modelSha256", "64 lower-case hex characters");
+    if (!HEX64.test(options.attestationDigest)) {
+      throw new AuditRecordInvalidError("attestationDigest", "64 lower-case hex characters");
+    }
+    this.#modelSha256 = options.modelSha256;
+    this.#attestationDigest = options.attestationDigest;
+    this.#recordPrompt = options.settings.recordPromptHash;
+    this.#recordResponse = options.settings.recordResponseHash;
+    this.#now = options.now ?? (() => new Date());
+    this.#prevHash = auditGenesisHash(this.#publicKey);
+  }
+
+  /** The Ed25519 public key records are signed with. */
+  get publicKey(): Uint8Array {
+    return new Uint8Array(this.#publicKey);
+  }
+
+  /** Builds, chains and signs the record of one request. */
+  record(entry: AuditEntry): WrittenAuditRecord {
+    checkEntry(entry);
+    const requestIdHash = auditRequestIdHash(entry.requestId);
+    const opening = hmac(sha256, this.#commitmentKey, concat(encoder.encode(OPENING_TAG), fromHex(requestIdHash)));
+    const record: AuditRecord = {
+      v: 1,
+      seq: this.#seq,
+      time: this.#time(),
+      requestIdHash,
+      tenant: entry.tenant,
+      decision: entry.decision,
+      blockedBy: entry.blockedBy,
+      ruleId: entry.ruleId,
+      piiFindings: entry.piiFindings.map((f) => ({ entity: f.entity, count: f.count })),
+      error: entry.error,
+      promptHmac: this.#recordPrompt && entry.prompt !== null ? auditCommitment(opening, "prompt", entry.prompt) : null,
+      responseHmac:
+        this.#recordResponse && entry.response !== null ? auditCommitment(opening, "response", entry.response) : null,
+      usage:
+        entry.usage === null
+          ? null
+          : { promptTokens: entry.usage.promptTokens, completionTokens: entry.usage.completionTokens },
+      modelSha256: this.#modelSha256,
+      attestationDigest: this.#attestationDigest,
+      prevHash: this.#prevHash,
+    };
+    const canonical = canonicalJson(record);
+    const sig = toHex(nacl.sign.detached(signedBytes(RECORD_TAG, canonical), this.#secretKey));
+    this.#seq += 1;
+    this.#prevHash = toHex(sha256(encoder.encode(canonical)));
+    return { record, line: canonicalJson({ record, sig }), opening };
+  }
+
+  /** A signed head of the log so far, for truncation checks: one JSON line. */
+  checkpoint(): string {
+    const checkpoint: AuditCheckpoint = { v: 1, count: this.#seq, lastRecordHash: this.#prevHash, time: this.#time() };
+    const sig = toHex(nacl.sign.detached(signedBytes(CHECKPOINT_TAG, canonicalJson(checkpoint)), this.#secretKey));
+    return canonicalJson({ checkpoint, sig });
+  }
+
+  #time(): string {
+    const t = this.#now();
+    if (!(t instanceof Date) || Number.isNaN(t.getTime()))
+      throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+    return t.toISOString();
+  }
+}
+
+function checkEntry(e: AuditEntry): void {
+  if (typeof e.requestId !== "string" || e.requestId.length === 0 || e.requestId.length > 256) {
+    throw new AuditRecordInvalidError("requestId", "a string of 1..256 characters");
+  }
+  if (typeof e.tenant !== "string" || e.tenant.length === 0 || e.tenant.length > 200) {
+    throw new AuditRecordInvalidError("tenant", "an API key id of 1..200 characters");
+  }
+  if (e.decision !== "allow" && e.decision !== "block")
+    throw new AuditRecordInvalidError("decision", '"allow" or "block"');
+  if (e.decision === "allow" && e.blockedBy !== null)
+    throw new AuditRecordInvalidError("blockedBy", "null (decision is allow)");
+  if (e.decision === "block" && e.blockedBy !== "policy" && e.blockedBy !== "pii") {
+    throw new AuditRecordInvalidError("blockedBy", '"policy" or "pii" (decision is block)');
+  }
+  if (e.ruleId !== null && !RULE_ID.test(e.ruleId))
+    throw new AuditRecordInvalidError("ruleId", "a manifest rule id or null");
+  if (e.blockedBy === "pii" && e.ruleId !== null) throw new AuditRecordInvalidError("ruleId", "null (PII blocked)");
+  if (!isFindings(e.piiFindings)) {
+    throw new AuditRecordInvalidError("piiFindings", "a list of {entity, count} with distinct entities and counts ≥ 1");
+  }
+  if (e.error !== null && !ERROR_CODE.test(e.error))
+    throw new AuditRecordInvalidError("error", "an error code (A-Z, 0-9, _) or null");
+  if (e.error !== null && e.decision !== "allow")
+    throw new AuditRecordInvalidError("error", "null (decision is block)");
+  if (e.usage !== null && !isUsage(e.usage)) {
+    throw new AuditRecordInvalidError("usage", "{promptTokens, completionTokens} non-negative integers, or null");
+  }
+  for (const field of ["prompt", "response"] as const) {
+    const v = e[field];
+    if (v !== null && typeof v !== "string" && !(v instanceof Uint8Array)) {
+      throw new AuditRecordInvalidError(field, "a string, bytes or null");
+    }
+  }
+}
+
+function isFindings(value: unknown): value is readonly PiiFinding[] {
+  if (!Array.isArray(value)) return false;
+  const seen = new Set<string>();
+  for (const f of value as unknown[]) {
+    if (typeof f !== "object" || f === null || Object.keys(f).length !== 2) return false;
+    const { entity, count } = f as { entity?: unknown; count?: unknown };
+    if (typeof entity !== "string" || !(PII_ENTITIES as readonly string[]).includes(entity) || seen.has(entity))
+      return false;
+    if (!Number.isSafeInteger(count) || (count as number) < 1) return false;
+    seen.add(entity);
+  }
+  return true;
+}
+
+function isUsage(value: unknown): value is AuditUsage {
+  if (typeof value !== "object" || value === null) return false;
+  const u = value as Record<string, unknown>;
+  return (
+    Object.keys(u).length === 2 &&
+    Number.isSafeInteger(u.promptTokens) &&
+    (u.promptTokens as number) >= 0 &&
+    Number.isSafeInteger(u.completionTokens) &&
+    (u.completionTokens as number) >= 0
+  );
+}
+
+// --- verification ---------------------------------------------------------------------------------
+
+export interface AuditVerifyFailure {
+  readonly code: AuditVerifyCode;
+  /** Index of the offending line (lines.length for a truncated log). */
+  readonly index: number;
+  readonly message: string;
+}
+
+export type AuditVerifyResult =
+  | { readonly ok: true; readonly records: readonly AuditRecord[]; readonly lastRecordHash: string }
+  | { readonly ok: false; readonly records: readonly AuditRecord[]; readonly error: AuditVerifyFailure };
+
+export interface AuditVerifyOptions {
+  /**
+   * What the log must reach: `count` records in all (from seq 0) and, when given, the hash of record
+   * `count - 1`. Take it from a verified checkpoint (`verifyAuditCheckpoint`). Without it a log cut
+   * at the end still verifies: a chain cannot show what was never handed over.
+   */
+  readonly expect?: { readonly count: number; readonly lastRecordHash?: string };
+  /** Verify a segment (a rotated log): the first line's seq and prevHash. Default seq 0, genesis. */
+  readonly start?: { readonly seq: number; readonly prevHash: string };
+}
+
+type ParsedLine =
+  | { readonly ok: true; readonly record: AuditRecord; readonly raw: Record<string, unknown>; readonly sig: Uint8Array }
+  | { readonly ok: false; readonly why: string };
+
+function parseLine(line: string): ParsedLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { ok: false, why: "not JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return { ok: false, why: "not a JSON object" };
+  const keys = Object.keys(value).sort();
+  if (keys.length !== 2 || keys[0] !== "record" || keys[1] !== "sig")
+    return { ok: false, why: "expected exactly {record, sig}" };
+  const { record, sig } = value as { record: unknown; sig: unknown };
+  if (typeof record !== "object" || record === null || Array.isArray(record))
+    return { ok: false, why: "record is not an object" };
+  if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig))
+    return { ok: false, why: "sig is not 128 hex characters" };
+  let canonical: string;
+  try {
+    canonical = canonicalJson(value);
+  } catch {
+    return { ok: false, why: "holds a value canonical JSON does not allow" };
+  }
+  if (canonical !== line) return { ok: false, why: "not in canonical form (re-formatted or duplicate keys)" };
+  return { ok: true, record: record as AuditRecord, raw: record as Record<string, unknown>, sig: fromHex(sig) };
+}
+
+const RECORD_FIELDS = [
+  "attestationDigest",
+  "blockedBy",
+  "decision",
+  "error",
+  "modelSha256",
+  "piiFindings",
+  "prevHash",
+  "promptHmac",
+  "requestIdHash",
+  "responseHmac",
+  "ruleId",
+  "seq",
+  "tenant",
+  "time",
+  "usage",
+  "v",
+];
+
+/** Structure of a record whose signature already verified. Returns the first problem, or null. */
+function recordShapeProblem(r: Record<string, unknown>): string | null {
+  const keys = Object.keys(r).sort();
+  if (keys.join(",") !== RECORD_FIELDS.join(",")) return `fields: expected ${RECORD_FIELDS.join(", ")}`;
+  const nullableHex = (v: unknown) => v === null || (typeof v === "string" && HEX64.test(v));
+  if (r.v !== 1) return "v: expected 1";
+  if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0) return "seq: expected a non-negative integer";
+  if (typeof r.time !== "string" || Number.isNaN(Date.parse(r.time))) return "time: expected an ISO-8601 time";
+  for (const f of ["requestIdHash", "modelSha256", "attestationDigest", "prevHash"] as const) {
+    if (typeof r[f] !== "string" || !HEX64.test(r[f] as string)) return `${f}: expected 64 hex characters`;
+  }
+  if (!nullableHex(r.promptHmac) || !nullableHex(r.responseHmac))
+    return "promptHmac/responseHmac: expected hex or null";
+  if (typeof r.tenant !== "string" || r.tenant.length === 0) return "tenant: expected a non-empty string";
+  if (r.decision !== "allow" && r.decision !== "block") return 'decision: expected "allow" or "block"';
+  if (r.blockedBy !== null && r.blockedBy !== "policy" && r.blockedBy !== "pii")
+    return "blockedBy: expected policy, pii or null";
+  if (r.ruleId !== null && typeof r.ruleId !== "string") return "ruleId: expected a string or null";
+  if (r.error !== null && typeof r.error !== "string") return "error: expected a string or null";
+  if (!isFindings(r.piiFindings)) return "piiFindings: expected [{entity, count}]";
+  if (r.usage !== null && !isUsage(r.usage)) return "usage: expected {promptTokens, completionTokens} or null";
+  return null;
+}
+
+function hashOf(parsed: ParsedLine): string | null {
+  return parsed.ok ? toHex(sha256(encoder.encode(canonicalJson(parsed.record)))) : null;
+}
+
+/**
+ * Verifies a log (one record line per element, no newlines) against the enclave's Ed25519 public
+ * key. Stops at the first failure, in line order; `records` holds the records verified before it.
+ * For each line, in this order: canonical `{record, sig}` shape → signature → record structure →
+ * sequence and chain. When a signature fails, the code says whether the record's content still fits
+ * the chain (AUDIT_SIGNATURE_INVALID: the signature was replaced or re-made with another key) or
+ * not (AUDIT_RECORD_ALTERED); for the last line, with nothing after it committing to its content
+ * (no `expect.lastRecordHash`), the two cannot be told apart and AUDIT_SIGNATURE_INVALID is reported.
+ */
+export function verifyAuditLog(
+  lines: readonly string[],
+  enclaveSigningPublicKey: Uint8Array,
+  options: AuditVerifyOptions = {},
+): AuditVerifyResult {
+  const publicKey = checkPublicKey(enclaveSigningPublicKey);
+  const start = options.start ?? { seq: 0, prevHash: auditGenesisHash(publicKey) };
+  const parsed = lines.map(parseLine);
+  const records: AuditRecord[] = [];
+  const seen = new Map<number, { hash: string; index: number }>();
+  let expectedSeq = start.seq;
+  let prevHash = start.prevHash;
+  const fail = (code: AuditVerifyCode, index: number, message: string): AuditVerifyResult => ({
+    ok: false,
+    records,
+    error: { code, index, message: `audit log line ${index}: ${message}` },
+  });
+
+  for (let i = 0; i < parsed.length; i += 1) {
+    const entry = parsed[i] as ParsedLine;
+    if (!entry.ok) return fail("AUDIT_RECORD_MALFORMED", i, entry.why);
+    const canonical = canonicalJson(entry.record);
+    if (!nacl.sign.detached.verify(signedBytes(RECORD_TAG, canonical), entry.sig, publicKey)) {
+      return fail(...classifySignatureFailure(parsed, i, prevHash, expectedSeq, options));
+    }
+    const problem = recordShapeProblem(entry.raw);
+    if (problem !== null) return fail("AUDIT_RECORD_MALFORMED", i, `signed record is malformed: ${problem}`);
+    const record = entry.record;
+    const hash = toHex(sha256(encoder.encode(canonical)));
+    if (record.seq > expectedSeq) {
+      const later = parsed.slice(i + 1).some((p) => p.ok && p.record.seq === expectedSeq);
+      if (later)
+        return fail(
+          "AUDIT_RECORD_REORDERED",
+          i,
+          `expected seq ${expectedSeq}, found ${record.seq} (seq ${expectedSeq} comes later)`,
+        );
+      const missing = record.seq - expectedSeq;
+      return fail(
+        "AUDIT_RECORD_REMOVED",
+        i,
+        `expected seq ${expectedSeq}, found ${record.seq}: ${missing} record(s) missing`,
+      );
+    }
+    if (record.seq < expectedSeq) {
+      if (seen.get(record.seq)?.hash === hash) {
+        return fail("AUDIT_RECORD_DUPLICATED", i, `seq ${record.seq} repeats line ${seen.get(record.seq)?.index}`);
+      }
+      return fail("AUDIT_RECORD_REORDERED", i, `expected seq ${expectedSeq}, found ${record.seq} (out of order)`);
+    }
+    if (record.prevHash !== prevHash) {
+      return fail(
+        "AUDIT_CHAIN_BROKEN",
+        i,
+        `prevHash: expected ${prevHash}, found ${record.prevHash} (a signed record from another chain)`,
+      );
+    }
+    seen.set(record.seq, { hash, index: i });
+    records.push(record);
+    prevHash = hash;
+    expectedSeq += 1;
+  }
+
+  const expect = options.expect;
+  if (expect !== undefined) {
+    if (expectedSeq < expect.count) {
+      return fail(
+        "AUDIT_LOG_TRUNCATED",
+        parsed.length,
+        `expected ${expect.count} records (seq up to ${expect.count - 1}), found seq up to ${expectedSeq - 1}`,
+      );
+    }
+    if (expect.lastRecordHash !== undefined) {
+      const at = expect.count === start.seq ? { hash: start.prevHash, index: 0 } : seen.get(expect.count - 1);
+      if (at === undefined || at.hash !== expect.lastRecordHash) {
+        return fail(
+          "AUDIT_CHECKPOINT_MISMATCH",
+          at?.index ?? 0,
+          `hash of record seq ${expect.count - 1}: expected ${expect.lastRecordHash}, found ${at?.hash ?? "none"}`,
+        );
+      }
+    }
+  }
+  return { ok: true, records, lastRecordHash: prevHash };
+}
+
+function classifySignatureFailure(
+  parsed: readonly ParsedLine[],
+  i: number,
+  prevHash: string,
+  expectedSeq: number,
+  options: AuditVerifyOptions,
+): [AuditVerifyCode, number, string] {
+  const entry = parsed[i] as ParsedLine & { ok: true };
+  const hash = hashOf(entry) as string;
+  const backward = entry.record.prevHash === prevHash && entry.record.seq === expectedSeq;
+  const next = parsed[i + 1];
+  let forward: boolean | null = null;
+  if (next !== undefined) forward = next.ok && next.record.prevHash === hash;
+  else if (options.expect?.lastRecordHash !== undefined && options.expect.count === expectedSeq + 1) {
+    forward = options.expect.lastRecordHash === hash;
+  }
+  if (forward === null) {
+    return [
+      "AUDIT_SIGNATURE_INVALID",
+      i,
+      "signature does not verify under the enclave key (last line: altered and re-signed cannot be told apart)",
+    ];
+  }
+  if (backward && forward) {
+    return [
+      "AUDIT_SIGNATURE_INVALID",
+      i,
+      "signature does not verify under the enclave key; the content fits the chain (re-signed or signature replaced)",
+    ];
+  }
+  return [
+    "AUDIT_RECORD_ALTERED",
+    i,
+    "signature does not verify and the content no longer fits the chain: the record was altered",
+  ];
+}
+
+/** Verifies a checkpoint line under the enclave key; returns null when it does not verify. */
+export function verifyAuditCheckpoint(line: string, enclaveSigningPublicKey: Uint8Array): AuditCheckpoint | null {
+  const publicKey = checkPublicKey(enclaveSigningPublicKey);
+  let value: unknown;
+  try {
+    value = JSON.parse(line.trim());
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  const { checkpoint, sig } = value as { checkpoint?: unknown; sig?: unknown };
+  if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig) || typeof checkpoint !== "object" || checkpoint === null)
+    return null;
+  let canonical: string;
+  try {
+    canonical = canonicalJson(checkpoint);
+  } catch {
+    return null;
+  }
+  if (!nacl.sign.detached.verify(signedBytes(CHECKPOINT_TAG, canonical), fromHex(sig), publicKey)) return null;
+  const c = checkpoint as Record<string, unknown>;
+  if (
+    c.v !== 1 ||
+    Object.keys(c).length !== 4 ||
+    !Number.isSafeInteger(c.count) ||
+    (c.count as number) < 0 ||
+    typeof c.lastRecordHash !== "string" ||
+    !HEX64.test(c.lastRecordHash) ||
+    typeof c.time !== "string"
+  ) {
+    return null;
+  }
+  return c as unknown as AuditCheckpoint;
+}

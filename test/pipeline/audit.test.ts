@@ -1,0 +1,337 @@
+import { sha256 } from "@noble/hashes/sha2.js";
+import nacl from "tweetnacl";
+import { describe, expect, it } from "vitest";
+import {
+  type AuditRecord,
+  AuditWriter,
+  auditCommitment,
+  auditGenesisHash,
+  auditRecordHash,
+  auditRequestIdHash,
+  canonicalJson,
+  parseAuditPublicKeyHex,
+  verifyAuditCheckpoint,
+  verifyAuditLog,
+} from "../../enclave/pipeline/audit.ts";
+import {
+  ATTESTATION_DIGEST,
+  fixedClock,
+  MODEL_SHA256,
+  makeWriter,
+  sampleEntries,
+  seededKeyPair,
+  writeLog,
+} from "./helpers.ts";
+
+const KEYS = seededKeyPair(7);
+const OTHER = seededKeyPair(8);
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+type Line = { record: Record<string, unknown>; sig: string };
+const parse = (line: string) => JSON.parse(line) as Line;
+const serialise = (l: Line) => canonicalJson(l);
+const RECORD_TAG = new TextEncoder().encode("cloister/audit/record/v1\0");
+
+function resign(line: string, secretKey: Uint8Array, mutate: (r: Record<string, unknown>) => void = () => {}): string {
+  const l = parse(line);
+  mutate(l.record);
+  const bytes = new Uint8Array([...RECORD_TAG, ...new TextEncoder().encode(canonicalJson(l.record))]);
+  return serialise({ record: l.record, sig: hex(nacl.sign.detached(bytes, secretKey)) });
+}
+
+describe("canonical JSON", () => {
+  it("sorts keys, drops whitespace and refuses non-integers", () => {
+    expect(canonicalJson({ b: [1, { d: null, c: "x\n" }], a: true })).toBe('{"a":true,"b":[1,{"c":"x\\n","d":null}]}');
+    expect(() => canonicalJson({ a: 1.5 })).toThrow();
+    expect(() => canonicalJson({ a: undefined })).toThrow();
+  });
+});
+
+describe("AuditWriter", () => {
+  it("writes a chain that verifies, from the key-bound genesis, seq 0..n-1", () => {
+    const lines = writeLog(8);
+    const result = verifyAuditLog(lines, KEYS.publicKey);
+    expect(result.ok).toBe(true);
+    expect(result.records.map((r) => r.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const records = result.records;
+    expect(records[0]?.prevHash).toBe(auditGenesisHash(KEYS.publicKey));
+    for (let i = 1; i < records.length; i += 1) {
+      expect(records[i]?.prevHash).toBe(auditRecordHash(records[i - 1] as AuditRecord));
+      expect(records[i]?.prevHash).toBe(hex(sha256(new TextEncoder().encode(canonicalJson(records[i - 1])))));
+    }
+    if (result.ok) expect(result.lastRecordHash).toBe(auditRecordHash(records[7] as AuditRecord));
+    expect(auditGenesisHash(KEYS.publicKey)).not.toBe(auditGenesisHash(OTHER.publicKey));
+  });
+
+  it("records hashes, decisions and counts with the documented fields", () => {
+    const writer = makeWriter();
+    const { record, line, opening } = writer.record(sampleEntries(1)[0] as never);
+    expect(Object.keys(record).sort()).toEqual(
+      [
+        "attestationDigest",
+        "blockedBy",
+        "decision",
+        "error",
+        "modelSha256",
+        "piiFindings",
+        "prevHash",
+        "promptHmac",
+        "requestIdHash",
+        "responseHmac",
+        "ruleId",
+        "seq",
+        "tenant",
+        "time",
+        "usage",
+        "v",
+      ].sort(),
+    );
+    expect(record).toMatchObject({
+      v: 1,
+      seq: 0,
+      time: "2026-01-02T03:04:05.000Z",
+      tenant: "key-alpha",
+      decision: "allow",
+      blockedBy: null,
+      piiFindings: [{ entity: "email", count: 2 }],
+      usage: { promptTokens: 12, completionTokens: 30 },
+      modelSha256: MODEL_SHA256,
+      attestationDigest: ATTESTATION_DIGEST,
+      requestIdHash: auditRequestIdHash("00000000000000000000000000000001"),
+    });
+    expect(record.promptHmac).toBe(auditCommitment(opening, "prompt", "prompt 0 plain"));
+    expect(record.responseHmac).toBe(auditCommitment(opening, "response", "answer 0 plain"));
+    expect(line).toBe(canonicalJson({ record, sig: parse(line).sig }));
+    // Golden: the format is stable for fixed keys, clock and commitment key.
+    expect(hex(sha256(new TextEncoder().encode(line)))).toBe(
+      "6caac884ebb0ec0ea05545044296d47f7748b74cae2deaccdae5d0ac9f160375",
+    );
+  });
+
+  it("keyed commitments: a host cannot confirm a guessed prompt by hashing it", () => {
+    const writer = makeWriter();
+    const { record, opening } = writer.record(sampleEntries(1)[0] as never);
+    const plain = hex(sha256(new TextEncoder().encode("prompt 0 plain")));
+    expect(record.promptHmac).not.toBe(plain);
+    expect(record.promptHmac).not.toBe(auditCommitment(new Uint8Array(32), "prompt", "prompt 0 plain"));
+    expect(auditCommitment(opening, "prompt", "prompt 0 other")).not.toBe(record.promptHmac);
+    // Another boot (another commitment key) commits differently to the same prompt.
+    const other = new AuditWriter({
+      signingSecretKey: KEYS.secretKey,
+      modelSha256: MODEL_SHA256,
+      attestationDigest: ATTESTATION_DIGEST,
+      settings: { recordPromptHash: true, recordResponseHash: true },
+      now: fixedClock(),
+      commitmentKey: new Uint8Array(32).fill(10),
+    });
+    expect(other.record(sampleEntries(1)[0] as never).record.promptHmac).not.toBe(record.promptHmac);
+  });
+
+  it("recordPromptHash/recordResponseHash false record null", () => {
+    const writer = makeWriter(KEYS, { recordPromptHash: false, recordResponseHash: false });
+    const { record } = writer.record(sampleEntries(1)[0] as never);
+    expect(record.promptHmac).toBeNull();
+    expect(record.responseHmac).toBeNull();
+  });
+
+  it("no plaintext anywhere: a marker in prompt, answer and request id appears in no line or checkpoint", () => {
+    const marker = "ZEBRA-MARKER-91c2";
+    const writer = makeWriter();
+    const lines = sampleEntries(8, marker).map(
+      (e, i) =>
+        writer.record({ ...e, requestId: `${marker}-${i}`, prompt: `${marker} secret prompt`, response: marker }).line,
+    );
+    const text = [...lines, writer.checkpoint()].join("\n");
+    expect(text).not.toContain(marker);
+    expect(text).not.toContain("ZEBRA");
+    expect(text).not.toContain("secret prompt");
+    expect(verifyAuditLog(lines, KEYS.publicKey).ok).toBe(true);
+  });
+
+  it.each([
+    ["blockedBy set on an allow", { blockedBy: "policy" }],
+    ["block without blockedBy", { decision: "block", blockedBy: null }],
+    ["ruleId that is not a rule id", { ruleId: "Not A Slug" }],
+    ["ruleId with a PII block", { decision: "block", blockedBy: "pii", ruleId: "x" }],
+    ["negative count", { piiFindings: [{ entity: "email", count: 0 }] }],
+    ["unknown entity", { piiFindings: [{ entity: "name", count: 1 }] }],
+    ["fractional usage", { usage: { promptTokens: 1.5, completionTokens: 1 } }],
+    ["error code in prose", { error: "engine was busy" }],
+    ["empty tenant", { tenant: "" }],
+  ])("refuses an invalid entry: %s", (_name, change) => {
+    const entry = { ...(sampleEntries(1)[0] as object), ...change };
+    expect(() => makeWriter().record(entry as never)).toThrow(
+      expect.objectContaining({ code: "AUDIT_RECORD_INVALID" }),
+    );
+  });
+
+  it("refuses bad keys", () => {
+    expect(
+      () =>
+        new AuditWriter({
+          signingSecretKey: new Uint8Array(32),
+          modelSha256: MODEL_SHA256,
+          attestationDigest: ATTESTATION_DIGEST,
+          settings: { recordPromptHash: true, recordResponseHash: true },
+        }),
+    ).toThrow(expect.objectContaining({ code: "AUDIT_KEY_INVALID" }));
+    expect(() => verifyAuditLog([], new Uint8Array(31))).toThrow(
+      expect.objectContaining({ code: "AUDIT_KEY_INVALID" }),
+    );
+    expect(() => parseAuditPublicKeyHex("abcd")).toThrow(expect.objectContaining({ code: "AUDIT_KEY_INVALID" }));
+    expect(parseAuditPublicKeyHex(hex(KEYS.publicKey).toUpperCase())).toEqual(KEYS.publicKey);
+  });
+});
+
+describe("verifyAuditLog: every tampering has its own code", () => {
+  const lines = writeLog(6);
+
+  const expectFailure = (ls: readonly string[], code: string, index: number, options = {}) => {
+    const result = verifyAuditLog(ls, KEYS.publicKey, options);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toMatchObject({ code, index });
+    return result;
+  };
+
+  it("removed: a middle record, the first record", () => {
+    const result = expectFailure([...lines.slice(0, 2), ...lines.slice(3)], "AUDIT_RECORD_REMOVED", 2);
+    expect(result.records).toHaveLength(2);
+    expectFailure(lines.slice(1), "AUDIT_RECORD_REMOVED", 0);
+  });
+
+  it("reordered: two records swapped, the last moved to the front", () => {
+    const swapped = [...lines];
+    [swapped[2], swapped[3]] = [swapped[3] as string, swapped[2] as string];
+    expectFailure(swapped, "AUDIT_RECORD_REORDERED", 2);
+    expectFailure([lines[5] as string, ...lines.slice(0, 5)], "AUDIT_RECORD_REORDERED", 0);
+    expectFailure([...lines.slice(0, 4), lines[1] as string, ...lines.slice(4)], "AUDIT_RECORD_DUPLICATED", 4);
+  });
+
+  it.each([
+    ["v", (r: Record<string, unknown>) => (r.v = 2)],
+    ["seq", (r: Record<string, unknown>) => (r.seq = 9)],
+    ["time", (r: Record<string, unknown>) => (r.time = "2030-01-01T00:00:00.000Z")],
+    ["requestIdHash", (r: Record<string, unknown>) => (r.requestIdHash = "b".repeat(64))],
+    ["tenant", (r: Record<string, unknown>) => (r.tenant = "key-mallory")],
+    ["decision", (r: Record<string, unknown>) => (r.decision = "allow")],
+    ["blockedBy", (r: Record<string, unknown>) => (r.blockedBy = null)],
+    ["ruleId", (r: Record<string, unknown>) => (r.ruleId = null)],
+    ["piiFindings", (r: Record<string, unknown>) => (r.piiFindings = [{ entity: "email", count: 1 }])],
+    ["error", (r: Record<string, unknown>) => (r.error = "ENGINE_BUSY")],
+    ["promptHmac", (r: Record<string, unknown>) => (r.promptHmac = "c".repeat(64))],
+    ["responseHmac", (r: Record<string, unknown>) => (r.responseHmac = "d".repeat(64))],
+    ["usage", (r: Record<string, unknown>) => (r.usage = { promptTokens: 1, completionTokens: 1 })],
+    ["modelSha256", (r: Record<string, unknown>) => (r.modelSha256 = "e".repeat(64))],
+    ["attestationDigest", (r: Record<string, unknown>) => (r.attestationDigest = "f".repeat(64))],
+    ["prevHash", (r: Record<string, unknown>) => (r.prevHash = "0".repeat(64))],
+  ])("altered field %s of a middle record → AUDIT_RECORD_ALTERED", (_field, mutate) => {
+    const l = parse(lines[1] as string); // a policy-blocked record: every field set
+    mutate(l.record);
+    const altered = [...lines];
+    altered[1] = serialise(l);
+    expect(altered[1]).not.toBe(lines[1]);
+    const result = expectFailure(altered, "AUDIT_RECORD_ALTERED", 1);
+    expect(result.records).toHaveLength(1);
+  });
+
+  it("an added field or a changed signature", () => {
+    const l = parse(lines[2] as string);
+    l.record.note = "x";
+    expectFailure([...lines.slice(0, 2), serialise(l), ...lines.slice(3)], "AUDIT_RECORD_ALTERED", 2);
+    const s = parse(lines[2] as string);
+    s.sig = `${s.sig.slice(0, -1)}${s.sig.endsWith("0") ? "1" : "0"}`;
+    expectFailure([...lines.slice(0, 2), serialise(s), ...lines.slice(3)], "AUDIT_SIGNATURE_INVALID", 2);
+  });
+
+  it("re-signed with another key → AUDIT_SIGNATURE_INVALID", () => {
+    expectFailure(
+      lines.map((line) => resign(line, OTHER.secretKey)),
+      "AUDIT_SIGNATURE_INVALID",
+      0,
+    );
+    const one = [...lines];
+    one[3] = resign(lines[3] as string, OTHER.secretKey);
+    expectFailure(one, "AUDIT_SIGNATURE_INVALID", 3);
+    // A whole log made by another enclave key does not verify under this one either.
+    expectFailure(writeLog(3, makeWriter(OTHER)), "AUDIT_RECORD_ALTERED", 0);
+    expect(verifyAuditLog(writeLog(3, makeWriter(OTHER)), OTHER.publicKey).ok).toBe(true);
+  });
+
+  it("altered and re-signed by another key → AUDIT_RECORD_ALTERED", () => {
+    const altered = [...lines];
+    altered[2] = resign(lines[2] as string, OTHER.secretKey, (r) => (r.decision = "allow"));
+    expectFailure(altered, "AUDIT_RECORD_ALTERED", 2);
+  });
+
+  it("the last line: altered is told apart only against a checkpoint", () => {
+    const writer = makeWriter();
+    const ls = writeLog(4, writer);
+    const checkpoint = verifyAuditCheckpoint(writer.checkpoint(), KEYS.publicKey);
+    expect(checkpoint).toMatchObject({ v: 1, count: 4 });
+    const l = parse(ls[3] as string);
+    l.record.tenant = "key-mallory";
+    const altered = [...ls.slice(0, 3), serialise(l)];
+    expectFailure(altered, "AUDIT_SIGNATURE_INVALID", 3);
+    expectFailure(altered, "AUDIT_RECORD_ALTERED", 3, {
+      expect: { count: 4, lastRecordHash: checkpoint?.lastRecordHash ?? "" },
+    });
+  });
+
+  it("truncated at the end: detected against a checkpoint, not without one", () => {
+    const writer = makeWriter();
+    const ls = writeLog(6, writer);
+    const checkpoint = verifyAuditCheckpoint(writer.checkpoint(), KEYS.publicKey);
+    if (checkpoint === null) throw new Error("checkpoint did not verify");
+    const expect_ = { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash };
+    expect(verifyAuditLog(ls, KEYS.publicKey, { expect: expect_ }).ok).toBe(true);
+    expect(verifyAuditLog(ls.slice(0, 4), KEYS.publicKey).ok).toBe(true);
+    expectFailure(ls.slice(0, 4), "AUDIT_LOG_TRUNCATED", 4, { expect: expect_ });
+    expectFailure([], "AUDIT_LOG_TRUNCATED", 0, { expect: { count: 1 } });
+    // A log that grew after the checkpoint still verifies against it.
+    ls.push(writer.record(sampleEntries(1)[0] as never).line);
+    expect(verifyAuditLog(ls, KEYS.publicKey, { expect: expect_ }).ok).toBe(true);
+    expectFailure(ls, "AUDIT_CHECKPOINT_MISMATCH", 5, { expect: { count: 6, lastRecordHash: "0".repeat(64) } });
+    // An empty log matches the empty checkpoint (genesis).
+    const empty = makeWriter();
+    const c0 = verifyAuditCheckpoint(empty.checkpoint(), KEYS.publicKey);
+    expect(c0).toMatchObject({ count: 0, lastRecordHash: auditGenesisHash(KEYS.publicKey) });
+    expect(
+      verifyAuditLog([], KEYS.publicKey, { expect: { count: 0, lastRecordHash: c0?.lastRecordHash ?? "" } }).ok,
+    ).toBe(true);
+  });
+
+  it("a signed record from a forked chain (same key, other history) → AUDIT_CHAIN_BROKEN", () => {
+    const a = writeLog(2, makeWriter());
+    const writerB = makeWriter(); // the same key, but another history
+    const bLines = sampleEntries(2, "fork").map((e) => writerB.record(e).line);
+    expect(verifyAuditLog(bLines, KEYS.publicKey).ok).toBe(true);
+    expectFailure([a[0] as string, bLines[1] as string], "AUDIT_CHAIN_BROKEN", 1);
+  });
+
+  it("malformed lines: garbage, re-formatted JSON, missing signature", () => {
+    expectFailure([lines[0] as string, "not json"], "AUDIT_RECORD_MALFORMED", 1);
+    expectFailure([JSON.stringify(parse(lines[0] as string), null, 1)], "AUDIT_RECORD_MALFORMED", 0);
+    expectFailure([canonicalJson({ record: parse(lines[0] as string).record })], "AUDIT_RECORD_MALFORMED", 0);
+    expectFailure(["[]"], "AUDIT_RECORD_MALFORMED", 0);
+  });
+
+  it("verifies a segment of a rotated log from a given start", () => {
+    const all = writeLog(6);
+    const start = { seq: 3, prevHash: auditRecordHash(parse(all[2] as string).record as unknown as AuditRecord) };
+    expect(verifyAuditLog(all.slice(3), KEYS.publicKey, { start }).ok).toBe(true);
+    expectFailure(all.slice(4), "AUDIT_RECORD_REMOVED", 0, { start });
+  });
+
+  it("checkpoints verify only under the enclave key and unaltered", () => {
+    const writer = makeWriter();
+    writeLog(2, writer);
+    const line = writer.checkpoint();
+    expect(verifyAuditCheckpoint(line, KEYS.publicKey)).toMatchObject({ count: 2 });
+    expect(verifyAuditCheckpoint(line, OTHER.publicKey)).toBeNull();
+    expect(verifyAuditCheckpoint(line.replace('"count":2', '"count":1'), KEYS.publicKey)).toBeNull();
+    expect(verifyAuditCheckpoint("{}", KEYS.publicKey)).toBeNull();
+    // A record signature is not a checkpoint signature (domain separation).
+    const rec = parse(writeLog(1)[0] as string);
+    expect(verifyAuditCheckpoint(canonicalJson({ checkpoint: rec.record, sig: rec.sig }), KEYS.publicKey)).toBeNull();
+  });
+});
