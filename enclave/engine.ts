@@ -112,7 +112,7 @@ export type EngineOptions = {
   contextSize?: number;
   /** "off" (default): CPU only. "auto": use a GPU when one is present. */
   gpu?: "off" | "auto";
-  /** CPU threads for evaluation (default: the cores llama.cpp counts for math). */
+  /** CPU threads for evaluation (default: the math cores llama.cpp counts, minus one, at least 1). */
   threads?: number;
   /** Show model-load progress on stderr (default: only when stderr is a TTY). */
   progress?: boolean;
@@ -202,9 +202,10 @@ export async function openInferenceEngine(
     context = await model.createContext({
       sequences: settings.sequences,
       contextSize,
-      // node-llama-cpp's default may exceed the cores; ggml threads spin while waiting, so
-      // oversubscribing a small (or shared) CPU slows decoding by orders of magnitude.
-      threads: settings.threads ?? Math.max(1, llama.cpuMathCores),
+      // ggml threads spin at every barrier, so when any other thread wants a core (the event loop
+      // sealing and streaming, another process) decoding collapses: on the 2-core benchmark
+      // machine 2 threads ran 5-100x slower than 1 (BENCHMARKS.md). Leave one core free.
+      threads: settings.threads ?? Math.max(1, llama.cpuMathCores - 1),
     });
     const slots: Slot[] = [];
     for (let i = 0; i < settings.sequences; i++) slots.push({ sequence: context.getSequence(), tenant: undefined });

@@ -76,9 +76,11 @@ async function main(): Promise<void> {
   process.stdout.write(
     `machine: ${cpus().length} cpus (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`,
   );
-  const bandwidth = await measureReadBandwidth(cpus().length);
+  // Best of three: the peak the machine can deliver (other processes only ever lower a sample).
+  let bandwidth = 0;
+  for (let i = 0; i < 3; i++) bandwidth = Math.max(bandwidth, await measureReadBandwidth(cpus().length));
   process.stdout.write(
-    `memory read bandwidth: ${(bandwidth / 1e9).toFixed(2)} GB/s (${cpus().length} threads, memcmp of 2×64 MiB per thread)\n`,
+    `memory read bandwidth: ${(bandwidth / 1e9).toFixed(2)} GB/s (${cpus().length} threads, memcmp of 2×64 MiB per thread, best of 3)\n`,
   );
   process.stdout.write(`decode: greedy, up to ${maxTokens} tokens per request, CPU only\n`);
   process.stdout.write(`load average at start: ${formatLoad()}\n\n`);
