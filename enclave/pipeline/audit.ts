@@ -610,7 +610,10 @@ function classifySignatureFailure(
 ): [AuditVerifyCode, number, string] {
   const entry = parsed[i] as ParsedLine & { ok: true };
   const hash = hashOf(entry) as string;
-  const backward = entry.record.prevHash === prevHash && entry.record.seq === expectedSeq;
+  // On the first line under the default start, prevHash is compared with a genesis derived from the
+  // key being tried; with a wrong key it never fits, so only seq is compared there.
+  const atGenesis = i === 0 && options.start === undefined;
+  const backward = entry.record.seq === expectedSeq && (atGenesis || entry.record.prevHash === prevHash);
   const next = parsed[i + 1];
   let forward: boolean | null = null;
   if (next !== undefined) forward = next.ok && next.record.prevHash === hash;

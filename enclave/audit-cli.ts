@@ -1,0 +1,40 @@
+/** `cloister audit ...`: checks an enclave's audit log. The action imports its implementation lazily. */
+import type { Command } from "commander";
+import { intOption } from "../client/cli/output.ts";
+
+export interface AuditVerifyCommandOptions {
+  log: string;
+  key?: string;
+  document?: string;
+  checkpoint?: string;
+  count?: number;
+  lastHash?: string;
+  json: boolean;
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program
+    .command("audit")
+    .description("enclave audit logs: verify the signed, hash-chained records the host stores");
+
+  audit
+    .command("verify")
+    .description(
+      "verify an audit log (JSON lines) against the enclave's Ed25519 key: every record signed, none removed, reordered, duplicated or altered; exit 0 iff valid",
+    )
+    .requiredOption("--log <file>", "the audit log (one record per line, as the host stores it)")
+    .option("--key <hex>", "the enclave's Ed25519 public key (64 hex characters)")
+    .option("--document <file>", "take the key from an attestation document's sig_jwk (compact JWS)")
+    .option("--checkpoint <file>", "a signed checkpoint from the enclave: the log must reach it (detects cut-off ends)")
+    .option(
+      "--count <n>",
+      "the log must hold at least this many records",
+      intOption("--count", 0, Number.MAX_SAFE_INTEGER),
+    )
+    .option("--last-hash <hex>", "with --count: the hash of record seq count-1")
+    .option("--json", "print the result as JSON", false)
+    .action(async (options: AuditVerifyCommandOptions) => {
+      const { auditVerifyCommand } = await import("./audit-cli-impl.ts");
+      await auditVerifyCommand(options);
+    });
+}

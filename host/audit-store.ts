@@ -1,0 +1,182 @@
+/**
+ * The host's store of the enclave's audit records: an append-only JSON-lines file.
+ *
+ * The host cannot read anything sensitive here — records hold hashes, keyed commitments, decisions
+ * and counts, never plaintext — and cannot forge or hide one unnoticed: each line is signed and
+ * chained by the enclave (enclave/pipeline/audit.ts), and `cloister audit verify` checks the file.
+ * So this store only has to keep lines intact and in the order received. It checks that a line is
+ * one JSON object on one line of bounded size (so the file stays one record per line); it does not
+ * verify signatures (the host has no reason to trust its own check, a verifier does it).
+ *
+ * Writes: appends go through one queue, so lines never interleave and keep their call order.
+ * Lines waiting while a write is in progress are written together in one `write` (group commit).
+ * Durability (`fsync`): "always" (default) — `append` resolves only after the bytes are written
+ * and fsync'ed, so a record the enclave was told is stored survives a crash or power loss; "never"
+ * — resolves after the write reaches the OS (lost on power loss, kept on a process crash).
+ * One process owns a file: two stores (or processes) appending to the same file are not
+ * coordinated. A line cut short by a crash is kept as it is (a verifier reports it as malformed
+ * instead of the store hiding it); the next append starts on a fresh line.
+ *
+ * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
+ */
+import { type FileHandle, open, readFile } from "node:fs/promises";
+
+export type AuditFsyncPolicy = "always" | "never";
+
+export interface AuditStoreOptions {
+  readonly fsync?: AuditFsyncPolicy;
+  /** Largest accepted line in bytes (default 64 KiB; a record is about 1 KiB). */
+  readonly maxLineBytes?: number;
+}
+
+export class AuditStoreError extends Error {
+  readonly code: "AUDIT_STORE_LINE_INVALID" | "AUDIT_STORE_CLOSED" | "AUDIT_STORE_IO";
+
+  constructor(code: AuditStoreError["code"], message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AuditStoreError";
+    this.code = code;
+  }
+}
+
+interface Pending {
+  readonly bytes: string;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const encoder = new TextEncoder();
+
+export class AuditStore {
+  readonly path: string;
+  readonly #handle: FileHandle;
+  readonly #fsync: AuditFsyncPolicy;
+  readonly #maxLineBytes: number;
+  #pending: Pending[] = [];
+  #writing: Promise<void> | null = null;
+  #closed = false;
+
+  private constructor(path: string, handle: FileHandle, fsync: AuditFsyncPolicy, maxLineBytes: number) {
+    this.path = path;
+    this.#handle = handle;
+    this.#fsync = fsync;
+    this.#maxLineBytes = maxLineBytes;
+  }
+
+  /** Opens (creating, mode 0600) the log file for appending. */
+  static async open(path: string, options: AuditStoreOptions = {}): Promise<AuditStore> {
+    const fsync = options.fsync ?? "always";
+    const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
+    if (fsync !== "always" && fsync !== "never") {
+      throw new AuditStoreError(
+        "AUDIT_STORE_LINE_INVALID",
+        `audit store fsync: expected "always" or "never", found ${String(fsync)}`,
+      );
+    }
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "a+", 0o600);
+    } catch (error) {
+      throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
+    }
+    const store = new AuditStore(path, handle, fsync, maxLineBytes);
+    // A crash may have left a line without its newline: start the next record on a fresh line.
+    const { size } = await handle.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) await handle.appendFile("\n");
+    }
+    return store;
+  }
+
+  /**
+   * Appends one record line (no trailing newline). Resolves once written (and fsync'ed under
+   * "always"); lines are stored in the order of the calls.
+   */
+  append(line: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new AuditStoreError("AUDIT_STORE_CLOSED", "audit store: closed"));
+    try {
+      this.#checkLine(line);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ bytes: `${line}\n`, resolve, reject });
+      if (this.#writing === null) this.#writing = this.#drain();
+    });
+  }
+
+  /** Every line of the file, in order (a final line cut short by a crash included). */
+  async read(): Promise<string[]> {
+    await this.flush();
+    return readAuditLines(this.path);
+  }
+
+  /** Waits for every queued append. */
+  async flush(): Promise<void> {
+    while (this.#writing !== null) await this.#writing;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+    await this.#handle.close();
+  }
+
+  #checkLine(line: string): void {
+    if (typeof line !== "string" || line.length === 0) {
+      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a non-empty string");
+    }
+    const bytes = encoder.encode(line).length;
+    if (bytes > this.#maxLineBytes) {
+      throw new AuditStoreError(
+        "AUDIT_STORE_LINE_INVALID",
+        `audit line: expected at most ${this.#maxLineBytes} bytes, found ${bytes}`,
+      );
+    }
+    if (/[\r\n]/.test(line))
+      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected one line, found a line break");
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected JSON, found unparseable text", {
+        cause: error,
+      });
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a JSON object");
+    }
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending;
+        this.#pending = [];
+        try {
+          // appendFile loops until every byte is written (a bare write may write fewer).
+          await this.#handle.appendFile(batch.map((p) => p.bytes).join(""));
+          if (this.#fsync === "always") await this.#handle.sync();
+          for (const p of batch) p.resolve();
+        } catch (error) {
+          const wrapped = new AuditStoreError("AUDIT_STORE_IO", `audit log ${this.path}: write failed`, {
+            cause: error,
+          });
+          for (const p of batch) p.reject(wrapped);
+        }
+      }
+    } finally {
+      this.#writing = null;
+    }
+  }
+}
+
+/** Reads a JSON-lines audit file into lines (no trailing empty line; CRLF tolerated). */
+export async function readAuditLines(path: string): Promise<string[]> {
+  const text = await readFile(path, "utf8");
+  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
+  if (lines.at(-1) === "") lines.pop();
+  return lines;
+}

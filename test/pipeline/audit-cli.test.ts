@@ -1,0 +1,129 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import nacl from "tweetnacl";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "cloister-audit-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(ROOT, "bin/cloister.js"), ...args],
+      { cwd: dir, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const KEYS = seededKeyPair(7);
+const KEY_HEX = Buffer.from(KEYS.publicKey).toString("hex");
+const b64u = (b: Uint8Array | string) => Buffer.from(b).toString("base64url");
+
+/** An attestation-document-shaped compact JWS: payload sig_jwk = `key`, signed by `signer`. */
+function documentJws(key: Uint8Array, signer: Uint8Array): string {
+  const header = b64u(JSON.stringify({ alg: "EdDSA", typ: "cloister-attestation+jwt" }));
+  const payload = b64u(
+    JSON.stringify({ iss: "cloister-enclave", sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(key) } }),
+  );
+  const sig = nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), signer);
+  return `${header}.${payload}.${b64u(sig)}`;
+}
+
+const p = (name: string) => join(dir, name);
+const writer = makeWriter();
+const lines = writeLog(6, writer);
+writeFileSync(p("good.jsonl"), `${lines.join("\n")}\n`);
+writeFileSync(p("removed.jsonl"), `${[...lines.slice(0, 2), ...lines.slice(3)].join("\n")}\n`);
+writeFileSync(p("truncated.jsonl"), `${lines.slice(0, 4).join("\n")}\n`);
+writeFileSync(p("checkpoint.json"), `${writer.checkpoint()}\n`);
+writeFileSync(p("doc.jws"), documentJws(KEYS.publicKey, KEYS.secretKey));
+writeFileSync(p("forged-doc.jws"), documentJws(KEYS.publicKey, seededKeyPair(8).secretKey));
+
+describe("cloister audit verify (CLI)", () => {
+  it("valid logs exit 0; failures exit 1 naming the code and line; usage errors exit 2", async () => {
+    // Independent spawns run side by side.
+    const [good, goodJson, doc, forgedDoc, removed, removedJson, truncated, withCheckpoint, both, badHex, otherKey] =
+      await Promise.all([
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--key", KEY_HEX),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--key", KEY_HEX, "--json"),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--document", p("doc.jws")),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--document", p("forged-doc.jws")),
+        cloister("audit", "verify", "--log", p("removed.jsonl"), "--key", KEY_HEX),
+        cloister("audit", "verify", "--log", p("removed.jsonl"), "--key", KEY_HEX, "--json"),
+        cloister(
+          "audit",
+          "verify",
+          "--log",
+          p("truncated.jsonl"),
+          "--key",
+          KEY_HEX,
+          "--checkpoint",
+          p("checkpoint.json"),
+        ),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--key", KEY_HEX, "--checkpoint", p("checkpoint.json")),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--key", KEY_HEX, "--document", p("doc.jws")),
+        cloister("audit", "verify", "--log", p("good.jsonl"), "--key", "abc"),
+        cloister(
+          "audit",
+          "verify",
+          "--log",
+          p("good.jsonl"),
+          "--key",
+          Buffer.from(seededKeyPair(8).publicKey).toString("hex"),
+        ),
+      ]);
+
+    expect(good).toMatchObject({ code: 0, stderr: "" });
+    expect(good.stdout).toMatch(/^audit log valid: 6 records, last record hash [0-9a-f]{64}\n$/);
+
+    expect(goodJson.code).toBe(0);
+    expect(JSON.parse(goodJson.stdout)).toMatchObject({
+      valid: true,
+      lines: 6,
+      verifiedRecords: 6,
+      publicKey: KEY_HEX,
+      keySource: "key",
+      error: null,
+    });
+
+    expect(doc.code).toBe(0);
+    expect(doc.stdout).toMatch(/^audit log valid: 6 records/);
+    expect(doc.stderr).toContain("hardware evidence was not verified here");
+
+    expect(forgedDoc.code).toBe(1);
+    expect(forgedDoc.stderr).toMatch(/^cloister: AUDIT_DOCUMENT_INVALID: .*does not verify under its own sig_jwk\n$/);
+
+    expect(removed.code).toBe(1);
+    expect(removed.stdout).toBe("audit log INVALID: 2 of 5 records verified before the failure\n");
+    expect(removed.stderr).toMatch(/^cloister: AUDIT_RECORD_REMOVED: audit log line 2: expected seq 2, found 3/);
+
+    expect(removedJson.code).toBe(1);
+    expect(JSON.parse(removedJson.stdout)).toMatchObject({
+      valid: false,
+      verifiedRecords: 2,
+      error: { code: "AUDIT_RECORD_REMOVED", index: 2 },
+    });
+
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toMatch(/^cloister: AUDIT_LOG_TRUNCATED: audit log line 4: expected 6 records/);
+    expect(withCheckpoint.code).toBe(0);
+
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("exactly one of --key <hex> or --document <file>");
+    expect(badHex.code).toBe(2);
+    expect(badHex.stderr).toContain("expected 64 hex characters");
+
+    expect(otherKey.code).toBe(1);
+    expect(otherKey.stderr).toMatch(/^cloister: AUDIT_SIGNATURE_INVALID: audit log line 0/);
+  });
+});
