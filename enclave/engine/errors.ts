@@ -1,8 +1,10 @@
 /**
  * Errors of the local inference engine. Each has a stable `code` the enclave server maps to a
  * response in one place (ENGINE_BUSY → 429/503). Messages name the field, the expected and the
- * found value, and never carry prompt text, generated text or key material.
+ * found value, and never carry prompt text, generated text or key material. They are EnclaveErrors,
+ * so the enclave's one error-to-HTTP mapping covers them.
  */
+import { EnclaveError } from "../errors.ts";
 
 export type EngineErrorCode =
   | "MODEL_DIGEST_MISMATCH"
@@ -17,13 +19,27 @@ export type EngineErrorCode =
   | "PROMPT_TOO_LONG"
   | "GENERATION_FAILED";
 
-export class EngineError extends Error {
-  readonly code: EngineErrorCode;
+/** HTTP status each code maps to where the enclave answers in plain HTTP (see enclave/errors.ts). */
+const STATUS: Readonly<Record<EngineErrorCode, EnclaveError["status"]>> = {
+  MODEL_DIGEST_MISMATCH: 500,
+  MODEL_NOT_FOUND: 500,
+  MODEL_CHANGED_DURING_LOAD: 500,
+  MODEL_LOAD_FAILED: 500,
+  ENGINE_OPTIONS: 500,
+  ENGINE_BUSY: 503,
+  ENGINE_ABORTED: 409,
+  ENGINE_CLOSED: 503,
+  ENGINE_REQUEST: 400,
+  PROMPT_TOO_LONG: 413,
+  GENERATION_FAILED: 500,
+};
+
+export class EngineError extends EnclaveError {
+  declare readonly code: EngineErrorCode;
 
   constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(code, STATUS[code], message, options);
     this.name = new.target.name;
-    this.code = code;
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EngineError } from "../../enclave/engine/errors.ts";
 import { SlotPool } from "../../enclave/engine/slot-pool.ts";
+import { EnclaveError } from "../../enclave/errors.ts";
 
 function codeOf(error: unknown): unknown {
   return error instanceof EngineError ? error.code : error;
@@ -24,10 +25,13 @@ describe("SlotPool", () => {
     expect(pool.freeCount).toBe(0);
   });
 
-  it("maxQueue 0 refuses as soon as every slot is busy", async () => {
+  it("maxQueue 0 refuses as soon as every slot is busy, as an EnclaveError with status 503", async () => {
     const pool = new SlotPool([1], 0);
     await pool.acquire();
-    await expect(pool.acquire()).rejects.toSatisfy((e) => codeOf(e) === "ENGINE_BUSY");
+    const busy = await pool.acquire().catch((e: unknown) => e);
+    expect(codeOf(busy)).toBe("ENGINE_BUSY");
+    expect(busy).toBeInstanceOf(EnclaveError);
+    expect((busy as EnclaveError).status).toBe(503);
   });
 
   it("an aborted waiter leaves the queue and the next waiter gets the slot", async () => {
