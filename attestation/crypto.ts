@@ -61,6 +61,47 @@ function importCached(
   return promise;
 }
 
+// Verified signatures are memoised. A signature check is a pure function of (algorithm, key,
+// signature, data) with no time in it, so a `true` result can be reused for exactly the same bytes:
+// the memo key is those bytes themselves (no hash, hence no collision to reason about). Only
+// successes are stored; a failure (or an import error) is recomputed every time. Every other check
+// (certificate validity at `at`, chain structure, extensions, TCB, REPORT_DATA binding, the JWS,
+// nonce and manifest checks) still runs on every verification: this only spares re-verifying the
+// same report and certificate signatures when a client re-attests an enclave it already verified.
+// Bounded: at most VERIFIED_LIMIT entries, and inputs over VERIFIED_MAX_BYTES are never memoised.
+const verifiedSignatures = new Set<string>();
+const VERIFIED_LIMIT = 256;
+const VERIFIED_MAX_BYTES = 16 * 1024;
+
+function appendBytes(s: string, bytes: Uint8Array): string {
+  // Length-prefixed, so the concatenation of the parts is unambiguous.
+  let out = `${s}${bytes.length}:`;
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
+  }
+  return out;
+}
+
+function memoKey(tag: string, spki: Uint8Array, signature: Uint8Array, data: Uint8Array): string | null {
+  if (spki.length + signature.length + data.length > VERIFIED_MAX_BYTES) return null;
+  return appendBytes(appendBytes(appendBytes(`${tag}\u0000`, spki), signature), data);
+}
+
+async function memoised(key: string | null, verify: () => Promise<boolean>): Promise<boolean> {
+  if (key !== null && verifiedSignatures.has(key)) return true;
+  const ok = await verify();
+  if (ok && key !== null) {
+    if (verifiedSignatures.size >= VERIFIED_LIMIT) verifiedSignatures.clear();
+    verifiedSignatures.add(key);
+  }
+  return ok;
+}
+
+/** Forgets every memoised signature verification (benchmarks measuring cold verification; tests). */
+export function clearVerifiedSignatureMemo(): void {
+  verifiedSignatures.clear();
+}
+
 /** ECDSA verification; `signature` is the raw fixed-size r||s form (IEEE P1363). */
 export async function verifyEcdsa(params: {
   curve: Curve;
@@ -71,13 +112,16 @@ export async function verifyEcdsa(params: {
 }): Promise<boolean> {
   const size = params.curve === "P-256" ? 32 : 48;
   if (params.signature.length !== 2 * size) return false;
-  let key: CryptoKey;
-  try {
-    key = await importCached(`ec:${params.curve}`, params.spki, { name: "ECDSA", namedCurve: params.curve });
-  } catch {
-    return false;
-  }
-  return subtle.verify({ name: "ECDSA", hash: params.hash }, key, buf(params.signature), buf(params.data));
+  const tag = `ec:${params.curve}:${params.hash}`;
+  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
+    let key: CryptoKey;
+    try {
+      key = await importCached(`ec:${params.curve}`, params.spki, { name: "ECDSA", namedCurve: params.curve });
+    } catch {
+      return false;
+    }
+    return subtle.verify({ name: "ECDSA", hash: params.hash }, key, buf(params.signature), buf(params.data));
+  });
 }
 
 /** RSASSA-PSS verification with MGF1 over the same hash. `spki` must be an rsaEncryption SPKI. */
@@ -88,18 +132,21 @@ export async function verifyRsaPss(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
-  let key: CryptoKey;
-  try {
-    key = await importCached(`pss:${params.hash}`, params.spki, { name: "RSA-PSS", hash: params.hash });
-  } catch {
-    return false;
-  }
-  return subtle.verify(
-    { name: "RSA-PSS", saltLength: params.saltLength },
-    key,
-    buf(params.signature),
-    buf(params.data),
-  );
+  const tag = `pss:${params.hash}:${params.saltLength}`;
+  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
+    let key: CryptoKey;
+    try {
+      key = await importCached(`pss:${params.hash}`, params.spki, { name: "RSA-PSS", hash: params.hash });
+    } catch {
+      return false;
+    }
+    return subtle.verify(
+      { name: "RSA-PSS", saltLength: params.saltLength },
+      key,
+      buf(params.signature),
+      buf(params.data),
+    );
+  });
 }
 
 /** RSASSA-PKCS1-v1_5 verification. `spki` must be an rsaEncryption SPKI. */
@@ -109,13 +156,19 @@ export async function verifyRsaPkcs1(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
-  let key: CryptoKey;
-  try {
-    key = await importCached(`pkcs1:${params.hash}`, params.spki, { name: "RSASSA-PKCS1-v1_5", hash: params.hash });
-  } catch {
-    return false;
-  }
-  return subtle.verify({ name: "RSASSA-PKCS1-v1_5" }, key, buf(params.signature), buf(params.data));
+  const tag = `pkcs1:${params.hash}`;
+  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
+    let key: CryptoKey;
+    try {
+      key = await importCached(`pkcs1:${params.hash}`, params.spki, {
+        name: "RSASSA-PKCS1-v1_5",
+        hash: params.hash,
+      });
+    } catch {
+      return false;
+    }
+    return subtle.verify({ name: "RSASSA-PKCS1-v1_5" }, key, buf(params.signature), buf(params.data));
+  });
 }
 
 /** Cryptographically random bytes. */
