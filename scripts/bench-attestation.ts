@@ -1,0 +1,265 @@
+/**
+ * Attestation verification benchmark.
+ *
+ *   npm run bench:attestation                 # table
+ *   npm run bench:attestation -- --json       # rows as JSON
+ *   npm run bench:attestation -- --cold-runs 10 --warm-runs 300
+ *
+ * Rows:
+ * - "cold SNP <fixture>": full SEV-SNP verification of each genuine captured report (every fixture
+ *   EXPECTED.json says "accept"): parse the report and the VCEK/VLEK, chain to the pinned AMD ARK at
+ *   the fixture's verifyAt, report signature, hwID/cspID, TCB. "Cold" = the first verification in a
+ *   fresh Node process, one process per sample: modules are already imported (not timed), but the
+ *   lazily parsed AMD roots, every WebCrypto key import and the signature memo (attestation/crypto.ts)
+ *   are empty, so all of them are paid inside the timed call. Target: median ≤ 20 ms.
+ * - "document, already verified": the whole `verifyAttestationDocument` (evidence, appraisal,
+ *   REPORT_DATA binding, document JWS, nonce answer, manifest signature and policy) of a simulated
+ *   SEV-SNP attestation document built as the enclave builds it, second and later calls in one
+ *   process, each with a fresh 32-byte nonce and a fresh nonce answer (the answer is made outside
+ *   the timed region). Target: median ≤ 1 ms.
+ * - "document, memo cleared each call": the same, with the signature memo emptied before every call
+ *   (keys stay imported): what the already-verified path costs without the memo. No target.
+ * - "document, first call": the first call of that process (simulator anchors parsed, keys imported).
+ *
+ * Times are wall-clock (performance.now) and include WebCrypto's thread-pool hops; other processes on
+ * the machine inflate them (the load average is printed).
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const FIXTURES = new URL("../../shared/fixtures/attestation/snp/", import.meta.url);
+const EXPECTED = new URL("../../shared/fixtures/attestation/EXPECTED.json", import.meta.url);
+
+type SnpCase = { report: string; cert: string; at: string };
+
+function acceptedSnpCases(): SnpCase[] {
+  const expected = JSON.parse(readFileSync(EXPECTED, "utf8")) as {
+    snp: Record<string, { report: string; endorsementKeyCert?: string; verifyAt?: string; verdict?: string }>;
+  };
+  const cases: SnpCase[] = [];
+  for (const row of Object.values(expected.snp)) {
+    if (row.verdict !== "accept" || row.endorsementKeyCert === undefined || row.verifyAt === undefined) continue;
+    cases.push({ report: row.report, cert: row.endorsementKeyCert, at: row.verifyAt });
+  }
+  if (cases.length === 0) throw new Error("EXPECTED.json: no accepted SNP fixture found");
+  return cases;
+}
+
+/** Child: one cold verification of one fixture, printed as JSON {coldMs, secondMs}. */
+async function coldChild(c: SnpCase): Promise<void> {
+  const reportBytes = new Uint8Array(readFileSync(new URL(c.report, FIXTURES)));
+  const certBytes = new Uint8Array(readFileSync(new URL(c.cert, FIXTURES)));
+  const { parseSnpReport } = await import("../attestation/snp/parse.ts");
+  const { verifySnpReport } = await import("../attestation/snp/verify.ts");
+  const { AMD_ROOTS } = await import("../attestation/roots/amd.ts");
+  const { parseCertificateBytes } = await import("../attestation/x509.ts");
+  const at = new Date(c.at);
+  const once = async () => {
+    const t = performance.now();
+    const verified = await verifySnpReport({
+      report: parseSnpReport(reportBytes),
+      endorsementKey: parseCertificateBytes(certBytes),
+      anchors: AMD_ROOTS,
+      at,
+    });
+    const ms = performance.now() - t;
+    if (verified.simulated) throw new Error("a genuine fixture verified as simulated");
+    return ms;
+  };
+  const coldMs = await once();
+  const secondMs = await once();
+  process.stdout.write(JSON.stringify({ coldMs, secondMs }));
+}
+
+type Stats = { n: number; median: number; p90: number; p99: number };
+
+function stats(samples: readonly number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  // Nearest-rank percentiles.
+  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
+  return { n: s.length, median: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+/** Builds a simulated SNP attestation document exactly as the enclave does, and verifies it. */
+async function documentRows(warmRuns: number): Promise<Row[]> {
+  const { base64url } = await import("jose");
+  const nacl = (await import("tweetnacl")).default;
+  const { computeReportData } = await import("../attestation/binding.ts");
+  const { toHex } = await import("../attestation/bytes.ts");
+  const { clearVerifiedSignatureMemo } = await import("../attestation/crypto.ts");
+  const { createAttestationDocument, createNonceAnswer, verifyAttestationDocument } = await import(
+    "../attestation/document.ts"
+  );
+  const { insecureSimulatedAmdHierarchy, simulateSnpReport } = await import("../attestation/sim/index.ts");
+  const { simulatorClientPolicy } = await import("../client/dev-policy.ts");
+  const { anchorsForPolicy, manifestCheckForPolicy } = await import("../client/policy.ts");
+  const { devManifest } = await import("../manifests/dev.ts");
+  const { manifestDigest } = await import("../manifests/digest.ts");
+  const { generateManifestSigningKey, signManifest } = await import("../manifests/sign.ts");
+
+  const now = new Date();
+  const measurement = new Uint8Array(48).fill(0x5a);
+  const operator = await generateManifestSigningKey("EdDSA");
+  const manifest = devManifest();
+  const manifestJws = await signManifest(manifest, operator.privateJwk);
+  const keys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+  const hierarchy = insecureSimulatedAmdHierarchy();
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const report = simulateSnpReport(hierarchy, { reportData, measurement });
+  const document = await createAttestationDocument({
+    keys,
+    evidence: {
+      type: "sev-snp",
+      report: base64url.encode(report),
+      endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+    },
+    manifest: manifestJws,
+    maaToken: null,
+    now,
+  });
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(measurement),
+    operatorKey: operator.publicJwk,
+    modelSha256: manifest.model.sha256,
+    serviceName: manifest.service.name,
+  });
+  const manifestCheck = manifestCheckForPolicy(policy);
+  // Each call gets anchors the way a new SDK session does (connect() calls anchorsForPolicy).
+  const verifyOnce = async (): Promise<number> => {
+    const nonce = nacl.randomBytes(32);
+    const answer = await createNonceAnswer({ keys, document, nonce, now });
+    const anchors = await anchorsForPolicy(policy);
+    const t = performance.now();
+    const enclave = await verifyAttestationDocument(document, {
+      policy: policy.attestation,
+      anchors,
+      manifest: manifestCheck,
+      at: now,
+      nonce: { value: nonce, answer },
+      maxClockSkewSeconds: 120,
+    });
+    const ms = performance.now() - t;
+    if (!enclave.simulated || enclave.measurement !== toHex(measurement)) throw new Error("unexpected verification");
+    return ms;
+  };
+
+  const first = await verifyOnce();
+  const warm: number[] = [];
+  for (let i = 0; i < warmRuns; i++) warm.push(await verifyOnce());
+  const noMemo: number[] = [];
+  for (let i = 0; i < Math.min(warmRuns, 100); i++) {
+    clearVerifiedSignatureMemo();
+    noMemo.push(await verifyOnce());
+  }
+  return [
+    row("document (sim SNP), already verified: whole verifyAttestationDocument", stats(warm), 1),
+    row("document (sim SNP), signature memo cleared before each call", stats(noMemo), null),
+    row("document (sim SNP), first call in the process", stats([first]), null),
+  ];
+}
+
+type Row = {
+  measurement: string;
+  n: number;
+  medianMs: number;
+  p90Ms: number;
+  p99Ms: number;
+  target: string;
+  result: string;
+};
+
+function row(measurement: string, s: Stats, targetMs: number | null): Row {
+  return {
+    measurement,
+    n: s.n,
+    medianMs: Number(s.median.toFixed(3)),
+    p90Ms: Number(s.p90.toFixed(3)),
+    p99Ms: Number(s.p99.toFixed(3)),
+    target: targetMs === null ? "-" : `median ≤ ${targetMs} ms`,
+    result: targetMs === null ? "-" : s.median <= targetMs ? "PASS" : "FAIL",
+  };
+}
+
+function intArg(name: string, fallback: number, min: number, max: number): number {
+  const i = process.argv.indexOf(name);
+  if (i === -1) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} expects an integer in ${min}..${max}, found ${String(process.argv[i + 1])}`);
+  }
+  return n;
+}
+
+function formatLoad(): string {
+  return loadavg()
+    .map((n) => n.toFixed(2))
+    .join(", ");
+}
+
+function formatTable(rows: readonly Row[]): string {
+  const headers = ["measurement", "n", "median ms", "p90 ms", "p99 ms", "target", "result"];
+  const cells = rows.map((r) => [
+    r.measurement,
+    String(r.n),
+    r.medianMs.toFixed(3),
+    r.p90Ms.toFixed(3),
+    r.p99Ms.toFixed(3),
+    r.target,
+    r.result,
+  ]);
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
+  const line = (c: readonly string[]) =>
+    `| ${c.map((v, i) => (i === 0 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [line(headers), rule, ...cells.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const childIndex = process.argv.indexOf("--cold-child");
+  if (childIndex !== -1) {
+    await coldChild(JSON.parse(String(process.argv[childIndex + 1])) as SnpCase);
+    return;
+  }
+  const coldRuns = intArg("--cold-runs", 10, 1, 100);
+  const warmRuns = intArg("--warm-runs", 300, 10, 100_000);
+  const json = process.argv.includes("--json");
+  const self = fileURLToPath(import.meta.url);
+  const loadStart = formatLoad();
+
+  const rows: Row[] = [];
+  const allCold: number[] = [];
+  for (const c of acceptedSnpCases()) {
+    const cold: number[] = [];
+    for (let i = 0; i < coldRuns; i++) {
+      const out = execFileSync(process.execPath, ["--import", "tsx", self, "--cold-child", JSON.stringify(c)], {
+        encoding: "utf8",
+      });
+      cold.push((JSON.parse(out) as { coldMs: number }).coldMs);
+    }
+    allCold.push(...cold);
+    rows.push(row(`cold SNP ${c.report} (fresh process each)`, stats(cold), 20));
+    if (!json) process.stderr.write(`cold: ${c.report} done\n`);
+  }
+  rows.push(row("cold SNP, all fixtures together", stats(allCold), 20));
+  rows.push(...(await documentRows(warmRuns)));
+
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ loadStart, loadEnd: formatLoad(), rows }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`,
+  );
+  process.stdout.write(`date: ${new Date().toISOString()}; load average at start: ${loadStart}\n\n`);
+  process.stdout.write(`${formatTable(rows)}\n\n`);
+  process.stdout.write(`load average at end: ${formatLoad()} (other processes share these cores)\n`);
+}
+
+await main();
