@@ -142,10 +142,15 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
     lines.on("line", (line) => {
       try {
         const event = JSON.parse(line) as { event?: string; url?: string };
-        if (event.event === "ready" && typeof event.url === "string") resolveReady({ url: event.url });
+        if (event.event === "ready" && typeof event.url === "string") {
+          resolveReady({ url: event.url });
+          return;
+        }
       } catch {
-        // not a JSON line: ignore
+        // not a JSON line: passed on below
       }
+      // Anything else a child prints on stdout goes to the log too, never silently dropped.
+      stderr(`[${name}:stdout] ${line}`);
     });
     child.once("exit", (code, signal) =>
       reject(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`})`)),
@@ -171,8 +176,12 @@ export interface RunningDeployment {
   readonly files: DeploymentFiles;
   readonly hostUrl: string;
   readonly enclaveUrl: string;
-  /** Resolves when either process exits on its own. */
+  /** Resolves when either process exits on its own (not through stopEnclave/restartEnclave/stop). */
   readonly exited: Promise<string>;
+  /** Stops the enclave process only; the host keeps running (and reports the enclave unreachable). */
+  stopEnclave(): Promise<void>;
+  /** Stops the enclave if it runs and boots a new one (fresh keys) on the same port. */
+  restartEnclave(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -184,41 +193,69 @@ export async function startDeployment(options: {
   log: (line: string) => void;
 }): Promise<RunningDeployment> {
   const { files } = options;
-  const enclave = startChild(
+  const enclaveArgs = (port: number) => [
     "enclave",
-    [
-      "enclave",
-      "--manifest",
-      files.manifestPath,
-      "--operator-key",
-      files.operatorPublicKeyPath,
-      "--model",
-      files.modelPath,
-      "--tee",
-      options.tee,
-      "--port",
-      String(options.enclavePort),
-    ],
-    options.log,
-  );
+    "--manifest",
+    files.manifestPath,
+    "--operator-key",
+    files.operatorPublicKeyPath,
+    "--model",
+    files.modelPath,
+    "--tee",
+    options.tee,
+    "--port",
+    String(port),
+  ];
+  let resolveExited: (who: string) => void = () => {};
+  const exited = new Promise<string>((r) => {
+    resolveExited = r;
+  });
+  // Exits we caused (stopEnclave, restartEnclave, stop) are not reported through `exited`.
+  const expectedExits = new Set<ChildProcess>();
+  const watch = (who: string, child: ChildProcess) =>
+    child.once("exit", () => {
+      if (!expectedExits.has(child)) resolveExited(who);
+    });
+  const stopExpected = (child: ChildProcess) => {
+    expectedExits.add(child);
+    return stopChild(child);
+  };
+
+  let enclave = startChild("enclave", enclaveArgs(options.enclavePort), options.log);
   let host: Child | undefined;
   const stop = async () => {
-    await Promise.all([host === undefined ? Promise.resolve() : stopChild(host.process), stopChild(enclave.process)]);
+    await Promise.all([
+      host === undefined ? Promise.resolve() : stopExpected(host.process),
+      stopExpected(enclave.process),
+    ]);
   };
   try {
     const enclaveReady = await enclave.ready;
+    const enclavePort = Number(new URL(enclaveReady.url).port);
+    watch("enclave", enclave.process);
     host = startChild(
       "host",
       ["host", "--enclave-url", enclaveReady.url, "--api-keys", files.apiKeysPath, "--port", String(options.hostPort)],
       options.log,
     );
     const hostReady = await host.ready;
-    const hostProcess = host.process;
-    const exited = Promise.race([
-      new Promise<string>((r) => enclave.process.once("exit", () => r("enclave"))),
-      new Promise<string>((r) => hostProcess.once("exit", () => r("host"))),
-    ]);
-    return { files, hostUrl: hostReady.url, enclaveUrl: enclaveReady.url, exited, stop };
+    watch("host", host.process);
+    const stopEnclave = () => stopExpected(enclave.process);
+    const restartEnclave = async () => {
+      await stopEnclave();
+      enclave = startChild("enclave", enclaveArgs(enclavePort), options.log);
+      await enclave.ready;
+      watch("enclave", enclave.process);
+    };
+    return {
+      files,
+      hostUrl: hostReady.url,
+      enclaveUrl: enclaveReady.url,
+      exited,
+      stopEnclave,
+      restartEnclave,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
