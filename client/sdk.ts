@@ -50,6 +50,12 @@ export interface Completion {
 }
 
 const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID"]);
+/**
+ * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was
+ * altered on the way (the host or network) or replayed. They are integrity failures, not
+ * transport errors to retry.
+ */
+const REQUEST_INTEGRITY_CODES = new Set(["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]);
 
 function transportError(code: string, message: string, cause?: unknown): ClientError {
   return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
@@ -97,6 +103,12 @@ class HttpClient {
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
       throw transportError(code, `the host cannot reach the enclave: ${message}`);
+    }
+    if (REQUEST_INTEGRITY_CODES.has(code)) {
+      throw Object.assign(
+        new ClientError("integrity", code, `${path}: the enclave refused the sealed request: ${code}: ${message}`),
+        { status: response.status },
+      );
     }
     const retryAfter = response.headers.get("retry-after");
     const suffix = retryAfter === null ? "" : ` (retry after ${retryAfter}s)`;
