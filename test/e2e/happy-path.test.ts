@@ -1,0 +1,154 @@
+/**
+ * End to end, real processes on 127.0.0.1: a simulated SEV-SNP enclave and the untrusted host
+ * (child processes), the SDK in this process, and a passive recording proxy in front of the host
+ * so the test sees every byte the host receives and sends.
+ *
+ * 1. The happy path: attestation fields, the tiny model's exact greedy text, complete, usage.
+ * 2. The host never sees plaintext: a prompt carrying a unique marker and the answer it gets
+ *    appear nowhere in what the host received, sent or printed (raw, hex, base64, base64url).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Session } from "../../client/sdk.ts";
+import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import { drain } from "./helpers/stream.ts";
+import { startTamperProxy, type TamperProxy } from "./helpers/tamper-proxy.ts";
+
+/** The tiny model's greedy answer to a one-message chat (a bigram model: it depends on the template's end). */
+const GREEDY_CHAT_ANSWER =
+  " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
+const GREEDY_CHAT_TOKENS = 19;
+
+let deployment: E2eDeployment;
+let proxy: TamperProxy;
+let session: Session;
+
+beforeAll(async () => {
+  deployment = await bootDeployment("sim-snp");
+  proxy = await startTamperProxy(deployment.running.hostUrl);
+  session = await connect({ url: proxy.url, policy: deployment.files.policy, apiKey: deployment.files.apiKey });
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  await deployment?.stop();
+});
+
+describe("e2e happy path (sim-snp, real processes)", () => {
+  it("connect verifies the enclave: TEE, simulated, the policy's measurement, the manifest's model", () => {
+    const enclave = session.enclave;
+    const policy = deployment.files.policy;
+    expect(enclave.tee).toBe("sev-snp");
+    expect(enclave.simulated).toBe(true);
+    const snp = policy.attestation.snp;
+    expect(snp).not.toBeNull();
+    expect(Array.isArray(snp?.measurements) ? snp.measurements : []).toEqual([enclave.measurement]);
+    expect(enclave.measurement).toMatch(/^[0-9a-f]{96}$/);
+    expect(policy.manifest.allowedModelDigests).toEqual([enclave.manifest.model.sha256]);
+    expect(enclave.manifest.service.name).toBe("cloister-dev");
+    expect(enclave.sealingPublicKey).toHaveLength(32);
+    expect(enclave.signingPublicKey).toHaveLength(32);
+    expect(enclave.documentDigest).toMatch(/^[0-9a-f]{64}$/);
+    // Verification happened through the host: one document fetch and one nonce challenge, nothing sealed yet.
+    expect(proxy.observed("GET", "/v1/attestation")).toHaveLength(1);
+    expect(proxy.observed("POST", "/v1/attestation/challenge")).toHaveLength(1);
+    expect(proxy.observed("POST", "/v1/sealed")).toHaveLength(0);
+  });
+
+  it("attest() again gives a fresh nonce answer for the same document", async () => {
+    const before = session.enclave.documentDigest;
+    const again = await session.attest();
+    expect(again.documentDigest).toBe(before);
+    const challenges = proxy.observed("POST", "/v1/attestation/challenge");
+    expect(challenges.length).toBeGreaterThanOrEqual(2);
+    const nonces = challenges.map((c) => new TextDecoder().decode(c.clientBody));
+    expect(new Set(nonces).size).toBe(nonces.length);
+  });
+
+  it("chat streams the tiny model's exact greedy answer in several frames, then usage", async () => {
+    const result = await drain(session.chat([{ role: "user", content: "What does the enclave do?" }]));
+    expect(result.error).toBeUndefined();
+    expect(result.text).toBe(GREEDY_CHAT_ANSWER);
+    const texts = result.events.filter((e) => e.type === "text");
+    expect(texts.length).toBeGreaterThan(3);
+    expect(result.events.at(-1)).toBe(result.done);
+    expect(result.done?.finishReason).toBe("stop");
+    expect(result.done?.usage.completionTokens).toBe(GREEDY_CHAT_TOKENS);
+    expect(result.done?.usage.promptTokens).toBeGreaterThan(5);
+    expect(result.done?.usage.promptTokens).toBeLessThan(100);
+    expect(result.done?.usage.ttftMs).toBeGreaterThanOrEqual(0);
+    expect(result.done?.usage.ttftMs).toBeLessThan(30_000);
+  });
+
+  it("complete returns the greedy continuation; maxTokens cuts with finishReason length", async () => {
+    const full = await session.complete("The enclave");
+    expect(full.text).toBe(" keeps every prompt private inside a confidential virtual machine.");
+    expect(full.finishReason).toBe("stop");
+    expect(full.usage.completionTokens).toBe(10);
+    expect(full.usage.promptTokens).toBeGreaterThan(0);
+
+    const cut = await session.complete("The enclave", { maxTokens: 3 });
+    expect(cut.finishReason).toBe("length");
+    expect(cut.usage.completionTokens).toBe(3);
+    expect(full.text.startsWith(cut.text)).toBe(true);
+    expect(cut.text.length).toBeGreaterThan(0);
+  });
+
+  it("the host never sees plaintext: no prompt marker or answer in what it received, sent or printed", async () => {
+    proxy.reset();
+    const marker = `cloister-e2e-secret-${Date.now().toString(36)}-7f3a91c2`;
+    const prompt = `Please keep this private: ${marker}. What does the enclave do?`;
+    const result = await drain(session.chat([{ role: "user", content: prompt }]));
+    expect(result.error).toBeUndefined();
+    expect(result.text).toBe(GREEDY_CHAT_ANSWER);
+
+    // Wait until the host has logged the sealed request, so its log is complete for this exchange.
+    const sent = proxy.observed("POST", "/v1/sealed")[0]?.hostBody.length;
+    const sealedLine = await deployment.waitForLog(
+      (l) => l.startsWith("[host] ") && l.includes('"/v1/sealed"') && l.includes(`"requestBytes":${sent},`),
+    );
+    expect(sealedLine).toContain('"status":200');
+
+    const exchanges = proxy.observed("POST", "/v1/sealed");
+    expect(exchanges).toHaveLength(1);
+    const byHost: Uint8Array[] = [];
+    for (const e of exchanges) {
+      byHost.push(e.hostBody);
+      if (e.hostResponse !== null) byHost.push(e.hostResponse);
+    }
+    // The host did carry the request and the answer (so this check has something to look at) …
+    expect(exchanges[0]?.hostBody.length).toBeGreaterThan(new TextEncoder().encode(prompt).length);
+    expect(exchanges[0]?.hostResponse?.length).toBeGreaterThan(new TextEncoder().encode(GREEDY_CHAT_ANSWER).length);
+    const hostLines = deployment.logs.filter((l) => l.startsWith("[host"));
+    expect(hostLines.length).toBeGreaterThan(0);
+
+    // … but none of the secrets, in any common encoding, in any byte or line of it.
+    const secrets = [marker, prompt, GREEDY_CHAT_ANSWER, GREEDY_CHAT_ANSWER.trim(), "confidential virtual machine"];
+    const needles = secrets.flatMap(encodings);
+    const haystacks = [
+      ...byHost.map((b) => Buffer.from(b).toString("latin1")),
+      // The enclave is trusted, but it must not print prompts or answers either.
+      deployment.logs.join("\n"),
+    ];
+    const leaks = (haystack: string) => needles.filter((needle) => haystack.includes(needle));
+    for (const haystack of haystacks) expect(leaks(haystack)).toEqual([]);
+    // The search itself finds a secret where one is present, in any of the encodings.
+    for (const encoded of encodings(GREEDY_CHAT_ANSWER)) expect(leaks(`{"x":"${encoded}"}`)).not.toEqual([]);
+  });
+
+  it("both processes are still running", async () => {
+    expect(await deployment.crashed()).toBeNull();
+  });
+});
+
+/** The secret as UTF-8 text, lower and upper hex, base64 and base64url (with and without padding). */
+function encodings(secret: string): string[] {
+  const bytes = Buffer.from(secret, "utf8");
+  return [
+    secret,
+    bytes.toString("hex"),
+    bytes.toString("hex").toUpperCase(),
+    bytes.toString("base64"),
+    bytes.toString("base64").replace(/=+$/, ""),
+    bytes.toString("base64url"),
+  ];
+}

@@ -1,0 +1,114 @@
+/**
+ * One real simulated deployment per e2e test file: the enclave and the host as child processes on
+ * 127.0.0.1 (ports chosen by the OS), files in a fresh temporary directory (never the developer's
+ * `.cloister/`), one inference thread (the test machine has 2 cores). Every line either child
+ * writes (stdout and stderr) is kept in `logs`, so tests can assert what the host did and did not
+ * print.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type DeploymentFiles,
+  prepareDeployment,
+  type RunningDeployment,
+  type SimulatedTee,
+  startDeployment,
+} from "../../../client/cli/deploy.ts";
+
+export interface E2eDeployment {
+  readonly tee: SimulatedTee;
+  readonly dir: string;
+  readonly files: DeploymentFiles;
+  readonly running: RunningDeployment;
+  /** Every line the children wrote, prefixed `[host]`, `[enclave]`, `[host:stdout]`, `[enclave:stdout]`. */
+  readonly logs: string[];
+  /** Parsed access-log records of the host, in the order written. */
+  hostAccessLog(): HostAccessRecord[];
+  /** Resolves once `predicate` holds for a log line (checked on every new line), or fails after `timeoutMs`. */
+  waitForLog(predicate: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** True when a child has exited without being asked to. */
+  crashed(): Promise<string | null>;
+  stop(): Promise<void>;
+}
+
+export interface HostAccessRecord {
+  readonly type: "access";
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly keyId: string | null;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly outcome: string;
+}
+
+export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2eDeployment> {
+  const dir = await mkdtemp(join(tmpdir(), `cloister-e2e-${tee}-`));
+  const logs: string[] = [];
+  const waiters = new Set<() => void>();
+  const log = (line: string) => {
+    logs.push(line);
+    for (const waiter of waiters) waiter();
+  };
+  let running: RunningDeployment;
+  let files: DeploymentFiles;
+  try {
+    files = await prepareDeployment({ dir, tee, threads: 1, progress: () => {} });
+    running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`e2e deployment (${tee}) did not start; child output:\n${logs.join("\n")}`, { cause: error });
+  }
+  let exitedOnItsOwn: string | null = null;
+  void running.exited.then((who) => {
+    exitedOnItsOwn = who;
+  });
+
+  return {
+    tee,
+    dir,
+    files,
+    running,
+    logs,
+    hostAccessLog() {
+      const records: HostAccessRecord[] = [];
+      for (const line of logs) {
+        if (!line.startsWith("[host] {")) continue;
+        const record = JSON.parse(line.slice("[host] ".length)) as { type?: string };
+        if (record.type === "access") records.push(record as HostAccessRecord);
+      }
+      return records;
+    },
+    waitForLog(predicate, timeoutMs = 5_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = logs.find(predicate);
+          if (found === undefined) return false;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${logs.slice(-10).join("\n")}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    async crashed() {
+      // Let already-queued exit events run before answering.
+      await new Promise((r) => setTimeout(r, 50));
+      return exitedOnItsOwn;
+    },
+    async stop() {
+      try {
+        await running.stop();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
