@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { choiceOption, intOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
 
-export const ENCLAVE_TEE_CHOICES = ["sim-snp", "sim-tdx", "snp", "tdx"] as const;
+export const ENCLAVE_TEE_CHOICES = ["auto", "snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 
 export interface EnclaveCommandOptions {
   manifest: string;
@@ -28,9 +28,9 @@ export function registerEnclaveCommands(program: Command): void {
     .requiredOption("--model <file>", "GGUF model file; its SHA-256 must equal the manifest's")
     .option(
       "--tee <kind>",
-      `evidence source: ${ENCLAVE_TEE_CHOICES.join(", ")}`,
+      `evidence source: ${ENCLAVE_TEE_CHOICES.join(", ")}; auto detects real hardware and never picks the simulator`,
       choiceOption("--tee", ENCLAVE_TEE_CHOICES),
-      "sim-snp",
+      "auto",
     )
     .option("--listen <address>", "address to bind (the host must reach it; nobody else should)", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), 8443)

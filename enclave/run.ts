@@ -4,13 +4,18 @@ import type { EnclaveCommandOptions } from "./cli.ts";
 import { listen } from "./http.ts";
 import { createEnclaveApp } from "./server.ts";
 import { Enclave } from "./service.ts";
+import { detectTeeMode } from "./tee.ts";
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
+  const tee =
+    options.tee === "auto"
+      ? await detectTeeMode((line) => process.stderr.write(`cloister enclave: ${line}\n`))
+      : options.tee;
   const enclave = await Enclave.bootFromFiles({
     manifestPath: options.manifest,
     operatorKeyPaths: options.operatorKey,
     modelPath: options.model,
-    tee: options.tee,
+    tee,
   });
   const server = await listen(createEnclaveApp(enclave).fetch, options.listen, options.port);
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
@@ -18,7 +23,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     `${JSON.stringify({
       event: "ready",
       url: server.url,
-      tee: options.tee,
+      tee,
       simulated: enclave.evidenceSource.simulated,
       measurement: enclave.evidenceSource.measurement,
       model: enclave.manifest.model.sha256,

@@ -44,7 +44,15 @@ export interface EnclaveConfig {
   readonly engine?: InferenceEngine;
 }
 
-const SIM_PLATFORM: Record<TeeMode, string> = { snp: "snp", tdx: "tdx", "sim-snp": "sim-snp", "sim-tdx": "sim-tdx" };
+/** The manifest's `tee.platforms` name of each mode (they coincide). */
+const PLATFORM: Record<TeeMode, string> = {
+  snp: "snp",
+  tdx: "tdx",
+  "azure-snp": "azure-snp",
+  "azure-tdx": "azure-tdx",
+  "sim-snp": "sim-snp",
+  "sim-tdx": "sim-tdx",
+};
 
 const messageSchema = z.strictObject({
   role: z.enum(["system", "user", "assistant"]),
@@ -92,7 +100,7 @@ export class Enclave {
       });
     });
     const manifest = verified.manifest;
-    const platform = SIM_PLATFORM[config.tee];
+    const platform = PLATFORM[config.tee];
     if (!(manifest.tee.platforms as readonly string[]).includes(platform)) {
       throw new EnclaveError(
         "BOOT_PLATFORM_NOT_ALLOWED",

@@ -12,8 +12,28 @@ import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/p
 import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
 import { measureEnclave } from "./measure.ts";
 
-export const TEE_MODES = ["snp", "tdx", "sim-snp", "sim-tdx"] as const;
+export const TEE_MODES = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeeMode = (typeof TEE_MODES)[number];
+
+/**
+ * Resolves `--tee auto`: configfs-tsm's provider, then the legacy guest devices, then Azure's
+ * paravisor (vTPM with the HCL report NV index). Never falls back to the simulator: a machine
+ * with no TEE is an error, so a misconfigured production VM cannot start unattested-but-simulated.
+ */
+export async function detectTeeMode(log: (line: string) => void): Promise<TeeMode> {
+  const { detectTee } = await import("../attestation/providers/detect.ts");
+  const { createCommandRunner } = await import("../attestation/providers/command-runner.ts");
+  const found = await detectTee({ run: createCommandRunner({ timeoutMs: 10_000 }) });
+  if (found === null) {
+    throw new AttestationError(
+      "configuration",
+      "TEE_NOT_DETECTED",
+      "--tee auto: no SEV-SNP or TDX guest found (no configfs-tsm provider, /dev/sev-guest, /dev/tdx_guest or Azure vTPM HCL report); pass --tee sim-snp or sim-tdx to run the insecure simulator",
+    );
+  }
+  log(`--tee auto: detected ${found}`);
+  return found;
+}
 
 export interface EvidenceSource {
   readonly mode: TeeMode;
@@ -46,6 +66,22 @@ export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSourc
             );
           }
           return { type: "sev-snp", report: base64url.encode(raw.report), endorsementKey: base64url.encode(vcek) };
+        },
+      };
+    }
+    case "azure-snp":
+    case "azure-tdx": {
+      const { AzureVtpmProvider } = await import("../attestation/providers/azure-vtpm.ts");
+      const provider = new AzureVtpmProvider({ kind: mode });
+      return {
+        mode,
+        simulated: false,
+        measurement: null,
+        async collect(reportData) {
+          // On Azure CVMs the paravisor owns REPORT_DATA; the binding goes into the vTPM quote's
+          // qualifying data, and the HCL report binds the vTPM key (docs/platforms.md).
+          const raw = await provider.getEvidence(reportData);
+          return { type: mode, evidence: raw.json };
         },
       };
     }
