@@ -63,17 +63,23 @@ export function createEnclaveApp(enclave: Enclave): Hono {
     c.req.raw.signal.addEventListener("abort", () => controller.abort(), { once: true });
     const answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
     const iterator = answer.frames[Symbol.asyncIterator]();
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(streamController) {
-        const { done, value } = await iterator.next();
-        if (done) streamController.close();
-        else streamController.enqueue(value as Uint8Array<ArrayBuffer>);
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        async pull(streamController) {
+          const { done, value } = await iterator.next();
+          if (done) streamController.close();
+          else streamController.enqueue(value as Uint8Array<ArrayBuffer>);
+        },
+        async cancel() {
+          controller.abort();
+          await iterator.return?.(undefined);
+        },
       },
-      async cancel() {
-        controller.abort();
-        await iterator.return?.(undefined);
-      },
-    });
+      // Up to 8 sealed frames may wait to be written, so the model decodes the next token while
+      // the previous frame goes out (with the default of 1, decoding waited for every write).
+      // Still bounded: a reader that stops reading stops generation after 8 frames.
+      { highWaterMark: 8 },
+    );
     return new Response(stream, { status: 200, headers: { "content-type": "application/vnd.cloister.frames" } });
   });
 
