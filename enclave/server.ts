@@ -50,6 +50,16 @@ export function createEnclaveApp(enclave: Enclave): Hono {
     return c.json({ answer: await enclave.answerNonce(nonce) });
   });
 
+  // The host collects audit records here (hashes and decisions only) and stores them; asking for
+  // `from` acknowledges every earlier line.
+  app.get("/audit", (c) => {
+    const from = Number(c.req.query("from") ?? "0");
+    if (!Number.isSafeInteger(from) || from < 0) {
+      throw new EnclaveError("AUDIT_QUERY_INVALID", 400, "audit: from expected a non-negative integer");
+    }
+    return c.json(enclave.collectAudit(from));
+  });
+
   app.post("/sealed", async (c) => {
     const declared = Number(c.req.header("content-length") ?? "0");
     if (declared > MAX_SEALED_BYTES) {

@@ -8,14 +8,19 @@
  * document with the Ed25519 key.
  *
  * A request: open the envelope (key id, decryption, header binding, freshness, replay), check the
- * request body, then run it through the model and seal every chunk into a response frame.
- * Nothing here logs a prompt or an answer.
+ * request body, then the zero-trust pipeline of DESIGN.md — the manifest's request policy (first
+ * BLOCK ends it), PII redaction or blocking, inference, and an audit record for every opened
+ * request, blocked or allowed (hash-chained, signed by the attested Ed25519 key, hashes and
+ * decisions only). Every chunk of the answer is sealed into a response frame. Nothing here logs
+ * a prompt or an answer.
  */
 import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
 import nacl from "tweetnacl";
 import { z } from "zod";
 import { computeReportData } from "../attestation/binding.ts";
+import { toHex, utf8 } from "../attestation/bytes.ts";
+import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
@@ -28,8 +33,16 @@ import {
   type ResponseSealer,
   SealedError,
 } from "../sealed/index.ts";
-import { type GenerateRequest, type InferenceEngine, openInferenceEngine } from "./engine.ts";
+import { type GenerateRequest, type GenerationEvent, type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { EnclaveError } from "./errors.ts";
+import {
+  type AuditEntry,
+  AuditWriter,
+  applyPiiPolicy,
+  type CompiledRequestPolicy,
+  compileRequestPolicy,
+  type PiiFinding,
+} from "./pipeline/index.ts";
 import { createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
 
 export interface EnclaveConfig {
@@ -78,8 +91,16 @@ export interface StreamedAnswer {
   readonly frames: AsyncIterable<Uint8Array>;
 }
 
+/** Audit lines the host has not collected yet; beyond this the enclave refuses new requests. */
+export const MAX_AUDIT_BACKLOG = 10_000;
+
 export class Enclave {
   private readonly replayGuard = new ReplayGuard();
+  private readonly requestPolicy: CompiledRequestPolicy;
+  private readonly audit: AuditWriter | null;
+  /** Audit lines not yet collected by the host, in record order; `auditNext` is the next seq. */
+  private readonly auditBacklog: { seq: number; line: string }[] = [];
+  private auditNext = 0;
 
   private constructor(
     readonly manifest: Manifest,
@@ -90,7 +111,41 @@ export class Enclave {
     private readonly sealingKey: EnclaveSealingKey,
     private readonly engine: InferenceEngine,
     private readonly now: () => Date,
-  ) {}
+    readonly documentDigest: string,
+  ) {
+    this.requestPolicy = compileRequestPolicy(manifest.requestPolicy);
+    this.audit = manifest.audit.enabled
+      ? new AuditWriter({
+          signingSecretKey: keys.signing.secretKey,
+          modelSha256: manifest.model.sha256,
+          attestationDigest: documentDigest,
+          settings: manifest.audit,
+          now,
+        })
+      : null;
+  }
+
+  /**
+   * Audit lines from `from` on, for the host to store. Asking for `from` acknowledges every line
+   * before it: those are dropped here. Lines are never dropped unacknowledged; when the host stops
+   * collecting, the enclave refuses new requests instead (AUDIT_BACKLOG_FULL).
+   */
+  collectAudit(from: number): { boot: string; signingKey: string; from: number; lines: string[]; next: number } {
+    while (this.auditBacklog.length > 0 && (this.auditBacklog[0]?.seq ?? 0) < from) this.auditBacklog.shift();
+    return {
+      boot: this.documentDigest,
+      signingKey: toHex(this.keys.signing.publicKey),
+      from: this.auditBacklog[0]?.seq ?? this.auditNext,
+      lines: this.auditBacklog.map((e) => e.line),
+      next: this.auditNext,
+    };
+  }
+
+  private writeAudit(entry: AuditEntry): void {
+    if (this.audit === null) return;
+    const written = this.audit.record(entry);
+    this.auditBacklog.push({ seq: this.auditNext++, line: written.line });
+  }
 
   static async boot(config: EnclaveConfig): Promise<Enclave> {
     const now = config.now ?? (() => new Date());
@@ -140,7 +195,18 @@ export class Enclave {
         now: now(),
       });
       const sealingKey = await enclaveSealingKeyFromSecretKey(sealing.secretKey);
-      return new Enclave(manifest, config.manifestJws, document, keys, evidenceSource, sealingKey, engine, now);
+      const documentDigest = toHex(await sha256(utf8(document)));
+      return new Enclave(
+        manifest,
+        config.manifestJws,
+        document,
+        keys,
+        evidenceSource,
+        sealingKey,
+        engine,
+        now,
+        documentDigest,
+      );
     } catch (error) {
       await engine.close();
       throw error;
@@ -170,6 +236,9 @@ export class Enclave {
    * as EnclaveError (they become HTTP errors); after that, every failure is a sealed error frame.
    */
   async handleSealed(envelope: Uint8Array, hostTenant: string | null, signal: AbortSignal): Promise<StreamedAnswer> {
+    if (this.auditBacklog.length >= MAX_AUDIT_BACKLOG) {
+      throw new EnclaveError("AUDIT_BACKLOG_FULL", 503, "audit records are not being collected by the host");
+    }
     let opened: Awaited<ReturnType<typeof openRequest>>;
     try {
       opened = await openRequest(envelope, this.sealingKey, this.replayGuard, this.now().getTime());
@@ -181,16 +250,25 @@ export class Enclave {
       throw error;
     }
     const { request, sealer } = opened;
+    const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string) =>
+      this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+    const refused = { prompt: null, response: null, usage: null } as const;
+
     const parsed = (request.kind === "chat" ? chatBodySchema : completeBodySchema).safeParse(request.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
+      audit(
+        { decision: "block", blockedBy: null, ruleId: null, piiFindings: [], error: "REQUEST_INVALID", ...refused },
+        hostTenant ?? "unknown",
+      );
       return single(
         sealer.error("REQUEST_INVALID", `body.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`),
       );
     }
     const body = parsed.data;
-    const maxTokens = Math.min(body.maxTokens ?? this.manifest.inference.maxTokens, this.manifest.inference.maxTokens);
     const tenant = body.tenant ?? hostTenant ?? undefined;
+    const auditTenant = tenant ?? "unknown";
+    const maxTokens = Math.min(body.maxTokens ?? this.manifest.inference.maxTokens, this.manifest.inference.maxTokens);
     const common = {
       maxTokens,
       ...(body.temperature === undefined ? {} : { temperature: body.temperature }),
@@ -200,17 +278,142 @@ export class Enclave {
       ...(tenant === undefined ? {} : { tenant }),
       signal,
     };
-    const generate: GenerateRequest =
+    const original: GenerateRequest =
       "messages" in body ? { ...common, messages: body.messages } : { ...common, prompt: body.prompt };
-    return { frames: this.stream(generate, sealer) };
+    const text = "messages" in body ? body.messages.map((m) => m.content).join("\n") : body.prompt;
+
+    // 1. Policy over the request as the client sent it: the first BLOCK ends it.
+    let estimatedTokens: number;
+    try {
+      estimatedTokens = this.engine.countPromptTokens(original);
+    } catch (error) {
+      const code = errorCode(error, "ENGINE_REQUEST");
+      audit(
+        { decision: "block", blockedBy: null, ruleId: null, piiFindings: [], error: code, ...refused },
+        auditTenant,
+      );
+      return single(sealer.error(code, null));
+    }
+    const decision = this.requestPolicy.evaluate({
+      kind: request.kind,
+      model: this.manifest.model.file,
+      text,
+      estimatedTokens,
+      metadata: {},
+    });
+    if (decision.decision === "block") {
+      audit(
+        {
+          decision: "block",
+          blockedBy: "policy",
+          ruleId: decision.ruleId,
+          piiFindings: [],
+          error: null,
+          prompt: text,
+          response: null,
+          usage: null,
+        },
+        auditTenant,
+      );
+      return single(sealer.error("POLICY_BLOCKED", decision.reason));
+    }
+
+    // 2. PII: redact (or block on) what the manifest names, before the model sees anything.
+    const findings = new Map<string, number>();
+    const filter = (content: string): string | null => {
+      const outcome = applyPiiPolicy(this.manifest.requestPolicy.pii, content);
+      for (const f of outcome.findings) findings.set(f.entity, (findings.get(f.entity) ?? 0) + f.count);
+      return outcome.action === "allow" ? outcome.text : null;
+    };
+    let filtered: GenerateRequest;
+    let blocked = false;
+    if ("messages" in original) {
+      const messages = original.messages.map((m) => {
+        const content = filter(m.content);
+        if (content === null) blocked = true;
+        return { ...m, content: content ?? "" };
+      });
+      filtered = { ...original, messages };
+    } else {
+      const prompt = filter(original.prompt);
+      if (prompt === null) blocked = true;
+      filtered = { ...original, prompt: prompt ?? "" };
+    }
+    const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];
+    if (blocked) {
+      audit(
+        {
+          decision: "block",
+          blockedBy: "pii",
+          ruleId: null,
+          piiFindings,
+          error: null,
+          prompt: text,
+          response: null,
+          usage: null,
+        },
+        auditTenant,
+      );
+      return single(sealer.error("PII_BLOCKED", `PII found: ${piiFindings.map((f) => f.entity).join(", ")}`));
+    }
+
+    // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
+    // 503 (the host passes Retry-After on) rather than a frame; the client reseals on retry.
+    const events = this.engine.generate(filtered);
+    let first: IteratorResult<GenerationEvent, void>;
+    try {
+      first = await events.next();
+    } catch (error) {
+      const code = errorCode(error, "INFERENCE_FAILED");
+      audit(
+        {
+          decision: "allow",
+          blockedBy: null,
+          ruleId: null,
+          piiFindings,
+          error: code,
+          prompt: text,
+          response: null,
+          usage: null,
+        },
+        auditTenant,
+      );
+      if (error instanceof EnclaveError && error.status === 503) throw error;
+      return single(sealer.error(code, null));
+    }
+    // 4. Audit, once the answer is complete (or failed, or the client went away).
+    const finish = (response: string | null, usage: AuditEntry["usage"], error: string | null) =>
+      audit(
+        { decision: "allow", blockedBy: null, ruleId: null, piiFindings, error, prompt: text, response, usage },
+        auditTenant,
+      );
+    return { frames: this.stream(first, events, sealer, finish) };
   }
 
-  private async *stream(request: GenerateRequest, sealer: ResponseSealer): AsyncGenerator<Uint8Array> {
+  private async *stream(
+    first: IteratorResult<GenerationEvent, void>,
+    events: AsyncGenerator<GenerationEvent, void, undefined>,
+    sealer: ResponseSealer,
+    finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
+  ): AsyncGenerator<Uint8Array> {
+    let answer = "";
+    let recorded = false;
+    const record = (usage: AuditEntry["usage"], error: string | null) => {
+      if (recorded) return;
+      recorded = true;
+      finish(error === null ? answer : null, usage, error);
+    };
     try {
-      for await (const event of this.engine.generate(request)) {
+      let next = first;
+      while (next.done !== true) {
+        const event = next.value;
         if (event.type === "text") {
-          if (event.text.length > 0) yield sealer.data(event.text);
+          if (event.text.length > 0) {
+            answer += event.text;
+            yield sealer.data(event.text);
+          }
         } else {
+          record({ promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens }, null);
           yield sealer.final({
             promptTokens: event.usage.promptTokens,
             completionTokens: event.usage.completionTokens,
@@ -219,20 +422,29 @@ export class Enclave {
           });
           return;
         }
+        next = await events.next();
       }
+      record(null, "ENGINE_ENDED");
       yield sealer.error("ENGINE_ENDED", "generation ended without a result");
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      yield sealer.error(
-        typeof code === "string" && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : "INFERENCE_FAILED",
-        null,
-      );
+      const code = errorCode(error, "INFERENCE_FAILED");
+      record(null, code);
+      yield sealer.error(code, null);
+    } finally {
+      // The consumer stopped early (client went away): free the sequence, still audit the request.
+      record(null, "CLIENT_ABORTED");
+      await events.return(undefined);
     }
   }
 
   async close(): Promise<void> {
     await this.engine.close();
   }
+}
+
+function errorCode(error: unknown, fallback: string): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : fallback;
 }
 
 async function* singleFrame(frame: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -28,6 +28,8 @@ export interface HostOptions {
   readonly accessLog: AccessLogSink;
   /** Injectable for tests; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
+  /** Called when a sealed response has ended (e.g. to collect the enclave's audit records). */
+  readonly onSealedResponseEnd?: () => void;
 }
 
 export { TENANT_HEADER };
@@ -161,7 +163,11 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
     }
     const caller = options.apiKeys.authorize(record, kind);
     c.set("caller", caller);
-    const release = await limiter.acquire();
+    const slot = await limiter.acquire();
+    const release = () => {
+      slot();
+      options.onSealedResponseEnd?.();
+    };
     try {
       const upstream = await forward(
         doFetch,

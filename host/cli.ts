@@ -11,6 +11,10 @@ export function registerHostCommands(program: Command): void {
       "--api-keys <file>",
       "API keys file (JSON: {version: 1, keys: [{id, project, sha256, permissions, requestsPerMinute}]})",
     )
+    .requiredOption(
+      "--audit-dir <dir>",
+      "where to store the enclave's signed audit records (one JSON-lines file per enclave boot)",
+    )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on", intOption("--port", 0, 65535), 8080)
     .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 100_000), 64)
@@ -30,6 +34,7 @@ export function registerHostCommands(program: Command): void {
 export interface HostCommandOptions {
   enclaveUrl: string;
   apiKeys: string;
+  auditDir: string;
   listen: string;
   port: number;
   maxInFlight: number;

@@ -39,6 +39,8 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     hostname: options.listen,
     port: options.port,
     accessLog: jsonLinesAccessLog(),
+    auditDir: options.auditDir,
+    onError: (message) => process.stderr.write(`cloister host: ${message}\n`),
     limits: {
       maxInFlight: options.maxInFlight,
       maxQueued: options.maxQueued,

@@ -2,6 +2,7 @@
 import { listen, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogSink } from "./access-log.ts";
 import { createHostApp, type HostOptions } from "./app.ts";
+import { AuditCollector } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
 
 export type { RunningServer };
@@ -23,12 +24,34 @@ export async function startHost(options: {
   port: number;
   accessLog: AccessLogSink;
   limits?: Partial<HostOptions["limits"]>;
+  /** Where the enclave's audit records are stored (one file per enclave boot); null: not collected. */
+  auditDir: string | null;
+  onError?: (message: string) => void;
 }): Promise<RunningServer> {
+  const collector =
+    options.auditDir === null
+      ? null
+      : new AuditCollector({
+          enclaveUrl: options.enclaveUrl,
+          dir: options.auditDir,
+          intervalMs: 1000,
+          ...(options.onError === undefined ? {} : { onError: options.onError }),
+        });
   const app = createHostApp({
     enclaveUrl: options.enclaveUrl,
     apiKeys: options.apiKeys,
     accessLog: options.accessLog,
     limits: { ...DEFAULT_HOST_LIMITS, ...options.limits },
+    ...(collector === null ? {} : { onSealedResponseEnd: () => void collector.collect() }),
   });
-  return listen(app.fetch, options.hostname, options.port);
+  const server = await listen(app.fetch, options.hostname, options.port);
+  collector?.start();
+  return {
+    url: server.url,
+    port: server.port,
+    close: async () => {
+      await server.close();
+      await collector?.stop();
+    },
+  };
 }

@@ -235,7 +235,17 @@ export async function startDeployment(options: {
     watch("enclave", enclave.process);
     host = startChild(
       "host",
-      ["host", "--enclave-url", enclaveReady.url, "--api-keys", files.apiKeysPath, "--port", String(options.hostPort)],
+      [
+        "host",
+        "--enclave-url",
+        enclaveReady.url,
+        "--api-keys",
+        files.apiKeysPath,
+        "--audit-dir",
+        join(files.dir, "audit"),
+        "--port",
+        String(options.hostPort),
+      ],
       options.log,
     );
     const hostReady = await host.ready;

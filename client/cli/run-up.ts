@@ -1,5 +1,8 @@
 /** `cloister up` and `cloister demo`. */
-import { relative } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { connect } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
@@ -60,6 +63,25 @@ export async function runUp(options: UpOptions): Promise<void> {
   if (reason.endsWith("exited")) process.exitCode = 1;
 }
 
+/**
+ * Reads the audit records the host stored for this enclave boot and verifies their chain and
+ * signatures under the attested Ed25519 key (the host collects them right after each response).
+ */
+async function checkAudit(dir: string, enclave: VerifiedEnclave): Promise<string> {
+  const file = join(dir, "audit", `${enclave.documentDigest.slice(0, 16)}.jsonl`);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const text = await readFile(file, "utf8").catch(() => "");
+    const lines = text.split("\n").filter((l) => l.length > 0);
+    if (lines.length > 0) {
+      const result = verifyAuditLog(lines, enclave.signingPublicKey);
+      if (!result.ok) throw new Error(`audit log ${file}: ${result.error.code} at line ${result.error.index + 1}`);
+      return `audit: ${lines.length} record(s) stored by the host in ${relative(process.cwd(), file)}; chain and signatures verified under the attested key (hashes and decisions only)`;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`audit log ${file}: no record arrived within 5 s`);
+}
+
 export async function runDemo(options: UpOptions & { prompt: string }): Promise<void> {
   const started = performance.now();
   const logs: string[] = [];
@@ -81,6 +103,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
         );
       }
     }
+    out.write(`${await checkAudit(deployment.files.dir, session.enclave)}\n`);
     out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   } catch (error) {
     for (const line of logs.slice(-20)) say(line);

@@ -1,0 +1,120 @@
+/**
+ * Collects the enclave's audit records and stores them, one file per enclave boot
+ * (`DIR/<boot id>.jsonl`, with the boot's Ed25519 public key in `DIR/<boot id>.key`) so
+ * `cloister audit verify --log FILE --key $(cat KEYFILE)` checks each chain. The records hold
+ * hashes and decisions only; the host cannot read more from them than sizes. Collection runs after
+ * every sealed response and on a timer; nothing is acknowledged before it was written.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AuditStore } from "./audit-store.ts";
+
+interface AuditBatch {
+  boot: string;
+  signingKey: string;
+  from: number;
+  lines: string[];
+  next: number;
+}
+
+function isBatch(value: unknown): value is AuditBatch {
+  const v = value as Partial<AuditBatch> | null;
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    typeof v.boot === "string" &&
+    /^[0-9a-f]{64}$/.test(v.boot) &&
+    typeof v.signingKey === "string" &&
+    /^[0-9a-f]{64}$/.test(v.signingKey) &&
+    Number.isSafeInteger(v.from) &&
+    Number.isSafeInteger(v.next) &&
+    Array.isArray(v.lines) &&
+    v.lines.every((l) => typeof l === "string")
+  );
+}
+
+export class AuditCollector {
+  private boot: string | null = null;
+  private next = 0;
+  private store: AuditStore | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly options: {
+      enclaveUrl: string;
+      dir: string;
+      intervalMs: number;
+      fetch?: typeof fetch;
+      onError?: (message: string) => void;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.collect(), this.options.intervalMs);
+    this.timer.unref?.();
+    this.collect();
+  }
+
+  /** Starts a collection now (coalesced with one already running). */
+  collect(): Promise<void> {
+    if (this.running !== null) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.run().finally(() => {
+      this.running = null;
+      if (this.again) {
+        this.again = false;
+        void this.collect();
+      }
+    });
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
+    const base = this.options.enclaveUrl.replace(/\/+$/, "");
+    let batch: unknown;
+    try {
+      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}`);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      batch = await response.json();
+    } catch (error) {
+      this.options.onError?.(`audit: cannot collect from the enclave (${(error as Error).message})`);
+      return;
+    }
+    if (!isBatch(batch)) {
+      this.options.onError?.("audit: the enclave's audit batch is malformed");
+      return;
+    }
+    if (batch.boot !== this.boot) {
+      // A new enclave boot (new keys): a new chain, a new file, counted from its start.
+      await this.store?.close();
+      this.boot = batch.boot;
+      this.next = 0;
+      await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
+      const name = batch.boot.slice(0, 16);
+      await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
+      this.store = await AuditStore.open(join(this.options.dir, `${name}.jsonl`));
+      if (batch.from !== 0) {
+        this.options.onError?.(
+          `audit: enclave boot ${name} starts at record ${batch.from}; earlier records were collected elsewhere`,
+        );
+      }
+      this.next = batch.from;
+    }
+    if (batch.from !== this.next) {
+      this.options.onError?.(`audit: expected record ${this.next}, the enclave sent from ${batch.from}`);
+    }
+    for (const line of batch.lines) await this.store?.append(line);
+    this.next = batch.next;
+    if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.collect();
+    await this.store?.close();
+  }
+}
