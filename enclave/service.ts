@@ -252,13 +252,16 @@ export class Enclave {
     const { request, sealer } = opened;
     const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string) =>
       this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+    // Audit vocabulary: "block" is a decision of the request policy or the PII filter; a request
+    // that fails before or during inference (invalid body, too long, engine error) is recorded as
+    // not blocked, with its error code.
     const refused = { prompt: null, response: null, usage: null } as const;
 
     const parsed = (request.kind === "chat" ? chatBodySchema : completeBodySchema).safeParse(request.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       audit(
-        { decision: "block", blockedBy: null, ruleId: null, piiFindings: [], error: "REQUEST_INVALID", ...refused },
+        { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: "REQUEST_INVALID", ...refused },
         hostTenant ?? "unknown",
       );
       return single(
@@ -289,7 +292,7 @@ export class Enclave {
     } catch (error) {
       const code = errorCode(error, "ENGINE_REQUEST");
       audit(
-        { decision: "block", blockedBy: null, ruleId: null, piiFindings: [], error: code, ...refused },
+        { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: code, ...refused },
         auditTenant,
       );
       return single(sealer.error(code, null));

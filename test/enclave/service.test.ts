@@ -1,0 +1,175 @@
+/**
+ * The enclave service in process: boot checks, and the pipeline every opened request passes
+ * (policy → PII → inference → audit), observed through sealed frames and the audit chain.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { JWK } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EnclaveError } from "../../enclave/errors.ts";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { Enclave } from "../../enclave/service.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import type { Manifest } from "../../manifests/schema.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+
+let dir: string;
+let modelPath: string;
+let operator: { privateJwk: JWK; publicJwk: JWK };
+let enclave: Enclave;
+
+async function boot(manifest: Manifest, options: { tee?: "sim-snp" | "sim-tdx"; keys?: JWK[] } = {}): Promise<Enclave> {
+  return Enclave.boot({
+    manifestJws: await signManifest(manifest, operator.privateJwk),
+    operatorKeys: options.keys ?? [operator.publicJwk],
+    modelPath,
+    tee: options.tee ?? "sim-snp",
+  });
+}
+
+const manifest = (overrides: Parameters<typeof devManifest>[0] = {}) =>
+  devManifest({ ...overrides, inference: { threads: 1, sequences: 2, ...overrides.inference } });
+
+async function ask(target: Enclave, body: unknown, kind: "chat" | "complete" = "chat"): Promise<ResponseEvent[]> {
+  const { envelope, context } = await sealRequest({ enclavePublicKey: target.keys.sealing.publicKey, kind, body });
+  const answer = await target.handleSealed(envelope, "host-tenant", new AbortController().signal);
+  const events: ResponseEvent[] = [];
+  for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
+  return events;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-enclave-"));
+  modelPath = join(dir, "tiny.gguf");
+  await writeTinyModel(modelPath);
+  operator = await generateManifestSigningKey("EdDSA");
+  enclave = await boot(manifest());
+}, 120_000);
+
+afterAll(async () => {
+  await enclave?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("enclave boot", () => {
+  it("refuses a manifest signed by an untrusted operator key", async () => {
+    const stranger = await generateManifestSigningKey("EdDSA");
+    await expect(boot(manifest(), { keys: [stranger.publicJwk] })).rejects.toMatchObject({
+      code: "BOOT_MANIFEST_INVALID",
+    });
+  });
+
+  it("refuses a TEE the manifest does not list", async () => {
+    await expect(
+      boot(manifest({ tee: { platforms: ["sim-tdx"], minimumTcb: { snp: null } } }), { tee: "sim-snp" }),
+    ).rejects.toMatchObject({
+      code: "BOOT_PLATFORM_NOT_ALLOWED",
+    });
+  });
+
+  it("refuses a model whose digest differs from the manifest's, naming both digests", async () => {
+    const wrong = "ab".repeat(32);
+    const error = await boot(manifest({ model: { sha256: wrong } })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "MODEL_DIGEST_MISMATCH" });
+    expect((error as Error).message).toContain(wrong);
+    expect((error as Error).message).toContain(TINY_MODEL_SHA256);
+  });
+});
+
+describe("enclave request pipeline", () => {
+  it("answers a chat request and audits it under the attested key", async () => {
+    const before = enclave.collectAudit(0).next;
+    const events = await ask(enclave, {
+      messages: [{ role: "user", content: "What does the enclave do?" }],
+      maxTokens: 32,
+    });
+    const text = events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("");
+    expect(text).toBe(
+      " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.",
+    );
+    expect(events.at(-1)).toMatchObject({ type: "final", finishReason: "stop" });
+    const batch = enclave.collectAudit(0);
+    expect(batch.next).toBe(before + 1);
+    const verified = verifyAuditLog(batch.lines, enclave.keys.signing.publicKey);
+    expect(verified.ok).toBe(true);
+    const last = JSON.parse(batch.lines.at(-1)!) as { record: Record<string, unknown> };
+    expect(last.record).toMatchObject({ decision: "allow", blockedBy: null });
+    expect(batch.lines.join("\n")).not.toContain("enclave do");
+    expect(batch.lines.join("\n")).not.toContain("sealed bytes");
+  });
+
+  it("blocks a prompt matching a manifest rule before the model sees it", async () => {
+    const events = await ask(enclave, {
+      messages: [{ role: "user", content: "store this -----BEGIN RSA PRIVATE KEY----- please" }],
+    });
+    expect(events).toEqual([expect.objectContaining({ type: "error", code: "POLICY_BLOCKED" })]);
+    const detail = (events[0] as { detail: string | null }).detail ?? "";
+    expect(detail).toContain("no-private-keys");
+    expect(detail).not.toContain("PRIVATE KEY");
+    const record = JSON.parse(enclave.collectAudit(0).lines.at(-1)!).record;
+    expect(record).toMatchObject({ decision: "block", blockedBy: "policy", ruleId: "no-private-keys" });
+  });
+
+  it("redacts PII and records only its counts", async () => {
+    const events = await ask(
+      enclave,
+      { prompt: "Write to alice@example.com and call +1 415 555 0100", maxTokens: 4 },
+      "complete",
+    );
+    expect(events.at(-1)).toMatchObject({ type: "final" });
+    const line = enclave.collectAudit(0).lines.at(-1)!;
+    expect(JSON.parse(line).record.piiFindings).toEqual(
+      expect.arrayContaining([
+        { entity: "email", count: 1 },
+        { entity: "phone", count: 1 },
+      ]),
+    );
+    expect(line).not.toContain("alice");
+  });
+
+  it("refuses a request body that does not match its kind", async () => {
+    const events = await ask(enclave, { prompt: "hello" }, "chat");
+    expect(events).toEqual([expect.objectContaining({ type: "error", code: "REQUEST_INVALID" })]);
+  });
+
+  it("refuses a replayed request with REQUEST_REPLAYED (409) before decrypting its body again", async () => {
+    const { envelope } = await sealRequest({
+      enclavePublicKey: enclave.keys.sealing.publicKey,
+      kind: "complete",
+      body: { prompt: "The enclave", maxTokens: 2 },
+    });
+    const first = await enclave.handleSealed(envelope, null, new AbortController().signal);
+    for await (const _ of first.frames) {
+      // drain
+    }
+    const error = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnclaveError);
+    expect(error).toMatchObject({ code: "REQUEST_REPLAYED", status: 409 });
+  });
+
+  it("acknowledged audit lines are dropped; unacknowledged ones are kept", () => {
+    const all = enclave.collectAudit(0);
+    expect(all.lines.length).toBeGreaterThan(2);
+    const rest = enclave.collectAudit(all.next - 1);
+    expect(rest.lines).toEqual([all.lines.at(-1)]);
+    expect(rest.from).toBe(all.next - 1);
+  });
+
+  it("blocks on PII when the manifest says block", async () => {
+    const strict = await boot(
+      manifest({
+        requestPolicy: { pii: { mode: "block", entities: ["email"], reason: null } },
+      }),
+    );
+    try {
+      const events = await ask(strict, { messages: [{ role: "user", content: "mail bob@example.org" }] });
+      expect(events).toEqual([expect.objectContaining({ type: "error", code: "PII_BLOCKED" })]);
+      expect(JSON.stringify(events)).not.toContain("bob@");
+    } finally {
+      await strict.close();
+    }
+  });
+});
