@@ -18,7 +18,7 @@ import {
   type VerifyEvidenceOptions,
 } from "../verify-evidence-cli.ts";
 import { type Certificate, parseCertificateBytes } from "../x509.ts";
-import { parseSnpReport, type SnpReport, type SnpTcbVersion, tcbHex } from "./parse.ts";
+import { parseSnpReport, SNP_PRODUCTS, type SnpReport, type SnpTcbVersion, tcbHex } from "./parse.ts";
 import { type VerifiedSnpReport, verifySnpReport } from "./verify.ts";
 
 function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
@@ -109,7 +109,18 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ev
   try {
     report = parseSnpReport(reportBytes);
     cert = parseCertificateBytes(certBytes);
-    const verified = await verifySnpReport({ report, endorsementKey: cert, anchors: AMD_ROOTS, at });
+    // The INSECURE simulator's roots are added only when the given policy explicitly trusts them.
+    const anchors =
+      policy?.trustSimulator === true
+        ? [
+            ...AMD_ROOTS,
+            ...(await import("../sim/anchors.ts")).insecureSimulatorAnchors(
+              undefined,
+              report.product === null ? SNP_PRODUCTS : [report.product],
+            ).snp,
+          ]
+        : AMD_ROOTS;
+    const verified = await verifySnpReport({ report, endorsementKey: cert, anchors, at });
     const appraisal: AppraisalResult | null =
       policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null });
     const violations = appraisal?.violations ?? [];

@@ -232,9 +232,14 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
       files = loaded.files;
       notes = loaded.notes;
     }
+    // The INSECURE simulator's root is added only when the given policy explicitly trusts it.
+    const anchors =
+      policy?.trustSimulator === true
+        ? [...INTEL_ROOTS, ...(await import("../sim/anchors.ts")).insecureSimulatorAnchors().tdx]
+        : INTEL_ROOTS;
     const verified = await verifyTdxQuote({
       quote,
-      anchors: INTEL_ROOTS,
+      anchors,
       at,
       collateral,
       crls,
