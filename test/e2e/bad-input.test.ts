@@ -177,7 +177,9 @@ describe("malformed sealed requests → 4xx with a stable code", () => {
     {
       name: "a ciphertext length that does not match the body",
       body: async () =>
-        edit(await validEnvelope(), (b, v) => v.setUint32(ENVELOPE_OFFSETS.length, v.getUint32(18) + 1)),
+        edit(await validEnvelope(), (_, v) =>
+          v.setUint32(ENVELOPE_OFFSETS.length, v.getUint32(ENVELOPE_OFFSETS.length) + 1),
+        ),
       status: 400,
       code: "ENVELOPE_MALFORMED",
     },

@@ -1,0 +1,138 @@
+/**
+ * End to end through the command line: `cloister attest` and `cloister chat` as separate processes
+ * against a real simulated deployment on 127.0.0.1. A policy that does not match makes `attest`
+ * exit non-zero naming the stage and the code, and `chat` print no answer and send nothing sealed.
+ */
+import { execFile } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+
+const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
+const GREEDY_CHAT_ANSWER =
+  " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
+
+let deployment: E2eDeployment;
+let badPolicyPath: string;
+
+beforeAll(async () => {
+  deployment = await bootDeployment("sim-snp");
+  const bad = structuredClone(deployment.files.policy) as unknown as {
+    attestation: { snp: { measurements: string[] } };
+  };
+  bad.attestation.snp.measurements = ["cd".repeat(48)];
+  badPolicyPath = join(deployment.dir, "wrong-measurement-policy.json");
+  await writeFile(badPolicyPath, JSON.stringify(bad, null, 2));
+});
+
+afterAll(async () => {
+  await deployment?.stop();
+});
+
+function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // The API key comes from the deployment's file, never from the developer's environment.
+  const env = { ...process.env };
+  delete env.CLOISTER_API_KEY;
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: deployment.dir, env, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const connection = (policy: string) => [
+  "--url",
+  deployment.running.hostUrl,
+  "--policy",
+  policy,
+  "--api-key-file",
+  deployment.files.apiKeyPath,
+];
+
+describe("cloister attest / chat against a real deployment", () => {
+  it("attest --json exits 0 and prints what was verified", async () => {
+    const run = await cloister("attest", ...connection(deployment.files.policyPath), "--json");
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ valid: true, tee: "sev-snp", simulated: true });
+    const snp = deployment.files.policy.attestation.snp;
+    expect([out.measurement]).toEqual(snp !== null && Array.isArray(snp.measurements) ? snp.measurements : []);
+    expect(deployment.files.policy.manifest.allowedModelDigests).toEqual([out.model.sha256]);
+    expect(out.documentDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(out.sealingKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(run.stdout).not.toContain(deployment.files.apiKey);
+  });
+
+  it("attest (human) and chat PROMPT: verified summary, then the model's answer on stdout", async () => {
+    const [attest, chat] = await Promise.all([
+      cloister("attest", ...connection(deployment.files.policyPath)),
+      cloister("chat", ...connection(deployment.files.policyPath), "What does the enclave do?"),
+    ]);
+    expect({ code: attest.code, stderr: attest.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(attest.stdout).toContain("enclave verified");
+    expect(attest.stdout).toContain("SIMULATED");
+    expect({ code: chat.code, stderr: chat.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(chat.stdout).toBe(`${GREEDY_CHAT_ANSWER}\n`);
+  });
+
+  it("chat --json prints the answer with usage and the enclave's document digest", async () => {
+    const run = await cloister("chat", ...connection(deployment.files.policyPath), "--json", "--max-tokens", "4", "Hi");
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    const out = JSON.parse(run.stdout);
+    expect(out.finishReason).toBe("length");
+    expect(out.usage.completionTokens).toBe(4);
+    expect(GREEDY_CHAT_ANSWER.startsWith(out.text)).toBe(true);
+    expect(out.text.length).toBeGreaterThan(0);
+    expect(out.enclave).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("a policy that does not match: attest exits 1 naming stage and code; chat prints no answer, sends nothing", async () => {
+    const sealedBefore = deployment.hostAccessLog().filter((r) => r.path === "/v1/sealed").length;
+    const [json, human, chat] = await Promise.all([
+      cloister("attest", ...connection(badPolicyPath), "--json"),
+      cloister("attest", ...connection(badPolicyPath)),
+      cloister("chat", ...connection(badPolicyPath), "What does the enclave do?"),
+    ]);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: false,
+      kind: "attestation",
+      stage: "appraise",
+      code: "SNP_MEASUREMENT_NOT_ALLOWED",
+    });
+    expect(human.code).toBe(1);
+    expect(human.stdout).toBe("");
+    expect(human.stderr).toMatch(/^cloister: SNP_MEASUREMENT_NOT_ALLOWED: attestation failed at stage appraise/);
+    expect(chat.code).toBe(1);
+    expect(chat.stdout).toBe("");
+    expect(chat.stderr).toMatch(/^cloister: SNP_MEASUREMENT_NOT_ALLOWED: .*stage appraise/);
+
+    // Barrier: a later request is logged after everything before it.
+    await fetch(`${deployment.running.hostUrl}/healthz`);
+    await deployment.waitForLog((l) => l.includes('"path":"/healthz"'));
+    expect(deployment.hostAccessLog().filter((r) => r.path === "/v1/sealed").length).toBe(sealedBefore);
+  });
+
+  it("a host nobody listens on: attest exits 1 with HOST_UNREACHABLE", async () => {
+    const run = await cloister(
+      "attest",
+      "--url",
+      "http://127.0.0.1:9",
+      "--policy",
+      deployment.files.policyPath,
+      "--api-key-file",
+      deployment.files.apiKeyPath,
+      "--json",
+    );
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ valid: false, kind: "transport", code: "HOST_UNREACHABLE" });
+  });
+});
