@@ -481,6 +481,8 @@ async function benchHostOverhead(streams: number, frames: number, intervalMs: nu
       "0",
       "--max-in-flight",
       String(streams),
+      "--audit-dir",
+      join(dir, "audit"), // the fake enclave has no /audit: the host's collector only logs that
     ]);
     const hostUrl = (await host.ready).url;
     const hostPid = host.child.pid as number;
