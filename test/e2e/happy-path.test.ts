@@ -5,8 +5,11 @@
  *
  * 1. The happy path: attestation fields, the tiny model's exact greedy text, complete, usage.
  * 2. The host never sees plaintext: a prompt carrying a unique marker and the answer it gets
- *    appear nowhere in what the host received, sent or printed (raw, hex, base64, base64url).
+ *    appear nowhere in what the host received, sent, printed or stored (its audit directory), in
+ *    any of raw text, hex, base64 or base64url.
  */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
@@ -120,6 +123,10 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     expect(exchanges[0]?.hostResponse?.length).toBeGreaterThan(new TextEncoder().encode(GREEDY_CHAT_ANSWER).length);
     const hostLines = deployment.logs.filter((l) => l.startsWith("[host"));
     expect(hostLines.length).toBeGreaterThan(0);
+    // The host also writes the enclave's audit records to disk: one per opened sealed request.
+    const answered = deployment.hostAccessLog().filter((r) => r.path === "/v1/sealed" && r.status === 200).length;
+    const auditFiles = await hostAuditFiles(answered);
+    expect(auditFiles.length).toBeGreaterThan(0);
 
     // … but none of the secrets, in any common encoding, in any byte or line of it.
     const secrets = [marker, prompt, GREEDY_CHAT_ANSWER, GREEDY_CHAT_ANSWER.trim(), "confidential virtual machine"];
@@ -128,6 +135,7 @@ describe("e2e happy path (sim-snp, real processes)", () => {
       ...byHost.map((b) => Buffer.from(b).toString("latin1")),
       // The enclave is trusted, but it must not print prompts or answers either.
       deployment.logs.join("\n"),
+      ...auditFiles,
     ];
     const leaks = (haystack: string) => needles.filter((needle) => haystack.includes(needle));
     for (const haystack of haystacks) expect(leaks(haystack)).toEqual([]);
@@ -139,6 +147,21 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     expect(await deployment.crashed()).toBeNull();
   });
 });
+
+/** The contents of every file in the host's audit directory, once they hold `records` records in all. */
+async function hostAuditFiles(records: number): Promise<string[]> {
+  const dir = join(deployment.dir, "audit");
+  for (let attempt = 0; ; attempt++) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const contents = await Promise.all(names.map((n) => readFile(join(dir, n), "latin1")));
+    const lines = names
+      .filter((n) => n.endsWith(".jsonl"))
+      .reduce((sum, n) => sum + (contents[names.indexOf(n)] ?? "").split("\n").filter((l) => l !== "").length, 0);
+    if (lines >= records) return contents;
+    if (attempt === 100) throw new Error(`host audit directory: expected ${records} records, found ${lines}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /** The secret as UTF-8 text, lower and upper hex, base64 and base64url (with and without padding). */
 function encodings(secret: string): string[] {
