@@ -13,10 +13,12 @@
  * Differences from AMD, on purpose: ARK/ASK/ASVK are RSA-2048 (AMD: RSA-4096) so generating them
  * takes about a second; hierarchies are memoised per (seed, product) for the life of the process.
  */
+
 import { toHex } from "../bytes.ts";
 import { encodeTlv } from "../der.ts";
 import type { SnpProduct } from "../snp/parse.ts";
 import { encodeTcbVersion } from "../snp/parse.ts";
+import { AMD_OID } from "../snp/verify.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import { deriveInsecureEcKey, type InsecureEcKey } from "./keys.ts";
 import { generateInsecureRsaKey, type InsecureRsaKey, signRsaPssSha384 } from "./rsa.ts";
@@ -29,22 +31,8 @@ export const INSECURE_SIMULATOR_DEFAULT_SEED = "cloister-insecure-simulator-v1";
 export const INSECURE_SIMULATOR_ORGANIZATION = "Cloister Insecure Simulator";
 const SIMULATED_OU = "SIMULATED - NOT SECURE";
 
-/** AMD's VCEK extension OIDs (AMD KDS specification, "VCEK Certificate Extensions"). */
-export const AMD_OID = {
-  structVersion: "1.3.6.1.4.1.3704.1.1",
-  productName: "1.3.6.1.4.1.3704.1.2",
-  blSPL: "1.3.6.1.4.1.3704.1.3.1",
-  teeSPL: "1.3.6.1.4.1.3704.1.3.2",
-  snpSPL: "1.3.6.1.4.1.3704.1.3.3",
-  spl4: "1.3.6.1.4.1.3704.1.3.4",
-  spl5: "1.3.6.1.4.1.3704.1.3.5",
-  spl6: "1.3.6.1.4.1.3704.1.3.6",
-  spl7: "1.3.6.1.4.1.3704.1.3.7",
-  ucodeSPL: "1.3.6.1.4.1.3704.1.3.8",
-  fmcSPL: "1.3.6.1.4.1.3704.1.3.9",
-  hwID: "1.3.6.1.4.1.3704.1.4",
-  cspID: "1.3.6.1.4.1.3704.1.5",
-} as const;
+/** AMD's VCEK extension OIDs: one definition, shared with the verifier. */
+export { AMD_OID };
 
 /** Fixed validity of the simulated ARK/ASK/ASVK (AMD's roots are valid for 25 years). */
 export const SIMULATED_AMD_CA_NOT_BEFORE = new Date("2024-01-01T00:00:00Z");
