@@ -20,7 +20,11 @@ export function createEnclaveApp(enclave: Enclave): Hono {
   const app = new Hono();
 
   app.onError((error, c) => {
-    if (error instanceof EnclaveError) return c.json(errorJson(error.code, error.message), error.status);
+    if (error instanceof EnclaveError) {
+      // Overload (engine queue full, audit backlog): tell the client when to retry; the host passes it on.
+      if (error.status === 503) c.header("Retry-After", "1");
+      return c.json(errorJson(error.code, error.message), error.status);
+    }
     return c.json(errorJson("INTERNAL", "internal error in the enclave"), 500);
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
