@@ -90,6 +90,8 @@ describe("enclave down, then restarted with new keys", () => {
 
   it("enclave restarted on the same port: the next chat re-attests once, automatically, and succeeds", async () => {
     await deployment.running.restartEnclave();
+    // The new boot measures the tree as it is now; the policy was written for the tree at the start.
+    await deployment.assertSourcesUnchanged();
     const attestationsBefore = count("/v1/attestation");
     const challengesBefore = count("/v1/attestation/challenge");
     const sealedBefore = count("/v1/sealed");

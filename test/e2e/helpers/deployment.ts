@@ -8,6 +8,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { toHex } from "../../../attestation/bytes.ts";
 import {
   type DeploymentFiles,
   prepareDeployment,
@@ -15,6 +16,7 @@ import {
   type SimulatedTee,
   startDeployment,
 } from "../../../client/cli/deploy.ts";
+import { simulatedMeasurement } from "../../../enclave/tee.ts";
 
 export interface E2eDeployment {
   readonly tee: SimulatedTee;
@@ -27,6 +29,12 @@ export interface E2eDeployment {
   hostAccessLog(): HostAccessRecord[];
   /** Resolves once `predicate` holds for a log line (checked on every new line), or fails after `timeoutMs`. */
   waitForLog(predicate: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /**
+   * Fails with a clear message when the measured enclave sources changed since the policy was
+   * written (someone edited enclave/, attestation/, sealed/, models/ or manifests/ while the test
+   * ran): an enclave booted now measures differently, and the client rightly refuses it.
+   */
+  assertSourcesUnchanged(): Promise<void>;
   /** True when a child has exited without being asked to. */
   crashed(): Promise<string | null>;
   stop(): Promise<void>;
@@ -43,6 +51,14 @@ export interface HostAccessRecord {
   readonly outcome: string;
 }
 
+/** Whether the policy in `files` allows the launch measurement `measurement` (hex). */
+function policyAllows(files: DeploymentFiles, tee: SimulatedTee, measurement: string): boolean {
+  const allowed = tee === "sim-snp" ? files.policy.attestation.snp?.measurements : files.policy.attestation.tdx?.mrtd;
+  return Array.isArray(allowed) && allowed.includes(measurement);
+}
+
+const currentMeasurement = async (tee: SimulatedTee) => toHex(await simulatedMeasurement(tee));
+
 export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2eDeployment> {
   const dir = await mkdtemp(join(tmpdir(), `cloister-e2e-${tee}-`));
   const logs: string[] = [];
@@ -51,15 +67,22 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
     logs.push(line);
     for (const waiter of waiters) waiter();
   };
-  let running: RunningDeployment;
-  let files: DeploymentFiles;
+  let booted: { files: DeploymentFiles; running: RunningDeployment } | undefined;
   try {
-    files = await prepareDeployment({ dir, tee, threads: 1, progress: () => {} });
-    running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log });
+    // The policy pins the measurement of the sources as they are when it is written; the enclave
+    // measures them again as it boots. In a shared checkout someone may edit a measured file in
+    // between: then (and only then) start over, so the suite tests the product, not that race.
+    for (let attempt = 1; booted === undefined; attempt++) {
+      const files = await prepareDeployment({ dir, tee, threads: 1, progress: () => {} });
+      const running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log });
+      if (attempt === 3 || policyAllows(files, tee, await currentMeasurement(tee))) booted = { files, running };
+      else await running.stop();
+    }
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`e2e deployment (${tee}) did not start; child output:\n${logs.join("\n")}`, { cause: error });
   }
+  const { files, running } = booted;
   let exitedOnItsOwn: string | null = null;
   void running.exited.then((who) => {
     exitedOnItsOwn = who;
@@ -84,11 +107,10 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = logs.find(predicate);
-          if (found === undefined) return false;
+          if (found === undefined) return;
           waiters.delete(check);
           clearTimeout(timer);
           resolve(found);
-          return true;
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
@@ -97,6 +119,14 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
         waiters.add(check);
         check();
       });
+    },
+    async assertSourcesUnchanged() {
+      const now = await currentMeasurement(tee);
+      if (!policyAllows(files, tee, now)) {
+        throw new Error(
+          `the measured enclave sources changed while this test ran (the tree now measures ${now}, not what the policy pins); rerun on an unchanged tree`,
+        );
+      }
     },
     async crashed() {
       // Let already-queued exit events run before answering.
