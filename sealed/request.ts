@@ -17,14 +17,16 @@ import {
   BOX_NONCE_LENGTH,
   boxOpenWithSharedKey,
   boxSealWithSharedKey,
-  boxSharedKey,
+  boxSharedKeyFast,
   bytesEqual,
   randomBytes as defaultRandomBytes,
   deriveResponseKey,
+  ephemeralFromSecretKey,
+  generateEphemeralX25519Key,
+  LowOrderKeyError,
   MAC_LENGTH,
   sha256,
   X25519_KEY_LENGTH,
-  x25519PublicKey,
 } from "./crypto.ts";
 import {
   encodeEnvelopePrefix,
@@ -100,7 +102,9 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     throw new SealedInvalidArgumentError(`now: expected a time in ms, found ${now}`);
   const random = options.randomBytes ?? defaultRandomBytes;
 
-  const ephemeralSecretKey = takeRandom(random, X25519_KEY_LENGTH);
+  // Injected randomness (tests) makes the ephemeral secret from its first 32 bytes, as before;
+  // otherwise WebCrypto makes it (crypto.ts), never leaving it in a JavaScript array.
+  const ephemeralSecretKey = options.randomBytes === undefined ? null : takeRandom(random, X25519_KEY_LENGTH);
   const nonce = takeRandom(random, BOX_NONCE_LENGTH);
   const requestId = toHex(takeRandom(random, REQUEST_ID_BYTES));
   const kind = options.kind;
@@ -120,12 +124,25 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     );
   }
 
-  const ephemeralPublicKey = x25519PublicKey(ephemeralSecretKey);
-  const keyId = await enclaveKeyId(options.enclavePublicKey);
-  const prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeralPublicKey, nonce);
-  const plaintext = concatBytes(await sha256(prefix), jsonBytes);
-  const sharedKey = boxSharedKey(options.enclavePublicKey, ephemeralSecretKey);
-  ephemeralSecretKey.fill(0);
+  // Independent WebCrypto steps run together (each is a thread-pool job): key id ‖ ephemeral key,
+  // then header digest ‖ shared key.
+  const [keyId, ephemeral] = await Promise.all([
+    enclaveKeyId(options.enclavePublicKey),
+    ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
+  ]);
+  const prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
+  const [headerDigest, sharedKey] = await Promise.all([
+    sha256(prefix),
+    ephemeral.sharedKey(options.enclavePublicKey).catch((error: unknown) => {
+      if (error instanceof LowOrderKeyError) {
+        throw new SealedInvalidArgumentError(
+          "enclavePublicKey: expected an X25519 public key, found a low-order point",
+        );
+      }
+      throw error;
+    }),
+  ]);
+  const plaintext = concatBytes(headerDigest, jsonBytes);
   const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
   plaintext.fill(0);
   jsonBytes.fill(0);
@@ -147,7 +164,18 @@ export async function openRequest(
 ): Promise<OpenedRequest> {
   const parsed = parseEnvelope(envelope);
   if (!bytesEqual(parsed.header.keyId, enclaveKey.keyId)) throw new WrongEnclaveKeyError();
-  const sharedKey = boxSharedKey(parsed.ephemeralPublicKey, enclaveKey.secretKey);
+  // The header digest is computed alongside the key agreement; it is only compared (step 4) after
+  // decryption (step 3), so the order of checks is unchanged.
+  const headerDigestPromise = sha256(parsed.prefix);
+  headerDigestPromise.catch(() => {}); // looked at (and any failure thrown) in step 4 only
+  let sharedKey: Uint8Array;
+  try {
+    sharedKey = await boxSharedKeyFast(parsed.ephemeralPublicKey, enclaveKey.secretKey, { cacheSecretKey: true });
+  } catch (error) {
+    // A low-order ephemeral key gives no usable shared key: the envelope cannot be opened.
+    if (error instanceof LowOrderKeyError) throw new DecryptionFailedError();
+    throw error;
+  }
   try {
     const plaintext = boxOpenWithSharedKey(parsed.ciphertext, parsed.nonce, sharedKey);
     if (plaintext === null) throw new DecryptionFailedError();
@@ -155,7 +183,7 @@ export async function openRequest(
       if (plaintext.length < HEADER_DIGEST_LENGTH) {
         throw new RequestMalformedError(`request plaintext: expected at least ${HEADER_DIGEST_LENGTH} bytes`);
       }
-      const headerDigest = await sha256(parsed.prefix);
+      const headerDigest = await headerDigestPromise;
       if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), headerDigest)) throw new HeaderMismatchError();
       const request = parseRequestJson(plaintext.subarray(HEADER_DIGEST_LENGTH), parsed.header.kind);
       replayGuard.check(request.requestId, request.timestamp, now);
