@@ -1,0 +1,78 @@
+/**
+ * The audit writer signs with Node's native Ed25519 when it can; Ed25519 is deterministic, so its
+ * signatures must be byte-for-byte tweetnacl's (verifiers use tweetnacl), and a key whose stored
+ * public half does not match its seed must still sign exactly as tweetnacl does.
+ */
+import nacl from "tweetnacl";
+import { describe, expect, it } from "vitest";
+import { ed25519Signer, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { makeWriter, sampleEntries, seededKeyPair } from "./helpers.ts";
+
+/** xorshift32 bytes: reproducible keys and messages. */
+function seeded(seed: number): (length: number) => Uint8Array {
+  let state = seed >>> 0 || 1;
+  return (length) => {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) {
+      state ^= state << 13;
+      state >>>= 0;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      state >>>= 0;
+      out[i] = state & 0xff;
+    }
+    return out;
+  };
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+describe("ed25519Signer", () => {
+  it("gives tweetnacl's sign.detached bytes for 64 random keys and messages (0..2000 bytes)", () => {
+    const random = seeded(77);
+    for (let i = 0; i < 64; i++) {
+      const keys = nacl.sign.keyPair.fromSeed(random(32));
+      const message = random((i * 37) % 2001);
+      const signature = ed25519Signer(keys.secretKey)(message);
+      expect(hex(signature)).toBe(hex(nacl.sign.detached(message, keys.secretKey)));
+      expect(nacl.sign.detached.verify(message, signature, keys.publicKey)).toBe(true);
+    }
+  });
+
+  it("signs as tweetnacl when the stored public half is not the seed's (tweetnacl hashes the stored half)", () => {
+    const random = seeded(5);
+    const a = nacl.sign.keyPair.fromSeed(random(32));
+    const b = nacl.sign.keyPair.fromSeed(random(32));
+    const mixed = new Uint8Array(64);
+    mixed.set(a.secretKey.subarray(0, 32), 0);
+    mixed.set(b.publicKey, 32);
+    const message = random(100);
+    expect(hex(ed25519Signer(mixed)(message))).toBe(hex(nacl.sign.detached(message, mixed)));
+  });
+
+  it("is not affected by later changes to the caller's key array", () => {
+    const keys = seededKeyPair(3);
+    const secret = keys.secretKey.slice();
+    const sign = ed25519Signer(secret);
+    secret.fill(0);
+    const message = new Uint8Array([1, 2, 3]);
+    expect(hex(sign(message))).toBe(hex(nacl.sign.detached(message, keys.secretKey)));
+  });
+});
+
+describe("AuditWriter with the native signer", () => {
+  it("writes the same lines as tweetnacl signing would, and they verify", () => {
+    const keys = seededKeyPair(7);
+    const writer = makeWriter(keys);
+    const lines = sampleEntries(8).map((e) => writer.record(e).line);
+    for (const line of lines) {
+      const { record, sig } = JSON.parse(line) as { record: unknown; sig: string };
+      expect(sig).toMatch(/^[0-9a-f]{128}$/);
+      const canonicalRecord = line.slice(line.indexOf(":") + 1, line.lastIndexOf(',"sig"'));
+      const message = new TextEncoder().encode(`cloister/audit/record/v1\0${canonicalRecord}`);
+      expect(sig).toBe(hex(nacl.sign.detached(message, keys.secretKey)));
+      expect(record).toBeTypeOf("object");
+    }
+    expect(verifyAuditLog(lines, keys.publicKey).ok).toBe(true);
+  });
+});
