@@ -401,6 +401,8 @@ export class Enclave {
   ): AsyncGenerator<Uint8Array> {
     let answer = "";
     let recorded = false;
+    /** Set once the final frame has been handed out: the answer is complete. */
+    let completed: AuditEntry["usage"] | null = null;
     const record = (usage: AuditEntry["usage"], error: string | null) => {
       if (recorded) return;
       recorded = true;
@@ -416,13 +418,18 @@ export class Enclave {
             yield sealer.data(event.text);
           }
         } else {
-          record({ promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens }, null);
-          yield sealer.final({
+          const final = sealer.final({
             promptTokens: event.usage.promptTokens,
             completionTokens: event.usage.completionTokens,
             ttftMs: Math.round(event.usage.ttftMs * 1000) / 1000,
             finishReason: event.stopReason === "maxTokens" || event.stopReason === "contextFull" ? "length" : "stop",
           });
+          // The audit record is written right after the final frame is handed out, not before, so
+          // its hashing and signing is not on the answer's path. It is still written exactly once,
+          // here or in `finally` (a consumer that stops after taking the final frame).
+          completed = { promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens };
+          yield final;
+          record(completed, null);
           return;
         }
         next = await events.next();
@@ -434,8 +441,10 @@ export class Enclave {
       record(null, code);
       yield sealer.error(code, null);
     } finally {
-      // The consumer stopped early (client went away): free the sequence, still audit the request.
-      record(null, "CLIENT_ABORTED");
+      // The consumer stopped early (client went away): free the sequence, still audit the request;
+      // once the final frame was handed out, the answer was complete.
+      if (completed !== null) record(completed, null);
+      else record(null, "CLIENT_ABORTED");
       await events.return(undefined);
     }
   }

@@ -101,6 +101,46 @@ describe("enclave request pipeline", () => {
     expect(batch.lines.join("\n")).not.toContain("sealed bytes");
   });
 
+  it("audits a complete answer even when the consumer stops right after the final frame", async () => {
+    const before = enclave.collectAudit(0).next;
+    const body = { messages: [{ role: "user", content: "What does the enclave do?" }], maxTokens: 32 };
+    const { envelope, context } = await sealRequest({
+      enclavePublicKey: enclave.keys.sealing.publicKey,
+      kind: "chat",
+      body,
+    });
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    const iterator = answer.frames[Symbol.asyncIterator]();
+    const frames: Uint8Array[] = [];
+    for (;;) {
+      const { done, value } = await iterator.next();
+      if (done === true) throw new Error("stream ended before its final frame");
+      frames.push(value);
+      // A final frame is the only one whose first plaintext byte is 0x02; find it by opening.
+      const events: ResponseEvent[] = [];
+      const probe = openResponseFrames(
+        context,
+        (async function* () {
+          yield* frames;
+        })(),
+      );
+      try {
+        for await (const event of probe) events.push(event);
+      } catch {
+        // the stream so far has no final frame yet (STREAM_TRUNCATED): keep reading
+      }
+      if (events.at(-1)?.type === "final") break;
+    }
+    await iterator.return?.(undefined); // the consumer goes away right after the final frame
+    const batch = enclave.collectAudit(0);
+    expect(batch.next).toBe(before + 1);
+    const last = JSON.parse(batch.lines.at(-1)!) as { record: Record<string, unknown> };
+    expect(last.record).toMatchObject({ decision: "allow", error: null });
+    expect(last.record.usage).toMatchObject({ completionTokens: expect.any(Number) });
+    expect(last.record.responseHmac).toMatch(/^[0-9a-f]{64}$/);
+    expect(verifyAuditLog(batch.lines, enclave.keys.signing.publicKey).ok).toBe(true);
+  });
+
   it("blocks a prompt matching a manifest rule before the model sees it", async () => {
     const events = await ask(enclave, {
       messages: [{ role: "user", content: "store this -----BEGIN RSA PRIVATE KEY----- please" }],
