@@ -42,7 +42,7 @@ export async function startHost(options: {
     apiKeys: options.apiKeys,
     accessLog: options.accessLog,
     limits: { ...DEFAULT_HOST_LIMITS, ...options.limits },
-    ...(collector === null ? {} : { onSealedResponseEnd: () => void collector.collect() }),
+    ...(collector === null ? {} : { onSealedResponseEnd: () => collector.collectSoon() }),
   });
   const server = await listen(app.fetch, options.hostname, options.port);
   collector?.start();
