@@ -108,6 +108,12 @@ export async function createNonceAnswer(input: {
 // --- verification --------------------------------------------------------------------------------
 
 export interface ManifestCheck {
+  /**
+   * A description of everything `verify` decides on (e.g. the client policy's manifest section as
+   * canonical JSON): two checks with equal identities must give equal verdicts. Remembered
+   * verifications (below) are reused only under an equal identity.
+   */
+  readonly identity: string;
   /** SHA-256 of the exact compact-JWS bytes of the manifest (manifests/sign.ts `manifestDigest`). */
   digest(manifestJws: string): Promise<Uint8Array>;
   /**
@@ -299,6 +305,14 @@ export async function verifyAttestationDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
 ): Promise<VerifiedEnclave> {
+  const known = recall(documentJws, options);
+  if (known !== null) {
+    // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now.
+    const key = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(known.fields.signingPublicKey) }, "EdDSA");
+    const answer = await verifyJwsWithKey(options.nonce.answer, key, NONCE_ANSWER_TYPE, "nonce");
+    checkNonceAnswer(answer, known.fields.documentDigest, options);
+    return VerifiedEnclave.create(known.fields);
+  }
   const doc = parseDocument(documentJws);
 
   // The independent cryptographic operations below are started together, so their WebCrypto work
@@ -344,11 +358,29 @@ export async function verifyAttestationDocument(
   const documentDigest = toHex(unwrap(await documentDigestResult));
 
   // 5. Nonce: a fresh answer to the client's own nonce, by the same key, about this document.
-  const answer = unwrap(await answerResult) as {
-    eat_nonce?: unknown;
-    doc?: unknown;
-    iat?: unknown;
+  checkNonceAnswer(unwrap(await answerResult), documentDigest, options);
+
+  // 6. Manifest: operator signature, model digest, platform.
+  const manifest = unwrap(await manifestResult);
+
+  const fields = {
+    tee: doc.evidence.type,
+    simulated: verified.simulated,
+    measurement: verified.measurement,
+    reportData: toHex(verified.reportData),
+    sealingPublicKey: doc.sealingPublicKey,
+    signingPublicKey: doc.signingPublicKey,
+    manifestDigest: toHex(manifestDigest),
+    documentDigest,
+    manifest,
+    details: verified.details,
   };
+  rememberVerifiedDocument(documentJws, options, fields, verified.certificatesNotAfter);
+  return VerifiedEnclave.create(fields);
+}
+
+function checkNonceAnswer(value: unknown, documentDigest: string, options: DocumentVerificationOptions): void {
+  const answer = value as { eat_nonce?: unknown; doc?: unknown; iat?: unknown };
   let answeredNonce: Uint8Array;
   try {
     answeredNonce = base64url.decode(String(answer.eat_nonce));
@@ -373,20 +405,73 @@ export async function verifyAttestationDocument(
       `nonce answer iat: expected within ${options.maxClockSkewSeconds}s of ${options.at.toISOString()}, found ${String(answer.iat)}`,
     );
   }
+}
 
-  // 6. Manifest: operator signature, model digest, platform.
-  const manifest = unwrap(await manifestResult);
+// --- already-verified documents -------------------------------------------------------------------
+//
+// A client re-attests the same enclave often (reconnects, key-change retries, several sessions).
+// Stages 1–4 and 6 depend only on the document's exact bytes, the policy's content, the trust
+// anchors, the manifest check and the verification time; stage 5 (the nonce) is fresh every call.
+// So for the *same* document bytes, the *same* policy content (compared as canonical JSON, so a
+// mutated policy never hits), the *same* anchors (object identity), an equal manifest check
+// (`ManifestCheck.identity`), and a time
+// `at` no earlier than the first verification and at most REVERIFY_WINDOW_MS later (and never more
+// than the policy's maximumVerificationSkewSeconds, nor past any certificate's notAfter), the
+// earlier result stands: every certificate valid at both ends of that interval is valid in between,
+// and appraisal is a pure function of the same inputs. Only successes are remembered. The nonce
+// answer is always verified under the bound key and compared with this call's nonce.
 
-  return VerifiedEnclave.create({
-    tee: doc.evidence.type,
-    simulated: verified.simulated,
-    measurement: verified.measurement,
-    reportData: toHex(verified.reportData),
-    sealingPublicKey: doc.sealingPublicKey,
-    signingPublicKey: doc.signingPublicKey,
-    manifestDigest: toHex(manifestDigest),
-    documentDigest,
-    manifest,
-    details: verified.details,
+const REVERIFY_WINDOW_MS = 30_000;
+const MAX_REMEMBERED = 32;
+
+interface RememberedDocument {
+  readonly policy: string;
+  readonly anchors: TrustAnchors;
+  readonly manifestIdentity: string;
+  readonly verifiedAt: number;
+  readonly validUntil: number;
+  readonly fields: Parameters<typeof VerifiedEnclave.create>[0];
+}
+
+const remembered = new Map<string, RememberedDocument>();
+
+/** Forgets every remembered verification (tests, benchmarks). */
+export function clearVerifiedDocumentCache(): void {
+  remembered.clear();
+}
+
+function rememberVerifiedDocument(
+  documentJws: string,
+  options: DocumentVerificationOptions,
+  fields: Parameters<typeof VerifiedEnclave.create>[0],
+  certificatesNotAfter: number,
+): void {
+  const window = Math.min(REVERIFY_WINDOW_MS, options.policy.maximumVerificationSkewSeconds * 1000);
+  if (window <= 0) return;
+  if (remembered.size >= MAX_REMEMBERED) remembered.delete(remembered.keys().next().value as string);
+  remembered.set(documentJws, {
+    policy: JSON.stringify(options.policy),
+    anchors: options.anchors,
+    manifestIdentity: options.manifest.identity,
+    verifiedAt: options.at.getTime(),
+    validUntil: Math.min(options.at.getTime() + window, certificatesNotAfter),
+    fields,
   });
+}
+
+/** The remembered verification of exactly this document under exactly these options, if any. */
+function recall(documentJws: string, options: DocumentVerificationOptions): RememberedDocument | null {
+  const entry = remembered.get(documentJws);
+  if (entry === undefined) return null;
+  const at = options.at.getTime();
+  if (
+    entry.anchors !== options.anchors ||
+    entry.manifestIdentity !== options.manifest.identity ||
+    at < entry.verifiedAt ||
+    at > entry.validUntil ||
+    entry.policy !== JSON.stringify(options.policy)
+  ) {
+    return null;
+  }
+  return entry;
 }

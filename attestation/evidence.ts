@@ -12,7 +12,7 @@ import { AttestationError, ParseError } from "./errors.ts";
 import type { SnpTrustAnchor } from "./roots/amd.ts";
 import type { TdxTrustAnchor } from "./roots/intel.ts";
 import { parseSnpReport } from "./snp/parse.ts";
-import { type VerifiedSnpReport, verifySnpReport } from "./snp/verify.ts";
+import { VerifiedSnpReport, verifySnpReport } from "./snp/verify.ts";
 import { parseTdxQuote } from "./tdx/parse.ts";
 import { type VerifiedTdxQuote, verifyTdxQuote } from "./tdx/verify.ts";
 import { parseCertificate } from "./x509.ts";
@@ -40,6 +40,21 @@ export interface VerifiedDocumentEvidence {
   /** Launch measurement (SNP MEASUREMENT or TDX MRTD), lower-case hex. */
   readonly measurement: string;
   readonly details: Record<string, unknown>;
+  /** The earliest notAfter (ms since the epoch) of every certificate the verification relied on. */
+  readonly certificatesNotAfter: number;
+}
+
+function earliestNotAfter(evidence: VerifiedSnpReport | VerifiedTdxQuote): number {
+  const certs =
+    evidence instanceof VerifiedSnpReport
+      ? [
+          evidence.endorsementKey,
+          evidence.anchor.ark,
+          evidence.anchor.ask,
+          ...(evidence.anchor.asvk === null ? [] : [evidence.anchor.asvk]),
+        ]
+      : [...evidence.quote.pckChain];
+  return Math.min(...certs.map((c) => c.notAfter.getTime()));
 }
 
 const MAX_FIELD = 2 * 1024 * 1024;
@@ -111,6 +126,7 @@ export async function verifyDocumentEvidence(
             signingKey: verified.signingKey,
             chipId: toHex(verified.report.chipId),
           },
+          certificatesNotAfter: earliestNotAfter(verified),
         };
       }
       case "tdx": {
@@ -126,6 +142,7 @@ export async function verifyDocumentEvidence(
           simulated: verified.simulated,
           measurement: toHex(verified.quote.body.mrTd),
           details: { fmspc: verified.fmspc, tcbStatus: verified.tcbStatus },
+          certificatesNotAfter: earliestNotAfter(verified),
         };
       }
       case "azure-snp":
@@ -160,6 +177,7 @@ export async function verifyDocumentEvidence(
             runtimeDataSha256: toHex(verified.runtimeDataSha256),
             vmUniqueId: verified.runtimeData.vmUniqueId ?? null,
           },
+          certificatesNotAfter: earliestNotAfter(hardware),
         };
       }
     }

@@ -92,22 +92,35 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   };
 }
 
+const PINNED_ANCHORS: TrustAnchors = Object.freeze({ snp: AMD_ROOTS, tdx: INTEL_ROOTS });
+let withSimulator: TrustAnchors | undefined;
+
 /**
  * Trust anchors for a policy: the pinned AMD and Intel roots, plus the INSECURE simulator's roots
  * only when the policy says `trustSimulator: true`. The simulator module is loaded only then.
+ * The two possible results are each one object for the process, so remembered document
+ * verifications (attestation/document.ts) can recognise them.
  */
 export async function anchorsForPolicy(policy: ClientPolicy): Promise<TrustAnchors> {
-  if (!policy.attestation.trustSimulator) return { snp: AMD_ROOTS, tdx: INTEL_ROOTS };
-  const { insecureSimulatorAnchors } = await import("../attestation/sim/anchors.ts");
-  const sim = insecureSimulatorAnchors();
-  return {
-    get snp() {
-      return [...AMD_ROOTS, ...sim.snp];
-    },
-    get tdx() {
-      return [...INTEL_ROOTS, ...sim.tdx];
-    },
-  };
+  if (!policy.attestation.trustSimulator) return PINNED_ANCHORS;
+  if (withSimulator === undefined) {
+    const { insecureSimulatorAnchors } = await import("../attestation/sim/anchors.ts");
+    const sim = insecureSimulatorAnchors();
+    let snp: TrustAnchors["snp"] | undefined;
+    let tdx: TrustAnchors["tdx"] | undefined;
+    // Built on first use: the simulated AMD hierarchy costs RSA key generation.
+    withSimulator = Object.freeze({
+      get snp() {
+        snp ??= Object.freeze([...AMD_ROOTS, ...sim.snp]);
+        return snp;
+      },
+      get tdx() {
+        tdx ??= Object.freeze([...INTEL_ROOTS, ...sim.tdx]);
+        return tdx;
+      },
+    });
+  }
+  return withSimulator;
 }
 
 const PLATFORM_OF: Record<EvidenceType, string> = {
@@ -118,11 +131,14 @@ const PLATFORM_OF: Record<EvidenceType, string> = {
 };
 
 /** The manifest stage of document verification, driven by the client policy. */
-export function manifestCheckForPolicy(policy: ClientPolicy): ManifestCheck {
+export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestCheck {
+  // A private copy: the verdicts must match `identity` even if the caller later mutates its policy.
+  const policy = { manifest: structuredClone(clientPolicy.manifest) } as Pick<ClientPolicy, "manifest">;
   const fail = (code: string, message: string, cause?: unknown): never => {
     throw new AttestationError("manifest", code, message, cause === undefined ? undefined : { cause });
   };
   return {
+    identity: JSON.stringify(policy.manifest),
     digest: (jws) => manifestDigest(jws),
     async verify(jws, context): Promise<VerifiedManifestSummary> {
       let verified: Awaited<ReturnType<typeof verifyManifest>>;

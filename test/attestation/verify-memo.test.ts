@@ -11,6 +11,7 @@ import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { clearVerifiedSignatureMemo, verifyEcdsa } from "../../attestation/crypto.ts";
 import {
+  clearVerifiedDocumentCache,
   createAttestationDocument,
   createNonceAnswer,
   type EnclaveKeys,
@@ -108,24 +109,59 @@ async function expectRejected(run: Promise<unknown>, stage: string, code: string
 describe("signature memo in document verification", () => {
   beforeEach(async () => {
     clearVerifiedSignatureMemo();
-    await verify(document); // memoises the report and certificate signatures
+    clearVerifiedDocumentCache();
+    await verify(document); // memoises the report and certificate signatures, and the document
   });
   afterEach(() => {
     vi.restoreAllMocks();
   });
 
-  it("re-verifies an already verified document without recomputing ECDSA/RSA-PSS, but every JWS", async () => {
+  it("re-verifies an already verified document: only the fresh nonce answer is checked", async () => {
     const counts = countVerifications();
     const enclave = await verify(document);
     expect(enclave.measurement).toBe(toHex(MEASUREMENT));
     expect(counts().ECDSA).toBeUndefined();
     expect(counts()["RSA-PSS"]).toBeUndefined();
-    // document JWS, nonce answer and manifest: three Ed25519 verifications, every time.
+    // The nonce answer: one Ed25519 verification, every time.
+    expect(counts().Ed25519).toBe(1);
+  });
+
+  it("without the document cache, re-verifies every JWS but not ECDSA/RSA-PSS (signature memo)", async () => {
+    clearVerifiedDocumentCache();
+    const counts = countVerifications();
+    await verify(document);
+    expect(counts().ECDSA).toBeUndefined();
+    expect(counts()["RSA-PSS"]).toBeUndefined();
+    // document JWS, nonce answer and manifest: three Ed25519 verifications.
     expect(counts().Ed25519).toBe(3);
+  });
+
+  it("does not reuse a verification at an earlier time, or one past the window", async () => {
+    const counts = countVerifications();
+    await verify(document, { at: new Date(NOW.getTime() - 1000) });
+    await verify(document, { at: new Date(NOW.getTime() + 31_000) });
+    expect(counts().Ed25519).toBe(6);
+  });
+
+  it("does not reuse a verification under an attestation policy or manifest policy with other content", async () => {
+    const widerVmpls: ClientPolicy = {
+      ...policy,
+      attestation: { ...policy.attestation, snp: { ...policy.attestation.snp!, allowedVmpls: [0, 1] } },
+    };
+    const moreServices: ClientPolicy = {
+      ...policy,
+      manifest: { ...policy.manifest, allowedServices: ["cloister-dev", "another-service"] },
+    };
+    const counts = countVerifications();
+    await verify(document, { policy: widerVmpls });
+    expect(counts().Ed25519).toBe(3);
+    await verify(document, { policy: moreServices });
+    expect(counts().Ed25519).toBe(6);
   });
 
   it("recomputes everything once the memo is cleared", async () => {
     clearVerifiedSignatureMemo();
+    clearVerifiedDocumentCache();
     const counts = countVerifications();
     await verify(document);
     expect(counts().ECDSA).toBe(1); // report signature (VCEK, P-384)
