@@ -89,10 +89,10 @@ export function createEnclaveApp(enclave: Enclave): Hono {
           await iterator.return?.(undefined);
         },
       },
-      // Up to 8 sealed frames may wait to be written, so the model decodes the next token while
-      // the previous frame goes out (with the default of 1, decoding waited for every write).
-      // Still bounded: a reader that stops reading stops generation after 8 frames.
-      { highWaterMark: 8 },
+      // A frame is sealed only when the writer asks for one: the answer's own producer
+      // (Enclave.stream) decodes ahead, holding at most 8 text chunks, and a frame carries every
+      // chunk that is waiting then (coalescing). A reader that stops reading stops generation.
+      { highWaterMark: 0 },
     );
     return new Response(stream, { status: 200, headers: { "content-type": "application/vnd.cloister.frames" } });
   });

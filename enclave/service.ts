@@ -393,6 +393,15 @@ export class Enclave {
     return { frames: this.stream(first, events, sealer, finish) };
   }
 
+  /**
+   * Seals the answer into frames. A producer pulls generation events as soon as they come (so the
+   * next token is being decoded while this one is sealed and written) and holds at most
+   * MAX_PENDING_TEXT_EVENTS text chunks; the consumer (the HTTP response) takes every chunk that is
+   * waiting when it asks for the next frame and seals them together into one data frame (the
+   * protocol allows any text per data frame; the client concatenates). Nothing is ever held back
+   * to wait for more text: the first chunk goes out as soon as it is asked for, and a frame is only
+   * coalesced from chunks that were already there.
+   */
   private async *stream(
     first: IteratorResult<GenerationEvent, void>,
     events: AsyncGenerator<GenerationEvent, void, undefined>,
@@ -408,16 +417,74 @@ export class Enclave {
       recorded = true;
       finish(error === null ? answer : null, usage, error);
     };
-    try {
-      let next = first;
-      while (next.done !== true) {
-        const event = next.value;
-        if (event.type === "text") {
-          if (event.text.length > 0) {
-            answer += event.text;
-            yield sealer.data(event.text);
+
+    // --- producer: engine events → `texts` (bounded) and, at the end, `end` ---
+    const texts: string[] = [];
+    /** Shared with the producer closure (a plain object, so TypeScript does not narrow it). */
+    const state: {
+      end: StreamEnd | null;
+      stopped: boolean;
+      wakeConsumer: (() => void) | null;
+      wakeProducer: (() => void) | null;
+    } = { end: null, stopped: false, wakeConsumer: null, wakeProducer: null };
+    const signalConsumer = () => {
+      const wake = state.wakeConsumer;
+      state.wakeConsumer = null;
+      wake?.();
+    };
+    const produce = async () => {
+      try {
+        let next = first;
+        while (next.done !== true) {
+          const event = next.value;
+          if (event.type !== "text") {
+            state.end = { kind: "done", event };
+            return;
           }
-        } else {
+          if (event.text.length > 0) {
+            texts.push(event.text);
+            signalConsumer();
+          }
+          while (texts.length >= MAX_PENDING_TEXT_EVENTS && !state.stopped) {
+            await new Promise<void>((resolve) => (state.wakeProducer = resolve));
+          }
+          if (state.stopped) return;
+          next = await events.next();
+        }
+        state.end = { kind: "ended" };
+      } catch (error) {
+        state.end = { kind: "failed", error };
+      } finally {
+        signalConsumer();
+      }
+    };
+    const producing = produce();
+
+    // --- consumer: one frame per request for the next frame ---
+    try {
+      let delivered = 0;
+      for (;;) {
+        if (texts.length === 0 && state.end === null) {
+          await new Promise<void>((resolve) => (state.wakeConsumer = resolve));
+          // After the first frame, let the engine dispatch its next decode (node-llama-cpp starts
+          // it from setImmediate) before this frame is sealed and written, so the seal and the
+          // socket write overlap the decode instead of preceding it. Costs one event-loop turn.
+          if (delivered > 0 && state.end === null) await afterNextDecodeDispatch();
+          continue;
+        }
+        if (texts.length > 0) {
+          const text = takeCoalesced(texts);
+          const producer = state.wakeProducer;
+          state.wakeProducer = null;
+          producer?.();
+          answer += text;
+          delivered++;
+          yield sealer.data(text);
+          continue;
+        }
+        const last = state.end as StreamEnd;
+        if (last.kind === "done") {
+          const event = last.event;
           const final = sealer.final({
             promptTokens: event.usage.promptTokens,
             completionTokens: event.usage.completionTokens,
@@ -432,10 +499,13 @@ export class Enclave {
           record(completed, null);
           return;
         }
-        next = await events.next();
+        if (last.kind === "ended") {
+          record(null, "ENGINE_ENDED");
+          yield sealer.error("ENGINE_ENDED", "generation ended without a result");
+          return;
+        }
+        throw last.error;
       }
-      record(null, "ENGINE_ENDED");
-      yield sealer.error("ENGINE_ENDED", "generation ended without a result");
     } catch (error) {
       const code = errorCode(error, "INFERENCE_FAILED");
       record(null, code);
@@ -445,7 +515,14 @@ export class Enclave {
       // once the final frame was handed out, the answer was complete.
       if (completed !== null) record(completed, null);
       else record(null, "CLIENT_ABORTED");
+      state.stopped = true;
+      const producer = state.wakeProducer;
+      state.wakeProducer = null;
+      producer?.();
+      // Queued behind a `next()` the producer may still be waiting on; then the producer sees
+      // `stopped` and pulls no more.
       await events.return(undefined);
+      await producing;
     }
   }
 
@@ -457,6 +534,36 @@ export class Enclave {
 function errorCode(error: unknown, fallback: string): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : fallback;
+}
+
+type StreamEnd =
+  | { readonly kind: "done"; readonly event: Extract<GenerationEvent, { type: "done" }> }
+  | { readonly kind: "ended" }
+  | { readonly kind: "failed"; readonly error: unknown };
+
+/** Text chunks the enclave may hold ahead of a consumer that is not reading (bounded buffering). */
+const MAX_PENDING_TEXT_EVENTS = 8;
+/** Most UTF-16 units sealed into one coalesced data frame (≤ 3 bytes each: far below 1 MiB). */
+const MAX_COALESCED_CHARS = 64 * 1024;
+
+/** Removes and joins the waiting text chunks, up to MAX_COALESCED_CHARS (always at least one). */
+function takeCoalesced(texts: string[]): string {
+  let count = 1;
+  let length = (texts[0] as string).length;
+  while (count < texts.length && length + (texts[count] as string).length <= MAX_COALESCED_CHARS) {
+    length += (texts[count] as string).length;
+    count++;
+  }
+  return count === 1 ? (texts.shift() as string) : texts.splice(0, count).join("");
+}
+
+/**
+ * Resolves after the callbacks already queued for this event-loop turn's check phase (among them
+ * node-llama-cpp's batch dispatch, scheduled with setImmediate while the producer asked for the
+ * next token): one setImmediate to get behind the current queue, a second to run after it.
+ */
+function afterNextDecodeDispatch(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 async function* singleFrame(frame: Uint8Array): AsyncGenerator<Uint8Array> {

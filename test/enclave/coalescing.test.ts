@@ -1,0 +1,150 @@
+/**
+ * Frame coalescing in the enclave's answer stream, with a scripted engine: text chunks that are
+ * already waiting when the consumer asks for a frame go out together in one data frame; the first
+ * chunk is never held back; the enclave decodes at most 8 chunks ahead of a consumer that does not
+ * read; failures after text still end in an error frame and an audit record.
+ */
+import type { JWK } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
+import { Enclave } from "../../enclave/service.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+
+const usage = {
+  promptTokens: 3,
+  cachedPromptTokens: 0,
+  completionTokens: 0,
+  queueMs: 0,
+  ttftMs: 1,
+  totalMs: 2,
+  tokensPerSecond: 0,
+};
+
+/** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
+class ScriptedEngine {
+  readonly info = { modelSha256: TINY_MODEL_SHA256 };
+  pulls = 0;
+  constructor(private readonly script: () => (GenerationEvent | Error)[]) {}
+  countPromptTokens(): number {
+    return 3;
+  }
+  async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
+    for (const event of this.script()) {
+      this.pulls++;
+      if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
+      yield event;
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+let operator: { privateJwk: JWK; publicJwk: JWK };
+
+beforeAll(async () => {
+  operator = await generateManifestSigningKey("EdDSA");
+});
+
+async function bootWith(engine: ScriptedEngine): Promise<Enclave> {
+  const manifest = devManifest({ model: { sha256: TINY_MODEL_SHA256 } });
+  return Enclave.boot({
+    manifestJws: await signManifest(manifest, operator.privateJwk),
+    operatorKeys: [operator.publicJwk],
+    modelPath: "unused (engine injected)",
+    tee: "sim-snp",
+    engine: engine as unknown as InferenceEngine,
+  });
+}
+
+async function open(enclave: Enclave) {
+  const { envelope, context } = await sealRequest({
+    enclavePublicKey: enclave.keys.sealing.publicKey,
+    kind: "complete",
+    body: { prompt: "hello" },
+  });
+  const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+  return { context, iterator: answer.frames[Symbol.asyncIterator]() };
+}
+
+const texts = (n: number, prefix = "t"): GenerationEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ type: "text", text: `${prefix}${i} ` }));
+const done: GenerationEvent = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 6 } };
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 20));
+
+async function decode(context: Awaited<ReturnType<typeof open>>["context"], frames: Uint8Array[]) {
+  async function* replay() {
+    yield* frames;
+  }
+  const events: ResponseEvent[] = [];
+  for await (const event of openResponseFrames(context, replay())) events.push(event);
+  return events;
+}
+
+describe("enclave answer stream: frame coalescing", () => {
+  it("sends the first chunk alone and merges chunks that waited, in order, with nothing lost", async () => {
+    const engine = new ScriptedEngine(() => [...texts(6), done]);
+    const enclave = await bootWith(engine);
+    const { context, iterator } = await open(enclave);
+    const frames: Uint8Array[] = [];
+    const first = await iterator.next();
+    frames.push(first.value as Uint8Array);
+    await settle(); // every remaining chunk is decoded while this consumer is not reading
+    for (;;) {
+      const { done: ended, value } = await iterator.next();
+      if (ended === true) break;
+      frames.push(value);
+    }
+    const events = await decode(context, frames);
+    const data = events.flatMap((e) => (e.type === "data" ? [e.text] : []));
+    expect(data).toEqual(["t0 ", "t1 t2 t3 t4 t5 "]);
+    expect(events.at(-1)).toMatchObject({ type: "final", finishReason: "stop", frameCount: 3 });
+    const audit = enclave.collectAudit(0);
+    expect(audit.lines).toHaveLength(1);
+    expect(JSON.parse(audit.lines[0] as string).record).toMatchObject({ decision: "allow", error: null });
+  });
+
+  it("decodes at most 8 chunks ahead of a consumer that stops reading", async () => {
+    const engine = new ScriptedEngine(() => [...texts(40), done]);
+    const enclave = await bootWith(engine);
+    const { context, iterator } = await open(enclave);
+    const first = await iterator.next();
+    await settle();
+    // The first chunk was taken; 8 more wait; the engine has been asked for exactly those.
+    expect(engine.pulls).toBe(9);
+    const second = await iterator.next();
+    await iterator.return?.(undefined);
+    const events = await decode(context, [first.value as Uint8Array, second.value as Uint8Array]).catch(
+      (error: unknown) => error,
+    );
+    // The stream was cut by the consumer: the client sees a truncation, and the text it got is whole.
+    expect(events).toMatchObject({ code: "STREAM_TRUNCATED" });
+    expect(engine.pulls).toBeLessThanOrEqual(18);
+    const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
+    expect(record).toMatchObject({ error: "CLIENT_ABORTED" });
+  });
+
+  it("delivers the text before an engine failure, then an error frame, and audits the failure", async () => {
+    const engine = new ScriptedEngine(() => [...texts(3), new Error("native failure")]);
+    const enclave = await bootWith(engine);
+    const { context, iterator } = await open(enclave);
+    const frames: Uint8Array[] = [];
+    for (;;) {
+      const { done: ended, value } = await iterator.next();
+      if (ended === true) break;
+      frames.push(value);
+    }
+    const events: ResponseEvent[] = [];
+    const error = await (async () => {
+      async function* replay() {
+        yield* frames;
+      }
+      for await (const event of openResponseFrames(context, replay())) events.push(event);
+    })().catch((e: unknown) => e);
+    expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe("t0 t1 t2 ");
+    expect(events.at(-1) ?? error).toMatchObject({ code: "GENERATION_FAILED" });
+    const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
+    expect(record).toMatchObject({ decision: "allow", error: "GENERATION_FAILED" });
+  });
+});
