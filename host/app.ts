@@ -8,7 +8,7 @@
  */
 import { Hono } from "hono";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
-import type { AccessLogSink } from "./access-log.ts";
+import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
@@ -95,6 +95,19 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
       options.accessLog({ ...base, responseBytes: 0, durationMs: base.headersMs, outcome: c.res.ok ? "ok" : "error" });
       return;
     }
+    const done = (responseBytes: number, outcome: AccessLogEntry["outcome"]) =>
+      options.accessLog({
+        ...base,
+        responseBytes,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        outcome: outcome === "ok" && !c.res.ok ? "error" : outcome,
+      });
+    // Streamed answers count their bytes in the forwarding loop itself (no extra stream per answer).
+    const meter = meters.get(c.res);
+    if (meter !== undefined) {
+      meter.attach(done);
+      return;
+    }
     let responseBytes = 0;
     const counted = body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
@@ -103,12 +116,7 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
           controller.enqueue(chunk);
         },
         flush() {
-          options.accessLog({
-            ...base,
-            responseBytes,
-            durationMs: Math.round((performance.now() - started) * 100) / 100,
-            outcome: c.res.ok ? "ok" : "error",
-          });
+          done(responseBytes, "ok");
         },
       }),
     );
@@ -249,9 +257,38 @@ async function passThroughBounded(upstream: { response: Response }, limit: numbe
   });
 }
 
+type Outcome = AccessLogEntry["outcome"];
+
+/**
+ * Byte count and end of a streamed answer, reported to the access log once the stream is over.
+ * The log callback is attached after the handler returned; an end seen before that is kept.
+ */
+class ResponseMeter {
+  bytes = 0;
+  #ended: Outcome | null = null;
+  #report: ((bytes: number, outcome: Outcome) => void) | null = null;
+
+  attach(report: (bytes: number, outcome: Outcome) => void): void {
+    this.#report = report;
+    if (this.#ended !== null) report(this.bytes, this.#ended);
+  }
+
+  end(outcome: Outcome): void {
+    if (this.#ended !== null) return;
+    this.#ended = outcome;
+    this.#report?.(this.bytes, outcome);
+  }
+}
+
+/** Responses built by `streamThrough`, keyed by the Response the handler returns. */
+const meters = new WeakMap<Response, ResponseMeter>();
+
 /**
  * Streams the enclave's answer through as it arrives. An idle gap longer than `idleMs` aborts the
  * upstream request, which ends the client's stream early; the client detects the truncation.
+ * Per chunk this does one read and one enqueue: the idle timer is not re-armed per chunk (a chunk
+ * only records its time; the one timer re-arms itself for what is left of the gap), and bytes are
+ * counted here for the access log.
  */
 function streamThrough(
   upstream: { response: Response; controller: AbortController },
@@ -264,37 +301,52 @@ function streamThrough(
     return new Response(null, { status: upstream.response.status, headers: pickHeaders(upstream.response.headers) });
   }
   const reader = source.getReader();
+  const meter = new ResponseMeter();
+  let lastChunkAt = performance.now();
   let idle: ReturnType<typeof setTimeout> | undefined;
-  const arm = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => upstream.controller.abort(new Error("idle timeout")), idleMs);
+  const onIdle = () => {
+    const quiet = performance.now() - lastChunkAt;
+    if (quiet >= idleMs) upstream.controller.abort(new Error("idle timeout"));
+    else idle = setTimeout(onIdle, idleMs - quiet);
   };
-  const finish = () => {
+  let finished = false;
+  const finish = (outcome: Outcome) => {
+    if (finished) return;
+    finished = true;
     clearTimeout(idle);
     release();
+    meter.end(outcome);
   };
   const stream = new ReadableStream<Uint8Array>({
-    start: arm,
+    start() {
+      idle = setTimeout(onIdle, idleMs);
+    },
     async pull(controller) {
       try {
         const { done, value } = await reader.read();
         if (done) {
-          finish();
+          finish("ok");
           controller.close();
           return;
         }
-        arm();
+        lastChunkAt = performance.now();
+        meter.bytes += value.byteLength;
         controller.enqueue(value);
       } catch (error) {
-        finish();
+        finish("aborted");
         controller.error(error);
       }
     },
     async cancel(reason) {
-      finish();
+      finish("aborted");
       upstream.controller.abort(reason);
       await reader.cancel(reason).catch(() => {});
     },
   });
-  return new Response(stream, { status: upstream.response.status, headers: pickHeaders(upstream.response.headers) });
+  const response = new Response(stream, {
+    status: upstream.response.status,
+    headers: pickHeaders(upstream.response.headers),
+  });
+  meters.set(response, meter);
+  return response;
 }

@@ -171,4 +171,26 @@ describe("host app", () => {
     expect(JSON.stringify(log)).not.toContain(SECRET_MARKER);
     expect(JSON.stringify(log)).not.toContain(KEY);
   });
+
+  it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
+    const { sealed, log } = setup({
+      fetch: async () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(new Uint8Array([1, 2]));
+              controller.enqueue(new Uint8Array([3, 4, 5]));
+            },
+            pull(controller) {
+              controller.error(new Error("enclave connection reset"));
+            },
+          }),
+          { status: 200, headers: { "content-type": "application/octet-stream" } },
+        ),
+    });
+    const response = await sealed(envelope());
+    await expect(response.arrayBuffer()).rejects.toThrow();
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 200, responseBytes: 5, outcome: "aborted" });
+  });
 });
