@@ -6,7 +6,7 @@
  *
  * Without `--nonce` the vTPM quote's extraData is reported (details.tpmExtraData) but not
  * compared: details.nonceChecked says so. `--policy` is refused for Azure evidence (fail closed):
- * Azure appraisal (PCR and vm-configuration policy) is not implemented.
+ * Azure appraisal (PCR and vm-configuration policy) is not supported yet: --policy is refused.
  */
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../../client/cli/output.ts";
@@ -113,7 +113,7 @@ async function verifyAzure(
   if (options.policy !== undefined) {
     throw new ConfigurationError(
       "POLICY_APPRAISAL_UNAVAILABLE",
-      `--policy: appraisal of ${options.tee} evidence (PCRs, vm-configuration) is not implemented; refusing rather than skipping it`,
+      `--policy: appraisal of ${options.tee} evidence (PCRs, vm-configuration) is not supported yet; refusing rather than skipping it`,
     );
   }
   let nonce: Uint8Array | null = null;
@@ -171,7 +171,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
   if (options.policy !== undefined) {
     throw new ConfigurationError(
       "POLICY_APPRAISAL_UNAVAILABLE",
-      "--policy: appraisal of MAA claims is not implemented",
+      "--policy: appraisal of MAA claims is not supported yet; refusing rather than skipping it",
     );
   }
   if (options.nonce !== undefined)
