@@ -81,6 +81,21 @@ export interface EvidenceVerdict {
 }
 
 /** Reads a required input file named by `option`, or throws UsageError (exit 2). */
+/** The evidence fields of a verdict, before anything could be parsed. */
+export type EvidenceFields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated" | "tee">;
+
+export const EMPTY_EVIDENCE_FIELDS: EvidenceFields = Object.freeze({
+  version: null,
+  measurement: null,
+  reportData: null,
+  chipId: null,
+  reportedTcb: null,
+  policy: null,
+  debug: null,
+  signingKey: null,
+  tcbStatus: null,
+});
+
 export async function readInputFile(path: string | undefined, option: string, tee: string): Promise<Uint8Array> {
   if (path === undefined) throw new UsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
   try {

@@ -17,6 +17,8 @@ import { INTEL_ROOTS } from "../roots/intel.ts";
 import { type SnpTcbVersion, tcbHex } from "../snp/parse.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
+  EMPTY_EVIDENCE_FIELDS,
+  type EvidenceFields,
   type EvidenceTcb,
   type EvidenceVerdict,
   failureFrom,
@@ -33,19 +35,8 @@ export interface AzureVerifyEvidenceOptions extends Omit<VerifyEvidenceOptions, 
   readonly nonce?: string | undefined;
 }
 
-type Fields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated" | "tee">;
-
-const EMPTY: Fields = {
-  version: null,
-  measurement: null,
-  reportData: null,
-  chipId: null,
-  reportedTcb: null,
-  policy: null,
-  debug: null,
-  signingKey: null,
-  tcbStatus: null,
-};
+type Fields = EvidenceFields;
+const EMPTY = EMPTY_EVIDENCE_FIELDS;
 
 function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
   return {

@@ -10,6 +10,7 @@ import { toHex } from "../bytes.ts";
 import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import {
+  EMPTY_EVIDENCE_FIELDS,
   type EvidenceTcb,
   type EvidenceVerdict,
   failureFrom,
@@ -35,18 +36,7 @@ function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
 type ReportFields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated">;
 
 function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | null, cert: Certificate | null) {
-  const empty: ReportFields = {
-    tee: "snp",
-    version: null,
-    measurement: null,
-    reportData: null,
-    chipId: null,
-    reportedTcb: null,
-    policy: null,
-    debug: null,
-    signingKey: null,
-    tcbStatus: null,
-  };
+  const empty: ReportFields = { tee: "snp", ...EMPTY_EVIDENCE_FIELDS };
   if (report === null) return empty;
   const p = report.policy;
   return {

@@ -21,6 +21,7 @@ import { toHex } from "../bytes.ts";
 import { parseAttestationPolicy } from "../policy.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import {
+  EMPTY_EVIDENCE_FIELDS,
   type EvidenceVerdict,
   failureFrom,
   readInputFile,
@@ -117,18 +118,7 @@ async function loadCollateral(dir: string, quote: TdxQuote, at: Date): Promise<L
 }
 
 function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) {
-  const base = {
-    tee: "tdx" as const,
-    version: null,
-    measurement: null,
-    reportData: null,
-    chipId: null,
-    reportedTcb: null,
-    policy: null,
-    debug: null,
-    signingKey: null,
-    tcbStatus: verified?.tcbStatus ?? null,
-  };
+  const base = { tee: "tdx" as const, ...EMPTY_EVIDENCE_FIELDS, tcbStatus: verified?.tcbStatus ?? null };
   if (quote === null) return base;
   const b = quote.body;
   const pck = quote.pckExtensions;
