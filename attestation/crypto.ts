@@ -110,6 +110,9 @@ export async function verifyEcdsa(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
+  // One private copy of the inputs: the memo key and the verification must see the same bytes,
+  // even if the caller changes its arrays while this call awaits.
+  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
   const size = params.curve === "P-256" ? 32 : 48;
   if (params.signature.length !== 2 * size) return false;
   const tag = `ec:${params.curve}:${params.hash}`;
@@ -132,6 +135,9 @@ export async function verifyRsaPss(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
+  // One private copy of the inputs: the memo key and the verification must see the same bytes,
+  // even if the caller changes its arrays while this call awaits.
+  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
   const tag = `pss:${params.hash}:${params.saltLength}`;
   return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
     let key: CryptoKey;
@@ -156,6 +162,9 @@ export async function verifyRsaPkcs1(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
+  // One private copy of the inputs: the memo key and the verification must see the same bytes,
+  // even if the caller changes its arrays while this call awaits.
+  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
   const tag = `pkcs1:${params.hash}`;
   return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
     let key: CryptoKey;

@@ -311,7 +311,8 @@ export async function verifyAttestationDocument(
     const key = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(known.fields.signingPublicKey) }, "EdDSA");
     const answer = await verifyJwsWithKey(options.nonce.answer, key, NONCE_ANSWER_TYPE, "nonce");
     checkNonceAnswer(answer, known.fields.documentDigest, options);
-    return VerifiedEnclave.create(known.fields);
+    // Fresh copies: no caller can change what another caller recalls.
+    return VerifiedEnclave.create(structuredClone(known.fields));
   }
   const doc = parseDocument(documentJws);
 
@@ -338,6 +339,16 @@ export async function verifyAttestationDocument(
 
   // 2. Appraisal: the TEE's own fields against the client's policy; every violation is listed.
   // REPORT_DATA is checked by the binding stage below, so it is explicitly not appraised here.
+  // On Azure CVMs the hardware report measures Microsoft's paravisor, not the guest image; the
+  // image is measured only in the vTPM PCRs, which no policy can appraise yet. Accepting the
+  // evidence would accept any guest, so it is refused (fail closed) until PCR appraisal exists.
+  if (doc.evidence.type === "azure-snp" || doc.evidence.type === "azure-tdx") {
+    fail(
+      "appraise",
+      "AZURE_APPRAISAL_UNAVAILABLE",
+      `${doc.evidence.type} evidence: the guest image is measured only in vTPM PCRs, which the policy cannot appraise yet; refused rather than accepting any guest`,
+    );
+  }
   const appraisal = appraise(verified.evidence, options.policy, { now: options.at, expectedReportData: null });
   if (!appraisal.ok) {
     const first = appraisal.violations[0];
@@ -455,7 +466,7 @@ function rememberVerifiedDocument(
     manifestIdentity: options.manifest.identity,
     verifiedAt: options.at.getTime(),
     validUntil: Math.min(options.at.getTime() + window, certificatesNotAfter),
-    fields,
+    fields: structuredClone(fields),
   });
 }
 

@@ -26,6 +26,11 @@ export interface ConnectOptions {
   /** Injectable for tests and other runtimes. */
   readonly fetch?: typeof fetch;
   readonly now?: () => Date;
+  /**
+   * A secret (at least 16 characters) shared by this caller's own sessions that may share the
+   * enclave's KV cache; never send it anywhere else. Default: a random scope per session.
+   */
+  readonly cacheScope?: string;
 }
 
 export type ChatMessage = { readonly role: "system" | "user" | "assistant"; readonly content: string };
@@ -131,6 +136,13 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${url.protocol}`);
   }
+  if (options.cacheScope !== undefined && options.cacheScope.length < 16) {
+    throw new ClientError(
+      "configuration",
+      "CACHE_SCOPE_TOO_SHORT",
+      "cacheScope: expected a secret of at least 16 characters",
+    );
+  }
   const http = new HttpClient(
     url.href.replace(/\/+$/, ""),
     options.apiKey,
@@ -138,7 +150,14 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   );
   const now = options.now ?? (() => new Date());
   const anchors = await anchorsForPolicy(options.policy);
-  const tenant = (await sha256(utf8(`cloister/tenant/v1\u0000${options.apiKey}`))).subarray(0, 16);
+  // The KV-cache scope, sealed inside every request: the enclave reuses cached prompt state only
+  // between requests that carry the same value. It must be unguessable by the host (which sees the
+  // API key), so it is random per session unless the caller shares a secret `cacheScope` between
+  // its own sessions; it is never derived from the API key.
+  const tenant =
+    options.cacheScope === undefined
+      ? randomBytes(16)
+      : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
   const session = new Session(
     http,
     options.policy,
@@ -270,7 +289,17 @@ export class Session {
       } catch (error) {
         // The enclave's keys changed (restart): re-attest once, fully, then reseal and resend.
         if (attempt === 0 && error instanceof ClientError && error.code === "WRONG_ENCLAVE_KEY") {
-          await this.attest();
+          const before = this.enclave.sealingPublicKey;
+          const after = (await this.attest()).sealingPublicKey;
+          // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
+          // the key is unchanged (it may have forwarded the request) must not get the prompt twice.
+          if (before.length === after.length && before.every((b, i) => b === after[i])) {
+            throw new ClientError(
+              "integrity",
+              "WRONG_ENCLAVE_KEY_UNCHANGED",
+              "the host reported a changed enclave key, but re-attestation found the same key; not resending",
+            );
+          }
           continue;
         }
         throw error;

@@ -61,7 +61,8 @@ export function createEnclaveApp(enclave: Enclave): Hono {
     if (!Number.isSafeInteger(from) || from < 0) {
       throw new EnclaveError("AUDIT_QUERY_INVALID", 400, "audit: from expected a non-negative integer");
     }
-    return c.json(enclave.collectAudit(from));
+    // `boot` names the enclave boot whose records `from` acknowledges (absent: nothing is acknowledged).
+    return c.json(enclave.collectAudit(from, c.req.query("boot") ?? null));
   });
 
   app.post("/sealed", async (c) => {

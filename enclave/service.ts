@@ -25,6 +25,7 @@ import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
+import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
   enclaveSealingKeyFromSecretKey,
@@ -77,7 +78,7 @@ const samplingShape = {
   topP: z.number().gt(0).max(1).optional(),
   seed: z.int().min(0).max(0xffff_ffff).optional(),
   stop: z.array(z.string().min(1).max(64)).max(8).optional(),
-  /** Keyed hash of the caller's API key, chosen by the client: KV cache is reused only within it. */
+  /** The client's secret cache scope (random per session by default): KV cache is reused only within it. */
   tenant: z
     .string()
     .regex(/^[0-9a-f]{32}$/)
@@ -130,8 +131,15 @@ export class Enclave {
    * before it: those are dropped here. Lines are never dropped unacknowledged; when the host stops
    * collecting, the enclave refuses new requests instead (AUDIT_BACKLOG_FULL).
    */
-  collectAudit(from: number): { boot: string; signingKey: string; from: number; lines: string[]; next: number } {
-    while (this.auditBacklog.length > 0 && (this.auditBacklog[0]?.seq ?? 0) < from) this.auditBacklog.shift();
+  collectAudit(
+    from: number,
+    boot: string | null = this.documentDigest,
+  ): { boot: string; signingKey: string; from: number; lines: string[]; next: number } {
+    // Only an acknowledgement for *this* boot drops lines: a collector still counting records of a
+    // previous boot (the enclave restarted) must not make this boot's unread records disappear.
+    if (boot === this.documentDigest) {
+      while (this.auditBacklog.length > 0 && (this.auditBacklog[0]?.seq ?? 0) < from) this.auditBacklog.shift();
+    }
     return {
       boot: this.documentDigest,
       signingKey: toHex(this.keys.signing.publicKey),
@@ -265,12 +273,19 @@ export class Enclave {
         hostTenant ?? "unknown",
       );
       return single(
-        sealer.error("REQUEST_INVALID", `body.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`),
+        sealer.error(
+          "REQUEST_INVALID",
+          errorDetail(`body.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`),
+        ),
       );
     }
     const body = parsed.data;
-    const tenant = body.tenant ?? hostTenant ?? undefined;
-    const auditTenant = tenant ?? "unknown";
+    // KV-cache reuse is scoped only by the tenant value the client sealed into the request (random
+    // per session unless the client shares a secret scope); the host's tenant header is never
+    // trusted for it, so the host cannot make the enclave share one tenant's cached state with
+    // requests of its own. The host's API-key id only labels the audit record.
+    const tenant = body.tenant;
+    const auditTenant = hostTenant ?? "unknown";
     const maxTokens = Math.min(body.maxTokens ?? this.manifest.inference.maxTokens, this.manifest.inference.maxTokens);
     const common = {
       maxTokens,
@@ -318,7 +333,7 @@ export class Enclave {
         },
         auditTenant,
       );
-      return single(sealer.error("POLICY_BLOCKED", decision.reason));
+      return single(sealer.error("POLICY_BLOCKED", errorDetail(decision.reason)));
     }
 
     // 2. PII: redact (or block on) what the manifest names, before the model sees anything.
@@ -357,7 +372,9 @@ export class Enclave {
         },
         auditTenant,
       );
-      return single(sealer.error("PII_BLOCKED", `PII found: ${piiFindings.map((f) => f.entity).join(", ")}`));
+      return single(
+        sealer.error("PII_BLOCKED", errorDetail(`PII found: ${piiFindings.map((f) => f.entity).join(", ")}`)),
+      );
     }
 
     // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
@@ -529,6 +546,11 @@ export class Enclave {
   async close(): Promise<void> {
     await this.engine.close();
   }
+}
+
+/** Error-frame details are bounded (sealed/frames.ts); a longer one is cut, never a failure of its own. */
+function errorDetail(text: string): string {
+  return text.length <= MAX_ERROR_DETAIL_LENGTH ? text : `${text.slice(0, MAX_ERROR_DETAIL_LENGTH - 1)}…`;
 }
 
 function errorCode(error: unknown, fallback: string): string {

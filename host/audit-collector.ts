@@ -91,7 +91,9 @@ export class AuditCollector {
     const base = this.options.enclaveUrl.replace(/\/+$/, "");
     let batch: unknown;
     try {
-      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}`);
+      // The acknowledgement names the boot it is for: after an enclave restart it acknowledges nothing.
+      const boot = this.boot === null ? "" : `&boot=${this.boot}`;
+      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}${boot}`);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       batch = await response.json();
     } catch (error) {

@@ -2,6 +2,7 @@
  * End-to-end verification of attestation documents (attestation/document.ts) on simulated
  * evidence: every stage's rejection has its own code, in the order DESIGN.md gives.
  */
+import { readFileSync } from "node:fs";
 import { base64url, CompactSign, importJWK } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -297,6 +298,34 @@ describe("attestation document", () => {
       (e: unknown) => e,
     );
     expect(error).toMatchObject({ stage, code });
+  });
+
+  it("refuses Azure CVM evidence in a document until its vTPM PCRs can be appraised (fail closed)", async () => {
+    const evidenceJson = readFileSync(
+      new URL("../../../shared/fixtures/attestation/azure/snp-vtpm/genoa-evidence.trustee.json", import.meta.url),
+      "utf8",
+    );
+    const at = new Date("2026-01-01T00:00:00Z");
+    const doc = await createAttestationDocument({
+      keys: f.keys,
+      evidence: { type: "azure-snp", evidence: evidenceJson },
+      manifest: f.manifestJws,
+      maaToken: null,
+      now: at,
+    });
+    const nonce = new Uint8Array(32).fill(6);
+    const policy: ClientPolicy = {
+      ...f.policy,
+      attestation: { ...f.policy.attestation, snp: { ...f.policy.attestation.snp!, allowedProducts: ["Genoa"] } },
+    };
+    const error = await verify(doc, {
+      policy,
+      at,
+      nonce,
+      answer: await createNonceAnswer({ keys: f.keys, document: doc, nonce, now: at }),
+    }).catch((e: unknown) => e);
+    // The hardware evidence itself verifies (stage verify passes); appraisal refuses it.
+    expect(error).toMatchObject({ stage: "appraise", code: "AZURE_APPRAISAL_UNAVAILABLE" });
   });
 
   it("lists every appraisal violation in the error", async () => {

@@ -208,7 +208,7 @@ describe("tampered or replayed requests", () => {
     });
   }
 
-  it("a key id altered once: the client re-attests once, resends, and gets the genuine answer", async () => {
+  it("a key id altered once: the client re-attests once, finds the same key, and does not resend the prompt", async () => {
     proxy.reset();
     proxy.tamper({
       method: "POST",
@@ -218,21 +218,24 @@ describe("tampered or replayed requests", () => {
     });
     const before = session.enclave.documentDigest;
     const result = await drain(session.chat(QUESTION));
-    expect(result.error).toBeUndefined();
-    expect(result.text).toBe(GREEDY_CHAT_ANSWER);
-    expect(result.done?.finishReason).toBe("stop");
-    expect(proxy.observed("POST", "/v1/sealed").map((e) => e.status)).toEqual([409, 200]);
+    expect(result.events).toEqual([]);
+    expect(result.error).toMatchObject({ name: "ClientError", kind: "integrity", code: "WRONG_ENCLAVE_KEY_UNCHANGED" });
+    // One sealed request only: a host that forges WRONG_ENCLAVE_KEY gets no second copy of the prompt.
+    expect(proxy.observed("POST", "/v1/sealed").map((e) => e.status)).toEqual([409]);
     expect(proxy.observed("GET", "/v1/attestation")).toHaveLength(1);
     expect(session.enclave.documentDigest).toBe(before);
+    // The session still works afterwards.
+    const next = await drain(session.chat(QUESTION));
+    expect(next.text).toBe(GREEDY_CHAT_ANSWER);
   });
 
-  it("a key id altered every time: WRONG_ENCLAVE_KEY after exactly one re-attestation, no answer", async () => {
+  it("a key id altered every time: one re-attestation, no resend, no answer", async () => {
     proxy.reset();
     proxy.tamper({ method: "POST", path: "/v1/sealed", request: (body) => flipBit(body, ENVELOPE_OFFSETS.keyId + 7) });
     const result = await drain(session.chat(QUESTION));
     expect(result.events).toEqual([]);
-    expect(result.error).toMatchObject({ name: "ClientError", code: "WRONG_ENCLAVE_KEY" });
-    expect(proxy.observed("POST", "/v1/sealed").map((e) => e.status)).toEqual([409, 409]);
+    expect(result.error).toMatchObject({ name: "ClientError", code: "WRONG_ENCLAVE_KEY_UNCHANGED" });
+    expect(proxy.observed("POST", "/v1/sealed").map((e) => e.status)).toEqual([409]);
     expect(proxy.observed("GET", "/v1/attestation")).toHaveLength(1);
   });
 
