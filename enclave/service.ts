@@ -36,6 +36,7 @@ import {
 } from "../sealed/index.ts";
 import { type GenerateRequest, type GenerationEvent, type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { EnclaveError } from "./errors.ts";
+import { type StagedModel, stageModel } from "./model-staging.ts";
 import {
   type AuditEntry,
   AuditWriter,
@@ -113,6 +114,7 @@ export class Enclave {
     private readonly engine: InferenceEngine,
     private readonly now: () => Date,
     readonly documentDigest: string,
+    private readonly stagedModel: StagedModel | null = null,
   ) {
     this.requestPolicy = compileRequestPolicy(manifest.requestPolicy);
     this.audit = manifest.audit.enabled
@@ -171,17 +173,26 @@ export class Enclave {
         `boot: manifest tee.platforms [${manifest.tee.platforms.join(", ")}] does not include ${platform}`,
       );
     }
-    const engine =
-      config.engine ??
-      (await openInferenceEngine({
-        modelPath: config.modelPath,
-        expectedSha256: manifest.model.sha256,
-        sequences: manifest.inference.sequences,
-        contextSize: manifest.inference.contextSize,
-        threads: manifest.inference.threads,
-      }));
+    // The engine hashes and loads a private in-memory copy, never the file the host could rewrite.
+    const staged = config.engine === undefined ? await stageModel(config.modelPath) : null;
+    let engine: InferenceEngine;
+    try {
+      engine =
+        config.engine ??
+        (await openInferenceEngine({
+          modelPath: (staged as StagedModel).path,
+          expectedSha256: manifest.model.sha256,
+          sequences: manifest.inference.sequences,
+          contextSize: manifest.inference.contextSize,
+          threads: manifest.inference.threads,
+        }));
+    } catch (error) {
+      await staged?.remove();
+      throw error;
+    }
     if (engine.info.modelSha256 !== manifest.model.sha256) {
       await engine.close();
+      await staged?.remove();
       throw new EnclaveError("BOOT_MODEL_DIGEST_MISMATCH", 500, "boot: the engine's model is not the manifest's model");
     }
     try {
@@ -214,9 +225,11 @@ export class Enclave {
         engine,
         now,
         documentDigest,
+        staged,
       );
     } catch (error) {
       await engine.close();
+      await staged?.remove();
       throw error;
     }
   }
@@ -545,6 +558,7 @@ export class Enclave {
 
   async close(): Promise<void> {
     await this.engine.close();
+    await this.stagedModel?.remove();
   }
 }
 

@@ -2,7 +2,7 @@
  * The enclave service in process: boot checks, and the pipeline every opened request passes
  * (policy → PII → inference → audit), observed through sealed frames and the audit chain.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JWK } from "jose";
@@ -76,6 +76,34 @@ describe("enclave boot", () => {
     expect(error).toMatchObject({ code: "MODEL_DIGEST_MISMATCH" });
     expect((error as Error).message).toContain(wrong);
     expect((error as Error).message).toContain(TINY_MODEL_SHA256);
+  });
+});
+
+describe("model staging", () => {
+  it("loads a private copy: rewriting the operator's model file after the digest check changes nothing", async () => {
+    const own = join(dir, "own-tiny.gguf");
+    await copyFile(modelPath, own);
+    const staged = await Enclave.boot({
+      manifestJws: await signManifest(manifest(), operator.privateJwk),
+      operatorKeys: [operator.publicJwk],
+      modelPath: own,
+      tee: "sim-snp",
+    });
+    try {
+      // A host that can write the disk overwrites the model in place (same size, same inode).
+      const handle = await open(own, "r+");
+      await handle.write(Buffer.alloc(1024 * 1024, 0x41), 0, 1024 * 1024, 4 * 1024 * 1024);
+      await handle.close();
+      const events = await ask(staged, {
+        messages: [{ role: "user", content: "What does the enclave do?" }],
+        maxTokens: 32,
+      });
+      expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe(
+        " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.",
+      );
+    } finally {
+      await staged.close();
+    }
   });
 });
 
