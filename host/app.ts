@@ -6,6 +6,8 @@
  *
  * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed.
  */
+import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -26,7 +28,10 @@ export interface HostOptions {
     readonly upstreamIdleTimeoutMs: number;
   } & LimiterOptions;
   readonly accessLog: AccessLogSink;
-  /** Injectable for tests; defaults to the global fetch. */
+  /**
+   * Injectable for tests; defaults to the global fetch. Without it, sealed answers served by the
+   * node adapter go over node:http on a keep-alive agent, written straight to the client's socket.
+   */
   readonly fetch?: typeof fetch;
   /** Called when a sealed response has ended (e.g. to collect the enclave's audit records). */
   readonly onSealedResponseEnd?: () => void;
@@ -37,7 +42,10 @@ export { TENANT_HEADER };
 const CHALLENGE_MAX_BYTES = 1024;
 const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 
-type Variables = { caller: Caller | null; requestBytes: number };
+type Variables = { caller: Caller | null; requestBytes: number; sent: ResponseMeter | null };
+
+/** What the node adapter passes as `c.env` (HttpBindings); absent for in-process `app.request`. */
+type Env = { outgoing?: ServerResponse } | undefined;
 
 async function readBody(
   request: { readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
@@ -73,35 +81,48 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
   const limiter = new ConcurrencyLimiter(options.limits);
   const doFetch = options.fetch ?? fetch;
   const enclaveBase = options.enclaveUrl.replace(/\/+$/, "");
+  // Under the node adapter, sealed answers go over node:http straight into the client's socket
+  // (no web streams per frame); an injected fetch (tests) or a non-http enclave keeps the fetch path.
+  const agent =
+    options.fetch === undefined && new URL(enclaveBase).protocol === "http:" ? new Agent({ keepAlive: true }) : null;
 
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
     const started = performance.now();
     c.set("caller", null);
     c.set("requestBytes", 0);
+    c.set("sent", null);
     await next();
     const headersMs = performance.now() - started;
+    // An answer written straight to the socket carries its status and byte count in its meter.
+    const sent = c.get("sent");
+    const status = sent?.status ?? c.res.status;
     const base = {
       time: new Date().toISOString(),
       method: c.req.method,
       path: c.req.path,
-      status: c.res.status,
+      status,
       keyId: c.get("caller")?.keyId ?? null,
       requestBytes: c.get("requestBytes"),
       headersMs: Math.round(headersMs * 100) / 100,
     };
-    const body = c.res.body;
-    if (body === null) {
-      options.accessLog({ ...base, responseBytes: 0, durationMs: base.headersMs, outcome: c.res.ok ? "ok" : "error" });
-      return;
-    }
+    const ok = status >= 200 && status < 300;
     const done = (responseBytes: number, outcome: AccessLogEntry["outcome"]) =>
       options.accessLog({
         ...base,
         responseBytes,
         durationMs: Math.round((performance.now() - started) * 100) / 100,
-        outcome: outcome === "ok" && !c.res.ok ? "error" : outcome,
+        outcome: outcome === "ok" && !ok ? "error" : outcome,
       });
+    if (sent !== null) {
+      sent.attach(done);
+      return;
+    }
+    const body = c.res.body;
+    if (body === null) {
+      options.accessLog({ ...base, responseBytes: 0, durationMs: base.headersMs, outcome: c.res.ok ? "ok" : "error" });
+      return;
+    }
     // Streamed answers count their bytes in the forwarding loop itself (no extra stream per answer).
     const meter = meters.get(c.res);
     if (meter !== undefined) {
@@ -176,16 +197,26 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
       slot();
       options.onSealedResponseEnd?.();
     };
+    const headers = { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId };
+    const outgoing = (c.env as Env)?.outgoing;
     try {
+      if (agent !== null && outgoing !== undefined) {
+        const meter = await forwardToSocket(
+          agent,
+          `${enclaveBase}/sealed`,
+          body,
+          headers,
+          options.limits,
+          outgoing,
+          release,
+        );
+        c.set("sent", meter);
+        return RESPONSE_ALREADY_SENT;
+      }
       const upstream = await forward(
         doFetch,
         `${enclaveBase}/sealed`,
-        {
-          method: "POST",
-          body,
-          headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
-          signal: c.req.raw.signal,
-        },
+        { method: "POST", body, headers, signal: c.req.raw.signal },
         options.limits,
       );
       return streamThrough(upstream, options.limits.upstreamIdleTimeoutMs, release);
@@ -236,6 +267,117 @@ async function forward(
 
 const PASSED_HEADERS = ["content-type", "retry-after"];
 
+/**
+ * The node:http transport for sealed answers: posts `body` to the enclave over a keep-alive agent
+ * and, once the enclave's headers are in, writes status and the passed headers to `outgoing` and
+ * pipes the answer straight through, counting bytes. Resolves with the meter once the headers are
+ * sent; rejects (without calling `release`) with the same 502/504 errors as `forward` when the
+ * enclave cannot be reached or does not answer in time, so the caller can still send a JSON error.
+ * After the headers, `release` runs exactly once: on the end, an upstream error or idle gap (the
+ * client's response is destroyed, so it sees the truncation), or the client going away (the
+ * upstream request is aborted).
+ */
+function forwardToSocket(
+  agent: Agent,
+  url: string,
+  body: Uint8Array,
+  headers: Record<string, string>,
+  limits: HostOptions["limits"],
+  outgoing: ServerResponse,
+  release: () => void,
+): Promise<ResponseMeter> {
+  return new Promise((resolve, reject) => {
+    let timedOut = false;
+    let clientGone = false;
+    let upstream: IncomingMessage | null = null;
+    const req = httpRequest(url, {
+      method: "POST",
+      agent,
+      headers: { ...headers, "content-length": String(body.byteLength) },
+    });
+    const headersTimer = setTimeout(() => {
+      timedOut = true;
+      req.destroy(new Error("headers timeout"));
+    }, limits.upstreamHeadersTimeoutMs);
+    const onClientClose = () => {
+      if (outgoing.writableFinished) return;
+      clientGone = true;
+      req.destroy(new Error("client went away"));
+    };
+    outgoing.once("close", onClientClose);
+    req.on("error", (error) => {
+      if (upstream !== null) return; // after the headers, the response's close handler finishes
+      clearTimeout(headersTimer);
+      outgoing.off("close", onClientClose);
+      if (timedOut && !clientGone) {
+        reject(
+          new HostError("ENCLAVE_TIMEOUT", 504, `enclave did not answer within ${limits.upstreamHeadersTimeoutMs} ms`, {
+            cause: error,
+          }),
+        );
+      } else {
+        reject(new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error }));
+      }
+    });
+    req.on("response", (res) => {
+      upstream = res;
+      clearTimeout(headersTimer);
+      const status = res.statusCode ?? 502;
+      const meter = new ResponseMeter(status);
+      const passed: Record<string, string> = {};
+      for (const name of PASSED_HEADERS) {
+        const value = res.headers[name];
+        if (typeof value === "string") passed[name] = value;
+      }
+      let lastChunkAt = performance.now();
+      const idleMs = limits.upstreamIdleTimeoutMs;
+      const onIdle = () => {
+        const quiet = performance.now() - lastChunkAt;
+        if (quiet >= idleMs) req.destroy(new Error("idle timeout"));
+        else idle = setTimeout(onIdle, idleMs - quiet);
+      };
+      let idle = setTimeout(onIdle, idleMs);
+      let finished = false;
+      const finish = (outcome: Outcome) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(idle);
+        outgoing.off("close", onClientClose);
+        outgoing.off("drain", onDrain);
+        release();
+        meter.end(outcome);
+      };
+      const onDrain = () => res.resume();
+      outgoing.on("drain", onDrain);
+      res.on("data", (chunk: Buffer) => {
+        lastChunkAt = performance.now();
+        meter.bytes += chunk.byteLength;
+        if (!outgoing.write(chunk)) res.pause();
+      });
+      res.on("end", () => {
+        finish("ok");
+        outgoing.end();
+      });
+      res.on("error", () => {});
+      res.on("close", () => {
+        if (finished) return;
+        finish("aborted");
+        outgoing.destroy();
+      });
+      if (clientGone || outgoing.destroyed) {
+        finish("aborted");
+        req.destroy();
+        resolve(meter);
+        return;
+      }
+      outgoing.writeHead(status, passed);
+      outgoing.flushHeaders();
+      resolve(meter);
+    });
+    req.end(body);
+  });
+}
+
 function pickHeaders(from: Headers): Headers {
   const headers = new Headers();
   for (const name of PASSED_HEADERS) {
@@ -265,8 +407,15 @@ type Outcome = AccessLogEntry["outcome"];
  */
 class ResponseMeter {
   bytes = 0;
+  /** The status written to the client, when the meter's transport writes it itself. */
+  readonly status: number | undefined;
+
   #ended: Outcome | null = null;
   #report: ((bytes: number, outcome: Outcome) => void) | null = null;
+
+  constructor(status?: number) {
+    this.status = status;
+  }
 
   attach(report: (bytes: number, outcome: Outcome) => void): void {
     this.#report = report;
