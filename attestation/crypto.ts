@@ -102,6 +102,33 @@ export function clearVerifiedSignatureMemo(): void {
   verifiedSignatures.clear();
 }
 
+/**
+ * The one verification path: a private copy of the inputs (the memo key and the verification must
+ * see the same bytes, even if the caller changes its arrays while this call awaits), the memo of
+ * successes, the cached key import, and a WebCrypto verify. A key that does not import is a failed
+ * verification.
+ */
+async function verifyWith(
+  memoTag: string,
+  importTag: string,
+  importAlgorithm: RsaHashedImportParams | EcKeyImportParams,
+  verifyAlgorithm: AlgorithmIdentifier | RsaPssParams | EcdsaParams,
+  input: { spki: Uint8Array; signature: Uint8Array; data: Uint8Array },
+): Promise<boolean> {
+  const spki = input.spki.slice();
+  const signature = input.signature.slice();
+  const data = input.data.slice();
+  return memoised(memoKey(memoTag, spki, signature, data), async () => {
+    let key: CryptoKey;
+    try {
+      key = await importCached(importTag, spki, importAlgorithm);
+    } catch {
+      return false;
+    }
+    return subtle.verify(verifyAlgorithm, key, buf(signature), buf(data));
+  });
+}
+
 /** ECDSA verification; `signature` is the raw fixed-size r||s form (IEEE P1363). */
 export async function verifyEcdsa(params: {
   curve: Curve;
@@ -110,21 +137,15 @@ export async function verifyEcdsa(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
-  // One private copy of the inputs: the memo key and the verification must see the same bytes,
-  // even if the caller changes its arrays while this call awaits.
-  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
   const size = params.curve === "P-256" ? 32 : 48;
   if (params.signature.length !== 2 * size) return false;
-  const tag = `ec:${params.curve}:${params.hash}`;
-  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
-    let key: CryptoKey;
-    try {
-      key = await importCached(`ec:${params.curve}`, params.spki, { name: "ECDSA", namedCurve: params.curve });
-    } catch {
-      return false;
-    }
-    return subtle.verify({ name: "ECDSA", hash: params.hash }, key, buf(params.signature), buf(params.data));
-  });
+  return verifyWith(
+    `ec:${params.curve}:${params.hash}`,
+    `ec:${params.curve}`,
+    { name: "ECDSA", namedCurve: params.curve },
+    { name: "ECDSA", hash: params.hash },
+    params,
+  );
 }
 
 /** RSASSA-PSS verification with MGF1 over the same hash. `spki` must be an rsaEncryption SPKI. */
@@ -135,24 +156,13 @@ export async function verifyRsaPss(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
-  // One private copy of the inputs: the memo key and the verification must see the same bytes,
-  // even if the caller changes its arrays while this call awaits.
-  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
-  const tag = `pss:${params.hash}:${params.saltLength}`;
-  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
-    let key: CryptoKey;
-    try {
-      key = await importCached(`pss:${params.hash}`, params.spki, { name: "RSA-PSS", hash: params.hash });
-    } catch {
-      return false;
-    }
-    return subtle.verify(
-      { name: "RSA-PSS", saltLength: params.saltLength },
-      key,
-      buf(params.signature),
-      buf(params.data),
-    );
-  });
+  return verifyWith(
+    `pss:${params.hash}:${params.saltLength}`,
+    `pss:${params.hash}`,
+    { name: "RSA-PSS", hash: params.hash },
+    { name: "RSA-PSS", saltLength: params.saltLength },
+    params,
+  );
 }
 
 /** RSASSA-PKCS1-v1_5 verification. `spki` must be an rsaEncryption SPKI. */
@@ -162,22 +172,13 @@ export async function verifyRsaPkcs1(params: {
   signature: Uint8Array;
   data: Uint8Array;
 }): Promise<boolean> {
-  // One private copy of the inputs: the memo key and the verification must see the same bytes,
-  // even if the caller changes its arrays while this call awaits.
-  params = { ...params, spki: params.spki.slice(), signature: params.signature.slice(), data: params.data.slice() };
-  const tag = `pkcs1:${params.hash}`;
-  return memoised(memoKey(tag, params.spki, params.signature, params.data), async () => {
-    let key: CryptoKey;
-    try {
-      key = await importCached(`pkcs1:${params.hash}`, params.spki, {
-        name: "RSASSA-PKCS1-v1_5",
-        hash: params.hash,
-      });
-    } catch {
-      return false;
-    }
-    return subtle.verify({ name: "RSASSA-PKCS1-v1_5" }, key, buf(params.signature), buf(params.data));
-  });
+  return verifyWith(
+    `pkcs1:${params.hash}`,
+    `pkcs1:${params.hash}`,
+    { name: "RSASSA-PKCS1-v1_5", hash: params.hash },
+    { name: "RSASSA-PKCS1-v1_5" },
+    params,
+  );
 }
 
 /** Cryptographically random bytes. */
