@@ -8,18 +8,18 @@
  * compared: details.nonceChecked says so. `--policy` is refused for Azure evidence (fail closed):
  * Azure appraisal (PCR and vm-configuration policy) is not supported yet: --policy is refused.
  */
+
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../../client/cli/output.ts";
 import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
-import { type SnpTcbVersion, tcbHex } from "../snp/parse.ts";
+import { tcbFields } from "../snp/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceFields,
-  type EvidenceTcb,
   type EvidenceVerdict,
   failureFrom,
   readInputFile,
@@ -37,17 +37,6 @@ export interface AzureVerifyEvidenceOptions extends Omit<VerifyEvidenceOptions, 
 
 type Fields = EvidenceFields;
 const EMPTY = EMPTY_EVIDENCE_FIELDS;
-
-function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
-  return {
-    raw: tcbHex(tcb),
-    ...(tcb.fmc === null ? {} : { fmc: tcb.fmc }),
-    bootloader: tcb.bootloader,
-    tee: tcb.tee,
-    snp: tcb.snp,
-    microcode: tcb.microcode,
-  };
-}
 
 function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | null): Fields {
   const hcl = parts.hcl;

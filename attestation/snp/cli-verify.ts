@@ -22,7 +22,8 @@ import { type Certificate, parseCertificateBytes } from "../x509.ts";
 import { parseSnpReport, SNP_PRODUCTS, type SnpReport, type SnpTcbVersion, tcbHex } from "./parse.ts";
 import { type VerifiedSnpReport, verifySnpReport } from "./verify.ts";
 
-function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
+/** REPORTED_TCB as verify-evidence prints it (shared with the Azure SNP branch). */
+export function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
   return {
     raw: tcbHex(tcb),
     ...(tcb.fmc === null ? {} : { fmc: tcb.fmc }),
