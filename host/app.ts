@@ -5,18 +5,25 @@
  * the import graph). Responses stream through as they come; the host never buffers an answer.
  *
  * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed.
+ *
+ * The app runs under @hono/node-server (host/server.ts) and works on node's own request and
+ * response objects (`c.env.incoming` / `c.env.outgoing`): bodies are read from the socket, the
+ * enclave is reached over node:http on a keep-alive agent, and a sealed answer is written from
+ * the enclave's socket straight into the client's, with no web streams or Request/Response
+ * objects per request or per frame. Tests run it on a real loopback server.
  */
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
-import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
+import type { ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
 
 export interface HostOptions {
-  /** Base URL of the enclave's internal server, e.g. http://127.0.0.1:8443 */
+  /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
   readonly enclaveUrl: string;
   readonly apiKeys: ApiKeyStore;
   readonly limits: {
@@ -28,11 +35,6 @@ export interface HostOptions {
     readonly upstreamIdleTimeoutMs: number;
   } & LimiterOptions;
   readonly accessLog: AccessLogSink;
-  /**
-   * Injectable for tests; defaults to the global fetch. Without it, sealed answers served by the
-   * node adapter go over node:http on a keep-alive agent, written straight to the client's socket.
-   */
-  readonly fetch?: typeof fetch;
   /** Called when a sealed response has ended (e.g. to collect the enclave's audit records). */
   readonly onSealedResponseEnd?: () => void;
 }
@@ -41,50 +43,28 @@ export { TENANT_HEADER };
 
 const CHALLENGE_MAX_BYTES = 1024;
 const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
+const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
+/** Headers of the enclave's answer the host passes on; nothing else the enclave sends is copied. */
+const PASSED_HEADERS = ["content-type", "retry-after"] as const;
 
+/** What @hono/node-server passes as `c.env` (its HttpBindings). */
+type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
 type Variables = { caller: Caller | null; requestBytes: number; sent: ResponseMeter | null };
 
-/** What the node adapter passes as `c.env` (HttpBindings); absent for in-process `app.request`. */
-type Env = { outgoing?: ServerResponse } | undefined;
+type Outcome = AccessLogEntry["outcome"];
 
-async function readBody(
-  request: { readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
-  limit: number,
-): Promise<Uint8Array> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw bodyTooLarge(limit, declared);
-  const reader = request.body?.getReader();
-  if (reader === undefined) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      throw bodyTooLarge(limit, `more than ${limit}`);
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    body.set(c, offset);
-    offset += c.length;
-  }
-  return body;
-}
+/** nginx's "client closed request": only the access log ever sees it, the client has gone. */
+const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 
-export function createHostApp(options: HostOptions): Hono<{ Variables: Variables }> {
-  const app = new Hono<{ Variables: Variables }>();
+export function createHostApp(options: HostOptions): Hono<Env & { Variables: Variables }> {
+  const app = new Hono<Env & { Variables: Variables }>();
   const limiter = new ConcurrencyLimiter(options.limits);
-  const doFetch = options.fetch ?? fetch;
   const enclaveBase = options.enclaveUrl.replace(/\/+$/, "");
-  // Under the node adapter, sealed answers go over node:http straight into the client's socket
-  // (no web streams per frame); an injected fetch (tests) or a non-http enclave keeps the fetch path.
-  const agent =
-    options.fetch === undefined && new URL(enclaveBase).protocol === "http:" ? new Agent({ keepAlive: true }) : null;
+  if (new URL(enclaveBase).protocol !== "http:") {
+    throw new RangeError(`enclaveUrl: expected an http: URL (the enclave's internal server), found ${enclaveBase}`);
+  }
+  const agent = new Agent({ keepAlive: true });
+  const upstreamOptions = { agent, limits: options.limits };
 
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
@@ -93,8 +73,7 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
     c.set("requestBytes", 0);
     c.set("sent", null);
     await next();
-    const headersMs = performance.now() - started;
-    // An answer written straight to the socket carries its status and byte count in its meter.
+    const headersMs = round2(performance.now() - started);
     const sent = c.get("sent");
     const status = sent?.status ?? c.res.status;
     const base = {
@@ -104,44 +83,24 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
       status,
       keyId: c.get("caller")?.keyId ?? null,
       requestBytes: c.get("requestBytes"),
-      headersMs: Math.round(headersMs * 100) / 100,
+      headersMs,
     };
     const ok = status >= 200 && status < 300;
-    const done = (responseBytes: number, outcome: AccessLogEntry["outcome"]) =>
+    const report = (responseBytes: number, outcome: Outcome) =>
       options.accessLog({
         ...base,
         responseBytes,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        durationMs: round2(performance.now() - started),
         outcome: outcome === "ok" && !ok ? "error" : outcome,
       });
+    // A sealed answer is written straight to the socket; its meter reports when it has ended.
     if (sent !== null) {
-      sent.attach(done);
+      sent.attach(report);
       return;
     }
-    const body = c.res.body;
-    if (body === null) {
-      options.accessLog({ ...base, responseBytes: 0, durationMs: base.headersMs, outcome: c.res.ok ? "ok" : "error" });
-      return;
-    }
-    // Streamed answers count their bytes in the forwarding loop itself (no extra stream per answer).
-    const meter = meters.get(c.res);
-    if (meter !== undefined) {
-      meter.attach(done);
-      return;
-    }
-    let responseBytes = 0;
-    const counted = body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          responseBytes += chunk.byteLength;
-          controller.enqueue(chunk);
-        },
-        flush() {
-          done(responseBytes, "ok");
-        },
-      }),
-    );
-    c.res = new Response(counted, { status: c.res.status, headers: c.res.headers });
+    // Everything else is small and whole (JSON, the document): its length is known or cheap to take.
+    const length = c.res.headers.get("content-length");
+    report(length === null ? (await c.res.clone().arrayBuffer()).byteLength : Number(length), "ok");
   });
 
   app.onError((error, c) => errorResponse(c, error));
@@ -149,7 +108,7 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
 
   // Identity comes first: anonymous or unknown keys are refused before anything else.
   const authenticate = (c: { req: { header(name: string): string | undefined } }, permission: Permission): Caller => {
-    const record: ApiKeyRecord = options.apiKeys.authenticate(c.req.header("authorization"));
+    const record = options.apiKeys.authenticate(c.req.header("authorization"));
     return options.apiKeys.authorize(record, permission);
   };
 
@@ -157,26 +116,26 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
 
   app.get("/v1/attestation", async (c) => {
     c.set("caller", authenticate(c, "attest"));
-    const upstream = await forward(doFetch, `${enclaveBase}/attestation`, { method: "GET" }, options.limits);
+    const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/attestation`, { method: "GET" });
     return passThroughBounded(upstream, DOCUMENT_MAX_BYTES);
   });
 
   app.post("/v1/attestation/challenge", async (c) => {
     c.set("caller", authenticate(c, "attest"));
-    const body = await readBody(c.req.raw, CHALLENGE_MAX_BYTES);
+    const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
     c.set("requestBytes", body.length);
-    const upstream = await forward(
-      doFetch,
-      `${enclaveBase}/attestation/challenge`,
-      { method: "POST", body, headers: { "content-type": "application/json" } },
-      options.limits,
-    );
-    return passThroughBounded(upstream, 64 * 1024);
+    const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/attestation/challenge`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json" },
+    });
+    return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
   });
 
   app.post("/v1/sealed", async (c) => {
     const record = options.apiKeys.authenticate(c.req.header("authorization"));
-    const body = await readBody(c.req.raw, options.limits.maxRequestBytes);
+    const { incoming, outgoing } = c.env;
+    const body = await readRequestBody(incoming, options.limits.maxRequestBytes);
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
     let kind: Permission;
@@ -193,33 +152,30 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
     const caller = options.apiKeys.authorize(record, kind);
     c.set("caller", caller);
     const slot = await limiter.acquire();
+    let released = false;
     const release = () => {
+      if (released) return;
+      released = true;
       slot();
       options.onSealedResponseEnd?.();
     };
-    const headers = { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId };
-    const outgoing = (c.env as Env)?.outgoing;
+    // A client that went away while its request waited for a slot is not forwarded at all.
+    if (outgoing.destroyed) {
+      release();
+      const meter = new ResponseMeter(CLIENT_CLOSED_STATUS);
+      meter.end("aborted");
+      c.set("sent", meter);
+      return RESPONSE_ALREADY_SENT;
+    }
     try {
-      if (agent !== null && outgoing !== undefined) {
-        const meter = await forwardToSocket(
-          agent,
-          `${enclaveBase}/sealed`,
-          body,
-          headers,
-          options.limits,
-          outgoing,
-          release,
-        );
-        c.set("sent", meter);
-        return RESPONSE_ALREADY_SENT;
-      }
-      const upstream = await forward(
-        doFetch,
-        `${enclaveBase}/sealed`,
-        { method: "POST", body, headers, signal: c.req.raw.signal },
-        options.limits,
-      );
-      return streamThrough(upstream, options.limits.upstreamIdleTimeoutMs, release);
+      const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/sealed`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
+        client: outgoing,
+      });
+      c.set("sent", pipeAnswer(upstream, outgoing, options.limits.upstreamIdleTimeoutMs, release));
+      return RESPONSE_ALREADY_SENT;
     } catch (error) {
       release();
       throw error;
@@ -229,177 +185,219 @@ export function createHostApp(options: HostOptions): Hono<{ Variables: Variables
   return app;
 }
 
-/** Sends a request to the enclave, mapping connection failures and header timeouts. */
-async function forward(
-  doFetch: typeof fetch,
-  url: string,
-  init: { method: string; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal },
-  limits: HostOptions["limits"],
-): Promise<{ response: Response; controller: AbortController }> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error("headers timeout")), limits.upstreamHeadersTimeoutMs);
-  const onClientAbort = () => controller.abort(new Error("client went away"));
-  init.signal?.addEventListener("abort", onClientAbort, { once: true });
-  try {
-    const response = await doFetch(url, {
-      method: init.method,
-      ...(init.body === undefined ? {} : { body: init.body as Uint8Array<ArrayBuffer> }),
-      ...(init.headers === undefined ? {} : { headers: init.headers }),
-      signal: controller.signal,
-    });
-    return { response, controller };
-  } catch (error) {
-    if (controller.signal.aborted && !init.signal?.aborted) {
-      throw new HostError(
-        "ENCLAVE_TIMEOUT",
-        504,
-        `enclave did not answer within ${limits.upstreamHeadersTimeoutMs} ms`,
-        {
-          cause: error,
-        },
-      );
-    }
-    throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error });
-  } finally {
-    clearTimeout(timer);
-  }
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }
 
-const PASSED_HEADERS = ["content-type", "retry-after"];
+/**
+ * Reads a request body from the socket, refusing (413) more than `limit` bytes. The rest of an
+ * oversize body is left unread; errorResponse closes the connection after the 413.
+ */
+function readRequestBody(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const declared = incoming.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(bodyTooLarge(limit, declared));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const stop = () => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.off("aborted", onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > limit) {
+        stop();
+        incoming.pause();
+        reject(bodyTooLarge(limit, `more than ${limit}`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(
+        new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
+          cause: error,
+        }),
+      );
+    };
+    const onAborted = () => onError(new Error("aborted"));
+    incoming.on("data", onData);
+    incoming.once("end", onEnd);
+    incoming.once("error", onError);
+    incoming.once("aborted", onAborted);
+  });
+}
+
+type UpstreamOptions = { readonly agent: Agent; readonly limits: HostOptions["limits"] };
 
 /**
- * The node:http transport for sealed answers: posts `body` to the enclave over a keep-alive agent
- * and, once the enclave's headers are in, writes status and the passed headers to `outgoing` and
- * pipes the answer straight through, counting bytes. Resolves with the meter once the headers are
- * sent; rejects (without calling `release`) with the same 502/504 errors as `forward` when the
- * enclave cannot be reached or does not answer in time, so the caller can still send a JSON error.
- * After the headers, `release` runs exactly once: on the end, an upstream error or idle gap (the
- * client's response is destroyed, so it sees the truncation), or the client going away (the
- * upstream request is aborted).
+ * Sends one request to the enclave and resolves with its response once the headers are in.
+ * Connection failures become ENCLAVE_UNREACHABLE (502), no headers within the limit
+ * ENCLAVE_TIMEOUT (504). When `client` closes before the headers, the request is aborted.
  */
-function forwardToSocket(
-  agent: Agent,
+function upstreamRequest(
+  { agent, limits }: UpstreamOptions,
   url: string,
-  body: Uint8Array,
-  headers: Record<string, string>,
-  limits: HostOptions["limits"],
-  outgoing: ServerResponse,
-  release: () => void,
-): Promise<ResponseMeter> {
+  init: {
+    method: "GET" | "POST";
+    body?: Uint8Array;
+    headers?: Record<string, string>;
+    client?: ServerResponse;
+  },
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     let timedOut = false;
     let clientGone = false;
-    let upstream: IncomingMessage | null = null;
+    let answered = false;
     const req = httpRequest(url, {
-      method: "POST",
+      method: init.method,
       agent,
-      headers: { ...headers, "content-length": String(body.byteLength) },
+      headers: { ...init.headers, ...(init.body === undefined ? {} : { "content-length": String(init.body.length) }) },
     });
-    const headersTimer = setTimeout(() => {
+    const timer = setTimeout(() => {
       timedOut = true;
       req.destroy(new Error("headers timeout"));
     }, limits.upstreamHeadersTimeoutMs);
     const onClientClose = () => {
-      if (outgoing.writableFinished) return;
       clientGone = true;
       req.destroy(new Error("client went away"));
     };
-    outgoing.once("close", onClientClose);
+    init.client?.once("close", onClientClose);
+    const settle = () => {
+      clearTimeout(timer);
+      init.client?.off("close", onClientClose);
+    };
     req.on("error", (error) => {
-      if (upstream !== null) return; // after the headers, the response's close handler finishes
-      clearTimeout(headersTimer);
-      outgoing.off("close", onClientClose);
+      if (answered) return; // after the headers, the response's own events take over
+      settle();
       if (timedOut && !clientGone) {
         reject(
           new HostError("ENCLAVE_TIMEOUT", 504, `enclave did not answer within ${limits.upstreamHeadersTimeoutMs} ms`, {
             cause: error,
           }),
         );
+      } else if (clientGone) {
+        reject(
+          new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away before the enclave answered"),
+        );
       } else {
         reject(new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error }));
       }
     });
     req.on("response", (res) => {
-      upstream = res;
-      clearTimeout(headersTimer);
-      const status = res.statusCode ?? 502;
-      const meter = new ResponseMeter(status);
-      const passed: Record<string, string> = {};
-      for (const name of PASSED_HEADERS) {
-        const value = res.headers[name];
-        if (typeof value === "string") passed[name] = value;
-      }
-      let lastChunkAt = performance.now();
-      const idleMs = limits.upstreamIdleTimeoutMs;
-      const onIdle = () => {
-        const quiet = performance.now() - lastChunkAt;
-        if (quiet >= idleMs) req.destroy(new Error("idle timeout"));
-        else idle = setTimeout(onIdle, idleMs - quiet);
-      };
-      let idle = setTimeout(onIdle, idleMs);
-      let finished = false;
-      const finish = (outcome: Outcome) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(idle);
-        outgoing.off("close", onClientClose);
-        outgoing.off("drain", onDrain);
-        release();
-        meter.end(outcome);
-      };
-      const onDrain = () => res.resume();
-      outgoing.on("drain", onDrain);
-      res.on("data", (chunk: Buffer) => {
-        lastChunkAt = performance.now();
-        meter.bytes += chunk.byteLength;
-        if (!outgoing.write(chunk)) res.pause();
-      });
-      res.on("end", () => {
-        finish("ok");
-        outgoing.end();
-      });
-      res.on("error", () => {});
-      res.on("close", () => {
-        if (finished) return;
-        finish("aborted");
-        outgoing.destroy();
-      });
-      if (clientGone || outgoing.destroyed) {
-        finish("aborted");
-        req.destroy();
-        resolve(meter);
-        return;
-      }
-      outgoing.writeHead(status, passed);
-      outgoing.flushHeaders();
-      resolve(meter);
+      answered = true;
+      settle();
+      // A failure after the headers ends the answer; the consumer sees it through `res` events.
+      req.on("error", () => {});
+      resolve(res);
     });
-    req.end(body);
+    req.end(init.body);
   });
 }
 
-function pickHeaders(from: Headers): Headers {
-  const headers = new Headers();
+function passedHeaders(from: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
   for (const name of PASSED_HEADERS) {
-    const value = from.get(name);
-    if (value !== null) headers.set(name, value);
+    const value = from.headers[name];
+    if (typeof value === "string") headers[name] = value;
   }
   return headers;
 }
 
-async function passThroughBounded(upstream: { response: Response }, limit: number): Promise<Response> {
-  const body = await readBody(upstream.response, limit).catch((error: unknown) => {
-    if (error instanceof HostError)
-      throw new HostError("ENCLAVE_RESPONSE_TOO_LARGE", 502, "enclave response too large");
+/** Reads a bounded enclave answer (document, nonce answer) and returns it with the passed headers. */
+async function passThroughBounded(upstream: IncomingMessage, limit: number): Promise<Response> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of upstream as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > limit) {
+        upstream.destroy();
+        throw new HostError("ENCLAVE_RESPONSE_TOO_LARGE", 502, `enclave response: expected at most ${limit} bytes`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof HostError) throw error;
     throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut", { cause: error });
-  });
-  return new Response(body as Uint8Array<ArrayBuffer>, {
-    status: upstream.response.status,
-    headers: pickHeaders(upstream.response.headers),
+  }
+  if (!upstream.complete) throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut");
+  return new Response(Buffer.concat(chunks, total), {
+    status: upstream.statusCode ?? 502,
+    headers: { ...passedHeaders(upstream), "content-length": String(total) },
   });
 }
 
-type Outcome = AccessLogEntry["outcome"];
+/**
+ * Writes the enclave's answer to the client as it arrives: status and the passed headers, then
+ * every chunk straight from the enclave's socket into the client's (paused while the client's
+ * buffer is full), counting bytes. `release` runs exactly once, when the answer has ended: on the
+ * end, an upstream error or an idle gap longer than `idleMs` (the client's response is destroyed,
+ * so the client sees the truncation), or the client going away (the upstream answer is dropped).
+ */
+function pipeAnswer(
+  upstream: IncomingMessage,
+  outgoing: ServerResponse,
+  idleMs: number,
+  release: () => void,
+): ResponseMeter {
+  const meter = new ResponseMeter(upstream.statusCode ?? 502);
+  let lastChunkAt = performance.now();
+  const onIdle = () => {
+    const quiet = performance.now() - lastChunkAt;
+    if (quiet >= idleMs) upstream.destroy(new Error("idle timeout"));
+    else idle = setTimeout(onIdle, idleMs - quiet);
+  };
+  let idle = setTimeout(onIdle, idleMs);
+  let finished = false;
+  const finish = (outcome: Outcome) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(idle);
+    outgoing.off("close", onClientClose);
+    outgoing.off("drain", onDrain);
+    release();
+    meter.end(outcome);
+  };
+  const onDrain = () => upstream.resume();
+  const onClientClose = () => {
+    if (outgoing.writableFinished) return;
+    finish("aborted");
+    upstream.destroy();
+  };
+  outgoing.on("drain", onDrain);
+  outgoing.once("close", onClientClose);
+  upstream.on("data", (chunk: Buffer) => {
+    lastChunkAt = performance.now();
+    meter.bytes += chunk.length;
+    if (!outgoing.write(chunk)) upstream.pause();
+  });
+  upstream.on("end", () => {
+    finish("ok");
+    outgoing.end();
+  });
+  upstream.on("error", () => {});
+  upstream.on("close", () => {
+    if (finished) return;
+    finish("aborted");
+    outgoing.destroy();
+  });
+  if (outgoing.destroyed) {
+    finish("aborted");
+    upstream.destroy();
+    return meter;
+  }
+  outgoing.writeHead(meter.status, passedHeaders(upstream));
+  outgoing.flushHeaders();
+  return meter;
+}
 
 /**
  * Byte count and end of a streamed answer, reported to the access log once the stream is over.
@@ -407,15 +405,11 @@ type Outcome = AccessLogEntry["outcome"];
  */
 class ResponseMeter {
   bytes = 0;
-  /** The status written to the client, when the meter's transport writes it itself. */
-  readonly status: number | undefined;
-
   #ended: Outcome | null = null;
   #report: ((bytes: number, outcome: Outcome) => void) | null = null;
 
-  constructor(status?: number) {
-    this.status = status;
-  }
+  /** `status`: what was written to the client (499: nothing, the client had gone away). */
+  constructor(readonly status: number) {}
 
   attach(report: (bytes: number, outcome: Outcome) => void): void {
     this.#report = report;
@@ -427,75 +421,4 @@ class ResponseMeter {
     this.#ended = outcome;
     this.#report?.(this.bytes, outcome);
   }
-}
-
-/** Responses built by `streamThrough`, keyed by the Response the handler returns. */
-const meters = new WeakMap<Response, ResponseMeter>();
-
-/**
- * Streams the enclave's answer through as it arrives. An idle gap longer than `idleMs` aborts the
- * upstream request, which ends the client's stream early; the client detects the truncation.
- * Per chunk this does one read and one enqueue: the idle timer is not re-armed per chunk (a chunk
- * only records its time; the one timer re-arms itself for what is left of the gap), and bytes are
- * counted here for the access log.
- */
-function streamThrough(
-  upstream: { response: Response; controller: AbortController },
-  idleMs: number,
-  release: () => void,
-): Response {
-  const source = upstream.response.body;
-  if (source === null) {
-    release();
-    return new Response(null, { status: upstream.response.status, headers: pickHeaders(upstream.response.headers) });
-  }
-  const reader = source.getReader();
-  const meter = new ResponseMeter();
-  let lastChunkAt = performance.now();
-  let idle: ReturnType<typeof setTimeout> | undefined;
-  const onIdle = () => {
-    const quiet = performance.now() - lastChunkAt;
-    if (quiet >= idleMs) upstream.controller.abort(new Error("idle timeout"));
-    else idle = setTimeout(onIdle, idleMs - quiet);
-  };
-  let finished = false;
-  const finish = (outcome: Outcome) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(idle);
-    release();
-    meter.end(outcome);
-  };
-  const stream = new ReadableStream<Uint8Array>({
-    start() {
-      idle = setTimeout(onIdle, idleMs);
-    },
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          finish("ok");
-          controller.close();
-          return;
-        }
-        lastChunkAt = performance.now();
-        meter.bytes += value.byteLength;
-        controller.enqueue(value);
-      } catch (error) {
-        finish("aborted");
-        controller.error(error);
-      }
-    },
-    async cancel(reason) {
-      finish("aborted");
-      upstream.controller.abort(reason);
-      await reader.cancel(reason).catch(() => {});
-    },
-  });
-  const response = new Response(stream, {
-    status: upstream.response.status,
-    headers: pickHeaders(upstream.response.headers),
-  });
-  meters.set(response, meter);
-  return response;
 }

@@ -1,4 +1,17 @@
-import { describe, expect, it, vi } from "vitest";
+/**
+ * The host on a real loopback server, in front of a scripted enclave (a plain node:http server):
+ * what it forwards, what it refuses, how it streams and how it logs.
+ */
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createHostApp, TENANT_HEADER } from "../../host/app.ts";
 import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
@@ -41,96 +54,216 @@ function envelope(extraCiphertext = 64): Uint8Array {
   return out;
 }
 
-function setup(
-  overrides: { fetch?: typeof fetch; limits?: Partial<typeof DEFAULT_HOST_LIMITS>; keys?: ApiKeyStore } = {},
+type Seen = { method: string; url: string; headers: IncomingMessage["headers"]; body: Buffer };
+type EnclaveHandler = (req: IncomingMessage, res: ServerResponse, seen: Seen) => void;
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function startEnclave(handler: EnclaveHandler): Promise<{ url: string; seen: Seen[]; server: Server }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const record = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      };
+      seen.push(record);
+      handler(req, res, record);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanup.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
+}
+
+const answerBytes: EnclaveHandler = (_req, res) => {
+  res.writeHead(200, { "content-type": "application/vnd.cloister.frames", "x-enclave-secret": "never-passed" });
+  res.end(Buffer.from([1, 2, 3]));
+};
+
+async function setup(
+  overrides: {
+    enclave?: EnclaveHandler;
+    enclaveUrl?: string;
+    limits?: Partial<typeof DEFAULT_HOST_LIMITS>;
+    keys?: ApiKeyStore;
+  } = {},
 ) {
   const log: AccessLogEntry[] = [];
-  const upstream = vi.fn<typeof fetch>(
-    overrides.fetch ??
-      (async () =>
-        new Response(new Uint8Array([1, 2, 3]), {
-          status: 200,
-          headers: { "content-type": "application/octet-stream" },
-        })),
-  );
+  const enclave = overrides.enclaveUrl === undefined ? await startEnclave(overrides.enclave ?? answerBytes) : null;
   const app = createHostApp({
-    enclaveUrl: "http://enclave.invalid",
+    enclaveUrl: overrides.enclaveUrl ?? (enclave?.url as string),
     apiKeys: overrides.keys ?? store(),
     limits: { ...DEFAULT_HOST_LIMITS, ...overrides.limits },
     accessLog: (e) => log.push(e),
-    fetch: upstream,
   });
-  const sealed = (body: Uint8Array, key: string | null = KEY) =>
-    app.request("/v1/sealed", {
+  const host: RunningServer = await listen(app.fetch, "127.0.0.1", 0);
+  cleanup.push(() => host.close());
+  const sealed = (body: Uint8Array, key: string | null = KEY, signal?: AbortSignal) =>
+    fetch(`${host.url}/v1/sealed`, {
       method: "POST",
       body: body as Uint8Array<ArrayBuffer>,
       headers: key === null ? {} : { authorization: `Bearer ${key}` },
+      ...(signal === undefined ? {} : { signal }),
     });
-  return { app, upstream, log, sealed };
+  const get = (path: string, key: string | null = KEY) =>
+    fetch(`${host.url}${path}`, { headers: key === null ? {} : { authorization: `Bearer ${key}` } });
+  return { host, enclave, seen: enclave?.seen ?? [], log, sealed, get };
 }
 
-describe("host app", () => {
+async function errorCode(response: Response): Promise<string> {
+  return ((await response.json()) as { error: { code: string } }).error.code;
+}
+
+/** Resolves when `predicate` holds, polling; fails the test after `ms`. */
+async function until(predicate: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("host app (real loopback server, scripted enclave)", () => {
   it("refuses anonymous and unknown callers before doing anything else", async () => {
-    const { sealed, upstream, app } = setup();
+    const { sealed, get, seen } = await setup();
     const anonymous = await sealed(envelope(), null);
     expect(anonymous.status).toBe(401);
-    expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe("UNAUTHENTICATED");
+    expect(await errorCode(anonymous)).toBe("UNAUTHENTICATED");
     expect((await sealed(envelope(), "ck_wrong_key_0123456789")).status).toBe(401);
-    expect((await app.request("/v1/attestation")).status).toBe(401);
-    expect(upstream).not.toHaveBeenCalled();
+    expect((await get("/v1/attestation", null)).status).toBe(401);
+    expect(seen).toHaveLength(0);
   });
 
-  it("forwards a sealed request with the tenant id and streams the answer back", async () => {
-    const { sealed, upstream } = setup();
-    const response = await sealed(envelope());
+  it("forwards the sealed bytes unchanged with the tenant id, and passes on only the allowed headers", async () => {
+    const { sealed, seen } = await setup();
+    const sent = envelope();
+    const response = await sealed(sent);
     expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/vnd.cloister.frames");
+    expect(response.headers.get("x-enclave-secret")).toBeNull();
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
-    const [url, init] = upstream.mock.calls[0]!;
-    expect(url).toBe("http://enclave.invalid/sealed");
-    expect((init!.headers as Record<string, string>)[TENANT_HEADER]).toBe("team-a");
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ method: "POST", url: "/sealed" });
+    expect(seen[0]?.headers[TENANT_HEADER]).toBe("team-a");
+    expect(seen[0]?.headers.authorization).toBeUndefined();
+    expect(new Uint8Array(seen[0]?.body ?? [])).toEqual(sent);
+  });
+
+  it("streams each chunk to the client as the enclave sends it, never waiting for the whole answer", async () => {
+    let next: (() => void) | null = null;
+    const { sealed } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        let i = 0;
+        const more = () => {
+          if (i === 3) {
+            res.end();
+            return;
+          }
+          res.write(Buffer.from([i++]));
+          next = more;
+        };
+        more();
+      },
+    });
+    const response = await sealed(envelope());
+    const reader = response.body!.getReader();
+    for (let i = 0; i < 3; i++) {
+      // The enclave sends chunk i+1 only after the client has received chunk i through the host.
+      const { value } = await reader.read();
+      expect(Array.from(value ?? [])).toEqual([i]);
+      const step = next as (() => void) | null;
+      next = null;
+      step?.();
+    }
+    expect((await reader.read()).done).toBe(true);
+  });
+
+  it("passes the enclave's refusals through with their status, code and Retry-After", async () => {
+    const { sealed } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+        res.end(JSON.stringify({ error: { code: "ENGINE_BUSY", message: "queue full" } }));
+      },
+    });
+    const response = await sealed(envelope());
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("1");
+    expect(await errorCode(response)).toBe("ENGINE_BUSY");
   });
 
   it("rejects malformed envelopes with a stable code and never forwards them", async () => {
-    const { sealed, upstream } = setup();
+    const { sealed, seen } = await setup();
     const bad = envelope();
     bad[0] = 9;
     const response = await sealed(bad);
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("UNSUPPORTED_VERSION");
+    expect(await errorCode(response)).toBe("UNSUPPORTED_VERSION");
     const short = await sealed(new Uint8Array(10));
     expect(short.status).toBe(400);
-    expect(upstream).not.toHaveBeenCalled();
+    expect(seen).toHaveLength(0);
   });
 
-  it("rejects oversize bodies with 413", async () => {
-    const { sealed } = setup({ limits: { maxRequestBytes: 2048 } });
-    const response = await sealed(envelope(4096));
-    expect(response.status).toBe(413);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("BODY_TOO_LARGE");
+  it("rejects oversize bodies with 413, declared or streamed, and keeps serving", async () => {
+    const { sealed, host, seen } = await setup({ limits: { maxRequestBytes: 2048 } });
+    const declared = await sealed(envelope(4096));
+    expect(declared.status).toBe(413);
+    expect(await errorCode(declared)).toBe("BODY_TOO_LARGE");
+    // No content-length: the host counts while reading and stops at the limit.
+    const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${host.url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "transfer-encoding": "chunked" },
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.write(Buffer.alloc(1500));
+      req.write(Buffer.alloc(1500));
+      req.end();
+    });
+    expect(streamed.status).toBe(413);
+    expect(streamed.body).toContain("BODY_TOO_LARGE");
+    expect(seen).toHaveLength(0);
+    expect((await sealed(envelope())).status).toBe(200);
   });
 
   it("answers 503 with Retry-After when the forwarding queue is full", async () => {
-    let releaseUpstream!: () => void;
-    const gate = new Promise<void>((r) => (releaseUpstream = r));
-    const { sealed } = setup({
+    const held: ServerResponse[] = [];
+    const { sealed } = await setup({
       limits: { maxInFlight: 1, maxQueued: 0, retryAfterSeconds: 3 },
-      fetch: async () => {
-        await gate;
-        return new Response("ok");
-      },
+      enclave: (_req, res) => held.push(res),
     });
     const first = sealed(envelope());
-    await new Promise((r) => setTimeout(r, 10));
+    await until(() => held.length === 1);
     const second = await sealed(envelope());
     expect(second.status).toBe(503);
     expect(second.headers.get("retry-after")).toBe("3");
-    releaseUpstream();
-    expect((await first).status).toBe(200);
+    expect(await errorCode(second)).toBe("HOST_BUSY");
+    held[0]?.writeHead(200).end("ok");
+    expect(await (await first).text()).toBe("ok");
   });
 
   it("rate-limits per API key with 429 and Retry-After", async () => {
     let now = 0;
-    const { sealed } = setup({ keys: store(2, () => now) });
+    const { sealed } = await setup({ keys: store(2, () => now) });
     expect((await sealed(envelope())).status).toBe(200);
     expect((await sealed(envelope())).status).toBe(200);
     const limited = await sealed(envelope());
@@ -141,56 +274,144 @@ describe("host app", () => {
   });
 
   it("says the enclave is unreachable with 502", async () => {
-    const { sealed } = setup({
-      fetch: async () => {
-        throw new TypeError("fetch failed");
+    // A port that was just free: nothing listens there.
+    const closed = await startEnclave(answerBytes);
+    await new Promise<void>((resolve) => closed.server.close(() => resolve()));
+    const { sealed, get } = await setup({ enclaveUrl: closed.url });
+    const response = await sealed(envelope());
+    expect(response.status).toBe(502);
+    expect(await errorCode(response)).toBe("ENCLAVE_UNREACHABLE");
+    expect(await errorCode(await get("/v1/attestation"))).toBe("ENCLAVE_UNREACHABLE");
+  });
+
+  it("says the enclave timed out with 504 when no headers come in time", async () => {
+    const { sealed } = await setup({ limits: { upstreamHeadersTimeoutMs: 50 }, enclave: () => {} });
+    const response = await sealed(envelope());
+    expect(response.status).toBe(504);
+    expect(await errorCode(response)).toBe("ENCLAVE_TIMEOUT");
+  });
+
+  it("cuts an answer that stalls longer than the idle timeout, so the client sees the truncation", async () => {
+    const { sealed, log } = await setup({
+      limits: { upstreamIdleTimeoutMs: 50 },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1, 2]));
       },
     });
     const response = await sealed(envelope());
-    expect(response.status).toBe(502);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("ENCLAVE_UNREACHABLE");
+    await expect(response.arrayBuffer()).rejects.toThrow();
+    await until(() => log.length === 1);
+    expect(log[0]).toMatchObject({ status: 200, responseBytes: 2, outcome: "aborted" });
   });
 
-  it("says the enclave timed out with 504", async () => {
-    const { sealed } = setup({
-      limits: { upstreamHeadersTimeoutMs: 20 },
-      fetch: (_url, init) =>
-        new Promise((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(new Error("aborted")))),
+  it("drops the enclave's answer and frees the slot when the client goes away mid-answer", async () => {
+    let enclaveSawClose = false;
+    const { sealed, get } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1]));
+        res.on("close", () => (enclaveSawClose = true));
+      },
     });
-    const response = await sealed(envelope());
-    expect(response.status).toBe(504);
+    const controller = new AbortController();
+    const response = await sealed(envelope(), KEY, controller.signal);
+    const reader = response.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await until(() => enclaveSawClose);
+    const health = async () => (await (await get("/healthz")).json()) as { inFlight: number };
+    for (let i = 0; i < 200 && (await health()).inFlight !== 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect((await health()).inFlight).toBe(0);
+  });
+
+  it("does not forward a request whose client went away while it waited for a slot", async () => {
+    const held: ServerResponse[] = [];
+    const { sealed, seen, log } = await setup({
+      limits: { maxInFlight: 1, maxQueued: 4 },
+      enclave: (_req, res) => held.push(res),
+    });
+    const first = sealed(envelope());
+    await until(() => held.length === 1);
+    const controller = new AbortController();
+    const second = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    expect(await second).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 50));
+    held[0]?.writeHead(200).end("ok");
+    expect(await (await first).text()).toBe("ok");
+    await until(() => log.length === 2);
+    expect(seen).toHaveLength(1);
+    expect(log.map((e) => e.outcome).sort()).toEqual(["aborted", "ok"]);
+  });
+
+  it("passes the attestation document and the challenge answer through, bounded", async () => {
+    const { get, host, seen } = await setup({
+      enclave: (req, res, record) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        if (req.url === "/attestation") res.end(JSON.stringify({ document: "doc" }));
+        else res.end(JSON.stringify({ answer: `for:${record.body.toString()}` }));
+      },
+    });
+    expect(await (await get("/v1/attestation")).json()).toEqual({ document: "doc" });
+    const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: '{"nonce":"abc"}',
+    });
+    expect(await challenge.json()).toEqual({ answer: 'for:{"nonce":"abc"}' });
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["GET /attestation", "POST /attestation/challenge"]);
+    const tooBig = await fetch(`${host.url}/v1/attestation/challenge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: "x".repeat(2048),
+    });
+    expect(tooBig.status).toBe(413);
+  });
+
+  it("refuses an enclave document larger than its bound with 502", async () => {
+    const { get } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(Buffer.alloc(5 * 1024 * 1024, 0x20));
+      },
+    });
+    const response = await get("/v1/attestation");
+    expect(response.status).toBe(502);
+    expect(await errorCode(response)).toBe("ENCLAVE_RESPONSE_TOO_LARGE");
   });
 
   it("logs sizes and timings only", async () => {
-    const { sealed, log } = setup();
+    const { sealed, log } = await setup();
     await (await sealed(envelope())).arrayBuffer();
-    expect(log).toHaveLength(1);
+    await until(() => log.length === 1);
     const entry = log[0]!;
-    expect(entry).toMatchObject({ method: "POST", path: "/v1/sealed", status: 200, keyId: "team-a", responseBytes: 3 });
+    expect(entry).toMatchObject({
+      method: "POST",
+      path: "/v1/sealed",
+      status: 200,
+      keyId: "team-a",
+      responseBytes: 3,
+      outcome: "ok",
+    });
     expect(entry.requestBytes).toBe(ENVELOPE_PREFIX_LENGTH + 64);
+    expect(entry.durationMs).toBeGreaterThanOrEqual(entry.headersMs);
     expect(JSON.stringify(log)).not.toContain(SECRET_MARKER);
     expect(JSON.stringify(log)).not.toContain(KEY);
   });
 
   it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
-    const { sealed, log } = setup({
-      fetch: async () =>
-        new Response(
-          new ReadableStream<Uint8Array>({
-            start(controller) {
-              controller.enqueue(new Uint8Array([1, 2]));
-              controller.enqueue(new Uint8Array([3, 4, 5]));
-            },
-            pull(controller) {
-              controller.error(new Error("enclave connection reset"));
-            },
-          }),
-          { status: 200, headers: { "content-type": "application/octet-stream" } },
-        ),
+    const { sealed, log } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1, 2]));
+        res.write(Buffer.from([3, 4, 5]), () => setTimeout(() => res.destroy(), 20));
+      },
     });
     const response = await sealed(envelope());
     await expect(response.arrayBuffer()).rejects.toThrow();
-    expect(log).toHaveLength(1);
+    await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 200, responseBytes: 5, outcome: "aborted" });
   });
 });
