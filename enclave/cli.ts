@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { choiceOption, intOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
+import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 
 export const ENCLAVE_TEE_CHOICES = ["auto", "snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 
@@ -12,6 +13,7 @@ export interface EnclaveCommandOptions {
   tee: (typeof ENCLAVE_TEE_CHOICES)[number];
   listen: string;
   port: number;
+  frameIntervalMs: number;
 }
 
 export function registerEnclaveCommands(program: Command): void {
@@ -34,6 +36,12 @@ export function registerEnclaveCommands(program: Command): void {
     )
     .option("--listen <address>", "address to bind (the host must reach it; nobody else should)", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), 8443)
+    .option(
+      "--frame-interval-ms <n>",
+      "least time between two answer frames after the first; text decoded meanwhile goes out together (0 = a frame per chunk)",
+      intOption("--frame-interval-ms", 0, 1000),
+      DEFAULT_FRAME_INTERVAL_MS,
+    )
     .action(async (options: EnclaveCommandOptions) => {
       const { runEnclaveCommand } = await import("./run.ts");
       await runEnclaveCommand(options);

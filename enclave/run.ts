@@ -16,6 +16,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     operatorKeyPaths: options.operatorKey,
     modelPath: options.model,
     tee,
+    frameIntervalMs: options.frameIntervalMs,
   });
   const server = await listen(createEnclaveApp(enclave).fetch, options.listen, options.port);
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.

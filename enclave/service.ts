@@ -36,6 +36,7 @@ import {
 } from "../sealed/index.ts";
 import { type GenerateRequest, type GenerationEvent, type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { EnclaveError } from "./errors.ts";
+import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 import { type StagedModel, stageModel } from "./model-staging.ts";
 import {
   type AuditEntry,
@@ -57,6 +58,12 @@ export interface EnclaveConfig {
   readonly now?: () => Date;
   /** Test seam: an already-open engine (its model digest is still checked against the manifest). */
   readonly engine?: InferenceEngine;
+  /**
+   * Least time between two data frames of one answer, after the first (default
+   * DEFAULT_FRAME_INTERVAL_MS); text decoded meanwhile goes out together in the next frame. The
+   * first text and the end of an answer are never held back. 0: a frame whenever the writer asks.
+   */
+  readonly frameIntervalMs?: number;
 }
 
 /** The manifest's `tee.platforms` name of each mode (they coincide). */
@@ -114,7 +121,8 @@ export class Enclave {
     private readonly engine: InferenceEngine,
     private readonly now: () => Date,
     readonly documentDigest: string,
-    private readonly stagedModel: StagedModel | null = null,
+    private readonly stagedModel: StagedModel | null,
+    private readonly frameIntervalMs: number,
   ) {
     this.requestPolicy = compileRequestPolicy(manifest.requestPolicy);
     this.audit = manifest.audit.enabled
@@ -159,6 +167,10 @@ export class Enclave {
 
   static async boot(config: EnclaveConfig): Promise<Enclave> {
     const now = config.now ?? (() => new Date());
+    const frameIntervalMs = config.frameIntervalMs ?? DEFAULT_FRAME_INTERVAL_MS;
+    if (!(Number.isFinite(frameIntervalMs) && frameIntervalMs >= 0 && frameIntervalMs <= 1000)) {
+      throw new RangeError(`frameIntervalMs: expected 0..1000, found ${frameIntervalMs}`);
+    }
     const verified = await verifyManifest(config.manifestJws, config.operatorKeys).catch((error: unknown) => {
       throw new EnclaveError("BOOT_MANIFEST_INVALID", 500, `boot: manifest refused: ${(error as Error).message}`, {
         cause: error,
@@ -226,6 +238,7 @@ export class Enclave {
         now,
         documentDigest,
         staged,
+        frameIntervalMs,
       );
     } catch (error) {
       await engine.close();
@@ -240,12 +253,19 @@ export class Enclave {
     operatorKeyPaths: readonly string[];
     modelPath: string;
     tee: TeeMode;
+    frameIntervalMs?: number;
   }): Promise<Enclave> {
     const manifestJws = (await readFile(options.manifestPath, "utf8")).trim();
     const operatorKeys = await Promise.all(
       options.operatorKeyPaths.map(async (p) => JSON.parse(await readFile(p, "utf8")) as JWK),
     );
-    return Enclave.boot({ manifestJws, operatorKeys, modelPath: options.modelPath, tee: options.tee });
+    return Enclave.boot({
+      manifestJws,
+      operatorKeys,
+      modelPath: options.modelPath,
+      tee: options.tee,
+      ...(options.frameIntervalMs === undefined ? {} : { frameIntervalMs: options.frameIntervalMs }),
+    });
   }
 
   async answerNonce(nonce: Uint8Array): Promise<string> {
@@ -428,9 +448,10 @@ export class Enclave {
    * next token is being decoded while this one is sealed and written) and holds at most
    * MAX_PENDING_TEXT_EVENTS text chunks; the consumer (the HTTP response) takes every chunk that is
    * waiting when it asks for the next frame and seals them together into one data frame (the
-   * protocol allows any text per data frame; the client concatenates). Nothing is ever held back
-   * to wait for more text: the first chunk goes out as soon as it is asked for, and a frame is only
-   * coalesced from chunks that were already there.
+   * protocol allows any text per data frame; the client concatenates). After the first frame, data
+   * frames are paced: the next one goes out `frameIntervalMs` after the previous one at the
+   * earliest, with everything decoded meanwhile. The first chunk goes out as soon as it is asked
+   * for, and the end of the answer (final or error frame) is never held back by the pacing.
    */
   private async *stream(
     first: IteratorResult<GenerationEvent, void>,
@@ -455,8 +476,10 @@ export class Enclave {
       end: StreamEnd | null;
       stopped: boolean;
       wakeConsumer: (() => void) | null;
+      /** Set while the consumer waits out the frame interval: only the end cuts that wait short. */
+      wakeOnEnd: (() => void) | null;
       wakeProducer: (() => void) | null;
-    } = { end: null, stopped: false, wakeConsumer: null, wakeProducer: null };
+    } = { end: null, stopped: false, wakeConsumer: null, wakeOnEnd: null, wakeProducer: null };
     const signalConsumer = () => {
       const wake = state.wakeConsumer;
       state.wakeConsumer = null;
@@ -486,13 +509,29 @@ export class Enclave {
         state.end = { kind: "failed", error };
       } finally {
         signalConsumer();
+        const wake = state.wakeOnEnd;
+        state.wakeOnEnd = null;
+        wake?.();
       }
     };
     const producing = produce();
+    const interval = this.frameIntervalMs;
+    /** Resolves after `ms`, or as soon as the answer has ended. */
+    const waitOutInterval = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          state.wakeOnEnd = null;
+          resolve();
+        };
+        const timer = setTimeout(wake, ms);
+        state.wakeOnEnd = wake;
+      });
 
     // --- consumer: one frame per request for the next frame ---
     try {
       let delivered = 0;
+      let lastFrameAt = 0;
       for (;;) {
         if (texts.length === 0 && state.end === null) {
           await new Promise<void>((resolve) => (state.wakeConsumer = resolve));
@@ -503,6 +542,14 @@ export class Enclave {
           continue;
         }
         if (texts.length > 0) {
+          if (delivered > 0 && state.end === null) {
+            const wait = lastFrameAt + interval - performance.now();
+            if (wait > 0) {
+              await waitOutInterval(wait);
+              continue;
+            }
+          }
+          lastFrameAt = performance.now();
           const text = takeCoalesced(texts);
           const producer = state.wakeProducer;
           state.wakeProducer = null;
@@ -577,8 +624,11 @@ type StreamEnd =
   | { readonly kind: "ended" }
   | { readonly kind: "failed"; readonly error: unknown };
 
-/** Text chunks the enclave may hold ahead of a consumer that is not reading (bounded buffering). */
-const MAX_PENDING_TEXT_EVENTS = 8;
+/**
+ * Text chunks the enclave may hold ahead of a consumer that is not reading (bounded buffering);
+ * well above what a fast model decodes in one frame interval, so pacing never stalls decoding.
+ */
+const MAX_PENDING_TEXT_EVENTS = 256;
 /** Most UTF-16 units sealed into one coalesced data frame (≤ 3 bytes each: far below 1 MiB). */
 const MAX_COALESCED_CHARS = 64 * 1024;
 

@@ -191,6 +191,8 @@ export async function startDeployment(options: {
   hostPort: number;
   enclavePort: number;
   log: (line: string) => void;
+  /** `cloister enclave --frame-interval-ms`; absent: the enclave's default. */
+  frameIntervalMs?: number;
 }): Promise<RunningDeployment> {
   const { files } = options;
   const enclaveArgs = (port: number) => [
@@ -205,6 +207,7 @@ export async function startDeployment(options: {
     options.tee,
     "--port",
     String(port),
+    ...(options.frameIntervalMs === undefined ? [] : ["--frame-interval-ms", String(options.frameIntervalMs)]),
   ];
   let resolveExited: (who: string) => void = () => {};
   const exited = new Promise<string>((r) => {

@@ -1,8 +1,9 @@
 /**
- * Frame coalescing in the enclave's answer stream, with a scripted engine: text chunks that are
- * already waiting when the consumer asks for a frame go out together in one data frame; the first
- * chunk is never held back; the enclave decodes at most 8 chunks ahead of a consumer that does not
- * read; failures after text still end in an error frame and an audit record.
+ * Frame coalescing and pacing in the enclave's answer stream, with a scripted engine: text chunks
+ * that are already waiting when the consumer asks for a frame go out together in one data frame;
+ * after the first frame, data frames are at least the frame interval apart; the first chunk and
+ * the end are never held back; the enclave decodes a bounded number of chunks ahead of a consumer
+ * that does not read; failures after text still end in an error frame and an audit record.
  */
 import type { JWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -23,16 +24,23 @@ const usage = {
   tokensPerSecond: 0,
 };
 
+/** Pauses the scripted engine (a slow decode step) before its next event. */
+type Pause = { readonly pauseMs: number };
+
 /** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
 class ScriptedEngine {
   readonly info = { modelSha256: TINY_MODEL_SHA256 };
   pulls = 0;
-  constructor(private readonly script: () => (GenerationEvent | Error)[]) {}
+  constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
   countPromptTokens(): number {
     return 3;
   }
   async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
     for (const event of this.script()) {
+      if ("pauseMs" in event) {
+        await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+        continue;
+      }
       this.pulls++;
       if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
       yield event;
@@ -47,7 +55,7 @@ beforeAll(async () => {
   operator = await generateManifestSigningKey("EdDSA");
 });
 
-async function bootWith(engine: ScriptedEngine): Promise<Enclave> {
+async function bootWith(engine: ScriptedEngine, frameIntervalMs = 0): Promise<Enclave> {
   const manifest = devManifest({ model: { sha256: TINY_MODEL_SHA256 } });
   return Enclave.boot({
     manifestJws: await signManifest(manifest, operator.privateJwk),
@@ -55,7 +63,20 @@ async function bootWith(engine: ScriptedEngine): Promise<Enclave> {
     modelPath: "unused (engine injected)",
     tee: "sim-snp",
     engine: engine as unknown as InferenceEngine,
+    frameIntervalMs,
   });
+}
+
+/** Reads every frame as soon as it is offered, with the time each one came. */
+async function readAll(iterator: AsyncIterator<Uint8Array>) {
+  const frames: Uint8Array[] = [];
+  const at: number[] = [];
+  for (;;) {
+    const { done: ended, value } = await iterator.next();
+    if (ended === true) return { frames, at };
+    frames.push(value);
+    at.push(performance.now());
+  }
 }
 
 async function open(enclave: Enclave) {
@@ -105,14 +126,14 @@ describe("enclave answer stream: frame coalescing", () => {
     expect(JSON.parse(audit.lines[0] as string).record).toMatchObject({ decision: "allow", error: null });
   });
 
-  it("decodes at most 8 chunks ahead of a consumer that stops reading", async () => {
-    const engine = new ScriptedEngine(() => [...texts(40), done]);
+  it("decodes at most 256 chunks ahead of a consumer that stops reading", async () => {
+    const engine = new ScriptedEngine(() => [...texts(400), done]);
     const enclave = await bootWith(engine);
     const { context, iterator } = await open(enclave);
     const first = await iterator.next();
     await settle();
-    // The first chunk was taken; 8 more wait; the engine has been asked for exactly those.
-    expect(engine.pulls).toBe(9);
+    // The first chunk was taken; 256 more wait; the engine has been asked for exactly those.
+    expect(engine.pulls).toBe(257);
     const second = await iterator.next();
     await iterator.return?.(undefined);
     const events = await decode(context, [first.value as Uint8Array, second.value as Uint8Array]).catch(
@@ -120,7 +141,7 @@ describe("enclave answer stream: frame coalescing", () => {
     );
     // The stream was cut by the consumer: the client sees a truncation, and the text it got is whole.
     expect(events).toMatchObject({ code: "STREAM_TRUNCATED" });
-    expect(engine.pulls).toBeLessThanOrEqual(18);
+    expect(engine.pulls).toBeLessThanOrEqual(2 * 257);
     const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
     expect(record).toMatchObject({ error: "CLIENT_ABORTED" });
   });
@@ -146,5 +167,51 @@ describe("enclave answer stream: frame coalescing", () => {
     expect(events.at(-1) ?? error).toMatchObject({ code: "GENERATION_FAILED" });
     const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
     expect(record).toMatchObject({ decision: "allow", error: "GENERATION_FAILED" });
+  });
+
+  it("paces data frames at least the frame interval apart and loses no text", async () => {
+    // 30 chunks, one every 4 ms (~120 ms of decoding), read eagerly, frames at least 40 ms apart.
+    const engine = new ScriptedEngine(() => [...texts(30).flatMap((t) => [{ pauseMs: 4 }, t]), done]);
+    const enclave = await bootWith(engine, 40);
+    const { context, iterator } = await open(enclave);
+    const { frames, at } = await readAll(iterator);
+    const events = await decode(context, frames);
+    const data = events.flatMap((e) => (e.type === "data" ? [e.text] : []));
+    expect(data.join("")).toBe(
+      texts(30)
+        .map((e) => (e.type === "text" ? e.text : ""))
+        .join(""),
+    );
+    expect(data[0]).toBe("t0 ");
+    // ~120 ms at one data frame per 40 ms: a handful of frames, not one per chunk.
+    expect(data.length).toBeGreaterThanOrEqual(2);
+    expect(data.length).toBeLessThanOrEqual(6);
+    const dataTimes = at.slice(0, data.length);
+    for (let i = 1; i < dataTimes.length; i++) {
+      // Timers may fire a little early on a busy machine; never by a whole interval.
+      expect((dataTimes[i] as number) - (dataTimes[i - 1] as number)).toBeGreaterThanOrEqual(35);
+    }
+    expect(events.at(-1)).toMatchObject({ type: "final", frameCount: data.length + 1 });
+  });
+
+  it("never holds back the end of an answer for the frame interval", async () => {
+    const engine = new ScriptedEngine(() => [
+      { type: "text", text: "a" },
+      { pauseMs: 5 },
+      { type: "text", text: "b" },
+      done,
+    ]);
+    const enclave = await bootWith(engine, 1000);
+    const { context, iterator } = await open(enclave);
+    const started = performance.now();
+    const { frames } = await readAll(iterator);
+    expect(performance.now() - started).toBeLessThan(500);
+    const events = await decode(context, frames);
+    expect(events.map((e) => (e.type === "data" ? e.text : e.type))).toEqual(["a", "b", "final"]);
+  });
+
+  it("refuses a frame interval outside 0..1000 ms at boot", async () => {
+    await expect(bootWith(new ScriptedEngine(() => [done]), -1)).rejects.toThrow(/frameIntervalMs/);
+    await expect(bootWith(new ScriptedEngine(() => [done]), 5000)).rejects.toThrow(/frameIntervalMs/);
   });
 });

@@ -74,7 +74,8 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
     // between: then (and only then) start over, so the suite tests the product, not that race.
     for (let attempt = 1; booted === undefined; attempt++) {
       const files = await prepareDeployment({ dir, tee, threads: 1, progress: () => {} });
-      const running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log });
+      // One frame per token (no pacing): these tests tamper with, count and reorder single frames.
+      const running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log, frameIntervalMs: 0 });
       if (attempt === 3 || policyAllows(files, tee, await currentMeasurement(tee))) booted = { files, running };
       else await running.stop();
     }
