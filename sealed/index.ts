@@ -37,6 +37,8 @@ export { ReplayGuard, type ReplayGuardOptions } from "./replay.ts";
 export {
   type OpenedRequest,
   openRequest,
+  PreparedRequestKey,
+  prepareRequestKey,
   type SealedRequest,
   type SealedRequestEnvelope,
   type SealRequestOptions,

@@ -73,6 +73,63 @@ export interface SealRequestOptions<B> {
   readonly now?: number;
   /** Randomness source (ephemeral key, nonce, request id); default tweetnacl's CSPRNG. Tests only. */
   readonly randomBytes?: (length: number) => Uint8Array;
+  /**
+   * A fresh ephemeral key made ahead of time for this enclave key (prepareRequestKey), used up by
+   * this request; without it, the key is made here.
+   */
+  readonly prepared?: PreparedRequestKey;
+}
+
+/**
+ * The expensive half of sealing one request, made ahead of time (e.g. while the previous answer
+ * streams): a fresh ephemeral X25519 key and its shared key with one enclave key. Single use: it
+ * is wiped when a request takes it, and `discard` wipes it unused (e.g. when the enclave's keys
+ * change). It is as secret as the request it will seal and never leaves the client's memory.
+ */
+export class PreparedRequestKey {
+  #sharedKey: Uint8Array | null;
+
+  /** @internal use prepareRequestKey */
+  constructor(
+    readonly enclavePublicKey: Uint8Array,
+    readonly keyId: Uint8Array,
+    readonly ephemeralPublicKey: Uint8Array,
+    sharedKey: Uint8Array,
+  ) {
+    this.#sharedKey = sharedKey;
+  }
+
+  get used(): boolean {
+    return this.#sharedKey === null;
+  }
+
+  /** @internal the shared key, once; the caller wipes it after use. */
+  take(): Uint8Array {
+    const key = this.#sharedKey;
+    if (key === null) throw new SealedInvalidArgumentError("prepared: this request key was already used");
+    this.#sharedKey = null;
+    return key;
+  }
+
+  discard(): void {
+    this.#sharedKey?.fill(0);
+    this.#sharedKey = null;
+  }
+}
+
+/** Client: makes a fresh ephemeral key and its shared key with `enclavePublicKey`, for one later request. */
+export async function prepareRequestKey(enclavePublicKey: Uint8Array): Promise<PreparedRequestKey> {
+  assertKeyLength("enclavePublicKey", enclavePublicKey);
+  const [keyId, ephemeral] = await Promise.all([enclaveKeyId(enclavePublicKey), generateEphemeralX25519Key()]);
+  const sharedKey = await ephemeral.sharedKey(enclavePublicKey).catch(lowOrderAsInvalidArgument);
+  return new PreparedRequestKey(new Uint8Array(enclavePublicKey), keyId, ephemeral.publicKey, sharedKey);
+}
+
+function lowOrderAsInvalidArgument(error: unknown): never {
+  if (error instanceof LowOrderKeyError) {
+    throw new SealedInvalidArgumentError("enclavePublicKey: expected an X25519 public key, found a low-order point");
+  }
+  throw error;
 }
 
 export interface SealedRequestEnvelope {
@@ -102,9 +159,15 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     throw new SealedInvalidArgumentError(`now: expected a time in ms, found ${now}`);
   const random = options.randomBytes ?? defaultRandomBytes;
 
+  const prepared = options.prepared;
+  if (prepared !== undefined && !bytesEqual(prepared.enclavePublicKey, options.enclavePublicKey)) {
+    throw new SealedInvalidArgumentError("prepared: expected a request key made for this enclave key");
+  }
+  if (prepared?.used === true) throw new SealedInvalidArgumentError("prepared: this request key was already used");
   // Injected randomness (tests) makes the ephemeral secret from its first 32 bytes, as before;
   // otherwise WebCrypto makes it (crypto.ts), never leaving it in a JavaScript array.
-  const ephemeralSecretKey = options.randomBytes === undefined ? null : takeRandom(random, X25519_KEY_LENGTH);
+  const ephemeralSecretKey =
+    options.randomBytes === undefined || prepared !== undefined ? null : takeRandom(random, X25519_KEY_LENGTH);
   const nonce = takeRandom(random, BOX_NONCE_LENGTH);
   const requestId = toHex(takeRandom(random, REQUEST_ID_BYTES));
   const kind = options.kind;
@@ -124,24 +187,26 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     );
   }
 
-  // Independent WebCrypto steps run together (each is a thread-pool job): key id ‖ ephemeral key,
-  // then header digest ‖ shared key.
-  const [keyId, ephemeral] = await Promise.all([
-    enclaveKeyId(options.enclavePublicKey),
-    ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
-  ]);
-  const prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
-  const [headerDigest, sharedKey] = await Promise.all([
-    sha256(prefix),
-    ephemeral.sharedKey(options.enclavePublicKey).catch((error: unknown) => {
-      if (error instanceof LowOrderKeyError) {
-        throw new SealedInvalidArgumentError(
-          "enclavePublicKey: expected an X25519 public key, found a low-order point",
-        );
-      }
-      throw error;
-    }),
-  ]);
+  let headerDigest: Uint8Array;
+  let sharedKey: Uint8Array;
+  let prefix: Uint8Array;
+  if (prepared !== undefined) {
+    prefix = encodeEnvelopePrefix(kind, prepared.keyId, ciphertextLength, prepared.ephemeralPublicKey, nonce);
+    sharedKey = prepared.take();
+    headerDigest = await sha256(prefix);
+  } else {
+    // Independent WebCrypto steps run together (each is a thread-pool job): key id ‖ ephemeral key,
+    // then header digest ‖ shared key.
+    const [keyId, ephemeral] = await Promise.all([
+      enclaveKeyId(options.enclavePublicKey),
+      ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
+    ]);
+    prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
+    [headerDigest, sharedKey] = await Promise.all([
+      sha256(prefix),
+      ephemeral.sharedKey(options.enclavePublicKey).catch(lowOrderAsInvalidArgument),
+    ]);
+  }
   const plaintext = concatBytes(headerDigest, jsonBytes);
   const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
   plaintext.fill(0);

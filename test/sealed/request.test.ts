@@ -3,7 +3,9 @@ import {
   ENVELOPE_PREFIX_LENGTH,
   enclaveKeyId,
   openRequest,
+  openResponseFrames,
   parseEnvelope,
+  prepareRequestKey,
   ReplayGuard,
   sealRequest,
   toHex,
@@ -162,5 +164,67 @@ describe("sealRequest / openRequest", () => {
     );
     expect(unserialisable.code).toBe("INVALID_ARGUMENT");
     expect(unserialisable.cause).toBeInstanceOf(TypeError);
+  });
+});
+
+describe("prepared request keys (made ahead of time, single use)", () => {
+  it("seal a request the enclave opens, with the prepared ephemeral key in the envelope", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const prepared = await prepareRequestKey(key.publicKey);
+    const { envelope, context } = await sealRequest({
+      enclavePublicKey: key.publicKey,
+      kind: "chat",
+      body,
+      now: T0,
+      prepared,
+    });
+    expect(prepared.used).toBe(true);
+    expect(toHex(parseEnvelope(envelope).ephemeralPublicKey)).toBe(toHex(prepared.ephemeralPublicKey));
+    const { request, sealer } = await openRequest(envelope, key, new ReplayGuard(), T0);
+    expect(request.body).toEqual(body);
+    // The response key matches too: a frame sealed by the enclave opens with the client's context.
+    const events = [];
+    for await (const event of openResponseFrames(context, [
+      sealer.data("hi"),
+      sealer.final({ promptTokens: 1, completionTokens: 1, ttftMs: 1, finishReason: "stop" }),
+    ])) {
+      events.push(event);
+    }
+    expect(events.map((e) => e.type)).toEqual(["data", "final"]);
+  });
+
+  it("refuse a second use, a discarded key, and a key made for another enclave key", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const other = await enclaveKeyFromSeed(2);
+    const prepared = await prepareRequestKey(key.publicKey);
+    await sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, prepared });
+    const again = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, prepared }),
+    );
+    expect(again).toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(again.message).toMatch(/already used/);
+
+    const discarded = await prepareRequestKey(key.publicKey);
+    discarded.discard();
+    expect(discarded.used).toBe(true);
+    expect(
+      await sealedErrorOf(() =>
+        sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, prepared: discarded }),
+      ),
+    ).toMatchObject({ code: "INVALID_ARGUMENT" });
+
+    const forKey = await prepareRequestKey(key.publicKey);
+    const wrong = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: other.publicKey, kind: "chat", body, prepared: forKey }),
+    );
+    expect(wrong.message).toMatch(/made for this enclave key/);
+    expect(forKey.used).toBe(false);
+  });
+
+  it("are fresh each time", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const a = await prepareRequestKey(key.publicKey);
+    const b = await prepareRequestKey(key.publicKey);
+    expect(toHex(a.ephemeralPublicKey)).not.toBe(toHex(b.ephemeralPublicKey));
   });
 });
