@@ -14,17 +14,28 @@ import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { TrustAnchors } from "../attestation/evidence.ts";
-import { openResponseFrames, type RequestKind, type ResponseUsage, SealedError, sealRequest } from "../sealed/index.ts";
+import {
+  openResponseFrames,
+  type PreparedRequestKey,
+  prepareRequestKey,
+  type RequestKind,
+  type ResponseUsage,
+  SealedError,
+  sealRequest,
+} from "../sealed/index.ts";
 import { ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "./policy.ts";
+import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
 
 export interface ConnectOptions {
   /** The host's base URL, e.g. http://127.0.0.1:8080 */
   readonly url: string;
   readonly policy: ClientPolicy;
   readonly apiKey: string;
-  /** Injectable for tests and other runtimes. */
+  /** Send requests through this fetch (tests, other runtimes). Default: node:http on Node.js, fetch elsewhere. */
   readonly fetch?: typeof fetch;
+  /** Send requests through this transport (takes precedence over `fetch`). */
+  readonly transport?: Transport;
   readonly now?: () => Date;
   /**
    * A secret (at least 16 characters) shared by this caller's own sessions that may share the
@@ -66,12 +77,12 @@ function transportError(code: string, message: string, cause?: unknown): ClientE
   return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
 }
 
-async function errorBody(response: Response): Promise<{ code: string; message: string }> {
+async function errorBody(response: TransportResponse): Promise<{ code: string; message: string }> {
   try {
-    const json = (await response.json()) as { error?: { code?: unknown; message?: unknown } };
+    const json = JSON.parse(await response.text()) as { error?: { code?: unknown; message?: unknown } };
     return { code: String(json.error?.code ?? `HTTP_${response.status}`), message: String(json.error?.message ?? "") };
   } catch {
-    return { code: `HTTP_${response.status}`, message: response.statusText };
+    return { code: `HTTP_${response.status}`, message: "" };
   }
 }
 
@@ -79,29 +90,29 @@ class HttpClient {
   constructor(
     private readonly base: string,
     private readonly apiKey: string,
-    private readonly doFetch: typeof fetch,
+    private readonly transport: Transport,
   ) {}
 
   async request(
     path: string,
-    init: { method: string; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
-  ) {
-    let response: Response;
+    init: { method: "GET" | "POST"; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
+  ): Promise<TransportResponse> {
+    let response: TransportResponse;
     try {
-      response = await this.doFetch(`${this.base}${path}`, {
+      response = await this.transport(`${this.base}${path}`, {
         method: init.method,
         headers: {
           authorization: `Bearer ${this.apiKey}`,
           ...(init.contentType === undefined ? {} : { "content-type": init.contentType }),
         },
-        ...(init.body === undefined ? {} : { body: init.body as BodyInit }),
+        ...(init.body === undefined ? {} : { body: init.body }),
         ...(init.signal === undefined ? {} : { signal: init.signal }),
       });
     } catch (error) {
       if (init.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
       throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
     }
-    if (response.ok) return response;
+    if (response.status >= 200 && response.status < 300) return response;
     const { code, message } = await errorBody(response);
     if (response.status === 401 || response.status === 403) {
       throw new ClientError("configuration", code, `host refused the API key: ${message}`);
@@ -115,7 +126,7 @@ class HttpClient {
         { status: response.status },
       );
     }
-    const retryAfter = response.headers.get("retry-after");
+    const retryAfter = response.header("retry-after");
     const suffix = retryAfter === null ? "" : ` (retry after ${retryAfter}s)`;
     throw Object.assign(transportError(code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`), {
       status: response.status,
@@ -143,11 +154,9 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       "cacheScope: expected a secret of at least 16 characters",
     );
   }
-  const http = new HttpClient(
-    url.href.replace(/\/+$/, ""),
-    options.apiKey,
-    options.fetch ?? globalThis.fetch.bind(globalThis),
-  );
+  const transport =
+    options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
+  const http = new HttpClient(url.href.replace(/\/+$/, ""), options.apiKey, transport);
   const now = options.now ?? (() => new Date());
   const anchors = await anchorsForPolicy(options.policy);
   // The KV-cache scope, sealed inside every request: the enclave reuses cached prompt state only
@@ -169,8 +178,17 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   return session;
 }
 
+/** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
+const MAX_PREPARED_KEYS = 8;
+
 export class Session {
   #enclave: VerifiedEnclave | null = null;
+  /** Request keys made ahead for the attested enclave key (single use each); see #replenish. */
+  #prepared: PreparedRequestKey[] = [];
+  #preparing = 0;
+  #inFlight = 0;
+  /** Most requests this session had in flight at once: how many keys to keep ready. */
+  #peakInFlight = 1;
 
   /** @internal use connect() */
   constructor(
@@ -192,7 +210,7 @@ export class Session {
     const documentResponse = await this.http.request("/v1/attestation", { method: "GET" });
     let document: string;
     try {
-      document = String(((await documentResponse.json()) as { document?: unknown }).document);
+      document = String((JSON.parse(await documentResponse.text()) as { document?: unknown }).document);
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
@@ -204,7 +222,7 @@ export class Session {
     });
     let answer: string;
     try {
-      answer = String(((await answerResponse.json()) as { answer?: unknown }).answer);
+      answer = String((JSON.parse(await answerResponse.text()) as { answer?: unknown }).answer);
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation challenge: response is not JSON", error);
     }
@@ -241,7 +259,49 @@ export class Session {
       );
     }
     this.#enclave = enclave;
+    // Keys made for an earlier enclave key are useless now: wipe them, make new ones.
+    for (const key of this.#prepared) key.discard();
+    this.#prepared = [];
+    this.#replenish();
     return enclave;
+  }
+
+  /**
+   * Makes request keys ahead of time (a fresh X25519 key and its shared key with the enclave's
+   * key each; sealed/request.ts) so sealing a request costs a box and a hash, not a key exchange,
+   * on its way to the first token. Runs after attestation and once an answer has started
+   * streaming, never in front of a request.
+   */
+  #replenish(): void {
+    const enclave = this.#enclave;
+    if (enclave === null) return;
+    const target = Math.min(this.#peakInFlight, MAX_PREPARED_KEYS);
+    while (this.#prepared.length + this.#preparing < target) {
+      this.#preparing++;
+      prepareRequestKey(enclave.sealingPublicKey).then(
+        (key) => {
+          this.#preparing--;
+          if (this.#enclave === enclave) this.#prepared.push(key);
+          else key.discard();
+        },
+        () => {
+          // Made again at the next request's start (sealRequest reports any real problem).
+          this.#preparing--;
+        },
+      );
+    }
+  }
+
+  /** A prepared request key for `enclavePublicKey`, if one is ready. */
+  #takePrepared(enclavePublicKey: Uint8Array): PreparedRequestKey | undefined {
+    const key = this.#prepared.shift();
+    if (key === undefined) return undefined;
+    const same =
+      key.enclavePublicKey.length === enclavePublicKey.length &&
+      key.enclavePublicKey.every((b, i) => b === enclavePublicKey[i]);
+    if (same) return key;
+    key.discard();
+    return undefined;
   }
 
   /** Streams a chat answer: text chunks, then one `done` event with usage. */
@@ -274,10 +334,27 @@ export class Session {
       ...(options.stop === undefined ? {} : { stop: options.stop }),
       tenant: this.tenant,
     };
-    let response: Response | undefined;
+    this.#inFlight++;
+    this.#peakInFlight = Math.max(this.#peakInFlight, this.#inFlight);
+    try {
+      yield* this.#send(kind, body, options);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
+    let response: TransportResponse | undefined;
     let context: Awaited<ReturnType<typeof sealRequest>>["context"] | undefined;
     for (let attempt = 0; attempt < 2 && response === undefined; attempt++) {
-      const sealed = await sealRequest({ enclavePublicKey: this.enclave.sealingPublicKey, kind, body });
+      const enclavePublicKey = this.enclave.sealingPublicKey;
+      const prepared = this.#takePrepared(enclavePublicKey);
+      const sealed = await sealRequest({
+        enclavePublicKey,
+        kind,
+        body,
+        ...(prepared === undefined ? {} : { prepared }),
+      });
       context = sealed.context;
       try {
         response = await this.http.request("/v1/sealed", {
@@ -305,9 +382,11 @@ export class Session {
         throw error;
       }
     }
-    if (response === undefined || context === undefined || response.body === null) {
+    if (response === undefined || context === undefined) {
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response has no body");
     }
+    // The answer is on its way: make the next request's key while it streams.
+    this.#replenish();
     try {
       for await (const event of openResponseFrames(context, response.body)) {
         if (event.type === "data") yield { type: "text", text: event.text };

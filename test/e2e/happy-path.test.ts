@@ -12,6 +12,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
+import { parseEnvelope } from "../../sealed/envelope.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
 import { startTamperProxy, type TamperProxy } from "./helpers/tamper-proxy.ts";
@@ -80,6 +81,25 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     expect(result.done?.usage.promptTokens).toBeLessThan(100);
     expect(result.done?.usage.ttftMs).toBeGreaterThanOrEqual(0);
     expect(result.done?.usage.ttftMs).toBeLessThan(30_000);
+  });
+
+  it("every sealed request has its own ephemeral key and nonce, sequential or concurrent (keys made ahead are used once)", async () => {
+    const before = proxy.observed("POST", "/v1/sealed").length;
+    for (let i = 0; i < 3; i++)
+      expect((await session.complete("The enclave", { maxTokens: 2 })).text.length).toBeGreaterThan(0);
+    const concurrent = await Promise.all(
+      Array.from({ length: 4 }, () => session.complete("The enclave", { maxTokens: 2 })),
+    );
+    for (const c of concurrent) expect(c.usage.completionTokens).toBe(2);
+    const envelopes = proxy
+      .observed("POST", "/v1/sealed")
+      .slice(before)
+      .map((e) => parseEnvelope(e.clientBody));
+    expect(envelopes).toHaveLength(7);
+    const keys = envelopes.map((e) => Buffer.from(e.ephemeralPublicKey).toString("hex"));
+    const nonces = envelopes.map((e) => Buffer.from(e.nonce).toString("hex"));
+    expect(new Set(keys).size).toBe(7);
+    expect(new Set(nonces).size).toBe(7);
   });
 
   it("complete returns the greedy continuation; maxTokens cuts with finishReason length", async () => {

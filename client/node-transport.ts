@@ -1,0 +1,73 @@
+/**
+ * The SDK's HTTP transport on Node.js: node:http / node:https on keep-alive agents. The body is
+ * the response's own async iteration of socket chunks; leaving it early destroys the response,
+ * aborting the request closes the socket.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
+
+/** Agents are per transport, so each connect() (and its sessions) keeps its own connections. */
+export function nodeTransport(): Transport {
+  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  return (url, request) => send(agents, new URL(url), request);
+}
+
+function send(
+  agents: { http: HttpAgent; https: HttpsAgent },
+  url: URL,
+  init: TransportRequest,
+): Promise<TransportResponse> {
+  return new Promise((resolve, reject) => {
+    const { signal } = init;
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const body = typeof init.body === "string" ? Buffer.from(init.body, "utf8") : init.body;
+    const headers: Record<string, string> = { ...init.headers };
+    if (body !== undefined) headers["content-length"] = String(body.byteLength);
+    const options = { method: init.method, headers };
+    const req =
+      url.protocol === "https:"
+        ? httpsRequest(url, { ...options, agent: agents.https })
+        : httpRequest(url, { ...options, agent: agents.http });
+    const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let answered = false;
+    req.on("error", (error) => {
+      if (answered) return; // the response's own iteration reports it
+      signal?.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+    req.on("response", (res: IncomingMessage) => {
+      answered = true;
+      res.once("close", () => signal?.removeEventListener("abort", onAbort));
+      resolve(response(res));
+    });
+    req.end(body);
+  });
+}
+
+function response(res: IncomingMessage): TransportResponse {
+  return {
+    status: res.statusCode ?? 0,
+    header(name) {
+      const value = res.headers[name.toLowerCase()];
+      if (value === undefined) return null;
+      return Array.isArray(value) ? value.join(", ") : value;
+    },
+    body: chunks(res),
+    async text() {
+      const parts: Buffer[] = [];
+      for await (const chunk of chunks(res)) parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      return Buffer.concat(parts).toString("utf8");
+    },
+  };
+}
+
+async function* chunks(res: IncomingMessage): AsyncGenerator<Uint8Array> {
+  for await (const chunk of res as AsyncIterable<Buffer>) yield chunk;
+  // A connection cut mid-body ends the iteration quietly on some Node versions: say so.
+  if (!res.complete) throw new Error("response body was cut before its end");
+}

@@ -1,0 +1,60 @@
+import type { ByteSource } from "../sealed/index.ts";
+
+/**
+ * How the SDK talks HTTP to the host: one small interface with two implementations, `fetch` (any
+ * runtime, and what callers inject) and node:http (client/node-transport.ts, the default on
+ * Node.js: a keep-alive agent and the socket's own chunks, without fetch's per-request web-stream
+ * machinery, which costs about half a millisecond per request on loopback).
+ */
+
+export interface TransportRequest {
+  readonly method: "GET" | "POST";
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: Uint8Array | string;
+  readonly signal?: AbortSignal;
+}
+
+export interface TransportResponse {
+  readonly status: number;
+  /** A response header, or null. */
+  header(name: string): string | null;
+  /** The body as it arrives. A connection cut before the end makes the reading throw. */
+  readonly body: ByteSource;
+  /** The whole body as text. */
+  text(): Promise<string>;
+}
+
+/**
+ * Sends one request. Rejects only when no response came (unreachable, aborted); any HTTP status
+ * resolves.
+ */
+export type Transport = (url: string, request: TransportRequest) => Promise<TransportResponse>;
+
+/** A transport over a fetch implementation. */
+export function fetchTransport(doFetch: typeof fetch): Transport {
+  return async (url, request) => {
+    const response = await doFetch(url, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+    });
+    return {
+      status: response.status,
+      header: (name) => response.headers.get(name),
+      body: response.body ?? [],
+      text: () => response.text(),
+    };
+  };
+}
+
+/**
+ * The transport used when the caller injects none: node:http on Node.js, fetch elsewhere. The
+ * node module is loaded only on Node, so other runtimes never see node:http.
+ */
+export async function defaultTransport(): Promise<Transport> {
+  const onNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
+  if (!onNode) return fetchTransport(globalThis.fetch.bind(globalThis));
+  const { nodeTransport } = await import("./node-transport.ts");
+  return nodeTransport();
+}

@@ -1,0 +1,151 @@
+/**
+ * The SDK's two HTTP transports (node:http, the default on Node.js, and fetch) against a real
+ * loopback server: the same answers, streaming, errors and aborts from both.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { nodeTransport } from "../../client/node-transport.ts";
+import { defaultTransport, fetchTransport, type Transport } from "../../client/transport.ts";
+import type { ByteSource } from "../../sealed/index.ts";
+
+/** Node's ReadableStream (fetch's body) is async-iterable too. */
+const iterate = (body: ByteSource) => body as AsyncIterable<Uint8Array>;
+
+let server: Server;
+let base: string;
+/** Called by /stream when the client has read chunk i, so the server can send chunk i+1. */
+let nextChunk: (() => void) | null = null;
+
+function handler(req: IncomingMessage, res: ServerResponse) {
+  const parts: Buffer[] = [];
+  req.on("data", (c: Buffer) => parts.push(c));
+  req.on("end", () => {
+    const body = Buffer.concat(parts).toString();
+    if (req.url === "/echo") {
+      res.writeHead(201, { "content-type": "application/json", "x-seen-auth": req.headers.authorization ?? "" });
+      res.end(JSON.stringify({ method: req.method, body, type: req.headers["content-type"] ?? null }));
+    } else if (req.url === "/stream") {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      let i = 0;
+      const send = () => {
+        if (i === 3) {
+          res.end();
+          return;
+        }
+        res.write(Buffer.from([i++]));
+        nextChunk = send;
+      };
+      send();
+    } else if (req.url === "/cut") {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "100" });
+      res.write(Buffer.alloc(10), () => res.destroy());
+    } else if (req.url === "/hang") {
+      res.writeHead(200);
+      res.write("x");
+    } else {
+      res.writeHead(404, { "retry-after": "7" });
+      res.end("nope");
+    }
+  });
+}
+
+beforeAll(async () => {
+  server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+});
+
+const transports: [string, () => Transport][] = [
+  ["node:http", nodeTransport],
+  ["fetch", () => fetchTransport(fetch)],
+];
+
+describe.each(transports)("%s transport", (_name, make) => {
+  it("sends method, headers and body; returns status, headers and the whole text", async () => {
+    const transport = make();
+    const response = await transport(`${base}/echo`, {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: '{"a":1}',
+    });
+    expect(response.status).toBe(201);
+    expect(response.header("X-Seen-Auth")).toBe("Bearer k");
+    expect(response.header("absent")).toBeNull();
+    expect(JSON.parse(await response.text())).toEqual({ method: "POST", body: '{"a":1}', type: "application/json" });
+    const bytes = await transport(`${base}/echo`, { method: "POST", headers: {}, body: new Uint8Array([104, 105]) });
+    expect(JSON.parse(await bytes.text())).toMatchObject({ body: "hi" });
+  });
+
+  it("resolves any HTTP status (errors are the caller's to read)", async () => {
+    const response = await make()(`${base}/missing`, { method: "GET", headers: {} });
+    expect(response.status).toBe(404);
+    expect(response.header("retry-after")).toBe("7");
+    expect(await response.text()).toBe("nope");
+  });
+
+  it("yields each chunk as it arrives", async () => {
+    const response = await make()(`${base}/stream`, { method: "GET", headers: {} });
+    const seen: number[] = [];
+    for await (const chunk of iterate(response.body)) {
+      // The server sends the next chunk only after this one was read: nothing waits for the end.
+      seen.push(...chunk);
+      const step = nextChunk;
+      nextChunk = null;
+      step?.();
+    }
+    expect(seen).toEqual([0, 1, 2]);
+  });
+
+  it("throws from the body when the connection is cut before the end", async () => {
+    const response = await make()(`${base}/cut`, { method: "GET", headers: {} });
+    await expect(
+      (async () => {
+        for await (const _ of iterate(response.body)) {
+          // read on
+        }
+      })(),
+    ).rejects.toThrow();
+  });
+
+  it("rejects when nothing listens, and when aborted before or during the body", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    await expect(make()(`http://127.0.0.1:${port}/`, { method: "GET", headers: {} })).rejects.toBeDefined();
+
+    const early = new AbortController();
+    early.abort();
+    await expect(make()(`${base}/echo`, { method: "GET", headers: {}, signal: early.signal })).rejects.toBeDefined();
+
+    const late = new AbortController();
+    const response = await make()(`${base}/hang`, { method: "GET", headers: {}, signal: late.signal });
+    const reading = (async () => {
+      for await (const _ of iterate(response.body)) late.abort();
+    })();
+    await expect(reading).rejects.toBeDefined();
+  });
+});
+
+describe("default transport", () => {
+  it("is node:http on Node.js (no fetch involved)", async () => {
+    const original = globalThis.fetch;
+    globalThis.fetch = (() => Promise.reject(new Error("fetch must not be used"))) as typeof fetch;
+    try {
+      const transport = await defaultTransport();
+      const response = await transport(`${base}/echo`, { method: "GET", headers: {} });
+      expect(response.status).toBe(201);
+      await response.text();
+    } finally {
+      globalThis.fetch = original;
+    }
+  });
+});
