@@ -4,10 +4,13 @@
  * GET /healthz. Errors are mapped to HTTP here and only here; once a sealed request is open,
  * failures travel inside sealed error frames instead.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
 import { base64url } from "jose";
 import { TENANT_HEADER } from "../sealed/envelope.ts";
 import { EnclaveError } from "./errors.ts";
+import { readBodyWithin } from "./http.ts";
 import type { Enclave } from "./service.ts";
 
 const MAX_SEALED_BYTES = 16 * 1024 * 1024 + 1024;
@@ -16,13 +19,18 @@ function errorJson(code: string, message: string) {
   return { error: { code, message } };
 }
 
-export function createEnclaveApp(enclave: Enclave): Hono {
-  const app = new Hono();
+/** What @hono/node-server passes as `c.env` (its HttpBindings). */
+type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
+
+export function createEnclaveApp(enclave: Enclave): Hono<Env> {
+  const app = new Hono<Env>();
 
   app.onError((error, c) => {
     if (error instanceof EnclaveError) {
       // Overload (engine queue full, audit backlog): tell the client when to retry; the host passes it on.
       if (error.status === 503) c.header("Retry-After", "1");
+      // An oversize body is left unread: this connection cannot carry another request.
+      if (error.status === 413) c.header("Connection", "close");
       return c.json(errorJson(error.code, error.message), error.status);
     }
     return c.json(errorJson("INTERNAL", "internal error in the enclave"), 500);
@@ -65,38 +73,71 @@ export function createEnclaveApp(enclave: Enclave): Hono {
     return c.json(enclave.collectAudit(from, c.req.query("boot") ?? null));
   });
 
+  // Sealed requests work on node's own request and response (no Request/Response objects or web
+  // streams per request or frame): the body is read from the socket, frames are written to it.
   app.post("/sealed", async (c) => {
-    const declared = Number(c.req.header("content-length") ?? "0");
-    if (declared > MAX_SEALED_BYTES) {
-      throw new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`);
-    }
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    if (body.length > MAX_SEALED_BYTES) {
-      throw new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`);
-    }
+    const { incoming, outgoing } = c.env;
+    const body = await readBodyWithin(incoming, MAX_SEALED_BYTES, {
+      tooLarge: () =>
+        new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`),
+      gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
+    });
     const controller = new AbortController();
-    c.req.raw.signal.addEventListener("abort", () => controller.abort(), { once: true });
-    const answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
-    const iterator = answer.frames[Symbol.asyncIterator]();
-    const stream = new ReadableStream<Uint8Array>(
-      {
-        async pull(streamController) {
-          const { done, value } = await iterator.next();
-          if (done) streamController.close();
-          else streamController.enqueue(value as Uint8Array<ArrayBuffer>);
-        },
-        async cancel() {
-          controller.abort();
-          await iterator.return?.(undefined);
-        },
-      },
-      // A frame is sealed only when the writer asks for one: the answer's own producer
-      // (Enclave.stream) decodes ahead, holding at most 8 text chunks, and a frame carries every
-      // chunk that is waiting then (coalescing). A reader that stops reading stops generation.
-      { highWaterMark: 0 },
-    );
-    return new Response(stream, { status: 200, headers: { "content-type": "application/vnd.cloister.frames" } });
+    const onClose = () => {
+      if (!outgoing.writableFinished) controller.abort();
+    };
+    outgoing.once("close", onClose);
+    let answer: Awaited<ReturnType<Enclave["handleSealed"]>>;
+    try {
+      answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
+    } catch (error) {
+      outgoing.off("close", onClose);
+      throw error;
+    }
+    void writeFrames(answer.frames, outgoing, controller.signal);
+    return RESPONSE_ALREADY_SENT;
   });
 
   return app;
+}
+
+/**
+ * Writes the answer's frames as they come: the headers go out with the first frame. A frame is
+ * taken from the answer only when the socket has room (the answer's producer decodes a bounded
+ * amount ahead and coalesces what waited, enclave/service.ts); a host that goes away stops the
+ * answer, which frees its sequence and still writes its audit record.
+ */
+async function writeFrames(frames: AsyncIterable<Uint8Array>, outgoing: ServerResponse, gone: AbortSignal) {
+  const iterator = frames[Symbol.asyncIterator]();
+  try {
+    outgoing.writeHead(200, { "content-type": "application/vnd.cloister.frames" });
+    for (;;) {
+      if (gone.aborted) return;
+      const { done, value } = await iterator.next();
+      if (done === true) break;
+      if (!outgoing.write(value)) await roomOrGone(outgoing, gone);
+    }
+    outgoing.end();
+  } catch {
+    outgoing.destroy();
+  } finally {
+    await iterator.return?.(undefined);
+  }
+}
+
+function roomOrGone(outgoing: ServerResponse, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    // Already gone (a write after the host left returns false and never drains): do not wait.
+    if (gone.aborted || outgoing.destroyed) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      outgoing.off("drain", done);
+      gone.removeEventListener("abort", done);
+      resolve();
+    };
+    outgoing.once("drain", done);
+    gone.addEventListener("abort", done, { once: true });
+  });
 }

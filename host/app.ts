@@ -16,6 +16,7 @@ import { Agent, request as httpRequest, type IncomingMessage, type ServerRespons
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
@@ -189,49 +190,12 @@ function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-/**
- * Reads a request body from the socket, refusing (413) more than `limit` bytes. The rest of an
- * oversize body is left unread; errorResponse closes the connection after the 413.
- */
+/** Reads a request body from the socket, refusing (413) more than `limit` bytes. */
 function readRequestBody(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
-  const declared = incoming.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) return Promise.reject(bodyTooLarge(limit, declared));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const stop = () => {
-      incoming.off("data", onData);
-      incoming.off("end", onEnd);
-      incoming.off("error", onError);
-      incoming.off("aborted", onAborted);
-    };
-    const onData = (chunk: Buffer) => {
-      total += chunk.length;
-      if (total > limit) {
-        stop();
-        incoming.pause();
-        reject(bodyTooLarge(limit, `more than ${limit}`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      stop();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
-    };
-    const onError = (error: Error) => {
-      stop();
-      reject(
-        new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
-          cause: error,
-        }),
-      );
-    };
-    const onAborted = () => onError(new Error("aborted"));
-    incoming.on("data", onData);
-    incoming.once("end", onEnd);
-    incoming.once("error", onError);
-    incoming.once("aborted", onAborted);
+  return readBodyWithin(incoming, limit, {
+    tooLarge: (found) => bodyTooLarge(limit, found),
+    gone: (cause) =>
+      new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", { cause }),
   });
 }
 

@@ -5,67 +5,11 @@
  * the end are never held back; the enclave decodes a bounded number of chunks ahead of a consumer
  * that does not read; failures after text still end in an error frame and an audit record.
  */
-import type { JWK } from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
-import type { GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
-import { Enclave } from "../../enclave/service.ts";
-import { devManifest } from "../../manifests/dev.ts";
-import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
-import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { describe, expect, it } from "vitest";
+import type { GenerationEvent } from "../../enclave/engine.ts";
+import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
-
-const usage = {
-  promptTokens: 3,
-  cachedPromptTokens: 0,
-  completionTokens: 0,
-  queueMs: 0,
-  ttftMs: 1,
-  totalMs: 2,
-  tokensPerSecond: 0,
-};
-
-/** Pauses the scripted engine (a slow decode step) before its next event. */
-type Pause = { readonly pauseMs: number };
-
-/** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
-class ScriptedEngine {
-  readonly info = { modelSha256: TINY_MODEL_SHA256 };
-  pulls = 0;
-  constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
-  countPromptTokens(): number {
-    return 3;
-  }
-  async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
-    for (const event of this.script()) {
-      if ("pauseMs" in event) {
-        await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
-        continue;
-      }
-      this.pulls++;
-      if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
-      yield event;
-    }
-  }
-  async close(): Promise<void> {}
-}
-
-let operator: { privateJwk: JWK; publicJwk: JWK };
-
-beforeAll(async () => {
-  operator = await generateManifestSigningKey("EdDSA");
-});
-
-async function bootWith(engine: ScriptedEngine, frameIntervalMs = 0): Promise<Enclave> {
-  const manifest = devManifest({ model: { sha256: TINY_MODEL_SHA256 } });
-  return Enclave.boot({
-    manifestJws: await signManifest(manifest, operator.privateJwk),
-    operatorKeys: [operator.publicJwk],
-    modelPath: "unused (engine injected)",
-    tee: "sim-snp",
-    engine: engine as unknown as InferenceEngine,
-    frameIntervalMs,
-  });
-}
+import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 /** Reads every frame as soon as it is offered, with the time each one came. */
 async function readAll(iterator: AsyncIterator<Uint8Array>) {

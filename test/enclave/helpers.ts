@@ -1,0 +1,58 @@
+/** A scripted inference engine and an enclave booted on it (tests of the answer stream and server). */
+import type { JWK } from "jose";
+import type { GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
+import { Enclave } from "../../enclave/service.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+
+export const usage = {
+  promptTokens: 3,
+  cachedPromptTokens: 0,
+  completionTokens: 0,
+  queueMs: 0,
+  ttftMs: 1,
+  totalMs: 2,
+  tokensPerSecond: 0,
+};
+
+/** Pauses the scripted engine (a slow decode step) before its next event. */
+export type Pause = { readonly pauseMs: number };
+
+/** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
+export class ScriptedEngine {
+  readonly info = { modelSha256: TINY_MODEL_SHA256 };
+  pulls = 0;
+  constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
+  countPromptTokens(): number {
+    return 3;
+  }
+  async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
+    for (const event of this.script()) {
+      if ("pauseMs" in event) {
+        await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+        continue;
+      }
+      this.pulls++;
+      if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
+      yield event;
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+let operator: Promise<{ privateJwk: JWK; publicJwk: JWK }> | undefined;
+
+export async function bootWith(engine: ScriptedEngine, frameIntervalMs = 0): Promise<Enclave> {
+  const manifest = devManifest({ model: { sha256: TINY_MODEL_SHA256 } });
+  operator ??= generateManifestSigningKey("EdDSA");
+  const { privateJwk, publicJwk } = await operator;
+  return Enclave.boot({
+    manifestJws: await signManifest(manifest, privateJwk),
+    operatorKeys: [publicJwk],
+    modelPath: "unused (engine injected)",
+    tee: "sim-snp",
+    engine: engine as unknown as InferenceEngine,
+    frameIntervalMs,
+  });
+}

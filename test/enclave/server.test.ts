@@ -1,0 +1,107 @@
+/**
+ * The enclave's HTTP server on a real loopback socket, with a scripted engine: sealed answers are
+ * written frame by frame as they come, a host that goes away stops the answer (and the request is
+ * still audited), and refusals before the request is open are plain HTTP errors.
+ */
+import { request as httpRequest } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import type { Enclave } from "../../enclave/service.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function serve(enclave: Enclave): Promise<string> {
+  const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+  servers.push(server);
+  return server.url;
+}
+
+async function sealedRequest(enclave: Enclave) {
+  return sealRequest({ enclavePublicKey: enclave.keys.sealing.publicKey, kind: "complete", body: { prompt: "hi" } });
+}
+
+const text = (t: string) => ({ type: "text", text: t }) as const;
+const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 3 } } as const;
+
+describe("enclave server: POST /sealed", () => {
+  it("streams each frame as it is produced, then the final frame", async () => {
+    const engine = new ScriptedEngine(() => [text("a"), { pauseMs: 30 }, text("b"), { pauseMs: 30 }, text("c"), done]);
+    const enclave = await bootWith(engine);
+    const url = await serve(enclave);
+    const { envelope, context } = await sealedRequest(enclave);
+    const response = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/vnd.cloister.frames");
+    const events: { event: ResponseEvent; at: number }[] = [];
+    for await (const event of openResponseFrames(context, response.body!))
+      events.push({ event, at: performance.now() });
+    expect(events.map((e) => (e.event.type === "data" ? e.event.text : e.event.type))).toEqual([
+      "a",
+      "b",
+      "c",
+      "final",
+    ]);
+    // "a" arrived while the engine was still pausing before "b": nothing waited for the end.
+    expect((events[1]?.at ?? 0) - (events[0]?.at ?? 0)).toBeGreaterThan(20);
+  });
+
+  it("stops the answer when the host goes away, and audits the request as CLIENT_ABORTED", async () => {
+    const script = [text("first"), ...Array.from({ length: 200 }, () => [{ pauseMs: 5 }, text("x")]).flat(), done];
+    const engine = new ScriptedEngine(() => script);
+    const enclave = await bootWith(engine);
+    const url = await serve(enclave);
+    const { envelope } = await sealedRequest(enclave);
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+      req.on("response", (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => {});
+      req.end(envelope);
+      setTimeout(() => reject(new Error("no first frame")), 5000);
+    });
+    const deadline = Date.now() + 5000;
+    while (enclave.collectAudit(0).lines.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const record = JSON.parse(enclave.collectAudit(0).lines[0] as string).record;
+    expect(record).toMatchObject({ error: "CLIENT_ABORTED" });
+    // The engine was not driven to the end of its 200 chunks.
+    expect(engine.pulls).toBeLessThan(150);
+  });
+
+  it("refuses an envelope for another key (409) and an oversize body (413, connection closed) before opening anything", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [done]));
+    const other = await bootWith(new ScriptedEngine(() => [done]));
+    const url = await serve(enclave);
+    const { envelope } = await sealedRequest(other);
+    const wrongKey = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    expect(wrongKey.status).toBe(409);
+    expect(((await wrongKey.json()) as { error: { code: string } }).error.code).toBe("WRONG_ENCLAVE_KEY");
+
+    const tooBig = await new Promise<{ status: number; connection: string | undefined; body: string }>(
+      (resolve, reject) => {
+        const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": 17 * 1024 * 1024 } });
+        req.on("response", (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+        });
+        req.on("error", reject);
+        req.write(Buffer.alloc(1024));
+      },
+    );
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.connection).toBe("close");
+    expect(tooBig.body).toContain("BODY_TOO_LARGE");
+    expect(enclave.collectAudit(0).lines).toHaveLength(0);
+  });
+});
