@@ -47,6 +47,7 @@ import {
   type PiiFinding,
 } from "./pipeline/index.ts";
 import { createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
+import { nodeSyncPrimitives } from "./x25519.ts";
 
 export interface EnclaveConfig {
   /** The operator-signed manifest (compact JWS). */
@@ -225,7 +226,7 @@ export class Enclave {
         maaToken: null,
         now: now(),
       });
-      const sealingKey = await enclaveSealingKeyFromSecretKey(sealing.secretKey);
+      const sealingKey = await enclaveSealingKeyFromSecretKey(sealing.secretKey, nodeSyncPrimitives(sealing.secretKey));
       const documentDigest = toHex(await sha256(utf8(document)));
       return new Enclave(
         manifest,

@@ -64,7 +64,7 @@ const SIGMA = new Uint8Array([101, 120, 112, 97, 110, 100, 32, 51, 50, 45, 98, 1
 const ZERO_16 = new Uint8Array(16);
 
 /** `nacl.box.before`'s second step: HSalsa20 keyed by the X25519 output, zero input. Wipes `x25519`. */
-function hsalsa20SharedKey(x25519: Uint8Array): Uint8Array {
+export function hsalsa20SharedKey(x25519: Uint8Array): Uint8Array {
   let nonZero = 0;
   for (let i = 0; i < x25519.length; i++) nonZero |= x25519[i]!;
   if (nonZero === 0) throw new LowOrderKeyError();

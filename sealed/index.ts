@@ -32,6 +32,7 @@ export {
   enclaveKeyId,
   enclaveSealingKeyFromSecretKey,
   generateEnclaveSealingKey,
+  type SyncPrimitives,
 } from "./keys.ts";
 export { ReplayGuard, type ReplayGuardOptions } from "./replay.ts";
 export {

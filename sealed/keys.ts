@@ -12,6 +12,12 @@ export interface EnclaveSealingKey {
   readonly secretKey: Uint8Array;
   /** SHA-256(publicKey)[0..16]. */
   readonly keyId: Uint8Array;
+  /**
+   * Synchronous primitives of the platform, bound to this key (the enclave passes node:crypto's):
+   * opening a request then needs no thread-pool round trips. Absent: WebCrypto (asynchronous) or
+   * tweetnacl.
+   */
+  readonly sync?: SyncPrimitives;
 }
 
 export function assertKeyLength(name: string, key: Uint8Array): void {
@@ -27,10 +33,25 @@ export async function enclaveKeyId(publicKey: Uint8Array): Promise<Uint8Array> {
   return (await sha256(publicKey)).slice(0, KEY_ID_LENGTH);
 }
 
-export async function enclaveSealingKeyFromSecretKey(secretKey: Uint8Array): Promise<EnclaveSealingKey> {
+export interface SyncPrimitives {
+  /** The raw X25519 output of this key's secret with `peerPublicKey` (all zeros for a low-order point). */
+  x25519(peerPublicKey: Uint8Array): Uint8Array;
+  sha256(data: Uint8Array): Uint8Array;
+}
+
+/** `sync`: the platform's synchronous primitives for this secret key (EnclaveSealingKey.sync). */
+export async function enclaveSealingKeyFromSecretKey(
+  secretKey: Uint8Array,
+  sync?: SyncPrimitives,
+): Promise<EnclaveSealingKey> {
   assertKeyLength("enclave secret key", secretKey);
   const publicKey = x25519PublicKey(secretKey);
-  return { publicKey, secretKey: secretKey.slice(), keyId: await enclaveKeyId(publicKey) };
+  return {
+    publicKey,
+    secretKey: secretKey.slice(),
+    keyId: await enclaveKeyId(publicKey),
+    ...(sync === undefined ? {} : { sync }),
+  };
 }
 
 /** A fresh X25519 sealing key (for tests and the simulator; the enclave makes its own per boot). */

@@ -23,6 +23,7 @@ import {
   deriveResponseKey,
   ephemeralFromSecretKey,
   generateEphemeralX25519Key,
+  hsalsa20SharedKey,
   LowOrderKeyError,
   MAC_LENGTH,
   sha256,
@@ -231,11 +232,15 @@ export async function openRequest(
   if (!bytesEqual(parsed.header.keyId, enclaveKey.keyId)) throw new WrongEnclaveKeyError();
   // The header digest is computed alongside the key agreement; it is only compared (step 4) after
   // decryption (step 3), so the order of checks is unchanged.
-  const headerDigestPromise = sha256(parsed.prefix);
-  headerDigestPromise.catch(() => {}); // looked at (and any failure thrown) in step 4 only
+  const sync = enclaveKey.sync;
+  const headerDigestPromise = sync === undefined ? sha256(parsed.prefix) : sync.sha256(parsed.prefix);
+  if (headerDigestPromise instanceof Promise) headerDigestPromise.catch(() => {}); // looked at in step 4 only
   let sharedKey: Uint8Array;
   try {
-    sharedKey = await boxSharedKeyFast(parsed.ephemeralPublicKey, enclaveKey.secretKey, { cacheSecretKey: true });
+    sharedKey =
+      sync === undefined
+        ? await boxSharedKeyFast(parsed.ephemeralPublicKey, enclaveKey.secretKey, { cacheSecretKey: true })
+        : hsalsa20SharedKey(sync.x25519(parsed.ephemeralPublicKey));
   } catch (error) {
     // A low-order ephemeral key gives no usable shared key: the envelope cannot be opened.
     if (error instanceof LowOrderKeyError) throw new DecryptionFailedError();
