@@ -145,6 +145,23 @@ type Slot = {
 
 type RenderedPrompt = { tokens: Token[]; rules: StopRules };
 
+/**
+ * A request's prompt rendered (chat template) and tokenized once (InferenceEngine.renderPrompt),
+ * to count its tokens and then generate from it without rendering it again.
+ */
+export class PromptRendering {
+  /** @internal */
+  constructor(
+    /** @internal */ readonly rendered: RenderedPrompt,
+    /** @internal the request it was rendered from: generate() only takes it for that request. */
+    readonly request: GenerateRequest,
+  ) {}
+
+  get tokenCount(): number {
+    return this.rendered.tokens.length;
+  }
+}
+
 const DEFAULT_SEQUENCES = 2;
 const DEFAULT_MAX_QUEUE = 16;
 const DEFAULT_CONTEXT_SIZE = 2048;
@@ -275,17 +292,29 @@ export class InferenceEngine {
     return this.#render(request).tokens.length;
   }
 
+  /** Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). */
+  renderPrompt(request: GenerateRequest): PromptRendering {
+    return new PromptRendering(this.#render(request), request);
+  }
+
   /**
    * Stream a generation: zero or more `text` events, then one `done` event with the stop reason and
    * usage. The request is validated and admitted on the first `next()`: a full queue rejects it
    * with ENGINE_BUSY, an abort while queued with ENGINE_ABORTED. Ending the iteration early (break,
-   * `return()`) or aborting frees the sequence.
+   * `return()`) or aborting frees the sequence. `rendering`: this request's prompt from
+   * renderPrompt(request), so it is not rendered again.
    */
-  async *generate(request: GenerateRequest): AsyncGenerator<GenerationEvent, void, undefined> {
+  async *generate(
+    request: GenerateRequest,
+    rendering?: PromptRendering,
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
     const start = performance.now();
     if (this.#closed) throw new EngineError("ENGINE_CLOSED", "engine is closed");
     const params = checkParameters(request, this.info.contextSize);
-    const prompt = this.#render(request);
+    if (rendering !== undefined && rendering.request !== request) {
+      throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
+    }
+    const prompt = rendering?.rendered ?? this.#render(request);
     if (prompt.tokens.length >= this.info.contextSize) {
       throw new EngineError(
         "PROMPT_TOO_LONG",

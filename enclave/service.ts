@@ -34,7 +34,13 @@ import {
   type ResponseSealer,
   SealedError,
 } from "../sealed/index.ts";
-import { type GenerateRequest, type GenerationEvent, type InferenceEngine, openInferenceEngine } from "./engine.ts";
+import {
+  type GenerateRequest,
+  type GenerationEvent,
+  type InferenceEngine,
+  openInferenceEngine,
+  type PromptRendering,
+} from "./engine.ts";
 import { EnclaveError } from "./errors.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 import { type StagedModel, stageModel } from "./model-staging.ts";
@@ -334,10 +340,13 @@ export class Enclave {
       "messages" in body ? { ...common, messages: body.messages } : { ...common, prompt: body.prompt };
     const text = "messages" in body ? body.messages.map((m) => m.content).join("\n") : body.prompt;
 
-    // 1. Policy over the request as the client sent it: the first BLOCK ends it.
+    // 1. Policy over the request as the client sent it: the first BLOCK ends it. The prompt is
+    // rendered and tokenized once here; inference reuses it when PII redaction changed nothing.
     let estimatedTokens: number;
+    let rendering: PromptRendering;
     try {
-      estimatedTokens = this.engine.countPromptTokens(original);
+      rendering = this.engine.renderPrompt(original);
+      estimatedTokens = rendering.tokenCount;
     } catch (error) {
       const code = errorCode(error, "ENGINE_REQUEST");
       audit(
@@ -379,16 +388,19 @@ export class Enclave {
     };
     let filtered: GenerateRequest;
     let blocked = false;
+    let redacted = false;
     if ("messages" in original) {
       const messages = original.messages.map((m) => {
         const content = filter(m.content);
         if (content === null) blocked = true;
+        else if (content !== m.content) redacted = true;
         return { ...m, content: content ?? "" };
       });
       filtered = { ...original, messages };
     } else {
       const prompt = filter(original.prompt);
       if (prompt === null) blocked = true;
+      else if (prompt !== original.prompt) redacted = true;
       filtered = { ...original, prompt: prompt ?? "" };
     }
     const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];
@@ -413,7 +425,7 @@ export class Enclave {
 
     // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
     // 503 (the host passes Retry-After on) rather than a frame; the client reseals on retry.
-    const events = this.engine.generate(filtered);
+    const events = redacted ? this.engine.generate(filtered) : this.engine.generate(original, rendering);
     let first: IteratorResult<GenerationEvent, void>;
     try {
       first = await events.next();

@@ -24,8 +24,8 @@ export class ScriptedEngine {
   readonly info = { modelSha256: TINY_MODEL_SHA256 };
   pulls = 0;
   constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
-  countPromptTokens(): number {
-    return 3;
+  renderPrompt(request: unknown) {
+    return { tokenCount: 3, request };
   }
   async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
     for (const event of this.script()) {

@@ -2,6 +2,7 @@
  * The enclave service in process: boot checks, and the pipeline every opened request passes
  * (policy → PII → inference → audit), observed through sealed frames and the audit chain.
  */
+
 import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { redactPii } from "../../enclave/pipeline/pii.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import type { Manifest } from "../../manifests/schema.ts";
@@ -196,6 +198,19 @@ describe("enclave request pipeline", () => {
       ]),
     );
     expect(line).not.toContain("alice");
+    // The model was given the redacted prompt, not the original: its prompt token count is the
+    // redacted text's (the same text sent already redacted), not the original's.
+    const redacted = redactPii("Write to alice@example.com and call +1 415 555 0100", ["email", "phone"]).text;
+    expect(redacted).not.toContain("alice");
+    const direct = await ask(enclave, { prompt: redacted, maxTokens: 4 }, "complete");
+    const promptTokens = (e: ResponseEvent[]) => (e.at(-1) as { usage?: { promptTokens: number } }).usage?.promptTokens;
+    expect(promptTokens(events)).toBe(promptTokens(direct));
+    const original = await ask(
+      enclave,
+      { prompt: "Write to Alice at home and call her at 4 1 5", maxTokens: 4 },
+      "complete",
+    );
+    expect(promptTokens(original)).not.toBe(promptTokens(direct));
   });
 
   it("refuses a request body that does not match its kind", async () => {

@@ -121,6 +121,20 @@ describe("generation", () => {
     expect(done?.stopReason).toBe(whole.stopReason);
   });
 
+  it("generates from a prompt rendered once (renderPrompt) exactly as from the request, and refuses another request's rendering", async () => {
+    const request = { messages: [{ role: "user" as const, content: "What does the enclave do?" }], maxTokens: 8 };
+    const rendering = engine.renderPrompt(request);
+    expect(rendering.tokenCount).toBe(engine.countPromptTokens(request));
+    const collect = async (events: AsyncIterable<{ type: string; text?: string }>) => {
+      let text = "";
+      for await (const e of events) if (e.type === "text") text += e.text;
+      return text;
+    };
+    expect(await collect(engine.generate(request, rendering))).toBe(await collect(engine.generate(request)));
+    const other = { ...request };
+    await expect(collect(engine.generate(other, rendering))).rejects.toMatchObject({ code: "ENGINE_REQUEST" });
+  });
+
   it("reports consistent usage and stops at maxTokens", async () => {
     const prompt = PROMPTS[1];
     const r = await engine.complete({ prompt, maxTokens: 3 });
