@@ -58,19 +58,25 @@ async function post(
 }
 
 /**
- * POSTs a chunked body of up to `total` bytes, one 64 KiB chunk at a time, and stops sending as
- * soon as the server answers (a server may answer before it has read the whole body).
+ * POSTs a body of up to `total` bytes, one 64 KiB chunk at a time (chunked, or with `total` as its
+ * declared Content-Length), and stops sending as soon as the server answers (a server may answer
+ * before it has read the whole body).
  */
 function streamUntilAnswered(
   url: string,
   total: number,
+  options: { declareLength?: boolean } = {},
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string; sent: number }> {
   return new Promise((resolve, reject) => {
     let answered = false;
     let sent = 0;
     const req = httpRequest(url, {
       method: "POST",
-      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/octet-stream" },
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        "content-type": "application/octet-stream",
+        ...(options.declareLength === true ? { "content-length": String(total) } : {}),
+      },
     });
     req.on("response", (response) => {
       answered = true;
@@ -96,8 +102,9 @@ function streamUntilAnswered(
         req.end();
         return;
       }
-      sent += chunk.length;
-      req.write(chunk, () => setTimeout(next, 2));
+      const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+      sent += part.length;
+      req.write(part, () => setTimeout(next, 2));
     };
     next();
   });
@@ -300,9 +307,15 @@ describe("the enclave itself refuses garbage (as a compromised host would send i
     }
   });
 
-  it(`a body over ${ENCLAVE_MAX_SEALED_BYTES} bytes → 413 BODY_TOO_LARGE`, async () => {
-    const result = await post(`${enclave()}/sealed`, new Uint8Array(ENCLAVE_MAX_SEALED_BYTES + 1), { auth: null });
-    expect({ status: result.status, code: result.code }).toEqual({ status: 413, code: "BODY_TOO_LARGE" });
+  it(`a body over ${ENCLAVE_MAX_SEALED_BYTES} bytes, declared or streamed → 413 BODY_TOO_LARGE, Connection: close, the rest unread`, async () => {
+    for (const declareLength of [true, false]) {
+      const total = declareLength ? ENCLAVE_MAX_SEALED_BYTES + 1 : 2 * ENCLAVE_MAX_SEALED_BYTES;
+      const result = await streamUntilAnswered(`${enclave()}/sealed`, total, { declareLength });
+      expect(result.status).toBe(413);
+      expect(result.headers.connection).toBe("close");
+      expect(JSON.parse(result.body)).toMatchObject({ error: { code: "BODY_TOO_LARGE" } });
+      expect(result.sent).toBeLessThan(total);
+    }
   });
 
   it("a malformed challenge → 400 CHALLENGE_MALFORMED", async () => {
