@@ -25,8 +25,9 @@
  *   generation of the INSECURE simulated AMD hierarchy, which only simulator policies pay); warm =
  *   later connects in one process.
  * - Host overhead: a fake enclave process streams small fixed-size frames (each stamped with the
- *   system-wide monotonic clock) on 64 concurrent streams; the client here reads them directly from
- *   the fake enclave and through a real `cloister host` process. Added latency per frame = the
+ *   system-wide monotonic clock) on 64 concurrent streams, written to node's response as the real
+ *   enclave writes them; the client here reads them over node:http, as the SDK does on Node.js,
+ *   directly from the fake enclave and through a real `cloister host` process. Added latency per frame = the
  *   host's latency percentile − the direct one. Host RSS is sampled from /proc while it forwards.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -384,58 +385,78 @@ async function benchHandshake(url: string, apiKey: string, policyPath: string) {
 
 const FRAME_BYTES = 96; // about a sealed data frame carrying one token
 
-/** Child: a fake enclave that answers POST /sealed with `frames` stamped frames, one per `intervalMs`. */
+/**
+ * Child: a fake enclave that answers POST /sealed with `frames` stamped frames, one per
+ * `intervalMs`, written straight to node's response as the real enclave does (enclave/server.ts).
+ */
 async function fakeEnclave(frames: number, intervalMs: number): Promise<void> {
-  const { Hono } = await import("hono");
-  const { listen } = await import("../enclave/http.ts");
-  const app = new Hono();
-  app.post("/sealed", async (c) => {
-    await c.req.arrayBuffer();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        let sent = 0;
-        const tick = () => {
-          const frame = new Uint8Array(FRAME_BYTES);
-          new DataView(frame.buffer).setBigUint64(0, process.hrtime.bigint());
-          controller.enqueue(frame);
-          if (++sent >= frames) controller.close();
-          else timer = setTimeout(tick, intervalMs);
-        };
-        // A random phase per stream, so the 64 streams do not all tick at the same instant.
-        timer = setTimeout(tick, Math.random() * intervalMs);
-      },
-      cancel() {
-        clearTimeout(timer);
-      },
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    req.resume();
+    if (req.method !== "POST" || req.url !== "/sealed") {
+      // e.g. the host's audit collector: this fake enclave keeps no audit records.
+      res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"NOT_FOUND"}}');
+      return;
+    }
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/vnd.cloister.frames" });
+      let sent = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = () => {
+        const frame = Buffer.alloc(FRAME_BYTES);
+        frame.writeBigUInt64BE(process.hrtime.bigint(), 0);
+        res.write(frame);
+        if (++sent >= frames) res.end();
+        else timer = setTimeout(tick, intervalMs);
+      };
+      res.on("close", () => clearTimeout(timer));
+      // A random phase per stream, so the 64 streams do not all tick at the same instant.
+      timer = setTimeout(tick, Math.random() * intervalMs);
     });
-    return new Response(stream, { headers: { "content-type": "application/vnd.cloister.frames" } });
   });
-  const server = await listen(app.fetch, "127.0.0.1", 0);
-  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url })}\n`);
-  process.once("SIGTERM", () => void server.close().then(() => process.exit(0)));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  process.stdout.write(`${JSON.stringify({ event: "ready", url: `http://127.0.0.1:${port}` })}\n`);
+  process.once("SIGTERM", () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  });
 }
 
-async function readFrames(url: string, headers: Record<string, string>, body: Uint8Array, expected: number) {
-  const response = await fetch(url, { method: "POST", headers, body: body as Uint8Array<ArrayBuffer> });
-  if (!response.ok || response.body === null) throw new Error(`${url}: HTTP ${response.status}`);
-  const reader = response.body.getReader();
+/** Reads one stream's frames over node:http (as the SDK does on Node.js), timing each on arrival. */
+async function readFrames(
+  agent: import("node:http").Agent,
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array,
+  expected: number,
+) {
+  const { request } = await import("node:http");
   const latencies: number[] = [];
-  let pending = new Uint8Array(0);
-  for (;;) {
-    const { done, value } = await reader.read();
-    const now = process.hrtime.bigint();
-    if (done) break;
-    const joined = new Uint8Array(pending.length + value.length);
-    joined.set(pending);
-    joined.set(value, pending.length);
-    let offset = 0;
-    for (; offset + FRAME_BYTES <= joined.length; offset += FRAME_BYTES) {
-      const sent = new DataView(joined.buffer, joined.byteOffset + offset, 8).getBigUint64(0);
-      latencies.push(Number(now - sent) / 1e6);
-    }
-    pending = joined.subarray(offset);
-  }
+  await new Promise<void>((resolve, reject) => {
+    const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) } });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`${url}: HTTP ${res.statusCode}`));
+        res.resume();
+        return;
+      }
+      let pending: Buffer = Buffer.alloc(0);
+      res.on("data", (chunk: Buffer) => {
+        const now = process.hrtime.bigint();
+        const joined = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        let offset = 0;
+        for (; offset + FRAME_BYTES <= joined.length; offset += FRAME_BYTES) {
+          latencies.push(Number(now - joined.readBigUInt64BE(offset)) / 1e6);
+        }
+        pending = joined.subarray(offset);
+      });
+      res.on("end", resolve);
+      res.on("error", reject);
+    });
+    req.end(body);
+  });
   if (latencies.length !== expected) throw new Error(`${url}: expected ${expected} frames, got ${latencies.length}`);
   return latencies;
 }
@@ -498,10 +519,12 @@ async function benchHostOverhead(streams: number, frames: number, intervalMs: nu
     const envelope = async () =>
       (await sealRequest({ enclavePublicKey: enclaveKey, kind: "complete", body: { prompt: "x" } })).envelope;
     const headers = { "content-type": "application/octet-stream", authorization: `Bearer ${apiKey}` };
+    const { Agent } = await import("node:http");
+    const agent = new Agent({ keepAlive: true });
     const run = async (url: string) => {
       const bodies = await Promise.all(Array.from({ length: streams }, envelope));
       const started = performance.now();
-      const all = await Promise.all(bodies.map((body) => readFrames(url, headers, body, frames)));
+      const all = await Promise.all(bodies.map((body) => readFrames(agent, url, headers, body, frames)));
       return { latencies: all.flat(), seconds: (performance.now() - started) / 1000 };
     };
     await run(`${hostUrl}/v1/sealed`); // warm-up (JIT, connections)
