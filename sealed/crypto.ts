@@ -15,6 +15,7 @@
  * WebCrypto itself does, so the two paths accept exactly the same keys.
  * test/sealed/x25519.test.ts checks both paths against `nacl.box.before` on random keys.
  */
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 
 export const X25519_KEY_LENGTH = 32;
@@ -38,8 +39,13 @@ export function randomBytes(length: number): Uint8Array {
   return nacl.randomBytes(length);
 }
 
+/**
+ * SHA-256 of the small inputs this protocol hashes (a 78-byte envelope prefix, a 32-byte key),
+ * computed synchronously by @noble/hashes: a few microseconds, where WebCrypto's digest is a
+ * thread-pool round trip on every request's path. Async for its callers' sake.
+ */
 export async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+  return nobleSha256(data);
 }
 
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
