@@ -7,7 +7,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
 
-/** Agents are per transport, so each connect() (and its sessions) keeps its own connections. */
+/** A transport with its own keep-alive agents (the SDK's default shares one per process). */
 export function nodeTransport(): Transport {
   const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
   return (url, request) => send(agents, new URL(url), request);

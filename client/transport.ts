@@ -49,10 +49,19 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
 }
 
 /**
- * The transport used when the caller injects none: node:http on Node.js, fetch elsewhere. The
- * node module is loaded only on Node, so other runtimes never see node:http.
+ * The transport used when the caller injects none: node:http on Node.js, fetch elsewhere. One per
+ * process, like fetch's own connection pool, so sessions and later connect() calls reuse its
+ * keep-alive connections. The node module is loaded only on Node, so other runtimes never see
+ * node:http.
  */
-export async function defaultTransport(): Promise<Transport> {
+export function defaultTransport(): Promise<Transport> {
+  shared ??= makeDefaultTransport();
+  return shared;
+}
+
+let shared: Promise<Transport> | undefined;
+
+async function makeDefaultTransport(): Promise<Transport> {
   const onNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
   if (!onNode) return fetchTransport(globalThis.fetch.bind(globalThis));
   const { nodeTransport } = await import("./node-transport.ts");

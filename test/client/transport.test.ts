@@ -136,6 +136,10 @@ describe.each(transports)("%s transport", (_name, make) => {
 });
 
 describe("default transport", () => {
+  it("is one per process, so connections are reused across sessions", async () => {
+    expect(await defaultTransport()).toBe(await defaultTransport());
+  });
+
   it("is node:http on Node.js (no fetch involved)", async () => {
     const original = globalThis.fetch;
     globalThis.fetch = (() => Promise.reject(new Error("fetch must not be used"))) as typeof fetch;
