@@ -1,0 +1,58 @@
+/**
+ * `npm start` is `cloister demo`: the main job of a fresh clone. Run it as a new user would (its own
+ * process, a fresh directory) and check what it promises: it verifies before sending anything,
+ * streams the tiny model's exact greedy answer through the default frame pacing, verifies the
+ * host-stored audit chain, shuts everything down and exits 0.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
+const GREEDY_CHAT_ANSWER =
+  " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+function demo(dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, "demo", "--dir", dir, "--threads", "1"],
+      { timeout: 90_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("cloister demo (npm start)", () => {
+  it("verifies, answers through the paced sealed stream, checks the audit chain, and exits 0", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-demo-"));
+    dirs.push(dir);
+    const result = await demo(dir);
+    expect(result.code, result.stderr).toBe(0);
+    // stderr carries progress only: no error line, and never the answer.
+    expect(result.stderr).not.toMatch(/^cloister: /m);
+    expect(result.stderr).not.toContain("confidential virtual machine");
+    const verified = result.stdout.indexOf("Verified the enclave before sending anything");
+    const asked = result.stdout.indexOf("> What does the enclave do?");
+    expect(verified).toBeGreaterThanOrEqual(0);
+    expect(asked).toBeGreaterThan(verified);
+    expect(result.stdout).toContain("SIMULATED");
+    expect(result.stdout).toContain(`${GREEDY_CHAT_ANSWER}\n`);
+    expect(result.stdout).toMatch(/sealed end to end: \d+ prompt \+ 19 completion tokens/);
+    expect(result.stdout).toMatch(/audit: 1 record\(s\) stored by the host .*chain and signatures verified/);
+    expect(result.stdout).toMatch(/demo finished in [\d.]+ s/);
+    // The host stored the enclave's signed records under the deployment directory.
+    expect((await readdir(join(dir, "audit"))).some((f) => f.endsWith(".jsonl"))).toBe(true);
+  }, 120_000);
+});
