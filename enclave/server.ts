@@ -11,7 +11,7 @@ import { base64url } from "jose";
 import { TENANT_HEADER } from "../sealed/envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { readBodyWithin } from "./http.ts";
-import type { Enclave } from "./service.ts";
+import type { Enclave, StreamedAnswer } from "./service.ts";
 
 const MAX_SEALED_BYTES = 16 * 1024 * 1024 + 1024;
 
@@ -94,7 +94,7 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
       outgoing.off("close", onClose);
       throw error;
     }
-    void writeFrames(answer.frames, outgoing, controller.signal);
+    void writeFrames(answer, outgoing, controller.signal);
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -107,8 +107,8 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
  * amount ahead and coalesces what waited, enclave/service.ts); a host that goes away stops the
  * answer, which frees its sequence and still writes its audit record.
  */
-async function writeFrames(frames: AsyncIterable<Uint8Array>, outgoing: ServerResponse, gone: AbortSignal) {
-  const iterator = frames[Symbol.asyncIterator]();
+async function writeFrames(answer: StreamedAnswer, outgoing: ServerResponse, gone: AbortSignal) {
+  const iterator = answer.frames[Symbol.asyncIterator]();
   try {
     outgoing.writeHead(200, { "content-type": "application/vnd.cloister.frames" });
     for (;;) {
@@ -121,7 +121,8 @@ async function writeFrames(frames: AsyncIterable<Uint8Array>, outgoing: ServerRe
   } catch {
     outgoing.destroy();
   } finally {
-    await iterator.return?.(undefined);
+    // Also when the host left before the first frame was taken: the answer is ended and audited.
+    await answer.abandon();
   }
 }
 

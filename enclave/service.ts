@@ -105,6 +105,12 @@ const completeBodySchema = z.strictObject({ prompt: z.string().max(1_000_000), .
 export interface StreamedAnswer {
   /** Sealed frames (wire bytes), in order; the last one is a final or error frame. */
   readonly frames: AsyncIterable<Uint8Array>;
+  /**
+   * Ends the answer for a reader that went away, whether or not it read a frame: generation stops,
+   * its sequence is freed, and the request is audited (CLIENT_ABORTED unless it was complete).
+   * Harmless after the answer has ended.
+   */
+  abandon(): Promise<void>;
 }
 
 /** Audit lines the host has not collected yet; beyond this the enclave refuses new requests. */
@@ -453,7 +459,27 @@ export class Enclave {
         { decision: "allow", blockedBy: null, ruleId: null, piiFindings, error, prompt: text, response, usage },
         auditTenant,
       );
-    return { frames: this.stream(first, events, sealer, finish) };
+    // A generator that was never pulled does not run its `finally` when returned: a reader that
+    // goes away before the first frame (e.g. during a long prefill) is handled by `abandon` itself.
+    let started = false;
+    let abandoned = false;
+    const frames = this.stream(first, events, sealer, finish, () => {
+      started = true;
+      return abandoned;
+    });
+    return {
+      frames,
+      async abandon() {
+        if (started) {
+          await frames.return(undefined);
+          return;
+        }
+        if (abandoned) return;
+        abandoned = true;
+        finish(null, null, "CLIENT_ABORTED");
+        await events.return(undefined);
+      },
+    };
   }
 
   /**
@@ -471,7 +497,10 @@ export class Enclave {
     events: AsyncGenerator<GenerationEvent, void, undefined>,
     sealer: ResponseSealer,
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
+    /** Called when the first frame is asked for; true: the answer was already abandoned. */
+    onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
+    if (onStart()) return;
     let answer = "";
     let recorded = false;
     /** Set once the final frame has been handed out: the answer is complete. */
@@ -669,6 +698,7 @@ async function* singleFrame(frame: Uint8Array): AsyncGenerator<Uint8Array> {
   yield frame;
 }
 
+/** A one-frame answer (refusals): already audited, nothing to free when abandoned. */
 function single(frame: Uint8Array): StreamedAnswer {
-  return { frames: singleFrame(frame) };
+  return { frames: singleFrame(frame), abandon: async () => {} };
 }

@@ -158,4 +158,43 @@ describe("enclave answer stream: frame coalescing", () => {
     await expect(bootWith(new ScriptedEngine(() => [done]), -1)).rejects.toThrow(/frameIntervalMs/);
     await expect(bootWith(new ScriptedEngine(() => [done]), 5000)).rejects.toThrow(/frameIntervalMs/);
   });
+
+  it("abandon() before any frame was read still frees the generation and audits CLIENT_ABORTED, once", async () => {
+    const engine = new ScriptedEngine(() => [...texts(3), done]);
+    const enclave = await bootWith(engine);
+    const { envelope } = await sealRequest({
+      enclavePublicKey: enclave.keys.sealing.publicKey,
+      kind: "complete",
+      body: { prompt: "hello" },
+    });
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    await answer.abandon();
+    await answer.abandon();
+    expect(engine.finished).toBe(1);
+    const lines = enclave.collectAudit(0).lines;
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string).record).toMatchObject({ error: "CLIENT_ABORTED" });
+    // The frames are gone with it: nothing is produced after abandoning.
+    const rest: Uint8Array[] = [];
+    for await (const frame of answer.frames) rest.push(frame);
+    expect(rest).toHaveLength(0);
+  });
+
+  it("abandon() after the whole answer was read changes nothing (one record, not aborted)", async () => {
+    const engine = new ScriptedEngine(() => [...texts(2), done]);
+    const enclave = await bootWith(engine);
+    const { envelope, context } = await sealRequest({
+      enclavePublicKey: enclave.keys.sealing.publicKey,
+      kind: "complete",
+      body: { prompt: "hello" },
+    });
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    const { frames } = await readAll(answer.frames[Symbol.asyncIterator]());
+    expect((await decode(context, frames)).at(-1)).toMatchObject({ type: "final" });
+    await answer.abandon();
+    const lines = enclave.collectAudit(0).lines;
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string).record).toMatchObject({ error: null });
+    expect(engine.finished).toBe(1);
+  });
 });

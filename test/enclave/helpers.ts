@@ -23,19 +23,25 @@ export type Pause = { readonly pauseMs: number };
 export class ScriptedEngine {
   readonly info = { modelSha256: TINY_MODEL_SHA256 };
   pulls = 0;
+  /** Generations that ended (ran to their end, or were returned/aborted by the consumer). */
+  finished = 0;
   constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
   renderPrompt(request: unknown) {
     return { tokenCount: 3, request };
   }
   async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
-    for (const event of this.script()) {
-      if ("pauseMs" in event) {
-        await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
-        continue;
+    try {
+      for (const event of this.script()) {
+        if ("pauseMs" in event) {
+          await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+          continue;
+        }
+        this.pulls++;
+        if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
+        yield event;
       }
-      this.pulls++;
-      if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
-      yield event;
+    } finally {
+      this.finished++;
     }
   }
   async close(): Promise<void> {}

@@ -78,6 +78,25 @@ describe("enclave server: POST /sealed", () => {
     expect(engine.pulls).toBeLessThan(150);
   });
 
+  it("ends and audits an answer whose host left before its first frame (e.g. during a long prefill)", async () => {
+    // The first token comes 300 ms after the request; the host goes away at 50 ms.
+    const engine = new ScriptedEngine(() => [{ pauseMs: 300 }, text("late"), text("more"), done]);
+    const enclave = await bootWith(engine);
+    const url = await serve(enclave);
+    const { envelope } = await sealedRequest(enclave);
+    const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+    req.on("error", () => {});
+    req.end(envelope);
+    await new Promise((r) => setTimeout(r, 50));
+    req.destroy();
+    const deadline = Date.now() + 5000;
+    while ((enclave.collectAudit(0).lines.length === 0 || engine.finished === 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(JSON.parse(enclave.collectAudit(0).lines[0] as string).record).toMatchObject({ error: "CLIENT_ABORTED" });
+    expect(engine.finished).toBe(1);
+  });
+
   it("refuses an envelope for another key (409) and an oversize body (413, connection closed) before opening anything", async () => {
     const enclave = await bootWith(new ScriptedEngine(() => [done]));
     const other = await bootWith(new ScriptedEngine(() => [done]));
