@@ -7,16 +7,34 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
 
+/**
+ * Longest silence on a connection, waiting for the answer's headers or between two chunks of its
+ * body, before the request is given up (fetch's own defaults are the same 300 s). A streamed answer
+ * is never silent that long: the enclave sends a frame at least for every token.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+
 /** A transport with its own keep-alive agents (the SDK's default shares one per process). */
-export function nodeTransport(): Transport {
+export function nodeTransport(options: { idleTimeoutMs?: number } = {}): Transport {
   const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
-  return (url, request) => send(agents, new URL(url), request);
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  return (url, request) => send(agents, new URL(url), request, idleTimeoutMs);
+}
+
+/** What a transport rejects with (before headers) or the body throws (after) on a silent host. */
+export class HostTimeoutError extends Error {
+  readonly code = "HOST_TIMEOUT";
+  constructor(idleMs: number) {
+    super(`no data from the host for ${idleMs} ms`);
+    this.name = "HostTimeoutError";
+  }
 }
 
 function send(
   agents: { http: HttpAgent; https: HttpsAgent },
   url: URL,
   init: TransportRequest,
+  idleTimeoutMs: number,
 ): Promise<TransportResponse> {
   return new Promise((resolve, reject) => {
     const { signal } = init;
@@ -33,6 +51,8 @@ function send(
         ? httpsRequest(url, { ...options, agent: agents.https })
         : httpRequest(url, { ...options, agent: agents.http });
     const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    // Socket inactivity, before the headers and between body chunks alike.
+    req.setTimeout(idleTimeoutMs, () => req.destroy(new HostTimeoutError(idleTimeoutMs)));
     signal?.addEventListener("abort", onAbort, { once: true });
     let answered = false;
     req.on("error", (error) => {

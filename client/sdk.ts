@@ -110,6 +110,9 @@ class HttpClient {
       });
     } catch (error) {
       if (init.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
+        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
+      }
       throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
     }
     if (response.status >= 200 && response.status < 300) return response;
@@ -349,12 +352,13 @@ export class Session {
     for (let attempt = 0; attempt < 2 && response === undefined; attempt++) {
       const enclavePublicKey = this.enclave.sealingPublicKey;
       const prepared = this.#takePrepared(enclavePublicKey);
-      const sealed = await sealRequest({
-        enclavePublicKey,
-        kind,
-        body,
-        ...(prepared === undefined ? {} : { prepared }),
-      });
+      let sealed: Awaited<ReturnType<typeof sealRequest>>;
+      try {
+        sealed = await sealRequest({ enclavePublicKey, kind, body, ...(prepared === undefined ? {} : { prepared }) });
+      } finally {
+        // Wiped if sealing failed before taking it (e.g. a body over the size limit); a no-op otherwise.
+        prepared?.discard();
+      }
       context = sealed.context;
       try {
         response = await this.http.request("/v1/sealed", {

@@ -55,7 +55,14 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
  * node:http.
  */
 export function defaultTransport(): Promise<Transport> {
-  shared ??= makeDefaultTransport();
+  if (shared === undefined) {
+    const made = makeDefaultTransport();
+    shared = made;
+    // A failed load is not kept: the next connect() tries again.
+    made.catch(() => {
+      if (shared === made) shared = undefined;
+    });
+  }
   return shared;
 }
 

@@ -5,8 +5,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
+import { connect } from "../../client/sdk.ts";
 import { defaultTransport, fetchTransport, type Transport } from "../../client/transport.ts";
+import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import type { ByteSource } from "../../sealed/index.ts";
 
 /** Node's ReadableStream (fetch's body) is async-iterable too. */
@@ -40,6 +43,8 @@ function handler(req: IncomingMessage, res: ServerResponse) {
     } else if (req.url === "/cut") {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "100" });
       res.write(Buffer.alloc(10), () => res.destroy());
+    } else if (req.url === "/silent") {
+      // never answers
     } else if (req.url === "/hang") {
       res.writeHead(200);
       res.write("x");
@@ -132,6 +137,53 @@ describe.each(transports)("%s transport", (_name, make) => {
       for await (const _ of iterate(response.body)) late.abort();
     })();
     await expect(reading).rejects.toBeDefined();
+  });
+});
+
+describe("node:http transport timeouts", () => {
+  it("gives up on a host that sends nothing for the idle timeout, before the headers and mid-body", async () => {
+    const transport = nodeTransport({ idleTimeoutMs: 100 });
+    const before = await transport(`${base}/silent`, { method: "GET", headers: {} }).catch((e: unknown) => e);
+    expect(before).toMatchObject({ code: "HOST_TIMEOUT" });
+    const response = await transport(`${base}/hang`, { method: "GET", headers: {} });
+    const started = Date.now();
+    await expect(
+      (async () => {
+        for await (const _ of iterate(response.body)) {
+          // the first chunk comes, then nothing
+        }
+      })(),
+    ).rejects.toBeDefined();
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe("SDK over a silent host", () => {
+  it("connect() fails with a transport HOST_TIMEOUT instead of hanging", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const operator = await generateManifestSigningKey("EdDSA");
+      const policy = simulatorClientPolicy({
+        tee: "sim-snp",
+        measurement: "ab".repeat(48),
+        operatorKey: operator.publicJwk,
+        modelSha256: "cd".repeat(32),
+        serviceName: "cloister-dev",
+      });
+      const error = await connect({
+        url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        policy,
+        apiKey: "ck_test_0123456789abcdef",
+        transport: nodeTransport({ idleTimeoutMs: 100 }),
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: "ClientError", kind: "transport", code: "HOST_TIMEOUT" });
+    } finally {
+      await new Promise<void>((resolve) => {
+        silent.close(() => resolve());
+        silent.closeAllConnections();
+      });
+    }
   });
 });
 
