@@ -1,10 +1,10 @@
 /**
- * The enclave's synchronous primitives for opening requests, through node:crypto: X25519 (the
- * peer key imported as a JWK, about 12 µs, then one OpenSSL scalar multiplication, about 40 µs)
- * and SHA-256. Opening a request then makes no WebCrypto thread-pool round trips, each of which
- * can cost as much again when the pool's threads sleep. The private key object is made once per boot.
+ * The enclave's synchronous X25519 for opening requests, through node:crypto (the peer key
+ * imported as a JWK, about 12 µs, then one OpenSSL scalar multiplication, about 40 µs): opening a
+ * request then makes no WebCrypto thread-pool round trips, each of which can cost as much again
+ * when the pool's threads sleep. The private key object is made once per boot.
  */
-import { createHash, createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
+import { createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
 import type { SyncPrimitives } from "../sealed/index.ts";
 
 /** RFC 8410 PKCS#8 encoding of an X25519 private key: this prefix, then the 32 secret bytes. */
@@ -28,6 +28,5 @@ export function nodeSyncPrimitives(secretKey: Uint8Array): SyncPrimitives {
         return new Uint8Array(32);
       }
     },
-    sha256: (data) => new Uint8Array(createHash("sha256").update(data).digest()),
   };
 }

@@ -42,9 +42,9 @@ export function randomBytes(length: number): Uint8Array {
 /**
  * SHA-256 of the small inputs this protocol hashes (a 78-byte envelope prefix, a 32-byte key),
  * computed synchronously by @noble/hashes: a few microseconds, where WebCrypto's digest is a
- * thread-pool round trip on every request's path. Async for its callers' sake.
+ * thread-pool round trip on every request's path.
  */
-export async function sha256(data: Uint8Array): Promise<Uint8Array> {
+export function sha256(data: Uint8Array): Uint8Array {
   return nobleSha256(data);
 }
 

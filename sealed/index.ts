@@ -3,7 +3,7 @@
  * Platform-neutral: Uint8Array, tweetnacl and WebCrypto only, so the browser client reuses it.
  * Byte layouts, nonces, replay rule and what the host sees: docs/protocol.md.
  */
-export { fromHex, toHex } from "./bytes.ts";
+export { toHex } from "./bytes.ts";
 export {
   ENVELOPE_PREFIX_LENGTH,
   KEY_ID_LENGTH,

@@ -30,13 +30,12 @@ export function assertKeyLength(name: string, key: Uint8Array): void {
 /** Key id of an enclave X25519 public key: the first 16 bytes of its SHA-256. */
 export async function enclaveKeyId(publicKey: Uint8Array): Promise<Uint8Array> {
   assertKeyLength("enclave public key", publicKey);
-  return (await sha256(publicKey)).slice(0, KEY_ID_LENGTH);
+  return sha256(publicKey).slice(0, KEY_ID_LENGTH);
 }
 
 export interface SyncPrimitives {
   /** The raw X25519 output of this key's secret with `peerPublicKey` (all zeros for a low-order point). */
   x25519(peerPublicKey: Uint8Array): Uint8Array;
-  sha256(data: Uint8Array): Uint8Array;
 }
 
 /** `sync`: the platform's synchronous primitives for this secret key (EnclaveSealingKey.sync). */

@@ -188,27 +188,21 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     );
   }
 
-  let headerDigest: Uint8Array;
   let sharedKey: Uint8Array;
   let prefix: Uint8Array;
   if (prepared !== undefined) {
     prefix = encodeEnvelopePrefix(kind, prepared.keyId, ciphertextLength, prepared.ephemeralPublicKey, nonce);
     sharedKey = prepared.take();
-    headerDigest = await sha256(prefix);
   } else {
-    // Independent WebCrypto steps run together (each is a thread-pool job): key id ‖ ephemeral key,
-    // then header digest ‖ shared key.
+    // The key id and the ephemeral key (a WebCrypto job) are independent: made together.
     const [keyId, ephemeral] = await Promise.all([
       enclaveKeyId(options.enclavePublicKey),
       ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
     ]);
     prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
-    [headerDigest, sharedKey] = await Promise.all([
-      sha256(prefix),
-      ephemeral.sharedKey(options.enclavePublicKey).catch(lowOrderAsInvalidArgument),
-    ]);
+    sharedKey = await ephemeral.sharedKey(options.enclavePublicKey).catch(lowOrderAsInvalidArgument);
   }
-  const plaintext = concatBytes(headerDigest, jsonBytes);
+  const plaintext = concatBytes(sha256(prefix), jsonBytes);
   const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
   plaintext.fill(0);
   jsonBytes.fill(0);
@@ -230,11 +224,7 @@ export async function openRequest(
 ): Promise<OpenedRequest> {
   const parsed = parseEnvelope(envelope);
   if (!bytesEqual(parsed.header.keyId, enclaveKey.keyId)) throw new WrongEnclaveKeyError();
-  // The header digest is computed alongside the key agreement; it is only compared (step 4) after
-  // decryption (step 3), so the order of checks is unchanged.
   const sync = enclaveKey.sync;
-  const headerDigestPromise = sync === undefined ? sha256(parsed.prefix) : sync.sha256(parsed.prefix);
-  if (headerDigestPromise instanceof Promise) headerDigestPromise.catch(() => {}); // looked at in step 4 only
   let sharedKey: Uint8Array;
   try {
     sharedKey =
@@ -253,8 +243,9 @@ export async function openRequest(
       if (plaintext.length < HEADER_DIGEST_LENGTH) {
         throw new RequestMalformedError(`request plaintext: expected at least ${HEADER_DIGEST_LENGTH} bytes`);
       }
-      const headerDigest = await headerDigestPromise;
-      if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), headerDigest)) throw new HeaderMismatchError();
+      if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), sha256(parsed.prefix))) {
+        throw new HeaderMismatchError();
+      }
       const request = parseRequestJson(plaintext.subarray(HEADER_DIGEST_LENGTH), parsed.header.kind);
       replayGuard.check(request.requestId, request.timestamp, now);
       return { request, sealer: new ResponseSealer(deriveResponseKey(sharedKey, parsed.nonce)) };
