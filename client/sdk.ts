@@ -9,7 +9,7 @@
  * Platform-neutral: fetch, WebCrypto, jose, tweetnacl (the browser client reuses it).
  */
 import { base64url } from "jose";
-import { utf8 } from "../attestation/bytes.ts";
+import { bytesEqual, utf8 } from "../attestation/bytes.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
@@ -299,10 +299,7 @@ export class Session {
   #takePrepared(enclavePublicKey: Uint8Array): PreparedRequestKey | undefined {
     const key = this.#prepared.shift();
     if (key === undefined) return undefined;
-    const same =
-      key.enclavePublicKey.length === enclavePublicKey.length &&
-      key.enclavePublicKey.every((b, i) => b === enclavePublicKey[i]);
-    if (same) return key;
+    if (bytesEqual(key.enclavePublicKey, enclavePublicKey)) return key;
     key.discard();
     return undefined;
   }
@@ -374,7 +371,7 @@ export class Session {
           const after = (await this.attest()).sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.
-          if (before.length === after.length && before.every((b, i) => b === after[i])) {
+          if (bytesEqual(before, after)) {
             throw new ClientError(
               "integrity",
               "WRONG_ENCLAVE_KEY_UNCHANGED",
