@@ -137,12 +137,23 @@ async function readRss(pid: number): Promise<{ rssMiB: number; hwmMiB: number }>
 
 // --- deployment ------------------------------------------------------------------------------------
 
+/** The host's API-key file for one benchmark key (every permission, no practical rate limit). */
+async function writeBenchApiKeys(dir: string, apiKey: string): Promise<string> {
+  const { hashApiKey } = await import("../host/identity.ts");
+  const path = join(dir, "api-keys.json");
+  const key = { id: "bench", project: "bench", sha256: hashApiKey(apiKey), requestsPerMinute: 1_000_000 };
+  await writeFile(
+    path,
+    JSON.stringify({ version: 1, keys: [{ ...key, permissions: ["attest", "chat", "complete"] }] }),
+  );
+  return path;
+}
+
 type ModelCase = { name: string; file: string; write: (path: string) => Promise<{ sha256: string; bytes: number }> };
 
 async function prepareBenchDeployment(model: ModelCase, maxTokens: number) {
   const { toHex } = await import("../attestation/bytes.ts");
   const { simulatedMeasurement } = await import("../enclave/tee.ts");
-  const { hashApiKey } = await import("../host/identity.ts");
   const { devManifest } = await import("../manifests/dev.ts");
   const { generateManifestSigningKey, signManifest } = await import("../manifests/sign.ts");
   const { simulatorClientPolicy } = await import("../client/dev-policy.ts");
@@ -166,22 +177,7 @@ async function prepareBenchDeployment(model: ModelCase, maxTokens: number) {
   const apiKey = `ck_${nodeRandomBytes(24).toString("hex")}`;
   const apiKeyPath = join(dir, "api-key");
   await writeFile(apiKeyPath, `${apiKey}\n`, { mode: 0o600 });
-  const apiKeysPath = join(dir, "api-keys.json");
-  await writeFile(
-    apiKeysPath,
-    JSON.stringify({
-      version: 1,
-      keys: [
-        {
-          id: "bench",
-          project: "bench",
-          sha256: hashApiKey(apiKey),
-          permissions: ["attest", "chat", "complete"],
-          requestsPerMinute: 1_000_000,
-        },
-      ],
-    }),
-  );
+  const apiKeysPath = await writeBenchApiKeys(dir, apiKey);
   const policy = simulatorClientPolicy({
     tee: "sim-snp",
     measurement: toHex(await simulatedMeasurement("sim-snp")),
@@ -498,26 +494,10 @@ type HostOverhead = {
 async function benchHostOverhead(streams: number, frames: number, intervalMs: number): Promise<HostOverhead> {
   const nacl = (await import("tweetnacl")).default;
   const { sealRequest } = await import("../sealed/index.ts");
-  const { hashApiKey } = await import("../host/identity.ts");
   const dir = join(BENCH_DIR, "host-overhead");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const apiKey = `ck_${nodeRandomBytes(24).toString("hex")}`;
-  const apiKeysPath = join(dir, "api-keys.json");
-  await writeFile(
-    apiKeysPath,
-    JSON.stringify({
-      version: 1,
-      keys: [
-        {
-          id: "bench",
-          project: "bench",
-          sha256: hashApiKey(apiKey),
-          permissions: ["attest", "chat", "complete"],
-          requestsPerMinute: 1_000_000,
-        },
-      ],
-    }),
-  );
+  const apiKeysPath = await writeBenchApiKeys(dir, apiKey);
   const enclave = startProcess(["--import", "tsx", SELF, "--fake-enclave", String(frames), String(intervalMs)]);
   let host: ReturnType<typeof startProcess> | undefined;
   try {
