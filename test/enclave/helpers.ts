@@ -25,6 +25,8 @@ export class ScriptedEngine {
   pulls = 0;
   /** Generations that ended (ran to their end, or were returned/aborted by the consumer). */
   finished = 0;
+  /** performance.now() when each event was handed out. */
+  readonly emittedAt: number[] = [];
   constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
   renderPrompt(request: unknown) {
     return { tokenCount: 3, request };
@@ -37,6 +39,7 @@ export class ScriptedEngine {
           continue;
         }
         this.pulls++;
+        this.emittedAt.push(performance.now());
         if (event instanceof Error) throw Object.assign(event, { code: "GENERATION_FAILED" });
         yield event;
       }
