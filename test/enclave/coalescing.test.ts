@@ -127,10 +127,13 @@ describe("enclave answer stream: frame coalescing", () => {
         .join(""),
     );
     expect(data[0]).toBe("t0 ");
-    // ~120 ms at one data frame per 40 ms: a handful of frames, not one per chunk.
-    expect(data.length).toBeGreaterThanOrEqual(2);
-    expect(data.length).toBeLessThanOrEqual(6);
+    // ~120 ms (longer on a loaded machine) at one data frame per 40 ms: a handful of frames, not one
+    // per chunk, and no more than the time taken allows.
     const dataTimes = at.slice(0, data.length);
+    const span = (dataTimes.at(-1) as number) - (dataTimes[0] as number);
+    expect(data.length).toBeGreaterThanOrEqual(2);
+    expect(data.length).toBeLessThan(30);
+    expect(data.length).toBeLessThanOrEqual(Math.floor(span / 40) + 1);
     for (let i = 1; i < dataTimes.length; i++) {
       // Timers may fire a little early on a busy machine; never by a whole interval.
       expect((dataTimes[i] as number) - (dataTimes[i - 1] as number)).toBeGreaterThanOrEqual(35);
