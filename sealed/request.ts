@@ -270,7 +270,8 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!(REQUEST_FIELDS as readonly string[]).includes(key)) {
-      throw new RequestMalformedError(`request field ${JSON.stringify(key.slice(0, 40))}: expected no such field`);
+      // The field's name is decrypted content: it stays out of the message (the host sees this error).
+      throw new RequestMalformedError(`request plaintext: expected only the fields ${REQUEST_FIELDS.join(", ")}`);
     }
   }
   if (o.v !== PROTOCOL_VERSION) throw new RequestMalformedError(`request v: expected ${PROTOCOL_VERSION}`);

@@ -1,4 +1,7 @@
+import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
+import { sha256 } from "../../sealed/crypto.ts";
+import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import {
   ENVELOPE_PREFIX_LENGTH,
   enclaveKeyId,
@@ -226,5 +229,28 @@ describe("prepared request keys (made ahead of time, single use)", () => {
     const a = await prepareRequestKey(key.publicKey);
     const b = await prepareRequestKey(key.publicKey);
     expect(toHex(a.ephemeralPublicKey)).not.toBe(toHex(b.ephemeralPublicKey));
+  });
+});
+
+describe("openRequest error messages", () => {
+  it("refuse an unknown request field without echoing its decrypted name (the host sees the message)", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const ephemeral = nacl.box.keyPair();
+    const nonce = nacl.randomBytes(24);
+    const json = new TextEncoder().encode(
+      JSON.stringify({ v: 1, requestId: "ab".repeat(16), timestamp: T0, kind: "chat", body: {}, "secret-field": 1 }),
+    );
+    const prefix = encodeEnvelopePrefix(
+      "chat",
+      await enclaveKeyId(key.publicKey),
+      32 + json.length + 16,
+      ephemeral.publicKey,
+      nonce,
+    );
+    const plaintext = new Uint8Array([...sha256(prefix), ...json]);
+    const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
+    const error = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+    expect(error.code).toBe("REQUEST_MALFORMED");
+    expect(error.message).not.toContain("secret-field");
   });
 });
