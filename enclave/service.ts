@@ -25,6 +25,7 @@ import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
+import { TENANT_HEADER } from "../sealed/envelope.ts";
 import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
@@ -112,6 +113,9 @@ export interface StreamedAnswer {
    */
   abandon(): Promise<void>;
 }
+
+/** The host's API-key ids (host/identity.ts), the only audit label it may pass. */
+const HOST_TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Audit lines the host has not collected yet; beyond this the enclave refuses new requests. */
 export const MAX_AUDIT_BACKLOG = 10_000;
@@ -293,12 +297,27 @@ export class Enclave {
     if (this.auditBacklog.length >= MAX_AUDIT_BACKLOG) {
       throw new EnclaveError("AUDIT_BACKLOG_FULL", 503, "audit records are not being collected by the host");
     }
+    // The host's label for the audit record (its API-key id). Checked before anything is opened: a
+    // label the audit writer would refuse must not let an answer go out without its record.
+    if (hostTenant !== null && !HOST_TENANT_PATTERN.test(hostTenant)) {
+      throw new EnclaveError(
+        "TENANT_HEADER_INVALID",
+        400,
+        `${TENANT_HEADER}: expected 1-64 characters of A-Z a-z 0-9 _ . -, found ${hostTenant.length} characters`,
+      );
+    }
     let opened: Awaited<ReturnType<typeof openRequest>>;
     try {
       opened = await openRequest(envelope, this.sealingKey, this.replayGuard, this.now().getTime());
     } catch (error) {
       if (error instanceof SealedError) {
-        const status = error.code === "WRONG_ENCLAVE_KEY" || error.code === "REQUEST_REPLAYED" ? 409 : 400;
+        // A full replay cache is overload (anyone can seal to the public key), not a bad request.
+        const status =
+          error.code === "WRONG_ENCLAVE_KEY" || error.code === "REQUEST_REPLAYED"
+            ? 409
+            : error.code === "REPLAY_CACHE_FULL"
+              ? 503
+              : 400;
         throw new EnclaveError(error.code, status, error.message, { cause: error });
       }
       throw error;

@@ -218,6 +218,27 @@ describe("enclave request pipeline", () => {
     expect(events).toEqual([expect.objectContaining({ type: "error", code: "REQUEST_INVALID" })]);
   });
 
+  it("refuses a host audit label the audit writer could not record (400, before opening: nothing audited, id not used)", async () => {
+    const { envelope } = await sealRequest({
+      enclavePublicKey: enclave.keys.sealing.publicKey,
+      kind: "complete",
+      body: { prompt: "The enclave", maxTokens: 2 },
+    });
+    const before = enclave.collectAudit(0).next;
+    for (const label of ["", "x".repeat(201), "team a", "tenant\nforged"]) {
+      const error = await enclave.handleSealed(envelope, label, new AbortController().signal).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "TENANT_HEADER_INVALID", status: 400 });
+      expect((error as Error).message).not.toContain(label.length > 0 ? label : "\u0000");
+    }
+    expect(enclave.collectAudit(0).next).toBe(before);
+    // The request id was not consumed: the same envelope with a valid label is answered and audited.
+    const answer = await enclave.handleSealed(envelope, "team-a", new AbortController().signal);
+    for await (const _ of answer.frames) {
+      // drain
+    }
+    expect(enclave.collectAudit(0).next).toBe(before + 1);
+  });
+
   it("refuses a replayed request with REQUEST_REPLAYED (409) before decrypting its body again", async () => {
     const { envelope } = await sealRequest({
       enclavePublicKey: enclave.keys.sealing.publicKey,
