@@ -128,15 +128,14 @@ describe("enclave answer stream: frame coalescing", () => {
     );
     expect(data[0]).toBe("t0 ");
     // ~120 ms (longer on a loaded machine) at one data frame per 40 ms: a handful of frames, not one
-    // per chunk, and no more than the time taken allows.
-    const dataTimes = at.slice(0, data.length);
-    const span = (dataTimes.at(-1) as number) - (dataTimes[0] as number);
+    // per chunk. The last data frame may follow its predecessor closely: the end of the answer
+    // flushes what is left without waiting; every earlier gap is a paced one.
+    const paced = at.slice(0, data.length - 1);
     expect(data.length).toBeGreaterThanOrEqual(2);
     expect(data.length).toBeLessThan(30);
-    expect(data.length).toBeLessThanOrEqual(Math.floor(span / 40) + 1);
-    for (let i = 1; i < dataTimes.length; i++) {
+    for (let i = 1; i < paced.length; i++) {
       // Timers may fire a little early on a busy machine; never by a whole interval.
-      expect((dataTimes[i] as number) - (dataTimes[i - 1] as number)).toBeGreaterThanOrEqual(35);
+      expect((paced[i] as number) - (paced[i - 1] as number)).toBeGreaterThanOrEqual(35);
     }
     expect(events.at(-1)).toMatchObject({ type: "final", frameCount: data.length + 1 });
   });
