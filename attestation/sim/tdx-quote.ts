@@ -49,7 +49,11 @@ export interface SimulatedTdxQuoteOptions {
    * binding). Default: SHA-256(attestation key ‖ QE auth data) ‖ 0³².
    */
   readonly insecureQeReportData?: Uint8Array;
+  /** Override of the QE report's MRSIGNER (rejection tests only: a quoting enclave not Intel's). */
+  readonly insecureQeMrSigner?: Uint8Array;
 }
+
+const INTEL_TD_QE_MRSIGNER = fromHex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
 
 function put(out: Uint8Array, offset: number, bytes: Uint8Array, size: number, field: string): void {
   if (bytes.length !== size) throw new Error(`simulateTdxQuote: ${field} must be ${size} bytes, found ${bytes.length}`);
@@ -101,7 +105,9 @@ export function simulateTdxQuote(
   qeReport.set(pck.tcb.cpuSvn, 0); // CPUSVN
   qeReport.set(fromHex("1500000000000000e700000000000000"), 48); // ATTRIBUTES (INIT|MODE64BIT|PROVISIONKEY, XFRM)
   qeReport.set(drbg("QE MRENCLAVE", 32), 64);
-  qeReport.set(drbg("QE MRSIGNER", 32), 128);
+  // Intel's TD QE signer, as on real hardware (attestation/tdx/verify.ts requires it); the report is
+  // still signed by the simulator's PCK key, so it is trusted only under simulator anchors.
+  qeReport.set(options.insecureQeMrSigner ?? INTEL_TD_QE_MRSIGNER, 128);
   qeReport.set(u16(2), 256); // ISVPRODID 2: the TD quoting enclave
   qeReport.set(u16(4), 258); // ISVSVN
   const qeReportData =

@@ -20,7 +20,7 @@
  * unexpected measurements still verify; appraisal (attestation/appraise.ts) applies the policy.
  * Evidence verified under a `simulated: true` anchor is marked `simulated: true`.
  */
-import { bytesEqual, concatBytes, isAllZero, toHex } from "../bytes.ts";
+import { bytesEqual, concatBytes, fromHex, isAllZero, toHex } from "../bytes.ts";
 import { sha256, verifyEcdsa } from "../crypto.ts";
 import { ConfigurationError, VerifyError } from "../errors.ts";
 import type { TdxTrustAnchor } from "../roots/intel.ts";
@@ -45,6 +45,15 @@ import {
 } from "./tcb.ts";
 
 /** Collateral as fetched from Intel PCS: raw response bodies and `*-Issuer-Chain` PEM texts. */
+
+/**
+ * Intel's TD quoting enclave: its MRSIGNER (Intel's SGX enclave signing key) and ISVPRODID, as
+ * Intel's TD QE identity collateral states them (fixtures/attestation/tdx/collateral/
+ * qeidentity-td-qe-*.json) and as every real quote in the fixtures carries them.
+ */
+const INTEL_TD_QE_MRSIGNER = fromHex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
+const INTEL_TD_QE_ISVPRODID = 2;
+
 export interface TdxCollateral {
   readonly tcbInfo?: { readonly json: Uint8Array | string; readonly issuerChain: Uint8Array | string } | undefined;
   readonly qeIdentity?: { readonly json: Uint8Array | string; readonly issuerChain: Uint8Array | string } | undefined;
@@ -256,6 +265,17 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     throw new VerifyError(
       "TDX_QE_BINDING_MISMATCH",
       `QE report REPORTDATA: expected SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes, found ${toHex(quote.qeReport.reportData)}`,
+    );
+  }
+  // The quoting enclave must be Intel's TD QE, whether or not QE-identity collateral was given: a
+  // PCK-certified report from any other SGX enclave on the (untrusted) host does not vouch for a TD.
+  if (
+    !bytesEqual(quote.qeReport.mrSigner, INTEL_TD_QE_MRSIGNER) ||
+    quote.qeReport.isvProdId !== INTEL_TD_QE_ISVPRODID
+  ) {
+    throw new VerifyError(
+      "TDX_QE_NOT_INTEL",
+      `QE report: expected Intel's TD quoting enclave (MRSIGNER ${toHex(INTEL_TD_QE_MRSIGNER)}, ISVPRODID ${INTEL_TD_QE_ISVPRODID}), found MRSIGNER ${toHex(quote.qeReport.mrSigner)}, ISVPRODID ${quote.qeReport.isvProdId}`,
     );
   }
   if (!checks.quoteSignatureValid) {

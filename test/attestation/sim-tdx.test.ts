@@ -175,6 +175,11 @@ describe("single-mutation rejection (verification)", () => {
       code: "TDX_QE_BINDING_MISMATCH",
     },
     {
+      name: "QE report from another SGX enclave (not Intel's TD QE), properly PCK-signed",
+      quote: () => simulateTdxQuote(h, { ...baseOptions(), insecureQeMrSigner: new Uint8Array(32).fill(0x42) }),
+      code: "TDX_QE_NOT_INTEL",
+    },
+    {
       name: "attestation key swapped for another (quote re-signed by it)",
       quote: () => {
         // QE report endorses the hierarchy's AK; the quote carries and is signed by another key.
