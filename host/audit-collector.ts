@@ -77,13 +77,19 @@ export class AuditCollector {
       this.again = true;
       return this.running;
     }
-    this.running = this.run().finally(() => {
-      this.running = null;
-      if (this.again) {
-        this.again = false;
-        void this.collect();
-      }
-    });
+    // A failure (a malformed batch, a full disk) is reported, never thrown at the timer: the host
+    // keeps forwarding, and the enclave keeps every unacknowledged record until it is stored.
+    this.running = this.run()
+      .catch((error: unknown) => {
+        this.options.onError?.(`audit: cannot store the enclave's records (${(error as Error).message})`);
+      })
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          void this.collect();
+        }
+      });
     return this.running;
   }
 
@@ -123,9 +129,24 @@ export class AuditCollector {
     if (batch.from !== this.next) {
       this.options.onError?.(`audit: expected record ${this.next}, the enclave sent from ${batch.from}`);
     }
-    // Queued synchronously in order; the store writes what piled up together, with one fsync.
     const store = this.store;
-    if (store !== null) await Promise.all(batch.lines.map((line) => store.append(line)));
+    if (store !== null) {
+      // All or nothing on content: one malformed line and no line of the batch is stored (it is
+      // asked for again; the enclave keeps it).
+      const bad = batch.lines.findIndex((line) => !store.accepts(line));
+      if (bad !== -1) {
+        this.options.onError?.(`audit: record ${batch.from + bad} from the enclave is not a valid record line`);
+        return;
+      }
+      // Queued synchronously in order; the store writes what piled up together, with one fsync. On
+      // a write failure, only the lines stored before it count as collected (no duplicates later).
+      const results = await Promise.allSettled(batch.lines.map((line) => store.append(line)));
+      const stored = results.findIndex((r) => r.status === "rejected");
+      if (stored !== -1) {
+        this.next = batch.from + stored;
+        throw (results[stored] as PromiseRejectedResult).reason;
+      }
+    }
     this.next = batch.next;
     if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written
   }

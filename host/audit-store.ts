@@ -124,6 +124,16 @@ export class AuditStore {
     await this.#handle.close();
   }
 
+  /** Whether `append` would take `line` (a single, bounded, well-formed record line). */
+  accepts(line: string): boolean {
+    try {
+      this.#checkLine(line);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   #checkLine(line: string): void {
     if (typeof line !== "string" || line.length === 0) {
       throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a non-empty string");
