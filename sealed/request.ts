@@ -261,8 +261,9 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
   let value: unknown;
   try {
     value = JSON.parse(utf8Decoder.decode(bytes));
-  } catch (cause) {
-    throw new RequestMalformedError("request plaintext: expected UTF-8 JSON, found unparsable bytes", { cause });
+  } catch {
+    // No `cause`: JSON.parse's message quotes the decrypted text.
+    throw new RequestMalformedError("request plaintext: expected UTF-8 JSON, found unparsable bytes");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new RequestMalformedError("request plaintext: expected a JSON object");

@@ -172,8 +172,9 @@ function parseJsonObject(seq: number, kind: string, payload: Uint8Array): Record
   let value: unknown;
   try {
     value = JSON.parse(utf8.decode(payload));
-  } catch (cause) {
-    throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object, found unparsable bytes`, { cause });
+  } catch {
+    // No `cause`: JSON.parse's message quotes the decrypted text.
+    throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object, found unparsable bytes`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object`);

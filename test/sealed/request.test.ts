@@ -253,4 +253,24 @@ describe("openRequest error messages", () => {
     expect(error.code).toBe("REQUEST_MALFORMED");
     expect(error.message).not.toContain("secret-field");
   });
+
+  it("refuse plaintext that is not JSON without carrying it anywhere in the error (message or cause)", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const ephemeral = nacl.box.keyPair();
+    const nonce = nacl.randomBytes(24);
+    const json = new TextEncoder().encode("swordfish is the launch code");
+    const prefix = encodeEnvelopePrefix(
+      "chat",
+      await enclaveKeyId(key.publicKey),
+      32 + json.length + 16,
+      ephemeral.publicKey,
+      nonce,
+    );
+    const plaintext = new Uint8Array([...sha256(prefix), ...json]);
+    const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
+    const error = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+    expect(error.code).toBe("REQUEST_MALFORMED");
+    const everything = `${error.message} ${String(error.cause)} ${(error.cause as Error | undefined)?.message ?? ""}`;
+    expect(everything).not.toContain("swordfish");
+  });
 });
