@@ -25,7 +25,7 @@ import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
-import { TENANT_HEADER } from "../sealed/envelope.ts";
+import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
 import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
@@ -113,9 +113,6 @@ export interface StreamedAnswer {
    */
   abandon(): Promise<void>;
 }
-
-/** The host's API-key ids (host/identity.ts), the only audit label it may pass. */
-const HOST_TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Audit lines the host has not collected yet; beyond this the enclave refuses new requests. */
 export const MAX_AUDIT_BACKLOG = 10_000;
@@ -299,7 +296,7 @@ export class Enclave {
     }
     // The host's label for the audit record (its API-key id). Checked before anything is opened: a
     // label the audit writer would refuse must not let an answer go out without its record.
-    if (hostTenant !== null && !HOST_TENANT_PATTERN.test(hostTenant)) {
+    if (hostTenant !== null && !TENANT_LABEL_PATTERN.test(hostTenant)) {
       throw new EnclaveError(
         "TENANT_HEADER_INVALID",
         400,

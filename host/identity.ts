@@ -5,13 +5,14 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
 import { forbidden, rateLimited, unauthenticated } from "./errors.ts";
 
 export const PERMISSIONS = ["attest", "chat", "complete"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const apiKeySchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  id: z.string().regex(TENANT_LABEL_PATTERN),
   project: z.string().min(1).max(128),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   permissions: z.array(z.enum(PERMISSIONS)).min(1),

@@ -123,3 +123,5 @@ export function parseEnvelope(envelope: Uint8Array): ParsedEnvelope {
  * host is untrusted, so the enclave prefers the tenant the client put inside the sealed request.
  */
 export const TENANT_HEADER = "x-cloister-tenant";
+/** What the host may put in TENANT_HEADER: one of its API-key ids (host/identity.ts). */
+export const TENANT_LABEL_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
