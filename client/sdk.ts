@@ -367,11 +367,14 @@ export class Session {
       } catch (error) {
         // The enclave's keys changed (restart): re-attest once, fully, then reseal and resend.
         if (attempt === 0 && error instanceof ClientError && error.code === "WRONG_ENCLAVE_KEY") {
-          const before = this.enclave.sealingPublicKey;
-          const after = (await this.attest()).sealingPublicKey;
+          // Compared with the key this request was sealed to: a concurrent request may already have
+          // re-attested to the new key, and then this one reseals to it without attesting again.
+          const after = bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
+            ? (await this.attest()).sealingPublicKey
+            : this.enclave.sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.
-          if (bytesEqual(before, after)) {
+          if (bytesEqual(enclavePublicKey, after)) {
             throw new ClientError(
               "integrity",
               "WRONG_ENCLAVE_KEY_UNCHANGED",

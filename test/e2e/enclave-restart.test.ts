@@ -127,6 +127,16 @@ describe("enclave down, then restarted with new keys", () => {
     expect(count("/v1/attestation")).toBe(attestationsBefore);
   });
 
+  it("restarted again: concurrent chats on one session all succeed (a request that finds the key already renewed reseals)", async () => {
+    await deployment.running.restartEnclave();
+    await deployment.assertSourcesUnchanged();
+    const results = await Promise.all([drain(session.chat(QUESTION)), drain(session.chat(QUESTION))]);
+    for (const result of results) {
+      expect(result.error).toBeUndefined();
+      expect(result.text).toBe(GREEDY_CHAT_ANSWER);
+    }
+  });
+
   it("a request sealed to the earlier boot cannot be opened by the new one → 409 WRONG_ENCLAVE_KEY", async () => {
     const response = await fetch(`${deployment.running.hostUrl}/v1/sealed`, {
       method: "POST",
