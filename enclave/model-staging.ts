@@ -7,9 +7,11 @@
  * Without /dev/shm (not Linux) the OS temp directory is used, and SECURITY.md's advice (keep the
  * model on an integrity-protected volume) applies.
  */
-import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { EngineError } from "./engine/errors.ts";
 
 export interface StagedModel {
@@ -25,7 +27,12 @@ async function privateRoot(): Promise<string> {
   return shm ? "/dev/shm" : tmpdir();
 }
 
-export async function stageModel(source: string): Promise<StagedModel> {
+/**
+ * `expectedBytes`: the manifest's size. A file of another size is refused before anything is
+ * copied, and at most one byte more than that is ever copied (a file the host grows meanwhile
+ * cannot fill the private memory); the digest check happens on the copy afterwards.
+ */
+export async function stageModel(source: string, expectedBytes: number): Promise<StagedModel> {
   const info = await stat(source).catch((error: unknown) => {
     const code = (error as { code?: unknown }).code;
     throw new EngineError(
@@ -35,15 +42,30 @@ export async function stageModel(source: string): Promise<StagedModel> {
     );
   });
   if (!info.isFile()) throw new EngineError("MODEL_NOT_FOUND", `model file ${source}: expected a regular file`);
+  const sizeMismatch = (found: number) =>
+    new EngineError(
+      "MODEL_SIZE_MISMATCH",
+      `model file ${source}: expected ${expectedBytes} bytes (the manifest's model.sizeBytes), found ${found}; not loaded`,
+    );
+  if (info.size !== expectedBytes) throw sizeMismatch(info.size);
   const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
   const path = join(dir, basename(source));
   try {
-    await copyFile(source, path);
+    // `end` is inclusive: one byte past the expected size is enough to see a file that grew.
+    await pipeline(
+      createReadStream(source, { start: 0, end: expectedBytes }),
+      createWriteStream(path, { mode: 0o600 }),
+    );
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw new EngineError("MODEL_LOAD_FAILED", `model file ${source}: cannot be copied into private memory`, {
       cause: error,
     });
+  }
+  const copied = (await stat(path)).size;
+  if (copied !== expectedBytes) {
+    await rm(dir, { recursive: true, force: true });
+    throw sizeMismatch(copied);
   }
   return { path, remove: () => rm(dir, { recursive: true, force: true }) };
 }

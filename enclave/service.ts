@@ -199,8 +199,15 @@ export class Enclave {
         `boot: manifest tee.platforms [${manifest.tee.platforms.join(", ")}] does not include ${platform}`,
       );
     }
+    if (manifest.model.sealedAtRest) {
+      throw new EnclaveError(
+        "BOOT_SEALED_MODEL_UNSUPPORTED",
+        500,
+        "boot: manifest model.sealedAtRest is true, but this enclave cannot unseal models yet (no key broker)",
+      );
+    }
     // The engine hashes and loads a private in-memory copy, never the file the host could rewrite.
-    const staged = config.engine === undefined ? await stageModel(config.modelPath) : null;
+    const staged = config.engine === undefined ? await stageModel(config.modelPath, manifest.model.sizeBytes) : null;
     let engine: InferenceEngine;
     try {
       engine =

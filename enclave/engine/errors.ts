@@ -9,6 +9,7 @@ import { EnclaveError } from "../errors.ts";
 export type EngineErrorCode =
   | "MODEL_DIGEST_MISMATCH"
   | "MODEL_NOT_FOUND"
+  | "MODEL_SIZE_MISMATCH"
   | "MODEL_CHANGED_DURING_LOAD"
   | "MODEL_LOAD_FAILED"
   | "ENGINE_OPTIONS"
@@ -23,6 +24,7 @@ export type EngineErrorCode =
 const STATUS: Readonly<Record<EngineErrorCode, EnclaveError["status"]>> = {
   MODEL_DIGEST_MISMATCH: 500,
   MODEL_NOT_FOUND: 500,
+  MODEL_SIZE_MISMATCH: 500,
   MODEL_CHANGED_DURING_LOAD: 500,
   MODEL_LOAD_FAILED: 500,
   ENGINE_OPTIONS: 500,

@@ -82,6 +82,22 @@ describe("enclave boot", () => {
 });
 
 describe("model staging", () => {
+  it("refuses a model file whose size is not the manifest's before copying it, and a sealed-at-rest model", async () => {
+    const grown = join(dir, "grown-tiny.gguf");
+    await copyFile(modelPath, grown);
+    const handle = await open(grown, "a");
+    await handle.write(Buffer.alloc(4096));
+    await handle.close();
+    const boot = (m: Manifest, path: string) =>
+      signManifest(m, operator.privateJwk).then((manifestJws) =>
+        Enclave.boot({ manifestJws, operatorKeys: [operator.publicJwk], modelPath: path, tee: "sim-snp" }),
+      );
+    await expect(boot(manifest(), grown)).rejects.toMatchObject({ code: "MODEL_SIZE_MISMATCH" });
+    await expect(
+      boot(manifest({ model: { sealedAtRest: true, keyId: "model-key-1" } }), modelPath),
+    ).rejects.toMatchObject({ code: "BOOT_SEALED_MODEL_UNSUPPORTED" });
+  });
+
   it("loads a private copy: rewriting the operator's model file after the digest check changes nothing", async () => {
     const own = join(dir, "own-tiny.gguf");
     await copyFile(modelPath, own);
