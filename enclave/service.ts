@@ -199,6 +199,16 @@ export class Enclave {
         `boot: manifest tee.platforms [${manifest.tee.platforms.join(", ")}] does not include ${platform}`,
       );
     }
+    // Sealed requests carry no metadata yet: a metadataEquals rule could never match, so a
+    // manifest that relies on one is refused rather than silently not enforced.
+    const metadataRule = manifest.requestPolicy.rules.find((rule) => rule.kind === "metadataEquals");
+    if (metadataRule !== undefined) {
+      throw new EnclaveError(
+        "BOOT_POLICY_UNSUPPORTED",
+        500,
+        `boot: requestPolicy rule "${metadataRule.id}" is metadataEquals, but sealed requests carry no metadata yet`,
+      );
+    }
     if (manifest.model.sealedAtRest) {
       throw new EnclaveError(
         "BOOT_SEALED_MODEL_UNSUPPORTED",

@@ -96,6 +96,11 @@ describe("model staging", () => {
     await expect(
       boot(manifest({ model: { sealedAtRest: true, keyId: "model-key-1" } }), modelPath),
     ).rejects.toMatchObject({ code: "BOOT_SEALED_MODEL_UNSUPPORTED" });
+    // A rule the enclave could never evaluate is refused, not silently never matched.
+    const metadataRule = { id: "no-beta", kind: "metadataEquals", action: "block", key: "tier", value: "beta" };
+    await expect(
+      boot(manifest({ requestPolicy: { rules: [metadataRule] } } as Parameters<typeof manifest>[0]), modelPath),
+    ).rejects.toMatchObject({ code: "BOOT_POLICY_UNSUPPORTED" });
   });
 
   it("loads a private copy: rewriting the operator's model file after the digest check changes nothing", async () => {
