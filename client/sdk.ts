@@ -24,7 +24,7 @@ import {
   sealRequest,
 } from "../sealed/index.ts";
 import { ClientError } from "./errors.ts";
-import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "./policy.ts";
+import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy, parseClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
 
 export interface ConnectOptions {
@@ -161,7 +161,10 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
   const http = new HttpClient(url.href.replace(/\/+$/, ""), options.apiKey, transport);
   const now = options.now ?? (() => new Date());
-  const anchors = await anchorsForPolicy(options.policy);
+  // Checked here too: a policy built in code skips the file parser's rules (every field present,
+  // every skip with a reason), and verification must not run on a policy that would not parse.
+  const policy = parseClientPolicy(options.policy);
+  const anchors = await anchorsForPolicy(policy);
   // The KV-cache scope, sealed inside every request: the enclave reuses cached prompt state only
   // between requests that carry the same value. It must be unguessable by the host (which sees the
   // API key), so it is random per session unless the caller shares a secret `cacheScope` between
@@ -172,7 +175,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
   const session = new Session(
     http,
-    options.policy,
+    policy,
     anchors,
     now,
     Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),

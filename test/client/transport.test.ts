@@ -187,6 +187,33 @@ describe("SDK over a silent host", () => {
   });
 });
 
+describe("SDK policy check", () => {
+  it("connect() refuses a policy object that would not parse, before sending anything", async () => {
+    const operator = await generateManifestSigningKey("EdDSA");
+    const policy = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: "ab".repeat(48),
+      operatorKey: operator.publicJwk,
+      modelSha256: "cd".repeat(32),
+      serviceName: "cloister-dev",
+    });
+    const broken = structuredClone(policy) as unknown as { freshness?: unknown };
+    delete broken.freshness;
+    const sent: string[] = [];
+    const error = await connect({
+      url: "http://127.0.0.1:9",
+      policy: broken as unknown as typeof policy,
+      apiKey: "ck_test_0123456789abcdef",
+      transport: async (url) => {
+        sent.push(url);
+        throw new Error("must not be called");
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "configuration", code: "POLICY_INVALID" });
+    expect(sent).toEqual([]);
+  });
+});
+
 describe("default transport", () => {
   it("is one per process, so connections are reused across sessions", async () => {
     expect(await defaultTransport()).toBe(await defaultTransport());
