@@ -34,10 +34,13 @@ export class GgufFormatError extends ModelError {
   readonly offset: number;
 
   constructor(code: GgufErrorCode, field: string, offset: number, detail: string, options?: { cause?: unknown }) {
-    super(code, `${field} at offset ${offset}: ${detail}`, options);
+    // Field names quote keys and tensor names from the (untrusted) file: cut and made printable,
+    // so an error stays one short line and cannot carry terminal escapes.
+    const printable = printableField(field);
+    super(code, `${printable} at offset ${offset}: ${detail}`, options);
     this.name = "GgufFormatError";
     this.code = code;
-    this.field = field;
+    this.field = printable;
     this.offset = offset;
   }
 }
@@ -62,4 +65,15 @@ export class ModelIoError extends ModelError {
     this.name = "ModelIoError";
     this.path = path;
   }
+}
+
+/** At most 160 characters, control characters (C0, DEL, C1) as \u escapes. */
+function printableField(field: string): string {
+  const cut = field.length > 160 ? `${field.slice(0, 160)}…` : field;
+  let out = "";
+  for (const ch of cut) {
+    const c = ch.codePointAt(0) as number;
+    out += c < 0x20 || (c >= 0x7f && c <= 0x9f) ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
+  }
+  return out;
 }

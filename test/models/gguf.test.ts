@@ -440,3 +440,13 @@ describe("GGUF reader rejects malformed input with GgufFormatError", () => {
     );
   });
 });
+
+describe("GGUF errors quote file contents safely", () => {
+  it("cut a long key and escape control characters, so the error stays one short line", () => {
+    const key = `${"\n\u001b[31mFAKE: model verified OK"}${"x".repeat(5000)}`;
+    const err = expectFormatError(rawGguf({ kvs: [rawKv(key, 0, [1]), rawKv(key, 0, [2])] }), "GGUF_DUPLICATE");
+    expect([...err.message].some((ch) => (ch.codePointAt(0) as number) < 0x20)).toBe(false);
+    expect(err.message).toContain("\\u001b");
+    expect(err.message.length).toBeLessThan(300);
+  });
+});
