@@ -3,6 +3,7 @@
  * verifier needs to re-encode keys and signatures. It checks structure only; meaning is given by
  * x509.ts. Every malformed input throws a ParseError naming the offset.
  */
+import { concatBytes } from "./bytes.ts";
 import { ParseError } from "./errors.ts";
 
 export const TAG = {
@@ -215,15 +216,7 @@ export function encodeTlv(tag: number, content: Uint8Array): Uint8Array {
 }
 
 export function encodeSequence(...items: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const i of items) total += i.length;
-  const content = new Uint8Array(total);
-  let o = 0;
-  for (const i of items) {
-    content.set(i, o);
-    o += i.length;
-  }
-  return encodeTlv(TAG.SEQUENCE, content);
+  return encodeTlv(TAG.SEQUENCE, concatBytes(...items));
 }
 
 /** INTEGER from an unsigned big-endian magnitude. */

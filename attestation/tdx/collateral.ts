@@ -29,7 +29,7 @@
  * `acceptStaleCollateral: true` (then `stale: true` is reported); collateral issued after `at`
  * fails COLLATERAL_NOT_YET_VALID (never waived).
  */
-import { fromHex, toHex } from "../bytes.ts";
+import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { type Certificate, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
@@ -510,8 +510,4 @@ export async function verifyTdxCollateralSignature(
     );
   }
   return { signer, signerExpired: at.getTime() > signer.notAfter.getTime(), stale };
-}
-
-export function fmspcHex(fmspc: Uint8Array): string {
-  return toHex(fmspc);
 }

@@ -16,7 +16,7 @@
  * (`signedBytes` ends at the body), so they cannot influence a verdict. Callers that display a quote
  * show the count, so a non-zero trailer is visible rather than silently dropped.
  */
-import { ByteReader, bytesEqual, toHex } from "../bytes.ts";
+import { ByteReader, isAllZero, toHex } from "../bytes.ts";
 import {
   type DerNode,
   decodeOid,
@@ -398,5 +398,5 @@ export function isDebugTd(body: TdxTdReportBody): boolean {
 
 /** True when the trailing bytes are all zero (buffer padding) rather than other data. */
 export function trailingIsZeroPadding(quote: TdxQuote): boolean {
-  return bytesEqual(quote.trailing, new Uint8Array(quote.trailing.length));
+  return isAllZero(quote.trailing);
 }
