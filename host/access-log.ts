@@ -23,5 +23,3 @@ export type AccessLogSink = (entry: AccessLogEntry) => void;
 export function jsonLinesAccessLog(write: (line: string) => void = (l) => process.stderr.write(l)): AccessLogSink {
   return (entry) => write(`${JSON.stringify({ type: "access", ...entry })}\n`);
 }
-
-export const discardAccessLog: AccessLogSink = () => {};

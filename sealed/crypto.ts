@@ -52,11 +52,6 @@ export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
   return nacl.box.keyPair.fromSecretKey(secretKey).publicKey;
 }
 
-/** X25519 shared secret hashed by HSalsa20 (`nacl.box.before`), in tweetnacl. */
-export function boxSharedKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array {
-  return nacl.box.before(peerPublicKey, ownSecretKey);
-}
-
 /** The X25519 output was all zero: the peer's key is a low-order point. */
 export class LowOrderKeyError extends Error {
   constructor() {

@@ -31,7 +31,6 @@ export {
   type EnclaveSealingKey,
   enclaveKeyId,
   enclaveSealingKeyFromSecretKey,
-  generateEnclaveSealingKey,
   type SyncPrimitives,
 } from "./keys.ts";
 export { ReplayGuard, type ReplayGuardOptions } from "./replay.ts";

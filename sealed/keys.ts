@@ -3,7 +3,7 @@
  * 16 bytes of SHA-256(public key), which routes envelopes. The id is computed once per boot here,
  * not per request. Generating the per-boot key is the enclave's job; this only wraps it.
  */
-import { randomBytes, sha256, X25519_KEY_LENGTH, x25519PublicKey } from "./crypto.ts";
+import { sha256, X25519_KEY_LENGTH, x25519PublicKey } from "./crypto.ts";
 import { KEY_ID_LENGTH } from "./envelope.ts";
 import { SealedInvalidArgumentError } from "./errors.ts";
 
@@ -51,9 +51,4 @@ export async function enclaveSealingKeyFromSecretKey(
     keyId: await enclaveKeyId(publicKey),
     ...(sync === undefined ? {} : { sync }),
   };
-}
-
-/** A fresh X25519 sealing key (for tests and the simulator; the enclave makes its own per boot). */
-export async function generateEnclaveSealingKey(): Promise<EnclaveSealingKey> {
-  return enclaveSealingKeyFromSecretKey(randomBytes(X25519_KEY_LENGTH));
 }
