@@ -46,6 +46,7 @@ import type * as NodeCrypto from "node:crypto";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
+import { concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
 import type { PiiFinding } from "./pii.ts";
@@ -152,26 +153,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const RULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function fromHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i += 1) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 function bytesOf(value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? encoder.encode(value) : new Uint8Array(value);
 }
@@ -209,7 +190,7 @@ export function auditRecordHash(record: AuditRecord): string {
 
 /** `prevHash` of seq 0 for the log of the enclave with this Ed25519 public key. */
 export function auditGenesisHash(signingPublicKey: Uint8Array): string {
-  return toHex(sha256(concat(encoder.encode(GENESIS_TAG), checkPublicKey(signingPublicKey))));
+  return toHex(sha256(concatBytes(encoder.encode(GENESIS_TAG), checkPublicKey(signingPublicKey))));
 }
 
 /** SHA-256 of the tagged request id (hex): how a client finds its record. */
@@ -224,7 +205,7 @@ export function auditCommitment(
   content: string | Uint8Array,
 ): string {
   if (opening.length !== 32) throw new AuditKeyInvalidError("audit opening key", "32 bytes", `${opening.length} bytes`);
-  return toHex(hmac(sha256, opening, concat(encoder.encode(COMMITMENT_TAGS[kind]), bytesOf(content))));
+  return toHex(hmac(sha256, opening, concatBytes(encoder.encode(COMMITMENT_TAGS[kind]), bytesOf(content))));
 }
 
 function checkPublicKey(key: Uint8Array): Uint8Array {
@@ -341,7 +322,7 @@ export class AuditWriter {
   record(entry: AuditEntry): WrittenAuditRecord {
     checkEntry(entry);
     const requestIdHash = auditRequestIdHash(entry.requestId);
-    const opening = hmac(sha256, this.#commitmentKey, concat(encoder.encode(OPENING_TAG), fromHex(requestIdHash)));
+    const opening = hmac(sha256, this.#commitmentKey, concatBytes(encoder.encode(OPENING_TAG), fromHex(requestIdHash)));
     const record: AuditRecord = {
       v: 1,
       seq: this.#seq,
