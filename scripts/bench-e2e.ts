@@ -275,7 +275,8 @@ async function benchModel(model: ModelCase, options: { rounds: number; maxTokens
   let floorProxyProcess: ReturnType<typeof startProcess> | undefined;
   let handshake: { cold: number[]; coldPreDerived: number[]; warm: number[] } | null = null;
   try {
-    if (options.handshake) handshake = await benchHandshake(deployment.hostUrl, files.apiKey, files.policyPath);
+    if (options.handshake)
+      handshake = await benchHandshake(deployment.hostUrl, files.apiKey, files.apiKeyPath, files.policyPath);
     const session = await connect({ url: deployment.hostUrl, policy: files.policy, apiKey: files.apiKey });
     floorEnclaveProcess = startProcess(["--import", "tsx", SELF, "--floor-enclave", files.modelPath]);
     floorProxyProcess = startProcess(["--import", "tsx", SELF, "--floor-proxy", (await floorEnclaveProcess.ready).url]);
@@ -358,13 +359,15 @@ async function benchModel(model: ModelCase, options: { rounds: number; maxTokens
 
 // --- handshake -------------------------------------------------------------------------------------
 
-async function handshakeChild(options: { url: string; apiKey: string; policyPath: string; preDerive: boolean }) {
+/** The API key comes from its 0600 file, never the command line (other users can read argv). */
+async function handshakeChild(options: { url: string; apiKeyPath: string; policyPath: string; preDerive: boolean }) {
   const { connect } = await import("../client/sdk.ts");
   const { anchorsForPolicy } = await import("../client/policy.ts");
   const policy = JSON.parse(await readFile(options.policyPath, "utf8"));
   if (options.preDerive) void (await anchorsForPolicy(policy)).snp; // derive the simulator roots, untimed
+  const apiKey = (await readFile(options.apiKeyPath, "utf8")).trim();
   const t = performance.now();
-  await connect({ url: options.url, policy, apiKey: options.apiKey });
+  await connect({ url: options.url, policy, apiKey });
   process.stdout.write(JSON.stringify({ ms: performance.now() - t }));
 }
 
@@ -379,12 +382,12 @@ async function runChild(args: readonly string[]): Promise<string> {
   return out;
 }
 
-async function benchHandshake(url: string, apiKey: string, policyPath: string) {
+async function benchHandshake(url: string, apiKey: string, apiKeyPath: string, policyPath: string) {
   const cold: number[] = [];
   const coldPreDerived: number[] = [];
   for (let i = 0; i < 5; i++) {
     for (const preDerive of [false, true]) {
-      const out = await runChild(["--handshake-child", JSON.stringify({ url, apiKey, policyPath, preDerive })]);
+      const out = await runChild(["--handshake-child", JSON.stringify({ url, apiKeyPath, policyPath, preDerive })]);
       (preDerive ? coldPreDerived : cold).push((JSON.parse(out) as { ms: number }).ms);
     }
   }
