@@ -137,6 +137,29 @@ class HttpClient {
   }
 }
 
+/**
+ * Parsed policies by content: the same policy (by its JSON) yields the same parsed object on every
+ * connect(), so verification caches keyed on it (attestation/document.ts) keep working across
+ * reconnects; a policy changed in place is parsed again.
+ */
+const parsedPolicies = new Map<string, ClientPolicy>();
+
+function parsedPolicy(policy: unknown): ClientPolicy {
+  let key: string | undefined;
+  try {
+    key = JSON.stringify(policy);
+  } catch {
+    // not JSON at all: the parser says what is wrong
+  }
+  if (key === undefined) return parseClientPolicy(policy);
+  const known = parsedPolicies.get(key);
+  if (known !== undefined) return known;
+  const parsed = parseClientPolicy(policy);
+  if (parsedPolicies.size >= 16) parsedPolicies.delete(parsedPolicies.keys().next().value as string);
+  parsedPolicies.set(key, parsed);
+  return parsed;
+}
+
 /** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
 export async function connect(options: ConnectOptions): Promise<Session> {
   let url: URL;
@@ -163,7 +186,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
-  const policy = parseClientPolicy(options.policy);
+  const policy = parsedPolicy(options.policy);
   const anchors = await anchorsForPolicy(policy);
   // The KV-cache scope, sealed inside every request: the enclave reuses cached prompt state only
   // between requests that carry the same value. It must be unguessable by the host (which sees the
