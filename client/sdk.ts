@@ -9,11 +9,12 @@
  * Platform-neutral: fetch, WebCrypto, jose, tweetnacl (the browser client reuses it).
  */
 import { base64url } from "jose";
-import { bytesEqual, utf8 } from "../attestation/bytes.ts";
+import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { TrustAnchors } from "../attestation/evidence.ts";
+import { verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
 import {
   openResponseFrames,
   type PreparedRequestKey,
@@ -58,6 +59,20 @@ export interface GenerationOptions {
 export type ChatEvent =
   | { readonly type: "text"; readonly text: string }
   | { readonly type: "done"; readonly usage: ResponseUsage; readonly finishReason: "stop" | "length" };
+
+/** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
+export interface VerifiedAuditCheckpoint {
+  /** Records the enclave has written this boot: a complete stored log has at least this many. */
+  readonly count: number;
+  /** SHA-256 of record `count - 1` (the genesis value when count is 0), hex. */
+  readonly lastRecordHash: string;
+  /** The enclave's clock when it signed. */
+  readonly time: string;
+  /** The signed line, as `cloister audit verify --checkpoint` reads it. */
+  readonly line: string;
+  /** The attested Ed25519 key that signed it and every record of this boot (hex). */
+  readonly signingPublicKey: string;
+}
 
 export interface Completion {
   readonly text: string;
@@ -243,18 +258,7 @@ export class Session {
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
-    const nonce = randomBytes(32);
-    const answerResponse = await this.http.request("/v1/attestation/challenge", {
-      method: "POST",
-      body: JSON.stringify({ nonce: base64url.encode(nonce) }),
-      contentType: "application/json",
-    });
-    let answer: string;
-    try {
-      answer = String((JSON.parse(await answerResponse.text()) as { answer?: unknown }).answer);
-    } catch (error) {
-      throw transportError("BAD_RESPONSE", "attestation challenge: response is not JSON", error);
-    }
+    const { nonce, value: answer } = await this.#askWithNonce("/v1/attestation/challenge", "answer");
     let enclave: VerifiedEnclave;
     try {
       enclave = await verifyAttestationDocument(document, {
@@ -296,6 +300,32 @@ export class Session {
   }
 
   /**
+   * Sends a fresh 32-byte nonce to one of the enclave's signed-answer routes and returns it with
+   * the string field `field` of the JSON answer (verified by the caller).
+   */
+  async #askWithNonce(path: string, field: string): Promise<{ nonce: Uint8Array; value: string }> {
+    const nonce = randomBytes(32);
+    const response = await this.http.request(path, {
+      method: "POST",
+      body: JSON.stringify({ nonce: base64url.encode(nonce) }),
+      contentType: "application/json",
+    });
+    let value: unknown;
+    try {
+      value = (JSON.parse(await response.text()) as Record<string, unknown>)[field];
+    } catch (error) {
+      throw transportError("BAD_RESPONSE", `${path}: response is not JSON`, error);
+    }
+    if (typeof value !== "string") {
+      throw transportError(
+        "BAD_RESPONSE",
+        `${path}: response field ${field}: expected a string, found ${typeof value}`,
+      );
+    }
+    return { nonce, value };
+  }
+
+  /**
    * Makes request keys ahead of time (a fresh X25519 key and its shared key with the enclave's
    * key each; sealed/request.ts) so sealing a request costs a box and a hash, not a key exchange,
    * on its way to the first token. Runs after attestation and once an answer has started
@@ -328,6 +358,40 @@ export class Session {
     if (bytesEqual(key.enclavePublicKey, enclavePublicKey)) return key;
     key.discard();
     return undefined;
+  }
+
+  /**
+   * Asks the enclave, through the host, for the signed head of its audit log, bound to a fresh
+   * nonce, and verifies it under the attested signing key. A stored log that verifies against it
+   * (`verifyAuditLog(lines, key, {expect})`, `cloister audit verify --checkpoint`) is complete up
+   * to the moment of asking: the host cannot cut records from its end, nor answer with an old head.
+   */
+  async auditCheckpoint(): Promise<VerifiedAuditCheckpoint> {
+    const enclave = this.enclave;
+    const audit = (enclave.manifest.manifest as { audit?: { enabled?: unknown } } | null)?.audit;
+    if (audit?.enabled !== true) {
+      throw new ClientError(
+        "configuration",
+        "AUDIT_DISABLED",
+        "audit checkpoint: the attested manifest disables auditing (audit.enabled is false)",
+      );
+    }
+    const { nonce, value: line } = await this.#askWithNonce("/v1/audit/checkpoint", "checkpoint");
+    const checkpoint = verifyAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
+    if (checkpoint === null) {
+      throw new ClientError(
+        "integrity",
+        "AUDIT_CHECKPOINT_INVALID",
+        "audit checkpoint: not signed by the attested enclave key for this request's nonce (altered or replayed on the way, or the enclave restarted: connect again)",
+      );
+    }
+    return {
+      count: checkpoint.count,
+      lastRecordHash: checkpoint.lastRecordHash,
+      time: checkpoint.time,
+      line,
+      signingPublicKey: toHex(enclave.signingPublicKey),
+    };
   }
 
   /** Streams a chat answer: text chunks, then one `done` event with usage. */

@@ -1,5 +1,6 @@
 /** `cloister audit ...`: checks an enclave's audit log. The action imports its implementation lazily. */
 import type { Command } from "commander";
+import type { ClientConnectionOptions } from "../client/cli/commands.ts";
 import { intOption } from "../client/cli/output.ts";
 
 export interface AuditVerifyCommandOptions {
@@ -36,5 +37,20 @@ export function registerAuditCommands(program: Command): void {
     .action(async (options: AuditVerifyCommandOptions) => {
       const { auditVerifyCommand } = await import("./audit-cli-impl.ts");
       await auditVerifyCommand(options);
+    });
+
+  audit
+    .command("checkpoint")
+    .description(
+      "verify the enclave behind a host, then fetch and verify a fresh signed head of its audit log (count and last record hash) for `audit verify --checkpoint`",
+    )
+    .requiredOption("--url <url>", "the host's URL (printed by cloister up)")
+    .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
+    .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key")
+    .option("--out <file>", "write the checkpoint line to this new file (default: print it on stdout)")
+    .option("--json", "print the verified checkpoint as JSON")
+    .action(async (options: ClientConnectionOptions & { out?: string }) => {
+      const { runAuditCheckpoint } = await import("../client/cli/run-client.ts");
+      await runAuditCheckpoint(options);
     });
 }

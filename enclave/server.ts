@@ -1,8 +1,9 @@
 /**
  * The enclave's HTTP server, meant to be reachable by the host only (it binds to loopback by
  * default). Routes: GET /attestation, POST /attestation/challenge, POST /sealed (streamed frames),
- * GET /healthz. Errors are mapped to HTTP here and only here; once a sealed request is open,
- * failures travel inside sealed error frames instead.
+ * GET /audit (the host collects records), POST /audit/checkpoint, GET /healthz. Errors are mapped
+ * to HTTP here and only here; once a sealed request is open, failures travel inside sealed error
+ * frames instead.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
@@ -42,24 +43,15 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
   app.get("/attestation", (c) => c.json({ document: enclave.document }));
 
   app.post("/attestation/challenge", async (c) => {
-    let nonce: Uint8Array;
-    try {
-      const body = (await c.req.json()) as { nonce?: unknown };
-      if (typeof body.nonce !== "string") throw new Error("nonce");
-      nonce = base64url.decode(body.nonce);
-    } catch (error) {
-      throw new EnclaveError("CHALLENGE_MALFORMED", 400, 'challenge: expected JSON {"nonce": base64url}', {
-        cause: error,
-      });
-    }
-    if (nonce.length < 16 || nonce.length > 64) {
-      throw new EnclaveError(
-        "CHALLENGE_MALFORMED",
-        400,
-        `challenge nonce: expected 16..64 bytes, found ${nonce.length}`,
-      );
-    }
+    const nonce = await nonceFromBody(c.req, "challenge", "CHALLENGE_MALFORMED");
     return c.json({ answer: await enclave.answerNonce(nonce) });
+  });
+
+  // A signed head of the audit log bound to the asker's nonce: clients use it to check that the
+  // log the host stores is complete (no records cut from its end).
+  app.post("/audit/checkpoint", async (c) => {
+    const nonce = await nonceFromBody(c.req, "audit checkpoint", "AUDIT_CHECKPOINT_MALFORMED");
+    return c.json({ checkpoint: enclave.auditCheckpoint(nonce) });
   });
 
   // The host collects audit records here (hashes and decisions only) and stores them; asking for
@@ -99,6 +91,22 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
   });
 
   return app;
+}
+
+/** Reads `{"nonce": base64url}` with 16..64 nonce bytes, or refuses with `code`. */
+async function nonceFromBody(req: { json(): Promise<unknown> }, what: string, code: string): Promise<Uint8Array> {
+  let nonce: Uint8Array;
+  try {
+    const body = (await req.json()) as { nonce?: unknown } | null;
+    if (typeof body?.nonce !== "string") throw new Error("nonce");
+    nonce = base64url.decode(body.nonce);
+  } catch (error) {
+    throw new EnclaveError(code, 400, `${what}: expected JSON {"nonce": base64url}`, { cause: error });
+  }
+  if (nonce.length < 16 || nonce.length > 64) {
+    throw new EnclaveError(code, 400, `${what} nonce: expected 16..64 bytes, found ${nonce.length}`);
+  }
+  return nonce;
 }
 
 /**

@@ -304,6 +304,17 @@ export class Enclave {
   }
 
   /**
+   * The signed head of this boot's audit log, carrying the asker's nonce (enclave/pipeline/audit.ts):
+   * with it a verifier detects records the host cut from the end of the log it stores.
+   */
+  auditCheckpoint(nonce: Uint8Array): string {
+    if (this.audit === null) {
+      throw new EnclaveError("AUDIT_DISABLED", 409, "audit checkpoint: this deployment's manifest disables auditing");
+    }
+    return this.audit.checkpoint(nonce);
+  }
+
+  /**
    * Opens a sealed request and starts answering it. Errors before the request is open are thrown
    * as EnclaveError (they become HTTP errors); after that, every failure is a sealed error frame.
    */

@@ -4,7 +4,8 @@
  * sizes) and nothing else: it never imports the code that opens sealed messages (a test checks
  * the import graph). Responses stream through as they come; the host never buffers an answer.
  *
- * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed.
+ * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed,
+ * POST /v1/audit/checkpoint.
  *
  * The app runs under @hono/node-server (host/server.ts) and works on node's own request and
  * response objects (`c.env.incoming` / `c.env.outgoing`): bodies are read from the socket, the
@@ -121,17 +122,24 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return passThroughBounded(upstream, DOCUMENT_MAX_BYTES);
   });
 
-  app.post("/v1/attestation/challenge", async (c) => {
-    c.set("caller", authenticate(c, "attest"));
-    const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
-    c.set("requestBytes", body.length);
-    const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/attestation/challenge`, {
-      method: "POST",
-      body,
-      headers: { "content-type": "application/json" },
+  // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
+  // attestation) and the audit log's signed head (clients check the stored log is complete).
+  for (const [route, upstreamPath] of [
+    ["/v1/attestation/challenge", "/attestation/challenge"],
+    ["/v1/audit/checkpoint", "/audit/checkpoint"],
+  ] as const) {
+    app.post(route, async (c) => {
+      c.set("caller", authenticate(c, "attest"));
+      const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
+      c.set("requestBytes", body.length);
+      const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}${upstreamPath}`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" },
+      });
+      return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
     });
-    return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
-  });
+  }
 
   app.post("/v1/sealed", async (c) => {
     const record = options.apiKeys.authenticate(c.req.header("authorization"));

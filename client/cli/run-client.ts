@@ -1,5 +1,5 @@
 /** `cloister attest` and `cloister chat`. */
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
@@ -142,5 +142,52 @@ export async function runChat(
     }
   } finally {
     rl.close();
+  }
+}
+
+/**
+ * `cloister audit checkpoint`: verifies the enclave, then asks it (through the host) for the signed
+ * head of its audit log bound to a fresh nonce, and writes the verified line where
+ * `cloister audit verify --checkpoint` reads it.
+ */
+export async function runAuditCheckpoint(options: ClientConnectionOptions & { out?: string }): Promise<void> {
+  const session = await open(options);
+  const checkpoint = await session.auditCheckpoint();
+  if (options.out !== undefined) {
+    try {
+      await writeFile(options.out, `${checkpoint.line}\n`, { flag: "wx" });
+    } catch (error) {
+      throw new UsageError(
+        `--out: cannot create "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"}); it must not exist yet`,
+      );
+    }
+  }
+  if (options.json === true) {
+    printJson({
+      valid: true,
+      count: checkpoint.count,
+      lastRecordHash: checkpoint.lastRecordHash,
+      time: checkpoint.time,
+      signingKey: checkpoint.signingPublicKey,
+      documentDigest: session.enclave.documentDigest,
+      checkpoint: checkpoint.line,
+    });
+    return;
+  }
+  const summary = [
+    `audit checkpoint verified: ${checkpoint.count} record(s) written by the enclave as of ${checkpoint.time}`,
+    `  last record hash  ${checkpoint.lastRecordHash}`,
+    `  signed by         Ed25519 ${checkpoint.signingPublicKey} (attested, bound in REPORT_DATA)`,
+    "  fresh             carries this request's random nonce",
+  ];
+  if (options.out === undefined) {
+    process.stderr.write(`${summary.join("\n")}\n`);
+    process.stdout.write(`${checkpoint.line}\n`);
+  } else {
+    summary.push(
+      `written to ${options.out}; check a stored log with:`,
+      `  cloister audit verify --log FILE --key ${checkpoint.signingPublicKey} --checkpoint ${options.out}`,
+    );
+    process.stdout.write(`${summary.join("\n")}\n`);
   }
 }

@@ -1,9 +1,8 @@
 /** `cloister up` and `cloister demo`. */
 import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { connect } from "../sdk.ts";
+import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
 import { describeEnclave } from "./run-client.ts";
@@ -53,6 +52,7 @@ export async function runUp(options: UpOptions): Promise<void> {
       "",
       `Try:  npx cloister attest --url ${deployment.hostUrl} --policy ${policy}`,
       `      npx cloister chat --url ${deployment.hostUrl} --policy ${policy} "What does the enclave do?"`,
+      `      npx cloister audit checkpoint --url ${deployment.hostUrl} --policy ${policy} --out checkpoint.json`,
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),
@@ -64,22 +64,29 @@ export async function runUp(options: UpOptions): Promise<void> {
 }
 
 /**
- * Reads the audit records the host stored for this enclave boot and verifies their chain and
- * signatures under the attested Ed25519 key (the host collects them right after each response).
+ * Reads the audit records the host stored for this enclave boot and verifies them under the
+ * attested Ed25519 key against a fresh checkpoint the enclave signed (the host collects records
+ * right after each response): every record signed and chained, none cut from the end.
  */
-async function checkAudit(dir: string, enclave: VerifiedEnclave): Promise<string> {
+async function checkAudit(dir: string, session: Session): Promise<string> {
+  const enclave = session.enclave;
+  const checkpoint = await session.auditCheckpoint();
   const file = join(dir, "audit", `${enclave.documentDigest.slice(0, 16)}.jsonl`);
   for (let attempt = 0; attempt < 50; attempt++) {
     const text = await readFile(file, "utf8").catch(() => "");
     const lines = text.split("\n").filter((l) => l.length > 0);
-    if (lines.length > 0) {
-      const result = verifyAuditLog(lines, enclave.signingPublicKey);
+    if (lines.length >= checkpoint.count) {
+      const result = verifyAuditLog(lines, enclave.signingPublicKey, {
+        expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
+      });
       if (!result.ok) throw new Error(`audit log ${file}: ${result.error.code} at line ${result.error.index + 1}`);
-      return `audit: ${lines.length} record(s) stored by the host in ${relative(process.cwd(), file)}; chain and signatures verified under the attested key (hashes and decisions only)`;
+      return `audit: ${lines.length} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`audit log ${file}: no record arrived within 5 s`);
+  throw new Error(
+    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within 5 s`,
+  );
 }
 
 export async function runDemo(options: UpOptions & { prompt: string }): Promise<void> {
@@ -103,7 +110,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
         );
       }
     }
-    out.write(`${await checkAudit(deployment.files.dir, session.enclave)}\n`);
+    out.write(`${await checkAudit(deployment.files.dir, session)}\n`);
     out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   } catch (error) {
     for (const line of logs.slice(-20)) say(line);

@@ -21,9 +21,12 @@
  *  - One line per record: the canonical JSON of `{record, sig}` with `sig` as 128 hex characters.
  *    A verifier accepts only lines that are byte-for-byte canonical (no duplicate keys, no
  *    re-formatting), so every reader sees the bytes that were signed.
- *  - A checkpoint (`AuditWriter.checkpoint()`) is a signed `{count, lastRecordHash, time}` under
- *    the tag `"cloister/audit/checkpoint/v1\0"`; given one, a verifier also detects records cut
- *    from the end of the log, which a chain alone cannot show.
+ *  - A checkpoint (`AuditWriter.checkpoint(nonce)`) is a signed `{count, lastRecordHash, nonce,
+ *    time}` under the tag `"cloister/audit/checkpoint/v1\0"`; given one, a verifier also detects
+ *    records cut from the end of the log, which a chain alone cannot show. `nonce` is the hex of
+ *    the asker's fresh 16..64 random bytes (or null): the host relays checkpoints, and an old one
+ *    replayed would hide every record written since, so a verifier asks with its own nonce and
+ *    accepts only a checkpoint that carries it (`verifyAuditCheckpoint(line, key, {nonce})`).
  *
  * Prompt and response hashes are keyed, not plain SHA-256: a host holding a plain hash could
  * confirm a guessed low-entropy prompt ("yes", a known template) by hashing candidates. Each boot
@@ -145,8 +148,14 @@ export interface AuditCheckpoint {
   readonly count: number;
   /** Hash of the last record written; the genesis value when count is 0. */
   readonly lastRecordHash: string;
+  /** The asker's nonce (hex), binding the checkpoint to one fresh question; null when none was given. */
+  readonly nonce: string | null;
   readonly time: string;
 }
+
+/** Checkpoint nonces: 16..64 bytes (hex 32..128 characters). */
+export const AUDIT_CHECKPOINT_NONCE_BYTES = { min: 16, max: 64 } as const;
+const NONCE_HEX = /^(?:[0-9a-f]{2}){16,64}$/;
 
 const encoder = new TextEncoder();
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -352,9 +361,29 @@ export class AuditWriter {
     return { record, line: canonicalJson({ record, sig }), opening };
   }
 
-  /** A signed head of the log so far, for truncation checks: one JSON line. */
-  checkpoint(): string {
-    const checkpoint: AuditCheckpoint = { v: 1, count: this.#seq, lastRecordHash: this.#prevHash, time: this.#time() };
+  /**
+   * A signed head of the log so far, for truncation checks: one JSON line. `nonce` (16..64 bytes)
+   * is the asker's freshness value, copied into the signed checkpoint.
+   */
+  checkpoint(nonce: Uint8Array | null = null): string {
+    if (
+      nonce !== null &&
+      (!(nonce instanceof Uint8Array) ||
+        nonce.length < AUDIT_CHECKPOINT_NONCE_BYTES.min ||
+        nonce.length > AUDIT_CHECKPOINT_NONCE_BYTES.max)
+    ) {
+      throw new AuditRecordInvalidError(
+        "checkpoint nonce",
+        `${AUDIT_CHECKPOINT_NONCE_BYTES.min}..${AUDIT_CHECKPOINT_NONCE_BYTES.max} bytes`,
+      );
+    }
+    const checkpoint: AuditCheckpoint = {
+      v: 1,
+      count: this.#seq,
+      lastRecordHash: this.#prevHash,
+      nonce: nonce === null ? null : toHex(nonce),
+      time: this.#time(),
+    };
     const sig = toHex(this.#sign(signedBytes(CHECKPOINT_TAG, canonicalJson(checkpoint))));
     return canonicalJson({ checkpoint, sig });
   }
@@ -665,8 +694,16 @@ function classifySignatureFailure(
   ];
 }
 
-/** Verifies a checkpoint line under the enclave key; returns null when it does not verify. */
-export function verifyAuditCheckpoint(line: string, enclaveSigningPublicKey: Uint8Array): AuditCheckpoint | null {
+/**
+ * Verifies a checkpoint line under the enclave key; returns null when it does not verify. With
+ * `expect.nonce`, only a checkpoint carrying exactly that nonce verifies (a fresh answer, not a
+ * replayed one).
+ */
+export function verifyAuditCheckpoint(
+  line: string,
+  enclaveSigningPublicKey: Uint8Array,
+  expect: { readonly nonce?: Uint8Array } = {},
+): AuditCheckpoint | null {
   const publicKey = checkPublicKey(enclaveSigningPublicKey);
   let value: unknown;
   try {
@@ -688,14 +725,16 @@ export function verifyAuditCheckpoint(line: string, enclaveSigningPublicKey: Uin
   const c = checkpoint as Record<string, unknown>;
   if (
     c.v !== 1 ||
-    Object.keys(c).length !== 4 ||
+    Object.keys(c).length !== 5 ||
     !Number.isSafeInteger(c.count) ||
     (c.count as number) < 0 ||
     typeof c.lastRecordHash !== "string" ||
     !HEX64.test(c.lastRecordHash) ||
+    !(c.nonce === null || (typeof c.nonce === "string" && NONCE_HEX.test(c.nonce))) ||
     typeof c.time !== "string"
   ) {
     return null;
   }
+  if (expect.nonce !== undefined && c.nonce !== toHex(expect.nonce)) return null;
   return c as unknown as AuditCheckpoint;
 }

@@ -10,9 +10,12 @@
  *   error, and the iterator never yields `done`: no answer is ever shown as whole. What it did
  *   yield before the error is authentic (a prefix of the genuine answer).
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { connect, type Session } from "../../client/sdk.ts";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import {
@@ -387,6 +390,66 @@ describe("tampered response frames", () => {
       expect(proxy.observed("POST", "/v1/sealed")[0]?.status).toBe(200);
     });
   }
+});
+
+describe("the audit log the host stores, against a fresh checkpoint", () => {
+  /** The records the host stored for this boot, once it holds at least `count` of them. */
+  async function storedAuditLines(session: Session, count: number): Promise<string[]> {
+    const file = join(deployment.dir, "audit", `${session.enclave.documentDigest.slice(0, 16)}.jsonl`);
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const lines = (await readFile(file, "utf8").catch(() => "")).split("\n").filter((l) => l.length > 0);
+      if (lines.length >= count || Date.now() > deadline) return lines;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it("a fresh checkpoint verifies and the stored log is complete against it; a log cut at its end is caught only with it", async () => {
+    proxy.reset();
+    const session = await connectViaProxy();
+    expect((await drain(session.chat(QUESTION))).error).toBeUndefined();
+    const checkpoint = await session.auditCheckpoint();
+    expect(checkpoint.count).toBeGreaterThan(1);
+    expect(checkpoint.signingPublicKey).toBe(Buffer.from(session.enclave.signingPublicKey).toString("hex"));
+    const lines = await storedAuditLines(session, checkpoint.count);
+    const key = session.enclave.signingPublicKey;
+    const expected = { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash };
+    expect(verifyAuditLog(lines, key, { expect: expected }).ok).toBe(true);
+    const cut = lines.slice(0, checkpoint.count - 1);
+    expect(verifyAuditLog(cut, key).ok).toBe(true); // the chain alone cannot show the cut
+    expect(verifyAuditLog(cut, key, { expect: expected })).toMatchObject({
+      ok: false,
+      error: { code: "AUDIT_LOG_TRUNCATED" },
+    });
+  });
+
+  it("an old checkpoint replayed by the host, or an altered one → AUDIT_CHECKPOINT_INVALID (integrity)", async () => {
+    proxy.reset();
+    const session = await connectViaProxy();
+    await session.auditCheckpoint();
+    const old = proxy.observed("POST", "/v1/audit/checkpoint")[0]?.hostResponse;
+    if (old == null) throw new Error("no checkpoint passed the proxy");
+    expect((await drain(session.chat(QUESTION))).error).toBeUndefined(); // the log grew since
+    proxy.tamper({ method: "POST", path: "/v1/audit/checkpoint", times: 1, response: () => old });
+    await expect(session.auditCheckpoint()).rejects.toMatchObject({
+      name: "ClientError",
+      kind: "integrity",
+      code: "AUDIT_CHECKPOINT_INVALID",
+    });
+    const lowerCount = (body: Uint8Array) => {
+      const { checkpoint } = JSON.parse(Buffer.from(body).toString("utf8")) as { checkpoint: string };
+      const altered = checkpoint.replace(/"count":(\d+)/, (_, n: string) => `"count":${Number(n) - 1}`);
+      expect(altered).not.toBe(checkpoint);
+      return new TextEncoder().encode(JSON.stringify({ checkpoint: altered }));
+    };
+    proxy.tamper({ method: "POST", path: "/v1/audit/checkpoint", times: 1, response: lowerCount });
+    await expect(session.auditCheckpoint()).rejects.toMatchObject({
+      kind: "integrity",
+      code: "AUDIT_CHECKPOINT_INVALID",
+    });
+    // Untampered, the same session gets a checkpoint again.
+    expect((await session.auditCheckpoint()).count).toBeGreaterThan(0);
+  });
 });
 
 describe("after all the tampering", () => {

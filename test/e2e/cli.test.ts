@@ -4,7 +4,7 @@
  * exit non-zero naming the stage and the code, and `chat` print no answer and send nothing sealed.
  */
 import { execFile } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -108,5 +108,58 @@ describe("cloister attest / chat against a real deployment", () => {
     await fetch(`${deployment.running.hostUrl}/healthz`);
     await deployment.waitForLog(() => healthz() > before);
     expect(deployment.hostAccessLog().filter((r) => r.path === "/v1/sealed").length).toBe(sealedBefore);
+  });
+});
+
+describe("cloister audit checkpoint, then audit verify --checkpoint, against a real deployment", () => {
+  it("the stored log verifies complete against a fresh checkpoint; the log with its last record cut does not", async () => {
+    const chat = await cloister("chat", ...connection(deployment.files.policyPath), "What does the enclave do?");
+    expect(chat.code).toBe(0);
+    const checkpointFile = join(deployment.dir, "checkpoint.json");
+    const human = await cloister(
+      "audit",
+      "checkpoint",
+      ...connection(deployment.files.policyPath),
+      "--out",
+      checkpointFile,
+    );
+    expect({ code: human.code, stderr: human.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(human.stdout).toMatch(/^audit checkpoint verified: \d+ record\(s\)/);
+    const json = await cloister("audit", "checkpoint", ...connection(deployment.files.policyPath), "--json");
+    expect(json.code).toBe(0);
+    const fresh = JSON.parse(json.stdout) as { count: number; signingKey: string; documentDigest: string };
+    expect(fresh.count).toBeGreaterThan(0);
+    expect(human.stdout).toContain(fresh.signingKey);
+
+    // The host stores records right after each answer: wait until it has all of them.
+    const logFile = join(deployment.dir, "audit", `${fresh.documentDigest.slice(0, 16)}.jsonl`);
+    const written = JSON.parse((await readFile(checkpointFile, "utf8")).trim()).checkpoint.count as number;
+    let lines: string[] = [];
+    for (const deadline = Date.now() + 5_000; lines.length < written && Date.now() < deadline; ) {
+      lines = (await readFile(logFile, "utf8").catch(() => "")).split("\n").filter((l) => l.length > 0);
+      if (lines.length < written) await new Promise((r) => setTimeout(r, 20));
+    }
+    const verify = (log: string) =>
+      cloister("audit", "verify", "--log", log, "--key", fresh.signingKey, "--checkpoint", checkpointFile);
+    const whole = await verify(logFile);
+    expect({ code: whole.code, stderr: whole.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(whole.stdout).toMatch(/^audit log valid: \d+ records/);
+
+    const cutFile = join(deployment.dir, "cut.jsonl");
+    await writeFile(cutFile, `${lines.slice(0, written - 1).join("\n")}\n`);
+    const cut = await verify(cutFile);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr).toMatch(/AUDIT_LOG_TRUNCATED/);
+
+    // --out never overwrites.
+    const again = await cloister(
+      "audit",
+      "checkpoint",
+      ...connection(deployment.files.policyPath),
+      "--out",
+      checkpointFile,
+    );
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--out: cannot create .* \(EEXIST\)/);
   });
 });

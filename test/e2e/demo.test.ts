@@ -50,7 +50,9 @@ describe("cloister demo (npm start)", () => {
     expect(result.stdout).toContain("SIMULATED");
     expect(result.stdout).toContain(`${GREEDY_CHAT_ANSWER}\n`);
     expect(result.stdout).toMatch(/sealed end to end: \d+ prompt \+ 19 completion tokens/);
-    expect(result.stdout).toMatch(/audit: 1 record\(s\) stored by the host .*chain and signatures verified/);
+    expect(result.stdout).toMatch(
+      /audit: 1 record\(s\) stored by the host .*signatures, chain and completeness verified against a fresh checkpoint/,
+    );
     expect(result.stdout).toMatch(/demo finished in [\d.]+ s/);
     // The host stored the enclave's signed records under the deployment directory.
     expect((await readdir(join(dir, "audit"))).some((f) => f.endsWith(".jsonl"))).toBe(true);

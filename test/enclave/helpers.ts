@@ -2,7 +2,7 @@
 import type { JWK } from "jose";
 import type { GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
 import { Enclave } from "../../enclave/service.ts";
-import { devManifest } from "../../manifests/dev.ts";
+import { devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
 
@@ -52,8 +52,18 @@ export class ScriptedEngine {
 
 let operator: Promise<{ privateJwk: JWK; publicJwk: JWK }> | undefined;
 
-export async function bootWith(engine: ScriptedEngine, frameIntervalMs = 0): Promise<Enclave> {
-  const manifest = devManifest({ model: { sha256: TINY_MODEL_SHA256 } });
+/** The operator key `bootWith` signs manifests with (public JWK), for client policies. */
+export async function operatorPublicKey(): Promise<JWK> {
+  operator ??= generateManifestSigningKey("EdDSA");
+  return (await operator).publicJwk;
+}
+
+export async function bootWith(
+  engine: ScriptedEngine,
+  frameIntervalMs = 0,
+  overrides: ManifestOverrides = {},
+): Promise<Enclave> {
+  const manifest = devManifest({ ...overrides, model: { sha256: TINY_MODEL_SHA256 } });
   operator ??= generateManifestSigningKey("EdDSA");
   const { privateJwk, publicJwk } = await operator;
   return Enclave.boot({

@@ -4,8 +4,11 @@
  * still audited), and refusals before the request is open are plain HTTP errors.
  */
 import { request as httpRequest } from "node:http";
+import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
+import { type AuditRecord, auditRecordHash, verifyAuditCheckpoint } from "../../enclave/pipeline/audit.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
@@ -122,5 +125,55 @@ describe("enclave server: POST /sealed", () => {
     expect(tooBig.connection).toBe("close");
     expect(tooBig.body).toContain("BODY_TOO_LARGE");
     expect(enclave.collectAudit(0).lines).toHaveLength(0);
+  });
+});
+
+describe("enclave server: POST /audit/checkpoint", () => {
+  const checkpointRequest = (url: string, body: string) =>
+    fetch(`${url}/audit/checkpoint`, { method: "POST", headers: { "content-type": "application/json" }, body });
+
+  it("answers with the log's signed head bound to the asker's nonce", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+    const url = await serve(enclave);
+    const { envelope, context } = await sealedRequest(enclave);
+    const answer = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    for await (const _ of openResponseFrames(context, answer.body!)) {
+      // read to the end
+    }
+    const deadline = Date.now() + 5000;
+    while (enclave.collectAudit(0).lines.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const [line] = enclave.collectAudit(0).lines;
+    const nonce = new Uint8Array(32).fill(7);
+    const response = await checkpointRequest(url, JSON.stringify({ nonce: base64url.encode(nonce) }));
+    expect(response.status).toBe(200);
+    const { checkpoint } = (await response.json()) as { checkpoint: string };
+    const verified = verifyAuditCheckpoint(checkpoint, enclave.keys.signing.publicKey, { nonce });
+    expect(verified).toMatchObject({ count: 1, nonce: toHex(nonce) });
+    const record = JSON.parse(line as string).record as AuditRecord;
+    expect(verified?.lastRecordHash).toBe(auditRecordHash(record));
+  });
+
+  it("refuses a malformed or out-of-range nonce (400) and answers 409 when the manifest disables auditing", async () => {
+    const url = await serve(await bootWith(new ScriptedEngine(() => [done])));
+    for (const body of ["not json", "{}", JSON.stringify({ nonce: 5 }), JSON.stringify({ nonce: "AAAA" })]) {
+      const response = await checkpointRequest(url, body);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("AUDIT_CHECKPOINT_MALFORMED");
+    }
+    const tooLong = await checkpointRequest(url, JSON.stringify({ nonce: base64url.encode(new Uint8Array(65)) }));
+    expect(((await tooLong.json()) as { error: { message: string } }).error.message).toBe(
+      "audit checkpoint nonce: expected 16..64 bytes, found 65",
+    );
+
+    const unaudited = await serve(
+      await bootWith(new ScriptedEngine(() => [done]), 0, { audit: { enabled: false, reason: "test: no audit" } }),
+    );
+    const disabled = await checkpointRequest(
+      unaudited,
+      JSON.stringify({ nonce: base64url.encode(new Uint8Array(32)) }),
+    );
+    expect(disabled.status).toBe(409);
+    expect(((await disabled.json()) as { error: { code: string } }).error.code).toBe("AUDIT_DISABLED");
   });
 });

@@ -346,7 +346,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log.map((e) => e.outcome).sort()).toEqual(["aborted", "ok"]);
   });
 
-  it("passes the attestation document and the challenge answer through, bounded", async () => {
+  it("passes the attestation document, the challenge answer and the audit checkpoint through, bounded, to callers with a key", async () => {
     const { get, host, seen } = await setup({
       enclave: (req, res, record) => {
         res.writeHead(200, { "content-type": "application/json" });
@@ -361,7 +361,19 @@ describe("host app (real loopback server, scripted enclave)", () => {
       body: '{"nonce":"abc"}',
     });
     expect(await challenge.json()).toEqual({ answer: 'for:{"nonce":"abc"}' });
-    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["GET /attestation", "POST /attestation/challenge"]);
+    const checkpoint = await fetch(`${host.url}/v1/audit/checkpoint`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: '{"nonce":"def"}',
+    });
+    expect(await checkpoint.json()).toEqual({ answer: 'for:{"nonce":"def"}' });
+    const anonymous = await fetch(`${host.url}/v1/audit/checkpoint`, { method: "POST", body: '{"nonce":"def"}' });
+    expect(anonymous.status).toBe(401);
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      "GET /attestation",
+      "POST /attestation/challenge",
+      "POST /audit/checkpoint",
+    ]);
     const tooBig = await fetch(`${host.url}/v1/attestation/challenge`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEY}` },

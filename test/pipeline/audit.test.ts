@@ -334,4 +334,30 @@ describe("verifyAuditLog: every tampering has its own code", () => {
     const rec = parse(writeLog(1)[0] as string);
     expect(verifyAuditCheckpoint(canonicalJson({ checkpoint: rec.record, sig: rec.sig }), KEYS.publicKey)).toBeNull();
   });
+
+  it("a checkpoint asked with a nonce verifies only with that nonce: an old one replayed is refused", () => {
+    const writer = makeWriter();
+    writeLog(1, writer);
+    const nonceA = new Uint8Array(32).fill(0xa1);
+    const old = writer.checkpoint(nonceA);
+    writeLog(2, writer); // more records since: the old head would hide them
+    const nonceB = new Uint8Array(32).fill(0xb2);
+    const fresh = writer.checkpoint(nonceB);
+    expect(verifyAuditCheckpoint(fresh, KEYS.publicKey, { nonce: nonceB })).toMatchObject({
+      count: 3,
+      nonce: "b2".repeat(32),
+    });
+    expect(verifyAuditCheckpoint(old, KEYS.publicKey, { nonce: nonceB })).toBeNull();
+    expect(verifyAuditCheckpoint(old, KEYS.publicKey, { nonce: nonceA })).toMatchObject({ count: 1 });
+    // A checkpoint without a nonce never answers a question that had one.
+    expect(verifyAuditCheckpoint(writer.checkpoint(), KEYS.publicKey, { nonce: nonceB })).toBeNull();
+    // The nonce is signed: swapping it in the line breaks the signature.
+    expect(
+      verifyAuditCheckpoint(old.replace("a1".repeat(32), "b2".repeat(32)), KEYS.publicKey, { nonce: nonceB }),
+    ).toBeNull();
+    // Too short or too long nonces are refused when signing.
+    expect(() => writer.checkpoint(new Uint8Array(15))).toThrow(/checkpoint nonce: expected 16\.\.64 bytes/);
+    expect(() => writer.checkpoint(new Uint8Array(65))).toThrow(/checkpoint nonce/);
+    expect(verifyAuditCheckpoint(writer.checkpoint(new Uint8Array(16)), KEYS.publicKey)).toMatchObject({ count: 3 });
+  });
 });
