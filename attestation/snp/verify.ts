@@ -31,6 +31,7 @@ import type { SnpTrustAnchor } from "../roots/amd.ts";
 import { type Certificate, extension, verifyChain } from "../x509.ts";
 import {
   decodeTcbVersion,
+  parseSnpReport,
   SNP_PRODUCTS,
   type SnpProduct,
   type SnpReport,
@@ -244,7 +245,10 @@ function describeTcb(t: {
 
 /** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
 export async function verifySnpReport(input: VerifySnpReportInput): Promise<VerifiedSnpReport> {
-  const { report, endorsementKey: cert, anchors, at } = input;
+  const { endorsementKey: cert, anchors, at } = input;
+  // Every field is read again from the report's own bytes: what is verified and returned is what
+  // the signature covers, never fields a caller parsed (or changed) on its own.
+  const report = parseSnpReport(input.report.raw);
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
     throw new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date");
   }

@@ -200,7 +200,7 @@ describe("SNP fixtures (EXPECTED.json)", () => {
         expect(v.signingKey).toBe(row.signingKey);
         expect(v.product).toBe(row.certProductName.split("-")[0]);
         expect(v.anchor).toBe(amdRoot(v.product));
-        expect(v.report).toBe(report);
+        expect(v.report).toEqual(report); // re-read from the same bytes
         expectTcb(v.reportedTcb, row.reportedTcb);
         expect(v.extensions.cspId).toBe(row.certCspId);
       } else {
@@ -232,6 +232,27 @@ describe("SNP verification edge cases", () => {
       verifySnpReport({ report, endorsementKey: vlek, anchors: AMD_ROOTS, at: new Date("2025-12-10T22:14:22Z") }),
     );
     expect(error.code).toBe("CERT_EXPIRED");
+  });
+
+  it("verifies and returns the fields of the report's own bytes, never fields a caller changed", async () => {
+    const genuine = gcp();
+    const forged = {
+      ...genuine,
+      measurement: new Uint8Array(48).fill(0xee),
+      vmpl: 3,
+      policy: { ...genuine.policy, debugAllowed: false },
+    };
+    const verified = await verifySnpReport({ report: forged, endorsementKey: gcpVcek(), anchors: AMD_ROOTS, at });
+    expect(toHex(verified.report.measurement)).toBe(toHex(genuine.measurement));
+    expect(verified.report.vmpl).toBe(genuine.vmpl);
+    expect(verified.report).not.toBe(forged);
+    // Changed bytes are what the signature covers: refused.
+    const raw = genuine.raw.slice();
+    raw[0x90] = (raw[0x90] ?? 0) ^ 1; // inside MEASUREMENT
+    const error = await rejection(
+      verifySnpReport({ report: { ...genuine, raw }, endorsementKey: gcpVcek(), anchors: AMD_ROOTS, at }),
+    );
+    expect(error.code).toBe("SNP_REPORT_SIGNATURE_INVALID");
   });
 
   it("rejects a VCEK before its notBefore with CERT_NOT_YET_VALID", async () => {
