@@ -50,8 +50,15 @@ export const OID = {
   sha512: "2.16.840.1.101.3.4.2.3",
   mgf1: "1.2.840.113549.1.1.8",
   basicConstraints: "2.5.29.19",
+  keyUsage: "2.5.29.15",
   commonName: "2.5.4.3",
 } as const;
+
+/**
+ * Extensions this verifier processes, and so may accept when marked critical (RFC 5280 4.2: a
+ * certificate with a critical extension the verifier does not process must be rejected).
+ */
+const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set([OID.basicConstraints, OID.keyUsage]);
 
 const HASH_BY_OID: Record<string, HashName> = {
   [OID.sha256]: "SHA-256",
@@ -427,7 +434,46 @@ export async function verifyChain(
     const link = chain[i] as ChainLink;
     const issuer = chain[i + 1] ?? link;
     checkValidity(link.cert, at, link.role);
+    checkCriticalExtensions(link.cert, link.role);
+    checkMaySignCertificates(issuer.cert, issuer.role);
     await checkIssuedBy(link.cert, issuer.cert, link.role, issuer.role);
+  }
+}
+
+/** Refuses a certificate carrying a critical extension this verifier does not process. */
+function checkCriticalExtensions(cert: Certificate, role: string): void {
+  for (const [oid, ext] of cert.extensions) {
+    if (ext.critical && !PROCESSED_EXTENSIONS.has(oid)) {
+      throw new VerifyError(
+        "CERT_UNKNOWN_CRITICAL_EXTENSION",
+        `${role} certificate "${cert.subject}": critical extension ${oid}: expected only critical extensions this verifier processes (basicConstraints, keyUsage), found one it does not`,
+      );
+    }
+  }
+}
+
+/** An issuer whose keyUsage is present must have keyCertSign (RFC 5280 4.2.1.3). */
+function checkMaySignCertificates(issuer: Certificate, role: string): void {
+  const value = issuer.extensions.get(OID.keyUsage)?.value;
+  if (value === undefined) return;
+  let bits: Uint8Array;
+  try {
+    bits = derContent(readDerExact(value, TAG.BIT_STRING, "keyUsage"));
+  } catch (error) {
+    throw new ParseError(
+      "X509_BAD_KEY_USAGE",
+      `${role} certificate "${issuer.subject}": keyUsage is not a BIT STRING`,
+      {
+        cause: error,
+      },
+    );
+  }
+  // bits[0] is the count of unused bits; keyCertSign is bit 5, i.e. 0x04 of the first byte after it.
+  if (((bits[1] ?? 0) & 0x04) === 0) {
+    throw new VerifyError(
+      "CERT_NOT_CA",
+      `${role} certificate "${issuer.subject}": keyUsage expected to include keyCertSign, found it absent`,
+    );
   }
 }
 

@@ -1,7 +1,10 @@
+import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { AttestationError } from "../../attestation/errors.ts";
+import { der, type ExtensionSpec, encodeName, writeCertificate, X509_OID } from "../../attestation/sim/x509-writer.ts";
 import {
+  type Certificate,
   checkNotRevoked,
   parseCertificate,
   parseCertificateBytes,
@@ -110,5 +113,62 @@ describe("x509", () => {
     const corrupted = new Uint8Array(der);
     corrupted[1] = 0x85; // a 5-byte length
     expect(() => parseCertificate(corrupted)).toThrow(AttestationError);
+  });
+});
+
+describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
+  const at = new Date("2026-06-01T00:00:00Z");
+  const rootKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const leafKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const spki = (k: KeyObject) => new Uint8Array(k.export({ type: "spki", format: "der" }));
+  const rootName = encodeName([["CN", "Test Root"]]);
+  const ca = { oid: X509_OID.basicConstraints, critical: true, value: der.seq(der.boolean(true)) };
+  const keyUsage = (bits: number) => ({ oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(bits)) });
+  const make = (spec: { subject: Uint8Array; key: KeyObject; extensions: ExtensionSpec[] }) =>
+    parseCertificateBytes(
+      writeCertificate(
+        {
+          serial: Uint8Array.of(1),
+          signatureAlgorithm: "ecdsa-sha256",
+          issuer: rootName,
+          subject: spec.subject,
+          notBefore: new Date("2026-01-01T00:00:00Z"),
+          notAfter: new Date("2027-01-01T00:00:00Z"),
+          spki: spki(spec.key),
+          extensions: spec.extensions,
+        },
+        (tbs) => new Uint8Array(sign("sha256", tbs, rootKey.privateKey)),
+      ),
+    );
+  const root = (usage = 0x06) => make({ subject: rootName, key: rootKey.publicKey, extensions: [ca, keyUsage(usage)] });
+  const leaf = (extensions: ExtensionSpec[]) =>
+    make({ subject: encodeName([["CN", "Test Leaf"]]), key: leafKey.publicKey, extensions });
+  const chainOf = (l: Certificate, r: Certificate) => [
+    { cert: l, role: "leaf" },
+    { cert: r, role: "root" },
+  ];
+  // nameConstraints: a real extension this verifier does not process.
+  const nameConstraints = (critical: boolean) => ({ oid: "2.5.29.30", critical, value: der.seq() });
+
+  it("accepts a well-formed chain, and an unprocessed extension that is not critical", async () => {
+    const r = root();
+    await expect(verifyChain(chainOf(leaf([keyUsage(0x80)]), r), [r], at)).resolves.toBeUndefined();
+    await expect(verifyChain(chainOf(leaf([nameConstraints(false)]), r), [r], at)).resolves.toBeUndefined();
+  });
+
+  it("refuses a certificate with a critical extension it does not process, naming it", async () => {
+    const r = root();
+    await expect(verifyChain(chainOf(leaf([nameConstraints(true)]), r), [r], at)).rejects.toMatchObject({
+      code: "CERT_UNKNOWN_CRITICAL_EXTENSION",
+      message: expect.stringContaining('leaf certificate "CN=Test Leaf": critical extension 2.5.29.30'),
+    });
+  });
+
+  it("refuses an issuer whose keyUsage lacks keyCertSign", async () => {
+    const r = root(0x82); // digitalSignature and cRLSign, no keyCertSign
+    await expect(verifyChain(chainOf(leaf([]), r), [r], at)).rejects.toMatchObject({
+      code: "CERT_NOT_CA",
+      message: expect.stringContaining("keyUsage expected to include keyCertSign"),
+    });
   });
 });
