@@ -51,8 +51,13 @@ function send(
         ? httpsRequest(url, { ...options, agent: agents.https })
         : httpRequest(url, { ...options, agent: agents.http });
     const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
-    // Socket inactivity, before the headers and between body chunks alike.
-    req.setTimeout(idleTimeoutMs, () => req.destroy(new HostTimeoutError(idleTimeoutMs)));
+    // Socket inactivity, before the headers and between body chunks alike. After the headers the
+    // body's iteration reports it (node gives it only a generic "aborted" error of its own).
+    const state: { timedOut: HostTimeoutError | null } = { timedOut: null };
+    req.setTimeout(idleTimeoutMs, () => {
+      state.timedOut = new HostTimeoutError(idleTimeoutMs);
+      req.destroy(state.timedOut);
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
     let answered = false;
     req.on("error", (error) => {
@@ -63,13 +68,13 @@ function send(
     req.on("response", (res: IncomingMessage) => {
       answered = true;
       res.once("close", () => signal?.removeEventListener("abort", onAbort));
-      resolve(response(res));
+      resolve(response(res, state));
     });
     req.end(body);
   });
 }
 
-function response(res: IncomingMessage): TransportResponse {
+function response(res: IncomingMessage, state: { readonly timedOut: HostTimeoutError | null }): TransportResponse {
   return {
     status: res.statusCode ?? 0,
     header(name) {
@@ -77,17 +82,25 @@ function response(res: IncomingMessage): TransportResponse {
       if (value === undefined) return null;
       return Array.isArray(value) ? value.join(", ") : value;
     },
-    body: chunks(res),
+    body: chunks(res, state),
     async text() {
       const parts: Buffer[] = [];
-      for await (const chunk of chunks(res)) parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      for await (const chunk of chunks(res, state))
+        parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       return Buffer.concat(parts).toString("utf8");
     },
   };
 }
 
-async function* chunks(res: IncomingMessage): AsyncGenerator<Uint8Array> {
-  for await (const chunk of res as AsyncIterable<Buffer>) yield chunk;
+async function* chunks(
+  res: IncomingMessage,
+  state: { readonly timedOut: HostTimeoutError | null },
+): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) yield chunk;
+  } catch (error) {
+    throw state.timedOut ?? error;
+  }
   // A connection cut mid-body ends the iteration quietly on some Node versions: say so.
-  if (!res.complete) throw new Error("response body was cut before its end");
+  if (!res.complete) throw state.timedOut ?? new Error("response body was cut before its end");
 }

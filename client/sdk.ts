@@ -502,6 +502,10 @@ export class Session {
       }
       if (error instanceof ClientError) throw error;
       if (options.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      // The host went silent mid-answer: nothing was shown as whole; retry later.
+      if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
+        throw transportError("HOST_TIMEOUT", "the host sent nothing more of the answer in time", error);
+      }
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response stream broke before its final frame", {
         cause: error,
       });

@@ -1,45 +1,51 @@
 /**
- * `Session.auditCheckpoint()` against an enclave booted in this process (scripted engine) on a
- * loopback server: the SDK attests it for real, then accepts only a checkpoint signed by the
- * attested key for its own nonce; against a manifest that disables auditing it refuses without
- * asking. (Through a real host and a tampering proxy: test/e2e/adversarial-host.test.ts.)
+ * The SDK's Session against an enclave booted in this process (scripted engine) on a loopback
+ * server, attested for real (the host's /v1 paths mapped straight to the enclave's):
+ * - `auditCheckpoint()` accepts only a checkpoint signed by the attested key for its own nonce,
+ *   and refuses without asking when the manifest disables auditing (through a real host and a
+ *   tampering proxy: test/e2e/adversarial-host.test.ts);
+ * - an answer that stalls past the transport's idle timeout is a transport HOST_TIMEOUT.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { nodeTransport } from "../../client/node-transport.ts";
 import { connect } from "../../client/sdk.ts";
-import { fetchTransport } from "../../client/transport.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import type { GenerationEvent } from "../../enclave/engine.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { DEV_MANIFEST, type ManifestOverrides } from "../../manifests/dev.ts";
 import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
-import { bootWith, operatorPublicKey, ScriptedEngine, usage } from "../enclave/helpers.ts";
+import { bootWith, operatorPublicKey, type Pause, ScriptedEngine, usage } from "../enclave/helpers.ts";
 
 const servers: RunningServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
+const OK: (GenerationEvent | Pause)[] = [
+  { type: "text", text: "ok" },
+  { type: "done", stopReason: "eog", usage },
+];
+
 /** Boots an enclave, serves it, and connects the SDK straight to it (the host's /v1 paths mapped to the enclave's). */
-async function connectTo(overrides: ManifestOverrides = {}) {
-  const enclave: Enclave = await bootWith(
-    new ScriptedEngine(() => [
-      { type: "text", text: "ok" },
-      { type: "done", stopReason: "eog", usage },
-    ]),
-    0,
-    overrides,
-  );
+async function connectTo(
+  options: { overrides?: ManifestOverrides; script?: (GenerationEvent | Pause)[]; transport?: Transport } = {},
+) {
+  const script = options.script ?? OK;
+  const enclave: Enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {});
   const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
   servers.push(server);
   const paths: string[] = [];
-  const transport = fetchTransport((input, init) => {
-    const path = new URL(String(input)).pathname.replace(/^\/v1\//, "/");
+  const inner = options.transport ?? fetchTransport(fetch);
+  const transport: Transport = (url, request) => {
+    const path = new URL(url).pathname.replace(/^\/v1\//, "/");
     paths.push(path);
-    return fetch(`${server.url}${path}`, init);
-  });
+    return inner(`${server.url}${path}`, request);
+  };
   const policy = simulatorClientPolicy({
     tee: "sim-snp",
     measurement: toHex(await simulatedMeasurement("sim-snp")),
@@ -70,12 +76,25 @@ describe("Session.auditCheckpoint", () => {
   });
 
   it("refuses without asking when the attested manifest disables auditing", async () => {
-    const { session, paths } = await connectTo({ audit: { enabled: false, reason: "test: no audit" } });
+    const { session, paths } = await connectTo({ overrides: { audit: { enabled: false, reason: "test: no audit" } } });
     await expect(session.auditCheckpoint()).rejects.toMatchObject({
       name: "ClientError",
       kind: "configuration",
       code: "AUDIT_DISABLED",
     });
     expect(paths).not.toContain("/audit/checkpoint");
+  });
+});
+
+describe("Session over a host that goes silent mid-answer", () => {
+  it("gives up after the transport's idle timeout with a transport HOST_TIMEOUT, never a done event", async () => {
+    const script: (GenerationEvent | Pause)[] = [{ type: "text", text: "first" }, { pauseMs: 1500 }, ...OK];
+    const { session } = await connectTo({ script, transport: nodeTransport({ idleTimeoutMs: 300 }) });
+    const seen: string[] = [];
+    const error = await (async () => {
+      for await (const event of session.completeStream("hello")) seen.push(event.type);
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "ClientError", kind: "transport", code: "HOST_TIMEOUT" });
+    expect(seen).toEqual(["text"]);
   });
 });
