@@ -124,12 +124,14 @@ export class Enclave {
   /** Audit lines not yet collected by the host, in record order; `auditNext` is the next seq. */
   private readonly auditBacklog: { seq: number; line: string }[] = [];
   private auditNext = 0;
+  /** This boot's public keys (bound in REPORT_DATA); the secret halves never leave this object. */
+  readonly publicKeys: { readonly sealing: Uint8Array; readonly signing: Uint8Array };
 
   private constructor(
     readonly manifest: Manifest,
     readonly manifestJws: string,
     readonly document: string,
-    readonly keys: EnclaveKeys,
+    private readonly keys: EnclaveKeys,
     readonly evidenceSource: EvidenceSource,
     private readonly sealingKey: EnclaveSealingKey,
     private readonly engine: InferenceEngine,
@@ -138,6 +140,10 @@ export class Enclave {
     private readonly stagedModel: StagedModel | null,
     private readonly frameIntervalMs: number,
   ) {
+    this.publicKeys = Object.freeze({
+      sealing: keys.sealing.publicKey.slice(),
+      signing: keys.signing.publicKey.slice(),
+    });
     this.requestPolicy = compileRequestPolicy(manifest.requestPolicy);
     this.audit = manifest.audit.enabled
       ? new AuditWriter({

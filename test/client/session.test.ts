@@ -61,7 +61,7 @@ describe("Session.auditCheckpoint", () => {
   it("returns the verified head of the enclave's log, signed by the attested key, fresh on every call", async () => {
     const { enclave, session, paths } = await connectTo();
     const empty = await session.auditCheckpoint();
-    expect(empty).toMatchObject({ count: 0, signingPublicKey: toHex(enclave.keys.signing.publicKey) });
+    expect(empty).toMatchObject({ count: 0, signingPublicKey: toHex(enclave.publicKeys.signing) });
     expect((await session.complete("hello")).text).toBe("ok");
     const deadline = Date.now() + 5000;
     let after = await session.auditCheckpoint();

@@ -25,7 +25,7 @@ async function readAll(iterator: AsyncIterator<Uint8Array>) {
 
 async function open(enclave: Enclave) {
   const { envelope, context } = await sealRequest({
-    enclavePublicKey: enclave.keys.sealing.publicKey,
+    enclavePublicKey: enclave.publicKeys.sealing,
     kind: "complete",
     body: { prompt: "hello" },
   });
@@ -165,7 +165,7 @@ describe("enclave answer stream: frame coalescing", () => {
     const engine = new ScriptedEngine(() => [...texts(3), done]);
     const enclave = await bootWith(engine);
     const { envelope } = await sealRequest({
-      enclavePublicKey: enclave.keys.sealing.publicKey,
+      enclavePublicKey: enclave.publicKeys.sealing,
       kind: "complete",
       body: { prompt: "hello" },
     });
@@ -186,7 +186,7 @@ describe("enclave answer stream: frame coalescing", () => {
     const engine = new ScriptedEngine(() => [...texts(2), done]);
     const enclave = await bootWith(engine);
     const { envelope, context } = await sealRequest({
-      enclavePublicKey: enclave.keys.sealing.publicKey,
+      enclavePublicKey: enclave.publicKeys.sealing,
       kind: "complete",
       body: { prompt: "hello" },
     });

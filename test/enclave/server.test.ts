@@ -26,7 +26,7 @@ async function serve(enclave: Enclave): Promise<string> {
 }
 
 async function sealedRequest(enclave: Enclave) {
-  return sealRequest({ enclavePublicKey: enclave.keys.sealing.publicKey, kind: "complete", body: { prompt: "hi" } });
+  return sealRequest({ enclavePublicKey: enclave.publicKeys.sealing, kind: "complete", body: { prompt: "hi" } });
 }
 
 const text = (t: string) => ({ type: "text", text: t }) as const;
@@ -148,7 +148,7 @@ describe("enclave server: POST /audit/checkpoint", () => {
     const response = await checkpointRequest(url, JSON.stringify({ nonce: base64url.encode(nonce) }));
     expect(response.status).toBe(200);
     const { checkpoint } = (await response.json()) as { checkpoint: string };
-    const verified = verifyAuditCheckpoint(checkpoint, enclave.keys.signing.publicKey, { nonce });
+    const verified = verifyAuditCheckpoint(checkpoint, enclave.publicKeys.signing, { nonce });
     expect(verified).toMatchObject({ count: 1, nonce: toHex(nonce) });
     const record = JSON.parse(line as string).record as AuditRecord;
     expect(verified?.lastRecordHash).toBe(auditRecordHash(record));

@@ -36,7 +36,7 @@ const manifest = (overrides: Parameters<typeof devManifest>[0] = {}) =>
   devManifest({ ...overrides, inference: { threads: 1, sequences: 2, ...overrides.inference } });
 
 async function ask(target: Enclave, body: unknown, kind: "chat" | "complete" = "chat"): Promise<ResponseEvent[]> {
-  const { envelope, context } = await sealRequest({ enclavePublicKey: target.keys.sealing.publicKey, kind, body });
+  const { envelope, context } = await sealRequest({ enclavePublicKey: target.publicKeys.sealing, kind, body });
   const answer = await target.handleSealed(envelope, "host-tenant", new AbortController().signal);
   const events: ResponseEvent[] = [];
   for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
@@ -144,7 +144,7 @@ describe("enclave request pipeline", () => {
     expect(events.at(-1)).toMatchObject({ type: "final", finishReason: "stop" });
     const batch = enclave.collectAudit(0);
     expect(batch.next).toBe(before + 1);
-    const verified = verifyAuditLog(batch.lines, enclave.keys.signing.publicKey);
+    const verified = verifyAuditLog(batch.lines, enclave.publicKeys.signing);
     expect(verified.ok).toBe(true);
     const last = JSON.parse(batch.lines.at(-1)!) as { record: Record<string, unknown> };
     expect(last.record).toMatchObject({ decision: "allow", blockedBy: null });
@@ -156,7 +156,7 @@ describe("enclave request pipeline", () => {
     const before = enclave.collectAudit(0).next;
     const body = { messages: [{ role: "user", content: "What does the enclave do?" }], maxTokens: 32 };
     const { envelope, context } = await sealRequest({
-      enclavePublicKey: enclave.keys.sealing.publicKey,
+      enclavePublicKey: enclave.publicKeys.sealing,
       kind: "chat",
       body,
     });
@@ -189,7 +189,7 @@ describe("enclave request pipeline", () => {
     expect(last.record).toMatchObject({ decision: "allow", error: null });
     expect(last.record.usage).toMatchObject({ completionTokens: expect.any(Number) });
     expect(last.record.responseHmac).toMatch(/^[0-9a-f]{64}$/);
-    expect(verifyAuditLog(batch.lines, enclave.keys.signing.publicKey).ok).toBe(true);
+    expect(verifyAuditLog(batch.lines, enclave.publicKeys.signing).ok).toBe(true);
   });
 
   it("blocks a prompt matching a manifest rule before the model sees it", async () => {
@@ -241,7 +241,7 @@ describe("enclave request pipeline", () => {
 
   it("refuses a host audit label the audit writer could not record (400, before opening: nothing audited, id not used)", async () => {
     const { envelope } = await sealRequest({
-      enclavePublicKey: enclave.keys.sealing.publicKey,
+      enclavePublicKey: enclave.publicKeys.sealing,
       kind: "complete",
       body: { prompt: "The enclave", maxTokens: 2 },
     });
@@ -262,7 +262,7 @@ describe("enclave request pipeline", () => {
 
   it("refuses a replayed request with REQUEST_REPLAYED (409) before decrypting its body again", async () => {
     const { envelope } = await sealRequest({
-      enclavePublicKey: enclave.keys.sealing.publicKey,
+      enclavePublicKey: enclave.publicKeys.sealing,
       kind: "complete",
       body: { prompt: "The enclave", maxTokens: 2 },
     });
