@@ -3,9 +3,9 @@
  * clock (the time is passed in), and it reports EVERY violation at once (go-sev-guest `validate`
  * style), so an operator sees all that is wrong with an enclave in one go.
  *
- * Only verified evidence is accepted: `VerifiedSnpReport` (constructed only by snp/verify.ts) or
- * `VerifiedTdxQuote` (branded, produced only by tdx/verify.ts); anything else is refused before a
- * field is read. Signatures, chains, hwID and TCB-vs-certificate consistency are verify's job and
+ * Only verified evidence is accepted: `VerifiedSnpReport` (constructed only by snp/verify.ts),
+ * `VerifiedTdxQuote` (branded, produced only by tdx/verify.ts) or `VerifiedAzureEvidence`
+ * (constructed only by azure/verify.ts); anything else is refused before a field is read. Signatures, chains, hwID and TCB-vs-certificate consistency are verify's job and
  * are not repeated here.
  *
  * What it checks, each violation with its own code (docs/errors.md):
@@ -19,16 +19,23 @@
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
  *  - TDX: TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, TCB status,
  *    TEE_TCB_SVN                                                                TDX_*
+ *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
+ *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
+ *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
+ *    (secure boot, serial console)                                              AZURE_*; for Azure
+ *    evidence `expectedReportData` is compared with the vTPM quote's qualifying data (extraData),
+ *    where Azure carries the caller's binding (the hardware REPORT_DATA binds the runtime data).
  * A check the policy skips (`{ skip: { reason } }`) produces no violation; the reason stays in the
  * policy for auditors.
  */
+import { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { bytesEqual, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
-import { type AttestationPolicy, isSkip, type SnpPolicy, type TdxPolicy } from "./policy.ts";
+import { type AttestationPolicy, type AzurePolicy, isSkip, type SnpPolicy, type TdxPolicy } from "./policy.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
 import { isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
-export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote;
+export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
 
 export interface AppraisalViolation {
   /** The evidence or policy field, in the specifications' vocabulary (e.g. "POLICY.DEBUG", "RTMR2"). */
@@ -46,7 +53,7 @@ export interface AppraisalResult {
   readonly ok: boolean;
   /** The evidence chained to a simulator root: it is not hardware evidence. */
   readonly simulated: boolean;
-  readonly tee: "snp" | "tdx";
+  readonly tee: "snp" | "tdx" | "azure-snp" | "azure-tdx";
   readonly violations: readonly AppraisalViolation[];
 }
 
@@ -197,6 +204,63 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   }
 }
 
+/**
+ * The PCR part of Azure appraisal: every pinned PCR must be among the verified quote's PCRs
+ * (`quoted`, by index) and hold one of its allowed values.
+ */
+export function azurePcrViolations(
+  quoted: ReadonlyMap<number, Uint8Array>,
+  pinned: AzurePolicy["pcrs"],
+): AppraisalViolation[] {
+  const violations: AppraisalViolation[] = [];
+  for (const [index, allowed] of Object.entries(pinned)) {
+    const value = quoted.get(Number(index));
+    const field = `PCR[${index}]`;
+    if (value === undefined) {
+      violations.push({
+        field,
+        code: "AZURE_PCR_NOT_QUOTED",
+        expected: allowList(allowed),
+        found: "not covered by the vTPM quote",
+      });
+    } else if (!allowed.includes(toHex(value))) {
+      violations.push({ field, code: "AZURE_PCR_NOT_ALLOWED", expected: allowList(allowed), found: toHex(value) });
+    }
+  }
+  return violations;
+}
+
+function appraiseAzure(push: Push, evidence: VerifiedAzureEvidence, policy: AzurePolicy): void {
+  const hcl: Push = (field, code, expected, found) => push(`hcl.${field}`, code, expected, found);
+  if (evidence.snp !== null) {
+    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "azure-tdx (policy.azure.snp is null)", "azure-snp");
+    else appraiseSnp(hcl, evidence.snp, policy.snp);
+  } else if (evidence.tdx !== null) {
+    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "azure-snp (policy.azure.tdx is null)", "azure-tdx");
+    else appraiseTdx(hcl, evidence.tdx, policy.tdx);
+  }
+  for (const v of azurePcrViolations(evidence.tpm.pcrs, policy.pcrs)) push(v.field, v.code, v.expected, v.found);
+  const config = evidence.runtimeData.vmConfiguration;
+  const shown = (v: unknown) => (v === undefined ? "absent" : JSON.stringify(v));
+  if (policy.secureBootRequired && config["secure-boot"] !== true) {
+    push(
+      "vm-configuration.secure-boot",
+      "AZURE_SECURE_BOOT_REQUIRED",
+      "true (secureBootRequired: true)",
+      shown(config["secure-boot"]),
+    );
+  }
+  // An absent value counts as enabled: only an explicit false shows the console is off.
+  if (!policy.consoleAllowed && config["console-enabled"] !== false) {
+    push(
+      "vm-configuration.console-enabled",
+      "AZURE_CONSOLE_NOT_ALLOWED",
+      "false (consoleAllowed: false)",
+      shown(config["console-enabled"]),
+    );
+  }
+}
+
 /** Appraises verified evidence against `policy`; see the module comment. Never throws on a violation. */
 export function appraise(
   evidence: AppraisableEvidence,
@@ -204,10 +268,11 @@ export function appraise(
   options: AppraisalOptions,
 ): AppraisalResult {
   const isSnp = evidence instanceof VerifiedSnpReport;
-  if (!isSnp && !isVerifiedTdxQuote(evidence)) {
+  const isAzure = evidence instanceof VerifiedAzureEvidence;
+  if (!isSnp && !isAzure && !isVerifiedTdxQuote(evidence)) {
     throw new ConfigurationError(
       "APPRAISAL_UNVERIFIED_EVIDENCE",
-      "appraise: expected evidence returned by verifySnpReport or verifyTdxQuote",
+      "appraise: expected evidence returned by verifySnpReport, verifyTdxQuote or verifyAzureEvidence",
     );
   }
   if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) {
@@ -221,7 +286,7 @@ export function appraise(
   }
   const violations: AppraisalViolation[] = [];
   const push: Push = (field, code, expected, found) => violations.push({ field, expected, found, code });
-  const tee = isSnp ? "snp" : "tdx";
+  const tee = isAzure ? evidence.kind : isSnp ? "snp" : "tdx";
 
   if (evidence.simulated && !policy.trustSimulator) {
     push("simulated", "SIMULATED_EVIDENCE_NOT_TRUSTED", "hardware evidence (trustSimulator: false)", "simulator root");
@@ -235,15 +300,22 @@ export function appraise(
       evidence.verifiedAt.toISOString(),
     );
   }
-  const reportData = isSnp ? evidence.report.reportData : (evidence as VerifiedTdxQuote).quote.body.reportData;
-  if (options.expectedReportData !== null && !bytesEqual(reportData, options.expectedReportData)) {
-    push("REPORT_DATA", "REPORT_DATA_MISMATCH", toHex(options.expectedReportData), toHex(reportData));
+  if (options.expectedReportData !== null) {
+    const [field, bound] = isAzure
+      ? ["vTPM extraData", evidence.tpm.extraData]
+      : ["REPORT_DATA", isSnp ? evidence.report.reportData : (evidence as VerifiedTdxQuote).quote.body.reportData];
+    if (!bytesEqual(bound, options.expectedReportData)) {
+      push(field, "REPORT_DATA_MISMATCH", toHex(options.expectedReportData), toHex(bound));
+    }
   }
-  if (isSnp) {
-    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "TDX (policy.snp is null)", "SEV-SNP");
+  if (isAzure) {
+    if (policy.azure === null) push("tee", "TEE_NOT_ACCEPTED", "bare SEV-SNP or TDX (policy.azure is null)", tee);
+    else appraiseAzure(push, evidence, policy.azure);
+  } else if (isSnp) {
+    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "not bare SEV-SNP (policy.snp is null)", "SEV-SNP");
     else appraiseSnp(push, evidence, policy.snp);
   } else {
-    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "SEV-SNP (policy.tdx is null)", "TDX");
+    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "not bare TDX (policy.tdx is null)", "TDX");
     else appraiseTdx(push, evidence as VerifiedTdxQuote, policy.tdx);
   }
   return Object.freeze({

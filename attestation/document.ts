@@ -340,15 +340,7 @@ export async function verifyAttestationDocument(
   // 2. Appraisal: the TEE's own fields against the client's policy; every violation is listed.
   // REPORT_DATA is checked by the binding stage below, so it is explicitly not appraised here.
   // On Azure CVMs the hardware report measures Microsoft's paravisor, not the guest image; the
-  // image is measured only in the vTPM PCRs, which no policy can appraise yet. Accepting the
-  // evidence would accept any guest, so it is refused (fail closed) until PCR appraisal exists.
-  if (doc.evidence.type === "azure-snp" || doc.evidence.type === "azure-tdx") {
-    fail(
-      "appraise",
-      "AZURE_APPRAISAL_UNAVAILABLE",
-      `${doc.evidence.type} evidence: the guest image is measured only in vTPM PCRs, which the policy cannot appraise yet; refused rather than accepting any guest`,
-    );
-  }
+  // image is appraised through the vTPM PCRs the policy's azure section pins (at least one).
   const appraisal = appraise(verified.evidence, options.policy, { now: options.at, expectedReportData: null });
   if (!appraisal.ok) {
     const first = appraisal.violations[0];

@@ -6,7 +6,7 @@
  */
 import { base64url } from "jose";
 import { parseAzureEvidence } from "./azure/evidence.ts";
-import { verifyAzureEvidence } from "./azure/verify.ts";
+import { type VerifiedAzureEvidence, verifyAzureEvidence } from "./azure/verify.ts";
 import { toHex } from "./bytes.ts";
 import { AttestationError, ParseError } from "./errors.ts";
 import type { SnpTrustAnchor } from "./roots/amd.ts";
@@ -32,8 +32,8 @@ export interface TrustAnchors {
 
 export interface VerifiedDocumentEvidence {
   readonly type: EvidenceType;
-  /** The hardware evidence to appraise. */
-  readonly evidence: VerifiedSnpReport | VerifiedTdxQuote;
+  /** The verified evidence to appraise (for Azure: the whole chain, hardware report to vTPM quote). */
+  readonly evidence: VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
   /** What the evidence binds: SNP REPORT_DATA, TDX REPORTDATA, or the Azure vTPM quote's qualifying data. */
   readonly reportData: Uint8Array;
   readonly simulated: boolean;
@@ -166,7 +166,7 @@ export async function verifyDocumentEvidence(
         if (hardware === null) throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", "evidence: no hardware report");
         return {
           type: evidence.type,
-          evidence: hardware,
+          evidence: verified,
           reportData: verified.tpm.extraData,
           simulated: verified.simulated,
           measurement:

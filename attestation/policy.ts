@@ -16,7 +16,11 @@
  *              "idKeyDigests": { "skip": { "reason": "no ID block" } },
  *              "authorKeyDigests": { "skip": { "reason": "no ID block" } },
  *              "minimumGuestSvn": 0, "allowedProducts": ["Milan", "Genoa"], "signingKeys": ["vcek"] },
- *     "tdx": null }
+ *     "tdx": null, "azure": null }
+ *
+ * An `azure` section has snp/tdx sections of the same shape for the hardware report behind the
+ * paravisor, plus `pcrs` (e.g. { "4": ["<64 hex>"], "7": ["<64 hex>"], "11": ["<64 hex>"] }),
+ * `secureBootRequired` and `consoleAllowed`.
  */
 import { z } from "zod";
 import { ConfigurationError } from "./errors.ts";
@@ -102,6 +106,39 @@ export const TdxPolicySchema = z.strictObject({
 });
 export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 
+/** vTPM PCR indices of the SHA-256 bank, as JSON object keys ("0".."23"). */
+const PCR_INDEX = /^(?:[0-9]|1[0-9]|2[0-3])$/;
+
+export const AzurePolicySchema = z
+  .strictObject({
+    /**
+     * The SEV-SNP report inside the HCL report (azure-snp evidence), or null when azure-snp is not
+     * accepted. On an Azure CVM it measures Microsoft's paravisor firmware, not the guest image.
+     */
+    snp: SnpPolicySchema.nullable(),
+    /** The TD quote of azure-tdx evidence (the paravisor's TD), or null when azure-tdx is not accepted. */
+    tdx: TdxPolicySchema.nullable(),
+    /**
+     * The guest image is measured only in the vTPM's PCRs: accepted SHA-256 values by PCR index
+     * ("0".."23"). Every listed PCR must be covered by the verified quote and hold one of its values.
+     * At least one PCR is required: with none, any guest on the platform would be accepted.
+     */
+    pcrs: z
+      .record(z.string().regex(PCR_INDEX, 'expected a PCR index "0".."23"'), z.array(hexOf(32)).min(1))
+      .refine((r) => Object.keys(r).length > 0, {
+        message: "pin at least one PCR: the guest image is measured only in the vTPM PCRs",
+      }),
+    /** Require the runtime data's vm-configuration to say "secure-boot": true. */
+    secureBootRequired: z.boolean(),
+    /** Accept a VM whose vm-configuration does not say "console-enabled": false (a serial console). */
+    consoleAllowed: z.boolean(),
+  })
+  .refine((a) => a.snp !== null || a.tdx !== null, {
+    message: "at least one of azure.snp, azure.tdx must be a policy (both null accepts nothing)",
+    path: ["snp"],
+  });
+export type AzurePolicy = z.infer<typeof AzurePolicySchema>;
+
 export const AttestationPolicySchema = z
   .strictObject({
     version: z.literal(1),
@@ -117,9 +154,15 @@ export const AttestationPolicySchema = z
     snp: SnpPolicySchema.nullable(),
     /** TDX requirements, or null when TDX evidence is not accepted. */
     tdx: TdxPolicySchema.nullable(),
+    /**
+     * Azure confidential VMs (evidence behind Microsoft's paravisor: HCL report and vTPM quote), or
+     * null when Azure evidence is not accepted. Its own snp/tdx sections apply to the hardware
+     * report there; the top-level snp/tdx apply to bare SEV-SNP and TDX guests only.
+     */
+    azure: AzurePolicySchema.nullable(),
   })
-  .refine((p) => p.snp !== null || p.tdx !== null, {
-    message: "at least one of snp, tdx must be a policy (both null accepts nothing)",
+  .refine((p) => p.snp !== null || p.tdx !== null || p.azure !== null, {
+    message: "at least one of snp, tdx, azure must be a policy (all null accepts nothing)",
     path: ["snp"],
   });
 export type AttestationPolicy = z.infer<typeof AttestationPolicySchema>;
@@ -148,6 +191,9 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) lines.push(`${describePath([...path, key])}: unknown field`);
+    } else if (issue.code === "invalid_key") {
+      // A record key (e.g. a PCR index) that its own schema refused: say why, not just "invalid key".
+      lines.push(`${describePath(path)}: key ${issue.issues[0]?.message ?? issue.message}`);
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const typeMatched = issue.errors.filter(
         (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),

@@ -8,6 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
+import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError } from "./errors.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
@@ -78,6 +79,27 @@ export interface EvidenceVerdict {
     /** REPORT_DATA is not compared by verify-evidence (no attestation document to bind it to). */
     readonly reportDataChecked: boolean;
   } | null;
+}
+
+/**
+ * The verdict fields of verified evidence after an optional appraisal (null: no `--policy`):
+ * valid exactly when no violation; the first violation's code, and every violation in `reason`.
+ */
+export function appraisalVerdict(
+  appraisal: AppraisalResult | null,
+): Pick<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "appraisal"> {
+  const violations = appraisal?.violations ?? [];
+  const first = violations[0];
+  return {
+    valid: first === undefined,
+    stage: first === undefined ? null : "appraise",
+    code: first === undefined ? null : first.code,
+    reason:
+      first === undefined
+        ? null
+        : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
+    appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
+  };
 }
 
 /** Reads a required input file named by `option`, or throws UsageError (exit 2). */

@@ -47,6 +47,8 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             minimumTeeTcbSvn: skip,
           }
         : null,
+    // Azure evidence comes from a real paravisor, never from the simulator.
+    azure: null,
   };
 }
 

@@ -5,19 +5,23 @@
  * the outcome into an EvidenceVerdict. CLI-only (reads files).
  *
  * Without `--nonce` the vTPM quote's extraData is reported (details.tpmExtraData) but not
- * compared: details.nonceChecked says so. `--policy` is refused for Azure evidence (fail closed):
- * Azure appraisal (PCR and vm-configuration policy) is not supported yet: --policy is refused.
+ * compared: details.nonceChecked says so. With `--policy`, the verified evidence is appraised
+ * against its `azure` section (hardware report, vTPM PCRs, vm-configuration; attestation/appraise.ts).
+ * MAA tokens are not appraised: `--policy` is refused for them (fail closed).
  */
 
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../../client/cli/output.ts";
+import { appraise } from "../appraise.ts";
 import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
+import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import { tcbFields } from "../snp/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
+  appraisalVerdict,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceFields,
   type EvidenceVerdict,
@@ -90,12 +94,11 @@ async function verifyAzure(
   options: AzureVerifyEvidenceOptions & { tee: "azure-snp" | "azure-tdx" },
 ): Promise<EvidenceVerdict> {
   rejectForeignOptions(options as VerifyEvidenceOptions, ["evidence"]);
-  if (options.policy !== undefined) {
-    throw new ConfigurationError(
-      "POLICY_APPRAISAL_UNAVAILABLE",
-      `--policy: appraisal of ${options.tee} evidence (PCRs, vm-configuration) is not supported yet; refusing rather than skipping it`,
-    );
-  }
+  // The policy is read and checked before any evidence (a bad policy is a configuration error).
+  const policy =
+    options.policy === undefined
+      ? null
+      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", options.tee)));
   let nonce: Uint8Array | null = null;
   if (options.nonce !== undefined) {
     if (!/^([0-9a-fA-F]{2}){1,64}$/.test(options.nonce)) {
@@ -119,10 +122,7 @@ async function verifyAzure(
       parts,
     );
     return {
-      valid: true,
-      stage: null,
-      code: null,
-      reason: null,
+      ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       tee: options.tee,
       simulated: verified.simulated,
       ...fieldsOf(parts, verified),

@@ -5,11 +5,12 @@
  * not compared, there is no attestation document to bind it to). The outcome becomes an
  * EvidenceVerdict; `valid` is true only when verification and appraisal both pass. CLI-only.
  */
-import { type AppraisalResult, appraise } from "../appraise.ts";
+import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
 import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import {
+  appraisalVerdict,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceTcb,
   type EvidenceVerdict,
@@ -112,21 +113,10 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ev
           ]
         : AMD_ROOTS;
     const verified = await verifySnpReport({ report, endorsementKey: cert, anchors, at });
-    const appraisal: AppraisalResult | null =
-      policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null });
-    const violations = appraisal?.violations ?? [];
-    const first = violations[0];
     return {
-      valid: first === undefined,
-      stage: first === undefined ? null : "appraise",
-      code: first === undefined ? null : first.code,
-      reason:
-        first === undefined
-          ? null
-          : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
+      ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,
       ...reportFields(report, verified, cert),
-      appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
     };
   } catch (error) {
     const failure = failureFrom(error);

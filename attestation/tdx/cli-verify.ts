@@ -16,11 +16,12 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UsageError } from "../../client/cli/output.ts";
-import { type AppraisalResult, appraise } from "../appraise.ts";
+import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
 import { parseAttestationPolicy } from "../policy.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import {
+  appraisalVerdict,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceVerdict,
   failureFrom,
@@ -238,20 +239,9 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
     });
     // Appraisal: REPORT_DATA is not compared here (no attestation document to bind it to); the
     // verdict says so in `appraisal.reportDataChecked`.
-    const appraisal: AppraisalResult | null =
-      policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null });
-    const violations = appraisal?.violations ?? [];
-    const first = violations[0];
     const verdict: EvidenceVerdict & Record<string, unknown> = {
-      valid: first === undefined,
-      stage: first === undefined ? null : "appraise",
-      code: first === undefined ? null : first.code,
-      reason:
-        first === undefined
-          ? null
-          : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
+      ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,
-      appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
       ...quoteFields(quote, verified),
       collateralFiles: files,
       collateralNotes: notes,

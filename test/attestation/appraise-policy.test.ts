@@ -13,6 +13,7 @@ function base(): Record<string, unknown> {
     maximumVerificationSkewSeconds: 300,
     snp: snpPolicyJson(),
     tdx: tdxPolicyJson(MRSEAM),
+    azure: null,
   };
 }
 

@@ -119,7 +119,7 @@ describe("appraise", () => {
     expect(() => appraise(parsedTdx, p, options)).toThrow(AttestationError);
     // A field-by-field copy of verified evidence is not verified evidence either.
     const copy = { ...verified } as AppraisableEvidence;
-    expect(() => appraise(copy, p, options)).toThrow(/verifySnpReport or verifyTdxQuote/);
+    expect(() => appraise(copy, p, options)).toThrow(/verifySnpReport, verifyTdxQuote or verifyAzureEvidence/);
   });
 
   it("rejects a malformed expectedReportData or time as a configuration error", async () => {

@@ -1,5 +1,8 @@
 /** `cloister verify-evidence --tee azure-snp|azure-tdx|maa`: spawned as real processes; exit codes and JSON. */
 import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -22,6 +25,43 @@ function cloister(args: string[]): Promise<Run> {
 }
 
 const JWKS = `${F}azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json`;
+
+/** Policies for the Azure TDX fixture: one its PCR 0 and vm-configuration meet, one they do not. */
+const TDX_PCR0 = "782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273";
+const POLICIES = mkdtempSync(join(tmpdir(), "cloister-azure-policy-"));
+function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): string {
+  const skip = { skip: { reason: "test: only PCRs and vm-configuration" } };
+  const file = join(POLICIES, name);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      version: 1,
+      trustSimulator: false,
+      maximumVerificationSkewSeconds: 300,
+      snp: null,
+      tdx: null,
+      azure: {
+        snp: null,
+        tdx: {
+          debugAllowed: false,
+          xfam: skip,
+          mrseam: skip,
+          mrtd: skip,
+          rtmrs: [skip, skip, skip, skip],
+          mrconfigid: skip,
+          mrowner: skip,
+          acceptedTcbStatuses: skip,
+          minimumTeeTcbSvn: skip,
+        },
+        pcrs: { "0": [pcr0] },
+        secureBootRequired: true,
+        consoleAllowed,
+      },
+    }),
+  );
+  return file;
+}
+const TDX_ARGS = ["--tee", "azure-tdx", "--evidence", `${F}azure/tdx-vtpm/tdx-evidence-v1.trustee.json`];
 const CASES = {
   genoa: [
     "--tee",
@@ -52,6 +92,22 @@ const CASES = {
     `${F}azure/tdx-vtpm/tdx-evidence-v1.trustee.json`,
     "--at",
     "2024-01-01T00:00:00Z",
+    "--json",
+  ],
+  tdxPolicyMet: [
+    ...TDX_ARGS,
+    "--at",
+    "2024-01-01T00:00:00Z",
+    "--policy",
+    azureTdxPolicy("met.json", TDX_PCR0, true),
+    "--json",
+  ],
+  tdxPolicyNotMet: [
+    ...TDX_ARGS,
+    "--at",
+    "2024-01-01T00:00:00Z",
+    "--policy",
+    azureTdxPolicy("not-met.json", "00".repeat(32), false),
     "--json",
   ],
   wrongKind: [
@@ -154,6 +210,20 @@ describe("cloister verify-evidence (Azure and MAA)", () => {
     expect(v.details.pcrs["0"]).toBe("782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273");
     expect(v.details.nonceChecked).toBe(false);
     expect(v.details.tpmExtraData).toBe("6368616c6c656e6765");
+  });
+
+  it("appraises Azure evidence with --policy: accepted when its PCRs and vm-configuration meet policy.azure", () => {
+    const met = run("tdxPolicyMet");
+    expect(met.code).toBe(0);
+    expect(JSON.parse(met.stdout)).toMatchObject({ valid: true, appraisal: { ok: true, violations: [] } });
+    const notMet = run("tdxPolicyNotMet");
+    expect(notMet.code).toBe(1);
+    const v = JSON.parse(notMet.stdout);
+    expect(v).toMatchObject({ valid: false, stage: "appraise", code: "AZURE_PCR_NOT_ALLOWED" });
+    expect(v.appraisal.violations.map((x: { field: string; code: string }) => [x.field, x.code])).toEqual([
+      ["PCR[0]", "AZURE_PCR_NOT_ALLOWED"],
+      ["vm-configuration.console-enabled", "AZURE_CONSOLE_NOT_ALLOWED"],
+    ]);
   });
 
   it("refuses SNP evidence given as --tee azure-tdx", () => {

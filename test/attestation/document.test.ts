@@ -300,7 +300,7 @@ describe("attestation document", () => {
     expect(error).toMatchObject({ stage, code });
   });
 
-  it("refuses Azure CVM evidence in a document until its vTPM PCRs can be appraised (fail closed)", async () => {
+  it("appraises Azure CVM evidence in a document with policy.azure: PCRs pinned, then the binding is checked", async () => {
     const evidenceJson = readFileSync(
       new URL("../../../shared/fixtures/attestation/azure/snp-vtpm/genoa-evidence.trustee.json", import.meta.url),
       "utf8",
@@ -314,18 +314,47 @@ describe("attestation document", () => {
       now: at,
     });
     const nonce = new Uint8Array(32).fill(6);
-    const policy: ClientPolicy = {
-      ...f.policy,
-      attestation: { ...f.policy.attestation, snp: { ...f.policy.attestation.snp!, allowedProducts: ["Genoa"] } },
+    const answer = await createNonceAnswer({ keys: f.keys, document: doc, nonce, now: at });
+    const fixture = (name: string) =>
+      readFileSync(new URL(`../../../shared/fixtures/attestation/${name}`, import.meta.url), "utf8");
+    const genoa = {
+      ...(JSON.parse(fixture("EXPECTED.json")).azure_vtpm["azure/snp-vtpm/genoa-evidence.trustee.json"] as {
+        measurement: string;
+        pcr0: string;
+      }),
+      pcrs: (JSON.parse(fixture("azure/snp-vtpm/genoa-tpm-pcrs.json")) as { pcrs: string[] }).pcrs,
     };
-    const error = await verify(doc, {
-      policy,
-      at,
-      nonce,
-      answer: await createNonceAnswer({ keys: f.keys, document: doc, nonce, now: at }),
-    }).catch((e: unknown) => e);
-    // The hardware evidence itself verifies (stage verify passes); appraisal refuses it.
-    expect(error).toMatchObject({ stage: "appraise", code: "AZURE_APPRAISAL_UNAVAILABLE" });
+    const azurePolicy = (pcr7: string) => ({
+      snp: {
+        ...f.policy.attestation.snp!,
+        allowedProducts: ["Genoa" as const],
+        measurements: [genoa.measurement],
+        allowedVmpls: [0],
+        smtAllowed: true,
+      },
+      tdx: null,
+      pcrs: { "0": [genoa.pcr0], "7": [pcr7] },
+      secureBootRequired: true,
+      consoleAllowed: true,
+    });
+    const withAzure = (azure: ReturnType<typeof azurePolicy> | null): ClientPolicy => ({
+      ...f.policy,
+      acceptedEvidence: ["sev-snp", "azure-snp"],
+      attestation: { ...f.policy.attestation, trustSimulator: false, azure },
+    });
+    const run = (policy: ClientPolicy) => verify(doc, { policy, at, nonce, answer }).catch((e: unknown) => e);
+    // Without an azure section (the bare snp section does not apply): refused at appraisal.
+    expect(await run(withAzure(null))).toMatchObject({ stage: "appraise", code: "TEE_NOT_ACCEPTED" });
+    // A PCR of another image: refused at appraisal, naming the PCR.
+    const wrongPcr = await run(withAzure(azurePolicy("cd".repeat(32))));
+    expect(wrongPcr).toMatchObject({ stage: "appraise", code: "AZURE_PCR_NOT_ALLOWED" });
+    expect((wrongPcr as Error).message).toContain("PCR[7]");
+    // Everything the policy pins holds, so appraisal passes; this captured quote's qualifying data is
+    // not this document's binding (it was made for another verifier), so the binding stage refuses it.
+    expect(await run(withAzure(azurePolicy(genoa.pcrs[7] as string)))).toMatchObject({
+      stage: "binding",
+      code: "BINDING_MISMATCH",
+    });
   });
 
   it("lists every appraisal violation in the error", async () => {

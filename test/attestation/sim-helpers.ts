@@ -63,5 +63,6 @@ export function policy(parts: {
     maximumVerificationSkewSeconds: 300,
     snp: parts.snp === undefined ? null : parts.snp,
     tdx: parts.tdx === undefined ? null : parts.tdx,
+    azure: null,
   });
 }

@@ -147,6 +147,7 @@ describe("cloister verify-evidence --tee snp", () => {
           ...snp,
         },
         tdx: null,
+        azure: null,
       };
       writeFileSync(file, JSON.stringify(body));
       return file;

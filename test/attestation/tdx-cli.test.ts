@@ -152,6 +152,7 @@ describe("cloister verify-evidence --tee tdx", () => {
         acceptedTcbStatuses: ["UpToDate"],
         minimumTeeTcbSvn: skip,
       },
+      azure: null,
     };
     const file = join(tmp, "policy.json");
     writeFileSync(file, JSON.stringify(policy));

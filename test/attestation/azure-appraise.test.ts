@@ -1,0 +1,248 @@
+/**
+ * Appraisal of Azure confidential-VM evidence (policy.azure) on the real captured evidence: the
+ * hardware report behind the paravisor against azure.snp / azure.tdx, the vTPM PCRs the guest
+ * image is measured in, and the runtime data's vm-configuration. Every violation has its own code;
+ * the top-level snp/tdx sections never apply to Azure evidence (nor azure.* to bare evidence).
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type AppraisableEvidence, appraise, azurePcrViolations } from "../../attestation/appraise.ts";
+import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
+import { type VerifiedAzureEvidence, verifyAzureEvidence } from "../../attestation/azure/verify.ts";
+import { toHex } from "../../attestation/bytes.ts";
+import { type AttestationPolicy, type AzurePolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+
+const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
+const SNP_AT = new Date("2026-01-01T00:00:00Z");
+const TDX_AT = new Date("2024-01-01T00:00:00Z");
+
+const SKIP = { skip: { reason: "test: not pinned" } };
+const PINNED_PCRS = ["4", "7", "11"] as const;
+
+async function verified(fixture: string): Promise<VerifiedAzureEvidence> {
+  const evidence = parseAzureEvidence(text(fixture));
+  return verifyAzureEvidence({
+    evidence,
+    at: evidence.kind === "azure-tdx" ? TDX_AT : SNP_AT,
+    expectedNonce: null,
+    snpAnchors: AMD_ROOTS,
+    tdxAnchors: INTEL_ROOTS,
+  });
+}
+
+/** An azure policy section that accepts exactly this evidence (PCRs 4, 7, 11 and the hardware measurement pinned). */
+function matchingAzurePolicy(v: VerifiedAzureEvidence): AzurePolicy {
+  const pcrs = Object.fromEntries(PINNED_PCRS.map((i) => [i, [toHex(v.tpm.pcrs.get(Number(i)) as Uint8Array)]]));
+  const snp =
+    v.snp === null
+      ? null
+      : {
+          debugAllowed: false,
+          migrationAgentAllowed: false,
+          smtAllowed: true,
+          allowedVmpls: [v.snp.report.vmpl],
+          minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
+          measurements: [toHex(v.snp.report.measurement)],
+          hostData: SKIP,
+          idKeyDigests: SKIP,
+          authorKeyDigests: SKIP,
+          minimumGuestSvn: 0,
+          allowedProducts: [v.snp.product],
+          signingKeys: ["vcek" as const],
+        };
+  const tdx: AzurePolicy["tdx"] =
+    v.tdx === null ? null : { ...matchingTdxSkeleton(), mrtd: [toHex(v.tdx.quote.body.mrTd)] };
+  return { snp, tdx, pcrs, secureBootRequired: true, consoleAllowed: true };
+}
+
+function policyWith(azure: AzurePolicy | null, rest: Partial<AttestationPolicy> = {}): AttestationPolicy {
+  return parseAttestationPolicy({
+    version: 1,
+    trustSimulator: false,
+    maximumVerificationSkewSeconds: 300,
+    snp: null,
+    tdx: null,
+    azure,
+    ...rest,
+  });
+}
+
+const FIXTURE_ROWS = [
+  "azure/snp-vtpm/genoa-evidence.trustee.json",
+  "azure/snp-vtpm/milan-evidence-v0.trustee.json",
+  "azure/snp-vtpm/milan-evidence-v2.trustee.json",
+  "azure/tdx-vtpm/tdx-evidence-v1.trustee.json",
+];
+
+describe("Azure appraisal on captured evidence", () => {
+  it.each(FIXTURE_ROWS)("%s: a policy pinning its PCRs and hardware measurement accepts it", async (fixture) => {
+    const v = await verified(fixture);
+    const result = appraise(v, policyWith(matchingAzurePolicy(v)), { now: v.verifiedAt, expectedReportData: null });
+    expect(result).toMatchObject({ ok: true, tee: v.kind, violations: [] });
+  });
+
+  it("refuses a field-by-field copy of verified Azure evidence (not produced by verifyAzureEvidence)", async () => {
+    const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const copy = { ...v } as unknown as AppraisableEvidence;
+    expect(() =>
+      appraise(copy, policyWith(matchingAzurePolicy(v)), { now: v.verifiedAt, expectedReportData: null }),
+    ).toThrow(/expected evidence returned by verifySnpReport, verifyTdxQuote or verifyAzureEvidence/);
+  });
+
+  it.each(FIXTURE_ROWS)("%s: a PCR of another image → AZURE_PCR_NOT_ALLOWED naming the PCR", async (fixture) => {
+    const v = await verified(fixture);
+    const azure = matchingAzurePolicy(v);
+    const other = "ab".repeat(32);
+    const result = appraise(v, policyWith({ ...azure, pcrs: { ...azure.pcrs, "7": [other] } }), {
+      now: v.verifiedAt,
+      expectedReportData: null,
+    });
+    expect(result.ok).toBe(false);
+    expect(result.violations).toEqual([
+      {
+        field: "PCR[7]",
+        code: "AZURE_PCR_NOT_ALLOWED",
+        expected: other,
+        found: toHex(v.tpm.pcrs.get(7) as Uint8Array),
+      },
+    ]);
+  });
+
+  it("the hardware report behind the paravisor is appraised with azure.snp (fields prefixed hcl.)", async () => {
+    const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const azure = matchingAzurePolicy(v);
+    const snp = azure.snp as NonNullable<AzurePolicy["snp"]>;
+    const result = appraise(
+      v,
+      policyWith({ ...azure, snp: { ...snp, measurements: ["11".repeat(48)], allowedProducts: ["Milan"] } }),
+      { now: v.verifiedAt, expectedReportData: null },
+    );
+    expect(result.violations.map((x) => [x.field, x.code])).toEqual([
+      ["hcl.MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED"],
+      ["hcl.product", "SNP_PRODUCT_NOT_ALLOWED"],
+    ]);
+  });
+
+  it("vm-configuration: the captured VMs have a serial console; consoleAllowed: false refuses it", async () => {
+    const v = await verified("azure/snp-vtpm/milan-evidence-v2.trustee.json");
+    expect(v.runtimeData.vmConfiguration["console-enabled"]).toBe(true);
+    const result = appraise(v, policyWith({ ...matchingAzurePolicy(v), consoleAllowed: false }), {
+      now: v.verifiedAt,
+      expectedReportData: null,
+    });
+    expect(result.violations).toEqual([
+      {
+        field: "vm-configuration.console-enabled",
+        code: "AZURE_CONSOLE_NOT_ALLOWED",
+        expected: "false (consoleAllowed: false)",
+        found: "true",
+      },
+    ]);
+    expect(v.runtimeData.vmConfiguration["secure-boot"]).toBe(true);
+  });
+
+  it("azure evidence is not accepted without policy.azure, nor by the section of the other TEE", async () => {
+    const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const azure = matchingAzurePolicy(v);
+    // The top-level snp section (bare SEV-SNP) does not apply to Azure evidence.
+    const bare = appraise(v, policyWith(null, { snp: azure.snp }), { now: v.verifiedAt, expectedReportData: null });
+    expect(bare.violations).toEqual([
+      expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "azure-snp" }),
+    ]);
+    const tdxOnly = await verified("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
+    const wrongKind = appraise(v, policyWith({ ...matchingAzurePolicy(tdxOnly), pcrs: azure.pcrs }), {
+      now: v.verifiedAt,
+      expectedReportData: null,
+    });
+    expect(wrongKind.violations).toEqual([
+      expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "azure-snp" }),
+    ]);
+  });
+
+  it("expectedReportData is compared with the vTPM quote's qualifying data (where Azure carries the binding)", async () => {
+    const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const expected = new Uint8Array(64).fill(9);
+    const result = appraise(v, policyWith(matchingAzurePolicy(v)), { now: v.verifiedAt, expectedReportData: expected });
+    expect(result.violations).toEqual([
+      {
+        field: "vTPM extraData",
+        code: "REPORT_DATA_MISMATCH",
+        expected: toHex(expected),
+        found: toHex(v.tpm.extraData),
+      },
+    ]);
+  });
+});
+
+describe("Azure PCR rule", () => {
+  it("a pinned PCR the quote does not cover is a violation, not a pass", () => {
+    const quoted = new Map([[7, new Uint8Array(32).fill(1)]]);
+    expect(azurePcrViolations(quoted, { "7": ["01".repeat(32)], "11": ["02".repeat(32)] })).toEqual([
+      {
+        field: "PCR[11]",
+        code: "AZURE_PCR_NOT_QUOTED",
+        expected: "02".repeat(32),
+        found: "not covered by the vTPM quote",
+      },
+    ]);
+    expect(azurePcrViolations(quoted, { "7": ["01".repeat(32), "03".repeat(32)] })).toEqual([]);
+  });
+});
+
+describe("Azure policy schema", () => {
+  const base = {
+    snp: null,
+    tdx: null,
+    pcrs: { "7": ["AB".repeat(32)] },
+    secureBootRequired: true,
+    consoleAllowed: false,
+  };
+  const parse = (azure: unknown) =>
+    parseAttestationPolicy({
+      version: 1,
+      trustSimulator: false,
+      maximumVerificationSkewSeconds: 60,
+      snp: null,
+      tdx: null,
+      azure,
+    });
+
+  it("requires at least one PCR, valid indices and 32-byte values, and a hardware section", () => {
+    const tdx = parse({ ...base, tdx: matchingTdxSkeleton() });
+    expect(tdx.azure?.pcrs).toEqual({ "7": ["ab".repeat(32)] }); // normalised to lower case
+    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: {} })).toThrow(/azure\.pcrs: pin at least one PCR/);
+    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: { "24": ["ab".repeat(32)] } })).toThrow(
+      /PCR index "0"\.\."23"/,
+    );
+    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: { "7": ["ab".repeat(20)] } })).toThrow(
+      /azure\.pcrs\.7\[0\]: expected 32 bytes/,
+    );
+    expect(() => parse(base)).toThrow(/azure\.snp: at least one of azure\.snp, azure\.tdx/);
+    expect(() =>
+      parseAttestationPolicy({
+        version: 1,
+        trustSimulator: false,
+        maximumVerificationSkewSeconds: 60,
+        snp: null,
+        tdx: null,
+      }),
+    ).toThrow(/azure: required field is missing/);
+  });
+});
+
+function matchingTdxSkeleton(): NonNullable<AzurePolicy["tdx"]> {
+  return {
+    debugAllowed: false,
+    xfam: SKIP,
+    mrseam: SKIP,
+    mrtd: SKIP,
+    rtmrs: [SKIP, SKIP, SKIP, SKIP],
+    mrconfigid: SKIP,
+    mrowner: SKIP,
+    acceptedTcbStatuses: SKIP,
+    minimumTeeTcbSvn: SKIP,
+  };
+}
