@@ -14,9 +14,11 @@
  * Each frame is a `secretbox` under the per-request response key (see crypto.ts
  * `deriveResponseKey`) with nonce = 0x01 ‖ 15 zero bytes ‖ u64 BE seq. The clear seq is therefore
  * authenticated: a host that changes it changes the nonce and the MAC fails (FRAME_TAMPERED).
- * Frame plaintext: type 0x01 data (UTF-8 text), 0x02 final (JSON summary), 0x03 error (JSON code).
- * Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and error
- * frames carry small JSON objects.
+ * Frame plaintext: type ‖ payload ‖ 0x80 ‖ zero bytes, padded to a multiple of 32 bytes (and to
+ * its Padmé length when larger; padding.ts) so the host sees the size of a frame's text only in
+ * 32-byte steps. Types: 0x01 data (UTF-8 text), 0x02 final (JSON summary), 0x03 error (JSON
+ * code). Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and
+ * error frames carry small JSON objects.
  *
  * This module checks framing and authenticity of single frames. Ordering, completeness and
  * replays across frames are judged in response.ts.
@@ -25,11 +27,12 @@ import { readU32BE, readU64BE, writeU32BE, writeU64BE } from "./bytes.ts";
 import { BOX_NONCE_LENGTH, MAC_LENGTH, SHARED_KEY_LENGTH, secretboxOpen, secretboxSealInto } from "./crypto.ts";
 import type { RequestKind } from "./envelope.ts";
 import { FrameMalformedError, SealedInvalidArgumentError, SealerClosedError } from "./errors.ts";
+import { FRAME_PAD_BLOCK, FRAME_PAD_MARKER, paddedLength } from "./padding.ts";
 
 export const FRAME_LENGTH_PREFIX = 4;
 export const FRAME_SEQ_LENGTH = 8;
-/** Smallest valid L: seq, MAC and the type byte. */
-export const MIN_FRAME_LENGTH = FRAME_SEQ_LENGTH + MAC_LENGTH + 1;
+/** Smallest valid L: seq, MAC, the type byte and the padding marker. */
+export const MIN_FRAME_LENGTH = FRAME_SEQ_LENGTH + MAC_LENGTH + 2;
 /** Largest valid L (1 MiB): bounds what one frame can make the client buffer. */
 export const MAX_FRAME_LENGTH = 1024 * 1024;
 /** Direction byte of response nonces (enclave → client). */
@@ -160,20 +163,27 @@ export class ResponseSealer {
   }
 
   /**
-   * Encodes the plaintext straight into tweetnacl's input layout (32 zero bytes, type, payload)
-   * and seals into the output buffer, whose first 16 bytes (left zero by secretbox) then receive
-   * the length prefix and seq: the wire frame is a view of that one buffer, no further copies.
+   * Encodes the plaintext straight into tweetnacl's input layout (32 zero bytes, type, payload,
+   * padding) and seals into the output buffer, whose first 16 bytes (left zero by secretbox) then
+   * receive the length prefix and seq: the wire frame is a view of that one buffer, no further copies.
    */
   #seal(type: number, maxPayload: number, write: (target: Uint8Array) => number): Uint8Array {
     if (this.#closed) throw new SealerClosedError();
-    const input = new Uint8Array(33 + maxPayload);
+    const content = 2 + maxPayload; // type ‖ payload ‖ marker, at most
+    const input = new Uint8Array(32 + Math.max(paddedLength(content, FRAME_PAD_BLOCK), content));
     input[32] = type;
-    const written = write(input.subarray(33));
-    const length = 33 + written; // 32 zero bytes + plaintext (type ‖ payload)
-    const frameLength = length - 8; // L = seq (8) + MAC (16) + plaintext
-    if (frameLength > MAX_FRAME_LENGTH) {
-      throw new SealedInvalidArgumentError(`frame length: expected at most ${MAX_FRAME_LENGTH}, found ${frameLength}`);
+    const written = write(input.subarray(33, 33 + maxPayload));
+    input[33 + written] = FRAME_PAD_MARKER; // then zeros up to the padded length
+    const unpadded = 2 + written;
+    if (unpadded + 24 > MAX_FRAME_LENGTH) {
+      throw new SealedInvalidArgumentError(
+        `frame length: expected at most ${MAX_FRAME_LENGTH}, found ${unpadded + 24}`,
+      );
     }
+    // Padding never takes a frame past the largest valid length.
+    const plaintextLength = Math.min(paddedLength(unpadded, FRAME_PAD_BLOCK), MAX_FRAME_LENGTH - 24);
+    const length = 32 + plaintextLength; // 32 zero bytes + plaintext
+    const frameLength = length - 8; // L = seq (8) + MAC (16) + plaintext
     const seq = this.#seq;
     writeResponseNonce(this.#nonce, seq);
     const out = new Uint8Array(length);

@@ -6,8 +6,9 @@
  * envelope's clear prefix (routing header, ephemeral key, nonce) is bound by putting its SHA-256
  * at the start of the plaintext; the enclave recomputes and compares it (HEADER_MISMATCH), so the
  * host cannot swap or edit the routing header. The plaintext then carries
- * `{v, requestId, timestamp, kind, body}` as JSON; the enclave refuses stale and replayed requests
- * through a ReplayGuard (replay.ts).
+ * `{v, requestId, timestamp, kind, body}` as JSON, followed by spaces that pad the ciphertext to a
+ * padded length (padding.ts); the enclave refuses stale and replayed requests through a
+ * ReplayGuard (replay.ts).
  *
  * Not checked here: who sent the request (that is the host's API-key layer; anyone holding the
  * enclave's public key can seal a request) and what the body means (the enclave's pipeline).
@@ -46,6 +47,7 @@ import {
 } from "./errors.ts";
 import { ClientRequestContext, ResponseSealer } from "./frames.ts";
 import { assertKeyLength, type EnclaveSealingKey, enclaveKeyId } from "./keys.ts";
+import { paddedLength, REQUEST_PAD_BLOCK } from "./padding.ts";
 import type { ReplayGuard } from "./replay.ts";
 
 const HEADER_DIGEST_LENGTH = 32;
@@ -180,13 +182,19 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
   } catch (cause) {
     throw new SealedInvalidArgumentError("body: expected a JSON-serialisable value", { cause });
   }
-  const jsonBytes = utf8Encoder.encode(json);
-  const ciphertextLength = HEADER_DIGEST_LENGTH + jsonBytes.length + MAC_LENGTH;
-  if (ciphertextLength > MAX_REQUEST_CIPHERTEXT_LENGTH) {
+  const unpaddedJson = utf8Encoder.encode(json);
+  const unpaddedLength = HEADER_DIGEST_LENGTH + unpaddedJson.length + MAC_LENGTH;
+  if (unpaddedLength > MAX_REQUEST_CIPHERTEXT_LENGTH) {
     throw new SealedInvalidArgumentError(
-      `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${ciphertextLength}`,
+      `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${unpaddedLength}`,
     );
   }
+  // The host sees the ciphertext length: pad the JSON with trailing spaces (JSON whitespace, which
+  // the enclave's parser skips) to a padded length (padding.ts), never past the largest request.
+  const ciphertextLength = Math.min(paddedLength(unpaddedLength, REQUEST_PAD_BLOCK), MAX_REQUEST_CIPHERTEXT_LENGTH);
+  const jsonBytes = new Uint8Array(ciphertextLength - HEADER_DIGEST_LENGTH - MAC_LENGTH).fill(0x20);
+  jsonBytes.set(unpaddedJson);
+  unpaddedJson.fill(0);
 
   let sharedKey: Uint8Array;
   let prefix: Uint8Array;

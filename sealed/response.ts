@@ -35,6 +35,7 @@ import {
   type ResponseUsage,
   SAFE_ERROR_CODE,
 } from "./frames.ts";
+import { FRAME_PAD_MARKER } from "./padding.ts";
 
 /** How many frames past a gap are read to tell a reordered frame from a dropped one. */
 export const REORDER_LOOKAHEAD = 16;
@@ -109,10 +110,15 @@ export async function* openResponseFrames(
   yield terminal;
 }
 
-/** Decodes an authenticated frame plaintext (type byte ‖ payload). */
+/** Decodes an authenticated frame plaintext (type byte ‖ payload ‖ 0x80 ‖ zero padding). */
 export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): ResponseEvent {
   const type = plaintext[0];
-  const payload = plaintext.subarray(1);
+  let end = plaintext.length - 1;
+  while (end > 0 && plaintext[end] === 0) end--;
+  if (end < 1 || plaintext[end] !== FRAME_PAD_MARKER) {
+    throw new FrameMalformedError(`frame ${seq} padding: expected the payload, 0x80, then only zero bytes`);
+  }
+  const payload = plaintext.subarray(1, end);
   if (type === FRAME_TYPE_DATA) {
     let text: string;
     try {

@@ -14,6 +14,8 @@ import {
   sealRequest,
   toHex,
 } from "../../sealed/index.ts";
+import { paddedLength, padme } from "../../sealed/padding.ts";
+import { decodeFramePlaintext } from "../../sealed/response.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
 const CHUNKS = ["Once ", "upon ", "a ", "time, ", "sécret ", "😀 ", "swordfish", "."];
@@ -88,8 +90,64 @@ describe("response frames", () => {
       expect(view.getUint32(0)).toBe(frame.length - 4);
       expect(view.getBigUint64(4)).toBe(BigInt(seq));
     });
-    // Data frame overhead: 4 (length) + 8 (seq) + 16 (MAC) + 1 (type) bytes.
-    expect(frames[0]!.length).toBe(29 + new TextEncoder().encode(CHUNKS[0]).length);
+    // Data frame: 4 (length) + 8 (seq) + 16 (MAC) + the padded plaintext (type, text, 0x80, zeros).
+    expect(frames[0]!.length).toBe(28 + paddedLength(2 + new TextEncoder().encode(CHUNKS[0]).length, 32));
+  });
+
+  it("pads every frame's plaintext: the host sees a frame's text length only in 32-byte steps", async () => {
+    const { context, sealer } = await channel();
+    const lengths = [0, 1, 5, 30, 31, 62, 63];
+    const frames = lengths.map((n) => sealer.data("a".repeat(n)));
+    // type + text + marker: up to 32 bytes in one block, then the next.
+    expect(frames.map((f) => f.length)).toEqual([60, 60, 60, 60, 92, 92, 124]);
+    frames.push(sealer.final(SUMMARY));
+    expect(((frames.at(-1) as Uint8Array).length - 28) % 32).toBe(0);
+    // ...and the client gets back exactly the texts.
+    const { events, error } = await collect(context, frames);
+    expect(error).toBeUndefined();
+    expect(events.filter((e) => e.type === "data").map((e) => (e as { text: string }).text.length)).toEqual(lengths);
+  });
+
+  it("decodes the padding exactly: payload, 0x80, then only zeros; anything else is FRAME_MALFORMED", () => {
+    const te = new TextEncoder();
+    const plain = (...parts: number[][]) => Uint8Array.from(parts.flat());
+    const hi = [...te.encode("hi\u0000")]; // a text may itself end in a NUL
+    expect(decodeFramePlaintext(0, plain([1], hi, [0x80], [0, 0, 0]))).toEqual({
+      type: "data",
+      seq: 0,
+      text: "hi\u0000",
+    });
+    expect(decodeFramePlaintext(0, plain([1], [0x80]))).toEqual({ type: "data", seq: 0, text: "" });
+    for (const bad of [
+      plain([1], hi),
+      plain([1], hi, [0x80, 0, 1]),
+      plain([1], hi, [0x81, 0]),
+      plain([1]),
+      plain([]),
+    ]) {
+      expect(() => decodeFramePlaintext(3, bad)).toThrow(
+        /frame 3 padding: expected the payload, 0x80, then only zero bytes/,
+      );
+    }
+  });
+});
+
+describe("length padding (Padmé)", () => {
+  it("never shrinks, is monotonic, leaves exact block sizes alone and costs at most 12 % above 256 bytes", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 16 * 1024 * 1024 }), (n) => {
+        const p = padme(n);
+        expect(p).toBeGreaterThanOrEqual(n);
+        expect(padme(n + 1)).toBeGreaterThanOrEqual(p);
+        expect(padme(p)).toBe(p);
+        if (n >= 256) expect(p / n).toBeLessThanOrEqual(1.12);
+        expect(paddedLength(n, 32) % 32).toBe(0);
+      }),
+    );
+    // Padmé keeps the top floor(log2 E) + 1 bits: 1000 (E = 9, 4 bits kept) → multiples of 64.
+    expect(padme(1000)).toBe(1024);
+    expect(padme(9000)).toBe(9216);
+    expect(paddedLength(40, 256)).toBe(256);
   });
 
   it("carries an enclave error frame as a terminal event", async () => {

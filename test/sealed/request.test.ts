@@ -13,6 +13,7 @@ import {
   sealRequest,
   toHex,
 } from "../../sealed/index.ts";
+import { paddedLength } from "../../sealed/padding.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
 const SECRET_PROMPT = "the launch code is 0000-swordfish";
@@ -52,6 +53,25 @@ describe("sealRequest / openRequest", () => {
     const asText = new TextDecoder("latin1").decode(envelope);
     expect(asText).not.toContain("swordfish");
     expect(toHex(envelope)).not.toContain(context.requestId);
+  });
+
+  it("pads the ciphertext: prompts of different lengths give envelopes of one size, and still open exactly", async () => {
+    const sizes: number[] = [];
+    for (const content of ["hi", "a prompt of some thirty letters", "x".repeat(50)]) {
+      const requestBody = { messages: [{ role: "user", content }] };
+      const { key, envelope } = await sealed(7, "chat", T0, requestBody);
+      sizes.push(envelope.length);
+      expect((await openRequest(envelope, key, new ReplayGuard(), T0)).request.body).toEqual(requestBody);
+    }
+    expect(new Set(sizes).size).toBe(1);
+    const ciphertext = (sizes[0] as number) - ENVELOPE_PREFIX_LENGTH;
+    expect(ciphertext % 256).toBe(0);
+    // A much longer prompt lands in a larger bucket (Padmé above the 256-byte blocks).
+    const long = await sealed(7, "chat", T0, { messages: [{ role: "user", content: "y".repeat(5000) }] });
+    const longCiphertext = long.envelope.length - ENVELOPE_PREFIX_LENGTH;
+    expect(longCiphertext % 256).toBe(0);
+    expect(longCiphertext).toBeGreaterThan(5000 + 48);
+    expect(longCiphertext).toBeLessThanOrEqual(paddedLength(5000 + 48 + 200, 256));
   });
 
   it("is reproducible with injected randomness and fresh per request otherwise", async () => {
