@@ -22,8 +22,10 @@
  *     the signer's notAfter (every 2025-10 / 2026-02 file in the fixtures).
  *   - "accept-expired-signer": the signing chain's signatures and names are fully checked and the
  *     signer must have been valid at some point up to `issueDate` (notBefore ≤ issueDate), but its
- *     notAfter is NOT enforced. The result then carries `signerExpired: true`, which the CLI prints
- *     and an appraisal policy can refuse. Use only when you know the key was re-certified.
+ *     notAfter is NOT enforced. The result then carries `signerExpired: true` and a warning, which
+ *     `verify-evidence` prints in its verdict (`details.warnings`). The appraisal policy has no
+ *     field about it: the relaxation is the caller's explicit choice (the SDK and attestation
+ *     documents never pass collateral). Use only when you know the key was re-certified.
  *
  * Collateral past its nextUpdate fails COLLATERAL_EXPIRED unless the caller sets
  * `acceptStaleCollateral: true` (then `stale: true` is reported); collateral issued after `at`
