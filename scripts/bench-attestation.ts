@@ -29,8 +29,8 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 
-const FIXTURES = new URL("../../shared/fixtures/attestation/snp/", import.meta.url);
-const EXPECTED = new URL("../../shared/fixtures/attestation/EXPECTED.json", import.meta.url);
+const FIXTURES = new URL("../test/fixtures/attestation/snp/", import.meta.url);
+const EXPECTED = new URL("../test/fixtures/attestation/EXPECTED.json", import.meta.url);
 
 type SnpCase = { report: string; cert: string; at: string };
 

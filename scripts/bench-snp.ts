@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const FIXTURES = new URL("../../shared/fixtures/attestation/snp/", import.meta.url);
+const FIXTURES = new URL("../test/fixtures/attestation/snp/", import.meta.url);
 const CASES = [
   ["milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z"],
   ["genoa-azure-v3-report.bin", "genoa-azure-v3-vcek.pem", "2026-01-01T00:00:00Z"],

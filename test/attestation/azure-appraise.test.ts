@@ -14,7 +14,7 @@ import { type AttestationPolicy, type AzurePolicy, parseAttestationPolicy } from
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
 const SNP_AT = new Date("2026-01-01T00:00:00Z");
 const TDX_AT = new Date("2024-01-01T00:00:00Z");

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const F = fileURLToPath(new URL("../../../shared/fixtures/attestation/", import.meta.url));
+const F = fileURLToPath(new URL("../fixtures/attestation/", import.meta.url));
 
 interface Run {
   code: number;

@@ -10,7 +10,7 @@ import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { tcbHex } from "../../attestation/snp/parse.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const read = (path: string) => new Uint8Array(readFileSync(new URL(path, FIXTURES)));
 const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
 const EXPECTED = JSON.parse(text("EXPECTED.json")).azure_vtpm as Record<string, Record<string, unknown>>;

@@ -302,7 +302,7 @@ describe("attestation document", () => {
 
   it("appraises Azure CVM evidence in a document with policy.azure: PCRs pinned, then the binding is checked", async () => {
     const evidenceJson = readFileSync(
-      new URL("../../../shared/fixtures/attestation/azure/snp-vtpm/genoa-evidence.trustee.json", import.meta.url),
+      new URL("../fixtures/attestation/azure/snp-vtpm/genoa-evidence.trustee.json", import.meta.url),
       "utf8",
     );
     const at = new Date("2026-01-01T00:00:00Z");
@@ -315,8 +315,7 @@ describe("attestation document", () => {
     });
     const nonce = new Uint8Array(32).fill(6);
     const answer = await createNonceAnswer({ keys: f.keys, document: doc, nonce, now: at });
-    const fixture = (name: string) =>
-      readFileSync(new URL(`../../../shared/fixtures/attestation/${name}`, import.meta.url), "utf8");
+    const fixture = (name: string) => readFileSync(new URL(`../fixtures/attestation/${name}`, import.meta.url), "utf8");
     const genoa = {
       ...(JSON.parse(fixture("EXPECTED.json")).azure_vtpm["azure/snp-vtpm/genoa-evidence.trustee.json"] as {
         measurement: string;

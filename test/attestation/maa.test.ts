@@ -5,7 +5,7 @@ import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attesta
 import { AttestationError } from "../../attestation/errors.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", FIXTURES), "utf8")) as {
   maa: Record<string, MaaRow | JwksRow[]>;
 };

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const SNP = fileURLToPath(new URL("../../../shared/fixtures/attestation/snp/", import.meta.url));
+const SNP = fileURLToPath(new URL("../fixtures/attestation/snp/", import.meta.url));
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

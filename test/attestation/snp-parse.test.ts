@@ -13,7 +13,7 @@ import {
   tcbHex,
 } from "../../attestation/snp/parse.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/snp/", import.meta.url);
+const F = new URL("../fixtures/attestation/snp/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
 const V5 = read("milan-gcp-v5-report.bin");
 const V3 = read("genoa-azure-v3-report.bin");

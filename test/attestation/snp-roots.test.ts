@@ -6,7 +6,7 @@ import { sha256 } from "../../attestation/crypto.ts";
 import * as amd from "../../attestation/roots/amd.ts";
 import { checkIssuedBy, checkValidity } from "../../attestation/x509.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const F = new URL("../fixtures/attestation/", import.meta.url);
 const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", F), "utf8")) as {
   amd_roots: Record<string, { certs: Record<string, [string, string, string, string]> }>;
 };

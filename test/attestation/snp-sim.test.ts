@@ -212,7 +212,7 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
 
   it("real evidence does not verify under the simulator's anchors", async () => {
     const { readFileSync } = await import("node:fs");
-    const F = new URL("../../../shared/fixtures/attestation/snp/", import.meta.url);
+    const F = new URL("../fixtures/attestation/snp/", import.meta.url);
     await expect(
       verifySnpReport({
         report: parseSnpReport(readFileSync(new URL("milan-gcp-v5-report.bin", F))),

@@ -18,7 +18,7 @@ import {
 } from "../../attestation/snp/verify.ts";
 import { type Certificate, parseCertificateBytes, verifyChain } from "../../attestation/x509.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
 const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", F), "utf8")) as {
   snp: Record<string, Record<string, unknown>>;

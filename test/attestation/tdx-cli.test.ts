@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const F = fileURLToPath(new URL("../../../shared/fixtures/attestation/", import.meta.url));
+const F = fileURLToPath(new URL("../fixtures/attestation/", import.meta.url));
 const TDX = join(F, "tdx");
 const COLLATERAL = join(TDX, "collateral");
 const tmp = mkdtempSync(join(tmpdir(), "cloister-tdx-cli-"));

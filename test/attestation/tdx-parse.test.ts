@@ -13,7 +13,7 @@ import { INTEL_ROOTS, INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256 } from "..
 import { isDebugTd, parseTdxQuote, trailingIsZeroPadding } from "../../attestation/tdx/parse.ts";
 import { parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
 interface TdxRow {
   sha256: string;

@@ -27,7 +27,7 @@ import {
 } from "../../attestation/tdx/verify.ts";
 import { parseCrl, parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
 const text = (p: string) => readFileSync(new URL(p, F), "utf8");
 const C = "tdx/collateral/";

@@ -13,7 +13,7 @@ import {
   verifyChain,
 } from "../../attestation/x509.ts";
 
-const F = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, F));
 const pem = (p: string) => parsePemCertificates(read(p).toString("utf8"))[0]!;
 

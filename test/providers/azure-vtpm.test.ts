@@ -14,7 +14,7 @@ import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const text = (p: string) => readFileSync(new URL(p, FIXTURES), "utf8");
 
 let dir: string;

@@ -11,7 +11,7 @@ import {
 import { SNP_CERT_GUIDS, snpCertificate } from "../../attestation/providers/snp-cert-table.ts";
 import { encodeCertificateTable, fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/attestation/", import.meta.url);
+const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 
 const REPORT_DATA = Uint8Array.from({ length: 64 }, (_, i) => 0xa0 ^ i);
 
