@@ -1,28 +1,15 @@
 /** `cloister verify-evidence --tee azure-snp|azure-tdx|maa`: spawned as real processes; exit codes and JSON. */
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type CliRun, runCloister } from "../helpers/cli.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const F = fileURLToPath(new URL("../fixtures/attestation/", import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cloister(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile("node", ["bin/cloister.js", ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+type Run = CliRun;
+const cloister = (args: string[]) => runCloister(args);
 
 const JWKS = `${F}azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json`;
 

@@ -5,10 +5,10 @@ import { parseHclReport } from "../../attestation/azure/hcl.ts";
 import { parseTpmQuoteAttest } from "../../attestation/azure/tpm.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { tcbHex } from "../../attestation/snp/parse.ts";
+import { rejection } from "../helpers/attestation.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const read = (path: string) => new Uint8Array(readFileSync(new URL(path, FIXTURES)));
@@ -18,15 +18,6 @@ const EXPECTED = JSON.parse(text("EXPECTED.json")).azure_vtpm as Record<string, 
 const SNP_AT = new Date("2026-01-01T00:00:00Z");
 const TDX_AT = new Date("2024-01-01T00:00:00Z");
 const anchors = { snpAnchors: AMD_ROOTS, tdxAnchors: INTEL_ROOTS } as const;
-
-async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(AttestationError);
-  return error as AttestationError;
-}
 
 /** The genoa .bin convenience copies assembled into evidence (VCEK from the genoa JSON). */
 function genoaFromBins(hcl: string, attest: string): AzureEvidence {

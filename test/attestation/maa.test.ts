@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
 import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
+import { rejection } from "../helpers/attestation.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", FIXTURES), "utf8")) as {
@@ -39,15 +39,6 @@ const JWKS_PATH = "azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json";
 const jwks = parseMaaJwks(readFileSync(new URL(JWKS_PATH, FIXTURES), "utf8"));
 const token = (name: string) => readFileSync(new URL(`azure/maa/${name}`, FIXTURES), "utf8");
 const AT = new Date("2022-05-31T23:00:00Z");
-
-async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(AttestationError);
-  return error as AttestationError;
-}
 
 /** What each fixture must yield: null = accepted at AT, else the error code. */
 const VERDICTS: Record<string, string | null> = {

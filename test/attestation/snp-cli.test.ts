@@ -1,22 +1,14 @@
 /** `cloister verify-evidence --tee snp`: spawned as a real process; exit codes and JSON fields. */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { runCloister } from "../helpers/cli.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SNP = fileURLToPath(new URL("../fixtures/attestation/snp/", import.meta.url));
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile("node", ["bin/cloister.js", ...args], { cwd: ROOT, timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[]) => runCloister(args);
 
 const verify = (report: string, cert: string, at: string, ...extra: string[]) =>
   run(["verify-evidence", "--tee", "snp", "--report", SNP + report, "--cert", SNP + cert, "--at", at, ...extra]);

@@ -6,7 +6,6 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { sha512 } from "../../attestation/crypto.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { AMD_ROOTS, amdRoot } from "../../attestation/roots/amd.ts";
 import { parseSnpReport, type SnpTcbVersion, tcbHex } from "../../attestation/snp/parse.ts";
 import {
@@ -17,6 +16,7 @@ import {
   verifySnpReport,
 } from "../../attestation/snp/verify.ts";
 import { type Certificate, parseCertificateBytes, verifyChain } from "../../attestation/x509.ts";
+import { rejection } from "../helpers/attestation.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -105,16 +105,6 @@ function expectTcb(actual: SnpTcbVersion, expected: TcbRow): void {
     microcode: actual.microcode,
     raw: tcbHex(actual),
   }).toEqual(expected);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttestationError);
-    return error as AttestationError;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("SNP fixtures (EXPECTED.json)", () => {

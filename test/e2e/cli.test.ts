@@ -3,14 +3,12 @@
  * against a real simulated deployment on 127.0.0.1. A policy that does not match makes `attest`
  * exit non-zero naming the stage and the code, and `chat` print no answer and send nothing sealed.
  */
-import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliRun, runCloister } from "../helpers/cli.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 
-const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 const GREEDY_CHAT_ANSWER =
   " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
 
@@ -31,21 +29,11 @@ afterAll(async () => {
   await deployment?.stop();
 });
 
-function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cloister(...args: string[]): Promise<CliRun> {
   // The API key comes from the deployment's file, never from the developer's environment.
   const env = { ...process.env };
   delete env.CLOISTER_API_KEY;
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { cwd: deployment.dir, env, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+  return runCloister(args, { cwd: deployment.dir, env });
 }
 
 const connection = (policy: string) => [

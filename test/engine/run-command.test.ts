@@ -1,14 +1,10 @@
 /** `cloister model run` as a real process on the tiny model. */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeTinyModel } from "../../models/tiny.ts";
-
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, "../../bin/cloister.js");
+import { runCloister } from "../helpers/cli.ts";
 
 let dir: string;
 let modelPath: string;
@@ -24,15 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function cloister(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cloister = (args: string[]) => runCloister(args);
 
 describe("cloister model run", () => {
   it("prints {text, promptTokens, completionTokens, ttftMs, tokensPerSecond} with --json", async () => {

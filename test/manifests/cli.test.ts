@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,24 +5,13 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { digestHex, manifestDigest } from "../../manifests/digest.ts";
+import { runCloister } from "../helpers/cli.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "cloister-manifest-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(ROOT, "bin/cloister.js"), ...args],
-      { cwd: dir, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cloister = (...args: string[]) => runCloister(args, { cwd: dir, timeoutMs: 30_000 });
 
 const p = (name: string) => join(dir, name);
 

@@ -1,23 +1,11 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { runCloister } from "../helpers/cli.ts";
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/cloister.js");
-
-async function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { encoding: "utf8" });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cloister = (...args: string[]) => runCloister(args);
 
 let dir: string;
 beforeAll(async () => {

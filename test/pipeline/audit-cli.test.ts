@@ -1,29 +1,15 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
+import { runCloister } from "../helpers/cli.ts";
 import { makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cloister(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(ROOT, "bin/cloister.js"), ...args],
-      { cwd: dir, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cloister = (...args: string[]) => runCloister(args, { cwd: dir, timeoutMs: 30_000 });
 
 const KEYS = seededKeyPair(7);
 const KEY_HEX = Buffer.from(KEYS.publicKey).toString("hex");

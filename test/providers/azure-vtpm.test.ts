@@ -6,12 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { AZURE_AK_HANDLE, AZURE_PCR_SELECTION, AzureVtpmProvider } from "../../attestation/providers/azure-vtpm.ts";
 import type { CommandRunner } from "../../attestation/providers/command-runner.ts";
 import { detectTee } from "../../attestation/providers/detect.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { rejection } from "../helpers/attestation.ts";
 import { fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
@@ -73,15 +73,6 @@ const noImds = {
     throw new Error("unexpected IMDS call");
   },
 };
-
-async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(AttestationError);
-  return error as AttestationError;
-}
 
 describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
   it("writes REPORT_DATA to user-data, reads the HCL report, quotes with the AK and emits verifiable v2 evidence", async () => {
