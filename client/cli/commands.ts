@@ -74,6 +74,24 @@ export function registerClientCommands(program: Command): void {
 
   connection(
     program
+      .command("proxy")
+      .description(
+        "verify the enclave, then serve an OpenAI-compatible API on 127.0.0.1 that seals every request to it",
+      ),
+  )
+    .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), 8787)
+    .option(
+      "--token-file <file>",
+      "the token local apps must send as their API key (made, mode 0600, when the file does not exist)",
+      ".cloister/proxy-token",
+    )
+    .action(async (options: ClientConnectionOptions & { port: number; tokenFile: string }) => {
+      const { runProxy } = await import("./run-proxy.ts");
+      await runProxy(options);
+    });
+
+  connection(
+    program
       .command("chat")
       .description(
         "verify the enclave, then send a sealed prompt and stream the answer (interactive when no prompt on a TTY)",

@@ -20,7 +20,7 @@ async function readApiKey(file: string): Promise<string> {
   }
 }
 
-async function open(options: ClientConnectionOptions): Promise<Session> {
+export async function open(options: ClientConnectionOptions): Promise<Session> {
   let policyText: string;
   try {
     policyText = await readFile(options.policy, "utf8");

@@ -28,7 +28,7 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
   });
 }
 
-function waitForSignal(): Promise<string> {
+export function waitForSignal(): Promise<string> {
   return new Promise((resolve) => {
     const handler = (signal: string) => {
       process.off("SIGINT", handler);
@@ -53,6 +53,7 @@ export async function runUp(options: UpOptions): Promise<void> {
       `Try:  npx cloister attest --url ${deployment.hostUrl} --policy ${policy}`,
       `      npx cloister chat --url ${deployment.hostUrl} --policy ${policy} "What does the enclave do?"`,
       `      npx cloister audit checkpoint --url ${deployment.hostUrl} --policy ${policy} --out checkpoint.json`,
+      `      npx cloister proxy --url ${deployment.hostUrl} --policy ${policy}   (OpenAI-compatible, on 127.0.0.1:8787)`,
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),

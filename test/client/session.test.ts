@@ -8,54 +8,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
-import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
-import { connect } from "../../client/sdk.ts";
-import { fetchTransport, type Transport } from "../../client/transport.ts";
-import type { GenerationEvent } from "../../enclave/engine.ts";
-import { listen, type RunningServer } from "../../enclave/http.ts";
-import { createEnclaveApp } from "../../enclave/server.ts";
-import type { Enclave } from "../../enclave/service.ts";
-import { simulatedMeasurement } from "../../enclave/tee.ts";
-import { DEV_MANIFEST, type ManifestOverrides } from "../../manifests/dev.ts";
-import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
-import { bootWith, operatorPublicKey, type Pause, ScriptedEngine, usage } from "../enclave/helpers.ts";
+import { closeServers, connectTo, OK, type Script } from "./helpers.ts";
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close();
-});
-
-const OK: (GenerationEvent | Pause)[] = [
-  { type: "text", text: "ok" },
-  { type: "done", stopReason: "eog", usage },
-];
-
-/** Boots an enclave, serves it, and connects the SDK straight to it (the host's /v1 paths mapped to the enclave's). */
-async function connectTo(
-  options: { overrides?: ManifestOverrides; script?: (GenerationEvent | Pause)[]; transport?: Transport } = {},
-) {
-  const script = options.script ?? OK;
-  const enclave: Enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {});
-  const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
-  servers.push(server);
-  const paths: string[] = [];
-  const inner = options.transport ?? fetchTransport(fetch);
-  const transport: Transport = (url, request) => {
-    const path = new URL(url).pathname.replace(/^\/v1\//, "/");
-    paths.push(path);
-    return inner(`${server.url}${path}`, request);
-  };
-  const policy = simulatorClientPolicy({
-    tee: "sim-snp",
-    measurement: toHex(await simulatedMeasurement("sim-snp")),
-    operatorKey: await operatorPublicKey(),
-    modelSha256: TINY_MODEL_SHA256,
-    serviceName: DEV_MANIFEST.service.name,
-  });
-  const session = await connect({ url: "http://enclave.test", policy, apiKey: "unused", transport });
-  return { enclave, session, paths };
-}
+afterEach(closeServers);
 
 describe("Session.auditCheckpoint", () => {
   it("returns the verified head of the enclave's log, signed by the attested key, fresh on every call", async () => {
@@ -88,7 +44,7 @@ describe("Session.auditCheckpoint", () => {
 
 describe("Session over a host that goes silent mid-answer", () => {
   it("gives up after the transport's idle timeout with a transport HOST_TIMEOUT, never a done event", async () => {
-    const script: (GenerationEvent | Pause)[] = [{ type: "text", text: "first" }, { pauseMs: 1500 }, ...OK];
+    const script: Script = [{ type: "text", text: "first" }, { pauseMs: 1500 }, ...OK];
     const { session } = await connectTo({ script, transport: nodeTransport({ idleTimeoutMs: 300 }) });
     const seen: string[] = [];
     const error = await (async () => {

@@ -7,7 +7,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliRun, runCloister } from "../helpers/cli.ts";
-import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import {
+  bootDeployment,
+  connectionArgs,
+  type E2eDeployment,
+  writeWrongMeasurementPolicy,
+} from "./helpers/deployment.ts";
 
 const GREEDY_CHAT_ANSWER =
   " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
@@ -17,12 +22,7 @@ let badPolicyPath: string;
 
 beforeAll(async () => {
   deployment = await bootDeployment("sim-snp");
-  const bad = structuredClone(deployment.files.policy) as unknown as {
-    attestation: { snp: { measurements: string[] } };
-  };
-  bad.attestation.snp.measurements = ["cd".repeat(48)];
-  badPolicyPath = join(deployment.dir, "wrong-measurement-policy.json");
-  await writeFile(badPolicyPath, JSON.stringify(bad, null, 2));
+  badPolicyPath = await writeWrongMeasurementPolicy(deployment, "wrong-measurement-policy.json");
 });
 
 afterAll(async () => {
@@ -36,14 +36,7 @@ function cloister(...args: string[]): Promise<CliRun> {
   return runCloister(args, { cwd: deployment.dir, env });
 }
 
-const connection = (policy: string) => [
-  "--url",
-  deployment.running.hostUrl,
-  "--policy",
-  policy,
-  "--api-key-file",
-  deployment.files.apiKeyPath,
-];
+const connection = (policy: string) => connectionArgs(deployment, policy);
 
 describe("cloister attest / chat against a real deployment", () => {
   it("attest --json exits 0 with the verified fields; attest prints a summary; chat PROMPT prints the answer", async () => {

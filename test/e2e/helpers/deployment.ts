@@ -5,7 +5,7 @@
  * writes (stdout and stderr) is kept in `logs`, so tests can assert what the host did and did not
  * print.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toHex } from "../../../attestation/bytes.ts";
@@ -142,4 +142,20 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
       }
     },
   };
+}
+
+/** The `--url --policy --api-key-file` arguments of the client commands for this deployment. */
+export function connectionArgs(deployment: E2eDeployment, policyPath: string): string[] {
+  return ["--url", deployment.running.hostUrl, "--policy", policyPath, "--api-key-file", deployment.files.apiKeyPath];
+}
+
+/** Writes (under the deployment's directory) a copy of its SNP policy that pins another launch measurement. */
+export async function writeWrongMeasurementPolicy(deployment: E2eDeployment, name: string): Promise<string> {
+  const bad = structuredClone(deployment.files.policy) as unknown as {
+    attestation: { snp: { measurements: string[] } };
+  };
+  bad.attestation.snp.measurements = ["cd".repeat(48)];
+  const path = join(deployment.dir, name);
+  await writeFile(path, JSON.stringify(bad, null, 2));
+  return path;
 }

@@ -1,0 +1,415 @@
+/**
+ * The OpenAI-compatible local proxy (`cloister proxy`, DESIGN.md "Planned next"): unmodified apps
+ * that speak the OpenAI API (the `openai` SDKs, curl) send plain requests to 127.0.0.1; the proxy
+ * forwards each one as a sealed request through a verified Session, so the prompt leaves this
+ * machine only sealed to an attested enclave, and every answer frame is authenticated before a
+ * byte of it reaches the app.
+ *
+ * Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both with `stream`),
+ * GET /healthz. Local callers present a bearer token (the proxy's own, not the host's API key, which
+ * stays in the proxy). The model name must be the attested model's; parameters the enclave cannot
+ * honour (n > 1, tools, logprobs, JSON modes) are refused rather than ignored. Errors use OpenAI's
+ * shape `{error: {message, type, param, code}}`; attestation, integrity and configuration failures
+ * carry `x-should-retry: false` so SDKs do not retry them.
+ *
+ * The proxy logs method, path, status and duration only: never a prompt, an answer or a token.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ClientError } from "./errors.ts";
+import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
+
+export interface ProxyOptions {
+  readonly session: Session;
+  /** Bearer token local callers must present. */
+  readonly token: string;
+  /** One line per request (method, path, status, duration): no content. */
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+/** The largest request body accepted (a prompt is sealed whole; the host limits it again). */
+export const PROXY_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+type ErrorType = "invalid_request_error" | "authentication_error" | "api_error" | "cloister_verification_error";
+
+class ProxyError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly type: ErrorType,
+    readonly code: string,
+    message: string,
+    readonly param: string | null = null,
+    readonly retry = true,
+  ) {
+    super(message);
+    this.name = "ProxyError";
+  }
+}
+
+const invalid = (param: string, message: string, code = "invalid_value") =>
+  new ProxyError(400, "invalid_request_error", code, message, param, false);
+
+/** The model id apps must send: the attested service and model file, e.g. "cloister-dev/tiny.gguf". */
+export function attestedModelId(session: Session): string {
+  const { service, model } = session.enclave.manifest;
+  return `${service.name}/${model.file}`;
+}
+
+/** What a ClientError from the SDK becomes for an OpenAI client. */
+function fromClientError(error: ClientError): ProxyError {
+  const code = error.code.toLowerCase();
+  switch (error.kind) {
+    case "policy":
+      return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
+    case "transport": {
+      const status: ContentfulStatusCode =
+        error.code === "RATE_LIMITED"
+          ? 429
+          : error.code === "HOST_BUSY" || error.code === "ENGINE_BUSY"
+            ? 503
+            : error.code.endsWith("TIMEOUT")
+              ? 504
+              : 502;
+      return new ProxyError(status, "api_error", code, error.message);
+    }
+    default:
+      // attestation, integrity, configuration: not something a retry fixes.
+      return new ProxyError(502, "cloister_verification_error", code, `${error.kind}: ${error.message}`, null, false);
+  }
+}
+
+function errorBody(error: ProxyError) {
+  return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
+}
+
+function asProxyError(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (error instanceof ClientError) return fromClientError(error);
+  return new ProxyError(500, "api_error", "internal_error", "internal error in the proxy", null, false);
+}
+
+// --- request parsing ------------------------------------------------------------------------------
+
+type Json = Record<string, unknown>;
+
+function objectBody(value: unknown): Json {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalid("body", "request body: expected a JSON object");
+  }
+  return value as Json;
+}
+
+/** Parameters the enclave cannot honour: refused, so an app never gets less than it asked for. */
+const UNSUPPORTED = ["tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs", "logit_bias"];
+
+function generationOptions(body: Json): GenerationOptions {
+  for (const name of UNSUPPORTED) {
+    const value = body[name];
+    if (value !== undefined && value !== null && value !== false) {
+      throw invalid(
+        name,
+        `${name}: not supported by this proxy (the attested enclave cannot honour it)`,
+        "unsupported_parameter",
+      );
+    }
+  }
+  if (body.n !== undefined && body.n !== null && body.n !== 1) {
+    throw invalid(
+      "n",
+      `n: expected 1 (one choice per request), found ${JSON.stringify(body.n)}`,
+      "unsupported_parameter",
+    );
+  }
+  const format = body.response_format as { type?: unknown } | undefined | null;
+  if (format !== undefined && format !== null && format.type !== "text") {
+    throw invalid("response_format", 'response_format: only {"type": "text"} is supported', "unsupported_parameter");
+  }
+  const number = (name: string, min: number, max: number, integer: boolean): number | undefined => {
+    const value = body[name];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+      throw invalid(name, `${name}: expected a number in ${min}..${max}, found ${JSON.stringify(value)}`);
+    }
+    if (integer && !Number.isInteger(value)) throw invalid(name, `${name}: expected an integer, found ${value}`);
+    return value;
+  };
+  const maxTokens = number("max_completion_tokens", 1, 1_000_000, true) ?? number("max_tokens", 1, 1_000_000, true);
+  const temperature = number("temperature", 0, 2, false);
+  const topP = number("top_p", 0, 1, false);
+  const seed = number("seed", 0, 0xffff_ffff, true);
+  let stop: string[] | undefined;
+  if (typeof body.stop === "string") stop = [body.stop];
+  else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === "string")) stop = body.stop as string[];
+  else if (body.stop !== undefined && body.stop !== null) {
+    throw invalid("stop", "stop: expected a string or an array of strings");
+  }
+  return {
+    ...(maxTokens === undefined ? {} : { maxTokens }),
+    ...(temperature === undefined ? {} : { temperature }),
+    ...(topP === undefined ? {} : { topP }),
+    ...(seed === undefined ? {} : { seed }),
+    ...(stop === undefined ? {} : { stop }),
+  };
+}
+
+const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
+  system: "system",
+  developer: "system",
+  user: "user",
+  assistant: "assistant",
+};
+
+function chatMessages(value: unknown): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw invalid("messages", "messages: expected a non-empty array");
+  }
+  return value.map((m, i) => {
+    const message = objectBody(m);
+    const role = typeof message.role === "string" ? ROLES[message.role] : undefined;
+    if (role === undefined) {
+      throw invalid(
+        `messages[${i}].role`,
+        `messages[${i}].role: expected system, developer, user or assistant, found ${JSON.stringify(message.role)}`,
+      );
+    }
+    const content = message.content;
+    if (typeof content === "string") return { role, content };
+    if (Array.isArray(content)) {
+      const parts = content.map((p, j) => {
+        const part = objectBody(p);
+        if (part.type !== "text" || typeof part.text !== "string") {
+          throw invalid(
+            `messages[${i}].content[${j}]`,
+            `messages[${i}].content[${j}]: only text parts are supported, found type ${JSON.stringify(part.type)}`,
+            "unsupported_parameter",
+          );
+        }
+        return part.text;
+      });
+      return { role, content: parts.join("") };
+    }
+    throw invalid(`messages[${i}].content`, `messages[${i}].content: expected a string or an array of text parts`);
+  });
+}
+
+// --- the app ----------------------------------------------------------------------------------------
+
+export function createProxyApp(options: ProxyOptions): Hono {
+  const { session } = options;
+  const now = options.now ?? (() => new Date());
+  const expectedToken = Buffer.from(options.token, "utf8");
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    options.log?.(
+      JSON.stringify({
+        type: "proxy",
+        time: now().toISOString(),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 100) / 100,
+      }),
+    );
+  });
+
+  app.onError((error, c) => {
+    const e = asProxyError(error);
+    if (!e.retry) c.header("x-should-retry", "false");
+    return c.json(errorBody(e), e.status);
+  });
+  app.notFound((c) =>
+    c.json(errorBody(new ProxyError(404, "invalid_request_error", "not_found", "no such route")), 404),
+  );
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  // Local callers: the proxy's own bearer token, compared in constant time.
+  app.use("/v1/*", async (c, next) => {
+    const presented = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
+    const given = Buffer.from(presented ?? "", "utf8");
+    if (given.length !== expectedToken.length || !timingSafeEqual(given, expectedToken)) {
+      throw new ProxyError(
+        401,
+        "authentication_error",
+        "invalid_api_key",
+        "the proxy's local token is missing or wrong (use the token file cloister proxy printed as the API key)",
+        null,
+        false,
+      );
+    }
+    await next();
+  });
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: PROXY_MAX_BODY_BYTES,
+      onError: () => {
+        throw new ProxyError(
+          413,
+          "invalid_request_error",
+          "request_too_large",
+          `request body: expected at most ${PROXY_MAX_BODY_BYTES} bytes`,
+          null,
+          false,
+        );
+      },
+    }),
+  );
+
+  app.get("/v1/models", (c) =>
+    c.json({
+      object: "list",
+      data: [{ id: attestedModelId(session), object: "model", created: 0, owned_by: "cloister (attested)" }],
+    }),
+  );
+
+  const readBody = async (req: { json(): Promise<unknown> }): Promise<Json> => {
+    let value: unknown;
+    try {
+      value = await req.json();
+    } catch {
+      throw invalid("body", "request body: expected JSON");
+    }
+    const body = objectBody(value);
+    const model = attestedModelId(session);
+    if (body.model !== model) {
+      throw new ProxyError(
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        `model: this proxy serves only the attested model ${JSON.stringify(model)}, found ${JSON.stringify(body.model)}`,
+        "model",
+        false,
+      );
+    }
+    if (body.stream !== undefined && typeof body.stream !== "boolean") {
+      throw invalid("stream", "stream: expected a boolean");
+    }
+    return body;
+  };
+
+  const respond = async (
+    c: Context,
+    kind: "chat" | "text",
+    body: Json,
+    events: (signal: AbortSignal) => AsyncGenerator<ChatEvent>,
+  ) => {
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
+    const created = Math.floor(now().getTime() / 1000);
+    const model = attestedModelId(session);
+    const object = kind === "chat" ? "chat.completion" : "text_completion";
+    const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({
+      prompt_tokens: u.promptTokens,
+      completion_tokens: u.completionTokens,
+      total_tokens: u.promptTokens + u.completionTokens,
+    });
+    const controller = new AbortController();
+    c.req.raw.signal?.addEventListener("abort", () => controller.abort(), { once: true });
+
+    if (body.stream !== true) {
+      let text = "";
+      for await (const event of events(controller.signal)) {
+        if (event.type === "text") {
+          text += event.text;
+          continue;
+        }
+        const choice =
+          kind === "chat"
+            ? {
+                index: 0,
+                message: { role: "assistant", content: text },
+                finish_reason: event.finishReason,
+                logprobs: null,
+              }
+            : { index: 0, text, finish_reason: event.finishReason, logprobs: null };
+        return c.json({ id, object, created, model, choices: [choice], usage: usageOf(event.usage) });
+      }
+      throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
+    }
+
+    const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const chunkObject = kind === "chat" ? "chat.completion.chunk" : "text_completion";
+    const chunk = (choice: Json, usage: Json | null = null) =>
+      JSON.stringify({
+        id,
+        object: chunkObject,
+        created,
+        model,
+        choices: [choice],
+        ...(includeUsage ? { usage } : {}),
+      });
+    // Before the first byte goes out, a failure is still an HTTP error: take the first event first.
+    const iterator = events(controller.signal)[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => controller.abort());
+      try {
+        if (kind === "chat") {
+          await stream.writeSSE({
+            data: chunk({ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }),
+          });
+        }
+        for (let step = first; step.done !== true; step = await iterator.next()) {
+          const event = step.value;
+          if (event.type === "text") {
+            const choice =
+              kind === "chat"
+                ? { index: 0, delta: { content: event.text }, finish_reason: null }
+                : { index: 0, text: event.text, finish_reason: null };
+            await stream.writeSSE({ data: chunk(choice) });
+            continue;
+          }
+          const last =
+            kind === "chat"
+              ? { index: 0, delta: {}, finish_reason: event.finishReason }
+              : { index: 0, text: "", finish_reason: event.finishReason };
+          await stream.writeSSE({ data: chunk(last) });
+          if (includeUsage) {
+            await stream.writeSSE({
+              data: JSON.stringify({
+                id,
+                object: chunkObject,
+                created,
+                model,
+                choices: [],
+                usage: usageOf(event.usage),
+              }),
+            });
+          }
+          await stream.writeSSE({ data: "[DONE]" });
+          return;
+        }
+        throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
+      } catch (error) {
+        // Mid-stream: an error event, and no [DONE], so the app never takes the answer as whole.
+        await stream.writeSSE({ data: JSON.stringify(errorBody(asProxyError(error))) });
+      }
+    });
+  };
+
+  app.post("/v1/chat/completions", async (c) => {
+    const body = await readBody(c.req);
+    const messages = chatMessages(body.messages);
+    const generation = generationOptions(body);
+    return respond(c, "chat", body, (signal) => session.chat(messages, { ...generation, signal }));
+  });
+
+  app.post("/v1/completions", async (c) => {
+    const body = await readBody(c.req);
+    if (typeof body.prompt !== "string") {
+      throw invalid("prompt", "prompt: expected a string (one prompt per request)");
+    }
+    const prompt = body.prompt;
+    const generation = generationOptions(body);
+    return respond(c, "text", body, (signal) => session.completeStream(prompt, { ...generation, signal }));
+  });
+
+  return app;
+}

@@ -1,0 +1,62 @@
+/**
+ * An enclave booted in this process on a scripted engine, served on loopback, and an SDK session
+ * attested to it for real: the host's /v1 paths are mapped straight to the enclave's routes.
+ * Call `closeServers()` after each test.
+ */
+import { toHex } from "../../attestation/bytes.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { connect } from "../../client/sdk.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import type { GenerationEvent } from "../../enclave/engine.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import type { Enclave } from "../../enclave/service.ts";
+import { simulatedMeasurement } from "../../enclave/tee.ts";
+import { DEV_MANIFEST, type ManifestOverrides } from "../../manifests/dev.ts";
+import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { bootWith, operatorPublicKey, type Pause, ScriptedEngine, usage } from "../enclave/helpers.ts";
+
+export type Script = (GenerationEvent | Error | Pause)[];
+
+const servers: RunningServer[] = [];
+
+export async function closeServers(): Promise<void> {
+  for (const s of servers.splice(0)) await s.close();
+}
+
+export const OK: Script = [
+  { type: "text", text: "ok" },
+  { type: "done", stopReason: "eog", usage },
+];
+
+export async function connectTo(
+  options: { overrides?: ManifestOverrides; script?: Script; transport?: Transport } = {},
+) {
+  const script = options.script ?? OK;
+  const enclave: Enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {});
+  const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+  servers.push(server);
+  const paths: string[] = [];
+  const inner = options.transport ?? fetchTransport(fetch);
+  const transport: Transport = (url, request) => {
+    const path = new URL(url).pathname.replace(/^\/v1\//, "/");
+    paths.push(path);
+    return inner(`${server.url}${path}`, request);
+  };
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(await simulatedMeasurement("sim-snp")),
+    operatorKey: await operatorPublicKey(),
+    modelSha256: TINY_MODEL_SHA256,
+    serviceName: DEV_MANIFEST.service.name,
+  });
+  const session = await connect({ url: "http://enclave.test", policy, apiKey: "unused", transport });
+  return { enclave, session, paths };
+}
+
+/** Serves `fetchHandler` on loopback until `closeServers()`. */
+export async function serve(fetchHandler: Parameters<typeof listen>[0]): Promise<string> {
+  const server = await listen(fetchHandler, "127.0.0.1", 0);
+  servers.push(server);
+  return server.url;
+}

@@ -1,0 +1,124 @@
+/**
+ * The OpenAI-compatible proxy (client/proxy.ts) over a session attested to an in-process enclave
+ * with a scripted engine: failures before the first token are HTTP errors in OpenAI's shape; a
+ * failure mid-stream is an error event and never `[DONE]`; malformed or unsupported requests are
+ * refused naming the parameter. (With the real `openai` SDK and a real deployment:
+ * test/e2e/proxy.test.ts.)
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
+import { usage } from "../enclave/helpers.ts";
+import { closeServers, connectTo, type Script, serve } from "./helpers.ts";
+
+afterEach(closeServers);
+
+const TOKEN = "local-token-0123456789abcdef0123456789";
+
+async function proxyFor(script?: Script) {
+  const { session } = await connectTo(script === undefined ? {} : { script });
+  const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+  const model = attestedModelId(session);
+  const post = (path: string, body: unknown, token = TOKEN) =>
+    fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+  return { url, model, post };
+}
+
+const ask = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: "user", content: "hello" }],
+  ...extra,
+});
+
+describe("proxy: failures", () => {
+  it("a failure mid-stream is an error event after the text so far, and no [DONE]", async () => {
+    const { model, post } = await proxyFor([{ type: "text", text: "partial" }, new Error("decode failed")]);
+    const response = await post("/v1/chat/completions", ask(model, { stream: true }));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    const events = (await response.text())
+      .split("\n\n")
+      .filter((e) => e.startsWith("data: "))
+      .map((e) => e.slice("data: ".length));
+    expect(events).not.toContain("[DONE]");
+    const parsed = events.map((e) => JSON.parse(e) as Record<string, unknown>);
+    const texts = parsed.flatMap((e) =>
+      Array.isArray(e.choices) ? e.choices.map((c) => (c as { delta: { content?: string } }).delta.content ?? "") : [],
+    );
+    expect(texts.join("")).toBe("partial");
+    expect(parsed.at(-1)).toMatchObject({ error: { type: "api_error", code: "generation_failed" } });
+  });
+
+  it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
+    const { model, post } = await proxyFor([new Error("engine down")]);
+    for (const stream of [false, true]) {
+      const response = await post("/v1/chat/completions", ask(model, { stream }));
+      expect(response.status).toBe(502);
+      expect(await response.json()).toMatchObject({ error: { type: "api_error", code: "generation_failed" } });
+    }
+  });
+
+  it("refuses malformed and unsupported requests naming the parameter, with x-should-retry: false", async () => {
+    const { model, post } = await proxyFor();
+    const cases: [unknown, number, string, string | null][] = [
+      ["{not json", 400, "invalid_value", "body"],
+      [{ ...ask(model), messages: [] }, 400, "invalid_value", "messages"],
+      [{ model, messages: [{ role: "tool", content: "x" }] }, 400, "invalid_value", "messages[0].role"],
+      [
+        { model, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] },
+        400,
+        "unsupported_parameter",
+        "messages[0].content[0]",
+      ],
+      [ask(model, { temperature: 3 }), 400, "invalid_value", "temperature"],
+      [ask(model, { logprobs: true }), 400, "unsupported_parameter", "logprobs"],
+      [ask(model, { response_format: { type: "json_object" } }), 400, "unsupported_parameter", "response_format"],
+      [ask(model, { stream: "yes" }), 400, "invalid_value", "stream"],
+      [ask("other"), 404, "model_not_found", "model"],
+    ];
+    for (const [body, status, code, param] of cases) {
+      const response = await post("/v1/chat/completions", body);
+      expect({ status: response.status, retry: response.headers.get("x-should-retry") }).toEqual({
+        status,
+        retry: "false",
+      });
+      expect(await response.json()).toMatchObject({ error: { code, param } });
+    }
+    const noPrompt = await post("/v1/completions", { model, prompt: ["a", "b"] });
+    expect(await noPrompt.json()).toMatchObject({ error: { param: "prompt" } });
+    const tooBig = await post("/v1/chat/completions", ask(model, { padding: "x".repeat(PROXY_MAX_BODY_BYTES) }));
+    expect(tooBig.status).toBe(413);
+    const wrongToken = await post("/v1/chat/completions", ask(model), "wrong-token");
+    expect(wrongToken.status).toBe(401);
+    expect(await wrongToken.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });
+  });
+
+  it("text content parts are joined; the developer role is a system message; usage is reported", async () => {
+    const { model, post } = await proxyFor([
+      { type: "text", text: "fine" },
+      { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 1 } },
+    ]);
+    const response = await post("/v1/chat/completions", {
+      model,
+      messages: [
+        { role: "developer", content: "be brief" },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "how " },
+            { type: "text", text: "are you" },
+          ],
+        },
+      ],
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      object: "chat.completion",
+      choices: [{ message: { role: "assistant", content: "fine" }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+    });
+  });
+});
