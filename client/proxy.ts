@@ -388,6 +388,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
         }
         throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
       } catch (error) {
+        // The app went away: nobody is left to tell.
+        if (controller.signal.aborted) return;
         // Mid-stream: an error event, and no [DONE], so the app never takes the answer as whole.
         await stream.writeSSE({ data: JSON.stringify(errorBody(asProxyError(error))) });
       }

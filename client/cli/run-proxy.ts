@@ -1,6 +1,7 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { listen } from "../../enclave/http.ts";
 import { attestedModelId, createProxyApp } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
@@ -28,7 +29,12 @@ async function localToken(file: string): Promise<{ token: string; created: boole
     }
   }
   const token = `cpx_${randomBytes(32).toString("hex")}`;
-  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    throw new UsageError(`--token-file: cannot create "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
   return { token, created: true };
 }
 
@@ -37,7 +43,9 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   const session = await open(options);
   const { token, created } = await localToken(options.tokenFile);
   const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });
-  const server = await listen(app.fetch, "127.0.0.1", options.port);
+  const server = await listen(app.fetch, "127.0.0.1", options.port).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`--port ${options.port}: cannot listen on 127.0.0.1 (${error.code ?? "error"})`);
+  });
   process.stderr.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
   process.stdout.write(
     [

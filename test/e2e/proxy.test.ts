@@ -138,13 +138,15 @@ describe("the openai SDK through the proxy", () => {
 });
 
 describe("cloister proxy (the command)", () => {
-  const args = (policy: string) => [
+  // The token file's directory does not exist yet: the proxy makes it.
+  const tokenFile = () => join(deployment.dir, "proxy", "token");
+  const args = (policy: string, port = "0") => [
     "proxy",
     ...connectionArgs(deployment, policy),
     "--port",
-    "0",
+    port,
     "--token-file",
-    join(deployment.dir, "proxy-token"),
+    tokenFile(),
   ];
 
   it("refuses to start in front of an enclave its policy does not accept (exit 1, nothing listens)", async () => {
@@ -167,7 +169,7 @@ describe("cloister proxy (the command)", () => {
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stdout)?.[1];
     try {
       expect(url).toBeDefined();
-      const token = (await readFile(join(deployment.dir, "proxy-token"), "utf8")).trim();
+      const token = (await readFile(tokenFile(), "utf8")).trim();
       expect(token).toMatch(/^cpx_[0-9a-f]{64}$/);
       const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: token, maxRetries: 0 });
       const completion = await client.chat.completions.create({
@@ -175,6 +177,13 @@ describe("cloister proxy (the command)", () => {
         messages: [{ role: "user", content: QUESTION }],
       });
       expect(completion.choices[0]?.message.content).toBe(GREEDY_CHAT_ANSWER);
+      // A second proxy on the same port says so and exits (usage error), the first keeps serving.
+      const second = await runCloister(args(deployment.files.policyPath, new URL(url as string).port), {
+        cwd: deployment.dir,
+      });
+      expect(second.code).toBe(2);
+      expect(second.stderr).toMatch(/--port \d+: cannot listen on 127\.0\.0\.1 \(EADDRINUSE\)/);
+      expect((await client.models.list()).data).toHaveLength(1);
     } finally {
       child.kill("SIGTERM");
     }
