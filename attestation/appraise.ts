@@ -31,7 +31,14 @@
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { bytesEqual, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
-import { type AttestationPolicy, type AzurePolicy, isSkip, type SnpPolicy, type TdxPolicy } from "./policy.ts";
+import {
+  type AttestationPolicy,
+  AZURE_OS_PCRS,
+  type AzurePolicy,
+  isSkip,
+  type SnpPolicy,
+  type TdxPolicy,
+} from "./policy.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
 import { isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
@@ -230,34 +237,57 @@ export function azurePcrViolations(
   return violations;
 }
 
-function appraiseAzure(push: Push, evidence: VerifiedAzureEvidence, policy: AzurePolicy): void {
-  const hcl: Push = (field, code, expected, found) => push(`hcl.${field}`, code, expected, found);
-  if (evidence.snp !== null) {
-    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "azure-tdx (policy.azure.snp is null)", "azure-snp");
-    else appraiseSnp(hcl, evidence.snp, policy.snp);
-  } else if (evidence.tdx !== null) {
-    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "azure-snp (policy.azure.tdx is null)", "azure-tdx");
-    else appraiseTdx(hcl, evidence.tdx, policy.tdx);
-  }
-  for (const v of azurePcrViolations(evidence.tpm.pcrs, policy.pcrs)) push(v.field, v.code, v.expected, v.found);
-  const config = evidence.runtimeData.vmConfiguration;
+/** The vm-configuration part of Azure appraisal (the runtime data the hardware report binds). */
+export function azureVmConfigurationViolations(
+  config: Readonly<Record<string, unknown>>,
+  policy: Pick<AzurePolicy, "secureBootRequired" | "consoleAllowed">,
+): AppraisalViolation[] {
+  const violations: AppraisalViolation[] = [];
   const shown = (v: unknown) => (v === undefined ? "absent" : JSON.stringify(v));
   if (policy.secureBootRequired && config["secure-boot"] !== true) {
-    push(
-      "vm-configuration.secure-boot",
-      "AZURE_SECURE_BOOT_REQUIRED",
-      "true (secureBootRequired: true)",
-      shown(config["secure-boot"]),
-    );
+    violations.push({
+      field: "vm-configuration.secure-boot",
+      code: "AZURE_SECURE_BOOT_REQUIRED",
+      expected: "true (secureBootRequired: true)",
+      found: shown(config["secure-boot"]),
+    });
   }
   // An absent value counts as enabled: only an explicit false shows the console is off.
   if (!policy.consoleAllowed && config["console-enabled"] !== false) {
-    push(
-      "vm-configuration.console-enabled",
-      "AZURE_CONSOLE_NOT_ALLOWED",
-      "false (consoleAllowed: false)",
-      shown(config["console-enabled"]),
-    );
+    violations.push({
+      field: "vm-configuration.console-enabled",
+      code: "AZURE_CONSOLE_NOT_ALLOWED",
+      expected: "false (consoleAllowed: false)",
+      found: shown(config["console-enabled"]),
+    });
+  }
+  return violations;
+}
+
+function appraiseAzure(push: Push, evidence: VerifiedAzureEvidence, policy: AzurePolicy): void {
+  const hcl: Push = (field, code, expected, found) => push(`hcl.${field}`, code, expected, found);
+  // The schema refuses these; checked again for policies built in code, which skip the schema.
+  const unpinned = (field: string) =>
+    push(field, "AZURE_PARAVISOR_NOT_PINNED", "an allow-list of the paravisor's measurements", "skipped");
+  if (evidence.snp !== null) {
+    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "azure-tdx (policy.azure.snp is null)", "azure-snp");
+    else {
+      if (isSkip(policy.snp.measurements)) unpinned("hcl.MEASUREMENT");
+      appraiseSnp(hcl, evidence.snp, policy.snp);
+    }
+  } else if (evidence.tdx !== null) {
+    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "azure-snp (policy.azure.tdx is null)", "azure-tdx");
+    else {
+      if (isSkip(policy.tdx.mrtd)) unpinned("hcl.MRTD");
+      appraiseTdx(hcl, evidence.tdx, policy.tdx);
+    }
+  }
+  if (!AZURE_OS_PCRS.some((i) => i in policy.pcrs)) {
+    push("PCRs", "AZURE_PCRS_NOT_PINNED", `at least one of PCR ${AZURE_OS_PCRS.join(", ")} pinned`, "none");
+  }
+  for (const v of azurePcrViolations(evidence.tpm.pcrs, policy.pcrs)) push(v.field, v.code, v.expected, v.found);
+  for (const v of azureVmConfigurationViolations(evidence.runtimeData.vmConfiguration, policy)) {
+    push(v.field, v.code, v.expected, v.found);
   }
 }
 

@@ -109,15 +109,32 @@ export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 /** vTPM PCR indices of the SHA-256 bank, as JSON object keys ("0".."23"). */
 const PCR_INDEX = /^(?:[0-9]|1[0-9]|2[0-3])$/;
 
+/**
+ * PCRs a Linux boot chain measures the OS into: 4 (the boot loader / kernel / UKI images the
+ * firmware starts), 8 and 9 (GRUB's commands and files), 11 (a unified kernel image's sections).
+ * An Azure policy must pin at least one: firmware PCRs alone (0-3, 5-7) accept any guest OS.
+ */
+export const AZURE_OS_PCRS = ["4", "8", "9", "11"] as const;
+
 export const AzurePolicySchema = z
   .strictObject({
     /**
      * The SEV-SNP report inside the HCL report (azure-snp evidence), or null when azure-snp is not
      * accepted. On an Azure CVM it measures Microsoft's paravisor firmware, not the guest image.
+     * `measurements` must be an allow-list: the vTPM quote is trusted only because this report,
+     * from the paravisor it names, vouches for the vTPM's key; any SEV-SNP guest elsewhere could
+     * otherwise present a report and a "vTPM quote" of its own making.
      */
-    snp: SnpPolicySchema.nullable(),
-    /** The TD quote of azure-tdx evidence (the paravisor's TD), or null when azure-tdx is not accepted. */
-    tdx: TdxPolicySchema.nullable(),
+    snp: SnpPolicySchema.refine((p) => !isSkip(p.measurements), {
+      message:
+        "expected an allow-list of the paravisor's launch measurements (skipping them accepts any SEV-SNP guest as a vTPM)",
+      path: ["measurements"],
+    }).nullable(),
+    /** The TD quote of azure-tdx evidence (the paravisor's TD), or null; `mrtd` must be an allow-list (as above). */
+    tdx: TdxPolicySchema.refine((p) => !isSkip(p.mrtd), {
+      message: "expected an allow-list of the paravisor's MRTD values (skipping them accepts any TD as a vTPM)",
+      path: ["mrtd"],
+    }).nullable(),
     /**
      * The guest image is measured only in the vTPM's PCRs: accepted SHA-256 values by PCR index
      * ("0".."23"). Every listed PCR must be covered by the verified quote and hold one of its values.
@@ -125,8 +142,8 @@ export const AzurePolicySchema = z
      */
     pcrs: z
       .record(z.string().regex(PCR_INDEX, 'expected a PCR index "0".."23"'), z.array(hexOf(32)).min(1))
-      .refine((r) => Object.keys(r).length > 0, {
-        message: "pin at least one PCR: the guest image is measured only in the vTPM PCRs",
+      .refine((r) => AZURE_OS_PCRS.some((i) => i in r), {
+        message: `pin at least one of the PCRs the OS is measured into (${AZURE_OS_PCRS.join(", ")}): the guest image is measured only in the vTPM PCRs`,
       }),
     /** Require the runtime data's vm-configuration to say "secure-boot": true. */
     secureBootRequired: z.boolean(),

@@ -6,13 +6,21 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type AppraisableEvidence, appraise, azurePcrViolations } from "../../attestation/appraise.ts";
+import {
+  type AppraisableEvidence,
+  appraise,
+  azurePcrViolations,
+  azureVmConfigurationViolations,
+} from "../../attestation/appraise.ts";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { type VerifiedAzureEvidence, verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { type AttestationPolicy, type AzurePolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { parseSnpReport } from "../../attestation/snp/parse.ts";
+import { verifySnpReport } from "../../attestation/snp/verify.ts";
+import { type Certificate, parsePemCertificates } from "../../attestation/x509.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
@@ -196,7 +204,7 @@ describe("Azure policy schema", () => {
   const base = {
     snp: null,
     tdx: null,
-    pcrs: { "7": ["AB".repeat(32)] },
+    pcrs: { "4": ["AB".repeat(32)] },
     secureBootRequired: true,
     consoleAllowed: false,
   };
@@ -209,16 +217,22 @@ describe("Azure policy schema", () => {
       tdx: null,
       azure,
     });
+  const tdx = { ...matchingTdxSkeleton(), mrtd: ["cd".repeat(48)] };
 
-  it("requires at least one PCR, valid indices and 32-byte values, and a hardware section", () => {
-    const tdx = parse({ ...base, tdx: matchingTdxSkeleton() });
-    expect(tdx.azure?.pcrs).toEqual({ "7": ["ab".repeat(32)] }); // normalised to lower case
-    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: {} })).toThrow(/azure\.pcrs: pin at least one PCR/);
-    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: { "24": ["ab".repeat(32)] } })).toThrow(
-      /PCR index "0"\.\."23"/,
+  it("requires an OS PCR, valid indices and 32-byte values, and a hardware section", () => {
+    expect(parse({ ...base, tdx }).azure?.pcrs).toEqual({ "4": ["ab".repeat(32)] }); // normalised to lower case
+    expect(() => parse({ ...base, tdx, pcrs: {} })).toThrow(/azure\.pcrs: pin at least one of the PCRs the OS/);
+    // Firmware and Secure Boot PCRs alone would accept any guest OS.
+    expect(() => parse({ ...base, tdx, pcrs: { "0": ["ab".repeat(32)], "7": ["ab".repeat(32)] } })).toThrow(
+      /pin at least one of the PCRs the OS is measured into \(4, 8, 9, 11\)/,
     );
-    expect(() => parse({ ...base, tdx: matchingTdxSkeleton(), pcrs: { "7": ["ab".repeat(20)] } })).toThrow(
-      /azure\.pcrs\.7\[0\]: expected 32 bytes/,
+    for (const key of ["24", "07", " 7", "+7", "1e1", "constructor"]) {
+      expect(() => parse({ ...base, tdx, pcrs: { ...base.pcrs, [key]: ["ab".repeat(32)] } })).toThrow(
+        /key expected a PCR index "0"\.\."23"/,
+      );
+    }
+    expect(() => parse({ ...base, tdx, pcrs: { "4": ["ab".repeat(20)] } })).toThrow(
+      /azure\.pcrs\.4\[0\]: expected 32 bytes/,
     );
     expect(() => parse(base)).toThrow(/azure\.snp: at least one of azure\.snp, azure\.tdx/);
     expect(() =>
@@ -230,6 +244,68 @@ describe("Azure policy schema", () => {
         tdx: null,
       }),
     ).toThrow(/azure: required field is missing/);
+  });
+
+  it("refuses a skipped paravisor measurement: it is what ties the vTPM to Microsoft's paravisor", () => {
+    expect(() => parse({ ...base, tdx: matchingTdxSkeleton() })).toThrow(
+      /azure\.tdx\.mrtd: expected an allow-list of the paravisor's MRTD values/,
+    );
+    const snp = {
+      debugAllowed: false,
+      migrationAgentAllowed: false,
+      smtAllowed: true,
+      allowedVmpls: [0],
+      minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
+      measurements: SKIP,
+      hostData: SKIP,
+      idKeyDigests: SKIP,
+      authorKeyDigests: SKIP,
+      minimumGuestSvn: 0,
+      allowedProducts: ["Genoa"],
+      signingKeys: ["vcek"],
+    };
+    expect(() => parse({ ...base, snp })).toThrow(/azure\.snp\.measurements: expected an allow-list/);
+  });
+
+  it("appraise refuses the same for a policy built in code (which skips the schema)", async () => {
+    const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const valid = policyWith(matchingAzurePolicy(v));
+    const azure = valid.azure as AzurePolicy;
+    const unchecked: AttestationPolicy = {
+      ...valid,
+      azure: { ...azure, snp: { ...(azure.snp as NonNullable<AzurePolicy["snp"]>), measurements: SKIP }, pcrs: {} },
+    };
+    const result = appraise(v, unchecked, { now: v.verifiedAt, expectedReportData: null });
+    expect(result.violations.map((x) => [x.field, x.code])).toEqual([
+      ["hcl.MEASUREMENT", "AZURE_PARAVISOR_NOT_PINNED"],
+      ["PCRs", "AZURE_PCRS_NOT_PINNED"],
+    ]);
+  });
+});
+
+describe("Azure vm-configuration rule", () => {
+  it("secure boot and the serial console: absent counts as the unsafe value", () => {
+    const strict = { secureBootRequired: true, consoleAllowed: false };
+    expect(azureVmConfigurationViolations({ "secure-boot": true, "console-enabled": false }, strict)).toEqual([]);
+    expect(azureVmConfigurationViolations({}, strict).map((v) => [v.code, v.found])).toEqual([
+      ["AZURE_SECURE_BOOT_REQUIRED", "absent"],
+      ["AZURE_CONSOLE_NOT_ALLOWED", "absent"],
+    ]);
+    expect(azureVmConfigurationViolations({ "secure-boot": "true" }, strict)[0]).toMatchObject({
+      code: "AZURE_SECURE_BOOT_REQUIRED",
+      found: '"true"',
+    });
+    expect(azureVmConfigurationViolations({}, { secureBootRequired: false, consoleAllowed: true })).toEqual([]);
+  });
+
+  it("bare SEV-SNP evidence is not accepted by a policy with only an azure section", async () => {
+    const report = parseSnpReport(new Uint8Array(readFileSync(new URL("snp/milan-gcp-v5-report.bin", FIXTURES))));
+    const vcek = parsePemCertificates(text("snp/milan-gcp-v5-vcek.pem"))[0] as Certificate;
+    const bare = await verifySnpReport({ report, endorsementKey: vcek, anchors: AMD_ROOTS, at: SNP_AT });
+    const azureOnly = policyWith(matchingAzurePolicy(await verified("azure/snp-vtpm/genoa-evidence.trustee.json")));
+    expect(appraise(bare, azureOnly, { now: SNP_AT, expectedReportData: null }).violations).toEqual([
+      expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "SEV-SNP" }),
+    ]);
   });
 });
 

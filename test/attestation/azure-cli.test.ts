@@ -13,8 +13,10 @@ const cloister = (args: string[]) => runCloister(args);
 
 const JWKS = `${F}azure/maa/jwks-sharedwus-2022-05-31T22-47-56Z.json`;
 
-/** Policies for the Azure TDX fixture: one its PCR 0 and vm-configuration meet, one they do not. */
+/** Policies for the Azure TDX fixture: one its PCRs, paravisor MRTD and vm-configuration meet, one they do not. */
 const TDX_PCR0 = "782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273";
+const TDX_PCR4 = "1d3b1cb141906329dd8ab09584214a88dffaf839ed14c8ef677a6bcf6ea27a02";
+const TDX_MRTD = "024a32b070383331181619fa387cb4d55d1e38879f989933055ccad5bc2db795d1737b66205949d15469dc8c1ba7ab7b";
 const POLICIES = mkdtempSync(join(tmpdir(), "cloister-azure-policy-"));
 function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): string {
   const skip = { skip: { reason: "test: only PCRs and vm-configuration" } };
@@ -33,14 +35,14 @@ function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): st
           debugAllowed: false,
           xfam: skip,
           mrseam: skip,
-          mrtd: skip,
+          mrtd: [TDX_MRTD],
           rtmrs: [skip, skip, skip, skip],
           mrconfigid: skip,
           mrowner: skip,
           acceptedTcbStatuses: skip,
           minimumTeeTcbSvn: skip,
         },
-        pcrs: { "0": [pcr0] },
+        pcrs: { "0": [pcr0], "4": [TDX_PCR4] },
         secureBootRequired: true,
         consoleAllowed,
       },

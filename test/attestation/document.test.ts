@@ -332,7 +332,7 @@ describe("attestation document", () => {
         smtAllowed: true,
       },
       tdx: null,
-      pcrs: { "0": [genoa.pcr0], "7": [pcr7] },
+      pcrs: { "0": [genoa.pcr0], "4": [genoa.pcrs[4] as string], "7": [pcr7] },
       secureBootRequired: true,
       consoleAllowed: true,
     });
