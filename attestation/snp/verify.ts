@@ -28,7 +28,7 @@ import { verifyEcdsa } from "../crypto.ts";
 import { decodeSmallInteger, derContent, readDerExact, TAG } from "../der.ts";
 import { AttestationError, ConfigurationError, VerifyError } from "../errors.ts";
 import type { SnpTrustAnchor } from "../roots/amd.ts";
-import { type Certificate, extension, verifyChain } from "../x509.ts";
+import { type Certificate, extension, parseCertificate, verifyChain } from "../x509.ts";
 import {
   decodeTcbVersion,
   parseSnpReport,
@@ -245,10 +245,12 @@ function describeTcb(t: {
 
 /** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
 export async function verifySnpReport(input: VerifySnpReportInput): Promise<VerifiedSnpReport> {
-  const { endorsementKey: cert, anchors, at } = input;
-  // Every field is read again from the report's own bytes: what is verified and returned is what
-  // the signature covers, never fields a caller parsed (or changed) on its own.
+  const { anchors, at } = input;
+  // Every field is read again from the report's and the certificate's own bytes: what is verified
+  // and returned is what the signatures cover, never fields a caller parsed (or changed) on its own
+  // (e.g. a certificate object whose public key was swapped while its DER stayed genuine).
   const report = parseSnpReport(input.report.raw);
+  const cert = parseCertificate(input.endorsementKey.der);
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
     throw new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date");
   }

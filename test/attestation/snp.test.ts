@@ -2,6 +2,7 @@
  * SEV-SNP parsing and verification against the real fixtures: every SNP row of EXPECTED.json gets
  * exactly its verdict and its parsed values.
  */
+import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
@@ -243,6 +244,17 @@ describe("SNP verification edge cases", () => {
       verifySnpReport({ report: { ...genuine, raw }, endorsementKey: gcpVcek(), anchors: AMD_ROOTS, at }),
     );
     expect(error.code).toBe("SNP_REPORT_SIGNATURE_INVALID");
+  });
+
+  it("uses the certificate's own DER, not the fields of the object it is given (a swapped public key)", async () => {
+    const genuine = gcpVcek();
+    const other = generateKeyPairSync("ec", { namedCurve: "P-384" }).publicKey;
+    const swapped = {
+      ...genuine,
+      publicKey: { ...genuine.publicKey, spki: new Uint8Array(other.export({ type: "spki", format: "der" })) },
+    } as Certificate;
+    const verified = await verifySnpReport({ report: gcp(), endorsementKey: swapped, anchors: AMD_ROOTS, at });
+    expect(toHex(verified.endorsementKey.publicKey.spki)).toBe(toHex(genuine.publicKey.spki));
   });
 
   it("rejects a VCEK before its notBefore with CERT_NOT_YET_VALID", async () => {
