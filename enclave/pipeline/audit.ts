@@ -21,12 +21,13 @@
  *  - One line per record: the canonical JSON of `{record, sig}` with `sig` as 128 hex characters.
  *    A verifier accepts only lines that are byte-for-byte canonical (no duplicate keys, no
  *    re-formatting), so every reader sees the bytes that were signed.
- *  - A checkpoint (`AuditWriter.checkpoint(nonce)`) is a signed `{count, lastRecordHash, nonce,
- *    time}` under the tag `"cloister/audit/checkpoint/v1\0"`; given one, a verifier also detects
- *    records cut from the end of the log, which a chain alone cannot show. `nonce` is the hex of
- *    the asker's fresh 16..64 random bytes (or null): the host relays checkpoints, and an old one
- *    replayed would hide every record written since, so a verifier asks with its own nonce and
- *    accepts only a checkpoint that carries it (`verifyAuditCheckpoint(line, key, {nonce})`).
+ *  - A checkpoint (`AuditWriter.checkpoint(nonce)`) is a signed `{v: 2, count, lastRecordHash,
+ *    nonce, time}` under the tag `"cloister/audit/checkpoint/v2\0"`, one canonical line like a
+ *    record; given one, a verifier also detects records cut from the end of the log, which a chain
+ *    alone cannot show. `nonce` is the hex of the asker's fresh 16..64 random bytes (or null): the
+ *    host relays checkpoints, and an old one replayed would hide every record written since, so a
+ *    verifier asks with its own nonce and accepts only a checkpoint that carries it
+ *    (`verifyAuditCheckpoint(line, key, {nonce})`).
  *
  * Prompt and response hashes are keyed, not plain SHA-256: a host holding a plain hash could
  * confirm a guessed low-entropy prompt ("yes", a known template) by hashing candidates. Each boot
@@ -56,7 +57,7 @@ import type { PiiFinding } from "./pii.ts";
 
 export const AUDIT_RECORD_VERSION = 1;
 const RECORD_TAG = "cloister/audit/record/v1\0";
-const CHECKPOINT_TAG = "cloister/audit/checkpoint/v1\0";
+const CHECKPOINT_TAG = "cloister/audit/checkpoint/v2\0";
 const GENESIS_TAG = "cloister/audit/genesis/v1\0";
 const REQUEST_ID_TAG = "cloister/audit/request-id/v1\0";
 const OPENING_TAG = "cloister/audit/opening/v1\0";
@@ -143,7 +144,8 @@ export interface WrittenAuditRecord {
 }
 
 export interface AuditCheckpoint {
-  readonly v: 1;
+  /** 2: with `nonce` (version 1, without it, never left the enclave). */
+  readonly v: 2;
   /** Records written so far (= seq of the next record). */
   readonly count: number;
   /** Hash of the last record written; the genesis value when count is 0. */
@@ -378,7 +380,7 @@ export class AuditWriter {
       );
     }
     const checkpoint: AuditCheckpoint = {
-      v: 1,
+      v: 2,
       count: this.#seq,
       lastRecordHash: this.#prevHash,
       nonce: nonce === null ? null : toHex(nonce),
@@ -718,20 +720,23 @@ export function verifyAuditCheckpoint(
   let canonical: string;
   try {
     canonical = canonicalJson(checkpoint);
+    // Only the exact canonical line (as for records): no duplicate keys, extra members or re-formatting.
+    if (line.trim() !== canonicalJson({ checkpoint, sig })) return null;
   } catch {
     return null;
   }
   if (!nacl.sign.detached.verify(signedBytes(CHECKPOINT_TAG, canonical), fromHex(sig), publicKey)) return null;
   const c = checkpoint as Record<string, unknown>;
   if (
-    c.v !== 1 ||
+    c.v !== 2 ||
     Object.keys(c).length !== 5 ||
     !Number.isSafeInteger(c.count) ||
     (c.count as number) < 0 ||
     typeof c.lastRecordHash !== "string" ||
     !HEX64.test(c.lastRecordHash) ||
     !(c.nonce === null || (typeof c.nonce === "string" && NONCE_HEX.test(c.nonce))) ||
-    typeof c.time !== "string"
+    typeof c.time !== "string" ||
+    Number.isNaN(Date.parse(c.time))
   ) {
     return null;
   }

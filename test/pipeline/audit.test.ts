@@ -267,7 +267,7 @@ describe("verifyAuditLog: every tampering has its own code", () => {
     const writer = makeWriter();
     const ls = writeLog(4, writer);
     const checkpoint = verifyAuditCheckpoint(writer.checkpoint(), KEYS.publicKey);
-    expect(checkpoint).toMatchObject({ v: 1, count: 4 });
+    expect(checkpoint).toMatchObject({ v: 2, count: 4 });
     const l = parse(ls[3] as string);
     l.record.tenant = "key-mallory";
     const altered = [...ls.slice(0, 3), serialise(l)];
@@ -355,6 +355,13 @@ describe("verifyAuditLog: every tampering has its own code", () => {
     expect(
       verifyAuditCheckpoint(old.replace("a1".repeat(32), "b2".repeat(32)), KEYS.publicKey, { nonce: nonceB }),
     ).toBeNull();
+    // Only the exact canonical line: a duplicate key or an extra member does not verify.
+    const parsed = JSON.parse(fresh) as { checkpoint: Record<string, unknown>; sig: string };
+    expect(
+      verifyAuditCheckpoint(fresh.replace('{"checkpoint":', '{"checkpoint":{},"checkpoint":'), KEYS.publicKey),
+    ).toBeNull();
+    expect(verifyAuditCheckpoint(JSON.stringify({ ...parsed, extra: 1 }), KEYS.publicKey)).toBeNull();
+    expect(verifyAuditCheckpoint(JSON.stringify(parsed, null, 1), KEYS.publicKey)).toBeNull();
     // Too short or too long nonces are refused when signing.
     expect(() => writer.checkpoint(new Uint8Array(15))).toThrow(/checkpoint nonce: expected 16\.\.64 bytes/);
     expect(() => writer.checkpoint(new Uint8Array(65))).toThrow(/checkpoint nonce/);
