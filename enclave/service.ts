@@ -126,12 +126,14 @@ export class Enclave {
   private auditNext = 0;
   /** This boot's public keys (bound in REPORT_DATA); the secret halves never leave this object. */
   readonly publicKeys: { readonly sealing: Uint8Array; readonly signing: Uint8Array };
+  /** The key pairs: a true private field, unreachable from outside even at run time. */
+  readonly #keys: EnclaveKeys;
 
   private constructor(
     readonly manifest: Manifest,
     readonly manifestJws: string,
     readonly document: string,
-    private readonly keys: EnclaveKeys,
+    keys: EnclaveKeys,
     readonly evidenceSource: EvidenceSource,
     private readonly sealingKey: EnclaveSealingKey,
     private readonly engine: InferenceEngine,
@@ -140,6 +142,7 @@ export class Enclave {
     private readonly stagedModel: StagedModel | null,
     private readonly frameIntervalMs: number,
   ) {
+    this.#keys = keys;
     this.publicKeys = Object.freeze({
       sealing: keys.sealing.publicKey.slice(),
       signing: keys.signing.publicKey.slice(),
@@ -172,7 +175,7 @@ export class Enclave {
     }
     return {
       boot: this.documentDigest,
-      signingKey: toHex(this.keys.signing.publicKey),
+      signingKey: toHex(this.publicKeys.signing),
       from: this.auditBacklog[0]?.seq ?? this.auditNext,
       lines: this.auditBacklog.map((e) => e.line),
       next: this.auditNext,
@@ -306,7 +309,7 @@ export class Enclave {
   }
 
   async answerNonce(nonce: Uint8Array): Promise<string> {
-    return createNonceAnswer({ keys: this.keys, document: this.document, nonce, now: this.now() });
+    return createNonceAnswer({ keys: this.#keys, document: this.document, nonce, now: this.now() });
   }
 
   /**

@@ -57,6 +57,15 @@ afterAll(async () => {
 });
 
 describe("enclave boot", () => {
+  it("exposes its public keys only: no property reaches a secret key, and the copies are frozen", async () => {
+    const enclave = await boot(manifest());
+    expect(Object.isFrozen(enclave.publicKeys)).toBe(true);
+    expect(enclave.publicKeys.sealing).toHaveLength(32);
+    expect(enclave.publicKeys.signing).toHaveLength(32);
+    expect((enclave as unknown as { keys?: unknown }).keys).toBeUndefined();
+    await enclave.close();
+  });
+
   it("refuses a manifest signed by an untrusted operator key", async () => {
     const stranger = await generateManifestSigningKey("EdDSA");
     await expect(boot(manifest(), { keys: [stranger.publicJwk] })).rejects.toMatchObject({
