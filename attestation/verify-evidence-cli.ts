@@ -76,7 +76,7 @@ export interface EvidenceVerdict {
   readonly appraisal?: {
     readonly ok: boolean;
     readonly violations: readonly { field: string; expected: string; found: string; code: string }[];
-    /** REPORT_DATA is not compared by verify-evidence (no attestation document to bind it to). */
+    /** Whether the bound data was compared (Azure: with `--nonce`); otherwise no document binds it here. */
     readonly reportDataChecked: boolean;
   } | null;
 }
@@ -87,6 +87,7 @@ export interface EvidenceVerdict {
  */
 export function appraisalVerdict(
   appraisal: AppraisalResult | null,
+  reportDataChecked = false,
 ): Pick<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "appraisal"> {
   const violations = appraisal?.violations ?? [];
   const first = violations[0];
@@ -98,7 +99,7 @@ export function appraisalVerdict(
       first === undefined
         ? null
         : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
-    appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked: false },
+    appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked },
   };
 }
 

@@ -122,7 +122,11 @@ async function verifyAzure(
       parts,
     );
     return {
-      ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
+      // With --nonce the vTPM quote's qualifying data was compared by verifyAzureEvidence.
+      ...appraisalVerdict(
+        policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null }),
+        nonce !== null,
+      ),
       tee: options.tee,
       simulated: verified.simulated,
       ...fieldsOf(parts, verified),
