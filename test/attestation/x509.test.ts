@@ -164,6 +164,15 @@ describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
     });
   });
 
+  it("refuses an issuer whose keyUsage is not a BIT STRING (X509_BAD_KEY_USAGE)", async () => {
+    const r = make({
+      subject: rootName,
+      key: rootKey.publicKey,
+      extensions: [ca, { oid: X509_OID.keyUsage, critical: true, value: der.octets(Uint8Array.of(0x04)) }],
+    });
+    await expect(verifyChain(chainOf(leaf([]), r), [r], at)).rejects.toMatchObject({ code: "X509_BAD_KEY_USAGE" });
+  });
+
   it("refuses an issuer whose keyUsage lacks keyCertSign", async () => {
     const r = root(0x82); // digitalSignature and cRLSign, no keyCertSign
     await expect(verifyChain(chainOf(leaf([]), r), [r], at)).rejects.toMatchObject({
