@@ -5,7 +5,8 @@
  * the import graph). Responses stream through as they come; the host never buffers an answer.
  *
  * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed,
- * POST /v1/audit/checkpoint.
+ * POST /v1/audit/checkpoint; CORS preflights (OPTIONS) for the origins in `corsOrigins` (browser
+ * clients, host/cors.ts).
  *
  * The app runs under @hono/node-server (host/server.ts) and works on node's own request and
  * response objects (`c.env.incoming` / `c.env.outgoing`): bodies are read from the socket, the
@@ -20,6 +21,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
+import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
 import type { ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
@@ -39,6 +41,8 @@ export interface HostOptions {
   readonly accessLog: AccessLogSink;
   /** Called when a sealed response has ended (e.g. to collect the enclave's audit records). */
   readonly onSealedResponseEnd?: () => void;
+  /** Origins whose pages may call the API from a browser (exact `scheme://host[:port]`); default none. */
+  readonly corsOrigins?: readonly string[];
 }
 
 export { TENANT_HEADER };
@@ -51,7 +55,13 @@ const PASSED_HEADERS = ["content-type", "retry-after"] as const;
 
 /** What @hono/node-server passes as `c.env` (its HttpBindings). */
 type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
-type Variables = { caller: Caller | null; requestBytes: number; sent: ResponseMeter | null };
+type Variables = {
+  caller: Caller | null;
+  requestBytes: number;
+  sent: ResponseMeter | null;
+  /** CORS headers for this response (empty unless the request's Origin is listed). */
+  cors: Record<string, string>;
+};
 
 type Outcome = AccessLogEntry["outcome"];
 
@@ -67,6 +77,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   }
   const agent = new Agent({ keepAlive: true });
   const upstreamOptions = { agent, limits: options.limits };
+  const cors = new CorsPolicy(options.corsOrigins ?? []);
 
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
@@ -74,6 +85,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     c.set("caller", null);
     c.set("requestBytes", 0);
     c.set("sent", null);
+    c.set("cors", {});
     await next();
     const headersMs = round2(performance.now() - started);
     const sent = c.get("sent");
@@ -103,6 +115,33 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Everything else is small and whole (JSON, the document): its length is known or cheap to take.
     const length = c.res.headers.get("content-length");
     report(length === null ? (await c.res.clone().arrayBuffer()).byteLength : Number(length), "ok");
+  });
+
+  // Browsers: a listed origin's preflight is answered here; its responses (errors included) carry
+  // the CORS headers; an unlisted origin's preflight is refused, its other requests get none.
+  app.use("*", async (c, next) => {
+    const origin = c.req.header("origin");
+    const allowed = cors.allows(origin);
+    if (c.req.method === "OPTIONS" && origin !== undefined) {
+      if (!allowed) {
+        return c.json(
+          {
+            error: {
+              code: "CORS_ORIGIN_NOT_ALLOWED",
+              message: `Origin: expected one of the host's allowed origins (cloister host --cors-origin), found ${JSON.stringify(origin.slice(0, 200))}`,
+            },
+          },
+          403,
+          { vary: "Origin" },
+        );
+      }
+      return c.body(null, 204, cors.preflightHeaders(origin));
+    }
+    c.set("cors", allowed && origin !== undefined ? cors.responseHeaders(origin) : {});
+    await next();
+    if (c.get("sent") !== null) return; // written to the socket with the headers (pipeAnswer)
+    for (const [name, value] of Object.entries(c.get("cors"))) c.res.headers.set(name, value);
+    if (cors.enabled) c.res.headers.append("vary", "Origin");
   });
 
   app.onError((error, c) => errorResponse(c, error));
@@ -183,7 +222,8 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
         client: outgoing,
       });
-      c.set("sent", pipeAnswer(upstream, outgoing, options.limits.upstreamIdleTimeoutMs, release));
+      const headers = { ...c.get("cors"), ...(cors.enabled ? { vary: "Origin" } : {}) };
+      c.set("sent", pipeAnswer(upstream, outgoing, options.limits.upstreamIdleTimeoutMs, release, headers));
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
       release();
@@ -319,6 +359,7 @@ function pipeAnswer(
   outgoing: ServerResponse,
   idleMs: number,
   release: () => void,
+  extraHeaders: Record<string, string>,
 ): ResponseMeter {
   const meter = new ResponseMeter(upstream.statusCode ?? 502);
   let lastChunkAt = performance.now();
@@ -366,7 +407,7 @@ function pipeAnswer(
     upstream.destroy();
     return meter;
   }
-  outgoing.writeHead(meter.status, passedHeaders(upstream));
+  outgoing.writeHead(meter.status, { ...passedHeaders(upstream), ...extraHeaders });
   outgoing.flushHeaders();
   return meter;
 }

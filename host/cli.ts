@@ -1,5 +1,5 @@
 /** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { intOption } from "../client/cli/output.ts";
 
 export function registerHostCommands(program: Command): void {
@@ -25,6 +25,14 @@ export function registerHostCommands(program: Command): void {
       intOption("--max-request-bytes", 1024, 64 * 1024 * 1024),
       1024 * 1024,
     )
+    .addOption(
+      new Option(
+        "--cors-origin <origin>",
+        "let pages from this origin (scheme://host[:port]) call the API from a browser (repeatable)",
+      )
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([] as string[], "none"),
+    )
     .action(async (options: HostCommandOptions) => {
       const { runHostCommand } = await import("./run.ts");
       await runHostCommand(options);
@@ -40,4 +48,5 @@ export interface HostCommandOptions {
   maxInFlight: number;
   maxQueued: number;
   maxRequestBytes: number;
+  corsOrigin: string[];
 }

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import type { HostCommandOptions } from "./cli.ts";
+import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 
@@ -33,6 +34,13 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   } catch {
     throw new UsageError(`--enclave-url: expected a URL, found "${options.enclaveUrl}"`);
   }
+  for (const origin of options.corsOrigin) {
+    try {
+      parseCorsOrigin(origin);
+    } catch (error) {
+      throw new UsageError(`--cors-origin: ${(error as Error).message}`);
+    }
+  }
   const server = await startHost({
     enclaveUrl: options.enclaveUrl,
     apiKeys: await loadApiKeys(options.apiKeys),
@@ -41,6 +49,7 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     accessLog: jsonLinesAccessLog(),
     auditDir: options.auditDir,
     onError: (message) => process.stderr.write(`cloister host: ${message}\n`),
+    corsOrigins: options.corsOrigin,
     limits: {
       maxInFlight: options.maxInFlight,
       maxQueued: options.maxQueued,

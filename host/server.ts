@@ -27,6 +27,8 @@ export async function startHost(options: {
   /** Where the enclave's audit records are stored (one file per enclave boot); null: not collected. */
   auditDir: string | null;
   onError?: (message: string) => void;
+  /** Origins whose pages may call the API from a browser (host/cors.ts). */
+  corsOrigins?: readonly string[];
 }): Promise<RunningServer> {
   const collector =
     options.auditDir === null
@@ -43,6 +45,7 @@ export async function startHost(options: {
     accessLog: options.accessLog,
     limits: { ...DEFAULT_HOST_LIMITS, ...options.limits },
     ...(collector === null ? {} : { onSealedResponseEnd: () => collector.collectSoon() }),
+    ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
   });
   const server = await listen(app.fetch, options.hostname, options.port);
   collector?.start();

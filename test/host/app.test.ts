@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createHostApp, TENANT_HEADER } from "../../host/app.ts";
+import { parseCorsOrigin } from "../../host/cors.ts";
 import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
@@ -100,6 +101,7 @@ async function setup(
     enclaveUrl?: string;
     limits?: Partial<typeof DEFAULT_HOST_LIMITS>;
     keys?: ApiKeyStore;
+    corsOrigins?: string[];
   } = {},
 ) {
   const log: AccessLogEntry[] = [];
@@ -109,6 +111,7 @@ async function setup(
     apiKeys: overrides.keys ?? store(),
     limits: { ...DEFAULT_HOST_LIMITS, ...overrides.limits },
     accessLog: (e) => log.push(e),
+    ...(overrides.corsOrigins === undefined ? {} : { corsOrigins: overrides.corsOrigins }),
   });
   const host: RunningServer = await listen(app.fetch, "127.0.0.1", 0);
   cleanup.push(() => host.close());
@@ -427,3 +430,99 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 200, responseBytes: 5, outcome: "aborted" });
   });
 });
+
+describe("host app: CORS for browser clients", () => {
+  const PAGE = "http://127.0.0.1:8788";
+  const preflight = (url: string, origin: string) =>
+    fetch(url, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+
+  it("answers a listed origin's preflight without forwarding anything to the enclave", async () => {
+    const { host, seen, log } = await setup({ corsOrigins: [PAGE] });
+    const response = await preflight(`${host.url}/v1/sealed`, PAGE);
+    expect(response.status).toBe(204);
+    expect(response.headers.get("access-control-allow-origin")).toBe(PAGE);
+    expect(response.headers.get("access-control-allow-methods")).toBe("GET, POST");
+    expect(response.headers.get("access-control-allow-headers")).toBe("authorization, content-type");
+    expect(response.headers.get("access-control-max-age")).toBe("600");
+    expect(seen).toHaveLength(0);
+    expect(log.at(-1)).toMatchObject({ method: "OPTIONS", status: 204, keyId: null });
+  });
+
+  it("refuses the preflight of an origin that is not listed, and of any origin when none is", async () => {
+    for (const corsOrigins of [[PAGE], []]) {
+      const { host } = await setup({ corsOrigins });
+      const response = await preflight(`${host.url}/v1/sealed`, "http://evil.example");
+      expect(response.status).toBe(403);
+      expect(response.headers.get("access-control-allow-origin")).toBeNull();
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("CORS_ORIGIN_NOT_ALLOWED");
+      expect(body.error.message).toContain('found "http://evil.example"');
+    }
+  });
+
+  it("marks a listed origin's answers readable: streamed sealed answers, documents and errors alike", async () => {
+    const { host } = await setup({
+      corsOrigins: ["https://app.example", PAGE],
+      enclave: (req, res) => {
+        if (req.url === "/attestation") {
+          res.writeHead(200, { "content-type": "application/jwt" });
+          res.end("document");
+        } else answerBytes(req, res, {} as Seen);
+      },
+    });
+    const withOrigin = (path: string, init: RequestInit = {}) =>
+      fetch(`${host.url}${path}`, { ...init, headers: { ...(init.headers as object), origin: PAGE } });
+    const auth = { authorization: `Bearer ${KEY}` };
+    const sealed = await withOrigin("/v1/sealed", { method: "POST", body: envelope() as never, headers: auth });
+    const document = await withOrigin("/v1/attestation", { headers: auth });
+    const refused = await withOrigin("/v1/sealed", { method: "POST", body: envelope() as never });
+    for (const [response, status] of [
+      [sealed, 200],
+      [document, 200],
+      [refused, 401],
+    ] as const) {
+      expect(response.status).toBe(status);
+      expect(response.headers.get("access-control-allow-origin")).toBe(PAGE);
+      expect(response.headers.get("access-control-expose-headers")).toBe("retry-after");
+      expect(response.headers.get("vary")).toContain("Origin");
+      await response.arrayBuffer();
+    }
+  });
+
+  it("gives an unlisted origin's requests no CORS headers (the browser keeps the answer from the page)", async () => {
+    const { host } = await setup({ corsOrigins: [PAGE] });
+    const response = await fetch(`${host.url}/v1/sealed`, {
+      method: "POST",
+      body: envelope() as never,
+      headers: { authorization: `Bearer ${KEY}`, origin: "http://evil.example" },
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("access-control-allow-origin")).toBeNull();
+    await response.arrayBuffer();
+  });
+
+  it("accepts only bare http(s) origins as configuration", () => {
+    expect(parseCorsOrigin("https://app.example:8443")).toBe("https://app.example:8443");
+    for (const [value, reason] of [
+      ["*", "expected scheme://host[:port]"],
+      ["https://app.example/", 'expected the bare origin "https://app.example"'],
+      ["https://app.example/page", 'expected the bare origin "https://app.example"'],
+      ["ftp://files.example", 'expected http: or https:, found "ftp:"'],
+      ["https://APP.example", 'expected the bare origin "https://app.example"'],
+    ]) {
+      expect(() => parseCorsOrigin(value as string), value).toThrow(reason as string);
+    }
+    expect(() => createHostApp({ ...hostOptionsFor("http://127.0.0.1:1"), corsOrigins: ["*"] })).toThrow("cors origin");
+  });
+});
+
+function hostOptionsFor(enclaveUrl: string) {
+  return { enclaveUrl, apiKeys: store(), limits: DEFAULT_HOST_LIMITS, accessLog: () => {} };
+}
