@@ -35,8 +35,18 @@ interface NaclLowLevel {
 // tweetnacl's typings omit `lowlevel`, which the library exports (nacl-fast.js, `nacl.lowlevel`).
 const lowlevel = (nacl as unknown as { lowlevel: NaclLowLevel }).lowlevel;
 
+/**
+ * Random bytes from WebCrypto, which every runtime this code runs on has (Node.js, browsers,
+ * workers). Not tweetnacl's own source: it finds one through `self.crypto` or `require("crypto")`,
+ * and a bundled copy running outside a browser window (a worker, or Node.js) has neither.
+ */
 export function randomBytes(length: number): Uint8Array {
-  return nacl.randomBytes(length);
+  const out = new Uint8Array(length);
+  // getRandomValues fills at most 65536 bytes per call.
+  for (let offset = 0; offset < length; offset += 65536) {
+    globalThis.crypto.getRandomValues(out.subarray(offset, Math.min(length, offset + 65536)));
+  }
+  return out;
 }
 
 /**
