@@ -1,8 +1,12 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { choiceOption, intOption } from "./output.ts";
 
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
+/** Where `cloister web` serves its page by default, and so the origin `cloister up` lets call the host. */
+export const DEFAULT_WEB_PORT = 8788;
+export const DEFAULT_WEB_ORIGIN = `http://127.0.0.1:${DEFAULT_WEB_PORT}`;
+const DEFAULT_CORS_ORIGINS: string[] = [DEFAULT_WEB_ORIGIN];
 
 export interface UpOptions {
   hostPort: number;
@@ -10,6 +14,15 @@ export interface UpOptions {
   tee: (typeof SIMULATED_TEES)[number];
   dir: string;
   threads: number;
+  /** `cloister up` only: origins whose pages may call the host from a browser. */
+  corsOrigin?: string[];
+}
+
+export interface WebCommandOptions {
+  url: string;
+  policy: string;
+  port: number;
+  maxTokens: number;
 }
 
 export interface ClientConnectionOptions {
@@ -40,10 +53,18 @@ export function registerClientCommands(program: Command): void {
         "start a simulated enclave and an untrusted host on loopback, write the matching client policy, run until interrupted",
       ),
     { host: 8080, enclave: 8443 },
-  ).action(async (options: UpOptions) => {
-    const { runUp } = await import("./run-up.ts");
-    await runUp(options);
-  });
+  )
+    .addOption(
+      new Option("--cors-origin <origin>", "let pages from this origin call the host from a browser (repeatable)")
+        .argParser((value: string, previous: string[]) =>
+          previous === DEFAULT_CORS_ORIGINS ? [value] : [...previous, value],
+        )
+        .default(DEFAULT_CORS_ORIGINS, `${DEFAULT_WEB_ORIGIN}, where cloister web serves its page`),
+    )
+    .action(async (options: UpOptions) => {
+      const { runUp } = await import("./run-up.ts");
+      await runUp(options);
+    });
 
   deploymentOptions(
     program
@@ -88,6 +109,32 @@ export function registerClientCommands(program: Command): void {
     .action(async (options: ClientConnectionOptions & { port: number; tokenFile: string }) => {
       const { runProxy } = await import("./run-proxy.ts");
       await runProxy(options);
+    });
+
+  program
+    .command("web")
+    .description(
+      "serve, on 127.0.0.1, a page that verifies the enclave and seals questions in the browser (the host must allow its origin: --cors-origin)",
+    )
+    .requiredOption("--url <url>", "the host's URL, as the browser will reach it (printed by cloister up)")
+    .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
+    .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_WEB_PORT)
+    .option("--max-tokens <n>", "most tokens per answer", intOption("--max-tokens", 1, 100_000), 256)
+    .action(async (options: WebCommandOptions) => {
+      const { runWeb } = await import("./run-web.ts");
+      await runWeb(options);
+    });
+
+  program
+    .command("bundle")
+    .description(
+      "write the browser SDK (verify and seal in a web page) as one ES module, to serve from your own origin",
+    )
+    .requiredOption("--out <file>", "where to write it, e.g. dist/cloister-browser.js")
+    .option("--no-minify", "keep it readable")
+    .action(async (options: { out: string; minify: boolean }) => {
+      const { runBundle } = await import("./run-web.ts");
+      await runBundle(options);
     });
 
   connection(

@@ -193,6 +193,8 @@ export async function startDeployment(options: {
   log: (line: string) => void;
   /** `cloister enclave --frame-interval-ms`; absent: the enclave's default. */
   frameIntervalMs?: number;
+  /** `cloister host --cors-origin`, each; absent: none. */
+  corsOrigins?: readonly string[];
 }): Promise<RunningDeployment> {
   const { files } = options;
   const enclaveArgs = (port: number) => [
@@ -248,6 +250,7 @@ export async function startDeployment(options: {
         join(files.dir, "audit"),
         "--port",
         String(options.hostPort),
+        ...(options.corsOrigins ?? []).flatMap((origin) => ["--cors-origin", origin]),
       ],
       options.log,
     );

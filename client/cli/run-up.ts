@@ -2,9 +2,11 @@
 import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
+import { UsageError } from "./output.ts";
 import { describeEnclave } from "./run-client.ts";
 
 function say(line: string): void {
@@ -12,6 +14,13 @@ function say(line: string): void {
 }
 
 async function boot(options: UpOptions, log: (line: string) => void): Promise<RunningDeployment> {
+  for (const origin of options.corsOrigin ?? []) {
+    try {
+      parseCorsOrigin(origin);
+    } catch (error) {
+      throw new UsageError(`--cors-origin: ${(error as Error).message}`);
+    }
+  }
   const files = await prepareDeployment({
     dir: options.dir,
     tee: options.tee,
@@ -25,6 +34,7 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
     hostPort: options.hostPort,
     enclavePort: options.enclavePort,
     log,
+    ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
   });
 }
 
@@ -54,6 +64,7 @@ export async function runUp(options: UpOptions): Promise<void> {
       `      npx cloister chat --url ${deployment.hostUrl} --policy ${policy} "What does the enclave do?"`,
       `      npx cloister audit checkpoint --url ${deployment.hostUrl} --policy ${policy} --out checkpoint.json`,
       `      npx cloister proxy --url ${deployment.hostUrl} --policy ${policy}   (OpenAI-compatible, on 127.0.0.1:8787)`,
+      `      npx cloister web --url ${deployment.hostUrl} --policy ${policy}     (a page that verifies and seals in the browser)`,
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),

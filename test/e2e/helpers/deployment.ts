@@ -59,7 +59,10 @@ function policyAllows(files: DeploymentFiles, tee: SimulatedTee, measurement: st
 
 const currentMeasurement = async (tee: SimulatedTee) => toHex(await simulatedMeasurement(tee));
 
-export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2eDeployment> {
+export async function bootDeployment(
+  tee: SimulatedTee = "sim-snp",
+  options: { corsOrigins?: readonly string[] } = {},
+): Promise<E2eDeployment> {
   const dir = await mkdtemp(join(tmpdir(), `cloister-e2e-${tee}-`));
   const logs: string[] = [];
   const waiters = new Set<() => void>();
@@ -75,7 +78,15 @@ export async function bootDeployment(tee: SimulatedTee = "sim-snp"): Promise<E2e
     for (let attempt = 1; booted === undefined; attempt++) {
       const files = await prepareDeployment({ dir, tee, threads: 1, progress: () => {} });
       // One frame per token (no pacing): these tests tamper with, count and reorder single frames.
-      const running = await startDeployment({ files, tee, hostPort: 0, enclavePort: 0, log, frameIntervalMs: 0 });
+      const running = await startDeployment({
+        files,
+        tee,
+        hostPort: 0,
+        enclavePort: 0,
+        log,
+        frameIntervalMs: 0,
+        ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
+      });
       if (attempt === 3 || policyAllows(files, tee, await currentMeasurement(tee))) booted = { files, running };
       else await running.stop();
     }

@@ -1,0 +1,107 @@
+/** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { listen } from "../../enclave/http.ts";
+import { ClientError } from "../errors.ts";
+import { parseClientPolicy } from "../policy.ts";
+import { buildBrowserBundle } from "../web/bundle.ts";
+import { createWebApp } from "../web/server.ts";
+import type { WebCommandOptions } from "./commands.ts";
+import { UsageError } from "./output.ts";
+import { waitForSignal } from "./run-up.ts";
+
+/** Whether the host answers a preflight from `origin` (what the browser will ask before each call). */
+async function hostAllowsOrigin(hostUrl: string, origin: string): Promise<"allowed" | "refused" | "unreachable"> {
+  try {
+    const response = await fetch(`${hostUrl}/v1/sealed`, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+      signal: AbortSignal.timeout(3000),
+    });
+    await response.arrayBuffer();
+    return response.status === 204 && response.headers.get("access-control-allow-origin") === origin
+      ? "allowed"
+      : "refused";
+  } catch {
+    return "unreachable";
+  }
+}
+
+async function readPolicy(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`--policy: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--policy: "${file}" is not JSON`);
+  }
+  try {
+    parseClientPolicy(json); // the page parses it again; refuse a bad one before serving it
+  } catch (error) {
+    if (error instanceof ClientError) throw new UsageError(`--policy: ${error.message}`);
+    throw error;
+  }
+  return json;
+}
+
+export async function runWeb(options: WebCommandOptions): Promise<void> {
+  let hostUrl: string;
+  try {
+    const url = new URL(options.url);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("scheme");
+    hostUrl = url.href.replace(/\/+$/, "");
+  } catch {
+    throw new UsageError(`--url: expected the host's http(s) URL, found "${options.url}"`);
+  }
+  const policy = await readPolicy(options.policy);
+  const { code } = await buildBrowserBundle("page");
+  const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });
+  const server = await listen(app.fetch, "127.0.0.1", options.port).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`--port ${options.port}: cannot listen on 127.0.0.1 (${error.code ?? "error"})`);
+  });
+  const origin = server.url;
+  const access = await hostAllowsOrigin(hostUrl, origin);
+  const lines = [
+    `Cloister web page on ${origin}/`,
+    `  host         ${hostUrl}`,
+    `  policy       ${options.policy}`,
+    "  API key      the page asks for it (or open the page with #apiKey=… after its address)",
+    "",
+  ];
+  if (access === "refused") {
+    lines.push(
+      `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,
+      `         Start it with --cors-origin ${origin} (cloister up allows http://127.0.0.1:8788 by default).`,
+      "",
+    );
+  } else if (access === "unreachable") {
+    lines.push(`WARNING: the host at ${hostUrl} did not answer; the page will say so until it does.`, "");
+  }
+  lines.push("Stop with Ctrl-C.", "");
+  process.stdout.write(lines.join("\n"));
+  const reason = await waitForSignal();
+  process.stderr.write(`shutting down (${reason}) …\n`);
+  await server.close();
+}
+
+export async function runBundle(options: { out: string; minify: boolean }): Promise<void> {
+  const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify });
+  try {
+    await mkdir(dirname(options.out), { recursive: true });
+    await writeFile(options.out, code);
+  } catch (error) {
+    throw new UsageError(`--out: cannot write "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  process.stdout.write(
+    `wrote ${options.out} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules): import { connect, parseClientPolicy } from it\n`,
+  );
+}

@@ -1,0 +1,181 @@
+/**
+ * The page `cloister web` serves: it verifies the enclave in the browser, with the SDK, before
+ * the prompt box is enabled, then seals each question and streams the answer. Nothing here
+ * writes HTML from data: every value goes in through textContent.
+ *
+ * Its state is on `document.body.dataset.state` (needs-key, verifying, verified, failed, asking,
+ * answered, answer-failed), so scripts and tests can follow it. The API key comes from the form,
+ * or from the address's fragment (`#apiKey=…`, removed from the address bar at once; a fragment is
+ * never sent to any server); it is kept in memory only.
+ */
+import { toHex } from "../../attestation/bytes.ts";
+import { type ChatMessage, ClientError, connect, parseClientPolicy, type Session } from "../browser.ts";
+
+interface PageConfig {
+  readonly hostUrl: string;
+  readonly policy: unknown;
+  readonly maxTokens: number;
+}
+
+type PageState = "needs-key" | "verifying" | "verified" | "failed" | "asking" | "answered" | "answer-failed";
+
+function element<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (found === null) throw new Error(`page: #${id} is missing`);
+  return found as T;
+}
+
+function setState(state: PageState): void {
+  document.body.dataset.state = state;
+}
+
+function apiKeyFromFragment(): string | null {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const key = params.get("apiKey");
+  if (window.location.hash !== "") {
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  return key === null || key === "" ? null : key;
+}
+
+/** Shows what failed: the error's kind, code and message (ClientError messages carry no secrets). */
+function showError(target: HTMLElement, error: unknown, hint: string | null): void {
+  target.hidden = false;
+  if (error instanceof ClientError) {
+    target.dataset.kind = error.kind;
+    target.dataset.code = error.code;
+    target.textContent = `${error.kind}${error.stage === undefined ? "" : ` (${error.stage})`}: ${error.code}: ${error.message}`;
+  } else {
+    target.dataset.kind = "internal";
+    target.dataset.code = "PAGE_ERROR";
+    target.textContent = `unexpected error: ${error instanceof Error ? error.name : typeof error}`;
+  }
+  if (hint !== null) target.append(document.createElement("br"), hint);
+}
+
+function showEnclave(session: Session): void {
+  const enclave = session.enclave;
+  const rows: [string, string][] = [
+    ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
+    ["measurement", enclave.measurement],
+    ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
+    ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}`],
+    ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
+    ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
+    ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],
+  ];
+  const table = element<HTMLTableElement>("enclave");
+  table.replaceChildren();
+  for (const [name, value] of rows) {
+    const row = table.insertRow();
+    const th = document.createElement("th");
+    th.textContent = name;
+    row.append(th);
+    row.insertCell().textContent = value;
+  }
+  table.hidden = false;
+  if (enclave.simulated) element("simulated").hidden = false;
+}
+
+async function readApiKey(): Promise<string> {
+  const fromFragment = apiKeyFromFragment();
+  if (fromFragment !== null) return fromFragment;
+  setState("needs-key");
+  const form = element<HTMLFormElement>("key-form");
+  const input = element<HTMLInputElement>("api-key");
+  form.hidden = false;
+  input.focus();
+  return new Promise((resolve) => {
+    form.addEventListener("submit", function onSubmit(event) {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (key === "") return;
+      input.value = "";
+      form.hidden = true;
+      form.removeEventListener("submit", onSubmit);
+      resolve(key);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const status = element("status");
+  const error = element("error");
+  const response = await fetch("./config.json", { cache: "no-store" });
+  if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
+  const config = (await response.json()) as PageConfig;
+  element("host").textContent = config.hostUrl;
+  const policy = parseClientPolicy(config.policy);
+  const apiKey = await readApiKey();
+
+  setState("verifying");
+  status.textContent = "verifying the enclave…";
+  let session: Session;
+  try {
+    session = await connect({ url: config.hostUrl, policy, apiKey });
+  } catch (failure) {
+    setState("failed");
+    status.textContent = "not verified: nothing was sent to the enclave";
+    const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
+    showError(
+      error,
+      failure,
+      unreachable
+        ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
+        : null,
+    );
+    return;
+  }
+  showEnclave(session);
+  status.textContent = "enclave verified: questions are sealed to it";
+  setState("verified");
+
+  const form = element<HTMLFormElement>("ask-form");
+  const prompt = element<HTMLTextAreaElement>("prompt");
+  const send = element<HTMLButtonElement>("send");
+  const answer = element("answer");
+  const usage = element("usage");
+  const history: ChatMessage[] = [];
+  form.hidden = false;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = prompt.value.trim();
+    if (question === "" || send.disabled) return;
+    void ask(question);
+  });
+
+  async function ask(question: string): Promise<void> {
+    send.disabled = true;
+    error.hidden = true;
+    answer.textContent = "";
+    usage.textContent = "";
+    setState("asking");
+    const messages: ChatMessage[] = [...history, { role: "user", content: question }];
+    let text = "";
+    try {
+      for await (const event of session.chat(messages, { maxTokens: config.maxTokens })) {
+        if (event.type === "text") {
+          text += event.text;
+          answer.textContent = text;
+        } else {
+          usage.textContent = `${event.usage.completionTokens} tokens, finish: ${event.finishReason}; every frame opened and checked in this page`;
+        }
+      }
+      history.push({ role: "user", content: question }, { role: "assistant", content: text });
+      prompt.value = "";
+      setState("answered");
+    } catch (failure) {
+      // A partial answer is never shown as if it were whole.
+      answer.textContent = "";
+      setState("answer-failed");
+      showError(error, failure, null);
+    } finally {
+      send.disabled = false;
+    }
+  }
+}
+
+main().catch((failure: unknown) => {
+  setState("failed");
+  showError(element("error"), failure, null);
+});

@@ -1,0 +1,77 @@
+/**
+ * The browser build and the local page server of `cloister web` (the page itself runs in a real
+ * browser in test/e2e/browser.test.ts).
+ */
+import { build } from "esbuild";
+import { describe, expect, it } from "vitest";
+import { browserOnly, buildBrowserBundle } from "../../client/web/bundle.ts";
+import { createWebApp } from "../../client/web/server.ts";
+
+describe("browser bundle", () => {
+  it("holds the verifier and sealing code only: no Node.js module, no host or enclave runtime", async () => {
+    const { code, inputs } = await buildBrowserBundle("sdk");
+    const own = inputs.filter((p) => !p.startsWith("node_modules/") && !p.includes(":"));
+    expect(own).toContain("attestation/snp/verify.ts");
+    expect(own).toContain("sealed/request.ts");
+    expect(own).toContain("client/sdk.ts");
+    const outside = own.filter(
+      (p) =>
+        !/^(attestation|sealed|manifests|client)\//.test(p) &&
+        !["enclave/pipeline/audit.ts", "enclave/pipeline/errors.ts"].includes(p),
+    );
+    expect(outside).toEqual([]);
+    expect(own).not.toContain("client/node-transport.ts");
+    // No import of a Node.js module, static or dynamic (audit.ts only looks node:crypto up at run
+    // time through process.getBuiltinModule, which browsers do not have).
+    expect(/(from\s*|import\s*\(\s*)["']node:/.test(code)).toBe(false);
+  });
+
+  it("refuses a node: import instead of shipping code that would fail in the page", async () => {
+    const failure = await build({
+      stdin: { contents: 'import { readFileSync } from "node:fs"; export const x = readFileSync;', loader: "ts" },
+      bundle: true,
+      write: false,
+      platform: "browser",
+      format: "esm",
+      logLevel: "silent",
+      plugins: [browserOnly],
+    }).catch((e: { errors?: { text: string }[] }) => e);
+    expect((failure as { errors?: { text: string }[] }).errors?.[0]?.text).toContain(
+      "node:fs imported by <stdin>: the browser build takes no Node.js modules",
+    );
+  });
+});
+
+describe("cloister web's page server", () => {
+  const app = createWebApp({
+    hostUrl: "https://host.example:8443",
+    policy: { version: 1, marker: "policy" },
+    maxTokens: 64,
+    script: "export {};",
+  });
+
+  it("serves the page with a CSP that lets it reach only itself and the host", async () => {
+    const page = await app.request("/");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const csp = page.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("connect-src 'self' https://host.example:8443");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(page.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(await page.text()).toContain('<script type="module" src="/page.js"></script>');
+  });
+
+  it("serves the configuration the page reads, with no API key in it", async () => {
+    const config = await (await app.request("/config.json")).json();
+    expect(config).toEqual({
+      hostUrl: "https://host.example:8443",
+      policy: { version: 1, marker: "policy" },
+      maxTokens: 64,
+    });
+    const script = await app.request("/page.js");
+    expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(await script.text()).toBe("export {};");
+    expect((await app.request("/.cloister/api-key")).status).toBe(404);
+  });
+});

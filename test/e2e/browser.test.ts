@@ -1,0 +1,220 @@
+/**
+ * The browser client end to end, in a real Chromium (headless, driven by playwright-core): the
+ * page `cloister web` serves verifies the enclave in the browser and seals questions there, against
+ * a real simulated deployment whose host lists the page's origin (`--cors-origin`). Also what the
+ * page does when verification fails (nothing sent), when the host does not allow its origin, and
+ * the `cloister bundle` module imported on its own.
+ *
+ * Needs a Chromium: CLOISTER_CHROME, or chromium-headless-shell / chromium on the PATH's usual
+ * places (`apt-get install chromium-headless-shell`; .ci/run installs it).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, runCloister } from "../helpers/cli.ts";
+import { bootDeployment, type E2eDeployment, writeWrongMeasurementPolicy } from "./helpers/deployment.ts";
+
+const GREEDY_CHAT_ANSWER =
+  " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
+const QUESTION = "What does the enclave do?";
+const CHROME_CANDIDATES = [
+  "/usr/bin/chromium-headless-shell",
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/usr/bin/google-chrome",
+];
+
+async function findChrome(): Promise<string> {
+  const fromEnv = process.env.CLOISTER_CHROME;
+  for (const candidate of fromEnv ? [fromEnv] : CHROME_CANDIDATES) {
+    try {
+      await access(candidate);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  throw new Error(
+    `no Chromium for the browser tests: set CLOISTER_CHROME or install one (apt-get install chromium-headless-shell); looked at ${(fromEnv ? [fromEnv] : CHROME_CANDIDATES).join(", ")}`,
+  );
+}
+
+/** A port free right now (the web server takes it a moment later; the host must know it first). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+type WebServer = { url: string; stdout: () => string; child: ChildProcess };
+
+async function startWeb(deployment: E2eDeployment, policyPath: string, port: number): Promise<WebServer> {
+  const child = spawn(
+    process.execPath,
+    [CLI, "web", "--url", deployment.running.hostUrl, "--policy", policyPath, "--port", String(port)],
+    { cwd: deployment.dir },
+  );
+  let stdout = "";
+  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stdout += d.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!stdout.includes("Stop with Ctrl-C.") && Date.now() < deadline && child.exitCode === null) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = /Cloister web page on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stdout)?.[1];
+  if (url === undefined) {
+    child.kill("SIGTERM");
+    throw new Error(`cloister web did not start:\n${stdout}`);
+  }
+  webServers.push(child);
+  return { url, stdout: () => stdout, child };
+}
+
+const STATES_DONE = ["verified", "failed", "answered", "answer-failed"];
+
+async function waitForState(page: Page, states: readonly string[]): Promise<string> {
+  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
+    timeout: 60_000,
+  });
+  return (await page.evaluate(() => document.body.dataset.state)) as string;
+}
+
+let deployment: E2eDeployment;
+let browser: Browser;
+const webServers: ChildProcess[] = [];
+const ports = { page: 0, wrongPolicy: 0, unlisted: 0 };
+
+beforeAll(async () => {
+  const executablePath = await findChrome();
+  ports.page = await freePort();
+  ports.wrongPolicy = await freePort();
+  ports.unlisted = await freePort();
+  deployment = await bootDeployment("sim-snp", {
+    corsOrigins: [`http://127.0.0.1:${ports.page}`, `http://127.0.0.1:${ports.wrongPolicy}`],
+  });
+  browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const child of webServers) child.kill("SIGTERM");
+  await deployment?.stop();
+});
+
+/** Sealed requests the host forwarded (not the browser's CORS preflights, which are OPTIONS). */
+const sealedRequests = () =>
+  deployment.hostAccessLog().filter((r) => r.method === "POST" && r.path === "/v1/sealed").length;
+
+describe("cloister web: verify and seal in the browser", () => {
+  it("asks for the API key, verifies the enclave in the page, then answers a sealed question", async () => {
+    const web = await startWeb(deployment, deployment.files.policyPath, ports.page);
+    expect(web.stdout()).not.toContain("WARNING");
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${web.url}/`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.click("#key-form button");
+    expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    const table = (await page.textContent("#enclave")) ?? "";
+    const pinned = deployment.files.policy.attestation.snp?.measurements;
+    const measurement = String(Array.isArray(pinned) ? pinned[0] : undefined);
+    expect(measurement).toMatch(/^[0-9a-f]{96}$/);
+    expect(table).toContain(measurement);
+    expect(table).toContain("SIMULATED");
+    expect(await page.isVisible("#simulated")).toBe(true);
+
+    const before = sealedRequests();
+    await page.fill("#prompt", QUESTION);
+    await page.click("#send");
+    expect(await waitForState(page, ["answered", "answer-failed"])).toBe("answered");
+    expect(await page.textContent("#answer")).toBe(GREEDY_CHAT_ANSWER);
+    expect(await page.textContent("#usage")).toMatch(/^\d+ tokens, finish: stop/);
+    expect(sealedRequests()).toBe(before + 1);
+    // What the host saw and logged holds neither the question nor the answer.
+    await deployment.waitForLog((line) => line.includes('"path":"/v1/sealed"'));
+    const hostLines = deployment.logs.filter((line) => line.startsWith("[host"));
+    expect(hostLines.join("\n")).not.toContain(QUESTION);
+    expect(hostLines.join("\n")).not.toContain(GREEDY_CHAT_ANSWER.trim());
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it("takes the key from the address's fragment and removes it from the address bar", async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    expect(page.url()).toBe(`http://127.0.0.1:${ports.page}/`);
+    await page.close();
+  });
+
+  it("sends nothing when the enclave does not match the policy, and says why", async () => {
+    const wrong = await writeWrongMeasurementPolicy(deployment, "browser-wrong-policy.json");
+    const web = await startWeb(deployment, wrong, ports.wrongPolicy);
+    const before = sealedRequests();
+    const page = await browser.newPage();
+    await page.goto(`${web.url}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
+    expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
+    expect(await page.textContent("#error")).toContain(`MEASUREMENT: expected ${"cd".repeat(48)}, found`);
+    expect(await page.textContent("#status")).toBe("not verified: nothing was sent to the enclave");
+    expect(await page.isVisible("#ask-form")).toBe(false);
+    expect(sealedRequests()).toBe(before);
+    await page.close();
+  });
+
+  it("names the host's missing --cors-origin when the host does not list the page's origin", async () => {
+    const web = await startWeb(deployment, deployment.files.policyPath, ports.unlisted);
+    expect(web.stdout()).toContain(`WARNING: the host does not allow this page's origin`);
+    expect(web.stdout()).toContain(`--cors-origin http://127.0.0.1:${ports.unlisted}`);
+    const page = await browser.newPage();
+    await page.goto(`${web.url}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    expect(await page.getAttribute("#error", "data-code")).toBe("HOST_UNREACHABLE");
+    expect(await page.textContent("#error")).toContain(`--cors-origin http://127.0.0.1:${ports.unlisted}`);
+    await page.close();
+  });
+});
+
+describe("cloister bundle", () => {
+  it("writes one ES module without Node.js modules that verifies and seals on its own (over fetch)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-bundle-"));
+    try {
+      const out = join(dir, "cloister-browser.js");
+      const run = await runCloister(["bundle", "--out", out]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^wrote .*cloister-browser\.js \(\d+ KiB, \d+ modules\)/);
+      const sdk = (await import(pathToFileURL(out).href)) as typeof import("../../client/browser.ts");
+      const session = await sdk.connect({
+        url: deployment.running.hostUrl,
+        policy: sdk.parseClientPolicy(deployment.files.policy),
+        apiKey: deployment.files.apiKey,
+      });
+      expect(session.enclave.simulated).toBe(true);
+      const answer = await session.complete("Hello", { maxTokens: 8 });
+      expect(answer.usage.completionTokens).toBeGreaterThan(0);
+      const refused = await sdk
+        .connect({
+          url: deployment.running.hostUrl,
+          policy: sdk.parseClientPolicy(deployment.files.policy),
+          apiKey: "ck_wrong",
+        })
+        .catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(sdk.ClientError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
