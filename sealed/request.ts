@@ -31,6 +31,7 @@ import {
   X25519_KEY_LENGTH,
 } from "./crypto.ts";
 import {
+  ENVELOPE_PREFIX_LENGTH,
   encodeEnvelopePrefix,
   MAX_REQUEST_CIPHERTEXT_LENGTH,
   PROTOCOL_VERSION,
@@ -48,6 +49,13 @@ import {
 import { ClientRequestContext, ResponseSealer } from "./frames.ts";
 import { assertKeyLength, type EnclaveSealingKey, enclaveKeyId } from "./keys.ts";
 import { paddedLength, REQUEST_PAD_BLOCK } from "./padding.ts";
+
+/**
+ * Padding never takes a ciphertext that fits under this past it: with the envelope prefix, that is
+ * the host's default request limit (`cloister host --max-request-bytes`, 1 MiB).
+ */
+export const PADDING_SOFT_LIMIT = 1024 * 1024 - ENVELOPE_PREFIX_LENGTH;
+
 import type { ReplayGuard } from "./replay.ts";
 
 const HEADER_DIGEST_LENGTH = 32;
@@ -190,8 +198,11 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     );
   }
   // The host sees the ciphertext length: pad the JSON with trailing spaces (JSON whitespace, which
-  // the enclave's parser skips) to a padded length (padding.ts), never past the largest request.
-  const ciphertextLength = Math.min(paddedLength(unpaddedLength, REQUEST_PAD_BLOCK), MAX_REQUEST_CIPHERTEXT_LENGTH);
+  // the enclave's parser skips) to a padded length (padding.ts), never past the largest request,
+  // and never past the host's default request limit when the request fits under it unpadded (so
+  // padding does not turn a request that hosts accept into a 413).
+  const limit = unpaddedLength <= PADDING_SOFT_LIMIT ? PADDING_SOFT_LIMIT : MAX_REQUEST_CIPHERTEXT_LENGTH;
+  const ciphertextLength = Math.min(paddedLength(unpaddedLength, REQUEST_PAD_BLOCK), limit);
   const jsonBytes = new Uint8Array(ciphertextLength - HEADER_DIGEST_LENGTH - MAC_LENGTH).fill(0x20);
   jsonBytes.set(unpaddedJson);
   unpaddedJson.fill(0);

@@ -14,6 +14,7 @@ import {
   toHex,
 } from "../../sealed/index.ts";
 import { paddedLength } from "../../sealed/padding.ts";
+import { PADDING_SOFT_LIMIT } from "../../sealed/request.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
 const SECRET_PROMPT = "the launch code is 0000-swordfish";
@@ -72,6 +73,20 @@ describe("sealRequest / openRequest", () => {
     expect(longCiphertext % 256).toBe(0);
     expect(longCiphertext).toBeGreaterThan(5000 + 48);
     expect(longCiphertext).toBeLessThanOrEqual(paddedLength(5000 + 48 + 200, 256));
+  });
+
+  it("never pads a request that fits the host's default 1 MiB limit past it", async () => {
+    // Unpadded just under the limit: Padmé alone would add up to 12 % (and the host would say 413).
+    const near = await sealed(7, "complete", T0, { prompt: "z".repeat(1024 * 1024 - 400) });
+    expect(near.envelope.length).toBe(1024 * 1024);
+    expect(PADDING_SOFT_LIMIT + ENVELOPE_PREFIX_LENGTH).toBe(1024 * 1024);
+    expect((await openRequest(near.envelope, near.key, new ReplayGuard(), T0)).request.body).toEqual({
+      prompt: "z".repeat(1024 * 1024 - 400),
+    });
+    // Over the limit unpadded: padded as usual (the host must be configured for such requests).
+    const over = await sealed(7, "complete", T0, { prompt: "z".repeat(1024 * 1024 + 100) });
+    // (Padmé keeps the top 5 bits of a length just over 2^20: steps of 2^15.)
+    expect(over.envelope.length - ENVELOPE_PREFIX_LENGTH).toBe(1024 * 1024 + 32768);
   });
 
   it("is reproducible with injected randomness and fresh per request otherwise", async () => {
