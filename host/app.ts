@@ -199,7 +199,14 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     }
     const caller = options.apiKeys.authorize(record, kind);
     c.set("caller", caller);
-    const slot = await limiter.acquire();
+    // A request the host refuses before forwarding it (queue full, client gone) costs no rate token.
+    let slot: () => void;
+    try {
+      slot = await limiter.acquire();
+    } catch (error) {
+      options.apiKeys.refund(record);
+      throw error;
+    }
     let released = false;
     const release = () => {
       if (released) return;
@@ -209,6 +216,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     };
     // A client that went away while its request waited for a slot is not forwarded at all.
     if (outgoing.destroyed) {
+      options.apiKeys.refund(record);
       release();
       const meter = new ResponseMeter(CLIENT_CLOSED_STATUS);
       meter.end("aborted");

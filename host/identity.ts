@@ -70,6 +70,12 @@ export class ApiKeyStore {
     return { keyId: record.id, project: record.project };
   }
 
+  /** Gives back the token `authorize` took, for a request the host refused before forwarding it. */
+  refund(record: ApiKeyRecord): void {
+    const bucket = this.buckets.get(record.id);
+    if (bucket !== undefined) bucket.tokens = Math.min(record.requestsPerMinute, bucket.tokens + 1);
+  }
+
   /** Token bucket: `requestsPerMinute` per key, bursts up to the same number. */
   private take(record: ApiKeyRecord): void {
     const now = this.now();

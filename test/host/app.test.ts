@@ -264,6 +264,26 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await (await first).text()).toBe("ok");
   });
 
+  it("charges no rate-limit token for a request refused with HOST_BUSY (it was never forwarded)", async () => {
+    const held: ServerResponse[] = [];
+    const { sealed } = await setup({
+      keys: store(2, () => 0),
+      limits: { maxInFlight: 1, maxQueued: 0 },
+      enclave: (_req, res) => held.push(res),
+    });
+    const first = sealed(envelope());
+    await until(() => held.length === 1);
+    for (let i = 0; i < 3; i++) expect((await sealed(envelope())).status).toBe(503);
+    held[0]?.writeHead(200).end("ok");
+    expect(await (await first).text()).toBe("ok");
+    // The key's second token is still there; only then is it rate-limited.
+    const second = sealed(envelope());
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("ok");
+    expect((await second).status).toBe(200);
+    expect((await sealed(envelope())).status).toBe(429);
+  });
+
   it("rate-limits per API key with 429 and Retry-After", async () => {
     let now = 0;
     const { sealed } = await setup({ keys: store(2, () => now) });
