@@ -5,6 +5,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
 import { parseClientPolicy } from "../policy.ts";
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
+import { measurementNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, UsageError } from "./output.ts";
 
@@ -54,7 +55,7 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
   const s = enclaveSummary(enclave);
   return [
     `  TEE          ${s.tee}${s.simulated ? "  (SIMULATED: insecure simulator root, trusted by this policy only)" : ""}`,
-    `  measurement  ${s.measurement}`,
+    `  measurement  ${s.measurement}${measurementNote(enclave)}`,
     `  service      ${s.service.name} ${s.service.version}`,
     `  model        ${s.model.file} sha256 ${s.model.sha256}`,
     `  manifest     sha256 ${s.manifestDigest}, signed by ${s.manifestSigner}`,

@@ -10,6 +10,7 @@
  */
 import { toHex } from "../../attestation/bytes.ts";
 import { type ChatMessage, ClientError, connect, parseClientPolicy, type Session } from "../browser.ts";
+import { measurementNote } from "../summary.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -57,7 +58,7 @@ function showEnclave(session: Session): void {
   const enclave = session.enclave;
   const rows: [string, string][] = [
     ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
-    ["measurement", enclave.measurement],
+    ["measurement", `${enclave.measurement}${measurementNote(enclave)}`],
     ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
     ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}`],
     ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],

@@ -1,0 +1,38 @@
+/** How the CLI labels what it verified (client/cli/run-client.ts, client/summary.ts). */
+import { describe, expect, it } from "vitest";
+import { VerifiedEnclave } from "../../attestation/document.ts";
+import { describeEnclave } from "../../client/cli/run-client.ts";
+
+function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx") {
+  return VerifiedEnclave.create({
+    tee,
+    simulated: false,
+    measurement: "ab".repeat(48),
+    reportData: "00".repeat(64),
+    sealingPublicKey: new Uint8Array(32).fill(1),
+    signingPublicKey: new Uint8Array(32).fill(2),
+    manifestDigest: "cd".repeat(32),
+    documentDigest: "ef".repeat(32),
+    manifest: {
+      service: { name: "svc", version: "1.0.0" },
+      model: { file: "m.gguf", sha256: "12".repeat(32) },
+      signerThumbprint: "thumb",
+    } as never,
+    details: {},
+  });
+}
+
+describe("describeEnclave", () => {
+  it("says an Azure measurement is the paravisor's, and says nothing extra on bare SNP or TDX", () => {
+    for (const tee of ["azure-snp", "azure-tdx"] as const) {
+      expect(describeEnclave(enclave(tee))).toContain(
+        `measurement  ${"ab".repeat(48)}  (Azure paravisor's; the guest OS is covered by the pinned vTPM PCRs)`,
+      );
+    }
+    for (const tee of ["sev-snp", "tdx"] as const) {
+      const text = describeEnclave(enclave(tee));
+      expect(text).toContain(`measurement  ${"ab".repeat(48)}\n`);
+      expect(text).not.toContain("paravisor");
+    }
+  });
+});
