@@ -42,9 +42,25 @@ export const FRAME_TYPE_DATA = 0x01;
 export const FRAME_TYPE_FINAL = 0x02;
 export const FRAME_TYPE_ERROR = 0x03;
 
+/**
+ * Padded plaintext length of a data frame whose type ‖ payload ‖ marker is `unpadded` bytes long:
+ * 32-byte steps and Padmé, never past the largest valid frame. The client requires exactly this.
+ */
+export function framePlaintextLength(unpadded: number): number {
+  return Math.min(paddedLength(unpadded, FRAME_PAD_BLOCK), MAX_FRAME_LENGTH - FRAME_SEQ_LENGTH - MAC_LENGTH);
+}
+
 /** Error codes an enclave may put in an error frame: upper-case identifiers. */
 export const SAFE_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
 export const MAX_ERROR_DETAIL_LENGTH = 200;
+/**
+ * Plaintext length of every final and error frame, whatever it says: the host must not tell which
+ * error (or which rule's reason, or how many PII kinds) ended an answer, nor a stop at the end of
+ * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an error frame: type (1) + JSON
+ * (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6 bytes escaped + `"}` = 1287)
+ * + marker (1) = 1289 bytes.
+ */
+export const TERMINAL_FRAME_PLAINTEXT_LENGTH = 1536;
 
 export type FinishReason = "stop" | "length";
 
@@ -157,7 +173,12 @@ export class ResponseSealer {
   }
 
   #sealTerminal(type: number, json: string): Uint8Array {
-    const frame = this.#seal(type, json.length * 3, (target) => utf8.encodeInto(json, target).written);
+    const frame = this.#seal(
+      type,
+      json.length * 3,
+      (target) => utf8.encodeInto(json, target).written,
+      TERMINAL_FRAME_PLAINTEXT_LENGTH,
+    );
     this.#closed = true;
     return frame;
   }
@@ -167,10 +188,17 @@ export class ResponseSealer {
    * padding) and seals into the output buffer, whose first 16 bytes (left zero by secretbox) then
    * receive the length prefix and seq: the wire frame is a view of that one buffer, no further copies.
    */
-  #seal(type: number, maxPayload: number, write: (target: Uint8Array) => number): Uint8Array {
+  #seal(
+    type: number,
+    maxPayload: number,
+    write: (target: Uint8Array) => number,
+    fixedPlaintextLength?: number,
+  ): Uint8Array {
     if (this.#closed) throw new SealerClosedError();
     const content = 2 + maxPayload; // type ‖ payload ‖ marker, at most
-    const input = new Uint8Array(32 + Math.max(paddedLength(content, FRAME_PAD_BLOCK), content));
+    const input = new Uint8Array(
+      32 + Math.max(paddedLength(content, FRAME_PAD_BLOCK), content, fixedPlaintextLength ?? 0),
+    );
     input[32] = type;
     const written = write(input.subarray(33, 33 + maxPayload));
     input[33 + written] = FRAME_PAD_MARKER; // then zeros up to the padded length
@@ -180,8 +208,13 @@ export class ResponseSealer {
         `frame length: expected at most ${MAX_FRAME_LENGTH}, found ${unpadded + 24}`,
       );
     }
-    // Padding never takes a frame past the largest valid length.
-    const plaintextLength = Math.min(paddedLength(unpadded, FRAME_PAD_BLOCK), MAX_FRAME_LENGTH - 24);
+    if (fixedPlaintextLength !== undefined && unpadded > fixedPlaintextLength) {
+      // Unreachable with the checks on codes and details (see TERMINAL_FRAME_PLAINTEXT_LENGTH).
+      throw new SealedInvalidArgumentError(
+        `terminal frame plaintext: expected at most ${fixedPlaintextLength} bytes, found ${unpadded}`,
+      );
+    }
+    const plaintextLength = fixedPlaintextLength ?? framePlaintextLength(unpadded);
     const length = 32 + plaintextLength; // 32 zero bytes + plaintext
     const frameLength = length - 8; // L = seq (8) + MAC (16) + plaintext
     const seq = this.#seq;

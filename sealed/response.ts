@@ -31,9 +31,11 @@ import {
   FRAME_TYPE_ERROR,
   FRAME_TYPE_FINAL,
   FrameDecoder,
+  framePlaintextLength,
   MAX_ERROR_DETAIL_LENGTH,
   type ResponseUsage,
   SAFE_ERROR_CODE,
+  TERMINAL_FRAME_PLAINTEXT_LENGTH,
 } from "./frames.ts";
 import { FRAME_PAD_MARKER } from "./padding.ts";
 
@@ -117,6 +119,17 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
   while (end > 0 && plaintext[end] === 0) end--;
   if (end < 1 || plaintext[end] !== FRAME_PAD_MARKER) {
     throw new FrameMalformedError(`frame ${seq} padding: expected the payload, 0x80, then only zero bytes`);
+  }
+  // Exactly the padded length the sealer makes (one encoding per frame, and a client notices an
+  // enclave that stopped padding): terminal frames all of one size, data frames in padded steps.
+  const expectedLength =
+    type === FRAME_TYPE_FINAL || type === FRAME_TYPE_ERROR
+      ? TERMINAL_FRAME_PLAINTEXT_LENGTH
+      : framePlaintextLength(end + 1);
+  if (plaintext.length !== expectedLength) {
+    throw new FrameMalformedError(
+      `frame ${seq} padding: expected a plaintext of ${expectedLength} bytes, found ${plaintext.length}`,
+    );
   }
   const payload = plaintext.subarray(1, end);
   if (type === FRAME_TYPE_DATA) {

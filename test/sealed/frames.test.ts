@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { writeResponseNonce } from "../../sealed/frames.ts";
+import {
+  FRAME_LENGTH_PREFIX,
+  FRAME_SEQ_LENGTH,
+  TERMINAL_FRAME_PLAINTEXT_LENGTH,
+  writeResponseNonce,
+} from "../../sealed/frames.ts";
 import {
   type ClientRequestContext,
   FrameDecoder,
@@ -9,7 +14,7 @@ import {
   REORDER_LOOKAHEAD,
   ReplayGuard,
   type ResponseEvent,
-  type ResponseSealer,
+  ResponseSealer,
   SealedError,
   sealRequest,
   toHex,
@@ -110,25 +115,56 @@ describe("response frames", () => {
 
   it("decodes the padding exactly: payload, 0x80, then only zeros; anything else is FRAME_MALFORMED", () => {
     const te = new TextEncoder();
-    const plain = (...parts: number[][]) => Uint8Array.from(parts.flat());
+    // Zero bytes up to `length` (the padded length the sealer makes: 32 for these short frames).
+    const plain = (length: number, ...parts: number[][]) => {
+      const out = new Uint8Array(length);
+      out.set(parts.flat());
+      return out;
+    };
     const hi = [...te.encode("hi\u0000")]; // a text may itself end in a NUL
-    expect(decodeFramePlaintext(0, plain([1], hi, [0x80], [0, 0, 0]))).toEqual({
+    expect(decodeFramePlaintext(0, plain(32, [1], hi, [0x80]))).toEqual({
       type: "data",
       seq: 0,
       text: "hi\u0000",
     });
-    expect(decodeFramePlaintext(0, plain([1], [0x80]))).toEqual({ type: "data", seq: 0, text: "" });
+    expect(decodeFramePlaintext(0, plain(32, [1], [0x80]))).toEqual({ type: "data", seq: 0, text: "" });
     for (const bad of [
-      plain([1], hi),
-      plain([1], hi, [0x80, 0, 1]),
-      plain([1], hi, [0x81, 0]),
-      plain([1]),
-      plain([]),
+      plain(4, [1], hi),
+      plain(32, [1], hi, [0x80, 0, 1]),
+      plain(32, [1], hi, [0x81, 0]),
+      plain(1, [1]),
+      plain(0),
     ]) {
       expect(() => decodeFramePlaintext(3, bad)).toThrow(
         /frame 3 padding: expected the payload, 0x80, then only zero bytes/,
       );
     }
+    // Well-formed but not padded as the sealer pads: one encoding per frame only.
+    for (const [bad, expected] of [
+      [plain(5, [1], hi, [0x80]), 32],
+      [plain(64, [1], hi, [0x80]), 32],
+      [plain(32, [2], [...te.encode("{}")], [0x80]), TERMINAL_FRAME_PLAINTEXT_LENGTH],
+    ] as const) {
+      expect(() => decodeFramePlaintext(3, bad)).toThrow(
+        `frame 3 padding: expected a plaintext of ${expected} bytes, found ${bad.length}`,
+      );
+    }
+  });
+
+  it("makes every final and error frame the same size, whatever it says", () => {
+    const sizes = new Set<number>();
+    const sealer = () => new ResponseSealer(new Uint8Array(32).fill(9));
+    sizes.add(sealer().error("PII_BLOCKED", "PII found: EMAIL_ADDRESS").length);
+    sizes.add(sealer().error("PII_BLOCKED", "PII found: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD").length);
+    sizes.add(sealer().error("POLICY_BLOCKED", "r".repeat(200)).length);
+    sizes.add(sealer().error(`X${"Y".repeat(63)}`, "\u0001".repeat(200)).length); // the largest escaped detail
+    sizes.add(sealer().error("INFERENCE_FAILED").length);
+    sizes.add(sealer().final({ promptTokens: 1, completionTokens: 2, ttftMs: 1, finishReason: "stop" }).length);
+    sizes.add(
+      sealer().final({ promptTokens: 1234567, completionTokens: 7654321, ttftMs: 12.345, finishReason: "length" })
+        .length,
+    );
+    expect([...sizes]).toEqual([FRAME_LENGTH_PREFIX + FRAME_SEQ_LENGTH + 16 + TERMINAL_FRAME_PLAINTEXT_LENGTH]);
   });
 });
 
@@ -144,7 +180,7 @@ describe("length padding (Padmé)", () => {
         expect(paddedLength(n, 32) % 32).toBe(0);
       }),
     );
-    // Padmé keeps the top floor(log2 E) + 1 bits: 1000 (E = 9, 4 bits kept) → multiples of 64.
+    // Padmé keeps the top floor(log2 E) + 1 bits: 1000 (E = 9, 4 bits kept) → multiples of 32.
     expect(padme(1000)).toBe(1024);
     expect(padme(9000)).toBe(9216);
     expect(paddedLength(40, 256)).toBe(256);
