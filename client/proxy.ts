@@ -103,20 +103,50 @@ function objectBody(value: unknown): Json {
   return value as Json;
 }
 
-/** Parameters the enclave cannot honour: refused, so an app never gets less than it asked for. */
-const UNSUPPORTED = ["tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs", "logit_bias"];
+/**
+ * The parameters each endpoint honours. Anything else with a value other than null is refused
+ * (unsupported_parameter), so an app never silently gets less than it asked for: `echo`, `suffix`,
+ * penalties, tools, audio, reasoning effort… are not things the attested enclave does.
+ */
+const ACCEPTED: Readonly<Record<Endpoint, ReadonlySet<string>>> = {
+  chat: new Set(["model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens"]),
+  completions: new Set(["model", "prompt", "stream", "stream_options", "max_tokens"]),
+};
+const ACCEPTED_BOTH = ["temperature", "top_p", "seed", "stop", "n", "response_format", "user"];
+/** Accepted only at the value that changes nothing (what OpenAI does by default). */
+const NEUTRAL: Readonly<Record<string, { value: unknown; endpoint?: Endpoint }>> = {
+  frequency_penalty: { value: 0 },
+  presence_penalty: { value: 0 },
+  logprobs: { value: false },
+  store: { value: false },
+  echo: { value: false, endpoint: "completions" },
+  best_of: { value: 1, endpoint: "completions" },
+};
 
-function generationOptions(body: Json): GenerationOptions {
-  for (const name of UNSUPPORTED) {
-    const value = body[name];
-    if (value !== undefined && value !== null && value !== false) {
+type Endpoint = "chat" | "completions";
+
+function refuseUnsupported(body: Json, endpoint: Endpoint): void {
+  for (const [name, value] of Object.entries(body)) {
+    if (value === null || ACCEPTED[endpoint].has(name) || ACCEPTED_BOTH.includes(name)) continue;
+    const neutral = NEUTRAL[name];
+    if (neutral !== undefined && (neutral.endpoint ?? endpoint) === endpoint) {
+      if (value === neutral.value) continue;
       throw invalid(
         name,
-        `${name}: not supported by this proxy (the attested enclave cannot honour it)`,
+        `${name}: only ${JSON.stringify(neutral.value)} is supported by this proxy, found ${JSON.stringify(value).slice(0, 40)}`,
         "unsupported_parameter",
       );
     }
+    throw invalid(
+      name,
+      `${name}: not supported by this proxy (the attested enclave cannot honour it)`,
+      "unsupported_parameter",
+    );
   }
+}
+
+function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
+  refuseUnsupported(body, endpoint);
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
     throw invalid(
       "n",
@@ -140,6 +170,7 @@ function generationOptions(body: Json): GenerationOptions {
   const maxTokens = number("max_completion_tokens", 1, 1_000_000, true) ?? number("max_tokens", 1, 1_000_000, true);
   const temperature = number("temperature", 0, 2, false);
   const topP = number("top_p", 0, 1, false);
+  if (topP === 0) throw invalid("top_p", "top_p: expected a number above 0 and at most 1, found 0");
   const seed = number("seed", 0, 0xffff_ffff, true);
   let stop: string[] | undefined;
   if (typeof body.stop === "string") stop = [body.stop];
@@ -399,7 +430,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
   app.post("/v1/chat/completions", async (c) => {
     const body = await readBody(c.req);
     const messages = chatMessages(body.messages);
-    const generation = generationOptions(body);
+    const generation = generationOptions(body, "chat");
     return respond(c, "chat", body, (signal) => session.chat(messages, { ...generation, signal }));
   });
 
@@ -409,7 +440,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
       throw invalid("prompt", "prompt: expected a string (one prompt per request)");
     }
     const prompt = body.prompt;
-    const generation = generationOptions(body);
+    const generation = generationOptions(body, "completions");
     return respond(c, "text", body, (signal) => session.completeStream(prompt, { ...generation, signal }));
   });
 

@@ -96,6 +96,44 @@ describe("proxy: failures", () => {
     expect(await wrongToken.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });
   });
 
+  it("refuses every parameter it does not honour, and accepts the neutral values of the common ones", async () => {
+    const { model, post } = await proxyFor();
+    const refused: [string, Record<string, unknown>, string][] = [
+      ["/v1/completions", { echo: true }, "echo"],
+      ["/v1/completions", { suffix: " the end" }, "suffix"],
+      ["/v1/completions", { best_of: 3 }, "best_of"],
+      ["/v1/chat/completions", { presence_penalty: 0.5 }, "presence_penalty"],
+      ["/v1/chat/completions", { frequency_penalty: 1 }, "frequency_penalty"],
+      ["/v1/chat/completions", { top_k: 40 }, "top_k"],
+      ["/v1/chat/completions", { reasoning_effort: "high" }, "reasoning_effort"],
+      ["/v1/chat/completions", { modalities: ["text", "audio"] }, "modalities"],
+      ["/v1/chat/completions", { tools: [] }, "tools"],
+      ["/v1/chat/completions", { echo: false }, "echo"], // a completions-only parameter
+    ];
+    for (const [path, extra, param] of refused) {
+      const body = path === "/v1/completions" ? { model, prompt: "hi", ...extra } : ask(model, extra);
+      const response = await post(path, body);
+      expect(response.status, param).toBe(400);
+      expect(response.headers.get("x-should-retry")).toBe("false");
+      expect(await response.json()).toMatchObject({ error: { code: "unsupported_parameter", param } });
+    }
+    const topP = await post("/v1/chat/completions", ask(model, { top_p: 0 }));
+    expect(await topP.json()).toMatchObject({ error: { code: "invalid_value", param: "top_p" } });
+    const neutral = await post("/v1/completions", {
+      model,
+      prompt: "hi",
+      echo: false,
+      best_of: 1,
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      logprobs: null,
+      user: "u-1",
+    });
+    expect(neutral.status).toBe(200);
+    const chat = await post("/v1/chat/completions", ask(model, { tools: null, presence_penalty: 0, store: false }));
+    expect(chat.status).toBe(200);
+  });
+
   it("text content parts are joined; the developer role is a system message; usage is reported", async () => {
     const { model, post } = await proxyFor([
       { type: "text", text: "fine" },
