@@ -1,6 +1,7 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listen } from "../../enclave/http.ts";
 import { attestedModelId, createProxyApp } from "../proxy.ts";
@@ -14,28 +15,77 @@ export interface ProxyCommandOptions extends ClientConnectionOptions {
   tokenFile: string;
 }
 
-/** The local token: read from the file, or made (32 random bytes, hex) into a new 0600 file. */
-async function localToken(file: string): Promise<{ token: string; created: boolean }> {
+const TOKEN_PATTERN = /^[\x21-\x7e]{32,256}$/;
+
+/**
+ * The local token: read from the file, or made (32 random bytes, hex) into a new 0600 file. An
+ * existing file must be a regular file (not a symbolic link) owned by this user with no access for
+ * group or others: anyone who can plant or read it can use the proxy, and through it this user's
+ * API key and KV-cache scope.
+ */
+export async function localToken(file: string): Promise<{ token: string; created: boolean }> {
+  // Two proxies starting at once: the one that loses the creation race reads the winner's token.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await readTokenFile(file);
+    if (existing !== null) return { token: existing, created: false };
+    const token = `cpx_${randomBytes(32).toString("hex")}`;
+    if (await createTokenFile(file, token)) return { token, created: true };
+  }
+  throw new UsageError(`--token-file "${file}": it keeps appearing and disappearing; expected a stable file`);
+}
+
+async function readTokenFile(file: string): Promise<string | null> {
+  let handle: FileHandle;
   try {
-    const token = (await readFile(file, "utf8")).trim();
-    if (!/^[\x21-\x7e]{32,256}$/.test(token)) {
+    handle = await openFile(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return null;
+    if (code === "ELOOP") {
+      throw new UsageError(`--token-file "${file}": expected a regular file, found a symbolic link`);
+    }
+    throw new UsageError(`--token-file: cannot read "${file}" (${code ?? "error"})`);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new UsageError(`--token-file "${file}": expected a regular file`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && stat.uid !== uid) {
+      throw new UsageError(`--token-file "${file}": expected a file owned by uid ${uid}, found uid ${stat.uid}`);
+    }
+    if ((stat.mode & 0o077) !== 0) {
+      throw new UsageError(
+        `--token-file "${file}": expected mode 0600 (no access for group or others), found 0${(stat.mode & 0o777).toString(8)}`,
+      );
+    }
+    const token = (await handle.readFile("utf8")).trim();
+    if (!TOKEN_PATTERN.test(token)) {
       throw new UsageError(`--token-file "${file}": expected 32..256 printable characters, found ${token.length}`);
     }
-    return { token, created: false };
-  } catch (error) {
-    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code !== "ENOENT") {
-      if (error instanceof UsageError) throw error;
-      throw new UsageError(`--token-file: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-    }
+    return token;
+  } finally {
+    await handle.close();
   }
-  const token = `cpx_${randomBytes(32).toString("hex")}`;
+}
+
+/**
+ * Writes the token to a private temporary file, then links it into place: the token file appears
+ * whole or not at all, and never replaces one that exists. False: another process made it first.
+ */
+async function createTokenFile(file: string, token: string): Promise<boolean> {
+  const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
   try {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+    await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
+    await link(temporary, file);
+    return true;
   } catch (error) {
-    throw new UsageError(`--token-file: cannot create "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    throw new UsageError(`--token-file: cannot create "${file}" (${code ?? "error"})`);
+  } finally {
+    await unlink(temporary).catch(() => {});
   }
-  return { token, created: true };
 }
 
 export async function runProxy(options: ProxyCommandOptions): Promise<void> {

@@ -1,0 +1,54 @@
+/** The proxy's local token file (`cloister proxy --token-file`): made safely, trusted only when private. */
+import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { localToken } from "../../client/cli/run-proxy.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-token-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const TOKEN = `cpx_${"ab".repeat(32)}`;
+
+describe("localToken", () => {
+  it("makes a 0600 token file once and reads it back afterwards", async () => {
+    const file = join(dir, "sub", "proxy-token");
+    const made = await localToken(file);
+    expect(made.created).toBe(true);
+    expect(made.token).toMatch(/^cpx_[0-9a-f]{64}$/);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "sub"))).mode & 0o777).toBe(0o700);
+    expect(await localToken(file)).toEqual({ token: made.token, created: false });
+  });
+
+  it("gives two proxies starting at once the same token", async () => {
+    const file = join(dir, "proxy-token");
+    const [a, b, c] = await Promise.all([localToken(file), localToken(file), localToken(file)]);
+    expect(new Set([a.token, b.token, c.token]).size).toBe(1);
+    expect([a, b, c].filter((r) => r.created)).toHaveLength(1);
+    expect((await readFile(file, "utf8")).trim()).toBe(a.token);
+  });
+
+  it("refuses a token file others can read or write, a symbolic link, and a malformed token", async () => {
+    const loose = join(dir, "loose");
+    await writeFile(loose, `${TOKEN}\n`);
+    await chmod(loose, 0o644);
+    await expect(localToken(loose)).rejects.toThrow(
+      `--token-file "${loose}": expected mode 0600 (no access for group or others), found 0644`,
+    );
+    const target = join(dir, "target");
+    await writeFile(target, `${TOKEN}\n`, { mode: 0o600 });
+    const link = join(dir, "link");
+    await symlink(target, link);
+    await expect(localToken(link)).rejects.toThrow("expected a regular file, found a symbolic link");
+    const empty = join(dir, "empty");
+    await writeFile(empty, "", { mode: 0o600 });
+    await expect(localToken(empty)).rejects.toThrow("expected 32..256 printable characters, found 0");
+    expect(await localToken(target)).toEqual({ token: TOKEN, created: false });
+  });
+});
