@@ -17,7 +17,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { streamSSE } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ClientError } from "./errors.ts";
 import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
@@ -66,6 +65,10 @@ function fromClientError(error: ClientError): ProxyError {
     case "policy":
       return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
     case "transport": {
+      // The host's request limit: the same request would be refused again, so it is not retried.
+      if (error.code === "BODY_TOO_LARGE") {
+        return new ProxyError(413, "invalid_request_error", "request_too_large", error.message, null, false);
+      }
       const status: ContentfulStatusCode =
         error.code === "RATE_LIMITED"
           ? 429
@@ -90,6 +93,24 @@ function asProxyError(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   if (error instanceof ClientError) return fromClientError(error);
   return new ProxyError(500, "api_error", "internal_error", "internal error in the proxy", null, false);
+}
+
+type NodeResponse = { writableLength: number; destroyed: boolean; destroy(): void };
+
+/** node's response object when the app is served on node:http (@hono/node-server), else undefined. */
+function nodeResponse(c: Context): NodeResponse | undefined {
+  return (c.env as { outgoing?: NodeResponse } | undefined)?.outgoing;
+}
+
+/** Resolves once node's response (when serving on node:http) has handed its buffered bytes to the kernel. */
+async function outputFlushed(c: Context): Promise<void> {
+  // First a turn of the event loop: the write of the last event may still be queued behind this pull.
+  await new Promise((resolve) => setImmediate(resolve));
+  const outgoing = nodeResponse(c);
+  for (let waited = 0; waited < 1000; waited += 5) {
+    if (outgoing === undefined || outgoing.destroyed || outgoing.writableLength === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 // --- request parsing ------------------------------------------------------------------------------
@@ -379,51 +400,81 @@ export function createProxyApp(options: ProxyOptions): Hono {
     // Before the first byte goes out, a failure is still an HTTP error: take the first event first.
     const iterator = events(controller.signal)[Symbol.asyncIterator]();
     const first = await iterator.next();
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => controller.abort());
-      try {
-        if (kind === "chat") {
-          await stream.writeSSE({
-            data: chunk({ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }),
-          });
+    // Server-sent events, pulled one answer event at a time (backpressure reaches the sealed stream).
+    // A failure mid-stream sends an error event and then errors the body, so the HTTP transfer is
+    // cut (no final chunk) as well: no client, however it reads SSE, can take the text so far as a
+    // whole answer. Each stream's end is logged with its outcome only.
+    const encoder = new TextEncoder();
+    const sse = (data: string) => encoder.encode(`data: ${data}\n\n`);
+    const streamPath = c.req.path;
+    const logEnd = (outcome: string) =>
+      options.log?.(JSON.stringify({ type: "proxy-stream", time: now().toISOString(), path: streamPath, outcome }));
+    let step = first;
+    let roleSent = kind !== "chat";
+    let failed: unknown = null;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(out) {
+        if (failed !== null) {
+          // Let the error event reach the socket before the transfer is cut (cutting drops what is
+          // still buffered).
+          await outputFlushed(c);
+          // On node:http, cut the connection itself (no final chunk); elsewhere, error the body.
+          const outgoing = nodeResponse(c);
+          if (outgoing !== undefined) outgoing.destroy();
+          else out.error(failed);
+          return;
         }
-        for (let step = first; step.done !== true; step = await iterator.next()) {
+        try {
+          if (!roleSent) {
+            roleSent = true;
+            out.enqueue(sse(chunk({ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null })));
+            return;
+          }
+          if (step.done === true) {
+            throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
+          }
           const event = step.value;
           if (event.type === "text") {
             const choice =
               kind === "chat"
                 ? { index: 0, delta: { content: event.text }, finish_reason: null }
                 : { index: 0, text: event.text, finish_reason: null };
-            await stream.writeSSE({ data: chunk(choice) });
-            continue;
+            out.enqueue(sse(chunk(choice)));
+            step = await iterator.next();
+            return;
           }
           const last =
             kind === "chat"
               ? { index: 0, delta: {}, finish_reason: event.finishReason }
               : { index: 0, text: "", finish_reason: event.finishReason };
-          await stream.writeSSE({ data: chunk(last) });
+          out.enqueue(sse(chunk(last)));
           if (includeUsage) {
-            await stream.writeSSE({
-              data: JSON.stringify({
-                id,
-                object: chunkObject,
-                created,
-                model,
-                choices: [],
-                usage: usageOf(event.usage),
-              }),
-            });
+            out.enqueue(
+              sse(
+                JSON.stringify({ id, object: chunkObject, created, model, choices: [], usage: usageOf(event.usage) }),
+              ),
+            );
           }
-          await stream.writeSSE({ data: "[DONE]" });
-          return;
+          out.enqueue(sse("[DONE]"));
+          out.close();
+          logEnd("complete");
+        } catch (error) {
+          const proxyError = asProxyError(error);
+          out.enqueue(sse(JSON.stringify(errorBody(proxyError))));
+          failed = new Error("the answer failed mid-stream (see the error event)");
+          logEnd(proxyError.code);
         }
-        throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
-      } catch (error) {
-        // The app went away: nobody is left to tell.
-        if (controller.signal.aborted) return;
-        // Mid-stream: an error event, and no [DONE], so the app never takes the answer as whole.
-        await stream.writeSSE({ data: JSON.stringify(errorBody(asProxyError(error))) });
-      }
+      },
+      async cancel() {
+        // The app went away: stop the sealed stream (its sequence is freed in the enclave).
+        controller.abort();
+        logEnd("client_gone");
+        await iterator.return?.(undefined);
+      },
+    });
+    return c.newResponse(stream, 200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
     });
   };
 

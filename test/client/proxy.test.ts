@@ -16,7 +16,8 @@ const TOKEN = "local-token-0123456789abcdef0123456789";
 
 async function proxyFor(script?: Script) {
   const { session } = await connectTo(script === undefined ? {} : { script });
-  const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+  const log: string[] = [];
+  const url = await serve(createProxyApp({ session, token: TOKEN, log: (line) => log.push(line) }).fetch);
   const model = attestedModelId(session);
   const post = (path: string, body: unknown, token = TOKEN) =>
     fetch(`${url}${path}`, {
@@ -24,7 +25,23 @@ async function proxyFor(script?: Script) {
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
-  return { url, model, post };
+  return { url, model, post, log };
+}
+
+/** Reads a body to its end, or to the point where the transfer was cut. */
+async function readUntilCut(response: Response): Promise<{ text: string; cut: boolean }> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { text, cut: false };
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    return { text, cut: true };
+  }
 }
 
 const ask = (model: string, extra: Record<string, unknown> = {}) => ({
@@ -34,12 +51,18 @@ const ask = (model: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe("proxy: failures", () => {
-  it("a failure mid-stream is an error event after the text so far, and no [DONE]", async () => {
-    const { model, post } = await proxyFor([{ type: "text", text: "partial" }, new Error("decode failed")]);
+  it("a failure mid-stream is an error event after the text so far, no [DONE], and a cut transfer", async () => {
+    const { model, post, log } = await proxyFor([{ type: "text", text: "partial" }, new Error("decode failed")]);
     const response = await post("/v1/chat/completions", ask(model, { stream: true }));
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toContain("text/event-stream");
-    const events = (await response.text())
+    const { text, cut } = await readUntilCut(response);
+    // Not a cleanly ended body either: a reader that ignores the error event still sees a failure.
+    expect(cut).toBe(true);
+    expect(log.map((l) => JSON.parse(l))).toContainEqual(
+      expect.objectContaining({ type: "proxy-stream", path: "/v1/chat/completions", outcome: "generation_failed" }),
+    );
+    const events = text
       .split("\n\n")
       .filter((e) => e.startsWith("data: "))
       .map((e) => e.slice("data: ".length));
@@ -50,6 +73,36 @@ describe("proxy: failures", () => {
     );
     expect(texts.join("")).toBe("partial");
     expect(parsed.at(-1)).toMatchObject({ error: { type: "api_error", code: "generation_failed" } });
+  });
+
+  it("the host's 413 is a request_too_large the openai SDKs do not retry", async () => {
+    const { fetchTransport } = await import("../../client/transport.ts");
+    const real = fetchTransport(fetch);
+    const { session } = await connectTo({
+      transport: (url, request) =>
+        url.endsWith("/sealed")
+          ? Promise.resolve({
+              status: 413,
+              header: () => null,
+              body: [],
+              text: async () =>
+                JSON.stringify({
+                  error: { code: "BODY_TOO_LARGE", message: "request body: expected at most 1048576 bytes" },
+                }),
+            })
+          : real(url, request),
+    });
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(ask(attestedModelId(session))),
+    });
+    expect(response.status).toBe(413);
+    expect(response.headers.get("x-should-retry")).toBe("false");
+    expect(await response.json()).toMatchObject({
+      error: { type: "invalid_request_error", code: "request_too_large" },
+    });
   });
 
   it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
