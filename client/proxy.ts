@@ -284,7 +284,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
 
   // Local callers: the proxy's own bearer token, compared in constant time.
   app.use("/v1/*", async (c, next) => {
-    const presented = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
+    const presented = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
     const given = Buffer.from(presented ?? "", "utf8");
     if (given.length !== expectedToken.length || !timingSafeEqual(given, expectedToken)) {
       throw new ProxyError(

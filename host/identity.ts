@@ -50,7 +50,7 @@ export class ApiKeyStore {
 
   /** Resolves the Authorization header to a caller, or throws UNAUTHENTICATED. */
   authenticate(authorization: string | undefined): ApiKeyRecord {
-    const match = /^Bearer ([\x21-\x7e]{16,256})$/.exec(authorization ?? "");
+    const match = /^Bearer ([\x21-\x7e]{16,256})$/i.exec(authorization ?? "");
     if (match === null) throw unauthenticated();
     const digest = createHash("sha256")
       .update(match[1] as string, "utf8")

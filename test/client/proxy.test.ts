@@ -115,7 +115,7 @@ describe("proxy: failures", () => {
   });
 
   it("refuses malformed and unsupported requests naming the parameter, with x-should-retry: false", async () => {
-    const { model, post } = await proxyFor();
+    const { model, post, url } = await proxyFor();
     const cases: [unknown, number, string, string | null][] = [
       ["{not json", 400, "invalid_value", "body"],
       [{ ...ask(model), messages: [] }, 400, "invalid_value", "messages"],
@@ -144,6 +144,9 @@ describe("proxy: failures", () => {
     expect(await noPrompt.json()).toMatchObject({ error: { param: "prompt" } });
     const tooBig = await post("/v1/chat/completions", ask(model, { padding: "x".repeat(PROXY_MAX_BODY_BYTES) }));
     expect(tooBig.status).toBe(413);
+    // The auth scheme is case-insensitive (RFC 9110 11.1); the token is not.
+    const lowerScheme = await fetch(`${url}/v1/models`, { headers: { authorization: `bearer ${TOKEN}` } });
+    expect(lowerScheme.status).toBe(200);
     const wrongToken = await post("/v1/chat/completions", ask(model), "wrong-token");
     expect(wrongToken.status).toBe(401);
     expect(await wrongToken.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });

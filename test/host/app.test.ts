@@ -142,13 +142,22 @@ async function until(predicate: () => boolean, ms = 5000): Promise<void> {
 
 describe("host app (real loopback server, scripted enclave)", () => {
   it("refuses anonymous and unknown callers before doing anything else", async () => {
-    const { sealed, get, seen } = await setup();
+    const { sealed, get, seen, host } = await setup();
     const anonymous = await sealed(envelope(), null);
     expect(anonymous.status).toBe(401);
     expect(await errorCode(anonymous)).toBe("UNAUTHENTICATED");
     expect((await sealed(envelope(), "ck_wrong_key_0123456789")).status).toBe(401);
     expect((await get("/v1/attestation", null)).status).toBe(401);
+    expect((await sealed(envelope(), KEY.toUpperCase())).status).toBe(401);
     expect(seen).toHaveLength(0);
+    // The scheme is case-insensitive (RFC 9110 11.1); the key is not.
+    const lowerScheme = await fetch(`${host.url}/v1/sealed`, {
+      method: "POST",
+      body: envelope() as never,
+      headers: { authorization: `bearer ${KEY}` },
+    });
+    expect(lowerScheme.status).toBe(200);
+    await lowerScheme.arrayBuffer();
   });
 
   it("forwards the sealed bytes unchanged with the tenant id, and passes on only the allowed headers", async () => {
