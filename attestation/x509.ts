@@ -419,6 +419,12 @@ export async function verifyChain(
   chain: readonly ChainLink[],
   pinnedRoots: readonly Certificate[],
   at: Date,
+  /**
+   * What the first certificate is for: "signs-data" (the default: a VCEK, PCK or collateral
+   * signer, whose keyUsage must then allow digitalSignature) or "issuer" (a CA verified on its
+   * own, whose keyUsage must allow keyCertSign).
+   */
+  options: { readonly leaf?: "signs-data" | "issuer" } = {},
 ): Promise<void> {
   const rootLink = chain[chain.length - 1];
   if (rootLink === undefined) throw new VerifyError("CHAIN_EMPTY", "certificate chain: no certificates");
@@ -435,6 +441,10 @@ export async function verifyChain(
     const issuer = chain[i + 1] ?? link;
     checkValidity(link.cert, at, link.role);
     checkCriticalExtensions(link.cert, link.role);
+    if (i === 0 && chain.length > 1) {
+      if ((options.leaf ?? "signs-data") === "signs-data") checkMaySignData(link.cert, link.role);
+      else checkMaySignCertificates(link.cert, link.role);
+    }
     checkMaySignCertificates(issuer.cert, issuer.role);
     await checkIssuedBy(link.cert, issuer.cert, link.role, issuer.role);
   }
@@ -452,27 +462,39 @@ function checkCriticalExtensions(cert: Certificate, role: string): void {
   }
 }
 
+/** The keyUsage bits after the unused-bits count (bits[0]), or null when the extension is absent. */
+function keyUsageBits(cert: Certificate, role: string): Uint8Array | null {
+  const value = cert.extensions.get(OID.keyUsage)?.value;
+  if (value === undefined) return null;
+  try {
+    return derContent(readDerExact(value, TAG.BIT_STRING, "keyUsage"));
+  } catch (error) {
+    throw new ParseError("X509_BAD_KEY_USAGE", `${role} certificate "${cert.subject}": keyUsage is not a BIT STRING`, {
+      cause: error,
+    });
+  }
+}
+
 /** An issuer whose keyUsage is present must have keyCertSign (RFC 5280 4.2.1.3). */
 function checkMaySignCertificates(issuer: Certificate, role: string): void {
-  const value = issuer.extensions.get(OID.keyUsage)?.value;
-  if (value === undefined) return;
-  let bits: Uint8Array;
-  try {
-    bits = derContent(readDerExact(value, TAG.BIT_STRING, "keyUsage"));
-  } catch (error) {
-    throw new ParseError(
-      "X509_BAD_KEY_USAGE",
-      `${role} certificate "${issuer.subject}": keyUsage is not a BIT STRING`,
-      {
-        cause: error,
-      },
-    );
-  }
-  // bits[0] is the count of unused bits; keyCertSign is bit 5, i.e. 0x04 of the first byte after it.
-  if (((bits[1] ?? 0) & 0x04) === 0) {
+  const bits = keyUsageBits(issuer, role);
+  // keyCertSign is bit 5, i.e. 0x04 of the first byte after the unused-bits count.
+  if (bits !== null && ((bits[1] ?? 0) & 0x04) === 0) {
     throw new VerifyError(
       "CERT_NOT_CA",
       `${role} certificate "${issuer.subject}": keyUsage expected to include keyCertSign, found it absent`,
+    );
+  }
+}
+
+/** A leaf that signs data (a report, a quote's QE report, collateral): keyUsage, when present, has digitalSignature. */
+function checkMaySignData(leaf: Certificate, role: string): void {
+  const bits = keyUsageBits(leaf, role);
+  // digitalSignature is bit 0, i.e. 0x80 of the first byte after the unused-bits count.
+  if (bits !== null && ((bits[1] ?? 0) & 0x80) === 0) {
+    throw new VerifyError(
+      "CERT_BAD_KEY_USAGE",
+      `${role} certificate "${leaf.subject}": keyUsage expected to include digitalSignature, found it absent`,
     );
   }
 }

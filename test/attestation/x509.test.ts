@@ -180,4 +180,21 @@ describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
       message: expect.stringContaining("keyUsage expected to include keyCertSign"),
     });
   });
+
+  it("refuses a data-signing leaf whose keyUsage lacks digitalSignature, and checks a CA leaf as an issuer", async () => {
+    const r = root();
+    const caOnly = leaf([keyUsage(0x06)]); // keyCertSign and cRLSign: a CA key, not a signer of reports
+    await expect(verifyChain(chainOf(caOnly, r), [r], at)).rejects.toMatchObject({
+      code: "CERT_BAD_KEY_USAGE",
+      message: expect.stringContaining(
+        'leaf certificate "CN=Test Leaf": keyUsage expected to include digitalSignature',
+      ),
+    });
+    await expect(verifyChain(chainOf(caOnly, r), [r], at, { leaf: "issuer" })).resolves.toBeUndefined();
+    await expect(verifyChain(chainOf(leaf([keyUsage(0x80)]), r), [r], at, { leaf: "issuer" })).rejects.toMatchObject({
+      code: "CERT_NOT_CA",
+    });
+    // No keyUsage at all (AMD's VCEK has none): nothing to refuse.
+    await expect(verifyChain(chainOf(leaf([]), r), [r], at)).resolves.toBeUndefined();
+  });
 });
