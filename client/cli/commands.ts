@@ -132,7 +132,11 @@ export function registerClientCommands(program: Command): void {
     )
     .requiredOption("--out <file>", "where to write it, e.g. dist/cloister-browser.js")
     .option("--no-minify", "keep it readable")
-    .action(async (options: { out: string; minify: boolean }) => {
+    .option(
+      "--no-simulator",
+      "leave the simulator's roots out: such a build refuses any policy that trusts the simulator",
+    )
+    .action(async (options: { out: string; minify: boolean; simulator: boolean }) => {
       const { runBundle } = await import("./run-web.ts");
       await runBundle(options);
     });

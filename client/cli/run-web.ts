@@ -93,8 +93,8 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   await server.close();
 }
 
-export async function runBundle(options: { out: string; minify: boolean }): Promise<void> {
-  const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify });
+export async function runBundle(options: { out: string; minify: boolean; simulator: boolean }): Promise<void> {
+  const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });
   try {
     await mkdir(dirname(options.out), { recursive: true });
     await writeFile(options.out, code);
@@ -102,6 +102,6 @@ export async function runBundle(options: { out: string; minify: boolean }): Prom
     throw new UsageError(`--out: cannot write "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
   process.stdout.write(
-    `wrote ${options.out} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules): import { connect, parseClientPolicy } from it\n`,
+    `wrote ${options.out} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules${options.simulator ? "" : ", no simulator"}): import { connect, parseClientPolicy } from it\n`,
   );
 }

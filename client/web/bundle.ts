@@ -20,6 +20,8 @@ const ENTRIES: Record<BrowserEntry, string> = {
 
 const NODE_TRANSPORT = /(^|[/\\])node-transport\.ts$/;
 const TRANSPORT = fileURLToPath(new URL("../transport.ts", import.meta.url));
+const CLIENT_ERRORS = fileURLToPath(new URL("../errors.ts", import.meta.url));
+const SIMULATOR_ANCHORS = /(^|[/\\])attestation[/\\]sim[/\\]anchors\.ts$/;
 const STUB_NAMESPACE = "cloister-browser-stub";
 
 export class BrowserBuildError extends Error {
@@ -29,6 +31,37 @@ export class BrowserBuildError extends Error {
     this.name = "BrowserBuildError";
   }
 }
+
+/**
+ * Refuses node: imports; turns the node:http transport into fetch; without `simulator`, replaces the
+ * simulator's roots (and its public seed) with a refusal, for pages that must never trust it.
+ */
+export function browserPlugin(options: { simulator: boolean }): Plugin {
+  return {
+    name: "cloister-browser-only",
+    setup(build) {
+      if (!options.simulator) {
+        build.onResolve({ filter: SIMULATOR_ANCHORS }, (args) => ({
+          path: args.path,
+          namespace: NO_SIMULATOR_NAMESPACE,
+        }));
+        build.onLoad({ filter: /.*/, namespace: NO_SIMULATOR_NAMESPACE }, () => ({
+          contents: [
+            `import { ClientError } from ${JSON.stringify(CLIENT_ERRORS)};`,
+            "export function insecureSimulatorAnchors() {",
+            '  throw new ClientError("configuration", "SIMULATOR_NOT_IN_BUILD", "this build of the client has no simulator roots: a policy with trustSimulator cannot be used with it");',
+            "}",
+          ].join("\n"),
+          resolveDir: dirname(CLIENT_ERRORS),
+          loader: "js",
+        }));
+      }
+      browserOnly.setup(build);
+    },
+  };
+}
+
+const NO_SIMULATOR_NAMESPACE = "cloister-no-simulator";
 
 /** Refuses node: imports; turns the node:http transport into fetch. Exported for tests. */
 export const browserOnly: Plugin = {
@@ -54,7 +87,7 @@ export const browserOnly: Plugin = {
 /** The bundle's source text (ES2022 module) and the repository files it contains. */
 export async function buildBrowserBundle(
   entry: BrowserEntry,
-  options: { minify?: boolean } = {},
+  options: { minify?: boolean; simulator?: boolean } = {},
 ): Promise<{ code: string; inputs: string[] }> {
   const { build } = await import("esbuild");
   let result: Awaited<ReturnType<typeof build>>;
@@ -70,7 +103,7 @@ export async function buildBrowserBundle(
       legalComments: "eof",
       metafile: true,
       logLevel: "silent",
-      plugins: [browserOnly],
+      plugins: [browserPlugin({ simulator: options.simulator ?? true })],
     });
   } catch (error) {
     const errors = (error as { errors?: { text: string }[] }).errors ?? [];

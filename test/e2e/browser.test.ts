@@ -9,7 +9,7 @@
  * places (`apt-get install chromium-headless-shell`; .ci/run installs it).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -213,6 +213,21 @@ describe("cloister bundle", () => {
         })
         .catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(sdk.ClientError);
+
+      // A production build without the simulator refuses a policy that trusts it, before any request.
+      const prodOut = join(dir, "cloister-browser-prod.js");
+      const prodRun = await runCloister(["bundle", "--no-simulator", "--out", prodOut]);
+      expect(prodRun.stdout).toMatch(/, no simulator\): /);
+      const prod = (await import(pathToFileURL(prodOut).href)) as typeof import("../../client/browser.ts");
+      const noSim = await prod
+        .connect({
+          url: "http://127.0.0.1:9", // never reached
+          policy: prod.parseClientPolicy(deployment.files.policy),
+          apiKey: deployment.files.apiKey,
+        })
+        .catch((e: unknown) => e);
+      expect(noSim).toMatchObject({ kind: "configuration", code: "SIMULATOR_NOT_IN_BUILD" });
+      expect(await readFile(prodOut, "utf8")).not.toContain("cloister-insecure-simulator");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
