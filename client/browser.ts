@@ -22,5 +22,7 @@ export {
   connect,
   type GenerationOptions,
   Session,
+  textHash,
   type VerifiedAuditCheckpoint,
+  verifyReceipt,
 } from "./sdk.ts";

@@ -23,10 +23,14 @@ import {
   type ResponseUsage,
   SealedError,
   sealRequest,
+  textHash,
+  verifyReceipt,
 } from "../sealed/index.ts";
 import { ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy, parseClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
+
+export { textHash, verifyReceipt } from "../sealed/index.ts";
 
 export interface ConnectOptions {
   /** The host's base URL, e.g. http://127.0.0.1:8080 */
@@ -58,7 +62,17 @@ export interface GenerationOptions {
 
 export type ChatEvent =
   | { readonly type: "text"; readonly text: string }
-  | { readonly type: "done"; readonly usage: ResponseUsage; readonly finishReason: "stop" | "length" };
+  | {
+      readonly type: "done";
+      readonly usage: ResponseUsage;
+      readonly finishReason: "stop" | "length";
+      /**
+       * The enclave's signed receipt for this answer (sealed/receipt.ts), already checked: signed by
+       * the attested key, naming this request, this answer, the attested model, manifest and
+       * document. Keep it to prove later what the enclave answered; `verifyReceipt` checks it offline.
+       */
+      readonly receipt: string;
+    };
 
 /** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
 export interface VerifiedAuditCheckpoint {
@@ -98,6 +112,46 @@ async function errorBody(response: TransportResponse): Promise<{ code: string; m
     return { code: String(json.error?.code ?? `HTTP_${response.status}`), message: String(json.error?.message ?? "") };
   } catch {
     return { code: `HTTP_${response.status}`, message: "" };
+  }
+}
+
+/**
+ * The final frame's receipt must be signed by the enclave the request was sealed to and name
+ * exactly this request, this answer, its usage and the attested model, manifest and document.
+ * Messages name the field only (hashes of prompts and answers stay out of errors).
+ */
+export async function checkReceipt(
+  final: { usage: ResponseUsage; finishReason: "stop" | "length"; receipt: string },
+  enclave: VerifiedEnclave,
+  requestHash: string,
+  answer: string,
+): Promise<void> {
+  let receipt: Awaited<ReturnType<typeof verifyReceipt>>;
+  try {
+    receipt = await verifyReceipt(final.receipt, enclave.signingPublicKey);
+  } catch (error) {
+    throw new ClientError("integrity", "RECEIPT_INVALID", `response receipt: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const expected: Record<string, unknown> = {
+    requestHash,
+    answerHash: textHash(answer),
+    finishReason: final.finishReason,
+    promptTokens: final.usage.promptTokens,
+    completionTokens: final.usage.completionTokens,
+    modelSha256: enclave.manifest.model.sha256,
+    manifestDigest: enclave.manifestDigest,
+    documentDigest: enclave.documentDigest,
+  };
+  for (const [field, value] of Object.entries(expected)) {
+    if ((receipt as unknown as Record<string, unknown>)[field] !== value) {
+      throw new ClientError(
+        "integrity",
+        "RECEIPT_MISMATCH",
+        `response receipt ${field}: does not match this request, its answer or the attested enclave`,
+      );
+    }
   }
 }
 
@@ -436,8 +490,11 @@ export class Session {
   async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
     let response: TransportResponse | undefined;
     let context: Awaited<ReturnType<typeof sealRequest>>["context"] | undefined;
+    /** The verified enclave the request was sealed to: its receipt must come from it. */
+    let sealedTo: VerifiedEnclave = this.enclave;
     for (let attempt = 0; attempt < 2 && response === undefined; attempt++) {
-      const enclavePublicKey = this.enclave.sealingPublicKey;
+      sealedTo = this.enclave;
+      const enclavePublicKey = sealedTo.sealingPublicKey;
       const prepared = this.#takePrepared(enclavePublicKey);
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {
@@ -482,10 +539,14 @@ export class Session {
     // The answer is on its way: make the next request's key while it streams.
     this.#replenish();
     try {
+      let answer = "";
       for await (const event of openResponseFrames(context, response.body)) {
-        if (event.type === "data") yield { type: "text", text: event.text };
-        else if (event.type === "final") {
-          yield { type: "done", usage: event.usage, finishReason: event.finishReason };
+        if (event.type === "data") {
+          answer += event.text;
+          yield { type: "text", text: event.text };
+        } else if (event.type === "final") {
+          await checkReceipt(event, sealedTo, context.requestHash, answer);
+          yield { type: "done", usage: event.usage, finishReason: event.finishReason, receipt: event.receipt };
           return;
         } else {
           const kindOfError = POLICY_ERROR_CODES.has(event.code) ? "policy" : "transport";

@@ -35,6 +35,7 @@ import {
   type ResponseSealer,
   SealedError,
 } from "../sealed/index.ts";
+import { signReceipt, textHash } from "../sealed/receipt.ts";
 import {
   type GenerateRequest,
   type GenerationEvent,
@@ -51,6 +52,7 @@ import {
   applyPiiPolicy,
   type CompiledRequestPolicy,
   compileRequestPolicy,
+  ed25519Signer,
   type PiiFinding,
 } from "./pipeline/index.ts";
 import { createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
@@ -128,6 +130,8 @@ export class Enclave {
   readonly publicKeys: { readonly sealing: Uint8Array; readonly signing: Uint8Array };
   /** The key pairs: a true private field, unreachable from outside even at run time. */
   readonly #keys: EnclaveKeys;
+  /** Ed25519 under the attested signing key, native where Node has it (receipts: every answer). */
+  readonly #signReceipt: (message: Uint8Array) => Uint8Array;
 
   private constructor(
     readonly manifest: Manifest,
@@ -141,8 +145,11 @@ export class Enclave {
     readonly documentDigest: string,
     private readonly stagedModel: StagedModel | null,
     private readonly frameIntervalMs: number,
+    /** SHA-256 (hex) of the signed manifest (bound in REPORT_DATA; named in receipts). */
+    readonly manifestDigest: string,
   ) {
     this.#keys = keys;
+    this.#signReceipt = ed25519Signer(keys.signing.secretKey);
     this.publicKeys = Object.freeze({
       sealing: keys.sealing.publicKey.slice(),
       signing: keys.signing.publicKey.slice(),
@@ -252,10 +259,11 @@ export class Enclave {
       const sealing = nacl.box.keyPair();
       const keys: EnclaveKeys = { signing, sealing };
       const evidenceSource = await createEvidenceSource(config.tee);
+      const bootManifestDigest = await manifestDigest(config.manifestJws);
       const reportData = await computeReportData({
         signingPublicKey: signing.publicKey,
         sealingPublicKey: sealing.publicKey,
-        manifestDigest: await manifestDigest(config.manifestJws),
+        manifestDigest: bootManifestDigest,
       });
       const evidence = await evidenceSource.collect(reportData);
       const document = await createAttestationDocument({
@@ -279,6 +287,7 @@ export class Enclave {
         documentDigest,
         staged,
         frameIntervalMs,
+        toHex(bootManifestDigest),
       );
     } catch (error) {
       await engine.close();
@@ -356,7 +365,7 @@ export class Enclave {
       }
       throw error;
     }
-    const { request, sealer } = opened;
+    const { request, sealer, requestHash } = opened;
     const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string) =>
       this.writeAudit({ requestId: request.requestId, tenant, ...fields });
     // Audit vocabulary: "block" is a decision of the request policy or the PII filter; a request
@@ -516,7 +525,7 @@ export class Enclave {
     // goes away before the first frame (e.g. during a long prefill) is handled by `abandon` itself.
     let started = false;
     let abandoned = false;
-    const frames = this.stream(first, events, sealer, finish, () => {
+    const frames = this.stream(first, events, sealer, finish, requestHash, () => {
       started = true;
       return abandoned;
     });
@@ -550,6 +559,8 @@ export class Enclave {
     events: AsyncGenerator<GenerationEvent, void, undefined>,
     sealer: ResponseSealer,
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
+    /** SHA-256 (hex) of the request's plaintext JSON, for the receipt. */
+    requestHash: string,
     /** Called when the first frame is asked for; true: the answer was already abandoned. */
     onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
@@ -657,11 +668,29 @@ export class Enclave {
         const last = state.end as StreamEnd;
         if (last.kind === "done") {
           const event = last.event;
+          const finishReason =
+            event.stopReason === "maxTokens" || event.stopReason === "contextFull" ? "length" : "stop";
+          // The receipt: what was answered to which request, signed with the attested key.
+          const receipt = signReceipt(
+            {
+              requestHash,
+              answerHash: textHash(answer),
+              finishReason,
+              promptTokens: event.usage.promptTokens,
+              completionTokens: event.usage.completionTokens,
+              modelSha256: this.manifest.model.sha256,
+              manifestDigest: this.manifestDigest,
+              documentDigest: this.documentDigest,
+              time: this.now().toISOString(),
+            },
+            this.#signReceipt,
+          );
           const final = sealer.final({
             promptTokens: event.usage.promptTokens,
             completionTokens: event.usage.completionTokens,
             ttftMs: Math.round(event.usage.ttftMs * 1000) / 1000,
-            finishReason: event.stopReason === "maxTokens" || event.stopReason === "contextFull" ? "length" : "stop",
+            finishReason,
+            receipt,
           });
           // The audit record is written right after the final frame is handed out, not before, so
           // its hashing and signing is not on the answer's path. It is still written exactly once,

@@ -25,7 +25,8 @@ export type SealedErrorCode =
   | "FRAME_REPLAYED"
   | "STREAM_TRUNCATED"
   | "DATA_AFTER_FINAL"
-  | "SEALER_CLOSED";
+  | "SEALER_CLOSED"
+  | "RECEIPT_INVALID";
 
 /** Base class: every error thrown by `sealed/` is one of these. */
 export class SealedError extends Error {

@@ -28,6 +28,7 @@ import { BOX_NONCE_LENGTH, MAC_LENGTH, SHARED_KEY_LENGTH, secretboxOpen, secretb
 import type { RequestKind } from "./envelope.ts";
 import { FrameMalformedError, SealedInvalidArgumentError, SealerClosedError } from "./errors.ts";
 import { FRAME_PAD_BLOCK, FRAME_PAD_MARKER, paddedLength } from "./padding.ts";
+import { MAX_RECEIPT_LENGTH } from "./receipt.ts";
 
 export const FRAME_LENGTH_PREFIX = 4;
 export const FRAME_SEQ_LENGTH = 8;
@@ -58,7 +59,8 @@ export const MAX_ERROR_DETAIL_LENGTH = 200;
  * error (or which rule's reason, or how many PII kinds) ended an answer, nor a stop at the end of
  * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an error frame: type (1) + JSON
  * (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6 bytes escaped + `"}` = 1287)
- * + marker (1) = 1289 bytes.
+ * + marker (1) = 1289 bytes. A final frame is at most about 1100: its counts and time (< 150), and
+ * the receipt line (≤ MAX_RECEIPT_LENGTH = 900 ASCII characters, whose ≤ 40 quotes are escaped).
  */
 export const TERMINAL_FRAME_PLAINTEXT_LENGTH = 1536;
 
@@ -73,6 +75,8 @@ export interface ResponseUsage {
 
 export interface ResponseSummary extends ResponseUsage {
   readonly finishReason: FinishReason;
+  /** The enclave's signed receipt line (sealed/receipt.ts). */
+  readonly receipt: string;
 }
 
 const utf8 = new TextEncoder();
@@ -143,6 +147,9 @@ export class ResponseSealer {
         `final frame ttftMs: expected a non-negative number, found ${summary.ttftMs}`,
       );
     }
+    if (typeof summary.receipt !== "string" || summary.receipt.length > MAX_RECEIPT_LENGTH) {
+      throw new SealedInvalidArgumentError(`final frame receipt: expected at most ${MAX_RECEIPT_LENGTH} characters`);
+    }
     if (summary.finishReason !== "stop" && summary.finishReason !== "length") {
       throw new SealedInvalidArgumentError(
         `final frame finishReason: expected "stop" or "length", found ${String(summary.finishReason)}`,
@@ -154,6 +161,7 @@ export class ResponseSealer {
       ttftMs: summary.ttftMs,
       finishReason: summary.finishReason,
       frameCount: this.#seq + 1,
+      receipt: summary.receipt,
     });
     return this.#sealTerminal(FRAME_TYPE_FINAL, json);
   }
@@ -237,13 +245,16 @@ export class ResponseSealer {
 export class ClientRequestContext {
   readonly requestId: string;
   readonly kind: RequestKind;
+  /** SHA-256 (hex) of the request's plaintext JSON (unpadded): what the enclave's receipt names. */
+  readonly requestHash: string;
   readonly #key: Uint8Array;
   readonly #nonce = newNonceBuffer();
 
-  constructor(requestId: string, kind: RequestKind, responseKey: Uint8Array) {
+  constructor(requestId: string, kind: RequestKind, responseKey: Uint8Array, requestHash: string) {
     assertResponseKey(responseKey);
     this.requestId = requestId;
     this.kind = kind;
+    this.requestHash = requestHash;
     this.#key = responseKey;
   }
 

@@ -33,6 +33,15 @@ export {
   enclaveSealingKeyFromSecretKey,
   type SyncPrimitives,
 } from "./keys.ts";
+export {
+  MAX_RECEIPT_LENGTH,
+  type Receipt,
+  type ReceiptFields,
+  ReceiptInvalidError,
+  signReceipt,
+  textHash,
+  verifyReceipt,
+} from "./receipt.ts";
 export { ReplayGuard, type ReplayGuardOptions } from "./replay.ts";
 export {
   type OpenedRequest,

@@ -152,6 +152,8 @@ export interface SealedRequestEnvelope {
 
 export interface OpenedRequest {
   readonly request: SealedRequest;
+  /** SHA-256 (hex) of the request's plaintext JSON without its padding (the receipt names it). */
+  readonly requestHash: string;
   /** Seals the response frames under this request's response key. */
   readonly sealer: ResponseSealer;
 }
@@ -205,6 +207,7 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
   const ciphertextLength = Math.min(paddedLength(unpaddedLength, REQUEST_PAD_BLOCK), limit);
   const jsonBytes = new Uint8Array(ciphertextLength - HEADER_DIGEST_LENGTH - MAC_LENGTH).fill(0x20);
   jsonBytes.set(unpaddedJson);
+  const requestHash = toHex(sha256(unpaddedJson));
   unpaddedJson.fill(0);
 
   let sharedKey: Uint8Array;
@@ -227,7 +230,10 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
   jsonBytes.fill(0);
   const responseKey = deriveResponseKey(sharedKey, nonce);
   sharedKey.fill(0);
-  return { envelope: concatBytes(prefix, ciphertext), context: new ClientRequestContext(requestId, kind, responseKey) };
+  return {
+    envelope: concatBytes(prefix, ciphertext),
+    context: new ClientRequestContext(requestId, kind, responseKey, requestHash),
+  };
 }
 
 /**
@@ -265,9 +271,17 @@ export async function openRequest(
       if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), sha256(parsed.prefix))) {
         throw new HeaderMismatchError();
       }
-      const request = parseRequestJson(plaintext.subarray(HEADER_DIGEST_LENGTH), parsed.header.kind);
+      const json = plaintext.subarray(HEADER_DIGEST_LENGTH);
+      const request = parseRequestJson(json, parsed.header.kind);
       replayGuard.check(request.requestId, request.timestamp, now);
-      return { request, sealer: new ResponseSealer(deriveResponseKey(sharedKey, parsed.nonce)) };
+      // The receipt's request hash: the JSON without its padding (trailing spaces), as the client sealed it.
+      let end = json.length;
+      while (end > 0 && json[end - 1] === 0x20) end--;
+      return {
+        request,
+        requestHash: toHex(sha256(json.subarray(0, end))),
+        sealer: new ResponseSealer(deriveResponseKey(sharedKey, parsed.nonce)),
+      };
     } finally {
       plaintext.fill(0);
     }

@@ -38,6 +38,7 @@ import {
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
 } from "./frames.ts";
 import { FRAME_PAD_MARKER } from "./padding.ts";
+import { MAX_RECEIPT_LENGTH } from "./receipt.ts";
 
 /** How many frames past a gap are read to tell a reordered frame from a dropped one. */
 export const REORDER_LOOKAHEAD = 16;
@@ -50,6 +51,8 @@ export type ResponseEvent =
       readonly usage: ResponseUsage;
       readonly finishReason: FinishReason;
       readonly frameCount: number;
+      /** The enclave's signed receipt line, still to be verified (client/sdk.ts does). */
+      readonly receipt: string;
     }
   | { readonly type: "error"; readonly seq: number; readonly code: string; readonly detail: string | null };
 
@@ -154,6 +157,9 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (o.finishReason !== "stop" && o.finishReason !== "length") {
       throw fieldError(seq, "final", "finishReason", '"stop" or "length"');
     }
+    if (typeof o.receipt !== "string" || o.receipt.length > MAX_RECEIPT_LENGTH) {
+      throw fieldError(seq, "final", "receipt", `a string of at most ${MAX_RECEIPT_LENGTH} characters`);
+    }
     if (o.frameCount !== seq + 1) {
       throw new FrameMalformedError(`final frame frameCount: expected ${seq + 1}, found ${String(o.frameCount)}`);
     }
@@ -163,6 +169,7 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
       usage: { promptTokens, completionTokens, ttftMs },
       finishReason: o.finishReason,
       frameCount: seq + 1,
+      receipt: o.receipt,
     };
   }
   if (type === FRAME_TYPE_ERROR) {

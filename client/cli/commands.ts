@@ -126,6 +126,25 @@ export function registerClientCommands(program: Command): void {
     });
 
   program
+    .command("receipt")
+    .description("work with the signed receipts the enclave attaches to every answer")
+    .command("verify")
+    .description(
+      "verify a receipt offline: the enclave's signature, and (with --answer-file) that it is for this answer",
+    )
+    .requiredOption("--receipt <file>", "the receipt line, or the JSON cloister chat --json printed")
+    .requiredOption(
+      "--key <hex>",
+      "the enclave's Ed25519 signing key, from a verification you trust (cloister attest --json: signingKey)",
+    )
+    .option("--answer-file <file>", "the answer's exact text: checks the receipt's answerHash")
+    .option("--json", "print JSON")
+    .action(async (options: { receipt: string; key: string; answerFile?: string; json?: boolean }) => {
+      const { runReceiptVerify } = await import("./run-receipt.ts");
+      await runReceiptVerify(options);
+    });
+
+  program
     .command("bundle")
     .description(
       "write the browser SDK (verify and seal in a web page) as one ES module, to serve from your own origin",

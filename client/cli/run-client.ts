@@ -105,6 +105,9 @@ async function streamAnswer(
         usage: event.usage,
         finishReason: event.finishReason,
         enclave: session.enclave.documentDigest,
+        // Verified already; keep it (with signingKey) to show later what the enclave answered.
+        receipt: event.receipt,
+        signingKey: Buffer.from(session.enclave.signingPublicKey).toString("hex"),
       });
     } else {
       process.stdout.write("\n");

@@ -159,7 +159,7 @@ async function main(): Promise<void> {
           text += event.text;
           answer.textContent = text;
         } else {
-          usage.textContent = `${event.usage.completionTokens} tokens, finish: ${event.finishReason}; every frame opened and checked in this page`;
+          usage.textContent = `${event.usage.completionTokens} tokens, finish: ${event.finishReason}; every frame opened and checked in this page; receipt signed by the attested key`;
         }
       }
       history.push({ role: "user", content: question }, { role: "assistant", content: text });

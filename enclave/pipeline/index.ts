@@ -19,6 +19,7 @@ export {
   auditRecordHash,
   auditRequestIdHash,
   canonicalJson,
+  ed25519Signer,
   parseAuditPublicKeyHex,
   verifyAuditCheckpoint,
   verifyAuditLog,

@@ -144,3 +144,50 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
     expect(again.stderr).toMatch(/--out: cannot create .* \(EEXIST\)/);
   });
 });
+
+describe("cloister chat --json, then receipt verify, against a real deployment", () => {
+  it("the answer's receipt verifies offline under the attested key, for that answer only", async () => {
+    const [chat, attest] = await Promise.all([
+      cloister("chat", ...connection(deployment.files.policyPath), "--json", "What does the enclave do?"),
+      cloister("attest", ...connection(deployment.files.policyPath), "--json"),
+    ]);
+    expect({ code: chat.code, stderr: chat.stderr }).toEqual({ code: 0, stderr: "" });
+    const answer = JSON.parse(chat.stdout) as { text: string; receipt: string; signingKey: string };
+    expect(answer.text).toBe(GREEDY_CHAT_ANSWER);
+    const key = (JSON.parse(attest.stdout) as { signingKey: string }).signingKey;
+    expect(answer.signingKey).toBe(key);
+    const receiptFile = join(deployment.dir, "answer.json");
+    const answerFile = join(deployment.dir, "answer.txt");
+    await writeFile(receiptFile, chat.stdout);
+    await writeFile(answerFile, answer.text);
+    const verify = (...extra: string[]) =>
+      cloister("receipt", "verify", "--receipt", receiptFile, "--key", key, ...extra);
+
+    const ok = await verify("--answer-file", answerFile, "--json");
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      valid: true,
+      answerChecked: true,
+      finishReason: expect.stringMatching(/^(stop|length)$/),
+    });
+    const allowed = deployment.files.policy.manifest.allowedModelDigests;
+    expect(Array.isArray(allowed) ? allowed : []).toContain(JSON.parse(ok.stdout).modelSha256);
+
+    await writeFile(answerFile, `${answer.text} (edited)`);
+    const otherAnswer = await verify("--answer-file", answerFile);
+    expect(otherAnswer.code).toBe(1);
+    expect(otherAnswer.stderr).toMatch(/^cloister: RECEIPT_MISMATCH: receipt answerHash/);
+
+    const forged = JSON.stringify({
+      ...answer,
+      receipt: answer.receipt.replace('"completionTokens":', '"completionTokens":1'),
+    });
+    await writeFile(receiptFile, forged);
+    const tampered = await verify("--json");
+    expect(tampered.code).toBe(1);
+    expect(JSON.parse(tampered.stdout)).toMatchObject({ valid: false, code: "RECEIPT_INVALID" });
+
+    const wrongKey = await cloister("receipt", "verify", "--receipt", receiptFile, "--key", "zz");
+    expect(wrongKey.code).toBe(2);
+  });
+});

@@ -20,11 +20,19 @@ import {
   toHex,
 } from "../../sealed/index.ts";
 import { paddedLength, padme } from "../../sealed/padding.ts";
+import { MAX_RECEIPT_LENGTH } from "../../sealed/receipt.ts";
 import { decodeFramePlaintext } from "../../sealed/response.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
 const CHUNKS = ["Once ", "upon ", "a ", "time, ", "sécret ", "😀 ", "swordfish", "."];
-const SUMMARY = { promptTokens: 12, completionTokens: CHUNKS.length, ttftMs: 3.25, finishReason: "stop" } as const;
+// A receipt is opaque to the frame layer (client/sdk.ts verifies it); any string up to its limit.
+const SUMMARY = {
+  promptTokens: 12,
+  completionTokens: CHUNKS.length,
+  ttftMs: 3.25,
+  finishReason: "stop",
+  receipt: "receipt-line",
+} as const;
 
 async function channel(seed = 5): Promise<{ context: ClientRequestContext; sealer: ResponseSealer }> {
   const key = await enclaveKeyFromSeed(3);
@@ -84,6 +92,7 @@ describe("response frames", () => {
       usage: { promptTokens: 12, completionTokens: CHUNKS.length, ttftMs: 3.25 },
       finishReason: "stop",
       frameCount: CHUNKS.length + 1,
+      receipt: "receipt-line",
     });
     expect(events.map((e) => e.seq)).toEqual([...Array(CHUNKS.length + 1).keys()]);
   });
@@ -159,10 +168,19 @@ describe("response frames", () => {
     sizes.add(sealer().error("POLICY_BLOCKED", "r".repeat(200)).length);
     sizes.add(sealer().error(`X${"Y".repeat(63)}`, "\u0001".repeat(200)).length); // the largest escaped detail
     sizes.add(sealer().error("INFERENCE_FAILED").length);
-    sizes.add(sealer().final({ promptTokens: 1, completionTokens: 2, ttftMs: 1, finishReason: "stop" }).length);
     sizes.add(
-      sealer().final({ promptTokens: 1234567, completionTokens: 7654321, ttftMs: 12.345, finishReason: "length" })
-        .length,
+      sealer().final({ promptTokens: 1, completionTokens: 2, ttftMs: 1, finishReason: "stop", receipt: "r" }).length,
+    );
+    // The largest final frame: the longest receipt (a real one has about 40 quotes, which JSON
+    // escapes, and otherwise plain ASCII) and the biggest counts.
+    sizes.add(
+      sealer().final({
+        promptTokens: Number.MAX_SAFE_INTEGER,
+        completionTokens: Number.MAX_SAFE_INTEGER,
+        ttftMs: 123456789.123,
+        finishReason: "length",
+        receipt: '"'.repeat(40) + "a".repeat(MAX_RECEIPT_LENGTH - 40),
+      }).length,
     );
     expect([...sizes]).toEqual([FRAME_LENGTH_PREFIX + FRAME_SEQ_LENGTH + 16 + TERMINAL_FRAME_PLAINTEXT_LENGTH]);
   });
