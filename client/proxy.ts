@@ -381,14 +381,23 @@ export function createProxyApp(options: ProxyOptions): Hono {
                 logprobs: null,
               }
             : { index: 0, text, finish_reason: event.finishReason, logprobs: null };
-        return c.json({ id, object, created, model, choices: [choice], usage: usageOf(event.usage) });
+        return c.json({
+          id,
+          object,
+          created,
+          model,
+          choices: [choice],
+          usage: usageOf(event.usage),
+          // The enclave's signed receipt, already checked by the SDK (an extra field OpenAI clients ignore).
+          cloister: { receipt: event.receipt },
+        });
       }
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
     }
 
     const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
     const chunkObject = kind === "chat" ? "chat.completion.chunk" : "text_completion";
-    const chunk = (choice: Json, usage: Json | null = null) =>
+    const chunk = (choice: Json, usage: Json | null = null, extra: Json = {}) =>
       JSON.stringify({
         id,
         object: chunkObject,
@@ -396,6 +405,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
         model,
         choices: [choice],
         ...(includeUsage ? { usage } : {}),
+        ...extra,
       });
     // Before the first byte goes out, a failure is still an HTTP error: take the first event first.
     const iterator = events(controller.signal)[Symbol.asyncIterator]();
@@ -447,7 +457,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
             kind === "chat"
               ? { index: 0, delta: {}, finish_reason: event.finishReason }
               : { index: 0, text: "", finish_reason: event.finishReason };
-          out.enqueue(sse(chunk(last)));
+          out.enqueue(sse(chunk(last, null, { cloister: { receipt: event.receipt } })));
           if (includeUsage) {
             out.enqueue(
               sse(

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attestedModelId, createProxyApp } from "../../client/proxy.ts";
-import { connect } from "../../client/sdk.ts";
+import { connect, textHash, verifyReceipt } from "../../client/sdk.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import {
@@ -29,6 +29,7 @@ let deployment: E2eDeployment;
 let proxy: RunningServer;
 let openai: OpenAI;
 let model: string;
+let signingKey: Uint8Array;
 const proxyLog: string[] = [];
 
 beforeAll(async () => {
@@ -39,6 +40,7 @@ beforeAll(async () => {
     apiKey: deployment.files.apiKey,
   });
   model = attestedModelId(session);
+  signingKey = session.enclave.signingPublicKey;
   proxy = await listen(createProxyApp({ session, token: TOKEN, log: (l) => proxyLog.push(l) }).fetch, "127.0.0.1", 0);
   openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
 });
@@ -67,6 +69,9 @@ describe("the openai SDK through the proxy", () => {
     expect(completion.choices[0]?.message).toMatchObject({ role: "assistant", content: GREEDY_CHAT_ANSWER });
     expect(completion.choices[0]?.finish_reason).toBe("stop");
     expect(completion.usage).toMatchObject({ completion_tokens: 19 });
+    // The enclave's receipt rides along (a field OpenAI clients ignore) and verifies for this answer.
+    const receipt = (completion as unknown as { cloister: { receipt: string } }).cloister.receipt;
+    expect((await verifyReceipt(receipt, signingKey)).answerHash).toBe(textHash(GREEDY_CHAT_ANSWER));
     await deployment.waitForLog(() => sealedRequests() > before);
   });
 
@@ -80,7 +85,9 @@ describe("the openai SDK through the proxy", () => {
     let text = "";
     const finishReasons: (string | null)[] = [];
     let usage: unknown = null;
+    let receipt = "";
     for await (const chunk of stream) {
+      receipt ||= (chunk as unknown as { cloister?: { receipt: string } }).cloister?.receipt ?? "";
       const choice = chunk.choices[0];
       if (choice !== undefined) {
         text += choice.delta.content ?? "";
@@ -92,6 +99,7 @@ describe("the openai SDK through the proxy", () => {
     expect(finishReasons.at(-1)).toBe("stop");
     expect(finishReasons.slice(0, -1).every((r) => r === null)).toBe(true);
     expect(usage).toMatchObject({ completion_tokens: 19 });
+    expect((await verifyReceipt(receipt, signingKey)).answerHash).toBe(textHash(GREEDY_CHAT_ANSWER));
   });
 
   it("completions.create (legacy) and generation parameters: max_tokens ends with finish_reason length", async () => {
