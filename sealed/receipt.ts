@@ -9,7 +9,8 @@
  *
  * Line format: the JSON object below with the fields in this order, then `sig`, base64url of the
  * Ed25519 signature over "cloister/receipt/v1\0" ‖ the line without `sig` (the same JSON with the
- * fields in this order, no whitespace). Verification accepts only that exact canonical line.
+ * fields in this order, no whitespace). Verification accepts only that exact canonical line, and
+ * only one signature for it: S below the group order L, under a key that is not a small-order point.
  */
 import nacl from "tweetnacl";
 import { toHex } from "./bytes.ts";
@@ -54,9 +55,13 @@ export class ReceiptInvalidError extends SealedError {
   }
 }
 
-/** SHA-256 (hex) of text, as receipts hash answers. */
-export function textHash(text: string): string {
-  return toHex(sha256(new TextEncoder().encode(text)));
+/**
+ * SHA-256 (hex) of text, as receipts hash answers: of its UTF-8 bytes. Bytes (an answer read from a
+ * file) are hashed as they are, so valid UTF-8 gives the same hash as its text, and invalid UTF-8
+ * matches no text (never decoded, so never turned into U+FFFD).
+ */
+export function textHash(text: string | Uint8Array): string {
+  return toHex(sha256(typeof text === "string" ? new TextEncoder().encode(text) : text));
 }
 
 function unsignedLine(fields: ReceiptFields): string {
@@ -114,21 +119,69 @@ function signedMessage(unsigned: string): Uint8Array {
   return message;
 }
 
+/** Hex to bytes, for the constants below. */
+function hexBytes(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16));
+}
+
+/** L = 2^252 + 27742317777372353535851937790883648493, the order of Ed25519's base point, little-endian. */
+const ED25519_L = hexBytes(`edd3f55c1a631258d69cf7a2def9de14${"00".repeat(15)}10`);
+
+/** Whether a signature's S (bytes 32..63, little-endian) is below L: the one canonical S (RFC 8032 §5.1.7). */
+function canonicalScalar(signature: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i] as number;
+    const l = ED25519_L[i] as number;
+    if (s !== l) return s < l;
+  }
+  return false; // S = L
+}
+
 /**
- * Ed25519 verification through WebCrypto where the runtime has it (Node.js 20, current browsers:
- * ~0.2 ms), else tweetnacl (~13 ms in pure JS). Either gives the same answer for any input.
+ * The y coordinates (little-endian, sign bit clear) of Ed25519's small-order points (orders 1, 2,
+ * 4 and 8): 0, 1, the two of order 8, p - 1, and the non-canonical p and p + 1 (libsodium's
+ * list). With the sign bit clear or set, these 14 encodings are every way to write one of the 8
+ * small-order points; a key among them makes signatures that verify for many messages.
+ */
+const SMALL_ORDER_Y = [
+  "00".repeat(32),
+  `01${"00".repeat(31)}`,
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  `ec${"ff".repeat(30)}7f`,
+  `ed${"ff".repeat(30)}7f`,
+  `ee${"ff".repeat(30)}7f`,
+].map(hexBytes);
+
+/** Whether a 32-byte Ed25519 public key encodes a small-order point (either sign bit). */
+function smallOrderKey(publicKey: Uint8Array): boolean {
+  return SMALL_ORDER_Y.some((y) =>
+    y.every((byte, i) => byte === (i === 31 ? (publicKey[i] as number) & 0x7f : publicKey[i])),
+  );
+}
+
+/**
+ * Ed25519 verification through WebCrypto where the runtime has Ed25519 (Node.js 20, current
+ * browsers: ~0.2 ms), else tweetnacl (~13 ms in pure JS). The two do not agree on every input —
+ * tweetnacl accepts a signature whose S is not reduced (S + L), WebCrypto refuses it — so
+ * `verifyReceipt` refuses such signatures, and small-order keys, before either runs. tweetnacl is
+ * used only when WebCrypto is missing or says Ed25519 is not supported; a key WebCrypto refuses
+ * for any other reason is refused.
  */
 async function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
   const subtle = globalThis.crypto?.subtle;
   if (subtle !== undefined) {
-    let key: CryptoKey | undefined;
+    let key: CryptoKey;
     try {
       key = await subtle.importKey("raw", new Uint8Array(publicKey), { name: "Ed25519" }, false, ["verify"]);
-    } catch {
-      key = undefined; // no Ed25519 in this WebCrypto, or a key it refuses: tweetnacl decides
+    } catch (error) {
+      if ((error as { name?: unknown } | null)?.name !== "NotSupportedError") return false;
+      return nacl.sign.detached.verify(message, signature, publicKey); // no Ed25519 in this WebCrypto
     }
-    if (key !== undefined) {
-      return subtle.verify({ name: "Ed25519" }, key, new Uint8Array(signature), new Uint8Array(message));
+    try {
+      return await subtle.verify({ name: "Ed25519" }, key, new Uint8Array(signature), new Uint8Array(message));
+    } catch {
+      return false;
     }
   }
   return nacl.sign.detached.verify(message, signature, publicKey);
@@ -136,7 +189,8 @@ async function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicK
 
 /**
  * Verifies a receipt line under the enclave's Ed25519 public key (32 bytes): the exact canonical
- * line, a valid signature. Returns its fields; the caller compares them with what it expects.
+ * line, a canonical signature (S below L), a key that is not a small-order point, a valid
+ * signature. Returns its fields; the caller compares them with what it expects.
  */
 export async function verifyReceipt(line: string, signingPublicKey: Uint8Array): Promise<Receipt> {
   if (typeof line !== "string" || line.length > MAX_RECEIPT_LENGTH) {
@@ -164,10 +218,19 @@ export async function verifyReceipt(line: string, signingPublicKey: Uint8Array):
   if (line !== `${unsigned.slice(0, -1)},"sig":"${fields.sig}"}`) {
     throw new ReceiptInvalidError("receipt: expected the canonical line (fields in order, no other fields, no spaces)");
   }
-  if (
-    signingPublicKey.length !== 32 ||
-    !(await ed25519Verify(signedMessage(unsigned), fromBase64url(fields.sig), signingPublicKey))
-  ) {
+  const signature = fromBase64url(fields.sig);
+  if (!canonicalScalar(signature)) {
+    throw new ReceiptInvalidError("receipt sig: not a canonical Ed25519 signature (S is not below the group order)");
+  }
+  if (!(signingPublicKey instanceof Uint8Array) || signingPublicKey.length !== 32) {
+    throw new ReceiptInvalidError("receipt sig: does not verify under the enclave's signing key");
+  }
+  if (smallOrderKey(signingPublicKey)) {
+    throw new ReceiptInvalidError(
+      "receipt sig: the signing key is a small-order point (signatures under it can be forged)",
+    );
+  }
+  if (!(await ed25519Verify(signedMessage(unsigned), signature, signingPublicKey))) {
     throw new ReceiptInvalidError("receipt sig: does not verify under the enclave's signing key");
   }
   return { v: RECEIPT_VERSION, ...pick(fields), line };

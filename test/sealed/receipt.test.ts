@@ -1,6 +1,8 @@
 /** Per-response receipts (sealed/receipt.ts): signed by the enclave's attested key, canonical, offline-verifiable. */
+
+import { ed25519 } from "@noble/curves/ed25519.js";
 import nacl from "tweetnacl";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type ReceiptFields, signReceipt, textHash, verifyReceipt } from "../../sealed/receipt.ts";
 
 const keys = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(3));
@@ -60,5 +62,150 @@ describe("receipts", () => {
     );
     expect(() => signReceipt({ ...FIELDS, time: "yesterday" }, keys.secretKey)).toThrow("receipt time");
     expect(() => signReceipt({ ...FIELDS, promptTokens: -1 }, keys.secretKey)).toThrow("receipt promptTokens");
+  });
+});
+
+/** S + L: the same signature, written with an unreduced scalar. */
+function unreduced(sig: string): string {
+  const bytes = Buffer.from(sig, "base64url");
+  let s = 0n;
+  for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(bytes[i] as number);
+  s += ED25519_L;
+  for (let i = 32; i < 64; i++, s >>= 8n) bytes[i] = Number(s & 255n);
+  expect(s).toBe(0n); // still fits in 32 bytes
+  return bytes.toString("base64url");
+}
+
+const ED25519_L = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+/** A signed line with its sig replaced. */
+function withSig(line: string, sig: Uint8Array | string): string {
+  const old = (JSON.parse(line) as { sig: string }).sig;
+  return line.replace(old, typeof sig === "string" ? sig : Buffer.from(sig).toString("base64url"));
+}
+
+const P25519 = 2n ** 255n - 19n;
+
+function littleEndian(bytes: Uint8Array): bigint {
+  return bytes.reduceRight((n, byte) => (n << 8n) | BigInt(byte), 0n);
+}
+
+function toLittleEndian(n: bigint): Uint8Array {
+  return Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 255n));
+}
+
+/**
+ * Every encoding of a small-order point, derived with @noble/curves (not copied from the code under
+ * test): the 8 torsion points, canonical and with the sign bit flipped, and y + p where that
+ * still fits below 2^255 (y = 0, 1), either sign bit.
+ */
+function smallOrderEncodings(): Uint8Array[] {
+  // A point of order 8: [L]Q for a point Q whose torsion part has order 8.
+  let T = ed25519.Point.ZERO;
+  for (let y = 2n; T.multiplyUnsafe(4n).is0(); y++) {
+    let Q: typeof T;
+    try {
+      Q = ed25519.Point.fromBytes(toLittleEndian(y), true);
+    } catch {
+      continue; // no point with this y
+    }
+    T = Q.multiplyUnsafe(ED25519_L - 1n).add(Q);
+  }
+  const encodings = new Map<string, Uint8Array>();
+  const add = (bytes: Uint8Array) => encodings.set(Buffer.from(bytes).toString("hex"), bytes);
+  let point = ed25519.Point.ZERO;
+  for (let i = 0; i < 8; i++, point = point.add(T)) {
+    const canonical = point.toBytes();
+    const y = littleEndian(canonical) & (2n ** 255n - 1n); // sign bit cleared
+    for (const value of y + P25519 < 2n ** 255n ? [y, y + P25519] : [y]) {
+      add(toLittleEndian(value));
+      add(toLittleEndian(value | (2n ** 255n)));
+    }
+  }
+  return [...encodings.values()];
+}
+
+describe("receipts: one valid signature per line, never under a small-order key", () => {
+  it("refuses S + L, which tweetnacl alone would accept and WebCrypto refuses", async () => {
+    const line = signReceipt(FIELDS, keys.secretKey);
+    const bad = withSig(line, unreduced((JSON.parse(line) as { sig: string }).sig));
+    const message = new TextEncoder().encode(`cloister/receipt/v1\0${line.replace(/,"sig":"[^"]*"/, "")}`);
+    expect(nacl.sign.detached.verify(message, Buffer.from(JSON.parse(bad).sig, "base64url"), keys.publicKey)).toBe(
+      true,
+    );
+    await expect(verifyReceipt(bad, keys.publicKey)).rejects.toThrow(
+      expect.objectContaining({ code: "RECEIPT_INVALID", message: expect.stringContaining("not a canonical") }),
+    );
+    // Also where only tweetnacl is there (no WebCrypto).
+    vi.stubGlobal("crypto", undefined);
+    try {
+      await expect(verifyReceipt(bad, keys.publicKey)).rejects.toThrow("not a canonical");
+      await expect(verifyReceipt(line, keys.publicKey)).resolves.toMatchObject({ line });
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("refuses a made-up receipt under the identity key (01 00..00) with signature 01 00..00 ‖ 00..00", async () => {
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const sig = new Uint8Array(64);
+    sig[0] = 1;
+    const forged = withSig(signReceipt(FIELDS, keys.secretKey), sig);
+    // Both libraries accept this forgery on their own: the check is verifyReceipt's.
+    const message = new TextEncoder().encode(`cloister/receipt/v1\0${forged.replace(/,"sig":"[^"]*"/, "")}`);
+    expect(nacl.sign.detached.verify(message, sig, identity)).toBe(true);
+    await expect(verifyReceipt(forged, identity)).rejects.toThrow(
+      expect.objectContaining({ code: "RECEIPT_INVALID", message: expect.stringContaining("small-order") }),
+    );
+  });
+
+  it("refuses every encoding of the 8 small-order points, and only those", async () => {
+    const line = signReceipt(FIELDS, keys.secretKey);
+    const encodings = smallOrderEncodings();
+    expect(encodings).toHaveLength(14); // 5 canonical y values and 2 non-canonical ones, either sign
+    // Each is a small-order point where it decodes at all, and each is refused.
+    for (const key of encodings) {
+      let small = true;
+      try {
+        small = ed25519.Point.fromBytes(key, true).isSmallOrder();
+      } catch {
+        // not decodable at all: refused either way
+      }
+      expect(small).toBe(true);
+      await expect(verifyReceipt(line, key), Buffer.from(key).toString("hex")).rejects.toThrow("small-order");
+    }
+    // A key that differs in one bit from a small-order encoding is an ordinary key (signature fails).
+    const near = (encodings[4] as Uint8Array).slice(); // 26e8…fc05 (order 8) → 27e8…fc05
+    near[0] = (near[0] as number) ^ 1;
+    await expect(verifyReceipt(line, near)).rejects.toThrow("does not verify under the enclave's signing key");
+  });
+
+  it("falls back to tweetnacl only when WebCrypto says Ed25519 is not supported", async () => {
+    const line = signReceipt(FIELDS, keys.secretKey);
+    const refusing = (name: string) => ({
+      subtle: {
+        importKey: () => Promise.reject(new DOMException("no", name)),
+        verify: () => Promise.reject(new Error("unreachable")),
+      },
+    });
+    try {
+      vi.stubGlobal("crypto", refusing("NotSupportedError"));
+      await expect(verifyReceipt(line, keys.publicKey)).resolves.toMatchObject({ line });
+      vi.stubGlobal("crypto", refusing("DataError"));
+      await expect(verifyReceipt(line, keys.publicKey)).rejects.toThrow(
+        "does not verify under the enclave's signing key",
+      );
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("hashes bytes as they are: valid UTF-8 as its text, invalid UTF-8 like no text", () => {
+    const text = "Réponse: 42 ✓";
+    expect(textHash(new TextEncoder().encode(text))).toBe(textHash(text));
+    const invalid = Uint8Array.from([0x61, 0xff, 0x62]);
+    const decoded = new TextDecoder().decode(invalid); // "a\uFFFDb"
+    expect(textHash(invalid)).not.toBe(textHash(decoded));
   });
 });
