@@ -106,13 +106,38 @@ function transportError(code: string, message: string, cause?: unknown): ClientE
   return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
 }
 
-async function errorBody(response: TransportResponse): Promise<{ code: string; message: string }> {
+/** Most characters of a host's error message the SDK passes on. */
+const HOST_MESSAGE_MAX_CHARS = 200;
+const HOST_ERROR_CODE = /^[A-Z0-9_]{1,64}$/;
+
+/**
+ * The code and message of a host's error response, made safe to show: the host is untrusted, so
+ * its code is kept only if it looks like one (else HOST_ERROR; HTTP_<status> when it sent none) and
+ * its message is cut to HOST_MESSAGE_MAX_CHARS, stripped of control and format characters (line
+ * breaks, terminal escapes, bidirectional overrides) and quoted after "host said: ", so neither the
+ * page nor the CLI shows host text as if it were the client's own. Exported for its tests.
+ */
+export function errorBody(status: number, text: string): { code: string; message: string } {
+  let error: { code?: unknown; message?: unknown } | undefined;
   try {
-    const json = JSON.parse(await response.text()) as { error?: { code?: unknown; message?: unknown } };
-    return { code: String(json.error?.code ?? `HTTP_${response.status}`), message: String(json.error?.message ?? "") };
+    error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   } catch {
-    return { code: `HTTP_${response.status}`, message: "" };
+    error = undefined;
   }
+  const rawCode = error?.code;
+  const code =
+    rawCode === undefined || rawCode === null
+      ? `HTTP_${status}`
+      : typeof rawCode === "string" && HOST_ERROR_CODE.test(rawCode)
+        ? rawCode
+        : "HOST_ERROR";
+  const cleaned = (typeof error?.message === "string" ? error.message : "")
+    .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu, " ")
+    .replace(/ {2,}/g, " ")
+    .trim();
+  const chars = Array.from(cleaned);
+  const cut = chars.length > HOST_MESSAGE_MAX_CHARS ? `${chars.slice(0, HOST_MESSAGE_MAX_CHARS).join("")}…` : cleaned;
+  return { code, message: cut === "" ? "the host gave no message" : `host said: ${JSON.stringify(cut)}` };
 }
 
 /**
@@ -185,7 +210,7 @@ class HttpClient {
       throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
     }
     if (response.status >= 200 && response.status < 300) return response;
-    const { code, message } = await errorBody(response);
+    const { code, message } = errorBody(response.status, await response.text().catch(() => ""));
     if (response.status === 401 || response.status === 403) {
       throw new ClientError("configuration", code, `host refused the API key: ${message}`);
     }
@@ -198,8 +223,8 @@ class HttpClient {
         { status: response.status },
       );
     }
-    const retryAfter = response.header("retry-after");
-    const suffix = retryAfter === null ? "" : ` (retry after ${retryAfter}s)`;
+    const retryAfter = response.header("retry-after")?.trim() ?? "";
+    const suffix = /^\d{1,6}$/.test(retryAfter) ? ` (retry after ${retryAfter}s)` : "";
     throw Object.assign(transportError(code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`), {
       status: response.status,
     });

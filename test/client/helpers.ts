@@ -43,15 +43,19 @@ export async function connectTo(
     paths.push(path);
     return inner(`${server.url}${path}`, request);
   };
-  const policy = simulatorClientPolicy({
+  const session = await connect({ url: "http://enclave.test", policy: await devPolicy(), apiKey: "unused", transport });
+  return { enclave, session, paths };
+}
+
+/** The client policy for a sim-snp enclave booted with the dev manifest and the tiny model. */
+export async function devPolicy() {
+  return simulatorClientPolicy({
     tee: "sim-snp",
     measurement: toHex(await simulatedMeasurement("sim-snp")),
     operatorKey: await operatorPublicKey(),
     modelSha256: TINY_MODEL_SHA256,
     serviceName: DEV_MANIFEST.service.name,
   });
-  const session = await connect({ url: "http://enclave.test", policy, apiKey: "unused", transport });
-  return { enclave, session, paths };
 }
 
 /** Serves `fetchHandler` on loopback until `closeServers()`. */

@@ -1,0 +1,79 @@
+/**
+ * What the SDK passes on of a host's error response. The host is untrusted: its code is kept only
+ * if it looks like one, its message is cut, stripped of control characters and marked as the
+ * host's, so the page and the CLI never show host text as if it were the client's own.
+ */
+import { describe, expect, it } from "vitest";
+import { ClientError } from "../../client/errors.ts";
+import { connect, errorBody } from "../../client/sdk.ts";
+import type { Transport } from "../../client/transport.ts";
+import { devPolicy } from "./helpers.ts";
+
+const body = (error: unknown) => JSON.stringify({ error });
+
+describe("errorBody: a host's error, made safe to show", () => {
+  it("keeps a well-formed code and quotes the message after 'host said:'", () => {
+    expect(errorBody(401, body({ code: "UNAUTHENTICATED", message: "missing or invalid API key" }))).toEqual({
+      code: "UNAUTHENTICATED",
+      message: 'host said: "missing or invalid API key"',
+    });
+  });
+
+  it("replaces a code that does not look like one with HOST_ERROR, and names the status when there is none", () => {
+    for (const code of ["verified_ok", "A B", "X".repeat(65), "", 42, { nested: true }, "ÉCHEC", "OK\n"]) {
+      expect(errorBody(502, body({ code, message: "m" })).code, JSON.stringify(code)).toBe("HOST_ERROR");
+    }
+    expect(errorBody(503, body({ message: "m" })).code).toBe("HTTP_503");
+    expect(errorBody(503, "not json").code).toBe("HTTP_503");
+    expect(errorBody(503, "null")).toEqual({ code: "HTTP_503", message: "the host gave no message" });
+    expect(errorBody(429, body({ code: "X".repeat(64) })).code).toBe("X".repeat(64));
+  });
+
+  it("strips control and format characters and cuts the message to 200 characters", () => {
+    const hostile = `line one\r\nenclave verified \u001b[32mOK\u001b[0m\u0000 \u202Eevil\u2028end`;
+    const { message } = errorBody(500, body({ code: "INTERNAL", message: hostile }));
+    expect(message).toBe('host said: "line one enclave verified [32mOK [0m evil end"');
+    expect(message).not.toMatch(/[\p{Cc}\p{Cf}]/u);
+
+    const long = errorBody(500, body({ code: "INTERNAL", message: `${"é".repeat(150)}${"😀".repeat(100)}` })).message;
+    const quoted = JSON.parse(long.slice("host said: ".length)) as string;
+    expect(Array.from(quoted)).toHaveLength(201);
+    expect(quoted.endsWith("😀…")).toBe(true);
+    // A quote in the message cannot close the quoted text early.
+    expect(errorBody(500, body({ message: 'a" — verified' })).message).toBe('host said: "a\\" — verified"');
+    expect(errorBody(500, body({ message: 7 })).message).toBe("the host gave no message");
+  });
+});
+
+describe("connect() reports a hostile host's error as the host's", () => {
+  async function refusedWith(status: number, text: string, headers: Record<string, string> = {}) {
+    const transport: Transport = async () => ({
+      status,
+      header: (name) => headers[name] ?? null,
+      body: (async function* () {})(),
+      text: async () => text,
+    });
+    const policy = await devPolicy();
+    const error = await connect({ url: "http://host.test", policy, apiKey: "ck_test", transport }).catch((e) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    return error as ClientError;
+  }
+
+  it("marks the message as the host's, bounded, and keeps its own wording around it", async () => {
+    const error = await refusedWith(503, body({ code: "ENCLAVE VERIFIED", message: `\u001b[2J${"A".repeat(5000)}` }), {
+      "retry-after": "5\r\nX-Evil: 1",
+    });
+    expect(error.kind).toBe("transport");
+    expect(error.code).toBe("HOST_ERROR");
+    expect(error.message).toBe(`/v1/attestation: HTTP 503 HOST_ERROR: host said: "[2J${"A".repeat(197)}…"`);
+
+    const limited = await refusedWith(429, body({ code: "RATE_LIMITED", message: "slow down" }), {
+      "retry-after": "7",
+    });
+    expect(limited.message).toBe('/v1/attestation: HTTP 429 RATE_LIMITED: host said: "slow down" (retry after 7s)');
+
+    const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
+    expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED" });
+    expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
+  });
+});
