@@ -5,8 +5,12 @@
  *
  * Its state is on `document.body.dataset.state` (needs-key, verifying, verified, failed, asking,
  * answered, answer-failed), so scripts and tests can follow it. The API key comes from the form,
- * or from the address's fragment (`#apiKey=…`, removed from the address bar at once; a fragment is
- * never sent to any server); it is kept in memory only.
+ * or from the address's fragment (`#apiKey=…`; a fragment is never sent to any server). The
+ * fragment is read and removed from the address bar before anything else runs, so the key does not
+ * stay there when the configuration or the policy fails. Any site can link here with a key of its
+ * choosing (the user's questions would then run under that key), so a key from the fragment is not
+ * used until the user confirms it: the page shows its first characters and waits for a click. The
+ * key is kept in memory only.
  */
 import { toHex } from "../../attestation/bytes.ts";
 import { type ChatMessage, ClientError, connect, parseClientPolicy, type Session } from "../browser.ts";
@@ -20,6 +24,12 @@ interface PageConfig {
 
 type PageState = "needs-key" | "verifying" | "verified" | "failed" | "asking" | "answered" | "answer-failed";
 
+/** How many of a linked key's characters the page shows before the user confirms it. */
+const KEY_PREVIEW_CHARS = 8;
+
+/** Read and removed first, before the configuration is fetched (see the module comment). */
+const keyFromLink = takeApiKeyFromFragment();
+
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
   if (found === null) throw new Error(`page: #${id} is missing`);
@@ -30,13 +40,12 @@ function setState(state: PageState): void {
   document.body.dataset.state = state;
 }
 
-function apiKeyFromFragment(): string | null {
-  const params = new URLSearchParams(window.location.hash.slice(1));
-  const key = params.get("apiKey");
-  if (window.location.hash !== "") {
-    history.replaceState(null, "", window.location.pathname + window.location.search);
-  }
-  return key === null || key === "" ? null : key;
+function takeApiKeyFromFragment(): string | null {
+  const hash = window.location.hash;
+  if (hash === "") return null;
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+  const key = new URLSearchParams(hash.slice(1)).get("apiKey")?.trim() ?? "";
+  return key === "" ? null : key;
 }
 
 /** Shows what failed: the error's kind, code and message (ClientError messages carry no secrets). */
@@ -78,18 +87,30 @@ function showEnclave(session: Session): void {
   if (enclave.simulated) element("simulated").hidden = false;
 }
 
+/**
+ * The API key: typed into the form, or the link's key once the user has confirmed it with the
+ * form's button (the field is then disabled, and the page shows which key the link carries).
+ */
 async function readApiKey(): Promise<string> {
-  const fromFragment = apiKeyFromFragment();
-  if (fromFragment !== null) return fromFragment;
   setState("needs-key");
   const form = element<HTMLFormElement>("key-form");
   const input = element<HTMLInputElement>("api-key");
+  const linked = keyFromLink;
+  if (linked !== null) {
+    const preview = linked.length > KEY_PREVIEW_CHARS ? `${linked.slice(0, KEY_PREVIEW_CHARS)}…` : linked;
+    element("key-from-link").hidden = false;
+    element("key-preview").textContent = preview;
+    element("key-label").hidden = true;
+    input.disabled = true;
+    element("key-submit").textContent = "Use this key and verify the enclave";
+  }
   form.hidden = false;
-  input.focus();
+  // A linked key's button is not focused: a stray Enter must not confirm a key the user did not pick.
+  if (linked === null) input.focus();
   return new Promise((resolve) => {
     form.addEventListener("submit", function onSubmit(event) {
       event.preventDefault();
-      const key = input.value.trim();
+      const key = linked ?? input.value.trim();
       if (key === "") return;
       input.value = "";
       form.hidden = true;

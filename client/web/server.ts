@@ -43,8 +43,9 @@ const PAGE = `<!doctype html>
 <p id="simulated" hidden>This enclave is SIMULATED: its evidence chains to the insecure simulator root, accepted only because the client policy trusts the simulator.</p>
 <p id="error" role="alert" hidden></p>
 <form id="key-form" hidden>
-<label>API key <input id="api-key" type="password" autocomplete="off" required></label>
-<button type="submit">Verify the enclave</button>
+<p id="key-from-link" hidden>The link that opened this page carries an API key: <code id="key-preview"></code>. Your questions will run under it. Use it only if it is yours.</p>
+<label id="key-label">API key <input id="api-key" type="password" autocomplete="off" required></label>
+<button id="key-submit" type="submit">Verify the enclave</button>
 </form>
 <table id="enclave" hidden></table>
 <form id="ask-form" hidden>

@@ -59,7 +59,11 @@ describe("cloister web's page server", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain("default-src 'none'");
     expect(page.headers.get("referrer-policy")).toBe("no-referrer");
-    expect(await page.text()).toContain('<script type="module" src="/page.js"></script>');
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/page.js"></script>');
+    // The notice of a key that came with the link, shown only when one did (the page waits for a click).
+    expect(html).toContain('<p id="key-from-link" hidden>');
+    expect(html).toContain('<button id="key-submit" type="submit">');
   });
 
   it("serves the configuration the page reads, with no API key in it", async () => {

@@ -125,7 +125,7 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.goto(`${web.url}/`);
     expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
     await page.fill("#api-key", deployment.files.apiKey);
-    await page.click("#key-form button");
+    await page.click("#key-submit");
     expect(await waitForState(page, STATES_DONE)).toBe("verified");
     const table = (await page.textContent("#enclave")) ?? "";
     const pinned = deployment.files.policy.attestation.snp?.measurements;
@@ -151,11 +151,55 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.close();
   });
 
-  it("takes the key from the address's fragment and removes it from the address bar", async () => {
+  it("takes a key from the address's fragment only after a click, and removes it from the address bar first", async () => {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const toHost: string[] = [];
+    page.on("request", (request) => {
+      if (new URL(request.url()).origin === hostOrigin) toHost.push(`${request.method()} ${request.url()}`);
+    });
+    // Hold config.json: the fragment must be gone before the page has its configuration.
+    let releaseConfig = () => {};
+    const configHeld = new Promise<void>((resolve) => (releaseConfig = resolve));
+    let configAsked = () => {};
+    const configRequested = new Promise<void>((resolve) => (configAsked = resolve));
+    await page.route("**/config.json", async (route) => {
+      configAsked();
+      await configHeld;
+      await route.continue();
+    });
+    const accessBefore = deployment.hostAccessLog().length;
+    await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`, {
+      waitUntil: "commit",
+    });
+    await configRequested;
+    expect(await page.evaluate(() => window.location.href)).toBe(`http://127.0.0.1:${ports.page}/`);
+    releaseConfig();
+
+    // The page waits for the user: it shows which key the link carries, and sends nothing.
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    expect(await page.textContent("#key-preview")).toBe(`${deployment.files.apiKey.slice(0, 8)}…`);
+    expect(await page.isVisible("#key-from-link")).toBe(true);
+    expect(await page.isVisible("#api-key")).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(toHost).toEqual([]);
+    expect(deployment.hostAccessLog().length).toBe(accessBefore);
+    expect(await page.evaluate(() => document.body.dataset.state)).toBe("needs-key");
+
+    await page.click("#key-submit");
     expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    expect(toHost.length).toBeGreaterThan(0);
     expect(page.url()).toBe(`http://127.0.0.1:${ports.page}/`);
+    await page.close();
+  });
+
+  it("removes the fragment's key from the address bar even when the page cannot load its configuration", async () => {
+    const page = await browser.newPage();
+    await page.route("**/config.json", (route) => route.fulfill({ status: 500, body: "down" }));
+    await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=ck_planted-by-a-link`);
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    expect(await page.evaluate(() => window.location.href)).toBe(`http://127.0.0.1:${ports.page}/`);
+    expect(await page.textContent("body")).not.toContain("planted");
     await page.close();
   });
 
@@ -165,6 +209,8 @@ describe("cloister web: verify and seal in the browser", () => {
     const before = sealedRequests();
     const page = await browser.newPage();
     await page.goto(`${web.url}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    await page.click("#key-submit");
     expect(await waitForState(page, STATES_DONE)).toBe("failed");
     expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
     expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
@@ -181,6 +227,8 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(web.stdout()).toContain(`--cors-origin http://127.0.0.1:${ports.unlisted}`);
     const page = await browser.newPage();
     await page.goto(`${web.url}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    await page.click("#key-submit");
     expect(await waitForState(page, STATES_DONE)).toBe("failed");
     expect(await page.getAttribute("#error", "data-code")).toBe("HOST_UNREACHABLE");
     expect(await page.textContent("#error")).toContain(`--cors-origin http://127.0.0.1:${ports.unlisted}`);
