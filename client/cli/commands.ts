@@ -130,19 +130,29 @@ export function registerClientCommands(program: Command): void {
     .description("work with the signed receipts the enclave attaches to every answer")
     .command("verify")
     .description(
-      "verify a receipt offline: the enclave's signature, and (with --answer-file) that it is for this answer",
+      "verify a receipt offline: the enclave's signature, (with --document) that the key is the one of the " +
+        "attestation document the receipt names, and (with --answer-file) that it is for this answer",
     )
     .requiredOption("--receipt <file>", "the receipt line, or the JSON cloister chat --json printed")
     .requiredOption(
       "--key <hex>",
-      "the enclave's Ed25519 signing key, from a verification you trust (cloister attest --json: signingKey)",
+      "the enclave's Ed25519 signing key, from a verification you trust (cloister attest --json: signingKey); " +
+        "without --document it is trusted as given",
     )
-    .option("--answer-file <file>", "the answer's exact text: checks the receipt's answerHash")
+    .option(
+      "--document <file>",
+      "the attestation document you saved (its compact JWS, or the JSON of GET /v1/attestation): checks that " +
+        "the receipt's documentDigest is its SHA-256, that it is signed by --key and carries it (sig_jwk). Its " +
+        "hardware evidence is NOT checked here (that needs a fresh nonce): verify the enclave with cloister attest",
+    )
+    .option("--answer-file <file>", "the answer's exact bytes: checks the receipt's answerHash")
     .option("--json", "print JSON")
-    .action(async (options: { receipt: string; key: string; answerFile?: string; json?: boolean }) => {
-      const { runReceiptVerify } = await import("./run-receipt.ts");
-      await runReceiptVerify(options);
-    });
+    .action(
+      async (options: { receipt: string; key: string; document?: string; answerFile?: string; json?: boolean }) => {
+        const { runReceiptVerify } = await import("./run-receipt.ts");
+        await runReceiptVerify(options);
+      },
+    );
 
   program
     .command("bundle")

@@ -1,13 +1,19 @@
-/** `cloister receipt verify`: a receipt checked offline, under a signing key the caller trusts. */
+/**
+ * `cloister receipt verify`: a receipt checked offline, under a signing key the caller trusts, and
+ * (with --document) tied to the attestation document that carries that key.
+ */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { fromHex } from "../../attestation/bytes.ts";
+import { base64url, compactVerify, importJWK } from "jose";
+import { bytesEqual, fromHex } from "../../attestation/bytes.ts";
+import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { printJson, UsageError } from "./output.ts";
 
-async function readText(file: string, option: string): Promise<string> {
+async function readBytes(file: string, option: string): Promise<Uint8Array> {
   try {
-    return await readFile(file, "utf8");
+    return new Uint8Array(await readFile(file));
   } catch (error) {
     throw new UsageError(`${option}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
@@ -25,10 +31,94 @@ function receiptLine(text: string): string {
   return trimmed;
 }
 
+/** What --document gives: the digest receipts name it by, and the Ed25519 key it carries. */
+interface DocumentKey {
+  readonly documentDigest: string;
+  readonly signingPublicKey: Uint8Array;
+  readonly jws: string;
+}
+
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * The attestation document of --document: the compact JWS as saved (its exact bytes, less one
+ * trailing newline, are what `documentDigest` hashes), or the JSON body of GET /v1/attestation
+ * (`{"document": "<JWS>"}`, the JWS's UTF-8 bytes hashed). Reads the signing key from `sig_jwk`, as
+ * attestation/document.ts does; the hardware evidence is not checked here (that needs a fresh nonce).
+ */
+function parseDocumentFile(bytes: Uint8Array): DocumentKey {
+  let end = bytes.length;
+  if (bytes[end - 1] === 0x0a) end -= bytes[end - 2] === 0x0d ? 2 : 1;
+  let exact = bytes.subarray(0, end);
+  let text = new TextDecoder("utf-8", { fatal: false }).decode(exact);
+  if (text.trimStart().startsWith("{")) {
+    let body: { document?: unknown };
+    try {
+      body = JSON.parse(text) as { document?: unknown };
+    } catch {
+      throw new UsageError("--document: expected a compact JWS or the JSON of GET /v1/attestation");
+    }
+    if (typeof body?.document !== "string") {
+      throw new UsageError('--document: expected a "document" string in the JSON of GET /v1/attestation');
+    }
+    text = body.document;
+    exact = new TextEncoder().encode(text);
+  }
+  if (!JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
+  const [headerPart, payloadPart] = text.split(".") as [string, string];
+  let header: { alg?: unknown; typ?: unknown };
+  let payload: { eat_profile?: unknown; sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown } };
+  try {
+    header = JSON.parse(new TextDecoder().decode(base64url.decode(headerPart)));
+    payload = JSON.parse(new TextDecoder().decode(base64url.decode(payloadPart)));
+  } catch {
+    throw new UsageError("--document: header or payload is not base64url JSON");
+  }
+  if (header?.alg !== "EdDSA" || header.typ !== DOCUMENT_TYPE || payload?.eat_profile !== DOCUMENT_PROFILE) {
+    throw new UsageError(`--document: not a Cloister attestation document (${DOCUMENT_TYPE}, EdDSA)`);
+  }
+  const jwk = payload.sig_jwk;
+  let signingPublicKey: Uint8Array | null = null;
+  if (jwk?.kty === "OKP" && jwk.crv === "Ed25519" && typeof jwk.x === "string") {
+    try {
+      signingPublicKey = base64url.decode(jwk.x);
+    } catch {
+      signingPublicKey = null;
+    }
+  }
+  if (signingPublicKey?.length !== 32) {
+    throw new UsageError("--document sig_jwk: expected an OKP Ed25519 JWK of 32 bytes");
+  }
+  return { documentDigest: createHash("sha256").update(exact).digest("hex"), signingPublicKey, jws: text };
+}
+
+/** The document's own JWS signature, under the key it carries (what the hardware evidence binds). */
+async function checkDocumentSignature(document: DocumentKey): Promise<void> {
+  try {
+    const key = await importJWK(
+      { kty: "OKP", crv: "Ed25519", x: base64url.encode(document.signingPublicKey) },
+      "EdDSA",
+    );
+    await compactVerify(document.jws, key, { algorithms: ["EdDSA"] });
+  } catch (error) {
+    throw new ClientError(
+      "attestation",
+      "DOCUMENT_SIGNATURE_INVALID",
+      "--document: its JWS does not verify under its own signing key (sig_jwk)",
+      { cause: error, stage: "document" },
+    );
+  }
+}
+
+export const NO_DOCUMENT_WARNING =
+  "cloister: warning: no --document: the receipt is checked under --key as given, tied to no " +
+  "attestation; it is only as good as where that key came from (e.g. your own `cloister attest --json`)\n";
+
 export async function runReceiptVerify(options: {
   receipt: string;
   key: string;
   answerFile?: string;
+  document?: string;
   json?: boolean;
 }): Promise<void> {
   if (!/^[0-9a-f]{64}$/.test(options.key)) {
@@ -36,25 +126,44 @@ export async function runReceiptVerify(options: {
       `--key: expected 64 lower-case hex characters (an Ed25519 public key), found ${options.key.length} characters`,
     );
   }
-  const line = receiptLine(await readText(options.receipt, "--receipt"));
-  const answer = options.answerFile === undefined ? null : await readText(options.answerFile, "--answer-file");
+  const line = receiptLine(Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"));
+  // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
+  const answer = options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file");
+  const document =
+    options.document === undefined ? null : parseDocumentFile(await readBytes(options.document, "--document"));
+  if (document === null) process.stderr.write(NO_DOCUMENT_WARNING);
+  const key = fromHex(options.key);
   try {
-    const receipt = await verifyReceipt(line, fromHex(options.key));
+    const receipt = await verifyReceipt(line, key);
+    if (document !== null) {
+      await checkDocumentSignature(document);
+      if (!bytesEqual(key, document.signingPublicKey)) {
+        throw new ClientError("integrity", "RECEIPT_KEY_MISMATCH", "--key: is not the signing key of --document");
+      }
+      if (receipt.documentDigest !== document.documentDigest) {
+        throw new ClientError("integrity", "RECEIPT_MISMATCH", "receipt documentDigest: does not match --document");
+      }
+    }
     if (answer !== null && receipt.answerHash !== textHash(answer)) {
       throw new ClientError("integrity", "RECEIPT_MISMATCH", "receipt answerHash: does not match --answer-file");
     }
     const { line: _line, ...fields } = receipt;
-    if (options.json === true) printJson({ valid: true, answerChecked: answer !== null, ...fields });
-    else {
+    const bound = document !== null;
+    if (options.json === true) {
+      printJson({ valid: true, answerChecked: answer !== null, keyBoundToDocument: bound, ...fields });
+    } else {
       process.stdout.write(
         [
-          "receipt verified: signed by the given enclave key",
+          bound
+            ? "receipt verified: signed by the key of the given attestation document, which it names " +
+              "(the document's hardware evidence is not checked here: cloister attest does that)"
+            : "receipt verified: signed by the given key, as given (not tied to an attestation document)",
           `  answer       sha256 ${receipt.answerHash}${answer === null ? "" : "  (matches --answer-file)"}`,
           `  request      sha256 ${receipt.requestHash}`,
           `  finish       ${receipt.finishReason}, ${receipt.promptTokens} prompt + ${receipt.completionTokens} completion tokens`,
           `  model        sha256 ${receipt.modelSha256}`,
           `  manifest     sha256 ${receipt.manifestDigest}`,
-          `  document     sha256 ${receipt.documentDigest}`,
+          `  document     sha256 ${receipt.documentDigest}${bound ? "  (matches --document)" : ""}`,
           `  signed at    ${receipt.time}`,
           "",
         ].join("\n"),

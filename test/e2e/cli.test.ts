@@ -6,6 +6,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NO_DOCUMENT_WARNING } from "../../client/cli/run-receipt.ts";
 import { type CliRun, runCloister } from "../helpers/cli.ts";
 import {
   bootDeployment,
@@ -164,19 +165,30 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
       cloister("receipt", "verify", "--receipt", receiptFile, "--key", key, ...extra);
 
     const ok = await verify("--answer-file", answerFile, "--json");
-    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: "" });
+    // Without --document the key is trusted as given: verified, with a warning saying so.
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: NO_DOCUMENT_WARNING });
     expect(JSON.parse(ok.stdout)).toMatchObject({
       valid: true,
       answerChecked: true,
+      keyBoundToDocument: false,
       finishReason: expect.stringMatching(/^(stop|length)$/),
     });
+    // With the document saved from the host (GET /v1/attestation), the receipt names it and its key.
+    const documentFile = join(deployment.dir, "attestation.json");
+    const response = await fetch(`${deployment.running.hostUrl}/v1/attestation`, {
+      headers: { authorization: `Bearer ${deployment.files.apiKey}` },
+    });
+    await writeFile(documentFile, await response.text());
+    const bound = await verify("--answer-file", answerFile, "--document", documentFile, "--json");
+    expect({ code: bound.code, stderr: bound.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(bound.stdout)).toMatchObject({ valid: true, keyBoundToDocument: true });
     const allowed = deployment.files.policy.manifest.allowedModelDigests;
     expect(Array.isArray(allowed) ? allowed : []).toContain(JSON.parse(ok.stdout).modelSha256);
 
     await writeFile(answerFile, `${answer.text} (edited)`);
     const otherAnswer = await verify("--answer-file", answerFile);
     expect(otherAnswer.code).toBe(1);
-    expect(otherAnswer.stderr).toMatch(/^cloister: RECEIPT_MISMATCH: receipt answerHash/);
+    expect(otherAnswer.stderr).toMatch(/^cloister: RECEIPT_MISMATCH: receipt answerHash/m);
 
     const forged = JSON.stringify({
       ...answer,

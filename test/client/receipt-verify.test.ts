@@ -1,0 +1,155 @@
+/** `cloister receipt verify` (client/cli/run-receipt.ts): offline, tied to a saved document when given one. */
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createAttestationDocument, type EnclaveKeys } from "../../attestation/document.ts";
+import { NO_DOCUMENT_WARNING, runReceiptVerify } from "../../client/cli/run-receipt.ts";
+import { type ReceiptFields, signReceipt, textHash } from "../../sealed/receipt.ts";
+
+const keys: EnclaveKeys = {
+  signing: nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(5)),
+  sealing: nacl.box.keyPair.fromSecretKey(new Uint8Array(32).fill(6)),
+};
+const other: EnclaveKeys = {
+  signing: nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(9)),
+  sealing: keys.sealing,
+};
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+const KEY = hex(keys.signing.publicKey);
+
+let dir: string;
+let documentJws: string;
+let output: { stdout: string; stderr: string };
+
+const fields = (documentDigest: string, answer: string | Uint8Array = "The answer."): ReceiptFields => ({
+  requestHash: "a".repeat(64),
+  answerHash: textHash(answer),
+  finishReason: "stop",
+  promptTokens: 1,
+  completionTokens: 2,
+  modelSha256: "b".repeat(64),
+  manifestDigest: "c".repeat(64),
+  documentDigest,
+  time: "2026-11-22T14:00:00.000Z",
+});
+
+function documentOf(enclave: EnclaveKeys): Promise<string> {
+  return createAttestationDocument({
+    keys: enclave,
+    evidence: { type: "sev-snp" } as never, // not looked at offline
+    manifest: "e30.e30.sig",
+    maaToken: null,
+    now: new Date("2026-11-22T13:00:00Z"),
+  });
+}
+
+async function file(name: string, content: string | Uint8Array): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+async function verify(options: { receipt: string; key?: string; document?: string; answerFile?: string }) {
+  output = { stdout: "", stderr: "" };
+  process.exitCode = undefined;
+  await runReceiptVerify({ key: KEY, ...options, json: true });
+  const exitCode = process.exitCode;
+  process.exitCode = undefined;
+  return { exitCode, result: JSON.parse(output.stdout) as Record<string, unknown>, stderr: output.stderr };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-receipt-"));
+  documentJws = await documentOf(keys);
+});
+
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("cloister receipt verify", () => {
+  const capture = () => {
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      output.stdout += String(chunk);
+      return true;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      output.stderr += String(chunk);
+      return true;
+    });
+  };
+
+  it("without --document: verifies under the key as given, and warns on stderr that nothing binds it", async () => {
+    capture();
+    const receipt = await file("plain.txt", `${signReceipt(fields("d".repeat(64)), keys.signing.secretKey)}\n`);
+    const { exitCode, result, stderr } = await verify({ receipt });
+    expect(exitCode).toBeUndefined();
+    expect(result).toMatchObject({ valid: true, keyBoundToDocument: false, answerChecked: false });
+    expect(stderr).toBe(NO_DOCUMENT_WARNING);
+    expect(stderr).toMatch(/warning: no --document: .*only as good as where that key came from/);
+  });
+
+  it("with --document: the receipt names that document (saved JWS, or GET /v1/attestation JSON) and its key", async () => {
+    capture();
+    const digest = createHash("sha256").update(documentJws).digest("hex");
+    const receipt = await file("bound.txt", signReceipt(fields(digest), keys.signing.secretKey));
+    for (const saved of [`${documentJws}\n`, documentJws, JSON.stringify({ document: documentJws })]) {
+      const document = await file("document.jws", saved);
+      const { exitCode, result, stderr } = await verify({ receipt, document });
+      expect({ exitCode, stderr }).toEqual({ exitCode: undefined, stderr: "" });
+      expect(result).toMatchObject({ valid: true, keyBoundToDocument: true, documentDigest: digest });
+    }
+  });
+
+  it("refuses a document the receipt does not name, a key the document does not carry, a forged document", async () => {
+    capture();
+    const digest = createHash("sha256").update(documentJws).digest("hex");
+    const document = await file("document.jws", documentJws);
+    // Not its exact bytes (a trailing space): refused, never trimmed into a match.
+    const padded = await file("padded.jws", `${documentJws} `);
+    const receipt = await file("r.txt", signReceipt(fields(digest), keys.signing.secretKey));
+    await expect(verify({ receipt, document: padded })).rejects.toThrow("--document: expected a compact JWS");
+    // Another document under the same key: its digest is not the one the receipt names.
+    const otherDocument = await file("other.jws", await documentOf({ ...keys, sealing: nacl.box.keyPair() }));
+    expect((await verify({ receipt, document: otherDocument })).result).toEqual({
+      valid: false,
+      code: "RECEIPT_MISMATCH",
+      reason: "receipt documentDigest: does not match --document",
+    });
+    // A receipt signed (and --key given) by another key than the document's.
+    const foreign = await file("f.txt", signReceipt(fields(digest), other.signing.secretKey));
+    const wrongKey = await verify({ receipt: foreign, key: hex(other.signing.publicKey), document });
+    expect(wrongKey.exitCode).toBe(1);
+    expect(wrongKey.result).toMatchObject({ valid: false, code: "RECEIPT_KEY_MISMATCH" });
+    // A document naming the key but signed by another: its own signature fails.
+    const [header, payload] = documentJws.split(".");
+    const forgedJws = `${header}.${payload}.${(await documentOf(other)).split(".")[2]}`;
+    const forged = await file("forged.jws", forgedJws);
+    const forgedDigest = createHash("sha256").update(forgedJws).digest("hex");
+    const forReceipt = await file("x.txt", signReceipt(fields(forgedDigest), keys.signing.secretKey));
+    expect((await verify({ receipt: forReceipt, document: forged })).result).toMatchObject({
+      valid: false,
+      code: "DOCUMENT_SIGNATURE_INVALID",
+    });
+  });
+
+  it("--answer-file: hashes the file's bytes, so valid UTF-8 matches and invalid UTF-8 matches nothing", async () => {
+    capture();
+    const text = "Réponse: a\uFFFDb ✓";
+    const receipt = await file("a.txt", signReceipt(fields("d".repeat(64), text), keys.signing.secretKey));
+    const good = await file("answer.txt", text);
+    expect((await verify({ receipt, answerFile: good })).result).toMatchObject({ valid: true, answerChecked: true });
+    // The same text with an invalid byte where the U+FFFD is: read as UTF-8, it would decode to `text`.
+    const bytes = Buffer.concat([Buffer.from("Réponse: a"), Buffer.from([0xff]), Buffer.from("b ✓")]);
+    expect(bytes.toString("utf8")).toBe(text);
+    const invalid = await file("invalid.txt", bytes);
+    expect((await verify({ receipt, answerFile: invalid })).result).toEqual({
+      valid: false,
+      code: "RECEIPT_MISMATCH",
+      reason: "receipt answerHash: does not match --answer-file",
+    });
+  });
+});
