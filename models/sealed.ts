@@ -1,0 +1,431 @@
+/**
+ * Sealed models: a GGUF file encrypted at rest under a model key that only the key broker holds
+ * (DESIGN.md "Models"). The enclave gets the key from the broker after attestation and unseals the
+ * file into private memory before it loads it.
+ *
+ * Format v1 (big-endian), a chunked AEAD ("STREAM": every chunk authenticated, its index and a
+ * last-chunk flag in its nonce, so chunks cannot be altered, dropped, reordered, repeated or cut
+ * off at the end without detection):
+ *
+ *   magic "CLSEALMD" (8) | version 1 (1) | keyIdLength (1) | keyId (ASCII) | chunkSize u32 |
+ *   plaintextSize u64 | plaintextSha256 (32) | salt (32)
+ *   then ceil(plaintextSize / chunkSize) chunks (one empty chunk for an empty model), each
+ *   AES-256-GCM(chunk) ‖ tag (16).
+ *
+ * Per file: key ‖ noncePrefix = HKDF-SHA256(modelKey, salt, "cloister/sealed-model/v1"), 32 + 7
+ * bytes; chunk i's nonce = noncePrefix ‖ u32(i) ‖ (1 if last else 0); every chunk's additional
+ * data is SHA-256(header), so each header field is authenticated too. A fresh random salt per
+ * sealing makes the file key (and so every nonce) new even when one model key seals many files.
+ *
+ * The manifest pins the SHA-256 and size of the *sealed* file; unsealing reads each byte once,
+ * hashing the ciphertext exactly as it decrypts it, so a host that rewrites the file meanwhile is
+ * caught by the digest or by authentication, and what was decrypted is what was checked.
+ */
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { base64url } from "jose";
+import { ModelError, ModelIoError } from "./errors.ts";
+
+const MAGIC = Buffer.from("CLSEALMD", "ascii");
+const VERSION = 1;
+const TAG_BYTES = 16;
+const INFO = Buffer.from("cloister/sealed-model/v1", "ascii");
+export const DEFAULT_SEALED_CHUNK_SIZE = 1 << 20;
+const MIN_CHUNK_SIZE = 4096;
+const MAX_CHUNK_SIZE = 16 << 20;
+/** Key ids: what a manifest's model.keyId and the broker's configuration name a key by. */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
+const MAX_HEADER_BYTES = 8 + 1 + 1 + 200 + 4 + 8 + 32 + 32;
+
+/** A model key: 32 random bytes and the id the broker and the manifest know it by. */
+export interface ModelKey {
+  readonly keyId: string;
+  readonly key: Uint8Array;
+}
+
+export interface SealedModelHeader {
+  readonly keyId: string;
+  readonly chunkSize: number;
+  readonly plaintextSize: number;
+  readonly plaintextSha256: string;
+  readonly salt: Uint8Array;
+  /** The header's exact bytes (their SHA-256 is every chunk's additional data). */
+  readonly bytes: Uint8Array;
+}
+
+export class SealedModelError extends ModelError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = "SealedModelError";
+  }
+}
+
+/** A new random model key. */
+export function generateModelKey(keyId: string): ModelKey {
+  checkKeyId(keyId, "keyId");
+  return { keyId, key: new Uint8Array(randomBytes(32)) };
+}
+
+function checkKeyId(keyId: string, field: string): void {
+  if (!KEY_ID_PATTERN.test(keyId)) {
+    throw new SealedModelError(
+      "MODEL_KEY_INVALID",
+      `${field}: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "${printable(keyId)}"`,
+    );
+  }
+}
+
+/** The model key as a JWK (`kty: oct`), the file format of `cloister kbs keygen`. */
+export function modelKeyToJwk(key: ModelKey): { kty: "oct"; kid: string; k: string; use: "enc" } {
+  return { kty: "oct", kid: key.keyId, k: base64url.encode(key.key), use: "enc" };
+}
+
+/** Parses a model key JWK; errors name the field, never the key. */
+export function modelKeyFromJwk(value: unknown, source = "model key"): ModelKey {
+  const jwk = value as { kty?: unknown; kid?: unknown; k?: unknown } | null;
+  if (jwk === null || typeof jwk !== "object" || Array.isArray(jwk)) {
+    throw new SealedModelError("MODEL_KEY_INVALID", `${source}: expected a JSON object (a JWK with kty "oct")`);
+  }
+  if (jwk.kty !== "oct") {
+    throw new SealedModelError("MODEL_KEY_INVALID", `${source} kty: expected "oct", found ${describe(jwk.kty)}`);
+  }
+  if (typeof jwk.kid !== "string") {
+    throw new SealedModelError(
+      "MODEL_KEY_INVALID",
+      `${source} kid: expected a key id string, found ${describe(jwk.kid)}`,
+    );
+  }
+  checkKeyId(jwk.kid, `${source} kid`);
+  let key: Uint8Array;
+  try {
+    if (typeof jwk.k !== "string") throw new Error("k");
+    key = base64url.decode(jwk.k);
+  } catch (error) {
+    throw new SealedModelError("MODEL_KEY_INVALID", `${source} k: expected 32 bytes, base64url`, { cause: error });
+  }
+  if (key.length !== 32) {
+    throw new SealedModelError("MODEL_KEY_INVALID", `${source} k: expected 32 bytes, found ${key.length}`);
+  }
+  return { keyId: jwk.kid, key };
+}
+
+function describe(value: unknown): string {
+  return value === undefined ? "nothing" : typeof value === "string" ? `"${printable(value)}"` : typeof value;
+}
+
+function printable(value: string): string {
+  const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return cut.replace(/[^\x20-\x7e]/g, "?");
+}
+
+function fileKeys(modelKey: Uint8Array, salt: Uint8Array): { key: Buffer; prefix: Buffer } {
+  const okm = Buffer.from(hkdfSync("sha256", modelKey, salt, INFO, 39));
+  return { key: okm.subarray(0, 32), prefix: okm.subarray(32, 39) };
+}
+
+function chunkNonce(prefix: Buffer, index: number, last: boolean): Buffer {
+  const nonce = Buffer.alloc(12);
+  prefix.copy(nonce, 0);
+  nonce.writeUInt32BE(index, 7);
+  nonce[11] = last ? 1 : 0;
+  return nonce;
+}
+
+function chunkCount(plaintextSize: number, chunkSize: number): number {
+  return Math.max(1, Math.ceil(plaintextSize / chunkSize));
+}
+
+/** Size of the sealed file for a header of `headerBytes` bytes. */
+function sealedSize(headerBytes: number, plaintextSize: number, chunkSize: number): number {
+  return headerBytes + plaintextSize + TAG_BYTES * chunkCount(plaintextSize, chunkSize);
+}
+
+function encodeHeader(fields: Omit<SealedModelHeader, "bytes">): Buffer {
+  const keyId = Buffer.from(fields.keyId, "ascii");
+  const out = Buffer.alloc(8 + 1 + 1 + keyId.length + 4 + 8 + 32 + 32);
+  let at = MAGIC.copy(out, 0);
+  out[at++] = VERSION;
+  out[at++] = keyId.length;
+  at += keyId.copy(out, at);
+  out.writeUInt32BE(fields.chunkSize, at);
+  at += 4;
+  out.writeBigUInt64BE(BigInt(fields.plaintextSize), at);
+  at += 8;
+  at += Buffer.from(fields.plaintextSha256, "hex").copy(out, at);
+  Buffer.from(fields.salt).copy(out, at);
+  return out;
+}
+
+/** Parses a header from the start of a sealed file; `bytes` may run past the header. */
+export function parseSealedModelHeader(bytes: Uint8Array): SealedModelHeader {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const malformed = (field: string, detail: string) =>
+    new SealedModelError("SEALED_MODEL_MALFORMED", `sealed model ${field}: ${detail}`);
+  if (b.length < 10 || !b.subarray(0, 8).equals(MAGIC)) {
+    throw malformed("magic", `expected "CLSEALMD" (a file made by cloister model seal), found another format`);
+  }
+  if (b[8] !== VERSION) throw malformed("version", `expected ${VERSION}, found ${b[8]}`);
+  const keyIdLength = b[9] as number;
+  const end = 10 + keyIdLength + 4 + 8 + 32 + 32;
+  if (b.length < end) throw malformed("header", `expected ${end} bytes, found ${b.length}`);
+  const keyId = b.subarray(10, 10 + keyIdLength).toString("latin1");
+  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", "expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+  let at = 10 + keyIdLength;
+  const chunkSize = b.readUInt32BE(at);
+  at += 4;
+  if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw malformed("chunkSize", `expected ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}, found ${chunkSize}`);
+  }
+  const size = b.readBigUInt64BE(at);
+  at += 8;
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed("plaintextSize", `too large (${size})`);
+  const plaintextSha256 = b.subarray(at, at + 32).toString("hex");
+  at += 32;
+  const salt = new Uint8Array(b.subarray(at, at + 32));
+  return {
+    keyId,
+    chunkSize,
+    plaintextSize: Number(size),
+    plaintextSha256,
+    salt,
+    bytes: new Uint8Array(b.subarray(0, end)),
+  };
+}
+
+export interface SealedModelInfo {
+  /** SHA-256 of the sealed file: what the manifest's model.sha256 pins. */
+  readonly sha256: string;
+  /** Size of the sealed file: the manifest's model.sizeBytes. */
+  readonly sizeBytes: number;
+  readonly keyId: string;
+  readonly plaintextSha256: string;
+  readonly plaintextSize: number;
+}
+
+/**
+ * Seals the GGUF file `input` into `output` (written beside it, then renamed into place) under
+ * `modelKey`. Reads the input twice (its digest goes into the header); a file that changes in
+ * between is refused.
+ */
+export async function sealModelFile(
+  input: string,
+  output: string,
+  modelKey: ModelKey,
+  options: { chunkSize?: number } = {},
+): Promise<SealedModelInfo> {
+  const chunkSize = options.chunkSize ?? DEFAULT_SEALED_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw new RangeError(`chunkSize: expected an integer ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}, found ${chunkSize}`);
+  }
+  checkKeyId(modelKey.keyId, "keyId");
+  if (modelKey.key.length !== 32) throw new SealedModelError("MODEL_KEY_INVALID", "model key: expected 32 bytes");
+  const source = await open(input, "r").catch((cause: unknown) => {
+    throw new ModelIoError(input, "open", cause);
+  });
+  const temporary = `${output}.${randomBytes(6).toString("hex")}.partial`;
+  try {
+    const plaintextSize = (await source.stat()).size;
+    const plainHash = createHash("sha256");
+    const buffer = Buffer.alloc(chunkSize);
+    for (let offset = 0; offset < plaintextSize; ) {
+      const { bytesRead } = await source.read(buffer, 0, Math.min(chunkSize, plaintextSize - offset), offset);
+      if (bytesRead === 0)
+        throw new SealedModelError("MODEL_CHANGED", `model file "${input}" shrank while being sealed`);
+      plainHash.update(buffer.subarray(0, bytesRead));
+      offset += bytesRead;
+    }
+    const plaintextSha256 = plainHash.digest("hex");
+    const header = encodeHeader({
+      keyId: modelKey.keyId,
+      chunkSize,
+      plaintextSize,
+      plaintextSha256,
+      salt: randomBytes(32),
+    });
+    const aad = createHash("sha256").update(header).digest();
+    const { key, prefix } = fileKeys(modelKey.key, parseSealedModelHeader(header).salt);
+    const sealedHash = createHash("sha256").update(header);
+    const recheck = createHash("sha256");
+    const sink = await open(temporary, "wx", 0o644);
+    try {
+      await sink.write(header);
+      const chunks = chunkCount(plaintextSize, chunkSize);
+      for (let i = 0; i < chunks; i++) {
+        const length = Math.min(chunkSize, plaintextSize - i * chunkSize);
+        const { bytesRead } = await source.read(buffer, 0, length, i * chunkSize);
+        if (bytesRead !== length) {
+          throw new SealedModelError("MODEL_CHANGED", `model file "${input}" changed while being sealed`);
+        }
+        const plain = buffer.subarray(0, length);
+        recheck.update(plain);
+        const cipher = createCipheriv("aes-256-gcm", key, chunkNonce(prefix, i, i === chunks - 1));
+        cipher.setAAD(aad);
+        const body = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+        sealedHash.update(body);
+        await sink.write(body);
+      }
+      await sink.sync();
+    } finally {
+      await sink.close();
+    }
+    if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
+      throw new SealedModelError("MODEL_CHANGED", `model file "${input}" changed while being sealed`);
+    }
+    await rename(temporary, output);
+    return {
+      sha256: sealedHash.digest("hex"),
+      sizeBytes: sealedSize(header.length, plaintextSize, chunkSize),
+      keyId: modelKey.keyId,
+      plaintextSha256,
+      plaintextSize,
+    };
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  } finally {
+    await source.close();
+  }
+}
+
+/** What the manifest says of the sealed file: checked while unsealing. */
+export interface SealedModelExpectation {
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  readonly keyId: string;
+}
+
+/** Reads only the header of a sealed file (to name its key before asking the broker for it). */
+export async function readSealedModelHeader(path: string): Promise<SealedModelHeader> {
+  const handle = await open(path, "r").catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  try {
+    const buffer = Buffer.alloc(MAX_HEADER_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, MAX_HEADER_BYTES, 0);
+    return parseSealedModelHeader(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Decrypts the sealed file `input` into the new file `output` (mode 0600; removed again on any
+ * failure) and returns the header, whose plaintextSha256 the decrypted bytes were checked against.
+ * Refuses a file whose size, SHA-256 or key id is not the expected one, and any chunk that fails
+ * authentication (wrong key, or bytes altered, dropped, reordered or cut off).
+ */
+export async function unsealModelFile(
+  input: string,
+  output: string,
+  modelKey: ModelKey,
+  expected: SealedModelExpectation,
+): Promise<SealedModelHeader> {
+  if (modelKey.keyId !== expected.keyId) {
+    throw new SealedModelError(
+      "SEALED_MODEL_KEY_MISMATCH",
+      `model key kid: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${printable(modelKey.keyId)}"`,
+    );
+  }
+  const info = await stat(input).catch((cause: unknown) => {
+    throw new ModelIoError(input, "read", cause);
+  });
+  if (!info.isFile() || info.size !== expected.sizeBytes) {
+    throw new SealedModelError(
+      "MODEL_SIZE_MISMATCH",
+      `sealed model "${input}": expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${info.isFile() ? info.size : "not a regular file"}`,
+    );
+  }
+  const source = await open(input, "r").catch((cause: unknown) => {
+    throw new ModelIoError(input, "open", cause);
+  });
+  let sink: Awaited<ReturnType<typeof open>> | null = null;
+  let created = false;
+  try {
+    const sealedHash = createHash("sha256");
+    const headerBuffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, expected.sizeBytes));
+    const { bytesRead } = await source.read(headerBuffer, 0, headerBuffer.length, 0);
+    const header = parseSealedModelHeader(headerBuffer.subarray(0, bytesRead));
+    sealedHash.update(header.bytes);
+    if (header.keyId !== expected.keyId) {
+      throw new SealedModelError(
+        "SEALED_MODEL_KEY_MISMATCH",
+        `sealed model keyId: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${header.keyId}"`,
+      );
+    }
+    const total = sealedSize(header.bytes.length, header.plaintextSize, header.chunkSize);
+    if (total !== expected.sizeBytes) {
+      throw new SealedModelError(
+        "SEALED_MODEL_MALFORMED",
+        `sealed model header: describes a ${total}-byte file, found ${expected.sizeBytes} bytes`,
+      );
+    }
+    const aad = createHash("sha256").update(header.bytes).digest();
+    const { key, prefix } = fileKeys(modelKey.key, header.salt);
+    const plainHash = createHash("sha256");
+    sink = await open(output, "wx", 0o600).catch((cause: unknown) => {
+      throw new ModelIoError(output, "create", cause);
+    });
+    created = true;
+    const chunks = chunkCount(header.plaintextSize, header.chunkSize);
+    const buffer = Buffer.alloc(header.chunkSize + TAG_BYTES);
+    let offset = header.bytes.length;
+    for (let i = 0; i < chunks; i++) {
+      const plainLength = Math.min(header.chunkSize, header.plaintextSize - i * header.chunkSize);
+      const length = plainLength + TAG_BYTES;
+      const read = await source.read(buffer, 0, length, offset);
+      if (read.bytesRead !== length) {
+        throw new SealedModelError(
+          "SEALED_MODEL_TRUNCATED",
+          `sealed model chunk ${i}: file ends at byte ${offset + read.bytesRead}`,
+        );
+      }
+      const body = buffer.subarray(0, length);
+      sealedHash.update(body);
+      const decipher = createDecipheriv("aes-256-gcm", key, chunkNonce(prefix, i, i === chunks - 1));
+      decipher.setAAD(aad);
+      decipher.setAuthTag(body.subarray(plainLength));
+      let plain: Buffer;
+      try {
+        plain = Buffer.concat([decipher.update(body.subarray(0, plainLength)), decipher.final()]);
+      } catch (error) {
+        throw new SealedModelError(
+          "SEALED_MODEL_AUTH_FAILED",
+          `sealed model chunk ${i} of ${chunks}: fails authentication (wrong model key, or the file was altered)`,
+          { cause: error },
+        );
+      }
+      plainHash.update(plain);
+      await sink.write(plain);
+      offset += length;
+    }
+    // The manifest pins the size: one byte more means the file grew while it was being read.
+    const extra = await source.read(Buffer.alloc(1), 0, 1, offset);
+    if (extra.bytesRead !== 0) {
+      throw new SealedModelError("MODEL_SIZE_MISMATCH", `sealed model "${input}": grew while being unsealed`);
+    }
+    const sealedSha256 = sealedHash.digest("hex");
+    if (sealedSha256 !== expected.sha256.toLowerCase()) {
+      throw new SealedModelError(
+        "MODEL_DIGEST_MISMATCH",
+        `sealed model "${input}" sha256: expected ${expected.sha256} (the manifest's model.sha256), found ${sealedSha256}`,
+      );
+    }
+    const plaintextSha256 = plainHash.digest("hex");
+    if (plaintextSha256 !== header.plaintextSha256) {
+      throw new SealedModelError(
+        "SEALED_MODEL_PLAINTEXT_MISMATCH",
+        `sealed model plaintextSha256: expected ${header.plaintextSha256} (its header), found ${plaintextSha256}`,
+      );
+    }
+    await sink.close();
+    sink = null;
+    return header;
+  } catch (error) {
+    if (sink !== null) await sink.close().catch(() => {});
+    // Never a file this call did not create (output existed: "wx" refused it above).
+    if (created) await rm(output, { force: true });
+    throw error;
+  } finally {
+    await source.close();
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Sealed model files (models/sealed.ts): a round trip at the sizes where chunking has edges, and
+ * every way a host could change the sealed bytes — each refused with its own code, with no
+ * plaintext file left behind.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  generateModelKey,
+  modelKeyFromJwk,
+  modelKeyToJwk,
+  parseSealedModelHeader,
+  readSealedModelHeader,
+  sealModelFile,
+  unsealModelFile,
+} from "../../models/sealed.ts";
+
+const CHUNK = 4096;
+let dir: string;
+const key = generateModelKey("test-key.v1");
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-sealed-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let counter = 0;
+async function sealed(plain: Uint8Array, modelKey = key) {
+  const n = counter++;
+  const input = join(dir, `plain-${n}.gguf`);
+  const output = join(dir, `sealed-${n}.bin`);
+  await writeFile(input, plain);
+  const info = await sealModelFile(input, output, modelKey, { chunkSize: CHUNK });
+  return { input, output, info, expected: { sha256: info.sha256, sizeBytes: info.sizeBytes, keyId: info.keyId } };
+}
+
+function out(): string {
+  return join(dir, `unsealed-${counter++}.gguf`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe("sealed model files", () => {
+  for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 17]) {
+    it(`round-trips ${size} bytes and reports the digests the manifest pins`, async () => {
+      const plain = randomBytes(size);
+      const s = await sealed(plain);
+      const bytes = await readFile(s.output);
+      expect(s.info.sizeBytes).toBe(bytes.length);
+      expect(s.info.sha256).toBe((await import("node:crypto")).createHash("sha256").update(bytes).digest("hex"));
+      expect(s.info.plaintextSize).toBe(size);
+      // The sealed bytes do not contain the plaintext (a 64-byte window of it, for sizes that have one).
+      if (size >= 64) expect(bytes.includes(plain.subarray(size - 64))).toBe(false);
+      const target = out();
+      const header = await unsealModelFile(s.output, target, key, s.expected);
+      expect(header.plaintextSha256).toBe(s.info.plaintextSha256);
+      expect(Buffer.compare(await readFile(target), plain)).toBe(0);
+      expect((await stat(target)).mode & 0o777).toBe(0o600);
+    });
+  }
+
+  it("seals the same model twice into different bytes (fresh salt: new file key and nonces)", async () => {
+    const plain = randomBytes(CHUNK * 2);
+    const a = await sealed(plain);
+    const b = await sealed(plain);
+    expect(a.info.sha256).not.toBe(b.info.sha256);
+    expect(a.info.plaintextSha256).toBe(b.info.plaintextSha256);
+  });
+
+  it("reads the key id from the header, and refuses files that are not sealed models", async () => {
+    const s = await sealed(randomBytes(100));
+    expect((await readSealedModelHeader(s.output)).keyId).toBe("test-key.v1");
+    expect(() => parseSealedModelHeader(Buffer.from("GGUF\u0003\u0000\u0000\u0000\u0000\u0000"))).toThrow(
+      expect.objectContaining({ code: "SEALED_MODEL_MALFORMED" }),
+    );
+  });
+
+  describe("refuses a changed file, leaving no plaintext behind", () => {
+    const cases: [string, (bytes: Buffer, headerLength: number) => Buffer, string][] = [
+      [
+        "a flipped bit in a chunk",
+        (b, h) => {
+          const c = Buffer.from(b);
+          c[h + CHUNK + 5] = (c[h + CHUNK + 5] as number) ^ 1;
+          return c;
+        },
+        "SEALED_MODEL_AUTH_FAILED",
+      ],
+      [
+        "a changed header field that derives no key (the plaintext digest): the header is every chunk's additional data",
+        (b, h) => {
+          const c = Buffer.from(b);
+          c[h - 40] = (c[h - 40] as number) ^ 0x80;
+          return c;
+        },
+        "SEALED_MODEL_AUTH_FAILED",
+      ],
+      [
+        "two chunks swapped",
+        (b, h) => {
+          const len = CHUNK + 16;
+          const first = b.subarray(h, h + len);
+          const second = b.subarray(h + len, h + 2 * len);
+          return Buffer.concat([b.subarray(0, h), second, first, b.subarray(h + 2 * len)]);
+        },
+        "SEALED_MODEL_AUTH_FAILED",
+      ],
+    ];
+    for (const [name, change, code] of cases) {
+      it(name, async () => {
+        const s = await sealed(randomBytes(3 * CHUNK + 10));
+        const bytes = await readFile(s.output);
+        const headerLength = (await readSealedModelHeader(s.output)).bytes.length;
+        const changed = join(dir, `changed-${counter++}.bin`);
+        await writeFile(changed, change(bytes, headerLength));
+        const target = out();
+        // The manifest still pins the original digest: the changed file also fails that, but
+        // authentication fails first, on the chunk that changed.
+        await expect(unsealModelFile(changed, target, key, s.expected)).rejects.toMatchObject({ code });
+        expect(await exists(target)).toBe(false);
+      });
+    }
+
+    it("the last chunk cut off, the header's size patched to match", async () => {
+      const s = await sealed(randomBytes(3 * CHUNK));
+      const bytes = await readFile(s.output);
+      const header = await readSealedModelHeader(s.output);
+      const cut = Buffer.from(bytes.subarray(0, bytes.length - (CHUNK + 16)));
+      cut.writeBigUInt64BE(BigInt(2 * CHUNK), header.bytes.length - 32 - 32 - 8);
+      const changed = join(dir, `cut-${counter++}.bin`);
+      await writeFile(changed, cut);
+      const target = out();
+      await expect(
+        unsealModelFile(changed, target, key, { ...s.expected, sizeBytes: cut.length }),
+      ).rejects.toMatchObject({ code: "SEALED_MODEL_AUTH_FAILED" });
+      expect(await exists(target)).toBe(false);
+    });
+
+    it("a file of another size than the manifest's, before reading anything", async () => {
+      const s = await sealed(randomBytes(CHUNK));
+      const target = out();
+      await expect(
+        unsealModelFile(s.output, target, key, { ...s.expected, sizeBytes: s.expected.sizeBytes + 1 }),
+      ).rejects.toMatchObject({ code: "MODEL_SIZE_MISMATCH" });
+      expect(await exists(target)).toBe(false);
+    });
+
+    it("another sealing of the same model under the same key (valid, but not the file the manifest pins)", async () => {
+      const plain = randomBytes(CHUNK);
+      const pinned = await sealed(plain);
+      const other = await sealed(plain);
+      const target = out();
+      await expect(unsealModelFile(other.output, target, key, pinned.expected)).rejects.toMatchObject({
+        code: "MODEL_DIGEST_MISMATCH",
+      });
+      expect(await exists(target)).toBe(false);
+    });
+
+    it("the wrong key, and a key or file of another key id", async () => {
+      const s = await sealed(randomBytes(CHUNK));
+      const wrong = { keyId: key.keyId, key: generateModelKey("x").key };
+      await expect(unsealModelFile(s.output, out(), wrong, s.expected)).rejects.toMatchObject({
+        code: "SEALED_MODEL_AUTH_FAILED",
+      });
+      await expect(
+        unsealModelFile(s.output, out(), generateModelKey("other"), { ...s.expected, keyId: "other" }),
+      ).rejects.toMatchObject({ code: "SEALED_MODEL_KEY_MISMATCH" });
+      await expect(unsealModelFile(s.output, out(), key, { ...s.expected, keyId: "other" })).rejects.toMatchObject({
+        code: "SEALED_MODEL_KEY_MISMATCH",
+      });
+    });
+
+    it("never overwrites or removes a file that already exists at the output path", async () => {
+      const s = await sealed(randomBytes(100));
+      const target = out();
+      await writeFile(target, "keep me");
+      await expect(unsealModelFile(s.output, target, key, s.expected)).rejects.toMatchObject({ code: "MODEL_IO" });
+      expect(await readFile(target, "utf8")).toBe("keep me");
+    });
+  });
+
+  it("model key JWKs: round trip, and errors that name the field without showing the key", () => {
+    const jwk = modelKeyToJwk(key);
+    const back = modelKeyFromJwk(JSON.parse(JSON.stringify(jwk)));
+    expect(back.keyId).toBe(key.keyId);
+    expect(Buffer.compare(Buffer.from(back.key), Buffer.from(key.key))).toBe(0);
+    const short = { ...jwk, k: Buffer.from(key.key.subarray(0, 16)).toString("base64url") };
+    expect(() => modelKeyFromJwk(short)).toThrow(/k: expected 32 bytes, found 16/);
+    expect(() => modelKeyFromJwk({ ...jwk, kty: "OKP" })).toThrow(/kty: expected "oct", found "OKP"/);
+    expect(() => modelKeyFromJwk({ ...jwk, kid: "has space" })).toThrow(/kid: expected 1..200 characters/);
+    try {
+      modelKeyFromJwk(short);
+    } catch (error) {
+      expect((error as Error).message).not.toContain(short.k);
+    }
+  });
+
+  it("leaves no partial output when sealing fails", async () => {
+    const before = await readdir(dir);
+    await expect(sealModelFile(join(dir, "missing.gguf"), join(dir, "never.bin"), key)).rejects.toMatchObject({
+      code: "MODEL_IO",
+    });
+    expect((await readdir(dir)).sort()).toEqual(before.sort());
+  });
+});
