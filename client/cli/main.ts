@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerAttestationCommands } from "../../attestation/cli.ts";
+import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
 import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerAttestationCommands(program);
   registerManifestCommands(program);
   registerEnclaveCommands(program);
+  registerKbsCommands(program);
   registerHostCommands(program);
   registerClientCommands(program);
   for (const command of program.commands) command.exitOverride();

@@ -1,0 +1,207 @@
+/**
+ * The key broker (DESIGN.md "Parties": trusted with keys only). It holds model keys and releases
+ * one only to an enclave whose attestation passes that key's release policy — a client-policy file
+ * (client/policy.ts), so an operator states once, in one format, what clients and the broker
+ * accept — and whose attested manifest seals its model under that key id. The released key is
+ * boxed to the enclave's attested X25519 key (protocol.ts); nothing else the broker sends is secret.
+ *
+ * Platform-neutral: no Node.js modules here; configuration files are read by config.ts.
+ */
+import { base64url } from "jose";
+import nacl from "tweetnacl";
+import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
+import { parseManifest } from "../../manifests/schema.ts";
+import { verifyAttestationDocument } from "../document.ts";
+import { AttestationError } from "../errors.ts";
+import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
+
+/** A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. */
+export class BrokerError extends Error {
+  readonly code: string;
+  readonly status: 400 | 403 | 404 | 413 | 503;
+  /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
+  readonly stage: string | undefined;
+
+  constructor(code: string, status: BrokerError["status"], message: string, options?: { stage?: string }) {
+    super(message);
+    this.name = "BrokerError";
+    this.code = code;
+    this.status = status;
+    this.stage = options?.stage;
+  }
+}
+
+export interface BrokerKey {
+  readonly keyId: string;
+  readonly key: Uint8Array;
+  /** The release policy: what an enclave's attestation must satisfy to receive this key. */
+  readonly policy: ClientPolicy;
+}
+
+/** What the broker verified about the enclave a key went to (public values: for its log). */
+export interface ReleaseRecord {
+  readonly keyId: string;
+  readonly tee: string;
+  readonly simulated: boolean;
+  readonly measurement: string;
+  readonly manifestDigest: string;
+  readonly documentDigest: string;
+}
+
+export interface KeyBrokerOptions {
+  readonly now?: () => Date;
+  /** How long a challenge may be answered (default 60 s). */
+  readonly challengeTtlMs?: number;
+  /** Most challenges outstanding at once (default 10 000); more are refused with 503. */
+  readonly maxChallenges?: number;
+}
+
+const KEY_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+const MAX_DOCUMENT_CHARS = 512 * 1024;
+const MAX_ANSWER_CHARS = 4096;
+
+export class KeyBroker {
+  readonly #keys = new Map<string, BrokerKey>();
+  /** Outstanding challenges (base64url) → expiry (ms). Each is answered at most once. */
+  readonly #challenges = new Map<string, number>();
+  readonly #now: () => Date;
+  readonly #ttlMs: number;
+  readonly #maxChallenges: number;
+
+  constructor(keys: readonly BrokerKey[], options: KeyBrokerOptions = {}) {
+    for (const entry of keys) {
+      if (!KEY_ID.test(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": not a valid key id`);
+      if (entry.key.length !== MODEL_KEY_BYTES) {
+        throw new RangeError(`key "${entry.keyId}": expected ${MODEL_KEY_BYTES} bytes, found ${entry.key.length}`);
+      }
+      if (this.#keys.has(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": listed twice`);
+      this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: entry.policy });
+    }
+    this.#now = options.now ?? (() => new Date());
+    this.#ttlMs = options.challengeTtlMs ?? 60_000;
+    this.#maxChallenges = options.maxChallenges ?? 10_000;
+  }
+
+  /** The key ids this broker can release (for logs and `cloister kbs check`). */
+  get keyIds(): string[] {
+    return [...this.#keys.keys()];
+  }
+
+  /** A fresh single-use challenge, base64url. */
+  challenge(): { challenge: string; expiresInSeconds: number } {
+    const now = this.#now().getTime();
+    for (const [value, expires] of this.#challenges) {
+      if (expires > now) break; // insertion order is expiry order (constant TTL)
+      this.#challenges.delete(value);
+    }
+    if (this.#challenges.size >= this.#maxChallenges) {
+      throw new BrokerError("KBS_BUSY", 503, "key broker: too many outstanding challenges; retry later");
+    }
+    const challenge = base64url.encode(nacl.randomBytes(KBS_CHALLENGE_BYTES));
+    this.#challenges.set(challenge, now + this.#ttlMs);
+    return { challenge, expiresInSeconds: Math.floor(this.#ttlMs / 1000) };
+  }
+
+  /**
+   * Verifies the enclave behind `request` and returns its model key, wrapped to the enclave's
+   * attested sealing key. Throws BrokerError naming the check that refused it.
+   */
+  async release(request: unknown): Promise<{ wrapped: WrappedModelKey; record: ReleaseRecord }> {
+    const r = request as Record<string, unknown> | null;
+    if (r === null || typeof r !== "object" || Array.isArray(r)) {
+      throw malformed("expected a JSON object {keyId, document, challenge, answer}");
+    }
+    for (const field of ["keyId", "document", "challenge", "answer"] as const) {
+      if (typeof r[field] !== "string") throw malformed(`${field}: expected a string, found ${typeof r[field]}`);
+    }
+    const { keyId, document, challenge, answer } = r as {
+      keyId: string;
+      document: string;
+      challenge: string;
+      answer: string;
+    };
+    if (document.length > MAX_DOCUMENT_CHARS)
+      throw malformed(`document: expected at most ${MAX_DOCUMENT_CHARS} characters`);
+    if (answer.length > MAX_ANSWER_CHARS) throw malformed(`answer: expected at most ${MAX_ANSWER_CHARS} characters`);
+
+    // The challenge is spent by any attempt that names it, successful or not.
+    const expires = this.#challenges.get(challenge);
+    this.#challenges.delete(challenge);
+    const at = this.#now();
+    if (expires === undefined || expires <= at.getTime()) {
+      throw new BrokerError(
+        "KBS_CHALLENGE_UNKNOWN",
+        400,
+        "challenge: not one this broker issued, already used, or expired; ask for a new one",
+      );
+    }
+    const challengeBytes = base64url.decode(challenge);
+
+    if (!KEY_ID.test(keyId)) throw malformed("keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+    const entry = this.#keys.get(keyId);
+    if (entry === undefined)
+      throw new BrokerError("KBS_KEY_UNKNOWN", 404, `keyId: this broker holds no key "${keyId}"`);
+
+    const policy = entry.policy;
+    let enclave: Awaited<ReturnType<typeof verifyAttestationDocument>>;
+    try {
+      enclave = await verifyAttestationDocument(document, {
+        policy: policy.attestation,
+        anchors: await anchorsForPolicy(policy),
+        manifest: manifestCheckForPolicy(policy),
+        at,
+        nonce: { value: challengeBytes, answer },
+        maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
+      });
+    } catch (error) {
+      if (error instanceof AttestationError) {
+        throw new BrokerError(
+          "KBS_ATTESTATION_FAILED",
+          403,
+          `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
+          { stage: error.stage },
+        );
+      }
+      throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
+    }
+    if (!policy.acceptedEvidence.includes(enclave.tee)) {
+      throw new BrokerError(
+        "KBS_ATTESTATION_FAILED",
+        403,
+        `attestation: evidence type expected one of [${policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
+        { stage: "appraise" },
+      );
+    }
+    // The key goes only to a deployment whose attested manifest says its model is sealed under it.
+    const model = parseManifest(enclave.manifest.manifest).model;
+    if (!model.sealedAtRest || model.keyId !== keyId) {
+      throw new BrokerError(
+        "KBS_KEY_NOT_IN_MANIFEST",
+        403,
+        `manifest model.keyId: expected "${keyId}" with sealedAtRest true, found ${model.keyId === null ? "null" : `"${model.keyId}"`} (sealedAtRest ${model.sealedAtRest})`,
+      );
+    }
+    const wrapped = wrapModelKey({
+      keyId,
+      key: entry.key,
+      enclaveSealingPublicKey: enclave.sealingPublicKey,
+      challenge: challengeBytes,
+      documentDigest: enclave.documentDigest,
+    });
+    return {
+      wrapped,
+      record: {
+        keyId,
+        tee: enclave.tee,
+        simulated: enclave.simulated,
+        measurement: enclave.measurement,
+        manifestDigest: enclave.manifestDigest,
+        documentDigest: enclave.documentDigest,
+      },
+    };
+  }
+}
+
+function malformed(detail: string): BrokerError {
+  return new BrokerError("KBS_REQUEST_MALFORMED", 400, `release request: ${detail}`);
+}

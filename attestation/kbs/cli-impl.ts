@@ -1,0 +1,123 @@
+/** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { printJson, UsageError } from "../../client/cli/output.ts";
+import { closeOnSignal, listen } from "../../enclave/http.ts";
+import {
+  generateModelKey,
+  KEY_ID_PATTERN,
+  modelKeyFromJwk,
+  modelKeyToJwk,
+  sealModelFile,
+} from "../../models/sealed.ts";
+import { KeyBroker } from "./broker.ts";
+import type { KbsServeOptions } from "./cli.ts";
+import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
+import { createBrokerApp } from "./server.ts";
+
+async function loadConfig(path: string) {
+  try {
+    return await loadBrokerConfig(path);
+  } catch (error) {
+    if (error instanceof BrokerConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+export async function runKbsServe(options: KbsServeOptions): Promise<void> {
+  const broker = new KeyBroker(await loadConfig(options.config));
+  const server = await listen(
+    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`)).fetch,
+    options.listen,
+    options.port,
+  );
+  // One machine-readable line on stdout for supervisors (cloister up); key ids are public.
+  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, keys: broker.keyIds })}\n`);
+  await closeOnSignal(server);
+}
+
+export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {
+  if (!KEY_ID_PATTERN.test(options.keyId)) {
+    throw new UsageError(`--key-id expects 1..200 characters of A-Z a-z 0-9 . _ : -, found "${options.keyId}"`);
+  }
+  const key = generateModelKey(options.keyId);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(
+      options.out,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === "EEXIST"
+        ? `--out: "${options.out}" exists; a model key is never overwritten (it would make sealed models unreadable)`
+        : `--out: cannot create "${options.out}" (${code ?? "error"})`,
+    );
+  }
+  try {
+    await handle.writeFile(`${JSON.stringify(modelKeyToJwk(key))}\n`);
+    await handle.chmod(0o600);
+  } finally {
+    await handle.close();
+    key.key.fill(0);
+  }
+  process.stdout.write(`model key "${options.keyId}" written to ${options.out} (mode 0600)\n`);
+}
+
+export async function runKbsCheck(options: { config: string; json?: boolean }): Promise<void> {
+  const keys = await loadConfig(options.config);
+  const summary = keys.map((k) => ({
+    keyId: k.keyId,
+    acceptedEvidence: k.policy.acceptedEvidence,
+    trustSimulator: k.policy.attestation.trustSimulator,
+    allowedModelDigests: k.policy.manifest.allowedModelDigests,
+    trustedSigners: k.policy.manifest.trustedSigners.length,
+  }));
+  for (const k of keys) k.key.fill(0);
+  if (options.json === true) {
+    printJson({ keys: summary });
+    return;
+  }
+  for (const k of summary) {
+    const models = Array.isArray(k.allowedModelDigests)
+      ? k.allowedModelDigests.join(", ")
+      : `any (skipped: ${(k.allowedModelDigests as { skip: { reason: string } }).skip.reason})`;
+    process.stdout.write(
+      `key "${k.keyId}": released to ${k.acceptedEvidence.join(", ")}${k.trustSimulator ? " (INSECURE: the simulator is trusted)" : ""}; models ${models}; ${k.trustedSigners} manifest signer(s)\n`,
+    );
+  }
+}
+
+export async function runModelSeal(input: string, output: string, options: { key: string; json?: boolean }) {
+  let keyText: string;
+  try {
+    keyText = await readPrivateKeyFile(options.key, "--key");
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  let key: ReturnType<typeof modelKeyFromJwk>;
+  try {
+    key = modelKeyFromJwk(JSON.parse(keyText), "--key");
+  } catch (error) {
+    throw new UsageError(
+      error instanceof SyntaxError ? `--key: "${options.key}" is not JSON` : (error as Error).message,
+    );
+  }
+  let info: Awaited<ReturnType<typeof sealModelFile>>;
+  try {
+    info = await sealModelFile(input, output, key);
+  } finally {
+    key.key.fill(0);
+  }
+  const manifestModel = { sha256: info.sha256, sizeBytes: info.sizeBytes, sealedAtRest: true, keyId: info.keyId };
+  if (options.json === true) {
+    printJson({ ...info, manifestModel });
+    return;
+  }
+  process.stdout.write(
+    `sealed ${input} (${info.plaintextSize} bytes, sha256 ${info.plaintextSha256}) into ${output} under key "${info.keyId}"\n` +
+      `set in the manifest's model: ${JSON.stringify(manifestModel)}\n`,
+  );
+}

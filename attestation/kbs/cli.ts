@@ -1,0 +1,74 @@
+/**
+ * `cloister kbs …` (the key broker) and `cloister model seal`. Actions import their implementation
+ * lazily.
+ */
+import type { Command } from "commander";
+import { intOption } from "../../client/cli/output.ts";
+import { modelCommand } from "../../models/cli.ts";
+
+export const DEFAULT_KBS_PORT = 8790;
+
+export interface KbsServeOptions {
+  config: string;
+  listen: string;
+  port: number;
+}
+
+export function registerKbsCommands(program: Command): void {
+  const kbs = program
+    .command("kbs")
+    .description(
+      "the key broker: holds model keys, releases one only to an enclave whose attestation passes its policy",
+    )
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  kbs
+    .command("serve")
+    .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
+    .requiredOption("--config <file>", "broker configuration: {version: 1, keys: [{keyFile, policy}]}")
+    .option("--listen <address>", "address to bind", "127.0.0.1")
+    .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)
+    .exitOverride()
+    .action(async (options: KbsServeOptions) => {
+      const { runKbsServe } = await import("./cli-impl.ts");
+      await runKbsServe(options);
+    });
+
+  kbs
+    .command("keygen")
+    .description("make a new random model key (a JWK with kty oct, mode 0600); refuses to overwrite a file")
+    .requiredOption("--key-id <id>", "the key's id, as the manifest's model.keyId will name it (A-Z a-z 0-9 . _ : -)")
+    .requiredOption("--out <file>", "where to write the key")
+    .exitOverride()
+    .action(async (options: { keyId: string; out: string }) => {
+      const { runKbsKeygen } = await import("./cli-impl.ts");
+      await runKbsKeygen(options);
+    });
+
+  kbs
+    .command("check")
+    .description("load a broker configuration and list its keys and release policies (no key material)")
+    .requiredOption("--config <file>", "broker configuration")
+    .option("--json", "print the summary as JSON")
+    .exitOverride()
+    .action(async (options: { config: string; json?: boolean }) => {
+      const { runKbsCheck } = await import("./cli-impl.ts");
+      await runKbsCheck(options);
+    });
+
+  modelCommand(program)
+    .command("seal")
+    .description(
+      "encrypt a GGUF model at rest under a model key; prints the manifest's model fields for the sealed file",
+    )
+    .requiredOption("--key <file>", "model key (cloister kbs keygen)")
+    .argument("<in>", "GGUF model file")
+    .argument("<out>", "sealed file to write")
+    .option("--json", "print the result as JSON")
+    .exitOverride()
+    .action(async (input: string, output: string, options: { key: string; json?: boolean }) => {
+      const { runModelSeal } = await import("./cli-impl.ts");
+      await runModelSeal(input, output, options);
+    });
+}

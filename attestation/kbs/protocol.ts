@@ -1,0 +1,173 @@
+/**
+ * The key broker's wire protocol (DESIGN.md "Models": sealed models, key broker), shared by the
+ * broker and the enclave. Platform-neutral: tweetnacl and jose only.
+ *
+ * 1. The enclave asks the broker for a challenge: `POST /v1/kbs/challenge` → `{challenge}` (32
+ *    random bytes, base64url, single use, short-lived).
+ * 2. It answers the challenge with its attested Ed25519 key (the same nonce answer clients get,
+ *    attestation/document.ts) and asks for the key: `POST /v1/kbs/release`
+ *    `{keyId, document, challenge, answer}`.
+ * 3. The broker verifies the document exactly as a client does, against the key's release policy
+ *    (a client-policy file), checks that the attested manifest seals its model under this key id,
+ *    and answers `{wrapped}`: the model key sealed (tweetnacl `box`, a fresh broker X25519 key) to
+ *    the enclave's *attested* X25519 key, bound to the key id, the challenge and the document.
+ *
+ * Only the enclave whose document was verified holds the secret key that opens `wrapped`; the host
+ * or network in between sees a challenge, a public document and a box it cannot open.
+ */
+import { base64url } from "jose";
+import nacl from "tweetnacl";
+import { fromHex, utf8 } from "../bytes.ts";
+import { constantTimeEqual } from "../crypto.ts";
+
+export const KBS_CHALLENGE_BYTES = 32;
+export const MODEL_KEY_BYTES = 32;
+const WRAP_TAG = utf8("cloister/kbs/model-key/v1\u0000");
+/** Key ids, as models/sealed.ts writes them into sealed files. */
+const KEY_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/** The broker's answer to a release: the model key, boxed to the enclave's attested X25519 key. */
+export interface WrappedModelKey {
+  readonly v: 1;
+  readonly keyId: string;
+  /** The broker's one-time X25519 public key, base64url. */
+  readonly epk: string;
+  /** The box nonce, 24 bytes, base64url. */
+  readonly nonce: string;
+  /** nacl.box of tag ‖ challenge ‖ document digest ‖ len(keyId) ‖ keyId ‖ key, base64url. */
+  readonly box: string;
+}
+
+export interface ReleaseRequest {
+  readonly keyId: string;
+  /** The enclave's attestation document (compact JWS). */
+  readonly document: string;
+  /** The broker's challenge, base64url, as it was given. */
+  readonly challenge: string;
+  /** The enclave's nonce answer (compact JWS) to that challenge. */
+  readonly answer: string;
+}
+
+/** Why an unwrap failed; `code` is stable. */
+export class ModelKeyUnwrapError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "ModelKeyUnwrapError";
+    this.code = code;
+  }
+}
+
+function plaintext(keyId: string, challenge: Uint8Array, documentDigest: Uint8Array, key: Uint8Array): Uint8Array {
+  const id = utf8(keyId);
+  const out = new Uint8Array(WRAP_TAG.length + KBS_CHALLENGE_BYTES + 32 + 1 + id.length + MODEL_KEY_BYTES);
+  let at = 0;
+  for (const part of [WRAP_TAG, challenge, documentDigest, Uint8Array.of(id.length), id, key]) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+function checkDigest(documentDigest: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(documentDigest)) throw new RangeError("documentDigest: expected 64 lower-case hex digits");
+  return fromHex(documentDigest);
+}
+
+/** Broker side: boxes `key` to the enclave's attested sealing key. */
+export function wrapModelKey(input: {
+  keyId: string;
+  key: Uint8Array;
+  enclaveSealingPublicKey: Uint8Array;
+  challenge: Uint8Array;
+  documentDigest: string;
+}): WrappedModelKey {
+  if (!KEY_ID.test(input.keyId)) throw new RangeError("keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+  if (input.key.length !== MODEL_KEY_BYTES) throw new RangeError(`key: expected ${MODEL_KEY_BYTES} bytes`);
+  if (input.challenge.length !== KBS_CHALLENGE_BYTES) {
+    throw new RangeError(`challenge: expected ${KBS_CHALLENGE_BYTES} bytes`);
+  }
+  const ephemeral = nacl.box.keyPair();
+  const nonce = nacl.randomBytes(nacl.box.nonceLength);
+  const message = plaintext(input.keyId, input.challenge, checkDigest(input.documentDigest), input.key);
+  const box = nacl.box(message, nonce, input.enclaveSealingPublicKey, ephemeral.secretKey);
+  message.fill(0);
+  ephemeral.secretKey.fill(0);
+  return {
+    v: 1,
+    keyId: input.keyId,
+    epk: base64url.encode(ephemeral.publicKey),
+    nonce: base64url.encode(nonce),
+    box: base64url.encode(box),
+  };
+}
+
+function decodeField(value: unknown, field: string, length: number | null): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    if (typeof value !== "string") throw new Error(field);
+    bytes = base64url.decode(value);
+  } catch {
+    throw new ModelKeyUnwrapError("KBS_RESPONSE_MALFORMED", `wrapped model key ${field}: expected base64url`);
+  }
+  if (length !== null && bytes.length !== length) {
+    throw new ModelKeyUnwrapError(
+      "KBS_RESPONSE_MALFORMED",
+      `wrapped model key ${field}: expected ${length} bytes, found ${bytes.length}`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Enclave side: opens the broker's box with the enclave's sealing secret key and checks that it is
+ * the key asked for, bound to this challenge and this document. Returns the 32-byte model key.
+ */
+export function unwrapModelKey(
+  wrapped: unknown,
+  sealingSecretKey: Uint8Array,
+  expected: { keyId: string; challenge: Uint8Array; documentDigest: string },
+): Uint8Array {
+  const w = wrapped as Partial<Record<keyof WrappedModelKey, unknown>> | null;
+  if (w === null || typeof w !== "object") {
+    throw new ModelKeyUnwrapError("KBS_RESPONSE_MALFORMED", "wrapped model key: expected a JSON object");
+  }
+  if (w.v !== 1) {
+    throw new ModelKeyUnwrapError("KBS_RESPONSE_MALFORMED", `wrapped model key v: expected 1, found ${String(w.v)}`);
+  }
+  if (w.keyId !== expected.keyId) {
+    throw new ModelKeyUnwrapError(
+      "KBS_KEY_MISMATCH",
+      `wrapped model key keyId: expected "${expected.keyId}", found ${typeof w.keyId === "string" ? `"${w.keyId.slice(0, 200)}"` : typeof w.keyId}`,
+    );
+  }
+  const epk = decodeField(w.epk, "epk", nacl.box.publicKeyLength);
+  const nonce = decodeField(w.nonce, "nonce", nacl.box.nonceLength);
+  const box = decodeField(w.box, "box", null);
+  const opened = nacl.box.open(box, nonce, epk, sealingSecretKey);
+  if (opened === null) {
+    throw new ModelKeyUnwrapError(
+      "KBS_UNWRAP_FAILED",
+      "wrapped model key: the box does not open with this enclave's sealing key (altered, or wrapped for another enclave)",
+    );
+  }
+  try {
+    const want = plaintext(
+      expected.keyId,
+      expected.challenge,
+      checkDigest(expected.documentDigest),
+      new Uint8Array(32),
+    );
+    const bound = want.length - MODEL_KEY_BYTES;
+    if (opened.length !== want.length || !constantTimeEqual(opened.subarray(0, bound), want.subarray(0, bound))) {
+      throw new ModelKeyUnwrapError(
+        "KBS_BINDING_MISMATCH",
+        "wrapped model key: not bound to this key id, this challenge and this attestation document",
+      );
+    }
+    return opened.slice(bound);
+  } finally {
+    opened.fill(0);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * `cloister kbs keygen|check|serve` and `cloister model seal`, run as a user runs them: separate
+ * processes, real files, exit codes and one-line errors naming the field.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { generateManifestSigningKey } from "../../manifests/sign.ts";
+import { writeTinyModel } from "../../models/tiny.ts";
+import { CLI, runCloister } from "../helpers/cli.ts";
+
+let dir: string;
+let keyPath: string;
+let configPath: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-kbs-cli-"));
+  keyPath = join(dir, "tiny-v1.jwk");
+  const operator = await generateManifestSigningKey("EdDSA");
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: "00".repeat(48),
+    operatorKey: operator.publicJwk,
+    modelSha256: "ab".repeat(32),
+    serviceName: "svc",
+  });
+  await writeFile(join(dir, "policy.json"), JSON.stringify(policy));
+  configPath = join(dir, "kbs.json");
+  await writeFile(
+    configPath,
+    JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "policy.json" }] }),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("cloister kbs and model seal", () => {
+  it("keygen writes a private JWK and never overwrites one", async () => {
+    const made = await runCloister(["kbs", "keygen", "--key-id", "tiny-v1", "--out", keyPath]);
+    expect(made.code, made.stderr).toBe(0);
+    expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
+    const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { kty: string; kid: string; k: string };
+    expect(jwk).toMatchObject({ kty: "oct", kid: "tiny-v1" });
+    expect(Buffer.from(jwk.k, "base64url")).toHaveLength(32);
+    expect(made.stdout).not.toContain(jwk.k);
+
+    const again = await runCloister(["kbs", "keygen", "--key-id", "tiny-v1", "--out", keyPath]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--out: ".*" exists; a model key is never overwritten/);
+    expect(JSON.parse(await readFile(keyPath, "utf8"))).toEqual(jwk);
+
+    const badId = await runCloister(["kbs", "keygen", "--key-id", "has space", "--out", join(dir, "x.jwk")]);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain('--key-id expects 1..200 characters of A-Z a-z 0-9 . _ : -, found "has space"');
+  });
+
+  it("model seal prints the manifest's model fields for the sealed file", async () => {
+    const plain = join(dir, "tiny.gguf");
+    await writeTinyModel(plain);
+    const out = join(dir, "tiny.gguf.sealed");
+    const run = await runCloister(["model", "seal", "--key", keyPath, plain, out, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { manifestModel: Record<string, unknown>; plaintextSha256: string };
+    const bytes = await readFile(out);
+    expect(result.manifestModel).toEqual({
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      sizeBytes: bytes.length,
+      sealedAtRest: true,
+      keyId: "tiny-v1",
+    });
+    expect(result.plaintextSha256).toBe(
+      createHash("sha256")
+        .update(await readFile(plain))
+        .digest("hex"),
+    );
+    const text = await runCloister(["model", "seal", "--key", keyPath, plain, join(dir, "again.sealed")]);
+    expect(text.stdout).toMatch(
+      /set in the manifest's model: \{"sha256":"[0-9a-f]{64}","sizeBytes":\d+,"sealedAtRest":true,"keyId":"tiny-v1"\}/,
+    );
+  }, 60_000);
+
+  it("refuses a key file others can read, or a link to one, naming the file and the fix", async () => {
+    const shared = join(dir, "shared.jwk");
+    await writeFile(shared, await readFile(keyPath));
+    await chmod(shared, 0o644);
+    const run = await runCloister(["model", "seal", "--key", shared, keyPath, join(dir, "y.sealed")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("mode expected 0600 (owner only), found 0644; run chmod 600");
+    const link = join(dir, "link.jwk");
+    await symlink(keyPath, link);
+    const linked = await runCloister(["model", "seal", "--key", link, keyPath, join(dir, "z.sealed")]);
+    expect(linked.code).toBe(2);
+    expect(linked.stderr).toContain("is a symbolic link");
+  });
+
+  it("kbs check lists keys and policies without key material, and names what is wrong in a bad config", async () => {
+    const run = await runCloister(["kbs", "check", "--config", configPath, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({
+      keys: [
+        {
+          keyId: "tiny-v1",
+          acceptedEvidence: ["sev-snp"],
+          trustSimulator: true,
+          allowedModelDigests: ["ab".repeat(32)],
+          trustedSigners: 1,
+        },
+      ],
+    });
+    const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { k: string };
+    expect(run.stdout).not.toContain(jwk.k);
+    const human = await runCloister(["kbs", "check", "--config", configPath]);
+    expect(human.stdout).toContain('key "tiny-v1": released to sev-snp (INSECURE: the simulator is trusted)');
+
+    const badPolicy = join(dir, "bad-policy.json");
+    await writeFile(
+      badPolicy,
+      JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: { version: 2 } }] }),
+    );
+    const bad = await runCloister(["kbs", "check", "--config", badPolicy]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^cloister: keys\.0\.policy: version: /m);
+
+    const twice = join(dir, "twice.json");
+    const entry = { keyFile: "tiny-v1.jwk", policy: "policy.json" };
+    await writeFile(twice, JSON.stringify({ version: 1, keys: [entry, entry] }));
+    expect((await runCloister(["kbs", "check", "--config", twice])).stderr).toContain(
+      'keys.1: key id "tiny-v1" is listed twice',
+    );
+    const missing = await runCloister(["kbs", "check", "--config", join(dir, "nope.json")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("cannot read");
+  });
+
+  it("kbs serve starts, answers a challenge, and stops cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [CLI, "kbs", "serve", "--config", configPath, "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const ready = await new Promise<{ url: string; keys: string[] }>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+      child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+    });
+    expect(ready.keys).toEqual(["tiny-v1"]);
+    const response = await fetch(`${ready.url}/v1/kbs/challenge`, { method: "POST" });
+    const body = (await response.json()) as { challenge: string };
+    expect(Buffer.from(body.challenge, "base64url")).toHaveLength(32);
+    const refused = await fetch(`${ready.url}/v1/kbs/release`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ keyId: "tiny-v1", document: "x", challenge: body.challenge, answer: "y" }),
+    });
+    expect(refused.status).toBe(403);
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+    expect(stderr).toContain('"outcome":"refused"');
+    const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { k: string };
+    expect(stderr).not.toContain(jwk.k);
+  }, 60_000);
+
+  it("every kbs command has --help, and the enclave refuses a --kbs-url that is not a URL", async () => {
+    for (const args of [["kbs"], ["kbs", "serve"], ["kbs", "keygen"], ["kbs", "check"], ["model", "seal"]]) {
+      const run = await runCloister([...args, "--help"]);
+      expect(run.code, args.join(" ")).toBe(0);
+      expect(run.stdout).toContain("Usage: cloister");
+    }
+    const bad = await runCloister([
+      "enclave",
+      "--manifest",
+      "m",
+      "--operator-key",
+      "k",
+      "--model",
+      "x",
+      "--tee",
+      "sim-snp",
+      "--kbs-url",
+      "not a url",
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--kbs-url: expected an http(s) URL, found "not a url"');
+  }, 60_000);
+});

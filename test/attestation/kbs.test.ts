@@ -1,0 +1,292 @@
+/**
+ * The key broker (attestation/kbs/): it releases a model key only to an enclave whose document
+ * passes the key's release policy and whose attested manifest seals its model under that key id,
+ * only against a fresh single-use challenge, and only boxed to the attested X25519 key.
+ */
+import { base64url } from "jose";
+import nacl from "tweetnacl";
+import { beforeAll, describe, expect, it } from "vitest";
+import { computeReportData } from "../../attestation/binding.ts";
+import { toHex } from "../../attestation/bytes.ts";
+import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
+import { BrokerError, KeyBroker } from "../../attestation/kbs/broker.ts";
+import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
+import { createBrokerApp, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
+import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import type { ClientPolicy } from "../../client/policy.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { manifestDigest } from "../../manifests/digest.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+
+const MEASUREMENT = new Uint8Array(48).fill(0x5a);
+const KEY_ID = "tiny-v1";
+const SEALED_SHA256 = "ab".repeat(32);
+const MODEL_KEY = nacl.randomBytes(32);
+
+interface Deployment {
+  keys: EnclaveKeys;
+  document: string;
+  documentDigest: string;
+}
+
+let operatorPublic: Awaited<ReturnType<typeof generateManifestSigningKey>>["publicJwk"];
+let sealedDeployment: Deployment;
+let plainDeployment: Deployment;
+let otherKeyDeployment: Deployment;
+let policy: ClientPolicy;
+
+async function deploy(
+  model: NonNullable<NonNullable<Parameters<typeof devManifest>[0]>["model"]>,
+  operator: { privateJwk: unknown },
+) {
+  const manifestJws = await signManifest(devManifest({ model }), operator.privateJwk as never);
+  const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+  const hierarchy = insecureSimulatedAmdHierarchy();
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const report = simulateSnpReport(hierarchy, { reportData, measurement: MEASUREMENT });
+  const document = await createAttestationDocument({
+    keys,
+    evidence: {
+      type: "sev-snp",
+      report: base64url.encode(report),
+      endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+    },
+    manifest: manifestJws,
+    maaToken: null,
+    now: new Date(),
+  });
+  const digest = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document))));
+  return { keys, document, documentDigest: digest };
+}
+
+beforeAll(async () => {
+  const operator = await generateManifestSigningKey("EdDSA");
+  operatorPublic = operator.publicJwk;
+  const sealedModel = { sha256: SEALED_SHA256, sealedAtRest: true, keyId: KEY_ID };
+  sealedDeployment = await deploy(sealedModel, operator);
+  plainDeployment = await deploy({}, operator);
+  otherKeyDeployment = await deploy({ ...sealedModel, keyId: "another-key" }, operator);
+  policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(MEASUREMENT),
+    operatorKey: operatorPublic,
+    modelSha256: SEALED_SHA256,
+    serviceName: devManifest().service.name,
+  });
+}, 120_000);
+
+function broker(releasePolicy: ClientPolicy = policy, options: ConstructorParameters<typeof KeyBroker>[1] = {}) {
+  return new KeyBroker([{ keyId: KEY_ID, key: MODEL_KEY, policy: releasePolicy }], options);
+}
+
+async function request(kbs: KeyBroker, d: Deployment, overrides: Record<string, unknown> = {}) {
+  const { challenge } = kbs.challenge();
+  const answer = await createNonceAnswer({
+    keys: d.keys,
+    document: d.document,
+    nonce: base64url.decode(challenge),
+    now: new Date(),
+  });
+  return { body: { keyId: KEY_ID, document: d.document, challenge, answer, ...overrides }, challenge };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<BrokerError> {
+  const error = await promise.then(
+    () => new Error("expected a refusal, but the key was released"),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(BrokerError);
+  return error as BrokerError;
+}
+
+describe("key broker", () => {
+  it("releases the key to the attested enclave only: boxed to its attested X25519 key, bound to the challenge and document", async () => {
+    const kbs = broker();
+    const { body, challenge } = await request(kbs, sealedDeployment);
+    const { wrapped, record } = await kbs.release(body);
+    expect(record).toMatchObject({ keyId: KEY_ID, tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
+    expect(JSON.stringify(wrapped)).not.toContain(base64url.encode(MODEL_KEY));
+    const expected = {
+      keyId: KEY_ID,
+      challenge: base64url.decode(challenge),
+      documentDigest: sealedDeployment.documentDigest,
+    };
+    const key = unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, expected);
+    expect(toHex(key)).toBe(toHex(MODEL_KEY));
+    // Any other X25519 key (another enclave, the host) cannot open it.
+    expect(() => unwrapModelKey(wrapped, nacl.box.keyPair().secretKey, expected)).toThrow(
+      expect.objectContaining({ code: "KBS_UNWRAP_FAILED" }),
+    );
+    // Bound: the same box presented for another challenge or document is refused.
+    expect(() =>
+      unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
+        ...expected,
+        challenge: nacl.randomBytes(32),
+      }),
+    ).toThrow(expect.objectContaining({ code: "KBS_BINDING_MISMATCH" }));
+    expect(() =>
+      unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
+        ...expected,
+        documentDigest: "00".repeat(32),
+      }),
+    ).toThrow(expect.objectContaining({ code: "KBS_BINDING_MISMATCH" }));
+    expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+      expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
+    );
+  });
+
+  it("refuses the simulator unless the release policy trusts it (the default policy does not)", async () => {
+    const strict = { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
+    const kbs = broker(strict);
+    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "verify" });
+  });
+
+  it("refuses a measurement the release policy does not list", async () => {
+    const other = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: "11".repeat(48),
+      operatorKey: operatorPublic,
+      modelSha256: SEALED_SHA256,
+      serviceName: devManifest().service.name,
+    });
+    const kbs = broker(other);
+    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "appraise" });
+    expect(error.message).toMatch(/measurement/i);
+  });
+
+  it("refuses a manifest that does not seal its model under this key id", async () => {
+    const anyModel = { ...policy, manifest: { ...policy.manifest, allowedModelDigests: { skip: { reason: "test" } } } };
+    for (const d of [plainDeployment, otherKeyDeployment]) {
+      const kbs = broker(anyModel);
+      const error = await refusal(kbs.release((await request(kbs, d)).body));
+      expect(error).toMatchObject({ code: "KBS_KEY_NOT_IN_MANIFEST", status: 403 });
+    }
+  });
+
+  it("refuses a model digest the release policy does not allow", async () => {
+    const kbs = broker({ ...policy, manifest: { ...policy.manifest, allowedModelDigests: ["cd".repeat(32)] } });
+    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "manifest" });
+  });
+
+  it("spends a challenge on any attempt: a replayed, unknown or expired challenge is refused", async () => {
+    let now = Date.now();
+    const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
+    const { body } = await request(kbs, sealedDeployment);
+    await kbs.release(body);
+    expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
+    const forged = base64url.encode(nacl.randomBytes(32));
+    expect(await refusal(kbs.release({ ...body, challenge: forged }))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    const late = await request(kbs, sealedDeployment);
+    now += 1001;
+    expect(await refusal(kbs.release(late.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+  });
+
+  it("refuses a nonce answer for another challenge (a replayed answer from an earlier release)", async () => {
+    const kbs = broker();
+    const first = await request(kbs, sealedDeployment);
+    const second = await request(kbs, sealedDeployment);
+    const error = await refusal(kbs.release({ ...second.body, answer: first.body.answer }));
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "nonce" });
+  });
+
+  it("refuses unknown keys and malformed requests with stable codes", async () => {
+    const kbs = broker();
+    expect(await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body))).toMatchObject({
+      code: "KBS_KEY_UNKNOWN",
+      status: 404,
+    });
+    for (const bad of [null, [], "x", { keyId: KEY_ID }, { keyId: 1, document: "", challenge: "", answer: "" }]) {
+      expect(await refusal(kbs.release(bad))).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
+    }
+  });
+
+  it("bounds outstanding challenges", () => {
+    const kbs = broker(policy, { maxChallenges: 2 });
+    kbs.challenge();
+    kbs.challenge();
+    expect(() => kbs.challenge()).toThrow(expect.objectContaining({ code: "KBS_BUSY", status: 503 }));
+  });
+
+  it("wrapping checks its inputs", () => {
+    const base = {
+      keyId: KEY_ID,
+      key: MODEL_KEY,
+      enclaveSealingPublicKey: nacl.box.keyPair().publicKey,
+      challenge: nacl.randomBytes(32),
+      documentDigest: "00".repeat(32),
+    };
+    expect(() => wrapModelKey({ ...base, key: new Uint8Array(16) })).toThrow(/key: expected 32 bytes/);
+    expect(() => wrapModelKey({ ...base, keyId: "bad id" })).toThrow(/keyId/);
+    expect(() => wrapModelKey({ ...base, challenge: new Uint8Array(8) })).toThrow(/challenge/);
+  });
+});
+
+describe("key broker HTTP API", () => {
+  it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
+    const logs: ReleaseLogEntry[] = [];
+    const kbs = broker();
+    const app = createBrokerApp(kbs, (entry) => logs.push(entry));
+    const post = (path: string, body: unknown) =>
+      app.request(path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      });
+    const challengeResponse = await post("/v1/kbs/challenge", {});
+    expect(challengeResponse.status).toBe(200);
+    const { challenge } = (await challengeResponse.json()) as { challenge: string };
+    const answer = await createNonceAnswer({
+      keys: sealedDeployment.keys,
+      document: sealedDeployment.document,
+      nonce: base64url.decode(challenge),
+      now: new Date(),
+    });
+    const released = await post("/v1/kbs/release", {
+      keyId: KEY_ID,
+      document: sealedDeployment.document,
+      challenge,
+      answer,
+    });
+    expect(released.status).toBe(200);
+    const { wrapped } = (await released.json()) as { wrapped: unknown };
+    const key = unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
+      keyId: KEY_ID,
+      challenge: base64url.decode(challenge),
+      documentDigest: sealedDeployment.documentDigest,
+    });
+    expect(toHex(key)).toBe(toHex(MODEL_KEY));
+
+    const replay = await post("/v1/kbs/release", {
+      keyId: KEY_ID,
+      document: sealedDeployment.document,
+      challenge,
+      answer,
+    });
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toMatchObject({ error: { code: "KBS_CHALLENGE_UNKNOWN" } });
+    expect((await post("/v1/kbs/release", "not json")).status).toBe(400);
+    const huge = await post("/v1/kbs/release", { keyId: KEY_ID, document: "x".repeat(2 * 1024 * 1024) });
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ error: { code: "KBS_REQUEST_TOO_LARGE" } });
+    expect((await app.request("/healthz")).status).toBe(200);
+
+    expect(logs.map((l) => [l.outcome, l.code])).toEqual([
+      ["released", null],
+      ["refused", "KBS_CHALLENGE_UNKNOWN"],
+      ["refused", "KBS_REQUEST_MALFORMED"],
+    ]);
+    expect(logs[0]).toMatchObject({ keyId: KEY_ID, tee: "sev-snp", simulated: true });
+    const logged = JSON.stringify(logs);
+    expect(logged).not.toContain(base64url.encode(MODEL_KEY));
+    expect(logged).not.toContain(toHex(MODEL_KEY));
+    expect(logged).not.toContain((wrapped as { box: string }).box);
+  });
+});
