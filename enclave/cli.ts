@@ -14,6 +14,7 @@ export interface EnclaveCommandOptions {
   listen: string;
   port: number;
   frameIntervalMs: number;
+  kbsUrl?: string;
 }
 
 export function registerEnclaveCommands(program: Command): void {
@@ -41,6 +42,10 @@ export function registerEnclaveCommands(program: Command): void {
       "least time between two answer frames after the first; text decoded meanwhile goes out together (0 = a frame per chunk)",
       intOption("--frame-interval-ms", 0, 1000),
       DEFAULT_FRAME_INTERVAL_MS,
+    )
+    .option(
+      "--kbs-url <url>",
+      "key broker that releases the model key to this attested boot (required when the manifest's model is sealed at rest)",
     )
     .action(async (options: EnclaveCommandOptions) => {
       const { runEnclaveCommand } = await import("./run.ts");

@@ -82,3 +82,19 @@ export function readBodyWithin(
     incoming.once("aborted", onAborted);
   });
 }
+
+/**
+ * Runs until SIGINT or SIGTERM, then closes `server` and awaits `after` (the caller's own cleanup):
+ * how `cloister enclave`, `host` and `kbs serve` shut down cleanly.
+ */
+export function closeOnSignal(server: RunningServer, after: () => Promise<void> = async () => {}): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void server.close().then(after).then(resolve);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}

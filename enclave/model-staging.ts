@@ -12,6 +12,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { type ModelKey, type SealedModelExpectation, unsealModelFile } from "../models/sealed.ts";
 import { EngineError } from "./engine/errors.ts";
 
 export interface StagedModel {
@@ -68,4 +69,29 @@ export async function stageModel(source: string, expectedBytes: number): Promise
     throw sizeMismatch(copied);
   }
   return { path, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Stages a sealed model (models/sealed.ts): decrypts it straight from `source` into private memory,
+ * reading each byte once, so the SHA-256 the manifest pins is the digest of exactly the ciphertext
+ * that was decrypted. Returns the copy and the plaintext digest the engine must then find.
+ */
+export async function stageSealedModel(
+  source: string,
+  expected: SealedModelExpectation,
+  modelKey: ModelKey,
+): Promise<StagedModel & { readonly plaintextSha256: string }> {
+  const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
+  const path = join(dir, "model.gguf");
+  try {
+    const header = await unsealModelFile(source, path, modelKey, expected);
+    return {
+      path,
+      plaintextSha256: header.plaintextSha256,
+      remove: () => rm(dir, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
 }

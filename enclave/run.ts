@@ -1,12 +1,24 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
 
+import { UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
-import { listen } from "./http.ts";
+import { closeOnSignal, listen } from "./http.ts";
 import { createEnclaveApp } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode } from "./tee.ts";
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
+  if (options.kbsUrl !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(options.kbsUrl);
+    } catch {
+      // reported below
+    }
+    if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      throw new UsageError(`--kbs-url: expected an http(s) URL, found "${options.kbsUrl}"`);
+    }
+  }
   const tee =
     options.tee === "auto"
       ? await detectTeeMode((line) => process.stderr.write(`cloister enclave: ${line}\n`))
@@ -17,6 +29,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     modelPath: options.model,
     tee,
     frameIntervalMs: options.frameIntervalMs,
+    ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
   });
   const server = await listen(createEnclaveApp(enclave).fetch, options.listen, options.port);
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
@@ -30,16 +43,5 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       model: enclave.manifest.model.sha256,
     })}\n`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      void server
-        .close()
-        .then(() => enclave.close())
-        .then(resolve);
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  await closeOnSignal(server, () => enclave.close());
 }

@@ -45,7 +45,8 @@ import {
 } from "./engine.ts";
 import { EnclaveError } from "./errors.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
-import { type StagedModel, stageModel } from "./model-staging.ts";
+import { requestModelKey } from "./model-key.ts";
+import { type StagedModel, stageModel, stageSealedModel } from "./model-staging.ts";
 import {
   type AuditEntry,
   AuditWriter,
@@ -74,6 +75,11 @@ export interface EnclaveConfig {
    * first text and the end of an answer are never held back. 0: a frame whenever the writer asks.
    */
   readonly frameIntervalMs?: number;
+  /**
+   * The key broker's URL: required when the manifest's model is sealed at rest (its key is released
+   * to this boot's attested keys only), refused otherwise.
+   */
+  readonly kbsUrl?: string;
 }
 
 /** The manifest's `tee.platforms` name of each mode (they coincide). */
@@ -225,22 +231,84 @@ export class Enclave {
         `boot: requestPolicy rule "${metadataRule.id}" is metadataEquals, but sealed requests carry no metadata yet`,
       );
     }
-    if (manifest.model.sealedAtRest) {
+    const sealedModel = manifest.model.sealedAtRest ? (manifest.model.keyId as string) : null;
+    if (sealedModel !== null && config.kbsUrl === undefined) {
       throw new EnclaveError(
-        "BOOT_SEALED_MODEL_UNSUPPORTED",
+        "BOOT_KBS_REQUIRED",
         500,
-        "boot: manifest model.sealedAtRest is true, but this enclave cannot unseal models yet (no key broker)",
+        `boot: manifest model.sealedAtRest is true (key "${sealedModel}"): pass the key broker's URL (--kbs-url)`,
       );
     }
+    if (sealedModel === null && config.kbsUrl !== undefined) {
+      throw new EnclaveError(
+        "BOOT_KBS_UNUSED",
+        500,
+        "boot: a key broker URL was given, but the manifest's model is not sealed at rest (model.sealedAtRest false)",
+      );
+    }
+    // Keys, evidence and the attestation document first: a sealed model's key is released only to
+    // this attested boot, so the document must exist before the model can be read.
+    const signing = nacl.sign.keyPair();
+    const sealing = nacl.box.keyPair();
+    const keys: EnclaveKeys = { signing, sealing };
+    const evidenceSource = await createEvidenceSource(config.tee);
+    const bootManifestDigest = await manifestDigest(config.manifestJws);
+    const reportData = await computeReportData({
+      signingPublicKey: signing.publicKey,
+      sealingPublicKey: sealing.publicKey,
+      manifestDigest: bootManifestDigest,
+    });
+    const evidence = await evidenceSource.collect(reportData);
+    const document = await createAttestationDocument({
+      keys,
+      evidence,
+      manifest: config.manifestJws,
+      maaToken: null,
+      now: now(),
+    });
+    const documentDigest = toHex(await sha256(utf8(document)));
+
     // The engine hashes and loads a private in-memory copy, never the file the host could rewrite.
-    const staged = config.engine === undefined ? await stageModel(config.modelPath, manifest.model.sizeBytes) : null;
+    // A sealed model is decrypted into that copy with the key the broker released to this boot.
+    let staged: StagedModel | null = null;
+    let expectedModelSha256 = manifest.model.sha256;
+    if (sealedModel !== null && config.kbsUrl !== undefined) {
+      const key = await requestModelKey({
+        kbsUrl: config.kbsUrl,
+        keyId: sealedModel,
+        document,
+        documentDigest,
+        answer: (nonce) => createNonceAnswer({ keys, document, nonce, now: now() }),
+        sealingSecretKey: sealing.secretKey,
+      });
+      try {
+        const unsealed = await stageSealedModel(
+          config.modelPath,
+          { sha256: manifest.model.sha256, sizeBytes: manifest.model.sizeBytes, keyId: sealedModel },
+          { keyId: sealedModel, key },
+        ).catch((error: unknown) => {
+          throw new EnclaveError(
+            "BOOT_SEALED_MODEL_REFUSED",
+            500,
+            `boot: ${(error as { code?: string }).code ?? "ERROR"}: ${(error as Error).message}`,
+            { cause: error },
+          );
+        });
+        staged = unsealed;
+        expectedModelSha256 = unsealed.plaintextSha256;
+      } finally {
+        key.fill(0);
+      }
+    } else if (config.engine === undefined) {
+      staged = await stageModel(config.modelPath, manifest.model.sizeBytes);
+    }
     let engine: InferenceEngine;
     try {
       engine =
         config.engine ??
         (await openInferenceEngine({
           modelPath: (staged as StagedModel).path,
-          expectedSha256: manifest.model.sha256,
+          expectedSha256: expectedModelSha256,
           sequences: manifest.inference.sequences,
           contextSize: manifest.inference.contextSize,
           threads: manifest.inference.threads,
@@ -249,32 +317,17 @@ export class Enclave {
       await staged?.remove();
       throw error;
     }
-    if (engine.info.modelSha256 !== manifest.model.sha256) {
+    if (engine.info.modelSha256 !== expectedModelSha256) {
       await engine.close();
       await staged?.remove();
-      throw new EnclaveError("BOOT_MODEL_DIGEST_MISMATCH", 500, "boot: the engine's model is not the manifest's model");
+      throw new EnclaveError(
+        "BOOT_MODEL_DIGEST_MISMATCH",
+        500,
+        `boot: the engine's model is not the manifest's model (expected sha256 ${expectedModelSha256}${sealedModel === null ? "" : ", the sealed model's plaintext"}, found ${engine.info.modelSha256})`,
+      );
     }
     try {
-      const signing = nacl.sign.keyPair();
-      const sealing = nacl.box.keyPair();
-      const keys: EnclaveKeys = { signing, sealing };
-      const evidenceSource = await createEvidenceSource(config.tee);
-      const bootManifestDigest = await manifestDigest(config.manifestJws);
-      const reportData = await computeReportData({
-        signingPublicKey: signing.publicKey,
-        sealingPublicKey: sealing.publicKey,
-        manifestDigest: bootManifestDigest,
-      });
-      const evidence = await evidenceSource.collect(reportData);
-      const document = await createAttestationDocument({
-        keys,
-        evidence,
-        manifest: config.manifestJws,
-        maaToken: null,
-        now: now(),
-      });
       const sealingKey = await enclaveSealingKeyFromSecretKey(sealing.secretKey, nodeSyncPrimitives(sealing.secretKey));
-      const documentDigest = toHex(await sha256(utf8(document)));
       return new Enclave(
         manifest,
         config.manifestJws,
@@ -303,6 +356,7 @@ export class Enclave {
     modelPath: string;
     tee: TeeMode;
     frameIntervalMs?: number;
+    kbsUrl?: string;
   }): Promise<Enclave> {
     const manifestJws = (await readFile(options.manifestPath, "utf8")).trim();
     const operatorKeys = await Promise.all(
@@ -314,6 +368,7 @@ export class Enclave {
       modelPath: options.modelPath,
       tee: options.tee,
       ...(options.frameIntervalMs === undefined ? {} : { frameIntervalMs: options.frameIntervalMs }),
+      ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
     });
   }
 

@@ -1,6 +1,7 @@
 /** Implementation of `cloister host`. */
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
+import { closeOnSignal } from "../enclave/http.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
@@ -58,13 +59,5 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaveUrl: options.enclaveUrl })}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      void server.close().then(resolve);
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  await closeOnSignal(server);
 }

@@ -104,7 +104,19 @@ describe("model staging", () => {
     await expect(boot(manifest(), grown)).rejects.toMatchObject({ code: "MODEL_SIZE_MISMATCH" });
     await expect(
       boot(manifest({ model: { sealedAtRest: true, keyId: "model-key-1" } }), modelPath),
-    ).rejects.toMatchObject({ code: "BOOT_SEALED_MODEL_UNSUPPORTED" });
+    ).rejects.toMatchObject({ code: "BOOT_KBS_REQUIRED" });
+    // A broker URL for a plain model is a configuration mistake, said so, not silently unused.
+    await expect(
+      signManifest(manifest(), operator.privateJwk).then((manifestJws) =>
+        Enclave.boot({
+          manifestJws,
+          operatorKeys: [operator.publicJwk],
+          modelPath,
+          tee: "sim-snp",
+          kbsUrl: "http://127.0.0.1:9",
+        }),
+      ),
+    ).rejects.toMatchObject({ code: "BOOT_KBS_UNUSED" });
     // A rule the enclave could never evaluate is refused, not silently never matched.
     const metadataRule = { id: "no-beta", kind: "metadataEquals", action: "block", key: "tier", value: "beta" };
     await expect(

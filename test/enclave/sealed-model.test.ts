@@ -1,0 +1,208 @@
+/**
+ * Booting on a sealed model: the enclave attests first, gets the model key from a real key broker
+ * on loopback (released to its attested keys only), decrypts the model into private memory and
+ * answers from it. Every refusal stops the boot with a named code and leaves no decrypted copy.
+ */
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Hono } from "hono";
+import type { JWK } from "jose";
+import nacl from "tweetnacl";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { type BrokerKey, KeyBroker } from "../../attestation/kbs/broker.ts";
+import { wrapModelKey } from "../../attestation/kbs/protocol.ts";
+import { createBrokerApp } from "../../attestation/kbs/server.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import type { ClientPolicy } from "../../client/policy.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import { Enclave } from "../../enclave/service.ts";
+import { simulatedMeasurement } from "../../enclave/tee.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../models/sealed.ts";
+import { writeTinyModel } from "../../models/tiny.ts";
+import { openResponseFrames, sealRequest } from "../../sealed/index.ts";
+
+const KEY_ID = "tiny-test";
+let dir: string;
+let operator: { privateJwk: JWK; publicJwk: JWK };
+let sealed: SealedModelInfo;
+let sealedPath: string;
+const modelKey = generateModelKey(KEY_ID);
+let policy: ClientPolicy;
+const servers: RunningServer[] = [];
+
+async function broker(keys: BrokerKey[]): Promise<string> {
+  const server = await listen(createBrokerApp(new KeyBroker(keys)).fetch, "127.0.0.1", 0);
+  servers.push(server);
+  return server.url;
+}
+
+async function boot(kbsUrl: string, modelPath = sealedPath): Promise<Enclave> {
+  const manifest = devManifest({
+    model: { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, sealedAtRest: true, keyId: KEY_ID },
+    inference: { threads: 1, sequences: 1 },
+  });
+  return Enclave.boot({
+    manifestJws: await signManifest(manifest, operator.privateJwk),
+    operatorKeys: [operator.publicJwk],
+    modelPath,
+    tee: "sim-snp",
+    kbsUrl,
+  });
+}
+
+/** Decrypted model copies in private memory (model-staging.ts puts them in cloister-model-* dirs). */
+async function stagedCopies(): Promise<string[]> {
+  const roots = ["/dev/shm", tmpdir()];
+  const found: string[] = [];
+  for (const root of roots) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    found.push(...names.filter((n) => n.startsWith("cloister-model-")).map((n) => join(root, n)));
+  }
+  return found.sort();
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-sealed-boot-"));
+  const plainPath = join(dir, "tiny.gguf");
+  await writeTinyModel(plainPath);
+  sealedPath = join(dir, "tiny.gguf.sealed");
+  sealed = await sealModelFile(plainPath, sealedPath, modelKey);
+  operator = await generateManifestSigningKey("EdDSA");
+  policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(await simulatedMeasurement("sim-snp")),
+    operatorKey: operator.publicJwk,
+    modelSha256: sealed.sha256,
+    serviceName: devManifest().service.name,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("enclave boot on a sealed model", () => {
+  it("gets the key from the broker after attesting, unseals into private memory and answers from the model", async () => {
+    const url = await broker([{ keyId: KEY_ID, key: modelKey.key, policy }]);
+    const enclave = await boot(url);
+    try {
+      expect(enclave.manifest.model).toMatchObject({ sealedAtRest: true, keyId: KEY_ID, sha256: sealed.sha256 });
+      const { envelope, context } = await sealRequest({
+        enclavePublicKey: enclave.publicKeys.sealing,
+        kind: "chat",
+        body: { messages: [{ role: "user", content: "What does the enclave do?" }], maxTokens: 32 },
+      });
+      const answer = await enclave.handleSealed(envelope, "t", new AbortController().signal);
+      let text = "";
+      for await (const event of openResponseFrames(context, answer.frames))
+        if (event.type === "data") text += event.text;
+      expect(text).toBe(
+        " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.",
+      );
+    } finally {
+      await enclave.close();
+    }
+  }, 60_000);
+
+  it("stops when the broker's policy refuses this enclave (another measurement), leaving no decrypted copy", async () => {
+    const before = await stagedCopies();
+    const strict = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: "22".repeat(48),
+      operatorKey: operator.publicJwk,
+      modelSha256: sealed.sha256,
+      serviceName: devManifest().service.name,
+    });
+    const url = await broker([{ keyId: KEY_ID, key: modelKey.key, policy: strict }]);
+    const error = await boot(url).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe("BOOT_KBS_REFUSED");
+    expect(error?.message).toContain("KBS_ATTESTATION_FAILED");
+    expect(await stagedCopies()).toEqual(before);
+  }, 60_000);
+
+  it("stops when the broker is unreachable", async () => {
+    const server = await listen(new Hono().fetch, "127.0.0.1", 0);
+    const url = server.url;
+    await server.close();
+    await expect(boot(url)).rejects.toMatchObject({ code: "BOOT_KBS_UNREACHABLE" });
+  }, 60_000);
+
+  it("stops on a sealed file that is not the manifest's (another sealing under the same key), leaving no copy", async () => {
+    const before = await stagedCopies();
+    const url = await broker([{ keyId: KEY_ID, key: modelKey.key, policy }]);
+    const resealed = join(dir, "resealed.sealed");
+    await sealModelFile(join(dir, "tiny.gguf"), resealed, modelKey);
+    const error = await boot(url, resealed).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe("BOOT_SEALED_MODEL_REFUSED");
+    expect(error?.message).toContain("MODEL_DIGEST_MISMATCH");
+    expect(await stagedCopies()).toEqual(before);
+  }, 60_000);
+
+  it("stops when an impostor broker sends a well-formed key that does not open the model", async () => {
+    // It answers like a broker, boxing a random key to the enclave's real attested key.
+    const app = new Hono();
+    let challenge: Uint8Array = new Uint8Array(32);
+    app.post("/v1/kbs/challenge", (c) => {
+      challenge = nacl.randomBytes(32);
+      return c.json({ challenge: Buffer.from(challenge).toString("base64url") });
+    });
+    app.post("/v1/kbs/release", async (c) => {
+      const body = (await c.req.json()) as { document: string };
+      const payload = JSON.parse(Buffer.from(body.document.split(".")[1] as string, "base64url").toString()) as {
+        cnf: { jwk: { x: string } };
+      };
+      const digest = toHex(
+        new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body.document))),
+      );
+      return c.json({
+        wrapped: wrapModelKey({
+          keyId: KEY_ID,
+          key: nacl.randomBytes(32),
+          enclaveSealingPublicKey: Buffer.from(payload.cnf.jwk.x, "base64url"),
+          challenge,
+          documentDigest: digest,
+        }),
+      });
+    });
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const error = await boot(server.url).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe("BOOT_SEALED_MODEL_REFUSED");
+    expect(error?.message).toContain("SEALED_MODEL_AUTH_FAILED");
+  }, 60_000);
+
+  it("stops when the broker's answer is not bound to this boot (a box for another enclave)", async () => {
+    const app = new Hono();
+    app.post("/v1/kbs/challenge", (c) =>
+      c.json({ challenge: Buffer.from(nacl.randomBytes(32)).toString("base64url") }),
+    );
+    app.post("/v1/kbs/release", (c) =>
+      c.json({
+        wrapped: wrapModelKey({
+          keyId: KEY_ID,
+          key: modelKey.key,
+          enclaveSealingPublicKey: nacl.box.keyPair().publicKey,
+          challenge: nacl.randomBytes(32),
+          documentDigest: "00".repeat(32),
+        }),
+      }),
+    );
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    await expect(boot(server.url)).rejects.toMatchObject({ code: "BOOT_MODEL_KEY_INVALID" });
+  }, 60_000);
+});
