@@ -10,3 +10,15 @@ export function measurementNote(enclave: VerifiedEnclave): string {
     ? "  (Azure paravisor's; the guest OS is covered by the pinned vTPM PCRs)"
     : "";
 }
+
+/**
+ * A sealed-at-rest model (the attested manifest's model.sealedAtRest and keyId): the weights on
+ * the host's disk are ciphertext, and the operator's key broker releases the key only to an
+ * enclave whose attestation passes its policy. The client sees what the manifest promises.
+ */
+export function modelNote(enclave: VerifiedEnclave): string {
+  const model = (enclave.manifest.manifest as { model?: { sealedAtRest?: unknown; keyId?: unknown } } | null)?.model;
+  return model?.sealedAtRest === true && typeof model.keyId === "string"
+    ? `  (sealed at rest under key "${model.keyId}": the key broker releases it only to an attested enclave)`
+    : "";
+}

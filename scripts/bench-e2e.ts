@@ -200,6 +200,7 @@ async function prepareBenchDeployment(model: ModelCase, maxTokens: number) {
     policyPath,
     policy,
     sha256: made.sha256,
+    kbs: null,
   };
 }
 

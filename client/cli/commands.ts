@@ -16,6 +16,9 @@ export interface UpOptions {
   threads: number;
   /** `cloister up` only: origins whose pages may call the host from a browser. */
   corsOrigin?: string[];
+  /** Seal the model at rest and run a key broker (`--no-sealed-model`: a plain model file). */
+  sealedModel: boolean;
+  kbsPort: number;
 }
 
 export interface WebCommandOptions {
@@ -33,7 +36,7 @@ export interface ClientConnectionOptions {
 }
 
 export function registerClientCommands(program: Command): void {
-  const deploymentOptions = (command: Command, defaults: { host: number; enclave: number }) =>
+  const deploymentOptions = (command: Command, defaults: { host: number; enclave: number; kbs: number }) =>
     command
       .option("--host-port <n>", "host port (0 = any free port)", intOption("--host-port", 0, 65535), defaults.host)
       .option(
@@ -44,7 +47,12 @@ export function registerClientCommands(program: Command): void {
       )
       .option("--tee <kind>", "simulated TEE: sim-snp or sim-tdx", choiceOption("--tee", SIMULATED_TEES), "sim-snp")
       .option("--dir <path>", "where keys, model, manifest, API key and policy are kept", ".cloister")
-      .option("--threads <n>", "CPU threads for inference", intOption("--threads", 1, 256), 2);
+      .option("--threads <n>", "CPU threads for inference", intOption("--threads", 1, 256), 2)
+      .option(
+        "--no-sealed-model",
+        "keep the model file in plain text (default: sealed at rest, its key released by a key broker to the attested enclave only)",
+      )
+      .option("--kbs-port <n>", "key broker port (0 = any free port)", intOption("--kbs-port", 0, 65535), defaults.kbs);
 
   deploymentOptions(
     program
@@ -52,7 +60,7 @@ export function registerClientCommands(program: Command): void {
       .description(
         "start a simulated enclave and an untrusted host on loopback, write the matching client policy, run until interrupted",
       ),
-    { host: 8080, enclave: 8443 },
+    { host: 8080, enclave: 8443, kbs: 8790 },
   )
     .addOption(
       new Option("--cors-origin <origin>", "let pages from this origin call the host from a browser (repeatable)")
@@ -72,7 +80,7 @@ export function registerClientCommands(program: Command): void {
       .description(
         "boot a simulated deployment, verify it, ask one question, print the answer and what was verified, shut down",
       ),
-    { host: 0, enclave: 0 },
+    { host: 0, enclave: 0, kbs: 0 },
   )
     .option("--prompt <text>", "the question to ask", "What does the enclave do?")
     .action(async (options: UpOptions & { prompt: string }) => {

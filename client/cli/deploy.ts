@@ -17,6 +17,7 @@ import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { sha256File } from "../../models/hash.ts";
+import { generateModelKey, type ModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
@@ -35,7 +36,15 @@ export interface DeploymentFiles {
   readonly apiKey: string;
   readonly policyPath: string;
   readonly policy: ClientPolicy;
+  /**
+   * The key broker of a sealed-model deployment (null: the model is not sealed): its configuration
+   * (the model key and its release policy) and the key id the manifest names.
+   */
+  readonly kbs: { readonly configPath: string; readonly keyId: string } | null;
 }
+
+/** The key id of the development deployment's model key. */
+export const DEV_MODEL_KEY_ID = "cloister-dev-tiny";
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
@@ -55,6 +64,8 @@ export async function prepareDeployment(options: {
   tee: SimulatedTee;
   threads: number;
   progress: (line: string) => void;
+  /** Seal the model at rest and have a key broker release its key to the attested enclave. */
+  sealedModel?: boolean;
 }): Promise<DeploymentFiles> {
   const dir = resolve(options.dir);
   await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
@@ -83,7 +94,30 @@ export async function prepareDeployment(options: {
     await writeFile(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
   }
 
-  const manifest = devManifest({ inference: { threads: options.threads } });
+  let modelFilePath = modelPath;
+  let kbs: DeploymentFiles["kbs"] = null;
+  let sealedModelFields = {};
+  if (options.sealedModel === true) {
+    // The operator's side of a sealed model: a model key (kept by the key broker only), the model
+    // encrypted under it, and the manifest naming the sealed file and the key id.
+    const kbsDir = join(dir, "kbs");
+    await mkdir(kbsDir, { recursive: true, mode: 0o700 });
+    const keyPath = join(kbsDir, "model-key.jwk");
+    let modelKey: ModelKey;
+    if (await exists(keyPath)) {
+      modelKey = modelKeyFromJwk(JSON.parse(await readFile(keyPath, "utf8")), keyPath);
+    } else {
+      modelKey = generateModelKey(DEV_MODEL_KEY_ID);
+      await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
+    }
+    modelFilePath = join(dir, "models", "tiny.gguf.sealed");
+    const sealed = await sealModelFile(modelPath, modelFilePath, modelKey);
+    modelKey.key.fill(0);
+    sealedModelFields = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, sealedAtRest: true, keyId: sealed.keyId };
+    kbs = { configPath: join(kbsDir, "config.json"), keyId: sealed.keyId };
+  }
+
+  const manifest = devManifest({ inference: { threads: options.threads }, model: sealedModelFields });
   const manifestPath = join(dir, "manifest.jws");
   await writeFile(manifestPath, await signManifest(manifest, privateJwk));
 
@@ -124,8 +158,28 @@ export async function prepareDeployment(options: {
   });
   const policyPath = join(dir, "policy.json");
   await writeFile(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
+  if (kbs !== null) {
+    // The broker's release policy has the client policy's format; here it accepts exactly what the
+    // clients accept (this simulated enclave, this operator, this sealed model).
+    await writeFile(join(dir, "kbs", "release-policy.json"), `${JSON.stringify(policy, null, 2)}\n`);
+    await writeFile(
+      kbs.configPath,
+      `${JSON.stringify({ version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] }, null, 2)}\n`,
+    );
+  }
 
-  return { dir, modelPath, manifestPath, operatorPublicKeyPath, apiKeysPath, apiKeyPath, apiKey, policyPath, policy };
+  return {
+    dir,
+    modelPath: modelFilePath,
+    manifestPath,
+    operatorPublicKeyPath,
+    apiKeysPath,
+    apiKeyPath,
+    apiKey,
+    policyPath,
+    policy,
+    kbs,
+  };
 }
 
 interface Child {
@@ -176,6 +230,8 @@ export interface RunningDeployment {
   readonly files: DeploymentFiles;
   readonly hostUrl: string;
   readonly enclaveUrl: string;
+  /** The key broker's URL (sealed-model deployments), else null. */
+  readonly kbsUrl: string | null;
   /** Resolves when either process exits on its own (not through stopEnclave/restartEnclave/stop). */
   readonly exited: Promise<string>;
   /** Stops the enclave process only; the host keeps running (and reports the enclave unreachable). */
@@ -195,8 +251,11 @@ export async function startDeployment(options: {
   frameIntervalMs?: number;
   /** `cloister host --cors-origin`, each; absent: none. */
   corsOrigins?: readonly string[];
+  /** The key broker's port (sealed-model deployments; default 0, any free port). */
+  kbsPort?: number;
 }): Promise<RunningDeployment> {
   const { files } = options;
+  let kbsUrl: string | null = null;
   const enclaveArgs = (port: number) => [
     "enclave",
     "--manifest",
@@ -210,6 +269,7 @@ export async function startDeployment(options: {
     "--port",
     String(port),
     ...(options.frameIntervalMs === undefined ? [] : ["--frame-interval-ms", String(options.frameIntervalMs)]),
+    ...(kbsUrl === null ? [] : ["--kbs-url", kbsUrl]),
   ];
   let resolveExited: (who: string) => void = () => {};
   const exited = new Promise<string>((r) => {
@@ -226,15 +286,25 @@ export async function startDeployment(options: {
     return stopChild(child);
   };
 
-  let enclave = startChild("enclave", enclaveArgs(options.enclavePort), options.log);
+  let kbs: Child | undefined;
+  let enclave: Child | undefined;
   let host: Child | undefined;
   const stop = async () => {
-    await Promise.all([
-      host === undefined ? Promise.resolve() : stopExpected(host.process),
-      stopExpected(enclave.process),
-    ]);
+    await Promise.all(
+      [host, enclave, kbs].map((child) => (child === undefined ? Promise.resolve() : stopExpected(child.process))),
+    );
   };
   try {
+    if (files.kbs !== null) {
+      kbs = startChild(
+        "kbs",
+        ["kbs", "serve", "--config", files.kbs.configPath, "--port", String(options.kbsPort ?? 0)],
+        options.log,
+      );
+      kbsUrl = (await kbs.ready).url;
+      watch("kbs", kbs.process);
+    }
+    enclave = startChild("enclave", enclaveArgs(options.enclavePort), options.log);
     const enclaveReady = await enclave.ready;
     const enclavePort = Number(new URL(enclaveReady.url).port);
     watch("enclave", enclave.process);
@@ -256,17 +326,20 @@ export async function startDeployment(options: {
     );
     const hostReady = await host.ready;
     watch("host", host.process);
-    const stopEnclave = () => stopExpected(enclave.process);
+    let current: Child = enclave;
+    const stopEnclave = () => stopExpected(current.process);
     const restartEnclave = async () => {
       await stopEnclave();
-      enclave = startChild("enclave", enclaveArgs(enclavePort), options.log);
-      await enclave.ready;
-      watch("enclave", enclave.process);
+      current = startChild("enclave", enclaveArgs(enclavePort), options.log);
+      enclave = current;
+      await current.ready;
+      watch("enclave", current.process);
     };
     return {
       files,
       hostUrl: hostReady.url,
       enclaveUrl: enclaveReady.url,
+      kbsUrl,
       exited,
       stopEnclave,
       restartEnclave,

@@ -5,7 +5,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
 import { parseClientPolicy } from "../policy.ts";
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
-import { measurementNote } from "../summary.ts";
+import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, UsageError } from "./output.ts";
 
@@ -57,7 +57,7 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
     `  TEE          ${s.tee}${s.simulated ? "  (SIMULATED: insecure simulator root, trusted by this policy only)" : ""}`,
     `  measurement  ${s.measurement}${measurementNote(enclave)}`,
     `  service      ${s.service.name} ${s.service.version}`,
-    `  model        ${s.model.file} sha256 ${s.model.sha256}`,
+    `  model        ${s.model.file} sha256 ${s.model.sha256}${modelNote(enclave)}`,
     `  manifest     sha256 ${s.manifestDigest}, signed by ${s.manifestSigner}`,
     `  keys         X25519 ${s.sealingKey.slice(0, 16)}…, Ed25519 ${s.signingKey.slice(0, 16)}… (bound in REPORT_DATA)`,
     "  checked      evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest",

@@ -26,13 +26,17 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
     tee: options.tee,
     threads: options.threads,
     progress: say,
+    sealedModel: options.sealedModel,
   });
-  say(`starting a simulated ${options.tee} enclave and the host on 127.0.0.1 …`);
+  say(
+    `starting ${files.kbs === null ? "" : "a key broker, "}a simulated ${options.tee} enclave and the host on 127.0.0.1 …`,
+  );
   return startDeployment({
     files,
     tee: options.tee,
     hostPort: options.hostPort,
     enclavePort: options.enclavePort,
+    kbsPort: options.kbsPort,
     log,
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
   });
@@ -59,6 +63,11 @@ export async function runUp(options: UpOptions): Promise<void> {
       `  host URL     ${deployment.hostUrl}`,
       `  policy       ${policy}`,
       `  API key file ${relative(process.cwd(), deployment.files.apiKeyPath)}`,
+      ...(deployment.kbsUrl === null || deployment.files.kbs === null
+        ? ["  model        plain GGUF file (--no-sealed-model)"]
+        : [
+            `  key broker   ${deployment.kbsUrl}  (released model key "${deployment.files.kbs.keyId}" to the attested enclave; config ${relative(process.cwd(), deployment.files.kbs.configPath)})`,
+          ]),
       "",
       `Try:  npx cloister attest --url ${deployment.hostUrl} --policy ${policy}`,
       `      npx cloister chat --url ${deployment.hostUrl} --policy ${policy} "What does the enclave do?"`,
@@ -101,6 +110,24 @@ async function checkAudit(dir: string, session: Session): Promise<string> {
   );
 }
 
+/** The key broker's log line for the release this deployment's enclave got, if any. */
+function releaseLogged(
+  logs: readonly string[],
+): { keyId: string; tee: string; simulated: boolean; measurement: string } | null {
+  for (const line of logs) {
+    if (!line.startsWith("[kbs] {")) continue;
+    try {
+      const entry = JSON.parse(line.slice("[kbs] ".length)) as Record<string, unknown>;
+      if (entry.event === "release" && entry.outcome === "released") {
+        return entry as unknown as { keyId: string; tee: string; simulated: boolean; measurement: string };
+      }
+    } catch {
+      // not a log entry
+    }
+  }
+  return null;
+}
+
 export async function runDemo(options: UpOptions & { prompt: string }): Promise<void> {
   const started = performance.now();
   const logs: string[] = [];
@@ -112,7 +139,14 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
       apiKey: deployment.files.apiKey,
     });
     const out = process.stdout;
-    out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n\n`);
+    out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
+    const release = releaseLogged(logs);
+    if (release !== null) {
+      out.write(
+        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the model file on disk stays ciphertext\n`,
+      );
+    }
+    out.write("\n");
     out.write(`> ${options.prompt}\n`);
     for await (const event of session.chat([{ role: "user", content: options.prompt }], { maxTokens: 64 })) {
       if (event.type === "text") out.write(event.text);

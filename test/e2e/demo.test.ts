@@ -5,7 +5,7 @@
  * host-stored audit chain, shuts everything down and exits 0.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,6 +48,15 @@ describe("cloister demo (npm start)", () => {
     expect(verified).toBeGreaterThanOrEqual(0);
     expect(asked).toBeGreaterThan(verified);
     expect(result.stdout).toContain("SIMULATED");
+    // The model is sealed at rest: the attested manifest says so, and the key broker released its
+    // key to this enclave after verifying it; what lies on disk for the host is ciphertext.
+    expect(result.stdout).toContain('(sealed at rest under key "cloister-dev-tiny"');
+    expect(result.stdout).toMatch(/key broker {3}released model key "cloister-dev-tiny" to this boot only after verifying/);
+    const sealed = await readFile(join(dir, "models", "tiny.gguf.sealed"));
+    expect(sealed.subarray(0, 8).toString("latin1")).toBe("CLSEALMD");
+    const plain = await readFile(join(dir, "models", "tiny.gguf"));
+    expect(plain.includes(Buffer.from("general.architecture"))).toBe(true);
+    expect(sealed.includes(Buffer.from("general.architecture"))).toBe(false);
     expect(result.stdout).toContain(`${GREEDY_CHAT_ANSWER}\n`);
     expect(result.stdout).toMatch(/sealed end to end: \d+ prompt \+ 19 completion tokens/);
     expect(result.stdout).toMatch(
