@@ -51,7 +51,9 @@ describe("cloister demo (npm start)", () => {
     // The model is sealed at rest: the attested manifest says so, and the key broker released its
     // key to this enclave after verifying it; what lies on disk for the host is ciphertext.
     expect(result.stdout).toContain('(sealed at rest under key "cloister-dev-tiny"');
-    expect(result.stdout).toMatch(/key broker {3}released model key "cloister-dev-tiny" to this boot only after verifying/);
+    expect(result.stdout).toMatch(
+      /key broker {3}released model key "cloister-dev-tiny" to this boot only after verifying/,
+    );
     const sealed = await readFile(join(dir, "models", "tiny.gguf.sealed"));
     expect(sealed.subarray(0, 8).toString("latin1")).toBe("CLSEALMD");
     const plain = await readFile(join(dir, "models", "tiny.gguf"));
