@@ -6,7 +6,12 @@
  */
 import type { JWK } from "jose";
 import { z } from "zod";
-import type { ManifestCheck, VerifiedManifestSummary } from "../attestation/document.ts";
+import {
+  type ManifestCheck,
+  type VerifiedEnclave,
+  type VerifiedManifestSummary,
+  verifyAttestationDocument,
+} from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import { EVIDENCE_TYPES, type EvidenceType, type TrustAnchors } from "../attestation/evidence.ts";
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
@@ -184,4 +189,34 @@ export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestChec
       };
     },
   };
+}
+
+/**
+ * Verifies an attestation document and its nonce answer against a client policy, every stage of
+ * `verifyAttestationDocument` plus the policy's accepted evidence types: what the SDK, the key
+ * broker and the host's pool re-attestation each decide on. Throws an AttestationError naming the
+ * stage.
+ */
+export async function verifyWithClientPolicy(
+  document: string,
+  policy: ClientPolicy,
+  nonce: { readonly value: Uint8Array; readonly answer: string },
+  at: Date,
+): Promise<VerifiedEnclave> {
+  const enclave = await verifyAttestationDocument(document, {
+    policy: policy.attestation,
+    anchors: await anchorsForPolicy(policy),
+    manifest: manifestCheckForPolicy(policy),
+    at,
+    nonce,
+    maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
+  });
+  if (!policy.acceptedEvidence.includes(enclave.tee)) {
+    throw new AttestationError(
+      "appraise",
+      "TEE_NOT_ACCEPTED",
+      `evidence type expected one of [${policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
+    );
+  }
+  return enclave;
 }

@@ -12,7 +12,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { type ModelKey, type SealedModelExpectation, unsealModelFile } from "../models/sealed.ts";
+import { type ModelKey, SealedModelError, type SealedModelExpectation, unsealModelFile } from "../models/sealed.ts";
 import { EngineError } from "./engine/errors.ts";
 
 export interface StagedModel {
@@ -80,8 +80,18 @@ export async function stageSealedModel(
   source: string,
   expected: SealedModelExpectation,
   modelKey: ModelKey,
+  options: { readonly allowDisk: boolean; readonly privateRoot?: () => Promise<string> },
 ): Promise<StagedModel & { readonly plaintextSha256: string }> {
-  const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
+  const root = await (options.privateRoot ?? privateRoot)();
+  // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
+  // host can read, so a real TEE refuses (the simulator, a development tool, may use it).
+  if (root !== "/dev/shm" && !options.allowDisk) {
+    throw new SealedModelError(
+      "MODEL_NO_PRIVATE_MEMORY",
+      "sealed model: no /dev/shm (tmpfs) to decrypt into; refusing to write decrypted weights to a disk",
+    );
+  }
+  const dir = await mkdtemp(join(root, "cloister-model-"));
   const path = join(dir, "model.gguf");
   try {
     const header = await unsealModelFile(source, path, modelKey, expected);

@@ -286,6 +286,7 @@ export class Enclave {
           config.modelPath,
           { sha256: manifest.model.sha256, sizeBytes: manifest.model.sizeBytes, keyId: sealedModel },
           { keyId: sealedModel, key },
+          { allowDisk: evidenceSource.simulated },
         ).catch((error: unknown) => {
           throw new EnclaveError(
             "BOOT_SEALED_MODEL_REFUSED",

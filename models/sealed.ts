@@ -266,6 +266,7 @@ export async function sealModelFile(
       }
       await sink.sync();
     } finally {
+      key.fill(0);
       await sink.close();
     }
     if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
@@ -340,6 +341,7 @@ export async function unsealModelFile(
   });
   let sink: Awaited<ReturnType<typeof open>> | null = null;
   let created = false;
+  let fileKey: Buffer | null = null;
   try {
     const sealedHash = createHash("sha256");
     const headerBuffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, expected.sizeBytes));
@@ -361,6 +363,7 @@ export async function unsealModelFile(
     }
     const aad = createHash("sha256").update(header.bytes).digest();
     const { key, prefix } = fileKeys(modelKey.key, header.salt);
+    fileKey = key;
     const plainHash = createHash("sha256");
     sink = await open(output, "wx", 0o600).catch((cause: unknown) => {
       throw new ModelIoError(output, "create", cause);
@@ -426,6 +429,7 @@ export async function unsealModelFile(
     if (created) await rm(output, { force: true });
     throw error;
   } finally {
+    fileKey?.fill(0);
     await source.close();
   }
 }

@@ -9,10 +9,11 @@
  */
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
+import { type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
-import { verifyAttestationDocument } from "../document.ts";
+import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
+import { isSkip } from "../policy.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /** A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. */
@@ -142,17 +143,9 @@ export class KeyBroker {
     if (entry === undefined)
       throw new BrokerError("KBS_KEY_UNKNOWN", 404, `keyId: this broker holds no key "${keyId}"`);
 
-    const policy = entry.policy;
-    let enclave: Awaited<ReturnType<typeof verifyAttestationDocument>>;
+    let enclave: VerifiedEnclave;
     try {
-      enclave = await verifyAttestationDocument(document, {
-        policy: policy.attestation,
-        anchors: await anchorsForPolicy(policy),
-        manifest: manifestCheckForPolicy(policy),
-        at,
-        nonce: { value: challengeBytes, answer },
-        maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
-      });
+      enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at);
     } catch (error) {
       if (error instanceof AttestationError) {
         throw new BrokerError(
@@ -163,14 +156,6 @@ export class KeyBroker {
         );
       }
       throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
-    }
-    if (!policy.acceptedEvidence.includes(enclave.tee)) {
-      throw new BrokerError(
-        "KBS_ATTESTATION_FAILED",
-        403,
-        `attestation: evidence type expected one of [${policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
-        { stage: "appraise" },
-      );
     }
     // The key goes only to a deployment whose attested manifest says its model is sealed under it.
     const model = parseManifest(enclave.manifest.manifest).model;
@@ -204,4 +189,24 @@ export class KeyBroker {
 
 function malformed(detail: string): BrokerError {
   return new BrokerError("KBS_REQUEST_MALFORMED", 400, `release request: ${detail}`);
+}
+
+/**
+ * What in a release policy gives the key to more than one known image: `kbs check` shows these and
+ * `kbs serve` warns of each at start. The signed manifest is public (every document carries it),
+ * so without pinned measurements any guest on genuine hardware that presents it gets the key.
+ */
+export function releaseRisks(policy: ClientPolicy): string[] {
+  const risks: string[] = [];
+  const a = policy.attestation;
+  if (a.trustSimulator) risks.push("trusts the INSECURE simulator: anyone can forge its evidence");
+  if (a.snp !== null && isSkip(a.snp.measurements)) {
+    risks.push("snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key");
+  }
+  if (a.snp?.debugAllowed === true) risks.push("snp.debugAllowed: a debuggable guest's memory is open to the host");
+  if (a.tdx !== null && isSkip(a.tdx.mrtd)) {
+    risks.push("tdx.mrtd skipped: any TDX guest that presents the manifest gets the key");
+  }
+  if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
+  return risks;
 }

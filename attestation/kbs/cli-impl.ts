@@ -10,7 +10,7 @@ import {
   modelKeyToJwk,
   sealModelFile,
 } from "../../models/sealed.ts";
-import { KeyBroker } from "./broker.ts";
+import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
 import { createBrokerApp } from "./server.ts";
@@ -25,7 +25,13 @@ async function loadConfig(path: string) {
 }
 
 export async function runKbsServe(options: KbsServeOptions): Promise<void> {
-  const broker = new KeyBroker(await loadConfig(options.config));
+  const keys = await loadConfig(options.config);
+  const broker = new KeyBroker(keys);
+  for (const k of keys) {
+    for (const risk of releaseRisks(k.policy))
+      process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
+    k.key.fill(0); // the broker keeps its own copy
+  }
   const server = await listen(
     createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`)).fetch,
     options.listen,
@@ -74,6 +80,7 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     trustSimulator: k.policy.attestation.trustSimulator,
     allowedModelDigests: k.policy.manifest.allowedModelDigests,
     trustedSigners: k.policy.manifest.trustedSigners.length,
+    risks: releaseRisks(k.policy),
   }));
   for (const k of keys) k.key.fill(0);
   if (options.json === true) {
@@ -87,6 +94,7 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     process.stdout.write(
       `key "${k.keyId}": released to ${k.acceptedEvidence.join(", ")}${k.trustSimulator ? " (INSECURE: the simulator is trusted)" : ""}; models ${models}; ${k.trustedSigners} manifest signer(s)\n`,
     );
+    for (const risk of k.risks) process.stdout.write(`  WARNING: ${risk}\n`);
   }
 }
 

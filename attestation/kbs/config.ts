@@ -10,7 +10,7 @@
  * are relative to the configuration file. Errors name the field, the expected and the found value.
  */
 import { constants } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { lstat, open, readFile, realpath } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ClientError } from "../../client/errors.ts";
@@ -61,15 +61,36 @@ export async function readPrivateKeyFile(path: string, field: string): Promise<s
   }
 }
 
+/**
+ * Reads a configuration or policy file that nobody but its owner can change: whoever can write a
+ * release policy decides who gets the key (e.g. by trusting the simulator).
+ */
+async function readProtectedFile(path: string, field: string): Promise<string> {
+  const info = await lstat(path).catch((error: unknown) => {
+    throw new BrokerConfigError(
+      `${field}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  });
+  if (info.isSymbolicLink()) {
+    // The link's target is checked instead: a link kept in a protected directory is fine.
+    return readProtectedFile(await realpath(path), field);
+  }
+  if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
+  if ((info.mode & 0o022) !== 0) {
+    throw new BrokerConfigError(
+      `${field}: "${path}" is writable by group or others (mode 0${(info.mode & 0o777).toString(8)}); run chmod go-w`,
+    );
+  }
+  return readFile(path, "utf8");
+}
+
 export async function loadBrokerConfig(path: string): Promise<BrokerKey[]> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, "utf8"));
+    json = JSON.parse(await readProtectedFile(path, "--config"));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new BrokerConfigError(
-      code === undefined ? `--config: "${path}" is not JSON` : `--config: cannot read "${path}" (${code})`,
-    );
+    if (error instanceof BrokerConfigError) throw error;
+    throw new BrokerConfigError(`--config: "${path}" is not JSON`);
   }
   const parsed = ConfigSchema.safeParse(json);
   if (!parsed.success) {
@@ -95,13 +116,7 @@ export async function loadBrokerConfig(path: string): Promise<BrokerKey[]> {
     let policyValue: unknown = entry.policy;
     if (typeof entry.policy === "string") {
       const policyPath = resolve(base, entry.policy);
-      try {
-        policyValue = await readFile(policyPath, "utf8");
-      } catch (error) {
-        throw new BrokerConfigError(
-          `keys.${i}.policy: cannot read "${policyPath}" (${(error as NodeJS.ErrnoException).code ?? "error"})`,
-        );
-      }
+      policyValue = await readProtectedFile(policyPath, `keys.${i}.policy`);
     }
     let policy: ReturnType<typeof parseClientPolicy>;
     try {

@@ -27,8 +27,52 @@ function errorJson(code: string, message: string) {
   return { error: { code, message } };
 }
 
-export function createBrokerApp(broker: KeyBroker, log: (entry: ReleaseLogEntry) => void = () => {}): Hono {
-  const app = new Hono();
+/**
+ * Challenges each client address may take per minute (default 60). Challenges are free to ask for
+ * and each outstanding one holds a slot, so without a per-address limit one caller could keep the
+ * broker's table full and stop every enclave from booting.
+ */
+export interface BrokerAppOptions {
+  readonly challengesPerMinute?: number;
+  readonly now?: () => number;
+}
+
+/** Fixed one-minute windows per address, at most 10 000 addresses remembered. */
+class AddressLimiter {
+  readonly #windows = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    private readonly perMinute: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Seconds until `address` may try again, or 0 when this attempt is allowed (and counted). */
+  take(address: string): number {
+    const now = this.now();
+    let window = this.#windows.get(address);
+    if (window === undefined || now - window.start >= 60_000) {
+      if (this.#windows.size >= 10_000) {
+        for (const [key, w] of this.#windows) if (now - w.start >= 60_000) this.#windows.delete(key);
+        if (this.#windows.size >= 10_000) return 1;
+      }
+      window = { start: now, count: 0 };
+      this.#windows.set(address, window);
+    }
+    if (window.count >= this.perMinute) return Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
+    window.count++;
+    return 0;
+  }
+}
+
+type BrokerEnv = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } } };
+
+export function createBrokerApp(
+  broker: KeyBroker,
+  log: (entry: ReleaseLogEntry) => void = () => {},
+  options: BrokerAppOptions = {},
+): Hono<BrokerEnv> {
+  const app = new Hono<BrokerEnv>();
+  const limiter = new AddressLimiter(options.challengesPerMinute ?? 60, options.now ?? (() => Date.now()));
   app.onError((error, c) => {
     if (error instanceof BrokerError) {
       if (error.status === 503) c.header("Retry-After", "1");
@@ -40,7 +84,18 @@ export function createBrokerApp(broker: KeyBroker, log: (entry: ReleaseLogEntry)
 
   app.get("/healthz", (c) => c.json({ status: "ok", keys: broker.keyIds.length }));
 
-  app.post("/v1/kbs/challenge", (c) => c.json(broker.challenge()));
+  app.post("/v1/kbs/challenge", (c) => {
+    const address = c.env?.incoming?.socket?.remoteAddress ?? "unknown";
+    const wait = limiter.take(address);
+    if (wait > 0) {
+      c.header("Retry-After", String(wait));
+      return c.json(
+        errorJson("KBS_RATE_LIMITED", "key broker: too many challenges from this address; retry later"),
+        429,
+      );
+    }
+    return c.json(broker.challenge());
+  });
 
   app.post(
     "/v1/kbs/release",

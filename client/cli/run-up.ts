@@ -143,7 +143,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
     const release = releaseLogged(logs);
     if (release !== null) {
       out.write(
-        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the model file on disk stays ciphertext\n`,
+        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
       );
     }
     out.write("\n");

@@ -111,6 +111,7 @@ describe("cloister kbs and model seal", () => {
           trustSimulator: true,
           allowedModelDigests: ["ab".repeat(32)],
           trustedSigners: 1,
+          risks: ["trusts the INSECURE simulator: anyone can forge its evidence"],
         },
       ],
     });
@@ -118,6 +119,21 @@ describe("cloister kbs and model seal", () => {
     expect(run.stdout).not.toContain(jwk.k);
     const human = await runCloister(["kbs", "check", "--config", configPath]);
     expect(human.stdout).toContain('key "tiny-v1": released to sev-snp (INSECURE: the simulator is trusted)');
+    expect(human.stdout).toContain("WARNING: trusts the INSECURE simulator");
+    // A release policy that skips measurements gives the key to any guest presenting the (public) manifest.
+    const policy = JSON.parse(await readFile(join(dir, "policy.json"), "utf8"));
+    policy.attestation.snp.measurements = { skip: { reason: "test" } };
+    await writeFile(join(dir, "any-measurement.json"), JSON.stringify(policy));
+    const loose = join(dir, "loose.json");
+    await writeFile(
+      loose,
+      JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "any-measurement.json" }] }),
+    );
+    const risky = await runCloister(["kbs", "check", "--config", loose, "--json"]);
+    expect(risky.code, risky.stderr).toBe(0);
+    expect(JSON.parse(risky.stdout).keys[0].risks).toContain(
+      "snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key",
+    );
 
     const badPolicy = join(dir, "bad-policy.json");
     await writeFile(
@@ -134,6 +150,19 @@ describe("cloister kbs and model seal", () => {
     expect((await runCloister(["kbs", "check", "--config", twice])).stderr).toContain(
       'keys.1: key id "tiny-v1" is listed twice',
     );
+    // Whoever can write the configuration or a release policy decides who gets the key.
+    const writable = join(dir, "writable.json");
+    await writeFile(writable, await readFile(configPath));
+    await chmod(writable, 0o666);
+    const open = await runCloister(["kbs", "check", "--config", writable]);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toContain("is writable by group or others (mode 0666); run chmod go-w");
+    await chmod(join(dir, "policy.json"), 0o664);
+    const openPolicy = await runCloister(["kbs", "check", "--config", configPath]);
+    await chmod(join(dir, "policy.json"), 0o644);
+    expect(openPolicy.code).toBe(2);
+    expect(openPolicy.stderr).toContain("keys.0.policy:");
+
     const missing = await runCloister(["kbs", "check", "--config", join(dir, "nope.json")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("cannot read");
@@ -165,6 +194,7 @@ describe("cloister kbs and model seal", () => {
     child.kill("SIGTERM");
     expect(await exit).toBe(0);
     expect(stderr).toContain('"outcome":"refused"');
+    expect(stderr).toContain('cloister kbs: WARNING: key "tiny-v1": trusts the INSECURE simulator');
     const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { k: string };
     expect(stderr).not.toContain(jwk.k);
   }, 60_000);

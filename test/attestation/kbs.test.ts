@@ -230,6 +230,20 @@ describe("key broker", () => {
 });
 
 describe("key broker HTTP API", () => {
+  it("limits challenges per client address (429 with Retry-After), so no caller can fill the table", async () => {
+    let now = 1_000_000;
+    const app = createBrokerApp(broker(), () => {}, { challengesPerMinute: 2, now: () => now });
+    const ask = () => app.request("/v1/kbs/challenge", { method: "POST" });
+    expect((await ask()).status).toBe(200);
+    expect((await ask()).status).toBe(200);
+    const limited = await ask();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
+    expect(await limited.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
+    now += 60_000;
+    expect((await ask()).status).toBe(200);
+  });
+
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
     const kbs = broker();

@@ -17,6 +17,7 @@ import { createBrokerApp } from "../../attestation/kbs/server.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
+import { stageSealedModel } from "../../enclave/model-staging.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -148,6 +149,17 @@ describe("enclave boot on a sealed model", () => {
     expect(error?.message).toContain("MODEL_DIGEST_MISMATCH");
     expect(await stagedCopies()).toEqual(before);
   }, 60_000);
+
+  it("never decrypts to a disk: without /dev/shm a real TEE refuses (only the simulator may use the temp directory)", async () => {
+    const target = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, keyId: KEY_ID };
+    const noShm = async () => tmpdir();
+    await expect(
+      stageSealedModel(sealedPath, target, modelKey, { allowDisk: false, privateRoot: noShm }),
+    ).rejects.toMatchObject({ code: "MODEL_NO_PRIVATE_MEMORY" });
+    const staged = await stageSealedModel(sealedPath, target, modelKey, { allowDisk: true, privateRoot: noShm });
+    expect(staged.path.startsWith(tmpdir())).toBe(true);
+    await staged.remove();
+  });
 
   it("stops when an impostor broker sends a well-formed key that does not open the model", async () => {
     // It answers like a broker, boxing a random key to the enclave's real attested key.
