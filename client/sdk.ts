@@ -12,6 +12,7 @@ import { base64url } from "jose";
 import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
+import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { TrustAnchors } from "../attestation/evidence.ts";
 import { verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
@@ -301,6 +302,15 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   return session;
 }
 
+/**
+ * The enclave key id (`SHA-256(X25519 key)[0..16]`, hex: the sealed envelope's routing id) of an
+ * unverified document's `cnf.jwk`, or null when it has none: only where to send the nonce.
+ */
+async function routingKeyId(document: string): Promise<string | null> {
+  const key = unverifiedDocumentSealingKey(document);
+  return key === null ? null : toHex((await sha256(key)).subarray(0, 16));
+}
+
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
 const MAX_PREPARED_KEYS = 8;
 
@@ -337,7 +347,13 @@ export class Session {
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
-    const { nonce, value: answer } = await this.#askWithNonce("/v1/attestation/challenge", "answer");
+    // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
+    // by its key id (a routing hint only; the answer is verified against this document below).
+    const named = await routingKeyId(document);
+    const { nonce, value: answer } = await this.#askWithNonce(
+      `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
+      "answer",
+    );
     let enclave: VerifiedEnclave;
     try {
       enclave = await verifyAttestationDocument(document, {
@@ -455,7 +471,8 @@ export class Session {
         "audit checkpoint: the attested manifest disables auditing (audit.enabled is false)",
       );
     }
-    const { nonce, value: line } = await this.#askWithNonce("/v1/audit/checkpoint", "checkpoint");
+    const named = toHex((await sha256(enclave.sealingPublicKey)).subarray(0, 16));
+    const { nonce, value: line } = await this.#askWithNonce(`/v1/audit/checkpoint?enclave=${named}`, "checkpoint");
     const checkpoint = verifyAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
     if (checkpoint === null) {
       throw new ClientError(

@@ -25,10 +25,13 @@ import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
 import type { ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
+import { EnclavePool, KEY_ID_HEX, type PoolMember } from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
-  readonly enclaveUrl: string;
+  readonly enclaveUrl?: string;
+  /** A pool of enclaves instead (host/pool.ts): requests are routed by enclave key id. */
+  readonly pool?: EnclavePool;
   readonly apiKeys: ApiKeyStore;
   readonly limits: {
     /** Largest sealed request accepted, in bytes. */
@@ -39,8 +42,8 @@ export interface HostOptions {
     readonly upstreamIdleTimeoutMs: number;
   } & LimiterOptions;
   readonly accessLog: AccessLogSink;
-  /** Called when a sealed response has ended (e.g. to collect the enclave's audit records). */
-  readonly onSealedResponseEnd?: () => void;
+  /** Called when a sealed response has ended (e.g. to collect that enclave's audit records). */
+  readonly onSealedResponseEnd?: (member: PoolMember) => void;
   /** Origins whose pages may call the API from a browser (exact `scheme://host[:port]`); default none. */
   readonly corsOrigins?: readonly string[];
 }
@@ -71,12 +74,38 @@ const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 export function createHostApp(options: HostOptions): Hono<Env & { Variables: Variables }> {
   const app = new Hono<Env & { Variables: Variables }>();
   const limiter = new ConcurrencyLimiter(options.limits);
-  const enclaveBase = options.enclaveUrl.replace(/\/+$/, "");
-  if (new URL(enclaveBase).protocol !== "http:") {
-    throw new RangeError(`enclaveUrl: expected an http: URL (the enclave's internal server), found ${enclaveBase}`);
-  }
   const agent = new Agent({ keepAlive: true });
   const upstreamOptions = { agent, limits: options.limits };
+  const pool =
+    options.pool ??
+    new EnclavePool(options.enclaveUrl === undefined ? [] : [options.enclaveUrl], {
+      fetchText: (url) => fetchBounded(upstreamOptions, url),
+    });
+  for (const member of pool.members) {
+    if (new URL(member.url).protocol !== "http:") {
+      throw new RangeError(`enclaveUrl: expected an http: URL (the enclave's internal server), found ${member.url}`);
+    }
+  }
+
+  /**
+   * The member a nonce question goes to: the one the client names (`?enclave=<key id>`, the
+   * enclave whose document it is verifying), else the best candidate. A single enclave gets every
+   * question whatever it names (it answers with its own key; the client's check does the rest).
+   */
+  const namedMember = (named: string | undefined): PoolMember => {
+    if (named !== undefined && !KEY_ID_HEX.test(named)) {
+      throw new HostError("ENCLAVE_ID_MALFORMED", 400, "enclave: expected a key id of 32 lower-case hex digits");
+    }
+    if (!pool.isPool) return pool.members[0] as PoolMember;
+    if (named === undefined) {
+      const best = pool.candidates()[0];
+      if (best === undefined) throw noEnclave();
+      return best;
+    }
+    const member = pool.byKeyId(named);
+    if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member);
+    return member;
+  };
   const cors = new CorsPolicy(options.corsOrigins ?? []);
 
   // Access log: sizes and timings only, written when the last byte has gone out.
@@ -153,12 +182,43 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return options.apiKeys.authorize(record, permission);
   };
 
-  app.get("/healthz", (c) => c.json({ status: "ok", inFlight: limiter.active, queued: limiter.queued }));
+  app.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      inFlight: limiter.active,
+      queued: limiter.queued,
+      ...(pool.isPool ? { enclaves: pool.status() } : {}),
+    }),
+  );
 
+  // A new session: the least busy member's document (one that does not answer is marked and the
+  // next one tried). The client then names that enclave's key id in its nonce question.
   app.get("/v1/attestation", async (c) => {
     c.set("caller", authenticate(c, "attest"));
-    const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/attestation`, { method: "GET" });
-    return passThroughBounded(upstream, DOCUMENT_MAX_BYTES);
+    const candidates = pool.isPool ? pool.candidates() : [pool.members[0] as PoolMember];
+    if (candidates.length === 0) throw noEnclave();
+    for (const [i, member] of candidates.entries()) {
+      let upstream: IncomingMessage;
+      try {
+        upstream = await upstreamRequest(upstreamOptions, `${member.url}/attestation`, { method: "GET" });
+      } catch (error) {
+        if (!pool.isPool || !(error instanceof HostError) || error.code !== "ENCLAVE_UNREACHABLE") throw error;
+        pool.mark(member, "unreachable", "document: unreachable");
+        if (i === candidates.length - 1) throw error;
+        continue;
+      }
+      const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES);
+      if (answer.status === 200) {
+        try {
+          const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
+          if (typeof document === "string") pool.noteDocument(member, document);
+        } catch {
+          // not JSON: passed on as it is; the client reports it
+        }
+      }
+      return new Response(answer.body, { status: answer.status, headers: answer.headers });
+    }
+    throw noEnclave();
   });
 
   // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
@@ -169,9 +229,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   ] as const) {
     app.post(route, async (c) => {
       c.set("caller", authenticate(c, "attest"));
+      const member = namedMember(c.req.query("enclave"));
       const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
       c.set("requestBytes", body.length);
-      const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}${upstreamPath}`, {
+      const upstream = await upstreamRequest(upstreamOptions, `${member.url}${upstreamPath}`, {
         method: "POST",
         body,
         headers: { "content-type": "application/json" },
@@ -187,8 +248,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
     let kind: Permission;
+    let keyId: string;
     try {
-      kind = parseEnvelope(body).header.kind;
+      const { header } = parseEnvelope(body);
+      kind = header.kind;
+      keyId = Buffer.from(header.keyId).toString("hex");
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       throw new HostError(
@@ -199,6 +263,14 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     }
     const caller = options.apiKeys.authorize(record, kind);
     c.set("caller", caller);
+    // Routed by the envelope's key id: the one enclave boot that can open it. In a pool, a key id no
+    // member has now (it restarted or went away) is refused before forwarding, so the client
+    // re-attests (to another member) and reseals; a single enclave answers that itself.
+    const member = pool.isPool ? pool.byKeyId(keyId) : (pool.members[0] as PoolMember);
+    if (member === undefined || member.state === "unreachable") {
+      options.apiKeys.refund(record);
+      throw unknownEnclave(keyId, member);
+    }
     // A request the host refuses before forwarding it (queue full, client gone) costs no rate token.
     let slot: () => void;
     try {
@@ -208,11 +280,13 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       throw error;
     }
     let released = false;
+    member.inFlight++;
     const release = () => {
       if (released) return;
       released = true;
+      member.inFlight--;
       slot();
-      options.onSealedResponseEnd?.();
+      options.onSealedResponseEnd?.(member);
     };
     // A client that went away while its request waited for a slot is not forwarded at all.
     if (outgoing.destroyed) {
@@ -224,7 +298,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       return RESPONSE_ALREADY_SENT;
     }
     try {
-      const upstream = await upstreamRequest(upstreamOptions, `${enclaveBase}/sealed`, {
+      const upstream = await upstreamRequest(upstreamOptions, `${member.url}/sealed`, {
         method: "POST",
         body,
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
@@ -235,11 +309,36 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
       release();
+      // Connection refused: the request was certainly not delivered. In a pool, the member is
+      // marked and the client told to re-attest to another one (it reseals; nothing was opened).
+      if (pool.isPool && error instanceof HostError && error.code === "ENCLAVE_UNREACHABLE" && refused(error)) {
+        pool.mark(member, "unreachable", "sealed: connection refused");
+        throw unknownEnclave(keyId, member);
+      }
       throw error;
     }
   });
 
   return app;
+}
+
+const noEnclave = () =>
+  new HostError("NO_ENCLAVE_AVAILABLE", 503, "no enclave of this host's pool is ready; retry later", {
+    retryAfterSeconds: 2,
+  });
+
+/** The code the SDK answers by re-attesting once and resealing (a single enclave sends it itself). */
+const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
+  new HostError(
+    "WRONG_ENCLAVE_KEY",
+    409,
+    member === undefined
+      ? `enclave key id ${keyId}: no enclave of this host's pool has it now; re-attest`
+      : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
+  );
+
+function refused(error: HostError): boolean {
+  return (error.cause as { code?: unknown } | undefined)?.code === "ECONNREFUSED";
 }
 
 function round2(n: number): number {
@@ -333,6 +432,37 @@ function passedHeaders(from: IncomingMessage): Record<string, string> {
 
 /** Reads a bounded enclave answer (document, nonce answer) and returns it with the passed headers. */
 async function passThroughBounded(upstream: IncomingMessage, limit: number): Promise<Response> {
+  const answer = await readBounded(upstream, limit);
+  return new Response(answer.body, { status: answer.status, headers: answer.headers });
+}
+
+/**
+ * The pool of enclaves behind `urls` (host/pool.ts), reading members' documents over its own
+ * keep-alive agent with the host's limits; `start()` it to re-read them on a timer.
+ */
+export function createEnclavePool(
+  urls: readonly string[],
+  options: { limits: HostOptions["limits"]; refreshMs?: number; onChange?: (member: PoolMember) => void },
+): EnclavePool {
+  const upstreamOptions = { agent: new Agent({ keepAlive: true }), limits: options.limits };
+  return new EnclavePool(urls, {
+    fetchText: (url) => fetchBounded(upstreamOptions, url),
+    ...(options.refreshMs === undefined ? {} : { refreshMs: options.refreshMs }),
+    ...(options.onChange === undefined ? {} : { onChange: options.onChange }),
+  });
+}
+
+/** GETs a member's document for the pool's checks (bounded like every answer). */
+async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
+  const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
+  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES);
+  return { status: answer.status, text: answer.body.toString("utf8") };
+}
+
+async function readBounded(
+  upstream: IncomingMessage,
+  limit: number,
+): Promise<{ status: number; headers: Record<string, string>; body: Buffer<ArrayBuffer> }> {
   const chunks: Buffer[] = [];
   let total = 0;
   try {
@@ -349,10 +479,11 @@ async function passThroughBounded(upstream: IncomingMessage, limit: number): Pro
     throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut", { cause: error });
   }
   if (!upstream.complete) throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut");
-  return new Response(Buffer.concat(chunks, total), {
+  return {
     status: upstream.statusCode ?? 502,
     headers: { ...passedHeaders(upstream), "content-length": String(total) },
-  });
+    body: Buffer.concat(chunks, total),
+  };
 }
 
 /**

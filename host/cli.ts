@@ -5,8 +5,21 @@ import { intOption } from "../client/cli/output.ts";
 export function registerHostCommands(program: Command): void {
   program
     .command("host")
-    .description("run the untrusted host: API keys, limits, and byte forwarding to one enclave")
-    .requiredOption("--enclave-url <url>", "the enclave's internal URL (e.g. http://127.0.0.1:8443)")
+    .description("run the untrusted host: API keys, limits, and byte forwarding to an enclave or a pool of them")
+    .addOption(
+      new Option(
+        "--enclave-url <url>",
+        "an enclave's internal URL (e.g. http://127.0.0.1:8443); repeat for a pool, routed by enclave key id",
+      )
+        .argParser((value: string, previous: string[] = []) => [...previous, value])
+        .makeOptionMandatory(),
+    )
+    .option(
+      "--pool-refresh-ms <n>",
+      "how often a pool's members are re-read (restarts, members gone or back)",
+      intOption("--pool-refresh-ms", 100, 600_000),
+      5000,
+    )
     .requiredOption(
       "--api-keys <file>",
       "API keys file (JSON: {version: 1, keys: [{id, project, sha256, permissions, requestsPerMinute}]})",
@@ -40,7 +53,8 @@ export function registerHostCommands(program: Command): void {
 }
 
 export interface HostCommandOptions {
-  enclaveUrl: string;
+  enclaveUrl: string[];
+  poolRefreshMs: number;
   apiKeys: string;
   auditDir: string;
   listen: string;

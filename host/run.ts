@@ -30,10 +30,19 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
 }
 
 export async function runHostCommand(options: HostCommandOptions): Promise<void> {
-  try {
-    new URL(options.enclaveUrl);
-  } catch {
-    throw new UsageError(`--enclave-url: expected a URL, found "${options.enclaveUrl}"`);
+  for (const url of options.enclaveUrl) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(url);
+    } catch {
+      // reported below
+    }
+    if (parsed?.protocol !== "http:") {
+      throw new UsageError(`--enclave-url: expected an http: URL (the enclave's internal server), found "${url}"`);
+    }
+  }
+  if (new Set(options.enclaveUrl.map((u) => u.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
+    throw new UsageError("--enclave-url: the same enclave is listed twice");
   }
   for (const origin of options.corsOrigin) {
     try {
@@ -43,7 +52,8 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     }
   }
   const server = await startHost({
-    enclaveUrl: options.enclaveUrl,
+    enclaveUrls: options.enclaveUrl,
+    poolRefreshMs: options.poolRefreshMs,
     apiKeys: await loadApiKeys(options.apiKeys),
     hostname: options.listen,
     port: options.port,
@@ -58,6 +68,6 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     },
   });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
-  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaveUrl: options.enclaveUrl })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaves: options.enclaveUrl.length })}\n`);
   await closeOnSignal(server);
 }

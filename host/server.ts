@@ -1,7 +1,7 @@
 /** Starts the host's HTTP server (loopback by default) and stops it cleanly. */
 import { listen, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogSink } from "./access-log.ts";
-import { createHostApp, type HostOptions } from "./app.ts";
+import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
 import { AuditCollector } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
 
@@ -18,7 +18,10 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
 };
 
 export async function startHost(options: {
-  enclaveUrl: string;
+  /** The enclaves' internal URLs: one, or a pool routed by enclave key id (host/pool.ts). */
+  enclaveUrls: readonly string[];
+  /** How often the pool re-reads its members' documents (default 5 s). */
+  poolRefreshMs?: number;
   apiKeys: ApiKeyStore;
   hostname: string;
   port: number;
@@ -30,31 +33,50 @@ export async function startHost(options: {
   /** Origins whose pages may call the API from a browser (host/cors.ts). */
   corsOrigins?: readonly string[];
 }): Promise<RunningServer> {
-  const collector =
+  const limits = { ...DEFAULT_HOST_LIMITS, ...options.limits };
+  // Every member's audit records are collected and stored (one file per enclave boot, in one dir).
+  const collectors =
     options.auditDir === null
-      ? null
-      : new AuditCollector({
-          enclaveUrl: options.enclaveUrl,
-          dir: options.auditDir,
-          intervalMs: 1000,
-          ...(options.onError === undefined ? {} : { onError: options.onError }),
-        });
+      ? []
+      : options.enclaveUrls.map(
+          (enclaveUrl) =>
+            new AuditCollector({
+              enclaveUrl,
+              dir: options.auditDir as string,
+              intervalMs: 1000,
+              ...(options.onError === undefined ? {} : { onError: options.onError }),
+            }),
+        );
+  const pool = createEnclavePool(options.enclaveUrls, {
+    limits,
+    ...(options.poolRefreshMs === undefined ? {} : { refreshMs: options.poolRefreshMs }),
+    // Changes of a pool member (restart, gone, back) are worth a line in the host's log.
+    onChange: (member) => {
+      if (options.enclaveUrls.length > 1) {
+        options.onError?.(
+          `pool: enclave ${member.index} is ${member.state}${member.keyId === null ? "" : ` (key id ${member.keyId})`}${member.reason === null ? "" : `: ${member.reason}`}`,
+        );
+      }
+    },
+  });
   const app = createHostApp({
-    enclaveUrl: options.enclaveUrl,
+    pool,
     apiKeys: options.apiKeys,
     accessLog: options.accessLog,
-    limits: { ...DEFAULT_HOST_LIMITS, ...options.limits },
-    ...(collector === null ? {} : { onSealedResponseEnd: () => collector.collectSoon() }),
+    limits,
+    ...(collectors.length === 0 ? {} : { onSealedResponseEnd: (member) => collectors[member.index]?.collectSoon() }),
     ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
   });
   const server = await listen(app.fetch, options.hostname, options.port);
-  collector?.start();
+  for (const collector of collectors) collector.start();
+  if (pool.isPool) pool.start();
   return {
     url: server.url,
     port: server.port,
     close: async () => {
       await server.close();
-      await collector?.stop();
+      await pool.stop();
+      await Promise.all(collectors.map((c) => c.stop()));
     },
   };
 }

@@ -1,0 +1,149 @@
+/**
+ * The host's pool of enclaves (DESIGN.md "Planned next": a host that routes across a pool of
+ * enclaves and re-attests them). Every enclave boot has its own keys, and a sealed request is
+ * bound to one of them, so the host routes by the only thing it may read: the envelope's enclave
+ * key id (`SHA-256(X25519 key)[0..16]`). New sessions (`GET /v1/attestation`) go to the member with
+ * the fewest sealed requests in flight; a client's challenge and checkpoint go to the member it
+ * names (`?enclave=<key id>`), so its nonce answer comes from the enclave whose document it got.
+ *
+ * The pool re-reads every member's document on a timer (and whenever it hands one out), so it
+ * notices restarts (new keys) and members that stopped answering, and offers new sessions only to
+ * members that answer. That is routing, not security: every client verifies the enclave it is
+ * given for itself, and the host is as untrusted as ever (it does not verify documents: it loads
+ * no verification or sealing code).
+ *
+ * Key ids are computed here from the public document (node:crypto).
+ */
+import { createHash } from "node:crypto";
+import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
+
+export type MemberState = "unknown" | "ready" | "unreachable";
+
+export interface PoolMember {
+  /** 0-based position in the host's `--enclave-url` list (what /healthz shows instead of URLs). */
+  readonly index: number;
+  readonly url: string;
+  /** Hex key id of the member's current boot, from its last document; null before the first. */
+  keyId: string | null;
+  state: MemberState;
+  /** Why the member is not ready (what failed when it was last read). */
+  reason: string | null;
+  /** Sealed requests forwarded to it and not yet ended. */
+  inFlight: number;
+}
+
+export interface PoolOptions {
+  readonly fetchText: (
+    url: string,
+    init?: { method: "POST"; body: string },
+  ) => Promise<{ status: number; text: string }>;
+  readonly refreshMs?: number;
+  readonly onChange?: (member: PoolMember) => void;
+}
+
+/** `SHA-256(X25519 key)[0..16]` of the document's `cnf.jwk` (the envelope's key id), or null. */
+export function documentKeyId(document: string): string | null {
+  const key = unverifiedDocumentSealingKey(document);
+  return key === null ? null : createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
+}
+
+export const KEY_ID_HEX = /^[0-9a-f]{32}$/;
+
+export class EnclavePool {
+  readonly members: readonly PoolMember[];
+  #next = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #refreshing: Promise<void> | null = null;
+
+  constructor(
+    urls: readonly string[],
+    private readonly options: PoolOptions,
+  ) {
+    if (urls.length === 0) throw new RangeError("enclave pool: expected at least one enclave URL");
+    this.members = urls.map((url, index) => ({
+      index,
+      url: url.replace(/\/+$/, ""),
+      keyId: null,
+      state: "unknown" as MemberState,
+      reason: null,
+      inFlight: 0,
+    }));
+  }
+
+  /** True when there is more than one member (single-enclave hosts forward everything to it). */
+  get isPool(): boolean {
+    return this.members.length > 1;
+  }
+
+  /** The member whose current boot has this key id. */
+  byKeyId(keyId: string): PoolMember | undefined {
+    return this.members.find((m) => m.keyId === keyId);
+  }
+
+  /**
+   * Members to offer a new session, best first: ready ones by fewest in flight (rotating between
+   * equals), then the ones not checked yet. Unreachable members are not offered.
+   */
+  candidates(): PoolMember[] {
+    const rank = (m: PoolMember) => (m.state === "ready" ? 0 : m.state === "unknown" ? 1 : 2);
+    const start = this.#next++ % this.members.length;
+    const rotated = [...this.members.slice(start), ...this.members.slice(0, start)];
+    return rotated.filter((m) => rank(m) < 2).sort((a, b) => rank(a) - rank(b) || a.inFlight - b.inFlight);
+  }
+
+  /** Records a document the member served: its key id (a restart shows as a new one). */
+  noteDocument(member: PoolMember, document: string): void {
+    const keyId = documentKeyId(document);
+    if (keyId !== member.keyId) {
+      member.keyId = keyId;
+      this.options.onChange?.(member);
+    }
+  }
+
+  mark(member: PoolMember, state: MemberState, reason: string | null): void {
+    const changed = member.state !== state || member.reason !== reason;
+    member.state = state;
+    member.reason = reason;
+    if (changed) this.options.onChange?.(member);
+  }
+
+  /** Re-reads every member's document once; concurrent calls share one run. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= Promise.all(this.members.map((m) => this.#check(m))).then(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  async #check(member: PoolMember): Promise<void> {
+    let document: string;
+    try {
+      const got = await this.options.fetchText(`${member.url}/attestation`);
+      if (got.status !== 200) throw new Error(`HTTP ${got.status}`);
+      const value = (JSON.parse(got.text) as { document?: unknown }).document;
+      if (typeof value !== "string") throw new Error("no document in its answer");
+      document = value;
+    } catch (error) {
+      this.mark(member, "unreachable", `document: ${(error as Error).message}`);
+      return;
+    }
+    this.noteDocument(member, document);
+    this.mark(member, "ready", null);
+  }
+
+  start(): void {
+    void this.refresh();
+    this.#timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 5000);
+    this.#timer.unref?.();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#refreshing;
+  }
+
+  /** What /healthz shows: positions, key ids and states, never the members' internal URLs. */
+  status(): { index: number; keyId: string | null; state: MemberState; reason: string | null; inFlight: number }[] {
+    return this.members.map(({ index, keyId, state, reason, inFlight }) => ({ index, keyId, state, reason, inFlight }));
+  }
+}

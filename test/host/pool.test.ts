@@ -1,0 +1,77 @@
+/**
+ * The host's enclave pool (host/pool.ts) on its own: key ids from documents, which member a new
+ * session is offered, and what a refresh learns from members that answer, restart or go away.
+ */
+import { createHash } from "node:crypto";
+import { base64url } from "jose";
+import { describe, expect, it } from "vitest";
+import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
+
+function documentFor(key: Uint8Array): string {
+  const payload = base64url.encode(
+    JSON.stringify({ cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(key) } } }),
+  );
+  return `e30.${payload}.c2ln`;
+}
+const keyIdFor = (key: Uint8Array) => createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
+
+describe("enclave pool", () => {
+  it("computes the envelope's key id from a document's cnf.jwk, and null for anything else", () => {
+    const key = new Uint8Array(32).fill(7);
+    expect(documentKeyId(documentFor(key))).toBe(keyIdFor(key));
+    expect(documentKeyId("not a jws")).toBeNull();
+    expect(documentKeyId(documentFor(new Uint8Array(16)))).toBeNull();
+  });
+
+  it("offers ready members by fewest in flight, rotating between equals, never unreachable ones", () => {
+    const pool = new EnclavePool(["http://a", "http://b", "http://c"], {
+      fetchText: async () => ({ status: 500, text: "" }),
+    });
+    const [a, b, c] = pool.members as [PoolMember, PoolMember, PoolMember];
+    for (const m of [a, b, c]) pool.mark(m, "ready", null);
+    const firsts = new Set([0, 1, 2].map(() => pool.candidates()[0]?.url));
+    expect(firsts).toEqual(new Set(["http://a", "http://b", "http://c"]));
+    a.inFlight = 2;
+    b.inFlight = 1;
+    expect(pool.candidates().map((m) => m.url)).toEqual(["http://c", "http://b", "http://a"]);
+    pool.mark(c, "unreachable", "gone");
+    expect(pool.candidates().map((m) => m.url)).toEqual(["http://b", "http://a"]);
+    // Not yet checked members come after ready ones.
+    pool.mark(b, "unknown", null);
+    expect(pool.candidates().map((m) => m.url)).toEqual(["http://a", "http://b"]);
+  });
+
+  it("refresh learns key ids, notices restarts and members that stop answering", async () => {
+    let keyA = new Uint8Array(32).fill(1);
+    let aUp = true;
+    const changes: string[] = [];
+    const pool = new EnclavePool(["http://a/", "http://b"], {
+      fetchText: async (url) => {
+        if (url === "http://a/attestation") {
+          if (!aUp) throw new Error("connection refused");
+          return { status: 200, text: JSON.stringify({ document: documentFor(keyA) }) };
+        }
+        return { status: 503, text: "{}" };
+      },
+      onChange: (m) => changes.push(`${m.index}:${m.state}`),
+    });
+    await pool.refresh();
+    expect(pool.status()).toEqual([
+      { index: 0, keyId: keyIdFor(keyA), state: "ready", reason: null, inFlight: 0 },
+      { index: 1, keyId: null, state: "unreachable", reason: "document: HTTP 503", inFlight: 0 },
+    ]);
+    expect(pool.byKeyId(keyIdFor(keyA))?.url).toBe("http://a");
+    keyA = new Uint8Array(32).fill(2);
+    await pool.refresh();
+    expect(pool.byKeyId(keyIdFor(keyA))?.index).toBe(0);
+    aUp = false;
+    await pool.refresh();
+    expect(pool.status()[0]).toMatchObject({ state: "unreachable", reason: "document: connection refused" });
+    expect(changes).toContain("1:unreachable");
+    expect(changes.at(-1)).toBe("0:unreachable");
+  });
+
+  it("needs at least one member", () => {
+    expect(() => new EnclavePool([], { fetchText: async () => ({ status: 200, text: "" }) })).toThrow(/at least one/);
+  });
+});
