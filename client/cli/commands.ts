@@ -19,6 +19,8 @@ export interface UpOptions {
   /** Seal the model at rest and run a key broker (`--no-sealed-model`: a plain model file). */
   sealedModel: boolean;
   kbsPort: number;
+  /** Enclave processes; more than one form a pool the host routes by enclave key id. */
+  enclaves: number;
 }
 
 export interface WebCommandOptions {
@@ -52,7 +54,13 @@ export function registerClientCommands(program: Command): void {
         "--no-sealed-model",
         "keep the model file in plain text (default: sealed at rest, its key released by a key broker to the attested enclave only)",
       )
-      .option("--kbs-port <n>", "key broker port (0 = any free port)", intOption("--kbs-port", 0, 65535), defaults.kbs);
+      .option("--kbs-port <n>", "key broker port (0 = any free port)", intOption("--kbs-port", 0, 65535), defaults.kbs)
+      .option(
+        "--enclaves <n>",
+        "enclave processes behind the host (more than one: a pool, on consecutive ports from --enclave-port)",
+        intOption("--enclaves", 1, 16),
+        1,
+      );
 
   deploymentOptions(
     program

@@ -230,14 +230,16 @@ export interface RunningDeployment {
   readonly files: DeploymentFiles;
   readonly hostUrl: string;
   readonly enclaveUrl: string;
+  /** Every enclave's internal URL (more than one: a pool). */
+  readonly enclaveUrls: readonly string[];
   /** The key broker's URL (sealed-model deployments), else null. */
   readonly kbsUrl: string | null;
   /** Resolves when either process exits on its own (not through stopEnclave/restartEnclave/stop). */
   readonly exited: Promise<string>;
-  /** Stops the enclave process only; the host keeps running (and reports the enclave unreachable). */
-  stopEnclave(): Promise<void>;
-  /** Stops the enclave if it runs and boots a new one (fresh keys) on the same port. */
-  restartEnclave(): Promise<void>;
+  /** Stops enclave `i` (default 0) only; the host keeps running (and reports it unreachable). */
+  stopEnclave(i?: number): Promise<void>;
+  /** Stops enclave `i` (default 0) if it runs and boots a new one (fresh keys) on the same port. */
+  restartEnclave(i?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -253,7 +255,14 @@ export async function startDeployment(options: {
   corsOrigins?: readonly string[];
   /** The key broker's port (sealed-model deployments; default 0, any free port). */
   kbsPort?: number;
+  /** How many enclave processes (default 1); more form a pool the host routes by key id. */
+  enclaves?: number;
+  /** `cloister host --pool-refresh-ms`; absent: the host's default. */
+  poolRefreshMs?: number;
 }): Promise<RunningDeployment> {
+  const count = options.enclaves ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > 16)
+    throw new RangeError(`enclaves: expected 1..16, found ${count}`);
   const { files } = options;
   let kbsUrl: string | null = null;
   const enclaveArgs = (port: number) => [
@@ -287,11 +296,11 @@ export async function startDeployment(options: {
   };
 
   let kbs: Child | undefined;
-  let enclave: Child | undefined;
+  const enclaves: Child[] = [];
   let host: Child | undefined;
   const stop = async () => {
     await Promise.all(
-      [host, enclave, kbs].map((child) => (child === undefined ? Promise.resolve() : stopExpected(child.process))),
+      [host, ...enclaves, kbs].map((child) => (child === undefined ? Promise.resolve() : stopExpected(child.process))),
     );
   };
   try {
@@ -304,16 +313,23 @@ export async function startDeployment(options: {
       kbsUrl = (await kbs.ready).url;
       watch("kbs", kbs.process);
     }
-    enclave = startChild("enclave", enclaveArgs(options.enclavePort), options.log);
-    const enclaveReady = await enclave.ready;
-    const enclavePort = Number(new URL(enclaveReady.url).port);
-    watch("enclave", enclave.process);
+    const name = (i: number) => (count === 1 ? "enclave" : `enclave ${i}`);
+    for (let i = 0; i < count; i++) {
+      enclaves.push(
+        startChild(name(i), enclaveArgs(options.enclavePort === 0 ? 0 : options.enclavePort + i), options.log),
+      );
+    }
+    const enclaveUrls = (await Promise.all(enclaves.map((e) => e.ready))).map((r) => r.url);
+    const ports = enclaveUrls.map((url) => Number(new URL(url).port));
+    enclaves.forEach((e, i) => {
+      watch(name(i), e.process);
+    });
     host = startChild(
       "host",
       [
         "host",
-        "--enclave-url",
-        enclaveReady.url,
+        ...enclaveUrls.flatMap((url) => ["--enclave-url", url]),
+        ...(options.poolRefreshMs === undefined ? [] : ["--pool-refresh-ms", String(options.poolRefreshMs)]),
         "--api-keys",
         files.apiKeysPath,
         "--audit-dir",
@@ -326,19 +342,19 @@ export async function startDeployment(options: {
     );
     const hostReady = await host.ready;
     watch("host", host.process);
-    let current: Child = enclave;
-    const stopEnclave = () => stopExpected(current.process);
-    const restartEnclave = async () => {
-      await stopEnclave();
-      current = startChild("enclave", enclaveArgs(enclavePort), options.log);
-      enclave = current;
-      await current.ready;
-      watch("enclave", current.process);
+    const stopEnclave = (i = 0) => stopExpected((enclaves[i] as Child).process);
+    const restartEnclave = async (i = 0) => {
+      await stopEnclave(i);
+      const started = startChild(name(i), enclaveArgs(ports[i] as number), options.log);
+      enclaves[i] = started;
+      await started.ready;
+      watch(name(i), started.process);
     };
     return {
       files,
       hostUrl: hostReady.url,
-      enclaveUrl: enclaveReady.url,
+      enclaveUrl: enclaveUrls[0] as string,
+      enclaveUrls,
       kbsUrl,
       exited,
       stopEnclave,

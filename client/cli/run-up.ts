@@ -29,7 +29,7 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
     sealedModel: options.sealedModel,
   });
   say(
-    `starting ${files.kbs === null ? "" : "a key broker, "}a simulated ${options.tee} enclave and the host on 127.0.0.1 …`,
+    `starting ${files.kbs === null ? "" : "a key broker, "}${options.enclaves === 1 ? "a simulated" : `${options.enclaves} simulated`} ${options.tee} enclave${options.enclaves === 1 ? "" : "s"} and the host on 127.0.0.1 …`,
   );
   return startDeployment({
     files,
@@ -37,6 +37,7 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
     hostPort: options.hostPort,
     enclavePort: options.enclavePort,
     kbsPort: options.kbsPort,
+    enclaves: options.enclaves,
     log,
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
   });
@@ -60,7 +61,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   process.stdout.write(
     [
       `Cloister is up (SIMULATED ${options.tee}: trusted only because ${policy} says so).`,
-      `  host URL     ${deployment.hostUrl}`,
+      `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz shows them)` : ""}`,
       `  policy       ${policy}`,
       `  API key file ${relative(process.cwd(), deployment.files.apiKeyPath)}`,
       ...(deployment.kbsUrl === null || deployment.files.kbs === null

@@ -61,7 +61,7 @@ const currentMeasurement = async (tee: SimulatedTee) => toHex(await simulatedMea
 
 export async function bootDeployment(
   tee: SimulatedTee = "sim-snp",
-  options: { corsOrigins?: readonly string[] } = {},
+  options: { corsOrigins?: readonly string[]; enclaves?: number; poolRefreshMs?: number } = {},
 ): Promise<E2eDeployment> {
   const dir = await mkdtemp(join(tmpdir(), `cloister-e2e-${tee}-`));
   const logs: string[] = [];
@@ -86,6 +86,8 @@ export async function bootDeployment(
         log,
         frameIntervalMs: 0,
         ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
+        ...(options.enclaves === undefined ? {} : { enclaves: options.enclaves }),
+        ...(options.poolRefreshMs === undefined ? {} : { poolRefreshMs: options.poolRefreshMs }),
       });
       if (attempt === 3 || policyAllows(files, tee, await currentMeasurement(tee))) booted = { files, running };
       else await running.stop();

@@ -1,0 +1,131 @@
+/**
+ * End to end, real processes: one host in front of a pool of two enclaves (DESIGN.md "Planned
+ * next"). Each boot has its own keys; the host routes sealed requests by the envelope's enclave key
+ * id, offers new sessions to the least busy member, and sends each client's nonce question to the
+ * enclave whose document it is verifying. When a member goes away, sessions bound to it re-attest
+ * once to another member and carry on; a restarted member rejoins with new keys.
+ */
+import { createHash } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Session } from "../../client/sdk.ts";
+import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import { drain } from "./helpers/stream.ts";
+
+const GREEDY_CHAT_ANSWER =
+  " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
+const QUESTION = [{ role: "user" as const, content: "What does the enclave do?" }];
+
+type Member = { index: number; keyId: string | null; state: string; inFlight: number };
+
+let deployment: E2eDeployment;
+
+const keyIdOf = (session: Session) =>
+  createHash("sha256").update(session.enclave.sealingPublicKey).digest().subarray(0, 16).toString("hex");
+
+async function members(): Promise<Member[]> {
+  const health = (await (await fetch(`${deployment.running.hostUrl}/healthz`)).json()) as { enclaves?: Member[] };
+  return health.enclaves ?? [];
+}
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const value = await read();
+    if (ok(value)) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const open = () =>
+  connect({ url: deployment.running.hostUrl, policy: deployment.files.policy, apiKey: deployment.files.apiKey });
+
+beforeAll(async () => {
+  deployment = await bootDeployment("sim-snp", { enclaves: 2, poolRefreshMs: 200 });
+}, 120_000);
+
+afterAll(async () => {
+  await deployment?.stop();
+});
+
+describe("a host with a pool of two enclaves", () => {
+  let a: Session;
+  let b: Session;
+
+  it("spreads new sessions over the members; each answers through the enclave it verified", async () => {
+    const ready = await until(members, (m) => m.length === 2 && m.every((x) => x.state === "ready"), "two ready");
+    expect(new Set(ready.map((m) => m.keyId)).size).toBe(2);
+    a = await open();
+    b = await open();
+    expect(keyIdOf(a)).not.toBe(keyIdOf(b));
+    expect(ready.map((m) => m.keyId).sort()).toEqual([keyIdOf(a), keyIdOf(b)].sort());
+    for (const session of [a, b]) {
+      const result = await drain(session.chat(QUESTION));
+      expect(result.error).toBeUndefined();
+      expect(result.text).toBe(GREEDY_CHAT_ANSWER);
+    }
+    // Each session's audit checkpoint comes from its own enclave (signed by the key it verified).
+    expect((await a.auditCheckpoint()).count).toBeGreaterThanOrEqual(1);
+    expect((await b.auditCheckpoint()).count).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it("a member goes away: its sessions re-attest once to the other member and carry on", async () => {
+    const gone = (await members()).find((m) => m.keyId === keyIdOf(a)) as Member;
+    await deployment.running.stopEnclave(gone.index);
+    const result = await drain(a.chat(QUESTION));
+    expect(result.error).toBeUndefined();
+    expect(result.text).toBe(GREEDY_CHAT_ANSWER);
+    expect(keyIdOf(a)).toBe(keyIdOf(b));
+    const after = await until(members, (m) => m[gone.index]?.state === "unreachable", "the member marked");
+    expect(after[gone.index]?.state).toBe("unreachable");
+    // New sessions only go to the member that answers.
+    const c = await open();
+    expect(keyIdOf(c)).toBe(keyIdOf(b));
+  }, 60_000);
+
+  it("a restarted member rejoins with new keys and takes new sessions again", async () => {
+    const before = await members();
+    const down = before.find((m) => m.state === "unreachable") as Member;
+    await deployment.running.restartEnclave(down.index);
+    const back = await until(
+      members,
+      (m) => m[down.index]?.state === "ready" && m[down.index]?.keyId !== down.keyId,
+      "the member back with a new key id",
+    );
+    const newKey = back[down.index]?.keyId;
+    const sessions = [await open(), await open()];
+    expect(sessions.map(keyIdOf)).toContain(newKey);
+    for (const session of sessions) {
+      const result = await drain(session.chat(QUESTION));
+      expect(result.error).toBeUndefined();
+    }
+  }, 90_000);
+
+  it("stores every member's audit records, one file per enclave boot, and logs pool changes", async () => {
+    const files = await until(
+      () => readdir(join(deployment.dir, "audit")),
+      (names) => names.filter((n) => n.endsWith(".jsonl")).length >= 3,
+      "three boots' audit files",
+    );
+    expect(files.filter((n) => n.endsWith(".jsonl")).length).toBeGreaterThanOrEqual(3);
+    expect(deployment.logs.some((l) => /\[host\] .*pool: enclave \d is unreachable/.test(l))).toBe(true);
+  });
+
+  it("refuses a malformed enclave name and routes an unknown one to re-attestation", async () => {
+    const apiKey = deployment.files.apiKey;
+    const ask = (query: string) =>
+      fetch(`${deployment.running.hostUrl}/v1/attestation/challenge${query}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ nonce: Buffer.alloc(32).toString("base64url") }),
+      });
+    const bad = await ask("?enclave=XYZ");
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { code: "ENCLAVE_ID_MALFORMED" } });
+    const unknown = await ask(`?enclave=${"0".repeat(32)}`);
+    expect(unknown.status).toBe(409);
+    expect(await unknown.json()).toMatchObject({ error: { code: "WRONG_ENCLAVE_KEY" } });
+    expect(await deployment.crashed()).toBeNull();
+  });
+});
