@@ -92,7 +92,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
    * enclave whose document it is verifying), else the best candidate. A single enclave gets every
    * question whatever it names (it answers with its own key; the client's check does the rest).
    */
-  const namedMember = (named: string | undefined): PoolMember => {
+  const namedMember = async (named: string | undefined): Promise<PoolMember> => {
     if (named !== undefined && !KEY_ID_HEX.test(named)) {
       throw new HostError("ENCLAVE_ID_MALFORMED", 400, "enclave: expected a key id of 32 lower-case hex digits");
     }
@@ -102,7 +102,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       if (best === undefined) throw noEnclave();
       return best;
     }
-    const member = pool.byKeyId(named);
+    const member = await pool.findKeyId(named);
     if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member);
     return member;
   };
@@ -229,7 +229,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   ] as const) {
     app.post(route, async (c) => {
       c.set("caller", authenticate(c, "attest"));
-      const member = namedMember(c.req.query("enclave"));
+      const member = await namedMember(c.req.query("enclave"));
       const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
       c.set("requestBytes", body.length);
       const upstream = await upstreamRequest(upstreamOptions, `${member.url}${upstreamPath}`, {
@@ -266,7 +266,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Routed by the envelope's key id: the one enclave boot that can open it. In a pool, a key id no
     // member has now (it restarted or went away) is refused before forwarding, so the client
     // re-attests (to another member) and reseals; a single enclave answers that itself.
-    const member = pool.isPool ? pool.byKeyId(keyId) : (pool.members[0] as PoolMember);
+    const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
     if (member === undefined || member.state === "unreachable") {
       options.apiKeys.refund(record);
       throw unknownEnclave(keyId, member);
@@ -313,6 +313,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       // marked and the client told to re-attest to another one (it reseals; nothing was opened).
       if (pool.isPool && error instanceof HostError && error.code === "ENCLAVE_UNREACHABLE" && refused(error)) {
         pool.mark(member, "unreachable", "sealed: connection refused");
+        options.apiKeys.refund(record);
         throw unknownEnclave(keyId, member);
       }
       throw error;
@@ -455,7 +456,13 @@ export function createEnclavePool(
 /** GETs a member's document for the pool's checks (bounded like every answer). */
 async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
   const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
-  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES);
+  // Bounded in time too (the headers timeout for the whole answer): a member that stalls
+  // mid-answer cannot hold up the pool's refresh or the host's shutdown.
+  const timer = setTimeout(
+    () => upstream.destroy(new Error("document read timeout")),
+    upstreamOptions.limits.upstreamHeadersTimeoutMs,
+  );
+  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES).finally(() => clearTimeout(timer));
   return { status: answer.status, text: answer.body.toString("utf8") };
 }
 

@@ -85,10 +85,14 @@ export class EnclavePool {
    * equals), then the ones not checked yet. Unreachable members are not offered.
    */
   candidates(): PoolMember[] {
-    const rank = (m: PoolMember) => (m.state === "ready" ? 0 : m.state === "unknown" ? 1 : 2);
-    const start = this.#next++ % this.members.length;
-    const rotated = [...this.members.slice(start), ...this.members.slice(0, start)];
-    return rotated.filter((m) => rank(m) < 2).sort((a, b) => rank(a) - rank(b) || a.inFlight - b.inFlight);
+    const rank = (m: PoolMember) => (m.state === "ready" ? 0 : 1);
+    // Rotated among the members that can be offered (not among all: a member that is down must not
+    // send its share of new sessions to the one after it).
+    const offered = this.members.filter((m) => m.state !== "unreachable");
+    if (offered.length === 0) return [];
+    const start = this.#next++ % offered.length;
+    const rotated = [...offered.slice(start), ...offered.slice(0, start)];
+    return rotated.sort((a, b) => rank(a) - rank(b) || a.inFlight - b.inFlight);
   }
 
   /** Records a document the member served: its key id (a restart shows as a new one). */
@@ -137,9 +141,23 @@ export class EnclavePool {
     this.#timer.unref?.();
   }
 
+  /** Stops the timer; waits for a refresh under way (each read is bounded by the host's timeouts). */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#refreshing;
+  }
+
+  /**
+   * The member with this key id; when none has it now but some member is unread or unreachable,
+   * after one refresh (shared with any under way): a member that just came back, or a host that
+   * just started, must not send a session to re-attest to the enclave it already has.
+   */
+  async findKeyId(keyId: string): Promise<PoolMember | undefined> {
+    const found = this.byKeyId(keyId);
+    if (found !== undefined && found.state !== "unreachable") return found;
+    if (this.members.every((m) => m.state === "ready")) return found;
+    await this.refresh();
+    return this.byKeyId(keyId);
   }
 
   /** What /healthz shows: positions, key ids and states, never the members' internal URLs. */

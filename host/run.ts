@@ -41,7 +41,8 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       throw new UsageError(`--enclave-url: expected an http: URL (the enclave's internal server), found "${url}"`);
     }
   }
-  if (new Set(options.enclaveUrl.map((u) => u.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
+  // Compared as URLs (case, default port, trailing slash); two names for one address are not detected.
+  if (new Set(options.enclaveUrl.map((u) => new URL(u).href.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
     throw new UsageError("--enclave-url: the same enclave is listed twice");
   }
   for (const origin of options.corsOrigin) {

@@ -67,6 +67,9 @@ export async function startHost(options: {
     ...(collectors.length === 0 ? {} : { onSealedResponseEnd: (member) => collectors[member.index]?.collectSoon() }),
     ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
   });
+  // A pool knows its members' key ids before the first request (a session from before a host
+  // restart must not be told to re-attest because the host has not read its enclave yet).
+  if (pool.isPool) await pool.refresh();
   const server = await listen(app.fetch, options.hostname, options.port);
   for (const collector of collectors) collector.start();
   if (pool.isPool) pool.start();

@@ -3,9 +3,13 @@
  * session is offered, and what a refresh learns from members that answer, restart or go away.
  */
 import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
+import { createEnclavePool } from "../../host/app.ts";
 import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
+import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 
 function documentFor(key: Uint8Array): string {
   const payload = base64url.encode(
@@ -69,6 +73,72 @@ describe("enclave pool", () => {
     expect(pool.status()[0]).toMatchObject({ state: "unreachable", reason: "document: connection refused" });
     expect(changes).toContain("1:unreachable");
     expect(changes.at(-1)).toBe("0:unreachable");
+  });
+
+  it("shares new sessions evenly among the members that answer, whichever member is down", () => {
+    const pool = new EnclavePool(["http://a", "http://b", "http://c"], {
+      fetchText: async () => ({ status: 500, text: "" }),
+    });
+    const [a, b, c] = pool.members as [PoolMember, PoolMember, PoolMember];
+    pool.mark(a, "unreachable", "gone");
+    pool.mark(b, "ready", null);
+    pool.mark(c, "ready", null);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 1000; i++) {
+      const first = pool.candidates()[0]?.url as string;
+      counts.set(first, (counts.get(first) ?? 0) + 1);
+    }
+    expect(counts).toEqual(
+      new Map([
+        ["http://b", 500],
+        ["http://c", 500],
+      ]),
+    );
+  });
+
+  it("looks a key id up again after one refresh when some member is unread or down", async () => {
+    const key = new Uint8Array(32).fill(9);
+    let served = false;
+    let reads = 0;
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: async (url) => {
+        reads++;
+        if (url === "http://a/attestation" && served)
+          return { status: 200, text: JSON.stringify({ document: documentFor(key) }) };
+        throw new Error("refused");
+      },
+    });
+    await pool.refresh();
+    expect(pool.byKeyId(keyIdFor(key))).toBeUndefined();
+    served = true; // member a came back (or the host had not read it yet)
+    expect((await pool.findKeyId(keyIdFor(key)))?.url).toBe("http://a");
+    const before = reads;
+    pool.mark(pool.members[1] as PoolMember, "ready", null);
+    // Every member ready: an unknown key id is answered at once, without reading anyone.
+    expect(await pool.findKeyId("00".repeat(16))).toBeUndefined();
+    expect(reads).toBe(before);
+  });
+
+  it("a member that stalls mid-document cannot hold up the refresh or the host's shutdown", async () => {
+    const stalled = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"document":"');
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+    const pool = createEnclavePool([url, "http://127.0.0.1:9"], {
+      limits: { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 300 },
+    });
+    try {
+      const started = performance.now();
+      await pool.refresh();
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(pool.status()[0]).toMatchObject({ state: "unreachable" });
+      await pool.stop();
+    } finally {
+      stalled.closeAllConnections();
+      await new Promise((resolve) => stalled.close(resolve));
+    }
   });
 
   it("needs at least one member", () => {

@@ -10,8 +10,10 @@ import type { AddressInfo } from "node:net";
 
 export interface ProxiedExchange {
   readonly method: string;
-  /** Path and query, e.g. "/v1/sealed". */
+  /** Path without the query, e.g. "/v1/attestation/challenge" (what rules and `observed` match). */
   readonly path: string;
+  /** Path and query as sent, e.g. "/v1/attestation/challenge?enclave=…" (what is forwarded). */
+  readonly url: string;
   /** The body the client sent (before any rewrite). */
   readonly clientBody: Uint8Array;
   /** The body forwarded to the host (after any rewrite). */
@@ -69,11 +71,12 @@ export async function startTamperProxy(target: string): Promise<TamperProxy> {
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
     const method = request.method ?? "GET";
-    const path = request.url ?? "/";
+    const url = request.url ?? "/";
+    const path = url.split("?")[0] as string;
     const clientBody = await readAll(request);
     const rule = take(method, path);
     const hostBody = rule?.request === undefined ? clientBody : rule.request(clientBody);
-    const exchange: ProxiedExchange = { method, path, clientBody, hostBody, status: null, hostResponse: null };
+    const exchange: ProxiedExchange = { method, path, url, clientBody, hostBody, status: null, hostResponse: null };
     exchanges.push(exchange);
 
     const headers: Record<string, string> = {};
@@ -83,7 +86,7 @@ export async function startTamperProxy(target: string): Promise<TamperProxy> {
     }
     let upstream: Response;
     try {
-      upstream = await fetch(`${base}${path}`, {
+      upstream = await fetch(`${base}${url}`, {
         method,
         headers,
         ...(method === "GET" || method === "HEAD" ? {} : { body: hostBody as Uint8Array<ArrayBuffer> }),
