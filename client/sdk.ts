@@ -316,6 +316,7 @@ const MAX_PREPARED_KEYS = 8;
 
 export class Session {
   #enclave: VerifiedEnclave | null = null;
+  #document: string | null = null;
   /** Request keys made ahead for the attested enclave key (single use each); see #replenish. */
   #prepared: PreparedRequestKey[] = [];
   #preparing = 0;
@@ -333,6 +334,16 @@ export class Session {
   ) {}
 
   /** What was verified about the enclave this session talks to. */
+  /**
+   * The attestation document (compact JWS) the current enclave was verified from: keep it with
+   * receipts (`cloister receipt verify --document`) to tie their signing key to it.
+   */
+  get document(): string {
+    if (this.#document === null)
+      throw new ClientError("configuration", "NOT_ATTESTED", "session has not been attested");
+    return this.#document;
+  }
+
   get enclave(): VerifiedEnclave {
     if (this.#enclave === null) throw new ClientError("configuration", "NOT_ATTESTED", "session has not been attested");
     return this.#enclave;
@@ -387,6 +398,7 @@ export class Session {
       );
     }
     this.#enclave = enclave;
+    this.#document = document;
     // Keys made for an earlier enclave key are useless now: wipe them, make new ones.
     for (const key of this.#prepared) key.discard();
     this.#prepared = [];

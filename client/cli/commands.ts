@@ -104,7 +104,8 @@ export function registerClientCommands(program: Command): void {
 
   connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
     .option("--json", "print JSON")
-    .action(async (options: ClientConnectionOptions) => {
+    .option("--document-out <file>", "save the verified attestation document (for cloister receipt verify --document)")
+    .action(async (options: ClientConnectionOptions & { documentOut?: string }) => {
       const { runAttest } = await import("./run-client.ts");
       await runAttest(options);
     });

@@ -64,9 +64,11 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
   ].join("\n");
 }
 
-export async function runAttest(options: ClientConnectionOptions): Promise<void> {
+export async function runAttest(options: ClientConnectionOptions & { documentOut?: string }): Promise<void> {
   try {
     const session = await open(options);
+    // Only a document that passed verification is saved.
+    if (options.documentOut !== undefined) await writeFile(options.documentOut, `${session.document}\n`);
     if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave) });
     else process.stdout.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
   } catch (error) {

@@ -148,9 +148,10 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
 
 describe("cloister chat --json, then receipt verify, against a real deployment", () => {
   it("the answer's receipt verifies offline under the attested key, for that answer only", async () => {
+    const savedDocument = join(deployment.dir, "verified-document.jws");
     const [chat, attest] = await Promise.all([
       cloister("chat", ...connection(deployment.files.policyPath), "--json", "What does the enclave do?"),
-      cloister("attest", ...connection(deployment.files.policyPath), "--json"),
+      cloister("attest", ...connection(deployment.files.policyPath), "--json", "--document-out", savedDocument),
     ]);
     expect({ code: chat.code, stderr: chat.stderr }).toEqual({ code: 0, stderr: "" });
     const answer = JSON.parse(chat.stdout) as { text: string; receipt: string; signingKey: string };
@@ -182,6 +183,10 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
     const bound = await verify("--answer-file", answerFile, "--document", documentFile, "--json");
     expect({ code: bound.code, stderr: bound.stderr }).toEqual({ code: 0, stderr: "" });
     expect(JSON.parse(bound.stdout)).toMatchObject({ valid: true, keyBoundToDocument: true });
+    // The same, with the document `cloister attest --document-out` saved after verifying it.
+    const fromAttest = await verify("--answer-file", answerFile, "--document", savedDocument, "--json");
+    expect({ code: fromAttest.code, stderr: fromAttest.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(fromAttest.stdout)).toMatchObject({ valid: true, keyBoundToDocument: true });
     const allowed = deployment.files.policy.manifest.allowedModelDigests;
     expect(Array.isArray(allowed) ? allowed : []).toContain(JSON.parse(ok.stdout).modelSha256);
 
