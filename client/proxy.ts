@@ -389,7 +389,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
           choices: [choice],
           usage: usageOf(event.usage),
           // The enclave's signed receipt, already checked by the SDK (an extra field OpenAI clients ignore).
-          cloister: { receipt: event.receipt },
+          cloister: { receipt: event.receipt, audit: event.audit },
         });
       }
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
@@ -457,7 +457,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
             kind === "chat"
               ? { index: 0, delta: {}, finish_reason: event.finishReason }
               : { index: 0, text: "", finish_reason: event.finishReason };
-          out.enqueue(sse(chunk(last, null, { cloister: { receipt: event.receipt } })));
+          out.enqueue(sse(chunk(last, null, { cloister: { receipt: event.receipt, audit: event.audit } })));
           if (includeUsage) {
             out.enqueue(
               sse(

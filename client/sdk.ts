@@ -15,7 +15,7 @@ import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { TrustAnchors } from "../attestation/evidence.ts";
-import { verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
+import { auditRequestIdHash, verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
 import {
   openResponseFrames,
   type PreparedRequestKey,
@@ -73,6 +73,14 @@ export type ChatEvent =
        * document. Keep it to prove later what the enclave answered; `verifyReceipt` checks it offline.
        */
       readonly receipt: string;
+      /**
+       * How to find and open this request's audit record (null when the manifest's audit keeps no
+       * prompt or answer commitments): `requestIdHash` names the record in the log the host stores,
+       * `opening` (hex, from the enclave, sealed to this client) recomputes its promptHmac and
+       * responseHmac from the prompt and the answer (`cloister audit find`). Keep the opening
+       * private: with it and the log, anyone can test guesses of the prompt.
+       */
+      readonly audit: { readonly requestIdHash: string; readonly opening: string } | null;
     };
 
 /** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
@@ -600,7 +608,16 @@ export class Session {
           yield { type: "text", text: event.text };
         } else if (event.type === "final") {
           await checkReceipt(event, sealedTo, context.requestHash, answer);
-          yield { type: "done", usage: event.usage, finishReason: event.finishReason, receipt: event.receipt };
+          yield {
+            type: "done",
+            usage: event.usage,
+            finishReason: event.finishReason,
+            receipt: event.receipt,
+            audit:
+              event.auditOpening === null
+                ? null
+                : { requestIdHash: auditRequestIdHash(context.requestId), opening: event.auditOpening },
+          };
           return;
         } else {
           const kindOfError = POLICY_ERROR_CODES.has(event.code) ? "policy" : "transport";

@@ -10,9 +10,10 @@
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
-import type { AuditVerifyCommandOptions } from "./audit-cli.ts";
+import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
   type AuditVerifyOptions,
+  auditCommitment,
   parseAuditPublicKeyHex,
   verifyAuditCheckpoint,
   verifyAuditLog,
@@ -95,10 +96,155 @@ function splitLines(text: string): string[] {
   return lines;
 }
 
-export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Promise<void> {
+/** The key of --key or --document (exactly one), and which it was. */
+async function commandKey(options: {
+  key?: string;
+  document?: string;
+}): Promise<{ publicKey: Uint8Array; keySource: "key" | "document" }> {
   if ((options.key === undefined) === (options.document === undefined)) {
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
+  if (options.key !== undefined) {
+    try {
+      return { publicKey: parseAuditPublicKeyHex(options.key), keySource: "key" };
+    } catch (error) {
+      throw new UsageError(`--key: ${(error as Error).message}`);
+    }
+  }
+  return {
+    publicKey: keyFromAttestationDocument(await readText(options.document as string, "--document")),
+    keySource: "document",
+  };
+}
+
+/** A record that is not in the log, or whose commitment does not match what was given. */
+export class AuditFindError extends Error {
+  constructor(
+    readonly code: "AUDIT_RECORD_NOT_FOUND" | "AUDIT_COMMITMENT_MISMATCH" | "AUDIT_NO_COMMITMENT",
+    message: string,
+  ) {
+    super(message);
+    this.name = "AuditFindError";
+  }
+}
+
+const HEX32 = /^[0-9a-f]{64}$/;
+
+/**
+ * `cloister audit find`: verifies the whole log (a record is only evidence inside a valid chain),
+ * finds the record of one request by its requestIdHash and, given the opening the enclave sealed to
+ * the client, recomputes the record's promptHmac / responseHmac from the prompt and answer text.
+ */
+export async function auditFindCommand(options: AuditFindCommandOptions): Promise<void> {
+  const { publicKey, keySource } = await commandKey(options);
+  let requestIdHash = options.requestIdHash;
+  let openingHex: string | undefined;
+  let answer: Uint8Array | undefined;
+  if (options.chatJson !== undefined) {
+    if (options.requestIdHash !== undefined || options.openingFile !== undefined) {
+      throw new UsageError("give --chat-json, or --request-id-hash (and --opening-file), not both");
+    }
+    let chat: { text?: unknown; audit?: { requestIdHash?: unknown; opening?: unknown } | null };
+    try {
+      chat = JSON.parse(await readText(options.chatJson, "--chat-json"));
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`);
+    }
+    if (chat.audit === null || typeof chat.audit !== "object") {
+      throw new UsageError(
+        "--chat-json: no audit field (the deployment's audit keeps no prompt or answer commitments, or the file is not cloister chat --json output)",
+      );
+    }
+    requestIdHash = String(chat.audit.requestIdHash);
+    openingHex = String(chat.audit.opening);
+    if (typeof chat.text === "string") answer = new TextEncoder().encode(chat.text);
+  } else if (options.openingFile !== undefined) {
+    openingHex = (await readText(options.openingFile, "--opening-file")).trim();
+  }
+  if (requestIdHash === undefined) throw new UsageError("give --chat-json or --request-id-hash");
+  if (!HEX32.test(requestIdHash)) throw new UsageError("request id hash: expected 64 lower-case hex digits");
+  if (openingHex !== undefined && !HEX32.test(openingHex)) {
+    throw new UsageError("opening: expected 64 lower-case hex digits");
+  }
+  if (options.answerFile !== undefined) answer = new Uint8Array(await readFile(options.answerFile));
+  const prompt = options.promptFile === undefined ? undefined : new Uint8Array(await readFile(options.promptFile));
+  if ((prompt !== undefined || options.answerFile !== undefined) && openingHex === undefined) {
+    throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
+  }
+
+  const lines = splitLines(await readText(options.log, "--log"));
+  const result = verifyAuditLog(lines, publicKey);
+  if (!result.ok) {
+    throw new AuditVerifyError(result.error.code, result.error.index, result.error.message);
+  }
+  const found = result.records.find((r) => r.requestIdHash === requestIdHash);
+  if (found === undefined) {
+    throw new AuditFindError(
+      "AUDIT_RECORD_NOT_FOUND",
+      `no record with requestIdHash ${requestIdHash} among the ${result.records.length} records of this log (another enclave boot's log, or not collected yet)`,
+    );
+  }
+  const checks: Record<string, boolean> = {};
+  const opening = openingHex === undefined ? undefined : Buffer.from(openingHex, "hex");
+  for (const [kind, content, field] of [
+    ["prompt", prompt, "promptHmac"],
+    ["response", answer, "responseHmac"],
+  ] as const) {
+    if (content === undefined || opening === undefined) continue;
+    const recorded = found[field];
+    if (recorded === null) {
+      throw new AuditFindError(
+        "AUDIT_NO_COMMITMENT",
+        `record ${found.seq} ${field}: the record keeps none (the manifest's audit settings, or the request was refused before it)`,
+      );
+    }
+    checks[kind === "prompt" ? "prompt" : "answer"] = auditCommitment(opening, kind, content) === recorded;
+  }
+  const summary = {
+    seq: found.seq,
+    time: found.time,
+    decision: found.decision,
+    blockedBy: found.blockedBy,
+    ruleId: found.ruleId,
+    piiFindings: found.piiFindings,
+    error: found.error,
+    usage: found.usage,
+  };
+  if (options.json) {
+    printJson({
+      found: true,
+      logValid: true,
+      records: result.records.length,
+      publicKey: Buffer.from(publicKey).toString("hex"),
+      keySource,
+      record: summary,
+      matches: checks,
+    });
+  } else {
+    process.stdout.write(
+      `record ${found.seq} of ${result.records.length} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
+    );
+    for (const [what, ok] of Object.entries(checks)) {
+      process.stdout.write(
+        `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
+      );
+    }
+  }
+  const mismatch = Object.entries(checks).find(([, ok]) => !ok);
+  if (mismatch !== undefined) {
+    if (options.json) {
+      process.exitCode = 1;
+      return;
+    }
+    throw new AuditFindError(
+      "AUDIT_COMMITMENT_MISMATCH",
+      `the record's ${mismatch[0]} commitment does not match the given text`,
+    );
+  }
+}
+
+export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Promise<void> {
   if (options.lastHash !== undefined && options.count === undefined) throw new UsageError("--last-hash needs --count");
   if (options.checkpoint !== undefined && options.count !== undefined) {
     throw new UsageError("give either --checkpoint or --count, not both");
@@ -108,19 +254,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
       `--last-hash expects 64 lower-case hex characters, found ${options.lastHash.length} characters`,
     );
   }
-  let publicKey: Uint8Array;
-  let keySource: "key" | "document";
-  if (options.key !== undefined) {
-    try {
-      publicKey = parseAuditPublicKeyHex(options.key);
-    } catch (error) {
-      throw new UsageError(`--key: ${(error as Error).message}`);
-    }
-    keySource = "key";
-  } else {
-    publicKey = keyFromAttestationDocument(await readText(options.document as string, "--document"));
-    keySource = "document";
-  }
+  const { publicKey, keySource } = await commandKey(options);
 
   let expect: AuditVerifyOptions["expect"];
   if (options.checkpoint !== undefined) {

@@ -13,6 +13,18 @@ export interface AuditVerifyCommandOptions {
   json: boolean;
 }
 
+export interface AuditFindCommandOptions {
+  log: string;
+  key?: string;
+  document?: string;
+  chatJson?: string;
+  requestIdHash?: string;
+  openingFile?: string;
+  promptFile?: string;
+  answerFile?: string;
+  json: boolean;
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program
     .command("audit")
@@ -37,6 +49,28 @@ export function registerAuditCommands(program: Command): void {
     .action(async (options: AuditVerifyCommandOptions) => {
       const { auditVerifyCommand } = await import("./audit-cli-impl.ts");
       await auditVerifyCommand(options);
+    });
+
+  audit
+    .command("find")
+    .description(
+      "verify an audit log, find one request's record, and (with its opening) check that the record is about your prompt and answer",
+    )
+    .requiredOption("--log <file>", "the audit log (one record per line, as the host stores it)")
+    .option("--key <hex>", "the enclave's Ed25519 public key (64 hex characters)")
+    .option("--document <file>", "take the key from an attestation document's sig_jwk (compact JWS)")
+    .option(
+      "--chat-json <file>",
+      "the output of cloister chat --json: its audit.requestIdHash, audit.opening and answer text",
+    )
+    .option("--request-id-hash <hex>", "the record to find (instead of --chat-json)")
+    .option("--opening-file <file>", "the record's opening key, hex (instead of --chat-json; keep it private)")
+    .option("--prompt-file <file>", "the prompt's exact text (chat: the messages' contents joined by newlines)")
+    .option("--answer-file <file>", "the answer's exact text (default with --chat-json: its text)")
+    .option("--json", "print the result as JSON", false)
+    .action(async (options: AuditFindCommandOptions) => {
+      const { auditFindCommand } = await import("./audit-cli-impl.ts");
+      await auditFindCommand(options);
     });
 
   audit

@@ -581,7 +581,10 @@ export class Enclave {
     // goes away before the first frame (e.g. during a long prefill) is handled by `abandon` itself.
     let started = false;
     let abandoned = false;
-    const frames = this.stream(first, events, sealer, finish, requestHash, () => {
+    // The audit record's opening, for the client only (inside the sealed final frame): with it the
+    // client can show that the record the host stores is about its prompt and this answer.
+    const auditOpening = this.audit?.commits === true ? toHex(this.audit.openingFor(request.requestId)) : null;
+    const frames = this.stream(first, events, sealer, finish, { requestHash, auditOpening }, () => {
       started = true;
       return abandoned;
     });
@@ -615,8 +618,8 @@ export class Enclave {
     events: AsyncGenerator<GenerationEvent, void, undefined>,
     sealer: ResponseSealer,
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
-    /** SHA-256 (hex) of the request's plaintext JSON, for the receipt. */
-    requestHash: string,
+    /** SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null. */
+    ids: { readonly requestHash: string; readonly auditOpening: string | null },
     /** Called when the first frame is asked for; true: the answer was already abandoned. */
     onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
@@ -729,7 +732,7 @@ export class Enclave {
           // The receipt: what was answered to which request, signed with the attested key.
           const receipt = signReceipt(
             {
-              requestHash,
+              requestHash: ids.requestHash,
               answerHash: textHash(answer),
               finishReason,
               promptTokens: event.usage.promptTokens,
@@ -747,6 +750,7 @@ export class Enclave {
             ttftMs: Math.round(event.usage.ttftMs * 1000) / 1000,
             finishReason,
             receipt,
+            auditOpening: ids.auditOpening,
           });
           // The audit record is written right after the final frame is handed out, not before, so
           // its hashing and signing is not on the answer's path. It is still written exactly once,

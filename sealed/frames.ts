@@ -60,9 +60,13 @@ export const MAX_ERROR_DETAIL_LENGTH = 200;
  * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an error frame: type (1) + JSON
  * (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6 bytes escaped + `"}` = 1287)
  * + marker (1) = 1289 bytes. A final frame is at most about 1100: its counts and time (< 150), and
- * the receipt line (≤ MAX_RECEIPT_LENGTH = 900 ASCII characters, whose ≤ 40 quotes are escaped).
+ * the receipt line (≤ MAX_RECEIPT_LENGTH = 900 ASCII characters, whose ≤ 40 quotes are escaped), and
+ * the audit opening (64 hex, ~85 with its name).
  */
 export const TERMINAL_FRAME_PLAINTEXT_LENGTH = 1536;
+
+/** An audit opening key in a final frame: 32 bytes as lower-case hex. */
+export const AUDIT_OPENING = /^[0-9a-f]{64}$/;
 
 export type FinishReason = "stop" | "length";
 
@@ -77,6 +81,11 @@ export interface ResponseSummary extends ResponseUsage {
   readonly finishReason: FinishReason;
   /** The enclave's signed receipt line (sealed/receipt.ts). */
   readonly receipt: string;
+  /**
+   * The opening key (64 hex) of this request's audit record's prompt and answer commitments, or null
+   * when the manifest's audit keeps none. Sealed to the client only, outside the receipt.
+   */
+  readonly auditOpening: string | null;
 }
 
 const utf8 = new TextEncoder();
@@ -150,6 +159,9 @@ export class ResponseSealer {
     if (typeof summary.receipt !== "string" || summary.receipt.length > MAX_RECEIPT_LENGTH) {
       throw new SealedInvalidArgumentError(`final frame receipt: expected at most ${MAX_RECEIPT_LENGTH} characters`);
     }
+    if (summary.auditOpening !== null && !AUDIT_OPENING.test(summary.auditOpening)) {
+      throw new SealedInvalidArgumentError("final frame auditOpening: expected null or 64 lower-case hex digits");
+    }
     if (summary.finishReason !== "stop" && summary.finishReason !== "length") {
       throw new SealedInvalidArgumentError(
         `final frame finishReason: expected "stop" or "length", found ${String(summary.finishReason)}`,
@@ -162,6 +174,7 @@ export class ResponseSealer {
       finishReason: summary.finishReason,
       frameCount: this.#seq + 1,
       receipt: summary.receipt,
+      auditOpening: summary.auditOpening,
     });
     return this.#sealTerminal(FRAME_TYPE_FINAL, json);
   }

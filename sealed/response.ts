@@ -25,6 +25,7 @@ import {
   StreamTruncatedError,
 } from "./errors.ts";
 import {
+  AUDIT_OPENING,
   type ClientRequestContext,
   type FinishReason,
   FRAME_TYPE_DATA,
@@ -53,6 +54,8 @@ export type ResponseEvent =
       readonly frameCount: number;
       /** The enclave's signed receipt line, still to be verified (client/sdk.ts does). */
       readonly receipt: string;
+      /** The audit record's opening key (64 hex), or null when the audit keeps no commitments. */
+      readonly auditOpening: string | null;
     }
   | { readonly type: "error"; readonly seq: number; readonly code: string; readonly detail: string | null };
 
@@ -160,6 +163,9 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (typeof o.receipt !== "string" || o.receipt.length > MAX_RECEIPT_LENGTH) {
       throw fieldError(seq, "final", "receipt", `a string of at most ${MAX_RECEIPT_LENGTH} characters`);
     }
+    if (o.auditOpening !== null && (typeof o.auditOpening !== "string" || !AUDIT_OPENING.test(o.auditOpening))) {
+      throw fieldError(seq, "final", "auditOpening", "null or 64 lower-case hex digits");
+    }
     if (o.frameCount !== seq + 1) {
       throw new FrameMalformedError(`final frame frameCount: expected ${seq + 1}, found ${String(o.frameCount)}`);
     }
@@ -170,6 +176,7 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
       finishReason: o.finishReason,
       frameCount: seq + 1,
       receipt: o.receipt,
+      auditOpening: o.auditOpening,
     };
   }
   if (type === FRAME_TYPE_ERROR) {

@@ -109,6 +109,8 @@ async function streamAnswer(
         enclave: session.enclave.documentDigest,
         // Verified already; keep it (with signingKey) to show later what the enclave answered.
         receipt: event.receipt,
+        // Finds and opens this request's record in the audit log the host stores (cloister audit find).
+        audit: event.audit,
         signingKey: Buffer.from(session.enclave.signingPublicKey).toString("hex"),
       });
     } else {

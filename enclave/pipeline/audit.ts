@@ -34,10 +34,10 @@
  * draws a secret 32-byte commitment key that never leaves the enclave. For each request the writer
  * derives an *opening* key = HMAC-SHA256(commitment key, "cloister/audit/opening/v1\0" ‖
  * requestIdHash), and records promptHmac = HMAC-SHA256(opening, "cloister/audit/prompt/v1\0" ‖
- * prompt bytes) (likewise `response`). The opening is returned to the caller, which may give it
- * to the client inside the sealed answer (never to the host): with it, the client — who knows its
- * prompt — can show that a record is about its prompt (`auditCommitment`), while the host, lacking
- * it, cannot test guesses. `requestIdHash` is a plain tagged SHA-256, so a client can find its
+ * prompt bytes) (likewise `response`). The enclave gives the opening (`openingFor`) to the client
+ * inside the sealed final frame (never to the host): with it, the client — who knows its prompt —
+ * can show that a record is about its prompt (`auditCommitment`, `cloister audit find`), while the
+ * host, lacking it, cannot test guesses. `requestIdHash` is a plain tagged SHA-256, so a client can find its
  * record; request ids are 16 random bytes (sealed/request.ts), so the hash reveals nothing.
  *
  * What this does not give: a chain shows order and completeness *of what was written*; an enclave
@@ -329,11 +329,28 @@ export class AuditWriter {
     return new Uint8Array(this.#publicKey);
   }
 
+  /** True when records carry keyed commitments (promptHmac or responseHmac) an opening can open. */
+  get commits(): boolean {
+    return this.#recordPrompt || this.#recordResponse;
+  }
+
+  /**
+   * The opening key of the record this request id will have: given to the client inside the sealed
+   * final frame (never to the host), so the client can show its record is about its prompt.
+   */
+  openingFor(requestId: string): Uint8Array {
+    return this.#opening(auditRequestIdHash(requestId));
+  }
+
+  #opening(requestIdHash: string): Uint8Array {
+    return hmac(sha256, this.#commitmentKey, concatBytes(encoder.encode(OPENING_TAG), fromHex(requestIdHash)));
+  }
+
   /** Builds, chains and signs the record of one request. */
   record(entry: AuditEntry): WrittenAuditRecord {
     checkEntry(entry);
     const requestIdHash = auditRequestIdHash(entry.requestId);
-    const opening = hmac(sha256, this.#commitmentKey, concatBytes(encoder.encode(OPENING_TAG), fromHex(requestIdHash)));
+    const opening = this.#opening(requestIdHash);
     const record: AuditRecord = {
       v: 1,
       seq: this.#seq,

@@ -208,3 +208,57 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
     expect(wrongKey.code).toBe(2);
   });
 });
+
+describe("cloister audit find: a client shows the host-stored record is about its prompt and answer", () => {
+  it("finds the record of a chat --json answer in the stored log and opens its commitments", async () => {
+    const prompt = "Where do the weights live?";
+    const [chat, attest] = await Promise.all([
+      cloister("chat", ...connection(deployment.files.policyPath), "--json", prompt),
+      cloister("attest", ...connection(deployment.files.policyPath), "--json"),
+    ]);
+    expect({ code: chat.code, stderr: chat.stderr }).toEqual({ code: 0, stderr: "" });
+    const answer = JSON.parse(chat.stdout) as { text: string; audit: { requestIdHash: string; opening: string } };
+    expect(answer.audit.requestIdHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(answer.audit.opening).toMatch(/^[0-9a-f]{64}$/);
+    const documentDigest = (JSON.parse(attest.stdout) as { documentDigest: string }).documentDigest;
+    const key = (JSON.parse(attest.stdout) as { signingKey: string }).signingKey;
+    const chatFile = join(deployment.dir, "find-chat.json");
+    const promptFile = join(deployment.dir, "find-prompt.txt");
+    await writeFile(chatFile, chat.stdout);
+    await writeFile(promptFile, prompt);
+    const log = join(deployment.dir, "audit", `${documentDigest.slice(0, 16)}.jsonl`);
+    const find = (...extra: string[]) => cloister("audit", "find", "--log", log, "--key", key, ...extra);
+
+    // The host collects records shortly after each answer.
+    let found: CliRun | undefined;
+    for (let i = 0; i < 50; i++) {
+      found = await find("--chat-json", chatFile, "--prompt-file", promptFile, "--json");
+      if (found.code === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect({ code: found?.code, stderr: found?.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(found?.stdout ?? "{}")).toMatchObject({
+      found: true,
+      logValid: true,
+      record: { decision: "allow", blockedBy: null },
+      matches: { prompt: true, answer: true },
+    });
+    // The opening itself never reached the host's log.
+    expect((await readFile(log, "utf8")).includes(answer.audit.opening)).toBe(false);
+    expect(deployment.logs.join("\n").includes(answer.audit.opening)).toBe(false);
+
+    await writeFile(promptFile, `${prompt} `);
+    const otherPrompt = await find("--chat-json", chatFile, "--prompt-file", promptFile);
+    expect(otherPrompt.code).toBe(1);
+    expect(otherPrompt.stdout).toContain("prompt: DOES NOT match the record's commitment");
+    expect(otherPrompt.stderr).toMatch(/^cloister: AUDIT_COMMITMENT_MISMATCH: /m);
+
+    const missing = await find("--request-id-hash", "0".repeat(64));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^cloister: AUDIT_RECORD_NOT_FOUND: no record with requestIdHash 0{64}/m);
+
+    const noOpening = await find("--request-id-hash", answer.audit.requestIdHash, "--prompt-file", promptFile);
+    expect(noOpening.code).toBe(2);
+    expect(noOpening.stderr).toContain("need the record's opening");
+  }, 60_000);
+});

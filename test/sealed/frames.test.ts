@@ -32,6 +32,7 @@ const SUMMARY = {
   ttftMs: 3.25,
   finishReason: "stop",
   receipt: "receipt-line",
+  auditOpening: "ab".repeat(32),
 } as const;
 
 async function channel(seed = 5): Promise<{ context: ClientRequestContext; sealer: ResponseSealer }> {
@@ -93,6 +94,7 @@ describe("response frames", () => {
       finishReason: "stop",
       frameCount: CHUNKS.length + 1,
       receipt: "receipt-line",
+      auditOpening: "ab".repeat(32),
     });
     expect(events.map((e) => e.seq)).toEqual([...Array(CHUNKS.length + 1).keys()]);
   });
@@ -169,7 +171,14 @@ describe("response frames", () => {
     sizes.add(sealer().error(`X${"Y".repeat(63)}`, "\u0001".repeat(200)).length); // the largest escaped detail
     sizes.add(sealer().error("INFERENCE_FAILED").length);
     sizes.add(
-      sealer().final({ promptTokens: 1, completionTokens: 2, ttftMs: 1, finishReason: "stop", receipt: "r" }).length,
+      sealer().final({
+        promptTokens: 1,
+        completionTokens: 2,
+        ttftMs: 1,
+        finishReason: "stop",
+        receipt: "r",
+        auditOpening: null,
+      }).length,
     );
     // The largest final frame: the longest receipt (a real one has about 40 quotes, which JSON
     // escapes, and otherwise plain ASCII) and the biggest counts.
@@ -180,6 +189,7 @@ describe("response frames", () => {
         ttftMs: 123456789.123,
         finishReason: "length",
         receipt: '"'.repeat(40) + "a".repeat(MAX_RECEIPT_LENGTH - 40),
+        auditOpening: "f".repeat(64),
       }).length,
     );
     expect([...sizes]).toEqual([FRAME_LENGTH_PREFIX + FRAME_SEQ_LENGTH + 16 + TERMINAL_FRAME_PLAINTEXT_LENGTH]);
@@ -226,6 +236,9 @@ describe("length padding (Padmé)", () => {
     expect((await sealedErrorOf(() => sealer.error("lower_case"))).code).toBe("INVALID_ARGUMENT");
     expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, promptTokens: -1 }))).code).toBe("INVALID_ARGUMENT");
     expect((await sealedErrorOf(() => sealer.data("x".repeat(1_100_000)))).code).toBe("INVALID_ARGUMENT");
+    for (const auditOpening of ["AB".repeat(32), "ab".repeat(31), `${"ab".repeat(32)}\n`]) {
+      expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, auditOpening }))).code).toBe("INVALID_ARGUMENT");
+    }
     expect(sealer.nextSeq).toBe(0);
   });
 

@@ -224,7 +224,14 @@ describe("prepared request keys (made ahead of time, single use)", () => {
     const events = [];
     for await (const event of openResponseFrames(context, [
       sealer.data("hi"),
-      sealer.final({ promptTokens: 1, completionTokens: 1, ttftMs: 1, finishReason: "stop", receipt: "r" }),
+      sealer.final({
+        promptTokens: 1,
+        completionTokens: 1,
+        ttftMs: 1,
+        finishReason: "stop",
+        receipt: "r",
+        auditOpening: null,
+      }),
     ])) {
       events.push(event);
     }
