@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { choiceOption, intOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
+import { DEFAULT_SHUTDOWN_GRACE_MS } from "./http.ts";
 
 export const ENCLAVE_TEE_CHOICES = ["auto", "snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 
@@ -15,6 +16,7 @@ export interface EnclaveCommandOptions {
   port: number;
   frameIntervalMs: number;
   kbsUrl?: string;
+  shutdownGraceMs: number;
 }
 
 export function registerEnclaveCommands(program: Command): void {
@@ -46,6 +48,12 @@ export function registerEnclaveCommands(program: Command): void {
     .option(
       "--kbs-url <url>",
       "key broker that releases the model key to this attested boot (required when the manifest's model is sealed at rest)",
+    )
+    .option(
+      "--shutdown-grace-ms <n>",
+      "on SIGTERM/SIGINT, stop taking requests and let answers under way finish for up to this long (a second signal stops at once)",
+      intOption("--shutdown-grace-ms", 0, 600_000),
+      DEFAULT_SHUTDOWN_GRACE_MS,
     )
     .action(async (options: EnclaveCommandOptions) => {
       const { runEnclaveCommand } = await import("./run.ts");

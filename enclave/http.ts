@@ -6,10 +6,18 @@ import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 
+/** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and resolves when every connection is closed. Requests under way
+   * get up to `graceMs` (default 0) to finish — streamed answers included — and each connection is
+   * closed as soon as it is idle; whatever is still open after `graceMs` is cut.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Serves a hono-style fetch handler on `hostname:port` (0 = any free port). */
@@ -24,11 +32,24 @@ export function listen(
       resolve({
         url,
         port: info.port,
-        close: () =>
+        close: (graceMs = 0) =>
           new Promise<void>((done) => {
-            const s = server as unknown as { close(cb: () => void): void; closeAllConnections?: () => void };
-            s.close(() => done());
-            s.closeAllConnections?.();
+            const s = server as unknown as {
+              close(cb: () => void): void;
+              closeAllConnections(): void;
+              closeIdleConnections(): void;
+            };
+            // Keep-alive connections would otherwise stay open until their idle timeout: each is
+            // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
+            const sweep = setInterval(() => s.closeIdleConnections(), 25);
+            const deadline = setTimeout(() => s.closeAllConnections(), graceMs);
+            s.close(() => {
+              clearInterval(sweep);
+              clearTimeout(deadline);
+              done();
+            });
+            if (graceMs <= 0) s.closeAllConnections();
+            else s.closeIdleConnections();
           }),
       });
     });
@@ -84,15 +105,29 @@ export function readBodyWithin(
 }
 
 /**
- * Runs until SIGINT or SIGTERM, then closes `server` and awaits `after` (the caller's own cleanup):
- * how `cloister enclave`, `host` and `kbs serve` shut down cleanly.
+ * Runs until SIGINT or SIGTERM, then closes `server` — letting requests under way finish for up to
+ * `graceMs` (a second signal cuts them at once) — and awaits `after` (the caller's own cleanup):
+ * how `cloister enclave`, `host` and `kbs serve` shut down cleanly, losing no answer in progress.
  */
-export function closeOnSignal(server: RunningServer, after: () => Promise<void> = async () => {}): Promise<void> {
+export function closeOnSignal(
+  server: RunningServer,
+  after: () => Promise<void> = async () => {},
+  graceMs = 0,
+): Promise<void> {
   return new Promise<void>((resolve) => {
+    let closing: Promise<void> | null = null;
     const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      void server.close().then(after).then(resolve);
+      if (closing !== null) {
+        // A second signal: stop waiting for requests under way.
+        void server.close(0);
+        return;
+      }
+      closing = server.close(graceMs);
+      void closing.then(after).then(() => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        resolve();
+      });
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);

@@ -43,5 +43,5 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       model: enclave.manifest.model.sha256,
     })}\n`,
   );
-  await closeOnSignal(server, () => enclave.close());
+  await closeOnSignal(server, () => enclave.close(), options.shutdownGraceMs);
 }

@@ -1,6 +1,7 @@
 /** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { intOption } from "../client/cli/output.ts";
+import { DEFAULT_SHUTDOWN_GRACE_MS } from "../enclave/http.ts";
 
 export function registerHostCommands(program: Command): void {
   program
@@ -46,6 +47,12 @@ export function registerHostCommands(program: Command): void {
         .argParser((value: string, previous: string[]) => [...previous, value])
         .default([] as string[], "none"),
     )
+    .option(
+      "--shutdown-grace-ms <n>",
+      "on SIGTERM/SIGINT, stop taking requests and let answers under way finish for up to this long (a second signal stops at once)",
+      intOption("--shutdown-grace-ms", 0, 600_000),
+      DEFAULT_SHUTDOWN_GRACE_MS,
+    )
     .action(async (options: HostCommandOptions) => {
       const { runHostCommand } = await import("./run.ts");
       await runHostCommand(options);
@@ -53,6 +60,7 @@ export function registerHostCommands(program: Command): void {
 }
 
 export interface HostCommandOptions {
+  shutdownGraceMs: number;
   enclaveUrl: string[];
   poolRefreshMs: number;
   apiKeys: string;

@@ -76,8 +76,8 @@ export async function startHost(options: {
   return {
     url: server.url,
     port: server.port,
-    close: async () => {
-      await server.close();
+    close: async (graceMs = 0) => {
+      await server.close(graceMs);
       await pool.stop();
       await Promise.all(collectors.map((c) => c.stop()));
     },

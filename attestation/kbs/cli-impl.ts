@@ -2,7 +2,7 @@
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { printJson, UsageError } from "../../client/cli/output.ts";
-import { closeOnSignal, listen } from "../../enclave/http.ts";
+import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
 import {
   generateModelKey,
   KEY_ID_PATTERN,
@@ -39,7 +39,7 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
   );
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, keys: broker.keyIds })}\n`);
-  await closeOnSignal(server);
+  await closeOnSignal(server, async () => {}, DEFAULT_SHUTDOWN_GRACE_MS);
 }
 
 export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {

@@ -214,7 +214,8 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
   return { process: child, ready };
 }
 
-async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+/** `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first. */
+async function stopChild(child: ChildProcess, timeoutMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((done) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
@@ -298,10 +299,12 @@ export async function startDeployment(options: {
   let kbs: Child | undefined;
   const enclaves: Child[] = [];
   let host: Child | undefined;
+  // The host first: it lets answers under way finish and collects the enclaves' last audit records
+  // while they still run; then the enclaves; the key broker last.
   const stop = async () => {
-    await Promise.all(
-      [host, ...enclaves, kbs].map((child) => (child === undefined ? Promise.resolve() : stopExpected(child.process))),
-    );
+    if (host !== undefined) await stopExpected(host.process);
+    await Promise.all(enclaves.map((child) => stopExpected(child.process)));
+    if (kbs !== undefined) await stopExpected(kbs.process);
   };
   try {
     if (files.kbs !== null) {
