@@ -74,7 +74,7 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
     `Cloister web page on ${origin}/`,
     `  host         ${hostUrl}`,
     `  policy       ${options.policy}`,
-    "  API key      the page asks for it (or open the page with #apiKey=… after its address)",
+    "  API key      the page asks for it (or open the page with #apiKey=… after its address, then confirm it)",
     "",
   ];
   if (access === "refused") {
