@@ -143,6 +143,24 @@ export function registerClientCommands(program: Command): void {
     });
 
   program
+    .command("policy")
+    .description("client policies: which enclaves a client sends prompts to")
+    .command("init")
+    .description(
+      "verify a running deployment's evidence (pinned AMD/Intel roots) and manifest (operator key), write a policy pinning what it presents, and check the policy accepts it",
+    )
+    .requiredOption("--url <url>", "the host's URL")
+    .requiredOption("--operator-key <file>", "the operator's public key (JWK) that signs the deployment's manifest")
+    .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key")
+    .option("--out <file>", "write the policy to this new file (default: stdout)")
+    .option("--allow-simulator", "accept simulated evidence (writes an INSECURE development policy)")
+    .option("--json", "print {policy, notes, written} as JSON")
+    .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
+      const { runPolicyInit } = await import("./run-policy.ts");
+      await runPolicyInit(options);
+    });
+
+  program
     .command("receipt")
     .description("work with the signed receipts the enclave attaches to every answer")
     .command("verify")

@@ -9,7 +9,7 @@ import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, UsageError } from "./output.ts";
 
-async function readApiKey(file: string): Promise<string> {
+export async function readApiKey(file: string): Promise<string> {
   const fromEnv = process.env.CLOISTER_API_KEY;
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv.trim();
   try {

@@ -262,3 +262,57 @@ describe("cloister audit find: a client shows the host-stored record is about it
     expect(noOpening.stderr).toContain("need the record's opening");
   }, 60_000);
 });
+
+describe("cloister policy init against a real deployment", () => {
+  it("writes a policy pinning what the deployment presents, which then verifies it; simulated evidence only when asked", async () => {
+    const base = [
+      "policy",
+      "init",
+      "--url",
+      deployment.running.hostUrl,
+      "--operator-key",
+      deployment.files.operatorPublicKeyPath,
+      "--api-key-file",
+      deployment.files.apiKeyPath,
+    ];
+    const refused = await cloister(...base);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^cloister: POLICY_INIT_SIMULATED: .*pass --allow-simulator/m);
+
+    const out = join(deployment.dir, "pinned-policy.json");
+    const made = await cloister(...base, "--allow-simulator", "--out", out);
+    expect({ code: made.code, stdout: made.stdout }).toEqual({ code: 0, stdout: "" });
+    expect(made.stderr).toContain("note: INSECURE: the policy trusts the simulator");
+    expect(made.stderr).toContain("checked: the policy accepts this deployment now");
+    const policy = JSON.parse(await readFile(out, "utf8"));
+    expect(policy.attestation.snp.measurements).toEqual(deployment.files.policy.attestation.snp?.measurements);
+    expect(policy.manifest.allowedModelDigests).toEqual(deployment.files.policy.manifest.allowedModelDigests);
+
+    const attest = await cloister("attest", ...connection(out), "--json");
+    expect(attest.code, attest.stderr).toBe(0);
+    expect(JSON.parse(attest.stdout)).toMatchObject({ valid: true, simulated: true });
+
+    const again = await cloister(...base, "--allow-simulator", "--out", out);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("a policy is never overwritten");
+
+    const stranger = join(deployment.dir, "stranger.jwk");
+    await writeFile(
+      stranger,
+      JSON.stringify({ kty: "OKP", crv: "Ed25519", x: Buffer.alloc(32, 7).toString("base64url") }),
+    );
+    const wrongOperator = await cloister(
+      "policy",
+      "init",
+      "--url",
+      deployment.running.hostUrl,
+      "--operator-key",
+      stranger,
+      "--api-key-file",
+      deployment.files.apiKeyPath,
+      "--allow-simulator",
+    );
+    expect(wrongOperator.code).toBe(1);
+    expect(wrongOperator.stderr).toMatch(/^cloister: MANIFEST_/m);
+  }, 60_000);
+});

@@ -1,0 +1,137 @@
+/**
+ * An attestation policy that pins what one deployment's *verified* evidence shows (`cloister policy
+ * init`): its launch measurement (SNP) or MRTD, RTMRs, MRSEAM, XFAM and owner fields (TDX), its
+ * TCB as the minimum, its VMPL, product and signing-key kind, and its host data / ID block when it
+ * has them. Trust on first use, made explicit: the operator runs it against a deployment built
+ * from an image they reviewed, then compares the pinned measurement with their build's before
+ * shipping the policy. Every check the evidence gives no value for is a skip with its reason.
+ *
+ * Refuses evidence a policy should never accept (a debuggable guest), simulated evidence unless
+ * asked for, and Azure evidence (its PCRs depend on the image's boot chain: docs/platforms.md).
+ * Platform-neutral.
+ */
+import { isAllZero, toHex } from "./bytes.ts";
+import { ConfigurationError } from "./errors.ts";
+import type { VerifiedDocumentEvidence } from "./evidence.ts";
+import type { AttestationPolicy, SnpPolicy, TdxPolicy } from "./policy.ts";
+import type { VerifiedSnpReport } from "./snp/verify.ts";
+import type { VerifiedTdxQuote } from "./tdx/verify.ts";
+
+export interface PolicyFromEvidence {
+  readonly policy: AttestationPolicy;
+  /** What the operator must check or know about what was pinned (printed by the CLI). */
+  readonly notes: readonly string[];
+}
+
+const skip = (reason: string) => ({ skip: { reason } });
+
+function refuse(code: string, message: string): never {
+  throw new ConfigurationError(code, message);
+}
+
+export function attestationPolicyFromEvidence(
+  verified: VerifiedDocumentEvidence,
+  options: { readonly allowSimulator: boolean },
+): PolicyFromEvidence {
+  if (verified.simulated && !options.allowSimulator) {
+    refuse(
+      "POLICY_INIT_SIMULATED",
+      "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
+    );
+  }
+  const notes: string[] = [];
+  if (verified.simulated) notes.push("INSECURE: the policy trusts the simulator; use it for development only");
+  let snp: SnpPolicy | null = null;
+  let tdx: TdxPolicy | null = null;
+  switch (verified.type) {
+    case "sev-snp":
+      snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes);
+      break;
+    case "tdx":
+      tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes);
+      break;
+    default:
+      refuse(
+        "POLICY_INIT_UNSUPPORTED",
+        `${verified.type} evidence: an Azure policy pins the vTPM PCRs of your image's boot chain and the paravisor's measurement; write it by hand (docs/platforms.md, "Appraisal")`,
+      );
+  }
+  return {
+    policy: {
+      version: 1,
+      trustSimulator: verified.simulated,
+      maximumVerificationSkewSeconds: 300,
+      snp,
+      tdx,
+      azure: null,
+    },
+    notes,
+  };
+}
+
+function snpPolicy(verified: VerifiedSnpReport, notes: string[]): SnpPolicy {
+  const r = verified.report;
+  if (r.policy.debugAllowed) {
+    refuse(
+      "POLICY_INIT_DEBUG",
+      "the evidence has POLICY.DEBUG set: the host can read this guest's memory; not pinning it",
+    );
+  }
+  if (r.policy.migrateMA) notes.push("POLICY.MIGRATE_MA is set in this evidence: the policy accepts a migration agent");
+  const tcb = verified.reportedTcb;
+  notes.push(
+    `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`,
+  );
+  notes.push(
+    `minimum TCB pinned at this machine's REPORTED_TCB (bootloader ${tcb.bootloader}, tee ${tcb.tee}, snp ${tcb.snp}, microcode ${tcb.microcode}${tcb.fmc === null ? "" : `, fmc ${tcb.fmc}`}): hosts with older firmware are refused`,
+  );
+  return {
+    debugAllowed: false,
+    migrationAgentAllowed: r.policy.migrateMA,
+    smtAllowed: r.policy.smtAllowed || r.platformInfo.smtEnabled,
+    allowedVmpls: [r.vmpl],
+    minimumTcb: {
+      bootloader: tcb.bootloader,
+      tee: tcb.tee,
+      snp: tcb.snp,
+      microcode: tcb.microcode,
+      fmc: tcb.fmc ?? 0,
+    },
+    measurements: [toHex(r.measurement)],
+    hostData: isAllZero(r.hostData) ? skip("HOST_DATA is zero in this deployment's evidence") : toHex(r.hostData),
+    idKeyDigests: isAllZero(r.idKeyDigest) ? skip("no ID block in this deployment's evidence") : [toHex(r.idKeyDigest)],
+    authorKeyDigests: r.authorKeyEn
+      ? [toHex(r.authorKeyDigest)]
+      : skip("no author key in this deployment's evidence (AUTHOR_KEY_EN clear)"),
+    minimumGuestSvn: r.guestSvn,
+    allowedProducts: [verified.product],
+    signingKeys: [verified.signingKey === "VCEK" ? "vcek" : "vlek"],
+  };
+}
+
+function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
+  const body = verified.quote.body;
+  if (verified.debug) {
+    refuse(
+      "POLICY_INIT_DEBUG",
+      "the evidence has TDATTRIBUTES.DEBUG set: the host can read this TD's memory; not pinning it",
+    );
+  }
+  notes.push(
+    `MRTD ${toHex(body.mrTd)} and RTMR0-3 pin the TD's firmware, kernel, command line and what the boot measured; check them against your build`,
+  );
+  notes.push(
+    "acceptedTcbStatuses is skipped: attestation documents carry no TCB-info collateral; check the platform's TCB with cloister verify-evidence --collateral",
+  );
+  return {
+    debugAllowed: false,
+    xfam: { allowed: [toHex(body.xfam)] },
+    mrseam: [toHex(body.mrSeam)],
+    mrtd: [toHex(body.mrTd)],
+    rtmrs: [toHex(body.rtmrs[0]), toHex(body.rtmrs[1]), toHex(body.rtmrs[2]), toHex(body.rtmrs[3])],
+    mrconfigid: toHex(body.mrConfigId),
+    mrowner: toHex(body.mrOwner),
+    acceptedTcbStatuses: skip("attestation documents carry no TCB-info collateral"),
+    minimumTeeTcbSvn: toHex(body.teeTcbSvn),
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * `cloister policy init`: writes a client policy that pins what one running deployment presents,
+ * after verifying its evidence to the pinned AMD/Intel roots and its manifest under the operator's
+ * key; then checks, with a fresh nonce, that the policy accepts the deployment (the SDK's own
+ * `connect`). Trust on first use, made explicit: run it against a deployment you built from an
+ * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
+ */
+import { constants } from "node:fs";
+import { open as openFile, readFile } from "node:fs/promises";
+import { base64url, type JWK } from "jose";
+import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
+import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
+import { verifyManifest } from "../../manifests/sign.ts";
+import { ClientError } from "../errors.ts";
+import { anchorsForPolicy, type ClientPolicy, parseClientPolicy } from "../policy.ts";
+import { connect } from "../sdk.ts";
+import { printJson, UsageError } from "./output.ts";
+import { readApiKey } from "./run-client.ts";
+
+export interface PolicyInitOptions {
+  url: string;
+  operatorKey: string;
+  apiKeyFile: string;
+  out?: string;
+  allowSimulator?: boolean;
+  json?: boolean;
+}
+
+async function fetchDocument(url: string, apiKey: string): Promise<string> {
+  let response: Response;
+  try {
+    response = await fetch(`${url.replace(/\/+$/, "")}/v1/attestation`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    throw new ClientError("transport", "HOST_UNREACHABLE", `cannot reach the host at ${url}`, { cause: error });
+  }
+  if (!response.ok) {
+    throw new ClientError("transport", `HTTP_${response.status}`, `GET /v1/attestation: HTTP ${response.status}`);
+  }
+  const document = ((await response.json().catch(() => null)) as { document?: unknown } | null)?.document;
+  if (typeof document !== "string") {
+    throw new ClientError("transport", "BAD_RESPONSE", "GET /v1/attestation: no document in the answer");
+  }
+  return document;
+}
+
+export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
+  let operatorKey: JWK;
+  try {
+    operatorKey = JSON.parse(await readFile(options.operatorKey, "utf8")) as JWK;
+  } catch (error) {
+    throw new UsageError(
+      `--operator-key: cannot read "${options.operatorKey}" as a JWK (${(error as NodeJS.ErrnoException).code ?? "not JSON"})`,
+    );
+  }
+  const apiKey = await readApiKey(options.apiKeyFile);
+  const document = await fetchDocument(options.url, apiKey);
+
+  // 1. What the deployment presents, its evidence verified to the pinned roots (and the simulator's
+  //    only when asked): nothing is pinned from evidence that does not verify.
+  let payload: { evidence?: unknown; manifest?: unknown };
+  try {
+    payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? "")));
+  } catch (error) {
+    throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: payload is not JSON", {
+      cause: error,
+    });
+  }
+  const evidence = parseDocumentEvidence(payload.evidence);
+  const anchors = await anchorsForPolicy({
+    attestation: { trustSimulator: options.allowSimulator === true },
+  } as ClientPolicy);
+  const at = new Date();
+  let verified: Awaited<ReturnType<typeof verifyDocumentEvidence>>;
+  try {
+    verified = await verifyDocumentEvidence(evidence, anchors, at);
+  } catch (error) {
+    // Say so when the evidence is the simulator's: the fix is a flag, not a broken deployment.
+    if (options.allowSimulator !== true) {
+      const withSimulator = await anchorsForPolicy({ attestation: { trustSimulator: true } } as ClientPolicy);
+      const simulated = await verifyDocumentEvidence(evidence, withSimulator, at).then(
+        (v) => v.simulated,
+        () => false,
+      );
+      if (simulated) {
+        throw new ClientError(
+          "attestation",
+          "POLICY_INIT_SIMULATED",
+          "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
+        );
+      }
+    }
+    throw error;
+  }
+  const { policy: attestation, notes } = attestationPolicyFromEvidence(verified, {
+    allowSimulator: options.allowSimulator === true,
+  });
+
+  // 2. The manifest, under the operator's key: the model and service it names are pinned.
+  if (typeof payload.manifest !== "string") {
+    throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: no manifest");
+  }
+  const manifest = (await verifyManifest(payload.manifest, [operatorKey])).manifest;
+
+  const policy = parseClientPolicy({
+    version: 1,
+    acceptedEvidence: [verified.type],
+    attestation,
+    manifest: {
+      trustedSigners: [operatorKey],
+      allowedModelDigests: [manifest.model.sha256],
+      allowedServices: [manifest.service.name],
+    },
+    freshness: { maxClockSkewSeconds: 120 },
+  });
+
+  // 3. The policy must accept the deployment it was made from: every stage, with a fresh nonce.
+  try {
+    const session = await connect({ url: options.url, policy, apiKey });
+    if (session.enclave.measurement !== verified.measurement) {
+      throw new Error("the deployment changed while the policy was made (another enclave answered)");
+    }
+  } catch (error) {
+    throw new ClientError(
+      "attestation",
+      "POLICY_INIT_SELF_CHECK_FAILED",
+      `the generated policy does not accept this deployment: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+
+  const text = `${JSON.stringify(policy, null, 2)}\n`;
+  if (options.out !== undefined) {
+    let handle: Awaited<ReturnType<typeof openFile>>;
+    try {
+      handle = await openFile(options.out, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (error) {
+      throw new UsageError(
+        `--out: cannot create "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"}); a policy is never overwritten`,
+      );
+    }
+    try {
+      await handle.writeFile(text);
+    } finally {
+      await handle.close();
+    }
+  }
+  if (options.json === true) {
+    printJson({ policy, notes, written: options.out ?? null });
+  } else {
+    if (options.out === undefined) process.stdout.write(text);
+    process.stderr.write(
+      `policy for ${verified.type}${verified.simulated ? " (SIMULATED)" : ""}, service ${manifest.service.name}, model ${manifest.model.sha256}${options.out === undefined ? "" : `, written to ${options.out}`}\n`,
+    );
+    for (const note of notes) process.stderr.write(`note: ${note}\n`);
+    process.stderr.write(
+      "checked: the policy accepts this deployment now (evidence, binding, document, fresh nonce, manifest)\n",
+    );
+  }
+}

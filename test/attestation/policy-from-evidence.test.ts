@@ -1,0 +1,133 @@
+/**
+ * `cloister policy init`'s core (attestation/policy-from-evidence.ts) on real captured evidence: a
+ * policy made from one machine's verified report accepts that report, refuses another deployment's
+ * (another measurement) and a host reporting older firmware, and refuses to pin debuggable guests,
+ * simulated evidence unless asked, and Azure evidence.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
+import type { VerifiedDocumentEvidence } from "../../attestation/evidence.ts";
+import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { parseSnpReport } from "../../attestation/snp/parse.ts";
+import { type VerifiedSnpReport, verifySnpReport } from "../../attestation/snp/verify.ts";
+import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { type VerifiedTdxQuote, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
+import { parseCertificateBytes } from "../../attestation/x509.ts";
+
+const F = new URL("../fixtures/attestation/", import.meta.url);
+const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
+
+async function snp(report: string, cert: string, at: string): Promise<VerifiedSnpReport> {
+  return verifySnpReport({
+    report: parseSnpReport(read(`snp/${report}`)),
+    endorsementKey: parseCertificateBytes(read(`snp/${cert}`)),
+    anchors: AMD_ROOTS,
+    at: new Date(at),
+  });
+}
+
+async function tdx(quote: string, at: string): Promise<VerifiedTdxQuote> {
+  return verifyTdxQuote({ quote: parseTdxQuote(read(`tdx/${quote}`)), anchors: INTEL_ROOTS, at: new Date(at) });
+}
+
+function asDocumentEvidence(
+  type: "sev-snp" | "tdx",
+  evidence: VerifiedSnpReport | VerifiedTdxQuote,
+  simulated = false,
+): VerifiedDocumentEvidence {
+  return {
+    type,
+    evidence,
+    reportData: new Uint8Array(64),
+    simulated,
+    measurement: "",
+    details: {},
+    certificatesNotAfter: Number.MAX_SAFE_INTEGER,
+  } as VerifiedDocumentEvidence;
+}
+
+const noReportData = (at: string) => ({ now: new Date(at), expectedReportData: null });
+
+describe("a policy from one deployment's verified evidence", () => {
+  it("SNP (GCP Milan, VCEK): accepts that report, refuses another measurement and older firmware", async () => {
+    const at = "2026-01-01T00:00:00Z";
+    const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", at);
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp), {
+      allowSimulator: false,
+    });
+    // The result is a valid policy file (every field present, skips with reasons).
+    expect(parseAttestationPolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
+    expect(policy.trustSimulator).toBe(false);
+    expect(policy.snp).toMatchObject({
+      measurements: [
+        "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a3708f58406f3",
+      ],
+      minimumTcb: { bootloader: 4, tee: 0, snp: 27, microcode: 222 },
+      allowedVmpls: [0],
+      allowedProducts: ["Milan"],
+      signingKeys: ["vcek"],
+      debugAllowed: false,
+      hostData: { skip: { reason: expect.stringContaining("zero") } },
+    });
+    expect(notes.join("\n")).toMatch(/MEASUREMENT b747d554.* check it against your build/);
+    expect(appraise(gcp, policy, noReportData(at)).ok).toBe(true);
+
+    const other = await snp("milan-trustee-v2-report.bin", "milan-trustee-v2-vcek.der", "2024-01-01T00:00:00Z");
+    const refused = appraise(other, policy, noReportData("2024-01-01T00:00:00Z"));
+    expect(refused.ok).toBe(false);
+    const codes = refused.ok ? [] : refused.violations.map((v) => v.code);
+    expect(codes).toContain("SNP_MEASUREMENT_NOT_ALLOWED");
+    expect(codes).toContain("SNP_TCB_TOO_LOW");
+  });
+
+  it("SNP (AWS Milan, VLEK): pins the signing-key kind the evidence used", async () => {
+    const aws = await snp("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", "2025-06-01T00:00:00Z");
+    const { policy } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });
+    expect(policy.snp?.signingKeys).toEqual(["vlek"]);
+    expect(appraise(aws, policy, noReportData("2025-06-01T00:00:00Z")).ok).toBe(true);
+  });
+
+  it("TDX (GCP): pins MRTD, RTMRs, MRSEAM, XFAM and the TCB SVN; refuses another TD", async () => {
+    const at = "2025-09-12T00:00:00Z";
+    const gcp = await tdx("quote-v4-gcp-2025.bin", at);
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("tdx", gcp), { allowSimulator: false });
+    expect(parseAttestationPolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
+    expect(policy.snp).toBeNull();
+    expect(policy.tdx?.rtmrs.every((r) => typeof r === "string")).toBe(true);
+    expect(policy.tdx?.acceptedTcbStatuses).toMatchObject({ skip: { reason: expect.stringContaining("collateral") } });
+    expect(notes.join("\n")).toContain("RTMR0-3");
+    expect(appraise(gcp, policy, noReportData(at)).ok).toBe(true);
+
+    const other = await tdx("quote-v4-trustee.bin", "2023-07-01T00:00:00Z");
+    const refused = appraise(other, policy, noReportData("2023-07-01T00:00:00Z"));
+    expect(refused.ok).toBe(false);
+    expect(refused.ok ? [] : refused.violations.map((v) => v.code)).toContain("TDX_MRTD_NOT_ALLOWED");
+  });
+
+  it("refuses simulated evidence unless asked, debuggable guests, and Azure evidence", async () => {
+    const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z");
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: false }),
+    ).toThrow(expect.objectContaining({ code: "POLICY_INIT_SIMULATED" }));
+    const dev = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: true });
+    expect(dev.policy.trustSimulator).toBe(true);
+    expect(dev.notes[0]).toContain("INSECURE");
+
+    const debuggable = {
+      ...gcp,
+      report: { ...gcp.report, policy: { ...gcp.report.policy, debugAllowed: true } },
+    } as unknown as VerifiedSnpReport;
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", debuggable), { allowSimulator: false }),
+    ).toThrow(expect.objectContaining({ code: "POLICY_INIT_DEBUG" }));
+
+    const azure = { ...asDocumentEvidence("sev-snp", gcp), type: "azure-snp" } as VerifiedDocumentEvidence;
+    expect(() => attestationPolicyFromEvidence(azure, { allowSimulator: false })).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_UNSUPPORTED" }),
+    );
+  });
+});
