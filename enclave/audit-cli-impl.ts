@@ -175,15 +175,34 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
 
   const lines = splitLines(await readText(options.log, "--log"));
   const result = verifyAuditLog(lines, publicKey);
+  const publicKeyHex = Buffer.from(publicKey).toString("hex");
+  // With --json every outcome is one JSON object (found or not, why not), and the exit code says it.
+  const fail = (error: AuditFindError | AuditVerifyError, extra: Record<string, unknown> = {}): void => {
+    if (!options.json) throw error;
+    printJson({
+      found: false,
+      logValid: result.ok,
+      publicKey: publicKeyHex,
+      keySource,
+      code: error.code,
+      reason: error.message,
+      ...extra,
+    });
+    process.exitCode = 1;
+  };
   if (!result.ok) {
-    throw new AuditVerifyError(result.error.code, result.error.index, result.error.message);
+    fail(new AuditVerifyError(result.error.code, result.error.index, result.error.message));
+    return;
   }
   const found = result.records.find((r) => r.requestIdHash === requestIdHash);
   if (found === undefined) {
-    throw new AuditFindError(
-      "AUDIT_RECORD_NOT_FOUND",
-      `no record with requestIdHash ${requestIdHash} among the ${result.records.length} records of this log (another enclave boot's log, or not collected yet)`,
+    fail(
+      new AuditFindError(
+        "AUDIT_RECORD_NOT_FOUND",
+        `no record with requestIdHash ${requestIdHash} among the ${result.records.length} records of this log (another enclave boot's log, or not collected yet)`,
+      ),
     );
+    return;
   }
   const checks: Record<string, boolean> = {};
   const opening = openingHex === undefined ? undefined : Buffer.from(openingHex, "hex");
@@ -193,11 +212,17 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   ] as const) {
     if (content === undefined || opening === undefined) continue;
     const recorded = found[field];
+    // The answer text of --chat-json is checked only when the record keeps an answer commitment.
+    if (recorded === null && kind === "response" && options.answerFile === undefined) continue;
     if (recorded === null) {
-      throw new AuditFindError(
-        "AUDIT_NO_COMMITMENT",
-        `record ${found.seq} ${field}: the record keeps none (the manifest's audit settings, or the request was refused before it)`,
+      fail(
+        new AuditFindError(
+          "AUDIT_NO_COMMITMENT",
+          `record ${found.seq} ${field}: the record keeps none (the manifest's audit settings, or the request was refused before it)`,
+        ),
+        { record: { seq: found.seq } },
       );
+      return;
     }
     checks[kind === "prompt" ? "prompt" : "answer"] = auditCommitment(opening, kind, content) === recorded;
   }
@@ -211,32 +236,30 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     error: found.error,
     usage: found.usage,
   };
+  const mismatch = Object.entries(checks).find(([, ok]) => !ok);
   if (options.json) {
     printJson({
       found: true,
       logValid: true,
       records: result.records.length,
-      publicKey: Buffer.from(publicKey).toString("hex"),
+      publicKey: publicKeyHex,
       keySource,
       record: summary,
       matches: checks,
+      ...(mismatch === undefined ? {} : { code: "AUDIT_COMMITMENT_MISMATCH" }),
     });
-  } else {
-    process.stdout.write(
-      `record ${found.seq} of ${result.records.length} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
-    );
-    for (const [what, ok] of Object.entries(checks)) {
-      process.stdout.write(
-        `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
-      );
-    }
+    if (mismatch !== undefined) process.exitCode = 1;
+    return;
   }
-  const mismatch = Object.entries(checks).find(([, ok]) => !ok);
+  process.stdout.write(
+    `record ${found.seq} of ${result.records.length} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
+  );
+  for (const [what, ok] of Object.entries(checks)) {
+    process.stdout.write(
+      `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
+    );
+  }
   if (mismatch !== undefined) {
-    if (options.json) {
-      process.exitCode = 1;
-      return;
-    }
     throw new AuditFindError(
       "AUDIT_COMMITMENT_MISMATCH",
       `the record's ${mismatch[0]} commitment does not match the given text`,

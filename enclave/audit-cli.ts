@@ -65,7 +65,10 @@ export function registerAuditCommands(program: Command): void {
     )
     .option("--request-id-hash <hex>", "the record to find (instead of --chat-json)")
     .option("--opening-file <file>", "the record's opening key, hex (instead of --chat-json; keep it private)")
-    .option("--prompt-file <file>", "the prompt's exact text (chat: the messages' contents joined by newlines)")
+    .option(
+      "--prompt-file <file>",
+      "the prompt exactly as sent, before any PII redaction, no trailing newline (chat: the messages' contents joined by newlines)",
+    )
     .option("--answer-file <file>", "the answer's exact text (default with --chat-json: its text)")
     .option("--json", "print the result as JSON", false)
     .action(async (options: AuditFindCommandOptions) => {

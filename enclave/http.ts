@@ -105,31 +105,57 @@ export function readBodyWithin(
 }
 
 /**
- * Runs until SIGINT or SIGTERM, then closes `server` — letting requests under way finish for up to
- * `graceMs` (a second signal cuts them at once) — and awaits `after` (the caller's own cleanup):
- * how `cloister enclave`, `host` and `kbs serve` shut down cleanly, losing no answer in progress.
+ * Runs until SIGINT or SIGTERM, then shuts down within `graceMs` (a second signal cuts everything at
+ * once): first `drain(deadline)` (the caller stops taking work and waits for what is under way,
+ * e.g. the enclave's answers and the host's collection of its audit records), then `server.close`
+ * with what is left of the grace period, then `after` (the caller's own cleanup). How `cloister
+ * enclave`, `host` and `kbs serve` shut down, losing no answer in progress.
  */
 export function closeOnSignal(
   server: RunningServer,
-  after: () => Promise<void> = async () => {},
-  graceMs = 0,
+  options: {
+    readonly graceMs?: number;
+    readonly drain?: (deadline: number) => Promise<void>;
+    readonly after?: () => Promise<void>;
+  } = {},
 ): Promise<void> {
+  const graceMs = options.graceMs ?? 0;
   return new Promise<void>((resolve) => {
-    let closing: Promise<void> | null = null;
+    let stopping = false;
+    let hurry: () => void = () => {};
     const stop = () => {
-      if (closing !== null) {
-        // A second signal: stop waiting for requests under way.
+      if (stopping) {
+        // A second signal: stop waiting for work under way.
+        hurry();
         void server.close(0);
         return;
       }
-      closing = server.close(graceMs);
-      void closing.then(after).then(() => {
+      stopping = true;
+      const deadline = performance.now() + graceMs;
+      const hurried = new Promise<void>((r) => {
+        hurry = r;
+      });
+      void (async () => {
+        if (options.drain !== undefined) await Promise.race([options.drain(deadline), hurried]);
+        await server.close(Math.max(0, deadline - performance.now()));
+        await options.after?.();
         process.off("SIGINT", stop);
+        process.off("SIGINT", ignore);
         process.off("SIGTERM", stop);
         resolve();
-      });
+      })();
     };
-    process.on("SIGINT", stop);
+    // Under a supervisor (`cloister up`), Ctrl-C in the terminal reaches every process of the group:
+    // the supervisor alone acts on it and stops its children in order (SIGTERM), so they ignore it.
+    const supervised = process.env.CLOISTER_SUPERVISED === "1";
+    process.on("SIGINT", supervised ? ignore : stop);
     process.on("SIGTERM", stop);
   });
+}
+
+function ignore(): void {}
+
+/** Resolves when `done()` holds (checked every 50 ms) or at `deadline` (performance.now() time). */
+export async function waitUntil(done: () => boolean, deadline: number): Promise<void> {
+  while (!done() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }

@@ -2,8 +2,8 @@
 
 import { UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
-import { closeOnSignal, listen } from "./http.ts";
-import { createEnclaveApp } from "./server.ts";
+import { closeOnSignal, listen, waitUntil } from "./http.ts";
+import { createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode } from "./tee.ts";
 
@@ -31,7 +31,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     frameIntervalMs: options.frameIntervalMs,
     ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
   });
-  const server = await listen(createEnclaveApp(enclave).fetch, options.listen, options.port);
+  const state: EnclaveServerState = { draining: false, active: 0 };
+  const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port);
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
   process.stdout.write(
     `${JSON.stringify({
@@ -43,5 +44,20 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       model: enclave.manifest.model.sha256,
     })}\n`,
   );
-  await closeOnSignal(server, () => enclave.close(), options.shutdownGraceMs);
+  await closeOnSignal(server, {
+    graceMs: options.shutdownGraceMs,
+    // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
+    // enclave), answers under way finish, and the host collects their audit records, which would
+    // otherwise die with this boot.
+    drain: async (deadline) => {
+      state.draining = true;
+      await waitUntil(() => state.active === 0 && enclave.auditPending === 0, deadline);
+      if (enclave.auditPending > 0) {
+        process.stderr.write(
+          `cloister enclave: shutting down with ${enclave.auditPending} audit record(s) the host has not collected\n`,
+        );
+      }
+    },
+    after: () => enclave.close(),
+  });
 }

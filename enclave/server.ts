@@ -23,7 +23,23 @@ function errorJson(code: string, message: string) {
 /** What @hono/node-server passes as `c.env` (its HttpBindings). */
 type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
 
-export function createEnclaveApp(enclave: Enclave): Hono<Env> {
+/**
+ * What the enclave's process knows about its server: sealed answers being written, and whether it
+ * is draining (shutting down: new sealed requests and new sessions are refused with 503
+ * ENCLAVE_DRAINING, while answers under way finish and the host keeps collecting audit records).
+ */
+export interface EnclaveServerState {
+  draining: boolean;
+  active: number;
+}
+
+const draining = () =>
+  new EnclaveError("ENCLAVE_DRAINING", 503, "the enclave is shutting down: re-attest (to another enclave)");
+
+export function createEnclaveApp(
+  enclave: Enclave,
+  state: EnclaveServerState = { draining: false, active: 0 },
+): Hono<Env> {
   const app = new Hono<Env>();
 
   app.onError((error, c) => {
@@ -40,7 +56,10 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
-  app.get("/attestation", (c) => c.json({ document: enclave.document }));
+  app.get("/attestation", (c) => {
+    if (state.draining) throw draining();
+    return c.json({ document: enclave.document });
+  });
 
   app.post("/attestation/challenge", async (c) => {
     const nonce = await nonceFromBody(c.req, "challenge", "CHALLENGE_MALFORMED");
@@ -68,6 +87,8 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
   // Sealed requests work on node's own request and response (no Request/Response objects or web
   // streams per request or frame): the body is read from the socket, frames are written to it.
   app.post("/sealed", async (c) => {
+    // Refused before the request is read or opened: the host may send it elsewhere.
+    if (state.draining) throw draining();
     const { incoming, outgoing } = c.env;
     const body = await readBodyWithin(incoming, MAX_SEALED_BYTES, {
       tooLarge: () =>
@@ -80,13 +101,17 @@ export function createEnclaveApp(enclave: Enclave): Hono<Env> {
     };
     outgoing.once("close", onClose);
     let answer: Awaited<ReturnType<Enclave["handleSealed"]>>;
+    state.active++;
     try {
       answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
     } catch (error) {
+      state.active--;
       outgoing.off("close", onClose);
       throw error;
     }
-    void writeFrames(answer, outgoing, controller.signal);
+    void writeFrames(answer, outgoing, controller.signal).finally(() => {
+      state.active--;
+    });
     return RESPONSE_ALREADY_SENT;
   });
 

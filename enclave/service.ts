@@ -195,6 +195,11 @@ export class Enclave {
     };
   }
 
+  /** Audit records written and not yet acknowledged by the host (a draining enclave waits for 0). */
+  get auditPending(): number {
+    return this.auditBacklog.length;
+  }
+
   private writeAudit(entry: AuditEntry): void {
     if (this.audit === null) return;
     const written = this.audit.record(entry);

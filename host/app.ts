@@ -208,6 +208,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         continue;
       }
       const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES);
+      // A member that is shutting down offers no new sessions: the next one is asked.
+      if (pool.isPool && answer.status === 503 && drainingAnswer(answer.body) && i < candidates.length - 1) {
+        pool.mark(member, "unreachable", "draining");
+        continue;
+      }
       if (answer.status === 200) {
         try {
           const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
@@ -304,6 +309,19 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
         client: outgoing,
       });
+      // A member that is shutting down refused the request before reading it: in a pool, the client
+      // re-attests to another member and reseals (nothing was opened).
+      if (pool.isPool && upstream.statusCode === 503) {
+        const refusal = await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
+        if (drainingAnswer(refusal.body)) {
+          pool.mark(member, "unreachable", "draining");
+          options.apiKeys.refund(record);
+          release();
+          throw unknownEnclave(keyId, member);
+        }
+        release();
+        return new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
+      }
       const headers = { ...c.get("cors"), ...(cors.enabled ? { vary: "Origin" } : {}) };
       c.set("sent", pipeAnswer(upstream, outgoing, options.limits.upstreamIdleTimeoutMs, release, headers));
       return RESPONSE_ALREADY_SENT;
@@ -337,6 +355,18 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
       ? `enclave key id ${keyId}: no enclave of this host's pool has it now; re-attest`
       : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
   );
+
+/** An enclave's 503 that says it is shutting down (enclave/server.ts ENCLAVE_DRAINING). */
+function drainingAnswer(body: Uint8Array): boolean {
+  try {
+    return (
+      (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code ===
+      "ENCLAVE_DRAINING"
+    );
+  } catch {
+    return false;
+  }
+}
 
 function refused(error: HostError): boolean {
   return (error.cause as { code?: unknown } | undefined)?.code === "ECONNREFUSED";

@@ -99,7 +99,11 @@ export class AuditCollector {
     try {
       // The acknowledgement names the boot it is for: after an enclave restart it acknowledges nothing.
       const boot = this.boot === null ? "" : `&boot=${this.boot}`;
-      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}${boot}`);
+      // Bounded: an enclave that accepts the connection but never answers must not hold up the
+      // host (its last collection runs at shutdown).
+      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}${boot}`, {
+        signal: AbortSignal.timeout(10_000),
+      });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       batch = await response.json();
     } catch (error) {

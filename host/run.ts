@@ -70,5 +70,5 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaves: options.enclaveUrl.length })}\n`);
-  await closeOnSignal(server, async () => {}, options.shutdownGraceMs);
+  await closeOnSignal(server, { graceMs: options.shutdownGraceMs });
 }

@@ -39,7 +39,7 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
   );
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, keys: broker.keyIds })}\n`);
-  await closeOnSignal(server, async () => {}, DEFAULT_SHUTDOWN_GRACE_MS);
+  await closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
 }
 
 export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {

@@ -189,7 +189,12 @@ interface Child {
 
 /** Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. */
 function startChild(name: string, args: readonly string[], stderr: (line: string) => void): Child {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  // Supervised: the children ignore the terminal's Ctrl-C (which reaches the whole process group),
+  // so the supervisor stops them in order — the host first, so it collects the last audit records.
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CLOISTER_SUPERVISED: "1" },
+  });
   createInterface({ input: child.stderr! }).on("line", (line) => stderr(`[${name}] ${line}`));
   const ready = new Promise<{ url: string }>((resolveReady, reject) => {
     const lines = createInterface({ input: child.stdout! });

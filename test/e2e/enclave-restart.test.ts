@@ -7,6 +7,8 @@
  *   next request is refused with WRONG_ENCLAVE_KEY, re-attests once, fully, and succeeds; a
  *   request sealed to the earlier boot cannot be opened by the new one.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
@@ -71,6 +73,13 @@ describe("enclave down, then restarted with new keys", () => {
 
   it("enclave stopped: chat and attest fail with transport ENCLAVE_UNREACHABLE naming the enclave; the host stays up", async () => {
     await deployment.running.stopEnclave();
+    // Stopped right after answering: on SIGTERM the enclave drained until the host had collected
+    // that answer's audit record, so the stored log is complete (nothing died with the boot).
+    const stored = await readFile(
+      join(deployment.dir, "audit", `${firstBoot.documentDigest.slice(0, 16)}.jsonl`),
+      "utf8",
+    );
+    expect(stored.split("\n").filter((l) => l.length > 0)).toHaveLength(1);
     const chat = await drain(session.chat(QUESTION));
     expect(chat.events).toEqual([]);
     expect(chat.error).toMatchObject({ name: "ClientError", kind: "transport", code: "ENCLAVE_UNREACHABLE" });

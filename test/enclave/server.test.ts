@@ -177,3 +177,40 @@ describe("enclave server: POST /audit/checkpoint", () => {
     expect(((await disabled.json()) as { error: { code: string } }).error.code).toBe("AUDIT_DISABLED");
   });
 });
+
+describe("enclave server: draining (shutting down)", () => {
+  it("refuses new sessions and sealed requests with 503 ENCLAVE_DRAINING, finishes the answer under way, keeps serving audit records", async () => {
+    const engine = new ScriptedEngine(() => [text("a"), { pauseMs: 150 }, text("b"), done]);
+    const enclave = await bootWith(engine);
+    const state = { draining: false, active: 0 };
+    const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const { envelope, context } = await sealedRequest(enclave);
+    const response = await fetch(`${server.url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    expect(state.active).toBe(1);
+    state.draining = true;
+
+    const refused = await fetch(`${server.url}/sealed`, {
+      method: "POST",
+      body: (await sealedRequest(enclave)).envelope as Uint8Array<ArrayBuffer>,
+    });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(await refused.json()).toMatchObject({ error: { code: "ENCLAVE_DRAINING" } });
+    expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
+
+    const events: string[] = [];
+    for await (const event of openResponseFrames(context, response.body!)) {
+      events.push(event.type === "data" ? event.text : event.type);
+    }
+    expect(events).toEqual(["a", "b", "final"]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(state.active).toBe(0);
+    // The host still collects the records, including the answer that finished while draining.
+    const batch = (await (await fetch(`${server.url}/audit?from=0`)).json()) as { lines: string[] };
+    expect(batch.lines.length).toBe(1);
+    expect(enclave.auditPending).toBe(1);
+    await fetch(`${server.url}/audit?from=1&boot=${enclave.documentDigest}`);
+    expect(enclave.auditPending).toBe(0);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * `cloister audit find` on logs written by the real audit writer: a record found by its request id
+ * hash and opened with the opening the enclave gives the client, for manifests that commit to the
+ * prompt only or to both; with --json every outcome is one JSON object.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { AuditWriter, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { runCloister } from "../helpers/cli.ts";
+
+const KEYS = nacl.sign.keyPair();
+const PROMPT = "What does the enclave do?";
+const ANSWER = "It keeps prompts private.";
+let dir: string;
+
+async function writeLog(name: string, recordResponseHash: boolean): Promise<{ log: string; chat: string }> {
+  const writer = new AuditWriter({
+    signingSecretKey: KEYS.secretKey,
+    modelSha256: "ab".repeat(32),
+    attestationDigest: "cd".repeat(32),
+    settings: { recordPromptHash: true, recordResponseHash },
+  });
+  const lines: string[] = [];
+  for (const requestId of ["11".repeat(16), "22".repeat(16)]) {
+    lines.push(
+      writer.record({
+        requestId,
+        tenant: "t",
+        decision: "allow",
+        blockedBy: null,
+        ruleId: null,
+        piiFindings: [],
+        error: null,
+        prompt: PROMPT,
+        response: ANSWER,
+        usage: { promptTokens: 5, completionTokens: 6 },
+      }).line,
+    );
+  }
+  const log = join(dir, `${name}.jsonl`);
+  await writeFile(log, `${lines.join("\n")}\n`);
+  const requestId = "22".repeat(16);
+  const chat = join(dir, `${name}-chat.json`);
+  await writeFile(
+    chat,
+    JSON.stringify({
+      text: ANSWER,
+      audit: { requestIdHash: auditRequestIdHash(requestId), opening: toHex(writer.openingFor(requestId)) },
+    }),
+  );
+  return { log, chat };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-audit-find-"));
+  await writeFile(join(dir, "prompt.txt"), PROMPT);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const find = (log: string, ...args: string[]) =>
+  runCloister(["audit", "find", "--log", log, "--key", toHex(KEYS.publicKey), ...args]);
+
+describe("cloister audit find", () => {
+  it("opens the prompt and answer commitments of the record it finds", async () => {
+    const { log, chat } = await writeLog("both", true);
+    const run = await find(log, "--chat-json", chat, "--prompt-file", join(dir, "prompt.txt"), "--json");
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      found: true,
+      record: { seq: 1, decision: "allow" },
+      matches: { prompt: true, answer: true },
+    });
+  });
+
+  it("with a manifest that commits to the prompt only, checks the prompt and does not fail on the answer", async () => {
+    const { log, chat } = await writeLog("prompt-only", false);
+    const run = await find(log, "--chat-json", chat, "--prompt-file", join(dir, "prompt.txt"));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("prompt: matches the record's commitment");
+    expect(run.stdout).not.toContain("answer:");
+    // An explicit --answer-file asks for a check the record cannot give: said so.
+    await writeFile(join(dir, "answer.txt"), ANSWER);
+    const explicit = await find(log, "--chat-json", chat, "--answer-file", join(dir, "answer.txt"), "--json");
+    expect(explicit.code).toBe(1);
+    expect(JSON.parse(explicit.stdout)).toMatchObject({ found: false, code: "AUDIT_NO_COMMITMENT" });
+  });
+
+  it("with --json, a missing record, a tampered log and a mismatch are JSON too, with exit code 1", async () => {
+    const { log, chat } = await writeLog("json", true);
+    const missing = await find(log, "--request-id-hash", "0".repeat(64), "--json");
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.stdout)).toMatchObject({ found: false, logValid: true, code: "AUDIT_RECORD_NOT_FOUND" });
+
+    await writeFile(join(dir, "other-prompt.txt"), `${PROMPT}\n`);
+    const mismatch = await find(log, "--chat-json", chat, "--prompt-file", join(dir, "other-prompt.txt"), "--json");
+    expect(mismatch.code).toBe(1);
+    expect(JSON.parse(mismatch.stdout)).toMatchObject({
+      found: true,
+      matches: { prompt: false, answer: true },
+      code: "AUDIT_COMMITMENT_MISMATCH",
+    });
+
+    const tampered = join(dir, "tampered.jsonl");
+    await writeFile(tampered, (await readFile(log, "utf8")).replace('"completionTokens":6', '"completionTokens":7'));
+    const bad = await find(tampered, "--chat-json", chat, "--json");
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ found: false, logValid: false });
+  });
+});
