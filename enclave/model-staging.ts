@@ -7,6 +7,7 @@
  * Without /dev/shm (not Linux) the OS temp directory is used, and SECURITY.md's advice (keep the
  * model on an integrity-protected volume) applies.
  */
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,6 +18,12 @@ import { EngineError } from "./engine/errors.ts";
 
 export interface StagedModel {
   readonly path: string;
+  /**
+   * SHA-256 (hex) of the bytes written into the private copy, computed as they were written: the
+   * engine takes it instead of reading the copy a second time (no one outside the CVM can write
+   * private memory, and the engine still checks the file did not change while it loaded).
+   */
+  readonly sha256: string;
   remove(): Promise<void>;
 }
 
@@ -51,10 +58,17 @@ export async function stageModel(source: string, expectedBytes: number): Promise
   if (info.size !== expectedBytes) throw sizeMismatch(info.size);
   const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
   const path = join(dir, basename(source));
+  const hash = createHash("sha256");
   try {
     // `end` is inclusive: one byte past the expected size is enough to see a file that grew.
     await pipeline(
-      createReadStream(source, { start: 0, end: expectedBytes }),
+      createReadStream(source, { start: 0, end: expectedBytes, highWaterMark: 1 << 20 }),
+      async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
       createWriteStream(path, { mode: 0o600 }),
     );
   } catch (error) {
@@ -68,7 +82,7 @@ export async function stageModel(source: string, expectedBytes: number): Promise
     await rm(dir, { recursive: true, force: true });
     throw sizeMismatch(copied);
   }
-  return { path, remove: () => rm(dir, { recursive: true, force: true }) };
+  return { path, sha256: hash.digest("hex"), remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /**
@@ -97,6 +111,8 @@ export async function stageSealedModel(
     const header = await unsealModelFile(source, path, modelKey, expected);
     return {
       path,
+      // unsealModelFile hashed the plaintext as it wrote it and checked it against this digest.
+      sha256: header.plaintextSha256,
       plaintextSha256: header.plaintextSha256,
       remove: () => rm(dir, { recursive: true, force: true }),
     };
