@@ -14,7 +14,7 @@
  */
 import { toHex } from "../../attestation/bytes.ts";
 import { type ChatMessage, ClientError, connect, parseClientPolicy, type Session } from "../browser.ts";
-import { measurementNote } from "../summary.ts";
+import { measurementNote, modelNote } from "../summary.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -69,7 +69,7 @@ function showEnclave(session: Session): void {
     ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
     ["measurement", `${enclave.measurement}${measurementNote(enclave)}`],
     ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
-    ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}`],
+    ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}${modelNote(enclave)}`],
     ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
     ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
     ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],

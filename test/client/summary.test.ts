@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { VerifiedEnclave } from "../../attestation/document.ts";
 import { describeEnclave } from "../../client/cli/run-client.ts";
 
-function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx") {
+function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx", manifest: unknown = undefined) {
   return VerifiedEnclave.create({
     tee,
     simulated: false,
@@ -17,6 +17,7 @@ function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx") {
       service: { name: "svc", version: "1.0.0" },
       model: { file: "m.gguf", sha256: "12".repeat(32) },
       signerThumbprint: "thumb",
+      manifest,
     } as never,
     details: {},
   });
@@ -34,5 +35,16 @@ describe("describeEnclave", () => {
       expect(text).toContain(`measurement  ${"ab".repeat(48)}\n`);
       expect(text).not.toContain("paravisor");
     }
+  });
+});
+
+describe("the model line", () => {
+  it("says when the attested manifest seals the model at rest, and under which key", () => {
+    const sealed = enclave("sev-snp", { model: { sealedAtRest: true, keyId: "llama-v1" } });
+    expect(describeEnclave(sealed)).toContain(
+      `model        m.gguf sha256 ${"12".repeat(32)}  (sealed at rest under key "llama-v1": the key broker releases it only to an attested enclave)`,
+    );
+    const plain = enclave("sev-snp", { model: { sealedAtRest: false, keyId: null } });
+    expect(describeEnclave(plain)).toContain(`model        m.gguf sha256 ${"12".repeat(32)}\n`);
   });
 });
