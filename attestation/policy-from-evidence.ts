@@ -31,7 +31,7 @@ function refuse(code: string, message: string): never {
 
 export function attestationPolicyFromEvidence(
   verified: VerifiedDocumentEvidence,
-  options: { readonly allowSimulator: boolean },
+  options: { readonly allowSimulator: boolean; readonly allowMigrationAgent?: boolean },
 ): PolicyFromEvidence {
   if (verified.simulated && !options.allowSimulator) {
     refuse(
@@ -45,7 +45,7 @@ export function attestationPolicyFromEvidence(
   let tdx: TdxPolicy | null = null;
   switch (verified.type) {
     case "sev-snp":
-      snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes);
+      snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes, options.allowMigrationAgent === true);
       break;
     case "tdx":
       tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes);
@@ -69,7 +69,7 @@ export function attestationPolicyFromEvidence(
   };
 }
 
-function snpPolicy(verified: VerifiedSnpReport, notes: string[]): SnpPolicy {
+function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationAgent: boolean): SnpPolicy {
   const r = verified.report;
   if (r.policy.debugAllowed) {
     refuse(
@@ -77,8 +77,30 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[]): SnpPolicy {
       "the evidence has POLICY.DEBUG set: the host can read this guest's memory; not pinning it",
     );
   }
+  // The host sets the guest policy at launch and the launch measurement does not cover it: a policy
+  // made from evidence must not accept a migration agent because the host asked for one.
+  if (r.policy.migrateMA && !allowMigrationAgent) {
+    refuse(
+      "POLICY_INIT_MIGRATION_AGENT",
+      "the evidence has POLICY.MIGRATE_MA set (the host chose it at launch): pass --allow-migration-agent if your deployment really uses one",
+    );
+  }
   if (r.policy.migrateMA) notes.push("POLICY.MIGRATE_MA is set in this evidence: the policy accepts a migration agent");
   const tcb = verified.reportedTcb;
+  // REPORTED_TCB is the host's choice (it may report an older TCB than the firmware runs): the
+  // minimum pinned from it is no better than that machine's host made it.
+  const committed = r.committedTcb;
+  const below = (a: typeof tcb, b: typeof tcb) =>
+    a.bootloader < b.bootloader ||
+    a.tee < b.tee ||
+    a.snp < b.snp ||
+    a.microcode < b.microcode ||
+    (a.fmc ?? 0) < (b.fmc ?? 0);
+  if (below(tcb, committed) || below(tcb, r.currentTcb)) {
+    notes.push(
+      `REPORTED_TCB is below the TCB this machine runs (committed: bootloader ${committed.bootloader}, tee ${committed.tee}, snp ${committed.snp}, microcode ${committed.microcode}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,
+    );
+  }
   notes.push(
     `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`,
   );
@@ -123,10 +145,15 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
   notes.push(
     "acceptedTcbStatuses is skipped: attestation documents carry no TCB-info collateral; check the platform's TCB with cloister verify-evidence --collateral",
   );
+  notes.push(
+    "TDATTRIBUTES other than DEBUG are not checked by policies yet (e.g. a TD launched migratable): see the team's notes",
+  );
   return {
     debugAllowed: false,
     xfam: { allowed: [toHex(body.xfam)] },
-    mrseam: [toHex(body.mrSeam)],
+    // MRSEAM identifies the TDX module build of the host the evidence came from and changes with the
+    // cloud's module updates; the module's security version is TEE_TCB_SVN, pinned as a minimum.
+    mrseam: skip("MRSEAM changes with TDX module updates; minimumTeeTcbSvn bounds the module's version instead"),
     mrtd: [toHex(body.mrTd)],
     rtmrs: [toHex(body.rtmrs[0]), toHex(body.rtmrs[1]), toHex(body.rtmrs[2]), toHex(body.rtmrs[3])],
     mrconfigid: toHex(body.mrConfigId),

@@ -204,9 +204,15 @@ export function releaseRisks(policy: ClientPolicy): string[] {
     risks.push("snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key");
   }
   if (a.snp?.debugAllowed === true) risks.push("snp.debugAllowed: a debuggable guest's memory is open to the host");
+  if (a.snp?.migrationAgentAllowed === true) {
+    risks.push("snp.migrationAgentAllowed: a migration agent (chosen by the host at launch) can export the guest");
+  }
   if (a.tdx !== null && isSkip(a.tdx.mrtd)) {
     risks.push("tdx.mrtd skipped: any TDX guest that presents the manifest gets the key");
   }
   if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
+  if (a.tdx !== null && (isSkip(a.tdx.rtmrs[1]) || isSkip(a.tdx.rtmrs[2]))) {
+    risks.push("tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key");
+  }
   return risks;
 }

@@ -154,6 +154,7 @@ export function registerClientCommands(program: Command): void {
     .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key")
     .option("--out <file>", "write the policy to this new file (default: stdout)")
     .option("--allow-simulator", "accept simulated evidence (writes an INSECURE development policy)")
+    .option("--allow-migration-agent", "accept an SNP guest policy with MIGRATE_MA set (the host sets it at launch)")
     .option("--json", "print {policy, notes, written} as JSON")
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");

@@ -8,6 +8,7 @@
 import { constants } from "node:fs";
 import { open as openFile, readFile } from "node:fs/promises";
 import { base64url, type JWK } from "jose";
+import { toHex } from "../../attestation/bytes.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
@@ -23,6 +24,7 @@ export interface PolicyInitOptions {
   apiKeyFile: string;
   out?: string;
   allowSimulator?: boolean;
+  allowMigrationAgent?: boolean;
   json?: boolean;
 }
 
@@ -96,6 +98,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   }
   const { policy: attestation, notes } = attestationPolicyFromEvidence(verified, {
     allowSimulator: options.allowSimulator === true,
+    allowMigrationAgent: options.allowMigrationAgent === true,
   });
 
   // 2. The manifest, under the operator's key: the model and service it names are pinned.
@@ -116,11 +119,23 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     freshness: { maxClockSkewSeconds: 120 },
   });
 
-  // 3. The policy must accept the deployment it was made from: every stage, with a fresh nonce.
+  // 3. The policy must accept the deployment it was made from: every stage (binding, document
+  //    signature, fresh nonce, manifest), and for the very document the values were taken from — not
+  //    merely another enclave of the same measurement (a host could show weaker but genuine evidence
+  //    for pinning and the real enclave for this check).
+  const pinnedFrom = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document))));
   try {
-    const session = await connect({ url: options.url, policy, apiKey });
-    if (session.enclave.measurement !== verified.measurement) {
-      throw new Error("the deployment changed while the policy was made (another enclave answered)");
+    // Behind a pool the host hands each new session to another member: connect until the check
+    // reaches the enclave the values came from (a few tries cover any pool rotation).
+    let matched = false;
+    for (let attempt = 0; attempt < 8 && !matched; attempt++) {
+      const session = await connect({ url: options.url, policy, apiKey });
+      matched = session.enclave.documentDigest === pinnedFrom;
+    }
+    if (!matched) {
+      throw new Error(
+        "the host never answered with the attestation document the values were taken from (it restarted, or it is not the same deployment): run it again",
+      );
     }
   } catch (error) {
     throw new ClientError(

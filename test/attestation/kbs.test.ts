@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
-import { BrokerError, KeyBroker } from "../../attestation/kbs/broker.ts";
+import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { createBrokerApp, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
@@ -213,6 +213,47 @@ describe("key broker", () => {
     kbs.challenge();
     kbs.challenge();
     expect(() => kbs.challenge()).toThrow(expect.objectContaining({ code: "KBS_BUSY", status: 503 }));
+  });
+
+  it("names release policies that give the key to more than a known image", () => {
+    expect(releaseRisks(policy)).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
+    const snp = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const loose = {
+      ...policy,
+      attestation: {
+        ...policy.attestation,
+        trustSimulator: false,
+        snp: { ...snp, measurements: { skip: { reason: "t" } }, migrationAgentAllowed: true, debugAllowed: true },
+      },
+    } as ClientPolicy;
+    expect(releaseRisks(loose)).toEqual([
+      "snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key",
+      "snp.debugAllowed: a debuggable guest's memory is open to the host",
+      "snp.migrationAgentAllowed: a migration agent (chosen by the host at launch) can export the guest",
+    ]);
+    const zero = "00".repeat(48);
+    const tdxLoose = {
+      ...policy,
+      attestation: {
+        ...policy.attestation,
+        trustSimulator: false,
+        snp: null,
+        tdx: {
+          debugAllowed: false,
+          xfam: { skip: { reason: "t" } },
+          mrseam: { skip: { reason: "t" } },
+          mrtd: [zero],
+          rtmrs: [zero, { skip: { reason: "t" } }, zero, zero],
+          mrconfigid: zero,
+          mrowner: zero,
+          acceptedTcbStatuses: { skip: { reason: "t" } },
+          minimumTeeTcbSvn: { skip: { reason: "t" } },
+        },
+      },
+    } as ClientPolicy;
+    expect(releaseRisks(tdxLoose)).toEqual([
+      "tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key",
+    ]);
   });
 
   it("wrapping checks its inputs", () => {

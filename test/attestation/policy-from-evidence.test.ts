@@ -88,6 +88,11 @@ describe("a policy from one deployment's verified evidence", () => {
     const aws = await snp("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", "2025-06-01T00:00:00Z");
     const { policy } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });
     expect(policy.snp?.signingKeys).toEqual(["vlek"]);
+    // This host reports an older TCB than the machine runs: pinned as reported, and said so.
+    expect(policy.snp?.minimumTcb.microcode).toBe(aws.reportedTcb.microcode);
+    const { notes } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });
+    expect(aws.report.currentTcb.microcode).toBeGreaterThan(aws.reportedTcb.microcode);
+    expect(notes.join("\n")).toContain("REPORTED_TCB is below the TCB this machine runs");
     expect(appraise(aws, policy, noReportData("2025-06-01T00:00:00Z")).ok).toBe(true);
   });
 
@@ -99,6 +104,9 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(policy.snp).toBeNull();
     expect(policy.tdx?.rtmrs.every((r) => typeof r === "string")).toBe(true);
     expect(policy.tdx?.acceptedTcbStatuses).toMatchObject({ skip: { reason: expect.stringContaining("collateral") } });
+    // MRSEAM changes with the cloud's TDX module updates: not pinned (the TCB SVN minimum is).
+    expect(policy.tdx?.mrseam).toMatchObject({ skip: { reason: expect.stringContaining("module") } });
+    expect(policy.tdx?.minimumTeeTcbSvn).toMatch(/^[0-9a-f]{32}$/);
     expect(notes.join("\n")).toContain("RTMR0-3");
     expect(appraise(gcp, policy, noReportData(at)).ok).toBe(true);
 
@@ -124,6 +132,21 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", debuggable), { allowSimulator: false }),
     ).toThrow(expect.objectContaining({ code: "POLICY_INIT_DEBUG" }));
+
+    // MIGRATE_MA is the host's launch-time choice: refused unless the operator says the deployment uses one.
+    const migratable = {
+      ...gcp,
+      report: { ...gcp.report, policy: { ...gcp.report.policy, migrateMA: true } },
+    } as unknown as VerifiedSnpReport;
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", migratable), { allowSimulator: false }),
+    ).toThrow(expect.objectContaining({ code: "POLICY_INIT_MIGRATION_AGENT" }));
+    expect(
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", migratable), {
+        allowSimulator: false,
+        allowMigrationAgent: true,
+      }).policy.snp?.migrationAgentAllowed,
+    ).toBe(true);
 
     const azure = { ...asDocumentEvidence("sev-snp", gcp), type: "azure-snp" } as VerifiedDocumentEvidence;
     expect(() => attestationPolicyFromEvidence(azure, { allowSimulator: false })).toThrow(

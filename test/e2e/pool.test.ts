@@ -10,6 +10,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
+import { runCloister } from "../helpers/cli.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
 
@@ -128,4 +129,23 @@ describe("a host with a pool of two enclaves", () => {
     expect(await unknown.json()).toMatchObject({ error: { code: "WRONG_ENCLAVE_KEY" } });
     expect(await deployment.crashed()).toBeNull();
   });
+
+  it("cloister policy init works behind the pool: the self-check reaches the enclave the values came from", async () => {
+    const run = await runCloister([
+      "policy",
+      "init",
+      "--url",
+      deployment.running.hostUrl,
+      "--operator-key",
+      deployment.files.operatorPublicKeyPath,
+      "--api-key-file",
+      deployment.files.apiKeyPath,
+      "--allow-simulator",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).policy.attestation.snp.measurements).toEqual(
+      deployment.files.policy.attestation.snp?.measurements,
+    );
+  }, 60_000);
 });
