@@ -166,21 +166,28 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   }
 }
 
+/** An 8-byte field against an allow-list of exact values or `{ mask, value }`; a skip checks nothing. */
+function checkMaskedField(push: Push, rule: TdxPolicy["xfam"], value: Uint8Array, field: string, code: string): void {
+  const found = toHex(value);
+  if ("allowed" in rule) {
+    if (!rule.allowed.includes(found)) push(field, code, allowList(rule.allowed), found);
+  } else if ("mask" in rule) {
+    const masked = Array.from(value, (b, i) => b & Number.parseInt(rule.mask.slice(2 * i, 2 * i + 2), 16));
+    if (toHex(Uint8Array.from(masked)) !== rule.value)
+      push(field, code, `${field} & ${rule.mask} == ${rule.value}`, found);
+  }
+}
+
 function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy): void {
   const body = evidence.quote.body;
   if (evidence.debug && !policy.debugAllowed) {
     push("TDATTRIBUTES.DEBUG", "TDX_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
   }
-  const xfam = toHex(body.xfam);
-  if ("allowed" in policy.xfam) {
-    if (!policy.xfam.allowed.includes(xfam)) push("XFAM", "TDX_XFAM_NOT_ALLOWED", allowList(policy.xfam.allowed), xfam);
-  } else if ("mask" in policy.xfam) {
-    const { mask, value } = policy.xfam;
-    const masked = Array.from(body.xfam, (b, i) => b & Number.parseInt(mask.slice(2 * i, 2 * i + 2), 16));
-    if (toHex(Uint8Array.from(masked)) !== value) {
-      push("XFAM", "TDX_XFAM_NOT_ALLOWED", `XFAM & ${mask} == ${value}`, xfam);
-    }
-  }
+  checkMaskedField(push, policy.xfam, body.xfam, "XFAM", "TDX_XFAM_NOT_ALLOWED");
+  // DEBUG (bit 0) is `debugAllowed`'s alone, so one debug TD is one violation, not two.
+  const attributes = Uint8Array.from(body.tdAttributes);
+  attributes[0] = (attributes[0] as number) & 0xfe;
+  checkMaskedField(push, policy.tdAttributes, attributes, "TDATTRIBUTES", "TDX_ATTRIBUTES_NOT_ALLOWED");
   checkAllowList(push, policy.mrseam, body.mrSeam, "MRSEAM", "TDX_MRSEAM_NOT_ALLOWED");
   checkAllowList(push, policy.mrtd, body.mrTd, "MRTD", "TDX_MRTD_NOT_ALLOWED");
   policy.rtmrs.forEach((rule, i) => {

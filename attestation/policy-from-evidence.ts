@@ -146,11 +146,12 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
     "acceptedTcbStatuses is skipped: attestation documents carry no TCB-info collateral; check the platform's TCB with cloister verify-evidence --collateral",
   );
   notes.push(
-    "TDATTRIBUTES other than DEBUG are not checked by policies yet (e.g. a TD launched migratable): see the team's notes",
+    `TDATTRIBUTES ${toHex(body.tdAttributes)} pinned exactly: the host chooses them at launch (SEPT_VE_DISABLE, MIGRATABLE, PKS, PERFMON); check they are what your deployment expects`,
   );
   return {
     debugAllowed: false,
     xfam: { allowed: [toHex(body.xfam)] },
+    tdAttributes: { allowed: [toHex(body.tdAttributes)] },
     // MRSEAM identifies the TDX module build of the host the evidence came from and changes with the
     // cloud's module updates; the module's security version is TEE_TCB_SVN, pinned as a minimum.
     mrseam: skip("MRSEAM changes with TDX module updates; minimumTeeTcbSvn bounds the module's version instead"),

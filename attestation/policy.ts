@@ -89,6 +89,17 @@ export const TdxPolicySchema = z.strictObject({
     z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
     SkipSchema,
   ]),
+  /**
+   * TDATTRIBUTES (8 bytes as in the quote): an allow-list of exact values, `{ mask, value }`
+   * requiring (TDATTRIBUTES & mask) == value, or an explicit skip. The DEBUG bit (bit 0) is left
+   * out of this comparison (taken as 0): `debugAllowed` decides it. This covers the rest the host
+   * chooses at launch (e.g. SEPT_VE_DISABLE, PKS, PERFMON, MIGRATABLE).
+   */
+  tdAttributes: z.union([
+    z.strictObject({ allowed: z.array(hexOf(8)).min(1) }),
+    z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
+    SkipSchema,
+  ]),
   /** Allowed MRSEAM values (TDX module). */
   mrseam: allowList48,
   /** Allowed MRTD values (TD build-time measurement). */

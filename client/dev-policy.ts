@@ -38,6 +38,7 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
         ? {
             debugAllowed: false,
             xfam: skip,
+            tdAttributes: skip,
             mrseam: skip,
             mrtd: [measurement],
             rtmrs: [zero48, zero48, zero48, zero48],

@@ -313,6 +313,7 @@ function matchingTdxSkeleton(): NonNullable<AzurePolicy["tdx"]> {
   return {
     debugAllowed: false,
     xfam: SKIP,
+    tdAttributes: SKIP,
     mrseam: SKIP,
     mrtd: SKIP,
     rtmrs: [SKIP, SKIP, SKIP, SKIP],

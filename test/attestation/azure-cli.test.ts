@@ -34,6 +34,7 @@ function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): st
         tdx: {
           debugAllowed: false,
           xfam: skip,
+          tdAttributes: skip,
           mrseam: skip,
           mrtd: [TDX_MRTD],
           rtmrs: [skip, skip, skip, skip],

@@ -241,6 +241,7 @@ describe("key broker", () => {
         tdx: {
           debugAllowed: false,
           xfam: { skip: { reason: "t" } },
+          tdAttributes: { skip: { reason: "t" } },
           mrseam: { skip: { reason: "t" } },
           mrtd: [zero],
           rtmrs: [zero, { skip: { reason: "t" } }, zero, zero],

@@ -41,6 +41,7 @@ export function tdxPolicyJson(mrseam: string, overrides: Record<string, unknown>
   return {
     debugAllowed: false,
     xfam: { allowed: ["e702060000000000"] },
+    tdAttributes: { allowed: ["0000001000000000"] },
     mrseam: [mrseam],
     mrtd: [toHex(MRTD)],
     rtmrs: RTMRS.map((r) => toHex(r)),

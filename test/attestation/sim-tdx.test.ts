@@ -315,3 +315,34 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
     expect(appraise(verified, p, now).ok).toBe(true);
   });
 });
+
+describe("TDATTRIBUTES beyond DEBUG (policy tdAttributes)", () => {
+  it("refuses a TD the host launched with other attributes than the policy pins (SEPT_VE_DISABLE cleared, MIGRATABLE set)", async () => {
+    const quoteWith = (tdAttributes: Uint8Array) =>
+      verifyTdxQuote({
+        quote: parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), tdAttributes })),
+        anchors,
+        at: AT,
+      });
+    for (const attributes of ["0000000000000000", "0000003000000000"]) {
+      const verified = await quoteWith(fromHex(attributes));
+      const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM) }), {
+        now: AT,
+        expectedReportData: REPORT_DATA,
+      });
+      expect(result.violations.map((v) => [v.code, v.field, v.found])).toEqual([
+        ["TDX_ATTRIBUTES_NOT_ALLOWED", "TDATTRIBUTES", attributes],
+      ]);
+    }
+    // A mask checks only the bits it names: here SEPT_VE_DISABLE (bit 28) set, MIGRATABLE (bit 29) clear.
+    const migratable = await quoteWith(fromHex("0000003000000000"));
+    const masked = policy({
+      tdx: tdxPolicyJson(MRSEAM, {
+        tdAttributes: { mask: "0000003000000000", value: "0000001000000000" },
+      }),
+    });
+    expect(appraise(migratable, masked, { now: AT, expectedReportData: REPORT_DATA }).ok).toBe(false);
+    const plain = await quoteWith(fromHex("0000001000000000"));
+    expect(appraise(plain, masked, { now: AT, expectedReportData: REPORT_DATA }).ok).toBe(true);
+  });
+});

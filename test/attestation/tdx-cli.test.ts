@@ -144,6 +144,7 @@ describe("cloister verify-evidence --tee tdx", () => {
       tdx: {
         debugAllowed: false,
         xfam: skip,
+        tdAttributes: skip,
         mrseam: skip,
         mrtd: skip,
         rtmrs: [skip, skip, skip, skip],
