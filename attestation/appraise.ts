@@ -190,9 +190,19 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   checkMaskedField(push, policy.tdAttributes, attributes, "TDATTRIBUTES", "TDX_ATTRIBUTES_NOT_ALLOWED");
   checkAllowList(push, policy.mrseam, body.mrSeam, "MRSEAM", "TDX_MRSEAM_NOT_ALLOWED");
   checkAllowList(push, policy.mrtd, body.mrTd, "MRTD", "TDX_MRTD_NOT_ALLOWED");
-  policy.rtmrs.forEach((rule, i) => {
-    checkPinned(push, rule, body.rtmrs[i] as Uint8Array, `RTMR${i}`, "TDX_RTMR_MISMATCH");
-  });
+  if ("allowed" in policy.rtmrs) {
+    // One whole set must match: a kernel (RTMR1) of one image with a command line (RTMR2) of another is refused.
+    const found = body.rtmrs.map((r) => toHex(r));
+    const matches = (set: TdxPolicy["rtmrs"] & readonly unknown[]) =>
+      set.every((rule, i) => isSkip(rule) || rule === found[i]);
+    if (!policy.rtmrs.allowed.some((set) => matches(set))) {
+      push("RTMR0..3", "TDX_RTMR_MISMATCH", `one of ${policy.rtmrs.allowed.length} allowed RTMR sets`, found.join(","));
+    }
+  } else {
+    policy.rtmrs.forEach((rule, i) => {
+      checkPinned(push, rule, body.rtmrs[i] as Uint8Array, `RTMR${i}`, "TDX_RTMR_MISMATCH");
+    });
+  }
   checkPinned(push, policy.mrconfigid, body.mrConfigId, "MRCONFIGID", "TDX_MRCONFIGID_MISMATCH");
   checkPinned(push, policy.mrowner, body.mrOwner, "MROWNER", "TDX_MROWNER_MISMATCH");
   if (!isSkip(policy.acceptedTcbStatuses)) {

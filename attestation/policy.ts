@@ -104,8 +104,15 @@ export const TdxPolicySchema = z.strictObject({
   mrseam: allowList48,
   /** Allowed MRTD values (TD build-time measurement). */
   mrtd: allowList48,
-  /** RTMR0..RTMR3, each pinned or skipped. */
-  rtmrs: z.tuple([pinned48, pinned48, pinned48, pinned48]),
+  /**
+   * RTMR0..RTMR3, each pinned or skipped; or `{ allowed: [[r0, r1, r2, r3], …] }`, several such sets
+   * (e.g. the old and the new image during a rolling upgrade), of which the quote must match one
+   * whole set — never RTMR1 of one image with RTMR2 of another.
+   */
+  rtmrs: z.union([
+    z.tuple([pinned48, pinned48, pinned48, pinned48]),
+    z.strictObject({ allowed: z.array(z.tuple([pinned48, pinned48, pinned48, pinned48])).min(1) }),
+  ]),
   /** Expected MRCONFIGID. */
   mrconfigid: pinned48,
   /** Expected MROWNER. */

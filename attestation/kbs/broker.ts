@@ -211,7 +211,8 @@ export function releaseRisks(policy: ClientPolicy): string[] {
     risks.push("tdx.mrtd skipped: any TDX guest that presents the manifest gets the key");
   }
   if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
-  if (a.tdx !== null && (isSkip(a.tdx.rtmrs[1]) || isSkip(a.tdx.rtmrs[2]))) {
+  const rtmrSets = a.tdx === null ? [] : "allowed" in a.tdx.rtmrs ? a.tdx.rtmrs.allowed : [a.tdx.rtmrs];
+  if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
     risks.push("tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key");
   }
   return risks;

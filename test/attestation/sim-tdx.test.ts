@@ -346,3 +346,23 @@ describe("TDATTRIBUTES beyond DEBUG (policy tdAttributes)", () => {
     expect(appraise(plain, masked, { now: AT, expectedReportData: REPORT_DATA }).ok).toBe(true);
   });
 });
+
+describe("RTMR sets (policy rtmrs.allowed)", () => {
+  it("accepts a quote matching one whole allowed set, and refuses one mixing RTMRs of two sets", async () => {
+    const verify = (rtmrs: [Uint8Array, Uint8Array, Uint8Array, Uint8Array]) =>
+      verifyTdxQuote({ quote: parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), rtmrs })), anchors, at: AT });
+    const hex = (r: Uint8Array) => toHex(r);
+    const newKernel = new Uint8Array(48).fill(0x11);
+    const newCmdline = new Uint8Array(48).fill(0x22);
+    const oldSet = RTMRS.map(hex);
+    const newSet = [hex(RTMRS[0]), hex(newKernel), hex(newCmdline), hex(RTMRS[3])];
+    const both = policy({ tdx: tdxPolicyJson(MRSEAM, { rtmrs: { allowed: [oldSet, newSet] } }) });
+    const appraised = async (rtmrs: [Uint8Array, Uint8Array, Uint8Array, Uint8Array]) =>
+      appraise(await verify(rtmrs), both, { now: AT, expectedReportData: REPORT_DATA });
+    expect((await appraised([RTMRS[0], RTMRS[1], RTMRS[2], RTMRS[3]])).ok).toBe(true);
+    expect((await appraised([RTMRS[0], newKernel, newCmdline, RTMRS[3]])).ok).toBe(true);
+    const mixed = await appraised([RTMRS[0], newKernel, RTMRS[2], RTMRS[3]]);
+    expect(mixed.ok).toBe(false);
+    expect(mixed.ok ? [] : mixed.violations.map((v) => [v.code, v.field])).toEqual([["TDX_RTMR_MISMATCH", "RTMR0..3"]]);
+  });
+});
