@@ -167,14 +167,22 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
 }
 
 /** An 8-byte field against an allow-list of exact values or `{ mask, value }`; a skip checks nothing. */
-function checkMaskedField(push: Push, rule: TdxPolicy["xfam"], value: Uint8Array, field: string, code: string): void {
+function checkMaskedField(
+  push: Push,
+  rule: TdxPolicy["xfam"],
+  value: Uint8Array,
+  field: string,
+  code: string,
+  reported: string = toHex(value),
+): void {
   const found = toHex(value);
   if ("allowed" in rule) {
-    if (!rule.allowed.includes(found)) push(field, code, allowList(rule.allowed), found);
+    if (!rule.allowed.includes(found)) push(field, code, allowList(rule.allowed), reported);
   } else if ("mask" in rule) {
     const masked = Array.from(value, (b, i) => b & Number.parseInt(rule.mask.slice(2 * i, 2 * i + 2), 16));
-    if (toHex(Uint8Array.from(masked)) !== rule.value)
-      push(field, code, `${field} & ${rule.mask} == ${rule.value}`, found);
+    if (toHex(Uint8Array.from(masked)) !== rule.value) {
+      push(field, code, `${field} & ${rule.mask} == ${rule.value}`, reported);
+    }
   }
 }
 
@@ -184,10 +192,18 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
     push("TDATTRIBUTES.DEBUG", "TDX_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
   }
   checkMaskedField(push, policy.xfam, body.xfam, "XFAM", "TDX_XFAM_NOT_ALLOWED");
-  // DEBUG (bit 0) is `debugAllowed`'s alone, so one debug TD is one violation, not two.
+  // DEBUG (bit 0) is `debugAllowed`'s alone (the policy schema keeps it out of tdAttributes), so
+  // one debug TD is one violation, not two; a violation shows the quote's own value.
   const attributes = Uint8Array.from(body.tdAttributes);
   attributes[0] = (attributes[0] as number) & 0xfe;
-  checkMaskedField(push, policy.tdAttributes, attributes, "TDATTRIBUTES", "TDX_ATTRIBUTES_NOT_ALLOWED");
+  checkMaskedField(
+    push,
+    policy.tdAttributes,
+    attributes,
+    "TDATTRIBUTES",
+    "TDX_ATTRIBUTES_NOT_ALLOWED",
+    toHex(body.tdAttributes),
+  );
   checkAllowList(push, policy.mrseam, body.mrSeam, "MRSEAM", "TDX_MRSEAM_NOT_ALLOWED");
   checkAllowList(push, policy.mrtd, body.mrTd, "MRTD", "TDX_MRTD_NOT_ALLOWED");
   if ("allowed" in policy.rtmrs) {

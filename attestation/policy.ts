@@ -77,6 +77,11 @@ export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
 /** TCB statuses a TDX policy may accept (Intel's, plus NotSupported from the TCB evaluation). */
 export const TDX_POLICY_TCB_STATUSES = [...TCB_STATUSES, "NotSupported"] as const;
 
+/** 8 bytes of TDATTRIBUTES with bit 0 (DEBUG) clear: `debugAllowed` alone decides DEBUG. */
+const attributes8 = hexOf(8).refine((hex) => (Number.parseInt(hex.slice(0, 2), 16) & 1) === 0, {
+  message: "DEBUG (bit 0) is decided by debugAllowed: leave it clear here",
+});
+
 export const TdxPolicySchema = z.strictObject({
   /** Accept TDs whose TDATTRIBUTES.DEBUG bit (0) is set. */
   debugAllowed: z.boolean(),
@@ -96,8 +101,8 @@ export const TdxPolicySchema = z.strictObject({
    * chooses at launch (e.g. SEPT_VE_DISABLE, PKS, PERFMON, MIGRATABLE).
    */
   tdAttributes: z.union([
-    z.strictObject({ allowed: z.array(hexOf(8)).min(1) }),
-    z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
+    z.strictObject({ allowed: z.array(attributes8).min(1) }),
+    z.strictObject({ mask: attributes8, value: attributes8 }),
     SkipSchema,
   ]),
   /** Allowed MRSEAM values (TDX module). */

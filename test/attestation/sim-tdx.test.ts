@@ -366,3 +366,27 @@ describe("RTMR sets (policy rtmrs.allowed)", () => {
     expect(mixed.ok ? [] : mixed.violations.map((v) => [v.code, v.field])).toEqual([["TDX_RTMR_MISMATCH", "RTMR0..3"]]);
   });
 });
+
+describe("tdAttributes leaves DEBUG to debugAllowed", () => {
+  it("refuses a policy value with the DEBUG bit, naming the field", () => {
+    const bad = tdxPolicyJson(MRSEAM, { tdAttributes: { allowed: ["0100001000000000"] } });
+    expect(() => policy({ tdx: bad })).toThrow(/tdAttributes.*DEBUG \(bit 0\) is decided by debugAllowed/);
+    const badMask = tdxPolicyJson(MRSEAM, { tdAttributes: { mask: "0100000000000000", value: "0000000000000000" } });
+    expect(() => policy({ tdx: badMask })).toThrow(/DEBUG \(bit 0\)/);
+  });
+
+  it("with debugAllowed, judges the other bits and reports the quote's own value", async () => {
+    const verified = await verifyTdxQuote({
+      quote: parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), tdAttributes: fromHex("0100003000000000") })),
+      anchors,
+      at: AT,
+    });
+    const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, { debugAllowed: true }) }), {
+      now: AT,
+      expectedReportData: REPORT_DATA,
+    });
+    expect(result.violations.map((v) => [v.code, v.found])).toEqual([
+      ["TDX_ATTRIBUTES_NOT_ALLOWED", "0100003000000000"],
+    ]);
+  });
+});
