@@ -7,6 +7,7 @@
  * does not verify the document's hardware evidence — verify the document itself to know the key
  * belongs to an attested enclave. Output says which source was used.
  */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
@@ -117,10 +118,24 @@ async function commandKey(options: {
   };
 }
 
+/** The `attestationDigest` a log line's record names, read without verifying anything (routing only). */
+function unverifiedAttestationDigest(line: string | undefined): string | null {
+  try {
+    const digest = (JSON.parse(line ?? "") as { record?: { attestationDigest?: unknown } }).record?.attestationDigest;
+    return typeof digest === "string" && HEX32.test(digest) ? digest : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A record that is not in the log, or whose commitment does not match what was given. */
 export class AuditFindError extends Error {
   constructor(
-    readonly code: "AUDIT_RECORD_NOT_FOUND" | "AUDIT_COMMITMENT_MISMATCH" | "AUDIT_NO_COMMITMENT",
+    readonly code:
+      | "AUDIT_RECORD_NOT_FOUND"
+      | "AUDIT_COMMITMENT_MISMATCH"
+      | "AUDIT_NO_COMMITMENT"
+      | "AUDIT_LOG_OTHER_BOOT",
     message: string,
   ) {
     super(message);
@@ -136,15 +151,22 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * the client, recomputes the record's promptHmac / responseHmac from the prompt and answer text.
  */
 export async function auditFindCommand(options: AuditFindCommandOptions): Promise<void> {
-  const { publicKey, keySource } = await commandKey(options);
   let requestIdHash = options.requestIdHash;
   let openingHex: string | undefined;
   let answer: Uint8Array | undefined;
+  /** The enclave boot (attestation document digest) the answer came from, when known. */
+  let expectedBoot: string | undefined;
+  let chatKey: string | undefined;
   if (options.chatJson !== undefined) {
     if (options.requestIdHash !== undefined || options.openingFile !== undefined) {
       throw new UsageError("give --chat-json, or --request-id-hash (and --opening-file), not both");
     }
-    let chat: { text?: unknown; audit?: { requestIdHash?: unknown; opening?: unknown } | null };
+    let chat: {
+      text?: unknown;
+      enclave?: unknown;
+      signingKey?: unknown;
+      audit?: { requestIdHash?: unknown; opening?: unknown } | null;
+    };
     try {
       chat = JSON.parse(await readText(options.chatJson, "--chat-json"));
     } catch (error) {
@@ -159,8 +181,19 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     requestIdHash = String(chat.audit.requestIdHash);
     openingHex = String(chat.audit.opening);
     if (typeof chat.text === "string") answer = new TextEncoder().encode(chat.text);
+    if (typeof chat.enclave === "string" && HEX32.test(chat.enclave)) expectedBoot = chat.enclave;
+    if (typeof chat.signingKey === "string") chatKey = chat.signingKey;
   } else if (options.openingFile !== undefined) {
     openingHex = (await readText(options.openingFile, "--opening-file")).trim();
+  }
+  // The key: --key or --document, else the attested signing key cloister chat --json printed (the
+  // output of the user's own verified session).
+  const keyOptions =
+    options.key === undefined && options.document === undefined && chatKey !== undefined ? { key: chatKey } : options;
+  const { publicKey, keySource } = await commandKey(keyOptions);
+  if (options.document !== undefined) {
+    const text = (await readText(options.document, "--document")).trim();
+    expectedBoot = createHash("sha256").update(text).digest("hex");
   }
   if (requestIdHash === undefined) throw new UsageError("give --chat-json or --request-id-hash");
   if (!HEX32.test(requestIdHash)) throw new UsageError("request id hash: expected 64 lower-case hex digits");
@@ -174,6 +207,18 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   }
 
   const lines = splitLines(await readText(options.log, "--log"));
+  // Every boot has its own log (and key): name the right one rather than report its signatures bad.
+  const logBoot = unverifiedAttestationDigest(lines[0]);
+  if (expectedBoot !== undefined && logBoot !== null && logBoot !== expectedBoot) {
+    const error = new AuditFindError(
+      "AUDIT_LOG_OTHER_BOOT",
+      `this log is of enclave boot ${logBoot.slice(0, 16)}, the answer came from boot ${expectedBoot.slice(0, 16)}: its log is ${expectedBoot.slice(0, 16)}.jsonl in the host's audit directory`,
+    );
+    if (!options.json) throw error;
+    printJson({ found: false, logValid: null, code: error.code, reason: error.message });
+    process.exitCode = 1;
+    return;
+  }
   const result = verifyAuditLog(lines, publicKey);
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   // With --json every outcome is one JSON object (found or not, why not), and the exit code says it.

@@ -57,7 +57,7 @@ export function registerAuditCommands(program: Command): void {
       "verify an audit log, find one request's record, and (with its opening) check that the record is about your prompt and answer",
     )
     .requiredOption("--log <file>", "the audit log (one record per line, as the host stores it)")
-    .option("--key <hex>", "the enclave's Ed25519 public key (64 hex characters)")
+    .option("--key <hex>", "the enclave's Ed25519 public key (default with --chat-json: its signingKey)")
     .option("--document <file>", "take the key from an attestation document's sig_jwk (compact JWS)")
     .option(
       "--chat-json <file>",

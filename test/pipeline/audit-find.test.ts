@@ -49,6 +49,8 @@ async function writeLog(name: string, recordResponseHash: boolean): Promise<{ lo
     chat,
     JSON.stringify({
       text: ANSWER,
+      enclave: "cd".repeat(32),
+      signingKey: toHex(KEYS.publicKey),
       audit: { requestIdHash: auditRequestIdHash(requestId), opening: toHex(writer.openingFor(requestId)) },
     }),
   );
@@ -111,5 +113,22 @@ describe("cloister audit find", () => {
     const bad = await find(tampered, "--chat-json", chat, "--json");
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ found: false, logValid: false });
+  });
+
+  it("takes the key from --chat-json, and names the right log when given another boot's", async () => {
+    const { log, chat } = await writeLog("keyless", true);
+    const run = await runCloister(["audit", "find", "--log", log, "--chat-json", chat, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ found: true, keySource: "key" });
+
+    // The same answer checked against a log whose records name another boot (another pool member).
+    const other = join(dir, "other-boot-chat.json");
+    const parsed = JSON.parse(await readFile(chat, "utf8"));
+    await writeFile(other, JSON.stringify({ ...parsed, enclave: "ef".repeat(32) }));
+    const wrong = await runCloister(["audit", "find", "--log", log, "--chat-json", other]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(
+      `AUDIT_LOG_OTHER_BOOT: this log is of enclave boot ${"cd".repeat(8)}, the answer came from boot ${"ef".repeat(8)}: its log is ${"ef".repeat(8)}.jsonl`,
+    );
   });
 });
