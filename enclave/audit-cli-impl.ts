@@ -190,7 +190,9 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   // output of the user's own verified session).
   const keyOptions =
     options.key === undefined && options.document === undefined && chatKey !== undefined ? { key: chatKey } : options;
-  const { publicKey, keySource } = await commandKey(keyOptions);
+  const key = await commandKey(keyOptions);
+  const publicKey = key.publicKey;
+  const keySource = keyOptions === options ? key.keySource : "chat-json";
   if (options.document !== undefined) {
     const text = (await readText(options.document, "--document")).trim();
     expectedBoot = createHash("sha256").update(text).digest("hex");

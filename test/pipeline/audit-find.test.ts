@@ -119,7 +119,7 @@ describe("cloister audit find", () => {
     const { log, chat } = await writeLog("keyless", true);
     const run = await runCloister(["audit", "find", "--log", log, "--chat-json", chat, "--json"]);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ found: true, keySource: "key" });
+    expect(JSON.parse(run.stdout)).toMatchObject({ found: true, keySource: "chat-json" });
 
     // The same answer checked against a log whose records name another boot (another pool member).
     const other = join(dir, "other-boot-chat.json");
