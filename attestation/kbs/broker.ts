@@ -9,10 +9,11 @@
  */
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
+import { anchorsForPolicy, type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
+import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
 import { isSkip } from "../policy.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
@@ -22,13 +23,24 @@ export class BrokerError extends Error {
   readonly status: 400 | 403 | 404 | 413 | 503;
   /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
+  /**
+   * Attestation failures after the evidence verified: what the enclave is (public values), for the
+   * broker's log — how an operator learns the measurement of a new image its policy does not list.
+   */
+  readonly evidence: { readonly tee: string; readonly simulated: boolean; readonly measurement: string } | undefined;
 
-  constructor(code: string, status: BrokerError["status"], message: string, options?: { stage?: string }) {
+  constructor(
+    code: string,
+    status: BrokerError["status"],
+    message: string,
+    options?: { stage?: string; evidence?: BrokerError["evidence"] },
+  ) {
     super(message);
     this.name = "BrokerError";
     this.code = code;
     this.status = status;
     this.stage = options?.stage;
+    this.evidence = options?.evidence;
   }
 }
 
@@ -152,7 +164,12 @@ export class KeyBroker {
           "KBS_ATTESTATION_FAILED",
           403,
           `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
-          { stage: error.stage },
+          {
+            stage: error.stage,
+            ...(error.stage === "parse" || error.stage === "verify"
+              ? {}
+              : { evidence: await verifiedEvidenceOf(document, entry.policy, at) }),
+          },
         );
       }
       throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
@@ -216,4 +233,21 @@ export function releaseRisks(policy: ClientPolicy): string[] {
     risks.push("tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key");
   }
   return risks;
+}
+
+/** The verified evidence's public identity of a refused document (its chain verified), or undefined. */
+async function verifiedEvidenceOf(document: string, policy: ClientPolicy, at: Date): Promise<BrokerError["evidence"]> {
+  try {
+    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
+      evidence?: unknown;
+    };
+    const verified = await verifyDocumentEvidence(
+      parseDocumentEvidence(payload.evidence),
+      await anchorsForPolicy(policy),
+      at,
+    );
+    return { tee: verified.type, simulated: verified.simulated, measurement: verified.measurement };
+  } catch {
+    return undefined;
+  }
 }

@@ -121,7 +121,16 @@ export function createBrokerApp(
         return c.json({ wrapped });
       } catch (error) {
         const refusal = error instanceof BrokerError ? error : null;
-        log(entry("refused", keyId, refusal?.code ?? "INTERNAL", refusal?.stage ?? null, null, started));
+        log(
+          entry(
+            "refused",
+            keyId,
+            refusal?.code ?? "INTERNAL",
+            refusal?.stage ?? null,
+            refusal?.evidence ?? null,
+            started,
+          ),
+        );
         throw error;
       }
     },
@@ -134,7 +143,7 @@ function entry(
   keyId: string | null,
   code: string | null,
   stage: string | null,
-  record: ReleaseRecord | null,
+  record: Pick<ReleaseRecord, "tee" | "simulated" | "measurement"> | null,
   started: number,
 ): ReleaseLogEntry {
   return {

@@ -159,6 +159,27 @@ describe("key broker", () => {
     const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "appraise" });
     expect(error.message).toMatch(/measurement/i);
+    // The broker's log says which measurement it refused (how an operator learns a new image's).
+    expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(kbs, (e) => logs.push(e));
+    const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
+      challenge: string;
+    };
+    const answer = await createNonceAnswer({
+      keys: sealedDeployment.keys,
+      document: sealedDeployment.document,
+      nonce: base64url.decode(challenge),
+      now: new Date(),
+    });
+    await app.request("/v1/kbs/release", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ keyId: KEY_ID, document: sealedDeployment.document, challenge, answer }),
+    });
+    expect(logs).toEqual([
+      expect.objectContaining({ outcome: "refused", code: "KBS_ATTESTATION_FAILED", measurement: toHex(MEASUREMENT) }),
+    ]);
   });
 
   it("refuses a manifest that does not seal its model under this key id", async () => {
