@@ -213,3 +213,36 @@ describe("sealed model files", () => {
     expect((await readdir(dir)).sort()).toEqual(before.sort());
   });
 });
+
+describe("unsealing with the ciphertext hashed on a worker thread (large models)", () => {
+  const parallel = { parallelHashMinBytes: 0 };
+
+  it("round-trips and checks the pinned digest exactly as the single-thread path", async () => {
+    const plain = randomBytes(5 * CHUNK + 123);
+    const s = await sealed(plain);
+    const target = out();
+    const header = await unsealModelFile(s.output, target, key, s.expected, parallel);
+    expect(header.plaintextSha256).toBe(s.info.plaintextSha256);
+    expect(Buffer.compare(await readFile(target), plain)).toBe(0);
+
+    const other = await sealed(plain);
+    const refused = out();
+    await expect(unsealModelFile(other.output, refused, key, s.expected, parallel)).rejects.toMatchObject({
+      code: "MODEL_DIGEST_MISMATCH",
+    });
+    expect(await exists(refused)).toBe(false);
+  });
+
+  it("still refuses an altered chunk, and leaves no thread or copy behind", async () => {
+    const s = await sealed(randomBytes(3 * CHUNK));
+    const bytes = Buffer.from(await readFile(s.output));
+    bytes[bytes.length - 20] = (bytes[bytes.length - 20] as number) ^ 1;
+    const changed = join(dir, `changed-parallel-${counter++}.bin`);
+    await writeFile(changed, bytes);
+    const target = out();
+    await expect(unsealModelFile(changed, target, key, s.expected, parallel)).rejects.toMatchObject({
+      code: "SEALED_MODEL_AUTH_FAILED",
+    });
+    expect(await exists(target)).toBe(false);
+  });
+});
