@@ -26,6 +26,9 @@ import { open, rename, rm, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { ModelError, ModelIoError } from "./errors.ts";
+import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
+
+export { KEY_ID_PATTERN } from "./key-id.ts";
 
 const MAGIC = Buffer.from("CLSEALMD", "ascii");
 const VERSION = 1;
@@ -34,8 +37,6 @@ const INFO = Buffer.from("cloister/sealed-model/v1", "ascii");
 export const DEFAULT_SEALED_CHUNK_SIZE = 1 << 20;
 const MIN_CHUNK_SIZE = 4096;
 const MAX_CHUNK_SIZE = 16 << 20;
-/** Key ids: what a manifest's model.keyId and the broker's configuration name a key by. */
-export const KEY_ID_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
 const MAX_HEADER_BYTES = 8 + 1 + 1 + 200 + 4 + 8 + 32 + 32;
 
 /** A model key: 32 random bytes and the id the broker and the manifest know it by. */
@@ -69,10 +70,7 @@ export function generateModelKey(keyId: string): ModelKey {
 
 function checkKeyId(keyId: string, field: string): void {
   if (!KEY_ID_PATTERN.test(keyId)) {
-    throw new SealedModelError(
-      "MODEL_KEY_INVALID",
-      `${field}: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "${printable(keyId)}"`,
-    );
+    throw new SealedModelError("MODEL_KEY_INVALID", `${field}: expected ${KEY_ID_RULE}, found "${printable(keyId)}"`);
   }
 }
 
@@ -170,7 +168,7 @@ export function parseSealedModelHeader(bytes: Uint8Array): SealedModelHeader {
   const end = 10 + keyIdLength + 4 + 8 + 32 + 32;
   if (b.length < end) throw malformed("header", `expected ${end} bytes, found ${b.length}`);
   const keyId = b.subarray(10, 10 + keyIdLength).toString("latin1");
-  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", "expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", `expected ${KEY_ID_RULE}`);
   let at = 10 + keyIdLength;
   const chunkSize = b.readUInt32BE(at);
   at += 4;

@@ -11,6 +11,7 @@ import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { anchorsForPolicy, type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
+import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
@@ -69,7 +70,6 @@ export interface KeyBrokerOptions {
   readonly maxChallenges?: number;
 }
 
-const KEY_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 const MAX_DOCUMENT_CHARS = 512 * 1024;
 const MAX_ANSWER_CHARS = 4096;
 
@@ -83,7 +83,7 @@ export class KeyBroker {
 
   constructor(keys: readonly BrokerKey[], options: KeyBrokerOptions = {}) {
     for (const entry of keys) {
-      if (!KEY_ID.test(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": not a valid key id`);
+      if (!KEY_ID_PATTERN.test(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": not a valid key id`);
       if (entry.key.length !== MODEL_KEY_BYTES) {
         throw new RangeError(`key "${entry.keyId}": expected ${MODEL_KEY_BYTES} bytes, found ${entry.key.length}`);
       }
@@ -150,7 +150,7 @@ export class KeyBroker {
     }
     const challengeBytes = base64url.decode(challenge);
 
-    if (!KEY_ID.test(keyId)) throw malformed("keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+    if (!KEY_ID_PATTERN.test(keyId)) throw malformed(`keyId: expected ${KEY_ID_RULE}`);
     const entry = this.#keys.get(keyId);
     if (entry === undefined)
       throw new BrokerError("KBS_KEY_UNKNOWN", 404, `keyId: this broker holds no key "${keyId}"`);

@@ -3,6 +3,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { printJson, UsageError } from "../../client/cli/output.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
+import { KEY_ID_RULE } from "../../models/key-id.ts";
 import {
   generateModelKey,
   KEY_ID_PATTERN,
@@ -44,7 +45,7 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
 
 export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {
   if (!KEY_ID_PATTERN.test(options.keyId)) {
-    throw new UsageError(`--key-id expects 1..200 characters of A-Z a-z 0-9 . _ : -, found "${options.keyId}"`);
+    throw new UsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
   }
   const key = generateModelKey(options.keyId);
   let handle: Awaited<ReturnType<typeof open>>;

@@ -17,14 +17,13 @@
  */
 import { base64url } from "jose";
 import nacl from "tweetnacl";
+import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { fromHex, utf8 } from "../bytes.ts";
 import { constantTimeEqual } from "../crypto.ts";
 
 export const KBS_CHALLENGE_BYTES = 32;
 export const MODEL_KEY_BYTES = 32;
 const WRAP_TAG = utf8("cloister/kbs/model-key/v1\u0000");
-/** Key ids, as models/sealed.ts writes them into sealed files. */
-const KEY_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
 /** The broker's answer to a release: the model key, boxed to the enclave's attested X25519 key. */
 export interface WrappedModelKey {
@@ -83,7 +82,7 @@ export function wrapModelKey(input: {
   challenge: Uint8Array;
   documentDigest: string;
 }): WrappedModelKey {
-  if (!KEY_ID.test(input.keyId)) throw new RangeError("keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -");
+  if (!KEY_ID_PATTERN.test(input.keyId)) throw new RangeError(`keyId: expected ${KEY_ID_RULE}`);
   if (input.key.length !== MODEL_KEY_BYTES) throw new RangeError(`key: expected ${MODEL_KEY_BYTES} bytes`);
   if (input.challenge.length !== KBS_CHALLENGE_BYTES) {
     throw new RangeError(`challenge: expected ${KBS_CHALLENGE_BYTES} bytes`);

@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { BrokerError, type KeyBroker, type ReleaseRecord } from "./broker.ts";
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
@@ -115,7 +116,7 @@ export function createBrokerApp(
           throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
         }
         const named = (body as { keyId?: unknown } | null)?.keyId;
-        keyId = typeof named === "string" && /^[A-Za-z0-9._:-]{1,200}$/.test(named) ? named : null;
+        keyId = typeof named === "string" && KEY_ID_PATTERN.test(named) ? named : null;
         const { wrapped, record } = await broker.release(body);
         log(entry("released", keyId, null, null, record, started));
         return c.json({ wrapped });
