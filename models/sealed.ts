@@ -26,6 +26,7 @@ import { open, rename, rm, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { ModelError, ModelIoError } from "./errors.ts";
+import { sha256File } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 
 export { KEY_ID_PATTERN } from "./key-id.ts";
@@ -224,25 +225,14 @@ export async function sealModelFile(
   const temporary = `${output}.${randomBytes(6).toString("hex")}.partial`;
   try {
     const plaintextSize = (await source.stat()).size;
-    const plainHash = createHash("sha256");
+    // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,
+    // so a file that changes in between is refused.
+    const plaintextSha256 = await sha256File(input);
     const buffer = Buffer.alloc(chunkSize);
-    for (let offset = 0; offset < plaintextSize; ) {
-      const { bytesRead } = await source.read(buffer, 0, Math.min(chunkSize, plaintextSize - offset), offset);
-      if (bytesRead === 0)
-        throw new SealedModelError("MODEL_CHANGED", `model file "${input}" shrank while being sealed`);
-      plainHash.update(buffer.subarray(0, bytesRead));
-      offset += bytesRead;
-    }
-    const plaintextSha256 = plainHash.digest("hex");
-    const header = encodeHeader({
-      keyId: modelKey.keyId,
-      chunkSize,
-      plaintextSize,
-      plaintextSha256,
-      salt: randomBytes(32),
-    });
+    const salt = randomBytes(32);
+    const header = encodeHeader({ keyId: modelKey.keyId, chunkSize, plaintextSize, plaintextSha256, salt });
     const aad = createHash("sha256").update(header).digest();
-    const { key, prefix } = fileKeys(modelKey.key, parseSealedModelHeader(header).salt);
+    const { key, prefix } = fileKeys(modelKey.key, salt);
     const sealedHash = createHash("sha256").update(header);
     const recheck = createHash("sha256");
     const sink = await open(temporary, "wx", 0o644);
