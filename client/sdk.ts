@@ -17,6 +17,7 @@ import { AttestationError } from "../attestation/errors.ts";
 import type { TrustAnchors } from "../attestation/evidence.ts";
 import { auditRequestIdHash, verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
 import {
+  enclaveKeyId,
   openResponseFrames,
   type PreparedRequestKey,
   prepareRequestKey,
@@ -316,7 +317,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
  */
 async function routingKeyId(document: string): Promise<string | null> {
   const key = unverifiedDocumentSealingKey(document);
-  return key === null ? null : toHex((await sha256(key)).subarray(0, 16));
+  return key === null ? null : toHex(await enclaveKeyId(key));
 }
 
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
@@ -491,7 +492,7 @@ export class Session {
         "audit checkpoint: the attested manifest disables auditing (audit.enabled is false)",
       );
     }
-    const named = toHex((await sha256(enclave.sealingPublicKey)).subarray(0, 16));
+    const named = toHex(await enclaveKeyId(enclave.sealingPublicKey));
     const { nonce, value: line } = await this.#askWithNonce(`/v1/audit/checkpoint?enclave=${named}`, "checkpoint");
     const checkpoint = verifyAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
     if (checkpoint === null) {
