@@ -278,9 +278,9 @@ export class Enclave {
     // A sealed model is decrypted into that copy with the key the broker released to this boot.
     let staged: StagedModel | null = null;
     let expectedModelSha256 = manifest.model.sha256;
-    if (sealedModel !== null && config.kbsUrl !== undefined) {
+    if (sealedModel !== null) {
       const key = await requestModelKey({
-        kbsUrl: config.kbsUrl,
+        kbsUrl: config.kbsUrl as string, // required above for a sealed model
         keyId: sealedModel,
         document,
         documentDigest,
@@ -594,8 +594,10 @@ export class Enclave {
     let started = false;
     let abandoned = false;
     // The audit record's opening, for the client only (inside the sealed final frame): with it the
-    // client can show that the record the host stores is about its prompt and this answer.
-    const auditOpening = this.audit?.commits === true ? toHex(this.audit.openingFor(request.requestId)) : null;
+    // client can show that the record the host stores is about its prompt and this answer. Derived
+    // when the final frame is built, not before the first token.
+    const writer = this.audit;
+    const auditOpening = () => (writer?.commits === true ? toHex(writer.openingFor(request.requestId)) : null);
     const frames = this.stream(first, events, sealer, finish, { requestHash, auditOpening }, () => {
       started = true;
       return abandoned;
@@ -631,7 +633,7 @@ export class Enclave {
     sealer: ResponseSealer,
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
     /** SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null. */
-    ids: { readonly requestHash: string; readonly auditOpening: string | null },
+    ids: { readonly requestHash: string; readonly auditOpening: () => string | null },
     /** Called when the first frame is asked for; true: the answer was already abandoned. */
     onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
@@ -762,7 +764,7 @@ export class Enclave {
             ttftMs: Math.round(event.usage.ttftMs * 1000) / 1000,
             finishReason,
             receipt,
-            auditOpening: ids.auditOpening,
+            auditOpening: ids.auditOpening(),
           });
           // The audit record is written right after the final frame is handed out, not before, so
           // its hashing and signing is not on the answer's path. It is still written exactly once,
