@@ -213,7 +213,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         pool.mark(member, "unreachable", "draining");
         continue;
       }
-      if (answer.status === 200) {
+      // A pool learns the member's current key id from the document it hands out (a single enclave
+      // needs no routing: nothing is parsed).
+      if (pool.isPool && answer.status === 200) {
         try {
           const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
           if (typeof document === "string") pool.noteDocument(member, document);
@@ -253,11 +255,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
     let kind: Permission;
-    let keyId: string;
+    let keyIdBytes: Uint8Array;
     try {
       const { header } = parseEnvelope(body);
       kind = header.kind;
-      keyId = Buffer.from(header.keyId).toString("hex");
+      keyIdBytes = header.keyId;
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       throw new HostError(
@@ -271,6 +273,8 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Routed by the envelope's key id: the one enclave boot that can open it. In a pool, a key id no
     // member has now (it restarted or went away) is refused before forwarding, so the client
     // re-attests (to another member) and reseals; a single enclave answers that itself.
+    // Hex only in a pool (the single-enclave path does no routing work per request).
+    const keyId = pool.isPool ? Buffer.from(keyIdBytes).toString("hex") : "";
     const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
     if (member === undefined || member.state === "unreachable") {
       options.apiKeys.refund(record);
