@@ -25,7 +25,11 @@ import { AuditVerifyError } from "./pipeline/errors.ts";
 export class AuditDocumentInvalidError extends Error {
   readonly code = "AUDIT_DOCUMENT_INVALID";
 
-  constructor(message: string) {
+  /** `signature`: well formed, but not signed by the key it carries; `malformed`: anything else. */
+  constructor(
+    message: string,
+    readonly reason: "malformed" | "signature" = "malformed",
+  ) {
     super(message);
     this.name = "AuditDocumentInvalidError";
   }
@@ -86,6 +90,7 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   if (signature.length !== 64 || !nacl.sign.detached.verify(signingInput, signature, key)) {
     throw new AuditDocumentInvalidError(
       "attestation document: the JWS signature does not verify under its own sig_jwk",
+      "signature",
     );
   }
   return key;

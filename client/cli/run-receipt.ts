@@ -4,9 +4,10 @@
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { base64url, compactVerify, importJWK } from "jose";
+import { base64url } from "jose";
 import { bytesEqual, fromHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
+import { AuditDocumentInvalidError, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { printJson, UsageError } from "./output.ts";
@@ -35,7 +36,8 @@ function receiptLine(text: string): string {
 interface DocumentKey {
   readonly documentDigest: string;
   readonly signingPublicKey: Uint8Array;
-  readonly jws: string;
+  /** Set when the document is not signed by the key it carries (reported with the receipt's verdict). */
+  readonly signatureError: ClientError | null;
 }
 
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -43,10 +45,11 @@ const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /**
  * The attestation document of --document: the compact JWS as saved (its exact bytes, less one
  * trailing newline, are what `documentDigest` hashes), or the JSON body of GET /v1/attestation
- * (`{"document": "<JWS>"}`, the JWS's UTF-8 bytes hashed). Reads the signing key from `sig_jwk`, as
- * attestation/document.ts does; the hardware evidence is not checked here (that needs a fresh nonce).
+ * (`{"document": "<JWS>"}`, the JWS's UTF-8 bytes hashed). Its key and self-signature come from
+ * `keyFromAttestationDocument` (what `cloister audit verify --document` checks); the hardware
+ * evidence is not checked here (that needs a fresh nonce).
  */
-function parseDocumentFile(bytes: Uint8Array): DocumentKey {
+function readDocumentFile(bytes: Uint8Array): DocumentKey {
   let end = bytes.length;
   if (bytes[end - 1] === 0x0a) end -= bytes[end - 2] === 0x0d ? 2 : 1;
   let exact = bytes.subarray(0, end);
@@ -67,7 +70,7 @@ function parseDocumentFile(bytes: Uint8Array): DocumentKey {
   if (!JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
   const [headerPart, payloadPart] = text.split(".") as [string, string];
   let header: { alg?: unknown; typ?: unknown };
-  let payload: { eat_profile?: unknown; sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown } };
+  let payload: { eat_profile?: unknown };
   try {
     header = JSON.parse(new TextDecoder().decode(base64url.decode(headerPart)));
     payload = JSON.parse(new TextDecoder().decode(base64url.decode(payloadPart)));
@@ -77,36 +80,23 @@ function parseDocumentFile(bytes: Uint8Array): DocumentKey {
   if (header?.alg !== "EdDSA" || header.typ !== DOCUMENT_TYPE || payload?.eat_profile !== DOCUMENT_PROFILE) {
     throw new UsageError(`--document: not a Cloister attestation document (${DOCUMENT_TYPE}, EdDSA)`);
   }
-  const jwk = payload.sig_jwk;
-  let signingPublicKey: Uint8Array | null = null;
-  if (jwk?.kty === "OKP" && jwk.crv === "Ed25519" && typeof jwk.x === "string") {
-    try {
-      signingPublicKey = base64url.decode(jwk.x);
-    } catch {
-      signingPublicKey = null;
-    }
-  }
-  if (signingPublicKey?.length !== 32) {
-    throw new UsageError("--document sig_jwk: expected an OKP Ed25519 JWK of 32 bytes");
-  }
-  return { documentDigest: createHash("sha256").update(exact).digest("hex"), signingPublicKey, jws: text };
-}
-
-/** The document's own JWS signature, under the key it carries (what the hardware evidence binds). */
-async function checkDocumentSignature(document: DocumentKey): Promise<void> {
+  // The key it carries and its own signature under that key: the one check `cloister audit verify
+  // --document` makes too (its hardware evidence needs a fresh nonce: `cloister attest`).
+  const documentDigest = createHash("sha256").update(exact).digest("hex");
   try {
-    const key = await importJWK(
-      { kty: "OKP", crv: "Ed25519", x: base64url.encode(document.signingPublicKey) },
-      "EdDSA",
-    );
-    await compactVerify(document.jws, key, { algorithms: ["EdDSA"] });
+    return { documentDigest, signingPublicKey: keyFromAttestationDocument(text), signatureError: null };
   } catch (error) {
-    throw new ClientError(
+    if (!(error instanceof AuditDocumentInvalidError)) throw error;
+    if (error.reason !== "signature") {
+      throw new UsageError(`--document: ${error.message.replace(/^attestation document:? ?/, "")}`);
+    }
+    const signatureError = new ClientError(
       "attestation",
       "DOCUMENT_SIGNATURE_INVALID",
       "--document: its JWS does not verify under its own signing key (sig_jwk)",
       { cause: error, stage: "document" },
     );
+    return { documentDigest, signingPublicKey: new Uint8Array(0), signatureError };
   }
 }
 
@@ -130,13 +120,13 @@ export async function runReceiptVerify(options: {
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
   const answer = options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file");
   const document =
-    options.document === undefined ? null : parseDocumentFile(await readBytes(options.document, "--document"));
+    options.document === undefined ? null : readDocumentFile(await readBytes(options.document, "--document"));
   if (document === null) process.stderr.write(NO_DOCUMENT_WARNING);
   const key = fromHex(options.key);
   try {
     const receipt = await verifyReceipt(line, key);
     if (document !== null) {
-      await checkDocumentSignature(document);
+      if (document.signatureError !== null) throw document.signatureError;
       if (!bytesEqual(key, document.signingPublicKey)) {
         throw new ClientError("integrity", "RECEIPT_KEY_MISMATCH", "--key: is not the signing key of --document");
       }
