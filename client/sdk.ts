@@ -11,10 +11,9 @@
 import { base64url } from "jose";
 import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
-import { type VerifiedEnclave, verifyAttestationDocument } from "../attestation/document.ts";
+import type { VerifiedEnclave } from "../attestation/document.ts";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
-import type { TrustAnchors } from "../attestation/evidence.ts";
 import { auditRequestIdHash, verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
 import {
   enclaveKeyId,
@@ -29,7 +28,7 @@ import {
   verifyReceipt,
 } from "../sealed/index.ts";
 import { ClientError } from "./errors.ts";
-import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy, parseClientPolicy } from "./policy.ts";
+import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
 
 export { textHash, verifyReceipt } from "../sealed/index.ts";
@@ -291,7 +290,9 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
   const policy = parsedPolicy(options.policy);
-  const anchors = await anchorsForPolicy(policy);
+  // The trust anchors, resolved before any request: a browser build without the simulator refuses
+  // a policy that trusts it here (SIMULATOR_NOT_IN_BUILD), not after talking to the host.
+  await anchorsForPolicy(policy);
   // The KV-cache scope, sealed inside every request: the enclave reuses cached prompt state only
   // between requests that carry the same value. It must be unguessable by the host (which sees the
   // API key), so it is random per session unless the caller shares a secret `cacheScope` between
@@ -300,13 +301,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     options.cacheScope === undefined
       ? randomBytes(16)
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
-  const session = new Session(
-    http,
-    policy,
-    anchors,
-    now,
-    Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
-  );
+  const session = new Session(http, policy, now, Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""));
   await session.attest();
   return session;
 }
@@ -337,7 +332,6 @@ export class Session {
   constructor(
     private readonly http: HttpClient,
     private readonly policy: ClientPolicy,
-    private readonly anchors: TrustAnchors,
     private readonly now: () => Date,
     private readonly tenant: string,
   ) {}
@@ -376,14 +370,8 @@ export class Session {
     );
     let enclave: VerifiedEnclave;
     try {
-      enclave = await verifyAttestationDocument(document, {
-        policy: this.policy.attestation,
-        anchors: this.anchors,
-        manifest: manifestCheckForPolicy(this.policy),
-        at: this.now(),
-        nonce: { value: nonce, answer },
-        maxClockSkewSeconds: this.policy.freshness.maxClockSkewSeconds,
-      });
+      // Every stage, and the policy's accepted evidence types: the same check as the key broker's.
+      enclave = await verifyWithClientPolicy(document, this.policy, { value: nonce, answer }, this.now());
     } catch (error) {
       if (error instanceof AttestationError) {
         throw new ClientError(
@@ -397,14 +385,6 @@ export class Session {
         );
       }
       throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
-    }
-    if (!this.policy.acceptedEvidence.includes(enclave.tee)) {
-      throw new ClientError(
-        "attestation",
-        "TEE_NOT_ACCEPTED",
-        `attestation: evidence type expected one of [${this.policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
-        { stage: "appraise" },
-      );
     }
     this.#enclave = enclave;
     this.#document = document;
