@@ -10,7 +10,7 @@
  * are relative to the configuration file. Errors name the field, the expected and the found value.
  */
 import { constants } from "node:fs";
-import { lstat, open, readFile, realpath } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ClientError } from "../../client/errors.ts";
@@ -34,11 +34,21 @@ const ConfigSchema = z.strictObject({
     .min(1),
 });
 
-/** Reads a key file that only its owner can read; refuses links and shared files. */
-export async function readPrivateKeyFile(path: string, field: string): Promise<string> {
+/**
+ * Opens `path` and checks, on the open file itself (no window between the check and the read): a
+ * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
+ * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
+ * files may be links, and the file they point to is what is checked.
+ */
+async function readCheckedFile(
+  path: string,
+  field: string,
+  rule: { readonly forbidden: number; readonly noLinks: boolean; readonly fix: (mode: string) => string },
+  uid: number | undefined,
+): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    handle = await open(path, constants.O_RDONLY | (rule.noLinks ? constants.O_NOFOLLOW : 0));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new BrokerConfigError(
@@ -50,10 +60,13 @@ export async function readPrivateKeyFile(path: string, field: string): Promise<s
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
-    if ((info.mode & 0o077) !== 0) {
+    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
       throw new BrokerConfigError(
-        `${field}: "${path}" mode expected 0600 (owner only), found 0${(info.mode & 0o777).toString(8)}; run chmod 600`,
+        `${field}: "${path}" is owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
       );
+    }
+    if ((info.mode & rule.forbidden) !== 0) {
+      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`)}`);
     }
     return await handle.readFile("utf8");
   } finally {
@@ -61,33 +74,39 @@ export async function readPrivateKeyFile(path: string, field: string): Promise<s
   }
 }
 
+/** Reads a key file that only its owner can read; refuses links and shared files. */
+export function readPrivateKeyFile(path: string, field: string, uid = process.getuid?.()): Promise<string> {
+  return readCheckedFile(
+    path,
+    field,
+    { forbidden: 0o077, noLinks: true, fix: (mode) => `mode expected 0600 (owner only), found ${mode}; run chmod 600` },
+    uid,
+  );
+}
+
 /**
  * Reads a configuration or policy file that nobody but its owner can change: whoever can write a
  * release policy decides who gets the key (e.g. by trusting the simulator).
  */
-async function readProtectedFile(path: string, field: string): Promise<string> {
-  const info = await lstat(path).catch((error: unknown) => {
-    throw new BrokerConfigError(
-      `${field}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`,
-    );
-  });
-  if (info.isSymbolicLink()) {
-    // The link's target is checked instead: a link kept in a protected directory is fine.
-    return readProtectedFile(await realpath(path), field);
-  }
-  if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
-  if ((info.mode & 0o022) !== 0) {
-    throw new BrokerConfigError(
-      `${field}: "${path}" is writable by group or others (mode 0${(info.mode & 0o777).toString(8)}); run chmod go-w`,
-    );
-  }
-  return readFile(path, "utf8");
+function readProtectedFile(path: string, field: string, uid: number | undefined): Promise<string> {
+  return readCheckedFile(
+    path,
+    field,
+    {
+      forbidden: 0o022,
+      noLinks: false,
+      fix: (mode) => `is writable by group or others (mode ${mode}); run chmod go-w`,
+    },
+    uid,
+  );
 }
 
-export async function loadBrokerConfig(path: string): Promise<BrokerKey[]> {
+/** `uid`: the user the files must belong to (default: this process's; root's are accepted too). */
+export async function loadBrokerConfig(path: string, options: { uid?: number } = {}): Promise<BrokerKey[]> {
+  const uid = "uid" in options ? options.uid : process.getuid?.();
   let json: unknown;
   try {
-    json = JSON.parse(await readProtectedFile(path, "--config"));
+    json = JSON.parse(await readProtectedFile(path, "--config", uid));
   } catch (error) {
     if (error instanceof BrokerConfigError) throw error;
     throw new BrokerConfigError(`--config: "${path}" is not JSON`);
@@ -102,7 +121,7 @@ export async function loadBrokerConfig(path: string): Promise<BrokerKey[]> {
   const seen = new Set<string>();
   for (const [i, entry] of parsed.data.keys.entries()) {
     const keyPath = resolve(base, entry.keyFile);
-    const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`);
+    const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, uid);
     let modelKey: ReturnType<typeof modelKeyFromJwk>;
     try {
       modelKey = modelKeyFromJwk(JSON.parse(keyText), `keys.${i}.keyFile`);
@@ -116,7 +135,7 @@ export async function loadBrokerConfig(path: string): Promise<BrokerKey[]> {
     let policyValue: unknown = entry.policy;
     if (typeof entry.policy === "string") {
       const policyPath = resolve(base, entry.policy);
-      policyValue = await readProtectedFile(policyPath, `keys.${i}.policy`);
+      policyValue = await readProtectedFile(policyPath, `keys.${i}.policy`, uid);
     }
     let policy: ReturnType<typeof parseClientPolicy>;
     try {

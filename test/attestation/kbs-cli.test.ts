@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -221,4 +221,30 @@ describe("cloister kbs and model seal", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--kbs-url: expected an http(s) URL, found "not a url"');
   }, 60_000);
+});
+
+describe("broker configuration files belong to this user", () => {
+  it("refuses a configuration, policy or key file another user owns (its owner could rewrite who gets the key)", async () => {
+    const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
+    // Copies owned by `owner` (not root: root's files are always accepted), checked as user `reader`.
+    const copy = join(dir, "owned");
+    await mkdir(copy);
+    for (const name of ["kbs.json", "policy.json", "tiny-v1.jwk"]) {
+      await writeFile(join(copy, name), await readFile(join(dir, name)), {
+        mode: name.endsWith(".jwk") ? 0o600 : 0o644,
+      });
+    }
+    const me = process.getuid?.() ?? 1000;
+    let owner = me;
+    if (me === 0) {
+      owner = 4242; // as root, hand the copies to another user
+      for (const name of ["kbs.json", "policy.json", "tiny-v1.jwk"]) await chown(join(copy, name), owner, owner);
+    }
+    const reader = owner + 1;
+    await expect(loadBrokerConfig(join(copy, "kbs.json"), { uid: reader })).rejects.toThrow(
+      new RegExp(`--config: ".*" is owned by uid ${owner}; expected this user's \\(uid ${reader}\\) or root's`),
+    );
+    // Their owner loads them.
+    expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).map((k) => k.keyId)).toEqual(["tiny-v1"]);
+  });
 });
