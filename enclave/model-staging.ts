@@ -88,14 +88,14 @@ export async function stageModel(source: string, expectedBytes: number): Promise
 /**
  * Stages a sealed model (models/sealed.ts): decrypts it straight from `source` into private memory,
  * reading each byte once, so the SHA-256 the manifest pins is the digest of exactly the ciphertext
- * that was decrypted. Returns the copy and the plaintext digest the engine must then find.
+ * that was decrypted. Returns the copy; its `sha256` is the plaintext digest the engine must find.
  */
 export async function stageSealedModel(
   source: string,
   expected: SealedModelExpectation,
   modelKey: ModelKey,
   options: { readonly allowDisk: boolean; readonly privateRoot?: () => Promise<string> },
-): Promise<StagedModel & { readonly plaintextSha256: string }> {
+): Promise<StagedModel> {
   const root = await (options.privateRoot ?? privateRoot)();
   // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
   // host can read, so a real TEE refuses (the simulator, a development tool, may use it).
@@ -113,7 +113,6 @@ export async function stageSealedModel(
       path,
       // unsealModelFile hashed the plaintext as it wrote it and checked it against this digest.
       sha256: header.plaintextSha256,
-      plaintextSha256: header.plaintextSha256,
       remove: () => rm(dir, { recursive: true, force: true }),
     };
   } catch (error) {

@@ -302,7 +302,7 @@ export class Enclave {
           );
         });
         staged = unsealed;
-        expectedModelSha256 = unsealed.plaintextSha256;
+        expectedModelSha256 = unsealed.sha256;
       } finally {
         key.fill(0);
       }
