@@ -8,17 +8,39 @@
  */
 export type ClientErrorKind = "configuration" | "transport" | "attestation" | "integrity" | "policy";
 
+/**
+ * How to find and open one request's audit record: `requestIdHash` names the record in the log the
+ * host stores, `opening` (hex, from the enclave, sealed to this client) recomputes its promptHmac
+ * and responseHmac (`cloister audit find`). Keep the opening private: with it and the log, anyone
+ * can test guesses of the prompt.
+ */
+export interface AuditReference {
+  readonly requestIdHash: string;
+  readonly opening: string;
+}
+
 export class ClientError extends Error {
   readonly kind: ClientErrorKind;
   readonly code: string;
   /** For attestation errors: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
+  /**
+   * For a request the enclave refused or failed after recording it (POLICY_BLOCKED, PII_BLOCKED, an
+   * inference error): how to find and open its audit record, when the record commits to the prompt.
+   */
+  readonly audit: AuditReference | null;
 
-  constructor(kind: ClientErrorKind, code: string, message: string, options?: { cause?: unknown; stage?: string }) {
+  constructor(
+    kind: ClientErrorKind,
+    code: string,
+    message: string,
+    options?: { cause?: unknown; stage?: string; audit?: AuditReference | null },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ClientError";
     this.kind = kind;
     this.code = code;
     this.stage = options?.stage;
+    this.audit = options?.audit ?? null;
   }
 }

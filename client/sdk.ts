@@ -27,7 +27,7 @@ import {
   textHash,
   verifyReceipt,
 } from "../sealed/index.ts";
-import { ClientError } from "./errors.ts";
+import { type AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
 
@@ -75,12 +75,9 @@ export type ChatEvent =
       readonly receipt: string;
       /**
        * How to find and open this request's audit record (null when the manifest's audit keeps no
-       * prompt or answer commitments): `requestIdHash` names the record in the log the host stores,
-       * `opening` (hex, from the enclave, sealed to this client) recomputes its promptHmac and
-       * responseHmac from the prompt and the answer (`cloister audit find`). Keep the opening
-       * private: with it and the log, anyone can test guesses of the prompt.
+       * prompt or answer commitments); see AuditReference. A refused request's ClientError has it too.
        */
-      readonly audit: { readonly requestIdHash: string; readonly opening: string } | null;
+      readonly audit: AuditReference | null;
     };
 
 /** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
@@ -594,10 +591,7 @@ export class Session {
             usage: event.usage,
             finishReason: event.finishReason,
             receipt: event.receipt,
-            audit:
-              event.auditOpening === null
-                ? null
-                : { requestIdHash: auditRequestIdHash(context.requestId), opening: event.auditOpening },
+            audit: auditReference(context.requestId, event.auditOpening),
           };
           return;
         } else {
@@ -606,6 +600,7 @@ export class Session {
             kindOfError,
             event.code,
             `enclave refused or failed the request: ${event.code}${event.detail === null ? "" : ` (${event.detail})`}`,
+            { audit: auditReference(context.requestId, event.auditOpening) },
           );
         }
       }
@@ -625,4 +620,8 @@ export class Session {
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }
+}
+
+function auditReference(requestId: string, opening: string | null): AuditReference | null {
+  return opening === null ? null : { requestIdHash: auditRequestIdHash(requestId), opening };
 }

@@ -436,6 +436,13 @@ export class Enclave {
     const { request, sealer, requestHash } = opened;
     const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string) =>
       this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+    // The audit record's opening, for the client only (sealed): with it the client can show that the
+    // record the host stores is about its prompt (and this answer). An answer carries it in its final
+    // frame (derived when that frame is built, not before the first token); a request refused or
+    // failed after its prompt was recorded, in the error frame.
+    const writer = this.audit;
+    const auditOpening = () => (writer?.commits === true ? toHex(writer.openingFor(request.requestId)) : null);
+    const promptOpening = () => (writer?.commitsPrompts === true ? auditOpening() : null);
     // Audit vocabulary: "block" is a decision of the request policy or the PII filter; a request
     // that fails before or during inference (invalid body, too long, engine error) is recorded as
     // not blocked, with its error code.
@@ -512,7 +519,7 @@ export class Enclave {
         },
         auditTenant,
       );
-      return single(sealer.error("POLICY_BLOCKED", errorDetail(decision.reason)));
+      return single(sealer.error("POLICY_BLOCKED", errorDetail(decision.reason), promptOpening()));
     }
 
     // 2. PII: redact (or block on) what the manifest names, before the model sees anything.
@@ -555,7 +562,11 @@ export class Enclave {
         auditTenant,
       );
       return single(
-        sealer.error("PII_BLOCKED", errorDetail(`PII found: ${piiFindings.map((f) => f.entity).join(", ")}`)),
+        sealer.error(
+          "PII_BLOCKED",
+          errorDetail(`PII found: ${piiFindings.map((f) => f.entity).join(", ")}`),
+          promptOpening(),
+        ),
       );
     }
 
@@ -581,7 +592,7 @@ export class Enclave {
         auditTenant,
       );
       if (error instanceof EnclaveError && error.status === 503) throw error;
-      return single(sealer.error(code, null));
+      return single(sealer.error(code, null, promptOpening()));
     }
     // 4. Audit, once the answer is complete (or failed, or the client went away).
     const finish = (response: string | null, usage: AuditEntry["usage"], error: string | null) =>
@@ -593,12 +604,7 @@ export class Enclave {
     // goes away before the first frame (e.g. during a long prefill) is handled by `abandon` itself.
     let started = false;
     let abandoned = false;
-    // The audit record's opening, for the client only (inside the sealed final frame): with it the
-    // client can show that the record the host stores is about its prompt and this answer. Derived
-    // when the final frame is built, not before the first token.
-    const writer = this.audit;
-    const auditOpening = () => (writer?.commits === true ? toHex(writer.openingFor(request.requestId)) : null);
-    const frames = this.stream(first, events, sealer, finish, { requestHash, auditOpening }, () => {
+    const frames = this.stream(first, events, sealer, finish, { requestHash, auditOpening, promptOpening }, () => {
       started = true;
       return abandoned;
     });
@@ -632,8 +638,15 @@ export class Enclave {
     events: AsyncGenerator<GenerationEvent, void, undefined>,
     sealer: ResponseSealer,
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
-    /** SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null. */
-    ids: { readonly requestHash: string; readonly auditOpening: () => string | null },
+    /**
+     * SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null
+     * for the final frame, and for an error frame (null when the record keeps no prompt commitment).
+     */
+    ids: {
+      readonly requestHash: string;
+      readonly auditOpening: () => string | null;
+      readonly promptOpening: () => string | null;
+    },
     /** Called when the first frame is asked for; true: the answer was already abandoned. */
     onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
@@ -776,7 +789,7 @@ export class Enclave {
         }
         if (last.kind === "ended") {
           record(null, "ENGINE_ENDED");
-          yield sealer.error("ENGINE_ENDED", "generation ended without a result");
+          yield sealer.error("ENGINE_ENDED", "generation ended without a result", ids.promptOpening());
           return;
         }
         throw last.error;
@@ -784,7 +797,7 @@ export class Enclave {
     } catch (error) {
       const code = errorCode(error, "INFERENCE_FAILED");
       record(null, code);
-      yield sealer.error(code, null);
+      yield sealer.error(code, null, ids.promptOpening());
     } finally {
       // The consumer stopped early (client went away): free the sequence, still audit the request;
       // once the final frame was handed out, the answer was complete.

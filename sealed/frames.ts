@@ -57,9 +57,9 @@ export const MAX_ERROR_DETAIL_LENGTH = 200;
 /**
  * Plaintext length of every final and error frame, whatever it says: the host must not tell which
  * error (or which rule's reason, or how many PII kinds) ended an answer, nor a stop at the end of
- * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an error frame: type (1) + JSON
- * (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6 bytes escaped + `"}` = 1287)
- * + marker (1) = 1289 bytes. A final frame is at most about 1100: its counts and time (< 150), and
+ * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an
+ * error frame: type (1) + JSON (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6
+ * bytes escaped + `","auditOpening":"` + 64 + `"}` = 1369) + marker (1) = 1371 bytes. A final frame is at most about 1100: its counts and time (< 150), and
  * the receipt line (≤ MAX_RECEIPT_LENGTH = 900 ASCII characters, whose ≤ 40 quotes are escaped), and
  * the audit opening (64 hex, ~85 with its name).
  */
@@ -179,9 +179,16 @@ export class ResponseSealer {
     return this.#sealTerminal(FRAME_TYPE_FINAL, json);
   }
 
-  /** An error frame carrying a safe error code (and optional non-secret detail, e.g. a rule id). */
-  error(code: string, detail: string | null = null): Uint8Array {
+  /**
+   * An error frame carrying a safe error code (and optional non-secret detail, e.g. a rule id), and
+   * the audit opening of a request whose record commits to its prompt (a blocked or failed request),
+   * so the client can show that record is about its prompt.
+   */
+  error(code: string, detail: string | null = null, auditOpening: string | null = null): Uint8Array {
     if (this.#closed) throw new SealerClosedError();
+    if (auditOpening !== null && !AUDIT_OPENING.test(auditOpening)) {
+      throw new SealedInvalidArgumentError("error frame auditOpening: expected null or 64 lower-case hex digits");
+    }
     if (!SAFE_ERROR_CODE.test(code)) {
       throw new SealedInvalidArgumentError("error frame code: expected an upper-case identifier (A-Z, 0-9, _)");
     }
@@ -190,7 +197,7 @@ export class ResponseSealer {
         `error frame detail: expected null or at most ${MAX_ERROR_DETAIL_LENGTH} characters`,
       );
     }
-    return this.#sealTerminal(FRAME_TYPE_ERROR, JSON.stringify({ code, detail }));
+    return this.#sealTerminal(FRAME_TYPE_ERROR, JSON.stringify({ code, detail, auditOpening }));
   }
 
   #sealTerminal(type: number, json: string): Uint8Array {

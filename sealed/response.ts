@@ -57,7 +57,17 @@ export type ResponseEvent =
       /** The audit record's opening key (64 hex), or null when the audit keeps no commitments. */
       readonly auditOpening: string | null;
     }
-  | { readonly type: "error"; readonly seq: number; readonly code: string; readonly detail: string | null };
+  | {
+      readonly type: "error";
+      readonly seq: number;
+      readonly code: string;
+      readonly detail: string | null;
+      /**
+       * The audit record's opening key (64 hex) when the record of this refused or failed request
+       * commits to its prompt; null otherwise (and from enclaves that do not send it).
+       */
+      readonly auditOpening: string | null;
+    };
 
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
 
@@ -188,7 +198,11 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (detail !== null && (typeof detail !== "string" || detail.length > MAX_ERROR_DETAIL_LENGTH)) {
       throw fieldError(seq, "error", "detail", `null or at most ${MAX_ERROR_DETAIL_LENGTH} characters`);
     }
-    return { type: "error", seq, code: o.code, detail };
+    const auditOpening = o.auditOpening ?? null;
+    if (auditOpening !== null && (typeof auditOpening !== "string" || !AUDIT_OPENING.test(auditOpening))) {
+      throw fieldError(seq, "error", "auditOpening", "null or 64 lower-case hex digits");
+    }
+    return { type: "error", seq, code: o.code, detail, auditOpening };
   }
   throw new FrameMalformedError(`frame ${seq} type: expected 1 (data), 2 (final) or 3 (error), found ${String(type)}`);
 }

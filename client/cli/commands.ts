@@ -216,7 +216,10 @@ export function registerClientCommands(program: Command): void {
   )
     .option("--max-tokens <n>", "most tokens to generate", intOption("--max-tokens", 1, 100_000))
     .option("--seed <n>", "sampling seed", intOption("--seed", 0, 0xffff_ffff))
-    .option("--json", "print the answer and usage as JSON")
+    .option(
+      "--json",
+      "print the answer, usage, receipt and audit reference as JSON (a refusal: {error, audit, …}, exit 1)",
+    )
     .action(
       async (prompt: string | undefined, options: ClientConnectionOptions & { maxTokens?: number; seed?: number }) => {
         const { runChat } = await import("./run-client.ts");

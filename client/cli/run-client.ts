@@ -97,25 +97,40 @@ async function streamAnswer(
     ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
     ...(options.seed === undefined ? {} : { seed: options.seed }),
   };
-  for await (const event of session.chat(messages, generation)) {
-    if (event.type === "text") {
-      text += event.text;
-      if (options.json !== true) process.stdout.write(event.text);
-    } else if (options.json === true) {
-      printJson({
-        text,
-        usage: event.usage,
-        finishReason: event.finishReason,
-        enclave: session.enclave.documentDigest,
-        // Verified already; keep it (with signingKey) to show later what the enclave answered.
-        receipt: event.receipt,
-        // Finds and opens this request's record in the audit log the host stores (cloister audit find).
-        audit: event.audit,
-        signingKey: Buffer.from(session.enclave.signingPublicKey).toString("hex"),
-      });
-    } else {
-      process.stdout.write("\n");
+  const signingKey = () => Buffer.from(session.enclave.signingPublicKey).toString("hex");
+  try {
+    for await (const event of session.chat(messages, generation)) {
+      if (event.type === "text") {
+        text += event.text;
+        if (options.json !== true) process.stdout.write(event.text);
+      } else if (options.json === true) {
+        printJson({
+          text,
+          usage: event.usage,
+          finishReason: event.finishReason,
+          enclave: session.enclave.documentDigest,
+          // Verified already; keep it (with signingKey) to show later what the enclave answered.
+          receipt: event.receipt,
+          // Finds and opens this request's record in the audit log the host stores (cloister audit find).
+          audit: event.audit,
+          signingKey: signingKey(),
+        });
+      } else {
+        process.stdout.write("\n");
+      }
     }
+  } catch (error) {
+    // With --json a refused or failed request is one JSON object too; a refusal the enclave
+    // recorded carries its audit reference, so `cloister audit find --chat-json` shows the record
+    // of the refusal is about this prompt. No partial text: it was not a whole answer.
+    if (options.json !== true || !(error instanceof ClientError)) throw error;
+    printJson({
+      error: { kind: error.kind, code: error.code, reason: error.message },
+      enclave: session.enclave.documentDigest,
+      audit: error.audit,
+      signingKey: signingKey(),
+    });
+    process.exitCode = 1;
   }
   return text;
 }

@@ -334,6 +334,11 @@ export class AuditWriter {
     return this.#recordPrompt || this.#recordResponse;
   }
 
+  /** True when a record with a prompt carries its promptHmac (also a blocked request's record). */
+  get commitsPrompts(): boolean {
+    return this.#recordPrompt;
+  }
+
   /**
    * The opening key of the record this request id will have: given to the client inside the sealed
    * final frame (never to the host), so the client can show its record is about its prompt.

@@ -210,6 +210,17 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
 });
 
 describe("cloister audit find: a client shows the host-stored record is about its prompt and answer", () => {
+  /** `cloister audit find --log LOG … --json`, until it finds the record (the host collects records shortly after each answer). */
+  async function findOnceCollected(log: string, ...args: string[]): Promise<CliRun | undefined> {
+    let found: CliRun | undefined;
+    for (let i = 0; i < 50; i++) {
+      found = await cloister("audit", "find", "--log", log, ...args, "--json");
+      if (found.code === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return found;
+  }
+
   it("finds the record of a chat --json answer in the stored log and opens its commitments", async () => {
     const prompt = "Where do the weights live?";
     const [chat, attest] = await Promise.all([
@@ -229,13 +240,7 @@ describe("cloister audit find: a client shows the host-stored record is about it
     const log = join(deployment.dir, "audit", `${documentDigest.slice(0, 16)}.jsonl`);
     const find = (...extra: string[]) => cloister("audit", "find", "--log", log, "--key", key, ...extra);
 
-    // The host collects records shortly after each answer.
-    let found: CliRun | undefined;
-    for (let i = 0; i < 50; i++) {
-      found = await find("--chat-json", chatFile, "--prompt-file", promptFile, "--json");
-      if (found.code === 0) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const found = await findOnceCollected(log, "--key", key, "--chat-json", chatFile, "--prompt-file", promptFile);
     expect({ code: found?.code, stderr: found?.stderr }).toEqual({ code: 0, stderr: "" });
     expect(JSON.parse(found?.stdout ?? "{}")).toMatchObject({
       found: true,
@@ -260,6 +265,36 @@ describe("cloister audit find: a client shows the host-stored record is about it
     const noOpening = await find("--request-id-hash", answer.audit.requestIdHash, "--prompt-file", promptFile);
     expect(noOpening.code).toBe(2);
     expect(noOpening.stderr).toContain("need the record's opening");
+  }, 60_000);
+
+  it("finds the record of a refused prompt: chat --json prints the refusal with its audit reference", async () => {
+    const prompt = "keep -----BEGIN EC PRIVATE KEY----- safe";
+    const chat = await cloister("chat", ...connection(deployment.files.policyPath), "--json", prompt);
+    expect(chat.code).toBe(1);
+    const refusal = JSON.parse(chat.stdout) as {
+      error: { kind: string; code: string; reason: string };
+      enclave: string;
+      audit: { requestIdHash: string; opening: string };
+    };
+    expect(refusal.error).toMatchObject({ kind: "policy", code: "POLICY_BLOCKED" });
+    expect(refusal.error.reason).toContain("no-private-keys");
+    expect(refusal.audit.opening).toMatch(/^[0-9a-f]{64}$/);
+    expect(chat.stdout).not.toContain("EC PRIVATE KEY");
+    const chatFile = join(deployment.dir, "refused-chat.json");
+    const promptFile = join(deployment.dir, "refused-prompt.txt");
+    await writeFile(chatFile, chat.stdout);
+    await writeFile(promptFile, prompt);
+    const log = join(deployment.dir, "audit", `${refusal.enclave.slice(0, 16)}.jsonl`);
+    const found = await findOnceCollected(log, "--chat-json", chatFile, "--prompt-file", promptFile);
+    expect({ code: found?.code, stderr: found?.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(found?.stdout ?? "{}")).toMatchObject({
+      found: true,
+      logValid: true,
+      keySource: "chat-json",
+      record: { decision: "block", blockedBy: "policy", ruleId: "no-private-keys" },
+      matches: { prompt: true },
+    });
+    expect((await readFile(log, "utf8")).includes(refusal.audit.opening)).toBe(false);
   }, 60_000);
 });
 

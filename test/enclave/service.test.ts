@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
-import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { auditCommitment, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { redactPii } from "../../enclave/pipeline/pii.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -223,6 +223,12 @@ describe("enclave request pipeline", () => {
     expect(detail).not.toContain("PRIVATE KEY");
     const record = JSON.parse(enclave.collectAudit(0).lines.at(-1)!).record;
     expect(record).toMatchObject({ decision: "block", blockedBy: "policy", ruleId: "no-private-keys" });
+    // The refusal's error frame opens that record's prompt commitment (to the client only).
+    const opening = (events[0] as { auditOpening: string | null }).auditOpening;
+    expect(opening).toMatch(/^[0-9a-f]{64}$/);
+    const prompt = "store this -----BEGIN RSA PRIVATE KEY----- please";
+    expect(auditCommitment(Buffer.from(opening!, "hex"), "prompt", prompt)).toBe(record.promptHmac);
+    expect(auditCommitment(Buffer.from(opening!, "hex"), "prompt", `${prompt}!`)).not.toBe(record.promptHmac);
   });
 
   it("redacts PII and records only its counts", async () => {
@@ -321,8 +327,30 @@ describe("enclave request pipeline", () => {
       const events = await ask(strict, { messages: [{ role: "user", content: "mail bob@example.org" }] });
       expect(events).toEqual([expect.objectContaining({ type: "error", code: "PII_BLOCKED" })]);
       expect(JSON.stringify(events)).not.toContain("bob@");
+      const record = JSON.parse(strict.collectAudit(0).lines.at(-1)!).record;
+      expect(record).toMatchObject({ decision: "block", blockedBy: "pii" });
+      const opening = Buffer.from((events[0] as { auditOpening: string }).auditOpening, "hex");
+      expect(auditCommitment(opening, "prompt", "mail bob@example.org")).toBe(record.promptHmac);
     } finally {
       await strict.close();
+    }
+  });
+
+  it("sends no opening with a refusal when the audit keeps no prompt commitment", async () => {
+    const answersOnly = await boot(
+      manifest({ audit: { enabled: true, reason: null, recordPromptHash: false, recordResponseHash: true } }),
+    );
+    try {
+      const events = await ask(answersOnly, {
+        messages: [{ role: "user", content: "-----BEGIN PRIVATE KEY-----" }],
+      });
+      expect(events).toEqual([expect.objectContaining({ type: "error", code: "POLICY_BLOCKED", auditOpening: null })]);
+      expect(JSON.parse(answersOnly.collectAudit(0).lines.at(-1)!).record.promptHmac).toBeNull();
+      // An answer still gets its opening (for the answer's commitment).
+      const answered = await ask(answersOnly, { messages: [{ role: "user", content: "hello" }], maxTokens: 4 });
+      expect(answered.at(-1)).toMatchObject({ type: "final", auditOpening: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    } finally {
+      await answersOnly.close();
     }
   });
 });

@@ -169,6 +169,7 @@ describe("response frames", () => {
     sizes.add(sealer().error("PII_BLOCKED", "PII found: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD").length);
     sizes.add(sealer().error("POLICY_BLOCKED", "r".repeat(200)).length);
     sizes.add(sealer().error(`X${"Y".repeat(63)}`, "\u0001".repeat(200)).length); // the largest escaped detail
+    sizes.add(sealer().error(`X${"Y".repeat(63)}`, "\u0001".repeat(200), "f".repeat(64)).length); // … with an opening
     sizes.add(sealer().error("INFERENCE_FAILED").length);
     sizes.add(
       sealer().final({
@@ -219,9 +220,47 @@ describe("length padding (Padmé)", () => {
     const frames = [sealer.data("partial"), sealer.error("POLICY_BLOCKED", "rule no-secrets")];
     const { events, error } = await collect(context, frames);
     expect(error).toBeUndefined();
-    expect(events.at(-1)).toEqual({ type: "error", seq: 1, code: "POLICY_BLOCKED", detail: "rule no-secrets" });
+    expect(events.at(-1)).toEqual({
+      type: "error",
+      seq: 1,
+      code: "POLICY_BLOCKED",
+      detail: "rule no-secrets",
+      auditOpening: null,
+    });
     expect((await sealedErrorOf(() => sealer.data("more"))).code).toBe("SEALER_CLOSED");
     expect((await sealedErrorOf(() => sealer.error("not a code"))).code).toBe("SEALER_CLOSED");
+  });
+
+  it("carries the audit opening of a refused request in its error frame", async () => {
+    const { context, sealer } = await channel();
+    const { events, error } = await collect(context, [
+      sealer.error("PII_BLOCKED", "PII found: email", "cd".repeat(32)),
+    ]);
+    expect(error).toBeUndefined();
+    expect(events).toEqual([
+      { type: "error", seq: 0, code: "PII_BLOCKED", detail: "PII found: email", auditOpening: "cd".repeat(32) },
+    ]);
+  });
+
+  it("reads an error frame without an auditOpening field as null, and refuses a malformed one", () => {
+    const te = new TextEncoder();
+    const errorPlaintext = (json: string) => {
+      const out = new Uint8Array(TERMINAL_FRAME_PLAINTEXT_LENGTH);
+      out.set([3, ...te.encode(json), 0x80]);
+      return out;
+    };
+    expect(decodeFramePlaintext(4, errorPlaintext('{"code":"POLICY_BLOCKED","detail":null}'))).toEqual({
+      type: "error",
+      seq: 4,
+      code: "POLICY_BLOCKED",
+      detail: null,
+      auditOpening: null,
+    });
+    for (const opening of ['"AB"', '"ab"', "7", `"${"ab".repeat(32)}\\n"`]) {
+      expect(() =>
+        decodeFramePlaintext(4, errorPlaintext(`{"code":"POLICY_BLOCKED","detail":null,"auditOpening":${opening}}`)),
+      ).toThrow("error frame 4 auditOpening: expected null or 64 lower-case hex digits");
+    }
   });
 
   it("refuses to seal after the final frame (no counter reuse)", async () => {
@@ -238,6 +277,9 @@ describe("length padding (Padmé)", () => {
     expect((await sealedErrorOf(() => sealer.data("x".repeat(1_100_000)))).code).toBe("INVALID_ARGUMENT");
     for (const auditOpening of ["AB".repeat(32), "ab".repeat(31), `${"ab".repeat(32)}\n`]) {
       expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, auditOpening }))).code).toBe("INVALID_ARGUMENT");
+      expect((await sealedErrorOf(() => sealer.error("PII_BLOCKED", null, auditOpening))).code).toBe(
+        "INVALID_ARGUMENT",
+      );
     }
     expect(sealer.nextSeq).toBe(0);
   });
