@@ -604,10 +604,15 @@ export function verifyAuditLog(
   const seen = new Map<number, { hash: string; index: number }>();
   let expectedSeq = start.seq;
   let prevHash = start.prevHash;
+  // `index` is 0-based (the array position); messages count lines from 1, as editors do.
   const fail = (code: AuditVerifyCode, index: number, message: string): AuditVerifyResult => ({
     ok: false,
     records,
-    error: { code, index, message: `audit log line ${index}: ${message}` },
+    error: {
+      code,
+      index,
+      message: `${index < lines.length ? `audit log line ${index + 1}` : `audit log end (after line ${lines.length})`}: ${message}`,
+    },
   });
 
   for (let i = 0; i < parsed.length; i += 1) {
@@ -638,7 +643,11 @@ export function verifyAuditLog(
     }
     if (record.seq < expectedSeq) {
       if (seen.get(record.seq)?.hash === hash) {
-        return fail("AUDIT_RECORD_DUPLICATED", i, `seq ${record.seq} repeats line ${seen.get(record.seq)?.index}`);
+        return fail(
+          "AUDIT_RECORD_DUPLICATED",
+          i,
+          `seq ${record.seq} repeats line ${(seen.get(record.seq)?.index ?? 0) + 1}`,
+        );
       }
       return fail("AUDIT_RECORD_REORDERED", i, `expected seq ${expectedSeq}, found ${record.seq} (out of order)`);
     }

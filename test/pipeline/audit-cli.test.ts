@@ -91,7 +91,7 @@ describe("cloister audit verify (CLI)", () => {
 
     expect(removed.code).toBe(1);
     expect(removed.stdout).toBe("audit log INVALID: 2 of 5 records verified before the failure\n");
-    expect(removed.stderr).toMatch(/^cloister: AUDIT_RECORD_REMOVED: audit log line 2: expected seq 2, found 3/);
+    expect(removed.stderr).toMatch(/^cloister: AUDIT_RECORD_REMOVED: audit log line 3: expected seq 2, found 3/);
 
     expect(removedJson.code).toBe(1);
     expect(JSON.parse(removedJson.stdout)).toMatchObject({
@@ -101,7 +101,7 @@ describe("cloister audit verify (CLI)", () => {
     });
 
     expect(truncated.code).toBe(1);
-    expect(truncated.stderr).toMatch(/^cloister: AUDIT_LOG_TRUNCATED: audit log line 4: expected 6 records/);
+    expect(truncated.stderr).toMatch(/^cloister: AUDIT_LOG_TRUNCATED: audit log end \(after line 4\): expected 6 records/);
     expect(withCheckpoint.code).toBe(0);
 
     expect(both.code).toBe(2);
@@ -110,6 +110,6 @@ describe("cloister audit verify (CLI)", () => {
     expect(badHex.stderr).toContain("expected 64 hex characters");
 
     expect(otherKey.code).toBe(1);
-    expect(otherKey.stderr).toMatch(/^cloister: AUDIT_SIGNATURE_INVALID: audit log line 0/);
+    expect(otherKey.stderr).toMatch(/^cloister: AUDIT_SIGNATURE_INVALID: audit log line 1:/);
   });
 });
