@@ -20,8 +20,7 @@ export function registerKbsCommands(program: Command): void {
     .description(
       "the key broker: holds model keys, releases one only to an enclave whose attestation passes its policy",
     )
-    .exitOverride()
-    .showHelpAfterError("(run with --help for usage)");
+    .exitOverride();
 
   kbs
     .command("serve")

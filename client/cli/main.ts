@@ -12,14 +12,15 @@ import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
 import { registerModelCommands } from "../../models/cli.ts";
 import { registerClientCommands } from "./commands.ts";
-import { formatCliError, UsageError } from "./output.ts";
+import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "./output.ts";
 
 export function buildProgram(): Command {
   const program = new Command("cloister")
     .description("Confidential-computing inference: attested, sealed prompts to llama.cpp models in SEV-SNP / TDX VMs")
     .version("0.1.0")
-    .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ outputError: (text, write) => write(text) });
+    // Commander's own usage errors ("error: required option …") in the one-line form of every
+    // other error: `cloister: USAGE: … (run with --help for usage)`.
+    .configureOutput({ outputError: (text, write) => write(usageLine(text)) });
   registerModelCommands(program);
   registerAttestationCommands(program);
   registerManifestCommands(program);
@@ -30,6 +31,15 @@ export function buildProgram(): Command {
   for (const command of program.commands) command.exitOverride();
   program.exitOverride();
   return program;
+}
+
+/** Bad input (exit 2): a usage error, or a client configuration error such as a malformed URL or policy. */
+function isBadInput(error: unknown): boolean {
+  if (error instanceof UsageError) return true;
+  // By shape: importing client/errors.ts here would load client code into every command.
+  return (
+    error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"
+  );
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -43,8 +53,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     process.stderr.write(`${formatCliError(error)}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return isBadInput(error) ? 2 : 1;
   }
 }
 
+stopWhenParentExits();
 process.exitCode = await main(process.argv.slice(2));

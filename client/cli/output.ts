@@ -9,11 +9,11 @@ export class UsageError extends Error {
   readonly code = "USAGE";
 }
 
-/** One line for any error: `cloister: CODE: message`. Never includes a stack or a secret. */
+/** One line for any error: `cloister: CODE: message` (USAGE for bad input). Never includes a stack or a secret. */
 export function formatCliError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    const prefix = typeof code === "string" && code !== "USAGE" ? `${code}: ` : "";
+    const prefix = typeof code === "string" ? `${code}: ` : "";
     return `cloister: ${prefix}${error.message}`;
   }
   return `cloister: ${String(error)}`;
@@ -62,4 +62,39 @@ export function choiceOption<T extends string>(name: string, choices: readonly T
     }
     return value as T;
   };
+}
+
+/** Commander's error text as one line: `cloister: USAGE: message (run with --help for usage)`. */
+export function usageLine(text: string): string {
+  const message = text
+    .trim()
+    .replace(/^error: /, "")
+    .replace(/\s*\n\s*/g, " ");
+  return `cloister: USAGE: ${message} (run with --help for usage)\n`;
+}
+
+/**
+ * Started through `npx` / `npm exec`, whose npm process does not pass signals on: `kill` of its pid
+ * (what `npx cloister up &` then `kill $!` does) would leave this process running, with any children
+ * it started. When that parent goes away, stop as on SIGTERM (each command's own clean shutdown).
+ */
+export function stopWhenParentExits(
+  options: {
+    readonly env?: NodeJS.ProcessEnv;
+    readonly parentPid?: () => number;
+    readonly stop?: () => void;
+    readonly intervalMs?: number;
+  } = {},
+): (() => void) | null {
+  if ((options.env ?? process.env).npm_command !== "exec") return null;
+  const parentPid = options.parentPid ?? (() => process.ppid);
+  const stop = options.stop ?? (() => process.kill(process.pid, "SIGTERM"));
+  const parent = parentPid();
+  const timer = setInterval(() => {
+    if (parentPid() === parent) return;
+    clearInterval(timer);
+    stop();
+  }, options.intervalMs ?? 500);
+  timer.unref();
+  return () => clearInterval(timer);
 }

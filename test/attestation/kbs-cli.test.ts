@@ -142,7 +142,7 @@ describe("cloister kbs and model seal", () => {
     );
     const bad = await runCloister(["kbs", "check", "--config", badPolicy]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^cloister: keys\.0\.policy: version: /m);
+    expect(bad.stderr).toMatch(/^cloister: USAGE: keys\.0\.policy: version: /m);
 
     const twice = join(dir, "twice.json");
     const entry = { keyFile: "tiny-v1.jwk", policy: "policy.json" };

@@ -1,0 +1,98 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { generateManifestSigningKey } from "../../manifests/sign.ts";
+
+const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, ...env },
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    child.on("close", (code) => resolve({ code, stderr }));
+  });
+}
+
+describe("one line per error: cloister: CODE: message", () => {
+  it("formats commander's usage errors as one USAGE line", () => {
+    expect(usageLine("error: required option '--url <url>' not specified\n")).toBe(
+      "cloister: USAGE: required option '--url <url>' not specified (run with --help for usage)\n",
+    );
+    expect(usageLine("error: unknown option '--x'\n(Did you mean --y?)\n")).toBe(
+      "cloister: USAGE: unknown option '--x' (Did you mean --y?) (run with --help for usage)\n",
+    );
+    expect(formatCliError(new UsageError("--key: expected 64 hex characters, found 2"))).toBe(
+      "cloister: USAGE: --key: expected 64 hex characters, found 2",
+    );
+  });
+
+  it("prints usage errors of every depth of sub-command as that one line, exit 2", async () => {
+    for (const args of [
+      ["attest"],
+      ["bogus"],
+      ["model", "run"],
+      ["kbs", "serve"],
+      ["attest", "--url", "notaurl", "--policy", "x"],
+    ]) {
+      const result = await run(args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr, args.join(" ")).toMatch(/^cloister: USAGE: [^\n]+\n$/);
+    }
+  }, 30_000);
+
+  it("exits 2 for a client configuration error (a malformed URL), with its own code", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-cli-output-"));
+    try {
+      const policy = simulatorClientPolicy({
+        tee: "sim-snp",
+        measurement: "ab".repeat(48),
+        operatorKey: (await generateManifestSigningKey()).publicJwk,
+        modelSha256: "cd".repeat(32),
+        serviceName: "test",
+      });
+      await writeFile(join(dir, "policy.json"), JSON.stringify(policy));
+      const result = await run(["attest", "--url", "notaurl", "--policy", join(dir, "policy.json")], {
+        CLOISTER_API_KEY: "k".repeat(32),
+      });
+      expect(result).toEqual({ code: 2, stderr: 'cloister: BAD_URL: url: expected an http(s) URL, found "notaurl"\n' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe("stopWhenParentExits: npx does not pass signals on", () => {
+  it("stops once the parent process changes, only under npm exec", async () => {
+    let parent = 100;
+    const stops: number[] = [];
+    const cancel = stopWhenParentExits({
+      env: { npm_command: "exec" },
+      parentPid: () => parent,
+      stop: () => stops.push(parent),
+      intervalMs: 5,
+    });
+    expect(cancel).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(stops).toEqual([]);
+    parent = 1; // re-parented: the npx process is gone
+    await new Promise((r) => setTimeout(r, 30));
+    expect(stops).toEqual([1]);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(stops).toEqual([1]); // once
+    expect(stopWhenParentExits({ env: { npm_command: "test" }, parentPid: () => 1, stop: () => stops.push(0) })).toBe(
+      null,
+    );
+    expect(stopWhenParentExits({ env: {}, parentPid: () => 1, stop: () => stops.push(0) })).toBe(null);
+  });
+});
