@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -71,12 +71,18 @@ export async function prepareDeployment(options: {
   await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
 
   const modelPath = join(dir, "models", "tiny.gguf");
-  if (!(await exists(modelPath)) || (await sha256File(modelPath)) !== TINY_MODEL_SHA256) {
-    options.progress("making the tiny model (deterministic, offline)");
-    const made = await writeTinyModel(modelPath);
+  const makeTinyModel = async (path: string) => {
+    const made = await writeTinyModel(path);
     if (made.sha256 !== TINY_MODEL_SHA256) {
       throw new Error(`tiny model: expected sha256 ${TINY_MODEL_SHA256}, produced ${made.sha256}`);
     }
+  };
+  if (
+    options.sealedModel !== true &&
+    (!(await exists(modelPath)) || (await sha256File(modelPath)) !== TINY_MODEL_SHA256)
+  ) {
+    options.progress("making the tiny model (deterministic, offline)");
+    await makeTinyModel(modelPath);
   }
 
   const privatePath = join(dir, "operator.private.jwk");
@@ -111,7 +117,19 @@ export async function prepareDeployment(options: {
       await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
     }
     modelFilePath = join(dir, "models", "tiny.gguf.sealed");
-    const sealed = await sealModelFile(modelPath, modelFilePath, modelKey);
+    // As in a real deployment, only the sealed file stays on disk: the plaintext exists while it is
+    // sealed (the tiny model is public and rebuilt in a moment), and one an earlier run without
+    // sealing left is removed.
+    const plaintext = join(dir, "models", `.tiny.gguf.${process.pid}.plain`);
+    let sealed: Awaited<ReturnType<typeof sealModelFile>>;
+    try {
+      options.progress("making the tiny model (deterministic, offline) and sealing it");
+      await makeTinyModel(plaintext);
+      sealed = await sealModelFile(plaintext, modelFilePath, modelKey);
+    } finally {
+      await rm(plaintext, { force: true });
+    }
+    await rm(modelPath, { force: true });
     modelKey.key.fill(0);
     sealedModelFields = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, sealedAtRest: true, keyId: sealed.keyId };
     kbs = { configPath: join(kbsDir, "config.json"), keyId: sealed.keyId };
