@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { base64url } from "jose";
-import { bytesEqual, fromHex } from "../../attestation/bytes.ts";
+import { bytesEqual, fromHex, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { AuditDocumentInvalidError, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
@@ -77,8 +77,17 @@ function readDocumentFile(bytes: Uint8Array): DocumentKey {
   } catch {
     throw new UsageError("--document: header or payload is not base64url JSON");
   }
-  if (header?.alg !== "EdDSA" || header.typ !== DOCUMENT_TYPE || payload?.eat_profile !== DOCUMENT_PROFILE) {
-    throw new UsageError(`--document: not a Cloister attestation document (${DOCUMENT_TYPE}, EdDSA)`);
+  const fields: [string, unknown, string][] = [
+    ["alg", header?.alg, "EdDSA"],
+    ["typ", header?.typ, DOCUMENT_TYPE],
+    ["eat_profile", payload?.eat_profile, DOCUMENT_PROFILE],
+  ];
+  for (const [name, found, expected] of fields) {
+    if (found !== expected) {
+      throw new UsageError(
+        `--document ${name}: expected "${expected}" (a Cloister attestation document), found ${shown(found)}`,
+      );
+    }
   }
   // The key it carries and its own signature under that key: the one check `cloister audit verify
   // --document` makes too (its hardware evidence needs a fresh nonce: `cloister attest`).
@@ -98,6 +107,13 @@ function readDocumentFile(bytes: Uint8Array): DocumentKey {
     );
     return { documentDigest, signingPublicKey: new Uint8Array(0), signatureError };
   }
+}
+
+/** A header field from an untrusted file, short and printable. */
+function shown(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = JSON.stringify(value) ?? typeof value;
+  return (text.length > 80 ? `${text.slice(0, 80)}…` : text).replace(/[^\x20-\x7e]/g, "?");
 }
 
 export const NO_DOCUMENT_WARNING =
@@ -127,15 +143,29 @@ export async function runReceiptVerify(options: {
     const receipt = await verifyReceipt(line, key);
     if (document !== null) {
       if (document.signatureError !== null) throw document.signatureError;
+      // Public keys and digests only: never the answer or the document's content.
       if (!bytesEqual(key, document.signingPublicKey)) {
-        throw new ClientError("integrity", "RECEIPT_KEY_MISMATCH", "--key: is not the signing key of --document");
+        throw new ClientError(
+          "integrity",
+          "RECEIPT_KEY_MISMATCH",
+          `--key: expected the signing key of --document, ${toHex(document.signingPublicKey)}, found ${options.key}`,
+        );
       }
       if (receipt.documentDigest !== document.documentDigest) {
-        throw new ClientError("integrity", "RECEIPT_MISMATCH", "receipt documentDigest: does not match --document");
+        throw new ClientError(
+          "integrity",
+          "RECEIPT_MISMATCH",
+          `receipt documentDigest: expected the SHA-256 of --document, ${document.documentDigest}, found ${receipt.documentDigest}`,
+        );
       }
     }
-    if (answer !== null && receipt.answerHash !== textHash(answer)) {
-      throw new ClientError("integrity", "RECEIPT_MISMATCH", "receipt answerHash: does not match --answer-file");
+    const answerHash = answer === null ? null : textHash(answer);
+    if (answerHash !== null && receipt.answerHash !== answerHash) {
+      throw new ClientError(
+        "integrity",
+        "RECEIPT_MISMATCH",
+        `receipt answerHash: expected the SHA-256 of --answer-file, ${answerHash}, found ${receipt.answerHash}`,
+      );
     }
     const { line: _line, ...fields } = receipt;
     const bound = document !== null;

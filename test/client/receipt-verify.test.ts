@@ -113,17 +113,31 @@ describe("cloister receipt verify", () => {
     const receipt = await file("r.txt", signReceipt(fields(digest), keys.signing.secretKey));
     await expect(verify({ receipt, document: padded })).rejects.toThrow("--document: expected a compact JWS");
     // Another document under the same key: its digest is not the one the receipt names.
-    const otherDocument = await file("other.jws", await documentOf({ ...keys, sealing: nacl.box.keyPair() }));
+    const otherJws = await documentOf({ ...keys, sealing: nacl.box.keyPair() });
+    const otherDocument = await file("other.jws", otherJws);
+    const otherDigest = createHash("sha256").update(otherJws).digest("hex");
+    // Both digests shown: what --document hashes to, and what the receipt names.
     expect((await verify({ receipt, document: otherDocument })).result).toEqual({
       valid: false,
       code: "RECEIPT_MISMATCH",
-      reason: "receipt documentDigest: does not match --document",
+      reason: `receipt documentDigest: expected the SHA-256 of --document, ${otherDigest}, found ${digest}`,
     });
     // A receipt signed (and --key given) by another key than the document's.
     const foreign = await file("f.txt", signReceipt(fields(digest), other.signing.secretKey));
     const wrongKey = await verify({ receipt: foreign, key: hex(other.signing.publicKey), document });
     expect(wrongKey.exitCode).toBe(1);
-    expect(wrongKey.result).toMatchObject({ valid: false, code: "RECEIPT_KEY_MISMATCH" });
+    expect(wrongKey.result).toEqual({
+      valid: false,
+      code: "RECEIPT_KEY_MISMATCH",
+      reason: `--key: expected the signing key of --document, ${KEY}, found ${hex(other.signing.publicKey)}`,
+    });
+    // Another kind of JWS: the field that differs, expected and found.
+    const [, payloadPart, signaturePart] = documentJws.split(".");
+    const jwtHeader = Buffer.from(JSON.stringify({ alg: "EdDSA", typ: "JWT" })).toString("base64url");
+    const jwt = await file("jwt.jws", `${jwtHeader}.${payloadPart}.${signaturePart}`);
+    await expect(verify({ receipt, document: jwt })).rejects.toThrow(
+      /^--document typ: expected "[^"]+" \(a Cloister attestation document\), found "JWT"$/,
+    );
     // A document naming the key but signed by another: its own signature fails.
     const [header, payload] = documentJws.split(".");
     const forgedJws = `${header}.${payload}.${(await documentOf(other)).split(".")[2]}`;
@@ -146,10 +160,11 @@ describe("cloister receipt verify", () => {
     const bytes = Buffer.concat([Buffer.from("Réponse: a"), Buffer.from([0xff]), Buffer.from("b ✓")]);
     expect(bytes.toString("utf8")).toBe(text);
     const invalid = await file("invalid.txt", bytes);
+    // Both digests shown (of a public answer: digests, never its text).
     expect((await verify({ receipt, answerFile: invalid })).result).toEqual({
       valid: false,
       code: "RECEIPT_MISMATCH",
-      reason: "receipt answerHash: does not match --answer-file",
+      reason: `receipt answerHash: expected the SHA-256 of --answer-file, ${textHash(bytes)}, found ${textHash(text)}`,
     });
   });
 });
