@@ -220,3 +220,32 @@ export async function verifyWithClientPolicy(
   }
   return enclave;
 }
+
+/**
+ * What a policy lets through beyond known images, for a reviewer: the simulator, skipped
+ * measurements, debuggable or migratable guests. `passes` ends the sentences about what an unknown
+ * guest then gets ("gets the key" for a key broker's release policy, "is sent your prompts" for a
+ * client). The signed manifest is public (every document carries it), so without pinned
+ * measurements any guest on genuine hardware that presents it passes.
+ */
+export function policyRisks(policy: ClientPolicy, passes: string): string[] {
+  const risks: string[] = [];
+  const a = policy.attestation;
+  if (a.trustSimulator) risks.push("trusts the INSECURE simulator: anyone can forge its evidence");
+  if (a.snp !== null && isSkip(a.snp.measurements)) {
+    risks.push(`snp.measurements skipped: any SEV-SNP guest that presents the manifest ${passes}`);
+  }
+  if (a.snp?.debugAllowed === true) risks.push("snp.debugAllowed: a debuggable guest's memory is open to the host");
+  if (a.snp?.migrationAgentAllowed === true) {
+    risks.push("snp.migrationAgentAllowed: a migration agent (chosen by the host at launch) can export the guest");
+  }
+  if (a.tdx !== null && isSkip(a.tdx.mrtd)) {
+    risks.push(`tdx.mrtd skipped: any TDX guest that presents the manifest ${passes}`);
+  }
+  if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
+  const rtmrSets = a.tdx === null ? [] : "allowed" in a.tdx.rtmrs ? a.tdx.rtmrs.allowed : [a.tdx.rtmrs];
+  if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
+    risks.push(`tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image ${passes}`);
+  }
+  return risks;
+}

@@ -9,13 +9,12 @@
  */
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { anchorsForPolicy, type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
+import { anchorsForPolicy, type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
-import { isSkip } from "../policy.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /** A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. */
@@ -214,25 +213,7 @@ function malformed(detail: string): BrokerError {
  * so without pinned measurements any guest on genuine hardware that presents it gets the key.
  */
 export function releaseRisks(policy: ClientPolicy): string[] {
-  const risks: string[] = [];
-  const a = policy.attestation;
-  if (a.trustSimulator) risks.push("trusts the INSECURE simulator: anyone can forge its evidence");
-  if (a.snp !== null && isSkip(a.snp.measurements)) {
-    risks.push("snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key");
-  }
-  if (a.snp?.debugAllowed === true) risks.push("snp.debugAllowed: a debuggable guest's memory is open to the host");
-  if (a.snp?.migrationAgentAllowed === true) {
-    risks.push("snp.migrationAgentAllowed: a migration agent (chosen by the host at launch) can export the guest");
-  }
-  if (a.tdx !== null && isSkip(a.tdx.mrtd)) {
-    risks.push("tdx.mrtd skipped: any TDX guest that presents the manifest gets the key");
-  }
-  if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
-  const rtmrSets = a.tdx === null ? [] : "allowed" in a.tdx.rtmrs ? a.tdx.rtmrs.allowed : [a.tdx.rtmrs];
-  if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
-    risks.push("tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key");
-  }
-  return risks;
+  return policyRisks(policy, "gets the key");
 }
 
 /** The verified evidence's public identity of a refused document (its chain verified), or undefined. */
