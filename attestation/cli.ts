@@ -42,7 +42,10 @@ export function registerAttestationCommands(program: Command): void {
     .option("--token <file>", "maa: a Microsoft Azure Attestation token (JWT)")
     .option("--jwks <file>", "maa: the MAA signing keys (JWKS JSON, e.g. the instance's /certs response)")
     .option("--at <time>", "verification time, ISO-8601 (default: now)", timeOption("--at"))
-    .option("--policy <file>", "also appraise the verified evidence against this policy (JSON)")
+    .option(
+      "--policy <file>",
+      "also appraise the verified evidence against this policy (JSON): an attestation policy, or a client policy such as the .cloister/policy.json that `cloister up` writes (its attestation section is used)",
+    )
     .option("--json", "print the verdict as JSON")
     .action(async (options) => {
       const { printVerdict } = await import("./verify-evidence-cli.ts");

@@ -9,7 +9,8 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
-import { AttestationError } from "./errors.ts";
+import { AttestationError, ConfigurationError } from "./errors.ts";
+import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
 export const VERIFY_EVIDENCE_TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
@@ -34,7 +35,7 @@ export interface VerifyEvidenceOptions {
   readonly jwks?: string | undefined;
   /** Verification time (default: now). */
   readonly at?: Date | undefined;
-  /** Policy file for appraisal. */
+  /** Policy file for appraisal: an attestation policy or a client policy (readPolicyOption). */
   readonly policy?: string | undefined;
   readonly json?: boolean | undefined;
 }
@@ -72,6 +73,11 @@ export interface EvidenceVerdict {
   readonly tcbStatus: string | null;
   /** TEE-specific extra fields (product, vmpl, endorsement certificate ...). */
   readonly details?: Readonly<Record<string, unknown>>;
+  /**
+   * What the evidence is valid despite: a debuggable guest, a TCB status that was not checked,
+   * relaxed collateral rules. `valid` does not judge these (that is what `--policy` is for).
+   */
+  readonly warnings?: readonly string[];
   /** With `--policy`: the appraisal (every violation); null or absent without a policy. */
   readonly appraisal?: {
     readonly ok: boolean;
@@ -103,7 +109,6 @@ export function appraisalVerdict(
   };
 }
 
-/** Reads a required input file named by `option`, or throws UsageError (exit 2). */
 /** The evidence fields of a verdict, before anything could be parsed. */
 export type EvidenceFields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated" | "tee">;
 
@@ -119,6 +124,13 @@ export const EMPTY_EVIDENCE_FIELDS: EvidenceFields = Object.freeze({
   tcbStatus: null,
 });
 
+/** Warnings for verified evidence whose guest is debuggable (the host can read its memory). */
+export const DEBUG_WARNING = {
+  snp: "the guest policy allows debugging (POLICY.DEBUG): its memory is readable and writable by the host",
+  tdx: "the TD is debuggable (TDATTRIBUTES.DEBUG): its memory is readable by the host",
+} as const;
+
+/** Reads a required input file named by `option`, or throws UsageError (exit 2). */
 export async function readInputFile(path: string | undefined, option: string, tee: string): Promise<Uint8Array> {
   if (path === undefined) throw new UsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
   try {
@@ -127,6 +139,37 @@ export async function readInputFile(path: string | undefined, option: string, te
     const why = (error as { code?: unknown }).code;
     throw new UsageError(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
   }
+}
+
+/**
+ * The policy of `--policy FILE` (null without the option), read and checked before any evidence so
+ * that a bad policy is a configuration error (exit 1, `cloister: POLICY_INVALID: ...`), never a
+ * silent pass. Two formats: an attestation policy (attestation/policy.ts), or a client policy
+ * (client/policy.ts, e.g. the `.cloister/policy.json` that `cloister up` writes), recognised by its
+ * `attestation` field, checked whole by the client-policy parser, and of which the attestation
+ * section is used.
+ */
+export async function readPolicyOption(path: string | undefined, tee: string): Promise<AttestationPolicy | null> {
+  if (path === undefined) return null;
+  const text = new TextDecoder().decode(await readInputFile(path, "--policy", tee));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const message = "--policy: expected a JSON policy, found text that is not valid JSON";
+    throw new ConfigurationError("POLICY_INVALID", message, { cause: error });
+  }
+  if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
+    const { parseClientPolicy } = await import("../client/policy.ts");
+    try {
+      return parseClientPolicy(value).attestation;
+    } catch (error) {
+      // The same error, code and exit status as an invalid attestation policy.
+      if ((error as { code?: unknown }).code !== "POLICY_INVALID") throw error;
+      throw new ConfigurationError("POLICY_INVALID", (error as Error).message, { cause: error });
+    }
+  }
+  return parseAttestationPolicy(value);
 }
 
 /** Throws UsageError when an option of another TEE was given (so a typo cannot be silently ignored). */
@@ -185,6 +228,8 @@ export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
     row("debug", verdict.debug);
     row("tcb status", verdict.tcbStatus);
     for (const [k, v] of Object.entries(verdict.details ?? {})) {
+      // details.warnings (TDX) repeats verdict.warnings, printed below one per line.
+      if (k === "warnings" && verdict.warnings !== undefined) continue;
       if (v !== null && v !== undefined && typeof v !== "object") row(k, v);
     }
     if (verdict.appraisal !== null && verdict.appraisal !== undefined) {
@@ -194,6 +239,7 @@ export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
         lines.push(`    ${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`);
       }
     }
+    for (const warning of verdict.warnings ?? []) lines.push(`  WARNING: ${warning}`);
     if (!verdict.valid && verdict.stage !== "parse" && verdict.stage !== "appraise") {
       lines.push("  (fields above are unverified)");
     }

@@ -15,18 +15,19 @@ import { UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
-import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import { tcbFields } from "../snp/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
   appraisalVerdict,
+  DEBUG_WARNING,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceFields,
   type EvidenceVerdict,
   failureFrom,
   readInputFile,
+  readPolicyOption,
   rejectForeignOptions,
   type VerifyEvidenceOptions,
 } from "../verify-evidence-cli.ts";
@@ -69,6 +70,7 @@ function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | n
       debug: r.policy.debugAllowed,
       signingKey: r.signingKey,
       tcbStatus: null,
+      warnings: verified !== null && r.policy.debugAllowed ? [DEBUG_WARNING.snp] : [],
       details: { ...details, vmpl: r.vmpl, product: verified?.snp?.product ?? r.product, hostData: toHex(r.hostData) },
     };
   }
@@ -83,6 +85,7 @@ function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | n
       policy: toHex(q.body.tdAttributes),
       debug: isDebugTd(q.body),
       signingKey: null,
+      warnings: verified !== null && isDebugTd(q.body) ? [DEBUG_WARNING.tdx] : [],
       tcbStatus: verified?.tdx?.tcbStatus ?? null,
       details: { ...details, rtmrs: q.body.rtmrs.map(toHex), fmspc: verified?.tdx?.fmspc ?? null },
     };
@@ -95,10 +98,7 @@ async function verifyAzure(
 ): Promise<EvidenceVerdict> {
   rejectForeignOptions(options as VerifyEvidenceOptions, ["evidence"]);
   // The policy is read and checked before any evidence (a bad policy is a configuration error).
-  const policy =
-    options.policy === undefined
-      ? null
-      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", options.tee)));
+  const policy = await readPolicyOption(options.policy, options.tee);
   let nonce: Uint8Array | null = null;
   if (options.nonce !== undefined) {
     if (!/^([0-9a-fA-F]{2}){1,64}$/.test(options.nonce)) {

@@ -7,15 +7,16 @@
  */
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
-import { parseAttestationPolicy } from "../policy.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import {
   appraisalVerdict,
+  DEBUG_WARNING,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceTcb,
   type EvidenceVerdict,
   failureFrom,
   readInputFile,
+  readPolicyOption,
   rejectForeignOptions,
   type VerifyEvidenceOptions,
 } from "../verify-evidence-cli.ts";
@@ -51,6 +52,7 @@ function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | nu
     policy: `0x${p.raw.toString(16)}`,
     debug: p.debugAllowed,
     signingKey: report.signingKey,
+    warnings: verified?.report.policy.debugAllowed ? [DEBUG_WARNING.snp] : [],
     details: {
       product: verified?.product ?? report.product,
       certProductName: verified?.extensions.productName ?? null,
@@ -86,12 +88,8 @@ function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | nu
 
 export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["report", "cert"]);
-  // The policy is read and checked before any evidence, so a bad policy is a configuration error
-  // (exit 1, `cloister: POLICY_INVALID: ...`), never a silent pass.
-  const policy =
-    options.policy === undefined
-      ? null
-      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", "snp")));
+  // Read and checked before any evidence (a bad policy is a configuration error).
+  const policy = await readPolicyOption(options.policy, "snp");
   const reportBytes = await readInputFile(options.report, "--report", "snp");
   const certBytes = await readInputFile(options.cert, "--cert", "snp");
   const at = options.at ?? new Date();

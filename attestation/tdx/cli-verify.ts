@@ -11,21 +11,23 @@
  * whole PCK chain). When no TCB info matches the FMSPC the verdict says so and tcbStatus is null.
  *
  * `valid` means the evidence is authentic (signatures, chains, collateral); it does not judge the
- * TCB status or the debug flag — that is what `--policy` is for. Hex output is lower-case.
+ * TCB status or the debug flag — that is what `--policy` is for — but `warnings` names a debuggable
+ * TD and a TCB status left unchecked. Hex output is lower-case.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
-import { parseAttestationPolicy } from "../policy.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import {
   appraisalVerdict,
+  DEBUG_WARNING,
   EMPTY_EVIDENCE_FIELDS,
   type EvidenceVerdict,
   failureFrom,
   readInputFile,
+  readPolicyOption,
   rejectForeignOptions,
   type VerifyEvidenceOptions,
 } from "../verify-evidence-cli.ts";
@@ -118,7 +120,25 @@ async function loadCollateral(dir: string, quote: TdxQuote, at: Date): Promise<L
   };
 }
 
-function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) {
+/**
+ * What valid evidence is valid despite: verification's own warnings (relaxed collateral rules), a
+ * debuggable TD, and a TCB status that was not checked. Empty for evidence that did not verify.
+ */
+function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: boolean): string[] {
+  if (verified === null) return [];
+  const warnings = [...verified.warnings];
+  if (verified.debug) warnings.push(DEBUG_WARNING.tdx);
+  if (verified.tcbStatus === null) {
+    warnings.push(
+      collateralGiven
+        ? "TCB status not checked: --collateral has no TCB info for the quote's FMSPC (see collateralNotes)"
+        : "TCB status not checked: no --collateral given",
+    );
+  }
+  return warnings;
+}
+
+function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, collateralGiven: boolean) {
   const base = { tee: "tdx" as const, ...EMPTY_EVIDENCE_FIELDS, tcbStatus: verified?.tcbStatus ?? null };
   if (quote === null) return base;
   const b = quote.body;
@@ -173,7 +193,7 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) 
     tcb: verified?.tcb ?? null,
     qeIdentityStatus: verified?.qeIdentity?.status ?? null,
     revocationChecked: verified?.revocationChecked ?? null,
-    warnings: verified?.warnings ?? [],
+    warnings: evidenceWarnings(verified, collateralGiven),
     // Scalars for the human-readable summary (printVerdict prints `details`).
     details: {
       tdxVersion: quote.tdxVersion,
@@ -194,12 +214,8 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null) 
 
 export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["quote", "collateral"]);
-  // The policy is read and checked before any evidence, so a bad policy is a configuration error
-  // (exit 1, `cloister: POLICY_INVALID: ...`), never a silent pass.
-  const policy =
-    options.policy === undefined
-      ? null
-      : parseAttestationPolicy(new TextDecoder().decode(await readInputFile(options.policy, "--policy", "tdx")));
+  // Read and checked before any evidence (a bad policy is a configuration error).
+  const policy = await readPolicyOption(options.policy, "tdx");
   const signerValidity = options.collateralSignerValidity ?? "strict";
   if (!COLLATERAL_SIGNER_VALIDITY_MODES.includes(signerValidity)) {
     throw new UsageError(
@@ -242,7 +258,7 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
     const verdict: EvidenceVerdict & Record<string, unknown> = {
       ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,
-      ...quoteFields(quote, verified),
+      ...quoteFields(quote, verified, options.collateral !== undefined),
       collateralFiles: files,
       collateralNotes: notes,
       collateralSignerValidity: signerValidity,
@@ -254,7 +270,7 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
       valid: false,
       ...failure,
       simulated: null,
-      ...quoteFields(quote, null),
+      ...quoteFields(quote, null, options.collateral !== undefined),
       collateralFiles: files,
       collateralNotes: notes,
       collateralSignerValidity: signerValidity,

@@ -106,6 +106,7 @@ describe("cloister verify-evidence --tee tdx", () => {
     expect(r.verdict.warnings).toEqual([
       expect.stringMatching(/QE identity signer certificate .* is expired \(accepted: at-issue-date\)/),
       expect.stringContaining("QE identity is past its nextUpdate 2023-07-08"),
+      "TCB status not checked: --collateral has no TCB info for the quote's FMSPC (see collateralNotes)",
     ]);
   });
 

@@ -1,0 +1,208 @@
+/**
+ * `cloister verify-evidence`, spawned as a real process: `--policy` takes a client policy (the
+ * `.cloister/policy.json` that `cloister up` writes) as well as an attestation policy; simulated
+ * evidence refused under the pinned roots says so; a debuggable guest and an unchecked TCB status
+ * are warned about (exit code unchanged: verification is not appraisal).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { runCloister } from "../helpers/cli.ts";
+import { snpPolicyJson } from "./sim-helpers.ts";
+
+const F = fileURLToPath(new URL("../fixtures/attestation/", import.meta.url));
+const SNP = join(F, "snp");
+const TDX = join(F, "tdx");
+const dir = mkdtempSync(join(tmpdir(), "cloister-verify-evidence-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const DEBUG_SNP = "the guest policy allows debugging (POLICY.DEBUG): its memory is readable and writable by the host";
+const DEBUG_TDX = "the TD is debuggable (TDATTRIBUTES.DEBUG): its memory is readable by the host";
+const NO_COLLATERAL = "TCB status not checked: no --collateral given";
+
+const skip = { skip: { reason: "not used by this test" } };
+/** An attestation policy that the real Milan (GCP) report meets; the go-sev-guest one only with debugAllowed. */
+const attestation = (debugAllowed: boolean) => ({
+  version: 1,
+  trustSimulator: false,
+  maximumVerificationSkewSeconds: 300,
+  snp: snpPolicyJson({
+    debugAllowed,
+    minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
+    measurements: skip,
+    hostData: skip,
+    allowedProducts: ["Milan", "Genoa"],
+  }),
+  tdx: null,
+  azure: null,
+});
+/** A client policy in the format `cloister up` writes (client/policy.ts). */
+const clientPolicy = (attestationSection: unknown) => ({
+  version: 1,
+  acceptedEvidence: ["sev-snp"],
+  attestation: attestationSection,
+  manifest: {
+    trustedSigners: [{ kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }],
+    allowedModelDigests: skip,
+    allowedServices: skip,
+  },
+  freshness: { maxClockSkewSeconds: 120 },
+});
+function policyFile(name: string, body: unknown): string {
+  const file = join(dir, name);
+  writeFileSync(file, JSON.stringify(body));
+  return file;
+}
+
+const snp = (report: string, cert: string, at: string, ...extra: string[]) =>
+  runCloister([
+    "verify-evidence",
+    "--tee",
+    "snp",
+    "--report",
+    join(SNP, report),
+    "--cert",
+    join(SNP, cert),
+    "--at",
+    at,
+    ...extra,
+  ]);
+const gcp = (...extra: string[]) =>
+  snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z", ...extra);
+const debugSnp = (...extra: string[]) =>
+  snp("milan-gosevguest-v2-report.bin", "milan-gosevguest-v2-vcek.der", "2023-01-01T00:00:00Z", ...extra);
+const tdx = (...extra: string[]) =>
+  runCloister([
+    "verify-evidence",
+    "--tee",
+    "tdx",
+    "--quote",
+    join(TDX, "quote-v4-trustee.bin"),
+    "--at",
+    "2023-07-01T00:00:00Z",
+    ...extra,
+  ]);
+
+describe("verify-evidence --policy with a client policy file", () => {
+  it("appraises against the client policy's attestation section", async () => {
+    const accepting = policyFile("client-ok.json", clientPolicy(attestation(false)));
+    const r = await gcp("--json", "--policy", accepting);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, appraisal: { ok: true, violations: [] } });
+
+    // The same section decides: it forbids debug, so the debug report fails appraisal.
+    const d = await debugSnp("--json", "--policy", accepting);
+    expect(d.code).toBe(1);
+    expect(JSON.parse(d.stdout)).toMatchObject({ valid: false, stage: "appraise", code: "SNP_DEBUG_NOT_ALLOWED" });
+  });
+
+  it("refuses an invalid client policy, naming the field", async () => {
+    const section = { ...attestation(false), snp: { ...attestation(false).snp, debugAllowed: "no" } };
+    const r = await gcp("--policy", policyFile("client-bad.json", clientPolicy(section)));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^cloister: POLICY_INVALID: client policy: attestation\.snp\.debugAllowed: /);
+
+    const { freshness: _, ...noFreshness } = clientPolicy(attestation(false));
+    const missing = await gcp("--policy", policyFile("client-missing.json", noFreshness));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^cloister: POLICY_INVALID: client policy: freshness: /);
+  });
+
+  it("still refuses an attestation policy with an unknown field, and text that is not JSON", async () => {
+    const r = await gcp("--policy", policyFile("attestation-extra.json", { ...attestation(false), extra: 1 }));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^cloister: POLICY_INVALID: attestation policy: extra: unknown field/);
+    const notJson = join(dir, "not-json.json");
+    writeFileSync(notJson, "{ version: 1");
+    const bad = await gcp("--policy", notJson);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^cloister: POLICY_INVALID: --policy: expected a JSON policy/);
+  });
+
+  it("says in --help which formats --policy takes", async () => {
+    const r = await runCloister(["verify-evidence", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.replace(/\s+/g, " ")).toContain(
+      "an attestation policy, or a client policy such as the .cloister/policy.json",
+    );
+  });
+});
+
+describe("verify-evidence on simulated SNP evidence", () => {
+  let report: string;
+  let vcek: string;
+  const measurement = new Uint8Array(48).fill(0x42);
+  beforeAll(() => {
+    const hierarchy = insecureSimulatedAmdHierarchy();
+    report = join(dir, "sim-report.bin");
+    vcek = join(dir, "sim-vcek.der");
+    writeFileSync(report, simulateSnpReport(hierarchy, { reportData: new Uint8Array(64).fill(1), measurement }));
+    writeFileSync(vcek, hierarchy.vcek.certificate);
+  }, 60_000);
+  const sim = (...extra: string[]) =>
+    runCloister(["verify-evidence", "--tee", "snp", "--report", report, "--cert", vcek, ...extra]);
+
+  it("without a policy that trusts the simulator: ROOT_NOT_TRUSTED says it is simulator evidence", async () => {
+    const r = await sim();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^cloister: ROOT_NOT_TRUSTED: .*among the 3 given \(Milan, Genoa, Turin\)/);
+    expect(r.stderr).toContain(
+      "this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)",
+    );
+  });
+
+  it("with a client policy that trusts the simulator (as cloister up writes it): valid, simulated", async () => {
+    const policy = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: toHex(measurement),
+      operatorKey: { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
+      modelSha256: "ab".repeat(32),
+      serviceName: "chat",
+    });
+    const r = await sim("--json", "--policy", policyFile("client-sim.json", policy));
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, simulated: true, appraisal: { ok: true } });
+    expect(r.code).toBe(0);
+  });
+});
+
+describe("verify-evidence warnings", () => {
+  it("tdx: a debug TD without --collateral is valid (exit 0) with both warnings, in text and JSON", async () => {
+    const json = await tdx("--json");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: true,
+      debug: true,
+      tcbStatus: null,
+      warnings: [DEBUG_TDX, NO_COLLATERAL],
+    });
+    const text = await tdx();
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^tdx: VALID\n/);
+    expect(text.stdout).toContain(`  WARNING: ${DEBUG_TDX}\n`);
+    expect(text.stdout).toContain(`  WARNING: ${NO_COLLATERAL}\n`);
+  });
+
+  it("tdx: with --collateral the TCB status is checked, so only the debug warning remains", async () => {
+    const r = await tdx("--json", "--collateral", join(TDX, "collateral"));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, tcbStatus: "UpToDate", warnings: [DEBUG_TDX] });
+  });
+
+  it("snp: a report whose guest policy allows debugging is valid (exit 0) with a warning; others have none", async () => {
+    const json = await debugSnp("--json");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ valid: true, debug: true, warnings: [DEBUG_SNP] });
+    const text = await debugSnp();
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`  WARNING: ${DEBUG_SNP}\n`);
+    const clean = await gcp("--json");
+    expect(JSON.parse(clean.stdout)).toMatchObject({ valid: true, debug: false, warnings: [] });
+  });
+});
