@@ -10,16 +10,25 @@ import { registerModelRunCommand } from "../enclave/run-cli.ts";
 export function modelCommand(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === "model");
   if (existing !== undefined) return existing;
-  return program
-    .command("model")
-    .description("make, inspect and run GGUF models")
-    .exitOverride()
-    .showHelpAfterError("(run with --help for usage)");
+  return program.command("model").description("make, inspect, seal and run GGUF models").exitOverride();
 }
 
 export function registerModelCommands(program: Command): void {
   const model = modelCommand(program);
   registerModelRunCommand(model); // `model run`: declared in enclave/run-cli.ts, engine loaded lazily
+  // Before the engine loads: a sealed model is named as one, not reported as a model that does not load.
+  model.commands
+    .find((c) => c.name() === "run")
+    ?.hook("preAction", async (run) => {
+      const path = run.opts<{ model?: unknown }>().model;
+      if (typeof path !== "string") return;
+      const { refuseSealedModel } = await import("./sealed.ts");
+      const { ModelIoError } = await import("./errors.ts");
+      // A file that cannot be opened is left to `model run` to report, as before.
+      await refuseSealedModel(path, "--model").catch((error: unknown) => {
+        if (!(error instanceof ModelIoError)) throw error;
+      });
+    });
   const make = model
     .command("make")
     .description("write a deterministic model generated offline (same bytes on every machine)")

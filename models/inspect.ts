@@ -3,8 +3,11 @@
  * the header (see gguf-read.ts) plus a streaming SHA-256 of the whole file. It reports what the
  * file declares; it does not run the model.
  */
+
+import { GgufFormatError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufFile } from "./gguf-read.ts";
 import { sha256File } from "./hash.ts";
+import { refuseSealedModel } from "./sealed.ts";
 
 export interface ModelSummary {
   readonly path: string;
@@ -60,9 +63,17 @@ export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha2
   };
 }
 
-/** Parse the header of `path` (throws GgufFormatError on malformed files) and hash the file. */
+/**
+ * Parse the header of `path` (throws GgufFormatError on malformed files, MODEL_SEALED on a sealed
+ * model) and hash the file.
+ */
 export async function inspectModel(path: string): Promise<ModelSummary> {
-  const file = await readGgufFile(path);
+  const file = await readGgufFile(path).catch(async (error: unknown) => {
+    // Not a GGUF file: name the one other model format we make, rather than its magic in hex.
+    if (error instanceof GgufFormatError && error.code === "GGUF_BAD_MAGIC")
+      await refuseSealedModel(path, "model file");
+    throw error;
+  });
   const sha256 = await sha256File(path);
   return { path, sha256, ...summarizeGguf(file) };
 }

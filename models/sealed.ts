@@ -22,7 +22,7 @@
  * caught by the digest or by authentication, and what was decrypted is what was checked.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { link, lstat, open, rename, rm, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { ModelError, ModelIoError } from "./errors.ts";
@@ -61,6 +61,36 @@ export class SealedModelError extends ModelError {
     super(code, message, options);
     this.name = "SealedModelError";
   }
+}
+
+/** Whether `bytes` (a file's first bytes) start with the sealed format's magic, "CLSEALMD". */
+export function hasSealedModelMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.equals(Buffer.from(bytes.buffer, bytes.byteOffset, MAGIC.length));
+}
+
+/**
+ * Refuses, with MODEL_SEALED, a sealed model where a plain GGUF file is expected (`cloister model
+ * inspect`, `model run`): its weights are ciphertext, readable only inside an attested enclave.
+ * Any other file passes, to be judged by the GGUF reader.
+ */
+export async function refuseSealedModel(path: string, field: string): Promise<void> {
+  const handle = await open(path, "r").catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  let head: Buffer;
+  try {
+    head = Buffer.alloc(MAGIC.length);
+    await handle.read(head, 0, MAGIC.length, 0);
+  } finally {
+    await handle.close();
+  }
+  if (!hasSealedModelMagic(head)) return;
+  throw new SealedModelError(
+    "MODEL_SEALED",
+    `${field} "${path}": expected a GGUF file (magic "GGUF"), found a sealed model (magic "CLSEALMD"): ` +
+      "this is a sealed Cloister model (cloister model seal); it is decrypted only inside an enclave that " +
+      "the key broker released its key to",
+  );
 }
 
 /** A new random model key. */
@@ -203,15 +233,20 @@ export interface SealedModelInfo {
 }
 
 /**
- * Seals the GGUF file `input` into `output` (written beside it, then renamed into place) under
- * `modelKey`. Reads the input twice (its digest goes into the header); a file that changes in
- * between is refused.
+ * Seals the GGUF file `input` into `output` (written beside it, then moved into place, so `output`
+ * is never a partial file) under `modelKey`. Reads the input twice (its digest goes into the
+ * header); a file that changes in between is refused.
+ *
+ * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
+ * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
+ * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
+ * file's digest, so replacing it can break a deployment.
  */
 export async function sealModelFile(
   input: string,
   output: string,
   modelKey: ModelKey,
-  options: { chunkSize?: number } = {},
+  options: { chunkSize?: number; overwrite?: boolean } = {},
 ): Promise<SealedModelInfo> {
   const chunkSize = options.chunkSize ?? DEFAULT_SEALED_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
@@ -219,6 +254,8 @@ export async function sealModelFile(
   }
   checkKeyId(modelKey.keyId, "keyId");
   if (modelKey.key.length !== 32) throw new SealedModelError("MODEL_KEY_INVALID", "model key: expected 32 bytes");
+  const overwrite = options.overwrite ?? true;
+  if (!overwrite) await refuseExistingOutput(output);
   const source = await open(input, "r").catch((cause: unknown) => {
     throw new ModelIoError(input, "open", cause);
   });
@@ -261,7 +298,15 @@ export async function sealModelFile(
     if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
       throw new SealedModelError("MODEL_CHANGED", `model file "${input}" changed while being sealed`);
     }
-    await rename(temporary, output);
+    if (overwrite) await rename(temporary, output);
+    else {
+      await link(temporary, output).catch((cause: unknown) => {
+        throw (cause as NodeJS.ErrnoException).code === "EEXIST"
+          ? outputExists(output, cause)
+          : new ModelIoError(output, "create", cause);
+      });
+      await rm(temporary, { force: true });
+    }
     return {
       sha256: sealedHash.digest("hex"),
       sizeBytes: sealedSize(header.length, plaintextSize, chunkSize),
@@ -275,6 +320,24 @@ export async function sealModelFile(
   } finally {
     await source.close();
   }
+}
+
+const outputExists = (output: string, cause?: unknown) =>
+  new SealedModelError(
+    "MODEL_OUTPUT_EXISTS",
+    `sealed model output "${output}": expected a new file, found an existing one (it is not replaced)`,
+    { cause },
+  );
+
+async function refuseExistingOutput(output: string): Promise<void> {
+  const found = await lstat(output).then(
+    () => true,
+    (cause: unknown) => {
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw new ModelIoError(output, "check", cause);
+    },
+  );
+  if (found) throw outputExists(output);
 }
 
 /** SHA-256 over a stream of chunks, on this thread or on a worker thread. */

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
+import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 const cloister = (...args: string[]) => runCloister(args);
@@ -44,6 +45,24 @@ describe("cloister model make / inspect", () => {
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toMatch(/^cloister: GGUF_(TRUNCATED|BAD_COUNT): .* at offset \d+: /);
     expect(bad.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  it("names a sealed model as one: inspect and run say it is decrypted only inside an enclave (MODEL_SEALED)", async () => {
+    const plain = join(dir, "plain.gguf");
+    await writeTinyModel(plain);
+    const sealedPath = join(dir, "tiny.gguf.sealed");
+    await sealModelFile(plain, sealedPath, generateModelKey("tiny-v1"));
+    const [inspected, run] = await Promise.all([
+      cloister("model", "inspect", sealedPath),
+      cloister("model", "run", "--model", sealedPath, "--prompt", "x"),
+    ]);
+    const said =
+      ': expected a GGUF file (magic "GGUF"), found a sealed model (magic "CLSEALMD"): this is a sealed Cloister ' +
+      "model (cloister model seal); it is decrypted only inside an enclave that the key broker released its key to";
+    expect({ code: inspected.code, stdout: inspected.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(inspected.stderr).toBe(`cloister: MODEL_SEALED: model file "${sealedPath}"${said}\n`);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(run.stderr).toBe(`cloister: MODEL_SEALED: --model "${sealedPath}"${said}\n`);
   });
 
   it("rejects bad magic and bad options with a clear line", async () => {

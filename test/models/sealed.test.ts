@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   generateModelKey,
@@ -178,6 +178,24 @@ describe("sealed model files", () => {
       await expect(unsealModelFile(s.output, out(), key, { ...s.expected, keyId: "other" })).rejects.toMatchObject({
         code: "SEALED_MODEL_KEY_MISMATCH",
       });
+    });
+
+    it("sealing with overwrite: false refuses an existing output (MODEL_OUTPUT_EXISTS), leaving it and nothing else", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const target = out();
+      await writeFile(target, "pinned sealed model");
+      await expect(sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite: false })).rejects.toMatchObject({
+        code: "MODEL_OUTPUT_EXISTS",
+        message: expect.stringContaining("expected a new file"),
+      });
+      expect(await readFile(target, "utf8")).toBe("pinned sealed model");
+      const fresh = out();
+      const info = await sealModelFile(s0.input, fresh, key, { chunkSize: CHUNK, overwrite: false });
+      expect(info.sizeBytes).toBe((await readFile(fresh)).length);
+      // The default replaces (what `cloister up` does when it reseals its model).
+      await sealModelFile(s0.input, target, key, { chunkSize: CHUNK });
+      expect((await readFile(target)).subarray(0, 8).toString("latin1")).toBe("CLSEALMD");
+      expect((await readdir(dirname(target))).filter((name) => name.includes(".partial"))).toEqual([]);
     });
 
     it("never overwrites or removes a file that already exists at the output path", async () => {
