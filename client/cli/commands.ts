@@ -66,7 +66,7 @@ export function registerClientCommands(program: Command): void {
     program
       .command("up")
       .description(
-        "start a simulated enclave and an untrusted host on loopback, write the matching client policy, run until interrupted",
+        "start a key broker, a simulated enclave and an untrusted host on loopback, write the matching client policy, run until interrupted (--no-sealed-model: no key broker)",
       ),
     { host: 8080, enclave: 8443, kbs: 8790 },
   )
@@ -104,8 +104,12 @@ export function registerClientCommands(program: Command): void {
 
   connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
     .option("--json", "print JSON")
-    .option("--document-out <file>", "save the verified attestation document (for cloister receipt verify --document)")
-    .action(async (options: ClientConnectionOptions & { documentOut?: string }) => {
+    .option(
+      "--document-out <file>",
+      "save the verified attestation document to this new file (for cloister receipt verify --document)",
+    )
+    .option("--force", "with --document-out: replace the file if it exists")
+    .action(async (options: ClientConnectionOptions & { documentOut?: string; force?: boolean }) => {
       const { runAttest } = await import("./run-client.ts");
       await runAttest(options);
     });
@@ -210,10 +214,17 @@ export function registerClientCommands(program: Command): void {
     program
       .command("chat")
       .description(
-        "verify the enclave, then send a sealed prompt and stream the answer (interactive when no prompt on a TTY)",
+        "verify the enclave, then send a sealed prompt and stream the answer (prompt from an argument, --prompt-file or standard input; interactive on a terminal)",
       )
-      .argument("[prompt]", "the prompt; omit for an interactive session"),
+      .argument(
+        "[prompt]",
+        "the prompt (visible to other users in the process list and kept in shell history: prefer --prompt-file or standard input for anything private); omit for an interactive session on a terminal",
+      ),
   )
+    .option(
+      "--prompt-file <file>",
+      "read the prompt from this file, exactly as it is (UTF-8; - reads all of standard input). Without PROMPT or this option, a standard input that is not a terminal is read as the prompt",
+    )
     .option("--max-tokens <n>", "most tokens to generate", intOption("--max-tokens", 1, 100_000))
     .option("--seed <n>", "sampling seed", intOption("--seed", 0, 0xffff_ffff))
     .option(
@@ -221,7 +232,10 @@ export function registerClientCommands(program: Command): void {
       "print the answer, usage, receipt and audit reference as JSON (a refusal: {error, audit, …}, exit 1)",
     )
     .action(
-      async (prompt: string | undefined, options: ClientConnectionOptions & { maxTokens?: number; seed?: number }) => {
+      async (
+        prompt: string | undefined,
+        options: ClientConnectionOptions & { maxTokens?: number; seed?: number; promptFile?: string },
+      ) => {
         const { runChat } = await import("./run-client.ts");
         await runChat(prompt, options);
       },

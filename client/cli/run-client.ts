@@ -1,5 +1,7 @@
-/** `cloister attest` and `cloister chat`. */
-import { readFile, writeFile } from "node:fs/promises";
+/** `cloister attest`, `cloister chat` and `cloister audit checkpoint`. */
+import { randomBytes } from "node:crypto";
+import { link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
@@ -64,11 +66,69 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
   ].join("\n");
 }
 
-export async function runAttest(options: ClientConnectionOptions & { documentOut?: string }): Promise<void> {
+const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
+
+/**
+ * What to do with an output file that exists: `replace` it (--force given), `refuse` (the command
+ * has --force, not given), or `never` replace it (the command has no --force).
+ */
+export type ExistingOutput = "replace" | "refuse" | "never";
+
+/**
+ * Refuses an output file that exists unless `existing` is "replace", before anything is contacted,
+ * so no enclave round trip ends in that refusal.
+ */
+async function refuseExistingOutput(file: string, option: string, existing: ExistingOutput): Promise<void> {
+  if (existing === "replace") return;
+  try {
+    await lstat(file);
+  } catch (error) {
+    if (errno(error) === "ENOENT") return;
+    throw new UsageError(`${option}: cannot create "${file}" (${errno(error)})`);
+  }
+  throw existsError(file, option, existing);
+}
+
+function existsError(file: string, option: string, existing: ExistingOutput): UsageError {
+  const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
+  return new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`);
+}
+
+/**
+ * Writes `content` to a temporary file beside `file`, then links it into place (which never
+ * replaces a file) or, for "replace", renames it over the old one: `file` appears whole or not at
+ * all, and a failure leaves no partial file behind.
+ */
+export async function writeOutputFile(
+  file: string,
+  content: string,
+  option: string,
+  existing: ExistingOutput,
+): Promise<void> {
+  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await writeFile(temporary, content, { flag: "wx", mode: 0o644 });
+    if (existing === "replace") await rename(temporary, file);
+    else await link(temporary, file);
+  } catch (error) {
+    if (errno(error) === "EEXIST" && existing !== "replace") throw existsError(file, option, existing);
+    throw new UsageError(`${option}: cannot create "${file}" (${errno(error)})`);
+  } finally {
+    await rm(temporary, { force: true });
+  }
+}
+
+export async function runAttest(
+  options: ClientConnectionOptions & { documentOut?: string; force?: boolean },
+): Promise<void> {
+  const existing = options.force === true ? "replace" : "refuse";
+  if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   try {
     const session = await open(options);
     // Only a document that passed verification is saved.
-    if (options.documentOut !== undefined) await writeFile(options.documentOut, `${session.document}\n`);
+    if (options.documentOut !== undefined) {
+      await writeOutputFile(options.documentOut, `${session.document}\n`, "--document-out", existing);
+    }
     if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave) });
     else process.stdout.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
   } catch (error) {
@@ -135,13 +195,78 @@ async function streamAnswer(
   return text;
 }
 
-export async function runChat(
-  prompt: string | undefined,
-  options: ClientConnectionOptions & { maxTokens?: number; seed?: number },
-): Promise<void> {
-  if (prompt === undefined && !process.stdin.isTTY) {
-    throw new UsageError("chat: give a PROMPT argument, or run on a terminal for an interactive session");
+/** Where chat's prompt may come from besides the argument. */
+export interface PromptInput extends AsyncIterable<Uint8Array | string> {
+  readonly isTTY?: boolean;
+}
+
+async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of input)
+    chunks.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The prompt's exact text: UTF-8 (a byte-order mark kept), nothing trimmed, so the same file given
+ * to `cloister audit find --prompt-file` matches the record's commitment. Refuses invalid UTF-8 and
+ * a prompt of nothing but white space. Never quotes the content.
+ */
+function promptText(bytes: Uint8Array, source: string, hint = ""): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch (cause) {
+    throw new UsageError(`${source}: expected UTF-8 text, found ${bytes.length} bytes that are not valid UTF-8`, {
+      cause,
+    });
   }
+  if (text.trim() === "") {
+    const found = bytes.length === 0 ? "an empty input (0 bytes)" : `only white space (${bytes.length} bytes)`;
+    throw new UsageError(`${source}: expected a prompt, found ${found}${hint}`);
+  }
+  return text;
+}
+
+/**
+ * Chat's prompt: the PROMPT argument, or `--prompt-file FILE` (`-`: all of standard input), or, when
+ * standard input is not a terminal and neither is given, all of standard input. `undefined`: none
+ * (standard input is a terminal), so the session is interactive. A file or a pipe keeps the prompt
+ * out of the command line, where other users see it (`ps`, /proc/PID/cmdline) and shells record it.
+ */
+export async function readPrompt(
+  prompt: string | undefined,
+  promptFile: string | undefined,
+  stdin: PromptInput = process.stdin,
+): Promise<string | undefined> {
+  if (prompt !== undefined && promptFile !== undefined) {
+    throw new UsageError("chat: expected the prompt once, found both a PROMPT argument and --prompt-file");
+  }
+  if (prompt !== undefined) return prompt;
+  if (promptFile === "-") return promptText(await readAll(stdin), "--prompt-file - (standard input)");
+  if (promptFile !== undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(promptFile);
+    } catch (error) {
+      throw new UsageError(`--prompt-file: cannot read "${promptFile}" (${errno(error)})`, { cause: error });
+    }
+    return promptText(bytes, `--prompt-file "${promptFile}"`);
+  }
+  if (stdin.isTTY === true) return undefined;
+  return promptText(
+    await readAll(stdin),
+    "chat: standard input is not a terminal, so it is read as the prompt",
+    "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",
+  );
+}
+
+export async function runChat(
+  promptArgument: string | undefined,
+  options: ClientConnectionOptions & { maxTokens?: number; seed?: number; promptFile?: string },
+): Promise<void> {
+  // Read before connecting: a prompt that cannot be read costs no attestation round trip.
+  const prompt = await readPrompt(promptArgument, options.promptFile);
   const session = await open(options);
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
@@ -174,17 +299,11 @@ export async function runChat(
  * `cloister audit verify --checkpoint` reads it.
  */
 export async function runAuditCheckpoint(options: ClientConnectionOptions & { out?: string }): Promise<void> {
+  // Checked before the enclave is contacted; the write below still never replaces a file.
+  if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", "never");
   const session = await open(options);
   const checkpoint = await session.auditCheckpoint();
-  if (options.out !== undefined) {
-    try {
-      await writeFile(options.out, `${checkpoint.line}\n`, { flag: "wx" });
-    } catch (error) {
-      throw new UsageError(
-        `--out: cannot create "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"}); it must not exist yet`,
-      );
-    }
-  }
+  if (options.out !== undefined) await writeOutputFile(options.out, `${checkpoint.line}\n`, "--out", "never");
   if (options.json === true) {
     printJson({
       valid: true,

@@ -93,6 +93,26 @@ describe("cloister attest / chat against a real deployment", () => {
   });
 });
 
+describe("cloister chat, the prompt kept off the command line", () => {
+  it("reads it from a pipe, from --prompt-file - and from --prompt-file FILE: the same answer as the argument", async () => {
+    const env = { ...process.env };
+    delete env.CLOISTER_API_KEY;
+    const prompt = "What does the enclave do?";
+    const promptFile = join(deployment.dir, "chat-prompt.txt");
+    await writeFile(promptFile, prompt);
+    const args = ["chat", ...connection(deployment.files.policyPath)];
+    const [piped, dash, fromFile] = await Promise.all([
+      runCloister(args, { input: prompt, cwd: deployment.dir, env }),
+      runCloister([...args, "--prompt-file", "-"], { input: prompt, cwd: deployment.dir, env }),
+      runCloister([...args, "--prompt-file", promptFile], { input: "", cwd: deployment.dir, env }),
+    ]);
+    for (const run of [piped, dash, fromFile]) {
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(run.stdout).toBe(`${GREEDY_CHAT_ANSWER}\n`);
+    }
+  });
+});
+
 describe("cloister audit checkpoint, then audit verify --checkpoint, against a real deployment", () => {
   it("the stored log verifies complete against a fresh checkpoint; the log with its last record cut does not", async () => {
     const chat = await cloister("chat", ...connection(deployment.files.policyPath), "What does the enclave do?");
@@ -142,7 +162,8 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
       checkpointFile,
     );
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/--out: cannot create .* \(EEXIST\)/);
+    expect(again.stderr).toMatch(/--out: cannot create .*: it already exists \(EEXIST\); .*never overwritten/);
+    expect(JSON.parse((await readFile(checkpointFile, "utf8")).trim()).checkpoint.count).toBe(written);
   });
 });
 
@@ -187,6 +208,15 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
     const fromAttest = await verify("--answer-file", answerFile, "--document", savedDocument, "--json");
     expect({ code: fromAttest.code, stderr: fromAttest.stderr }).toEqual({ code: 0, stderr: "" });
     expect(JSON.parse(fromAttest.stdout)).toMatchObject({ valid: true, keyBoundToDocument: true });
+    // --document-out refuses a file that exists; --force replaces it (with the same document here).
+    const saved = await readFile(savedDocument, "utf8");
+    const documentOut = [...connection(deployment.files.policyPath), "--document-out", savedDocument];
+    const refusedOut = await cloister("attest", ...documentOut);
+    expect(refusedOut.code).toBe(2);
+    expect(refusedOut.stderr).toMatch(/--document-out: cannot create .*: it already exists \(EEXIST\); pass --force/);
+    const forced = await cloister("attest", ...documentOut, "--force");
+    expect(forced.code).toBe(0);
+    expect(await readFile(savedDocument, "utf8")).toBe(saved);
     const allowed = deployment.files.policy.manifest.allowedModelDigests;
     expect(Array.isArray(allowed) ? allowed : []).toContain(JSON.parse(ok.stdout).modelSha256);
 

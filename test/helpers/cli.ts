@@ -22,11 +22,13 @@ export interface CliOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Kill the process after this long (default 60 s). */
   readonly timeoutMs?: number;
+  /** Written to its standard input (a pipe, not a terminal), which is then closed: `echo … | cloister …`. */
+  readonly input?: string | Uint8Array;
 }
 
 export function runCloister(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [CLI, ...args],
       {
@@ -39,5 +41,6 @@ export function runCloister(args: readonly string[], options: CliOptions = {}): 
         resolve({ code, stdout, stderr });
       },
     );
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }

@@ -1,0 +1,134 @@
+/**
+ * `cloister chat`'s prompt (client/cli/run-client.ts readPrompt): from the argument, --prompt-file
+ * (`-`: standard input), or a standard input that is not a terminal, so secrets need not sit on
+ * the command line. Every refusal happens before anything is contacted, and never quotes the prompt.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UsageError } from "../../client/cli/output.ts";
+import { type PromptInput, readPrompt } from "../../client/cli/run-client.ts";
+import { runCloister } from "../helpers/cli.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-chat-prompt-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** A standard input holding `chunks`; a terminal when `isTTY`. */
+function stdin(chunks: (string | Uint8Array)[], isTTY = false): PromptInput & { wasRead: () => boolean } {
+  let read = false;
+  const stream = Readable.from(
+    (function* () {
+      read = true;
+      yield* chunks;
+    })(),
+  );
+  return Object.assign(stream, { isTTY, wasRead: () => read });
+}
+
+async function file(name: string, content: string | Uint8Array): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+const SECRET = "my password is hunter2";
+
+describe("chat's prompt", () => {
+  it("takes the argument as given, and never reads standard input then", async () => {
+    const input = stdin(["ignored"]);
+    expect(await readPrompt("What does the enclave do?", undefined, input)).toBe("What does the enclave do?");
+    expect(input.wasRead()).toBe(false);
+  });
+
+  it("reads a piped standard input whole, in chunks, exactly (newline and byte-order mark kept)", async () => {
+    const text = "\uFEFFline one\nligne deux ✓\n";
+    const bytes = Buffer.from(text);
+    const input = stdin([bytes.subarray(0, 5), bytes.subarray(5, 14), bytes.subarray(14)]);
+    expect(await readPrompt(undefined, undefined, input)).toBe(text);
+    expect(await readPrompt(undefined, "-", stdin(["from --prompt-file -\n"]))).toBe("from --prompt-file -\n");
+  });
+
+  it("reads --prompt-file exactly, the same bytes `cloister audit find --prompt-file` compares", async () => {
+    const path = await file("prompt.txt", `${SECRET}\n`);
+    expect(await readPrompt(undefined, path, stdin([], true))).toBe(`${SECRET}\n`);
+  });
+
+  it("is interactive (undefined) only with nothing given on a terminal", async () => {
+    expect(await readPrompt(undefined, undefined, stdin([], true))).toBeUndefined();
+  });
+
+  it("refuses both, empty or white-space input, invalid UTF-8 and an unreadable file, without quoting the prompt", async () => {
+    const cases: [string, () => Promise<unknown>, RegExp][] = [
+      [
+        "both",
+        async () => readPrompt(SECRET, await file("both.txt", SECRET), stdin([])),
+        /^chat: expected the prompt once, found both a PROMPT argument and --prompt-file$/,
+      ],
+      [
+        "empty stdin",
+        async () => readPrompt(undefined, undefined, stdin([])),
+        /^chat: standard input is not a terminal, so it is read as the prompt: expected a prompt, found an empty input \(0 bytes\); give a PROMPT argument or --prompt-file/,
+      ],
+      [
+        "white space on stdin",
+        async () => readPrompt(undefined, "-", stdin([" \n\t\n"])),
+        /^--prompt-file - \(standard input\): expected a prompt, found only white space \(4 bytes\)$/,
+      ],
+      [
+        "empty file",
+        async () => readPrompt(undefined, await file("empty.txt", ""), stdin([])),
+        /^--prompt-file ".*empty\.txt": expected a prompt, found an empty input \(0 bytes\)$/,
+      ],
+      [
+        "invalid UTF-8",
+        async () =>
+          readPrompt(undefined, await file("latin1.txt", Buffer.from(`${SECRET} caf\xe9`, "latin1")), stdin([])),
+        /^--prompt-file ".*latin1\.txt": expected UTF-8 text, found 27 bytes that are not valid UTF-8$/,
+      ],
+      [
+        "missing file",
+        async () => readPrompt(undefined, join(dir, "missing.txt"), stdin([])),
+        /^--prompt-file: cannot read ".*missing\.txt" \(ENOENT\)$/,
+      ],
+    ];
+    for (const [name, run, message] of cases) {
+      const error = await run().then(
+        () => new Error(`${name}: accepted`),
+        (e: unknown) => e,
+      );
+      expect(error, name).toBeInstanceOf(UsageError);
+      expect((error as Error).message, name).toMatch(message);
+      expect((error as Error).message, name).not.toContain("hunter2");
+    }
+  });
+});
+
+describe("cloister chat, prompt on standard input (spawned)", () => {
+  // Nothing listens on port 1: every refusal below comes before the host is contacted.
+  const args = ["chat", "--url", "http://127.0.0.1:1", "--policy", "no-such-policy.json"];
+
+  it("refuses an empty pipe, and both PROMPT and --prompt-file, with exit 2 and one line", async () => {
+    const [empty, both] = await Promise.all([
+      runCloister(args, { input: "", cwd: dir }),
+      runCloister([...args, "--prompt-file", "-", SECRET], { input: `${SECRET}\n`, cwd: dir }),
+    ]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr.trim().split("\n")).toHaveLength(1);
+    expect(empty.stderr).toContain("standard input is not a terminal, so it is read as the prompt");
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("found both a PROMPT argument and --prompt-file");
+    expect(both.stderr).not.toContain("hunter2");
+  });
+
+  it("reads a piped prompt, then goes on to the connection (here: the missing policy file)", async () => {
+    const piped = await runCloister(args, { input: `${SECRET}\n`, cwd: dir });
+    expect(piped.code).toBe(2);
+    expect(piped.stderr.trim()).toMatch(/--policy: cannot read "no-such-policy\.json" \(ENOENT\)$/);
+    expect(piped.stderr).not.toContain("hunter2");
+  });
+});

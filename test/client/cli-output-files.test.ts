@@ -1,0 +1,58 @@
+/**
+ * Output files of the client commands (client/cli/run-client.ts): `attest --document-out` and
+ * `audit checkpoint --out` refuse a file that exists before contacting anything; a write appears
+ * whole or not at all and replaces a file only when asked (`attest --force`).
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UsageError } from "../../client/cli/output.ts";
+import { writeOutputFile } from "../../client/cli/run-client.ts";
+import { runCloister } from "../helpers/cli.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-output-files-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe("client output files", () => {
+  it("attest --document-out and audit checkpoint --out refuse an existing file before contacting the host", async () => {
+    const existing = join(dir, "existing.txt");
+    await writeFile(existing, "keep me\n");
+    // Nothing listens on port 1 and there is no policy: refusing the file must come first.
+    const connection = ["--url", "http://127.0.0.1:1", "--policy", join(dir, "no-policy.json")];
+    const [attest, checkpoint] = await Promise.all([
+      runCloister(["attest", ...connection, "--document-out", existing], { cwd: dir }),
+      runCloister(["audit", "checkpoint", ...connection, "--out", existing], { cwd: dir }),
+    ]);
+    expect(attest.code).toBe(2);
+    expect(attest.stderr.trim()).toMatch(
+      /^cloister: (USAGE: )?--document-out: cannot create ".*existing\.txt": it already exists \(EEXIST\); pass --force to replace it$/,
+    );
+    expect(checkpoint.code).toBe(2);
+    expect(checkpoint.stderr.trim()).toMatch(
+      /^cloister: (USAGE: )?--out: cannot create ".*existing\.txt": it already exists \(EEXIST\); expected a new file, it is never overwritten$/,
+    );
+    expect(await readFile(existing, "utf8")).toBe("keep me\n");
+  });
+
+  it("writeOutputFile: creates a new file, refuses or replaces an existing one as asked, leaves no temporary file", async () => {
+    const sub = await mkdtemp(join(dir, "write-"));
+    const target = join(sub, "out.jws");
+    await writeOutputFile(target, "first\n", "--document-out", "refuse");
+    expect(await readFile(target, "utf8")).toBe("first\n");
+    for (const existing of ["refuse", "never"] as const) {
+      const error = await writeOutputFile(target, "second\n", "--document-out", existing).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toMatch(/^--document-out: cannot create ".*out\.jws": it already exists/);
+    }
+    expect(await readFile(target, "utf8")).toBe("first\n");
+    await writeOutputFile(target, "third\n", "--document-out", "replace");
+    expect(await readFile(target, "utf8")).toBe("third\n");
+    const missingDir = await writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never").catch((e) => e);
+    expect((missingDir as Error).message).toMatch(/^--out: cannot create ".*x" \(ENOENT\)$/);
+    expect(await readdir(sub)).toEqual(["out.jws"]);
+  });
+});
