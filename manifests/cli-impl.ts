@@ -1,6 +1,6 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { randomBytes } from "node:crypto";
-import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { JWK } from "jose";
 import { printJson } from "../client/cli/output.ts";
@@ -47,10 +47,29 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   return value as JWK;
 }
 
+const alreadyExists = (what: string, file: string, cause?: unknown) =>
+  new ManifestFileError(`${what} ${file}: already exists (use --force to overwrite)`, { cause });
+
+/** Refuses, unless `force`, a file that exists: before any work, so none is done for nothing. */
+async function refuseExisting(file: string, force: boolean, what: string): Promise<void> {
+  if (force) return;
+  try {
+    await lstat(file);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw new ManifestFileError(
+      `${what} ${file}: could not be checked (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
+      { cause },
+    );
+  }
+  throw alreadyExists(what, file);
+}
+
 /**
- * Writes via a temporary file in the same directory, created exclusively with `mode`, then renamed
- * into place: the content never sits in a file with wider permissions, and an existing file is
- * replaced only with `force`.
+ * Writes via a temporary file in the same directory, created exclusively with `mode`, then linked
+ * into place (which never replaces a file) or, with `force`, renamed over the old one: the content
+ * never sits in a file with wider permissions, the file appears whole or not at all, and a failure
+ * leaves nothing behind.
  */
 async function writeFileSafely(
   file: string,
@@ -59,30 +78,18 @@ async function writeFileSafely(
   force: boolean,
   what: string,
 ): Promise<void> {
-  if (!force) {
-    try {
-      await writeFile(file, "", { flag: "wx", mode });
-    } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      throw new ManifestFileError(
-        code === "EEXIST"
-          ? `${what} ${file}: already exists (use --force to overwrite)`
-          : `${what} ${file}: could not be created (${code ?? "error"})`,
-        { cause },
-      );
-    }
-  }
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     await writeFile(temp, content, { flag: "wx", mode });
     await chmod(temp, mode);
-    await rename(temp, file);
+    if (force) await rename(temp, file);
+    else await link(temp, file);
   } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && !force) throw alreadyExists(what, file, cause);
+    throw new ManifestFileError(`${what} ${file}: could not be written (${code ?? "error"})`, { cause });
+  } finally {
     await rm(temp, { force: true });
-    throw new ManifestFileError(
-      `${what} ${file}: could not be written (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
-      { cause },
-    );
   }
 }
 
@@ -93,6 +100,8 @@ export async function keygenCommand(options: {
   force: boolean;
   json: boolean;
 }): Promise<void> {
+  await refuseExisting(options.outPrivate, options.force, "--out-private");
+  await refuseExisting(options.outPublic, options.force, "--out-public");
   const pair = await generateManifestSigningKey(options.alg);
   await writeFileSafely(
     options.outPrivate,
@@ -128,13 +137,14 @@ export async function keygenCommand(options: {
 export async function signCommand(
   input: string,
   output: string,
-  options: { key: string; json: boolean },
+  options: { key: string; force: boolean; json: boolean },
 ): Promise<void> {
+  await refuseExisting(output, options.force, "output");
   const manifest = parseManifest(await readJson(input, "manifest"));
   const key = await readJwk(options.key, "--key");
   const jws = await signManifest(manifest, key);
   // No trailing newline: the file holds exactly the bytes the manifest digest is taken over.
-  await writeFileSafely(output, jws, 0o644, true, "output");
+  await writeFileSafely(output, jws, 0o644, options.force, "output");
   const { digest, signerKeyThumbprint } = await verifyManifest(jws, [stripPrivate(key)]);
   const result = { file: output, service: manifest.service, digest, signerKeyThumbprint };
   if (options.json) {

@@ -11,7 +11,9 @@ function collect(value: string, previous: string[] | undefined): string[] {
 export function registerManifestCommands(program: Command): void {
   const manifest = program
     .command("manifest")
-    .description("deployment manifests: make an operator signing key, sign a manifest, verify a signed one");
+    .description(
+      "deployment manifests: make an operator signing key, check a manifest against the schema, sign it, verify a signed one",
+    );
 
   manifest
     .command("keygen")
@@ -39,9 +41,10 @@ export function registerManifestCommands(program: Command): void {
     .description("check a manifest (JSON) against the schema and sign it as a compact JWS")
     .requiredOption("--key <file>", "the private JWK to sign with")
     .argument("<in>", "manifest JSON file")
-    .argument("<out>", "where to write the signed manifest (compact JWS)")
+    .argument("<out>", "where to write the signed manifest (compact JWS); an existing file is refused")
+    .option("--force", "replace <out> if it exists", false)
     .option("--json", "print the result as JSON", false)
-    .action(async (input: string, output: string, options: { key: string; json: boolean }) => {
+    .action(async (input: string, output: string, options: { key: string; force: boolean; json: boolean }) => {
       const { signCommand } = await import("./cli-impl.ts");
       await signCommand(input, output, options);
     });

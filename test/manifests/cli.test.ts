@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -112,5 +112,24 @@ describe("cloister manifest (CLI)", () => {
 
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("--key");
+  });
+
+  it("sign refuses an existing <out> (unchanged, before signing) unless --force, which replaces it whole", async () => {
+    await cloister("manifest", "keygen", "--out-private", p("s.jwk"), "--out-public", p("s.pub.jwk"));
+    const dev = join(ROOT, "manifests/examples/dev.json");
+    writeFileSync(p("pinned.jws"), "the deployed manifest");
+    const refused = await cloister("manifest", "sign", "--key", p("s.jwk"), dev, p("pinned.jws"));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toMatch(
+      /^cloister: MANIFEST_FILE: output .*pinned\.jws: already exists \(use --force to overwrite\)$/,
+    );
+    expect(readFileSync(p("pinned.jws"), "utf8")).toBe("the deployed manifest");
+
+    const forced = await cloister("manifest", "sign", "--key", p("s.jwk"), dev, p("pinned.jws"), "--force");
+    expect(forced.code).toBe(0);
+    const verify = await cloister("manifest", "verify", "--key", p("s.pub.jwk"), p("pinned.jws"));
+    expect(verify.code).toBe(0);
+    // No temporary file left beside it.
+    expect(readdirSync(dir).filter((name) => name.includes("pinned"))).toEqual(["pinned.jws"]);
   });
 });
