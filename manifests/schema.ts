@@ -144,7 +144,11 @@ const ruleBase = { id: slug };
 const rule = z.discriminatedUnion("kind", [
   /** Matches when the estimated prompt tokens exceed `limit`. */
   z.strictObject({ ...ruleBase, kind: z.literal("maxPromptTokens"), action, limit: int(1, 1_048_576) }),
-  /** Matches when the prompt text matches the regular expression (Unicode mode). */
+  /**
+   * Matches when the prompt text (or its normalized form) matches the regular expression. The
+   * enclave runs it on RE2 (linear time), which refuses backreferences and lookarounds at boot
+   * (POLICY_PATTERN_UNSAFE); the schema checks only that it parses, keeping RE2 out of clients.
+   */
   z.strictObject({
     ...ruleBase,
     kind: z.literal("pattern"),

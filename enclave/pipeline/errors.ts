@@ -32,7 +32,7 @@ export class PolicyPatternUnsafeError extends PipelineError {
   constructor(ruleId: string, why: string) {
     super(
       "POLICY_PATTERN_UNSAFE",
-      `requestPolicy rule "${ruleId}" pattern: expected a backtracking-safe regular expression, found ${why}`,
+      `requestPolicy rule "${ruleId}" pattern: expected an RE2 regular expression (matched in linear time: no backreferences or lookarounds), found ${why}`,
     );
     this.ruleId = ruleId;
   }

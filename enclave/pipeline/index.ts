@@ -43,7 +43,7 @@ export {
 export {
   type CompiledRequestPolicy,
   type CompileOptions,
-  checkPatternSafety,
+  compilePattern,
   compileRequestPolicy,
   DEFAULT_MAX_PATTERN_INPUT_CHARS,
   evaluateRequestPolicy,

@@ -11,22 +11,26 @@
  * What it does not check: the caller's identity and rate limits (the host did that), PII (pii.ts),
  * and the accuracy of `estimatedTokens` (the caller's estimate is trusted as given).
  *
- * Regular expressions come from an operator-signed manifest but run over attacker-chosen text, and
- * JavaScript's backtracking engine has no time limit. Two defences, both fail-closed:
- *  1. At compile time, a pattern is refused (POLICY_PATTERN_UNSAFE) when it has a backreference, a
- *     repeated group that itself contains a repetition (`(a+)+`, star height > 1), or a repeated
- *     group containing an alternation (`(a|ab)*`): the shapes that backtrack exponentially. Write
- *     `[ab]*` or a non-repeated `(?:foo|bar)` instead.
- *  2. Patterns that pass can still be polynomial (`\s*\s*x` on a run of spaces), so a pattern rule
- *     looks at most `maxPatternInputChars` characters (default 65,536 UTF-16 code units). A longer
- *     prompt is never truncated and matched partially: a `block` pattern rule treats it as a match
- *     (the request is blocked, the reason says why), an `allow` pattern rule as no match.
+ * Regular expressions come from an operator-signed manifest but run over attacker-chosen text, so
+ * they run on RE2 (re2js), which matches in time linear in the text whatever the pattern: RE2
+ * syntax, so no backreferences and no lookarounds (the manifest schema refuses those patterns;
+ * POLICY_PATTERN_UNSAFE if one reaches the compiler). A pattern rule still looks at most
+ * `maxPatternInputChars` characters (default 262,144 UTF-16 code units); a longer prompt is never
+ * truncated and matched partially: a `block` pattern rule treats it as a match (the request is
+ * blocked, the reason says why), an `allow` pattern rule as no match.
+ *
+ * A pattern sees the prompt as sent and its normalized form (normalize.ts: NFKC, invisible
+ * characters removed, dashes and digits of every script in ASCII), so `ｂｏｍｂ` or `bo\u200bmb`
+ * does not pass a `bomb` block rule: a `block` rule matches when either form matches, an `allow`
+ * rule only when both do.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
  */
+import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
+import { normalizeForDetection } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -49,17 +53,23 @@ export interface PolicyDecision {
 }
 
 export interface CompileOptions {
-  /** Longest prompt text (UTF-16 code units) a pattern rule evaluates. Default 65,536. */
+  /** Longest prompt text (UTF-16 code units) a pattern rule evaluates. Default 262,144. */
   readonly maxPatternInputChars?: number;
 }
 
-export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 65_536;
+export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 262_144;
 
 export interface CompiledRequestPolicy {
   evaluate(request: PolicyRequest): PolicyDecision;
 }
 
-type RuleMatcher = (request: PolicyRequest) => { matched: boolean; detail: string };
+/** The request and, computed once per request when a pattern rule asks for it, its normalized text. */
+interface RuleInput {
+  readonly request: PolicyRequest;
+  normalizedText(): string;
+}
+
+type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
 
 /** Compiles the manifest's rules once (regular expressions included); throws on an unsafe pattern. */
 export function compileRequestPolicy(policy: RequestPolicy, options: CompileOptions = {}): CompiledRequestPolicy {
@@ -78,8 +88,16 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
   return {
     evaluate(request: PolicyRequest): PolicyDecision {
       checkRequest(request);
+      let normalized: string | undefined;
+      const input: RuleInput = {
+        request,
+        normalizedText: () => {
+          normalized ??= normalizeForDetection(request.text);
+          return normalized;
+        },
+      };
       for (const rule of rules) {
-        const { matched, detail } = rule.match(request);
+        const { matched, detail } = rule.match(input);
         if (matched) {
           return {
             decision: rule.action,
@@ -101,40 +119,57 @@ export function evaluateRequestPolicy(policy: RequestPolicy, request: PolicyRequ
 function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
   switch (rule.kind) {
     case "maxPromptTokens":
-      return (r) => ({
+      return ({ request: r }) => ({
         matched: r.estimatedTokens > rule.limit,
         detail: `estimated prompt tokens ${r.estimatedTokens} exceed the limit ${rule.limit}`,
       });
     case "pattern": {
-      checkPatternSafety(rule.id, rule.pattern);
-      // No `g` or `y` flag: `test` keeps no lastIndex state between requests.
-      const regex = new RegExp(rule.pattern, rule.caseInsensitive ? "iu" : "u");
-      return (r) => {
-        if (r.text.length > maxInput) {
+      const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
+      const test = (text: string) => regex.matcher(text).find();
+      return (input) => {
+        const text = input.request.text;
+        if (text.length > maxInput) {
           return {
             matched: rule.action === "block",
-            detail: `the prompt has ${r.text.length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
+            detail: `the prompt has ${text.length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
           };
         }
-        return { matched: regex.test(r.text), detail: "the prompt matches the rule's pattern" };
+        const normalized = input.normalizedText();
+        const matched =
+          rule.action === "block"
+            ? test(text) || (normalized !== text && test(normalized))
+            : test(text) && (normalized === text || test(normalized));
+        return { matched, detail: "the prompt matches the rule's pattern" };
       };
     }
     case "allowModels": {
       const models = new Set(rule.models);
-      return (r) => ({
+      return ({ request: r }) => ({
         matched: !models.has(r.model),
         detail: `the requested model is not one of the ${models.size} models the rule allows`,
       });
     }
     case "metadataEquals":
-      return (r) => ({
+      return ({ request: r }) => ({
         matched: Object.hasOwn(r.metadata, rule.key) && r.metadata[rule.key] === rule.value,
         detail: `metadata field "${rule.key}" equals the rule's value`,
       });
     case "requestKind": {
       const kinds = new Set<string>(rule.kinds);
-      return (r) => ({ matched: kinds.has(r.kind), detail: `request kind "${r.kind}" is listed` });
+      return ({ request: r }) => ({ matched: kinds.has(r.kind), detail: `request kind "${r.kind}" is listed` });
     }
+  }
+}
+
+/**
+ * A pattern rule's expression on RE2 (linear-time matching); RE2 syntax, so backreferences and
+ * lookarounds, which need backtracking, are refused with RE2's reason.
+ */
+export function compilePattern(ruleId: string, pattern: string, caseInsensitive: boolean): RE2JS {
+  try {
+    return RE2JS.compile(toRe2Syntax(pattern), caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+  } catch (error) {
+    throw new PolicyPatternUnsafeError(ruleId, `a pattern RE2 refuses: ${(error as Error).message}`);
   }
 }
 
@@ -155,103 +190,14 @@ function checkRequest(request: PolicyRequest): void {
   }
 }
 
-interface GroupFrame {
-  /** Contains a quantifier that can repeat (max > 1). */
-  repeats: boolean;
-  alternation: boolean;
-}
-
 /**
- * Structural scan of a Unicode-mode pattern (already known to compile) for the shapes that make a
- * backtracking engine exponential. Conservative: it may refuse a safe pattern, never the reverse
- * for the shapes listed in the module comment.
+ * The manifest's patterns are written as JavaScript Unicode-mode expressions (the schema checks they
+ * parse as one); RE2 names script and category properties without the `Script=` / `sc=` /
+ * `General_Category=` / `gc=` prefix JavaScript requires. An escaped backslash is kept as it is.
  */
-export function checkPatternSafety(ruleId: string, pattern: string): void {
-  const stack: GroupFrame[] = [{ repeats: false, alternation: false }];
-  // The last atom, if a quantifier may follow it: its own repetition/alternation content.
-  let last: { repeats: boolean; alternation: boolean } | null = null;
-  let i = 0;
-  const top = (): GroupFrame => stack[stack.length - 1] as GroupFrame;
-
-  while (i < pattern.length) {
-    const c = pattern[i] as string;
-    if (c === "\\") {
-      const next = pattern[i + 1] ?? "";
-      if (/[1-9]/.test(next) || next === "k") throw new PolicyPatternUnsafeError(ruleId, "a backreference");
-      if ((next === "p" || next === "P" || next === "u") && pattern[i + 2] === "{") {
-        const end = pattern.indexOf("}", i + 3);
-        i = end < 0 ? pattern.length : end + 1;
-      } else {
-        i += 2;
-      }
-      last = { repeats: false, alternation: false };
-      continue;
-    }
-    if (c === "[") {
-      i += 1;
-      while (i < pattern.length && pattern[i] !== "]") i += pattern[i] === "\\" ? 2 : 1;
-      i += 1;
-      last = { repeats: false, alternation: false };
-      continue;
-    }
-    if (c === "(") {
-      stack.push({ repeats: false, alternation: false });
-      i += 1;
-      if (pattern[i] === "?") {
-        // (?: (?= (?! (?<= (?<! (?<name>
-        if (pattern[i + 1] === "<" && pattern[i + 2] !== "=" && pattern[i + 2] !== "!") {
-          const end = pattern.indexOf(">", i);
-          i = end < 0 ? pattern.length : end + 1;
-        } else {
-          i += pattern[i + 1] === "<" ? 3 : 2;
-        }
-      }
-      last = null;
-      continue;
-    }
-    if (c === ")") {
-      const frame = stack.length > 1 ? (stack.pop() as GroupFrame) : top();
-      const parent = top();
-      parent.repeats ||= frame.repeats;
-      parent.alternation ||= frame.alternation;
-      last = { repeats: frame.repeats, alternation: frame.alternation };
-      i += 1;
-      continue;
-    }
-    if (c === "|") {
-      top().alternation = true;
-      last = null;
-      i += 1;
-      continue;
-    }
-    const quantifier = readQuantifier(pattern, i);
-    if (quantifier !== null) {
-      if (quantifier.max > 1 && last !== null) {
-        if (last.repeats)
-          throw new PolicyPatternUnsafeError(ruleId, "a repeated group that contains a repetition (nested quantifier)");
-        if (last.alternation)
-          throw new PolicyPatternUnsafeError(ruleId, "a repeated group that contains an alternation");
-        top().repeats = true;
-      }
-      i = quantifier.end;
-      if (pattern[i] === "?") i += 1; // lazy
-      last = null;
-      continue;
-    }
-    last = { repeats: false, alternation: false };
-    i += 1;
-  }
-}
-
-function readQuantifier(pattern: string, i: number): { max: number; end: number } | null {
-  const c = pattern[i];
-  if (c === "*" || c === "+") return { max: Number.POSITIVE_INFINITY, end: i + 1 };
-  if (c === "?") return { max: 1, end: i + 1 };
-  if (c === "{") {
-    const m = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i));
-    if (m === null) return null;
-    const max = m[2] === undefined ? Number(m[1]) : m[3] === "" ? Number.POSITIVE_INFINITY : Number(m[3]);
-    return { max, end: i + m[0].length };
-  }
-  return null;
+function toRe2Syntax(pattern: string): string {
+  return pattern.replace(
+    /\\\\|\\([pP])\{(?:Script|sc|General_Category|gc)=([A-Za-z_]+)\}/g,
+    (match, p: string | undefined, name: string | undefined) => (p === undefined ? match : `\\${p}{${name}}`),
+  );
 }
