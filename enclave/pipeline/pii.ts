@@ -9,12 +9,13 @@
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
  *    Bare digit runs without separators are not phones (too many false positives).
- *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) with one separator kind
- *    (space or dash), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB,
+ *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) separated by spaces,
+ *    dots or dashes (mixed too; a 4-4-4-4 number followed by a 3-digit code is found without the
+ *    code), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB,
  *    4 Visa, 5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum valid.
  *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (in groups of 4 or compact), 15..34
- *    characters in all, ISO 13616 mod-97 = 1. Upper case only, as IBANs are written.
- *  - us_ssn: AAA-GG-SSSS (dashes or spaces), excluding area 000, 666 and 900..999, group 00 and
+ *    characters in all, ISO 13616 mod-97 = 1, in either case.
+ *  - us_ssn: AAA-GG-SSSS (dashes, dots or spaces, one kind), excluding area 000, 666 and 900..999, group 00 and
  *    serial 0000.
  *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
  *    after `v`/`version`/`release`/`build`); IPv6 in RFC 4291 text forms (at most one `::`,
@@ -25,6 +26,11 @@
  *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
  *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
  *
+ * Detection runs on the normalized text (normalize.ts: NFKC, invisible characters removed, dashes
+ * and digits of every script in ASCII), so `４１１１…`, `4111\u200b1111…` or `123–45–6789` are found;
+ * when anything is found the model gets that normalized text with the entities replaced, otherwise
+ * the prompt exactly as sent. PEM headers and AWS key ids are found in any case.
+ *
  * Entities are processed in a fixed order (secret_key, email, iban, credit_card, us_ssn,
  * ip_address, phone), so a value already replaced is not found again by a later detector.
  * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
@@ -33,12 +39,15 @@
  * END, is bounded by the 16 KiB body limit per BEGIN, about 0.2 s).
  *
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
- * detected; detection is best-effort pattern matching, not a guarantee that no PII reaches the model.
+ * detected; an entity split across two chat messages is not found (each message is filtered on its
+ * own); look-alike letters of other scripts are not mapped; detection is best-effort pattern
+ * matching, not a guarantee that no PII reaches the model.
  * Findings hold entity types and counts only, never the values.
  */
 
 import { type Manifest, PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
 import { PiiEntityUnknownError } from "./errors.ts";
+import { normalizeForDetection } from "./normalize.ts";
 
 export type PiiConfig = Manifest["requestPolicy"]["pii"];
 
@@ -76,6 +85,11 @@ interface Detector {
   readonly regex: RegExp;
   /** Extra check on the matched text; absent = the shape suffices. */
   readonly valid?: (match: string) => boolean;
+  /**
+   * When the whole match fails `valid`: the length of a shorter match to try instead (e.g. a card
+   * number followed by its 3-digit security code, which the optional last group took), or null.
+   */
+  readonly fallback?: (match: string) => number | null;
 }
 
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
@@ -93,18 +107,21 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   ],
   credit_card: [
     {
-      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, one separator kind: a following "05/27" is not a group.
-      regex: /(?<![\d-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5})(?!\d)/g,
+      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, groups separated by a space, dot or dash (mixed too);
+      // not inside a longer digit run or dashed number ("1234-4111-…"), but after "ref-".
+      regex:
+        /(?<!\d)(?<!\d[.-])(?:\d{13,19}|\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{4}(?:[ .-]\d{3})?|\d{4}[ .-]\d{6}[ .-]\d{4,5})(?!\d)/g,
       valid: validCard,
+      fallback: (match) => (/^\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{3}$/.test(match) ? 19 : null),
     },
   ],
   iban: [
     {
-      regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g,
+      regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/gi,
       valid: validIban,
     },
   ],
-  us_ssn: [{ regex: /(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])/g, valid: validSsn }],
+  us_ssn: [{ regex: /(?<!\d)(?<!\d[.-])\d{3}([-. ])\d{2}\1\d{4}(?!\d)(?![.-]\d)/g, valid: validSsn }],
   ip_address: [
     // IPv6 first: its embedded-IPv4 form (::ffff:192.0.2.1) must not lose its tail to the IPv4 detector.
     {
@@ -119,14 +136,14 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   secret_key: [
     {
       regex:
-        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\r?\n[A-Za-z0-9+/=]{1,80}(?=\r?\n|$))*)/g,
+        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\r?\n[A-Za-z0-9+/=]{1,80}(?=\r?\n|$))*)/gi,
     },
     {
       regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,
       valid: (m) => /\d/.test(m.slice(3)) && /[A-Za-z]/.test(m.slice(3)),
     },
     { regex: /(?<![\w-])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}/g },
-    { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])/g },
+    { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])/gi },
     { regex: /(?<=aws_secret_access_key["']?\s{0,8}[:=]\s{0,8}["']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/gi },
     { regex: /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9_])/g },
     { regex: /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{22,255}/g },
@@ -141,10 +158,19 @@ function checkEntities(entities: readonly string[]): void {
   }
 }
 
-/** Replaces every detected entity of the given types with its placeholder. */
+/**
+ * Replaces every detected entity of the given types with its placeholder. Detection runs on the
+ * normalized text (normalize.ts), so full-width digits, zero-width characters or look-alike dashes
+ * do not hide an entity; when something is found, the result is the normalized text with the
+ * entities replaced (what the model then sees), otherwise the text exactly as given.
+ */
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
   checkEntities(entities);
-  const wanted = new Set(entities);
+  const result = redactNormalized(normalizeForDetection(text), new Set(entities));
+  return result.findings.length === 0 ? { text, findings: [] } : result;
+}
+
+function redactNormalized(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
   const findings: PiiFinding[] = [];
   let out = text;
   for (const entity of PII_DETECTION_ORDER) {
@@ -153,9 +179,14 @@ export function redactPii(text: string, entities: readonly PiiEntity[]): Redacti
     const placeholder = piiPlaceholder(entity);
     for (const detector of DETECTORS[entity]) {
       out = out.replace(detector.regex, (match: string) => {
-        if (detector.valid !== undefined && !detector.valid(match)) return match;
+        if (detector.valid === undefined || detector.valid(match)) {
+          count += 1;
+          return placeholder;
+        }
+        const shorter = detector.fallback?.(match) ?? null;
+        if (shorter === null || !detector.valid(match.slice(0, shorter))) return match;
         count += 1;
-        return placeholder;
+        return placeholder + match.slice(shorter);
       });
     }
     if (count > 0) findings.push({ entity, count });
@@ -200,7 +231,7 @@ export function luhnValid(digits: string): boolean {
 }
 
 function validCard(match: string): boolean {
-  const digits = match.replace(/[ -]/g, "");
+  const digits = match.replace(/[ .-]/g, "");
   if (digits.length < 13 || digits.length > 19) return false;
   const two = Number(digits.slice(0, 2));
   const four = Number(digits.slice(0, 4));
@@ -234,7 +265,7 @@ export function ibanValid(compact: string): boolean {
 }
 
 function validIban(match: string): boolean {
-  return ibanValid(match.replace(/ /g, ""));
+  return ibanValid(match.replace(/ /g, "").toUpperCase());
 }
 
 function validSsn(match: string): boolean {
