@@ -482,6 +482,12 @@ export class Enclave {
     const original: GenerateRequest =
       "messages" in body ? { ...common, messages: body.messages } : { ...common, prompt: body.prompt };
     const text = "messages" in body ? body.messages.map((m) => m.content).join("\n") : body.prompt;
+    /** The record of a request the policy or the PII filter blocked (it commits to the prompt). */
+    const auditBlock = (blockedBy: "policy" | "pii", ruleId: string | null, piiFindings: PiiFinding[]) =>
+      audit(
+        { decision: "block", blockedBy, ruleId, piiFindings, error: null, prompt: text, response: null, usage: null },
+        auditTenant,
+      );
 
     // 1. Policy over the request as the client sent it: the first BLOCK ends it. The prompt is
     // rendered and tokenized once here; inference reuses it when PII redaction changed nothing.
@@ -506,19 +512,7 @@ export class Enclave {
       metadata: {},
     });
     if (decision.decision === "block") {
-      audit(
-        {
-          decision: "block",
-          blockedBy: "policy",
-          ruleId: decision.ruleId,
-          piiFindings: [],
-          error: null,
-          prompt: text,
-          response: null,
-          usage: null,
-        },
-        auditTenant,
-      );
+      auditBlock("policy", decision.ruleId, []);
       return single(sealer.error("POLICY_BLOCKED", errorDetail(decision.reason), promptOpening()));
     }
 
@@ -548,19 +542,7 @@ export class Enclave {
     }
     const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];
     if (blocked) {
-      audit(
-        {
-          decision: "block",
-          blockedBy: "pii",
-          ruleId: null,
-          piiFindings,
-          error: null,
-          prompt: text,
-          response: null,
-          usage: null,
-        },
-        auditTenant,
-      );
+      auditBlock("pii", null, piiFindings);
       return single(
         sealer.error(
           "PII_BLOCKED",
@@ -570,9 +552,35 @@ export class Enclave {
       );
     }
 
+    // Redaction changed what the model sees: render that once more (inference reuses it) and hold
+    // the policy to its token count too, as placeholders can make a prompt longer.
+    let admitted = decision;
+    if (redacted) {
+      try {
+        rendering = this.engine.renderPrompt(filtered);
+      } catch (error) {
+        const code = errorCode(error, "ENGINE_REQUEST");
+        audit({ decision: "allow", blockedBy: null, ruleId: null, piiFindings, error: code, ...refused }, auditTenant);
+        return single(sealer.error(code, null));
+      }
+      admitted = this.requestPolicy.evaluate({
+        kind: request.kind,
+        model: this.manifest.model.file,
+        text,
+        estimatedTokens: rendering.tokenCount,
+        metadata: {},
+      });
+      if (admitted.decision === "block") {
+        auditBlock("policy", admitted.ruleId, piiFindings);
+        return single(sealer.error("POLICY_BLOCKED", errorDetail(admitted.reason), promptOpening()));
+      }
+    }
+    // The rule that admitted the request (null: defaultAction did), for its audit record.
+    const ruleId = admitted.ruleId;
+
     // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
     // 503 (the host passes Retry-After on) rather than a frame; the client reseals on retry.
-    const events = redacted ? this.engine.generate(filtered) : this.engine.generate(original, rendering);
+    const events = this.engine.generate(redacted ? filtered : original, rendering);
     let first: IteratorResult<GenerationEvent, void>;
     try {
       first = await events.next();
@@ -582,7 +590,7 @@ export class Enclave {
         {
           decision: "allow",
           blockedBy: null,
-          ruleId: null,
+          ruleId,
           piiFindings,
           error: code,
           prompt: text,
@@ -597,7 +605,7 @@ export class Enclave {
     // 4. Audit, once the answer is complete (or failed, or the client went away).
     const finish = (response: string | null, usage: AuditEntry["usage"], error: string | null) =>
       audit(
-        { decision: "allow", blockedBy: null, ruleId: null, piiFindings, error, prompt: text, response, usage },
+        { decision: "allow", blockedBy: null, ruleId, piiFindings, error, prompt: text, response, usage },
         auditTenant,
       );
     // A generator that was never pulled does not run its `finally` when returned: a reader that

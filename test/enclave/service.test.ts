@@ -336,6 +336,42 @@ describe("enclave request pipeline", () => {
     }
   });
 
+  it("records the rule that admitted a request, and holds a redacted prompt to the token limit", async () => {
+    const strict = await boot(
+      manifest({
+        requestPolicy: {
+          defaultAction: "allow",
+          rules: [
+            { id: "short-prompts", kind: "maxPromptTokens", action: "block", limit: 60 },
+            { id: "completions-ok", kind: "requestKind", action: "allow", kinds: ["complete"] },
+          ],
+          pii: { mode: "redact", entities: ["ip_address"], reason: null },
+        },
+      }),
+    );
+    try {
+      const answered = await ask(strict, { prompt: "hello", maxTokens: 2 }, "complete");
+      expect(answered.at(-1)).toMatchObject({ type: "final" });
+      const admitted = JSON.parse(strict.collectAudit(0).lines.at(-1)!).record;
+      expect(admitted).toMatchObject({ decision: "allow", ruleId: "completions-ok" });
+
+      // Short as sent; each address becomes a placeholder of many more tokens.
+      const addresses = Array.from({ length: 8 }, (_, i) => `::${i + 1}`).join(" ");
+      const refused = await ask(strict, { messages: [{ role: "user", content: addresses }] });
+      expect(refused).toEqual([expect.objectContaining({ type: "error", code: "POLICY_BLOCKED" })]);
+      expect((refused[0] as { detail: string }).detail).toContain("short-prompts");
+      const record = JSON.parse(strict.collectAudit(0).lines.at(-1)!).record;
+      expect(record).toMatchObject({
+        decision: "block",
+        blockedBy: "policy",
+        ruleId: "short-prompts",
+        piiFindings: [{ entity: "ip_address", count: 8 }],
+      });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it("sends no opening with a refusal when the audit keeps no prompt commitment", async () => {
     const answersOnly = await boot(
       manifest({ audit: { enabled: true, reason: null, recordPromptHash: false, recordResponseHash: true } }),
