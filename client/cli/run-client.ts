@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
-import { parseClientPolicy } from "../policy.ts";
+import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
@@ -23,17 +23,22 @@ export async function readApiKey(file: string): Promise<string> {
   }
 }
 
-export async function open(options: ClientConnectionOptions): Promise<Session> {
+async function readPolicy(path: string): Promise<ClientPolicy> {
   let policyText: string;
   try {
-    policyText = await readFile(options.policy, "utf8");
+    policyText = await readFile(path, "utf8");
   } catch (error) {
-    throw new UsageError(
-      `--policy: cannot read "${options.policy}" (${(error as NodeJS.ErrnoException).code ?? "error"})`,
-    );
+    throw new UsageError(`--policy: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
-  const policy = parseClientPolicy(policyText);
-  return connect({ url: options.url, policy, apiKey: await readApiKey(options.apiKeyFile) });
+  return parseClientPolicy(policyText);
+}
+
+export async function open(options: ClientConnectionOptions, policy?: ClientPolicy): Promise<Session> {
+  return connect({
+    url: options.url,
+    policy: policy ?? (await readPolicy(options.policy)),
+    apiKey: await readApiKey(options.apiKeyFile),
+  });
 }
 
 export function enclaveSummary(enclave: VerifiedEnclave) {
@@ -124,13 +129,19 @@ export async function runAttest(
   const existing = options.force === true ? "replace" : "refuse";
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   try {
-    const session = await open(options);
+    const policy = await readPolicy(options.policy);
+    const session = await open(options, policy);
     // Only a document that passed verification is saved.
     if (options.documentOut !== undefined) {
       await writeOutputFile(options.documentOut, `${session.document}\n`, "--document-out", existing);
     }
-    if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave) });
-    else process.stdout.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
+    // Verified against the policy, which may itself let more through than one known image.
+    const policyWarnings = policyRisks(policy, "is sent your prompts");
+    if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), policyWarnings });
+    else {
+      process.stdout.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
+      for (const warning of policyWarnings) process.stdout.write(`WARNING: policy: ${warning}\n`);
+    }
   } catch (error) {
     if (options.json === true && error instanceof ClientError) {
       printJson({

@@ -62,6 +62,9 @@ describe("cloister attest / chat against a real deployment", () => {
     expect(human.stdout).toContain("enclave verified");
     expect(human.stdout).toContain("SIMULATED");
     expect(human.stdout).toContain(out.measurement);
+    // What the policy itself lets through is said, not only what was verified.
+    expect(out.policyWarnings).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
+    expect(human.stdout).toContain("WARNING: policy: trusts the INSECURE simulator");
 
     expect({ code: chat.code, stderr: chat.stderr }).toEqual({ code: 0, stderr: "" });
     expect(chat.stdout).toBe(`${GREEDY_CHAT_ANSWER}\n`);
