@@ -1,9 +1,7 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
-import { randomBytes } from "node:crypto";
-import { chmod, link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
-import { printJson } from "../client/cli/output.ts";
+import { type OutputFileErrors, printJson, refuseExistingFile, writeFileAtomically } from "../client/cli/output.ts";
 import {
   ManifestFileError,
   ManifestKeyInvalidError,
@@ -50,48 +48,17 @@ async function readJwk(file: string, what: string): Promise<JWK> {
 const alreadyExists = (what: string, file: string, cause?: unknown) =>
   new ManifestFileError(`${what} ${file}: already exists (use --force to overwrite)`, { cause });
 
-/** Refuses, unless `force`, a file that exists: before any work, so none is done for nothing. */
-async function refuseExisting(file: string, force: boolean, what: string): Promise<void> {
-  if (force) return;
-  try {
-    await lstat(file);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw new ManifestFileError(
-      `${what} ${file}: could not be checked (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
-      { cause },
-    );
-  }
-  throw alreadyExists(what, file);
-}
+/** The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors. */
+const fileErrors = (what: string, file: string): OutputFileErrors => ({
+  exists: (cause) => alreadyExists(what, file, cause),
+  failed: (code, cause) => new ManifestFileError(`${what} ${file}: could not be written (${code})`, { cause }),
+});
 
-/**
- * Writes via a temporary file in the same directory, created exclusively with `mode`, then linked
- * into place (which never replaces a file) or, with `force`, renamed over the old one: the content
- * never sits in a file with wider permissions, the file appears whole or not at all, and a failure
- * leaves nothing behind.
- */
-async function writeFileSafely(
-  file: string,
-  content: string,
-  mode: number,
-  force: boolean,
-  what: string,
-): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    await writeFile(temp, content, { flag: "wx", mode });
-    await chmod(temp, mode);
-    if (force) await rename(temp, file);
-    else await link(temp, file);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "EEXIST" && !force) throw alreadyExists(what, file, cause);
-    throw new ManifestFileError(`${what} ${file}: could not be written (${code ?? "error"})`, { cause });
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
+const refuseExisting = (file: string, force: boolean, what: string) =>
+  refuseExistingFile(file, force, fileErrors(what, file));
+
+const writeFileSafely = (file: string, content: string, mode: number, force: boolean, what: string) =>
+  writeFileAtomically(file, content, { mode, replace: force }, fileErrors(what, file));
 
 export async function keygenCommand(options: {
   outPrivate: string;

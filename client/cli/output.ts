@@ -2,6 +2,9 @@
  * Shared helpers for command output: one clear line per error, JSON when asked, option parsing
  * that names the option, the expected and the found value.
  */
+import { randomBytes } from "node:crypto";
+import { chmod, link, lstat, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
@@ -97,4 +100,52 @@ export function stopWhenParentExits(
   }, options.intervalMs ?? 500);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** How a command names the outcomes of writing one output file (its own error type and wording). */
+export interface OutputFileErrors {
+  /** The file exists and may not be replaced. */
+  exists(cause?: unknown): Error;
+  /** Checking or writing failed with this errno code. */
+  failed(code: string, cause: unknown): Error;
+}
+
+/** Refuses a file that exists unless `replace`: before any work, so none is done for nothing. */
+export async function refuseExistingFile(file: string, replace: boolean, errors: OutputFileErrors): Promise<void> {
+  if (replace) return;
+  try {
+    await lstat(file);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    if (code === "ENOENT") return;
+    throw errors.failed(code, cause);
+  }
+  throw errors.exists();
+}
+
+/**
+ * Writes via a temporary file in the same directory, created exclusively with `mode`, then linked
+ * into place (which never replaces a file) or, with `replace`, renamed over the old one: the content
+ * never sits in a file with wider permissions, the file appears whole or not at all, and a failure
+ * leaves nothing behind.
+ */
+export async function writeFileAtomically(
+  file: string,
+  content: string,
+  options: { readonly mode: number; readonly replace: boolean },
+  errors: OutputFileErrors,
+): Promise<void> {
+  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await writeFile(temporary, content, { flag: "wx", mode: options.mode });
+    await chmod(temporary, options.mode);
+    if (options.replace) await rename(temporary, file);
+    else await link(temporary, file);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
+    throw errors.failed(code, cause);
+  } finally {
+    await rm(temporary, { force: true });
+  }
 }

@@ -1,7 +1,4 @@
-/** `cloister attest`, `cloister chat` and `cloister audit checkpoint`. */
-import { randomBytes } from "node:crypto";
-import { link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
@@ -9,7 +6,7 @@ import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts"
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { printJson, UsageError } from "./output.ts";
+import { type OutputFileErrors, printJson, refuseExistingFile, UsageError, writeFileAtomically } from "./output.ts";
 
 export async function readApiKey(file: string): Promise<string> {
   const fromEnv = process.env.CLOISTER_API_KEY;
@@ -79,48 +76,36 @@ const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "erro
  */
 export type ExistingOutput = "replace" | "refuse" | "never";
 
+/** The outcomes of writing `file` (given as `option`), as UsageErrors. */
+function fileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
+  const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
+  return {
+    exists: () => new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`),
+    failed: (code) => new UsageError(`${option}: cannot create "${file}" (${code})`),
+  };
+}
+
 /**
  * Refuses an output file that exists unless `existing` is "replace", before anything is contacted,
  * so no enclave round trip ends in that refusal.
  */
-async function refuseExistingOutput(file: string, option: string, existing: ExistingOutput): Promise<void> {
-  if (existing === "replace") return;
-  try {
-    await lstat(file);
-  } catch (error) {
-    if (errno(error) === "ENOENT") return;
-    throw new UsageError(`${option}: cannot create "${file}" (${errno(error)})`);
-  }
-  throw existsError(file, option, existing);
+function refuseExistingOutput(file: string, option: string, existing: ExistingOutput): Promise<void> {
+  return refuseExistingFile(file, existing === "replace", fileErrors(file, option, existing));
 }
 
-function existsError(file: string, option: string, existing: ExistingOutput): UsageError {
-  const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
-  return new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`);
-}
-
-/**
- * Writes `content` to a temporary file beside `file`, then links it into place (which never
- * replaces a file) or, for "replace", renames it over the old one: `file` appears whole or not at
- * all, and a failure leaves no partial file behind.
- */
-export async function writeOutputFile(
+/** Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for "replace". */
+export function writeOutputFile(
   file: string,
   content: string,
   option: string,
   existing: ExistingOutput,
 ): Promise<void> {
-  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    await writeFile(temporary, content, { flag: "wx", mode: 0o644 });
-    if (existing === "replace") await rename(temporary, file);
-    else await link(temporary, file);
-  } catch (error) {
-    if (errno(error) === "EEXIST" && existing !== "replace") throw existsError(file, option, existing);
-    throw new UsageError(`${option}: cannot create "${file}" (${errno(error)})`);
-  } finally {
-    await rm(temporary, { force: true });
-  }
+  return writeFileAtomically(
+    file,
+    content,
+    { mode: 0o644, replace: existing === "replace" },
+    fileErrors(file, option, existing),
+  );
 }
 
 export async function runAttest(
