@@ -99,7 +99,11 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
   }
 }
 
-export async function runModelSeal(input: string, output: string, options: { key: string; json?: boolean }) {
+export async function runModelSeal(
+  input: string,
+  output: string,
+  options: { key: string; json?: boolean; force?: boolean },
+) {
   let keyText: string;
   try {
     keyText = await readPrivateKeyFile(options.key, "--key");
@@ -116,7 +120,8 @@ export async function runModelSeal(input: string, output: string, options: { key
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;
   try {
-    info = await sealModelFile(input, output, key);
+    // A sealed file's digest is pinned by the manifest: replacing one is asked for, never silent.
+    info = await sealModelFile(input, output, key, { overwrite: options.force === true });
   } finally {
     key.key.fill(0);
   }

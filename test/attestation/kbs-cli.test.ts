@@ -84,6 +84,15 @@ describe("cloister kbs and model seal", () => {
     expect(text.stdout).toMatch(
       /set in the manifest's model: \{"sha256":"[0-9a-f]{64}","sizeBytes":\d+,"sealedAtRest":true,"keyId":"tiny-v1"\}/,
     );
+
+    // The sealed file a manifest pins is not replaced by accident; --force replaces it.
+    const again = await runCloister(["model", "seal", "--key", keyPath, plain, out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^cloister: MODEL_OUTPUT_EXISTS: .*--force replaces it\)\n$/);
+    expect(await readFile(out)).toEqual(bytes);
+    const forced = await runCloister(["model", "seal", "--key", keyPath, plain, out, "--force", "--json"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await readFile(out)).not.toEqual(bytes); // a fresh salt: a new sealed file
   }, 60_000);
 
   it("refuses a key file others can read, or a link to one, naming the file and the fix", async () => {
