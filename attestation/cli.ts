@@ -12,7 +12,7 @@ export function registerAttestationCommands(program: Command): void {
   program
     .command("verify-evidence")
     .description(
-      "Verify TEE evidence offline against the pinned vendor roots: an SEV-SNP report + VCEK/VLEK, a TDX quote + collateral, or Azure CVM evidence / an MAA token. Exit 0 only when valid.",
+      "verify TEE evidence offline against the pinned vendor roots: an SEV-SNP report + VCEK/VLEK, a TDX quote + collateral, or Azure CVM evidence / an MAA token; exit 0 only when valid",
     )
     .addOption(
       new Option("--tee <tee>", `evidence type: ${TEES.join(", ")}`)

@@ -28,7 +28,9 @@ export interface AuditFindCommandOptions {
 export function registerAuditCommands(program: Command): void {
   const audit = program
     .command("audit")
-    .description("enclave audit logs: verify the signed, hash-chained records the host stores");
+    .description(
+      "enclave audit logs: verify the signed, hash-chained records the host stores, find your own request's record, fetch a signed checkpoint",
+    );
 
   audit
     .command("verify")

@@ -8,7 +8,7 @@ import { intOption, numberOption, UsageError } from "../client/cli/output.ts";
 export function registerModelRunCommand(model: Command): void {
   model
     .command("run")
-    .description("Run one completion on a GGUF model (digest checked before loading), streamed to stdout")
+    .description("run one completion on a GGUF model (digest checked before loading), streamed to stdout")
     .requiredOption("--model <file>", "GGUF model file")
     .option("--sha256 <hex>", "pinned SHA-256 of the model file; refused when it differs")
     .requiredOption("--prompt <text>", "prompt text")
