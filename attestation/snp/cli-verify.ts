@@ -8,6 +8,7 @@
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
+import { snpSimulatorHint } from "../sim/hint.ts";
 import {
   appraisalVerdict,
   DEBUG_WARNING,
@@ -110,7 +111,13 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ev
             ).snp,
           ]
         : AMD_ROOTS;
-    const verified = await verifySnpReport({ report, endorsementKey: cert, anchors, at });
+    const verified = await verifySnpReport({
+      report,
+      endorsementKey: cert,
+      anchors,
+      at,
+      explainUntrustedRoot: snpSimulatorHint,
+    });
     return {
       ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,

@@ -28,7 +28,7 @@ import { verifyEcdsa } from "../crypto.ts";
 import { decodeSmallInteger, derContent, readDerExact, TAG } from "../der.ts";
 import { AttestationError, ConfigurationError, VerifyError } from "../errors.ts";
 import type { SnpTrustAnchor } from "../roots/amd.ts";
-import { type Certificate, extension, parseCertificate, verifyChain, verifySignature } from "../x509.ts";
+import { type Certificate, extension, parseCertificate, verifyChain } from "../x509.ts";
 import {
   decodeTcbVersion,
   parseSnpReport,
@@ -130,6 +130,16 @@ export interface VerifySnpReportInput {
   readonly anchors: readonly SnpTrustAnchor[];
   /** Verification time for every certificate's validity window. */
   readonly at: Date;
+  /**
+   * Says more about a VCEK/VLEK whose chain reaches none of `anchors` (appended to the
+   * ROOT_NOT_TRUSTED message; "" for nothing): the CLI passes the simulator's (sim/hint.ts), kept
+   * out of this module so verifiers built for browsers carry no simulator code.
+   */
+  readonly explainUntrustedRoot?: (
+    cert: Certificate,
+    product: SnpProduct,
+    signingKey: "VCEK" | "VLEK",
+  ) => Promise<string>;
 }
 
 function extensionError(field: string, message: string, cause?: unknown): VerifyError {
@@ -243,23 +253,6 @@ function describeTcb(t: {
   return `${fmc}bl ${t.bootloader}, tee ${t.tee}, snp ${t.snp}, ucode ${t.microcode}`;
 }
 
-/**
- * The end of a ROOT_NOT_TRUSTED message for a certificate that the INSECURE simulator (default
- * seed) really issued: its issuer names the simulator AND its signature verifies under the
- * simulator's intermediate. Otherwise "". The simulated hierarchy (RSA key generation, about a
- * second) is built only for a certificate whose issuer names the simulator, and only on this
- * failure path.
- */
-async function simulatorHint(cert: Certificate, product: SnpProduct, signingKey: "VCEK" | "VLEK"): Promise<string> {
-  const sim = await import("../sim/index.ts");
-  if (!cert.issuer.split(",").includes(`O=${sim.INSECURE_SIMULATOR_ORGANIZATION}`)) return "";
-  const anchor = sim.insecureSimulatorAnchors(undefined, [product]).snp[0];
-  const issuer = signingKey === "VCEK" ? anchor?.ask : anchor?.asvk;
-  if (issuer === undefined || issuer === null || !bytesEqual(issuer.subjectDer, cert.issuerDer)) return "";
-  if (!(await verifySignature(issuer.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))) return "";
-  return ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
-}
-
 /** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
 export async function verifySnpReport(input: VerifySnpReportInput): Promise<VerifiedSnpReport> {
   const { anchors, at } = input;
@@ -320,7 +313,7 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
       "ROOT_NOT_TRUSTED",
       `${signingKey} certificate (issuer "${commonName(cert, "issuer")}", product ${ext.productName}): no trust anchor for it among the ${anchors.length} given (${anchors
         .map((a) => `${a.product}${a.simulated ? " simulated" : ""}`)
-        .join(", ")})${await simulatorHint(cert, ext.product, signingKey)}`,
+        .join(", ")})${(await input.explainUntrustedRoot?.(cert, ext.product, signingKey)) ?? ""}`,
     );
   }
 

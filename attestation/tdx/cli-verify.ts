@@ -20,6 +20,7 @@ import { UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
+import { tdxSimulatorHint } from "../sim/hint.ts";
 import {
   appraisalVerdict,
   DEBUG_WARNING,
@@ -252,6 +253,7 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
       crls,
       collateralSignerValidity: signerValidity,
       acceptStaleCollateral: options.acceptStaleCollateral === true,
+      explainUntrustedRoot: tdxSimulatorHint,
     });
     // Appraisal: REPORT_DATA is not compared here (no attestation document to bind it to); the
     // verdict says so in `appraisal.reportDataChecked`.

@@ -73,6 +73,12 @@ export interface VerifyTdxQuoteOptions {
   readonly collateralSignerValidity?: CollateralSignerValidity | undefined;
   /** Accept collateral and CRLs past nextUpdate (reported as `stale`); default false. */
   readonly acceptStaleCollateral?: boolean | undefined;
+  /**
+   * Says more about a PCK root that is none of `anchors` (appended to the ROOT_NOT_TRUSTED message;
+   * "" for nothing): the CLI passes the simulator's (sim/hint.ts), kept out of this module so
+   * verifiers built for browsers carry no simulator code.
+   */
+  readonly explainUntrustedRoot?: ((root: Certificate) => Promise<string>) | undefined;
 }
 
 export interface VerifiedCollateralInfo {
@@ -135,19 +141,6 @@ async function rootDigest(cert: Certificate): Promise<string> {
     anchorDigests.set(cert, digest);
   }
   return digest;
-}
-
-/**
- * The end of a ROOT_NOT_TRUSTED message for a root that is the INSECURE simulator's (default seed):
- * its subject names the simulator AND its digest is the simulated root's. Otherwise "". Only on
- * this failure path; the simulated hierarchy is built only for a root whose subject names it.
- */
-async function simulatorHint(root: Certificate, rootHex: string): Promise<string> {
-  const sim = await import("../sim/index.ts");
-  if (!root.subject.split(",").includes(`O=${sim.INSECURE_SIMULATOR_ORGANIZATION}`)) return "";
-  const simulated = sim.insecureSimulatorAnchors().tdx[0];
-  if (simulated === undefined || (await rootDigest(simulated.root)) !== rootHex) return "";
-  return ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
 }
 
 /** The three signature checks, as booleans (diagnostics; does not produce a verified quote). */
@@ -249,7 +242,7 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
   if (anchor === undefined) {
     throw new VerifyError(
       "ROOT_NOT_TRUSTED",
-      `PCK root certificate "${root.subject}" (sha256 ${rootHex}) is not one of the ${anchors.length} trust anchors${await simulatorHint(root, rootHex)}`,
+      `PCK root certificate "${root.subject}" (sha256 ${rootHex}) is not one of the ${anchors.length} trust anchors${(await options.explainUntrustedRoot?.(root)) ?? ""}`,
     );
   }
   await verifyChain(

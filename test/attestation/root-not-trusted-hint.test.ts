@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { AttestationError } from "../../attestation/errors.ts";
 import { AMD_ROOTS, amdRoot } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { snpSimulatorHint, tdxSimulatorHint } from "../../attestation/sim/hint.ts";
 import {
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
@@ -42,6 +43,7 @@ function snp(hierarchy: ReturnType<typeof insecureSimulatedAmdHierarchy>, anchor
     endorsementKey: parseCertificateBytes(hierarchy.vcek.certificate),
     anchors,
     at: AT,
+    explainUntrustedRoot: snpSimulatorHint,
   });
 }
 
@@ -50,6 +52,7 @@ function tdx(hierarchy: ReturnType<typeof insecureSimulatedIntelHierarchy>) {
     quote: parseTdxQuote(simulateTdxQuote(hierarchy, { reportData: REPORT_DATA, mrtd: MRTD, rtmrs: RTMRS })),
     anchors: INTEL_ROOTS,
     at: AT,
+    explainUntrustedRoot: tdxSimulatorHint,
   });
 }
 

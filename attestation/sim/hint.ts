@@ -1,0 +1,42 @@
+/**
+ * What verify-evidence adds to ROOT_NOT_TRUSTED when the evidence is the INSECURE simulator's
+ * (default seed): passed to the verifiers as `explainUntrustedRoot`, never imported by them, so the
+ * verifiers a browser bundle carries hold no simulator code.
+ */
+import { bytesEqual } from "../bytes.ts";
+import { sha256 } from "../crypto.ts";
+import type { SnpProduct } from "../snp/parse.ts";
+import { type Certificate, verifySignature } from "../x509.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION, insecureSimulatorAnchors } from "./index.ts";
+
+const HINT =
+  ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
+
+const namesSimulator = (name: string) => name.split(",").includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`);
+
+/**
+ * For a VCEK/VLEK the simulator really issued: its issuer names the simulator AND its signature
+ * verifies under the simulator's intermediate. The simulated hierarchy (RSA key generation, about a
+ * second) is built only for a certificate whose issuer names the simulator.
+ */
+export async function snpSimulatorHint(
+  cert: Certificate,
+  product: SnpProduct,
+  signingKey: "VCEK" | "VLEK",
+): Promise<string> {
+  if (!namesSimulator(cert.issuer)) return "";
+  const anchor = insecureSimulatorAnchors(undefined, [product]).snp[0];
+  const issuer = signingKey === "VCEK" ? anchor?.ask : anchor?.asvk;
+  if (issuer === undefined || issuer === null || !bytesEqual(issuer.subjectDer, cert.issuerDer)) return "";
+  if (!(await verifySignature(issuer.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))) return "";
+  return HINT;
+}
+
+/** For a PCK root that is the simulator's: its subject names the simulator AND its digest is the simulated root's. */
+export async function tdxSimulatorHint(root: Certificate): Promise<string> {
+  if (!namesSimulator(root.subject)) return "";
+  const simulated = insecureSimulatorAnchors().tdx[0];
+  if (simulated === undefined) return "";
+  const [a, b] = await Promise.all([sha256(simulated.root.der), sha256(root.der)]);
+  return bytesEqual(a, b) ? HINT : "";
+}
