@@ -8,7 +8,7 @@ import {
   ManifestPayloadInvalidError,
   ManifestSchemaError,
 } from "./errors.ts";
-import { parseManifest } from "./schema.ts";
+import { type Manifest, parseManifest } from "./schema.ts";
 import { generateManifestSigningKey, type ManifestAlg, signManifest, verifyManifest } from "./sign.ts";
 
 async function readText(file: string, what: string): Promise<string> {
@@ -107,7 +107,7 @@ export async function signCommand(
   options: { key: string; force: boolean; json: boolean },
 ): Promise<void> {
   await refuseExisting(output, options.force, "output");
-  const manifest = parseManifest(await readJson(input, "manifest"));
+  const manifest = await parseDeployableManifest(input);
   const key = await readJwk(options.key, "--key");
   const jws = await signManifest(manifest, key);
   // No trailing newline: the file holds exactly the bytes the manifest digest is taken over.
@@ -154,9 +154,30 @@ export async function verifyCommand(file: string, options: { key: string[]; json
   );
 }
 
+/**
+ * The schema, then what the enclave checks at boot beyond it: that every pattern rule compiles on
+ * RE2 with its JavaScript meaning and within its size limit (a manifest the enclave would refuse is
+ * refused here, before it is signed or deployed).
+ */
+async function parseDeployableManifest(file: string): Promise<Manifest> {
+  const manifest = parseManifest(await readJson(file, "manifest"));
+  const { compileRequestPolicy } = await import("../enclave/pipeline/policy.ts");
+  const { PolicyPatternUnsafeError } = await import("../enclave/pipeline/errors.ts");
+  try {
+    compileRequestPolicy(manifest.requestPolicy);
+  } catch (error) {
+    if (!(error instanceof PolicyPatternUnsafeError)) throw error;
+    const index = manifest.requestPolicy.rules.findIndex((r) => r.id === error.ruleId);
+    throw new ManifestSchemaError([
+      { path: `requestPolicy.rules.${index}.pattern`, kind: "invalid", message: error.message },
+    ]);
+  }
+  return manifest;
+}
+
 export async function checkCommand(file: string, options: { json: boolean }): Promise<void> {
   try {
-    const manifest = parseManifest(await readJson(file, "manifest"));
+    const manifest = await parseDeployableManifest(file);
     if (options.json) printJson({ valid: true, service: manifest.service });
     else
       process.stdout.write(`manifest ${file}: schema valid (${manifest.service.name}@${manifest.service.version})\n`);

@@ -12,12 +12,15 @@
  * and the accuracy of `estimatedTokens` (the caller's estimate is trusted as given).
  *
  * Regular expressions come from an operator-signed manifest but run over attacker-chosen text, so
- * they run on RE2 (re2js), which matches in time linear in the text whatever the pattern: RE2
- * syntax, so no backreferences and no lookarounds (the manifest schema refuses those patterns;
- * POLICY_PATTERN_UNSAFE if one reaches the compiler). A pattern rule still looks at most
- * `maxPatternInputChars` characters (default 262,144 UTF-16 code units); a longer prompt is never
- * truncated and matched partially: a `block` pattern rule treats it as a match (the request is
- * blocked, the reason says why), an `allow` pattern rule as no match.
+ * they run on RE2 (re2js), whose time is linear in the text whatever the pattern. Patterns are
+ * written (and read by clients) as JavaScript Unicode-mode expressions; toRe2Syntax gives each
+ * construct its JavaScript meaning in RE2 or refuses it (POLICY_PATTERN_UNSAFE at enclave boot and
+ * in `cloister manifest check`): backreferences and lookarounds, which need backtracking, `\cX`,
+ * `[^]`. RE2's work per character grows with the pattern's compiled size, so a rule may compile to
+ * at most MAX_PATTERN_PROGRAM_SIZE instructions and looks at most `maxPatternInputChars` characters
+ * (default 65,536 UTF-16 code units, as sent and normalized): a longer prompt is never truncated and
+ * matched partially: a `block` pattern rule treats it as a match (the request is blocked, the
+ * reason says why), an `allow` pattern rule as no match.
  *
  * A pattern sees the prompt as sent and its normalized form (normalize.ts: NFKC, invisible
  * characters removed, dashes and digits of every script in ASCII), so `ｂｏｍｂ` or `bo\u200bmb`
@@ -53,11 +56,19 @@ export interface PolicyDecision {
 }
 
 export interface CompileOptions {
-  /** Longest prompt text (UTF-16 code units) a pattern rule evaluates. Default 262,144. */
+  /** Longest prompt text (UTF-16 code units, as sent and normalized) a pattern rule evaluates. Default 65,536. */
   readonly maxPatternInputChars?: number;
 }
 
-export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 262_144;
+export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 65_536;
+
+/**
+ * Largest RE2 program (about one instruction per character, class or repeated copy) a pattern rule
+ * may compile to: RE2's work per prompt character grows with it (re2js: ~20 ns per instruction and
+ * character, so a rule costs at most ~90 ms on the longest prompt it evaluates). `x{1000}` is 1000
+ * copies of `x`.
+ */
+export const MAX_PATTERN_PROGRAM_SIZE = 64;
 
 export interface CompiledRequestPolicy {
   evaluate(request: PolicyRequest): PolicyDecision;
@@ -128,13 +139,15 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
       const test = (text: string) => regex.matcher(text).find();
       return (input) => {
         const text = input.request.text;
-        if (text.length > maxInput) {
+        // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
+        const normalized = text.length > maxInput ? text : input.normalizedText();
+        const length = Math.max(text.length, normalized.length);
+        if (length > maxInput) {
           return {
             matched: rule.action === "block",
-            detail: `the prompt has ${text.length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
+            detail: `the prompt has ${length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
           };
         }
-        const normalized = input.normalizedText();
         const matched =
           rule.action === "block"
             ? test(text) || (normalized !== text && test(normalized))
@@ -166,11 +179,21 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
  * lookarounds, which need backtracking, are refused with RE2's reason.
  */
 export function compilePattern(ruleId: string, pattern: string, caseInsensitive: boolean): RE2JS {
+  const source = toRe2Syntax(ruleId, pattern);
+  let regex: RE2JS;
   try {
-    return RE2JS.compile(toRe2Syntax(pattern), caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+    regex = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
   } catch (error) {
     throw new PolicyPatternUnsafeError(ruleId, `a pattern RE2 refuses: ${(error as Error).message}`);
   }
+  const size = regex.programSize();
+  if (size > MAX_PATTERN_PROGRAM_SIZE) {
+    throw new PolicyPatternUnsafeError(
+      ruleId,
+      `a program of ${size} instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (large counted repetitions such as x{1000} multiply the work per prompt character)`,
+    );
+  }
+  return regex;
 }
 
 function checkRequest(request: PolicyRequest): void {
@@ -190,14 +213,68 @@ function checkRequest(request: PolicyRequest): void {
   }
 }
 
+/** JavaScript's `\s` (WhiteSpace and LineTerminator), as RE2 class contents. */
+const JS_WHITESPACE =
+  "\\t\\n\\x{b}\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}\\x{feff}";
+/** What JavaScript's `.` matches without the `s` flag: anything but a line terminator. */
+const JS_DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
+
 /**
- * The manifest's patterns are written as JavaScript Unicode-mode expressions (the schema checks they
- * parse as one); RE2 names script and category properties without the `Script=` / `sc=` /
- * `General_Category=` / `gc=` prefix JavaScript requires. An escaped backslash is kept as it is.
+ * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
+ * one; clients read them so); this writes one in RE2 syntax with the same meaning: `\s`, `\S` and
+ * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
+ * `\uXXXX` / `\u{X}` as `\x{X}`, property names without the `Script=` / `sc=` /
+ * `General_Category=` / `gc=` prefix. What has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a
+ * class) is refused (POLICY_PATTERN_UNSAFE) rather than given another meaning; so are
+ * backreferences and lookarounds, which RE2 itself refuses.
  */
-function toRe2Syntax(pattern: string): string {
-  return pattern.replace(
-    /\\\\|\\([pP])\{(?:Script|sc|General_Category|gc)=([A-Za-z_]+)\}/g,
-    (match, p: string | undefined, name: string | undefined) => (p === undefined ? match : `\\${p}{${name}}`),
-  );
+export function toRe2Syntax(ruleId: string, pattern: string): string {
+  const unsupported = (what: string) => new PolicyPatternUnsafeError(ruleId, `${what}, which has no RE2 form`);
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === "\\") {
+      const next = pattern[i + 1] ?? "";
+      i += 1;
+      if (next === "s") out += inClass ? JS_WHITESPACE : `[${JS_WHITESPACE}]`;
+      else if (next === "S") {
+        if (inClass) throw unsupported("\\S inside a character class");
+        out += `[^${JS_WHITESPACE}]`;
+      } else if (next === "u") {
+        const braced = /^\{([0-9A-Fa-f]{1,6})\}/.exec(pattern.slice(i + 1));
+        const plain = /^[0-9A-Fa-f]{4}/.exec(pattern.slice(i + 1));
+        const hex = braced?.[1] ?? plain?.[0];
+        if (hex === undefined) throw unsupported("a \\u escape without 4 hex digits or {hex}");
+        out += `\\x{${hex}}`;
+        i += (braced?.[0] ?? plain?.[0] ?? "").length;
+      } else if (next === "c") throw unsupported("a \\c control escape");
+      else if (next === "p" || next === "P") {
+        const property = /^\{(?:(?:Script|sc|General_Category|gc)=)?([A-Za-z_]+)\}/.exec(pattern.slice(i + 1));
+        if (property === null) throw unsupported(`a \\${next} escape RE2 does not read`);
+        out += `\\${next}{${property[1]}}`;
+        i += property[0].length;
+      } else out += `\\${next}`;
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === "[") {
+      if (pattern[i + 1] === "]" || (pattern[i + 1] === "^" && pattern[i + 2] === "]")) {
+        throw unsupported(`"${pattern.slice(i, i + (pattern[i + 1] === "^" ? 3 : 2))}"`);
+      }
+      inClass = true;
+      out += c;
+      if (pattern[i + 1] === "^") {
+        out += "^";
+        i += 1;
+      }
+      continue;
+    }
+    out += c === "." ? JS_DOT : c;
+  }
+  return out;
 }

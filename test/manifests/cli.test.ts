@@ -114,6 +114,32 @@ describe("cloister manifest (CLI)", () => {
     expect(usage.stderr).toContain("--key");
   });
 
+  it("check and sign refuse a pattern rule the enclave would refuse at boot, naming the rule's field", async () => {
+    const rules = [
+      ...DEV_MANIFEST.requestPolicy.rules,
+      { id: "lookahead", kind: "pattern", action: "block", pattern: "(?=secret)s", caseInsensitive: false },
+    ];
+    writeFileSync(
+      p("lookahead.json"),
+      JSON.stringify({ ...DEV_MANIFEST, requestPolicy: { ...DEV_MANIFEST.requestPolicy, rules } }),
+    );
+    await cloister("manifest", "keygen", "--out-private", p("r.jwk"), "--out-public", p("r.pub.jwk"));
+    const [check, sign] = await Promise.all([
+      cloister("manifest", "check", p("lookahead.json"), "--json"),
+      cloister("manifest", "sign", "--key", p("r.jwk"), p("lookahead.json"), p("lookahead.jws")),
+    ]);
+    expect(check.code).toBe(1);
+    expect(JSON.parse(check.stdout)).toMatchObject({
+      valid: false,
+      code: "MANIFEST_FIELD_INVALID",
+      issues: [{ path: `requestPolicy.rules.${rules.length - 1}.pattern`, kind: "invalid" }],
+    });
+    expect(check.stdout).toContain('rule \\"lookahead\\" pattern: expected an RE2 regular expression');
+    expect(sign.code).toBe(1);
+    expect(sign.stderr).toMatch(/^cloister: MANIFEST_FIELD_INVALID: /);
+    expect(statSync(p("lookahead.jws"), { throwIfNoEntry: false })).toBeUndefined();
+  });
+
   it("sign refuses an existing <out> (unchanged, before signing) unless --force, which replaces it whole", async () => {
     await cloister("manifest", "keygen", "--out-private", p("s.jwk"), "--out-public", p("s.pub.jwk"));
     const dev = join(ROOT, "manifests/examples/dev.json");

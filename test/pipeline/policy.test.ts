@@ -3,6 +3,7 @@ import {
   compilePattern,
   compileRequestPolicy,
   evaluateRequestPolicy,
+  MAX_PATTERN_PROGRAM_SIZE,
   type PolicyRequest,
   type RequestPolicy,
 } from "../../enclave/pipeline/policy.ts";
@@ -174,18 +175,52 @@ describe("patterns run in linear time (RE2)", () => {
     compileRequestPolicy(policy([{ id: "rule", kind: "pattern", action: "block", pattern, caseInsensitive }]));
 
   // Each of these took minutes or hours on a backtracking engine at this length; the old
-  // shape check accepted the first three. A hang fails the test by its timeout.
+  // shape check accepted the first three. A hang fails the test by its timeout. Each also
+  // matches where it should, so a matcher that never matches would not pass.
   it.each([
-    ["\\s*\\s*x", " ".repeat(65_536)],
-    ["[a-z]+\\s*[a-z]+\\s*!", "a".repeat(65_536)],
-    ["^(?:aa?)+$", `${"a".repeat(65_536)}b`],
-    ["(a+)+$", `${"a".repeat(65_536)}!`],
-    ["(a|ab)*c", "ab".repeat(32_768)],
-  ])("evaluates %s on an adversarial 64 Ki-character prompt", (pattern, text) => {
-    expect(blockRule(pattern).evaluate(req({ text })).decision).toBe("allow");
-    expect(blockRule(pattern).evaluate(req({ text: `${text.slice(0, 8)}x` })).decision).toBe(
-      pattern === "\\s*\\s*x" ? "block" : "allow",
-    );
+    ["\\s*\\s*x", " ".repeat(65_530), "  x"],
+    ["[a-z]+\\s*[a-z]+\\s*!", "a".repeat(65_530), "ab !"],
+    ["^(?:aa?)+$", `${"a".repeat(65_530)}b`, "aaa"],
+    ["(a+)+$", `${"a".repeat(65_530)}!`, "aaa"],
+    ["(a|ab)*c", "ab".repeat(32_765), "ababc"],
+  ])("evaluates %s on an adversarial 64 Ki-character prompt", (pattern, adversarial, matching) => {
+    expect(blockRule(pattern).evaluate(req({ text: adversarial })).decision).toBe("allow");
+    expect(blockRule(pattern).evaluate(req({ text: matching })).decision).toBe("block");
+  });
+
+  it("refuses a pattern whose RE2 program is too large (work per character grows with it)", () => {
+    const compile = () => blockRule("[a-z]{1000}!");
+    expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "rule" }));
+    expect(compile).toThrow(`a program of 1003 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE}`);
+    expect(() => blockRule("[a-z]{50}!")).not.toThrow();
+  });
+
+  it("gives each JavaScript construct its JavaScript meaning, or refuses it", () => {
+    // \s is Unicode whitespace in JavaScript (RE2's own is ASCII only).
+    const spaced = blockRule("bomb\\s+making");
+    for (const gap of ["\u2028", "\u2029", "\v", "\u1680", "\u3000", " \t"]) {
+      expect(spaced.evaluate(req({ text: `bomb${gap}making` })).decision, JSON.stringify(gap)).toBe("block");
+    }
+    expect(blockRule("a\\Sb").evaluate(req({ text: "a\u2028b" })).decision).toBe("allow");
+    expect(blockRule("a\\Sb").evaluate(req({ text: "axb" })).decision).toBe("block");
+    // . does not match a line terminator (RE2's matches \r and U+2028).
+    for (const eol of ["\n", "\r", "\u2028", "\u2029"]) {
+      expect(blockRule("a.b").evaluate(req({ text: `a${eol}b` })).decision, JSON.stringify(eol)).toBe("allow");
+    }
+    expect(blockRule("[.]").evaluate(req({ text: "a.b" })).decision).toBe("block");
+    expect(blockRule("[.]").evaluate(req({ text: "ab" })).decision).toBe("allow");
+    expect(blockRule("\\u0062omb").evaluate(req({ text: "bomb" })).decision).toBe("block");
+    expect(blockRule("\\u{1F4A3}").evaluate(req({ text: "💣" })).decision).toBe("block");
+    expect(blockRule("[\\s]x").evaluate(req({ text: "\u00a0x" })).decision).toBe("block");
+    expect(blockRule("\\p{sc=Greek}").evaluate(req({ text: "λ" })).decision).toBe("block");
+    for (const [pattern, why] of [
+      ["\\cJ", "\\c control escape"],
+      ["[^]", '"[^]"'],
+      ["x[]", '"[]"'],
+      ["[\\S]", "\\S inside a character class"],
+    ]) {
+      expect(() => blockRule(pattern as string), pattern).toThrow(`${why}, which has no RE2 form`);
+    }
   });
 
   it.each([
@@ -224,6 +259,16 @@ describe("patterns run in linear time (RE2)", () => {
     expect(p.evaluate(req({ text: "hello 42" })).ruleId).toBe("ok-greeting");
     // Allowed only when both forms match: full-width digits are not the greeting as written.
     expect(p.evaluate(req({ text: "hello ４２" })).ruleId).toBeNull();
+  });
+
+  it("counts the normalized prompt's length against the pattern input limit too (NFKC can lengthen it)", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false }]),
+      { maxPatternInputChars: 16 },
+    );
+    expect(p.evaluate(req({ text: "\ufdfa" })).decision).toBe("block"); // one character, 18 after NFKC
+    expect(p.evaluate(req({ text: "\ufdfa" })).reason).toContain("the prompt has 18 characters, more than the 16");
+    expect(p.evaluate(req({ text: "plain" })).decision).toBe("allow");
   });
 
   it("a prompt longer than the pattern input limit is blocked by a block rule and skipped by an allow rule", () => {
