@@ -10,8 +10,7 @@
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
  *    Bare digit runs without separators are not phones (too many false positives).
  *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) separated by spaces,
- *    dots or dashes (mixed too; a 4-4-4-4 number followed by a 3-digit code is found without the
- *    code), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB,
+ *    dots or dashes (mixed too; a 4-4-4-4 number followed by a 3-digit code is replaced with it), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB,
  *    4 Visa, 5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum valid.
  *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (in groups of 4 or compact), 15..34
  *    characters in all, ISO 13616 mod-97 = 1, in either case.
@@ -26,10 +25,10 @@
  *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
  *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
  *
- * Detection runs on the normalized text (normalize.ts: NFKC, invisible characters removed, dashes
- * and digits of every script in ASCII), so `４１１１…`, `4111\u200b1111…` or `123–45–6789` are found;
- * when anything is found the model gets that normalized text with the entities replaced, otherwise
- * the prompt exactly as sent. PEM headers and AWS key ids are found in any case.
+ * Detection runs on the prompt as sent, then again on that result normalized (normalize.ts: NFKC,
+ * invisible characters removed, dashes and digits of every script in ASCII), so `４１１１…`,
+ * `4111\u200b1111…` or `123–45–6789` are found too; when the second pass finds anything the model
+ * gets the normalized text with the entities replaced, otherwise the first pass's result. PEM headers and AWS key ids are found in any case.
  *
  * Entities are processed in a fixed order (secret_key, email, iban, credit_card, us_ssn,
  * ip_address, phone), so a value already replaced is not found again by a later detector.
@@ -86,8 +85,9 @@ interface Detector {
   /** Extra check on the matched text; absent = the shape suffices. */
   readonly valid?: (match: string) => boolean;
   /**
-   * When the whole match fails `valid`: the length of a shorter match to try instead (e.g. a card
-   * number followed by its 3-digit security code, which the optional last group took), or null.
+   * When the whole match fails `valid`: the length of a prefix to check instead (e.g. a card number
+   * followed by its 3-digit security code, which the optional last group took), or null. When the
+   * prefix is valid, the whole match is replaced.
    */
   readonly fallback?: (match: string) => number | null;
 }
@@ -166,11 +166,25 @@ function checkEntities(entities: readonly string[]): void {
  */
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
   checkEntities(entities);
-  const result = redactNormalized(normalizeForDetection(text), new Set(entities));
-  return result.findings.length === 0 ? { text, findings: [] } : result;
+  const wanted = new Set(entities);
+  // As sent first: normalizing can also join a neighbouring character to an entity (a superscript
+  // or circled digit becomes a digit) and hide it. Placeholders are ASCII and survive normalizing.
+  const asSent = redactIn(text, wanted);
+  const normalized = redactIn(normalizeForDetection(asSent.text), wanted);
+  if (normalized.findings.length === 0) return asSent;
+  const counts = new Map<PiiEntity, number>();
+  for (const f of [...asSent.findings, ...normalized.findings])
+    counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
+  return {
+    text: normalized.text,
+    findings: PII_DETECTION_ORDER.flatMap((entity) => {
+      const count = counts.get(entity);
+      return count === undefined ? [] : [{ entity, count }];
+    }),
+  };
 }
 
-function redactNormalized(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
+function redactIn(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
   const findings: PiiFinding[] = [];
   let out = text;
   for (const entity of PII_DETECTION_ORDER) {
@@ -183,10 +197,11 @@ function redactNormalized(text: string, wanted: ReadonlySet<PiiEntity>): Redacti
           count += 1;
           return placeholder;
         }
+        // The whole match goes, code included, when its shorter form is the entity.
         const shorter = detector.fallback?.(match) ?? null;
         if (shorter === null || !detector.valid(match.slice(0, shorter))) return match;
         count += 1;
-        return placeholder + match.slice(shorter);
+        return placeholder;
       });
     }
     if (count > 0) findings.push({ entity, count });
