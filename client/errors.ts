@@ -24,11 +24,7 @@ export class ClientError extends Error {
   readonly code: string;
   /** For attestation errors: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
-  /**
-   * For a request the enclave refused or failed after recording it (POLICY_BLOCKED, PII_BLOCKED, an
-   * inference error): how to find and open its audit record, when the record commits to the prompt.
-   */
-  readonly audit: AuditReference | null;
+  readonly #audit: AuditReference | null;
 
   constructor(
     kind: ClientErrorKind,
@@ -41,6 +37,15 @@ export class ClientError extends Error {
     this.kind = kind;
     this.code = code;
     this.stage = options?.stage;
-    this.audit = options?.audit ?? null;
+    this.#audit = options?.audit ?? null;
+  }
+
+  /**
+   * For a request the enclave refused or failed after recording it (POLICY_BLOCKED, PII_BLOCKED, an
+   * inference error): how to find and open its audit record, when the record commits to the prompt.
+   * A getter over a private field, so logging or serialising the error does not print the opening.
+   */
+  get audit(): AuditReference | null {
+    return this.#audit;
   }
 }

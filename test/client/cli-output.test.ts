@@ -96,3 +96,19 @@ describe("stopWhenParentExits: npx does not pass signals on", () => {
     expect(stopWhenParentExits({ env: {}, parentPid: () => 1, stop: () => stops.push(0) })).toBe(null);
   });
 });
+
+describe("ClientError.audit: the opening never reaches a log line", () => {
+  it("is readable, but neither inspecting, stringifying nor spreading the error shows it", async () => {
+    const { ClientError } = await import("../../client/errors.ts");
+    const opening = "ab".repeat(32);
+    const error = new ClientError("policy", "POLICY_BLOCKED", "enclave refused the request", {
+      audit: { requestIdHash: "cd".repeat(32), opening },
+    });
+    expect(error.audit).toEqual({ requestIdHash: "cd".repeat(32), opening });
+    const { inspect } = await import("node:util");
+    expect(inspect(error, { depth: 5, showHidden: false })).not.toContain(opening);
+    expect(JSON.stringify(error)).not.toContain(opening);
+    expect(JSON.stringify({ ...error })).not.toContain(opening);
+    expect(String(error)).not.toContain(opening);
+  });
+});
