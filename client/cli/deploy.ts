@@ -205,13 +205,23 @@ interface Child {
   readonly ready: Promise<{ url: string }>;
 }
 
+/**
+ * The environment of a supervised child: marked CLOISTER_SUPERVISED (it ignores the terminal's
+ * Ctrl-C and stops when this supervisor goes away, output.ts stopWhenParentExits), without the
+ * `npm_command` npx gave this process, which is about this process's parent, not the child's.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { npm_command: _npmCommand, ...rest } = env;
+  return { ...rest, CLOISTER_SUPERVISED: "1" };
+}
+
 /** Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. */
 function startChild(name: string, args: readonly string[], stderr: (line: string) => void): Child {
   // Supervised: the children ignore the terminal's Ctrl-C (which reaches the whole process group),
   // so the supervisor stops them in order — the host first, so it collects the last audit records.
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, CLOISTER_SUPERVISED: "1" },
+    env: childEnvironment(process.env),
   });
   createInterface({ input: child.stderr! }).on("line", (line) => stderr(`[${name}] ${line}`));
   const ready = new Promise<{ url: string }>((resolveReady, reject) => {

@@ -77,9 +77,11 @@ export function usageLine(text: string): string {
 }
 
 /**
- * Started through `npx` / `npm exec`, whose npm process does not pass signals on: `kill` of its pid
- * (what `npx cloister up &` then `kill $!` does) would leave this process running, with any children
- * it started. When that parent goes away, stop as on SIGTERM (each command's own clean shutdown).
+ * Stops as on SIGTERM (each command's own clean shutdown) when the parent process goes away, for
+ * the two parents that cannot be relied on to stop this process themselves: npm, when started
+ * through `npx` / `npm exec` (npm does not pass signals on, so `kill` of the npx pid, what
+ * `npx cloister up &` then `kill $!` does, would leave this process and its children running), and
+ * the supervisor (`cloister up`) of a CLOISTER_SUPERVISED child, should it be killed outright.
  */
 export function stopWhenParentExits(
   options: {
@@ -89,7 +91,8 @@ export function stopWhenParentExits(
     readonly intervalMs?: number;
   } = {},
 ): (() => void) | null {
-  if ((options.env ?? process.env).npm_command !== "exec") return null;
+  const env = options.env ?? process.env;
+  if (env.npm_command !== "exec" && env.CLOISTER_SUPERVISED !== "1") return null;
   const parentPid = options.parentPid ?? (() => process.ppid);
   const stop = options.stop ?? (() => process.kill(process.pid, "SIGTERM"));
   const parent = parentPid();

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { childEnvironment } from "../../client/cli/deploy.ts";
 import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
@@ -94,6 +95,11 @@ describe("stopWhenParentExits: npx does not pass signals on", () => {
       null,
     );
     expect(stopWhenParentExits({ env: {}, parentPid: () => 1, stop: () => stops.push(0) })).toBe(null);
+    // A supervised child (cloister up's) watches its supervisor, and is not told npx started it.
+    const supervised = stopWhenParentExits({ env: { CLOISTER_SUPERVISED: "1" }, parentPid: () => 1, stop: () => {} });
+    expect(supervised).not.toBeNull();
+    supervised?.();
+    expect(childEnvironment({ npm_command: "exec", PATH: "/bin" })).toEqual({ PATH: "/bin", CLOISTER_SUPERVISED: "1" });
   });
 });
 
