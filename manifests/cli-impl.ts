@@ -1,5 +1,6 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { JWK } from "jose";
 import { type OutputFileErrors, printJson, refuseExistingFile, writeFileAtomically } from "../client/cli/output.ts";
 import {
@@ -67,6 +68,11 @@ export async function keygenCommand(options: {
   force: boolean;
   json: boolean;
 }): Promise<void> {
+  if (resolve(options.outPrivate) === resolve(options.outPublic)) {
+    throw new ManifestFileError(
+      `--out-private and --out-public: expected two files, found the same path ${options.outPublic} (the public key would replace the private one)`,
+    );
+  }
   await refuseExisting(options.outPrivate, options.force, "--out-private");
   await refuseExisting(options.outPublic, options.force, "--out-public");
   const pair = await generateManifestSigningKey(options.alg);

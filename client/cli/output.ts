@@ -3,7 +3,8 @@
  * that names the option, the expected and the found value.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, link, lstat, rename, rm, writeFile } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { chmod, copyFile, link, lstat, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 
@@ -143,12 +144,27 @@ export async function writeFileAtomically(
     await writeFile(temporary, content, { flag: "wx", mode: options.mode });
     await chmod(temporary, options.mode);
     if (options.replace) await rename(temporary, file);
-    else await link(temporary, file);
+    else await linkOrCopy(temporary, file);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
     throw errors.failed(code, cause);
   } finally {
-    await rm(temporary, { force: true });
+    // A leftover temporary file must not hide the outcome (written, or the error above).
+    await rm(temporary, { force: true }).catch(() => {});
+  }
+}
+
+/**
+ * Links `from` to `to`, which never replaces an existing `to`; where the file system has no hard
+ * links (FAT, exFAT, some network mounts), copies it with the same guarantee (COPYFILE_EXCL).
+ */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
+    await copyFile(from, to, fsConstants.COPYFILE_EXCL);
   }
 }

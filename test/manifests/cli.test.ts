@@ -114,6 +114,21 @@ describe("cloister manifest (CLI)", () => {
     expect(usage.stderr).toContain("--key");
   });
 
+  it("keygen refuses one path for both keys, even with --force", async () => {
+    const same = await cloister(
+      "manifest",
+      "keygen",
+      "--out-private",
+      p("same.jwk"),
+      "--out-public",
+      p("same.jwk"),
+      "--force",
+    );
+    expect(same.code).toBe(1);
+    expect(same.stderr).toMatch(/^cloister: MANIFEST_FILE: --out-private and --out-public: expected two files/);
+    expect(statSync(p("same.jwk"), { throwIfNoEntry: false })).toBeUndefined();
+  });
+
   it("check and sign refuse a pattern rule the enclave would refuse at boot, naming the rule's field", async () => {
     const rules = [
       ...DEV_MANIFEST.requestPolicy.rules,
