@@ -29,11 +29,11 @@ describe("client output files", () => {
     ]);
     expect(attest.code).toBe(2);
     expect(attest.stderr.trim()).toMatch(
-      /^cloister: (USAGE: )?--document-out: cannot create ".*existing\.txt": it already exists \(EEXIST\); pass --force to replace it$/,
+      /^cloister: USAGE: --document-out: cannot create ".*existing\.txt": it already exists \(EEXIST\); pass --force to replace it$/,
     );
     expect(checkpoint.code).toBe(2);
     expect(checkpoint.stderr.trim()).toMatch(
-      /^cloister: (USAGE: )?--out: cannot create ".*existing\.txt": it already exists \(EEXIST\); expected a new file, it is never overwritten$/,
+      /^cloister: USAGE: --out: cannot create ".*existing\.txt": it already exists \(EEXIST\); expected a new file, it is never overwritten$/,
     );
     expect(await readFile(existing, "utf8")).toBe("keep me\n");
   });

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { GenerationEvent } from "../../enclave/engine.ts";
+import { auditCommitment } from "../../enclave/pipeline/audit.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
@@ -111,6 +112,10 @@ describe("enclave answer stream: frame coalescing", () => {
     expect(events.at(-1) ?? error).toMatchObject({ code: "GENERATION_FAILED" });
     const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
     expect(record).toMatchObject({ decision: "allow", error: "GENERATION_FAILED" });
+    // The error frame opens the failed request's record, as a final frame would.
+    const opening = (events.at(-1) as { auditOpening?: string | null }).auditOpening ?? "";
+    expect(opening).toMatch(/^[0-9a-f]{64}$/);
+    expect(auditCommitment(Buffer.from(opening, "hex"), "prompt", "hello")).toBe(record.promptHmac);
   });
 
   it("paces data frames at least the frame interval apart and loses no text", async () => {
