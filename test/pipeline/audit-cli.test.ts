@@ -101,7 +101,9 @@ describe("cloister audit verify (CLI)", () => {
     });
 
     expect(truncated.code).toBe(1);
-    expect(truncated.stderr).toMatch(/^cloister: AUDIT_LOG_TRUNCATED: audit log end \(after line 4\): expected 6 records/);
+    expect(truncated.stderr).toMatch(
+      /^cloister: AUDIT_LOG_TRUNCATED: audit log end \(after line 4\): expected 6 records/,
+    );
     expect(withCheckpoint.code).toBe(0);
 
     expect(both.code).toBe(2);
