@@ -18,6 +18,7 @@ import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } fr
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
 import { manifestDigest } from "../manifests/digest.ts";
+import { issuePath, issueText } from "../manifests/issues.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
@@ -69,13 +70,11 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
       throw new ClientError("configuration", "POLICY_INVALID", "client policy: not valid JSON", { cause: error });
     }
   }
-  const result = ClientPolicySchema.safeParse(value);
+  const result = ClientPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const path = issue?.path.join(".") || "(policy)";
-    throw new ClientError("configuration", "POLICY_INVALID", `client policy: ${path}: ${issue?.message ?? "invalid"}`, {
-      cause: result.error,
-    });
+    const issue = result.error.issues[0] as z.core.$ZodIssue;
+    const message = `client policy: ${issuePath(issue, "(policy)")}: ${issueText(issue)}`;
+    throw new ClientError("configuration", "POLICY_INVALID", message, { cause: result.error });
   }
   let attestation: AttestationPolicy;
   try {

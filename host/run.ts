@@ -1,7 +1,9 @@
 /** Implementation of `cloister host`. */
 import { readFile } from "node:fs/promises";
+import type { z } from "zod";
 import { UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
+import { issuePath, issueText } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
@@ -21,10 +23,10 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
   } catch {
     throw new UsageError(`--api-keys: "${path}" is not JSON`);
   }
-  const parsed = apiKeysFileSchema.safeParse(json);
+  const parsed = apiKeysFileSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new UsageError(`--api-keys: ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+    throw new UsageError(`--api-keys: ${issuePath(issue, "(root)")}: ${issueText(issue)}`);
   }
   return new ApiKeyStore(parsed.data);
 }

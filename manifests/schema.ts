@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
+import { preview } from "./issues.ts";
 
 export const TEE_PLATFORMS = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeePlatform = (typeof TEE_PLATFORMS)[number];
@@ -289,14 +290,4 @@ function describeIssue(issue: z.core.$ZodIssue): ManifestIssue[] {
   const found = "input" in issue && issue.input !== undefined ? `, found ${preview(issue.input)}` : "";
   const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
   return [{ path, kind: "invalid", message: `${field}: ${message}${found}` }];
-}
-
-function preview(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

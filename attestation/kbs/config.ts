@@ -15,6 +15,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
+import { issuePath, issueText } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
 import type { BrokerKey } from "./broker.ts";
 
@@ -111,10 +112,10 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     if (error instanceof BrokerConfigError) throw error;
     throw new BrokerConfigError(`--config: "${path}" is not JSON`);
   }
-  const parsed = ConfigSchema.safeParse(json);
+  const parsed = ConfigSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BrokerConfigError(`broker config ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+    throw new BrokerConfigError(`broker config ${issuePath(issue, "(root)")}: ${issueText(issue)}`);
   }
   const base = dirname(resolve(path));
   const keys: BrokerKey[] = [];

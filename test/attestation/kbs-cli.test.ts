@@ -232,6 +232,15 @@ describe("cloister kbs and model seal", () => {
   }, 60_000);
 });
 
+describe("broker configuration errors", () => {
+  it("say what was expected and what was found", async () => {
+    const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
+    const file = join(dir, "kbs-v2.json");
+    await writeFile(file, JSON.stringify({ version: 2, keys: [] }), { mode: 0o600 });
+    await expect(loadBrokerConfig(file)).rejects.toThrow("broker config version: expected 1, found 2");
+  });
+});
+
 describe("broker configuration files belong to this user", () => {
   it("refuses a configuration, policy or key file another user owns (its owner could rewrite who gets the key)", async () => {
     const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");

@@ -112,7 +112,9 @@ describe("verify-evidence --policy with a client policy file", () => {
     const { freshness: _, ...noFreshness } = clientPolicy(attestation(false));
     const missing = await gcp("--policy", policyFile("client-missing.json", noFreshness));
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/^cloister: POLICY_INVALID: client policy: freshness: /);
+    expect(missing.stderr).toMatch(
+      /^cloister: POLICY_INVALID: client policy: freshness: expected object, found nothing\n$/,
+    );
   });
 
   it("still refuses an attestation policy with an unknown field, and text that is not JSON", async () => {
