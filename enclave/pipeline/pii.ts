@@ -19,8 +19,8 @@
  *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
  *    after `v`/`version`/`release`/`build`); IPv6 in RFC 4291 text forms (at most one `::`,
  *    embedded IPv4 tail allowed) — a `h:h:h` time or a MAC address is not an IPv6 address.
- *  - secret_key: PEM private key blocks (a block cut off without its END line is redacted to the
- *    end of its base64), OpenAI/Anthropic-style `sk-…` keys (20+ characters with letters and
+ *  - secret_key: PEM private key blocks (with their header lines; a block cut off without its END
+ *    line is redacted to the end of its base64), OpenAI/Anthropic-style `sk-…` keys (20+ characters with letters and
  *    digits), Stripe `sk_live_`/`rk_test_`…, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16),
  *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
  *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
@@ -34,8 +34,10 @@
  * ip_address, phone), so a value already replaced is not found again by a later detector.
  * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
  * repetition that can overlap, so matching stays about linear in the text length (measured on
- * 100,000-character adversarial runs: 2..20 ms each; the worst, repeated PEM BEGIN lines without an
- * END, is bounded by the 16 KiB body limit per BEGIN, about 0.2 s).
+ * 100,000-character adversarial runs: 2..20 ms each; 1 MB of repeated PEM BEGIN lines, which took
+ * 1.2 s while a block's END was searched for up to 16 KiB ahead, takes ~30 ms since a block is its
+ * BEGIN line, the base64, header (`Proc-Type: …`) and empty lines after it, and an END line if one
+ * follows).
  *
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
  * detected; an entity split across two chat messages is not found (each message is filtered on its
@@ -136,7 +138,7 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   secret_key: [
     {
       regex:
-        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\r?\n[A-Za-z0-9+/=]{1,80}(?=\r?\n|$))*)/gi,
+        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:\r?\n(?:[A-Za-z0-9+/=]{1,100}|[A-Za-z-]{1,40}: [^\r\n]{0,100}|)(?=\r?\n|$))*(?:\r?\n-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?/gi,
     },
     {
       regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,

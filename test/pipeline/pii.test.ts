@@ -45,6 +45,18 @@ const POSITIVES: readonly Row[] = [
     "key:\n[REDACTED_SECRET_KEY]\nthanks",
   ],
   [
+    "encrypted PEM block with its headers",
+    "secret_key",
+    "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEowIBAAKCAQEA7+abc/def==\n-----END RSA PRIVATE KEY-----\nbye",
+    "[REDACTED_SECRET_KEY]\nbye",
+  ],
+  [
+    "repeated BEGIN lines (once took seconds per megabyte)",
+    "secret_key",
+    "-----BEGIN PRIVATE KEY-----\n".repeat(20_000),
+    `${"[REDACTED_SECRET_KEY]\n".repeat(19_999)}[REDACTED_SECRET_KEY]`, // the last line break is part of the block
+  ],
+  [
     "PEM block cut off",
     "secret_key",
     "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc+/=\nand then prose",
