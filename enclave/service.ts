@@ -56,6 +56,7 @@ import {
   compileRequestPolicy,
   ed25519Signer,
   type PiiFinding,
+  piiAcrossMessages,
 } from "./pipeline/index.ts";
 import { createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
 import { nodeSyncPrimitives } from "./x25519.ts";
@@ -540,13 +541,24 @@ export class Enclave {
       else if (prompt !== original.prompt) redacted = true;
       filtered = { ...original, prompt: prompt ?? "" };
     }
+    // An entity split over two messages reaches the model whole: blocked, whatever the mode.
+    const split =
+      blocked || !("messages" in original)
+        ? []
+        : piiAcrossMessages(
+            this.manifest.requestPolicy.pii,
+            original.messages.map((m) => m.content),
+            findings,
+          );
+    for (const f of split) findings.set(f.entity, (findings.get(f.entity) ?? 0) + f.count);
     const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];
-    if (blocked) {
+    if (blocked || split.length > 0) {
       auditBlock("pii", null, piiFindings);
+      const found = (blocked ? piiFindings : split).map((f) => f.entity).join(", ");
       return single(
         sealer.error(
           "PII_BLOCKED",
-          errorDetail(`PII found: ${piiFindings.map((f) => f.entity).join(", ")}`),
+          errorDetail(blocked ? `PII found: ${found}` : `PII split across messages: ${found}`),
           promptOpening(),
         ),
       );

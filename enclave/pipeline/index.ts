@@ -36,6 +36,7 @@ export {
   type PiiConfig,
   type PiiFinding,
   type PiiOutcome,
+  piiAcrossMessages,
   piiPlaceholder,
   type RedactionResult,
   redactPii,

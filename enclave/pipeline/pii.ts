@@ -39,9 +39,10 @@
  * BEGIN line, the base64, header (`Proc-Type: …`) and empty lines after it, and an END line if one
  * follows).
  *
+ * An entity split across chat messages is found by piiAcrossMessages (the caller blocks it).
+ *
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
- * detected; an entity split across two chat messages is not found (each message is filtered on its
- * own); look-alike letters of other scripts are not mapped; detection is best-effort pattern
+ * detected; look-alike letters of other scripts are not mapped; detection is best-effort pattern
  * matching, not a guarantee that no PII reaches the model.
  * Findings hold entity types and counts only, never the values.
  */
@@ -227,6 +228,24 @@ export function applyPiiPolicy(pii: PiiConfig, text: string): PiiOutcome {
   if (result.findings.length === 0) return { action: "allow", text, findings: [] };
   const types = result.findings.map((f) => f.entity).join(", ");
   return { action: "block", findings: result.findings, reason: `PII found (mode "block"): ${types}` };
+}
+
+/**
+ * Entities of a chat that no single message holds: found in the messages' contents joined with
+ * nothing between them, beyond the counts `within` the messages (what applyPiiPolicy found in each).
+ * A card number or an address split over two messages still reaches the model whole; the caller
+ * blocks such a request (the pieces cannot be told apart from their neighbours to be redacted).
+ */
+export function piiAcrossMessages(
+  pii: PiiConfig,
+  contents: readonly string[],
+  within: ReadonlyMap<string, number>,
+): readonly PiiFinding[] {
+  if (pii.mode === "off" || contents.length < 2) return [];
+  return redactPii(contents.join(""), pii.entities).findings.flatMap((f) => {
+    const extra = f.count - (within.get(f.entity) ?? 0);
+    return extra > 0 ? [{ entity: f.entity, count: extra }] : [];
+  });
 }
 
 // --- checksums and range checks -------------------------------------------------------------------

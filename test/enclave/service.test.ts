@@ -372,6 +372,32 @@ describe("enclave request pipeline", () => {
     }
   });
 
+  it("blocks a chat whose card number is split over two messages (it would reach the model whole)", async () => {
+    const events = await ask(enclave, {
+      messages: [
+        { role: "user", content: "my card starts 4111 1111" },
+        { role: "assistant", content: "go on" },
+        { role: "user", content: "" },
+      ],
+    });
+    expect(events.at(-1)).toMatchObject({ type: "final" }); // nothing split: answered
+    const split = await ask(enclave, {
+      messages: [
+        { role: "user", content: "my card starts 4111 1111" },
+        { role: "user", content: " 1111 1111, thanks" },
+      ],
+    });
+    expect(split).toEqual([
+      expect.objectContaining({ type: "error", code: "PII_BLOCKED", detail: "PII split across messages: credit_card" }),
+    ]);
+    const record = JSON.parse(enclave.collectAudit(0).lines.at(-1)!).record;
+    expect(record).toMatchObject({
+      decision: "block",
+      blockedBy: "pii",
+      piiFindings: [{ entity: "credit_card", count: 1 }],
+    });
+  });
+
   it("sends no opening with a refusal when the audit keeps no prompt commitment", async () => {
     const answersOnly = await boot(
       manifest({ audit: { enabled: true, reason: null, recordPromptHash: false, recordResponseHash: true } }),

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { applyPiiPolicy, ibanValid, ipv6Valid, luhnValid, redactPii } from "../../enclave/pipeline/pii.ts";
+import {
+  applyPiiPolicy,
+  ibanValid,
+  ipv6Valid,
+  luhnValid,
+  type PiiConfig,
+  piiAcrossMessages,
+  redactPii,
+} from "../../enclave/pipeline/pii.ts";
 import { PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
 
 type Row = readonly [name: string, entity: PiiEntity, input: string, expected: string];
@@ -305,4 +313,31 @@ describe("checksums", () => {
     ["::ffff:300.1.1.1", false],
     ["12345::1", false],
   ] as const)("ipv6Valid(%s) = %s", (text, valid) => expect(ipv6Valid(text)).toBe(valid));
+});
+
+describe("piiAcrossMessages: an entity split over chat messages", () => {
+  const redact: PiiConfig = { mode: "redact", entities: [...PII_ENTITIES], reason: null };
+  const within = (contents: string[]) => {
+    const counts = new Map<string, number>();
+    for (const c of contents)
+      for (const f of redactPii(c, PII_ENTITIES).findings) counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
+    return counts;
+  };
+  const across = (contents: string[]) => piiAcrossMessages(redact, contents, within(contents));
+
+  it("finds what no single message holds", () => {
+    expect(across(["my card is 4111 1111", " 1111 1111"])).toEqual([{ entity: "credit_card", count: 1 }]);
+    expect(across(["write to john.doe@exa", "mple.com"])).toEqual([{ entity: "email", count: 1 }]);
+    expect(across(["ssn 123-45", "-6789 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]);
+  });
+
+  it("finds nothing more when every entity is inside one message, or there is one message", () => {
+    expect(across(["card 4111 1111 1111 1111", "and mail a@b.example"])).toEqual([]);
+    expect(across(["4111111111111111", "4111111111111111"])).toEqual([]);
+    expect(across(["hello", "world"])).toEqual([]);
+    expect(across(["my card is 4111 1111 1111 1111"])).toEqual([]);
+    expect(
+      piiAcrossMessages({ mode: "off", entities: [], reason: "test" }, ["4111 1111", " 1111 1111"], new Map()),
+    ).toEqual([]);
+  });
 });
