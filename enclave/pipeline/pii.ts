@@ -35,9 +35,8 @@
  * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
  * repetition that can overlap, so matching stays about linear in the text length (measured on
  * 100,000-character adversarial runs: 2..20 ms each; 1 MB of repeated PEM BEGIN lines, which took
- * 1.2 s while a block's END was searched for up to 16 KiB ahead, takes ~30 ms since a block is its
- * BEGIN line, the base64, header (`Proc-Type: …`) and empty lines after it, and an END line if one
- * follows).
+ * 1.2 s while each BEGIN searched 16 KiB of anything for its END, takes tens of ms since that search
+ * stops at the first dash, which base64 never contains).
  *
  * An entity split across chat messages is found by piiAcrossMessages (the caller blocks it).
  *
@@ -139,7 +138,12 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   secret_key: [
     {
       regex:
-        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:\r?\n(?:[A-Za-z0-9+/=]{1,100}|[A-Za-z-]{1,40}: [^\r\n]{0,100}|)(?=\r?\n|$))*(?:\r?\n-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?/gi,
+        // Up to its END line through anything without a dash (base64 in any layout: indented,
+        // quoted, JSON-escaped "\n", one line); or its header lines (`DEK-Info: …` has dashes), one
+        // empty line, the base64 lines after it and the END line if it follows (a block cut off
+        // without its END ends with its base64). Each BEGIN looks ahead at most 16 KiB and stops at
+        // the first dash, so repeated BEGIN lines stay linear.
+        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[^-]{0,16384}-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\r?\n[A-Za-z-]{1,40}: [^\r\n]{0,100})*(?:\r?\n(?=\r?\n))?(?:\r?\n[ \t]*[A-Za-z0-9+/=]{1,200}[ \t]*(?=\r?\n|$))*(?:\r?\n-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?)/gi,
     },
     {
       regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,

@@ -62,7 +62,31 @@ const POSITIVES: readonly Row[] = [
     "repeated BEGIN lines (once took seconds per megabyte)",
     "secret_key",
     "-----BEGIN PRIVATE KEY-----\n".repeat(20_000),
-    `${"[REDACTED_SECRET_KEY]\n".repeat(19_999)}[REDACTED_SECRET_KEY]`, // the last line break is part of the block
+    "[REDACTED_SECRET_KEY]\n".repeat(20_000),
+  ],
+  [
+    "PEM key in a JSON string (escaped line breaks)",
+    "secret_key",
+    '{"private_key":"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n","x":1}',
+    '{"private_key":"[REDACTED_SECRET_KEY]\\n","x":1}',
+  ],
+  [
+    "PEM key indented in YAML",
+    "secret_key",
+    "key: |\n  -----BEGIN PRIVATE KEY-----\n  MIIEvQIBADANBg\n  -----END PRIVATE KEY-----\nnext: 1",
+    "key: |\n  [REDACTED_SECRET_KEY]\nnext: 1",
+  ],
+  [
+    "PEM key on one line, a long line, a comment",
+    "secret_key",
+    `-----BEGIN PRIVATE KEY----- MIIEvQ ${"A".repeat(300)} -----END PRIVATE KEY----- and\n-----BEGIN PRIVATE KEY-----\n# note\nMIIE\n-----END PRIVATE KEY-----\nok`,
+    "[REDACTED_SECRET_KEY] and\n[REDACTED_SECRET_KEY]\nok",
+  ],
+  [
+    "PEM block cut off before prose",
+    "secret_key",
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n\nNote: is this truncated?\nThanks",
+    "[REDACTED_SECRET_KEY]\n\nNote: is this truncated?\nThanks",
   ],
   [
     "PEM block cut off",
