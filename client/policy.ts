@@ -70,10 +70,10 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
       throw new ClientError("configuration", "POLICY_INVALID", "client policy: not valid JSON", { cause: error });
     }
   }
-  const result = ClientPolicySchema.safeParse(value, { reportInput: true });
+  const result = ClientPolicySchema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
-    const message = `client policy: ${issuePath(issue, "(policy)")}: ${issueText(issue)}`;
+    const message = `client policy: ${issuePath(issue, "(policy)")}: ${issueText(issue, value)}`;
     throw new ClientError("configuration", "POLICY_INVALID", message, { cause: result.error });
   }
   let attestation: AttestationPolicy;

@@ -23,10 +23,10 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
   } catch {
     throw new UsageError(`--api-keys: "${path}" is not JSON`);
   }
-  const parsed = apiKeysFileSchema.safeParse(json, { reportInput: true });
+  const parsed = apiKeysFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    throw new UsageError(`--api-keys: ${issuePath(issue, "(root)")}: ${issueText(issue)}`);
+    throw new UsageError(`--api-keys: ${issuePath(issue, "(root)")}: ${issueText(issue, json)}`);
   }
   return new ApiKeyStore(parsed.data);
 }

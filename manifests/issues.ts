@@ -1,18 +1,19 @@
 /**
- * One zod issue (from `safeParse(value, { reportInput: true })`) as "expected …, found …", for the
- * configuration files every party reads (manifests, client policies, the broker's configuration,
- * the host's API keys): zod's own "Invalid input: expected 1" does not say what was found. None of
- * these files holds a secret (key material lives in separate files), so the found value is shown,
- * cut to 80 characters.
+ * One zod issue as "expected …, found …", for the configuration files every party reads (client
+ * policies, the broker's configuration, the host's API keys; manifests show the value itself, see
+ * schema.ts): zod's own "Invalid input: expected 1" does not say what was found. The found value is
+ * looked up in the parsed input by the issue's path and described by its kind and size only (a
+ * private JWK or a raw API key put in the wrong field must not be printed), except numbers and
+ * booleans, which are shown. Parse without `reportInput`, so the error kept as a cause holds no
+ * input either.
  */
 import type { z } from "zod";
 
-/** "expected 1, found 2"; "expected array, found nothing" for a missing field; zod's text otherwise. */
-export function issueText(issue: z.core.$ZodIssue): string {
+/** "expected 1, found 2"; "expected array, found nothing"; "expected string, found an object with keys kty, k". */
+export function issueText(issue: z.core.$ZodIssue, input: unknown): string {
   if (issue.code === "unrecognized_keys") return `expected no such field, found ${issue.keys.join(", ")}`;
   const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
-  if (!("input" in issue)) return message;
-  return `${message}, found ${issue.input === undefined ? "nothing" : preview(issue.input)}`;
+  return `${message}, found ${describeValue(valueAt(input, issue.path))}`;
 }
 
 /** The issue's field path, dotted (`keys.0.policy`), or `root` for the top-level value. */
@@ -20,6 +21,30 @@ export function issuePath(issue: z.core.$ZodIssue, root: string): string {
   return issue.path.map(String).join(".") || root;
 }
 
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** A value's kind and size, never its text (numbers and booleans excepted). */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "object") {
+    const keys = Object.keys(value);
+    return keys.length === 0 ? "an empty object" : `an object with keys ${keys.slice(0, 8).join(", ")}`;
+  }
+  return typeof value;
+}
+
+/** The value itself, as JSON cut to 80 characters: for public files only (the manifest). */
 export function preview(value: unknown): string {
   let text: string;
   try {

@@ -112,10 +112,10 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     if (error instanceof BrokerConfigError) throw error;
     throw new BrokerConfigError(`--config: "${path}" is not JSON`);
   }
-  const parsed = ConfigSchema.safeParse(json, { reportInput: true });
+  const parsed = ConfigSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    throw new BrokerConfigError(`broker config ${issuePath(issue, "(root)")}: ${issueText(issue)}`);
+    throw new BrokerConfigError(`broker config ${issuePath(issue, "(root)")}: ${issueText(issue, json)}`);
   }
   const base = dirname(resolve(path));
   const keys: BrokerKey[] = [];

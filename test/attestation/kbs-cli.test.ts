@@ -239,6 +239,46 @@ describe("broker configuration errors", () => {
     await writeFile(file, JSON.stringify({ version: 2, keys: [] }), { mode: 0o600 });
     await expect(loadBrokerConfig(file)).rejects.toThrow("broker config version: expected 1, found 2");
   });
+
+  it("never print a value that may be secret (a key put in the wrong field), only its kind", async () => {
+    const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
+    const { parseClientPolicy } = await import("../../client/policy.ts");
+    const secret = "c2VjcmV0LW1vZGVsLWtleS1ieXRlcy0zMi1sb25nISE";
+    const file = join(dir, "kbs-inline-key.json");
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, keys: [{ keyFile: { kty: "oct", k: secret }, policy: "p.json" }] }),
+      {
+        mode: 0o600,
+      },
+    );
+    const broker = await loadBrokerConfig(file).catch((e: Error) => e);
+    expect(broker).toBeInstanceOf(Error);
+    expect((broker as Error).message).toBe(
+      "broker config keys.0.keyFile: expected string, found an object with keys kty, k",
+    );
+    const policy = (() => {
+      try {
+        parseClientPolicy({
+          version: 1,
+          acceptedEvidence: ["sev-snp"],
+          attestation: {},
+          manifest: {
+            trustedSigners: { kty: "OKP", crv: "Ed25519", d: secret, x: "x" },
+            allowedModelDigests: { skip: { reason: "test" } },
+            allowedServices: { skip: { reason: "test" } },
+          },
+        });
+      } catch (error) {
+        return error as Error;
+      }
+      throw new Error("expected the policy to be refused");
+    })();
+    expect(policy.message).toBe(
+      "client policy: manifest.trustedSigners: expected array, found an object with keys kty, crv, d, x",
+    );
+    expect(JSON.stringify(policy.cause ?? null)).not.toContain(secret);
+  });
 });
 
 describe("broker configuration files belong to this user", () => {
