@@ -548,7 +548,6 @@ export class Enclave {
         : piiAcrossMessages(
             this.manifest.requestPolicy.pii,
             original.messages.map((m) => m.content),
-            findings,
           );
     for (const f of split) findings.set(f.entity, (findings.get(f.entity) ?? 0) + f.count);
     const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];

@@ -200,13 +200,8 @@ function redactIn(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult
     const placeholder = piiPlaceholder(entity);
     for (const detector of DETECTORS[entity]) {
       out = out.replace(detector.regex, (match: string) => {
-        if (detector.valid === undefined || detector.valid(match)) {
-          count += 1;
-          return placeholder;
-        }
-        // The whole match goes, code included, when its shorter form is the entity.
-        const shorter = detector.fallback?.(match) ?? null;
-        if (shorter === null || !detector.valid(match.slice(0, shorter))) return match;
+        // The whole match goes (a card's code included, when its shorter form is the card).
+        if (!detectorAccepts(detector, match)) return match;
         count += 1;
         return placeholder;
       });
@@ -234,22 +229,66 @@ export function applyPiiPolicy(pii: PiiConfig, text: string): PiiOutcome {
   return { action: "block", findings: result.findings, reason: `PII found (mode "block"): ${types}` };
 }
 
+/** Entities made of digits, which a client can split over messages without changing them. */
+const SPLITTABLE: readonly PiiEntity[] = ["credit_card", "us_ssn", "iban", "phone"];
+
 /**
- * Entities of a chat that no single message holds: found in the messages' contents joined with
- * nothing between them, beyond the counts `within` the messages (what applyPiiPolicy found in each).
- * A card number or an address split over two messages still reaches the model whole; the caller
- * blocks such a request (the pieces cannot be told apart from their neighbours to be redacted).
+ * Entities of a chat that no single message holds: a card number, SSN, IBAN or phone number whose
+ * digits run on from one message into the next (joined with nothing, a space or a dash), at least
+ * two digits on each side. It reaches the model whole; the caller blocks such a request (the pieces
+ * cannot be told from their neighbours to be redacted). Only digit-bearing entities: joined words
+ * and code (`assistant` + `@app.get(`) would look like split addresses and keys.
  */
-export function piiAcrossMessages(
-  pii: PiiConfig,
-  contents: readonly string[],
-  within: ReadonlyMap<string, number>,
-): readonly PiiFinding[] {
+export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): readonly PiiFinding[] {
   if (pii.mode === "off" || contents.length < 2) return [];
-  return redactPii(contents.join(""), pii.entities).findings.flatMap((f) => {
-    const extra = f.count - (within.get(f.entity) ?? 0);
-    return extra > 0 ? [{ entity: f.entity, count: extra }] : [];
+  const wanted = SPLITTABLE.filter((e) => pii.entities.includes(e));
+  const found = new Map<PiiEntity, Set<number>>();
+  // Joined as typed on (""), or with the space or dash the split took away.
+  for (const separator of ["", " ", "-"]) {
+    const text = contents.join(separator);
+    const boundaries: number[] = [];
+    let at = 0;
+    for (const content of contents.slice(0, -1)) {
+      at += content.length;
+      boundaries.push(at);
+      at += separator.length;
+    }
+    for (const entity of wanted) {
+      for (const detector of DETECTORS[entity]) {
+        for (const match of text.matchAll(detector.regex)) {
+          const start = match.index;
+          const end = start + match[0].length;
+          if (!detectorAccepts(detector, match[0])) continue;
+          boundaries.forEach((b, i) => {
+            if (digitsIn(text, start, b) >= 2 && digitsIn(text, b, end) >= 2) {
+              const seen = found.get(entity) ?? new Set<number>();
+              seen.add(i);
+              found.set(entity, seen);
+            }
+          });
+        }
+      }
+    }
+  }
+  return wanted.flatMap((entity) => {
+    const splits = found.get(entity)?.size ?? 0;
+    return splits > 0 ? [{ entity, count: splits }] : [];
   });
+}
+
+function detectorAccepts(detector: Detector, match: string): boolean {
+  if (detector.valid === undefined || detector.valid(match)) return true;
+  const shorter = detector.fallback?.(match) ?? null;
+  return shorter !== null && detector.valid(match.slice(0, shorter));
+}
+
+function digitsIn(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = Math.max(0, from); i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) n++;
+  }
+  return n;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------
