@@ -182,14 +182,24 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return options.apiKeys.authorize(record, permission);
   };
 
-  app.get("/healthz", (c) =>
-    c.json({
+  // For load balancers, whoever asks: up or not. The load (in flight, queued) and the pool's members
+  // (key ids, states) only to a caller whose API key may attest: they show traffic and routing. No
+  // rate-limit token is taken, as for a probe.
+  app.get("/healthz", (c) => {
+    let detailed = false;
+    try {
+      detailed = options.apiKeys.authenticate(c.req.header("authorization")).permissions.includes("attest");
+    } catch {
+      // anonymous or unknown key: the status alone
+    }
+    if (!detailed) return c.json({ status: "ok" });
+    return c.json({
       status: "ok",
       inFlight: limiter.active,
       queued: limiter.queued,
       ...(pool.isPool ? { enclaves: pool.status() } : {}),
-    }),
-  );
+    });
+  });
 
   // A new session: the least busy member's document (one that does not answer is marked and the
   // next one tried). The client then names that enclave's key id in its nonce question.

@@ -61,7 +61,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   process.stdout.write(
     [
       `Cloister is up (SIMULATED ${options.tee}: trusted only because ${policy} says so).`,
-      `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz shows them)` : ""}`,
+      `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz with the API key shows them)` : ""}`,
       `  policy       ${policy}`,
       `  API key file ${relative(process.cwd(), deployment.files.apiKeyPath)}`,
       ...(deployment.kbsUrl === null || deployment.files.kbs === null

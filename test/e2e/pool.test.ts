@@ -26,7 +26,11 @@ const keyIdOf = (session: Session) =>
   createHash("sha256").update(session.enclave.sealingPublicKey).digest().subarray(0, 16).toString("hex");
 
 async function members(): Promise<Member[]> {
-  const health = (await (await fetch(`${deployment.running.hostUrl}/healthz`)).json()) as { enclaves?: Member[] };
+  const health = (await (
+    await fetch(`${deployment.running.hostUrl}/healthz`, {
+      headers: { authorization: `Bearer ${deployment.files.apiKey}` },
+    })
+  ).json()) as { enclaves?: Member[] };
   return health.enclaves ?? [];
 }
 

@@ -148,6 +148,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await errorCode(anonymous)).toBe("UNAUTHENTICATED");
     expect((await sealed(envelope(), "ck_wrong_key_0123456789")).status).toBe(401);
     expect((await get("/v1/attestation", null)).status).toBe(401);
+    // /healthz answers anyone, but its load figures only a key that may attest.
+    expect(await (await get("/healthz", null)).json()).toEqual({ status: "ok" });
+    expect(await (await get("/healthz", "ck_wrong_key_0123456789")).json()).toEqual({ status: "ok" });
+    expect(await (await get("/healthz")).json()).toEqual({ status: "ok", inFlight: 0, queued: 0 });
     expect((await sealed(envelope(), KEY.toUpperCase())).status).toBe(401);
     expect(seen).toHaveLength(0);
     // The scheme is case-insensitive (RFC 9110 11.1); the key is not.
