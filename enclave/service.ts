@@ -543,11 +543,11 @@ export class Enclave {
     }
     // An entity split over two messages reaches the model whole: blocked, whatever the mode.
     const split =
-      blocked || !("messages" in original)
+      blocked || !("messages" in filtered)
         ? []
         : piiAcrossMessages(
             this.manifest.requestPolicy.pii,
-            original.messages.map((m) => m.content),
+            filtered.messages.map((m) => m.content),
           );
     for (const f of split) findings.set(f.entity, (findings.get(f.entity) ?? 0) + f.count);
     const piiFindings = [...findings].map(([entity, count]) => ({ entity, count })) as PiiFinding[];

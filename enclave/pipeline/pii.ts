@@ -230,42 +230,60 @@ export function applyPiiPolicy(pii: PiiConfig, text: string): PiiOutcome {
 }
 
 /** Entities made of digits, which a client can split over messages without changing them. */
-const SPLITTABLE: readonly PiiEntity[] = ["credit_card", "us_ssn", "iban", "phone"];
+const SPLITTABLE: readonly PiiEntity[] = ["credit_card", "us_ssn", "iban"];
 
 /**
- * Entities of a chat that no single message holds: a card number, SSN, IBAN or phone number whose
- * digits run on from one message into the next (joined with nothing, a space or a dash), at least
- * two digits on each side. It reaches the model whole; the caller blocks such a request (the pieces
- * cannot be told from their neighbours to be redacted). Only digit-bearing entities: joined words
- * and code (`assistant` + `@app.get(`) would look like split addresses and keys.
+ * Entities of a chat that no single message holds: a card number, SSN or IBAN (entities with a
+ * checksum or strict shape, so joined neighbours rarely look like one) whose digits run on from
+ * one message into the next, with at least one digit on each side. The messages are looked at
+ * normalized (normalize.ts) and without the white space at their ends, joined as typed on, with a
+ * space or with a dash. It reaches the model whole; the caller blocks such a request (the pieces
+ * cannot be told from their neighbours to be redacted). Pass the messages after redaction, so an
+ * entity inside one message is not counted again with its neighbour. Not checked: phone numbers
+ * (too many false positives: "… 212" then "555 1234 …"), addresses and keys (joined words and
+ * code, `assistant` + `@app.get(`, look like addresses).
  */
 export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): readonly PiiFinding[] {
-  if (pii.mode === "off" || contents.length < 2) return [];
   const wanted = SPLITTABLE.filter((e) => pii.entities.includes(e));
+  if (pii.mode === "off" || contents.length < 2 || wanted.length === 0) return [];
+  const parts = contents.map((c) => normalizeForDetection(c).trim());
   const found = new Map<PiiEntity, Set<number>>();
-  // Joined as typed on (""), or with the space or dash the split took away.
   for (const separator of ["", " ", "-"]) {
-    const text = contents.join(separator);
+    const text = parts.join(separator);
+    // boundaries[i]: where message i + 1 starts; digits[k]: ASCII digits in text[0, k).
     const boundaries: number[] = [];
     let at = 0;
-    for (const content of contents.slice(0, -1)) {
-      at += content.length;
+    for (const part of parts.slice(0, -1)) {
+      at += part.length + separator.length;
       boundaries.push(at);
-      at += separator.length;
     }
+    const digits = new Uint32Array(text.length + 1);
+    for (let k = 0; k < text.length; k++) {
+      const c = text.charCodeAt(k);
+      digits[k + 1] = (digits[k] as number) + (c >= 48 && c <= 57 ? 1 : 0);
+    }
+    const digitsBetween = (from: number, to: number) => (digits[to] as number) - (digits[from] as number);
     for (const entity of wanted) {
       for (const detector of DETECTORS[entity]) {
         for (const match of text.matchAll(detector.regex)) {
           const start = match.index;
           const end = start + match[0].length;
-          if (!detectorAccepts(detector, match[0])) continue;
-          boundaries.forEach((b, i) => {
-            if (digitsIn(text, start, b) >= 2 && digitsIn(text, b, end) >= 2) {
-              const seen = found.get(entity) ?? new Set<number>();
-              seen.add(i);
-              found.set(entity, seen);
-            }
-          });
+          // Only the boundaries inside the match (binary search: the first one after `start`).
+          let lo = 0;
+          let hi = boundaries.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if ((boundaries[mid] as number) <= start) lo = mid + 1;
+            else hi = mid;
+          }
+          for (let i = lo; i < boundaries.length && (boundaries[i] as number) < end; i++) {
+            const b = boundaries[i] as number;
+            if (digitsBetween(start, b) < 1 || digitsBetween(b, end) < 1) continue;
+            if (!detectorAccepts(detector, match[0])) break;
+            const seen = found.get(entity) ?? new Set<number>();
+            seen.add(i);
+            found.set(entity, seen);
+          }
         }
       }
     }
@@ -280,15 +298,6 @@ function detectorAccepts(detector: Detector, match: string): boolean {
   if (detector.valid === undefined || detector.valid(match)) return true;
   const shorter = detector.fallback?.(match) ?? null;
   return shorter !== null && detector.valid(match.slice(0, shorter));
-}
-
-function digitsIn(text: string, from: number, to: number): number {
-  let n = 0;
-  for (let i = Math.max(0, from); i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) n++;
-  }
-  return n;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------

@@ -372,6 +372,17 @@ describe("enclave request pipeline", () => {
     }
   });
 
+  it("redacts, not blocks, a card that is whole in one message next to digits in the next", async () => {
+    const events = await ask(enclave, {
+      messages: [
+        { role: "user", content: "Card 4111 1111 1111 1111" },
+        { role: "user", content: "234 is the code?" },
+      ],
+      maxTokens: 4,
+    });
+    expect(events.at(-1)).toMatchObject({ type: "final" });
+  });
+
   it("blocks a chat whose card number is split over two messages (it would reach the model whole)", async () => {
     const events = await ask(enclave, {
       messages: [

@@ -348,6 +348,17 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
     expect(across(["my card is 4111 1111", "1111 1111"])).toEqual([{ entity: "credit_card", count: 1 }]);
     expect(across(["ssn 123-45", "-6789 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]);
     expect(across(["ssn 123-45", "6789"])).toEqual([{ entity: "us_ssn", count: 1 }]);
+    // Around white space, zero-width characters, full-width digits, one digit on a side.
+    for (const contents of [
+      ["4111 1111\n", "1111 1111"],
+      ["4111 1111 ", " 1111 1111"],
+      ["４１１１ １１１１", "１１１１ １１１１"],
+      ["4111 1111\u200b", "1111 1111"],
+      ["4111 1111 1111 111", "1"],
+    ]) {
+      expect(across(contents), JSON.stringify(contents)).toEqual([{ entity: "credit_card", count: 1 }]);
+    }
+    expect(across(["123-45-678", "9"])).toEqual([{ entity: "us_ssn", count: 1 }]);
     // A whole card elsewhere does not hide the split one.
     expect(across(["4111111111111111", "2, and 4111 1111", " 1111 1111"])).toEqual([
       { entity: "credit_card", count: 1 },
@@ -362,6 +373,9 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
       ["fix my code", "@torch.no_grad()"],
       ["upgrade to 10.0", ".0.1"],
       ["it costs 12", " dollars"],
+      ["The answer is 212", "555 1234 is not it"],
+      ["Call +1 212 555 0134", "12 times"],
+      ["The meeting is on 2024-05", "-06 at 10"],
       ["hello", "world"],
       ["my card is 4111 1111 1111 1111"],
     ]) {
