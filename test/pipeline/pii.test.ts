@@ -83,6 +83,18 @@ const POSITIVES: readonly Row[] = [
     "[REDACTED_SECRET_KEY] and\n[REDACTED_SECRET_KEY]\nok",
   ],
   [
+    "encrypted PEM key in a JSON string",
+    "secret_key",
+    '{"k":"-----BEGIN RSA PRIVATE KEY-----\\nProc-Type: 4,ENCRYPTED\\nDEK-Info: AES-128-CBC,3F17\\n\\nMIIEowIBAAKCAQEA\\n-----END RSA PRIVATE KEY-----","x":1}',
+    '{"k":"[REDACTED_SECRET_KEY]","x":1}',
+  ],
+  [
+    "PEM key cut off: in a JSON string, on one line, with CR line ends",
+    "secret_key",
+    '{"k":"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0B\\nAQEFAASCBKcwggSjAgEAAoIB","x":1} -----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0B AQEFAASCBKcwggSjAgEAAoIB and prose\r-----BEGIN PRIVATE KEY-----\rMIIEvQIBADANBg\rAQEFAASCBKcw\r and more',
+    '{"k":"[REDACTED_SECRET_KEY]","x":1} [REDACTED_SECRET_KEY] and prose\r[REDACTED_SECRET_KEY]\r and more',
+  ],
+  [
     "PEM block cut off before prose",
     "secret_key",
     "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n\nNote: is this truncated?\nThanks",
