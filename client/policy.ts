@@ -74,7 +74,8 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     const message = `client policy: ${issuePath(issue, "(policy)")}: ${issueText(issue, value)}`;
-    throw new ClientError("configuration", "POLICY_INVALID", message, { cause: result.error });
+    // No cause: zod's issues name the fields of the input, which may be misplaced secrets.
+    throw new ClientError("configuration", "POLICY_INVALID", message);
   }
   let attestation: AttestationPolicy;
   try {

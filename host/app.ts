@@ -188,7 +188,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   app.get("/healthz", (c) => {
     let detailed = false;
     try {
-      detailed = options.apiKeys.authenticate(c.req.header("authorization")).permissions.includes("attest");
+      const record = options.apiKeys.authenticate(c.req.header("authorization"));
+      detailed = record.permissions.includes("attest");
+      // The access log attributes a detailed read to its key.
+      if (detailed) c.set("caller", { keyId: record.id, project: record.project });
     } catch {
       // anonymous or unknown key: the status alone
     }

@@ -11,7 +11,9 @@ import type { z } from "zod";
 
 /** "expected 1, found 2"; "expected array, found nothing"; "expected string, found an object with keys kty, k". */
 export function issueText(issue: z.core.$ZodIssue, input: unknown): string {
-  if (issue.code === "unrecognized_keys") return `expected no such field, found ${issue.keys.join(", ")}`;
+  if (issue.code === "unrecognized_keys") {
+    return `expected no such field, found ${fieldNames(issue.keys) ?? `${issue.keys.length} (names not shown: not plain identifiers)`}`;
+  }
   const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
   return `${message}, found ${describeValue(valueAt(input, issue.path))}`;
 }
@@ -39,7 +41,11 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === "object") {
     const keys = Object.keys(value);
-    return keys.length === 0 ? "an empty object" : `an object with keys ${keys.slice(0, 8).join(", ")}`;
+    if (keys.length === 0) return "an empty object";
+    const names = fieldNames(keys);
+    return names === null
+      ? `an object of ${keys.length} field${keys.length === 1 ? "" : "s"} (names not shown: not plain identifiers)`
+      : `an object with keys ${names}`;
   }
   return typeof value;
 }
@@ -53,4 +59,13 @@ export function preview(value: unknown): string {
     text = String(value);
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * Field names as written when they look like field names (a typo of a known one is the usual
+ * mistake); null otherwise, since a key used as a field name would be printed.
+ */
+function fieldNames(keys: readonly string[]): string | null {
+  if (!keys.every((k) => /^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(k))) return null;
+  return keys.slice(0, 8).join(", ") + (keys.length > 8 ? `, … (${keys.length} in all)` : "");
 }

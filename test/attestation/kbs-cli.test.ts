@@ -278,6 +278,16 @@ describe("broker configuration errors", () => {
       "client policy: manifest.trustedSigners: expected array, found an object with keys kty, crv, d, x",
     );
     expect(JSON.stringify(policy.cause ?? null)).not.toContain(secret);
+    // Nor a secret used as a field name.
+    const named = join(dir, "kbs-secret-name.json");
+    await writeFile(
+      named,
+      JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk", policy: "p.json" }], [secret]: 1 }),
+      { mode: 0o600 },
+    );
+    const unknown = await loadBrokerConfig(named).catch((e: Error) => e);
+    expect((unknown as Error).message).not.toContain(secret);
+    expect((unknown as Error).message).toContain("names not shown");
   });
 });
 
