@@ -162,7 +162,8 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
     const { parseClientPolicy } = await import("../client/policy.ts");
     try {
-      return parseClientPolicy(value).attestation;
+      const client = parseClientPolicy(value);
+      return acceptedOnly(client.attestation, client.acceptedEvidence, tee);
     } catch (error) {
       // The same error, code and exit status as an invalid attestation policy.
       if ((error as { code?: unknown }).code !== "POLICY_INVALID") throw error;
@@ -170,6 +171,20 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
     }
   }
   return parseAttestationPolicy(value);
+}
+
+/**
+ * A client policy's attestation section as appraisal should apply it to `tee` evidence: its section
+ * for that evidence type null (TEE_NOT_ACCEPTED) when the policy's `acceptedEvidence` leaves the
+ * type out, as the SDK refuses such an enclave after verification.
+ */
+function acceptedOnly(policy: AttestationPolicy, accepted: readonly string[], tee: string): AttestationPolicy {
+  if (tee === "snp" && !accepted.includes("sev-snp")) return { ...policy, snp: null };
+  if (tee === "tdx" && !accepted.includes("tdx")) return { ...policy, tdx: null };
+  if (policy.azure !== null && (tee === "azure-snp" || tee === "azure-tdx") && !accepted.includes(tee)) {
+    return { ...policy, azure: { ...policy.azure, [tee === "azure-snp" ? "snp" : "tdx"]: null } };
+  }
+  return policy;
 }
 
 /** Throws UsageError when an option of another TEE was given (so a typo cannot be silently ignored). */

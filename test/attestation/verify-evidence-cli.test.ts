@@ -102,6 +102,16 @@ describe("verify-evidence --policy with a client policy file", () => {
     expect(JSON.parse(d.stdout)).toMatchObject({ valid: false, stage: "appraise", code: "SNP_DEBUG_NOT_ALLOWED" });
   });
 
+  it("applies the client policy's acceptedEvidence: SEV-SNP evidence fails a policy that accepts only TDX", async () => {
+    const tdxOnly = policyFile("client-tdx-only.json", {
+      ...clientPolicy(attestation(false)),
+      acceptedEvidence: ["tdx"],
+    });
+    const r = await gcp("--json", "--policy", tdxOnly);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, stage: "appraise", code: "TEE_NOT_ACCEPTED" });
+  });
+
   it("refuses an invalid client policy, naming the field", async () => {
     const section = { ...attestation(false), snp: { ...attestation(false).snp, debugAllowed: "no" } };
     const r = await gcp("--policy", policyFile("client-bad.json", clientPolicy(section)));
