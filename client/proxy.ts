@@ -19,6 +19,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ClientError } from "./errors.ts";
+import { isLoopbackHost } from "./loopback.ts";
 import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
 
 export interface ProxyOptions {
@@ -279,6 +280,21 @@ export function createProxyApp(options: ProxyOptions): Hono {
   app.notFound((c) =>
     c.json(errorBody(new ProxyError(404, "invalid_request_error", "not_found", "no such route")), 404),
   );
+
+  // Before any route: a page rebound to 127.0.0.1 (DNS rebinding) names its own host.
+  app.use("*", async (c, next) => {
+    if (!isLoopbackHost(c.req.header("host") ?? new URL(c.req.url).host)) {
+      throw new ProxyError(
+        421,
+        "invalid_request_error",
+        "host_not_loopback",
+        "expected a request to 127.0.0.1 or localhost",
+        null,
+        false,
+      );
+    }
+    await next();
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 

@@ -50,6 +50,24 @@ const ask = (model: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+describe("proxy: loopback callers only", () => {
+  it("answers 421 to a request naming another host (DNS rebinding), before the token or any route", async () => {
+    const { session } = await connectTo({});
+    const app = createProxyApp({ session, token: TOKEN });
+    for (const path of ["/healthz", "/v1/models"]) {
+      const rebound = await app.request(path, {
+        headers: { host: "evil.example:8787", authorization: `Bearer ${TOKEN}` },
+      });
+      expect(rebound.status, path).toBe(421);
+      expect(await rebound.json()).toMatchObject({ error: { code: "host_not_loopback" } });
+    }
+    const local = await app.request("/v1/models", {
+      headers: { host: "127.0.0.1:8787", authorization: `Bearer ${TOKEN}` },
+    });
+    expect(local.status).toBe(200);
+  });
+});
+
 describe("proxy: failures", () => {
   it("a failure mid-stream is an error event after the text so far, no [DONE], and a cut transfer", async () => {
     const { model, post, log } = await proxyFor([{ type: "text", text: "partial" }, new Error("decode failed")]);

@@ -78,4 +78,22 @@ describe("cloister web's page server", () => {
     expect(await script.text()).toBe("export {};");
     expect((await app.request("/.cloister/api-key")).status).toBe(404);
   });
+
+  it("answers only requests that name a loopback host (a DNS-rebound page names its own)", async () => {
+    for (const host of ["evil.example:8788", "evil.example", "127.0.0.1.evil.example:8788", "10.0.0.1:8788"]) {
+      const response = await app.request("/config.json", { headers: { host } });
+      expect(response.status, host).toBe(421);
+      expect(await response.text(), host).not.toContain("marker");
+    }
+    for (const host of ["127.0.0.1:8788", "localhost:8788", "[::1]:8788", "LOCALHOST"]) {
+      expect((await app.request("/config.json", { headers: { host } })).status, host).toBe(200);
+    }
+  });
+
+  it("cannot be framed, and a site that opened it keeps no handle on it", async () => {
+    const page = await app.request("/");
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(page.headers.get("x-frame-options")).toBe("DENY");
+    expect(page.headers.get("cross-origin-opener-policy")).toBe("same-origin");
+  });
 });

@@ -1,0 +1,15 @@
+/**
+ * For the servers Cloister runs on 127.0.0.1 for the user's own apps and browser (the proxy, the
+ * web page): a request must name a loopback host. A web page whose own name an attacker rebinds to
+ * 127.0.0.1 (DNS rebinding) reaches these servers with its own name in the Host header; such a
+ * request is answered 421 before any route runs, so that page cannot read the policy, the host URL
+ * or anything else they serve.
+ */
+const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/** True for `127.0.0.1`, `localhost` or `[::1]`, with or without a port. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(host.trim().toLowerCase());
+  return match !== null && LOOPBACK_NAMES.has(match[1] as string);
+}
