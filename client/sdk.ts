@@ -48,7 +48,17 @@ export interface ConnectOptions {
    * enclave's KV cache; never send it anywhere else. Default: a random scope per session.
    */
   readonly cacheScope?: string;
+  /**
+   * Verify the enclave again, fully (fresh nonce, whole policy), before the first request sent this
+   * long after the last verification: a long-lived session (the proxy) then notices within this
+   * time an enclave, certificate or document that no longer passes. Default one hour; Infinity: only
+   * when the enclave's keys change.
+   */
+  readonly reattestAfterMs?: number;
 }
+
+/** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
+export const DEFAULT_REATTEST_AFTER_MS = 60 * 60 * 1000;
 
 export type ChatMessage = { readonly role: "system" | "user" | "assistant"; readonly content: string };
 
@@ -298,7 +308,21 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     options.cacheScope === undefined
       ? randomBytes(16)
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
-  const session = new Session(http, policy, now, Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""));
+  const reattestAfterMs = options.reattestAfterMs ?? DEFAULT_REATTEST_AFTER_MS;
+  if (typeof reattestAfterMs !== "number" || Number.isNaN(reattestAfterMs) || reattestAfterMs <= 0) {
+    throw new ClientError(
+      "configuration",
+      "BAD_REATTEST_INTERVAL",
+      `reattestAfterMs: expected a positive number of milliseconds (or Infinity), found ${String(reattestAfterMs)}`,
+    );
+  }
+  const session = new Session(
+    http,
+    policy,
+    now,
+    Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
+    reattestAfterMs,
+  );
   await session.attest();
   return session;
 }
@@ -325,12 +349,18 @@ export class Session {
   /** Most requests this session had in flight at once: how many keys to keep ready. */
   #peakInFlight = 1;
 
+  /** When (this.now(), ms) the current enclave was last verified. */
+  #attestedAt = Number.NEGATIVE_INFINITY;
+  /** A re-verification under way, shared by the requests that wait for it. */
+  #reattesting: Promise<VerifiedEnclave> | null = null;
+
   /** @internal use connect() */
   constructor(
     private readonly http: HttpClient,
     private readonly policy: ClientPolicy,
     private readonly now: () => Date,
     private readonly tenant: string,
+    private readonly reattestAfterMs: number = DEFAULT_REATTEST_AFTER_MS,
   ) {}
 
   /** What was verified about the enclave this session talks to. */
@@ -385,6 +415,7 @@ export class Session {
     }
     this.#enclave = enclave;
     this.#document = document;
+    this.#attestedAt = this.now().getTime();
     // Keys made for an earlier enclave key are useless now: wipe them, make new ones.
     for (const key of this.#prepared) key.discard();
     this.#prepared = [];
@@ -527,7 +558,18 @@ export class Session {
     }
   }
 
+  /** Verifies the enclave again when the last verification is older than reattestAfterMs. */
+  async #reattestIfStale(): Promise<void> {
+    if (this.now().getTime() - this.#attestedAt < this.reattestAfterMs) return;
+    this.#reattesting ??= this.attest().finally(() => {
+      this.#reattesting = null;
+    });
+    await this.#reattesting;
+  }
+
   async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
+    // Nothing is sealed to an enclave whose verification is stale and does not pass again.
+    await this.#reattestIfStale();
     let response: TransportResponse | undefined;
     let context: Awaited<ReturnType<typeof sealRequest>>["context"] | undefined;
     /** The verified enclave the request was sealed to: its receipt must come from it. */

@@ -5,7 +5,7 @@
  */
 import { toHex } from "../../attestation/bytes.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import { connect } from "../../client/sdk.ts";
+import { type ConnectOptions, connect } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import type { GenerationEvent } from "../../enclave/engine.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
@@ -30,7 +30,12 @@ export const OK: Script = [
 ];
 
 export async function connectTo(
-  options: { overrides?: ManifestOverrides; script?: Script; transport?: Transport } = {},
+  options: {
+    overrides?: ManifestOverrides;
+    script?: Script;
+    transport?: Transport;
+    connect?: Partial<Pick<ConnectOptions, "now" | "reattestAfterMs">>;
+  } = {},
 ) {
   const script = options.script ?? OK;
   const enclave: Enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {});
@@ -43,7 +48,13 @@ export async function connectTo(
     paths.push(path);
     return inner(`${server.url}${path}`, request);
   };
-  const session = await connect({ url: "http://enclave.test", policy: await devPolicy(), apiKey: "unused", transport });
+  const session = await connect({
+    url: "http://enclave.test",
+    policy: await devPolicy(),
+    apiKey: "unused",
+    transport,
+    ...options.connect,
+  });
   return { enclave, session, paths };
 }
 

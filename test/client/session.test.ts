@@ -54,3 +54,35 @@ describe("Session over a host that goes silent mid-answer", () => {
     expect(seen).toEqual(["text"]);
   });
 });
+
+describe("Session: verifies the enclave again once its verification is old", () => {
+  it("re-attests before the first request past reattestAfterMs, once for concurrent requests", async () => {
+    let clock = Date.now();
+    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
+    const attestations = () => paths.filter((p) => p === "/attestation").length;
+    expect(attestations()).toBe(1);
+    await session.complete("hello");
+    clock += 30_000;
+    await session.complete("hello");
+    expect(attestations()).toBe(1); // still fresh
+    clock += 31_000;
+    await Promise.all([session.complete("a"), session.complete("b")]);
+    expect(attestations()).toBe(2); // verified again, once for both
+    expect(paths.filter((p) => p === "/sealed").length).toBe(4);
+  });
+
+  it("sends nothing when the new verification fails", async () => {
+    let clock = Date.now();
+    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
+    // Ten minutes on, the enclave's signed answers are far outside the policy's allowed clock skew.
+    clock += 10 * 60_000;
+    await expect(session.complete("secret prompt")).rejects.toMatchObject({ name: "ClientError", kind: "attestation" });
+    expect(paths.filter((p) => p === "/sealed")).toEqual([]);
+  });
+
+  it("refuses a reattestAfterMs that is not a positive number", async () => {
+    await expect(connectTo({ connect: { reattestAfterMs: 0 } })).rejects.toMatchObject({
+      code: "BAD_REATTEST_INTERVAL",
+    });
+  });
+});
