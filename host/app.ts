@@ -195,13 +195,19 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     } catch {
       // anonymous or unknown key: the status alone
     }
-    if (!detailed) return c.json({ status: "ok" });
-    return c.json({
-      status: "ok",
-      inFlight: limiter.active,
-      queued: limiter.queued,
-      ...(pool.isPool ? { enclaves: pool.status() } : {}),
-    });
+    // A pool none of whose members answered cannot serve: 503, so a load balancer turns away.
+    const down = pool.isPool && pool.members.every((m) => m.state === "unreachable");
+    const status = down ? ("unavailable" as const) : ("ok" as const);
+    if (!detailed) return c.json({ status }, down ? 503 : 200);
+    return c.json(
+      {
+        status,
+        inFlight: limiter.active,
+        queued: limiter.queued,
+        ...(pool.isPool ? { enclaves: pool.status() } : {}),
+      },
+      down ? 503 : 200,
+    );
   });
 
   // A new session: the least busy member's document (one that does not answer is marked and the

@@ -145,3 +145,44 @@ describe("enclave pool", () => {
     expect(() => new EnclavePool([], { fetchText: async () => ({ status: 200, text: "" }) })).toThrow(/at least one/);
   });
 });
+
+describe("host /healthz over a pool", () => {
+  it("answers 503 unavailable once no member answers, to anyone; ok while one does", async () => {
+    const { createHostApp } = await import("../../host/app.ts");
+    const { ApiKeyStore, hashApiKey } = await import("../../host/identity.ts");
+    let bUp = true;
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: async (url) => {
+        if (url.startsWith("http://b") && bUp) {
+          return { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(3)) }) };
+        }
+        throw new Error("connection refused");
+      },
+    });
+    const key = "ck_healthz_test_key_0123456789abcdef";
+    const app = createHostApp({
+      pool,
+      apiKeys: new ApiKeyStore({
+        version: 1,
+        keys: [{ id: "k", project: "p", sha256: hashApiKey(key), permissions: ["attest"], requestsPerMinute: 60 }],
+      }),
+      limits: DEFAULT_HOST_LIMITS,
+      accessLog: () => {},
+    });
+    await pool.refresh();
+    const health = (auth: boolean) =>
+      app.request("/healthz", auth ? { headers: { authorization: `Bearer ${key}` } } : {});
+    expect((await health(false)).status).toBe(200);
+    bUp = false;
+    await pool.refresh();
+    const anonymous = await health(false);
+    expect(anonymous.status).toBe(503);
+    expect(await anonymous.json()).toEqual({ status: "unavailable" });
+    const detailed = await health(true);
+    expect(detailed.status).toBe(503);
+    expect(await detailed.json()).toMatchObject({
+      status: "unavailable",
+      enclaves: [{ state: "unreachable" }, { state: "unreachable" }],
+    });
+  });
+});
