@@ -453,7 +453,8 @@ export class Session {
    * Makes request keys ahead of time (a fresh X25519 key and its shared key with the enclave's
    * key each; sealed/request.ts) so sealing a request costs a box and a hash, not a key exchange,
    * on its way to the first token. Runs after attestation and once an answer has started
-   * streaming, never in front of a request.
+   * streaming; a request that waited for a re-attestation seals with a key of its own, as the
+   * ones started by that attestation are not ready yet.
    */
   #replenish(): void {
     const enclave = this.#enclave;
@@ -491,6 +492,8 @@ export class Session {
    * to the moment of asking: the host cannot cut records from its end, nor answer with an old head.
    */
   async auditCheckpoint(): Promise<VerifiedAuditCheckpoint> {
+    // Its signing key comes from the verification: not from one too old that would not pass again.
+    await this.#reattestIfStale();
     const enclave = this.enclave;
     const audit = (enclave.manifest.manifest as { audit?: { enabled?: unknown } } | null)?.audit;
     if (audit?.enabled !== true) {
@@ -558,13 +561,22 @@ export class Session {
     }
   }
 
-  /** Verifies the enclave again when the last verification is older than reattestAfterMs. */
+  /**
+   * Verifies the enclave again when the last verification is older than reattestAfterMs (or the
+   * clock went back past it: a negative age counts as stale too).
+   */
   async #reattestIfStale(): Promise<void> {
-    if (this.now().getTime() - this.#attestedAt < this.reattestAfterMs) return;
+    const age = this.now().getTime() - this.#attestedAt;
+    if (age >= 0 && age < this.reattestAfterMs) return;
+    await this.#attestOnce();
+  }
+
+  /** attest(), shared by every request that needs it meanwhile (staleness, a changed key). */
+  #attestOnce(): Promise<VerifiedEnclave> {
     this.#reattesting ??= this.attest().finally(() => {
       this.#reattesting = null;
     });
-    await this.#reattesting;
+    return this.#reattesting;
   }
 
   async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
@@ -599,7 +611,7 @@ export class Session {
           // Compared with the key this request was sealed to: a concurrent request may already have
           // re-attested to the new key, and then this one reseals to it without attesting again.
           const after = bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
-            ? (await this.attest()).sealingPublicKey
+            ? (await this.#attestOnce()).sealingPublicKey
             : this.enclave.sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.

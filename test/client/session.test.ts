@@ -80,6 +80,18 @@ describe("Session: verifies the enclave again once its verification is old", () 
     expect(paths.filter((p) => p === "/sealed")).toEqual([]);
   });
 
+  it("counts a clock that went back as stale, and checks freshness before an audit checkpoint too", async () => {
+    let clock = Date.now();
+    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
+    const attestations = () => paths.filter((p) => p === "/attestation").length;
+    clock -= 30_000; // back: the last verification is "in the future"
+    await session.complete("hello");
+    expect(attestations()).toBe(2);
+    clock += 10 * 60_000; // far on: a new verification fails (the enclave's answers are out of skew)
+    await expect(session.auditCheckpoint()).rejects.toMatchObject({ kind: "attestation" });
+    expect(paths.filter((p) => p === "/audit/checkpoint")).toEqual([]);
+  });
+
   it("refuses a reattestAfterMs that is not a positive number", async () => {
     await expect(connectTo({ connect: { reattestAfterMs: 0 } })).rejects.toMatchObject({
       code: "BAD_REATTEST_INTERVAL",
