@@ -125,19 +125,19 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(dev.policy.trustSimulator).toBe(true);
     expect(dev.notes[0]).toContain("INSECURE");
 
-    const debuggable = {
-      ...gcp,
-      report: { ...gcp.report, policy: { ...gcp.report.policy, debugAllowed: true } },
-    } as unknown as VerifiedSnpReport;
+    /** The same report with guest POLICY bits changed (what the appraisal reads). */
+    const withPolicy = (bits: Partial<typeof gcp.report.policy>) =>
+      ({
+        ...gcp,
+        report: { ...gcp.report, policy: { ...gcp.report.policy, ...bits } },
+      }) as unknown as VerifiedSnpReport;
+    const debuggable = withPolicy({ debugAllowed: true });
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", debuggable), { allowSimulator: false }),
     ).toThrow(expect.objectContaining({ code: "POLICY_INIT_DEBUG" }));
 
     // MIGRATE_MA is the host's launch-time choice: refused unless the operator says the deployment uses one.
-    const migratable = {
-      ...gcp,
-      report: { ...gcp.report, policy: { ...gcp.report.policy, migrateMA: true } },
-    } as unknown as VerifiedSnpReport;
+    const migratable = withPolicy({ migrateMA: true });
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", migratable), { allowSimulator: false }),
     ).toThrow(expect.objectContaining({ code: "POLICY_INIT_MIGRATION_AGENT" }));

@@ -12,6 +12,7 @@ import {
   bootDeployment,
   connectionArgs,
   type E2eDeployment,
+  policyInitArgs,
   writeWrongMeasurementPolicy,
 } from "./helpers/deployment.ts";
 
@@ -333,16 +334,7 @@ describe("cloister audit find: a client shows the host-stored record is about it
 
 describe("cloister policy init against a real deployment", () => {
   it("writes a policy pinning what the deployment presents, which then verifies it; simulated evidence only when asked", async () => {
-    const base = [
-      "policy",
-      "init",
-      "--url",
-      deployment.running.hostUrl,
-      "--operator-key",
-      deployment.files.operatorPublicKeyPath,
-      "--api-key-file",
-      deployment.files.apiKeyPath,
-    ];
+    const base = policyInitArgs(deployment);
     const refused = await cloister(...base);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^cloister: POLICY_INIT_SIMULATED: .*pass --allow-simulator/m);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
 import { runCloister } from "../helpers/cli.ts";
-import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import { bootDeployment, type E2eDeployment, policyInitArgs } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
 
 const GREEDY_CHAT_ANSWER =
@@ -135,18 +135,7 @@ describe("a host with a pool of two enclaves", () => {
   });
 
   it("cloister policy init works behind the pool: the self-check reaches the enclave the values came from", async () => {
-    const run = await runCloister([
-      "policy",
-      "init",
-      "--url",
-      deployment.running.hostUrl,
-      "--operator-key",
-      deployment.files.operatorPublicKeyPath,
-      "--api-key-file",
-      deployment.files.apiKeyPath,
-      "--allow-simulator",
-      "--json",
-    ]);
+    const run = await runCloister([...policyInitArgs(deployment), "--allow-simulator", "--json"]);
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout).policy.attestation.snp.measurements).toEqual(
       deployment.files.policy.attestation.snp?.measurements,

@@ -162,6 +162,20 @@ export function connectionArgs(deployment: E2eDeployment, policyPath: string): s
   return ["--url", deployment.running.hostUrl, "--policy", policyPath, "--api-key-file", deployment.files.apiKeyPath];
 }
 
+/** `cloister policy init` against this deployment, with its operator key and API key. */
+export function policyInitArgs(deployment: E2eDeployment): string[] {
+  return [
+    "policy",
+    "init",
+    "--url",
+    deployment.running.hostUrl,
+    "--operator-key",
+    deployment.files.operatorPublicKeyPath,
+    "--api-key-file",
+    deployment.files.apiKeyPath,
+  ];
+}
+
 /** Writes (under the deployment's directory) a copy of its SNP policy that pins another launch measurement. */
 export async function writeWrongMeasurementPolicy(deployment: E2eDeployment, name: string): Promise<string> {
   const bad = structuredClone(deployment.files.policy) as unknown as {
