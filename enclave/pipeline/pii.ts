@@ -178,7 +178,10 @@ export function redactPii(text: string, entities: readonly PiiEntity[]): Redacti
   // As sent first: normalizing can also join a neighbouring character to an entity (a superscript
   // or circled digit becomes a digit) and hide it. Placeholders are ASCII and survive normalizing.
   const asSent = redactIn(text, wanted);
-  const normalized = redactIn(normalizeForDetection(asSent.text), wanted);
+  // Most prompts normalize to themselves (plain ASCII): then the second pass could find nothing new.
+  const form = normalizeForDetection(asSent.text);
+  if (form === asSent.text) return asSent;
+  const normalized = redactIn(form, wanted);
   if (normalized.findings.length === 0) return asSent;
   const counts = new Map<PiiEntity, number>();
   for (const f of [...asSent.findings, ...normalized.findings])
@@ -247,52 +250,48 @@ const SPLITTABLE: readonly PiiEntity[] = ["credit_card", "us_ssn", "iban"];
 export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): readonly PiiFinding[] {
   const wanted = SPLITTABLE.filter((e) => pii.entities.includes(e));
   if (pii.mode === "off" || contents.length < 2 || wanted.length === 0) return [];
-  const parts = contents.map((c) => normalizeForDetection(c).trim());
-  const found = new Map<PiiEntity, Set<number>>();
-  for (const separator of ["", " ", "-"]) {
-    const text = parts.join(separator);
-    // boundaries[i]: where message i + 1 starts; digits[k]: ASCII digits in text[0, k).
-    const boundaries: number[] = [];
-    let at = 0;
-    for (const part of parts.slice(0, -1)) {
-      at += part.length + separator.length;
-      boundaries.push(at);
-    }
-    const digits = new Uint32Array(text.length + 1);
-    for (let k = 0; k < text.length; k++) {
-      const c = text.charCodeAt(k);
-      digits[k + 1] = (digits[k] as number) + (c >= 48 && c <= 57 ? 1 : 0);
-    }
-    const digitsBetween = (from: number, to: number) => (digits[to] as number) - (digits[from] as number);
+  const counts = new Map<PiiEntity, number>();
+  // Only the text around each boundary: no entity checked here is longer than SPLIT_WINDOW
+  // characters, so one that crosses the boundary lies within that many on each side (taken from
+  // twice as many raw characters, as normalizing removes invisible ones).
+  for (let i = 0; i + 1 < contents.length; i++) {
+    const left = normalizeForDetection((contents[i] as string).slice(-2 * SPLIT_WINDOW))
+      .trim()
+      .slice(-SPLIT_WINDOW);
+    const right = normalizeForDetection((contents[i + 1] as string).slice(0, 2 * SPLIT_WINDOW))
+      .trim()
+      .slice(0, SPLIT_WINDOW);
     for (const entity of wanted) {
-      for (const detector of DETECTORS[entity]) {
-        for (const match of text.matchAll(detector.regex)) {
-          const start = match.index;
-          const end = start + match[0].length;
-          // Only the boundaries inside the match (binary search: the first one after `start`).
-          let lo = 0;
-          let hi = boundaries.length;
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            if ((boundaries[mid] as number) <= start) lo = mid + 1;
-            else hi = mid;
-          }
-          for (let i = lo; i < boundaries.length && (boundaries[i] as number) < end; i++) {
-            const b = boundaries[i] as number;
-            if (digitsBetween(start, b) < 1 || digitsBetween(b, end) < 1) continue;
-            if (!detectorAccepts(detector, match[0])) break;
-            const seen = found.get(entity) ?? new Set<number>();
-            seen.add(i);
-            found.set(entity, seen);
-          }
-        }
+      if (SPLIT_SEPARATORS.some((separator) => crossesBoundary(entity, left, separator, right))) {
+        counts.set(entity, (counts.get(entity) ?? 0) + 1);
       }
     }
   }
   return wanted.flatMap((entity) => {
-    const splits = found.get(entity)?.size ?? 0;
-    return splits > 0 ? [{ entity, count: splits }] : [];
+    const count = counts.get(entity);
+    return count === undefined ? [] : [{ entity, count }];
   });
+}
+
+/** Longer than any card number, SSN or IBAN as written (34 characters and up to 8 spaces). */
+const SPLIT_WINDOW = 48;
+/** Joined as typed on, or with the space or dash the split took away. */
+const SPLIT_SEPARATORS = ["", " ", "-"] as const;
+
+/** An `entity` in `left + separator + right` with at least one digit on each side of the join. */
+function crossesBoundary(entity: PiiEntity, left: string, separator: string, right: string): boolean {
+  const text = left + separator + right;
+  const boundary = left.length + separator.length;
+  for (const detector of DETECTORS[entity]) {
+    for (const match of text.matchAll(detector.regex)) {
+      const start = match.index;
+      const end = start + match[0].length;
+      if (start >= boundary || end <= boundary) continue;
+      if (!/\d/.test(text.slice(start, boundary)) || !/\d/.test(text.slice(boundary, end))) continue;
+      if (detectorAccepts(detector, match[0])) return true;
+    }
+  }
+  return false;
 }
 
 function detectorAccepts(detector: Detector, match: string): boolean {
