@@ -243,6 +243,9 @@ export function policyRisks(policy: ClientPolicy, passes: string): string[] {
     risks.push(`tdx.mrtd skipped: any TDX guest that presents the manifest ${passes}`);
   }
   if (a.tdx?.debugAllowed === true) risks.push("tdx.debugAllowed: a debuggable TD's memory is open to the host");
+  if (a.tdx !== null && isSkip(a.tdx.tdAttributes)) {
+    risks.push(`tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations ${passes}`);
+  }
   const rtmrSets = a.tdx === null ? [] : "allowed" in a.tdx.rtmrs ? a.tdx.rtmrs.allowed : [a.tdx.rtmrs];
   if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
     risks.push(`tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image ${passes}`);

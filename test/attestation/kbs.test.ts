@@ -274,6 +274,7 @@ describe("key broker", () => {
       },
     } as ClientPolicy;
     expect(releaseRisks(tdxLoose)).toEqual([
+      "tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations gets the key",
       "tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key",
     ]);
   });
