@@ -49,11 +49,16 @@ export function documentKeyId(document: string): string | null {
 
 export const KEY_ID_HEX = /^[0-9a-f]{32}$/;
 
+/** Shortest time between two refreshes a request for an unknown key id may start (findKeyId). */
+export const MIN_ON_DEMAND_REFRESH_MS = 1000;
+
 export class EnclavePool {
   readonly members: readonly PoolMember[];
   #next = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #refreshing: Promise<void> | null = null;
+  /** When (performance.now()) a request for an unknown key id last started a refresh. */
+  #onDemandAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     urls: readonly string[],
@@ -135,8 +140,8 @@ export class EnclavePool {
     this.mark(member, "ready", null);
   }
 
+  /** Arms the periodic refresh (the host runs the first one itself, before it listens). */
   start(): void {
-    void this.refresh();
     this.#timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 5000);
     this.#timer.unref?.();
   }
@@ -156,6 +161,12 @@ export class EnclavePool {
     const found = this.byKeyId(keyId);
     if (found !== undefined && found.state !== "unreachable") return found;
     if (this.members.every((m) => m.state === "ready")) return found;
+    // At most one such refresh per MIN_ON_DEMAND_REFRESH_MS (or the one under way): unknown key ids
+    // cost a caller nothing, and must not make the host re-read the whole pool on every request.
+    if (this.#refreshing === null) {
+      if (performance.now() - this.#onDemandAt < MIN_ON_DEMAND_REFRESH_MS) return found;
+      this.#onDemandAt = performance.now();
+    }
     await this.refresh();
     return this.byKeyId(keyId);
   }

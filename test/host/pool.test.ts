@@ -119,6 +119,19 @@ describe("enclave pool", () => {
     expect(reads).toBe(before);
   });
 
+  it("lets unknown key ids start at most one pool refresh a second (they cost the caller nothing)", async () => {
+    let reads = 0;
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: async () => {
+        reads++;
+        throw new Error("refused");
+      },
+    });
+    await pool.refresh();
+    for (let i = 0; i < 20; i++) expect(await pool.findKeyId(`${i}`.padStart(32, "0"))).toBeUndefined();
+    expect(reads).toBe(2 + 2); // the first refresh, then one on demand for all twenty
+  });
+
   it("a member that stalls mid-document cannot hold up the refresh or the host's shutdown", async () => {
     const stalled = createServer((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" });
