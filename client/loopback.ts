@@ -5,6 +5,8 @@
  * request is answered 421 before any route runs, so that page cannot read the policy, the host URL
  * or anything else they serve.
  */
+import type { Context, MiddlewareHandler } from "hono";
+
 const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 /** True for `127.0.0.1`, `localhost` or `[::1]`, with or without a port. */
@@ -12,4 +14,15 @@ export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const match = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(host.trim().toLowerCase());
   return match !== null && LOOPBACK_NAMES.has(match[1] as string);
+}
+
+/**
+ * Hono middleware: a request whose Host is not a loopback name gets `refuse(c)` (the server's own
+ * 421 response) before any route runs.
+ */
+export function loopbackHostOnly(refuse: (c: Context) => Response | Promise<Response>): MiddlewareHandler {
+  return async (c, next) => {
+    if (!isLoopbackHost(c.req.header("host") ?? new URL(c.req.url).host)) return refuse(c);
+    await next();
+  };
 }

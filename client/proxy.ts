@@ -19,7 +19,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ClientError } from "./errors.ts";
-import { isLoopbackHost } from "./loopback.ts";
+import { loopbackHostOnly } from "./loopback.ts";
 import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
 
 export interface ProxyOptions {
@@ -282,8 +282,9 @@ export function createProxyApp(options: ProxyOptions): Hono {
   );
 
   // Before any route: a page rebound to 127.0.0.1 (DNS rebinding) names its own host.
-  app.use("*", async (c, next) => {
-    if (!isLoopbackHost(c.req.header("host") ?? new URL(c.req.url).host)) {
+  app.use(
+    "*",
+    loopbackHostOnly(() => {
       throw new ProxyError(
         421,
         "invalid_request_error",
@@ -292,9 +293,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
         null,
         false,
       );
-    }
-    await next();
-  });
+    }),
+  );
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 

@@ -7,7 +7,7 @@
  * the point: a page served by the host could read what is typed into it.
  */
 import { Hono } from "hono";
-import { isLoopbackHost } from "../loopback.ts";
+import { loopbackHostOnly } from "../loopback.ts";
 
 export interface WebAppOptions {
   /** The host's base URL, as the page will call it. */
@@ -84,16 +84,16 @@ export function createWebApp(options: WebAppOptions): Hono {
   };
   const config = JSON.stringify({ hostUrl: options.hostUrl, policy: options.policy, maxTokens: options.maxTokens });
   const app = new Hono();
-  app.use("*", async (c, next) => {
-    if (!isLoopbackHost(c.req.header("host") ?? new URL(c.req.url).host)) {
-      return c.json(
+  app.use(
+    "*",
+    loopbackHostOnly((c) =>
+      c.json(
         { error: { code: "HOST_NOT_LOOPBACK", message: "expected a request to 127.0.0.1 or localhost" } },
         421,
         securityHeaders,
-      );
-    }
-    await next();
-  });
+      ),
+    ),
+  );
   const serve = (path: string, type: string, body: string) =>
     app.get(path, (c) => c.body(body, 200, { ...securityHeaders, "content-type": type }));
   serve("/", "text/html; charset=utf-8", PAGE);
