@@ -90,18 +90,25 @@ export function createEnclaveApp(
     // Refused before the request is read or opened: the host may send it elsewhere.
     if (state.draining) throw draining();
     const { incoming, outgoing } = c.env;
-    const body = await readBodyWithin(incoming, MAX_SEALED_BYTES, {
-      tooLarge: () =>
-        new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`),
-      gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
-    });
+    // Counted from here, while its body is still arriving: a drain that starts meanwhile waits for it.
+    state.active++;
+    let body: Uint8Array;
+    try {
+      body = await readBodyWithin(incoming, MAX_SEALED_BYTES, {
+        tooLarge: () =>
+          new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`),
+        gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
+      });
+    } catch (error) {
+      state.active--;
+      throw error;
+    }
     const controller = new AbortController();
     const onClose = () => {
       if (!outgoing.writableFinished) controller.abort();
     };
     outgoing.once("close", onClose);
     let answer: Awaited<ReturnType<Enclave["handleSealed"]>>;
-    state.active++;
     try {
       answer = await enclave.handleSealed(body, c.req.header(TENANT_HEADER) ?? null, controller.signal);
     } catch (error) {

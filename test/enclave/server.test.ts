@@ -213,4 +213,22 @@ describe("enclave server: draining (shutting down)", () => {
     await fetch(`${server.url}/audit?from=1&boot=${enclave.documentDigest}`);
     expect(enclave.auditPending).toBe(0);
   });
+
+  it("counts a request whose body is still arriving, so a drain that starts meanwhile waits for it", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+    const state = { draining: false, active: 0 };
+    const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const { envelope } = await sealedRequest(enclave);
+    const { request } = await import("node:http");
+    const req = request(`${server.url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+    req.on("error", () => {});
+    req.write(envelope.subarray(0, 10));
+    const deadline = Date.now() + 5000;
+    while (state.active === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(state.active).toBe(1); // counted before its body was read whole
+    req.destroy(); // the host goes away mid-body: no longer counted
+    while (state.active !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(state.active).toBe(0);
+  });
 });
