@@ -5,17 +5,17 @@
  * `connect`). Trust on first use, made explicit: run it against a deployment you built from an
  * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
  */
-import { constants } from "node:fs";
-import { open as openFile, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { base64url, type JWK } from "jose";
-import { toHex } from "../../attestation/bytes.ts";
+import { toHex, utf8 } from "../../attestation/bytes.ts";
+import { sha256 } from "../../attestation/crypto.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy } from "../policy.ts";
 import { connect } from "../sdk.ts";
-import { printJson, UsageError } from "./output.ts";
+import { type OutputFileErrors, printJson, refuseExistingFile, UsageError, writeFileAtomically } from "./output.ts";
 import { readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
@@ -58,6 +58,8 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     );
   }
   const apiKey = await readApiKey(options.apiKeyFile);
+  // Refused before anything is fetched: no round trip ends in it.
+  if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
   const document = await fetchDocument(options.url, apiKey);
 
   // 1. What the deployment presents, its evidence verified to the pinned roots (and the simulator's
@@ -123,7 +125,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   //    signature, fresh nonce, manifest), and for the very document the values were taken from — not
   //    merely another enclave of the same measurement (a host could show weaker but genuine evidence
   //    for pinning and the real enclave for this check).
-  const pinnedFrom = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document))));
+  const pinnedFrom = toHex(await sha256(utf8(document)));
   try {
     // Behind a pool the host hands each new session to another member: connect until the check
     // reaches the enclave the values came from (a few tries cover any pool rotation).
@@ -148,19 +150,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
 
   const text = `${JSON.stringify(policy, null, 2)}\n`;
   if (options.out !== undefined) {
-    let handle: Awaited<ReturnType<typeof openFile>>;
-    try {
-      handle = await openFile(options.out, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-    } catch (error) {
-      throw new UsageError(
-        `--out: cannot create "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"}); a policy is never overwritten`,
-      );
-    }
-    try {
-      await handle.writeFile(text);
-    } finally {
-      await handle.close();
-    }
+    await writeFileAtomically(options.out, text, { mode: 0o644, replace: false }, outErrors(options.out));
   }
   if (options.json === true) {
     printJson({ policy, notes, written: options.out ?? null });
@@ -174,4 +164,12 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
       "checked: the policy accepts this deployment now (evidence, binding, document, fresh nonce, manifest)\n",
     );
   }
+}
+
+/** A policy file is never overwritten (it pins what a deployment presented once). */
+function outErrors(file: string): OutputFileErrors {
+  return {
+    exists: () => new UsageError(`--out: cannot create "${file}" (EEXIST); a policy is never overwritten`),
+    failed: (code) => new UsageError(`--out: cannot create "${file}" (${code}); a policy is never overwritten`),
+  };
 }
