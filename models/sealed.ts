@@ -29,8 +29,6 @@ import { ModelError, ModelIoError } from "./errors.ts";
 import { sha256File } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 
-export { KEY_ID_PATTERN } from "./key-id.ts";
-
 const MAGIC = Buffer.from("CLSEALMD", "ascii");
 const VERSION = 1;
 const TAG_BYTES = 16;

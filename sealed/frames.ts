@@ -108,6 +108,12 @@ function assertResponseKey(key: Uint8Array): void {
   }
 }
 
+function checkAuditOpening(frame: "final" | "error", opening: string | null): void {
+  if (opening !== null && !AUDIT_OPENING.test(opening)) {
+    throw new SealedInvalidArgumentError(`${frame} frame auditOpening: expected null or 64 lower-case hex digits`);
+  }
+}
+
 function nonNegativeInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new SealedInvalidArgumentError(`${name}: expected a non-negative integer, found ${value}`);
@@ -159,9 +165,7 @@ export class ResponseSealer {
     if (typeof summary.receipt !== "string" || summary.receipt.length > MAX_RECEIPT_LENGTH) {
       throw new SealedInvalidArgumentError(`final frame receipt: expected at most ${MAX_RECEIPT_LENGTH} characters`);
     }
-    if (summary.auditOpening !== null && !AUDIT_OPENING.test(summary.auditOpening)) {
-      throw new SealedInvalidArgumentError("final frame auditOpening: expected null or 64 lower-case hex digits");
-    }
+    checkAuditOpening("final", summary.auditOpening);
     if (summary.finishReason !== "stop" && summary.finishReason !== "length") {
       throw new SealedInvalidArgumentError(
         `final frame finishReason: expected "stop" or "length", found ${String(summary.finishReason)}`,
@@ -186,9 +190,7 @@ export class ResponseSealer {
    */
   error(code: string, detail: string | null = null, auditOpening: string | null = null): Uint8Array {
     if (this.#closed) throw new SealerClosedError();
-    if (auditOpening !== null && !AUDIT_OPENING.test(auditOpening)) {
-      throw new SealedInvalidArgumentError("error frame auditOpening: expected null or 64 lower-case hex digits");
-    }
+    checkAuditOpening("error", auditOpening);
     if (!SAFE_ERROR_CODE.test(code)) {
       throw new SealedInvalidArgumentError("error frame code: expected an upper-case identifier (A-Z, 0-9, _)");
     }

@@ -3,14 +3,8 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { printJson, UsageError } from "../../client/cli/output.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
-import { KEY_ID_RULE } from "../../models/key-id.ts";
-import {
-  generateModelKey,
-  KEY_ID_PATTERN,
-  modelKeyFromJwk,
-  modelKeyToJwk,
-  sealModelFile,
-} from "../../models/sealed.ts";
+import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
+import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
