@@ -116,6 +116,11 @@ export type EngineOptions = {
   threads?: number;
   /** Show model-load progress on stderr (default: only when stderr is a TTY). */
   progress?: boolean;
+  /**
+   * The SHA-256 of `modelPath`, computed by the caller as it wrote that file (the enclave's private
+   * copy, model-staging.ts): compared with `expectedSha256` instead of reading the file once more.
+   */
+  modelSha256?: string;
 };
 
 /** Test seams: the loader and the hash can be observed or replaced. */
@@ -179,7 +184,7 @@ export async function openInferenceEngine(
   const deps = { ...defaultDependencies, ...dependencies };
   const settings = checkOptions(options);
   const before = await statModel(options.modelPath);
-  const found = (await deps.sha256File(options.modelPath)).toLowerCase();
+  const found = (options.modelSha256 ?? (await deps.sha256File(options.modelPath))).toLowerCase();
   if (!digestsEqual(found, settings.expectedSha256)) {
     throw new ModelDigestMismatchError(options.modelPath, settings.expectedSha256, found);
   }

@@ -25,7 +25,6 @@ import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
-import { sha256File } from "../models/hash.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
 import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
 import {
@@ -314,19 +313,17 @@ export class Enclave {
     try {
       engine =
         config.engine ??
-        (await openInferenceEngine(
-          {
-            modelPath: (staged as StagedModel).path,
-            expectedSha256: expectedModelSha256,
-            sequences: manifest.inference.sequences,
-            contextSize: manifest.inference.contextSize,
-            threads: manifest.inference.threads,
-          },
+        (await openInferenceEngine({
+          modelPath: (staged as StagedModel).path,
           // The private copy was hashed as it was written (model-staging.ts): each byte of the
           // model is read once at boot; the engine still compares the digest and checks the copy
           // did not change while it loaded.
-          { sha256File: async (path) => (path === staged?.path ? staged.sha256 : sha256File(path)) },
-        ));
+          modelSha256: (staged as StagedModel).sha256,
+          expectedSha256: expectedModelSha256,
+          sequences: manifest.inference.sequences,
+          contextSize: manifest.inference.contextSize,
+          threads: manifest.inference.threads,
+        }));
     } catch (error) {
       await staged?.remove();
       throw error;

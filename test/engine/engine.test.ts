@@ -82,6 +82,23 @@ describe("loading", () => {
     expect(loader).not.toHaveBeenCalled();
   });
 
+  it("takes a digest the caller computed as it wrote the file instead of reading it again, and still compares it", async () => {
+    const hasher = vi.fn(async () => sha256);
+    const wrong = "ab".repeat(32);
+    const refused = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, modelSha256: wrong, threads: 1, sequences: 1 },
+      { sha256File: hasher },
+    ).catch((e: unknown) => e);
+    expect(code(refused)).toBe("MODEL_DIGEST_MISMATCH");
+    const e = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, modelSha256: sha256, threads: 1, sequences: 1 },
+      { sha256File: hasher },
+    );
+    expect(e.info.modelSha256).toBe(sha256);
+    expect(hasher).not.toHaveBeenCalled();
+    await e.close();
+  });
+
   it("refuses a malformed pinned digest", async () => {
     await expect(openInferenceEngine({ modelPath, expectedSha256: "1234" })).rejects.toSatisfy(
       (e) => code(e) === "ENGINE_OPTIONS",
