@@ -226,7 +226,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         if (i === candidates.length - 1) throw error;
         continue;
       }
-      const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES);
+      const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       // A member that is shutting down offers no new sessions: the next one is asked.
       if (pool.isPool && answer.status === 503 && drainingAnswer(answer.body) && i < candidates.length - 1) {
         pool.mark(member, "unreachable", "draining");
@@ -263,7 +263,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         body,
         headers: { "content-type": "application/json" },
       });
-      return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
+      return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
     });
   }
 
@@ -335,7 +335,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       // A member that is shutting down refused the request before reading it: in a pool, the client
       // re-attests to another member and reseals (nothing was opened).
       if (pool.isPool && upstream.statusCode === 503) {
-        const refusal = await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES);
+        const refusal = await readBounded(
+          upstream,
+          CHALLENGE_ANSWER_MAX_BYTES,
+          upstreamOptions.limits.upstreamHeadersTimeoutMs,
+        );
         if (drainingAnswer(refusal.body)) {
           pool.mark(member, "unreachable", "draining");
           options.apiKeys.refund(record);
@@ -485,8 +489,8 @@ function passedHeaders(from: IncomingMessage): Record<string, string> {
 }
 
 /** Reads a bounded enclave answer (document, nonce answer) and returns it with the passed headers. */
-async function passThroughBounded(upstream: IncomingMessage, limit: number): Promise<Response> {
-  const answer = await readBounded(upstream, limit);
+async function passThroughBounded(upstream: IncomingMessage, limit: number, timeoutMs: number): Promise<Response> {
+  const answer = await readBounded(upstream, limit, timeoutMs);
   return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
 
@@ -509,22 +513,23 @@ export function createEnclavePool(
 /** GETs a member's document for the pool's checks (bounded like every answer). */
 async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
   const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
-  // Bounded in time too (the headers timeout for the whole answer): a member that stalls
-  // mid-answer cannot hold up the pool's refresh or the host's shutdown.
-  const timer = setTimeout(
-    () => upstream.destroy(new Error("document read timeout")),
-    upstreamOptions.limits.upstreamHeadersTimeoutMs,
-  );
-  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES).finally(() => clearTimeout(timer));
+  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
   return { status: answer.status, text: answer.body.toString("utf8") };
 }
 
+/**
+ * Reads a whole bounded enclave answer (document, nonce answer, refusal): at most `limit` bytes and
+ * at most `timeoutMs` (the headers timeout, for the whole body too), so a member that stalls
+ * mid-answer holds up neither the caller nor the pool's refresh nor the host's shutdown.
+ */
 async function readBounded(
   upstream: IncomingMessage,
   limit: number,
+  timeoutMs: number,
 ): Promise<{ status: number; headers: Record<string, string>; body: Buffer<ArrayBuffer> }> {
   const chunks: Buffer[] = [];
   let total = 0;
+  const timer = setTimeout(() => upstream.destroy(new Error(`no whole answer within ${timeoutMs} ms`)), timeoutMs);
   try {
     for await (const chunk of upstream as AsyncIterable<Buffer>) {
       total += chunk.length;
@@ -537,6 +542,8 @@ async function readBounded(
   } catch (error) {
     if (error instanceof HostError) throw error;
     throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut", { cause: error });
+  } finally {
+    clearTimeout(timer);
   }
   if (!upstream.complete) throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut");
   return {

@@ -320,6 +320,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await errorCode(await get("/v1/attestation"))).toBe("ENCLAVE_UNREACHABLE");
   });
 
+  it("gives up on a document or nonce answer that stalls mid-body (502), within the headers timeout", async () => {
+    const { get, host } = await setup({
+      limits: { upstreamHeadersTimeoutMs: 100 },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"document":"'); // and nothing more
+      },
+    });
+    const document = await get("/v1/attestation");
+    expect(document.status).toBe(502);
+    expect(await errorCode(document)).toBe("ENCLAVE_UNREACHABLE");
+    const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ nonce: "A".repeat(43) }),
+    });
+    expect(challenge.status).toBe(502);
+  });
+
   it("says the enclave timed out with 504 when no headers come in time", async () => {
     const { sealed } = await setup({ limits: { upstreamHeadersTimeoutMs: 50 }, enclave: () => {} });
     const response = await sealed(envelope());
