@@ -59,6 +59,15 @@ export function attestedModelId(session: Session): string {
   return `${service.name}/${model.file}`;
 }
 
+/**
+ * attestedModelId of a session verified now: one whose last re-verification failed has no
+ * verified enclave, and is verified again first (a failure is the request's error).
+ */
+async function verifiedModelId(session: Session): Promise<string> {
+  if (!session.attested) await session.attest();
+  return attestedModelId(session);
+}
+
 /** What a ClientError from the SDK becomes for an OpenAI client. */
 function fromClientError(error: ClientError): ProxyError {
   const code = error.code.toLowerCase();
@@ -331,10 +340,10 @@ export function createProxyApp(options: ProxyOptions): Hono {
     }),
   );
 
-  app.get("/v1/models", (c) =>
+  app.get("/v1/models", async (c) =>
     c.json({
       object: "list",
-      data: [{ id: attestedModelId(session), object: "model", created: 0, owned_by: "cloister (attested)" }],
+      data: [{ id: await verifiedModelId(session), object: "model", created: 0, owned_by: "cloister (attested)" }],
     }),
   );
 
@@ -346,7 +355,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
       throw invalid("body", "request body: expected JSON");
     }
     const body = objectBody(value);
-    const model = attestedModelId(session);
+    const model = await verifiedModelId(session);
     if (body.model !== model) {
       throw new ProxyError(
         404,

@@ -118,6 +118,14 @@ const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_IN
  */
 const REQUEST_INTEGRITY_CODES = new Set(["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]);
 
+function notAttested(): ClientError {
+  return new ClientError(
+    "configuration",
+    "NOT_ATTESTED",
+    "session has no verified enclave (not attested yet, or its last verification failed; the next request verifies again)",
+  );
+}
+
 function transportError(code: string, message: string, cause?: unknown): ClientError {
   return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
 }
@@ -351,8 +359,8 @@ export class Session {
 
   /** When (this.now(), ms) the current enclave was last verified. */
   #attestedAt = Number.NEGATIVE_INFINITY;
-  /** A re-verification under way, shared by the requests that wait for it. */
-  #reattesting: Promise<VerifiedEnclave> | null = null;
+  /** A verification under way, shared by everyone who waits for it. */
+  #attesting: Promise<VerifiedEnclave> | null = null;
 
   /** @internal use connect() */
   constructor(
@@ -369,18 +377,49 @@ export class Session {
    * receipts (`cloister receipt verify --document`) to tie their signing key to it.
    */
   get document(): string {
-    if (this.#document === null)
-      throw new ClientError("configuration", "NOT_ATTESTED", "session has not been attested");
+    if (this.#document === null) throw notAttested();
     return this.#document;
   }
 
+  /** Whether the session has a verified enclave now (false after a failed re-verification). */
+  get attested(): boolean {
+    return this.#enclave !== null;
+  }
+
   get enclave(): VerifiedEnclave {
-    if (this.#enclave === null) throw new ClientError("configuration", "NOT_ATTESTED", "session has not been attested");
+    if (this.#enclave === null) throw notAttested();
     return this.#enclave;
   }
 
-  /** Fetches, challenges and verifies the enclave's attestation document. */
-  async attest(): Promise<VerifiedEnclave> {
+  /**
+   * Fetches, challenges and verifies the enclave's attestation document. When that fails, the
+   * session forgets its earlier verification (enclave, document, prepared keys): `enclave` and
+   * `document` do not go on showing an enclave that no longer verifies, and the next request
+   * verifies again before sealing anything.
+   */
+  attest(): Promise<VerifiedEnclave> {
+    // One verification at a time, shared by every caller meanwhile (requests finding it stale or
+    // the enclave key changed, the proxy finding the session unverified).
+    this.#attesting ??= this.#attest()
+      .catch((error: unknown) => {
+        this.#forget();
+        throw error;
+      })
+      .finally(() => {
+        this.#attesting = null;
+      });
+    return this.#attesting;
+  }
+
+  #forget(): void {
+    this.#enclave = null;
+    this.#document = null;
+    this.#attestedAt = Number.NEGATIVE_INFINITY;
+    for (const key of this.#prepared) key.discard();
+    this.#prepared = [];
+  }
+
+  async #attest(): Promise<VerifiedEnclave> {
     const documentResponse = await this.http.request("/v1/attestation", { method: "GET" });
     let document: string;
     try {
@@ -568,15 +607,7 @@ export class Session {
   async #reattestIfStale(): Promise<void> {
     const age = this.now().getTime() - this.#attestedAt;
     if (age >= 0 && age < this.reattestAfterMs) return;
-    await this.#attestOnce();
-  }
-
-  /** attest(), shared by every request that needs it meanwhile (staleness, a changed key). */
-  #attestOnce(): Promise<VerifiedEnclave> {
-    this.#reattesting ??= this.attest().finally(() => {
-      this.#reattesting = null;
-    });
-    return this.#reattesting;
+    await this.attest();
   }
 
   async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
@@ -611,7 +642,7 @@ export class Session {
           // Compared with the key this request was sealed to: a concurrent request may already have
           // re-attested to the new key, and then this one reseals to it without attesting again.
           const after = bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
-            ? (await this.#attestOnce()).sealingPublicKey
+            ? (await this.attest()).sealingPublicKey
             : this.enclave.sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.

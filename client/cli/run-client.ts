@@ -180,11 +180,13 @@ async function streamAnswer(
     // recorded carries its audit reference, so `cloister audit find --chat-json` shows the record
     // of the refusal is about this prompt. No partial text: it was not a whole answer.
     if (options.json !== true || !(error instanceof ClientError)) throw error;
+    // A re-verification that failed leaves the session with no verified enclave to name.
+    const attested = session.attested;
     printJson({
       error: { kind: error.kind, code: error.code, reason: error.message },
-      enclave: session.enclave.documentDigest,
+      enclave: attested ? session.enclave.documentDigest : null,
       audit: error.audit,
-      signingKey: signingKey(),
+      signingKey: attested ? signingKey() : null,
     });
     process.exitCode = 1;
   }

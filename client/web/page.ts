@@ -148,8 +148,21 @@ async function main(): Promise<void> {
     );
     return;
   }
-  showEnclave(session);
-  status.textContent = "enclave verified: questions are sealed to it";
+  // What the page shows as verified follows the session: a re-verification (an hour on, or after
+  // the enclave restarted) may have verified another boot, or failed and left none verified.
+  let shown: string | null = null;
+  const showVerification = (): void => {
+    if (!session.attested) {
+      shown = null;
+      element("enclave").replaceChildren();
+      status.textContent = "not verified: the enclave's last verification failed; the next question verifies it first";
+      return;
+    }
+    if (shown !== session.enclave.documentDigest) showEnclave(session);
+    shown = session.enclave.documentDigest;
+    status.textContent = "enclave verified: questions are sealed to it";
+  };
+  showVerification();
   setState("verified");
 
   const form = element<HTMLFormElement>("ask-form");
@@ -192,6 +205,7 @@ async function main(): Promise<void> {
       setState("answer-failed");
       showError(error, failure, null);
     } finally {
+      showVerification();
       send.disabled = false;
     }
   }

@@ -50,6 +50,37 @@ const ask = (model: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+describe("proxy: a session whose re-verification failed", () => {
+  it("refuses while the enclave does not verify, and verifies again before the next request", async () => {
+    let clock = Date.now();
+    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const model = attestedModelId(session);
+    const post = () =>
+      fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(ask(model)),
+      });
+    // Ten minutes on, the enclave's signed answers are outside the policy's clock skew: the
+    // re-verification fails, nothing is sealed, and the session keeps no verified enclave.
+    clock += 10 * 60_000;
+    const refused = await post();
+    expect(refused.status).toBe(502);
+    expect(((await refused.json()) as { error: { type: string } }).error.type).toBe("cloister_verification_error");
+    expect(session.attested).toBe(false);
+    const models = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(models.status).toBe(502);
+    expect(paths.filter((p) => p === "/sealed")).toEqual([]);
+    // The clock right again: the next request verifies the enclave first, then is answered.
+    clock -= 10 * 60_000;
+    const answered = await post();
+    expect(answered.status).toBe(200);
+    expect(session.attested).toBe(true);
+    expect(paths.filter((p) => p === "/sealed").length).toBe(1);
+  });
+});
+
 describe("proxy: loopback callers only", () => {
   it("answers 421 to a request naming another host (DNS rebinding), before the token or any route", async () => {
     const { session } = await connectTo({});

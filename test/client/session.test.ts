@@ -78,6 +78,16 @@ describe("Session: verifies the enclave again once its verification is old", () 
     clock += 10 * 60_000;
     await expect(session.complete("secret prompt")).rejects.toMatchObject({ name: "ClientError", kind: "attestation" });
     expect(paths.filter((p) => p === "/sealed")).toEqual([]);
+    // The failed verification replaced the old one: the session shows no enclave as verified.
+    expect(session.attested).toBe(false);
+    expect(() => session.enclave).toThrow(expect.objectContaining({ code: "NOT_ATTESTED" }));
+    expect(() => session.document).toThrow(expect.objectContaining({ code: "NOT_ATTESTED" }));
+    // Back in skew, the next request verifies again first, then is sent.
+    clock -= 10 * 60_000;
+    const before = paths.filter((p) => p === "/attestation").length;
+    expect((await session.complete("hello")).text).toBe("ok");
+    expect(paths.filter((p) => p === "/attestation").length).toBe(before + 1);
+    expect(session.attested).toBe(true);
   });
 
   it("counts a clock that went back as stale, and checks freshness before an audit checkpoint too", async () => {
