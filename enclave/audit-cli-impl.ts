@@ -311,6 +311,14 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
     );
   }
+  // Found by its request id alone: say so, rather than let "found" read as "about this text".
+  if (Object.keys(checks).length === 0) {
+    process.stdout.write(
+      opening === undefined
+        ? "no text compared: the record is found by its request id; give its opening (--chat-json or --opening-file) with --prompt-file or --answer-file to check it is about that text\n"
+        : "no text compared: give --prompt-file (or --answer-file) to check the record is about that text\n",
+    );
+  }
   if (mismatch !== undefined) {
     throw new AuditFindError(
       "AUDIT_COMMITMENT_MISMATCH",

@@ -86,6 +86,13 @@ describe("cloister audit find", () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("prompt: matches the record's commitment");
     expect(run.stdout).not.toContain("answer:");
+    // Without --prompt-file nothing can be compared for this record: said, not left to read as a match.
+    const bare = await find(log, "--chat-json", chat);
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stdout).toContain("no text compared: give --prompt-file");
+    const byId = await find(log, "--request-id-hash", JSON.parse(await readFile(chat, "utf8")).audit.requestIdHash);
+    expect(byId.stdout).toContain("no text compared: the record is found by its request id");
+    expect(run.stdout).not.toContain("no text compared");
     // An explicit --answer-file asks for a check the record cannot give: said so.
     await writeFile(join(dir, "answer.txt"), ANSWER);
     const explicit = await find(log, "--chat-json", chat, "--answer-file", join(dir, "answer.txt"), "--json");
