@@ -168,7 +168,11 @@ const rule = z.discriminatedUnion("kind", [
       }, "expected a valid regular expression"),
     caseInsensitive: z.boolean(),
   }),
-  /** Matches a request for a model not in `models`; it can only block. */
+  /**
+   * Matches a request for a model not in `models`; it can only block. Requests are for the
+   * manifest's own model (`model.file`), which the list must hold: the rule keeps a policy shared
+   * by several manifests from being signed into a deployment of a model it does not list.
+   */
   z.strictObject({
     ...ruleBase,
     kind: z.literal("allowModels"),
@@ -239,25 +243,39 @@ const audit = z
     }
   });
 
-export const ManifestSchema = z.strictObject({
-  manifestVersion: z.literal(1),
-  service: z.strictObject({
-    name: slug,
-    version: z.string().regex(/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$/, "expected a semantic version such as 1.2.3"),
-  }),
-  model,
-  tee,
-  inference,
-  requestPolicy: z.strictObject({
-    defaultAction: action,
-    rules: z
-      .array(rule)
-      .max(1000)
-      .refine((rules) => uniqueItems(rules, (r) => r.id), "expected unique rule ids"),
-    pii,
-  }),
-  audit,
-});
+export const ManifestSchema = z
+  .strictObject({
+    manifestVersion: z.literal(1),
+    service: z.strictObject({
+      name: slug,
+      version: z.string().regex(/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$/, "expected a semantic version such as 1.2.3"),
+    }),
+    model,
+    tee,
+    inference,
+    requestPolicy: z.strictObject({
+      defaultAction: action,
+      rules: z
+        .array(rule)
+        .max(1000)
+        .refine((rules) => uniqueItems(rules, (r) => r.id), "expected unique rule ids"),
+      pii,
+    }),
+    audit,
+  })
+  .superRefine((m, ctx) => {
+    // An enclave serves its manifest's model only (requests cannot name another): an allowModels
+    // rule without it would block every request.
+    m.requestPolicy.rules.forEach((r, i) => {
+      if (r.kind === "allowModels" && !r.models.includes(m.model.file)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["requestPolicy", "rules", i, "models"],
+          message: `expected the manifest's model file ${JSON.stringify(m.model.file)} among the models: an enclave serves only that model, so this rule would block every request`,
+        });
+      }
+    });
+  });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type RequestRule = Manifest["requestPolicy"]["rules"][number];

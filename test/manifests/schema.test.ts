@@ -161,6 +161,14 @@ const cases: Case[] = [
     code: "MANIFEST_FIELD_INVALID",
     path: "requestPolicy.rules.0.action",
   },
+  {
+    name: "allowModels rule without the manifest's own model (it would block every request)",
+    manifest: devManifestRaw({
+      requestPolicy: { rules: [{ id: "m", kind: "allowModels", action: "block", models: ["other.gguf"] }] },
+    }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "requestPolicy.rules.0.models",
+  },
 ];
 
 /** Dev manifest with overrides, without checking (so invalid values can be built). */
@@ -206,5 +214,17 @@ describe("manifest schema", () => {
       },
     });
     expect(m.tee.platforms).toEqual(["snp", "azure-snp"]);
+  });
+
+  it("accepts an allowModels rule that lists the manifest's model", () => {
+    const rules = [
+      {
+        id: "m",
+        kind: "allowModels" as const,
+        action: "block" as const,
+        models: ["other.gguf", DEV_MANIFEST.model.file],
+      },
+    ];
+    expect(devManifest({ requestPolicy: { rules } }).requestPolicy.rules).toHaveLength(1);
   });
 });
