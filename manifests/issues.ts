@@ -23,7 +23,8 @@ export function issuePath(issue: z.core.$ZodIssue, root: string): string {
   return issue.path.map(String).join(".") || root;
 }
 
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+/** The value at `path` in `input`, or undefined when there is none. */
+export function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let value = input;
   for (const key of path) {
     if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined;

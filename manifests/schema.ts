@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
-import { preview } from "./issues.ts";
+import { preview, valueAt } from "./issues.ts";
 
 export const TEE_PLATFORMS = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeePlatform = (typeof TEE_PLATFORMS)[number];
@@ -77,7 +77,7 @@ const tee = z
         code: "custom",
         path: ["minimumTcb", "snp"],
         message: hasSnp
-          ? "expected an SNP TCB (an SNP platform is listed), found null"
+          ? "expected an SNP TCB (an SNP platform is listed)"
           : "expected null (no SNP platform is listed)",
       });
     }
@@ -85,9 +85,7 @@ const tee = z
       ctx.addIssue({
         code: "custom",
         path: ["minimumTcb", "tdx"],
-        message: hasTdx
-          ? "expected a TDX TCB (a TDX platform is listed), found null"
-          : "expected null (no TDX platform is listed)",
+        message: hasTdx ? "expected a TDX TCB (a TDX platform is listed)" : "expected null (no TDX platform is listed)",
       });
     }
     if (!Array.isArray(t.allowedMeasurements) && !t.platforms.every((p) => SIM_PLATFORMS.includes(p))) {
@@ -117,9 +115,7 @@ const model = z
       ctx.addIssue({
         code: "custom",
         path: ["keyId"],
-        message: m.sealedAtRest
-          ? "expected a key id (sealedAtRest is true), found null"
-          : "expected null (sealedAtRest is false)",
+        message: m.sealedAtRest ? "expected a key id (sealedAtRest is true)" : "expected null (sealedAtRest is false)",
       });
     }
   });
@@ -209,7 +205,7 @@ const pii = z
   .superRefine((p, ctx) => {
     if (p.mode === "off") {
       if (p.reason === null)
-        ctx.addIssue({ code: "custom", path: ["reason"], message: 'expected a reason (mode is "off"), found null' });
+        ctx.addIssue({ code: "custom", path: ["reason"], message: 'expected a reason (mode is "off")' });
       if (p.entities.length > 0)
         ctx.addIssue({ code: "custom", path: ["entities"], message: 'expected [] (mode is "off")' });
     } else {
@@ -238,7 +234,7 @@ const audit = z
       ctx.addIssue({
         code: "custom",
         path: ["reason"],
-        message: a.enabled ? "expected null (audit is enabled)" : "expected a reason (audit is disabled), found null",
+        message: a.enabled ? "expected null (audit is enabled)" : "expected a reason (audit is disabled)",
       });
     }
   });
@@ -284,10 +280,10 @@ export type RequestRule = Manifest["requestPolicy"]["rules"][number];
 export function parseManifest(value: unknown): Manifest {
   const result = ManifestSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw new ManifestSchemaError(result.error.issues.flatMap(describeIssue));
+  throw new ManifestSchemaError(result.error.issues.flatMap((issue) => describeIssue(issue, value)));
 }
 
-function describeIssue(issue: z.core.$ZodIssue): ManifestIssue[] {
+function describeIssue(issue: z.core.$ZodIssue, root: unknown): ManifestIssue[] {
   const path = issue.path.map(String).join(".");
   const field = path === "" ? "manifest" : `manifest field ${path}`;
   if (issue.code === "unrecognized_keys") {
@@ -305,7 +301,9 @@ function describeIssue(issue: z.core.$ZodIssue): ManifestIssue[] {
       },
     ];
   }
-  const found = "input" in issue && issue.input !== undefined ? `, found ${preview(issue.input)}` : "";
+  // A refinement's issue holds the whole object it refined as its input: show its field's value.
+  const input = issue.code === "custom" ? valueAt(root, issue.path) : "input" in issue ? issue.input : undefined;
+  const found = input !== undefined ? `, found ${preview(input)}` : "";
   const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
   return [{ path, kind: "invalid", message: `${field}: ${message}${found}` }];
 }

@@ -204,6 +204,24 @@ describe("manifest schema", () => {
     expect(error.issues.map((i) => i.path).sort()).toEqual(["extra", "model.sizeBytes", "service.name"]);
   });
 
+  it("shows a refinement's offending value as found, once, not the whole object it refined", () => {
+    const tdxTcb = DEV_MANIFEST.tee.minimumTcb.tdx;
+    const platformsOnly = schemaError(devManifestRaw({ tee: { platforms: ["sim-snp"] } }));
+    expect(platformsOnly.issues).toEqual([
+      {
+        path: "tee.minimumTcb.tdx",
+        kind: "invalid",
+        message: `manifest field tee.minimumTcb.tdx: expected null (no TDX platform is listed), found ${JSON.stringify(tdxTcb)}`,
+      },
+    ]);
+    const noTcb = schemaError(devManifestRaw({ tee: { minimumTcb: { snp: null } } }));
+    expect(noTcb.message).toBe(
+      "manifest field tee.minimumTcb.snp: expected an SNP TCB (an SNP platform is listed), found null",
+    );
+    const audit = schemaError(devManifestRaw({ audit: { enabled: true, reason: "not needed" } }));
+    expect(audit.message).toBe('manifest field audit.reason: expected null (audit is enabled), found "not needed"');
+  });
+
   it("accepts a production-shaped manifest (real hardware, pinned measurements, sealed model)", () => {
     const m = devManifest({
       model: { sealedAtRest: true, keyId: "kbs:///cloister/models/llama-3.1-8b" },
