@@ -2,7 +2,13 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import { type OutputFileErrors, printJson, refuseExistingFile, writeFileAtomically } from "../client/cli/output.ts";
+import {
+  noDirectoryError,
+  type OutputFileErrors,
+  printJson,
+  refuseExistingFile,
+  writeFileAtomically,
+} from "../client/cli/output.ts";
 import {
   ManifestFileError,
   ManifestKeyInvalidError,
@@ -49,9 +55,10 @@ async function readJwk(file: string, what: string): Promise<JWK> {
 const alreadyExists = (what: string, file: string, cause?: unknown) =>
   new ManifestFileError(`${what} ${file}: already exists (use --force to overwrite)`, { cause });
 
-/** The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors. */
+/** The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing directory: bad input). */
 const fileErrors = (what: string, file: string): OutputFileErrors => ({
   exists: (cause) => alreadyExists(what, file, cause),
+  noDirectory: (directory) => noDirectoryError(what, file, directory),
   failed: (code, cause) => new ManifestFileError(`${what} ${file}: could not be written (${code})`, { cause }),
 });
 

@@ -1,5 +1,5 @@
 /** Implementations of `cloister model make|inspect` (loaded lazily by models/cli.ts). */
-import { printJson } from "../client/cli/output.ts";
+import { printJson, refuseExistingOutput } from "../client/cli/output.ts";
 import { type BenchPreset, type BenchQuant, writeBenchModel } from "./bench.ts";
 import { inspectModel } from "./inspect.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "./tiny.ts";
@@ -8,7 +8,8 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-export async function runMakeTiny(path: string, json: boolean): Promise<void> {
+export async function runMakeTiny(path: string, force: boolean, json: boolean): Promise<void> {
+  await refuseExistingOutput(path, "--out", force ? "replace" : "refuse");
   const result = await writeTinyModel(path);
   const pinned = result.sha256 === TINY_MODEL_SHA256;
   if (json) {

@@ -37,12 +37,13 @@ export function registerModelCommands(program: Command): void {
   make
     .command("tiny")
     .description("the tiny llama model that writes recognisable English (demo and tests)")
-    .requiredOption("--out <file>", "where to write the GGUF file")
+    .requiredOption("--out <file>", "where to write the GGUF file; an existing file is refused unless --force")
+    .option("--force", "replace the --out file if it exists")
     .option("--json", "print the result as JSON")
     .exitOverride()
-    .action(async (opts: { out: string; json?: boolean }) => {
+    .action(async (opts: { out: string; force?: boolean; json?: boolean }) => {
       const { runMakeTiny } = await import("./cli-impl.ts");
-      await runMakeTiny(opts.out, opts.json === true);
+      await runMakeTiny(opts.out, opts.force === true, opts.json === true);
     });
 
   make

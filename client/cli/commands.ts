@@ -199,13 +199,17 @@ export function registerClientCommands(program: Command): void {
     .description(
       "write the browser SDK (verify and seal in a web page) as one ES module, to serve from your own origin",
     )
-    .requiredOption("--out <file>", "where to write it, e.g. dist/cloister-browser.js")
+    .requiredOption(
+      "--out <file>",
+      "where to write it, e.g. dist/cloister-browser.js; an existing file is refused unless --force",
+    )
+    .option("--force", "replace the --out file if it exists")
     .option("--no-minify", "keep it readable")
     .option(
       "--no-simulator",
       "leave the simulator's roots out: such a build refuses any policy that trusts the simulator",
     )
-    .action(async (options: { out: string; minify: boolean; simulator: boolean }) => {
+    .action(async (options: { out: string; force?: boolean; minify: boolean; simulator: boolean }) => {
       const { runBundle } = await import("./run-web.ts");
       await runBundle(options);
     });

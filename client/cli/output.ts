@@ -110,21 +110,43 @@ export function stopWhenParentExits(
 export interface OutputFileErrors {
   /** The file exists and may not be replaced. */
   exists(cause?: unknown): Error;
+  /** The file's directory does not exist (it is never created: a mistyped path would go unnoticed). */
+  noDirectory(directory: string, cause?: unknown): Error;
   /** Checking or writing failed with this errno code. */
   failed(code: string, cause: unknown): Error;
 }
 
-/** Refuses a file that exists unless `replace`: before any work, so none is done for nothing. */
+/** Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist. */
+export function noDirectoryError(option: string, file: string, directory: string): UsageError {
+  return new UsageError(
+    `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${directory})`,
+  );
+}
+
+/** The directory of `file` when it does not exist, else null. */
+async function missingDirectory(file: string): Promise<string | null> {
+  const directory = dirname(file);
+  return lstat(directory).then(
+    () => null,
+    (cause: unknown) => ((cause as NodeJS.ErrnoException).code === "ENOENT" ? directory : null),
+  );
+}
+
+/**
+ * Refuses a file that exists unless `replace`, and one whose directory does not exist: before any
+ * work, so none is done for nothing.
+ */
 export async function refuseExistingFile(file: string, replace: boolean, errors: OutputFileErrors): Promise<void> {
-  if (replace) return;
   try {
     await lstat(file);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    if (code === "ENOENT") return;
-    throw errors.failed(code, cause);
+    if (code !== "ENOENT") throw errors.failed(code, cause);
+    const directory = await missingDirectory(file);
+    if (directory !== null) throw errors.noDirectory(directory, cause);
+    return;
   }
-  throw errors.exists();
+  if (!replace) throw errors.exists();
 }
 
 /**
@@ -148,6 +170,8 @@ export async function writeFileAtomically(
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
+    const directory = code === "ENOENT" ? await missingDirectory(file) : null;
+    if (directory !== null) throw errors.noDirectory(directory, cause);
     throw errors.failed(code, cause);
   } finally {
     // A leftover temporary file must not hide the outcome (written, or the error above).
@@ -167,4 +191,43 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
     await copyFile(from, to, fsConstants.COPYFILE_EXCL);
   }
+}
+
+/**
+ * What to do with an output file that exists: `replace` it (--force given), `refuse` (the command
+ * has --force, not given), or `never` replace it (the command has no --force).
+ */
+export type ExistingOutput = "replace" | "refuse" | "never";
+
+/** The outcomes of writing `file` (given as `option`), as UsageErrors. */
+function outputFileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
+  const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
+  return {
+    exists: () => new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`),
+    noDirectory: (directory) => noDirectoryError(option, file, directory),
+    failed: (code) => new UsageError(`${option}: cannot create "${file}" (${code})`),
+  };
+}
+
+/**
+ * Refuses an output file that exists unless `existing` is "replace", or whose directory does not
+ * exist, before any work (or round trip to an enclave) that would end in that refusal.
+ */
+export function refuseExistingOutput(file: string, option: string, existing: ExistingOutput): Promise<void> {
+  return refuseExistingFile(file, existing === "replace", outputFileErrors(file, option, existing));
+}
+
+/** Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for "replace". */
+export function writeOutputFile(
+  file: string,
+  content: string,
+  option: string,
+  existing: ExistingOutput,
+): Promise<void> {
+  return writeFileAtomically(
+    file,
+    content,
+    { mode: 0o644, replace: existing === "replace" },
+    outputFileErrors(file, option, existing),
+  );
 }

@@ -6,7 +6,7 @@ import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts"
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { type OutputFileErrors, printJson, refuseExistingFile, UsageError, writeFileAtomically } from "./output.ts";
+import { printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 
 export async function readApiKey(file: string): Promise<string> {
   const fromEnv = process.env.CLOISTER_API_KEY;
@@ -69,44 +69,6 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
 }
 
 const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
-
-/**
- * What to do with an output file that exists: `replace` it (--force given), `refuse` (the command
- * has --force, not given), or `never` replace it (the command has no --force).
- */
-export type ExistingOutput = "replace" | "refuse" | "never";
-
-/** The outcomes of writing `file` (given as `option`), as UsageErrors. */
-function fileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
-  const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
-  return {
-    exists: () => new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`),
-    failed: (code) => new UsageError(`${option}: cannot create "${file}" (${code})`),
-  };
-}
-
-/**
- * Refuses an output file that exists unless `existing` is "replace", before anything is contacted,
- * so no enclave round trip ends in that refusal.
- */
-function refuseExistingOutput(file: string, option: string, existing: ExistingOutput): Promise<void> {
-  return refuseExistingFile(file, existing === "replace", fileErrors(file, option, existing));
-}
-
-/** Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for "replace". */
-export function writeOutputFile(
-  file: string,
-  content: string,
-  option: string,
-  existing: ExistingOutput,
-): Promise<void> {
-  return writeFileAtomically(
-    file,
-    content,
-    { mode: 0o644, replace: existing === "replace" },
-    fileErrors(file, option, existing),
-  );
-}
 
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; force?: boolean },

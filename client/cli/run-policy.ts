@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { base64url, type JWK } from "jose";
 import { toHex, utf8 } from "../../attestation/bytes.ts";
+import { type AttestationCollateral, parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
@@ -15,7 +16,14 @@ import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy } from "../policy.ts";
 import { connect } from "../sdk.ts";
-import { type OutputFileErrors, printJson, refuseExistingFile, UsageError, writeFileAtomically } from "./output.ts";
+import {
+  noDirectoryError,
+  type OutputFileErrors,
+  printJson,
+  refuseExistingFile,
+  UsageError,
+  writeFileAtomically,
+} from "./output.ts";
 import { readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
@@ -28,7 +36,10 @@ export interface PolicyInitOptions {
   json?: boolean;
 }
 
-async function fetchDocument(url: string, apiKey: string): Promise<string> {
+async function fetchDocument(
+  url: string,
+  apiKey: string,
+): Promise<{ document: string; collateral: AttestationCollateral | null }> {
   let response: Response;
   try {
     response = await fetch(`${url.replace(/\/+$/, "")}/v1/attestation`, {
@@ -41,11 +52,11 @@ async function fetchDocument(url: string, apiKey: string): Promise<string> {
   if (!response.ok) {
     throw new ClientError("transport", `HTTP_${response.status}`, `GET /v1/attestation: HTTP ${response.status}`);
   }
-  const document = ((await response.json().catch(() => null)) as { document?: unknown } | null)?.document;
-  if (typeof document !== "string") {
+  const body = (await response.json().catch(() => null)) as { document?: unknown; collateral?: unknown } | null;
+  if (typeof body?.document !== "string") {
     throw new ClientError("transport", "BAD_RESPONSE", "GET /v1/attestation: no document in the answer");
   }
-  return document;
+  return { document: body.document, collateral: parseAttestationCollateral(body.collateral) };
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
@@ -60,7 +71,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const apiKey = await readApiKey(options.apiKeyFile);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
-  const document = await fetchDocument(options.url, apiKey);
+  const { document, collateral } = await fetchDocument(options.url, apiKey);
 
   // 1. What the deployment presents, its evidence verified to the pinned roots (and the simulator's
   //    only when asked): nothing is pinned from evidence that does not verify.
@@ -79,12 +90,12 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const at = new Date();
   let verified: Awaited<ReturnType<typeof verifyDocumentEvidence>>;
   try {
-    verified = await verifyDocumentEvidence(evidence, anchors, at);
+    verified = await verifyDocumentEvidence(evidence, anchors, at, collateral);
   } catch (error) {
     // Say so when the evidence is the simulator's: the fix is a flag, not a broken deployment.
     if (options.allowSimulator !== true) {
       const withSimulator = await anchorsForPolicy({ attestation: { trustSimulator: true } } as ClientPolicy);
-      const simulated = await verifyDocumentEvidence(evidence, withSimulator, at).then(
+      const simulated = await verifyDocumentEvidence(evidence, withSimulator, at, collateral).then(
         (v) => v.simulated,
         () => false,
       );
@@ -170,6 +181,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
 function outErrors(file: string): OutputFileErrors {
   return {
     exists: () => new UsageError(`--out: cannot create "${file}" (EEXIST); a policy is never overwritten`),
+    noDirectory: (directory) => noDirectoryError("--out", file, directory),
     failed: (code) => new UsageError(`--out: cannot create "${file}" (${code}); a policy is never overwritten`),
   };
 }

@@ -1,5 +1,5 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listen } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
@@ -7,7 +7,7 @@ import { parseClientPolicy } from "../policy.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
-import { UsageError } from "./output.ts";
+import { refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { waitForSignal } from "./run-up.ts";
 
 /** Whether the host answers a preflight from `origin` (what the browser will ask before each call). */
@@ -93,14 +93,21 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   await server.close();
 }
 
-export async function runBundle(options: { out: string; minify: boolean; simulator: boolean }): Promise<void> {
-  const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });
+export async function runBundle(options: {
+  out: string;
+  force?: boolean;
+  minify: boolean;
+  simulator: boolean;
+}): Promise<void> {
+  const existing = options.force === true ? "replace" : "refuse";
   try {
     await mkdir(dirname(options.out), { recursive: true });
-    await writeFile(options.out, code);
   } catch (error) {
     throw new UsageError(`--out: cannot write "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
+  await refuseExistingOutput(options.out, "--out", existing);
+  const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });
+  await writeOutputFile(options.out, code, "--out", existing);
   process.stdout.write(
     `wrote ${options.out} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules${options.simulator ? "" : ", no simulator"}): import { connect, parseClientPolicy } from it\n`,
   );

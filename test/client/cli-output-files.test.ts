@@ -1,14 +1,14 @@
 /**
- * Output files of the client commands (client/cli/run-client.ts): `attest --document-out` and
- * `audit checkpoint --out` refuse a file that exists before contacting anything; a write appears
- * whole or not at all and replaces a file only when asked (`attest --force`).
+ * Output files of the commands (client/cli/output.ts): `attest --document-out`, `audit checkpoint
+ * --out`, `model make tiny --out` and `bundle --out` refuse a file that exists before any work; a
+ * write appears whole or not at all and replaces a file only when asked (`--force`); a directory
+ * that does not exist is named, never created.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError } from "../../client/cli/output.ts";
-import { writeOutputFile } from "../../client/cli/run-client.ts";
+import { UsageError, writeOutputFile } from "../../client/cli/output.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 let dir: string;
@@ -52,7 +52,44 @@ describe("client output files", () => {
     await writeOutputFile(target, "third\n", "--document-out", "replace");
     expect(await readFile(target, "utf8")).toBe("third\n");
     const missingDir = await writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never").catch((e) => e);
-    expect((missingDir as Error).message).toMatch(/^--out: cannot create ".*x" \(ENOENT\)$/);
+    expect(missingDir).toBeInstanceOf(UsageError);
+    expect((missingDir as Error).message).toMatch(
+      /^--out: cannot create ".*x": directory ".*no-such-dir" does not exist \(ENOENT\); create it first \(mkdir -p .*no-such-dir\)$/,
+    );
     expect(await readdir(sub)).toEqual(["out.jws"]);
+  });
+
+  it("model make tiny --out and bundle --out refuse an existing file (unchanged) unless --force", async () => {
+    const existing = join(dir, "made.out");
+    await writeFile(existing, "keep me\n");
+    const [tiny, bundle] = await Promise.all([
+      runCloister(["model", "make", "tiny", "--out", existing], { cwd: dir }),
+      runCloister(["bundle", "--out", existing], { cwd: dir }),
+    ]);
+    for (const run of [tiny, bundle]) {
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe("");
+      expect(run.stderr.trim()).toMatch(
+        /^cloister: USAGE: --out: cannot create ".*made\.out": it already exists \(EEXIST\); pass --force to replace it$/,
+      );
+    }
+    expect(await readFile(existing, "utf8")).toBe("keep me\n");
+
+    const forced = await runCloister(["model", "make", "tiny", "--out", existing, "--force", "--json"], { cwd: dir });
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(forced.stdout)).toMatchObject({ path: existing, matchesPinned: true });
+  });
+
+  it("manifest keygen names the option and the directory that does not exist (USAGE), and creates nothing", async () => {
+    const sub = await mkdtemp(join(dir, "keys-"));
+    const run = await runCloister(
+      ["manifest", "keygen", "--out-private", "keys/op.private.jwk", "--out-public", "keys/op.pub.jwk"],
+      { cwd: sub },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(
+      'cloister: USAGE: --out-private: cannot create "keys/op.private.jwk": directory "keys" does not exist (ENOENT); create it first (mkdir -p keys)\n',
+    );
+    expect(await readdir(sub)).toEqual([]);
   });
 });
