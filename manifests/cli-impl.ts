@@ -197,7 +197,7 @@ export async function checkCommand(file: string, options: { json: boolean }): Pr
   } catch (error) {
     if (error instanceof ManifestSchemaError && options.json) {
       printJson({ valid: false, code: error.code, issues: error.issues });
-      process.exitCode = 1;
+      process.exitCode = 2; // bad input, as without --json
       return;
     }
     throw error;

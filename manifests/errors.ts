@@ -16,6 +16,22 @@ export type ManifestErrorCode =
   | "MANIFEST_KEY_INVALID"
   | "MANIFEST_FILE";
 
+/**
+ * The codes that mean bad input (the CLI exits 2, as for USAGE): a file that cannot be read or
+ * written, or is not JSON / a compact JWS / a usable key, or a manifest that breaks the schema. The
+ * others (a signature no trusted key verifies, an alg or typ this project does not sign with) are
+ * verification failures (exit 1).
+ */
+export const MANIFEST_BAD_INPUT_CODES: ReadonlySet<ManifestErrorCode> = new Set<ManifestErrorCode>([
+  "MANIFEST_FILE",
+  "MANIFEST_KEY_INVALID",
+  "MANIFEST_JWS_MALFORMED",
+  "MANIFEST_PAYLOAD_INVALID",
+  "MANIFEST_FIELD_MISSING",
+  "MANIFEST_FIELD_UNKNOWN",
+  "MANIFEST_FIELD_INVALID",
+]);
+
 export class ManifestError extends Error {
   readonly code: ManifestErrorCode;
 

@@ -10,6 +10,7 @@ import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
 import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
+import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
 import { registerModelCommands } from "../../models/cli.ts";
 import { registerClientCommands } from "./commands.ts";
 import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "./output.ts";
@@ -33,9 +34,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Bad input (exit 2): a usage error, or a client configuration error such as a malformed URL or policy. */
+/**
+ * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
+ * policy, or a manifest error about an input file (unreadable, malformed, an invalid field).
+ */
 function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
+  if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
   // By shape: importing client/errors.ts here would load client code into every command.
   return (
     error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"

@@ -99,19 +99,40 @@ describe("cloister manifest (CLI)", () => {
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
 
+    // Bad input (a key, a file, a field) exits 2; a signature that does not verify, 1.
+    expect(privateAsTrusted.code).toBe(2);
     expect(privateAsTrusted.stderr).toMatch(/^cloister: MANIFEST_KEY_INVALID: /);
 
-    expect(exists.code).toBe(1);
+    expect(exists.code).toBe(2);
     expect(exists.stderr).toMatch(/^cloister: MANIFEST_FILE: --out-private .*already exists/);
 
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^cloister: MANIFEST_FIELD_UNKNOWN: manifest field extra/);
 
-    expect(check.code).toBe(1);
+    expect(check.code).toBe(2);
     expect(JSON.parse(check.stdout)).toMatchObject({ valid: false, code: "MANIFEST_FIELD_UNKNOWN" });
 
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("--key");
+  });
+
+  it("exits 2 for an unreadable or malformed input file (bad input), 1 for a signature that does not verify", async () => {
+    await cloister("manifest", "keygen", "--out-private", p("m.jwk"), "--out-public", p("m.pub.jwk"));
+    writeFileSync(p("not-json.json"), "{ not json");
+    writeFileSync(p("not-jws.jws"), "not a jws");
+    const [missing, notJson, notJws] = await Promise.all([
+      cloister("manifest", "check", p("no-such.json")),
+      cloister("manifest", "check", p("not-json.json")),
+      cloister("manifest", "verify", "--key", p("m.pub.jwk"), p("not-jws.jws")),
+    ]);
+    expect({ code: missing.code, stderr: missing.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: MANIFEST_FILE: manifest ${p("no-such.json")}: could not be read (ENOENT)\n`,
+    });
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/^cloister: MANIFEST_PAYLOAD_INVALID: manifest .*not-json\.json: expected JSON/);
+    expect(notJws.code).toBe(2);
+    expect(notJws.stderr).toMatch(/^cloister: MANIFEST_JWS_MALFORMED: /);
   });
 
   it("keygen refuses one path for both keys, even with --force", async () => {
@@ -124,7 +145,7 @@ describe("cloister manifest (CLI)", () => {
       p("same.jwk"),
       "--force",
     );
-    expect(same.code).toBe(1);
+    expect(same.code).toBe(2);
     expect(same.stderr).toMatch(/^cloister: MANIFEST_FILE: --out-private and --out-public: expected two files/);
     expect(statSync(p("same.jwk"), { throwIfNoEntry: false })).toBeUndefined();
   });
@@ -143,14 +164,14 @@ describe("cloister manifest (CLI)", () => {
       cloister("manifest", "check", p("lookahead.json"), "--json"),
       cloister("manifest", "sign", "--key", p("r.jwk"), p("lookahead.json"), p("lookahead.jws")),
     ]);
-    expect(check.code).toBe(1);
+    expect(check.code).toBe(2);
     expect(JSON.parse(check.stdout)).toMatchObject({
       valid: false,
       code: "MANIFEST_FIELD_INVALID",
       issues: [{ path: `requestPolicy.rules.${rules.length - 1}.pattern`, kind: "invalid" }],
     });
     expect(check.stdout).toContain('rule \\"lookahead\\" pattern: expected an RE2 regular expression');
-    expect(sign.code).toBe(1);
+    expect(sign.code).toBe(2);
     expect(sign.stderr).toMatch(/^cloister: MANIFEST_FIELD_INVALID: /);
     expect(statSync(p("lookahead.jws"), { throwIfNoEntry: false })).toBeUndefined();
   });
@@ -160,7 +181,7 @@ describe("cloister manifest (CLI)", () => {
     const dev = join(ROOT, "manifests/examples/dev.json");
     writeFileSync(p("pinned.jws"), "the deployed manifest");
     const refused = await cloister("manifest", "sign", "--key", p("s.jwk"), dev, p("pinned.jws"));
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.stderr.trim()).toMatch(
       /^cloister: MANIFEST_FILE: output .*pinned\.jws: already exists \(use --force to overwrite\)$/,
     );
