@@ -18,6 +18,7 @@ import { base64url, CompactSign, compactVerify, decodeProtectedHeader, importJWK
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
+import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { AttestationError } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
@@ -141,6 +142,8 @@ export interface DocumentVerificationOptions {
   readonly nonce: { readonly value: Uint8Array; readonly answer: string };
   /** Allowed clock difference for the nonce answer's iat. */
   readonly maxClockSkewSeconds: number;
+  /** Collateral served with the document (collateral.ts), if any. */
+  readonly collateral?: AttestationCollateral | null | undefined;
 }
 
 const brand: unique symbol = Symbol("VerifiedEnclave");
@@ -322,7 +325,9 @@ export async function verifyAttestationDocument(
   // *used* before its stage: each result is awaited, and so looked at, only in the numbered stage
   // below, in DESIGN.md's order, so the first failing stage is still the one reported. `settled`
   // keeps a rejection from surfacing before (or instead of) an earlier stage's failure.
-  const evidenceResult = settled(() => verifyDocumentEvidence(doc.evidence, options.anchors, options.at));
+  const evidenceResult = settled(() =>
+    verifyDocumentEvidence(doc.evidence, options.anchors, options.at, options.collateral ?? null),
+  );
   const manifestDigestResult = settled(() => options.manifest.digest(doc.payload.manifest));
   const signingKey = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(doc.signingPublicKey) }, "EdDSA");
   const documentResult = settled(() => verifyJwsWithKey(documentJws, signingKey, DOCUMENT_TYPE, "document"));
@@ -415,8 +420,8 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
 // A client re-attests the same enclave often (reconnects, key-change retries, several sessions).
 // Stages 1–4 and 6 depend only on the document's exact bytes, the policy's content, the trust
 // anchors, the manifest check and the verification time; stage 5 (the nonce) is fresh every call.
-// So for the *same* document bytes, the *same* policy content (compared as canonical JSON, so a
-// mutated policy never hits), the *same* anchors (object identity), an equal manifest check
+// So for the *same* document bytes, the *same* policy content and collateral (compared as JSON, so
+// a mutated policy never hits), the *same* anchors (object identity), an equal manifest check
 // (`ManifestCheck.identity`), and a time
 // `at` no earlier than the first verification and at most REVERIFY_WINDOW_MS later (and never more
 // than the policy's maximumVerificationSkewSeconds, nor past any certificate's notAfter), the
@@ -429,6 +434,8 @@ const MAX_REMEMBERED = 32;
 
 interface RememberedDocument {
   readonly policy: string;
+  /** The collateral verified with it, as canonical JSON ("null" for none). */
+  readonly collateral: string;
   readonly anchors: TrustAnchors;
   readonly manifestIdentity: string;
   readonly verifiedAt: number;
@@ -454,6 +461,7 @@ function rememberVerifiedDocument(
   if (remembered.size >= MAX_REMEMBERED) remembered.delete(remembered.keys().next().value as string);
   remembered.set(documentJws, {
     policy: JSON.stringify(options.policy),
+    collateral: JSON.stringify(options.collateral ?? null),
     anchors: options.anchors,
     manifestIdentity: options.manifest.identity,
     verifiedAt: options.at.getTime(),
@@ -472,7 +480,8 @@ function recall(documentJws: string, options: DocumentVerificationOptions): Reme
     entry.manifestIdentity !== options.manifest.identity ||
     at < entry.verifiedAt ||
     at > entry.validUntil ||
-    entry.policy !== JSON.stringify(options.policy)
+    entry.policy !== JSON.stringify(options.policy) ||
+    entry.collateral !== JSON.stringify(options.collateral ?? null)
   ) {
     return null;
   }

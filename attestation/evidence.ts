@@ -8,6 +8,7 @@ import { base64url } from "jose";
 import { parseAzureEvidence } from "./azure/evidence.ts";
 import { type VerifiedAzureEvidence, verifyAzureEvidence } from "./azure/verify.ts";
 import { toHex } from "./bytes.ts";
+import { type AttestationCollateral, tdxVerificationCollateral } from "./collateral.ts";
 import { AttestationError, ParseError } from "./errors.ts";
 import type { SnpTrustAnchor } from "./roots/amd.ts";
 import type { TdxTrustAnchor } from "./roots/intel.ts";
@@ -100,11 +101,17 @@ export function parseDocumentEvidence(value: unknown): DocumentEvidence {
   }
 }
 
-/** Parses and verifies the document's evidence at `at` under `anchors`. */
+/**
+ * Parses and verifies the document's evidence at `at` under `anchors`, with the collateral served
+ * next to the document (collateral.ts) when there is some for its type: TDX evidence with TDX
+ * collateral gets its TCB status, QE identity and PCK revocation checked, strictly (current
+ * collateral, signer valid now).
+ */
 export async function verifyDocumentEvidence(
   evidence: DocumentEvidence,
   anchors: TrustAnchors,
   at: Date,
+  collateral: AttestationCollateral | null = null,
 ): Promise<VerifiedDocumentEvidence> {
   try {
     switch (evidence.type) {
@@ -130,19 +137,36 @@ export async function verifyDocumentEvidence(
         };
       }
       case "tdx": {
+        const tdx = collateral?.tdx === undefined ? undefined : tdxVerificationCollateral(collateral.tdx);
         const verified = await verifyTdxQuote({
           quote: parseTdxQuote(decode(evidence.quote, "quote")),
           anchors: anchors.tdx,
           at,
+          collateral: tdx?.collateral,
+          crls: tdx?.crls,
         });
+        // Remembered verifications (document.ts) must not outlive the collateral either.
+        const collateralNextUpdate = [verified.tcbInfo, verified.qeIdentity].map((c) =>
+          c === null ? Number.POSITIVE_INFINITY : Date.parse(c.nextUpdate),
+        );
         return {
           type: "tdx",
           evidence: verified,
           reportData: verified.quote.body.reportData,
           simulated: verified.simulated,
           measurement: toHex(verified.quote.body.mrTd),
-          details: { fmspc: verified.fmspc, tcbStatus: verified.tcbStatus },
-          certificatesNotAfter: earliestNotAfter(verified),
+          details: {
+            fmspc: verified.fmspc,
+            tcbStatus: verified.tcbStatus,
+            ...(verified.tcbInfo === null
+              ? {}
+              : {
+                  tcbEvaluationDataNumber: verified.tcbInfo.tcbEvaluationDataNumber,
+                  collateralNextUpdate: verified.tcbInfo.nextUpdate,
+                  revocationChecked: verified.revocationChecked,
+                }),
+          },
+          certificatesNotAfter: Math.min(earliestNotAfter(verified), ...collateralNextUpdate),
         };
       }
       case "azure-snp":

@@ -142,9 +142,24 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
   notes.push(
     `MRTD ${toHex(body.mrTd)} and RTMR0-3 pin the TD's firmware, kernel, command line and what the boot measured; check them against your build`,
   );
-  notes.push(
-    "acceptedTcbStatuses is skipped: attestation documents carry no TCB-info collateral; check the platform's TCB with cloister verify-evidence --collateral",
-  );
+  // With the collateral the enclave serves (attestation/collateral.ts), the converged TCB status of
+  // platform, TDX module and QE was checked, and the PCK chain's revocation: require it from now on.
+  const status = verified.tcbStatus;
+  if (status === "Revoked" || status === "NotSupported") {
+    refuse(
+      "POLICY_INIT_TCB_REJECTED",
+      `the platform's TCB status is ${status} (Intel's TCB info): a policy should not accept it; move the deployment to an updated platform`,
+    );
+  }
+  if (status === null) {
+    notes.push(
+      "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral",
+    );
+  } else if (status !== "UpToDate") {
+    notes.push(
+      `the platform's TCB status is ${status}: the policy accepts UpToDate and ${status}; once the platform is updated, remove ${status}`,
+    );
+  }
   notes.push(
     `TDATTRIBUTES ${toHex(body.tdAttributes)} pinned exactly: the host chooses them at launch (SEPT_VE_DISABLE, MIGRATABLE, PKS, PERFMON); check they are what your deployment expects`,
   );
@@ -159,7 +174,12 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
     rtmrs: [toHex(body.rtmrs[0]), toHex(body.rtmrs[1]), toHex(body.rtmrs[2]), toHex(body.rtmrs[3])],
     mrconfigid: toHex(body.mrConfigId),
     mrowner: toHex(body.mrOwner),
-    acceptedTcbStatuses: skip("attestation documents carry no TCB-info collateral"),
+    acceptedTcbStatuses:
+      status === null
+        ? skip("the deployment served no TCB collateral")
+        : status === "UpToDate"
+          ? ["UpToDate"]
+          : ["UpToDate", status],
     minimumTeeTcbSvn: toHex(body.teeTcbSvn),
   };
 }

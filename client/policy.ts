@@ -6,6 +6,7 @@
  */
 import type { JWK } from "jose";
 import { z } from "zod";
+import type { AttestationCollateral } from "../attestation/collateral.ts";
 import {
   type ManifestCheck,
   type VerifiedEnclave,
@@ -202,6 +203,7 @@ export async function verifyWithClientPolicy(
   policy: ClientPolicy,
   nonce: { readonly value: Uint8Array; readonly answer: string },
   at: Date,
+  collateral: AttestationCollateral | null = null,
 ): Promise<VerifiedEnclave> {
   const enclave = await verifyAttestationDocument(document, {
     policy: policy.attestation,
@@ -210,6 +212,7 @@ export async function verifyWithClientPolicy(
     at,
     nonce,
     maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
+    collateral,
   });
   if (!policy.acceptedEvidence.includes(enclave.tee)) {
     throw new AttestationError(

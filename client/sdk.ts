@@ -10,6 +10,7 @@
  */
 import { base64url } from "jose";
 import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
+import { parseAttestationCollateral } from "../attestation/collateral.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import type { VerifiedEnclave } from "../attestation/document.ts";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
@@ -392,17 +393,19 @@ export class Session {
   }
 
   /**
-   * Fetches, challenges and verifies the enclave's attestation document. When that fails, the
-   * session forgets its earlier verification (enclave, document, prepared keys): `enclave` and
-   * `document` do not go on showing an enclave that no longer verifies, and the next request
-   * verifies again before sealing anything.
+   * Fetches, challenges and verifies the enclave's attestation document. When the verification
+   * fails (an attestation error), the session forgets its earlier one (enclave, document, prepared
+   * keys): `enclave` and `document` do not go on showing an enclave that no longer verifies, and the
+   * next request verifies again before sealing anything. A transport failure changes nothing.
    */
   attest(): Promise<VerifiedEnclave> {
     // One verification at a time, shared by every caller meanwhile (requests finding it stale or
     // the enclave key changed, the proxy finding the session unverified).
     this.#attesting ??= this.#attest()
       .catch((error: unknown) => {
-        this.#forget();
+        // Only a verification that failed says something about the enclave; one that could not
+        // take place (host or enclave unreachable) leaves the last verification as it was.
+        if (error instanceof ClientError && error.kind === "attestation") this.#forget();
         throw error;
       })
       .finally(() => {
@@ -421,23 +424,31 @@ export class Session {
 
   async #attest(): Promise<VerifiedEnclave> {
     const documentResponse = await this.http.request("/v1/attestation", { method: "GET" });
-    let document: string;
+    let answer: { document?: unknown; collateral?: unknown };
     try {
-      document = String((JSON.parse(await documentResponse.text()) as { document?: unknown }).document);
+      answer = JSON.parse(await documentResponse.text()) as typeof answer;
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
+    const document = String(answer.document);
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
     const named = await routingKeyId(document);
-    const { nonce, value: answer } = await this.#askWithNonce(
+    const { nonce, value: nonceAnswer } = await this.#askWithNonce(
       `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
       "answer",
     );
     let enclave: VerifiedEnclave;
     try {
       // Every stage, and the policy's accepted evidence types: the same check as the key broker's.
-      enclave = await verifyWithClientPolicy(document, this.policy, { value: nonce, answer }, this.now());
+      // The collateral (the vendor's signed TCB data) is checked with the evidence it belongs to.
+      enclave = await verifyWithClientPolicy(
+        document,
+        this.policy,
+        { value: nonce, answer: nonceAnswer },
+        this.now(),
+        parseAttestationCollateral(answer.collateral),
+      );
     } catch (error) {
       if (error instanceof AttestationError) {
         throw new ClientError(

@@ -16,6 +16,7 @@ export interface EnclaveCommandOptions {
   port: number;
   frameIntervalMs: number;
   kbsUrl?: string;
+  tdxCollateral?: string;
   shutdownGraceMs: number;
 }
 
@@ -48,6 +49,10 @@ export function registerEnclaveCommands(program: Command): void {
     .option(
       "--kbs-url <url>",
       "key broker that releases the model key to this attested boot (required when the manifest's model is sealed at rest)",
+    )
+    .option(
+      "--tdx-collateral <dir>",
+      "with --tee tdx: Intel PCS collateral (tcbinfo-*.json, qeidentity-*.json, their issuer-chain .pem files, CRLs as *.der) served next to the document so clients can check the TCB status; read again every 5 minutes",
     )
     .option(
       "--shutdown-grace-ms <n>",

@@ -6,6 +6,7 @@
  * only withhold the key or send one that fails the sealed file's authentication.
  */
 import { base64url } from "jose";
+import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { ModelKeyUnwrapError, unwrapModelKey } from "../attestation/kbs/protocol.ts";
 import { EnclaveError } from "./errors.ts";
 
@@ -14,6 +15,8 @@ export interface ModelKeyRequest {
   readonly keyId: string;
   readonly document: string;
   readonly documentDigest: string;
+  /** The collateral served with the document (the broker checks the TCB status with it), or null. */
+  readonly collateral: AttestationCollateral | null;
   /** Signs a nonce answer with the attested key (Enclave.answerNonce). */
   answer(nonce: Uint8Array): Promise<string>;
   readonly sealingSecretKey: Uint8Array;
@@ -86,6 +89,7 @@ export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Ar
   const released = (await post("/v1/kbs/release", {
     keyId: request.keyId,
     document: request.document,
+    ...(request.collateral === null ? {} : { collateral: request.collateral }),
     challenge: challengeBody.challenge,
     answer: await request.answer(challenge),
   })) as { wrapped?: unknown } | null;

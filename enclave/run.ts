@@ -30,6 +30,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     tee,
     frameIntervalMs: options.frameIntervalMs,
     ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
+    ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
   });
   const state: EnclaveServerState = { draining: false, active: 0 };
   const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port);

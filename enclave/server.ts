@@ -56,9 +56,10 @@ export function createEnclaveApp(
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
-  app.get("/attestation", (c) => {
+  app.get("/attestation", async (c) => {
     if (state.draining) throw draining();
-    return c.json({ document: enclave.document });
+    const collateral = await enclave.collateral();
+    return c.json({ document: enclave.document, ...(collateral === null ? {} : { collateral }) });
   });
 
   app.post("/attestation/challenge", async (c) => {

@@ -20,6 +20,7 @@ import nacl from "tweetnacl";
 import { z } from "zod";
 import { computeReportData } from "../attestation/binding.ts";
 import { toHex, utf8 } from "../attestation/bytes.ts";
+import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
 import { manifestDigest } from "../manifests/digest.ts";
@@ -81,6 +82,8 @@ export interface EnclaveConfig {
    * to this boot's attested keys only), refused otherwise.
    */
   readonly kbsUrl?: string;
+  /** TDX: the directory of Intel PCS collateral served next to the document (enclave/tee.ts). */
+  readonly tdxCollateralDir?: string;
 }
 
 /** The manifest's `tee.platforms` name of each mode (they coincide). */
@@ -257,7 +260,7 @@ export class Enclave {
     const signing = nacl.sign.keyPair();
     const sealing = nacl.box.keyPair();
     const keys: EnclaveKeys = { signing, sealing };
-    const evidenceSource = await createEvidenceSource(config.tee);
+    const evidenceSource = await createEvidenceSource(config.tee, { tdxCollateralDir: config.tdxCollateralDir });
     const bootManifestDigest = await manifestDigest(config.manifestJws);
     const reportData = await computeReportData({
       signingPublicKey: signing.publicKey,
@@ -273,6 +276,9 @@ export class Enclave {
       now: now(),
     });
     const documentDigest = toHex(await sha256(utf8(document)));
+    // The collateral served with the document: read (or made) now, so a bad --tdx-collateral stops
+    // the boot instead of the first client's attestation.
+    const bootCollateral = await evidenceSource.collateral(now());
 
     // The engine hashes and loads a private in-memory copy, never the file the host could rewrite.
     // A sealed model is decrypted into that copy with the key the broker released to this boot.
@@ -284,6 +290,7 @@ export class Enclave {
         keyId: sealedModel,
         document,
         documentDigest,
+        collateral: bootCollateral,
         answer: (nonce) => createNonceAnswer({ keys, document, nonce, now: now() }),
         sealingSecretKey: sealing.secretKey,
       });
@@ -368,6 +375,7 @@ export class Enclave {
     tee: TeeMode;
     frameIntervalMs?: number;
     kbsUrl?: string;
+    tdxCollateralDir?: string;
   }): Promise<Enclave> {
     const manifestJws = (await readFile(options.manifestPath, "utf8")).trim();
     const operatorKeys = await Promise.all(
@@ -380,7 +388,13 @@ export class Enclave {
       tee: options.tee,
       ...(options.frameIntervalMs === undefined ? {} : { frameIntervalMs: options.frameIntervalMs }),
       ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
+      ...(options.tdxCollateralDir === undefined ? {} : { tdxCollateralDir: options.tdxCollateralDir }),
     });
+  }
+
+  /** The vendor collateral served next to the document (attestation/collateral.ts), or null. */
+  collateral(): Promise<AttestationCollateral | null> {
+    return this.evidenceSource.collateral(this.now());
   }
 
   async answerNonce(nonce: Uint8Array): Promise<string> {

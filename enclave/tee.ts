@@ -6,6 +6,7 @@
  */
 import { base64url } from "jose";
 import { toHex, utf8 } from "../attestation/bytes.ts";
+import { type AttestationCollateral, type TdxCollateralWire, tdxCollateralWire } from "../attestation/collateral.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { DocumentEvidence } from "../attestation/evidence.ts";
 import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/providers/configfs-tsm.ts";
@@ -41,10 +42,38 @@ export interface EvidenceSource {
   /** The launch measurement the evidence will carry, lower-case hex (simulator: known up front). */
   readonly measurement: string | null;
   collect(reportData: Uint8Array): Promise<DocumentEvidence>;
+  /**
+   * The vendor collateral served next to the document (attestation/collateral.ts), current at
+   * `at`; null when there is none (then policies requiring a TCB status refuse this enclave).
+   */
+  collateral(at: Date): Promise<AttestationCollateral | null>;
 }
 
+export interface EvidenceSourceOptions {
+  /**
+   * TDX only: a directory of Intel PCS collateral (attestation/tdx/collateral-dir.ts), read again
+   * when it is older than COLLATERAL_RELOAD_MS, so an operator's job that renews it needs no restart.
+   */
+  readonly tdxCollateralDir?: string | undefined;
+}
+
+/** How long collateral read from a directory (or made by the simulator) is served before it is read (made) again. */
+export const COLLATERAL_RELOAD_MS = 5 * 60_000;
+
+const noCollateral = async (): Promise<null> => null;
+
 /** Creates the evidence source for `mode`. */
-export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSource> {
+export async function createEvidenceSource(
+  mode: TeeMode,
+  options: EvidenceSourceOptions = {},
+): Promise<EvidenceSource> {
+  if (options.tdxCollateralDir !== undefined && mode !== "tdx") {
+    throw new AttestationError(
+      "configuration",
+      "TDX_COLLATERAL_UNUSED",
+      `--tdx-collateral: expected --tee tdx, found --tee ${mode} (the simulator makes its own; Azure's evidence carries none)`,
+    );
+  }
   switch (mode) {
     case "sim-snp":
     case "sim-tdx":
@@ -67,6 +96,7 @@ export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSourc
           }
           return { type: "sev-snp", report: base64url.encode(raw.report), endorsementKey: base64url.encode(vcek) };
         },
+        collateral: noCollateral,
       };
     }
     case "azure-snp":
@@ -83,21 +113,75 @@ export async function createEvidenceSource(mode: TeeMode): Promise<EvidenceSourc
           const raw = await provider.getEvidence(reportData);
           return { type: mode, evidence: raw.json };
         },
+        collateral: noCollateral,
       };
     }
     case "tdx": {
       const provider = new ConfigfsTsmTdxProvider();
+      let quote: Uint8Array | null = null;
+      const dir = options.tdxCollateralDir;
       return {
         mode,
         simulated: false,
         measurement: null,
         async collect(reportData) {
           const raw = await provider.getEvidence(reportData);
+          quote = raw.quote;
           return { type: "tdx", quote: base64url.encode(raw.quote) };
         },
+        collateral:
+          dir === undefined
+            ? noCollateral
+            : reloading(async (at) => {
+                if (quote === null) return null;
+                return { tdx: await tdxCollateralFromDirectory(dir, quote, at) };
+              }),
       };
     }
   }
+}
+
+/** `load`, called again only once its last result is COLLATERAL_RELOAD_MS old (a failed load is not kept). */
+function reloading(
+  load: (at: Date) => Promise<AttestationCollateral | null>,
+): (at: Date) => Promise<AttestationCollateral | null> {
+  let last: { at: number; value: Promise<AttestationCollateral | null> } | null = null;
+  return (at) => {
+    if (last === null || at.getTime() - last.at >= COLLATERAL_RELOAD_MS || at.getTime() < last.at) {
+      const value = load(at);
+      const entry = { at: at.getTime(), value };
+      last = entry;
+      value.catch(() => {
+        if (last === entry) last = null;
+      });
+    }
+    return last.value;
+  };
+}
+
+/**
+ * The collateral for this TD's quote from an operator's directory: all of it (TCB info, QE
+ * identity and CRLs), or an error saying what is missing, since partial collateral would let a
+ * verifier report a TCB status without the QE or revocation checks behind it.
+ */
+export async function tdxCollateralFromDirectory(dir: string, quoteBytes: Uint8Array, at: Date): Promise<TdxCollateralWire> {
+  const { parseTdxQuote } = await import("../attestation/tdx/parse.ts");
+  const { loadTdxCollateralDirectory } = await import("../attestation/tdx/collateral-dir.ts");
+  const fail = (message: string) => new AttestationError("configuration", "TDX_COLLATERAL_UNREADABLE", message);
+  const loaded = await loadTdxCollateralDirectory(dir, parseTdxQuote(quoteBytes), at, "--tdx-collateral", fail);
+  const { tcbInfo, qeIdentity } = loaded.collateral;
+  if (tcbInfo === undefined || qeIdentity === undefined || loaded.crls.length === 0) {
+    throw fail(
+      `--tdx-collateral: "${dir}" lacks ${[tcbInfo === undefined ? "the TCB info for this platform" : null, qeIdentity === undefined ? "a QE identity" : null, loaded.crls.length === 0 ? "CRLs (*.der)" : null].filter((x) => x !== null).join(", ")}${loaded.notes.length === 0 ? "" : ` (${loaded.notes.join("; ")})`}`,
+    );
+  }
+  const text = (bytes: Uint8Array | string) =>
+    typeof bytes === "string" ? bytes : new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  return tdxCollateralWire({
+    tcbInfo: { json: text(tcbInfo.json), issuerChain: text(tcbInfo.issuerChain) },
+    qeIdentity: { json: text(qeIdentity.json), issuerChain: text(qeIdentity.issuerChain) },
+    crls: loaded.crls,
+  });
 }
 
 /**
@@ -127,6 +211,7 @@ async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promi
           endorsementKey: base64url.encode(hierarchy.vcek.certificate),
         };
       },
+      collateral: noCollateral,
     };
   }
   const hierarchy = sim.insecureSimulatedIntelHierarchy();
@@ -139,5 +224,13 @@ async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promi
       const quote = sim.simulateTdxQuote(hierarchy, { reportData, mrtd: measurement, rtmrs: [zero, zero, zero, zero] });
       return { type: "tdx", quote: base64url.encode(quote) };
     },
+    // Collateral as Intel's PCS serves it, signed under the simulated root, issued a minute back
+    // (clock differences) and made again every COLLATERAL_RELOAD_MS: clients check the TCB status,
+    // QE identity and revocation of the simulated TD with the code they use for real ones.
+    collateral: reloading(async (at) => ({
+      tdx: tdxCollateralWire(
+        sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - 60_000) }),
+      ),
+    })),
   };
 }

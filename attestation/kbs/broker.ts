@@ -12,6 +12,7 @@ import nacl from "tweetnacl";
 import { anchorsForPolicy, type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
+import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
@@ -135,6 +136,13 @@ export class KeyBroker {
     if (document.length > MAX_DOCUMENT_CHARS)
       throw malformed(`document: expected at most ${MAX_DOCUMENT_CHARS} characters`);
     if (answer.length > MAX_ANSWER_CHARS) throw malformed(`answer: expected at most ${MAX_ANSWER_CHARS} characters`);
+    // The vendor's TCB collateral the enclave serves with its document (attestation/collateral.ts).
+    let collateral: AttestationCollateral | null;
+    try {
+      collateral = parseAttestationCollateral(r.collateral);
+    } catch (error) {
+      throw malformed((error as Error).message);
+    }
 
     // The challenge is spent by any attempt that names it, successful or not.
     const expires = this.#challenges.get(challenge);
@@ -156,7 +164,7 @@ export class KeyBroker {
 
     let enclave: VerifiedEnclave;
     try {
-      enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at);
+      enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at, collateral);
     } catch (error) {
       if (error instanceof AttestationError) {
         throw new BrokerError(
@@ -167,7 +175,7 @@ export class KeyBroker {
             stage: error.stage,
             ...(error.stage === "parse" || error.stage === "verify"
               ? {}
-              : { evidence: await verifiedEvidenceOf(document, entry.policy, at) }),
+              : { evidence: await verifiedEvidenceOf(document, entry.policy, at, collateral) }),
           },
         );
       }
@@ -217,7 +225,12 @@ export function releaseRisks(policy: ClientPolicy): string[] {
 }
 
 /** The verified evidence's public identity of a refused document (its chain verified), or undefined. */
-async function verifiedEvidenceOf(document: string, policy: ClientPolicy, at: Date): Promise<BrokerError["evidence"]> {
+async function verifiedEvidenceOf(
+  document: string,
+  policy: ClientPolicy,
+  at: Date,
+  collateral: AttestationCollateral | null,
+): Promise<BrokerError["evidence"]> {
   try {
     const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
       evidence?: unknown;
@@ -226,6 +239,7 @@ async function verifiedEvidenceOf(document: string, policy: ClientPolicy, at: Da
       parseDocumentEvidence(payload.evidence),
       await anchorsForPolicy(policy),
       at,
+      collateral,
     );
     return { tee: verified.type, simulated: verified.simulated, measurement: verified.measurement };
   } catch {

@@ -27,6 +27,11 @@ export {
   type SimulatedPckTcb,
   writeSimulatedPckCaCertificate,
 } from "./intel.ts";
+export {
+  type InsecureSimulatedTdxCollateral,
+  type InsecureSimulatedTdxCollateralOptions,
+  insecureSimulatedTdxCollateral,
+} from "./intel-collateral.ts";
 export { deriveInsecureEcKey, type InsecureEcKey } from "./keys.ts";
 export { type MeasuredFile, SIMULATED_MEASUREMENT_DOMAIN, simulatedLaunchMeasurement } from "./measurement.ts";
 export { generateInsecureRsaKey, type InsecureRsaKey } from "./rsa.ts";
@@ -38,6 +43,7 @@ export {
 } from "./snp-report.ts";
 export {
   SIMULATED_TD_ATTRIBUTES,
+  SIMULATED_TEE_TCB_SVN,
   SIMULATED_XFAM,
   type SimulatedTdxQuoteOptions,
   simulateTdxQuote,

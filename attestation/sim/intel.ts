@@ -55,7 +55,8 @@ export interface InsecureSimulatedIntelHierarchy {
   readonly attestationKey: InsecureEcKey;
 }
 
-function intelName(cn: string): Uint8Array {
+/** A simulated Intel certificate or CRL issuer name (CN, then the simulator's OU and O). */
+export function intelName(cn: string): Uint8Array {
   return encodeName([
     ["CN", cn],
     ["OU", "SIMULATED - NOT SECURE"],

@@ -19,6 +19,9 @@ export const SIMULATED_TD_ATTRIBUTES = fromHex("0000001000000000");
 /** A typical XFAM (x87, SSE, AVX, AVX-512, PKRU, AMX state components). */
 export const SIMULATED_XFAM = fromHex("e702060000000000");
 
+/** The default TEE_TCB_SVN (TDX module SVN 3, major version 0, late microcode SVN 5). */
+export const SIMULATED_TEE_TCB_SVN = Uint8Array.of(3, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+
 export interface SimulatedTdxQuoteOptions {
   /** REPORTDATA (64 bytes). */
   readonly reportData: Uint8Array;
@@ -82,7 +85,7 @@ export function simulateTdxQuote(
 
   // TD report body, TDX 1.0 (584 bytes).
   const body = new Uint8Array(584);
-  put(body, 0, options.teeTcbSvn ?? fromHex("03000500000000000000000000000000"), 16, "TEE_TCB_SVN");
+  put(body, 0, options.teeTcbSvn ?? SIMULATED_TEE_TCB_SVN, 16, "TEE_TCB_SVN");
   put(body, 16, options.mrseam ?? drbg("MRSEAM", 48), 48, "MRSEAM");
   // MRSIGNERSEAM (64) and SEAMATTRIBUTES (112) stay zero: an Intel-signed TDX module.
   put(body, 120, options.tdAttributes ?? SIMULATED_TD_ATTRIBUTES, 8, "TDATTRIBUTES");

@@ -160,3 +160,77 @@ export function toPem(ders: readonly Uint8Array[]): string {
     })
     .join("");
 }
+
+/** OIDs of the CRL extensions Intel's CRLs carry. */
+export const CRL_OID = {
+  cRLNumber: "2.5.29.20",
+  reasonCode: "2.5.29.21",
+} as const;
+
+/** CRLReason values (RFC 5280 §5.3.1) the simulator writes. */
+export const CRL_REASON = { unspecified: 0, keyCompromise: 1, cACompromise: 2, superseded: 4 } as const;
+
+export interface RevokedCertificateSpec {
+  /** Unsigned big-endian serial magnitude of the revoked certificate. */
+  readonly serial: Uint8Array;
+  readonly revocationDate: Date;
+  /** CRLReason entry extension (Intel writes keyCompromise, 1); omitted when undefined. */
+  readonly reason?: number | undefined;
+}
+
+export interface CrlSpec {
+  readonly signatureAlgorithm: SimulatedSignatureAlgorithm;
+  /** The issuer Name DER: byte-identical to the issuing CA's subject. */
+  readonly issuer: Uint8Array;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date;
+  /** Revoked entries; the revokedCertificates field is omitted when empty (as Intel's root CRL). */
+  readonly revoked?: readonly RevokedCertificateSpec[] | undefined;
+  /** cRLNumber extension (default 1, as Intel's CRLs). */
+  readonly crlNumber?: number | undefined;
+  /** authorityKeyIdentifier keyIdentifier (the issuer's subjectKeyIdentifier); omitted when undefined. */
+  readonly authorityKeyId?: Uint8Array | undefined;
+}
+
+/**
+ * Builds a v2 TBSCertList in the shape of Intel's PCS CRLs (version 1, signature, issuer,
+ * thisUpdate, nextUpdate, revokedCertificates with a CRLReason entry extension, and the cRLNumber
+ * and authorityKeyIdentifier CRL extensions) and signs it with `sign`.
+ */
+export function writeCrl(spec: CrlSpec, sign: (tbs: Uint8Array) => Uint8Array): Uint8Array {
+  const algorithm = signatureAlgorithmIdentifier(spec.signatureAlgorithm);
+  const revoked = spec.revoked ?? [];
+  const entries = revoked.map((entry) =>
+    encodeSequence(
+      encodeUnsignedInteger(entry.serial.length === 0 ? Uint8Array.of(0) : entry.serial),
+      encodeTime(entry.revocationDate),
+      ...(entry.reason === undefined
+        ? []
+        : [
+            encodeSequence(
+              encodeExtension({ oid: CRL_OID.reasonCode, critical: false, value: der.enumerated(entry.reason) }),
+            ),
+          ]),
+    ),
+  );
+  const extensions: ExtensionSpec[] = [
+    { oid: CRL_OID.cRLNumber, critical: false, value: der.int(spec.crlNumber ?? 1) },
+  ];
+  if (spec.authorityKeyId !== undefined) {
+    extensions.push({
+      oid: X509_OID.authorityKeyIdentifier,
+      critical: false,
+      value: encodeSequence(encodeTlv(0x80, spec.authorityKeyId)),
+    });
+  }
+  const tbs = encodeSequence(
+    der.int(1),
+    algorithm,
+    spec.issuer,
+    encodeTime(spec.thisUpdate),
+    encodeTime(spec.nextUpdate),
+    ...(entries.length > 0 ? [encodeSequence(...entries)] : []),
+    der.explicit(0, encodeSequence(...extensions.map(encodeExtension))),
+  );
+  return encodeSequence(tbs, algorithm, encodeBitString(sign(tbs)));
+}

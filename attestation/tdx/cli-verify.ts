@@ -4,18 +4,14 @@
  * parses the quote, verifies it under the pinned Intel root (never a simulator root) at `--at`,
  * and turns the outcome into an EvidenceVerdict. CLI-only (reads files).
  *
- * `--collateral DIR` loads Intel PCS collateral by file name: `tcbinfo-*.json` (the one whose fmspc
- * matches the quote's PCK certificate; if several match, the newest issued at or before `--at`),
- * `qeidentity-*.json` (newest issued at or before `--at`), `tcb-info-issuer-chain.pem`,
- * `qe-identity-issuer-chain.pem`, and every `*.der` as a CRL (then revocation is checked for the
- * whole PCK chain). When no TCB info matches the FMSPC the verdict says so and tcbStatus is null.
+ * `--collateral DIR` loads Intel PCS collateral by file name (collateral-dir.ts); every `*.der` is a
+ * CRL (then revocation is checked for the whole PCK chain). When no TCB info matches the FMSPC the
+ * verdict says so and tcbStatus is null.
  *
  * `valid` means the evidence is authentic (signatures, chains, collateral); it does not judge the
  * TCB status or the debug flag — that is what `--policy` is for — but `warnings` names a debuggable
  * TD and a TCB status left unchecked. Hex output is lower-case.
  */
-import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
@@ -32,93 +28,16 @@ import {
   rejectForeignOptions,
   type VerifyEvidenceOptions,
 } from "../verify-evidence-cli.ts";
-import {
-  COLLATERAL_SIGNER_VALIDITY_MODES,
-  type CollateralSignerValidity,
-  parseTdQeIdentity,
-  parseTdxTcbInfo,
-} from "./collateral.ts";
+import { COLLATERAL_SIGNER_VALIDITY_MODES, type CollateralSignerValidity } from "./collateral.ts";
+import { type LoadedTdxCollateral, loadTdxCollateralDirectory } from "./collateral-dir.ts";
 import { isDebugTd, parseTdxQuote, type TdxQuote, trailingIsZeroPadding } from "./parse.ts";
 import { type TdxCollateral, type VerifiedTdxQuote, verifyTdxQuote } from "./verify.ts";
+
+const usageError = (message: string) => new UsageError(message);
 
 export interface TdxVerifyEvidenceOptions extends VerifyEvidenceOptions {
   readonly collateralSignerValidity?: CollateralSignerValidity | undefined;
   readonly acceptStaleCollateral?: boolean | undefined;
-}
-
-interface LoadedCollateral {
-  readonly collateral: TdxCollateral;
-  readonly crls: Uint8Array[];
-  readonly files: { tcbInfo: string | null; qeIdentity: string | null; crls: string[] };
-  readonly notes: string[];
-}
-
-async function readText(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (error) {
-    const why = (error as { code?: unknown }).code;
-    throw new UsageError(`--collateral: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
-  }
-}
-
-/** Newest by issueDate among those issued at or before `at`; else the newest overall. */
-function pick<I extends { doc: { issueDate: Date } }>(items: readonly I[], at: Date): I | undefined {
-  const sorted = [...items].sort((a, b) => b.doc.issueDate.getTime() - a.doc.issueDate.getTime());
-  return sorted.find((i) => i.doc.issueDate.getTime() <= at.getTime()) ?? sorted[0];
-}
-
-async function loadCollateral(dir: string, quote: TdxQuote, at: Date): Promise<LoadedCollateral> {
-  let names: string[];
-  try {
-    names = (await readdir(dir)).sort();
-  } catch (error) {
-    const why = (error as { code?: unknown }).code;
-    throw new UsageError(`--collateral: cannot list directory "${dir}" (${typeof why === "string" ? why : "error"})`);
-  }
-  const notes: string[] = [];
-  const fmspc = toHex(quote.pckExtensions.fmspc);
-  const tcbInfos = [];
-  for (const name of names.filter((n) => /^tcbinfo-.*\.json$/i.test(n))) {
-    const json = await readText(join(dir, name));
-    tcbInfos.push({ file: name, json, doc: parseTdxTcbInfo(json) });
-  }
-  const qeIdentities = [];
-  for (const name of names.filter((n) => /^qeidentity-.*\.json$/i.test(n))) {
-    const json = await readText(join(dir, name));
-    qeIdentities.push({ file: name, json, doc: parseTdQeIdentity(json) });
-  }
-  const tcbInfo = pick(
-    tcbInfos.filter((t) => toHex(t.doc.fmspc) === fmspc),
-    at,
-  );
-  if (tcbInfo === undefined) {
-    notes.push(`no TCB info for FMSPC ${fmspc} in ${dir} (${tcbInfos.length} tcbinfo file(s) for other FMSPCs)`);
-  }
-  const qeIdentity = pick(qeIdentities, at);
-  if (qeIdentity === undefined) notes.push(`no qeidentity-*.json in ${dir}`);
-  const chain = async (name: string) => {
-    if (!names.includes(name)) throw new UsageError(`--collateral: "${dir}" has no ${name}`);
-    return readText(join(dir, name));
-  };
-  const crlFiles = names.filter((n) => n.toLowerCase().endsWith(".der"));
-  const crls: Uint8Array[] = [];
-  for (const name of crlFiles) crls.push(await readText(join(dir, name)));
-  return {
-    collateral: {
-      tcbInfo:
-        tcbInfo === undefined
-          ? undefined
-          : { json: tcbInfo.json, issuerChain: await chain("tcb-info-issuer-chain.pem") },
-      qeIdentity:
-        qeIdentity === undefined
-          ? undefined
-          : { json: qeIdentity.json, issuerChain: await chain("qe-identity-issuer-chain.pem") },
-    },
-    crls,
-    files: { tcbInfo: tcbInfo?.file ?? null, qeIdentity: qeIdentity?.file ?? null, crls: crlFiles },
-    notes,
-  };
 }
 
 /**
@@ -227,14 +146,14 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
   const at = options.at ?? new Date();
 
   let quote: TdxQuote | null = null;
-  let files: LoadedCollateral["files"] | null = null;
+  let files: LoadedTdxCollateral["files"] | null = null;
   let notes: string[] = [];
   try {
     quote = parseTdxQuote(quoteBytes);
     let collateral: TdxCollateral | undefined;
     let crls: Uint8Array[] | undefined;
     if (options.collateral !== undefined) {
-      const loaded = await loadCollateral(options.collateral, quote, at);
+      const loaded = await loadTdxCollateralDirectory(options.collateral, quote, at, "--collateral", usageError);
       collateral = loaded.collateral;
       crls = loaded.crls.length > 0 ? loaded.crls : undefined;
       files = loaded.files;

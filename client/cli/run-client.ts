@@ -63,9 +63,26 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
     `  service      ${s.service.name} ${s.service.version}`,
     `  model        ${s.model.file} sha256 ${s.model.sha256}${modelNote(enclave)}`,
     `  manifest     sha256 ${s.manifestDigest}, signed by ${s.manifestSigner}`,
+    ...tcbLine(enclave),
     `  keys         X25519 ${s.sealingKey.slice(0, 16)}…, Ed25519 ${s.signingKey.slice(0, 16)}… (bound in REPORT_DATA)`,
     "  checked      evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest",
   ].join("\n");
+}
+
+/** TDX: the TCB status the vendor collateral served with the document gave, or that none was checked. */
+function tcbLine(enclave: VerifiedEnclave): string[] {
+  if (enclave.tee !== "tdx") return [];
+  const d = enclave.details as {
+    tcbStatus?: unknown;
+    tcbEvaluationDataNumber?: unknown;
+    collateralNextUpdate?: unknown;
+    revocationChecked?: unknown;
+  };
+  return [
+    typeof d.tcbStatus === "string"
+      ? `  TCB          ${d.tcbStatus} (Intel collateral, evaluation data ${String(d.tcbEvaluationDataNumber)}, next update ${String(d.collateralNextUpdate)}${d.revocationChecked === true ? "; PCK chain not revoked" : ""})`
+      : "  TCB          not checked: the deployment served no TCB collateral",
+  ];
 }
 
 const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";

@@ -12,6 +12,12 @@ import { parseAttestationPolicy } from "../../attestation/policy.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import {
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatedTdxCollateral,
+  insecureSimulatorAnchors,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
 import { parseSnpReport } from "../../attestation/snp/parse.ts";
 import { type VerifiedSnpReport, verifySnpReport } from "../../attestation/snp/verify.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
@@ -114,6 +120,36 @@ describe("a policy from one deployment's verified evidence", () => {
     const refused = appraise(other, policy, noReportData("2023-07-01T00:00:00Z"));
     expect(refused.ok).toBe(false);
     expect(refused.ok ? [] : refused.violations.map((v) => v.code)).toContain("TDX_MRTD_NOT_ALLOWED");
+  });
+
+  it("TDX with the collateral the enclave serves: requires its TCB status; refuses to pin Revoked", async () => {
+    const at = new Date("2026-06-01T00:00:00Z");
+    const hierarchy = insecureSimulatedIntelHierarchy();
+    const quote = simulateTdxQuote(hierarchy, {
+      reportData: new Uint8Array(64),
+      mrtd: new Uint8Array(48).fill(7),
+      rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
+    });
+    const withStatus = async (tcbStatus: "UpToDate" | "OutOfDate" | "Revoked") => {
+      const collateral = insecureSimulatedTdxCollateral(hierarchy, { issueDate: at, tcbStatus });
+      const verified = await verifyTdxQuote({
+        quote: parseTdxQuote(quote),
+        anchors: insecureSimulatorAnchors().tdx,
+        at,
+        collateral,
+        crls: collateral.crls,
+      });
+      return asDocumentEvidence("tdx", verified, true);
+    };
+    const current = attestationPolicyFromEvidence(await withStatus("UpToDate"), { allowSimulator: true });
+    expect(current.policy.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
+    const outOfDate = attestationPolicyFromEvidence(await withStatus("OutOfDate"), { allowSimulator: true });
+    expect(outOfDate.policy.tdx?.acceptedTcbStatuses).toEqual(["UpToDate", "OutOfDate"]);
+    expect(outOfDate.notes.join("\n")).toContain("the platform's TCB status is OutOfDate");
+    const revoked = await withStatus("Revoked");
+    expect(() => attestationPolicyFromEvidence(revoked, { allowSimulator: true })).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_TCB_REJECTED" }),
+    );
   });
 
   it("refuses simulated evidence unless asked, debuggable guests, and Azure evidence", async () => {

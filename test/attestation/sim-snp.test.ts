@@ -8,7 +8,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { appraise } from "../../attestation/appraise.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { sha256 } from "../../attestation/crypto.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { AMD_ROOTS, type SnpTrustAnchor } from "../../attestation/roots/amd.ts";
 import {
   AMD_OID,
@@ -26,6 +25,7 @@ import {
 import { encodeTcbVersion, parseSnpReport, SNP_OFFSETS } from "../../attestation/snp/parse.ts";
 import { verifySnpReport } from "../../attestation/snp/verify.ts";
 import { extension, parseCertificate } from "../../attestation/x509.ts";
+import { codeOf } from "../helpers/attestation.ts";
 import { AT, MEASUREMENT, policy, REPORT_DATA, snpPolicyJson } from "./sim-helpers.ts";
 
 /**
@@ -57,16 +57,6 @@ async function verifyBytes(
     anchors: options.anchors ?? anchors,
     at: options.at ?? AT,
   });
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AttestationError) return error.code;
-    throw error;
-  }
-  return "ACCEPTED";
 }
 
 function flip(bytes: Uint8Array, offset: number): Uint8Array {

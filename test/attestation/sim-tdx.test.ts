@@ -6,7 +6,6 @@
 import { describe, expect, it } from "vitest";
 import { appraise } from "../../attestation/appraise.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS, type TdxTrustAnchor } from "../../attestation/roots/intel.ts";
 import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/amd.ts";
 import {
@@ -20,6 +19,7 @@ import {
 } from "../../attestation/sim/index.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
+import { codeOf } from "../helpers/attestation.ts";
 import { AT, MRTD, policy, REPORT_DATA, RTMRS, tdxPolicyJson } from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
@@ -36,16 +36,6 @@ const QE_REPORT = ATTESTATION_KEY + 64 + 6;
 
 function verifyBytes(quote: Uint8Array, options: { anchors?: readonly TdxTrustAnchor[]; at?: Date } = {}) {
   return verifyTdxQuote({ quote: parseTdxQuote(quote), anchors: options.anchors ?? anchors, at: options.at ?? AT });
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AttestationError) return error.code;
-    throw error;
-  }
-  return "ACCEPTED";
 }
 
 function flip(bytes: Uint8Array, offset: number): Uint8Array {

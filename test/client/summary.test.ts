@@ -3,7 +3,11 @@ import { describe, expect, it } from "vitest";
 import { VerifiedEnclave } from "../../attestation/document.ts";
 import { describeEnclave } from "../../client/cli/run-client.ts";
 
-function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx", manifest: unknown = undefined) {
+function enclave(
+  tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx",
+  manifest: unknown = undefined,
+  details: Record<string, unknown> = {},
+) {
   return VerifiedEnclave.create({
     tee,
     simulated: false,
@@ -19,7 +23,7 @@ function enclave(tee: "sev-snp" | "tdx" | "azure-snp" | "azure-tdx", manifest: u
       signerThumbprint: "thumb",
       manifest,
     } as never,
-    details: {},
+    details,
   });
 }
 
@@ -46,5 +50,23 @@ describe("the model line", () => {
     );
     const plain = enclave("sev-snp", { model: { sealedAtRest: false, keyId: null } });
     expect(describeEnclave(plain)).toContain(`model        m.gguf sha256 ${"12".repeat(32)}\n`);
+  });
+});
+
+describe("the TCB line", () => {
+  it("gives a TDX enclave's TCB status from the collateral, or says none was checked; SNP has none", () => {
+    const checked = enclave("tdx", undefined, {
+      tcbStatus: "UpToDate",
+      tcbEvaluationDataNumber: 17,
+      collateralNextUpdate: "2027-01-01T00:00:00.000Z",
+      revocationChecked: true,
+    });
+    expect(describeEnclave(checked)).toContain(
+      "  TCB          UpToDate (Intel collateral, evaluation data 17, next update 2027-01-01T00:00:00.000Z; PCK chain not revoked)\n",
+    );
+    expect(describeEnclave(enclave("tdx", undefined, { tcbStatus: null }))).toContain(
+      "  TCB          not checked: the deployment served no TCB collateral\n",
+    );
+    expect(describeEnclave(enclave("sev-snp"))).not.toContain("TCB ");
   });
 });

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../client/sdk.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
 
@@ -36,6 +37,11 @@ describe("e2e sim-tdx deployment", () => {
     expect(result.done?.finishReason).toBe("stop");
     expect(result.done?.usage.completionTokens).toBe(19);
 
+    // The collateral served with the document was checked: Intel-format TCB info, QE identity and
+    // CRLs under the simulated root, as a policy requiring UpToDate demands.
+    expect(policy.attestation.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
+    expect(session.enclave.details).toMatchObject({ tcbStatus: "UpToDate", revocationChecked: true });
+
     // An SNP-only client refuses this enclave, before sending anything.
     const snpOnly = { ...policy, acceptedEvidence: ["sev-snp" as const] };
     await expect(
@@ -44,5 +50,49 @@ describe("e2e sim-tdx deployment", () => {
       kind: "attestation",
       code: "TEE_NOT_ACCEPTED",
     });
+  });
+
+  it("refuses the enclave when the host withholds or alters its collateral, sending nothing", async () => {
+    const policy = deployment.files.policy;
+    const sent: string[] = [];
+    /** A host that rewrites the collateral of the attestation answer. */
+    const rewriting =
+      (rewrite: (collateral: { tdx: Record<string, unknown> }) => unknown): Transport =>
+      async (url, request) => {
+        sent.push(new URL(url).pathname);
+        const response = await fetchTransport(fetch)(url, request);
+        if (!url.endsWith("/v1/attestation")) return response;
+        const body = JSON.parse(await response.text()) as {
+          document: string;
+          collateral?: { tdx: Record<string, unknown> };
+        };
+        expect(body.collateral?.tdx).toBeDefined();
+        const changed = JSON.stringify({ document: body.document, collateral: rewrite(body.collateral as never) });
+        return { ...response, body: [new TextEncoder().encode(changed)], text: async () => changed };
+      };
+    const attempt = (transport: Transport) =>
+      connect({ url: deployment.running.hostUrl, policy, apiKey: deployment.files.apiKey, transport });
+
+    await expect(attempt(rewriting(() => undefined))).rejects.toMatchObject({
+      kind: "attestation",
+      code: "TDX_TCB_STATUS_NOT_ACCEPTED",
+    });
+    // One byte of the signed TCB info changed: its signature no longer verifies.
+    await expect(
+      attempt(
+        rewriting((c) => ({
+          tdx: {
+            ...c.tdx,
+            tcbInfo: String(c.tdx.tcbInfo).replace('"tcbEvaluationDataNumber":', '"tcbEvaluationDataNumber":1'),
+          },
+        })),
+      ),
+    ).rejects.toMatchObject({ kind: "attestation", stage: "verify" });
+    // Without the CRLs there is no revocation check: refused as malformed, not verified without it.
+    await expect(attempt(rewriting((c) => ({ tdx: { ...c.tdx, crls: [] } })))).rejects.toMatchObject({
+      kind: "attestation",
+      code: "COLLATERAL_MALFORMED",
+    });
+    expect(sent).not.toContain("/v1/sealed");
   });
 });

@@ -11,3 +11,14 @@ export async function rejection(promise: Promise<unknown>): Promise<AttestationE
   expect(error).toBeInstanceOf(AttestationError);
   return error as AttestationError;
 }
+
+/** The AttestationError code `promise` rejects with, or "ACCEPTED" when it resolves. */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof AttestationError) return error.code;
+    throw error;
+  }
+  return "ACCEPTED";
+}

@@ -1,0 +1,344 @@
+/**
+ * INSECURE simulated Intel PCS collateral for TDX, in the real formats (see
+ * test/fixtures/attestation/tdx/collateral/): TCB info v3 (id "TDX") and TD_QE identity v2 as the
+ * raw PCS response bodies (`{"tcbInfo": {...}, "signature": "hex r‖s"}`), each with its PEM issuer
+ * chain (a simulated "Intel SGX TCB Signing" certificate, then the simulated root), and the DER CRLs
+ * of the PCK Platform CA and of the root. Everything is signed under the simulated Intel hierarchy
+ * (intel.ts), so it verifies only against `insecureSimulatorAnchors().tdx`, never against INTEL_ROOTS.
+ *
+ * The TCB levels are built so that the hierarchy's default PCK leaf and a quote from
+ * `simulateTdxQuote` with its default TEE_TCB_SVN match the FIRST level, whose status is
+ * `tcbStatus`; an older "OutOfDate" level follows, as in real collateral. The QE identity matches the
+ * QE report `simulateTdxQuote` writes (Intel's TD QE MRSIGNER, ISVPRODID 2, ISVSVN 4).
+ *
+ * Deterministic: the TCB signing key derives from the hierarchy seed, ECDSA signatures are RFC 6979.
+ */
+import { toHex } from "../bytes.ts";
+import { derContent, encodeTlv, readDerExact, TAG } from "../der.ts";
+import type { TcbStatus } from "../tdx/collateral.ts";
+import { type Certificate, extension, parseCertificate } from "../x509.ts";
+import { InsecureSeededDrbg } from "./drbg.ts";
+import {
+  type InsecureSimulatedIntelHierarchy,
+  intelName,
+  SIMULATED_INTEL_NOT_BEFORE,
+  SIMULATED_PCK_NOT_AFTER,
+  type SimulatedPckTcb,
+} from "./intel.ts";
+import { deriveInsecureEcKey, type InsecureEcKey, signEcdsaDer, signEcdsaRaw } from "./keys.ts";
+import { SIMULATED_TEE_TCB_SVN } from "./tdx-quote.ts";
+import { CRL_REASON, der, toPem, writeCertificate, writeCrl, X509_OID } from "./x509-writer.ts";
+
+/** Intel's TD quoting enclave, as simulateTdxQuote writes its QE report and Intel's TD_QE identity states it. */
+const TD_QE = {
+  mrSigner: "DC9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5",
+  isvProdId: 2,
+  isvSvn: 4,
+  miscSelect: "00000000",
+  miscSelectMask: "FFFFFFFF",
+  // The simulated QE report has ATTRIBUTES 15 00.. (INIT|MODE64BIT|PROVISIONKEY); under Intel's mask
+  // (which ignores PROVISIONKEY, bit 2) that is Intel's 11 00...
+  attributes: "11000000000000000000000000000000",
+  attributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
+} as const;
+
+/** Category/type labels Intel gives the first SGX / TDX TCB components (tcbinfo-tdx-*.json). */
+const SGX_COMPONENT_LABELS: readonly (readonly [string, string?] | undefined)[] = [
+  ["BIOS", "Early Microcode Update"],
+  ["OS/VMM", "SGX Late Microcode Update"],
+  ["OS/VMM", "TXT SINIT"],
+  ["BIOS"],
+  ["BIOS"],
+  ["BIOS"],
+  undefined,
+  ["OS/VMM", "SEAMLDR ACM"],
+];
+const TDX_COMPONENT_LABELS: readonly (readonly [string, string?] | undefined)[] = [
+  ["OS/VMM", "TDX Module"],
+  ["OS/VMM", "TDX Module"],
+  ["OS/VMM", "TDX Late Microcode Update"],
+];
+
+const CURRENT_TCB_DATE = "2024-11-13T00:00:00Z";
+const OLDER_TCB_DATE = "2024-03-13T00:00:00Z";
+const QE_TCB_DATE = "2024-03-13T00:00:00Z";
+/** Advisory IDs of simulated levels: never real Intel-SA numbers. */
+const SIMULATED_ADVISORY_OLDER = "SIMULATED-SA-00001";
+const SIMULATED_ADVISORY_CURRENT = "SIMULATED-SA-00002";
+const DEFAULT_VALIDITY_MS = 30 * 24 * 3600 * 1000;
+const DEFAULT_TCB_EVALUATION_DATA_NUMBER = 17;
+
+export interface InsecureSimulatedTdxCollateralOptions {
+  /** When the collateral and CRLs were issued (issueDate / thisUpdate). Whole seconds are used. */
+  readonly issueDate: Date;
+  /** nextUpdate of the collateral and the CRLs; default issueDate + 30 days. */
+  readonly nextUpdate?: Date | undefined;
+  /** Status of the TCB level the simulated platform and quote match; default "UpToDate". */
+  readonly tcbStatus?: TcbStatus | undefined;
+  /** Lists the hierarchy's default PCK leaf (its serial, reason keyCompromise) on the PCK CA CRL. */
+  readonly revokePck?: boolean | undefined;
+  /** The PCK TCB the levels are built for; default the hierarchy's default PCK leaf's. */
+  readonly pckTcb?: SimulatedPckTcb | undefined;
+  /** The quote's TEE_TCB_SVN the levels are built for; default SIMULATED_TEE_TCB_SVN (simulateTdxQuote's). */
+  readonly teeTcbSvn?: Uint8Array | undefined;
+  /** tcbEvaluationDataNumber of both documents; default 17. */
+  readonly tcbEvaluationDataNumber?: number | undefined;
+}
+
+export interface InsecureSimulatedTdxCollateral {
+  /** Raw PCS response body (JSON text) and `TCB-Info-Issuer-Chain` PEM (TCB signing cert, root). */
+  readonly tcbInfo: { readonly json: string; readonly issuerChain: string };
+  /** Raw PCS response body (JSON text) and `SGX-Enclave-Identity-Issuer-Chain` PEM (TCB signing cert, root). */
+  readonly qeIdentity: { readonly json: string; readonly issuerChain: string };
+  /** DER CRLs: the PCK Platform CA's (signed by the PCK CA key), then the root CA's (signed by the root key). */
+  readonly crls: readonly Uint8Array[];
+  /** DER of the simulated "Intel SGX TCB Signing" certificate. */
+  readonly tcbSigningCertificate: Uint8Array;
+}
+
+/** The subjectKeyIdentifier of a simulated CA certificate (what its CRLs' and children's AKI carry). */
+function subjectKeyId(cert: Certificate): Uint8Array {
+  const value = extension(cert, X509_OID.subjectKeyIdentifier);
+  if (value === undefined) throw new Error(`simulated certificate "${cert.subject}" has no subjectKeyIdentifier`);
+  return derContent(readDerExact(value, TAG.OCTET_STRING, "subjectKeyIdentifier")).slice();
+}
+
+interface TcbSigner {
+  readonly key: InsecureEcKey;
+  readonly certificate: Uint8Array;
+  readonly issuerChain: string;
+}
+
+const signers = new Map<string, TcbSigner>();
+
+/** The simulated "Intel SGX TCB Signing" certificate and key for the hierarchy (memoised per seed). */
+function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
+  const cacheKey = `${hierarchy.seed}\u0000${toHex(hierarchy.root)}`;
+  const cached = signers.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const key = deriveInsecureEcKey(hierarchy.seed, "intel:tcb-signing", "P-256");
+  const root = parseCertificate(hierarchy.root);
+  const serial = new InsecureSeededDrbg(hierarchy.seed, "serial:Intel SGX TCB Signing").bytes(20);
+  serial[0] = ((serial[0] as number) & 0x7f) | 0x01;
+  const certificate = writeCertificate(
+    {
+      serial,
+      signatureAlgorithm: "ecdsa-sha256",
+      issuer: root.subjectDer,
+      subject: intelName("Intel SGX TCB Signing"),
+      notBefore: SIMULATED_INTEL_NOT_BEFORE,
+      notAfter: SIMULATED_PCK_NOT_AFTER,
+      spki: key.spki,
+      extensions: [
+        {
+          oid: X509_OID.authorityKeyIdentifier,
+          critical: false,
+          value: der.seq(encodeTlv(0x80, subjectKeyId(root))),
+        },
+        {
+          oid: X509_OID.crlDistributionPoints,
+          critical: false,
+          value: der.seq(
+            der.seq(
+              der.explicit(
+                0,
+                der.explicit(0, encodeTlv(0x86, utf8("https://simulator.invalid/sgx/IntelSGXRootCA.der"))),
+              ),
+            ),
+          ),
+        },
+        {
+          oid: X509_OID.subjectKeyIdentifier,
+          critical: false,
+          value: der.octets(new InsecureSeededDrbg(toHex(key.point), "key-id").bytes(20)),
+        },
+        // digitalSignature, nonRepudiation (as Intel's TCB signing certificate).
+        { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0xc0)) },
+        { oid: X509_OID.basicConstraints, critical: true, value: der.seq() },
+      ],
+    },
+    (tbs) => signEcdsaDer(hierarchy.rootKey, tbs),
+  );
+  const signer: TcbSigner = { key, certificate, issuerChain: toPem([certificate, hierarchy.root]) };
+  signers.set(cacheKey, signer);
+  return signer;
+}
+
+function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/** Intel's timestamp format: whole seconds, "Z". */
+function isoSeconds(date: Date): string {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+function components(svns: readonly number[], labels: readonly (readonly [string, string?] | undefined)[]) {
+  return svns.map((svn, i) => {
+    const label = labels[i];
+    if (label === undefined) return { svn };
+    const [category, type] = label;
+    return type === undefined ? { svn, category } : { svn, category, type };
+  });
+}
+
+/** One step older: every non-zero SVN lowered by one (an all-zero TCB stays as it is). */
+function older(svns: readonly number[]): number[] {
+  return svns.map((svn) => (svn > 0 ? svn - 1 : 0));
+}
+
+function signedBody(valueKey: "tcbInfo" | "enclaveIdentity", value: unknown, key: InsecureEcKey): string {
+  const text = JSON.stringify(value);
+  const signature = toHex(signEcdsaRaw(key, utf8(text)));
+  return `{"${valueKey}":${text},"signature":"${signature}"}`;
+}
+
+/**
+ * INSECURE: TDX collateral (TCB info, QE identity, CRLs) for the simulated Intel hierarchy, in the
+ * real PCS formats, so that `verifyTdxQuote` with `collateral` and `crls` fully checks a simulated
+ * quote under the simulator anchors. Deterministic for given inputs.
+ */
+export function insecureSimulatedTdxCollateral(
+  hierarchy: InsecureSimulatedIntelHierarchy,
+  options: InsecureSimulatedTdxCollateralOptions,
+): InsecureSimulatedTdxCollateral {
+  const { issueDate } = options;
+  if (!(issueDate instanceof Date) || Number.isNaN(issueDate.getTime())) {
+    throw new Error("insecureSimulatedTdxCollateral: issueDate must be a valid Date");
+  }
+  const nextUpdate = options.nextUpdate ?? new Date(issueDate.getTime() + DEFAULT_VALIDITY_MS);
+  if (!(nextUpdate instanceof Date) || Number.isNaN(nextUpdate.getTime()) || nextUpdate < issueDate) {
+    throw new Error("insecureSimulatedTdxCollateral: nextUpdate must be a valid Date not before issueDate");
+  }
+  const tcbStatus = options.tcbStatus ?? "UpToDate";
+  const pckTcb = options.pckTcb ?? hierarchy.pck.tcb;
+  const teeTcbSvn = options.teeTcbSvn ?? SIMULATED_TEE_TCB_SVN;
+  if (teeTcbSvn.length !== 16) throw new Error("insecureSimulatedTdxCollateral: teeTcbSvn must be 16 bytes");
+  if (pckTcb.tcbComponents.length !== 16) {
+    throw new Error("insecureSimulatedTdxCollateral: pckTcb.tcbComponents must have 16 SVNs");
+  }
+  const tcbEvaluationDataNumber = options.tcbEvaluationDataNumber ?? DEFAULT_TCB_EVALUATION_DATA_NUMBER;
+  const signer = tcbSigner(hierarchy);
+  const issued = isoSeconds(issueDate);
+  const next = isoSeconds(nextUpdate);
+
+  // TDX module: simulateTdxQuote leaves MRSIGNERSEAM and SEAMATTRIBUTES zero (an Intel-signed module).
+  const zeroMrSigner = "0".repeat(96);
+  const moduleIdentity = { mrsigner: zeroMrSigner, attributes: "0000000000000000", attributesMask: "FFFFFFFFFFFFFFFF" };
+  // tdxModuleIdentities, as real TCB info lists them; evaluated only when TEE_TCB_SVN[1] (the module
+  // major version) is non-zero, in which case its entry holds the quote's module SVN at `tcbStatus`.
+  const moduleMajor = teeTcbSvn[1] as number;
+  const moduleSvn = teeTcbSvn[0] as number;
+  const identityLevels = (svn: number) => [
+    { tcb: { isvsvn: svn }, tcbDate: CURRENT_TCB_DATE, tcbStatus },
+    ...(svn > 0
+      ? [
+          {
+            tcb: { isvsvn: svn - 1 },
+            tcbDate: OLDER_TCB_DATE,
+            tcbStatus: "OutOfDate",
+            advisoryIDs: [SIMULATED_ADVISORY_OLDER],
+          },
+        ]
+      : []),
+  ];
+  const tdxModuleIdentities = [
+    {
+      id: `TDX_${Math.max(moduleMajor, 1).toString().padStart(2, "0")}`,
+      ...moduleIdentity,
+      tcbLevels: identityLevels(moduleSvn),
+    },
+  ];
+
+  const currentAdvisories = tcbStatus === "UpToDate" ? {} : { advisoryIDs: [SIMULATED_ADVISORY_CURRENT] };
+  const teeSvns = Array.from(teeTcbSvn);
+  const tcbInfo = {
+    id: "TDX",
+    version: 3,
+    issueDate: issued,
+    nextUpdate: next,
+    fmspc: toHex(pckTcb.fmspc),
+    pceId: toHex(pckTcb.pceId),
+    tcbType: 0,
+    tcbEvaluationDataNumber,
+    tdxModule: moduleIdentity,
+    tdxModuleIdentities,
+    tcbLevels: [
+      {
+        tcb: {
+          sgxtcbcomponents: components(pckTcb.tcbComponents, SGX_COMPONENT_LABELS),
+          pcesvn: pckTcb.pceSvn,
+          tdxtcbcomponents: components(teeSvns, TDX_COMPONENT_LABELS),
+        },
+        tcbDate: CURRENT_TCB_DATE,
+        tcbStatus,
+        ...currentAdvisories,
+      },
+      {
+        tcb: {
+          sgxtcbcomponents: components(older(pckTcb.tcbComponents), SGX_COMPONENT_LABELS),
+          pcesvn: pckTcb.pceSvn,
+          tdxtcbcomponents: components(older(teeSvns), TDX_COMPONENT_LABELS),
+        },
+        tcbDate: OLDER_TCB_DATE,
+        tcbStatus: "OutOfDate",
+        advisoryIDs: [SIMULATED_ADVISORY_OLDER],
+      },
+    ],
+  };
+
+  const enclaveIdentity = {
+    id: "TD_QE",
+    version: 2,
+    issueDate: issued,
+    nextUpdate: next,
+    tcbEvaluationDataNumber,
+    miscselect: TD_QE.miscSelect,
+    miscselectMask: TD_QE.miscSelectMask,
+    attributes: TD_QE.attributes,
+    attributesMask: TD_QE.attributesMask,
+    mrsigner: TD_QE.mrSigner,
+    isvprodid: TD_QE.isvProdId,
+    tcbLevels: [{ tcb: { isvsvn: TD_QE.isvSvn }, tcbDate: QE_TCB_DATE, tcbStatus: "UpToDate" }],
+  };
+
+  // CRLs: the PCK Platform CA's (covers PCK leaves) and the root's (covers the PCK Platform CA).
+  const pckCa = parseCertificate(hierarchy.pckCa);
+  const root = parseCertificate(hierarchy.root);
+  const pckCrl = writeCrl(
+    {
+      signatureAlgorithm: "ecdsa-sha256",
+      issuer: pckCa.subjectDer,
+      thisUpdate: issueDate,
+      nextUpdate,
+      revoked: options.revokePck
+        ? [
+            {
+              serial: parseCertificate(hierarchy.pck.certificate).serialNumber,
+              revocationDate: issueDate,
+              reason: CRL_REASON.keyCompromise,
+            },
+          ]
+        : [],
+      authorityKeyId: subjectKeyId(pckCa),
+    },
+    (tbs) => signEcdsaDer(hierarchy.pckCaKey, tbs),
+  );
+  const rootCrl = writeCrl(
+    {
+      signatureAlgorithm: "ecdsa-sha256",
+      issuer: root.subjectDer,
+      thisUpdate: issueDate,
+      nextUpdate,
+      authorityKeyId: subjectKeyId(root),
+    },
+    (tbs) => signEcdsaDer(hierarchy.rootKey, tbs),
+  );
+
+  return {
+    tcbInfo: { json: signedBody("tcbInfo", tcbInfo, signer.key), issuerChain: signer.issuerChain },
+    qeIdentity: { json: signedBody("enclaveIdentity", enclaveIdentity, signer.key), issuerChain: signer.issuerChain },
+    crls: [pckCrl, rootCrl],
+    tcbSigningCertificate: signer.certificate,
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Collateral served next to an attestation document (attestation/collateral.ts): its wire shape is
+ * checked before anything is verified, it is all-or-nothing (TCB info, QE identity and CRLs), and
+ * the enclave's `--tdx-collateral DIR` loader turns Intel's real PCS files into it so that a real
+ * quote's document evidence gets its TCB status and revocation checked.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { base64url } from "jose";
+import { afterAll, describe, expect, it } from "vitest";
+import { parseAttestationCollateral, tdxVerificationCollateral } from "../../attestation/collateral.ts";
+import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { createEvidenceSource, tdxCollateralFromDirectory } from "../../enclave/tee.ts";
+import { codeOf } from "../helpers/attestation.ts";
+
+const TDX = fileURLToPath(new URL("../fixtures/attestation/tdx/", import.meta.url));
+const COLLATERAL = join(TDX, "collateral");
+const QUOTE = readFileSync(join(TDX, "quote-v4-trustee.bin"));
+/** Inside the validity of the fixture collateral and CRLs (tdx-cli.test.ts uses the same time). */
+const AT = new Date("2023-07-01T00:00:00Z");
+const tmp = mkdtempSync(join(tmpdir(), "cloister-collateral-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const WIRE = {
+  tcbInfo: '{"tcbInfo":{}}',
+  tcbInfoIssuerChain: "-----BEGIN CERTIFICATE-----",
+  qeIdentity: '{"enclaveIdentity":{}}',
+  qeIdentityIssuerChain: "-----BEGIN CERTIFICATE-----",
+  crls: ["AAAA"],
+};
+
+describe("parseAttestationCollateral", () => {
+  it("takes none (undefined or null) and the whole TDX set", () => {
+    expect(parseAttestationCollateral(undefined)).toBeNull();
+    expect(parseAttestationCollateral(null)).toBeNull();
+    expect(parseAttestationCollateral({ tdx: WIRE })).toEqual({ tdx: WIRE });
+  });
+
+  it.each([
+    ["a string", "x", "collateral: expected an object"],
+    ["an unknown member", { tdx: WIRE, snp: {} }, 'collateral: expected only "tdx", found "snp"'],
+    ["no CRLs", { tdx: { ...WIRE, crls: [] } }, "collateral.tdx.crls: expected an array of 1 to 4"],
+    ["no QE identity", { tdx: { ...WIRE, qeIdentity: undefined } }, "collateral.tdx.qeIdentity: expected a non-empty"],
+    ["a CRL that is not a string", { tdx: { ...WIRE, crls: [7] } }, "collateral.tdx.crls[0]: expected a non-empty"],
+  ])("refuses %s with COLLATERAL_MALFORMED", (_name, value, message) => {
+    expect(() => parseAttestationCollateral(value)).toThrow(
+      expect.objectContaining({
+        code: "COLLATERAL_MALFORMED",
+        stage: "parse",
+        message: expect.stringContaining(message),
+      }),
+    );
+  });
+});
+
+describe("an enclave's --tdx-collateral directory", () => {
+  it("serves Intel's PCS files so a real quote's TCB status, QE identity and revocation are checked", async () => {
+    const wire = await tdxCollateralFromDirectory(COLLATERAL, QUOTE, AT);
+    const collateral = parseAttestationCollateral(JSON.parse(JSON.stringify({ tdx: wire })));
+    const evidence = { type: "tdx" as const, quote: base64url.encode(QUOTE) };
+    const anchors = { snp: [], tdx: INTEL_ROOTS };
+    const verified = await verifyDocumentEvidence(evidence, anchors, AT, collateral);
+    expect(verified.details).toMatchObject({ tcbStatus: "UpToDate", revocationChecked: true });
+    // Without it the same evidence verifies with no status: a policy requiring one refuses it.
+    expect((await verifyDocumentEvidence(evidence, anchors, AT)).details).toMatchObject({ tcbStatus: null });
+    // Past the CRLs' and collateral's nextUpdate, the collateral makes the evidence fail.
+    expect(
+      await codeOf(verifyDocumentEvidence(evidence, anchors, new Date("2025-01-01T00:00:00Z"), collateral)),
+    ).toMatch(/EXPIRED/);
+    expect(tdxVerificationCollateral(wire).crls).toHaveLength(2);
+  });
+
+  it("refuses a directory without the CRLs or the QE identity, naming what is missing", async () => {
+    const partial = join(tmp, "partial");
+    mkdirSync(partial);
+    for (const name of readdirSync(COLLATERAL)) {
+      if (!name.endsWith(".der") && !name.startsWith("qeidentity-"))
+        copyFileSync(join(COLLATERAL, name), join(partial, name));
+    }
+    await expect(tdxCollateralFromDirectory(partial, QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: expect.stringContaining("lacks a QE identity, CRLs (*.der)"),
+    });
+    await expect(tdxCollateralFromDirectory(join(tmp, "missing"), QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: expect.stringContaining("--tdx-collateral: cannot list directory"),
+    });
+  });
+
+  it("is refused with any TEE but tdx", async () => {
+    await expect(createEvidenceSource("sim-tdx", { tdxCollateralDir: COLLATERAL })).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNUSED",
+    });
+  });
+});

@@ -1,0 +1,316 @@
+/**
+ * Simulated Intel TDX collateral (TCB info, QE identity, CRLs) in the real PCS formats: with it the
+ * PRODUCTION verifier fully checks a simulated quote (TCB level, QE identity, revocation), under the
+ * simulator anchors only, and each single defect is refused with its own code.
+ */
+import { describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import {
+  type InsecureSimulatedTdxCollateral,
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatedTdxCollateral,
+  insecureSimulatorAnchors,
+  issueInsecureSimulatedPckLeaf,
+  SIMULATED_PCK_DEFAULT_TCB,
+  SIMULATED_TEE_TCB_SVN,
+  type SimulatedTdxQuoteOptions,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import {
+  parseIssuerChain,
+  parseTdQeIdentity,
+  parseTdxTcbInfo,
+  verifyTdxCollateralSignature,
+} from "../../attestation/tdx/collateral.ts";
+import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
+import { parseCertificate, parseCrl } from "../../attestation/x509.ts";
+import { codeOf } from "../helpers/attestation.ts";
+import { AT, MRTD, REPORT_DATA, RTMRS } from "./sim-helpers.ts";
+
+const h = insecureSimulatedIntelHierarchy();
+const anchors = insecureSimulatorAnchors().tdx;
+const ISSUED = new Date("2025-12-20T08:30:00Z");
+const baseOptions = (): SimulatedTdxQuoteOptions => ({ reportData: REPORT_DATA, mrtd: MRTD, rtmrs: RTMRS });
+const quote = simulateTdxQuote(h, baseOptions());
+const collateral = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED });
+
+function asCollateral(c: InsecureSimulatedTdxCollateral): TdxCollateral {
+  return { tcbInfo: c.tcbInfo, qeIdentity: c.qeIdentity };
+}
+
+function verify(
+  c: InsecureSimulatedTdxCollateral,
+  options: { quote?: Uint8Array; at?: Date; crls?: boolean; acceptStaleCollateral?: boolean } = {},
+) {
+  return verifyTdxQuote({
+    quote: options.quote ?? quote,
+    anchors,
+    at: options.at ?? AT,
+    collateral: asCollateral(c),
+    crls: options.crls === false ? undefined : c.crls,
+    acceptStaleCollateral: options.acceptStaleCollateral,
+  });
+}
+
+/** Changes one byte of `json` (the first occurrence of `from` becomes `to`, same length). */
+function oneByte(json: string, from: string, to: string): string {
+  expect(from.length).toBe(to.length);
+  const at = json.indexOf(from);
+  expect(at).toBeGreaterThan(0);
+  const out = json.slice(0, at) + to + json.slice(at + from.length);
+  let diff = 0;
+  for (let i = 0; i < json.length; i++) if (json[i] !== out[i]) diff++;
+  expect(diff).toBe(1);
+  return out;
+}
+
+describe("simulated TDX collateral: shape", () => {
+  it("writes TCB info v3 / TD_QE identity v2 bodies, a 2-certificate issuer chain and Intel-shaped CRLs", () => {
+    const tcbInfo = parseTdxTcbInfo(collateral.tcbInfo.json);
+    expect(tcbInfo.id).toBe("TDX");
+    expect(tcbInfo.version).toBe(3);
+    expect(toHex(tcbInfo.fmspc)).toBe(toHex(SIMULATED_PCK_DEFAULT_TCB.fmspc));
+    expect(toHex(tcbInfo.pceId)).toBe("0000");
+    expect(tcbInfo.issueDate.toISOString()).toBe(ISSUED.toISOString());
+    expect(tcbInfo.nextUpdate.toISOString()).toBe("2026-01-19T08:30:00.000Z");
+    expect(tcbInfo.tcbLevels.map((l) => l.tcbStatus)).toEqual(["UpToDate", "OutOfDate"]);
+    expect(tcbInfo.tcbLevels[0]?.sgxTcbComponents).toEqual([...SIMULATED_PCK_DEFAULT_TCB.tcbComponents]);
+    expect(tcbInfo.tcbLevels[0]?.tdxTcbComponents).toEqual([...SIMULATED_TEE_TCB_SVN]);
+    // The raw body keeps Intel's layout: {"tcbInfo":{...},"signature":"<128 hex>"}.
+    expect(collateral.tcbInfo.json).toMatch(
+      /^\{"tcbInfo":\{"id":"TDX","version":3,.*\},"signature":"[0-9a-f]{128}"\}$/,
+    );
+
+    const qe = parseTdQeIdentity(collateral.qeIdentity.json);
+    expect(qe.id).toBe("TD_QE");
+    expect(qe.version).toBe(2);
+    expect(qe.isvProdId).toBe(2);
+    expect(qe.tcbLevels.map((l) => [l.isvSvn, l.tcbStatus])).toEqual([[4, "UpToDate"]]);
+
+    const [signer, root] = parseIssuerChain(collateral.tcbInfo.issuerChain, "test");
+    expect(signer.subject).toContain("CN=Intel SGX TCB Signing");
+    expect(signer.subject).toContain("OU=SIMULATED - NOT SECURE");
+    expect(signer.isCA).toBe(false);
+    expect(toHex(root.der)).toBe(toHex(h.root));
+    expect(toHex(signer.der)).toBe(toHex(collateral.tcbSigningCertificate));
+    expect(collateral.qeIdentity.issuerChain).toBe(collateral.tcbInfo.issuerChain);
+
+    const [pckCrl, rootCrl] = collateral.crls.map((c) => parseCrl(c));
+    expect(collateral.crls).toHaveLength(2);
+    expect(toHex(pckCrl?.issuerDer ?? new Uint8Array())).toBe(toHex(parseCertificate(h.pckCa).subjectDer));
+    expect(toHex(rootCrl?.issuerDer ?? new Uint8Array())).toBe(toHex(parseCertificate(h.root).subjectDer));
+    expect(pckCrl?.thisUpdate.toISOString()).toBe(ISSUED.toISOString());
+    expect(pckCrl?.nextUpdate?.toISOString()).toBe("2026-01-19T08:30:00.000Z");
+    expect(pckCrl?.revokedSerials.size).toBe(0);
+    expect(rootCrl?.revokedSerials.size).toBe(0);
+    // v2 CRL: version INTEGER 1 first in the TBSCertList, as Intel's.
+    expect(toHex(pckCrl?.tbs.subarray(3, 6) ?? new Uint8Array())).toBe("020101"); // after 30 81 xx
+  });
+
+  it("is deterministic", () => {
+    const again = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED });
+    expect(again.tcbInfo.json).toBe(collateral.tcbInfo.json);
+    expect(again.qeIdentity.json).toBe(collateral.qeIdentity.json);
+    expect(again.crls.map(toHex)).toEqual(collateral.crls.map(toHex));
+  });
+
+  it("refuses a nextUpdate before issueDate", () => {
+    expect(() =>
+      insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, nextUpdate: new Date(ISSUED.getTime() - 1000) }),
+    ).toThrow(/nextUpdate/);
+  });
+});
+
+describe("simulated quote + simulated collateral through the production verifier", () => {
+  it("verifies fully: UpToDate, revocation checked, TCB info and QE identity evaluated", async () => {
+    const v = await verify(collateral);
+    expect(v.simulated).toBe(true);
+    expect(v.tcbStatus).toBe("UpToDate");
+    expect(v.revocationChecked).toBe(true);
+    expect(v.tcbInfo).not.toBeNull();
+    expect(v.tcbInfo?.signer).toContain("Intel SGX TCB Signing");
+    expect(v.tcbInfo?.stale).toBe(false);
+    expect(v.tcbInfo?.signerExpired).toBe(false);
+    expect(v.qeIdentity).not.toBeNull();
+    expect(v.qeIdentity?.status).toBe("UpToDate");
+    expect(v.qeIdentity?.isvSvn).toBe(4);
+    expect(v.tcb?.platform.status).toBe("UpToDate");
+    expect(v.tcb?.platform.tcbDate).toBe("2024-11-13T00:00:00Z");
+    expect(v.tcb?.tdxModule).toBeNull(); // TEE_TCB_SVN[1] = 0: judged by tdxModule, not identities
+    expect(v.tcb?.fmspc).toBe(toHex(SIMULATED_PCK_DEFAULT_TCB.fmspc));
+    expect(v.warnings).toEqual([]);
+  });
+
+  it("reports the requested status of the matching level", async () => {
+    const outOfDate = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, tcbStatus: "OutOfDate" });
+    const v = await verify(outOfDate);
+    expect(v.tcbStatus).toBe("OutOfDate");
+    expect(v.tcb?.advisoryIds).toEqual(["SIMULATED-SA-00002"]);
+    const sw = await verify(insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, tcbStatus: "SWHardeningNeeded" }));
+    expect(sw.tcbStatus).toBe("SWHardeningNeeded");
+  });
+
+  it("an older TEE_TCB_SVN or PCK TCB falls to the older OutOfDate level, and below it to NotSupported", async () => {
+    const olderTee = simulateTdxQuote(h, {
+      ...baseOptions(),
+      teeTcbSvn: Uint8Array.of(2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    });
+    const v = await verify(collateral, { quote: olderTee });
+    expect(v.tcbStatus).toBe("OutOfDate");
+    expect(v.tcb?.platform.tcbDate).toBe("2024-03-13T00:00:00Z");
+    expect(v.tcb?.advisoryIds).toEqual(["SIMULATED-SA-00001"]);
+
+    const tooOld = simulateTdxQuote(h, {
+      ...baseOptions(),
+      teeTcbSvn: Uint8Array.of(1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    });
+    expect((await verify(collateral, { quote: tooOld })).tcbStatus).toBe("NotSupported");
+
+    const olderPck = issueInsecureSimulatedPckLeaf(h, {
+      tcb: { tcbComponents: [4, 5, 13, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0] },
+      keyLabel: "PCK-older",
+    });
+    const q = simulateTdxQuote(h, { ...baseOptions(), pck: olderPck });
+    expect((await verify(collateral, { quote: q })).tcbStatus).toBe("OutOfDate");
+  });
+
+  it("judges a TDX module with major version > 0 by its TDX_nn identity", async () => {
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const q = simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn });
+    const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn });
+    const v = await verify(c, { quote: q });
+    expect(v.tcbStatus).toBe("UpToDate");
+    expect(v.tcb?.tdxModule?.id).toBe("TDX_01");
+    expect(v.tcb?.tdxModule?.status).toBe("UpToDate");
+    // A module SVN one below: its identity's older level is OutOfDate.
+    const older = simulateTdxQuote(h, {
+      ...baseOptions(),
+      teeTcbSvn: Uint8Array.of(5, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    });
+    const w = await verify(c, { quote: older });
+    expect(w.tcb?.tdxModule?.status).toBe("OutOfDate");
+    expect(w.tcbStatus).toBe("OutOfDate");
+  });
+
+  it("refuses a revoked PCK leaf with CERT_REVOKED", async () => {
+    const revoked = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, revokePck: true });
+    const pckCrl = parseCrl(revoked.crls[0] as Uint8Array);
+    expect([...pckCrl.revokedSerials]).toEqual([toHex(parseCertificate(h.pck.certificate).serialNumber)]);
+    expect(await codeOf(verify(revoked))).toBe("CERT_REVOKED");
+    // The same revoked CRL does not affect another PCK leaf of the platform.
+    const other = issueInsecureSimulatedPckLeaf(h, { keyLabel: "PCK-other" });
+    const q = simulateTdxQuote(h, { ...baseOptions(), pck: other });
+    expect((await verify(revoked, { quote: q })).tcbStatus).toBe("UpToDate");
+  });
+
+  it("refuses missing CRLs for a chain certificate", async () => {
+    const onlyPck = { ...collateral, crls: [collateral.crls[0] as Uint8Array] };
+    expect(await codeOf(verify(onlyPck))).toBe("TDX_CRL_MISSING");
+  });
+
+  it("refuses collateral past nextUpdate, and accepts it as stale only with acceptStaleCollateral", async () => {
+    const late = new Date("2026-02-01T00:00:00Z"); // after 2026-01-19T08:30:00Z
+    expect(await codeOf(verify(collateral, { at: late, crls: false }))).toBe("COLLATERAL_EXPIRED");
+    expect(await codeOf(verify(collateral, { at: late }))).toBe("CRL_EXPIRED");
+    const stale = await verify(collateral, { at: late, acceptStaleCollateral: true });
+    expect(stale.tcbStatus).toBe("UpToDate");
+    expect(stale.tcbInfo?.stale).toBe(true);
+    expect(stale.qeIdentity?.stale).toBe(true);
+    expect(stale.warnings.length).toBeGreaterThanOrEqual(4); // 2 CRLs, TCB info, QE identity
+    // An explicit short nextUpdate is honoured.
+    const short = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      nextUpdate: new Date("2025-12-21T00:00:00Z"),
+    });
+    expect(await codeOf(verify(short, { crls: false }))).toBe("COLLATERAL_EXPIRED");
+    // Collateral issued after the verification time is never accepted.
+    const future = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2026-01-02T00:00:00Z") });
+    expect(await codeOf(verify(future, { crls: false, acceptStaleCollateral: true }))).toBe("COLLATERAL_NOT_YET_VALID");
+  });
+
+  it("does not verify against the real Intel root", async () => {
+    expect(
+      await codeOf(
+        verifyTdxQuote({
+          quote,
+          anchors: INTEL_ROOTS,
+          at: AT,
+          collateral: asCollateral(collateral),
+          crls: collateral.crls,
+        }),
+      ),
+    ).toBe("ROOT_NOT_TRUSTED");
+    // The collateral signature itself, checked against Intel's pinned root.
+    const doc = parseTdxTcbInfo(collateral.tcbInfo.json);
+    const chain = parseIssuerChain(collateral.tcbInfo.issuerChain, "TDX TCB info");
+    const root = INTEL_ROOTS[0]?.root;
+    if (root === undefined) throw new Error("no Intel root");
+    const options = { at: AT, root, signerValidity: "strict" as const, acceptStaleCollateral: false };
+    expect(await codeOf(verifyTdxCollateralSignature(doc, chain, options))).toBe("ROOT_NOT_TRUSTED");
+    // ...while under the simulated root it does.
+    const simRoot = anchors[0]?.root;
+    if (simRoot === undefined) throw new Error("no simulator root");
+    expect(await codeOf(verifyTdxCollateralSignature(doc, chain, { ...options, root: simRoot }))).toBe("ACCEPTED");
+  });
+
+  it("refuses collateral and CRLs of another simulator seed (not the quote's anchor)", async () => {
+    const other = insecureSimulatedTdxCollateral(insecureSimulatedIntelHierarchy("another seed"), {
+      issueDate: ISSUED,
+    });
+    expect(await codeOf(verify({ ...other, crls: collateral.crls }))).toBe("ROOT_NOT_TRUSTED");
+    // Same names, other keys: the CRL is found by issuer name but its signature fails.
+    expect(await codeOf(verify({ ...collateral, crls: other.crls }))).toBe("CRL_SIGNATURE_INVALID");
+  });
+
+  it("refuses a TCB info or QE identity body with one byte changed", async () => {
+    const tcbChanged = {
+      ...collateral,
+      tcbInfo: {
+        ...collateral.tcbInfo,
+        json: oneByte(collateral.tcbInfo.json, '"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":18'),
+      },
+    };
+    expect(await codeOf(verify(tcbChanged))).toBe("TDX_COLLATERAL_SIGNATURE_INVALID");
+    const statusChanged = {
+      ...collateral,
+      tcbInfo: { ...collateral.tcbInfo, json: oneByte(collateral.tcbInfo.json, '"pcesvn":11', '"pcesvn":10') },
+    };
+    expect(await codeOf(verify(statusChanged))).toBe("TDX_COLLATERAL_SIGNATURE_INVALID");
+    const qeChanged = {
+      ...collateral,
+      qeIdentity: { ...collateral.qeIdentity, json: oneByte(collateral.qeIdentity.json, '"isvsvn":4', '"isvsvn":3') },
+    };
+    expect(await codeOf(verify(qeChanged))).toBe("TDX_COLLATERAL_SIGNATURE_INVALID");
+    // A changed CRL byte (the nextUpdate seconds) breaks the CRL signature.
+    const crl = new Uint8Array(collateral.crls[1] as Uint8Array);
+    const parsed = parseCrl(crl);
+    const tbsText = new TextDecoder("latin1").decode(crl);
+    const nextIdx = tbsText.indexOf("260119083000Z");
+    expect(nextIdx).toBeGreaterThan(0);
+    crl[nextIdx + 11] = 0x31; // ...083001Z
+    expect(parseCrl(crl).nextUpdate?.getTime()).toBe((parsed.nextUpdate?.getTime() ?? 0) + 1000);
+    expect(await codeOf(verify({ ...collateral, crls: [collateral.crls[0] as Uint8Array, crl] }))).toBe(
+      "CRL_SIGNATURE_INVALID",
+    );
+  });
+
+  it("refuses collateral for another FMSPC", async () => {
+    const c = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      pckTcb: { ...SIMULATED_PCK_DEFAULT_TCB, fmspc: Uint8Array.of(0, 0, 0x51, 0x4d, 0, 1) },
+    });
+    expect(await codeOf(verify(c))).toBe("TDX_FMSPC_MISMATCH");
+  });
+
+  it("matches the QE identity to the simulated QE report (a foreign QE is refused before collateral)", async () => {
+    const parsed = parseTdxQuote(quote);
+    const qe = parseTdQeIdentity(collateral.qeIdentity.json);
+    expect(toHex(parsed.qeReport.mrSigner)).toBe(toHex(qe.mrSigner));
+    expect(parsed.qeReport.isvProdId).toBe(qe.isvProdId);
+    expect(parsed.qeReport.isvSvn).toBe(4);
+    // SIMULATED_TEE_TCB_SVN restates simulateTdxQuote's default: they must not drift apart.
+    expect(toHex(parsed.body.teeTcbSvn)).toBe(toHex(SIMULATED_TEE_TCB_SVN));
+  });
+});
