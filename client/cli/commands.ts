@@ -2,6 +2,9 @@
 import { type Command, Option } from "commander";
 import { choiceOption, intOption } from "./output.ts";
 
+const API_KEY_FILE_HELP =
+  "file holding the API key (or set CLOISTER_API_KEY); default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
+
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 /** Where `cloister web` serves its page by default, and so the origin `cloister up` lets call the host. */
 export const DEFAULT_WEB_PORT = 8788;
@@ -33,7 +36,7 @@ export interface WebCommandOptions {
 export interface ClientConnectionOptions {
   url: string;
   policy: string;
-  apiKeyFile: string;
+  apiKeyFile?: string;
   json?: boolean;
 }
 
@@ -100,7 +103,7 @@ export function registerClientCommands(program: Command): void {
     command
       .requiredOption("--url <url>", "the host's URL (printed by cloister up)")
       .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
-      .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key");
+      .option("--api-key-file <file>", API_KEY_FILE_HELP);
 
   connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
     .option("--json", "print JSON")
@@ -155,7 +158,7 @@ export function registerClientCommands(program: Command): void {
     )
     .requiredOption("--url <url>", "the host's URL")
     .requiredOption("--operator-key <file>", "the operator's public key (JWK) that signs the deployment's manifest")
-    .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key")
+    .option("--api-key-file <file>", API_KEY_FILE_HELP)
     .option("--out <file>", "write the policy to this new file (default: stdout)")
     .option("--allow-simulator", "accept simulated evidence (writes an INSECURE development policy)")
     .option("--allow-migration-agent", "accept an SNP guest policy with MIGRATE_MA set (the host sets it at launch)")

@@ -2,15 +2,42 @@ import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
+import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 
-export async function readApiKey(file: string): Promise<string> {
+/** `cloister up`'s local API key: the default key file, for a loopback host only. */
+const LOCAL_API_KEY_FILE = ".cloister/api-key";
+
+/**
+ * The API key for requests to `url`: CLOISTER_API_KEY, else `file`, else (for a 127.0.0.1 or
+ * localhost URL only) `cloister up`'s local key: a key file nobody named is never sent to another
+ * host. Warns when the key would cross a network in the clear (plain http to another host).
+ */
+export async function readApiKey(file: string | undefined, url: string): Promise<string> {
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // connect() reports a bad URL
+  }
+  const loopback = parsed !== null && isLoopbackHost(parsed.host);
+  if (parsed?.protocol === "http:" && !loopback) {
+    process.stderr.write(
+      `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
+    );
+  }
   const fromEnv = process.env.CLOISTER_API_KEY;
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv.trim();
+  if (file === undefined && !loopback) {
+    throw new UsageError(
+      `--api-key-file: expected the API key file for ${parsed?.host ?? "--url"} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
+    );
+  }
+  file ??= LOCAL_API_KEY_FILE;
   try {
     return (await readFile(file, "utf8")).trim();
   } catch (error) {
@@ -34,7 +61,7 @@ export async function open(options: ClientConnectionOptions, policy?: ClientPoli
   return connect({
     url: options.url,
     policy: policy ?? (await readPolicy(options.policy)),
-    apiKey: await readApiKey(options.apiKeyFile),
+    apiKey: await readApiKey(options.apiKeyFile, options.url),
   });
 }
 

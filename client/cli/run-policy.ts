@@ -29,7 +29,7 @@ import { readApiKey } from "./run-client.ts";
 export interface PolicyInitOptions {
   url: string;
   operatorKey: string;
-  apiKeyFile: string;
+  apiKeyFile?: string;
   out?: string;
   allowSimulator?: boolean;
   allowMigrationAgent?: boolean;
@@ -68,7 +68,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
       `--operator-key: cannot read "${options.operatorKey}" as a JWK (${(error as NodeJS.ErrnoException).code ?? "not JSON"})`,
     );
   }
-  const apiKey = await readApiKey(options.apiKeyFile);
+  const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
   const { document, collateral } = await fetchDocument(options.url, apiKey);
