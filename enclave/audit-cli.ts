@@ -69,7 +69,7 @@ export function registerAuditCommands(program: Command): void {
     .option("--opening-file <file>", "the record's opening key, hex (instead of --chat-json; keep it private)")
     .option(
       "--prompt-file <file>",
-      "the prompt exactly as sent, before any PII redaction, no trailing newline (chat: the messages' contents joined by newlines)",
+      "the prompt exactly as sent, before any PII redaction: the file's bytes, a final newline included, as chat --prompt-file sends them (chat: the messages' contents joined by newlines)",
     )
     .option("--answer-file <file>", "the answer's exact text (default with --chat-json: its text)")
     .option("--json", "print the result as JSON", false)

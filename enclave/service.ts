@@ -14,7 +14,6 @@
  * decisions only). Every chunk of the answer is sealed into a response frame. Nothing here logs
  * a prompt or an answer.
  */
-import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
 import nacl from "tweetnacl";
 import { z } from "zod";
@@ -365,31 +364,6 @@ export class Enclave {
       await staged?.remove();
       throw error;
     }
-  }
-
-  /** Reads the manifest file and boots. */
-  static async bootFromFiles(options: {
-    manifestPath: string;
-    operatorKeyPaths: readonly string[];
-    modelPath: string;
-    tee: TeeMode;
-    frameIntervalMs?: number;
-    kbsUrl?: string;
-    tdxCollateralDir?: string;
-  }): Promise<Enclave> {
-    const manifestJws = (await readFile(options.manifestPath, "utf8")).trim();
-    const operatorKeys = await Promise.all(
-      options.operatorKeyPaths.map(async (p) => JSON.parse(await readFile(p, "utf8")) as JWK),
-    );
-    return Enclave.boot({
-      manifestJws,
-      operatorKeys,
-      modelPath: options.modelPath,
-      tee: options.tee,
-      ...(options.frameIntervalMs === undefined ? {} : { frameIntervalMs: options.frameIntervalMs }),
-      ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
-      ...(options.tdxCollateralDir === undefined ? {} : { tdxCollateralDir: options.tdxCollateralDir }),
-    });
   }
 
   /** The vendor collateral served next to the document (attestation/collateral.ts), or null. */

@@ -59,6 +59,10 @@ describe("cloister kbs and model seal", () => {
     const badId = await runCloister(["kbs", "keygen", "--key-id", "has space", "--out", join(dir, "x.jwk")]);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('--key-id expects 1..200 characters of A-Z a-z 0-9 . _ : -, found "has space"');
+
+    const noDir = await runCloister(["kbs", "keygen", "--key-id", "x", "--out", join(dir, "keys", "x.jwk")]);
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toContain(`directory "${join(dir, "keys")}" does not exist (ENOENT); create it first`);
   });
 
   it("model seal prints the manifest's model fields for the sealed file", async () => {
@@ -229,6 +233,18 @@ describe("cloister kbs and model seal", () => {
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--kbs-url: expected an http(s) URL, found "not a url"');
+
+    // Files the options name: a missing one, or a key that is not JSON, is named with its option.
+    const enclave = (manifest: string, key: string) =>
+      runCloister(["enclave", "--manifest", manifest, "--operator-key", key, "--model", "x", "--tee", "sim-snp"]);
+    const noManifest = await enclave(join(dir, "none.jws"), join(dir, "none.jwk"));
+    expect(noManifest.code).toBe(2);
+    expect(noManifest.stderr).toContain(`cloister: USAGE: --manifest: cannot read "${join(dir, "none.jws")}" (ENOENT)`);
+    await writeFile(join(dir, "m.jws"), "a.b.c\n");
+    await writeFile(join(dir, "k.jwk"), "not json");
+    const badKey = await enclave(join(dir, "m.jws"), join(dir, "k.jwk"));
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toContain(`--operator-key: "${join(dir, "k.jwk")}" is not JSON (expected a public JWK)`);
   }, 60_000);
 });
 
