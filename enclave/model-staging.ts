@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -27,12 +27,27 @@ export interface StagedModel {
   remove(): Promise<void>;
 }
 
-async function privateRoot(): Promise<string> {
-  const shm = await stat("/dev/shm").then(
+/** Linux file-system magic numbers (statfs f_type) of memory-backed file systems: tmpfs, ramfs. */
+const MEMORY_FILE_SYSTEMS = new Set([0x01021994, 0x858458f6]);
+
+/**
+ * Whether `path` is a directory on a memory-backed file system (tmpfs or ramfs): in a CVM, memory
+ * the host cannot read. A /dev/shm that is a directory on a disk (a bind mount) is not.
+ */
+export async function isPrivateMemoryDirectory(path: string): Promise<boolean> {
+  const directory = await stat(path).then(
     (s) => s.isDirectory(),
     () => false,
   );
-  return shm ? "/dev/shm" : tmpdir();
+  if (!directory) return false;
+  return statfs(path).then(
+    (s) => MEMORY_FILE_SYSTEMS.has(s.type),
+    () => false,
+  );
+}
+
+async function privateRoot(): Promise<string> {
+  return (await isPrivateMemoryDirectory("/dev/shm")) ? "/dev/shm" : tmpdir();
 }
 
 /**
@@ -102,7 +117,7 @@ export async function stageSealedModel(
   if (root !== "/dev/shm" && !options.allowDisk) {
     throw new SealedModelError(
       "MODEL_NO_PRIVATE_MEMORY",
-      "sealed model: no /dev/shm (tmpfs) to decrypt into; refusing to write decrypted weights to a disk",
+      "sealed model: /dev/shm is missing or not a tmpfs to decrypt into; refusing to write decrypted weights to a disk",
     );
   }
   const dir = await mkdtemp(join(root, "cloister-model-"));

@@ -17,7 +17,7 @@ import { createBrokerApp } from "../../attestation/kbs/server.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
-import { stageSealedModel } from "../../enclave/model-staging.ts";
+import { isPrivateMemoryDirectory, stageSealedModel } from "../../enclave/model-staging.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -159,6 +159,19 @@ describe("enclave boot on a sealed model", () => {
     const staged = await stageSealedModel(sealedPath, target, modelKey, { allowDisk: true, privateRoot: noShm });
     expect(staged.path.startsWith(tmpdir())).toBe(true);
     await staged.remove();
+  });
+
+  it("counts only a memory file system as private memory: /dev/shm's tmpfs, not a disk or /proc", async () => {
+    // /proc is no tmpfs anywhere; the repository's own directory is on a disk here.
+    expect(await isPrivateMemoryDirectory("/proc")).toBe(false);
+    expect(await isPrivateMemoryDirectory(join(dir, "tiny.gguf"))).toBe(false); // a file, not a directory
+    expect(await isPrivateMemoryDirectory(join(dir, "missing"))).toBe(false);
+    const { execFileSync } = await import("node:child_process");
+    const type = (path: string) => execFileSync("stat", ["-f", "-c", "%T", path], { encoding: "utf8" }).trim();
+    for (const path of ["/dev/shm", process.cwd()]) {
+      // The same answer as coreutils' stat -f gives for the file system type.
+      expect(await isPrivateMemoryDirectory(path)).toBe(["tmpfs", "ramfs"].includes(type(path)));
+    }
   });
 
   it("stops when an impostor broker sends a well-formed key that does not open the model", async () => {
