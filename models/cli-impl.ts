@@ -21,7 +21,14 @@ export async function runMakeTiny(path: string, force: boolean, json: boolean): 
   out(`sha256  ${result.sha256}${pinned ? " (matches the pinned digest)" : " (DIFFERS from the pinned digest)"}`);
 }
 
-export async function runMakeBench(path: string, preset: BenchPreset, quant: BenchQuant, json: boolean): Promise<void> {
+export async function runMakeBench(
+  path: string,
+  preset: BenchPreset,
+  quant: BenchQuant,
+  force: boolean,
+  json: boolean,
+): Promise<void> {
+  await refuseExistingOutput(path, "--out", force ? "replace" : "refuse");
   const started = performance.now();
   const result = await writeBenchModel(path, preset, { quant });
   const seconds = Math.round((performance.now() - started) / 10) / 100;

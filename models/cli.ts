@@ -55,13 +55,20 @@ export function registerModelCommands(program: Command): void {
       choiceOption("--preset", ["small", "medium", "large"] as const),
     )
     .option("--quant <quant>", "tensor encoding: f16 or q8_0", choiceOption("--quant", ["f16", "q8_0"] as const), "f16")
-    .requiredOption("--out <file>", "where to write the GGUF file")
+    .requiredOption("--out <file>", "where to write the GGUF file; an existing file is refused unless --force")
+    .option("--force", "replace the --out file if it exists")
     .option("--json", "print the result as JSON")
     .exitOverride()
     .action(
-      async (opts: { preset: "small" | "medium" | "large"; quant: "f16" | "q8_0"; out: string; json?: boolean }) => {
+      async (opts: {
+        preset: "small" | "medium" | "large";
+        quant: "f16" | "q8_0";
+        out: string;
+        force?: boolean;
+        json?: boolean;
+      }) => {
         const { runMakeBench } = await import("./cli-impl.ts");
-        await runMakeBench(opts.out, opts.preset, opts.quant, opts.json === true);
+        await runMakeBench(opts.out, opts.preset, opts.quant, opts.force === true, opts.json === true);
       },
     );
 

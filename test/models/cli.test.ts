@@ -75,5 +75,12 @@ describe("cloister model make / inspect", () => {
     const preset = await cloister("model", "make", "bench", "--preset", "huge", "--out", join(dir, "x.gguf"));
     expect(preset.code).toBe(2);
     expect(preset.stderr).toMatch(/--preset expects one of small, medium, large, found "huge"/);
+
+    // An existing --out is not replaced without --force (checked before the model is made).
+    const existing = await cloister("model", "make", "bench", "--preset", "small", "--out", junk);
+    expect(existing.code).toBe(2);
+    expect(existing.stderr).toContain("--out");
+    expect(existing.stderr).toContain("--force");
+    expect(await readFile(junk, "utf8")).toBe("not a model at all, just text");
   });
 });
