@@ -164,7 +164,11 @@ function reloading(
  * identity and CRLs), or an error saying what is missing, since partial collateral would let a
  * verifier report a TCB status without the QE or revocation checks behind it.
  */
-export async function tdxCollateralFromDirectory(dir: string, quoteBytes: Uint8Array, at: Date): Promise<TdxCollateralWire> {
+export async function tdxCollateralFromDirectory(
+  dir: string,
+  quoteBytes: Uint8Array,
+  at: Date,
+): Promise<TdxCollateralWire> {
   const { parseTdxQuote } = await import("../attestation/tdx/parse.ts");
   const { loadTdxCollateralDirectory } = await import("../attestation/tdx/collateral-dir.ts");
   const fail = (message: string) => new AttestationError("configuration", "TDX_COLLATERAL_UNREADABLE", message);
