@@ -11,6 +11,11 @@ import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
 import { createBrokerApp } from "./server.ts";
 
+/** 127.0.0.0/8, ::1 or localhost: an address only this machine can reach. */
+function isLoopbackAddress(address: string): boolean {
+  return /^127(?:\.\d{1,3}){3}$/.test(address) || address === "::1" || address === "localhost";
+}
+
 async function loadConfig(path: string) {
   try {
     return await loadBrokerConfig(path);
@@ -22,6 +27,15 @@ async function loadConfig(path: string) {
 
 export async function runKbsServe(options: KbsServeOptions): Promise<void> {
   const keys = await loadConfig(options.config);
+  // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
+  // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
+  const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
+  if (simulatorKey !== undefined && !isLoopbackAddress(options.listen) && options.allowSimulatorOnNetwork !== true) {
+    for (const k of keys) k.key.fill(0);
+    throw new UsageError(
+      `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
+    );
+  }
   const broker = new KeyBroker(keys);
   for (const k of keys) {
     for (const risk of releaseRisks(k.policy))

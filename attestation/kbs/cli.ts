@@ -12,6 +12,7 @@ export interface KbsServeOptions {
   config: string;
   listen: string;
   port: number;
+  allowSimulatorOnNetwork?: boolean;
 }
 
 export function registerKbsCommands(program: Command): void {
@@ -28,6 +29,10 @@ export function registerKbsCommands(program: Command): void {
     .requiredOption("--config <file>", "broker configuration: {version: 1, keys: [{keyFile, policy}]}")
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)
+    .option(
+      "--allow-simulator-on-network",
+      "serve keys whose release policy trusts the INSECURE simulator on an address other than loopback (development across machines only: anyone who reaches the broker can forge such evidence)",
+    )
     .exitOverride()
     .action(async (options: KbsServeOptions) => {
       const { runKbsServe } = await import("./cli-impl.ts");

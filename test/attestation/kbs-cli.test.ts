@@ -212,6 +212,38 @@ describe("cloister kbs and model seal", () => {
     expect(stderr).not.toContain(jwk.k);
   }, 60_000);
 
+  it("kbs serve keeps a key released to the simulator on loopback unless told otherwise", async () => {
+    const refused = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "0.0.0.0", "--port", "0"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'cloister: USAGE: --listen 0.0.0.0: key "tiny-v1" has a release policy that trusts the INSECURE simulator',
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "kbs",
+        "serve",
+        "--config",
+        configPath,
+        "--listen",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--allow-simulator-on-network",
+      ],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const ready = await new Promise<{ url: string }>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+      child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+    });
+    expect(ready.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  }, 60_000);
+
   it("every kbs command has --help, and the enclave refuses a --kbs-url that is not a URL", async () => {
     for (const args of [["kbs"], ["kbs", "serve"], ["kbs", "keygen"], ["kbs", "check"], ["model", "seal"]]) {
       const run = await runCloister([...args, "--help"]);
