@@ -31,7 +31,12 @@ function refuse(code: string, message: string): never {
 
 export function attestationPolicyFromEvidence(
   verified: VerifiedDocumentEvidence,
-  options: { readonly allowSimulator: boolean; readonly allowMigrationAgent?: boolean },
+  options: {
+    readonly allowSimulator: boolean;
+    readonly allowMigrationAgent?: boolean;
+    /** TDX: write a policy that skips the TCB status when the deployment served no collateral. */
+    readonly allowNoCollateral?: boolean;
+  },
 ): PolicyFromEvidence {
   if (verified.simulated && !options.allowSimulator) {
     refuse(
@@ -48,7 +53,7 @@ export function attestationPolicyFromEvidence(
       snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes, options.allowMigrationAgent === true);
       break;
     case "tdx":
-      tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes);
+      tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes, options.allowNoCollateral === true);
       break;
     default:
       refuse(
@@ -131,7 +136,7 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
   };
 }
 
-function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
+function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollateral: boolean): TdxPolicy {
   const body = verified.quote.body;
   if (verified.debug) {
     refuse(
@@ -149,6 +154,14 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[]): TdxPolicy {
     refuse(
       "POLICY_INIT_TCB_REJECTED",
       `the platform's TCB status is ${status} (Intel's TCB info): a policy should not accept it; move the deployment to an updated platform`,
+    );
+  }
+  if (status === null && !allowNoCollateral) {
+    // The host passes the collateral on and can withhold it: a policy pinned without it would never
+    // check the TCB status or revocation of this deployment, so that takes the operator's word.
+    refuse(
+      "POLICY_INIT_NO_COLLATERAL",
+      "the deployment served no TCB collateral with its document (its enclave needs --tdx-collateral DIR, or the host withheld it): pass --allow-no-collateral to write a policy that does not check the TCB status",
     );
   }
   if (status === null) {

@@ -573,7 +573,13 @@ export async function checkNotRevoked(
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }
-  if (at < crl.thisUpdate || (crl.nextUpdate !== undefined && at > crl.nextUpdate)) {
+  if (at < crl.thisUpdate) {
+    throw new VerifyError(
+      "CRL_NOT_YET_VALID",
+      `CRL from "${crl.issuer}": issued ${crl.thisUpdate.toISOString()}, after the verification time ${at.toISOString()} (a clock behind, or a CRL from the future)`,
+    );
+  }
+  if (crl.nextUpdate !== undefined && at > crl.nextUpdate) {
     throw new VerifyError(
       "CRL_EXPIRED",
       `CRL from "${crl.issuer}": valid ${crl.thisUpdate.toISOString()} to ${crl.nextUpdate?.toISOString() ?? "?"}, verification time ${at.toISOString()}`,

@@ -430,6 +430,9 @@ export class Session {
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
+    if (answer === null || typeof answer !== "object") {
+      throw transportError("BAD_RESPONSE", "attestation: response is not a JSON object");
+    }
     const document = String(answer.document);
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
@@ -652,9 +655,11 @@ export class Session {
         if (attempt === 0 && error instanceof ClientError && error.code === "WRONG_ENCLAVE_KEY") {
           // Compared with the key this request was sealed to: a concurrent request may already have
           // re-attested to the new key, and then this one reseals to it without attesting again.
-          const after = bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
-            ? (await this.attest()).sealingPublicKey
-            : this.enclave.sealingPublicKey;
+          // (A session whose verification failed meanwhile has no enclave: it verifies again.)
+          const after =
+            !this.attested || bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
+              ? (await this.attest()).sealingPublicKey
+              : this.enclave.sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.
           if (bytesEqual(enclavePublicKey, after)) {

@@ -1,6 +1,6 @@
 /** `cloister audit ...`: checks an enclave's audit log. The action imports its implementation lazily. */
 import type { Command } from "commander";
-import type { ClientConnectionOptions } from "../client/cli/commands.ts";
+import { API_KEY_FILE_HELP, type ClientConnectionOptions } from "../client/cli/commands.ts";
 import { intOption } from "../client/cli/output.ts";
 
 export interface AuditVerifyCommandOptions {
@@ -85,7 +85,7 @@ export function registerAuditCommands(program: Command): void {
     )
     .requiredOption("--url <url>", "the host's URL (printed by cloister up)")
     .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
-    .option("--api-key-file <file>", "file holding the API key (or set CLOISTER_API_KEY)", ".cloister/api-key")
+    .option("--api-key-file <file>", API_KEY_FILE_HELP)
     .option("--out <file>", "write the checkpoint line to this new file (default: print it on stdout)")
     .option("--json", "print the verified checkpoint as JSON")
     .action(async (options: ClientConnectionOptions & { out?: string }) => {

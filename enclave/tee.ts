@@ -55,7 +55,15 @@ export interface EvidenceSourceOptions {
    * when it is older than COLLATERAL_RELOAD_MS, so an operator's job that renews it needs no restart.
    */
   readonly tdxCollateralDir?: string | undefined;
+  /** Where a failed collateral reload is reported (default: stderr). */
+  readonly log?: ((line: string) => void) | undefined;
 }
+
+/**
+ * How far back the simulator dates the collateral it makes: verifiers check its issue date with no
+ * clock skew allowed, and a client's clock may be behind the enclave's by more than a minute.
+ */
+const COLLATERAL_BACKDATE_MS = 60 * 60_000;
 
 /** How long collateral read from a directory (or made by the simulator) is served before it is read (made) again. */
 export const COLLATERAL_RELOAD_MS = 5 * 60_000;
@@ -134,29 +142,75 @@ export async function createEvidenceSource(
             ? noCollateral
             : reloading(async (at) => {
                 if (quote === null) return null;
-                return { tdx: await tdxCollateralFromDirectory(dir, quote, at) };
-              }),
+                const collateral = { tdx: await tdxCollateralFromDirectory(dir, quote, at) };
+                // Served only when it verifies for this TD's own quote now, as clients will check it:
+                // expired, foreign or broken collateral stops the boot, or keeps the last good one.
+                await checkOwnCollateral(quote, collateral, at);
+                return collateral;
+              }, options.log),
       };
     }
   }
 }
 
-/** `load`, called again only once its last result is COLLATERAL_RELOAD_MS old (a failed load is not kept). */
-function reloading(
+/**
+ * `load`'s result, loaded again once it is COLLATERAL_RELOAD_MS old (one load at a time). The first
+ * load's failure is the caller's (the boot stops); a later failure is logged and the last good
+ * collateral served until the next attempt, an interval on, so a renewal job caught half-way or a
+ * stray file does not take the attestation route down.
+ */
+export function reloading(
   load: (at: Date) => Promise<AttestationCollateral | null>,
+  log: (line: string) => void = (line) => process.stderr.write(`cloister enclave: ${line}\n`),
 ): (at: Date) => Promise<AttestationCollateral | null> {
-  let last: { at: number; value: Promise<AttestationCollateral | null> } | null = null;
-  return (at) => {
-    if (last === null || at.getTime() - last.at >= COLLATERAL_RELOAD_MS || at.getTime() < last.at) {
-      const value = load(at);
-      const entry = { at: at.getTime(), value };
-      last = entry;
-      value.catch(() => {
-        if (last === entry) last = null;
+  let good: { at: number; value: AttestationCollateral | null } | null = null;
+  let pending: Promise<AttestationCollateral | null> | null = null;
+  return async (at) => {
+    const now = at.getTime();
+    if (good !== null && now >= good.at && now - good.at < COLLATERAL_RELOAD_MS) return good.value;
+    pending ??= load(at)
+      .then(
+        (value) => {
+          good = { at: now, value };
+          return value;
+        },
+        (error: unknown) => {
+          if (good === null) throw error;
+          const code = (error as { code?: unknown }).code;
+          log(
+            `collateral reload failed (${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message}); serving the collateral loaded at ${new Date(good.at).toISOString()}`,
+          );
+          good = { at: now, value: good.value };
+          return good.value;
+        },
+      )
+      .finally(() => {
+        pending = null;
       });
-    }
-    return last.value;
+    return pending;
   };
+}
+
+/** Verifies `collateral` with this TD's quote under Intel's roots at `at`, as a client would. */
+async function checkOwnCollateral(quote: Uint8Array, collateral: AttestationCollateral, at: Date): Promise<void> {
+  const { verifyDocumentEvidence } = await import("../attestation/evidence.ts");
+  const { INTEL_ROOTS } = await import("../attestation/roots/intel.ts");
+  try {
+    await verifyDocumentEvidence(
+      { type: "tdx", quote: base64url.encode(quote) },
+      { snp: [], tdx: INTEL_ROOTS },
+      at,
+      collateral,
+    );
+  } catch (error) {
+    if (!(error instanceof AttestationError)) throw error;
+    throw new AttestationError(
+      "configuration",
+      "TDX_COLLATERAL_INVALID",
+      `--tdx-collateral: it does not verify for this TD's quote: ${error.code}: ${error.message}`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -228,12 +282,12 @@ async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promi
       const quote = sim.simulateTdxQuote(hierarchy, { reportData, mrtd: measurement, rtmrs: [zero, zero, zero, zero] });
       return { type: "tdx", quote: base64url.encode(quote) };
     },
-    // Collateral as Intel's PCS serves it, signed under the simulated root, issued a minute back
+    // Collateral as Intel's PCS serves it, signed under the simulated root, issued an hour back
     // (clock differences) and made again every COLLATERAL_RELOAD_MS: clients check the TCB status,
     // QE identity and revocation of the simulated TD with the code they use for real ones.
     collateral: reloading(async (at) => ({
       tdx: tdxCollateralWire(
-        sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - 60_000) }),
+        sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - COLLATERAL_BACKDATE_MS) }),
       ),
     })),
   };

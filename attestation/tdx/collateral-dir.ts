@@ -2,13 +2,16 @@
  * Intel PCS collateral kept in a directory, by file name: `tcbinfo-*.json` (the one whose fmspc
  * matches the quote's PCK certificate; if several match, the newest issued at or before `at`),
  * `qeidentity-*.json` (newest issued at or before `at`), `tcb-info-issuer-chain.pem`,
- * `qe-identity-issuer-chain.pem`, and every `*.der` as a CRL. Read by `cloister verify-evidence
+ * `qe-identity-issuer-chain.pem`, and `*.der` CRLs (of several by one issuer, the newest issued at
+ * or before `at`). A file that does not parse is left out with a note. Read by `cloister verify-evidence
  * --collateral DIR` and by an enclave on TDX started with `--tdx-collateral DIR` (which serves it
  * next to its document). Parsing only: signatures and dates are checked by the verifier.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { toHex } from "../bytes.ts";
+import { AttestationError } from "../errors.ts";
+import { parseCrl } from "../x509.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "./collateral.ts";
 import type { TdxQuote } from "./parse.ts";
 import type { TdxCollateral } from "./verify.ts";
@@ -54,15 +57,29 @@ export async function loadTdxCollateralDirectory(
   }
   const notes: string[] = [];
   const fmspc = toHex(quote.pckExtensions.fmspc);
+  /**
+   * Parses file `name` with `parse`. A file that does not parse (a half-written renewal, SGX
+   * collateral kept in the same cache) is left out, with a note naming it and why.
+   */
+  const parsed = async <T>(name: string, parse: (bytes: Uint8Array) => T) => {
+    const bytes = await readBytes(join(dir, name));
+    try {
+      return { file: name, json: bytes, doc: parse(bytes) };
+    } catch (error) {
+      if (!(error instanceof AttestationError)) throw error;
+      notes.push(`${name} left out: ${error.code}: ${error.message}`);
+      return null;
+    }
+  };
   const tcbInfos = [];
   for (const name of names.filter((n) => /^tcbinfo-.*\.json$/i.test(n))) {
-    const json = await readBytes(join(dir, name));
-    tcbInfos.push({ file: name, json, doc: parseTdxTcbInfo(json) });
+    const item = await parsed(name, parseTdxTcbInfo);
+    if (item !== null) tcbInfos.push(item);
   }
   const qeIdentities = [];
   for (const name of names.filter((n) => /^qeidentity-.*\.json$/i.test(n))) {
-    const json = await readBytes(join(dir, name));
-    qeIdentities.push({ file: name, json, doc: parseTdQeIdentity(json) });
+    const item = await parsed(name, parseTdQeIdentity);
+    if (item !== null) qeIdentities.push(item);
   }
   const tcbInfo = pick(
     tcbInfos.filter((t) => toHex(t.doc.fmspc) === fmspc),
@@ -77,9 +94,24 @@ export async function loadTdxCollateralDirectory(
     if (!names.includes(name)) throw fail(`${option}: "${dir}" has no ${name}`);
     return readBytes(join(dir, name));
   };
-  const crlFiles = names.filter((n) => n.toLowerCase().endsWith(".der"));
-  const crls: Uint8Array[] = [];
-  for (const name of crlFiles) crls.push(await readBytes(join(dir, name)));
+  // One CRL per issuer: of several (a renewal job keeping the old ones), the newest issued at or
+  // before `at` — a verifier takes the first CRL of an issuer, so an expired one must not be served.
+  const byIssuer = new Map<string, { file: string; bytes: Uint8Array; thisUpdate: Date }>();
+  for (const name of names.filter((n) => n.toLowerCase().endsWith(".der"))) {
+    const item = await parsed(name, parseCrl);
+    if (item === null) continue;
+    const { file, json: bytes, doc } = item;
+    const issuer = toHex(doc.issuerDer);
+    const held = byIssuer.get(issuer);
+    const usable = (d: Date) => d.getTime() <= at.getTime();
+    const better =
+      held === undefined ||
+      (usable(doc.thisUpdate) && (!usable(held.thisUpdate) || doc.thisUpdate > held.thisUpdate)) ||
+      (!usable(doc.thisUpdate) && !usable(held.thisUpdate) && doc.thisUpdate < held.thisUpdate);
+    if (better) byIssuer.set(issuer, { file, bytes, thisUpdate: doc.thisUpdate });
+  }
+  const crlFiles = [...byIssuer.values()].map((c) => c.file);
+  const crls = [...byIssuer.values()].map((c) => c.bytes);
   return {
     collateral: {
       tcbInfo:

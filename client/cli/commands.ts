@@ -2,7 +2,7 @@
 import { type Command, Option } from "commander";
 import { choiceOption, intOption } from "./output.ts";
 
-const API_KEY_FILE_HELP =
+export const API_KEY_FILE_HELP =
   "file holding the API key (or set CLOISTER_API_KEY); default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
 
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
@@ -162,6 +162,10 @@ export function registerClientCommands(program: Command): void {
     .option("--out <file>", "write the policy to this new file (default: stdout)")
     .option("--allow-simulator", "accept simulated evidence (writes an INSECURE development policy)")
     .option("--allow-migration-agent", "accept an SNP guest policy with MIGRATE_MA set (the host sets it at launch)")
+    .option(
+      "--allow-no-collateral",
+      "TDX: write a policy that skips the TCB status when the deployment serves no TCB collateral (its enclave without --tdx-collateral)",
+    )
     .option("--json", "print {policy, notes, written} as JSON")
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");

@@ -117,9 +117,14 @@ export interface OutputFileErrors {
 }
 
 /** Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist. */
+/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
 export function noDirectoryError(option: string, file: string, directory: string): UsageError {
   return new UsageError(
-    `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${directory})`,
+    `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`,
   );
 }
 

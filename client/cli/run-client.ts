@@ -25,18 +25,19 @@ export async function readApiKey(file: string | undefined, url: string): Promise
     // connect() reports a bad URL
   }
   const loopback = parsed !== null && isLoopbackHost(parsed.host);
+  const fromEnv = process.env.CLOISTER_API_KEY;
+  const key = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;
+  if (key === null && file === undefined && !loopback) {
+    throw new UsageError(
+      `--api-key-file: expected the API key file for ${parsed?.host ?? "--url"} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
+    );
+  }
   if (parsed?.protocol === "http:" && !loopback) {
     process.stderr.write(
       `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
     );
   }
-  const fromEnv = process.env.CLOISTER_API_KEY;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv.trim();
-  if (file === undefined && !loopback) {
-    throw new UsageError(
-      `--api-key-file: expected the API key file for ${parsed?.host ?? "--url"} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
-    );
-  }
+  if (key !== null) return key;
   file ??= LOCAL_API_KEY_FILE;
   try {
     return (await readFile(file, "utf8")).trim();

@@ -33,6 +33,7 @@ export interface PolicyInitOptions {
   out?: string;
   allowSimulator?: boolean;
   allowMigrationAgent?: boolean;
+  allowNoCollateral?: boolean;
   json?: boolean;
 }
 
@@ -112,13 +113,25 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const { policy: attestation, notes } = attestationPolicyFromEvidence(verified, {
     allowSimulator: options.allowSimulator === true,
     allowMigrationAgent: options.allowMigrationAgent === true,
+    allowNoCollateral: options.allowNoCollateral === true,
   });
 
   // 2. The manifest, under the operator's key: the model and service it names are pinned.
   if (typeof payload.manifest !== "string") {
     throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: no manifest");
   }
-  const manifest = (await verifyManifest(payload.manifest, [operatorKey])).manifest;
+  let manifest: Awaited<ReturnType<typeof verifyManifest>>["manifest"];
+  try {
+    manifest = (await verifyManifest(payload.manifest, [operatorKey])).manifest;
+  } catch (error) {
+    // The deployment's manifest is not the user's input: what is wrong with it is an attestation
+    // failure (exit 1); only an unusable --operator-key is the user's to fix.
+    const code = (error as { code?: unknown }).code;
+    if (code === "MANIFEST_KEY_INVALID" || typeof code !== "string") throw error;
+    throw new ClientError("attestation", code, `the deployment's manifest: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 
   const policy = parseClientPolicy({
     version: 1,

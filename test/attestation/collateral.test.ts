@@ -4,7 +4,7 @@
  * the enclave's `--tdx-collateral DIR` loader turns Intel's real PCS files into it so that a real
  * quote's document evidence gets its TCB status and revocation checked.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,18 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseAttestationCollateral, tdxVerificationCollateral } from "../../attestation/collateral.ts";
 import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
-import { createEvidenceSource, tdxCollateralFromDirectory } from "../../enclave/tee.ts";
+import {
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatedTdxCollateral,
+  insecureSimulatorAnchors,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import {
+  COLLATERAL_RELOAD_MS,
+  createEvidenceSource,
+  reloading,
+  tdxCollateralFromDirectory,
+} from "../../enclave/tee.ts";
 import { codeOf } from "../helpers/attestation.ts";
 
 const TDX = fileURLToPath(new URL("../fixtures/attestation/tdx/", import.meta.url));
@@ -94,5 +105,84 @@ describe("an enclave's --tdx-collateral directory", () => {
     await expect(createEvidenceSource("sim-tdx", { tdxCollateralDir: COLLATERAL })).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNUSED",
     });
+  });
+});
+
+describe("an enclave's collateral, reloaded", () => {
+  const collateral = (n: number) => ({ tdx: { ...WIRE, tcbInfo: `{"n":${n}}` } });
+
+  it("loads again only after the interval, once for concurrent callers; keeps the last good one when a reload fails", async () => {
+    let calls = 0;
+    let failing = false;
+    const logged: string[] = [];
+    const source = reloading(
+      async () => {
+        calls += 1;
+        if (failing) throw Object.assign(new Error("half-written file"), { code: "TDX_COLLATERAL_UNREADABLE" });
+        return collateral(calls);
+      },
+      (line) => logged.push(line),
+    );
+    const t0 = Date.parse("2026-12-02T00:00:00Z");
+    const [a, b] = await Promise.all([source(new Date(t0)), source(new Date(t0))]);
+    expect(a).toEqual(collateral(1));
+    expect(b).toBe(a);
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS - 1))).toBe(a);
+    expect(calls).toBe(1);
+    failing = true;
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS))).toBe(a); // the last good one
+    expect(calls).toBe(2);
+    expect(logged.join("\n")).toContain("collateral reload failed (TDX_COLLATERAL_UNREADABLE: half-written file)");
+    // Not retried on every request: only after another interval.
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS + 1000))).toBe(a);
+    expect(calls).toBe(2);
+    failing = false;
+    expect(await source(new Date(t0 + 2 * COLLATERAL_RELOAD_MS + 1))).toEqual(collateral(3));
+  });
+
+  it("fails the first load (the boot) rather than serve nothing silently", async () => {
+    const source = reloading(async () => {
+      throw new Error("no such directory");
+    });
+    await expect(source(new Date())).rejects.toThrow("no such directory");
+  });
+});
+
+describe("a collateral directory with renewals kept", () => {
+  it("serves one CRL per issuer, the newest issued by now, and leaves out files that do not parse", async () => {
+    const hierarchy = insecureSimulatedIntelHierarchy();
+    const quote = simulateTdxQuote(hierarchy, {
+      reportData: new Uint8Array(64),
+      mrtd: new Uint8Array(48),
+      rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
+    });
+    const at = new Date("2026-06-01T00:00:00Z");
+    const old = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-03-01T00:00:00Z") });
+    const current = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-05-20T00:00:00Z") });
+    const future = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-07-01T00:00:00Z") });
+    const dir = join(tmp, "renewals");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "tcbinfo-current.json"), current.tcbInfo.json);
+    writeFileSync(join(dir, "tcb-info-issuer-chain.pem"), current.tcbInfo.issuerChain);
+    writeFileSync(join(dir, "qeidentity-current.json"), current.qeIdentity.json);
+    writeFileSync(join(dir, "qe-identity-issuer-chain.pem"), current.qeIdentity.issuerChain);
+    writeFileSync(join(dir, "tcbinfo-sgx.json"), '{"tcbInfo":{"id":"SGX"},"signature":"00"}');
+    for (const [name, set] of [
+      ["a-old", old],
+      ["b-current", current],
+      ["c-future", future],
+    ] as const) {
+      writeFileSync(join(dir, `${name}-pck.der`), set.crls[0] as Uint8Array);
+      writeFileSync(join(dir, `${name}-root.der`), set.crls[1] as Uint8Array);
+    }
+    const wire = await tdxCollateralFromDirectory(dir, quote, at);
+    expect(wire.crls).toEqual([current.crls[0], current.crls[1]].map((c) => base64url.encode(c as Uint8Array)));
+    const verified = await verifyDocumentEvidence(
+      { type: "tdx", quote: base64url.encode(quote) },
+      { snp: [], tdx: insecureSimulatorAnchors().tdx },
+      at,
+      { tdx: wire },
+    );
+    expect(verified.details).toMatchObject({ tcbStatus: "UpToDate", revocationChecked: true });
   });
 });

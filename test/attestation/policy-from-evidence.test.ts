@@ -105,7 +105,14 @@ describe("a policy from one deployment's verified evidence", () => {
   it("TDX (GCP): pins MRTD, RTMRs, MRSEAM, XFAM and the TCB SVN; refuses another TD", async () => {
     const at = "2025-09-12T00:00:00Z";
     const gcp = await tdx("quote-v4-gcp-2025.bin", at);
-    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("tdx", gcp), { allowSimulator: false });
+    // Without collateral the TCB status cannot be pinned: only when the operator says so.
+    expect(() => attestationPolicyFromEvidence(asDocumentEvidence("tdx", gcp), { allowSimulator: false })).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_NO_COLLATERAL" }),
+    );
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("tdx", gcp), {
+      allowSimulator: false,
+      allowNoCollateral: true,
+    });
     expect(parseAttestationPolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
     expect(policy.snp).toBeNull();
     expect(((policy.tdx?.rtmrs ?? []) as unknown[]).every((r) => typeof r === "string")).toBe(true);

@@ -3,12 +3,14 @@
  * named file, or `cloister up`'s local key file for a loopback URL only; a key going over plain
  * http to another host is warned of.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
 import { readApiKey } from "../../client/cli/run-client.ts";
+import { runCloister } from "../helpers/cli.ts";
+import { devPolicy } from "./helpers.ts";
 
 let dir: string;
 let keyFile: string;
@@ -46,13 +48,42 @@ describe("readApiKey", () => {
 
   it("uses the default local key file for 127.0.0.1 and localhost", async () => {
     vi.stubEnv("CLOISTER_API_KEY", "");
-    for (const url of ["http://127.0.0.1:8080", "http://localhost:8080"]) {
-      // Read from the working directory: the error names the file it tried.
-      await expect(readApiKey(undefined, url)).rejects.toMatchObject({
-        message: expect.stringContaining('--api-key-file: cannot read ".cloister/api-key"'),
-      });
+    const work = await mkdtemp(join(dir, "work-"));
+    await mkdir(join(work, ".cloister"));
+    await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
+    const cwd = process.cwd();
+    process.chdir(work);
+    try {
+      for (const url of ["http://127.0.0.1:8080", "http://localhost:8080"]) {
+        expect(await readApiKey(undefined, url)).toBe("ck_local_0123456789abcdef");
+      }
+    } finally {
+      process.chdir(cwd);
     }
   });
+
+  it("every command that takes --api-key-file refuses to send the local key to another host", async () => {
+    // A working directory as cloister up leaves it, and a valid policy: the refusal is about the key.
+    const work = await mkdtemp(join(dir, "cli-"));
+    await mkdir(join(work, ".cloister"));
+    await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
+    await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
+    await writeFile(join(work, "operator.jwk"), JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "AAAA" }));
+    // 192.0.2.1 (TEST-NET-1) is never contacted: each command refuses before connecting.
+    const url = ["--url", "http://192.0.2.1:9"];
+    const env = { ...process.env, CLOISTER_API_KEY: "" };
+    for (const args of [
+      ["attest", ...url, "--policy", "policy.json"],
+      ["chat", ...url, "--policy", "policy.json", "hello"],
+      ["proxy", ...url, "--policy", "policy.json"],
+      ["audit", "checkpoint", ...url, "--policy", "policy.json"],
+      ["policy", "init", ...url, "--operator-key", "operator.jwk"],
+    ]) {
+      const run = await runCloister(args, { cwd: work, env, timeoutMs: 20_000 });
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stderr, args.join(" ")).toContain("--api-key-file: expected the API key file for 192.0.2.1:9");
+    }
+  }, 120_000);
 
   it("reads a named file or CLOISTER_API_KEY for any host, warning of plain http to another host", async () => {
     vi.stubEnv("CLOISTER_API_KEY", "");
