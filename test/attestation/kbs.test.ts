@@ -8,11 +8,18 @@ import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
+import { tdxCollateralWire } from "../../attestation/collateral.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { createBrokerApp, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
-import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import {
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatedIntelHierarchy,
+  insecureSimulatedTdxCollateral,
+  simulateSnpReport,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -216,6 +223,57 @@ describe("key broker", () => {
     const second = await request(kbs, sealedDeployment);
     const error = await refusal(kbs.release({ ...second.body, answer: first.body.answer }));
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "nonce" });
+  });
+
+  it("TDX: releases with the collateral the enclave serves, refuses without it or with a malformed one", async () => {
+    const operator = await generateManifestSigningKey("EdDSA");
+    const manifestJws = await signManifest(
+      devManifest({ model: { sha256: SEALED_SHA256, sealedAtRest: true, keyId: KEY_ID } }),
+      operator.privateJwk as never,
+    );
+    const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+    const hierarchy = insecureSimulatedIntelHierarchy();
+    const reportData = await computeReportData({
+      signingPublicKey: keys.signing.publicKey,
+      sealingPublicKey: keys.sealing.publicKey,
+      manifestDigest: await manifestDigest(manifestJws),
+    });
+    const zero = new Uint8Array(48);
+    const quote = simulateTdxQuote(hierarchy, { reportData, mrtd: MEASUREMENT, rtmrs: [zero, zero, zero, zero] });
+    const document = await createAttestationDocument({
+      keys,
+      evidence: { type: "tdx", quote: base64url.encode(quote) },
+      manifest: manifestJws,
+      maaToken: null,
+      now: new Date(),
+    });
+    const tdx: Deployment = {
+      keys,
+      document,
+      documentDigest: toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document)))),
+    };
+    const tdxPolicy = simulatorClientPolicy({
+      tee: "sim-tdx",
+      measurement: toHex(MEASUREMENT),
+      operatorKey: operator.publicJwk,
+      modelSha256: SEALED_SHA256,
+      serviceName: devManifest().service.name,
+    });
+    expect(tdxPolicy.attestation.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
+    const collateral = {
+      tdx: tdxCollateralWire(insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(Date.now() - 3600_000) })),
+    };
+    const kbs = broker(tdxPolicy);
+    const released = await kbs.release((await request(kbs, tdx, { collateral })).body);
+    expect(released.record).toMatchObject({ tee: "tdx", simulated: true });
+
+    const withheld = await refusal(kbs.release((await request(kbs, tdx)).body));
+    expect(withheld).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+    expect(withheld.message).toContain("TDX_TCB_STATUS_NOT_ACCEPTED");
+    const malformed = await refusal(
+      kbs.release((await request(kbs, tdx, { collateral: { tdx: { ...collateral.tdx, crls: [] } } })).body),
+    );
+    expect(malformed).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
   });
 
   it("refuses unknown keys and malformed requests with stable codes", async () => {
