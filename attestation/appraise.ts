@@ -330,8 +330,8 @@ export function appraise(
   policy: AttestationPolicy,
   options: AppraisalOptions,
 ): AppraisalResult {
-  const isSnp = evidence instanceof VerifiedSnpReport;
-  const isAzure = evidence instanceof VerifiedAzureEvidence;
+  const isSnp = VerifiedSnpReport.isVerified(evidence);
+  const isAzure = VerifiedAzureEvidence.isVerified(evidence);
   if (!isSnp && !isAzure && !isVerifiedTdxQuote(evidence)) {
     throw new ConfigurationError(
       "APPRAISAL_UNVERIFIED_EVIDENCE",

@@ -109,6 +109,18 @@ const NAME_LABELS: Record<string, string> = {
   "1.2.840.113549.1.9.1": "E",
 };
 
+/** A DER BOOLEAN: one byte, 0x00 or 0xFF (BER's other non-zero values are not DER, so not guessed at). */
+function derBoolean(node: DerNode, what: string): boolean {
+  const content = derContent(node);
+  if (content.length !== 1 || (content[0] !== 0x00 && content[0] !== 0xff)) {
+    throw new ParseError(
+      "DER_BAD_BOOLEAN",
+      `${what}: expected a DER BOOLEAN (00 or ff), found ${content.length} byte(s) ${toHex(content.subarray(0, 4))}`,
+    );
+  }
+  return content[0] === 0xff;
+}
+
 function decodeName(node: DerNode): string {
   const parts: string[] = [];
   for (const rdn of derChildren(expectTag(node, TAG.SEQUENCE, "Name"))) {
@@ -249,7 +261,7 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
       let critical = false;
       let valueNode = parts[1];
       if (valueNode?.tag === TAG.BOOLEAN) {
-        critical = derContent(valueNode)[0] === 0xff;
+        critical = derBoolean(valueNode, `extension ${oid} critical`);
         valueNode = parts[2];
       }
       const value = derContent(expectTag(valueNode, TAG.OCTET_STRING, `extension ${oid}`)).slice();
@@ -257,7 +269,7 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
       extensions.set(oid, { critical, value });
       if (oid === OID.basicConstraints) {
         const [ca] = derChildren(readDerExact(value, TAG.SEQUENCE, "basicConstraints"));
-        isCA = ca?.tag === TAG.BOOLEAN && derContent(ca)[0] === 0xff;
+        isCA = ca?.tag === TAG.BOOLEAN && derBoolean(ca, "basicConstraints cA");
       }
     }
   }

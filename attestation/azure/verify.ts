@@ -102,8 +102,19 @@ export class VerifiedAzureEvidence {
     this.simulated = (fields.snp?.simulated ?? false) || (fields.tdx?.simulated ?? false);
     this.verifiedAt = new Date(fields.verifiedAt.getTime());
     Object.freeze(this);
+    CONSTRUCTED_AZURE.add(this);
+  }
+
+  /**
+   * True only for objects this constructor made (so by verifyAzureEvidence): `instanceof` also
+   * holds for an object made with Object.create(VerifiedAzureEvidence.prototype).
+   */
+  static isVerified(value: unknown): value is VerifiedAzureEvidence {
+    return typeof value === "object" && value !== null && CONSTRUCTED_AZURE.has(value);
   }
 }
+
+const CONSTRUCTED_AZURE = new WeakSet<object>();
 
 /** What parsing got to before a failure, for diagnostics (unverified). */
 export interface AzureEvidenceParts {

@@ -119,8 +119,19 @@ export class VerifiedSnpReport {
     this.reportedTcb = decodeTcbVersion(fields.report.reportedTcb.raw, fields.product);
     this.verifiedAt = new Date(fields.verifiedAt.getTime());
     Object.freeze(this);
+    CONSTRUCTED_SNP.add(this);
+  }
+
+  /**
+   * True only for objects this constructor made (so by verifySnpReport): `instanceof` also holds
+   * for an object made with Object.create(VerifiedSnpReport.prototype).
+   */
+  static isVerified(value: unknown): value is VerifiedSnpReport {
+    return typeof value === "object" && value !== null && CONSTRUCTED_SNP.has(value);
   }
 }
+
+const CONSTRUCTED_SNP = new WeakSet<object>();
 
 export interface VerifySnpReportInput {
   readonly report: SnpReport;

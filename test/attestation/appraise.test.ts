@@ -120,6 +120,10 @@ describe("appraise", () => {
     // A field-by-field copy of verified evidence is not verified evidence either.
     const copy = { ...verified } as AppraisableEvidence;
     expect(() => appraise(copy, p, options)).toThrow(/verifySnpReport, verifyTdxQuote or verifyAzureEvidence/);
+    // Nor is an object on the class's prototype, which `instanceof` would accept.
+    const forged = Object.assign(Object.create(Object.getPrototypeOf(verified)), verified) as AppraisableEvidence;
+    expect(() => appraise(forged, p, options)).toThrow(/verifySnpReport, verifyTdxQuote or verifyAzureEvidence/);
+    expect(appraise(verified, p, options).ok).toBe(true);
   });
 
   it("rejects a malformed expectedReportData or time as a configuration error", async () => {

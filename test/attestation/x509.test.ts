@@ -42,6 +42,16 @@ describe("x509", () => {
     await expect(verifyChain(chain, [arkMilan], new Date("2026-01-01T00:00:00Z"))).resolves.toBeUndefined();
   });
 
+  it("reads BOOLEANs as DER only: a critical flag or cA of 01 (BER's true) is refused, not read as false", () => {
+    const der = askMilan.der;
+    const at = Buffer.from(der).indexOf(Buffer.from([0x01, 0x01, 0xff]));
+    expect(at).toBeGreaterThan(0);
+    expect(parseCertificateBytes(der).isCA).toBe(true);
+    const ber = der.slice();
+    ber[at + 2] = 0x01;
+    expect(() => parseCertificateBytes(ber)).toThrow(expect.objectContaining({ code: "DER_BAD_BOOLEAN" }));
+  });
+
   it("rejects the fake VCEK with CERT_SIGNATURE_INVALID", async () => {
     const fake = parseCertificateBytes(read("snp/milan-fake-vcek-invalid-new.der"));
     const chain = [
