@@ -54,6 +54,16 @@ function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: bo
         ? "TCB status not checked: --collateral has no TCB info for the quote's FMSPC (see collateralNotes)"
         : "TCB status not checked: no --collateral given",
     );
+  } else {
+    // A status from TCB info alone says nothing of the quoting enclave or of revocation.
+    if (verified.qeIdentity === null) {
+      warnings.push(
+        "QE identity not checked: --collateral has no qeidentity-*.json (tcbStatus is the platform's only)",
+      );
+    }
+    if (!verified.revocationChecked) {
+      warnings.push("revocation not checked: --collateral has no CRLs (*.der) for the PCK chain");
+    }
   }
   return warnings;
 }

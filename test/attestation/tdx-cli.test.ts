@@ -110,6 +110,30 @@ describe("cloister verify-evidence --tee tdx", () => {
     ]);
   });
 
+  it("warns that a status from TCB info alone checked neither the QE identity nor revocation", () => {
+    const dir = join(tmp, "tcbinfo-only");
+    mkdirSync(dir, { recursive: true });
+    for (const f of ["tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json", "tcb-info-issuer-chain.pem"]) {
+      copyFileSync(join(COLLATERAL, f), join(dir, f));
+    }
+    const r = runJson([
+      "--quote",
+      join(TDX, "quote-v4-trustee.bin"),
+      "--collateral",
+      dir,
+      "--at",
+      "2023-07-01T00:00:00Z",
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.verdict).toMatchObject({ valid: true, tcbStatus: "UpToDate", revocationChecked: false });
+    expect(r.verdict.warnings).toEqual(
+      expect.arrayContaining([
+        "QE identity not checked: --collateral has no qeidentity-*.json (tcbStatus is the platform's only)",
+        "revocation not checked: --collateral has no CRLs (*.der) for the PCK chain",
+      ]),
+    );
+  });
+
   it("applies the expired-TCB-signer rule: strict fails, accept-expired-signer reports OutOfDate", () => {
     const args = [
       "--quote",
