@@ -24,6 +24,14 @@ function run(args: string[]) {
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+/** A collateral directory under the test's temp directory holding `files` of the fixtures' collateral. */
+function collateralWith(name: string, files: readonly string[]): string {
+  const dir = join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  for (const f of files) copyFileSync(join(COLLATERAL, f), join(dir, f));
+  return dir;
+}
+
 function runJson(args: string[]) {
   const r = run([...args, "--json"]);
   return { ...r, verdict: JSON.parse(r.stdout) as Record<string, unknown> };
@@ -78,17 +86,13 @@ describe("cloister verify-evidence --tee tdx", () => {
   });
 
   it("says when no TCB info matches the FMSPC, reports tcbStatus null and the trailing bytes", () => {
-    const dir = join(tmp, "collateral-2025");
     // A QE identity and a TCB info for another platform only (no CRLs).
-    mkdirSync(dir, { recursive: true });
-    for (const f of [
+    const dir = collateralWith("collateral-2025", [
       "qeidentity-td-qe-2023-06-08.json",
       "tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json",
       "tcb-info-issuer-chain.pem",
       "qe-identity-issuer-chain.pem",
-    ]) {
-      copyFileSync(join(COLLATERAL, f), join(dir, f));
-    }
+    ]);
     const r = runJson([
       "--quote",
       join(TDX, "quote-v4-gcp-2025.bin"),
@@ -111,11 +115,10 @@ describe("cloister verify-evidence --tee tdx", () => {
   });
 
   it("warns that a status from TCB info alone checked neither the QE identity nor revocation", () => {
-    const dir = join(tmp, "tcbinfo-only");
-    mkdirSync(dir, { recursive: true });
-    for (const f of ["tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json", "tcb-info-issuer-chain.pem"]) {
-      copyFileSync(join(COLLATERAL, f), join(dir, f));
-    }
+    const dir = collateralWith("tcbinfo-only", [
+      "tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json",
+      "tcb-info-issuer-chain.pem",
+    ]);
     const r = runJson([
       "--quote",
       join(TDX, "quote-v4-trustee.bin"),
