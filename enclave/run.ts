@@ -55,18 +55,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   });
   const state: EnclaveServerState = { draining: false, active: 0 };
   const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port);
-  // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
-  process.stdout.write(
-    `${JSON.stringify({
-      event: "ready",
-      url: server.url,
-      tee,
-      simulated: enclave.evidenceSource.simulated,
-      measurement: enclave.evidenceSource.measurement,
-      model: enclave.manifest.model.sha256,
-    })}\n`,
-  );
-  await closeOnSignal(server, {
+  // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = closeOnSignal(server, {
     graceMs: options.shutdownGraceMs,
     // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
     // enclave), answers under way finish, and the host collects their audit records, which would
@@ -82,4 +72,16 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     },
     after: () => enclave.close(),
   });
+  // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
+  process.stdout.write(
+    `${JSON.stringify({
+      event: "ready",
+      url: server.url,
+      tee,
+      simulated: enclave.evidenceSource.simulated,
+      measurement: enclave.evidenceSource.measurement,
+      model: enclave.manifest.model.sha256,
+    })}\n`,
+  );
+  await closed;
 }

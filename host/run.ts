@@ -70,7 +70,9 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       maxRequestBytes: options.maxRequestBytes,
     },
   });
+  // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaves: options.enclaveUrl.length })}\n`);
-  await closeOnSignal(server, { graceMs: options.shutdownGraceMs });
+  await closed;
 }

@@ -47,9 +47,11 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
     options.listen,
     options.port,
   );
+  // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.
   process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, keys: broker.keyIds })}\n`);
-  await closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
+  await closed;
 }
 
 export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {

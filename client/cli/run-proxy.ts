@@ -97,6 +97,8 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
     throw new UsageError(`--port ${options.port}: cannot listen on 127.0.0.1 (${error.code ?? "error"})`);
   });
   process.stderr.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
+  // Signals are handled before it says it listens: whoever reads that may stop it at once.
+  const signalled = waitForSignal();
   process.stdout.write(
     [
       `OpenAI-compatible proxy listening on ${server.url}/v1`,
@@ -108,7 +110,7 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
       "",
     ].join("\n"),
   );
-  const reason = await waitForSignal();
+  const reason = await signalled;
   process.stderr.write(`shutting down (${reason}) …\n`);
   await server.close();
 }

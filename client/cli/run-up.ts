@@ -58,6 +58,8 @@ export function waitForSignal(): Promise<string> {
 export async function runUp(options: UpOptions): Promise<void> {
   const deployment = await boot(options, say);
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
+  // Signals are handled before it says it is up: whoever reads that may stop it at once.
+  const signalled = waitForSignal();
   process.stdout.write(
     [
       `Cloister is up (SIMULATED ${options.tee}: trusted only because ${policy} says so).`,
@@ -79,7 +81,7 @@ export async function runUp(options: UpOptions): Promise<void> {
       "",
     ].join("\n"),
   );
-  const reason = await Promise.race([waitForSignal(), deployment.exited.then((who) => `${who} exited`)]);
+  const reason = await Promise.race([signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
   await deployment.stop();
   if (reason.endsWith("exited")) process.exitCode = 1;

@@ -87,8 +87,10 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
     lines.push(`WARNING: the host at ${hostUrl} did not answer; the page will say so until it does.`, "");
   }
   lines.push("Stop with Ctrl-C.", "");
+  // Signals are handled before it says it listens: whoever reads that may stop it at once.
+  const signalled = waitForSignal();
   process.stdout.write(lines.join("\n"));
-  const reason = await waitForSignal();
+  const reason = await signalled;
   process.stderr.write(`shutting down (${reason}) …\n`);
   await server.close();
 }
