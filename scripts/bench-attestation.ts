@@ -20,6 +20,8 @@
  * - "document, memo cleared each call": the same, with the signature memo emptied before every call
  *   (keys stay imported): what the already-verified path costs without the memo. No target.
  * - "document, first call": the first call of that process (simulator anchors parsed, keys imported).
+ * - "TDX evidence (sim)": the TDX evidence stage alone for a simulated quote, without and with the
+ *   collateral an enclave serves next to its document: what checking the TCB status costs. No target.
  *
  * Times are wall-clock (performance.now) and include WebCrypto's thread-pool hops; other processes on
  * the machine inflate them (the load average is printed).
@@ -171,6 +173,52 @@ async function documentRows(warmRuns: number): Promise<Row[]> {
   ];
 }
 
+/**
+ * TDX evidence of a simulated quote (verifyDocumentEvidence: PCK chain, QE report, quote
+ * signature), without and with the collateral an enclave serves next to its document (TCB info and
+ * QE identity signatures, TCB level, CRLs of the PCK chain): what checking the TCB status adds to
+ * a TDX attestation when the document is not already verified. Warm (second and later calls).
+ */
+async function tdxEvidenceRows(warmRuns: number): Promise<Row[]> {
+  const { base64url } = await import("jose");
+  const { tdxCollateralWire } = await import("../attestation/collateral.ts");
+  const { verifyDocumentEvidence } = await import("../attestation/evidence.ts");
+  const sim = await import("../attestation/sim/index.ts");
+  const hierarchy = sim.insecureSimulatedIntelHierarchy();
+  const zero = new Uint8Array(48);
+  const quote = sim.simulateTdxQuote(hierarchy, {
+    reportData: new Uint8Array(64),
+    mrtd: zero,
+    rtmrs: [zero, zero, zero, zero],
+  });
+  const at = new Date();
+  const collateral = {
+    tdx: tdxCollateralWire(
+      sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - 3600_000) }),
+    ),
+  };
+  const evidence = { type: "tdx" as const, quote: base64url.encode(quote) };
+  const anchors = { snp: [], tdx: sim.insecureSimulatorAnchors().tdx };
+  const rows: Row[] = [];
+  for (const [name, given] of [
+    ["TDX evidence (sim), no collateral: verifyDocumentEvidence", null],
+    ["TDX evidence (sim), with collateral (TCB status, QE identity, CRLs)", collateral],
+  ] as const) {
+    const once = async () => {
+      const t = performance.now();
+      const verified = await verifyDocumentEvidence(evidence, anchors, at, given);
+      const ms = performance.now() - t;
+      if ((verified.details.tcbStatus ?? null) !== (given === null ? null : "UpToDate")) throw new Error("unexpected");
+      return ms;
+    };
+    await once();
+    const times: number[] = [];
+    for (let i = 0; i < warmRuns; i++) times.push(await once());
+    rows.push(row(name, stats(times), null));
+  }
+  return rows;
+}
+
 type Row = {
   measurement: string;
   n: number;
@@ -255,6 +303,7 @@ async function main(): Promise<void> {
   }
   rows.push(row("cold SNP, all fixtures together", stats(allCold), 20));
   rows.push(...(await documentRows(warmRuns)));
+  rows.push(...(await tdxEvidenceRows(warmRuns)));
 
   if (json) {
     process.stdout.write(`${JSON.stringify({ loadStart, loadEnd: formatLoad(), rows }, null, 2)}\n`);
