@@ -154,10 +154,11 @@ export async function createEvidenceSource(
 }
 
 /**
- * `load`'s result, loaded again once it is COLLATERAL_RELOAD_MS old (one load at a time). The first
- * load's failure is the caller's (the boot stops); a later failure is logged and the last good
- * collateral served until the next attempt, an interval on, so a renewal job caught half-way or a
- * stray file does not take the attestation route down.
+ * `load`'s result, loaded again once it is COLLATERAL_RELOAD_MS old (one load at a time, in the
+ * background: the last result is served meanwhile). The first load is waited for and its failure
+ * is the caller's (the boot stops); a later failure is logged and the last good collateral served
+ * until the next attempt, an interval on, so a renewal job caught half-way or a stray file does not
+ * take the attestation route down.
  */
 export function reloading(
   load: (at: Date) => Promise<AttestationCollateral | null>,
@@ -167,7 +168,8 @@ export function reloading(
   let pending: Promise<AttestationCollateral | null> | null = null;
   return async (at) => {
     const now = at.getTime();
-    if (good !== null && now >= good.at && now - good.at < COLLATERAL_RELOAD_MS) return good.value;
+    // (A clock set back a little is not a reason to load again.)
+    if (good !== null && Math.abs(now - good.at) < COLLATERAL_RELOAD_MS) return good.value;
     pending ??= load(at)
       .then(
         (value) => {
@@ -187,7 +189,9 @@ export function reloading(
       .finally(() => {
         pending = null;
       });
-    return pending;
+    // The collateral held is served while the next one loads: a slow or stalled read (a network
+    // file system) holds no attestation up. Only the first load is waited for.
+    return good === null ? pending : good.value;
   };
 }
 

@@ -4,8 +4,9 @@
  * parses the quote, verifies it under the pinned Intel root (never a simulator root) at `--at`,
  * and turns the outcome into an EvidenceVerdict. CLI-only (reads files).
  *
- * `--collateral DIR` loads Intel PCS collateral by file name (collateral-dir.ts); every `*.der` is a
- * CRL (then revocation is checked for the whole PCK chain). When no TCB info matches the FMSPC the
+ * `--collateral DIR` loads Intel PCS collateral by file name (collateral-dir.ts): one `*.der` CRL
+ * per issuer (then revocation is checked for the whole PCK chain); files that do not parse are left
+ * out with a note. When no TCB info matches the FMSPC the
  * verdict says so and tcbStatus is null.
  *
  * `valid` means the evidence is authentic (signatures, chains, collateral); it does not judge the

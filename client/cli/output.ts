@@ -116,12 +116,13 @@ export interface OutputFileErrors {
   failed(code: string, cause: unknown): Error;
 }
 
-/** Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist. */
-/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted. */
+/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
 function shellWord(text: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+  const word = text.startsWith("-") ? `./${text}` : text;
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
+/** Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist. */
 export function noDirectoryError(option: string, file: string, directory: string): UsageError {
   return new UsageError(
     `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`,

@@ -108,6 +108,9 @@ describe("an enclave's --tdx-collateral directory", () => {
   });
 });
 
+/** Lets background work (a reload) finish. */
+const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 describe("an enclave's collateral, reloaded", () => {
   const collateral = (n: number) => ({ tdx: { ...WIRE, tcbInfo: `{"n":${n}}` } });
 
@@ -129,15 +132,23 @@ describe("an enclave's collateral, reloaded", () => {
     expect(b).toBe(a);
     expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS - 1))).toBe(a);
     expect(calls).toBe(1);
+    // A clock set back a little does not load again.
+    expect(await source(new Date(t0 - 1000))).toBe(a);
+    expect(calls).toBe(1);
     failing = true;
-    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS))).toBe(a); // the last good one
+    // Past the interval the held collateral is served at once while the reload runs (and fails).
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS))).toBe(a);
+    await settled();
     expect(calls).toBe(2);
     expect(logged.join("\n")).toContain("collateral reload failed (TDX_COLLATERAL_UNREADABLE: half-written file)");
     // Not retried on every request: only after another interval.
     expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS + 1000))).toBe(a);
     expect(calls).toBe(2);
     failing = false;
-    expect(await source(new Date(t0 + 2 * COLLATERAL_RELOAD_MS + 1))).toEqual(collateral(3));
+    expect(await source(new Date(t0 + 2 * COLLATERAL_RELOAD_MS + 1))).toBe(a);
+    await settled();
+    expect(await source(new Date(t0 + 2 * COLLATERAL_RELOAD_MS + 2))).toEqual(collateral(3));
+    expect(calls).toBe(3);
   });
 
   it("fails the first load (the boot) rather than serve nothing silently", async () => {
