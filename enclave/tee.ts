@@ -60,10 +60,12 @@ export interface EvidenceSourceOptions {
 }
 
 /**
- * How far back the simulator dates the collateral it makes: verifiers check its issue date with no
- * clock skew allowed, and a client's clock may be behind the enclave's by more than a minute.
+ * How old collateral is when the enclave serves it, where it can choose: of renewals kept side by
+ * side in a collateral directory, one issued at least this long ago while it is current; the
+ * simulator dates its own this far back. Clients check issue dates with no clock skew allowed, and a
+ * client's clock may be behind the enclave's.
  */
-const COLLATERAL_BACKDATE_MS = 60 * 60_000;
+const COLLATERAL_SETTLE_MS = 60 * 60_000;
 
 /** How long collateral read from a directory (or made by the simulator) is served before it is read (made) again. */
 export const COLLATERAL_RELOAD_MS = 5 * 60_000;
@@ -230,7 +232,14 @@ export async function tdxCollateralFromDirectory(
   const { parseTdxQuote } = await import("../attestation/tdx/parse.ts");
   const { loadTdxCollateralDirectory } = await import("../attestation/tdx/collateral-dir.ts");
   const fail = (message: string) => new AttestationError("configuration", "TDX_COLLATERAL_UNREADABLE", message);
-  const loaded = await loadTdxCollateralDirectory(dir, parseTdxQuote(quoteBytes), at, "--tdx-collateral", fail);
+  const loaded = await loadTdxCollateralDirectory(
+    dir,
+    parseTdxQuote(quoteBytes),
+    at,
+    "--tdx-collateral",
+    fail,
+    COLLATERAL_SETTLE_MS,
+  );
   const { tcbInfo, qeIdentity } = loaded.collateral;
   if (tcbInfo === undefined || qeIdentity === undefined || loaded.crls.length === 0) {
     throw fail(
@@ -291,7 +300,7 @@ async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promi
     // QE identity and revocation of the simulated TD with the code they use for real ones.
     collateral: reloading(async (at) => ({
       tdx: tdxCollateralWire(
-        sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - COLLATERAL_BACKDATE_MS) }),
+        sim.insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - COLLATERAL_SETTLE_MS) }),
       ),
     })),
   };

@@ -11,10 +11,17 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
-import { parseCrl } from "../x509.ts";
+import { type Crl, parseCrl } from "../x509.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "./collateral.ts";
 import type { TdxQuote } from "./parse.ts";
 import type { TdxCollateral } from "./verify.ts";
+
+/** A file of the directory and what it parsed as. */
+interface ParsedFile<T> {
+  readonly file: string;
+  readonly bytes: Uint8Array;
+  readonly doc: T;
+}
 
 export interface LoadedTdxCollateral {
   readonly collateral: TdxCollateral;
@@ -23,11 +30,34 @@ export interface LoadedTdxCollateral {
   readonly notes: string[];
 }
 
-/** Newest by issueDate among those issued at or before `at`; else the newest overall. */
-function pick<I extends { doc: { issueDate: Date } }>(items: readonly I[], at: Date): I | undefined {
-  const sorted = [...items].sort((a, b) => b.doc.issueDate.getTime() - a.doc.issueDate.getTime());
-  return sorted.find((i) => i.doc.issueDate.getTime() <= at.getTime()) ?? sorted[0];
+/**
+ * Of several issues of one document (renewals kept side by side), the one to use at `at`: the
+ * newest current one (issued, not past its nextUpdate) issued at least `settleMs` before `at`, so a
+ * verifier whose clock is a little behind does not find it issued in its future; else the newest
+ * current one; else the newest issued by `at` (stale: the verifier says so); else the earliest.
+ */
+function pick<I>(
+  items: readonly I[],
+  at: Date,
+  settleMs: number,
+  dates: (item: I) => { issued: Date; nextUpdate: Date | undefined },
+): I | undefined {
+  const t = at.getTime();
+  const issued = (i: I) => dates(i).issued.getTime();
+  const newestFirst = [...items].sort((a, b) => issued(b) - issued(a));
+  const current = newestFirst.filter((i) => issued(i) <= t && t <= (dates(i).nextUpdate?.getTime() ?? Infinity));
+  return (
+    current.find((i) => issued(i) <= t - settleMs) ??
+    current[0] ??
+    newestFirst.find((i) => issued(i) <= t) ??
+    newestFirst.at(-1)
+  );
 }
+
+const documentDates = (i: { doc: { issueDate: Date; nextUpdate: Date } }) => ({
+  issued: i.doc.issueDate,
+  nextUpdate: i.doc.nextUpdate,
+});
 
 /**
  * Loads the collateral for `quote` from `dir`. File-system problems are reported through `fail`
@@ -39,6 +69,8 @@ export async function loadTdxCollateralDirectory(
   at: Date,
   option: string,
   fail: (message: string) => Error,
+  /** Prefer issues at least this old when a current one is (an enclave serving verifiers' clocks). */
+  settleMs = 0,
 ): Promise<LoadedTdxCollateral> {
   const readBytes = async (path: string): Promise<Uint8Array> => {
     try {
@@ -61,10 +93,10 @@ export async function loadTdxCollateralDirectory(
    * Parses file `name` with `parse`. A file that does not parse (a half-written renewal, SGX
    * collateral kept in the same cache) is left out, with a note naming it and why.
    */
-  const parsed = async <T>(name: string, parse: (bytes: Uint8Array) => T) => {
+  const parsed = async <T>(name: string, parse: (bytes: Uint8Array) => T): Promise<ParsedFile<T> | null> => {
     const bytes = await readBytes(join(dir, name));
     try {
-      return { file: name, json: bytes, doc: parse(bytes) };
+      return { file: name, bytes, doc: parse(bytes) };
     } catch (error) {
       if (!(error instanceof AttestationError)) throw error;
       notes.push(`${name} left out: ${error.code}: ${error.message}`);
@@ -84,44 +116,43 @@ export async function loadTdxCollateralDirectory(
   const tcbInfo = pick(
     tcbInfos.filter((t) => toHex(t.doc.fmspc) === fmspc),
     at,
+    settleMs,
+    documentDates,
   );
   if (tcbInfo === undefined) {
     notes.push(`no TCB info for FMSPC ${fmspc} in ${dir} (${tcbInfos.length} tcbinfo file(s) for other FMSPCs)`);
   }
-  const qeIdentity = pick(qeIdentities, at);
+  const qeIdentity = pick(qeIdentities, at, settleMs, documentDates);
   if (qeIdentity === undefined) notes.push(`no qeidentity-*.json in ${dir}`);
   const chain = async (name: string) => {
     if (!names.includes(name)) throw fail(`${option}: "${dir}" has no ${name}`);
     return readBytes(join(dir, name));
   };
-  // One CRL per issuer: of several (a renewal job keeping the old ones), the newest issued at or
-  // before `at` — a verifier takes the first CRL of an issuer, so an expired one must not be served.
-  const byIssuer = new Map<string, { file: string; bytes: Uint8Array; thisUpdate: Date }>();
+  // One CRL per issuer, picked like the documents above: a verifier takes the first CRL of an
+  // issuer, so an expired one kept by a renewal job must not be served.
+  const byIssuer = new Map<string, ParsedFile<Crl>[]>();
   for (const name of names.filter((n) => n.toLowerCase().endsWith(".der"))) {
     const item = await parsed(name, parseCrl);
     if (item === null) continue;
-    const { file, json: bytes, doc } = item;
-    const issuer = toHex(doc.issuerDer);
-    const held = byIssuer.get(issuer);
-    const usable = (d: Date) => d.getTime() <= at.getTime();
-    const better =
-      held === undefined ||
-      (usable(doc.thisUpdate) && (!usable(held.thisUpdate) || doc.thisUpdate > held.thisUpdate)) ||
-      (!usable(doc.thisUpdate) && !usable(held.thisUpdate) && doc.thisUpdate < held.thisUpdate);
-    if (better) byIssuer.set(issuer, { file, bytes, thisUpdate: doc.thisUpdate });
+    const issuer = toHex(item.doc.issuerDer);
+    byIssuer.set(issuer, [...(byIssuer.get(issuer) ?? []), item]);
   }
-  const crlFiles = [...byIssuer.values()].map((c) => c.file);
-  const crls = [...byIssuer.values()].map((c) => c.bytes);
+  const chosen = [...byIssuer.values()].map(
+    (all) =>
+      pick(all, at, settleMs, (i) => ({ issued: i.doc.thisUpdate, nextUpdate: i.doc.nextUpdate })) as ParsedFile<Crl>,
+  );
+  const crlFiles = chosen.map((c) => c.file);
+  const crls = chosen.map((c) => c.bytes);
   return {
     collateral: {
       tcbInfo:
         tcbInfo === undefined
           ? undefined
-          : { json: tcbInfo.json, issuerChain: await chain("tcb-info-issuer-chain.pem") },
+          : { json: tcbInfo.bytes, issuerChain: await chain("tcb-info-issuer-chain.pem") },
       qeIdentity:
         qeIdentity === undefined
           ? undefined
-          : { json: qeIdentity.json, issuerChain: await chain("qe-identity-issuer-chain.pem") },
+          : { json: qeIdentity.bytes, issuerChain: await chain("qe-identity-issuer-chain.pem") },
     },
     crls,
     files: { tcbInfo: tcbInfo?.file ?? null, qeIdentity: qeIdentity?.file ?? null, crls: crlFiles },

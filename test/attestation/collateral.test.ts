@@ -19,6 +19,8 @@ import {
   insecureSimulatorAnchors,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir.ts";
+import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import {
   COLLATERAL_RELOAD_MS,
   createEvidenceSource,
@@ -171,6 +173,9 @@ describe("a collateral directory with renewals kept", () => {
     const old = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-03-01T00:00:00Z") });
     const current = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-05-20T00:00:00Z") });
     const future = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-07-01T00:00:00Z") });
+    // Issued half an hour before `at`: current, but a verifier whose clock is behind would find it
+    // issued in its future, so the enclave serves the one of 05-20 while that is current.
+    const fresh = insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(at.getTime() - 30 * 60_000) });
     const dir = join(tmp, "renewals");
     mkdirSync(dir);
     writeFileSync(join(dir, "tcbinfo-current.json"), current.tcbInfo.json);
@@ -182,12 +187,18 @@ describe("a collateral directory with renewals kept", () => {
       ["a-old", old],
       ["b-current", current],
       ["c-future", future],
+      ["d-fresh", fresh],
     ] as const) {
       writeFileSync(join(dir, `${name}-pck.der`), set.crls[0] as Uint8Array);
       writeFileSync(join(dir, `${name}-root.der`), set.crls[1] as Uint8Array);
     }
     const wire = await tdxCollateralFromDirectory(dir, quote, at);
     expect(wire.crls).toEqual([current.crls[0], current.crls[1]].map((c) => base64url.encode(c as Uint8Array)));
+    // verify-evidence (no settling time) takes the newest current ones.
+    const fail = (message: string) => new Error(message);
+    const cli = await loadTdxCollateralDirectory(dir, parseTdxQuote(quote), at, "--collateral", fail);
+    expect(cli.crls).toEqual([fresh.crls[0], fresh.crls[1]]);
+    expect(cli.notes.join("\n")).toContain("tcbinfo-sgx.json left out");
     const verified = await verifyDocumentEvidence(
       { type: "tdx", quote: base64url.encode(quote) },
       { snp: [], tdx: insecureSimulatorAnchors().tdx },
