@@ -58,6 +58,37 @@ export function listen(
 }
 
 /**
+ * Serves on 127.0.0.1 and, where the machine has IPv6, on [::1] at the same port, for servers meant
+ * for this machine's own apps and browser (the proxy, the web page): an app that resolves
+ * "localhost" to ::1 then reaches this server, never another local process that bound [::1] on the
+ * port (that is refused, EADDRINUSE, as for 127.0.0.1). The URL is the 127.0.0.1 one.
+ */
+export async function listenLoopback(
+  fetchHandler: (request: Request) => Response | Promise<Response>,
+  port: number,
+): Promise<RunningServer> {
+  const v4 = await listen(fetchHandler, "127.0.0.1", port);
+  let v6: RunningServer | null = null;
+  try {
+    v6 = await listen(fetchHandler, "::1", v4.port);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // No IPv6 loopback on this machine: nobody can bind [::1] either.
+    if (code !== "EADDRNOTAVAIL" && code !== "EAFNOSUPPORT") {
+      await v4.close();
+      throw Object.assign(new Error(`[::1]:${v4.port}: ${code ?? "error"}`), { code, address: "[::1]" });
+    }
+  }
+  return {
+    url: v4.url,
+    port: v4.port,
+    close: async (graceMs = 0) => {
+      await Promise.all([v4.close(graceMs), v6?.close(graceMs)]);
+    },
+  };
+}
+
+/**
  * Reads a request body from node's request, refusing more than `limit` bytes: `tooLarge` is
  * thrown for a declared or counted excess (the rest is left unread; the caller's 413 closes the
  * connection), `gone` when the client goes away mid-body.

@@ -237,3 +237,17 @@ export function writeOutputFile(
     outputFileErrors(file, option, existing),
   );
 }
+
+/**
+ * Bad input (a UsageError) for a `--port` the proxy or page server cannot listen on (listenLoopback):
+ * taken on 127.0.0.1, or on [::1], where an app resolving "localhost" would reach the other process.
+ */
+export function loopbackListenError(port: number, error: NodeJS.ErrnoException & { address?: string }): UsageError {
+  const code = error.code ?? "error";
+  if (error.address === "[::1]") {
+    return new UsageError(
+      `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
+    );
+  }
+  return new UsageError(`--port ${port}: cannot listen on 127.0.0.1 (${code})`);
+}

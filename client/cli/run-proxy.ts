@@ -3,10 +3,10 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { listen } from "../../enclave/http.ts";
+import { listenLoopback } from "../../enclave/http.ts";
 import { attestedModelId, createProxyApp } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { UsageError } from "./output.ts";
+import { loopbackListenError, UsageError } from "./output.ts";
 import { describeEnclave, open } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
@@ -93,8 +93,8 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   const session = await open(options);
   const { token, created } = await localToken(options.tokenFile);
   const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });
-  const server = await listen(app.fetch, "127.0.0.1", options.port).catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`--port ${options.port}: cannot listen on 127.0.0.1 (${error.code ?? "error"})`);
+  const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
+    throw loopbackListenError(options.port, error);
   });
   process.stderr.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
   // Signals are handled before it says it listens: whoever reads that may stop it at once.

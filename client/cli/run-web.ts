@@ -1,13 +1,13 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { listen } from "../../enclave/http.ts";
+import { listenLoopback } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
 import { parseClientPolicy } from "../policy.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
-import { refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { waitForSignal } from "./run-up.ts";
 
 /** Whether the host answers a preflight from `origin` (what the browser will ask before each call). */
@@ -65,8 +65,8 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   const policy = await readPolicy(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });
-  const server = await listen(app.fetch, "127.0.0.1", options.port).catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`--port ${options.port}: cannot listen on 127.0.0.1 (${error.code ?? "error"})`);
+  const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
+    throw loopbackListenError(options.port, error);
   });
   const origin = server.url;
   const access = await hostAllowsOrigin(hostUrl, origin);

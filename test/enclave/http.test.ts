@@ -4,7 +4,7 @@
  * what is still open is cut. So a rolling restart loses no answer in progress.
  */
 import { describe, expect, it } from "vitest";
-import { listen } from "../../enclave/http.ts";
+import { listen, listenLoopback } from "../../enclave/http.ts";
 
 /** A handler that streams `chunks` lines, `gapMs` apart. */
 function slowStream(chunks: number, gapMs: number) {
@@ -72,5 +72,47 @@ describe("listener shutdown", () => {
     await first;
     await server.close();
     await expect(body).rejects.toThrow();
+  });
+});
+
+describe("listenLoopback (the proxy's and the web page's listener)", () => {
+  const hello = () => new Response("hello");
+
+  /** Whether this machine has an IPv6 loopback (where it has none, nobody can bind [::1] either). */
+  const ipv6 = async () => {
+    const { createServer } = await import("node:net");
+    const probe = createServer();
+    return new Promise<boolean>((resolve) => {
+      probe.once("error", () => resolve(false));
+      probe.listen(0, "::1", () => probe.close(() => resolve(true)));
+    });
+  };
+
+  it("answers on 127.0.0.1 and on [::1] at the same port, and closes both", async () => {
+    const server = await listenLoopback(hello, 0);
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+    expect(await (await fetch(`http://127.0.0.1:${server.port}/`)).text()).toBe("hello");
+    if (await ipv6()) expect(await (await fetch(`http://[::1]:${server.port}/`)).text()).toBe("hello");
+    await server.close();
+    await expect(fetch(`http://127.0.0.1:${server.port}/`)).rejects.toThrow();
+    await expect(fetch(`http://[::1]:${server.port}/`)).rejects.toThrow();
+  });
+
+  it("refuses a port another process holds on [::1] (where localhost may resolve), releasing 127.0.0.1", async () => {
+    // Without an IPv6 loopback there is no [::1] to hold: the case cannot arise.
+    if (!(await ipv6())) return;
+    const { createServer } = await import("node:net");
+    const squatter = createServer();
+    const port = await new Promise<number>((resolve) =>
+      squatter.listen(0, "::1", () => resolve((squatter.address() as { port: number }).port)),
+    );
+    try {
+      await expect(listenLoopback(hello, port)).rejects.toMatchObject({ code: "EADDRINUSE", address: "[::1]" });
+      // 127.0.0.1 was let go again: a plain listener can take it.
+      const v4 = await listen(hello, "127.0.0.1", port);
+      await v4.close();
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 });
