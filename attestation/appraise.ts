@@ -222,7 +222,25 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   checkPinned(push, policy.mrconfigid, body.mrConfigId, "MRCONFIGID", "TDX_MRCONFIGID_MISMATCH");
   checkPinned(push, policy.mrowner, body.mrOwner, "MROWNER", "TDX_MROWNER_MISMATCH");
   if (!isSkip(policy.acceptedTcbStatuses)) {
-    const accepted = policy.acceptedTcbStatuses as readonly string[];
+    const rule = policy.acceptedTcbStatuses as
+      | readonly string[]
+      | { readonly statuses: readonly string[]; readonly minimumTcbEvaluationDataNumber: number };
+    const accepted = "statuses" in rule ? rule.statuses : rule;
+    if ("statuses" in rule && evidence.tcbInfo !== null) {
+      // Both documents of the collateral: the older evaluation decides.
+      const evaluation = Math.min(
+        evidence.tcbInfo.tcbEvaluationDataNumber,
+        evidence.qeIdentity?.tcbEvaluationDataNumber ?? Number.POSITIVE_INFINITY,
+      );
+      if (evaluation < rule.minimumTcbEvaluationDataNumber) {
+        push(
+          "tcbEvaluationDataNumber",
+          "TDX_TCB_EVALUATION_TOO_OLD",
+          `at least ${rule.minimumTcbEvaluationDataNumber}`,
+          String(evaluation),
+        );
+      }
+    }
     const status = evidence.tcbStatus;
     if (status === null || !accepted.includes(status)) {
       push(

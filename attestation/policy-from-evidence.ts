@@ -187,12 +187,18 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     rtmrs: [toHex(body.rtmrs[0]), toHex(body.rtmrs[1]), toHex(body.rtmrs[2]), toHex(body.rtmrs[3])],
     mrconfigid: toHex(body.mrConfigId),
     mrowner: toHex(body.mrOwner),
+    // With the collateral's evaluation as the oldest accepted: older collateral that is still within
+    // its validity (a host replaying it after Intel's next TCB recovery) no longer passes.
     acceptedTcbStatuses:
-      status === null
+      status === null || verified.tcbInfo === null
         ? skip("the deployment served no TCB collateral")
-        : status === "UpToDate"
-          ? ["UpToDate"]
-          : ["UpToDate", status],
+        : {
+            statuses: status === "UpToDate" ? ["UpToDate"] : ["UpToDate", status],
+            minimumTcbEvaluationDataNumber: Math.min(
+              verified.tcbInfo.tcbEvaluationDataNumber,
+              verified.qeIdentity?.tcbEvaluationDataNumber ?? Number.POSITIVE_INFINITY,
+            ),
+          },
     minimumTeeTcbSvn: toHex(body.teeTcbSvn),
   };
 }

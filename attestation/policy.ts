@@ -122,8 +122,20 @@ export const TdxPolicySchema = z.strictObject({
   mrconfigid: pinned48,
   /** Expected MROWNER. */
   mrowner: pinned48,
-  /** Accepted converged TCB statuses; evidence without TCB-info collateral has no status and fails. */
-  acceptedTcbStatuses: z.union([z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1), SkipSchema]),
+  /**
+   * Accepted converged TCB statuses; evidence without TCB-info collateral has no status and fails.
+   * The object form also sets the oldest Intel TCB evaluation (`tcbEvaluationDataNumber` of the TCB
+   * info and QE identity) accepted: collateral is signed for about 30 days, so without it a host can
+   * keep serving an older issue that still rates the platform UpToDate after Intel's TCB recovery.
+   */
+  acceptedTcbStatuses: z.union([
+    z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
+    z.strictObject({
+      statuses: z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
+      minimumTcbEvaluationDataNumber: z.int().min(0).max(0xffff_ffff),
+    }),
+    SkipSchema,
+  ]),
   /** Minimum TEE_TCB_SVN, compared byte by byte (16 bytes). */
   minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema]),
 });

@@ -249,6 +249,15 @@ export function policyRisks(policy: ClientPolicy, passes: string): string[] {
   if (a.tdx !== null && isSkip(a.tdx.tdAttributes)) {
     risks.push(`tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations ${passes}`);
   }
+  if (a.tdx !== null && isSkip(a.tdx.acceptedTcbStatuses)) {
+    risks.push(
+      `tdx.acceptedTcbStatuses skipped: a TD on a platform Intel rates out of date or revoked, or with a revoked PCK certificate, ${passes}`,
+    );
+  } else if (a.tdx !== null && Array.isArray(a.tdx.acceptedTcbStatuses)) {
+    risks.push(
+      `tdx.acceptedTcbStatuses has no minimumTcbEvaluationDataNumber: older Intel collateral, still within its validity, that rates the platform better ${passes}`,
+    );
+  }
   const rtmrSets = a.tdx === null ? [] : "allowed" in a.tdx.rtmrs ? a.tdx.rtmrs.allowed : [a.tdx.rtmrs];
   if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
     risks.push(`tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image ${passes}`);

@@ -333,8 +333,31 @@ describe("key broker", () => {
     } as ClientPolicy;
     expect(releaseRisks(tdxLoose)).toEqual([
       "tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations gets the key",
+      "tdx.acceptedTcbStatuses skipped: a TD on a platform Intel rates out of date or revoked, or with a revoked PCK certificate, gets the key",
       "tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key",
     ]);
+    // Statuses without the oldest evaluation accepted: older collateral still within its validity.
+    const statusesOnly = {
+      ...tdxLoose,
+      attestation: {
+        ...tdxLoose.attestation,
+        tdx: { ...tdxLoose.attestation.tdx!, acceptedTcbStatuses: ["UpToDate" as const] },
+      },
+    } as ClientPolicy;
+    expect(releaseRisks(statusesOnly)).toContain(
+      "tdx.acceptedTcbStatuses has no minimumTcbEvaluationDataNumber: older Intel collateral, still within its validity, that rates the platform better gets the key",
+    );
+    const withMinimum = {
+      ...tdxLoose,
+      attestation: {
+        ...tdxLoose.attestation,
+        tdx: {
+          ...tdxLoose.attestation.tdx!,
+          acceptedTcbStatuses: { statuses: ["UpToDate" as const], minimumTcbEvaluationDataNumber: 17 },
+        },
+      },
+    } as ClientPolicy;
+    expect(releaseRisks(withMinimum).filter((r) => r.includes("acceptedTcbStatuses"))).toEqual([]);
   });
 
   it("wrapping checks its inputs", () => {

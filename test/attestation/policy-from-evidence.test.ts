@@ -137,8 +137,12 @@ describe("a policy from one deployment's verified evidence", () => {
       mrtd: new Uint8Array(48).fill(7),
       rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
     });
-    const withStatus = async (tcbStatus: "UpToDate" | "OutOfDate" | "Revoked") => {
-      const collateral = insecureSimulatedTdxCollateral(hierarchy, { issueDate: at, tcbStatus });
+    const withStatus = async (tcbStatus: "UpToDate" | "OutOfDate" | "Revoked", tcbEvaluationDataNumber = 17) => {
+      const collateral = insecureSimulatedTdxCollateral(hierarchy, {
+        issueDate: at,
+        tcbStatus,
+        tcbEvaluationDataNumber,
+      });
       const verified = await verifyTdxQuote({
         quote: parseTdxQuote(quote),
         anchors: insecureSimulatorAnchors().tdx,
@@ -149,10 +153,24 @@ describe("a policy from one deployment's verified evidence", () => {
       return asDocumentEvidence("tdx", verified, true);
     };
     const current = attestationPolicyFromEvidence(await withStatus("UpToDate"), { allowSimulator: true });
-    expect(current.policy.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
+    // The collateral's evaluation (17, the simulator's) is the oldest accepted from now on.
+    expect(current.policy.tdx?.acceptedTcbStatuses).toEqual({
+      statuses: ["UpToDate"],
+      minimumTcbEvaluationDataNumber: 17,
+    });
+    expect(parseAttestationPolicy(JSON.parse(JSON.stringify(current.policy)))).toEqual(current.policy);
     const outOfDate = attestationPolicyFromEvidence(await withStatus("OutOfDate"), { allowSimulator: true });
-    expect(outOfDate.policy.tdx?.acceptedTcbStatuses).toEqual(["UpToDate", "OutOfDate"]);
+    expect(outOfDate.policy.tdx?.acceptedTcbStatuses).toMatchObject({ statuses: ["UpToDate", "OutOfDate"] });
     expect(outOfDate.notes.join("\n")).toContain("the platform's TCB status is OutOfDate");
+    // Appraisal: collateral of an older evaluation (a host replaying it) fails the minimum; newer passes.
+    const older = (await withStatus("UpToDate", 16)).evidence as VerifiedTdxQuote;
+    const newer = (await withStatus("UpToDate", 18)).evidence as VerifiedTdxQuote;
+    const appraisalAt = { now: at, expectedReportData: null };
+    const refused = appraise(older, current.policy, appraisalAt);
+    expect(refused.ok ? [] : refused.violations.map((v) => `${v.code} ${v.found}`)).toEqual([
+      "TDX_TCB_EVALUATION_TOO_OLD 16",
+    ]);
+    expect(appraise(newer, current.policy, appraisalAt).ok).toBe(true);
     const revoked = await withStatus("Revoked");
     expect(() => attestationPolicyFromEvidence(revoked, { allowSimulator: true })).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_TCB_REJECTED" }),
