@@ -67,25 +67,29 @@ export async function listenLoopback(
   fetchHandler: (request: Request) => Response | Promise<Response>,
   port: number,
 ): Promise<RunningServer> {
-  const v4 = await listen(fetchHandler, "127.0.0.1", port);
-  let v6: RunningServer | null = null;
-  try {
-    v6 = await listen(fetchHandler, "::1", v4.port);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    // No IPv6 loopback on this machine: nobody can bind [::1] either.
-    if (code !== "EADDRNOTAVAIL" && code !== "EAFNOSUPPORT") {
-      await v4.close();
-      throw Object.assign(new Error(`[::1]:${v4.port}: ${code ?? "error"}`), { code, address: "[::1]" });
+  // With port 0 ("any free port"), a port free on 127.0.0.1 but held on [::1] is tried again.
+  for (let attempt = 0; ; attempt++) {
+    const v4 = await listen(fetchHandler, "127.0.0.1", port);
+    let v6: RunningServer | null = null;
+    try {
+      v6 = await listen(fetchHandler, "::1", v4.port);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // No IPv6 loopback on this machine: nobody can bind [::1] either.
+      if (code !== "EADDRNOTAVAIL" && code !== "EAFNOSUPPORT") {
+        await v4.close();
+        if (port === 0 && code === "EADDRINUSE" && attempt < 8) continue;
+        throw Object.assign(new Error(`[::1]:${v4.port}: ${code ?? "error"}`), { code, address: "[::1]" });
+      }
     }
+    return {
+      url: v4.url,
+      port: v4.port,
+      close: async (graceMs = 0) => {
+        await Promise.all([v4.close(graceMs), v6?.close(graceMs)]);
+      },
+    };
   }
-  return {
-    url: v4.url,
-    port: v4.port,
-    close: async (graceMs = 0) => {
-      await Promise.all([v4.close(graceMs), v6?.close(graceMs)]);
-    },
-  };
 }
 
 /**

@@ -172,7 +172,7 @@ export function reloading(
     const now = at.getTime();
     // (A clock set back a little is not a reason to load again.)
     if (good !== null && Math.abs(now - good.at) < COLLATERAL_RELOAD_MS) return good.value;
-    pending ??= load(at)
+    pending ??= withTimeout(load(at), COLLATERAL_LOAD_TIMEOUT_MS)
       .then(
         (value) => {
           good = { at: now, value };
@@ -180,9 +180,10 @@ export function reloading(
         },
         (error: unknown) => {
           if (good === null) throw error;
-          const code = (error as { code?: unknown }).code;
+          const code = (error as { code?: unknown } | null)?.code;
+          const message = error instanceof Error ? error.message : String(error);
           log(
-            `collateral reload failed (${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message}); serving the collateral loaded at ${new Date(good.at).toISOString()}`,
+            `collateral reload failed (${typeof code === "string" ? `${code}: ` : ""}${message}); serving the collateral loaded at ${new Date(good.at).toISOString()}`,
           );
           good = { at: now, value: good.value };
           return good.value;
@@ -195,6 +196,19 @@ export function reloading(
     // file system) holds no attestation up. Only the first load is waited for.
     return good === null ? pending : good.value;
   };
+}
+
+/** Longest a collateral load may take before it counts as failed (a stalled network file system). */
+const COLLATERAL_LOAD_TIMEOUT_MS = 60_000;
+
+/** `promise`, or a rejection once `ms` have passed. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no result in ${ms / 1000} s`)), ms);
+    timer.unref?.();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Verifies `collateral` with this TD's quote under Intel's roots at `at`, as a client would. */

@@ -153,6 +153,26 @@ describe("an enclave's collateral, reloaded", () => {
     expect(calls).toBe(3);
   });
 
+  it("logs a reload that rejects with something other than an Error, and keeps serving", async () => {
+    let calls = 0;
+    const logged: string[] = [];
+    const source = reloading(
+      async () => {
+        calls += 1;
+        if (calls > 1) throw undefined;
+        return collateral(1);
+      },
+      (line) => logged.push(line),
+    );
+    const t0 = Date.parse("2026-12-02T00:00:00Z");
+    const first = await source(new Date(t0));
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS))).toBe(first);
+    await settled();
+    expect(logged.join("\n")).toContain("collateral reload failed (undefined)");
+    expect(await source(new Date(t0 + COLLATERAL_RELOAD_MS + 1))).toBe(first);
+    expect(calls).toBe(2);
+  });
+
   it("fails the first load (the boot) rather than serve nothing silently", async () => {
     const source = reloading(async () => {
       throw new Error("no such directory");
