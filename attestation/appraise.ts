@@ -40,7 +40,7 @@ import {
   type TdxPolicy,
 } from "./policy.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
-import { isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
+import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
 export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
 
@@ -226,12 +226,8 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
       | readonly string[]
       | { readonly statuses: readonly string[]; readonly minimumTcbEvaluationDataNumber: number };
     const accepted = "statuses" in rule ? rule.statuses : rule;
-    if ("statuses" in rule && evidence.tcbInfo !== null) {
-      // Both documents of the collateral: the older evaluation decides.
-      const evaluation = Math.min(
-        evidence.tcbInfo.tcbEvaluationDataNumber,
-        evidence.qeIdentity?.tcbEvaluationDataNumber ?? Number.POSITIVE_INFINITY,
-      );
+    const evaluation = collateralEvaluation(evidence);
+    if ("statuses" in rule && evaluation !== null) {
       if (evaluation < rule.minimumTcbEvaluationDataNumber) {
         push(
           "tcbEvaluationDataNumber",

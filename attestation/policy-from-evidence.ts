@@ -15,7 +15,7 @@ import { ConfigurationError } from "./errors.ts";
 import type { VerifiedDocumentEvidence } from "./evidence.ts";
 import type { AttestationPolicy, SnpPolicy, TdxPolicy } from "./policy.ts";
 import type { VerifiedSnpReport } from "./snp/verify.ts";
-import type { VerifiedTdxQuote } from "./tdx/verify.ts";
+import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
 export interface PolicyFromEvidence {
   readonly policy: AttestationPolicy;
@@ -150,6 +150,7 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
   // With the collateral the enclave serves (attestation/collateral.ts), the converged TCB status of
   // platform, TDX module and QE was checked, and the PCK chain's revocation: require it from now on.
   const status = verified.tcbStatus;
+  const evaluation = collateralEvaluation(verified);
   if (status === "Revoked" || status === "NotSupported") {
     refuse(
       "POLICY_INIT_TCB_REJECTED",
@@ -168,9 +169,14 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     notes.push(
       "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral",
     );
-  } else if (status !== "UpToDate") {
+  } else {
+    if (status !== "UpToDate") {
+      notes.push(
+        `the platform's TCB status is ${status}: the policy accepts UpToDate and ${status}; once the platform is updated, remove ${status}`,
+      );
+    }
     notes.push(
-      `the platform's TCB status is ${status}: the policy accepts UpToDate and ${status}; once the platform is updated, remove ${status}`,
+      `TCB status ${status} by Intel's collateral (TCB evaluation ${evaluation}) is required, and that evaluation is the oldest accepted: older collateral a host might replay is refused; raise minimumTcbEvaluationDataNumber after Intel's next TCB recovery`,
     );
   }
   notes.push(
@@ -190,14 +196,11 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     // With the collateral's evaluation as the oldest accepted: older collateral that is still within
     // its validity (a host replaying it after Intel's next TCB recovery) no longer passes.
     acceptedTcbStatuses:
-      status === null || verified.tcbInfo === null
+      status === null || evaluation === null
         ? skip("the deployment served no TCB collateral")
         : {
             statuses: status === "UpToDate" ? ["UpToDate"] : ["UpToDate", status],
-            minimumTcbEvaluationDataNumber: Math.min(
-              verified.tcbInfo.tcbEvaluationDataNumber,
-              verified.qeIdentity?.tcbEvaluationDataNumber ?? Number.POSITIVE_INFINITY,
-            ),
+            minimumTcbEvaluationDataNumber: evaluation,
           },
     minimumTeeTcbSvn: toHex(body.teeTcbSvn),
   };

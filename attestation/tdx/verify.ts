@@ -118,6 +118,18 @@ export interface VerifiedTdxQuote {
 
 const VERIFIED = new WeakSet<object>();
 
+/**
+ * The TCB evaluation (Intel's `tcbEvaluationDataNumber`) of the collateral `verified` was checked
+ * with: the older of its TCB info and QE identity; null without TCB info.
+ */
+export function collateralEvaluation(verified: VerifiedTdxQuote): number | null {
+  if (verified.tcbInfo === null) return null;
+  return Math.min(
+    verified.tcbInfo.tcbEvaluationDataNumber,
+    verified.qeIdentity?.tcbEvaluationDataNumber ?? Number.POSITIVE_INFINITY,
+  );
+}
+
 /** True only for objects returned by `verifyTdxQuote`. */
 export function isVerifiedTdxQuote(value: unknown): value is VerifiedTdxQuote {
   return typeof value === "object" && value !== null && VERIFIED.has(value);

@@ -159,6 +159,9 @@ describe("a policy from one deployment's verified evidence", () => {
       minimumTcbEvaluationDataNumber: 17,
     });
     expect(parseAttestationPolicy(JSON.parse(JSON.stringify(current.policy)))).toEqual(current.policy);
+    expect(current.notes.join("\n")).toContain(
+      "TCB status UpToDate by Intel's collateral (TCB evaluation 17) is required, and that evaluation is the oldest accepted",
+    );
     const outOfDate = attestationPolicyFromEvidence(await withStatus("OutOfDate"), { allowSimulator: true });
     expect(outOfDate.policy.tdx?.acceptedTcbStatuses).toMatchObject({ statuses: ["UpToDate", "OutOfDate"] });
     expect(outOfDate.notes.join("\n")).toContain("the platform's TCB status is OutOfDate");
