@@ -262,5 +262,18 @@ export function policyRisks(policy: ClientPolicy, passes: string): string[] {
   if (rtmrSets.some((set) => isSkip(set[1]) || isSkip(set[2]))) {
     risks.push(`tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image ${passes}`);
   }
+  // Azure: the schema requires the paravisor's measurement and an OS PCR; what is left is the VM's
+  // own configuration and the paravisor guest's debug flag.
+  if (a.azure !== null) {
+    if (a.azure.snp?.debugAllowed === true || a.azure.tdx?.debugAllowed === true) {
+      risks.push("azure.snp/tdx.debugAllowed: a debuggable confidential VM's memory is open to the host");
+    }
+    if (!a.azure.secureBootRequired) {
+      risks.push(`azure.secureBootRequired false: a VM booted without Secure Boot ${passes}`);
+    }
+    if (a.azure.consoleAllowed) {
+      risks.push(`azure.consoleAllowed: a VM with a serial console enabled (a way in besides the image) ${passes}`);
+    }
+  }
   return risks;
 }

@@ -358,6 +358,33 @@ describe("key broker", () => {
       },
     } as ClientPolicy;
     expect(releaseRisks(withMinimum).filter((r) => r.includes("acceptedTcbStatuses"))).toEqual([]);
+
+    // Azure: what its section leaves open is the VM's configuration (and a debuggable paravisor guest).
+    const azure = (secureBootRequired: boolean, consoleAllowed: boolean) =>
+      ({
+        ...policy,
+        attestation: {
+          ...policy.attestation,
+          trustSimulator: false,
+          snp: null,
+          tdx: null,
+          azure: {
+            snp: {
+              ...(policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>),
+              measurements: ["ab".repeat(48)],
+            },
+            tdx: null,
+            pcrs: { "4": ["cd".repeat(32)] },
+            secureBootRequired,
+            consoleAllowed,
+          },
+        },
+      }) as ClientPolicy;
+    expect(releaseRisks(azure(true, false))).toEqual([]);
+    expect(releaseRisks(azure(false, true))).toEqual([
+      "azure.secureBootRequired false: a VM booted without Secure Boot gets the key",
+      "azure.consoleAllowed: a VM with a serial console enabled (a way in besides the image) gets the key",
+    ]);
   });
 
   it("wrapping checks its inputs", () => {
