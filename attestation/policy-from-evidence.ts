@@ -176,7 +176,7 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
       );
     }
     notes.push(
-      `TCB status ${status} by Intel's collateral (TCB evaluation ${evaluation}) is required, and that evaluation is the oldest accepted: older collateral a host might replay is refused; raise minimumTcbEvaluationDataNumber after Intel's next TCB recovery`,
+      `TCB status ${status} by Intel's collateral (TCB evaluation ${evaluation}) is required, and that evaluation is the oldest accepted (collateral of an older one is refused): check it is Intel's current evaluation, since a host could have passed on an older one, and raise minimumTcbEvaluationDataNumber after each Intel TCB recovery`,
     );
   }
   notes.push(

@@ -6,9 +6,14 @@
  */
 import { base64url } from "jose";
 import { toHex, utf8 } from "../attestation/bytes.ts";
-import { type AttestationCollateral, type TdxCollateralWire, tdxCollateralWire } from "../attestation/collateral.ts";
+import {
+  type AttestationCollateral,
+  parseAttestationCollateral,
+  type TdxCollateralWire,
+  tdxCollateralWire,
+} from "../attestation/collateral.ts";
 import { AttestationError } from "../attestation/errors.ts";
-import type { DocumentEvidence } from "../attestation/evidence.ts";
+import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
 import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/providers/configfs-tsm.ts";
 import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
 import { measureEnclave } from "./measure.ts";
@@ -147,13 +152,20 @@ export async function createEvidenceSource(
                 const collateral = { tdx: await tdxCollateralFromDirectory(dir, quote, at) };
                 // Served only when it verifies for this TD's own quote now, as clients will check it:
                 // expired, foreign or broken collateral stops the boot, or keeps the last good one.
-                await checkOwnCollateral(quote, collateral, at);
+                // A verdict is not kept from clients, though: collateral that says this platform's
+                // PCK certificate is revoked is served (clients refuse the enclave), never the older
+                // collateral from before the revocation.
+                await checkOwnCollateral(quote, collateral, at, options.log ?? logToStderr);
                 return collateral;
               }, options.log),
       };
     }
   }
 }
+
+const logToStderr = (line: string): void => {
+  process.stderr.write(`cloister enclave: ${line}\n`);
+};
 
 /**
  * `load`'s result, loaded again once it is COLLATERAL_RELOAD_MS old (one load at a time, in the
@@ -164,7 +176,7 @@ export async function createEvidenceSource(
  */
 export function reloading(
   load: (at: Date) => Promise<AttestationCollateral | null>,
-  log: (line: string) => void = (line) => process.stderr.write(`cloister enclave: ${line}\n`),
+  log: (line: string) => void = logToStderr,
 ): (at: Date) => Promise<AttestationCollateral | null> {
   let good: { at: number; value: AttestationCollateral | null } | null = null;
   let pending: Promise<AttestationCollateral | null> | null = null;
@@ -211,19 +223,37 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Verifies `collateral` with this TD's quote under Intel's roots at `at`, as a client would. */
-async function checkOwnCollateral(quote: Uint8Array, collateral: AttestationCollateral, at: Date): Promise<void> {
+/**
+ * Verifies `collateral` with this TD's quote under Intel's roots at `at`, as a client would: the
+ * wire form within the limits clients apply, then every signature, date and the revocation check.
+ * A revoked PCK certificate is logged, not thrown: that collateral is the truth to serve.
+ */
+export async function checkOwnCollateral(
+  quote: Uint8Array,
+  collateral: AttestationCollateral,
+  at: Date,
+  log: (line: string) => void,
+  /** Intel's roots; tests pass the simulator's. */
+  anchors?: TrustAnchors,
+): Promise<void> {
   const { verifyDocumentEvidence } = await import("../attestation/evidence.ts");
   const { INTEL_ROOTS } = await import("../attestation/roots/intel.ts");
   try {
+    const served = parseAttestationCollateral(JSON.parse(JSON.stringify(collateral)));
     await verifyDocumentEvidence(
       { type: "tdx", quote: base64url.encode(quote) },
-      { snp: [], tdx: INTEL_ROOTS },
+      anchors ?? { snp: [], tdx: INTEL_ROOTS },
       at,
-      collateral,
+      served,
     );
   } catch (error) {
     if (!(error instanceof AttestationError)) throw error;
+    if (error.code === "CERT_REVOKED") {
+      log(
+        `--tdx-collateral: Intel's CRL revokes this platform's PCK certificate (${error.message}); clients will refuse this enclave`,
+      );
+      return;
+    }
     throw new AttestationError(
       "configuration",
       "TDX_COLLATERAL_INVALID",

@@ -10,7 +10,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { base64url } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseAttestationCollateral, tdxVerificationCollateral } from "../../attestation/collateral.ts";
+import {
+  parseAttestationCollateral,
+  tdxCollateralWire,
+  tdxVerificationCollateral,
+} from "../../attestation/collateral.ts";
 import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
@@ -23,6 +27,7 @@ import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import {
   COLLATERAL_RELOAD_MS,
+  checkOwnCollateral,
   createEvidenceSource,
   reloading,
   tdxCollateralFromDirectory,
@@ -226,5 +231,44 @@ describe("a collateral directory with renewals kept", () => {
       { tdx: wire },
     );
     expect(verified.details).toMatchObject({ tcbStatus: "UpToDate", revocationChecked: true });
+  });
+});
+
+describe("an enclave's check of its own collateral", () => {
+  const hierarchy = insecureSimulatedIntelHierarchy();
+  const zero = new Uint8Array(48);
+  const quote = simulateTdxQuote(hierarchy, {
+    reportData: new Uint8Array(64),
+    mrtd: zero,
+    rtmrs: [zero, zero, zero, zero],
+  });
+  const at = new Date("2026-06-01T00:00:00Z");
+  const anchors = { snp: [], tdx: insecureSimulatorAnchors().tdx };
+  const wire = (options: { revokePck?: boolean } = {}) =>
+    tdxCollateralWire(
+      insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-05-20T00:00:00Z"), ...options }),
+    );
+
+  it("serves collateral that revokes this platform (logged), rather than keep the older one", async () => {
+    const logged: string[] = [];
+    await checkOwnCollateral(quote, { tdx: wire() }, at, (l) => logged.push(l), anchors);
+    expect(logged).toEqual([]);
+    await checkOwnCollateral(quote, { tdx: wire({ revokePck: true }) }, at, (l) => logged.push(l), anchors);
+    expect(logged.join("\n")).toContain("Intel's CRL revokes this platform's PCK certificate");
+    // A client does refuse it.
+    await expect(
+      verifyDocumentEvidence({ type: "tdx", quote: base64url.encode(quote) }, anchors, at, {
+        tdx: wire({ revokePck: true }),
+      }),
+    ).rejects.toMatchObject({ code: "CERT_REVOKED" });
+  });
+
+  it("refuses what clients would refuse as malformed (more CRLs than they take)", async () => {
+    const good = wire();
+    const five = { tdx: { ...good, crls: [...good.crls, ...good.crls, good.crls[0] as string] } };
+    await expect(checkOwnCollateral(quote, five, at, () => {}, anchors)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_INVALID",
+      message: expect.stringContaining("COLLATERAL_MALFORMED"),
+    });
   });
 });
