@@ -198,7 +198,8 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (detail !== null && (typeof detail !== "string" || detail.length > MAX_ERROR_DETAIL_LENGTH)) {
       throw fieldError(seq, "error", "detail", `null or at most ${MAX_ERROR_DETAIL_LENGTH} characters`);
     }
-    const auditOpening = o.auditOpening ?? null;
+    // Present in every error frame, as in final frames (null when the record commits to nothing).
+    const auditOpening = o.auditOpening;
     if (auditOpening !== null && (typeof auditOpening !== "string" || !AUDIT_OPENING.test(auditOpening))) {
       throw fieldError(seq, "error", "auditOpening", "null or 64 lower-case hex digits");
     }

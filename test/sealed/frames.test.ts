@@ -242,20 +242,19 @@ describe("length padding (Padmé)", () => {
     ]);
   });
 
-  it("reads an error frame without an auditOpening field as null, and refuses a malformed one", () => {
+  it("requires an error frame's auditOpening, as a final frame's (null or 64 hex digits)", () => {
     const te = new TextEncoder();
     const errorPlaintext = (json: string) => {
       const out = new Uint8Array(TERMINAL_FRAME_PLAINTEXT_LENGTH);
       out.set([3, ...te.encode(json), 0x80]);
       return out;
     };
-    expect(decodeFramePlaintext(4, errorPlaintext('{"code":"POLICY_BLOCKED","detail":null}'))).toEqual({
-      type: "error",
-      seq: 4,
-      code: "POLICY_BLOCKED",
-      detail: null,
-      auditOpening: null,
-    });
+    expect(
+      decodeFramePlaintext(4, errorPlaintext('{"code":"POLICY_BLOCKED","detail":null,"auditOpening":null}')),
+    ).toEqual({ type: "error", seq: 4, code: "POLICY_BLOCKED", detail: null, auditOpening: null });
+    expect(() => decodeFramePlaintext(4, errorPlaintext('{"code":"POLICY_BLOCKED","detail":null}'))).toThrow(
+      "error frame 4 auditOpening: expected null or 64 lower-case hex digits",
+    );
     for (const opening of ['"AB"', '"ab"', "7", `"${"ab".repeat(32)}\\n"`]) {
       expect(() =>
         decodeFramePlaintext(4, errorPlaintext(`{"code":"POLICY_BLOCKED","detail":null,"auditOpening":${opening}}`)),
