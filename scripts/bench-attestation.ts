@@ -28,8 +28,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { cpus, loadavg, totalmem } from "node:os";
+import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { formatLoad, intArg, type Stats, stats } from "./bench-common.ts";
 
 const FIXTURES = new URL("../test/fixtures/attestation/snp/", import.meta.url);
 const EXPECTED = new URL("../test/fixtures/attestation/EXPECTED.json", import.meta.url);
@@ -73,15 +74,6 @@ async function coldChild(c: SnpCase): Promise<void> {
   const coldMs = await once();
   const secondMs = await once();
   process.stdout.write(JSON.stringify({ coldMs, secondMs }));
-}
-
-type Stats = { n: number; median: number; p90: number; p99: number };
-
-function stats(samples: readonly number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  // Nearest-rank percentiles.
-  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
-  return { n: s.length, median: at(0.5), p90: at(0.9), p99: at(0.99) };
 }
 
 /** Builds a simulated SNP attestation document exactly as the enclave does, and verifies it. */
@@ -239,22 +231,6 @@ function row(measurement: string, s: Stats, targetMs: number | null): Row {
     target: targetMs === null ? "-" : `median ≤ ${targetMs} ms`,
     result: targetMs === null ? "-" : s.median <= targetMs ? "PASS" : "FAIL",
   };
-}
-
-function intArg(name: string, fallback: number, min: number, max: number): number {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`${name} expects an integer in ${min}..${max}, found ${String(process.argv[i + 1])}`);
-  }
-  return n;
-}
-
-function formatLoad(): string {
-  return loadavg()
-    .map((n) => n.toFixed(2))
-    .join(", ");
 }
 
 function formatTable(rows: readonly Row[]): string {

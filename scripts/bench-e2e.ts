@@ -39,10 +39,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes as nodeRandomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, loadavg, totalmem } from "node:os";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { formatLoad, intArg, type Stats, stats } from "./bench-common.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "bin", "cloister.js");
@@ -58,35 +59,8 @@ const WARMUP_ROUNDS = 3;
 
 // --- small helpers ---------------------------------------------------------------------------------
 
-type Stats = { n: number; median: number; p90: number; p99: number };
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
-
-function stats(samples: readonly number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, median: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99) };
-}
-
 function median(samples: readonly number[]): number {
   return stats(samples).median;
-}
-
-function intArg(name: string, fallback: number, min: number, max: number): number {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`${name} expects an integer in ${min}..${max}, found ${String(process.argv[i + 1])}`);
-  }
-  return n;
-}
-
-function formatLoad(): string {
-  return loadavg()
-    .map((n) => n.toFixed(2))
-    .join(", ");
 }
 
 function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {

@@ -30,6 +30,7 @@ import { writeBenchModel } from "../models/bench.ts";
 import { sha256File } from "../models/hash.ts";
 import { generateModelKey, sealModelFile, unsealModelFile } from "../models/sealed.ts";
 import { writeTinyModel } from "../models/tiny.ts";
+import { stats } from "./bench-common.ts";
 
 let peakRss = 0;
 const sampler = setInterval(() => {
@@ -43,9 +44,8 @@ async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; rssMb: num
   return { ms: performance.now() - t0, rssMb: Math.max(peakRss, process.memoryUsage().rss) / 2 ** 20, value };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const p90 = (xs: number[]) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.9))] as number;
+const median = (xs: number[]) => stats(xs).median;
+const p90 = (xs: number[]) => stats(xs).p90;
 const mbps = (bytes: number, ms: number) => (bytes / 2 ** 20 / (ms / 1000)).toFixed(0);
 
 const dir = await mkdtemp(join(tmpdir(), "cloister-bench-kbs-"));

@@ -1,0 +1,33 @@
+/** What the benchmark scripts share: sample statistics, integer options, the machine's load. */
+import { loadavg } from "node:os";
+
+export type Stats = { n: number; median: number; p90: number; p99: number };
+
+/** The nearest-rank `p` percentile (0..1) of ascending `sorted` samples. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
+}
+
+/** Count, median, p90 and p99 (nearest rank) of `samples`. */
+export function stats(samples: readonly number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  return { n: s.length, median: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99) };
+}
+
+/** The integer command-line option `name` (in min..max), or `fallback` when it is not given. */
+export function intArg(name: string, fallback: number, min: number, max: number): number {
+  const i = process.argv.indexOf(name);
+  if (i === -1) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} expects an integer in ${min}..${max}, found ${String(process.argv[i + 1])}`);
+  }
+  return n;
+}
+
+/** The 1, 5 and 15 minute load averages, as "a, b, c". */
+export function formatLoad(): string {
+  return loadavg()
+    .map((n) => n.toFixed(2))
+    .join(", ");
+}
