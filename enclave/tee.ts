@@ -11,6 +11,7 @@ import {
   parseAttestationCollateral,
   type TdxCollateralWire,
   tdxCollateralWire,
+  tdxVerificationCollateral,
 } from "../attestation/collateral.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
@@ -238,28 +239,39 @@ export async function checkOwnCollateral(
 ): Promise<void> {
   const { verifyDocumentEvidence } = await import("../attestation/evidence.ts");
   const { INTEL_ROOTS } = await import("../attestation/roots/intel.ts");
-  try {
-    const served = parseAttestationCollateral(JSON.parse(JSON.stringify(collateral)));
-    await verifyDocumentEvidence(
-      { type: "tdx", quote: base64url.encode(quote) },
-      anchors ?? { snp: [], tdx: INTEL_ROOTS },
-      at,
-      served,
-    );
-  } catch (error) {
-    if (!(error instanceof AttestationError)) throw error;
-    if (error.code === "CERT_REVOKED") {
-      log(
-        `--tdx-collateral: Intel's CRL revokes this platform's PCK certificate (${error.message}); clients will refuse this enclave`,
-      );
-      return;
-    }
-    throw new AttestationError(
+  const roots = anchors ?? { snp: [], tdx: INTEL_ROOTS };
+  const invalid = (error: AttestationError) =>
+    new AttestationError(
       "configuration",
       "TDX_COLLATERAL_INVALID",
       `--tdx-collateral: it does not verify for this TD's quote: ${error.code}: ${error.message}`,
       { cause: error },
     );
+  try {
+    const served = parseAttestationCollateral(JSON.parse(JSON.stringify(collateral)));
+    try {
+      await verifyDocumentEvidence({ type: "tdx", quote: base64url.encode(quote) }, roots, at, served);
+    } catch (error) {
+      if (!(error instanceof AttestationError) || error.code !== "CERT_REVOKED" || served?.tdx === undefined) {
+        throw error;
+      }
+      // The verifier stops at the revocation; everything after it (signatures, TCB info, QE
+      // identity, their chains and dates) is checked without the CRLs before this is served.
+      const { verifyTdxQuote } = await import("../attestation/tdx/verify.ts");
+      const { parseTdxQuote } = await import("../attestation/tdx/parse.ts");
+      await verifyTdxQuote({
+        quote: parseTdxQuote(quote),
+        anchors: roots.tdx,
+        at,
+        collateral: tdxVerificationCollateral(served.tdx).collateral,
+      });
+      log(
+        `--tdx-collateral: Intel's CRLs revoke a certificate of this platform's PCK chain (${error.message}); clients will refuse this enclave`,
+      );
+    }
+  } catch (error) {
+    if (!(error instanceof AttestationError)) throw error;
+    throw invalid(error);
   }
 }
 

@@ -254,7 +254,19 @@ describe("an enclave's check of its own collateral", () => {
     await checkOwnCollateral(quote, { tdx: wire() }, at, (l) => logged.push(l), anchors);
     expect(logged).toEqual([]);
     await checkOwnCollateral(quote, { tdx: wire({ revokePck: true }) }, at, (l) => logged.push(l), anchors);
-    expect(logged.join("\n")).toContain("Intel's CRL revokes this platform's PCK certificate");
+    expect(logged.join("\n")).toContain("Intel's CRLs revoke a certificate of this platform's PCK chain");
+    // ...but only once the rest of it verifies: a revoking CRL does not carry broken collateral in.
+    const revoked = wire({ revokePck: true });
+    const tampered = {
+      tdx: {
+        ...revoked,
+        tcbInfo: revoked.tcbInfo.replace('"tcbEvaluationDataNumber":', '"tcbEvaluationDataNumber":1'),
+      },
+    };
+    await expect(checkOwnCollateral(quote, tampered, at, () => {}, anchors)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_INVALID",
+      message: expect.stringContaining("TDX_COLLATERAL_SIGNATURE_INVALID"),
+    });
     // A client does refuse it.
     await expect(
       verifyDocumentEvidence({ type: "tdx", quote: base64url.encode(quote) }, anchors, at, {
