@@ -13,17 +13,18 @@
  *
  * Deterministic: the TCB signing key derives from the hierarchy seed, ECDSA signatures are RFC 6979.
  */
-import { toHex } from "../bytes.ts";
-import { derContent, encodeTlv, readDerExact, TAG } from "../der.ts";
+import { toHex, utf8 } from "../bytes.ts";
+import { encodeTlv } from "../der.ts";
 import type { TcbStatus } from "../tdx/collateral.ts";
-import { type Certificate, extension, parseCertificate } from "../x509.ts";
-import { InsecureSeededDrbg } from "./drbg.ts";
+import { parseCertificate } from "../x509.ts";
 import {
   type InsecureSimulatedIntelHierarchy,
   intelName,
+  keyId,
   SIMULATED_INTEL_NOT_BEFORE,
   SIMULATED_PCK_NOT_AFTER,
   type SimulatedPckTcb,
+  serial,
 } from "./intel.ts";
 import { deriveInsecureEcKey, type InsecureEcKey, signEcdsaDer, signEcdsaRaw } from "./keys.ts";
 import { SIMULATED_TEE_TCB_SVN } from "./tdx-quote.ts";
@@ -96,13 +97,6 @@ export interface InsecureSimulatedTdxCollateral {
   readonly tcbSigningCertificate: Uint8Array;
 }
 
-/** The subjectKeyIdentifier of a simulated CA certificate (what its CRLs' and children's AKI carry). */
-function subjectKeyId(cert: Certificate): Uint8Array {
-  const value = extension(cert, X509_OID.subjectKeyIdentifier);
-  if (value === undefined) throw new Error(`simulated certificate "${cert.subject}" has no subjectKeyIdentifier`);
-  return derContent(readDerExact(value, TAG.OCTET_STRING, "subjectKeyIdentifier")).slice();
-}
-
 interface TcbSigner {
   readonly key: InsecureEcKey;
   readonly certificate: Uint8Array;
@@ -118,11 +112,9 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
   if (cached !== undefined) return cached;
   const key = deriveInsecureEcKey(hierarchy.seed, "intel:tcb-signing", "P-256");
   const root = parseCertificate(hierarchy.root);
-  const serial = new InsecureSeededDrbg(hierarchy.seed, "serial:Intel SGX TCB Signing").bytes(20);
-  serial[0] = ((serial[0] as number) & 0x7f) | 0x01;
   const certificate = writeCertificate(
     {
-      serial,
+      serial: serial(hierarchy.seed, "Intel SGX TCB Signing"),
       signatureAlgorithm: "ecdsa-sha256",
       issuer: root.subjectDer,
       subject: intelName("Intel SGX TCB Signing"),
@@ -133,7 +125,7 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
         {
           oid: X509_OID.authorityKeyIdentifier,
           critical: false,
-          value: der.seq(encodeTlv(0x80, subjectKeyId(root))),
+          value: der.seq(encodeTlv(0x80, keyId(hierarchy.rootKey))),
         },
         {
           oid: X509_OID.crlDistributionPoints,
@@ -150,7 +142,7 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
         {
           oid: X509_OID.subjectKeyIdentifier,
           critical: false,
-          value: der.octets(new InsecureSeededDrbg(toHex(key.point), "key-id").bytes(20)),
+          value: der.octets(keyId(key)),
         },
         // digitalSignature, nonRepudiation (as Intel's TCB signing certificate).
         { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0xc0)) },
@@ -162,10 +154,6 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
   const signer: TcbSigner = { key, certificate, issuerChain: toPem([certificate, hierarchy.root]) };
   signers.set(cacheKey, signer);
   return signer;
-}
-
-function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
 }
 
 /** Intel's timestamp format: whole seconds, "Z". */
@@ -320,7 +308,7 @@ export function insecureSimulatedTdxCollateral(
             },
           ]
         : [],
-      authorityKeyId: subjectKeyId(pckCa),
+      authorityKeyId: keyId(hierarchy.pckCaKey),
     },
     (tbs) => signEcdsaDer(hierarchy.pckCaKey, tbs),
   );
@@ -330,7 +318,7 @@ export function insecureSimulatedTdxCollateral(
       issuer: root.subjectDer,
       thisUpdate: issueDate,
       nextUpdate,
-      authorityKeyId: subjectKeyId(root),
+      authorityKeyId: keyId(hierarchy.rootKey),
     },
     (tbs) => signEcdsaDer(hierarchy.rootKey, tbs),
   );

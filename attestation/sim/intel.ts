@@ -67,11 +67,13 @@ export function intelName(cn: string): Uint8Array {
   ]);
 }
 
-function keyId(key: InsecureEcKey): Uint8Array {
+/** The key identifier (SKI/AKI) the simulated Intel hierarchy gives `key`. */
+export function keyId(key: InsecureEcKey): Uint8Array {
   return new InsecureSeededDrbg(toHex(key.point), "key-id").bytes(20);
 }
 
-function serial(seed: string, label: string): Uint8Array {
+/** A simulated certificate's serial number for `label` (positive, 20 bytes). */
+export function serial(seed: string, label: string): Uint8Array {
   const s = new InsecureSeededDrbg(seed, `serial:${label}`).bytes(20);
   s[0] = ((s[0] as number) & 0x7f) | 0x01;
   return s;
