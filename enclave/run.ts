@@ -1,22 +1,12 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
 
-import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
-import { UsageError } from "../client/cli/output.ts";
+import { readOptionFile, UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, listen, waitUntil } from "./http.ts";
 import { createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode } from "./tee.ts";
-
-/** A file an option names, or a USAGE error naming the option, the file and why. */
-async function readOption(path: string, option: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`${option}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-}
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   if (options.kbsUrl !== undefined) {
@@ -34,11 +24,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     options.tee === "auto"
       ? await detectTeeMode((line) => process.stderr.write(`cloister enclave: ${line}\n`))
       : options.tee;
-  const manifestJws = (await readOption(options.manifest, "--manifest")).trim();
+  const manifestJws = (await readOptionFile(options.manifest, "--manifest")).trim();
   const operatorKeys: JWK[] = [];
   for (const path of options.operatorKey) {
     try {
-      operatorKeys.push(JSON.parse(await readOption(path, "--operator-key")) as JWK);
+      operatorKeys.push(JSON.parse(await readOptionFile(path, "--operator-key")) as JWK);
     } catch (error) {
       if (error instanceof UsageError) throw error;
       throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);

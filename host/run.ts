@@ -1,7 +1,6 @@
 /** Implementation of `cloister host`. */
-import { readFile } from "node:fs/promises";
 import type { z } from "zod";
-import { UsageError } from "../client/cli/output.ts";
+import { readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
 import { issuePath, issueText } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
@@ -11,12 +10,7 @@ import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 
 export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`--api-keys: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-  }
+  const text = await readOptionFile(path, "--api-keys");
   let json: unknown;
   try {
     json = JSON.parse(text);

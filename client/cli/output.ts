@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { chmod, copyFile, link, lstat, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 
@@ -250,4 +250,13 @@ export function loopbackListenError(port: number, error: NodeJS.ErrnoException &
     );
   }
   return new UsageError(`--port ${port}: cannot listen on 127.0.0.1 (${code})`);
+}
+
+/** The text of a file an option names, or a UsageError naming the option, the file and the errno code. */
+export async function readOptionFile(file: string, option: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`${option}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
 }

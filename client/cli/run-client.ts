@@ -7,7 +7,7 @@ import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts"
 import { type ChatMessage, connect, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { printJson, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 const LOCAL_API_KEY_FILE = ".cloister/api-key";
@@ -49,13 +49,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
 }
 
 async function readPolicy(path: string): Promise<ClientPolicy> {
-  let policyText: string;
-  try {
-    policyText = await readFile(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`--policy: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  return parseClientPolicy(policyText);
+  return parseClientPolicy(await readOptionFile(path, "--policy"));
 }
 
 export async function open(options: ClientConnectionOptions, policy?: ClientPolicy): Promise<Session> {

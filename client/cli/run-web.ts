@@ -1,5 +1,5 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
@@ -7,7 +7,7 @@ import { parseClientPolicy } from "../policy.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
-import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { loopbackListenError, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { waitForSignal } from "./run-up.ts";
 
 /** Whether the host answers a preflight from `origin` (what the browser will ask before each call). */
@@ -32,12 +32,7 @@ async function hostAllowsOrigin(hostUrl: string, origin: string): Promise<"allow
 }
 
 async function readPolicy(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new UsageError(`--policy: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-  }
+  const text = await readOptionFile(file, "--policy");
   let json: unknown;
   try {
     json = JSON.parse(text);
