@@ -50,7 +50,7 @@ export function documentKeyId(document: string): string | null {
 export const KEY_ID_HEX = /^[0-9a-f]{32}$/;
 
 /** Shortest time between two refreshes a request for an unknown key id may start (findKeyId). */
-export const MIN_ON_DEMAND_REFRESH_MS = 1000;
+const MIN_ON_DEMAND_REFRESH_MS = 1000;
 
 export class EnclavePool {
   readonly members: readonly PoolMember[];

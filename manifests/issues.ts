@@ -34,7 +34,7 @@ export function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /** A value's kind and size, never its text (numbers and booleans excepted). */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (typeof value === "number" || typeof value === "boolean") return String(value);

@@ -1,8 +1,7 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
-import { constants, existsSync } from "node:fs";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { dirname } from "node:path";
-import { noDirectoryError, printJson, UsageError } from "../../client/cli/output.ts";
+import { missingDirectory, noDirectoryError, printJson, UsageError } from "../../client/cli/output.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
@@ -68,9 +67,8 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
     );
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && !existsSync(dirname(options.out))) {
-      throw noDirectoryError("--out", options.out, dirname(options.out));
-    }
+    const directory = code === "ENOENT" ? await missingDirectory(options.out) : null;
+    if (directory !== null) throw noDirectoryError("--out", options.out, directory);
     throw new UsageError(
       code === "EEXIST"
         ? `--out: "${options.out}" exists; a model key is never overwritten (it would make sealed models unreadable)`

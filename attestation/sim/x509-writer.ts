@@ -162,7 +162,7 @@ export function toPem(ders: readonly Uint8Array[]): string {
 }
 
 /** OIDs of the CRL extensions Intel's CRLs carry. */
-export const CRL_OID = {
+const CRL_OID = {
   cRLNumber: "2.5.29.20",
   reasonCode: "2.5.29.21",
 } as const;

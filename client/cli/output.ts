@@ -130,7 +130,7 @@ export function noDirectoryError(option: string, file: string, directory: string
 }
 
 /** The directory of `file` when it does not exist, else null. */
-async function missingDirectory(file: string): Promise<string | null> {
+export async function missingDirectory(file: string): Promise<string | null> {
   const directory = dirname(file);
   return lstat(directory).then(
     () => null,
