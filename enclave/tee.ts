@@ -266,7 +266,7 @@ export async function checkOwnCollateral(
         collateral: tdxVerificationCollateral(served.tdx).collateral,
       });
       log(
-        `--tdx-collateral: Intel's CRLs revoke a certificate of this platform's PCK chain (${error.message}); clients will refuse this enclave`,
+        `--tdx-collateral: Intel's CRLs revoke a certificate of this platform's PCK chain or of the collateral's signer (${error.message}); clients will refuse this enclave`,
       );
     }
   } catch (error) {

@@ -78,6 +78,8 @@ export interface InsecureSimulatedTdxCollateralOptions {
   readonly tcbStatus?: TcbStatus | undefined;
   /** Lists the hierarchy's default PCK leaf (its serial, reason keyCompromise) on the PCK CA CRL. */
   readonly revokePck?: boolean | undefined;
+  /** Lists the simulated "Intel SGX TCB Signing" certificate (reason keyCompromise) on the root CA CRL. */
+  readonly revokeTcbSigner?: boolean | undefined;
   /** The PCK TCB the levels are built for; default the hierarchy's default PCK leaf's. */
   readonly pckTcb?: SimulatedPckTcb | undefined;
   /** The quote's TEE_TCB_SVN the levels are built for; default SIMULATED_TEE_TCB_SVN (simulateTdxQuote's). */
@@ -318,6 +320,15 @@ export function insecureSimulatedTdxCollateral(
       issuer: root.subjectDer,
       thisUpdate: issueDate,
       nextUpdate,
+      revoked: options.revokeTcbSigner
+        ? [
+            {
+              serial: parseCertificate(signer.certificate).serialNumber,
+              revocationDate: issueDate,
+              reason: CRL_REASON.keyCompromise,
+            },
+          ]
+        : [],
       authorityKeyId: keyId(hierarchy.rootKey),
     },
     (tbs) => signEcdsaDer(hierarchy.rootKey, tbs),

@@ -6,6 +6,7 @@
  *      root byte-identical to one of `anchors` (ROOT_NOT_TRUSTED, CERT_*).
  *   2. Revocation when `crls` are given: every non-root PCK-chain certificate must be covered by a
  *      CRL of its issuer (TDX_CRL_MISSING), each CRL verified and current (CRL_*), CERT_REVOKED.
+ *      The collateral signers (step 6) are checked against the root's CRL the same way.
  *   3. QE report signature by the PCK leaf key, P-256/SHA-256 over the 384 raw QE-report bytes
  *      (TDX_QE_REPORT_SIGNATURE_INVALID). Without it the attestation key is not endorsed.
  *   4. QE report-data binding: REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes
@@ -185,32 +186,31 @@ export async function checkTdxQuoteSignatures(quote: TdxQuote): Promise<{
   return { qeReportSignatureValid, qeReportDataBindsAttestationKey, quoteSignatureValid };
 }
 
-async function checkRevocation(
-  chain: TdxQuote["pckChain"],
+/** Checks `cert` against the CRL of `issuer` among `crls`; one is required (TDX_CRL_MISSING). */
+async function checkAgainstCrls(
+  cert: Certificate,
+  issuer: Certificate,
+  role: string,
   crls: readonly Crl[],
   at: Date,
   acceptStale: boolean,
   warnings: string[],
 ): Promise<void> {
-  const roles = ["PCK leaf", "PCK CA"];
-  for (let i = 0; i < 2; i++) {
-    const cert = chain[i] as Certificate;
-    const issuer = chain[i + 1] as Certificate;
-    const crl = crls.find((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
-    if (crl === undefined) {
-      throw new VerifyError(
-        "TDX_CRL_MISSING",
-        `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${roles[i]} certificate)`,
-      );
-    }
-    let when = at;
-    if (acceptStale && crl.nextUpdate !== undefined && at > crl.nextUpdate) {
-      // Stale CRL explicitly accepted: revocation status as of the CRL's nextUpdate.
-      when = crl.nextUpdate;
-      warnings.push(`CRL from "${crl.issuer}" is stale (nextUpdate ${crl.nextUpdate.toISOString()})`);
-    }
-    await checkNotRevoked(cert, crl, issuer, when, roles[i] as string);
+  const crl = crls.find((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
+  if (crl === undefined) {
+    throw new VerifyError(
+      "TDX_CRL_MISSING",
+      `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${role} certificate)`,
+    );
   }
+  let when = at;
+  if (acceptStale && crl.nextUpdate !== undefined && at > crl.nextUpdate) {
+    // Stale CRL explicitly accepted: revocation status as of the CRL's nextUpdate.
+    when = crl.nextUpdate;
+    const warning = `CRL from "${crl.issuer}" is stale (nextUpdate ${crl.nextUpdate.toISOString()})`;
+    if (!warnings.includes(warning)) warnings.push(warning);
+  }
+  await checkNotRevoked(cert, crl, issuer, when, role);
 }
 
 function collateralInfo(
@@ -269,7 +269,10 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
 
   // 2. Revocation.
   const crls = options.crls?.map((c) => (c instanceof Uint8Array ? parseCrl(c) : c));
-  if (crls !== undefined) await checkRevocation(quote.pckChain, crls, at, acceptStale, warnings);
+  if (crls !== undefined) {
+    await checkAgainstCrls(leaf, ca, "PCK leaf", crls, at, acceptStale, warnings);
+    await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings);
+  }
 
   // 3-5. QE report signature, attestation-key binding, quote signature — in this order.
   const checks = await checkTdxQuoteSignatures(quote);
@@ -316,14 +319,22 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
   if (options.collateral?.tcbInfo !== undefined) {
     const doc = parseTdxTcbInfo(options.collateral.tcbInfo.json);
     const chain = parseIssuerChain(options.collateral.tcbInfo.issuerChain, "TDX TCB info");
-    tcbInfoInfo = collateralInfo(doc, await verifyTdxCollateralSignature(doc, chain, checkOptions));
+    const signed = await verifyTdxCollateralSignature(doc, chain, checkOptions);
+    if (crls !== undefined) {
+      await checkAgainstCrls(signed.signer, anchor.root, "TCB info signer", crls, at, acceptStale, warnings);
+    }
+    tcbInfoInfo = collateralInfo(doc, signed);
     noteRelaxed("TCB info", tcbInfoInfo);
     tcb = evaluateTdxTcb(quote, doc);
   }
   if (options.collateral?.qeIdentity !== undefined) {
     const doc = parseTdQeIdentity(options.collateral.qeIdentity.json);
     const chain = parseIssuerChain(options.collateral.qeIdentity.issuerChain, "TD QE identity");
-    const info = collateralInfo(doc, await verifyTdxCollateralSignature(doc, chain, checkOptions));
+    const signed = await verifyTdxCollateralSignature(doc, chain, checkOptions);
+    if (crls !== undefined) {
+      await checkAgainstCrls(signed.signer, anchor.root, "QE identity signer", crls, at, acceptStale, warnings);
+    }
+    const info = collateralInfo(doc, signed);
     noteRelaxed("QE identity", info);
     qeIdentity = { ...evaluateQeIdentity(quote.qeReport, doc), ...info };
   }

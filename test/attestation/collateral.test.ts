@@ -244,7 +244,7 @@ describe("an enclave's check of its own collateral", () => {
   });
   const at = new Date("2026-06-01T00:00:00Z");
   const anchors = { snp: [], tdx: insecureSimulatorAnchors().tdx };
-  const wire = (options: { revokePck?: boolean } = {}) =>
+  const wire = (options: { revokePck?: boolean; revokeTcbSigner?: boolean } = {}) =>
     tdxCollateralWire(
       insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date("2026-05-20T00:00:00Z"), ...options }),
     );
@@ -255,6 +255,10 @@ describe("an enclave's check of its own collateral", () => {
     expect(logged).toEqual([]);
     await checkOwnCollateral(quote, { tdx: wire({ revokePck: true }) }, at, (l) => logged.push(l), anchors);
     expect(logged.join("\n")).toContain("Intel's CRLs revoke a certificate of this platform's PCK chain");
+    // A revoked collateral signer is served and logged the same way (the directory has nothing newer).
+    logged.length = 0;
+    await checkOwnCollateral(quote, { tdx: wire({ revokeTcbSigner: true }) }, at, (l) => logged.push(l), anchors);
+    expect(logged.join("\n")).toMatch(/or of the collateral's signer \(TCB info signer certificate .* is revoked\)/);
     // ...but only once the rest of it verifies: a revoking CRL does not carry broken collateral in.
     const revoked = wire({ revokePck: true });
     const tampered = {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
+import type { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
   type InsecureSimulatedTdxCollateral,
@@ -203,6 +204,33 @@ describe("simulated quote + simulated collateral through the production verifier
     const other = issueInsecureSimulatedPckLeaf(h, { keyLabel: "PCK-other" });
     const q = simulateTdxQuote(h, { ...baseOptions(), pck: other });
     expect((await verify(revoked, { quote: q })).tcbStatus).toBe("UpToDate");
+  });
+
+  it("refuses collateral whose TCB signing certificate the root CA CRL revokes", async () => {
+    const revoked = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, revokeTcbSigner: true });
+    const rootCrl = parseCrl(revoked.crls[1] as Uint8Array);
+    expect([...rootCrl.revokedSerials]).toEqual([toHex(parseCertificate(revoked.tcbSigningCertificate).serialNumber)]);
+    const failed = await verify(revoked).then(
+      () => null,
+      (error: unknown) => error as AttestationError,
+    );
+    expect(failed?.code).toBe("CERT_REVOKED");
+    expect(failed?.message).toContain("TCB info signer certificate");
+    // QE identity alone (no TCB info) is signed by the same certificate: refused too.
+    const qeOnly = await verifyTdxQuote({
+      quote,
+      anchors,
+      at: AT,
+      collateral: { qeIdentity: revoked.qeIdentity },
+      crls: revoked.crls,
+    }).then(
+      () => null,
+      (error: unknown) => error as AttestationError,
+    );
+    expect(qeOnly?.message).toMatch(/QE identity signer certificate .* is revoked/);
+    // Without CRLs, the revocation cannot be seen: the same collateral verifies (not revocation-checked).
+    const unchecked = await verify(revoked, { crls: false });
+    expect(unchecked.revocationChecked).toBe(false);
   });
 
   it("refuses missing CRLs for a chain certificate", async () => {
