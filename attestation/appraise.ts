@@ -17,8 +17,9 @@
  *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
  *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
- *  - TDX: TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, TCB status,
- *    TEE_TCB_SVN                                                                TDX_*
+ *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
+ *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
+ *    MRSERVICETD, TCB status, TEE_TCB_SVN                                       TDX_*
  *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
@@ -29,7 +30,7 @@
  * policy for auditors.
  */
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
-import { bytesEqual, toHex } from "./bytes.ts";
+import { bytesEqual, isAllZero, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
 import {
   type AttestationPolicy,
@@ -186,8 +187,20 @@ function checkMaskedField(
   }
 }
 
+/** MRSERVICETD of a TDX 1.0 report, which has no such field: no service TD is bound. */
+const NO_SERVICE_TD = new Uint8Array(48);
+
 function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy): void {
   const body = evidence.quote.body;
+  // Intel's TDX module, whatever the policy: Intel signs its modules with MRSIGNERSEAM zero and
+  // SEAMATTRIBUTES zero (as its TCB info's tdxModule identity states). A module loaded under another
+  // signer or with debug SEAM attributes can report anything about the TD.
+  if (!isAllZero(body.mrSignerSeam)) {
+    push("MRSIGNERSEAM", "TDX_MODULE_NOT_INTEL", "all zero (a TDX module signed by Intel)", toHex(body.mrSignerSeam));
+  }
+  if (!isAllZero(body.seamAttributes)) {
+    push("SEAMATTRIBUTES", "TDX_MODULE_NOT_INTEL", "all zero (a production TDX module)", toHex(body.seamAttributes));
+  }
   if (evidence.debug && !policy.debugAllowed) {
     push("TDATTRIBUTES.DEBUG", "TDX_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
   }
@@ -221,6 +234,8 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   }
   checkPinned(push, policy.mrconfigid, body.mrConfigId, "MRCONFIGID", "TDX_MRCONFIGID_MISMATCH");
   checkPinned(push, policy.mrowner, body.mrOwner, "MROWNER", "TDX_MROWNER_MISMATCH");
+  checkPinned(push, policy.mrownerconfig, body.mrOwnerConfig, "MROWNERCONFIG", "TDX_MROWNERCONFIG_MISMATCH");
+  checkPinned(push, policy.mrservicetd, body.mrServiceTd ?? NO_SERVICE_TD, "MRSERVICETD", "TDX_MRSERVICETD_MISMATCH");
   if (!isSkip(policy.acceptedTcbStatuses)) {
     const rule = policy.acceptedTcbStatuses as
       | readonly string[]

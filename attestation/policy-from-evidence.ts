@@ -193,6 +193,9 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     rtmrs: [toHex(body.rtmrs[0]), toHex(body.rtmrs[1]), toHex(body.rtmrs[2]), toHex(body.rtmrs[3])],
     mrconfigid: toHex(body.mrConfigId),
     mrowner: toHex(body.mrOwner),
+    mrownerconfig: toHex(body.mrOwnerConfig),
+    // Zero (none bound) stays pinned as zero: a migration TD bound later could export the TD.
+    mrservicetd: toHex(body.mrServiceTd ?? new Uint8Array(48)),
     // With the collateral's evaluation as the oldest accepted: older collateral that is still within
     // its validity (a host replaying it after Intel's next TCB recovery) no longer passes.
     acceptedTcbStatuses:

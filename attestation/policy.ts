@@ -122,6 +122,14 @@ export const TdxPolicySchema = z.strictObject({
   mrconfigid: pinned48,
   /** Expected MROWNER. */
   mrowner: pinned48,
+  /** Expected MROWNERCONFIG (owner-defined configuration, set by the host at launch like MRCONFIGID). */
+  mrownerconfig: pinned48,
+  /**
+   * Expected MRSERVICETD (TDX 1.5): the measurement of the service TDs bound to this TD, e.g. a
+   * migration TD, which can export the TD's memory. All zero: none is bound. A TDX 1.0 report has no
+   * such field and no service TDs, so it compares as 48 zero bytes.
+   */
+  mrservicetd: pinned48,
   /**
    * Accepted converged TCB statuses; evidence without TCB-info collateral has no status and fails.
    * The object form also sets the oldest Intel TCB evaluation (`tcbEvaluationDataNumber` of the TCB

@@ -44,6 +44,8 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             rtmrs: [zero48, zero48, zero48, zero48],
             mrconfigid: zero48,
             mrowner: zero48,
+            mrownerconfig: zero48,
+            mrservicetd: zero48,
             // The simulated enclave serves collateral signed under the simulated Intel root: its
             // TCB status, QE identity and revocation are checked like a real TD's.
             acceptedTcbStatuses: ["UpToDate"],

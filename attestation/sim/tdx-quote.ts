@@ -52,6 +52,10 @@ export interface SimulatedTdxQuoteOptions {
    * binding). Default: SHA-256(attestation key ‖ QE auth data) ‖ 0³².
    */
   readonly insecureQeReportData?: Uint8Array;
+  /** MRSIGNERSEAM (48 bytes; default zero, Intel's module; rejection tests only). */
+  readonly insecureMrSignerSeam?: Uint8Array;
+  /** SEAMATTRIBUTES (8 bytes; default zero, a production module; rejection tests only). */
+  readonly insecureSeamAttributes?: Uint8Array;
   /** Override of the QE report's MRSIGNER (rejection tests only: a quoting enclave not Intel's). */
   readonly insecureQeMrSigner?: Uint8Array;
 }
@@ -87,7 +91,9 @@ export function simulateTdxQuote(
   const body = new Uint8Array(584);
   put(body, 0, options.teeTcbSvn ?? SIMULATED_TEE_TCB_SVN, 16, "TEE_TCB_SVN");
   put(body, 16, options.mrseam ?? drbg("MRSEAM", 48), 48, "MRSEAM");
-  // MRSIGNERSEAM (64) and SEAMATTRIBUTES (112) stay zero: an Intel-signed TDX module.
+  // MRSIGNERSEAM and SEAMATTRIBUTES zero: an Intel-signed production TDX module.
+  put(body, 64, options.insecureMrSignerSeam ?? new Uint8Array(48), 48, "MRSIGNERSEAM");
+  put(body, 112, options.insecureSeamAttributes ?? new Uint8Array(8), 8, "SEAMATTRIBUTES");
   put(body, 120, options.tdAttributes ?? SIMULATED_TD_ATTRIBUTES, 8, "TDATTRIBUTES");
   put(body, 128, options.xfam ?? SIMULATED_XFAM, 8, "XFAM");
   put(body, 136, options.mrtd, 48, "MRTD");

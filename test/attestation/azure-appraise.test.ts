@@ -319,6 +319,8 @@ function matchingTdxSkeleton(): NonNullable<AzurePolicy["tdx"]> {
     rtmrs: [SKIP, SKIP, SKIP, SKIP],
     mrconfigid: SKIP,
     mrowner: SKIP,
+    mrownerconfig: SKIP,
+    mrservicetd: SKIP,
     acceptedTcbStatuses: SKIP,
     minimumTeeTcbSvn: SKIP,
   };

@@ -40,6 +40,8 @@ function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): st
           rtmrs: [skip, skip, skip, skip],
           mrconfigid: skip,
           mrowner: skip,
+          mrownerconfig: skip,
+          mrservicetd: skip,
           acceptedTcbStatuses: skip,
           minimumTeeTcbSvn: skip,
         },

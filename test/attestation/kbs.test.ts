@@ -326,6 +326,8 @@ describe("key broker", () => {
           rtmrs: [zero, { skip: { reason: "t" } }, zero, zero],
           mrconfigid: zero,
           mrowner: zero,
+          mrownerconfig: zero,
+          mrservicetd: zero,
           acceptedTcbStatuses: { skip: { reason: "t" } },
           minimumTeeTcbSvn: { skip: { reason: "t" } },
         },

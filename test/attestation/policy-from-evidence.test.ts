@@ -120,6 +120,9 @@ describe("a policy from one deployment's verified evidence", () => {
     // MRSEAM changes with the cloud's TDX module updates: not pinned (the TCB SVN minimum is).
     expect(policy.tdx?.mrseam).toMatchObject({ skip: { reason: expect.stringContaining("module") } });
     expect(policy.tdx?.minimumTeeTcbSvn).toMatch(/^[0-9a-f]{32}$/);
+    // A TDX 1.0 quote: no service TD bound, pinned as zero (a migration TD bound later is refused).
+    expect(policy.tdx?.mrservicetd).toBe("00".repeat(48));
+    expect(policy.tdx?.mrownerconfig).toBe("00".repeat(48));
     expect(notes.join("\n")).toContain("RTMR0-3");
     expect(appraise(gcp, policy, noReportData(at)).ok).toBe(true);
 

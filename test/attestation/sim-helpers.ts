@@ -47,6 +47,8 @@ export function tdxPolicyJson(mrseam: string, overrides: Record<string, unknown>
     rtmrs: RTMRS.map((r) => toHex(r)),
     mrconfigid: toHex(new Uint8Array(48)),
     mrowner: toHex(new Uint8Array(48)),
+    mrownerconfig: toHex(new Uint8Array(48)),
+    mrservicetd: toHex(new Uint8Array(48)),
     acceptedTcbStatuses: skip("the simulator has no Intel TCB-info collateral"),
     minimumTeeTcbSvn: "03000500000000000000000000000000",
     ...overrides,

@@ -273,6 +273,31 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
       field: "MROWNER",
     },
     {
+      name: "wrong MROWNERCONFIG",
+      quote: () => ({ ...baseOptions(), mrownerconfig: new Uint8Array(48).fill(5) }),
+      code: "TDX_MROWNERCONFIG_MISMATCH",
+      field: "MROWNERCONFIG",
+    },
+    {
+      name: "MRSERVICETD pinned to a service TD, but a TDX 1.0 report has none (zero)",
+      quote: baseOptions,
+      policy: { mrservicetd: "ab".repeat(48) },
+      code: "TDX_MRSERVICETD_MISMATCH",
+      field: "MRSERVICETD",
+    },
+    {
+      name: "a TDX module not signed by Intel (MRSIGNERSEAM), whatever the policy",
+      quote: () => ({ ...baseOptions(), insecureMrSignerSeam: new Uint8Array(48).fill(6) }),
+      code: "TDX_MODULE_NOT_INTEL",
+      field: "MRSIGNERSEAM",
+    },
+    {
+      name: "a TDX module with SEAM attributes set (debug module), whatever the policy",
+      quote: () => ({ ...baseOptions(), insecureSeamAttributes: fromHex("0000000000000080") }),
+      code: "TDX_MODULE_NOT_INTEL",
+      field: "SEAMATTRIBUTES",
+    },
+    {
       name: "TCB status required but no collateral was verified",
       quote: baseOptions,
       policy: { acceptedTcbStatuses: ["UpToDate"] },

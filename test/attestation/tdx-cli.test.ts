@@ -178,6 +178,8 @@ describe("cloister verify-evidence --tee tdx", () => {
         rtmrs: [skip, skip, skip, skip],
         mrconfigid: skip,
         mrowner: skip,
+        mrownerconfig: skip,
+        mrservicetd: skip,
         acceptedTcbStatuses: ["UpToDate"],
         minimumTeeTcbSvn: skip,
       },

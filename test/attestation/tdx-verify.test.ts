@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
@@ -26,6 +27,7 @@ import {
   verifyTdxQuote,
 } from "../../attestation/tdx/verify.ts";
 import { parseCrl, parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
+import { policy, tdxPolicyJson } from "./sim-helpers.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -484,5 +486,31 @@ describe("TDX verification failures", () => {
     expect(await failure(verifyTdxQuote({ quote: q, anchors: INTEL_ROOTS, at, crls: [listed, CRLS[1]!] }))).toBe(
       "CERT_REVOKED",
     );
+  });
+});
+
+describe("MRSERVICETD of a real TDX 1.5 quote (quote-v5-trustee.bin, a service TD bound)", () => {
+  it("is compared with the policy: refused where none is pinned, accepted where it is", async () => {
+    const at = new Date("2024-06-01T00:00:00Z");
+    const v = await verifyTdxQuote({ quote: read("tdx/quote-v5-trustee.bin"), anchors: INTEL_ROOTS, at });
+    const b = v.quote.body;
+    const serviceTd = toHex(b.mrServiceTd ?? new Uint8Array(0));
+    expect(serviceTd).toMatch(/^383c87d3bbb047b2[0-9a-f]{80}$/);
+    const section = (mrservicetd: string) =>
+      tdxPolicyJson(toHex(b.mrSeam), {
+        xfam: { allowed: [toHex(b.xfam)] },
+        tdAttributes: { allowed: [toHex(b.tdAttributes)] },
+        mrtd: [toHex(b.mrTd)],
+        rtmrs: b.rtmrs.map((r) => toHex(r)),
+        mrconfigid: toHex(b.mrConfigId),
+        minimumTeeTcbSvn: toHex(b.teeTcbSvn),
+        mrservicetd,
+      });
+    const options = { now: at, expectedReportData: null };
+    const none = appraise(v, policy({ tdx: section("00".repeat(48)), trustSimulator: false }), options);
+    expect(none.violations).toEqual([
+      { field: "MRSERVICETD", code: "TDX_MRSERVICETD_MISMATCH", expected: "00".repeat(48), found: serviceTd },
+    ]);
+    expect(appraise(v, policy({ tdx: section(serviceTd), trustSimulator: false }), options).ok).toBe(true);
   });
 });
