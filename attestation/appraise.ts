@@ -15,7 +15,7 @@
  *  - the evidence was verified close to `now`                           VERIFICATION_TIME_SKEW
  *  - REPORT_DATA equals `expectedReportData`, unless the caller passes null — an explicit choice
  *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
- *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
+ *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB and LAUNCH_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
@@ -40,6 +40,7 @@ import {
   type SnpPolicy,
   type TdxPolicy,
 } from "./policy.ts";
+import type { SnpTcbVersion } from "./snp/parse.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
@@ -127,18 +128,11 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   }
   // REPORTED_TCB is the TCB the endorsement key certifies (verify.ts checked the certificate's SPLs
   // equal it), so its minimum also stops a host from reporting an older TCB to use an older VCEK.
-  const tcb = evidence.reportedTcb;
-  const min = policy.minimumTcb;
-  const components: [string, number, number][] = [
-    ["bootloader", tcb.bootloader, min.bootloader],
-    ["tee", tcb.tee, min.tee],
-    ["snp", tcb.snp, min.snp],
-    ["microcode", tcb.microcode, min.microcode],
-  ];
-  if (tcb.fmc !== null) components.unshift(["fmc", tcb.fmc, min.fmc]);
-  for (const [name, found, minimum] of components) {
-    if (found < minimum) push(`REPORTED_TCB.${name}`, "SNP_TCB_TOO_LOW", `>= ${minimum}`, String(found));
-  }
+  // LAUNCH_TCB is the firmware the guest was launched under: a guest started on vulnerable firmware
+  // and carried over a live firmware update may already be compromised, whatever it reports now.
+  // A component already too low in REPORTED_TCB is one violation, not two.
+  const low = checkTcbMinimum(push, evidence.reportedTcb, policy.minimumTcb, "REPORTED_TCB", "SNP_TCB_TOO_LOW");
+  checkTcbMinimum(push, r.launchTcb, policy.minimumTcb, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
   checkAllowList(push, policy.measurements, r.measurement, "MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED");
   checkPinned(push, policy.hostData, r.hostData, "HOST_DATA", "SNP_HOST_DATA_MISMATCH");
   checkAllowList(push, policy.idKeyDigests, r.idKeyDigest, "ID_KEY_DIGEST", "SNP_ID_KEY_DIGEST_NOT_ALLOWED");
@@ -189,6 +183,30 @@ function checkMaskedField(
 
 /** MRSERVICETD of a TDX 1.0 report, which has no such field: no service TD is bound. */
 const NO_SERVICE_TD = new Uint8Array(48);
+
+function checkTcbMinimum(
+  push: Push,
+  tcb: SnpTcbVersion,
+  min: SnpPolicy["minimumTcb"],
+  field: string,
+  code: string,
+  except: ReadonlySet<string> = new Set(),
+): Set<string> {
+  const components: [string, number, number][] = [
+    ["bootloader", tcb.bootloader, min.bootloader],
+    ["tee", tcb.tee, min.tee],
+    ["snp", tcb.snp, min.snp],
+    ["microcode", tcb.microcode, min.microcode],
+  ];
+  if (tcb.fmc !== null) components.unshift(["fmc", tcb.fmc, min.fmc]);
+  const low = new Set<string>();
+  for (const [name, found, minimum] of components) {
+    if (found >= minimum) continue;
+    low.add(name);
+    if (!except.has(name)) push(`${field}.${name}`, code, `>= ${minimum}`, String(found));
+  }
+  return low;
+}
 
 function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy): void {
   const body = evidence.quote.body;

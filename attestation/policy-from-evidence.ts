@@ -101,6 +101,15 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
     a.snp < b.snp ||
     a.microcode < b.microcode ||
     (a.fmc ?? 0) < (b.fmc ?? 0);
+  // The minimum applies to LAUNCH_TCB too (appraise.ts): a guest launched under older firmware than
+  // it reports would be refused by the very policy written from it.
+  const launch = r.launchTcb;
+  if (below(launch, tcb)) {
+    refuse(
+      "POLICY_INIT_LAUNCH_TCB",
+      `the guest was launched under older firmware (LAUNCH_TCB bootloader ${launch.bootloader}, tee ${launch.tee}, snp ${launch.snp}, microcode ${launch.microcode}${launch.fmc === null ? "" : `, fmc ${launch.fmc}`}) than it reports (REPORTED_TCB ${tcb.bootloader}, ${tcb.tee}, ${tcb.snp}, ${tcb.microcode}${tcb.fmc === null ? "" : `, ${tcb.fmc}`}): relaunch it on the current firmware, then run policy init again`,
+    );
+  }
   if (below(tcb, committed) || below(tcb, r.currentTcb)) {
     notes.push(
       `REPORTED_TCB is below the TCB this machine runs (committed: bootloader ${committed.bootloader}, tee ${committed.tee}, snp ${committed.snp}, microcode ${committed.microcode}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,

@@ -55,7 +55,10 @@ export const SnpPolicySchema = z.strictObject({
   smtAllowed: z.boolean(),
   /** Accepted VMPL values (0 = the most privileged level, where the enclave runs without a paravisor). */
   allowedVmpls: z.array(z.int().min(0).max(3)).min(1),
-  /** Minimum REPORTED_TCB components (the TCB the VCEK/VLEK certifies). `fmc` applies to Turin only. */
+  /**
+   * Minimum TCB components of REPORTED_TCB (the TCB the VCEK/VLEK certifies) and of LAUNCH_TCB (the
+   * firmware the guest was launched under). `fmc` applies to Turin only.
+   */
   minimumTcb: z.strictObject({ bootloader: u8, tee: u8, snp: u8, microcode: u8, fmc: u8 }),
   /** Allowed launch MEASUREMENT values (48 bytes each). */
   measurements: allowList48,

@@ -32,6 +32,8 @@ export interface SimulatedSnpReportOptions {
   readonly hostData?: Uint8Array;
   /** TCB_VERSION written to CURRENT/REPORTED/COMMITTED/LAUNCH_TCB (default: the signer's TCB). */
   readonly tcb?: bigint;
+  /** LAUNCH_TCB only (default `tcb`): a guest launched under older firmware than it now reports. */
+  readonly launchTcb?: bigint;
   /** Report VERSION (default 5). */
   readonly version?: 3 | 5;
   readonly guestSvn?: number;
@@ -105,7 +107,7 @@ export function simulateSnpReport(
   out[O.COMMITTED_BUILD] = 23;
   out[O.COMMITTED_MINOR] = 55;
   out[O.COMMITTED_MAJOR] = 1;
-  view.setBigUint64(O.LAUNCH_TCB, tcb, true);
+  view.setBigUint64(O.LAUNCH_TCB, options.launchTcb ?? tcb, true);
   // Version 5 mitigation vectors stay zero (no mitigations reported).
   signSnpReportInPlace(out, signer);
   return out;

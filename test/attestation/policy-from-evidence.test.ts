@@ -215,6 +215,17 @@ describe("a policy from one deployment's verified evidence", () => {
       }).policy.snp?.migrationAgentAllowed,
     ).toBe(true);
 
+    // Launched under older firmware than it reports: the policy written from it would refuse it.
+    const relaunched = {
+      ...gcp,
+      report: { ...gcp.report, launchTcb: { ...gcp.report.launchTcb, microcode: gcp.reportedTcb.microcode - 1 } },
+    } as unknown as VerifiedSnpReport;
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", relaunched), { allowSimulator: false }),
+    ).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_LAUNCH_TCB", message: expect.stringContaining("microcode 221") }),
+    );
+
     const azure = { ...asDocumentEvidence("sev-snp", gcp), type: "azure-snp" } as VerifiedDocumentEvidence;
     expect(() => attestationPolicyFromEvidence(azure, { allowSimulator: false })).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_UNSUPPORTED" }),

@@ -382,6 +382,12 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       field: "REPORTED_TCB.snp",
     },
     {
+      name: "guest launched under firmware below the minimum (LAUNCH_TCB), though it reports a current TCB",
+      report: () => ({ ...baseOptions(), launchTcb: 0xda18000000000004n }), // microcode 218 < 219
+      code: "SNP_LAUNCH_TCB_TOO_LOW",
+      field: "LAUNCH_TCB.microcode",
+    },
+    {
       name: "HOST_DATA not the pinned value",
       report: () => ({ ...baseOptions(), hostData: new Uint8Array(32).fill(1) }),
       code: "SNP_HOST_DATA_MISMATCH",
