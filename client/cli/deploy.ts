@@ -16,8 +16,18 @@ import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { ModelError } from "../../models/errors.ts";
 import { sha256File } from "../../models/hash.ts";
-import { generateModelKey, type ModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
+import {
+  generateModelKey,
+  type ModelKey,
+  modelKeyFromJwk,
+  modelKeyToJwk,
+  readSealedModelHeader,
+  type SealedModelExpectation,
+  sealModelFile,
+  unsealModelFile,
+} from "../../models/sealed.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
@@ -56,6 +66,29 @@ async function exists(path: string): Promise<boolean> {
 async function writePrivate(path: string, text: string): Promise<void> {
   await writeFile(path, text, { mode: 0o600 });
   await chmod(path, 0o600);
+}
+
+/**
+ * The sealed tiny model an earlier run left at `path`, if it is one: sealed under `modelKey` and
+ * decrypting (every chunk authenticated, into `scratch`, removed by the caller) to the tiny model.
+ * Null when there is none or it is anything else, and it is to be sealed anew.
+ */
+async function reusableSealedModel(
+  path: string,
+  scratch: string,
+  modelKey: ModelKey,
+): Promise<SealedModelExpectation | null> {
+  if (!(await exists(path))) return null;
+  try {
+    const header = await readSealedModelHeader(path);
+    if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) return null;
+    const expected = { sha256: await sha256File(path), sizeBytes: (await stat(path)).size, keyId: header.keyId };
+    await unsealModelFile(path, scratch, modelKey, expected);
+    return expected;
+  } catch (error) {
+    if (error instanceof ModelError) return null;
+    throw error;
+  }
 }
 
 /** Makes (or reuses) everything a simulated deployment needs under `dir`. */
@@ -118,14 +151,21 @@ export async function prepareDeployment(options: {
     }
     modelFilePath = join(dir, "models", "tiny.gguf.sealed");
     // As in a real deployment, only the sealed file stays on disk: the plaintext exists while it is
-    // sealed (the tiny model is public and rebuilt in a moment), and one an earlier run without
-    // sealing left is removed.
+    // sealed or checked (the tiny model is public and rebuilt in a moment), and one an earlier run
+    // without sealing left is removed.
     const plaintext = join(dir, "models", `.tiny.gguf.${process.pid}.plain`);
-    let sealed: Awaited<ReturnType<typeof sealModelFile>>;
+    let sealed: SealedModelExpectation;
     try {
-      options.progress("making the tiny model (deterministic, offline) and sealing it");
-      await makeTinyModel(plaintext);
-      sealed = await sealModelFile(plaintext, modelFilePath, modelKey);
+      // Sealing draws a fresh nonce, so a resealed file has a new digest, and with it the manifest
+      // and the client policy: the sealed file of an earlier run is kept when it still opens under
+      // this key to the tiny model, so policies copied elsewhere (a running proxy) keep working.
+      const kept = await reusableSealedModel(modelFilePath, plaintext, modelKey);
+      if (kept !== null) sealed = kept;
+      else {
+        options.progress("making the tiny model (deterministic, offline) and sealing it");
+        await makeTinyModel(plaintext);
+        sealed = await sealModelFile(plaintext, modelFilePath, modelKey);
+      }
     } finally {
       await rm(plaintext, { force: true });
     }

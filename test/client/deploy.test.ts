@@ -1,0 +1,67 @@
+/**
+ * `cloister up`'s local deployment files: a restart keeps the sealed model, and with it the manifest
+ * and the client policy, so a policy copied elsewhere (a running proxy, a web page) stays valid.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { prepareDeployment } from "../../client/cli/deploy.ts";
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function prepare(dir: string) {
+  const progress: string[] = [];
+  const files = await prepareDeployment({
+    dir,
+    tee: "sim-snp",
+    threads: 1,
+    progress: (line) => progress.push(line),
+    sealedModel: true,
+  });
+  const sealed = await readFile(files.modelPath);
+  return {
+    files,
+    progress,
+    policy: await readFile(files.policyPath, "utf8"),
+    sealedSha256: createHash("sha256").update(sealed).digest("hex"),
+  };
+}
+
+describe("prepareDeployment (cloister up) across restarts", () => {
+  it("keeps the sealed model, so the client policy stays the same", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(dir);
+    const first = await prepare(dir);
+    expect(first.progress.join("\n")).toContain("sealing it");
+    const second = await prepare(dir);
+    expect(second.progress.join("\n")).not.toContain("sealing it");
+    expect(second.sealedSha256).toBe(first.sealedSha256);
+    expect(second.policy).toBe(first.policy);
+    expect(JSON.parse(second.policy).manifest.allowedModelDigests).toEqual([first.sealedSha256]);
+  });
+
+  it("seals anew when the kept file does not open under the model key to the tiny model", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(dir);
+    const first = await prepare(dir);
+    // One byte of the ciphertext changed: a chunk fails authentication.
+    const sealed = await readFile(first.files.modelPath);
+    sealed[sealed.length - 20] ^= 1;
+    await writeFile(first.files.modelPath, sealed);
+    const damaged = await prepare(dir);
+    expect(damaged.progress.join("\n")).toContain("sealing it");
+    expect(damaged.sealedSha256).not.toBe(first.sealedSha256);
+    // A new model key (the old one removed): the kept file is not under it.
+    await rm(join(dir, "kbs", "model-key.jwk"));
+    const rekeyed = await prepare(dir);
+    expect(rekeyed.progress.join("\n")).toContain("sealing it");
+    expect(rekeyed.sealedSha256).not.toBe(damaged.sealedSha256);
+    // And the next restart keeps that one.
+    expect((await prepare(dir)).sealedSha256).toBe(rekeyed.sealedSha256);
+  });
+});
