@@ -84,6 +84,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   const reason = await Promise.race([signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
   await deployment.stop();
+  say("stopped: every process it started has exited");
   if (reason.endsWith("exited")) process.exitCode = 1;
 }
 

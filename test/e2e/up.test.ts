@@ -1,0 +1,78 @@
+/**
+ * `cloister up` as a user runs it: it starts the key broker, the enclave and the host, says where
+ * they are, serves attested answers, and on SIGTERM stops all three and exits 0. Started again on
+ * the same directory, it writes the same client policy (the sealed model is kept), so a client
+ * holding the policy from the first run verifies the second.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CLI, runCloister } from "../helpers/cli.ts";
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts `cloister up` on free ports; resolves with its host URL once it says it is up. */
+async function up(dir: string) {
+  const child = spawn(
+    process.execPath,
+    [CLI, "up", "--dir", dir, "--host-port", "0", "--enclave-port", "0", "--kbs-port", "0", "--threads", "1"],
+    { cwd: dir },
+  );
+  children.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!stdout.includes("Stop with Ctrl-C.") && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = /host URL {5}(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+  if (url === undefined) throw new Error(`cloister up did not come up: ${stdout}\n${stderr}`);
+  return { child, url, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe("cloister up", () => {
+  it("serves attested answers, stops everything on SIGTERM, and keeps its policy across a restart", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-"));
+    dirs.push(dir);
+    const first = await up(dir);
+    const policyPath = join(dir, "policy.json");
+    const connection = (url: string) => ["--url", url, "--policy", policyPath, "--api-key-file", join(dir, "api-key")];
+    const firstPolicy = await readFile(policyPath, "utf8");
+    expect(first.output().stdout).toMatch(/Cloister is up \(SIMULATED sim-snp/);
+    expect(first.output().stderr).toContain("sealing it");
+    const chat = await runCloister(["chat", ...connection(first.url), "--max-tokens", "4", "Hello"], { cwd: dir });
+    expect(chat.code).toBe(0);
+    expect(chat.stdout.length).toBeGreaterThan(0);
+
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    expect(first.output().stderr).toContain("shutting down (SIGTERM)");
+    expect(first.output().stderr).toContain("stopped: every process it started has exited");
+    // Nothing listens at the old address any more.
+    const gone = await runCloister(["attest", ...connection(first.url)], { cwd: dir });
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toContain("cannot reach the host");
+
+    const second = await up(dir);
+    try {
+      expect(await readFile(policyPath, "utf8")).toBe(firstPolicy);
+      expect(second.output().stderr).not.toContain("sealing it");
+      const attest = await runCloister(["attest", ...connection(second.url), "--json"], { cwd: dir });
+      expect(attest.code).toBe(0);
+      expect(JSON.parse(attest.stdout)).toMatchObject({ simulated: true });
+    } finally {
+      second.child.kill("SIGTERM");
+    }
+    expect(await second.exited).toBe(0);
+  });
+});
