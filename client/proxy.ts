@@ -5,12 +5,21 @@
  * machine only sealed to an attested enclave, and every answer frame is authenticated before a
  * byte of it reaches the app.
  *
- * Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both with `stream`),
- * GET /healthz. Local callers present a bearer token (the proxy's own, not the host's API key, which
- * stays in the proxy). The model name must be the attested model's; parameters the enclave cannot
- * honour (n > 1, tools, logprobs, JSON modes) are refused rather than ignored. Errors use OpenAI's
- * shape `{error: {message, type, param, code}}`; attestation, integrity and configuration failures
- * carry `x-should-retry: false` so SDKs do not retry them.
+ * Routes: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/completions (both
+ * with `stream`), GET /healthz; another method on one of them is a 405 with `allow`. Local callers
+ * present a bearer token (the proxy's own, not the host's API key, which stays in the proxy). The
+ * model name must be the attested model's; parameters the enclave cannot honour (n > 1, tools,
+ * logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
+ * and a prompt over the model's context size is OpenAI's context_length_exceeded. Errors use
+ * OpenAI's shape `{error: {message, type, param, code}}`; attestation, integrity and configuration
+ * failures carry `x-should-retry: false` so SDKs do not retry them.
+ *
+ * Each answer carries an extra `cloister` field: the enclave's signed receipt and the audit
+ * record's `requestIdHash`, never the audit *opening* (the SDK's `audit.opening`). The opening is
+ * the requester's secret: with it and the host's stored audit log anyone can test guesses of the
+ * prompt, and apps commonly log raw responses. `requestIdHash` is a hash of 16 random bytes (it
+ * only names the record); the receipt holds hashes of this request (salted by its random id) and of
+ * the answer that travels beside it.
  *
  * The proxy logs method, path, status and duration only: never a prompt, an answer or a token.
  */
@@ -53,6 +62,17 @@ class ProxyError extends Error {
 const invalid = (param: string, message: string, code = "invalid_value") =>
   new ProxyError(400, "invalid_request_error", code, message, param, false);
 
+/** Another model than the attested one was named (in a request body or GET /v1/models/{id}). */
+const modelNotFound = (model: string, found: string) =>
+  new ProxyError(
+    404,
+    "invalid_request_error",
+    "model_not_found",
+    `model: this proxy serves only the attested model ${JSON.stringify(model)}, found ${JSON.stringify(found.slice(0, 200))}`,
+    "model",
+    false,
+  );
+
 /** The model id apps must send: the attested service and model file, e.g. "cloister-dev/tiny.gguf". */
 export function attestedModelId(session: Session): string {
   const { service, model } = session.enclave.manifest;
@@ -75,6 +95,19 @@ function fromClientError(error: ClientError): ProxyError {
     case "policy":
       return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
     case "transport": {
+      // The engine's own refusal of a prompt over the model's context size (a sealed error frame
+      // with this code, no detail): OpenAI clients know it as context_length_exceeded. A policy
+      // rule's maxPromptTokens limit is a POLICY_BLOCKED like any other rule (kept as is).
+      if (error.code === "PROMPT_TOO_LONG") {
+        return new ProxyError(
+          400,
+          "invalid_request_error",
+          "context_length_exceeded",
+          "the prompt is longer than the attested model's context size (the enclave refused it: PROMPT_TOO_LONG)",
+          null,
+          false,
+        );
+      }
       // The host's request limit: the same request would be refused again, so it is not retried.
       if (error.code === "BODY_TOO_LARGE") {
         return new ProxyError(413, "invalid_request_error", "request_too_large", error.message, null, false);
@@ -218,6 +251,22 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
   };
 }
 
+/**
+ * Refuses keys of a message or content part other than those the proxy honours (a null value counts
+ * as absent, as for top-level parameters): `name`, `tool_calls`, `cache_control`… would otherwise
+ * be dropped without the app knowing.
+ */
+function refuseUnknownKeys(value: Json, honoured: readonly string[], where: string): void {
+  for (const [key, v] of Object.entries(value)) {
+    if (v === null || honoured.includes(key)) continue;
+    throw invalid(
+      `${where}.${key}`,
+      `${where}.${key}: not supported by this proxy (only ${honoured.join(" and ")} are honoured)`,
+      "unsupported_parameter",
+    );
+  }
+}
+
 const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
   system: "system",
   developer: "system",
@@ -238,6 +287,7 @@ function chatMessages(value: unknown): ChatMessage[] {
         `messages[${i}].role: expected system, developer, user or assistant, found ${JSON.stringify(message.role)}`,
       );
     }
+    refuseUnknownKeys(message, ["role", "content"], `messages[${i}]`);
     const content = message.content;
     if (typeof content === "string") return { role, content };
     if (Array.isArray(content)) {
@@ -250,12 +300,25 @@ function chatMessages(value: unknown): ChatMessage[] {
             "unsupported_parameter",
           );
         }
+        refuseUnknownKeys(part, ["type", "text"], `messages[${i}].content[${j}]`);
         return part.text;
       });
       return { role, content: parts.join("") };
     }
     throw invalid(`messages[${i}].content`, `messages[${i}].content: expected a string or an array of text parts`);
   });
+}
+
+/**
+ * The extra `cloister` field of an answer: the enclave's signed receipt (already checked by the
+ * SDK) and the audit record's requestIdHash, so the app can keep both. Never the audit opening: see
+ * the module comment.
+ */
+function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
+  return {
+    receipt: event.receipt,
+    audit: event.audit === null ? null : { requestIdHash: event.audit.requestIdHash },
+  };
 }
 
 // --- the app ----------------------------------------------------------------------------------------
@@ -340,12 +403,17 @@ export function createProxyApp(options: ProxyOptions): Hono {
     }),
   );
 
-  app.get("/v1/models", async (c) =>
-    c.json({
-      object: "list",
-      data: [{ id: await verifiedModelId(session), object: "model", created: 0, owned_by: "cloister (attested)" }],
-    }),
-  );
+  const modelObject = (id: string) => ({ id, object: "model", created: 0, owned_by: "cloister (attested)" });
+  app.get("/v1/models", async (c) => c.json({ object: "list", data: [modelObject(await verifiedModelId(session))] }));
+  // The id has a slash ("cloister-dev/tiny.gguf"): sent as it is, or encoded (%2F, as the openai SDK does).
+  app.get("/v1/models/:id{.+}", async (c) => {
+    const model = await verifiedModelId(session);
+    const id = c.req.param("id");
+    if (id !== model) {
+      throw modelNotFound(model, id);
+    }
+    return c.json(modelObject(model));
+  });
 
   const readBody = async (req: { json(): Promise<unknown> }): Promise<Json> => {
     let value: unknown;
@@ -356,18 +424,25 @@ export function createProxyApp(options: ProxyOptions): Hono {
     }
     const body = objectBody(value);
     const model = await verifiedModelId(session);
-    if (body.model !== model) {
-      throw new ProxyError(
-        404,
-        "invalid_request_error",
-        "model_not_found",
-        `model: this proxy serves only the attested model ${JSON.stringify(model)}, found ${JSON.stringify(body.model)}`,
+    if (body.model === undefined || body.model === null) {
+      throw invalid(
         "model",
-        false,
+        `model: required, expected the attested model ${JSON.stringify(model)}`,
+        "missing_required_parameter",
       );
+    }
+    if (typeof body.model !== "string") {
+      throw invalid("model", `model: expected a string (the attested model ${JSON.stringify(model)})`);
+    }
+    if (body.model !== model) {
+      throw modelNotFound(model, body.model);
     }
     if (body.stream !== undefined && typeof body.stream !== "boolean") {
       throw invalid("stream", "stream: expected a boolean");
+    }
+    // As OpenAI: stream_options means nothing without stream, so it is refused rather than ignored.
+    if (body.stream_options !== undefined && body.stream_options !== null && body.stream !== true) {
+      throw invalid("stream_options", "stream_options: only allowed when stream is true");
     }
     return body;
   };
@@ -413,8 +488,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
           model,
           choices: [choice],
           usage: usageOf(event.usage),
-          // The enclave's signed receipt, already checked by the SDK (an extra field OpenAI clients ignore).
-          cloister: { receipt: event.receipt, audit: event.audit },
+          // An extra field OpenAI clients ignore (see cloisterField).
+          cloister: cloisterField(event),
         });
       }
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
@@ -482,7 +557,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
             kind === "chat"
               ? { index: 0, delta: {}, finish_reason: event.finishReason }
               : { index: 0, text: "", finish_reason: event.finishReason };
-          out.enqueue(sse(chunk(last, null, { cloister: { receipt: event.receipt, audit: event.audit } })));
+          out.enqueue(sse(chunk(last, null, { cloister: cloisterField(event) })));
           if (includeUsage) {
             out.enqueue(
               sse(
@@ -529,6 +604,28 @@ export function createProxyApp(options: ProxyOptions): Hono {
     const generation = generationOptions(body, "completions");
     return respond(c, "text", body, (signal) => session.completeStream(prompt, { ...generation, signal }));
   });
+
+  // A known route with another method: 405 naming the methods it takes (after auth, as any /v1 route).
+  const routes: readonly [string, string][] = [
+    ["/healthz", "GET, HEAD"],
+    ["/v1/models", "GET, HEAD"],
+    ["/v1/models/:id{.+}", "GET, HEAD"],
+    ["/v1/chat/completions", "POST"],
+    ["/v1/completions", "POST"],
+  ];
+  for (const [path, allow] of routes) {
+    app.all(path, (c) => {
+      c.header("allow", allow);
+      throw new ProxyError(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+        `method ${c.req.method} is not allowed on ${c.req.path} (expected ${allow})`,
+        null,
+        false,
+      );
+    });
+  }
 
   return app;
 }

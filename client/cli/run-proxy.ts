@@ -4,9 +4,10 @@ import { constants } from "node:fs";
 import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
+import { parseClientPolicy, policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { loopbackListenError, UsageError } from "./output.ts";
+import { loopbackListenError, readOptionFile, UsageError } from "./output.ts";
 import { describeEnclave, open } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
@@ -90,13 +91,18 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
 
 export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   // Verify before listening: an enclave that fails attestation never gets a proxy in front of it.
-  const session = await open(options);
+  const policy = parseClientPolicy(await readOptionFile(options.policy, "--policy"));
+  const session = await open(options, policy);
   const { token, created } = await localToken(options.tokenFile);
   const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });
   const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
     throw loopbackListenError(options.port, error);
   });
   process.stderr.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
+  // What the policy lets through beyond known images, as `cloister attest` says it.
+  for (const warning of policyRisks(policy, "is sent your prompts")) {
+    process.stderr.write(`WARNING: policy: ${warning}\n`);
+  }
   // Signals are handled before it says it listens: whoever reads that may stop it at once.
   const signalled = waitForSignal();
   process.stdout.write(

@@ -2,11 +2,13 @@
  * The OpenAI-compatible proxy (client/proxy.ts) over a session attested to an in-process enclave
  * with a scripted engine: failures before the first token are HTTP errors in OpenAI's shape; a
  * failure mid-stream is an error event and never `[DONE]`; malformed or unsupported requests are
- * refused naming the parameter. (With the real `openai` SDK and a real deployment:
+ * refused naming the parameter; answers never carry the audit opening; OpenAI's model, method and
+ * context-length errors. (With the real `openai` SDK and a real deployment:
  * test/e2e/proxy.test.ts.)
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
+import type { ChatEvent, Session } from "../../client/sdk.ts";
 import { usage } from "../enclave/helpers.ts";
 import { closeServers, connectTo, type Script, serve } from "./helpers.ts";
 
@@ -14,10 +16,12 @@ afterEach(closeServers);
 
 const TOKEN = "local-token-0123456789abcdef0123456789";
 
-async function proxyFor(script?: Script) {
+async function proxyFor(script?: Script, wrap: (session: Session) => Session = (s) => s) {
   const { session } = await connectTo(script === undefined ? {} : { script });
   const log: string[] = [];
-  const url = await serve(createProxyApp({ session, token: TOKEN, log: (line) => log.push(line) }).fetch);
+  const url = await serve(
+    createProxyApp({ session: wrap(session), token: TOKEN, log: (line) => log.push(line) }).fetch,
+  );
   const model = attestedModelId(session);
   const post = (path: string, body: unknown, token = TOKEN) =>
     fetch(`${url}${path}`, {
@@ -25,7 +29,44 @@ async function proxyFor(script?: Script) {
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
-  return { url, model, post, log };
+  const get = (path: string, init: RequestInit = {}) =>
+    fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}` } });
+  return { url, model, post, get, log };
+}
+
+/** The session, with every done event its chat and completeStream hand the proxy kept in `done`. */
+function tapDoneEvents(done: Extract<ChatEvent, { type: "done" }>[]) {
+  const tap = (events: AsyncGenerator<ChatEvent>) =>
+    (async function* () {
+      for await (const event of events) {
+        if (event.type === "done") done.push(event);
+        yield event;
+      }
+    })();
+  return (session: Session): Session =>
+    new Proxy(session, {
+      get(target, name) {
+        if (name === "chat") {
+          return (...args: Parameters<Session["chat"]>) => tap(target.chat(...args));
+        }
+        if (name === "completeStream") {
+          return (...args: Parameters<Session["completeStream"]>) => tap(target.completeStream(...args));
+        }
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+}
+
+/**
+ * An engine error that keeps its code: ScriptedEngine stamps GENERATION_FAILED on what it throws,
+ * and this is what enclave/engine.ts throws for a prompt over the model's context size.
+ */
+class PromptTooLong extends Error {
+  get code(): string {
+    return "PROMPT_TOO_LONG";
+  }
+  set code(_stamped: string) {}
 }
 
 /** Reads a body to its end, or to the point where the transfer was cut. */
@@ -48,6 +89,125 @@ const ask = (model: string, extra: Record<string, unknown> = {}) => ({
   model,
   messages: [{ role: "user", content: "hello" }],
   ...extra,
+});
+
+describe("proxy: the cloister field of an answer", () => {
+  it("carries the receipt and the audit requestIdHash, never the audit opening (JSON and SSE)", async () => {
+    const done: Extract<ChatEvent, { type: "done" }>[] = [];
+    const { model, post } = await proxyFor(undefined, tapDoneEvents(done));
+    const answers = [
+      ["/v1/chat/completions", ask(model)],
+      ["/v1/chat/completions", ask(model, { stream: true, stream_options: { include_usage: true } })],
+      ["/v1/completions", { model, prompt: "hi" }],
+      ["/v1/completions", { model, prompt: "hi", stream: true }],
+    ] as const satisfies readonly (readonly [string, Record<string, unknown>])[];
+    for (const [path, body] of answers) {
+      const response = await post(path, body);
+      expect(response.status).toBe(200);
+      const bytes = await response.text();
+      // The SDK did get an opening from the enclave for this answer: it must not reach the app.
+      const event = done.at(-1)!;
+      expect(event.audit?.opening).toMatch(/^[0-9a-f]{64}$/);
+      expect(bytes).not.toContain(event.audit!.opening);
+      expect(bytes).not.toContain("opening");
+      const last = "stream" in body ? bytes.split("\n\n").find((e) => e.includes('"cloister"'))! : bytes;
+      expect(JSON.parse(last.replace(/^data: /, ""))).toMatchObject({
+        cloister: { receipt: event.receipt, audit: { requestIdHash: event.audit!.requestIdHash } },
+      });
+    }
+    expect(done).toHaveLength(answers.length);
+  });
+});
+
+describe("proxy: OpenAI's routes and errors", () => {
+  it("GET /v1/models/{id}: the model /v1/models lists (id sent as it is or %2F-encoded), else model_not_found", async () => {
+    const { model, get } = await proxyFor();
+    const listed = ((await (await get("/v1/models")).json()) as { data: unknown[] }).data[0];
+    for (const id of [model, encodeURIComponent(model)]) {
+      const response = await get(`/v1/models/${id}`);
+      expect(response.status, id).toBe(200);
+      expect(await response.json()).toEqual(listed);
+    }
+    const other = await get("/v1/models/gpt-4o");
+    expect(other.status).toBe(404);
+    expect(await other.json()).toEqual({
+      error: {
+        type: "invalid_request_error",
+        code: "model_not_found",
+        param: "model",
+        message: `model: this proxy serves only the attested model ${JSON.stringify(model)}, found "gpt-4o"`,
+      },
+    });
+  });
+
+  it("a request without model is a 400 naming the missing field, not a 404 about undefined", async () => {
+    const { post } = await proxyFor();
+    for (const body of [{ messages: [{ role: "user", content: "hi" }] }, { model: null, prompt: "hi" }]) {
+      const path = "prompt" in body ? "/v1/completions" : "/v1/chat/completions";
+      const response = await post(path, body);
+      expect(response.status).toBe(400);
+      const { error } = (await response.json()) as { error: { message: string } };
+      expect(error).toMatchObject({
+        type: "invalid_request_error",
+        code: "missing_required_parameter",
+        param: "model",
+      });
+      expect(error.message).not.toContain("undefined");
+    }
+    const notString = await post("/v1/chat/completions", { model: 7, messages: [{ role: "user", content: "hi" }] });
+    expect(notString.status).toBe(400);
+    expect(await notString.json()).toMatchObject({ error: { code: "invalid_value", param: "model" } });
+  });
+
+  it("stream_options without stream is refused, as OpenAI does", async () => {
+    const { model, post } = await proxyFor();
+    for (const stream of [undefined, false]) {
+      const response = await post(
+        "/v1/chat/completions",
+        ask(model, { stream, stream_options: { include_usage: true } }),
+      );
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "invalid_value", param: "stream_options" },
+      });
+    }
+    const nulled = await post("/v1/chat/completions", ask(model, { stream_options: null }));
+    expect(nulled.status).toBe(200);
+  });
+
+  it("a known route with another method is a 405 with allow, in OpenAI's shape", async () => {
+    const { get, post } = await proxyFor();
+    const cases: [() => Promise<Response>, string][] = [
+      [() => get("/v1/chat/completions"), "POST"],
+      [() => get("/v1/completions"), "POST"],
+      [() => get("/v1/chat/completions", { method: "PUT" }), "POST"],
+      [() => post("/v1/models", {}), "GET, HEAD"],
+      [() => get("/v1/models/x", { method: "DELETE" }), "GET, HEAD"],
+      [() => post("/healthz", {}), "GET, HEAD"],
+    ];
+    for (const [send, allow] of cases) {
+      const response = await send();
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")).toBe(allow);
+      expect(await response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "method_not_allowed", param: null },
+      });
+    }
+    expect((await get("/v1/models", { method: "HEAD" })).status).toBe(200);
+    expect((await get("/v1/nothing")).status).toBe(404);
+  });
+
+  it("the enclave's PROMPT_TOO_LONG is a 400 context_length_exceeded, not retried (stream or not)", async () => {
+    const { model, post } = await proxyFor([new PromptTooLong("prompt: expected fewer than 2048 tokens")]);
+    for (const stream of [false, true]) {
+      const response = await post("/v1/chat/completions", ask(model, { stream }));
+      expect(response.status).toBe(400);
+      expect(response.headers.get("x-should-retry")).toBe("false");
+      expect(await response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "context_length_exceeded" },
+      });
+    }
+  });
 });
 
 describe("proxy: a session whose re-verification failed", () => {
@@ -179,6 +339,30 @@ describe("proxy: failures", () => {
       [ask(model, { logprobs: true }), 400, "unsupported_parameter", "logprobs"],
       [ask(model, { response_format: { type: "json_object" } }), 400, "unsupported_parameter", "response_format"],
       [ask(model, { stream: "yes" }), 400, "invalid_value", "stream"],
+      [
+        { model, messages: [{ role: "user", content: "x", name: "bob" }] },
+        400,
+        "unsupported_parameter",
+        "messages[0].name",
+      ],
+      [
+        {
+          model,
+          messages: [
+            { role: "system", content: "x" },
+            { role: "assistant", content: "y", tool_calls: [] },
+          ],
+        },
+        400,
+        "unsupported_parameter",
+        "messages[1].tool_calls",
+      ],
+      [
+        { model, messages: [{ role: "user", content: [{ type: "text", text: "x", cache_control: {} }] }] },
+        400,
+        "unsupported_parameter",
+        "messages[0].content[0].cache_control",
+      ],
       [ask("other"), 404, "model_not_found", "model"],
     ];
     for (const [body, status, code, param] of cases) {
@@ -237,6 +421,12 @@ describe("proxy: failures", () => {
     expect(neutral.status).toBe(200);
     const chat = await post("/v1/chat/completions", ask(model, { tools: null, presence_penalty: 0, store: false }));
     expect(chat.status).toBe(200);
+    // A message key the proxy does not honour is accepted only as null (as top-level parameters are).
+    const nullName = await post("/v1/chat/completions", {
+      model,
+      messages: [{ role: "user", content: "hi", name: null }],
+    });
+    expect(nullName.status).toBe(200);
   });
 
   it("text content parts are joined; the developer role is a system message; usage is reported", async () => {

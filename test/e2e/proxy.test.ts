@@ -2,7 +2,7 @@
  * The OpenAI-compatible local proxy end to end: the official `openai` SDK, unmodified, talks to
  * the proxy on 127.0.0.1, which seals every request through a verified session to a real simulated
  * deployment (enclave and host as processes). Also `cloister proxy` as a process: it verifies
- * before it listens, and refuses to start in front of an enclave the policy does not accept.
+ * before it listens (warning about what its policy lets through), and refuses to start in front of an enclave the policy does not accept.
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -57,6 +57,15 @@ describe("the openai SDK through the proxy", () => {
     const models = await openai.models.list();
     expect(models.data.map((m) => m.id)).toEqual(["cloister-dev/tiny.gguf"]);
     expect(model).toBe("cloister-dev/tiny.gguf");
+  });
+
+  it("models.retrieve: the attested model (its id, with a slash, percent-encoded by the SDK), else model_not_found", async () => {
+    expect(await openai.models.retrieve(model)).toMatchObject({ id: model, object: "model" });
+    const other = await openai.models.retrieve("gpt-4o").then(
+      () => null,
+      (e: unknown) => e as APIError,
+    );
+    expect(other).toMatchObject({ status: 404, code: "model_not_found", type: "invalid_request_error" });
   });
 
   it("chat.completions.create: the genuine answer, with usage, through the sealed path", async () => {
@@ -168,7 +177,9 @@ describe("cloister proxy (the command)", () => {
   it("verifies, listens on 127.0.0.1, answers with its token, and stops on SIGTERM", async () => {
     const child = spawn(process.execPath, [CLI, ...args(deployment.files.policyPath)], { cwd: deployment.dir });
     let stdout = "";
+    let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     const deadline = Date.now() + 30_000;
     while (!/listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.test(stdout) && Date.now() < deadline) {
@@ -177,6 +188,8 @@ describe("cloister proxy (the command)", () => {
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stdout)?.[1];
     try {
       expect(url).toBeDefined();
+      // The simulator deployment's policy trusts the simulator: said as `cloister attest` says it.
+      expect(stderr).toContain("WARNING: policy: trusts the INSECURE simulator");
       const token = (await readFile(tokenFile(), "utf8")).trim();
       expect(token).toMatch(/^cpx_[0-9a-f]{64}$/);
       const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: token, maxRetries: 0 });
