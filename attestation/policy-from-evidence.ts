@@ -134,7 +134,9 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
       fmc: tcb.fmc ?? 0,
     },
     measurements: [toHex(r.measurement)],
-    hostData: isAllZero(r.hostData) ? skip("HOST_DATA is zero in this deployment's evidence") : toHex(r.hostData),
+    // Pinned even when zero (unused): the host chooses it at launch, and a deployment that starts to
+    // use it gets a new policy rather than accepting whatever a host puts there.
+    hostData: toHex(r.hostData),
     idKeyDigests: isAllZero(r.idKeyDigest) ? skip("no ID block in this deployment's evidence") : [toHex(r.idKeyDigest)],
     authorKeyDigests: r.authorKeyEn
       ? [toHex(r.authorKeyDigest)]

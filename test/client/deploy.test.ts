@@ -51,7 +51,8 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     const first = await prepare(dir);
     // One byte of the ciphertext changed: a chunk fails authentication.
     const sealed = await readFile(first.files.modelPath);
-    sealed[sealed.length - 20] ^= 1;
+    const at = sealed.length - 20;
+    sealed[at] = (sealed[at] as number) ^ 1;
     await writeFile(first.files.modelPath, sealed);
     const damaged = await prepare(dir);
     expect(damaged.progress.join("\n")).toContain("sealing it");
