@@ -4,7 +4,9 @@
  * returns a Session; no prompt can be sent any other way. A Session seals every request to the
  * attested X25519 key and checks every response frame (sealed/). When the enclave restarts (its
  * keys change) the first request is refused with WRONG_ENCLAVE_KEY; the session then re-attests
- * once, fully, and resends.
+ * once, fully, and resends. Arguments are checked before anything is sent: the URL (no user name or
+ * password), the API key, and messages, prompt and options against the enclave's own limits
+ * (sealed/request-limits.ts).
  *
  * Platform-neutral: fetch, WebCrypto, jose, tweetnacl (the browser client reuses it).
  */
@@ -28,6 +30,7 @@ import {
   textHash,
   verifyReceipt,
 } from "../sealed/index.ts";
+import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
@@ -35,9 +38,10 @@ import { defaultTransport, fetchTransport, type Transport, type TransportRespons
 export { textHash, verifyReceipt } from "../sealed/index.ts";
 
 export interface ConnectOptions {
-  /** The host's base URL, e.g. http://127.0.0.1:8080 */
+  /** The host's base URL, e.g. http://127.0.0.1:8080 (no user name or password: the API key is the credential). */
   readonly url: string;
   readonly policy: ClientPolicy;
+  /** The host's API key (sent as `Authorization: Bearer`): required, printable ASCII. */
   readonly apiKey: string;
   /** Send requests through this fetch (tests, other runtimes). Default: node:http on Node.js, fetch elsewhere. */
   readonly fetch?: typeof fetch;
@@ -61,8 +65,13 @@ export interface ConnectOptions {
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
 export const DEFAULT_REATTEST_AFTER_MS = 60 * 60 * 1000;
 
-export type ChatMessage = { readonly role: "system" | "user" | "assistant"; readonly content: string };
+export type ChatMessage = { readonly role: (typeof CHAT_ROLES)[number]; readonly content: string };
 
+/**
+ * How to generate. Checked before anything is sealed, against the limits the enclave applies
+ * (sealed/request-limits.ts): a value out of range is a configuration error (BAD_OPTION), not a
+ * round trip ending in REQUEST_INVALID.
+ */
 export interface GenerationOptions {
   readonly maxTokens?: number;
   readonly temperature?: number;
@@ -105,10 +114,19 @@ export interface VerifiedAuditCheckpoint {
   readonly signingPublicKey: string;
 }
 
+/** A whole answer (`complete`): its text and what the stream's final `done` event carries. */
 export interface Completion {
   readonly text: string;
   readonly usage: ResponseUsage;
   readonly finishReason: "stop" | "length";
+  /** The enclave's signed receipt for this answer, already checked; see ChatEvent `done`. */
+  readonly receipt: string;
+  /**
+   * How to find and open this request's audit record (null when the manifest's audit keeps no
+   * prompt or answer commitments); see AuditReference. Keep it as private as the answer: its
+   * opening lets whoever has the log test guesses of the prompt.
+   */
+  readonly audit: AuditReference | null;
 }
 
 const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID"]);
@@ -279,19 +297,169 @@ function parsedPolicy(policy: unknown): ClientPolicy {
   return parsed;
 }
 
-/** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
-export async function connect(options: ConnectOptions): Promise<Session> {
+/**
+ * The host's base URL, checked: http: or https:, with no user name or password. The API key is the
+ * credential; a password in the URL would be sent nowhere useful and would be repeated wherever the
+ * URL is (error messages, logs), so it is refused, and no message here repeats it. Exported for the
+ * CLI, which checks the URL before it works out which API key goes to that host.
+ */
+export function parseHostUrl(value: string): URL {
   let url: URL;
   try {
-    url = new URL(options.url);
-  } catch (error) {
-    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found "${options.url}"`, {
-      cause: error,
-    });
+    url = new URL(value);
+  } catch {
+    // No cause: the URL parser's error carries the input verbatim, user name and password included.
+    const found = typeof value === "string" ? `"${value.replace(/\/\/[^/?#]*@/, "//…@")}"` : describeFound(value);
+    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found ${found}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${url.protocol}`);
   }
+  if (url.username !== "" || url.password !== "") {
+    throw new ClientError(
+      "configuration",
+      "URL_CREDENTIALS",
+      `url: expected no user name or password, found ${url.password === "" ? "a user name" : "a user name and password"} (user:password@ before the host); they are not supported: the API key (apiKey) is the credential`,
+    );
+  }
+  return url;
+}
+
+/**
+ * The API key, checked before it is sent: present, and printable ASCII without white space (it
+ * goes in an HTTP header; a key read with its file's line break would otherwise fail as an
+ * unreachable host). Messages say what is wrong with it, never what it is.
+ */
+function checkApiKey(apiKey: unknown): string {
+  if (typeof apiKey !== "string" || apiKey === "") {
+    throw new ClientError(
+      "configuration",
+      "BAD_API_KEY",
+      `apiKey: expected the host's API key (a non-empty string), found ${describeFound(apiKey)}`,
+    );
+  }
+  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw new ClientError(
+      "configuration",
+      "BAD_API_KEY",
+      `apiKey: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with other characters (a line break read from a key file?)`,
+    );
+  }
+  return apiKey;
+}
+
+/**
+ * How a value that failed a check is named in a message: numbers and other scalars as they are
+ * (NaN says NaN), strings and arrays by their length only (a string may be a secret or a prompt).
+ */
+function describeFound(value: unknown): string {
+  if (typeof value === "string") return value === "" ? "an empty string" : `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return value.length === 0 ? "an empty array" : `an array of ${value.length} items`;
+  if (value === null || typeof value === "object" || typeof value === "function" || typeof value === "symbol") {
+    return value === null ? "null" : `a value of type ${typeof value}`;
+  }
+  return String(value);
+}
+
+/** A name the caller chose (a role, a field), shown only when it looks like one: else its description. */
+function describeName(value: unknown): string {
+  return typeof value === "string" && /^[A-Za-z_][\w-]{0,31}$/.test(value)
+    ? JSON.stringify(value)
+    : describeFound(value);
+}
+
+function badOption(name: string, expected: string, value: unknown): ClientError {
+  return new ClientError("configuration", "BAD_OPTION", `${name}: expected ${expected}, found ${describeFound(value)}`);
+}
+
+function checkInteger(name: string, value: unknown, limits: { readonly min: number; readonly max: number }): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < limits.min || value > limits.max) {
+    throw badOption(name, `an integer from ${limits.min} to ${limits.max}`, value);
+  }
+}
+
+/**
+ * Generation options, checked against the limits the enclave applies (sealed/request-limits.ts)
+ * before anything is sealed.
+ */
+function checkGenerationOptions(options: GenerationOptions): void {
+  const { maxTokens, temperature, topP, seed, stop } = REQUEST_LIMITS;
+  checkInteger("maxTokens", options.maxTokens, maxTokens);
+  const t = options.temperature;
+  if (t !== undefined && (typeof t !== "number" || !(t >= temperature.min && t <= temperature.max))) {
+    throw badOption("temperature", `a number from ${temperature.min} to ${temperature.max}`, t);
+  }
+  const p = options.topP;
+  if (p !== undefined && (typeof p !== "number" || !(p > topP.above && p <= topP.max))) {
+    throw badOption("topP", `a number above ${topP.above} and at most ${topP.max}`, p);
+  }
+  checkInteger("seed", options.seed, seed);
+  const s: unknown = options.stop;
+  if (s === undefined) return;
+  if (!Array.isArray(s) || s.length > stop.maxCount) {
+    throw badOption("stop", `an array of at most ${stop.maxCount} strings`, s);
+  }
+  s.forEach((item: unknown, i) => {
+    if (typeof item !== "string" || item.length < stop.minChars || item.length > stop.maxChars) {
+      throw badOption(`stop[${i}]`, `a string of ${stop.minChars} to ${stop.maxChars} characters`, item);
+    }
+  });
+}
+
+function checkText(name: string, code: string, value: unknown): void {
+  if (typeof value !== "string" || value.length > REQUEST_LIMITS.maxTextChars) {
+    throw new ClientError(
+      "configuration",
+      code,
+      `${name}: expected a string of at most ${REQUEST_LIMITS.maxTextChars} characters, found ${describeFound(value)}`,
+    );
+  }
+}
+
+/** A chat request's messages, checked as the enclave checks them, before anything is sealed. */
+function checkMessages(messages: readonly ChatMessage[]): void {
+  const list: unknown = messages;
+  if (!Array.isArray(list) || list.length === 0 || list.length > REQUEST_LIMITS.maxMessages) {
+    throw new ClientError(
+      "configuration",
+      "BAD_MESSAGES",
+      `messages: expected an array of 1 to ${REQUEST_LIMITS.maxMessages} messages, found ${describeFound(list)}`,
+    );
+  }
+  list.forEach((message: unknown, i) => {
+    if (message === null || typeof message !== "object" || Array.isArray(message)) {
+      throw new ClientError(
+        "configuration",
+        "BAD_MESSAGES",
+        `messages[${i}]: expected an object {role, content}, found ${describeFound(message)}`,
+      );
+    }
+    const fields = message as Record<string, unknown>;
+    // As sent: JSON leaves out a field whose value is undefined.
+    const extra = Object.keys(fields).find((k) => k !== "role" && k !== "content" && fields[k] !== undefined);
+    if (extra !== undefined) {
+      throw new ClientError(
+        "configuration",
+        "BAD_MESSAGES",
+        `messages[${i}]: expected only role and content, found also ${describeName(extra)}`,
+      );
+    }
+    if (!(CHAT_ROLES as readonly unknown[]).includes(fields.role)) {
+      throw new ClientError(
+        "configuration",
+        "BAD_MESSAGES",
+        `messages[${i}].role: expected ${CHAT_ROLES.join(", ")}, found ${describeName(fields.role)}`,
+      );
+    }
+    checkText(`messages[${i}].content`, "BAD_MESSAGES", fields.content);
+  });
+}
+
+/** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
+export async function connect(options: ConnectOptions): Promise<Session> {
+  const url = parseHostUrl(options.url);
+  const apiKey = checkApiKey(options.apiKey);
   if (options.cacheScope !== undefined && options.cacheScope.length < 16) {
     throw new ClientError(
       "configuration",
@@ -301,7 +469,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   }
   const transport =
     options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
-  const http = new HttpClient(url.href.replace(/\/+$/, ""), options.apiKey, transport);
+  const http = new HttpClient(url.href.replace(/\/+$/, ""), apiKey, transport);
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
@@ -575,7 +743,11 @@ export class Session {
     };
   }
 
-  /** Streams a chat answer: text chunks, then one `done` event with usage. */
+  /**
+   * Streams a chat answer: text chunks, then one `done` event with usage, receipt and audit
+   * reference. Messages and options out of the enclave's limits are refused (configuration) before
+   * anything is sent.
+   */
   chat(messages: readonly ChatMessage[], options: GenerationOptions = {}): AsyncGenerator<ChatEvent> {
     return this.#stream("chat", { messages }, options);
   }
@@ -585,17 +757,29 @@ export class Session {
     return this.#stream("complete", { prompt }, options);
   }
 
-  /** Completes `prompt` and returns the whole answer. */
+  /** Completes `prompt` and returns the whole answer, with its checked receipt and audit reference. */
   async complete(prompt: string, options: GenerationOptions = {}): Promise<Completion> {
     let text = "";
     for await (const event of this.completeStream(prompt, options)) {
       if (event.type === "text") text += event.text;
-      else return { text, usage: event.usage, finishReason: event.finishReason };
+      else {
+        const { usage, finishReason, receipt, audit } = event;
+        return { text, usage, finishReason, receipt, audit };
+      }
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }
 
-  async *#stream(kind: RequestKind, content: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
+  async *#stream(
+    kind: RequestKind,
+    content: { readonly messages: readonly ChatMessage[] } | { readonly prompt: string },
+    options: GenerationOptions,
+  ): AsyncGenerator<ChatEvent> {
+    // Checked against the enclave's own limits before anything is sealed or sent (a re-attestation
+    // included): a bad argument is the caller's to fix, not a round trip ending in REQUEST_INVALID.
+    if ("messages" in content) checkMessages(content.messages);
+    else checkText("prompt", "BAD_PROMPT", content.prompt);
+    checkGenerationOptions(options);
     const body = {
       ...content,
       ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),

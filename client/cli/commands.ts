@@ -1,5 +1,6 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
+import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { choiceOption, intOption } from "./output.ts";
 
 export const API_KEY_FILE_HELP =
@@ -236,8 +237,12 @@ export function registerClientCommands(program: Command): void {
       "--prompt-file <file>",
       "read the prompt from this file, exactly as it is (UTF-8; - reads all of standard input). Without PROMPT or this option, a standard input that is not a terminal is read as the prompt",
     )
-    .option("--max-tokens <n>", "most tokens to generate", intOption("--max-tokens", 1, 100_000))
-    .option("--seed <n>", "sampling seed", intOption("--seed", 0, 0xffff_ffff))
+    .option(
+      "--max-tokens <n>",
+      "most tokens to generate (the manifest's maximum caps it)",
+      intOption("--max-tokens", REQUEST_LIMITS.maxTokens.min, REQUEST_LIMITS.maxTokens.max),
+    )
+    .option("--seed <n>", "sampling seed", intOption("--seed", REQUEST_LIMITS.seed.min, REQUEST_LIMITS.seed.max))
     .option(
       "--json",
       "print the answer, usage, receipt and audit reference as JSON (a refusal: {error, audit, …}, exit 1)",

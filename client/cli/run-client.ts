@@ -4,7 +4,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
-import { type ChatMessage, connect, type Session } from "../sdk.ts";
+import { type ChatMessage, connect, parseHostUrl, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
@@ -18,21 +18,17 @@ const LOCAL_API_KEY_FILE = ".cloister/api-key";
  * host. Warns when the key would cross a network in the clear (plain http to another host).
  */
 export async function readApiKey(file: string | undefined, url: string): Promise<string> {
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // connect() reports a bad URL
-  }
-  const loopback = parsed !== null && isLoopbackHost(parsed.host);
+  // The URL first: which key may go where depends on its host, and a bad URL is the error to show.
+  const parsed = parseHostUrl(url);
+  const loopback = isLoopbackHost(parsed.host);
   const fromEnv = process.env.CLOISTER_API_KEY;
   const key = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;
   if (key === null && file === undefined && !loopback) {
     throw new UsageError(
-      `--api-key-file: expected the API key file for ${parsed?.host ?? "--url"} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
+      `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
     );
   }
-  if (parsed?.protocol === "http:" && !loopback) {
+  if (parsed.protocol === "http:" && !loopback) {
     process.stderr.write(
       `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
     );
@@ -241,7 +237,16 @@ export async function readPrompt(
   if (prompt !== undefined && promptFile !== undefined) {
     throw new UsageError("chat: expected the prompt once, found both a PROMPT argument and --prompt-file");
   }
-  if (prompt !== undefined) return prompt;
+  if (prompt !== undefined) {
+    // Not promptText: an argument is already text; only its emptiness is checked. Never quoted.
+    if (prompt.trim() === "") {
+      const found = prompt === "" ? "an empty argument" : `only white space (${prompt.length} characters)`;
+      throw new UsageError(
+        `chat: expected a prompt in the PROMPT argument, found ${found}; give the question as PROMPT, or use --prompt-file or standard input`,
+      );
+    }
+    return prompt;
+  }
   if (promptFile === "-") return promptText(await readAll(stdin), "--prompt-file - (standard input)");
   if (promptFile !== undefined) {
     let bytes: Uint8Array;

@@ -85,6 +85,38 @@ describe("readApiKey", () => {
     }
   }, 120_000);
 
+  it("checks the URL first: a bad one or one with a password is the error shown, never the password", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", "");
+    await expect(readApiKey(undefined, "localhost:8080")).rejects.toMatchObject({
+      name: "ClientError",
+      kind: "configuration",
+      code: "BAD_URL",
+      message: "url: expected http: or https:, found localhost:",
+    });
+    const withPassword = await readApiKey(keyFile, "http://user:s3cretpw@127.0.0.1:9").catch((e: unknown) => e);
+    expect(withPassword).toMatchObject({ kind: "configuration", code: "URL_CREDENTIALS" });
+    expect((withPassword as Error).message).not.toContain("s3cretpw");
+  });
+
+  it("cloister attest and chat: BAD_URL for a URL without http:, and a password in the URL never printed (exit 2)", async () => {
+    const work = await mkdtemp(join(dir, "url-"));
+    await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
+    const env = { ...process.env, CLOISTER_API_KEY: "" };
+    const options = { cwd: work, env, timeoutMs: 20_000 };
+    const [schemeless, password, chatPassword] = await Promise.all([
+      runCloister(["attest", "--url", "localhost:8080", "--policy", "policy.json"], options),
+      runCloister(["attest", "--url", "http://user:s3cretpw@127.0.0.1:9", "--policy", "policy.json"], options),
+      runCloister(["chat", "--url", "http://user:s3cretpw@127.0.0.1:9", "--policy", "policy.json", "hi"], options),
+    ]);
+    expect(schemeless.code).toBe(2);
+    expect(schemeless.stderr.trim()).toBe("cloister: BAD_URL: url: expected http: or https:, found localhost:");
+    for (const run of [password, chatPassword]) {
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain("cloister: URL_CREDENTIALS: url: expected no user name or password");
+      expect(`${run.stdout}${run.stderr}`).not.toContain("s3cretpw");
+    }
+  }, 60_000);
+
   it("reads a named file or CLOISTER_API_KEY for any host, warning of plain http to another host", async () => {
     vi.stubEnv("CLOISTER_API_KEY", "");
     const lines = stderr();

@@ -125,6 +125,28 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
     expect(both.stderr).not.toContain("hunter2");
   });
 
+  it("refuses an empty or white-space PROMPT argument (exit 2), without reading standard input", async () => {
+    for (const prompt of ["", "  \n"]) {
+      const run = await runCloister([...args, prompt], { input: `${SECRET}\n`, cwd: dir });
+      expect(run.code, JSON.stringify(prompt)).toBe(2);
+      expect(run.stderr.trim()).toMatch(
+        /^cloister: USAGE: chat: expected a prompt in the PROMPT argument, found (an empty argument|only white space \(3 characters\));/,
+      );
+      expect(run.stderr).not.toContain("hunter2");
+    }
+  });
+
+  it("takes --max-tokens up to the enclave's own limit, and no further", async () => {
+    const [atLimit, past] = await Promise.all([
+      runCloister([...args, "--max-tokens", "1000000", "hello"], { cwd: dir }),
+      runCloister([...args, "--max-tokens", "1000001", "hello"], { cwd: dir }),
+    ]);
+    // Accepted: the command goes on to the connection (the missing policy file).
+    expect(atLimit.stderr).toContain('--policy: cannot read "no-such-policy.json"');
+    expect(past.code).toBe(2);
+    expect(past.stderr).toContain("--max-tokens expects 1..1000000, found 1000001");
+  });
+
   it("reads a piped prompt, then goes on to the connection (here: the missing policy file)", async () => {
     const piped = await runCloister(args, { input: `${SECRET}\n`, cwd: dir });
     expect(piped.code).toBe(2);

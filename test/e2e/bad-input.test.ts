@@ -7,7 +7,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
-import { sealRequest } from "../../sealed/index.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { clientErrorOf, drain } from "./helpers/stream.ts";
 import { ENVELOPE_OFFSETS } from "./helpers/tamper-proxy.ts";
@@ -250,10 +250,26 @@ describe("malformed sealed requests → 4xx with a stable code", () => {
     expect(result.sent).toBeLessThan(4 * HOST_MAX_REQUEST_BYTES);
   });
 
-  it("a body the enclave can open but does not accept → a sealed REQUEST_INVALID error, kind policy", async () => {
-    const result = await drain(session.chat([]));
-    expect(result.done).toBeUndefined();
-    expect(result.error).toMatchObject({ name: "ClientError", kind: "policy", code: "REQUEST_INVALID" });
+  it("a body the enclave can open but does not accept → a sealed REQUEST_INVALID error (the SDK refuses it before sending)", async () => {
+    // Sealed by hand: the SDK checks the enclave's limits first and never sends this body.
+    const { envelope, context } = await sealRequest({
+      enclavePublicKey: session.enclave.sealingPublicKey,
+      kind: "chat",
+      body: { messages: [] },
+    });
+    const response = await fetch(`${hostUrl}/v1/sealed`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/octet-stream" },
+      body: envelope as BodyInit,
+    });
+    expect(response.status).toBe(200);
+    const events: ResponseEvent[] = [];
+    for await (const event of openResponseFrames(context, response.body as ReadableStream<Uint8Array>)) {
+      events.push(event);
+    }
+    expect(events).toEqual([expect.objectContaining({ type: "error", code: "REQUEST_INVALID" })]);
+    const local = await drain(session.chat([]));
+    expect(local.error).toMatchObject({ name: "ClientError", kind: "configuration", code: "BAD_MESSAGES" });
   });
 });
 

@@ -1,0 +1,202 @@
+/**
+ * What the SDK checks and returns as an application developer meets it, against an enclave booted in
+ * this process (scripted engine, attested for real):
+ * - `complete()` returns the checked receipt and audit reference the stream's `done` event carries;
+ *   a refusal's ClientError keeps its audit opening out of JSON and inspection;
+ * - arguments out of the enclave's limits (sealed/request-limits.ts) are refused before anything is
+ *   sealed or sent, as configuration errors naming the option, what was expected and what was found;
+ * - `connect()` refuses a missing API key and a URL with a user name or password without contacting
+ *   the host, and never repeats the password.
+ */
+import { inspect } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { ClientError } from "../../client/errors.ts";
+import { type ChatMessage, type ConnectOptions, connect, type GenerationOptions } from "../../client/sdk.ts";
+import type { Transport } from "../../client/transport.ts";
+import { textHash, verifyReceipt } from "../../sealed/index.ts";
+import { closeServers, connectTo, devPolicy } from "./helpers.ts";
+
+afterEach(closeServers);
+
+const SECRET = "my password is hunter2";
+
+describe("Session.complete: the whole answer, with what the stream's final event carries", () => {
+  it("returns the checked receipt and the audit reference, like the done event", async () => {
+    const { enclave, session } = await connectTo();
+    const completion = await session.complete("hello");
+    expect(completion).toMatchObject({ text: "ok", finishReason: "stop" });
+    const receipt = await verifyReceipt(completion.receipt, enclave.publicKeys.signing);
+    expect(receipt.answerHash).toBe(textHash(completion.text));
+    expect(completion.audit).toEqual({
+      requestIdHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      opening: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    let done: object | undefined;
+    for await (const event of session.completeStream("hello")) if (event.type === "done") done = event;
+    const { type: _type, ...fields } = done as { type: string };
+    expect(Object.keys(completion).sort()).toEqual(["text", ...Object.keys(fields)].sort());
+  });
+
+  it("a failed request throws a ClientError whose audit opening stays out of JSON and inspection", async () => {
+    const { session } = await connectTo({ script: [new Error("engine broke")] });
+    const error = await session.complete("hello").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    const opening = (error as ClientError).audit?.opening;
+    expect(opening).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(error)).not.toContain(opening);
+    expect(inspect(error, { depth: 5 })).not.toContain(opening);
+  });
+});
+
+describe("Session: arguments out of the enclave's limits are refused before sealing", () => {
+  type Case = [string, (s: Awaited<ReturnType<typeof connectTo>>["session"]) => Promise<unknown>, string, string];
+  const complete = (options: GenerationOptions) => (s: Awaited<ReturnType<typeof connectTo>>["session"]) =>
+    s.complete("hi", options);
+  const chat = (messages: unknown) => (s: Awaited<ReturnType<typeof connectTo>>["session"]) =>
+    drain(s.chat(messages as ChatMessage[]));
+  const cases: Case[] = [
+    [
+      "maxTokens 0",
+      complete({ maxTokens: 0 }),
+      "BAD_OPTION",
+      "maxTokens: expected an integer from 1 to 1000000, found 0",
+    ],
+    ["maxTokens past the limit", complete({ maxTokens: 1_000_001 }), "BAD_OPTION", "found 1000001"],
+    ["maxTokens not an integer", complete({ maxTokens: 1.5 }), "BAD_OPTION", "maxTokens: expected an integer"],
+    [
+      "temperature NaN",
+      complete({ temperature: Number.NaN }),
+      "BAD_OPTION",
+      "temperature: expected a number from 0 to 2, found NaN",
+    ],
+    ["temperature 2.5", complete({ temperature: 2.5 }), "BAD_OPTION", "found 2.5"],
+    ["topP 0", complete({ topP: 0 }), "BAD_OPTION", "topP: expected a number above 0 and at most 1, found 0"],
+    ["seed -1", complete({ seed: -1 }), "BAD_OPTION", "seed: expected an integer from 0 to 4294967295, found -1"],
+    [
+      "nine stop strings",
+      complete({ stop: Array(9).fill("x") }),
+      "BAD_OPTION",
+      "stop: expected an array of at most 8 strings, found an array of 9 items",
+    ],
+    [
+      "an empty stop string",
+      complete({ stop: [""] }),
+      "BAD_OPTION",
+      "stop[0]: expected a string of 1 to 64 characters, found an empty string",
+    ],
+    ["no messages", chat([]), "BAD_MESSAGES", "messages: expected an array of 1 to 256 messages, found an empty array"],
+    [
+      "role tool",
+      chat([{ role: "tool", content: "x" }]),
+      "BAD_MESSAGES",
+      'messages[0].role: expected system, user, assistant, found "tool"',
+    ],
+    [
+      "an unknown field",
+      chat([{ role: "user", content: "x", name: "bob" }]),
+      "BAD_MESSAGES",
+      'messages[0]: expected only role and content, found also "name"',
+    ],
+    [
+      "a secret as the role",
+      chat([{ role: SECRET, content: "x" }]),
+      "BAD_MESSAGES",
+      `found a string of ${SECRET.length} characters`,
+    ],
+    [
+      "content not a string",
+      chat([{ role: "user", content: 42 }]),
+      "BAD_MESSAGES",
+      "messages[0].content: expected a string of at most 1000000 characters, found 42",
+    ],
+    [
+      "a prompt past the limit",
+      (s) => s.complete("x".repeat(1_000_001)),
+      "BAD_PROMPT",
+      "prompt: expected a string of at most 1000000 characters, found a string of 1000001 characters",
+    ],
+  ];
+  for (const [name, call, code, message] of cases) {
+    it(`${name} → configuration ${code}, nothing sent`, async () => {
+      const { session, paths } = await connectTo();
+      const error = await call(session).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: "ClientError", kind: "configuration", code });
+      expect((error as Error).message).toContain(message);
+      expect((error as Error).message).not.toContain(SECRET);
+      expect(paths).not.toContain("/sealed");
+    });
+  }
+
+  it("every limit itself is accepted", async () => {
+    const { session } = await connectTo();
+    const options = {
+      maxTokens: 1_000_000,
+      temperature: 2,
+      topP: 1,
+      seed: 0xffff_ffff,
+      stop: Array(8).fill("x".repeat(64)),
+    };
+    expect((await session.complete("hi", options)).text).toBe("ok");
+    expect((await session.complete("hi", { temperature: 0, seed: 0, maxTokens: 1 })).text).toBe("ok");
+  });
+});
+
+async function drain(events: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of events) {
+    // only the outcome matters
+  }
+}
+
+describe("connect: refused without contacting the host", () => {
+  async function refused(options: Partial<ConnectOptions>) {
+    let calls = 0;
+    const transport: Transport = () => {
+      calls++;
+      throw new Error("must not be called");
+    };
+    const error = await connect({
+      url: "http://127.0.0.1:9",
+      policy: await devPolicy(),
+      apiKey: "ck_test_0123456789abcdef",
+      transport,
+      ...options,
+    } as ConnectOptions).catch((e: unknown) => e);
+    expect(calls).toBe(0);
+    expect(error).toBeInstanceOf(ClientError);
+    expect((error as ClientError).kind).toBe("configuration");
+    return error as ClientError;
+  }
+
+  it("a missing or empty API key, or one that cannot go in a header", async () => {
+    expect(await refused({ apiKey: "" })).toMatchObject({
+      code: "BAD_API_KEY",
+      message: "apiKey: expected the host's API key (a non-empty string), found an empty string",
+    });
+    expect(await refused({ apiKey: undefined as unknown as string })).toMatchObject({
+      code: "BAD_API_KEY",
+      message: "apiKey: expected the host's API key (a non-empty string), found undefined",
+    });
+    const withNewline = await refused({ apiKey: "ck_secret_key_value\n" });
+    expect(withNewline.code).toBe("BAD_API_KEY");
+    expect(withNewline.message).not.toContain("ck_secret_key_value");
+  });
+
+  it("a URL with a user name or password, never repeating it", async () => {
+    const both = await refused({ url: "http://user:s3cretpw@127.0.0.1:9" });
+    expect(both.code).toBe("URL_CREDENTIALS");
+    expect(both.message).toContain("found a user name and password");
+    expect(both.message).toContain("the API key (apiKey) is the credential");
+    const userOnly = await refused({ url: "https://user@cloister.example" });
+    expect(userOnly).toMatchObject({
+      code: "URL_CREDENTIALS",
+      message: expect.stringContaining("found a user name ("),
+    });
+    for (const error of [both, userOnly]) {
+      expect(`${error.message} ${inspect(error)}`).not.toMatch(/s3cretpw|user@/);
+    }
+    // A URL that does not even parse: its user name and password are not repeated either.
+    const malformed = await refused({ url: "http://user:s3cretpw@[::1" });
+    expect(malformed.code).toBe("BAD_URL");
+    expect(inspect(malformed, { depth: 5 })).not.toContain("s3cretpw");
+  });
+});
