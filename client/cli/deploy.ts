@@ -16,7 +16,6 @@ import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
-import { ModelError } from "../../models/errors.ts";
 import { sha256File } from "../../models/hash.ts";
 import {
   generateModelKey,
@@ -24,6 +23,7 @@ import {
   modelKeyFromJwk,
   modelKeyToJwk,
   readSealedModelHeader,
+  SealedModelError,
   type SealedModelExpectation,
   sealModelFile,
   unsealModelFile,
@@ -77,17 +77,24 @@ async function reusableSealedModel(
   path: string,
   scratch: string,
   modelKey: ModelKey,
+  progress: (line: string) => void,
 ): Promise<SealedModelExpectation | null> {
   if (!(await exists(path))) return null;
   try {
     const header = await readSealedModelHeader(path);
-    if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) return null;
+    if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
+      progress(`${path} is not the tiny model sealed under the current model key: sealing it anew`);
+      return null;
+    }
     const expected = { sha256: await sha256File(path), sizeBytes: (await stat(path)).size, keyId: header.keyId };
     await unsealModelFile(path, scratch, modelKey, expected);
     return expected;
   } catch (error) {
-    if (error instanceof ModelError) return null;
-    throw error;
+    // Only a sealed file that is not what it should be is replaced; an I/O error (EIO, EACCES,
+    // ENOSPC…) stops `up`, since a new seal would change the manifest and every client policy.
+    if (!(error instanceof SealedModelError)) throw error;
+    progress(`${path} does not open as the tiny model (${error.code}): sealing it anew`);
+    return null;
   }
 }
 
@@ -159,7 +166,7 @@ export async function prepareDeployment(options: {
       // Sealing draws a fresh nonce, so a resealed file has a new digest, and with it the manifest
       // and the client policy: the sealed file of an earlier run is kept when it still opens under
       // this key to the tiny model, so policies copied elsewhere (a running proxy) keep working.
-      const kept = await reusableSealedModel(modelFilePath, plaintext, modelKey);
+      const kept = await reusableSealedModel(modelFilePath, plaintext, modelKey, options.progress);
       if (kept !== null) sealed = kept;
       else {
         options.progress("making the tiny model (deterministic, offline) and sealing it");

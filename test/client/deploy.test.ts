@@ -3,7 +3,7 @@
  * and the client policy, so a policy copied elsewhere (a running proxy, a web page) stays valid.
  */
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -42,7 +42,18 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     expect(second.progress.join("\n")).not.toContain("sealing it");
     expect(second.sealedSha256).toBe(first.sealedSha256);
     expect(second.policy).toBe(first.policy);
+    expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
     expect(JSON.parse(second.policy).manifest.allowedModelDigests).toEqual([first.sealedSha256]);
+  });
+
+  it("stops on an I/O error instead of sealing anew (which would change every client policy)", async () => {
+    // The sealed path is a directory: reading it fails (EISDIR) as any I/O error would.
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(dir);
+    const first = await prepare(dir);
+    await rm(first.files.modelPath);
+    await mkdir(first.files.modelPath);
+    await expect(prepare(dir)).rejects.toThrow(/EISDIR/);
   });
 
   it("seals anew when the kept file does not open under the model key to the tiny model", async () => {
@@ -55,14 +66,16 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     sealed[at] = (sealed[at] as number) ^ 1;
     await writeFile(first.files.modelPath, sealed);
     const damaged = await prepare(dir);
-    expect(damaged.progress.join("\n")).toContain("sealing it");
+    expect(damaged.progress.join("\n")).toMatch(/does not open as the tiny model \(\w+\): sealing it anew/);
     expect(damaged.sealedSha256).not.toBe(first.sealedSha256);
     // A new model key (the old one removed): the kept file is not under it.
     await rm(join(dir, "kbs", "model-key.jwk"));
     const rekeyed = await prepare(dir);
-    expect(rekeyed.progress.join("\n")).toContain("sealing it");
+    // (The new key has the same key id: the file fails authentication under it.)
+    expect(rekeyed.progress.join("\n")).toMatch(/does not open as the tiny model \(\w+\): sealing it anew/);
     expect(rekeyed.sealedSha256).not.toBe(damaged.sealedSha256);
-    // And the next restart keeps that one.
+    // And the next restart keeps that one. No decrypted copy is left behind by any of these runs.
     expect((await prepare(dir)).sealedSha256).toBe(rekeyed.sealedSha256);
+    expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
   });
 });
