@@ -42,6 +42,7 @@ import {
 } from "./policy.ts";
 import type { SnpTcbVersion } from "./snp/parse.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
+import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
 export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
@@ -181,8 +182,30 @@ function checkMaskedField(
   }
 }
 
-/** MRSERVICETD of a TDX 1.0 report, which has no such field: no service TD is bound. */
-const NO_SERVICE_TD = new Uint8Array(48);
+/**
+ * MRSERVICETD. A quote in the TDX 1.0 layout (every v4 quote) does not carry it, even from a TDX 1.5
+ * module where a service TD can be bound. The only service TD there is, the migration TD, can be
+ * bound only to a TD with TDATTRIBUTES.MIGRATABLE set; so a quote without the field meets a pin of
+ * zero (none bound) only while MIGRATABLE is clear, and never a pin of a service TD.
+ */
+function checkServiceTd(push: Push, rule: TdxPolicy["mrservicetd"], body: TdxTdReportBody): void {
+  if (isSkip(rule)) return;
+  const pinned = rule as string;
+  if (body.mrServiceTd !== null) {
+    checkPinned(push, pinned, body.mrServiceTd, "MRSERVICETD", "TDX_MRSERVICETD_MISMATCH");
+    return;
+  }
+  const absent = "absent (the quote has the TDX 1.0 body layout, which does not carry MRSERVICETD)";
+  if (!/^0+$/.test(pinned)) push("MRSERVICETD", "TDX_MRSERVICETD_MISMATCH", pinned, absent);
+  else if (isMigratableTd(body)) {
+    push(
+      "MRSERVICETD",
+      "TDX_MRSERVICETD_MISMATCH",
+      `${pinned} (no service TD bound)`,
+      `${absent}, and TDATTRIBUTES.MIGRATABLE is set, so a migration TD may be bound; a v5 quote with the TDX 1.5 body says which`,
+    );
+  }
+}
 
 function checkTcbMinimum(
   push: Push,
@@ -253,7 +276,7 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   checkPinned(push, policy.mrconfigid, body.mrConfigId, "MRCONFIGID", "TDX_MRCONFIGID_MISMATCH");
   checkPinned(push, policy.mrowner, body.mrOwner, "MROWNER", "TDX_MROWNER_MISMATCH");
   checkPinned(push, policy.mrownerconfig, body.mrOwnerConfig, "MROWNERCONFIG", "TDX_MROWNERCONFIG_MISMATCH");
-  checkPinned(push, policy.mrservicetd, body.mrServiceTd ?? NO_SERVICE_TD, "MRSERVICETD", "TDX_MRSERVICETD_MISMATCH");
+  checkServiceTd(push, policy.mrservicetd, body);
   if (!isSkip(policy.acceptedTcbStatuses)) {
     const rule = policy.acceptedTcbStatuses as
       | readonly string[]

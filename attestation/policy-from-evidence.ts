@@ -15,6 +15,7 @@ import { ConfigurationError } from "./errors.ts";
 import type { VerifiedDocumentEvidence } from "./evidence.ts";
 import type { AttestationPolicy, SnpPolicy, TdxPolicy } from "./policy.ts";
 import type { VerifiedSnpReport } from "./snp/verify.ts";
+import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
 export interface PolicyFromEvidence {
@@ -74,6 +75,24 @@ export function attestationPolicyFromEvidence(
   };
 }
 
+/**
+ * MRSERVICETD as the evidence shows it, zero (none bound) included: a migration TD bound later could
+ * export the TD. A quote without the field (the TDX 1.0 body layout) pins zero when the TD is not
+ * migratable (appraise.ts); a migratable one gets a skip, since the field is needed to know.
+ */
+function serviceTd(body: TdxTdReportBody, notes: string[]): TdxPolicy["mrservicetd"] {
+  if (body.mrServiceTd !== null) return toHex(body.mrServiceTd);
+  if (!isMigratableTd(body)) return toHex(new Uint8Array(48));
+  notes.push(
+    "MRSERVICETD not pinned: this quote's TDX 1.0 body layout does not carry it and the TD is MIGRATABLE, so a migration TD may be bound; with v5 quotes in the TDX 1.5 layout, pin it",
+  );
+  return skip("the quote does not carry MRSERVICETD (TDX 1.0 body layout) and the TD is MIGRATABLE");
+}
+
+function tcbText(tcb: VerifiedSnpReport["reportedTcb"]): string {
+  return `bootloader ${tcb.bootloader}, tee ${tcb.tee}, snp ${tcb.snp}, microcode ${tcb.microcode}${tcb.fmc === null ? "" : `, fmc ${tcb.fmc}`}`;
+}
+
 function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationAgent: boolean): SnpPolicy {
   const r = verified.report;
   if (r.policy.debugAllowed) {
@@ -107,7 +126,7 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
   if (below(launch, tcb)) {
     refuse(
       "POLICY_INIT_LAUNCH_TCB",
-      `the guest was launched under older firmware (LAUNCH_TCB bootloader ${launch.bootloader}, tee ${launch.tee}, snp ${launch.snp}, microcode ${launch.microcode}${launch.fmc === null ? "" : `, fmc ${launch.fmc}`}) than it reports (REPORTED_TCB ${tcb.bootloader}, ${tcb.tee}, ${tcb.snp}, ${tcb.microcode}${tcb.fmc === null ? "" : `, ${tcb.fmc}`}): relaunch it on the current firmware, then run policy init again`,
+      `the guest was launched under older firmware (LAUNCH_TCB ${tcbText(launch)}) than it reports (REPORTED_TCB ${tcbText(tcb)}): relaunch it on the current firmware, then run policy init again`,
     );
   }
   if (below(tcb, committed) || below(tcb, r.currentTcb)) {
@@ -119,7 +138,7 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
     `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`,
   );
   notes.push(
-    `minimum TCB pinned at this machine's REPORTED_TCB (bootloader ${tcb.bootloader}, tee ${tcb.tee}, snp ${tcb.snp}, microcode ${tcb.microcode}${tcb.fmc === null ? "" : `, fmc ${tcb.fmc}`}): hosts with older firmware are refused`,
+    `minimum TCB pinned at this machine's REPORTED_TCB (${tcbText(tcb)}): hosts with older firmware are refused`,
   );
   return {
     debugAllowed: false,
@@ -205,8 +224,7 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     mrconfigid: toHex(body.mrConfigId),
     mrowner: toHex(body.mrOwner),
     mrownerconfig: toHex(body.mrOwnerConfig),
-    // Zero (none bound) stays pinned as zero: a migration TD bound later could export the TD.
-    mrservicetd: toHex(body.mrServiceTd ?? new Uint8Array(48)),
+    mrservicetd: serviceTd(body, notes),
     // With the collateral's evaluation as the oldest accepted: older collateral that is still within
     // its validity (a host replaying it after Intel's next TCB recovery) no longer passes.
     acceptedTcbStatuses:

@@ -129,8 +129,10 @@ export const TdxPolicySchema = z.strictObject({
   mrownerconfig: pinned48,
   /**
    * Expected MRSERVICETD (TDX 1.5): the measurement of the service TDs bound to this TD, e.g. a
-   * migration TD, which can export the TD's memory. All zero: none is bound. A TDX 1.0 report has no
-   * such field and no service TDs, so it compares as 48 zero bytes.
+   * migration TD, which can export the TD's memory. All zero: none is bound. A quote in the TDX 1.0
+   * body layout (every v4 quote) does not carry it: such a quote meets a zero pin only while
+   * TDATTRIBUTES.MIGRATABLE is clear (a migration TD can be bound only to a migratable TD), and
+   * never a pinned service TD.
    */
   mrservicetd: pinned48,
   /**

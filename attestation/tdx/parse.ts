@@ -54,7 +54,11 @@ export interface TdxQuoteHeader {
   readonly userData: Uint8Array;
 }
 
-/** The TD report body (TDX 1.0: 584 bytes; TDX 1.5 adds TEE_TCB_SVN2 and MRSERVICETD: 648 bytes). */
+/**
+ * The TD report body in the quote: the TDX 1.0 layout (584 bytes; every v4 quote and v5 body type 2,
+ * whatever version the TDX module is) or the TDX 1.5 layout (648 bytes, v5 body type 3), which adds
+ * TEE_TCB_SVN2 and MRSERVICETD.
+ */
 export interface TdxTdReportBody {
   readonly teeTcbSvn: Uint8Array;
   readonly mrSeam: Uint8Array;
@@ -68,7 +72,10 @@ export interface TdxTdReportBody {
   readonly mrOwnerConfig: Uint8Array;
   readonly rtmrs: readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
   readonly reportData: Uint8Array;
-  /** TDX 1.5 only (null for a TDX 1.0 body). */
+  /**
+   * The TDX 1.5 layout only: null when the quote uses the 1.0 layout, which does not carry them even
+   * when the module has them (not reported, not zero).
+   */
   readonly teeTcbSvn2: Uint8Array | null;
   readonly mrServiceTd: Uint8Array | null;
 }
@@ -103,8 +110,9 @@ export interface TdxQuote {
   /** A private copy of the input, trailing bytes included. */
   readonly raw: Uint8Array;
   readonly header: TdxQuoteHeader;
-  /** Quote v5 body_type (2 = TDX 1.0, 3 = TDX 1.5); null for v4. */
+  /** Quote v5 body_type (2 = TDX 1.0 layout, 3 = TDX 1.5 layout); null for v4. */
   readonly bodyType: 2 | 3 | null;
+  /** The body's layout (not the TDX module's version: a 1.5 module's v4 quote has the 1.0 layout). */
   readonly tdxVersion: "1.0" | "1.5";
   readonly body: TdxTdReportBody;
   /** Header + (v5 body descriptor) + body: the bytes the attestation key signed. */
@@ -394,6 +402,11 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
 /** TD is a debug TD: TDATTRIBUTES bit 0 (TUD.DEBUG), little-endian u64. */
 export function isDebugTd(body: TdxTdReportBody): boolean {
   return ((body.tdAttributes[0] as number) & 1) === 1;
+}
+
+/** TDATTRIBUTES.MIGRATABLE (bit 29 of the little-endian 64-bit value): the TD may be migrated. */
+export function isMigratableTd(body: TdxTdReportBody): boolean {
+  return ((body.tdAttributes[3] as number) & 0x20) !== 0;
 }
 
 /** True when the trailing bytes are all zero (buffer padding) rather than other data. */

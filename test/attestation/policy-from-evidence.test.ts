@@ -120,7 +120,8 @@ describe("a policy from one deployment's verified evidence", () => {
     // MRSEAM changes with the cloud's TDX module updates: not pinned (the TCB SVN minimum is).
     expect(policy.tdx?.mrseam).toMatchObject({ skip: { reason: expect.stringContaining("module") } });
     expect(policy.tdx?.minimumTeeTcbSvn).toMatch(/^[0-9a-f]{32}$/);
-    // A TDX 1.0 quote: no service TD bound, pinned as zero (a migration TD bound later is refused).
+    // A v4 quote (TDX 1.0 body layout, no MRSERVICETD) of a TD that is not MIGRATABLE: no migration
+    // TD can be bound, pinned as zero (the same TD made migratable is refused, appraise.ts).
     expect(policy.tdx?.mrservicetd).toBe("00".repeat(48));
     expect(policy.tdx?.mrownerconfig).toBe("00".repeat(48));
     expect(notes.join("\n")).toContain("RTMR0-3");
@@ -130,6 +131,24 @@ describe("a policy from one deployment's verified evidence", () => {
     const refused = appraise(other, policy, noReportData("2023-07-01T00:00:00Z"));
     expect(refused.ok).toBe(false);
     expect(refused.ok ? [] : refused.violations.map((v) => v.code)).toContain("TDX_MRTD_NOT_ALLOWED");
+  });
+
+  it("TDX: a MIGRATABLE TD whose quote does not carry MRSERVICETD leaves it unpinned, and says so", async () => {
+    const at = new Date("2026-06-01T00:00:00Z");
+    const quote = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
+      reportData: new Uint8Array(64),
+      mrtd: new Uint8Array(48).fill(7),
+      rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
+      tdAttributes: Uint8Array.of(0, 0, 0, 0x30, 0, 0, 0, 0), // SEPT_VE_DISABLE | MIGRATABLE
+    });
+    const verified = await verifyTdxQuote({ quote: parseTdxQuote(quote), anchors: insecureSimulatorAnchors().tdx, at });
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("tdx", verified, true), {
+      allowSimulator: true,
+      allowNoCollateral: true,
+    });
+    expect(policy.tdx?.mrservicetd).toMatchObject({ skip: { reason: expect.stringContaining("MIGRATABLE") } });
+    expect(notes.join("\n")).toContain("MRSERVICETD not pinned");
+    expect(appraise(verified, policy, { now: at, expectedReportData: null }).ok).toBe(true);
   });
 
   it("TDX with the collateral the enclave serves: requires its TCB status; refuses to pin Revoked", async () => {

@@ -246,7 +246,10 @@ describe("simulated quote + simulated collateral through the production verifier
     expect(stale.tcbStatus).toBe("UpToDate");
     expect(stale.tcbInfo?.stale).toBe(true);
     expect(stale.qeIdentity?.stale).toBe(true);
-    expect(stale.warnings.length).toBeGreaterThanOrEqual(4); // 2 CRLs, TCB info, QE identity
+    // Once each: the two CRLs (the root's serves the PCK CA and both collateral signers), TCB info, QE identity.
+    expect(stale.warnings).toHaveLength(4);
+    expect(new Set(stale.warnings).size).toBe(4);
+    expect(stale.warnings.filter((w) => w.startsWith("CRL from")).length).toBe(2);
     // An explicit short nextUpdate is honoured.
     const short = insecureSimulatedTdxCollateral(h, {
       issueDate: ISSUED,

@@ -279,9 +279,16 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
       field: "MROWNERCONFIG",
     },
     {
-      name: "MRSERVICETD pinned to a service TD, but a TDX 1.0 report has none (zero)",
+      name: "MRSERVICETD pinned to a service TD, but the quote (TDX 1.0 body layout) does not carry it",
       quote: baseOptions,
       policy: { mrservicetd: "ab".repeat(48) },
+      code: "TDX_MRSERVICETD_MISMATCH",
+      field: "MRSERVICETD",
+    },
+    {
+      name: "MRSERVICETD pinned to none, the quote does not carry it, and the TD is MIGRATABLE",
+      quote: () => ({ ...baseOptions(), tdAttributes: fromHex("0000003000000000") }),
+      policy: { tdAttributes: { allowed: ["0000003000000000"] } },
       code: "TDX_MRSERVICETD_MISMATCH",
       field: "MRSERVICETD",
     },
@@ -331,6 +338,8 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
   });
 });
 
+const NO_SERVICE_TD_PIN = { skip: { reason: "test: TDATTRIBUTES judged alone" } };
+
 describe("TDATTRIBUTES beyond DEBUG (policy tdAttributes)", () => {
   it("refuses a TD the host launched with other attributes than the policy pins (SEPT_VE_DISABLE cleared, MIGRATABLE set)", async () => {
     const quoteWith = (tdAttributes: Uint8Array) =>
@@ -341,7 +350,8 @@ describe("TDATTRIBUTES beyond DEBUG (policy tdAttributes)", () => {
       });
     for (const attributes of ["0000000000000000", "0000003000000000"]) {
       const verified = await quoteWith(fromHex(attributes));
-      const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM) }), {
+      // (MRSERVICETD unpinned: a migratable TD's v4 quote would also fail a pin of "none bound".)
+      const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, { mrservicetd: NO_SERVICE_TD_PIN }) }), {
         now: AT,
         expectedReportData: REPORT_DATA,
       });
@@ -396,7 +406,8 @@ describe("tdAttributes leaves DEBUG to debugAllowed", () => {
       anchors,
       at: AT,
     });
-    const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, { debugAllowed: true }) }), {
+    const tdx = tdxPolicyJson(MRSEAM, { debugAllowed: true, mrservicetd: NO_SERVICE_TD_PIN });
+    const result = appraise(verified, policy({ tdx }), {
       now: AT,
       expectedReportData: REPORT_DATA,
     });
