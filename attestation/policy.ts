@@ -240,6 +240,23 @@ function describePath(path: readonly PropertyKey[]): string {
 const MISSING = "required field is missing";
 const MISSING_HINT = ' (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })';
 
+/**
+ * Fields added to the (version 1) format after policies were first written: a policy from before
+ * lacks them, and the message says what to do rather than only that they are missing.
+ */
+const ADDED_FIELDS: Readonly<Record<string, string>> = {
+  mrownerconfig: "MROWNERCONFIG",
+  mrservicetd: "MRSERVICETD",
+};
+
+function missing(path: readonly PropertyKey[]): string {
+  const added = ADDED_FIELDS[String(path.at(-1))];
+  const line = `${describePath(path)}: ${MISSING}`;
+  return added === undefined
+    ? line
+    : `${line} (a TDX policy written before ${added} was checked: pin it, run \`cloister policy init\` again, or skip it with a reason)`;
+}
+
 /** The issue is about an absent field (issues carry their input: parsed with reportInput). */
 function isMissing(issue: z.core.$ZodIssue): boolean {
   return "input" in issue && issue.input === undefined && issue.code !== "custom";
@@ -264,7 +281,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
         (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),
       );
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
-        lines.push(`${describePath(path)}: ${MISSING}`);
+        lines.push(missing(path));
       } else if (typeMatched.length === 1) {
         lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], path));
       } else {
@@ -273,7 +290,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
         );
       }
     } else if (isMissing(issue)) {
-      lines.push(`${describePath(path)}: ${MISSING}`);
+      lines.push(missing(path));
     } else {
       lines.push(`${describePath(path)}: ${issue.message}`);
     }

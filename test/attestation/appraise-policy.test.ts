@@ -55,6 +55,11 @@ describe("parseAttestationPolicy", () => {
       "snp.minimumTcb.microcode: required field is missing",
     ],
     ["missing skip-able field", { ...base(), tdx: without(tdx, "mrowner") }, "tdx.mrowner: required field is missing"],
+    [
+      "a TDX policy from before MRSERVICETD was checked",
+      { ...base(), tdx: without(tdx, "mrservicetd") },
+      "tdx.mrservicetd: required field is missing (a TDX policy written before MRSERVICETD was checked: pin it, run `cloister policy init` again, or skip it with a reason)",
+    ],
     ["extra top-level field", { ...base(), allowEverything: true }, "allowEverything: unknown field"],
     ["extra snp field", { ...base(), snp: { ...snp, checkNothing: true } }, "snp.checkNothing: unknown field"],
     [
