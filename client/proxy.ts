@@ -27,6 +27,7 @@ import { timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
 import { loopbackHostOnly } from "./loopback.ts";
 import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
@@ -88,6 +89,9 @@ async function verifiedModelId(session: Session): Promise<string> {
   return attestedModelId(session);
 }
 
+/** The SDK's configuration errors about the request's own arguments (client/sdk.ts). */
+const REQUEST_ARGUMENT_CODES: ReadonlySet<string> = new Set(["BAD_OPTION", "BAD_MESSAGES", "BAD_PROMPT"]);
+
 /** What a ClientError from the SDK becomes for an OpenAI client. */
 function fromClientError(error: ClientError): ProxyError {
   const code = error.code.toLowerCase();
@@ -122,8 +126,15 @@ function fromClientError(error: ClientError): ProxyError {
               : 502;
       return new ProxyError(status, "api_error", code, error.message);
     }
+    case "configuration":
+      // The SDK's own check of the request against the enclave's limits (sealed/request-limits.ts),
+      // made before anything is sealed: the app's request is at fault, as OpenAI says with a 400.
+      if (REQUEST_ARGUMENT_CODES.has(error.code)) {
+        return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
+      }
+      return new ProxyError(502, "cloister_verification_error", code, `${error.kind}: ${error.message}`, null, false);
     default:
-      // attestation, integrity, configuration: not something a retry fixes.
+      // attestation, integrity, and the other configuration errors: not something a retry fixes.
       return new ProxyError(502, "cloister_verification_error", code, `${error.kind}: ${error.message}`, null, false);
   }
 }
@@ -231,11 +242,16 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
     if (integer && !Number.isInteger(value)) throw invalid(name, `${name}: expected an integer, found ${value}`);
     return value;
   };
-  const maxTokens = number("max_completion_tokens", 1, 1_000_000, true) ?? number("max_tokens", 1, 1_000_000, true);
-  const temperature = number("temperature", 0, 2, false);
-  const topP = number("top_p", 0, 1, false);
-  if (topP === 0) throw invalid("top_p", "top_p: expected a number above 0 and at most 1, found 0");
-  const seed = number("seed", 0, 0xffff_ffff, true);
+  const L = REQUEST_LIMITS;
+  const maxTokens =
+    number("max_completion_tokens", L.maxTokens.min, L.maxTokens.max, true) ??
+    number("max_tokens", L.maxTokens.min, L.maxTokens.max, true);
+  const temperature = number("temperature", L.temperature.min, L.temperature.max, false);
+  const topP = number("top_p", L.topP.above, L.topP.max, false);
+  if (topP === L.topP.above) {
+    throw invalid("top_p", `top_p: expected a number above ${L.topP.above} and at most ${L.topP.max}, found ${topP}`);
+  }
+  const seed = number("seed", L.seed.min, L.seed.max, true);
   let stop: string[] | undefined;
   if (typeof body.stop === "string") stop = [body.stop];
   else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === "string")) stop = body.stop as string[];

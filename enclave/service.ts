@@ -36,6 +36,7 @@ import {
   SealedError,
 } from "../sealed/index.ts";
 import { signReceipt, textHash } from "../sealed/receipt.ts";
+import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import {
   type GenerateRequest,
   type GenerationEvent,
@@ -95,24 +96,26 @@ const PLATFORM: Record<TeeMode, string> = {
   "sim-tdx": "sim-tdx",
 };
 
+// The limits are the ones clients check before sealing (sealed/request-limits.ts).
+const L = REQUEST_LIMITS;
 const messageSchema = z.strictObject({
-  role: z.enum(["system", "user", "assistant"]),
-  content: z.string().max(1_000_000),
+  role: z.enum(CHAT_ROLES),
+  content: z.string().max(L.maxTextChars),
 });
 const samplingShape = {
-  maxTokens: z.int().min(1).max(1_000_000).optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  topP: z.number().gt(0).max(1).optional(),
-  seed: z.int().min(0).max(0xffff_ffff).optional(),
-  stop: z.array(z.string().min(1).max(64)).max(8).optional(),
+  maxTokens: z.int().min(L.maxTokens.min).max(L.maxTokens.max).optional(),
+  temperature: z.number().min(L.temperature.min).max(L.temperature.max).optional(),
+  topP: z.number().gt(L.topP.above).max(L.topP.max).optional(),
+  seed: z.int().min(L.seed.min).max(L.seed.max).optional(),
+  stop: z.array(z.string().min(L.stop.minChars).max(L.stop.maxChars)).max(L.stop.maxCount).optional(),
   /** The client's secret cache scope (random per session by default): KV cache is reused only within it. */
   tenant: z
     .string()
     .regex(/^[0-9a-f]{32}$/)
     .optional(),
 };
-const chatBodySchema = z.strictObject({ messages: z.array(messageSchema).min(1).max(256), ...samplingShape });
-const completeBodySchema = z.strictObject({ prompt: z.string().max(1_000_000), ...samplingShape });
+const chatBodySchema = z.strictObject({ messages: z.array(messageSchema).min(1).max(L.maxMessages), ...samplingShape });
+const completeBodySchema = z.strictObject({ prompt: z.string().max(L.maxTextChars), ...samplingShape });
 
 export interface StreamedAnswer {
   /** Sealed frames (wire bytes), in order; the last one is a final or error frame. */

@@ -144,7 +144,12 @@ export function registerClientCommands(program: Command): void {
     .requiredOption("--url <url>", "the host's URL, as the browser will reach it (printed by cloister up)")
     .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
     .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_WEB_PORT)
-    .option("--max-tokens <n>", "most tokens per answer", intOption("--max-tokens", 1, 100_000), 256)
+    .option(
+      "--max-tokens <n>",
+      "most tokens per answer",
+      intOption("--max-tokens", REQUEST_LIMITS.maxTokens.min, REQUEST_LIMITS.maxTokens.max),
+      256,
+    )
     .action(async (options: WebCommandOptions) => {
       const { runWeb } = await import("./run-web.ts");
       await runWeb(options);

@@ -364,6 +364,14 @@ describe("proxy: failures", () => {
         "messages[0].content[0].cache_control",
       ],
       [ask("other"), 404, "model_not_found", "model"],
+      // Past the enclave's limits, as the SDK checks them before sealing (sealed/request-limits.ts).
+      [ask(model, { stop: Array.from({ length: 9 }, (_, i) => `s${i}`) }), 400, "bad_option", null],
+      [
+        { model, messages: Array.from({ length: 257 }, () => ({ role: "user", content: "x" })) },
+        400,
+        "bad_messages",
+        null,
+      ],
     ];
     for (const [body, status, code, param] of cases) {
       const response = await post("/v1/chat/completions", body);
