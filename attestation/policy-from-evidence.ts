@@ -6,14 +6,19 @@
  * from an image they reviewed, then compares the pinned measurement with their build's before
  * shipping the policy. Every check the evidence gives no value for is a skip with its reason.
  *
- * Refuses evidence a policy should never accept (a debuggable guest), simulated evidence unless
- * asked for, and Azure evidence (its PCRs depend on the image's boot chain: docs/platforms.md).
- * Platform-neutral.
+ * Azure CVM evidence gets an `azure` section: the hardware report behind Microsoft's paravisor pinned
+ * as above (it measures the paravisor, not the image), the vTPM PCRs the image's boot chain is
+ * measured into (PCR 4, 7, 8, 9 and 11 as the quote shows them) and the VM configuration it runs
+ * with (Secure Boot, serial console).
+ *
+ * Refuses evidence a policy should never accept (a debuggable guest) and simulated evidence unless
+ * asked for. Platform-neutral.
  */
+import type { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { isAllZero, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
 import type { VerifiedDocumentEvidence } from "./evidence.ts";
-import type { AttestationPolicy, SnpPolicy, TdxPolicy } from "./policy.ts";
+import { type AttestationPolicy, AZURE_OS_PCRS, type AzurePolicy, type SnpPolicy, type TdxPolicy } from "./policy.ts";
 import type { VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
@@ -49,18 +54,20 @@ export function attestationPolicyFromEvidence(
   if (verified.simulated) notes.push("INSECURE: the policy trusts the simulator; use it for development only");
   let snp: SnpPolicy | null = null;
   let tdx: TdxPolicy | null = null;
+  let azure: AzurePolicy | null = null;
   switch (verified.type) {
     case "sev-snp":
-      snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes, options.allowMigrationAgent === true);
+      snp = snpPolicy(verified.evidence as VerifiedSnpReport, notes, options.allowMigrationAgent === true, "guest");
       break;
     case "tdx":
-      tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes, options.allowNoCollateral === true);
+      tdx = tdxPolicy(verified.evidence as VerifiedTdxQuote, notes, options.allowNoCollateral === true, "guest");
+      break;
+    case "azure-snp":
+    case "azure-tdx":
+      azure = azurePolicy(verified.evidence as VerifiedAzureEvidence, notes, options);
       break;
     default:
-      refuse(
-        "POLICY_INIT_UNSUPPORTED",
-        `${verified.type} evidence: an Azure policy pins the vTPM PCRs of your image's boot chain and the paravisor's measurement; write it by hand (docs/platforms.md, "Appraisal")`,
-      );
+      refuse("POLICY_INIT_UNSUPPORTED", `${String(verified.type)} evidence: no policy can be made from it`);
   }
   return {
     policy: {
@@ -69,9 +76,57 @@ export function attestationPolicyFromEvidence(
       maximumVerificationSkewSeconds: 300,
       snp,
       tdx,
-      azure: null,
+      azure,
     },
     notes,
+  };
+}
+
+/** The vTPM PCRs pinned: the image's boot chain (4 boot loader/kernel, 8-9 GRUB, 11 UKI) and 7 (Secure Boot). */
+const AZURE_PINNED_PCRS = ["4", "7", "8", "9", "11"] as const;
+
+function azurePolicy(
+  verified: VerifiedAzureEvidence,
+  notes: string[],
+  options: { readonly allowMigrationAgent?: boolean; readonly allowNoCollateral?: boolean },
+): AzurePolicy {
+  const pcrs: Record<string, string[]> = {};
+  for (const index of AZURE_PINNED_PCRS) {
+    const value = verified.tpm.pcrs.get(Number(index));
+    if (value !== undefined) pcrs[index] = [toHex(value)];
+  }
+  if (!AZURE_OS_PCRS.some((index) => index in pcrs)) {
+    refuse(
+      "POLICY_INIT_AZURE_PCRS",
+      `the vTPM quote covers none of PCR ${AZURE_OS_PCRS.join(", ")}, which the guest OS is measured into: a policy without them would accept any image on this platform`,
+    );
+  }
+  notes.push(
+    `PCR ${Object.keys(pcrs).join(", ")} pinned as this VM's vTPM reports them: they measure your image's boot chain (and PCR 7 the Secure Boot policy); check them against a boot of your image, and run policy init again after changing the image. Firmware PCRs (0-3, 5, 6) are not pinned: they change with Microsoft's firmware updates`,
+  );
+  const config = verified.runtimeData.vmConfiguration;
+  const secureBootRequired = config["secure-boot"] === true;
+  if (!secureBootRequired) {
+    notes.push("this VM runs without Secure Boot: the policy does not require it; enable it and run policy init again");
+  }
+  const consoleAllowed = config["console-enabled"] !== false;
+  if (consoleAllowed) {
+    notes.push(
+      "this VM has a serial console: the policy accepts one (consoleAllowed); disable it on the VM and run policy init again to refuse it",
+    );
+  }
+  return {
+    snp:
+      verified.snp === null
+        ? null
+        : snpPolicy(verified.snp, notes, options.allowMigrationAgent === true, "azure-paravisor"),
+    tdx:
+      verified.tdx === null
+        ? null
+        : tdxPolicy(verified.tdx, notes, options.allowNoCollateral === true, "azure-paravisor"),
+    pcrs,
+    secureBootRequired,
+    consoleAllowed,
   };
 }
 
@@ -93,7 +148,15 @@ function tcbText(tcb: VerifiedSnpReport["reportedTcb"]): string {
   return `bootloader ${tcb.bootloader}, tee ${tcb.tee}, snp ${tcb.snp}, microcode ${tcb.microcode}${tcb.fmc === null ? "" : `, fmc ${tcb.fmc}`}`;
 }
 
-function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationAgent: boolean): SnpPolicy {
+/** Whose report it is: the guest's own, or (Azure) Microsoft's paravisor's, which does not measure the image. */
+type ReportOf = "guest" | "azure-paravisor";
+
+function snpPolicy(
+  verified: VerifiedSnpReport,
+  notes: string[],
+  allowMigrationAgent: boolean,
+  of: ReportOf,
+): SnpPolicy {
   const r = verified.report;
   if (r.policy.debugAllowed) {
     refuse(
@@ -135,7 +198,9 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
     );
   }
   notes.push(
-    `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`,
+    of === "guest"
+      ? `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`
+      : `hcl MEASUREMENT ${toHex(r.measurement)} pins Microsoft's paravisor (not your image): a paravisor update changes it, and the policy then needs the new value`,
   );
   notes.push(
     `minimum TCB pinned at this machine's REPORTED_TCB (${tcbText(tcb)}): hosts with older firmware are refused`,
@@ -166,7 +231,7 @@ function snpPolicy(verified: VerifiedSnpReport, notes: string[], allowMigrationA
   };
 }
 
-function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollateral: boolean): TdxPolicy {
+function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollateral: boolean, of: ReportOf): TdxPolicy {
   const body = verified.quote.body;
   if (verified.debug) {
     refuse(
@@ -175,7 +240,9 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     );
   }
   notes.push(
-    `MRTD ${toHex(body.mrTd)} and RTMR0-3 pin the TD's firmware, kernel, command line and what the boot measured; check them against your build`,
+    of === "guest"
+      ? `MRTD ${toHex(body.mrTd)} and RTMR0-3 pin the TD's firmware, kernel, command line and what the boot measured; check them against your build`
+      : `hcl MRTD ${toHex(body.mrTd)} and RTMR0-3 pin Microsoft's paravisor TD (not your image): a paravisor update changes them, and the policy then needs the new values`,
   );
   // With the collateral the enclave serves (attestation/collateral.ts), the converged TCB status of
   // platform, TDX module and QE was checked, and the PCK chain's revocation: require it from now on.
@@ -192,7 +259,9 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     // check the TCB status or revocation of this deployment, so that takes the operator's word.
     refuse(
       "POLICY_INIT_NO_COLLATERAL",
-      "the deployment served no TCB collateral with its document (its enclave needs --tdx-collateral DIR, or the host withheld it): pass --allow-no-collateral to write a policy that does not check the TCB status",
+      of === "guest"
+        ? "the deployment served no TCB collateral with its document (its enclave needs --tdx-collateral DIR, or the host withheld it): pass --allow-no-collateral to write a policy that does not check the TCB status"
+        : "Azure TDX evidence comes without TCB collateral (not served for Azure): pass --allow-no-collateral to write a policy that does not check the TCB status",
     );
   }
   if (status === null) {

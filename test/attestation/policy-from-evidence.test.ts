@@ -7,8 +7,11 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { appraise } from "../../attestation/appraise.ts";
+import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
+import { type VerifiedAzureEvidence, verifyAzureEvidence } from "../../attestation/azure/verify.ts";
+import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedDocumentEvidence } from "../../attestation/evidence.ts";
-import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { type AzurePolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
@@ -202,7 +205,7 @@ describe("a policy from one deployment's verified evidence", () => {
     );
   });
 
-  it("refuses simulated evidence unless asked, debuggable guests, and Azure evidence", async () => {
+  it("refuses simulated evidence unless asked, debuggable guests, and launches under older firmware", async () => {
     const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z");
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: false }),
@@ -244,10 +247,84 @@ describe("a policy from one deployment's verified evidence", () => {
     ).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_LAUNCH_TCB", message: expect.stringContaining("microcode 221") }),
     );
+  });
+});
 
-    const azure = { ...asDocumentEvidence("sev-snp", gcp), type: "azure-snp" } as VerifiedDocumentEvidence;
-    expect(() => attestationPolicyFromEvidence(azure, { allowSimulator: false })).toThrow(
-      expect.objectContaining({ code: "POLICY_INIT_UNSUPPORTED" }),
+describe("a policy from Azure CVM evidence (captured on Azure)", () => {
+  async function azure(fixture: string): Promise<VerifiedAzureEvidence> {
+    const evidence = parseAzureEvidence(readFileSync(new URL(fixture, F), "utf8"));
+    return verifyAzureEvidence({
+      evidence,
+      at: new Date(evidence.kind === "azure-tdx" ? "2024-01-01T00:00:00Z" : "2026-01-01T00:00:00Z"),
+      expectedNonce: null,
+      snpAnchors: AMD_ROOTS,
+      tdxAnchors: INTEL_ROOTS,
+    });
+  }
+  const asAzureDocument = (v: VerifiedAzureEvidence) =>
+    ({
+      ...asDocumentEvidence("sev-snp", v.snp ?? (v.tdx as VerifiedTdxQuote)),
+      type: v.kind,
+      evidence: v,
+    }) as VerifiedDocumentEvidence;
+
+  it.each([
+    "azure/snp-vtpm/genoa-evidence.trustee.json",
+    "azure/snp-vtpm/milan-evidence-v2.trustee.json",
+    "azure/tdx-vtpm/tdx-evidence-v1.trustee.json",
+  ])(
+    "%s: pins the paravisor's report, the image's PCRs and the VM configuration; accepts that evidence",
+    async (fixture) => {
+      const v = await azure(fixture);
+      const options = { allowSimulator: false, allowNoCollateral: true };
+      const { policy, notes } = attestationPolicyFromEvidence(asAzureDocument(v), options);
+      expect(parseAttestationPolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
+      expect(policy).toMatchObject({ snp: null, tdx: null, trustSimulator: false });
+      const section = policy.azure as AzurePolicy;
+      expect(Object.keys(section.pcrs).sort()).toEqual(["11", "4", "7", "8", "9"]);
+      expect(section.pcrs["4"]).toEqual([toHex(v.tpm.pcrs.get(4) as Uint8Array)]);
+      if (v.snp !== null) expect(section.snp?.measurements).toEqual([toHex(v.snp.report.measurement)]);
+      else expect(section.tdx?.mrtd).toEqual([toHex(v.tdx?.quote.body.mrTd as Uint8Array)]);
+      expect(section.secureBootRequired).toBe(v.runtimeData.vmConfiguration["secure-boot"] === true);
+      // The captured VMs have a serial console: accepted, and said so.
+      expect(section.consoleAllowed).toBe(true);
+      expect(notes.join("\n")).toContain("serial console");
+      expect(notes.join("\n")).toMatch(/pins? Microsoft's paravisor/);
+      expect(appraise(v, policy, { now: v.verifiedAt, expectedReportData: null }).ok).toBe(true);
+      // The same VM with another kernel (PCR 4) is refused.
+      const otherImage = { ...section, pcrs: { ...section.pcrs, "4": ["ab".repeat(32)] } };
+      const refused = appraise(v, parseAttestationPolicy({ ...policy, azure: otherImage }), {
+        now: v.verifiedAt,
+        expectedReportData: null,
+      });
+      expect(refused.ok ? [] : refused.violations.map((x) => x.code)).toEqual(["AZURE_PCR_NOT_ALLOWED"]);
+    },
+  );
+
+  it("Azure TDX: no TCB collateral comes with it, so only with --allow-no-collateral", async () => {
+    const v = await azure("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(v), { allowSimulator: false })).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_NO_COLLATERAL", message: expect.stringContaining("Azure TDX") }),
+    );
+  });
+
+  it("refuses a vTPM quote that covers none of the PCRs the OS is measured into", async () => {
+    const v = await azure("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const firmwareOnly = new Map([...v.tpm.pcrs].filter(([index]) => index < 4 || index === 7));
+    const narrowed = { ...v, snp: v.snp, tpm: { ...v.tpm, pcrs: firmwareOnly } } as unknown as VerifiedAzureEvidence;
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(narrowed), { allowSimulator: false })).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_AZURE_PCRS", message: expect.stringContaining("PCR 4, 8, 9, 11") }),
+    );
+  });
+
+  it("a policy from one Azure VM refuses another platform's paravisor", async () => {
+    const genoa = await azure("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const milan = await azure("azure/snp-vtpm/milan-evidence-v2.trustee.json");
+    const { policy } = attestationPolicyFromEvidence(asAzureDocument(genoa), { allowSimulator: false });
+    const result = appraise(milan, policy, { now: milan.verifiedAt, expectedReportData: null });
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.violations.map((x) => x.field)).toEqual(
+      expect.arrayContaining(["hcl.MEASUREMENT", "hcl.product"]),
     );
   });
 });
