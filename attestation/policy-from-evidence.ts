@@ -8,8 +8,8 @@
  *
  * Azure CVM evidence gets an `azure` section: the hardware report behind Microsoft's paravisor pinned
  * as above (it measures the paravisor, not the image), the vTPM PCRs the image's boot chain is
- * measured into (PCR 4, 7, 8, 9 and 11 as the quote shows them) and the VM configuration it runs
- * with (Secure Boot, serial console).
+ * measured into (PCR 4, 7, 8, 9, 11, 12 and 13 as the quote shows them), Secure Boot required and
+ * no serial console (a VM without the one or with the other only when the operator says so).
  *
  * Refuses evidence a policy should never accept (a debuggable guest) and simulated evidence unless
  * asked for. Platform-neutral.
@@ -35,14 +35,20 @@ function refuse(code: string, message: string): never {
   throw new ConfigurationError(code, message);
 }
 
+export interface PolicyFromEvidenceOptions {
+  readonly allowSimulator: boolean;
+  readonly allowMigrationAgent?: boolean;
+  /** TDX: write a policy that skips the TCB status when the deployment served no collateral. */
+  readonly allowNoCollateral?: boolean;
+  /** Azure: accept a VM without Secure Boot. */
+  readonly allowNoSecureBoot?: boolean;
+  /** Azure: accept a VM with a serial console. */
+  readonly allowConsole?: boolean;
+}
+
 export function attestationPolicyFromEvidence(
   verified: VerifiedDocumentEvidence,
-  options: {
-    readonly allowSimulator: boolean;
-    readonly allowMigrationAgent?: boolean;
-    /** TDX: write a policy that skips the TCB status when the deployment served no collateral. */
-    readonly allowNoCollateral?: boolean;
-  },
+  options: PolicyFromEvidenceOptions,
 ): PolicyFromEvidence {
   if (verified.simulated && !options.allowSimulator) {
     refuse(
@@ -82,39 +88,58 @@ export function attestationPolicyFromEvidence(
   };
 }
 
-/** The vTPM PCRs pinned: the image's boot chain (4 boot loader/kernel, 8-9 GRUB, 11 UKI) and 7 (Secure Boot). */
-const AZURE_PINNED_PCRS = ["4", "7", "8", "9", "11"] as const;
+/**
+ * The vTPM PCRs pinned: the image's boot chain (4 boot loader and kernel, 8-9 GRUB's commands and
+ * files, 11 a unified kernel image), 7 (the Secure Boot policy) and 12-13 (what systemd-stub adds:
+ * a command-line override, credentials and device trees from the ESP, system extensions), none of
+ * which Secure Boot alone vouches for. Not the firmware's (0-3, 5, 6: the paravisor's pinned report
+ * covers its firmware, and they change with Microsoft's updates) nor IMA's (10: changes at run time).
+ */
+const AZURE_PINNED_PCRS = ["4", "7", "8", "9", "11", "12", "13"] as const;
 
 function azurePolicy(
   verified: VerifiedAzureEvidence,
   notes: string[],
-  options: { readonly allowMigrationAgent?: boolean; readonly allowNoCollateral?: boolean },
+  options: PolicyFromEvidenceOptions,
 ): AzurePolicy {
   const pcrs: Record<string, string[]> = {};
   for (const index of AZURE_PINNED_PCRS) {
     const value = verified.tpm.pcrs.get(Number(index));
     if (value !== undefined) pcrs[index] = [toHex(value)];
   }
-  if (!AZURE_OS_PCRS.some((index) => index in pcrs)) {
+  // An OS PCR that is all zero (or all ones) had nothing measured into it: it pins no kernel.
+  const measured = (hex: string) => !/^(?:0+|f+)$/.test(hex);
+  if (!AZURE_OS_PCRS.some((index) => pcrs[index]?.some(measured))) {
     refuse(
       "POLICY_INIT_AZURE_PCRS",
-      `the vTPM quote covers none of PCR ${AZURE_OS_PCRS.join(", ")}, which the guest OS is measured into: a policy without them would accept any image on this platform`,
+      `the vTPM quote has nothing measured into PCR ${AZURE_OS_PCRS.join(", ")} (none quoted, or only unused values), where the guest OS is measured: a policy without them would accept any image on this platform`,
     );
   }
   notes.push(
-    `PCR ${Object.keys(pcrs).join(", ")} pinned as this VM's vTPM reports them: they measure your image's boot chain (and PCR 7 the Secure Boot policy); check them against a boot of your image, and run policy init again after changing the image. Firmware PCRs (0-3, 5, 6) are not pinned: they change with Microsoft's firmware updates`,
+    `PCR ${Object.keys(pcrs).join(", ")} pinned as this VM's vTPM reports them: they measure your image's boot chain (PCR 7 the Secure Boot policy, 12-13 systemd-stub's additions); check them against a boot of your image, and run policy init again after changing the image or the paravisor`,
+  );
+  notes.push(
+    "the PCRs cover the kernel, initrd and command line, not the root file system: unless the command line carries its dm-verity root hash (or a UKI contains it), another root file system, and so other enclave code, passes this policy (docs/platforms.md)",
   );
   const config = verified.runtimeData.vmConfiguration;
-  const secureBootRequired = config["secure-boot"] === true;
-  if (!secureBootRequired) {
-    notes.push("this VM runs without Secure Boot: the policy does not require it; enable it and run policy init again");
-  }
-  const consoleAllowed = config["console-enabled"] !== false;
-  if (consoleAllowed) {
-    notes.push(
-      "this VM has a serial console: the policy accepts one (consoleAllowed); disable it on the VM and run policy init again to refuse it",
+  const secureBoot = config["secure-boot"] === true;
+  if (!secureBoot && options.allowNoSecureBoot !== true) {
+    refuse(
+      "POLICY_INIT_AZURE_SECURE_BOOT",
+      `the VM runs without Secure Boot (vm-configuration secure-boot: ${JSON.stringify(config["secure-boot"] ?? null)}): enable it on the VM, or pass --allow-no-secure-boot to write a policy that accepts that`,
     );
   }
+  if (!secureBoot) notes.push("the policy accepts a VM without Secure Boot (--allow-no-secure-boot)");
+  // A serial console gives the subscription owner, who is not trusted, a login prompt, SysRq and an
+  // emergency shell on the guest: refused unless the operator says the deployment needs one.
+  const serialConsole = config["console-enabled"] !== false;
+  if (serialConsole && options.allowConsole !== true) {
+    refuse(
+      "POLICY_INIT_AZURE_CONSOLE",
+      `the VM has a serial console (vm-configuration console-enabled: ${JSON.stringify(config["console-enabled"] ?? null)}), which gives the subscription owner a shell on the guest: disable it on the VM, or pass --allow-console to write a policy that accepts that`,
+    );
+  }
+  if (serialConsole) notes.push("the policy accepts a VM with a serial console (--allow-console)");
   return {
     snp:
       verified.snp === null
@@ -125,8 +150,8 @@ function azurePolicy(
         ? null
         : tdxPolicy(verified.tdx, notes, options.allowNoCollateral === true, "azure-paravisor"),
     pcrs,
-    secureBootRequired,
-    consoleAllowed,
+    secureBootRequired: secureBoot,
+    consoleAllowed: serialConsole,
   };
 }
 

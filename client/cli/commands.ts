@@ -172,6 +172,11 @@ export function registerClientCommands(program: Command): void {
       "--allow-no-collateral",
       "TDX: write a policy that skips the TCB status when the deployment serves no TCB collateral (its enclave without --tdx-collateral)",
     )
+    .option("--allow-no-secure-boot", "Azure: write a policy that accepts a VM without Secure Boot")
+    .option(
+      "--allow-console",
+      "Azure: write a policy that accepts a VM with a serial console (a shell for the subscription owner)",
+    )
     .option("--json", "print {policy, notes, written} as JSON")
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");

@@ -34,6 +34,8 @@ export interface PolicyInitOptions {
   allowSimulator?: boolean;
   allowMigrationAgent?: boolean;
   allowNoCollateral?: boolean;
+  allowNoSecureBoot?: boolean;
+  allowConsole?: boolean;
   json?: boolean;
 }
 
@@ -114,6 +116,8 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     allowSimulator: options.allowSimulator === true,
     allowMigrationAgent: options.allowMigrationAgent === true,
     allowNoCollateral: options.allowNoCollateral === true,
+    allowNoSecureBoot: options.allowNoSecureBoot === true,
+    allowConsole: options.allowConsole === true,
   });
 
   // 2. The manifest, under the operator's key: the model and service it names are pinned.

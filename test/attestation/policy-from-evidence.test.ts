@@ -268,6 +268,9 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
       evidence: v,
     }) as VerifiedDocumentEvidence;
 
+  /** The captured VMs have a serial console (and so need --allow-console). */
+  const AZURE_OPTIONS = { allowSimulator: false, allowConsole: true, allowNoSecureBoot: true };
+
   it.each([
     "azure/snp-vtpm/genoa-evidence.trustee.json",
     "azure/snp-vtpm/milan-evidence-v2.trustee.json",
@@ -276,19 +279,26 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
     "%s: pins the paravisor's report, the image's PCRs and the VM configuration; accepts that evidence",
     async (fixture) => {
       const v = await azure(fixture);
-      const options = { allowSimulator: false, allowNoCollateral: true };
+      const options = { allowSimulator: false, allowNoCollateral: true, allowConsole: true, allowNoSecureBoot: true };
       const { policy, notes } = attestationPolicyFromEvidence(asAzureDocument(v), options);
       expect(parseAttestationPolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
       expect(policy).toMatchObject({ snp: null, tdx: null, trustSimulator: false });
       const section = policy.azure as AzurePolicy;
-      expect(Object.keys(section.pcrs).sort()).toEqual(["11", "4", "7", "8", "9"]);
+      expect(Object.keys(section.pcrs).sort()).toEqual(["11", "12", "13", "4", "7", "8", "9"]);
       expect(section.pcrs["4"]).toEqual([toHex(v.tpm.pcrs.get(4) as Uint8Array)]);
       if (v.snp !== null) expect(section.snp?.measurements).toEqual([toHex(v.snp.report.measurement)]);
       else expect(section.tdx?.mrtd).toEqual([toHex(v.tdx?.quote.body.mrTd as Uint8Array)]);
       expect(section.secureBootRequired).toBe(v.runtimeData.vmConfiguration["secure-boot"] === true);
-      // The captured VMs have a serial console: accepted, and said so.
+      // The captured VMs have a serial console: accepted only because --allow-console said so.
       expect(section.consoleAllowed).toBe(true);
-      expect(notes.join("\n")).toContain("serial console");
+      expect(notes.join("\n")).toContain("accepts a VM with a serial console (--allow-console)");
+      expect(notes.join("\n")).toContain("not the root file system");
+      expect(() => attestationPolicyFromEvidence(asAzureDocument(v), { ...options, allowConsole: false })).toThrow(
+        expect.objectContaining({
+          code: "POLICY_INIT_AZURE_CONSOLE",
+          message: expect.stringContaining("--allow-console"),
+        }),
+      );
       expect(notes.join("\n")).toMatch(/pins? Microsoft's paravisor/);
       expect(appraise(v, policy, { now: v.verifiedAt, expectedReportData: null }).ok).toBe(true);
       // The same VM with another kernel (PCR 4) is refused.
@@ -303,7 +313,7 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
 
   it("Azure TDX: no TCB collateral comes with it, so only with --allow-no-collateral", async () => {
     const v = await azure("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
-    expect(() => attestationPolicyFromEvidence(asAzureDocument(v), { allowSimulator: false })).toThrow(
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(v), AZURE_OPTIONS)).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_NO_COLLATERAL", message: expect.stringContaining("Azure TDX") }),
     );
   });
@@ -312,15 +322,43 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
     const v = await azure("azure/snp-vtpm/genoa-evidence.trustee.json");
     const firmwareOnly = new Map([...v.tpm.pcrs].filter(([index]) => index < 4 || index === 7));
     const narrowed = { ...v, snp: v.snp, tpm: { ...v.tpm, pcrs: firmwareOnly } } as unknown as VerifiedAzureEvidence;
-    expect(() => attestationPolicyFromEvidence(asAzureDocument(narrowed), { allowSimulator: false })).toThrow(
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(narrowed), AZURE_OPTIONS)).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_AZURE_PCRS", message: expect.stringContaining("PCR 4, 8, 9, 11") }),
     );
+    // Quoted, but nothing measured into them (PCR 11 is zero in this evidence; 4, 8 and 9 made so).
+    expect(v.tpm.pcrs.get(11)?.every((b) => b === 0)).toBe(true);
+    const unused = new Map(
+      [...v.tpm.pcrs].map(([index, value]) => [index, [4, 8, 9].includes(index) ? new Uint8Array(32) : value]),
+    );
+    const empty = { ...v, tpm: { ...v.tpm, pcrs: unused } } as unknown as VerifiedAzureEvidence;
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(empty), AZURE_OPTIONS)).toThrow(
+      expect.objectContaining({ code: "POLICY_INIT_AZURE_PCRS" }),
+    );
+  });
+
+  it("refuses a VM without Secure Boot unless --allow-no-secure-boot", async () => {
+    const v = await azure("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const runtimeData = {
+      ...v.runtimeData,
+      vmConfiguration: { ...v.runtimeData.vmConfiguration, "secure-boot": false },
+    };
+    const noSecureBoot = { ...v, runtimeData } as unknown as VerifiedAzureEvidence;
+    const options = { ...AZURE_OPTIONS, allowNoSecureBoot: false };
+    expect(() => attestationPolicyFromEvidence(asAzureDocument(noSecureBoot), options)).toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_AZURE_SECURE_BOOT",
+        message: expect.stringContaining("secure-boot: false"),
+      }),
+    );
+    const allowed = attestationPolicyFromEvidence(asAzureDocument(noSecureBoot), AZURE_OPTIONS);
+    expect(allowed.policy.azure?.secureBootRequired).toBe(false);
+    expect(allowed.notes.join("\n")).toContain("--allow-no-secure-boot");
   });
 
   it("a policy from one Azure VM refuses another platform's paravisor", async () => {
     const genoa = await azure("azure/snp-vtpm/genoa-evidence.trustee.json");
     const milan = await azure("azure/snp-vtpm/milan-evidence-v2.trustee.json");
-    const { policy } = attestationPolicyFromEvidence(asAzureDocument(genoa), { allowSimulator: false });
+    const { policy } = attestationPolicyFromEvidence(asAzureDocument(genoa), AZURE_OPTIONS);
     const result = appraise(milan, policy, { now: milan.verifiedAt, expectedReportData: null });
     expect(result.ok).toBe(false);
     expect(result.ok ? [] : result.violations.map((x) => x.field)).toEqual(
