@@ -27,8 +27,13 @@
  *
  * Detection runs on the prompt as sent, then again on that result normalized (normalize.ts: NFKC,
  * invisible characters removed, dashes and digits of every script in ASCII), so `４１１１…`,
- * `4111\u200b1111…` or `123–45–6789` are found too; when the second pass finds anything the model
- * gets the normalized text with the entities replaced, otherwise the first pass's result. PEM headers and AWS key ids are found in any case.
+ * `4111\u200b1111…` or `123–45–6789` are found too, then on that result with look-alike letters
+ * of other scripts folded to ASCII (normalize.ts, from Unicode's confusables), so `jоhn@exаmple.com`
+ * with Cyrillic `о` and `а`, or an IBAN with a Greek `Β` among its letters, is found too. Folding
+ * replaces one character with one, so an entity found in the folded view is replaced at the same
+ * place in the unfolded text. When a later pass finds anything, the model gets the normalized text
+ * with its letters as written and the entities replaced (a Russian or Greek prompt stays Russian or
+ * Greek), otherwise the first pass's result. PEM headers and AWS key ids are found in any case.
  *
  * Entities are processed in a fixed order (secret_key, email, iban, credit_card, us_ssn,
  * ip_address, phone), so a value already replaced is not found again by a later detector.
@@ -41,14 +46,15 @@
  * An entity split across chat messages is found by piiAcrossMessages (the caller blocks it).
  *
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
- * detected; look-alike letters of other scripts are not mapped; detection is best-effort pattern
+ * detected; look-alikes of several characters (`rn` for `m`), accented letters and letters of
+ * scripts outside normalize.ts's table are not mapped; detection is best-effort pattern
  * matching, not a guarantee that no PII reaches the model.
  * Findings hold entity types and counts only, never the values.
  */
 
 import { type Manifest, PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
 import { PiiEntityUnknownError } from "./errors.ts";
-import { normalizeForDetection } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, normalizeForDetection } from "./normalize.ts";
 
 export type PiiConfig = Manifest["requestPolicy"]["pii"];
 
@@ -167,27 +173,32 @@ function checkEntities(entities: readonly string[]): void {
 }
 
 /**
- * Replaces every detected entity of the given types with its placeholder. Detection runs on the
- * normalized text (normalize.ts), so full-width digits, zero-width characters or look-alike dashes
- * do not hide an entity; when something is found, the result is the normalized text with the
- * entities replaced (what the model then sees), otherwise the text exactly as given.
+ * Replaces every detected entity of the given types with its placeholder. Detection also runs on
+ * the normalized text (normalize.ts), so full-width digits, zero-width characters, look-alike
+ * dashes or look-alike letters of other scripts do not hide an entity; when something is found
+ * there, the result is the text normalized with its letters as written (normalizeCharacters) and
+ * the entities replaced (what the model then sees), otherwise the text exactly as given.
  */
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
   checkEntities(entities);
   const wanted = new Set(entities);
   // As sent first: normalizing can also join a neighbouring character to an entity (a superscript
   // or circled digit becomes a digit) and hide it. Placeholders are ASCII and survive normalizing.
-  const asSent = redactIn(text, wanted);
-  // Most prompts normalize to themselves (plain ASCII): then the second pass could find nothing new.
-  const form = normalizeForDetection(asSent.text);
-  if (form === asSent.text) return asSent;
-  const normalized = redactIn(form, wanted);
-  if (normalized.findings.length === 0) return asSent;
+  const asSent = redactIn(text, text, wanted);
+  // Then normalized with the letters as written, then with look-alike letters folded (which can
+  // join a letter to an entity in the same way). Folding keeps every position, so an entity found
+  // in the folded view is replaced at the same place in the unfolded text: a Russian or Greek
+  // prompt keeps its letters. Most prompts (plain ASCII) are their own normalized and folded form.
+  const form = normalizeCharacters(asSent.text);
+  const normalized = form === asSent.text ? { text: form, findings: [] } : redactIn(form, form, wanted);
+  const view = foldLookAlikes(normalized.text);
+  const folded = view === normalized.text ? normalized : redactIn(normalized.text, view, wanted);
+  if (normalized.findings.length === 0 && folded.findings.length === 0) return asSent;
   const counts = new Map<PiiEntity, number>();
-  for (const f of [...asSent.findings, ...normalized.findings])
-    counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
+  const passes = folded === normalized ? [asSent, normalized] : [asSent, normalized, folded];
+  for (const f of passes.flatMap((pass) => pass.findings)) counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
   return {
-    text: normalized.text,
+    text: folded.text,
     findings: PII_DETECTION_ORDER.flatMap((entity) => {
       const count = counts.get(entity);
       return count === undefined ? [] : [{ entity, count }];
@@ -195,20 +206,36 @@ export function redactPii(text: string, entities: readonly PiiEntity[]): Redacti
   };
 }
 
-function redactIn(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
+/**
+ * Replaces the entities the detectors find in `view` (the text itself, or its folded form, of the
+ * same length: foldLookAlikes) at the same positions in `text`.
+ */
+function redactIn(text: string, view: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
   const findings: PiiFinding[] = [];
+  const sameView = view === text;
   let out = text;
+  let seen = view;
   for (const entity of PII_DETECTION_ORDER) {
     if (!wanted.has(entity)) continue;
     let count = 0;
     const placeholder = piiPlaceholder(entity);
     for (const detector of DETECTORS[entity]) {
-      out = out.replace(detector.regex, (match: string) => {
+      let nextOut = "";
+      let copied = 0;
+      seen = seen.replace(detector.regex, (match: string, ...rest: unknown[]) => {
         // The whole match goes (a card's code included, when its shorter form is the card).
         if (!detectorAccepts(detector, match)) return match;
         count += 1;
+        if (!sameView) {
+          // The match's offset: the first number after the capture groups (strings or undefined).
+          const offset = rest.find((arg) => typeof arg === "number") as number;
+          nextOut += out.slice(copied, offset) + placeholder;
+          copied = offset + match.length;
+        }
         return placeholder;
       });
+      if (sameView) out = seen;
+      else if (copied > 0) out = nextOut + out.slice(copied);
     }
     if (count > 0) findings.push({ entity, count });
   }

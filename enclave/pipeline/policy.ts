@@ -25,7 +25,15 @@
  * A pattern sees the prompt as sent and its normalized form (normalize.ts: NFKC, invisible
  * characters removed, dashes and digits of every script in ASCII), so `ｂｏｍｂ` or `bo\u200bmb`
  * does not pass a `bomb` block rule: a `block` rule matches when either form matches, an `allow`
- * rule only when both do.
+ * rule only when both do. A `block` rule also sees the normalized form with look-alike letters of
+ * other scripts folded to ASCII (normalize.ts: Cyrillic `а`, Greek `ρ`, … from Unicode's
+ * confusables), so `pаsswоrd` with Cyrillic `а` and `о` does not pass a `password` rule; an
+ * `allow` rule does not (it must match the text as written anyway, and a rule written in Cyrillic
+ * or Greek letters would no longer match its own language). A prompt in Russian or Greek is
+ * therefore also read by block rules partly in Latin letters (`Пожалуйста` as `Пoжaлyйcтa`): a
+ * rule for an English word matches it only where one of its words is made of look-alikes alone
+ * and folds to that word (Russian `сор` reads as `cop`). Look-alikes of several characters (`rn`
+ * for `m`) and accented letters are not folded.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -33,7 +41,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { normalizeForDetection } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -74,10 +82,13 @@ export interface CompiledRequestPolicy {
   evaluate(request: PolicyRequest): PolicyDecision;
 }
 
-/** The request and, computed once per request when a pattern rule asks for it, its normalized text. */
+/** The request and, computed once per request when a pattern rule asks for them, its normalized texts. */
 interface RuleInput {
   readonly request: PolicyRequest;
+  /** normalizeCharacters: letters as written. */
   normalizedText(): string;
+  /** That with look-alike letters folded (same length). */
+  foldedText(): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -100,11 +111,16 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
     evaluate(request: PolicyRequest): PolicyDecision {
       checkRequest(request);
       let normalized: string | undefined;
+      let folded: string | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
-          normalized ??= normalizeForDetection(request.text);
+          normalized ??= normalizeCharacters(request.text);
           return normalized;
+        },
+        foldedText: () => {
+          folded ??= foldLookAlikes(input.normalizedText());
+          return folded;
         },
       };
       for (const rule of rules) {
@@ -120,6 +136,12 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       return { decision: defaultAction, ruleId: null, reason: `no rule matched; defaultAction is "${defaultAction}"` };
     },
   };
+}
+
+/** Whether the folded text, when it differs from the normalized one, matches. */
+function foldedMatches(input: RuleInput, normalized: string, test: (text: string) => boolean): boolean {
+  const folded = input.foldedText();
+  return folded !== normalized && test(folded);
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -148,9 +170,11 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
             detail: `the prompt has ${length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
           };
         }
+        // Look-alike letters are folded for block rules only: an allow rule must match the text as
+        // written anyway, and would fail on Russian or Greek text that it names in its own letters.
         const matched =
           rule.action === "block"
-            ? test(text) || (normalized !== text && test(normalized))
+            ? test(text) || (normalized !== text && test(normalized)) || foldedMatches(input, normalized, test)
             : test(text) && (normalized === text || test(normalized));
         return { matched, detail: "the prompt matches the rule's pattern" };
       };

@@ -8,7 +8,11 @@ import {
   piiAcrossMessages,
   redactPii,
 } from "../../enclave/pipeline/pii.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
+
+const RUSSIAN = "Пожалуйста, кратко изложите приложенный квартальный отчёт и назовите три главных риска.";
+const GREEK = "Παρακαλώ συνοψίστε την τριμηνιαία αναφορά και αναφέρετε τρεις κινδύνους για το επόμενο τρίμηνο.";
 
 type Row = readonly [name: string, entity: PiiEntity, input: string, expected: string];
 
@@ -149,6 +153,15 @@ const POSITIVES: readonly Row[] = [
   ["iban, lower case", "iban", "de89 3704 0044 0532 0130 00", "[REDACTED_IBAN]"],
   ["aws key id, lower case", "secret_key", "akiaiosfodnn7example", "[REDACTED_SECRET_KEY]"],
   ["aws key id, zero-width", "secret_key", "AKIA\u200bIOSFODNN7EXAMPLE", "[REDACTED_SECRET_KEY]"],
+  // Look-alike letters of other scripts (normalize.ts folds them; the output keeps them as written).
+  ["email, Cyrillic look-alikes", "email", "mail jоhn.dое@ехаmple.com", "mail [REDACTED_EMAIL]"],
+  ["email, Greek look-alikes", "email", "mail jane@exαmple.οrg", "mail [REDACTED_EMAIL]"],
+  ["iban, Cyrillic B in the bank code", "iban", "to GB29 NWВK 6016 1331 9268 19.", "to [REDACTED_IBAN]."],
+  ["iban, Greek country code", "iban", "ΒΕ68 5390 0754 7034", "[REDACTED_IBAN]"],
+  ["card, Cyrillic Ze for a 3", "credit_card", "amex З782 822463 10005", "amex [REDACTED_CREDIT_CARD]"],
+  ["aws key id, Cyrillic look-alikes", "secret_key", "key АКIАIOSFODNN7EXAMPLE", "key [REDACTED_SECRET_KEY]"],
+  // Folding would join the Cyrillic р to the IBAN; the pass before folding finds it.
+  ["iban after a Cyrillic word, full-width", "iban", "номерＤＥ89 3704 0044 0532 0130 00", "номер[REDACTED_IBAN]"],
   [
     "PEM header in lower case",
     "secret_key",
@@ -266,6 +279,24 @@ describe("redactPii: all entities together", () => {
     ]) {
       expect(redactPii(text, PII_ENTITIES)).toEqual({ text, findings: [] });
     }
+  });
+
+  it("keeps Russian and Greek text as written: nothing found in ordinary sentences, a look-alike address redacted in place", () => {
+    const pii = DEV_MANIFEST.requestPolicy.pii;
+    for (const text of [RUSSIAN, GREEK, "Позвоните по номеру 8 800 555-35-35 или приходите к 10:30."]) {
+      expect(applyPiiPolicy(pii, text)).toEqual({ action: "allow", text, findings: [] });
+    }
+    // "ivаn.petrоv@mаil.ru" with Cyrillic а and о: no address as sent, one once folded.
+    expect(applyPiiPolicy(pii, "Напишите мне на ivаn.petrоv@mаil.ru до пятницы, пожалуйста.")).toEqual({
+      action: "allow",
+      text: "Напишите мне на [REDACTED_EMAIL] до пятницы, пожалуйста.",
+      findings: [{ entity: "email", count: 1 }],
+    });
+    expect(applyPiiPolicy(pii, `${GREEK} Γράψτε στο maria@exαmple.gr.`)).toEqual({
+      action: "allow",
+      text: `${GREEK} Γράψτε στο [REDACTED_EMAIL].`,
+      findings: [{ entity: "email", count: 1 }],
+    });
   });
 
   it("rejects an unknown entity name", () => {

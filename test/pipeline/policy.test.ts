@@ -261,6 +261,48 @@ describe("patterns run in linear time (RE2)", () => {
     expect(p.evaluate(req({ text: "hello ４２" })).ruleId).toBeNull();
   });
 
+  it("a block rule reads look-alike letters of other scripts as the ASCII letters they look like", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "no-password", kind: "pattern", action: "block", pattern: "password", caseInsensitive: true }]),
+    );
+    // Cyrillic а, о; Greek ρ, α; Cyrillic Р, А, Ѕ, О with Armenian Տ; Cherokee Ꮤ; dotless ı is not o.
+    for (const text of ["my pаsswоrd is", "my ραssword is", "PАЅՏWОRD", "PASSᏔORD", "pass​wоrd"]) {
+      expect(p.evaluate(req({ text })).ruleId, JSON.stringify(text)).toBe("no-password");
+    }
+    // Not folded: several characters for one (rn for m), accented letters, ASCII look-alikes.
+    const m = compileRequestPolicy(
+      policy([{ id: "no-mom", kind: "pattern", action: "block", pattern: "mom", caseInsensitive: false }]),
+    );
+    for (const text of ["rnorn", "möm", "m0m"]) {
+      expect(m.evaluate(req({ text })).ruleId, JSON.stringify(text)).toBeNull();
+    }
+  });
+
+  it("Russian and Greek prompts pass the dev manifest's rules, and rules written in their letters still work", () => {
+    const russian = "Пожалуйста, кратко изложите приложенный квартальный отчёт и назовите три главных риска.";
+    const greek = "Παρακαλώ συνοψίστε την τριμηνιαία αναφορά και αναφέρετε τρεις κινδύνους για το επόμενο τρίμηνο.";
+    const dev = compileRequestPolicy(DEV_MANIFEST.requestPolicy);
+    for (const text of [russian, greek]) {
+      expect(dev.evaluate(req({ text })), text).toEqual({
+        decision: "allow",
+        ruleId: null,
+        reason: 'no rule matched; defaultAction is "allow"',
+      });
+    }
+    // Folding is for block rules: an allow rule in Cyrillic still allows its text, and a block rule
+    // in Cyrillic still sees through a zero-width space (on the normalized, unfolded form).
+    const rules: RequestRule[] = [
+      { id: "ok-report", kind: "pattern", action: "allow", pattern: "^Пожалуйста, кратко", caseInsensitive: false },
+      { id: "no-bomb", kind: "pattern", action: "block", pattern: "бомба", caseInsensitive: true },
+      { id: "no-password", kind: "pattern", action: "block", pattern: "password", caseInsensitive: true },
+    ];
+    const p = compileRequestPolicy(policy(rules));
+    expect(p.evaluate(req({ text: russian })).ruleId).toBe("ok-report");
+    expect(p.evaluate(req({ text: `Что такое бо\u200bмба?` })).ruleId).toBe("no-bomb");
+    expect(p.evaluate(req({ text: greek })).ruleId).toBeNull();
+    expect(p.evaluate(req({ text: "Какой у вас пароль?" })).ruleId).toBeNull();
+  });
+
   it("counts the normalized prompt's length against the pattern input limit too (NFKC can lengthen it)", () => {
     const p = compileRequestPolicy(
       policy([{ id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false }]),
