@@ -92,6 +92,17 @@ async function verifiedModelId(session: Session): Promise<string> {
 /** The SDK's configuration errors about the request's own arguments (client/sdk.ts). */
 const REQUEST_ARGUMENT_CODES: ReadonlySet<string> = new Set(["BAD_OPTION", "BAD_MESSAGES", "BAD_PROMPT"]);
 
+/**
+ * The OpenAI parameter an SDK argument error is about, from the argument the SDK names on the error
+ * (`field`: `topP`, `stop[1]`, `messages[0].content`, `prompt`): snake_case as the app sent it
+ * (`top_p`, `max_tokens`); a stop string's index becomes `stop`, as the app may have sent one string.
+ */
+function openAiParam(field: string | undefined): string | null {
+  if (field === undefined) return null;
+  if (/^stop\[\d+\]$/.test(field)) return "stop";
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 /** What a ClientError from the SDK becomes for an OpenAI client. */
 function fromClientError(error: ClientError): ProxyError {
   const code = error.code.toLowerCase();
@@ -100,9 +111,11 @@ function fromClientError(error: ClientError): ProxyError {
       return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
     case "transport": {
       // The engine's own refusal of a prompt over the model's context size (a sealed error frame
-      // with this code, no detail): OpenAI clients know it as context_length_exceeded. A policy
-      // rule's maxPromptTokens limit is a POLICY_BLOCKED like any other rule (kept as is).
-      if (error.code === "PROMPT_TOO_LONG") {
+      // with this code, no detail): OpenAI clients know it as context_length_exceeded. Only from the
+      // enclave's authenticated frame: the same code in a host's HTTP error is the untrusted host's
+      // claim and gets the ordinary mapping below. A policy rule's maxPromptTokens limit is a
+      // POLICY_BLOCKED like any other rule (kept as is).
+      if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave") {
         return new ProxyError(
           400,
           "invalid_request_error",
@@ -130,7 +143,7 @@ function fromClientError(error: ClientError): ProxyError {
       // The SDK's own check of the request against the enclave's limits (sealed/request-limits.ts),
       // made before anything is sealed: the app's request is at fault, as OpenAI says with a 400.
       if (REQUEST_ARGUMENT_CODES.has(error.code)) {
-        return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
+        return new ProxyError(400, "invalid_request_error", code, error.message, openAiParam(error.field), false);
       }
       return new ProxyError(502, "cloister_verification_error", code, `${error.kind}: ${error.message}`, null, false);
     default:

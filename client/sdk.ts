@@ -31,7 +31,7 @@ import {
   verifyReceipt,
 } from "../sealed/index.ts";
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
-import { type AuditReference, ClientError } from "./errors.ts";
+import { AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
 
@@ -254,23 +254,32 @@ class HttpClient {
     }
     if (response.status >= 200 && response.status < 300) return response;
     const { code, message } = errorBody(response.status, await response.text().catch(() => ""));
+    // Every code below is the untrusted host's claim (origin "host"), even one that names an
+    // enclave refusal: only a sealed error frame carries the enclave's word.
+    const host = { origin: "host" } as const;
     if (response.status === 401 || response.status === 403) {
-      throw new ClientError("configuration", code, `host refused the API key: ${message}`);
+      throw new ClientError("configuration", code, `host refused the API key: ${message}`, host);
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
-      throw transportError(code, `the host cannot reach the enclave: ${message}`);
+      throw new ClientError("transport", code, `the host cannot reach the enclave: ${message}`, host);
     }
     if (REQUEST_INTEGRITY_CODES.has(code)) {
       throw Object.assign(
-        new ClientError("integrity", code, `${path}: the enclave refused the sealed request: ${code}: ${message}`),
+        new ClientError(
+          "integrity",
+          code,
+          `${path}: the enclave refused the sealed request: ${code}: ${message}`,
+          host,
+        ),
         { status: response.status },
       );
     }
     const retryAfter = response.header("retry-after")?.trim() ?? "";
     const suffix = /^\d{1,6}$/.test(retryAfter) ? ` (retry after ${retryAfter}s)` : "";
-    throw Object.assign(transportError(code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`), {
-      status: response.status,
-    });
+    throw Object.assign(
+      new ClientError("transport", code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`, host),
+      { status: response.status },
+    );
   }
 }
 
@@ -309,11 +318,12 @@ export function parseHostUrl(value: string): URL {
     url = new URL(value);
   } catch {
     // No cause: the URL parser's error carries the input verbatim, user name and password included.
-    const found = typeof value === "string" ? `"${value.replace(/\/\/[^/?#]*@/, "//…@")}"` : describeFound(value);
-    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found ${found}`);
+    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found ${describeUrlInput(value)}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${url.protocol}`);
+    // "alice:pw@host" parses with the scheme "alice:": a user name, not to be repeated either.
+    const found = value.includes("@") ? describeUrlInput(value) : url.protocol;
+    throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${found}`);
   }
   if (url.username !== "" || url.password !== "") {
     throw new ClientError(
@@ -323,6 +333,26 @@ export function parseHostUrl(value: string): URL {
     );
   }
   return url;
+}
+
+/** Most characters of a URL that failed to parse that a message repeats. */
+const URL_SHOWN_MAX_CHARS = 200;
+
+/**
+ * A URL that failed a check, as a message may show it. Input with an `@` anywhere is not shown at
+ * all: what comes before it may be a password, and no pattern tells where a password ends in a
+ * string that is not a URL (`/`, `?` or `#` in it, `http:\\u:p@…`, `http:/u:p@…`). Other input is
+ * shown, at most its first URL_SHOWN_MAX_CHARS characters, quoted.
+ */
+function describeUrlInput(value: unknown): string {
+  if (typeof value !== "string" || value === "") return describeFound(value);
+  if (value.includes("@")) {
+    return `a string of ${value.length} characters with a user/password-like part (…@), not shown`;
+  }
+  const chars = Array.from(value);
+  return chars.length > URL_SHOWN_MAX_CHARS
+    ? `${JSON.stringify(chars.slice(0, URL_SHOWN_MAX_CHARS).join(""))}… (${value.length} characters)`
+    : JSON.stringify(value);
 }
 
 /**
@@ -368,8 +398,13 @@ function describeName(value: unknown): string {
     : describeFound(value);
 }
 
+/** A refused argument: `field` names it in the message and on the error (the proxy's OpenAI `param`). */
+function badArgument(code: string, field: string, message: string): ClientError {
+  return new ClientError("configuration", code, `${field}: ${message}`, { field });
+}
+
 function badOption(name: string, expected: string, value: unknown): ClientError {
-  return new ClientError("configuration", "BAD_OPTION", `${name}: expected ${expected}, found ${describeFound(value)}`);
+  return badArgument("BAD_OPTION", name, `expected ${expected}, found ${describeFound(value)}`);
 }
 
 function checkInteger(name: string, value: unknown, limits: { readonly min: number; readonly max: number }): void {
@@ -400,19 +435,21 @@ function checkGenerationOptions(options: GenerationOptions): void {
   if (!Array.isArray(s) || s.length > stop.maxCount) {
     throw badOption("stop", `an array of at most ${stop.maxCount} strings`, s);
   }
-  s.forEach((item: unknown, i) => {
+  // By index, not forEach: a hole in a sparse array ([, "a"]) is checked too (it is sent as null).
+  for (let i = 0; i < s.length; i++) {
+    const item: unknown = s[i];
     if (typeof item !== "string" || item.length < stop.minChars || item.length > stop.maxChars) {
       throw badOption(`stop[${i}]`, `a string of ${stop.minChars} to ${stop.maxChars} characters`, item);
     }
-  });
+  }
 }
 
 function checkText(name: string, code: string, value: unknown): void {
   if (typeof value !== "string" || value.length > REQUEST_LIMITS.maxTextChars) {
-    throw new ClientError(
-      "configuration",
+    throw badArgument(
       code,
-      `${name}: expected a string of at most ${REQUEST_LIMITS.maxTextChars} characters, found ${describeFound(value)}`,
+      name,
+      `expected a string of at most ${REQUEST_LIMITS.maxTextChars} characters, found ${describeFound(value)}`,
     );
   }
 }
@@ -421,39 +458,41 @@ function checkText(name: string, code: string, value: unknown): void {
 function checkMessages(messages: readonly ChatMessage[]): void {
   const list: unknown = messages;
   if (!Array.isArray(list) || list.length === 0 || list.length > REQUEST_LIMITS.maxMessages) {
-    throw new ClientError(
-      "configuration",
+    throw badArgument(
       "BAD_MESSAGES",
-      `messages: expected an array of 1 to ${REQUEST_LIMITS.maxMessages} messages, found ${describeFound(list)}`,
+      "messages",
+      `expected an array of 1 to ${REQUEST_LIMITS.maxMessages} messages, found ${describeFound(list)}`,
     );
   }
-  list.forEach((message: unknown, i) => {
+  // By index, not forEach: a hole in a sparse array ([, {…}]) is checked too (it is sent as null).
+  for (let i = 0; i < list.length; i++) {
+    const message: unknown = list[i];
     if (message === null || typeof message !== "object" || Array.isArray(message)) {
-      throw new ClientError(
-        "configuration",
+      throw badArgument(
         "BAD_MESSAGES",
-        `messages[${i}]: expected an object {role, content}, found ${describeFound(message)}`,
+        `messages[${i}]`,
+        `expected an object {role, content}, found ${describeFound(message)}`,
       );
     }
     const fields = message as Record<string, unknown>;
     // As sent: JSON leaves out a field whose value is undefined.
     const extra = Object.keys(fields).find((k) => k !== "role" && k !== "content" && fields[k] !== undefined);
     if (extra !== undefined) {
-      throw new ClientError(
-        "configuration",
+      throw badArgument(
         "BAD_MESSAGES",
-        `messages[${i}]: expected only role and content, found also ${describeName(extra)}`,
+        `messages[${i}]`,
+        `expected only role and content, found also ${describeName(extra)}`,
       );
     }
     if (!(CHAT_ROLES as readonly unknown[]).includes(fields.role)) {
-      throw new ClientError(
-        "configuration",
+      throw badArgument(
         "BAD_MESSAGES",
-        `messages[${i}].role: expected ${CHAT_ROLES.join(", ")}, found ${describeName(fields.role)}`,
+        `messages[${i}].role`,
+        `expected ${CHAT_ROLES.join(", ")}, found ${describeName(fields.role)}`,
       );
     }
     checkText(`messages[${i}].content`, "BAD_MESSAGES", fields.content);
-  });
+  }
 }
 
 /** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
@@ -885,7 +924,8 @@ export class Session {
             kindOfError,
             event.code,
             `enclave refused or failed the request: ${event.code}${event.detail === null ? "" : ` (${event.detail})`}`,
-            { audit: auditReference(context.requestId, event.auditOpening) },
+            // Authenticated under the key this request was sealed to: the enclave's own word.
+            { origin: "enclave", audit: auditReference(context.requestId, event.auditOpening) },
           );
         }
       }
@@ -908,5 +948,5 @@ export class Session {
 }
 
 function auditReference(requestId: string, opening: string | null): AuditReference | null {
-  return opening === null ? null : { requestIdHash: auditRequestIdHash(requestId), opening };
+  return opening === null ? null : new AuditReference(auditRequestIdHash(requestId), opening);
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
-import { ClientError } from "../errors.ts";
+import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
 import { type ChatMessage, connect, parseHostUrl, type Session } from "../sdk.ts";
@@ -140,6 +140,14 @@ export async function runAttest(
   }
 }
 
+/**
+ * An audit reference as `chat --json` prints it for `cloister audit find --chat-json`: with its
+ * opening, named here on purpose (the SDK keeps it out of JSON and inspection by default).
+ */
+function auditJson(audit: AuditReference | null): { requestIdHash: string; opening: string } | null {
+  return audit === null ? null : { requestIdHash: audit.requestIdHash, opening: audit.opening };
+}
+
 async function streamAnswer(
   session: Session,
   messages: ChatMessage[],
@@ -165,7 +173,7 @@ async function streamAnswer(
           // Verified already; keep it (with signingKey) to show later what the enclave answered.
           receipt: event.receipt,
           // Finds and opens this request's record in the audit log the host stores (cloister audit find).
-          audit: event.audit,
+          audit: auditJson(event.audit),
           signingKey: signingKey(),
         });
       } else {
@@ -182,7 +190,7 @@ async function streamAnswer(
     printJson({
       error: { kind: error.kind, code: error.code, reason: error.message },
       enclave: attested ? session.enclave.documentDigest : null,
-      audit: error.audit,
+      audit: auditJson(error.audit),
       signingKey: attested ? signingKey() : null,
     });
     process.exitCode = 1;

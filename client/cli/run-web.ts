@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
 import { parseClientPolicy } from "../policy.ts";
+import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
@@ -49,14 +50,9 @@ async function readPolicy(file: string): Promise<unknown> {
 }
 
 export async function runWeb(options: WebCommandOptions): Promise<void> {
-  let hostUrl: string;
-  try {
-    const url = new URL(options.url);
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("scheme");
-    hostUrl = url.href.replace(/\/+$/, "");
-  } catch {
-    throw new UsageError(`--url: expected the host's http(s) URL, found "${options.url}"`);
-  }
+  // The SDK's own check, as for the other commands: http(s), no user name or password (refused,
+  // never repeated), so the URL printed here and put into the page carries no secret.
+  const hostUrl = parseHostUrl(options.url).href.replace(/\/+$/, "");
   const policy = await readPolicy(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });

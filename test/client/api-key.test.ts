@@ -98,19 +98,30 @@ describe("readApiKey", () => {
     expect((withPassword as Error).message).not.toContain("s3cretpw");
   });
 
-  it("cloister attest and chat: BAD_URL for a URL without http:, and a password in the URL never printed (exit 2)", async () => {
+  it("cloister attest, chat and web: BAD_URL for a URL without http:, and a password in the URL never printed (exit 2)", async () => {
     const work = await mkdtemp(join(dir, "url-"));
     await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
     const env = { ...process.env, CLOISTER_API_KEY: "" };
     const options = { cwd: work, env, timeoutMs: 20_000 };
-    const [schemeless, password, chatPassword] = await Promise.all([
+    // web checks the URL as the other commands do: it would otherwise print it, warn with it and
+    // put it into the page it serves.
+    const web = (url: string) => runCloister(["web", "--url", url, "--policy", "policy.json", "--port", "0"], options);
+    const [schemeless, password, chatPassword, webSchemeless, webPassword, webMalformed] = await Promise.all([
       runCloister(["attest", "--url", "localhost:8080", "--policy", "policy.json"], options),
       runCloister(["attest", "--url", "http://user:s3cretpw@127.0.0.1:9", "--policy", "policy.json"], options),
       runCloister(["chat", "--url", "http://user:s3cretpw@127.0.0.1:9", "--policy", "policy.json", "hi"], options),
+      web("localhost:8080"),
+      web("http://user:s3cretpw@127.0.0.1:9"),
+      web("http://user:s3c/retpw@127.0.0.1:x"),
     ]);
-    expect(schemeless.code).toBe(2);
-    expect(schemeless.stderr.trim()).toBe("cloister: BAD_URL: url: expected http: or https:, found localhost:");
-    for (const run of [password, chatPassword]) {
+    for (const run of [schemeless, webSchemeless]) {
+      expect(run.code).toBe(2);
+      expect(run.stderr.trim()).toBe("cloister: BAD_URL: url: expected http: or https:, found localhost:");
+    }
+    expect(webMalformed.code).toBe(2);
+    expect(webMalformed.stderr).toContain("cloister: BAD_URL: url: expected an http(s) URL, found a string of");
+    expect(`${webMalformed.stdout}${webMalformed.stderr}`).not.toMatch(/s3c|retpw/);
+    for (const run of [password, chatPassword, webPassword]) {
       expect(run.code).toBe(2);
       expect(run.stderr).toContain("cloister: URL_CREDENTIALS: url: expected no user name or password");
       expect(`${run.stdout}${run.stderr}`).not.toContain("s3cretpw");

@@ -105,16 +105,22 @@ describe("stopWhenParentExits: npx does not pass signals on", () => {
 
 describe("ClientError.audit: the opening never reaches a log line", () => {
   it("is readable, but neither inspecting, stringifying nor spreading the error shows it", async () => {
-    const { ClientError } = await import("../../client/errors.ts");
+    const { AuditReference, ClientError } = await import("../../client/errors.ts");
     const opening = "ab".repeat(32);
     const error = new ClientError("policy", "POLICY_BLOCKED", "enclave refused the request", {
-      audit: { requestIdHash: "cd".repeat(32), opening },
+      audit: new AuditReference("cd".repeat(32), opening),
     });
-    expect(error.audit).toEqual({ requestIdHash: "cd".repeat(32), opening });
+    expect(error.audit?.requestIdHash).toBe("cd".repeat(32));
+    expect(error.audit?.opening).toBe(opening);
     const { inspect } = await import("node:util");
     expect(inspect(error, { depth: 5, showHidden: false })).not.toContain(opening);
     expect(JSON.stringify(error)).not.toContain(opening);
     expect(JSON.stringify({ ...error })).not.toContain(opening);
     expect(String(error)).not.toContain(opening);
+    // Nor the reference itself, taken out of the error and logged on its own.
+    expect(inspect(error.audit, { depth: 5 })).not.toContain(opening);
+    expect(JSON.stringify(error.audit)).toBe(JSON.stringify({ requestIdHash: "cd".repeat(32) }));
+    expect(JSON.stringify({ ...error.audit })).not.toContain(opening);
+    expect(Object.keys(error.audit ?? {})).toEqual(["requestIdHash"]);
   });
 });

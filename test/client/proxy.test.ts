@@ -284,34 +284,48 @@ describe("proxy: failures", () => {
     expect(parsed.at(-1)).toMatchObject({ error: { type: "api_error", code: "generation_failed" } });
   });
 
-  it("the host's 413 is a request_too_large the openai SDKs do not retry", async () => {
+  /** A chat request through a proxy whose host answers every sealed request with `status` and `error`. */
+  async function chatWithHostAnswering(status: number, error: { code: string; message: string }) {
     const { fetchTransport } = await import("../../client/transport.ts");
     const real = fetchTransport(fetch);
     const { session } = await connectTo({
       transport: (url, request) =>
         url.endsWith("/sealed")
-          ? Promise.resolve({
-              status: 413,
-              header: () => null,
-              body: [],
-              text: async () =>
-                JSON.stringify({
-                  error: { code: "BODY_TOO_LARGE", message: "request body: expected at most 1048576 bytes" },
-                }),
-            })
+          ? Promise.resolve({ status, header: () => null, body: [], text: async () => JSON.stringify({ error }) })
           : real(url, request),
     });
     const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
-    const response = await fetch(`${url}/v1/chat/completions`, {
+    return fetch(`${url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify(ask(attestedModelId(session))),
+    });
+  }
+
+  it("the host's 413 is a request_too_large the openai SDKs do not retry", async () => {
+    const response = await chatWithHostAnswering(413, {
+      code: "BODY_TOO_LARGE",
+      message: "request body: expected at most 1048576 bytes",
     });
     expect(response.status).toBe(413);
     expect(response.headers.get("x-should-retry")).toBe("false");
     expect(await response.json()).toMatchObject({
       error: { type: "invalid_request_error", code: "request_too_large" },
     });
+  });
+
+  it("a host's HTTP error claiming PROMPT_TOO_LONG is an ordinary host error, not context_length_exceeded", async () => {
+    // Only the enclave's authenticated error frame says the prompt is over the context size: the
+    // untrusted host must not be able to make an app believe so (and, say, cut its prompts).
+    for (const status of [413, 400]) {
+      const response = await chatWithHostAnswering(status, { code: "PROMPT_TOO_LONG", message: "too long" });
+      const body = (await response.json()) as { error: { type: string; code: string } };
+      expect({ status: response.status, ...body.error }, String(status)).toMatchObject({
+        status: 502,
+        type: "api_error",
+        code: "prompt_too_long",
+      });
+    }
   });
 
   it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
@@ -365,12 +379,27 @@ describe("proxy: failures", () => {
       ],
       [ask("other"), 404, "model_not_found", "model"],
       // Past the enclave's limits, as the SDK checks them before sealing (sealed/request-limits.ts).
-      [ask(model, { stop: Array.from({ length: 9 }, (_, i) => `s${i}`) }), 400, "bad_option", null],
+      // Their param is the OpenAI parameter the SDK named on its error (ClientError.field).
+      [ask(model, { stop: Array.from({ length: 9 }, (_, i) => `s${i}`) }), 400, "bad_option", "stop"],
+      [ask(model, { stop: "x".repeat(65) }), 400, "bad_option", "stop"],
+      [ask(model, { stop: ["a", ""] }), 400, "bad_option", "stop"],
       [
         { model, messages: Array.from({ length: 257 }, () => ({ role: "user", content: "x" })) },
         400,
         "bad_messages",
-        null,
+        "messages",
+      ],
+      [
+        {
+          model,
+          messages: [
+            { role: "user", content: "hi" },
+            { role: "user", content: "x".repeat(1_000_001) },
+          ],
+        },
+        400,
+        "bad_messages",
+        "messages[1].content",
       ],
     ];
     for (const [body, status, code, param] of cases) {
@@ -383,6 +412,11 @@ describe("proxy: failures", () => {
     }
     const noPrompt = await post("/v1/completions", { model, prompt: ["a", "b"] });
     expect(await noPrompt.json()).toMatchObject({ error: { param: "prompt" } });
+    const longPrompt = await post("/v1/completions", { model, prompt: "x".repeat(1_000_001) });
+    expect({ status: longPrompt.status, body: await longPrompt.json() }).toMatchObject({
+      status: 400,
+      body: { error: { code: "bad_prompt", param: "prompt" } },
+    });
     const tooBig = await post("/v1/chat/completions", ask(model, { padding: "x".repeat(PROXY_MAX_BODY_BYTES) }));
     expect(tooBig.status).toBe(413);
     // The auth scheme is case-insensitive (RFC 9110 11.1); the token is not.

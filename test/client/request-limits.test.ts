@@ -4,12 +4,19 @@
  * and one step past it, straight to an enclave booted in this process (sealed by hand, as no SDK
  * would send the second): the enclave must accept the first and refuse the second with
  * REQUEST_INVALID, so the shared values and the enclave's schema cannot drift apart unnoticed.
+ *
+ * Then the same table (and a few more: Infinity, non-integers, message counts and text lengths)
+ * goes through the SDK's own local checks (client/sdk.ts): the value at the limit must reach the
+ * enclave as a sealed request and be answered; the value one step past it must be refused as a
+ * configuration error with no sealed request sent at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage, GenerationOptions, Session } from "../../client/sdk.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { CHAT_ROLES, REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { bootWith, ScriptedEngine, usage } from "../enclave/helpers.ts";
+import { closeServers, connectTo } from "./helpers.ts";
 
 let enclave: Enclave;
 beforeAll(async () => {
@@ -79,4 +86,67 @@ describe("the enclave applies exactly sealed/request-limits.ts", () => {
     for (const role of CHAT_ROLES) expect(await outcome("chat", { messages: [{ role, content: "hi" }] })).toBe("final");
     expect(await outcome("chat", { messages: [{ role: "tool", content: "hi" }] })).toBe("REQUEST_INVALID");
   });
+});
+
+describe("the SDK applies the same limits locally, before anything is sealed or sent", () => {
+  let session: Session;
+  let paths: string[];
+  beforeAll(async () => {
+    ({ session, paths } = await connectTo());
+  });
+  afterAll(closeServers);
+
+  /** The outcome of one request through the SDK and how many sealed requests it sent. */
+  async function viaSdk(send: (s: Session) => Promise<unknown>): Promise<{ outcome: string; sealed: number }> {
+    const before = paths.filter((p) => p === "/sealed").length;
+    let outcome = "final";
+    try {
+      await send(session);
+    } catch (error) {
+      const { kind, code } = error as { kind?: string; code?: string };
+      outcome = `${kind}:${code}`;
+    }
+    return { outcome, sealed: paths.filter((p) => p === "/sealed").length - before };
+  }
+  const complete = (options: Record<string, unknown>) => (s: Session) => s.complete("hi", options as GenerationOptions);
+  const chat = (messages: unknown) => async (s: Session) => {
+    for await (const _ of s.chat(messages as ChatMessage[])) {
+      // only the outcome matters
+    }
+  };
+
+  const more: [string, Record<string, unknown>, Record<string, unknown>][] = [
+    ["topP just above its bound", { topP: Number.MIN_VALUE }, { topP: -Number.MIN_VALUE }],
+    ["seed an integer", { seed: 1 }, { seed: 1.5 }],
+    ["maxTokens an integer", { maxTokens: 2 }, { maxTokens: 1.5 }],
+    ["maxTokens Infinity", { maxTokens: L.maxTokens.max }, { maxTokens: Number.POSITIVE_INFINITY }],
+    ["temperature Infinity", { temperature: L.temperature.max }, { temperature: Number.POSITIVE_INFINITY }],
+    ["topP Infinity", { topP: L.topP.max }, { topP: Number.POSITIVE_INFINITY }],
+    ["seed Infinity", { seed: L.seed.max }, { seed: Number.POSITIVE_INFINITY }],
+    ["temperature -Infinity", { temperature: L.temperature.min }, { temperature: Number.NEGATIVE_INFINITY }],
+  ];
+  for (const [name, at, past] of [...cases, ...more]) {
+    it(`${name}: sent and answered at the limit, BAD_OPTION one step past it with nothing sent`, async () => {
+      expect(await viaSdk(complete(at))).toEqual({ outcome: "final", sealed: 1 });
+      expect(await viaSdk(complete(past))).toEqual({ outcome: "configuration:BAD_OPTION", sealed: 0 });
+    });
+  }
+
+  it("messages: 1 and maxMessages sent, none or one more refused (BAD_MESSAGES) with nothing sent", async () => {
+    const many = (n: number) => Array.from({ length: n }, () => user("hi"));
+    expect(await viaSdk(chat(many(1)))).toEqual({ outcome: "final", sealed: 1 });
+    expect(await viaSdk(chat(many(L.maxMessages)))).toEqual({ outcome: "final", sealed: 1 });
+    expect(await viaSdk(chat([]))).toEqual({ outcome: "configuration:BAD_MESSAGES", sealed: 0 });
+    expect(await viaSdk(chat(many(L.maxMessages + 1)))).toEqual({ outcome: "configuration:BAD_MESSAGES", sealed: 0 });
+  });
+
+  it("prompt and message content: maxTextChars characters sent, one more refused with nothing sent", async () => {
+    // Sent whole; the dev manifest's request policy may then block a prompt this long.
+    const atLimit = "x".repeat(L.maxTextChars);
+    const accepted = { outcome: expect.stringMatching(/^(final|policy:POLICY_BLOCKED)$/), sealed: 1 };
+    expect(await viaSdk((s) => s.complete(atLimit))).toEqual(accepted);
+    expect(await viaSdk((s) => s.complete(`${atLimit}x`))).toEqual({ outcome: "configuration:BAD_PROMPT", sealed: 0 });
+    expect(await viaSdk(chat([user(atLimit)]))).toEqual(accepted);
+    expect(await viaSdk(chat([user(`${atLimit}x`)]))).toEqual({ outcome: "configuration:BAD_MESSAGES", sealed: 0 });
+  }, 30_000);
 });

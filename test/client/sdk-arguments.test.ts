@@ -11,7 +11,14 @@
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
-import { type ChatMessage, type ConnectOptions, connect, type GenerationOptions } from "../../client/sdk.ts";
+import {
+  type ChatEvent,
+  type ChatMessage,
+  type ConnectOptions,
+  connect,
+  type GenerationOptions,
+  parseHostUrl,
+} from "../../client/sdk.ts";
 import type { Transport } from "../../client/transport.ts";
 import { textHash, verifyReceipt } from "../../sealed/index.ts";
 import { closeServers, connectTo, devPolicy } from "./helpers.ts";
@@ -27,14 +34,34 @@ describe("Session.complete: the whole answer, with what the stream's final event
     expect(completion).toMatchObject({ text: "ok", finishReason: "stop" });
     const receipt = await verifyReceipt(completion.receipt, enclave.publicKeys.signing);
     expect(receipt.answerHash).toBe(textHash(completion.text));
-    expect(completion.audit).toEqual({
-      requestIdHash: expect.stringMatching(/^[0-9a-f]{64}$/),
-      opening: expect.stringMatching(/^[0-9a-f]{64}$/),
-    });
+    expect(completion.audit?.requestIdHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(completion.audit?.opening).toMatch(/^[0-9a-f]{64}$/);
     let done: object | undefined;
     for await (const event of session.completeStream("hello")) if (event.type === "done") done = event;
     const { type: _type, ...fields } = done as { type: string };
     expect(Object.keys(completion).sort()).toEqual(["text", ...Object.keys(fields)].sort());
+  });
+
+  it("the audit opening stays out of JSON, inspection, spread and keys of a result and of a done event", async () => {
+    const { session } = await connectTo();
+    const completion = await session.complete("hello");
+    let done: Extract<ChatEvent, { type: "done" }> | undefined;
+    for await (const event of session.completeStream("hello")) if (event.type === "done") done = event;
+    for (const value of [completion, done]) {
+      const opening = value?.audit?.opening;
+      expect(opening).toMatch(/^[0-9a-f]{64}$/);
+      const requestIdHash = value?.audit?.requestIdHash ?? "";
+      // What a logger would print: the record's name, never the opening.
+      for (const shown of [
+        JSON.stringify(value),
+        inspect(value, { depth: 10 }),
+        JSON.stringify({ ...value, audit: { ...value?.audit } }),
+      ]) {
+        expect(shown).toContain(requestIdHash);
+        expect(shown).not.toContain(opening);
+      }
+      expect(Object.keys(value?.audit ?? {})).toEqual(["requestIdHash"]);
+    }
   });
 
   it("a failed request throws a ClientError whose audit opening stays out of JSON and inspection", async () => {
@@ -108,6 +135,20 @@ describe("Session: arguments out of the enclave's limits are refused before seal
       chat([{ role: "user", content: 42 }]),
       "BAD_MESSAGES",
       "messages[0].content: expected a string of at most 1000000 characters, found 42",
+    ],
+    [
+      "a sparse stop array (a hole is sent as null)",
+      // biome-ignore lint/suspicious/noSparseArray: the case under test
+      complete({ stop: [, "a"] as unknown as string[] }),
+      "BAD_OPTION",
+      "stop[0]: expected a string of 1 to 64 characters, found undefined",
+    ],
+    [
+      "a sparse messages array (a hole is sent as null)",
+      // biome-ignore lint/suspicious/noSparseArray: the case under test
+      chat([, { role: "user", content: "x" }]),
+      "BAD_MESSAGES",
+      "messages[0]: expected an object {role, content}, found undefined",
     ],
     [
       "a prompt past the limit",
@@ -198,5 +239,40 @@ describe("connect: refused without contacting the host", () => {
     const malformed = await refused({ url: "http://user:s3cretpw@[::1" });
     expect(malformed.code).toBe("BAD_URL");
     expect(inspect(malformed, { depth: 5 })).not.toContain("s3cretpw");
+  });
+
+  it("a URL that does not parse, or names another scheme, is never shown when it has an @", () => {
+    const refusal = (url: string) => {
+      try {
+        parseHostUrl(url);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ClientError);
+        return error as ClientError;
+      }
+      throw new Error(`accepted ${url}`);
+    };
+    // Passwords with /, ? or #, and forms no "//…@" pattern sees.
+    for (const url of [
+      "http://u:s3c/retpw@127.0.0.1:x",
+      "http://u:s3c?retpw@127.0.0.1:x",
+      "http://u:s3c#retpw@127.0.0.1:x",
+      "http:\\\\u:s3cretpw@[::1",
+      "http:/u:s3cretpw@[::1",
+      "alice:s3cretpw@host",
+    ]) {
+      const error = refusal(url);
+      expect(error.code, url).toBe("BAD_URL");
+      expect(`${error.message} ${inspect(error, { depth: 5 })}`, url).not.toMatch(/s3c|retpw|alice/);
+      expect(error.message, url).toContain(
+        `found a string of ${url.length} characters with a user/password-like part (…@), not shown`,
+      );
+    }
+    // Without an @ the input is shown, cut to its first 200 characters.
+    expect(refusal("notaurl").message).toBe('url: expected an http(s) URL, found "notaurl"');
+    const long = `x${"y".repeat(300)}`;
+    const cut = refusal(long).message;
+    expect(cut).toContain(`"x${"y".repeat(199)}"… (301 characters)`);
+    expect(cut).not.toContain("y".repeat(200));
+    expect(refusal("localhost:8080").message).toBe("url: expected http: or https:, found localhost:");
   });
 });
