@@ -32,8 +32,11 @@
  * or Greek letters would no longer match its own language). A prompt in Russian or Greek is
  * therefore also read by block rules partly in Latin letters (`Пожалуйста` as `Пoжaлyйcтa`): a
  * rule for an English word matches it only where one of its words is made of look-alikes alone
- * and folds to that word (Russian `сор` reads as `cop`). Look-alikes of several characters (`rn`
- * for `m`) and accented letters are not folded.
+ * and folds to that word (Russian `сор` reads as `cop`). A block rule written in those letters is
+ * matched against the folded form with its own literal look-alikes folded too (`пароль` as
+ * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either; letters inside a
+ * character class (`[оó]`) are not folded. Look-alikes of several characters (`rn` for `m`) and
+ * accented letters are not folded.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -138,10 +141,19 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
   };
 }
 
-/** Whether the folded text, when it differs from the normalized one, matches. */
-function foldedMatches(input: RuleInput, normalized: string, test: (text: string) => boolean): boolean {
+/**
+ * Whether the folded text matches: the rule as written when the folded text differs from the
+ * normalized one, and the rule with its own look-alike letters folded (`foldedTest`, null when it
+ * has none) always, since a rule written in Cyrillic meets a prompt in Latin look-alikes only there.
+ */
+function foldedMatches(
+  input: RuleInput,
+  normalized: string,
+  test: (text: string) => boolean,
+  foldedTest: ((text: string) => boolean) | null,
+): boolean {
   const folded = input.foldedText();
-  return folded !== normalized && test(folded);
+  return (folded !== normalized && test(folded)) || foldedTest?.(folded) === true;
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -159,6 +171,13 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
     case "pattern": {
       const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
       const test = (text: string) => regex.matcher(text).find();
+      // A block rule's literal look-alike letters folded too (`пароль` reads `пapoль`), for the
+      // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same.
+      const foldedRegex =
+        rule.action === "block" && foldLookAlikes(rule.pattern) !== rule.pattern
+          ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true })
+          : null;
+      const foldedTest = foldedRegex === null ? null : (text: string) => foldedRegex.matcher(text).find();
       return (input) => {
         const text = input.request.text;
         // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
@@ -174,7 +193,9 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
         // written anyway, and would fail on Russian or Greek text that it names in its own letters.
         const matched =
           rule.action === "block"
-            ? test(text) || (normalized !== text && test(normalized)) || foldedMatches(input, normalized, test)
+            ? test(text) ||
+              (normalized !== text && test(normalized)) ||
+              foldedMatches(input, normalized, test, foldedTest)
             : test(text) && (normalized === text || test(normalized));
         return { matched, detail: "the prompt matches the rule's pattern" };
       };
@@ -202,8 +223,13 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
  * A pattern rule's expression on RE2 (linear-time matching); RE2 syntax, so backreferences and
  * lookarounds, which need backtracking, are refused with RE2's reason.
  */
-export function compilePattern(ruleId: string, pattern: string, caseInsensitive: boolean): RE2JS {
-  const source = toRe2Syntax(ruleId, pattern);
+export function compilePattern(
+  ruleId: string,
+  pattern: string,
+  caseInsensitive: boolean,
+  options: { readonly foldLiterals?: boolean } = {},
+): RE2JS {
+  const source = toRe2Syntax(ruleId, pattern, { ...options, caseInsensitive });
   let regex: RE2JS;
   try {
     regex = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
@@ -244,15 +270,33 @@ const JS_WHITESPACE =
 const JS_DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
 
 /**
+ * A literal letter of a pattern as folded text reads it. Case-insensitively, each case is folded
+ * on its own: the table may fold only one of them (capital `Ь` reads `b`, small `ь` stays), so a
+ * letter can stand for a class of what its cases fold to (`[ьb]`); those are letters and digits,
+ * which need no escaping in a class.
+ */
+function foldedLiteral(c: string, caseInsensitive: boolean): string {
+  if (!caseInsensitive) return foldLookAlikes(c);
+  const forms = new Set([c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1).map(foldLookAlikes));
+  return forms.size === 1 ? foldLookAlikes(c) : `[${[...forms].join("")}]`;
+}
+
+/**
  * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
  * one; clients read them so); this writes one in RE2 syntax with the same meaning: `\s`, `\S` and
  * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
  * `\uXXXX` / `\u{X}` as `\x{X}`, property names without the `Script=` / `sc=` /
  * `General_Category=` / `gc=` prefix. What has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a
  * class) is refused (POLICY_PATTERN_UNSAFE) rather than given another meaning; so are
- * backreferences and lookarounds, which RE2 itself refuses.
+ * backreferences and lookarounds, which RE2 itself refuses. With `foldLiterals`, literal look-alike
+ * letters outside character classes and escapes are written as the ASCII letters they fold to
+ * (normalize.ts), for matching folded text.
  */
-export function toRe2Syntax(ruleId: string, pattern: string): string {
+export function toRe2Syntax(
+  ruleId: string,
+  pattern: string,
+  options: { readonly foldLiterals?: boolean; readonly caseInsensitive?: boolean } = {},
+): string {
   const unsupported = (what: string) => new PolicyPatternUnsafeError(ruleId, `${what}, which has no RE2 form`);
   let out = "";
   let inClass = false;
@@ -298,7 +342,7 @@ export function toRe2Syntax(ruleId: string, pattern: string): string {
       }
       continue;
     }
-    out += c === "." ? JS_DOT : c;
+    out += c === "." ? JS_DOT : options.foldLiterals === true ? foldedLiteral(c, options.caseInsensitive === true) : c;
   }
   return out;
 }

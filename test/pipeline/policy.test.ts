@@ -303,6 +303,28 @@ describe("patterns run in linear time (RE2)", () => {
     expect(p.evaluate(req({ text: "Какой у вас пароль?" })).ruleId).toBeNull();
   });
 
+  it("a block rule written in Cyrillic or Greek meets a prompt that writes its look-alike letters in Latin", () => {
+    const p = compileRequestPolicy(
+      policy([
+        { id: "no-parol", kind: "pattern", action: "block", pattern: "пароль", caseInsensitive: true },
+        { id: "no-greek", kind: "pattern", action: "block", pattern: "κωδικ[οό]ς", caseInsensitive: false },
+      ]),
+    );
+    // Latin a, o, p for Cyrillic а, о, р; upper case; the Cyrillic original; Greek with a Latin o.
+    for (const [text, rule] of [
+      ["Какой у вас пaрoль?", "no-parol"],
+      ["пapoль", "no-parol"],
+      ["ПAPOЛЬ", "no-parol"],
+      ["Какой у вас пароль?", "no-parol"],
+      ["ο κωδικoς", null], // inside a class ([οό]) nothing is folded: the Latin o does not meet it
+      ["ο κωδικός", "no-greek"],
+    ] as const) {
+      expect(p.evaluate(req({ text })).ruleId, text).toBe(rule);
+    }
+    // The Russian word that is not the rule's is not caught by the folding.
+    expect(p.evaluate(req({ text: "Пароход отходит в пять" })).ruleId).toBeNull();
+  });
+
   it("counts the normalized prompt's length against the pattern input limit too (NFKC can lengthen it)", () => {
     const p = compileRequestPolicy(
       policy([{ id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false }]),
