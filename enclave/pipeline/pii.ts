@@ -25,18 +25,24 @@
  *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
  *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
  *
- * Detection runs on the prompt as sent, then again on that result normalized (normalize.ts: NFKC,
- * invisible characters removed, dashes and digits of every script in ASCII), so `４１１１…`,
- * `4111\u200b1111…` or `123–45–6789` are found too, then on that result with look-alike letters
- * of other scripts folded to ASCII (normalize.ts, from Unicode's confusables), so `jоhn@exаmple.com`
- * with Cyrillic `о` and `а`, or an IBAN with a Greek `Β` among its letters, is found too. Folding
- * replaces one character with one, so an entity found in the folded view is replaced at the same
- * place in the unfolded text. When a later pass finds anything, the model gets the normalized text
- * with its letters as written and the entities replaced (a Russian or Greek prompt stays Russian or
- * Greek), otherwise the first pass's result. PEM headers and AWS key ids are found in any case.
+ * Detection looks at the prompt as sent, normalized (normalize.ts: NFKC, invisible characters
+ * removed, dashes and digits of every script in ASCII), so `４１１１…`, `4111\u200b1111…` or
+ * `123–45–6789` are found too, and each of those with look-alike letters of other scripts folded to
+ * ASCII (normalize.ts, from Unicode's confusables), so `jоhn@exаmple.com` with Cyrillic `о` and
+ * `а`, or an IBAN with a Greek `Β` among its letters, is found too. Every view is searched before
+ * anything is replaced, and the union of what they find is replaced once (redactPii): a view that
+ * sees only a fragment of an entity (`ivanо` + `v.petr@example.com`) does not hide it from the view
+ * that sees all of it. Matches that overlap, of one detector or several, become one placeholder
+ * (the entity of the longest match, counted once). Folding replaces one character with one, so an
+ * entity found in the folded view is replaced at the same place in the unfolded text. When the
+ * normalized views find anything, the model gets the normalized text with its letters as written
+ * and the entities replaced (a Russian or Greek prompt stays Russian or Greek), otherwise the text
+ * as given with the entities of the text as sent replaced. PEM headers and AWS key ids are found in
+ * any case.
  *
- * Entities are processed in a fixed order (secret_key, email, iban, credit_card, us_ssn,
- * ip_address, phone), so a value already replaced is not found again by a later detector.
+ * PII_DETECTION_ORDER (secret_key, email, iban, credit_card, us_ssn, ip_address, phone) orders the
+ * findings and breaks ties between overlapping matches of equal length.
+ *
  * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
  * repetition that can overlap, so matching stays about linear in the text length (measured on
  * 100,000-character adversarial runs: 2..20 ms each; 1 MB of repeated PEM BEGIN lines, which took
@@ -47,8 +53,11 @@
  *
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
  * detected; look-alikes of several characters (`rn` for `m`), accented letters and letters of
- * scripts outside normalize.ts's table are not mapped; detection is best-effort pattern
- * matching, not a guarantee that no PII reaches the model.
+ * scripts outside normalize.ts's table are not mapped; a combining mark over a letter (U+0336 in
+ * `jo\u0336hn@example.com`, which NFKC keeps) cuts an entity, and only the part after it is found;
+ * detection is best-effort pattern matching, not a guarantee that no PII reaches the model. When both the text as sent and its normalized form hold entities,
+ * a placeholder for one found only as sent covers the non-ASCII characters that run on from it up to
+ * the next ASCII character (`4111…1111¹ж` → `[REDACTED_CREDIT_CARD]` with `¹ж` gone).
  * Findings hold entity types and counts only, never the values.
  */
 
@@ -173,32 +182,114 @@ function checkEntities(entities: readonly string[]): void {
 }
 
 /**
- * Replaces every detected entity of the given types with its placeholder. Detection also runs on
- * the normalized text (normalize.ts), so full-width digits, zero-width characters, look-alike
- * dashes or look-alike letters of other scripts do not hide an entity; when something is found
- * there, the result is the text normalized with its letters as written (normalizeCharacters) and
- * the entities replaced (what the model then sees), otherwise the text exactly as given.
+ * Replaces every detected entity of the given types with its placeholder. Every view of the prompt
+ * is searched before anything is replaced (a placeholder put in for a fragment that one view sees
+ * would hide the whole entity from the view that sees all of it), and the union of what they find
+ * is replaced once:
+ *  1. the text as sent and its look-alike-folded form (foldLookAlikes: same length, same
+ *     positions). Matches that overlap become one placeholder, of the entity of the longest match
+ *     (a tie: the earlier in PII_DETECTION_ORDER), counted once. When normalizing changes nothing
+ *     (plain ASCII prompts, most Russian or Greek ones), that is the result.
+ *  2. the text normalized (normalizeCharacters) and that folded. Nothing found there: the result
+ *     of 1 on the text as given. Something found: the model gets the normalized text, letters as
+ *     written, with the entities of 1 and of 2 replaced. Normalizing can join a neighbour to an
+ *     entity (a superscript or circled digit after a card number becomes a digit) and hide it from
+ *     2, which is why 1 counts too; its matches are moved into the normalized text by
+ *     normalizeWithSpans.
  */
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
   checkEntities(entities);
   const wanted = new Set(entities);
-  // As sent first: normalizing can also join a neighbouring character to an entity (a superscript
-  // or circled digit becomes a digit) and hide it. Placeholders are ASCII and survive normalizing.
-  const asSent = redactIn(text, text, wanted);
-  // Then normalized with the letters as written, then with look-alike letters folded (which can
-  // join a letter to an entity in the same way). Folding keeps every position, so an entity found
-  // in the folded view is replaced at the same place in the unfolded text: a Russian or Greek
-  // prompt keeps its letters. Most prompts (plain ASCII) are their own normalized and folded form.
-  const form = normalizeCharacters(asSent.text);
-  const normalized = form === asSent.text ? { text: form, findings: [] } : redactIn(form, form, wanted);
-  const view = foldLookAlikes(normalized.text);
-  const folded = view === normalized.text ? normalized : redactIn(normalized.text, view, wanted);
-  if (normalized.findings.length === 0 && folded.findings.length === 0) return asSent;
+  const asSent = mergeSpans(detectIn(text, wanted));
+  const normalized = normalizeCharacters(text);
+  if (normalized === text) return replaceSpans(text, asSent);
+  const found = detectIn(normalized, wanted);
+  if (found.length === 0) return replaceSpans(text, asSent);
+  const moved = normalizeWithSpans(text, asSent);
+  // moved.text is `normalized` (pii.test.ts checks the property it rests on); were it ever not, the
+  // model gets moved.text, so that is where the second view's entities must be looked for.
+  const inModel = moved.text === normalized ? found : detectIn(moved.text, wanted);
+  return replaceSpans(moved.text, mergeSpans([...moved.spans, ...inModel]));
+}
+
+/** A detector's match: [start, end) in the text it was found in. */
+interface Span {
+  readonly start: number;
+  readonly end: number;
+  readonly entity: PiiEntity;
+}
+
+/** Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced. */
+function detectIn(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
+  const folded = foldLookAlikes(text);
+  const views = folded === text ? [text] : [text, folded];
+  const spans: Span[] = [];
+  for (const view of views) {
+    for (const entity of PII_DETECTION_ORDER) {
+      if (!wanted.has(entity)) continue;
+      for (const detector of DETECTORS[entity]) {
+        // exec on the shared regular expression (matchAll would copy it per call; nothing else
+        // runs in between). A zero-length match, should a pattern ever allow one, is stepped over.
+        const regex = detector.regex;
+        regex.lastIndex = 0;
+        for (let match = regex.exec(view); match !== null; match = regex.exec(view)) {
+          if (match[0] === "") {
+            regex.lastIndex += 1;
+            continue;
+          }
+          // The whole match goes (a card's code included, when its shorter form is the card).
+          if (detectorAccepts(detector, match[0])) {
+            spans.push({ start: match.index, end: match.index + match[0].length, entity });
+          }
+        }
+      }
+    }
+  }
+  return spans;
+}
+
+/**
+ * Overlapping spans as one, in text order: its entity that of the longest span in it, of equal
+ * ones the earliest in PII_DETECTION_ORDER. Spans that only touch stay apart.
+ */
+function mergeSpans(spans: readonly Span[]): Span[] {
+  const sorted = [...spans].sort((a, b) => a.start - b.start || b.end - a.end);
+  const merged: Span[] = [];
+  let start = 0;
+  let end = -1;
+  let best: Span | undefined;
+  for (const span of sorted) {
+    if (best !== undefined && span.start < end) {
+      end = Math.max(end, span.end);
+      if (outranks(span, best)) best = span;
+      continue;
+    }
+    if (best !== undefined) merged.push({ start, end, entity: best.entity });
+    ({ start, end } = span);
+    best = span;
+  }
+  if (best !== undefined) merged.push({ start, end, entity: best.entity });
+  return merged;
+}
+
+function outranks(a: Span, b: Span): boolean {
+  const length = a.end - a.start - (b.end - b.start);
+  return length > 0 || (length === 0 && PII_DETECTION_ORDER.indexOf(a.entity) < PII_DETECTION_ORDER.indexOf(b.entity));
+}
+
+/** `text` with each of the merged `spans` replaced by its placeholder, and the counts. */
+function replaceSpans(text: string, spans: readonly Span[]): RedactionResult {
+  if (spans.length === 0) return { text, findings: [] };
   const counts = new Map<PiiEntity, number>();
-  const passes = folded === normalized ? [asSent, normalized] : [asSent, normalized, folded];
-  for (const f of passes.flatMap((pass) => pass.findings)) counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
+  let out = "";
+  let copied = 0;
+  for (const span of spans) {
+    out += text.slice(copied, span.start) + piiPlaceholder(span.entity);
+    copied = span.end;
+    counts.set(span.entity, (counts.get(span.entity) ?? 0) + 1);
+  }
   return {
-    text: folded.text,
+    text: out + text.slice(copied),
     findings: PII_DETECTION_ORDER.flatMap((entity) => {
       const count = counts.get(entity);
       return count === undefined ? [] : [{ entity, count }];
@@ -207,39 +298,41 @@ export function redactPii(text: string, entities: readonly PiiEntity[]): Redacti
 }
 
 /**
- * Replaces the entities the detectors find in `view` (the text itself, or its folded form, of the
- * same length: foldLookAlikes) at the same positions in `text`.
+ * normalizeCharacters(text), built piece by piece, and the merged `spans` of `text` moved into it.
+ * normalizeCharacters can be cut before any ASCII character (and at the ends) without changing
+ * its result: ASCII is NFKC-stable with combining class 0, no canonical composition ends with an
+ * ASCII character, and removing invisible characters and rewriting dashes and digits go code point
+ * by code point. So the text is cut only where a span needs it, at the nearest such place at or
+ * before its start and at or after its end, and a span covers its pieces: wider than the entity
+ * when a piece holds more (`4111…1111¹` ends in the piece `1¹`), which only redacts more. Two spans
+ * in one piece become one. Each character is scanned at most once: linear in the text length.
  */
-function redactIn(text: string, view: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
-  const findings: PiiFinding[] = [];
-  const sameView = view === text;
-  let out = text;
-  let seen = view;
-  for (const entity of PII_DETECTION_ORDER) {
-    if (!wanted.has(entity)) continue;
-    let count = 0;
-    const placeholder = piiPlaceholder(entity);
-    for (const detector of DETECTORS[entity]) {
-      let nextOut = "";
-      let copied = 0;
-      seen = seen.replace(detector.regex, (match: string, ...rest: unknown[]) => {
-        // The whole match goes (a card's code included, when its shorter form is the card).
-        if (!detectorAccepts(detector, match)) return match;
-        count += 1;
-        if (!sameView) {
-          // The match's offset: the first number after the capture groups (strings or undefined).
-          const offset = rest.find((arg) => typeof arg === "number") as number;
-          nextOut += out.slice(copied, offset) + placeholder;
-          copied = offset + match.length;
-        }
-        return placeholder;
-      });
-      if (sameView) out = seen;
-      else if (copied > 0) out = nextOut + out.slice(copied);
+function normalizeWithSpans(text: string, spans: readonly Span[]): { text: string; spans: Span[] } {
+  const cut = (i: number): boolean => i === 0 || i === text.length || text.charCodeAt(i) < 0x80;
+  const moved: Span[] = [];
+  let out = "";
+  let copied = 0; // `out` is text[0, copied) normalized; `copied` is a place to cut
+  for (const span of spans) {
+    let start: number;
+    const last = moved.at(-1);
+    if (last !== undefined && span.start < copied) {
+      start = last.start; // in the piece the previous span ended with
+    } else {
+      let from = span.start;
+      while (from > copied && !cut(from)) from -= 1;
+      out += normalizeCharacters(text.slice(copied, from));
+      copied = from;
+      start = out.length;
     }
-    if (count > 0) findings.push({ entity, count });
+    if (span.end > copied) {
+      let to = span.end;
+      while (!cut(to)) to += 1;
+      out += normalizeCharacters(text.slice(copied, to));
+      copied = to;
+    }
+    moved.push({ start, end: out.length, entity: span.entity });
   }
-  return { text: out, findings };
+  return { text: out + normalizeCharacters(text.slice(copied)), spans: moved };
 }
 
 /** Counts the entities without changing the text (block mode). */

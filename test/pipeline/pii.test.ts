@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { normalizeCharacters } from "../../enclave/pipeline/normalize.ts";
 import {
   applyPiiPolicy,
   ibanValid,
@@ -303,6 +304,101 @@ describe("redactPii: all entities together", () => {
     expect(() => redactPii("x", ["passport" as PiiEntity])).toThrow(
       expect.objectContaining({ code: "PII_ENTITY_UNKNOWN" }),
     );
+  });
+});
+
+describe("redactPii: every view is searched before anything is replaced", () => {
+  const dev = DEV_MANIFEST.requestPolicy.pii.entities;
+  const GHP = `ghp_${"a1B2c3D4e5".repeat(3)}f6G7h8`;
+
+  // Each once left the part of the entity that one view could not see to the model: a placeholder
+  // put in for the fragment the text as sent shows hid the whole entity from the view that sees it.
+  const WHOLE: readonly (readonly [name: string, input: string, expected: string, entity: PiiEntity])[] = [
+    ["Cyrillic о inside an address", "write to ivanоv.petr@example.com", "write to [REDACTED_EMAIL]", "email"],
+    ["Cyrillic о in the first label", "jоhn@example.com", "[REDACTED_EMAIL]", "email"],
+    ["Cherokee A first", "Ꭺlice.smith@example.com", "[REDACTED_EMAIL]", "email"],
+    ["Greek iota first", "ιvanov@example.com", "[REDACTED_EMAIL]", "email"],
+    ["Cyrillic а in the domain", "mail john@mail.exаmple.com", "mail [REDACTED_EMAIL]", "email"],
+    [
+      "Cyrillic а in an sk- key",
+      "key sk-abcdefghij1234567890аBCDEFGH123456",
+      "key [REDACTED_SECRET_KEY]",
+      "secret_key",
+    ],
+    ["Cyrillic Е after a GitHub token's 36", `${GHP}ЕXTRA0123`, "[REDACTED_SECRET_KEY]", "secret_key"],
+    ["zero-width space in an address", "jo\u200bhn.smith@example.com", "[REDACTED_EMAIL]", "email"],
+    [
+      "zero-width space in an sk- key",
+      "sk-abcdefghij1234567890\u200bXYZW123456",
+      "[REDACTED_SECRET_KEY]",
+      "secret_key",
+    ],
+  ];
+
+  it.each(WHOLE)("%s", (_name, input, expected, entity) => {
+    expect(redactPii(input, dev)).toEqual({ text: expected, findings: [{ entity, count: 1 }] });
+  });
+
+  it("finds an entity the text as sent shows even when normalizing joins it to a neighbour, beside one only the normalized text shows", () => {
+    // Normalized, ¹ is a 17th digit: only the text as sent has the card, only the normalized text the
+    // address; the model gets the normalized text, the card's piece (up to the next ASCII character) replaced.
+    expect(redactPii("card 4111111111111111¹ mail john.doe＠example.com", dev)).toEqual({
+      text: "card [REDACTED_CREDIT_CARD] mail [REDACTED_EMAIL]",
+      findings: [
+        { entity: "email", count: 1 },
+        { entity: "credit_card", count: 1 },
+      ],
+    });
+    expect(redactPii("n°①4111111111111111 и jо\u200bhn@example.com", dev).text).toBe(
+      "n°1[REDACTED_CREDIT_CARD] и [REDACTED_EMAIL]",
+    );
+  });
+
+  it("keeps a Russian prompt without PII exactly as given, whatever normalizing would change", () => {
+    const text = "Отчёт\u00a0— в приложении;\u200b сроки: ２ недели, ответ до 10:30 (см. п.\u00a03).";
+    expect(normalizeCharacters(text)).not.toBe(text);
+    expect(redactPii(text, dev)).toEqual({ text, findings: [] });
+  });
+
+  it("makes overlapping detections of different entities one placeholder, of the longest, counted once", () => {
+    // sk- key (stops at @) inside an address: once the key alone went and left "@example.com".
+    expect(redactPii("from sk-abcdefghij1234567890@example.com today", dev)).toEqual({
+      text: "from [REDACTED_EMAIL] today",
+      findings: [{ entity: "email", count: 1 }],
+    });
+    // The IPv4 tail of an IPv6 address is found by both of its detectors: one placeholder.
+    expect(redactPii("peer ::ffff:192.0.2.128 and 10.0.0.1", dev)).toEqual({
+      text: "peer [REDACTED_IP_ADDRESS] and [REDACTED_IP_ADDRESS]",
+      findings: [{ entity: "ip_address", count: 2 }],
+    });
+  });
+
+  it("normalizeCharacters cut before any ASCII character, piece by piece, is normalizeCharacters of the whole", () => {
+    // What redactPii relies on to move what it found in the text as sent into the normalized text.
+    const corpus = [
+      "a\u0301e\u0308o\u0336 n\u0303", // combining marks after ASCII letters (composing, and U+0336 not)
+      "\u0301a \u0338= <\u0338 >\u0338", // a mark first; ≠ ≮ ≯ compose with the ASCII before them
+      "ﬁﬂ ﬀi Ǆ ǅ ĳ ㎏ ℡ ½ №5", // ligatures and compatibility letters
+      "ＡＢＣ＠ｅｘａｍｐｌｅ．ｃｏｍ ４１１１－１１１１", // full-width
+      "한국어 ᄒ\u1161\u11ab ᄀ\u1161a 가\u11a8", // Hangul syllables and conjoining jamo
+      "x² 10⁻³ H₂O ①②⑳ ⁴¹¹¹", // super- and subscripts, circled digits
+      "jo\u200bhn\u200c\u200d\ufeff\u00ad\u2060@\u202eexample.com", // invisible characters
+      "123–45—6789 \u2212 ٤١١١ ४१ ৪", // dashes and digits of other scripts
+      "пароль Ꭺlice ιvanov ǅ\u0301 😀a\ud800b\udc00", // other scripts, astral and lone surrogates
+      "e\u0301\u0327 \u0915\u093c \u0929 Å Ω K", // reordered marks, nukta, singletons
+    ];
+    for (const text of corpus) {
+      const pieces: string[] = [];
+      let from = 0;
+      for (let i = 1; i < text.length; i++) {
+        if (text.charCodeAt(i) < 0x80) {
+          pieces.push(text.slice(from, i));
+          from = i;
+        }
+      }
+      pieces.push(text.slice(from));
+      expect(pieces.map(normalizeCharacters).join(""), JSON.stringify(text)).toBe(normalizeCharacters(text));
+    }
   });
 });
 
