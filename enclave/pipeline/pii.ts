@@ -54,11 +54,11 @@
  * What it does not do: names, postal addresses, dates of birth and free-form identifiers are not
  * detected; look-alikes of several characters (`rn` for `m`), accented letters and letters of
  * scripts outside normalize.ts's table are not mapped; a combining mark over a letter (U+0336 in
- * `jo\u0336hn@example.com`, which NFKC keeps) cuts an entity, and only the part after it is found;
- * detection is best-effort pattern matching, not a guarantee that no PII reaches the model. When both the text as sent and its normalized form hold entities,
- * a placeholder for one found only as sent covers the non-ASCII characters that run on from it up to
- * the next ASCII character (`4111…1111¹ж` → `[REDACTED_CREDIT_CARD]` with `¹ж` gone).
- * Findings hold entity types and counts only, never the values.
+ * `jo\u0336hn@example.com`, which NFKC keeps) cuts an entity, and only the part after it is
+ * found; detection is best-effort pattern matching, not a guarantee that no PII reaches the
+ * model. When both the text as sent and its normalized form hold entities, a placeholder for one
+ * found only as sent can cover a character next to it that normalizing would join to it (a
+ * combining mark, a Hangul jamo). Findings hold entity types and counts only, never the values.
  */
 
 import { type Manifest, PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
@@ -298,17 +298,50 @@ function replaceSpans(text: string, spans: readonly Span[]): RedactionResult {
 }
 
 /**
+ * Whether normalizeCharacters can be cut before `text[i]` without changing its result:
+ *  - before any ASCII character (and at the ends): ASCII is NFKC-stable with combining class 0, no
+ *    canonical composition ends with an ASCII character, and removing invisible characters and
+ *    rewriting dashes and digits go code point by code point;
+ *  - before any other code point that is not a mark, whose decomposition starts with no mark (so
+ *    nothing is reordered across the cut) and that normalizes with the code points before it as
+ *    they do apart: such a starter composes, if at all, only with the starter right before it in
+ *    the normalized text (every character between two starters blocks their composition), which
+ *    the last three code points make (Hangul: a syllable, or leading and vowel jamo).
+ *    This keeps a Chinese or Japanese sentence after an entity out of the entity's piece.
+ * Never inside a surrogate pair. Exported for its property test.
+ */
+export function cuttable(text: string, i: number): boolean {
+  if (i === 0 || i === text.length || text.charCodeAt(i) < 0x80) return true;
+  const unit = text.charCodeAt(i);
+  if (unit >= 0xdc00 && unit <= 0xdfff) return false;
+  const here = String.fromCodePoint(text.codePointAt(i) as number);
+  if (MARK.test(here) || MARK.test(here.normalize("NFKD").slice(0, 2))) return false;
+  // The three code points before it: a starter that is a composition's second element (only Hangul
+  // vowel and trailing jamo, and U+16D67) can compose with what two or three code points made
+  // (ᄀ + ᅡ is 가, and then + ᆨ is 각).
+  let from = i;
+  for (let n = 0; n < 3 && from > 0; n++) {
+    const unit = text.charCodeAt(from - 1);
+    from -= unit >= 0xdc00 && unit <= 0xdfff && from >= 2 ? 2 : 1;
+  }
+  const previous = text.slice(from, i);
+  return normalizeCharacters(previous + here) === normalizeCharacters(previous) + normalizeCharacters(here);
+}
+
+/** A combining mark (the first code point of the string tested). */
+const MARK = /^\p{M}/u;
+
+/**
  * normalizeCharacters(text), built piece by piece, and the merged `spans` of `text` moved into it.
- * normalizeCharacters can be cut before any ASCII character (and at the ends) without changing
- * its result: ASCII is NFKC-stable with combining class 0, no canonical composition ends with an
- * ASCII character, and removing invisible characters and rewriting dashes and digits go code point
- * by code point. So the text is cut only where a span needs it, at the nearest such place at or
- * before its start and at or after its end, and a span covers its pieces: wider than the entity
- * when a piece holds more (`4111…1111¹` ends in the piece `1¹`), which only redacts more. Two spans
- * in one piece become one. Each character is scanned at most once: linear in the text length.
+ * The text is cut only where a span needs it, at the nearest place at or before its start and at
+ * or after its end where normalizing can be cut (`cuttable`: usually the span's own edges), and a
+ * span covers its pieces: wider than the entity when a piece holds more (`4111…1111¹` ends in the
+ * piece `1¹`, since `¹` becomes a digit that NFKC would otherwise join to it), which only redacts
+ * more. Two spans in one piece become one. Each character is scanned at most once: linear in the
+ * text length.
  */
 function normalizeWithSpans(text: string, spans: readonly Span[]): { text: string; spans: Span[] } {
-  const cut = (i: number): boolean => i === 0 || i === text.length || text.charCodeAt(i) < 0x80;
+  const cut = (i: number): boolean => cuttable(text, i);
   const moved: Span[] = [];
   let out = "";
   let copied = 0; // `out` is text[0, copied) normalized; `copied` is a place to cut

@@ -34,8 +34,9 @@
  * rule for an English word matches it only where one of its words is made of look-alikes alone
  * and folds to that word (Russian `сор` reads as `cop`). A block rule written in those letters is
  * matched against the folded form with its own literal look-alikes folded too (`пароль` as
- * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either; letters inside a
- * character class (`[оó]`) are not folded. Look-alikes of several characters (`rn` for `m`) and
+ * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either, where the
+ * matched text has a letter of another script (plain English `cop` does not meet a rule `сор`);
+ * letters inside a character class (`[оó]`) are not folded. Look-alikes of several characters (`rn` for `m`) and
  * accented letters are not folded.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
@@ -150,10 +151,10 @@ function foldedMatches(
   input: RuleInput,
   normalized: string,
   test: (text: string) => boolean,
-  foldedTest: ((text: string) => boolean) | null,
+  foldedTest: ((folded: string, normalized: string) => boolean) | null,
 ): boolean {
   const folded = input.foldedText();
-  return (folded !== normalized && test(folded)) || foldedTest?.(folded) === true;
+  return (folded !== normalized && test(folded)) || foldedTest?.(folded, normalized) === true;
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -172,12 +173,24 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
       const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
       const test = (text: string) => regex.matcher(text).find();
       // A block rule's literal look-alike letters folded too (`пароль` reads `пapoль`), for the
-      // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same.
+      // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same. A match
+      // counts only where the prompt has a letter of another script: a rule made of look-alikes
+      // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
+      const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
       const foldedRegex =
-        rule.action === "block" && foldLookAlikes(rule.pattern) !== rule.pattern
+        rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
           ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true })
           : null;
-      const foldedTest = foldedRegex === null ? null : (text: string) => foldedRegex.matcher(text).find();
+      const foldedTest =
+        foldedRegex === null
+          ? null
+          : (folded: string, normalized: string) => {
+              const matcher = foldedRegex.matcher(folded);
+              while (matcher.find()) {
+                if (NON_ASCII.test(normalized.slice(matcher.start(), matcher.end()))) return true;
+              }
+              return false;
+            };
       return (input) => {
         const text = input.request.text;
         // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
@@ -276,10 +289,18 @@ const JS_DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
  * which need no escaping in a class.
  */
 function foldedLiteral(c: string, caseInsensitive: boolean): string {
-  if (!caseInsensitive) return foldLookAlikes(c);
-  const forms = new Set([c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1).map(foldLookAlikes));
-  return forms.size === 1 ? foldLookAlikes(c) : `[${[...forms].join("")}]`;
+  if (c.charCodeAt(0) < 0x80) return c; // ASCII never folds (and a group name stays as written)
+  const forms = caseInsensitive
+    ? new Set([c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1).map(foldLookAlikes))
+    : new Set([foldLookAlikes(c)]);
+  if (forms.size > 1) return `[${[...forms].join("")}]`;
+  const folded = foldLookAlikes(c);
+  // A digit is its own group, so that it cannot extend an escape before it (`\0З` is not `\03`).
+  return folded !== c && folded >= "0" && folded <= "9" ? `(?:${folded})` : folded;
 }
+
+/** A character outside ASCII. */
+const NON_ASCII = /[^\p{ASCII}]/u;
 
 /**
  * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
@@ -314,7 +335,13 @@ export function toRe2Syntax(
         const plain = /^[0-9A-Fa-f]{4}/.exec(pattern.slice(i + 1));
         const hex = braced?.[1] ?? plain?.[0];
         if (hex === undefined) throw unsupported("a \\u escape without 4 hex digits or {hex}");
-        out += `\\x{${hex}}`;
+        // A look-alike letter written as an escape is folded as if written out.
+        const written = String.fromCodePoint(Number.parseInt(hex, 16));
+        const folded =
+          options.foldLiterals === true && !inClass
+            ? foldedLiteral(written, options.caseInsensitive === true)
+            : written;
+        out += folded === written ? `\\x{${hex}}` : folded;
         i += (braced?.[0] ?? plain?.[0] ?? "").length;
       } else if (next === "c") throw unsupported("a \\c control escape");
       else if (next === "p" || next === "P") {

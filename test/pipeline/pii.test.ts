@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { normalizeCharacters } from "../../enclave/pipeline/normalize.ts";
 import {
   applyPiiPolicy,
+  cuttable,
   ibanValid,
   ipv6Valid,
   luhnValid,
@@ -341,9 +342,9 @@ describe("redactPii: every view is searched before anything is replaced", () => 
 
   it("finds an entity the text as sent shows even when normalizing joins it to a neighbour, beside one only the normalized text shows", () => {
     // Normalized, ¹ is a 17th digit: only the text as sent has the card, only the normalized text the
-    // address; the model gets the normalized text, the card's piece (up to the next ASCII character) replaced.
+    // address; the model gets the normalized text with the card replaced (the footnote mark stays).
     expect(redactPii("card 4111111111111111¹ mail john.doe＠example.com", dev)).toEqual({
-      text: "card [REDACTED_CREDIT_CARD] mail [REDACTED_EMAIL]",
+      text: "card [REDACTED_CREDIT_CARD]1 mail [REDACTED_EMAIL]",
       findings: [
         { entity: "email", count: 1 },
         { entity: "credit_card", count: 1 },
@@ -371,6 +372,71 @@ describe("redactPii: every view is searched before anything is replaced", () => 
       text: "peer [REDACTED_IP_ADDRESS] and [REDACTED_IP_ADDRESS]",
       findings: [{ entity: "ip_address", count: 2 }],
     });
+  });
+
+  it("keeps the text around an entity when the normalized text is what the model gets (Chinese, Japanese, Russian)", () => {
+    // Normalizing changes the full-width comma and brackets, so the model gets the normalized text;
+    // the entity found as sent is moved into it at its own edges, not widened to the next ASCII.
+    const cases: [string, string][] = [
+      [
+        "请联系john@example.com，谢谢。我们明天开会讨论项目进度，请准备好报告。",
+        "请联系[REDACTED_EMAIL],谢谢。我们明天开会讨论项目进度,请准备好报告。",
+      ],
+      [
+        "カード番号は4111111111111111です。明日までに支払いを完了してください（重要）。",
+        "カード番号は[REDACTED_CREDIT_CARD]です。明日までに支払いを完了してください(重要)。",
+      ],
+      [
+        "john@example.comまたはаnna@example.orgに連絡してください（至急）",
+        "[REDACTED_EMAIL]または[REDACTED_EMAIL]に連絡してください(至急)",
+      ],
+      ["Hi оleg@example.com\u200b", "Hi [REDACTED_EMAIL]"],
+      ["Пишите на адрес: оleg@example.com\u00a0— спасибо", "Пишите на адрес: [REDACTED_EMAIL] - спасибо"],
+    ];
+    for (const [text, expected] of cases) expect(redactPii(text, dev).text, text).toBe(expected);
+    expect(redactPii(cases[2]?.[0] as string, dev).findings).toEqual([{ entity: "email", count: 2 }]);
+  });
+
+  it("normalizeCharacters cut where cuttable says, piece by piece, is normalizeCharacters of the whole", () => {
+    const check = (text: string) => {
+      const pieces: string[] = [];
+      let from = 0;
+      for (let i = 1; i < text.length; i++) {
+        if (cuttable(text, i)) {
+          pieces.push(text.slice(from, i));
+          from = i;
+        }
+      }
+      pieces.push(text.slice(from));
+      expect(pieces.map(normalizeCharacters).join(""), JSON.stringify(text)).toBe(normalizeCharacters(text));
+    };
+    // Random texts over characters that compose, reorder, decompose, vanish or pair up.
+    const pool = [
+      ..."aeoAO<=>1 ",
+      ..."\u0301\u0308\u0316\u0327\u0336\u0338\u093c\u0903\u0b3e\u0b47\u0bbe\u0bc6\u0cc2\u0cc6",
+      ..."ｶﾞﾟ\uff9e", // half-width voiced marks: letters whose NFKD is a combining mark
+      ..."ᄀᄒ\u1161\u1175\u11a8\u11ab가한ㄱㅏ",
+      ..."ﬁ㎏½¹①４＠，（ᅠ\u200b\u00ad\u2060\ufeff—\u2212٤",
+      ..."пароль中文です。ιΩÅ\u212b\u0915\u0929",
+      "😀",
+      "\ud800",
+      "\udc00",
+    ];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x80000000;
+    };
+    // A letter that decomposes to a mark is reordered with the marks before it, not only the last.
+    check("a\u0316\u0336\uff9e");
+    // A vowel and then a trailing jamo compose with what the code points before them made.
+    for (const text of ["\u1100\u1161\u11a8", "가\u11a8", "ㄱㅏ\u11a8", "\u3131\u1161\u11a8x"]) check(text);
+    for (let n = 0; n < 3000; n++) {
+      let text = "";
+      const length = 1 + Math.floor(random() * 12);
+      for (let k = 0; k < length; k++) text += pool[Math.floor(random() * pool.length)];
+      check(text);
+    }
   });
 
   it("normalizeCharacters cut before any ASCII character, piece by piece, is normalizeCharacters of the whole", () => {

@@ -325,6 +325,32 @@ describe("patterns run in linear time (RE2)", () => {
     expect(p.evaluate(req({ text: "Пароход отходит в пять" })).ruleId).toBeNull();
   });
 
+  it("a folded block rule compiles wherever the rule does, and meets only text with a letter of another script", () => {
+    const block = (pattern: string, caseInsensitive: boolean) =>
+      compileRequestPolicy(policy([{ id: "r", kind: "pattern", action: "block", pattern, caseInsensitive }]));
+    // A named group keeps its name (it was rewritten to "(?<[wW]>" and the manifest no longer booted).
+    expect(block("(?<w>пароль)", true).evaluate(req({ text: "мой пaрoль" })).ruleId).toBe("r");
+    // A rule of look-alikes alone: its English reading is not met by plain English text...
+    for (const [pattern, ci] of [
+      ["сор", false],
+      ["тор", true],
+      ["вор", true],
+      ["σ", true],
+    ] as const) {
+      for (const text of ["a cop car", "go to the top of the page", "bop", "no"]) {
+        expect(block(pattern, ci).evaluate(req({ text })).ruleId, `${pattern} / ${text}`).toBeNull();
+      }
+    }
+    // ...but it is by a mixed spelling, and by the rule's own letters.
+    expect(block("сор", false).evaluate(req({ text: "сop" })).ruleId).toBe("r");
+    expect(block("сор", false).evaluate(req({ text: "сор" })).ruleId).toBe("r");
+    // A folded digit does not extend an escape before it: \0 then З is NUL and "3", not \03.
+    expect(block("\\0З", false).evaluate(req({ text: "\u0003" })).ruleId).toBeNull();
+    expect(block("\\0З", false).evaluate(req({ text: "\u0000З" })).ruleId).toBe("r");
+    // A look-alike letter written as an escape is folded as if written out.
+    expect(block("п\\u0430роль", true).evaluate(req({ text: "пaрoль" })).ruleId).toBe("r");
+  });
+
   it("counts the normalized prompt's length against the pattern input limit too (NFKC can lengthen it)", () => {
     const p = compileRequestPolicy(
       policy([{ id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false }]),
