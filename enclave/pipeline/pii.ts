@@ -200,6 +200,31 @@ function checkEntities(entities: readonly string[]): void {
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
   checkEntities(entities);
   const wanted = new Set(entities);
+  // Again on the result while a round finds something: a removed invisible character can glue an
+  // entity to the one before it (`…1111\u200bGB82…` normalizes to `…1111GB82…`, where the IBAN
+  // has no boundary), and the placeholder that replaces the first gives the second its boundary back.
+  let result = redactRound(text, wanted);
+  for (let round = 1; round < MAX_ROUNDS && result.findings.length > 0; round++) {
+    const again = redactRound(result.text, wanted);
+    if (again.findings.length === 0) break;
+    const counts = new Map(result.findings.map((f) => [f.entity, f.count]));
+    for (const f of again.findings) counts.set(f.entity, (counts.get(f.entity) ?? 0) + f.count);
+    result = {
+      text: again.text,
+      findings: PII_DETECTION_ORDER.flatMap((entity) => {
+        const count = counts.get(entity);
+        return count === undefined ? [] : [{ entity, count }];
+      }),
+    };
+  }
+  return result;
+}
+
+/** Rounds of redactRound redactPii makes at most (each one only while the last found something). */
+const MAX_ROUNDS = 4;
+
+/** One round of redactPii: every view searched, the union replaced once. */
+function redactRound(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
   const asSent = mergeSpans(detectIn(text, wanted));
   const normalized = normalizeCharacters(text);
   if (normalized === text) return replaceSpans(text, asSent);

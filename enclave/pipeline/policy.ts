@@ -179,18 +179,12 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
       const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
       const foldedRegex =
         rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
-          ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true })
+          ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
           : null;
       const foldedTest =
         foldedRegex === null
           ? null
-          : (folded: string, normalized: string) => {
-              const matcher = foldedRegex.matcher(folded);
-              while (matcher.find()) {
-                if (NON_ASCII.test(normalized.slice(matcher.start(), matcher.end()))) return true;
-              }
-              return false;
-            };
+          : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
       return (input) => {
         const text = input.request.text;
         // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
@@ -240,12 +234,13 @@ export function compilePattern(
   ruleId: string,
   pattern: string,
   caseInsensitive: boolean,
-  options: { readonly foldLiterals?: boolean } = {},
+  options: { readonly foldLiterals?: boolean; readonly longest?: boolean } = {},
 ): RE2JS {
-  const source = toRe2Syntax(ruleId, pattern, { ...options, caseInsensitive });
+  const source = toRe2Syntax(ruleId, pattern, { foldLiterals: options.foldLiterals === true, caseInsensitive });
   let regex: RE2JS;
   try {
-    regex = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+    const flags = (caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.longest === true ? RE2JS.LONGEST_MATCH : 0);
+    regex = RE2JS.compile(source, flags);
   } catch (error) {
     throw new PolicyPatternUnsafeError(ruleId, `a pattern RE2 refuses: ${(error as Error).message}`);
   }
@@ -297,6 +292,30 @@ function foldedLiteral(c: string, caseInsensitive: boolean): string {
   const folded = foldLookAlikes(c);
   // A digit is its own group, so that it cannot extend an escape before it (`\0З` is not `\03`).
   return folded !== c && folded >= "0" && folded <= "9" ? `(?:${folded})` : folded;
+}
+
+/**
+ * All-ASCII matches of a folded rule looked past before it counts as matched (fail-closed). Each
+ * is a search of the prompt, so a rule's cost is bounded by this many times one search.
+ */
+const MAX_ASCII_MATCHES = 4;
+
+/**
+ * Whether a folded block rule (compiled leftmost-longest) matches the folded text where the prompt
+ * has a letter of another script. After an all-ASCII match the search goes on from the character
+ * after its start, so a mixed match overlapping it is seen (`cocос` for a rule `сос`); past
+ * MAX_ASCII_MATCHES of them, any letter of another script in the prompt counts (fail-closed, and
+ * the work stays linear in the prompt).
+ */
+function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean {
+  const matcher = regex.matcher(folded);
+  let from = 0;
+  for (let n = 0; n < MAX_ASCII_MATCHES; n++) {
+    if (from > folded.length || !matcher.find(from)) return false;
+    if (NON_ASCII.test(normalized.slice(matcher.start(), matcher.end()))) return true;
+    from = matcher.start() + 1;
+  }
+  return NON_ASCII.test(normalized);
 }
 
 /** A character outside ASCII. */

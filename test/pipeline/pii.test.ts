@@ -355,6 +355,19 @@ describe("redactPii: every view is searched before anything is replaced", () => 
     );
   });
 
+  it("finds an entity that a removed invisible character glued to the one before it", () => {
+    // Normalized, the zero-width space is gone and the IBAN has no boundary before it; the card's
+    // placeholder gives it one back, and the next round finds it.
+    expect(redactPii("4111111111111111\u200bGB82WEST1234569876543２", dev)).toEqual({
+      text: "[REDACTED_CREDIT_CARD][REDACTED_IBAN]",
+      findings: [
+        { entity: "iban", count: 1 },
+        { entity: "credit_card", count: 1 },
+      ],
+    });
+    expect(redactPii("+1 212 555 1234\u200bGB82WEST1234569876543２", dev).text).toBe("[REDACTED_PHONE][REDACTED_IBAN]");
+  });
+
   it("keeps a Russian prompt without PII exactly as given, whatever normalizing would change", () => {
     const text = "Отчёт\u00a0— в приложении;\u200b сроки: ２ недели, ответ до 10:30 (см. п.\u00a03).";
     expect(normalizeCharacters(text)).not.toBe(text);

@@ -341,8 +341,14 @@ describe("patterns run in linear time (RE2)", () => {
         expect(block(pattern, ci).evaluate(req({ text })).ruleId, `${pattern} / ${text}`).toBeNull();
       }
     }
-    // ...but it is by a mixed spelling, and by the rule's own letters.
+    // ...but it is by a mixed spelling, and by the rule's own letters, also where an all-ASCII match
+    // comes first and overlaps it, or a shorter alternative would win.
     expect(block("сор", false).evaluate(req({ text: "сop" })).ruleId).toBe("r");
+    expect(block("сос", false).evaluate(req({ text: "cocос" })).ruleId).toBe("r");
+    expect(block("сос|сосна", false).evaluate(req({ text: "cocна" })).ruleId).toBe("r");
+    // Many all-ASCII matches before anything else: fail-closed once the prompt has another script.
+    expect(block("сос", false).evaluate(req({ text: `${"coc ".repeat(10)}и` })).ruleId).toBe("r");
+    expect(block("сос", false).evaluate(req({ text: "coc ".repeat(10) })).ruleId).toBeNull();
     expect(block("сор", false).evaluate(req({ text: "сор" })).ruleId).toBe("r");
     // A folded digit does not extend an escape before it: \0 then З is NUL and "3", not \03.
     expect(block("\\0З", false).evaluate(req({ text: "\u0003" })).ruleId).toBeNull();
