@@ -312,14 +312,14 @@ function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean 
   let from = 0;
   for (let n = 0; n < MAX_ASCII_MATCHES; n++) {
     if (from > folded.length || !matcher.find(from)) return false;
-    if (NON_ASCII.test(normalized.slice(matcher.start(), matcher.end()))) return true;
+    if (NON_ASCII_LETTER.test(normalized.slice(matcher.start(), matcher.end()))) return true;
     from = matcher.start() + 1;
   }
-  return NON_ASCII.test(normalized);
+  return NON_ASCII_LETTER.test(normalized);
 }
 
-/** A character outside ASCII. */
-const NON_ASCII = /[^\p{ASCII}]/u;
+/** A letter outside ASCII (a letter of another script, or an accented one). */
+const NON_ASCII_LETTER = /(?![\p{ASCII}])\p{L}/u;
 
 /**
  * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as

@@ -349,6 +349,8 @@ describe("patterns run in linear time (RE2)", () => {
     // Many all-ASCII matches before anything else: fail-closed once the prompt has another script.
     expect(block("сос", false).evaluate(req({ text: `${"coc ".repeat(10)}и` })).ruleId).toBe("r");
     expect(block("сос", false).evaluate(req({ text: "coc ".repeat(10) })).ruleId).toBeNull();
+    // ...and only a letter counts, not any other character outside ASCII (a curly apostrophe).
+    expect(block("сос", false).evaluate(req({ text: `${"coc ".repeat(10)}it\u2019s` })).ruleId).toBeNull();
     expect(block("сор", false).evaluate(req({ text: "сор" })).ruleId).toBe("r");
     // A folded digit does not extend an escape before it: \0 then З is NUL and "3", not \03.
     expect(block("\\0З", false).evaluate(req({ text: "\u0003" })).ruleId).toBeNull();
