@@ -249,6 +249,9 @@ export function policyRisks(policy: ClientPolicy, passes: string): string[] {
   if (a.tdx !== null && isSkip(a.tdx.tdAttributes)) {
     risks.push(`tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations ${passes}`);
   }
+  if (a.tdx !== null && isSkip(a.tdx.mrservicetd)) {
+    risks.push(`tdx.mrservicetd skipped: a TD with a migration TD bound (which can export its memory) ${passes}`);
+  }
   if (a.tdx !== null && isSkip(a.tdx.acceptedTcbStatuses)) {
     risks.push(
       `tdx.acceptedTcbStatuses skipped: a TD on a platform Intel rates out of date or revoked, or with a revoked PCK certificate, ${passes}`,
@@ -267,6 +270,9 @@ export function policyRisks(policy: ClientPolicy, passes: string): string[] {
   if (a.azure !== null) {
     if (a.azure.snp?.debugAllowed === true || a.azure.tdx?.debugAllowed === true) {
       risks.push("azure.snp/tdx.debugAllowed: a debuggable confidential VM's memory is open to the host");
+    }
+    if (a.azure.tdx !== null && isSkip(a.azure.tdx.mrservicetd)) {
+      risks.push(`azure.tdx.mrservicetd skipped: a paravisor TD with a migration TD bound ${passes}`);
     }
     if (!a.azure.secureBootRequired) {
       risks.push(`azure.secureBootRequired false: a VM booted without Secure Boot ${passes}`);

@@ -327,7 +327,7 @@ describe("key broker", () => {
           mrconfigid: zero,
           mrowner: zero,
           mrownerconfig: zero,
-          mrservicetd: zero,
+          mrservicetd: { skip: { reason: "t" } },
           acceptedTcbStatuses: { skip: { reason: "t" } },
           minimumTeeTcbSvn: { skip: { reason: "t" } },
         },
@@ -335,6 +335,7 @@ describe("key broker", () => {
     } as ClientPolicy;
     expect(releaseRisks(tdxLoose)).toEqual([
       "tdx.tdAttributes skipped: a TD the host launched migratable or with #VE on EPT violations gets the key",
+      "tdx.mrservicetd skipped: a TD with a migration TD bound (which can export its memory) gets the key",
       "tdx.acceptedTcbStatuses skipped: a TD on a platform Intel rates out of date or revoked, or with a revoked PCK certificate, gets the key",
       "tdx.rtmrs[1]/[2] skipped: MRTD covers the firmware only, so any kernel and image gets the key",
     ]);
@@ -387,6 +388,22 @@ describe("key broker", () => {
       "azure.secureBootRequired false: a VM booted without Secure Boot gets the key",
       "azure.consoleAllowed: a VM with a serial console enabled (a way in besides the image) gets the key",
     ]);
+    // An Azure TDX paravisor whose MRSERVICETD is not pinned (policy init's choice for a migratable TD).
+    const azureTdx = azure(true, false);
+    const withTdx = {
+      ...azureTdx,
+      attestation: {
+        ...azureTdx.attestation,
+        azure: {
+          ...azureTdx.attestation.azure!,
+          snp: null,
+          tdx: { ...tdxLoose.attestation.tdx!, mrtd: ["ef".repeat(48)] },
+        },
+      },
+    } as ClientPolicy;
+    expect(releaseRisks(withTdx)).toContain(
+      "azure.tdx.mrservicetd skipped: a paravisor TD with a migration TD bound gets the key",
+    );
   });
 
   it("wrapping checks its inputs", () => {
