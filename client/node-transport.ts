@@ -5,7 +5,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
+import { readBoundedText, type Transport, type TransportRequest, type TransportResponse } from "./transport.ts";
 
 /**
  * Longest silence on a connection, waiting for the answer's headers or between two chunks of its
@@ -83,11 +83,8 @@ function response(res: IncomingMessage, state: { readonly timedOut: HostTimeoutE
       return Array.isArray(value) ? value.join(", ") : value;
     },
     body: chunks(res, state),
-    async text() {
-      const parts: Buffer[] = [];
-      for await (const chunk of chunks(res, state))
-        parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      return Buffer.concat(parts).toString("utf8");
+    text(maxBytes) {
+      return readBoundedText(chunks(res, state), maxBytes, () => res.destroy());
     },
   };
 }

@@ -33,7 +33,13 @@ import {
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
-import { defaultTransport, fetchTransport, type Transport, type TransportResponse } from "./transport.ts";
+import {
+  defaultTransport,
+  fetchTransport,
+  ResponseTooLargeError,
+  type Transport,
+  type TransportResponse,
+} from "./transport.ts";
 
 export { textHash, verifyReceipt } from "../sealed/index.ts";
 
@@ -60,6 +66,11 @@ export interface ConnectOptions {
    * when the enclave's keys change.
    */
   readonly reattestAfterMs?: number;
+  /**
+   * Longest one attestation request (document, challenge, audit checkpoint) may take, headers and
+   * body: the host is not trusted to answer at all. Default 60 s.
+   */
+  readonly attestationTimeoutMs?: number;
 }
 
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
@@ -223,11 +234,54 @@ export async function checkReceipt(
   }
 }
 
+/**
+ * Most bytes the SDK reads of a host's answer that is not a stream: the host is not trusted to send
+ * a bounded body, and a long-lived process (the proxy) must not be made to buffer gigabytes.
+ * The attestation answer (document and collateral) as the host's own limit for what it passes on
+ * (host/app.ts: 4 MiB); a signed nonce answer or checkpoint is a few kilobytes; an error body is
+ * shown only in part anyway.
+ */
+const ATTESTATION_ANSWER_MAX_BYTES = 4 * 1024 * 1024;
+const NONCE_ANSWER_MAX_BYTES = 256 * 1024;
+const ERROR_BODY_MAX_BYTES = 64 * 1024;
+/**
+ * Longest a whole attestation request (document, challenge, checkpoint) may take, headers and body,
+ * by default (ConnectOptions.attestationTimeoutMs): the transport's idle timeout alone lets a host
+ * drip one byte every few minutes.
+ */
+export const DEFAULT_ATTESTATION_TIMEOUT_MS = 60_000;
+
+function isDeadline(signal: AbortSignal): boolean {
+  return (signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError";
+}
+
+/** The body of a non-streamed answer, bounded in size and by the request's deadline. */
+async function readAnswer(
+  response: TransportResponse,
+  maxBytes: number,
+  signal: AbortSignal,
+  what: string,
+): Promise<string> {
+  try {
+    return await response.text(maxBytes);
+  } catch (error) {
+    if (error instanceof ResponseTooLargeError) {
+      throw transportError("BAD_RESPONSE", `${what}: the host's answer is larger than ${maxBytes} bytes`, error);
+    }
+    if (signal.aborted && isDeadline(signal)) {
+      throw transportError("HOST_TIMEOUT", `${what}: the host's answer did not arrive in time`, error);
+    }
+    throw transportError("HOST_UNREACHABLE", `${what}: the host's answer was cut off`, error);
+  }
+}
+
 class HttpClient {
   constructor(
     private readonly base: string,
     private readonly apiKey: string,
     private readonly transport: Transport,
+    /** Deadline of one attestation request (ConnectOptions.attestationTimeoutMs). */
+    readonly attestationTimeoutMs: number = DEFAULT_ATTESTATION_TIMEOUT_MS,
   ) {}
 
   async request(
@@ -246,6 +300,9 @@ class HttpClient {
         ...(init.signal === undefined ? {} : { signal: init.signal }),
       });
     } catch (error) {
+      if (init.signal?.aborted && isDeadline(init.signal)) {
+        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
+      }
       if (init.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
         throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
@@ -253,7 +310,7 @@ class HttpClient {
       throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
     }
     if (response.status >= 200 && response.status < 300) return response;
-    const { code, message } = errorBody(response.status, await response.text().catch(() => ""));
+    const { code, message } = errorBody(response.status, await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""));
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
     const host = { origin: "host" } as const;
@@ -508,7 +565,20 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   }
   const transport =
     options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
-  const http = new HttpClient(url.href.replace(/\/+$/, ""), apiKey, transport);
+  const attestationTimeoutMs = options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS;
+  if (
+    typeof attestationTimeoutMs !== "number" ||
+    !Number.isFinite(attestationTimeoutMs) ||
+    attestationTimeoutMs <= 0 ||
+    attestationTimeoutMs > 2 ** 31 - 1
+  ) {
+    throw new ClientError(
+      "configuration",
+      "BAD_OPTION",
+      `attestationTimeoutMs: expected a positive number of milliseconds up to ${2 ** 31 - 1}, found ${String(attestationTimeoutMs)}`,
+    );
+  }
+  const http = new HttpClient(url.href.replace(/\/+$/, ""), apiKey, transport, attestationTimeoutMs);
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
@@ -630,10 +700,12 @@ export class Session {
   }
 
   async #attest(): Promise<VerifiedEnclave> {
-    const documentResponse = await this.http.request("/v1/attestation", { method: "GET" });
+    const signal = AbortSignal.timeout(this.http.attestationTimeoutMs);
+    const documentResponse = await this.http.request("/v1/attestation", { method: "GET", signal });
+    const text = await readAnswer(documentResponse, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
     let answer: { document?: unknown; collateral?: unknown };
     try {
-      answer = JSON.parse(await documentResponse.text()) as typeof answer;
+      answer = JSON.parse(text) as typeof answer;
     } catch (error) {
       throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
     }
@@ -689,14 +761,17 @@ export class Session {
    */
   async #askWithNonce(path: string, field: string): Promise<{ nonce: Uint8Array; value: string }> {
     const nonce = randomBytes(32);
+    const signal = AbortSignal.timeout(this.http.attestationTimeoutMs);
     const response = await this.http.request(path, {
       method: "POST",
       body: JSON.stringify({ nonce: base64url.encode(nonce) }),
       contentType: "application/json",
+      signal,
     });
+    const text = await readAnswer(response, NONCE_ANSWER_MAX_BYTES, signal, path);
     let value: unknown;
     try {
-      value = (JSON.parse(await response.text()) as Record<string, unknown>)[field];
+      value = (JSON.parse(text) as Record<string, unknown>)[field];
     } catch (error) {
       throw transportError("BAD_RESPONSE", `${path}: response is not JSON`, error);
     }

@@ -1,4 +1,4 @@
-import type { ByteSource } from "../sealed/index.ts";
+import { type ByteSource, chunksOf } from "../sealed/index.ts";
 
 /**
  * How the SDK talks HTTP to the host: one small interface with two implementations, `fetch` (any
@@ -20,8 +20,41 @@ export interface TransportResponse {
   header(name: string): string | null;
   /** The body as it arrives. A connection cut before the end makes the reading throw. */
   readonly body: ByteSource;
-  /** The whole body as text. */
-  text(): Promise<string>;
+  /**
+   * The whole body as text, or a ResponseTooLargeError (the rest unread, the connection closed)
+   * once it passes `maxBytes`: the host is not trusted to send a bounded body.
+   */
+  text(maxBytes: number): Promise<string>;
+}
+
+/** What `TransportResponse.text` throws when the body passes its limit. */
+export class ResponseTooLargeError extends Error {
+  readonly code = "RESPONSE_TOO_LARGE";
+  constructor(readonly maxBytes: number) {
+    super(`the body is larger than ${maxBytes} bytes`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
+/** Reads `body` as UTF-8 text, at most `maxBytes` of it; `stop` ends reading early (closes it). */
+export async function readBoundedText(body: ByteSource, maxBytes: number, stop: () => void): Promise<string> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of chunksOf(body)) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      stop();
+      throw new ResponseTooLargeError(maxBytes);
+    }
+    parts.push(chunk);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /**
@@ -43,9 +76,16 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
       status: response.status,
       header: (name) => response.headers.get(name),
       body: response.body ?? [],
-      text: () => response.text(),
+      // A stream left early is cancelled (its reader's lock is released first by chunksOf).
+      text: (maxBytes) => readBoundedText(response.body ?? [], maxBytes, () => cancelLater(response.body)),
     };
   };
+}
+
+/** Cancels a fetch body once the reading loop has released it (the next turn). */
+function cancelLater(body: ReadableStream<Uint8Array> | null): void {
+  if (body === null) return;
+  setTimeout(() => void body.cancel().catch(() => {}), 0);
 }
 
 /**

@@ -53,4 +53,10 @@ export {
   type SealRequestOptions,
   sealRequest,
 } from "./request.ts";
-export { type ByteSource, openResponseFrames, REORDER_LOOKAHEAD, type ResponseEvent } from "./response.ts";
+export {
+  type ByteSource,
+  chunksOf,
+  openResponseFrames,
+  REORDER_LOOKAHEAD,
+  type ResponseEvent,
+} from "./response.ts";

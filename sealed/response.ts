@@ -231,7 +231,7 @@ function parseJsonObject(seq: number, kind: string, payload: Uint8Array): Record
 }
 
 /** Iterates any byte source: async or sync iterables, and WHATWG streams without async iteration. */
-async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, void, undefined> {
+export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, void, undefined> {
   if (Symbol.asyncIterator in source || Symbol.iterator in source) {
     yield* source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
     return;

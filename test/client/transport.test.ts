@@ -43,6 +43,19 @@ function handler(req: IncomingMessage, res: ServerResponse) {
     } else if (req.url === "/cut") {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "100" });
       res.write(Buffer.alloc(10), () => res.destroy());
+    } else if (req.url === "/big") {
+      // 64 KiB chunks for as long as the client reads, up to 8 MiB.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      let sent = 0;
+      const more = () => {
+        while (sent < 8 << 20 && !res.destroyed) {
+          sent += 64 << 10;
+          if (!res.write(Buffer.alloc(64 << 10, 0x61))) return;
+        }
+        if (!res.destroyed) res.end();
+      };
+      res.on("drain", more);
+      more();
     } else if (req.url === "/silent") {
       // never answers
     } else if (req.url === "/hang") {
@@ -84,16 +97,27 @@ describe.each(transports)("%s transport", (_name, make) => {
     expect(response.status).toBe(201);
     expect(response.header("X-Seen-Auth")).toBe("Bearer k");
     expect(response.header("absent")).toBeNull();
-    expect(JSON.parse(await response.text())).toEqual({ method: "POST", body: '{"a":1}', type: "application/json" });
+    expect(JSON.parse(await response.text(1 << 20))).toEqual({
+      method: "POST",
+      body: '{"a":1}',
+      type: "application/json",
+    });
     const bytes = await transport(`${base}/echo`, { method: "POST", headers: {}, body: new Uint8Array([104, 105]) });
-    expect(JSON.parse(await bytes.text())).toMatchObject({ body: "hi" });
+    expect(JSON.parse(await bytes.text(1 << 20))).toMatchObject({ body: "hi" });
+  });
+
+  it("reads a body as text only up to the caller's limit, then closes it", async () => {
+    const response = await make()(`${base}/big`, { method: "GET", headers: {} });
+    await expect(response.text(100_000)).rejects.toMatchObject({ code: "RESPONSE_TOO_LARGE", maxBytes: 100_000 });
+    const small = await make()(`${base}/missing`, { method: "GET", headers: {} });
+    await expect(small.text(3)).rejects.toMatchObject({ code: "RESPONSE_TOO_LARGE" }); // "nope" is 4 bytes
   });
 
   it("resolves any HTTP status (errors are the caller's to read)", async () => {
     const response = await make()(`${base}/missing`, { method: "GET", headers: {} });
     expect(response.status).toBe(404);
     expect(response.header("retry-after")).toBe("7");
-    expect(await response.text()).toBe("nope");
+    expect(await response.text(1 << 20)).toBe("nope");
   });
 
   it("yields each chunk as it arrives", async () => {
@@ -158,19 +182,24 @@ describe("node:http transport timeouts", () => {
   });
 });
 
+/** A policy for these hosts, which never get as far as being verified. */
+async function anyPolicy() {
+  const operator = await generateManifestSigningKey("EdDSA");
+  return simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: "ab".repeat(48),
+    operatorKey: operator.publicJwk,
+    modelSha256: "cd".repeat(32),
+    serviceName: "cloister-dev",
+  });
+}
+
 describe("SDK over a silent host", () => {
   it("connect() fails with a transport HOST_TIMEOUT instead of hanging", async () => {
     const silent = createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     try {
-      const operator = await generateManifestSigningKey("EdDSA");
-      const policy = simulatorClientPolicy({
-        tee: "sim-snp",
-        measurement: "ab".repeat(48),
-        operatorKey: operator.publicJwk,
-        modelSha256: "cd".repeat(32),
-        serviceName: "cloister-dev",
-      });
+      const policy = await anyPolicy();
       const error = await connect({
         url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
         policy,
@@ -183,6 +212,85 @@ describe("SDK over a silent host", () => {
         silent.close(() => resolve());
         silent.closeAllConnections();
       });
+    }
+  });
+});
+
+describe("SDK over a host that will not stop or will not finish", () => {
+  async function fakeHost(answer: (res: ServerResponse) => void) {
+    const host = createServer((req, res) => {
+      req.resume();
+      answer(res);
+    });
+    await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+    return host;
+  }
+  async function connectTo(host: Server, attestationTimeoutMs?: number) {
+    const policy = await anyPolicy();
+    return connect({
+      url: `http://127.0.0.1:${(host.address() as AddressInfo).port}`,
+      policy,
+      apiKey: "ck_test_0123456789abcdef",
+      ...(attestationTimeoutMs === undefined ? {} : { attestationTimeoutMs }),
+    }).catch((e: unknown) => e);
+  }
+  const close = (host: Server) =>
+    new Promise<void>((resolve) => {
+      host.close(() => resolve());
+      host.closeAllConnections();
+    });
+
+  it("stops reading an attestation answer or an error body past its limit", async () => {
+    let written = 0;
+    const endless = (status: number) => (res: ServerResponse) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      const more = () => {
+        while (written < 64 << 20 && !res.destroyed) {
+          written += 64 << 10;
+          if (!res.write(Buffer.alloc(64 << 10, 0x20))) return;
+        }
+      };
+      res.on("drain", more);
+      more();
+    };
+    const ok = await fakeHost(endless(200));
+    try {
+      expect(await connectTo(ok)).toMatchObject({
+        kind: "transport",
+        code: "BAD_RESPONSE",
+        message: expect.stringContaining("larger than 4194304 bytes"),
+      });
+      // The host could not push much more than the limit before the client closed the connection.
+      expect(written).toBeLessThan(16 << 20);
+    } finally {
+      await close(ok);
+    }
+    written = 0;
+    const failing = await fakeHost(endless(500));
+    try {
+      expect(await connectTo(failing)).toMatchObject({ kind: "transport", code: "HTTP_500" });
+      expect(written).toBeLessThan(16 << 20);
+    } finally {
+      await close(failing);
+    }
+  });
+
+  it("gives up on an attestation answer that drips in slower than its deadline", async () => {
+    const timers: ReturnType<typeof setInterval>[] = [];
+    const drip = await fakeHost((res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      const timer = setInterval(() => res.write(" "), 20);
+      timers.push(timer);
+      res.on("close", () => clearInterval(timer));
+    });
+    try {
+      const started = Date.now();
+      expect(await connectTo(drip, 300)).toMatchObject({ kind: "transport", code: "HOST_TIMEOUT" });
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await connectTo(drip, 0)).toMatchObject({ kind: "configuration", code: "BAD_OPTION" });
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+      await close(drip);
     }
   });
 });
@@ -226,7 +334,7 @@ describe("default transport", () => {
       const transport = await defaultTransport();
       const response = await transport(`${base}/echo`, { method: "GET", headers: {} });
       expect(response.status).toBe(201);
-      await response.text();
+      await response.text(1 << 20);
     } finally {
       globalThis.fetch = original;
     }

@@ -62,7 +62,7 @@ describe("e2e sim-tdx deployment", () => {
         sent.push(new URL(url).pathname);
         const response = await fetchTransport(fetch)(url, request);
         if (!url.endsWith("/v1/attestation")) return response;
-        const body = JSON.parse(await response.text()) as {
+        const body = JSON.parse(await response.text(1 << 22)) as {
           document: string;
           collateral?: { tdx: Record<string, unknown> };
         };
