@@ -22,7 +22,7 @@ import { readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
-import { bodyTooLarge, errorResponse, HostError } from "./errors.ts";
+import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
 import { EnclavePool, KEY_ID_HEX, type PoolMember } from "./pool.ts";
@@ -53,6 +53,13 @@ export { TENANT_HEADER };
 const CHALLENGE_MAX_BYTES = 1024;
 const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
+/** The permissions of which a key needs one before the host reads a sealed request's body. */
+const SEALED_PERMISSIONS: readonly Permission[] = ["chat", "complete"];
+/**
+ * Sealed request bodies read at once, across all callers (each up to maxRequestBytes): more is
+ * HOST_BUSY, so clients that send slowly cannot make the host buffer without bound.
+ */
+const MAX_BODIES_READING = 64;
 /** Headers of the enclave's answer the host passes on; nothing else the enclave sends is copied. */
 const PASSED_HEADERS = ["content-type", "retry-after"] as const;
 
@@ -74,6 +81,7 @@ const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 export function createHostApp(options: HostOptions): Hono<Env & { Variables: Variables }> {
   const app = new Hono<Env & { Variables: Variables }>();
   const limiter = new ConcurrencyLimiter(options.limits);
+  let bodiesReading = 0;
   const agent = new Agent({ keepAlive: true });
   const upstreamOptions = { agent, limits: options.limits };
   const pool =
@@ -269,8 +277,21 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   app.post("/v1/sealed", async (c) => {
     const record = options.apiKeys.authenticate(c.req.header("authorization"));
+    // Before the body is read: a key that may not send sealed requests, or is past its rate, is
+    // refused without buffering anything, and only so many bodies are read at once.
+    options.apiKeys.admit(record, SEALED_PERMISSIONS);
+    if (bodiesReading >= MAX_BODIES_READING) {
+      options.apiKeys.refund(record);
+      throw hostBusy(1);
+    }
     const { incoming, outgoing } = c.env;
-    const body = await readRequestBody(incoming, options.limits.maxRequestBytes);
+    let body: Uint8Array;
+    bodiesReading++;
+    try {
+      body = await readRequestBody(incoming, options.limits.maxRequestBytes);
+    } finally {
+      bodiesReading--;
+    }
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
     let kind: Permission;
@@ -287,7 +308,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         error instanceof Error ? error.message : "malformed envelope",
       );
     }
-    const caller = options.apiKeys.authorize(record, kind);
+    const caller = options.apiKeys.permit(record, kind);
     c.set("caller", caller);
     // Routed by the envelope's key id: the one enclave boot that can open it. In a pool, a key id no
     // member has now (it restarted or went away) is refused before forwarding, so the client

@@ -70,6 +70,25 @@ export class ApiKeyStore {
     return { keyId: record.id, project: record.project };
   }
 
+  /**
+   * Before a request's body is read: the key must hold one of `permissions` (FORBIDDEN naming
+   * them), and takes its rate token now (RATE_LIMITED), so that a key without the permission or
+   * past its rate cannot make the host buffer bodies. `permit` then checks the exact permission.
+   */
+  admit(record: ApiKeyRecord, permissions: readonly Permission[]): void {
+    if (!permissions.some((p) => record.permissions.includes(p))) throw forbidden(permissions.join(" or "));
+    this.take(record);
+  }
+
+  /** The exact permission, once the body says what the request is; its token was taken by `admit`. */
+  permit(record: ApiKeyRecord, permission: Permission): Caller {
+    if (!record.permissions.includes(permission)) {
+      this.refund(record);
+      throw forbidden(permission);
+    }
+    return { keyId: record.id, project: record.project };
+  }
+
   /** Gives back the token `authorize` took, for a request the host refused before forwarding it. */
   refund(record: ApiKeyRecord): void {
     const bucket = this.buckets.get(record.id);

@@ -261,6 +261,66 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect((await sealed(envelope())).status).toBe(200);
   });
 
+  it("refuses a key without chat/complete, past its rate, or past the body-reading cap before reading the body", async () => {
+    const ATTEST_ONLY = "ck_attest_only_0123456789abcdef";
+    const ONCE = "ck_once_a_minute_0123456789abcd";
+    const keys = new ApiKeyStore({
+      version: 1,
+      keys: [
+        {
+          id: "team-a",
+          project: "demo",
+          sha256: hashApiKey(KEY),
+          permissions: ["attest", "chat", "complete"],
+          requestsPerMinute: 1000,
+        },
+        {
+          id: "viewer",
+          project: "demo",
+          sha256: hashApiKey(ATTEST_ONLY),
+          permissions: ["attest"],
+          requestsPerMinute: 1000,
+        },
+        { id: "once", project: "demo", sha256: hashApiKey(ONCE), permissions: ["chat"], requestsPerMinute: 1 },
+      ],
+    });
+    const { host } = await setup({ keys });
+    /** A request whose body never ends: its answer can only come before the body is read. */
+    const open = (key: string) => {
+      const req = httpRequest(`${host.url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "transfer-encoding": "chunked" },
+      });
+      req.on("error", () => {});
+      req.write(Buffer.alloc(100));
+      return {
+        req,
+        answer: new Promise<{ status: number; body: string }>((resolve) => {
+          req.on("response", (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+        }),
+      };
+    };
+    const viewer = open(ATTEST_ONLY);
+    expect(await viewer.answer).toMatchObject({ status: 403, body: expect.stringContaining("chat or complete") });
+    viewer.req.destroy();
+    // A key past its rate: the first unfinished body takes its one token, the second is refused.
+    const first = open(ONCE);
+    const second = open(ONCE);
+    expect(await second.answer).toMatchObject({ status: 429, body: expect.stringContaining("RATE_LIMITED") });
+    first.req.destroy();
+    second.req.destroy();
+    // 64 bodies being read at once (never finished) hold the cap: the next is HOST_BUSY at once.
+    const slow = Array.from({ length: 64 }, () => open(KEY));
+    await new Promise((r) => setTimeout(r, 300)); // every one of them admitted and reading
+    const extra = open(KEY);
+    expect(await extra.answer).toMatchObject({ status: 503, body: expect.stringContaining("HOST_BUSY") });
+    for (const r of [...slow, extra]) r.req.destroy();
+  });
+
   it("answers 503 with Retry-After when the forwarding queue is full", async () => {
     const held: ServerResponse[] = [];
     const { sealed } = await setup({
