@@ -40,6 +40,15 @@ export interface HostOptions {
     readonly upstreamHeadersTimeoutMs: number;
     /** Longest pause allowed between two chunks of a streamed answer. */
     readonly upstreamIdleTimeoutMs: number;
+    /**
+     * Sealed request bodies read at once (each up to maxRequestBytes), across all keys and per key:
+     * more is HOST_BUSY, so slow senders cannot make the host buffer without bound, nor one key
+     * take every reading slot from the others.
+     */
+    readonly maxBodiesReading: number;
+    readonly maxBodiesReadingPerKey: number;
+    /** Time allowed for a client to send its whole request body; past it the connection is closed. */
+    readonly requestBodyTimeoutMs: number;
   } & LimiterOptions;
   readonly accessLog: AccessLogSink;
   /** Called when a sealed response has ended (e.g. to collect that enclave's audit records). */
@@ -55,11 +64,7 @@ const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
 /** The permissions of which a key needs one before the host reads a sealed request's body. */
 const SEALED_PERMISSIONS: readonly Permission[] = ["chat", "complete"];
-/**
- * Sealed request bodies read at once, across all callers (each up to maxRequestBytes): more is
- * HOST_BUSY, so clients that send slowly cannot make the host buffer without bound.
- */
-const MAX_BODIES_READING = 64;
+
 /** Headers of the enclave's answer the host passes on; nothing else the enclave sends is copied. */
 const PASSED_HEADERS = ["content-type", "retry-after"] as const;
 
@@ -81,7 +86,9 @@ const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 export function createHostApp(options: HostOptions): Hono<Env & { Variables: Variables }> {
   const app = new Hono<Env & { Variables: Variables }>();
   const limiter = new ConcurrencyLimiter(options.limits);
+  /** Sealed request bodies being read, in all and by API key id. */
   let bodiesReading = 0;
+  const bodiesReadingByKey = new Map<string, number>();
   const agent = new Agent({ keepAlive: true });
   const upstreamOptions = { agent, limits: options.limits };
   const pool =
@@ -264,7 +271,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     app.post(route, async (c) => {
       c.set("caller", authenticate(c, "attest"));
       const member = await namedMember(c.req.query("enclave"));
-      const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES);
+      const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
       c.set("requestBytes", body.length);
       const upstream = await upstreamRequest(upstreamOptions, `${member.url}${upstreamPath}`, {
         method: "POST",
@@ -280,17 +287,22 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Before the body is read: a key that may not send sealed requests, or is past its rate, is
     // refused without buffering anything, and only so many bodies are read at once.
     options.apiKeys.admit(record, SEALED_PERMISSIONS);
-    if (bodiesReading >= MAX_BODIES_READING) {
+    const readingForKey = bodiesReadingByKey.get(record.id) ?? 0;
+    if (bodiesReading >= options.limits.maxBodiesReading || readingForKey >= options.limits.maxBodiesReadingPerKey) {
       options.apiKeys.refund(record);
-      throw hostBusy(1);
+      throw hostBusy(options.limits.retryAfterSeconds);
     }
     const { incoming, outgoing } = c.env;
     let body: Uint8Array;
     bodiesReading++;
+    bodiesReadingByKey.set(record.id, readingForKey + 1);
     try {
-      body = await readRequestBody(incoming, options.limits.maxRequestBytes);
+      body = await readRequestBody(incoming, options.limits.maxRequestBytes, options.limits.requestBodyTimeoutMs);
     } finally {
       bodiesReading--;
+      const left = (bodiesReadingByKey.get(record.id) ?? 1) - 1;
+      if (left === 0) bodiesReadingByKey.delete(record.id);
+      else bodiesReadingByKey.set(record.id, left);
     }
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
@@ -425,12 +437,26 @@ function round2(n: number): number {
 }
 
 /** Reads a request body from the socket, refusing (413) more than `limit` bytes. */
-function readRequestBody(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
-  return readBodyWithin(incoming, limit, {
-    tooLarge: (found) => bodyTooLarge(limit, found),
-    gone: (cause) =>
-      new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", { cause }),
-  });
+/** A request body, at most `limit` bytes, received within `timeoutMs` (else the connection is closed). */
+async function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    incoming.destroy();
+  }, timeoutMs);
+  try {
+    return await readBodyWithin(incoming, limit, {
+      tooLarge: (found) => bodyTooLarge(limit, found),
+      gone: (cause) =>
+        timedOut
+          ? new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`, { cause })
+          : new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
+              cause,
+            }),
+    });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type UpstreamOptions = { readonly agent: Agent; readonly limits: HostOptions["limits"] };

@@ -65,9 +65,8 @@ export class ApiKeyStore {
   }
 
   authorize(record: ApiKeyRecord, permission: Permission): Caller {
-    if (!record.permissions.includes(permission)) throw forbidden(permission);
-    this.take(record);
-    return { keyId: record.id, project: record.project };
+    this.admit(record, [permission]);
+    return this.permit(record, permission);
   }
 
   /**
@@ -89,7 +88,7 @@ export class ApiKeyStore {
     return { keyId: record.id, project: record.project };
   }
 
-  /** Gives back the token `authorize` took, for a request the host refused before forwarding it. */
+  /** Gives back the token `authorize` or `admit` took, for a request the host refused before forwarding it. */
   refund(record: ApiKeyRecord): void {
     const bucket = this.buckets.get(record.id);
     if (bucket !== undefined) bucket.tokens = Math.min(record.requestsPerMinute, bucket.tokens + 1);

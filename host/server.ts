@@ -15,6 +15,9 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   maxQueued: 256,
   queueTimeoutMs: 10_000,
   retryAfterSeconds: 2,
+  maxBodiesReading: 64,
+  maxBodiesReadingPerKey: 16,
+  requestBodyTimeoutMs: 30_000,
 };
 
 export async function startHost(options: {

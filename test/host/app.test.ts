@@ -264,6 +264,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
   it("refuses a key without chat/complete, past its rate, or past the body-reading cap before reading the body", async () => {
     const ATTEST_ONLY = "ck_attest_only_0123456789abcdef";
     const ONCE = "ck_once_a_minute_0123456789abcd";
+    const OTHER = "ck_team_b_0123456789abcdef0123";
     const keys = new ApiKeyStore({
       version: 1,
       keys: [
@@ -282,9 +283,13 @@ describe("host app (real loopback server, scripted enclave)", () => {
           requestsPerMinute: 1000,
         },
         { id: "once", project: "demo", sha256: hashApiKey(ONCE), permissions: ["chat"], requestsPerMinute: 1 },
+        { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
       ],
     });
-    const { host } = await setup({ keys });
+    const { host, sealed } = await setup({
+      keys,
+      limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: 500 },
+    });
     /** A request whose body never ends: its answer can only come before the body is read. */
     const open = (key: string) => {
       const req = httpRequest(`${host.url}/v1/sealed`, {
@@ -313,12 +318,20 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await second.answer).toMatchObject({ status: 429, body: expect.stringContaining("RATE_LIMITED") });
     first.req.destroy();
     second.req.destroy();
-    // 64 bodies being read at once (never finished) hold the cap: the next is HOST_BUSY at once.
-    const slow = Array.from({ length: 64 }, () => open(KEY));
-    await new Promise((r) => setTimeout(r, 300)); // every one of them admitted and reading
+    // One key's unfinished bodies hold its own share of the reading slots, not the others'.
+    const slow = Array.from({ length: 3 }, () => open(KEY));
+    await new Promise((r) => setTimeout(r, 100)); // every one of them admitted and reading
     const extra = open(KEY);
     expect(await extra.answer).toMatchObject({ status: 503, body: expect.stringContaining("HOST_BUSY") });
-    for (const r of [...slow, extra]) r.req.destroy();
+    expect((await sealed(envelope(), OTHER)).status).toBe(200);
+    // The last slot of all taken too: now every key is told to come back.
+    const fourth = open(OTHER);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await sealed(envelope(), OTHER)).status).toBe(503);
+    // A body not sent within requestBodyTimeoutMs loses its connection and gives its slot back.
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await sealed(envelope())).status).toBe(200);
+    for (const r of [...slow, extra, fourth]) r.req.destroy();
   });
 
   it("answers 503 with Retry-After when the forwarding queue is full", async () => {
