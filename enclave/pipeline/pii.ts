@@ -198,13 +198,20 @@ function checkEntities(entities: readonly string[]): void {
  *     normalizeWithSpans.
  */
 export function redactPii(text: string, entities: readonly PiiEntity[]): RedactionResult {
+  return redact(text, entities, MAX_ROUNDS);
+}
+
+function redact(text: string, entities: readonly PiiEntity[], maxRounds: number): RedactionResult {
   checkEntities(entities);
   const wanted = new Set(entities);
-  // Again on the result while a round finds something: a removed invisible character can glue an
-  // entity to the one before it (`…1111\u200bGB82…` normalizes to `…1111GB82…`, where the IBAN
-  // has no boundary), and the placeholder that replaces the first gives the second its boundary back.
+  // Again on the result while a round finds something, when the model gets the normalized text: a
+  // removed invisible character can glue an entity to the one before it (`…1111\u200bGB82…`
+  // normalizes to `…1111GB82…`, where the IBAN has no boundary), and the placeholder that replaces
+  // the first gives the second its boundary back. A prompt that normalizes to itself (most) has
+  // nothing glued that way: one round. (Normalizing it again here is cheap next to detection.)
   let result = redactRound(text, wanted);
-  for (let round = 1; round < MAX_ROUNDS && result.findings.length > 0; round++) {
+  const glueable = result.findings.length > 0 && normalizeCharacters(text) !== text;
+  for (let round = 1; glueable && round < maxRounds && result.findings.length > 0; round++) {
     const again = redactRound(result.text, wanted);
     if (again.findings.length === 0) break;
     const counts = new Map(result.findings.map((f) => [f.entity, f.count]));
@@ -220,7 +227,10 @@ export function redactPii(text: string, entities: readonly PiiEntity[]): Redacti
   return result;
 }
 
-/** Rounds of redactRound redactPii makes at most (each one only while the last found something). */
+/**
+ * Rounds of redactRound redactPii makes at most (each one only while the last found something);
+ * a chain of more entities glued by invisible characters than this keeps the rest.
+ */
 const MAX_ROUNDS = 4;
 
 /** One round of redactPii: every view searched, the union replaced once. */
@@ -395,7 +405,8 @@ function normalizeWithSpans(text: string, spans: readonly Span[]): { text: strin
 
 /** Counts the entities without changing the text (block mode). */
 export function detectPii(text: string, entities: readonly PiiEntity[]): readonly PiiFinding[] {
-  return redactPii(text, entities).findings;
+  // Whether there is PII at all is settled by the first round (later rounds run only after a find).
+  return redact(text, entities, 1).findings;
 }
 
 /**
@@ -404,7 +415,8 @@ export function detectPii(text: string, entities: readonly PiiEntity[]): readonl
  */
 export function applyPiiPolicy(pii: PiiConfig, text: string): PiiOutcome {
   if (pii.mode === "off") return { action: "allow", text, findings: [] };
-  const result = redactPii(text, pii.entities);
+  // Blocking needs no more than whether there is PII: one round settles it.
+  const result = redact(text, pii.entities, pii.mode === "redact" ? MAX_ROUNDS : 1);
   if (pii.mode === "redact") return { action: "allow", text: result.text, findings: result.findings };
   if (result.findings.length === 0) return { action: "allow", text, findings: [] };
   const types = result.findings.map((f) => f.entity).join(", ");

@@ -93,6 +93,8 @@ interface RuleInput {
   normalizedText(): string;
   /** That with look-alike letters folded (same length). */
   foldedText(): string;
+  /** Whether the normalized text has a letter outside ASCII. */
+  hasNonAsciiLetter(): boolean;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -116,6 +118,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       checkRequest(request);
       let normalized: string | undefined;
       let folded: string | undefined;
+      let nonAsciiLetter: boolean | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -125,6 +128,10 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
         foldedText: () => {
           folded ??= foldLookAlikes(input.normalizedText());
           return folded;
+        },
+        hasNonAsciiLetter: () => {
+          nonAsciiLetter ??= NON_ASCII_LETTER.test(input.normalizedText());
+          return nonAsciiLetter;
         },
       };
       for (const rule of rules) {
@@ -154,7 +161,9 @@ function foldedMatches(
   foldedTest: ((folded: string, normalized: string) => boolean) | null,
 ): boolean {
   const folded = input.foldedText();
-  return (folded !== normalized && test(folded)) || foldedTest?.(folded, normalized) === true;
+  if (folded !== normalized && test(folded)) return true;
+  // A folded rule counts only with a non-ASCII letter in the prompt: plain ASCII text skips it.
+  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, normalized);
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -285,6 +294,9 @@ const JS_DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
  */
 function foldedLiteral(c: string, caseInsensitive: boolean): string {
   if (c.charCodeAt(0) < 0x80) return c; // ASCII never folds (and a group name stays as written)
+  const cases = caseInsensitive ? [c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1) : [c];
+  // A letter none of whose cases is a look-alike stays as written (no class, no folded rule for it).
+  if (cases.every((f) => foldLookAlikes(f) === f)) return c;
   const forms = caseInsensitive
     ? new Set([c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1).map(foldLookAlikes))
     : new Set([foldLookAlikes(c)]);

@@ -6,6 +6,7 @@ import {
   MAX_PATTERN_PROGRAM_SIZE,
   type PolicyRequest,
   type RequestPolicy,
+  toRe2Syntax,
 } from "../../enclave/pipeline/policy.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import type { RequestRule } from "../../manifests/schema.ts";
@@ -355,6 +356,11 @@ describe("patterns run in linear time (RE2)", () => {
     // A folded digit does not extend an escape before it: \0 then З is NUL and "3", not \03.
     expect(block("\\0З", false).evaluate(req({ text: "\u0003" })).ruleId).toBeNull();
     expect(block("\\0З", false).evaluate(req({ text: "\u0000З" })).ruleId).toBe("r");
+    // Letters that are no look-alike in any case stay as written: such a rule has no folded form.
+    for (const pattern of ["über", "длиж"]) {
+      const folding = { foldLiterals: true, caseInsensitive: true };
+      expect(toRe2Syntax("r", pattern, folding)).toBe(toRe2Syntax("r", pattern));
+    }
     // A look-alike letter written as an escape is folded as if written out.
     expect(block("п\\u0430роль", true).evaluate(req({ text: "пaрoль" })).ruleId).toBe("r");
   });
