@@ -84,7 +84,7 @@ function response(res: IncomingMessage, state: { readonly timedOut: HostTimeoutE
     },
     body: chunks(res, state),
     text(maxBytes) {
-      return readBoundedText(chunks(res, state), maxBytes, () => res.destroy());
+      return readBoundedText(chunks(res, state), maxBytes);
     },
   };
 }

@@ -251,8 +251,17 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
  */
 export const DEFAULT_ATTESTATION_TIMEOUT_MS = 60_000;
 
+/** The SDK's own attestation deadlines (a caller's AbortSignal.timeout stays ABORTED). */
+const DEADLINES = new WeakSet<AbortSignal>();
+
+function deadline(ms: number): AbortSignal {
+  const signal = AbortSignal.timeout(ms);
+  DEADLINES.add(signal);
+  return signal;
+}
+
 function isDeadline(signal: AbortSignal): boolean {
-  return (signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError";
+  return DEADLINES.has(signal);
 }
 
 /** The body of a non-streamed answer, bounded in size and by the request's deadline. */
@@ -401,14 +410,19 @@ const URL_SHOWN_MAX_CHARS = 200;
  * string that is not a URL (`/`, `?` or `#` in it, `http:\\u:p@…`, `http:/u:p@…`). Other input is
  * shown, at most its first URL_SHOWN_MAX_CHARS characters, quoted.
  */
-function describeUrlInput(value: unknown): string {
-  if (typeof value !== "string" || value === "") return describeFound(value);
+function describeUrlInput(input: unknown): string {
+  if (typeof input !== "string" || input === "") return describeFound(input);
+  let value = input;
+  const length = value.length;
   if (value.includes("@")) {
     return `a string of ${value.length} characters with a user/password-like part (…@), not shown`;
   }
+  // A query or fragment may carry a token: only what comes before it is shown.
+  const cut = value.search(/[?#]/);
+  if (cut >= 0) value = `${value.slice(0, cut)}${value[cut]}… (the rest not shown)`;
   const chars = Array.from(value);
   return chars.length > URL_SHOWN_MAX_CHARS
-    ? `${JSON.stringify(chars.slice(0, URL_SHOWN_MAX_CHARS).join(""))}… (${value.length} characters)`
+    ? `${JSON.stringify(chars.slice(0, URL_SHOWN_MAX_CHARS).join(""))}… (${length} characters)`
     : JSON.stringify(value);
 }
 
@@ -700,7 +714,7 @@ export class Session {
   }
 
   async #attest(): Promise<VerifiedEnclave> {
-    const signal = AbortSignal.timeout(this.http.attestationTimeoutMs);
+    const signal = deadline(this.http.attestationTimeoutMs);
     const documentResponse = await this.http.request("/v1/attestation", { method: "GET", signal });
     const text = await readAnswer(documentResponse, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
     let answer: { document?: unknown; collateral?: unknown };
@@ -761,7 +775,7 @@ export class Session {
    */
   async #askWithNonce(path: string, field: string): Promise<{ nonce: Uint8Array; value: string }> {
     const nonce = randomBytes(32);
-    const signal = AbortSignal.timeout(this.http.attestationTimeoutMs);
+    const signal = deadline(this.http.attestationTimeoutMs);
     const response = await this.http.request(path, {
       method: "POST",
       body: JSON.stringify({ nonce: base64url.encode(nonce) }),

@@ -36,16 +36,16 @@ export class ResponseTooLargeError extends Error {
   }
 }
 
-/** Reads `body` as UTF-8 text, at most `maxBytes` of it; `stop` ends reading early (closes it). */
-export async function readBoundedText(body: ByteSource, maxBytes: number, stop: () => void): Promise<string> {
+/**
+ * Reads `body` as UTF-8 text, at most `maxBytes` of it; past that the iteration is left, which
+ * closes the body (chunksOf cancels a stream, node destroys its response).
+ */
+export async function readBoundedText(body: ByteSource, maxBytes: number): Promise<string> {
   const parts: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of chunksOf(body)) {
     total += chunk.byteLength;
-    if (total > maxBytes) {
-      stop();
-      throw new ResponseTooLargeError(maxBytes);
-    }
+    if (total > maxBytes) throw new ResponseTooLargeError(maxBytes);
     parts.push(chunk);
   }
   const all = new Uint8Array(total);
@@ -76,16 +76,9 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
       status: response.status,
       header: (name) => response.headers.get(name),
       body: response.body ?? [],
-      // A stream left early is cancelled (its reader's lock is released first by chunksOf).
-      text: (maxBytes) => readBoundedText(response.body ?? [], maxBytes, () => cancelLater(response.body)),
+      text: (maxBytes) => readBoundedText(response.body ?? [], maxBytes),
     };
   };
-}
-
-/** Cancels a fetch body once the reading loop has released it (the next turn). */
-function cancelLater(body: ReadableStream<Uint8Array> | null): void {
-  if (body === null) return;
-  setTimeout(() => void body.cancel().catch(() => {}), 0);
 }
 
 /**

@@ -237,13 +237,20 @@ export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, 
     return;
   }
   const reader = source.getReader();
+  let ended = false;
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) {
+        ended = true;
+        return;
+      }
       yield value;
     }
   } finally {
+    // Left early (the reader stopped, or reading failed): the rest is not wanted, as async
+    // iteration of a stream would also cancel it.
+    if (!ended) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }

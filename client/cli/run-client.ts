@@ -44,7 +44,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   }
 }
 
-async function readPolicy(path: string): Promise<ClientPolicy> {
+export async function readPolicy(path: string): Promise<ClientPolicy> {
   return parseClientPolicy(await readOptionFile(path, "--policy"));
 }
 

@@ -4,11 +4,11 @@ import { constants } from "node:fs";
 import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
-import { parseClientPolicy, policyRisks } from "../policy.ts";
+import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { loopbackListenError, readOptionFile, UsageError } from "./output.ts";
-import { describeEnclave, open } from "./run-client.ts";
+import { loopbackListenError, UsageError } from "./output.ts";
+import { describeEnclave, open, readPolicy } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
 export interface ProxyCommandOptions extends ClientConnectionOptions {
@@ -91,7 +91,7 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
 
 export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   // Verify before listening: an enclave that fails attestation never gets a proxy in front of it.
-  const policy = parseClientPolicy(await readOptionFile(options.policy, "--policy"));
+  const policy = await readPolicy(options.policy);
   const session = await open(options, policy);
   const { token, created } = await localToken(options.tokenFile);
   const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });

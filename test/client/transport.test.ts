@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect } from "../../client/sdk.ts";
-import { defaultTransport, fetchTransport, type Transport } from "../../client/transport.ts";
+import { defaultTransport, fetchTransport, readBoundedText, type Transport } from "../../client/transport.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import type { ByteSource } from "../../sealed/index.ts";
 
@@ -161,6 +161,27 @@ describe.each(transports)("%s transport", (_name, make) => {
       for await (const _ of iterate(response.body)) late.abort();
     })();
     await expect(reading).rejects.toBeDefined();
+  });
+});
+
+describe("readBoundedText over a stream without async iteration (older browsers)", () => {
+  it("cancels the stream it stops reading", async () => {
+    let cancelled = false;
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1000));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    // Only getReader, as a browser stream without Symbol.asyncIterator offers.
+    const bare = { getReader: () => stream.getReader() } as unknown as ReadableStream<Uint8Array>;
+    await expect(readBoundedText(bare, 2500)).rejects.toMatchObject({ code: "RESPONSE_TOO_LARGE" });
+    expect(cancelled).toBe(true);
+    expect(pulled).toBeLessThan(10);
   });
 });
 
