@@ -219,7 +219,7 @@ function snpPolicy(
   }
   if (below(tcb, committed) || below(tcb, r.currentTcb)) {
     notes.push(
-      `REPORTED_TCB is below the TCB this machine runs (committed: bootloader ${committed.bootloader}, tee ${committed.tee}, snp ${committed.snp}, microcode ${committed.microcode}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,
+      `REPORTED_TCB is below the TCB this machine runs (committed: ${tcbText(committed)}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,
     );
   }
   notes.push(
@@ -291,7 +291,9 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
   }
   if (status === null) {
     notes.push(
-      "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral",
+      of === "guest"
+        ? "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral"
+        : "acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; check the platform's TCB with cloister verify-evidence --collateral",
     );
   } else {
     if (status !== "UpToDate") {

@@ -61,8 +61,6 @@ export interface EvidenceSourceOptions {
    * when it is older than COLLATERAL_RELOAD_MS, so an operator's job that renews it needs no restart.
    */
   readonly tdxCollateralDir?: string | undefined;
-  /** Where a failed collateral reload is reported (default: stderr). */
-  readonly log?: ((line: string) => void) | undefined;
 }
 
 /**
@@ -154,11 +152,13 @@ export async function createEvidenceSource(
                 // Served only when it verifies for this TD's own quote now, as clients will check it:
                 // expired, foreign or broken collateral stops the boot, or keeps the last good one.
                 // A verdict is not kept from clients, though: collateral that says this platform's
-                // PCK certificate is revoked is served (clients refuse the enclave), never the older
-                // collateral from before the revocation.
-                await checkOwnCollateral(quote, collateral, at, options.log ?? logToStderr);
+                // PCK certificate is revoked is served (clients refuse the enclave) rather than the
+                // older collateral kept as if the reload had failed. (Of renewals side by side the
+                // directory read picks one issued at least COLLATERAL_SETTLE_MS ago, so a newer CRL
+                // reaches clients within that time and a reload.)
+                await checkOwnCollateral(quote, collateral, at, logToStderr);
                 return collateral;
-              }, options.log),
+              }),
       };
     }
   }
