@@ -264,6 +264,16 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
       "the evidence has TDATTRIBUTES.DEBUG set: the host can read this TD's memory; not pinning it",
     );
   }
+  // Appraisal refuses a module that is not Intel's production module whatever the policy
+  // (TDX_MODULE_NOT_INTEL): a policy pinned from it would refuse its own deployment.
+  if (!isAllZero(body.mrSignerSeam) || !isAllZero(body.seamAttributes)) {
+    const field = isAllZero(body.mrSignerSeam) ? "SEAMATTRIBUTES" : "MRSIGNERSEAM";
+    const found = toHex(field === "MRSIGNERSEAM" ? body.mrSignerSeam : body.seamAttributes);
+    refuse(
+      "POLICY_INIT_TDX_MODULE",
+      `${field} is ${found}, expected all zero: the TD runs on a TDX module that is not Intel's production module, which can report anything about the TD and which appraisal always refuses (TDX_MODULE_NOT_INTEL); not pinning it`,
+    );
+  }
   notes.push(
     of === "guest"
       ? `MRTD ${toHex(body.mrTd)} and RTMR0-3 pin the TD's firmware, kernel, command line and what the boot measured; check them against your build`

@@ -136,6 +136,42 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(refused.ok ? [] : refused.violations.map((v) => v.code)).toContain("TDX_MRTD_NOT_ALLOWED");
   });
 
+  it("TDX: refuses to pin a TD on a TDX module that is not Intel's production module", async () => {
+    const at = new Date("2026-06-01T00:00:00Z");
+    const verified = async (module: { insecureMrSignerSeam?: Uint8Array; insecureSeamAttributes?: Uint8Array }) => {
+      const quote = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
+        reportData: new Uint8Array(64),
+        mrtd: new Uint8Array(48).fill(7),
+        rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
+        ...module,
+      });
+      const evidence = await verifyTdxQuote({
+        quote: parseTdxQuote(quote),
+        anchors: insecureSimulatorAnchors().tdx,
+        at,
+      });
+      return asDocumentEvidence("tdx", evidence, true);
+    };
+    const init = async (module: Parameters<typeof verified>[0]) =>
+      attestationPolicyFromEvidence(await verified(module), { allowSimulator: true, allowNoCollateral: true });
+    // Intel's module (both zero): a policy that accepts its own evidence.
+    const intel = await verified({});
+    const { policy } = attestationPolicyFromEvidence(intel, { allowSimulator: true, allowNoCollateral: true });
+    expect(appraise(intel.evidence as VerifiedTdxQuote, policy, { now: at, expectedReportData: null }).ok).toBe(true);
+    await expect(init({ insecureMrSignerSeam: new Uint8Array(48).fill(6) })).rejects.toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_TDX_MODULE",
+        message: expect.stringContaining(`MRSIGNERSEAM is ${"06".repeat(48)}, expected all zero`),
+      }),
+    );
+    await expect(init({ insecureSeamAttributes: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0x80) })).rejects.toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_TDX_MODULE",
+        message: expect.stringContaining("SEAMATTRIBUTES is 0000000000000080, expected all zero"),
+      }),
+    );
+  });
+
   it("TDX: a MIGRATABLE TD whose quote does not carry MRSERVICETD leaves it unpinned, and says so", async () => {
     const at = new Date("2026-06-01T00:00:00Z");
     const quote = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
