@@ -2,12 +2,43 @@
  * A small HTTP listener for a fetch handler (hono app) on a given address, with a clean close.
  * Shared by the enclave and the host servers; it carries no protocol logic.
  */
-import type { IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * The largest sealed request body, in bytes: the enclave's own limit (a request ciphertext of up to
+ * 16 MiB with its envelope prefix, sealed/envelope.ts), and so the most a host may be set to accept.
+ */
+export const MAX_SEALED_REQUEST_BYTES = 16 * 1024 * 1024 + 1024;
+
+/** Connections a server holds open at once by default; past it, new ones are closed as they come. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/**
+ * Time limits every server applies to its clients' connections (none to its answers, which
+ * stream as long as they need; the host and enclave time those themselves):
+ * - a connection must send its first request's headers within FIRST_REQUEST_TIMEOUT_MS, or it is
+ *   closed (node's own header timeout starts only with a request, so a connection that never sends
+ *   a byte would otherwise stay open for ever, holding a file descriptor);
+ * - a request's headers must be complete within HEADERS_TIMEOUT_MS of its start, and the whole
+ *   request (its body included) within REQUEST_TIMEOUT_MS (node's 408), above the host's own
+ *   30 s body timeout (`requestBodyTimeoutMs`), which answers first with its own code;
+ * - between requests, a keep-alive connection is closed after node's keepAliveTimeout (5 s).
+ */
+const FIRST_REQUEST_TIMEOUT_MS = 20_000;
+const HEADERS_TIMEOUT_MS = 20_000;
+const REQUEST_TIMEOUT_MS = 120_000;
+
+export interface ListenOptions {
+  /** Connections held open at once (default DEFAULT_MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
+  /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */
+  readonly firstRequestTimeoutMs?: number;
+}
 
 export interface RunningServer {
   readonly url: string;
@@ -20,39 +51,55 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Serves a hono-style fetch handler on `hostname:port` (0 = any free port). */
+/** Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits. */
 export function listen(
   fetchHandler: (request: Request) => Response | Promise<Response>,
   hostname: string,
   port: number,
+  options: ListenOptions = {},
 ): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: fetchHandler, hostname, port }, (info: AddressInfo) => {
-      const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
-      resolve({
-        url,
-        port: info.port,
-        close: (graceMs = 0) =>
-          new Promise<void>((done) => {
-            const s = server as unknown as {
-              close(cb: () => void): void;
-              closeAllConnections(): void;
-              closeIdleConnections(): void;
-            };
-            // Keep-alive connections would otherwise stay open until their idle timeout: each is
-            // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
-            const sweep = setInterval(() => s.closeIdleConnections(), 25);
-            const deadline = setTimeout(() => s.closeAllConnections(), graceMs);
-            s.close(() => {
-              clearInterval(sweep);
-              clearTimeout(deadline);
-              done();
-            });
-            if (graceMs <= 0) s.closeAllConnections();
-            else s.closeIdleConnections();
-          }),
-      });
-    });
+    const server = serve(
+      {
+        fetch: fetchHandler,
+        hostname,
+        port,
+        serverOptions: { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      },
+      (info: AddressInfo) => {
+        const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
+        resolve({
+          url,
+          port: info.port,
+          close: (graceMs = 0) =>
+            new Promise<void>((done) => {
+              const s = server as unknown as {
+                close(cb: () => void): void;
+                closeAllConnections(): void;
+                closeIdleConnections(): void;
+              };
+              // Keep-alive connections would otherwise stay open until their idle timeout: each is
+              // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
+              const sweep = setInterval(() => s.closeIdleConnections(), 25);
+              const deadline = setTimeout(() => s.closeAllConnections(), graceMs);
+              s.close(() => {
+                clearInterval(sweep);
+                clearTimeout(deadline);
+                done();
+              });
+              if (graceMs <= 0) s.closeAllConnections();
+              else s.closeIdleConnections();
+            }),
+        });
+      },
+    ) as Server;
+    server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const firstRequestTimeoutMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
+    // Until its first request arrives, a connection is closed when idle that long; the request
+    // clears it (node sets its keep-alive timeout itself once a response has ended, and clears that
+    // when the next request comes).
+    server.on("connection", (socket: Socket) => socket.setTimeout(firstRequestTimeoutMs));
+    server.on("request", (request: IncomingMessage) => request.socket.setTimeout(0));
     server.once("error", reject);
   });
 }

@@ -16,14 +16,14 @@
  */
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
-import type { ApiKeyStore, Caller, Permission } from "./identity.ts";
+import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
 import { EnclavePool, KEY_ID_HEX, type PoolMember } from "./pool.ts";
 
@@ -47,6 +47,11 @@ export interface HostOptions {
      */
     readonly maxBodiesReading: number;
     readonly maxBodiesReadingPerKey: number;
+    /**
+     * Sealed requests of one API key forwarded or waiting for a slot at once (of `maxInFlight` +
+     * `maxQueued` in all): more is HOST_BUSY for that key, so one key cannot take every slot.
+     */
+    readonly maxInFlightPerKey: number;
     /** Time allowed for a client to send its whole request body; past it the connection is closed. */
     readonly requestBodyTimeoutMs: number;
   } & LimiterOptions;
@@ -89,6 +94,8 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   /** Sealed request bodies being read, in all and by API key id. */
   let bodiesReading = 0;
   const bodiesReadingByKey = new Map<string, number>();
+  /** Sealed requests forwarded or waiting for a slot, by API key id. */
+  const forwardingByKey = new Map<string, number>();
   const agent = new Agent({ keepAlive: true });
   const upstreamOptions = { agent, limits: options.limits };
   const pool =
@@ -191,11 +198,15 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   app.onError((error, c) => errorResponse(c, error));
   app.notFound((c) => c.json({ error: { code: "NOT_FOUND", message: "no such route" } }, 404));
 
-  // Identity comes first: anonymous or unknown keys are refused before anything else.
-  const authenticate = (c: { req: { header(name: string): string | undefined } }, permission: Permission): Caller => {
+  // Identity comes first: anonymous or unknown keys are refused before anything else. From then on
+  // the access log names the key, so a refusal (rate, permission, busy, body) says whose it was.
+  const identify = (c: Context<Env & { Variables: Variables }>): ApiKeyRecord => {
     const record = options.apiKeys.authenticate(c.req.header("authorization"));
-    return options.apiKeys.authorize(record, permission);
+    c.set("caller", { keyId: record.id, project: record.project });
+    return record;
   };
+  const authenticate = (c: Context<Env & { Variables: Variables }>, permission: Permission): Caller =>
+    options.apiKeys.authorize(identify(c), permission);
 
   // For load balancers, whoever asks: up or not. The load (in flight, queued) and the pool's members
   // (key ids, states) only to a caller whose API key may attest: they show traffic and routing. No
@@ -228,7 +239,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // A new session: the least busy member's document (one that does not answer is marked and the
   // next one tried). The client then names that enclave's key id in its nonce question.
   app.get("/v1/attestation", async (c) => {
-    c.set("caller", authenticate(c, "attest"));
+    authenticate(c, "attest");
     const candidates = pool.isPool ? pool.candidates() : [pool.members[0] as PoolMember];
     if (candidates.length === 0) throw noEnclave();
     for (const [i, member] of candidates.entries()) {
@@ -269,7 +280,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     ["/v1/audit/checkpoint", "/audit/checkpoint"],
   ] as const) {
     app.post(route, async (c) => {
-      c.set("caller", authenticate(c, "attest"));
+      authenticate(c, "attest");
       const member = await namedMember(c.req.query("enclave"));
       const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
       c.set("requestBytes", body.length);
@@ -283,7 +294,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   }
 
   app.post("/v1/sealed", async (c) => {
-    const record = options.apiKeys.authenticate(c.req.header("authorization"));
+    const record = identify(c);
     // Before the body is read: a key that may not send sealed requests, or is past its rate, is
     // refused without buffering anything, and only so many bodies are read at once.
     options.apiKeys.admit(record, SEALED_PERMISSIONS);
@@ -329,14 +340,30 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const keyId = pool.isPool ? Buffer.from(keyIdBytes).toString("hex") : "";
     const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
     if (member === undefined || member.state === "unreachable") {
-      options.apiKeys.refund(record);
+      // A member the host has marked unreachable is the host's reason: the token is given back. A
+      // key id no member has is the caller's choice (any 16 bytes), and costs its token like a
+      // request: the host has read the body.
+      if (member !== undefined) options.apiKeys.refund(record);
       throw unknownEnclave(keyId, member);
     }
+    // One key's requests, forwarded or waiting for a slot, are bounded too: it cannot hold every
+    // slot and the queue while other keys get HOST_BUSY. Its own excess keeps its token.
+    const forwardingForKey = forwardingByKey.get(record.id) ?? 0;
+    if (forwardingForKey >= options.limits.maxInFlightPerKey) {
+      throw keyBusy(options.limits.maxInFlightPerKey, options.limits.retryAfterSeconds);
+    }
+    forwardingByKey.set(record.id, forwardingForKey + 1);
+    const keyDone = () => {
+      const left = (forwardingByKey.get(record.id) ?? 1) - 1;
+      if (left === 0) forwardingByKey.delete(record.id);
+      else forwardingByKey.set(record.id, left);
+    };
     // A request the host refuses before forwarding it (queue full, client gone) costs no rate token.
     let slot: () => void;
     try {
       slot = await limiter.acquire();
     } catch (error) {
+      keyDone();
       options.apiKeys.refund(record);
       throw error;
     }
@@ -347,6 +374,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       released = true;
       member.inFlight--;
       slot();
+      keyDone();
       options.onSealedResponseEnd?.(member);
     };
     // A client that went away while its request waited for a slot is not forwarded at all.
@@ -400,6 +428,14 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   return app;
 }
+
+const keyBusy = (max: number, retryAfterSeconds: number) =>
+  new HostError(
+    "HOST_BUSY",
+    503,
+    `this API key has ${max} sealed requests in flight or queued, the most the host takes from one key at once; retry later`,
+    { retryAfterSeconds },
+  );
 
 const noEnclave = () =>
   new HostError("NO_ENCLAVE_AVAILABLE", 503, "no enclave of this host's pool is ready; retry later", {

@@ -1,7 +1,8 @@
 /** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { intOption } from "../client/cli/output.ts";
-import { DEFAULT_SHUTDOWN_GRACE_MS } from "../enclave/http.ts";
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE_MS, MAX_SEALED_REQUEST_BYTES } from "../enclave/http.ts";
+import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 
 export function registerHostCommands(program: Command): void {
   program
@@ -34,10 +35,22 @@ export function registerHostCommands(program: Command): void {
     .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 100_000), 64)
     .option("--max-queued <n>", "requests waiting beyond that before 503", intOption("--max-queued", 0, 1_000_000), 256)
     .option(
+      "--max-in-flight-per-key <n>",
+      "sealed requests of one API key forwarded or queued at once (more: 503 for that key)",
+      intOption("--max-in-flight-per-key", 1, 1_000_000),
+      DEFAULT_HOST_LIMITS.maxInFlightPerKey,
+    )
+    .option(
       "--max-request-bytes <n>",
-      "largest sealed request",
-      intOption("--max-request-bytes", 1024, 64 * 1024 * 1024),
+      `largest sealed request (at most the enclave's own limit, ${MAX_SEALED_REQUEST_BYTES})`,
+      intOption("--max-request-bytes", 1024, MAX_SEALED_REQUEST_BYTES),
       1024 * 1024,
+    )
+    .option(
+      "--max-connections <n>",
+      "client connections held open at once (more are closed as they come)",
+      intOption("--max-connections", 1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS,
     )
     .addOption(
       new Option(
@@ -69,6 +82,8 @@ export interface HostCommandOptions {
   port: number;
   maxInFlight: number;
   maxQueued: number;
+  maxInFlightPerKey: number;
   maxRequestBytes: number;
+  maxConnections: number;
   corsOrigin: string[];
 }

@@ -79,16 +79,20 @@ export class ApiKeyStore {
     this.take(record);
   }
 
-  /** The exact permission, once the body says what the request is; its token was taken by `admit`. */
+  /**
+   * The exact permission, once the body says what the request is; its token was taken by `admit`
+   * and is kept when this refuses: the host has read the body by then, and a refund would let a
+   * key without the permission send bodies past its rate.
+   */
   permit(record: ApiKeyRecord, permission: Permission): Caller {
-    if (!record.permissions.includes(permission)) {
-      this.refund(record);
-      throw forbidden(permission);
-    }
+    if (!record.permissions.includes(permission)) throw forbidden(permission);
     return { keyId: record.id, project: record.project };
   }
 
-  /** Gives back the token `authorize` or `admit` took, for a request the host refused before forwarding it. */
+  /**
+   * Gives back the token `authorize` or `admit` took, for a request the host refused before
+   * forwarding it for a reason of its own (busy, an enclave gone), not for one the caller chose.
+   */
   refund(record: ApiKeyRecord): void {
     const bucket = this.buckets.get(record.id);
     if (bucket !== undefined) bucket.tokens = Math.min(record.requestsPerMinute, bucket.tokens + 1);

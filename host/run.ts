@@ -61,8 +61,10 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     limits: {
       maxInFlight: options.maxInFlight,
       maxQueued: options.maxQueued,
+      maxInFlightPerKey: options.maxInFlightPerKey,
       maxRequestBytes: options.maxRequestBytes,
     },
+    maxConnections: options.maxConnections,
   });
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });

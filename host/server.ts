@@ -4,21 +4,11 @@ import type { AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
 import { AuditCollector } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
+import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 
 export type { RunningServer };
 
-export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
-  maxRequestBytes: 1024 * 1024,
-  upstreamHeadersTimeoutMs: 30_000,
-  upstreamIdleTimeoutMs: 120_000,
-  maxInFlight: 64,
-  maxQueued: 256,
-  queueTimeoutMs: 10_000,
-  retryAfterSeconds: 2,
-  maxBodiesReading: 64,
-  maxBodiesReadingPerKey: 16,
-  requestBodyTimeoutMs: 30_000,
-};
+export { DEFAULT_HOST_LIMITS };
 
 export async function startHost(options: {
   /** The enclaves' internal URLs: one, or a pool routed by enclave key id (host/pool.ts). */
@@ -35,6 +25,8 @@ export async function startHost(options: {
   onError?: (message: string) => void;
   /** Origins whose pages may call the API from a browser (host/cors.ts). */
   corsOrigins?: readonly string[];
+  /** Client connections held open at once (enclave/http.ts's default when absent). */
+  maxConnections?: number;
 }): Promise<RunningServer> {
   const limits = { ...DEFAULT_HOST_LIMITS, ...options.limits };
   // Every member's audit records are collected and stored (one file per enclave boot, in one dir).
@@ -73,7 +65,12 @@ export async function startHost(options: {
   // A pool knows its members' key ids before the first request (a session from before a host
   // restart must not be told to re-attest because the host has not read its enclave yet).
   if (pool.isPool) await pool.refresh();
-  const server = await listen(app.fetch, options.hostname, options.port);
+  const server = await listen(
+    app.fetch,
+    options.hostname,
+    options.port,
+    options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
+  );
   for (const collector of collectors) collector.start();
   if (pool.isPool) pool.start();
   return {

@@ -3,6 +3,7 @@
  * broker: with a grace period, answers under way finish and new connections are refused; after it,
  * what is still open is cut. So a rolling restart loses no answer in progress.
  */
+import { connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { listen, listenLoopback } from "../../enclave/http.ts";
 
@@ -72,6 +73,70 @@ describe("listener shutdown", () => {
     await first;
     await server.close();
     await expect(body).rejects.toThrow();
+  });
+});
+
+/** Opens a TCP connection to `port` and resolves with when (ms after connecting) the server closed it, or null. */
+function silentConnection(port: number, waitMs: number): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let connectedAt = 0;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(null);
+    }, waitMs);
+    socket.once("connect", () => {
+      connectedAt = performance.now();
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(connectedAt === 0 ? 0 : performance.now() - connectedAt);
+    });
+    socket.resume();
+  });
+}
+
+describe("connection limits", () => {
+  it("closes a connection that sends no request within the first-request timeout, not one that asks in time", async () => {
+    const server = await listen(slowStream(3, 150), "127.0.0.1", 0, { firstRequestTimeoutMs: 300 });
+    try {
+      const silent = silentConnection(server.port, 3000);
+      // A request that comes in time, and whose answer then takes longer than the timeout, is served.
+      const response = await fetch(server.url);
+      expect(await response.text()).toBe("line 0\nline 1\nline 2\n");
+      const closedAfter = await silent;
+      expect(closedAfter).not.toBeNull();
+      expect(closedAfter as number).toBeGreaterThanOrEqual(250);
+      expect(closedAfter as number).toBeLessThan(2500);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("holds at most maxConnections at once: the next one is closed as it comes, and served once one has gone", async () => {
+    const server = await listen(() => new Response("ok"), "127.0.0.1", 0, { maxConnections: 3 });
+    const held: Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = connect(server.port, "127.0.0.1");
+        await new Promise((r) => socket.once("connect", r));
+        held.push(socket);
+      }
+      // node accepts and at once closes a connection past the limit.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await silentConnection(server.port, 2000)).not.toBeNull();
+      await expect(fetch(server.url)).rejects.toThrow();
+      for (const socket of held.splice(0)) socket.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await (await fetch(server.url)).text()).toBe("ok");
+    } finally {
+      for (const socket of held) socket.destroy();
+      await server.close();
+    }
   });
 });
 

@@ -2,6 +2,8 @@
  * The host on a real loopback server, in front of a scripted enclave (a plain node:http server):
  * what it forwards, what it refuses, how it streams and how it logs.
  */
+
+import { createHash } from "node:crypto";
 import {
   createServer,
   request as httpRequest,
@@ -10,12 +12,14 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
+import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createHostApp, TENANT_HEADER } from "../../host/app.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 
@@ -40,11 +44,15 @@ function store(requestsPerMinute = 1000, now?: () => number) {
   );
 }
 
-function envelope(extraCiphertext = 64): Uint8Array {
+function envelope(
+  extraCiphertext = 64,
+  kind: "chat" | "complete" = "chat",
+  keyId: Uint8Array = new Uint8Array(16).fill(7),
+): Uint8Array {
   const ciphertext = new TextEncoder().encode(SECRET_MARKER.padEnd(extraCiphertext, "."));
   const prefix = encodeEnvelopePrefix(
-    "chat",
-    new Uint8Array(16).fill(7),
+    kind,
+    keyId,
     ciphertext.length,
     new Uint8Array(32).fill(1),
     new Uint8Array(24).fill(2),
@@ -368,6 +376,123 @@ describe("host app (real loopback server, scripted enclave)", () => {
     held[1]?.writeHead(200).end("ok");
     expect((await second).status).toBe(200);
     expect((await sealed(envelope())).status).toBe(429);
+  });
+
+  it("charges the token of a request whose kind the key lacks (its body was read), and logs refusals with the key", async () => {
+    const CHAT_ONLY = "ck_chat_only_0123456789abcdef";
+    const keys = new ApiKeyStore(
+      {
+        version: 1,
+        keys: [
+          {
+            id: "chat-only",
+            project: "demo",
+            sha256: hashApiKey(CHAT_ONLY),
+            permissions: ["chat"],
+            requestsPerMinute: 2,
+          },
+        ],
+      },
+      () => 0,
+    );
+    const { sealed, log, seen } = await setup({ keys });
+    for (let i = 0; i < 2; i++) {
+      const refused = await sealed(envelope(64, "complete"), CHAT_ONLY);
+      expect({ status: refused.status, code: await errorCode(refused) }).toEqual({ status: 403, code: "FORBIDDEN" });
+    }
+    // Two bodies read and refused: the key's two tokens are spent.
+    const limited = await sealed(envelope(), CHAT_ONLY);
+    expect({ status: limited.status, code: await errorCode(limited) }).toEqual({ status: 429, code: "RATE_LIMITED" });
+    expect(seen).toHaveLength(0);
+    await until(() => log.length === 3);
+    expect(log.map((e) => `${e.status} ${e.keyId}`)).toEqual(["403 chat-only", "403 chat-only", "429 chat-only"]);
+  });
+
+  it("in a pool, charges a key id no member has (the caller's choice), not one whose member is unreachable", async () => {
+    const key = new Uint8Array(32).fill(1);
+    const payload = base64url.encode(
+      JSON.stringify({ cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(key) } } }),
+    );
+    const keyId = createHash("sha256").update(key).digest().subarray(0, 16);
+    let up = true;
+    const pool = new EnclavePool(["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], {
+      fetchText: async (url) => {
+        if (!up || !url.endsWith("/a/attestation")) throw new Error("refused");
+        return { status: 200, text: JSON.stringify({ document: `e30.${payload}.c2ln` }) };
+      },
+    });
+    await pool.refresh();
+    const app = createHostApp({
+      pool,
+      apiKeys: store(2, () => 0),
+      limits: DEFAULT_HOST_LIMITS,
+      accessLog: () => {},
+    });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    const send = async (body: Uint8Array) => {
+      const response = await fetch(`${host.url}/v1/sealed`, {
+        method: "POST",
+        body: body as Uint8Array<ArrayBuffer>,
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      return `${response.status} ${await errorCode(response)}`;
+    };
+    // The member that has this key id is down: the host's reason, so no token is spent.
+    up = false;
+    await pool.refresh();
+    expect(pool.byKeyId(keyId.toString("hex"))?.state).toBe("unreachable");
+    for (let i = 0; i < 3; i++) expect(await send(envelope(64, "chat", keyId))).toBe("409 WRONG_ENCLAVE_KEY");
+    // A key id no member has: each costs a token, as any request whose body was read.
+    expect(await send(envelope())).toBe("409 WRONG_ENCLAVE_KEY");
+    expect(await send(envelope())).toBe("409 WRONG_ENCLAVE_KEY");
+    expect(await send(envelope())).toBe("429 RATE_LIMITED");
+  });
+
+  it("bounds one key's sealed requests in flight or queued (HOST_BUSY), leaving room for other keys", async () => {
+    const OTHER = "ck_team_b_0123456789abcdef0123";
+    const keys = new ApiKeyStore({
+      version: 1,
+      keys: [
+        {
+          id: "team-a",
+          project: "demo",
+          sha256: hashApiKey(KEY),
+          permissions: ["attest", "chat", "complete"],
+          requestsPerMinute: 1000,
+        },
+        { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
+      ],
+    });
+    const held: ServerResponse[] = [];
+    const { sealed } = await setup({
+      keys,
+      limits: { maxInFlight: 2, maxQueued: 4, maxInFlightPerKey: 2, retryAfterSeconds: 3 },
+      enclave: (_req, res) => held.push(res),
+    });
+    const mine = [sealed(envelope()), sealed(envelope())];
+    await until(() => held.length === 2);
+    const third = await sealed(envelope());
+    expect({ status: third.status, retry: third.headers.get("retry-after") }).toEqual({ status: 503, retry: "3" });
+    expect(((await third.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "HOST_BUSY",
+      message: expect.stringContaining("this API key has 2 sealed requests in flight or queued"),
+    });
+    // Another key still gets a place in the queue, and is forwarded when a slot frees.
+    const theirs = sealed(envelope(), OTHER);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(held).toHaveLength(2);
+    held[0]?.writeHead(200).end("a");
+    await until(() => held.length === 3);
+    held[2]?.writeHead(200).end("b");
+    expect(await (await theirs).text()).toBe("b");
+    held[1]?.writeHead(200).end("c");
+    expect((await Promise.all(mine.map(async (r) => (await r).text()))).sort()).toEqual(["a", "c"]);
+    // Its requests done, the key may send again.
+    const again = sealed(envelope());
+    await until(() => held.length === 4);
+    held[3]?.writeHead(200).end("d");
+    expect(await (await again).text()).toBe("d");
   });
 
   it("rate-limits per API key with 429 and Retry-After", async () => {

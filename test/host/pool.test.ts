@@ -119,7 +119,7 @@ describe("enclave pool", () => {
     expect(reads).toBe(before);
   });
 
-  it("lets unknown key ids start at most one pool refresh a second (they cost the caller nothing)", async () => {
+  it("lets unknown key ids start at most one pool refresh a second, however many a caller sends", async () => {
     let reads = 0;
     const pool = new EnclavePool(["http://a", "http://b"], {
       fetchText: async () => {
