@@ -11,10 +11,12 @@ import { Hono } from "hono";
 import { base64url } from "jose";
 import { TENANT_HEADER } from "../sealed/envelope.ts";
 import { EnclaveError } from "./errors.ts";
-import { readBodyWithin } from "./http.ts";
+import { MAX_SEALED_REQUEST_BYTES, readBodyWithin } from "./http.ts";
 import type { Enclave, StreamedAnswer } from "./service.ts";
 
-const MAX_SEALED_BYTES = 16 * 1024 * 1024 + 1024;
+const MAX_SEALED_BYTES = MAX_SEALED_REQUEST_BYTES;
+/** Largest nonce question (`{"nonce": base64url}` of at most 64 bytes, with room for white space). */
+const MAX_NONCE_BODY_BYTES = 1024;
 
 function errorJson(code: string, message: string) {
   return { error: { code, message } };
@@ -63,14 +65,14 @@ export function createEnclaveApp(
   });
 
   app.post("/attestation/challenge", async (c) => {
-    const nonce = await nonceFromBody(c.req, "challenge", "CHALLENGE_MALFORMED");
+    const nonce = await nonceFromBody(c.env.incoming, "challenge", "CHALLENGE_MALFORMED");
     return c.json({ answer: await enclave.answerNonce(nonce) });
   });
 
   // A signed head of the audit log bound to the asker's nonce: clients use it to check that the
   // log the host stores is complete (no records cut from its end).
   app.post("/audit/checkpoint", async (c) => {
-    const nonce = await nonceFromBody(c.req, "audit checkpoint", "AUDIT_CHECKPOINT_MALFORMED");
+    const nonce = await nonceFromBody(c.env.incoming, "audit checkpoint", "AUDIT_CHECKPOINT_MALFORMED");
     return c.json({ checkpoint: enclave.auditCheckpoint(nonce) });
   });
 
@@ -126,11 +128,24 @@ export function createEnclaveApp(
   return app;
 }
 
-/** Reads `{"nonce": base64url}` with 16..64 nonce bytes, or refuses with `code`. */
-async function nonceFromBody(req: { json(): Promise<unknown> }, what: string, code: string): Promise<Uint8Array> {
+/**
+ * Reads `{"nonce": base64url}` with 16..64 nonce bytes, or refuses with `code`; a body over
+ * MAX_NONCE_BODY_BYTES is refused unread (413), should anything but the host (which caps it too)
+ * reach this port.
+ */
+async function nonceFromBody(incoming: IncomingMessage, what: string, code: string): Promise<Uint8Array> {
+  const raw = await readBodyWithin(incoming, MAX_NONCE_BODY_BYTES, {
+    tooLarge: (found) =>
+      new EnclaveError(
+        "BODY_TOO_LARGE",
+        413,
+        `${what}: expected at most ${MAX_NONCE_BODY_BYTES} bytes, found ${found}`,
+      ),
+    gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
+  });
   let nonce: Uint8Array;
   try {
-    const body = (await req.json()) as { nonce?: unknown } | null;
+    const body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw)) as { nonce?: unknown } | null;
     if (typeof body?.nonce !== "string") throw new Error("nonce");
     nonce = base64url.decode(body.nonce);
   } catch (error) {

@@ -341,6 +341,18 @@ describe("the enclave itself refuses garbage (as a compromised host would send i
     });
     expect({ status: result.status, code: result.code }).toEqual({ status: 400, code: "CHALLENGE_MALFORMED" });
   });
+
+  it("a nonce question over 1 KiB, declared or streamed → 413 BODY_TOO_LARGE, the rest unread", async () => {
+    for (const path of ["/attestation/challenge", "/audit/checkpoint"]) {
+      for (const declareLength of [true, false]) {
+        const total = 8 * 1024 * 1024;
+        const result = await streamUntilAnswered(`${enclave()}${path}`, total, { declareLength });
+        expect(result.status, `${path} ${declareLength}`).toBe(413);
+        expect(JSON.parse(result.body)).toMatchObject({ error: { code: "BODY_TOO_LARGE" } });
+        expect(result.sent).toBeLessThan(total);
+      }
+    }
+  });
 });
 
 describe("after all the bad input", () => {
