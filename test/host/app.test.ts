@@ -18,7 +18,7 @@ import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createHostApp, TENANT_HEADER } from "../../host/app.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
-import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.ts";
 import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
@@ -26,7 +26,8 @@ import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envel
 const KEY = "ck_test_0123456789abcdef";
 const SECRET_MARKER = "TOP-SECRET-PROMPT-BYTES";
 
-function store(requestsPerMinute = 1000, now?: () => number) {
+/** The test key "team-a" (KEY: every permission, `requestsPerMinute`) and any `others`. */
+function store(requestsPerMinute = 1000, now?: () => number, others: ApiKeyRecord[] = []) {
   return new ApiKeyStore(
     {
       version: 1,
@@ -38,6 +39,7 @@ function store(requestsPerMinute = 1000, now?: () => number) {
           permissions: ["attest", "chat", "complete"],
           requestsPerMinute,
         },
+        ...others,
       ],
     },
     now,
@@ -273,27 +275,17 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const ATTEST_ONLY = "ck_attest_only_0123456789abcdef";
     const ONCE = "ck_once_a_minute_0123456789abcd";
     const OTHER = "ck_team_b_0123456789abcdef0123";
-    const keys = new ApiKeyStore({
-      version: 1,
-      keys: [
-        {
-          id: "team-a",
-          project: "demo",
-          sha256: hashApiKey(KEY),
-          permissions: ["attest", "chat", "complete"],
-          requestsPerMinute: 1000,
-        },
-        {
-          id: "viewer",
-          project: "demo",
-          sha256: hashApiKey(ATTEST_ONLY),
-          permissions: ["attest"],
-          requestsPerMinute: 1000,
-        },
-        { id: "once", project: "demo", sha256: hashApiKey(ONCE), permissions: ["chat"], requestsPerMinute: 1 },
-        { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
-      ],
-    });
+    const keys = store(1000, undefined, [
+      {
+        id: "viewer",
+        project: "demo",
+        sha256: hashApiKey(ATTEST_ONLY),
+        permissions: ["attest"],
+        requestsPerMinute: 1000,
+      },
+      { id: "once", project: "demo", sha256: hashApiKey(ONCE), permissions: ["chat"], requestsPerMinute: 1 },
+      { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
+    ]);
     const { host, sealed } = await setup({
       keys,
       limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: 500 },
@@ -451,19 +443,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("bounds one key's sealed requests in flight or queued (HOST_BUSY), leaving room for other keys", async () => {
     const OTHER = "ck_team_b_0123456789abcdef0123";
-    const keys = new ApiKeyStore({
-      version: 1,
-      keys: [
-        {
-          id: "team-a",
-          project: "demo",
-          sha256: hashApiKey(KEY),
-          permissions: ["attest", "chat", "complete"],
-          requestsPerMinute: 1000,
-        },
-        { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
-      ],
-    });
+    const keys = store(1000, undefined, [
+      { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
+    ]);
     const held: ServerResponse[] = [];
     const { sealed } = await setup({
       keys,
