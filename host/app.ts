@@ -130,6 +130,24 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   };
   const cors = new CorsPolicy(options.corsOrigins ?? []);
 
+  // A single enclave's health (a pool's members are read by its refresh): its own /healthz, asked
+  // at most once per HEALTH_CHECK_INTERVAL_MS however often anyone asks the host, and one at a time.
+  let health: { at: number; up: Promise<boolean>; done: boolean } | null = null;
+  const singleEnclaveUp = (): Promise<boolean> => {
+    const now = performance.now();
+    if (health !== null && (!health.done || now - health.at < HEALTH_CHECK_INTERVAL_MS)) return health.up;
+    const check = {
+      at: now,
+      done: false,
+      up: enclaveAnswers(upstreamOptions, `${(pool.members[0] as PoolMember).url}/healthz`),
+    };
+    void check.up.then(() => {
+      check.done = true;
+    });
+    health = check;
+    return check.up;
+  };
+
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
     const started = performance.now();
@@ -211,7 +229,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // For load balancers, whoever asks: up or not. The load (in flight, queued) and the pool's members
   // (key ids, states) only to a caller whose API key may attest: they show traffic and routing. No
   // rate-limit token is taken, as for a probe.
-  app.get("/healthz", (c) => {
+  app.get("/healthz", async (c) => {
     let detailed = false;
     try {
       const record = options.apiKeys.authenticate(c.req.header("authorization"));
@@ -221,8 +239,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     } catch {
       // anonymous or unknown key: the status alone
     }
-    // A pool none of whose members answered cannot serve: 503, so a load balancer turns away.
-    const down = pool.isPool && pool.members.every((m) => m.state === "unreachable");
+    // A pool none of whose members answered cannot serve, nor a host whose one enclave does not
+    // answer: 503, so a load balancer turns away.
+    const down = pool.isPool ? pool.members.every((m) => m.state === "unreachable") : !(await singleEnclaveUp());
     const status = down ? ("unavailable" as const) : ("ok" as const);
     if (!detailed) return c.json({ status }, down ? 503 : 200);
     return c.json(
@@ -594,6 +613,28 @@ export function createEnclavePool(
 }
 
 /** GETs a member's document for the pool's checks (bounded like every answer). */
+/** How often a host with one enclave asks it whether it is up, at most (`/healthz`). */
+const HEALTH_CHECK_INTERVAL_MS = 1000;
+/** How long the enclave has to answer that (load balancers' own health checks wait a few seconds). */
+const HEALTH_CHECK_TIMEOUT_MS = 2000;
+
+/** Whether the enclave answers `url` with 200 within HEALTH_CHECK_TIMEOUT_MS; never throws. */
+async function enclaveAnswers({ agent, limits }: UpstreamOptions, url: string): Promise<boolean> {
+  try {
+    const upstream = await upstreamRequest(
+      { agent, limits: { ...limits, upstreamHeadersTimeoutMs: HEALTH_CHECK_TIMEOUT_MS } },
+      url,
+      {
+        method: "GET",
+      },
+    );
+    const answer = await readBounded(upstream, 1024, HEALTH_CHECK_TIMEOUT_MS);
+    return answer.status === 200;
+  } catch {
+    return false;
+  }
+}
+
 async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
   const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
   const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);

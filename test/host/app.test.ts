@@ -163,7 +163,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await (await get("/healthz", "ck_wrong_key_0123456789")).json()).toEqual({ status: "ok" });
     expect(await (await get("/healthz")).json()).toEqual({ status: "ok", inFlight: 0, queued: 0 });
     expect((await sealed(envelope(), KEY.toUpperCase())).status).toBe(401);
-    expect(seen).toHaveLength(0);
+    // Nothing reached the enclave but the host's own health check (no key, no body).
+    expect(seen.map((r) => `${r.method} ${r.url} ${r.headers.authorization ?? ""}${r.body.length}`)).toEqual([
+      "GET /healthz 0",
+    ]);
     // The scheme is case-insensitive (RFC 9110 11.1); the key is not.
     const lowerScheme = await fetch(`${host.url}/v1/sealed`, {
       method: "POST",
@@ -487,6 +490,40 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     now += 60_000;
     expect((await sealed(envelope())).status).toBe(200);
+  });
+
+  it("/healthz says 503 unavailable while its one enclave does not answer, asking it at most once a second", async () => {
+    let enclaveHealthChecks = 0;
+    let up = true;
+    const { get } = await setup({
+      enclave: (req, res) => {
+        if (req.url === "/healthz") enclaveHealthChecks++;
+        if (up) res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+        else res.writeHead(500).end();
+      },
+    });
+    const status = async () => {
+      const response = await get("/healthz", null);
+      return `${response.status} ${((await response.json()) as { status: string }).status}`;
+    };
+    expect(await status()).toBe("200 ok");
+    for (let i = 0; i < 20; i++) expect(await status()).toBe("200 ok");
+    expect(enclaveHealthChecks).toBe(1);
+    up = false;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await status()).toBe("503 unavailable");
+    expect(enclaveHealthChecks).toBe(2);
+    // An enclave that no longer listens at all.
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, "127.0.0.1", r));
+    const port = (gone.address() as AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    const { get: getGone } = await setup({ enclaveUrl: `http://127.0.0.1:${port}` });
+    const response = await getGone("/healthz", null);
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 503,
+      body: { status: "unavailable" },
+    });
   });
 
   it("says the enclave is unreachable with 502", async () => {
