@@ -92,8 +92,12 @@ describe("enclave down, then restarted with new keys", () => {
 
     // The failed attempt left the session on the enclave it verified: nothing was replaced.
     expect(session.enclave.documentDigest).toBe(firstBoot.documentDigest);
+    // The host answers, and says its one enclave is down (so a load balancer turns away from it).
     const health = await fetch(`${deployment.running.hostUrl}/healthz`);
-    expect(health.status).toBe(200);
+    expect({ status: health.status, body: await health.json() }).toEqual({
+      status: 503,
+      body: { status: "unavailable" },
+    });
     expect(await deployment.crashed()).toBeNull();
   });
 
