@@ -7,12 +7,15 @@
  *
  * Platform-neutral: no Node.js modules here; configuration files are read by config.ts.
  */
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { anchorsForPolicy, type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
+import { constantTimeEqual } from "../crypto.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
@@ -66,20 +69,48 @@ export interface KeyBrokerOptions {
   readonly now?: () => Date;
   /** How long a challenge may be answered (default 60 s). */
   readonly challengeTtlMs?: number;
-  /** Most challenges outstanding at once (default 10 000); more are refused with 503. */
-  readonly maxChallenges?: number;
+  /**
+   * Most challenges spent within one challenge lifetime (default 100 000); release attempts past
+   * it are refused with 503 until the next lifetime begins. See KeyBroker's "Challenges".
+   */
+  readonly maxSpentChallenges?: number;
 }
 
 const MAX_DOCUMENT_CHARS = 512 * 1024;
 const MAX_ANSWER_CHARS = 4096;
+/** A challenge: issued-at (ms, u64 big-endian) ‖ random ‖ the first bytes of its MAC. */
+const ISSUED_BYTES = 8;
+const RANDOM_BYTES = 8;
+const MAC_BYTES = KBS_CHALLENGE_BYTES - ISSUED_BYTES - RANDOM_BYTES;
+const CHALLENGE_CHARS = Math.ceil((KBS_CHALLENGE_BYTES * 4) / 3);
+const CHALLENGE_MAC_TAG = new TextEncoder().encode("cloister/kbs/challenge/v1\u0000");
 
+/**
+ * Challenges. Asking for one stores nothing: it is its issue time and random bytes under a MAC
+ * whose key is made at start and never leaves this process, so the broker recognises its own
+ * unexpired challenges without a table. A table of outstanding challenges could be filled by
+ * anyone who can ask (each asker holding its slots for a lifetime), and a full table refuses every
+ * enclave's boot; no number of askers can fill what is not kept. Single use is kept by
+ * remembering the challenges release attempts spent until they expire, in two generations of one
+ * lifetime each: a challenge spent during a generation is kept until the second rotation after
+ * that generation began, at least one lifetime after it was spent, by when it has expired. Only
+ * release attempts add to them, each with a challenge of its own (challenges are limited per client
+ * address, server.ts), and they are bounded: past maxSpentChallenges in a generation, release
+ * attempts are refused with KBS_BUSY until the next rotation. A restart forgets the MAC key, so
+ * challenges issued before it are unknown after it, as before.
+ */
 export class KeyBroker {
   readonly #keys = new Map<string, BrokerKey>();
-  /** Outstanding challenges (base64url) → expiry (ms). Each is answered at most once. */
-  readonly #challenges = new Map<string, number>();
+  readonly #challengeKey = nacl.randomBytes(32);
+  /** Challenges (base64url) spent in the current generation and in the one before it. */
+  #spent = new Set<string>();
+  #spentBefore = new Set<string>();
+  #generationStart: number;
+  /** The latest clock reading: challenge time never runs backwards (see #clock). */
+  #latest = 0;
   readonly #now: () => Date;
   readonly #ttlMs: number;
-  readonly #maxChallenges: number;
+  readonly #maxSpent: number;
 
   constructor(keys: readonly BrokerKey[], options: KeyBrokerOptions = {}) {
     for (const entry of keys) {
@@ -92,7 +123,24 @@ export class KeyBroker {
     }
     this.#now = options.now ?? (() => new Date());
     this.#ttlMs = options.challengeTtlMs ?? 60_000;
-    this.#maxChallenges = options.maxChallenges ?? 10_000;
+    this.#maxSpent = options.maxSpentChallenges ?? 100_000;
+    this.#generationStart = this.#clock();
+  }
+
+  /**
+   * Milliseconds by the broker's clock, never less than an earlier reading: a clock stepped back
+   * would otherwise let a challenge dropped from the spent sets be valid again.
+   */
+  #clock(): number {
+    this.#latest = Math.max(this.#latest, this.#now().getTime());
+    return this.#latest;
+  }
+
+  #mac(body: Uint8Array): Uint8Array {
+    const input = new Uint8Array(CHALLENGE_MAC_TAG.length + body.length);
+    input.set(CHALLENGE_MAC_TAG);
+    input.set(body, CHALLENGE_MAC_TAG.length);
+    return hmac(sha256, this.#challengeKey, input).subarray(0, MAC_BYTES);
   }
 
   /** The key ids this broker can release (for logs and `cloister kbs check`). */
@@ -100,19 +148,62 @@ export class KeyBroker {
     return [...this.#keys.keys()];
   }
 
-  /** A fresh single-use challenge, base64url. */
+  /** A fresh single-use challenge, base64url (see "Challenges" above: nothing is stored). */
   challenge(): { challenge: string; expiresInSeconds: number } {
-    const now = this.#now().getTime();
-    for (const [value, expires] of this.#challenges) {
-      if (expires > now) break; // insertion order is expiry order (constant TTL)
-      this.#challenges.delete(value);
+    const bytes = new Uint8Array(KBS_CHALLENGE_BYTES);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(this.#clock()));
+    bytes.set(nacl.randomBytes(RANDOM_BYTES), ISSUED_BYTES);
+    bytes.set(this.#mac(bytes.subarray(0, ISSUED_BYTES + RANDOM_BYTES)), ISSUED_BYTES + RANDOM_BYTES);
+    return { challenge: base64url.encode(bytes), expiresInSeconds: Math.floor(this.#ttlMs / 1000) };
+  }
+
+  /** The bytes of `challenge` if this broker issued it and it has not expired at `now`, else null. */
+  #issued(challenge: string, now: number): Uint8Array | null {
+    if (challenge.length !== CHALLENGE_CHARS) return null;
+    let bytes: Uint8Array;
+    try {
+      bytes = base64url.decode(challenge);
+    } catch {
+      return null;
     }
-    if (this.#challenges.size >= this.#maxChallenges) {
-      throw new BrokerError("KBS_BUSY", 503, "key broker: too many outstanding challenges; retry later");
+    // Only the spelling the broker issued: the spent sets hold strings, and another spelling of the
+    // same bytes (other trailing bits) must not be a second use.
+    if (bytes.length !== KBS_CHALLENGE_BYTES || base64url.encode(bytes) !== challenge) return null;
+    const mac = this.#mac(bytes.subarray(0, ISSUED_BYTES + RANDOM_BYTES));
+    if (!constantTimeEqual(bytes.subarray(ISSUED_BYTES + RANDOM_BYTES), mac)) return null;
+    const issued = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0));
+    return now - issued < this.#ttlMs ? bytes : null;
+  }
+
+  /**
+   * Spends `challenge`: returns its bytes if this broker issued it, it has not expired and no
+   * earlier attempt spent it; throws KBS_CHALLENGE_UNKNOWN otherwise, or KBS_BUSY when the spent
+   * set is full (the challenge is then not spent: the enclave may retry with it).
+   */
+  #spend(challenge: string): Uint8Array {
+    const now = this.#clock();
+    if (now - this.#generationStart >= this.#ttlMs) {
+      this.#spentBefore = this.#spent;
+      this.#spent = new Set();
+      this.#generationStart = now;
     }
-    const challenge = base64url.encode(nacl.randomBytes(KBS_CHALLENGE_BYTES));
-    this.#challenges.set(challenge, now + this.#ttlMs);
-    return { challenge, expiresInSeconds: Math.floor(this.#ttlMs / 1000) };
+    const bytes = this.#issued(challenge, now);
+    if (bytes === null || this.#spent.has(challenge) || this.#spentBefore.has(challenge)) {
+      throw new BrokerError(
+        "KBS_CHALLENGE_UNKNOWN",
+        400,
+        "challenge: not one this broker issued, already used, or expired; ask for a new one",
+      );
+    }
+    if (this.#spent.size >= this.#maxSpent) {
+      throw new BrokerError(
+        "KBS_BUSY",
+        503,
+        `key broker: over ${this.#maxSpent} release attempts within one challenge lifetime (${this.#ttlMs / 1000} s); retry later`,
+      );
+    }
+    this.#spent.add(challenge);
+    return bytes;
   }
 
   /**
@@ -144,18 +235,9 @@ export class KeyBroker {
       throw malformed((error as Error).message);
     }
 
-    // The challenge is spent by any attempt that names it, successful or not.
-    const expires = this.#challenges.get(challenge);
-    this.#challenges.delete(challenge);
+    // The challenge is spent by any attempt that gets this far, successful or not.
+    const challengeBytes = this.#spend(challenge);
     const at = this.#now();
-    if (expires === undefined || expires <= at.getTime()) {
-      throw new BrokerError(
-        "KBS_CHALLENGE_UNKNOWN",
-        400,
-        "challenge: not one this broker issued, already used, or expired; ask for a new one",
-      );
-    }
-    const challengeBytes = base64url.decode(challenge);
 
     if (!KEY_ID_PATTERN.test(keyId)) throw malformed(`keyId: expected ${KEY_ID_RULE}`);
     const entry = this.#keys.get(keyId);

@@ -3,7 +3,7 @@
  * broker and the enclave. Platform-neutral: tweetnacl and jose only.
  *
  * 1. The enclave asks the broker for a challenge: `POST /v1/kbs/challenge` → `{challenge}` (32
- *    random bytes, base64url, single use, short-lived).
+ *    bytes, base64url, opaque to the enclave; single use, short-lived).
  * 2. It answers the challenge with its attested Ed25519 key (the same nonce answer clients get,
  *    attestation/document.ts) and asks for the key: `POST /v1/kbs/release`
  *    `{keyId, document, challenge, answer}`.

@@ -29,16 +29,67 @@ function errorJson(code: string, message: string) {
 }
 
 /**
- * Challenges each client address may take per minute (default 60). Challenges are free to ask for
- * and each outstanding one holds a slot, so without a per-address limit one caller could keep the
- * broker's table full and stop every enclave from booting.
+ * Challenges each client may take per minute (default 60), counted per limitBucket of the
+ * connection's address. A challenge costs the broker nothing to keep (broker.ts, "Challenges"), but
+ * each release attempt spends one and makes the broker verify a document, so this bounds the work
+ * one client can ask of it. The address is the TCP peer's: behind a reverse proxy or TLS
+ * terminator every client shares the proxy's address, and so one budget (docs/deploy.md, step 3).
  */
 export interface BrokerAppOptions {
   readonly challengesPerMinute?: number;
   readonly now?: () => number;
 }
 
-/** Fixed one-minute windows per address, at most 10 000 addresses remembered. */
+/** Buckets the limiter remembers at once. */
+const MAX_BUCKETS = 10_000;
+const WINDOW_MS = 60_000;
+
+/**
+ * The bucket an address is limited in. IPv4: the address, also when written IPv4-mapped
+ * (::ffff:192.0.2.1, as a dual-stack socket reports it). IPv6: its /64, the block a single
+ * subscriber or host is usually given whole; per address, one machine would have 2^64 budgets.
+ * Anything else (no socket address) is a bucket of its own.
+ */
+export function limitBucket(address: string): string {
+  const groups = ipv6Groups((address.split("%")[0] as string).toLowerCase());
+  if (groups === null) return address;
+  const [g6, g7] = [groups[6] as number, groups[7] as number];
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `${g6 >> 8}.${g6 & 0xff}.${g7 >> 8}.${g7 & 0xff}`;
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (zone id removed), or null if it is not one. */
+function ipv6Groups(text: string): number[] | null {
+  if (!text.includes(":")) return null;
+  // A dotted IPv4 tail (::ffff:192.0.2.1) is two groups.
+  const dotted = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number];
+    if (Math.max(a, b, c, d) > 255) return null;
+    text = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const parsed = halves.map((half) => (half === "" ? [] : half.split(":")));
+  if (!parsed.every((part) => part.every((g) => /^[0-9a-f]{1,4}$/.test(g)))) return null;
+  const [head = [], tail = []] = parsed;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  return [...head, ...Array<string>(missing).fill("0"), ...tail].map((g) => Number.parseInt(g, 16));
+}
+
+/**
+ * Fixed one-minute windows per bucket, at most MAX_BUCKETS remembered. A new bucket first drops
+ * the windows that have ended (they are at the front: the map is in window-start order), then, if
+ * all are live, the oldest live one: a new client is never refused for want of room. A bucket
+ * dropped live starts a new window early; that takes MAX_BUCKETS other buckets asking within its
+ * minute, and only gives that many clients more challenges, which no longer fill anything.
+ */
 class AddressLimiter {
   readonly #windows = new Map<string, { start: number; count: number }>();
 
@@ -50,16 +101,18 @@ class AddressLimiter {
   /** Seconds until `address` may try again, or 0 when this attempt is allowed (and counted). */
   take(address: string): number {
     const now = this.now();
-    let window = this.#windows.get(address);
-    if (window === undefined || now - window.start >= 60_000) {
-      if (this.#windows.size >= 10_000) {
-        for (const [key, w] of this.#windows) if (now - w.start >= 60_000) this.#windows.delete(key);
-        if (this.#windows.size >= 10_000) return 1;
+    const bucket = limitBucket(address);
+    let window = this.#windows.get(bucket);
+    if (window === undefined || now - window.start >= WINDOW_MS) {
+      this.#windows.delete(bucket);
+      for (const [key, w] of this.#windows) {
+        if (this.#windows.size < MAX_BUCKETS && now - w.start < WINDOW_MS) break;
+        this.#windows.delete(key);
       }
       window = { start: now, count: 0 };
-      this.#windows.set(address, window);
+      this.#windows.set(bucket, window);
     }
-    if (window.count >= this.perMinute) return Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
+    if (window.count >= this.perMinute) return Math.max(1, Math.ceil((window.start + WINDOW_MS - now) / 1000));
     window.count++;
     return 0;
   }

@@ -12,7 +12,7 @@ import { tdxCollateralWire } from "../../attestation/collateral.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
-import { createBrokerApp, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
+import { createBrokerApp, limitBucket, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
 import {
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
@@ -100,6 +100,17 @@ async function request(kbs: KeyBroker, d: Deployment, overrides: Record<string, 
     now: new Date(),
   });
   return { body: { keyId: KEY_ID, document: d.document, challenge, answer, ...overrides }, challenge };
+}
+
+/** A release request for the sealed deployment, answering `challenge`. */
+async function releaseBody(challenge: string) {
+  const answer = await createNonceAnswer({
+    keys: sealedDeployment.keys,
+    document: sealedDeployment.document,
+    nonce: base64url.decode(challenge),
+    now: new Date(),
+  });
+  return { keyId: KEY_ID, document: sealedDeployment.document, challenge, answer };
 }
 
 async function refusal(promise: Promise<unknown>): Promise<BrokerError> {
@@ -287,11 +298,54 @@ describe("key broker", () => {
     }
   });
 
-  it("bounds outstanding challenges", () => {
-    const kbs = broker(policy, { maxChallenges: 2 });
-    kbs.challenge();
-    kbs.challenge();
-    expect(() => kbs.challenge()).toThrow(expect.objectContaining({ code: "KBS_BUSY", status: 503 }));
+  it("keeps no challenge until it is answered: asking never fills anything; spent ones are bounded per lifetime", async () => {
+    let now = Date.now();
+    const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000, maxSpentChallenges: 2 });
+    for (let i = 0; i < 20_000; i++) kbs.challenge();
+    await kbs.release((await request(kbs, sealedDeployment)).body);
+    await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body));
+    now += 900;
+    const third = await request(kbs, sealedDeployment);
+    expect(await refusal(kbs.release(third.body))).toMatchObject({ code: "KBS_BUSY", status: 503 });
+    // Refused for room, the challenge was not spent: it is good once the next lifetime begins.
+    now += 100;
+    expect((await kbs.release(third.body)).record.keyId).toBe(KEY_ID);
+  });
+
+  it("recognises only its own challenges, spelled as it issued them, and remembers spent ones until they expire", async () => {
+    let now = Date.now();
+    const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
+    const unknown = async (challenge: string) =>
+      expect(await refusal(kbs.release(await releaseBody(challenge)))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    // Another broker's challenge; one with a changed issue time or MAC; the same bytes spelled otherwise.
+    await unknown(broker(policy, { now: () => new Date(now) }).challenge().challenge);
+    const issued = kbs.challenge().challenge;
+    const bytes = base64url.decode(issued);
+    for (const at of [7, 31]) {
+      const changed = bytes.slice();
+      changed[at] = (changed[at] as number) ^ 1;
+      await unknown(base64url.encode(changed));
+    }
+    const respelled = issued.slice(0, -1) + String.fromCharCode(issued.charCodeAt(42) + 1);
+    expect(toHex(base64url.decode(respelled))).toBe(toHex(bytes));
+    await unknown(respelled);
+    await kbs.release(await releaseBody(issued));
+    await unknown(issued);
+
+    // Spent late in one generation, replayed in the next before it expires: still refused.
+    now += 900;
+    const late = await releaseBody(kbs.challenge().challenge);
+    await kbs.release(late);
+    now += 200;
+    await kbs.release(await releaseBody(kbs.challenge().challenge)); // begins the next generation
+    expect(await refusal(kbs.release(late))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    // Two generations on it is forgotten, and expired; a clock stepped back does not revive it.
+    now += 1000;
+    await kbs.release(await releaseBody(kbs.challenge().challenge));
+    now += 1000;
+    await kbs.release(await releaseBody(kbs.challenge().challenge));
+    now -= 1500;
+    expect(await refusal(kbs.release(late))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
   });
 
   it("names release policies that give the key to more than a known image", () => {
@@ -434,6 +488,48 @@ describe("key broker HTTP API", () => {
     now += 60_000;
     expect((await ask()).status).toBe(200);
   });
+
+  it("counts an IPv6 client by its /64 and an IPv4-mapped address as the IPv4 address", async () => {
+    expect(limitBucket("2001:DB8:0:1:aaaa::1%eth0")).toBe("2001:db8:0:1::/64");
+    expect(limitBucket("::ffff:192.0.2.7")).toBe("192.0.2.7");
+    expect(limitBucket("::ffff:c000:207")).toBe("192.0.2.7");
+    expect(limitBucket("192.0.2.7")).toBe("192.0.2.7");
+    expect(limitBucket("::1")).toBe("0:0:0:0::/64");
+    expect(limitBucket("1::2::3")).toBe("1::2::3");
+    const app = createBrokerApp(broker(), () => {}, { challengesPerMinute: 2 });
+    const ask = (address: string) =>
+      app.request("/v1/kbs/challenge", { method: "POST" }, { incoming: { socket: { remoteAddress: address } } });
+    for (const address of ["2001:db8:0:1::1", "2001:db8:0:1:ffff:ffff:ffff:ffff"])
+      expect((await ask(address)).status).toBe(200);
+    expect((await ask("2001:db8:0:1::2")).status).toBe(429);
+    expect((await ask("2001:db8:0:2::1")).status).toBe(200);
+    expect((await ask("::ffff:192.0.2.7")).status).toBe(200);
+    expect((await ask("192.0.2.7")).status).toBe(200);
+    expect((await ask("::ffff:192.0.2.7")).status).toBe(429);
+  });
+
+  it("many clients cannot make a fresh one fail: holding challenges fills nothing, and a full limiter makes room", async () => {
+    const kbs = broker();
+    const app = createBrokerApp(kbs);
+    const ask = (address: string) =>
+      app.request("/v1/kbs/challenge", { method: "POST" }, { incoming: { socket: { remoteAddress: address } } });
+    // 170 /64s at their full 60 a minute: more challenges than the old table's 10 000 slots.
+    for (let a = 0; a < 170; a++) {
+      for (let i = 0; i < 60; i++)
+        expect((await ask(`2001:db8:${a.toString(16)}::${i.toString(16)}`)).status).toBe(200);
+    }
+    // 10 000 more clients, every one live: more than the limiter remembers.
+    for (let a = 0; a < 10_000; a++) expect((await ask(`10.${a >> 8}.${a & 0xff}.1`)).status).toBe(200);
+    const fresh = await ask("203.0.113.7");
+    expect(fresh.status).toBe(200);
+    const { challenge } = (await fresh.json()) as { challenge: string };
+    const released = await app.request("/v1/kbs/release", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(await releaseBody(challenge)),
+    });
+    expect(released.status).toBe(200);
+  }, 60_000);
 
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
