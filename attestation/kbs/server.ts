@@ -118,7 +118,11 @@ class AddressLimiter {
   }
 }
 
-type BrokerEnv = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } } };
+type BrokerEnv = {
+  Bindings: { incoming?: { socket?: { remoteAddress?: string } } };
+  /** When the release attempt began (performance.now()), for its log line's `ms`. */
+  Variables: { started: number };
+};
 
 export function createBrokerApp(
   broker: KeyBroker,
@@ -153,13 +157,24 @@ export function createBrokerApp(
 
   app.post(
     "/v1/kbs/release",
+    async (c, next) => {
+      c.set("started", performance.now());
+      await next();
+    },
     bodyLimit({
       maxSize: MAX_RELEASE_BYTES,
-      onError: (c) =>
-        c.json(errorJson("KBS_REQUEST_TOO_LARGE", `release request: expected at most ${MAX_RELEASE_BYTES} bytes`), 413),
+      // Answered before the handler below runs, so its log line is written here (no body content:
+      // the key id is not read from a body that was not accepted).
+      onError: (c) => {
+        log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, null, c.get("started")));
+        return c.json(
+          errorJson("KBS_REQUEST_TOO_LARGE", `release request: expected at most ${MAX_RELEASE_BYTES} bytes`),
+          413,
+        );
+      },
     }),
     async (c) => {
-      const started = performance.now();
+      const started = c.get("started");
       let keyId: string | null = null;
       try {
         let body: unknown;

@@ -583,7 +583,9 @@ describe("key broker HTTP API", () => {
       ["released", null],
       ["refused", "KBS_CHALLENGE_UNKNOWN"],
       ["refused", "KBS_REQUEST_MALFORMED"],
+      ["refused", "KBS_REQUEST_TOO_LARGE"],
     ]);
+    expect(logs[3]).toMatchObject({ keyId: null, stage: null, measurement: null });
     expect(logs[0]).toMatchObject({ keyId: KEY_ID, tee: "sev-snp", simulated: true });
     const logged = JSON.stringify(logs);
     expect(logged).not.toContain(base64url.encode(MODEL_KEY));
