@@ -235,7 +235,9 @@ export class KeyBroker {
       throw malformed((error as Error).message);
     }
 
-    // The challenge is spent by any attempt that gets this far, successful or not.
+    // Spent by every attempt that gets this far, released or refused. Requests refused above (a
+    // field that is not a string, a document or answer over its limit, malformed collateral) do not
+    // spend it: they never looked at it, and the enclave may retry with it.
     const challengeBytes = this.#spend(challenge);
     const at = this.#now();
 

@@ -215,10 +215,13 @@ describe("key broker", () => {
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "manifest" });
   });
 
-  it("spends a challenge on any attempt: a replayed, unknown or expired challenge is refused", async () => {
+  it("spends a challenge on any attempt that looks at it: a replayed, unknown or expired challenge is refused", async () => {
     let now = Date.now();
     const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
     const { body } = await request(kbs, sealedDeployment);
+    // Refused as malformed before the challenge is looked at: it stays usable.
+    const tooLong = { ...body, answer: "x".repeat(4097) };
+    expect(await refusal(kbs.release(tooLong))).toMatchObject({ code: "KBS_REQUEST_MALFORMED" });
     await kbs.release(body);
     expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
     const forged = base64url.encode(nacl.randomBytes(32));
