@@ -20,7 +20,7 @@ import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
-import { AttestationError } from "./errors.ts";
+import { AttestationError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import type { AttestationPolicy } from "./policy.ts";
 
@@ -302,14 +302,38 @@ function unwrap<T>(result: Settled<T>): T {
 
 /**
  * Verifies an attestation document and the nonce answer end to end. Returns a VerifiedEnclave or
- * throws an AttestationError whose `stage` names the failed step.
+ * throws an AttestationError whose `stage` names the failed step and, when the evidence verified
+ * before that, whose `evidence` says what the enclave is.
  */
 export async function verifyAttestationDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
 ): Promise<VerifiedEnclave> {
+  let identity: VerifiedEvidenceIdentity | undefined;
+  try {
+    return await verifyDocument(documentJws, options, (verified) => {
+      identity = verified;
+    });
+  } catch (error) {
+    if (error instanceof AttestationError) error.evidence ??= identity;
+    throw error;
+  }
+}
+
+/** Only the three public values (never the keys or manifest of what it is made from). */
+function identityOf(from: VerifiedEvidenceIdentity): VerifiedEvidenceIdentity {
+  return { tee: from.tee, simulated: from.simulated, measurement: from.measurement };
+}
+
+/** verifyAttestationDocument's steps; `evidenceVerified` is told what the enclave is after stage 1. */
+async function verifyDocument(
+  documentJws: string,
+  options: DocumentVerificationOptions,
+  evidenceVerified: (identity: VerifiedEvidenceIdentity) => void,
+): Promise<VerifiedEnclave> {
   const known = recall(documentJws, options);
   if (known !== null) {
+    evidenceVerified(identityOf(known.fields));
     // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now.
     const key = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(known.fields.signingPublicKey) }, "EdDSA");
     const answer = await verifyJwsWithKey(options.nonce.answer, key, NONCE_ANSWER_TYPE, "nonce");
@@ -341,6 +365,7 @@ export async function verifyAttestationDocument(
 
   // 1. Evidence: hardware signature and chain to a pinned root, at `at`.
   const verified = unwrap(await evidenceResult);
+  evidenceVerified({ tee: doc.evidence.type, simulated: verified.simulated, measurement: verified.measurement });
 
   // 2. Appraisal: the TEE's own fields against the client's policy; every violation is listed.
   // REPORT_DATA is checked by the binding stage below, so it is explicitly not appraised here.

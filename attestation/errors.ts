@@ -16,9 +16,22 @@ export type AttestationStage =
   | "nonce"
   | "manifest";
 
+/** What verified evidence says an enclave is: public values, fit for a log. */
+export interface VerifiedEvidenceIdentity {
+  readonly tee: string;
+  readonly simulated: boolean;
+  readonly measurement: string;
+}
+
 export class AttestationError extends Error {
   readonly code: string;
   readonly stage: AttestationStage;
+  /**
+   * On a failure after the evidence verified (appraisal and later stages): what the enclave is, set
+   * by the verifier that verified it, so a caller can log it without verifying the evidence again
+   * (the key broker does: how an operator learns the measurement of an image its policy refused).
+   */
+  evidence: VerifiedEvidenceIdentity | undefined;
 
   constructor(stage: AttestationStage, code: string, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

@@ -215,11 +215,13 @@ export async function verifyWithClientPolicy(
     collateral,
   });
   if (!policy.acceptedEvidence.includes(enclave.tee)) {
-    throw new AttestationError(
+    const error = new AttestationError(
       "appraise",
       "TEE_NOT_ACCEPTED",
       `evidence type expected one of [${policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
     );
+    error.evidence = { tee: enclave.tee, simulated: enclave.simulated, measurement: enclave.measurement };
+    throw error;
   }
   return enclave;
 }

@@ -11,14 +11,13 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { anchorsForPolicy, type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
+import { type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
 import { constantTimeEqual } from "../crypto.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
-import { parseDocumentEvidence, verifyDocumentEvidence } from "../evidence.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /** A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. */
@@ -255,12 +254,8 @@ export class KeyBroker {
           "KBS_ATTESTATION_FAILED",
           403,
           `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
-          {
-            stage: error.stage,
-            ...(error.stage === "parse" || error.stage === "verify"
-              ? {}
-              : { evidence: await verifiedEvidenceOf(document, entry.policy, at, collateral) }),
-          },
+          // What the enclave is, when its evidence verified (from that one verification).
+          { stage: error.stage, evidence: error.evidence },
         );
       }
       throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
@@ -306,27 +301,4 @@ function malformed(detail: string): BrokerError {
  */
 export function releaseRisks(policy: ClientPolicy): string[] {
   return policyRisks(policy, "gets the key");
-}
-
-/** The verified evidence's public identity of a refused document (its chain verified), or undefined. */
-async function verifiedEvidenceOf(
-  document: string,
-  policy: ClientPolicy,
-  at: Date,
-  collateral: AttestationCollateral | null,
-): Promise<BrokerError["evidence"]> {
-  try {
-    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
-      evidence?: unknown;
-    };
-    const verified = await verifyDocumentEvidence(
-      parseDocumentEvidence(payload.evidence),
-      await anchorsForPolicy(policy),
-      at,
-      collateral,
-    );
-    return { tee: verified.type, simulated: verified.simulated, measurement: verified.measurement };
-  } catch {
-    return undefined;
-  }
 }

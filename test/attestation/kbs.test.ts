@@ -5,11 +5,12 @@
  */
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { tdxCollateralWire } from "../../attestation/collateral.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
+import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { createBrokerApp, limitBucket, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
@@ -25,6 +26,12 @@ import type { ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+
+// Counted: a refused release verifies the evidence once, not again for its log line.
+vi.mock("../../attestation/evidence.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../attestation/evidence.ts")>();
+  return { ...actual, verifyDocumentEvidence: vi.fn(actual.verifyDocumentEvidence) };
+});
 
 const MEASUREMENT = new Uint8Array(48).fill(0x5a);
 const KEY_ID = "tiny-v1";
@@ -174,11 +181,19 @@ describe("key broker", () => {
       serviceName: devManifest().service.name,
     });
     const kbs = broker(other);
-    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    const body = (await request(kbs, sealedDeployment)).body;
+    const verifications = vi.mocked(verifyDocumentEvidence).mock.calls.length;
+    const error = await refusal(kbs.release(body));
+    expect(vi.mocked(verifyDocumentEvidence).mock.calls.length - verifications).toBe(1);
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "appraise" });
     expect(error.message).toMatch(/measurement/i);
     // The broker's log says which measurement it refused (how an operator learns a new image's).
     expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
+    // Also for an evidence type the policy does not accept (checked after the document verified).
+    const snpRefused = broker({ ...policy, acceptedEvidence: ["tdx"] });
+    const notAccepted = await refusal(snpRefused.release((await request(snpRefused, sealedDeployment)).body));
+    expect(notAccepted).toMatchObject({ stage: "appraise", message: expect.stringContaining("TEE_NOT_ACCEPTED") });
+    expect(notAccepted.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
     const logs: ReleaseLogEntry[] = [];
     const app = createBrokerApp(kbs, (e) => logs.push(e));
     const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
@@ -237,6 +252,7 @@ describe("key broker", () => {
     const second = await request(kbs, sealedDeployment);
     const error = await refusal(kbs.release({ ...second.body, answer: first.body.answer }));
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "nonce" });
+    expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
   });
 
   it("TDX: releases with the collateral the enclave serves, refuses without it or with a malformed one", async () => {
