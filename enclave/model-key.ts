@@ -8,7 +8,15 @@
 import { base64url } from "jose";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { ModelKeyUnwrapError, unwrapModelKey } from "../attestation/kbs/protocol.ts";
+import { ResponseTooLargeError, readBoundedText } from "../client/transport.ts";
 import { EnclaveError } from "./errors.ts";
+
+/**
+ * Most bytes read of one broker answer. A challenge, a wrapped key or a refusal is well under 2 KiB;
+ * the broker's URL is not trusted (often plain HTTP), so whoever answers in its place must not make
+ * the enclave buffer more than this at boot.
+ */
+export const MAX_KBS_RESPONSE_BYTES = 64 * 1024;
 
 export interface ModelKeyRequest {
   readonly kbsUrl: string;
@@ -44,15 +52,35 @@ export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Ar
         { cause: error },
       );
     }
+    let text: string;
+    try {
+      // Streamed with a byte count: past the limit the rest is not read and the connection closes.
+      text = await readBoundedText(response.body ?? [], MAX_KBS_RESPONSE_BYTES);
+    } catch (error) {
+      const problem =
+        error instanceof ResponseTooLargeError
+          ? `expected at most ${MAX_KBS_RESPONSE_BYTES} bytes, found more`
+          : (error as Error).name === "TimeoutError"
+            ? `not whole within ${timeoutMs} ms`
+            : "cut off";
+      throw new EnclaveError(
+        "BOOT_KBS_BAD_RESPONSE",
+        500,
+        `boot: key broker ${path}: HTTP ${response.status}, body: ${problem}`,
+        {
+          cause: error,
+        },
+      );
+    }
     let json: unknown;
     try {
-      json = await response.json();
-    } catch (error) {
+      json = JSON.parse(text);
+    } catch {
+      // No `cause`: JSON.parse's message quotes the body.
       throw new EnclaveError(
         "BOOT_KBS_BAD_RESPONSE",
         500,
         `boot: key broker ${path}: HTTP ${response.status}, body is not JSON`,
-        { cause: error },
       );
     }
     if (!response.ok) {

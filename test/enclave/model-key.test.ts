@@ -1,0 +1,85 @@
+/**
+ * The enclave's side of the key broker protocol (enclave/model-key.ts) against answers a real
+ * broker never sends: the broker's URL is not trusted, so nothing it sends is read past a bound.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
+
+const servers: Server[] = [];
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+/** A loopback "broker" whose every answer is `total` bytes of one JSON string, sent in 16 KiB chunks. */
+async function endlessBroker(total: number): Promise<{ url: string; written: () => number }> {
+  let written = 0;
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "application/json" });
+    const chunk = Buffer.alloc(16 * 1024, "a");
+    let sent = 0;
+    const more = () => {
+      // Bounded: at most `total` bytes, and it stops once the reader has gone.
+      while (sent < total && !response.destroyed) {
+        sent += chunk.length;
+        written += chunk.length;
+        if (!response.write(sent === chunk.length ? Buffer.concat([Buffer.from('"'), chunk.subarray(1)]) : chunk)) {
+          response.once("drain", more);
+          return;
+        }
+      }
+      if (!response.destroyed) response.end('"');
+    };
+    more();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written: () => written };
+}
+
+const request = (kbsUrl: string) =>
+  requestModelKey({
+    kbsUrl,
+    keyId: "tiny-v1",
+    document: "x.y.z",
+    documentDigest: "00".repeat(32),
+    collateral: null,
+    answer: async () => "answer",
+    sealingSecretKey: new Uint8Array(32),
+    timeoutMs: 10_000,
+  });
+
+describe("requestModelKey", () => {
+  it("reads at most 64 KiB of a broker's answer: past that it stops reading and names the limit", async () => {
+    const total = 64 * 1024 * 1024;
+    const broker = await endlessBroker(total);
+    const error = await request(broker.url).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe("BOOT_KBS_BAD_RESPONSE");
+    expect(error?.message).toBe(
+      `boot: key broker /v1/kbs/challenge: HTTP 200, body: expected at most ${MAX_KBS_RESPONSE_BYTES} bytes, found more`,
+    );
+    // The rest was never read: the server could write no more than socket buffers hold.
+    expect(broker.written()).toBeLessThan(total / 4);
+  });
+
+  it("reads an answer within the bound as before (a refusal's code and reason)", async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(403, { "content-type": "application/json" });
+      response.end(JSON.stringify({ error: { code: "KBS_BUSY", message: "x".repeat(MAX_KBS_RESPONSE_BYTES - 100) } }));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await expect(request(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)).rejects.toMatchObject({
+      code: "BOOT_KBS_REFUSED",
+      message: expect.stringContaining("(HTTP 403 KBS_BUSY)"),
+    });
+  });
+});
