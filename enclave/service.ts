@@ -311,6 +311,11 @@ export class Enclave {
           );
         });
         staged = unsealed;
+        // The sealed header's plaintextSha256 (model-staging.ts): the same value as the staged
+        // copy's sha256 below, so the engine's and the boot's digest comparisons cannot fail for a
+        // sealed model. What makes the decrypted bytes the sealed ones is unsealModelFile's own
+        // check of the plaintext against that digest (SEALED_MODEL_PLAINTEXT_MISMATCH, under the
+        // manifest's pin of the sealed file): never drop it because these comparisons exist.
         expectedModelSha256 = unsealed.sha256;
       } finally {
         key.fill(0);

@@ -529,6 +529,9 @@ export async function unsealModelFile(
         `sealed model "${input}" sha256: expected ${expected.sha256} (the manifest's model.sha256), found ${sealedSha256}`,
       );
     }
+    // The only check that the decrypted bytes are the sealed model: the enclave then hands the engine
+    // header.plaintextSha256 as the expected digest, and the staged copy's digest is that same value
+    // (enclave/service.ts), so no later comparison would catch a wrong plaintext.
     const plaintextSha256 = plainHash.digest("hex");
     if (plaintextSha256 !== header.plaintextSha256) {
       throw new SealedModelError(
