@@ -197,7 +197,7 @@ export function parseSealedModelHeader(bytes: Uint8Array): SealedModelHeader {
   const end = 10 + keyIdLength + 4 + 8 + 32 + 32;
   if (b.length < end) throw malformed("header", `expected ${end} bytes, found ${b.length}`);
   const keyId = b.subarray(10, 10 + keyIdLength).toString("latin1");
-  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", `expected ${KEY_ID_RULE}`);
+  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", `expected ${KEY_ID_RULE}, found "${printable(keyId)}"`);
   let at = 10 + keyIdLength;
   const chunkSize = b.readUInt32BE(at);
   at += 4;
@@ -206,7 +206,9 @@ export function parseSealedModelHeader(bytes: Uint8Array): SealedModelHeader {
   }
   const size = b.readBigUInt64BE(at);
   at += 8;
-  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed("plaintextSize", `too large (${size})`);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw malformed("plaintextSize", `expected at most ${Number.MAX_SAFE_INTEGER} bytes, found ${size}`);
+  }
   const plaintextSha256 = b.subarray(at, at + 32).toString("hex");
   at += 32;
   const salt = new Uint8Array(b.subarray(at, at + 32));

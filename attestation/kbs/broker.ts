@@ -223,9 +223,12 @@ export class KeyBroker {
       challenge: string;
       answer: string;
     };
-    if (document.length > MAX_DOCUMENT_CHARS)
-      throw malformed(`document: expected at most ${MAX_DOCUMENT_CHARS} characters`);
-    if (answer.length > MAX_ANSWER_CHARS) throw malformed(`answer: expected at most ${MAX_ANSWER_CHARS} characters`);
+    if (document.length > MAX_DOCUMENT_CHARS) {
+      throw malformed(`document: expected at most ${MAX_DOCUMENT_CHARS} characters, found ${document.length}`);
+    }
+    if (answer.length > MAX_ANSWER_CHARS) {
+      throw malformed(`answer: expected at most ${MAX_ANSWER_CHARS} characters, found ${answer.length}`);
+    }
     // The vendor's TCB collateral the enclave serves with its document (attestation/collateral.ts).
     let collateral: AttestationCollateral | null;
     try {

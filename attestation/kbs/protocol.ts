@@ -18,7 +18,7 @@
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
-import { fromHex, utf8 } from "../bytes.ts";
+import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { constantTimeEqual } from "../crypto.ts";
 
 export const KBS_CHALLENGE_BYTES = 32;
@@ -152,21 +152,45 @@ export function unwrapModelKey(
     );
   }
   try {
-    const want = plaintext(
-      expected.keyId,
-      expected.challenge,
-      checkDigest(expected.documentDigest),
-      new Uint8Array(32),
-    );
-    const bound = want.length - MODEL_KEY_BYTES;
-    if (opened.length !== want.length || !constantTimeEqual(opened.subarray(0, bound), want.subarray(0, bound))) {
-      throw new ModelKeyUnwrapError(
-        "KBS_BINDING_MISMATCH",
-        "wrapped model key: not bound to this key id, this challenge and this attestation document",
-      );
-    }
-    return opened.slice(bound);
+    const mismatch = bindingMismatch(opened, expected);
+    if (mismatch !== null) throw new ModelKeyUnwrapError("KBS_BINDING_MISMATCH", `wrapped model key ${mismatch}`);
+    return opened.slice(opened.length - MODEL_KEY_BYTES);
   } finally {
     opened.fill(0);
   }
+}
+
+/**
+ * The first bound field of an opened box that is not this boot's, as "field: expected …, found …",
+ * or null when all are. Shows public values only: the challenge is named, not shown, and nothing is
+ * read from the key's bytes (the lengths are checked before the key id is).
+ */
+function bindingMismatch(
+  opened: Uint8Array,
+  expected: { keyId: string; challenge: Uint8Array; documentDigest: string },
+): string | null {
+  const head = WRAP_TAG.length + KBS_CHALLENGE_BYTES + 32 + 1;
+  if (opened.length < head + 1 + MODEL_KEY_BYTES) {
+    return `plaintext: expected at least ${head + 1 + MODEL_KEY_BYTES} bytes, found ${opened.length}`;
+  }
+  const idLength = opened[head - 1] as number;
+  if (opened.length !== head + idLength + MODEL_KEY_BYTES) {
+    return `plaintext: expected ${head + idLength + MODEL_KEY_BYTES} bytes (with the ${idLength}-byte key id it announces), found ${opened.length}`;
+  }
+  if (!constantTimeEqual(opened.subarray(0, WRAP_TAG.length), WRAP_TAG)) {
+    return 'tag: expected "cloister/kbs/model-key/v1", found other bytes';
+  }
+  let at = WRAP_TAG.length;
+  if (!constantTimeEqual(opened.subarray(at, (at += KBS_CHALLENGE_BYTES)), expected.challenge)) {
+    return "challenge: expected the challenge this boot answered, found another (a box for another release)";
+  }
+  const digest = opened.subarray(at, (at += 32));
+  if (!constantTimeEqual(digest, checkDigest(expected.documentDigest))) {
+    return `document digest: expected ${expected.documentDigest}, found ${toHex(digest)}`;
+  }
+  const keyId = new TextDecoder().decode(opened.subarray(head, head + idLength));
+  if (keyId !== expected.keyId) {
+    return `keyId: expected "${expected.keyId}", found "${keyId.slice(0, 200).replace(/[^\x20-\x7e]/g, "?")}"`;
+  }
+  return null;
 }

@@ -147,19 +147,51 @@ describe("key broker", () => {
     expect(() => unwrapModelKey(wrapped, nacl.box.keyPair().secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_UNWRAP_FAILED" }),
     );
-    // Bound: the same box presented for another challenge or document is refused.
-    expect(() =>
-      unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
-        ...expected,
-        challenge: nacl.randomBytes(32),
+    // Bound: the same box presented for another challenge, document or key id is refused, naming
+    // the field (the challenge is not shown).
+    const unwrapFor = (changed: Partial<typeof expected>) => () =>
+      unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, { ...expected, ...changed });
+    expect(unwrapFor({ challenge: nacl.randomBytes(32) })).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message:
+          "wrapped model key challenge: expected the challenge this boot answered, found another (a box for another release)",
       }),
-    ).toThrow(expect.objectContaining({ code: "KBS_BINDING_MISMATCH" }));
-    expect(() =>
-      unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
-        ...expected,
-        documentDigest: "00".repeat(32),
+    );
+    expect(unwrapFor({ documentDigest: "00".repeat(32) })).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message: `wrapped model key document digest: expected ${"00".repeat(32)}, found ${sealedDeployment.documentDigest}`,
       }),
-    ).toThrow(expect.objectContaining({ code: "KBS_BINDING_MISMATCH" }));
+    );
+    expect(() =>
+      unwrapModelKey({ ...wrapped, keyId: "another-key" }, sealedDeployment.keys.sealing.secretKey, {
+        ...expected,
+        keyId: "another-key",
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message: `wrapped model key keyId: expected "another-key", found "${KEY_ID}"`,
+      }),
+    );
+    // A box of another layout (an impostor broker's): its length is named; nothing of it is shown.
+    const epk = nacl.box.keyPair();
+    const nonce = nacl.randomBytes(24);
+    const short = {
+      ...wrapped,
+      epk: base64url.encode(epk.publicKey),
+      nonce: base64url.encode(nonce),
+      box: base64url.encode(
+        nacl.box(new Uint8Array(40), nonce, sealedDeployment.keys.sealing.publicKey, epk.secretKey),
+      ),
+    };
+    expect(() => unwrapModelKey(short, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message: "wrapped model key plaintext: expected at least 124 bytes, found 40",
+      }),
+    );
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
     );
@@ -236,7 +268,13 @@ describe("key broker", () => {
     const { body } = await request(kbs, sealedDeployment);
     // Refused as malformed before the challenge is looked at: it stays usable.
     const tooLong = { ...body, answer: "x".repeat(4097) };
-    expect(await refusal(kbs.release(tooLong))).toMatchObject({ code: "KBS_REQUEST_MALFORMED" });
+    expect(await refusal(kbs.release(tooLong))).toMatchObject({
+      code: "KBS_REQUEST_MALFORMED",
+      message: "release request: answer: expected at most 4096 characters, found 4097",
+    });
+    expect(await refusal(kbs.release({ ...body, document: "x".repeat(512 * 1024 + 1) }))).toMatchObject({
+      message: `release request: document: expected at most ${512 * 1024} characters, found ${512 * 1024 + 1}`,
+    });
     await kbs.release(body);
     expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
     const forged = base64url.encode(nacl.randomBytes(32));

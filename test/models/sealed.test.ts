@@ -83,6 +83,18 @@ describe("sealed model files", () => {
     expect(() => parseSealedModelHeader(Buffer.from("GGUF\u0003\u0000\u0000\u0000\u0000\u0000"))).toThrow(
       expect.objectContaining({ code: "SEALED_MODEL_MALFORMED" }),
     );
+    // Header fields out of range: the message names the field, the expected and the found value.
+    const header = Buffer.from((await readSealedModelHeader(s.output)).bytes);
+    const badId = Buffer.from(header);
+    badId.write(" ", 10, "latin1");
+    expect(() => parseSealedModelHeader(badId)).toThrow(
+      'sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found " est-key.v1"',
+    );
+    const huge = Buffer.from(header);
+    huge.writeBigUInt64BE(2n ** 60n, header.length - 32 - 32 - 8);
+    expect(() => parseSealedModelHeader(huge)).toThrow(
+      `sealed model plaintextSize: expected at most ${Number.MAX_SAFE_INTEGER} bytes, found ${2n ** 60n}`,
+    );
   });
 
   describe("refuses a changed file, leaving no plaintext behind", () => {
