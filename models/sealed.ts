@@ -16,6 +16,9 @@
  * bytes; chunk i's nonce = noncePrefix ‖ u32(i) ‖ (1 if last else 0); every chunk's additional
  * data is SHA-256(header), so each header field is authenticated too. A fresh random salt per
  * sealing makes the file key (and so every nonce) new even when one model key seals many files.
+ * Cutting chunks off is caught first by that: the chunk count comes from the header's
+ * plaintextSize, which cannot change without failing every chunk (and the manifest pins the sealed
+ * file's size); the last-chunk flag is a second guard, for a reader that did not know the size.
  *
  * The manifest pins the SHA-256 and size of the *sealed* file; unsealing reads each byte once,
  * hashing the ciphertext exactly as it decrypts it, so a host that rewrites the file meanwhile is

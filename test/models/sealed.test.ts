@@ -3,7 +3,7 @@
  * every way a host could change the sealed bytes — each refused with its own code, with no
  * plaintext file left behind.
  */
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -37,6 +37,37 @@ async function sealed(plain: Uint8Array, modelKey = key) {
   await writeFile(input, plain);
   const info = await sealModelFile(input, output, modelKey, { chunkSize: CHUNK });
   return { input, output, info, expected: { sha256: info.sha256, sizeBytes: info.sizeBytes, keyId: info.keyId } };
+}
+
+/**
+ * A sealed file made by this test from the format's description (models/sealed.ts), not by
+ * sealModelFile: `lastFlag` says what each chunk's nonce carries in its last byte.
+ */
+function sealByHand(plain: Buffer, lastFlag: (index: number, chunks: number) => number): Buffer {
+  const id = Buffer.from(key.keyId, "ascii");
+  const head = Buffer.alloc(8 + 1 + 1 + id.length + 4 + 8);
+  head.write("CLSEALMD", 0, "ascii");
+  head[8] = 1;
+  head[9] = id.length;
+  id.copy(head, 10);
+  head.writeUInt32BE(CHUNK, 10 + id.length);
+  head.writeBigUInt64BE(BigInt(plain.length), 14 + id.length);
+  const salt = randomBytes(32);
+  const header = Buffer.concat([head, createHash("sha256").update(plain).digest(), salt]);
+  const aad = createHash("sha256").update(header).digest();
+  const okm = Buffer.from(hkdfSync("sha256", key.key, salt, "cloister/sealed-model/v1", 39));
+  const chunks = Math.max(1, Math.ceil(plain.length / CHUNK));
+  const parts = [header];
+  for (let i = 0; i < chunks; i++) {
+    const nonce = Buffer.alloc(12);
+    okm.copy(nonce, 0, 32, 39);
+    nonce.writeUInt32BE(i, 7);
+    nonce[11] = lastFlag(i, chunks);
+    const cipher = createCipheriv("aes-256-gcm", okm.subarray(0, 32), nonce);
+    cipher.setAAD(aad);
+    parts.push(cipher.update(plain.subarray(i * CHUNK, (i + 1) * CHUNK)), cipher.final(), cipher.getAuthTag());
+  }
+  return Buffer.concat(parts);
 }
 
 function out(): string {
@@ -143,7 +174,10 @@ describe("sealed model files", () => {
       });
     }
 
-    it("the last chunk cut off, the header's size patched to match", async () => {
+    // Cutting chunks off means patching the header's plaintextSize (it says how many chunks there
+    // are), and the header is every chunk's additional data: chunk 0 already fails. The last-chunk
+    // flag is a second guard, tested by the next case.
+    it("the last chunk cut off, the header's size patched to match (fails on the authenticated header)", async () => {
       const s = await sealed(randomBytes(3 * CHUNK));
       const bytes = await readFile(s.output);
       const header = await readSealedModelHeader(s.output);
@@ -156,6 +190,36 @@ describe("sealed model files", () => {
         unsealModelFile(changed, target, key, { ...s.expected, sizeBytes: cut.length }),
       ).rejects.toMatchObject({ code: "SEALED_MODEL_AUTH_FAILED" });
       expect(await exists(target)).toBe(false);
+    });
+
+    it("the last-chunk flag: only the last chunk's nonce carries it (a file made from the format's description)", async () => {
+      const plain = randomBytes(3 * CHUNK);
+      const cases: [string, (i: number, n: number) => number, string | null][] = [
+        ["as described", (i, n) => (i === n - 1 ? 1 : 0), null],
+        ["no chunk flagged last", () => 0, "sealed model chunk 2 of 3: fails authentication"],
+        ["the first chunk flagged last", (i) => (i === 0 ? 1 : 0), "sealed model chunk 0 of 3: fails authentication"],
+      ];
+      for (const [, lastFlag, refusal] of cases) {
+        const file = join(dir, `by-hand-${counter++}.bin`);
+        const bytes = sealByHand(plain, lastFlag);
+        await writeFile(file, bytes);
+        const expected = {
+          sha256: createHash("sha256").update(bytes).digest("hex"),
+          sizeBytes: bytes.length,
+          keyId: key.keyId,
+        };
+        const target = out();
+        if (refusal === null) {
+          await unsealModelFile(file, target, key, expected);
+          expect(Buffer.compare(await readFile(target), plain)).toBe(0);
+        } else {
+          await expect(unsealModelFile(file, target, key, expected)).rejects.toMatchObject({
+            code: "SEALED_MODEL_AUTH_FAILED",
+            message: expect.stringContaining(refusal),
+          });
+          expect(await exists(target)).toBe(false);
+        }
+      }
     });
 
     it("a file of another size than the manifest's, before reading anything", async () => {
