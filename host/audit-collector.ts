@@ -143,7 +143,9 @@ export class AuditCollector {
         return;
       }
       // Queued synchronously in order; the store writes what piled up together, with one fsync. On
-      // a write failure, only the lines stored before it count as collected (no duplicates later).
+      // a write failure the store rejects the failed write and every line queued behind it, and
+      // leaves none of their bytes in the file: the lines before the first rejection are stored,
+      // the rest are asked for again (so none is stored twice).
       const results = await Promise.allSettled(batch.lines.map((line) => store.append(line)));
       const stored = results.findIndex((r) => r.status === "rejected");
       if (stored !== -1) {

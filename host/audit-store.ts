@@ -17,6 +17,13 @@
  * coordinated. A line cut short by a crash is kept as it is (a verifier reports it as malformed
  * instead of the store hiding it); the next append starts on a fresh line.
  *
+ * A failed write (ENOSPC, EIO) may have written part of its batch, ending in a line without its
+ * newline that the next write would be glued to. So the store remembers the file's size after the
+ * last successful write, and on a failure truncates the file back to it (retried before the next
+ * write if that fails too) and rejects the failed batch *and every append queued behind it*: the
+ * file then holds exactly the lines whose `append` resolved, in order, and a caller that re-sends
+ * from its first rejected line writes no line twice (host/audit-collector.ts does).
+ *
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
 import { type FileHandle, open, readFile } from "node:fs/promises";
@@ -55,12 +62,17 @@ export class AuditStore {
   #pending: Pending[] = [];
   #writing: Promise<void> | null = null;
   #closed = false;
+  /** File size after the last write that succeeded: what a failed write is cut back to. */
+  #size: number;
+  /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing. */
+  #dirty = false;
 
-  private constructor(path: string, handle: FileHandle, fsync: AuditFsyncPolicy, maxLineBytes: number) {
+  private constructor(path: string, handle: FileHandle, fsync: AuditFsyncPolicy, maxLineBytes: number, size: number) {
     this.path = path;
     this.#handle = handle;
     this.#fsync = fsync;
     this.#maxLineBytes = maxLineBytes;
+    this.#size = size;
   }
 
   /** Opens (creating, mode 0600) the log file for appending. */
@@ -79,15 +91,23 @@ export class AuditStore {
     } catch (error) {
       throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
     }
-    const store = new AuditStore(path, handle, fsync, maxLineBytes);
-    // A crash may have left a line without its newline: start the next record on a fresh line.
-    const { size } = await handle.stat();
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) await handle.appendFile("\n");
+    let size: number;
+    try {
+      size = (await handle.stat()).size;
+      // A crash may have left a line without its newline: start the next record on a fresh line.
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        await handle.read(last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) {
+          await handle.appendFile("\n");
+          size += 1;
+        }
+      }
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot read its end`, { cause: error });
     }
-    return store;
+    return new AuditStore(path, handle, fsync, maxLineBytes, size);
   }
 
   /**
@@ -165,22 +185,47 @@ export class AuditStore {
       while (this.#pending.length > 0) {
         const batch = this.#pending;
         this.#pending = [];
+        const bytes = encoder.encode(batch.map((p) => p.bytes).join(""));
         try {
+          if (this.#dirty) await this.#cutBack();
           // appendFile loops until every byte is written (a bare write may write fewer).
-          await this.#handle.appendFile(batch.map((p) => p.bytes).join(""));
+          await this.#handle.appendFile(bytes);
           if (this.#fsync === "always") await this.#handle.sync();
-          for (const p of batch) p.resolve();
         } catch (error) {
-          const wrapped = new AuditStoreError("AUDIT_STORE_IO", `audit log ${this.path}: write failed`, {
-            cause: error,
-          });
-          for (const p of batch) p.reject(wrapped);
+          // Cut off whatever part of the batch reached the file (also a batch whose fsync failed:
+          // it is reported as not stored, so it must not stay to be written again). Stop draining:
+          // the appends queued behind it are rejected too, so the lines stored stay a prefix of the
+          // lines appended and the caller re-sends from its first rejected one.
+          this.#dirty = true;
+          await this.#cutBack().catch(() => undefined);
+          const rejected = [...batch, ...this.#pending];
+          this.#pending = [];
+          const wrapped = new AuditStoreError(
+            "AUDIT_STORE_IO",
+            `audit log ${this.path}: write failed (${describeError(error)}); ${rejected.length} line(s) not stored`,
+            { cause: error },
+          );
+          for (const p of rejected) p.reject(wrapped);
+          return;
         }
+        this.#size += bytes.length;
+        for (const p of batch) p.resolve();
       }
     } finally {
       this.#writing = null;
     }
   }
+
+  /** Truncates the file to the size after the last successful write (appends then continue from it). */
+  async #cutBack(): Promise<void> {
+    await this.#handle.truncate(this.#size);
+    this.#dirty = false;
+  }
+}
+
+function describeError(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return typeof code === "string" ? code : typeof message === "string" ? message : String(error);
 }
 
 /** Reads a JSON-lines audit file into lines (no trailing empty line; CRLF tolerated). */

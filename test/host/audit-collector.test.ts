@@ -1,20 +1,72 @@
 /**
  * The host's audit collector against a scripted enclave `/audit` (injected fetch): good batches are
  * stored and acknowledged; a malformed batch is reported, stores nothing and is asked for again,
- * and never takes the host down.
+ * and never takes the host down. Against an enclave's backlog (`backlogEnclave`, the semantics of
+ * enclave/service.ts collectAudit): a failed disk write stores every record once.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { type FileHandle, mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { AuditCollector } from "../../host/audit-collector.ts";
+import { readAuditLines } from "../../host/audit-store.ts";
+import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
 
 const BOOT = "ab".repeat(32);
 const KEY = "cd".repeat(32);
 const dirs: string[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
+
+/**
+ * An enclave's audit backlog as enclave/service.ts keeps it: records stay until a request for
+ * this boot acknowledges them (`from` past them); every answer re-sends all unacknowledged ones.
+ * `down` makes its /audit unreachable; `downAfterAnswer` after its next answer.
+ */
+function backlogEnclave() {
+  const writer = makeWriter();
+  const entries = sampleEntries(50);
+  const backlog: { seq: number; line: string }[] = [];
+  let next = 0;
+  const enclave = {
+    down: false,
+    downAfterAnswer: false,
+    write(n: number) {
+      for (let i = 0; i < n; i += 1) backlog.push({ seq: next, line: writer.record(entries[next++]!).line });
+    },
+    get pending() {
+      return backlog.length;
+    },
+    fetch: (async (url: string | URL | Request) => {
+      if (enclave.down) throw new TypeError("fetch failed (ECONNREFUSED)");
+      const query = new URL(String(url)).searchParams;
+      const from = Number(query.get("from"));
+      if (query.get("boot") === BOOT) while (backlog.length > 0 && backlog[0]!.seq < from) backlog.shift();
+      if (enclave.downAfterAnswer) enclave.down = true;
+      return new Response(
+        JSON.stringify({
+          boot: BOOT,
+          signingKey: KEY,
+          from: backlog[0]?.seq ?? next,
+          lines: backlog.map((e) => e.line),
+          next,
+        }),
+      );
+    }) as typeof fetch,
+  };
+  return enclave;
+}
+
+/** Waits until the collector's follow-up collections (acknowledgements) are done. */
+async function settle(c: AuditCollector) {
+  for (let i = 0; i < 5; i += 1) {
+    await c.collect();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 function scripted(batches: { from: number; lines: string[] }[]) {
   const asked: string[] = [];
@@ -75,5 +127,32 @@ describe("audit collector", () => {
     await c.stop();
     expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}', '{"n":1}']);
     expect(asked[1]).toBe(`?from=0&boot=${BOOT}`);
+  });
+
+  it("a disk write failing halfway: the records not stored are asked for again and stored once", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(4);
+    const { c, errors, file } = await collector(enclave.fetch);
+    // The first write (record 0 alone; 1..3 queue behind it) gets 10 bytes out, then the disk is full.
+    const probe = await open(join(tmpdir(), "cloister-collector-probe"), "a");
+    await probe.close();
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    const appendFile = proto.appendFile;
+    let failed = false;
+    vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
+      if (failed) return appendFile.call(this, data, options);
+      failed = true;
+      const bytes = typeof data === "string" ? Buffer.from(data) : (data as Uint8Array);
+      await appendFile.call(this, bytes.subarray(0, 10), options);
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
+    await c.collect();
+    expect(errors).toEqual([expect.stringContaining("write failed (ENOSPC)")]);
+    await settle(c);
+    await c.stop();
+    const lines = await readAuditLines(file);
+    expect(lines).toHaveLength(4);
+    expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
+    expect(enclave.pending).toBe(0);
   });
 });

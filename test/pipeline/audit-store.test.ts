@@ -1,8 +1,8 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { AuditStore, readAuditLines } from "../../host/audit-store.ts";
 import { seededKeyPair, writeLog } from "./helpers.ts";
@@ -14,6 +14,34 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** FileHandle's prototype (not exported by node:fs/promises), to make writes fail. */
+async function fileHandlePrototype(): Promise<FileHandle> {
+  const handle = await open(join(dir, "prototype-probe"), "a");
+  await handle.close();
+  return Object.getPrototypeOf(handle) as FileHandle;
+}
+
+/** The first `n` bytes of what appendFile was given (a string or bytes). */
+function head(data: unknown, n: number): Uint8Array {
+  return (typeof data === "string" ? Buffer.from(data) : (data as Uint8Array)).subarray(0, n);
+}
+
+/** Makes the next `failures` appendFile calls write `partial` bytes, then fail with ENOSPC (a disk filling up). */
+async function failWrites(failures: number, partial: number) {
+  const proto = await fileHandlePrototype();
+  const original = proto.appendFile;
+  let left = failures;
+  return vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
+    if (left === 0) return original.call(this, data, options);
+    left -= 1;
+    await original.call(this, head(data, partial), options);
+    throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+  });
+}
 
 describe("AuditStore", () => {
   it("concurrent appends never interleave and keep call order; the stored log verifies", async () => {
@@ -58,6 +86,71 @@ describe("AuditStore", () => {
     await expect(store.append(line)).rejects.toMatchObject({ code: "AUDIT_STORE_LINE_INVALID" });
     await store.close();
     expect(readFileSync(path, "utf8")).toBe("");
+  });
+
+  it("a write failing halfway leaves no partial line; the queued appends are rejected; re-sending stores each line once", async () => {
+    const path = join(dir, "write-fails.jsonl");
+    const lines = writeLog(4);
+    const store = await AuditStore.open(path, { fsync: "never" });
+    await store.append(lines[0] as string);
+    // The next write (line 1 alone; lines 2 and 3 queue behind it) fails after 5 bytes.
+    await failWrites(1, 5);
+    const results = await Promise.allSettled(lines.slice(1).map((line) => store.append(line)));
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: "AUDIT_STORE_IO",
+      message: expect.stringContaining("write failed (ENOSPC); 3 line(s) not stored"),
+    });
+    // Only what resolved is in the file, ending on a whole line.
+    expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
+    // The caller re-sends from its first rejected line: every line once, and the log verifies.
+    for (const line of lines.slice(1)) await store.append(line);
+    await store.close();
+    const read = await readAuditLines(path);
+    expect(read).toEqual(lines);
+    expect(verifyAuditLog(read, seededKeyPair(7).publicKey).ok).toBe(true);
+  });
+
+  it("a failed write behind a good one: the good batch stays, the failed one and those queued after it are rejected", async () => {
+    const path = join(dir, "second-batch-fails.jsonl");
+    const lines = writeLog(3);
+    const store = await AuditStore.open(path, { fsync: "never" });
+    const proto = await fileHandlePrototype();
+    const original = proto.appendFile;
+    let calls = 0;
+    vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
+      calls += 1;
+      // The first write (line 0) succeeds; the second (lines 1 and 2 together) writes 30 bytes and fails.
+      if (calls !== 2) return original.call(this, data, options);
+      await original.call(this, head(data, 30), options);
+      throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
+    });
+    const results = await Promise.allSettled(lines.map((line) => store.append(line)));
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+    expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
+    await store.close();
+  });
+
+  it("when cutting a failed write back fails too, the next write cuts it first", async () => {
+    const path = join(dir, "truncate-fails.jsonl");
+    const lines = writeLog(2);
+    const store = await AuditStore.open(path, { fsync: "never" });
+    await failWrites(1, 7);
+    const proto = await fileHandlePrototype();
+    const truncate = proto.truncate;
+    let failTruncate = true;
+    vi.spyOn(proto, "truncate").mockImplementation(async function (this: FileHandle, length) {
+      if (failTruncate) {
+        failTruncate = false;
+        throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" });
+      }
+      return truncate.call(this, length);
+    });
+    await expect(store.append(lines[0] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+    expect(readFileSync(path, "utf8")).toBe((lines[0] as string).slice(0, 7));
+    for (const line of lines) await store.append(line);
+    await store.close();
+    expect(await readAuditLines(path)).toEqual(lines);
   });
 
   it("refuses appends after close", async () => {
