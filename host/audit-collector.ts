@@ -3,7 +3,8 @@
  * (`DIR/<boot id>.jsonl`, with the boot's Ed25519 public key in `DIR/<boot id>.key`) so
  * `cloister audit verify --log FILE --key $(cat KEYFILE)` checks each chain. The records hold
  * hashes and decisions only; the host cannot read more from them than sizes. Collection runs after
- * every sealed response and on a timer; nothing is acknowledged before it was written.
+ * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
+ * host resumes an existing file after the last record it holds.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,6 +32,16 @@ function isBatch(value: unknown): value is AuditBatch {
     Array.isArray(v.lines) &&
     v.lines.every((l) => typeof l === "string")
   );
+}
+
+/** `record.seq` of a stored line, read without verifying anything; null when it has none. */
+function lastSeq(line: string): number | null {
+  try {
+    const seq = (JSON.parse(line) as { record?: { seq?: unknown } } | null)?.record?.seq;
+    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : null;
+  } catch {
+    return null;
+  }
 }
 
 export class AuditCollector {
@@ -123,38 +134,71 @@ export class AuditCollector {
       const name = batch.boot.slice(0, 16);
       await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
       this.store = await AuditStore.open(join(this.options.dir, `${name}.jsonl`));
-      if (batch.from !== 0) {
-        this.options.onError?.(
-          `audit: enclave boot ${name} starts at record ${batch.from}; earlier records were collected elsewhere`,
-        );
-      }
-      this.next = batch.from;
+      this.next = this.resumeAt(this.store, batch.from, name);
     }
-    if (batch.from !== this.next) {
+    if (batch.from > this.next) {
       this.options.onError?.(`audit: expected record ${this.next}, the enclave sent from ${batch.from}`);
     }
+    // A batch starting before `next` repeats records already stored: after a host restart (its
+    // first request acknowledges nothing, so the enclave re-sends what it has not seen acknowledged)
+    // or a lost acknowledgement. Stored twice they would make the log fail as duplicated.
+    const skip = Math.min(Math.max(this.next - batch.from, 0), batch.lines.length);
+    const from = batch.from + skip;
+    const lines = batch.lines.slice(skip);
     const store = this.store;
     if (store !== null) {
       // All or nothing on content: one malformed line and no line of the batch is stored (it is
       // asked for again; the enclave keeps it).
-      const bad = batch.lines.findIndex((line) => !store.accepts(line));
+      const bad = lines.findIndex((line) => !store.accepts(line));
       if (bad !== -1) {
-        this.options.onError?.(`audit: record ${batch.from + bad} from the enclave is not a valid record line`);
+        this.options.onError?.(`audit: record ${from + bad} from the enclave is not a valid record line`);
         return;
       }
       // Queued synchronously in order; the store writes what piled up together, with one fsync. On
       // a write failure the store rejects the failed write and every line queued behind it, and
       // leaves none of their bytes in the file: the lines before the first rejection are stored,
       // the rest are asked for again (so none is stored twice).
-      const results = await Promise.allSettled(batch.lines.map((line) => store.append(line)));
+      const results = await Promise.allSettled(lines.map((line) => store.append(line)));
       const stored = results.findIndex((r) => r.status === "rejected");
       if (stored !== -1) {
-        this.next = batch.from + stored;
+        this.next = from + stored;
         throw (results[stored] as PromiseRejectedResult).reason;
       }
     }
-    this.next = batch.next;
-    if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written
+    this.next = Math.max(this.next, batch.next);
+    if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written (or already was)
+  }
+
+  /**
+   * The record to collect next for a boot whose file was just opened: one past the last record the
+   * file holds (a restarted host resumes where its previous process stopped), else where the
+   * enclave's batch starts. The seq is read from the last line without verifying it: it only decides
+   * which records the enclave re-sends are dropped as already stored; `cloister audit verify` checks.
+   */
+  private resumeAt(store: AuditStore, from: number, name: string): number {
+    const last = store.lastLineAtOpen;
+    if (last === null) {
+      if (from !== 0) {
+        this.options.onError?.(
+          `audit: enclave boot ${name} starts at record ${from}; earlier records were collected elsewhere`,
+        );
+      }
+      return from;
+    }
+    const seq = lastSeq(last);
+    if (seq === null) {
+      this.options.onError?.(
+        `audit: ${store.path}: the last line holds no record seq; storing the enclave's records from ${from} after it (some may be stored twice)`,
+      );
+      return from;
+    }
+    if (from > seq + 1) {
+      this.options.onError?.(
+        `audit: ${store.path} ends at record ${seq}, the enclave sends from ${from}: records ${seq + 1}..${from - 1} were collected elsewhere`,
+      );
+      return from;
+    }
+    return seq + 1;
   }
 
   async stop(): Promise<void> {

@@ -66,9 +66,23 @@ export class AuditStore {
   #size: number;
   /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing. */
   #dirty = false;
+  /**
+   * The file's last complete (newline-terminated) line when it was opened: null for an empty file,
+   * or when that line is longer than `maxLineBytes` (it cannot be a stored record). A collector
+   * restarted on an existing file reads from it which record it stored last.
+   */
+  readonly lastLineAtOpen: string | null;
 
-  private constructor(path: string, handle: FileHandle, fsync: AuditFsyncPolicy, maxLineBytes: number, size: number) {
+  private constructor(
+    path: string,
+    handle: FileHandle,
+    fsync: AuditFsyncPolicy,
+    maxLineBytes: number,
+    size: number,
+    lastLine: string | null,
+  ) {
     this.path = path;
+    this.lastLineAtOpen = lastLine;
     this.#handle = handle;
     this.#fsync = fsync;
     this.#maxLineBytes = maxLineBytes;
@@ -92,8 +106,11 @@ export class AuditStore {
       throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
     }
     let size: number;
+    let lastLine: string | null;
     try {
       size = (await handle.stat()).size;
+      // Read before the repair below: a line cut short by a crash is not a stored record.
+      lastLine = await lastCompleteLine(handle, size, maxLineBytes);
       // A crash may have left a line without its newline: start the next record on a fresh line.
       if (size > 0) {
         const last = Buffer.alloc(1);
@@ -107,7 +124,7 @@ export class AuditStore {
       await handle.close().catch(() => undefined);
       throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot read its end`, { cause: error });
     }
-    return new AuditStore(path, handle, fsync, maxLineBytes, size);
+    return new AuditStore(path, handle, fsync, maxLineBytes, size, lastLine);
   }
 
   /**
@@ -221,6 +238,28 @@ export class AuditStore {
     await this.#handle.truncate(this.#size);
     this.#dirty = false;
   }
+}
+
+/**
+ * The last newline-terminated line of a file of `size` bytes, read from its end (the file may be
+ * far larger than memory); null when there is none or it is longer than `maxLineBytes`.
+ */
+async function lastCompleteLine(handle: FileHandle, size: number, maxLineBytes: number): Promise<string | null> {
+  // Enough for the longest accepted line, its newline, the newline before it and a torn tail of
+  // the same bound after it.
+  const window = Math.min(size, 2 * maxLineBytes + 3);
+  const tail = Buffer.alloc(window);
+  const { bytesRead } = await handle.read(tail, 0, window, size - window);
+  const bytes = tail.subarray(0, bytesRead);
+  const end = bytes.lastIndexOf(0x0a);
+  if (end === -1) return null;
+  // (A negative offset would search from the end again.)
+  const start = end === 0 ? 0 : bytes.lastIndexOf(0x0a, end - 1) + 1;
+  // No newline before it inside the window: the line starts the file only if the window does.
+  if (start === 0 && window < size) return null;
+  if (end - start > maxLineBytes) return null;
+  const line = bytes.toString("utf8", start, end);
+  return line.endsWith("\r") ? line.slice(0, -1) : line;
 }
 
 function describeError(error: unknown): string {

@@ -2,7 +2,7 @@
  * The host's audit collector against a scripted enclave `/audit` (injected fetch): good batches are
  * stored and acknowledged; a malformed batch is reported, stores nothing and is asked for again,
  * and never takes the host down. Against an enclave's backlog (`backlogEnclave`, the semantics of
- * enclave/service.ts collectAudit): a failed disk write stores every record once.
+ * enclave/service.ts collectAudit): a failed disk write and a host restart store every record once.
  */
 import { type FileHandle, mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -90,8 +90,9 @@ function scripted(batches: { from: number; lines: string[] }[]) {
   return { fetchFn, asked };
 }
 
-async function collector(fetchFn: typeof fetch) {
-  const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+/** A collector on a fresh directory, or on `existing` (a restarted host). */
+async function collector(fetchFn: typeof fetch, existing?: string) {
+  const dir = existing ?? (await mkdtemp(join(tmpdir(), "cloister-collector-")));
   dirs.push(dir);
   const errors: string[] = [];
   const c = new AuditCollector({
@@ -154,5 +155,47 @@ describe("audit collector", () => {
     expect(lines).toHaveLength(4);
     expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
     expect(enclave.pending).toBe(0);
+  });
+
+  it("a host restarted after its acknowledgement was lost stores the re-sent records once", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(3);
+    const first = await collector(enclave.fetch);
+    // Records 0..2 are stored; the acknowledgement that follows does not get through, and the host
+    // process goes away.
+    enclave.downAfterAnswer = true;
+    await settle(first.c);
+    await first.c.stop();
+    expect(enclave.pending).toBe(3);
+    // A new host process on the same directory; the enclave wrote two more records meanwhile.
+    enclave.down = false;
+    enclave.downAfterAnswer = false;
+    enclave.write(2);
+    const { c: second, errors } = await collector(enclave.fetch, first.dir);
+    await settle(second);
+    await second.stop();
+    expect(errors).toEqual([]);
+    const lines = await readAuditLines(first.file);
+    expect(lines).toHaveLength(5);
+    expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
+    expect(enclave.pending).toBe(0);
+  });
+
+  it("a restarted host whose file ends before the enclave's backlog starts says which records are elsewhere", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(2);
+    const first = await collector(enclave.fetch);
+    await settle(first.c);
+    await first.c.stop();
+    // Collected meanwhile by another host (another directory): records 2..3 acknowledged there.
+    enclave.write(3);
+    await enclave.fetch(`http://enclave.invalid/audit?from=4&boot=${BOOT}`);
+    const { c: second, errors } = await collector(enclave.fetch, first.dir);
+    await settle(second);
+    await second.stop();
+    expect(errors).toEqual([
+      expect.stringContaining("ends at record 1, the enclave sends from 4: records 2..3 were collected elsewhere"),
+    ]);
+    expect(await readAuditLines(first.file)).toHaveLength(3);
   });
 });

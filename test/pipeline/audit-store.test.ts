@@ -63,6 +63,8 @@ describe("AuditStore", () => {
     const lines = writeLog(3);
     writeFileSync(path, `${lines[0]}\n${(lines[1] as string).slice(0, 40)}`);
     const store = await AuditStore.open(path, { fsync: "never" });
+    // The last *complete* line: the torn one is no stored record (a restarted collector resumes after it).
+    expect(store.lastLineAtOpen).toBe(lines[0]);
     await store.append(lines[2] as string);
     await store.close();
     const read = await readAuditLines(path);
@@ -151,6 +153,21 @@ describe("AuditStore", () => {
     for (const line of lines) await store.append(line);
     await store.close();
     expect(await readAuditLines(path)).toEqual(lines);
+  });
+
+  it("lastLineAtOpen: null for an empty file, the last line of a file ending on a newline", async () => {
+    const path = join(dir, "last-line.jsonl");
+    const empty = await AuditStore.open(path, { fsync: "never" });
+    expect(empty.lastLineAtOpen).toBeNull();
+    for (const line of writeLog(3)) await empty.append(line);
+    await empty.close();
+    const reopened = await AuditStore.open(path, { fsync: "never" });
+    expect(reopened.lastLineAtOpen).toBe(writeLog(3)[2]);
+    await reopened.close();
+    writeFileSync(path, "\n");
+    const blank = await AuditStore.open(path, { fsync: "never" });
+    expect(blank.lastLineAtOpen).toBe("");
+    await blank.close();
   });
 
   it("refuses appends after close", async () => {
