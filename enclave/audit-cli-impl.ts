@@ -1,6 +1,8 @@
 /**
  * `cloister audit verify`: reads a JSON-lines audit log and verifies it with
- * enclave/pipeline/audit.ts `verifyAuditLog`.
+ * enclave/pipeline/audit.ts `AuditLogVerifier` (`verifyAuditLog` line by line). The log is read as
+ * a stream, one line at a time: a boot's log grows without bound (about 800 bytes a request), far
+ * past the largest string Node can make of a file (about 512 MiB).
  *
  * The key comes from `--key` (hex) or from an attestation document's `sig_jwk`. With `--document`
  * this command checks only that the document is signed by that key (it is self-consistent); it
@@ -8,16 +10,19 @@
  * belongs to an attested enclave. Output says which source was used.
  */
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
+  AuditLogVerifier,
+  type AuditLogVerifierResult,
+  type AuditRecord,
   type AuditVerifyOptions,
   auditCommitment,
   parseAuditPublicKeyHex,
   verifyAuditCheckpoint,
-  verifyAuditLog,
 } from "./pipeline/audit.ts";
 import { AuditVerifyError } from "./pipeline/errors.ts";
 
@@ -45,12 +50,108 @@ export class AuditCheckpointInvalidError extends Error {
   }
 }
 
+/** Why a file could not be read: the error's code and message (Node's name the path and the call). */
+function readError(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = typeof message === "string" ? message : String(error);
+  return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
+}
+
 async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (error) {
-    throw new UsageError(`${what} ${file}: cannot read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new UsageError(`${what} ${file}: cannot read (${readError(error)})`);
   }
+}
+
+/**
+ * Longest log line held in memory (1 MiB): a record line is about 1 KiB and the host's store takes
+ * none over 64 KiB, so a longer line is reported as malformed without being read into memory.
+ */
+export const AUDIT_LOG_MAX_LINE_BYTES = 1024 * 1024;
+
+/** A log line longer than `AUDIT_LOG_MAX_LINE_BYTES`: only its length is known. */
+export interface AuditLogLineTooLong {
+  readonly tooLong: number;
+}
+
+/**
+ * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
+ * empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
+ * ever holding more than one line. Read errors are thrown as they happen.
+ */
+export async function* readAuditLogLines(
+  path: string,
+  { maxLineBytes = AUDIT_LOG_MAX_LINE_BYTES, chunkBytes = 1024 * 1024 } = {},
+): AsyncGenerator<string | AuditLogLineTooLong> {
+  const stream = createReadStream(path, { highWaterMark: chunkBytes });
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  let tooLong = false;
+  const take = (): string | AuditLogLineTooLong => {
+    const line = tooLong ? { tooLong: bytes } : Buffer.concat(parts, bytes).toString("utf8");
+    parts = [];
+    bytes = 0;
+    tooLong = false;
+    if (typeof line !== "string") return line;
+    return line.endsWith("\r") ? line.slice(0, -1) : line;
+  };
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let from = 0;
+      for (;;) {
+        const newline = chunk.indexOf(0x0a, from);
+        const end = newline === -1 ? chunk.length : newline;
+        bytes += end - from;
+        if (bytes > maxLineBytes) {
+          tooLong = true;
+          parts = [];
+        } else if (end > from) {
+          parts.push(chunk.subarray(from, end));
+        }
+        if (newline === -1) break;
+        yield take();
+        from = newline + 1;
+      }
+    }
+    if (bytes > 0) yield take();
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * Verifies the log file at `path` line by line (see `readAuditLogLines`); `onRecord` sees each
+ * verified record. A read error is a UsageError naming `what`, the file and the error's code.
+ */
+export async function verifyAuditLogFile(
+  path: string,
+  publicKey: Uint8Array,
+  options: AuditVerifyOptions = {},
+  onRecord?: (record: AuditRecord, index: number) => void,
+  what = "--log",
+): Promise<AuditLogVerifierResult> {
+  const verifier = new AuditLogVerifier(publicKey, options, onRecord);
+  try {
+    for await (const line of readAuditLogLines(path)) {
+      if (typeof line === "string") verifier.push(line);
+      else verifier.pushTooLong(line.tooLong);
+    }
+  } catch (error) {
+    throw new UsageError(`${what} ${path}: cannot read (${readError(error)})`);
+  }
+  return verifier.finish();
+}
+
+/** The first line of a log file (null when too long or the file is empty). */
+async function firstLogLine(path: string): Promise<string | null> {
+  try {
+    for await (const line of readAuditLogLines(path)) return typeof line === "string" ? line : null;
+  } catch (error) {
+    throw new UsageError(`--log ${path}: cannot read (${readError(error)})`);
+  }
+  return null;
 }
 
 /** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
@@ -96,12 +197,6 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   return key;
 }
 
-function splitLines(text: string): string[] {
-  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
-  if (lines.at(-1) === "") lines.pop();
-  return lines;
-}
-
 /** The key of --key or --document (exactly one), and which it was. */
 async function commandKey(options: {
   key?: string;
@@ -124,7 +219,7 @@ async function commandKey(options: {
 }
 
 /** The `attestationDigest` a log line's record names, read without verifying anything (routing only). */
-function unverifiedAttestationDigest(line: string | undefined): string | null {
+function unverifiedAttestationDigest(line: string | null): string | null {
   try {
     const digest = (JSON.parse(line ?? "") as { record?: { attestationDigest?: unknown } }).record?.attestationDigest;
     return typeof digest === "string" && HEX32.test(digest) ? digest : null;
@@ -213,9 +308,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
   }
 
-  const lines = splitLines(await readText(options.log, "--log"));
   // Every boot has its own log (and key): name the right one rather than report its signatures bad.
-  const logBoot = unverifiedAttestationDigest(lines[0]);
+  const logBoot = unverifiedAttestationDigest(await firstLogLine(options.log));
   if (expectedBoot !== undefined && logBoot !== null && logBoot !== expectedBoot) {
     const error = new AuditFindError(
       "AUDIT_LOG_OTHER_BOOT",
@@ -226,7 +320,10 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     process.exitCode = 1;
     return;
   }
-  const result = verifyAuditLog(lines, publicKey);
+  let found: AuditRecord | undefined;
+  const result = await verifyAuditLogFile(options.log, publicKey, {}, (record) => {
+    if (found === undefined && record.requestIdHash === requestIdHash) found = record;
+  });
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   // With --json every outcome is one JSON object (found or not, why not), and the exit code says it.
   const fail = (error: AuditFindError | AuditVerifyError, extra: Record<string, unknown> = {}): void => {
@@ -246,12 +343,11 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     fail(new AuditVerifyError(result.error.code, result.error.index, result.error.message));
     return;
   }
-  const found = result.records.find((r) => r.requestIdHash === requestIdHash);
   if (found === undefined) {
     fail(
       new AuditFindError(
         "AUDIT_RECORD_NOT_FOUND",
-        `no record with requestIdHash ${requestIdHash} among the ${result.records.length} records of this log (another enclave boot's log, or not collected yet)`,
+        `no record with requestIdHash ${requestIdHash} among the ${result.records} records of this log (another enclave boot's log, or not collected yet)`,
       ),
     );
     return;
@@ -293,7 +389,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     printJson({
       found: true,
       logValid: true,
-      records: result.records.length,
+      records: result.records,
       publicKey: publicKeyHex,
       keySource,
       record: summary,
@@ -304,7 +400,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     return;
   }
   process.stdout.write(
-    `record ${found.seq} of ${result.records.length} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
+    `record ${found.seq} of ${result.records} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
   );
   for (const [what, ok] of Object.entries(checks)) {
     process.stdout.write(
@@ -355,14 +451,13 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
         : { count: options.count, lastRecordHash: options.lastHash };
   }
 
-  const lines = splitLines(await readText(options.log, "--log"));
-  const result = verifyAuditLog(lines, publicKey, expect === undefined ? {} : { expect });
+  const result = await verifyAuditLogFile(options.log, publicKey, expect === undefined ? {} : { expect });
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   if (options.json) {
     printJson({
       valid: result.ok,
-      lines: lines.length,
-      verifiedRecords: result.records.length,
+      lines: result.lines,
+      verifiedRecords: result.records,
       lastRecordHash: result.ok ? result.lastRecordHash : null,
       publicKey: publicKeyHex,
       keySource,
@@ -376,13 +471,9 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     process.stderr.write("note: key taken from the document's sig_jwk; its hardware evidence was not verified here\n");
   }
   if (result.ok) {
-    process.stdout.write(
-      `audit log valid: ${result.records.length} records, last record hash ${result.lastRecordHash}\n`,
-    );
+    process.stdout.write(`audit log valid: ${result.records} records, last record hash ${result.lastRecordHash}\n`);
     return;
   }
-  process.stdout.write(
-    `audit log INVALID: ${result.records.length} of ${lines.length} records verified before the failure\n`,
-  );
+  process.stdout.write(`audit log INVALID: ${result.records} of ${result.lines} records verified before the failure\n`);
   throw new AuditVerifyError(result.error.code, result.error.index, result.error.message);
 }

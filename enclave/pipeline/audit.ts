@@ -579,10 +579,6 @@ function recordShapeProblem(r: Record<string, unknown>): string | null {
   return null;
 }
 
-function hashOf(parsed: ParsedLine): string | null {
-  return parsed.ok ? toHex(sha256(encoder.encode(canonicalJson(parsed.record)))) : null;
-}
-
 /**
  * Verifies a log (one record line per element, no newlines) against the enclave's Ed25519 public
  * key. Stops at the first failure, in line order; `records` holds the records verified before it.
@@ -591,140 +587,265 @@ function hashOf(parsed: ParsedLine): string | null {
  * the chain (AUDIT_SIGNATURE_INVALID: the signature was replaced or re-made with another key) or
  * not (AUDIT_RECORD_ALTERED); for the last line, with nothing after it committing to its content
  * (no `expect.lastRecordHash`), the two cannot be told apart and AUDIT_SIGNATURE_INVALID is reported.
+ * For a log too large to hold in memory: `AuditLogVerifier`, which this runs line by line.
  */
 export function verifyAuditLog(
   lines: readonly string[],
   enclaveSigningPublicKey: Uint8Array,
   options: AuditVerifyOptions = {},
 ): AuditVerifyResult {
-  const publicKey = checkPublicKey(enclaveSigningPublicKey);
-  const start = options.start ?? { seq: 0, prevHash: auditGenesisHash(publicKey) };
-  const parsed = lines.map(parseLine);
   const records: AuditRecord[] = [];
-  const seen = new Map<number, { hash: string; index: number }>();
-  let expectedSeq = start.seq;
-  let prevHash = start.prevHash;
-  // `index` is 0-based (the array position); messages count lines from 1, as editors do.
-  const fail = (code: AuditVerifyCode, index: number, message: string): AuditVerifyResult => ({
-    ok: false,
-    records,
-    error: {
-      code,
-      index,
-      message: `${index < lines.length ? `audit log line ${index + 1}` : `audit log end (after line ${lines.length})`}: ${message}`,
-    },
-  });
-
-  for (let i = 0; i < parsed.length; i += 1) {
-    const entry = parsed[i] as ParsedLine;
-    if (!entry.ok) return fail("AUDIT_RECORD_MALFORMED", i, entry.why);
-    const canonical = canonicalJson(entry.record);
-    if (!nacl.sign.detached.verify(signedBytes(RECORD_TAG, canonical), entry.sig, publicKey)) {
-      return fail(...classifySignatureFailure(parsed, i, prevHash, expectedSeq, options));
-    }
-    const problem = recordShapeProblem(entry.raw);
-    if (problem !== null) return fail("AUDIT_RECORD_MALFORMED", i, `signed record is malformed: ${problem}`);
-    const record = entry.record;
-    const hash = toHex(sha256(encoder.encode(canonical)));
-    if (record.seq > expectedSeq) {
-      const later = parsed.slice(i + 1).some((p) => p.ok && p.record.seq === expectedSeq);
-      if (later)
-        return fail(
-          "AUDIT_RECORD_REORDERED",
-          i,
-          `expected seq ${expectedSeq}, found ${record.seq} (seq ${expectedSeq} comes later)`,
-        );
-      const missing = record.seq - expectedSeq;
-      return fail(
-        "AUDIT_RECORD_REMOVED",
-        i,
-        `expected seq ${expectedSeq}, found ${record.seq}: ${missing} record(s) missing`,
-      );
-    }
-    if (record.seq < expectedSeq) {
-      if (seen.get(record.seq)?.hash === hash) {
-        return fail(
-          "AUDIT_RECORD_DUPLICATED",
-          i,
-          `seq ${record.seq} repeats line ${(seen.get(record.seq)?.index ?? 0) + 1}`,
-        );
-      }
-      return fail("AUDIT_RECORD_REORDERED", i, `expected seq ${expectedSeq}, found ${record.seq} (out of order)`);
-    }
-    if (record.prevHash !== prevHash) {
-      return fail(
-        "AUDIT_CHAIN_BROKEN",
-        i,
-        `prevHash: expected ${prevHash}, found ${record.prevHash} (a signed record from another chain)`,
-      );
-    }
-    seen.set(record.seq, { hash, index: i });
-    records.push(record);
-    prevHash = hash;
-    expectedSeq += 1;
-  }
-
-  const expect = options.expect;
-  if (expect !== undefined) {
-    if (expectedSeq < expect.count) {
-      return fail(
-        "AUDIT_LOG_TRUNCATED",
-        parsed.length,
-        `expected ${expect.count} records (seq up to ${expect.count - 1}), found seq up to ${expectedSeq - 1}`,
-      );
-    }
-    if (expect.lastRecordHash !== undefined) {
-      const at = expect.count === start.seq ? { hash: start.prevHash, index: 0 } : seen.get(expect.count - 1);
-      if (at === undefined || at.hash !== expect.lastRecordHash) {
-        return fail(
-          "AUDIT_CHECKPOINT_MISMATCH",
-          at?.index ?? 0,
-          `hash of record seq ${expect.count - 1}: expected ${expect.lastRecordHash}, found ${at?.hash ?? "none"}`,
-        );
-      }
-    }
-  }
-  return { ok: true, records, lastRecordHash: prevHash };
+  const verifier = new AuditLogVerifier(enclaveSigningPublicKey, options, (record) => records.push(record));
+  for (const line of lines) verifier.push(line);
+  const result = verifier.finish();
+  return result.ok
+    ? { ok: true, records, lastRecordHash: result.lastRecordHash }
+    : { ok: false, records, error: result.error };
 }
 
-function classifySignatureFailure(
-  parsed: readonly ParsedLine[],
-  i: number,
-  prevHash: string,
-  expectedSeq: number,
-  options: AuditVerifyOptions,
-): [AuditVerifyCode, number, string] {
-  const entry = parsed[i] as ParsedLine & { ok: true };
-  const hash = hashOf(entry) as string;
-  // On the first line under the default start, prevHash is compared with a genesis derived from the
-  // key being tried; with a wrong key it never fits, so only seq is compared there.
-  const atGenesis = i === 0 && options.start === undefined;
-  const backward = entry.record.seq === expectedSeq && (atGenesis || entry.record.prevHash === prevHash);
-  const next = parsed[i + 1];
-  let forward: boolean | null = null;
-  if (next !== undefined) forward = next.ok && next.record.prevHash === hash;
-  else if (options.expect?.lastRecordHash !== undefined && options.expect.count === expectedSeq + 1) {
-    forward = options.expect.lastRecordHash === hash;
+/** `AuditLogVerifier`'s verdict: `lines` read, `records` verified (before the failure, if any). */
+export type AuditLogVerifierResult =
+  | { readonly ok: true; readonly lines: number; readonly records: number; readonly lastRecordHash: string }
+  | { readonly ok: false; readonly lines: number; readonly records: number; readonly error: AuditVerifyFailure };
+
+/** A failure found; its message's prefix (which line, or the end) is added once the line count is known. */
+type Failure = { readonly code: AuditVerifyCode; readonly index: number; readonly detail: string };
+
+/**
+ * `verifyAuditLog` one line at a time, for logs of any length (`cloister audit verify` and `find`
+ * stream the file through it): the same checks, codes, indexes and messages. Feed every line in
+ * order with `push`, then call `finish` once.
+ *
+ * Memory: no line is kept, and a verified record only as its 32-byte hash (telling a record that
+ * repeats an earlier one, AUDIT_RECORD_DUPLICATED, from one out of order needs the earlier hash).
+ * Two verdicts look ahead, and only after the first failure: a bad signature waits for the next
+ * line (does it chain to this content?), and a seq ahead of the expected one scans the lines after
+ * it for the expected seq (reordered, or removed?). Once the verdict is known `decided` is true,
+ * and further lines are only counted.
+ */
+export class AuditLogVerifier {
+  readonly #publicKey: Uint8Array;
+  readonly #options: AuditVerifyOptions;
+  readonly #start: { readonly seq: number; readonly prevHash: string };
+  readonly #onRecord: ((record: AuditRecord, index: number) => void) | undefined;
+  #lines = 0;
+  #expectedSeq: number;
+  #prevHash: string;
+  /** Hashes of the verified records, 32 bytes each: the record of line k at offset 32k. */
+  #hashes = new Uint8Array(32 * 64);
+  #failure: Failure | null = null;
+  /** A failure whose code depends on lines not read yet. */
+  #pending:
+    | { readonly kind: "signature"; readonly index: number; readonly hash: string; readonly backward: boolean }
+    | { readonly kind: "ahead"; readonly index: number; readonly seq: number }
+    | null = null;
+  #finished = false;
+
+  /** `onRecord` sees each record once it verified, with its line index (0-based). */
+  constructor(
+    enclaveSigningPublicKey: Uint8Array,
+    options: AuditVerifyOptions = {},
+    onRecord?: (record: AuditRecord, index: number) => void,
+  ) {
+    this.#publicKey = checkPublicKey(enclaveSigningPublicKey);
+    this.#options = options;
+    this.#start = options.start ?? { seq: 0, prevHash: auditGenesisHash(this.#publicKey) };
+    this.#onRecord = onRecord;
+    this.#expectedSeq = this.#start.seq;
+    this.#prevHash = this.#start.prevHash;
   }
-  if (forward === null) {
-    return [
-      "AUDIT_SIGNATURE_INVALID",
-      i,
-      "signature does not verify under the enclave key (last line: altered and re-signed cannot be told apart)",
-    ];
+
+  /** True once the verdict no longer depends on the lines still to come. */
+  get decided(): boolean {
+    return this.#failure !== null;
   }
-  if (backward && forward) {
-    return [
-      "AUDIT_SIGNATURE_INVALID",
-      i,
-      "signature does not verify under the enclave key; the content fits the chain (re-signed or signature replaced)",
-    ];
+
+  /** The next line of the log (without its newline). */
+  push(line: string): void {
+    this.#next(() => parseLine(line));
   }
-  return [
-    "AUDIT_RECORD_ALTERED",
-    i,
-    "signature does not verify and the content no longer fits the chain: the record was altered",
-  ];
+
+  /**
+   * The next line, too long for the reader to hold (`bytes` long, far beyond any record the enclave
+   * writes): a malformed line.
+   */
+  pushTooLong(bytes: number): void {
+    this.#next(() => ({ ok: false, why: `expected a record line, found a line of ${bytes} bytes` }));
+  }
+
+  #next(parse: () => ParsedLine): void {
+    if (this.#finished) throw new TypeError("audit log verifier: push after finish");
+    const i = this.#lines;
+    this.#lines += 1;
+    if (this.#failure !== null) return;
+    const entry = parse();
+    if (this.#pending !== null) {
+      this.#resolvePending(entry);
+      return;
+    }
+    if (!entry.ok) {
+      this.#fail("AUDIT_RECORD_MALFORMED", i, entry.why);
+      return;
+    }
+    const canonical = canonicalJson(entry.record);
+    const hash = toHex(sha256(encoder.encode(canonical)));
+    if (!nacl.sign.detached.verify(signedBytes(RECORD_TAG, canonical), entry.sig, this.#publicKey)) {
+      // On the first line under the default start, prevHash is compared with a genesis derived from
+      // the key being tried; with a wrong key it never fits, so only seq is compared there.
+      const atGenesis = i === 0 && this.#options.start === undefined;
+      const backward =
+        entry.record.seq === this.#expectedSeq && (atGenesis || entry.record.prevHash === this.#prevHash);
+      this.#pending = { kind: "signature", index: i, hash, backward };
+      return;
+    }
+    const problem = recordShapeProblem(entry.raw);
+    if (problem !== null) {
+      this.#fail("AUDIT_RECORD_MALFORMED", i, `signed record is malformed: ${problem}`);
+      return;
+    }
+    const record = entry.record;
+    const expectedSeq = this.#expectedSeq;
+    if (record.seq > expectedSeq) {
+      this.#pending = { kind: "ahead", index: i, seq: record.seq };
+      return;
+    }
+    if (record.seq < expectedSeq) {
+      // Verified records sit on lines 0, 1, … in seq order: seq s was verified on line s - start.seq.
+      const line = record.seq - this.#start.seq;
+      if (line >= 0 && this.#hashAt(line) === hash) {
+        this.#fail("AUDIT_RECORD_DUPLICATED", i, `seq ${record.seq} repeats line ${line + 1}`);
+      } else {
+        this.#fail("AUDIT_RECORD_REORDERED", i, `expected seq ${expectedSeq}, found ${record.seq} (out of order)`);
+      }
+      return;
+    }
+    if (record.prevHash !== this.#prevHash) {
+      this.#fail(
+        "AUDIT_CHAIN_BROKEN",
+        i,
+        `prevHash: expected ${this.#prevHash}, found ${record.prevHash} (a signed record from another chain)`,
+      );
+      return;
+    }
+    this.#keepHash(i, hash);
+    this.#onRecord?.(record, i);
+    this.#prevHash = hash;
+    this.#expectedSeq += 1;
+  }
+
+  /** Decides a pending failure with the line after it (`entry`; null at the end of the log). */
+  #resolvePending(entry: ParsedLine | null): void {
+    const pending = this.#pending;
+    if (pending === null) return;
+    const expectedSeq = this.#expectedSeq;
+    if (pending.kind === "ahead") {
+      if (entry === null) {
+        this.#fail(
+          "AUDIT_RECORD_REMOVED",
+          pending.index,
+          `expected seq ${expectedSeq}, found ${pending.seq}: ${pending.seq - expectedSeq} record(s) missing`,
+        );
+      } else if (entry.ok && entry.record.seq === expectedSeq) {
+        this.#fail(
+          "AUDIT_RECORD_REORDERED",
+          pending.index,
+          `expected seq ${expectedSeq}, found ${pending.seq} (seq ${expectedSeq} comes later)`,
+        );
+      }
+      return; // else: the expected seq may still come
+    }
+    // A bad signature: does the content fit the chain behind it (backward) and ahead of it (forward)?
+    let forward: boolean | null = null;
+    const expect = this.#options.expect;
+    if (entry !== null) forward = entry.ok && entry.record.prevHash === pending.hash;
+    else if (expect?.lastRecordHash !== undefined && expect.count === expectedSeq + 1) {
+      forward = expect.lastRecordHash === pending.hash;
+    }
+    if (forward === null) {
+      this.#fail(
+        "AUDIT_SIGNATURE_INVALID",
+        pending.index,
+        "signature does not verify under the enclave key (last line: altered and re-signed cannot be told apart)",
+      );
+    } else if (pending.backward && forward) {
+      this.#fail(
+        "AUDIT_SIGNATURE_INVALID",
+        pending.index,
+        "signature does not verify under the enclave key; the content fits the chain (re-signed or signature replaced)",
+      );
+    } else {
+      this.#fail(
+        "AUDIT_RECORD_ALTERED",
+        pending.index,
+        "signature does not verify and the content no longer fits the chain: the record was altered",
+      );
+    }
+  }
+
+  /** The verdict, once every line was pushed. */
+  finish(): AuditLogVerifierResult {
+    if (!this.#finished) {
+      this.#finished = true;
+      if (this.#failure === null) this.#resolvePending(null);
+      if (this.#failure === null) this.#checkExpectation();
+    }
+    const records = this.#expectedSeq - this.#start.seq;
+    const failure = this.#failure;
+    if (failure === null) return { ok: true, lines: this.#lines, records, lastRecordHash: this.#prevHash };
+    // Messages count lines from 1, as editors do; `index` is 0-based.
+    const where =
+      failure.index < this.#lines ? `audit log line ${failure.index + 1}` : `audit log end (after line ${this.#lines})`;
+    return {
+      ok: false,
+      lines: this.#lines,
+      records,
+      error: { code: failure.code, index: failure.index, message: `${where}: ${failure.detail}` },
+    };
+  }
+
+  #checkExpectation(): void {
+    const expect = this.#options.expect;
+    if (expect === undefined) return;
+    const expectedSeq = this.#expectedSeq;
+    if (expectedSeq < expect.count) {
+      this.#fail(
+        "AUDIT_LOG_TRUNCATED",
+        this.#lines,
+        `expected ${expect.count} records (seq up to ${expect.count - 1}), found seq up to ${expectedSeq - 1}`,
+      );
+      return;
+    }
+    if (expect.lastRecordHash === undefined) return;
+    const line = expect.count - 1 - this.#start.seq;
+    let at: { hash: string; index: number } | undefined;
+    if (expect.count === this.#start.seq) at = { hash: this.#start.prevHash, index: 0 };
+    else if (line >= 0) at = { hash: this.#hashAt(line), index: line };
+    if (at === undefined || at.hash !== expect.lastRecordHash) {
+      this.#fail(
+        "AUDIT_CHECKPOINT_MISMATCH",
+        at?.index ?? 0,
+        `hash of record seq ${expect.count - 1}: expected ${expect.lastRecordHash}, found ${at?.hash ?? "none"}`,
+      );
+    }
+  }
+
+  #fail(code: AuditVerifyCode, index: number, detail: string): void {
+    this.#failure = { code, index, detail };
+    this.#pending = null;
+  }
+
+  #keepHash(line: number, hash: string): void {
+    if (32 * (line + 1) > this.#hashes.length) {
+      const grown = new Uint8Array(this.#hashes.length * 2);
+      grown.set(this.#hashes);
+      this.#hashes = grown;
+    }
+    this.#hashes.set(fromHex(hash), 32 * line);
+  }
+
+  #hashAt(line: number): string {
+    return toHex(this.#hashes.subarray(32 * line, 32 * (line + 1)));
+  }
 }
 
 /**

@@ -1,0 +1,109 @@
+/**
+ * Streaming verification of audit logs (`AuditLogVerifier`, the CLI's `readAuditLogLines` and
+ * `verifyAuditLogFile`): a log is read one line at a time, so its length is not bounded by the
+ * largest string Node can make (about 512 MiB, some 640 000 records).
+ *
+ * audit-verdicts.json holds the verdict (code, index, message, records verified) of every case of
+ * audit-cases.ts as `verifyAuditLog` gave it when it parsed the whole array at once, before
+ * verification streamed: the array verifier, the streaming one and the file reader must still give
+ * exactly those.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { readAuditLogLines, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
+import { AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { runCloister } from "../helpers/cli.ts";
+import { auditCases, CASE_KEYS } from "./audit-cases.ts";
+import verdicts from "./audit-verdicts.json" with { type: "json" };
+import { makeWriter, sampleEntries } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "cloister-audit-stream-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const recorded = verdicts as Record<string, unknown>;
+const cases = auditCases();
+
+async function collect(path: string, options?: { maxLineBytes?: number; chunkBytes?: number }) {
+  const out: unknown[] = [];
+  for await (const line of readAuditLogLines(path, options)) out.push(line);
+  return out;
+}
+
+describe("streaming verification gives the verdicts the array verifier gave", () => {
+  it("covers every case recorded", () => {
+    expect(cases.map((c) => c.name).sort()).toEqual(Object.keys(recorded).sort());
+  });
+
+  it.each(cases.map((c) => [c.name, c] as const))("%s", async (name, c) => {
+    const expected = recorded[name];
+    const array = verifyAuditLog(c.lines, CASE_KEYS.publicKey, c.options);
+    expect(
+      array.ok
+        ? { ok: true, records: array.records.length, lastRecordHash: array.lastRecordHash }
+        : { ok: false, records: array.records.length, error: array.error },
+    ).toEqual(expected);
+
+    const verifier = new AuditLogVerifier(CASE_KEYS.publicKey, c.options);
+    for (const line of c.lines) verifier.push(line);
+    const { lines, ...streamed } = verifier.finish();
+    expect(lines).toBe(c.lines.length);
+    expect(streamed).toEqual(expected);
+
+    // From a file, with "\n" and with "\r\n" line ends (a case with a line break inside a line has no file form).
+    if (c.lines.some((l) => l.includes("\n"))) return;
+    for (const [suffix, end] of [
+      ["lf", "\n"],
+      ["crlf", "\r\n"],
+    ] as const) {
+      const path = join(dir, `${name.replace(/\W+/g, "-")}.${suffix}.jsonl`);
+      writeFileSync(path, c.lines.map((l) => `${l}${end}`).join(""));
+      const { lines: fileLines, ...fromFile } = await verifyAuditLogFile(path, CASE_KEYS.publicKey, c.options);
+      expect(fileLines).toBe(c.lines.length);
+      expect(fromFile).toEqual(expected);
+    }
+  });
+});
+
+describe("readAuditLogLines", () => {
+  it("splits as text.split('\\n') does, without a final newline too, keeping a bare \\r inside a line", async () => {
+    const path = join(dir, "split.txt");
+    writeFileSync(path, 'a\r\n\nb\rc\n{"x":"é"}');
+    expect(await collect(path)).toEqual(["a", "", "b\rc", '{"x":"é"}']);
+    // Read 3 bytes at a time: lines, "\r\n" and the two bytes of "é" cut across reads.
+    expect(await collect(path, { chunkBytes: 3 })).toEqual(["a", "", "b\rc", '{"x":"é"}']);
+    writeFileSync(path, "");
+    expect(await collect(path)).toEqual([]);
+    writeFileSync(path, "\n");
+    expect(await collect(path)).toEqual([""]);
+  });
+
+  it("reports a line over the limit by its length, without holding it, and goes on with the next", async () => {
+    const path = join(dir, "long.txt");
+    writeFileSync(path, `short\n${"x".repeat(5000)}\nafter\n${"y".repeat(101)}`);
+    expect(await collect(path, { maxLineBytes: 100 })).toEqual(["short", { tooLong: 5000 }, "after", { tooLong: 101 }]);
+  });
+
+  it("a log read in small chunks: lines cut at chunk ends are joined; the CLI verifies the file", async () => {
+    const writer = makeWriter();
+    const entries = sampleEntries(4);
+    const lines = Array.from({ length: 60 }, (_, i) => writer.record(entries[i % 4] as never).line);
+    const path = join(dir, "chunks.jsonl");
+    writeFileSync(path, `${lines.join("\n")}\n`);
+    // Records are about 800 bytes: 100-byte reads cut every one of them.
+    expect(await collect(path, { chunkBytes: 100 })).toEqual(lines);
+    expect(await verifyAuditLogFile(path, CASE_KEYS.publicKey)).toMatchObject({ ok: true, lines: 60, records: 60 });
+    const keyHex = Buffer.from(CASE_KEYS.publicKey).toString("hex");
+    const run = await runCloister(["audit", "verify", "--log", path, "--key", keyHex, "--json"], { timeoutMs: 30_000 });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ valid: true, lines: 60, verifiedRecords: 60 });
+  });
+
+  it("a log that cannot be read: the error names the file and the error's code and message", async () => {
+    const keyHex = Buffer.from(CASE_KEYS.publicKey).toString("hex");
+    const run = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`--log ${dir}: cannot read (EISDIR: illegal operation on a directory`);
+  });
+});
