@@ -16,13 +16,15 @@ import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
+  type AuditCheckpointProblem,
   AuditLogVerifier,
   type AuditLogVerifierResult,
   type AuditRecord,
   type AuditVerifyOptions,
   auditCommitment,
+  checkAuditCheckpoint,
+  hexShape,
   parseAuditPublicKeyHex,
-  verifyAuditCheckpoint,
 } from "./pipeline/audit.ts";
 import { AuditVerifyError } from "./pipeline/errors.ts";
 
@@ -40,11 +42,14 @@ export class AuditDocumentInvalidError extends Error {
   }
 }
 
-/** A checkpoint file that does not verify under the key. */
+/** A checkpoint file that does not verify under the key; `problem` says why (`checkAuditCheckpoint`). */
 export class AuditCheckpointInvalidError extends Error {
   readonly code = "AUDIT_CHECKPOINT_INVALID";
 
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly problem: AuditCheckpointProblem,
+  ) {
     super(message);
     this.name = "AuditCheckpointInvalidError";
   }
@@ -298,9 +303,12 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     expectedBoot = createHash("sha256").update(text).digest("hex");
   }
   if (requestIdHash === undefined) throw new UsageError("give --chat-json or --request-id-hash");
-  if (!HEX32.test(requestIdHash)) throw new UsageError("request id hash: expected 64 lower-case hex digits");
+  if (!HEX32.test(requestIdHash)) {
+    throw new UsageError(`request id hash: expected 64 lower-case hex digits, found ${hexShape(requestIdHash)}`);
+  }
+  // The opening is the client's secret for its record: its length is shown, never its digits.
   if (openingHex !== undefined && !HEX32.test(openingHex)) {
-    throw new UsageError("opening: expected 64 lower-case hex digits");
+    throw new UsageError(`opening: expected 64 lower-case hex digits, found ${hexShape(openingHex)}`);
   }
   if (options.answerFile !== undefined) answer = new Uint8Array(await readFile(options.answerFile));
   const prompt = options.promptFile === undefined ? undefined : new Uint8Array(await readFile(options.promptFile));
@@ -437,13 +445,11 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
 
   let expect: AuditVerifyOptions["expect"];
   if (options.checkpoint !== undefined) {
-    const checkpoint = verifyAuditCheckpoint(await readText(options.checkpoint, "--checkpoint"), publicKey);
-    if (checkpoint === null) {
-      throw new AuditCheckpointInvalidError(
-        `checkpoint ${options.checkpoint}: not a checkpoint signed by the enclave key`,
-      );
+    const checked = checkAuditCheckpoint(await readText(options.checkpoint, "--checkpoint"), publicKey);
+    if (!checked.ok) {
+      throw new AuditCheckpointInvalidError(`checkpoint ${options.checkpoint}: ${checked.message}`, checked.problem);
     }
-    expect = { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash };
+    expect = { count: checked.checkpoint.count, lastRecordHash: checked.checkpoint.lastRecordHash };
   } else if (options.count !== undefined) {
     expect =
       options.lastHash === undefined

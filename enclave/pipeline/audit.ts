@@ -520,7 +520,7 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: "not a JSON object" };
   const keys = Object.keys(value).sort();
   if (keys.length !== 2 || keys[0] !== "record" || keys[1] !== "sig")
-    return { ok: false, why: "expected exactly {record, sig}" };
+    return { ok: false, why: `expected exactly the keys record, sig, found ${keyList(keys)}` };
   const { record, sig } = value as { record: unknown; sig: unknown };
   if (typeof record !== "object" || record === null || Array.isArray(record))
     return { ok: false, why: "record is not an object" };
@@ -555,12 +555,45 @@ const RECORD_FIELDS = [
   "v",
 ];
 
+/**
+ * Key names found in a line, for a message: at most 5, each cut to 40 characters and quoted (a
+ * tampered line's keys are arbitrary text; a log holds no secret, but a message stays short).
+ */
+function keyList(keys: readonly string[]): string {
+  if (keys.length === 0) return "no keys";
+  const shown = keys.slice(0, 5).map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k));
+  return `${shown.join(", ")}${keys.length > 5 ? ` and ${keys.length - 5} more` : ""}`;
+}
+
+/** A found value for a message: numbers, booleans and null as they are, else only the type and size. */
+function describeValue(value: unknown): string {
+  if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  return typeof value === "object" ? "an object" : typeof value;
+}
+
+/** What a value meant to be hex is, for a message: its length and whether it is lower-case hex; never its content. */
+export function hexShape(value: unknown): string {
+  if (value === undefined) return "none";
+  if (typeof value !== "string") return describeValue(value);
+  return `${value.length} characters${/^[0-9a-f]*$/.test(value) ? "" : " (not all lower-case hex)"}`;
+}
+
 /** Structure of a record whose signature already verified. Returns the first problem, or null. */
 function recordShapeProblem(r: Record<string, unknown>): string | null {
   const keys = Object.keys(r).sort();
-  if (keys.join(",") !== RECORD_FIELDS.join(",")) return `fields: expected ${RECORD_FIELDS.join(", ")}`;
+  if (keys.join(",") !== RECORD_FIELDS.join(",")) {
+    const missing = RECORD_FIELDS.filter((f) => !Object.hasOwn(r, f));
+    const extra = keys.filter((k) => !RECORD_FIELDS.includes(k));
+    const found = [
+      missing.length === 0 ? "" : `missing ${missing.join(", ")}`,
+      extra.length === 0 ? "" : `extra ${keyList(extra)}`,
+    ].filter((part) => part !== "");
+    return `fields: expected ${RECORD_FIELDS.join(", ")}, found ${found.join("; ")}`;
+  }
   const nullableHex = (v: unknown) => v === null || (typeof v === "string" && HEX64.test(v));
-  if (r.v !== 1) return "v: expected 1";
+  if (r.v !== 1) return `v: expected 1, found ${describeValue(r.v)}`;
   if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0) return "seq: expected a non-negative integer";
   if (typeof r.time !== "string" || Number.isNaN(Date.parse(r.time))) return "time: expected an ISO-8601 time";
   for (const f of ["requestIdHash", "modelSha256", "attestationDigest", "prevHash"] as const) {
@@ -848,50 +881,126 @@ export class AuditLogVerifier {
   }
 }
 
+/** Why a checkpoint line was refused (`checkAuditCheckpoint`). */
+export type AuditCheckpointProblem = "malformed" | "version" | "signature" | "nonce";
+
+export type AuditCheckpointCheck =
+  | { readonly ok: true; readonly checkpoint: AuditCheckpoint }
+  | { readonly ok: false; readonly problem: AuditCheckpointProblem; readonly message: string };
+
 /**
  * Verifies a checkpoint line under the enclave key; returns null when it does not verify. With
  * `expect.nonce`, only a checkpoint carrying exactly that nonce verifies (a fresh answer, not a
- * replayed one).
+ * replayed one). `checkAuditCheckpoint` says why one was refused.
  */
 export function verifyAuditCheckpoint(
   line: string,
   enclaveSigningPublicKey: Uint8Array,
   expect: { readonly nonce?: Uint8Array } = {},
 ): AuditCheckpoint | null {
+  const result = checkAuditCheckpoint(line, enclaveSigningPublicKey, expect);
+  return result.ok ? result.checkpoint : null;
+}
+
+/**
+ * `verifyAuditCheckpoint` with the reason of a refusal: `malformed` (not the canonical line
+ * `{checkpoint, sig}`, or a signed checkpoint whose fields are wrong), `version` (a `v` other than
+ * 2), `signature` (does not verify under this key: signed by another key, or altered — the two
+ * cannot be told apart), `nonce` (not the nonce asked with). Messages hold no checkpoint content
+ * beyond `v`, sizes and key names.
+ */
+export function checkAuditCheckpoint(
+  line: string,
+  enclaveSigningPublicKey: Uint8Array,
+  expect: { readonly nonce?: Uint8Array } = {},
+): AuditCheckpointCheck {
   const publicKey = checkPublicKey(enclaveSigningPublicKey);
+  const refuse = (problem: AuditCheckpointProblem, message: string): AuditCheckpointCheck => ({
+    ok: false,
+    problem,
+    message,
+  });
   let value: unknown;
   try {
     value = JSON.parse(line.trim());
   } catch {
-    return null;
+    return refuse(
+      "malformed",
+      `expected a checkpoint line (JSON), found ${line.trim().length} characters of other text`,
+    );
   }
-  if (typeof value !== "object" || value === null) return null;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return refuse("malformed", `expected a JSON object {checkpoint, sig}, found ${describeValue(value)}`);
+  }
   const { checkpoint, sig } = value as { checkpoint?: unknown; sig?: unknown };
-  if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig) || typeof checkpoint !== "object" || checkpoint === null)
-    return null;
+  if (checkpoint === undefined) {
+    return refuse("malformed", `expected the keys checkpoint, sig, found ${keyList(Object.keys(value).sort())}`);
+  }
+  if (typeof checkpoint !== "object" || checkpoint === null || Array.isArray(checkpoint)) {
+    return refuse("malformed", `checkpoint: expected an object, found ${describeValue(checkpoint)}`);
+  }
+  if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig)) {
+    return refuse("malformed", `sig: expected 128 lower-case hex characters, found ${hexShape(sig)}`);
+  }
   let canonical: string;
   try {
     canonical = canonicalJson(checkpoint);
     // Only the exact canonical line (as for records): no duplicate keys, extra members or re-formatting.
-    if (line.trim() !== canonicalJson({ checkpoint, sig })) return null;
+    if (line.trim() !== canonicalJson({ checkpoint, sig })) {
+      const keys = Object.keys(value).sort();
+      return refuse(
+        "malformed",
+        keys.length === 2
+          ? "expected the canonical line (sorted keys, no whitespace), found it re-formatted or with duplicate keys"
+          : `expected exactly the keys checkpoint, sig, found ${keyList(keys)}`,
+      );
+    }
   } catch {
-    return null;
+    return refuse(
+      "malformed",
+      "expected canonical JSON (integers, strings, null, arrays, objects), found other values",
+    );
   }
-  if (!nacl.sign.detached.verify(signedBytes(CHECKPOINT_TAG, canonical), fromHex(sig), publicKey)) return null;
   const c = checkpoint as Record<string, unknown>;
-  if (
-    c.v !== 2 ||
-    Object.keys(c).length !== 5 ||
-    !Number.isSafeInteger(c.count) ||
-    (c.count as number) < 0 ||
-    typeof c.lastRecordHash !== "string" ||
-    !HEX64.test(c.lastRecordHash) ||
-    !(c.nonce === null || (typeof c.nonce === "string" && NONCE_HEX.test(c.nonce))) ||
-    typeof c.time !== "string" ||
-    Number.isNaN(Date.parse(c.time))
-  ) {
-    return null;
+  // Read before the signature check only to name the problem: a checkpoint of another version is
+  // refused whoever signed it.
+  if (c.v !== 2) return refuse("version", `checkpoint v: expected 2, found ${describeValue(c.v)}`);
+  if (!nacl.sign.detached.verify(signedBytes(CHECKPOINT_TAG, canonical), fromHex(sig), publicKey)) {
+    return refuse(
+      "signature",
+      "expected a checkpoint signed by the enclave key, found a signature that does not verify under it (signed by another key, or altered)",
+    );
   }
-  if (expect.nonce !== undefined && c.nonce !== toHex(expect.nonce)) return null;
-  return c as unknown as AuditCheckpoint;
+  const fields = Object.keys(c).sort();
+  if (fields.join(",") !== "count,lastRecordHash,nonce,time,v") {
+    return refuse(
+      "malformed",
+      `checkpoint fields: expected count, lastRecordHash, nonce, time, v, found ${keyList(fields)}`,
+    );
+  }
+  if (!Number.isSafeInteger(c.count) || (c.count as number) < 0) {
+    return refuse("malformed", `checkpoint count: expected a non-negative integer, found ${describeValue(c.count)}`);
+  }
+  if (typeof c.lastRecordHash !== "string" || !HEX64.test(c.lastRecordHash)) {
+    return refuse(
+      "malformed",
+      `checkpoint lastRecordHash: expected 64 hex characters, found ${describeValue(c.lastRecordHash)}`,
+    );
+  }
+  if (!(c.nonce === null || (typeof c.nonce === "string" && NONCE_HEX.test(c.nonce)))) {
+    return refuse(
+      "malformed",
+      `checkpoint nonce: expected null or 32..128 hex characters, found ${describeValue(c.nonce)}`,
+    );
+  }
+  if (typeof c.time !== "string" || Number.isNaN(Date.parse(c.time))) {
+    return refuse("malformed", `checkpoint time: expected an ISO-8601 time, found ${describeValue(c.time)}`);
+  }
+  if (expect.nonce !== undefined && c.nonce !== toHex(expect.nonce)) {
+    return refuse(
+      "nonce",
+      `checkpoint nonce: expected the nonce it was asked with, found ${c.nonce === null ? "none" : "another one"}`,
+    );
+  }
+  return { ok: true, checkpoint: c as unknown as AuditCheckpoint };
 }

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
+import { auditFindCommand, auditVerifyCommand } from "../../enclave/audit-cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
 
@@ -113,5 +114,43 @@ describe("cloister audit verify (CLI)", () => {
 
     expect(otherKey.code).toBe(1);
     expect(otherKey.stderr).toMatch(/^cloister: AUDIT_SIGNATURE_INVALID: audit log line 1:/);
+  });
+});
+
+describe("cloister audit: messages say what was found", () => {
+  it("a checkpoint signed by another key, or malformed, says which", async () => {
+    const otherWriter = makeWriter(seededKeyPair(8));
+    writeFileSync(p("other-checkpoint.json"), `${otherWriter.checkpoint()}\n`);
+    writeFileSync(p("garbage-checkpoint.json"), "{}\n");
+    const verify = (checkpoint: string) =>
+      auditVerifyCommand({ log: p("good.jsonl"), key: KEY_HEX, checkpoint, json: false });
+    await expect(verify(p("other-checkpoint.json"))).rejects.toMatchObject({
+      code: "AUDIT_CHECKPOINT_INVALID",
+      problem: "signature",
+      message: `checkpoint ${p("other-checkpoint.json")}: expected a checkpoint signed by the enclave key, found a signature that does not verify under it (signed by another key, or altered)`,
+    });
+    await expect(verify(p("garbage-checkpoint.json"))).rejects.toMatchObject({
+      problem: "malformed",
+      message: `checkpoint ${p("garbage-checkpoint.json")}: expected the keys checkpoint, sig, found no keys`,
+    });
+  });
+
+  it("a bad request id hash or opening: its length, never the opening's digits", async () => {
+    await expect(
+      auditFindCommand({ log: p("good.jsonl"), key: KEY_HEX, requestIdHash: "ABC", json: false }),
+    ).rejects.toThrow(
+      "request id hash: expected 64 lower-case hex digits, found 3 characters (not all lower-case hex)",
+    );
+    const secretLooking = "f00d".repeat(15);
+    writeFileSync(p("opening.txt"), `${secretLooking}\n`);
+    const find = auditFindCommand({
+      log: p("good.jsonl"),
+      key: KEY_HEX,
+      requestIdHash: "0".repeat(64),
+      openingFile: p("opening.txt"),
+      json: false,
+    });
+    await expect(find).rejects.toThrow("opening: expected 64 lower-case hex digits, found 60 characters");
+    await find.catch((error: Error) => expect(error.message).not.toContain(secretLooking));
   });
 });

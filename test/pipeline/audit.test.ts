@@ -9,6 +9,7 @@ import {
   auditRecordHash,
   auditRequestIdHash,
   canonicalJson,
+  checkAuditCheckpoint,
   parseAuditPublicKeyHex,
   verifyAuditCheckpoint,
   verifyAuditLog,
@@ -366,5 +367,78 @@ describe("verifyAuditLog: every tampering has its own code", () => {
     expect(() => writer.checkpoint(new Uint8Array(15))).toThrow(/checkpoint nonce: expected 16\.\.64 bytes/);
     expect(() => writer.checkpoint(new Uint8Array(65))).toThrow(/checkpoint nonce/);
     expect(verifyAuditCheckpoint(writer.checkpoint(new Uint8Array(16)), KEYS.publicKey)).toMatchObject({ count: 3 });
+  });
+});
+
+describe("messages say what was found (never content that could be secret)", () => {
+  const lines = writeLog(3);
+  const failureOf = (ls: readonly string[]) => {
+    const result = verifyAuditLog(ls, KEYS.publicKey);
+    if (result.ok) throw new Error("expected a failure");
+    return result.error;
+  };
+
+  it("a line without exactly {record, sig} names its keys", () => {
+    const l = parse(lines[0] as string);
+    expect(failureOf([canonicalJson({ ...l, extra: 1 })]).message).toBe(
+      'audit log line 1: expected exactly the keys record, sig, found "extra", "record", "sig"',
+    );
+    expect(failureOf(["{}"]).message).toBe("audit log line 1: expected exactly the keys record, sig, found no keys");
+  });
+
+  it("a signed record with wrong fields names the missing and the extra ones", () => {
+    const changed = resign(lines[0] as string, KEYS.secretKey, (r) => {
+      delete r.usage;
+      delete r.tenant;
+      r.note = "x";
+    });
+    expect(failureOf([changed])).toMatchObject({
+      code: "AUDIT_RECORD_MALFORMED",
+      message: expect.stringMatching(
+        /signed record is malformed: fields: expected .*, found missing tenant, usage; extra "note"$/,
+      ),
+    });
+  });
+
+  it("a signed record of another version names the version, or the size of a string", () => {
+    expect(failureOf([resign(lines[0] as string, KEYS.secretKey, (r) => (r.v = 2))]).message).toBe(
+      "audit log line 1: signed record is malformed: v: expected 1, found 2",
+    );
+    const long = resign(lines[0] as string, KEYS.secretKey, (r) => (r.v = "s".repeat(300)));
+    expect(failureOf([long]).message).toBe(
+      "audit log line 1: signed record is malformed: v: expected 1, found a string of 300 characters",
+    );
+  });
+
+  it("a checkpoint refused says whether it is malformed, of another version, signed by another key, or for another nonce", () => {
+    const writer = makeWriter();
+    writeLog(2, writer);
+    const good = writer.checkpoint(new Uint8Array(16).fill(1));
+    expect(checkAuditCheckpoint(good, KEYS.publicKey)).toMatchObject({ ok: true });
+    expect(checkAuditCheckpoint("not json", KEYS.publicKey)).toMatchObject({
+      ok: false,
+      problem: "malformed",
+      message: "expected a checkpoint line (JSON), found 8 characters of other text",
+    });
+    expect(checkAuditCheckpoint(canonicalJson({ checkpoint: {}, sig: "ab" }), KEYS.publicKey)).toMatchObject({
+      problem: "malformed",
+      message: "sig: expected 128 lower-case hex characters, found 2 characters",
+    });
+    const parsed = JSON.parse(good) as { checkpoint: Record<string, unknown>; sig: string };
+    const v1 = { ...parsed.checkpoint, v: 1 };
+    const v1Tag = new TextEncoder().encode(`cloister/audit/checkpoint/v2\0${canonicalJson(v1)}`);
+    const v1Line = canonicalJson({ checkpoint: v1, sig: hex(nacl.sign.detached(v1Tag, KEYS.secretKey)) });
+    expect(checkAuditCheckpoint(v1Line, KEYS.publicKey)).toMatchObject({
+      problem: "version",
+      message: "checkpoint v: expected 2, found 1",
+    });
+    expect(checkAuditCheckpoint(good, OTHER.publicKey)).toMatchObject({
+      problem: "signature",
+      message: expect.stringContaining("signed by another key, or altered"),
+    });
+    expect(checkAuditCheckpoint(good, KEYS.publicKey, { nonce: new Uint8Array(16).fill(2) })).toMatchObject({
+      problem: "nonce",
+      message: "checkpoint nonce: expected the nonce it was asked with, found another one",
+    });
   });
 });
