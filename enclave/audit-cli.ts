@@ -38,7 +38,10 @@ export function registerAuditCommands(program: Command): void {
       "verify an audit log (JSON lines) against the enclave's Ed25519 key: every record signed, none removed, reordered, duplicated or altered; exit 0 iff valid",
     )
     .requiredOption("--log <file>", "the audit log (one record per line, as the host stores it)")
-    .option("--key <hex>", "the enclave's Ed25519 public key (64 hex characters)")
+    .option(
+      "--key <hex>",
+      "the enclave's Ed25519 public key (64 hex characters), from a verification you trust (cloister attest --json: signingKey; not the host's .key file)",
+    )
     .option("--document <file>", "take the key from an attestation document's sig_jwk (compact JWS)")
     .option("--checkpoint <file>", "a signed checkpoint from the enclave: the log must reach it (detects cut-off ends)")
     .option(

@@ -1,8 +1,15 @@
 /**
  * Collects the enclave's audit records and stores them, one file per enclave boot
- * (`DIR/<boot id>.jsonl`, with the boot's Ed25519 public key in `DIR/<boot id>.key`) so
- * `cloister audit verify --log FILE --key $(cat KEYFILE)` checks each chain. The records hold
- * hashes and decisions only; the host cannot read more from them than sizes. Collection runs after
+ * (`DIR/<boot id>.jsonl`). The records hold hashes and decisions only; the host cannot read more
+ * from them than sizes.
+ *
+ * `DIR/<boot id>.key` holds the Ed25519 public key the enclave's `/audit` answer named for that
+ * boot. It is a filing hint only (which attested key to look for), never a key to verify with: the
+ * answer is not authenticated and the file is written by the host, so a host that forges a log can
+ * put its own key beside it, and the forged log verifies under it. Verify a log under the signing
+ * key of a verified attestation: `cloister attest --json` (`signingKey`), `cloister audit
+ * checkpoint` (the key its checkpoint is signed by), or `cloister chat --json` (`signingKey`), e.g.
+ * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
  * host resumes an existing file after the last record it holds.
  */
@@ -132,6 +139,7 @@ export class AuditCollector {
       this.next = 0;
       await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
       const name = batch.boot.slice(0, 16);
+      // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from here.
       await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
       this.store = await AuditStore.open(join(this.options.dir, `${name}.jsonl`));
       this.next = this.resumeAt(this.store, batch.from, name);

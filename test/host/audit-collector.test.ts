@@ -198,4 +198,15 @@ describe("audit collector", () => {
     ]);
     expect(await readAuditLines(first.file)).toHaveLength(3);
   });
+
+  it("no document tells a verifier to take the key from the host's .key file", async () => {
+    // The file is written by the host from an unauthenticated answer: a forged log verifies under a key put there.
+    const root = new URL("../../", import.meta.url);
+    for (const file of ["README.md", "SECURITY.md", "docs/deploy.md", "docs/protocol.md", "host/audit-collector.ts"]) {
+      const text = await readFile(new URL(file, root), "utf8");
+      expect(text, file).not.toMatch(/--key \$\(cat|KEYFILE/);
+    }
+    const header = await readFile(new URL("host/audit-collector.ts", root), "utf8");
+    expect(header).toContain("filing hint only");
+  });
 });
