@@ -1,5 +1,6 @@
 /** Per-response receipts (sealed/receipt.ts): signed by the enclave's attested key, canonical, offline-verifiable. */
 
+import { readFileSync } from "node:fs";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import nacl from "tweetnacl";
 import { describe, expect, it, vi } from "vitest";
@@ -207,5 +208,22 @@ describe("receipts: one valid signature per line, never under a small-order key"
     const invalid = Uint8Array.from([0x61, 0xff, 0x62]);
     const decoded = new TextDecoder().decode(invalid); // "a\uFFFDb"
     expect(textHash(invalid)).not.toBe(textHash(decoded));
+  });
+});
+
+describe("what a receipt shows to whoever it is shown to", () => {
+  it("answerHash is unkeyed: a guessed short answer is confirmed by hashing candidates, as the docs say", async () => {
+    const line = signReceipt({ ...FIELDS, answerHash: textHash("no") }, keys.secretKey);
+    const { answerHash } = await verifyReceipt(line, keys.publicKey);
+    expect(["yes", "no", "maybe"].find((guess) => textHash(guess) === answerHash)).toBe("no");
+    // Documented, with who may see receipts (the host never does: they travel sealed).
+    const protocol = readFileSync(new URL("../../docs/protocol.md", import.meta.url), "utf8");
+    const receipts = protocol
+      .slice(protocol.indexOf("## Receipts"), protocol.indexOf("\n## ", protocol.indexOf("## Receipts") + 1))
+      .replace(/\s+/g, " ");
+    expect(receipts).toContain("plain, unkeyed SHA-256");
+    expect(receipts).toContain("The host never sees receipts");
+    const security = readFileSync(new URL("../../SECURITY.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(security).toContain("confirm a guessed short answer");
   });
 });
