@@ -128,7 +128,7 @@ function hexBytes(hex: string): Uint8Array {
 const ED25519_L = hexBytes(`edd3f55c1a631258d69cf7a2def9de14${"00".repeat(15)}10`);
 
 /** Whether a signature's S (bytes 32..63, little-endian) is below L: the one canonical S (RFC 8032 §5.1.7). */
-function canonicalScalar(signature: Uint8Array): boolean {
+export function canonicalScalar(signature: Uint8Array): boolean {
   for (let i = 31; i >= 0; i--) {
     const s = signature[32 + i] as number;
     const l = ED25519_L[i] as number;
@@ -154,7 +154,7 @@ const SMALL_ORDER_Y = [
 ].map(hexBytes);
 
 /** Whether a 32-byte Ed25519 public key encodes a small-order point (either sign bit). */
-function smallOrderKey(publicKey: Uint8Array): boolean {
+export function smallOrderKey(publicKey: Uint8Array): boolean {
   return SMALL_ORDER_Y.some((y) =>
     y.every((byte, i) => byte === (i === 31 ? (publicKey[i] as number) & 0x7f : publicKey[i])),
   );

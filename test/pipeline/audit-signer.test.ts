@@ -1,11 +1,13 @@
 /**
  * The audit writer signs with Node's native Ed25519 when it can; Ed25519 is deterministic, so its
- * signatures must be byte-for-byte tweetnacl's (verifiers use tweetnacl), and a key whose stored
- * public half does not match its seed must still sign exactly as tweetnacl does.
+ * signatures must be byte-for-byte tweetnacl's (other runtimes sign and verify with tweetnacl),
+ * and a key whose stored public half does not match its seed must still sign exactly as tweetnacl
+ * does. The verifier, native on Node too, must give tweetnacl's verdicts, less the signatures with
+ * an unreduced S that only tweetnacl accepts.
  */
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
-import { ed25519Signer, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { ed25519Signer, ed25519Verifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "./helpers.ts";
 
 /** xorshift32 bytes: reproducible keys and messages. */
@@ -74,5 +76,57 @@ describe("AuditWriter with the native signer", () => {
       expect(record).toBeTypeOf("object");
     }
     expect(verifyAuditLog(lines, keys.publicKey).ok).toBe(true);
+  });
+});
+
+describe("ed25519Verifier (audit verify, audit find, checkpoints)", () => {
+  /** S + L: the same signature with its scalar not reduced, which tweetnacl still accepts. */
+  function unreduced(signature: Uint8Array): Uint8Array {
+    const L = Buffer.from(`edd3f55c1a631258d69cf7a2def9de14${"00".repeat(15)}10`, "hex");
+    const out = new Uint8Array(signature);
+    let carry = 0;
+    for (let i = 0; i < 32; i++) {
+      const sum = (out[32 + i] as number) + (L[i] as number) + carry;
+      out[32 + i] = sum & 0xff;
+      carry = sum >> 8;
+    }
+    return out;
+  }
+
+  it("agrees with tweetnacl on valid, altered and foreign signatures of 64 random keys and messages", () => {
+    const random = seeded(91);
+    for (let i = 0; i < 64; i++) {
+      const keys = nacl.sign.keyPair.fromSeed(random(32));
+      const message = random((i * 53) % 1500);
+      const signature = nacl.sign.detached(message, keys.secretKey);
+      const verify = ed25519Verifier(keys.publicKey);
+      const altered = new Uint8Array(signature);
+      altered[i % 64] = (altered[i % 64] as number) ^ (1 << (i % 8));
+      const foreign = nacl.sign.detached(message, nacl.sign.keyPair.fromSeed(random(32)).secretKey);
+      for (const [candidate, expected] of [
+        [signature, true],
+        [altered, false],
+        [foreign, false],
+      ] as const) {
+        expect(nacl.sign.detached.verify(message, candidate, keys.publicKey)).toBe(expected);
+        expect(verify(message, candidate)).toBe(expected);
+      }
+    }
+  });
+
+  it("refuses a signature whose S is not reduced, which tweetnacl alone would accept", () => {
+    const keys = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(5));
+    const message = new TextEncoder().encode("a record");
+    const malleated = unreduced(nacl.sign.detached(message, keys.secretKey));
+    expect(nacl.sign.detached.verify(message, malleated, keys.publicKey)).toBe(true);
+    expect(ed25519Verifier(keys.publicKey)(message, malleated)).toBe(false);
+  });
+
+  it("refuses a small-order enclave key (any signature could be made for it) as AUDIT_KEY_INVALID", () => {
+    const identity = new Uint8Array(32);
+    identity[0] = 1; // the neutral point: y = 1
+    expect(() => verifyAuditLog([], identity)).toThrow(
+      expect.objectContaining({ message: expect.stringContaining("found a small-order point") }),
+    );
   });
 });
