@@ -70,6 +70,16 @@ const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
 /** The permissions of which a key needs one before the host reads a sealed request's body. */
 const SEALED_PERMISSIONS: readonly Permission[] = ["chat", "complete"];
 
+/**
+ * A pool member's failures to serve its document after which a new session is offered the next
+ * member (the member is marked unreachable until a refresh reads it again).
+ */
+const DOCUMENT_FAILOVER_CODES: ReadonlySet<string> = new Set([
+  "ENCLAVE_UNREACHABLE",
+  "ENCLAVE_TIMEOUT",
+  "ENCLAVE_RESPONSE_TOO_LARGE",
+]);
+
 /** Headers of the enclave's answer the host passes on; nothing else the enclave sends is copied. */
 const PASSED_HEADERS = ["content-type", "retry-after"] as const;
 
@@ -255,23 +265,24 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     );
   });
 
-  // A new session: the least busy member's document (one that does not answer is marked and the
-  // next one tried). The client then names that enclave's key id in its nonce question.
+  // A new session: the least busy member's document (one that does not answer, answers too late or
+  // too much, is marked and the next one tried). The client then names that enclave's key id in its
+  // nonce question.
   app.get("/v1/attestation", async (c) => {
     authenticate(c, "attest");
     const candidates = pool.isPool ? pool.candidates() : [pool.members[0] as PoolMember];
     if (candidates.length === 0) throw noEnclave();
     for (const [i, member] of candidates.entries()) {
-      let upstream: IncomingMessage;
+      let answer: Awaited<ReturnType<typeof readBounded>>;
       try {
-        upstream = await upstreamRequest(upstreamOptions, `${member.url}/attestation`, { method: "GET" });
+        const upstream = await upstreamRequest(upstreamOptions, `${member.url}/attestation`, { method: "GET" });
+        answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       } catch (error) {
-        if (!pool.isPool || !(error instanceof HostError) || error.code !== "ENCLAVE_UNREACHABLE") throw error;
-        pool.mark(member, "unreachable", "document: unreachable");
+        if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
+        pool.mark(member, "unreachable", `document: ${error.code}`);
         if (i === candidates.length - 1) throw error;
         continue;
       }
-      const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       // A member that is shutting down offers no new sessions: the next one is asked.
       if (pool.isPool && answer.status === 503 && drainingAnswer(answer.body) && i < candidates.length - 1) {
         pool.mark(member, "unreachable", "draining");
@@ -612,7 +623,6 @@ export function createEnclavePool(
   });
 }
 
-/** GETs a member's document for the pool's checks (bounded like every answer). */
 /** How often a host with one enclave asks it whether it is up, at most (`/healthz`). */
 const HEALTH_CHECK_INTERVAL_MS = 1000;
 /** How long the enclave has to answer that (load balancers' own health checks wait a few seconds). */
@@ -635,6 +645,7 @@ async function enclaveAnswers({ agent, limits }: UpstreamOptions, url: string): 
   }
 }
 
+/** GETs a member's document for the pool's checks (bounded like every answer). */
 async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
   const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
   const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);

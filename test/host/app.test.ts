@@ -16,7 +16,7 @@ import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
-import { createHostApp, TENANT_HEADER } from "../../host/app.ts";
+import { createEnclavePool, createHostApp, TENANT_HEADER } from "../../host/app.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.ts";
 import { EnclavePool } from "../../host/pool.ts";
@@ -442,6 +442,34 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await send(envelope())).toBe("409 WRONG_ENCLAVE_KEY");
     expect(await send(envelope())).toBe("409 WRONG_ENCLAVE_KEY");
     expect(await send(envelope())).toBe("429 RATE_LIMITED");
+  });
+
+  it("in a pool, offers a new session the next member when one answers its document too late or too large", async () => {
+    const document = (n: number) => JSON.stringify({ document: `e30.${base64url.encode(`{"n":${n}}`)}.c2ln` });
+    const slow = await startEnclave(() => {}); // never answers
+    const huge = await startEnclave((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(Buffer.alloc(5 * 1024 * 1024, 0x20));
+    });
+    const good = await startEnclave((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" }).end(document(3));
+    });
+    const limits = { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 300 };
+    const pool = createEnclavePool([slow.url, huge.url, good.url], { limits });
+    const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    // Every member unread: each new session starts with the next one in turn; whichever comes
+    // first, the session gets the member that answers, and the others are marked.
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document(3) });
+    }
+    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+      "unreachable document: ENCLAVE_TIMEOUT",
+      "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
+      "unknown null",
+    ]);
   });
 
   it("bounds one key's sealed requests in flight or queued (HOST_BUSY), leaving room for other keys", async () => {
