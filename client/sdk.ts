@@ -17,7 +17,7 @@ import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import type { VerifiedEnclave } from "../attestation/document.ts";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
-import { auditRequestIdHash, verifyAuditCheckpoint } from "../enclave/pipeline/audit.ts";
+import { type AuditCheckpointProblem, auditRequestIdHash, checkAuditCheckpoint } from "../enclave/pipeline/audit.ts";
 import {
   enclaveKeyId,
   openResponseFrames,
@@ -469,6 +469,16 @@ function describeName(value: unknown): string {
     : describeFound(value);
 }
 
+/** What an audit checkpoint that does not check out is, by AuditCheckpointProblem. */
+const CHECKPOINT_PROBLEMS: Readonly<Record<AuditCheckpointProblem, string>> = {
+  malformed: "expected the enclave's signed checkpoint line, found something else (altered on the way)",
+  version: "expected a checkpoint of version 2, found another version",
+  signature:
+    "expected a signature by the attested enclave key, found one that does not verify (altered on the way, or the enclave restarted: connect again)",
+  nonce:
+    "expected a checkpoint for this request's nonce, found one the enclave signed for another (an old checkpoint replayed)",
+};
+
 /** A refused argument: `field` names it in the message and on the error (the proxy's OpenAI `param`). */
 function badArgument(code: string, field: string, message: string): ClientError {
   return new ClientError("configuration", code, `${field}: ${message}`, { field });
@@ -854,14 +864,16 @@ export class Session {
     }
     const named = toHex(await enclaveKeyId(enclave.sealingPublicKey));
     const { nonce, value: line } = await this.#askWithNonce(`/v1/audit/checkpoint?enclave=${named}`, "checkpoint");
-    const checkpoint = verifyAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
-    if (checkpoint === null) {
+    const checked = checkAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
+    if (!checked.ok) {
+      // Said by kind only: the rest of the checker's message would repeat what the host sent.
       throw new ClientError(
         "integrity",
         "AUDIT_CHECKPOINT_INVALID",
-        "audit checkpoint: not signed by the attested enclave key for this request's nonce (altered or replayed on the way, or the enclave restarted: connect again)",
+        `audit checkpoint: ${CHECKPOINT_PROBLEMS[checked.problem]}`,
       );
     }
+    const checkpoint = checked.checkpoint;
     return {
       count: checkpoint.count,
       lastRecordHash: checkpoint.lastRecordHash,

@@ -435,6 +435,7 @@ describe("the audit log the host stores, against a fresh checkpoint", () => {
       name: "ClientError",
       kind: "integrity",
       code: "AUDIT_CHECKPOINT_INVALID",
+      message: expect.stringContaining("found one the enclave signed for another (an old checkpoint replayed)"),
     });
     const lowerCount = (body: Uint8Array) => {
       const { checkpoint } = JSON.parse(Buffer.from(body).toString("utf8")) as { checkpoint: string };
@@ -446,6 +447,7 @@ describe("the audit log the host stores, against a fresh checkpoint", () => {
     await expect(session.auditCheckpoint()).rejects.toMatchObject({
       kind: "integrity",
       code: "AUDIT_CHECKPOINT_INVALID",
+      message: expect.stringContaining("found one that does not verify"),
     });
     // Untampered, the same session gets a checkpoint again.
     expect((await session.auditCheckpoint()).count).toBeGreaterThan(0);
