@@ -14,8 +14,11 @@
  * and fsync'ed, so a record the enclave was told is stored survives a crash or power loss; "never"
  * — resolves after the write reaches the OS (lost on power loss, kept on a process crash).
  * One process owns a file: two stores (or processes) appending to the same file are not
- * coordinated. A line cut short by a crash is kept as it is (a verifier reports it as malformed
- * instead of the store hiding it); the next append starts on a fresh line.
+ * coordinated. A line cut short by a crash (the end of a write that never completed) is cut off
+ * when the file is opened: its `append` never resolved, so the collector never acknowledged it
+ * and the enclave sends that record again, which then takes its place; kept, it would make the
+ * whole log fail as malformed at that line. (A torn end that cannot be told from the file's last
+ * 2 × maxLineBytes is kept, and the next append starts on a fresh line.)
  *
  * A failed write (ENOSPC, EIO) may have written part of its batch, ending in a line without its
  * newline that the next write would be glued to. So the store remembers the file's size after the
@@ -111,13 +114,20 @@ export class AuditStore {
       size = (await handle.stat()).size;
       // Read before the repair below: a line cut short by a crash is not a stored record.
       lastLine = await lastCompleteLine(handle, size, maxLineBytes);
-      // A crash may have left a line without its newline: start the next record on a fresh line.
+      // A crash may have left a line without its newline: cut it off (see above), or, where its
+      // start is not in the window read, start the next record on a fresh line.
       if (size > 0) {
         const last = Buffer.alloc(1);
         await handle.read(last, 0, 1, size - 1);
         if (last[0] !== 0x0a) {
-          await handle.appendFile("\n");
-          size += 1;
+          const cut = await tornTailStart(handle, size, maxLineBytes);
+          if (cut === null) {
+            await handle.appendFile("\n");
+            size += 1;
+          } else {
+            await handle.truncate(cut);
+            size = cut;
+          }
         }
       }
     } catch (error) {
@@ -260,6 +270,20 @@ async function lastCompleteLine(handle: FileHandle, size: number, maxLineBytes: 
   if (end - start > maxLineBytes) return null;
   const line = bytes.toString("utf8", start, end);
   return line.endsWith("\r") ? line.slice(0, -1) : line;
+}
+
+/**
+ * Where a torn last line (no newline at its end) starts: just after the last newline within the
+ * file's last 2 × maxLineBytes + 3 bytes, 0 when the file has none and is no longer than that, and
+ * null when the start is further back (no record line is that long: not a torn record).
+ */
+async function tornTailStart(handle: FileHandle, size: number, maxLineBytes: number): Promise<number | null> {
+  const window = Math.min(size, 2 * maxLineBytes + 3);
+  const tail = Buffer.alloc(window);
+  const { bytesRead } = await handle.read(tail, 0, window, size - window);
+  const newline = tail.subarray(0, bytesRead).lastIndexOf(0x0a);
+  if (newline === -1) return window === size ? 0 : null;
+  return size - window + newline + 1;
 }
 
 function describeError(error: unknown): string {

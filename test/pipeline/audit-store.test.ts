@@ -58,21 +58,38 @@ describe("AuditStore", () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
-  it("appends to an existing file and starts a fresh line after a torn tail", async () => {
+  it("cuts a torn tail (a write a crash left unfinished, never acknowledged) and appends after the last whole line", async () => {
     const path = join(dir, "torn.jsonl");
     const lines = writeLog(3);
     writeFileSync(path, `${lines[0]}\n${(lines[1] as string).slice(0, 40)}`);
     const store = await AuditStore.open(path, { fsync: "never" });
     // The last *complete* line: the torn one is no stored record (a restarted collector resumes after it).
     expect(store.lastLineAtOpen).toBe(lines[0]);
+    // The enclave sends the record again (it was never acknowledged): the log is whole.
+    await store.append(lines[1] as string);
     await store.append(lines[2] as string);
     await store.close();
     const read = await readAuditLines(path);
-    expect(read).toEqual([lines[0], (lines[1] as string).slice(0, 40), lines[2]]);
-    // The torn line is kept and reported, not hidden.
-    const result = verifyAuditLog(read, seededKeyPair(7).publicKey);
-    expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.error).toMatchObject({ code: "AUDIT_RECORD_MALFORMED", index: 1 });
+    expect(read).toEqual(lines);
+    expect(verifyAuditLog(read, seededKeyPair(7).publicKey).ok).toBe(true);
+    // A file that is one torn line: cut to nothing.
+    const alone = join(dir, "torn-alone.jsonl");
+    writeFileSync(alone, (lines[0] as string).slice(0, 10));
+    const fresh = await AuditStore.open(alone, { fsync: "never" });
+    expect(fresh.lastLineAtOpen).toBeNull();
+    await fresh.close();
+    expect(readFileSync(alone, "utf8")).toBe("");
+  });
+
+  it("keeps an unterminated end whose start lies beyond any record's length, on a line of its own", async () => {
+    const path = join(dir, "long-tail.jsonl");
+    const lines = writeLog(2);
+    const junk = "x".repeat(3 * 65_536);
+    writeFileSync(path, `${lines[0]}\n${junk}`);
+    const store = await AuditStore.open(path, { fsync: "never", maxLineBytes: 65_536 });
+    await store.append(lines[1] as string);
+    await store.close();
+    expect(await readAuditLines(path)).toEqual([lines[0], junk, lines[1]]);
   });
 
   it.each([
