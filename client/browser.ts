@@ -13,7 +13,7 @@
  */
 export type { VerifiedEnclave } from "../attestation/document.ts";
 export { AuditReference, ClientError, type ClientErrorKind } from "./errors.ts";
-export { type ClientPolicy, parseClientPolicy } from "./policy.ts";
+export { type ClientPolicy, parseClientPolicy, policyRisks } from "./policy.ts";
 export {
   type ChatEvent,
   type ChatMessage,

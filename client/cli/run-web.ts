@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
-import { parseClientPolicy } from "../policy.ts";
+import { parseClientPolicy, policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
@@ -68,6 +68,12 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
     "  API key      the page asks for it (or open the page with #apiKey=… after its address, then confirm it)",
     "",
   ];
+  // What the policy lets through beyond known images, as `attest` and `proxy` say it (the page
+  // shows it too).
+  for (const warning of policyRisks(parseClientPolicy(policy), "is sent your prompts")) {
+    lines.push(`WARNING: policy: ${warning}`);
+  }
+  if (lines.at(-1) !== "") lines.push("");
   if (access === "refused") {
     lines.push(
       `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,

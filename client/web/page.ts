@@ -13,7 +13,7 @@
  * key is kept in memory only.
  */
 import { toHex } from "../../attestation/bytes.ts";
-import { type ChatMessage, ClientError, connect, parseClientPolicy, type Session } from "../browser.ts";
+import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 
 interface PageConfig {
@@ -128,6 +128,23 @@ async function main(): Promise<void> {
   const config = (await response.json()) as PageConfig;
   element("host").textContent = config.hostUrl;
   const policy = parseClientPolicy(config.policy);
+  // What the policy lets through beyond known images (as `cloister attest` and `proxy` print it),
+  // shown before the key is asked for and kept in view.
+  const warnings = policyRisks(policy, "is sent your prompts");
+  if (warnings.length > 0) {
+    element("policy-warning-list").replaceChildren(
+      ...warnings.map((warning) => {
+        const item = document.createElement("li");
+        item.textContent = warning;
+        return item;
+      }),
+    );
+    element("policy-warnings").hidden = false;
+  }
+  const underPolicy =
+    warnings.length === 0
+      ? ""
+      : ` under a policy with ${warnings.length} warning${warnings.length === 1 ? "" : "s"} (above)`;
   const apiKey = await readApiKey();
 
   setState("verifying");
@@ -160,7 +177,7 @@ async function main(): Promise<void> {
     }
     if (shown !== session.enclave.documentDigest) showEnclave(session);
     shown = session.enclave.documentDigest;
-    status.textContent = "enclave verified: questions are sealed to it";
+    status.textContent = `enclave verified${underPolicy}: questions are sealed to it`;
   };
   showVerification();
   setState("verified");

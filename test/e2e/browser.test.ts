@@ -118,15 +118,27 @@ const sealedRequests = () =>
 describe("cloister web: verify and seal in the browser", () => {
   it("asks for the API key, verifies the enclave in the page, then answers a sealed question", async () => {
     const web = await startWeb(deployment, deployment.files.policyPath, ports.page);
-    expect(web.stdout()).not.toContain("WARNING");
+    // The host lists the page's origin: no warning about it; the policy's one risk is said.
+    expect(web.stdout()).not.toContain("WARNING: the host");
+    expect(web.stdout().match(/^WARNING: policy: .*$/gm)).toEqual([
+      "WARNING: policy: trusts the INSECURE simulator: anyone can forge its evidence",
+    ]);
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
     await page.goto(`${web.url}/`);
     expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    // Shown before the key is asked for, and after verification in the status line.
+    expect(await page.isVisible("#policy-warnings")).toBe(true);
+    expect(await page.$$eval("#policy-warning-list li", (items) => items.map((i) => i.textContent))).toEqual([
+      "trusts the INSECURE simulator: anyone can forge its evidence",
+    ]);
     await page.fill("#api-key", deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    expect(await page.textContent("#status")).toBe(
+      "enclave verified under a policy with 1 warning (above): questions are sealed to it",
+    );
     const table = (await page.textContent("#enclave")) ?? "";
     const pinned = deployment.files.policy.attestation.snp?.measurements;
     const measurement = String(Array.isArray(pinned) ? pinned[0] : undefined);
