@@ -29,10 +29,51 @@ export interface ModelKeyRequest {
   answer(nonce: Uint8Array): Promise<string>;
   readonly sealingSecretKey: Uint8Array;
   readonly timeoutMs?: number;
+  /**
+   * How long the boot keeps asking while the broker says it is busy or rate-limits this address
+   * (503 KBS_BUSY, 429 KBS_RATE_LIMITED), waiting what its Retry-After says each time (default
+   * KBS_RETRY_FOR_MS); every other refusal stops the boot at once.
+   */
+  readonly retryForMs?: number;
+  /** Told of each wait (the boot logs it). */
+  readonly onRetry?: (message: string) => void;
 }
 
-/** Returns the 32-byte model key, or throws an EnclaveError naming the broker's answer. */
+/** How long a boot retries a busy or rate-limiting broker, by default. */
+export const KBS_RETRY_FOR_MS = 120_000;
+/** Bounds on one wait between attempts, whatever the broker's Retry-After says (seconds → ms). */
+const KBS_RETRY_MIN_MS = 500;
+const KBS_RETRY_MAX_MS = 30_000;
+
+/** A broker's refusal that says to come back later: busy (503 KBS_BUSY) or rate-limited (429). */
+class BrokerBusyError extends EnclaveError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super("BOOT_KBS_REFUSED", 500, message);
+  }
+}
+
+/**
+ * Returns the 32-byte model key, or throws an EnclaveError naming the broker's answer. A broker
+ * that is busy or rate-limits this address is asked again (a fresh challenge each time) after its
+ * Retry-After, for up to `retryForMs`.
+ */
 export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Array> {
+  const deadline = performance.now() + (request.retryForMs ?? KBS_RETRY_FOR_MS);
+  for (;;) {
+    try {
+      return await requestModelKeyOnce(request);
+    } catch (error) {
+      if (!(error instanceof BrokerBusyError) || performance.now() + error.retryAfterMs > deadline) throw error;
+      request.onRetry?.(`${error.message}; asking again in ${error.retryAfterMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+    }
+  }
+}
+
+async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array> {
   const base = request.kbsUrl.replace(/\/+$/, "");
   const timeoutMs = request.timeoutMs ?? 15_000;
   const post = async (path: string, body: unknown): Promise<unknown> => {
@@ -88,11 +129,16 @@ export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Ar
       const code = typeof refusal?.code === "string" ? refusal.code.slice(0, 64).replace(/[^A-Z0-9_]/g, "?") : "?";
       const message =
         typeof refusal?.message === "string" ? refusal.message.slice(0, 600).replace(/[^\x20-\x7e]/g, "?") : "";
-      throw new EnclaveError(
-        "BOOT_KBS_REFUSED",
-        500,
-        `boot: key broker refused key "${request.keyId}" (HTTP ${response.status} ${code}): ${message}`,
-      );
+      const refused = `boot: key broker refused key "${request.keyId}" (HTTP ${response.status} ${code}): ${message}`;
+      if (
+        (response.status === 503 && code === "KBS_BUSY") ||
+        (response.status === 429 && code === "KBS_RATE_LIMITED")
+      ) {
+        const seconds = Number(response.headers.get("retry-after"));
+        const wait = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : KBS_RETRY_MIN_MS * 2;
+        throw new BrokerBusyError(refused, Math.min(KBS_RETRY_MAX_MS, Math.max(KBS_RETRY_MIN_MS, wait)));
+      }
+      throw new EnclaveError("BOOT_KBS_REFUSED", 500, refused);
     }
     return json;
   };

@@ -295,6 +295,8 @@ export class Enclave {
         collateral: bootCollateral,
         answer: (nonce) => createNonceAnswer({ keys, document, nonce, now: now() }),
         sealingSecretKey: sealing.secretKey,
+        // A busy broker is asked again: the boot says so on stderr (the enclave's log).
+        onRetry: (message) => process.stderr.write(`cloister enclave: ${message}\n`),
       });
       try {
         const unsealed = await stageSealedModel(

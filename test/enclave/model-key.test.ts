@@ -42,7 +42,7 @@ async function endlessBroker(total: number): Promise<{ url: string; written: () 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written: () => written };
 }
 
-const request = (kbsUrl: string) =>
+const request = (kbsUrl: string, options: { retryForMs?: number; onRetry?: (message: string) => void } = {}) =>
   requestModelKey({
     kbsUrl,
     keyId: "tiny-v1",
@@ -52,7 +52,33 @@ const request = (kbsUrl: string) =>
     answer: async () => "answer",
     sealingSecretKey: new Uint8Array(32),
     timeoutMs: 10_000,
+    ...options,
   });
+
+/** A loopback "broker" answering each request with the next of `answers` (status, code, Retry-After). */
+async function scriptedBroker(
+  answers: readonly { status: number; body: unknown; retryAfter?: string }[],
+): Promise<{ url: string; asked: string[] }> {
+  const asked: string[] = [];
+  const server = createServer((incoming, response) => {
+    asked.push(incoming.url ?? "");
+    const answer = answers[asked.length - 1] ?? { status: 500, body: { error: { code: "SCRIPT_ENDED" } } };
+    response.writeHead(answer.status, {
+      "content-type": "application/json",
+      ...(answer.retryAfter === undefined ? {} : { "retry-after": answer.retryAfter }),
+    });
+    response.end(JSON.stringify(answer.body));
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked };
+}
+
+const refusal = (status: number, code: string, retryAfter?: string) => ({
+  status,
+  body: { error: { code, message: "come back later" } },
+  ...(retryAfter === undefined ? {} : { retryAfter }),
+});
 
 describe("requestModelKey", () => {
   it("reads at most 64 KiB of a broker's answer: past that it stops reading and names the limit", async () => {
@@ -68,6 +94,37 @@ describe("requestModelKey", () => {
     );
     // The rest was never read: the server could write no more than socket buffers hold.
     expect(broker.written()).toBeLessThan(total / 4);
+  });
+
+  it("asks a busy or rate-limiting broker again after its Retry-After, and stops at any other refusal", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const broker = await scriptedBroker([
+      refusal(503, "KBS_BUSY", "1"),
+      refusal(429, "KBS_RATE_LIMITED", "1"),
+      challenge,
+      refusal(400, "KBS_CHALLENGE_UNKNOWN"),
+    ]);
+    const retries: string[] = [];
+    const started = performance.now();
+    await expect(request(broker.url, { onRetry: (m) => retries.push(m) })).rejects.toMatchObject({
+      code: "BOOT_KBS_REFUSED",
+      message: expect.stringContaining("(HTTP 400 KBS_CHALLENGE_UNKNOWN)"),
+    });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1900);
+    expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/release"]);
+    expect(retries).toEqual([
+      expect.stringMatching(/\(HTTP 503 KBS_BUSY\).*; asking again in 1000 ms$/),
+      expect.stringMatching(/\(HTTP 429 KBS_RATE_LIMITED\).*; asking again in 1000 ms$/),
+    ]);
+  });
+
+  it("gives up on a busy broker when its Retry-After would pass the retry deadline", async () => {
+    const broker = await scriptedBroker([refusal(503, "KBS_BUSY", "5")]);
+    await expect(request(broker.url, { retryForMs: 2000 })).rejects.toMatchObject({
+      code: "BOOT_KBS_REFUSED",
+      message: expect.stringContaining("(HTTP 503 KBS_BUSY)"),
+    });
+    expect(broker.asked).toHaveLength(1);
   });
 
   it("reads an answer within the bound as before (a refusal's code and reason)", async () => {
