@@ -8,6 +8,12 @@ import { createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode } from "./tee.ts";
 
+/**
+ * Connections the enclave holds open at once: its hosts' (each opens at most its --max-in-flight,
+ * 8192 at most, plus 64: host/app.ts), with room for several hosts; only hosts should reach it.
+ */
+export const ENCLAVE_MAX_CONNECTIONS = 16_384;
+
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   if (options.kbsUrl !== undefined) {
     let url: URL | null = null;
@@ -44,7 +50,9 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
   });
   const state: EnclaveServerState = { draining: false, active: 0 };
-  const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port);
+  const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port, {
+    maxConnections: ENCLAVE_MAX_CONNECTIONS,
+  });
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, {
     graceMs: options.shutdownGraceMs,

@@ -64,6 +64,8 @@ export interface HostOptions {
 
 export { TENANT_HEADER };
 
+/** Connections to one enclave beyond `maxInFlight`, for requests the limiter does not count. */
+const UPSTREAM_EXTRA_SOCKETS = 64;
 const CHALLENGE_MAX_BYTES = 1024;
 const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
@@ -106,7 +108,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   const bodiesReadingByKey = new Map<string, number>();
   /** Sealed requests forwarded or waiting for a slot, by API key id. */
   const forwardingByKey = new Map<string, number>();
-  const agent = new Agent({ keepAlive: true });
+  // Connections to an enclave: one per request forwarded, and a few for documents, nonce questions
+  // and audit collection; more wait in the agent, so a host never opens more than the enclave
+  // takes (enclave/run.ts: ENCLAVE_MAX_CONNECTIONS).
+  const agent = new Agent({ keepAlive: true, maxSockets: options.limits.maxInFlight + UPSTREAM_EXTRA_SOCKETS });
   const upstreamOptions = { agent, limits: options.limits };
   const pool =
     options.pool ??

@@ -168,6 +168,8 @@ export class AuditStore {
   async close(): Promise<void> {
     this.#closed = true;
     await this.flush();
+    // A failed write whose cut also failed: one more try, or the next open cuts the torn line.
+    if (this.#dirty) await this.#cutBack().catch(() => undefined);
     await this.#handle.close();
   }
 

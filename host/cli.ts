@@ -2,7 +2,6 @@
 import { type Command, Option } from "commander";
 import { intOption } from "../client/cli/output.ts";
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE_MS, MAX_SEALED_REQUEST_BYTES } from "../enclave/http.ts";
-import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 
 export function registerHostCommands(program: Command): void {
   program
@@ -32,13 +31,12 @@ export function registerHostCommands(program: Command): void {
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on", intOption("--port", 0, 65535), 8080)
-    .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 100_000), 64)
+    .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 8192), 64)
     .option("--max-queued <n>", "requests waiting beyond that before 503", intOption("--max-queued", 0, 1_000_000), 256)
     .option(
       "--max-in-flight-per-key <n>",
-      "sealed requests of one API key forwarded or queued at once (more: 503 for that key)",
+      "sealed requests of one API key forwarded or queued at once, so other keys keep slots (more: 503 for that key) (default: half of --max-in-flight)",
       intOption("--max-in-flight-per-key", 1, 1_000_000),
-      DEFAULT_HOST_LIMITS.maxInFlightPerKey,
     )
     .option(
       "--max-request-bytes <n>",
@@ -82,7 +80,7 @@ export interface HostCommandOptions {
   port: number;
   maxInFlight: number;
   maxQueued: number;
-  maxInFlightPerKey: number;
+  maxInFlightPerKey?: number;
   maxRequestBytes: number;
   maxConnections: number;
   corsOrigin: string[];

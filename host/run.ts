@@ -7,6 +7,7 @@ import { jsonLinesAccessLog } from "./access-log.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
+import { defaultMaxInFlightPerKey } from "./limits.ts";
 import { startHost } from "./server.ts";
 
 export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
@@ -61,7 +62,7 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     limits: {
       maxInFlight: options.maxInFlight,
       maxQueued: options.maxQueued,
-      maxInFlightPerKey: options.maxInFlightPerKey,
+      maxInFlightPerKey: options.maxInFlightPerKey ?? defaultMaxInFlightPerKey(options.maxInFlight),
       maxRequestBytes: options.maxRequestBytes,
     },
     maxConnections: options.maxConnections,

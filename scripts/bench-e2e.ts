@@ -507,6 +507,9 @@ async function benchHostOverhead(streams: number, frames: number, intervalMs: nu
       "0",
       "--max-in-flight",
       String(streams),
+      // Every stream runs under the one benchmark key: it may hold every slot.
+      "--max-in-flight-per-key",
+      String(streams),
       "--audit-dir",
       join(dir, "audit"), // the fake enclave has no /audit: the host's collector only logs that
     ]);

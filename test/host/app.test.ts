@@ -19,6 +19,7 @@ import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createEnclavePool, createHostApp, TENANT_HEADER } from "../../host/app.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { defaultMaxInFlightPerKey } from "../../host/limits.ts";
 import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
@@ -506,6 +507,37 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await until(() => held.length === 4);
     held[3]?.writeHead(200).end("d");
     expect(await (await again).text()).toBe("d");
+  });
+
+  it("opens at most maxInFlight + 64 connections to its enclave; further requests wait for one", async () => {
+    const held: ServerResponse[] = [];
+    const { get, enclave } = await setup({
+      limits: { maxInFlight: 2 },
+      enclave: (_req, res) => held.push(res),
+    });
+    let connections = 0;
+    enclave?.server.on("connection", () => connections++);
+    // Documents are not counted by the forwarding limiter: 80 at once.
+    const answers = Array.from({ length: 80 }, () => get("/v1/attestation"));
+    await until(() => held.length === 66);
+    await new Promise((r) => setTimeout(r, 100));
+    expect({ connections, held: held.length }).toEqual({ connections: 66, held: 66 });
+    // As answers end, the waiting requests go out on the freed connections.
+    const answer = () => {
+      for (const res of held.splice(0)) res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    };
+    answer();
+    await until(() => held.length === 14);
+    answer();
+    expect((await Promise.all(answers)).map((r) => r.status)).toEqual(Array(80).fill(200));
+    expect(connections).toBe(66);
+  });
+
+  it("by default lets one key hold half of the forwarding slots (--max-in-flight-per-key)", () => {
+    expect(defaultMaxInFlightPerKey(64)).toBe(32);
+    expect(defaultMaxInFlightPerKey(3)).toBe(1);
+    expect(defaultMaxInFlightPerKey(1)).toBe(1);
+    expect(DEFAULT_HOST_LIMITS.maxInFlightPerKey).toBe(DEFAULT_HOST_LIMITS.maxInFlight / 2);
   });
 
   it("rate-limits per API key with 429 and Retry-After", async () => {

@@ -172,6 +172,28 @@ describe("AuditStore", () => {
     expect(await readAuditLines(path)).toEqual(lines);
   });
 
+  it("when cutting a failed write back fails too and the store is closed next, close cuts it", async () => {
+    const path = join(dir, "truncate-fails-then-close.jsonl");
+    const lines = writeLog(2);
+    const store = await AuditStore.open(path, { fsync: "never" });
+    await store.append(lines[0] as string);
+    await failWrites(1, 7);
+    const proto = await fileHandlePrototype();
+    const truncate = proto.truncate;
+    let failTruncate = true;
+    vi.spyOn(proto, "truncate").mockImplementation(async function (this: FileHandle, length) {
+      if (failTruncate) {
+        failTruncate = false;
+        throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" });
+      }
+      return truncate.call(this, length);
+    });
+    await expect(store.append(lines[1] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+    expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n${(lines[1] as string).slice(0, 7)}`);
+    await store.close();
+    expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
+  });
+
   it("lastLineAtOpen: null for an empty file, the last line of a file ending on a newline", async () => {
     const path = join(dir, "last-line.jsonl");
     const empty = await AuditStore.open(path, { fsync: "never" });
