@@ -43,6 +43,20 @@ async function failWrites(failures: number, partial: number) {
   });
 }
 
+/** Makes the next FileHandle.truncate fail with EIO (the cut of a failed write); later ones work. */
+async function failNextTruncate(): Promise<void> {
+  const proto = await fileHandlePrototype();
+  const truncate = proto.truncate;
+  let failTruncate = true;
+  vi.spyOn(proto, "truncate").mockImplementation(async function (this: FileHandle, length) {
+    if (failTruncate) {
+      failTruncate = false;
+      throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" });
+    }
+    return truncate.call(this, length);
+  });
+}
+
 describe("AuditStore", () => {
   it("concurrent appends never interleave and keep call order; the stored log verifies", async () => {
     const path = join(dir, "concurrent.jsonl");
@@ -155,16 +169,7 @@ describe("AuditStore", () => {
     const lines = writeLog(2);
     const store = await AuditStore.open(path, { fsync: "never" });
     await failWrites(1, 7);
-    const proto = await fileHandlePrototype();
-    const truncate = proto.truncate;
-    let failTruncate = true;
-    vi.spyOn(proto, "truncate").mockImplementation(async function (this: FileHandle, length) {
-      if (failTruncate) {
-        failTruncate = false;
-        throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" });
-      }
-      return truncate.call(this, length);
-    });
+    await failNextTruncate();
     await expect(store.append(lines[0] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
     expect(readFileSync(path, "utf8")).toBe((lines[0] as string).slice(0, 7));
     for (const line of lines) await store.append(line);
@@ -178,16 +183,7 @@ describe("AuditStore", () => {
     const store = await AuditStore.open(path, { fsync: "never" });
     await store.append(lines[0] as string);
     await failWrites(1, 7);
-    const proto = await fileHandlePrototype();
-    const truncate = proto.truncate;
-    let failTruncate = true;
-    vi.spyOn(proto, "truncate").mockImplementation(async function (this: FileHandle, length) {
-      if (failTruncate) {
-        failTruncate = false;
-        throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" });
-      }
-      return truncate.call(this, length);
-    });
+    await failNextTruncate();
     await expect(store.append(lines[1] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
     expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n${(lines[1] as string).slice(0, 7)}`);
     await store.close();
