@@ -1,6 +1,7 @@
 /**
  * An attestation policy that pins what one deployment's *verified* evidence shows (`cloister policy
- * init`): its launch measurement (SNP) or MRTD, RTMRs, MRSEAM, XFAM and owner fields (TDX), its
+ * init`): its launch measurement (SNP) or MRTD, RTMRs, XFAM and owner fields (TDX; not MRSEAM, which
+ * changes with the cloud's TDX module updates: the TCB SVN minimum bounds it), its
  * TCB as the minimum, its VMPL, product and signing-key kind, and its host data / ID block when it
  * has them. Trust on first use, made explicit: the operator runs it against a deployment built
  * from an image they reviewed, then compares the pinned measurement with their build's before
@@ -11,8 +12,8 @@
  * measured into (PCR 4, 7, 8, 9, 11, 12 and 13 as the quote shows them), Secure Boot required and
  * no serial console (a VM without the one or with the other only when the operator says so).
  *
- * Refuses evidence a policy should never accept (a debuggable guest) and simulated evidence unless
- * asked for. Platform-neutral.
+ * Refuses evidence a policy should never accept (a debuggable guest, a TD on a TDX module that is
+ * not Intel's) and simulated evidence unless asked for. Platform-neutral.
  */
 import type { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { isAllZero, toHex } from "./bytes.ts";

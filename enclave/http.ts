@@ -1,6 +1,7 @@
 /**
- * A small HTTP listener for a fetch handler (hono app) on a given address, with a clean close.
- * Shared by the enclave and the host servers; it carries no protocol logic.
+ * A small HTTP listener for a fetch handler (hono app) on a given address, with connection limits
+ * and a clean close. Shared by every server (enclave, host, key broker, proxy, web page); it carries
+ * no protocol logic beyond the sealed request size limit both enclave and host apply.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";

@@ -1,6 +1,6 @@
 /**
  * The untrusted host: a hono app that authenticates callers, applies limits and forwards bytes to
- * one enclave. It can read a sealed envelope's routing header (version, kind, enclave key id,
+ * one enclave or a pool of them (host/pool.ts). It can read a sealed envelope's routing header (version, kind, enclave key id,
  * sizes) and nothing else: it never imports the code that opens sealed messages (a test checks
  * the import graph). Responses stream through as they come; the host never buffers an answer.
  *
@@ -109,8 +109,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   /** Sealed requests forwarded or waiting for a slot, by API key id. */
   const forwardingByKey = new Map<string, number>();
   // Connections to an enclave: one per request forwarded, and a few for documents, nonce questions
-  // and audit collection; more wait in the agent, so a host never opens more than the enclave
-  // takes (enclave/run.ts: ENCLAVE_MAX_CONNECTIONS).
+  // and health checks; more wait in the agent, so a host never opens more than the enclave takes
+  // (enclave/run.ts: ENCLAVE_MAX_CONNECTIONS). Audit collection (host/audit-collector.ts) uses one
+  // connection of its own.
   const agent = new Agent({ keepAlive: true, maxSockets: options.limits.maxInFlight + UPSTREAM_EXTRA_SOCKETS });
   const upstreamOptions = { agent, limits: options.limits };
   const pool =

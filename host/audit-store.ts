@@ -154,7 +154,10 @@ export class AuditStore {
     });
   }
 
-  /** Every line of the file, in order (a final line cut short by a crash included). */
+  /**
+   * Every line of the file, in order (a torn end is there only when open could not cut it: one
+   * longer than 2 × maxLineBytes, or a failed write whose cut failed too).
+   */
   async read(): Promise<string[]> {
     await this.flush();
     return readAuditLines(this.path);
