@@ -56,7 +56,8 @@ export function createEnclaveApp(
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // Down while draining: a host with this one enclave then says so on its own /healthz.
+  app.get("/healthz", (c) => (state.draining ? c.json({ status: "draining" }, 503) : c.json({ status: "ok" })));
 
   app.get("/attestation", async (c) => {
     if (state.draining) throw draining();

@@ -198,6 +198,9 @@ describe("enclave server: draining (shutting down)", () => {
     expect(refused.headers.get("retry-after")).toBe("1");
     expect(await refused.json()).toMatchObject({ error: { code: "ENCLAVE_DRAINING" } });
     expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
+    // Its health says so too (a host with one enclave passes that on to its load balancer).
+    const health = await fetch(`${server.url}/healthz`);
+    expect({ status: health.status, body: await health.json() }).toEqual({ status: 503, body: { status: "draining" } });
 
     const events: string[] = [];
     for await (const event of openResponseFrames(context, response.body!)) {
