@@ -65,6 +65,11 @@ export interface ReleaseRecord {
 }
 
 export interface KeyBrokerOptions {
+  /**
+   * The wall clock (evidence and collateral validity), and, when given, the challenges' clock too
+   * (tests); by default challenges are timed on `performance`'s clock, which wall-clock steps do
+   * not move.
+   */
   readonly now?: () => Date;
   /** How long a challenge may be answered (default 60 s). */
   readonly challengeTtlMs?: number;
@@ -108,6 +113,8 @@ export class KeyBroker {
   /** The latest clock reading: challenge time never runs backwards (see #clock). */
   #latest = 0;
   readonly #now: () => Date;
+  /** Milliseconds for challenge times (see KeyBrokerOptions.now). */
+  readonly #challengeTime: () => number;
   readonly #ttlMs: number;
   readonly #maxSpent: number;
 
@@ -121,17 +128,24 @@ export class KeyBroker {
       this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: entry.policy });
     }
     this.#now = options.now ?? (() => new Date());
+    const injected = options.now;
+    this.#challengeTime =
+      injected === undefined
+        ? () => Math.floor(performance.timeOrigin + performance.now())
+        : () => injected().getTime();
     this.#ttlMs = options.challengeTtlMs ?? 60_000;
     this.#maxSpent = options.maxSpentChallenges ?? 100_000;
     this.#generationStart = this.#clock();
   }
 
   /**
-   * Milliseconds by the broker's clock, never less than an earlier reading: a clock stepped back
-   * would otherwise let a challenge dropped from the spent sets be valid again.
+   * Milliseconds by the challenges' clock, never less than an earlier reading: a clock stepped back
+   * would otherwise let a challenge dropped from the spent sets be valid again. By default that
+   * clock is monotonic, so a wall clock stepped forward and back neither expires valid challenges
+   * nor keeps challenges alive until it catches up again.
    */
   #clock(): number {
-    this.#latest = Math.max(this.#latest, this.#now().getTime());
+    this.#latest = Math.max(this.#latest, this.#challengeTime());
     return this.#latest;
   }
 

@@ -369,6 +369,23 @@ describe("key broker", () => {
     expect((await kbs.release(third.body)).record.keyId).toBe(KEY_ID);
   });
 
+  it("times challenges on a clock that steps of the wall clock do not move", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    try {
+      const kbs = broker(policy, { challengeTtlMs: 300 });
+      const start = Date.now();
+      // The wall clock steps a day ahead and back (an NTP correction) while a challenge is issued.
+      vi.setSystemTime(start + 86_400_000);
+      kbs.challenge();
+      vi.setSystemTime(start);
+      const { body } = await request(kbs, sealedDeployment);
+      await new Promise((resolve) => setTimeout(resolve, 400)); // real time: its lifetime is over
+      expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("recognises only its own challenges, spelled as it issued them, and remembers spent ones until they expire", async () => {
     let now = Date.now();
     const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
