@@ -248,9 +248,14 @@ export class AuditStore {
     }
   }
 
-  /** Truncates the file to the size after the last successful write (appends then continue from it). */
+  /**
+   * Truncates the file to the size after the last successful write (appends then continue from
+   * it), durably under fsync "always": lines reported as not stored must not come back after a
+   * power loss, where the collector has stored them again.
+   */
   async #cutBack(): Promise<void> {
     await this.#handle.truncate(this.#size);
+    if (this.#fsync === "always") await this.#handle.sync();
     this.#dirty = false;
   }
 }

@@ -177,6 +177,28 @@ describe("AuditStore", () => {
     expect(await readAuditLines(path)).toEqual(lines);
   });
 
+  it("under fsync always, the cut of a failed write is synced before anything else is written", async () => {
+    const path = join(dir, "cut-synced.jsonl");
+    const lines = writeLog(2);
+    const store = await AuditStore.open(path, { fsync: "always" });
+    const proto = await fileHandlePrototype();
+    const calls: string[] = [];
+    for (const name of ["truncate", "sync"] as const) {
+      const original = proto[name] as (...args: unknown[]) => Promise<unknown>;
+      vi.spyOn(proto, name).mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+        calls.push(name);
+        return original.apply(this, args);
+      } as never);
+    }
+    await failWrites(1, 7);
+    await expect(store.append(lines[0] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+    // Synced before the failed append is reported, not only with the next write.
+    expect(calls).toEqual(["truncate", "sync"]);
+    await store.append(lines[0] as string);
+    await store.close();
+    expect(await readAuditLines(path)).toEqual([lines[0]]);
+  });
+
   it("when cutting a failed write back fails too and the store is closed next, close cuts it", async () => {
     const path = join(dir, "truncate-fails-then-close.jsonl");
     const lines = writeLog(2);
