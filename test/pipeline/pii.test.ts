@@ -368,6 +368,28 @@ describe("redactPii: every view is searched before anything is replaced", () => 
     expect(redactPii("+1 212 555 1234\u200bGB82WEST1234569876543２", dev).text).toBe("[REDACTED_PHONE][REDACTED_IBAN]");
   });
 
+  it("finds an entity written with combining marks over its characters, and replaces it with its marks", () => {
+    // U+0336 (long stroke overlay) composes with no letter: normalizing keeps it, and without the
+    // view that drops marks only the part after it was redacted (`jo\u0336[REDACTED_EMAIL]`).
+    expect(redactPii("mail jo\u0336hn@example.com now", PII_ENTITIES)).toEqual({
+      text: "mail [REDACTED_EMAIL] now",
+      findings: [{ entity: "email", count: 1 }],
+    });
+    // Marks over every character, the last one's included; a card and an IBAN the same way.
+    expect(redactPii("x j\u0336o\u0336h\u0336n\u0336@e\u0336xample.com\u0336\u20dd y", PII_ENTITIES).text).toBe(
+      "x [REDACTED_EMAIL] y",
+    );
+    expect(redactPii("card 4111\u0336 1111 1111 1111, IBAN GB82\u0338WEST12345698765432", PII_ENTITIES).text).toBe(
+      "card [REDACTED_CREDIT_CARD], IBAN [REDACTED_IBAN]",
+    );
+    // Text whose marks are its letters (Hindi vowel signs, Hebrew points) keeps them, and around an
+    // entity too; without an entity it is left exactly as given.
+    expect(redactPii("हिन्दी पाठ john@example.com और", PII_ENTITIES).text).toBe("हिन्दी पाठ [REDACTED_EMAIL] और");
+    for (const text of ["हिन्दी में लिखा पाठ", "שָׁלוֹם עוֹלָם", "a\u0336b\u0336c 123"]) {
+      expect(redactPii(text, PII_ENTITIES)).toEqual({ text, findings: [] });
+    }
+  });
+
   it("keeps a Russian prompt without PII exactly as given, whatever normalizing would change", () => {
     const text = "Отчёт\u00a0— в приложении;\u200b сроки: ２ недели, ответ до 10:30 (см. п.\u00a03).";
     expect(normalizeCharacters(text)).not.toBe(text);
