@@ -69,6 +69,31 @@ export function foldLookAlikes(text: string): string {
   return out + text.slice(copied);
 }
 
+const ANY_MARK = /[\p{Mn}\p{Me}]/u;
+const MARK_UNIT = /^[\p{Mn}\p{Me}]$/u;
+
+/**
+ * `text` without the non-spacing and enclosing combining marks that sit on an ASCII character or
+ * a look-alike letter (U+0336 in `pa\u0336ssword`, which no letter composes with, so normalizing
+ * keeps it): what a block rule written in Latin letters should also see. Marks on other letters
+ * stay (Hindi vowel signs, Hebrew points: there they are part of the word). `text` itself when it
+ * has no such mark.
+ */
+export function withoutMarksOnLatin(text: string): string {
+  if (!ANY_MARK.test(text)) return text;
+  let out = "";
+  let base = -1; // the UTF-16 unit of the last character that is not a mark, -1 at the start
+  for (const char of text) {
+    if (MARK_UNIT.test(char)) {
+      if (base >= 0 && (base < 0x80 || (base < 0x10000 && FOLDED[base] !== 0))) continue;
+    } else {
+      base = char.length === 1 ? char.charCodeAt(0) : 0x10000;
+    }
+    out += char;
+  }
+  return out;
+}
+
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */
 function digitValue(codePoint: number): number {
   let start = codePoint;

@@ -36,8 +36,11 @@
  * matched against the folded form with its own literal look-alikes folded too (`пароль` as
  * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either, where the
  * matched text has a letter of another script (plain English `cop` does not meet a rule `сор`);
- * letters inside a character class (`[оó]`) are not folded. Look-alikes of several characters (`rn` for `m`) and
- * accented letters are not folded.
+ * letters inside a character class (`[оó]`) are not folded. A block rule also sees the normalized
+ * form without the combining marks on Latin and look-alike letters (`pa\u0336ssword` reads
+ * `password`; normalize.ts `withoutMarksOnLatin`), as written and folded; marks on other letters
+ * (Hindi vowel signs) stay. Look-alikes of several characters (`rn` for `m`) and accented letters
+ * are not folded.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -45,7 +48,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, withoutMarksOnLatin } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -95,6 +98,8 @@ interface RuleInput {
   foldedText(): string;
   /** Whether the normalized text has a letter outside ASCII. */
   hasNonAsciiLetter(): boolean;
+  /** The normalized text without the combining marks on Latin or look-alike letters (normalize.ts). */
+  unmarkedText(): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -119,6 +124,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       let normalized: string | undefined;
       let folded: string | undefined;
       let nonAsciiLetter: boolean | undefined;
+      let unmarked: string | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -132,6 +138,10 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
         hasNonAsciiLetter: () => {
           nonAsciiLetter ??= NON_ASCII_LETTER.test(input.normalizedText());
           return nonAsciiLetter;
+        },
+        unmarkedText: () => {
+          unmarked ??= withoutMarksOnLatin(input.normalizedText());
+          return unmarked;
         },
       };
       for (const rule of rules) {
@@ -164,6 +174,24 @@ function foldedMatches(
   if (folded !== normalized && test(folded)) return true;
   // A folded rule counts only with a non-ASCII letter in the prompt: plain ASCII text skips it.
   return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, normalized);
+}
+
+/**
+ * Whether a block rule meets the normalized text without the combining marks on Latin and
+ * look-alike letters (`pa\u0336ssword` reads `password`), as written and folded, when there are any.
+ */
+function unmarkedMatches(
+  input: RuleInput,
+  normalized: string,
+  test: (text: string) => boolean,
+  foldedTest: ((folded: string, normalized: string) => boolean) | null,
+): boolean {
+  const unmarked = input.unmarkedText();
+  if (unmarked === normalized) return false;
+  if (test(unmarked)) return true;
+  const folded = foldLookAlikes(unmarked);
+  if (folded !== unmarked && test(folded)) return true;
+  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, unmarked);
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -211,7 +239,8 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
           rule.action === "block"
             ? test(text) ||
               (normalized !== text && test(normalized)) ||
-              foldedMatches(input, normalized, test, foldedTest)
+              foldedMatches(input, normalized, test, foldedTest) ||
+              unmarkedMatches(input, normalized, test, foldedTest)
             : test(text) && (normalized === text || test(normalized));
         return { matched, detail: "the prompt matches the rule's pattern" };
       };

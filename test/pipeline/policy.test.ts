@@ -279,6 +279,31 @@ describe("patterns run in linear time (RE2)", () => {
     }
   });
 
+  it("a block rule reads Latin and look-alike letters without the combining marks on them (U+0336 strikes)", () => {
+    const p = compileRequestPolicy(
+      policy([{ id: "no-password", kind: "pattern", action: "block", pattern: "password", caseInsensitive: true }]),
+    );
+    for (const text of [
+      "my pa\u0336ssword is",
+      "p\u0336a\u0336s\u0336s\u0336w\u0336o\u0336r\u0336d\u0336",
+      "my pаss\u20e5wоrd", // Cyrillic а, о and a mark on a Latin s
+      "my pаsswо\u0338rd", // a mark on a Cyrillic look-alike
+    ]) {
+      expect(p.evaluate(req({ text })).ruleId, JSON.stringify(text)).toBe("no-password");
+    }
+    // Marks on other letters are part of the word (a Hindi vowel sign): बुम is not बम.
+    const hindi = compileRequestPolicy(
+      policy([{ id: "no-bam", kind: "pattern", action: "block", pattern: "बम", caseInsensitive: false }]),
+    );
+    expect(hindi.evaluate(req({ text: "बुम" })).ruleId).toBeNull();
+    expect(hindi.evaluate(req({ text: "यह बम है" })).ruleId).toBe("no-bam");
+    // An allow rule still needs the text as written.
+    const allow = compileRequestPolicy(
+      policy([{ id: "ok", kind: "pattern", action: "allow", pattern: "^hello$", caseInsensitive: false }], "block"),
+    );
+    expect(allow.evaluate(req({ text: "he\u0336llo" })).ruleId).toBeNull();
+  });
+
   it("Russian and Greek prompts pass the dev manifest's rules, and rules written in their letters still work", () => {
     const russian = "Пожалуйста, кратко изложите приложенный квартальный отчёт и назовите три главных риска.";
     const greek = "Παρακαλώ συνοψίστε την τριμηνιαία αναφορά και αναφέρετε τρεις κινδύνους για το επόμενο τρίμηνο.";
