@@ -160,38 +160,21 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
 }
 
 /**
- * Whether the folded text matches: the rule as written when the folded text differs from the
- * normalized one, and the rule with its own look-alike letters folded (`foldedTest`, null when it
- * has none) always, since a rule written in Cyrillic meets a prompt in Latin look-alikes only there.
+ * Whether `folded` (the look-alike-folded form of `base`, same length) matches: the rule as
+ * written when it differs from `base`, and the rule with its own look-alike letters folded
+ * (`foldedTest`, null when it has none) always, since a rule written in Cyrillic meets a prompt in
+ * Latin look-alikes only there.
  */
 function foldedMatches(
-  input: RuleInput,
-  normalized: string,
+  base: string,
+  folded: string,
   test: (text: string) => boolean,
   foldedTest: ((folded: string, normalized: string) => boolean) | null,
+  input: RuleInput,
 ): boolean {
-  const folded = input.foldedText();
-  if (folded !== normalized && test(folded)) return true;
+  if (folded !== base && test(folded)) return true;
   // A folded rule counts only with a non-ASCII letter in the prompt: plain ASCII text skips it.
-  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, normalized);
-}
-
-/**
- * Whether a block rule meets the normalized text without the combining marks on Latin and
- * look-alike letters (`pa\u0336ssword` reads `password`), as written and folded, when there are any.
- */
-function unmarkedMatches(
-  input: RuleInput,
-  normalized: string,
-  test: (text: string) => boolean,
-  foldedTest: ((folded: string, normalized: string) => boolean) | null,
-): boolean {
-  const unmarked = input.unmarkedText();
-  if (unmarked === normalized) return false;
-  if (test(unmarked)) return true;
-  const folded = foldLookAlikes(unmarked);
-  if (folded !== unmarked && test(folded)) return true;
-  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, unmarked);
+  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, base);
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -239,8 +222,11 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
           rule.action === "block"
             ? test(text) ||
               (normalized !== text && test(normalized)) ||
-              foldedMatches(input, normalized, test, foldedTest) ||
-              unmarkedMatches(input, normalized, test, foldedTest)
+              foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
+              // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
+              (input.unmarkedText() !== normalized &&
+                (test(input.unmarkedText()) ||
+                  foldedMatches(input.unmarkedText(), foldLookAlikes(input.unmarkedText()), test, foldedTest, input)))
             : test(text) && (normalized === text || test(normalized));
         return { matched, detail: "the prompt matches the rule's pattern" };
       };
