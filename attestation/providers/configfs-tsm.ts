@@ -108,6 +108,15 @@ function ioError(error: unknown, action: string, path: string): EvidenceError {
   return new EvidenceError("TSM_IO_ERROR", `configfs-tsm: ${action} ${path}: failed with ${errno}`, { cause: error });
 }
 
+/** No TSM provider driver is registered: the kernel answers ENXIO (ENOENT/ENODEV on reads of some kernels). */
+function noProvider(error: unknown, action: string): EvidenceError {
+  return new EvidenceError(
+    "TSM_NO_PROVIDER",
+    `configfs-tsm: ${action}: expected a TSM provider (sev_guest or tdx_guest), found ${errnoOf(error) ?? "unknown error"}: load the sev-guest or tdx-guest driver`,
+    { cause: error },
+  );
+}
+
 function decodeText(bytes: Uint8Array): string {
   return new TextDecoder("utf-8", { fatal: false }).decode(bytes).trim();
 }
@@ -199,13 +208,7 @@ async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
     text = decodeText(await fs.readFile(path));
   } catch (error) {
     const errno = errnoOf(error);
-    if (errno === "ENXIO" || errno === "ENOENT" || errno === "ENODEV") {
-      throw new EvidenceError(
-        "TSM_NO_PROVIDER",
-        `configfs-tsm: expected a TSM provider (sev_guest or tdx_guest) behind ${path}, found ${errno}: load the sev-guest or tdx-guest driver`,
-        { cause: error },
-      );
-    }
+    if (errno === "ENXIO" || errno === "ENOENT" || errno === "ENODEV") throw noProvider(error, `read ${path}`);
     throw ioError(error, "read", path);
   }
   if (text === "") {
@@ -226,6 +229,10 @@ async function oneAttempt(
   try {
     await fs.mkdir(dir);
   } catch (error) {
+    // The kernel refuses to create a report entry while no provider driver is registered
+    // (tsm_report_make_item returns ENXIO), so this, not the `provider` read, is where a guest
+    // without sev-guest or tdx-guest fails.
+    if (errnoOf(error) === "ENXIO") throw noProvider(error, `mkdir ${dir}`);
     if (errnoOf(error) === "ENOENT") {
       throw new EvidenceError(
         "TSM_UNAVAILABLE",

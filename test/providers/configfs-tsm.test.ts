@@ -110,14 +110,17 @@ describe("configfs-tsm provider", () => {
     expect(emulator.removed).toEqual(emulator.created);
   });
 
-  it("reports a missing provider driver (TSM_NO_PROVIDER) and removes the entry", async () => {
+  it("reports a missing provider driver (the kernel's ENXIO on mkdir) as TSM_NO_PROVIDER", async () => {
     const emulator = await TsmEmulator.create(dir, { provider: null, makeReport: fakeSnpReport, auxblob: null });
     const error = await expectCode(
       requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
       "TSM_NO_PROVIDER",
     );
+    expect(error.message).toContain("mkdir");
+    expect(error.message).toContain("ENXIO");
     expect(error.message).toContain("sev-guest or tdx-guest driver");
-    expect(emulator.removed).toEqual(emulator.created);
+    expect(emulator.created).toEqual([]);
+    expect(await fs.readdir(emulator.root)).toEqual([]);
   });
 
   it("refuses a provider of the other TEE (TSM_PROVIDER_MISMATCH)", async () => {

@@ -18,7 +18,7 @@ function errnoError(code: string, path: string): NodeJS.ErrnoException {
 
 export interface TsmEmulatorOptions {
   readonly root: string;
-  /** null: no provider driver registered (reading `provider` fails with ENXIO). */
+  /** null: no provider driver registered (creating an entry fails with ENXIO, as in the kernel). */
   readonly provider: "sev_guest" | "tdx_guest" | null;
   /** Report bytes for a given inblob and privlevel. */
   readonly makeReport: (inblob: Uint8Array, privlevel: number) => Uint8Array;
@@ -63,9 +63,11 @@ export class TsmEmulator implements TsmFileSystem {
   async mkdir(path: string): Promise<void> {
     if (dirname(path) !== this.options.root) throw errnoError("EPERM", path);
     if (this.options.failMkdir !== undefined) throw errnoError(this.options.failMkdir, path);
+    // tsm_report_make_item refuses an entry while no provider is registered.
+    if (this.options.provider === null) throw errnoError("ENXIO", path);
     await fs.mkdir(path);
     this.created.push(basename(path));
-    if (this.options.provider !== null) await fs.writeFile(join(path, "provider"), `${this.options.provider}\n`);
+    await fs.writeFile(join(path, "provider"), `${this.options.provider}\n`);
     await fs.writeFile(join(path, "generation"), "0\n");
     await fs.writeFile(join(path, "inblob"), new Uint8Array(0));
     await fs.writeFile(join(path, "privlevel"), "0\n");
@@ -98,7 +100,6 @@ export class TsmEmulator implements TsmFileSystem {
   async readFile(path: string): Promise<Uint8Array> {
     const attribute = basename(path);
     const dir = dirname(path);
-    if (attribute === "provider" && this.options.provider === null) throw errnoError("ENXIO", path);
     if (attribute === "outblob") {
       const inblob = new Uint8Array(await fs.readFile(join(dir, "inblob")));
       const privlevel = Number((await fs.readFile(join(dir, "privlevel"), "utf8")).trim());
