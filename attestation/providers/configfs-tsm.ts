@@ -5,7 +5,8 @@
  *   mkdir <root>/<unique name>           the kernel creates the attribute files
  *   read provider                        "sev_guest" or "tdx_guest"
  *   read generation                      g0
- *   write privlevel (SNP only, optional) each write bumps generation
+ *   read privlevel_floor (SNP, if no level was given)
+ *   write privlevel (SNP: the level given, or the floor when above 0; each write bumps generation)
  *   write inblob                         the 64-byte REPORT_DATA
  *   read generation, outblob, auxblob, generation
  *   rmdir                                always, also on failure
@@ -65,7 +66,11 @@ export interface ConfigfsTsmOptions {
   /** Default /sys/kernel/config/tsm/report. */
   readonly root?: string;
   readonly fs?: TsmFileSystem;
-  /** SNP only: the VMPL to request the report for (0..3). Not written when absent. */
+  /**
+   * SNP only: the VMPL to request the report for (0..3). When absent, the entry's `privlevel_floor`
+   * is written if it is above 0: the kernel sets that floor to the VMPL whose key the guest holds,
+   * and refuses a report for a lower level (a guest under an SVSM runs above VMPL 0).
+   */
   readonly privlevel?: number;
   /** Attempts before a persistent concurrent writer is reported (default 3, at most 16). */
   readonly maxAttempts?: number;
@@ -128,7 +133,7 @@ class GenerationRace extends Error {}
  * generation counter shows a concurrent writer, up to `maxAttempts`, then throws
  * TSM_GENERATION_RACE. Throws EvidenceError (TSM_UNAVAILABLE, TSM_NO_PROVIDER,
  * TSM_PROVIDER_MISMATCH, TSM_PERMISSION_DENIED, TSM_WRITE_REJECTED, TSM_EMPTY_OUTBLOB,
- * TSM_BAD_GENERATION, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
+ * TSM_BAD_GENERATION, TSM_BAD_PRIVLEVEL_FLOOR, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
  */
 export async function requestTsmReport(reportData: Uint8Array, options: ConfigfsTsmOptions): Promise<TsmReport> {
   checkOptions(reportData, options);
@@ -220,6 +225,28 @@ async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
   return text;
 }
 
+/**
+ * The lowest privilege level the provider accepts (`privlevel_floor`; sev-guest: the VMPL of the
+ * VMPCK key it uses), or 0 when the kernel has no such attribute.
+ */
+async function readPrivlevelFloor(fs: TsmFileSystem, dir: string): Promise<number> {
+  const path = join(dir, "privlevel_floor");
+  let text: string;
+  try {
+    text = decodeText(await fs.readFile(path));
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") return 0;
+    throw ioError(error, "read", path);
+  }
+  if (!/^[0-3]$/.test(text)) {
+    throw new EvidenceError(
+      "TSM_BAD_PRIVLEVEL_FLOOR",
+      `configfs-tsm: ${path}: expected a privilege level 0..3, found ${JSON.stringify(text.slice(0, 20))}`,
+    );
+  }
+  return Number(text);
+}
+
 async function oneAttempt(
   fs: TsmFileSystem,
   dir: string,
@@ -285,8 +312,9 @@ async function readEntry(
   }
   const g0 = await readGeneration(fs, dir);
   let writes = 0;
-  if (options.privlevel !== undefined) {
-    await write(fs, join(dir, "privlevel"), new TextEncoder().encode(`${options.privlevel}\n`));
+  const privlevel = options.privlevel ?? (options.kind === "snp" ? await readPrivlevelFloor(fs, dir) : 0);
+  if (options.privlevel !== undefined || privlevel > 0) {
+    await write(fs, join(dir, "privlevel"), new TextEncoder().encode(`${privlevel}\n`));
     writes++;
   }
   await write(fs, join(dir, "inblob"), inblob);

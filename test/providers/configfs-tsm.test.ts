@@ -78,6 +78,44 @@ describe("configfs-tsm provider", () => {
     expect(await fs.readdir(emulator.root)).toEqual([]);
   });
 
+  it("SNP with no level given: writes the kernel's privlevel_floor when above 0 (a guest under an SVSM), none at 0", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      privlevelFloor: 2,
+    });
+    const evidence = await new ConfigfsTsmSnpProvider({ root: emulator.root, fs: emulator }).getEvidence(REPORT_DATA);
+    expect(evidence.report).toEqual(fakeSnpReport(REPORT_DATA, 2));
+    expect(emulator.writes.map((w) => [w.attribute, new TextDecoder().decode(w.data)])).toEqual([
+      ["privlevel", "2\n"],
+      ["inblob", new TextDecoder().decode(REPORT_DATA)],
+    ]);
+    const atZero = await TsmEmulator.create(join(dir, "zero"), {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+    });
+    await new ConfigfsTsmSnpProvider({ root: atZero.root, fs: atZero }).getEvidence(REPORT_DATA);
+    expect(atZero.writes.map((w) => w.attribute)).toEqual(["inblob"]);
+  });
+
+  it("refuses a privlevel_floor that is not a level 0..3 (TSM_BAD_PRIVLEVEL_FLOOR)", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      privlevelFloor: 7,
+    });
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+      "TSM_BAD_PRIVLEVEL_FLOOR",
+    );
+    expect(error.message).toContain("privlevel_floor");
+    expect(error.message).toContain('"7"');
+    expect(emulator.removed).toEqual(emulator.created);
+  });
+
   it("detects a concurrent writer through generation, retries on a fresh entry and then succeeds", async () => {
     const emulator = await TsmEmulator.create(dir, {
       provider: "sev_guest",

@@ -28,6 +28,12 @@ export interface TsmEmulatorOptions {
   readonly racingAttempts?: number;
   /** Make a write to this attribute fail with this errno. */
   readonly failWrite?: { readonly attribute: string; readonly errno: string };
+  /**
+   * sev_guest only: the entry's `privlevel_floor` (the kernel's: the VMPL of the guest's VMPCK key;
+   * default 0). A lower `privlevel` write fails with EINVAL, and reading `outblob` at a lower level
+   * fails with EIO, standing in for the firmware refusing a report below the guest's VMPL.
+   */
+  readonly privlevelFloor?: number;
   /** Make creating an entry fail with this errno. */
   readonly failMkdir?: string;
 }
@@ -71,6 +77,9 @@ export class TsmEmulator implements TsmFileSystem {
     await fs.writeFile(join(path, "generation"), "0\n");
     await fs.writeFile(join(path, "inblob"), new Uint8Array(0));
     await fs.writeFile(join(path, "privlevel"), "0\n");
+    if (this.options.provider === "sev_guest") {
+      await fs.writeFile(join(path, "privlevel_floor"), `${this.options.privlevelFloor ?? 0}\n`);
+    }
     await fs.writeFile(join(path, "outblob"), new Uint8Array(0));
     if (this.options.auxblob !== null) await fs.writeFile(join(path, "auxblob"), new Uint8Array(0));
   }
@@ -92,6 +101,12 @@ export class TsmEmulator implements TsmFileSystem {
     if (this.options.failWrite?.attribute === attribute) throw errnoError(this.options.failWrite.errno, path);
     if (attribute !== "inblob" && attribute !== "privlevel") throw errnoError("EACCES", path);
     if (attribute === "inblob" && data.length > 64) throw errnoError("EINVAL", path);
+    if (
+      attribute === "privlevel" &&
+      Number(new TextDecoder().decode(data).trim()) < (this.options.privlevelFloor ?? 0)
+    ) {
+      throw errnoError("EINVAL", path);
+    }
     this.writes.push({ attribute, data: new Uint8Array(data) });
     await fs.writeFile(path, data);
     await this.bumpGeneration(dir);
@@ -103,6 +118,7 @@ export class TsmEmulator implements TsmFileSystem {
     if (attribute === "outblob") {
       const inblob = new Uint8Array(await fs.readFile(join(dir, "inblob")));
       const privlevel = Number((await fs.readFile(join(dir, "privlevel"), "utf8")).trim());
+      if (privlevel < (this.options.privlevelFloor ?? 0)) throw errnoError("EIO", path);
       await fs.writeFile(path, this.options.makeReport(inblob, privlevel));
       if (this.racesLeft > 0) {
         // Another process writes its own inblob to the same entry while we read.
