@@ -189,22 +189,36 @@ function checkOptions(reportData: Uint8Array, options: ConfigfsTsmOptions): void
   }
 }
 
-async function readGeneration(fs: TsmFileSystem, dir: string): Promise<number> {
-  const path = join(dir, "generation");
+/**
+ * A numeric attribute: its text must match `pattern`, else `code` says what was expected. With
+ * `ifMissing`, an attribute this kernel does not have (ENOENT) reads as that value.
+ */
+async function readNumber(
+  fs: TsmFileSystem,
+  path: string,
+  pattern: RegExp,
+  code: string,
+  expected: string,
+  ifMissing?: number,
+): Promise<number> {
   let text: string;
   try {
     text = decodeText(await fs.readFile(path));
   } catch (error) {
+    if (ifMissing !== undefined && errnoOf(error) === "ENOENT") return ifMissing;
     throw ioError(error, "read", path);
   }
-  if (!/^\d{1,15}$/.test(text)) {
+  if (!pattern.test(text)) {
     throw new EvidenceError(
-      "TSM_BAD_GENERATION",
-      `configfs-tsm: ${path}: expected a decimal counter, found ${JSON.stringify(text.slice(0, 20))}`,
+      code,
+      `configfs-tsm: ${path}: expected ${expected}, found ${JSON.stringify(text.slice(0, 20))}`,
     );
   }
   return Number(text);
 }
+
+const readGeneration = (fs: TsmFileSystem, dir: string): Promise<number> =>
+  readNumber(fs, join(dir, "generation"), /^\d{1,15}$/, "TSM_BAD_GENERATION", "a decimal counter");
 
 async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
   const path = join(dir, "provider");
@@ -229,23 +243,8 @@ async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
  * The lowest privilege level the provider accepts (`privlevel_floor`; sev-guest: the VMPL of the
  * VMPCK key it uses), or 0 when the kernel has no such attribute.
  */
-async function readPrivlevelFloor(fs: TsmFileSystem, dir: string): Promise<number> {
-  const path = join(dir, "privlevel_floor");
-  let text: string;
-  try {
-    text = decodeText(await fs.readFile(path));
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return 0;
-    throw ioError(error, "read", path);
-  }
-  if (!/^[0-3]$/.test(text)) {
-    throw new EvidenceError(
-      "TSM_BAD_PRIVLEVEL_FLOOR",
-      `configfs-tsm: ${path}: expected a privilege level 0..3, found ${JSON.stringify(text.slice(0, 20))}`,
-    );
-  }
-  return Number(text);
-}
+const readPrivlevelFloor = (fs: TsmFileSystem, dir: string): Promise<number> =>
+  readNumber(fs, join(dir, "privlevel_floor"), /^[0-3]$/, "TSM_BAD_PRIVLEVEL_FLOOR", "a privilege level 0..3", 0);
 
 async function oneAttempt(
   fs: TsmFileSystem,

@@ -9,7 +9,7 @@ import {
   requestTsmReport,
 } from "../../attestation/providers/configfs-tsm.ts";
 import { SNP_CERT_GUIDS, snpCertificate } from "../../attestation/providers/snp-cert-table.ts";
-import { encodeCertificateTable, fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
+import { encodeCertificateTable, fakeSnpReport, TsmEmulator, type TsmEmulatorOptions } from "./tsm-emulator.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 
@@ -33,6 +33,11 @@ async function certTable(): Promise<{ table: Uint8Array; vcek: Uint8Array; ask: 
     { guid: SNP_CERT_GUIDS.ARK, data: ark },
   ]);
   return { table, vcek, ask, ark };
+}
+
+/** An SNP guest's report directory with no certificate table, changed by `extra`. */
+function snpEmulator(extra: Partial<TsmEmulatorOptions> = {}, parent = dir): Promise<TsmEmulator> {
+  return TsmEmulator.create(parent, { provider: "sev_guest", makeReport: fakeSnpReport, auxblob: null, ...extra });
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<AttestationError> {
@@ -79,34 +84,20 @@ describe("configfs-tsm provider", () => {
   });
 
   it("SNP with no level given: writes the kernel's privlevel_floor when above 0 (a guest under an SVSM), none at 0", async () => {
-    const emulator = await TsmEmulator.create(dir, {
-      provider: "sev_guest",
-      makeReport: fakeSnpReport,
-      auxblob: null,
-      privlevelFloor: 2,
-    });
+    const emulator = await snpEmulator({ privlevelFloor: 2 });
     const evidence = await new ConfigfsTsmSnpProvider({ root: emulator.root, fs: emulator }).getEvidence(REPORT_DATA);
     expect(evidence.report).toEqual(fakeSnpReport(REPORT_DATA, 2));
     expect(emulator.writes.map((w) => [w.attribute, new TextDecoder().decode(w.data)])).toEqual([
       ["privlevel", "2\n"],
       ["inblob", new TextDecoder().decode(REPORT_DATA)],
     ]);
-    const atZero = await TsmEmulator.create(join(dir, "zero"), {
-      provider: "sev_guest",
-      makeReport: fakeSnpReport,
-      auxblob: null,
-    });
+    const atZero = await snpEmulator({}, join(dir, "zero"));
     await new ConfigfsTsmSnpProvider({ root: atZero.root, fs: atZero }).getEvidence(REPORT_DATA);
     expect(atZero.writes.map((w) => w.attribute)).toEqual(["inblob"]);
   });
 
   it("refuses a privlevel_floor that is not a level 0..3 (TSM_BAD_PRIVLEVEL_FLOOR)", async () => {
-    const emulator = await TsmEmulator.create(dir, {
-      provider: "sev_guest",
-      makeReport: fakeSnpReport,
-      auxblob: null,
-      privlevelFloor: 7,
-    });
+    const emulator = await snpEmulator({ privlevelFloor: 7 });
     const error = await expectCode(
       requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
       "TSM_BAD_PRIVLEVEL_FLOOR",
