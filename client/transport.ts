@@ -1,4 +1,6 @@
-import { type ByteSource, chunksOf } from "../sealed/index.ts";
+import { type ByteSource, ResponseTooLargeError, readBoundedBytes } from "../sealed/index.ts";
+
+export { ResponseTooLargeError };
 
 /**
  * How the SDK talks HTTP to the host: one small interface with two implementations, `fetch` (any
@@ -27,34 +29,9 @@ export interface TransportResponse {
   text(maxBytes: number): Promise<string>;
 }
 
-/** What `TransportResponse.text` throws when the body passes its limit. */
-export class ResponseTooLargeError extends Error {
-  readonly code = "RESPONSE_TOO_LARGE";
-  constructor(readonly maxBytes: number) {
-    super(`the body is larger than ${maxBytes} bytes`);
-    this.name = "ResponseTooLargeError";
-  }
-}
-
-/**
- * Reads `body` as UTF-8 text, at most `maxBytes` of it; past that the iteration is left, which
- * closes the body (chunksOf cancels a stream, node destroys its response).
- */
+/** Reads `body` as UTF-8 text, at most `maxBytes` of it (readBoundedBytes). */
 export async function readBoundedText(body: ByteSource, maxBytes: number): Promise<string> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of chunksOf(body)) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new ResponseTooLargeError(maxBytes);
-    parts.push(chunk);
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(await readBoundedBytes(body, maxBytes));
 }
 
 /**

@@ -59,4 +59,6 @@ export {
   openResponseFrames,
   REORDER_LOOKAHEAD,
   type ResponseEvent,
+  ResponseTooLargeError,
+  readBoundedBytes,
 } from "./response.ts";

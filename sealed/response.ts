@@ -15,6 +15,8 @@
  * yielded only once the stream has ended cleanly after it. Any error means the answer is
  * incomplete or altered and must not be shown as a whole answer.
  */
+
+import { concatBytes } from "./bytes.ts";
 import {
   DataAfterFinalError,
   FrameDroppedError,
@@ -253,4 +255,29 @@ export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, 
     if (!ended) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
+}
+
+/** What readBoundedBytes (and the client's `TransportResponse.text`) throws when a body passes its limit. */
+export class ResponseTooLargeError extends Error {
+  readonly code = "RESPONSE_TOO_LARGE";
+  constructor(readonly maxBytes: number) {
+    super(`the body is larger than ${maxBytes} bytes`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
+/**
+ * Reads `body`'s bytes, at most `maxBytes` of them; past that the iteration is left, which closes
+ * the body (chunksOf cancels a stream, node destroys its response): a peer is not trusted to send
+ * a bounded body.
+ */
+export async function readBoundedBytes(body: ByteSource, maxBytes: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of chunksOf(body)) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new ResponseTooLargeError(maxBytes);
+    parts.push(chunk);
+  }
+  return concatBytes(...parts);
 }
