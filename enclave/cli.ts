@@ -1,5 +1,6 @@
 /** `cloister` sub-commands of the enclave/ party. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { SNP_PRODUCTS, type SnpProduct } from "../attestation/snp/parse.ts";
 import { choiceOption, intOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
@@ -17,6 +18,8 @@ export interface EnclaveCommandOptions {
   frameIntervalMs: number;
   kbsUrl?: string;
   tdxCollateral?: string;
+  kdsUrl?: string;
+  snpProduct?: SnpProduct;
   shutdownGraceMs: number;
 }
 
@@ -53,6 +56,15 @@ export function registerEnclaveCommands(program: Command): void {
     .option(
       "--tdx-collateral <dir>",
       "with --tee tdx: Intel PCS collateral (tcbinfo-*.json, qeidentity-*.json, their issuer-chain .pem files, CRLs as *.der) served next to the document so clients can check the TCB status; read again every 5 minutes",
+    )
+    .option(
+      "--kds-url <url>",
+      "with --tee snp: an AMD KDS cache or proxy (serving /vcek/v1/...) to fetch the VCEK from when the host's certificate table has none, as on GCP; default $CLOISTER_KDS_URL, else https://kdsintf.amd.com",
+    )
+    .option(
+      "--snp-product <name>",
+      `with --tee snp: the processor (${SNP_PRODUCTS.join(", ")}) to ask AMD KDS about when the report cannot tell it (version 2 reports)`,
+      choiceOption("--snp-product", SNP_PRODUCTS),
     )
     .option(
       "--shutdown-grace-ms <n>",

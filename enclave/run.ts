@@ -48,6 +48,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     frameIntervalMs: options.frameIntervalMs,
     ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
     ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
+    ...(options.kdsUrl === undefined ? {} : { kdsUrl: options.kdsUrl }),
+    ...(options.snpProduct === undefined ? {} : { snpProduct: options.snpProduct }),
   });
   const state: EnclaveServerState = { draining: false, active: 0 };
   const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port, {

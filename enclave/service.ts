@@ -22,6 +22,7 @@ import { toHex, utf8 } from "../attestation/bytes.ts";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
+import type { SnpProduct } from "../attestation/snp/parse.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
@@ -84,6 +85,10 @@ export interface EnclaveConfig {
   readonly kbsUrl?: string;
   /** TDX: the directory of Intel PCS collateral served next to the document (enclave/tee.ts). */
   readonly tdxCollateralDir?: string;
+  /** SNP: an AMD KDS cache for a VCEK the host's certificate table lacks (enclave/tee.ts). */
+  readonly kdsUrl?: string;
+  /** SNP: the processor to ask KDS about when a version 2 report cannot tell it. */
+  readonly snpProduct?: SnpProduct;
 }
 
 /** The manifest's `tee.platforms` name of each mode (they coincide). */
@@ -262,7 +267,11 @@ export class Enclave {
     const signing = nacl.sign.keyPair();
     const sealing = nacl.box.keyPair();
     const keys: EnclaveKeys = { signing, sealing };
-    const evidenceSource = await createEvidenceSource(config.tee, { tdxCollateralDir: config.tdxCollateralDir });
+    const evidenceSource = await createEvidenceSource(config.tee, {
+      tdxCollateralDir: config.tdxCollateralDir,
+      kdsUrl: config.kdsUrl,
+      snpProduct: config.snpProduct,
+    });
     const bootManifestDigest = await manifestDigest(config.manifestJws);
     const reportData = await computeReportData({
       signingPublicKey: signing.publicKey,

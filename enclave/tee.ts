@@ -15,8 +15,16 @@ import {
 } from "../attestation/collateral.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
-import { ConfigfsTsmSnpProvider, ConfigfsTsmTdxProvider } from "../attestation/providers/configfs-tsm.ts";
+import { KDS_URL_ENV, type KdsVcekSource, kdsVcekSource } from "../attestation/providers/amd-kds.ts";
+import {
+  ConfigfsTsmSnpProvider,
+  ConfigfsTsmTdxProvider,
+  type TsmFileSystem,
+} from "../attestation/providers/configfs-tsm.ts";
 import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
+import type { RawSnpEvidence } from "../attestation/providers/types.ts";
+import type { SnpProduct } from "../attestation/snp/parse.ts";
+import { AMD_KDS_URL } from "../attestation/snp/verify.ts";
 import { measureEnclave } from "./measure.ts";
 
 export const TEE_MODES = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
@@ -61,6 +69,17 @@ export interface EvidenceSourceOptions {
    * when it is older than COLLATERAL_RELOAD_MS, so an operator's job that renews it needs no restart.
    */
   readonly tdxCollateralDir?: string | undefined;
+  /**
+   * SNP only: the AMD KDS base URL (a cache or proxy) for a VCEK the host's certificate table
+   * lacks (`--kds-url`); else CLOISTER_KDS_URL, else AMD's service (attestation/providers/amd-kds.ts).
+   */
+  readonly kdsUrl?: string | undefined;
+  /** SNP only: the processor to ask KDS about when the report cannot tell it (version 2). */
+  readonly snpProduct?: SnpProduct | undefined;
+  /** SNP only, for tests: the configfs-tsm report directory and its file system (an emulator). */
+  readonly configfsTsm?: { readonly root?: string; readonly fs?: TsmFileSystem } | undefined;
+  /** The environment CLOISTER_KDS_URL is read from (default process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /**
@@ -88,27 +107,39 @@ export async function createEvidenceSource(
       `--tdx-collateral: expected --tee tdx, found --tee ${mode} (the simulator makes its own; Azure's evidence carries none)`,
     );
   }
+  if ((options.kdsUrl !== undefined || options.snpProduct !== undefined) && mode !== "snp") {
+    throw new AttestationError(
+      "configuration",
+      "SNP_KDS_OPTION_UNUSED",
+      `${options.kdsUrl !== undefined ? "--kds-url" : "--snp-product"}: expected --tee snp, found --tee ${mode} (only a configfs-tsm SNP guest fetches its VCEK from AMD KDS)`,
+    );
+  }
   switch (mode) {
     case "sim-snp":
     case "sim-tdx":
       return createInsecureSimulatorSource(mode);
     case "snp": {
-      const provider = new ConfigfsTsmSnpProvider();
+      const provider = new ConfigfsTsmSnpProvider(options.configfsTsm ?? {});
+      const env = options.env ?? process.env;
+      const kdsUrl =
+        options.kdsUrl !== undefined
+          ? { url: options.kdsUrl, what: "--kds-url" }
+          : env[KDS_URL_ENV]
+            ? { url: env[KDS_URL_ENV], what: KDS_URL_ENV }
+            : undefined;
+      // Made now, so a bad URL stops the boot before any evidence is asked for.
+      const kds = kdsVcekSource({
+        ...(kdsUrl === undefined ? {} : { baseUrl: kdsUrl }),
+        ...(options.snpProduct === undefined ? {} : { product: options.snpProduct }),
+      });
       return {
         mode,
         simulated: false,
         measurement: null,
         async collect(reportData) {
           const raw = await provider.getEvidence(reportData);
-          const vcek = snpCertificate(raw.certificates, "VCEK") ?? snpCertificate(raw.certificates, "VLEK");
-          if (vcek === undefined) {
-            throw new AttestationError(
-              "configuration",
-              "SNP_NO_ENDORSEMENT_KEY",
-              "SEV-SNP: the host provided no VCEK/VLEK in the certificate table (auxblob); configure the host's certificate blob (snphost import) or use a VLEK-provisioned cloud",
-            );
-          }
-          return { type: "sev-snp", report: base64url.encode(raw.report), endorsementKey: base64url.encode(vcek) };
+          const key = await snpEndorsementKey(raw, kds);
+          return { type: "sev-snp", report: base64url.encode(raw.report), endorsementKey: base64url.encode(key) };
         },
         collateral: noCollateral,
       };
@@ -161,6 +192,27 @@ export async function createEvidenceSource(
               }),
       };
     }
+  }
+}
+
+/**
+ * The key that signed an SNP report: the VCEK or VLEK of the host's certificate table (auxblob),
+ * else the VCEK from AMD KDS (GCP's hosts supply no table). A failure says both, and what to do
+ * on a cloud and on a host of one's own.
+ */
+async function snpEndorsementKey(raw: RawSnpEvidence, kds: KdsVcekSource): Promise<Uint8Array> {
+  const fromTable = snpCertificate(raw.certificates, "VCEK") ?? snpCertificate(raw.certificates, "VLEK");
+  if (fromTable !== undefined) return fromTable;
+  try {
+    return await kds.vcekFor(raw.report);
+  } catch (error) {
+    if (!(error instanceof AttestationError)) throw error;
+    throw new AttestationError(
+      error.stage,
+      error.code,
+      `SEV-SNP: configfs-tsm's auxblob holds no VCEK or VLEK (${raw.certificates.entries.length === 0 ? "the host supplied no certificate table" : "the host's certificate table lacks both"}), and ${error.message}. On GCP, let the enclave reach ${AMD_KDS_URL} or set --kds-url / ${KDS_URL_ENV} to a KDS cache; on a host of your own, load the certificates into the host's table (snphost import)`,
+      { cause: error },
+    );
   }
 }
 

@@ -419,38 +419,49 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
   });
 }
 
-// --- optional VCEK fetching (off by default; never used by tests over a network) ----------------
+// --- VCEK fetching (the enclave's, attestation/providers/amd-kds.ts; tests use no real network) ---
 
 /** Gets the VCEK certificate (DER) for a chip and TCB, e.g. from the AMD KDS or a local cache. */
 export interface VcekFetcher {
   fetchVcek(product: SnpProduct, chipId: Uint8Array, reportedTcb: SnpTcbVersion): Promise<Uint8Array>;
 }
 
-const KDS_BASE = "https://kdsintf.amd.com/vcek/v1";
+/** AMD's Key Distribution Service; the VCEK path below it is `/vcek/v1/{product}/{hwID}?{SPLs}`. */
+export const AMD_KDS_URL = "https://kdsintf.amd.com";
 
 /**
  * The AMD KDS URL of the VCEK for a chip at a TCB. Turin uses the first 8 bytes of CHIP_ID and
- * adds fmcSPL; Milan and Genoa use the whole 64-byte CHIP_ID.
+ * adds fmcSPL; Milan and Genoa use the whole 64-byte CHIP_ID. `base` replaces AMD's service with
+ * a cache or proxy that serves the same paths.
  */
-export function kdsVcekUrl(product: SnpProduct, chipId: Uint8Array, tcb: SnpTcbVersion | bigint): string {
+export function kdsVcekUrl(
+  product: SnpProduct,
+  chipId: Uint8Array,
+  tcb: SnpTcbVersion | bigint,
+  base: string = AMD_KDS_URL,
+): string {
   const t = decodeTcbVersion(typeof tcb === "bigint" ? tcb : tcb.raw, product);
   if (chipId.length !== 64) {
     throw new ConfigurationError("SNP_CHIP_ID_INVALID", `CHIP_ID: expected 64 bytes, found ${chipId.length}`);
   }
   const hwId = toHex(product === "Turin" ? chipId.subarray(0, 8) : chipId);
   const fmc = product === "Turin" ? `fmcSPL=${t.fmc}&` : "";
-  return `${KDS_BASE}/${product}/${hwId}?${fmc}blSPL=${t.bootloader}&teeSPL=${t.tee}&snpSPL=${t.snp}&ucodeSPL=${t.microcode}`;
+  return `${base}/vcek/v1/${product}/${hwId}?${fmc}blSPL=${t.bootloader}&teeSPL=${t.tee}&snpSPL=${t.snp}&ucodeSPL=${t.microcode}`;
 }
 
 /**
  * A VcekFetcher over an injected transport (`get(url)` returns the response body), caching by
  * URL. Failed fetches are not cached. The caller decides whether network access is allowed.
  */
-export function cachedVcekFetcher(get: (url: string) => Promise<Uint8Array>, limit = 64): VcekFetcher {
+export function cachedVcekFetcher(
+  get: (url: string) => Promise<Uint8Array>,
+  limit = 64,
+  base: string = AMD_KDS_URL,
+): VcekFetcher {
   const cache = new Map<string, Promise<Uint8Array>>();
   return {
     fetchVcek(product, chipId, reportedTcb) {
-      const url = kdsVcekUrl(product, chipId, reportedTcb);
+      const url = kdsVcekUrl(product, chipId, reportedTcb, base);
       let pending = cache.get(url);
       if (pending === undefined) {
         if (cache.size >= limit) cache.clear();

@@ -1,0 +1,126 @@
+/**
+ * The VCEK of an SEV-SNP guest's chip from AMD's Key Distribution Service, for hosts that put no
+ * certificate table in the extended report (GCP): the enclave asks KDS for the certificate of the
+ * report's product, CHIP_ID and REPORTED_TCB and serves it in its document as the endorsement key.
+ *
+ * The fetch needs no trust, so a plain-HTTP cache or proxy is as good as AMD's HTTPS service:
+ * clients verify the certificate's chain to the pinned AMD root and the report's signature under
+ * it, so a wrong or forged certificate makes them refuse the enclave and cannot make them accept
+ * one. It is bounded (a timeout, a size limit) and asked once per chip and TCB; a failure is not
+ * kept, so the next request asks again.
+ */
+import { ResponseTooLargeError, readBoundedBytes } from "../../sealed/index.ts";
+import { ConfigurationError, EvidenceError } from "../errors.ts";
+import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";
+import { AMD_KDS_URL, cachedVcekFetcher } from "../snp/verify.ts";
+import { parseCertificateBytes } from "../x509.ts";
+
+/** The environment variable that replaces AMD_KDS_URL (a cache or proxy); `--kds-url` wins over it. */
+export const KDS_URL_ENV = "CLOISTER_KDS_URL";
+export const KDS_TIMEOUT_MS = 10_000;
+/** A VCEK is about 1.4 KB of DER (or 2 KB of PEM from a cache); anything far larger is not one. */
+export const MAX_VCEK_BYTES = 16 * 1024;
+
+export interface KdsVcekOptions {
+  /** KDS base URL (default AMD_KDS_URL); `/vcek/v1/…` is appended. `what` names where it came from. */
+  readonly baseUrl?: { readonly url: string; readonly what: string };
+  /** The product when the report cannot tell it: version 2 reports carry no CPUID. */
+  readonly product?: SnpProduct;
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+export interface KdsVcekSource {
+  /** The VCEK (DER) for the chip and TCB of `report` (the raw 1184-byte SNP report). */
+  vcekFor(report: Uint8Array): Promise<Uint8Array>;
+}
+
+export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
+  const base = kdsBaseUrl(options.baseUrl);
+  const timeoutMs = options.timeoutMs ?? KDS_TIMEOUT_MS;
+  const doFetch = options.fetch ?? fetch;
+  const fetcher = cachedVcekFetcher((url) => getVcek(url, timeoutMs, doFetch), 8, base);
+  return {
+    async vcekFor(bytes) {
+      const report = parseSnpReport(bytes);
+      if (report.signingKey !== "VCEK") {
+        throw new EvidenceError(
+          "SNP_NO_ENDORSEMENT_KEY",
+          `the report is signed with ${report.signingKey === "VLEK" ? "the VLEK, which AMD KDS serves only to the cloud provider (the host must supply it in the table)" : "no key (SIGNING_KEY 7)"}; expected a VCEK-signed report to fetch its VCEK from AMD KDS`,
+        );
+      }
+      if (report.maskChipKey) {
+        throw new EvidenceError(
+          "SNP_KDS_CHIP_ID_MASKED",
+          "the report's CHIP_ID is masked (MASK_CHIP_KEY set by the guest policy or the host), so AMD KDS cannot be asked for this chip's VCEK: the host must supply it in the table",
+        );
+      }
+      const product = report.product ?? options.product;
+      if (product === undefined) {
+        throw new ConfigurationError(
+          "SNP_KDS_PRODUCT_UNKNOWN",
+          `the report (version ${report.version}) does not say the processor (no CPUID before version 3); expected --snp-product ${SNP_PRODUCTS.join("|")} to ask AMD KDS for its VCEK`,
+        );
+      }
+      return fetcher.fetchVcek(product, report.chipId, report.reportedTcb);
+    },
+  };
+}
+
+/** The KDS base URL without a trailing slash; http(s) only, no query or fragment. */
+function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
+  if (given === undefined) return AMD_KDS_URL;
+  let url: URL | null = null;
+  try {
+    url = new URL(given.url);
+  } catch {
+    // reported below
+  }
+  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "") {
+    throw new ConfigurationError(
+      "SNP_KDS_URL_INVALID",
+      `${given.what}: expected an http(s) URL without query or fragment (a KDS cache serving /vcek/v1/…), found ${JSON.stringify(given.url.slice(0, 200))}`,
+    );
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+async function getVcek(url: string, timeoutMs: number, doFetch: typeof fetch): Promise<Uint8Array> {
+  const failed = (problem: string, cause?: unknown) =>
+    new EvidenceError("SNP_NO_ENDORSEMENT_KEY", `AMD KDS gave no VCEK: GET ${url}: ${problem}`, { cause });
+  const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
+  let response: Response;
+  try {
+    response = await doFetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    const code = (error as { cause?: { code?: unknown } }).cause?.code;
+    throw failed(
+      timedOut(error)
+        ? `no answer in ${timeoutMs} ms`
+        : `unreachable (${typeof code === "string" ? code : (error as Error).message})`,
+      error,
+    );
+  }
+  if (response.status !== 200) {
+    await response.body?.cancel().catch(() => undefined);
+    throw failed(`expected status 200, found ${response.status}${response.status === 429 ? " (rate limited)" : ""}`);
+  }
+  let body: Uint8Array;
+  try {
+    body = await readBoundedBytes(response.body ?? [], MAX_VCEK_BYTES);
+  } catch (error) {
+    throw failed(
+      error instanceof ResponseTooLargeError
+        ? `expected at most ${MAX_VCEK_BYTES} bytes, found more`
+        : timedOut(error)
+          ? `body not whole within ${timeoutMs} ms`
+          : "body cut off",
+      error,
+    );
+  }
+  try {
+    return parseCertificateBytes(body).der;
+  } catch (error) {
+    throw failed(`expected a certificate (DER or PEM), found ${body.length} bytes that are not one`, error);
+  }
+}
