@@ -3,9 +3,12 @@
  * guest has no /dev/sev-guest or configfs-tsm provider; the hardware report is made by the
  * paravisor and exposed through the vTPM. One request:
  *
- *   1. write REPORT_DATA (64 bytes) to NV index 0x01400002 (defined if absent), so the paravisor
- *      puts it in the runtime data's `user-data` of a fresh HCL report (tpm2_nvdefine/tpm2_nvwrite)
- *   2. read the HCL report from NV index 0x01400001 (tpm2_nvread)
+ *   1. write REPORT_DATA (64 bytes) to NV index 0x01400002 (defined if absent, defined again if it
+ *      has another size), so the paravisor puts it in the runtime data's `user-data` of a fresh HCL
+ *      report (tpm2_nvreadpublic/tpm2_nvundefine/tpm2_nvdefine/tpm2_nvwrite)
+ *   2. read the HCL report from NV index 0x01400001 (tpm2_nvread), again every 500 ms until its
+ *      user-data is the REPORT_DATA written (the paravisor refreshes it a moment later; Microsoft's
+ *      az-snp-vtpm waits 3 s), for up to 5 s
  *   3. quote the 24 SHA-256 PCRs with the attestation key 0x81000003 and qualifying data =
  *      REPORT_DATA (tpm2_quote -f plain -F values)
  *   4. SNP: fetch the VCEK from the Azure instance metadata service (THIM);
@@ -77,14 +80,24 @@ export interface AzureVtpmOptions {
   readonly refreshUserData?: boolean;
   /** Directory for the tools' temporary files (default the OS temp directory). */
   readonly tempDir?: string;
+  /** How long to read the HCL report again until it carries the user-data written (default 5 s). */
+  readonly refreshTimeoutMs?: number;
+  /** The pause between two reads of a stale HCL report (default 500 ms). */
+  readonly refreshIntervalMs?: number;
 }
+
+export const AZURE_REFRESH_TIMEOUT_MS = 5_000;
+export const AZURE_REFRESH_INTERVAL_MS = 500;
+
+/** A tool's first stderr line, for an error message. */
+const firstLine = (stderr: string): string => stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
 
 async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
   if (result.exitCode !== 0) {
     throw new EvidenceError(
       "TPM_COMMAND_FAILED",
-      `${command}: expected exit status 0, found ${result.exitCode}: ${result.stderr.trim().split("\n")[0]?.slice(0, 200) ?? ""}`,
+      `${command}: expected exit status 0, found ${result.exitCode}: ${firstLine(result.stderr)}`,
     );
   }
 }
@@ -110,6 +123,67 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
     this.imds = options.imds ?? fetchImds();
   }
 
+  /**
+   * NV index 0x01400002 as a 64-byte index: defined when absent; undefined and defined again when
+   * it has another size (left by another tool), which tpm2_nvwrite would refuse to fill.
+   */
+  private async defineUserDataIndex(): Promise<void> {
+    const existing = await this.run("tpm2_nvreadpublic", [AZURE_USER_DATA_NV_INDEX]);
+    if (existing.exitCode === 0) {
+      const size = /^\s+size:\s*(\d+)\s*$/m.exec(new TextDecoder().decode(existing.stdout))?.[1];
+      // Unparsable output: left to tpm2_nvwrite, which names its own error.
+      if (size === undefined || Number(size) === REPORT_DATA_SIZE) return;
+      const undefine = await this.run("tpm2_nvundefine", ["-C", "o", AZURE_USER_DATA_NV_INDEX]);
+      if (undefine.exitCode !== 0) {
+        throw new EvidenceError(
+          "AZURE_USER_DATA_INDEX_SIZE",
+          `NV index ${AZURE_USER_DATA_NV_INDEX}: expected ${REPORT_DATA_SIZE} bytes, found ${size}, and tpm2_nvundefine exited ${undefine.exitCode}: ${firstLine(undefine.stderr)}`,
+        );
+      }
+    }
+    await tool(this.run, "tpm2_nvdefine", [
+      "-C",
+      "o",
+      "-s",
+      String(REPORT_DATA_SIZE),
+      "-a",
+      "ownerread|ownerwrite|authread|authwrite",
+      AZURE_USER_DATA_NV_INDEX,
+    ]);
+  }
+
+  /**
+   * The HCL report of this TEE; with `userData` (lower-case hex), read again every
+   * refreshIntervalMs until it carries that user-data, for up to refreshTimeoutMs.
+   */
+  private async readHclReport(
+    path: string,
+    userData: string | null,
+  ): Promise<{ hclReport: Uint8Array; hcl: ReturnType<typeof parseHclReport> }> {
+    const timeoutMs = this.options.refreshTimeoutMs ?? AZURE_REFRESH_TIMEOUT_MS;
+    const intervalMs = this.options.refreshIntervalMs ?? AZURE_REFRESH_INTERVAL_MS;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      await tool(this.run, "tpm2_nvread", ["-C", "o", "-o", path, AZURE_HCL_REPORT_NV_INDEX]);
+      const hclReport = await readOutput(path, "tpm2_nvread");
+      const hcl = parseHclReport(hclReport);
+      if (`azure-${hcl.reportType}` !== this.kind) {
+        throw new EvidenceError(
+          "AZURE_WRONG_TEE",
+          `HCL report: expected ${this.kind}, found a ${hcl.reportType} report`,
+        );
+      }
+      if (userData === null || hcl.runtimeData.userData?.toLowerCase() === userData) return { hclReport, hcl };
+      if (performance.now() + intervalMs > deadline) {
+        throw new EvidenceError(
+          "AZURE_USER_DATA_NOT_REFRESHED",
+          `HCL report: expected the user-data just written to NV index ${AZURE_USER_DATA_NV_INDEX}, found other data (stale report) after ${timeoutMs} ms of reads`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+
   async getEvidence(reportData: Uint8Array): Promise<RawAzureEvidence> {
     if (reportData.length !== REPORT_DATA_SIZE) {
       throw new ConfigurationError(
@@ -122,36 +196,13 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
       if (this.options.refreshUserData ?? true) {
         const userData = join(dir, "user-data.bin");
         await writeFile(userData, reportData);
-        const defined = await this.run("tpm2_nvreadpublic", [AZURE_USER_DATA_NV_INDEX]);
-        if (defined.exitCode !== 0) {
-          await tool(this.run, "tpm2_nvdefine", [
-            "-C",
-            "o",
-            "-s",
-            String(REPORT_DATA_SIZE),
-            "-a",
-            "ownerread|ownerwrite|authread|authwrite",
-            AZURE_USER_DATA_NV_INDEX,
-          ]);
-        }
+        await this.defineUserDataIndex();
         await tool(this.run, "tpm2_nvwrite", ["-C", "o", "-i", userData, AZURE_USER_DATA_NV_INDEX]);
       }
-      const hclPath = join(dir, "hcl-report.bin");
-      await tool(this.run, "tpm2_nvread", ["-C", "o", "-o", hclPath, AZURE_HCL_REPORT_NV_INDEX]);
-      const hclReport = await readOutput(hclPath, "tpm2_nvread");
-      const hcl = parseHclReport(hclReport);
-      if (`azure-${hcl.reportType}` !== this.kind) {
-        throw new EvidenceError(
-          "AZURE_WRONG_TEE",
-          `HCL report: expected ${this.kind}, found a ${hcl.reportType} report`,
-        );
-      }
-      if ((this.options.refreshUserData ?? true) && hcl.runtimeData.userData?.toLowerCase() !== toHex(reportData)) {
-        throw new EvidenceError(
-          "AZURE_USER_DATA_NOT_REFRESHED",
-          "HCL report: expected the user-data just written to NV index 0x01400002, found other data (stale report)",
-        );
-      }
+      const { hclReport, hcl } = await this.readHclReport(
+        join(dir, "hcl-report.bin"),
+        (this.options.refreshUserData ?? true) ? toHex(reportData) : null,
+      );
       const [msg, sig, pcrs] = ["quote.msg", "quote.sig", "quote.pcrs"].map((n) => join(dir, n)) as [
         string,
         string,

@@ -26,8 +26,20 @@ afterEach(async () => {
 });
 
 /** A fake tpm2-tools runner that writes the captured fixture bytes where the real tools would. */
-function fakeTpm(fixture: string, options: { failing?: string; nvDefined?: boolean } = {}) {
+function fakeTpm(
+  fixture: string,
+  options: {
+    failing?: string;
+    nvDefined?: boolean;
+    /** The size tpm2_nvreadpublic reports for a defined 0x01400002 (default 64). */
+    nvSize?: number;
+    /** The first reads of 0x01400001 return this fixture's (stale) HCL report. */
+    stale?: { fixture: string; reads: number };
+  } = {},
+) {
   const evidence = parseAzureEvidence(text(fixture));
+  let staleReads = options.stale?.reads ?? 0;
+  const stale = options.stale === undefined ? null : parseAzureEvidence(text(options.stale.fixture)).hclReport;
   const calls: { command: string; args: readonly string[] }[] = [];
   const run: CommandRunner = async (command, args) => {
     calls.push({ command, args });
@@ -41,12 +53,20 @@ function fakeTpm(fixture: string, options: { failing?: string; nvDefined?: boole
     const arg = (flag: string) => args[args.indexOf(flag) + 1] as string;
     switch (command) {
       case "tpm2_nvreadpublic":
-        return options.nvDefined === false ? { ...ok, exitCode: 1 } : ok;
+        if (options.nvDefined === false) return { ...ok, exitCode: 1 };
+        // tpm2-tools' YAML for one index (tpm2_nvreadpublic.c)
+        return {
+          ...ok,
+          stdout: new TextEncoder().encode(
+            `${args[0]?.replace("0x0", "0x")}:\n  name: 000b00\n  hash algorithm:\n    friendly: sha256\n    value: 0xB\n  attributes:\n    friendly: ownerwrite|ownerread\n    value: 0x2000200\n  size: ${options.nvSize ?? 64}\n\n`,
+          ),
+        };
+      case "tpm2_nvundefine":
       case "tpm2_nvdefine":
       case "tpm2_nvwrite":
         return ok;
       case "tpm2_nvread":
-        await fs.writeFile(arg("-o"), evidence.hclReport);
+        await fs.writeFile(arg("-o"), stale !== null && staleReads-- > 0 ? stale : evidence.hclReport);
         return ok;
       case "tpm2_quote": {
         await fs.writeFile(arg("-m"), evidence.tpmQuote.message);
@@ -65,6 +85,11 @@ function fakeTpm(fixture: string, options: { failing?: string; nvDefined?: boole
   return { run, calls, evidence };
 }
 
+/** milan-v2's HCL user-data: the 48-byte verifier nonce followed by 16 zero bytes. */
+const MILAN_V2_USER_DATA = fromHex(
+  `${"982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef"}${"00".repeat(16)}`,
+);
+
 const noImds = {
   getVcek: async () => {
     throw new Error("unexpected IMDS call");
@@ -79,9 +104,7 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     // milan-v2's HCL user-data is the 48-byte verifier nonce followed by 16 zero bytes.
     const fixture = "azure/snp-vtpm/milan-evidence-v2.trustee.json";
     const { run, calls, evidence } = fakeTpm(fixture, { nvDefined: false });
-    const reportData = fromHex(
-      `${"982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef"}${"00".repeat(16)}`,
-    );
+    const reportData = MILAN_V2_USER_DATA;
     const vcek = evidence.vcek as Uint8Array;
     const provider = new AzureVtpmProvider({
       kind: "azure-snp",
@@ -142,13 +165,69 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     expect(verified.kind).toBe("azure-tdx");
   });
 
-  it("refuses a stale HCL report whose user-data is not the REPORT_DATA just written", async () => {
-    const { run } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json");
-    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
-    expect((await rejection(provider.getEvidence(new Uint8Array(64).fill(1)))).code).toBe(
-      "AZURE_USER_DATA_NOT_REFRESHED",
-    );
+  it("refuses an HCL report still stale when the reads give up (AZURE_USER_DATA_NOT_REFRESHED)", async () => {
+    const { run, calls } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const provider = new AzureVtpmProvider({
+      kind: "azure-snp",
+      run,
+      imds: noImds,
+      tempDir: dir,
+      refreshTimeoutMs: 200,
+      refreshIntervalMs: 50,
+    });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64).fill(1)));
+    expect(error.code).toBe("AZURE_USER_DATA_NOT_REFRESHED");
+    expect(error.message).toContain("after 200 ms");
+    expect(calls.filter((c) => c.command === "tpm2_nvread").length).toBeGreaterThanOrEqual(3);
     expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it("reads the HCL report again until the paravisor has put the new user-data in it", async () => {
+    const { run, calls, evidence } = fakeTpm("azure/snp-vtpm/milan-evidence-v2.trustee.json", {
+      stale: { fixture: "azure/snp-vtpm/genoa-evidence.trustee.json", reads: 2 },
+    });
+    const provider = new AzureVtpmProvider({
+      kind: "azure-snp",
+      run,
+      imds: { ...noImds, getVcek: async () => evidence.vcek as Uint8Array },
+      tempDir: dir,
+      refreshIntervalMs: 10,
+    });
+    const raw = await provider.getEvidence(MILAN_V2_USER_DATA);
+    expect(parseAzureEvidence(raw.json).hclReport).toEqual(evidence.hclReport);
+    expect(calls.filter((c) => c.command === "tpm2_nvread")).toHaveLength(3);
+  });
+
+  it("defines NV index 0x01400002 again when it has another size than 64 bytes", async () => {
+    const milanV2 = (nvSize: number) => {
+      const tpm = fakeTpm("azure/snp-vtpm/milan-evidence-v2.trustee.json", { nvSize });
+      const imds = { ...noImds, getVcek: async () => tpm.evidence.vcek as Uint8Array };
+      const provider = new AzureVtpmProvider({ kind: "azure-snp", run: tpm.run, imds, tempDir: dir });
+      return { provider, calls: tpm.calls };
+    };
+    const { provider, calls } = milanV2(32);
+    await provider.getEvidence(MILAN_V2_USER_DATA);
+    expect(calls.map((c) => c.command).slice(0, 4)).toEqual([
+      "tpm2_nvreadpublic",
+      "tpm2_nvundefine",
+      "tpm2_nvdefine",
+      "tpm2_nvwrite",
+    ]);
+    expect(calls[1]?.args).toEqual(["-C", "o", "0x01400002"]);
+    const kept = milanV2(64);
+    await kept.provider.getEvidence(MILAN_V2_USER_DATA);
+    expect(kept.calls.map((c) => c.command).slice(0, 2)).toEqual(["tpm2_nvreadpublic", "tpm2_nvwrite"]);
+  });
+
+  it("names the index, the expected and the found size when a wrong-size index cannot be undefined", async () => {
+    const { run } = fakeTpm("azure/snp-vtpm/milan-evidence-v2.trustee.json", {
+      nvSize: 32,
+      failing: "tpm2_nvundefine",
+    });
+    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
+    const error = await rejection(provider.getEvidence(MILAN_V2_USER_DATA));
+    expect(error.code).toBe("AZURE_USER_DATA_INDEX_SIZE");
+    expect(error.message).toContain("NV index 0x01400002: expected 64 bytes, found 32");
   });
 
   it("reports a failing tpm2_quote with TPM_COMMAND_FAILED and the tool's first error line", async () => {
