@@ -9,11 +9,11 @@
  * one. It is bounded (a timeout, a size limit) and asked once per chip and TCB; a failure is not
  * kept, so the next request asks again.
  */
-import { ResponseTooLargeError, readBoundedBytes } from "../../sealed/index.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";
 import { AMD_KDS_URL, cachedVcekFetcher } from "../snp/verify.ts";
 import { parseCertificateBytes } from "../x509.ts";
+import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
 
 /** The environment variable that replaces AMD_KDS_URL (a cache or proxy); `--kds-url` wins over it. */
 export const KDS_URL_ENV = "CLOISTER_KDS_URL";
@@ -88,35 +88,12 @@ function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
 async function getVcek(url: string, timeoutMs: number, doFetch: typeof fetch): Promise<Uint8Array> {
   const failed = (problem: string, cause?: unknown) =>
     new EvidenceError("SNP_NO_ENDORSEMENT_KEY", `AMD KDS gave no VCEK: GET ${url}: ${problem}`, { cause });
-  const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
-  let response: Response;
-  try {
-    response = await doFetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (error) {
-    const code = (error as { cause?: { code?: unknown } }).cause?.code;
-    throw failed(
-      timedOut(error)
-        ? `no answer in ${timeoutMs} ms`
-        : `unreachable (${typeof code === "string" ? code : (error as Error).message})`,
-      error,
-    );
-  }
-  if (response.status !== 200) {
-    await response.body?.cancel().catch(() => undefined);
-    throw failed(`expected status 200, found ${response.status}${response.status === 429 ? " (rate limited)" : ""}`);
-  }
   let body: Uint8Array;
   try {
-    body = await readBoundedBytes(response.body ?? [], MAX_VCEK_BYTES);
+    body = await fetchBounded(doFetch, url, {}, timeoutMs, MAX_VCEK_BYTES);
   } catch (error) {
-    throw failed(
-      error instanceof ResponseTooLargeError
-        ? `expected at most ${MAX_VCEK_BYTES} bytes, found more`
-        : timedOut(error)
-          ? `body not whole within ${timeoutMs} ms`
-          : "body cut off",
-      error,
-    );
+    if (!(error instanceof FetchProblem)) throw error;
+    throw failed(error.message, error.cause);
   }
   try {
     return parseCertificateBytes(body).der;

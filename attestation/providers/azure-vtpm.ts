@@ -27,6 +27,7 @@ import { parseHclReport } from "../azure/hcl.ts";
 import { toHex } from "../bytes.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseCertificateBytes } from "../x509.ts";
+import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
 import { type CommandRunner, createCommandRunner } from "./command-runner.ts";
 import { type RawAzureEvidence, REPORT_DATA_SIZE, type TeeEvidenceProvider } from "./types.ts";
 
@@ -45,31 +46,65 @@ export interface AzureImds {
   getTdQuote(tdReport: Uint8Array): Promise<Uint8Array>;
 }
 
-export function fetchImds(fetchFn: typeof fetch = fetch): AzureImds {
+/** How long one IMDS call may take, and the most of its answer read (a VCEK chain or a TD quote is a few KB). */
+export const IMDS_TIMEOUT_MS = 10_000;
+export const MAX_IMDS_RESPONSE_BYTES = 64 * 1024;
+
+export function fetchImds(fetchFn: typeof fetch = fetch, timeoutMs = IMDS_TIMEOUT_MS): AzureImds {
   return {
     async getVcek() {
-      const response = await fetchFn(AZURE_THIM_VCEK_URL, { headers: { Metadata: "true" } });
-      if (!response.ok)
-        throw new EvidenceError("AZURE_IMDS_FAILED", `IMDS THIM: expected status 200, found ${response.status}`);
-      const body = (await response.json()) as { vcekCert?: unknown };
-      if (typeof body.vcekCert !== "string")
+      const body = (await imdsJson(
+        fetchFn,
+        "IMDS THIM",
+        AZURE_THIM_VCEK_URL,
+        { headers: { Metadata: "true" } },
+        timeoutMs,
+      )) as {
+        vcekCert?: unknown;
+      } | null;
+      if (typeof body?.vcekCert !== "string")
         throw new EvidenceError("AZURE_IMDS_FAILED", "IMDS THIM: expected vcekCert (PEM)");
       return new TextEncoder().encode(body.vcekCert);
     },
     async getTdQuote(tdReport) {
-      const response = await fetchFn(AZURE_TDX_QUOTE_URL, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ report: base64url.encode(tdReport) }),
-      });
-      if (!response.ok)
-        throw new EvidenceError("AZURE_IMDS_FAILED", `IMDS tdquote: expected status 200, found ${response.status}`);
-      const body = (await response.json()) as { quote?: unknown };
-      if (typeof body.quote !== "string")
+      const body = (await imdsJson(
+        fetchFn,
+        "IMDS tdquote",
+        AZURE_TDX_QUOTE_URL,
+        {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ report: base64url.encode(tdReport) }),
+        },
+        timeoutMs,
+      )) as { quote?: unknown } | null;
+      if (typeof body?.quote !== "string")
         throw new EvidenceError("AZURE_IMDS_FAILED", "IMDS tdquote: expected quote (base64url)");
       return base64url.decode(body.quote.replace(/=+$/, ""));
     },
   };
+}
+
+/** One IMDS call's JSON answer, within `timeoutMs` and MAX_IMDS_RESPONSE_BYTES; else AZURE_IMDS_FAILED naming `what`. */
+async function imdsJson(
+  fetchFn: typeof fetch,
+  what: string,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+): Promise<unknown> {
+  let body: Uint8Array;
+  try {
+    body = await fetchBounded(fetchFn, url, init, timeoutMs, MAX_IMDS_RESPONSE_BYTES);
+  } catch (error) {
+    if (!(error instanceof FetchProblem)) throw error;
+    throw new EvidenceError("AZURE_IMDS_FAILED", `${what}: ${error.message}`, { cause: error.cause });
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    throw new EvidenceError("AZURE_IMDS_FAILED", `${what}: expected JSON, found other text`);
+  }
 }
 
 export interface AzureVtpmOptions {

@@ -1,12 +1,19 @@
 import { readFileSync } from "node:fs";
 import * as fs from "node:fs/promises";
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
-import { AZURE_AK_HANDLE, AZURE_PCR_SELECTION, AzureVtpmProvider } from "../../attestation/providers/azure-vtpm.ts";
+import {
+  AZURE_AK_HANDLE,
+  AZURE_PCR_SELECTION,
+  AzureVtpmProvider,
+  fetchImds,
+} from "../../attestation/providers/azure-vtpm.ts";
 import type { CommandRunner } from "../../attestation/providers/command-runner.ts";
 import { detectTee } from "../../attestation/providers/detect.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
@@ -254,6 +261,44 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
       tempDir: dir,
     });
     expect((await rejection(provider.getEvidence(new Uint8Array(64)))).code).toBe("AZURE_WRONG_TEE");
+  });
+});
+
+describe("fetchImds (a loopback server standing in for 169.254.169.254)", () => {
+  /** fetchImds over a server whose every answer is `answer`; the IMDS URL is sent to it. */
+  async function imdsOn(answer: (response: ServerResponse) => void, timeoutMs: number) {
+    const server = createServer((_, response) => answer(response));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const close = async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    };
+    return { imds: fetchImds((_, init) => fetch(url, init), timeoutMs), close };
+  }
+
+  it("gives up on an IMDS that does not answer within the timeout (AZURE_IMDS_FAILED)", async () => {
+    const { imds, close } = await imdsOn(() => undefined, 200);
+    try {
+      const error = await rejection(imds.getVcek());
+      expect(error.code).toBe("AZURE_IMDS_FAILED");
+      expect(error.message).toBe("IMDS THIM: no answer in 200 ms");
+    } finally {
+      await close();
+    }
+  });
+
+  it("reads at most 64 KiB of an answer", async () => {
+    const { imds, close } = await imdsOn((response) => {
+      response.writeHead(200, { "content-type": "application/json" }).end(`{"quote": "${"A".repeat(100_000)}"}`);
+    }, 5_000);
+    try {
+      const error = await rejection(imds.getTdQuote(new Uint8Array(1024)));
+      expect(error.code).toBe("AZURE_IMDS_FAILED");
+      expect(error.message).toBe("IMDS tdquote: expected at most 65536 bytes, found more");
+    } finally {
+      await close();
+    }
   });
 });
 
