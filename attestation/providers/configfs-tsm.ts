@@ -103,6 +103,14 @@ function ioError(error: unknown, action: string, path: string): EvidenceError {
       { cause: error },
     );
   }
+  if ((errno === "EINVAL" || errno === "EFBIG") && action === "read") {
+    // Reading outblob/auxblob makes the report: the provider refused the request written.
+    return new EvidenceError(
+      "TSM_READ_REJECTED",
+      `configfs-tsm: read ${path}: expected the provider to make a report for the request written, found ${errno}`,
+      { cause: error },
+    );
+  }
   if (errno === "EINVAL" || errno === "EFBIG") {
     return new EvidenceError(
       "TSM_WRITE_REJECTED",
@@ -132,7 +140,7 @@ class GenerationRace extends Error {}
  * Requests one report for `reportData` (exactly 64 bytes). Retries on a fresh entry when the
  * generation counter shows a concurrent writer, up to `maxAttempts`, then throws
  * TSM_GENERATION_RACE. Throws EvidenceError (TSM_UNAVAILABLE, TSM_NO_PROVIDER,
- * TSM_PROVIDER_MISMATCH, TSM_PERMISSION_DENIED, TSM_WRITE_REJECTED, TSM_EMPTY_OUTBLOB,
+ * TSM_PROVIDER_MISMATCH, TSM_PERMISSION_DENIED, TSM_WRITE_REJECTED, TSM_READ_REJECTED, TSM_EMPTY_OUTBLOB,
  * TSM_BAD_GENERATION, TSM_BAD_PRIVLEVEL_FLOOR, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
  */
 export async function requestTsmReport(reportData: Uint8Array, options: ConfigfsTsmOptions): Promise<TsmReport> {

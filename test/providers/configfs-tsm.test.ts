@@ -50,6 +50,15 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Atte
   return error as AttestationError;
 }
 
+/** One SNP request over `emulator` fails with `code`, its message naming each of `fragments`. */
+async function expectRequestError(emulator: TsmEmulator, code: string, fragments: readonly string[]): Promise<void> {
+  const error = await expectCode(
+    requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
+    code,
+  );
+  for (const fragment of fragments) expect(error.message).toContain(fragment);
+}
+
 describe("configfs-tsm provider", () => {
   it("returns the SNP report made for our inblob and the parsed certificate table, and removes the entry", async () => {
     const { table, vcek, ask, ark } = await certTable();
@@ -98,12 +107,7 @@ describe("configfs-tsm provider", () => {
 
   it("refuses a privlevel_floor that is not a level 0..3 (TSM_BAD_PRIVLEVEL_FLOOR)", async () => {
     const emulator = await snpEmulator({ privlevelFloor: 7 });
-    const error = await expectCode(
-      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
-      "TSM_BAD_PRIVLEVEL_FLOOR",
-    );
-    expect(error.message).toContain("privlevel_floor");
-    expect(error.message).toContain('"7"');
+    await expectRequestError(emulator, "TSM_BAD_PRIVLEVEL_FLOOR", ["privlevel_floor", '"7"']);
     expect(emulator.removed).toEqual(emulator.created);
   });
 
@@ -141,13 +145,7 @@ describe("configfs-tsm provider", () => {
 
   it("reports a missing provider driver (the kernel's ENXIO on mkdir) as TSM_NO_PROVIDER", async () => {
     const emulator = await TsmEmulator.create(dir, { provider: null, makeReport: fakeSnpReport, auxblob: null });
-    const error = await expectCode(
-      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: emulator }),
-      "TSM_NO_PROVIDER",
-    );
-    expect(error.message).toContain("mkdir");
-    expect(error.message).toContain("ENXIO");
-    expect(error.message).toContain("sev-guest or tdx-guest driver");
+    await expectRequestError(emulator, "TSM_NO_PROVIDER", ["mkdir", "ENXIO", "sev-guest or tdx-guest driver"]);
     expect(emulator.created).toEqual([]);
     expect(await fs.readdir(emulator.root)).toEqual([]);
   });
@@ -180,6 +178,16 @@ describe("configfs-tsm provider", () => {
     expect(error.message).toContain(errno);
     expect(emulator.removed).toEqual(emulator.created);
     expect(await fs.readdir(emulator.root)).toEqual([]);
+  });
+
+  it("maps an EINVAL outblob read (the provider refused the request) to TSM_READ_REJECTED, not a write rejection", async () => {
+    const emulator = await snpEmulator({ failRead: { attribute: "outblob", errno: "EINVAL" } });
+    await expectRequestError(emulator, "TSM_READ_REJECTED", [
+      "read",
+      "outblob",
+      "expected the provider to make a report",
+    ]);
+    expect(emulator.removed).toEqual(emulator.created);
   });
 
   it("maps an EINVAL privlevel write to TSM_WRITE_REJECTED", async () => {

@@ -34,6 +34,8 @@ export interface TsmEmulatorOptions {
    * fails with EIO, standing in for the firmware refusing a report below the guest's VMPL.
    */
   readonly privlevelFloor?: number;
+  /** Make a read of this attribute fail with this errno. */
+  readonly failRead?: { readonly attribute: string; readonly errno: string };
   /** Make creating an entry fail with this errno. */
   readonly failMkdir?: string;
 }
@@ -115,6 +117,7 @@ export class TsmEmulator implements TsmFileSystem {
   async readFile(path: string): Promise<Uint8Array> {
     const attribute = basename(path);
     const dir = dirname(path);
+    if (this.options.failRead?.attribute === attribute) throw errnoError(this.options.failRead.errno, path);
     if (attribute === "outblob") {
       const inblob = new Uint8Array(await fs.readFile(join(dir, "inblob")));
       const privlevel = Number((await fs.readFile(join(dir, "privlevel"), "utf8")).trim());
