@@ -21,6 +21,7 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
   const timeoutMs = options.timeoutMs ?? 30_000;
   return (command, args) =>
     new Promise((resolve, reject) => {
+      const started = performance.now();
       const child = spawn(command, [...args], { shell: false, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
       const out: Buffer[] = [];
       let outLength = 0;
@@ -52,6 +53,16 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
         }
       });
       child.on("close", (code, signal) => {
+        // spawn's `timeout` kills the tool with SIGTERM; a kill that late is that timeout.
+        if (signal !== null && performance.now() - started >= timeoutMs) {
+          reject(
+            new EvidenceError(
+              "TPM_COMMAND_TIMEOUT",
+              `${command}: expected it to finish within ${timeoutMs} ms, found it still running (killed with ${signal})`,
+            ),
+          );
+          return;
+        }
         if (outLength > MAX_STDOUT) {
           reject(
             new EvidenceError(

@@ -1,0 +1,21 @@
+import { describe, expect, it } from "vitest";
+import { createCommandRunner } from "../../attestation/providers/command-runner.ts";
+import { rejection } from "../helpers/attestation.ts";
+
+/** The runner with Node itself as the tool, so no tpm2-tools are needed. */
+describe("createCommandRunner", () => {
+  it("says a tool killed by its timeout timed out (TPM_COMMAND_TIMEOUT), not that it exited 128", async () => {
+    const run = createCommandRunner({ timeoutMs: 300 });
+    const error = await rejection(run(process.execPath, ["-e", "setTimeout(() => {}, 10_000)"]));
+    expect(error.code).toBe("TPM_COMMAND_TIMEOUT");
+    expect(error.message).toContain("expected it to finish within 300 ms");
+    expect(error.message).toContain("SIGTERM");
+  });
+
+  it("returns a tool's own exit status and stderr", async () => {
+    const run = createCommandRunner({ timeoutMs: 10_000 });
+    const result = await run(process.execPath, ["-e", "process.stderr.write('no such index'); process.exit(3)"]);
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toBe("no such index");
+  });
+});
