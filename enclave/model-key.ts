@@ -8,7 +8,7 @@
 import { base64url } from "jose";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { ModelKeyUnwrapError, unwrapModelKey } from "../attestation/kbs/protocol.ts";
-import { ResponseTooLargeError, readBoundedText } from "../client/transport.ts";
+import { ResponseTooLargeError, readBoundedBytes } from "../sealed/index.ts";
 import { EnclaveError } from "./errors.ts";
 
 /**
@@ -96,7 +96,7 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
     let text: string;
     try {
       // Streamed with a byte count: past the limit the rest is not read and the connection closes.
-      text = await readBoundedText(response.body ?? [], MAX_KBS_RESPONSE_BYTES);
+      text = new TextDecoder().decode(await readBoundedBytes(response.body ?? [], MAX_KBS_RESPONSE_BYTES));
     } catch (error) {
       const problem =
         error instanceof ResponseTooLargeError
