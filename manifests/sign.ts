@@ -3,13 +3,19 @@
  * alg EdDSA (Ed25519) or ES256 (P-256). Platform-neutral: jose and WebCrypto only, so the browser
  * client verifies manifests with this same code.
  *
- * verifyManifest checks, in order: JWS structure; the protected header's alg (allow-list, so
- * `none` and HMAC are refused before any key is touched) and typ; the signature against the
- * caller's trusted public keys; only then parses the payload and checks the schema. It does not
+ * verifyManifest checks, in order: JWS structure, each part in its one canonical base64url
+ * spelling; the protected header's alg (allow-list, so `none` and HMAC are refused before any key
+ * is touched) and typ; an ES256 signature in its low-S form; the signature against the caller's
+ * trusted public keys; only then parses the payload and checks the schema. The canonical forms
+ * matter because the manifest's digest (digest.ts) is the SHA-256 of the JWS text, bound into
+ * REPORT_DATA and named in receipts and broker records: without them anyone holding a signed
+ * manifest could make other valid spellings of it (unused bits of a part's last character, an
+ * ECDSA signature's other S), each with its own digest. signManifest writes only the low-S form. It does not
  * decide whether the manifest's model or policy is acceptable to a client: that is the client's
  * policy, applied to the verified manifest.
  */
 import {
+  base64url,
   CompactSign,
   type CryptoKey,
   calculateJwkThumbprint,
@@ -108,7 +114,66 @@ export async function signManifest(manifest: Manifest, privateJwk: JWK): Promise
   }
   const kid = await calculateJwkThumbprint(publicPart(privateJwk), "sha256");
   const payload = new TextEncoder().encode(JSON.stringify(checked));
-  return new CompactSign(payload).setProtectedHeader({ alg, typ: MANIFEST_JWS_TYP, kid }).sign(key);
+  const jws = await new CompactSign(payload).setProtectedHeader({ alg, typ: MANIFEST_JWS_TYP, kid }).sign(key);
+  if (alg !== "ES256") return jws;
+  // ECDSA gives either S; the verifier takes only the low one (n - S verifies as well).
+  const dot = jws.lastIndexOf(".");
+  const signature = base64url.decode(jws.slice(dot + 1));
+  const s = bigEndian(signature.subarray(32));
+  if (s <= P256_HALF_N) return jws;
+  signature.set(toBytes32(P256_N - s), 32);
+  return `${jws.slice(0, dot + 1)}${base64url.encode(signature)}`;
+}
+
+/** The order of P-256's base point, and half of it: an ES256 signature's S must not exceed the half. */
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const P256_HALF_N = P256_N >> 1n;
+
+function bigEndian(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  return value;
+}
+
+function toBytes32(value: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 31, v = value; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return out;
+}
+
+const JWS_PARTS = ["protected header", "payload", "signature"] as const;
+
+/**
+ * Refuses a JWS part that is not in its one canonical base64url spelling (a last character with
+ * unused bits set decodes to the same bytes) and an ES256 signature with a high S: both would give
+ * the same signed manifest another digest.
+ */
+function checkCanonical(jws: string): void {
+  const parts = jws.split(".");
+  for (const [i, part] of parts.entries()) {
+    let canonical: string;
+    try {
+      canonical = base64url.encode(base64url.decode(part));
+    } catch (cause) {
+      throw new ManifestJwsMalformedError(`manifest JWS ${JWS_PARTS[i]}: expected base64url, found other text`, {
+        cause,
+      });
+    }
+    if (canonical !== part) {
+      throw new ManifestJwsMalformedError(
+        `manifest JWS ${JWS_PARTS[i]}: expected its canonical base64url spelling, found one with unused bits set in its last character`,
+      );
+    }
+  }
+}
+
+function checkLowS(jws: string): void {
+  const signature = base64url.decode(jws.slice(jws.lastIndexOf(".") + 1));
+  if (signature.length === 64 && bigEndian(signature.subarray(32)) > P256_HALF_N) {
+    throw new ManifestJwsMalformedError(
+      "manifest JWS ES256 signature: expected the low-S form (S at most half the group order), found the high-S form",
+    );
+  }
 }
 
 /** Verifies a signed manifest against trusted public keys, then checks its schema. */
@@ -120,6 +185,7 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
   }
   if (trustedPublicJwks.length === 0)
     throw new ManifestKeyInvalidError("trusted keys: expected at least one public JWK, found none");
+  checkCanonical(jws);
 
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
@@ -133,6 +199,7 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
   const alg = header.alg;
   if (!MANIFEST_ALGS.includes(alg as ManifestAlg)) throw new ManifestAlgUnsupportedError(alg);
   if (header.typ !== MANIFEST_JWS_TYP) throw new ManifestTypInvalidError(header.typ);
+  if (alg === "ES256") checkLowS(jws);
 
   let payload: Uint8Array | undefined;
   let signer: JWK | undefined;

@@ -71,6 +71,49 @@ describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: Man
   });
 });
 
+describe("one spelling per signed manifest (its digest is bound into REPORT_DATA)", () => {
+  const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const s = (jws: string) =>
+    BigInt(
+      `0x${Buffer.from(jws.split(".")[2] as string, "base64url")
+        .subarray(32)
+        .toString("hex")}`,
+    );
+
+  it.each(["EdDSA", "ES256"] as const)("%s: refuses a part whose last character has unused bits set", async (alg) => {
+    const pair = await generateManifestSigningKey(alg);
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    // 64 signature bytes are 86 characters, the last carrying 4 unused bits: same bytes, other text.
+    const last = jws.at(-1) as string;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const twin = `${jws.slice(0, -1)}${alphabet[alphabet.indexOf(last) ^ 1]}`;
+    expect(Buffer.from(twin.split(".")[2] as string, "base64url")).toEqual(
+      Buffer.from(jws.split(".")[2] as string, "base64url"),
+    );
+    expect(await errorOf(() => verifyManifest(twin, [pair.publicJwk]))).toMatchObject({
+      code: "MANIFEST_JWS_MALFORMED",
+      message: expect.stringContaining("signature: expected its canonical base64url spelling"),
+    });
+    expect((await verifyManifest(jws, [pair.publicJwk])).manifest).toEqual(DEV_MANIFEST);
+  });
+
+  it("ES256: signs only in the low-S form and refuses the high-S twin of a valid signature", async () => {
+    const pair = await generateManifestSigningKey("ES256");
+    for (let i = 0; i < 16; i++) {
+      const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+      expect(s(jws) <= P256_N >> 1n).toBe(true);
+      // S → n − S: the same signature, still valid ECDSA, another text and digest.
+      const signature = Buffer.from(jws.split(".")[2] as string, "base64url");
+      Buffer.from((P256_N - s(jws)).toString(16).padStart(64, "0"), "hex").copy(signature, 32);
+      const twin = `${jws.slice(0, jws.lastIndexOf(".") + 1)}${signature.toString("base64url")}`;
+      expect(await errorOf(() => verifyManifest(twin, [pair.publicJwk]))).toMatchObject({
+        code: "MANIFEST_JWS_MALFORMED",
+        message: expect.stringContaining("expected the low-S form"),
+      });
+    }
+  });
+});
+
 describe("manifest verification refusals", () => {
   it("refuses alg none before touching any key (MANIFEST_ALG_UNSUPPORTED)", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
