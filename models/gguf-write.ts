@@ -9,9 +9,10 @@
  * and shorter than 64 bytes, at most 4 dims, row length a multiple of the block size, data supplied
  * in declaration order with exactly the declared element count. Misuse throws {@link GgufWriteError}.
  */
-import { createHash } from "node:crypto";
-import { open, rm } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { open, rename, rm } from "node:fs/promises";
 import { endianness } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { GgufWriteError, ModelIoError } from "./errors.ts";
 import {
   alignUp,
@@ -268,7 +269,10 @@ const STAGE_BYTES = 4 << 20;
 /**
  * Streams one GGUF file: {@link GgufWriter.create} writes the header, {@link GgufWriter.append}
  * takes each tensor's float32 values in order (any chunk size; a multiple of 32 for Q8_0), and
- * {@link GgufWriter.finish} closes the file and returns its size and SHA-256.
+ * {@link GgufWriter.finish} closes the file and returns its size and SHA-256. The bytes go to a
+ * new file beside `path` (created exclusively), renamed onto `path` only once complete: a failed
+ * or aborted write leaves whatever was at `path` as it was, and never truncates a file someone
+ * else just created there.
  */
 export class GgufWriter {
   private readonly hash = createHash("sha256");
@@ -281,6 +285,8 @@ export class GgufWriter {
 
   private constructor(
     private readonly path: string,
+    /** Where the bytes are written until finish renames it to `path`. */
+    private readonly partial: string,
     private readonly handle: Awaited<ReturnType<typeof open>>,
     private readonly tensors: readonly GgufTensorSpec[],
     private readonly layout: GgufLayout,
@@ -291,13 +297,14 @@ export class GgufWriter {
   static async create(path: string, metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): Promise<GgufWriter> {
     if (endianness() !== "LE") throw new GgufWriteError("the GGUF writer needs a little-endian host");
     const layout = encodeGgufHeader(metadata, tensors);
+    const partial = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.partial`);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
-      handle = await open(path, "w");
+      handle = await open(partial, "wx", 0o644);
     } catch (cause) {
       throw new ModelIoError(path, "create", cause);
     }
-    const writer = new GgufWriter(path, handle, tensors, layout);
+    const writer = new GgufWriter(path, partial, handle, tensors, layout);
     await writer.emit(layout.header);
     return writer;
   }
@@ -359,18 +366,25 @@ export class GgufWriter {
       throw new ModelIoError(this.path, "close", cause);
     }
     if (this.written !== this.layout.totalSize) {
+      await this.abort();
       throw new GgufWriteError(`wrote ${this.written} bytes, layout says ${this.layout.totalSize}`);
+    }
+    try {
+      await rename(this.partial, this.path);
+    } catch (cause) {
+      await this.abort();
+      throw new ModelIoError(this.path, "create", cause);
     }
     return { sha256: this.hash.digest("hex"), bytes: this.written };
   }
 
-  /** Close and delete the partial file (after an error). */
+  /** Close and delete the partial file (after an error); `path` is left as it was. */
   async abort(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       await this.handle.close().catch(() => undefined);
     }
-    await rm(this.path, { force: true });
+    await rm(this.partial, { force: true });
   }
 
   private async emit(bytes: Uint8Array): Promise<void> {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -8,6 +8,7 @@ import {
   encodeGgufHeader,
   type GgufFile,
   type GgufMetadata,
+  GgufWriter,
   parseGgufBytes,
   readGgufFile,
   writeGguf,
@@ -237,6 +238,23 @@ function expectFormatError(bytes: Uint8Array, code: string): GgufFormatError {
   expect(err.message).toMatch(/at offset \d+/);
   return err;
 }
+
+describe("GGUF writer: a file appears whole or not at all", () => {
+  it("leaves the file already at the path as it was when a write fails, and leaves no partial file", async () => {
+    const sub = await mkdtemp(join(dir, "atomic-"));
+    const path = join(sub, "model.gguf");
+    await writeFile(path, "the operator's previous model");
+    const writer = await GgufWriter.create(path, METADATA, TENSORS);
+    await writer.append(new Float32Array(4)); // a.f32 needs 15 values: incomplete
+    await expect(writer.finish()).rejects.toBeInstanceOf(GgufWriteError);
+    expect(await readFile(path, "utf8")).toBe("the operator's previous model");
+    expect(await readdir(sub)).toEqual(["model.gguf"]);
+    // A write that completes replaces it.
+    await writeGguf(path, METADATA, TENSORS);
+    expect((await readGgufFile(path)).tensors.map((t) => t.name)).toEqual(["a.f32", "b.f16", "c.q8_0"]);
+    expect(await readdir(sub)).toEqual(["model.gguf"]);
+  });
+});
 
 describe("GGUF reader rejects malformed input with GgufFormatError", () => {
   const valid = (() => {
