@@ -27,15 +27,18 @@ export async function fetchBounded(
   const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
   let response: Response;
   try {
-    response = await fetchFn(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    // No redirect is followed: KDS and IMDS do not redirect on these paths, and following one would
+    // send the request (IMDS's `Metadata: true` header with it) to whatever host the answer names.
+    response = await fetchFn(url, { ...init, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-    throw new FetchProblem(
-      timedOut(error)
-        ? `no answer in ${timeoutMs} ms`
-        : `unreachable (${typeof code === "string" ? code : (error as Error).message})`,
-      { cause: error },
-    );
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+    const why =
+      typeof cause?.code === "string"
+        ? cause.code
+        : typeof cause?.message === "string"
+          ? cause.message
+          : (error as Error).message;
+    throw new FetchProblem(timedOut(error) ? `no answer in ${timeoutMs} ms` : `unreachable (${why})`, { cause: error });
   }
   if (response.status !== 200) {
     await response.body?.cancel().catch(() => undefined);

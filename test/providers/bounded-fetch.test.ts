@@ -1,0 +1,57 @@
+/**
+ * fetchBounded, the one HTTP request of the evidence providers (AMD KDS, Azure IMDS), against
+ * loopback servers only.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { FetchProblem, fetchBounded } from "../../attestation/providers/bounded-fetch.ts";
+
+const servers: Server[] = [];
+
+async function listen(host: string, handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return `http://${host}:${(server.address() as AddressInfo).port}`;
+}
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+describe("fetchBounded", () => {
+  it("follows no redirect: a 302 to another host is a failed fetch, and that host is asked nothing", async () => {
+    const elsewhere: Array<string | undefined> = [];
+    const target = await listen("127.0.0.2", (request, response) => {
+      elsewhere.push(request.headers.metadata as string | undefined);
+      response.writeHead(200).end("secret-free");
+    });
+    const origin = await listen("127.0.0.1", (_, response) => {
+      response.writeHead(302, { location: `${target}/metadata/instance` }).end();
+    });
+    const error = await fetchBounded(
+      fetch,
+      `${origin}/metadata/THIM`,
+      { headers: { Metadata: "true" } },
+      2_000,
+      1024,
+    ).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(FetchProblem);
+    expect((error as FetchProblem).message).toBe("unreachable (unexpected redirect)");
+    expect(elsewhere).toEqual([]);
+  });
+
+  it("returns the body of a 200 answer", async () => {
+    const origin = await listen("127.0.0.1", (_, response) => {
+      response.writeHead(200).end("ok");
+    });
+    expect(new TextDecoder().decode(await fetchBounded(fetch, `${origin}/`, {}, 2_000, 1024))).toBe("ok");
+  });
+});
