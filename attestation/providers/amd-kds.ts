@@ -6,13 +6,14 @@
  * The fetch needs no trust, so a plain-HTTP cache or proxy is as good as AMD's HTTPS service:
  * clients verify the certificate's chain to the pinned AMD root and the report's signature under
  * it, so a wrong or forged certificate makes them refuse the enclave and cannot make them accept
- * one. It is bounded (a timeout, a size limit) and asked once per chip and TCB; a failure is not
+ * one. The enclave checks only that the certificate's key verifies the report's signature, so that a
+ * wrong cache or --snp-product stops the boot with a reason. It is bounded (a timeout, a size limit) and asked once per chip and TCB; a failure is not
  * kept, so the next request asks again.
  */
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";
-import { AMD_KDS_URL, cachedVcekFetcher } from "../snp/verify.ts";
-import { parseCertificateBytes } from "../x509.ts";
+import { AMD_KDS_URL, cachedVcekFetcher, reportSignedBy } from "../snp/verify.ts";
+import { parseCertificate, parseCertificateBytes } from "../x509.ts";
 import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
 
 /** The environment variable that replaces AMD_KDS_URL (a cache or proxy); `--kds-url` wins over it. */
@@ -62,7 +63,16 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
           `the report (version ${report.version}) does not say the processor (no CPUID before version 3); expected --snp-product ${SNP_PRODUCTS.join("|")} to ask AMD KDS for its VCEK`,
         );
       }
-      return fetcher.fetchVcek(product, report.chipId, report.reportedTcb);
+      // A certificate that does not sign this report (a wrong cache, a wrong --snp-product) would be
+      // served to every client, which would refuse it: the boot stops here instead, naming the URL.
+      return fetcher.fetchVcek(product, report.chipId, report.reportedTcb, async (vcek, url) => {
+        if (!(await reportSignedBy(report, parseCertificate(vcek)))) {
+          throw new EvidenceError(
+            "SNP_NO_ENDORSEMENT_KEY",
+            `AMD KDS gave no VCEK for this report: GET ${url}: the certificate it returned does not sign this report (its key does not verify the report's signature; is the URL a cache of another chip or TCB, or --snp-product wrong?)`,
+          );
+        }
+      });
     },
   };
 }

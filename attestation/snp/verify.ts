@@ -328,16 +328,7 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
     );
   }
 
-  const signature = new Uint8Array(96);
-  signature.set(report.signature.r, 0);
-  signature.set(report.signature.s, 48);
-  const signatureCheck = verifyEcdsa({
-    curve: "P-384",
-    hash: "SHA-384",
-    spki: cert.publicKey.spki,
-    signature,
-    data: report.signedBytes,
-  }).catch(() => false);
+  const signatureCheck = reportSignedBy(report, cert);
 
   // 6. The chain, valid at `at`, to a pinned ARK. With several candidates the first that verifies wins.
   let anchor: SnpTrustAnchor | undefined;
@@ -419,11 +410,34 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
   });
 }
 
+/** Whether the report's ECDSA P-384/SHA-384 signature over bytes [0, 0x2A0) verifies under `cert`'s key. */
+export function reportSignedBy(report: SnpReport, cert: Certificate): Promise<boolean> {
+  const signature = new Uint8Array(96);
+  signature.set(report.signature.r, 0);
+  signature.set(report.signature.s, 48);
+  return verifyEcdsa({
+    curve: "P-384",
+    hash: "SHA-384",
+    spki: cert.publicKey.spki,
+    signature,
+    data: report.signedBytes,
+  }).catch(() => false);
+}
+
 // --- VCEK fetching (the enclave's, attestation/providers/amd-kds.ts; tests use no real network) ---
 
 /** Gets the VCEK certificate (DER) for a chip and TCB, e.g. from the AMD KDS or a local cache. */
 export interface VcekFetcher {
-  fetchVcek(product: SnpProduct, chipId: Uint8Array, reportedTcb: SnpTcbVersion): Promise<Uint8Array>;
+  /**
+   * `check`, when given, runs on a fetched certificate before it is returned; a certificate it
+   * throws on is not kept (the next call fetches again).
+   */
+  fetchVcek(
+    product: SnpProduct,
+    chipId: Uint8Array,
+    reportedTcb: SnpTcbVersion,
+    check?: (vcek: Uint8Array, url: string) => Promise<void>,
+  ): Promise<Uint8Array>;
 }
 
 /** AMD's Key Distribution Service; the VCEK path below it is `/vcek/v1/{product}/{hwID}?{SPLs}`. */
@@ -460,12 +474,16 @@ export function cachedVcekFetcher(
 ): VcekFetcher {
   const cache = new Map<string, Promise<Uint8Array>>();
   return {
-    fetchVcek(product, chipId, reportedTcb) {
+    fetchVcek(product, chipId, reportedTcb, check) {
       const url = kdsVcekUrl(product, chipId, reportedTcb, base);
       let pending = cache.get(url);
       if (pending === undefined) {
         if (cache.size >= limit) cache.clear();
-        pending = get(url).then((bytes) => new Uint8Array(bytes));
+        pending = get(url).then(async (bytes) => {
+          const vcek = new Uint8Array(bytes);
+          await check?.(vcek, url);
+          return vcek;
+        });
         pending.catch(() => cache.delete(url));
         cache.set(url, pending);
       }

@@ -132,6 +132,22 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(notCertificate.message).toContain("expected a certificate (DER or PEM), found 24 bytes");
   });
 
+  it("refuses a VCEK that does not sign the report (another chip's, from a wrong cache), naming the URL, and keeps none", async () => {
+    answer = (_, response) => {
+      response.writeHead(200).end(read("milan-gosevguest-v2-vcek.der")); // a real Milan VCEK, another chip's
+    };
+    const source = await snpSource(GCP_REPORT);
+    const error = await rejection(source.collect(REPORT_DATA));
+    expect(error.code).toBe("SNP_NO_ENDORSEMENT_KEY");
+    expect(error.message).toContain(`GET ${kdsUrl}/vcek/v1/Milan/`);
+    expect(error.message).toContain("the certificate it returned does not sign this report");
+    answer = (_, response) => {
+      response.writeHead(200).end(GCP_VCEK);
+    };
+    expect(await source.collect(REPORT_DATA)).toMatchObject({ endorsementKey: base64url.encode(GCP_VCEK) });
+    expect(requests).toHaveLength(2);
+  });
+
   it("cannot fetch for a masked CHIP_ID (SNP_KDS_CHIP_ID_MASKED) and asks nothing", async () => {
     const masked = new Uint8Array(GCP_REPORT);
     masked[0x48] = 0x02; // SIGNER_INFO: MASK_CHIP_KEY
@@ -144,6 +160,9 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
 
   it("asks for --snp-product when a version 2 report cannot tell the processor, and uses it", async () => {
     const v2 = read("milan-gosevguest-v2-report.bin");
+    answer = (_, response) => {
+      response.writeHead(200).end(read("milan-gosevguest-v2-vcek.der"));
+    };
     const error = await rejection((await snpSource(v2)).collect(REPORT_DATA));
     expect(error.code).toBe("SNP_KDS_PRODUCT_UNKNOWN");
     expect(error.message).toContain("--snp-product Milan|Genoa|Turin");
