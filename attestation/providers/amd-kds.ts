@@ -60,7 +60,11 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
       if (product === undefined) {
         throw new ConfigurationError(
           "SNP_KDS_PRODUCT_UNKNOWN",
-          `the report (version ${report.version}) does not say the processor (no CPUID before version 3); expected --snp-product ${SNP_PRODUCTS.join("|")} to ask AMD KDS for its VCEK`,
+          `${
+            report.cpuid === null
+              ? `the report (version ${report.version}) does not say the processor (no CPUID before version 3)`
+              : `the report's CPUID (family 0x${hex2(report.cpuid.family)}, model 0x${hex2(report.cpuid.model)}) is not a processor this version knows the AMD KDS product of (${SNP_PRODUCTS.join(", ")})`
+          }; expected --snp-product ${SNP_PRODUCTS.join("|")} to ask AMD KDS for its VCEK`,
         );
       }
       // A certificate that does not sign this report (a wrong cache, a wrong --snp-product) would be
@@ -76,6 +80,8 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
     },
   };
 }
+
+const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 
 /** The KDS base URL without a trailing slash; http(s) only, no query or fragment. */
 function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {

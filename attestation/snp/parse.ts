@@ -246,10 +246,15 @@ export function encodeTcbVersion(
   return b(parts.bootloader, 0) | b(parts.tee, 1) | b(parts.snp, 6) | b(parts.microcode, 7);
 }
 
-/** The product named by CPUID family/model (AMD KDS spec "Determining the Product Name"), or null. */
+/**
+ * The product named by CPUID family/model (AMD KDS spec "Determining the Product Name"), or null.
+ * Bergamo and Siena (family 0x19, models 0xA0-0xAF) are Genoa's product line in KDS, as in
+ * virtee/sev's Generation::identify_cpu.
+ */
 export function productFromCpuid(cpuid: SnpCpuid): SnpProduct | null {
   if (cpuid.family === 0x19 && cpuid.model === 0x01) return "Milan";
   if (cpuid.family === 0x19 && cpuid.model === 0x11) return "Genoa";
+  if (cpuid.family === 0x19 && cpuid.model >= 0xa0 && cpuid.model <= 0xaf) return "Genoa";
   if (cpuid.family === 0x1a && cpuid.model === 0x02) return "Turin";
   return null;
 }

@@ -178,6 +178,15 @@ describe("TCB_VERSION decoding per product", () => {
     expect(productFromCpuid({ family: 0x1a, model: 0x02, stepping: 0 })).toBe("Turin");
     expect(productFromCpuid({ family: 0x17, model: 0x31, stepping: 0 })).toBeNull();
   });
+
+  it("names Bergamo and Siena (family 0x19, models 0xA0-0xAF) Genoa, KDS's product line for them", () => {
+    expect(productFromCpuid({ family: 0x19, model: 0xa0, stepping: 2 })).toBe("Genoa");
+    expect(productFromCpuid({ family: 0x19, model: 0xaf, stepping: 0 })).toBe("Genoa");
+    expect(productFromCpuid({ family: 0x19, model: 0x9f, stepping: 0 })).toBeNull();
+    expect(productFromCpuid({ family: 0x19, model: 0xb0, stepping: 0 })).toBeNull();
+    // Not in go-sev-guest's or virtee's tables (virtee's Turin models stop at 0x11): left unknown.
+    expect(productFromCpuid({ family: 0x1a, model: 0x12, stepping: 0 })).toBeNull();
+  });
 });
 
 describe("parseSnpReport properties (fast-check)", () => {

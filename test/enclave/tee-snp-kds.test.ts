@@ -170,6 +170,17 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(requests).toEqual([expect.stringMatching(/^\/vcek\/v1\/Milan\/[0-9a-f]{128}\?blSPL=/)]);
   });
 
+  it("names the family and model of a version 3+ report whose CPUID it cannot map to a KDS product, and asks nothing", async () => {
+    const unknown = new Uint8Array(GCP_REPORT);
+    unknown[0x188] = 0x1a; // CPUID_FAM_ID
+    unknown[0x189] = 0x12; // CPUID_MOD_ID
+    const error = await rejection((await snpSource(unknown)).collect(REPORT_DATA));
+    expect(error.code).toBe("SNP_KDS_PRODUCT_UNKNOWN");
+    expect(error.message).toContain("the report's CPUID (family 0x1a, model 0x12) is not a processor");
+    expect(error.message).not.toContain("no CPUID");
+    expect(requests).toEqual([]);
+  });
+
   it("refuses a KDS URL that is not http(s), and the KDS options with another --tee", async () => {
     expect((await rejection(snpSource(GCP_REPORT, { kdsUrl: "ftp://kds.internal" }))).code).toBe("SNP_KDS_URL_INVALID");
     const fromEnv = await rejection(snpSource(GCP_REPORT, { kdsUrl: undefined, env: { CLOISTER_KDS_URL: "kds" } }));
