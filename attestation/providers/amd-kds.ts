@@ -6,9 +6,10 @@
  * The fetch needs no trust, so a plain-HTTP cache or proxy is as good as AMD's HTTPS service:
  * clients verify the certificate's chain to the pinned AMD root and the report's signature under
  * it, so a wrong or forged certificate makes them refuse the enclave and cannot make them accept
- * one. The enclave checks only that the certificate's key verifies the report's signature, so that a
- * wrong cache or --snp-product stops the boot with a reason. It is bounded (a timeout, a size limit) and asked once per chip and TCB; a failure is not
- * kept, so the next request asks again.
+ * one. The enclave checks only that the certificate's key verifies the report's signature, so that
+ * a wrong cache or --snp-product stops the boot with a reason. The fetch is bounded (a timeout, a
+ * size limit) and made at boot, once per chip and TCB; a failure stops the boot (it is not kept:
+ * a restarted enclave asks again).
  */
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";

@@ -102,7 +102,7 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(requests).toEqual([]);
   });
 
-  it("names the auxblob, the URL tried and the status when KDS has no certificate, and asks again next time", async () => {
+  it("names the auxblob, the URL tried and the status when KDS has no certificate, and keeps no failure (a second collect asks again)", async () => {
     answer = (_, response) => {
       response.writeHead(404).end("Not Found");
     };
