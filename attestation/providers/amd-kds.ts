@@ -93,6 +93,14 @@ function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
   } catch {
     // reported below
   }
+  if (url !== null && (url.username !== "" || url.password !== "")) {
+    // The credentials would be dropped from every request (the URL is rebuilt from its origin), and
+    // are not repeated here, where they would reach the log.
+    throw new ConfigurationError(
+      "SNP_KDS_URL_INVALID",
+      `${given.what}: expected a URL without a user name or password (they would not be sent: the KDS cache must answer without them); the URL given has them, not shown`,
+    );
+  }
   if (url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "") {
     throw new ConfigurationError(
       "SNP_KDS_URL_INVALID",

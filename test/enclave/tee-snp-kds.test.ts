@@ -188,6 +188,23 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect((await rejection(createEvidenceSource("tdx", { kdsUrl }))).code).toBe("SNP_KDS_OPTION_UNUSED");
   });
 
+  it("refuses a KDS URL with a user name or password without repeating them, and asks nothing", async () => {
+    const withCredentials = kdsUrl.replace("http://", "http://kds-user:s3cret-pw@");
+    const error = await rejection(snpSource(GCP_REPORT, { kdsUrl: withCredentials }));
+    expect(error.code).toBe("SNP_KDS_URL_INVALID");
+    expect(error.message).toContain("without a user name or password");
+    expect(error.message).not.toContain("kds-user");
+    expect(error.message).not.toContain("s3cret-pw");
+    const fromEnv = await rejection(
+      snpSource(GCP_REPORT, { kdsUrl: undefined, env: { CLOISTER_KDS_URL: withCredentials } }),
+    );
+    expect(fromEnv.code).toBe("SNP_KDS_URL_INVALID");
+    expect(fromEnv.message).not.toContain("s3cret-pw");
+    const notHttp = await rejection(snpSource(GCP_REPORT, { kdsUrl: "ftp://kds-user:s3cret-pw@kds.internal" }));
+    expect(notHttp.message).not.toContain("s3cret-pw");
+    expect(requests).toEqual([]);
+  });
+
   it("gives up on a KDS that does not answer within the timeout", async () => {
     answer = () => undefined; // never answers
     const kds = kdsVcekSource({ baseUrl: { url: kdsUrl, what: "test" }, timeoutMs: 200 });
