@@ -21,8 +21,13 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
   const timeoutMs = options.timeoutMs ?? 30_000;
   return (command, args) =>
     new Promise((resolve, reject) => {
-      const started = performance.now();
-      const child = spawn(command, [...args], { shell: false, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+      const child = spawn(command, [...args], { shell: false, stdio: ["ignore", "pipe", "pipe"] });
+      // Set when the deadline passes and this runner sends SIGTERM: only a child that then dies of
+      // that SIGTERM is reported as timed out (not one that died of another signal, however late).
+      let killedByTimeout = false;
+      const timer = setTimeout(() => {
+        killedByTimeout = child.kill("SIGTERM");
+      }, timeoutMs);
       const out: Buffer[] = [];
       let outLength = 0;
       let err = "";
@@ -34,6 +39,7 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
         if (err.length < MAX_STDERR) err += chunk.toString("utf8").slice(0, MAX_STDERR - err.length);
       });
       child.on("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         if (error.code === "ENOENT") {
           reject(
             new EvidenceError(
@@ -53,8 +59,8 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
         }
       });
       child.on("close", (code, signal) => {
-        // spawn's `timeout` kills the tool with SIGTERM; a kill that late is that timeout.
-        if (signal !== null && performance.now() - started >= timeoutMs) {
+        clearTimeout(timer);
+        if (killedByTimeout && signal === "SIGTERM") {
           reject(
             new EvidenceError(
               "TPM_COMMAND_TIMEOUT",

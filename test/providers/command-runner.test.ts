@@ -12,6 +12,19 @@ describe("createCommandRunner", () => {
     expect(error.message).toContain("SIGTERM");
   });
 
+  it("does not call a tool that died of another signal a timeout, even when that is seen after the deadline", async () => {
+    const run = createCommandRunner({ timeoutMs: 300 });
+    const pending = run("/bin/sh", ["-c", "kill -KILL $$"]);
+    // The event loop is held past the deadline, so the exit is handled only after it (and after the
+    // timer has fired on the already dead child).
+    const until = performance.now() + 1_000;
+    while (performance.now() < until) {
+      // busy wait
+    }
+    const result = await pending;
+    expect(result.exitCode).toBe(128);
+  });
+
   it("returns a tool's own exit status and stderr", async () => {
     const run = createCommandRunner({ timeoutMs: 10_000 });
     const result = await run(process.execPath, ["-e", "process.stderr.write('no such index'); process.exit(3)"]);
