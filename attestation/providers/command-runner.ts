@@ -17,16 +17,27 @@ export type CommandRunner = (command: string, args: readonly string[]) => Promis
 const MAX_STDOUT = 1 << 20;
 const MAX_STDERR = 4096;
 
-export function createCommandRunner(options: { timeoutMs?: number } = {}): CommandRunner {
+/** How long a tool that ignores the timeout's SIGTERM gets before SIGKILL. */
+const KILL_GRACE_MS = 2000;
+
+export function createCommandRunner(options: { timeoutMs?: number; killGraceMs?: number } = {}): CommandRunner {
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const killGraceMs = options.killGraceMs ?? KILL_GRACE_MS;
   return (command, args) =>
     new Promise((resolve, reject) => {
       const child = spawn(command, [...args], { shell: false, stdio: ["ignore", "pipe", "pipe"] });
       // Set when the deadline passes and this runner sends SIGTERM: only a child that then dies of
       // that SIGTERM is reported as timed out (not one that died of another signal, however late).
       let killedByTimeout = false;
+      let killedAfterGrace = false;
+      let escalation: ReturnType<typeof setTimeout> | undefined;
       const timer = setTimeout(() => {
         killedByTimeout = child.kill("SIGTERM");
+        // A tool that ignores SIGTERM (stuck in the TPM driver, or trapping it) must not hang the
+        // boot: SIGKILL after a grace period.
+        escalation = setTimeout(() => {
+          killedAfterGrace = child.kill("SIGKILL");
+        }, killGraceMs);
       }, timeoutMs);
       const out: Buffer[] = [];
       let outLength = 0;
@@ -60,7 +71,8 @@ export function createCommandRunner(options: { timeoutMs?: number } = {}): Comma
       });
       child.on("close", (code, signal) => {
         clearTimeout(timer);
-        if (killedByTimeout && signal === "SIGTERM") {
+        clearTimeout(escalation);
+        if ((killedByTimeout && signal === "SIGTERM") || (killedAfterGrace && signal === "SIGKILL")) {
           reject(
             new EvidenceError(
               "TPM_COMMAND_TIMEOUT",
