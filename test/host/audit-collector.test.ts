@@ -105,6 +105,13 @@ async function collector(fetchFn: typeof fetch, existing?: string) {
   return { c, dir, errors, file: join(dir, `${BOOT.slice(0, 16)}.jsonl`) };
 }
 
+/** The stored log holds `count` lines, each record once and in order: it verifies under the test key. */
+async function expectWholeLog(file: string, count: number): Promise<void> {
+  const lines = await readAuditLines(file);
+  expect(lines).toHaveLength(count);
+  expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
+}
+
 describe("audit collector", () => {
   it("stores a good batch and acknowledges it", async () => {
     const { fetchFn, asked } = scripted([{ from: 0, lines: ['{"n":0}', '{"n":1}'] }]);
@@ -151,9 +158,7 @@ describe("audit collector", () => {
     expect(errors).toEqual([expect.stringContaining("write failed (ENOSPC)")]);
     await settle(c);
     await c.stop();
-    const lines = await readAuditLines(file);
-    expect(lines).toHaveLength(4);
-    expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
+    await expectWholeLog(file, 4);
     expect(enclave.pending).toBe(0);
   });
 
@@ -175,9 +180,7 @@ describe("audit collector", () => {
     await settle(second);
     await second.stop();
     expect(errors).toEqual([]);
-    const lines = await readAuditLines(first.file);
-    expect(lines).toHaveLength(5);
-    expect(verifyAuditLog(lines, seededKeyPair(7).publicKey)).toMatchObject({ ok: true });
+    await expectWholeLog(first.file, 5);
     expect(enclave.pending).toBe(0);
   });
 
