@@ -75,23 +75,31 @@ const MARK_UNIT = /^[\p{Mn}\p{Me}]$/u;
 /**
  * `text` without the non-spacing and enclosing combining marks that sit on an ASCII character or
  * a look-alike letter (U+0336 in `pa\u0336ssword`, which no letter composes with, so normalizing
- * keeps it): what a block rule written in Latin letters should also see. Marks on other letters
- * stay (Hindi vowel signs, Hebrew points: there they are part of the word). `text` itself when it
- * has no such mark.
+ * keeps it), with the position in `text` of each UTF-16 unit kept (`from`); null when there is no
+ * such mark (most prompts: one scan). What block rules and PII detection also read; marks on other
+ * letters stay (Hindi vowel signs, Hebrew points: there they are part of the word), and the model
+ * gets the text as it was.
  */
-export function withoutMarksOnLatin(text: string): string {
-  if (!ANY_MARK.test(text)) return text;
+export function withoutMarksOnLatin(text: string): { text: string; from: number[] } | null {
+  if (!ANY_MARK.test(text)) return null;
   let out = "";
+  const from: number[] = [];
+  let stripped = false;
   let base = -1; // the UTF-16 unit of the last character that is not a mark, -1 at the start
+  let i = 0;
   for (const char of text) {
-    if (MARK_UNIT.test(char)) {
-      if (base >= 0 && (base < 0x80 || (base < 0x10000 && FOLDED[base] !== 0))) continue;
-    } else {
+    if (!MARK_UNIT.test(char)) {
       base = char.length === 1 ? char.charCodeAt(0) : 0x10000;
+    } else if (base >= 0 && (base < 0x80 || (base < 0x10000 && FOLDED[base] !== 0))) {
+      stripped = true;
+      i += char.length;
+      continue;
     }
     out += char;
+    for (let k = 0; k < char.length; k++) from.push(i + k);
+    i += char.length;
   }
-  return out;
+  return stripped ? { text: out, from } : null;
 }
 
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */

@@ -63,7 +63,7 @@
 
 import { type Manifest, PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
 import { PiiEntityUnknownError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, normalizeForDetection } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, normalizeForDetection, withoutMarksOnLatin } from "./normalize.ts";
 
 export type PiiConfig = Manifest["requestPolicy"]["pii"];
 
@@ -256,46 +256,22 @@ interface Span {
 
 /**
  * Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced; and,
- * when `text` has combining marks that normalizing keeps (U+0336 in `jo\u0336hn@…`: no letter
- * composes with it), in `text` without them, each match moved back over the marks it spans and
- * the ones right after it, so the whole entity is replaced, its marks with it.
+ * when `text` has combining marks on Latin or look-alike letters that normalizing keeps (U+0336 in
+ * `jo\u0336hn@…`: no letter composes with it), in `text` without them (withoutMarksOnLatin), each
+ * match moved back to cover the marks it spans and those right after it, so the whole entity is
+ * replaced, its marks with it.
  */
 function detectIn(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
   const spans = detectInViews(text, wanted);
-  const unmarked = withoutMarks(text);
+  const unmarked = withoutMarksOnLatin(text);
   if (unmarked === null) return spans;
+  const { from } = unmarked;
   for (const span of detectInViews(unmarked.text, wanted)) {
-    let end = (unmarked.from[span.end - 1] as number) + 1;
-    while (end < text.length && COMBINING.test(text.slice(end, end + 2)))
-      end += text.codePointAt(end)! > 0xffff ? 2 : 1;
-    spans.push({ start: unmarked.from[span.start] as number, end, entity: span.entity });
+    // Up to the next character kept: the removed marks after the entity's last one go with it.
+    const end = span.end < from.length ? (from[span.end] as number) : text.length;
+    spans.push({ start: from[span.start] as number, end, entity: span.entity });
   }
   return spans;
-}
-
-/** A combining mark that is not spacing (general category Mn or Me), at the start of the string. */
-const COMBINING = /^[\p{Mn}\p{Me}]/u;
-const ANY_COMBINING = /[\p{Mn}\p{Me}]/u;
-
-/**
- * `text` without its non-spacing and enclosing combining marks, with the position in `text` of
- * each UTF-16 unit kept; null when it has none (most prompts: one scan). Only a detection view: the
- * model gets the marks (they are vowels in Hindi or Thai, points in Hebrew).
- */
-function withoutMarks(text: string): { text: string; from: number[] } | null {
-  if (!ANY_COMBINING.test(text)) return null;
-  let out = "";
-  const from: number[] = [];
-  for (let i = 0; i < text.length; ) {
-    const width = (text.codePointAt(i) as number) > 0xffff ? 2 : 1;
-    const unit = text.slice(i, i + width);
-    if (!COMBINING.test(unit)) {
-      out += unit;
-      for (let k = 0; k < width; k++) from.push(i + k);
-    }
-    i += width;
-  }
-  return { text: out, from };
 }
 
 /** Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced. */

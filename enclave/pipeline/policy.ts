@@ -140,7 +140,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
           return nonAsciiLetter;
         },
         unmarkedText: () => {
-          unmarked ??= withoutMarksOnLatin(input.normalizedText());
+          unmarked ??= withoutMarksOnLatin(input.normalizedText())?.text ?? input.normalizedText();
           return unmarked;
         },
       };
