@@ -208,9 +208,10 @@ function redact(text: string, entities: readonly PiiEntity[], maxRounds: number)
   // removed invisible character can glue an entity to the one before it (`…1111\u200bGB82…`
   // normalizes to `…1111GB82…`, where the IBAN has no boundary), and the placeholder that replaces
   // the first gives the second its boundary back. A prompt that normalizes to itself (most) has
-  // nothing glued that way: one round. (Normalizing it again here is cheap next to detection.)
-  let result = redactRound(text, wanted);
-  const glueable = result.findings.length > 0 && normalizeCharacters(text) !== text;
+  // nothing glued that way: one round.
+  const first = redactRound(text, wanted);
+  let result: RedactionResult = { text: first.text, findings: first.findings };
+  const glueable = result.findings.length > 0 && first.normalizes;
   for (let round = 1; glueable && round < maxRounds && result.findings.length > 0; round++) {
     const again = redactRound(result.text, wanted);
     if (again.findings.length === 0) break;
@@ -233,18 +234,21 @@ function redact(text: string, entities: readonly PiiEntity[], maxRounds: number)
  */
 const MAX_ROUNDS = 4;
 
-/** One round of redactPii: every view searched, the union replaced once. */
-function redactRound(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult {
+/**
+ * One round of redactPii: every view searched, the union replaced once; `normalizes`: whether
+ * normalizing changes `text` (only then can a further round find more).
+ */
+function redactRound(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult & { normalizes: boolean } {
   const asSent = mergeSpans(detectIn(text, wanted));
   const normalized = normalizeCharacters(text);
-  if (normalized === text) return replaceSpans(text, asSent);
+  if (normalized === text) return { ...replaceSpans(text, asSent), normalizes: false };
   const found = detectIn(normalized, wanted);
-  if (found.length === 0) return replaceSpans(text, asSent);
+  if (found.length === 0) return { ...replaceSpans(text, asSent), normalizes: true };
   const moved = normalizeWithSpans(text, asSent);
   // moved.text is `normalized` (pii.test.ts checks the property it rests on); were it ever not, the
   // model gets moved.text, so that is where the second view's entities must be looked for.
   const inModel = moved.text === normalized ? found : detectIn(moved.text, wanted);
-  return replaceSpans(moved.text, mergeSpans([...moved.spans, ...inModel]));
+  return { ...replaceSpans(moved.text, mergeSpans([...moved.spans, ...inModel])), normalizes: true };
 }
 
 /** A detector's match: [start, end) in the text it was found in. */

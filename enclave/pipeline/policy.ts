@@ -100,6 +100,8 @@ interface RuleInput {
   hasNonAsciiLetter(): boolean;
   /** The normalized text without the combining marks on Latin or look-alike letters (normalize.ts). */
   unmarkedText(): string;
+  /** That with look-alike letters folded (same length). */
+  unmarkedFoldedText(): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -125,6 +127,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       let folded: string | undefined;
       let nonAsciiLetter: boolean | undefined;
       let unmarked: string | undefined;
+      let unmarkedFolded: string | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -142,6 +145,10 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
         unmarkedText: () => {
           unmarked ??= withoutMarksOnLatin(input.normalizedText())?.text ?? input.normalizedText();
           return unmarked;
+        },
+        unmarkedFoldedText: () => {
+          unmarkedFolded ??= foldLookAlikes(input.unmarkedText());
+          return unmarkedFolded;
         },
       };
       for (const rule of rules) {
@@ -226,7 +233,7 @@ function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
               // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
               (input.unmarkedText() !== normalized &&
                 (test(input.unmarkedText()) ||
-                  foldedMatches(input.unmarkedText(), foldLookAlikes(input.unmarkedText()), test, foldedTest, input)))
+                  foldedMatches(input.unmarkedText(), input.unmarkedFoldedText(), test, foldedTest, input)))
             : test(text) && (normalized === text || test(normalized));
         return { matched, detail: "the prompt matches the rule's pattern" };
       };
