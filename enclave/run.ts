@@ -1,6 +1,7 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
 
 import type { JWK } from "jose";
+import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile, UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, listen, waitUntil } from "./http.ts";
@@ -22,8 +23,18 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     } catch {
       // reported below
     }
-    if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
-      throw new UsageError(`--kbs-url: expected an http(s) URL, found "${options.kbsUrl}"`);
+    // Shown in errors and boot logs, so it may carry nothing secret: no credentials, no query.
+    if (
+      url === null ||
+      (url.protocol !== "http:" && url.protocol !== "https:") ||
+      url.username !== "" ||
+      url.password !== "" ||
+      url.search !== "" ||
+      url.hash !== ""
+    ) {
+      throw new UsageError(
+        `--kbs-url: expected an http(s) URL without user name, password, query or fragment, found ${describeUrlText(options.kbsUrl)}`,
+      );
     }
   }
   const tee =

@@ -11,9 +11,11 @@
  * size limit) and made at boot, once per chip and TCB; a failure stops the boot (it is not kept:
  * a restarted enclave asks again).
  */
+
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";
 import { AMD_KDS_URL, cachedVcekFetcher, reportSignedBy } from "../snp/verify.ts";
+import { describeUrlText } from "../url-text.ts";
 import { parseCertificate, parseCertificateBytes } from "../x509.ts";
 import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
 
@@ -104,7 +106,7 @@ function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
   if (url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "") {
     throw new ConfigurationError(
       "SNP_KDS_URL_INVALID",
-      `${given.what}: expected an http(s) URL without query or fragment (a KDS cache serving /vcek/v1/…), found ${JSON.stringify(given.url.slice(0, 200))}`,
+      `${given.what}: expected an http(s) URL without query or fragment (a KDS cache serving /vcek/v1/…), found ${describeUrlText(given.url)}`,
     );
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;

@@ -250,21 +250,32 @@ describe("cloister kbs and model seal", () => {
       expect(run.code, args.join(" ")).toBe(0);
       expect(run.stdout).toContain("Usage: cloister");
     }
-    const bad = await runCloister([
-      "enclave",
-      "--manifest",
-      "m",
-      "--operator-key",
-      "k",
-      "--model",
-      "x",
-      "--tee",
-      "sim-snp",
-      "--kbs-url",
-      "not a url",
-    ]);
+    const withKbsUrl = (url: string) =>
+      runCloister([
+        "enclave",
+        "--manifest",
+        "m",
+        "--operator-key",
+        "k",
+        "--model",
+        "x",
+        "--tee",
+        "sim-snp",
+        "--kbs-url",
+        url,
+      ]);
+    const bad = await withKbsUrl("not a url");
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--kbs-url: expected an http(s) URL, found "not a url"');
+    expect(bad.stderr).toContain(
+      '--kbs-url: expected an http(s) URL without user name, password, query or fragment, found "not a url"',
+    );
+    // A URL that carries a secret is refused without repeating it (the message reaches the log).
+    for (const secretUrl of ["http://kbs-user:s3cret-pw@kbs.internal", "http://kbs.internal/?token=s3cret-pw"]) {
+      const withSecret = await withKbsUrl(secretUrl);
+      expect(withSecret.code).toBe(2);
+      expect(withSecret.stderr).toContain("--kbs-url: expected an http(s) URL without user name");
+      expect(withSecret.stderr).not.toContain("s3cret-pw");
+    }
 
     // Files the options name: a missing one, or a key that is not JSON, is named with its option.
     const enclave = (manifest: string, key: string) =>

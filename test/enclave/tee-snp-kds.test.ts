@@ -202,6 +202,13 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(fromEnv.message).not.toContain("s3cret-pw");
     const notHttp = await rejection(snpSource(GCP_REPORT, { kdsUrl: "ftp://kds-user:s3cret-pw@kds.internal" }));
     expect(notHttp.message).not.toContain("s3cret-pw");
+    // Without a scheme, `kds-user:s3cret-pw@…` parses with the scheme `kds-user:` and no user name;
+    // a token in a query is as secret: neither is repeated.
+    for (const given of ["kds-user:s3cret-pw@kds.internal", `${kdsUrl}/?token=s3cret-pw`]) {
+      const refused = await rejection(snpSource(GCP_REPORT, { kdsUrl: given }));
+      expect(refused.code).toBe("SNP_KDS_URL_INVALID");
+      expect(refused.message).not.toContain("s3cret-pw");
+    }
     expect(requests).toEqual([]);
   });
 
