@@ -50,8 +50,9 @@ export interface HostOptions {
     /**
      * Sealed requests of one API key forwarded or waiting for a slot at once (of `maxInFlight` +
      * `maxQueued` in all): more is HOST_BUSY for that key, so one key cannot take every slot.
+     * Default: defaultMaxInFlightPerKey(maxInFlight).
      */
-    readonly maxInFlightPerKey: number;
+    readonly maxInFlightPerKey?: number;
     /** Time allowed for a client to send its whole request body; past it the connection is closed. */
     readonly requestBodyTimeoutMs: number;
   } & LimiterOptions;
@@ -106,8 +107,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   /** Sealed request bodies being read, in all and by API key id. */
   let bodiesReading = 0;
   const bodiesReadingByKey = new Map<string, number>();
-  /** Sealed requests forwarded or waiting for a slot, by API key id. */
+  /** Sealed requests forwarded or waiting for a slot, by API key id, and how many one key may have. */
   const forwardingByKey = new Map<string, number>();
+  const maxInFlightPerKey = options.limits.maxInFlightPerKey ?? defaultMaxInFlightPerKey(options.limits.maxInFlight);
   // Connections to an enclave: one per request forwarded, and a few for documents, nonce questions
   // and health checks; more wait in the agent, so a host never opens more than the enclave takes
   // (enclave/run.ts: ENCLAVE_MAX_CONNECTIONS). Audit collection (host/audit-collector.ts) uses one
@@ -385,8 +387,8 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // One key's requests, forwarded or waiting for a slot, are bounded too: it cannot hold every
     // slot and the queue while other keys get HOST_BUSY. Its own excess keeps its token.
     const forwardingForKey = forwardingByKey.get(record.id) ?? 0;
-    if (forwardingForKey >= options.limits.maxInFlightPerKey) {
-      throw keyBusy(options.limits.maxInFlightPerKey, options.limits.retryAfterSeconds);
+    if (forwardingForKey >= maxInFlightPerKey) {
+      throw keyBusy(maxInFlightPerKey, options.limits.retryAfterSeconds);
     }
     forwardingByKey.set(record.id, forwardingForKey + 1);
     const keyDone = () => {
@@ -463,6 +465,14 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   });
 
   return app;
+}
+
+/**
+ * One API key's share of the forwarding slots by default: half of them (at least one), so with
+ * every slot wanted, one key holds at most half and the others are served from the queue.
+ */
+export function defaultMaxInFlightPerKey(maxInFlight: number): number {
+  return Math.max(1, Math.floor(maxInFlight / 2));
 }
 
 const keyBusy = (max: number, retryAfterSeconds: number) =>

@@ -7,7 +7,6 @@ import { jsonLinesAccessLog } from "./access-log.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
-import { defaultMaxInFlightPerKey } from "./limits.ts";
 import { startHost } from "./server.ts";
 
 export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
@@ -62,7 +61,7 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     limits: {
       maxInFlight: options.maxInFlight,
       maxQueued: options.maxQueued,
-      maxInFlightPerKey: options.maxInFlightPerKey ?? defaultMaxInFlightPerKey(options.maxInFlight),
+      ...(options.maxInFlightPerKey === undefined ? {} : { maxInFlightPerKey: options.maxInFlightPerKey }),
       maxRequestBytes: options.maxRequestBytes,
     },
     maxConnections: options.maxConnections,

@@ -4,11 +4,21 @@ import type { AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
 import { AuditCollector } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
-import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 
 export type { RunningServer };
 
-export { DEFAULT_HOST_LIMITS };
+export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
+  maxRequestBytes: 1024 * 1024,
+  upstreamHeadersTimeoutMs: 30_000,
+  upstreamIdleTimeoutMs: 120_000,
+  maxInFlight: 64,
+  maxQueued: 256,
+  queueTimeoutMs: 10_000,
+  retryAfterSeconds: 2,
+  maxBodiesReading: 64,
+  maxBodiesReadingPerKey: 16,
+  requestBodyTimeoutMs: 30_000,
+};
 
 export async function startHost(options: {
   /** The enclaves' internal URLs: one, or a pool routed by enclave key id (host/pool.ts). */

@@ -16,10 +16,9 @@ import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
-import { createEnclavePool, createHostApp, TENANT_HEADER } from "../../host/app.ts";
+import { createEnclavePool, createHostApp, defaultMaxInFlightPerKey, TENANT_HEADER } from "../../host/app.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.ts";
-import { defaultMaxInFlightPerKey } from "../../host/limits.ts";
 import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
@@ -341,7 +340,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
   it("answers 503 with Retry-After when the forwarding queue is full", async () => {
     const held: ServerResponse[] = [];
     const { sealed } = await setup({
-      limits: { maxInFlight: 1, maxQueued: 0, retryAfterSeconds: 3 },
+      limits: { maxInFlight: 1, maxQueued: 0, retryAfterSeconds: 3, maxInFlightPerKey: 8 }, // the host's queue decides, not the key's share
       enclave: (_req, res) => held.push(res),
     });
     const first = sealed(envelope());
@@ -358,7 +357,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const held: ServerResponse[] = [];
     const { sealed } = await setup({
       keys: store(2, () => 0),
-      limits: { maxInFlight: 1, maxQueued: 0 },
+      limits: { maxInFlight: 1, maxQueued: 0, maxInFlightPerKey: 8 }, // the host's queue decides, not the key's share
       enclave: (_req, res) => held.push(res),
     });
     const first = sealed(envelope());
@@ -533,11 +532,24 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(connections).toBe(66);
   });
 
-  it("by default lets one key hold half of the forwarding slots (--max-in-flight-per-key)", () => {
+  it("by default lets one key hold half of the forwarding slots (--max-in-flight-per-key)", async () => {
     expect(defaultMaxInFlightPerKey(64)).toBe(32);
     expect(defaultMaxInFlightPerKey(3)).toBe(1);
     expect(defaultMaxInFlightPerKey(1)).toBe(1);
-    expect(DEFAULT_HOST_LIMITS.maxInFlightPerKey).toBe(DEFAULT_HOST_LIMITS.maxInFlight / 2);
+    // Half of the host's own maxInFlight, whatever it is, when no per-key value is given.
+    const held: ServerResponse[] = [];
+    const { sealed } = await setup({
+      limits: { maxInFlight: 4, maxQueued: 4 },
+      enclave: (_req, res) => held.push(res),
+    });
+    const mine = [sealed(envelope()), sealed(envelope())];
+    await until(() => held.length === 2);
+    const third = await sealed(envelope());
+    expect(((await third.json()) as { error: { message: string } }).error.message).toContain(
+      "this API key has 2 sealed requests in flight or queued",
+    );
+    for (const res of held) res.writeHead(200).end("ok");
+    await Promise.all(mine);
   });
 
   it("rate-limits per API key with 429 and Retry-After", async () => {
@@ -660,7 +672,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
   it("does not forward a request whose client went away while it waited for a slot", async () => {
     const held: ServerResponse[] = [];
     const { sealed, seen, log } = await setup({
-      limits: { maxInFlight: 1, maxQueued: 4 },
+      limits: { maxInFlight: 1, maxQueued: 4, maxInFlightPerKey: 8 }, // the host's queue decides, not the key's share
       enclave: (_req, res) => held.push(res),
     });
     const first = sealed(envelope());
