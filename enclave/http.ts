@@ -3,9 +3,11 @@
  * and a clean close. Shared by every server (enclave, host, key broker, proxy, web page); it carries
  * no protocol logic beyond the sealed request size limit both enclave and host apply.
  */
+
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
+import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
@@ -14,7 +16,7 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
  * The largest sealed request body, in bytes: the enclave's own limit (a request ciphertext of up to
  * 16 MiB with its envelope prefix, sealed/envelope.ts), and so the most a host may be set to accept.
  */
-export const MAX_SEALED_REQUEST_BYTES = 16 * 1024 * 1024 + 1024;
+export const MAX_SEALED_REQUEST_BYTES = MAX_REQUEST_CIPHERTEXT_LENGTH + 1024;
 
 /** Connections a server holds open at once by default; past it, new ones are closed as they come. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;

@@ -14,7 +14,6 @@ import { EnclaveError } from "./errors.ts";
 import { MAX_SEALED_REQUEST_BYTES, readBodyWithin } from "./http.ts";
 import type { Enclave, StreamedAnswer } from "./service.ts";
 
-const MAX_SEALED_BYTES = MAX_SEALED_REQUEST_BYTES;
 /** Largest nonce question (`{"nonce": base64url}` of at most 64 bytes, with room for white space). */
 const MAX_NONCE_BODY_BYTES = 1024;
 
@@ -98,9 +97,9 @@ export function createEnclaveApp(
     state.active++;
     let body: Uint8Array;
     try {
-      body = await readBodyWithin(incoming, MAX_SEALED_BYTES, {
+      body = await readBodyWithin(incoming, MAX_SEALED_REQUEST_BYTES, {
         tooLarge: () =>
-          new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_BYTES} bytes`),
+          new EnclaveError("BODY_TOO_LARGE", 413, `sealed request: expected at most ${MAX_SEALED_REQUEST_BYTES} bytes`),
         gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
       });
     } catch (error) {

@@ -55,7 +55,6 @@ export {
 } from "./request.ts";
 export {
   type ByteSource,
-  chunksOf,
   openResponseFrames,
   REORDER_LOOKAHEAD,
   type ResponseEvent,

@@ -683,8 +683,8 @@ type Failure = { readonly code: AuditVerifyCode; readonly index: number; readonl
  * repeats an earlier one, AUDIT_RECORD_DUPLICATED, from one out of order needs the earlier hash).
  * Two verdicts look ahead, and only after the first failure: a bad signature waits for the next
  * line (does it chain to this content?), and a seq ahead of the expected one scans the lines after
- * it for the expected seq (reordered, or removed?). Once the verdict is known `decided` is true,
- * and further lines are only counted.
+ * it for the expected seq (reordered, or removed?). Once the verdict is known, further lines are
+ * only counted.
  */
 export class AuditLogVerifier {
   readonly #publicKey: Uint8Array;
@@ -718,11 +718,6 @@ export class AuditLogVerifier {
     this.#onRecord = onRecord;
     this.#expectedSeq = this.#start.seq;
     this.#prevHash = this.#start.prevHash;
-  }
-
-  /** True once the verdict no longer depends on the lines still to come. */
-  get decided(): boolean {
-    return this.#failure !== null;
   }
 
   /** The next line of the log (without its newline). */
