@@ -361,6 +361,9 @@ export class GgufWriter {
     await this.flush();
     this.closed = true;
     try {
+      // On disk before it is renamed into place: after a power loss the path holds the old file
+      // or the whole new one, never an empty or partial one.
+      await this.handle.sync();
       await this.handle.close();
     } catch (cause) {
       throw new ModelIoError(this.path, "close", cause);
