@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { ClientError } from "../errors.ts";
-import { parseClientPolicy, policyRisks } from "../policy.ts";
+import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
@@ -32,7 +32,8 @@ async function hostAllowsOrigin(hostUrl: string, origin: string): Promise<"allow
   }
 }
 
-async function readPolicy(file: string): Promise<unknown> {
+/** The policy file as JSON (what the page gets) and parsed (checked here, before it is served). */
+async function readPolicy(file: string): Promise<{ json: unknown; policy: ClientPolicy }> {
   const text = await readOptionFile(file, "--policy");
   let json: unknown;
   try {
@@ -41,19 +42,18 @@ async function readPolicy(file: string): Promise<unknown> {
     throw new UsageError(`--policy: "${file}" is not JSON`);
   }
   try {
-    parseClientPolicy(json); // the page parses it again; refuse a bad one before serving it
+    return { json, policy: parseClientPolicy(json) }; // the page parses it again
   } catch (error) {
     if (error instanceof ClientError) throw new UsageError(`--policy: ${error.message}`);
     throw error;
   }
-  return json;
 }
 
 export async function runWeb(options: WebCommandOptions): Promise<void> {
   // The SDK's own check, as for the other commands: http(s), no user name or password (refused,
   // never repeated), so the URL printed here and put into the page carries no secret.
   const hostUrl = parseHostUrl(options.url).href.replace(/\/+$/, "");
-  const policy = await readPolicy(options.policy);
+  const { json: policy, policy: parsed } = await readPolicy(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });
   const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
@@ -70,7 +70,7 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   ];
   // What the policy lets through beyond known images, as `attest` and `proxy` say it (the page
   // shows it too).
-  for (const warning of policyRisks(parseClientPolicy(policy), "is sent your prompts")) {
+  for (const warning of policyRisks(parsed, "is sent your prompts")) {
     lines.push(`WARNING: policy: ${warning}`);
   }
   if (lines.at(-1) !== "") lines.push("");
