@@ -112,23 +112,18 @@ export class AuditStore {
     let lastLine: string | null;
     try {
       size = (await handle.stat()).size;
-      // Read before the repair below: a line cut short by a crash is not a stored record.
-      lastLine = await lastCompleteLine(handle, size, maxLineBytes);
+      // One read of the file's end: the last whole line, read before the repair below (a line cut
+      // short by a crash is not a stored record), and where such a torn line starts.
+      const tail = await readTail(handle, size, maxLineBytes);
+      lastLine = tail.lastLine;
       // A crash may have left a line without its newline: cut it off (see above), or, where its
       // start is not in the window read, start the next record on a fresh line.
-      if (size > 0) {
-        const last = Buffer.alloc(1);
-        await handle.read(last, 0, 1, size - 1);
-        if (last[0] !== 0x0a) {
-          const cut = await tornTailStart(handle, size, maxLineBytes);
-          if (cut === null) {
-            await handle.appendFile("\n");
-            size += 1;
-          } else {
-            await handle.truncate(cut);
-            size = cut;
-          }
-        }
+      if (tail.tornStart === "before-window") {
+        await handle.appendFile("\n");
+        size += 1;
+      } else if (tail.tornStart !== null) {
+        await handle.truncate(tail.tornStart);
+        size = tail.tornStart;
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -260,40 +255,45 @@ export class AuditStore {
   }
 }
 
-/**
- * The last newline-terminated line of a file of `size` bytes, read from its end (the file may be
- * far larger than memory); null when there is none or it is longer than `maxLineBytes`.
- */
-async function lastCompleteLine(handle: FileHandle, size: number, maxLineBytes: number): Promise<string | null> {
-  // Enough for the longest accepted line, its newline, the newline before it and a torn tail of
-  // the same bound after it.
-  const window = Math.min(size, 2 * maxLineBytes + 3);
-  const tail = Buffer.alloc(window);
-  const { bytesRead } = await handle.read(tail, 0, window, size - window);
-  const bytes = tail.subarray(0, bytesRead);
-  const end = bytes.lastIndexOf(0x0a);
-  if (end === -1) return null;
-  // (A negative offset would search from the end again.)
-  const start = end === 0 ? 0 : bytes.lastIndexOf(0x0a, end - 1) + 1;
-  // No newline before it inside the window: the line starts the file only if the window does.
-  if (start === 0 && window < size) return null;
-  if (end - start > maxLineBytes) return null;
-  const line = bytes.toString("utf8", start, end);
-  return line.endsWith("\r") ? line.slice(0, -1) : line;
+interface Tail {
+  /**
+   * The last newline-terminated line (without a CR before its newline): null when there is none or
+   * it is longer than `maxLineBytes`, or its start is not in the window read.
+   */
+  readonly lastLine: string | null;
+  /**
+   * Where a torn last line (no newline at its end) starts: null when the file is empty or ends on
+   * a newline; "before-window" when the start is further back than the window read (no record line
+   * is that long: not a torn record).
+   */
+  readonly tornStart: number | "before-window" | null;
 }
 
 /**
- * Where a torn last line (no newline at its end) starts: just after the last newline within the
- * file's last 2 × maxLineBytes + 3 bytes, 0 when the file has none and is no longer than that, and
- * null when the start is further back (no record line is that long: not a torn record).
+ * Reads the end of a file of `size` bytes once (the file may be far larger than memory): its last
+ * 2 × maxLineBytes + 3 bytes, enough for the longest accepted line, its newline, the newline before
+ * it and a torn tail of the same bound after it.
  */
-async function tornTailStart(handle: FileHandle, size: number, maxLineBytes: number): Promise<number | null> {
+async function readTail(handle: FileHandle, size: number, maxLineBytes: number): Promise<Tail> {
+  if (size === 0) return { lastLine: null, tornStart: null };
   const window = Math.min(size, 2 * maxLineBytes + 3);
-  const tail = Buffer.alloc(window);
-  const { bytesRead } = await handle.read(tail, 0, window, size - window);
-  const newline = tail.subarray(0, bytesRead).lastIndexOf(0x0a);
-  if (newline === -1) return window === size ? 0 : null;
-  return size - window + newline + 1;
+  const base = size - window;
+  const buffer = Buffer.alloc(window);
+  const { bytesRead } = await handle.read(buffer, 0, window, base);
+  const bytes = buffer.subarray(0, bytesRead);
+  const end = bytes.lastIndexOf(0x0a);
+  let tornStart: Tail["tornStart"] = null;
+  // (A short read — the file shrank since its stat — does not end on a newline either.)
+  if (bytesRead < window || bytes[bytesRead - 1] !== 0x0a) {
+    tornStart = end !== -1 ? base + end + 1 : window === size ? 0 : "before-window";
+  }
+  if (end === -1) return { lastLine: null, tornStart };
+  // (A negative offset would search from the end again.)
+  const start = end === 0 ? 0 : bytes.lastIndexOf(0x0a, end - 1) + 1;
+  // No newline before it inside the window: the line starts the file only if the window does.
+  if ((start === 0 && window < size) || end - start > maxLineBytes) return { lastLine: null, tornStart };
+  const line = bytes.toString("utf8", start, end);
+  return { lastLine: line.endsWith("\r") ? line.slice(0, -1) : line, tornStart };
 }
 
 function describeError(error: unknown): string {

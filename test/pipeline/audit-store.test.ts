@@ -227,6 +227,53 @@ describe("AuditStore", () => {
     await blank.close();
   });
 
+  it("lastLineAtOpen: null when the last whole line is longer than maxLineBytes or than the window read", async () => {
+    const path = join(dir, "last-line-long.jsonl");
+    const max = 100;
+    // Longer than maxLineBytes, inside the window (2 × 100 + 3 bytes): no stored record.
+    writeFileSync(path, `{"a":1}\n${"y".repeat(max + 1)}\n`);
+    const over = await AuditStore.open(path, { fsync: "never", maxLineBytes: max });
+    expect(over.lastLineAtOpen).toBeNull();
+    await over.close();
+    // Exactly maxLineBytes: a record.
+    const exact = `{"a":"${"y".repeat(max - 8)}"}`;
+    writeFileSync(path, `{"a":1}\n${exact}\n`);
+    const fits = await AuditStore.open(path, { fsync: "never", maxLineBytes: max });
+    expect(fits.lastLineAtOpen).toBe(exact);
+    await fits.close();
+    // Longer than the window: no newline before it in what is read, yet the file does not start there.
+    const long = "z".repeat(3 * max);
+    writeFileSync(path, `{"a":1}\n${long}\n`);
+    const beyond = await AuditStore.open(path, { fsync: "never", maxLineBytes: max });
+    expect(beyond.lastLineAtOpen).toBeNull();
+    await beyond.append('{"b":2}');
+    await beyond.close();
+    expect(readFileSync(path, "utf8")).toBe(`{"a":1}\n${long}\n{"b":2}\n`);
+  });
+
+  it("a torn tail after a whole line longer than the window: cut at that line's newline, no last line", async () => {
+    const path = join(dir, "torn-after-long.jsonl");
+    const max = 100;
+    const long = "z".repeat(3 * max);
+    // The torn tail fills most of the window (2 × 100 + 3 bytes): only the long line's last 46
+    // bytes are read, short enough to pass for a record were its start not checked.
+    writeFileSync(path, `{"a":1}\n${long}\n{"b":"${"w".repeat(150)}`);
+    const store = await AuditStore.open(path, { fsync: "never", maxLineBytes: max });
+    expect(store.lastLineAtOpen).toBeNull();
+    await store.append('{"b":2}');
+    await store.close();
+    expect(readFileSync(path, "utf8")).toBe(`{"a":1}\n${long}\n{"b":2}\n`);
+  });
+
+  it("lastLineAtOpen drops the CR of a CRLF line (written by another tool), and the file is kept as is", async () => {
+    const path = join(dir, "crlf.jsonl");
+    writeFileSync(path, '{"a":1}\r\n{"b":2}\r\n{"c":');
+    const store = await AuditStore.open(path, { fsync: "never" });
+    expect(store.lastLineAtOpen).toBe('{"b":2}');
+    await store.close();
+    expect(readFileSync(path, "utf8")).toBe('{"a":1}\r\n{"b":2}\r\n');
+  });
+
   it("refuses appends after close", async () => {
     const store = await AuditStore.open(join(dir, "closed.jsonl"));
     await store.close();
