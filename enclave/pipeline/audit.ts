@@ -50,7 +50,7 @@ import type * as NodeCrypto from "node:crypto";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
-import { concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
+import { bytesEqual, concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { canonicalScalar, smallOrderKey } from "../../sealed/receipt.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
@@ -269,6 +269,17 @@ function signedBytes(tag: string, canonical: string): Uint8Array {
   return encoder.encode(tag + canonical);
 }
 
+/** Bytes of RECORD_TAG at the start of a record's signed bytes; its canonical bytes follow. */
+const RECORD_TAG_BYTES = encoder.encode(RECORD_TAG).length;
+
+/**
+ * A record's line: `canonicalJson({record, sig})`, put around the record's canonical JSON instead
+ * of building it again ("record" sorts before "sig"; a hex signature needs no escaping).
+ */
+function recordLine(canonicalRecord: string, sigHex: string): string {
+  return `{"record":${canonicalRecord},"sig":"${sigHex}"}`;
+}
+
 // --- writer ---------------------------------------------------------------------------------------
 
 // Node's crypto module when this runs on Node (looked up without a static import, so the module
@@ -409,10 +420,11 @@ export class AuditWriter {
       prevHash: this.#prevHash,
     };
     const canonical = canonicalJson(record);
-    const sig = toHex(this.#sign(signedBytes(RECORD_TAG, canonical)));
+    const signed = signedBytes(RECORD_TAG, canonical);
+    const sig = toHex(this.#sign(signed));
     this.#seq += 1;
-    this.#prevHash = toHex(sha256(encoder.encode(canonical)));
-    return { record, line: canonicalJson({ record, sig }), opening };
+    this.#prevHash = toHex(sha256(signed.subarray(RECORD_TAG_BYTES)));
+    return { record, line: recordLine(canonical, sig), opening };
   }
 
   /**
@@ -536,7 +548,14 @@ export interface AuditVerifyOptions {
 }
 
 type ParsedLine =
-  | { readonly ok: true; readonly record: AuditRecord; readonly raw: Record<string, unknown>; readonly sig: Uint8Array }
+  | {
+      readonly ok: true;
+      readonly record: AuditRecord;
+      readonly raw: Record<string, unknown>;
+      /** The record's canonical JSON (what is signed after the tag, and hashed). */
+      readonly canonical: string;
+      readonly sig: Uint8Array;
+    }
   | { readonly ok: false; readonly why: string };
 
 function parseLine(line: string): ParsedLine {
@@ -558,12 +577,19 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: "sig is not 128 hex characters" };
   let canonical: string;
   try {
-    canonical = canonicalJson(value);
+    canonical = canonicalJson(record);
   } catch {
     return { ok: false, why: "holds a value canonical JSON does not allow" };
   }
-  if (canonical !== line) return { ok: false, why: "not in canonical form (re-formatted or duplicate keys)" };
-  return { ok: true, record: record as AuditRecord, raw: record as Record<string, unknown>, sig: fromHex(sig) };
+  if (recordLine(canonical, sig) !== line)
+    return { ok: false, why: "not in canonical form (re-formatted or duplicate keys)" };
+  return {
+    ok: true,
+    record: record as AuditRecord,
+    raw: record as Record<string, unknown>,
+    canonical,
+    sig: fromHex(sig),
+  };
 }
 
 const RECORD_FIELDS = [
@@ -747,15 +773,16 @@ export class AuditLogVerifier {
       this.#fail("AUDIT_RECORD_MALFORMED", i, entry.why);
       return;
     }
-    const canonical = canonicalJson(entry.record);
-    const hash = toHex(sha256(encoder.encode(canonical)));
-    if (!this.#verify(signedBytes(RECORD_TAG, canonical), entry.sig)) {
+    // The record's canonical bytes, encoded once: signed after the tag, and hashed.
+    const signed = signedBytes(RECORD_TAG, entry.canonical);
+    const hash = sha256(signed.subarray(RECORD_TAG_BYTES));
+    if (!this.#verify(signed, entry.sig)) {
       // On the first line under the default start, prevHash is compared with a genesis derived from
       // the key being tried; with a wrong key it never fits, so only seq is compared there.
       const atGenesis = i === 0 && this.#options.start === undefined;
       const backward =
         entry.record.seq === this.#expectedSeq && (atGenesis || entry.record.prevHash === this.#prevHash);
-      this.#pending = { kind: "signature", index: i, hash, backward };
+      this.#pending = { kind: "signature", index: i, hash: toHex(hash), backward };
       return;
     }
     const problem = recordShapeProblem(entry.raw);
@@ -772,7 +799,7 @@ export class AuditLogVerifier {
     if (record.seq < expectedSeq) {
       // Verified records sit on lines 0, 1, … in seq order: seq s was verified on line s - start.seq.
       const line = record.seq - this.#start.seq;
-      if (line >= 0 && this.#hashAt(line) === hash) {
+      if (line >= 0 && bytesEqual(this.#hashAt(line), hash)) {
         this.#fail("AUDIT_RECORD_DUPLICATED", i, `seq ${record.seq} repeats line ${line + 1}`);
       } else {
         this.#fail("AUDIT_RECORD_REORDERED", i, `expected seq ${expectedSeq}, found ${record.seq} (out of order)`);
@@ -789,7 +816,8 @@ export class AuditLogVerifier {
     }
     this.#keepHash(i, hash);
     this.#onRecord?.(record, i);
-    this.#prevHash = hash;
+    // Hex: the next record's prevHash, compared as its text.
+    this.#prevHash = toHex(hash);
     this.#expectedSeq += 1;
   }
 
@@ -879,7 +907,7 @@ export class AuditLogVerifier {
     const line = expect.count - 1 - this.#start.seq;
     let at: { hash: string; index: number } | undefined;
     if (expect.count === this.#start.seq) at = { hash: this.#start.prevHash, index: 0 };
-    else if (line >= 0) at = { hash: this.#hashAt(line), index: line };
+    else if (line >= 0) at = { hash: toHex(this.#hashAt(line)), index: line };
     if (at === undefined || at.hash !== expect.lastRecordHash) {
       this.#fail(
         "AUDIT_CHECKPOINT_MISMATCH",
@@ -894,17 +922,17 @@ export class AuditLogVerifier {
     this.#pending = null;
   }
 
-  #keepHash(line: number, hash: string): void {
+  #keepHash(line: number, hash: Uint8Array): void {
     if (32 * (line + 1) > this.#hashes.length) {
       const grown = new Uint8Array(this.#hashes.length * 2);
       grown.set(this.#hashes);
       this.#hashes = grown;
     }
-    this.#hashes.set(fromHex(hash), 32 * line);
+    this.#hashes.set(hash, 32 * line);
   }
 
-  #hashAt(line: number): string {
-    return toHex(this.#hashes.subarray(32 * line, 32 * (line + 1)));
+  #hashAt(line: number): Uint8Array {
+    return this.#hashes.subarray(32 * line, 32 * (line + 1));
   }
 }
 
