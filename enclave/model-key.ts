@@ -8,7 +8,8 @@
 import { base64url } from "jose";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { ModelKeyUnwrapError, unwrapModelKey } from "../attestation/kbs/protocol.ts";
-import { ResponseTooLargeError, readBoundedBytes } from "../sealed/index.ts";
+import { FetchProblem, openBounded } from "../attestation/providers/bounded-fetch.ts";
+import { describeUrlText } from "../attestation/url-text.ts";
 import { EnclaveError } from "./errors.ts";
 
 /**
@@ -77,42 +78,31 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
   const base = request.kbsUrl.replace(/\/+$/, "");
   const timeoutMs = request.timeoutMs ?? 15_000;
   const post = async (path: string, body: unknown): Promise<unknown> => {
-    let response: Response;
-    try {
-      response = await fetch(`${base}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (error) {
-      throw new EnclaveError(
-        "BOOT_KBS_UNREACHABLE",
-        500,
-        `boot: key broker ${base} unreachable (${(error as Error).name === "TimeoutError" ? `no answer in ${timeoutMs} ms` : ((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message)})`,
-        { cause: error },
-      );
-    }
-    let text: string;
-    try {
-      // Streamed with a byte count: past the limit the rest is not read and the connection closes.
-      text = new TextDecoder().decode(await readBoundedBytes(response.body ?? [], MAX_KBS_RESPONSE_BYTES));
-    } catch (error) {
-      const problem =
-        error instanceof ResponseTooLargeError
-          ? `expected at most ${MAX_KBS_RESPONSE_BYTES} bytes, found more`
-          : (error as Error).name === "TimeoutError"
-            ? `not whole within ${timeoutMs} ms`
-            : "cut off";
-      throw new EnclaveError(
-        "BOOT_KBS_BAD_RESPONSE",
-        500,
-        `boot: key broker ${path}: HTTP ${response.status}, body: ${problem}`,
-        {
-          cause: error,
-        },
-      );
-    }
+    // Refused in words naming the broker (no answer) or the path asked (an answer that is a
+    // redirect, too large or cut off); the URL is shown by describeUrlText: no credentials, no query.
+    const refusedFetch = (error: unknown, found: string): never => {
+      if (!(error instanceof FetchProblem)) throw error;
+      throw error.status === null
+        ? new EnclaveError("BOOT_KBS_UNREACHABLE", 500, `boot: key broker ${describeUrlText(base)}: ${error.message}`, {
+            cause: error,
+          })
+        : new EnclaveError("BOOT_KBS_BAD_RESPONSE", 500, `boot: key broker ${path}: ${found}${error.message}`, {
+            cause: error,
+          });
+    };
+    // No redirect is followed (openBounded): it would carry this boot's attested answer to
+    // whatever host the redirect names.
+    const answer = await openBounded(
+      fetch,
+      `${base}${path}`,
+      { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) },
+      timeoutMs,
+      MAX_KBS_RESPONSE_BYTES,
+    ).catch((error: unknown) => refusedFetch(error, ""));
+    // Streamed with a byte count: past the limit the rest is not read and the connection closes.
+    const text = new TextDecoder().decode(
+      await answer.read().catch((error: unknown) => refusedFetch(error, `HTTP ${answer.status}, `)),
+    );
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -121,20 +111,17 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
       throw new EnclaveError(
         "BOOT_KBS_BAD_RESPONSE",
         500,
-        `boot: key broker ${path}: HTTP ${response.status}, body is not JSON`,
+        `boot: key broker ${path}: HTTP ${answer.status}, body is not JSON`,
       );
     }
-    if (!response.ok) {
+    if (answer.status < 200 || answer.status > 299) {
       const refusal = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
       const code = typeof refusal?.code === "string" ? refusal.code.slice(0, 64).replace(/[^A-Z0-9_]/g, "?") : "?";
       const message =
         typeof refusal?.message === "string" ? refusal.message.slice(0, 600).replace(/[^\x20-\x7e]/g, "?") : "";
-      const refused = `boot: key broker refused key "${request.keyId}" (HTTP ${response.status} ${code}): ${message}`;
-      if (
-        (response.status === 503 && code === "KBS_BUSY") ||
-        (response.status === 429 && code === "KBS_RATE_LIMITED")
-      ) {
-        const seconds = Number(response.headers.get("retry-after"));
+      const refused = `boot: key broker refused key "${request.keyId}" (HTTP ${answer.status} ${code}): ${message}`;
+      if ((answer.status === 503 && code === "KBS_BUSY") || (answer.status === 429 && code === "KBS_RATE_LIMITED")) {
+        const seconds = Number(answer.headers.get("retry-after"));
         const wait = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : KBS_RETRY_MIN_MS * 2;
         throw new BrokerBusyError(refused, Math.min(KBS_RETRY_MAX_MS, Math.max(KBS_RETRY_MIN_MS, wait)));
       }

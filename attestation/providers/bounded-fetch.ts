@@ -1,21 +1,112 @@
 /**
- * One HTTP request of an evidence provider (AMD KDS, Azure IMDS) with a deadline and a bound on
- * the answer: a provider boots the enclave, so a service that stalls or answers without end must
- * fail the boot with a reason rather than hang it or fill its memory.
+ * One HTTP request made at boot (AMD KDS, Azure IMDS, the key broker) with a deadline and a bound
+ * on the answer, following no redirect: the enclave boots on these answers, so a service that
+ * stalls or answers without end must fail the boot with a reason rather than hang it or fill its
+ * memory, and one that redirects must not steer the request (its headers and body) elsewhere.
  */
 import { ResponseTooLargeError, readBoundedBytes } from "../../sealed/index.ts";
+import { describeUrlText } from "../url-text.ts";
 
-/** Why the request gave no answer, in words for the caller's message (`cause`: the error under it). */
+/** Why the request gave no usable answer, in words for the caller's message (`cause`: the error under it). */
 export class FetchProblem extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    /** The status of the answer this is about, or null when no answer came (unreachable, no answer in time). */
+    readonly status: number | null,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "FetchProblem";
   }
 }
 
+/** An answer's status and headers; its body is read by `read`, or dropped by `discard`. */
+export interface BoundedAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The whole body, at most the bound, before the deadline; else a FetchProblem (too large, cut off, not whole in time). */
+  read(): Promise<Uint8Array>;
+  /** Drops the body unread (the connection closes). */
+  discard(): Promise<void>;
+}
+
+/** The statuses fetch would follow: here each one is refused instead. */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
+
+/**
+ * Sends the request and returns the answer of any status but a redirect, whole within `timeoutMs`
+ * (one deadline for the answer and its body) and at most `maxBytes` of body; else a FetchProblem
+ * (unreachable, no answer in time, a redirect, and from `read`: too large, cut off). The messages
+ * never repeat `url` (it may carry a token): callers name what they asked.
+ */
+export async function openBounded(
+  fetchFn: typeof fetch,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<BoundedAnswer> {
+  let response: Response;
+  try {
+    // No redirect is followed: following one would send the request (IMDS's `Metadata: true`
+    // header, the broker's attested answer) to whatever host the answer names. "manual" rather
+    // than "error" so the refusal can say it was a redirect, and to where.
+    response = await fetchFn(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+    const message = (error as Error | null)?.message;
+    // fetch's own message may quote the URL (an unparsable one, one with credentials): then only
+    // the error's name is shown.
+    const why =
+      typeof cause?.code === "string"
+        ? cause.code
+        : typeof cause?.message === "string"
+          ? cause.message
+          : typeof message === "string" && !message.includes("://")
+            ? message
+            : `${(error as Error | null)?.name ?? "Error"}, its message not shown (it quotes the URL)`;
+    throw new FetchProblem(timedOut(error) ? `no answer in ${timeoutMs} ms` : `unreachable (${why})`, null, {
+      cause: error,
+    });
+  }
+  const discard = async () => {
+    await response.body?.cancel().catch(() => undefined);
+  };
+  if (REDIRECT_STATUSES.has(response.status) || response.type === "opaqueredirect") {
+    await discard();
+    const location = response.headers.get("location");
+    throw new FetchProblem(
+      `expected no redirect, found HTTP ${response.status} to ${location === null ? "no location" : describeUrlText(location)} (not followed)`,
+      response.status,
+    );
+  }
+  return {
+    status: response.status,
+    headers: response.headers,
+    discard,
+    read: async () => {
+      try {
+        return await readBoundedBytes(response.body ?? [], maxBytes);
+      } catch (error) {
+        throw new FetchProblem(
+          error instanceof ResponseTooLargeError
+            ? `expected at most ${maxBytes} bytes, found more`
+            : timedOut(error)
+              ? `answer not whole within ${timeoutMs} ms`
+              : "answer cut off",
+          response.status,
+          { cause: error },
+        );
+      }
+    },
+  };
+}
+
 /**
  * The body of a 200 answer to `url`, whole within `timeoutMs` and at most `maxBytes`; else a
- * FetchProblem (unreachable, no answer in time, another status, too large, cut off).
+ * FetchProblem (unreachable, no answer in time, a redirect, another status, too large, cut off).
  */
 export async function fetchBounded(
   fetchFn: typeof fetch,
@@ -24,38 +115,13 @@ export async function fetchBounded(
   timeoutMs: number,
   maxBytes: number,
 ): Promise<Uint8Array> {
-  const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
-  let response: Response;
-  try {
-    // No redirect is followed: KDS and IMDS do not redirect on these paths, and following one would
-    // send the request (IMDS's `Metadata: true` header with it) to whatever host the answer names.
-    response = await fetchFn(url, { ...init, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-    const why =
-      typeof cause?.code === "string"
-        ? cause.code
-        : typeof cause?.message === "string"
-          ? cause.message
-          : (error as Error).message;
-    throw new FetchProblem(timedOut(error) ? `no answer in ${timeoutMs} ms` : `unreachable (${why})`, { cause: error });
-  }
-  if (response.status !== 200) {
-    await response.body?.cancel().catch(() => undefined);
+  const answer = await openBounded(fetchFn, url, init, timeoutMs, maxBytes);
+  if (answer.status !== 200) {
+    await answer.discard();
     throw new FetchProblem(
-      `expected status 200, found ${response.status}${response.status === 429 ? " (rate limited)" : ""}`,
+      `expected status 200, found ${answer.status}${answer.status === 429 ? " (rate limited)" : ""}`,
+      answer.status,
     );
   }
-  try {
-    return await readBoundedBytes(response.body ?? [], maxBytes);
-  } catch (error) {
-    throw new FetchProblem(
-      error instanceof ResponseTooLargeError
-        ? `expected at most ${maxBytes} bytes, found more`
-        : timedOut(error)
-          ? `answer not whole within ${timeoutMs} ms`
-          : "answer cut off",
-      { cause: error },
-    );
-  }
+  return answer.read();
 }

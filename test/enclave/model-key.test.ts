@@ -90,7 +90,7 @@ describe("requestModelKey", () => {
     );
     expect(error?.code).toBe("BOOT_KBS_BAD_RESPONSE");
     expect(error?.message).toBe(
-      `boot: key broker /v1/kbs/challenge: HTTP 200, body: expected at most ${MAX_KBS_RESPONSE_BYTES} bytes, found more`,
+      `boot: key broker /v1/kbs/challenge: HTTP 200, expected at most ${MAX_KBS_RESPONSE_BYTES} bytes, found more`,
     );
     // The rest was never read: the server could write no more than socket buffers hold.
     expect(broker.written()).toBeLessThan(total / 4);
@@ -138,5 +138,59 @@ describe("requestModelKey", () => {
       code: "BOOT_KBS_REFUSED",
       message: expect.stringContaining("(HTTP 403 KBS_BUSY)"),
     });
+  });
+
+  it("follows no redirect: a 302 or 307 to another server is refused as a bad response, and that server is asked nothing", async () => {
+    const elsewhere: string[] = [];
+    const other = createServer((incoming, response) => {
+      elsewhere.push(incoming.url ?? "");
+      response.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    servers.push(other);
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
+    const otherUrl = `http://127.0.0.2:${(other.address() as AddressInfo).port}`;
+    for (const status of [302, 307]) {
+      const origin = createServer((incoming, response) => {
+        response.writeHead(status, { location: `${otherUrl}${incoming.url}?token=not-shown` }).end();
+      });
+      servers.push(origin);
+      await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
+      const error = await request(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`).then(
+        () => null,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(error?.code).toBe("BOOT_KBS_BAD_RESPONSE");
+      expect(error?.message).toBe(
+        `boot: key broker /v1/kbs/challenge: expected no redirect, found HTTP ${status} to "${otherUrl}/v1/kbs/challenge?… (the rest not shown)" (not followed)`,
+      );
+    }
+    expect(elsewhere).toEqual([]);
+  });
+
+  it("names an unreachable broker without its credentials or query", async () => {
+    // A port that was free a moment ago: nothing listens there now.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+
+    const withQuery = await request(`http://127.0.0.1:${port}/kbs?token=secret-token`).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(withQuery?.code).toBe("BOOT_KBS_UNREACHABLE");
+    expect(withQuery?.message).toBe(
+      `boot: key broker "http://127.0.0.1:${port}/kbs?… (the rest not shown)": unreachable (ECONNREFUSED)`,
+    );
+
+    const withPassword = await request(`http://user:secret-password@127.0.0.1:${port}`).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(withPassword?.code).toBe("BOOT_KBS_UNREACHABLE");
+    expect(withPassword?.message).not.toContain("secret-password");
+    expect(withPassword?.message).toMatch(
+      /^boot: key broker a string of \d+ characters with a user\/password-like part/,
+    );
   });
 });

@@ -44,7 +44,9 @@ describe("fetchBounded", () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(FetchProblem);
-    expect((error as FetchProblem).message).toBe("unreachable (unexpected redirect)");
+    expect((error as FetchProblem).message).toBe(
+      `expected no redirect, found HTTP 302 to "${target}/metadata/instance" (not followed)`,
+    );
     expect(elsewhere).toEqual([]);
   });
 
