@@ -42,6 +42,25 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** The unsigned big-endian integer `bytes` spell. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+/** `n` (non-negative) as `length` big-endian bytes; throws when it does not fit. */
+export function bigIntToBytes(n: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let v = n;
+  for (let i = length - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  if (v !== 0n) throw new Error(`integer does not fit in ${length} bytes`);
+  return out;
+}
+
 export function isAllZero(bytes: Uint8Array): boolean {
   for (const b of bytes) if (b !== 0) return false;
   return true;

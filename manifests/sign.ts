@@ -27,6 +27,7 @@ import {
   type JWK,
   errors as joseErrors,
 } from "jose";
+import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
 import { digestHex, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -119,27 +120,15 @@ export async function signManifest(manifest: Manifest, privateJwk: JWK): Promise
   // ECDSA gives either S; the verifier takes only the low one (n - S verifies as well).
   const dot = jws.lastIndexOf(".");
   const signature = base64url.decode(jws.slice(dot + 1));
-  const s = bigEndian(signature.subarray(32));
+  const s = bytesToBigInt(signature.subarray(32));
   if (s <= P256_HALF_N) return jws;
-  signature.set(toBytes32(P256_N - s), 32);
+  signature.set(bigIntToBytes(P256_N - s, 32), 32);
   return `${jws.slice(0, dot + 1)}${base64url.encode(signature)}`;
 }
 
 /** The order of P-256's base point, and half of it: an ES256 signature's S must not exceed the half. */
 const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const P256_HALF_N = P256_N >> 1n;
-
-function bigEndian(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value;
-}
-
-function toBytes32(value: bigint): Uint8Array {
-  const out = new Uint8Array(32);
-  for (let i = 31, v = value; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
-  return out;
-}
 
 const JWS_PARTS = ["protected header", "payload", "signature"] as const;
 
@@ -169,7 +158,7 @@ function checkCanonical(jws: string): void {
 
 function checkLowS(jws: string): void {
   const signature = base64url.decode(jws.slice(jws.lastIndexOf(".") + 1));
-  if (signature.length === 64 && bigEndian(signature.subarray(32)) > P256_HALF_N) {
+  if (signature.length === 64 && bytesToBigInt(signature.subarray(32)) > P256_HALF_N) {
     throw new ManifestJwsMalformedError(
       "manifest JWS ES256 signature: expected the low-S form (S at most half the group order), found the high-S form",
     );

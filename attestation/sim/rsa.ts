@@ -11,7 +11,7 @@
  * Real ARKs/ASKs are RSA-4096; the simulator uses RSA-2048 to keep key generation around a second.
  */
 import { sha384 } from "@noble/hashes/sha2.js";
-import { concatBytes } from "../bytes.ts";
+import { bigIntToBytes, bytesToBigInt, concatBytes } from "../bytes.ts";
 import { encodeBitString, encodeOid, encodeSequence, encodeTlv, encodeUnsignedInteger, TAG } from "../der.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 
@@ -33,23 +33,6 @@ export interface InsecureRsaKey {
   readonly saltKey: Uint8Array;
   /** SubjectPublicKeyInfo DER (rsaEncryption). */
   readonly spki: Uint8Array;
-}
-
-export function bytesToBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  return n;
-}
-
-export function bigIntToBytes(n: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let v = n;
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  if (v !== 0n) throw new Error(`integer does not fit in ${length} bytes`);
-  return out;
 }
 
 export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
