@@ -320,8 +320,11 @@ export async function verifyAttestationDocument(
   }
 }
 
-/** Only the three public values (never the keys or manifest of what it is made from). */
-function identityOf(from: VerifiedEvidenceIdentity): VerifiedEvidenceIdentity {
+/**
+ * What an enclave is, for AttestationError.evidence: only the three public values (never the keys
+ * or manifest of what it is made from).
+ */
+export function identityOf(from: VerifiedEvidenceIdentity): VerifiedEvidenceIdentity {
   return { tee: from.tee, simulated: from.simulated, measurement: from.measurement };
 }
 

@@ -8,6 +8,7 @@ import type { JWK } from "jose";
 import { z } from "zod";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import {
+  identityOf,
   type ManifestCheck,
   type VerifiedEnclave,
   type VerifiedManifestSummary,
@@ -220,7 +221,7 @@ export async function verifyWithClientPolicy(
       "TEE_NOT_ACCEPTED",
       `evidence type expected one of [${policy.acceptedEvidence.join(", ")}], found ${enclave.tee}`,
     );
-    error.evidence = { tee: enclave.tee, simulated: enclave.simulated, measurement: enclave.measurement };
+    error.evidence = identityOf(enclave);
     throw error;
   }
   return enclave;
