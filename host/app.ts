@@ -518,24 +518,38 @@ function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-/** Reads a request body from the socket, refusing (413) more than `limit` bytes. */
-/** A request body, at most `limit` bytes, received within `timeoutMs` (else the connection is closed). */
+/**
+ * How long a connection whose request body timed out is kept for its 408 answer to be read (node
+ * closes it as soon as the answer is written: `Connection: close`); past it the socket is destroyed
+ * whatever the client does, so one that stops reading cannot keep it open.
+ */
+const BODY_TIMEOUT_CLOSE_MS = 2_000;
+
+/**
+ * A request body, at most `limit` bytes (else 413), received within `timeoutMs`. Past that it is
+ * no longer read (what still comes is dropped) and BODY_TIMEOUT (408) is thrown, which the client
+ * receives with `Connection: close` (errorResponse); the socket is destroyed BODY_TIMEOUT_CLOSE_MS
+ * later at the latest.
+ */
 async function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
-  let timedOut = false;
+  const deadline = new AbortController();
   const timer = setTimeout(() => {
-    timedOut = true;
-    incoming.destroy();
+    deadline.abort(new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`));
+    setTimeout(() => incoming.socket?.destroy(), BODY_TIMEOUT_CLOSE_MS).unref();
   }, timeoutMs);
   try {
-    return await readBodyWithin(incoming, limit, {
-      tooLarge: (found) => bodyTooLarge(limit, found),
-      gone: (cause) =>
-        timedOut
-          ? new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`, { cause })
-          : new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
-              cause,
-            }),
-    });
+    return await readBodyWithin(
+      incoming,
+      limit,
+      {
+        tooLarge: (found) => bodyTooLarge(limit, found),
+        gone: (cause) =>
+          new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
+            cause,
+          }),
+      },
+      deadline.signal,
+    );
   } finally {
     clearTimeout(timer);
   }

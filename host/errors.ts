@@ -39,9 +39,11 @@ export const bodyTooLarge = (limit: number, found: number | string) =>
 export function errorResponse(c: Context, error: unknown): Response {
   if (error instanceof HostError) {
     if (error.retryAfterSeconds !== undefined) c.header("Retry-After", String(error.retryAfterSeconds));
-    // The rest of an oversize body is never read, so this connection cannot carry another request:
-    // say so, or the client reuses it and its next request fails on a socket the server drops.
-    if (error.status === 413) c.header("Connection", "close");
+    // The rest of an oversize body is never read, nor a late one waited for (host/app.ts
+    // readRequestBody), so this connection cannot carry another request: say so (node then closes
+    // it once the answer is written), or the client reuses it and its next request fails on a
+    // socket the server drops.
+    if (error.status === 413 || error.status === 408) c.header("Connection", "close");
     return c.json({ error: { code: error.code, message: error.message } }, error.status);
   }
   return c.json({ error: { code: "INTERNAL", message: "internal error in the host" } }, 500);

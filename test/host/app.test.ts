@@ -4,6 +4,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import {
   createServer,
   request as httpRequest,
@@ -11,7 +12,7 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { listen, type RunningServer } from "../../enclave/http.ts";
@@ -272,6 +273,55 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(streamed.body).toContain("BODY_TOO_LARGE");
     expect(seen).toHaveLength(0);
     expect((await sealed(envelope())).status).toBe(200);
+  });
+
+  it("answers a body that does not arrive in time with 408 BODY_TIMEOUT, then closes the connection", async () => {
+    const { host, log, seen } = await setup({ limits: { requestBodyTimeoutMs: 300 } });
+    const { port } = new URL(host.url);
+    /** A raw connection that sends headers declaring 1000 bytes of body, then only 100 of them. */
+    const slowClient = async () => {
+      const socket = connect(Number(port), "127.0.0.1");
+      await once(socket, "connect");
+      socket.write(
+        `POST /v1/sealed HTTP/1.1\r\nHost: cloister\r\nAuthorization: Bearer ${KEY}\r\nContent-Length: 1000\r\n\r\n`,
+      );
+      socket.write(Buffer.alloc(100, 0x61));
+      return socket;
+    };
+
+    // A client that waits reads the whole answer, and then the end of the connection.
+    const waiting = await slowClient();
+    let received = "";
+    waiting.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    const started = performance.now();
+    await once(waiting, "end");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    const [head = "", body = ""] = received.split("\r\n\r\n");
+    expect(head.split("\r\n")[0]).toBe("HTTP/1.1 408 Request Timeout");
+    expect(head.toLowerCase()).toContain("\r\nconnection: close");
+    expect(JSON.parse(body)).toEqual({
+      error: { code: "BODY_TIMEOUT", message: "request body: not received within 300 ms" },
+    });
+    waiting.destroy();
+    await until(() => log.length === 1);
+    expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 408, keyId: "team-a", outcome: "error" });
+
+    // A client that stops reading does not keep the connection: once the host has closed it, what
+    // the client still writes is refused (EPIPE / ECONNRESET).
+    const deaf = await slowClient();
+    deaf.pause();
+    const failed = new Promise<string>((resolve) =>
+      deaf.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "")),
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    const writer = setInterval(() => deaf.write(Buffer.alloc(100, 0x62)), 50);
+    try {
+      expect(["EPIPE", "ECONNRESET"]).toContain(await failed);
+    } finally {
+      clearInterval(writer);
+      deaf.destroy();
+    }
+    expect(seen).toHaveLength(0);
   });
 
   it("refuses a key without chat/complete, past its rate, or past the body-reading cap before reading the body", async () => {
