@@ -5,11 +5,17 @@
  * MEASUREMENT / TDX MRTD, so editing any measured file (or the configuration) changes what a
  * client's allow-list must contain.
  *
- * Measured: every `.ts` file under enclave/, attestation/, sealed/, models/ and manifests/
- * (recursively; test files live in test/ and are not measured), and package-lock.json, which pins
- * every dependency the enclave loads. Paths are relative to the repository root, '/'-separated.
- * Not measured: node_modules itself (pinned through the lockfile's integrity hashes), the model
- * file (bound separately through the manifest digest in REPORT_DATA), Node.js itself.
+ * Measured: every file the enclave process can load from this repository. That is every `.ts` and
+ * `.json` file under enclave/, attestation/, sealed/, models/, manifests/ and client/ (recursively;
+ * test files live in test/ and are not measured); the command's entry point bin/cloister.js; host/cli.ts,
+ * whose option declarations the command dispatcher loads for every command, the enclave's too;
+ * package.json and tsconfig.json, which steer how Node.js and tsx resolve and compile modules; and
+ * package-lock.json, which pins every dependency the enclave loads. test/attestation/
+ * sim-measurement.test.ts checks that everything the enclave's import graph reaches is measured.
+ * Paths are relative to the repository root, '/'-separated.
+ * Not measured: the rest of host/ (the untrusted forwarder, which the enclave never loads),
+ * node_modules itself (pinned through the lockfile's integrity hashes), the model file (bound
+ * separately through the manifest digest in REPORT_DATA), Node.js itself.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
@@ -19,9 +25,22 @@ import { ConfigurationError } from "../attestation/errors.ts";
 import { type MeasuredFile, simulatedLaunchMeasurement } from "../attestation/sim/measurement.ts";
 
 /** Top-level folders whose `.ts` files are measured. */
-export const MEASURED_FOLDERS: readonly string[] = ["enclave", "attestation", "sealed", "models", "manifests"];
+export const MEASURED_FOLDERS: readonly string[] = [
+  "enclave",
+  "attestation",
+  "sealed",
+  "models",
+  "manifests",
+  "client",
+];
 /** Single files measured in addition. */
-export const MEASURED_FILES: readonly string[] = ["package-lock.json"];
+export const MEASURED_FILES: readonly string[] = [
+  "bin/cloister.js",
+  "host/cli.ts",
+  "package.json",
+  "tsconfig.json",
+  "package-lock.json",
+];
 
 /** The repository root this module belongs to. */
 export const REPOSITORY_ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -40,7 +59,7 @@ async function listTs(root: string, folder: string): Promise<string[]> {
     if (entry.isDirectory()) {
       if (entry.name === "node_modules") continue;
       out.push(...(await listTs(root, path)));
-    } else if (entry.isFile() && entry.name.endsWith(".ts")) {
+    } else if (entry.isFile() && (entry.name.endsWith(".ts") || entry.name.endsWith(".json"))) {
       out.push(path);
     }
   }
@@ -55,7 +74,7 @@ export async function enclaveMeasuredFiles(root: string = REPOSITORY_ROOT): Prom
   if (paths.length === MEASURED_FILES.length) {
     throw new ConfigurationError(
       "MEASUREMENT_NO_SOURCES",
-      `enclave measurement: no .ts files under ${MEASURED_FOLDERS.join(", ")} in ${root}`,
+      `enclave measurement: no .ts or .json files under ${MEASURED_FOLDERS.join(", ")} in ${root}`,
     );
   }
   const files: MeasuredFile[] = [];

@@ -64,30 +64,59 @@ describe("enclave/measure.ts", () => {
   let root: string;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "cloister-measure-"));
-    for (const dir of ["enclave/sub", "attestation", "sealed", "models", "manifests", "host", "enclave/node_modules"]) {
+    for (const dir of ["enclave/sub", "attestation", "sealed", "models", "manifests", "client/cli", "host", "bin"]) {
+      await mkdir(join(root, dir), { recursive: true });
+    }
+    for (const dir of ["enclave/node_modules", "test"]) {
       await mkdir(join(root, dir), { recursive: true });
     }
     await writeFile(join(root, "enclave/boot.ts"), "export const boot = 1;\n");
     await writeFile(join(root, "enclave/sub/deep.ts"), "export const deep = 2;\n");
     await writeFile(join(root, "enclave/readme.md"), "not measured\n");
+    await writeFile(join(root, "manifests/dev.json"), '{"model":"tiny"}\n');
     await writeFile(join(root, "enclave/node_modules/dep.ts"), "not measured\n");
     await writeFile(join(root, "attestation/verify.ts"), "export const v = 3;\n");
+    await writeFile(join(root, "client/cli/main.ts"), "export const main = 4;\n");
     await writeFile(join(root, "host/app.ts"), "not measured: the host is untrusted\n");
+    await writeFile(join(root, "host/cli.ts"), "export const hostOptions = 5;\n");
+    await writeFile(join(root, "test/boot.test.ts"), "not measured\n");
+    await writeFile(join(root, "bin/cloister.js"), "await import('../client/cli/main.ts');\n");
+    await writeFile(join(root, "package.json"), '{"type":"module"}\n');
+    await writeFile(join(root, "tsconfig.json"), "{}\n");
     await writeFile(join(root, "package-lock.json"), '{"lockfileVersion":3}\n');
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it("measures the enclave's .ts files and the lockfile, sorted, with relative paths", async () => {
+  it("measures the enclave's .ts files, its entry point, module settings and the lockfile, sorted, with relative paths", async () => {
     const files = await enclaveMeasuredFiles(root);
     expect(files.map((f) => f.path)).toEqual([
       "attestation/verify.ts",
+      "bin/cloister.js",
+      "client/cli/main.ts",
       "enclave/boot.ts",
       "enclave/sub/deep.ts",
+      "host/cli.ts",
+      "manifests/dev.json",
       "package-lock.json",
+      "package.json",
+      "tsconfig.json",
     ]);
-    expect(toHex(files[1]?.sha256 as Uint8Array)).toBe(toHex(await sha256(utf8("export const boot = 1;\n"))));
+    expect(toHex(files[3]?.sha256 as Uint8Array)).toBe(toHex(await sha256(utf8("export const boot = 1;\n"))));
+  });
+
+  it("refuses a tree without one of the measured single files", async () => {
+    const path = join(root, "tsconfig.json");
+    await rm(path);
+    try {
+      await expect(enclaveMeasuredFiles(root)).rejects.toMatchObject({
+        code: "MEASUREMENT_FILE_UNREADABLE",
+        message: expect.stringContaining("tsconfig.json"),
+      });
+    } finally {
+      await writeFile(path, "{}\n");
+    }
   });
 
   it("changes when one byte of enclave code or of the configuration changes", async () => {
@@ -119,6 +148,49 @@ describe("enclave/measure.ts", () => {
     expect(paths).toContain("enclave/measure.ts");
     expect(paths).toContain("attestation/sim/measurement.ts");
     expect(paths).toContain("package-lock.json");
-    expect(paths.some((p) => p.startsWith("test/") || p.startsWith("host/"))).toBe(false);
+    expect(paths.some((p) => p.startsWith("test/") || p.startsWith("scripts/"))).toBe(false);
+    expect(paths.filter((p) => p.startsWith("host/"))).toEqual(["host/cli.ts"]);
+  });
+
+  // The measurement stands for the enclave's code only if it covers every file the enclave process
+  // can load. Its import graph, from the command's entry point: static imports everywhere, and the
+  // lazy `import()`s of the entry point and of the enclave's own folders (its commands); the other
+  // commands' lazy imports (`cloister up`, the host's implementation) never run in the enclave.
+  it("covers every repository file the enclave process's import graph reaches", async () => {
+    const { build } = await import("esbuild");
+    const { relative, sep } = await import("node:path");
+    const { REPOSITORY_ROOT } = await import("../../enclave/measure.ts");
+    const top = (path: string) => relative(REPOSITORY_ROOT, path).split(sep)[0] as string;
+    const enclaveOwn = ["bin", "enclave", "attestation", "sealed", "models", "manifests"];
+    const result = await build({
+      absWorkingDir: REPOSITORY_ROOT,
+      entryPoints: ["bin/cloister.js"],
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform: "node",
+      format: "esm",
+      packages: "external",
+      logLevel: "silent",
+      outdir: join(tmpdir(), "cloister-measure-graph"),
+      plugins: [
+        {
+          name: "lazy-imports-of-other-commands",
+          setup(b) {
+            b.onResolve({ filter: /.*/ }, (args) =>
+              args.kind === "dynamic-import" && !enclaveOwn.includes(top(args.importer))
+                ? { path: args.path, external: true }
+                : undefined,
+            );
+          },
+        },
+      ],
+    });
+    const reached = Object.keys(result.metafile?.inputs ?? {});
+    // The graph reaches well beyond the measured folders' own entry (else the check proves nothing).
+    expect(reached).toContain("client/cli/main.ts");
+    expect(reached).toContain("enclave/run.ts");
+    const measured = new Set((await enclaveMeasuredFiles()).map((f) => f.path));
+    expect(reached.filter((path) => !measured.has(path))).toEqual([]);
   });
 });
