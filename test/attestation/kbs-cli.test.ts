@@ -35,7 +35,7 @@ beforeAll(async () => {
     configPath,
     JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "policy.json" }] }),
   );
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -97,7 +97,7 @@ describe("cloister kbs and model seal", () => {
     const forced = await runCloister(["model", "seal", "--key", keyPath, plain, out, "--force", "--json"]);
     expect(forced.code, forced.stderr).toBe(0);
     expect(await readFile(out)).not.toEqual(bytes); // a fresh salt: a new sealed file
-  }, 60_000);
+  }, 120_000);
 
   it("refuses a key file others can read, or a link to one, naming the file and the fix", async () => {
     const shared = join(dir, "shared.jwk");
@@ -210,7 +210,7 @@ describe("cloister kbs and model seal", () => {
     expect(stderr).toContain('cloister kbs: WARNING: key "tiny-v1": trusts the INSECURE simulator');
     const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { k: string };
     expect(stderr).not.toContain(jwk.k);
-  }, 60_000);
+  }, 120_000);
 
   it("kbs serve keeps a key released to the simulator on loopback unless told otherwise", async () => {
     const refused = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "0.0.0.0", "--port", "0"]);
@@ -242,7 +242,7 @@ describe("cloister kbs and model seal", () => {
     expect(ready.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
     child.kill("SIGTERM");
     expect(await exit).toBe(0);
-  }, 60_000);
+  }, 120_000);
 
   it("every kbs command has --help, and the enclave refuses a --kbs-url that is not a URL", async () => {
     for (const args of [["kbs"], ["kbs", "serve"], ["kbs", "keygen"], ["kbs", "check"], ["model", "seal"]]) {
@@ -288,7 +288,7 @@ describe("cloister kbs and model seal", () => {
     const badKey = await enclave(join(dir, "m.jws"), join(dir, "k.jwk"));
     expect(badKey.code).toBe(2);
     expect(badKey.stderr).toContain(`--operator-key: "${join(dir, "k.jwk")}" is not JSON (expected a public JWK)`);
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("broker configuration errors", () => {
