@@ -320,6 +320,19 @@ class HttpClient {
       throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
     }
     if (response.status >= 200 && response.status < 300) return response;
+    if (response.status === 0 || (response.status >= 300 && response.status < 400)) {
+      // Redirects are not followed (fetchTransport asks fetch for "manual"; node:http never follows;
+      // a browser shows a redirect as status 0): following one would send the API key, and the
+      // request, wherever the untrusted host points. Its target is not shown: it is the host's text.
+      await response.text(ERROR_BODY_MAX_BYTES).catch(() => "");
+      throw Object.assign(
+        transportError(
+          "HOST_REDIRECT",
+          `${path}: the host at ${this.base} answered with a redirect${response.status === 0 ? "" : ` (HTTP ${response.status})`}, which the SDK does not follow: give the address it redirects to`,
+        ),
+        { status: response.status },
+      );
+    }
     const { code, message } = errorBody(response.status, await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""));
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
@@ -557,6 +570,67 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   }
 }
 
+/** The host's `GET /v1/attestation` answer, as received: nothing in it is verified yet. */
+async function attestationAnswer(http: HttpClient): Promise<{ document?: unknown; collateral?: unknown }> {
+  const signal = deadline(http.attestationTimeoutMs);
+  const response = await http.request("/v1/attestation", { method: "GET", signal });
+  const text = await readAnswer(response, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
+  let answer: unknown;
+  try {
+    answer = JSON.parse(text);
+  } catch (error) {
+    throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
+  }
+  if (answer === null || typeof answer !== "object") {
+    throw transportError("BAD_RESPONSE", "attestation: response is not a JSON object");
+  }
+  return answer as { document?: unknown; collateral?: unknown };
+}
+
+/**
+ * The attestation document and collateral the host at `url` serves, fetched as `connect` fetches
+ * them (same API-key check, size bound, deadline, no redirect, same errors) but NOT verified: for
+ * tools that verify them their own way (`cloister policy init`). Anything else uses `connect`.
+ */
+export async function fetchAttestationAnswer(
+  options: Pick<ConnectOptions, "url" | "apiKey" | "transport" | "fetch" | "attestationTimeoutMs">,
+): Promise<{ document: string; collateral: unknown }> {
+  const url = parseHostUrl(options.url);
+  const apiKey = checkApiKey(options.apiKey);
+  const transport =
+    options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
+  const http = new HttpClient(
+    url.href.replace(/\/+$/, ""),
+    apiKey,
+    transport,
+    checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS),
+  );
+  const answer = await attestationAnswer(http);
+  if (typeof answer.document !== "string") {
+    throw transportError(
+      "BAD_RESPONSE",
+      `attestation: response field document: expected a string, found ${answer.document === null ? "null" : typeof answer.document}`,
+    );
+  }
+  return { document: answer.document, collateral: answer.collateral };
+}
+
+function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
+  if (
+    typeof attestationTimeoutMs !== "number" ||
+    !Number.isFinite(attestationTimeoutMs) ||
+    attestationTimeoutMs <= 0 ||
+    attestationTimeoutMs > 2 ** 31 - 1
+  ) {
+    throw new ClientError(
+      "configuration",
+      "BAD_OPTION",
+      `attestationTimeoutMs: expected a positive number of milliseconds up to ${2 ** 31 - 1}, found ${String(attestationTimeoutMs)}`,
+    );
+  }
+  return attestationTimeoutMs;
+}
+
 /** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
 export async function connect(options: ConnectOptions): Promise<Session> {
   const url = parseHostUrl(options.url);
@@ -570,19 +644,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   }
   const transport =
     options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
-  const attestationTimeoutMs = options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS;
-  if (
-    typeof attestationTimeoutMs !== "number" ||
-    !Number.isFinite(attestationTimeoutMs) ||
-    attestationTimeoutMs <= 0 ||
-    attestationTimeoutMs > 2 ** 31 - 1
-  ) {
-    throw new ClientError(
-      "configuration",
-      "BAD_OPTION",
-      `attestationTimeoutMs: expected a positive number of milliseconds up to ${2 ** 31 - 1}, found ${String(attestationTimeoutMs)}`,
-    );
-  }
+  const attestationTimeoutMs = checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS);
   const http = new HttpClient(url.href.replace(/\/+$/, ""), apiKey, transport, attestationTimeoutMs);
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
@@ -705,18 +767,7 @@ export class Session {
   }
 
   async #attest(): Promise<VerifiedEnclave> {
-    const signal = deadline(this.http.attestationTimeoutMs);
-    const documentResponse = await this.http.request("/v1/attestation", { method: "GET", signal });
-    const text = await readAnswer(documentResponse, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
-    let answer: { document?: unknown; collateral?: unknown };
-    try {
-      answer = JSON.parse(text) as typeof answer;
-    } catch (error) {
-      throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
-    }
-    if (answer === null || typeof answer !== "object") {
-      throw transportError("BAD_RESPONSE", "attestation: response is not a JSON object");
-    }
+    const answer = await attestationAnswer(this.http);
     const document = String(answer.document);
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).

@@ -45,6 +45,9 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
   return async (url, request) => {
     const response = await doFetch(url, {
       method: request.method,
+      // Never followed: the SDK refuses a redirect (HOST_REDIRECT) rather than send its API key and
+      // request wherever the host points. A browser shows it as status 0 ("opaqueredirect").
+      redirect: "manual",
       headers: request.headers,
       ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
       ...(request.signal === undefined ? {} : { signal: request.signal }),

@@ -8,14 +8,14 @@
 import { readFile } from "node:fs/promises";
 import { base64url, type JWK } from "jose";
 import { toHex, utf8 } from "../../attestation/bytes.ts";
-import { type AttestationCollateral, parseAttestationCollateral } from "../../attestation/collateral.ts";
+import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parseClientPolicy } from "../policy.ts";
-import { connect } from "../sdk.ts";
+import { connect, fetchAttestationAnswer } from "../sdk.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -39,29 +39,6 @@ export interface PolicyInitOptions {
   json?: boolean;
 }
 
-async function fetchDocument(
-  url: string,
-  apiKey: string,
-): Promise<{ document: string; collateral: AttestationCollateral | null }> {
-  let response: Response;
-  try {
-    response = await fetch(`${url.replace(/\/+$/, "")}/v1/attestation`, {
-      headers: { authorization: `Bearer ${apiKey}` },
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (error) {
-    throw new ClientError("transport", "HOST_UNREACHABLE", `cannot reach the host at ${url}`, { cause: error });
-  }
-  if (!response.ok) {
-    throw new ClientError("transport", `HTTP_${response.status}`, `GET /v1/attestation: HTTP ${response.status}`);
-  }
-  const body = (await response.json().catch(() => null)) as { document?: unknown; collateral?: unknown } | null;
-  if (typeof body?.document !== "string") {
-    throw new ClientError("transport", "BAD_RESPONSE", "GET /v1/attestation: no document in the answer");
-  }
-  return { document: body.document, collateral: parseAttestationCollateral(body.collateral) };
-}
-
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   let operatorKey: JWK;
   try {
@@ -74,7 +51,10 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
-  const { document, collateral } = await fetchDocument(options.url, apiKey);
+  // Fetched as connect() fetches it (bounded, no redirect followed), verified below.
+  const answer = await fetchAttestationAnswer({ url: options.url, apiKey });
+  const document = answer.document;
+  const collateral = parseAttestationCollateral(answer.collateral);
 
   // 1. What the deployment presents, its evidence verified to the pinned roots (and the simulator's
   //    only when asked): nothing is pinned from evidence that does not verify.

@@ -77,3 +77,65 @@ describe("connect() reports a hostile host's error as the host's", () => {
     expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
   });
 });
+
+describe("connect() follows no redirect", () => {
+  // A host that redirects every request to a second server, which counts what reaches it.
+  async function redirectingHost(status: number) {
+    const { createServer } = await import("node:http");
+    const reached: string[] = [];
+    const target = createServer((req, res) => {
+      reached.push(`${req.method} ${req.url} ${req.headers.authorization ?? ""}`);
+      res.end("{}");
+    });
+    await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+    const targetPort = (target.address() as { port: number }).port;
+    const host = createServer((req, res) => {
+      res.writeHead(status, { location: `http://127.0.0.1:${targetPort}${req.url}` }).end();
+    });
+    await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(host.address() as { port: number }).port}`;
+    const close = () => Promise.all([target, host].map((s) => new Promise((resolve) => s.close(resolve))));
+    return { url, reached, close };
+  }
+
+  for (const status of [302, 307]) {
+    it(`refuses a ${status} with HOST_REDIRECT over node:http and over fetch, and sends nothing to its target`, async () => {
+      const host = await redirectingHost(status);
+      try {
+        const policy = await devPolicy();
+        for (const transportOptions of [{}, { fetch: globalThis.fetch }]) {
+          const error = await connect({ url: host.url, policy, apiKey: "ck_secret_key", ...transportOptions }).catch(
+            (e) => e,
+          );
+          expect(error).toBeInstanceOf(ClientError);
+          expect(error).toMatchObject({ kind: "transport", code: "HOST_REDIRECT", status });
+          expect(error.message).toBe(
+            `/v1/attestation: the host at ${host.url} answered with a redirect (HTTP ${status}), which the SDK does not follow: give the address it redirects to`,
+          );
+        }
+        expect(host.reached).toEqual([]);
+      } finally {
+        await host.close();
+      }
+    });
+  }
+
+  it("names a browser's opaque redirect (status 0) without a status", async () => {
+    const transport: Transport = async () => ({
+      status: 0,
+      header: () => null,
+      body: (async function* () {})(),
+      text: async () => "",
+    });
+    const error = await connect({
+      url: "http://host.test",
+      policy: await devPolicy(),
+      apiKey: "ck_test",
+      transport,
+    }).catch((e) => e);
+    expect(error).toMatchObject({ kind: "transport", code: "HOST_REDIRECT" });
+    expect(error.message).toBe(
+      "/v1/attestation: the host at http://host.test answered with a redirect, which the SDK does not follow: give the address it redirects to",
+    );
+  });
+});
