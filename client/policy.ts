@@ -4,7 +4,7 @@
  * policy (attestation/policy.ts: TEE fields, measurements, TCB, simulator trust) with what the
  * client requires of the operator's manifest (trusted signer keys, model digests, services).
  */
-import type { JWK } from "jose";
+import { base64url, type JWK } from "jose";
 import { z } from "zod";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import {
@@ -15,10 +15,18 @@ import {
   verifyAttestationDocument,
 } from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
-import { EVIDENCE_TYPES, type EvidenceType, type TrustAnchors } from "../attestation/evidence.ts";
+import {
+  EVIDENCE_TYPES,
+  type EvidenceType,
+  parseDocumentEvidence,
+  type TrustAnchors,
+  verifyDocumentEvidence,
+} from "../attestation/evidence.ts";
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION } from "../attestation/sim/names.ts";
+import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { issuePath, issueText } from "../manifests/issues.ts";
 import { verifyManifest } from "../manifests/sign.ts";
@@ -109,7 +117,10 @@ let withSimulator: TrustAnchors | undefined;
  * verifications (attestation/document.ts) can recognise them.
  */
 export async function anchorsForPolicy(policy: ClientPolicy): Promise<TrustAnchors> {
-  if (!policy.attestation.trustSimulator) return PINNED_ANCHORS;
+  return policy.attestation.trustSimulator ? anchorsWithSimulator() : PINNED_ANCHORS;
+}
+
+async function anchorsWithSimulator(): Promise<TrustAnchors> {
   if (withSimulator === undefined) {
     const { insecureSimulatorAnchors } = await import("../attestation/sim/anchors.ts");
     const sim = insecureSimulatorAnchors();
@@ -128,6 +139,38 @@ export async function anchorsForPolicy(policy: ClientPolicy): Promise<TrustAncho
     });
   }
   return withSimulator;
+}
+
+/**
+ * Whether a document's evidence, refused under the pinned roots, verifies under the INSECURE
+ * simulator's (those a policy with trustSimulator gets). Only names a refusal: never a reason to
+ * accept. SEV-SNP evidence is tried only when its endorsement key's issuer names the simulator, so
+ * genuine evidence never costs the simulated AMD hierarchy (RSA key generation); a build without
+ * the simulator answers false.
+ */
+export async function isInsecureSimulatorEvidence(
+  document: string,
+  at: Date,
+  collateral: AttestationCollateral | null,
+): Promise<boolean> {
+  try {
+    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
+      evidence?: unknown;
+    };
+    const evidence = parseDocumentEvidence(payload.evidence);
+    if (evidence.type !== "sev-snp" && evidence.type !== "tdx") return false;
+    if (
+      evidence.type === "sev-snp" &&
+      !parseCertificate(base64url.decode(evidence.endorsementKey))
+        .issuer.split(",")
+        .includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`)
+    ) {
+      return false;
+    }
+    return (await verifyDocumentEvidence(evidence, await anchorsWithSimulator(), at, collateral)).simulated;
+  } catch {
+    return false;
+  }
 }
 
 const PLATFORM_OF: Record<EvidenceType, string> = {
@@ -206,15 +249,35 @@ export async function verifyWithClientPolicy(
   at: Date,
   collateral: AttestationCollateral | null = null,
 ): Promise<VerifiedEnclave> {
-  const enclave = await verifyAttestationDocument(document, {
-    policy: policy.attestation,
-    anchors: await anchorsForPolicy(policy),
-    manifest: manifestCheckForPolicy(policy),
-    at,
-    nonce,
-    maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
-    collateral,
-  });
+  let enclave: VerifiedEnclave;
+  try {
+    enclave = await verifyAttestationDocument(document, {
+      policy: policy.attestation,
+      anchors: await anchorsForPolicy(policy),
+      manifest: manifestCheckForPolicy(policy),
+      at,
+      nonce,
+      maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,
+      collateral,
+    });
+  } catch (error) {
+    // Without the simulator's roots, simulated evidence fails as an unknown root. Name the real
+    // cause: the fix is the policy's trustSimulator (for development), not a broken deployment.
+    if (
+      error instanceof AttestationError &&
+      error.code === "ROOT_NOT_TRUSTED" &&
+      !policy.attestation.trustSimulator &&
+      (await isInsecureSimulatorEvidence(document, at, collateral))
+    ) {
+      throw new AttestationError(
+        "appraise",
+        "SIMULATED_EVIDENCE_NOT_TRUSTED",
+        "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it), which this policy does not trust (attestation.trustSimulator: false)",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   if (!policy.acceptedEvidence.includes(enclave.tee)) {
     const error = new AttestationError(
       "appraise",

@@ -21,14 +21,16 @@ import { encodeTcbVersion } from "../snp/parse.ts";
 import { AMD_OID } from "../snp/verify.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import { deriveInsecureEcKey, type InsecureEcKey } from "./keys.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION } from "./names.ts";
 import { generateInsecureRsaKey, type InsecureRsaKey, signRsaPssSha384 } from "./rsa.ts";
 import { der, type ExtensionSpec, encodeName, type NameAttribute, writeCertificate, X509_OID } from "./x509-writer.ts";
 
 /** The seed of the well-known simulator hierarchy (enclave simulator mode, opted-in clients). */
 export const INSECURE_SIMULATOR_DEFAULT_SEED = "cloister-insecure-simulator-v1";
 
-/** Marker carried by every simulated certificate name. */
-export const INSECURE_SIMULATOR_ORGANIZATION = "Cloister Insecure Simulator";
+/** Marker carried by every simulated certificate name (attestation/sim/names.ts). */
+export { INSECURE_SIMULATOR_ORGANIZATION };
+
 const SIMULATED_OU = "SIMULATED - NOT SECURE";
 
 /** AMD's VCEK extension OIDs: one definition, shared with the verifier. */

@@ -14,7 +14,7 @@ import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
-import { anchorsForPolicy, type ClientPolicy, parseClientPolicy } from "../policy.ts";
+import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
 import {
   noDirectoryError,
@@ -77,12 +77,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   } catch (error) {
     // Say so when the evidence is the simulator's: the fix is a flag, not a broken deployment.
     if (options.allowSimulator !== true) {
-      const withSimulator = await anchorsForPolicy({ attestation: { trustSimulator: true } } as ClientPolicy);
-      const simulated = await verifyDocumentEvidence(evidence, withSimulator, at, collateral).then(
-        (v) => v.simulated,
-        () => false,
-      );
-      if (simulated) {
+      if (await isInsecureSimulatorEvidence(document, at, collateral)) {
         throw new ClientError(
           "attestation",
           "POLICY_INIT_SIMULATED",

@@ -201,7 +201,8 @@ describe("key broker", () => {
     const strict = { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
     const kbs = broker(strict);
     const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
-    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "verify" });
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+    expect(error.message).toContain("SIMULATED_EVIDENCE_NOT_TRUSTED");
   });
 
   it("refuses a measurement the release policy does not list", async () => {

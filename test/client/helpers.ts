@@ -34,14 +34,22 @@ export async function connectTo(
     overrides?: ManifestOverrides;
     script?: Script;
     transport?: Transport;
-    connect?: Partial<Pick<ConnectOptions, "now" | "reattestAfterMs">>;
+    connect?: Partial<Pick<ConnectOptions, "now" | "reattestAfterMs" | "policy">>;
+    tee?: "sim-snp" | "sim-tdx";
+    /** Every path the session asked for, filled in even when connect() fails. */
+    paths?: string[];
   } = {},
 ) {
   const script = options.script ?? OK;
-  const enclave: Enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {});
+  const enclave: Enclave = await bootWith(
+    new ScriptedEngine(() => script),
+    0,
+    options.overrides ?? {},
+    options.tee ?? "sim-snp",
+  );
   const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
   servers.push(server);
-  const paths: string[] = [];
+  const paths: string[] = options.paths ?? [];
   const inner = options.transport ?? fetchTransport(fetch);
   const transport: Transport = (url, request) => {
     const path = new URL(url).pathname.replace(/^\/v1\//, "/");
@@ -58,11 +66,11 @@ export async function connectTo(
   return { enclave, session, paths };
 }
 
-/** The client policy for a sim-snp enclave booted with the dev manifest and the tiny model. */
-export async function devPolicy() {
+/** The client policy for a simulated enclave (sim-snp by default) booted with the dev manifest and the tiny model. */
+export async function devPolicy(tee: "sim-snp" | "sim-tdx" = "sim-snp") {
   return simulatorClientPolicy({
-    tee: "sim-snp",
-    measurement: toHex(await simulatedMeasurement("sim-snp")),
+    tee,
+    measurement: toHex(await simulatedMeasurement(tee)),
     operatorKey: await operatorPublicKey(),
     modelSha256: TINY_MODEL_SHA256,
     serviceName: DEV_MANIFEST.service.name,

@@ -108,8 +108,8 @@ describe("the client sends nothing when verification fails", () => {
         withPolicy((p) => {
           p.attestation.trustSimulator = false;
         }),
-      stage: "verify",
-      code: "ROOT_NOT_TRUSTED",
+      stage: "appraise",
+      code: "SIMULATED_EVIDENCE_NOT_TRUSTED",
     },
     {
       name: "the policy trusts another manifest signer",

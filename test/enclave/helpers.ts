@@ -62,6 +62,7 @@ export async function bootWith(
   engine: ScriptedEngine,
   frameIntervalMs = 0,
   overrides: ManifestOverrides = {},
+  tee: "sim-snp" | "sim-tdx" = "sim-snp",
 ): Promise<Enclave> {
   const manifest = devManifest({ ...overrides, model: { sha256: TINY_MODEL_SHA256 } });
   operator ??= generateManifestSigningKey("EdDSA");
@@ -70,7 +71,7 @@ export async function bootWith(
     manifestJws: await signManifest(manifest, privateJwk),
     operatorKeys: [publicJwk],
     modelPath: "unused (engine injected)",
-    tee: "sim-snp",
+    tee,
     engine: engine as unknown as InferenceEngine,
     frameIntervalMs,
   });

@@ -1,0 +1,6 @@
+/**
+ * The name every simulated certificate carries (in its subject and issuer organization). Alone in
+ * this module, with no key or seed, so code that must not carry the simulator (a browser build
+ * without it) can still recognise simulated evidence in order to name it in a refusal.
+ */
+export const INSECURE_SIMULATOR_ORGANIZATION = "Cloister Insecure Simulator";

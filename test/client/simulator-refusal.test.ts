@@ -1,0 +1,97 @@
+/**
+ * A policy that does not trust the simulator, shown simulated evidence, refuses it as
+ * SIMULATED_EVIDENCE_NOT_TRUSTED (the fix is trustSimulator, for development only), not as an
+ * unknown root; and only evidence the simulator's roots really verify is called simulated.
+ */
+import { readFileSync } from "node:fs";
+import { base64url } from "jose";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatedIntelHierarchy,
+  simulateSnpReport,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import { ClientError } from "../../client/errors.ts";
+import { isInsecureSimulatorEvidence } from "../../client/policy.ts";
+import { AT, MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "../attestation/sim-helpers.ts";
+import { closeServers, connectTo, devPolicy } from "./helpers.ts";
+
+afterEach(closeServers);
+
+/** A document-shaped string around `evidence`: isInsecureSimulatorEvidence reads only the payload. */
+function documentWith(evidence: Record<string, string>): string {
+  return `e30.${base64url.encode(JSON.stringify({ evidence }))}.c2ln`;
+}
+
+const read = (path: string) =>
+  new Uint8Array(readFileSync(new URL(`../fixtures/attestation/${path}`, import.meta.url)));
+
+function pemToDer(pem: Uint8Array): Uint8Array {
+  const text = new TextDecoder().decode(pem);
+  return Buffer.from(text.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+}
+
+describe("connect() with a policy that does not trust the simulator", () => {
+  for (const tee of ["sim-snp", "sim-tdx"] as const) {
+    it(`${tee}: refuses with SIMULATED_EVIDENCE_NOT_TRUSTED naming trustSimulator, and seals nothing`, async () => {
+      const policy = await devPolicy(tee);
+      const strict = { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
+      const paths: string[] = [];
+      const error = await connectTo({ tee, connect: { policy: strict }, paths }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ kind: "attestation", code: "SIMULATED_EVIDENCE_NOT_TRUSTED", stage: "appraise" });
+      expect((error as Error).message).toContain(
+        "expected hardware evidence, found evidence of the INSECURE Cloister simulator",
+      );
+      expect((error as Error).message).toContain("attestation.trustSimulator: false");
+      expect(paths.some((p) => p.includes("sealed"))).toBe(false);
+      expect(paths).toContain("/attestation");
+    });
+  }
+});
+
+describe("isInsecureSimulatorEvidence", () => {
+  const snpEvidence = (hierarchy: ReturnType<typeof insecureSimulatedAmdHierarchy>) => ({
+    type: "sev-snp",
+    report: base64url.encode(simulateSnpReport(hierarchy, { reportData: REPORT_DATA, measurement: MEASUREMENT })),
+    endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+  });
+  const tdxEvidence = (hierarchy: ReturnType<typeof insecureSimulatedIntelHierarchy>) => ({
+    type: "tdx",
+    quote: base64url.encode(simulateTdxQuote(hierarchy, { reportData: REPORT_DATA, mrtd: MRTD, rtmrs: RTMRS })),
+  });
+
+  it("is true for SEV-SNP and TDX evidence of the simulator's default roots", async () => {
+    expect(
+      await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy())), AT, null),
+    ).toBe(true);
+    expect(
+      await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy())), AT, null),
+    ).toBe(true);
+  });
+
+  it("is false for a look-alike chain: the simulator's names, another seed's keys", async () => {
+    const seed = "cloister-test-other-seed";
+    expect(
+      await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy(seed))), AT, null),
+    ).toBe(false);
+    expect(
+      await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy(seed))), AT, null),
+    ).toBe(false);
+  }, 30_000);
+
+  it("is false for genuine hardware evidence, and for what is not evidence", async () => {
+    const genuine = documentWith({
+      type: "sev-snp",
+      report: base64url.encode(read("snp/milan-gcp-v5-report.bin")),
+      endorsementKey: base64url.encode(pemToDer(read("snp/milan-gcp-v5-vcek.pem"))),
+    });
+    expect(await isInsecureSimulatorEvidence(genuine, new Date("2026-01-01T00:00:00Z"), null)).toBe(false);
+    const quote = documentWith({ type: "tdx", quote: base64url.encode(read("tdx/quote-v4-trustee.bin")) });
+    expect(await isInsecureSimulatorEvidence(quote, new Date("2023-07-01T00:00:00Z"), null)).toBe(false);
+    for (const junk of ["", "a.b.c", documentWith({ type: "azure-snp", evidence: "AAAA" }), documentWith({})]) {
+      expect(await isInsecureSimulatorEvidence(junk, AT, null)).toBe(false);
+    }
+  });
+});
