@@ -13,9 +13,43 @@
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
  * host resumes an existing file after the last record it holds.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { describeUrlText } from "../attestation/url-text.ts";
 import { AuditStore } from "./audit-store.ts";
+
+/**
+ * Makes `dir` (with its parents, mode 0700) unless it exists, then checks that it is a directory
+ * this process can write to: called when the host starts, so a host that could not store the
+ * enclave's audit records refuses to start rather than serve without them. Throws an Error whose
+ * message names what was found.
+ */
+export async function prepareAuditDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const isFile = await stat(dir).then(
+      (found) => !found.isDirectory(),
+      () => false,
+    );
+    throw new Error(
+      isFile
+        ? `expected a directory, found a file at "${dir}"`
+        : code === "EEXIST" || code === "ENOTDIR"
+          ? `expected a directory, "${dir}" has a file on its path`
+          : `cannot create "${dir}" (${code ?? (error as Error).message})`,
+      { cause: error },
+    );
+  }
+  if (!(await stat(dir)).isDirectory()) throw new Error(`expected a directory, found a file at "${dir}"`);
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new Error(`expected a directory this process can write to, "${dir}" is not writable`, { cause: error });
+  }
+}
 
 interface AuditBatch {
   boot: string;
@@ -58,6 +92,8 @@ export class AuditCollector {
   private running: Promise<void> | null = null;
   private again = false;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** The last problem and the failed attempts in a row: a problem is logged when it starts, not on every retry. */
+  private problem: { message: string; failures: number } | null = null;
 
   constructor(
     private readonly options: {
@@ -98,9 +134,10 @@ export class AuditCollector {
     // A failure (a malformed batch, a full disk) is reported, never thrown at the timer: the host
     // keeps forwarding, and the enclave keeps every unacknowledged record until it is stored.
     this.running = this.run()
-      .catch((error: unknown) => {
-        this.options.onError?.(`audit: cannot store the enclave's records (${(error as Error).message})`);
-      })
+      .then(
+        (problem) => this.report(problem),
+        (error: unknown) => this.report(`audit: cannot store the enclave's records (${(error as Error).message})`),
+      )
       .finally(() => {
         this.running = null;
         if (this.again) {
@@ -111,7 +148,30 @@ export class AuditCollector {
     return this.running;
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Logs `problem` when it differs from the last one (a dead enclave is retried every second, and
+   * one line says so), and that collection works again after one.
+   */
+  private report(problem: string | null): void {
+    const last = this.problem;
+    if (problem === null) {
+      this.problem = null;
+      if (last !== null) {
+        this.options.onError?.(
+          `audit: collecting from ${describeUrlText(this.options.enclaveUrl)} again (after ${last.failures} failed attempts; the last: ${last.message})`,
+        );
+      }
+      return;
+    }
+    this.problem = { message: problem, failures: (last?.failures ?? 0) + 1 };
+    if (last?.message === problem) return;
+    this.options.onError?.(
+      `${problem}; retrying every ${this.options.intervalMs} ms (logged again when the problem changes or ends)`,
+    );
+  }
+
+  /** One collection; resolves with the problem that stopped it (null: none), rejects when storing failed. */
+  private async run(): Promise<string | null> {
     const base = this.options.enclaveUrl.replace(/\/+$/, "");
     let batch: unknown;
     try {
@@ -125,13 +185,16 @@ export class AuditCollector {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       batch = await response.json();
     } catch (error) {
-      this.options.onError?.(`audit: cannot collect from the enclave (${(error as Error).message})`);
-      return;
+      const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+      const why =
+        (error as Error | null)?.name === "TimeoutError"
+          ? "no answer in 10 s"
+          : typeof cause === "string"
+            ? cause
+            : (error as Error).message;
+      return `audit: cannot collect from the enclave at ${describeUrlText(base)} (${why})`;
     }
-    if (!isBatch(batch)) {
-      this.options.onError?.("audit: the enclave's audit batch is malformed");
-      return;
-    }
+    if (!isBatch(batch)) return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed`;
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       await this.store?.close();
@@ -158,10 +221,7 @@ export class AuditCollector {
       // All or nothing on content: one malformed line and no line of the batch is stored (it is
       // asked for again; the enclave keeps it).
       const bad = lines.findIndex((line) => !store.accepts(line));
-      if (bad !== -1) {
-        this.options.onError?.(`audit: record ${from + bad} from the enclave is not a valid record line`);
-        return;
-      }
+      if (bad !== -1) return `audit: record ${from + bad} from the enclave is not a valid record line`;
       // Queued synchronously in order; the store writes what piled up together, with one fsync. On
       // a write failure the store rejects the failed write and every line queued behind it, and
       // leaves none of their bytes in the file: the lines before the first rejection are stored,
@@ -175,6 +235,7 @@ export class AuditCollector {
     }
     this.next = Math.max(this.next, batch.next);
     if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written (or already was)
+    return null;
   }
 
   /**

@@ -4,6 +4,7 @@ import { readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
 import { issuePath, issueText } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
+import { prepareAuditDir } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
@@ -47,6 +48,12 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     } catch (error) {
       throw new UsageError(`--cors-origin: ${(error as Error).message}`);
     }
+  }
+  // Checked before anything starts: a host that cannot store audit records must not serve.
+  try {
+    await prepareAuditDir(options.auditDir);
+  } catch (error) {
+    throw new UsageError(`--audit-dir: ${(error as Error).message}`);
   }
   const server = await startHost({
     enclaveUrls: options.enclaveUrl,

@@ -4,13 +4,14 @@
  * and never takes the host down. Against an enclave's backlog (`backlogEnclave`, the semantics of
  * enclave/service.ts collectAudit): a failed disk write and a host restart store every record once.
  */
-import { type FileHandle, mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { type FileHandle, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { AuditCollector } from "../../host/audit-collector.ts";
+import { AuditCollector, prepareAuditDir } from "../../host/audit-collector.ts";
 import { readAuditLines } from "../../host/audit-store.ts";
+import { runCloister } from "../helpers/cli.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
 
 const BOOT = "ab".repeat(32);
@@ -212,4 +213,97 @@ describe("audit collector", () => {
     const header = await readFile(new URL("host/audit-collector.ts", root), "utf8");
     expect(header).toContain("filing hint only");
   });
+});
+
+describe("audit collector: what it logs while the enclave is away", () => {
+  it("logs a failure once with the enclave and the cause, counts the repeats, and says when it collects again", async () => {
+    let down = true;
+    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+      if (down)
+        throw new TypeError("fetch failed", { cause: Object.assign(new Error("connect"), { code: "ECONNREFUSED" }) });
+      return working(input, init);
+    }) as typeof fetch;
+    const { c, errors } = await collector(fetchFn);
+    for (let i = 0; i < 5; i++) await c.collect();
+    expect(errors).toEqual([
+      'audit: cannot collect from the enclave at "http://enclave.invalid" (ECONNREFUSED); retrying every 60000 ms (logged again when the problem changes or ends)',
+    ]);
+    down = false;
+    await c.collect();
+    await c.stop();
+    expect(errors.slice(1)).toEqual([
+      'audit: collecting from "http://enclave.invalid" again (after 5 failed attempts; the last: audit: cannot collect from the enclave at "http://enclave.invalid" (ECONNREFUSED))',
+    ]);
+  });
+
+  it("logs a different problem when it changes", async () => {
+    const { fetchFn } = scripted([
+      { from: 0, lines: ["not json"] },
+      { from: 0, lines: ["not json"] },
+    ]);
+    let calls = 0;
+    const flaky = (async (input: string | URL | Request, init?: RequestInit) => {
+      calls += 1;
+      if (calls === 1) throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+      return fetchFn(input, init);
+    }) as typeof fetch;
+    const { c, errors } = await collector(flaky);
+    await c.collect();
+    await c.collect();
+    await c.collect();
+    await c.stop();
+    expect(errors).toHaveLength(3);
+    expect(errors[0]).toContain("(ECONNRESET)");
+    expect(errors[1]).toMatch(/^audit: record 0 from the enclave is not a valid record line; retrying/);
+    expect(errors[2]).toMatch(/^audit: collecting from .* again \(after 3 failed attempts; the last: audit: record 0/);
+  });
+});
+
+describe("prepareAuditDir", () => {
+  it("makes a missing directory with its parents (mode 0700) and accepts an existing one", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const dir = join(root, "a", "b");
+    await prepareAuditDir(dir);
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    await prepareAuditDir(dir);
+  });
+
+  it("refuses a file, or a path through a file, naming it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const file = join(root, "audit.txt");
+    await writeFile(file, "x");
+    await expect(prepareAuditDir(file)).rejects.toThrow(`expected a directory, found a file at "${file}"`);
+    await expect(prepareAuditDir(join(file, "sub"))).rejects.toThrow(
+      `expected a directory, "${join(file, "sub")}" has a file on its path`,
+    );
+  });
+});
+
+describe("cloister host --audit-dir", () => {
+  it("refuses a file before it starts (exit 2, naming the flag), and serves nothing", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const file = join(root, "audit.txt");
+    await writeFile(file, "x");
+    const run = await runCloister(
+      [
+        "host",
+        "--enclave-url",
+        "http://127.0.0.1:9",
+        "--api-keys",
+        join(root, "keys.json"),
+        "--audit-dir",
+        file,
+        "--port",
+        "0",
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`cloister: USAGE: --audit-dir: expected a directory, found a file at "${file}"\n`);
+    expect(run.stdout).not.toContain("ready");
+  }, 60_000);
 });
