@@ -23,12 +23,13 @@
  * `secureBootRequired` and `consoleAllowed`.
  */
 import { z } from "zod";
+import { explainIssue } from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
 
 /** An explicit, justified decision not to make one check. */
 export const SkipSchema = z.strictObject({
-  skip: z.strictObject({ reason: z.string().trim().min(1, "a skipped check needs a non-empty reason") }),
+  skip: z.strictObject({ reason: z.string().trim().min(1, "expected a non-empty reason (a skipped check needs one)") }),
 });
 export type Skip = z.infer<typeof SkipSchema>;
 
@@ -41,7 +42,7 @@ function hexOf(bytes: number) {
 
 const u8 = z.int().min(0).max(255);
 const hex48 = hexOf(48);
-const allowList48 = z.union([z.array(hex48).min(1, "an allow-list needs at least one entry"), SkipSchema]);
+const allowList48 = z.union([z.array(hex48).min(1, "expected an allow-list of at least one entry"), SkipSchema]);
 const pinned48 = z.union([hex48, SkipSchema]);
 
 export const SNP_POLICY_PRODUCTS = ["Milan", "Genoa", "Turin"] as const;
@@ -82,7 +83,7 @@ export const TDX_POLICY_TCB_STATUSES = [...TCB_STATUSES, "NotSupported"] as cons
 
 /** 8 bytes of TDATTRIBUTES with bit 0 (DEBUG) clear: `debugAllowed` alone decides DEBUG. */
 const attributes8 = hexOf(8).refine((hex) => (Number.parseInt(hex.slice(0, 2), 16) & 1) === 0, {
-  message: "DEBUG (bit 0) is decided by debugAllowed: leave it clear here",
+  message: "expected DEBUG (bit 0) clear: debugAllowed decides it",
 });
 
 export const TdxPolicySchema = z.strictObject({
@@ -191,7 +192,7 @@ export const AzurePolicySchema = z
     pcrs: z
       .record(z.string().regex(PCR_INDEX, 'expected a PCR index "0".."23"'), z.array(hexOf(32)).min(1))
       .refine((r) => AZURE_OS_PCRS.some((i) => i in r), {
-        message: `pin at least one of the PCRs the OS is measured into (${AZURE_OS_PCRS.join(", ")}): the guest image is measured only in the vTPM PCRs`,
+        message: `expected at least one of the PCRs the OS is measured into (${AZURE_OS_PCRS.join(", ")}) pinned: the guest image is measured only in the vTPM PCRs`,
       }),
     /** Require the runtime data's vm-configuration to say "secure-boot": true. */
     secureBootRequired: z.boolean(),
@@ -199,7 +200,7 @@ export const AzurePolicySchema = z
     consoleAllowed: z.boolean(),
   })
   .refine((a) => a.snp !== null || a.tdx !== null, {
-    message: "at least one of azure.snp, azure.tdx must be a policy (both null accepts nothing)",
+    message: "expected at least one of azure.snp, azure.tdx to be a policy (both null accepts nothing)",
     path: ["snp"],
   });
 export type AzurePolicy = z.infer<typeof AzurePolicySchema>;
@@ -227,7 +228,7 @@ export const AttestationPolicySchema = z
     azure: AzurePolicySchema.nullable(),
   })
   .refine((p) => p.snp !== null || p.tdx !== null || p.azure !== null, {
-    message: "at least one of snp, tdx, azure must be a policy (all null accepts nothing)",
+    message: "expected at least one of snp, tdx, azure to be a policy (all null accepts nothing)",
     path: ["snp"],
   });
 export type AttestationPolicy = z.infer<typeof AttestationPolicySchema>;
@@ -263,19 +264,18 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
 }
 
 /**
- * One line per problem, each naming the full field path. For a value that matches none of the
- * alternatives of a union (e.g. a pinned value or a skip), the problems of the alternative whose
- * type matched are reported, so the message points at the wrong inner field, not just the union.
+ * One line per problem, each naming the full field path, the expected and the found value
+ * (manifests/issues.ts; a string found is described by its length only). For a value that matches
+ * none of the alternatives of a union (e.g. a pinned value or a skip), the problems of the
+ * alternative whose type matched are reported, so the message points at the wrong inner field, not
+ * just the union. `input`: the whole policy.
  */
-function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[]): string[] {
+function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, prefix: readonly PropertyKey[]): string[] {
   const lines: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) lines.push(`${describePath([...path, key])}: unknown field`);
-    } else if (issue.code === "invalid_key") {
-      // A record key (e.g. a PCR index) that its own schema refused: say why, not just "invalid key".
-      lines.push(`${describePath(path)}: key ${issue.issues[0]?.message ?? issue.message}`);
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const typeMatched = issue.errors.filter(
         (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),
@@ -283,25 +283,28 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
         lines.push(missing(path));
       } else if (typeMatched.length === 1) {
-        lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], path));
+        lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], input, path));
       } else {
-        lines.push(
-          `${describePath(path)}: expected one of: ${issue.errors.map((b) => b[0]?.message ?? "?").join(" | ")}`,
-        );
+        lines.push(describeIssue(issue, input, prefix));
       }
     } else if (isMissing(issue)) {
       lines.push(missing(path));
     } else {
-      lines.push(`${describePath(path)}: ${issue.message}`);
+      lines.push(describeIssue(issue, input, prefix));
     }
   }
   return lines;
 }
 
+function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: readonly PropertyKey[]): string {
+  const e = explainIssue(issue, input, prefix);
+  return `${describePath(e.path)}: ${e.expected}, found ${e.found}`;
+}
+
 /**
  * Parses and checks a policy given as JSON text or as an already-parsed value. Throws a
  * ConfigurationError (code POLICY_INVALID) listing every problem with its field path, e.g.
- * `snp.minimumTcb.microcode: Invalid input: expected int, received undefined`.
+ * `snp.minimumTcb.microcode: expected a number <= 255, found 1000`.
  */
 export function parseAttestationPolicy(input: unknown): AttestationPolicy {
   let value = input;
@@ -314,7 +317,7 @@ export function parseAttestationPolicy(input: unknown): AttestationPolicy {
   }
   const result = AttestationPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
-    const problems = describeIssues(result.error.issues, []);
+    const problems = describeIssues(result.error.issues, value, []);
     const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";
     throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`, {
       cause: result.error,

@@ -28,7 +28,7 @@ import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
 import { INSECURE_SIMULATOR_ORGANIZATION } from "../attestation/sim/names.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
-import { issuePath, issueText } from "../manifests/issues.ts";
+import { formatIssue } from "../manifests/issues.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
@@ -83,7 +83,7 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   const result = ClientPolicySchema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
-    const message = `client policy: ${issuePath(issue, "(policy)")}: ${issueText(issue, value)}`;
+    const message = `client policy: ${formatIssue(issue, value, { root: "(policy)" })}`;
     // No cause: zod's issues name the fields of the input, which may be misplaced secrets.
     throw new ClientError("configuration", "POLICY_INVALID", message);
   }

@@ -24,6 +24,7 @@ import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
 import type { SnpProduct } from "../attestation/snp/parse.ts";
 import { manifestDigest } from "../manifests/digest.ts";
+import { formatIssue } from "../manifests/issues.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
@@ -455,7 +456,7 @@ export class Enclave {
 
     const parsed = (request.kind === "chat" ? chatBodySchema : completeBodySchema).safeParse(request.body);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
+      const issue = parsed.error.issues[0] as z.core.$ZodIssue;
       audit(
         { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: "REQUEST_INVALID", ...refused },
         hostTenant ?? "unknown",
@@ -463,7 +464,8 @@ export class Enclave {
       return single(
         sealer.error(
           "REQUEST_INVALID",
-          errorDetail(`body.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`),
+          // "body.messages.0.content: expected …, found a string of N characters": never the text.
+          errorDetail(formatIssue(issue, { body: request.body }, { root: "body", prefix: ["body"] })),
         ),
       );
     }

@@ -2,7 +2,7 @@
 import type { z } from "zod";
 import { readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
-import { issuePath, issueText } from "../manifests/issues.ts";
+import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import { prepareAuditDir } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
@@ -21,7 +21,7 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
   const parsed = apiKeysFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    throw new UsageError(`--api-keys: ${issuePath(issue, "(root)")}: ${issueText(issue, json)}`);
+    throw new UsageError(`--api-keys: ${formatIssue(issue, json, { root: "(root)" })}`);
   }
   return new ApiKeyStore(parsed.data);
 }

@@ -1,26 +1,154 @@
 /**
- * One zod issue as "expected …, found …", for the configuration files every party reads (client
- * policies, the broker's configuration, the host's API keys; manifests show the value itself, see
- * schema.ts): zod's own "Invalid input: expected 1" does not say what was found. The found value is
- * looked up in the parsed input by the issue's path and described by its kind and size only (a
- * private JWK or a raw API key put in the wrong field must not be printed), except numbers and
- * booleans, which are shown. Parse without `reportInput`, so the error kept as a cause holds no
- * input either.
+ * Zod issues as "FIELD: expected …, found …", the one formatter of every file or body a party
+ * checks with zod: client policies, attestation policies, the broker's configuration, the host's
+ * API keys, the enclave's request bodies, and (with the value itself, a public file) manifests.
+ * zod's own messages leave out what was found ("Too big: expected number to be <=255") or what was
+ * expected ("Invalid input"); here the expected part is built from the issue's own fields (a message
+ * the schema wrote itself, "expected …", is kept), and the found value is looked up in the parsed
+ * input by the issue's path and described by its kind and size only (a private JWK, a raw API key or
+ * a prompt put in the wrong field must not be printed), except numbers and booleans, which are
+ * shown. Parse without `reportInput`, so the error kept as a cause holds no input either.
  */
 import type { z } from "zod";
 
-/** "expected 1, found 2"; "expected array, found nothing"; "expected string, found an object with keys kty, k". */
-export function issueText(issue: z.core.$ZodIssue, input: unknown): string {
-  if (issue.code === "unrecognized_keys") {
-    return `expected no such field, found ${fieldNames(issue.keys) ?? `${issue.keys.length} (names not shown: not plain identifiers)`}`;
-  }
-  const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
-  return `${message}, found ${describeValue(valueAt(input, issue.path))}`;
+type Issue = z.core.$ZodIssue;
+
+/** One issue explained: where, what was expected there, and what was found. */
+export interface IssueExplanation {
+  /**
+   * The path of the value at fault: the issue's own, or, when a value matched the type of exactly
+   * one alternative of a union, the path of the field inside it that failed.
+   */
+  readonly path: readonly PropertyKey[];
+  /** "expected …". */
+  readonly expected: string;
+  /** The value found (a record key the schema refused, for such an issue); for public files only. */
+  readonly value: unknown;
+  /** The value found, described without printing a string: "1000", "nothing", "a string of 3 characters". */
+  readonly found: string;
 }
 
-/** The issue's field path, dotted (`keys.0.policy`), or `root` for the top-level value. */
-export function issuePath(issue: z.core.$ZodIssue, root: string): string {
-  return issue.path.map(String).join(".") || root;
+/** Explains `issue`, found when parsing `input`; `prefix`: the path of the value the issue is about inside `input`. */
+export function explainIssue(issue: Issue, input: unknown, prefix: readonly PropertyKey[] = []): IssueExplanation {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === "unrecognized_keys") {
+    return {
+      path,
+      expected: "expected no such field",
+      value: issue.keys,
+      found: fieldNames(issue.keys) ?? `${issue.keys.length} (names not shown: not plain identifiers)`,
+    };
+  }
+  if (issue.code === "invalid_key") {
+    // zod names the refused key as the last element of the path; the record is the rest.
+    const key = String(path.at(-1));
+    const inner = issue.issues[0] as Issue | undefined;
+    const wanted = inner === undefined ? "another key" : `keys that are ${withoutExpected(expectedOf(inner))}`;
+    return { path: path.slice(0, -1), expected: `expected ${wanted}`, value: key, found: describeKey(key) };
+  }
+  if (issue.code === "invalid_union" && issue.errors.length > 0) {
+    const value = valueAt(input, path);
+    // A value that has the type of exactly one alternative is explained by that alternative.
+    const typeMatched = issue.errors.filter((branch) => !branch.some((i) => i.path.length === 0 && wrongType(i)));
+    const inner = typeMatched.length === 1 ? typeMatched[0]?.[0] : undefined;
+    if (value !== undefined && inner !== undefined) return explainIssue(inner, input, path);
+  }
+  const value = valueAt(input, path);
+  return { path, expected: expectedOf(issue), value, found: describeValue(value) };
+}
+
+/**
+ * "FIELD: expected …, found …"; the path dotted (`keys.0.policy`), `root` for the value itself.
+ * `prefix`: as for explainIssue (the path, shown too, of the value the issue is about in `input`).
+ */
+export function formatIssue(
+  issue: Issue,
+  input: unknown,
+  options: { readonly root: string; readonly prefix?: readonly PropertyKey[] },
+): string {
+  const e = explainIssue(issue, input, options.prefix);
+  return `${e.path.map(String).join(".") || options.root}: ${e.expected}, found ${e.found}`;
+}
+
+/** Whether the issue says the value is not of the schema's type at all (as opposed to failing a check). */
+function wrongType(issue: Issue): boolean {
+  return issue.code === "invalid_type" || issue.code === "invalid_value" || issue.code === "invalid_union";
+}
+
+/** zod's own messages; any other was written by the schema ("expected …") and is kept as it is. */
+const ZOD_MESSAGE = /^(?:Invalid|Too big|Too small|Unrecognized key)/;
+
+/** What the issue's check expected, as "expected …". */
+function expectedOf(issue: Issue): string {
+  if (!ZOD_MESSAGE.test(issue.message)) return issue.message;
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${issue.expected === "record" ? "object" : issue.expected}`;
+    case "invalid_value":
+      return issue.values.length === 1
+        ? `expected ${literal(issue.values[0])}`
+        : `expected one of ${issue.values.map(literal).join(", ")}`;
+    case "too_big":
+    case "too_small":
+      return expectedSize(issue);
+    case "not_multiple_of":
+      return `expected a multiple of ${String(issue.divisor)}`;
+    case "invalid_format":
+      return expectedFormat(issue);
+    case "invalid_union": {
+      if (issue.errors.length === 0) {
+        // A discriminated union whose discriminator matched no option (zod puts them on the issue).
+        const options = (issue as { options?: unknown }).options;
+        return Array.isArray(options) ? `expected one of ${options.map(literal).join(", ")}` : "expected another value";
+      }
+      const alternatives = issue.errors.map((branch) =>
+        branch[0] === undefined ? "?" : withoutExpected(expectedOf(branch[0])),
+      );
+      return `expected ${[...new Set(alternatives)].join(" or ")}`;
+    }
+    default:
+      return `expected ${issue.message.replace(/^Invalid input: /, "").replace(/^expected /, "")}`;
+  }
+}
+
+function expectedSize(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string {
+  const big = issue.code === "too_big";
+  const limit = String(big ? issue.maximum : issue.minimum);
+  const inclusive = issue.inclusive !== false;
+  if (issue.origin === "number" || issue.origin === "int" || issue.origin === "bigint") {
+    return `expected a number ${big ? (inclusive ? "<=" : "<") : inclusive ? ">=" : ">"} ${limit}`;
+  }
+  const amount =
+    issue.exact === true
+      ? `exactly ${limit}`
+      : big
+        ? `${inclusive ? "at most" : "fewer than"} ${limit}`
+        : `${inclusive ? "at least" : "more than"} ${limit}`;
+  const plural = limit === "1" ? "" : "s";
+  if (issue.origin === "string") return `expected a string of ${amount} character${plural}`;
+  if (issue.origin === "array") return `expected an array of ${amount} item${plural}`;
+  if (issue.origin === "set") return `expected a set of ${amount} item${plural}`;
+  return `expected ${String(issue.origin)} ${big ? "<=" : ">="} ${limit}`;
+}
+
+function expectedFormat(issue: z.core.$ZodIssueInvalidStringFormat): string {
+  const { format } = issue;
+  if (format === "regex" && issue.pattern !== undefined) return `expected a string matching ${issue.pattern}`;
+  if (format === "starts_with")
+    return `expected a string starting with ${literal((issue as { prefix?: unknown }).prefix)}`;
+  if (format === "ends_with") return `expected a string ending with ${literal((issue as { suffix?: unknown }).suffix)}`;
+  if (format === "includes")
+    return `expected a string containing ${literal((issue as { includes?: unknown }).includes)}`;
+  return `expected a string in ${format} format`;
+}
+
+/** A value the schema names (a literal, an enum option): as JSON for strings, as is otherwise. */
+function literal(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value);
+}
+
+function withoutExpected(text: string): string {
+  return text.replace(/^expected /, "");
 }
 
 /** The value at `path` in `input`, or undefined when there is none. */
@@ -38,7 +166,7 @@ function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (typeof value === "string") return `a string of ${value.length} character${value.length === 1 ? "" : "s"}`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === "object") {
     const keys = Object.keys(value);
@@ -49,6 +177,11 @@ function describeValue(value: unknown): string {
       : `an object with keys ${names}`;
   }
   return typeof value;
+}
+
+/** A record key: shown when it is a short word (a field name, an index), else by its length. */
+function describeKey(key: string): string {
+  return /^\w{1,32}$/.test(key) ? `the key ${JSON.stringify(key)}` : `a key of ${key.length} characters`;
 }
 
 /** The value itself, as JSON cut to 80 characters: for public files only (the manifest). */

@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
-import { preview, valueAt } from "./issues.ts";
+import { explainIssue, preview } from "./issues.ts";
 
 export const TEE_PLATFORMS = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeePlatform = (typeof TEE_PLATFORMS)[number];
@@ -301,9 +301,16 @@ function describeIssue(issue: z.core.$ZodIssue, root: unknown): ManifestIssue[] 
       },
     ];
   }
-  // A refinement's issue holds the whole object it refined as its input: show its field's value.
-  const input = issue.code === "custom" ? valueAt(root, issue.path) : "input" in issue ? issue.input : undefined;
-  const found = input !== undefined ? `, found ${preview(input)}` : "";
-  const message = issue.message.replace(/^Invalid input: /, "").replace(/, received \w+$/, "");
-  return [{ path, kind: "invalid", message: `${field}: ${message}${found}` }];
+  // The value is looked up by the path (a refinement's issue holds the whole object it refined as its
+  // input); a manifest is public, so it is shown itself.
+  const e = explainIssue(issue, root);
+  const at = e.path.map(String).join(".");
+  const found = e.value === undefined ? "nothing" : preview(e.value);
+  return [
+    {
+      path: at,
+      kind: "invalid",
+      message: `${at === "" ? "manifest" : `manifest field ${at}`}: ${e.expected}, found ${found}`,
+    },
+  ];
 }

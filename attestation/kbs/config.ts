@@ -15,7 +15,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
-import { issuePath, issueText } from "../../manifests/issues.ts";
+import { formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
 import type { BrokerKey } from "./broker.ts";
 
@@ -115,7 +115,7 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
   const parsed = ConfigSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    throw new BrokerConfigError(`broker config ${issuePath(issue, "(root)")}: ${issueText(issue, json)}`);
+    throw new BrokerConfigError(`broker config ${formatIssue(issue, json, { root: "(root)" })}`);
   }
   const base = dirname(resolve(path));
   const keys: BrokerKey[] = [];

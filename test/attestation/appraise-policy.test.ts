@@ -70,7 +70,7 @@ describe("parseAttestationPolicy", () => {
     [
       "wrong type",
       { ...base(), snp: { ...snp, debugAllowed: "false" } },
-      "snp.debugAllowed: Invalid input: expected boolean",
+      "snp.debugAllowed: expected boolean, found a string of 5 characters",
     ],
     ["wrong version", { ...base(), version: 2 }, "version:"],
     ["bad hex length", { ...base(), snp: { ...snp, measurements: ["ab"] } }, "snp.measurements[0]: expected 48 bytes"],

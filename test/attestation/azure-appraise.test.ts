@@ -221,20 +221,27 @@ describe("Azure policy schema", () => {
 
   it("requires an OS PCR, valid indices and 32-byte values, and a hardware section", () => {
     expect(parse({ ...base, tdx }).azure?.pcrs).toEqual({ "4": ["ab".repeat(32)] }); // normalised to lower case
-    expect(() => parse({ ...base, tdx, pcrs: {} })).toThrow(/azure\.pcrs: pin at least one of the PCRs the OS/);
+    expect(() => parse({ ...base, tdx, pcrs: {} })).toThrow(/azure\.pcrs: expected at least one of the PCRs the OS/);
     // Firmware and Secure Boot PCRs alone would accept any guest OS.
     expect(() => parse({ ...base, tdx, pcrs: { "0": ["ab".repeat(32)], "7": ["ab".repeat(32)] } })).toThrow(
-      /pin at least one of the PCRs the OS is measured into \(4, 8, 9, 11\)/,
+      /expected at least one of the PCRs the OS is measured into \(4, 8, 9, 11\) pinned/,
     );
-    for (const key of ["24", "07", " 7", "+7", "1e1", "constructor"]) {
-      expect(() => parse({ ...base, tdx, pcrs: { ...base.pcrs, [key]: ["ab".repeat(32)] } })).toThrow(
-        /key expected a PCR index "0"\.\."23"/,
+    for (const [key, found] of [
+      ["24", 'the key "24"'],
+      ["07", 'the key "07"'],
+      [" 7", "a key of 2 characters"],
+      ["+7", "a key of 2 characters"],
+      ["1e1", 'the key "1e1"'],
+      ["constructor", 'the key "constructor"'],
+    ]) {
+      expect(() => parse({ ...base, tdx, pcrs: { ...base.pcrs, [key as string]: ["ab".repeat(32)] } })).toThrow(
+        `azure.pcrs: expected keys that are a PCR index "0".."23", found ${found}`,
       );
     }
     expect(() => parse({ ...base, tdx, pcrs: { "4": ["ab".repeat(20)] } })).toThrow(
       /azure\.pcrs\.4\[0\]: expected 32 bytes/,
     );
-    expect(() => parse(base)).toThrow(/azure\.snp: at least one of azure\.snp, azure\.tdx/);
+    expect(() => parse(base)).toThrow(/azure\.snp: expected at least one of azure\.snp, azure\.tdx/);
     expect(() =>
       parseAttestationPolicy({
         version: 1,

@@ -264,6 +264,23 @@ describe("enclave request pipeline", () => {
   it("refuses a request body that does not match its kind", async () => {
     const events = await ask(enclave, { prompt: "hello" }, "chat");
     expect(events).toEqual([expect.objectContaining({ type: "error", code: "REQUEST_INVALID" })]);
+    // The detail names the field, the expected and the found value, a string by its length only.
+    const wrongType = await ask(enclave, { messages: [{ role: "user", content: 42 }] }, "chat");
+    expect(wrongType).toEqual([
+      expect.objectContaining({
+        code: "REQUEST_INVALID",
+        detail: "body.messages.0.content: expected string, found 42",
+      }),
+    ]);
+    const tooLow = await ask(enclave, { prompt: "a secret prompt", maxTokens: 0 }, "complete");
+    expect(tooLow).toEqual([
+      expect.objectContaining({ code: "REQUEST_INVALID", detail: "body.maxTokens: expected a number >= 1, found 0" }),
+    ]);
+    const badRole = await ask(enclave, { messages: [{ role: "a secret role", content: "x" }] }, "chat");
+    const detail = (badRole[0] as { detail: string }).detail;
+    expect(detail).toMatch(
+      /^body\.messages\.0\.role: expected one of "system", "user", "assistant", found a string of 13 characters$/,
+    );
   });
 
   it("refuses a host audit label the audit writer could not record (400, before opening: nothing audited, id not used)", async () => {

@@ -1,0 +1,190 @@
+/**
+ * The one formatter of zod issues (manifests/issues.ts) that the client policy, the attestation
+ * policy, the broker's configuration, the host's API keys and the enclave's request check share:
+ * every message names the field, the expected and the found value, and describes a found string by
+ * its length only (it may be a key or a prompt put in the wrong place).
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { parseClientPolicy } from "../../client/policy.ts";
+import { loadApiKeys } from "../../host/run.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
+import { ManifestSchemaError } from "../../manifests/errors.ts";
+import { formatIssue } from "../../manifests/issues.ts";
+import { parseManifest } from "../../manifests/schema.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-issues-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function thrown(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a refusal");
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<string> {
+  return promise.then(
+    () => {
+      throw new Error("expected a refusal");
+    },
+    (error: Error) => error.message,
+  );
+}
+
+/** The first issue of `schema` refusing `value`, formatted. */
+function formatted(schema: z.ZodType, value: unknown): string {
+  const result = schema.safeParse(value);
+  if (result.success) throw new Error("expected a refusal");
+  return formatIssue(result.error.issues[0] as z.core.$ZodIssue, value, { root: "(root)" });
+}
+
+describe("validation messages name the expected and the found value", () => {
+  it("a client policy's number out of range: the bound and the number found", () => {
+    const policy = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: "ab".repeat(48),
+      operatorKey: { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
+      modelSha256: "00".repeat(32),
+      serviceName: "svc",
+    });
+    const value = JSON.parse(JSON.stringify(policy));
+    value.attestation.snp.minimumTcb.microcode = 1000;
+    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+      "client policy: attestation.snp.minimumTcb.microcode: expected a number <= 255, found 1000",
+    );
+  });
+
+  it("a broker configuration's missing field: what either alternative expects, and that nothing was found", async () => {
+    const file = join(dir, "kbs-no-policy.json");
+    await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk" }] }), { mode: 0o600 });
+    expect(await rejectionOf(loadBrokerConfig(file))).toBe(
+      "broker config keys.0.policy: expected string or object, found nothing",
+    );
+  });
+
+  it("an API key id that breaks the pattern: the pattern, and the id by its length only", async () => {
+    const file = join(dir, "api-keys.json");
+    const id = "a b";
+    const keys = {
+      version: 1,
+      keys: [{ id, project: "p", sha256: "0".repeat(64), permissions: ["chat"], requestsPerMinute: 60 }],
+    };
+    await writeFile(file, JSON.stringify(keys));
+    const message = await rejectionOf(loadApiKeys(file));
+    expect(message).toBe(
+      "--api-keys: keys.0.id: expected a string matching /^[A-Za-z0-9_.-]{1,64}$/, found a string of 3 characters",
+    );
+  });
+
+  it("a manifest (public): the same expected part, and the value itself", () => {
+    const manifest = structuredClone(DEV_MANIFEST) as unknown as {
+      inference: { threads: number };
+      requestPolicy: { rules: unknown[] };
+    };
+    manifest.inference.threads = 5000;
+    manifest.requestPolicy.rules = [{ id: "r", kind: "nope" }];
+    const error = thrown(() => parseManifest(manifest));
+    expect(error).toBeInstanceOf(ManifestSchemaError);
+    expect((error as ManifestSchemaError).issues.map((i) => i.message)).toEqual([
+      "manifest field inference.threads: expected a number <= 1024, found 5000",
+      'manifest field requestPolicy.rules.0.kind: expected one of "maxPromptTokens", "pattern", "allowModels", "metadataEquals", "requestKind", found "nope"',
+    ]);
+  });
+
+  it.each([
+    [
+      "a string too short",
+      z.object({ name: z.string().min(2) }),
+      { name: "x" },
+      "name: expected a string of at least 2 characters, found a string of 1 character",
+    ],
+    [
+      "a string too long",
+      z.string().max(3),
+      "secret-value",
+      "(root): expected a string of at most 3 characters, found a string of 12 characters",
+    ],
+    [
+      "an exact length",
+      z.string().length(4),
+      "abc",
+      "(root): expected a string of exactly 4 characters, found a string of 3 characters",
+    ],
+    [
+      "an empty list",
+      z.object({ k: z.array(z.number()).min(1) }),
+      { k: [] },
+      "k: expected an array of at least 1 item, found an array of 0",
+    ],
+    ["a number not above a bound", z.number().positive(), 0, "(root): expected a number > 0, found 0"],
+    ["a literal", z.object({ v: z.literal(1) }), { v: 2 }, "v: expected 1, found 2"],
+    [
+      "an enum",
+      z.enum(["chat", "complete"]),
+      "attest",
+      '(root): expected one of "chat", "complete", found a string of 6 characters',
+    ],
+    [
+      "a wrong type",
+      z.object({ on: z.boolean() }),
+      { on: "yes" },
+      "on: expected boolean, found a string of 3 characters",
+    ],
+    ["a non-integer", z.int(), 1.5, "(root): expected int, found 1.5"],
+    ["a multiple", z.number().multipleOf(5), 3, "(root): expected a multiple of 5, found 3"],
+    [
+      "a prefix",
+      z.string().startsWith("cl"),
+      "xy",
+      '(root): expected a string starting with "cl", found a string of 2 characters',
+    ],
+    [
+      "a schema's own wording",
+      z.string().regex(/^a/, "expected a name starting with a"),
+      "b",
+      "(root): expected a name starting with a, found a string of 1 character",
+    ],
+    [
+      "an alternative whose type matched: the inner field",
+      z.object({ p: z.union([z.string(), z.object({ n: z.number() })]) }),
+      { p: { n: "1" } },
+      "p.n: expected number, found a string of 1 character",
+    ],
+    ["no alternative's type", z.union([z.string(), z.number()]), true, "(root): expected string or number, found true"],
+    [
+      "an unknown field",
+      z.strictObject({ a: z.number() }),
+      { a: 1, typo: 2 },
+      "(root): expected no such field, found typo",
+    ],
+    [
+      "a record key",
+      z.record(z.string().regex(/^\d+$/, "expected a number"), z.number()),
+      { x: 1 },
+      '(root): expected keys that are a number, found the key "x"',
+    ],
+  ] as const)("%s", (_name, schema, value, message) => {
+    expect(formatted(schema, value)).toBe(message);
+  });
+
+  it("never prints a found string, nor a key that does not look like a field name", () => {
+    const secret = "sk-live-0123456789abcdef0123456789abcdef";
+    expect(formatted(z.object({ id: z.number() }), { id: secret })).not.toContain(secret);
+    expect(formatted(z.object({ id: z.string().max(4) }), { id: secret })).not.toContain(secret);
+    expect(formatted(z.record(z.string().max(4), z.number()), { [secret]: 1 })).not.toContain(secret);
+    expect(formatted(z.strictObject({}), { [secret]: 1 })).not.toContain(secret);
+  });
+});
