@@ -38,6 +38,7 @@ import {
   SpecialTokensText,
   type Token,
 } from "node-llama-cpp";
+import { MAX_SEQUENCES } from "../manifests/schema.ts";
 import { sha256File } from "../models/hash.ts";
 import { EngineError, ModelDigestMismatchError } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
@@ -468,7 +469,7 @@ function checkOptions(options: EngineOptions): Settings {
       `expectedSha256: expected 64 hex digits, found "${options.expectedSha256}"`,
     );
   }
-  const sequences = intIn("sequences", options.sequences ?? DEFAULT_SEQUENCES, 1, 64);
+  const sequences = intIn("sequences", options.sequences ?? DEFAULT_SEQUENCES, 1, MAX_SEQUENCES);
   const maxQueue = intIn("maxQueue", options.maxQueue ?? DEFAULT_MAX_QUEUE, 0, 100_000);
   const contextSize = intIn("contextSize", options.contextSize ?? DEFAULT_CONTEXT_SIZE, 16, 1 << 20);
   const threads = options.threads === undefined ? undefined : intIn("threads", options.threads, 1, 1024);

@@ -120,12 +120,15 @@ const model = z
     }
   });
 
+/** Most context sequences (concurrent answers) an enclave runs: the engine's limit (enclave/engine.ts). */
+export const MAX_SEQUENCES = 64;
+
 const inference = z
   .strictObject({
     contextSize: int(256, 1_048_576),
     maxTokens: int(1, 1_048_576),
     threads: int(1, 1024),
-    sequences: int(1, 256),
+    sequences: int(1, MAX_SEQUENCES),
   })
   .superRefine((i, ctx) => {
     if (i.maxTokens > i.contextSize) {

@@ -115,6 +115,14 @@ const cases: Case[] = [
     path: "inference.maxTokens",
   },
   {
+    // The engine runs at most 64 (MAX_SEQUENCES): a manifest asking for more would pass its checks
+    // and then fail the enclave's boot.
+    name: "more context sequences than the engine runs",
+    manifest: devManifestRaw({ inference: { sequences: 65 } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "inference.sequences",
+  },
+  {
     name: "PII off without a reason",
     manifest: devManifestRaw({ requestPolicy: { pii: { mode: "off", entities: [], reason: null } } }),
     code: "MANIFEST_FIELD_INVALID",
