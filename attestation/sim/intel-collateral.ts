@@ -38,7 +38,7 @@ const TD_QE = {
   miscSelect: "00000000",
   miscSelectMask: "FFFFFFFF",
   // The simulated QE report has ATTRIBUTES 15 00.. (INIT|MODE64BIT|PROVISIONKEY); under Intel's mask
-  // (which ignores PROVISIONKEY, bit 2) that is Intel's 11 00...
+  // (which ignores MODE64BIT, bit 2) that is Intel's 11 00.. (INIT|PROVISIONKEY).
   attributes: "11000000000000000000000000000000",
   attributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
 } as const;

@@ -58,8 +58,17 @@ export interface SimulatedTdxQuoteOptions {
   readonly insecureSeamAttributes?: Uint8Array;
   /** Override of the QE report's MRSIGNER (rejection tests only: a quoting enclave not Intel's). */
   readonly insecureQeMrSigner?: Uint8Array;
+  /**
+   * Override of the QE report's ATTRIBUTES (16 bytes; rejection tests only, e.g. DEBUG set). Default
+   * 15 00.. e7 00..: INIT, MODE64BIT, PROVISIONKEY; XFRM e7, as real TD QEs report.
+   */
+  readonly insecureQeAttributes?: Uint8Array;
+  /** Override of the QE report's MISCSELECT (rejection tests only; default 0, as real TD QEs report). */
+  readonly insecureQeMiscSelect?: number;
 }
 
+/** The TD QE's ATTRIBUTES in every real quote: INIT, MODE64BIT, PROVISIONKEY (no DEBUG); XFRM e7. */
+const QE_ATTRIBUTES = fromHex("1500000000000000e700000000000000");
 const INTEL_TD_QE_MRSIGNER = fromHex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
 
 function put(out: Uint8Array, offset: number, bytes: Uint8Array, size: number, field: string): void {
@@ -112,7 +121,8 @@ export function simulateTdxQuote(
   const qeAuthData = options.qeAuthData ?? Uint8Array.from({ length: 32 }, (_, i) => i);
   const qeReport = new Uint8Array(384);
   qeReport.set(pck.tcb.cpuSvn, 0); // CPUSVN
-  qeReport.set(fromHex("1500000000000000e700000000000000"), 48); // ATTRIBUTES (INIT|MODE64BIT|PROVISIONKEY, XFRM)
+  qeReport.set(u32(options.insecureQeMiscSelect ?? 0), 16); // MISCSELECT
+  put(qeReport, 48, options.insecureQeAttributes ?? QE_ATTRIBUTES, 16, "QE ATTRIBUTES");
   qeReport.set(drbg("QE MRENCLAVE", 32), 64);
   // Intel's TD QE signer, as on real hardware (attestation/tdx/verify.ts requires it); the report is
   // still signed by the simulator's PCK key, so it is trusted only under simulator anchors.

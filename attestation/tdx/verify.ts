@@ -10,7 +10,8 @@
  *   3. QE report signature by the PCK leaf key, P-256/SHA-256 over the 384 raw QE-report bytes
  *      (TDX_QE_REPORT_SIGNATURE_INVALID). Without it the attestation key is not endorsed.
  *   4. QE report-data binding: REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes
- *      (TDX_QE_BINDING_MISMATCH).
+ *      (TDX_QE_BINDING_MISMATCH); the QE is Intel's TD quoting enclave (TDX_QE_NOT_INTEL) and not in
+ *      debug mode (TDX_QE_DEBUG), with or without collateral.
  *   5. Quote signature by the attestation key over header + body (TDX_QUOTE_SIGNATURE_INVALID).
  *      Trailing bytes after the signature data are never part of it (see parse.ts).
  *   6. Collateral, when given: signatures over the raw JSON values, signing chains to the SAME anchor
@@ -54,6 +55,8 @@ import {
  */
 const INTEL_TD_QE_MRSIGNER = fromHex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
 const INTEL_TD_QE_ISVPRODID = 2;
+/** SGX ATTRIBUTES.FLAGS bit 1: the enclave runs in debug mode (its memory readable by the host). */
+const SGX_ATTRIBUTES_DEBUG = 0x02;
 
 export interface TdxCollateral {
   readonly tcbInfo?: { readonly json: Uint8Array | string; readonly issuerChain: Uint8Array | string } | undefined;
@@ -297,6 +300,16 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     throw new VerifyError(
       "TDX_QE_NOT_INTEL",
       `QE report: expected Intel's TD quoting enclave (MRSIGNER ${toHex(INTEL_TD_QE_MRSIGNER)}, ISVPRODID ${INTEL_TD_QE_ISVPRODID}), found MRSIGNER ${toHex(quote.qeReport.mrSigner)}, ISVPRODID ${quote.qeReport.isvProdId}`,
+    );
+  }
+  // ...and not running in debug mode, whether or not QE-identity collateral was given (its ATTRIBUTES
+  // mask would refuse it too, but quotes are also verified without collateral: Azure TDX, policies
+  // that skip the TCB status): a host that can read a debug enclave's memory can take its
+  // attestation key and sign any quote with it.
+  if (((quote.qeReport.attributes[0] as number) & SGX_ATTRIBUTES_DEBUG) !== 0) {
+    throw new VerifyError(
+      "TDX_QE_DEBUG",
+      `QE report ATTRIBUTES: expected the DEBUG flag (bit 1) clear, found ${toHex(quote.qeReport.attributes)} (a quoting enclave in debug mode)`,
     );
   }
   if (!checks.quoteSignatureValid) {

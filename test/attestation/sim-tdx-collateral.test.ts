@@ -4,7 +4,7 @@
  * simulator anchors only, and each single defect is refused with its own code.
  */
 import { describe, expect, it } from "vitest";
-import { toHex } from "../../attestation/bytes.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
 import type { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
@@ -25,9 +25,10 @@ import {
   verifyTdxCollateralSignature,
 } from "../../attestation/tdx/collateral.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { evaluateQeIdentity } from "../../attestation/tdx/tcb.ts";
 import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { parseCertificate, parseCrl } from "../../attestation/x509.ts";
-import { codeOf } from "../helpers/attestation.ts";
+import { codeOf, rejection } from "../helpers/attestation.ts";
 import { AT, MRTD, REPORT_DATA, RTMRS } from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
@@ -333,6 +334,31 @@ describe("simulated quote + simulated collateral through the production verifier
       pckTcb: { ...SIMULATED_PCK_DEFAULT_TCB, fmspc: Uint8Array.of(0, 0, 0x51, 0x4d, 0, 1) },
     });
     expect(await codeOf(verify(c))).toBe("TDX_FMSPC_MISMATCH");
+  });
+
+  it("refuses a debug-mode quoting enclave with or without collateral, and another MISCSELECT or ATTRIBUTES bit against the QE identity", async () => {
+    const qe = (o: Partial<SimulatedTdxQuoteOptions>) => simulateTdxQuote(h, { ...baseOptions(), ...o });
+    // ATTRIBUTES 17..: the simulated QE's 15.. (INIT, MODE64BIT, PROVISIONKEY) with DEBUG (bit 1).
+    const debugQe = qe({ insecureQeAttributes: fromHex("1700000000000000e700000000000000") });
+    expect(toHex(parseTdxQuote(debugQe).qeReport.attributes)).toBe("1700000000000000e700000000000000");
+    expect(await codeOf(verify(collateral, { quote: debugQe }))).toBe("TDX_QE_DEBUG");
+    expect(await codeOf(verifyTdxQuote({ quote: debugQe, anchors, at: AT }))).toBe("TDX_QE_DEBUG");
+    // The QE identity's mask alone refuses it as well (what protected only quotes checked with collateral).
+    expect(() =>
+      evaluateQeIdentity(parseTdxQuote(debugQe).qeReport, parseTdQeIdentity(collateral.qeIdentity.json)),
+    ).toThrow(/ATTRIBUTES expected 11000000000000000000000000000000 under mask fbffffffffffffff0000000000000000/);
+
+    // MISCSELECT and other ATTRIBUTES bits are Intel's QE identity's to judge: refused with collateral only.
+    for (const o of [
+      { insecureQeMiscSelect: 1 },
+      { insecureQeAttributes: fromHex("3500000000000000e700000000000000") },
+    ]) {
+      const q = qe(o);
+      expect(await codeOf(verify(collateral, { quote: q }))).toBe("TDX_QE_IDENTITY_MISMATCH");
+      expect(await codeOf(verifyTdxQuote({ quote: q, anchors, at: AT }))).toBe("ACCEPTED");
+    }
+    const misc = await rejection(verify(collateral, { quote: qe({ insecureQeMiscSelect: 1 }) }));
+    expect(misc.message).toContain("MISCSELECT expected 0 under mask 4294967295, found 1");
   });
 
   it("matches the QE identity to the simulated QE report (a foreign QE is refused before collateral)", async () => {

@@ -170,6 +170,13 @@ describe("single-mutation rejection (verification)", () => {
       code: "TDX_QE_NOT_INTEL",
     },
     {
+      // No collateral here: the refusal must not depend on the QE identity's ATTRIBUTES mask.
+      name: "QE report from Intel's TD QE in debug mode (ATTRIBUTES.DEBUG), properly PCK-signed",
+      quote: () =>
+        simulateTdxQuote(h, { ...baseOptions(), insecureQeAttributes: fromHex("1700000000000000e700000000000000") }),
+      code: "TDX_QE_DEBUG",
+    },
+    {
       name: "attestation key swapped for another (quote re-signed by it)",
       quote: () => {
         // QE report endorses the hierarchy's AK; the quote carries and is signed by another key.

@@ -189,6 +189,15 @@ describe("TDX TCB and QE identity evaluation (EXPECTED.json rows, signature-chec
     const quote = parseTdxQuote(read("tdx/quote-v4-trustee.bin"));
     const doc = parseTdQeIdentity(read(`${C}qeidentity-td-qe-2023-06-08.json`));
     expect(() => evaluateQeIdentity({ ...quote.qeReport, isvProdId: 1 }, doc)).toThrow(/ISVPRODID expected 2, found 1/);
+    // Intel's masks cover MISCSELECT and the ATTRIBUTES DEBUG flag (bit 1): a debug-mode QE does not match.
+    expect(() => evaluateQeIdentity({ ...quote.qeReport, miscSelect: 1 }, doc)).toThrow(
+      /MISCSELECT expected 0 under mask 4294967295, found 1/,
+    );
+    const debug = quote.qeReport.attributes.slice();
+    debug[0] = (debug[0] as number) | 0x02;
+    expect(() => evaluateQeIdentity({ ...quote.qeReport, attributes: debug }, doc)).toThrow(
+      /ATTRIBUTES expected 11000000000000000000000000000000 under mask fbffffffffffffff0000000000000000, found 1700/,
+    );
   });
 });
 
