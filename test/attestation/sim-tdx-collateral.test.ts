@@ -328,12 +328,56 @@ describe("simulated quote + simulated collateral through the production verifier
     );
   });
 
-  it("refuses collateral for another FMSPC", async () => {
+  it("refuses collateral for another FMSPC or another PCE", async () => {
     const c = insecureSimulatedTdxCollateral(h, {
       issueDate: ISSUED,
       pckTcb: { ...SIMULATED_PCK_DEFAULT_TCB, fmspc: Uint8Array.of(0, 0, 0x51, 0x4d, 0, 1) },
     });
     expect(await codeOf(verify(c))).toBe("TDX_FMSPC_MISMATCH");
+    const otherPce = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      pckTcb: { ...SIMULATED_PCK_DEFAULT_TCB, pceId: Uint8Array.of(1, 0) },
+    });
+    const error = await rejection(verify(otherPce));
+    expect([error.code, error.message]).toEqual([
+      "TDX_PCEID_MISMATCH",
+      "TDX TCB info: pceId expected 0000 (from the PCK certificate), found 0100",
+    ]);
+  });
+
+  it("refuses a TDX module that is not the TCB info's (MRSIGNERSEAM, SEAMATTRIBUTES), by tdxModule or by its TDX_nn identity", async () => {
+    const otherSigner = { insecureMrSignerSeam: new Uint8Array(48).fill(6) };
+    const debugModule = { insecureSeamAttributes: fromHex("0000000000000080") };
+    // TEE_TCB_SVN[1] = 0: judged by tdxModule.
+    for (const module of [otherSigner, debugModule]) {
+      const error = await rejection(
+        verify(collateral, { quote: simulateTdxQuote(h, { ...baseOptions(), ...module }) }),
+      );
+      expect(error.code).toBe("TDX_MODULE_IDENTITY_MISMATCH");
+      expect(error.message).toMatch(/^TDX TCB info tdxModule: MRSIGNERSEAM\/SEAMATTRIBUTES expected 0{96}\/0{16}/);
+    }
+    // TEE_TCB_SVN[1] = 1: judged by the TDX_01 entry of tdxModuleIdentities.
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const major1 = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn });
+    expect((await verify(major1, { quote: simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn }) })).tcbStatus).toBe(
+      "UpToDate",
+    );
+    for (const module of [otherSigner, debugModule]) {
+      const q = simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn, ...module });
+      const error = await rejection(verify(major1, { quote: q }));
+      expect(error.code).toBe("TDX_MODULE_IDENTITY_MISMATCH");
+      expect(error.message).toMatch(/^TDX TCB info TDX_01: MRSIGNERSEAM\/SEAMATTRIBUTES expected/);
+    }
+    // A module major version the TCB info lists no identity for.
+    const major2 = simulateTdxQuote(h, {
+      ...baseOptions(),
+      teeTcbSvn: Uint8Array.of(6, 2, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    });
+    const missing = await rejection(verify(major1, { quote: major2 }));
+    expect([missing.code, missing.message]).toEqual([
+      "TDX_MODULE_IDENTITY_MISMATCH",
+      "TDX TCB info tdxModuleIdentities: expected an entry TDX_02 (TEE_TCB_SVN[1] = 2), found TDX_01",
+    ]);
   });
 
   it("refuses a debug-mode quoting enclave with or without collateral, and another MISCSELECT or ATTRIBUTES bit against the QE identity", async () => {
