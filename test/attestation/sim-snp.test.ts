@@ -350,6 +350,14 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       field: "POLICY.SMT",
     },
     {
+      // Firmware launches no such guest (POLICY.SMT clear refuses SMT), but appraisal does not rely on it.
+      name: "SMT enabled on the platform (PLATFORM_INFO.SMT_EN) with smtAllowed false, the guest policy's SMT bit clear",
+      report: () => ({ ...baseOptions(), policy: 0x20000n, platformInfo: 0x25n }),
+      policy: { smtAllowed: false },
+      code: "SNP_SMT_NOT_ALLOWED",
+      field: "PLATFORM_INFO.SMT_EN",
+    },
+    {
       name: "VMPL 1 with allowedVmpls [0]",
       report: () => ({ ...baseOptions(), vmpl: 1 }),
       code: "SNP_VMPL_NOT_ALLOWED",
@@ -435,6 +443,30 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
     const result = appraise(verified, p, now);
     expect(result.ok).toBe(false);
     expect(result.violations.map((v) => [v.code, v.field])).toEqual([[c.code, c.field]]);
+  });
+
+  it("judges a Turin report's FMC SPL against minimumTcb.fmc, in REPORTED_TCB and in LAUNCH_TCB", async () => {
+    const turin = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Turin");
+    const turinAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Turin"]).snp;
+    const current = { fmc: 1, bootloader: 1, tee: 1, snp: 3, microcode: 9 }; // the simulated Turin VCEK's
+    const appraised = async (report: SimulatedSnpReportOptions, fmc: number) => {
+      const verified = await verifyBytes(simulateSnpReport(turin, report), {
+        cert: turin.vcek.certificate,
+        anchors: turinAnchors,
+      });
+      expect(verified.reportedTcb.fmc).toBe(current.fmc);
+      const p = snpPolicyJson({ allowedProducts: ["Turin"], minimumTcb: { ...current, fmc } });
+      return appraise(verified, policy({ snp: p }), now).violations;
+    };
+    expect(await appraised(baseOptions(), 1)).toEqual([]);
+    expect(await appraised(baseOptions(), 2)).toEqual([
+      { field: "REPORTED_TCB.fmc", code: "SNP_TCB_TOO_LOW", expected: ">= 2", found: "1" },
+    ]);
+    // Launched under an older FMC than it now reports.
+    const launchTcb = encodeTcbVersion({ ...current, fmc: 0 }, "Turin");
+    expect(await appraised({ ...baseOptions(), launchTcb }, 1)).toEqual([
+      { field: "LAUNCH_TCB.fmc", code: "SNP_LAUNCH_TCB_TOO_LOW", expected: ">= 1", found: "0" },
+    ]);
   });
 
   it("a report verified at another time than now is rejected", async () => {
