@@ -3,7 +3,7 @@
  * evidence: every stage's rejection has its own code, in the order DESIGN.md gives.
  */
 import { readFileSync } from "node:fs";
-import { base64url, CompactSign, importJWK } from "jose";
+import { base64url, CompactSign, importJWK, type JWK } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
@@ -11,14 +11,16 @@ import { toHex } from "../../attestation/bytes.ts";
 import {
   createAttestationDocument,
   createNonceAnswer,
+  DOCUMENT_TYPE,
   type EnclaveKeys,
+  NONCE_ANSWER_TYPE,
   verifyAttestationDocument,
 } from "../../attestation/document.ts";
 import type { DocumentEvidence } from "../../attestation/evidence.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
-import { devManifest } from "../../manifests/dev.ts";
+import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 
@@ -27,6 +29,8 @@ const MEASUREMENT = new Uint8Array(48).fill(0x5a);
 
 interface Fixture {
   keys: EnclaveKeys;
+  /** The operator's manifest signing key (the policy trusts its public half). */
+  operatorJwk: JWK;
   manifestJws: string;
   evidence: DocumentEvidence;
   document: string;
@@ -68,7 +72,7 @@ beforeAll(async () => {
     modelSha256: manifest.model.sha256,
     serviceName: manifest.service.name,
   });
-  f = { keys, manifestJws, evidence, document, policy };
+  f = { keys, operatorJwk: operator.privateJwk, manifestJws, evidence, document, policy };
 }, 120_000);
 
 async function verify(
@@ -88,17 +92,9 @@ async function verify(
   });
 }
 
-function resignPayload(
-  document: string,
-  edit: (payload: Record<string, unknown>) => void,
-  keys = f.keys,
-): Promise<string> {
-  const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1]!))) as Record<
-    string,
-    unknown
-  >;
-  edit(payload);
-  return importJWK(
+/** A JWS over `payload` by the enclave signing key of `keys`, with header typ `typ`. */
+async function signAs(keys: EnclaveKeys, typ: string, payload: unknown): Promise<string> {
+  const key = await importJWK(
     {
       kty: "OKP",
       crv: "Ed25519",
@@ -106,11 +102,35 @@ function resignPayload(
       d: base64url.encode(keys.signing.secretKey.subarray(0, 32)),
     },
     "EdDSA",
-  ).then((key) =>
-    new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-      .setProtectedHeader({ alg: "EdDSA", typ: "cloister-attestation+jwt" })
-      .sign(key),
   );
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: "EdDSA", typ })
+    .sign(key);
+}
+
+function payloadOf(jws: string): Record<string, unknown> {
+  return JSON.parse(new TextDecoder().decode(base64url.decode(jws.split(".")[1]!))) as Record<string, unknown>;
+}
+
+function resignPayload(
+  document: string,
+  edit: (payload: Record<string, unknown>) => void,
+  keys = f.keys,
+): Promise<string> {
+  const payload = payloadOf(document);
+  edit(payload);
+  return signAs(keys, DOCUMENT_TYPE, payload);
+}
+
+/** A document of this enclave (f.keys) whose evidence binds the manifest `manifestJws`. */
+async function documentFor(manifestJws: string): Promise<string> {
+  return createAttestationDocument({
+    keys: f.keys,
+    evidence: await makeEvidence(f.keys, manifestJws),
+    manifest: manifestJws,
+    maaToken: null,
+    now: NOW,
+  });
 }
 
 describe("attestation document", () => {
@@ -195,10 +215,7 @@ describe("attestation document", () => {
       code: "DOCUMENT_SIGNATURE_INVALID",
       run: async () => {
         const [h, , s] = f.document.split(".");
-        const payload = JSON.parse(new TextDecoder().decode(base64url.decode(f.document.split(".")[1]!))) as Record<
-          string,
-          unknown
-        >;
+        const payload = payloadOf(f.document);
         payload.iat = 1;
         return verify(`${h}.${base64url.encode(JSON.stringify(payload))}.${s}`);
       },
@@ -285,6 +302,49 @@ describe("attestation document", () => {
         }),
     },
     {
+      name: "document signed under another algorithm than EdDSA (header alg)",
+      stage: "document",
+      code: "DOCUMENT_BAD_ALGORITHM",
+      run: () => {
+        const [, p, s] = f.document.split(".");
+        const header = base64url.encode(JSON.stringify({ alg: "ES256", typ: DOCUMENT_TYPE }));
+        return verify(`${header}.${p}.${s}`);
+      },
+    },
+    {
+      name: "nonce answer of another JWS type, signed by the attested key",
+      stage: "nonce",
+      code: "NONCE_MALFORMED",
+      run: async () => {
+        const nonce = new Uint8Array(32).fill(7);
+        const answer = await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW });
+        // Re-signed as a nonce answer it verifies; the same claims signed as (say) a document do not:
+        // only the JWS type tells them apart.
+        await verify(f.document, { nonce, answer: await signAs(f.keys, NONCE_ANSWER_TYPE, payloadOf(answer)) });
+        return verify(f.document, { nonce, answer: await signAs(f.keys, DOCUMENT_TYPE, payloadOf(answer)) });
+      },
+    },
+    {
+      name: "service not allowed by the client",
+      stage: "manifest",
+      code: "SERVICE_NOT_ALLOWED",
+      run: () =>
+        verify(f.document, {
+          policy: { ...f.policy, manifest: { ...f.policy.manifest, allowedServices: ["another-service"] } },
+        }),
+    },
+    {
+      name: "manifest, bound by the evidence, signed for another platform only (sim-tdx, for sim-snp evidence)",
+      stage: "manifest",
+      code: "MANIFEST_PLATFORM_MISMATCH",
+      run: async () => {
+        const tdxOnly = devManifest({
+          tee: { platforms: ["sim-tdx"], minimumTcb: { snp: null, tdx: DEV_MANIFEST.tee.minimumTcb.tdx } },
+        });
+        return verify(await documentFor(await signManifest(tdxOnly, f.operatorJwk)));
+      },
+    },
+    {
       name: "malformed document",
       stage: "document",
       code: "DOCUMENT_MALFORMED",
@@ -354,6 +414,26 @@ describe("attestation document", () => {
       stage: "binding",
       code: "BINDING_MISMATCH",
     });
+  });
+
+  it("checks the manifest's platforms against the verified evidence: a manifest for sim-snp only is no manifest for hardware SNP or for sim-tdx", async () => {
+    const snpOnly = await signManifest(
+      devManifest({ tee: { platforms: ["sim-snp"], minimumTcb: { snp: DEV_MANIFEST.tee.minimumTcb.snp, tdx: null } } }),
+      f.operatorJwk,
+    );
+    const check = manifestCheckForPolicy(f.policy);
+    expect((await check.verify(snpOnly, { tee: "sev-snp", simulated: true })).service.name).toBe("cloister-dev");
+    for (const [context, platform] of [
+      [{ tee: "sev-snp", simulated: false }, "snp"],
+      [{ tee: "tdx", simulated: true }, "sim-tdx"],
+      [{ tee: "azure-snp", simulated: false }, "azure-snp"],
+    ] as const) {
+      await expect(check.verify(snpOnly, context)).rejects.toMatchObject({
+        stage: "manifest",
+        code: "MANIFEST_PLATFORM_MISMATCH",
+        message: `manifest tee.platforms: expected to include ${platform}, found [sim-snp]`,
+      });
+    }
   });
 
   it("lists every appraisal violation in the error", async () => {

@@ -17,6 +17,8 @@ import {
   type EnclaveKeys,
   verifyAttestationDocument,
 } from "../../attestation/document.ts";
+import type { TrustAnchors } from "../../attestation/evidence.ts";
+import { SIMULATED_VCEK_NOT_AFTER } from "../../attestation/sim/amd.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
@@ -69,14 +71,14 @@ function makeDocument(reportBytes: Uint8Array, signer: EnclaveKeys = keys): Prom
 
 async function verify(
   doc: string,
-  options: { nonce?: Uint8Array; answer?: string; at?: Date; policy?: ClientPolicy } = {},
+  options: { nonce?: Uint8Array; answer?: string; at?: Date; policy?: ClientPolicy; anchors?: TrustAnchors } = {},
 ) {
   const p = options.policy ?? policy;
   const nonce = options.nonce ?? nacl.randomBytes(32);
   const answer = options.answer ?? (await createNonceAnswer({ keys, document: doc, nonce, now: options.at ?? NOW }));
   return verifyAttestationDocument(doc, {
     policy: p.attestation,
-    anchors: await anchorsForPolicy(p),
+    anchors: options.anchors ?? (await anchorsForPolicy(p)),
     manifest: manifestCheckForPolicy(p),
     at: options.at ?? NOW,
     nonce: { value: nonce, answer },
@@ -215,6 +217,22 @@ describe("signature memo in document verification", () => {
 
   it("still checks certificate validity at the new verification time", async () => {
     await expectRejected(verify(document, { at: new Date("2050-01-01T00:00:00Z") }), "verify", "CERT_EXPIRED");
+  });
+
+  it("does not reuse a verification past a certificate's notAfter, even inside the window", async () => {
+    const justBefore = new Date(SIMULATED_VCEK_NOT_AFTER.getTime() - 10_000);
+    const justAfter = new Date(SIMULATED_VCEK_NOT_AFTER.getTime() + 10_000);
+    expect((await verify(document, { at: justBefore })).measurement).toBe(toHex(MEASUREMENT));
+    await expectRejected(verify(document, { at: justAfter }), "verify", "CERT_EXPIRED");
+  });
+
+  it("does not reuse a verification under other trust anchors, with the same policy", async () => {
+    // The policy still trusts the simulator; only the anchors handed in (the pinned roots) do not.
+    const pinnedOnly = await anchorsForPolicy({
+      ...policy,
+      attestation: { ...policy.attestation, trustSimulator: false },
+    });
+    await expectRejected(verify(document, { anchors: pinnedOnly }), "verify", "ROOT_NOT_TRUSTED");
   });
 
   it("still rejects simulator evidence when the anchors do not trust the simulator", async () => {
