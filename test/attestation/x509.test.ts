@@ -115,6 +115,22 @@ describe("x509", () => {
     expect(pckCrl.revokedSerials.size).toBe(44);
   });
 
+  it("refuses a CRL of another issuer, and a CRL not yet valid at the verification time", async () => {
+    const root = pem("intel-roots/intel-sgx-root-ca.pem");
+    const pca = pem("intel-roots/intel-sgx-pck-platform-ca.pem");
+    const crl = parseCrl(read("tdx/collateral/root-ca-crl-2023-04-03.der"));
+    // The root's CRL presented as the PCK Platform CA's (for a PCK leaf the PCK CA issued).
+    await expect(checkNotRevoked(pca, crl, pca, new Date("2023-05-01T00:00:00Z"), "PCK leaf")).rejects.toMatchObject({
+      code: "CRL_ISSUER_MISMATCH",
+      message: `CRL issuer "${crl.issuer}" is not "${pca.subject}"`,
+    });
+    const before = new Date(crl.thisUpdate.getTime() - 1000);
+    await expect(checkNotRevoked(pca, crl, root, before, "PCK CA")).rejects.toMatchObject({
+      code: "CRL_NOT_YET_VALID",
+    });
+    await expect(checkNotRevoked(pca, crl, root, crl.thisUpdate, "PCK CA")).resolves.toBeUndefined();
+  });
+
   it("turns truncated or corrupted DER into a typed ParseError", () => {
     const der = arkMilan.der;
     for (const cut of [0, 1, 2, 10, 100, der.length - 1]) {
@@ -206,5 +222,39 @@ describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
     });
     // No keyUsage at all (AMD's VCEK has none): nothing to refuse.
     await expect(verifyChain(chainOf(leaf([]), r), [r], at)).resolves.toBeUndefined();
+  });
+
+  it("refuses an issuer that basicConstraints does not make a CA, even with no keyUsage to refuse it", async () => {
+    const noExtensions = make({ subject: rootName, key: rootKey.publicKey, extensions: [] });
+    expect(noExtensions.isCA).toBeUndefined();
+    const notCa = make({
+      subject: rootName,
+      key: rootKey.publicKey,
+      extensions: [{ oid: X509_OID.basicConstraints, critical: true, value: der.seq() }], // cA absent: false
+    });
+    expect(notCa.isCA).toBe(false);
+    for (const r of [noExtensions, notCa]) {
+      await expect(verifyChain(chainOf(leaf([]), r), [r], at)).rejects.toMatchObject({
+        code: "CERT_NOT_CA",
+        message: 'root certificate "CN=Test Root": basicConstraints cA is not true',
+      });
+    }
+  });
+
+  it("refuses a certificate whose outer signature algorithm is not its TBS's, or that repeats an extension", () => {
+    const good = leaf([keyUsage(0x80)]).der;
+    // The outer AlgorithmIdentifier follows the TBSCertificate: ecdsa-with-SHA256 (…04 03 02) there
+    // made ecdsa-with-SHA384 (…04 03 03), the TBS's own left as it is.
+    const sha256Alg = Uint8Array.of(0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02);
+    const outer = Buffer.from(good).lastIndexOf(Buffer.from(sha256Alg));
+    expect(outer).toBeGreaterThan(Buffer.from(good).indexOf(Buffer.from(sha256Alg)));
+    const mismatched = good.slice();
+    mismatched[outer + sha256Alg.length - 1] = 0x03;
+    expect(() => parseCertificateBytes(mismatched)).toThrow(
+      expect.objectContaining({ code: "X509_ALGORITHM_MISMATCH" }),
+    );
+    expect(() => parseCertificateBytes(leaf([keyUsage(0x80), keyUsage(0x06)]).der)).toThrow(
+      expect.objectContaining({ code: "X509_DUPLICATE_EXTENSION", message: "extension 2.5.29.15 appears twice" }),
+    );
   });
 });
