@@ -4,7 +4,7 @@
  * plaintext file left behind.
  */
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -41,9 +41,14 @@ async function sealed(plain: Uint8Array, modelKey = key) {
 
 /**
  * A sealed file made by this test from the format's description (models/sealed.ts), not by
- * sealModelFile: `lastFlag` says what each chunk's nonce carries in its last byte.
+ * sealModelFile: `lastFlag` says what each chunk's nonce carries in its last byte, and
+ * `plaintextSha256` what its header says the plaintext's digest is.
  */
-function sealByHand(plain: Buffer, lastFlag: (index: number, chunks: number) => number): Buffer {
+function sealByHand(
+  plain: Buffer,
+  lastFlag: (index: number, chunks: number) => number,
+  plaintextSha256: Buffer = createHash("sha256").update(plain).digest(),
+): Buffer {
   const id = Buffer.from(key.keyId, "ascii");
   const head = Buffer.alloc(8 + 1 + 1 + id.length + 4 + 8);
   head.write("CLSEALMD", 0, "ascii");
@@ -53,7 +58,7 @@ function sealByHand(plain: Buffer, lastFlag: (index: number, chunks: number) => 
   head.writeUInt32BE(CHUNK, 10 + id.length);
   head.writeBigUInt64BE(BigInt(plain.length), 14 + id.length);
   const salt = randomBytes(32);
-  const header = Buffer.concat([head, createHash("sha256").update(plain).digest(), salt]);
+  const header = Buffer.concat([head, plaintextSha256, salt]);
   const aad = createHash("sha256").update(header).digest();
   const okm = Buffer.from(hkdfSync("sha256", key.key, salt, "cloister/sealed-model/v1", 39));
   const chunks = Math.max(1, Math.ceil(plain.length / CHUNK));
@@ -68,6 +73,18 @@ function sealByHand(plain: Buffer, lastFlag: (index: number, chunks: number) => 
     parts.push(cipher.update(plain.subarray(i * CHUNK, (i + 1) * CHUNK)), cipher.final(), cipher.getAuthTag());
   }
   return Buffer.concat(parts);
+}
+
+/** Writes a sealed file made by hand, with what a manifest pinning it would say. */
+async function written(bytes: Buffer) {
+  const file = join(dir, `by-hand-${counter++}.bin`);
+  await writeFile(file, bytes);
+  const expected = {
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    sizeBytes: bytes.length,
+    keyId: key.keyId,
+  };
+  return { file, expected };
 }
 
 function out(): string {
@@ -200,14 +217,7 @@ describe("sealed model files", () => {
         ["the first chunk flagged last", (i) => (i === 0 ? 1 : 0), "sealed model chunk 0 of 3: fails authentication"],
       ];
       for (const [, lastFlag, refusal] of cases) {
-        const file = join(dir, `by-hand-${counter++}.bin`);
-        const bytes = sealByHand(plain, lastFlag);
-        await writeFile(file, bytes);
-        const expected = {
-          sha256: createHash("sha256").update(bytes).digest("hex"),
-          sizeBytes: bytes.length,
-          keyId: key.keyId,
-        };
+        const { file, expected } = await written(sealByHand(plain, lastFlag));
         const target = out();
         if (refusal === null) {
           await unsealModelFile(file, target, key, expected);
@@ -220,6 +230,41 @@ describe("sealed model files", () => {
           expect(await exists(target)).toBe(false);
         }
       }
+    });
+
+    it("a file whose chunks all authenticate but whose header names another plaintext digest", async () => {
+      // Whoever holds the model key can write such a file; the manifest pins its sealed digest, so
+      // only the plaintext check tells that the decrypted bytes are not the model it describes.
+      const plain = randomBytes(2 * CHUNK + 5);
+      const claimed = createHash("sha256").update(randomBytes(16)).digest();
+      const { file, expected } = await written(sealByHand(plain, (i, n) => (i === n - 1 ? 1 : 0), claimed));
+      const target = out();
+      await expect(unsealModelFile(file, target, key, expected)).rejects.toMatchObject({
+        code: "SEALED_MODEL_PLAINTEXT_MISMATCH",
+        message: `sealed model plaintextSha256: expected ${claimed.toString("hex")} (its header), found ${createHash("sha256").update(plain).digest("hex")}`,
+      });
+      expect(await exists(target)).toBe(false);
+    });
+
+    it("a file that grows while it is being unsealed", async () => {
+      const s = await sealed(randomBytes(2048 * CHUNK));
+      const target = out();
+      let done = false;
+      const outcome = unsealModelFile(s.output, target, key, s.expected).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      void outcome.finally(() => {
+        done = true;
+      });
+      // The output is created after the size check and the header; 2048 chunks are still to be read.
+      while (!done && !(await exists(target))) await new Promise((resolve) => setImmediate(resolve));
+      await appendFile(s.output, Uint8Array.of(0));
+      expect(await outcome).toMatchObject({
+        code: "MODEL_SIZE_MISMATCH",
+        message: `sealed model "${s.output}": grew while being unsealed`,
+      });
+      expect(await exists(target)).toBe(false);
     });
 
     it("a file of another size than the manifest's, before reading anything", async () => {
@@ -254,6 +299,16 @@ describe("sealed model files", () => {
       await expect(unsealModelFile(s.output, out(), key, { ...s.expected, keyId: "other" })).rejects.toMatchObject({
         code: "SEALED_MODEL_KEY_MISMATCH",
       });
+      // The right key bytes under another kid (a broker answering for another key): refused by its
+      // kid, before the file is read, though the file would decrypt.
+      const target = out();
+      await expect(
+        unsealModelFile(s.output, target, { keyId: "other", key: key.key }, s.expected),
+      ).rejects.toMatchObject({
+        code: "SEALED_MODEL_KEY_MISMATCH",
+        message: `model key kid: expected "${key.keyId}" (the manifest's model.keyId), found "other"`,
+      });
+      expect(await exists(target)).toBe(false);
     });
 
     it("sealing with overwrite: false refuses an existing output (MODEL_OUTPUT_EXISTS), leaving it and nothing else", async () => {
