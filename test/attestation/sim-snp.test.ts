@@ -22,6 +22,8 @@ import {
   simulateSnpReport,
   writeSimulatedAmdCaCertificate,
 } from "../../attestation/sim/index.ts";
+import { signRsaPssSha384 } from "../../attestation/sim/rsa.ts";
+import { der, writeCertificate } from "../../attestation/sim/x509-writer.ts";
 import { encodeTcbVersion, parseSnpReport, SNP_OFFSETS } from "../../attestation/snp/parse.ts";
 import { verifySnpReport } from "../../attestation/snp/verify.ts";
 import { extension, parseCertificate } from "../../attestation/x509.ts";
@@ -262,6 +264,43 @@ describe("single-mutation rejection (verification)", () => {
         return verifyBytes(simulateSnpReport(h, { ...baseOptions(), signer: vcek }), { cert: vcek.certificate });
       },
       code: "CERT_NOT_YET_VALID",
+    },
+    {
+      // Only a misconfigured anchor can do this (AMD's ASK names differ by product): the product
+      // line decides which anchors are tried, not the issuer name alone.
+      name: "an anchor labelled for another product, though its ASK issued the VCEK",
+      run: () =>
+        verifyBytes(simulateSnpReport(h, baseOptions()), {
+          anchors: [{ ...(anchors[0] as SnpTrustAnchor), product: "Genoa" }],
+        }),
+      code: "ROOT_NOT_TRUSTED",
+    },
+    {
+      name: "VCEK (signed by the ASK) whose blSPL is out of the 0..255 range of a TCB byte",
+      run: () => {
+        const vcek = parseCertificate(h.vcek.certificate);
+        const extensions = [...vcek.extensions].map(([oid, e]) => ({
+          oid,
+          critical: e.critical,
+          // 260: its low byte is the report's bootloader SVN, 4 (a reader that kept one byte would match).
+          value: oid === AMD_OID.blSPL ? der.int(256 + 4) : e.value,
+        }));
+        const reissued = writeCertificate(
+          {
+            serial: vcek.serialNumber,
+            signatureAlgorithm: "rsa-pss-sha384",
+            issuer: vcek.issuerDer,
+            subject: vcek.subjectDer,
+            notBefore: vcek.notBefore,
+            notAfter: vcek.notAfter,
+            spki: vcek.publicKey.spki,
+            extensions,
+          },
+          (tbs) => signRsaPssSha384(h.askKey, tbs),
+        );
+        return verifyBytes(simulateSnpReport(h, baseOptions()), { cert: reissued });
+      },
+      code: "SNP_CERT_EXTENSION_INVALID",
     },
     {
       name: "wrong product's root (Milan evidence, Genoa simulator anchor only)",
