@@ -242,13 +242,34 @@ describe("length padding (Padmé)", () => {
     ]);
   });
 
+  /** A terminal frame's plaintext as the sealer pads it: type byte, JSON, 0x80, zeros. */
+  const terminalPlaintext = (type: number, json: string) => {
+    const out = new Uint8Array(TERMINAL_FRAME_PLAINTEXT_LENGTH);
+    out.set([type, ...new TextEncoder().encode(json), 0x80]);
+    return out;
+  };
+
+  it("requires a final frame's frameCount to count the frames up to it (its seq + 1)", () => {
+    const final = (frameCount: string) =>
+      terminalPlaintext(
+        2,
+        `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","receipt":"r","auditOpening":null${frameCount}}`,
+      );
+    expect(decodeFramePlaintext(4, final(',"frameCount":5'))).toMatchObject({ type: "final", seq: 4, frameCount: 5 });
+    for (const [frameCount, found] of [
+      [',"frameCount":4', "4"],
+      [',"frameCount":6', "6"],
+      [',"frameCount":"5"', "5"],
+      ["", "undefined"],
+    ] as const) {
+      expect(() => decodeFramePlaintext(4, final(frameCount))).toThrow(
+        `final frame frameCount: expected 5, found ${found}`,
+      );
+    }
+  });
+
   it("requires an error frame's auditOpening, as a final frame's (null or 64 hex digits)", () => {
-    const te = new TextEncoder();
-    const errorPlaintext = (json: string) => {
-      const out = new Uint8Array(TERMINAL_FRAME_PLAINTEXT_LENGTH);
-      out.set([3, ...te.encode(json), 0x80]);
-      return out;
-    };
+    const errorPlaintext = (json: string) => terminalPlaintext(3, json);
     expect(
       decodeFramePlaintext(4, errorPlaintext('{"code":"POLICY_BLOCKED","detail":null,"auditOpening":null}')),
     ).toEqual({ type: "error", seq: 4, code: "POLICY_BLOCKED", detail: null, auditOpening: null });

@@ -274,43 +274,54 @@ describe("prepared request keys (made ahead of time, single use)", () => {
   });
 });
 
+/**
+ * The error `openRequest` gives for an envelope sealed to enclave key 1 by hand: routing header of
+ * kind `headerKind`, bound by its digest as the format says, and `json` as the request plaintext.
+ */
+async function openHandSealed(json: string, headerKind: "chat" | "complete" = "chat") {
+  const key = await enclaveKeyFromSeed(1);
+  const ephemeral = nacl.box.keyPair();
+  const nonce = nacl.randomBytes(24);
+  const bytes = new TextEncoder().encode(json);
+  const prefix = encodeEnvelopePrefix(
+    headerKind,
+    await enclaveKeyId(key.publicKey),
+    32 + bytes.length + 16,
+    ephemeral.publicKey,
+    nonce,
+  );
+  const plaintext = new Uint8Array([...sha256(prefix), ...bytes]);
+  const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
+  return sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+}
+
 describe("openRequest error messages", () => {
+  const request = (fields: Record<string, unknown>) =>
+    JSON.stringify({ v: 1, requestId: "ab".repeat(16), timestamp: T0, kind: "chat", body: {}, ...fields });
+
   it("refuse an unknown request field without echoing its decrypted name (the host sees the message)", async () => {
-    const key = await enclaveKeyFromSeed(1);
-    const ephemeral = nacl.box.keyPair();
-    const nonce = nacl.randomBytes(24);
-    const json = new TextEncoder().encode(
-      JSON.stringify({ v: 1, requestId: "ab".repeat(16), timestamp: T0, kind: "chat", body: {}, "secret-field": 1 }),
-    );
-    const prefix = encodeEnvelopePrefix(
-      "chat",
-      await enclaveKeyId(key.publicKey),
-      32 + json.length + 16,
-      ephemeral.publicKey,
-      nonce,
-    );
-    const plaintext = new Uint8Array([...sha256(prefix), ...json]);
-    const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
-    const error = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+    const error = await openHandSealed(request({ "secret-field": 1 }));
     expect(error.code).toBe("REQUEST_MALFORMED");
     expect(error.message).not.toContain("secret-field");
   });
 
+  it("refuse a request whose kind is not its routing header's (a client that sealed the two apart)", async () => {
+    // The host cannot do this (the header digest binds the header); a faulty client can, and the
+    // enclave must serve the kind the request says only if the header it was routed by says it too.
+    for (const [inner, header] of [
+      ["complete", "chat"],
+      ["chat", "complete"],
+    ] as const) {
+      const error = await openHandSealed(request({ kind: inner }), header);
+      expect([error.code, error.message]).toEqual([
+        "REQUEST_MALFORMED",
+        `request kind: expected "${header}" (the header's kind)`,
+      ]);
+    }
+  });
+
   it("refuse plaintext that is not JSON without carrying it anywhere in the error (message or cause)", async () => {
-    const key = await enclaveKeyFromSeed(1);
-    const ephemeral = nacl.box.keyPair();
-    const nonce = nacl.randomBytes(24);
-    const json = new TextEncoder().encode("swordfish is the launch code");
-    const prefix = encodeEnvelopePrefix(
-      "chat",
-      await enclaveKeyId(key.publicKey),
-      32 + json.length + 16,
-      ephemeral.publicKey,
-      nonce,
-    );
-    const plaintext = new Uint8Array([...sha256(prefix), ...json]);
-    const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
-    const error = await sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+    const error = await openHandSealed("swordfish is the launch code");
     expect(error.code).toBe("REQUEST_MALFORMED");
     const everything = `${error.message} ${String(error.cause)} ${(error.cause as Error | undefined)?.message ?? ""}`;
     expect(everything).not.toContain("swordfish");
