@@ -192,6 +192,28 @@ describe("key broker", () => {
         message: "wrapped model key plaintext: expected at least 124 bytes, found 40",
       }),
     );
+    // The broker's own plaintext with one byte of its domain tag changed, boxed again to this enclave:
+    // every other field is this boot's, so only the tag refuses it (a box made for another purpose).
+    const opened = nacl.box.open(
+      base64url.decode(wrapped.box),
+      base64url.decode(wrapped.nonce),
+      base64url.decode(wrapped.epk),
+      sealedDeployment.keys.sealing.secretKey,
+    ) as Uint8Array;
+    expect(new TextDecoder().decode(opened.subarray(0, 25))).toBe("cloister/kbs/model-key/v1");
+    opened[24] = 0x32; // ".../v2"
+    const otherTag = {
+      ...wrapped,
+      epk: base64url.encode(epk.publicKey),
+      nonce: base64url.encode(nonce),
+      box: base64url.encode(nacl.box(opened, nonce, sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
+    };
+    expect(() => unwrapModelKey(otherTag, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message: 'wrapped model key tag: expected "cloister/kbs/model-key/v1", found other bytes',
+      }),
+    );
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
     );
