@@ -1,3 +1,4 @@
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type AzureEvidence, parseAzureEvidence, serializeAzureEvidence } from "../../attestation/azure/evidence.ts";
@@ -7,6 +8,12 @@ import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import {
+  INSECURE_SIMULATOR_DEFAULT_SEED,
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatorAnchors,
+  simulateSnpReport,
+} from "../../attestation/sim/index.ts";
 import { tcbHex } from "../../attestation/snp/parse.ts";
 import { rejection } from "../helpers/attestation.ts";
 
@@ -250,5 +257,120 @@ describe("Azure vTPM evidence rules", () => {
     const trailing = new Uint8Array(attest.length + 1);
     trailing.set(attest);
     expect(() => parseTpmQuoteAttest(trailing)).toThrow(expect.objectContaining({ code: "AZURE_TPM_QUOTE_MALFORMED" }));
+  });
+});
+
+/**
+ * Azure SNP evidence re-made around the captured Genoa runtime data: the hardware report is the
+ * simulator's (so REPORT_DATA can bind runtime data naming a vTPM key this test holds), and the vTPM
+ * quote is written and signed here, so the checks after the quote signature can be reached with any
+ * TPMS_ATTEST. Verifies only under the simulator's Genoa anchor.
+ */
+describe("Azure vTPM quote checks after its signature (simulated hardware report, test vTPM key)", () => {
+  const SHA1 = 0x0004;
+  const SHA256 = 0x000b;
+  const ALL_PCRS = Array.from({ length: 24 }, (_, i) => i);
+  const pcrs = Array.from({ length: 24 }, (_, i) => new Uint8Array(32).fill(i + 1));
+  const nonce = new Uint8Array(32).fill(0x5c);
+  const ak = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const hardware = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Genoa");
+  const snpAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Genoa"]).snp;
+
+  /** The captured HCL report with its HCLAkPub replaced by the test key, over a simulated SNP report binding it. */
+  function hclReport(): Uint8Array {
+    const captured = parseHclReport(read("azure/snp-vtpm/genoa-hcl-report.bin"));
+    const jwk = ak.publicKey.export({ format: "jwk" });
+    const runtime = JSON.parse(new TextDecoder().decode(captured.runtimeData.json)) as { keys: { kid: string }[] };
+    runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
+    const json = new TextEncoder().encode(JSON.stringify(runtime));
+    const reportData = new Uint8Array(64);
+    reportData.set(createHash("sha256").update(json).digest());
+    const out = new Uint8Array(0x4d4 + json.length);
+    const view = new DataView(out.buffer);
+    out.set(captured.raw.subarray(0, 0x20));
+    view.setUint32(8, 0x4c0 + 20 + json.length, true); // report_size
+    out.set(simulateSnpReport(hardware, { reportData, measurement: new Uint8Array(48).fill(0xa5) }), 0x20);
+    view.setUint32(0x4c0, 20 + json.length, true); // data_size
+    view.setUint32(0x4c4, captured.runtimeDataVersion, true);
+    view.setUint32(0x4c8, 2, true); // report_type: SNP
+    view.setUint32(0x4cc, 1, true); // hash_type: SHA-256
+    view.setUint32(0x4d0, json.length, true);
+    out.set(json, 0x4d4);
+    return out;
+  }
+
+  /** A TPMS_ATTEST quote (TPM 2.0 Part 2, big-endian) with these PCR selections, signed by the test key. */
+  function quoteWith(selections: readonly { hashAlg: number; pcrs: readonly number[] }[]) {
+    const digest = createHash("sha256")
+      .update(Buffer.concat((selections[0]?.pcrs ?? []).map((i) => pcrs[i] as Uint8Array)))
+      .digest();
+    const parts: Buffer[] = [];
+    const u = (bytes: number, value: number | bigint) => {
+      const b = Buffer.alloc(bytes);
+      if (bytes === 8) b.writeBigUInt64BE(BigInt(value));
+      else b.writeUIntBE(Number(value), 0, bytes);
+      parts.push(b);
+    };
+    const sized = (bytes: Uint8Array) => {
+      u(2, bytes.length);
+      parts.push(Buffer.from(bytes));
+    };
+    u(4, 0xff544347); // TPM_GENERATED_VALUE
+    u(2, 0x8018); // TPM_ST_ATTEST_QUOTE
+    sized(new Uint8Array(34).fill(0x11)); // qualifiedSigner
+    sized(nonce); // extraData
+    u(8, 1234n); // clock
+    u(4, 1); // resetCount
+    u(4, 0); // restartCount
+    u(1, 1); // safe
+    u(8, 0x2020n); // firmwareVersion
+    u(4, selections.length);
+    for (const s of selections) {
+      u(2, s.hashAlg);
+      u(1, 3);
+      const bitmap = Buffer.alloc(3);
+      for (const i of s.pcrs) bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
+      parts.push(bitmap);
+    }
+    sized(digest);
+    const message = new Uint8Array(Buffer.concat(parts));
+    return { message, signature: new Uint8Array(sign("sha256", message, ak.privateKey)), pcrs };
+  }
+
+  const evidence = (selections: readonly { hashAlg: number; pcrs: readonly number[] }[]): AzureEvidence => ({
+    kind: "azure-snp",
+    format: "v2",
+    hclReport: hclReport(),
+    tpmQuote: quoteWith(selections),
+    vcek: hardware.vcek.certificate,
+    tdQuote: null,
+  });
+  const verify = (e: AzureEvidence) =>
+    verifyAzureEvidence({ evidence: e, at: SNP_AT, expectedNonce: nonce, snpAnchors });
+
+  it("verifies with one SHA-256 selection of the 24 PCRs (the test key really is the attested HCLAkPub)", async () => {
+    const v = await verify(evidence([{ hashAlg: SHA256, pcrs: ALL_PCRS }]));
+    expect(v.simulated).toBe(true);
+    expect([...v.tpm.pcrs.keys()]).toEqual(ALL_PCRS);
+    expect(toHex(v.tpm.pcrs.get(23) as Uint8Array)).toBe("18".repeat(32));
+  });
+
+  it.each([
+    [
+      "a second selection (SHA-1) after the SHA-256 one",
+      [
+        { hashAlg: SHA256, pcrs: ALL_PCRS },
+        { hashAlg: SHA1, pcrs: [0] },
+      ],
+      "0xb, 0x4",
+    ],
+    ["one SHA-1 selection (its digest made over the values given)", [{ hashAlg: SHA1, pcrs: ALL_PCRS }], "0x4"],
+    ["no selection", [], "none"],
+  ] as const)("refuses %s: AZURE_TPM_PCR_SELECTION_UNSUPPORTED", async (_name, selections, found) => {
+    const error = await rejection(verify(evidence(selections)));
+    expect([error.code, error.message]).toEqual([
+      "AZURE_TPM_PCR_SELECTION_UNSUPPORTED",
+      `vTPM quote: expected one SHA-256 PCR selection, found ${found}`,
+    ]);
   });
 });
