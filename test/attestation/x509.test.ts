@@ -1,17 +1,21 @@
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { encodeTlv, encodeUnsignedInteger, readDer } from "../../attestation/der.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { der, type ExtensionSpec, encodeName, writeCertificate, X509_OID } from "../../attestation/sim/x509-writer.ts";
 import {
   type Certificate,
   checkNotRevoked,
+  decodeSignatureAlgorithm,
+  ecdsaDerToRaw,
   parseCertificate,
   parseCertificateBytes,
   parseCrl,
   parsePemCertificates,
   verifyChain,
 } from "../../attestation/x509.ts";
+import { thrownCode } from "../helpers/attestation.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, F));
@@ -256,5 +260,151 @@ describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
     expect(() => parseCertificateBytes(leaf([keyUsage(0x80), keyUsage(0x06)]).der)).toThrow(
       expect.objectContaining({ code: "X509_DUPLICATE_EXTENSION", message: "extension 2.5.29.15 appears twice" }),
     );
+  });
+});
+
+describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL has its own code", () => {
+  const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const spkiOf = (k: KeyObject) => new Uint8Array(k.export({ type: "spki", format: "der" }));
+  const name = encodeName([["CN", "Test"]]);
+  const ecdsaSha256 = der.seq(der.oid(X509_OID.ecdsaWithSha256));
+  const time = (iso: string) => encodeTlv(0x17, new TextEncoder().encode(iso));
+  /** A certificate made of these TBS fields (after version and serial), signed by nothing that verifies. */
+  const certificate = (fields: {
+    algorithm?: Uint8Array;
+    issuer?: Uint8Array;
+    validity?: Uint8Array;
+    spki?: Uint8Array;
+  }) =>
+    der.seq(
+      der.seq(
+        der.explicit(0, der.int(2)),
+        der.int(1),
+        fields.algorithm ?? ecdsaSha256,
+        fields.issuer ?? name,
+        fields.validity ?? der.seq(time("260101000000Z"), time("270101000000Z")),
+        name,
+        fields.spki ?? spkiOf(key.publicKey),
+      ),
+      fields.algorithm ?? ecdsaSha256,
+      der.bits(Uint8Array.of(0x30, 0x00)),
+    );
+  const pss = (...fields: Uint8Array[]) => der.seq(der.oid(X509_OID.rsassaPss), der.seq(...fields));
+  const sha384 = der.seq(der.oid(X509_OID.sha384), der.null());
+  const mgf1 = (hash: Uint8Array) => der.explicit(1, der.seq(der.oid(X509_OID.mgf1), hash));
+
+  it("reads the well-formed certificate the cases below each change once", () => {
+    expect(parseCertificate(certificate({})).subject).toBe("CN=Test");
+    expect(
+      decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(2, der.int(48))))),
+    ).toEqual({ kind: "rsa-pss", hash: "SHA-384", saltLength: 48 });
+  });
+
+  const cases: [string, () => unknown, string][] = [
+    [
+      "a Name attribute without a value",
+      () => parseCertificate(certificate({ issuer: der.seq(der.set(der.seq(der.oid(X509_OID.commonName)))) })),
+      "X509_BAD_NAME",
+    ],
+    [
+      "a validity with one time only",
+      () => parseCertificate(certificate({ validity: der.seq(time("260101000000Z")) })),
+      "X509_BAD_VALIDITY",
+    ],
+    [
+      "an unknown signature algorithm (ecdsa-with-SHA224)",
+      () => parseCertificate(certificate({ algorithm: der.seq(der.oid("1.2.840.10045.4.3.1")) })),
+      "X509_UNSUPPORTED_ALGORITHM",
+    ],
+    [
+      "an EC key on P-521",
+      () =>
+        parseCertificate(certificate({ spki: spkiOf(generateKeyPairSync("ec", { namedCurve: "P-521" }).publicKey) })),
+      "X509_UNSUPPORTED_ALGORITHM",
+    ],
+    [
+      "an Ed25519 key",
+      () => parseCertificate(certificate({ spki: spkiOf(generateKeyPairSync("ed25519").publicKey) })),
+      "X509_UNSUPPORTED_ALGORITHM",
+    ],
+    [
+      "a compressed EC point",
+      () => {
+        const spki = spkiOf(key.publicKey);
+        spki[spki.length - 65] = 0x02; // the point's 04 prefix
+        return parseCertificate(certificate({ spki }));
+      },
+      "X509_BAD_KEY",
+    ],
+    [
+      "RSASSA-PSS without parameters",
+      () => decodeSignatureAlgorithm(readDer(der.seq(der.oid(X509_OID.rsassaPss)))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    ["RSASSA-PSS on SHA-1 defaults", () => decodeSignatureAlgorithm(readDer(pss())), "X509_BAD_PSS_PARAMS"],
+    [
+      "RSASSA-PSS with an empty parameter",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, new Uint8Array())))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS with MGF1 on another hash",
+      () =>
+        decodeSignatureAlgorithm(
+          readDer(pss(der.explicit(0, sha384), mgf1(der.seq(der.oid("2.16.840.1.101.3.4.2.1"), der.null())))),
+        ),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS with a mask generation other than MGF1",
+      () =>
+        decodeSignatureAlgorithm(
+          readDer(pss(der.explicit(0, sha384), der.explicit(1, der.seq(der.oid(X509_OID.sha384), sha384)))),
+        ),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS with trailerField 2",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(3, der.int(2))))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS with an unknown field [4]",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(4, der.int(1))))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS on SHA-1 (explicit)",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, der.seq(der.oid("1.3.14.3.2.26"), der.null()))))),
+      "X509_UNSUPPORTED_ALGORITHM",
+    ],
+    ["no PEM block", () => parsePemCertificates("a certificate, in prose"), "PEM_NO_CERTIFICATE"],
+    [
+      "PEM text that is not base64",
+      () => parsePemCertificates("-----BEGIN CERTIFICATE-----\nMII*\n-----END CERTIFICATE-----"),
+      "BAD_BASE64",
+    ],
+    [
+      "input that is not bytes at all (a caller in plain JavaScript)",
+      () => parseCertificate(-1 as unknown as Uint8Array),
+      "X509_MALFORMED",
+    ],
+    [
+      "an ECDSA signature integer longer than the curve",
+      () => ecdsaDerToRaw(der.seq(encodeUnsignedInteger(new Uint8Array(33).fill(1)), der.int(1)), "P-256"),
+      "X509_BAD_SIGNATURE",
+    ],
+    [
+      "a CRL without thisUpdate",
+      () => parseCrl(der.seq(der.seq(der.int(1), ecdsaSha256, name), ecdsaSha256, der.bits(Uint8Array.of(0x30, 0x00)))),
+      "CRL_MALFORMED",
+    ],
+  ];
+  it.each(cases)("%s", (_name, run, code) => {
+    expect(thrownCode(run)).toBe(code);
+  });
+
+  it("refuses to verify an empty chain", async () => {
+    await expect(verifyChain([], [], new Date("2026-01-01T00:00:00Z"))).rejects.toMatchObject({ code: "CHAIN_EMPTY" });
   });
 });

@@ -22,3 +22,14 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
   return "ACCEPTED";
 }
+
+/** The AttestationError code `run` throws synchronously, or "RETURNED" when it returns. */
+export function thrownCode(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(AttestationError);
+    return (error as AttestationError).code;
+  }
+  return "RETURNED";
+}
