@@ -8,10 +8,27 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
+import { encodeTlv } from "../../attestation/der.ts";
 import { AttestationError, ParseError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS, INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256 } from "../../attestation/roots/intel.ts";
-import { isDebugTd, parseTdxQuote, trailingIsZeroPadding } from "../../attestation/tdx/parse.ts";
-import { parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
+import {
+  insecureSimulatedIntelHierarchy,
+  issueInsecureSimulatedPckLeaf,
+  SIMULATED_PCK_DEFAULT_TCB,
+  type SimulatedPckTcb,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
+import { der } from "../../attestation/sim/x509-writer.ts";
+import {
+  isDebugTd,
+  parsePckSgxExtensions,
+  parseSgxReportBody,
+  parseTdxQuote,
+  SGX_EXTENSION_OID,
+  trailingIsZeroPadding,
+} from "../../attestation/tdx/parse.ts";
+import { type Certificate, parsePemCertificates, verifyChain } from "../../attestation/x509.ts";
+import { thrownCode } from "../helpers/attestation.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -219,4 +236,128 @@ describe("pinned Intel SGX Root CA", () => {
       await expect(verifyChain(chain, [root], new Date("2024-01-01T00:00:00Z"), { leaf })).resolves.toBeUndefined();
     },
   );
+});
+
+describe("the PCK certification data and the PCK leaf's SGX extension (simulated quotes)", () => {
+  const h = insecureSimulatedIntelHierarchy();
+  const quoteWith = (pck = h.pck) =>
+    simulateTdxQuote(h, {
+      reportData: new Uint8Array(64),
+      mrtd: new Uint8Array(48),
+      rtmrs: [new Uint8Array(48), new Uint8Array(48), new Uint8Array(48), new Uint8Array(48)],
+      pck,
+    });
+
+  it("refuses PEM data that is not ASCII, has text outside its blocks, or holds other than 3 certificates", () => {
+    const good = quoteWith();
+    expect(parseTdxQuote(good).pckChain).toHaveLength(3);
+    const pem = Buffer.from(good).indexOf("-----BEGIN CERTIFICATE-----");
+    const edited = (edit: (q: Uint8Array) => void) => {
+      const q = good.slice();
+      edit(q);
+      return q;
+    };
+    expect(thrownCode(() => parseTdxQuote(edited((q) => (q[pem + 40] = 0xc3))))).toBe("TDX_PCK_CHAIN_MALFORMED");
+    const between = Buffer.from(good).indexOf("-----END CERTIFICATE-----\n", pem) + 25; // the newline
+    expect(thrownCode(() => parseTdxQuote(edited((q) => (q[between] = 0x78))))).toBe("TDX_PCK_CHAIN_MALFORMED");
+    // The root's block replaced by NULs (the QE's terminator, stripped): two certificates, same sizes.
+    const root = Buffer.from(good).lastIndexOf("-----BEGIN CERTIFICATE-----");
+    expect(thrownCode(() => parseTdxQuote(edited((q) => q.fill(0, root))))).toBe("TDX_PCK_CHAIN_LENGTH");
+  });
+
+  it("refuses a PCK leaf TCB component above 255 or a PCESVN above 65535", () => {
+    const components = [...SIMULATED_PCK_DEFAULT_TCB.tcbComponents];
+    components[3] = 256;
+    const leaf = (tcb: Partial<SimulatedPckTcb>) => issueInsecureSimulatedPckLeaf(h, { tcb, keyLabel: "PCK-range" });
+    expect(thrownCode(() => parseTdxQuote(quoteWith(leaf({ tcbComponents: components }))))).toBe(
+      "TDX_PCK_EXTENSION_MALFORMED",
+    );
+    expect(thrownCode(() => parseTdxQuote(quoteWith(leaf({ pceSvn: 0x10000 }))))).toBe("TDX_PCK_EXTENSION_MALFORMED");
+  });
+
+  describe("SGX extension structure", () => {
+    const SGX = SGX_EXTENSION_OID;
+    const leaf = parseTdxQuote(quoteWith()).pckChain[0];
+    const entry = (suffix: string, value?: Uint8Array) =>
+      value === undefined ? der.seq(der.oid(`${SGX}.${suffix}`)) : der.seq(der.oid(`${SGX}.${suffix}`), value);
+    const tcbEntries = (n = 18) =>
+      Array.from({ length: n }, (_, i) =>
+        entry(`2.${i + 1}`, i === 17 ? der.octets(new Uint8Array(16)) : der.int(i === 16 ? 11 : 2)),
+      );
+    const fields = {
+      ppid: entry("1", der.octets(new Uint8Array(16))),
+      tcb: entry("2", der.seq(...tcbEntries())),
+      pceId: entry("3", der.octets(Uint8Array.of(0, 0))),
+      fmspc: entry("4", der.octets(new Uint8Array(6))),
+      sgxType: entry("5", der.enumerated(1)),
+    };
+    const withExtension = (value: Uint8Array): Certificate => ({
+      ...leaf,
+      extensions: new Map([...leaf.extensions, [SGX, { critical: false, value }]]),
+    });
+    const extension = (changed: Partial<Record<keyof typeof fields, Uint8Array | null>>, ...extra: Uint8Array[]) =>
+      withExtension(
+        der.seq(
+          ...Object.entries({ ...fields, ...changed }).flatMap(([, v]) => (v === null || v === undefined ? [] : [v])),
+          ...extra,
+        ),
+      );
+
+    it("reads the well-formed extension the cases below each change once", () => {
+      expect(parsePckSgxExtensions(extension({}))).toMatchObject({
+        pceSvn: 11,
+        sgxType: 1,
+        tcbComponents: Array(16).fill(2),
+      });
+    });
+
+    const cases: [string, () => Certificate, string][] = [
+      [
+        "no SGX extension (the PCK CA certificate)",
+        () => parseTdxQuote(quoteWith()).pckChain[1],
+        "TDX_PCK_EXTENSION_MISSING",
+      ],
+      ["an FMSPC missing", () => extension({ fmspc: null }), "TDX_PCK_EXTENSION_MALFORMED"],
+      ["a PCE-ID twice", () => extension({}, fields.pceId), "TDX_PCK_EXTENSION_MALFORMED"],
+      ["an entry without a value", () => extension({ ppid: entry("1") }), "TDX_PCK_EXTENSION_MALFORMED"],
+      [
+        "an FMSPC of 5 bytes",
+        () => extension({ fmspc: entry("4", der.octets(new Uint8Array(5))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a TCB without its CPUSVN (.2.18)",
+        () => extension({ tcb: entry("2", der.seq(...tcbEntries(17))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a TCB entry twice",
+        () => extension({ tcb: entry("2", der.seq(...tcbEntries(), entry("2.1", der.int(2)))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "an SGX Type that is an INTEGER",
+        () => extension({ sgxType: entry("5", der.int(1)) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "an SGX Type of two bytes",
+        () => extension({ sgxType: entry("5", encodeTlv(0x0a, Uint8Array.of(0, 1))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a value that is not a SEQUENCE",
+        () => withExtension(der.octets(new Uint8Array(4))),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+    ];
+    it.each(cases)("refuses %s", (_name, cert, expected) => {
+      expect(thrownCode(() => parsePckSgxExtensions(cert()))).toBe(expected);
+    });
+  });
+
+  it("refuses a QE report of another size than an SGX report body", () => {
+    expect(thrownCode(() => parseSgxReportBody(new Uint8Array(383)))).toBe("TDX_QE_REPORT_SIZE");
+    expect(parseSgxReportBody(new Uint8Array(384)).isvProdId).toBe(0);
+  });
 });
