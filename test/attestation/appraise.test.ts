@@ -2,7 +2,6 @@
 import { describe, expect, it } from "vitest";
 import { type AppraisableEvidence, appraise } from "../../attestation/appraise.ts";
 import { toHex } from "../../attestation/bytes.ts";
-import { AttestationError } from "../../attestation/errors.ts";
 import {
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
@@ -115,8 +114,11 @@ describe("appraise", () => {
     // @ts-expect-error a parsed TDX quote is not verified evidence
     const parsedTdx: AppraisableEvidence = parsedQuote;
     // ...and is refused at run time too.
-    expect(() => appraise(parsedSnp, p, options)).toThrow(AttestationError);
-    expect(() => appraise(parsedTdx, p, options)).toThrow(AttestationError);
+    for (const unverified of [parsedSnp, parsedTdx]) {
+      expect(() => appraise(unverified, p, options)).toThrow(
+        expect.objectContaining({ code: "APPRAISAL_UNVERIFIED_EVIDENCE", stage: "configuration" }),
+      );
+    }
     // A field-by-field copy of verified evidence is not verified evidence either.
     const copy = { ...verified } as AppraisableEvidence;
     expect(() => appraise(copy, p, options)).toThrow(/verifySnpReport, verifyTdxQuote or verifyAzureEvidence/);
@@ -130,10 +132,13 @@ describe("appraise", () => {
     const verified = await verifiedSnp();
     const p = policy({ snp: snpPolicyJson() });
     expect(() => appraise(verified, p, { now: AT, expectedReportData: new Uint8Array(32) })).toThrow(
-      /expectedReportData must be 64 bytes/,
+      expect.objectContaining({
+        code: "APPRAISAL_BAD_OPTION",
+        message: expect.stringMatching(/expectedReportData must be 64 bytes/),
+      }),
     );
     expect(() => appraise(verified, p, { now: new Date(Number.NaN), expectedReportData: null })).toThrow(
-      /now must be a valid Date/,
+      expect.objectContaining({ code: "APPRAISAL_BAD_OPTION", message: "appraise: now must be a valid Date" }),
     );
   });
 });

@@ -276,10 +276,9 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
   const hardware = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Genoa");
   const snpAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Genoa"]).snp;
 
-  /** The captured HCL report with its HCLAkPub replaced by the test key, over a simulated SNP report binding it. */
-  function hclReport(): Uint8Array {
+  /** The captured HCL report with its HCLAkPub replaced by `jwk`, over a simulated SNP report binding it. */
+  function hclReport(jwk: { n?: string; e?: string } = ak.publicKey.export({ format: "jwk" })): Uint8Array {
     const captured = parseHclReport(read("azure/snp-vtpm/genoa-hcl-report.bin"));
-    const jwk = ak.publicKey.export({ format: "jwk" });
     const runtime = JSON.parse(new TextDecoder().decode(captured.runtimeData.json)) as { keys: { kid: string }[] };
     runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
     const json = new TextEncoder().encode(JSON.stringify(runtime));
@@ -337,10 +336,13 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     return { message, signature: new Uint8Array(sign("sha256", message, ak.privateKey)), pcrs };
   }
 
-  const evidence = (selections: readonly { hashAlg: number; pcrs: readonly number[] }[]): AzureEvidence => ({
+  const evidence = (
+    selections: readonly { hashAlg: number; pcrs: readonly number[] }[],
+    akJwk?: { n?: string; e?: string },
+  ): AzureEvidence => ({
     kind: "azure-snp",
     format: "v2",
-    hclReport: hclReport(),
+    hclReport: hclReport(akJwk),
     tpmQuote: quoteWith(selections),
     vcek: hardware.vcek.certificate,
     tdQuote: null,
@@ -372,5 +374,40 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
       "AZURE_TPM_PCR_SELECTION_UNSUPPORTED",
       `vTPM quote: expected one SHA-256 PCR selection, found ${found}`,
     ]);
+  });
+
+  it("refuses an HCLAkPub that is not an RSA key of 2048..8192 bits with exponent 65537 (AZURE_AK_INVALID)", async () => {
+    const all = [{ hashAlg: SHA256, pcrs: ALL_PCRS }];
+    const jwkOf = (options: { modulusLength: number; publicExponent?: number }) =>
+      generateKeyPairSync("rsa", options).publicKey.export({ format: "jwk" });
+    for (const [akJwk, message] of [
+      [jwkOf({ modulusLength: 1024 }), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 1024"],
+      [jwkOf({ modulusLength: 2048, publicExponent: 3 }), "HCLAkPub: expected public exponent 65537, found 0x03"],
+      [{ n: "not/base64url", e: "AQAB" }, "HCLAkPub n: expected base64url"],
+    ] as const) {
+      const error = await rejection(verify(evidence(all, akJwk)));
+      expect([error.code, error.message]).toEqual(["AZURE_AK_INVALID", message]);
+    }
+  });
+
+  it("refuses a verification time or expected nonce that cannot be checked (AZURE_BAD_OPTION)", async () => {
+    const e = evidence([{ hashAlg: SHA256, pcrs: ALL_PCRS }]);
+    for (const [at, expectedNonce] of [
+      [new Date(Number.NaN), nonce],
+      [SNP_AT, new Uint8Array(0)],
+      [SNP_AT, new Uint8Array(65)],
+    ] as const) {
+      await expect(verifyAzureEvidence({ evidence: e, at, expectedNonce, snpAnchors })).rejects.toMatchObject({
+        code: "AZURE_BAD_OPTION",
+      });
+    }
+  });
+
+  it("makes verified evidence only through verifyAzureEvidence (AZURE_VERIFIED_FORGED)", async () => {
+    const v = await verify(evidence([{ hashAlg: SHA256, pcrs: ALL_PCRS }]));
+    const Verified = v.constructor as new (key: symbol, fields: unknown) => unknown;
+    expect(() => new Verified(Symbol("VerifiedAzureEvidence"), v)).toThrow(
+      expect.objectContaining({ code: "AZURE_VERIFIED_FORGED" }),
+    );
   });
 });

@@ -170,6 +170,11 @@ describe("MAA token verification rules", () => {
   it("checks the signing certificate's validity at the verification time", async () => {
     const error = await rejection(verifyMaaToken(good, { jwks, at: new Date("2018-01-01T00:00:00Z") }));
     expect(error.code).toBe("MAA_SIGNING_CERT_NOT_YET_VALID");
+    // The key is judged before the token's own lifetime: after the certificate's notAfter (2050-12-31).
+    const late = await rejection(verifyMaaToken(good, { jwks, at: new Date("2051-01-01T00:00:00Z") }));
+    expect(late.code).toBe("MAA_SIGNING_CERT_EXPIRED");
+    const noTime = await rejection(verifyMaaToken(good, { jwks, at: new Date(Number.NaN) }));
+    expect([noTime.code, noTime.message]).toEqual(["MAA_BAD_TIME", "at: expected a valid Date"]);
   });
 
   it("honours a bounded clock tolerance", async () => {
@@ -223,12 +228,17 @@ describe("MAA key-set getter (injected fetch, no network)", () => {
   });
 
   it("refuses plain http and reports a failed fetch", async () => {
-    expect(() =>
-      createMaaJwksGetter({
-        instance: "http://example.test",
-        fetch: async () => ({ ok: true, status: 200, text: async () => "" }),
-      }),
-    ).toThrow(/https/);
+    for (const [instance, message] of [
+      ["http://example.test", "MAA instance: expected https, found http:"],
+      ["example.test", "MAA instance: expected an absolute https URL"],
+    ]) {
+      expect(() =>
+        createMaaJwksGetter({
+          instance: instance as string,
+          fetch: async () => ({ ok: true, status: 200, text: async () => "" }),
+        }),
+      ).toThrow(expect.objectContaining({ code: "MAA_INSTANCE_INVALID", message }));
+    }
     const get = createMaaJwksGetter({
       instance: "https://example.test",
       fetch: async () => ({ ok: false, status: 503, text: async () => "" }),

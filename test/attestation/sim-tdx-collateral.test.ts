@@ -18,6 +18,7 @@ import {
   type SimulatedTdxQuoteOptions,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { toPem } from "../../attestation/sim/x509-writer.ts";
 import {
   parseIssuerChain,
   parseTdQeIdentity,
@@ -285,6 +286,23 @@ describe("simulated quote + simulated collateral through the production verifier
     const simRoot = anchors[0]?.root;
     if (simRoot === undefined) throw new Error("no simulator root");
     expect(await codeOf(verifyTdxCollateralSignature(doc, chain, { ...options, root: simRoot }))).toBe("ACCEPTED");
+  });
+
+  it("refuses an issuer chain of other than two certificates, and options it cannot honour", async () => {
+    const signerOnly = toPem([collateral.tcbSigningCertificate]);
+    expect(() => parseIssuerChain(signerOnly, "TDX TCB info")).toThrow(
+      expect.objectContaining({
+        code: "TDX_COLLATERAL_CHAIN_LENGTH",
+        message: "TDX TCB info issuer chain: expected 2 certificates (signer, root), found 1",
+      }),
+    );
+    expect(await codeOf(verify({ ...collateral, tcbInfo: { ...collateral.tcbInfo, issuerChain: signerOnly } }))).toBe(
+      "TDX_COLLATERAL_CHAIN_LENGTH",
+    );
+    const bad = (options: Partial<Parameters<typeof verifyTdxQuote>[0]>) =>
+      codeOf(verifyTdxQuote({ quote, anchors, at: AT, collateral: asCollateral(collateral), ...options }));
+    expect(await bad({ at: new Date(Number.NaN) })).toBe("TDX_BAD_OPTION");
+    expect(await bad({ collateralSignerValidity: "lenient" as "strict" })).toBe("TDX_BAD_OPTION");
   });
 
   it("refuses collateral and CRLs of another simulator seed (not the quote's anchor)", async () => {

@@ -12,6 +12,7 @@ import {
   SNP_REPORT_SIZE,
   tcbHex,
 } from "../../attestation/snp/parse.ts";
+import { thrownCode } from "../helpers/attestation.ts";
 
 const F = new URL("../fixtures/attestation/snp/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -146,6 +147,13 @@ describe("TCB_VERSION decoding per product", () => {
     expect(tcbHex(turin)).toBe("0x0900000003020105");
   });
 
+  it("refuses a raw value outside an unsigned 64-bit integer", () => {
+    for (const raw of [-1n, 1n << 64n]) {
+      expect(thrownCode(() => decodeTcbVersion(raw, "Milan"))).toBe("SNP_TCB_OUT_OF_RANGE");
+    }
+    expect(decodeTcbVersion((1n << 64n) - 1n, "Milan").microcode).toBe(255);
+  });
+
   it("round-trips encode/decode for every product", () => {
     fc.assert(
       fc.property(
@@ -236,5 +244,7 @@ describe("parseSnpReport properties (fast-check)", () => {
     for (const junk of [undefined, null, 42, "report", {}, [1, 2, 3]]) {
       expect(() => parseSnpReport(junk as unknown as Uint8Array)).toThrow(ParseError);
     }
+    // What fails in the reader itself rather than a check (no length to read) is SNP_REPORT_MALFORMED.
+    expect(thrownCode(() => parseSnpReport(null as unknown as Uint8Array))).toBe("SNP_REPORT_MALFORMED");
   });
 });

@@ -199,6 +199,19 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
     ).rejects.toMatchObject({ code: "SNP_TCB_MISMATCH" });
   });
 
+  it("makes verified reports only through verifySnpReport (SNP_VERIFIED_FORGED)", async () => {
+    const v = await verifySnpReport({
+      report: parseSnpReport(simulateSnpReport(milan, { reportData, measurement })),
+      endorsementKey: parseCertificate(milan.vcek.certificate),
+      anchors,
+      at: AT,
+    });
+    const Verified = v.constructor as new (token: symbol, fields: unknown) => unknown;
+    expect(() => new Verified(Symbol("verified"), { ...v, anchor: anchors[0] })).toThrow(
+      expect.objectContaining({ code: "SNP_VERIFIED_FORGED" }),
+    );
+  });
+
   it("simulated evidence never verifies under the real AMD roots", async () => {
     await expect(
       verifySnpReport({

@@ -420,6 +420,10 @@ describe("Turin VCEK (turin-virtee-vcek.der)", () => {
     expect(kdsVcekUrl("Turin", chipId, tcb)).toBe(
       "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=0&blSPL=0&teeSPL=0&snpSPL=0&ucodeSPL=9",
     );
+    // The whole 64-byte CHIP_ID field is expected, even where the URL uses 8 bytes of it.
+    expect(() => kdsVcekUrl("Turin", chipId.subarray(0, 8), tcb)).toThrow(
+      expect.objectContaining({ code: "SNP_CHIP_ID_INVALID", message: "CHIP_ID: expected 64 bytes, found 8" }),
+    );
   });
 });
 
