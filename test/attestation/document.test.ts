@@ -7,7 +7,7 @@ import { base64url, CompactSign, importJWK, type JWK } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
-import { toHex } from "../../attestation/bytes.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
 import {
   createAttestationDocument,
   createNonceAnswer,
@@ -16,7 +16,12 @@ import {
   NONCE_ANSWER_TYPE,
   verifyAttestationDocument,
 } from "../../attestation/document.ts";
-import type { DocumentEvidence } from "../../attestation/evidence.ts";
+import {
+  type DocumentEvidence,
+  parseDocumentEvidence,
+  type TrustAnchors,
+  verifyDocumentEvidence,
+} from "../../attestation/evidence.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
@@ -434,6 +439,41 @@ describe("attestation document", () => {
         message: `manifest tee.platforms: expected to include ${platform}, found [sim-snp]`,
       });
     }
+  });
+
+  it("refuses inputs it cannot use, each with its own code", async () => {
+    for (const length of [15, 65]) {
+      await expect(
+        createNonceAnswer({ keys: f.keys, document: f.document, nonce: new Uint8Array(length), now: NOW }),
+      ).rejects.toMatchObject({ stage: "nonce", code: "NONCE_BAD_LENGTH" });
+    }
+    for (const evidence of [null, { type: "sgx" }, { type: "sev-snp", report: 7, endorsementKey: "AA" }]) {
+      expect(() => parseDocumentEvidence(evidence)).toThrow(
+        expect.objectContaining({ code: "DOCUMENT_EVIDENCE_MALFORMED" }),
+      );
+    }
+    const anchors = await anchorsForPolicy(f.policy);
+    await expect(
+      verifyDocumentEvidence(
+        { ...f.evidence, type: "sev-snp", report: "not base64url!" } as DocumentEvidence,
+        anchors,
+        NOW,
+      ),
+    ).rejects.toMatchObject({ code: "DOCUMENT_EVIDENCE_MALFORMED", message: "evidence.report: not base64url" });
+    // A failure that is no AttestationError (here anchors that are not lists, from a plain-JavaScript
+    // caller) still comes out as one, in the verify stage.
+    await expect(
+      verifyDocumentEvidence(f.evidence, { snp: null, tdx: null } as unknown as TrustAnchors, NOW),
+    ).rejects.toMatchObject({ stage: "verify", code: "EVIDENCE_INVALID" });
+    await expect(
+      computeReportData({
+        signingPublicKey: f.keys.signing.publicKey.subarray(0, 31),
+        sealingPublicKey: f.keys.sealing.publicKey,
+        manifestDigest: await manifestDigest(f.manifestJws),
+      }),
+    ).rejects.toMatchObject({ stage: "binding", code: "BINDING_BAD_INPUT" });
+    expect(() => fromHex("abc")).toThrow(expect.objectContaining({ code: "BAD_HEX" }));
+    expect(() => fromHex("zz")).toThrow(expect.objectContaining({ code: "BAD_HEX" }));
   });
 
   it("lists every appraisal violation in the error", async () => {

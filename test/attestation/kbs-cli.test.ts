@@ -296,7 +296,10 @@ describe("broker configuration errors", () => {
     const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
     const file = join(dir, "kbs-v2.json");
     await writeFile(file, JSON.stringify({ version: 2, keys: [] }), { mode: 0o600 });
-    await expect(loadBrokerConfig(file)).rejects.toThrow("broker config version: expected 1, found 2");
+    await expect(loadBrokerConfig(file)).rejects.toMatchObject({
+      code: "KBS_CONFIG_INVALID",
+      message: "broker config version: expected 1, found 2",
+    });
   });
 
   it("never print a value that may be secret (a key put in the wrong field), only its kind", async () => {

@@ -217,6 +217,20 @@ describe("key broker", () => {
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
     );
+    // An answer not shaped as a wrapped key: refused before anything is opened, naming the field.
+    for (const [answer, message] of [
+      [null, "wrapped model key: expected a JSON object"],
+      [{ ...wrapped, v: 2 }, "wrapped model key v: expected 1, found 2"],
+      [{ ...wrapped, epk: 7 }, "wrapped model key epk: expected base64url"],
+      [
+        { ...wrapped, nonce: base64url.encode(new Uint8Array(12)) },
+        "wrapped model key nonce: expected 24 bytes, found 12",
+      ],
+    ] as const) {
+      expect(() => unwrapModelKey(answer, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+        expect.objectContaining({ code: "KBS_RESPONSE_MALFORMED", message }),
+      );
+    }
   });
 
   it("refuses the simulator unless the release policy trusts it (the default policy does not)", async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
+import { verifyEvidence } from "../../attestation/azure/cli-verify.ts";
 import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
 import { rejection } from "../helpers/attestation.ts";
@@ -194,6 +195,17 @@ describe("MAA token verification rules", () => {
     expect((await rejection(verifyMaaToken(good, { jwks: liar, at: AT }))).code).toBe("MAA_JWKS_INVALID");
     const twice = { keys: [first, first] } as JSONWebKeySet;
     expect((await rejection(verifyMaaToken(good, { jwks: twice, at: AT }))).code).toBe("MAA_JWKS_INVALID");
+  });
+
+  it("verify-evidence --tee maa refuses --policy rather than skip appraising the claims", async () => {
+    await expect(
+      verifyEvidence({
+        tee: "maa",
+        token: "/nonexistent/token.jwt",
+        jwks: "/nonexistent/jwks.json",
+        policy: "/nonexistent/policy.json",
+      }),
+    ).rejects.toMatchObject({ code: "POLICY_APPRAISAL_UNAVAILABLE" });
   });
 
   it("rejects text that is not a compact JWS", async () => {

@@ -246,6 +246,14 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: false }),
     ).toThrow(expect.objectContaining({ code: "POLICY_INIT_SIMULATED" }));
+    // Evidence of a type it has no policy for (a plain-JavaScript caller's): refused, not written empty.
+    const other = { ...asDocumentEvidence("sev-snp", gcp), type: "sgx" } as unknown as VerifiedDocumentEvidence;
+    expect(() => attestationPolicyFromEvidence(other, { allowSimulator: false })).toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_UNSUPPORTED",
+        message: "sgx evidence: no policy can be made from it",
+      }),
+    );
     const dev = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: true });
     expect(dev.policy.trustSimulator).toBe(true);
     expect(dev.notes[0]).toContain("INSECURE");

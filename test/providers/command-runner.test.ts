@@ -34,6 +34,15 @@ describe("createCommandRunner", () => {
     expect(result.exitCode).toBe(128);
   });
 
+  it("says a tool that is not installed is missing (TPM_TOOL_MISSING), naming it", async () => {
+    const run = createCommandRunner({ timeoutMs: 10_000 });
+    const error = await rejection(run("cloister-no-such-tpm2-tool", []));
+    expect(error.code).toBe("TPM_TOOL_MISSING");
+    expect(error.message).toBe(
+      "cloister-no-such-tpm2-tool: expected the program on PATH, found none (install tpm2-tools)",
+    );
+  });
+
   it("returns a tool's own exit status and stderr", async () => {
     const run = createCommandRunner({ timeoutMs: 10_000 });
     const result = await run(process.execPath, ["-e", "process.stderr.write('no such index'); process.exit(3)"]);

@@ -1,12 +1,13 @@
 import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AttestationError } from "../../attestation/errors.ts";
 import {
   ConfigfsTsmSnpProvider,
   ConfigfsTsmTdxProvider,
   requestTsmReport,
+  type TsmFileSystem,
 } from "../../attestation/providers/configfs-tsm.ts";
 import { SNP_CERT_GUIDS, snpCertificate } from "../../attestation/providers/snp-cert-table.ts";
 import { encodeCertificateTable, fakeSnpReport, TsmEmulator, type TsmEmulatorOptions } from "./tsm-emulator.ts";
@@ -109,6 +110,52 @@ describe("configfs-tsm provider", () => {
     const emulator = await snpEmulator({ privlevelFloor: 7 });
     await expectRequestError(emulator, "TSM_BAD_PRIVLEVEL_FLOOR", ["privlevel_floor", '"7"']);
     expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  /** The emulator's file system with `changed` operations in place of its own. */
+  const through = (emulator: TsmEmulator, changed: Partial<TsmFileSystem>): TsmFileSystem => ({
+    isDirectory: (path) => emulator.isDirectory(path),
+    mkdir: (path) => emulator.mkdir(path),
+    rmdir: (path) => emulator.rmdir(path),
+    writeFile: (path, data) => emulator.writeFile(path, data),
+    readFile: (path) => emulator.readFile(path),
+    ...changed,
+  });
+
+  it("refuses an empty outblob (TSM_EMPTY_OUTBLOB) and a generation that is not a counter (TSM_BAD_GENERATION)", async () => {
+    const empty = await snpEmulator({ makeReport: () => new Uint8Array(0) }, join(dir, "empty"));
+    await expectRequestError(empty, "TSM_EMPTY_OUTBLOB", ["outblob"]);
+    expect(empty.removed).toEqual(empty.created);
+    const emulator = await snpEmulator({}, join(dir, "generation"));
+    const garbled = through(emulator, {
+      readFile: async (path) =>
+        basename(path) === "generation" ? new TextEncoder().encode("-1\n") : emulator.readFile(path),
+    });
+    await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: garbled }),
+      "TSM_BAD_GENERATION",
+    );
+    expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  it("reports an entry it could not remove after a report (TSM_CLEANUP_FAILED), but never over a request's own error", async () => {
+    const stuck = (emulator: TsmEmulator) =>
+      through(emulator, {
+        rmdir: async (path) => {
+          throw Object.assign(new Error(`EBUSY: ${path}`), { code: "EBUSY" });
+        },
+      });
+    const ok = await snpEmulator({}, join(dir, "ok"));
+    const error = await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: ok.root, fs: stuck(ok) }),
+      "TSM_CLEANUP_FAILED",
+    );
+    expect(error.message).toContain("EBUSY");
+    const failing = await snpEmulator({ failWrite: { attribute: "inblob", errno: "EIO" } }, join(dir, "failing"));
+    await expectCode(
+      requestTsmReport(REPORT_DATA, { kind: "snp", root: failing.root, fs: stuck(failing) }),
+      "TSM_IO_ERROR",
+    );
   });
 
   it("detects a concurrent writer through generation, retries on a fresh entry and then succeeds", async () => {

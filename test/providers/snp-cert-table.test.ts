@@ -26,6 +26,13 @@ describe("SNP certificate table", () => {
   it("pins the wire bytes of the VCEK GUID (RFC 4122 order, not the mixed-endian form)", () => {
     expect(Array.from(guidToBytes(SNP_CERT_GUIDS.VCEK).subarray(0, 4))).toEqual([0x63, 0xda, 0x75, 0x8d]);
     expect(guidFromBytes(guidToBytes(SNP_CERT_GUIDS.ARK))).toBe("c0b406a4-a803-4952-9743-3fb6014cd0ae");
+    for (const guid of [
+      "63da758d-e664-4564-adc5-f4b93be8accd0",
+      "63da758de6644564adc5f4b93be8accd",
+      "x3da758d-e664-4564-adc5-f4b93be8accd",
+    ]) {
+      expect(() => guidToBytes(guid)).toThrow(expect.objectContaining({ code: "BAD_GUID" }));
+    }
   });
 
   it("parses VLEK/ASK/ARK and keeps an unknown GUID as unnamed", () => {
