@@ -183,12 +183,17 @@ function parsePckChain(pemBytes: Uint8Array): [Certificate, Certificate, Certifi
   // Real QEs NUL-terminate the PEM text; strip trailing NULs, then allow only PEM blocks and whitespace.
   let end = pemBytes.length;
   while (end > 0 && pemBytes[end - 1] === 0) end--;
-  let text: string;
-  try {
-    text = new TextDecoder("ascii", { fatal: true }).decode(pemBytes.subarray(0, end));
-  } catch (error) {
-    fail("TDX_PCK_CHAIN_MALFORMED", "PCK certification data: not ASCII PEM text", error);
+  // Checked byte by byte: the "ascii" TextDecoder is windows-1252, which takes any byte.
+  const nonAscii = pemBytes
+    .subarray(0, end)
+    .findIndex((b) => b > 0x7e || (b < 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09));
+  if (nonAscii !== -1) {
+    fail(
+      "TDX_PCK_CHAIN_MALFORMED",
+      `PCK certification data: expected ASCII PEM text, found byte 0x${(pemBytes[nonAscii] as number).toString(16).padStart(2, "0")} at offset ${nonAscii}`,
+    );
   }
+  const text = new TextDecoder().decode(pemBytes.subarray(0, end));
   if (text.replace(PEM_BLOCK, "").trim() !== "") {
     fail("TDX_PCK_CHAIN_MALFORMED", "PCK certification data: text outside the CERTIFICATE blocks");
   }

@@ -402,7 +402,7 @@ describe("RTMR sets (policy rtmrs.allowed)", () => {
 describe("tdAttributes leaves DEBUG to debugAllowed", () => {
   it("refuses a policy value with the DEBUG bit, naming the field", () => {
     const bad = tdxPolicyJson(MRSEAM, { tdAttributes: { allowed: ["0100001000000000"] } });
-    expect(() => policy({ tdx: bad })).toThrow(/tdAttributes.*DEBUG \(bit 0\) is decided by debugAllowed/);
+    expect(() => policy({ tdx: bad })).toThrow(/tdAttributes.*expected DEBUG \(bit 0\) clear: debugAllowed decides it/);
     const badMask = tdxPolicyJson(MRSEAM, { tdAttributes: { mask: "0100000000000000", value: "0000000000000000" } });
     expect(() => policy({ tdx: badMask })).toThrow(/DEBUG \(bit 0\)/);
   });

@@ -258,6 +258,11 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
       return q;
     };
     expect(thrownCode(() => parseTdxQuote(edited((q) => (q[pem + 40] = 0xc3))))).toBe("TDX_PCK_CHAIN_MALFORMED");
+    // Named as what it is (the "ascii" TextDecoder would take it: it is windows-1252).
+    expect(() => parseTdxQuote(edited((q) => (q[pem + 40] = 0xc3)))).toThrow(
+      /PCK certification data: expected ASCII PEM text, found byte 0xc3 at offset 40$/,
+    );
+    expect(() => parseTdxQuote(edited((q) => (q[pem + 40] = 0x01)))).toThrow(/found byte 0x01 at offset 40$/);
     const between = Buffer.from(good).indexOf("-----END CERTIFICATE-----\n", pem) + 25; // the newline
     expect(thrownCode(() => parseTdxQuote(edited((q) => (q[between] = 0x78))))).toBe("TDX_PCK_CHAIN_MALFORMED");
     // The root's block replaced by NULs (the QE's terminator, stripped): two certificates, same sizes.
