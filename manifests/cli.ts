@@ -69,7 +69,4 @@ export function registerManifestCommands(program: Command): void {
       const { checkCommand } = await import("./cli-impl.ts");
       await checkCommand(file, options);
     });
-
-  for (const command of manifest.commands) command.exitOverride();
-  manifest.exitOverride();
 }

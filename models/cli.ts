@@ -10,7 +10,7 @@ import { registerModelRunCommand } from "../enclave/run-cli.ts";
 export function modelCommand(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === "model");
   if (existing !== undefined) return existing;
-  return program.command("model").description("make, inspect, seal and run GGUF models").exitOverride();
+  return program.command("model").description("make, inspect, seal and run GGUF models");
 }
 
 export function registerModelCommands(program: Command): void {
@@ -31,8 +31,7 @@ export function registerModelCommands(program: Command): void {
     });
   const make = model
     .command("make")
-    .description("write a deterministic model generated offline (same bytes on every machine)")
-    .exitOverride();
+    .description("write a deterministic model generated offline (same bytes on every machine)");
 
   make
     .command("tiny")
@@ -40,7 +39,6 @@ export function registerModelCommands(program: Command): void {
     .requiredOption("--out <file>", "where to write the GGUF file; an existing file is refused unless --force")
     .option("--force", "replace the --out file if it exists")
     .option("--json", "print the result as JSON")
-    .exitOverride()
     .action(async (opts: { out: string; force?: boolean; json?: boolean }) => {
       const { runMakeTiny } = await import("./cli-impl.ts");
       await runMakeTiny(opts.out, opts.force === true, opts.json === true);
@@ -58,7 +56,6 @@ export function registerModelCommands(program: Command): void {
     .requiredOption("--out <file>", "where to write the GGUF file; an existing file is refused unless --force")
     .option("--force", "replace the --out file if it exists")
     .option("--json", "print the result as JSON")
-    .exitOverride()
     .action(
       async (opts: {
         preset: "small" | "medium" | "large";
@@ -77,7 +74,6 @@ export function registerModelCommands(program: Command): void {
     .description("show architecture, parameters, tensor types, context, vocabulary and SHA-256 of a GGUF file")
     .argument("<file>", "GGUF model file")
     .option("--json", "print the summary as JSON")
-    .exitOverride()
     .action(async (file: string, opts: { json?: boolean }) => {
       const { runInspect } = await import("./cli-impl.ts");
       await runInspect(file, opts.json === true);

@@ -20,8 +20,7 @@ export function registerKbsCommands(program: Command): void {
     .command("kbs")
     .description(
       "the key broker: holds model keys, releases one only to an enclave whose attestation passes its policy",
-    )
-    .exitOverride();
+    );
 
   kbs
     .command("serve")
@@ -33,7 +32,6 @@ export function registerKbsCommands(program: Command): void {
       "--allow-simulator-on-network",
       "serve keys whose release policy trusts the INSECURE simulator on an address other than loopback (development across machines only: anyone who reaches the broker can forge such evidence)",
     )
-    .exitOverride()
     .action(async (options: KbsServeOptions) => {
       const { runKbsServe } = await import("./cli-impl.ts");
       await runKbsServe(options);
@@ -44,7 +42,6 @@ export function registerKbsCommands(program: Command): void {
     .description("make a new random model key (a JWK with kty oct, mode 0600); refuses to overwrite a file")
     .requiredOption("--key-id <id>", "the key's id, as the manifest's model.keyId will name it (A-Z a-z 0-9 . _ : -)")
     .requiredOption("--out <file>", "where to write the key")
-    .exitOverride()
     .action(async (options: { keyId: string; out: string }) => {
       const { runKbsKeygen } = await import("./cli-impl.ts");
       await runKbsKeygen(options);
@@ -55,7 +52,6 @@ export function registerKbsCommands(program: Command): void {
     .description("load a broker configuration and list its keys and release policies (no key material)")
     .requiredOption("--config <file>", "broker configuration")
     .option("--json", "print the summary as JSON")
-    .exitOverride()
     .action(async (options: { config: string; json?: boolean }) => {
       const { runKbsCheck } = await import("./cli-impl.ts");
       await runKbsCheck(options);
@@ -71,7 +67,6 @@ export function registerKbsCommands(program: Command): void {
     .argument("<out>", "sealed file to write")
     .option("--json", "print the result as JSON")
     .option("--force", "replace OUT if it exists (its digest, pinned by a manifest, changes)")
-    .exitOverride()
     .action(async (input: string, output: string, options: { key: string; json?: boolean; force?: boolean }) => {
       const { runModelSeal } = await import("./cli-impl.ts");
       await runModelSeal(input, output, options);

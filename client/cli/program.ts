@@ -1,0 +1,71 @@
+/**
+ * The `cloister` command line: one program, sub-commands registered by each party's `cli.ts`
+ * (the process entry is main.ts).
+ *
+ * Each `register*` function only declares options; its action imports the implementation lazily,
+ * so `cloister host` never loads enclave or sealing code into the untrusted host process.
+ */
+import { Command, CommanderError } from "commander";
+import { registerAttestationCommands } from "../../attestation/cli.ts";
+import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
+import { registerEnclaveCommands } from "../../enclave/cli.ts";
+import { registerHostCommands } from "../../host/cli.ts";
+import { registerManifestCommands } from "../../manifests/cli.ts";
+import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
+import { registerModelCommands } from "../../models/cli.ts";
+import { registerClientCommands } from "./commands.ts";
+import { formatCliError, UsageError, usageLine } from "./output.ts";
+
+/** `command` and every sub-command under it, at any depth. */
+export function commandTree(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(commandTree)];
+}
+
+export function buildProgram(): Command {
+  const program = new Command("cloister")
+    .description("Confidential-computing inference: attested, sealed prompts to llama.cpp models in SEV-SNP / TDX VMs")
+    .version("0.1.0");
+  registerModelCommands(program);
+  registerAttestationCommands(program);
+  registerManifestCommands(program);
+  registerEnclaveCommands(program);
+  registerKbsCommands(program);
+  registerHostCommands(program);
+  registerClientCommands(program);
+  // On every command of the tree, however deep (`audit verify`, `model make tiny`) and however
+  // registered: commander's own usage errors ("error: required option …") in the one-line form of
+  // every other error, `cloister: USAGE: … (run with --help for usage)`, and thrown to main(),
+  // which exits 2 (0 for --help), instead of commander's own process.exit(1).
+  for (const command of commandTree(program)) {
+    command.configureOutput({ outputError: (text, write) => write(usageLine(text)) }).exitOverride();
+  }
+  return program;
+}
+
+/**
+ * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
+ * policy, or a manifest error about an input file (unreadable, malformed, an invalid field).
+ */
+function isBadInput(error: unknown): boolean {
+  if (error instanceof UsageError) return true;
+  if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
+  // By shape: importing client/errors.ts here would load client code into every command.
+  return (
+    error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"
+  );
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit through here with code 0; usage errors were already printed.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`${formatCliError(error)}\n`);
+    return isBadInput(error) ? 2 : 1;
+  }
+}
