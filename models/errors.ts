@@ -67,6 +67,33 @@ export class ModelIoError extends ModelError {
   }
 }
 
+/**
+ * errno codes of a path that cannot be used as given: missing, a directory or not one, not
+ * permitted, a loop of links, too long. For a file named on the command line that is bad input.
+ */
+const BAD_PATH_ERRNO: ReadonlySet<string> = new Set([
+  "ENOENT",
+  "ENOTDIR",
+  "EISDIR",
+  "EACCES",
+  "EPERM",
+  "ELOOP",
+  "ENAMETOOLONG",
+]);
+
+/**
+ * Whether a models/ error means bad input (the CLI exits 2, as for USAGE): a model file or output
+ * path that cannot be used as given (MODEL_IO with one of BAD_PATH_ERRNO), or an output that exists
+ * and is replaced only with --force (MODEL_OUTPUT_EXISTS). A read that fails part-way (EIO, a file
+ * that shrinks), a full disk, or a file whose content is not a model, are failures (exit 1).
+ */
+export function isModelBadInput(error: ModelError): boolean {
+  if (error.code === "MODEL_OUTPUT_EXISTS") return true;
+  if (!(error instanceof ModelIoError)) return false;
+  const errno = (error.cause as { code?: unknown } | null | undefined)?.code;
+  return typeof errno === "string" && BAD_PATH_ERRNO.has(errno);
+}
+
 /** At most 160 characters, control characters (C0, DEL, C1) as \u escapes. */
 function printableField(field: string): string {
   const cut = field.length > 160 ? `${field.slice(0, 160)}…` : field;

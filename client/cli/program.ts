@@ -7,12 +7,14 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerAttestationCommands } from "../../attestation/cli.ts";
+import { ATTESTATION_BAD_INPUT_CODES, AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
 import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
 import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
 import { registerModelCommands } from "../../models/cli.ts";
+import { isModelBadInput, ModelError } from "../../models/errors.ts";
 import { registerClientCommands } from "./commands.ts";
 import { formatCliError, UsageError, usageLine } from "./output.ts";
 
@@ -44,11 +46,15 @@ export function buildProgram(): Command {
 
 /**
  * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
- * policy, or a manifest error about an input file (unreadable, malformed, an invalid field).
+ * policy, a manifest error about an input file (unreadable, malformed, an invalid field), a model
+ * file or output path that cannot be used as given (missing, unreadable, there already), or an
+ * enclave option given with a --tee it does not apply to.
  */
 function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
   if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
+  if (error instanceof ModelError) return isModelBadInput(error);
+  if (error instanceof AttestationError) return ATTESTATION_BAD_INPUT_CODES.has(error.code);
   // By shape: importing client/errors.ts here would load client code into every command.
   return (
     error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"

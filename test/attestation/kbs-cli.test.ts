@@ -91,7 +91,7 @@ describe("cloister kbs and model seal", () => {
 
     // The sealed file a manifest pins is not replaced by accident; --force replaces it.
     const again = await runCloister(["model", "seal", "--key", keyPath, plain, out]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/^cloister: MODEL_OUTPUT_EXISTS: .*--force replaces it\)\n$/);
     expect(await readFile(out)).toEqual(bytes);
     const forced = await runCloister(["model", "seal", "--key", keyPath, plain, out, "--force", "--json"]);

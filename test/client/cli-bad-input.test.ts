@@ -1,0 +1,112 @@
+/**
+ * Which errors exit 2 (bad input: fix the option or file and run again) and which exit 1 (a
+ * failure), run in process through the command line's main(): a model file that cannot be opened,
+ * a sealed output that exists, an enclave option for another --tee.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { main } from "../../client/cli/program.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
+import { writeTinyModel } from "../../models/tiny.ts";
+
+let dir: string;
+let stderr: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-cli-bad-input-"));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+});
+
+async function run(args: string[]): Promise<{ code: number; stderr: string }> {
+  stderr = "";
+  const code = await main(args);
+  return { code, stderr };
+}
+
+describe("bad input exits 2, a failure exits 1", () => {
+  it("model inspect / model run: a model file that is missing or a directory exits 2 (MODEL_IO)", async () => {
+    const missing = join(dir, "missing.gguf");
+    expect(await run(["model", "inspect", missing])).toEqual({
+      code: 2,
+      stderr: `cloister: MODEL_IO: cannot open model file "${missing}" (ENOENT)\n`,
+    });
+    expect(await run(["model", "inspect", dir])).toMatchObject({ code: 2, stderr: /^cloister: MODEL_IO: .*EISDIR/ });
+    expect(await run(["model", "run", "--model", missing, "--prompt", "hi"])).toMatchObject({
+      code: 2,
+      stderr: /^cloister: MODEL_IO: cannot read model file ".*missing\.gguf" \(ENOENT\)\n$/,
+    });
+  });
+
+  it("model inspect: a file that is there but not a model is a failure, exit 1", async () => {
+    const empty = join(dir, "empty.gguf");
+    await writeFile(empty, "");
+    expect(await run(["model", "inspect", empty])).toMatchObject({ code: 1, stderr: /^cloister: GGUF_TRUNCATED: / });
+  });
+
+  it("model seal: an OUT that exists exits 2 (MODEL_OUTPUT_EXISTS), as --out files of other commands do", async () => {
+    const keyPath = join(dir, "model.jwk");
+    await writeFile(keyPath, JSON.stringify(modelKeyToJwk(generateModelKey("k1"))), { mode: 0o600 });
+    await chmod(keyPath, 0o600);
+    const input = join(dir, "tiny.gguf");
+    await writeTinyModel(input);
+    const out = join(dir, "tiny.sealed");
+    await writeFile(out, "already here");
+    expect(await run(["model", "seal", "--key", keyPath, input, out])).toMatchObject({
+      code: 2,
+      stderr: /^cloister: MODEL_OUTPUT_EXISTS: .*--force replaces it\)\n$/,
+    });
+  }, 60_000);
+
+  describe("enclave: an option of another --tee exits 2", () => {
+    let common: string[];
+    beforeAll(async () => {
+      const operator = await generateManifestSigningKey("EdDSA");
+      const manifestPath = join(dir, "manifest.jws");
+      await writeFile(manifestPath, await signManifest(devManifest(), operator.privateJwk));
+      const operatorKeyPath = join(dir, "operator.public.jwk");
+      await writeFile(operatorKeyPath, JSON.stringify(operator.publicJwk));
+      await mkdir(join(dir, "collateral"), { recursive: true });
+      // The model is never read: the options are refused first.
+      common = ["enclave", "--manifest", manifestPath, "--operator-key", operatorKeyPath];
+      common.push("--model", join(dir, "missing.gguf"), "--tee", "sim-snp", "--port", "0");
+    });
+
+    it("--tdx-collateral with --tee sim-snp: TDX_COLLATERAL_UNUSED", async () => {
+      expect(await run([...common, "--tdx-collateral", join(dir, "collateral")])).toMatchObject({
+        code: 2,
+        stderr: /^cloister: TDX_COLLATERAL_UNUSED: --tdx-collateral: expected --tee tdx, found --tee sim-snp/,
+      });
+    });
+
+    it("--kds-url or --snp-product with --tee sim-snp: SNP_KDS_OPTION_UNUSED", async () => {
+      expect(await run([...common, "--kds-url", "https://kds.example"])).toMatchObject({
+        code: 2,
+        stderr: /^cloister: SNP_KDS_OPTION_UNUSED: --kds-url: expected --tee snp, found --tee sim-snp/,
+      });
+      expect(await run([...common, "--snp-product", "Milan"])).toMatchObject({
+        code: 2,
+        stderr: /^cloister: SNP_KDS_OPTION_UNUSED: --snp-product: expected --tee snp/,
+      });
+    });
+  });
+});
