@@ -9,6 +9,7 @@ import { bytesEqual, fromHex, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { AuditDocumentInvalidError, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
+import { smallOrderKey } from "../../sealed/receipt.ts";
 import { ClientError } from "../errors.ts";
 import { printJson, UsageError } from "./output.ts";
 
@@ -131,6 +132,11 @@ export async function runReceiptVerify(options: {
     throw new UsageError(
       `--key: expected 64 lower-case hex characters (an Ed25519 public key), found ${options.key.length} characters`,
     );
+  }
+  // Refused with the key's other faults, as `audit verify --key` does: signatures under a
+  // small-order key can be made without any secret.
+  if (smallOrderKey(fromHex(options.key))) {
+    throw new UsageError("--key: expected an Ed25519 public key of large order, found a small-order point");
   }
   const line = receiptLine(Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"));
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.

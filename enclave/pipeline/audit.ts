@@ -256,13 +256,16 @@ export function ed25519Verifier(publicKey: Uint8Array): (message: Uint8Array, si
   return (message, signature) => signature.length === 64 && canonicalScalar(signature) && check(message, signature);
 }
 
-/** Parses an Ed25519 public key given as 64 hex characters. */
+/**
+ * Parses an Ed25519 public key given as 64 hex characters, refusing a small-order one as the
+ * verifier would (so a command refuses it with its other --key errors, before reading a log).
+ */
 export function parseAuditPublicKeyHex(hex: string): Uint8Array {
   const trimmed = hex.trim().toLowerCase();
   if (!HEX64.test(trimmed)) {
     throw new AuditKeyInvalidError("enclave Ed25519 public key", "64 hex characters", `${trimmed.length} characters`);
   }
-  return fromHex(trimmed);
+  return checkPublicKey(fromHex(trimmed));
 }
 
 function signedBytes(tag: string, canonical: string): Uint8Array {

@@ -1,7 +1,7 @@
 /**
  * Which errors exit 2 (bad input: fix the option or file and run again) and which exit 1 (a
  * failure), run in process through the command line's main(): a model file that cannot be opened,
- * a sealed output that exists, an enclave option for another --tee.
+ * a sealed output that exists, a small-order --key, an enclave option for another --tee.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,6 +12,9 @@ import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
+
+/** An Ed25519 public key of small order (the neutral point): signatures under it can be forged. */
+const SMALL_ORDER_KEY = `01${"00".repeat(31)}`;
 
 let dir: string;
 let stderr: string;
@@ -76,6 +79,25 @@ describe("bad input exits 2, a failure exits 1", () => {
       stderr: /^cloister: MODEL_OUTPUT_EXISTS: .*--force replaces it\)\n$/,
     });
   }, 60_000);
+
+  it("audit verify / receipt verify: a small-order --key exits 2, as a malformed one does", async () => {
+    const log = join(dir, "audit.jsonl");
+    await writeFile(log, "");
+    for (const key of ["zz", SMALL_ORDER_KEY]) {
+      const result = await run(["audit", "verify", "--log", log, "--key", key]);
+      expect(result.code, key).toBe(2);
+      expect(result.stderr, key).toMatch(/^cloister: USAGE: --key: enclave Ed25519 public key: expected /);
+    }
+    expect(await run(["audit", "verify", "--log", log, "--key", SMALL_ORDER_KEY])).toEqual({
+      code: 2,
+      stderr:
+        "cloister: USAGE: --key: enclave Ed25519 public key: expected a point of large order, found a small-order point\n",
+    });
+    expect(await run(["receipt", "verify", "--receipt", log, "--key", SMALL_ORDER_KEY])).toEqual({
+      code: 2,
+      stderr: "cloister: USAGE: --key: expected an Ed25519 public key of large order, found a small-order point\n",
+    });
+  });
 
   describe("enclave: an option of another --tee exits 2", () => {
     let common: string[];
