@@ -117,7 +117,7 @@ export interface OutputFileErrors {
 }
 
 /** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   const word = text.startsWith("-") ? `./${text}` : text;
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }

@@ -10,7 +10,7 @@ import type { ClientConnectionOptions } from "./commands.ts";
 import { printJson, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
-const LOCAL_API_KEY_FILE = ".cloister/api-key";
+export const LOCAL_API_KEY_FILE = ".cloister/api-key";
 
 /**
  * The API key for requests to `url`: CLOISTER_API_KEY, else `file`, else (for a 127.0.0.1 or

@@ -1,13 +1,13 @@
 /** `cloister up` and `cloister demo`. */
 import { readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
-import { UsageError } from "./output.ts";
-import { describeEnclave } from "./run-client.ts";
+import { shellWord, UsageError } from "./output.ts";
+import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -55,6 +55,29 @@ export function waitForSignal(): Promise<string> {
   });
 }
 
+/**
+ * The commands `cloister up` suggests, to run from the current directory: the policy as a path
+ * from it, and, when the API key is not where the client commands look by default
+ * (LOCAL_API_KEY_FILE, i.e. `--dir` is not .cloister), `--api-key-file` naming it on every command
+ * that sends it (`web` has no such option: its page asks for the key).
+ */
+export function tryLines(options: { hostUrl: string; policy: string; apiKeyFile: string }): string[] {
+  const cwd = process.cwd();
+  const keyFile = relative(cwd, options.apiKeyFile) || options.apiKeyFile;
+  const key =
+    resolve(cwd, options.apiKeyFile) === resolve(cwd, LOCAL_API_KEY_FILE)
+      ? ""
+      : ` --api-key-file ${shellWord(keyFile)}`;
+  const connection = `--url ${options.hostUrl} --policy ${shellWord(options.policy)}`;
+  return [
+    `Try:  npx cloister attest ${connection}${key}`,
+    `      npx cloister chat ${connection}${key} "What does the enclave do?"`,
+    `      npx cloister audit checkpoint ${connection}${key} --out checkpoint.json`,
+    `      npx cloister proxy ${connection}${key}   (OpenAI-compatible, on 127.0.0.1:8787)`,
+    `      npx cloister web ${connection}     (a page that verifies and seals in the browser)`,
+  ];
+}
+
 export async function runUp(options: UpOptions): Promise<void> {
   const deployment = await boot(options, say);
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
@@ -72,11 +95,7 @@ export async function runUp(options: UpOptions): Promise<void> {
             `  key broker   ${deployment.kbsUrl}  (released model key "${deployment.files.kbs.keyId}" to the attested enclave; config ${relative(process.cwd(), deployment.files.kbs.configPath)})`,
           ]),
       "",
-      `Try:  npx cloister attest --url ${deployment.hostUrl} --policy ${policy}`,
-      `      npx cloister chat --url ${deployment.hostUrl} --policy ${policy} "What does the enclave do?"`,
-      `      npx cloister audit checkpoint --url ${deployment.hostUrl} --policy ${policy} --out checkpoint.json`,
-      `      npx cloister proxy --url ${deployment.hostUrl} --policy ${policy}   (OpenAI-compatible, on 127.0.0.1:8787)`,
-      `      npx cloister web --url ${deployment.hostUrl} --policy ${policy}     (a page that verifies and seals in the browser)`,
+      ...tryLines({ hostUrl: deployment.hostUrl, policy, apiKeyFile: deployment.files.apiKeyPath }),
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),

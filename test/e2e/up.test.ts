@@ -50,6 +50,11 @@ describe("cloister up", () => {
     const firstPolicy = await readFile(policyPath, "utf8");
     expect(first.output().stdout).toMatch(/Cloister is up \(SIMULATED sim-snp/);
     expect(first.output().stderr).toContain("sealing it");
+    // The commands it suggests work as printed, from where it was started (--dir is not .cloister).
+    const suggested = /Try: {2}npx cloister (attest [^\n]+)/.exec(first.output().stdout)?.[1] ?? "";
+    expect(suggested).toBe(`attest --url ${first.url} --policy policy.json --api-key-file api-key`);
+    const printed = await runCloister(suggested.split(" "), { cwd: dir });
+    expect(printed.code, printed.stderr).toBe(0);
     const chat = await runCloister(["chat", ...connection(first.url), "--max-tokens", "4", "Hello"], { cwd: dir });
     expect(chat.code).toBe(0);
     expect(chat.stdout.length).toBeGreaterThan(0);

@@ -1,0 +1,49 @@
+/**
+ * The commands `cloister up` prints under "Try:": they must work as printed from the directory it
+ * was started in, so with `--dir D` (not .cloister) each command that sends the API key names D's
+ * key file (the client commands' default is .cloister/api-key).
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { tryLines } from "../../client/cli/run-up.ts";
+
+const hostUrl = "http://127.0.0.1:8080";
+const commands = (lines: string[]) => lines.map((line) => line.replace(/^(Try:)? +npx cloister /, ""));
+
+describe("cloister up: the Try lines", () => {
+  it("name no key file when the key is the default .cloister/api-key", () => {
+    const lines = tryLines({
+      hostUrl,
+      policy: ".cloister/policy.json",
+      apiKeyFile: join(process.cwd(), ".cloister/api-key"),
+    });
+    expect(lines).toHaveLength(5);
+    for (const line of lines) expect(line).not.toContain("--api-key-file");
+    expect(lines[0]).toBe(`Try:  npx cloister attest --url ${hostUrl} --policy .cloister/policy.json`);
+  });
+
+  it("with --dir D, add --api-key-file D/api-key (from the current directory) to every command that sends it", () => {
+    const lines = commands(
+      tryLines({ hostUrl, policy: "deploy/policy.json", apiKeyFile: join(process.cwd(), "deploy", "api-key") }),
+    );
+    expect(lines).toEqual([
+      `attest --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key`,
+      `chat --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key "What does the enclave do?"`,
+      `audit checkpoint --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --out checkpoint.json`,
+      `proxy --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key   (OpenAI-compatible, on 127.0.0.1:8787)`,
+      // cloister web has no --api-key-file: its page asks for the key.
+      `web --url ${hostUrl} --policy deploy/policy.json     (a page that verifies and seals in the browser)`,
+    ]);
+  });
+
+  it("quote a path the shell would split", () => {
+    const [attest] = tryLines({
+      hostUrl,
+      policy: "my deploy/policy.json",
+      apiKeyFile: join(process.cwd(), "my deploy", "api-key"),
+    });
+    expect(attest).toBe(
+      `Try:  npx cloister attest --url ${hostUrl} --policy 'my deploy/policy.json' --api-key-file 'my deploy/api-key'`,
+    );
+  });
+});
