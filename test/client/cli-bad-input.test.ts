@@ -6,18 +6,17 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { main } from "../../client/cli/program.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 /** An Ed25519 public key of small order (the neutral point): signatures under it can be forged. */
 const SMALL_ORDER_KEY = `01${"00".repeat(31)}`;
 
 let dir: string;
-let stderr: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-cli-bad-input-"));
@@ -27,24 +26,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-beforeEach(() => {
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stdout, "write").mockImplementation(() => true);
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-  process.exitCode = undefined;
-});
-
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  stderr = "";
-  const code = await main(args);
+const cli = inProcessCli();
+const run = async (args: string[]) => {
+  const { code, stderr } = await cli(args);
   return { code, stderr };
-}
+};
 
 describe("bad input exits 2, a failure exits 1", () => {
   it("model inspect / model run: a model file that is missing or a directory exits 2 (MODEL_IO)", async () => {

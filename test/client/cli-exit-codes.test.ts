@@ -3,32 +3,11 @@
  * `cloister: USAGE: …` line and exit 2, and --help exits 0, on every command the program has (so a
  * sub-command added later, however deep, is covered without being listed here).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildProgram, commandTree, main } from "../../client/cli/program.ts";
+import { describe, expect, it } from "vitest";
+import { buildProgram, commandTree } from "../../client/cli/program.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
 
-let stderr: string;
-let stdout: string;
-
-beforeEach(() => {
-  stderr = "";
-  stdout = "";
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  // Commander's own exit (a command without exitOverride) must show as a failure, not end the run.
-  vi.spyOn(process, "exit").mockImplementation((code?: string | number | null) => {
-    throw new Error(`process.exit(${String(code)}) called: commander exited on its own`);
-  });
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const run = inProcessCli();
 
 /** The command-line words that name each command of the program ([] for the program itself). */
 function commandPaths(): string[][] {
@@ -39,12 +18,6 @@ function commandPaths(): string[][] {
     paths.push(path);
   }
   return paths;
-}
-
-async function exitCode(args: string[]): Promise<number> {
-  stderr = "";
-  stdout = "";
-  return main(args);
 }
 
 describe("exit codes at every depth of the command tree", () => {
@@ -58,7 +31,8 @@ describe("exit codes at every depth of the command tree", () => {
   it("exits 2 with one USAGE line for an unknown option on every command", async () => {
     for (const path of commandPaths()) {
       const args = [...path, "--no-such-option-anywhere"];
-      expect(await exitCode(args), args.join(" ")).toBe(2);
+      const { code, stderr } = await run(args);
+      expect(code, args.join(" ")).toBe(2);
       expect(stderr, args.join(" ")).toMatch(/^cloister: USAGE: [^\n]+ \(run with --help for usage\)\n$/);
     }
   });
@@ -66,7 +40,8 @@ describe("exit codes at every depth of the command tree", () => {
   it("exits 0 for --help on every command", async () => {
     for (const path of commandPaths()) {
       const args = [...path, "--help"];
-      expect(await exitCode(args), args.join(" ")).toBe(0);
+      const { code, stdout } = await run(args);
+      expect(code, args.join(" ")).toBe(0);
       expect(stdout, args.join(" ")).toMatch(/^Usage: cloister/);
     }
   });
@@ -76,7 +51,8 @@ describe("exit codes at every depth of the command tree", () => {
     [["policy", "init", "--url", "http://127.0.0.1:1"], /required option '--operator-key <file>' not specified/],
     [["receipt", "verify", "--answer-file"], /option '--answer-file <file>' argument missing/],
   ])("exits 2 for the usage error of %j", async (args, message) => {
-    expect(await exitCode(args)).toBe(2);
+    const { code, stderr } = await run(args);
+    expect(code).toBe(2);
     expect(stderr).toMatch(/^cloister: USAGE: [^\n]+\n$/);
     expect(stderr).toMatch(message);
   });
