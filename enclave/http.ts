@@ -54,7 +54,36 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits. */
+/**
+ * A server that could not listen on `hostname:port`: `code` is the cause's (EADDRINUSE: the port is
+ * taken; EACCES: not permitted; ENOTFOUND, EAI_AGAIN: a name that does not resolve;
+ * EADDRNOTAVAIL: not an address of this machine…). The CLI names the option at fault
+ * (client/cli/output.ts listenUsageError).
+ */
+export class ListenError extends Error {
+  readonly code: string;
+  /** As given: an IP address or a name. */
+  readonly hostname: string;
+  /** As shown: an IPv6 address in brackets. */
+  readonly address: string;
+  readonly port: number;
+
+  constructor(hostname: string, port: number, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | null)?.code ?? "error";
+    const address = hostname.includes(":") ? `[${hostname}]` : hostname;
+    super(`cannot listen on ${address}:${port} (${code})`, { cause });
+    this.name = "ListenError";
+    this.code = code;
+    this.hostname = hostname;
+    this.address = address;
+    this.port = port;
+  }
+}
+
+/**
+ * Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits.
+ * Rejects with a {@link ListenError} when it cannot listen there.
+ */
 export function listen(
   fetchHandler: (request: Request) => Response | Promise<Response>,
   hostname: string,
@@ -103,8 +132,44 @@ export function listen(
     // when the next request comes).
     server.on("connection", (socket: Socket) => socket.setTimeout(firstRequestTimeoutMs));
     server.on("request", (request: IncomingMessage) => request.socket.setTimeout(0));
-    server.once("error", reject);
+    server.once("error", (error) => reject(new ListenError(hostname, port, error)));
   });
+}
+
+/** A fetch handler as @hono/node-server calls it: the request, and node's request and response (`c.env`). */
+type NodeFetchHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
+
+/** A server listening before its handler exists: `serve` sets it (once), e.g. a hono app's `fetch`. */
+export interface ListeningServer extends RunningServer {
+  serve<Env>(fetchHandler: (request: Request, env?: Env) => Response | Promise<Response>): void;
+}
+
+/**
+ * Listens first and serves later (`listen` with a handler set by `serve`): a port or address the
+ * server cannot have is found before a long start-up (the enclave's boot: attestation, the key
+ * broker's release, the model's load), and nothing can take the port meanwhile. Until `serve`,
+ * every request gets `meanwhile`'s answer.
+ */
+export async function listenBeforeServing(
+  meanwhile: (request: Request) => Response,
+  hostname: string,
+  port: number,
+  options: ListenOptions = {},
+): Promise<ListeningServer> {
+  let handler: NodeFetchHandler = meanwhile;
+  const server = await listen((request, ...env: [unknown?]) => handler(request, ...env), hostname, port, options);
+  let served = false;
+  return {
+    url: server.url,
+    port: server.port,
+    close: (graceMs) => server.close(graceMs),
+    serve(fetchHandler) {
+      if (served) throw new Error("listenBeforeServing: serve() called twice");
+      served = true;
+      // node's bindings are what @hono/node-server passes: the app's own Env type describes them.
+      handler = fetchHandler as NodeFetchHandler;
+    },
+  };
 }
 
 /**
@@ -129,7 +194,7 @@ export async function listenLoopback(
       if (code !== "EADDRNOTAVAIL" && code !== "EAFNOSUPPORT") {
         await v4.close();
         if (port === 0 && code === "EADDRINUSE" && attempt < 8) continue;
-        throw Object.assign(new Error(`[::1]:${v4.port}: ${code ?? "error"}`), { code, address: "[::1]" });
+        throw new ListenError("::1", v4.port, (error as ListenError).cause);
       }
     }
     return {

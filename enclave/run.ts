@@ -2,10 +2,10 @@
 
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { readOptionFile, UsageError } from "../client/cli/output.ts";
+import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
-import { closeOnSignal, listen, waitUntil } from "./http.ts";
-import { createEnclaveApp, type EnclaveServerState } from "./server.ts";
+import { closeOnSignal, listenBeforeServing, waitUntil } from "./http.ts";
+import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode } from "./tee.ts";
 
@@ -51,21 +51,33 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);
     }
   }
-  const enclave = await Enclave.boot({
-    manifestJws,
-    operatorKeys,
-    modelPath: options.model,
-    tee,
-    frameIntervalMs: options.frameIntervalMs,
-    ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
-    ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
-    ...(options.kdsUrl === undefined ? {} : { kdsUrl: options.kdsUrl }),
-    ...(options.snpProduct === undefined ? {} : { snpProduct: options.snpProduct }),
-  });
-  const state: EnclaveServerState = { draining: false, active: 0 };
-  const server = await listen(createEnclaveApp(enclave, state).fetch, options.listen, options.port, {
+  // Listening before the boot: a port in use or a --listen address that does not resolve is bad
+  // input found now, not after the key broker released the model key and the model was loaded, and
+  // the port is this process's from here on. Until the boot ends, requests get 503 ENCLAVE_BOOTING.
+  const server = await listenBeforeServing(bootingAnswer, options.listen, options.port, {
     maxConnections: ENCLAVE_MAX_CONNECTIONS,
+  }).catch((error: unknown) => {
+    throw listenUsageError(error);
   });
+  let enclave: Enclave;
+  try {
+    enclave = await Enclave.boot({
+      manifestJws,
+      operatorKeys,
+      modelPath: options.model,
+      tee,
+      frameIntervalMs: options.frameIntervalMs,
+      ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
+      ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
+      ...(options.kdsUrl === undefined ? {} : { kdsUrl: options.kdsUrl }),
+      ...(options.snpProduct === undefined ? {} : { snpProduct: options.snpProduct }),
+    });
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  const state: EnclaveServerState = { draining: false, active: 0 };
+  server.serve(createEnclaveApp(enclave, state).fetch);
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, {
     graceMs: options.shutdownGraceMs,

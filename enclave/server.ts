@@ -37,6 +37,23 @@ export interface EnclaveServerState {
 const draining = () =>
   new EnclaveError("ENCLAVE_DRAINING", 503, "the enclave is shutting down: re-attest (to another enclave)");
 
+/**
+ * What the enclave's server answers while the enclave boots (it listens before it boots): 503
+ * ENCLAVE_BOOTING, nothing is attested yet (a pool host sends the request to another member, as for
+ * ENCLAVE_DRAINING); GET /healthz `{"status": "booting"}`. The connection is closed after the
+ * answer: a request body is not read.
+ */
+export function bootingAnswer(request: Request): Response {
+  const headers = { "retry-after": "5", connection: "close" };
+  if (request.method === "GET" && new URL(request.url).pathname === "/healthz") {
+    return Response.json({ status: "booting" }, { status: 503, headers });
+  }
+  return Response.json(errorJson("ENCLAVE_BOOTING", "the enclave is booting: nothing is attested yet; retry"), {
+    status: 503,
+    headers,
+  });
+}
+
 export function createEnclaveApp(
   enclave: Enclave,
   state: EnclaveServerState = { draining: false, active: 0 },

@@ -291,9 +291,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         if (i === candidates.length - 1) throw error;
         continue;
       }
-      // A member that is shutting down offers no new sessions: the next one is asked.
-      if (pool.isPool && answer.status === 503 && drainingAnswer(answer.body) && i < candidates.length - 1) {
-        pool.mark(member, "unreachable", "draining");
+      // A member that is shutting down (or still booting) offers no new sessions: the next one is asked.
+      const idle = pool.isPool && answer.status === 503 ? notServing(answer.body) : null;
+      if (idle !== null && i < candidates.length - 1) {
+        pool.mark(member, "unreachable", idle);
         continue;
       }
       // A pool learns the member's current key id from the document it hands out (a single enclave
@@ -431,16 +432,17 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
         client: outgoing,
       });
-      // A member that is shutting down refused the request before reading it: in a pool, the client
-      // re-attests to another member and reseals (nothing was opened).
+      // A member that is shutting down (or booting) refused the request before reading it: in a
+      // pool, the client re-attests to another member and reseals (nothing was opened).
       if (pool.isPool && upstream.statusCode === 503) {
         const refusal = await readBounded(
           upstream,
           CHALLENGE_ANSWER_MAX_BYTES,
           upstreamOptions.limits.upstreamHeadersTimeoutMs,
         );
-        if (drainingAnswer(refusal.body)) {
-          pool.mark(member, "unreachable", "draining");
+        const idle = notServing(refusal.body);
+        if (idle !== null) {
+          pool.mark(member, "unreachable", idle);
           options.apiKeys.refund(record);
           release();
           throw unknownEnclave(keyId, member);
@@ -498,15 +500,17 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
       : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
   );
 
-/** An enclave's 503 that says it is shutting down (enclave/server.ts ENCLAVE_DRAINING). */
-function drainingAnswer(body: Uint8Array): boolean {
+/**
+ * Why an enclave's 503 says it takes no new sessions or requests (enclave/server.ts): "draining"
+ * (ENCLAVE_DRAINING: shutting down) or "booting" (ENCLAVE_BOOTING: listening, not yet attested);
+ * null for any other answer.
+ */
+function notServing(body: Uint8Array): "draining" | "booting" | null {
   try {
-    return (
-      (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code ===
-      "ENCLAVE_DRAINING"
-    );
+    const code = (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code;
+    return code === "ENCLAVE_DRAINING" ? "draining" : code === "ENCLAVE_BOOTING" ? "booting" : null;
   } catch {
-    return false;
+    return null;
   }
 }
 

@@ -1,6 +1,6 @@
 /** Implementation of `cloister host`. */
 import type { z } from "zod";
-import { readOptionFile, UsageError } from "../client/cli/output.ts";
+import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
@@ -72,6 +72,9 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       maxRequestBytes: options.maxRequestBytes,
     },
     maxConnections: options.maxConnections,
+  }).catch((error: unknown) => {
+    // A port in use, or a --listen address that does not resolve: bad input naming the option.
+    throw listenUsageError(error);
   });
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });

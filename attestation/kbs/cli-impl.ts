@@ -1,7 +1,13 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { missingDirectory, noDirectoryError, printJson, UsageError } from "../../client/cli/output.ts";
+import {
+  listenUsageError,
+  missingDirectory,
+  noDirectoryError,
+  printJson,
+  UsageError,
+} from "../../client/cli/output.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
@@ -45,7 +51,10 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
     createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`)).fetch,
     options.listen,
     options.port,
-  );
+  ).catch((error: unknown) => {
+    // A port in use, or a --listen address that does not resolve: bad input naming the option.
+    throw listenUsageError(error);
+  });
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.

@@ -238,18 +238,69 @@ export function writeOutputFile(
   );
 }
 
+/** The errno codes of a --listen address that does not resolve (getaddrinfo's). */
+const UNRESOLVED_NAME = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EAI_NODATA"]);
+
+/**
+ * Bad input (a UsageError naming the option at fault) for a server that cannot listen where its
+ * options say (enclave/http.ts ListenError, told by its name: importing http.ts would load the
+ * server code into every command): the port (`port`, default --port) when it is taken or not
+ * permitted; the address (`listen`, default --listen; null for a server with no such option) when it
+ * does not resolve or is not this machine's. Any other error, or failure to listen (EMFILE…), is
+ * returned as it is.
+ */
+export function listenUsageError(
+  error: unknown,
+  options: { readonly port?: string; readonly listen?: string | null } = {},
+): unknown {
+  if (!(error instanceof Error) || error.name !== "ListenError") return error;
+  const { code, hostname, address, port } = error as Error & {
+    code: string;
+    hostname: string;
+    address: string;
+    port: number;
+  };
+  const portOption = options.port ?? "--port";
+  const listenOption = options.listen === undefined ? "--listen" : options.listen;
+  if (code === "EADDRINUSE") {
+    return new UsageError(
+      `${portOption} ${port}: cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another ${portOption}`,
+    );
+  }
+  if (code === "EACCES") {
+    return new UsageError(
+      `${portOption} ${port}: cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`,
+    );
+  }
+  if (listenOption === null) return error;
+  if (UNRESOLVED_NAME.has(code)) {
+    return new UsageError(
+      `${listenOption} ${hostname}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
+    );
+  }
+  if (code === "EADDRNOTAVAIL") {
+    return new UsageError(
+      `${listenOption} ${hostname}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`,
+    );
+  }
+  if (code === "EINVAL" || code === "EAFNOSUPPORT") {
+    return new UsageError(`${listenOption} ${hostname}: cannot listen on it (${code})`);
+  }
+  return error;
+}
+
 /**
  * Bad input (a UsageError) for a `--port` the proxy or page server cannot listen on (listenLoopback):
  * taken on 127.0.0.1, or on [::1], where an app resolving "localhost" would reach the other process.
  */
-export function loopbackListenError(port: number, error: NodeJS.ErrnoException & { address?: string }): UsageError {
-  const code = error.code ?? "error";
-  if (error.address === "[::1]") {
+export function loopbackListenError(error: unknown): unknown {
+  if (error instanceof Error && error.name === "ListenError" && (error as { hostname?: unknown }).hostname === "::1") {
+    const { code, port } = error as Error & { code: string; port: number };
     return new UsageError(
       `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
     );
   }
-  return new UsageError(`--port ${port}: cannot listen on 127.0.0.1 (${code})`);
+  return listenUsageError(error, { listen: null });
 }
 
 /** The text of a file an option names, or a UsageError naming the option, the file and the errno code. */

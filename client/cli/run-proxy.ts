@@ -95,8 +95,8 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   const session = await open(options, policy);
   const { token, created } = await localToken(options.tokenFile);
   const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });
-  const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
-    throw loopbackListenError(options.port, error);
+  const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {
+    throw loopbackListenError(error);
   });
   process.stderr.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
   // What the policy lets through beyond known images, as `cloister attest` says it.

@@ -56,8 +56,8 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   const { json: policy, policy: parsed } = await readPolicy(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });
-  const server = await listenLoopback(app.fetch, options.port).catch((error: NodeJS.ErrnoException) => {
-    throw loopbackListenError(options.port, error);
+  const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {
+    throw loopbackListenError(error);
   });
   const origin = server.url;
   const access = await hostAllowsOrigin(hostUrl, origin);

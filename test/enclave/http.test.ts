@@ -5,7 +5,8 @@
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
-import { listen, listenLoopback } from "../../enclave/http.ts";
+import { ListenError, listen, listenBeforeServing, listenLoopback } from "../../enclave/http.ts";
+import { bootingAnswer } from "../../enclave/server.ts";
 
 /** A handler that streams `chunks` lines, `gapMs` apart. */
 function slowStream(chunks: number, gapMs: number) {
@@ -196,6 +197,52 @@ describe("listenLoopback (the proxy's and the web page's listener)", () => {
       await v4.close();
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
+    }
+  });
+});
+
+describe("listenBeforeServing (the enclave listens before it boots)", () => {
+  it("answers 503 ENCLAVE_BOOTING until served, then the handler it is given", async () => {
+    const server = await listenBeforeServing(bootingAnswer, "127.0.0.1", 0);
+    try {
+      const booting = await fetch(`${server.url}/attestation`);
+      expect(booting.status).toBe(503);
+      expect(booting.headers.get("retry-after")).toBe("5");
+      expect(await booting.json()).toEqual({
+        error: { code: "ENCLAVE_BOOTING", message: "the enclave is booting: nothing is attested yet; retry" },
+      });
+      const sealed = await fetch(`${server.url}/sealed`, { method: "POST", body: "x".repeat(10_000) });
+      expect(sealed.status).toBe(503);
+      const health = await fetch(`${server.url}/healthz`);
+      expect({ status: health.status, body: await health.json() }).toEqual({
+        status: 503,
+        body: { status: "booting" },
+      });
+      server.serve(() => new Response("hello"));
+      expect(await (await fetch(`${server.url}/attestation`)).text()).toBe("hello");
+      expect(() => server.serve(() => new Response("again"))).toThrow("serve() called twice");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("rejects with a ListenError naming the code, address and port when the port is taken", async () => {
+    const holder = createServer();
+    const port = await new Promise<number>((resolve) =>
+      holder.listen(0, "127.0.0.1", () => resolve((holder.address() as { port: number }).port)),
+    );
+    try {
+      const error = await listenBeforeServing(bootingAnswer, "127.0.0.1", port).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ListenError);
+      expect(error).toMatchObject({
+        code: "EADDRINUSE",
+        hostname: "127.0.0.1",
+        address: "127.0.0.1",
+        port,
+        message: `cannot listen on 127.0.0.1:${port} (EADDRINUSE)`,
+      });
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
     }
   });
 });

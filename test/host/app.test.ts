@@ -522,6 +522,34 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
   });
 
+  it("in a pool, offers a new session the next member when one is booting or draining (503 ENCLAVE_BOOTING / ENCLAVE_DRAINING)", async () => {
+    const document = JSON.stringify({ document: `e30.${base64url.encode('{"n":3}')}.c2ln` });
+    const refusing = (code: string) =>
+      startEnclave((_req, res) => {
+        res
+          .writeHead(503, { "content-type": "application/json" })
+          .end(JSON.stringify({ error: { code, message: "" } }));
+      });
+    const booting = await refusing("ENCLAVE_BOOTING");
+    const draining = await refusing("ENCLAVE_DRAINING");
+    const good = await startEnclave((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" }).end(document);
+    });
+    const pool = createEnclavePool([booting.url, draining.url, good.url], { limits: DEFAULT_HOST_LIMITS });
+    const app = createHostApp({ pool, apiKeys: store(), limits: DEFAULT_HOST_LIMITS, accessLog: () => {} });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
+    }
+    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+      "unreachable booting",
+      "unreachable draining",
+      "unknown null",
+    ]);
+  });
+
   it("bounds one key's sealed requests in flight or queued (HOST_BUSY), leaving room for other keys", async () => {
     const OTHER = "ck_team_b_0123456789abcdef0123";
     const keys = store(1000, undefined, [
