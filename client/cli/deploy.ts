@@ -31,6 +31,7 @@ import {
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
+import { UsageError } from "./output.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -262,15 +263,33 @@ export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...rest, CLOISTER_SUPERVISED: "1" };
 }
 
-/** Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. */
-function startChild(name: string, args: readonly string[], stderr: (line: string) => void): Child {
+/**
+ * The option of the supervisor (`cloister up`) that set a child's `--port`: `option` and the value
+ * given to it, and (`note`) how the child's port follows from it (a pool's enclave i: value + i).
+ */
+interface PortOption {
+  readonly option: string;
+  readonly value: number;
+  readonly note?: string;
+}
+
+/**
+ * Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. When it exits first, the
+ * rejection carries its error line; a port it could not listen on (its `cloister: USAGE: --port P:
+ * …` line, exit 2) is bad input of the supervisor's `port` option, and is reported as such.
+ */
+function startChild(name: string, args: readonly string[], stderr: (line: string) => void, port?: PortOption): Child {
   // Supervised: the children ignore the terminal's Ctrl-C (which reaches the whole process group),
   // so the supervisor stops them in order — the host first, so it collects the last audit records.
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: childEnvironment(process.env),
   });
-  createInterface({ input: child.stderr! }).on("line", (line) => stderr(`[${name}] ${line}`));
+  let errorLine: string | null = null;
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    if (line.startsWith("cloister: ")) errorLine = line;
+    stderr(`[${name}] ${line}`);
+  });
   const ready = new Promise<{ url: string }>((resolveReady, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
@@ -286,9 +305,23 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
       // Anything else a child prints on stdout goes to the log too, never silently dropped.
       stderr(`[${name}:stdout] ${line}`);
     });
-    child.once("exit", (code, signal) =>
-      reject(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`})`)),
-    );
+    child.once("exit", (code, signal) => {
+      // Its stderr may still hold lines: its error line is read once the stream has ended.
+      const settle = () => {
+        const usage = code === 2 && errorLine !== null ? /^cloister: USAGE: --port \d+: (.*)$/.exec(errorLine) : null;
+        if (usage !== null && port !== undefined) {
+          const why = (usage[1] as string).replaceAll("--port", port.option);
+          reject(
+            new UsageError(`${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}: ${why}`),
+          );
+          return;
+        }
+        const said = errorLine === null ? "" : `: ${errorLine}`;
+        reject(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`})${said}`));
+      };
+      if (child.stderr !== null && !child.stderr.closed) child.stderr.once("close", settle);
+      else settle();
+    });
     child.once("error", reject);
   });
   return { process: child, ready };
@@ -392,15 +425,21 @@ export async function startDeployment(options: {
         "kbs",
         ["kbs", "serve", "--config", files.kbs.configPath, "--port", String(options.kbsPort ?? 0)],
         options.log,
+        { option: "--kbs-port", value: options.kbsPort ?? 0 },
       );
       kbsUrl = (await kbs.ready).url;
       watch("kbs", kbs.process);
     }
     const name = (i: number) => (count === 1 ? "enclave" : `enclave ${i}`);
+    /** `--enclave-port`, with the port of a pool's enclave i (consecutive ports from it). */
+    const enclavePort = (i: number, port: number): PortOption => ({
+      option: "--enclave-port",
+      value: options.enclavePort,
+      ...(port === options.enclavePort ? {} : { note: `${name(i)} on port ${port}` }),
+    });
     for (let i = 0; i < count; i++) {
-      enclaves.push(
-        startChild(name(i), enclaveArgs(options.enclavePort === 0 ? 0 : options.enclavePort + i), options.log),
-      );
+      const port = options.enclavePort === 0 ? 0 : options.enclavePort + i;
+      enclaves.push(startChild(name(i), enclaveArgs(port), options.log, enclavePort(i, port)));
     }
     const enclaveUrls = (await Promise.all(enclaves.map((e) => e.ready))).map((r) => r.url);
     const ports = enclaveUrls.map((url) => Number(new URL(url).port));
@@ -422,13 +461,19 @@ export async function startDeployment(options: {
         ...(options.corsOrigins ?? []).flatMap((origin) => ["--cors-origin", origin]),
       ],
       options.log,
+      { option: "--host-port", value: options.hostPort },
     );
     const hostReady = await host.ready;
     watch("host", host.process);
     const stopEnclave = (i = 0) => stopExpected((enclaves[i] as Child).process);
     const restartEnclave = async (i = 0) => {
       await stopEnclave(i);
-      const started = startChild(name(i), enclaveArgs(ports[i] as number), options.log);
+      const started = startChild(
+        name(i),
+        enclaveArgs(ports[i] as number),
+        options.log,
+        enclavePort(i, ports[i] as number),
+      );
       enclaves[i] = started;
       await started.ready;
       watch(name(i), started.process);

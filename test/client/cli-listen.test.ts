@@ -1,7 +1,8 @@
 /**
  * A server that cannot listen where its options say is bad input naming the option (exit 2), as
  * `cloister proxy` says it: a port another process holds, a --listen address that does not resolve.
- * The enclave finds out before it boots: no key-broker request, no model loaded.
+ * The enclave finds out before it boots: no key-broker request, no model loaded. `cloister up`
+ * reports its child's port as its own option.
  */
 
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -14,6 +15,7 @@ import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
+import { runCloister } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 let dir: string;
@@ -136,4 +138,15 @@ describe("cloister enclave: finds out before it boots", () => {
     expect(stderr).toMatch(UNRESOLVED);
     expect(brokerRequests).toEqual([]);
   });
+});
+
+describe("cloister up", () => {
+  it("reports a child's port it cannot listen on as its own option, exit 2", async () => {
+    const up = await runCloister(
+      ["up", "--dir", join(dir, "up"), "--no-sealed-model", "--enclave-port", String(taken), "--host-port", "0"],
+      { timeoutMs: 90_000 },
+    );
+    expect(up.code, up.stderr).toBe(2);
+    expect(up.stderr.endsWith(inUse("--enclave-port", taken))).toBe(true);
+  }, 120_000);
 });
