@@ -437,10 +437,37 @@ function checkApiKey(apiKey: unknown): string {
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `apiKey: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with other characters (a line break read from a key file?)`,
+      `apiKey: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with ${apiKeyFaults(apiKey)}`,
     );
   }
   return apiKey;
+}
+
+/**
+ * What an API key holds that a header cannot carry, by kind and count (never which characters or
+ * where), each with its likely cause: "2 spaces", "1 line break (a key file read with its line
+ * break, or of several lines?)".
+ */
+function apiKeyFaults(apiKey: string): string {
+  const kinds = {
+    lineBreak: { n: 0, one: "line break", hint: " (a key file read with its line break, or of several lines?)" },
+    space: { n: 0, one: "space", hint: " (a key copied with the text around it?)" },
+    tab: { n: 0, one: "tab", hint: "" },
+    control: { n: 0, one: "control character", hint: "" },
+    nonAscii: { n: 0, one: "non-ASCII character", hint: " (a typographic quote or dash pasted with it?)" },
+  };
+  for (const ch of apiKey) {
+    const c = ch.codePointAt(0) as number;
+    if (c === 0x0a || c === 0x0d) kinds.lineBreak.n++;
+    else if (c === 0x20) kinds.space.n++;
+    else if (c === 0x09) kinds.tab.n++;
+    else if (c < 0x20 || c === 0x7f) kinds.control.n++;
+    else if (c > 0x7f) kinds.nonAscii.n++;
+  }
+  return Object.values(kinds)
+    .filter((kind) => kind.n > 0)
+    .map((kind) => `${kind.n} ${kind.one}${kind.n === 1 ? "" : "s"}${kind.hint}`)
+    .join(", ");
 }
 
 /**

@@ -220,6 +220,30 @@ describe("connect: refused without contacting the host", () => {
     const withNewline = await refused({ apiKey: "ck_secret_key_value\n" });
     expect(withNewline.code).toBe("BAD_API_KEY");
     expect(withNewline.message).not.toContain("ck_secret_key_value");
+    expect(withNewline.message).toMatch(
+      /with 1 line break \(a key file read with its line break, or of several lines\?\)$/,
+    );
+  });
+
+  it("says what an API key that cannot go in a header holds, by kind and count, never the key", async () => {
+    const cases: [string, string][] = [
+      ["ck secret key", "with 2 spaces (a key copied with the text around it?)"],
+      ["ck_secret\tkey", "with 1 tab"],
+      ["ck_secret\u0000key\u007f", "with 2 control characters"],
+      ["\u201cck_secret_key\u201d", "with 2 non-ASCII characters (a typographic quote or dash pasted with it?)"],
+      [
+        "ck secret\r\nkey",
+        "with 2 line breaks (a key file read with its line break, or of several lines?), 1 space (a key copied with the text around it?)",
+      ],
+    ];
+    for (const [apiKey, found] of cases) {
+      const error = await refused({ apiKey });
+      expect(error.code).toBe("BAD_API_KEY");
+      expect(error.message).toBe(
+        `apiKey: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters ${found}`,
+      );
+      expect(error.message).not.toContain("secret");
+    }
   });
 
   it("a URL with a user name or password, never repeating it", async () => {
