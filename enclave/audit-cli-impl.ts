@@ -202,11 +202,14 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   return key;
 }
 
-/** The key of --key or --document (exactly one), and which it was. */
-async function commandKey(options: {
-  key?: string;
-  document?: string;
-}): Promise<{ publicKey: Uint8Array; keySource: "key" | "document" }> {
+/** The key of --key or --document (exactly one), and which it was; `keyName` names where --key's value came from. */
+async function commandKey(
+  options: {
+    key?: string;
+    document?: string;
+  },
+  keyName = "--key",
+): Promise<{ publicKey: Uint8Array; keySource: "key" | "document" }> {
   if ((options.key === undefined) === (options.document === undefined)) {
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
@@ -214,7 +217,7 @@ async function commandKey(options: {
     try {
       return { publicKey: parseAuditPublicKeyHex(options.key), keySource: "key" };
     } catch (error) {
-      throw new UsageError(`--key: ${(error as Error).message}`);
+      throw new UsageError(`${keyName}: ${(error as Error).message}`);
     }
   }
   return {
@@ -256,6 +259,15 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * the client, recomputes the record's promptHmac / responseHmac from the prompt and answer text.
  */
 export async function auditFindCommand(options: AuditFindCommandOptions): Promise<void> {
+  // What is missing, in the order it is needed: the record to find, then the key the log is
+  // verified with (--chat-json gives both).
+  if (options.chatJson === undefined && options.requestIdHash === undefined) {
+    throw new UsageError(
+      options.key === undefined && options.document === undefined
+        ? "give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>"
+        : "give --chat-json <file> or --request-id-hash <hex>: the record to find",
+    );
+  }
   let requestIdHash = options.requestIdHash;
   let openingHex: string | undefined;
   let answer: Uint8Array | undefined;
@@ -293,9 +305,17 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   }
   // The key: --key or --document, else the attested signing key cloister chat --json printed (the
   // output of the user's own verified session).
+  if (
+    options.key === undefined &&
+    options.document === undefined &&
+    options.chatJson !== undefined &&
+    chatKey === undefined
+  ) {
+    throw new UsageError("--chat-json: no signingKey field: give --key <hex> or --document <file>");
+  }
   const keyOptions =
     options.key === undefined && options.document === undefined && chatKey !== undefined ? { key: chatKey } : options;
-  const key = await commandKey(keyOptions);
+  const key = await commandKey(keyOptions, keyOptions === options ? "--key" : "--chat-json signingKey");
   const publicKey = key.publicKey;
   const keySource = keyOptions === options ? key.keySource : "chat-json";
   if (options.document !== undefined) {

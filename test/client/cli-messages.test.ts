@@ -1,0 +1,62 @@
+/**
+ * Error messages that name what is wrong where the user can fix it: the option or file at fault,
+ * what is missing in the order it is needed, never the content of a file given by mistake.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+
+const run = inProcessCli();
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-cli-messages-"));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("audit find: says what is missing, the record first, then the key", () => {
+  let log: string;
+  beforeAll(async () => {
+    log = join(dir, "audit.jsonl");
+    await writeFile(log, "");
+  });
+
+  it("--log alone: the record to find (--chat-json gives the key too), or --request-id-hash with a key", async () => {
+    expect(await run(["audit", "find", "--log", log])).toMatchObject({
+      code: 2,
+      stderr:
+        "cloister: USAGE: give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>\n",
+    });
+  });
+
+  it("a key but no record: the record to find", async () => {
+    expect(await run(["audit", "find", "--log", log, "--key", "ab".repeat(32)])).toMatchObject({
+      code: 2,
+      stderr: "cloister: USAGE: give --chat-json <file> or --request-id-hash <hex>: the record to find\n",
+    });
+  });
+
+  it("a record but no key: the key", async () => {
+    expect(await run(["audit", "find", "--log", log, "--request-id-hash", "cd".repeat(32)])).toMatchObject({
+      code: 2,
+      stderr: "cloister: USAGE: give exactly one of --key <hex> or --document <file>\n",
+    });
+  });
+
+  it("--chat-json without a signingKey: the key", async () => {
+    const chat = join(dir, "chat.json");
+    await writeFile(
+      chat,
+      JSON.stringify({ text: "a", audit: { requestIdHash: "cd".repeat(32), opening: "ef".repeat(32) } }),
+    );
+    expect(await run(["audit", "find", "--log", log, "--chat-json", chat])).toMatchObject({
+      code: 2,
+      stderr: "cloister: USAGE: --chat-json: no signingKey field: give --key <hex> or --document <file>\n",
+    });
+  });
+});
