@@ -156,7 +156,7 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   try {
     value = JSON.parse(text);
   } catch (error) {
-    const message = "--policy: expected a JSON policy, found text that is not valid JSON";
+    const message = `--policy "${path}": expected a JSON policy, found text that is not valid JSON`;
     throw new ConfigurationError("POLICY_INVALID", message, { cause: error });
   }
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {

@@ -44,8 +44,20 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   }
 }
 
+/** The client policy in the file `--policy` names; a policy error names the file (never its content). */
 export async function readPolicy(path: string): Promise<ClientPolicy> {
-  return parseClientPolicy(await readOptionFile(path, "--policy"));
+  const text = await readOptionFile(path, "--policy");
+  try {
+    return parseClientPolicy(text);
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    // Not JSON at all (a wrong file): say what is expected.
+    const hint =
+      error.cause instanceof SyntaxError
+        ? " (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)"
+        : "";
+    throw new ClientError(error.kind, error.code, `--policy "${path}": ${error.message}${hint}`, { cause: error });
+  }
 }
 
 export async function open(options: ClientConnectionOptions, policy?: ClientPolicy): Promise<Session> {

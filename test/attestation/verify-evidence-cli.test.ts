@@ -135,7 +135,9 @@ describe("verify-evidence --policy with a client policy file", () => {
     writeFileSync(notJson, "{ version: 1");
     const bad = await gcp("--policy", notJson);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^cloister: POLICY_INVALID: --policy: expected a JSON policy/);
+    expect(bad.stderr).toBe(
+      `cloister: POLICY_INVALID: --policy "${notJson}": expected a JSON policy, found text that is not valid JSON\n`,
+    );
   });
 
   it("says in --help which formats --policy takes", async () => {

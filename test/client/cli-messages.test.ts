@@ -10,9 +10,13 @@ import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 const run = inProcessCli();
 let dir: string;
+/** A file that is not a policy, holding something that must never be printed. */
+let notJson: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-cli-messages-"));
+  notJson = join(dir, "passwd");
+  await writeFile(notJson, "root:x:0:0:secret-content:/root:/bin/sh\n");
 });
 
 afterAll(async () => {
@@ -58,5 +62,33 @@ describe("audit find: says what is missing, the record first, then the key", () 
       code: 2,
       stderr: "cloister: USAGE: --chat-json: no signingKey field: give --key <hex> or --document <file>\n",
     });
+  });
+});
+
+describe("a --policy file that is not a policy is named, its content never shown", () => {
+  it("attest (and every command that connects)", async () => {
+    const result = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", notJson]);
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: `cloister: POLICY_INVALID: --policy "${notJson}": client policy: not valid JSON (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)\n`,
+    });
+    expect(result.stderr).not.toContain("secret-content");
+  });
+
+  it("verify-evidence", async () => {
+    const result = await run([
+      "verify-evidence",
+      "--tee",
+      "snp",
+      "--report",
+      notJson,
+      "--cert",
+      notJson,
+      "--policy",
+      notJson,
+    ]);
+    expect(result.stderr).toBe(
+      `cloister: POLICY_INVALID: --policy "${notJson}": expected a JSON policy, found text that is not valid JSON\n`,
+    );
   });
 });
