@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
@@ -240,6 +241,19 @@ function promptText(bytes: Uint8Array, source: string, hint = ""): string {
     const found = bytes.length === 0 ? "an empty input (0 bytes)" : `only white space (${bytes.length} bytes)`;
     throw new UsageError(`${source}: expected a prompt, found ${found}${hint}`);
   }
+  return refuseLongPrompt(text, source);
+}
+
+/**
+ * The prompt, refused here when longer than the enclave takes one message to be
+ * (REQUEST_LIMITS.maxTextChars), naming where it came from rather than the chat message it becomes.
+ */
+function refuseLongPrompt(text: string, source: string): string {
+  if (text.length > REQUEST_LIMITS.maxTextChars) {
+    throw new UsageError(
+      `${source}: expected a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), found ${text.length}`,
+    );
+  }
   return text;
 }
 
@@ -265,7 +279,7 @@ export async function readPrompt(
         `chat: expected a prompt in the PROMPT argument, found ${found}; give the question as PROMPT, or use --prompt-file or standard input`,
       );
     }
-    return prompt;
+    return refuseLongPrompt(prompt, "chat: the PROMPT argument");
   }
   if (promptFile === "-") return promptText(await readAll(stdin), "--prompt-file - (standard input)");
   if (promptFile !== undefined) {

@@ -6,6 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readPrompt } from "../../client/cli/run-client.ts";
+import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 const run = inProcessCli();
@@ -89,6 +91,45 @@ describe("a --policy file that is not a policy is named, its content never shown
     ]);
     expect(result.stderr).toBe(
       `cloister: POLICY_INVALID: --policy "${notJson}": expected a JSON policy, found text that is not valid JSON\n`,
+    );
+  });
+});
+
+describe("chat: a prompt too long for the enclave names where it came from", () => {
+  const tooLong = "a".repeat(REQUEST_LIMITS.maxTextChars + 1);
+
+  it("--prompt-file", async () => {
+    const file = join(dir, "prompt.txt");
+    await writeFile(file, tooLong);
+    await expect(readPrompt(undefined, file)).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--prompt-file "${file}": expected a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), found ${tooLong.length}`,
+    });
+    // As the command says it: before any connection.
+    expect(
+      await run(["chat", "--url", "http://127.0.0.1:9", "--policy", notJson, "--prompt-file", file]),
+    ).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^cloister: USAGE: --prompt-file ".*prompt\.txt": expected a prompt of at most /),
+    });
+  });
+
+  it("the PROMPT argument and standard input", async () => {
+    await expect(readPrompt(tooLong, undefined)).rejects.toMatchObject({
+      message: expect.stringMatching(/^chat: the PROMPT argument: expected a prompt of at most 1000000 /),
+    });
+    const stdin = Object.assign(
+      (async function* () {
+        yield tooLong;
+      })(),
+      { isTTY: false },
+    );
+    await expect(readPrompt(undefined, "-", stdin)).rejects.toMatchObject({
+      message: expect.stringMatching(/^--prompt-file - \(standard input\): expected a prompt of at most 1000000 /),
+    });
+    // At the limit it is taken.
+    expect(await readPrompt("a".repeat(REQUEST_LIMITS.maxTextChars), undefined)).toHaveLength(
+      REQUEST_LIMITS.maxTextChars,
     );
   });
 });
