@@ -17,7 +17,7 @@ export function registerModelRunCommand(model: Command): void {
     .option("--seed <n>", "sampling seed", intOption("--seed", 0, 2 ** 32 - 1))
     .option("--temperature <t>", "sampling temperature, 0 = greedy (default 0)", numberOption("--temperature", 0, 2))
     .option("--top-p <p>", "nucleus sampling threshold (default 1)", numberOption("--top-p", 0, 1))
-    .option("--json", "print {text, promptTokens, completionTokens, ttftMs, tokensPerSecond} as JSON")
+    .option("--json", "print {text, stopReason, promptTokens, completionTokens, ttftMs, tokensPerSecond} as JSON")
     .action(async (options: Record<string, unknown>) => {
       const sha256 = options.sha256 as string | undefined;
       if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {

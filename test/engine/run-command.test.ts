@@ -23,7 +23,7 @@ afterAll(async () => {
 const cloister = (args: string[]) => runCloister(args);
 
 describe("cloister model run", () => {
-  it("prints {text, promptTokens, completionTokens, ttftMs, tokensPerSecond} with --json", async () => {
+  it("prints {text, stopReason, promptTokens, completionTokens, ttftMs, tokensPerSecond} with --json, as --help says", async () => {
     const result = await cloister([
       "model",
       "run",
@@ -48,6 +48,10 @@ describe("cloister model run", () => {
     expect(typeof out.text).toBe("string");
     expect((out.text as string).length).toBeGreaterThan(0);
     expect(result.stderr).not.toContain("The enclave");
+    // --help names exactly these fields.
+    const help = (await cloister(["model", "run", "--help"])).stdout.replace(/\s+/g, " ");
+    const listed = /--json print \{([^}]*)\} as JSON/.exec(help)?.[1]?.split(", ");
+    expect(listed?.sort()).toEqual(Object.keys(out).sort());
   });
 
   it("streams plain text and refuses a wrong digest with exit 1 and one line naming both digests", async () => {
