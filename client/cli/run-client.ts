@@ -121,6 +121,10 @@ const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "erro
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; force?: boolean },
 ): Promise<void> {
+  // --force only says what to do with --document-out's file: alone it would do nothing, silently.
+  if (options.force === true && options.documentOut === undefined) {
+    throw new UsageError("--force: replaces the file of --document-out, which was not given");
+  }
   const existing = options.force === true ? "replace" : "refuse";
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   try {

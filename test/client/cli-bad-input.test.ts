@@ -1,7 +1,8 @@
 /**
  * Which errors exit 2 (bad input: fix the option or file and run again) and which exit 1 (a
  * failure), run in process through the command line's main(): a model file that cannot be opened,
- * a sealed output that exists, a small-order --key, an enclave option for another --tee.
+ * a sealed output that exists, a small-order --key, an option that cannot do what it says, an
+ * enclave option for another --tee.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -83,6 +84,15 @@ describe("bad input exits 2, a failure exits 1", () => {
       code: 2,
       stderr: "cloister: USAGE: --key: expected an Ed25519 public key of large order, found a small-order point\n",
     });
+  });
+
+  it("attest: --force without --document-out, which it would replace, exits 2", async () => {
+    expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", join(dir, "none.json"), "--force"])).toEqual(
+      {
+        code: 2,
+        stderr: "cloister: USAGE: --force: replaces the file of --document-out, which was not given\n",
+      },
+    );
   });
 
   describe("enclave: an option of another --tee exits 2", () => {
