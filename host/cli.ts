@@ -35,7 +35,7 @@ export function registerHostCommands(program: Command): void {
     .option("--max-queued <n>", "requests waiting beyond that before 503", intOption("--max-queued", 0, 1_000_000), 256)
     .option(
       "--max-in-flight-per-key <n>",
-      "sealed requests of one API key forwarded or queued at once, so other keys keep slots (more: 503 for that key) (default: half of --max-in-flight)",
+      "sealed requests of one API key forwarded or queued at once, so other keys keep slots (more: 503 for that key); at most --max-in-flight (default: half of it)",
       intOption("--max-in-flight-per-key", 1, 1_000_000),
     )
     .option(

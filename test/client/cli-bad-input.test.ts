@@ -95,6 +95,16 @@ describe("bad input exits 2, a failure exits 1", () => {
     );
   });
 
+  it("host: --max-in-flight-per-key above --max-in-flight exits 2 naming both", async () => {
+    const host = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "none.json")];
+    host.push("--audit-dir", join(dir, "audit"), "--port", "0");
+    expect(await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "100"])).toEqual({
+      code: 2,
+      stderr:
+        "cloister: USAGE: --max-in-flight-per-key 100: expected at most --max-in-flight (64), the requests the host forwards at once in all\n",
+    });
+  });
+
   describe("enclave: an option of another --tee exits 2", () => {
     let common: string[];
     beforeAll(async () => {
