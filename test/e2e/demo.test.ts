@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
+const README = fileURLToPath(new URL("../../README.md", import.meta.url));
 const GREEDY_CHAT_ANSWER =
   " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
 
@@ -67,5 +68,28 @@ describe("cloister demo (npm start)", () => {
     expect(result.stdout).toMatch(/demo finished in [\d.]+ s/);
     // The host stored the enclave's signed records under the deployment directory.
     expect((await readdir(join(dir, "audit"))).some((f) => f.endsWith(".jsonl"))).toBe(true);
+    // The README's sample is what it prints, line for line, up to the values that differ per build,
+    // seal, boot and run (hashes and keys, shortened there; numbers; the deployment directory).
+    expect(shape(result.stdout)).toEqual(shape(readmeSample(await readFile(README, "utf8"))));
   }, 120_000);
 });
+
+/** The output block the README shows after "`npm start` (= `npx cloister demo`) prints …". */
+function readmeSample(readme: string): string {
+  const from = readme.indexOf("`npm start` (= `npx cloister demo`) prints");
+  const open = readme.indexOf("```\n", from) + 4;
+  return readme.slice(open, readme.indexOf("```\n", open));
+}
+
+/** Output lines without what differs between runs: hashes and keys (whole or cut with "…"), numbers, the audit directory. */
+function shape(text: string): string[] {
+  return text
+    .trim()
+    .split("\n")
+    .map((line) =>
+      line
+        .replace(/[A-Za-z0-9_-]{16,}…?/g, "#")
+        .replace(/\d+(\.\d+)*/g, "N")
+        .replace(/stored by the host in \S+\/audit\//, "stored by the host in DIR/audit/"),
+    );
+}
