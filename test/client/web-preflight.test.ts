@@ -1,0 +1,51 @@
+/**
+ * `cloister web` asks the host the browser's preflight question at start, to name a missing
+ * --cors-origin. A browser follows no redirect for a preflight, so neither does the check.
+ */
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostAllowsOrigin } from "../../client/cli/run-web.ts";
+
+const ORIGIN = "http://127.0.0.1:47999";
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)),
+  );
+}
+
+describe("cloister web's preflight check", () => {
+  const reached: string[] = [];
+  // Answers every preflight as allowed: the host the redirect points at.
+  const allowing = createServer((req, res) => {
+    reached.push(`${req.method} ${req.url}`);
+    res.writeHead(204, { "access-control-allow-origin": req.headers.origin ?? "" }).end();
+  });
+  let allowingUrl = "";
+  const redirecting = createServer((req, res) => {
+    res.writeHead(307, { location: `${allowingUrl}${req.url}` }).end();
+  });
+  let redirectingUrl = "";
+  beforeAll(async () => {
+    allowingUrl = await listen(allowing);
+    redirectingUrl = await listen(redirecting);
+  });
+  afterAll(async () => {
+    await Promise.all([allowing, redirecting].map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  it("says allowed for a host that lists the origin", async () => {
+    expect(await hostAllowsOrigin(allowingUrl, ORIGIN)).toBe("allowed");
+    expect(reached).toEqual(["OPTIONS /v1/sealed"]);
+  });
+
+  it("says refused for a host that redirects, and does not follow it", async () => {
+    reached.length = 0;
+    expect(await hostAllowsOrigin(redirectingUrl, ORIGIN)).toBe("refused");
+    expect(reached).toEqual([]);
+  });
+
+  it("says unreachable for a port nothing listens on", async () => {
+    expect(await hostAllowsOrigin("http://127.0.0.1:9", ORIGIN)).toBe("unreachable");
+  });
+});
