@@ -112,7 +112,8 @@ let withSimulator: TrustAnchors | undefined;
 
 /**
  * Trust anchors for a policy: the pinned AMD and Intel roots, plus the INSECURE simulator's roots
- * only when the policy says `trustSimulator: true`. The simulator module is loaded only then.
+ * only when the policy says `trustSimulator: true`. The simulator module is loaded only then, and
+ * by `isInsecureSimulatorEvidence` to name a refusal (never in the key broker).
  * The two possible results are each one object for the process, so remembered document
  * verifications (attestation/document.ts) can recognise them.
  */
@@ -248,6 +249,15 @@ export async function verifyWithClientPolicy(
   nonce: { readonly value: Uint8Array; readonly answer: string },
   at: Date,
   collateral: AttestationCollateral | null = null,
+  options: {
+    /**
+     * Name simulated evidence a policy does not trust as SIMULATED_EVIDENCE_NOT_TRUSTED rather than
+     * ROOT_NOT_TRUSTED (default true). Off in the key broker: the check can build the simulated AMD
+     * hierarchy (RSA key generation, about a second of blocked event loop), which anyone could
+     * trigger there with a look-alike chain.
+     */
+    readonly nameSimulatedEvidence?: boolean;
+  } = {},
 ): Promise<VerifiedEnclave> {
   let enclave: VerifiedEnclave;
   try {
@@ -267,6 +277,7 @@ export async function verifyWithClientPolicy(
       error instanceof AttestationError &&
       error.code === "ROOT_NOT_TRUSTED" &&
       !policy.attestation.trustSimulator &&
+      options.nameSimulatedEvidence !== false &&
       (await isInsecureSimulatorEvidence(document, at, collateral))
     ) {
       throw new AttestationError(
