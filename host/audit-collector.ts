@@ -14,7 +14,7 @@
  * host resumes an existing file after the last record it holds.
  */
 import { constants } from "node:fs";
-import { access, mkdir, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { AuditStore } from "./audit-store.ts";
@@ -29,27 +29,26 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
+    // mkdir -p fails on a file (EEXIST) or on a path through one (ENOTDIR), never silently.
     const code = (error as NodeJS.ErrnoException).code;
-    const isFile = await stat(dir).then(
-      (found) => !found.isDirectory(),
-      () => false,
-    );
     throw new Error(
-      isFile
+      code === "EEXIST"
         ? `expected a directory, found a file at "${dir}"`
-        : code === "EEXIST" || code === "ENOTDIR"
+        : code === "ENOTDIR"
           ? `expected a directory, "${dir}" has a file on its path`
           : `cannot create "${dir}" (${code ?? (error as Error).message})`,
       { cause: error },
     );
   }
-  if (!(await stat(dir)).isDirectory()) throw new Error(`expected a directory, found a file at "${dir}"`);
   try {
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (error) {
     throw new Error(`expected a directory this process can write to, "${dir}" is not writable`, { cause: error });
   }
 }
+
+/** How long one collection may take, answer included. */
+const COLLECT_TIMEOUT_MS = 10_000;
 
 interface AuditBatch {
   boot: string;
@@ -180,18 +179,23 @@ export class AuditCollector {
       // Bounded: an enclave that accepts the connection but never answers must not hold up the
       // host (its last collection runs at shutdown).
       const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}${boot}`, {
-        signal: AbortSignal.timeout(10_000),
+        redirect: "error",
+        signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
       });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       batch = await response.json();
     } catch (error) {
+      // Never fetch's own message when it quotes the URL (which may carry a user and password).
       const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+      const message = (error as Error | null)?.message ?? "";
       const why =
         (error as Error | null)?.name === "TimeoutError"
-          ? "no answer in 10 s"
+          ? `no answer in ${COLLECT_TIMEOUT_MS} ms`
           : typeof cause === "string"
             ? cause
-            : (error as Error).message;
+            : message.includes("://")
+              ? `${(error as Error).name}, its message not shown (it quotes the URL)`
+              : message;
       return `audit: cannot collect from the enclave at ${describeUrlText(base)} (${why})`;
     }
     if (!isBatch(batch)) return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed`;

@@ -1,5 +1,6 @@
 /** Implementation of `cloister host`. */
 import type { z } from "zod";
+import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
@@ -42,7 +43,15 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       // reported below
     }
     if (parsed?.protocol !== "http:") {
-      throw new UsageError(`--enclave-url: expected an http: URL (the enclave's internal server), found "${url}"`);
+      throw new UsageError(
+        `--enclave-url: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
+      );
+    }
+    // The enclave's server takes no credentials; one in the URL would only reach logs and errors.
+    if (parsed.username !== "" || parsed.password !== "") {
+      throw new UsageError(
+        `--enclave-url: expected no user name or password, found ${describeUrlText(url)} (the enclave's server is reachable by the host only and takes none)`,
+      );
     }
   }
   // Compared as URLs (case, default port, trailing slash); two names for one address are not detected.

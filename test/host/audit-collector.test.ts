@@ -307,3 +307,32 @@ describe("cloister host --audit-dir", () => {
     expect(run.stdout).not.toContain("ready");
   }, 60_000);
 });
+
+describe("audit collector and --enclave-url: a user and password in the URL reach no log", () => {
+  it("the collector shows neither the URL's password nor fetch's message quoting it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    dirs.push(dir);
+    const errors: string[] = [];
+    const c = new AuditCollector({
+      enclaveUrl: "http://op:hunter2@127.0.0.1:1",
+      dir,
+      intervalMs: 60_000,
+      onError: (m) => errors.push(m),
+    });
+    await c.collect();
+    await c.stop();
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.join("\n")).not.toContain("hunter2");
+    expect(errors[0]).toMatch(/its message not shown \(it quotes the URL\)/);
+  });
+
+  it("cloister host refuses one (exit 2) without repeating it", async () => {
+    const run = await runCloister(
+      ["host", "--enclave-url", "http://op:hunter2@127.0.0.1:9", "--api-keys", "keys.json", "--audit-dir", "audit"],
+      { timeoutMs: 30_000 },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--enclave-url: expected no user name or password");
+    expect(run.stderr).not.toContain("hunter2");
+  }, 60_000);
+});
