@@ -16,6 +16,7 @@ import {
 } from "../attestation/document.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import {
+  type DocumentEvidence,
   EVIDENCE_TYPES,
   type EvidenceType,
   parseDocumentEvidence,
@@ -25,7 +26,7 @@ import {
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
-import { INSECURE_SIMULATOR_ORGANIZATION } from "../attestation/sim/names.ts";
+import { namesInsecureSimulator } from "../attestation/sim/names.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
@@ -150,27 +151,42 @@ async function anchorsWithSimulator(): Promise<TrustAnchors> {
  * the simulator answers false.
  */
 export async function isInsecureSimulatorEvidence(
-  document: string,
+  evidence: DocumentEvidence,
   at: Date,
   collateral: AttestationCollateral | null,
 ): Promise<boolean> {
   try {
-    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
-      evidence?: unknown;
-    };
-    const evidence = parseDocumentEvidence(payload.evidence);
     if (evidence.type !== "sev-snp" && evidence.type !== "tdx") return false;
     if (
       evidence.type === "sev-snp" &&
-      !parseCertificate(base64url.decode(evidence.endorsementKey))
-        .issuer.split(",")
-        .includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`)
+      !namesInsecureSimulator(parseCertificate(base64url.decode(evidence.endorsementKey)).issuer)
     ) {
       return false;
     }
     return (await verifyDocumentEvidence(evidence, await anchorsWithSimulator(), at, collateral)).simulated;
   } catch {
     return false;
+  }
+}
+
+async function isSimulatedDocument(
+  document: string,
+  at: Date,
+  collateral: AttestationCollateral | null,
+): Promise<boolean> {
+  const evidence = documentEvidence(document);
+  return evidence !== null && (await isInsecureSimulatorEvidence(evidence, at, collateral));
+}
+
+/** The evidence a document carries, unverified (null: none that parses), for naming a refusal. */
+function documentEvidence(document: string): DocumentEvidence | null {
+  try {
+    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
+      evidence?: unknown;
+    };
+    return parseDocumentEvidence(payload.evidence);
+  } catch {
+    return null;
   }
 }
 
@@ -278,7 +294,7 @@ export async function verifyWithClientPolicy(
       error.code === "ROOT_NOT_TRUSTED" &&
       !policy.attestation.trustSimulator &&
       options.nameSimulatedEvidence !== false &&
-      (await isInsecureSimulatorEvidence(document, at, collateral))
+      (await isSimulatedDocument(document, at, collateral))
     ) {
       throw new AttestationError(
         "appraise",

@@ -28,9 +28,6 @@ import { der, type ExtensionSpec, encodeName, type NameAttribute, writeCertifica
 /** The seed of the well-known simulator hierarchy (enclave simulator mode, opted-in clients). */
 export const INSECURE_SIMULATOR_DEFAULT_SEED = "cloister-insecure-simulator-v1";
 
-/** Marker carried by every simulated certificate name (attestation/sim/names.ts). */
-export { INSECURE_SIMULATOR_ORGANIZATION };
-
 const SIMULATED_OU = "SIMULATED - NOT SECURE";
 
 /** AMD's VCEK extension OIDs: one definition, shared with the verifier. */

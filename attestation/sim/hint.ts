@@ -6,12 +6,11 @@
 import { bytesEqual } from "../bytes.ts";
 import type { SnpProduct } from "../snp/parse.ts";
 import { type Certificate, verifySignature } from "../x509.ts";
-import { INSECURE_SIMULATOR_ORGANIZATION, insecureSimulatorAnchors } from "./index.ts";
+import { insecureSimulatorAnchors } from "./index.ts";
+import { namesInsecureSimulator as namesSimulator } from "./names.ts";
 
 const HINT =
   ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
-
-const namesSimulator = (name: string) => name.split(",").includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`);
 
 /**
  * For a VCEK/VLEK the simulator really issued: its issuer names the simulator AND its signature

@@ -8,7 +8,6 @@
 export {
   AMD_OID,
   INSECURE_SIMULATOR_DEFAULT_SEED,
-  INSECURE_SIMULATOR_ORGANIZATION,
   type InsecureSimulatedAmdHierarchy,
   type InsecureSimulatedEndorsementKey,
   insecureSimulatedAmdHierarchy,
@@ -34,6 +33,7 @@ export {
 } from "./intel-collateral.ts";
 export { deriveInsecureEcKey, type InsecureEcKey } from "./keys.ts";
 export { type MeasuredFile, SIMULATED_MEASUREMENT_DOMAIN, simulatedLaunchMeasurement } from "./measurement.ts";
+export { INSECURE_SIMULATOR_ORGANIZATION } from "./names.ts";
 export { generateInsecureRsaKey, type InsecureRsaKey } from "./rsa.ts";
 export {
   SIMULATED_SNP_DEFAULT_POLICY,

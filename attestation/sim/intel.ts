@@ -11,9 +11,10 @@
  */
 import { toHex } from "../bytes.ts";
 import { encodeTlv } from "../der.ts";
-import { INSECURE_SIMULATOR_DEFAULT_SEED, INSECURE_SIMULATOR_ORGANIZATION } from "./amd.ts";
+import { INSECURE_SIMULATOR_DEFAULT_SEED } from "./amd.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import { deriveInsecureEcKey, type InsecureEcKey, signEcdsaDer } from "./keys.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION } from "./names.ts";
 import { der, type ExtensionSpec, encodeName, writeCertificate, X509_OID } from "./x509-writer.ts";
 
 export const SGX_EXTENSION_OID = "1.2.840.113741.1.13.1";

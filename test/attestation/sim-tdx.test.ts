@@ -7,7 +7,6 @@ import { describe, expect, it } from "vitest";
 import { appraise } from "../../attestation/appraise.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { INTEL_ROOTS, type TdxTrustAnchor } from "../../attestation/roots/intel.ts";
-import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/amd.ts";
 import {
   deriveInsecureEcKey,
   insecureSimulatedIntelHierarchy,
@@ -17,6 +16,7 @@ import {
   type SimulatedTdxQuoteOptions,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/names.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { codeOf } from "../helpers/attestation.ts";

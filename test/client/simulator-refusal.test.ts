@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { type DocumentEvidence, parseDocumentEvidence } from "../../attestation/evidence.ts";
 import {
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
@@ -19,9 +20,9 @@ import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
 afterEach(closeServers);
 
-/** A document-shaped string around `evidence`: isInsecureSimulatorEvidence reads only the payload. */
-function documentWith(evidence: Record<string, string>): string {
-  return `e30.${base64url.encode(JSON.stringify({ evidence }))}.c2ln`;
+/** A document's `evidence` member, checked as parseDocumentEvidence checks it. */
+function documentWith(evidence: Record<string, string>): DocumentEvidence {
+  return parseDocumentEvidence(evidence);
 }
 
 const read = (path: string) =>
@@ -90,7 +91,11 @@ describe("isInsecureSimulatorEvidence", () => {
     expect(await isInsecureSimulatorEvidence(genuine, new Date("2026-01-01T00:00:00Z"), null)).toBe(false);
     const quote = documentWith({ type: "tdx", quote: base64url.encode(read("tdx/quote-v4-trustee.bin")) });
     expect(await isInsecureSimulatorEvidence(quote, new Date("2023-07-01T00:00:00Z"), null)).toBe(false);
-    for (const junk of ["", "a.b.c", documentWith({ type: "azure-snp", evidence: "AAAA" }), documentWith({})]) {
+    for (const junk of [
+      documentWith({ type: "azure-snp", evidence: "AAAA" }),
+      documentWith({ type: "sev-snp", report: "AAAA", endorsementKey: "AAAA" }),
+      documentWith({ type: "tdx", quote: "AAAA" }),
+    ]) {
       expect(await isInsecureSimulatorEvidence(junk, AT, null)).toBe(false);
     }
   });
