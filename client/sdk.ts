@@ -598,7 +598,7 @@ function checkMessages(messages: readonly ChatMessage[]): void {
 }
 
 /** The host's `GET /v1/attestation` answer, as received: nothing in it is verified yet. */
-async function attestationAnswer(http: HttpClient): Promise<{ document?: unknown; collateral?: unknown }> {
+async function attestationAnswer(http: HttpClient): Promise<{ document: string; collateral: unknown }> {
   const signal = deadline(http.attestationTimeoutMs);
   const response = await http.request("/v1/attestation", { method: "GET", signal });
   const text = await readAnswer(response, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
@@ -611,7 +611,30 @@ async function attestationAnswer(http: HttpClient): Promise<{ document?: unknown
   if (answer === null || typeof answer !== "object") {
     throw transportError("BAD_RESPONSE", "attestation: response is not a JSON object");
   }
-  return answer as { document?: unknown; collateral?: unknown };
+  const { document, collateral } = answer as { document?: unknown; collateral?: unknown };
+  if (typeof document !== "string") {
+    throw transportError(
+      "BAD_RESPONSE",
+      `attestation: response field document: expected a string, found ${document === null ? "null" : typeof document}`,
+    );
+  }
+  return { document, collateral };
+}
+
+/** The client for the host `options` name: URL, API key, transport and attestation deadline checked. */
+async function hostClient(
+  options: Pick<ConnectOptions, "url" | "apiKey" | "transport" | "fetch" | "attestationTimeoutMs">,
+): Promise<HttpClient> {
+  const url = parseHostUrl(options.url);
+  const apiKey = checkApiKey(options.apiKey);
+  const transport =
+    options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
+  return new HttpClient(
+    url.href.replace(/\/+$/, ""),
+    apiKey,
+    transport,
+    checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS),
+  );
 }
 
 /**
@@ -622,24 +645,7 @@ async function attestationAnswer(http: HttpClient): Promise<{ document?: unknown
 export async function fetchAttestationAnswer(
   options: Pick<ConnectOptions, "url" | "apiKey" | "transport" | "fetch" | "attestationTimeoutMs">,
 ): Promise<{ document: string; collateral: unknown }> {
-  const url = parseHostUrl(options.url);
-  const apiKey = checkApiKey(options.apiKey);
-  const transport =
-    options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
-  const http = new HttpClient(
-    url.href.replace(/\/+$/, ""),
-    apiKey,
-    transport,
-    checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS),
-  );
-  const answer = await attestationAnswer(http);
-  if (typeof answer.document !== "string") {
-    throw transportError(
-      "BAD_RESPONSE",
-      `attestation: response field document: expected a string, found ${answer.document === null ? "null" : typeof answer.document}`,
-    );
-  }
-  return { document: answer.document, collateral: answer.collateral };
+  return attestationAnswer(await hostClient(options));
 }
 
 function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
@@ -660,8 +666,7 @@ function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
 
 /** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
 export async function connect(options: ConnectOptions): Promise<Session> {
-  const url = parseHostUrl(options.url);
-  const apiKey = checkApiKey(options.apiKey);
+  const http = await hostClient(options);
   if (options.cacheScope !== undefined && options.cacheScope.length < 16) {
     throw new ClientError(
       "configuration",
@@ -669,10 +674,6 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       "cacheScope: expected a secret of at least 16 characters",
     );
   }
-  const transport =
-    options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
-  const attestationTimeoutMs = checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS);
-  const http = new HttpClient(url.href.replace(/\/+$/, ""), apiKey, transport, attestationTimeoutMs);
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
@@ -795,7 +796,7 @@ export class Session {
 
   async #attest(): Promise<VerifiedEnclave> {
     const answer = await attestationAnswer(this.http);
-    const document = String(answer.document);
+    const document = answer.document;
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
     const named = await routingKeyId(document);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
-import { connect, errorBody } from "../../client/sdk.ts";
+import { connect, errorBody, fetchAttestationAnswer } from "../../client/sdk.ts";
 import type { Transport } from "../../client/transport.ts";
 import { devPolicy } from "./helpers.ts";
 
@@ -137,5 +137,36 @@ describe("connect() follows no redirect", () => {
     expect(error.message).toBe(
       "/v1/attestation: the host at http://host.test answered with a redirect, which the SDK does not follow: give the address it redirects to",
     );
+  });
+});
+
+describe("connect() and fetchAttestationAnswer: the host's attestation answer", () => {
+  const answering =
+    (text: string): Transport =>
+    async () => ({
+      status: 200,
+      header: () => null,
+      body: (async function* () {})(),
+      text: async () => text,
+    });
+
+  it("refuses an answer without a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
+    const policy = await devPolicy();
+    for (const [text, found] of [
+      ['{"document":42}', "number"],
+      ['{"document":null}', "null"],
+      ["{}", "undefined"],
+    ] as const) {
+      const message = `attestation: response field document: expected a string, found ${found}`;
+      const transport = answering(text);
+      await expect(connect({ url: "http://host.test", policy, apiKey: "ck_test", transport })).rejects.toMatchObject({
+        kind: "transport",
+        code: "BAD_RESPONSE",
+        message,
+      });
+      await expect(
+        fetchAttestationAnswer({ url: "http://host.test", apiKey: "ck_test", transport }),
+      ).rejects.toMatchObject({ kind: "transport", code: "BAD_RESPONSE", message });
+    }
   });
 });
