@@ -194,7 +194,7 @@ export async function listenLoopback(
       if (code !== "EADDRNOTAVAIL" && code !== "EAFNOSUPPORT") {
         await v4.close();
         if (port === 0 && code === "EADDRINUSE" && attempt < 8) continue;
-        throw new ListenError("::1", v4.port, (error as ListenError).cause);
+        throw error; // listen's ListenError for [::1]
       }
     }
     return {

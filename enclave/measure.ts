@@ -45,7 +45,7 @@ export const MEASURED_FILES: readonly string[] = [
 /** The repository root this module belongs to. */
 export const REPOSITORY_ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-async function listTs(root: string, folder: string): Promise<string[]> {
+async function listMeasured(root: string, folder: string): Promise<string[]> {
   const out: string[] = [];
   let entries: import("node:fs").Dirent[];
   try {
@@ -58,7 +58,7 @@ async function listTs(root: string, folder: string): Promise<string[]> {
     const path = join(folder, entry.name);
     if (entry.isDirectory()) {
       if (entry.name === "node_modules") continue;
-      out.push(...(await listTs(root, path)));
+      out.push(...(await listMeasured(root, path)));
     } else if (entry.isFile() && (entry.name.endsWith(".ts") || entry.name.endsWith(".json"))) {
       out.push(path);
     }
@@ -69,7 +69,7 @@ async function listTs(root: string, folder: string): Promise<string[]> {
 /** The measured files of the tree at `root`, with their SHA-256, sorted by path. */
 export async function enclaveMeasuredFiles(root: string = REPOSITORY_ROOT): Promise<MeasuredFile[]> {
   const paths: string[] = [];
-  for (const folder of MEASURED_FOLDERS) paths.push(...(await listTs(root, folder)));
+  for (const folder of MEASURED_FOLDERS) paths.push(...(await listMeasured(root, folder)));
   for (const file of MEASURED_FILES) paths.push(file);
   if (paths.length === MEASURED_FILES.length) {
     throw new ConfigurationError(

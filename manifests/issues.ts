@@ -46,14 +46,13 @@ export function explainIssue(issue: Issue, input: unknown, prefix: readonly Prop
     const wanted = inner === undefined ? "another key" : `keys that are ${withoutExpected(expectedOf(inner))}`;
     return { path: path.slice(0, -1), expected: `expected ${wanted}`, value: key, found: describeKey(key) };
   }
+  const value = valueAt(input, path);
   if (issue.code === "invalid_union" && issue.errors.length > 0) {
-    const value = valueAt(input, path);
     // A value that has the type of exactly one alternative is explained by that alternative.
     const typeMatched = issue.errors.filter((branch) => !branch.some((i) => i.path.length === 0 && wrongType(i)));
     const inner = typeMatched.length === 1 ? typeMatched[0]?.[0] : undefined;
     if (value !== undefined && inner !== undefined) return explainIssue(inner, input, path);
   }
-  const value = valueAt(input, path);
   return { path, expected: expectedOf(issue), value, found: describeValue(value) };
 }
 
@@ -106,6 +105,9 @@ function expectedOf(issue: Issue): string {
       );
       return `expected ${[...new Set(alternatives)].join(" or ")}`;
     }
+    case "custom":
+      // A refinement with no message of its own: zod says only "Invalid input".
+      return "expected a valid value";
     default:
       return `expected ${issue.message.replace(/^Invalid input: /, "").replace(/^expected /, "")}`;
   }
@@ -152,7 +154,7 @@ function withoutExpected(text: string): string {
 }
 
 /** The value at `path` in `input`, or undefined when there is none. */
-export function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let value = input;
   for (const key of path) {
     if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined;

@@ -244,15 +244,12 @@ const UNRESOLVED_NAME = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONA
 /**
  * Bad input (a UsageError naming the option at fault) for a server that cannot listen where its
  * options say (enclave/http.ts ListenError, told by its name: importing http.ts would load the
- * server code into every command): the port (`port`, default --port) when it is taken or not
+ * server code into every command): the port (--port) when it is taken or not
  * permitted; the address (`listen`, default --listen; null for a server with no such option) when it
  * does not resolve or is not this machine's. Any other error, or failure to listen (EMFILE…), is
  * returned as it is.
  */
-export function listenUsageError(
-  error: unknown,
-  options: { readonly port?: string; readonly listen?: string | null } = {},
-): unknown {
+export function listenUsageError(error: unknown, options: { readonly listen?: string | null } = {}): unknown {
   if (!(error instanceof Error) || error.name !== "ListenError") return error;
   const { code, hostname, address, port } = error as Error & {
     code: string;
@@ -260,7 +257,7 @@ export function listenUsageError(
     address: string;
     port: number;
   };
-  const portOption = options.port ?? "--port";
+  const portOption = "--port";
   const listenOption = options.listen === undefined ? "--listen" : options.listen;
   if (code === "EADDRINUSE") {
     return new UsageError(

@@ -176,6 +176,12 @@ describe("validation messages name the expected and the found value", () => {
       { x: 1 },
       '(root): expected keys that are a number, found the key "x"',
     ],
+    [
+      "a refinement without a message of its own",
+      z.object({ a: z.string().refine((v) => v.length > 20) }),
+      { a: "short-string" },
+      "a: expected a valid value, found a string of 12 characters",
+    ],
   ] as const)("%s", (_name, schema, value, message) => {
     expect(formatted(schema, value)).toBe(message);
   });
