@@ -26,7 +26,7 @@ import {
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
-import { namesInsecureSimulator } from "../attestation/sim/names.ts";
+import { issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
@@ -114,7 +114,7 @@ let withSimulator: TrustAnchors | undefined;
 /**
  * Trust anchors for a policy: the pinned AMD and Intel roots, plus the INSECURE simulator's roots
  * only when the policy says `trustSimulator: true`. The simulator module is loaded only then, and
- * by `isInsecureSimulatorEvidence` to name a refusal (never in the key broker).
+ * by `isInsecureSimulatorEvidence` to name the refusal of a simulated TDX quote.
  * The two possible results are each one object for the process, so remembered document
  * verifications (attestation/document.ts) can recognise them.
  */
@@ -144,11 +144,11 @@ async function anchorsWithSimulator(): Promise<TrustAnchors> {
 }
 
 /**
- * Whether a document's evidence, refused under the pinned roots, verifies under the INSECURE
- * simulator's (those a policy with trustSimulator gets). Only names a refusal: never a reason to
- * accept. SEV-SNP evidence is tried only when its endorsement key's issuer names the simulator, so
- * genuine evidence never costs the simulated AMD hierarchy (RSA key generation); a build without
- * the simulator answers false.
+ * Whether evidence refused under the pinned roots is the INSECURE simulator's: for SEV-SNP, its
+ * VCEK was issued by the simulator's (Milan) ASK, checked against that certificate's bytes without
+ * deriving the simulated hierarchy; for TDX, the quote verifies under the simulator's roots (EC keys,
+ * cheap to derive). Only names a refusal: never a reason to accept. A build without the simulator
+ * answers false for TDX.
  */
 export async function isInsecureSimulatorEvidence(
   evidence: DocumentEvidence,
@@ -156,13 +156,10 @@ export async function isInsecureSimulatorEvidence(
   collateral: AttestationCollateral | null,
 ): Promise<boolean> {
   try {
-    if (evidence.type !== "sev-snp" && evidence.type !== "tdx") return false;
-    if (
-      evidence.type === "sev-snp" &&
-      !namesInsecureSimulator(parseCertificate(base64url.decode(evidence.endorsementKey)).issuer)
-    ) {
-      return false;
+    if (evidence.type === "sev-snp") {
+      return await issuedByInsecureSimulatorAsk(parseCertificate(base64url.decode(evidence.endorsementKey)));
     }
+    if (evidence.type !== "tdx") return false;
     return (await verifyDocumentEvidence(evidence, await anchorsWithSimulator(), at, collateral)).simulated;
   } catch {
     return false;
@@ -265,15 +262,6 @@ export async function verifyWithClientPolicy(
   nonce: { readonly value: Uint8Array; readonly answer: string },
   at: Date,
   collateral: AttestationCollateral | null = null,
-  options: {
-    /**
-     * Name simulated evidence a policy does not trust as SIMULATED_EVIDENCE_NOT_TRUSTED rather than
-     * ROOT_NOT_TRUSTED (default true). Off in the key broker: the check can build the simulated AMD
-     * hierarchy (RSA key generation, about a second of blocked event loop), which anyone could
-     * trigger there with a look-alike chain.
-     */
-    readonly nameSimulatedEvidence?: boolean;
-  } = {},
 ): Promise<VerifiedEnclave> {
   let enclave: VerifiedEnclave;
   try {
@@ -293,7 +281,6 @@ export async function verifyWithClientPolicy(
       error instanceof AttestationError &&
       error.code === "ROOT_NOT_TRUSTED" &&
       !policy.attestation.trustSimulator &&
-      options.nameSimulatedEvidence !== false &&
       (await isSimulatedDocument(document, at, collateral))
     ) {
       throw new AttestationError(

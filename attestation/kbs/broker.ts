@@ -264,18 +264,7 @@ export class KeyBroker {
 
     let enclave: VerifiedEnclave;
     try {
-      // Simulated evidence is not named as such here (it would cost the simulated RSA hierarchy,
-      // which any caller could make the broker build): a non-simulator policy says ROOT_NOT_TRUSTED.
-      enclave = await verifyWithClientPolicy(
-        document,
-        entry.policy,
-        { value: challengeBytes, answer },
-        at,
-        collateral,
-        {
-          nameSimulatedEvidence: false,
-        },
-      );
+      enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at, collateral);
     } catch (error) {
       if (error instanceof AttestationError) {
         throw new BrokerError(

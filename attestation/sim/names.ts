@@ -1,3 +1,6 @@
+import { bytesEqual } from "../bytes.ts";
+import { base64ToBytes, type Certificate, parseCertificate, verifySignature } from "../x509.ts";
+
 /**
  * The name every simulated certificate carries (in its subject and issuer organization). Alone in
  * this module, with no key or seed, so code that must not carry the simulator (a browser build
@@ -8,4 +11,45 @@ export const INSECURE_SIMULATOR_ORGANIZATION = "Cloister Insecure Simulator";
 /** Whether a certificate name (`O=…,CN=…` as parsed) names the simulator's organization. */
 export function namesInsecureSimulator(name: string): boolean {
   return name.split(",").includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`);
+}
+
+/**
+ * The simulator's Milan ASK (the default seed's; public, as the whole simulated hierarchy is), kept
+ * as bytes so a VCEK it issued is recognised without deriving the hierarchy (RSA key generation,
+ * about a second of blocked event loop). test/attestation/sim-names.test.ts checks it is the
+ * derived one.
+ */
+export const INSECURE_SIMULATOR_MILAN_ASK_BASE64 = [
+  "MIIErTCCA1ygAwIBAgIDAQABMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAICBQChHDAaBgkqhkiG9w0BAQgwDQYJYIZI",
+  "AWUDBAICBQCiAwIBMKMDAgEBMIGLMR8wHQYDVQQLDBZTSU1VTEFURUQgLSBOT1QgU0VDVVJFMQswCQYDVQQGEwJVUzEUMBIG",
+  "A1UEBwwLU2FudGEgQ2xhcmExCzAJBgNVBAgMAkNBMSQwIgYDVQQKDBtDbG9pc3RlciBJbnNlY3VyZSBTaW11bGF0b3IxEjAQ",
+  "BgNVBAMMCUFSSy1NaWxhbjAeFw0yNDAxMDEwMDAwMDBaFw00OTAxMDEwMDAwMDBaMIGLMR8wHQYDVQQLDBZTSU1VTEFURUQg",
+  "LSBOT1QgU0VDVVJFMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEgQ2xhcmExCzAJBgNVBAgMAkNBMSQwIgYDVQQKDBtD",
+  "bG9pc3RlciBJbnNlY3VyZSBTaW11bGF0b3IxEjAQBgNVBAMMCVNFVi1NaWxhbjCCASIwDQYJKoZIhvcNAQEBBQADggEPADCC",
+  "AQoCggEBAKyLooZFTiNpAeeHhQdDpcoQacGrtG5UWQEauQHBREKYpgxMdFXsET4KV2mwpvG7+6mMbXM2jD+jQlyr0IqyKYSw",
+  "ph/L6AAp/BbShu7ZsYxvpTGtgnwQ4r6oND0eVCHJeBc12yxu6U2FHaBHDB0uWIwyVogAWz77UoIVBC26vhZuzzTjEcnUMlm5",
+  "RbGquXq0Av7y/pRrIh6zpVs/gd4eV2mhP3dJvZINUDRfNzwTqq2CkPREXxMdOltvlDjeru85O2Y0PcVbJztWzjGJDeNN941O",
+  "s4XpgdKlD25Tn0zxrT4EMKYYLb802QiS+qpKmgRdVpF8efPJJi1abHQimN7QWW8CAwEAAaOBpTCBojAdBgNVHQ4EFgQUvJbq",
+  "QRdH1+OYWRYU/xhsVcEqTvcwHwYDVR0jBBgwFoAUHm6mzgzcBzNPA0Wkw/ArfOvtbZswEgYDVR0TAQH/BAgwBgEB/wIBADAO",
+  "BgNVHQ8BAf8EBAMCAAQwPAYDVR0fBDUwMzAxoC+gLYYraHR0cHM6Ly9zaW11bGF0b3IuaW52YWxpZC92Y2VrL3YxL01pbGFu",
+  "L2NybDBGBgkqhkiG9w0BAQowOaAPMA0GCWCGSAFlAwQCAgUAoRwwGgYJKoZIhvcNAQEIMA0GCWCGSAFlAwQCAgUAogMCATCj",
+  "AwIBAQOCAQEAX/BT+kHVB5hZ2tIO6iHWetJoxJLmsW75U8xoJQcSTwFMM4iVrmlelxoM1haNnCyswBH5zk8XaIMNkePbKznu",
+  "qQdEpHCuGgCWbEZaOiH2f7/l6b2XhZtBF7oCU/4uSEkZtI0BS0+79yOynoMbwo/1qUCQWwqUO5Ot1AuGz+2kPLrvIpIpo4p5",
+  "j+gnH+pHf0DEuOxtH/AZMDOFaNULCC/KbjwIIcHSVfvqG4XNQ1Cl/yqZzT1nGkzjLcS6l9aQfx4dwSEUpQld+aGE25/yv2Xy",
+  "0ztw/NIJKN4OP07fxGPWtabWQOuxVj5PTXAe3JxVOWkenIowCiJvFQKadAOlQabXTg==",
+].join("");
+
+let milanAsk: Certificate | undefined;
+
+/**
+ * Whether `cert` (a VCEK) was issued by the INSECURE simulator's Milan ASK: its issuer names the
+ * simulator, is that ASK, and the ASK's signature verifies. Used only to name a refusal.
+ */
+export async function issuedByInsecureSimulatorAsk(cert: Certificate): Promise<boolean> {
+  if (!namesInsecureSimulator(cert.issuer)) return false;
+  milanAsk ??= parseCertificate(base64ToBytes(INSECURE_SIMULATOR_MILAN_ASK_BASE64));
+  return (
+    bytesEqual(milanAsk.subjectDer, cert.issuerDer) &&
+    (await verifySignature(milanAsk.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))
+  );
 }

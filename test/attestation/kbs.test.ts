@@ -241,10 +241,9 @@ describe("key broker", () => {
     const error = await refusal(kbs.release(body));
     // The evidence is verified once: not again under the simulator's roots to name the refusal.
     expect(vi.mocked(verifyDocumentEvidence).mock.calls.length - verifications).toBe(1);
-    // ROOT_NOT_TRUSTED, not SIMULATED_EVIDENCE_NOT_TRUSTED: naming it would make the broker build
-    // the simulated AMD hierarchy, which any caller could trigger with a look-alike chain.
-    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "verify" });
-    expect(error.message).toContain("ROOT_NOT_TRUSTED");
+    // Named as simulated evidence, from the ASK's bytes: no simulated hierarchy is derived for it.
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+    expect(error.message).toContain("SIMULATED_EVIDENCE_NOT_TRUSTED");
   });
 
   it("refuses a measurement the release policy does not list", async () => {
