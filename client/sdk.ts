@@ -1061,14 +1061,21 @@ export class Session {
     if (response === undefined || context === undefined) {
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response has no body");
     }
-    // The answer is on its way: make the next request's key while it streams.
-    this.#replenish();
+    // The answer is on its way: make the next request's key while it streams, once its first text
+    // is out (the key's work does not delay that text), or when it ends without any.
+    let replenished = false;
+    const replenish = () => {
+      if (replenished) return;
+      replenished = true;
+      this.#replenish();
+    };
     try {
       let answer = "";
       for await (const event of openResponseFrames(context, response.body)) {
         if (event.type === "data") {
           answer += event.text;
           yield { type: "text", text: event.text };
+          replenish();
         } else if (event.type === "final") {
           await checkReceipt(event, sealedTo, context.requestHash, answer);
           yield {
@@ -1103,6 +1110,8 @@ export class Session {
       throw new ClientError("integrity", "STREAM_TRUNCATED", "response stream broke before its final frame", {
         cause: error,
       });
+    } finally {
+      replenish();
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }

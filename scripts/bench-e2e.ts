@@ -642,7 +642,6 @@ async function floorProxy(enclaveUrl: string): Promise<void> {
       });
       up.on("response", (answer) => {
         res.writeHead(answer.statusCode ?? 502, { "content-type": "text/plain" });
-        res.flushHeaders();
         answer.on("data", (chunk: Buffer) => res.write(chunk));
         answer.on("end", () => res.end());
       });
