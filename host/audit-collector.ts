@@ -17,6 +17,7 @@ import { constants } from "node:fs";
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
+import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore } from "./audit-store.ts";
 
 /**
@@ -49,6 +50,21 @@ export async function prepareAuditDir(dir: string): Promise<void> {
 
 /** How long one collection may take, answer included. */
 const COLLECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The largest `/audit` answer the host reads (64 MiB): past it the answer is refused (the rest left
+ * unread, the connection closed), nothing of it is stored, and the next collection asks again. The
+ * enclave answers with its whole backlog of unacknowledged records, which it lets grow to
+ * MAX_AUDIT_BACKLOG (10,000; enclave/service.ts) before refusing new requests, plus one record for
+ * each request already under way (at most one per connection: ENCLAVE_MAX_CONNECTIONS, 16,384;
+ * enclave/run.ts). A record line takes at most about 1.7 KB in the answer (about 1 KB usually), so
+ * the largest answer an enclave gives is about 26,384 × 1.7 KB ≈ 45 MB: every one fits, and a
+ * misbehaving enclave (or whatever answers at --enclave-url) cannot make the host buffer more.
+ * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
+ */
+export const AUDIT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
+
+const utf8 = new TextDecoder();
 
 interface AuditBatch {
   boot: string;
@@ -101,6 +117,8 @@ export class AuditCollector {
       intervalMs: number;
       fetch?: typeof fetch;
       onError?: (message: string) => void;
+      /** The largest `/audit` answer read (default AUDIT_BATCH_MAX_BYTES). */
+      maxBatchBytes?: number;
     },
   ) {}
 
@@ -172,7 +190,9 @@ export class AuditCollector {
   /** One collection; resolves with the problem that stopped it (null: none), rejects when storing failed. */
   private async run(): Promise<string | null> {
     const base = this.options.enclaveUrl.replace(/\/+$/, "");
-    let batch: unknown;
+    const maxBytes = this.options.maxBatchBytes ?? AUDIT_BATCH_MAX_BYTES;
+    /** The answer's bytes, or what was found of one larger than `maxBytes`. */
+    let body: Uint8Array | { tooLarge: string };
     try {
       // The acknowledgement names the boot it is for: after an enclave restart it acknowledges nothing.
       const boot = this.boot === null ? "" : `&boot=${this.boot}`;
@@ -183,7 +203,16 @@ export class AuditCollector {
         signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
       });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      batch = await response.json();
+      const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+      if (declared > maxBytes) {
+        await response.body?.cancel().catch(() => undefined);
+        body = { tooLarge: `${declared} bytes (its Content-Length)` };
+      } else {
+        body = await readBoundedBytes(response.body ?? [], maxBytes).catch((error: unknown) => {
+          if (error instanceof ResponseTooLargeError) return { tooLarge: `more than ${maxBytes} bytes` };
+          throw error;
+        });
+      }
     } catch (error) {
       // Never fetch's own message when it quotes the URL (which may carry a user and password).
       const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
@@ -197,6 +226,15 @@ export class AuditCollector {
               ? `${(error as Error).name}, its message not shown (it quotes the URL)`
               : message;
       return `audit: cannot collect from the enclave at ${describeUrlText(base)} (${why})`;
+    }
+    if (!(body instanceof Uint8Array)) {
+      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is too large: expected at most ${maxBytes} bytes, found ${body.tooLarge}`;
+    }
+    let batch: unknown = null;
+    try {
+      batch = JSON.parse(utf8.decode(body));
+    } catch {
+      // Not JSON: malformed, as below (JSON.parse's message would quote the answer).
     }
     if (!isBatch(batch)) return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed`;
     if (batch.boot !== this.boot) {

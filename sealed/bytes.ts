@@ -1,4 +1,7 @@
-/** Small byte helpers (platform-neutral: Uint8Array only). No cryptography here. */
+/**
+ * Small byte helpers (platform-neutral: Uint8Array and WHATWG streams only). No cryptography here:
+ * the host may load this file (test/sealed/boundary.test.ts), e.g. for readBoundedBytes.
+ */
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -44,4 +47,57 @@ export function readU64BE(source: Uint8Array, offset: number): number {
   const high = readU32BE(source, offset);
   if (high > 0x1f_ffff) return -1;
   return high * 0x1_0000_0000 + readU32BE(source, offset + 4);
+}
+
+/** Bytes as they arrive: an iterable of chunks, or a WHATWG stream (a fetch answer's body). */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
+
+/** Iterates any byte source: async or sync iterables, and WHATWG streams without async iteration. */
+export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, void, undefined> {
+  if (Symbol.asyncIterator in source || Symbol.iterator in source) {
+    yield* source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+    return;
+  }
+  const reader = source.getReader();
+  let ended = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        ended = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    // Left early (the reader stopped, or reading failed): the rest is not wanted, as async
+    // iteration of a stream would also cancel it.
+    if (!ended) await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
+
+/** What readBoundedBytes (and the client's `TransportResponse.text`) throws when a body passes its limit. */
+export class ResponseTooLargeError extends Error {
+  readonly code = "RESPONSE_TOO_LARGE";
+  constructor(readonly maxBytes: number) {
+    super(`the body is larger than ${maxBytes} bytes`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
+/**
+ * Reads `body`'s bytes, at most `maxBytes` of them; past that the iteration is left, which closes
+ * the body (chunksOf cancels a stream, node destroys its response): a peer is not trusted to send
+ * a bounded body.
+ */
+export async function readBoundedBytes(body: ByteSource, maxBytes: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of chunksOf(body)) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new ResponseTooLargeError(maxBytes);
+    parts.push(chunk);
+  }
+  return concatBytes(...parts);
 }

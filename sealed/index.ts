@@ -3,7 +3,7 @@
  * Platform-neutral: Uint8Array, tweetnacl and WebCrypto only, so the browser client reuses it.
  * Byte layouts, nonces, replay rule and what the host sees: docs/protocol.md.
  */
-export { toHex } from "./bytes.ts";
+export { type ByteSource, ResponseTooLargeError, readBoundedBytes, toHex } from "./bytes.ts";
 export {
   ENVELOPE_PREFIX_LENGTH,
   KEY_ID_LENGTH,
@@ -53,11 +53,4 @@ export {
   type SealRequestOptions,
   sealRequest,
 } from "./request.ts";
-export {
-  type ByteSource,
-  openResponseFrames,
-  REORDER_LOOKAHEAD,
-  type ResponseEvent,
-  ResponseTooLargeError,
-  readBoundedBytes,
-} from "./response.ts";
+export { openResponseFrames, REORDER_LOOKAHEAD, type ResponseEvent } from "./response.ts";

@@ -16,7 +16,7 @@
  * incomplete or altered and must not be shown as a whole answer.
  */
 
-import { concatBytes } from "./bytes.ts";
+import { type ByteSource, chunksOf } from "./bytes.ts";
 import {
   DataAfterFinalError,
   FrameDroppedError,
@@ -70,8 +70,6 @@ export type ResponseEvent =
        */
       readonly auditOpening: string | null;
     };
-
-export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -230,54 +228,4 @@ function parseJsonObject(seq: number, kind: string, payload: Uint8Array): Record
     throw new FrameMalformedError(`${kind} frame ${seq}: expected a JSON object`);
   }
   return value as Record<string, unknown>;
-}
-
-/** Iterates any byte source: async or sync iterables, and WHATWG streams without async iteration. */
-export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, void, undefined> {
-  if (Symbol.asyncIterator in source || Symbol.iterator in source) {
-    yield* source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
-    return;
-  }
-  const reader = source.getReader();
-  let ended = false;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) {
-        ended = true;
-        return;
-      }
-      yield value;
-    }
-  } finally {
-    // Left early (the reader stopped, or reading failed): the rest is not wanted, as async
-    // iteration of a stream would also cancel it.
-    if (!ended) await reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
-}
-
-/** What readBoundedBytes (and the client's `TransportResponse.text`) throws when a body passes its limit. */
-export class ResponseTooLargeError extends Error {
-  readonly code = "RESPONSE_TOO_LARGE";
-  constructor(readonly maxBytes: number) {
-    super(`the body is larger than ${maxBytes} bytes`);
-    this.name = "ResponseTooLargeError";
-  }
-}
-
-/**
- * Reads `body`'s bytes, at most `maxBytes` of them; past that the iteration is left, which closes
- * the body (chunksOf cancels a stream, node destroys its response): a peer is not trusted to send
- * a bounded body.
- */
-export async function readBoundedBytes(body: ByteSource, maxBytes: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of chunksOf(body)) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new ResponseTooLargeError(maxBytes);
-    parts.push(chunk);
-  }
-  return concatBytes(...parts);
 }

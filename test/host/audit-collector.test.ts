@@ -9,8 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { AuditCollector, prepareAuditDir } from "../../host/audit-collector.ts";
+import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
+import { MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import { AUDIT_BATCH_MAX_BYTES, AuditCollector, prepareAuditDir } from "../../host/audit-collector.ts";
 import { readAuditLines } from "../../host/audit-store.ts";
+import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
 
@@ -92,7 +95,7 @@ function scripted(batches: { from: number; lines: string[] }[]) {
 }
 
 /** A collector on a fresh directory, or on `existing` (a restarted host). */
-async function collector(fetchFn: typeof fetch, existing?: string) {
+async function collector(fetchFn: typeof fetch, existing?: string, maxBatchBytes?: number) {
   const dir = existing ?? (await mkdtemp(join(tmpdir(), "cloister-collector-")));
   dirs.push(dir);
   const errors: string[] = [];
@@ -102,6 +105,7 @@ async function collector(fetchFn: typeof fetch, existing?: string) {
     intervalMs: 60_000,
     fetch: fetchFn,
     onError: (m) => errors.push(m),
+    ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
   });
   return { c, dir, errors, file: join(dir, `${BOOT.slice(0, 16)}.jsonl`) };
 }
@@ -257,6 +261,81 @@ describe("audit collector: what it logs while the enclave is away", () => {
     expect(errors[0]).toContain("(ECONNRESET)");
     expect(errors[1]).toMatch(/^audit: record 0 from the enclave is not a valid record line; retrying/);
     expect(errors[2]).toMatch(/^audit: collecting from .* again \(after 3 failed attempts; the last: audit: record 0/);
+  });
+});
+
+describe("audit collector: the size of the enclave's answer", () => {
+  it("refuses an answer past its bound, streamed or declared, naming the bound and the size, and collects afterwards", async () => {
+    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    // 64 chunks of 100 bytes, pulled one at a time; cancelled when the reader lets go.
+    let pulled = 0;
+    let cancelled = false;
+    const streamed = () =>
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled += 1;
+          if (pulled > 64) controller.close();
+          else controller.enqueue(new TextEncoder().encode(`["secret-record ${"x".repeat(80)}"]`.padEnd(100)));
+        },
+        cancel() {
+          cancelled = true;
+        },
+      });
+    let calls = 0;
+    const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+      calls += 1;
+      if (calls === 1) return new Response(streamed());
+      if (calls === 2) return new Response("secret-record", { headers: { "content-length": "5000" } });
+      return working(input, init);
+    }) as typeof fetch;
+    const { c, errors, file } = await collector(fetchFn, undefined, 1024);
+    await c.collect();
+    // Read to just past the bound (11 chunks of 100 bytes), then left: the rest is not pulled.
+    expect(cancelled).toBe(true);
+    expect(pulled).toBeLessThan(20);
+    await c.collect();
+    await c.collect();
+    await c.stop();
+    const tooLarge =
+      'audit: the audit batch of the enclave at "http://enclave.invalid" is too large: expected at most 1024 bytes';
+    expect(errors).toEqual([
+      `${tooLarge}, found more than 1024 bytes; retrying every 60000 ms (logged again when the problem changes or ends)`,
+      `${tooLarge}, found 5000 bytes (its Content-Length); retrying every 60000 ms (logged again when the problem changes or ends)`,
+      `audit: collecting from "http://enclave.invalid" again (after 2 failed attempts; the last: ${tooLarge}, found 5000 bytes (its Content-Length))`,
+    ]);
+    expect(errors.join("\n")).not.toContain("secret-record");
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+  });
+
+  it("reports an answer that is not JSON as malformed, without its text", async () => {
+    const fetchFn = (async () => new Response("secret-record, not JSON")) as unknown as typeof fetch;
+    const { c, errors } = await collector(fetchFn);
+    await c.collect();
+    await c.stop();
+    expect(errors).toEqual([
+      'audit: the audit batch of the enclave at "http://enclave.invalid" is malformed; retrying every 60000 ms (logged again when the problem changes or ends)',
+    ]);
+  });
+
+  it("the default bound holds the largest answer an enclave gives", () => {
+    // The largest record line the enclave writes (every field at its longest), as a JSON string in
+    // the answer, with room for a 16-digit seq and a comma.
+    const line = makeWriter().record({
+      requestId: "r".repeat(256),
+      tenant: "t".repeat(200),
+      decision: "allow",
+      blockedBy: null,
+      ruleId: "r".repeat(63),
+      piiFindings: PII_ENTITIES.map((entity) => ({ entity, count: Number.MAX_SAFE_INTEGER })),
+      error: "E".repeat(64),
+      prompt: "p",
+      response: "r",
+      usage: { promptTokens: Number.MAX_SAFE_INTEGER, completionTokens: Number.MAX_SAFE_INTEGER },
+    }).line;
+    const perLine = Buffer.byteLength(JSON.stringify(line)) + 16 + 1;
+    // The backlog the enclave keeps before refusing requests, and one record per request under way.
+    const lines = MAX_AUDIT_BACKLOG + ENCLAVE_MAX_CONNECTIONS;
+    expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(lines * perLine + 1024);
   });
 });
 

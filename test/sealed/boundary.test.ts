@@ -1,7 +1,8 @@
 /**
  * Architecture checks: sealed/ stays platform-neutral, and the untrusted host never loads the code
- * that opens sealed messages. The host may import sealed/envelope.ts alone (routing-header parsing),
- * whose import closure must contain no cryptography.
+ * that opens sealed messages. The host may import sealed/envelope.ts (routing-header parsing), whose
+ * import closure must contain no cryptography, and that closure's crypto-free byte helpers and
+ * errors (sealed/bytes.ts: readBoundedBytes for the audit collector).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -56,7 +57,7 @@ describe("sealed/ boundaries", () => {
     }
   });
 
-  it("lets host/ import only the crypto-free routing-header parser", () => {
+  it("lets host/ import only the crypto-free routing-header parser and byte helpers", () => {
     const files = tsFiles(join(ROOT, "host"));
     expect(files.length).toBeGreaterThan(5);
     for (const file of files) {
