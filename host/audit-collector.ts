@@ -20,11 +20,23 @@ import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore } from "./audit-store.ts";
 
+/** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
+export class AuditDirError extends Error {
+  constructor(
+    message: string,
+    readonly dir: string,
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = "AuditDirError";
+  }
+}
+
 /**
  * Makes `dir` (with its parents, mode 0700) unless it exists, then checks that it is a directory
- * this process can write to: called when the host starts, so a host that could not store the
- * enclave's audit records refuses to start rather than serve without them. Throws an Error whose
- * message names what was found.
+ * this process can write to: called by startHost (host/server.ts) before anything starts, so a host
+ * that could not store the enclave's audit records refuses to start rather than serve without them.
+ * Throws an AuditDirError whose message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
   try {
@@ -32,19 +44,22 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   } catch (error) {
     // mkdir -p fails on a file (EEXIST) or on a path through one (ENOTDIR), never silently.
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(
+    throw new AuditDirError(
       code === "EEXIST"
         ? `expected a directory, found a file at "${dir}"`
         : code === "ENOTDIR"
           ? `expected a directory, "${dir}" has a file on its path`
           : `cannot create "${dir}" (${code ?? (error as Error).message})`,
+      dir,
       { cause: error },
     );
   }
   try {
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (error) {
-    throw new Error(`expected a directory this process can write to, "${dir}" is not writable`, { cause: error });
+    throw new AuditDirError(`expected a directory this process can write to, "${dir}" is not writable`, dir, {
+      cause: error,
+    });
   }
 }
 

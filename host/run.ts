@@ -5,7 +5,7 @@ import { listenUsageError, readOptionFile, UsageError } from "../client/cli/outp
 import { closeOnSignal } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
-import { prepareAuditDir } from "./audit-collector.ts";
+import { AuditDirError } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
@@ -65,12 +65,6 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       throw new UsageError(`--cors-origin: ${(error as Error).message}`);
     }
   }
-  // Checked before anything starts: a host that cannot store audit records must not serve.
-  try {
-    await prepareAuditDir(options.auditDir);
-  } catch (error) {
-    throw new UsageError(`--audit-dir: ${(error as Error).message}`);
-  }
   const server = await startHost({
     enclaveUrls: options.enclaveUrl,
     poolRefreshMs: options.poolRefreshMs,
@@ -89,8 +83,9 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     },
     maxConnections: options.maxConnections,
   }).catch((error: unknown) => {
-    // A port in use, or a --listen address that does not resolve: bad input naming the option.
-    throw listenUsageError(error);
+    // An audit dir it cannot store records in (checked first), a port in use, or a --listen address
+    // that does not resolve: bad input naming the option.
+    throw error instanceof AuditDirError ? new UsageError(`--audit-dir: ${error.message}`) : listenUsageError(error);
   });
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });

@@ -2,7 +2,7 @@
 import { listen, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
-import { AuditCollector } from "./audit-collector.ts";
+import { AuditCollector, prepareAuditDir } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
 
 export type { RunningServer };
@@ -30,7 +30,11 @@ export async function startHost(options: {
   port: number;
   accessLog: AccessLogSink;
   limits?: Partial<HostOptions["limits"]>;
-  /** Where the enclave's audit records are stored (one file per enclave boot); null: not collected. */
+  /**
+   * Where the enclave's audit records are stored (one file per enclave boot); null: not collected.
+   * Made (mode 0700) and checked first: one that is a file or not writable rejects with an
+   * AuditDirError before anything starts.
+   */
   auditDir: string | null;
   onError?: (message: string) => void;
   /** Origins whose pages may call the API from a browser (host/cors.ts). */
@@ -39,6 +43,8 @@ export async function startHost(options: {
   maxConnections?: number;
 }): Promise<RunningServer> {
   const limits = { ...DEFAULT_HOST_LIMITS, ...options.limits };
+  // A host that cannot store audit records must not serve.
+  if (options.auditDir !== null) await prepareAuditDir(options.auditDir);
   // Every member's audit records are collected and stored (one file per enclave boot, in one dir).
   const collectors =
     options.auditDir === null

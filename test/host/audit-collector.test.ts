@@ -11,8 +11,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
 import { MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
-import { AUDIT_BATCH_MAX_BYTES, AuditCollector, prepareAuditDir } from "../../host/audit-collector.ts";
+import { AUDIT_BATCH_MAX_BYTES, AuditCollector, AuditDirError, prepareAuditDir } from "../../host/audit-collector.ts";
 import { readAuditLines } from "../../host/audit-store.ts";
+import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
+import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
@@ -361,12 +363,50 @@ describe("prepareAuditDir", () => {
   });
 });
 
-describe("cloister host --audit-dir", () => {
-  it("refuses a file before it starts (exit 2, naming the flag), and serves nothing", async () => {
+/** A valid API keys file (no key in it is used). */
+const KEYS_FILE: ApiKeysFile = {
+  version: 1,
+  keys: [{ id: "k", project: "p", sha256: "0".repeat(64), permissions: ["attest"], requestsPerMinute: 1 }],
+};
+
+describe("cloister host --audit-dir, and startHost's auditDir", () => {
+  it("startHost refuses a file, or a path through one, before anything starts", async () => {
     const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
     dirs.push(root);
     const file = join(root, "audit.txt");
     await writeFile(file, "x");
+    const start = (auditDir: string) =>
+      startHost({
+        enclaveUrls: ["http://127.0.0.1:9"],
+        apiKeys: new ApiKeyStore(KEYS_FILE),
+        hostname: "127.0.0.1",
+        port: 47_517, // never bound: refused before listening
+        accessLog: () => {},
+        auditDir,
+      });
+    for (const [dir, message] of [
+      [file, `expected a directory, found a file at "${file}"`],
+      [join(file, "sub"), `expected a directory, "${join(file, "sub")}" has a file on its path`],
+    ] as const) {
+      const error = await start(dir).then(
+        async (server) => {
+          await server.close();
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(AuditDirError);
+      expect(error).toMatchObject({ message, dir });
+    }
+  });
+
+  it("cloister host refuses a file before it starts (exit 2, naming the flag), and serves nothing", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const file = join(root, "audit.txt");
+    await writeFile(file, "x");
+    // A valid key file: the audit dir is what is at fault.
+    await writeFile(join(root, "keys.json"), JSON.stringify(KEYS_FILE));
     const run = await runCloister(
       [
         "host",
