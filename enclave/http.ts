@@ -210,33 +210,29 @@ export async function listenLoopback(
 /**
  * Reads a request body from node's request, refusing more than `limit` bytes: `tooLarge` is
  * thrown for a declared or counted excess (the rest is left unread; the caller's 413 closes the
- * connection), `gone` when the client goes away mid-body. When `signal` aborts first, its reason is
- * thrown and the body is no longer kept: what still comes is read and dropped, so the connection
- * can carry the caller's answer (which must close it: the request was not read to its end).
+ * connection), `gone` when the client goes away mid-body. When `timeout.ms` passes before the body
+ * is whole, `timeout.error()` is called (once, then) and thrown, and the body is no longer kept:
+ * what still comes is read and dropped, so the connection can carry the caller's answer (which must
+ * close it: the request was not read to its end). One timer, cleared when the read ends.
  */
 export function readBodyWithin(
   incoming: IncomingMessage,
   limit: number,
   errors: { tooLarge: (found: string) => Error; gone: (cause: Error) => Error },
-  signal?: AbortSignal,
+  timeout?: { readonly ms: number; readonly error: () => Error },
 ): Promise<Uint8Array> {
   const declared = incoming.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(errors.tooLarge(declared));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const stop = () => {
+      clearTimeout(timer);
       incoming.off("data", onData);
       incoming.off("end", onEnd);
       incoming.off("error", onError);
       incoming.off("aborted", onAborted);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      stop();
-      chunks.length = 0;
-      incoming.resume(); // flowing with no listener: dropped as it arrives
-      reject(signal?.reason);
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;
@@ -257,11 +253,14 @@ export function readBodyWithin(
       reject(errors.gone(error));
     };
     const onAborted = () => onError(new Error("aborted"));
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
+    if (timeout !== undefined) {
+      timer = setTimeout(() => {
+        stop();
+        chunks.length = 0;
+        incoming.resume(); // flowing with no listener: dropped as it arrives
+        reject(timeout.error());
+      }, timeout.ms);
     }
-    signal?.addEventListener("abort", onAbort, { once: true });
     incoming.on("data", onData);
     incoming.once("end", onEnd);
     incoming.once("error", onError);

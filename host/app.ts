@@ -535,28 +535,25 @@ const BODY_TIMEOUT_CLOSE_MS = 2_000;
  * receives with `Connection: close` (errorResponse); the socket is destroyed BODY_TIMEOUT_CLOSE_MS
  * later at the latest.
  */
-async function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
-  const deadline = new AbortController();
-  const timer = setTimeout(() => {
-    deadline.abort(new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`));
-    setTimeout(() => incoming.socket?.destroy(), BODY_TIMEOUT_CLOSE_MS).unref();
-  }, timeoutMs);
-  try {
-    return await readBodyWithin(
-      incoming,
-      limit,
-      {
-        tooLarge: (found) => bodyTooLarge(limit, found),
-        gone: (cause) =>
-          new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
-            cause,
-          }),
+function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
+  return readBodyWithin(
+    incoming,
+    limit,
+    {
+      tooLarge: (found) => bodyTooLarge(limit, found),
+      gone: (cause) =>
+        new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
+          cause,
+        }),
+    },
+    {
+      ms: timeoutMs,
+      error: () => {
+        setTimeout(() => incoming.socket?.destroy(), BODY_TIMEOUT_CLOSE_MS).unref();
+        return new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`);
       },
-      deadline.signal,
-    );
-  } finally {
-    clearTimeout(timer);
-  }
+    },
+  );
 }
 
 type UpstreamOptions = { readonly agent: Agent; readonly limits: HostOptions["limits"] };
