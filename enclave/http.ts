@@ -4,9 +4,9 @@
  * no protocol logic beyond the sealed request size limit both enclave and host apply.
  */
 
-import type { IncomingMessage, Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
@@ -80,51 +80,60 @@ export class ListenError extends Error {
   }
 }
 
+/** A fetch handler as @hono/node-server calls it: the request, and node's request and response (`c.env`). */
+type NodeFetchHandler = Parameters<typeof getRequestListener>[0];
+
+/** node's request listener for a fetch handler, as @hono/node-server's `serve` makes it. */
+type RequestListener = ReturnType<typeof getRequestListener>;
+
+const requestListener = (fetchHandler: NodeFetchHandler, hostname: string): RequestListener =>
+  getRequestListener(fetchHandler, { hostname });
+
 /**
  * Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits.
  * Rejects with a {@link ListenError} when it cannot listen there.
  */
-export function listen(
+export async function listen(
   fetchHandler: (request: Request) => Response | Promise<Response>,
   hostname: string,
   port: number,
   options: ListenOptions = {},
 ): Promise<RunningServer> {
+  return (await listenWith(requestListener(fetchHandler, hostname), hostname, port, options)).running;
+}
+
+/** `listen` with node's request listener, resolving with node's server too (listenBeforeServing swaps its listener). */
+function listenWith(
+  listener: RequestListener,
+  hostname: string,
+  port: number,
+  options: ListenOptions,
+): Promise<{ running: RunningServer; server: Server }> {
   return new Promise((resolve, reject) => {
-    const server = serve(
-      {
-        fetch: fetchHandler,
-        hostname,
-        port,
-        serverOptions: { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
-      },
-      (info: AddressInfo) => {
-        const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
-        resolve({
-          url,
-          port: info.port,
-          close: (graceMs = 0) =>
-            new Promise<void>((done) => {
-              const s = server as unknown as {
-                close(cb: () => void): void;
-                closeAllConnections(): void;
-                closeIdleConnections(): void;
-              };
-              // Keep-alive connections would otherwise stay open until their idle timeout: each is
-              // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
-              const sweep = setInterval(() => s.closeIdleConnections(), 25);
-              const deadline = setTimeout(() => s.closeAllConnections(), graceMs);
-              s.close(() => {
-                clearInterval(sweep);
-                clearTimeout(deadline);
-                done();
-              });
-              if (graceMs <= 0) s.closeAllConnections();
-              else s.closeIdleConnections();
-            }),
-        });
-      },
-    ) as Server;
+    const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, listener);
+    server.listen(port, hostname, () => {
+      const info = server.address() as AddressInfo;
+      const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
+      const running: RunningServer = {
+        url,
+        port: info.port,
+        close: (graceMs = 0) =>
+          new Promise<void>((done) => {
+            // Keep-alive connections would otherwise stay open until their idle timeout: each is
+            // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
+            const sweep = setInterval(() => server.closeIdleConnections(), 25);
+            const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+            server.close(() => {
+              clearInterval(sweep);
+              clearTimeout(deadline);
+              done();
+            });
+            if (graceMs <= 0) server.closeAllConnections();
+            else server.closeIdleConnections();
+          }),
+      };
+      resolve({ running, server });
+    });
     server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     const firstRequestTimeoutMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
     // Until its first request arrives, a connection is closed when idle that long; the request
@@ -136,9 +145,6 @@ export function listen(
   });
 }
 
-/** A fetch handler as @hono/node-server calls it: the request, and node's request and response (`c.env`). */
-type NodeFetchHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
-
 /** A server listening before its handler exists: `serve` sets it (once), e.g. a hono app's `fetch`. */
 export interface ListeningServer extends RunningServer {
   serve<Env>(fetchHandler: (request: Request, env?: Env) => Response | Promise<Response>): void;
@@ -148,7 +154,8 @@ export interface ListeningServer extends RunningServer {
  * Listens first and serves later (`listen` with a handler set by `serve`): a port or address the
  * server cannot have is found before a long start-up (the enclave's boot: attestation, the key
  * broker's release, the model's load), and nothing can take the port meanwhile. Until `serve`,
- * every request gets `meanwhile`'s answer.
+ * every request gets `meanwhile`'s answer; from then on the server's request listener is the
+ * handler's own (the booting one is swapped out), so serving costs nothing more than `listen`.
  */
 export async function listenBeforeServing(
   meanwhile: (request: Request) => Response,
@@ -156,18 +163,20 @@ export async function listenBeforeServing(
   port: number,
   options: ListenOptions = {},
 ): Promise<ListeningServer> {
-  let handler: NodeFetchHandler = meanwhile;
-  const server = await listen((request, ...env: [unknown?]) => handler(request, ...env), hostname, port, options);
+  const booting = requestListener(meanwhile, hostname);
+  const { running, server } = await listenWith(booting, hostname, port, options);
   let served = false;
   return {
-    url: server.url,
-    port: server.port,
-    close: (graceMs) => server.close(graceMs),
+    url: running.url,
+    port: running.port,
+    close: (graceMs) => running.close(graceMs),
     serve(fetchHandler) {
       if (served) throw new Error("listenBeforeServing: serve() called twice");
       served = true;
       // node's bindings are what @hono/node-server passes: the app's own Env type describes them.
-      handler = fetchHandler as NodeFetchHandler;
+      // First in line, where the booting listener was (before listen's own "request" listener).
+      server.prependListener("request", requestListener(fetchHandler as NodeFetchHandler, hostname));
+      server.off("request", booting);
     },
   };
 }
