@@ -24,12 +24,14 @@
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
  *    (secure boot, serial console)                                              AZURE_*; for Azure
- *    evidence `expectedReportData` is compared with the vTPM quote's qualifying data (extraData),
- *    where Azure carries the caller's binding (the hardware REPORT_DATA binds the runtime data).
+ *    evidence SHA-256(`expectedReportData`) is compared with the vTPM quote's qualifying data
+ *    (extraData), where Azure carries the caller's binding (binding.ts; the hardware REPORT_DATA
+ *    binds the runtime data).
  * A check the policy skips (`{ skip: { reason } }`) produces no violation; the reason stays in the
  * policy for auditors.
  */
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
+import { azureQuoteQualifyingData } from "./binding.ts";
 import { bytesEqual, isAllZero, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
 import {
@@ -434,11 +436,21 @@ export function appraise(
     );
   }
   if (options.expectedReportData !== null) {
-    const [field, bound] = isAzure
-      ? ["vTPM extraData", evidence.tpm.extraData]
-      : ["REPORT_DATA", isSnp ? evidence.report.reportData : (evidence as VerifiedTdxQuote).quote.body.reportData];
-    if (!bytesEqual(bound, options.expectedReportData)) {
-      push(field, "REPORT_DATA_MISMATCH", toHex(options.expectedReportData), toHex(bound));
+    const [field, bound, expected, described] = isAzure
+      ? [
+          "vTPM extraData",
+          evidence.tpm.extraData,
+          azureQuoteQualifyingData(options.expectedReportData),
+          "SHA-256(REPORT_DATA) ",
+        ]
+      : [
+          "REPORT_DATA",
+          isSnp ? evidence.report.reportData : (evidence as VerifiedTdxQuote).quote.body.reportData,
+          options.expectedReportData,
+          "",
+        ];
+    if (!bytesEqual(bound, expected)) {
+      push(field, "REPORT_DATA_MISMATCH", `${described}${toHex(expected)}`, toHex(bound));
     }
   }
   if (isAzure) {

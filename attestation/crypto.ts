@@ -1,10 +1,13 @@
 /**
  * Every cryptographic primitive the verification code uses, behind one small interface over
- * WebCrypto (`globalThis.crypto.subtle`: Node 20 and browsers). No primitive is implemented here;
- * this file only adapts encodings (raw r||s signatures, SPKI forms) and caches imported keys.
+ * WebCrypto (`globalThis.crypto.subtle`: Node 20 and browsers), and @noble/hashes's SHA-256 where a
+ * pure function needs a hash synchronously. No primitive is implemented here; this file only adapts
+ * encodings (raw r||s signatures, SPKI forms) and caches imported keys.
  *
  * Auditors: this file, der.ts and x509.ts are the whole of the attestation crypto surface.
  */
+
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 
 export type HashName = "SHA-256" | "SHA-384" | "SHA-512";
 export type Curve = "P-256" | "P-384";
@@ -24,6 +27,9 @@ export async function digest(hash: HashName, data: Uint8Array): Promise<Uint8Arr
 export const sha256 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-256", data);
 export const sha384 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-384", data);
 export const sha512 = (data: Uint8Array): Promise<Uint8Array> => digest("SHA-512", data);
+
+/** SHA-256, synchronously (@noble/hashes), for the pure functions that need one (appraisal). */
+export const sha256Sync = (data: Uint8Array): Uint8Array => nobleSha256(data);
 
 /** Constant-time comparison for secrets and MAC-like values; length is not secret. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -156,6 +156,7 @@ export class VerifiedEnclave {
     readonly tee: DocumentEvidence["type"],
     readonly simulated: boolean,
     readonly measurement: string,
+    /** The bound REPORT_DATA, hex (on Azure CVMs the value whose SHA-256 the vTPM quote carries). */
     readonly reportData: string,
     readonly sealingPublicKey: Uint8Array,
     readonly signingPublicKey: Uint8Array,
@@ -381,9 +382,10 @@ async function verifyDocument(
     throw new AttestationError("appraise", first?.code ?? "APPRAISAL_FAILED", `policy violations: ${list}`);
   }
 
-  // 3. Binding: REPORT_DATA must be the hash of this document's keys and manifest.
+  // 3. Binding: REPORT_DATA must be the hash of this document's keys and manifest (on Azure, the
+  // vTPM quote's qualifying data its SHA-256).
   const manifestDigest = unwrap(await manifestDigestResult);
-  await checkReportDataBinding(verified.reportData, {
+  const reportData = await checkReportDataBinding(verified.bound, {
     signingPublicKey: doc.signingPublicKey,
     sealingPublicKey: doc.sealingPublicKey,
     manifestDigest,
@@ -403,7 +405,7 @@ async function verifyDocument(
     tee: doc.evidence.type,
     simulated: verified.simulated,
     measurement: verified.measurement,
-    reportData: toHex(verified.reportData),
+    reportData: toHex(reportData),
     sealingPublicKey: doc.sealingPublicKey,
     signingPublicKey: doc.signingPublicKey,
     manifestDigest: toHex(manifestDigest),

@@ -7,6 +7,7 @@
 import { base64url } from "jose";
 import { parseAzureEvidence } from "./azure/evidence.ts";
 import { type VerifiedAzureEvidence, verifyAzureEvidence } from "./azure/verify.ts";
+import type { BoundValue } from "./binding.ts";
 import { toHex } from "./bytes.ts";
 import { type AttestationCollateral, tdxVerificationCollateral } from "./collateral.ts";
 import { AttestationError, ParseError } from "./errors.ts";
@@ -35,8 +36,11 @@ export interface VerifiedDocumentEvidence {
   readonly type: EvidenceType;
   /** The verified evidence to appraise (for Azure: the whole chain, hardware report to vTPM quote). */
   readonly evidence: VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
-  /** What the evidence binds: SNP REPORT_DATA, TDX REPORTDATA, or the Azure vTPM quote's qualifying data. */
-  readonly reportData: Uint8Array;
+  /**
+   * Where the evidence carries the binding (binding.ts): SNP REPORT_DATA, TDX REPORTDATA, or the
+   * Azure vTPM quote's qualifying data, which holds SHA-256(REPORT_DATA).
+   */
+  readonly bound: BoundValue;
   readonly simulated: boolean;
   /** Launch measurement (SNP MEASUREMENT or TDX MRTD), lower-case hex. */
   readonly measurement: string;
@@ -125,7 +129,7 @@ export async function verifyDocumentEvidence(
         return {
           type: "sev-snp",
           evidence: verified,
-          reportData: verified.report.reportData,
+          bound: { carrier: "report-data", value: verified.report.reportData },
           simulated: verified.simulated,
           measurement: toHex(verified.report.measurement),
           details: {
@@ -152,7 +156,7 @@ export async function verifyDocumentEvidence(
         return {
           type: "tdx",
           evidence: verified,
-          reportData: verified.quote.body.reportData,
+          bound: { carrier: "report-data", value: verified.quote.body.reportData },
           simulated: verified.simulated,
           measurement: toHex(verified.quote.body.mrTd),
           details: {
@@ -178,7 +182,7 @@ export async function verifyDocumentEvidence(
             `evidence: type ${evidence.type} carries ${parsed.kind} evidence`,
           );
         }
-        // The binding is the vTPM quote's qualifying data; binding.ts compares it below.
+        // The binding is the vTPM quote's qualifying data (SHA-256 of REPORT_DATA); binding.ts compares it.
         const verified = await verifyAzureEvidence({
           evidence: parsed,
           at,
@@ -191,7 +195,7 @@ export async function verifyDocumentEvidence(
         return {
           type: evidence.type,
           evidence: verified,
-          reportData: verified.tpm.extraData,
+          bound: { carrier: "azure-vtpm-quote", value: verified.tpm.extraData },
           simulated: verified.simulated,
           measurement:
             verified.snp !== null

@@ -154,7 +154,8 @@ export async function createEvidenceSource(
         measurement: null,
         async collect(reportData) {
           // On Azure CVMs the paravisor owns REPORT_DATA; the binding goes into the vTPM quote's
-          // qualifying data, and the HCL report binds the vTPM key (docs/platforms.md).
+          // qualifying data as SHA-256(REPORT_DATA), and the HCL report binds the vTPM key
+          // (docs/platforms.md).
           const raw = await provider.getEvidence(reportData);
           return { type: mode, evidence: raw.json };
         },

@@ -10,13 +10,15 @@
  *      user-data is the REPORT_DATA written (the paravisor refreshes it a moment later; Microsoft's
  *      az-snp-vtpm waits 3 s), for up to 5 s
  *   3. quote the 24 SHA-256 PCRs with the attestation key 0x81000003 and qualifying data =
- *      REPORT_DATA (tpm2_quote -f plain -F values)
+ *      SHA-256(REPORT_DATA) (tpm2_quote -f plain -F values): a TPM takes at most 2 + its largest
+ *      digest (50 bytes on a SHA-384 TPM) as qualifying data and refuses 64 ("structure is the
+ *      wrong size"); 32 bytes fit every TPM 2.0 (binding.ts azureQuoteQualifyingData)
  *   4. SNP: fetch the VCEK from the Azure instance metadata service (THIM);
  *      TDX: exchange the TDREPORT for a TD quote at the IMDS quote endpoint
  *   5. emit Cloister's Azure evidence JSON (attestation/azure/evidence.ts: v2 SNP / v1 TDX)
  *
  * Tools and IMDS are injected (tests use fakes returning the captured fixture bytes); nothing is
- * verified here. The verifier checks REPORT_DATA as the quote's extraData.
+ * verified here. The verifier checks that the quote's extraData is SHA-256(REPORT_DATA).
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,6 +26,7 @@ import { join } from "node:path";
 import { base64url } from "jose";
 import { serializeAzureEvidence } from "../azure/evidence.ts";
 import { parseHclReport } from "../azure/hcl.ts";
+import { azureQuoteQualifyingData } from "../binding.ts";
 import { toHex } from "../bytes.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseCertificateBytes } from "../x509.ts";
@@ -249,7 +252,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
         "-l",
         AZURE_PCR_SELECTION,
         "-q",
-        toHex(reportData),
+        toHex(azureQuoteQualifyingData(reportData)),
         "-g",
         "sha256",
         "-m",

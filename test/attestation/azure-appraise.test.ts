@@ -4,6 +4,7 @@
  * image is measured in, and the runtime data's vm-configuration. Every violation has its own code;
  * the top-level snp/tdx sections never apply to Azure evidence (nor azure.* to bare evidence).
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
@@ -21,6 +22,7 @@ import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { parseSnpReport } from "../../attestation/snp/parse.ts";
 import { verifySnpReport } from "../../attestation/snp/verify.ts";
 import { type Certificate, parsePemCertificates } from "../../attestation/x509.ts";
+import { simulatedAzureSnpAnchors, simulatedAzureSnpEvidence } from "../helpers/azure-sim.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const text = (path: string) => readFileSync(new URL(path, FIXTURES), "utf8");
@@ -170,7 +172,7 @@ describe("Azure appraisal on captured evidence", () => {
     ]);
   });
 
-  it("expectedReportData is compared with the vTPM quote's qualifying data (where Azure carries the binding)", async () => {
+  it("SHA-256(expectedReportData) is compared with the vTPM quote's qualifying data (where Azure carries the binding)", async () => {
     const v = await verified("azure/snp-vtpm/genoa-evidence.trustee.json");
     const expected = new Uint8Array(64).fill(9);
     const result = appraise(v, policyWith(matchingAzurePolicy(v)), { now: v.verifiedAt, expectedReportData: expected });
@@ -178,10 +180,24 @@ describe("Azure appraisal on captured evidence", () => {
       {
         field: "vTPM extraData",
         code: "REPORT_DATA_MISMATCH",
-        expected: toHex(expected),
+        expected: `SHA-256(REPORT_DATA) ${createHash("sha256").update(expected).digest("hex")}`,
         found: toHex(v.tpm.extraData),
       },
     ]);
+    // Simulated evidence whose quote carries SHA-256(REPORT_DATA): no violation; the raw REPORT_DATA is one.
+    const qualifying = new Uint8Array(createHash("sha256").update(expected).digest());
+    const appraised = async (extraData: Uint8Array) => {
+      const e = await verifyAzureEvidence({
+        evidence: simulatedAzureSnpEvidence({ extraData }),
+        at: SNP_AT,
+        expectedNonce: null,
+        snpAnchors: simulatedAzureSnpAnchors,
+      });
+      const policy = policyWith(matchingAzurePolicy(e), { trustSimulator: true });
+      return appraise(e, policy, { now: SNP_AT, expectedReportData: expected }).violations.map((x) => x.code);
+    };
+    expect(await appraised(qualifying)).toEqual([]);
+    expect(await appraised(expected)).toEqual(["REPORT_DATA_MISMATCH"]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type AzureEvidence, parseAzureEvidence, serializeAzureEvidence } from "../../attestation/azure/evidence.ts";
@@ -8,14 +8,16 @@ import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
-import {
-  INSECURE_SIMULATOR_DEFAULT_SEED,
-  insecureSimulatedAmdHierarchy,
-  insecureSimulatorAnchors,
-  simulateSnpReport,
-} from "../../attestation/sim/index.ts";
 import { tcbHex } from "../../attestation/snp/parse.ts";
 import { rejection } from "../helpers/attestation.ts";
+import {
+  ALL_PCRS,
+  type PcrSelection,
+  simulatedAzureSnpAnchors,
+  simulatedAzureSnpEvidence,
+  TPM_ALG_SHA1,
+  TPM_ALG_SHA256,
+} from "../helpers/azure-sim.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const read = (path: string) => new Uint8Array(readFileSync(new URL(path, FIXTURES)));
@@ -260,93 +262,14 @@ describe("Azure vTPM evidence rules", () => {
   });
 });
 
-/**
- * Azure SNP evidence re-made around the captured Genoa runtime data: the hardware report is the
- * simulator's (so REPORT_DATA can bind runtime data naming a vTPM key this test holds), and the vTPM
- * quote is written and signed here, so the checks after the quote signature can be reached with any
- * TPMS_ATTEST. Verifies only under the simulator's Genoa anchor.
- */
+/** Simulated hardware report and a test vTPM key (test/helpers/azure-sim.ts), so the checks after the quote signature can be reached with any TPMS_ATTEST. */
 describe("Azure vTPM quote checks after its signature (simulated hardware report, test vTPM key)", () => {
-  const SHA1 = 0x0004;
-  const SHA256 = 0x000b;
-  const ALL_PCRS = Array.from({ length: 24 }, (_, i) => i);
-  const pcrs = Array.from({ length: 24 }, (_, i) => new Uint8Array(32).fill(i + 1));
+  const SHA1 = TPM_ALG_SHA1;
+  const SHA256 = TPM_ALG_SHA256;
   const nonce = new Uint8Array(32).fill(0x5c);
-  const ak = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const hardware = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Genoa");
-  const snpAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Genoa"]).snp;
-
-  /** The captured HCL report with its HCLAkPub replaced by `jwk`, over a simulated SNP report binding it. */
-  function hclReport(jwk: { n?: string; e?: string } = ak.publicKey.export({ format: "jwk" })): Uint8Array {
-    const captured = parseHclReport(read("azure/snp-vtpm/genoa-hcl-report.bin"));
-    const runtime = JSON.parse(new TextDecoder().decode(captured.runtimeData.json)) as { keys: { kid: string }[] };
-    runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
-    const json = new TextEncoder().encode(JSON.stringify(runtime));
-    const reportData = new Uint8Array(64);
-    reportData.set(createHash("sha256").update(json).digest());
-    const out = new Uint8Array(0x4d4 + json.length);
-    const view = new DataView(out.buffer);
-    out.set(captured.raw.subarray(0, 0x20));
-    view.setUint32(8, 0x4c0 + 20 + json.length, true); // report_size
-    out.set(simulateSnpReport(hardware, { reportData, measurement: new Uint8Array(48).fill(0xa5) }), 0x20);
-    view.setUint32(0x4c0, 20 + json.length, true); // data_size
-    view.setUint32(0x4c4, captured.runtimeDataVersion, true);
-    view.setUint32(0x4c8, 2, true); // report_type: SNP
-    view.setUint32(0x4cc, 1, true); // hash_type: SHA-256
-    view.setUint32(0x4d0, json.length, true);
-    out.set(json, 0x4d4);
-    return out;
-  }
-
-  /** A TPMS_ATTEST quote (TPM 2.0 Part 2, big-endian) with these PCR selections, signed by the test key. */
-  function quoteWith(selections: readonly { hashAlg: number; pcrs: readonly number[] }[]) {
-    const digest = createHash("sha256")
-      .update(Buffer.concat((selections[0]?.pcrs ?? []).map((i) => pcrs[i] as Uint8Array)))
-      .digest();
-    const parts: Buffer[] = [];
-    const u = (bytes: number, value: number | bigint) => {
-      const b = Buffer.alloc(bytes);
-      if (bytes === 8) b.writeBigUInt64BE(BigInt(value));
-      else b.writeUIntBE(Number(value), 0, bytes);
-      parts.push(b);
-    };
-    const sized = (bytes: Uint8Array) => {
-      u(2, bytes.length);
-      parts.push(Buffer.from(bytes));
-    };
-    u(4, 0xff544347); // TPM_GENERATED_VALUE
-    u(2, 0x8018); // TPM_ST_ATTEST_QUOTE
-    sized(new Uint8Array(34).fill(0x11)); // qualifiedSigner
-    sized(nonce); // extraData
-    u(8, 1234n); // clock
-    u(4, 1); // resetCount
-    u(4, 0); // restartCount
-    u(1, 1); // safe
-    u(8, 0x2020n); // firmwareVersion
-    u(4, selections.length);
-    for (const s of selections) {
-      u(2, s.hashAlg);
-      u(1, 3);
-      const bitmap = Buffer.alloc(3);
-      for (const i of s.pcrs) bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
-      parts.push(bitmap);
-    }
-    sized(digest);
-    const message = new Uint8Array(Buffer.concat(parts));
-    return { message, signature: new Uint8Array(sign("sha256", message, ak.privateKey)), pcrs };
-  }
-
-  const evidence = (
-    selections: readonly { hashAlg: number; pcrs: readonly number[] }[],
-    akJwk?: { n?: string; e?: string },
-  ): AzureEvidence => ({
-    kind: "azure-snp",
-    format: "v2",
-    hclReport: hclReport(akJwk),
-    tpmQuote: quoteWith(selections),
-    vcek: hardware.vcek.certificate,
-    tdQuote: null,
-  });
+  const snpAnchors = simulatedAzureSnpAnchors;
+  const evidence = (selections: readonly PcrSelection[], akJwk?: { n?: string; e?: string }): AzureEvidence =>
+    simulatedAzureSnpEvidence({ extraData: nonce, selections, ...(akJwk === undefined ? {} : { akJwk }) });
   const verify = (e: AzureEvidence) =>
     verifyAzureEvidence({ evidence: e, at: SNP_AT, expectedNonce: nonce, snpAnchors });
 

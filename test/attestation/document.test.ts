@@ -2,10 +2,12 @@
  * End-to-end verification of attestation documents (attestation/document.ts) on simulated
  * evidence: every stage's rejection has its own code, in the order DESIGN.md gives.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { base64url, CompactSign, importJWK, type JWK } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
+import { serializeAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { computeReportData } from "../../attestation/binding.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import {
@@ -28,6 +30,12 @@ import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import {
+  SIMULATED_AZURE_MEASUREMENT,
+  SIMULATED_PCRS,
+  simulatedAzureSnpAnchors,
+  simulatedAzureSnpEvidence,
+} from "../helpers/azure-sim.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const MEASUREMENT = new Uint8Array(48).fill(0x5a);
@@ -420,6 +428,68 @@ describe("attestation document", () => {
       code: "BINDING_MISMATCH",
     });
   });
+
+  it("binds Azure evidence through the vTPM quote's qualifying data, which must be SHA-256(REPORT_DATA)", async () => {
+    const reportData = await computeReportData({
+      signingPublicKey: f.keys.signing.publicKey,
+      sealingPublicKey: f.keys.sealing.publicKey,
+      manifestDigest: await manifestDigest(f.manifestJws),
+    });
+    const qualifying = new Uint8Array(createHash("sha256").update(reportData).digest());
+    const policy = {
+      ...f.policy.attestation,
+      azure: {
+        snp: {
+          ...f.policy.attestation.snp!,
+          allowedProducts: ["Genoa" as const],
+          measurements: [toHex(SIMULATED_AZURE_MEASUREMENT)],
+          smtAllowed: true,
+        },
+        tdx: null,
+        pcrs: { "4": [toHex(SIMULATED_PCRS[4] as Uint8Array)] },
+        secureBootRequired: true,
+        consoleAllowed: true,
+      },
+    };
+    const run = async (extraData: Uint8Array) => {
+      const evidence = simulatedAzureSnpEvidence({ extraData });
+      const document = await createAttestationDocument({
+        keys: f.keys,
+        evidence: {
+          type: "azure-snp",
+          evidence: serializeAzureEvidence({
+            hclReport: evidence.hclReport,
+            tpmQuote: evidence.tpmQuote,
+            vcekDer: evidence.vcek!,
+          }),
+        },
+        manifest: f.manifestJws,
+        maaToken: null,
+        now: NOW,
+      });
+      const nonce = nacl.randomBytes(32);
+      return verifyAttestationDocument(document, {
+        policy,
+        anchors: { snp: simulatedAzureSnpAnchors, tdx: [] },
+        manifest: manifestCheckForPolicy(f.policy),
+        at: NOW,
+        nonce: { value: nonce, answer: await createNonceAnswer({ keys: f.keys, document, nonce, now: NOW }) },
+        maxClockSkewSeconds: 120,
+      });
+    };
+    // 32 bytes, what the provider asks the vTPM for: accepted; the enclave's REPORT_DATA is the 64-byte value.
+    const enclave = await run(qualifying);
+    expect([enclave.tee, enclave.simulated, enclave.reportData]).toEqual(["azure-snp", true, toHex(reportData)]);
+    // The raw 64-byte REPORT_DATA (which a TPM refuses to quote anyway), or any other value: refused.
+    for (const extraData of [reportData, qualifying.map((b) => b ^ 1), qualifying.subarray(0, 31)]) {
+      const error = await run(extraData).catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        stage: "binding",
+        code: "BINDING_MISMATCH",
+        message: `vTPM quote extraData: expected SHA-256(REPORT_DATA) ${toHex(qualifying)} (REPORT_DATA ${toHex(reportData)}, the hash of the document's keys and manifest), found ${toHex(extraData)} (${extraData.length} bytes)`,
+      });
+    }
+  }, 60_000);
 
   it("checks the manifest's platforms against the verified evidence: a manifest for sim-snp only is no manifest for hardware SNP or for sim-tdx", async () => {
     const snpOnly = await signManifest(

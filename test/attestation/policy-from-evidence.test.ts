@@ -51,7 +51,7 @@ function asDocumentEvidence(
   return {
     type,
     evidence,
-    reportData: new Uint8Array(64),
+    bound: { carrier: "report-data", value: new Uint8Array(64) },
     simulated,
     measurement: "",
     details: {},

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { createServer, type ServerResponse } from "node:http";
@@ -7,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
-import { fromHex, toHex } from "../../attestation/bytes.ts";
+import { fromHex } from "../../attestation/bytes.ts";
 import {
   AZURE_AK_HANDLE,
   AZURE_PCR_SELECTION,
@@ -31,6 +32,17 @@ beforeEach(async () => {
 afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+/** TPM2B_DATA's limit on a TPM whose largest digest is SHA-384 (Azure's vTPM): 2 + 48 bytes. */
+const TPM_MAX_QUALIFYING_DATA = 50;
+
+/** What tpm2_quote says when the TPM refuses the qualifying data's size (TPM_RC_SIZE, parameter 1). */
+const TPM_RC_SIZE = {
+  exitCode: 1,
+  stdout: new Uint8Array(0),
+  stderr:
+    "WARNING:esys:src/tss2-esys/api/Esys_Quote.c:317:Esys_Quote_Finish() Received TPM Error\nERROR:esys:src/tss2-esys/api/Esys_Quote.c:105:Esys_Quote() Esys Finish ErrorCode (0x000001d5)\nERROR: Esys_Quote(0x1D5) - tpm:parameter(1):structure is the wrong size\n",
+};
 
 /** A fake tpm2-tools runner that writes the captured fixture bytes where the real tools would. */
 function fakeTpm(
@@ -76,6 +88,8 @@ function fakeTpm(
         await fs.writeFile(arg("-o"), stale !== null && staleReads-- > 0 ? stale : evidence.hclReport);
         return ok;
       case "tpm2_quote": {
+        // A TPM takes at most 2 + its largest digest (50 bytes on a SHA-384 TPM) as qualifying data.
+        if (arg("-q").length / 2 > TPM_MAX_QUALIFYING_DATA) return TPM_RC_SIZE;
         await fs.writeFile(arg("-m"), evidence.tpmQuote.message);
         await fs.writeFile(arg("-s"), evidence.tpmQuote.signature);
         const pcrs = new Uint8Array(24 * 32);
@@ -130,7 +144,8 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     ]);
     const quote = calls[4]?.args ?? [];
     expect(quote.slice(0, 4)).toEqual(["-c", AZURE_AK_HANDLE, "-l", AZURE_PCR_SELECTION]);
-    expect(quote[quote.indexOf("-q") + 1]).toBe(toHex(reportData));
+    // Qualifying data SHA-256(REPORT_DATA): 32 bytes, which every TPM 2.0 takes.
+    expect(quote[quote.indexOf("-q") + 1]).toBe(createHash("sha256").update(reportData).digest("hex"));
     expect(calls[3]?.args).toContain("0x01400001");
     const parsed = parseAzureEvidence(raw.json);
     expect(parsed.format).toBe("v2");
@@ -142,6 +157,28 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     });
     expect(verified.runtimeData.vmUniqueId).toBe("7DF7B373-B947-4AAA-96E5-C358F2A03D20");
     expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it("quotes with qualifying data SHA-256(REPORT_DATA), never the 64 bytes a TPM refuses (at most 50)", async () => {
+    for (const kind of ["azure-snp", "azure-tdx"] as const) {
+      const fixture =
+        kind === "azure-snp"
+          ? "azure/snp-vtpm/genoa-evidence.trustee.json"
+          : "azure/tdx-vtpm/tdx-evidence-v1.trustee.json";
+      const { run, calls, evidence } = fakeTpm(fixture);
+      const imds = {
+        getVcek: async () => evidence.vcek as Uint8Array,
+        getTdQuote: async () => evidence.tdQuote as Uint8Array,
+      };
+      const provider = new AzureVtpmProvider({ kind, run, imds, refreshUserData: false, tempDir: dir });
+      for (const reportData of [new Uint8Array(64).fill(0xff), Uint8Array.from({ length: 64 }, (_, i) => i)]) {
+        await provider.getEvidence(reportData);
+        const quote = calls.findLast((c) => c.command === "tpm2_quote")?.args ?? [];
+        const qualifying = fromHex(quote[quote.indexOf("-q") + 1] as string);
+        expect(qualifying).toEqual(new Uint8Array(createHash("sha256").update(reportData).digest()));
+        expect(qualifying.length).toBeLessThanOrEqual(TPM_MAX_QUALIFYING_DATA);
+      }
+    }
   });
 
   it("emits verifiable v1 TDX evidence using the IMDS quote for the TDREPORT", async () => {

@@ -1,0 +1,117 @@
+/**
+ * Azure SNP evidence re-made around the captured Genoa runtime data: the hardware report is the
+ * simulator's (so REPORT_DATA can bind runtime data naming a vTPM key the tests hold), and the vTPM
+ * quote is written and signed here with any qualifying data and PCR selections. It verifies only
+ * under the simulator's Genoa anchor (`simulatedAzureSnpAnchors`).
+ */
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { AzureEvidence } from "../../attestation/azure/evidence.ts";
+import { parseHclReport } from "../../attestation/azure/hcl.ts";
+import {
+  INSECURE_SIMULATOR_DEFAULT_SEED,
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatorAnchors,
+  simulateSnpReport,
+} from "../../attestation/sim/index.ts";
+
+export const TPM_ALG_SHA1 = 0x0004;
+export const TPM_ALG_SHA256 = 0x000b;
+export const ALL_PCRS: readonly number[] = Array.from({ length: 24 }, (_, i) => i);
+/** The PCR values the simulated quotes cover: PCR i holds 32 bytes of i + 1. */
+export const SIMULATED_PCRS: readonly Uint8Array[] = ALL_PCRS.map((i) => new Uint8Array(32).fill(i + 1));
+/** The simulated paravisor's SNP MEASUREMENT. */
+export const SIMULATED_AZURE_MEASUREMENT = new Uint8Array(48).fill(0xa5);
+
+const hardware = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Genoa");
+export const simulatedAzureSnpAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Genoa"]).snp;
+const ak = generateKeyPairSync("rsa", { modulusLength: 2048 });
+
+export interface PcrSelection {
+  readonly hashAlg: number;
+  readonly pcrs: readonly number[];
+}
+
+/** The captured HCL report with its HCLAkPub replaced by `jwk`, over a simulated SNP report binding it. */
+function hclReport(jwk: { n?: string; e?: string }): Uint8Array {
+  const captured = parseHclReport(
+    new Uint8Array(
+      readFileSync(new URL("../fixtures/attestation/azure/snp-vtpm/genoa-hcl-report.bin", import.meta.url)),
+    ),
+  );
+  const runtime = JSON.parse(new TextDecoder().decode(captured.runtimeData.json)) as { keys: { kid: string }[] };
+  runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
+  const json = new TextEncoder().encode(JSON.stringify(runtime));
+  const reportData = new Uint8Array(64);
+  reportData.set(createHash("sha256").update(json).digest());
+  const out = new Uint8Array(0x4d4 + json.length);
+  const view = new DataView(out.buffer);
+  out.set(captured.raw.subarray(0, 0x20));
+  view.setUint32(8, 0x4c0 + 20 + json.length, true); // report_size
+  out.set(simulateSnpReport(hardware, { reportData, measurement: SIMULATED_AZURE_MEASUREMENT }), 0x20);
+  view.setUint32(0x4c0, 20 + json.length, true); // data_size
+  view.setUint32(0x4c4, captured.runtimeDataVersion, true);
+  view.setUint32(0x4c8, 2, true); // report_type: SNP
+  view.setUint32(0x4cc, 1, true); // hash_type: SHA-256
+  view.setUint32(0x4d0, json.length, true);
+  out.set(json, 0x4d4);
+  return out;
+}
+
+/** A TPMS_ATTEST quote (TPM 2.0 Part 2, big-endian) with this qualifying data and these PCR selections, signed by the test key. */
+function quoteWith(extraData: Uint8Array, selections: readonly PcrSelection[]) {
+  const digest = createHash("sha256")
+    .update(Buffer.concat((selections[0]?.pcrs ?? []).map((i) => SIMULATED_PCRS[i] as Uint8Array)))
+    .digest();
+  const parts: Buffer[] = [];
+  const u = (bytes: number, value: number | bigint) => {
+    const b = Buffer.alloc(bytes);
+    if (bytes === 8) b.writeBigUInt64BE(BigInt(value));
+    else b.writeUIntBE(Number(value), 0, bytes);
+    parts.push(b);
+  };
+  const sized = (bytes: Uint8Array) => {
+    u(2, bytes.length);
+    parts.push(Buffer.from(bytes));
+  };
+  u(4, 0xff544347); // TPM_GENERATED_VALUE
+  u(2, 0x8018); // TPM_ST_ATTEST_QUOTE
+  sized(new Uint8Array(34).fill(0x11)); // qualifiedSigner
+  sized(extraData);
+  u(8, 1234n); // clock
+  u(4, 1); // resetCount
+  u(4, 0); // restartCount
+  u(1, 1); // safe
+  u(8, 0x2020n); // firmwareVersion
+  u(4, selections.length);
+  for (const s of selections) {
+    u(2, s.hashAlg);
+    u(1, 3);
+    const bitmap = Buffer.alloc(3);
+    for (const i of s.pcrs) bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
+    parts.push(bitmap);
+  }
+  sized(digest);
+  const message = new Uint8Array(Buffer.concat(parts));
+  return { message, signature: new Uint8Array(sign("sha256", message, ak.privateKey)), pcrs: [...SIMULATED_PCRS] };
+}
+
+/**
+ * Simulated azure-snp evidence whose vTPM quote carries `extraData` as qualifying data (default:
+ * one SHA-256 selection of the 24 PCRs, signed by the attested test HCLAkPub).
+ */
+export function simulatedAzureSnpEvidence(options: {
+  readonly extraData: Uint8Array;
+  readonly selections?: readonly PcrSelection[];
+  /** Another HCLAkPub in the runtime data than the key that signs the quote. */
+  readonly akJwk?: { n?: string; e?: string };
+}): AzureEvidence {
+  return {
+    kind: "azure-snp",
+    format: "v2",
+    hclReport: hclReport(options.akJwk ?? ak.publicKey.export({ format: "jwk" })),
+    tpmQuote: quoteWith(options.extraData, options.selections ?? [{ hashAlg: TPM_ALG_SHA256, pcrs: ALL_PCRS }]),
+    vcek: hardware.vcek.certificate,
+    tdQuote: null,
+  };
+}
