@@ -135,7 +135,7 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   // and carried over a live firmware update may already be compromised, whatever it reports now.
   // A component already too low in REPORTED_TCB is one violation, not two.
   const low = checkTcbMinimum(push, evidence.reportedTcb, policy.minimumTcb, "REPORTED_TCB", "SNP_TCB_TOO_LOW");
-  checkTcbMinimum(push, r.launchTcb, policy.minimumTcb, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
+  checkTcbMinimum(push, evidence.launchTcb, policy.minimumTcb, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
   checkAllowList(push, policy.measurements, r.measurement, "MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED");
   checkPinned(push, policy.hostData, r.hostData, "HOST_DATA", "SNP_HOST_DATA_MISMATCH");
   checkAllowList(push, policy.idKeyDigests, r.idKeyDigest, "ID_KEY_DIGEST", "SNP_ID_KEY_DIGEST_NOT_ALLOWED");

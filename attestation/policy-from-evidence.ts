@@ -202,7 +202,7 @@ function snpPolicy(
   const tcb = verified.reportedTcb;
   // REPORTED_TCB is the host's choice (it may report an older TCB than the firmware runs): the
   // minimum pinned from it is no better than that machine's host made it.
-  const committed = r.committedTcb;
+  const committed = verified.committedTcb;
   const below = (a: typeof tcb, b: typeof tcb) =>
     a.bootloader < b.bootloader ||
     a.tee < b.tee ||
@@ -211,14 +211,14 @@ function snpPolicy(
     (a.fmc ?? 0) < (b.fmc ?? 0);
   // The minimum applies to LAUNCH_TCB too (appraise.ts): a guest launched under older firmware than
   // it reports would be refused by the very policy written from it.
-  const launch = r.launchTcb;
+  const launch = verified.launchTcb;
   if (below(launch, tcb)) {
     refuse(
       "POLICY_INIT_LAUNCH_TCB",
       `the guest was launched under older firmware (LAUNCH_TCB ${tcbText(launch)}) than it reports (REPORTED_TCB ${tcbText(tcb)}): relaunch it on the current firmware, then run policy init again`,
     );
   }
-  if (below(tcb, committed) || below(tcb, r.currentTcb)) {
+  if (below(tcb, committed) || below(tcb, verified.currentTcb)) {
     notes.push(
       `REPORTED_TCB is below the TCB this machine runs (committed: ${tcbText(committed)}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,
     );

@@ -247,15 +247,16 @@ export function encodeTcbVersion(
 }
 
 /**
- * The product named by CPUID family/model (AMD KDS spec "Determining the Product Name"), or null.
- * Bergamo and Siena (family 0x19, models 0xA0-0xAF) are Genoa's product line in KDS, as in
- * virtee/sev's Generation::identify_cpu.
+ * The product named by CPUID family/model (AMD KDS spec "Determining the Product Name"), or null:
+ * the ranges of virtee/snpguest's get_processor_model. Family 19h: models 00h-0Fh Milan, 10h-1Fh
+ * Genoa, A0h-AFh Bergamo and Siena (Genoa's product line in KDS); family 1Ah: models 00h-11h Turin
+ * (Turin 02h, Turin Dense 11h).
  */
 export function productFromCpuid(cpuid: SnpCpuid): SnpProduct | null {
-  if (cpuid.family === 0x19 && cpuid.model === 0x01) return "Milan";
-  if (cpuid.family === 0x19 && cpuid.model === 0x11) return "Genoa";
-  if (cpuid.family === 0x19 && cpuid.model >= 0xa0 && cpuid.model <= 0xaf) return "Genoa";
-  if (cpuid.family === 0x1a && cpuid.model === 0x02) return "Turin";
+  const { family, model } = cpuid;
+  if (family === 0x19 && model <= 0x0f) return "Milan";
+  if (family === 0x19 && ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf))) return "Genoa";
+  if (family === 0x1a && model <= 0x11) return "Turin";
   return null;
 }
 

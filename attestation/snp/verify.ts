@@ -89,8 +89,15 @@ export class VerifiedSnpReport {
   readonly endorsementKey: Certificate;
   readonly extensions: SnpEndorsementExtensions;
   readonly anchor: SnpTrustAnchor;
-  /** REPORTED_TCB decoded with the verified product's layout. */
+  /**
+   * REPORTED_TCB, LAUNCH_TCB, CURRENT_TCB and COMMITTED_TCB decoded with the layout of the product
+   * the verified certificate names (the report's own decoding follows its CPUID, and the Milan
+   * layout when that names no product it knows).
+   */
   readonly reportedTcb: SnpTcbVersion;
+  readonly launchTcb: SnpTcbVersion;
+  readonly currentTcb: SnpTcbVersion;
+  readonly committedTcb: SnpTcbVersion;
   /** The time at which the chain was checked. */
   readonly verifiedAt: Date;
 
@@ -117,6 +124,9 @@ export class VerifiedSnpReport {
     this.extensions = fields.extensions;
     this.anchor = fields.anchor;
     this.reportedTcb = decodeTcbVersion(fields.report.reportedTcb.raw, fields.product);
+    this.launchTcb = decodeTcbVersion(fields.report.launchTcb.raw, fields.product);
+    this.currentTcb = decodeTcbVersion(fields.report.currentTcb.raw, fields.product);
+    this.committedTcb = decodeTcbVersion(fields.report.committedTcb.raw, fields.product);
     this.verifiedAt = new Date(fields.verifiedAt.getTime());
     Object.freeze(this);
     CONSTRUCTED_SNP.add(this);

@@ -16,12 +16,16 @@ import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evi
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
+  INSECURE_SIMULATOR_DEFAULT_SEED,
+  insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
   insecureSimulatedTdxCollateral,
   insecureSimulatorAnchors,
+  signSnpReportInPlace,
+  simulateSnpReport,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
-import { parseSnpReport } from "../../attestation/snp/parse.ts";
+import { parseSnpReport, SNP_OFFSETS } from "../../attestation/snp/parse.ts";
 import { type VerifiedSnpReport, verifySnpReport } from "../../attestation/snp/verify.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { type VerifiedTdxQuote, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
@@ -103,6 +107,27 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(aws.report.currentTcb.microcode).toBeGreaterThan(aws.reportedTcb.microcode);
     expect(notes.join("\n")).toContain("REPORTED_TCB is below the TCB this machine runs");
     expect(appraise(aws, policy, noReportData("2025-06-01T00:00:00Z")).ok).toBe(true);
+  });
+
+  it("SNP (simulated Turin, a CPUID model no table names): reads the TCBs with the VCEK's Turin layout", async () => {
+    const turin = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Turin");
+    const bytes = simulateSnpReport(turin, { reportData: new Uint8Array(64), measurement: new Uint8Array(48).fill(1) });
+    bytes[SNP_OFFSETS.CPUID_MOD_ID] = 0x12;
+    signSnpReportInPlace(bytes, turin.vcek);
+    const at = new Date("2026-06-01T00:00:00Z");
+    const verified = await verifySnpReport({
+      report: parseSnpReport(bytes),
+      endorsementKey: parseCertificateBytes(turin.vcek.certificate),
+      anchors: insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Turin"]).snp,
+      at,
+    });
+    expect(verified.report.product).toBeNull();
+    // Read with the Milan layout, LAUNCH_TCB would look older than REPORTED_TCB (POLICY_INIT_LAUNCH_TCB).
+    const { policy } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", verified, true), {
+      allowSimulator: true,
+    });
+    expect(policy.snp?.minimumTcb).toEqual({ fmc: 1, bootloader: 1, tee: 1, snp: 3, microcode: 9 });
+    expect(appraise(verified, policy, { now: at, expectedReportData: null }).violations).toEqual([]);
   });
 
   it("TDX (GCP): pins MRTD, RTMRs, MRSEAM, XFAM and the TCB SVN; refuses another TD", async () => {
@@ -282,9 +307,10 @@ describe("a policy from one deployment's verified evidence", () => {
     ).toBe(true);
 
     // Launched under older firmware than it reports: the policy written from it would refuse it.
+    // (Its TCBs as the verifier decoded them with the VCEK's product layout.)
     const relaunched = {
       ...gcp,
-      report: { ...gcp.report, launchTcb: { ...gcp.report.launchTcb, microcode: gcp.reportedTcb.microcode - 1 } },
+      launchTcb: { ...gcp.launchTcb, microcode: gcp.reportedTcb.microcode - 1 },
     } as unknown as VerifiedSnpReport;
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", relaunched), { allowSimulator: false }),

@@ -508,6 +508,34 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
     ]);
   });
 
+  it("decodes a Turin Dense guest's TCBs (CPUID family 1Ah, model 11h) with the Turin layout", async () => {
+    const turin = insecureSimulatedAmdHierarchy(INSECURE_SIMULATOR_DEFAULT_SEED, "Turin");
+    const turinAnchors = insecureSimulatorAnchors(INSECURE_SIMULATOR_DEFAULT_SEED, ["Turin"]).snp;
+    const current = { fmc: 1, bootloader: 1, tee: 1, snp: 3, microcode: 9 }; // the simulated Turin VCEK's
+    /** The simulated Turin report with CPUID model `model`, signed again by the Turin VCEK. */
+    const appraised = async (model: number) => {
+      const bytes = simulateSnpReport(turin, baseOptions());
+      bytes[SNP_OFFSETS.CPUID_MOD_ID] = model;
+      signSnpReportInPlace(bytes, turin.vcek);
+      const verified = await verifyBytes(bytes, { cert: turin.vcek.certificate, anchors: turinAnchors });
+      const p = snpPolicyJson({ allowedProducts: ["Turin"], minimumTcb: current });
+      return { verified, violations: appraise(verified, policy({ snp: p }), now).violations };
+    };
+    const dense = await appraised(0x11);
+    expect(dense.verified.report.product).toBe("Turin");
+    expect(dense.verified.report.launchTcb).toMatchObject({ layout: "turin", ...current });
+    expect(dense.violations).toEqual([]);
+    // A model no table names (1Ah/12h): the report itself falls back to the Milan layout, but the
+    // verified VCEK names Turin, and the TCBs are appraised with its layout.
+    const unknown = await appraised(0x12);
+    expect(unknown.verified.report.product).toBeNull();
+    expect(unknown.verified.report.launchTcb.layout).toBe("milan-genoa");
+    expect(unknown.violations).toEqual([]);
+    for (const tcb of ["reportedTcb", "launchTcb", "currentTcb", "committedTcb"] as const) {
+      expect(unknown.verified[tcb]).toMatchObject({ layout: "turin", ...current });
+    }
+  });
+
   it("a report verified at another time than now is rejected", async () => {
     const verified = await verifyBytes(simulateSnpReport(h, baseOptions()), { at: new Date("2025-01-01T00:00:00Z") });
     const result = appraise(verified, policy({ snp: snpPolicyJson() }), now);

@@ -180,11 +180,14 @@ describe("TCB_VERSION decoding per product", () => {
     );
   });
 
-  it("names products from CPUID", () => {
-    expect(productFromCpuid({ family: 0x19, model: 0x01, stepping: 1 })).toBe("Milan");
-    expect(productFromCpuid({ family: 0x19, model: 0x11, stepping: 1 })).toBe("Genoa");
-    expect(productFromCpuid({ family: 0x1a, model: 0x02, stepping: 0 })).toBe("Turin");
-    expect(productFromCpuid({ family: 0x17, model: 0x31, stepping: 0 })).toBeNull();
+  it("names products from CPUID with virtee/snpguest's model ranges", () => {
+    const product = (family: number, model: number) => productFromCpuid({ family, model, stepping: 0 });
+    expect([0x00, 0x01, 0x0f].map((m) => product(0x19, m))).toEqual(["Milan", "Milan", "Milan"]);
+    expect([0x10, 0x11, 0x1f].map((m) => product(0x19, m))).toEqual(["Genoa", "Genoa", "Genoa"]);
+    expect(product(0x19, 0x20)).toBeNull();
+    // Turin (1Ah/02h) and Turin Dense (1Ah/11h) alike.
+    expect([0x00, 0x02, 0x11].map((m) => product(0x1a, m))).toEqual(["Turin", "Turin", "Turin"]);
+    expect(product(0x17, 0x31)).toBeNull();
   });
 
   it("names Bergamo and Siena (family 0x19, models 0xA0-0xAF) Genoa, KDS's product line for them", () => {
