@@ -13,7 +13,7 @@ import {
   tdxCollateralWire,
   tdxVerificationCollateral,
 } from "../attestation/collateral.ts";
-import { AttestationError } from "../attestation/errors.ts";
+import { AttestationError, EvidenceError } from "../attestation/errors.ts";
 import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
 import { KDS_URL_ENV, type KdsVcekSource, kdsVcekSource } from "../attestation/providers/amd-kds.ts";
 import {
@@ -23,8 +23,9 @@ import {
 } from "../attestation/providers/configfs-tsm.ts";
 import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
 import type { RawSnpEvidence } from "../attestation/providers/types.ts";
-import type { SnpProduct } from "../attestation/snp/parse.ts";
-import { AMD_KDS_URL } from "../attestation/snp/verify.ts";
+import { parseSnpReport, type SnpProduct } from "../attestation/snp/parse.ts";
+import { AMD_KDS_URL, reportSignedBy } from "../attestation/snp/verify.ts";
+import { parseCertificate } from "../attestation/x509.ts";
 import { measureEnclave } from "./measure.ts";
 
 export const TEE_MODES = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
@@ -197,13 +198,32 @@ export async function createEvidenceSource(
 }
 
 /**
- * The key that signed an SNP report: the VCEK or VLEK of the host's certificate table (auxblob),
- * else the VCEK from AMD KDS (GCP's hosts supply no table). A failure says both, and what to do
- * on a cloud and on a host of one's own.
+ * The key that signed an SNP report: the entry of the host's certificate table (auxblob) that the
+ * report's SIGNING_KEY names (VCEK or VLEK; a table may hold both), checked to verify the report's
+ * signature before it is served, else the VCEK from AMD KDS (GCP's hosts supply no table). A
+ * failure says both, and what to do on a cloud and on a host of one's own.
  */
 async function snpEndorsementKey(raw: RawSnpEvidence, kds: KdsVcekSource): Promise<Uint8Array> {
-  const fromTable = snpCertificate(raw.certificates, "VCEK") ?? snpCertificate(raw.certificates, "VLEK");
-  if (fromTable !== undefined) return fromTable;
+  const report = parseSnpReport(raw.report);
+  const kind = report.signingKey;
+  const fromTable = kind === "NONE" ? undefined : snpCertificate(raw.certificates, kind);
+  if (fromTable !== undefined) {
+    // One that does not sign this report (a stale table after a firmware update, another chip's)
+    // would be served to every client, which would refuse it: the boot stops here instead.
+    let signs = false;
+    try {
+      signs = await reportSignedBy(report, parseCertificate(fromTable));
+    } catch {
+      // not a certificate: reported below
+    }
+    if (!signs) {
+      throw new EvidenceError(
+        "SNP_NO_ENDORSEMENT_KEY",
+        `SEV-SNP: the report's SIGNING_KEY is the ${kind}; expected the ${kind} in the host's certificate table (configfs-tsm's auxblob) to verify the report's signature, found a ${fromTable.length}-byte entry that does not (a stale table, e.g. from before a firmware update, or another chip's): load the current certificates into the host's table (snphost import)`,
+      );
+    }
+    return fromTable;
+  }
   try {
     return await kds.vcekFor(raw.report);
   } catch (error) {
@@ -211,7 +231,7 @@ async function snpEndorsementKey(raw: RawSnpEvidence, kds: KdsVcekSource): Promi
     throw new AttestationError(
       error.stage,
       error.code,
-      `SEV-SNP: configfs-tsm's auxblob holds no VCEK or VLEK (${raw.certificates.entries.length === 0 ? "the host supplied no certificate table" : "the host's certificate table lacks both"}), and ${error.message}. On GCP, let the enclave reach ${AMD_KDS_URL} or set --kds-url / ${KDS_URL_ENV} to a KDS cache; on a host of your own, load the certificates into the host's table (snphost import)`,
+      `SEV-SNP: configfs-tsm's auxblob holds no ${kind === "NONE" ? "VCEK or VLEK" : kind} (${raw.certificates.entries.length === 0 ? "the host supplied no certificate table" : `the host's certificate table lacks it`}), and ${error.message}. On GCP, let the enclave reach ${AMD_KDS_URL} or set --kds-url / ${KDS_URL_ENV} to a KDS cache; on a host of your own, load the certificates into the host's table (snphost import)`,
       { cause: error },
     );
   }

@@ -220,3 +220,41 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(error.message).toContain("no answer in 200 ms");
   });
 });
+
+describe("--tee snp with the host's certificate table: the key the report's SIGNING_KEY names", () => {
+  const AWS_REPORT = read("milan-aws-vlek-v3-report.bin"); // SIGNING_KEY = VLEK
+  const AWS_VLEK = read("milan-aws-vlek.der");
+
+  it("serves the table's VLEK for a VLEK-signed report when the table holds a VCEK too, and asks KDS nothing", async () => {
+    const table = encodeCertificateTable([
+      { guid: SNP_CERT_GUIDS.VCEK, data: GCP_VCEK }, // a VCEK the host's table also holds
+      { guid: SNP_CERT_GUIDS.VLEK, data: AWS_VLEK },
+    ]);
+    const evidence = await (await snpSource(AWS_REPORT, {}, table)).collect(REPORT_DATA);
+    expect(evidence).toMatchObject({ endorsementKey: base64url.encode(AWS_VLEK) });
+    const verified = await verifyDocumentEvidence(
+      evidence,
+      { snp: AMD_ROOTS, tdx: [] },
+      new Date("2025-06-01T00:00:00Z"),
+    );
+    expect(verified.details).toMatchObject({ signingKey: "VLEK" });
+    expect(requests).toEqual([]);
+  });
+
+  it("refuses a table whose entry of the report's kind does not sign the report, naming it, and asks KDS nothing", async () => {
+    // A VLEK-signed report with the table's VLEK missing: its VCEK is not the key (KDS serves no VLEK).
+    const noVlek = encodeCertificateTable([{ guid: SNP_CERT_GUIDS.VCEK, data: GCP_VCEK }]);
+    const missing = await rejection((await snpSource(AWS_REPORT, {}, noVlek)).collect(REPORT_DATA));
+    expect(missing.code).toBe("SNP_NO_ENDORSEMENT_KEY");
+    expect(missing.message).toContain("auxblob holds no VLEK");
+    // A VCEK of another chip (a stale or foreign table) for a VCEK-signed report.
+    const foreign = encodeCertificateTable([{ guid: SNP_CERT_GUIDS.VCEK, data: read("milan-gosevguest-v2-vcek.der") }]);
+    const error = await rejection((await snpSource(GCP_REPORT, {}, foreign)).collect(REPORT_DATA));
+    expect(error.code).toBe("SNP_NO_ENDORSEMENT_KEY");
+    expect(error.message).toContain(
+      "the report's SIGNING_KEY is the VCEK; expected the VCEK in the host's certificate table (configfs-tsm's auxblob) to verify the report's signature",
+    );
+    expect(error.message).toContain("snphost import");
+    expect(requests).toEqual([]);
+  });
+});
