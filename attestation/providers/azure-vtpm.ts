@@ -9,7 +9,8 @@
  *   2. read the HCL report from NV index 0x01400001 (tpm2_nvread), again every 500 ms until its
  *      user-data is the REPORT_DATA written (the paravisor refreshes it a moment later; Microsoft's
  *      az-snp-vtpm waits 3 s), for up to 5 s
- *   3. quote the 24 SHA-256 PCRs with the attestation key 0x81000003 and qualifying data =
+ *   3. quote the 24 SHA-256 PCRs with the attestation key 0x81000003 (again, up to 4 times in all,
+ *      when a PCR changed between the quote and the tool's PCR read) and qualifying data =
  *      SHA-256(REPORT_DATA) (tpm2_quote -f plain -F values): a TPM takes at most 2 + its largest
  *      digest (50 bytes on a SHA-384 TPM) as qualifying data and refuses 64 ("structure is the
  *      wrong size"); 32 bytes fit every TPM 2.0 (binding.ts azureQuoteQualifyingData)
@@ -122,22 +123,33 @@ export interface AzureVtpmOptions {
   readonly refreshTimeoutMs?: number;
   /** The pause between two reads of a stale HCL report (default 500 ms). */
   readonly refreshIntervalMs?: number;
+  /** How many times tpm2_quote runs when a PCR changes under it (default 4). */
+  readonly quoteAttempts?: number;
+  /** The pause before the first repeated quote, doubled before each next one (default 100 ms). */
+  readonly quoteRetryDelayMs?: number;
 }
 
 export const AZURE_REFRESH_TIMEOUT_MS = 5_000;
 export const AZURE_REFRESH_INTERVAL_MS = 500;
+export const AZURE_QUOTE_ATTEMPTS = 4;
+export const AZURE_QUOTE_RETRY_DELAY_MS = 100;
+
+/**
+ * What tpm2_quote prints (and exits non-zero) when the PCR values it reads after the quote do not
+ * give the quote's PCR digest: a PCR was extended in between (IMA, a service measuring itself).
+ * Keylime's agent runs tpm2_quote again on exactly this message.
+ */
+export const TPM2_QUOTE_PCR_RACE = "Error validating calculated PCR composite with quote";
 
 /** A tool's first stderr line, for an error message. */
 const firstLine = (stderr: string): string => stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
 
+const commandFailed = (command: string, exitCode: number, detail: string): EvidenceError =>
+  new EvidenceError("TPM_COMMAND_FAILED", `${command}: expected exit status 0, found ${exitCode}: ${detail}`);
+
 async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
-  if (result.exitCode !== 0) {
-    throw new EvidenceError(
-      "TPM_COMMAND_FAILED",
-      `${command}: expected exit status 0, found ${result.exitCode}: ${firstLine(result.stderr)}`,
-    );
-  }
+  if (result.exitCode !== 0) throw commandFailed(command, result.exitCode, firstLine(result.stderr));
 }
 
 async function readOutput(path: string, what: string): Promise<Uint8Array> {
@@ -222,6 +234,30 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
     }
   }
 
+  /**
+   * tpm2_quote, run again (after 100, 200, 400 ms by default) when a PCR changed between the quote
+   * and the tool's PCR read; any other failure is not retried.
+   */
+  private async quote(args: readonly string[]): Promise<void> {
+    const attempts = Math.max(1, this.options.quoteAttempts ?? AZURE_QUOTE_ATTEMPTS);
+    const delayMs = this.options.quoteRetryDelayMs ?? AZURE_QUOTE_RETRY_DELAY_MS;
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.run("tpm2_quote", args);
+      if (result.exitCode === 0) return;
+      if (!result.stderr.includes(TPM2_QUOTE_PCR_RACE)) {
+        throw commandFailed("tpm2_quote", result.exitCode, firstLine(result.stderr));
+      }
+      if (attempt >= attempts) {
+        throw commandFailed(
+          "tpm2_quote",
+          result.exitCode,
+          `${TPM2_QUOTE_PCR_RACE} (a PCR changed between the quote and the tool's PCR read) on each of ${attempts} attempts`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs * 2 ** (attempt - 1)));
+    }
+  }
+
   async getEvidence(reportData: Uint8Array): Promise<RawAzureEvidence> {
     if (reportData.length !== REPORT_DATA_SIZE) {
       throw new ConfigurationError(
@@ -246,7 +282,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
         string,
         string,
       ];
-      await tool(this.run, "tpm2_quote", [
+      await this.quote([
         "-c",
         AZURE_AK_HANDLE,
         "-l",

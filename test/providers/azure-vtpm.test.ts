@@ -44,6 +44,14 @@ const TPM_RC_SIZE = {
     "WARNING:esys:src/tss2-esys/api/Esys_Quote.c:317:Esys_Quote_Finish() Received TPM Error\nERROR:esys:src/tss2-esys/api/Esys_Quote.c:105:Esys_Quote() Esys Finish ErrorCode (0x000001d5)\nERROR: Esys_Quote(0x1D5) - tpm:parameter(1):structure is the wrong size\n",
 };
 
+/** What tpm2_quote says when the PCRs it read after the quote do not give the quote's PCR digest (tpm2-tools log format). */
+const PCR_RACE = {
+  exitCode: 1,
+  stdout: new Uint8Array(0),
+  stderr:
+    'ERROR on line: "257" in file: "tools/tpm2_quote.c": Error validating calculated PCR composite with quote\nERROR: Unable to run tpm2_quote\n',
+};
+
 /** A fake tpm2-tools runner that writes the captured fixture bytes where the real tools would. */
 function fakeTpm(
   fixture: string,
@@ -54,8 +62,11 @@ function fakeTpm(
     nvSize?: number;
     /** The first reads of 0x01400001 return this fixture's (stale) HCL report. */
     stale?: { fixture: string; reads: number };
+    /** The first runs of tpm2_quote find a PCR changed after the quote (tpm2-tools' check fails). */
+    pcrRaces?: number;
   } = {},
 ) {
+  let pcrRaces = options.pcrRaces ?? 0;
   const evidence = parseAzureEvidence(text(fixture));
   let staleReads = options.stale?.reads ?? 0;
   const stale = options.stale === undefined ? null : parseAzureEvidence(text(options.stale.fixture)).hclReport;
@@ -90,6 +101,7 @@ function fakeTpm(
       case "tpm2_quote": {
         // A TPM takes at most 2 + its largest digest (50 bytes on a SHA-384 TPM) as qualifying data.
         if (arg("-q").length / 2 > TPM_MAX_QUALIFYING_DATA) return TPM_RC_SIZE;
+        if (pcrRaces-- > 0) return PCR_RACE;
         await fs.writeFile(arg("-m"), evidence.tpmQuote.message);
         await fs.writeFile(arg("-s"), evidence.tpmQuote.signature);
         const pcrs = new Uint8Array(24 * 32);
@@ -275,7 +287,7 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
   });
 
   it("reports a failing tpm2_quote with TPM_COMMAND_FAILED and the tool's first error line", async () => {
-    const { run } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json", { failing: "tpm2_quote" });
+    const { run, calls } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json", { failing: "tpm2_quote" });
     const provider = new AzureVtpmProvider({
       kind: "azure-snp",
       run,
@@ -286,6 +298,46 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     const error = await rejection(provider.getEvidence(new Uint8Array(64)));
     expect(error.code).toBe("TPM_COMMAND_FAILED");
     expect(error.message).toContain("Esys_Quote");
+    // Only a changed PCR is worth another quote.
+    expect(calls.filter((c) => c.command === "tpm2_quote")).toHaveLength(1);
+  });
+
+  it("runs tpm2_quote again, after a growing pause, when a PCR changed between the quote and its PCR read", async () => {
+    const quotes = (calls: readonly { command: string }[]) => calls.filter((c) => c.command === "tpm2_quote").length;
+    const genoa = (pcrRaces: number, quoteAttempts?: number) => {
+      const tpm = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json", { pcrRaces });
+      const imds = { ...noImds, getVcek: async () => tpm.evidence.vcek as Uint8Array };
+      const provider = new AzureVtpmProvider({
+        kind: "azure-snp",
+        run: tpm.run,
+        imds,
+        refreshUserData: false,
+        tempDir: dir,
+        quoteRetryDelayMs: 20,
+        ...(quoteAttempts === undefined ? {} : { quoteAttempts }),
+      });
+      return { provider, calls: tpm.calls };
+    };
+    // Two races, then a quote: evidence, after 20 + 40 ms of pauses.
+    const raced = genoa(2);
+    const started = performance.now();
+    const raw = await raced.provider.getEvidence(new Uint8Array(64));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(55);
+    expect(quotes(raced.calls)).toBe(3);
+    expect(parseAzureEvidence(raw.json).kind).toBe("azure-snp");
+    // A race on every attempt (4 by default): TPM_COMMAND_FAILED naming it, no fifth run.
+    const always = genoa(100);
+    const error = await rejection(always.provider.getEvidence(new Uint8Array(64)));
+    expect(error.code).toBe("TPM_COMMAND_FAILED");
+    expect(error.message).toBe(
+      "tpm2_quote: expected exit status 0, found 1: Error validating calculated PCR composite with quote (a PCR changed between the quote and the tool's PCR read) on each of 4 attempts",
+    );
+    expect(quotes(always.calls)).toBe(4);
+    // quoteAttempts bounds the runs.
+    const two = genoa(100, 2);
+    await rejection(two.provider.getEvidence(new Uint8Array(64)));
+    expect(quotes(two.calls)).toBe(2);
+    expect(await fs.readdir(dir)).toEqual([]);
   });
 
   it("refuses an HCL report of the other TEE (AZURE_WRONG_TEE)", async () => {
