@@ -67,7 +67,13 @@ function send(
     });
     req.on("response", (res: IncomingMessage) => {
       answered = true;
-      res.once("close", () => signal?.removeEventListener("abort", onAbort));
+      // From here the response is what an abort ends. Destroying the request instead would destroy
+      // its socket with the abort's reason even after the response had been read to its end and the
+      // socket handed back to the agent, where nothing listens for that error (the process crashed).
+      signal?.removeEventListener("abort", onAbort);
+      const onAbortBody = () => res.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+      signal?.addEventListener("abort", onAbortBody, { once: true });
+      res.once("close", () => signal?.removeEventListener("abort", onAbortBody));
       resolve(response(res, state));
     });
     req.end(body);

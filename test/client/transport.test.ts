@@ -56,6 +56,11 @@ function handler(req: IncomingMessage, res: ServerResponse) {
       };
       res.on("drain", more);
       more();
+    } else if (req.url === "/whole") {
+      // The whole answer at once: the client has all of it before it reads the first chunk.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.write(Buffer.alloc(60, 1));
+      res.end(Buffer.alloc(60, 2));
     } else if (req.url === "/silent") {
       // never answers
     } else if (req.url === "/hang") {
@@ -214,6 +219,38 @@ async function anyPolicy() {
     serviceName: "cloister-dev",
   });
 }
+
+describe("node:http transport aborts", () => {
+  it("ends a body that has fully arrived when the caller aborts while reading it, and nothing else throws", async () => {
+    // Destroying the request here destroyed its socket, by then handed back to the keep-alive
+    // agent, with the abort's reason: an 'error' event no one listened for, which crashed the
+    // caller's process (an SDK chat aborted after its answer had arrived).
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on("uncaughtException", onUncaught);
+    try {
+      const transport = nodeTransport();
+      for (let i = 0; i < 5; i++) {
+        const controller = new AbortController();
+        const response = await transport(`${base}/whole`, {
+          method: "POST",
+          headers: {},
+          body: new Uint8Array(10),
+          signal: controller.signal,
+        });
+        const reading = (async () => {
+          for await (const _ of iterate(response.body)) controller.abort();
+        })();
+        await expect(reading).rejects.toThrow("aborted");
+        // The socket's error events, had there been any, come on later ticks.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+  });
+});
 
 describe("SDK over a silent host", () => {
   it("connect() fails with a transport HOST_TIMEOUT instead of hanging", async () => {
