@@ -46,6 +46,9 @@ export const PROXY_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 type ErrorType = "invalid_request_error" | "authentication_error" | "api_error" | "cloister_verification_error";
 
+/** What the access log shows for a request whose app went away before its answer (nginx's 499). */
+const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
+
 class ProxyError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,
@@ -124,6 +127,11 @@ function fromClientError(error: ClientError): ProxyError {
           null,
           false,
         );
+      }
+      // The app went away (the proxy aborts the request when it does): no answer can reach it, and
+      // the access log says so (499, as the host logs a client that left) rather than blaming the host.
+      if (error.code === "ABORTED") {
+        return new ProxyError(CLIENT_CLOSED_STATUS, "api_error", code, error.message, null, false);
       }
       // The host's request limit: the same request would be refused again, so it is not retried.
       if (error.code === "BODY_TOO_LARGE") {

@@ -328,6 +328,30 @@ describe("proxy: failures", () => {
     }
   });
 
+  it("an app that leaves before the first token is logged 499, not as a failure of the host (502)", async () => {
+    const { model, url, log } = await proxyFor([{ pauseMs: 400 }, { type: "text", text: "late" }]);
+    for (const stream of [false, true]) {
+      const leaving = new AbortController();
+      const asking = fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(ask(model, { stream })),
+        signal: leaving.signal,
+      });
+      setTimeout(() => leaving.abort(), 100);
+      await expect(asking).rejects.toThrow();
+      const deadline = Date.now() + 5_000;
+      while (log.filter((l) => JSON.parse(l).type === "proxy").length < (stream ? 2 : 1) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    const lines = log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy");
+    expect(lines.map((l) => [l.path, l.status])).toEqual([
+      ["/v1/chat/completions", 499],
+      ["/v1/chat/completions", 499],
+    ]);
+  });
+
   it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
     const { model, post } = await proxyFor([new Error("engine down")]);
     for (const stream of [false, true]) {
