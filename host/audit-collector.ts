@@ -217,7 +217,11 @@ export class AuditCollector {
         redirect: "error",
         signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
       });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      if (!response.ok) {
+        // Not read: a refusal's body is not needed, and an unread one holds the connection.
+        await response.body?.cancel().catch(() => undefined);
+        throw new Error(`HTTP ${response.status}`);
+      }
       const declared = Number(response.headers.get("content-length") ?? Number.NaN);
       if (declared > maxBytes) {
         await response.body?.cancel().catch(() => undefined);

@@ -266,6 +266,34 @@ describe("audit collector: what it logs while the enclave is away", () => {
   });
 });
 
+describe("audit collector: a refusal", () => {
+  it("leaves the body of a non-200 answer unread (cancelled), logs its status, and collects afterwards", async () => {
+    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    let cancelled = false;
+    let calls = 0;
+    const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+      calls += 1;
+      if (calls > 1) return working(input, init);
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(new TextEncoder().encode("busy"));
+        },
+        cancel() {
+          cancelled = true;
+        },
+      });
+      return new Response(body, { status: 503 });
+    }) as typeof fetch;
+    const { c, errors, file } = await collector(fetchFn);
+    await c.collect();
+    expect(cancelled).toBe(true);
+    await c.collect();
+    await c.stop();
+    expect(errors[0]).toMatch(/^audit: cannot collect from the enclave at "http:\/\/enclave\.invalid" \(HTTP 503\)/);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+  });
+});
+
 describe("audit collector: the size of the enclave's answer", () => {
   it("refuses an answer past its bound, streamed or declared, naming the bound and the size, and collects afterwards", async () => {
     const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
