@@ -141,15 +141,23 @@ export const AZURE_QUOTE_RETRY_DELAY_MS = 100;
  */
 export const TPM2_QUOTE_PCR_RACE = "Error validating calculated PCR composite with quote";
 
-/** A tool's first stderr line, for an error message. */
-const firstLine = (stderr: string): string => stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
+/**
+ * What a tool's stderr says, for an error message: its ERROR lines (tpm2-tools print the TSS's
+ * WARNING lines first, e.g. "WARNING:esys:… Received TPM Error", which say the least, and the
+ * decoded response code last), else its first line; at most 300 characters.
+ */
+const toolError = (stderr: string): string => {
+  const lines = stderr.trim().split("\n");
+  const errors = lines.filter((line) => line.startsWith("ERROR"));
+  return (errors.length > 0 ? errors.join(" | ") : (lines[0] ?? "")).slice(0, 300);
+};
 
 const commandFailed = (command: string, exitCode: number, detail: string): EvidenceError =>
   new EvidenceError("TPM_COMMAND_FAILED", `${command}: expected exit status 0, found ${exitCode}: ${detail}`);
 
 async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
-  if (result.exitCode !== 0) throw commandFailed(command, result.exitCode, firstLine(result.stderr));
+  if (result.exitCode !== 0) throw commandFailed(command, result.exitCode, toolError(result.stderr));
 }
 
 async function readOutput(path: string, what: string): Promise<Uint8Array> {
@@ -187,7 +195,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
       if (undefine.exitCode !== 0) {
         throw new EvidenceError(
           "AZURE_USER_DATA_INDEX_SIZE",
-          `NV index ${AZURE_USER_DATA_NV_INDEX}: expected ${REPORT_DATA_SIZE} bytes, found ${size}, and tpm2_nvundefine exited ${undefine.exitCode}: ${firstLine(undefine.stderr)}`,
+          `NV index ${AZURE_USER_DATA_NV_INDEX}: expected ${REPORT_DATA_SIZE} bytes, found ${size}, and tpm2_nvundefine exited ${undefine.exitCode}: ${toolError(undefine.stderr)}`,
         );
       }
     }
@@ -245,7 +253,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
       const result = await this.run("tpm2_quote", args);
       if (result.exitCode === 0) return;
       if (!result.stderr.includes(TPM2_QUOTE_PCR_RACE)) {
-        throw commandFailed("tpm2_quote", result.exitCode, firstLine(result.stderr));
+        throw commandFailed("tpm2_quote", result.exitCode, toolError(result.stderr));
       }
       if (attempt >= attempts) {
         throw commandFailed(
