@@ -23,15 +23,6 @@ export interface VerifiedEvidenceIdentity {
   readonly measurement: string;
 }
 
-/**
- * The codes that mean bad input (the CLI exits 2, as for USAGE): an enclave option given with a
- * --tee it does not apply to. Every other attestation error is a failure (exit 1).
- */
-export const ATTESTATION_BAD_INPUT_CODES: ReadonlySet<string> = new Set([
-  "TDX_COLLATERAL_UNUSED",
-  "SNP_KDS_OPTION_UNUSED",
-]);
-
 export class AttestationError extends Error {
   readonly code: string;
   readonly stage: AttestationStage;

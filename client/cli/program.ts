@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerAttestationCommands } from "../../attestation/cli.ts";
-import { ATTESTATION_BAD_INPUT_CODES, AttestationError } from "../../attestation/errors.ts";
+import { AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
 import { registerHostCommands } from "../../host/cli.ts";
@@ -45,16 +45,23 @@ export function buildProgram(): Command {
 }
 
 /**
+ * Codes of an option that contradicts another option, raised where the option is used, below the
+ * command line (enclave/tee.ts): an enclave option given with a --tee it does not apply to. Their
+ * messages name the options; they are bad input as a USAGE error is.
+ */
+const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set(["TDX_COLLATERAL_UNUSED", "SNP_KDS_OPTION_UNUSED"]);
+
+/**
  * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
  * policy, a manifest error about an input file (unreadable, malformed, an invalid field), a model
  * file or output path that cannot be used as given (missing, unreadable, there already), or an
- * enclave option given with a --tee it does not apply to.
+ * option that contradicts another (OPTION_CONFLICT_CODES). Every other error is a failure (exit 1).
  */
 function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
   if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
   if (error instanceof ModelError) return isModelBadInput(error);
-  if (error instanceof AttestationError) return ATTESTATION_BAD_INPUT_CODES.has(error.code);
+  if (error instanceof AttestationError) return OPTION_CONFLICT_CODES.has(error.code);
   // By shape: importing client/errors.ts here would load client code into every command.
   return (
     error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"
