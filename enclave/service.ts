@@ -248,19 +248,21 @@ export class Enclave {
         `boot: requestPolicy rule "${metadataRule.id}" is metadataEquals, but sealed requests carry no metadata yet`,
       );
     }
+    // Before anything slow (evidence, the key broker, the model): a --kbs-url that contradicts the
+    // manifest is bad input (the command line exits 2), said at once.
     const sealedModel = manifest.model.sealedAtRest ? (manifest.model.keyId as string) : null;
     if (sealedModel !== null && config.kbsUrl === undefined) {
       throw new EnclaveError(
         "BOOT_KBS_REQUIRED",
         500,
-        `boot: manifest model.sealedAtRest is true (key "${sealedModel}"): pass the key broker's URL (--kbs-url)`,
+        `boot: --kbs-url: expected the key broker's URL, as the manifest's model is sealed at rest (model.sealedAtRest true, model.keyId "${sealedModel}"), found none`,
       );
     }
     if (sealedModel === null && config.kbsUrl !== undefined) {
       throw new EnclaveError(
         "BOOT_KBS_UNUSED",
         500,
-        "boot: a key broker URL was given, but the manifest's model is not sealed at rest (model.sealedAtRest false)",
+        "boot: --kbs-url: expected none, as the manifest's model is not sealed at rest (model.sealedAtRest false), found a key broker URL",
       );
     }
     // Keys, evidence and the attestation document first: a sealed model's key is released only to

@@ -10,6 +10,7 @@ import { registerAttestationCommands } from "../../attestation/cli.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
+import { EnclaveError } from "../../enclave/errors.ts";
 import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
 import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
@@ -45,11 +46,18 @@ export function buildProgram(): Command {
 }
 
 /**
- * Codes of an option that contradicts another option, raised where the option is used, below the
- * command line (enclave/tee.ts): an enclave option given with a --tee it does not apply to. Their
- * messages name the options; they are bad input as a USAGE error is.
+ * Codes of an option that contradicts another option or the manifest, raised where the option is
+ * used, below the command line: an enclave option given with a --tee it does not apply to
+ * (enclave/tee.ts), a --kbs-url missing for a model sealed at rest or given for one that is not
+ * (enclave/service.ts, before any evidence is asked for). Their messages name the option; they are
+ * bad input as a USAGE error is.
  */
-const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set(["TDX_COLLATERAL_UNUSED", "SNP_KDS_OPTION_UNUSED"]);
+const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set([
+  "TDX_COLLATERAL_UNUSED",
+  "SNP_KDS_OPTION_UNUSED",
+  "BOOT_KBS_REQUIRED",
+  "BOOT_KBS_UNUSED",
+]);
 
 /**
  * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
@@ -61,7 +69,7 @@ function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
   if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
   if (error instanceof ModelError) return isModelBadInput(error);
-  if (error instanceof AttestationError) return OPTION_CONFLICT_CODES.has(error.code);
+  if (error instanceof AttestationError || error instanceof EnclaveError) return OPTION_CONFLICT_CODES.has(error.code);
   // By shape: importing client/errors.ts here would load client code into every command.
   return (
     error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"

@@ -2,13 +2,13 @@
  * Which errors exit 2 (bad input: fix the option or file and run again) and which exit 1 (a
  * failure), run in process through the command line's main(): a model file that cannot be opened,
  * a sealed output that exists, a small-order --key, an option that cannot do what it says, an
- * enclave option for another --tee.
+ * enclave option for another --tee or against the manifest.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { devManifest } from "../../manifests/dev.ts";
+import { devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
@@ -134,6 +134,45 @@ describe("bad input exits 2, a failure exits 1", () => {
       expect(await run([...common, "--snp-product", "Milan"])).toMatchObject({
         code: 2,
         stderr: /^cloister: SNP_KDS_OPTION_UNUSED: --snp-product: expected --tee snp/,
+      });
+    });
+  });
+
+  describe("enclave: a --kbs-url that contradicts the manifest exits 2, before any evidence is asked for", () => {
+    let operatorKeyPath: string;
+    let operator: Awaited<ReturnType<typeof generateManifestSigningKey>>;
+    beforeAll(async () => {
+      operator = await generateManifestSigningKey("EdDSA");
+      operatorKeyPath = join(dir, "kbs-operator.public.jwk");
+      await writeFile(operatorKeyPath, JSON.stringify(operator.publicJwk));
+    });
+    /**
+     * `cloister enclave` on a manifest for --tee snp, which this machine cannot give evidence for:
+     * the answer is the --kbs-url refusal, so it came before evidence (and the model, never read).
+     */
+    const enclave = async (model: NonNullable<ManifestOverrides["model"]>, extra: string[]) => {
+      const manifestPath = join(dir, `kbs-${extra.length}.jws`);
+      const tee = { platforms: ["snp" as const], allowedMeasurements: ["aa".repeat(48)], minimumTcb: { tdx: null } };
+      const manifest = devManifest({ model, tee });
+      await writeFile(manifestPath, await signManifest(manifest, operator.privateJwk));
+      const args = ["enclave", "--manifest", manifestPath, "--operator-key", operatorKeyPath];
+      args.push("--model", join(dir, "missing.gguf"), "--tee", "snp", "--port", "0", ...extra);
+      return run(args);
+    };
+
+    it("--kbs-url for a model that is not sealed at rest: BOOT_KBS_UNUSED", async () => {
+      expect(await enclave({ sealedAtRest: false, keyId: null }, ["--kbs-url", "http://127.0.0.1:9"])).toEqual({
+        code: 2,
+        stderr:
+          "cloister: BOOT_KBS_UNUSED: boot: --kbs-url: expected none, as the manifest's model is not sealed at rest (model.sealedAtRest false), found a key broker URL\n",
+      });
+    });
+
+    it("no --kbs-url for a model sealed at rest: BOOT_KBS_REQUIRED", async () => {
+      expect(await enclave({ sealedAtRest: true, keyId: "model-key-1" }, [])).toEqual({
+        code: 2,
+        stderr:
+          "cloister: BOOT_KBS_REQUIRED: boot: --kbs-url: expected the key broker's URL, as the manifest's model is sealed at rest (model.sealedAtRest true, model.keyId \"model-key-1\"), found none\n",
       });
     });
   });
