@@ -40,7 +40,7 @@ import {
 } from "node-llama-cpp";
 import { MAX_SEQUENCES } from "../manifests/schema.ts";
 import { sha256File } from "../models/hash.ts";
-import { EngineError, ModelDigestMismatchError } from "./engine/errors.ts";
+import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
 
@@ -632,19 +632,11 @@ function anySignal(request: AbortSignal | undefined, engine: AbortSignal): Abort
 type FileIdentity = { dev: number; ino: number; size: number; mtimeMs: number };
 
 async function statModel(path: string): Promise<FileIdentity> {
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new EngineError("MODEL_NOT_FOUND", `model file ${path}: expected a regular file`);
-    return { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
-  } catch (error) {
-    if (error instanceof EngineError) throw error;
-    const code = (error as { code?: unknown }).code;
-    throw new EngineError(
-      "MODEL_NOT_FOUND",
-      code === "ENOENT" ? `model file ${path}: not found` : `model file ${path}: cannot be read (${String(code)})`,
-      { cause: error },
-    );
-  }
+  const info = await stat(path).catch((error: unknown) => {
+    throw modelNotFound(path, error);
+  });
+  if (!info.isFile()) throw modelNotFound(path);
+  return { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {

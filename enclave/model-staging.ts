@@ -9,12 +9,19 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat, statfs } from "node:fs/promises";
+import { mkdtemp, open, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { type ModelKey, SealedModelError, type SealedModelExpectation, unsealModelFile } from "../models/sealed.ts";
-import { EngineError } from "./engine/errors.ts";
+import {
+  checkSealedModelHeader,
+  type ModelKey,
+  readSealedHeader,
+  SealedModelError,
+  type SealedModelExpectation,
+  unsealModelFile,
+} from "../models/sealed.ts";
+import { EngineError, modelNotFound } from "./engine/errors.ts";
 
 export interface StagedModel {
   readonly path: string;
@@ -50,6 +57,40 @@ async function privateRoot(): Promise<string> {
   return (await isPrivateMemoryDirectory("/dev/shm")) ? "/dev/shm" : tmpdir();
 }
 
+function sizeMismatch(source: string, expectedBytes: number, found: number): EngineError {
+  return new EngineError(
+    "MODEL_SIZE_MISMATCH",
+    `model file ${source}: expected ${expectedBytes} bytes (the manifest's model.sizeBytes), found ${found}; not loaded`,
+  );
+}
+
+/**
+ * The boot's first look at the --model file, before anything slow (evidence, the key broker, the
+ * copy): it opens for reading and is a regular file of the manifest's size (MODEL_NOT_FOUND,
+ * MODEL_SIZE_MISMATCH); sealed (`expected.keyId` set), its header parses and is the manifest's
+ * (SealedModelError: SEALED_MODEL_MALFORMED, SEALED_MODEL_KEY_MISMATCH). Only a refusal counts:
+ * staging reads and checks every byte again, as the file may change meanwhile.
+ */
+export async function checkModelFile(
+  source: string,
+  expected: { readonly sizeBytes: number; readonly keyId: string | null },
+): Promise<void> {
+  const handle = await open(source, "r").catch((error: unknown) => {
+    throw modelNotFound(source, error);
+  });
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw modelNotFound(source);
+    if (info.size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, info.size);
+    if (expected.keyId !== null) {
+      const header = await readSealedHeader(handle, info.size);
+      checkSealedModelHeader(header, { keyId: expected.keyId, sizeBytes: expected.sizeBytes });
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * `expectedBytes`: the manifest's size. A file of another size is refused before anything is
  * copied, and at most one byte more than that is ever copied (a file the host grows meanwhile
@@ -57,20 +98,10 @@ async function privateRoot(): Promise<string> {
  */
 export async function stageModel(source: string, expectedBytes: number): Promise<StagedModel> {
   const info = await stat(source).catch((error: unknown) => {
-    const code = (error as { code?: unknown }).code;
-    throw new EngineError(
-      "MODEL_NOT_FOUND",
-      code === "ENOENT" ? `model file ${source}: not found` : `model file ${source}: cannot be read (${String(code)})`,
-      { cause: error },
-    );
+    throw modelNotFound(source, error);
   });
-  if (!info.isFile()) throw new EngineError("MODEL_NOT_FOUND", `model file ${source}: expected a regular file`);
-  const sizeMismatch = (found: number) =>
-    new EngineError(
-      "MODEL_SIZE_MISMATCH",
-      `model file ${source}: expected ${expectedBytes} bytes (the manifest's model.sizeBytes), found ${found}; not loaded`,
-    );
-  if (info.size !== expectedBytes) throw sizeMismatch(info.size);
+  if (!info.isFile()) throw modelNotFound(source);
+  if (info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
   const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
   const path = join(dir, basename(source));
   const hash = createHash("sha256");
@@ -95,7 +126,7 @@ export async function stageModel(source: string, expectedBytes: number): Promise
   const copied = (await stat(path)).size;
   if (copied !== expectedBytes) {
     await rm(dir, { recursive: true, force: true });
-    throw sizeMismatch(copied);
+    throw sizeMismatch(source, expectedBytes, copied);
   }
   return { path, sha256: hash.digest("hex"), remove: () => rm(dir, { recursive: true, force: true }) };
 }

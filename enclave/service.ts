@@ -27,6 +27,7 @@ import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
+import { SealedModelError } from "../models/sealed.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
 import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
 import {
@@ -49,7 +50,7 @@ import {
 import { EnclaveError } from "./errors.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 import { requestModelKey } from "./model-key.ts";
-import { type StagedModel, stageModel, stageSealedModel } from "./model-staging.ts";
+import { checkModelFile, type StagedModel, stageModel, stageSealedModel } from "./model-staging.ts";
 import {
   type AuditEntry,
   AuditWriter,
@@ -60,7 +61,7 @@ import {
   type PiiFinding,
   piiAcrossMessages,
 } from "./pipeline/index.ts";
-import { createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
+import { checkEvidenceSourceOptions, createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
 import { nodeSyncPrimitives } from "./x25519.ts";
 
 export interface EnclaveConfig {
@@ -122,6 +123,16 @@ const samplingShape = {
 };
 const chatBodySchema = z.strictObject({ messages: z.array(messageSchema).min(1).max(L.maxMessages), ...samplingShape });
 const completeBodySchema = z.strictObject({ prompt: z.string().max(L.maxTextChars), ...samplingShape });
+
+/** A sealed model the boot refuses (its header, or unsealing it): the cause's code in the message. */
+function sealedModelRefused(error: unknown): EnclaveError {
+  return new EnclaveError(
+    "BOOT_SEALED_MODEL_REFUSED",
+    500,
+    `boot: ${(error as { code?: string }).code ?? "ERROR"}: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
 
 export interface StreamedAnswer {
   /** Sealed frames (wire bytes), in order; the last one is a final or error frame. */
@@ -265,16 +276,29 @@ export class Enclave {
         "boot: --kbs-url: expected none, as the manifest's model is not sealed at rest (model.sealedAtRest false), found a key broker URL",
       );
     }
+    const sourceOptions = {
+      tdxCollateralDir: config.tdxCollateralDir,
+      kdsUrl: config.kdsUrl,
+      snpProduct: config.snpProduct,
+    };
+    // So are the options of --tee, checked here before the evidence source is made (the simulator
+    // hashes its measured files for it).
+    checkEvidenceSourceOptions(config.tee, sourceOptions);
+    // Then, still before anything slow: a --model file that is missing, unreadable or not the
+    // manifest's size, or a sealed one whose header is not the manifest's, stops the boot now, not
+    // after the evidence or after the key broker released the model key (never asked for then).
+    if (sealedModel !== null || config.engine === undefined) {
+      const expected = { sizeBytes: manifest.model.sizeBytes, keyId: sealedModel };
+      await checkModelFile(config.modelPath, expected).catch((error: unknown) => {
+        throw error instanceof SealedModelError ? sealedModelRefused(error) : error;
+      });
+    }
     // Keys, evidence and the attestation document first: a sealed model's key is released only to
     // this attested boot, so the document must exist before the model can be read.
     const signing = nacl.sign.keyPair();
     const sealing = nacl.box.keyPair();
     const keys: EnclaveKeys = { signing, sealing };
-    const evidenceSource = await createEvidenceSource(config.tee, {
-      tdxCollateralDir: config.tdxCollateralDir,
-      kdsUrl: config.kdsUrl,
-      snpProduct: config.snpProduct,
-    });
+    const evidenceSource = await createEvidenceSource(config.tee, sourceOptions);
     const bootManifestDigest = await manifestDigest(config.manifestJws);
     const reportData = await computeReportData({
       signingPublicKey: signing.publicKey,
@@ -317,12 +341,7 @@ export class Enclave {
           { keyId: sealedModel, key },
           { allowDisk: evidenceSource.simulated },
         ).catch((error: unknown) => {
-          throw new EnclaveError(
-            "BOOT_SEALED_MODEL_REFUSED",
-            500,
-            `boot: ${(error as { code?: string }).code ?? "ERROR"}: ${(error as Error).message}`,
-            { cause: error },
-          );
+          throw sealedModelRefused(error);
         });
         staged = unsealed;
         // The sealed header's plaintextSha256 (model-staging.ts): the same value as the staged

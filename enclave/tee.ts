@@ -96,11 +96,11 @@ export const COLLATERAL_RELOAD_MS = 5 * 60_000;
 
 const noCollateral = async (): Promise<null> => null;
 
-/** Creates the evidence source for `mode`. */
-export async function createEvidenceSource(
-  mode: TeeMode,
-  options: EvidenceSourceOptions = {},
-): Promise<EvidenceSource> {
+/**
+ * Refuses an option `mode` does not take (TDX_COLLATERAL_UNUSED, SNP_KDS_OPTION_UNUSED): what
+ * createEvidenceSource checks first, for a caller (the boot) to check before anything slow.
+ */
+export function checkEvidenceSourceOptions(mode: TeeMode, options: EvidenceSourceOptions): void {
   if (options.tdxCollateralDir !== undefined && mode !== "tdx") {
     throw new AttestationError(
       "configuration",
@@ -115,6 +115,14 @@ export async function createEvidenceSource(
       `${options.kdsUrl !== undefined ? "--kds-url" : "--snp-product"}: expected --tee snp, found --tee ${mode} (only a configfs-tsm SNP guest fetches its VCEK from AMD KDS)`,
     );
   }
+}
+
+/** Creates the evidence source for `mode`. */
+export async function createEvidenceSource(
+  mode: TeeMode,
+  options: EvidenceSourceOptions = {},
+): Promise<EvidenceSource> {
+  checkEvidenceSourceOptions(mode, options);
   switch (mode) {
     case "sim-snp":
     case "sim-tdx":

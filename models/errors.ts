@@ -89,7 +89,11 @@ const BAD_PATH_ERRNO: ReadonlySet<string> = new Set([
  */
 export function isModelBadInput(error: ModelError): boolean {
   if (error.code === "MODEL_OUTPUT_EXISTS") return true;
-  if (!(error instanceof ModelIoError)) return false;
+  return error instanceof ModelIoError && failedOnBadPath(error);
+}
+
+/** Whether `error`'s cause is an operating-system error with one of BAD_PATH_ERRNO. */
+export function failedOnBadPath(error: Error): boolean {
   const errno = (error.cause as { code?: unknown } | null | undefined)?.code;
   return typeof errno === "string" && BAD_PATH_ERRNO.has(errno);
 }

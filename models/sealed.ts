@@ -25,7 +25,7 @@
  * caught by the digest or by authentication, and what was decrypted is what was checked.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { link, lstat, open, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, link, lstat, open, rename, rm, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { ModelError, ModelIoError } from "./errors.ts";
@@ -420,11 +420,40 @@ export async function readSealedModelHeader(path: string): Promise<SealedModelHe
     throw new ModelIoError(path, "open", cause);
   });
   try {
-    const buffer = Buffer.alloc(MAX_HEADER_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, MAX_HEADER_BYTES, 0);
-    return parseSealedModelHeader(buffer.subarray(0, bytesRead));
+    return await readSealedHeader(handle);
   } finally {
     await handle.close();
+  }
+}
+
+/** The header at the start of an open sealed file, reading at most `maxBytes` (the file's size, when known). */
+export async function readSealedHeader(handle: FileHandle, maxBytes = MAX_HEADER_BYTES): Promise<SealedModelHeader> {
+  const buffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, maxBytes));
+  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+  return parseSealedModelHeader(buffer.subarray(0, bytesRead));
+}
+
+/**
+ * Whether a sealed file's header is the manifest's: its key id (SEALED_MODEL_KEY_MISMATCH) and the
+ * size of the file it describes (SEALED_MODEL_MALFORMED). Checked before any key is used: the
+ * enclave checks it before it asks the key broker for the key, and unsealing again.
+ */
+export function checkSealedModelHeader(
+  header: SealedModelHeader,
+  expected: Pick<SealedModelExpectation, "keyId" | "sizeBytes">,
+): void {
+  if (header.keyId !== expected.keyId) {
+    throw new SealedModelError(
+      "SEALED_MODEL_KEY_MISMATCH",
+      `sealed model keyId: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${header.keyId}"`,
+    );
+  }
+  const total = sealedSize(header.bytes.length, header.plaintextSize, header.chunkSize);
+  if (total !== expected.sizeBytes) {
+    throw new SealedModelError(
+      "SEALED_MODEL_MALFORMED",
+      `sealed model header: describes a ${total}-byte file, found ${expected.sizeBytes} bytes`,
+    );
   }
 }
 
@@ -465,23 +494,9 @@ export async function unsealModelFile(
   const sealedHash =
     expected.sizeBytes >= (options.parallelHashMinBytes ?? PARALLEL_HASH_MIN_BYTES) ? workerHash() : inlineHash();
   try {
-    const headerBuffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, expected.sizeBytes));
-    const { bytesRead } = await source.read(headerBuffer, 0, headerBuffer.length, 0);
-    const header = parseSealedModelHeader(headerBuffer.subarray(0, bytesRead));
+    const header = await readSealedHeader(source, expected.sizeBytes);
     sealedHash.update(header.bytes);
-    if (header.keyId !== expected.keyId) {
-      throw new SealedModelError(
-        "SEALED_MODEL_KEY_MISMATCH",
-        `sealed model keyId: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${header.keyId}"`,
-      );
-    }
-    const total = sealedSize(header.bytes.length, header.plaintextSize, header.chunkSize);
-    if (total !== expected.sizeBytes) {
-      throw new SealedModelError(
-        "SEALED_MODEL_MALFORMED",
-        `sealed model header: describes a ${total}-byte file, found ${expected.sizeBytes} bytes`,
-      );
-    }
+    checkSealedModelHeader(header, expected);
     const aad = createHash("sha256").update(header.bytes).digest();
     const { key, prefix } = fileKeys(modelKey.key, header.salt);
     fileKey = key;

@@ -15,7 +15,7 @@ import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
 import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
 import { registerModelCommands } from "../../models/cli.ts";
-import { isModelBadInput, ModelError } from "../../models/errors.ts";
+import { failedOnBadPath, isModelBadInput, ModelError } from "../../models/errors.ts";
 import { registerClientCommands } from "./commands.ts";
 import { formatCliError, UsageError, usageLine } from "./output.ts";
 
@@ -63,13 +63,20 @@ const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set([
  * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
  * policy, a manifest error about an input file (unreadable, malformed, an invalid field), a model
  * file or output path that cannot be used as given (missing, unreadable, there already), or an
- * option that contradicts another (OPTION_CONFLICT_CODES). Every other error is a failure (exit 1).
+ * option that contradicts another or the manifest (OPTION_CONFLICT_CODES). Every other error is a
+ * failure (exit 1).
  */
 function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
   if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
   if (error instanceof ModelError) return isModelBadInput(error);
-  if (error instanceof AttestationError || error instanceof EnclaveError) return OPTION_CONFLICT_CODES.has(error.code);
+  if (error instanceof AttestationError) return OPTION_CONFLICT_CODES.has(error.code);
+  if (error instanceof EnclaveError) {
+    if (OPTION_CONFLICT_CODES.has(error.code)) return true;
+    // The enclave's (and `model run --sha256`'s) --model file, missing, not a regular file (no
+    // cause) or not permitted, as MODEL_IO is for the other model commands.
+    return error.code === "MODEL_NOT_FOUND" && (error.cause === undefined || failedOnBadPath(error));
+  }
   // By shape: importing client/errors.ts here would load client code into every command.
   return (
     error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"

@@ -45,6 +45,20 @@ export class EngineError extends EnclaveError {
   }
 }
 
+/**
+ * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
+ * system's, is its cause: its errno is named), or, without `error`, one that is not a regular file.
+ */
+export function modelNotFound(path: string, error?: unknown): EngineError {
+  if (error === undefined) return new EngineError("MODEL_NOT_FOUND", `model file ${path}: expected a regular file`);
+  const code = (error as { code?: unknown }).code;
+  return new EngineError(
+    "MODEL_NOT_FOUND",
+    code === "ENOENT" ? `model file ${path}: not found` : `model file ${path}: cannot be read (${String(code)})`,
+    { cause: error },
+  );
+}
+
 /** The model file's SHA-256 differs from the pinned digest; the model was not loaded. */
 export class ModelDigestMismatchError extends EngineError {
   readonly expected: string;

@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
+import { DEV_MANIFEST, devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
@@ -41,9 +41,14 @@ describe("bad input exits 2, a failure exits 1", () => {
       stderr: `cloister: MODEL_IO: cannot open model file "${missing}" (ENOENT)\n`,
     });
     expect(await run(["model", "inspect", dir])).toMatchObject({ code: 2, stderr: /^cloister: MODEL_IO: .*EISDIR/ });
-    expect(await run(["model", "run", "--model", missing, "--prompt", "hi"])).toMatchObject({
+    expect(await run(["model", "run", "--model", missing, "--prompt", "hi"])).toEqual({
       code: 2,
-      stderr: /^cloister: MODEL_IO: cannot read model file ".*missing\.gguf" \(ENOENT\)\n$/,
+      stderr: `cloister: MODEL_IO: cannot read model file "${missing}" (ENOENT)\n`,
+    });
+    // With --sha256 the engine opens it (MODEL_NOT_FOUND, as the enclave says): bad input all the same.
+    expect(await run(["model", "run", "--model", missing, "--sha256", "ab".repeat(32), "--prompt", "hi"])).toEqual({
+      code: 2,
+      stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
     });
   });
 
@@ -138,42 +143,77 @@ describe("bad input exits 2, a failure exits 1", () => {
     });
   });
 
-  describe("enclave: a --kbs-url that contradicts the manifest exits 2, before any evidence is asked for", () => {
+  describe("enclave: a --kbs-url or --model that does not fit the manifest is refused before any evidence is asked for", () => {
     let operatorKeyPath: string;
     let operator: Awaited<ReturnType<typeof generateManifestSigningKey>>;
+    let manifests = 0;
     beforeAll(async () => {
       operator = await generateManifestSigningKey("EdDSA");
       operatorKeyPath = join(dir, "kbs-operator.public.jwk");
       await writeFile(operatorKeyPath, JSON.stringify(operator.publicJwk));
     });
     /**
-     * `cloister enclave` on a manifest for --tee snp, which this machine cannot give evidence for:
-     * the answer is the --kbs-url refusal, so it came before evidence (and the model, never read).
+     * `cloister enclave` on a manifest for --tee snp, which this machine cannot give evidence for
+     * (TSM_UNAVAILABLE): any other answer came before evidence, and before the key broker.
      */
-    const enclave = async (model: NonNullable<ManifestOverrides["model"]>, extra: string[]) => {
-      const manifestPath = join(dir, `kbs-${extra.length}.jws`);
+    const enclave = async (model: NonNullable<ManifestOverrides["model"]>, extra: string[], modelPath?: string) => {
+      const manifestPath = join(dir, `snp-${++manifests}.jws`);
       const tee = { platforms: ["snp" as const], allowedMeasurements: ["aa".repeat(48)], minimumTcb: { tdx: null } };
       const manifest = devManifest({ model, tee });
       await writeFile(manifestPath, await signManifest(manifest, operator.privateJwk));
       const args = ["enclave", "--manifest", manifestPath, "--operator-key", operatorKeyPath];
-      args.push("--model", join(dir, "missing.gguf"), "--tee", "snp", "--port", "0", ...extra);
+      args.push("--model", modelPath ?? join(dir, "missing.gguf"), "--tee", "snp", "--port", "0", ...extra);
       return run(args);
     };
+    const plain = { sealedAtRest: false, keyId: null };
+    const sealed = { sealedAtRest: true, keyId: "model-key-1" };
+    // Nothing listens on port 9: a boot that asked the broker would fail with BOOT_KBS_UNREACHABLE.
+    const kbs = ["--kbs-url", "http://127.0.0.1:9"];
 
-    it("--kbs-url for a model that is not sealed at rest: BOOT_KBS_UNUSED", async () => {
-      expect(await enclave({ sealedAtRest: false, keyId: null }, ["--kbs-url", "http://127.0.0.1:9"])).toEqual({
+    it("--kbs-url for a model that is not sealed at rest: BOOT_KBS_UNUSED, exit 2", async () => {
+      expect(await enclave(plain, kbs)).toEqual({
         code: 2,
         stderr:
           "cloister: BOOT_KBS_UNUSED: boot: --kbs-url: expected none, as the manifest's model is not sealed at rest (model.sealedAtRest false), found a key broker URL\n",
       });
     });
 
-    it("no --kbs-url for a model sealed at rest: BOOT_KBS_REQUIRED", async () => {
-      expect(await enclave({ sealedAtRest: true, keyId: "model-key-1" }, [])).toEqual({
+    it("no --kbs-url for a model sealed at rest: BOOT_KBS_REQUIRED, exit 2", async () => {
+      expect(await enclave(sealed, [])).toEqual({
         code: 2,
         stderr:
           "cloister: BOOT_KBS_REQUIRED: boot: --kbs-url: expected the key broker's URL, as the manifest's model is sealed at rest (model.sealedAtRest true, model.keyId \"model-key-1\"), found none\n",
       });
+    });
+
+    it("a --model file that is missing or a directory, plain or sealed: MODEL_NOT_FOUND, exit 2", async () => {
+      const missing = join(dir, "missing.gguf");
+      expect(await enclave(plain, [])).toEqual({
+        code: 2,
+        stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
+      });
+      expect(await enclave(sealed, kbs)).toEqual({
+        code: 2,
+        stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
+      });
+      expect(await enclave(sealed, kbs, dir)).toEqual({
+        code: 2,
+        stderr: `cloister: MODEL_NOT_FOUND: model file ${dir}: expected a regular file\n`,
+      });
+    });
+
+    it("a --model file of another size than the manifest's: MODEL_SIZE_MISMATCH, a failure (exit 1)", async () => {
+      const short = join(dir, "short.gguf");
+      await writeFile(short, "GGUF");
+      for (const [model, extra] of [
+        [plain, []],
+        [sealed, kbs],
+      ] as const) {
+        expect(await enclave(model, [...extra], short)).toEqual({
+          code: 1,
+          stderr: `cloister: MODEL_SIZE_MISMATCH: model file ${short}: expected ${DEV_MANIFEST.model.sizeBytes} bytes (the manifest's model.sizeBytes), found 4; not loaded\n`,
+        });
+      }
     });
   });
 });

@@ -3,7 +3,7 @@
  * on loopback (released to its attested keys only), decrypts the model into private memory and
  * answers from it. Every refusal stops the boot with a named code and leaves no decrypted copy.
  */
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
@@ -127,6 +127,50 @@ describe("enclave boot on a sealed model", () => {
     expect(error?.code).toBe("BOOT_KBS_REFUSED");
     expect(error?.message).toContain("KBS_ATTESTATION_FAILED");
     expect(await stagedCopies()).toEqual(before);
+  }, 60_000);
+
+  it("checks the sealed file before the broker is asked for its key: missing, not a file, another size or key id, not sealed", async () => {
+    let requests = 0;
+    const app = createBrokerApp(new KeyBroker([{ keyId: KEY_ID, key: modelKey.key, policy }]));
+    const server = await listen(
+      (request) => {
+        requests++;
+        return app.fetch(request);
+      },
+      "127.0.0.1",
+      0,
+    );
+    servers.push(server);
+    // Same size as the manifest's file: only its header can tell.
+    const otherKeyId = join(dir, "other-key.sealed");
+    await sealModelFile(join(dir, "tiny.gguf"), otherKeyId, generateModelKey("tiny-tesX"));
+    const zeros = join(dir, "zeros.sealed");
+    await writeFile(zeros, Buffer.alloc(sealed.sizeBytes));
+    const missing = join(dir, "missing.sealed");
+    const cases: [string, string, RegExp][] = [
+      [missing, "MODEL_NOT_FOUND", /^model file .*missing\.sealed: not found$/],
+      [dir, "MODEL_NOT_FOUND", /: expected a regular file$/],
+      [join(dir, "tiny.gguf"), "MODEL_SIZE_MISMATCH", /expected \d+ bytes \(the manifest's model.sizeBytes\), found /],
+      [
+        otherKeyId,
+        "BOOT_SEALED_MODEL_REFUSED",
+        /^boot: SEALED_MODEL_KEY_MISMATCH: sealed model keyId: expected "tiny-test"/,
+      ],
+      [zeros, "BOOT_SEALED_MODEL_REFUSED", /^boot: SEALED_MODEL_MALFORMED: sealed model magic: expected "CLSEALMD"/],
+    ];
+    for (const [path, code, message] of cases) {
+      const error = await boot(server.url, path).then(
+        () => null,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(error?.code, path).toBe(code);
+      expect(error?.message, path).toMatch(message);
+    }
+    expect(requests).toBe(0);
+    // The same broker, for the manifest's file: asked, so the count above could have moved.
+    const enclave = await boot(server.url);
+    await enclave.close();
+    expect(requests).toBeGreaterThan(0);
   }, 60_000);
 
   it("stops when the broker is unreachable", async () => {
