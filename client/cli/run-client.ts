@@ -8,7 +8,14 @@ import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts"
 import { type ChatMessage, connect, parseHostUrl, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { printJson, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import {
+  formatCliError,
+  printJson,
+  readOptionFile,
+  refuseExistingOutput,
+  UsageError,
+  writeOutputFile,
+} from "./output.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";
@@ -315,7 +322,24 @@ export async function runChat(
     return;
   }
   process.stderr.write(`${describeEnclave(session.enclave)}\nType a message; an empty line or Ctrl-D ends.\n`);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  await chatInteractively(session, options);
+}
+
+/**
+ * Chat's interactive session (standard input a terminal, no prompt given): each line typed is a
+ * user message, sent with the conversation so far; an empty line or the end of input ends it. A
+ * line longer than one message may be is not sent: the session says so, with the limit and the
+ * line's length (never its content), and goes on.
+ */
+export async function chatInteractively(
+  session: Session,
+  options: { maxTokens?: number; seed?: number; json?: boolean },
+  io: { readonly input: NodeJS.ReadableStream; readonly output: NodeJS.WritableStream } = {
+    input: process.stdin,
+    output: process.stderr,
+  },
+): Promise<void> {
+  const rl = createInterface(io);
   const history: ChatMessage[] = [];
   try {
     for (;;) {
@@ -326,6 +350,13 @@ export async function runChat(
         break;
       }
       if (line.trim() === "") break;
+      try {
+        refuseLongPrompt(line, "chat: the line typed");
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        process.stderr.write(`${formatCliError(error)}; not sent: type a shorter one (an empty line ends)\n`);
+        continue;
+      }
       history.push({ role: "user", content: line });
       process.stdout.write("enclave> ");
       history.push({ role: "assistant", content: await streamAnswer(session, history, options) });

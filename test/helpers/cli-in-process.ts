@@ -14,29 +14,48 @@ export interface InProcessRun {
 }
 
 export function inProcessCli(): (args: readonly string[]) => Promise<InProcessRun> {
-  let stdout = "";
-  let stderr = "";
+  const output = capturedOutput();
   beforeEach(() => {
-    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-      stdout += String(chunk);
-      return true;
-    });
-    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
     vi.spyOn(process, "exit").mockImplementation((code?: string | number | null) => {
       throw new Error(`process.exit(${String(code)}) called: commander exited on its own`);
     });
   });
   afterEach(() => {
-    vi.restoreAllMocks();
     process.exitCode = undefined;
   });
   return async (args) => {
-    stdout = "";
-    stderr = "";
+    output.clear();
     const code = await main([...args]);
-    return { code, stdout, stderr };
+    return { code, stdout: output.stdout, stderr: output.stderr };
   };
+}
+
+/**
+ * What this process writes to stdout and stderr during each test, captured (not printed) from an
+ * empty start. Call at the top of a test file; it installs its own beforeEach / afterEach.
+ */
+export function capturedOutput(): { readonly stdout: string; readonly stderr: string; clear(): void } {
+  const output = {
+    stdout: "",
+    stderr: "",
+    clear() {
+      output.stdout = "";
+      output.stderr = "";
+    },
+  };
+  beforeEach(() => {
+    output.clear();
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+      output.stdout += String(chunk);
+      return true;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      output.stderr += String(chunk);
+      return true;
+    });
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  return output;
 }
