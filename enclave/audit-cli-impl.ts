@@ -26,7 +26,7 @@ import {
   hexShape,
   parseAuditPublicKeyHex,
 } from "./pipeline/audit.ts";
-import { AuditVerifyError } from "./pipeline/errors.ts";
+import { AuditKeyInvalidError, AuditVerifyError } from "./pipeline/errors.ts";
 
 /** An attestation document the command cannot take a key from. */
 export class AuditDocumentInvalidError extends Error {
@@ -202,6 +202,20 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   return key;
 }
 
+/**
+ * The enclave's Ed25519 public key an option gives as 64 hex characters, by the one definition of
+ * a valid one (parseAuditPublicKeyHex: white space around it and upper-case digits taken, a
+ * small-order key refused), or a UsageError naming `option`, the expected and the found.
+ */
+export function publicKeyOption(hex: string, option: string): Uint8Array {
+  try {
+    return parseAuditPublicKeyHex(hex);
+  } catch (error) {
+    if (!(error instanceof AuditKeyInvalidError)) throw error;
+    throw new UsageError(`${option}: ${error.message}`, { cause: error });
+  }
+}
+
 /** The key of --key or --document (exactly one), and which it was; `keyName` names where --key's value came from. */
 async function commandKey(
   options: {
@@ -213,13 +227,7 @@ async function commandKey(
   if ((options.key === undefined) === (options.document === undefined)) {
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
-  if (options.key !== undefined) {
-    try {
-      return { publicKey: parseAuditPublicKeyHex(options.key), keySource: "key" };
-    } catch (error) {
-      throw new UsageError(`${keyName}: ${(error as Error).message}`);
-    }
-  }
+  if (options.key !== undefined) return { publicKey: publicKeyOption(options.key, keyName), keySource: "key" };
   return {
     publicKey: keyFromAttestationDocument(await readText(options.document as string, "--document")),
     keySource: "document",

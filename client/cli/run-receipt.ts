@@ -5,11 +5,14 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { base64url } from "jose";
-import { bytesEqual, fromHex, toHex } from "../../attestation/bytes.ts";
+import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
-import { AuditDocumentInvalidError, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
+import {
+  AuditDocumentInvalidError,
+  keyFromAttestationDocument,
+  publicKeyOption,
+} from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
-import { smallOrderKey } from "../../sealed/receipt.ts";
 import { ClientError } from "../errors.ts";
 import { printJson, UsageError } from "./output.ts";
 
@@ -128,23 +131,15 @@ export async function runReceiptVerify(options: {
   document?: string;
   json?: boolean;
 }): Promise<void> {
-  if (!/^[0-9a-f]{64}$/.test(options.key)) {
-    throw new UsageError(
-      `--key: expected 64 lower-case hex characters (an Ed25519 public key), found ${options.key.length} characters`,
-    );
-  }
-  // Refused with the key's other faults, as `audit verify --key` does: signatures under a
-  // small-order key can be made without any secret.
-  if (smallOrderKey(fromHex(options.key))) {
-    throw new UsageError("--key: expected an Ed25519 public key of large order, found a small-order point");
-  }
+  // What `audit verify --key` takes, refused the same way: a small-order key among the key's faults
+  // (signatures under it can be made without any secret), before any file is read.
+  const key = publicKeyOption(options.key, "--key");
   const line = receiptLine(Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"));
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
   const answer = options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file");
   const document =
     options.document === undefined ? null : readDocumentFile(await readBytes(options.document, "--document"));
   if (document === null) process.stderr.write(NO_DOCUMENT_WARNING);
-  const key = fromHex(options.key);
   try {
     const receipt = await verifyReceipt(line, key);
     if (document !== null) {
@@ -154,7 +149,7 @@ export async function runReceiptVerify(options: {
         throw new ClientError(
           "integrity",
           "RECEIPT_KEY_MISMATCH",
-          `--key: expected the signing key of --document, ${toHex(document.signingPublicKey)}, found ${options.key}`,
+          `--key: expected the signing key of --document, ${toHex(document.signingPublicKey)}, found ${toHex(key)}`,
         );
       }
       if (receipt.documentDigest !== document.documentDigest) {

@@ -92,6 +92,29 @@ describe("cloister receipt verify", () => {
     expect(stderr).toMatch(/warning: no --document: .*only as good as where that key came from/);
   });
 
+  it("--key: taken and refused as `audit verify --key` takes and refuses it, small-order keys too, before any file is read", async () => {
+    capture();
+    const receipt = await file("upper.txt", signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
+    // Upper-case hex and white space around it, as audit verify takes them.
+    expect((await verify({ receipt, key: ` ${KEY.toUpperCase()}\n` })).result).toMatchObject({ valid: true });
+    const missing = join(dir, "no-such-receipt.txt");
+    const refusals: [string, string][] = [
+      ["zz", "expected 64 hex characters, found 2 characters"],
+      [`${KEY}00`, "expected 64 hex characters, found 66 characters"],
+      [`${KEY.slice(2)}zz`, "expected 64 hex characters, found 64 characters"],
+      // Small order: the neutral point (either sign bit) and the point of order 2.
+      [`01${"00".repeat(31)}`, "expected a point of large order, found a small-order point"],
+      [`01${"00".repeat(30)}80`, "expected a point of large order, found a small-order point"],
+      [`ec${"ff".repeat(30)}7f`, "expected a point of large order, found a small-order point"],
+    ];
+    for (const [key, found] of refusals) {
+      await expect(runReceiptVerify({ receipt: missing, key }), key).rejects.toMatchObject({
+        code: "USAGE",
+        message: `--key: enclave Ed25519 public key: ${found}`,
+      });
+    }
+  });
+
   it("with --document: the receipt names that document (saved JWS, or GET /v1/attestation JSON) and its key", async () => {
     capture();
     const digest = createHash("sha256").update(documentJws).digest("hex");
