@@ -20,10 +20,15 @@ import type { VerifiedEnclave } from "../document.ts";
 import { AttestationError } from "../errors.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
-/** A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. */
+/**
+ * A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. Its
+ * message is what the caller is told; `detail`, what the broker's log says (the same, but for
+ * attestation failures: see `release`).
+ */
 export class BrokerError extends Error {
   readonly code: string;
   readonly status: 400 | 403 | 404 | 413 | 503;
+  readonly detail: string;
   /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
   /**
@@ -36,12 +41,13 @@ export class BrokerError extends Error {
     code: string,
     status: BrokerError["status"],
     message: string,
-    options?: { stage?: string; evidence?: BrokerError["evidence"] },
+    options?: { stage?: string; evidence?: BrokerError["evidence"]; detail?: string },
   ) {
     super(message);
     this.name = "BrokerError";
     this.code = code;
     this.status = status;
+    this.detail = options?.detail ?? message;
     this.stage = options?.stage;
     this.evidence = options?.evidence;
   }
@@ -267,12 +273,19 @@ export class KeyBroker {
       enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at, collateral);
     } catch (error) {
       if (error instanceof AttestationError) {
+        // The caller is told the stage and the verifier's code only. The verifier's message names
+        // what the release policy expects (pinned measurements, minimum TCB, allowed model digests):
+        // anyone with genuine evidence could read the policy from it. It goes to the broker's log.
         throw new BrokerError(
           "KBS_ATTESTATION_FAILED",
           403,
-          `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
-          // What the enclave is, when its evidence verified (from that one verification).
-          { stage: error.stage, evidence: error.evidence },
+          `attestation failed at stage ${error.stage} (${error.code}); the key broker's log has the reason`,
+          {
+            stage: error.stage,
+            // What the enclave is, when its evidence verified (from that one verification).
+            evidence: error.evidence,
+            detail: `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
+          },
         );
       }
       throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });

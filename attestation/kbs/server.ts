@@ -2,7 +2,7 @@
  * The key broker's HTTP API (protocol.ts): `POST /v1/kbs/challenge`, `POST /v1/kbs/release`,
  * `GET /healthz`. Every answer is JSON; refusals are `{error: {code, message}}` with the
  * BrokerError's status. One log line per release attempt, with public values only (key id,
- * outcome, code, TEE, measurement, timing): never a key, wrapped or not.
+ * outcome, code, the refusal's reason, TEE, measurement, timing): never a key, wrapped or not.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -11,6 +11,8 @@ import { BrokerError, type KeyBroker, type ReleaseRecord } from "./broker.ts";
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
 export const MAX_RELEASE_BYTES = 1024 * 1024;
+/** Longest reason in a log line: a malformed request's may quote a field name the caller chose. */
+const MAX_REASON_CHARS = 1000;
 
 export interface ReleaseLogEntry {
   readonly event: "release";
@@ -18,6 +20,12 @@ export interface ReleaseLogEntry {
   readonly keyId: string | null;
   readonly code: string | null;
   readonly stage: string | null;
+  /**
+   * A refusal's reason (BrokerError.detail, at most MAX_REASON_CHARS): for KBS_ATTESTATION_FAILED
+   * the verifier's message, which names what the release policy expects and so is not sent to the
+   * caller. Null for a release, or a refusal that is not the broker's (INTERNAL).
+   */
+  readonly reason: string | null;
   readonly tee: string | null;
   readonly simulated: boolean | null;
   readonly measurement: string | null;
@@ -166,11 +174,9 @@ export function createBrokerApp(
       // Answered before the handler below runs, so its log line is written here (no body content:
       // the key id is not read from a body that was not accepted).
       onError: (c) => {
-        log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, null, c.get("started")));
-        return c.json(
-          errorJson("KBS_REQUEST_TOO_LARGE", `release request: expected at most ${MAX_RELEASE_BYTES} bytes`),
-          413,
-        );
+        const message = `release request: expected at most ${MAX_RELEASE_BYTES} bytes`;
+        log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, message, null, c.get("started")));
+        return c.json(errorJson("KBS_REQUEST_TOO_LARGE", message), 413);
       },
     }),
     async (c) => {
@@ -186,7 +192,7 @@ export function createBrokerApp(
         const named = (body as { keyId?: unknown } | null)?.keyId;
         keyId = typeof named === "string" && KEY_ID_PATTERN.test(named) ? named : null;
         const { wrapped, record } = await broker.release(body);
-        log(entry("released", keyId, null, null, record, started));
+        log(entry("released", keyId, null, null, null, record, started));
         return c.json({ wrapped });
       } catch (error) {
         const refusal = error instanceof BrokerError ? error : null;
@@ -196,6 +202,7 @@ export function createBrokerApp(
             keyId,
             refusal?.code ?? "INTERNAL",
             refusal?.stage ?? null,
+            refusal === null ? null : refusal.detail,
             refusal?.evidence ?? null,
             started,
           ),
@@ -212,6 +219,7 @@ function entry(
   keyId: string | null,
   code: string | null,
   stage: string | null,
+  reason: string | null,
   record: Pick<ReleaseRecord, "tee" | "simulated" | "measurement"> | null,
   started: number,
 ): ReleaseLogEntry {
@@ -221,6 +229,7 @@ function entry(
     keyId,
     code,
     stage,
+    reason: reason === null || reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}…`,
     tee: record?.tee ?? null,
     simulated: record?.simulated ?? null,
     measurement: record?.measurement ?? null,

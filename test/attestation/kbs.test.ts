@@ -708,4 +708,59 @@ describe("key broker HTTP API", () => {
     expect(logged).not.toContain(toHex(MODEL_KEY));
     expect(logged).not.toContain((wrapped as { box: string }).box);
   });
+
+  it("tells a caller the release policy refused only the stage and the verifier's code; the reason goes to the broker's log", async () => {
+    // A release policy pinning another measurement and model: its values must not reach the caller,
+    // who may be anyone with genuine evidence.
+    const pinned = "11".repeat(48);
+    const otherModel = "cd".repeat(32);
+    const strict = simulatorClientPolicy({
+      tee: "sim-snp",
+      measurement: pinned,
+      operatorKey: operatorPublic,
+      modelSha256: otherModel,
+      serviceName: devManifest().service.name,
+    });
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(strict), (e) => logs.push(e));
+    const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
+      challenge: string;
+    };
+    const refused = await app.request("/v1/kbs/release", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(await releaseBody(challenge)),
+    });
+    expect(refused.status).toBe(403);
+    const body = await refused.text();
+    expect(JSON.parse(body)).toEqual({
+      error: {
+        code: "KBS_ATTESTATION_FAILED",
+        message:
+          "attestation failed at stage appraise (SNP_MEASUREMENT_NOT_ALLOWED); the key broker's log has the reason",
+      },
+    });
+    expect(body).not.toContain(pinned);
+    expect(logs).toEqual([
+      expect.objectContaining({
+        outcome: "refused",
+        code: "KBS_ATTESTATION_FAILED",
+        stage: "appraise",
+        measurement: toHex(MEASUREMENT),
+        reason: expect.stringMatching(/^attestation failed at stage appraise: SNP_MEASUREMENT_NOT_ALLOWED: .*/),
+      }),
+    ]);
+    expect(logs[0]?.reason).toContain(pinned);
+    // Key ids are public: an unknown one is told apart (404) from a refused attestation (403).
+    const { challenge: another } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
+      challenge: string;
+    };
+    const unknown = await app.request("/v1/kbs/release", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...(await releaseBody(another)), keyId: "nope" }),
+    });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: { code: "KBS_KEY_UNKNOWN" } });
+  });
 });
