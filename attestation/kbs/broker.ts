@@ -80,10 +80,37 @@ export interface KeyBrokerOptions {
   /** How long a challenge may be answered (default 60 s). */
   readonly challengeTtlMs?: number;
   /**
-   * Most challenges spent within one challenge lifetime (default 100 000); release attempts past
-   * it are refused with 503 until the next lifetime begins. See KeyBroker's "Challenges".
+   * Most challenges spent within one challenge lifetime; release attempts past it are refused with
+   * 503 until the next lifetime begins. The default is what createBrokerApp's default limits admit
+   * within the lifetime (releasesAdmittedWithin: 200 000 for 60 s), so through that app the set
+   * cannot fill. See KeyBroker's "Challenges".
    */
   readonly maxSpentChallenges?: number;
+}
+
+/**
+ * The per-client limits of the broker's HTTP API (server.ts) by default. Clients are counted by
+ * limitBucket of their address, in fixed windows of `windowMs`; at most `maxClients` windows are
+ * counted at once, and a client that would need one more is refused until one ends.
+ */
+export const CLIENT_LIMITS = {
+  windowMs: 60_000,
+  challengesPerMinute: 60,
+  releasesPerMinute: 20,
+  maxClients: 5_000,
+} as const;
+
+/**
+ * Most release attempts limits like CLIENT_LIMITS' admit within any `ms`: a window counts at most
+ * `releasesPerMinute`, and the windows that overlap the interval are at most `maxClients` live
+ * when it begins plus at most `maxClients` begun in each `windowMs` of it (those are all live at
+ * that stretch's end, and no more than `maxClients` are ever live).
+ */
+export function releasesAdmittedWithin(
+  ms: number,
+  limits: { readonly releasesPerMinute: number; readonly maxClients: number },
+): number {
+  return limits.maxClients * limits.releasesPerMinute * (1 + Math.ceil(ms / CLIENT_LIMITS.windowMs));
 }
 
 const MAX_DOCUMENT_CHARS = 512 * 1024;
@@ -96,18 +123,22 @@ const CHALLENGE_CHARS = Math.ceil((KBS_CHALLENGE_BYTES * 4) / 3);
 const CHALLENGE_MAC_TAG = new TextEncoder().encode("cloister/kbs/challenge/v1\u0000");
 
 /**
- * Challenges. Asking for one stores nothing: it is its issue time and random bytes under a MAC
+ * Challenges. Asking for one stores nothing here: it is its issue time and random bytes under a MAC
  * whose key is made at start and never leaves this process, so the broker recognises its own
- * unexpired challenges without a table. A table of outstanding challenges could be filled by
- * anyone who can ask (each asker holding its slots for a lifetime), and a full table refuses every
- * enclave's boot; no number of askers can fill what is not kept. Single use is kept by
- * remembering the challenges release attempts spent until they expire, in two generations of one
- * lifetime each: a challenge spent during a generation is kept until the second rotation after
- * that generation began, at least one lifetime after it was spent, by when it has expired. Only
- * release attempts add to them, each with a challenge of its own (challenges are limited per client
- * address, server.ts), and they are bounded: past maxSpentChallenges in a generation, release
- * attempts are refused with KBS_BUSY until the next rotation. A restart forgets the MAC key, so
- * challenges issued before it are unknown after it, as before.
+ * unexpired challenges without a table of outstanding ones. Single use is kept by remembering the
+ * challenges release attempts spent until they expire, in two generations of one lifetime each: a
+ * challenge spent during a generation is kept until the second rotation after that generation
+ * began, at least one lifetime after it was spent, by when it has expired. Only a challenge this
+ * broker issued and that has not expired is spent (anything else is refused before), so only
+ * release attempts with one add to them, and they are bounded: past maxSpentChallenges in a
+ * generation, release attempts are refused with KBS_BUSY until the next rotation. Anyone can get
+ * challenges, so that bound alone could be filled by strangers, refusing every enclave: the HTTP
+ * API (server.ts) limits release attempts per client address and the number of addresses it
+ * counts at once, and createBrokerApp refuses a broker whose maxSpentChallenges is below what those
+ * limits admit in one lifetime, so through it the bound is never reached (a stranger with very
+ * many addresses fills the limiter's table instead: new addresses are refused, the ones counted
+ * keep their budgets). A restart forgets the MAC key, so challenges issued before it are unknown
+ * after it.
  */
 export class KeyBroker {
   readonly #keys = new Map<string, BrokerKey>();
@@ -140,7 +171,7 @@ export class KeyBroker {
         ? () => Math.floor(performance.timeOrigin + performance.now())
         : () => injected().getTime();
     this.#ttlMs = options.challengeTtlMs ?? 60_000;
-    this.#maxSpent = options.maxSpentChallenges ?? 100_000;
+    this.#maxSpent = options.maxSpentChallenges ?? releasesAdmittedWithin(this.#ttlMs, CLIENT_LIMITS);
     this.#generationStart = this.#clock();
   }
 
@@ -160,6 +191,16 @@ export class KeyBroker {
     input.set(CHALLENGE_MAC_TAG);
     input.set(body, CHALLENGE_MAC_TAG.length);
     return hmac(sha256, this.#challengeKey, input).subarray(0, MAC_BYTES);
+  }
+
+  /** How long a challenge may be answered, in milliseconds. */
+  get challengeTtlMs(): number {
+    return this.#ttlMs;
+  }
+
+  /** Most challenges spent within one challenge lifetime (KeyBrokerOptions.maxSpentChallenges). */
+  get maxSpentChallenges(): number {
+    return this.#maxSpent;
   }
 
   /** The key ids this broker can release (for logs and `cloister kbs check`). */

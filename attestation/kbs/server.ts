@@ -4,10 +4,10 @@
  * BrokerError's status. One log line per release attempt, with public values only (key id,
  * outcome, code, the refusal's reason, TEE, measurement, timing): never a key, wrapped or not.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
-import { BrokerError, type KeyBroker, type ReleaseRecord } from "./broker.ts";
+import { BrokerError, CLIENT_LIMITS, type KeyBroker, type ReleaseRecord, releasesAdmittedWithin } from "./broker.ts";
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
 export const MAX_RELEASE_BYTES = 1024 * 1024;
@@ -37,20 +37,27 @@ function errorJson(code: string, message: string) {
 }
 
 /**
- * Challenges each client may take per minute (default 60), counted per limitBucket of the
- * connection's address. A challenge costs the broker nothing to keep (broker.ts, "Challenges"), but
- * each release attempt spends one and makes the broker verify a document, so this bounds the work
- * one client can ask of it. The address is the TCP peer's: behind a reverse proxy or TLS
- * terminator every client shares the proxy's address, and so one budget (docs/deploy.md, step 3).
+ * Limits per client, counted per limitBucket of the connection's address in one-minute windows
+ * (defaults: CLIENT_LIMITS, broker.ts). Challenges cost the broker nothing to keep (broker.ts,
+ * "Challenges"), but each release attempt spends one, which the broker keeps until it expires, and
+ * makes it verify a document: both are bounded per client. The address is the TCP peer's: behind a
+ * reverse proxy or TLS terminator every client shares the proxy's address, and so one budget
+ * (docs/deploy.md, step 3).
  */
 export interface BrokerAppOptions {
+  /** Challenges one client may take per minute (default 60). */
   readonly challengesPerMinute?: number;
+  /** Release attempts one client may make per minute (default 20). */
+  readonly releasesPerMinute?: number;
+  /**
+   * Clients counted at once (default 5 000): past it a new client is refused (503 KBS_BUSY) until
+   * a window ends. With releasesPerMinute it bounds the challenges spent in one lifetime, which the
+   * broker must have room for (createBrokerApp checks).
+   */
+  readonly maxClients?: number;
+  /** Milliseconds for the windows; by default a monotonic clock (performance.now()). */
   readonly now?: () => number;
 }
-
-/** Buckets the limiter remembers at once. */
-const MAX_BUCKETS = 10_000;
-const WINDOW_MS = 60_000;
 
 /**
  * The bucket an address is limited in. IPv4: the address, also when written IPv4-mapped
@@ -91,38 +98,74 @@ function ipv6Groups(text: string): number[] | null {
   return [...head, ...Array<string>(missing).fill("0"), ...tail].map((g) => Number.parseInt(g, 16));
 }
 
+const WINDOW_MS = CLIENT_LIMITS.windowMs;
+
+type LimitedRequest = "challenge" | "release";
+
+/** A request the limiter refuses: the status, code and message to answer, and Retry-After. */
+interface LimitRefusal {
+  readonly status: 429 | 503;
+  readonly code: "KBS_RATE_LIMITED" | "KBS_BUSY";
+  readonly message: string;
+  readonly retryAfterSeconds: number;
+}
+
 /**
- * Fixed one-minute windows per bucket, at most MAX_BUCKETS remembered. A new bucket first drops
- * the windows that have ended (they are at the front: the map is in window-start order), then, if
- * all are live, the oldest live one: a new client is never refused for want of room. A bucket
- * dropped live starts a new window early; that takes MAX_BUCKETS other buckets asking within its
- * minute, and only gives that many clients more challenges, which no longer fill anything.
+ * Fixed one-minute windows per bucket, counting challenges and release attempts apart, at most
+ * `maxClients` remembered. A new bucket first drops the windows that have ended (they are at the
+ * front: the map is in window-start order); if every one left is live, the new bucket is refused
+ * (503 KBS_BUSY) until the oldest ends. A live window is never dropped: dropping one would give
+ * its client a fresh budget, so a client with more than `maxClients` addresses (an IPv6 /51 is 2^13
+ * /64s) would never be limited, and the release attempts admitted in a challenge lifetime, which
+ * size the broker's spent set, would have no bound.
  */
-class AddressLimiter {
-  readonly #windows = new Map<string, { start: number; count: number }>();
+class ClientLimiter {
+  readonly #windows = new Map<string, { start: number; challenge: number; release: number }>();
 
   constructor(
-    private readonly perMinute: number,
+    private readonly perMinute: Readonly<Record<LimitedRequest, number>>,
+    private readonly maxClients: number,
     private readonly now: () => number,
   ) {}
 
-  /** Seconds until `address` may try again, or 0 when this attempt is allowed (and counted). */
-  take(address: string): number {
+  /**
+   * Null when this request from `address` is allowed (and counted, unless `count` is false: a look
+   * that changes no budget), else why it is refused.
+   */
+  take(address: string, kind: LimitedRequest, count = true): LimitRefusal | null {
     const now = this.now();
+    const secondsUntilEnd = (start: number) => Math.max(1, Math.ceil((start + WINDOW_MS - now) / 1000));
     const bucket = limitBucket(address);
     let window = this.#windows.get(bucket);
     if (window === undefined || now - window.start >= WINDOW_MS) {
       this.#windows.delete(bucket);
       for (const [key, w] of this.#windows) {
-        if (this.#windows.size < MAX_BUCKETS && now - w.start < WINDOW_MS) break;
+        if (now - w.start < WINDOW_MS) break;
         this.#windows.delete(key);
       }
-      window = { start: now, count: 0 };
+      const oldest = this.#windows.values().next().value;
+      if (oldest !== undefined && this.#windows.size >= this.maxClients) {
+        return {
+          status: 503,
+          code: "KBS_BUSY",
+          message: `key broker: already counting ${this.maxClients} client addresses within their minute, the most it counts at once; retry later`,
+          retryAfterSeconds: secondsUntilEnd(oldest.start),
+        };
+      }
+      if (!count) return null;
+      window = { start: now, challenge: 0, release: 0 };
       this.#windows.set(bucket, window);
     }
-    if (window.count >= this.perMinute) return Math.max(1, Math.ceil((window.start + WINDOW_MS - now) / 1000));
-    window.count++;
-    return 0;
+    if (window[kind] >= this.perMinute[kind]) {
+      return {
+        status: 429,
+        code: "KBS_RATE_LIMITED",
+        message: `key broker: over ${this.perMinute[kind]} ${kind === "challenge" ? "challenges" : "release attempts"} a minute from this address; retry later`,
+        retryAfterSeconds: secondsUntilEnd(window.start),
+      };
+    }
+    if (count) window[kind]++;
+    return null;
   }
 }
 
@@ -137,8 +180,33 @@ export function createBrokerApp(
   log: (entry: ReleaseLogEntry) => void = () => {},
   options: BrokerAppOptions = {},
 ): Hono<BrokerEnv> {
+  const limits = {
+    challenge: options.challengesPerMinute ?? CLIENT_LIMITS.challengesPerMinute,
+    release: options.releasesPerMinute ?? CLIENT_LIMITS.releasesPerMinute,
+  };
+  const maxClients = options.maxClients ?? CLIENT_LIMITS.maxClients;
+  // Every challenge a release attempt spends is kept for a lifetime (broker.ts, "Challenges"): the
+  // broker must have room for all that these limits admit in one, or strangers with many addresses
+  // could fill it and have every enclave refused.
+  const admitted = releasesAdmittedWithin(broker.challengeTtlMs, { releasesPerMinute: limits.release, maxClients });
+  if (broker.maxSpentChallenges < admitted) {
+    throw new RangeError(
+      `key broker maxSpentChallenges: expected at least ${admitted} (${maxClients} clients, ${limits.release} release attempts a minute each, over a ${broker.challengeTtlMs} ms challenge lifetime), found ${broker.maxSpentChallenges}`,
+    );
+  }
   const app = new Hono<BrokerEnv>();
-  const limiter = new AddressLimiter(options.challengesPerMinute ?? 60, options.now ?? (() => Date.now()));
+  const limiter = new ClientLimiter(limits, maxClients, options.now ?? (() => performance.now()));
+  /** The limiter's refusal of this request as an answer (with Retry-After), or null when allowed. */
+  const overLimit = (c: Context<BrokerEnv>, kind: LimitedRequest, count = true) => {
+    const refusal = limiter.take(c.env?.incoming?.socket?.remoteAddress ?? "unknown", kind, count);
+    if (refusal === null) return null;
+    c.header("Retry-After", String(refusal.retryAfterSeconds));
+    return { refusal, response: c.json(errorJson(refusal.code, refusal.message), refusal.status) };
+  };
+  const refusedForLimit = (limited: NonNullable<ReturnType<typeof overLimit>>, started: number) => {
+    log(entry("refused", null, limited.refusal.code, null, limited.refusal.message, null, started));
+    return limited.response;
+  };
   app.onError((error, c) => {
     if (error instanceof BrokerError) {
       if (error.status === 503) c.header("Retry-After", "1");
@@ -150,23 +218,17 @@ export function createBrokerApp(
 
   app.get("/healthz", (c) => c.json({ status: "ok", keys: broker.keyIds.length }));
 
-  app.post("/v1/kbs/challenge", (c) => {
-    const address = c.env?.incoming?.socket?.remoteAddress ?? "unknown";
-    const wait = limiter.take(address);
-    if (wait > 0) {
-      c.header("Retry-After", String(wait));
-      return c.json(
-        errorJson("KBS_RATE_LIMITED", "key broker: too many challenges from this address; retry later"),
-        429,
-      );
-    }
-    return c.json(broker.challenge());
-  });
+  app.post("/v1/kbs/challenge", (c) => overLimit(c, "challenge")?.response ?? c.json(broker.challenge()));
 
   app.post(
     "/v1/kbs/release",
     async (c, next) => {
-      c.set("started", performance.now());
+      const started = performance.now();
+      c.set("started", started);
+      // A client already over its limit is refused before its body is read (not counted: the
+      // attempt is counted when it would spend, below).
+      const limited = overLimit(c, "release", false);
+      if (limited !== null) return refusedForLimit(limited, started);
       await next();
     },
     bodyLimit({
@@ -189,6 +251,12 @@ export function createBrokerApp(
         } catch {
           throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
         }
+        // Counted here, the moment it spends: broker.release spends the challenge before its first
+        // await, so each challenge spent is counted in the window it is spent in, which the bound
+        // on spent challenges (releasesAdmittedWithin) needs. Counted when the request arrived, a
+        // body sent slowly could spend long after its window ended.
+        const limited = overLimit(c, "release");
+        if (limited !== null) return refusedForLimit(limited, started);
         const named = (body as { keyId?: unknown } | null)?.keyId;
         keyId = typeof named === "string" && KEY_ID_PATTERN.test(named) ? named : null;
         const { wrapped, record } = await broker.release(body);

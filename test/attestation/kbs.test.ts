@@ -624,28 +624,129 @@ describe("key broker HTTP API", () => {
     expect((await ask("::ffff:192.0.2.7")).status).toBe(429);
   });
 
-  it("many clients cannot make a fresh one fail: holding challenges fills nothing, and a full limiter makes room", async () => {
-    const kbs = broker();
-    const app = createBrokerApp(kbs);
+  it("counts at most maxClients addresses at once: a new one waits for a window to end, a counted one keeps its window", async () => {
+    let now = 1_000_000;
+    const app = createBrokerApp(broker(), () => {}, { challengesPerMinute: 1, maxClients: 3, now: () => now });
     const ask = (address: string) =>
       app.request("/v1/kbs/challenge", { method: "POST" }, { incoming: { socket: { remoteAddress: address } } });
-    // 170 /64s at their full 60 a minute: more challenges than the old table's 10 000 slots.
-    for (let a = 0; a < 170; a++) {
-      for (let i = 0; i < 60; i++)
-        expect((await ask(`2001:db8:${a.toString(16)}::${i.toString(16)}`)).status).toBe(200);
+    const counted = ["2001:db8:0:1::1", "2001:db8:0:2::1", "2001:db8:0:3::1"];
+    for (const address of counted) expect((await ask(address)).status).toBe(200);
+    now += 20_000;
+    // Refused for room, not dropping a live window (which would give its client a fresh budget, so
+    // a client cycling through more /64s than the limiter counts would never be limited).
+    for (const address of ["2001:db8:0:4::1", "2001:db8:0:5::1", "2001:db8:0:4::1"]) {
+      const refused = await ask(address);
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("40");
+      expect(await refused.json()).toEqual({
+        error: {
+          code: "KBS_BUSY",
+          message:
+            "key broker: already counting 3 client addresses within their minute, the most it counts at once; retry later",
+        },
+      });
     }
-    // 10 000 more clients, every one live: more than the limiter remembers.
-    for (let a = 0; a < 10_000; a++) expect((await ask(`10.${a >> 8}.${a & 0xff}.1`)).status).toBe(200);
-    const fresh = await ask("203.0.113.7");
-    expect(fresh.status).toBe(200);
-    const { challenge } = (await fresh.json()) as { challenge: string };
-    const released = await app.request("/v1/kbs/release", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(await releaseBody(challenge)),
+    for (const address of counted) expect((await ask(address)).status).toBe(429);
+    now += 40_000; // the counted windows end: room again
+    expect((await ask("2001:db8:0:4::1")).status).toBe(200);
+    expect((await ask(counted[0] as string)).status).toBe(200);
+  });
+
+  it("limits release attempts per address too: strangers with many addresses cannot fill the spent set, so a counted enclave's release succeeds", async () => {
+    const logs: ReleaseLogEntry[] = [];
+    // Room for exactly what the limits admit in one lifetime: 4 clients x 2 attempts x 2 windows.
+    const kbs = broker(policy, { maxSpentChallenges: 16 });
+    const limits = { releasesPerMinute: 2, maxClients: 4 };
+    expect(() => createBrokerApp(broker(policy, { maxSpentChallenges: 15 }), () => {}, limits)).toThrow(
+      new RangeError(
+        "key broker maxSpentChallenges: expected at least 16 (4 clients, 2 release attempts a minute each, over a 60000 ms challenge lifetime), found 15",
+      ),
+    );
+    const app = createBrokerApp(kbs, (e) => logs.push(e), { ...limits, now: () => 1_000_000 });
+    const env = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });
+    const challengeFor = (address: string) => app.request("/v1/kbs/challenge", { method: "POST" }, env(address));
+    const release = (address: string, body: unknown) =>
+      app.request(
+        "/v1/kbs/release",
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) },
+        env(address),
+      );
+    // The enclave takes its challenge first: its address is counted from then on.
+    const enclave = "192.0.2.1";
+    const { challenge } = (await (await challengeFor(enclave)).json()) as { challenge: string };
+    // Strangers from 50 /64s take challenges and spend each on a junk release as often as let.
+    const tally = new Map<string, number>();
+    const count = (what: string) => tally.set(what, (tally.get(what) ?? 0) + 1);
+    for (let n = 0; n < 50; n++) {
+      const address = `2001:db8:${n.toString(16)}::1`;
+      for (let i = 0; i < 5; i++) {
+        const asked = await challengeFor(address);
+        count(`challenge ${asked.status}`);
+        if (asked.status !== 200) continue;
+        const junk = (await asked.json()) as { challenge: string };
+        const refused = await release(address, {
+          keyId: KEY_ID,
+          document: "x",
+          challenge: junk.challenge,
+          answer: "x",
+        });
+        count(`release ${refused.status}`);
+        if (refused.status === 429) expect(refused.headers.get("retry-after")).toBe("60");
+      }
+    }
+    // Three strangers are counted beside the enclave: two junk releases each (spent, refused), the
+    // rest rate-limited unspent; every other address is refused a challenge for room.
+    expect(Object.fromEntries(tally)).toEqual({
+      "challenge 200": 15,
+      "release 403": 6,
+      "release 429": 9,
+      "challenge 503": 235,
     });
+    const released = await release(enclave, await releaseBody(challenge));
     expect(released.status).toBe(200);
-  }, 60_000);
+    expect(logs.filter((l) => l.code === "KBS_RATE_LIMITED")).toHaveLength(9);
+    expect(logs.find((l) => l.code === "KBS_RATE_LIMITED")).toMatchObject({
+      outcome: "refused",
+      keyId: null,
+      reason: "key broker: over 2 release attempts a minute from this address; retry later",
+    });
+    expect(logs.at(-1)).toMatchObject({ outcome: "released", keyId: KEY_ID });
+  });
+
+  it("counts a release attempt when it spends its challenge: a body sent slowly cannot spend outside the window it was counted in", async () => {
+    let now = 1_000_000;
+    const app = createBrokerApp(broker(), () => {}, { releasesPerMinute: 1, now: () => now });
+    const env = { incoming: { socket: { remoteAddress: "192.0.2.9" } } };
+    const challenge = async () =>
+      ((await (await app.request("/v1/kbs/challenge", { method: "POST" }, env)).json()) as { challenge: string })
+        .challenge;
+    const post = (body: BodyInit) =>
+      app.request(
+        "/v1/kbs/release",
+        { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit,
+        env,
+      );
+    // A release arrives, and its body comes a minute later, with a challenge taken then.
+    let send: (text: string) => void = () => {};
+    const slow = post(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          send = (text) => {
+            controller.enqueue(new TextEncoder().encode(text));
+            controller.close();
+          };
+        },
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    now += 61_000;
+    send(JSON.stringify(await releaseBody(await challenge())));
+    expect((await slow).status).toBe(200);
+    // Its attempt counts in this minute, in which it spent: no second one now.
+    const second = await post(JSON.stringify(await releaseBody(await challenge())));
+    expect(second.status).toBe(429);
+    expect(await second.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
+  });
 
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
