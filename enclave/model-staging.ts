@@ -3,13 +3,17 @@
  * memory (a fresh 0700 directory on tmpfs, /dev/shm, which lives in the CVM's encrypted memory),
  * and the engine then hashes, checks and loads *that copy*. llama.cpp reads a model by path, so
  * without this a host that can write the disk could swap bytes between the digest check and the
- * load (or under later page faults of a memory-mapped file). The copy is removed on shutdown.
- * Without /dev/shm (not Linux) the OS temp directory is used, and SECURITY.md's advice (keep the
- * model on an integrity-protected volume) applies.
+ * load (or under later page faults of a memory-mapped file). The copy is removed on shutdown, and
+ * on failed boots. A process that dies without either (killed by the OOM killer, SIGKILL after a
+ * stop timeout) leaves it behind, in memory tmpfs cannot swap, until the machine reboots; with
+ * Restart=on-failure each such death would add one. So each staging first removes the copies left
+ * by processes that are gone (removeStaleCopies). Without /dev/shm (not Linux) the OS temp
+ * directory is used, and SECURITY.md's advice (keep the model on an integrity-protected volume)
+ * applies.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, open, rm, stat, statfs } from "node:fs/promises";
+import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -92,17 +96,125 @@ export async function checkModelFile(
 }
 
 /**
+ * The process a copy belongs to, which its directory's name records (cloister-model-PID-START-NS-
+ * and mkdtemp's six random characters, written in one step: no copy exists without its owner): its
+ * pid, when it started (Linux: clock ticks after boot, field 22 of /proc/PID/stat; a pid used
+ * again by a later process has another) and its pid namespace's inode (another namespace's pids
+ * are not this one's: several containers may share a /dev/shm). START and NS are "x" where there
+ * is no /proc.
+ */
+export interface CopyOwner {
+  readonly pid: number;
+  readonly start: string | null;
+  readonly pidNamespace: string | null;
+}
+
+const COPY_NAME = /^cloister-model-(\d+)-(\d+|x)-(\d+|x)-[A-Za-z0-9]{6}$/;
+
+/** The owner a copy's directory name records, or null for another name (an older version's). */
+export function copyOwnerOf(directoryName: string): CopyOwner | null {
+  const m = COPY_NAME.exec(directoryName);
+  if (m === null) return null;
+  const [pid, start, ns] = m.slice(1) as [string, string, string];
+  return {
+    pid: Number(pid),
+    start: start === "x" ? null : start,
+    pidNamespace: ns === "x" ? null : ns,
+  };
+}
+
+/** When process `pid` started; null if no such process, undefined if that cannot be told. */
+async function processStart(pid: number): Promise<string | null | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, "utf8");
+  } catch (error) {
+    return (error as { code?: unknown }).code === "ENOENT" ? null : undefined;
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields count from the last ")".
+  const start = text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
+  return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+}
+
+let thisOwner: Promise<CopyOwner> | undefined;
+
+function copyOwner(): Promise<CopyOwner> {
+  thisOwner ??= (async () => ({
+    pid: process.pid,
+    start: (await processStart(process.pid)) ?? null,
+    pidNamespace: await readlink("/proc/self/ns/pid").then(
+      (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
+      () => null,
+    ),
+  }))();
+  return thisOwner;
+}
+
+/** Whether the process `owner` names has ended; false whenever that cannot be told. */
+async function ownerGone(owner: CopyOwner, self: CopyOwner): Promise<boolean> {
+  if (owner.pidNamespace !== self.pidNamespace) return false;
+  if (self.start !== null) {
+    const start = await processStart(owner.pid);
+    if (start === undefined) return false;
+    return start === null || (owner.start !== null && start !== owner.start);
+  }
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as { code?: unknown }).code === "ESRCH";
+  }
+}
+
+/**
+ * Removes the model copies under `root` that processes which have ended left there: directories
+ * owned by this user whose name records a process of this pid namespace that no longer runs (or
+ * whose pid another process now has). A copy whose owner still runs — another enclave on this
+ * machine —, of another user or pid namespace, or named otherwise (an older version's) is left
+ * alone. Never throws: a copy it cannot look at or remove stays.
+ */
+export async function removeStaleCopies(root: string): Promise<void> {
+  const uid = process.getuid?.();
+  const self = await copyOwner();
+  const names = await readdir(root).catch(() => [] as string[]);
+  await Promise.all(
+    names.map(async (name) => {
+      const owner = copyOwnerOf(name);
+      if (owner === null || !(await ownerGone(owner, self))) return;
+      const dir = join(root, name);
+      const info = await lstat(dir).catch(() => null);
+      if (info === null || !info.isDirectory() || (uid !== undefined && info.uid !== uid)) return;
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }),
+  );
+}
+
+/**
+ * A fresh 0700 directory for a copy under `root`, named for this process (CopyOwner), after
+ * removing the copies of processes that have ended.
+ */
+async function copyDirectory(root: string): Promise<string> {
+  await removeStaleCopies(root);
+  const owner = await copyOwner();
+  return mkdtemp(join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`));
+}
+
+/**
  * `expectedBytes`: the manifest's size. A file of another size is refused before anything is
  * copied, and at most one byte more than that is ever copied (a file the host grows meanwhile
  * cannot fill the private memory); the digest check happens on the copy afterwards.
  */
-export async function stageModel(source: string, expectedBytes: number): Promise<StagedModel> {
+export async function stageModel(
+  source: string,
+  expectedBytes: number,
+  options: { readonly privateRoot?: () => Promise<string> } = {},
+): Promise<StagedModel> {
   const info = await stat(source).catch((error: unknown) => {
     throw modelNotFound(source, error);
   });
   if (!info.isFile()) throw modelNotFound(source);
   if (info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
-  const dir = await mkdtemp(join(await privateRoot(), "cloister-model-"));
+  const dir = await copyDirectory(await (options.privateRoot ?? privateRoot)());
   const path = join(dir, basename(source));
   const hash = createHash("sha256");
   try {
@@ -151,7 +263,7 @@ export async function stageSealedModel(
       "sealed model: /dev/shm is missing or not a tmpfs to decrypt into; refusing to write decrypted weights to a disk",
     );
   }
-  const dir = await mkdtemp(join(root, "cloister-model-"));
+  const dir = await copyDirectory(root);
   const path = join(dir, "model.gguf");
   try {
     const header = await unsealModelFile(source, path, modelKey, expected);

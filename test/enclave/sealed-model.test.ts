@@ -17,7 +17,7 @@ import { createBrokerApp } from "../../attestation/kbs/server.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
-import { isPrivateMemoryDirectory, stageSealedModel } from "../../enclave/model-staging.ts";
+import { copyOwnerOf, isPrivateMemoryDirectory, stageSealedModel } from "../../enclave/model-staging.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -55,13 +55,17 @@ async function boot(kbsUrl: string, modelPath = sealedPath): Promise<Enclave> {
   });
 }
 
-/** Decrypted model copies in private memory (model-staging.ts puts them in cloister-model-* dirs). */
+/**
+ * This process's decrypted model copies in private memory (model-staging.ts names each copy's
+ * directory for its process). Other processes' (enclaves of tests running meanwhile, which also
+ * remove the copies of processes that have ended) are not counted.
+ */
 async function stagedCopies(): Promise<string[]> {
   const roots = ["/dev/shm", tmpdir()];
   const found: string[] = [];
   for (const root of roots) {
     const names = await readdir(root).catch(() => [] as string[]);
-    found.push(...names.filter((n) => n.startsWith("cloister-model-")).map((n) => join(root, n)));
+    found.push(...names.filter((n) => copyOwnerOf(n)?.pid === process.pid).map((n) => join(root, n)));
   }
   return found.sort();
 }

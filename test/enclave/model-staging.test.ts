@@ -1,0 +1,130 @@
+/**
+ * Model staging's private copies (enclave/model-staging.ts). A process that dies without removing
+ * its copy (the OOM killer, SIGKILL after a stop timeout) leaves the model, decrypted for a sealed
+ * one, in memory until the machine reboots; the next staging removes the copies of processes that
+ * have ended, and never one whose process still runs (several enclaves may share a machine).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CopyOwner, copyOwnerOf, stageModel } from "../../enclave/model-staging.ts";
+import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../models/sealed.ts";
+import { writeTinyModel } from "../../models/tiny.ts";
+
+const STAGING = fileURLToPath(new URL("../../enclave/model-staging.ts", import.meta.url));
+const KEY_ID = "staging-test";
+const modelKey = generateModelKey(KEY_ID);
+let dir: string;
+let plainPath: string;
+let plainSize: number;
+let sealedPath: string;
+let sealed: SealedModelInfo;
+/** The staging processes started, and when each ended. */
+const children: { child: ChildProcess; exited: Promise<unknown> }[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-staging-test-"));
+  plainPath = join(dir, "tiny.gguf");
+  await writeTinyModel(plainPath);
+  plainSize = (await stat(plainPath)).size;
+  sealedPath = join(dir, "tiny.gguf.sealed");
+  sealed = await sealModelFile(plainPath, sealedPath, modelKey);
+}, 60_000);
+
+afterAll(async () => {
+  for (const { child } of children) child.kill("SIGKILL");
+  await Promise.all(children.map((c) => c.exited));
+  await rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * Runs `body` (ESM, through tsx, with `stageModel` and `stageSealedModel` imported) in a process
+ * of its own; resolves with the first line it prints, and the process (still running, unless
+ * `body` ends it).
+ */
+function runStaging(body: string): Promise<{ child: ChildProcess; line: string; exited: Promise<unknown> }> {
+  const script = `import { stageModel, stageSealedModel } from ${JSON.stringify(STAGING)};\n${body}`;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    env: { ...process.env, MODEL_KEY_HEX: Buffer.from(modelKey.key).toString("hex") },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+  children.push({ child, exited });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("\n")) resolve({ child, line: out.split("\n")[0] as string, exited });
+    });
+    void exited.then((how) => reject(new Error(`staging process ended (${String(how)}) before printing a line`)));
+  });
+}
+
+async function sameBytes(a: string, b: string): Promise<boolean> {
+  return (await readFile(a)).equals(await readFile(b));
+}
+
+async function names(root: string): Promise<string[]> {
+  return (await readdir(root)).sort();
+}
+
+describe("model staging", () => {
+  it("removes the copies of processes that died without removing them, never one a running process uses", async () => {
+    const root = join(dir, "private");
+    await mkdir(root, { mode: 0o700 });
+    const privateRoot = async () => root;
+
+    // An enclave on this machine stages its model and keeps running.
+    const running = await runStaging(
+      `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
+process.stdout.write(staged.path + "\\n");
+process.stdin.resume();`,
+    );
+    const inUse = dirname(running.line);
+    // Then a process decrypts the sealed model, and is killed (as by the OOM killer): its staging
+    // left the running one's copy alone.
+    const killed = await runStaging(
+      `const staged = await stageSealedModel(${JSON.stringify(sealedPath)}, ${JSON.stringify({ sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, keyId: KEY_ID })}, { keyId: ${JSON.stringify(KEY_ID)}, key: Buffer.from(process.env.MODEL_KEY_HEX, "hex") }, { allowDisk: true, privateRoot: async () => ${JSON.stringify(root)} });
+process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKILL"));`,
+    );
+    expect(await killed.exited).toBe("SIGKILL");
+    const leftBehind = dirname(killed.line);
+    expect(await sameBytes(killed.line, plainPath)).toBe(true); // the decrypted model
+    // A copy whose name records no owner (an older version's).
+    const unrecorded = join(root, "cloister-model-unrecorded");
+    await mkdir(unrecorded);
+    expect((await names(root)).sort()).toEqual([basename(leftBehind), basename(inUse), basename(unrecorded)].sort());
+
+    const staged = await stageModel(plainPath, plainSize, { privateRoot });
+    try {
+      expect(await names(root)).toEqual([basename(dirname(staged.path)), basename(inUse), basename(unrecorded)].sort());
+      expect(await sameBytes(running.line, plainPath)).toBe(true);
+
+      // A pid used again by a later process is not the copy's owner; a pid of another pid
+      // namespace (another container sharing /dev/shm) may be anyone's, so its copy stays.
+      const self = copyOwnerOf(basename(dirname(staged.path)));
+      expect(self?.pid).toBe(process.pid);
+      const { start, pidNamespace } = self as CopyOwner;
+      const reused = `cloister-model-${process.pid}-1-${pidNamespace ?? "x"}-reused`;
+      const otherNamespace = `cloister-model-${killed.child.pid}-${start ?? "x"}-1-othrns`;
+      for (const name of [reused, otherNamespace]) {
+        expect(copyOwnerOf(name)).not.toBeNull();
+        await mkdir(join(root, name));
+      }
+      const again = await stageModel(plainPath, plainSize, { privateRoot });
+      const kept = await names(root);
+      await again.remove();
+      expect(kept).toContain(otherNamespace);
+      expect(kept).toContain(basename(inUse));
+      expect(kept).toContain(basename(dirname(staged.path)));
+      // Linux tells a reused pid by its start time; elsewhere (no /proc) a live pid keeps its copy.
+      expect(kept.includes(reused)).toBe(start === null);
+    } finally {
+      await staged.remove();
+      running.child.kill("SIGKILL");
+    }
+  }, 60_000);
+});
