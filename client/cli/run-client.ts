@@ -327,9 +327,13 @@ export async function runChat(
 
 /**
  * Chat's interactive session (standard input a terminal, no prompt given): each line typed is a
- * user message, sent with the conversation so far; an empty line or the end of input ends it. A
- * line longer than one message may be is not sent: the session says so, with the limit and the
- * line's length (never its content), and goes on.
+ * user message, sent with the conversation so far; an empty line or the end of input (Ctrl-D) ends
+ * it. Lines typed while an answer streams wait their turn. A line longer than one message may be is
+ * not sent: the session says so, with the limit and the line's length (never its content), and
+ * goes on; so it does after a refusal or a transport failure of one turn (the line is not kept).
+ * Failed verification or integrity ends it. The conversation sent is at most the messages a
+ * request may hold, and when the enclave finds it longer than the model's context, its oldest
+ * exchanges are left out (said once) and the line is sent again.
  */
 export async function chatInteractively(
   session: Session,
@@ -339,16 +343,22 @@ export async function chatInteractively(
     output: process.stderr,
   },
 ): Promise<void> {
-  const rl = createInterface(io);
+  const rl = createInterface({ ...io, prompt: "you> " });
+  // Buffered: a line typed while an answer streams is read after it, not lost.
+  const lines = rl[Symbol.asyncIterator]();
   const history: ChatMessage[] = [];
+  let toldTrimmed = false;
+  const dropOldestExchange = (why: string) => {
+    history.splice(0, history.length > 2 && history[1]?.role === "assistant" ? 2 : 1);
+    if (!toldTrimmed) process.stderr.write(`cloister: ${why}: the oldest exchanges are no longer sent\n`);
+    toldTrimmed = true;
+  };
   try {
     for (;;) {
-      let line: string;
-      try {
-        line = await rl.question("you> ");
-      } catch {
-        break;
-      }
+      rl.prompt();
+      const next = await lines.next();
+      if (next.done === true) break;
+      const line = next.value;
       if (line.trim() === "") break;
       try {
         refuseLongPrompt(line, "chat: the line typed");
@@ -358,8 +368,28 @@ export async function chatInteractively(
         continue;
       }
       history.push({ role: "user", content: line });
-      process.stdout.write("enclave> ");
-      history.push({ role: "assistant", content: await streamAnswer(session, history, options) });
+      while (history.length > REQUEST_LIMITS.maxMessages) {
+        dropOldestExchange(`a chat request holds at most ${REQUEST_LIMITS.maxMessages} messages`);
+      }
+      for (;;) {
+        process.stdout.write("enclave> ");
+        try {
+          history.push({ role: "assistant", content: await streamAnswer(session, history, options) });
+          break;
+        } catch (error) {
+          if (!(error instanceof ClientError)) throw error;
+          process.stdout.write("\n");
+          // The engine's own refusal (authenticated): the conversation outgrew the model's context.
+          if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave" && history.length > 1) {
+            dropOldestExchange("the conversation is longer than the model's context");
+            continue;
+          }
+          if (error.kind !== "policy" && error.kind !== "transport") throw error;
+          history.pop();
+          process.stderr.write(`${formatCliError(error)}; not answered: the session goes on (an empty line ends)\n`);
+          break;
+        }
+      }
     }
   } finally {
     rl.close();

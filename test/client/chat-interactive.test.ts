@@ -6,7 +6,8 @@
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { chatInteractively } from "../../client/cli/run-client.ts";
-import type { ChatMessage } from "../../client/sdk.ts";
+import { ClientError } from "../../client/errors.ts";
+import type { ChatEvent, ChatMessage, Session } from "../../client/sdk.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { capturedOutput } from "../helpers/cli-in-process.ts";
 import { closeServers, connectTo } from "./helpers.ts";
@@ -77,5 +78,131 @@ describe("cloister chat, interactive", () => {
     expect(sent.map((messages) => messages.map((m) => m.length))).toEqual([["user:".length + max]]);
     expect(output.stdout).toBe("enclave> ok\n");
     expect(output.stderr).toBe("");
+  });
+
+  /** `session`, whose chat throws what `refuse` returns for the messages (null: the real answer). */
+  function refusing(session: Session, sent: string[][], refuse: (messages: readonly ChatMessage[]) => Error | null) {
+    const chat = session.chat.bind(session);
+    vi.spyOn(session, "chat").mockImplementation((messages: readonly ChatMessage[], options) => {
+      sent.push(messages.map((m) => `${m.role}:${m.content}`));
+      const error = refuse(messages);
+      if (error === null) return chat(messages, options);
+      return (async function* (): AsyncGenerator<ChatEvent> {
+        // No text first: the refusal comes before any, as the enclave's do.
+        yield* [];
+        throw error;
+      })();
+    });
+  }
+
+  it("leaves the oldest exchanges out when the enclave finds the conversation longer than the model's context, says so once, and sends the line again", async () => {
+    const { session } = await connectTo();
+    const sent: string[][] = [];
+    const tooLong = new ClientError(
+      "transport",
+      "PROMPT_TOO_LONG",
+      "enclave refused or failed the request: PROMPT_TOO_LONG",
+      {
+        origin: "enclave",
+      },
+    );
+    refusing(session, sent, (messages) => (messages.length > 3 ? tooLong : null));
+    await chatInteractively(session, {}, typist(["one", "two", "three", "four", ""]));
+    expect(sent).toEqual([
+      ["user:one"],
+      ["user:one", "assistant:ok", "user:two"],
+      ["user:one", "assistant:ok", "user:two", "assistant:ok", "user:three"],
+      ["user:two", "assistant:ok", "user:three"],
+      ["user:two", "assistant:ok", "user:three", "assistant:ok", "user:four"],
+      ["user:three", "assistant:ok", "user:four"],
+    ]);
+    expect(output.stderr).toBe(
+      "cloister: the conversation is longer than the model's context: the oldest exchanges are no longer sent\n",
+    );
+  });
+
+  it("a host's claim of PROMPT_TOO_LONG (not the enclave's word) leaves nothing out: the turn is not answered", async () => {
+    const { session } = await connectTo();
+    const sent: string[][] = [];
+    const claimed = new ClientError("transport", "PROMPT_TOO_LONG", "host refused the request: PROMPT_TOO_LONG");
+    refusing(session, sent, (messages) => (messages.length > 1 ? claimed : null));
+    await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
+    expect(sent).toEqual([
+      ["user:one"],
+      ["user:one", "assistant:ok", "user:two"],
+      ["user:one", "assistant:ok", "user:three"],
+    ]);
+    expect(output.stderr).toBe(
+      "cloister: PROMPT_TOO_LONG: host refused the request: PROMPT_TOO_LONG; not answered: the session goes on (an empty line ends)\n".repeat(
+        2,
+      ),
+    );
+  });
+
+  it("says a refused turn and goes on without it; a failed integrity check ends the session", async () => {
+    const { session } = await connectTo();
+    const sent: string[][] = [];
+    refusing(session, sent, (messages) => {
+      const last = messages.at(-1)?.content;
+      if (last === "blocked")
+        return new ClientError("policy", "POLICY_BLOCKED", "enclave refused or failed the request: POLICY_BLOCKED");
+      if (last === "tampered")
+        return new ClientError("integrity", "FRAME_TAMPERED", "response integrity: frame 0 does not open");
+      return null;
+    });
+    await expect(
+      chatInteractively(session, {}, typist(["hello", "blocked", "again", "tampered", "never", ""])),
+    ).rejects.toMatchObject({
+      code: "FRAME_TAMPERED",
+    });
+    expect(sent).toEqual([
+      ["user:hello"],
+      ["user:hello", "assistant:ok", "user:blocked"],
+      ["user:hello", "assistant:ok", "user:again"],
+      ["user:hello", "assistant:ok", "user:again", "assistant:ok", "user:tampered"],
+    ]);
+    expect(output.stderr).toBe(
+      "cloister: POLICY_BLOCKED: enclave refused or failed the request: POLICY_BLOCKED; not answered: the session goes on (an empty line ends)\n",
+    );
+  });
+
+  it("reads lines typed while an answer streams after it, none lost", async () => {
+    const { session, sent } = await recordedSession();
+    const input = new PassThrough();
+    input.write("one\ntwo\nthree\n\n");
+    await chatInteractively(session, {}, { input, output: new PassThrough() });
+    expect(sent).toEqual([
+      ["user:one"],
+      ["user:one", "assistant:ok", "user:two"],
+      ["user:one", "assistant:ok", "user:two", "assistant:ok", "user:three"],
+    ]);
+  });
+
+  it("ends at the end of input (Ctrl-D)", async () => {
+    const { session, sent } = await recordedSession();
+    const input = new PassThrough();
+    input.end("one\n");
+    await chatInteractively(session, {}, { input, output: new PassThrough() });
+    expect(sent).toEqual([["user:one"]]);
+  });
+
+  it("sends at most the messages a chat request may hold, leaving the oldest exchanges out", async () => {
+    const { session } = await connectTo();
+    const sent: number[] = [];
+    vi.spyOn(session, "chat").mockImplementation((messages: readonly ChatMessage[]) => {
+      sent.push(messages.length);
+      return (async function* (): AsyncGenerator<ChatEvent> {
+        yield { type: "text", text: "ok" };
+      })();
+    });
+    const turns = REQUEST_LIMITS.maxMessages / 2 + 2;
+    const lines = Array.from({ length: turns }, (_, i) => `line ${i}`);
+    await chatInteractively(session, {}, typist([...lines, ""]));
+    expect(sent.slice(0, 2)).toEqual([1, 3]);
+    expect(Math.max(...sent)).toBe(REQUEST_LIMITS.maxMessages - 1);
+    expect(sent.at(-1)).toBe(REQUEST_LIMITS.maxMessages - 1);
+    expect(output.stderr).toBe(
+      `cloister: a chat request holds at most ${REQUEST_LIMITS.maxMessages} messages: the oldest exchanges are no longer sent\n`,
+    );
   });
 });
