@@ -12,7 +12,7 @@
  * applies.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, constants as fsConstants } from "node:fs";
 import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -79,7 +79,9 @@ export async function checkModelFile(
   source: string,
   expected: { readonly sizeBytes: number; readonly keyId: string | null },
 ): Promise<void> {
-  const handle = await open(source, "r").catch((error: unknown) => {
+  // Non-blocking: opening a FIFO (or a device) for reading waits for a writer; this way it opens at
+  // once and is refused below as not a regular file (on a regular file the flag does nothing).
+  const handle = await open(source, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((error: unknown) => {
     throw modelNotFound(source, error);
   });
   try {

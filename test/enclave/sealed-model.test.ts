@@ -3,6 +3,7 @@
  * on loopback (released to its attested keys only), decrypts the model into private memory and
  * answers from it. Every refusal stops the boot with a named code and leaves no decrypted copy.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -155,9 +156,13 @@ describe("enclave boot on a sealed model", () => {
     const zeros = join(dir, "zeros.sealed");
     await writeFile(zeros, Buffer.alloc(sealed.sizeBytes));
     const missing = join(dir, "missing.sealed");
+    // A FIFO with no writer: opened for reading as a file is, it would hold the boot up for good.
+    const fifo = join(dir, "fifo.sealed");
+    execFileSync("mkfifo", [fifo]);
     const cases: [string, string, RegExp][] = [
       [missing, "MODEL_NOT_FOUND", /^model file .*missing\.sealed: not found$/],
       [dir, "MODEL_NOT_FOUND", /: expected a regular file$/],
+      [fifo, "MODEL_NOT_FOUND", /: expected a regular file$/],
       [join(dir, "tiny.gguf"), "MODEL_SIZE_MISMATCH", /expected \d+ bytes \(the manifest's model.sizeBytes\), found /],
       [
         otherKeyId,
