@@ -1022,6 +1022,13 @@ export class Session {
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {
         sealed = await sealRequest({ enclavePublicKey, kind, body, ...(prepared === undefined ? {} : { prepared }) });
+      } catch (error) {
+        // Each message and the prompt were checked against the limits above; only the whole can be
+        // too large to seal (more than the enclave takes in one request).
+        if (error instanceof SealedError && error.code === "REQUEST_TOO_LARGE") {
+          throw new ClientError("configuration", "REQUEST_TOO_LARGE", error.message, { cause: error });
+        }
+        throw error;
       } finally {
         // Wiped if sealing failed before taking it (e.g. a body over the size limit); a no-op otherwise.
         prepared?.discard();

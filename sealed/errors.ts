@@ -9,6 +9,7 @@
 
 export type SealedErrorCode =
   | "INVALID_ARGUMENT"
+  | "REQUEST_TOO_LARGE"
   | "ENVELOPE_MALFORMED"
   | "UNSUPPORTED_VERSION"
   | "WRONG_ENCLAVE_KEY"
@@ -43,6 +44,13 @@ export class SealedError extends Error {
 export class SealedInvalidArgumentError extends SealedError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("INVALID_ARGUMENT", message, options);
+  }
+}
+
+/** A request too large to seal: its ciphertext would be over the largest one the enclave takes. */
+export class RequestTooLargeError extends SealedError {
+  constructor(message: string) {
+    super("REQUEST_TOO_LARGE", message);
   }
 }
 

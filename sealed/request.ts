@@ -43,6 +43,7 @@ import {
   DecryptionFailedError,
   HeaderMismatchError,
   RequestMalformedError,
+  RequestTooLargeError,
   SealedInvalidArgumentError,
   WrongEnclaveKeyError,
 } from "./errors.ts";
@@ -195,7 +196,7 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
   const unpaddedJson = utf8Encoder.encode(json);
   const unpaddedLength = HEADER_DIGEST_LENGTH + unpaddedJson.length + MAC_LENGTH;
   if (unpaddedLength > MAX_REQUEST_CIPHERTEXT_LENGTH) {
-    throw new SealedInvalidArgumentError(
+    throw new RequestTooLargeError(
       `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${unpaddedLength}`,
     );
   }

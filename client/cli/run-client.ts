@@ -313,16 +313,26 @@ export async function readPrompt(
 export async function runChat(
   promptArgument: string | undefined,
   options: ClientConnectionOptions & { maxTokens?: number; seed?: number; promptFile?: string },
+  stdin: PromptInput = process.stdin,
 ): Promise<void> {
   // Read before connecting: a prompt that cannot be read costs no attestation round trip.
-  const prompt = await readPrompt(promptArgument, options.promptFile);
+  const prompt = await readPrompt(promptArgument, options.promptFile, stdin);
+  if (prompt === undefined && options.json === true) {
+    throw new UsageError(
+      "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
+    );
+  }
   const session = await open(options);
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
   }
   process.stderr.write(`${describeEnclave(session.enclave)}\nType a message; an empty line or Ctrl-D ends.\n`);
-  await chatInteractively(session, options);
+  const { maxTokens, seed } = options;
+  await chatInteractively(session, {
+    ...(maxTokens === undefined ? {} : { maxTokens }),
+    ...(seed === undefined ? {} : { seed }),
+  });
 }
 
 /**
@@ -337,7 +347,8 @@ export async function runChat(
  */
 export async function chatInteractively(
   session: Session,
-  options: { maxTokens?: number; seed?: number; json?: boolean },
+  // Text only (no --json): a turn's failure must reach the loop, which decides whether it goes on.
+  options: { maxTokens?: number; seed?: number },
   io: { readonly input: NodeJS.ReadableStream; readonly output: NodeJS.WritableStream } = {
     input: process.stdin,
     output: process.stderr,
@@ -382,6 +393,11 @@ export async function chatInteractively(
           // The engine's own refusal (authenticated): the conversation outgrew the model's context.
           if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave" && history.length > 1) {
             dropOldestExchange("the conversation is longer than the model's context");
+            continue;
+          }
+          // Too large to seal, or for the host's request limit (nothing was opened either way).
+          if ((error.code === "REQUEST_TOO_LARGE" || error.code === "BODY_TOO_LARGE") && history.length > 1) {
+            dropOldestExchange("the conversation is larger than one request may be");
             continue;
           }
           if (error.kind !== "policy" && error.kind !== "transport") throw error;

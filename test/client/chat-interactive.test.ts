@@ -121,6 +121,24 @@ describe("cloister chat, interactive", () => {
     );
   });
 
+  for (const [kind, code] of [
+    ["configuration", "REQUEST_TOO_LARGE"],
+    ["transport", "BODY_TOO_LARGE"],
+  ] as const) {
+    it(`leaves the oldest exchanges out when the conversation is too large for one request (${code}) and sends the line again`, async () => {
+      const { session } = await connectTo();
+      const sent: string[][] = [];
+      refusing(session, sent, (messages) =>
+        messages.length > 3 ? new ClientError(kind, code, `${code}: the request is too large`) : null,
+      );
+      await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
+      expect(sent.at(-1)).toEqual(["user:two", "assistant:ok", "user:three"]);
+      expect(output.stderr).toBe(
+        "cloister: the conversation is larger than one request may be: the oldest exchanges are no longer sent\n",
+      );
+    });
+  }
+
   it("a host's claim of PROMPT_TOO_LONG (not the enclave's word) leaves nothing out: the turn is not answered", async () => {
     const { session } = await connectTo();
     const sent: string[][] = [];

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
-import { type PromptInput, readPrompt } from "../../client/cli/run-client.ts";
+import { type PromptInput, readPrompt, runChat } from "../../client/cli/run-client.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 let dir: string;
@@ -152,5 +152,21 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
     expect(piped.code).toBe(2);
     expect(piped.stderr.trim()).toMatch(/--policy: cannot read "no-such-policy\.json" \(ENOENT\)$/);
     expect(piped.stderr).not.toContain("hunter2");
+  });
+});
+
+describe("cloister chat --json", () => {
+  it("needs a prompt: on a terminal with none, it is refused before anything is contacted (the interactive session prints text)", async () => {
+    const terminal = stdin([], true);
+    const error = await runChat(
+      undefined,
+      { url: "http://127.0.0.1:1", policy: "no-such-policy.json", json: true } as Parameters<typeof runChat>[1],
+      terminal,
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toBe(
+      "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
+    );
+    expect(terminal.wasRead()).toBe(false);
   });
 });

@@ -151,6 +151,12 @@ describe("Session: arguments out of the enclave's limits are refused before seal
       "messages[0]: expected an object {role, content}, found undefined",
     ],
     [
+      "a conversation too large to seal, each message within its limit",
+      chat(Array.from({ length: 17 }, () => ({ role: "user", content: "x".repeat(1_000_000) }))),
+      "REQUEST_TOO_LARGE",
+      "request size: expected a ciphertext of at most 16777216 bytes, found ",
+    ],
+    [
       "a prompt past the limit",
       (s) => s.complete("x".repeat(1_000_001)),
       "BAD_PROMPT",

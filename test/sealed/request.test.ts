@@ -1,7 +1,7 @@
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
 import { sha256 } from "../../sealed/crypto.ts";
-import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
+import { encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH } from "../../sealed/envelope.ts";
 import {
   ENVELOPE_PREFIX_LENGTH,
   enclaveKeyId,
@@ -87,6 +87,19 @@ describe("sealRequest / openRequest", () => {
     const over = await sealed(7, "complete", T0, { prompt: "z".repeat(1024 * 1024 + 100) });
     // (Padmé keeps the top 5 bits of a length just over 2^20: steps of 2^15.)
     expect(over.envelope.length - ENVELOPE_PREFIX_LENGTH).toBe(1024 * 1024 + 32768);
+  });
+
+  it("refuses a request too large to seal (REQUEST_TOO_LARGE), naming the limit and the size", async () => {
+    // JSON around the prompt, the header digest and the MAC: the prompt may be this much shorter.
+    const overhead = (await sealed(7, "complete", T0, { prompt: "" })).envelope.length;
+    const error = await sealed(7, "complete", T0, { prompt: "z".repeat(MAX_REQUEST_CIPHERTEXT_LENGTH) }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ name: "RequestTooLargeError", code: "REQUEST_TOO_LARGE" });
+    expect((error as Error).message).toMatch(
+      new RegExp(`^request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found \\d+$`),
+    );
+    expect(overhead).toBeLessThan(1024);
   });
 
   it("is reproducible with injected randomness and fresh per request otherwise", async () => {
