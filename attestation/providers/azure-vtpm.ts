@@ -247,7 +247,11 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
    * and the tool's PCR read; any other failure is not retried.
    */
   private async quote(args: readonly string[]): Promise<void> {
-    const attempts = Math.max(1, this.options.quoteAttempts ?? AZURE_QUOTE_ATTEMPTS);
+    const attempts = this.options.quoteAttempts ?? AZURE_QUOTE_ATTEMPTS;
+    // A code error (no command-line option sets it): NaN would have retried a racing quote forever.
+    if (!Number.isSafeInteger(attempts) || attempts < 1) {
+      throw new RangeError(`quoteAttempts: expected an integer of at least 1, found ${attempts}`);
+    }
     const delayMs = this.options.quoteRetryDelayMs ?? AZURE_QUOTE_RETRY_DELAY_MS;
     for (let attempt = 1; ; attempt++) {
       const result = await this.run("tpm2_quote", args);

@@ -339,6 +339,14 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     const two = genoa(100, 2);
     await rejection(two.provider.getEvidence(new Uint8Array(64)));
     expect(quotes(two.calls)).toBe(2);
+    // Not a count: refused before any quote (NaN would never have reached it).
+    for (const bad of [Number.NaN, 0, 1.5]) {
+      const wrong = genoa(100, bad);
+      await expect(wrong.provider.getEvidence(new Uint8Array(64))).rejects.toThrow(
+        `quoteAttempts: expected an integer of at least 1, found ${bad}`,
+      );
+      expect(quotes(wrong.calls)).toBe(0);
+    }
     expect(await fs.readdir(dir)).toEqual([]);
   });
 
