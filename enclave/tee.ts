@@ -15,7 +15,7 @@ import {
 } from "../attestation/collateral.ts";
 import { AttestationError, EvidenceError } from "../attestation/errors.ts";
 import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
-import { KDS_URL_ENV, type KdsVcekSource, kdsVcekSource } from "../attestation/providers/amd-kds.ts";
+import { KDS_URL_ENV, type KdsVcekSource, kdsBaseUrl, kdsVcekSource } from "../attestation/providers/amd-kds.ts";
 import {
   ConfigfsTsmSnpProvider,
   ConfigfsTsmTdxProvider,
@@ -97,8 +97,9 @@ export const COLLATERAL_RELOAD_MS = 5 * 60_000;
 const noCollateral = async (): Promise<null> => null;
 
 /**
- * Refuses an option `mode` does not take (TDX_COLLATERAL_UNUSED, SNP_KDS_OPTION_UNUSED): what
- * createEvidenceSource checks first, for a caller (the boot) to check before anything slow.
+ * Refuses an option `mode` does not take (TDX_COLLATERAL_UNUSED, SNP_KDS_OPTION_UNUSED) and a
+ * malformed KDS URL (SNP_KDS_URL_INVALID): what createEvidenceSource checks first, for a caller (the
+ * boot) to check before anything slow.
  */
 export function checkEvidenceSourceOptions(mode: TeeMode, options: EvidenceSourceOptions): void {
   if (options.tdxCollateralDir !== undefined && mode !== "tdx") {
@@ -115,6 +116,18 @@ export function checkEvidenceSourceOptions(mode: TeeMode, options: EvidenceSourc
       `${options.kdsUrl !== undefined ? "--kds-url" : "--snp-product"}: expected --tee snp, found --tee ${mode} (only a configfs-tsm SNP guest fetches its VCEK from AMD KDS)`,
     );
   }
+  if (mode === "snp") {
+    const kdsUrl = kdsUrlOption(options);
+    if (kdsUrl !== undefined) kdsBaseUrl(kdsUrl);
+  }
+}
+
+/** Where --tee snp fetches its VCEK: --kds-url, else CLOISTER_KDS_URL, else AMD KDS (undefined). */
+function kdsUrlOption(options: EvidenceSourceOptions): { url: string; what: string } | undefined {
+  const env = options.env ?? process.env;
+  if (options.kdsUrl !== undefined) return { url: options.kdsUrl, what: "--kds-url" };
+  const fromEnv = env[KDS_URL_ENV];
+  return fromEnv ? { url: fromEnv, what: KDS_URL_ENV } : undefined;
 }
 
 /** Creates the evidence source for `mode`. */
@@ -129,14 +142,7 @@ export async function createEvidenceSource(
       return createInsecureSimulatorSource(mode);
     case "snp": {
       const provider = new ConfigfsTsmSnpProvider(options.configfsTsm ?? {});
-      const env = options.env ?? process.env;
-      const kdsUrl =
-        options.kdsUrl !== undefined
-          ? { url: options.kdsUrl, what: "--kds-url" }
-          : env[KDS_URL_ENV]
-            ? { url: env[KDS_URL_ENV], what: KDS_URL_ENV }
-            : undefined;
-      // Made now, so a bad URL stops the boot before any evidence is asked for.
+      const kdsUrl = kdsUrlOption(options);
       const kds = kdsVcekSource({
         ...(kdsUrl === undefined ? {} : { baseUrl: kdsUrl }),
         ...(options.snpProduct === undefined ? {} : { product: options.snpProduct }),

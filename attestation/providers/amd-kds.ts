@@ -86,8 +86,11 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 
-/** The KDS base URL without a trailing slash; http(s) only, no query or fragment. */
-function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
+/**
+ * The KDS base URL without a trailing slash; http(s) only, no query or fragment, no user or
+ * password (SNP_KDS_URL_INVALID). Exported so the boot checks it before anything slow.
+ */
+export function kdsBaseUrl(given: KdsVcekOptions["baseUrl"]): string {
   if (given === undefined) return AMD_KDS_URL;
   let url: URL | null = null;
   try {

@@ -46,15 +46,16 @@ export function buildProgram(): Command {
 }
 
 /**
- * Codes of an option that contradicts another option or the manifest, raised where the option is
- * used, below the command line: an enclave option given with a --tee it does not apply to
- * (enclave/tee.ts), a --kbs-url missing for a model sealed at rest or given for one that is not
- * (enclave/service.ts, before any evidence is asked for). Their messages name the option; they are
- * bad input as a USAGE error is.
+ * Codes of an option that contradicts another option or the manifest, or is malformed, raised where
+ * the option is used, below the command line: an enclave option given with a --tee it does not
+ * apply to, a malformed --kds-url or CLOISTER_KDS_URL (enclave/tee.ts), a --kbs-url missing for a
+ * model sealed at rest or given for one that is not (enclave/service.ts), all before any evidence
+ * is asked for. Their messages name the option; they are bad input as a USAGE error is.
  */
 const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set([
   "TDX_COLLATERAL_UNUSED",
   "SNP_KDS_OPTION_UNUSED",
+  "SNP_KDS_URL_INVALID",
   "BOOT_KBS_REQUIRED",
   "BOOT_KBS_UNUSED",
 ]);

@@ -151,6 +151,30 @@ describe("bad input exits 2, a failure exits 1", () => {
         stderr: expect.stringMatching(/^cloister: SNP_KDS_OPTION_UNUSED: --snp-product: expected --tee snp/),
       });
     });
+
+    it("a malformed --kds-url with --tee snp: SNP_KDS_URL_INVALID, before the (missing) model is looked at", async () => {
+      const operator = await generateManifestSigningKey("EdDSA");
+      const manifestPath = join(dir, "manifest-snp.jws");
+      await writeFile(
+        manifestPath,
+        await signManifest(
+          devManifest({
+            tee: { platforms: ["snp"], allowedMeasurements: ["ab".repeat(48)], minimumTcb: { tdx: null } },
+          } as ManifestOverrides),
+          operator.privateJwk,
+        ),
+      );
+      const operatorKeyPath = join(dir, "operator-snp.public.jwk");
+      await writeFile(operatorKeyPath, JSON.stringify(operator.publicJwk));
+      const snp = ["enclave", "--manifest", manifestPath, "--operator-key", operatorKeyPath];
+      snp.push("--model", join(dir, "missing.gguf"), "--tee", "snp", "--port", "0");
+      expect(await run([...snp, "--kds-url", "ftp://kds.example"])).toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(
+          /^cloister: SNP_KDS_URL_INVALID: --kds-url: expected an http\(s\) URL without query or fragment/,
+        ),
+      });
+    });
   });
 
   describe("enclave: a --kbs-url or --model that does not fit the manifest is refused before any evidence is asked for", () => {
