@@ -82,10 +82,16 @@ export interface KeyBrokerOptions {
   /**
    * Most challenges spent within one challenge lifetime; release attempts past it are refused with
    * 503 until the next lifetime begins. The default is what createBrokerApp's default limits admit
-   * within the lifetime (releasesAdmittedWithin: 200 000 for 60 s), so through that app the set
-   * cannot fill. See KeyBroker's "Challenges".
+   * within the lifetime (releasesAdmittedWithin: 200 000 for 60 s), or, with `clientLimits`, what
+   * those admit, so through that app (built with the same limits) the set cannot fill. See
+   * KeyBroker's "Challenges".
    */
   readonly maxSpentChallenges?: number;
+  /**
+   * The limits the broker's HTTP API will be built with (createBrokerApp's options), when not
+   * CLIENT_LIMITS': the default maxSpentChallenges is what they admit in a lifetime.
+   */
+  readonly clientLimits?: { readonly releasesPerMinute: number; readonly maxClients: number };
 }
 
 /**
@@ -171,7 +177,8 @@ export class KeyBroker {
         ? () => Math.floor(performance.timeOrigin + performance.now())
         : () => injected().getTime();
     this.#ttlMs = options.challengeTtlMs ?? 60_000;
-    this.#maxSpent = options.maxSpentChallenges ?? releasesAdmittedWithin(this.#ttlMs, CLIENT_LIMITS);
+    this.#maxSpent =
+      options.maxSpentChallenges ?? releasesAdmittedWithin(this.#ttlMs, options.clientLimits ?? CLIENT_LIMITS);
     this.#generationStart = this.#clock();
   }
 

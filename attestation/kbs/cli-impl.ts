@@ -31,7 +31,7 @@ async function loadConfig(path: string) {
 }
 
 export async function runKbsServe(options: KbsServeOptions): Promise<void> {
-  const keys = await loadConfig(options.config);
+  const { keys, limits } = await loadConfig(options.config);
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
@@ -41,14 +41,15 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
       `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
     );
   }
-  const broker = new KeyBroker(keys);
+  // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
+  const broker = new KeyBroker(keys, { clientLimits: limits });
   for (const k of keys) {
     for (const risk of releaseRisks(k.policy))
       process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
     k.key.fill(0); // the broker keeps its own copy
   }
   const server = await listen(
-    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`)).fetch,
+    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`), limits).fetch,
     options.listen,
     options.port,
   ).catch((error: unknown) => {
@@ -95,7 +96,7 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
 }
 
 export async function runKbsCheck(options: { config: string; json?: boolean }): Promise<void> {
-  const keys = await loadConfig(options.config);
+  const { keys, limits } = await loadConfig(options.config);
   const summary = keys.map((k) => ({
     keyId: k.keyId,
     acceptedEvidence: k.policy.acceptedEvidence,
@@ -106,7 +107,7 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
   }));
   for (const k of keys) k.key.fill(0);
   if (options.json === true) {
-    printJson({ keys: summary });
+    printJson({ keys: summary, limits });
     return;
   }
   for (const k of summary) {
@@ -118,6 +119,9 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     );
     for (const risk of k.risks) process.stdout.write(`  WARNING: ${risk}\n`);
   }
+  process.stdout.write(
+    `limits per client address: ${limits.challengesPerMinute} challenges and ${limits.releasesPerMinute} release attempts a minute, at most ${limits.maxClients} addresses at once\n`,
+  );
 }
 
 export async function runModelSeal(

@@ -25,7 +25,10 @@ export function registerKbsCommands(program: Command): void {
   kbs
     .command("serve")
     .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
-    .requiredOption("--config <file>", "broker configuration: {version: 1, keys: [{keyFile, policy}]}")
+    .requiredOption(
+      "--config <file>",
+      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}",
+    )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)
     .option(

@@ -7,7 +7,9 @@
  * `keyFile`: a model key JWK (`cloister kbs keygen`), whose `kid` is the key id; it must be a
  * private regular file (no group or other access, not a symbolic link), like an SSH key.
  * `policy`: the release policy, a client-policy file (path) or the same JSON inline. Relative paths
- * are relative to the configuration file. Errors name the field, the expected and the found value.
+ * are relative to the configuration file. `limits` (optional): the HTTP API's limits per client
+ * address, `{challengesPerMinute, releasesPerMinute, maxClients}`, each optional (defaults:
+ * CLIENT_LIMITS). Errors name the field, the expected and the found value.
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
@@ -17,11 +19,31 @@ import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
-import type { BrokerKey } from "./broker.ts";
+import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
 
 export class BrokerConfigError extends Error {
   readonly code = "KBS_CONFIG_INVALID";
 }
+
+/**
+ * Most release attempts the limits may admit in one minute (maxClients × releasesPerMinute): the
+ * broker keeps every challenge they spend for a challenge lifetime (about 175 bytes each, with the
+ * previous lifetime's), so this bounds its memory (about 350 MB). The default admits 100 000.
+ */
+export const MAX_RELEASES_ADMITTED_PER_MINUTE = 1_000_000;
+
+/** The HTTP API's limits per client address (server.ts, BrokerAppOptions). */
+export interface BrokerLimits {
+  readonly challengesPerMinute: number;
+  readonly releasesPerMinute: number;
+  readonly maxClients: number;
+}
+
+const LimitsSchema = z.strictObject({
+  challengesPerMinute: z.int().min(1).max(100_000).optional(),
+  releasesPerMinute: z.int().min(1).max(100_000).optional(),
+  maxClients: z.int().min(1).max(1_000_000).optional(),
+});
 
 const ConfigSchema = z.strictObject({
   version: z.literal(1),
@@ -33,7 +55,14 @@ const ConfigSchema = z.strictObject({
       }),
     )
     .min(1),
+  limits: LimitsSchema.optional(),
 });
+
+/** A broker configuration: its keys (each with its release policy) and its limits per client. */
+export interface BrokerConfig {
+  readonly keys: BrokerKey[];
+  readonly limits: BrokerLimits;
+}
 
 /**
  * Opens `path` and checks, on the open file itself (no window between the check and the read): a
@@ -103,7 +132,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
 }
 
 /** `uid`: the user the files must belong to (default: this process's; root's are accepted too). */
-export async function loadBrokerConfig(path: string, options: { uid?: number } = {}): Promise<BrokerKey[]> {
+export async function loadBrokerConfig(path: string, options: { uid?: number } = {}): Promise<BrokerConfig> {
   const uid = "uid" in options ? options.uid : process.getuid?.();
   let json: unknown;
   try {
@@ -116,6 +145,17 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
     throw new BrokerConfigError(`broker config ${formatIssue(issue, json, { root: "(root)" })}`);
+  }
+  const limits: BrokerLimits = {
+    challengesPerMinute: parsed.data.limits?.challengesPerMinute ?? CLIENT_LIMITS.challengesPerMinute,
+    releasesPerMinute: parsed.data.limits?.releasesPerMinute ?? CLIENT_LIMITS.releasesPerMinute,
+    maxClients: parsed.data.limits?.maxClients ?? CLIENT_LIMITS.maxClients,
+  };
+  const perMinute = limits.maxClients * limits.releasesPerMinute;
+  if (perMinute > MAX_RELEASES_ADMITTED_PER_MINUTE) {
+    throw new BrokerConfigError(
+      `broker config limits: maxClients × releasesPerMinute expected at most ${MAX_RELEASES_ADMITTED_PER_MINUTE} (the broker keeps every challenge they spend for a challenge lifetime), found ${limits.maxClients} × ${limits.releasesPerMinute} = ${perMinute}`,
+    );
   }
   const base = dirname(resolve(path));
   const keys: BrokerKey[] = [];
@@ -147,5 +187,5 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     }
     keys.push({ keyId: modelKey.keyId, key: modelKey.key, policy });
   }
-  return keys;
+  return { keys, limits };
 }

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -127,6 +128,7 @@ describe("cloister kbs and model seal", () => {
           risks: ["trusts the INSECURE simulator: anyone can forge its evidence"],
         },
       ],
+      limits: { challengesPerMinute: 60, releasesPerMinute: 20, maxClients: 5000 },
     });
     const jwk = JSON.parse(await readFile(keyPath, "utf8")) as { k: string };
     expect(run.stdout).not.toContain(jwk.k);
@@ -375,6 +377,136 @@ describe("broker configuration files belong to this user", () => {
       new RegExp(`--config: ".*" is owned by uid ${owner}; expected this user's \\(uid ${reader}\\) or root's`),
     );
     // Their owner loads them.
-    expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).map((k) => k.keyId)).toEqual(["tiny-v1"]);
+    expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).keys.map((k) => k.keyId)).toEqual([
+      "tiny-v1",
+    ]);
   });
+});
+
+/** Writes a broker configuration with `limits` (the test's key and policy) and returns its path. */
+async function configWithLimits(name: string, limits: unknown): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(
+    file,
+    JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "policy.json" }], limits }),
+  );
+  return file;
+}
+
+/** POSTs to the broker from `localAddress` (a loopback address) and resolves with status and code. */
+function post(
+  url: string,
+  localAddress: string,
+  body?: unknown,
+): Promise<{ status: number; code: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", localAddress, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            code: (JSON.parse(text) as { error?: { code: string } }).error?.code,
+          }),
+        );
+      },
+    );
+    req.once("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe("the broker's limits per client address, from its configuration", () => {
+  it("kbs serve applies them, with room for every challenge they admit", async () => {
+    // 100 000 addresses × 2 attempts: twice what the default spent-challenge bound holds, so the
+    // broker must be sized from these limits or createBrokerApp refuses it.
+    const config = await configWithLimits("kbs-limits.json", {
+      challengesPerMinute: 3,
+      releasesPerMinute: 2,
+      maxClients: 100_000,
+    });
+    const check = await runCloister(["kbs", "check", "--config", config]);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout).toContain(
+      "limits per client address: 3 challenges and 2 release attempts a minute, at most 100000 addresses at once",
+    );
+    const child = spawn(process.execPath, [CLI, "kbs", "serve", "--config", config, "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+        child.once("exit", (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+      });
+      const release = `${ready.url}/v1/kbs/release`;
+      const attempt = { keyId: "tiny-v1", document: "x", challenge: "y", answer: "z" };
+      expect((await post(release, "127.0.0.1", attempt)).code).toBe("KBS_CHALLENGE_UNKNOWN");
+      expect((await post(release, "127.0.0.1", attempt)).code).toBe("KBS_CHALLENGE_UNKNOWN");
+      expect(await post(release, "127.0.0.1", attempt)).toEqual({ status: 429, code: "KBS_RATE_LIMITED" });
+      // Another address has its own budget.
+      expect((await post(release, "127.0.0.2", attempt)).code).toBe("KBS_CHALLENGE_UNKNOWN");
+      const challenge = `${ready.url}/v1/kbs/challenge`;
+      for (let i = 0; i < 3; i++) expect((await post(challenge, "127.0.0.1")).status).toBe(200);
+      expect(await post(challenge, "127.0.0.1")).toEqual({ status: 429, code: "KBS_RATE_LIMITED" });
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exit).toBe(0);
+    expect(stderr).toContain("over 2 release attempts a minute from this address");
+  }, 120_000);
+
+  it("kbs serve counts at most maxClients addresses at once", async () => {
+    const config = await configWithLimits("kbs-one-client.json", { maxClients: 1 });
+    const child = spawn(process.execPath, [CLI, "kbs", "serve", "--config", config, "--port", "0"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+      });
+      const challenge = `${ready.url}/v1/kbs/challenge`;
+      expect((await post(challenge, "127.0.0.1")).status).toBe(200);
+      expect(await post(challenge, "127.0.0.2")).toEqual({ status: 503, code: "KBS_BUSY" });
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exit).toBe(0);
+  }, 120_000);
+
+  it("refuses limits that are not positive integers within bounds, naming the field (exit 2)", async () => {
+    const cases: [unknown, string][] = [
+      [{ releasesPerMinute: 0 }, "limits.releasesPerMinute: expected a number >= 1, found 0"],
+      [{ challengesPerMinute: 2.5 }, "limits.challengesPerMinute: expected int, found 2.5"],
+      [{ maxClients: "5000" }, "limits.maxClients: expected number, found a string"],
+      [{ maxClients: 2_000_000 }, "limits.maxClients: expected a number <= 1000000, found 2000000"],
+      [
+        { maxClients: 100_000, releasesPerMinute: 100 },
+        "limits: maxClients × releasesPerMinute expected at most 1000000 (the broker keeps every challenge they spend for a challenge lifetime), found 100000 × 100 = 10000000",
+      ],
+      [{ releasesPerMinut: 30 }, "limits: expected no such field, found releasesPerMinut"],
+      [[], "limits: expected object, found an array"],
+    ];
+    for (const [i, [limits, message]] of cases.entries()) {
+      const config = await configWithLimits(`kbs-bad-limits-${i}.json`, limits);
+      const run = await runCloister(["kbs", "check", "--config", config]);
+      expect(run.code, `${JSON.stringify(limits)}: ${run.stderr}`).toBe(2);
+      expect(run.stderr).toContain(`cloister: USAGE: broker config ${message}`);
+    }
+    // kbs serve reads the same configuration: refused before it listens.
+    const serve = await runCloister(["kbs", "serve", "--config", join(dir, "kbs-bad-limits-0.json"), "--port", "0"]);
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain("cloister: USAGE: broker config limits.releasesPerMinute: expected a number >= 1");
+  }, 120_000);
 });
