@@ -395,14 +395,28 @@ export async function chatInteractively(
             dropOldestExchange("the conversation is longer than the model's context");
             continue;
           }
-          // Too large to seal, or for the host's request limit (nothing was opened either way).
-          if ((error.code === "REQUEST_TOO_LARGE" || error.code === "BODY_TOO_LARGE") && history.length > 1) {
+          // Too large to seal: the SDK's own finding (nothing was sent). Never on the host's word
+          // (its BODY_TOO_LARGE, or any code it claims): it may have forwarded the request, and a
+          // resend would have the enclave answer the line again with less of the conversation.
+          if (
+            error.code === "REQUEST_TOO_LARGE" &&
+            error.kind === "configuration" &&
+            error.origin === "client" &&
+            history.length > 1
+          ) {
             dropOldestExchange("the conversation is larger than one request may be");
             continue;
           }
           if (error.kind !== "policy" && error.kind !== "transport") throw error;
           history.pop();
-          process.stderr.write(`${formatCliError(error)}; not answered: the session goes on (an empty line ends)\n`);
+          // The host's request limit: every later line, sent with the conversation so far, is larger.
+          const hint =
+            error.code === "BODY_TOO_LARGE"
+              ? " (the conversation is over the host's request limit: start a new one)"
+              : "";
+          process.stderr.write(
+            `${formatCliError(error)}; not answered${hint}: the session goes on (an empty line ends)\n`,
+          );
           break;
         }
       }

@@ -121,23 +121,45 @@ describe("cloister chat, interactive", () => {
     );
   });
 
-  for (const [kind, code] of [
-    ["configuration", "REQUEST_TOO_LARGE"],
-    ["transport", "BODY_TOO_LARGE"],
-  ] as const) {
-    it(`leaves the oldest exchanges out when the conversation is too large for one request (${code}) and sends the line again`, async () => {
-      const { session } = await connectTo();
-      const sent: string[][] = [];
-      refusing(session, sent, (messages) =>
-        messages.length > 3 ? new ClientError(kind, code, `${code}: the request is too large`) : null,
-      );
-      await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
-      expect(sent.at(-1)).toEqual(["user:two", "assistant:ok", "user:three"]);
-      expect(output.stderr).toBe(
-        "cloister: the conversation is larger than one request may be: the oldest exchanges are no longer sent\n",
-      );
-    });
-  }
+  it("leaves the oldest exchanges out when the conversation is too large to seal (the SDK's REQUEST_TOO_LARGE) and sends the line again", async () => {
+    const { session } = await connectTo();
+    const sent: string[][] = [];
+    refusing(session, sent, (messages) =>
+      messages.length > 3
+        ? new ClientError("configuration", "REQUEST_TOO_LARGE", "request size: expected a ciphertext of at most …")
+        : null,
+    );
+    await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
+    expect(sent.at(-1)).toEqual(["user:two", "assistant:ok", "user:three"]);
+    expect(output.stderr).toBe(
+      "cloister: the conversation is larger than one request may be: the oldest exchanges are no longer sent\n",
+    );
+  });
+
+  it("on the host's word that a request is too large (it may have forwarded it), resends nothing and leaves nothing out", async () => {
+    const { session } = await connectTo();
+    const sent: string[][] = [];
+    // BODY_TOO_LARGE is always the host's; a host may claim REQUEST_TOO_LARGE too.
+    const claims = [
+      new ClientError("transport", "BODY_TOO_LARGE", "/v1/sealed: HTTP 413 BODY_TOO_LARGE", { origin: "host" }),
+      new ClientError("transport", "REQUEST_TOO_LARGE", "/v1/sealed: HTTP 413 REQUEST_TOO_LARGE", { origin: "host" }),
+    ];
+    refusing(session, sent, (messages) => (messages.length > 1 ? (claims.shift() ?? null) : null));
+    await chatInteractively(session, {}, typist(["one", "two", "three", "four", ""]));
+    expect(sent).toEqual([
+      ["user:one"],
+      ["user:one", "assistant:ok", "user:two"],
+      ["user:one", "assistant:ok", "user:three"],
+      ["user:one", "assistant:ok", "user:four"],
+    ]);
+    expect(output.stderr).toBe(
+      [
+        "cloister: BODY_TOO_LARGE: /v1/sealed: HTTP 413 BODY_TOO_LARGE; not answered (the conversation is over the host's request limit: start a new one): the session goes on (an empty line ends)",
+        "cloister: REQUEST_TOO_LARGE: /v1/sealed: HTTP 413 REQUEST_TOO_LARGE; not answered: the session goes on (an empty line ends)",
+        "",
+      ].join("\n"),
+    );
+  });
 
   it("a host's claim of PROMPT_TOO_LONG (not the enclave's word) leaves nothing out: the turn is not answered", async () => {
     const { session } = await connectTo();
