@@ -12,7 +12,7 @@
  * applies.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, constants as fsConstants } from "node:fs";
+import { createWriteStream, constants as fsConstants } from "node:fs";
 import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -211,18 +211,28 @@ export async function stageModel(
   expectedBytes: number,
   options: { readonly privateRoot?: () => Promise<string> } = {},
 ): Promise<StagedModel> {
-  const info = await stat(source).catch((error: unknown) => {
+  // Opened once (non-blocking: a FIFO swapped in is refused, not waited on) and checked through the
+  // descriptor that is then read, so the bytes copied come from the file that was checked.
+  const handle = await open(source, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((error: unknown) => {
     throw modelNotFound(source, error);
   });
-  if (!info.isFile()) throw modelNotFound(source);
-  if (info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
-  const dir = await copyDirectory(await (options.privateRoot ?? privateRoot)());
+  let dir: string;
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw modelNotFound(source);
+    if (info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
+    dir = await copyDirectory(await (options.privateRoot ?? privateRoot)());
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
   const path = join(dir, basename(source));
   const hash = createHash("sha256");
   try {
-    // `end` is inclusive: one byte past the expected size is enough to see a file that grew.
+    // `end` is inclusive: one byte past the expected size is enough to see a file that grew. The
+    // stream closes the descriptor when it ends or fails.
     await pipeline(
-      createReadStream(source, { start: 0, end: expectedBytes, highWaterMark: 1 << 20 }),
+      handle.createReadStream({ start: 0, end: expectedBytes, highWaterMark: 1 << 20 }),
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           hash.update(chunk);

@@ -25,7 +25,8 @@
  * caught by the digest or by authentication, and what was decrypted is what was checked.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { type FileHandle, link, lstat, open, rename, rm, stat } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { ModelError, ModelIoError } from "./errors.ts";
@@ -476,18 +477,22 @@ export async function unsealModelFile(
       `model key kid: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${printable(modelKey.keyId)}"`,
     );
   }
-  const info = await stat(input).catch((cause: unknown) => {
+  // Opened once (non-blocking: a FIFO is refused, not waited on) and checked through the descriptor
+  // that is then read, so the bytes unsealed come from the file that was checked.
+  const source = await open(input, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
+    throw new ModelIoError(input, "open", cause);
+  });
+  const info = await source.stat().catch(async (cause: unknown) => {
+    await source.close();
     throw new ModelIoError(input, "read", cause);
   });
   if (!info.isFile() || info.size !== expected.sizeBytes) {
+    await source.close();
     throw new SealedModelError(
       "MODEL_SIZE_MISMATCH",
       `sealed model "${input}": expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${info.isFile() ? info.size : "not a regular file"}`,
     );
   }
-  const source = await open(input, "r").catch((cause: unknown) => {
-    throw new ModelIoError(input, "open", cause);
-  });
   let sink: Awaited<ReturnType<typeof open>> | null = null;
   let created = false;
   let fileKey: Buffer | null = null;

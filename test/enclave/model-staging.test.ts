@@ -4,8 +4,8 @@
  * one, in memory until the machine reboots; the next staging removes the copies of processes that
  * have ended, and never one whose process still runs (several enclaves may share a machine).
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -127,4 +127,25 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
       running.child.kill("SIGKILL");
     }
   }, 60_000);
+
+  it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
+    const source = join(dir, "swapped.gguf");
+    await copyFile(plainPath, source);
+    const fifo = join(dir, "swapped.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const root = await mkdtemp(join(dir, "root-"));
+    // Called between the check and the copy: the path now names a FIFO with no writer, which an
+    // open by path would wait on for good.
+    const privateRoot = async () => {
+      await rename(fifo, source);
+      return root;
+    };
+    const staged = await stageModel(source, plainSize, { privateRoot });
+    try {
+      expect((await stat(source)).isFIFO()).toBe(true);
+      expect(await sameBytes(staged.path, plainPath)).toBe(true);
+    } finally {
+      await staged.remove();
+    }
+  }, 30_000);
 });
