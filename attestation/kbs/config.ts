@@ -28,7 +28,8 @@ export class BrokerConfigError extends Error {
 /**
  * Most release attempts the limits may admit in one minute (maxClients × releasesPerMinute): the
  * broker keeps every challenge they spend for a challenge lifetime (about 175 bytes each, with the
- * previous lifetime's), so this bounds its memory (about 350 MB). The default admits 100 000.
+ * previous lifetime's), so this bounds that memory (about 350 MB); the limiter's table of counted
+ * addresses takes about 200 bytes each more (maxClients). The default admits 100 000.
  */
 export const MAX_RELEASES_ADMITTED_PER_MINUTE = 1_000_000;
 
