@@ -267,16 +267,7 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * the client, recomputes the record's promptHmac / responseHmac from the prompt and answer text.
  */
 export async function auditFindCommand(options: AuditFindCommandOptions): Promise<void> {
-  // What is missing, in the order it is needed: the record to find, then the key the log is
-  // verified with (--chat-json gives both).
-  if (options.chatJson === undefined && options.requestIdHash === undefined) {
-    throw new UsageError(
-      options.key === undefined && options.document === undefined
-        ? "give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>"
-        : "give --chat-json <file> or --request-id-hash <hex>: the record to find",
-    );
-  }
-  let requestIdHash = options.requestIdHash;
+  let requestIdHash: string;
   let openingHex: string | undefined;
   let answer: Uint8Array | undefined;
   /** The enclave boot (attestation document digest) the answer came from, when known. */
@@ -308,29 +299,37 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     if (typeof chat.text === "string") answer = new TextEncoder().encode(chat.text);
     if (typeof chat.enclave === "string" && HEX32.test(chat.enclave)) expectedBoot = chat.enclave;
     if (typeof chat.signingKey === "string") chatKey = chat.signingKey;
-  } else if (options.openingFile !== undefined) {
-    openingHex = (await readText(options.openingFile, "--opening-file")).trim();
+  } else {
+    // What is missing, in the order it is needed: the record to find, then the key the log is
+    // verified with (--chat-json gives both).
+    if (options.requestIdHash === undefined) {
+      throw new UsageError(
+        options.key === undefined && options.document === undefined
+          ? "give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>"
+          : "give --chat-json <file> or --request-id-hash <hex>: the record to find",
+      );
+    }
+    requestIdHash = options.requestIdHash;
+    if (options.openingFile !== undefined) {
+      openingHex = (await readText(options.openingFile, "--opening-file")).trim();
+    }
   }
   // The key: --key or --document, else the attested signing key cloister chat --json printed (the
   // output of the user's own verified session).
-  if (
-    options.key === undefined &&
-    options.document === undefined &&
-    options.chatJson !== undefined &&
-    chatKey === undefined
-  ) {
+  const fromChat = options.key === undefined && options.document === undefined && options.chatJson !== undefined;
+  if (fromChat && chatKey === undefined) {
     throw new UsageError("--chat-json: no signingKey field: give --key <hex> or --document <file>");
   }
-  const keyOptions =
-    options.key === undefined && options.document === undefined && chatKey !== undefined ? { key: chatKey } : options;
-  const key = await commandKey(keyOptions, keyOptions === options ? "--key" : "--chat-json signingKey");
+  const key =
+    fromChat && chatKey !== undefined
+      ? await commandKey({ key: chatKey }, "--chat-json signingKey")
+      : await commandKey(options, "--key");
   const publicKey = key.publicKey;
-  const keySource = keyOptions === options ? key.keySource : "chat-json";
+  const keySource = fromChat ? "chat-json" : key.keySource;
   if (options.document !== undefined) {
     const text = (await readText(options.document, "--document")).trim();
     expectedBoot = createHash("sha256").update(text).digest("hex");
   }
-  if (requestIdHash === undefined) throw new UsageError("give --chat-json or --request-id-hash");
   if (!HEX32.test(requestIdHash)) {
     throw new UsageError(`request id hash: expected 64 lower-case hex digits, found ${hexShape(requestIdHash)}`);
   }

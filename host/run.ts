@@ -28,8 +28,7 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
 }
 
 export async function runHostCommand(options: HostCommandOptions): Promise<void> {
-  // More than every forwarding slot for one key would leave other keys none: what the per-key
-  // limit is there to prevent.
+  // One key's share cannot be more than all the forwarding slots there are.
   if (options.maxInFlightPerKey !== undefined && options.maxInFlightPerKey > options.maxInFlight) {
     throw new UsageError(
       `--max-in-flight-per-key ${options.maxInFlightPerKey}: expected at most --max-in-flight (${options.maxInFlight}), the requests the host forwards at once in all`,

@@ -86,10 +86,7 @@ export async function startHost(options: {
     options.hostname,
     options.port,
     options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
-  ).catch(async (error: unknown) => {
-    await pool.stop();
-    throw error;
-  });
+  );
   for (const collector of collectors) collector.start();
   if (pool.isPool) pool.start();
   return {
