@@ -23,7 +23,7 @@
  * `secureBootRequired` and `consoleAllowed`.
  */
 import { z } from "zod";
-import { explainIssue } from "../manifests/issues.ts";
+import { explainIssue, isPlainFieldName } from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
 
@@ -275,7 +275,13 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, pre
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) lines.push(`${describePath([...path, key])}: unknown field`);
+      // Named only when they look like field names, as the shared formatter does (manifests/issues.ts).
+      const hidden = issue.keys.filter((key) => !isPlainFieldName(key)).length;
+      for (const key of issue.keys.filter(isPlainFieldName))
+        lines.push(`${describePath([...path, key])}: unknown field`);
+      if (hidden > 0) {
+        lines.push(`${describePath(path)}: ${hidden} unknown field(s) (names not shown: not plain identifiers)`);
+      }
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const typeMatched = issue.errors.filter(
         (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),

@@ -197,11 +197,16 @@ export function preview(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** A key that looks like a field name, so it may be shown (any other key may be a pasted secret). */
+export function isPlainFieldName(key: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(key);
+}
+
 /**
  * Field names as written when they look like field names (a typo of a known one is the usual
  * mistake); null otherwise, since a key used as a field name would be printed.
  */
 function fieldNames(keys: readonly string[]): string | null {
-  if (!keys.every((k) => /^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(k))) return null;
+  if (!keys.every(isPlainFieldName)) return null;
   return keys.slice(0, 8).join(", ") + (keys.length > 8 ? `, … (${keys.length} in all)` : "");
 }

@@ -96,6 +96,13 @@ describe("parseAttestationPolicy", () => {
     expect(error.message).toContain(message);
   });
 
+  it("names an unknown field only when it looks like a field name (a pasted secret as a key is not shown)", () => {
+    const error = errorOf({ ...base(), snp: { ...snp, "SECRET-k=abc": 1, typo: 1 } });
+    expect(error.message).toContain("snp.typo: unknown field");
+    expect(error.message).toContain("snp: 1 unknown field(s) (names not shown: not plain identifiers)");
+    expect(error.message).not.toContain("SECRET");
+  });
+
   it("lists every problem at once", () => {
     const error = errorOf({ ...without(base(), "version"), extra: 1, snp: { ...snp, smtAllowed: 1 } });
     expect(error.message).toContain("version: required field is missing");
