@@ -137,6 +137,11 @@ function fromClientError(error: ClientError): ProxyError {
       if (error.code === "BODY_TOO_LARGE") {
         return new ProxyError(413, "invalid_request_error", "request_too_large", error.message, null, false);
       }
+      // A redirect is not followed (the API key would go where the host points): a retry gets the
+      // same one; the proxy's --url is to change.
+      if (error.code === "HOST_REDIRECT") {
+        return new ProxyError(502, "api_error", code, error.message, null, false);
+      }
       const status: ContentfulStatusCode =
         error.code === "RATE_LIMITED"
           ? 429

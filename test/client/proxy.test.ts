@@ -302,6 +302,32 @@ describe("proxy: failures", () => {
     });
   }
 
+  it("a host's redirect (not followed) is a 502 host_redirect the openai SDKs do not retry", async () => {
+    const { fetchTransport } = await import("../../client/transport.ts");
+    const real = fetchTransport(fetch);
+    const { session } = await connectTo({
+      transport: (url, request) =>
+        url.endsWith("/sealed")
+          ? Promise.resolve({
+              status: 307,
+              header: (name: string) => (name.toLowerCase() === "location" ? "http://elsewhere.test/" : null),
+              body: [],
+              text: async () => "",
+            })
+          : real(url, request),
+    });
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const model = attestedModelId(session);
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(ask(model)),
+    });
+    expect(response.status).toBe(502);
+    expect(response.headers.get("x-should-retry")).toBe("false");
+    expect(await response.json()).toMatchObject({ error: { type: "api_error", code: "host_redirect" } });
+  });
+
   it("the host's 413 is a request_too_large the openai SDKs do not retry", async () => {
     const response = await chatWithHostAnswering(413, {
       code: "BODY_TOO_LARGE",
