@@ -16,6 +16,7 @@ import { registerManifestCommands } from "../../manifests/cli.ts";
 import { MANIFEST_BAD_INPUT_CODES, ManifestError } from "../../manifests/errors.ts";
 import { registerModelCommands } from "../../models/cli.ts";
 import { failedOnBadPath, isModelBadInput, ModelError } from "../../models/errors.ts";
+import { ClientError } from "../errors.ts";
 import { registerClientCommands } from "./commands.ts";
 import { formatCliError, UsageError, usageLine } from "./output.ts";
 
@@ -78,10 +79,7 @@ function isBadInput(error: unknown): boolean {
     // cause) or not permitted, as MODEL_IO is for the other model commands.
     return error.code === "MODEL_NOT_FOUND" && (error.cause === undefined || failedOnBadPath(error));
   }
-  // By shape: importing client/errors.ts here would load client code into every command.
-  return (
-    error instanceof Error && error.name === "ClientError" && (error as { kind?: unknown }).kind === "configuration"
-  );
+  return error instanceof ClientError && error.kind === "configuration";
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
