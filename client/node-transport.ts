@@ -50,7 +50,9 @@ function send(
       url.protocol === "https:"
         ? httpsRequest(url, { ...options, agent: agents.https })
         : httpRequest(url, { ...options, agent: agents.http });
-    const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    /** What an abort ends the request (before the headers) or the response (after) with. */
+    const abortReason = () => (signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    const onAbort = () => req.destroy(abortReason());
     // Socket inactivity, before the headers and between body chunks alike. After the headers the
     // body's iteration reports it (node gives it only a generic "aborted" error of its own).
     const state: { timedOut: HostTimeoutError | null } = { timedOut: null };
@@ -71,7 +73,7 @@ function send(
       // its socket with the abort's reason even after the response had been read to its end and the
       // socket handed back to the agent, where nothing listens for that error (the process crashed).
       signal?.removeEventListener("abort", onAbort);
-      const onAbortBody = () => res.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+      const onAbortBody = () => res.destroy(abortReason());
       signal?.addEventListener("abort", onAbortBody, { once: true });
       res.once("close", () => signal?.removeEventListener("abort", onAbortBody));
       resolve(response(res, state));
