@@ -21,12 +21,12 @@ import {
   type EvidenceType,
   parseDocumentEvidence,
   type TrustAnchors,
-  verifyDocumentEvidence,
 } from "../attestation/evidence.ts";
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
-import { issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
+import { endsAtInsecureSimulatorIntelRoot, issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
+import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
@@ -113,8 +113,7 @@ let withSimulator: TrustAnchors | undefined;
 
 /**
  * Trust anchors for a policy: the pinned AMD and Intel roots, plus the INSECURE simulator's roots
- * only when the policy says `trustSimulator: true`. The simulator module is loaded only then, and
- * by `isInsecureSimulatorEvidence` to name the refusal of a simulated TDX quote.
+ * only when the policy says `trustSimulator: true`. The simulator module is loaded only then.
  * The two possible results are each one object for the process, so remembered document
  * verifications (attestation/document.ts) can recognise them.
  */
@@ -145,34 +144,27 @@ async function anchorsWithSimulator(): Promise<TrustAnchors> {
 
 /**
  * Whether evidence refused under the pinned roots is the INSECURE simulator's: for SEV-SNP, its
- * VCEK was issued by the simulator's (Milan) ASK, checked against that certificate's bytes without
- * deriving the simulated hierarchy; for TDX, the quote verifies under the simulator's roots (EC keys,
- * cheap to derive). Only names a refusal: never a reason to accept. A build without the simulator
- * answers false for TDX.
+ * VCEK was issued by the simulator's (Milan) ASK; for TDX, the quote's PCK chain ends at the
+ * simulator's Intel root and its CA was issued by that root. Both are checked against certificate
+ * bytes kept in attestation/sim/names.ts, without loading the simulator (sim/anchors.ts) or
+ * deriving its keys, so a build without the simulator names them too. Only names a refusal: never
+ * a reason to accept.
  */
-export async function isInsecureSimulatorEvidence(
-  evidence: DocumentEvidence,
-  at: Date,
-  collateral: AttestationCollateral | null,
-): Promise<boolean> {
+export async function isInsecureSimulatorEvidence(evidence: DocumentEvidence): Promise<boolean> {
   try {
     if (evidence.type === "sev-snp") {
       return await issuedByInsecureSimulatorAsk(parseCertificate(base64url.decode(evidence.endorsementKey)));
     }
     if (evidence.type !== "tdx") return false;
-    return (await verifyDocumentEvidence(evidence, await anchorsWithSimulator(), at, collateral)).simulated;
+    return await endsAtInsecureSimulatorIntelRoot(parseTdxQuote(base64url.decode(evidence.quote)).pckChain);
   } catch {
     return false;
   }
 }
 
-async function isSimulatedDocument(
-  document: string,
-  at: Date,
-  collateral: AttestationCollateral | null,
-): Promise<boolean> {
+async function isSimulatedDocument(document: string): Promise<boolean> {
   const evidence = documentEvidence(document);
-  return evidence !== null && (await isInsecureSimulatorEvidence(evidence, at, collateral));
+  return evidence !== null && (await isInsecureSimulatorEvidence(evidence));
 }
 
 /** The evidence a document carries, unverified (null: none that parses), for naming a refusal. */
@@ -281,7 +273,7 @@ export async function verifyWithClientPolicy(
       error instanceof AttestationError &&
       error.code === "ROOT_NOT_TRUSTED" &&
       !policy.attestation.trustSimulator &&
-      (await isSimulatedDocument(document, at, collateral))
+      (await isSimulatedDocument(document))
     ) {
       throw new AttestationError(
         "appraise",

@@ -7,7 +7,7 @@ import { bytesEqual } from "../bytes.ts";
 import type { SnpProduct } from "../snp/parse.ts";
 import { type Certificate, verifySignature } from "../x509.ts";
 import { insecureSimulatorAnchors } from "./index.ts";
-import { namesInsecureSimulator as namesSimulator } from "./names.ts";
+import { isInsecureSimulatorIntelRoot, namesInsecureSimulator as namesSimulator } from "./names.ts";
 
 const HINT =
   ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
@@ -30,9 +30,7 @@ export async function snpSimulatorHint(
   return HINT;
 }
 
-/** For a PCK root that is the simulator's: its subject names the simulator AND it is the simulated root. */
+/** For a PCK root that is the simulator's, byte for byte (its bytes kept in names.ts: nothing derived). */
 export async function tdxSimulatorHint(root: Certificate): Promise<string> {
-  if (!namesSimulator(root.subject)) return "";
-  const simulated = insecureSimulatorAnchors().tdx[0];
-  return simulated !== undefined && bytesEqual(simulated.root.der, root.der) ? HINT : "";
+  return isInsecureSimulatorIntelRoot(root) ? HINT : "";
 }

@@ -39,7 +39,35 @@ export const INSECURE_SIMULATOR_MILAN_ASK_BASE64 = [
   "0ztw/NIJKN4OP07fxGPWtabWQOuxVj5PTXAe3JxVOWkenIowCiJvFQKadAOlQabXTg==",
 ].join("");
 
+/**
+ * The simulator's Intel SGX root CA (the default seed's; public), the root of every simulated PCK
+ * chain, kept as bytes so a simulated TDX quote is recognised without loading the simulator
+ * (attestation/sim/anchors.ts). test/attestation/sim-names.test.ts checks it is the derived one.
+ */
+export const INSECURE_SIMULATOR_INTEL_ROOT_BASE64 = [
+  "MIIC1TCCAnugAwIBAgIUT6Ngmt62ugRRQGTBds1/pTrFU2gwCgYIKoZIzj0EAwIwgZMxGjAYBgNVBAMMEUludGVsIFNHWCBS",
+  "b290IENBMR8wHQYDVQQLDBZTSU1VTEFURUQgLSBOT1QgU0VDVVJFMSQwIgYDVQQKDBtDbG9pc3RlciBJbnNlY3VyZSBTaW11",
+  "bGF0b3IxFDASBgNVBAcMC1NhbnRhIENsYXJhMQswCQYDVQQIDAJDQTELMAkGA1UEBhMCVVMwHhcNMjQwMTAxMDAwMDAwWhcN",
+  "NDkxMjMxMjM1OTU5WjCBkzEaMBgGA1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExHzAdBgNVBAsMFlNJTVVMQVRFRCAtIE5PVCBT",
+  "RUNVUkUxJDAiBgNVBAoMG0Nsb2lzdGVyIEluc2VjdXJlIFNpbXVsYXRvcjEUMBIGA1UEBwwLU2FudGEgQ2xhcmExCzAJBgNV",
+  "BAgMAkNBMQswCQYDVQQGEwJVUzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIm8g5JHXd6WEIjP6D5B9HcQsxQ+6zBhk6Q7",
+  "eP1s/wL2xps5DprtuWY7JjwE7Z/4GLCIOADlYkuxqe9vwa+zBFmjgaowgacwHwYDVR0jBBgwFoAUs0aPYOjKDeVLkTW0a6J5",
+  "0VBsJpUwQQYDVR0fBDowODA2oDSgMoYwaHR0cHM6Ly9zaW11bGF0b3IuaW52YWxpZC9zZ3gvSW50ZWxTR1hSb290Q0EuZGVy",
+  "MB0GA1UdDgQWBBSzRo9g6MoN5UuRNbRronnRUGwmlTAOBgNVHQ8BAf8EBAMCAAYwEgYDVR0TAQH/BAgwBgEB/wIBATAKBggq",
+  "hkjOPQQDAgNIADBFAiAnNxgpNCe9OZCUOiuOn7ASNgCfOvSoT0Y0ONOKbIOaCAIhANGKz4C/e/MRhkPj61nLUDpPe0ItTrkM",
+  "W971v+hPsfuA",
+].join("");
+
 let milanAsk: Certificate | undefined;
+let intelRoot: Uint8Array | undefined;
+
+/** Whether `issuer` issued `cert`: `cert` names it as issuer, and its signature verifies under its key. */
+async function issuedBy(issuer: Certificate, cert: Certificate): Promise<boolean> {
+  return (
+    bytesEqual(issuer.subjectDer, cert.issuerDer) &&
+    (await verifySignature(issuer.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))
+  );
+}
 
 /**
  * Whether `cert` (a VCEK) was issued by the INSECURE simulator's Milan ASK: its issuer names the
@@ -48,8 +76,23 @@ let milanAsk: Certificate | undefined;
 export async function issuedByInsecureSimulatorAsk(cert: Certificate): Promise<boolean> {
   if (!namesInsecureSimulator(cert.issuer)) return false;
   milanAsk ??= parseCertificate(base64ToBytes(INSECURE_SIMULATOR_MILAN_ASK_BASE64));
-  return (
-    bytesEqual(milanAsk.subjectDer, cert.issuerDer) &&
-    (await verifySignature(milanAsk.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))
-  );
+  return issuedBy(milanAsk, cert);
+}
+
+/** Whether `root` is, byte for byte, the INSECURE simulator's Intel root. Used only to name a refusal. */
+export function isInsecureSimulatorIntelRoot(root: Certificate): boolean {
+  intelRoot ??= base64ToBytes(INSECURE_SIMULATOR_INTEL_ROOT_BASE64);
+  return bytesEqual(intelRoot, root.der);
+}
+
+/**
+ * Whether a PCK chain (leaf, CA, root, as a TDX quote's certification data carries it) ends at the
+ * INSECURE simulator's Intel root: the root is that certificate, byte for byte, and the CA's
+ * signature verifies under it. Used only to name a refusal.
+ */
+export async function endsAtInsecureSimulatorIntelRoot(
+  chain: readonly [Certificate, Certificate, Certificate],
+): Promise<boolean> {
+  const [, ca, root] = chain;
+  return isInsecureSimulatorIntelRoot(root) && (await issuedBy(root, ca));
 }

@@ -77,7 +77,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   } catch (error) {
     // Say so when the evidence is the simulator's: the fix is a flag, not a broken deployment.
     if (options.allowSimulator !== true) {
-      if (await isInsecureSimulatorEvidence(evidence, at, collateral)) {
+      if (await isInsecureSimulatorEvidence(evidence)) {
         throw new ClientError(
           "attestation",
           "POLICY_INIT_SIMULATED",

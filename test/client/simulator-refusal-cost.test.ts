@@ -11,7 +11,7 @@ import { insecureSimulatedAmdHierarchy } from "../../attestation/sim/amd.ts";
 import { insecureSimulatorAnchors } from "../../attestation/sim/anchors.ts";
 import { simulateSnpReport } from "../../attestation/sim/snp-report.ts";
 import { isInsecureSimulatorEvidence } from "../../client/policy.ts";
-import { AT, MEASUREMENT, REPORT_DATA } from "../attestation/sim-helpers.ts";
+import { MEASUREMENT, REPORT_DATA } from "../attestation/sim-helpers.ts";
 
 vi.mock("../../attestation/sim/anchors.ts", async (importOriginal) => {
   const original = await importOriginal<typeof import("../../attestation/sim/anchors.ts")>();
@@ -26,13 +26,9 @@ describe("isInsecureSimulatorEvidence on SEV-SNP evidence", () => {
         report: base64url.encode(simulateSnpReport(hierarchy, { reportData: REPORT_DATA, measurement: MEASUREMENT })),
         endorsementKey: base64url.encode(hierarchy.vcek.certificate),
       });
-    expect(await isInsecureSimulatorEvidence(evidenceOf(insecureSimulatedAmdHierarchy()), AT, null)).toBe(true);
+    expect(await isInsecureSimulatorEvidence(evidenceOf(insecureSimulatedAmdHierarchy()))).toBe(true);
     expect(
-      await isInsecureSimulatorEvidence(
-        evidenceOf(insecureSimulatedAmdHierarchy("cloister-test-other-seed")),
-        AT,
-        null,
-      ),
+      await isInsecureSimulatorEvidence(evidenceOf(insecureSimulatedAmdHierarchy("cloister-test-other-seed"))),
     ).toBe(false);
     expect(vi.mocked(insecureSimulatorAnchors)).not.toHaveBeenCalled();
   }, 30_000);

@@ -15,7 +15,7 @@ import {
 } from "../../attestation/sim/index.ts";
 import { ClientError } from "../../client/errors.ts";
 import { isInsecureSimulatorEvidence } from "../../client/policy.ts";
-import { AT, MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "../attestation/sim-helpers.ts";
+import { MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "../attestation/sim-helpers.ts";
 import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -64,22 +64,18 @@ describe("isInsecureSimulatorEvidence", () => {
   });
 
   it("is true for SEV-SNP and TDX evidence of the simulator's default roots", async () => {
-    expect(
-      await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy())), AT, null),
-    ).toBe(true);
-    expect(
-      await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy())), AT, null),
-    ).toBe(true);
+    expect(await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy())))).toBe(true);
+    expect(await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy())))).toBe(true);
   });
 
   it("is false for a look-alike chain: the simulator's names, another seed's keys", async () => {
     const seed = "cloister-test-other-seed";
-    expect(
-      await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy(seed))), AT, null),
-    ).toBe(false);
-    expect(
-      await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy(seed))), AT, null),
-    ).toBe(false);
+    expect(await isInsecureSimulatorEvidence(documentWith(snpEvidence(insecureSimulatedAmdHierarchy(seed))))).toBe(
+      false,
+    );
+    expect(await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy(seed))))).toBe(
+      false,
+    );
   }, 30_000);
 
   it("is false for genuine hardware evidence, and for what is not evidence", async () => {
@@ -88,15 +84,15 @@ describe("isInsecureSimulatorEvidence", () => {
       report: base64url.encode(read("snp/milan-gcp-v5-report.bin")),
       endorsementKey: base64url.encode(pemToDer(read("snp/milan-gcp-v5-vcek.pem"))),
     });
-    expect(await isInsecureSimulatorEvidence(genuine, new Date("2026-01-01T00:00:00Z"), null)).toBe(false);
+    expect(await isInsecureSimulatorEvidence(genuine)).toBe(false);
     const quote = documentWith({ type: "tdx", quote: base64url.encode(read("tdx/quote-v4-trustee.bin")) });
-    expect(await isInsecureSimulatorEvidence(quote, new Date("2023-07-01T00:00:00Z"), null)).toBe(false);
+    expect(await isInsecureSimulatorEvidence(quote)).toBe(false);
     for (const junk of [
       documentWith({ type: "azure-snp", evidence: "AAAA" }),
       documentWith({ type: "sev-snp", report: "AAAA", endorsementKey: "AAAA" }),
       documentWith({ type: "tdx", quote: "AAAA" }),
     ]) {
-      expect(await isInsecureSimulatorEvidence(junk, AT, null)).toBe(false);
+      expect(await isInsecureSimulatorEvidence(junk)).toBe(false);
     }
   });
 });
