@@ -14,6 +14,7 @@ import {
   type VerifiedManifestSummary,
   verifyAttestationDocument,
 } from "../attestation/document.ts";
+import { unverifiedDocumentPayload } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import {
   type DocumentEvidence,
@@ -170,9 +171,7 @@ async function isSimulatedDocument(document: string): Promise<boolean> {
 /** The evidence a document carries, unverified (null: none that parses), for naming a refusal. */
 function documentEvidence(document: string): DocumentEvidence | null {
   try {
-    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? ""))) as {
-      evidence?: unknown;
-    };
+    const payload = unverifiedDocumentPayload(document) as { evidence?: unknown };
     return parseDocumentEvidence(payload.evidence);
   } catch {
     return null;

@@ -6,10 +6,11 @@
  * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
  */
 import { readFile } from "node:fs/promises";
-import { base64url, type JWK } from "jose";
+import type { JWK } from "jose";
 import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
+import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
@@ -60,7 +61,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   //    only when asked): nothing is pinned from evidence that does not verify.
   let payload: { evidence?: unknown; manifest?: unknown };
   try {
-    payload = JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? "")));
+    payload = unverifiedDocumentPayload(document) as typeof payload;
   } catch (error) {
     throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: payload is not JSON", {
       cause: error,
