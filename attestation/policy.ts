@@ -321,13 +321,14 @@ export function parseAttestationPolicy(input: unknown): AttestationPolicy {
       throw new ConfigurationError("POLICY_INVALID", "attestation policy: not valid JSON", { cause: error });
     }
   }
+  // reportInput: isMissing tells an absent field by the issue's input. The issues stay here.
   const result = AttestationPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
     const problems = describeIssues(result.error.issues, value, []);
     const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";
-    throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`, {
-      cause: result.error,
-    });
+    // No cause: the issues hold the input (values, and the names of unknown fields), which may be
+    // misplaced secrets; the message lists every problem.
+    throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`);
   }
   return result.data;
 }

@@ -1,4 +1,5 @@
 /** The attestation policy schema: strict, every field required, skips explicit, errors name the path. */
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../attestation/errors.ts";
 import { parseAttestationPolicy } from "../../attestation/policy.ts";
@@ -101,6 +102,22 @@ describe("parseAttestationPolicy", () => {
     expect(error.message).toContain("snp.typo: unknown field");
     expect(error.message).toContain("snp: 1 unknown field(s) (names not shown: not plain identifiers)");
     expect(error.message).not.toContain("SECRET");
+  });
+
+  it("keeps no input in the error, its cause included: a misplaced secret is never printed by inspecting it", () => {
+    const secret = "sk-live-0123456789abcdefSECRET";
+    for (const [input, message] of [
+      [{ ...base(), trustSimulator: secret }, "trustSimulator: expected boolean, found a string of 30 characters"],
+      [{ ...base(), snp: { ...snp, hostData: secret } }, "snp.hostData: expected 32 bytes as 64 hex digits"],
+      [{ ...base(), tdx: { ...tdx, apiKey: secret } }, "tdx.apiKey: unknown field"],
+      [{ ...base(), [secret]: 1 }, "(policy): 1 unknown field(s) (names not shown: not plain identifiers)"],
+    ] as const) {
+      const error = errorOf(input);
+      expect(error.message).toContain(message);
+      expect(inspect(error, { depth: 10 })).not.toContain(secret);
+      // From JSON text too.
+      expect(inspect(errorOf(JSON.stringify(input)), { depth: 10 })).not.toContain(secret);
+    }
   });
 
   it("lists every problem at once", () => {

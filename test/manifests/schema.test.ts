@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { ManifestSchemaError } from "../../manifests/errors.ts";
@@ -210,6 +211,13 @@ describe("manifest schema", () => {
   it("lists every violation at once", () => {
     const error = schemaError(devManifestRaw({ service: { name: "Bad Name" }, model: { sizeBytes: -1 }, extra: 1 }));
     expect(error.issues.map((i) => i.path).sort()).toEqual(["extra", "model.sizeBytes", "service.name"]);
+  });
+
+  it("keeps no zod issue (which would hold the input) in the error: an unknown field's value is not printed", () => {
+    const secret = "sk-live-0123456789abcdefSECRET";
+    const error = schemaError(devManifestRaw({ service: { apiKey: secret } }));
+    expect(error.message).toBe("manifest field service.apiKey: expected no such field, found one");
+    expect(inspect(error, { depth: 10 })).not.toContain(secret);
   });
 
   it("shows a refinement's offending value as found, once, not the whole object it refined", () => {
