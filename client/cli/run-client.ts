@@ -54,9 +54,19 @@ export async function readApiKey(file: string | undefined, url: string): Promise
 
 /** The client policy in the file `--policy` names; a policy error names the file (never its content). */
 export async function readPolicy(path: string): Promise<ClientPolicy> {
+  return (await readPolicyFile(path)).policy;
+}
+
+/**
+ * readPolicy, with the file's JSON as well: what `cloister web` puts into its page (which parses it
+ * again), so that it reports a bad policy file as the other commands do.
+ */
+export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
   const text = await readOptionFile(path, "--policy");
   try {
-    return parseClientPolicy(text);
+    const policy = parseClientPolicy(text);
+    // parseClientPolicy has just parsed the same text: this cannot throw.
+    return { json: JSON.parse(text) as unknown, policy };
   } catch (error) {
     if (!(error instanceof ClientError)) throw error;
     // Not JSON at all (a wrong file): say what is expected.

@@ -2,13 +2,13 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
-import { ClientError } from "../errors.ts";
-import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
+import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
-import { loopbackListenError, readOptionFile, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { readPolicyFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
 /**
@@ -40,28 +40,11 @@ export async function hostAllowsOrigin(
   }
 }
 
-/** The policy file as JSON (what the page gets) and parsed (checked here, before it is served). */
-async function readPolicy(file: string): Promise<{ json: unknown; policy: ClientPolicy }> {
-  const text = await readOptionFile(file, "--policy");
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`--policy: "${file}" is not JSON`);
-  }
-  try {
-    return { json, policy: parseClientPolicy(json) }; // the page parses it again
-  } catch (error) {
-    if (error instanceof ClientError) throw new UsageError(`--policy: ${error.message}`);
-    throw error;
-  }
-}
-
 export async function runWeb(options: WebCommandOptions): Promise<void> {
   // The SDK's own check, as for the other commands: http(s), no user name or password (refused,
   // never repeated), so the URL printed here and put into the page carries no secret.
   const hostUrl = parseHostUrl(options.url).href.replace(/\/+$/, "");
-  const { json: policy, policy: parsed } = await readPolicy(options.policy);
+  const { json: policy, policy: parsed } = await readPolicyFile(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });
   const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {

@@ -77,6 +77,21 @@ describe("a --policy file that is not a policy is named, its content never shown
     expect(result.stderr).not.toContain("secret-content");
   });
 
+  it("web, in the same words and with the same exit code as attest (not JSON, or JSON that is not a policy)", async () => {
+    const notPolicy = join(dir, "not-policy.json");
+    await writeFile(notPolicy, JSON.stringify({ secret: "secret-content" }));
+    for (const file of [notJson, notPolicy]) {
+      const web = await run(["web", "--url", "http://127.0.0.1:9", "--policy", file, "--port", "0"]);
+      const attest = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", file]);
+      expect(web, file).toEqual(attest);
+      expect(web.code, file).toBe(2);
+      expect(web.stderr.startsWith(`cloister: POLICY_INVALID: --policy "${file}": client policy: `), web.stderr).toBe(
+        true,
+      );
+      expect(web.stderr).not.toContain("secret-content");
+    }
+  });
+
   it("verify-evidence", async () => {
     const result = await run([
       "verify-evidence",
