@@ -245,11 +245,14 @@ const UNRESOLVED_NAME = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONA
  * Bad input (a UsageError naming the option at fault) for a server that cannot listen where its
  * options say (enclave/http.ts ListenError, told by its name: importing http.ts would load the
  * server code into every command): the port (--port) when it is taken or not
- * permitted; the address (`listen`, default --listen; null for a server with no such option) when it
- * does not resolve or is not this machine's. Any other error, or failure to listen (EMFILE…), is
- * returned as it is.
+ * permitted; the address (--listen) when it does not resolve or is not this machine's, unless
+ * `hasListenOption` is false (a server that listens on loopback only, which has no such option). Any
+ * other error, or failure to listen (EMFILE…), is returned as it is.
  */
-export function listenUsageError(error: unknown, options: { readonly listen?: string | null } = {}): unknown {
+export function listenUsageError(
+  error: unknown,
+  { hasListenOption = true }: { hasListenOption?: boolean } = {},
+): unknown {
   if (!(error instanceof Error) || error.name !== "ListenError") return error;
   const { code, hostname, address, port } = error as Error & {
     code: string;
@@ -258,7 +261,7 @@ export function listenUsageError(error: unknown, options: { readonly listen?: st
     port: number;
   };
   const portOption = "--port";
-  const listenOption = options.listen === undefined ? "--listen" : options.listen;
+  const listenOption = "--listen";
   if (code === "EADDRINUSE") {
     return new UsageError(
       `${portOption} ${port}: cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another ${portOption}`,
@@ -269,7 +272,7 @@ export function listenUsageError(error: unknown, options: { readonly listen?: st
       `${portOption} ${port}: cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`,
     );
   }
-  if (listenOption === null) return error;
+  if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
     return new UsageError(
       `${listenOption} ${hostname}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
@@ -297,7 +300,7 @@ export function loopbackListenError(error: unknown): unknown {
       `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
     );
   }
-  return listenUsageError(error, { listen: null });
+  return listenUsageError(error, { hasListenOption: false });
 }
 
 /** The text of a file an option names, or a UsageError naming the option, the file and the errno code. */
