@@ -54,6 +54,11 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** A host name or IP address as it is written before `:port`, in a URL or a message: an IPv6 address in brackets. */
+function bracketIpv6(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
 /**
  * A server that could not listen on `hostname:port`: `code` is the cause's (EADDRINUSE: the port is
  * taken; EACCES: not permitted; ENOTFOUND, EAI_AGAIN: a name that does not resolve;
@@ -70,7 +75,7 @@ export class ListenError extends Error {
 
   constructor(hostname: string, port: number, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException | null)?.code ?? "error";
-    const address = hostname.includes(":") ? `[${hostname}]` : hostname;
+    const address = bracketIpv6(hostname);
     super(`cannot listen on ${address}:${port} (${code})`, { cause });
     this.name = "ListenError";
     this.code = code;
@@ -113,7 +118,7 @@ function listenWith(
     const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, listener);
     server.listen(port, hostname, () => {
       const info = server.address() as AddressInfo;
-      const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${info.port}`;
+      const url = `http://${bracketIpv6(hostname)}:${info.port}`;
       const running: RunningServer = {
         url,
         port: info.port,
