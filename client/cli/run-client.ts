@@ -182,10 +182,12 @@ function auditJson(audit: AuditReference | null): { requestIdHash: string; openi
   return audit === null ? null : { requestIdHash: audit.requestIdHash, opening: audit.opening };
 }
 
+/** Streams the answer to `messages`, as text to `answers` or (`json`) as one JSON object on standard output. */
 async function streamAnswer(
   session: Session,
   messages: ChatMessage[],
   options: { maxTokens?: number; seed?: number; json?: boolean },
+  answers: NodeJS.WritableStream = process.stdout,
 ): Promise<string> {
   let text = "";
   const generation = {
@@ -197,7 +199,7 @@ async function streamAnswer(
     for await (const event of session.chat(messages, generation)) {
       if (event.type === "text") {
         text += event.text;
-        if (options.json !== true) process.stdout.write(event.text);
+        if (options.json !== true) answers.write(event.text);
       } else if (options.json === true) {
         printJson({
           text,
@@ -211,7 +213,7 @@ async function streamAnswer(
           signingKey: signingKey(),
         });
       } else {
-        process.stdout.write("\n");
+        answers.write("\n");
       }
     }
   } catch (error) {
@@ -345,6 +347,16 @@ export async function runChat(
   });
 }
 
+/** Where chat's interactive session reads and writes (the CLI's: standard input, error and output). */
+export interface ChatIo {
+  /** The lines typed. */
+  readonly input: NodeJS.ReadableStream;
+  /** The prompt ("you> ") and the session's notices (a line not sent, a turn not answered…). */
+  readonly output: NodeJS.WritableStream;
+  /** The enclave's answers ("enclave> …"). */
+  readonly answers: NodeJS.WritableStream;
+}
+
 /**
  * Chat's interactive session (standard input a terminal, no prompt given): each line typed is a
  * user message, sent with the conversation so far; an empty line or the end of input (Ctrl-D) ends
@@ -359,19 +371,17 @@ export async function chatInteractively(
   session: Session,
   // Text only (no --json): a turn's failure must reach the loop, which decides whether it goes on.
   options: { maxTokens?: number; seed?: number },
-  io: { readonly input: NodeJS.ReadableStream; readonly output: NodeJS.WritableStream } = {
-    input: process.stdin,
-    output: process.stderr,
-  },
+  io: ChatIo = { input: process.stdin, output: process.stderr, answers: process.stdout },
 ): Promise<void> {
-  const rl = createInterface({ ...io, prompt: "you> " });
+  const { output, answers } = io;
+  const rl = createInterface({ input: io.input, output, prompt: "you> " });
   // Buffered: a line typed while an answer streams is read after it, not lost.
   const lines = rl[Symbol.asyncIterator]();
   const history: ChatMessage[] = [];
   let toldTrimmed = false;
   const dropOldestExchange = (why: string) => {
     history.splice(0, history.length > 2 && history[1]?.role === "assistant" ? 2 : 1);
-    if (!toldTrimmed) process.stderr.write(`cloister: ${why}: the oldest exchanges are no longer sent\n`);
+    if (!toldTrimmed) output.write(`cloister: ${why}: the oldest exchanges are no longer sent\n`);
     toldTrimmed = true;
   };
   try {
@@ -385,7 +395,7 @@ export async function chatInteractively(
         refuseLongPrompt(line, "chat: the line typed");
       } catch (error) {
         if (!(error instanceof UsageError)) throw error;
-        process.stderr.write(`${formatCliError(error)}; not sent: type a shorter one (an empty line ends)\n`);
+        output.write(`${formatCliError(error)}; not sent: type a shorter one (an empty line ends)\n`);
         continue;
       }
       history.push({ role: "user", content: line });
@@ -393,13 +403,13 @@ export async function chatInteractively(
         dropOldestExchange(`a chat request holds at most ${REQUEST_LIMITS.maxMessages} messages`);
       }
       for (;;) {
-        process.stdout.write("enclave> ");
+        answers.write("enclave> ");
         try {
-          history.push({ role: "assistant", content: await streamAnswer(session, history, options) });
+          history.push({ role: "assistant", content: await streamAnswer(session, history, options, answers) });
           break;
         } catch (error) {
           if (!(error instanceof ClientError)) throw error;
-          process.stdout.write("\n");
+          answers.write("\n");
           // The engine's own refusal (authenticated): the conversation outgrew the model's context.
           if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave" && history.length > 1) {
             dropOldestExchange("the conversation is longer than the model's context");
@@ -424,9 +434,7 @@ export async function chatInteractively(
             error.code === "BODY_TOO_LARGE"
               ? " (the conversation is over the host's request limit: start a new one)"
               : "";
-          process.stderr.write(
-            `${formatCliError(error)}; not answered${hint}: the session goes on (an empty line ends)\n`,
-          );
+          output.write(`${formatCliError(error)}; not answered${hint}: the session goes on (an empty line ends)\n`);
           break;
         }
       }

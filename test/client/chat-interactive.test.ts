@@ -5,33 +5,52 @@
  */
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { chatInteractively } from "../../client/cli/run-client.ts";
+import { type ChatIo, chatInteractively } from "../../client/cli/run-client.ts";
 import { ClientError } from "../../client/errors.ts";
 import type { ChatEvent, ChatMessage, Session } from "../../client/sdk.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { capturedOutput } from "../helpers/cli-in-process.ts";
 import { closeServers, connectTo } from "./helpers.ts";
 
-const output = capturedOutput();
+/** Caught only to check that the session writes nothing there: all it writes goes to its io. */
+const processOutput = capturedOutput();
 
 afterEach(async () => {
+  expect(processOutput).toMatchObject({ stdout: "", stderr: "" });
   await closeServers();
 });
 
-/** A terminal's user: types the next of `lines` each time the session asks; none left, Ctrl-D. */
-function typist(lines: string[]): { input: PassThrough; output: Writable } {
-  const input = new PassThrough();
-  const output = new Writable({
+/** What a session wrote to its io: its notices (the prompts "you> " left out) and its answers. */
+interface Written {
+  notices: string;
+  answers: string;
+}
+
+/** A stream that appends what is written to it to `written[field]`, the prompt "you> " left out (onPrompt runs instead). */
+function collector(written: Written, field: keyof Written, onPrompt: () => void = () => {}): Writable {
+  return new Writable({
     write(chunk, _encoding, done) {
-      if (String(chunk).includes("you> ")) {
-        const next = lines.shift();
-        if (next === undefined) input.end();
-        else input.write(`${next}\n`);
-      }
+      const text = String(chunk);
+      written[field] += text.replaceAll("you> ", "");
+      if (text.includes("you> ")) onPrompt();
       done();
     },
   });
-  return { input, output };
+}
+
+/**
+ * A terminal's user: types the next of `lines` each time the session asks; none left, Ctrl-D.
+ * `written` fills as the session writes.
+ */
+function typist(lines: string[]): { io: ChatIo; written: Written } {
+  const input = new PassThrough();
+  const written: Written = { notices: "", answers: "" };
+  const output = collector(written, "notices", () => {
+    const next = lines.shift();
+    if (next === undefined) input.end();
+    else input.write(`${next}\n`);
+  });
+  return { io: { input, output, answers: collector(written, "answers") }, written };
 }
 
 /** A session whose chat requests are recorded as sent (role:content), then sent for real. */
@@ -51,33 +70,36 @@ describe("cloister chat, interactive", () => {
 
   it("sends each line with the conversation so far, and ends at an empty line", async () => {
     const { session, sent } = await recordedSession();
-    await chatInteractively(session, {}, typist(["hello", "again", ""]));
+    const { io, written } = typist(["hello", "again", ""]);
+    await chatInteractively(session, {}, io);
     expect(sent).toEqual([["user:hello"], ["user:hello", "assistant:ok", "user:again"]]);
-    expect(output.stdout).toBe("enclave> ok\nenclave> ok\n");
-    expect(output.stderr).toBe("");
+    expect(written.answers).toBe("enclave> ok\nenclave> ok\n");
+    expect(written.notices).toBe("");
   });
 
   it("refuses a line longer than one message may be, naming the limit and its length, never its content; the session goes on", async () => {
     const { session, paths, sent } = await recordedSession();
     const secret = "my password is hunter2 ";
     const tooLong = secret.repeat(Math.ceil((max + 1) / secret.length)).slice(0, max + 1);
-    await chatInteractively(session, {}, typist(["hello", tooLong, "again", ""]));
-    expect(output.stderr).toBe(
+    const { io, written } = typist(["hello", tooLong, "again", ""]);
+    await chatInteractively(session, {}, io);
+    expect(written.notices).toBe(
       `cloister: USAGE: chat: the line typed: expected a prompt of at most ${max} characters (UTF-16 code units), found ${max + 1}; not sent: type a shorter one (an empty line ends)\n`,
     );
     // Not sent, and not kept in the conversation the next line is sent with.
     expect(sent).toEqual([["user:hello"], ["user:hello", "assistant:ok", "user:again"]]);
     expect(paths.filter((p) => p !== "/attestation" && p !== "/attestation/challenge")).toHaveLength(2);
-    expect(output.stdout).toBe("enclave> ok\nenclave> ok\n");
+    expect(written.answers).toBe("enclave> ok\nenclave> ok\n");
   });
 
   it("sends a line of exactly the limit", async () => {
     // No pattern rule: it would refuse a prompt this long (fail-closed), which is not this test's.
     const { session, sent } = await recordedSession({ overrides: { requestPolicy: { rules: [] } } });
-    await chatInteractively(session, {}, typist(["a".repeat(max), ""]));
+    const { io, written } = typist(["a".repeat(max), ""]);
+    await chatInteractively(session, {}, io);
     expect(sent.map((messages) => messages.map((m) => m.length))).toEqual([["user:".length + max]]);
-    expect(output.stdout).toBe("enclave> ok\n");
-    expect(output.stderr).toBe("");
+    expect(written.answers).toBe("enclave> ok\n");
+    expect(written.notices).toBe("");
   });
 
   /** `session`, whose chat throws what `refuse` returns for the messages (null: the real answer). */
@@ -107,7 +129,8 @@ describe("cloister chat, interactive", () => {
       },
     );
     refusing(session, sent, (messages) => (messages.length > 3 ? tooLong : null));
-    await chatInteractively(session, {}, typist(["one", "two", "three", "four", ""]));
+    const { io, written } = typist(["one", "two", "three", "four", ""]);
+    await chatInteractively(session, {}, io);
     expect(sent).toEqual([
       ["user:one"],
       ["user:one", "assistant:ok", "user:two"],
@@ -116,7 +139,7 @@ describe("cloister chat, interactive", () => {
       ["user:two", "assistant:ok", "user:three", "assistant:ok", "user:four"],
       ["user:three", "assistant:ok", "user:four"],
     ]);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       "cloister: the conversation is longer than the model's context: the oldest exchanges are no longer sent\n",
     );
   });
@@ -129,9 +152,10 @@ describe("cloister chat, interactive", () => {
         ? new ClientError("configuration", "REQUEST_TOO_LARGE", "request size: expected a ciphertext of at most …")
         : null,
     );
-    await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
+    const { io, written } = typist(["one", "two", "three", ""]);
+    await chatInteractively(session, {}, io);
     expect(sent.at(-1)).toEqual(["user:two", "assistant:ok", "user:three"]);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       "cloister: the conversation is larger than one request may be: the oldest exchanges are no longer sent\n",
     );
   });
@@ -145,14 +169,15 @@ describe("cloister chat, interactive", () => {
       new ClientError("transport", "REQUEST_TOO_LARGE", "/v1/sealed: HTTP 413 REQUEST_TOO_LARGE", { origin: "host" }),
     ];
     refusing(session, sent, (messages) => (messages.length > 1 ? (claims.shift() ?? null) : null));
-    await chatInteractively(session, {}, typist(["one", "two", "three", "four", ""]));
+    const { io, written } = typist(["one", "two", "three", "four", ""]);
+    await chatInteractively(session, {}, io);
     expect(sent).toEqual([
       ["user:one"],
       ["user:one", "assistant:ok", "user:two"],
       ["user:one", "assistant:ok", "user:three"],
       ["user:one", "assistant:ok", "user:four"],
     ]);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       [
         "cloister: BODY_TOO_LARGE: /v1/sealed: HTTP 413 BODY_TOO_LARGE; not answered (the conversation is over the host's request limit: start a new one): the session goes on (an empty line ends)",
         "cloister: REQUEST_TOO_LARGE: /v1/sealed: HTTP 413 REQUEST_TOO_LARGE; not answered: the session goes on (an empty line ends)",
@@ -166,13 +191,14 @@ describe("cloister chat, interactive", () => {
     const sent: string[][] = [];
     const claimed = new ClientError("transport", "PROMPT_TOO_LONG", "host refused the request: PROMPT_TOO_LONG");
     refusing(session, sent, (messages) => (messages.length > 1 ? claimed : null));
-    await chatInteractively(session, {}, typist(["one", "two", "three", ""]));
+    const { io, written } = typist(["one", "two", "three", ""]);
+    await chatInteractively(session, {}, io);
     expect(sent).toEqual([
       ["user:one"],
       ["user:one", "assistant:ok", "user:two"],
       ["user:one", "assistant:ok", "user:three"],
     ]);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       "cloister: PROMPT_TOO_LONG: host refused the request: PROMPT_TOO_LONG; not answered: the session goes on (an empty line ends)\n".repeat(
         2,
       ),
@@ -190,9 +216,8 @@ describe("cloister chat, interactive", () => {
         return new ClientError("integrity", "FRAME_TAMPERED", "response integrity: frame 0 does not open");
       return null;
     });
-    await expect(
-      chatInteractively(session, {}, typist(["hello", "blocked", "again", "tampered", "never", ""])),
-    ).rejects.toMatchObject({
+    const { io, written } = typist(["hello", "blocked", "again", "tampered", "never", ""]);
+    await expect(chatInteractively(session, {}, io)).rejects.toMatchObject({
       code: "FRAME_TAMPERED",
     });
     expect(sent).toEqual([
@@ -201,7 +226,7 @@ describe("cloister chat, interactive", () => {
       ["user:hello", "assistant:ok", "user:again"],
       ["user:hello", "assistant:ok", "user:again", "assistant:ok", "user:tampered"],
     ]);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       "cloister: POLICY_BLOCKED: enclave refused or failed the request: POLICY_BLOCKED; not answered: the session goes on (an empty line ends)\n",
     );
   });
@@ -210,7 +235,7 @@ describe("cloister chat, interactive", () => {
     const { session, sent } = await recordedSession();
     const input = new PassThrough();
     input.write("one\ntwo\nthree\n\n");
-    await chatInteractively(session, {}, { input, output: new PassThrough() });
+    await chatInteractively(session, {}, { input, output: new PassThrough(), answers: new PassThrough() });
     expect(sent).toEqual([
       ["user:one"],
       ["user:one", "assistant:ok", "user:two"],
@@ -222,7 +247,7 @@ describe("cloister chat, interactive", () => {
     const { session, sent } = await recordedSession();
     const input = new PassThrough();
     input.end("one\n");
-    await chatInteractively(session, {}, { input, output: new PassThrough() });
+    await chatInteractively(session, {}, { input, output: new PassThrough(), answers: new PassThrough() });
     expect(sent).toEqual([["user:one"]]);
   });
 
@@ -237,11 +262,12 @@ describe("cloister chat, interactive", () => {
     });
     const turns = REQUEST_LIMITS.maxMessages / 2 + 2;
     const lines = Array.from({ length: turns }, (_, i) => `line ${i}`);
-    await chatInteractively(session, {}, typist([...lines, ""]));
+    const { io, written } = typist([...lines, ""]);
+    await chatInteractively(session, {}, io);
     expect(sent.slice(0, 2)).toEqual([1, 3]);
     expect(Math.max(...sent)).toBe(REQUEST_LIMITS.maxMessages - 1);
     expect(sent.at(-1)).toBe(REQUEST_LIMITS.maxMessages - 1);
-    expect(output.stderr).toBe(
+    expect(written.notices).toBe(
       `cloister: a chat request holds at most ${REQUEST_LIMITS.maxMessages} messages: the oldest exchanges are no longer sent\n`,
     );
   });
