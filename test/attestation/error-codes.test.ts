@@ -1,8 +1,8 @@
 /**
  * Every error code the verifiers can throw — attestation/ (without the simulator, which only makes
- * test evidence) and sealed/ — is named by some test under test/. A check whose code no test names
- * can be deleted, or turned into `if (false)`, and every test still passes; this file fails instead,
- * naming the code. A code that no test can reach is listed in UNREACHABLE with the reason.
+ * test evidence) and sealed/ — is named by some test under test/, in its code (a comment does not
+ * count: withoutComments). A check whose code no test names can be deleted, or turned into
+ * `if (false)`, and every test still passes; this file fails instead, naming the code. A code that no test can reach is listed in UNREACHABLE with the reason.
  *
  * A code is any upper-case identifier string literal in those sources (`"TDX_QE_DEBUG"`), except the
  * report-field names the parsers pass to their byte readers as labels (`r.u8(O.CURRENT_BUILD,
@@ -59,10 +59,58 @@ function verifierCodes(): Map<string, string[]> {
   return codes;
 }
 
-/** The text of every test file (not this one, whose list names codes no test reaches). */
+/**
+ * `source` without its comments (`// …` and `/* … *\/`), each replaced by a space: a code a test
+ * names only in a comment is not tested. String, template and regular-expression literals are kept
+ * whole (`"http://…"` holds no comment). A `/` is taken for a regular expression where an operand
+ * is expected (after one of `(,=:[!&|?{};>` or at the start); a string or regular expression ends
+ * at its line's end at the latest, so a misread costs a line, never the rest of the file (and
+ * can only leave a code out, making this check stricter, never looser).
+ */
+function withoutComments(source: string): string {
+  const OPERAND_BEFORE = /(?:^\s*|[(,=:[!&|?{};>]\s*)$/;
+  let out = "";
+  let i = 0;
+  /** Copies the literal that starts at i and ends at `close` (not escaped), or at the line's end. */
+  const literal = (close: string, multiline: boolean) => {
+    let inClass = false;
+    let j = i + 1;
+    for (; j < source.length; j++) {
+      const c = source[j];
+      if (c === "\\") j++;
+      else if (c === "\n" && !multiline) break;
+      else if (close === "/" && (c === "[" || c === "]")) inClass = c === "[";
+      else if (c === close && !inClass) break;
+    }
+    out += source.slice(i, j + 1);
+    i = j + 1;
+  };
+  while (i < source.length) {
+    const c = source[i] as string;
+    const next = source[i + 1];
+    if (c === "/" && next === "/") {
+      const end = source.indexOf("\n", i);
+      i = end === -1 ? source.length : end;
+      out += " ";
+    } else if (c === "/" && next === "*") {
+      const end = source.indexOf("*/", i + 2);
+      i = end === -1 ? source.length : end + 2;
+      out += " ";
+    } else if (c === '"' || c === "'") literal(c, false);
+    else if (c === "`") literal(c, true);
+    else if (c === "/" && OPERAND_BEFORE.test(out.slice(-200))) literal(c, false);
+    else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** The text of every test file without its comments (not this file, whose list names codes no test reaches). */
 const testText = tsFiles(join(ROOT, "test"))
   .filter((file) => file !== THIS_FILE)
-  .map((file) => readFileSync(file, "utf8"))
+  .map((file) => withoutComments(readFileSync(file, "utf8")))
   .join("\n");
 const namedByTests = (code: string) => new RegExp(`\\b${code}\\b`).test(testText);
 
@@ -76,6 +124,25 @@ describe("error codes of the verifiers", () => {
     }
     for (const label of ["CURRENT_BUILD", "SIGNATURE_ALGO", "TEE_TCB_SVN2"])
       expect(codes.has(label), label).toBe(false);
+  });
+
+  it("counts a code named in a test's code, not one named only in a comment", () => {
+    const source = [
+      "// CODE_IN_LINE_COMMENT",
+      "/** CODE_IN_BLOCK",
+      " * COMMENT */ f(); /* CODE_AFTER */",
+      'expect(x).toBe("CODE_IN_STRING"); // CODE_TRAILING',
+      'fetch("http://127.0.0.1/CODE_AFTER_URL");',
+      "const t = `//CODE_IN_TEMPLATE\n//STILL_IN_TEMPLATE`;",
+      'expect(y).toMatch(/"\\/\\/CODE_IN_REGEX/); const z = a / b; // CODE_AFTER_DIVISION',
+      "KEPT_AFTER_ALL",
+    ].join("\n");
+    const kept = withoutComments(source);
+    const inCode = ["CODE_IN_STRING", "CODE_AFTER_URL", "CODE_IN_TEMPLATE", "STILL_IN_TEMPLATE", "CODE_IN_REGEX"];
+    for (const code of [...inCode, "KEPT_AFTER_ALL"]) expect(kept, code).toContain(code);
+    for (const code of ["CODE_IN_LINE_COMMENT", "CODE_IN_BLOCK", "COMMENT", "CODE_AFTER", "CODE_TRAILING"])
+      expect(kept, code).not.toMatch(new RegExp(`\\b${code}\\b`));
+    expect(kept).not.toContain("CODE_AFTER_DIVISION");
   });
 
   it("are each named by a test, or listed as unreachable with a reason", () => {
