@@ -295,13 +295,24 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
         );
       }
     }
+    // A status from TCB info alone is the platform's only: it says nothing of the quoting enclave
+    // (QE identity) or of a revoked PCK chain (CRLs), so it meets no accepted status; the wire
+    // collateral carries all three (attestation/collateral.ts), verify-evidence --collateral DIR may not.
     const status = evidence.tcbStatus;
-    if (status === null || !accepted.includes(status)) {
+    const unchecked = [
+      ...(evidence.qeIdentity === null ? ["QE identity not checked"] : []),
+      ...(evidence.revocationChecked ? [] : ["revocation not checked"]),
+    ];
+    if (status === null || !accepted.includes(status) || unchecked.length > 0) {
       push(
         "tcbStatus",
         "TDX_TCB_STATUS_NOT_ACCEPTED",
-        `one of [${accepted.join(", ")}]`,
-        status ?? "unknown (no TCB info collateral was verified)",
+        `one of [${accepted.join(", ")}], with QE identity and revocation checked`,
+        status === null
+          ? "unknown (no TCB info collateral was verified)"
+          : unchecked.length === 0
+            ? status
+            : `${status} (${unchecked.join("; ")})`,
       );
     }
   }

@@ -204,6 +204,24 @@ describe("cloister verify-evidence --tee tdx", () => {
     writeFileSync(file, JSON.stringify({ ...policy, tdx: { ...policy.tdx, debugAllowed: true } }));
     expect(runJson([...args, "--policy", file]).verdict).toMatchObject({ valid: true, appraisal: { ok: true } });
 
+    // TCB info alone (no QE identity, no CRLs): its status is the platform's only and meets no policy.
+    const tcbInfoOnly = collateralWith("tcb-info-only", [
+      "tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json",
+      "tcb-info-issuer-chain.pem",
+    ]);
+    const partialArgs = ["--quote", join(TDX, "quote-v4-trustee.bin"), "--collateral", tcbInfoOnly];
+    const partial = runJson([...partialArgs, "--at", "2023-06-20T00:00:00Z", "--policy", file]);
+    expect(partial.status).toBe(1);
+    expect(partial.verdict).toMatchObject({ valid: false, stage: "appraise", tcbStatus: "UpToDate" });
+    expect((partial.verdict.appraisal as { violations: unknown[] }).violations).toEqual([
+      {
+        field: "tcbStatus",
+        code: "TDX_TCB_STATUS_NOT_ACCEPTED",
+        expected: "one of [UpToDate], with QE identity and revocation checked",
+        found: "UpToDate (QE identity not checked; revocation not checked)",
+      },
+    ]);
+
     writeFileSync(file, JSON.stringify({ ...policy, tdx: { debugAllowed: true } }));
     const bad = run([...args, "--policy", file]);
     expect(bad.status).toBe(1);
