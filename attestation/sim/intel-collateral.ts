@@ -16,6 +16,7 @@
 import { toHex, utf8 } from "../bytes.ts";
 import { encodeTlv } from "../der.ts";
 import type { TcbStatus } from "../tdx/collateral.ts";
+import { tdxModuleIdentityId } from "../tdx/tcb.ts";
 import { parseCertificate } from "../x509.ts";
 import {
   type InsecureSimulatedIntelHierarchy,
@@ -234,7 +235,7 @@ export function insecureSimulatedTdxCollateral(
   ];
   const tdxModuleIdentities = [
     {
-      id: `TDX_${Math.max(moduleMajor, 1).toString().padStart(2, "0")}`,
+      id: tdxModuleIdentityId(Math.max(moduleMajor, 1)),
       ...moduleIdentity,
       tcbLevels: identityLevels(moduleSvn),
     },

@@ -11,7 +11,8 @@
  *       because the TDX module is then judged by `tdxModuleIdentities` instead.
  *   No such level → "NotSupported" (Intel: TCB_NOT_SUPPORTED).
  * TDX module: when TEE_TCB_SVN[1] = 0, `tdxModule` must match MRSIGNERSEAM and SEAMATTRIBUTES (under
- * the mask). When TEE_TCB_SVN[1] > 0, the identity `TDX_%02d` of that major version must exist and
+ * the mask). When TEE_TCB_SVN[1] > 0, the identity `TDX_%02X` of that major version (hex, as Intel's
+ * QVL and go-tdx-guest spell it: TDX_0A for 10; the collateral's id compared case-insensitively) must exist and
  * match the same way, and its first tcb level with isvsvn ≤ TEE_TCB_SVN[0] gives the module status
  * (none → "NotSupported"). Mismatches throw TDX_MODULE_IDENTITY_MISMATCH.
  * TEE_TCB_SVN (not TEE_TCB_SVN2) of a TDX 1.5 body is used, as Intel's QVL does for TD-preserving
@@ -125,8 +126,10 @@ export function evaluateTdxTcb(quote: TdxQuote, tcbInfo: TdxTcbInfo): TdxTcbEval
       );
     }
   } else {
-    const id = `TDX_${moduleMajor.toString().padStart(2, "0")}`;
-    const identity = tcbInfo.tdxModuleIdentities.find((m) => m.id === id);
+    // Intel's QVL (TdxModuleCheck) and go-tdx-guest name the major version in hex ("TDX_0A" for 10),
+    // and Intel upper-cases the collateral's id before comparing.
+    const id = tdxModuleIdentityId(moduleMajor);
+    const identity = tcbInfo.tdxModuleIdentities.find((m) => m.id.toUpperCase() === id);
     if (identity === undefined) {
       throw new VerifyError(
         "TDX_MODULE_IDENTITY_MISMATCH",
@@ -155,6 +158,11 @@ export function evaluateTdxTcb(quote: TdxQuote, tcbInfo: TdxTcbInfo): TdxTcbEval
     fmspc: toHex(tcbInfo.fmspc),
     tcbEvaluationDataNumber: tcbInfo.tcbEvaluationDataNumber,
   };
+}
+
+/** The `tdxModuleIdentities` id of a TDX module major version (TEE_TCB_SVN[1]): "TDX_" and its byte in upper-case hex. */
+export function tdxModuleIdentityId(major: number): string {
+  return `TDX_${major.toString(16).toUpperCase().padStart(2, "0")}`;
 }
 
 /** Checks the QE report against the TD_QE identity and finds its TCB level. */

@@ -26,7 +26,7 @@ import {
   verifyTdxCollateralSignature,
 } from "../../attestation/tdx/collateral.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
-import { evaluateQeIdentity } from "../../attestation/tdx/tcb.ts";
+import { evaluateQeIdentity, evaluateTdxTcb } from "../../attestation/tdx/tcb.ts";
 import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { parseCertificate, parseCrl } from "../../attestation/x509.ts";
 import { codeOf, rejection } from "../helpers/attestation.ts";
@@ -396,6 +396,22 @@ describe("simulated quote + simulated collateral through the production verifier
       "TDX_MODULE_IDENTITY_MISMATCH",
       "TDX TCB info tdxModuleIdentities: expected an entry TDX_02 (TEE_TCB_SVN[1] = 2), found TDX_01",
     ]);
+  });
+
+  it("names a TDX module major version in hex as Intel's QVL and go-tdx-guest do: 10 is TDX_0A (any case), not TDX_10", () => {
+    const teeTcbSvn = Uint8Array.of(6, 10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const major10 = parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn }));
+    const json = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn }).tcbInfo.json;
+    expect(json).toContain('"id":"TDX_0A"');
+    const withId = (id: string) => parseTdxTcbInfo(json.replace('"id":"TDX_0A"', `"id":"${id}"`));
+    expect(evaluateTdxTcb(major10, withId("TDX_0A"))).toMatchObject({
+      status: "UpToDate",
+      tdxModule: { id: "TDX_0A", status: "UpToDate" },
+    });
+    expect(evaluateTdxTcb(major10, withId("tdx_0a")).tdxModule).toMatchObject({ id: "TDX_0A", status: "UpToDate" });
+    expect(() => evaluateTdxTcb(major10, withId("TDX_10"))).toThrow(
+      "TDX TCB info tdxModuleIdentities: expected an entry TDX_0A (TEE_TCB_SVN[1] = 10), found TDX_10",
+    );
   });
 
   it("refuses a debug-mode quoting enclave with or without collateral, and another MISCSELECT or ATTRIBUTES bit against the QE identity", async () => {
