@@ -383,9 +383,11 @@ export function parseTdQeIdentity(input: Uint8Array | string): TdQeIdentity {
     if (c.version !== 2) {
       throw new ParseError("TDX_COLLATERAL_UNSUPPORTED", `${what}: version expected 2, found ${c.version}`);
     }
+    // The hex is the report's bytes in order, and MISCSELECT a little-endian word (Intel's QVL
+    // EnclaveReportVerifier swaps the bytes; go-tdx-guest reads binary.LittleEndian): "01000000" is bit 0.
     const u32 = (v: unknown, path: string) => {
       const b = hex(v, 4, path, what);
-      return new DataView(b.buffer).getUint32(0, false);
+      return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
     };
     return {
       kind: "td-qe-identity",

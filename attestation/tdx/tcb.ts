@@ -17,7 +17,8 @@
  * (none → "NotSupported"). Mismatches throw TDX_MODULE_IDENTITY_MISMATCH.
  * TEE_TCB_SVN (not TEE_TCB_SVN2) of a TDX 1.5 body is used, as Intel's QVL does for TD-preserving
  * updates: TEE_TCB_SVN is the TCB the TD was built on.
- * QE identity: MRSIGNER and ISVPRODID equal, MISCSELECT and ATTRIBUTES equal under their masks (else
+ * QE identity: MRSIGNER and ISVPRODID equal, MISCSELECT (a little-endian word; report & mask ==
+ * miscselect, as Intel compares it) and ATTRIBUTES equal under their masks (else
  * TDX_QE_IDENTITY_MISMATCH), then the first level with isvsvn ≤ the QE's ISVSVN gives its status.
  * The overall status converges the three as Intel does (a worse module or QE status lowers it).
  */
@@ -174,9 +175,12 @@ export function evaluateQeIdentity(qeReport: SgxReportBody, identity: TdQeIdenti
   if (qeReport.isvProdId !== identity.isvProdId) {
     problems.push(`ISVPRODID expected ${identity.isvProdId}, found ${qeReport.isvProdId}`);
   }
-  if ((qeReport.miscSelect & identity.miscSelectMask) >>> 0 !== (identity.miscSelect & identity.miscSelectMask) >>> 0) {
+  // As Intel's QVL (EnclaveReportVerifier): the masked report must equal miscselect itself, so an
+  // identity with a miscselect bit outside its mask matches no report.
+  if ((qeReport.miscSelect & identity.miscSelectMask) >>> 0 !== identity.miscSelect) {
+    const word = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
     problems.push(
-      `MISCSELECT expected ${identity.miscSelect} under mask ${identity.miscSelectMask}, found ${qeReport.miscSelect}`,
+      `MISCSELECT expected ${word(identity.miscSelect)} under mask ${word(identity.miscSelectMask)}, found ${word(qeReport.miscSelect)}`,
     );
   }
   if (!maskedEqual(qeReport.attributes, identity.attributes, identity.attributesMask)) {

@@ -436,7 +436,31 @@ describe("simulated quote + simulated collateral through the production verifier
       expect(await codeOf(verifyTdxQuote({ quote: q, anchors, at: AT }))).toBe("ACCEPTED");
     }
     const misc = await rejection(verify(collateral, { quote: qe({ insecureQeMiscSelect: 1 }) }));
-    expect(misc.message).toContain("MISCSELECT expected 0 under mask 4294967295, found 1");
+    expect(misc.message).toContain("MISCSELECT expected 0x00000000 under mask 0xffffffff, found 0x00000001");
+  });
+
+  it("reads the QE identity's miscselect and miscselectMask little-endian and compares report & mask with miscselect, as Intel's QVL does", () => {
+    const report = parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), insecureQeMiscSelect: 1 })).qeReport;
+    expect(report.miscSelect).toBe(1);
+    const json = collateral.qeIdentity.json;
+    expect(json).toContain('"miscselect":"00000000","miscselectMask":"FFFFFFFF"');
+    const identity = (miscselect: string, mask: string) =>
+      parseTdQeIdentity(
+        json.replace(
+          '"miscselect":"00000000","miscselectMask":"FFFFFFFF"',
+          `"miscselect":"${miscselect}","miscselectMask":"${mask}"`,
+        ),
+      );
+    expect(identity("01000000", "FFFFFFFF")).toMatchObject({ miscSelect: 1, miscSelectMask: 0xffffffff });
+    expect(evaluateQeIdentity(report, identity("01000000", "FFFFFFFF"))).toMatchObject({ status: "UpToDate" });
+    expect(evaluateQeIdentity(report, identity("01000000", "01000000"))).toMatchObject({ status: "UpToDate" });
+    expect(() => evaluateQeIdentity(report, identity("00000001", "FFFFFFFF"))).toThrow(
+      "MISCSELECT expected 0x01000000 under mask 0xffffffff, found 0x00000001",
+    );
+    // A miscselect bit outside the mask matches no report (Intel does not mask the expected value).
+    expect(() => evaluateQeIdentity(report, identity("01000000", "00000000"))).toThrow(
+      "MISCSELECT expected 0x00000001 under mask 0x00000000, found 0x00000001",
+    );
   });
 
   it("matches the QE identity to the simulated QE report (a foreign QE is refused before collateral)", async () => {

@@ -191,7 +191,7 @@ describe("TDX TCB and QE identity evaluation (EXPECTED.json rows, signature-chec
     expect(() => evaluateQeIdentity({ ...quote.qeReport, isvProdId: 1 }, doc)).toThrow(/ISVPRODID expected 2, found 1/);
     // Intel's masks cover MISCSELECT and the ATTRIBUTES DEBUG flag (bit 1): a debug-mode QE does not match.
     expect(() => evaluateQeIdentity({ ...quote.qeReport, miscSelect: 1 }, doc)).toThrow(
-      /MISCSELECT expected 0 under mask 4294967295, found 1/,
+      "MISCSELECT expected 0x00000000 under mask 0xffffffff, found 0x00000001",
     );
     const debug = quote.qeReport.attributes.slice();
     debug[0] = (debug[0] as number) | 0x02;
