@@ -25,6 +25,7 @@
 import { z } from "zod";
 import { explainIssue, isPlainFieldName } from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
+import { parseJsonText } from "./json-text.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
 
 /** An explicit, justified decision not to make one check. */
@@ -316,9 +317,12 @@ export function parseAttestationPolicy(input: unknown): AttestationPolicy {
   let value = input;
   if (typeof input === "string") {
     try {
-      value = JSON.parse(input);
+      value = parseJsonText(input);
     } catch (error) {
-      throw new ConfigurationError("POLICY_INVALID", "attestation policy: not valid JSON", { cause: error });
+      // The cause is parseJsonText's SyntaxError, which (unlike V8's) does not quote the text.
+      throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   // reportInput: isMissing tells an absent field by the issue's input. The issues stay here.

@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
+import { parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
@@ -154,9 +155,9 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   const text = new TextDecoder().decode(await readInputFile(path, "--policy", tee));
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch (error) {
-    const message = `--policy "${path}": expected a JSON policy, found text that is not valid JSON`;
+    const message = `--policy "${path}": expected a JSON policy, found text that is ${(error as Error).message}`;
     throw new ConfigurationError("POLICY_INVALID", message, { cause: error });
   }
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {

@@ -23,6 +23,7 @@ import {
   parseDocumentEvidence,
   type TrustAnchors,
 } from "../attestation/evidence.ts";
+import { parseJsonText } from "../attestation/json-text.ts";
 import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
@@ -77,9 +78,12 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   let value = input;
   if (typeof input === "string") {
     try {
-      value = JSON.parse(input);
+      value = parseJsonText(input);
     } catch (error) {
-      throw new ClientError("configuration", "POLICY_INVALID", "client policy: not valid JSON", { cause: error });
+      // The cause is parseJsonText's SyntaxError, which (unlike V8's) does not quote the text.
+      throw new ClientError("configuration", "POLICY_INVALID", `client policy: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   const result = ClientPolicySchema.safeParse(value);

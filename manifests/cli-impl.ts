@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
+import { parseJsonText } from "../attestation/json-text.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -32,7 +33,7 @@ async function readText(file: string, what: string): Promise<string> {
 async function readJson(file: string, what: string): Promise<unknown> {
   const text = await readText(file, what);
   try {
-    return JSON.parse(text);
+    return parseJsonText(text);
   } catch (cause) {
     throw new ManifestPayloadInvalidError(`${what} ${file}: expected JSON, found unparsable text`, { cause });
   }
@@ -42,7 +43,7 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   const text = await readText(file, what);
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch (cause) {
     throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK (JSON), found unparsable text`, { cause });
   }

@@ -28,6 +28,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
+import { parseJsonText } from "../attestation/json-text.ts";
 import { digestHex, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -225,7 +226,7 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
   // Only now, with the signature verified, is the payload looked at.
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+    value = parseJsonText(new TextDecoder("utf-8", { fatal: true }).decode(payload));
   } catch (cause) {
     throw new ManifestPayloadInvalidError("manifest payload: expected UTF-8 JSON, found unparsable bytes", { cause });
   }

@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
+import { parseJsonText } from "../../attestation/json-text.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -99,6 +100,19 @@ async function reusableSealedModel(
   }
 }
 
+/**
+ * A JWK file of an earlier run, parsed. Text that is not JSON is named by its path and position
+ * only: V8's SyntaxError would quote it, and these hold private keys.
+ */
+async function readKeyFile(path: string): Promise<unknown> {
+  const text = await readFile(path, "utf8");
+  try {
+    return parseJsonText(text);
+  } catch (error) {
+    throw new UsageError(`${path}: expected a JWK, found text that is ${(error as Error).message}`);
+  }
+}
+
 /** Makes (or reuses) everything a simulated deployment needs under `dir`. */
 export async function prepareDeployment(options: {
   dir: string;
@@ -131,8 +145,8 @@ export async function prepareDeployment(options: {
   let publicJwk: JWK;
   let privateJwk: JWK;
   if ((await exists(privatePath)) && (await exists(operatorPublicKeyPath))) {
-    privateJwk = JSON.parse(await readFile(privatePath, "utf8")) as JWK;
-    publicJwk = JSON.parse(await readFile(operatorPublicKeyPath, "utf8")) as JWK;
+    privateJwk = (await readKeyFile(privatePath)) as JWK;
+    publicJwk = (await readKeyFile(operatorPublicKeyPath)) as JWK;
   } else {
     const pair = await generateManifestSigningKey("EdDSA");
     privateJwk = pair.privateJwk;
@@ -152,7 +166,7 @@ export async function prepareDeployment(options: {
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(keyPath)) {
-      modelKey = modelKeyFromJwk(JSON.parse(await readFile(keyPath, "utf8")), keyPath);
+      modelKey = modelKeyFromJwk(await readKeyFile(keyPath), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
       await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { prepareDeployment } from "../../client/cli/deploy.ts";
 
@@ -33,6 +34,34 @@ async function prepare(dir: string) {
 }
 
 describe("prepareDeployment (cloister up) across restarts", () => {
+  it("names a key file of an earlier run that is not JSON by its path, never quoting it (it holds a private key)", async () => {
+    const secret = "sk-live-SECRET-4f9a";
+    const broken = `{"kty":"OKP","crv":"Ed25519","d":${secret}}`;
+    const rejected = async (dir: string) => {
+      const error = await prepare(dir).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect(inspect(error, { depth: 10 })).not.toContain("sk-live");
+      return (error as Error).message;
+    };
+    const operator = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(operator);
+    await writeFile(join(operator, "operator.private.jwk"), broken);
+    await writeFile(join(operator, "operator.public.jwk"), "{}");
+    expect(await rejected(operator)).toBe(
+      `${join(operator, "operator.private.jwk")}: expected a JWK, found text that is not valid JSON`,
+    );
+    const model = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(model);
+    await mkdir(join(model, "kbs"), { recursive: true });
+    await writeFile(join(model, "kbs", "model-key.jwk"), `{"kty":"oct","k":"${secret}" "kid":1}`);
+    expect(await rejected(model)).toBe(
+      `${join(model, "kbs", "model-key.jwk")}: expected a JWK, found text that is not valid JSON (at position 39)`,
+    );
+  });
+
   it("keeps the sealed model, so the client policy stays the same", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(dir);

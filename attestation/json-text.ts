@@ -1,0 +1,33 @@
+/**
+ * JSON text given as configuration (a policy, a manifest, a key file) that does not parse: V8's
+ * SyntaxError quotes the input (`Unexpected token 's', "{"a": sk-live-SE"... is not valid JSON`),
+ * so an error that kept it as its cause would show a pasted secret wherever it is inspected
+ * (util.inspect prints causes). parseJsonText throws a SyntaxError of its own instead, which says
+ * where the text went wrong, never what it holds. Platform-neutral (the browser bundle has it).
+ */
+
+/**
+ * Where V8's JSON.parse error says the text went wrong, as a message may show it: "at position N",
+ * "it ends early", or "" when V8 names no position (its message then quotes the text).
+ */
+function whereJsonFailed(error: unknown): string {
+  const message = error instanceof Error ? error.message : "";
+  const position = /\bat position (\d+)\b/.exec(message);
+  if (position !== null) return `at position ${position[1]}`;
+  if (message.startsWith("Unexpected end of JSON input")) return "it ends early";
+  return "";
+}
+
+/**
+ * JSON.parse, except that text that does not parse throws a SyntaxError whose message is "not valid
+ * JSON" and where ("at position 22", "it ends early"), with no cause: nothing of the text.
+ */
+export function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    const where = whereJsonFailed(error);
+    throw new SyntaxError(where === "" ? "not valid JSON" : `not valid JSON (${where})`);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Configuration text that is not JSON (a policy, a manifest, a key file): no error keeps V8's
+ * SyntaxError, whose message quotes the text, so a pasted secret shows nowhere the error is
+ * inspected (util.inspect prints causes).
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import { CompactSign } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseJsonText } from "../../attestation/json-text.ts";
+import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
+import { readPolicyFile } from "../../client/cli/run-client.ts";
+import { parseClientPolicy } from "../../client/policy.ts";
+import { checkCommand, verifyCommand } from "../../manifests/cli-impl.ts";
+import { generateManifestSigningKey, MANIFEST_JWS_TYP, verifyManifest } from "../../manifests/sign.ts";
+
+const SECRET = "sk-live-SECRET-4f9a";
+/** V8: `Unexpected token 's', "{"apiKey": sk-live-SE"... is not valid JSON` (no position). */
+const QUOTED = `{"apiKey": ${SECRET}}`;
+/** V8: `Expected ',' or '}' after property value in JSON at position 33`. */
+const POSITIONED = `{"apiKey": "${SECRET}" "more": 1}`;
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-json-text-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+async function file(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+/** The error `run` throws, inspected as a log would (causes included). */
+async function inspected(run: () => unknown): Promise<{ error: Error; text: string }> {
+  let caught: unknown;
+  try {
+    await run();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(Error);
+  return { error: caught as Error, text: inspect(caught, { depth: 10 }) };
+}
+
+describe("parseJsonText", () => {
+  it("says where the text is not JSON, never what it holds (V8's SyntaxError quotes it)", async () => {
+    // What the fix is for: V8's own error carries the secret.
+    expect(inspect((await inspected(() => JSON.parse(QUOTED))).error)).toContain("sk-live");
+    const quoted = await inspected(() => parseJsonText(QUOTED));
+    expect(quoted.error).toBeInstanceOf(SyntaxError);
+    expect(quoted.error.message).toBe("not valid JSON");
+    expect(quoted.error.cause).toBeUndefined();
+    expect(quoted.text).not.toContain("sk-live");
+    expect((await inspected(() => parseJsonText(POSITIONED))).error.message).toBe("not valid JSON (at position 33)");
+    expect((await inspected(() => parseJsonText("["))).error.message).toBe("not valid JSON (it ends early)");
+    expect(parseJsonText('{"a": [1]}')).toEqual({ a: [1] });
+  });
+});
+
+describe("every path that parses configuration JSON keeps no quoting cause", () => {
+  it("attestation policy (parseAttestationPolicy)", async () => {
+    for (const [text, message] of [
+      [QUOTED, "attestation policy: not valid JSON"],
+      [POSITIONED, "attestation policy: not valid JSON (at position 33)"],
+    ] as const) {
+      const { error, text: shown } = await inspected(() => parseAttestationPolicy(text));
+      expect([(error as { code?: string }).code, error.message]).toEqual(["POLICY_INVALID", message]);
+      expect(shown).not.toContain("sk-live");
+    }
+  });
+
+  it("client policy (parseClientPolicy), and --policy of the client commands, which still hints at a wrong file", async () => {
+    const { error, text } = await inspected(() => parseClientPolicy(QUOTED));
+    expect([(error as { code?: string }).code, error.message]).toEqual([
+      "POLICY_INVALID",
+      "client policy: not valid JSON",
+    ]);
+    expect(text).not.toContain("sk-live");
+    const path = await file("client-policy.json", POSITIONED);
+    const cli = await inspected(() => readPolicyFile(path));
+    expect(cli.error.message).toBe(
+      `--policy "${path}": client policy: not valid JSON (at position 33) (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)`,
+    );
+    expect(cli.text).not.toContain("sk-live");
+  });
+
+  it("verify-evidence --policy (readPolicyOption)", async () => {
+    const path = await file("policy.json", QUOTED);
+    const { error, text } = await inspected(() => readPolicyOption(path, "tdx"));
+    expect(error.message).toBe(`--policy "${path}": expected a JSON policy, found text that is not valid JSON`);
+    expect(text).not.toContain("sk-live");
+  });
+
+  it("manifest files and key files of cloister manifest", async () => {
+    const manifest = await file("manifest.json", QUOTED);
+    const check = await inspected(() => checkCommand(manifest, { json: true }));
+    expect(check.error.message).toBe(`manifest ${manifest}: expected JSON, found unparsable text`);
+    expect(check.text).not.toContain("sk-live");
+    // A private JWK with a typo: its "d" must not show.
+    const key = await file("key.jwk", `{"kty":"OKP","crv":"Ed25519","d":${SECRET}}`);
+    const verify = await inspected(() => verifyCommand(manifest, { key: [key], json: true }));
+    expect(verify.error.message).toBe(`--key ${key}: expected a JWK (JSON), found unparsable text`);
+    expect(verify.text).not.toContain("sk-live");
+  });
+
+  it("a signed manifest whose payload is not JSON (verifyManifest)", async () => {
+    const { privateJwk, publicJwk } = await generateManifestSigningKey("EdDSA");
+    const { importJWK } = await import("jose");
+    const jws = await new CompactSign(new TextEncoder().encode(QUOTED))
+      .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
+      .sign(await importJWK(privateJwk, "EdDSA"));
+    const { error, text } = await inspected(() => verifyManifest(jws, [publicJwk]));
+    expect(error.message).toBe("manifest payload: expected UTF-8 JSON, found unparsable bytes");
+    expect(text).not.toContain("sk-live");
+  });
+});
