@@ -15,7 +15,13 @@ import {
 } from "../attestation/collateral.ts";
 import { AttestationError, EvidenceError } from "../attestation/errors.ts";
 import type { DocumentEvidence, TrustAnchors } from "../attestation/evidence.ts";
-import { KDS_URL_ENV, type KdsVcekSource, kdsBaseUrl, kdsVcekSource } from "../attestation/providers/amd-kds.ts";
+import {
+  KDS_URL_ENV,
+  type KdsVcekSource,
+  kdsBaseUrl,
+  kdsVcekSource,
+  refuseUnsignedSnpReport,
+} from "../attestation/providers/amd-kds.ts";
 import {
   ConfigfsTsmSnpProvider,
   ConfigfsTsmTdxProvider,
@@ -219,8 +225,11 @@ export async function createEvidenceSource(
  */
 async function snpEndorsementKey(raw: RawSnpEvidence, kds: KdsVcekSource): Promise<Uint8Array> {
   const report = parseSnpReport(raw.report);
-  const kind = report.signingKey;
-  const fromTable = kind === "NONE" ? undefined : snpCertificate(raw.certificates, kind);
+  // No certificate verifies an unsigned report (SIGNING_KEY none, or the host's MaskChipKey set):
+  // said as such, not as a stale table or a KDS failure.
+  refuseUnsignedSnpReport(report);
+  const kind = report.signingKey === "VLEK" ? "VLEK" : "VCEK";
+  const fromTable = snpCertificate(raw.certificates, kind);
   if (fromTable !== undefined) {
     // One that does not sign this report (a stale table after a firmware update, another chip's)
     // would be served to every client, which would refuse it: the boot stops here instead.
@@ -245,7 +254,7 @@ async function snpEndorsementKey(raw: RawSnpEvidence, kds: KdsVcekSource): Promi
     throw new AttestationError(
       error.stage,
       error.code,
-      `SEV-SNP: configfs-tsm's auxblob holds no ${kind === "NONE" ? "VCEK or VLEK" : kind} (${raw.certificates.entries.length === 0 ? "the host supplied no certificate table" : `the host's certificate table lacks it`}), and ${error.message}. On GCP, let the enclave reach ${AMD_KDS_URL} or set --kds-url / ${KDS_URL_ENV} to a KDS cache; on a host of your own, load the certificates into the host's table (snphost import)`,
+      `SEV-SNP: configfs-tsm's auxblob holds no ${kind} (${raw.certificates.entries.length === 0 ? "the host supplied no certificate table" : `the host's certificate table lacks it`}), and ${error.message}. On GCP, let the enclave reach ${AMD_KDS_URL} or set --kds-url / ${KDS_URL_ENV} to a KDS cache; on a host of your own, load the certificates into the host's table (snphost import)`,
       { cause: error },
     );
   }

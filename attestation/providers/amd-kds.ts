@@ -12,9 +12,10 @@
  * a restarted enclave asks again).
  */
 
+import { isAllZero } from "../bytes.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
-import { parseSnpReport, SNP_PRODUCTS, type SnpProduct } from "../snp/parse.ts";
-import { AMD_KDS_URL, cachedVcekFetcher, reportSignedBy } from "../snp/verify.ts";
+import { parseSnpReport, SNP_PRODUCTS, type SnpProduct, type SnpReport } from "../snp/parse.ts";
+import { AMD_KDS_URL, cachedVcekFetcher, reportSignedBy, snpReportUnsigned } from "../snp/verify.ts";
 import { describeUrlText } from "../url-text.ts";
 import { parseCertificate, parseCertificateBytes } from "../x509.ts";
 import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
@@ -47,16 +48,17 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
   return {
     async vcekFor(bytes) {
       const report = parseSnpReport(bytes);
+      refuseUnsignedSnpReport(report);
       if (report.signingKey !== "VCEK") {
         throw new EvidenceError(
           "SNP_NO_ENDORSEMENT_KEY",
-          `the report is signed with ${report.signingKey === "VLEK" ? "the VLEK, which AMD KDS serves only to the cloud provider (the host must supply it in the table)" : "no key (SIGNING_KEY 7)"}; expected a VCEK-signed report to fetch its VCEK from AMD KDS`,
+          "the report is signed with the VLEK, which AMD KDS serves only to the cloud provider (the host must supply it in the table); expected a VCEK-signed report to fetch its VCEK from AMD KDS",
         );
       }
-      if (report.maskChipKey) {
+      if (isAllZero(report.chipId)) {
         throw new EvidenceError(
           "SNP_KDS_CHIP_ID_MASKED",
-          "the report's CHIP_ID is masked (MASK_CHIP_KEY set by the guest policy or the host), so AMD KDS cannot be asked for this chip's VCEK: the host must supply it in the table",
+          "CHIP_ID: expected this chip's ID, found all zero: the host masks it (MASK_CHIP_ID), so AMD KDS cannot be asked for this chip's VCEK, and no VCEK could be tied to the report (clients refuse a VCEK-signed report with a zero CHIP_ID): the host must sign with a VLEK (in the table) or unmask CHIP_ID",
         );
       }
       const product = report.product ?? options.product;
@@ -85,6 +87,20 @@ export function kdsVcekSource(options: KdsVcekOptions = {}): KdsVcekSource {
 }
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
+
+/**
+ * Throws SNP_REPORT_UNSIGNED for a report no key signed (SIGNING_KEY 7, or MASK_CHIP_KEY set): no
+ * certificate can verify it and every client would refuse it, so the boot stops before looking for one.
+ */
+export function refuseUnsignedSnpReport(report: SnpReport): void {
+  const unsigned = snpReportUnsigned(report);
+  if (unsigned !== null) {
+    throw new EvidenceError(
+      "SNP_REPORT_UNSIGNED",
+      `SEV-SNP: ${unsigned}; no VCEK or VLEK can verify it and clients refuse it: clear the host's MaskChipKey (SNP_CONFIG) so the firmware signs reports`,
+    );
+  }
+}
 
 /**
  * The KDS base URL without a trailing slash; http(s) only, no query or fragment, no user or

@@ -157,7 +157,12 @@ export interface SnpReport {
   readonly platformInfo: SnpPlatformInfo;
   /** AUTHOR_KEY_EN (flags bit 0). */
   readonly authorKeyEn: boolean;
-  /** MASK_CHIP_KEY (flags bit 1): CHIP_ID is zeroed. */
+  /**
+   * MASK_CHIP_KEY (flags bit 1): the host's MaskChipKey setting. When set the VCEK is not used: the
+   * firmware writes zeros into SIGNATURE instead of signing, so the report is unsigned (verify.ts
+   * refuses it). It says nothing about CHIP_ID: that is the host's MASK_CHIP_ID setting, which no
+   * bit signals (CHIP_ID is then all zero).
+   */
   readonly maskChipKey: boolean;
   /** SIGNING_KEY (flags bits 4:2). */
   readonly signingKey: SnpSigningKey;
@@ -181,7 +186,10 @@ export interface SnpReport {
   readonly cpuid: SnpCpuid | null;
   /** The product implied by CPUID (v3+), or null when not known. */
   readonly product: SnpProduct | null;
-  /** CHIP_ID (64 bytes; zero when MASK_CHIP_KEY or for VLEK-signed reports on some platforms). */
+  /**
+   * CHIP_ID (64 bytes). All zero when the host set MASK_CHIP_ID (no report bit says so) and, on some
+   * platforms, in VLEK-signed reports; a VCEK cannot be tied to such a report's chip.
+   */
   readonly chipId: Uint8Array;
   readonly committedTcb: SnpTcbVersion;
   /** CURRENT_BUILD / CURRENT_MINOR / CURRENT_MAJOR. */

@@ -4,7 +4,8 @@
  * and TCB the report names?
  *
  * Checks, in this order (the first failure is thrown as a VerifyError with its own code):
- *  1. the report is signed at all (SIGNING_KEY ≠ none)                     SNP_REPORT_UNSIGNED
+ *  1. the report is signed at all: SIGNING_KEY ≠ 7 (none) and MASK_CHIP_KEY clear (when the host
+ *     set MaskChipKey the firmware writes zeros into SIGNATURE instead of signing)  SNP_REPORT_UNSIGNED
  *  2. the endorsement certificate is a KDS VCEK/VLEK: ECDSA P-384 key, RSA-PSS SHA-384 signature,
  *     well-formed AMD extensions                       SNP_ENDORSEMENT_KEY_INVALID, SNP_CERT_EXTENSION_INVALID
  *  3. its kind (VCEK: hwID, CN=SEV-VCEK; VLEK: cspID, CN=SEV-VLEK) is the report's SIGNING_KEY
@@ -16,6 +17,8 @@
  *                                 CERT_EXPIRED, CERT_NOT_YET_VALID, CERT_SIGNATURE_INVALID, ...
  *  7. the report's ECDSA P-384/SHA-384 signature over bytes [0, 0x2A0)      SNP_REPORT_SIGNATURE_INVALID
  *  8. VCEK hwID == CHIP_ID (Turin: the 8-byte hwID == CHIP_ID[0..8))        SNP_HWID_MISMATCH
+ *     An all-zero CHIP_ID (the host's MASK_CHIP_ID) is refused too, as snpguest does (go-sev-guest
+ *     skips the comparison then): nothing ties such a report's VCEK to its chip.
  *  9. the certificate's SPLs == REPORTED_TCB (fmcSPL too on Turin)          SNP_TCB_MISMATCH
  * The signature is checked before any field of the report is compared (a tampered CHIP_ID is
  * therefore reported as a signature failure).
@@ -290,10 +293,9 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
   }
 
   // 1. An unsigned report proves nothing.
-  if (report.signingKey === "NONE") {
-    throw new VerifyError("SNP_REPORT_UNSIGNED", "SIGNING_KEY: the report is not signed (SIGNING_KEY = 7, none)");
-  }
-  const signingKey = report.signingKey;
+  const unsigned = snpReportUnsigned(report);
+  if (unsigned !== null) throw new VerifyError("SNP_REPORT_UNSIGNED", `${unsigned}: it proves nothing`);
+  const signingKey = report.signingKey as Exclude<SnpSigningKey, "NONE">;
 
   // 2. The certificate must be an AMD KDS endorsement key certificate.
   checkEndorsementKeyShape(cert, signingKey);
@@ -379,7 +381,9 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
     const hwId = ext.hwId as Uint8Array;
     const chipId = report.chipId.subarray(0, hwId.length);
     if (!bytesEqual(hwId, chipId)) {
-      const masked = report.maskChipKey && isAllZero(report.chipId) ? " (MASK_CHIP_KEY is set: CHIP_ID is zeroed)" : "";
+      const masked = isAllZero(report.chipId)
+        ? " (CHIP_ID is all zero: the host masks it with MASK_CHIP_ID, so no VCEK can be tied to this chip; such a host must sign with a VLEK, or unmask CHIP_ID)"
+        : "";
       throw new VerifyError(
         "SNP_HWID_MISMATCH",
         `CHIP_ID: expected the VCEK hwID ${toHex(hwId)}, found ${toHex(chipId)}${masked}`,
@@ -418,6 +422,21 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
     anchor,
     verifiedAt: at,
   });
+}
+
+/**
+ * Why `report` is unsigned, or null when it names a signing key: SIGNING_KEY 7 (none), or
+ * MASK_CHIP_KEY set (the host's MaskChipKey: the firmware then writes zeros into SIGNATURE instead
+ * of signing, whatever SIGNING_KEY says).
+ */
+export function snpReportUnsigned(report: SnpReport): string | null {
+  if (report.signingKey === "NONE") {
+    return "SIGNING_KEY: expected 0 (VCEK) or 1 (VLEK), found 7 (none): the report is not signed";
+  }
+  if (report.maskChipKey) {
+    return "MASK_CHIP_KEY (SIGNER_INFO bit 1): expected clear, found set: the host's MaskChipKey setting makes the firmware write zeros into SIGNATURE instead of signing the report";
+  }
+  return null;
 }
 
 /** Whether the report's ECDSA P-384/SHA-384 signature over bytes [0, 0x2A0) verifies under `cert`'s key. */

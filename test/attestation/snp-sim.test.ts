@@ -75,16 +75,23 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
       "SNP_HWID_MISMATCH",
     ],
     [
-      "MASK_CHIP_KEY with a zeroed CHIP_ID",
+      "CHIP_ID all zero (the host's MASK_CHIP_ID), validly VCEK-signed",
       () =>
         outcome(
-          edited(vcek, (b, v) => {
-            v.setUint32(SNP_OFFSETS.SIGNER_INFO, 2, true);
-            b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64);
-          }),
+          edited(vcek, (b) => b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64)),
           vcek,
         ),
       "SNP_HWID_MISMATCH",
+    ],
+    [
+      "MASK_CHIP_KEY set: the firmware writes zeros into SIGNATURE instead of signing",
+      () => {
+        const bytes = simulateSnpReport(milan, { reportData, measurement });
+        new DataView(bytes.buffer).setUint32(SNP_OFFSETS.SIGNER_INFO, 2, true);
+        bytes.fill(0, SNP_OFFSETS.SIGNATURE, bytes.length);
+        return outcome(bytes, vcek);
+      },
+      "SNP_REPORT_UNSIGNED",
     ],
     [
       "REPORTED_TCB other than the VCEK's SPLs",
@@ -197,6 +204,27 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
         at: AT,
       }),
     ).rejects.toMatchObject({ code: "SNP_TCB_MISMATCH" });
+  });
+
+  it("says why a VCEK-signed report with an all-zero CHIP_ID is refused, and why MASK_CHIP_KEY makes a report unsigned", async () => {
+    const zeroChip = edited(vcek, (b) => b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64));
+    const verify = (report: Uint8Array) =>
+      verifySnpReport({
+        report: parseSnpReport(report),
+        endorsementKey: parseCertificate(vcek.certificate),
+        anchors,
+        at: AT,
+      });
+    await expect(verify(zeroChip)).rejects.toThrow(/CHIP_ID is all zero: the host masks it with MASK_CHIP_ID/);
+    // Another chip's CHIP_ID gets no such explanation.
+    const otherChip = edited(vcek, (b) => (b[SNP_OFFSETS.CHIP_ID] = (b[SNP_OFFSETS.CHIP_ID] as number) ^ 1));
+    await expect(verify(otherChip)).rejects.not.toThrow(/MASK_CHIP_ID/);
+    // MASK_CHIP_KEY set on a report that is signed anyway (no firmware makes one) is still unsigned.
+    const signedAnyway = edited(vcek, (_, v) => v.setUint32(SNP_OFFSETS.SIGNER_INFO, 2, true));
+    await expect(verify(signedAnyway)).rejects.toMatchObject({
+      code: "SNP_REPORT_UNSIGNED",
+      message: expect.stringContaining("MaskChipKey setting makes the firmware write zeros into SIGNATURE"),
+    });
   });
 
   it("makes verified reports only through verifySnpReport (SNP_VERIFIED_FORGED)", async () => {

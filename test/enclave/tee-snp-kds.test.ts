@@ -148,13 +148,36 @@ describe("--tee snp with no certificate table: the VCEK from AMD KDS", () => {
     expect(requests).toHaveLength(2);
   });
 
-  it("cannot fetch for a masked CHIP_ID (SNP_KDS_CHIP_ID_MASKED) and asks nothing", async () => {
+  it("cannot fetch for a masked CHIP_ID (all zero: the host's MASK_CHIP_ID, which no bit signals) and asks nothing", async () => {
     const masked = new Uint8Array(GCP_REPORT);
-    masked[0x48] = 0x02; // SIGNER_INFO: MASK_CHIP_KEY
-    masked.fill(0, 0x1a0, 0x1e0); // CHIP_ID zeroed, as the firmware does
+    masked.fill(0, 0x1a0, 0x1e0); // CHIP_ID zeroed, as the firmware does under MASK_CHIP_ID
     const error = await rejection((await snpSource(masked)).collect(REPORT_DATA));
     expect(error.code).toBe("SNP_KDS_CHIP_ID_MASKED");
     expect(error.message).toContain("auxblob");
+    expect(error.message).toContain("CHIP_ID: expected this chip's ID, found all zero");
+    expect(error.message).toContain("must sign with a VLEK");
+    expect(requests).toEqual([]);
+  });
+
+  it("refuses an unsigned report (MASK_CHIP_KEY set, or SIGNING_KEY none) as such, with or without a table, and asks nothing", async () => {
+    const maskChipKey = new Uint8Array(GCP_REPORT);
+    maskChipKey[0x48] = 0x02; // SIGNER_INFO: MASK_CHIP_KEY; the firmware writes a zero SIGNATURE
+    maskChipKey.fill(0, 0x2a0, 0x4a0);
+    const none = new Uint8Array(GCP_REPORT);
+    none[0x48] = 7 << 2; // SIGNING_KEY 7
+    const table = encodeCertificateTable([{ guid: SNP_CERT_GUIDS.VCEK, data: GCP_VCEK }]);
+    for (const [report, auxblob, says] of [
+      [maskChipKey, null, "MASK_CHIP_KEY (SIGNER_INFO bit 1): expected clear, found set"],
+      [maskChipKey, table, "MASK_CHIP_KEY (SIGNER_INFO bit 1): expected clear, found set"],
+      [none, null, "SIGNING_KEY: expected 0 (VCEK) or 1 (VLEK), found 7 (none)"],
+    ] as const) {
+      const error = await rejection((await snpSource(report, {}, auxblob)).collect(REPORT_DATA));
+      expect(error.code).toBe("SNP_REPORT_UNSIGNED");
+      expect(error.message).toContain(says);
+      await expect(kdsVcekSource({ baseUrl: { url: kdsUrl, what: "test" } }).vcekFor(report)).rejects.toMatchObject({
+        code: "SNP_REPORT_UNSIGNED",
+      });
+    }
     expect(requests).toEqual([]);
   });
 
