@@ -15,7 +15,7 @@
  *  - the evidence was verified close to `now`                           VERIFICATION_TIME_SKEW
  *  - REPORT_DATA equals `expectedReportData`, unless the caller passes null — an explicit choice
  *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
- *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB and LAUNCH_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
+ *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB, LAUNCH_TCB and COMMITTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
@@ -43,7 +43,7 @@ import {
   type TdxPolicy,
 } from "./policy.ts";
 import type { SnpTcbVersion } from "./snp/parse.ts";
-import { VerifiedSnpReport } from "./snp/verify.ts";
+import { tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
@@ -133,9 +133,14 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   // equal it), so its minimum also stops a host from reporting an older TCB to use an older VCEK.
   // LAUNCH_TCB is the firmware the guest was launched under: a guest started on vulnerable firmware
   // and carried over a live firmware update may already be compromised, whatever it reports now.
+  // COMMITTED_TCB is the firmware the platform can be rolled back to without a trace (a provisional
+  // update not yet committed: CURRENT_TCB above COMMITTED_TCB), so it must meet the minimum too; real
+  // platforms do run provisional firmware (two of the fixtures: COMMITTED microcode below CURRENT),
+  // which is accepted while its committed TCB meets the minimum.
   // A component already too low in REPORTED_TCB is one violation, not two.
   const low = checkTcbMinimum(push, evidence.reportedTcb, policy.minimumTcb, "REPORTED_TCB", "SNP_TCB_TOO_LOW");
   checkTcbMinimum(push, evidence.launchTcb, policy.minimumTcb, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
+  checkTcbMinimum(push, evidence.committedTcb, policy.minimumTcb, "COMMITTED_TCB", "SNP_COMMITTED_TCB_TOO_LOW", low);
   checkAllowList(push, policy.measurements, r.measurement, "MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED");
   checkPinned(push, policy.hostData, r.hostData, "HOST_DATA", "SNP_HOST_DATA_MISMATCH");
   checkAllowList(push, policy.idKeyDigests, r.idKeyDigest, "ID_KEY_DIGEST", "SNP_ID_KEY_DIGEST_NOT_ALLOWED");
@@ -217,15 +222,9 @@ function checkTcbMinimum(
   code: string,
   except: ReadonlySet<string> = new Set(),
 ): Set<string> {
-  const components: [string, number, number][] = [
-    ["bootloader", tcb.bootloader, min.bootloader],
-    ["tee", tcb.tee, min.tee],
-    ["snp", tcb.snp, min.snp],
-    ["microcode", tcb.microcode, min.microcode],
-  ];
-  if (tcb.fmc !== null) components.unshift(["fmc", tcb.fmc, min.fmc]);
   const low = new Set<string>();
-  for (const [name, found, minimum] of components) {
+  for (const [name, found] of tcbComponents(tcb)) {
+    const minimum = min[name];
     if (found >= minimum) continue;
     low.add(name);
     if (!except.has(name)) push(`${field}.${name}`, code, `>= ${minimum}`, String(found));

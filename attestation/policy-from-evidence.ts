@@ -218,6 +218,14 @@ function snpPolicy(
       `the guest was launched under older firmware (LAUNCH_TCB ${tcbText(launch)}) than it reports (REPORTED_TCB ${tcbText(tcb)}): relaunch it on the current firmware, then run policy init again`,
     );
   }
+  // And to COMMITTED_TCB: provisional firmware not committed below what the guest reports would be
+  // refused by the policy written from it (the platform can roll back to the committed firmware).
+  if (below(committed, tcb)) {
+    refuse(
+      "POLICY_INIT_COMMITTED_TCB",
+      `the platform runs provisional firmware: its COMMITTED_TCB (${tcbText(committed)}) is older than the TCB it reports (REPORTED_TCB ${tcbText(tcb)}), and it can be rolled back to it: commit the firmware on the host (SNP_COMMIT), then run policy init again`,
+    );
+  }
   if (below(tcb, committed) || below(tcb, verified.currentTcb)) {
     notes.push(
       `REPORTED_TCB is below the TCB this machine runs (committed: ${tcbText(committed)}): the host reports an older TCB; raise minimumTcb to AMD's current TCB for your product`,

@@ -58,8 +58,10 @@ export const SnpPolicySchema = z.strictObject({
   /** Accepted VMPL values (0 = the most privileged level, where the enclave runs without a paravisor). */
   allowedVmpls: z.array(z.int().min(0).max(3)).min(1),
   /**
-   * Minimum TCB components of REPORTED_TCB (the TCB the VCEK/VLEK certifies) and of LAUNCH_TCB (the
-   * firmware the guest was launched under). `fmc` applies to Turin only.
+   * Minimum TCB components of REPORTED_TCB (the TCB the VCEK/VLEK certifies), of LAUNCH_TCB (the
+   * firmware the guest was launched under) and of COMMITTED_TCB (the firmware the platform can be
+   * rolled back to: provisional firmware whose committed TCB is below the minimum is refused).
+   * `fmc` applies to Turin only.
    */
   minimumTcb: z.strictObject({ bootloader: u8, tee: u8, snp: u8, microcode: u8, fmc: u8 }),
   /** Allowed launch MEASUREMENT values (48 bytes each). */

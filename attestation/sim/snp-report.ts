@@ -34,6 +34,10 @@ export interface SimulatedSnpReportOptions {
   readonly tcb?: bigint;
   /** LAUNCH_TCB only (default `tcb`): a guest launched under older firmware than it now reports. */
   readonly launchTcb?: bigint;
+  /** COMMITTED_TCB only (default `tcb`): provisional firmware, not yet committed, above it. */
+  readonly committedTcb?: bigint;
+  /** CURRENT_TCB only (default `tcb`): the firmware the platform runs now. */
+  readonly currentTcb?: bigint;
   /** Report VERSION (default 5). */
   readonly version?: 3 | 5;
   readonly guestSvn?: number;
@@ -78,7 +82,7 @@ export function simulateSnpReport(
   put(out, O.IMAGE_ID, options.imageId ?? new Uint8Array(16), 16, "IMAGE_ID");
   view.setUint32(O.VMPL, vmpl, true);
   view.setUint32(O.SIGNATURE_ALGO, 1, true);
-  view.setBigUint64(O.CURRENT_TCB, tcb, true);
+  view.setBigUint64(O.CURRENT_TCB, options.currentTcb ?? tcb, true);
   view.setBigUint64(O.PLATFORM_INFO, options.platformInfo ?? 0x25n, true);
   const authorKeyEn = options.authorKeyDigest !== undefined;
   const signingKey = signer.kind === "VCEK" ? 0 : 1;
@@ -100,7 +104,7 @@ export function simulateSnpReport(
     out[O.CPUID_STEP] = stepping;
   }
   put(out, O.CHIP_ID, options.chipId ?? signer.chipId, 64, "CHIP_ID");
-  view.setBigUint64(O.COMMITTED_TCB, tcb, true);
+  view.setBigUint64(O.COMMITTED_TCB, options.committedTcb ?? tcb, true);
   out[O.CURRENT_BUILD] = 23;
   out[O.CURRENT_MINOR] = 55;
   out[O.CURRENT_MAJOR] = 1;

@@ -20,6 +20,9 @@
  *     An all-zero CHIP_ID (the host's MASK_CHIP_ID) is refused too, as snpguest does (go-sev-guest
  *     skips the comparison then): nothing ties such a report's VCEK to its chip.
  *  9. the certificate's SPLs == REPORTED_TCB (fmcSPL too on Turin)          SNP_TCB_MISMATCH
+ * 10. REPORTED_TCB <= CURRENT_TCB in every component (decoded with the certificate's product): the
+ *     host may report an older TCB than the firmware runs, never a newer one (go-sev-guest
+ *     validateTcb)                                                        SNP_REPORTED_TCB_ABOVE_CURRENT
  * The signature is checked before any field of the report is compared (a tampered CHIP_ID is
  * therefore reported as a signature failure).
  *
@@ -277,6 +280,20 @@ function describeTcb(t: {
   return `${fmc}bl ${t.bootloader}, tee ${t.tee}, snp ${t.snp}, ucode ${t.microcode}`;
 }
 
+export type SnpTcbComponent = "fmc" | "bootloader" | "tee" | "snp" | "microcode";
+
+/** The components of a decoded TCB_VERSION, as [name, value]; fmc only on Turin. */
+export function tcbComponents(tcb: SnpTcbVersion): [SnpTcbComponent, number][] {
+  const parts: [SnpTcbComponent, number][] = [
+    ["bootloader", tcb.bootloader],
+    ["tee", tcb.tee],
+    ["snp", tcb.snp],
+    ["microcode", tcb.microcode],
+  ];
+  if (tcb.fmc !== null) parts.unshift(["fmc", tcb.fmc]);
+  return parts;
+}
+
 /** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
 export async function verifySnpReport(input: VerifySnpReportInput): Promise<VerifiedSnpReport> {
   const { anchors, at } = input;
@@ -410,6 +427,18 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
     throw new VerifyError(
       "SNP_TCB_MISMATCH",
       `REPORTED_TCB: expected the ${signingKey} SPLs (${describeTcb(expected)}), found ${describeTcb(tcb)}`,
+    );
+  }
+
+  // 10. The firmware runs at least the TCB the report (and so its certificate) names.
+  const current = decodeTcbVersion(report.currentTcb.raw, ext.product);
+  const above = tcbComponents(tcb).filter(([name, value]) => value > (current[name] ?? 0));
+  if (above.length > 0) {
+    throw new VerifyError(
+      "SNP_REPORTED_TCB_ABOVE_CURRENT",
+      `REPORTED_TCB: expected each component <= CURRENT_TCB's (${describeTcb(current)}), found ${above
+        .map(([name, value]) => `${name} ${value}`)
+        .join(", ")} (${describeTcb(tcb)}): the firmware does not run the TCB the report and its ${signingKey} name`,
     );
   }
 

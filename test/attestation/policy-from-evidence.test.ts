@@ -317,6 +317,21 @@ describe("a policy from one deployment's verified evidence", () => {
     ).toThrow(
       expect.objectContaining({ code: "POLICY_INIT_LAUNCH_TCB", message: expect.stringContaining("microcode 221") }),
     );
+
+    // Provisional firmware committed below what it reports: the policy (its minimum applies to
+    // COMMITTED_TCB) would refuse it.
+    const provisional = {
+      ...gcp,
+      committedTcb: { ...gcp.committedTcb, snp: gcp.reportedTcb.snp - 1 },
+    } as unknown as VerifiedSnpReport;
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", provisional), { allowSimulator: false }),
+    ).toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_COMMITTED_TCB",
+        message: expect.stringContaining("COMMITTED_TCB (bootloader 4, tee 0, snp 26, microcode 222)"),
+      }),
+    );
   });
 });
 

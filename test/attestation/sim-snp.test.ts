@@ -435,6 +435,12 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       field: "LAUNCH_TCB.microcode",
     },
     {
+      name: "provisional firmware whose COMMITTED_TCB is below the minimum (a rollback target), though it reports a current TCB",
+      report: () => ({ ...baseOptions(), committedTcb: 0xda18000000000004n }), // microcode 218 < 219
+      code: "SNP_COMMITTED_TCB_TOO_LOW",
+      field: "COMMITTED_TCB.microcode",
+    },
+    {
       name: "HOST_DATA not the pinned value",
       report: () => ({ ...baseOptions(), hostData: new Uint8Array(32).fill(1) }),
       code: "SNP_HOST_DATA_MISMATCH",

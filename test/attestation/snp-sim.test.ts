@@ -103,6 +103,24 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
       "SNP_TCB_MISMATCH",
     ],
     [
+      "REPORTED_TCB (the VCEK's) above CURRENT_TCB in one component",
+      () => {
+        const reported = parseSnpReport(simulateSnpReport(milan, { reportData, measurement })).reportedTcb;
+        const currentTcb = encodeTcbVersion({ ...reported, snp: reported.snp - 1 }, "Milan");
+        return outcome(simulateSnpReport(milan, { reportData, measurement, currentTcb }), vcek);
+      },
+      "SNP_REPORTED_TCB_ABOVE_CURRENT",
+    ],
+    [
+      "CURRENT_TCB above REPORTED_TCB (the host reports an older TCB than it runs)",
+      () => {
+        const reported = parseSnpReport(simulateSnpReport(milan, { reportData, measurement })).reportedTcb;
+        const currentTcb = encodeTcbVersion({ ...reported, microcode: reported.microcode + 1 }, "Milan");
+        return outcome(simulateSnpReport(milan, { reportData, measurement, currentTcb }), vcek);
+      },
+      "accepted (simulated)",
+    ],
+    [
       "SIGNING_KEY = none",
       () =>
         outcome(
@@ -196,14 +214,23 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
     const bad = new Uint8Array(report);
     bad[SNP_OFFSETS.REPORTED_TCB] = (bad[SNP_OFFSETS.REPORTED_TCB] as number) + 1; // byte 0 = FMC on Turin
     signSnpReportInPlace(bad, turin.vcek);
-    await expect(
+    const verifyTurin = (bytes: Uint8Array) =>
       verifySnpReport({
-        report: parseSnpReport(bad),
+        report: parseSnpReport(bytes),
         endorsementKey: parseCertificate(turin.vcek.certificate),
         anchors,
         at: AT,
-      }),
-    ).rejects.toMatchObject({ code: "SNP_TCB_MISMATCH" });
+      });
+    await expect(verifyTurin(bad)).rejects.toMatchObject({ code: "SNP_TCB_MISMATCH" });
+
+    // CURRENT_TCB's FMC (byte 0 on Turin) below the VCEK's: compared in the Turin layout.
+    const olderFmc = new Uint8Array(report);
+    olderFmc[SNP_OFFSETS.CURRENT_TCB] = (olderFmc[SNP_OFFSETS.CURRENT_TCB] as number) - 1;
+    signSnpReportInPlace(olderFmc, turin.vcek);
+    await expect(verifyTurin(olderFmc)).rejects.toMatchObject({
+      code: "SNP_REPORTED_TCB_ABOVE_CURRENT",
+      message: expect.stringContaining(`found fmc ${v.reportedTcb.fmc}`),
+    });
   });
 
   it("says why a VCEK-signed report with an all-zero CHIP_ID is refused, and why MASK_CHIP_KEY makes a report unsigned", async () => {
