@@ -6,8 +6,9 @@
  * SIGNATURE_ALGO = 1 (ECDSA P-384 with SHA-384), VMPL 0..3, the guest POLICY (bit 17 must be 1,
  * bits 26..63 must be zero), PLATFORM_INFO (reserved bit 6 and bits 8..63 zero), the signer-info
  * word at 0x48 (bits 5..31 zero, SIGNING_KEY not one of the reserved values 2..6), every
- * must-be-zero range (0x4C, 0x188/0x18B..0x1A0, 0x1EB, 0x1EF, 0x208..0x2A0, the high 24 bytes of
- * the 72-byte R and S, and 0x330..0x4A0).
+ * must-be-zero range (0x4C, 0x188/0x18B..0x1A0, 0x1EB, 0x1EF, 0x1F8..0x2A0 before version 5 and
+ * 0x208..0x2A0 from version 5 on (LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR came with version 5, as
+ * in virtee/sev's decoder), the high 24 bytes of the 72-byte R and S, and 0x330..0x4A0).
  * What it does not check: the signature, the endorsement key, any policy. Those are verify.ts and
  * appraise.ts. A parsed `SnpReport` is not evidence of anything until verify.ts has accepted it.
  *
@@ -387,7 +388,8 @@ function parseUnchecked(input: Uint8Array): SnpReport {
   }
   mustBeZero(r, 0x1eb, 0x1ec, "reserved after CURRENT_MAJOR");
   mustBeZero(r, 0x1ef, 0x1f0, "reserved after COMMITTED_MAJOR");
-  mustBeZero(r, 0x208, SNP_SIGNATURE_OFFSET, "reserved before SIGNATURE");
+  if (version >= 5) mustBeZero(r, 0x208, SNP_SIGNATURE_OFFSET, "reserved before SIGNATURE");
+  else mustBeZero(r, O.LAUNCH_MIT_VECTOR, SNP_SIGNATURE_OFFSET, `reserved after LAUNCH_TCB (version ${version})`);
   mustBeZero(r, SNP_SIGNATURE_OFFSET + 144, SNP_REPORT_SIZE, "reserved after SIGNATURE.S");
 
   const product = cpuid === null ? null : productFromCpuid(cpuid);

@@ -11,6 +11,8 @@
  *  3. its kind (VCEK: hwID, CN=SEV-VCEK; VLEK: cspID, CN=SEV-VLEK) is the report's SIGNING_KEY
  *                                                                           SNP_SIGNING_KEY_MISMATCH
  *  4. its productName is the product the report's CPUID names (v3+)         SNP_PRODUCT_MISMATCH
+ *     and a Turin certificate goes with a version 3+ report (Turin firmware writes no version 2
+ *     report; snpguest checks the same)                                    SNP_REPORT_VERSION_MISMATCH
  *  5. a trust anchor of that product whose ASK (VCEK) or ASVK (VLEK) issued the certificate
  *                                                                           ROOT_NOT_TRUSTED
  *  6. the chain VCEK ← ASK ← ARK (VLEK ← ASVK ← ARK), each valid at `at`, ARK pinned (x509.ts)
@@ -339,6 +341,13 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
     throw new VerifyError(
       "SNP_PRODUCT_MISMATCH",
       `product: the report's CPUID names ${report.product}, the ${signingKey} certificate names ${ext.productName}`,
+    );
+  }
+
+  if (report.version < 3 && ext.product === "Turin") {
+    throw new VerifyError(
+      "SNP_REPORT_VERSION_MISMATCH",
+      `VERSION: expected 3 or later for a report signed on Turin (the ${signingKey} certificate names ${ext.productName}; Turin firmware writes version 3+ reports), found ${report.version}`,
     );
   }
 

@@ -117,7 +117,12 @@ describe("parseSnpReport structure checks", () => {
   it("accepts the allowed enum values: VMPL 3, SIGNING_KEY none, version 4, every defined policy bit", () => {
     expect(parseSnpReport(mutate(V5, (_, v) => v.setUint32(0x30, 3, true))).vmpl).toBe(3);
     expect(parseSnpReport(mutate(V5, (_, v) => v.setUint32(0x48, 7 << 2, true))).signingKey).toBe("NONE");
-    expect(parseSnpReport(mutate(V5, (_, v) => v.setUint32(0, 4, true))).version).toBe(4);
+    // Version 4 has no mitigation vectors: the bytes where version 5 has them must be zero.
+    const v4 = mutate(V5, (b, v) => {
+      v.setUint32(0, 4, true);
+      b.fill(0, 0x1f8, 0x208);
+    });
+    expect(parseSnpReport(v4).version).toBe(4);
     const all = decodeGuestPolicy((1n << 26n) - 1n);
     expect(Object.values(all).filter((x) => x === true).length).toBe(9);
     const flags = parseSnpReport(mutate(V5, (_, v) => v.setUint32(0x48, 3, true)));
@@ -126,6 +131,12 @@ describe("parseSnpReport structure checks", () => {
 
   it("names the field in its messages", () => {
     expect(parseError(mutate(V5, (b) => (b[0x1eb] = 1))).message).toContain("0x1eb");
+    // The GCP report's mitigation vectors, relabelled version 4: reserved there.
+    const relabelled = parseError(mutate(V5, (_, v) => v.setUint32(0, 4, true)));
+    expect([relabelled.code, relabelled.message]).toEqual([
+      "SNP_RESERVED_NONZERO",
+      "reserved after LAUNCH_TCB (version 4): reserved bytes [0x1f8, 0x2a0) must be zero",
+    ]);
     expect(parseError(mutate(V5, (_, v) => v.setUint32(0x30, 9, true))).message).toMatch(/VMPL.*9/);
   });
 });

@@ -121,6 +121,41 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
       "accepted (simulated)",
     ],
     [
+      "version 3 report with nonzero bytes where version 5 has LAUNCH_MIT_VECTOR (reserved before version 5)",
+      () => {
+        const bytes = simulateSnpReport(milan, { reportData, measurement, version: 3 });
+        bytes[SNP_OFFSETS.LAUNCH_MIT_VECTOR] = 1;
+        signSnpReportInPlace(bytes, vcek);
+        return outcome(bytes, vcek);
+      },
+      "SNP_RESERVED_NONZERO",
+    ],
+    [
+      "version 5 report with mitigation vectors",
+      () =>
+        outcome(
+          edited(vcek, (_, v) => {
+            v.setBigUint64(SNP_OFFSETS.LAUNCH_MIT_VECTOR, 0xbn, true);
+            v.setBigUint64(SNP_OFFSETS.CURRENT_MIT_VECTOR, 0xbn, true);
+          }),
+          vcek,
+        ),
+      "accepted (simulated)",
+    ],
+    [
+      "version 2 report signed by a Turin VCEK (Turin firmware writes version 3 and later)",
+      () => {
+        const turin = insecureSimulatedAmdHierarchy(SEED, "Turin");
+        const bytes = simulateSnpReport(turin, { reportData, measurement, version: 3 });
+        const v = new DataView(bytes.buffer);
+        v.setUint32(SNP_OFFSETS.VERSION, 2, true);
+        bytes.fill(0, SNP_OFFSETS.CPUID_FAM_ID, SNP_OFFSETS.CPUID_STEP + 1); // no CPUID in version 2
+        signSnpReportInPlace(bytes, turin.vcek);
+        return outcome(bytes, turin.vcek);
+      },
+      "SNP_REPORT_VERSION_MISMATCH",
+    ],
+    [
       "SIGNING_KEY = none",
       () =>
         outcome(
