@@ -39,10 +39,12 @@ import {
   AZURE_OS_PCRS,
   type AzurePolicy,
   isSkip,
+  type SNP_REQUIRABLE_GUEST_POLICY,
+  type SNP_REQUIRABLE_PLATFORM_INFO,
   type SnpPolicy,
   type TdxPolicy,
 } from "./policy.ts";
-import type { SnpTcbVersion } from "./snp/parse.ts";
+import type { SnpFirmwareVersion, SnpGuestPolicy, SnpPlatformInfo, SnpReport, SnpTcbVersion } from "./snp/parse.ts";
 import { tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
@@ -166,6 +168,74 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   const kind = evidence.signingKey === "VCEK" ? "vcek" : "vlek";
   if (!policy.signingKeys.includes(kind)) {
     push("SIGNING_KEY", "SNP_SIGNING_KEY_NOT_ALLOWED", `one of [${policy.signingKeys.join(", ")}]`, kind);
+  }
+  appraiseSnpPlatform(push, r, policy);
+}
+
+const GUEST_POLICY_BITS: Record<(typeof SNP_REQUIRABLE_GUEST_POLICY)[number], (p: SnpGuestPolicy) => boolean> = {
+  SINGLE_SOCKET: (p) => p.singleSocket,
+  MEM_AES_256_XTS: (p) => p.memAes256Xts,
+  RAPL_DIS: (p) => p.raplDisabled,
+  CIPHERTEXT_HIDING: (p) => p.ciphertextHiding,
+  PAGE_SWAP_DISABLE: (p) => p.pageSwapDisabled,
+};
+
+const PLATFORM_INFO_BITS: Record<(typeof SNP_REQUIRABLE_PLATFORM_INFO)[number], (p: SnpPlatformInfo) => boolean> = {
+  TSME_EN: (p) => p.tsmeEnabled,
+  ECC_EN: (p) => p.eccEnabled,
+  RAPL_DIS: (p) => p.raplDisabled,
+  CIPHERTEXT_HIDING_EN: (p) => p.ciphertextHidingEnabled,
+  ALIAS_CHECK_COMPLETE: (p) => p.aliasCheckComplete,
+};
+
+const versionText = (v: { major: number; minor: number; build?: number }) =>
+  `${v.major}.${v.minor}${v.build === undefined ? "" : `.${v.build}`}`;
+const versionBelow = (found: SnpFirmwareVersion, min: SnpFirmwareVersion) =>
+  found.major !== min.major
+    ? found.major < min.major
+    : found.minor !== min.minor
+      ? found.minor < min.minor
+      : found.build < min.build;
+
+/** The guest-policy and platform checks of go-sev-guest's validate that a policy may ask for (policy.ts). */
+function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void {
+  if (r.policy.cxlAllowed && policy.cxlAllowed !== true) {
+    push("POLICY.CXL_ALLOW", "SNP_CXL_NOT_ALLOWED", "clear (cxlAllowed: false or absent)", onOff(true));
+  }
+  const abi = policy.minimumAbi;
+  if (
+    abi !== undefined &&
+    (r.policy.abiMajor < abi.major || (r.policy.abiMajor === abi.major && r.policy.abiMinor < abi.minor))
+  ) {
+    push(
+      "POLICY.ABI_MAJOR.ABI_MINOR",
+      "SNP_ABI_TOO_LOW",
+      `>= ${versionText(abi)}`,
+      versionText({ major: r.policy.abiMajor, minor: r.policy.abiMinor }),
+    );
+  }
+  const firmware = policy.minimumFirmware;
+  if (firmware !== undefined) {
+    for (const [field, found] of [
+      ["CURRENT_MAJOR.MINOR.BUILD", r.currentVersion],
+      ["COMMITTED_MAJOR.MINOR.BUILD", r.committedVersion],
+    ] as const) {
+      if (versionBelow(found, firmware))
+        push(field, "SNP_FIRMWARE_TOO_OLD", `>= ${versionText(firmware)}`, versionText(found));
+    }
+  }
+  for (const name of policy.requireGuestPolicy ?? []) {
+    if (!GUEST_POLICY_BITS[name](r.policy)) {
+      push(`POLICY.${name}`, "SNP_GUEST_POLICY_BIT_MISSING", "set (requireGuestPolicy)", onOff(false));
+    }
+  }
+  for (const name of policy.requirePlatformInfo ?? []) {
+    if (!PLATFORM_INFO_BITS[name](r.platformInfo)) {
+      push(`PLATFORM_INFO.${name}`, "SNP_PLATFORM_INFO_BIT_MISSING", "set (requirePlatformInfo)", onOff(false));
+    }
+  }
+  if (policy.tioAllowed === false && r.platformInfo.tioEnabled) {
+    push("PLATFORM_INFO.TIO_EN", "SNP_TIO_NOT_ALLOWED", "clear (tioAllowed: false)", onOff(true));
   }
 }
 

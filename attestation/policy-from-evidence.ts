@@ -198,6 +198,13 @@ function snpPolicy(
       "the evidence has POLICY.MIGRATE_MA set (the host chose it at launch): pass --allow-migration-agent if your deployment really uses one",
     );
   }
+  // The policy written refuses CXL_ALLOW (cxlAllowed absent): no policy is written that refuses its own evidence.
+  if (r.policy.cxlAllowed) {
+    refuse(
+      "POLICY_INIT_CXL",
+      "the evidence has POLICY.CXL_ALLOW set (the guest may use CXL-attached memory): no policy is written for it; if your deployment really uses CXL, write the policy by hand with cxlAllowed: true",
+    );
+  }
   if (r.policy.migrateMA) notes.push("POLICY.MIGRATE_MA is set in this evidence: the policy accepts a migration agent");
   const tcb = verified.reportedTcb;
   // REPORTED_TCB is the host's choice (it may report an older TCB than the firmware runs): the

@@ -4,7 +4,11 @@
  *
  * It fails closed. Every field is required and unknown fields are rejected; there are no defaults.
  * Turning a check off is an explicit value with a reason — `{ "skip": { "reason": "…" } }` — never an
- * absent field, so an auditor reading a policy sees every check that is not made and why. A TEE
+ * absent field, so an auditor reading a policy sees every check that is not made and why. The one
+ * exception is the SNP section's later additions (go-sev-guest's guest-policy and platform checks:
+ * `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
+ * `tioAllowed`), optional so that policies written before keep their verdicts: absent, a check is not
+ * made, except `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
  * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
  * normalised to lower case.
  *
@@ -47,6 +51,22 @@ const allowList48 = z.union([z.array(hex48).min(1, "expected an allow-list of at
 const pinned48 = z.union([hex48, SkipSchema]);
 
 export const SNP_POLICY_PRODUCTS = ["Milan", "Genoa", "Turin"] as const;
+/** Guest POLICY bits a policy can require (`requireGuestPolicy`), by their names in AMD's spec. */
+export const SNP_REQUIRABLE_GUEST_POLICY = [
+  "SINGLE_SOCKET",
+  "MEM_AES_256_XTS",
+  "RAPL_DIS",
+  "CIPHERTEXT_HIDING",
+  "PAGE_SWAP_DISABLE",
+] as const;
+/** PLATFORM_INFO bits a policy can require (`requirePlatformInfo`), by their names in AMD's spec. */
+export const SNP_REQUIRABLE_PLATFORM_INFO = [
+  "TSME_EN",
+  "ECC_EN",
+  "RAPL_DIS",
+  "CIPHERTEXT_HIDING_EN",
+  "ALIAS_CHECK_COMPLETE",
+] as const;
 
 export const SnpPolicySchema = z.strictObject({
   /** Accept guests whose POLICY.DEBUG bit (19) is set (the host can read guest memory). */
@@ -78,6 +98,26 @@ export const SnpPolicySchema = z.strictObject({
   allowedProducts: z.array(z.enum(SNP_POLICY_PRODUCTS)).min(1),
   /** Accepted endorsement key kinds: "vcek" (per chip) and/or "vlek" (per cloud provider). */
   signingKeys: z.array(z.enum(["vcek", "vlek"])).min(1),
+  // The fields below came later and are optional, so that policies written before keep their
+  // verdicts: an absent one is a check not made, except `cxlAllowed`, whose absence refuses CXL.
+  /**
+   * Accept guests whose POLICY.CXL_ALLOW bit (21) is set (CXL-attached memory may be used). Absent:
+   * false (as go-sev-guest's default); no known SNP deployment sets the bit.
+   */
+  cxlAllowed: z.boolean().optional(),
+  /** Minimum guest POLICY.ABI_MAJOR.ABI_MINOR: the oldest firmware ABI the guest let itself launch on. */
+  minimumAbi: z.strictObject({ major: u8, minor: u8 }).optional(),
+  /**
+   * Minimum SEV firmware version, compared as (major, minor, build) with CURRENT_MAJOR/MINOR/BUILD and
+   * with COMMITTED_MAJOR/MINOR/BUILD (the firmware a provisional update can be rolled back to).
+   */
+  minimumFirmware: z.strictObject({ major: u8, minor: u8, build: u8 }).optional(),
+  /** Guest POLICY bits that must be set. */
+  requireGuestPolicy: z.array(z.enum(SNP_REQUIRABLE_GUEST_POLICY)).min(1).optional(),
+  /** PLATFORM_INFO bits that must be set. */
+  requirePlatformInfo: z.array(z.enum(SNP_REQUIRABLE_PLATFORM_INFO)).min(1).optional(),
+  /** Accept platforms with PLATFORM_INFO.TIO_EN (bit 7, SEV-TIO: trusted devices) set. Absent: not checked. */
+  tioAllowed: z.boolean().optional(),
 });
 export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
 

@@ -85,6 +85,21 @@ describe("parseAttestationPolicy", () => {
     ["three RTMRs", { ...base(), tdx: { ...tdx, rtmrs: (tdx.rtmrs as string[]).slice(0, 3) } }, "tdx.rtmrs"],
     ["VMPL out of range", { ...base(), snp: { ...snp, allowedVmpls: [4] } }, "snp.allowedVmpls[0]"],
     ["unknown signing key", { ...base(), snp: { ...snp, signingKeys: ["ark"] } }, "snp.signingKeys[0]"],
+    [
+      "a guest POLICY bit that cannot be required",
+      { ...base(), snp: { ...snp, requireGuestPolicy: ["DEBUG"] } },
+      "snp.requireGuestPolicy[0]",
+    ],
+    [
+      "an empty requirePlatformInfo",
+      { ...base(), snp: { ...snp, requirePlatformInfo: [] } },
+      "snp.requirePlatformInfo: expected an array of at least 1 item",
+    ],
+    [
+      "minimumFirmware without its build",
+      { ...base(), snp: { ...snp, minimumFirmware: { major: 1, minor: 55 } } },
+      "snp.minimumFirmware.build",
+    ],
     ["unknown TCB status", { ...base(), tdx: { ...tdx, acceptedTcbStatuses: ["Fine"] } }, "tdx.acceptedTcbStatuses[0]"],
     ["nothing accepted", { ...base(), snp: null, tdx: null }, "at least one of snp, tdx"],
     ["undefined TEE section", without(base(), "tdx"), "tdx: required field is missing"],

@@ -134,6 +134,23 @@ describe("Azure appraisal on captured evidence", () => {
       ["hcl.MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED"],
       ["hcl.product", "SNP_PRODUCT_NOT_ALLOWED"],
     ]);
+    // The optional guest-policy and platform checks too. The paravisor's report: ABI 0.31, firmware
+    // 1.55.40, PLATFORM_INFO 0x24 (ECC_EN, ALIAS_CHECK_COMPLETE).
+    const stricter: NonNullable<AzurePolicy["snp"]> = {
+      ...snp,
+      minimumAbi: { major: 0, minor: 31 },
+      minimumFirmware: { major: 1, minor: 55, build: 41 },
+      requirePlatformInfo: ["ECC_EN", "ALIAS_CHECK_COMPLETE", "TSME_EN"],
+    };
+    const checked = appraise(v, policyWith({ ...azure, snp: stricter }), {
+      now: v.verifiedAt,
+      expectedReportData: null,
+    });
+    expect(checked.violations.map((x) => [x.field, x.code, x.found])).toEqual([
+      ["hcl.CURRENT_MAJOR.MINOR.BUILD", "SNP_FIRMWARE_TOO_OLD", "1.55.40"],
+      ["hcl.COMMITTED_MAJOR.MINOR.BUILD", "SNP_FIRMWARE_TOO_OLD", "1.55.40"],
+      ["hcl.PLATFORM_INFO.TSME_EN", "SNP_PLATFORM_INFO_BIT_MISSING", "clear"],
+    ]);
   });
 
   it("vm-configuration: the captured VMs have a serial console; consoleAllowed: false refuses it", async () => {

@@ -306,6 +306,13 @@ describe("a policy from one deployment's verified evidence", () => {
       }).policy.snp?.migrationAgentAllowed,
     ).toBe(true);
 
+    // CXL_ALLOW: the policy written (cxlAllowed absent) would refuse it.
+    expect(() =>
+      attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", withPolicy({ cxlAllowed: true })), {
+        allowSimulator: false,
+      }),
+    ).toThrow(expect.objectContaining({ code: "POLICY_INIT_CXL" }));
+
     // Launched under older firmware than it reports: the policy written from it would refuse it.
     // (Its TCBs as the verifier decoded them with the VCEK's product layout.)
     const relaunched = {

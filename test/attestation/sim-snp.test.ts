@@ -475,6 +475,47 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       field: "AUTHOR_KEY_DIGEST",
     },
     {
+      name: "CXL_ALLOW set, cxlAllowed absent (refused by default)",
+      report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 21n) }),
+      code: "SNP_CXL_NOT_ALLOWED",
+      field: "POLICY.CXL_ALLOW",
+    },
+    {
+      name: "CXL_ALLOW set, cxlAllowed false",
+      report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 21n) }),
+      policy: { cxlAllowed: false },
+      code: "SNP_CXL_NOT_ALLOWED",
+      field: "POLICY.CXL_ALLOW",
+    },
+    {
+      name: "guest POLICY ABI below minimumAbi",
+      report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 8n) | 50n }), // ABI 1.50
+      policy: { minimumAbi: { major: 1, minor: 51 } },
+      code: "SNP_ABI_TOO_LOW",
+      field: "POLICY.ABI_MAJOR.ABI_MINOR",
+    },
+    {
+      name: "a required guest POLICY bit clear",
+      report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 22n) }), // MEM_AES_256_XTS, not SINGLE_SOCKET
+      policy: { requireGuestPolicy: ["MEM_AES_256_XTS", "SINGLE_SOCKET"] },
+      code: "SNP_GUEST_POLICY_BIT_MISSING",
+      field: "POLICY.SINGLE_SOCKET",
+    },
+    {
+      name: "a required PLATFORM_INFO bit clear",
+      report: baseOptions, // PLATFORM_INFO 0x25: SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE
+      policy: { requirePlatformInfo: ["ECC_EN", "ALIAS_CHECK_COMPLETE", "TSME_EN"] },
+      code: "SNP_PLATFORM_INFO_BIT_MISSING",
+      field: "PLATFORM_INFO.TSME_EN",
+    },
+    {
+      name: "TIO_EN set with tioAllowed false",
+      report: () => ({ ...baseOptions(), platformInfo: 0x25n | (1n << 7n) }),
+      policy: { tioAllowed: false },
+      code: "SNP_TIO_NOT_ALLOWED",
+      field: "PLATFORM_INFO.TIO_EN",
+    },
+    {
       name: "product not allowed",
       report: baseOptions,
       policy: { allowedProducts: ["Genoa", "Turin"] },
@@ -488,6 +529,48 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
     const result = appraise(verified, p, now);
     expect(result.ok).toBe(false);
     expect(result.violations.map((v) => [v.code, v.field])).toEqual([[c.code, c.field]]);
+  });
+
+  it("checks minimumFirmware against CURRENT and COMMITTED firmware versions, and accepts what the optional checks allow", async () => {
+    const verified = await verifyBytes(simulateSnpReport(h, baseOptions())); // firmware 1.55.23 (current and committed)
+    const violations = (extra: Record<string, unknown>) =>
+      appraise(verified, policy({ snp: snpPolicyJson(extra) }), now).violations;
+    expect(violations({ minimumFirmware: { major: 1, minor: 55, build: 24 } })).toEqual([
+      { field: "CURRENT_MAJOR.MINOR.BUILD", code: "SNP_FIRMWARE_TOO_OLD", expected: ">= 1.55.24", found: "1.55.23" },
+      { field: "COMMITTED_MAJOR.MINOR.BUILD", code: "SNP_FIRMWARE_TOO_OLD", expected: ">= 1.55.24", found: "1.55.23" },
+    ]);
+    // Compared as (major, minor, build): a newer minor passes whatever its build.
+    expect(violations({ minimumFirmware: { major: 1, minor: 54, build: 99 } })).toEqual([]);
+    expect(violations({ minimumFirmware: { major: 2, minor: 0, build: 0 } })).toHaveLength(2);
+    // Provisional firmware: committed below the minimum, current above it.
+    const provisional = Uint8Array.from(simulateSnpReport(h, baseOptions()));
+    provisional[SNP_OFFSETS.COMMITTED_BUILD] = 20;
+    signSnpReportInPlace(provisional, h.vcek);
+    const p = policy({ snp: snpPolicyJson({ minimumFirmware: { major: 1, minor: 55, build: 21 } }) });
+    expect(appraise(await verifyBytes(provisional), p, now).violations).toEqual([
+      { field: "COMMITTED_MAJOR.MINOR.BUILD", code: "SNP_FIRMWARE_TOO_OLD", expected: ">= 1.55.21", found: "1.55.20" },
+    ]);
+
+    const all = await verifyBytes(
+      simulateSnpReport(h, {
+        ...baseOptions(),
+        policy: 0x30000n | (0x3fn << 20n) | (1n << 8n) | 55n, // ABI 1.55, bits 20..25 (CXL_ALLOW among them)
+        platformInfo: 0xbfn, // every PLATFORM_INFO bit, TIO_EN included
+      }),
+    );
+    const permissive = snpPolicyJson({
+      cxlAllowed: true,
+      minimumAbi: { major: 1, minor: 55 },
+      minimumFirmware: { major: 1, minor: 55, build: 23 },
+      requireGuestPolicy: ["SINGLE_SOCKET", "MEM_AES_256_XTS", "RAPL_DIS", "CIPHERTEXT_HIDING", "PAGE_SWAP_DISABLE"],
+      requirePlatformInfo: ["TSME_EN", "ECC_EN", "RAPL_DIS", "CIPHERTEXT_HIDING_EN", "ALIAS_CHECK_COMPLETE"],
+      tioAllowed: true,
+    });
+    expect(appraise(all, policy({ snp: permissive }), now).violations).toEqual([]);
+    // Absent optional fields check nothing but CXL: TIO_EN and the rest pass.
+    expect(appraise(all, policy({ snp: snpPolicyJson() }), now).violations.map((v) => v.code)).toEqual([
+      "SNP_CXL_NOT_ALLOWED",
+    ]);
   });
 
   it("judges a Turin report's FMC SPL against minimumTcb.fmc, in REPORTED_TCB and in LAUNCH_TCB", async () => {
