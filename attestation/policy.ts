@@ -215,13 +215,20 @@ export const AzurePolicySchema = z
      * accepted. On an Azure CVM it measures Microsoft's paravisor firmware, not the guest image.
      * `measurements` must be an allow-list: the vTPM quote is trusted only because this report,
      * from the paravisor it names, vouches for the vTPM's key; any SEV-SNP guest elsewhere could
-     * otherwise present a report and a "vTPM quote" of its own making.
+     * otherwise present a report and a "vTPM quote" of its own making. `allowedVmpls` must be [0]:
+     * only the paravisor's own (VMPL 0) report vouches for the vTPM.
      */
     snp: SnpPolicySchema.refine((p) => !isSkip(p.measurements), {
       message:
         "expected an allow-list of the paravisor's launch measurements (skipping them accepts any SEV-SNP guest as a vTPM)",
       path: ["measurements"],
-    }).nullable(),
+    })
+      .refine((p) => p.allowedVmpls.every((vmpl) => vmpl === 0), {
+        message:
+          "expected [0]: the paravisor's report is VMPL 0, and the verifier refuses any other (AZURE_HCL_VMPL_INVALID)",
+        path: ["allowedVmpls"],
+      })
+      .nullable(),
     /** The TD quote of azure-tdx evidence (the paravisor's TD), or null; `mrtd` must be an allow-list (as above). */
     tdx: TdxPolicySchema.refine((p) => !isSkip(p.mrtd), {
       message: "expected an allow-list of the paravisor's MRTD values (skipping them accepts any TD as a vTPM)",

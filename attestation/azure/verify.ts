@@ -6,7 +6,8 @@
  *      report type matches the evidence kind (AZURE_EVIDENCE_KIND_MISMATCH)
  *   2. the hardware report:
  *      SNP — the 1184-byte report inside the HCL report, with the VCEK from the evidence, through
- *            verifySnpReport (chain to the pinned ARK, signature, hwID, TCB: SNP_* / CERT_* codes);
+ *            verifySnpReport (chain to the pinned ARK, signature, hwID, TCB: SNP_* / CERT_* codes),
+ *            and its VMPL is 0, the paravisor's (AZURE_HCL_VMPL_INVALID);
  *      TDX — the TD quote through verifyTdxQuote (PCK chain, QE report, quote signature: TDX_*),
  *            then every TDREPORT field in the HCL report equals the quote's (AZURE_TD_QUOTE_MISMATCH):
  *            the TDREPORT is only MAC'd, so its authority comes from the quote that repeats it
@@ -154,6 +155,9 @@ export function akPublicKeySpki(akPub: { n: string; e: string }): { spki: Uint8A
   return { spki: encodeSequence(algorithm, encodeBitString(rsaPublicKey)), modulusBits };
 }
 
+/** The VMPL the Azure paravisor (HCL) requests its SNP report from. */
+export const HCL_VMPL = 0;
+
 const TD_FIELDS: readonly [TdReportField, (q: TdxQuote) => Uint8Array][] = [
   ["reportData", (q) => q.body.reportData],
   ["teeTcbSvn", (q) => q.body.teeTcbSvn],
@@ -220,6 +224,15 @@ export async function verifyAzureEvidence(
     const report = parseSnpReport(hcl.hardwareReport);
     parts.snpReport = report;
     snp = await verifySnpReport({ report, endorsementKey: parseCertificateBytes(evidence.vcek), anchors, at });
+    // The paravisor (HCL) requests its report at VMPL 0. A report requested from a less privileged
+    // level carries the same MEASUREMENT but REPORT_DATA of the requester's choosing, so it could
+    // vouch for any runtime data, HCLAkPub and vTPM quote.
+    if (report.vmpl !== HCL_VMPL) {
+      throw new VerifyError(
+        "AZURE_HCL_VMPL_INVALID",
+        `HCL report SNP report VMPL: expected ${HCL_VMPL} (the paravisor's), found ${report.vmpl}`,
+      );
+    }
     reportData = report.reportData;
   } else {
     const anchors = input.tdxAnchors;

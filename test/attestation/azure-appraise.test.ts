@@ -305,6 +305,14 @@ describe("Azure policy schema", () => {
       signingKeys: ["vcek"],
     };
     expect(() => parse({ ...base, snp })).toThrow(/azure\.snp\.measurements: expected an allow-list/);
+    // Only the paravisor's VMPL 0 report vouches for the vTPM (the verifier refuses any other).
+    const pinned = { ...snp, measurements: ["a5".repeat(48)] };
+    expect(parse({ ...base, snp: pinned }).azure?.snp?.allowedVmpls).toEqual([0]);
+    for (const allowedVmpls of [[0, 1], [2], [0, 1, 2, 3]]) {
+      expect(() => parse({ ...base, snp: { ...pinned, allowedVmpls } })).toThrow(
+        /azure\.snp\.allowedVmpls: expected \[0\]: the paravisor's report is VMPL 0/,
+      );
+    }
   });
 
   it("appraise refuses the same for a policy built in code (which skips the schema)", async () => {

@@ -313,6 +313,21 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     }
   });
 
+  it.each([1, 2, 3])(
+    "refuses an HCL report whose SNP report is at VMPL %i, not the paravisor's 0 (AZURE_HCL_VMPL_INVALID)",
+    async (vmpl) => {
+      // A guest kernel below the paravisor can request a report with REPORT_DATA of its choosing:
+      // here it binds runtime data naming its own vTPM key, which signs its own quote.
+      const e = simulatedAzureSnpEvidence({ extraData: nonce, vmpl });
+      const error = await rejection(verify(e));
+      expect([error.code, error.message]).toEqual([
+        "AZURE_HCL_VMPL_INVALID",
+        `HCL report SNP report VMPL: expected 0 (the paravisor's), found ${vmpl}`,
+      ]);
+      expect((await verify(simulatedAzureSnpEvidence({ extraData: nonce, vmpl: 0 }))).snp?.report.vmpl).toBe(0);
+    },
+  );
+
   it("refuses a verification time or expected nonce that cannot be checked (AZURE_BAD_OPTION)", async () => {
     const e = evidence([{ hashAlg: SHA256, pcrs: ALL_PCRS }]);
     for (const [at, expectedNonce] of [

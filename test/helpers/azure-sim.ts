@@ -32,23 +32,31 @@ export interface PcrSelection {
   readonly pcrs: readonly number[];
 }
 
-/** The captured HCL report with its HCLAkPub replaced by `jwk`, over a simulated SNP report binding it. */
-function hclReport(jwk: { n?: string; e?: string }): Uint8Array {
+/**
+ * The captured HCL report with its HCLAkPub replaced by `jwk` (or with the runtime-data JSON text
+ * `edit` returns for the captured JSON text and the key), over a simulated SNP report at `vmpl` binding it.
+ */
+function hclReport(
+  jwk: { n?: string; e?: string },
+  vmpl: number,
+  edit?: (runtimeJson: string, jwk: { n?: string; e?: string }) => string,
+): Uint8Array {
   const captured = parseHclReport(
     new Uint8Array(
       readFileSync(new URL("../fixtures/attestation/azure/snp-vtpm/genoa-hcl-report.bin", import.meta.url)),
     ),
   );
-  const runtime = JSON.parse(new TextDecoder().decode(captured.runtimeData.json)) as { keys: { kid: string }[] };
+  const capturedText = new TextDecoder().decode(captured.runtimeData.json);
+  const runtime = JSON.parse(capturedText) as { keys: { kid: string }[] };
   runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
-  const json = new TextEncoder().encode(JSON.stringify(runtime));
+  const json = new TextEncoder().encode(edit === undefined ? JSON.stringify(runtime) : edit(capturedText, jwk));
   const reportData = new Uint8Array(64);
   reportData.set(createHash("sha256").update(json).digest());
   const out = new Uint8Array(0x4d4 + json.length);
   const view = new DataView(out.buffer);
   out.set(captured.raw.subarray(0, 0x20));
   view.setUint32(8, 0x4c0 + 20 + json.length, true); // report_size
-  out.set(simulateSnpReport(hardware, { reportData, measurement: SIMULATED_AZURE_MEASUREMENT }), 0x20);
+  out.set(simulateSnpReport(hardware, { reportData, measurement: SIMULATED_AZURE_MEASUREMENT, vmpl }), 0x20);
   view.setUint32(0x4c0, 20 + json.length, true); // data_size
   view.setUint32(0x4c4, captured.runtimeDataVersion, true);
   view.setUint32(0x4c8, 2, true); // report_type: SNP
@@ -105,11 +113,19 @@ export function simulatedAzureSnpEvidence(options: {
   readonly selections?: readonly PcrSelection[];
   /** Another HCLAkPub in the runtime data than the key that signs the quote. */
   readonly akJwk?: { n?: string; e?: string };
+  /** The SNP report's VMPL (default 0, the paravisor's). */
+  readonly vmpl?: number;
+  /** The runtime-data JSON text, made from the captured text and the HCLAkPub JWK (default: the captured JSON with that key). */
+  readonly runtimeJson?: (capturedJson: string, akJwk: { n?: string; e?: string }) => string;
 }): AzureEvidence {
   return {
     kind: "azure-snp",
     format: "v2",
-    hclReport: hclReport(options.akJwk ?? ak.publicKey.export({ format: "jwk" })),
+    hclReport: hclReport(
+      options.akJwk ?? ak.publicKey.export({ format: "jwk" }),
+      options.vmpl ?? 0,
+      options.runtimeJson,
+    ),
     tpmQuote: quoteWith(options.extraData, options.selections ?? [{ hashAlg: TPM_ALG_SHA256, pcrs: ALL_PCRS }]),
     vcek: hardware.vcek.certificate,
     tdQuote: null,
