@@ -13,8 +13,11 @@
  *          hash_type u32 (1 SHA-256), variable_data_size u32
  *   0x4D4  runtime data: UTF-8 JSON {"keys":[JWK...], "vm-configuration":{...}, "user-data":"HEX"}
  */
+
+import { isPlainFieldName } from "../../manifests/issues.ts";
 import { ByteReader, bytesEqual, isAllZero, toHex, utf8 } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
+import { findDuplicateMember } from "../json-duplicates.ts";
 
 export const HCL_HEADER_SIZE = 0x20;
 export const HCL_HW_REPORT_OFFSET = 0x20;
@@ -75,10 +78,21 @@ function fail(message: string, cause?: unknown): ParseError {
 
 function parseRuntimeData(json: Uint8Array): HclRuntimeData {
   let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(json);
+    value = JSON.parse(text);
   } catch (error) {
     throw fail("runtime data: expected UTF-8 JSON", error);
+  }
+  // JSON.parse keeps the last of two equal names: the hashed bytes would hold a member the parsed
+  // object does not (a second "keys" or "vm-configuration" replacing the first).
+  const duplicate = findDuplicateMember(text);
+  if (duplicate !== null) {
+    const name = isPlainFieldName(duplicate.name) ? `"${duplicate.name}"` : `of ${duplicate.name.length} characters`;
+    throw fail(
+      `runtime data: expected each member name once per object, found a member ${name} a second time at character ${duplicate.index}`,
+    );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value))
     throw fail("runtime data: expected a JSON object");

@@ -328,6 +328,37 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     },
   );
 
+  it("refuses runtime data that names a member twice (the hashed bytes and the parsed object would differ)", async () => {
+    // The captured members first (those are what a reader of the bytes sees), then a second "keys"
+    // naming the attacker's vTPM key and a second "vm-configuration", which JSON.parse would keep.
+    const appended = (members: string) => (captured: string, jwk: { n?: string; e?: string }) =>
+      `{${captured.trim().slice(1, -1)},${members.replace("$N", jwk.n ?? "").replace("$E", jwk.e ?? "")}}`;
+    const attackerKeys = '"keys":[{"kid":"HCLAkPub","kty":"RSA","n":"$N","e":"$E"}]';
+    const attackerConfig = '"vm-configuration":{"console-enabled":false,"secure-boot":true}';
+    for (const [runtimeJson, found] of [
+      [appended(`${attackerKeys},${attackerConfig}`), 'a member "keys"'],
+      [appended(attackerConfig), "a member of 16 characters"],
+      // Names are compared unescaped, as JSON.parse compares them.
+      [appended(attackerKeys.replace('"keys"', '"\\u006beys"')), 'a member "keys"'],
+      // At any depth: a second "secure-boot" inside vm-configuration.
+      [(c: string) => c.replace('"secure-boot":', '"secure-boot":false,"secure-boot":'), "a member of 11 characters"],
+    ] as const) {
+      const error = await rejection(verify(simulatedAzureSnpEvidence({ extraData: nonce, runtimeJson })));
+      expect(error.code).toBe("AZURE_HCL_REPORT_MALFORMED");
+      expect(error.message).toMatch(
+        new RegExp(
+          `^HCL report: runtime data: expected each member name once per object, found ${found} a second time at character \\d+$`,
+        ),
+      );
+    }
+    // Without a duplicate, the attacker's members alone would verify (the quote is signed by
+    // their key): it is the duplicate that is refused, not the content.
+    const alone = (c: string, jwk: { n?: string; e?: string }) =>
+      JSON.stringify({ ...JSON.parse(c), keys: [{ kid: "HCLAkPub", kty: "RSA", n: jwk.n, e: jwk.e }] });
+    const v = await verify(simulatedAzureSnpEvidence({ extraData: nonce, runtimeJson: alone }));
+    expect(v.runtimeData.vmConfiguration["secure-boot"]).toBe(true);
+  });
+
   it("refuses a verification time or expected nonce that cannot be checked (AZURE_BAD_OPTION)", async () => {
     const e = evidence([{ hashAlg: SHA256, pcrs: ALL_PCRS }]);
     for (const [at, expectedNonce] of [
