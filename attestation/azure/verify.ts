@@ -128,6 +128,13 @@ export interface AzureEvidenceParts {
 function base64UrlToBytes(text: string, field: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]+$/.test(text))
     throw new VerifyError("AZURE_AK_INVALID", `HCLAkPub ${field}: expected base64url`);
+  // 4k+1 characters would leave 6 bits for a last byte: no byte string encodes to that length.
+  if (text.length % 4 === 1) {
+    throw new VerifyError(
+      "AZURE_AK_INVALID",
+      `HCLAkPub ${field}: expected base64url (a length that is not 4k+1), found ${text.length} characters`,
+    );
+  }
   const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
   const bin = atob(b64);
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));

@@ -307,6 +307,15 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
       [jwkOf({ modulusLength: 1024 }), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 1024"],
       [jwkOf({ modulusLength: 2048, publicExponent: 3 }), "HCLAkPub: expected public exponent 65537, found 0x03"],
       [{ n: "not/base64url", e: "AQAB" }, "HCLAkPub n: expected base64url"],
+      // 4k+1 characters decode to no byte string (atob throws a DOMException without a code).
+      [
+        { n: "A".repeat(345), e: "AQAB" },
+        "HCLAkPub n: expected base64url (a length that is not 4k+1), found 345 characters",
+      ],
+      [
+        { n: "A".repeat(344), e: "AQABA" },
+        "HCLAkPub e: expected base64url (a length that is not 4k+1), found 5 characters",
+      ],
     ] as const) {
       const error = await rejection(verify(evidence(all, akJwk)));
       expect([error.code, error.message]).toEqual(["AZURE_AK_INVALID", message]);
