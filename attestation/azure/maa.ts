@@ -215,10 +215,11 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   const at = options.at.getTime();
   const expiresAt = numericDate(claims, "exp", true) as Date;
   const notBefore = numericDate(claims, "nbf", false);
-  if (at > expiresAt.getTime() + tolerance * 1000) {
+  // Expired at exp itself (RFC 7519 4.1.4: "on or after"), as jose and the MAA SDKs judge it.
+  if (at >= expiresAt.getTime() + tolerance * 1000) {
     throw new VerifyError(
       "MAA_TOKEN_EXPIRED",
-      `MAA token: exp ${expiresAt.toISOString()} expected after the verification time ${options.at.toISOString()}, found before`,
+      `MAA token: exp ${expiresAt.toISOString()} expected after the verification time ${options.at.toISOString()}, found at or before it`,
     );
   }
   if (notBefore !== null && at < notBefore.getTime() - tolerance * 1000) {

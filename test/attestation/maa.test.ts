@@ -178,6 +178,22 @@ describe("MAA token verification rules", () => {
     expect([noTime.code, noTime.message]).toEqual(["MAA_BAD_TIME", "at: expected a valid Date"]);
   });
 
+  it("refuses the token from its exp second on (RFC 7519 4.1.4: on or after exp)", async () => {
+    const exp = 1654066076 * 1000;
+    const atExp = await rejection(verifyMaaToken(good, { jwks, at: new Date(exp) }));
+    expect([atExp.code, atExp.message]).toEqual([
+      "MAA_TOKEN_EXPIRED",
+      "MAA token: exp 2022-06-01T06:47:56.000Z expected after the verification time 2022-06-01T06:47:56.000Z, found at or before it",
+    ]);
+    expect((await verifyMaaToken(good, { jwks, at: new Date(exp - 1) })).expiresAt.getTime()).toBe(exp);
+    // With a tolerance, the same boundary moves by exactly the tolerance.
+    const tolerated = { jwks, clockToleranceSeconds: 60 };
+    expect((await rejection(verifyMaaToken(good, { ...tolerated, at: new Date(exp + 60_000) }))).code).toBe(
+      "MAA_TOKEN_EXPIRED",
+    );
+    expect((await verifyMaaToken(good, { ...tolerated, at: new Date(exp + 59_999) })).attestationType).toBe("sgx");
+  });
+
   it("honours a bounded clock tolerance", async () => {
     const justExpired = new Date((1654066076 + 30) * 1000);
     expect((await rejection(verifyMaaToken(good, { jwks, at: justExpired }))).code).toBe("MAA_TOKEN_EXPIRED");
