@@ -4,11 +4,14 @@
  * quote). Parse only; nothing here is verified.
  *
  * Accepted formats (those of confidential-containers/trustee, whose public test data we verify):
- *   - v0 (no "version"; SNP only): {"quote":{"message":[int],"signature":[int],"pcrs":[[int]]},
+ *   - v0 SNP (no "version"): {"quote":{"message":[int],"signature":[int],"pcrs":[[int]]},
  *     "report":[int], "vcek":"PEM"}
- *   - v2 (SNP): {"version":2, "tpm_quote":{"message":HEX,"signature":HEX,"pcrs":[HEX]},
- *     "hcl_report":BASE64URL, "vcek":BASE64URL(DER)}
- *   - v1 (TDX): {"version":1, "tpm_quote":{...HEX}, "hcl_report":BASE64URL, "td_quote":BASE64URL}
+ *   - v1 and v2: {"version":1|2, "tpm_quote":{"message":HEX,"signature":HEX,"pcrs":[HEX]},
+ *     "hcl_report":BASE64URL} with either "vcek":BASE64URL(DER) (SNP) or "td_quote":BASE64URL
+ *     (TDX). Trustee has SNP evidence as v1 and v2 (the same JSON shape) and TDX as v1; both
+ *     versions are read the same way, the kind coming from vcek / td_quote.
+ * Trustee's v0 TDX evidence (no "version"; "tpm_quote", "hcl_report" and "td_quote" as int arrays)
+ * is not accepted: it is refused with a message that says so.
  *
  * Cloister's own Azure evidence (what attestation/providers/azure-vtpm.ts emits, and what goes into
  * an attestation document) is v2 for SNP and v1 for TDX, byte-compatible with trustee.
@@ -111,6 +114,11 @@ export function parseAzureEvidence(text: string): AzureEvidence {
   const root = object(value, "evidence");
   const version = root.version;
   if (version === undefined) {
+    if (root.td_quote !== undefined || root.tpm_quote !== undefined) {
+      throw malformed(
+        'v0 TDX evidence (no "version", tpm_quote / td_quote as int arrays) is not supported: expected version 1',
+      );
+    }
     const quote = object(root.quote, "quote");
     if (typeof root.vcek !== "string") throw malformed("vcek: expected a PEM certificate");
     return {

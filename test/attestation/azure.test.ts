@@ -243,6 +243,30 @@ describe("Azure vTPM evidence rules", () => {
     expect(() => parseAzureEvidence(json)).toThrow(expect.objectContaining({ code }));
   });
 
+  it("reads trustee's SNP evidence v1 as v2 (same shape), and refuses its v0 TDX evidence saying so", async () => {
+    const v2 = JSON.parse(text("azure/snp-vtpm/milan-evidence-v2.trustee.json")) as Record<string, unknown>;
+    const v1 = parseAzureEvidence(JSON.stringify({ ...v2, version: 1 }));
+    expect(v1).toEqual({ ...parseAzureEvidence(JSON.stringify(v2)), format: "v1" });
+    expect(v1.kind).toBe("azure-snp");
+    const t = tdx();
+    const tdxV0 = JSON.stringify({
+      tpm_quote: {
+        signature: [...t.tpmQuote.signature],
+        message: [...t.tpmQuote.message],
+        pcrs: t.tpmQuote.pcrs.map((p) => [...p]),
+      },
+      hcl_report: [...t.hclReport],
+      td_quote: [...(t.tdQuote as Uint8Array)],
+    });
+    expect(() => parseAzureEvidence(tdxV0)).toThrow(
+      expect.objectContaining({
+        code: "AZURE_EVIDENCE_MALFORMED",
+        message:
+          'Azure evidence: v0 TDX evidence (no "version", tpm_quote / td_quote as int arrays) is not supported: expected version 1',
+      }),
+    );
+  });
+
   it("rejects a malformed HCL report and TPMS_ATTEST with typed parse errors", () => {
     const hcl = read("azure/snp-vtpm/genoa-hcl-report.bin");
     const badMagic = hcl.slice();
