@@ -12,7 +12,9 @@
  */
 function whereJsonFailed(error: unknown): string {
   const message = error instanceof Error ? error.message : "";
-  const position = /\bat position (\d+)\b/.exec(message);
+  // Only V8's own suffix: a message that names no position quotes the text, which may itself read
+  // "at position N".
+  const position = /(?:in|after) JSON at position (\d+)(?: \(line \d+ column \d+\))?$/.exec(message);
   if (position !== null) return `at position ${position[1]}`;
   if (message.startsWith("Unexpected end of JSON input")) return "it ends early";
   return "";

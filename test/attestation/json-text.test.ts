@@ -60,6 +60,13 @@ describe("parseJsonText", () => {
     expect((await inspected(() => parseJsonText("["))).error.message).toBe("not valid JSON (it ends early)");
     expect(parseJsonText('{"a": [1]}')).toEqual({ a: [1] });
   });
+
+  it("takes a position only from V8's own words, not from the text it quotes", async () => {
+    // V8 names no position here and quotes the text, which itself reads "at position 12".
+    expect((await inspected(() => JSON.parse("at position 12"))).error.message).toContain("at position 12");
+    expect((await inspected(() => parseJsonText("at position 12"))).error.message).toBe("not valid JSON");
+    expect((await inspected(() => parseJsonText('{"a":1} x'))).error.message).toBe("not valid JSON (at position 8)");
+  });
 });
 
 describe("every path that parses configuration JSON keeps no quoting cause", () => {
