@@ -73,19 +73,21 @@ export interface ClientPolicy {
   readonly freshness: { readonly maxClockSkewSeconds: number };
 }
 
+/** A client policy's JSON text as a value; text that is not JSON is POLICY_INVALID (caused by a SyntaxError). */
+export function clientPolicyJson(text: string): unknown {
+  try {
+    return parseJsonText(text);
+  } catch (error) {
+    // The cause is parseJsonText's SyntaxError, which (unlike V8's) does not quote the text.
+    throw new ClientError("configuration", "POLICY_INVALID", `client policy: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** Parses a client policy (JSON text or value); errors name the field path. */
 export function parseClientPolicy(input: unknown): ClientPolicy {
-  let value = input;
-  if (typeof input === "string") {
-    try {
-      value = parseJsonText(input);
-    } catch (error) {
-      // The cause is parseJsonText's SyntaxError, which (unlike V8's) does not quote the text.
-      throw new ClientError("configuration", "POLICY_INVALID", `client policy: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-  }
+  const value = typeof input === "string" ? clientPolicyJson(input) : input;
   const result = ClientPolicySchema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;

@@ -260,31 +260,27 @@ export function listenUsageError(
     address: string;
     port: number;
   };
-  const portOption = "--port";
-  const listenOption = "--listen";
   if (code === "EADDRINUSE") {
     return new UsageError(
-      `${portOption} ${port}: cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another ${portOption}`,
+      `--port ${port}: cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another --port`,
     );
   }
   if (code === "EACCES") {
     return new UsageError(
-      `${portOption} ${port}: cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`,
+      `--port ${port}: cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`,
     );
   }
   if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
     return new UsageError(
-      `${listenOption} ${hostname}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
+      `--listen ${hostname}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
     );
   }
   if (code === "EADDRNOTAVAIL") {
-    return new UsageError(
-      `${listenOption} ${hostname}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`,
-    );
+    return new UsageError(`--listen ${hostname}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`);
   }
   if (code === "EINVAL" || code === "EAFNOSUPPORT") {
-    return new UsageError(`${listenOption} ${hostname}: cannot listen on it (${code})`);
+    return new UsageError(`--listen ${hostname}: cannot listen on it (${code})`);
   }
   return error;
 }

@@ -4,7 +4,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
-import { type ClientPolicy, parseClientPolicy, policyRisks } from "../policy.ts";
+import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
 import { type ChatMessage, connect, parseHostUrl, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
@@ -64,9 +64,8 @@ export async function readPolicy(path: string): Promise<ClientPolicy> {
 export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
   const text = await readOptionFile(path, "--policy");
   try {
-    const policy = parseClientPolicy(text);
-    // parseClientPolicy has just parsed the same text: this cannot throw.
-    return { json: JSON.parse(text) as unknown, policy };
+    const json = clientPolicyJson(text);
+    return { json, policy: parseClientPolicy(json) };
   } catch (error) {
     if (!(error instanceof ClientError)) throw error;
     // Not JSON at all (a wrong file): say what is expected.

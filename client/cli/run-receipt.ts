@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { base64url } from "jose";
 import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
+import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import {
   AuditDocumentInvalidError,
   keyFromAttestationDocument,
@@ -72,12 +73,12 @@ function readDocumentFile(bytes: Uint8Array): DocumentKey {
     exact = new TextEncoder().encode(text);
   }
   if (!JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
-  const [headerPart, payloadPart] = text.split(".") as [string, string];
+  const [headerPart] = text.split(".") as [string];
   let header: { alg?: unknown; typ?: unknown };
   let payload: { eat_profile?: unknown };
   try {
     header = JSON.parse(new TextDecoder().decode(base64url.decode(headerPart)));
-    payload = JSON.parse(new TextDecoder().decode(base64url.decode(payloadPart)));
+    payload = unverifiedDocumentPayload(text) as { eat_profile?: unknown };
   } catch {
     throw new UsageError("--document: header or payload is not base64url JSON");
   }
