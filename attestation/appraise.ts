@@ -16,10 +16,13 @@
  *  - REPORT_DATA equals `expectedReportData`, unless the caller passes null — an explicit choice
  *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
  *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB, LAUNCH_TCB and COMMITTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
- *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind   SNP_*
+ *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind, CXL_ALLOW (refused
+ *    unless `cxlAllowed`), and the optional hardening fields when present (minimumAbi,
+ *    minimumFirmware, requireGuestPolicy, requirePlatformInfo, tioAllowed)      SNP_*
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
- *    MRSERVICETD, TCB status, TEE_TCB_SVN                                       TDX_*
+ *    MRSERVICETD, TCB status (met only when the QE identity and the CRLs were checked too),
+ *    TEE_TCB_SVN                                                                TDX_*
  *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
@@ -28,7 +31,7 @@
  *    (extraData), where Azure carries the caller's binding (binding.ts; the hardware REPORT_DATA
  *    binds the runtime data).
  * A check the policy skips (`{ skip: { reason } }`) produces no violation; the reason stays in the
- * policy for auditors.
+ * policy for auditors. So does an optional SNP hardening field left absent.
  */
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { azureQuoteQualifyingData } from "./binding.ts";

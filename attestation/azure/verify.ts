@@ -163,7 +163,7 @@ export function akPublicKeySpki(akPub: { n: string; e: string }): { spki: Uint8A
 }
 
 /** The VMPL the Azure paravisor (HCL) requests its SNP report from. */
-export const HCL_VMPL = 0;
+const HCL_VMPL = 0;
 
 const TD_FIELDS: readonly [TdReportField, (q: TdxQuote) => Uint8Array][] = [
   ["reportData", (q) => q.body.reportData],
