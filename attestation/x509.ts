@@ -9,7 +9,9 @@
  * self-signed and byte-identical to the pinned copy.
  * What it does not: name constraints, policy OIDs, key usage beyond CA, AKI/SKI (AMD's VCEK has
  * no AKI and serial 0, see the fixtures README, so neither is required), revocation unless a CRL
- * is given to `checkNotRevoked`.
+ * is given to `checkNotRevoked`. CRLs are used only when complete for the certificate checked: no
+ * critical extension the verifier does not process, not a delta CRL, and no issuingDistributionPoint
+ * scope other than CA-only / end-entity-only, which is honoured (RFC 5280 5.2).
  */
 import { bytesEqual, toHex } from "./bytes.ts";
 import { type Curve, type HashName, sha256, verifyEcdsa, verifyRsaPkcs1, verifyRsaPss } from "./crypto.ts";
@@ -135,6 +137,25 @@ function decodeName(node: DerNode): string {
   return parts.join(",");
 }
 
+/** Extensions ::= SEQUENCE OF Extension (certificates, CRLs and CRL entries), by OID; a repeated OID is refused. */
+function decodeExtensions(node: DerNode | undefined, what: string): Map<string, Extension> {
+  const extensions = new Map<string, Extension>();
+  for (const ext of derChildren(expectTag(node, TAG.SEQUENCE, what))) {
+    const parts = derChildren(expectTag(ext, TAG.SEQUENCE, "Extension"));
+    const oid = decodeOid(expectTag(parts[0], TAG.OID, "extnID"));
+    let critical = false;
+    let valueNode = parts[1];
+    if (valueNode?.tag === TAG.BOOLEAN) {
+      critical = derBoolean(valueNode, `extension ${oid} critical`);
+      valueNode = parts[2];
+    }
+    const value = derContent(expectTag(valueNode, TAG.OCTET_STRING, `extension ${oid}`)).slice();
+    if (extensions.has(oid)) throw new ParseError("X509_DUPLICATE_EXTENSION", `extension ${oid} appears twice`);
+    extensions.set(oid, { critical, value });
+  }
+  return extensions;
+}
+
 function decodeHashAlgorithm(node: DerNode, what: string): HashName {
   const [oidNode] = derChildren(expectTag(node, TAG.SEQUENCE, what));
   const oid = decodeOid(expectTag(oidNode, TAG.OID, what));
@@ -229,11 +250,38 @@ export function decodePublicKeyInfo(node: DerNode): PublicKeyInfo {
   throw new ParseError("X509_UNSUPPORTED_ALGORITHM", `SPKI: unsupported key algorithm ${oid}`);
 }
 
+interface Signed {
+  /** The to-be-signed SEQUENCE and its fields. */
+  readonly tbsSeq: DerNode;
+  readonly fields: DerNode[];
+  readonly sigAlgNode: DerNode | undefined;
+  readonly sigNode: DerNode | undefined;
+}
+
+/** A Certificate or CertificateList: SEQUENCE { tbs SEQUENCE, signatureAlgorithm, signatureValue }. */
+function readSigned(der: Uint8Array, what: string, tbsWhat: string): Signed {
+  const [tbsNode, sigAlgNode, sigNode] = derChildren(readDerExact(der, TAG.SEQUENCE, what));
+  const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, tbsWhat);
+  return { tbsSeq, fields: derChildren(tbsSeq), sigAlgNode, sigNode };
+}
+
+/** The outer signatureAlgorithm (which must equal the TBS's `inner` one) and signatureValue. */
+function readSignature(
+  signed: Signed,
+  inner: SignatureAlgorithm,
+  what: string,
+): { signatureAlgorithm: SignatureAlgorithm; signature: Uint8Array } {
+  const signatureAlgorithm = decodeSignatureAlgorithm(expectTag(signed.sigAlgNode, TAG.SEQUENCE, "signatureAlgorithm"));
+  if (JSON.stringify(signatureAlgorithm) !== JSON.stringify(inner)) {
+    throw new ParseError("X509_ALGORITHM_MISMATCH", `${what}: outer and inner signature algorithms differ`);
+  }
+  const signature = decodeBitString(expectTag(signed.sigNode, TAG.BIT_STRING, "signatureValue"), "signatureValue");
+  return { signatureAlgorithm, signature: signature.slice() };
+}
+
 function parseCertificateUnchecked(der: Uint8Array): Certificate {
-  const root = readDerExact(der, TAG.SEQUENCE, "Certificate");
-  const [tbsNode, sigAlgNode, sigNode] = derChildren(root);
-  const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, "tbsCertificate");
-  const fields = derChildren(tbsSeq);
+  const signed = readSigned(der, "Certificate", "tbsCertificate");
+  const { tbsSeq, fields } = signed;
   let i = 0;
   let version = 1;
   if (fields[0]?.tag === 0xa0) {
@@ -250,34 +298,22 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
   }
   const subjectNode = expectTag(fields[i + 4], TAG.SEQUENCE, "subject");
   const publicKey = decodePublicKeyInfo(expectTag(fields[i + 5], TAG.SEQUENCE, "subjectPublicKeyInfo"));
-  const extensions = new Map<string, Extension>();
-  let isCA: boolean | undefined;
+  let extensions: ReadonlyMap<string, Extension> | undefined;
   for (const field of fields.slice(i + 6)) {
     if (field.tag !== 0xa3) continue; // issuerUniqueID / subjectUniqueID are ignored
+    if (extensions !== undefined)
+      throw new ParseError("X509_DUPLICATE_EXTENSION", "tbsCertificate: extensions [3] appear twice");
     const [extSeq] = derChildren(field);
-    for (const ext of derChildren(expectTag(extSeq, TAG.SEQUENCE, "extensions"))) {
-      const parts = derChildren(expectTag(ext, TAG.SEQUENCE, "Extension"));
-      const oid = decodeOid(expectTag(parts[0], TAG.OID, "extnID"));
-      let critical = false;
-      let valueNode = parts[1];
-      if (valueNode?.tag === TAG.BOOLEAN) {
-        critical = derBoolean(valueNode, `extension ${oid} critical`);
-        valueNode = parts[2];
-      }
-      const value = derContent(expectTag(valueNode, TAG.OCTET_STRING, `extension ${oid}`)).slice();
-      if (extensions.has(oid)) throw new ParseError("X509_DUPLICATE_EXTENSION", `extension ${oid} appears twice`);
-      extensions.set(oid, { critical, value });
-      if (oid === OID.basicConstraints) {
-        const [ca] = derChildren(readDerExact(value, TAG.SEQUENCE, "basicConstraints"));
-        isCA = ca?.tag === TAG.BOOLEAN && derBoolean(ca, "basicConstraints cA");
-      }
-    }
+    extensions = decodeExtensions(extSeq, "extensions");
   }
-  const signatureAlgorithm = decodeSignatureAlgorithm(expectTag(sigAlgNode, TAG.SEQUENCE, "signatureAlgorithm"));
-  if (JSON.stringify(signatureAlgorithm) !== JSON.stringify(innerAlg)) {
-    throw new ParseError("X509_ALGORITHM_MISMATCH", "Certificate: outer and inner signature algorithms differ");
+  extensions ??= new Map();
+  let isCA: boolean | undefined;
+  const basicConstraints = extensions.get(OID.basicConstraints)?.value;
+  if (basicConstraints !== undefined) {
+    const [ca] = derChildren(readDerExact(basicConstraints, TAG.SEQUENCE, "basicConstraints"));
+    isCA = ca?.tag === TAG.BOOLEAN && derBoolean(ca, "basicConstraints cA");
   }
-  const signature = decodeBitString(expectTag(sigNode, TAG.BIT_STRING, "signatureValue"), "signatureValue").slice();
+  const { signatureAlgorithm, signature } = readSignature(signed, innerAlg, "Certificate");
   return {
     der: der.slice(),
     tbs: derEncoding(tbsSeq).slice(),
@@ -513,55 +549,122 @@ function checkMaySignData(leaf: Certificate, role: string): void {
 
 // --- CRLs ----------------------------------------------------------------------------------------
 
+/** One revokedCertificates entry. */
+export interface CrlEntry {
+  /** Serial number, lower-case hex of the unsigned magnitude. */
+  readonly serial: string;
+  readonly extensions: ReadonlyMap<string, Extension>;
+}
+
 export interface Crl {
   readonly der: Uint8Array;
   readonly tbs: Uint8Array;
+  /** 2 when the version field is present (it must then be v2), else 1. */
+  readonly version: 1 | 2;
   readonly issuer: string;
   readonly issuerDer: Uint8Array;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date | undefined;
   /** Revoked serial numbers, lower-case hex of the unsigned magnitude. */
   readonly revokedSerials: ReadonlySet<string>;
+  readonly entries: readonly CrlEntry[];
+  /** crlExtensions by OID (RFC 5280 5.2). */
+  readonly extensions: ReadonlyMap<string, Extension>;
   readonly signatureAlgorithm: SignatureAlgorithm;
   readonly signature: Uint8Array;
 }
 
+const CRL_OID = {
+  deltaCRLIndicator: "2.5.29.27",
+  issuingDistributionPoint: "2.5.29.28",
+} as const;
+
+function parseCrlUnchecked(der: Uint8Array): Crl {
+  const signed = readSigned(der, "CertificateList", "tbsCertList");
+  const { tbsSeq, fields } = signed;
+  let i = 0;
+  let version: 1 | 2 = 1;
+  if (fields[0]?.tag === TAG.INTEGER) {
+    const v = decodeSmallInteger(fields[0], "tbsCertList version");
+    if (v !== 1) throw new ParseError("CRL_BAD_VERSION", `tbsCertList version: expected 1 (v2), found ${v}`);
+    version = 2;
+    i = 1;
+  }
+  const innerAlg = decodeSignatureAlgorithm(expectTag(fields[i++], TAG.SEQUENCE, "tbsCertList signature"));
+  const issuerNode = expectTag(fields[i++], TAG.SEQUENCE, "issuer");
+  const thisUpdateNode = fields[i++];
+  if (thisUpdateNode === undefined)
+    throw new ParseError("DER_MISSING", "tbsCertList thisUpdate: expected a time, found nothing");
+  const thisUpdate = decodeTime(thisUpdateNode, "thisUpdate");
+  let nextUpdate: Date | undefined;
+  const maybeNext = fields[i];
+  if (maybeNext !== undefined && (maybeNext.tag === TAG.UTC_TIME || maybeNext.tag === TAG.GENERALIZED_TIME)) {
+    nextUpdate = decodeTime(maybeNext, "nextUpdate");
+    i++;
+  }
+  const entries: CrlEntry[] = [];
+  if (fields[i]?.tag === TAG.SEQUENCE) {
+    for (const entry of derChildren(fields[i++] as DerNode)) {
+      const [serial, date, entryExtensions, extra] = derChildren(expectTag(entry, TAG.SEQUENCE, "revokedCertificate"));
+      if (date === undefined)
+        throw new ParseError("DER_MISSING", "revokedCertificate revocationDate: expected a time, found nothing");
+      decodeTime(date, "revocationDate");
+      if (extra !== undefined) {
+        throw new ParseError(
+          "DER_TRAILING_DATA",
+          `revokedCertificate: expected at most 3 fields, found more at offset ${extra.start}`,
+        );
+      }
+      entries.push({
+        serial: toHex(decodeUnsignedInteger(expectTag(serial, TAG.INTEGER, "userCertificate"), "serial")),
+        extensions: entryExtensions === undefined ? new Map() : decodeExtensions(entryExtensions, "crlEntryExtensions"),
+      });
+    }
+  }
+  let extensions: ReadonlyMap<string, Extension> = new Map();
+  if (fields[i]?.tag === 0xa0) {
+    const [extSeq, extra] = derChildren(fields[i++] as DerNode);
+    if (extra !== undefined)
+      throw new ParseError(
+        "DER_TRAILING_DATA",
+        `crlExtensions [0]: expected one SEQUENCE, found more at offset ${extra.start}`,
+      );
+    extensions = decodeExtensions(extSeq, "crlExtensions");
+  }
+  const unexpected = fields[i];
+  if (unexpected !== undefined) {
+    // e.g. revokedCertificates as a SET: skipping it would read a CRL that revokes as one that does not.
+    throw new ParseError(
+      "DER_UNEXPECTED_TAG",
+      `tbsCertList: expected revokedCertificates (tag 0x30) or crlExtensions (tag 0xa0) after the update times, found tag 0x${unexpected.tag.toString(16)} at offset ${unexpected.start}`,
+    );
+  }
+  if (version === 1 && (extensions.size > 0 || entries.some((e) => e.extensions.size > 0))) {
+    throw new ParseError(
+      "CRL_BAD_VERSION",
+      "tbsCertList version: expected 1 (v2) in a CRL with extensions, found none (v1)",
+    );
+  }
+  const { signatureAlgorithm, signature } = readSignature(signed, innerAlg, "CRL");
+  return {
+    der: der.slice(),
+    tbs: derEncoding(tbsSeq).slice(),
+    version,
+    issuer: decodeName(issuerNode),
+    issuerDer: derEncoding(issuerNode).slice(),
+    thisUpdate,
+    nextUpdate,
+    revokedSerials: new Set(entries.map((e) => e.serial)),
+    entries,
+    extensions,
+    signatureAlgorithm,
+    signature,
+  };
+}
+
 export function parseCrl(input: Uint8Array): Crl {
   try {
-    const der = new Uint8Array(input);
-    const root = readDerExact(der, TAG.SEQUENCE, "CertificateList");
-    const [tbsNode, sigAlgNode, sigNode] = derChildren(root);
-    const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, "tbsCertList");
-    const fields = derChildren(tbsSeq);
-    let i = fields[0]?.tag === TAG.INTEGER ? 1 : 0;
-    decodeSignatureAlgorithm(expectTag(fields[i++], TAG.SEQUENCE, "tbsCertList signature"));
-    const issuerNode = expectTag(fields[i++], TAG.SEQUENCE, "issuer");
-    const thisUpdate = decodeTime(fields[i++] as DerNode, "thisUpdate");
-    let nextUpdate: Date | undefined;
-    const maybeNext = fields[i];
-    if (maybeNext !== undefined && (maybeNext.tag === TAG.UTC_TIME || maybeNext.tag === TAG.GENERALIZED_TIME)) {
-      nextUpdate = decodeTime(maybeNext, "nextUpdate");
-      i++;
-    }
-    const revokedSerials = new Set<string>();
-    const maybeRevoked = fields[i];
-    if (maybeRevoked !== undefined && maybeRevoked.tag === TAG.SEQUENCE) {
-      for (const entry of derChildren(maybeRevoked)) {
-        const [serial] = derChildren(expectTag(entry, TAG.SEQUENCE, "revokedCertificate"));
-        revokedSerials.add(toHex(decodeUnsignedInteger(expectTag(serial, TAG.INTEGER, "userCertificate"), "serial")));
-      }
-    }
-    return {
-      der: der.slice(),
-      tbs: derEncoding(tbsSeq).slice(),
-      issuer: decodeName(issuerNode),
-      issuerDer: derEncoding(issuerNode).slice(),
-      thisUpdate,
-      nextUpdate,
-      revokedSerials,
-      signatureAlgorithm: decodeSignatureAlgorithm(expectTag(sigAlgNode, TAG.SEQUENCE, "signatureAlgorithm")),
-      signature: decodeBitString(expectTag(sigNode, TAG.BIT_STRING, "signatureValue"), "signatureValue").slice(),
-    };
+    return parseCrlUnchecked(new Uint8Array(input));
   } catch (error) {
     if (error instanceof AttestationError) throw error;
     throw new ParseError("CRL_MALFORMED", "CRL: malformed DER", { cause: error });
@@ -569,8 +672,78 @@ export function parseCrl(input: Uint8Array): Crl {
 }
 
 /**
- * Verifies a CRL's signature by `issuer` and that it is current at `at` (thisUpdate ≤ at ≤
- * nextUpdate), then throws CERT_REVOKED if `cert` is listed.
+ * RFC 5280 5.2/5.3: a CRL with a critical (CRL or entry) extension this verifier does not process
+ * must not be used; a delta CRL lists changes only, so is never a complete answer; and an
+ * issuingDistributionPoint limits which certificates the CRL covers. Only onlyContainsUserCerts /
+ * onlyContainsCACerts are honoured (against `cert`'s basicConstraints); a CRL scoped any other way
+ * (a distribution point, some reasons, indirect, attribute certificates) is refused.
+ */
+function checkCrlUsable(crl: Crl, cert: Certificate, role: string): void {
+  const from = `CRL from "${crl.issuer}"`;
+  if (crl.extensions.has(CRL_OID.deltaCRLIndicator)) {
+    throw new VerifyError(
+      "CRL_DELTA_UNSUPPORTED",
+      `${from}: expected a complete CRL, found a delta CRL (deltaCRLIndicator ${CRL_OID.deltaCRLIndicator})`,
+    );
+  }
+  for (const [oid, ext] of crl.extensions) {
+    if (oid === CRL_OID.issuingDistributionPoint) checkCrlScope(crl, ext.value, cert, role);
+    else if (ext.critical) {
+      throw new VerifyError(
+        "CRL_UNKNOWN_CRITICAL_EXTENSION",
+        `${from}: critical CRL extension ${oid}: expected only critical extensions this verifier processes (issuingDistributionPoint), found one it does not`,
+      );
+    }
+  }
+  for (const entry of crl.entries) {
+    for (const [oid, ext] of entry.extensions) {
+      if (ext.critical) {
+        throw new VerifyError(
+          "CRL_UNKNOWN_CRITICAL_EXTENSION",
+          `${from}: critical entry extension ${oid} (serial ${entry.serial}): expected no critical entry extension (this verifier processes none), found one`,
+        );
+      }
+    }
+  }
+}
+
+/** issuingDistributionPoint (RFC 5280 5.2.5): honours onlyContainsUserCerts / onlyContainsCACerts, refuses the rest. */
+function checkCrlScope(crl: Crl, value: Uint8Array, cert: Certificate, role: string): void {
+  const from = `CRL from "${crl.issuer}"`;
+  const FIELDS: Record<number, string> = {
+    160: "distributionPoint",
+    129: "onlyContainsUserCerts",
+    130: "onlyContainsCACerts",
+    131: "onlySomeReasons",
+    132: "indirectCRL",
+    133: "onlyContainsAttributeCerts",
+  };
+  let onlyUserCerts = false;
+  let onlyCaCerts = false;
+  for (const field of derChildren(readDerExact(value, TAG.SEQUENCE, "issuingDistributionPoint"))) {
+    const name = FIELDS[field.tag];
+    if (name === "onlyContainsUserCerts") onlyUserCerts = derBoolean(field, `issuingDistributionPoint ${name}`);
+    else if (name === "onlyContainsCACerts") onlyCaCerts = derBoolean(field, `issuingDistributionPoint ${name}`);
+    else if ((name === "indirectCRL" || name === "onlyContainsAttributeCerts") && !derBoolean(field, name)) continue;
+    else {
+      throw new VerifyError(
+        "CRL_SCOPE_UNSUPPORTED",
+        `${from}: issuingDistributionPoint ${name ?? `field tag 0x${field.tag.toString(16)}`}: expected no scope but onlyContainsUserCerts / onlyContainsCACerts, found one this verifier does not process`,
+      );
+    }
+  }
+  const isCA = cert.isCA === true;
+  if ((onlyUserCerts && isCA) || (onlyCaCerts && !isCA)) {
+    throw new VerifyError(
+      "CRL_SCOPE_MISMATCH",
+      `${from}: covers only ${onlyCaCerts ? "CA" : "end-entity"} certificates (issuingDistributionPoint), so not the ${role} certificate "${cert.subject}", which is ${isCA ? "a CA" : "not a CA"}`,
+    );
+  }
+}
+
+/**
+ * Verifies a CRL's signature by `issuer`, that it may be used for `cert` (checkCrlUsable) and that
+ * it is current at `at` (thisUpdate ≤ at ≤ nextUpdate), then throws CERT_REVOKED if `cert` is listed.
  */
 export async function checkNotRevoked(
   cert: Certificate,
@@ -585,6 +758,7 @@ export async function checkNotRevoked(
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }
+  checkCrlUsable(crl, cert, role);
   if (at < crl.thisUpdate) {
     throw new VerifyError(
       "CRL_NOT_YET_VALID",

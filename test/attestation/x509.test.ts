@@ -397,8 +397,9 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
     [
       "a CRL without thisUpdate",
       () => parseCrl(der.seq(der.seq(der.int(1), ecdsaSha256, name), ecdsaSha256, der.bits(Uint8Array.of(0x30, 0x00)))),
-      "CRL_MALFORMED",
+      "DER_MISSING",
     ],
+    ["a CRL that is not bytes at all", () => parseCrl(-1 as unknown as Uint8Array), "CRL_MALFORMED"],
   ];
   it.each(cases)("%s", (_name, run, code) => {
     expect(thrownCode(run)).toBe(code);
