@@ -742,16 +742,12 @@ function checkCrlScope(crl: Crl, value: Uint8Array, cert: Certificate, role: str
 }
 
 /**
- * Verifies a CRL's signature by `issuer`, that it may be used for `cert` (checkCrlUsable) and that
- * it is current at `at` (thisUpdate ≤ at ≤ nextUpdate), then throws CERT_REVOKED if `cert` is listed.
+ * The CRL `given` read again from its DER (a parsed object's other fields are not trusted: a caller
+ * could hand in one with its revokedSerials emptied), checked to be `issuer`'s, signed by it and
+ * usable for `cert` (checkCrlUsable).
  */
-export async function checkNotRevoked(
-  cert: Certificate,
-  crl: Crl,
-  issuer: Certificate,
-  at: Date,
-  role: string,
-): Promise<void> {
+async function verifiedCrlFor(given: Crl, cert: Certificate, issuer: Certificate, role: string): Promise<Crl> {
+  const crl = parseCrl(given.der);
   if (!bytesEqual(crl.issuerDer, issuer.subjectDer)) {
     throw new VerifyError("CRL_ISSUER_MISMATCH", `CRL issuer "${crl.issuer}" is not "${issuer.subject}"`);
   }
@@ -759,6 +755,31 @@ export async function checkNotRevoked(
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }
   checkCrlUsable(crl, cert, role);
+  return crl;
+}
+
+function checkNotListed(cert: Certificate, crl: Crl, role: string): void {
+  if (crl.revokedSerials.has(toHex(cert.serialNumber))) {
+    throw new VerifyError(
+      "CERT_REVOKED",
+      `${role} certificate "${cert.subject}" (serial ${toHex(cert.serialNumber)}) is revoked`,
+    );
+  }
+}
+
+/**
+ * Verifies a CRL's signature by `issuer`, that it may be used for `cert` (checkCrlUsable) and that
+ * it is current at `at` (thisUpdate ≤ at ≤ nextUpdate), then throws CERT_REVOKED if `cert` is listed.
+ * The CRL is read from `crl.der`; its other fields are not trusted.
+ */
+export async function checkNotRevoked(
+  cert: Certificate,
+  given: Crl,
+  issuer: Certificate,
+  at: Date,
+  role: string,
+): Promise<void> {
+  const crl = await verifiedCrlFor(given, cert, issuer, role);
   if (at < crl.thisUpdate) {
     throw new VerifyError(
       "CRL_NOT_YET_VALID",
@@ -771,12 +792,16 @@ export async function checkNotRevoked(
       `CRL from "${crl.issuer}": valid ${crl.thisUpdate.toISOString()} to ${crl.nextUpdate?.toISOString() ?? "?"}, verification time ${at.toISOString()}`,
     );
   }
-  if (crl.revokedSerials.has(toHex(cert.serialNumber))) {
-    throw new VerifyError(
-      "CERT_REVOKED",
-      `${role} certificate "${cert.subject}" (serial ${toHex(cert.serialNumber)}) is revoked`,
-    );
-  }
+  checkNotListed(cert, crl, role);
+}
+
+/**
+ * Throws CERT_REVOKED if `crl`, verified as `issuer`'s and usable for `cert`, lists `cert`, whatever
+ * its update times: with several CRLs of one issuer, a serial any of them lists is refused, while
+ * `checkNotRevoked` on the current one answers for freshness.
+ */
+export async function checkNotListedIn(cert: Certificate, crl: Crl, issuer: Certificate, role: string): Promise<void> {
+  checkNotListed(cert, await verifiedCrlFor(crl, cert, issuer, role), role);
 }
 
 /** First extension value by OID, or undefined. */

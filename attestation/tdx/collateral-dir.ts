@@ -128,8 +128,8 @@ export async function loadTdxCollateralDirectory(
     if (!names.includes(name)) throw fail(`${option}: "${dir}" has no ${name}`);
     return readBytes(join(dir, name));
   };
-  // One CRL per issuer, picked like the documents above: a verifier takes the first CRL of an
-  // issuer, so an expired one kept by a renewal job must not be served.
+  // One CRL per issuer, picked like the documents above: an expired one kept by a renewal job is
+  // not served (a verifier would refuse any serial it lists, and it adds nothing current).
   const byIssuer = new Map<string, ParsedFile<Crl>[]>();
   for (const name of names.filter((n) => n.toLowerCase().endsWith(".der"))) {
     const item = await parsed(name, parseCrl);

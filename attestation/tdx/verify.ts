@@ -6,7 +6,9 @@
  *      root byte-identical to one of `anchors` (ROOT_NOT_TRUSTED, CERT_*).
  *   2. Revocation when `crls` are given: every non-root PCK-chain certificate must be covered by a
  *      CRL of its issuer (TDX_CRL_MISSING), each CRL verified and current (CRL_*), CERT_REVOKED.
- *      The collateral signers (step 6) are checked against the root's CRL the same way.
+ *      The collateral signers (step 6) are checked against the root's CRL the same way. CRLs are
+ *      parsed from their DER; with several of one issuer, a serial any of them lists is revoked and
+ *      the newest issued by `at` must be current.
  *   3. QE report signature by the PCK leaf key, P-256/SHA-256 over the 384 raw QE-report bytes
  *      (TDX_QE_REPORT_SIGNATURE_INVALID). Without it the attestation key is not endorsed.
  *   4. QE report-data binding: REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes
@@ -26,7 +28,7 @@ import { bytesEqual, concatBytes, fromHex, isAllZero, toHex } from "../bytes.ts"
 import { sha256, verifyEcdsa } from "../crypto.ts";
 import { ConfigurationError, VerifyError } from "../errors.ts";
 import type { TdxTrustAnchor } from "../roots/intel.ts";
-import { type Certificate, type Crl, checkNotRevoked, parseCrl, verifyChain } from "../x509.ts";
+import { type Certificate, type Crl, checkNotListedIn, checkNotRevoked, parseCrl, verifyChain } from "../x509.ts";
 import {
   type CollateralSignerValidity,
   parseIssuerChain,
@@ -71,7 +73,10 @@ export interface VerifyTdxQuoteOptions {
   /** Verification time (injected; never read from the clock here). */
   readonly at: Date;
   readonly collateral?: TdxCollateral | undefined;
-  /** DER CRLs (e.g. the PCK Platform CA CRL and the Intel SGX Root CA CRL). */
+  /**
+   * DER CRLs (e.g. the PCK Platform CA CRL and the Intel SGX Root CA CRL); a parsed CRL's `der` is
+   * parsed again here. Several of one issuer: a serial any lists is revoked, the newest is current.
+   */
   readonly crls?: readonly (Uint8Array | Crl)[] | undefined;
   /** How the collateral signer certificate's validity is checked; default "strict" (collateral.ts). */
   readonly collateralSignerValidity?: CollateralSignerValidity | undefined;
@@ -189,7 +194,11 @@ export async function checkTdxQuoteSignatures(quote: TdxQuote): Promise<{
   return { qeReportSignatureValid, qeReportDataBindsAttestationKey, quoteSignatureValid };
 }
 
-/** Checks `cert` against the CRL of `issuer` among `crls`; one is required (TDX_CRL_MISSING). */
+/**
+ * Checks `cert` against the CRLs of `issuer` among `crls`; one is required (TDX_CRL_MISSING). With
+ * several: a serial that any of them lists is refused (whatever their order), and the newest one
+ * issued by `at` answers for freshness (CRL_EXPIRED / CRL_NOT_YET_VALID, or a stale warning).
+ */
 async function checkAgainstCrls(
   cert: Certificate,
   issuer: Certificate,
@@ -199,13 +208,18 @@ async function checkAgainstCrls(
   acceptStale: boolean,
   warnings: string[],
 ): Promise<void> {
-  const crl = crls.find((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
-  if (crl === undefined) {
+  const mine = crls.filter((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
+  if (mine.length === 0) {
     throw new VerifyError(
       "TDX_CRL_MISSING",
       `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${role} certificate)`,
     );
   }
+  const issued = mine.filter((c) => c.thisUpdate <= at);
+  // None issued by `at`: the earliest, which checkNotRevoked then refuses as not yet valid.
+  const byTime = (a: Crl, b: Crl) => a.thisUpdate.getTime() - b.thisUpdate.getTime();
+  const crl = (issued.length > 0 ? issued.sort(byTime).at(-1) : [...mine].sort(byTime)[0]) as Crl;
+  for (const other of mine) if (other !== crl) await checkNotListedIn(cert, other, issuer, role);
   let when = at;
   if (acceptStale && crl.nextUpdate !== undefined && at > crl.nextUpdate) {
     // Stale CRL explicitly accepted: revocation status as of the CRL's nextUpdate.
@@ -271,7 +285,8 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
   );
 
   // 2. Revocation.
-  const crls = options.crls?.map((c) => (c instanceof Uint8Array ? parseCrl(c) : c));
+  // Parsed here from the DER, as the quote is: a parsed CRL handed in is not trusted as given.
+  const crls = options.crls?.map((c) => parseCrl(c instanceof Uint8Array ? c : c.der));
   if (crls !== undefined) {
     await checkAgainstCrls(leaf, ca, "PCK leaf", crls, at, acceptStale, warnings);
     await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings);

@@ -28,7 +28,7 @@ import {
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { evaluateQeIdentity, evaluateTdxTcb } from "../../attestation/tdx/tcb.ts";
 import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
-import { parseCertificate, parseCrl } from "../../attestation/x509.ts";
+import { checkNotRevoked, parseCertificate, parseCrl } from "../../attestation/x509.ts";
 import { codeOf, rejection } from "../helpers/attestation.ts";
 import { AT, MRTD, REPORT_DATA, RTMRS } from "./sim-helpers.ts";
 
@@ -206,6 +206,45 @@ describe("simulated quote + simulated collateral through the production verifier
     const other = issueInsecureSimulatedPckLeaf(h, { keyLabel: "PCK-other" });
     const q = simulateTdxQuote(h, { ...baseOptions(), pck: other });
     expect((await verify(revoked, { quote: q })).tcbStatus).toBe("UpToDate");
+  });
+
+  it("with several CRLs of one issuer, refuses a serial any of them lists, in either order", async () => {
+    const revoked = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2025-12-25T08:30:00Z"), revokePck: true });
+    const [clean, rootCrl] = collateral.crls as [Uint8Array, Uint8Array];
+    const listing = revoked.crls[0] as Uint8Array;
+    for (const crls of [
+      [clean, listing, rootCrl],
+      [listing, clean, rootCrl],
+    ]) {
+      expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, collateral: asCollateral(collateral), crls }))).toBe(
+        "CERT_REVOKED",
+      );
+    }
+  });
+
+  it("with several CRLs of one issuer, takes the newest issued by the verification time as current", async () => {
+    const expired = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2025-11-01T00:00:00Z") });
+    const future = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2026-02-01T00:00:00Z") });
+    const [oldPck, oldRoot] = expired.crls as [Uint8Array, Uint8Array];
+    const [futurePck] = future.crls as [Uint8Array];
+    const crls = [oldPck, futurePck, ...collateral.crls, oldRoot];
+    const v = await verifyTdxQuote({ quote, anchors, at: AT, collateral: asCollateral(collateral), crls });
+    expect(v.revocationChecked).toBe(true);
+    expect(v.warnings).toEqual([]);
+    expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, crls: [oldPck, oldRoot] }))).toBe("CRL_EXPIRED");
+  });
+
+  it("reads a parsed CRL from its DER: emptying its revokedSerials does not unrevoke", async () => {
+    const revoked = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, revokePck: true });
+    const parsed = parseCrl(revoked.crls[0] as Uint8Array);
+    expect(parsed.revokedSerials.size).toBe(1);
+    const emptied = { ...parsed, revokedSerials: new Set<string>(), entries: [] };
+    const crls = [emptied, revoked.crls[1] as Uint8Array];
+    expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, crls }))).toBe("CERT_REVOKED");
+    const issuer = parseCertificate(h.pckCa);
+    expect(await codeOf(checkNotRevoked(parseCertificate(h.pck.certificate), emptied, issuer, AT, "PCK leaf"))).toBe(
+      "CERT_REVOKED",
+    );
   });
 
   it("refuses collateral whose TCB signing certificate the root CA CRL revokes", async () => {
