@@ -5,8 +5,8 @@
  *
  * What it checks: structure; the issuer name of each certificate equals the subject of the next;
  * each signature under the next certificate's key; each certificate's validity at `at`; that every
- * issuer is a CA when it says so (basicConstraints) — and for pinned roots, that the root is
- * self-signed and byte-identical to the pinned copy.
+ * issuer is a CA when it says so (basicConstraints, with its pathLenConstraint) — and for pinned
+ * roots, that the root is self-signed and byte-identical to the pinned copy.
  * What it does not: name constraints, policy OIDs, key usage beyond CA, AKI/SKI (AMD's VCEK has
  * no AKI and serial 0, see the fixtures README, so neither is required), revocation unless a CRL
  * is given to `checkNotRevoked`. CRLs are used only when complete for the certificate checked: no
@@ -99,6 +99,8 @@ export interface Certificate {
   readonly extensions: ReadonlyMap<string, Extension>;
   /** basicConstraints cA, or undefined when the extension is absent. */
   readonly isCA: boolean | undefined;
+  /** basicConstraints pathLenConstraint, or undefined when absent. */
+  readonly pathLen: number | undefined;
 }
 
 const NAME_LABELS: Record<string, string> = {
@@ -308,10 +310,23 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
   }
   extensions ??= new Map();
   let isCA: boolean | undefined;
+  let pathLen: number | undefined;
   const basicConstraints = extensions.get(OID.basicConstraints)?.value;
   if (basicConstraints !== undefined) {
-    const [ca] = derChildren(readDerExact(basicConstraints, TAG.SEQUENCE, "basicConstraints"));
-    isCA = ca?.tag === TAG.BOOLEAN && derBoolean(ca, "basicConstraints cA");
+    // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }
+    const fields = derChildren(readDerExact(basicConstraints, TAG.SEQUENCE, "basicConstraints"));
+    const ca = fields[0]?.tag === TAG.BOOLEAN ? fields.shift() : undefined;
+    isCA = ca !== undefined && derBoolean(ca, "basicConstraints cA");
+    const length = fields.shift();
+    if (length !== undefined)
+      pathLen = decodeSmallInteger(expectTag(length, TAG.INTEGER, "pathLenConstraint"), "pathLenConstraint");
+    const extra = fields[0];
+    if (extra !== undefined) {
+      throw new ParseError(
+        "DER_TRAILING_DATA",
+        `basicConstraints: expected at most cA and pathLenConstraint, found more at offset ${extra.start}`,
+      );
+    }
   }
   const { signatureAlgorithm, signature } = readSignature(signed, innerAlg, "Certificate");
   return {
@@ -330,6 +345,7 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
     signature,
     extensions,
     isCA,
+    pathLen,
   };
 }
 
@@ -494,7 +510,25 @@ export async function verifyChain(
       else checkMaySignCertificates(link.cert, link.role);
     }
     checkMaySignCertificates(issuer.cert, issuer.role);
+    if (i + 1 < chain.length) checkPathLength(chain, i + 1);
     await checkIssuedBy(link.cert, issuer.cert, link.role, issuer.role);
+  }
+}
+
+/**
+ * basicConstraints pathLenConstraint (RFC 5280 4.2.1.9) of `chain[at]`: the intermediate CAs
+ * between it and the first certificate (chain[1..at-1], self-issued ones not counted) are at
+ * most that many. Go's crypto/x509 refuses the same chain (TooManyIntermediates).
+ */
+function checkPathLength(chain: readonly ChainLink[], at: number): void {
+  const { cert, role } = chain[at] as ChainLink;
+  if (cert.pathLen === undefined) return;
+  const below = chain.slice(1, at).filter((l) => !bytesEqual(l.cert.subjectDer, l.cert.issuerDer)).length;
+  if (below > cert.pathLen) {
+    throw new VerifyError(
+      "CERT_PATH_TOO_LONG",
+      `${role} certificate "${cert.subject}": pathLenConstraint expected at least ${below} (the intermediate CAs below it), found ${cert.pathLen}`,
+    );
   }
 }
 

@@ -263,6 +263,76 @@ describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
   });
 });
 
+describe("x509 chains: basicConstraints pathLenConstraint (RFC 5280 4.2.1.9)", () => {
+  const at = new Date("2026-06-01T00:00:00Z");
+  const keys = [0, 1, 2, 3].map(() => generateKeyPairSync("ec", { namedCurve: "P-256" }));
+  const names = ["Root", "CA 1", "CA 2", "Leaf"].map((n) => encodeName([["CN", n]]));
+  const caUsage = { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x06)) };
+  const basic = (pathLen?: number) => ({
+    oid: X509_OID.basicConstraints,
+    critical: true,
+    value: der.seq(der.boolean(true), ...(pathLen === undefined ? [] : [der.int(pathLen)])),
+  });
+  /** Certificate `n` (0 the root), issued by n - 1 (the root by itself), with these extensions. */
+  const issue = (n: number, extensions: ExtensionSpec[]) =>
+    parseCertificate(
+      writeCertificate(
+        {
+          serial: Uint8Array.of(n + 1),
+          signatureAlgorithm: "ecdsa-sha256",
+          issuer: names[Math.max(n - 1, 0)]!,
+          subject: names[n]!,
+          notBefore: new Date("2026-01-01T00:00:00Z"),
+          notAfter: new Date("2027-01-01T00:00:00Z"),
+          spki: new Uint8Array(keys[n]!.publicKey.export({ type: "spki", format: "der" })),
+          extensions,
+        },
+        (tbs) => new Uint8Array(sign("sha256", tbs, keys[Math.max(n - 1, 0)]!.privateKey)),
+      ),
+    );
+  /** Leaf ← CA 2 ← CA 1 ← root, each CA with its pathLenConstraint (undefined: none). */
+  const chain = (root?: number, ca1?: number, ca2?: number) => {
+    const certs = [
+      issue(3, []),
+      issue(2, [basic(ca2), caUsage]),
+      issue(1, [basic(ca1), caUsage]),
+      issue(0, [basic(root), caUsage]),
+    ];
+    return { links: certs.map((cert, i) => ({ cert, role: ["leaf", "CA 2", "CA 1", "root"][i]! })), root: certs[3]! };
+  };
+
+  it("reads pathLenConstraint", () => {
+    expect(chain(1).root.pathLen).toBe(1);
+    expect(chain().root.pathLen).toBeUndefined();
+    expect(chain().root.isCA).toBe(true);
+  });
+
+  it("accepts a chain within every CA's limit", async () => {
+    for (const [root, ca1, ca2] of [
+      [undefined, undefined, undefined],
+      [2, 1, 0],
+      [5, 3, 0],
+    ]) {
+      const { links, root: r } = chain(root, ca1, ca2);
+      await expect(verifyChain(links, [r], at)).resolves.toBeUndefined();
+    }
+  });
+
+  it("refuses more intermediate CAs below a CA than its pathLenConstraint allows", async () => {
+    for (const [root, ca1, ca2, who] of [
+      [1, undefined, undefined, "root"],
+      [0, undefined, undefined, "root"],
+      [undefined, 0, undefined, "CA 1"],
+    ] as const) {
+      const { links, root: r } = chain(root, ca1, ca2);
+      await expect(verifyChain(links, [r], at)).rejects.toMatchObject({
+        code: "CERT_PATH_TOO_LONG",
+        message: expect.stringContaining(`${who} certificate "CN=${who === "root" ? "Root" : who}": pathLenConstraint`),
+      });
+    }
+  });
+});
+
 describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL has its own code", () => {
   const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const spkiOf = (k: KeyObject) => new Uint8Array(k.export({ type: "spki", format: "der" }));
