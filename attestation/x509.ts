@@ -569,6 +569,24 @@ function checkMaySignCertificates(issuer: Certificate, role: string): void {
   }
 }
 
+/** A CRL's issuer is a CA (basicConstraints cA) whose keyUsage, when present, has cRLSign (RFC 5280 4.2.1.3, 6.3.3). */
+function checkMaySignCrls(issuer: Certificate): void {
+  if (issuer.isCA !== true) {
+    throw new VerifyError(
+      "CRL_ISSUER_NOT_AUTHORIZED",
+      `CRL issuer certificate "${issuer.subject}": expected basicConstraints cA true, found ${issuer.isCA === undefined ? "no basicConstraints" : "cA false"}`,
+    );
+  }
+  const bits = keyUsageBits(issuer, "CRL issuer");
+  // cRLSign is bit 6, i.e. 0x02 of the first byte after the unused-bits count.
+  if (bits !== null && ((bits[1] ?? 0) & 0x02) === 0) {
+    throw new VerifyError(
+      "CRL_ISSUER_NOT_AUTHORIZED",
+      `CRL issuer certificate "${issuer.subject}": keyUsage expected to include cRLSign, found it absent`,
+    );
+  }
+}
+
 /** A leaf that signs data (a report, a quote's QE report, collateral): keyUsage, when present, has digitalSignature. */
 function checkMaySignData(leaf: Certificate, role: string): void {
   const bits = keyUsageBits(leaf, role);
@@ -785,6 +803,7 @@ async function verifiedCrlFor(given: Crl, cert: Certificate, issuer: Certificate
   if (!bytesEqual(crl.issuerDer, issuer.subjectDer)) {
     throw new VerifyError("CRL_ISSUER_MISMATCH", `CRL issuer "${crl.issuer}" is not "${issuer.subject}"`);
   }
+  checkMaySignCrls(issuer);
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }

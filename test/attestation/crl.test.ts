@@ -182,3 +182,43 @@ describe("CRL structure", () => {
     expect(thrownCode(() => parseCrl(crl({ revoked: [revokesLeaf], revokedTag: 0x31 })))).toBe("DER_UNEXPECTED_TAG");
   });
 });
+
+describe("CRL signer", () => {
+  /** A CRL naming `issuer`, signed by `key`, checked with `issuer` as the CRL's issuer certificate. */
+  const signedBy = (extensions: ExtensionSpec[]) => {
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const name = encodeName([["CN", "CRL Signer"]]);
+    const issuer = parseCertificate(
+      writeCertificate(
+        {
+          serial: Uint8Array.of(9),
+          signatureAlgorithm: "ecdsa-sha256",
+          issuer: name,
+          subject: name,
+          notBefore: new Date("2026-01-01T00:00:00Z"),
+          notAfter: new Date("2027-01-01T00:00:00Z"),
+          spki: spki(key.publicKey),
+          extensions,
+        },
+        signWith(key.privateKey),
+      ),
+    );
+    const tbs = der.seq(
+      der.int(1),
+      ecdsaSha256,
+      name,
+      encodeTime(new Date("2026-05-01T00:00:00Z")),
+      encodeTime(new Date("2026-07-01T00:00:00Z")),
+    );
+    const bytes = der.seq(tbs, ecdsaSha256, encodeBitString(signWith(key.privateKey)(tbs)));
+    return codeOf(checkNotRevoked(leaf, parseCrl(bytes), issuer, AT, "leaf"));
+  };
+
+  it("must be a CA whose keyUsage, when present, includes cRLSign", async () => {
+    expect(await signedBy([basicConstraints(true), keyUsage(0x06)])).toBe("ACCEPTED");
+    expect(await signedBy([basicConstraints(true)])).toBe("ACCEPTED");
+    expect(await signedBy([basicConstraints(true), keyUsage(0x04)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
+    expect(await signedBy([basicConstraints(false), keyUsage(0x82)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
+    expect(await signedBy([keyUsage(0x82)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
+  });
+});
