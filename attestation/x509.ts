@@ -441,6 +441,19 @@ export function checkValidity(cert: Certificate, at: Date, role: string): void {
   }
 }
 
+/** Smallest RSA modulus accepted for a key whose signature is verified (NIST SP 800-131A; Go, browsers). */
+const MIN_RSA_BITS = 2048;
+
+/** Refuses an RSA signing key under MIN_RSA_BITS, whose signatures may be forged by factoring it. */
+function checkKeyStrength(signer: Certificate, role: string): void {
+  if (signer.publicKey.kind === "rsa" && signer.publicKey.modulusBits < MIN_RSA_BITS) {
+    throw new VerifyError(
+      "CERT_KEY_TOO_SMALL",
+      `${role} certificate "${signer.subject}": RSA key expected at least ${MIN_RSA_BITS} bits, found ${signer.publicKey.modulusBits}`,
+    );
+  }
+}
+
 /** Checks that `issuer` issued `cert`: names match, issuer is a CA, signature verifies. */
 export async function checkIssuedBy(
   cert: Certificate,
@@ -460,6 +473,7 @@ export async function checkIssuedBy(
       `${issuerRole} certificate "${issuer.subject}": basicConstraints cA is not true`,
     );
   }
+  checkKeyStrength(issuer, issuerRole);
   if (!(await verifySignature(issuer.publicKey, cert.signatureAlgorithm, cert.signature, cert.tbs))) {
     throw new VerifyError(
       "CERT_SIGNATURE_INVALID",
@@ -804,6 +818,7 @@ async function verifiedCrlFor(given: Crl, cert: Certificate, issuer: Certificate
     throw new VerifyError("CRL_ISSUER_MISMATCH", `CRL issuer "${crl.issuer}" is not "${issuer.subject}"`);
   }
   checkMaySignCrls(issuer);
+  checkKeyStrength(issuer, "CRL issuer");
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }

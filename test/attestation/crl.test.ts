@@ -4,7 +4,7 @@
  * the verifier does not process, a delta CRL, an issuingDistributionPoint scope) is not used as if
  * it were a complete CRL of its issuer. Keys and CRLs are made here, signed with node:crypto.
  */
-import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { constants, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { encodeBitString, encodeTlv, encodeUnsignedInteger } from "../../attestation/der.ts";
 import {
@@ -184,15 +184,25 @@ describe("CRL structure", () => {
 });
 
 describe("CRL signer", () => {
-  /** A CRL naming `issuer`, signed by `key`, checked with `issuer` as the CRL's issuer certificate. */
-  const signedBy = (extensions: ExtensionSpec[]) => {
-    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  /** A CRL of a self-signed issuer with these extensions (an EC key, or RSA of `rsaBits`), checked for the leaf. */
+  const signedBy = (extensions: ExtensionSpec[], rsaBits?: number) => {
+    const key =
+      rsaBits === undefined
+        ? generateKeyPairSync("ec", { namedCurve: "P-256" })
+        : generateKeyPairSync("rsa", { modulusLength: rsaBits });
+    const algorithm = rsaBits === undefined ? "ecdsa-sha256" : "rsa-pss-sha384";
+    const signer = (tbs: Uint8Array) =>
+      rsaBits === undefined
+        ? signWith(key.privateKey)(tbs)
+        : new Uint8Array(
+            sign("sha384", tbs, { key: key.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 }),
+          );
     const name = encodeName([["CN", "CRL Signer"]]);
     const issuer = parseCertificate(
       writeCertificate(
         {
           serial: Uint8Array.of(9),
-          signatureAlgorithm: "ecdsa-sha256",
+          signatureAlgorithm: algorithm,
           issuer: name,
           subject: name,
           notBefore: new Date("2026-01-01T00:00:00Z"),
@@ -200,17 +210,18 @@ describe("CRL signer", () => {
           spki: spki(key.publicKey),
           extensions,
         },
-        signWith(key.privateKey),
+        signer,
       ),
     );
+    const alg = signatureAlgorithmIdentifier(algorithm);
     const tbs = der.seq(
       der.int(1),
-      ecdsaSha256,
+      alg,
       name,
       encodeTime(new Date("2026-05-01T00:00:00Z")),
       encodeTime(new Date("2026-07-01T00:00:00Z")),
     );
-    const bytes = der.seq(tbs, ecdsaSha256, encodeBitString(signWith(key.privateKey)(tbs)));
+    const bytes = der.seq(tbs, alg, encodeBitString(signer(tbs)));
     return codeOf(checkNotRevoked(leaf, parseCrl(bytes), issuer, AT, "leaf"));
   };
 
@@ -220,5 +231,11 @@ describe("CRL signer", () => {
     expect(await signedBy([basicConstraints(true), keyUsage(0x04)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
     expect(await signedBy([basicConstraints(false), keyUsage(0x82)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
     expect(await signedBy([keyUsage(0x82)])).toBe("CRL_ISSUER_NOT_AUTHORIZED");
+  });
+
+  it("must not sign with an RSA key under 2048 bits", async () => {
+    const issuer = [basicConstraints(true), keyUsage(0x06)];
+    expect(await signedBy(issuer, 2048)).toBe("ACCEPTED");
+    expect(await signedBy(issuer, 1024)).toBe("CERT_KEY_TOO_SMALL");
   });
 });

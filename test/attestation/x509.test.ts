@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { constants, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { encodeTlv, encodeUnsignedInteger, readDer } from "../../attestation/der.ts";
@@ -330,6 +330,57 @@ describe("x509 chains: basicConstraints pathLenConstraint (RFC 5280 4.2.1.9)", (
         message: expect.stringContaining(`${who} certificate "CN=${who === "root" ? "Root" : who}": pathLenConstraint`),
       });
     }
+  });
+});
+
+describe("x509 chains: RSA key size", () => {
+  const at = new Date("2026-06-01T00:00:00Z");
+  const rootName = encodeName([["CN", "RSA Root"]]);
+  const leafKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const ca = { oid: X509_OID.basicConstraints, critical: true, value: der.seq(der.boolean(true)) };
+  /** A self-signed RSASSA-PSS root of `bits` and a leaf it issues. */
+  const chainOf = (bits: number) => {
+    const rootKey = generateKeyPairSync("rsa", { modulusLength: bits });
+    const pss = (tbs: Uint8Array) =>
+      new Uint8Array(
+        sign("sha384", tbs, { key: rootKey.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 }),
+      );
+    const issue = (subject: Uint8Array, key: KeyObject, extensions: ExtensionSpec[]) =>
+      parseCertificate(
+        writeCertificate(
+          {
+            serial: Uint8Array.of(1),
+            signatureAlgorithm: "rsa-pss-sha384",
+            issuer: rootName,
+            subject,
+            notBefore: new Date("2026-01-01T00:00:00Z"),
+            notAfter: new Date("2027-01-01T00:00:00Z"),
+            spki: new Uint8Array(key.export({ type: "spki", format: "der" })),
+            extensions,
+          },
+          pss,
+        ),
+      );
+    const root = issue(rootName, rootKey.publicKey, [ca]);
+    const leaf = issue(encodeName([["CN", "Leaf"]]), leafKey.publicKey, []);
+    return {
+      root,
+      links: [
+        { cert: leaf, role: "leaf" },
+        { cert: root, role: "root" },
+      ],
+    };
+  };
+
+  it("accepts an RSA-2048 issuer and refuses a smaller one", async () => {
+    const strong = chainOf(2048);
+    expect(strong.root.publicKey).toMatchObject({ kind: "rsa", modulusBits: 2048 });
+    await expect(verifyChain(strong.links, [strong.root], at)).resolves.toBeUndefined();
+    const weak = chainOf(1024);
+    await expect(verifyChain(weak.links, [weak.root], at)).rejects.toMatchObject({
+      code: "CERT_KEY_TOO_SMALL",
+      message: 'root certificate "CN=RSA Root": RSA key expected at least 2048 bits, found 1024',
+    });
   });
 });
 
