@@ -127,6 +127,10 @@ export function decodeOid(node: DerNode): string {
     value = value * 128 + (b & 0x7f);
     if (value > Number.MAX_SAFE_INTEGER / 128)
       throw new ParseError("DER_BAD_OID", `DER: OID arc too large at ${node.start}`);
+    if (value === 0 && b === 0x80) {
+      // An arc's first byte 0x80 adds nothing: BER padding, which DER forbids (X.690 8.19.2).
+      throw new ParseError("DER_BAD_OID", `DER: OID arc padded with 0x80 at offset ${node.start}`);
+    }
     if ((b & 0x80) === 0) {
       if (parts.length === 0) {
         const first = value < 80 ? Math.floor(value / 40) : 2;
@@ -142,19 +146,37 @@ export function decodeOid(node: DerNode): string {
   return parts.join(".");
 }
 
-/** Unsigned big-endian magnitude of an INTEGER (leading zero bytes removed). */
-export function decodeUnsignedInteger(node: DerNode, what: string): Uint8Array {
+/**
+ * The content of a DER INTEGER: not empty, and in its shortest two's-complement form (no leading
+ * 00 before a byte < 0x80, no leading ff before a byte ≥ 0x80: X.690 8.3.2), so that one value has
+ * one encoding.
+ */
+function integerContent(node: DerNode, what: string): Uint8Array {
   const bytes = derContent(expectTag(node, TAG.INTEGER, what));
   if (bytes.length === 0) throw new ParseError("DER_BAD_INTEGER", `${what}: empty INTEGER`);
-  let i = 0;
-  while (i < bytes.length - 1 && bytes[i] === 0) i++;
-  return bytes.slice(i);
+  const [first, second] = bytes as unknown as [number, number | undefined];
+  if (second !== undefined && ((first === 0x00 && second < 0x80) || (first === 0xff && second >= 0x80))) {
+    throw new ParseError(
+      "DER_BAD_INTEGER",
+      `${what}: expected a minimal INTEGER encoding, found a redundant leading 0x${first.toString(16).padStart(2, "0")} at offset ${node.start}`,
+    );
+  }
+  return bytes;
+}
+
+/** Unsigned big-endian magnitude of a non-negative INTEGER (its sign byte 00 removed). */
+export function decodeUnsignedInteger(node: DerNode, what: string): Uint8Array {
+  const bytes = integerContent(node, what);
+  if (((bytes[0] as number) & 0x80) !== 0) {
+    throw new ParseError("DER_BAD_INTEGER", `${what}: expected a non-negative INTEGER, found a negative one`);
+  }
+  return bytes.slice(bytes.length > 1 && bytes[0] === 0 ? 1 : 0);
 }
 
 /** Small non-negative INTEGER as a number. */
 export function decodeSmallInteger(node: DerNode, what: string): number {
-  const bytes = derContent(expectTag(node, TAG.INTEGER, what));
-  if (bytes.length === 0 || bytes.length > 6 || ((bytes[0] as number) & 0x80) !== 0) {
+  const bytes = integerContent(node, what);
+  if (bytes.length > 6 || ((bytes[0] as number) & 0x80) !== 0) {
     throw new ParseError("DER_BAD_INTEGER", `${what}: expected a small non-negative INTEGER`);
   }
   let n = 0;
@@ -190,8 +212,19 @@ export function decodeTime(node: DerNode, what: string): Date {
     );
   }
   const [, , mo, d, h, mi, s] = match.map(Number) as [number, number, number, number, number, number, number];
-  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, s));
-  if (Number.isNaN(date.getTime()) || date.getUTCMonth() !== mo - 1) {
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, mo - 1, d);
+  date.setUTCHours(h, mi, s, 0);
+  if (
+    Number.isNaN(date.getTime()) ||
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== mo - 1 ||
+    date.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    s > 59
+  ) {
     throw new ParseError("DER_BAD_TIME", `${what}: invalid date "${text}"`);
   }
   return date;

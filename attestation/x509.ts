@@ -190,7 +190,15 @@ export function decodeSignatureAlgorithm(node: DerNode): SignatureAlgorithm {
       let hash: HashName | undefined;
       let mgfHash: HashName | undefined;
       let saltLength = 20;
+      let previousTag = -1;
       for (const field of derChildren(expectTag(params, TAG.SEQUENCE, "RSASSA-PSS-params"))) {
+        if (field.tag <= previousTag) {
+          throw new ParseError(
+            "X509_BAD_PSS_PARAMS",
+            `RSASSA-PSS: expected each field once, in order, found tag 0x${field.tag.toString(16)} after 0x${previousTag.toString(16)}`,
+          );
+        }
+        previousTag = field.tag;
         const [inner] = derChildren(field);
         if (inner === undefined) throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: empty parameter");
         if (field.tag === 0xa0) hash = decodeHashAlgorithm(inner, "RSASSA-PSS hashAlgorithm");
@@ -262,7 +270,14 @@ interface Signed {
 
 /** A Certificate or CertificateList: SEQUENCE { tbs SEQUENCE, signatureAlgorithm, signatureValue }. */
 function readSigned(der: Uint8Array, what: string, tbsWhat: string): Signed {
-  const [tbsNode, sigAlgNode, sigNode] = derChildren(readDerExact(der, TAG.SEQUENCE, what));
+  const parts = derChildren(readDerExact(der, TAG.SEQUENCE, what));
+  const [tbsNode, sigAlgNode, sigNode, extra] = parts;
+  if (extra !== undefined) {
+    throw new ParseError(
+      "DER_TRAILING_DATA",
+      `${what}: expected 3 fields (${tbsWhat}, signatureAlgorithm, signatureValue), found ${parts.length}`,
+    );
+  }
   const tbsSeq = expectTag(tbsNode, TAG.SEQUENCE, tbsWhat);
   return { tbsSeq, fields: derChildren(tbsSeq), sigAlgNode, sigNode };
 }
@@ -289,26 +304,42 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
   if (fields[0]?.tag === 0xa0) {
     const [v] = derChildren(fields[0]);
     version = decodeSmallInteger(expectTag(v, TAG.INTEGER, "version"), "version") + 1;
+    if (version > 3)
+      throw new ParseError("X509_BAD_VERSION", `version: expected v1, v2 or v3 (0..2), found ${version - 1}`);
     i = 1;
   }
   const serialNumber = decodeUnsignedInteger(expectTag(fields[i], TAG.INTEGER, "serialNumber"), "serialNumber");
   const innerAlg = decodeSignatureAlgorithm(expectTag(fields[i + 1], TAG.SEQUENCE, "tbs signature"));
   const issuerNode = expectTag(fields[i + 2], TAG.SEQUENCE, "issuer");
-  const [notBeforeNode, notAfterNode] = derChildren(expectTag(fields[i + 3], TAG.SEQUENCE, "validity"));
-  if (notBeforeNode === undefined || notAfterNode === undefined) {
+  const validity = derChildren(expectTag(fields[i + 3], TAG.SEQUENCE, "validity"));
+  const [notBeforeNode, notAfterNode] = validity;
+  if (notBeforeNode === undefined || notAfterNode === undefined || validity.length > 2) {
     throw new ParseError("X509_BAD_VALIDITY", "validity: expected notBefore and notAfter");
   }
   const subjectNode = expectTag(fields[i + 4], TAG.SEQUENCE, "subject");
   const publicKey = decodePublicKeyInfo(expectTag(fields[i + 5], TAG.SEQUENCE, "subjectPublicKeyInfo"));
-  let extensions: ReadonlyMap<string, Extension> | undefined;
+  let extensions: ReadonlyMap<string, Extension> = new Map();
+  // Then only issuerUniqueID [1], subjectUniqueID [2] (ignored) and extensions [3], each once, in order.
+  const optional = [0x81, 0x82, 0xa3];
+  let next = 0;
   for (const field of fields.slice(i + 6)) {
-    if (field.tag !== 0xa3) continue; // issuerUniqueID / subjectUniqueID are ignored
-    if (extensions !== undefined)
-      throw new ParseError("X509_DUPLICATE_EXTENSION", "tbsCertificate: extensions [3] appear twice");
+    const at = optional.indexOf(field.tag, next);
+    if (at === -1) {
+      throw new ParseError(
+        "DER_UNEXPECTED_TAG",
+        `tbsCertificate: expected issuerUniqueID (0x81), subjectUniqueID (0x82) or extensions (0xa3) after the key, each once and in order, found tag 0x${field.tag.toString(16)} at offset ${field.start}`,
+      );
+    }
+    next = at + 1;
+    if (field.tag !== 0xa3) continue;
+    if (version !== 3)
+      throw new ParseError(
+        "X509_BAD_VERSION",
+        `version: expected v3 in a certificate with extensions, found v${version}`,
+      );
     const [extSeq] = derChildren(field);
     extensions = decodeExtensions(extSeq, "extensions");
   }
-  extensions ??= new Map();
   let isCA: boolean | undefined;
   let pathLen: number | undefined;
   const basicConstraints = extensions.get(OID.basicConstraints)?.value;
@@ -390,7 +421,14 @@ export function base64ToBytes(b64: string): Uint8Array {
 /** ECDSA-Sig-Value (DER SEQUENCE of r, s) → raw fixed-size r||s. */
 export function ecdsaDerToRaw(der: Uint8Array, curve: Curve): Uint8Array {
   const size = curve === "P-256" ? 32 : 48;
-  const [r, s] = derChildren(readDerExact(der, TAG.SEQUENCE, "ECDSA signature"));
+  const values = derChildren(readDerExact(der, TAG.SEQUENCE, "ECDSA signature"));
+  if (values.length !== 2) {
+    throw new ParseError(
+      "X509_BAD_SIGNATURE",
+      `ECDSA signature: expected 2 INTEGERs (r, s), found ${values.length} values`,
+    );
+  }
+  const [r, s] = values;
   const out = new Uint8Array(2 * size);
   for (const [index, node] of [r, s].entries()) {
     const v = decodeUnsignedInteger(expectTag(node, TAG.INTEGER, "ECDSA signature"), "ECDSA signature");

@@ -51,6 +51,33 @@ describe("DER reader", () => {
       "DER_BAD_BIT_STRING",
     ],
     ["an empty BIT STRING", () => decodeBitString(readDer(bytes(0x03, 0x00)), "x"), "DER_BAD_BIT_STRING"],
+    // One value, one encoding (X.690 8.3.2, 8.19.2): a serial or an ECDSA r could otherwise be re-encoded.
+    [
+      "an INTEGER with a redundant leading 00",
+      () => decodeUnsignedInteger(readDer(bytes(0x02, 0x03, 0x00, 0x00, 0x01)), "x"),
+      "DER_BAD_INTEGER",
+    ],
+    [
+      "a small INTEGER with a redundant leading 00",
+      () => decodeSmallInteger(readDer(bytes(0x02, 0x02, 0x00, 0x05)), "x"),
+      "DER_BAD_INTEGER",
+    ],
+    [
+      "an INTEGER with a redundant leading ff",
+      () => decodeUnsignedInteger(readDer(bytes(0x02, 0x02, 0xff, 0x80)), "x"),
+      "DER_BAD_INTEGER",
+    ],
+    [
+      "a negative INTEGER read as unsigned",
+      () => decodeUnsignedInteger(readDer(bytes(0x02, 0x01, 0xff)), "x"),
+      "DER_BAD_INTEGER",
+    ],
+    ["an OID arc padded with 0x80", () => decodeOid(readDer(bytes(0x06, 0x04, 0x55, 0x1d, 0x80, 0x13))), "DER_BAD_OID"],
+    [
+      "an OID first arc padded with 0x80",
+      () => decodeOid(readDer(bytes(0x06, 0x04, 0x80, 0x55, 0x1d, 0x13))),
+      "DER_BAD_OID",
+    ],
   ];
   it.each(cases)("refuses %s", (_name, run, code) => {
     expect(thrownCode(run)).toBe(code);
@@ -61,6 +88,10 @@ describe("DER reader", () => {
     expect(derChildren(readDer(bytes(0x30, 0x03, 0x02, 0x01, 0x05))).length).toBe(1);
     expect(decodeOid(readDer(bytes(0x06, 0x03, 0x2a, 0x86, 0x48)))).toBe("1.2.840");
     expect(decodeSmallInteger(readDer(bytes(0x02, 0x02, 0x00, 0x80)), "x")).toBe(128);
+    expect(decodeUnsignedInteger(readDer(bytes(0x02, 0x02, 0x00, 0x80)), "x")).toEqual(bytes(0x80));
+    expect(decodeUnsignedInteger(readDer(bytes(0x02, 0x01, 0x00)), "x")).toEqual(bytes(0x00));
+    expect(decodeUnsignedInteger(readDer(bytes(0x02, 0x02, 0x01, 0x00)), "x")).toEqual(bytes(0x01, 0x00));
+    expect(decodeOid(readDer(bytes(0x06, 0x03, 0x55, 0x1d, 0x13)))).toBe("2.5.29.19");
     expect(decodeBitString(readDer(bytes(0x03, 0x02, 0x00, 0xfe)), "x")).toEqual(bytes(0xfe));
   });
 
@@ -69,11 +100,17 @@ describe("DER reader", () => {
     expect(time(TAG.UTC_TIME, "491231235959Z").toISOString()).toBe("2049-12-31T23:59:59.000Z");
     expect(time(TAG.UTC_TIME, "500101000000Z").toISOString()).toBe("1950-01-01T00:00:00.000Z");
     expect(time(TAG.GENERALIZED_TIME, "20500101000000Z").toISOString()).toBe("2050-01-01T00:00:00.000Z");
+    // Year 50 is year 50, not 1950 (Date.UTC's reading of two-digit years).
+    expect(time(TAG.GENERALIZED_TIME, "00500101000000Z").toISOString()).toBe("0050-01-01T00:00:00.000Z");
     for (const [tag, text] of [
       [TAG.UTC_TIME, "491231235959+0100"],
       [TAG.UTC_TIME, "20500101000000Z"],
       [TAG.GENERALIZED_TIME, "491231235959Z"],
       [TAG.UTC_TIME, "490231000000Z"], // 31 February
+      [TAG.UTC_TIME, "250101240000Z"], // hour 24: not 00:00 of the next day
+      [TAG.UTC_TIME, "250101236000Z"],
+      [TAG.UTC_TIME, "250101235960Z"],
+      [TAG.GENERALIZED_TIME, "20251301000000Z"],
       [TAG.OCTET_STRING, "491231235959Z"],
     ] as const) {
       expect(thrownCode(() => time(tag, text))).toBe("DER_BAD_TIME");

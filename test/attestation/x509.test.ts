@@ -1,9 +1,16 @@
 import { constants, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { encodeTlv, encodeUnsignedInteger, readDer } from "../../attestation/der.ts";
+import { derChildren, derEncoding, encodeTlv, encodeUnsignedInteger, readDer } from "../../attestation/der.ts";
 import { AttestationError } from "../../attestation/errors.ts";
-import { der, type ExtensionSpec, encodeName, writeCertificate, X509_OID } from "../../attestation/sim/x509-writer.ts";
+import {
+  der,
+  type ExtensionSpec,
+  encodeExtension,
+  encodeName,
+  writeCertificate,
+  X509_OID,
+} from "../../attestation/sim/x509-writer.ts";
 import {
   type Certificate,
   checkNotRevoked,
@@ -396,16 +403,19 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
     issuer?: Uint8Array;
     validity?: Uint8Array;
     spki?: Uint8Array;
+    version?: number;
+    trailing?: Uint8Array[];
   }) =>
     der.seq(
       der.seq(
-        der.explicit(0, der.int(2)),
+        der.explicit(0, der.int(fields.version ?? 2)),
         der.int(1),
         fields.algorithm ?? ecdsaSha256,
         fields.issuer ?? name,
         fields.validity ?? der.seq(time("260101000000Z"), time("270101000000Z")),
         name,
         fields.spki ?? spkiOf(key.publicKey),
+        ...(fields.trailing ?? []),
       ),
       fields.algorithm ?? ecdsaSha256,
       der.bits(Uint8Array.of(0x30, 0x00)),
@@ -416,6 +426,10 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
 
   it("reads the well-formed certificate the cases below each change once", () => {
     expect(parseCertificate(certificate({})).subject).toBe("CN=Test");
+    expect(
+      parseCertificate(certificate({ trailing: [encodeTlv(0x81, Uint8Array.of(0)), der.explicit(3, der.seq())] }))
+        .version,
+    ).toBe(3);
     expect(
       decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(2, der.int(48))))),
     ).toEqual({ kind: "rsa-pss", hash: "SHA-384", saltLength: 48 });
@@ -521,6 +535,94 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
       "DER_MISSING",
     ],
     ["a CRL that is not bytes at all", () => parseCrl(-1 as unknown as Uint8Array), "CRL_MALFORMED"],
+    [
+      "a validity with three times",
+      () =>
+        parseCertificate(
+          certificate({ validity: der.seq(time("260101000000Z"), time("270101000000Z"), time("280101000000Z")) }),
+        ),
+      "X509_BAD_VALIDITY",
+    ],
+    [
+      "a certificate with a fourth field after signatureValue",
+      () => parseCertificate(der.seq(...derChildren(readDer(certificate({}))).map(derEncoding), der.int(7))),
+      "DER_TRAILING_DATA",
+    ],
+    [
+      "a CRL with a fourth field after signatureValue",
+      () =>
+        parseCrl(
+          der.seq(
+            der.seq(der.int(1), ecdsaSha256, name, time("260101000000Z")),
+            ecdsaSha256,
+            der.bits(Uint8Array.of(0x30, 0x00)),
+            der.int(7),
+          ),
+        ),
+      "DER_TRAILING_DATA",
+    ],
+    [
+      "a tbsCertificate with fields after the extensions",
+      () => parseCertificate(certificate({ trailing: [der.explicit(3, der.seq()), der.int(7)] })),
+      "DER_UNEXPECTED_TAG",
+    ],
+    [
+      "a tbsCertificate with extensions twice",
+      () => parseCertificate(certificate({ trailing: [der.explicit(3, der.seq()), der.explicit(3, der.seq())] })),
+      "DER_UNEXPECTED_TAG",
+    ],
+    ["a version 10 (INTEGER 9)", () => parseCertificate(certificate({ version: 9 })), "X509_BAD_VERSION"],
+    [
+      "extensions in a v2 certificate",
+      () => parseCertificate(certificate({ version: 1, trailing: [der.explicit(3, der.seq())] })),
+      "X509_BAD_VERSION",
+    ],
+    [
+      "a basicConstraints with a field after pathLenConstraint",
+      () =>
+        parseCertificate(
+          certificate({
+            trailing: [
+              der.explicit(
+                3,
+                der.seq(
+                  encodeExtension({
+                    oid: X509_OID.basicConstraints,
+                    critical: true,
+                    value: der.seq(der.boolean(true), der.int(0), der.int(1)),
+                  }),
+                ),
+              ),
+            ],
+          }),
+        ),
+      "DER_TRAILING_DATA",
+    ],
+    [
+      "RSASSA-PSS with a field twice",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), der.explicit(0, sha384), mgf1(sha384)))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "RSASSA-PSS with fields out of order",
+      () => decodeSignatureAlgorithm(readDer(pss(mgf1(sha384), der.explicit(0, sha384)))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    [
+      "an ECDSA signature of three INTEGERs",
+      () => ecdsaDerToRaw(der.seq(der.int(1), der.int(2), der.int(3)), "P-256"),
+      "X509_BAD_SIGNATURE",
+    ],
+    [
+      "an ECDSA signature whose r has a redundant leading 00",
+      () => ecdsaDerToRaw(der.seq(encodeTlv(0x02, Uint8Array.of(0, 0, 1)), der.int(2)), "P-256"),
+      "DER_BAD_INTEGER",
+    ],
+    [
+      "an ECDSA signature whose s is negative",
+      () => ecdsaDerToRaw(der.seq(der.int(1), encodeTlv(0x02, Uint8Array.of(0x80, 1))), "P-256"),
+      "DER_BAD_INTEGER",
+    ],
   ];
   it.each(cases)("%s", (_name, run, code) => {
     expect(thrownCode(run)).toBe(code);
