@@ -27,7 +27,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
-import { base64ToBytes, checkValidity, parseCertificate } from "../x509.ts";
+import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
 
 export type { JSONWebKeySet } from "jose";
 
@@ -110,7 +110,16 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
       cause: error,
     });
   }
-  const cert = parseCertificate(der);
+  let cert: Certificate;
+  try {
+    cert = parseCertificate(der);
+  } catch (error) {
+    throw new ConfigurationError(
+      "MAA_JWKS_INVALID",
+      `MAA key set: key ${JSON.stringify(kid)} x5c[0] expected a DER certificate, found one that does not parse (${(error as { code?: string }).code ?? "malformed"})`,
+      { cause: error },
+    );
+  }
   if (cert.publicKey.kind !== "rsa") {
     throw new ConfigurationError(
       "MAA_JWKS_INVALID",

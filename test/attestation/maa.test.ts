@@ -213,6 +213,16 @@ describe("MAA token verification rules", () => {
     expect((await rejection(verifyMaaToken(good, { jwks: twice, at: AT }))).code).toBe("MAA_JWKS_INVALID");
   });
 
+  it("refuses a key whose x5c[0] is base64 but not a certificate, as MAA_JWKS_INVALID naming the kid", async () => {
+    const first = jwks.keys[0] as Record<string, unknown> & { kid: string; x5c: string[] };
+    const cut = (first.x5c[0] as string).slice(0, 400); // base64 of the first 300 bytes of the DER
+    const broken = { keys: [{ ...first, x5c: [cut, ...first.x5c.slice(1)] }] } as JSONWebKeySet;
+    const error = await rejection(verifyMaaToken(good, { jwks: broken, at: AT }));
+    expect(error.code).toBe("MAA_JWKS_INVALID");
+    expect(error.message).toContain(`key ${JSON.stringify(first.kid)} x5c[0] expected a DER certificate`);
+    expect(error.message).toContain("DER_TRUNCATED");
+  });
+
   it("verify-evidence --tee maa refuses --policy rather than skip appraising the claims", async () => {
     await expect(
       verifyEvidence({
