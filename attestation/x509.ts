@@ -125,18 +125,31 @@ function derBoolean(node: DerNode, what: string): boolean {
   return content[0] === 0xff;
 }
 
-function decodeName(node: DerNode): string {
-  const parts: string[] = [];
+/** A Name's attributes in order, as [type OID, value text]. */
+function nameAttributes(node: DerNode): [string, string][] {
+  const attributes: [string, string][] = [];
   for (const rdn of derChildren(expectTag(node, TAG.SEQUENCE, "Name"))) {
     for (const atv of derChildren(expectTag(rdn, TAG.SET, "RelativeDistinguishedName"))) {
       const [type, value] = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
       const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
       if (value === undefined) throw new ParseError("X509_BAD_NAME", "Name: attribute without a value");
-      const text = new TextDecoder("utf-8", { fatal: false }).decode(derContent(value));
-      parts.push(`${NAME_LABELS[oid] ?? oid}=${text}`);
+      attributes.push([oid, new TextDecoder("utf-8", { fatal: false }).decode(derContent(value))]);
     }
   }
-  return parts.join(",");
+  return attributes;
+}
+
+/** A Name for display and errors ("CN=…,O=…"); values are not escaped, so never split it to read one. */
+function decodeName(node: DerNode): string {
+  return nameAttributes(node)
+    .map(([oid, text]) => `${NAME_LABELS[oid] ?? oid}=${text}`)
+    .join(",");
+}
+
+/** The first commonName of a DER Name (a certificate's `subjectDer` / `issuerDer`), or "" when it has none. */
+export function commonNameOf(nameDer: Uint8Array): string {
+  const attributes = nameAttributes(readDerExact(nameDer, TAG.SEQUENCE, "Name"));
+  return attributes.find(([oid]) => oid === OID.commonName)?.[1] ?? "";
 }
 
 /** Extensions ::= SEQUENCE OF Extension (certificates, CRLs and CRL entries), by OID; a repeated OID is refused. */

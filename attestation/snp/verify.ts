@@ -36,7 +36,7 @@ import { verifyEcdsa } from "../crypto.ts";
 import { decodeSmallInteger, derContent, readDerExact, TAG } from "../der.ts";
 import { AttestationError, ConfigurationError, VerifyError } from "../errors.ts";
 import type { SnpTrustAnchor } from "../roots/amd.ts";
-import { type Certificate, extension, parseCertificate, verifyChain } from "../x509.ts";
+import { type Certificate, commonNameOf, extension, parseCertificate, verifyChain } from "../x509.ts";
 import {
   decodeTcbVersion,
   parseSnpReport,
@@ -248,9 +248,7 @@ export function decodeSnpEndorsementExtensions(cert: Certificate): SnpEndorsemen
 }
 
 function commonName(cert: Certificate, which: "subject" | "issuer"): string {
-  const name = which === "subject" ? cert.subject : cert.issuer;
-  for (const part of name.split(",")) if (part.startsWith("CN=")) return part.slice(3);
-  return "";
+  return commonNameOf(which === "subject" ? cert.subjectDer : cert.issuerDer);
 }
 
 function checkEndorsementKeyShape(cert: Certificate, role: string): void {

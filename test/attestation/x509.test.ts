@@ -14,6 +14,7 @@ import {
 import {
   type Certificate,
   checkNotRevoked,
+  commonNameOf,
   decodeSignatureAlgorithm,
   ecdsaDerToRaw,
   parseCertificate,
@@ -140,6 +141,16 @@ describe("x509", () => {
       code: "CRL_NOT_YET_VALID",
     });
     await expect(checkNotRevoked(pca, crl, root, crl.thisUpdate, "PCK CA")).resolves.toBeUndefined();
+  });
+
+  it("reads a commonName from the DER Name, not by splitting the display string on commas", () => {
+    expect(commonNameOf(arkMilan.subjectDer)).toBe("ARK-Milan");
+    const tricky = encodeName([
+      ["OU", "Engineering,CN=SEV-VLEK"],
+      ["CN", "SEV-VCEK"],
+    ]);
+    expect(commonNameOf(tricky)).toBe("SEV-VCEK");
+    expect(commonNameOf(encodeName([["O", "AMD"]]))).toBe("");
   });
 
   it("turns truncated or corrupted DER into a typed ParseError", () => {
