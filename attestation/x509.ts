@@ -859,12 +859,11 @@ function checkCrlScope(crl: Crl, value: Uint8Array, cert: Certificate, role: str
 }
 
 /**
- * The CRL `given` read again from its DER (a parsed object's other fields are not trusted: a caller
- * could hand in one with its revokedSerials emptied), checked to be `issuer`'s, signed by it and
- * usable for `cert` (checkCrlUsable).
+ * Checks that `crl` is `issuer`'s, signed by it and usable for `cert` (checkCrlUsable). Its fields
+ * are trusted: pass only a CRL the caller has itself just parsed from DER (parseCrl), never an
+ * object handed in from outside (one could have its revokedSerials emptied).
  */
-async function verifiedCrlFor(given: Crl, cert: Certificate, issuer: Certificate, role: string): Promise<Crl> {
-  const crl = parseCrl(given.der);
+export async function checkCrlFor(crl: Crl, cert: Certificate, issuer: Certificate, role: string): Promise<void> {
   if (!bytesEqual(crl.issuerDer, issuer.subjectDer)) {
     throw new VerifyError("CRL_ISSUER_MISMATCH", `CRL issuer "${crl.issuer}" is not "${issuer.subject}"`);
   }
@@ -874,10 +873,10 @@ async function verifiedCrlFor(given: Crl, cert: Certificate, issuer: Certificate
     throw new VerifyError("CRL_SIGNATURE_INVALID", `CRL from "${crl.issuer}": signature does not verify`);
   }
   checkCrlUsable(crl, cert, role);
-  return crl;
 }
 
-function checkNotListed(cert: Certificate, crl: Crl, role: string): void {
+/** Throws CERT_REVOKED if `crl` (checked with checkCrlFor) lists `cert`. */
+export function checkNotListed(cert: Certificate, crl: Crl, role: string): void {
   if (crl.revokedSerials.has(toHex(cert.serialNumber))) {
     throw new VerifyError(
       "CERT_REVOKED",
@@ -898,7 +897,15 @@ export async function checkNotRevoked(
   at: Date,
   role: string,
 ): Promise<void> {
-  const crl = await verifiedCrlFor(given, cert, issuer, role);
+  // Read again from its DER: the other fields of an object handed in are not trusted.
+  const crl = parseCrl(given.der);
+  await checkCrlFor(crl, cert, issuer, role);
+  checkCrlCurrent(crl, at);
+  checkNotListed(cert, crl, role);
+}
+
+/** Throws CRL_NOT_YET_VALID or CRL_EXPIRED unless thisUpdate ≤ `at` ≤ nextUpdate. */
+export function checkCrlCurrent(crl: Crl, at: Date): void {
   if (at < crl.thisUpdate) {
     throw new VerifyError(
       "CRL_NOT_YET_VALID",
@@ -911,16 +918,6 @@ export async function checkNotRevoked(
       `CRL from "${crl.issuer}": valid ${crl.thisUpdate.toISOString()} to ${crl.nextUpdate?.toISOString() ?? "?"}, verification time ${at.toISOString()}`,
     );
   }
-  checkNotListed(cert, crl, role);
-}
-
-/**
- * Throws CERT_REVOKED if `crl`, verified as `issuer`'s and usable for `cert`, lists `cert`, whatever
- * its update times: with several CRLs of one issuer, a serial any of them lists is refused, while
- * `checkNotRevoked` on the current one answers for freshness.
- */
-export async function checkNotListedIn(cert: Certificate, crl: Crl, issuer: Certificate, role: string): Promise<void> {
-  checkNotListed(cert, await verifiedCrlFor(crl, cert, issuer, role), role);
 }
 
 /** First extension value by OID, or undefined. */

@@ -7,8 +7,10 @@
  *   2. Revocation when `crls` are given: every non-root PCK-chain certificate must be covered by a
  *      CRL of its issuer (TDX_CRL_MISSING), each CRL verified and current (CRL_*), CERT_REVOKED.
  *      The collateral signers (step 6) are checked against the root's CRL the same way. CRLs are
- *      parsed from their DER; with several of one issuer, a serial any of them lists is revoked and
- *      the newest issued by `at` must be current.
+ *      parsed from their DER once per call; one that may not be used for a certificate (bad
+ *      signature, out of scope, an unknown critical extension) is passed over (RFC 5280 6.3.3); with
+ *      several usable ones of an issuer, a serial any of them lists is revoked and the newest issued
+ *      by `at` must be current.
  *   3. QE report signature by the PCK leaf key, P-256/SHA-256 over the 384 raw QE-report bytes
  *      (TDX_QE_REPORT_SIGNATURE_INVALID). Without it the attestation key is not endorsed.
  *   4. QE report-data binding: REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes
@@ -28,7 +30,15 @@ import { bytesEqual, concatBytes, fromHex, isAllZero, toHex } from "../bytes.ts"
 import { sha256, verifyEcdsa } from "../crypto.ts";
 import { ConfigurationError, VerifyError } from "../errors.ts";
 import type { TdxTrustAnchor } from "../roots/intel.ts";
-import { type Certificate, type Crl, checkNotListedIn, checkNotRevoked, parseCrl, verifyChain } from "../x509.ts";
+import {
+  type Certificate,
+  type Crl,
+  checkCrlCurrent,
+  checkCrlFor,
+  checkNotListed,
+  parseCrl,
+  verifyChain,
+} from "../x509.ts";
 import {
   type CollateralSignerValidity,
   parseIssuerChain,
@@ -194,10 +204,21 @@ export async function checkTdxQuoteSignatures(quote: TdxQuote): Promise<{
   return { qeReportSignatureValid, qeReportDataBindsAttestationKey, quoteSignatureValid };
 }
 
+/** Why a CRL may not be used for a certificate (RFC 5280 6.3.3: such a CRL is passed over, not fatal). */
+const UNUSABLE_CRL = new Set([
+  "CRL_SIGNATURE_INVALID",
+  "CRL_DELTA_UNSUPPORTED",
+  "CRL_SCOPE_MISMATCH",
+  "CRL_SCOPE_UNSUPPORTED",
+  "CRL_UNKNOWN_CRITICAL_EXTENSION",
+]);
+
 /**
- * Checks `cert` against the CRLs of `issuer` among `crls`; one is required (TDX_CRL_MISSING). With
- * several: a serial that any of them lists is refused (whatever their order), and the newest one
- * issued by `at` answers for freshness (CRL_EXPIRED / CRL_NOT_YET_VALID, or a stale warning).
+ * Checks `cert` against the CRLs of `issuer` among `crls` (parsed by verifyTdxQuote from their DER,
+ * so their fields are trusted); one usable CRL is required (TDX_CRL_MISSING, or why the only ones
+ * may not be used). One that may not be used for `cert` (signature, scope, a critical extension) is
+ * passed over. A serial that any usable one lists is refused (whatever their order), and the newest
+ * usable one issued by `at` answers for freshness (CRL_EXPIRED / CRL_NOT_YET_VALID, or a stale warning).
  */
 async function checkAgainstCrls(
   cert: Certificate,
@@ -215,11 +236,23 @@ async function checkAgainstCrls(
       `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${role} certificate)`,
     );
   }
-  const issued = mine.filter((c) => c.thisUpdate <= at);
-  // None issued by `at`: the earliest, which checkNotRevoked then refuses as not yet valid.
+  const usable: Crl[] = [];
+  let passedOver: unknown;
+  for (const c of mine) {
+    try {
+      await checkCrlFor(c, cert, issuer, role);
+      usable.push(c);
+    } catch (error) {
+      if (!(error instanceof VerifyError) || !UNUSABLE_CRL.has(error.code)) throw error;
+      passedOver ??= error;
+    }
+  }
+  if (usable.length === 0) throw passedOver;
+  const issued = usable.filter((c) => c.thisUpdate <= at);
+  // None issued by `at`: the earliest, which checkCrlCurrent then refuses as not yet valid.
   const byTime = (a: Crl, b: Crl) => a.thisUpdate.getTime() - b.thisUpdate.getTime();
-  const crl = (issued.length > 0 ? issued.sort(byTime).at(-1) : [...mine].sort(byTime)[0]) as Crl;
-  for (const other of mine) if (other !== crl) await checkNotListedIn(cert, other, issuer, role);
+  const crl = (issued.length > 0 ? issued.sort(byTime).at(-1) : [...usable].sort(byTime)[0]) as Crl;
+  for (const other of usable) if (other !== crl) checkNotListed(cert, other, role);
   let when = at;
   if (acceptStale && crl.nextUpdate !== undefined && at > crl.nextUpdate) {
     // Stale CRL explicitly accepted: revocation status as of the CRL's nextUpdate.
@@ -227,7 +260,8 @@ async function checkAgainstCrls(
     const warning = `CRL from "${crl.issuer}" is stale (nextUpdate ${crl.nextUpdate.toISOString()})`;
     if (!warnings.includes(warning)) warnings.push(warning);
   }
-  await checkNotRevoked(cert, crl, issuer, when, role);
+  checkCrlCurrent(crl, when);
+  checkNotListed(cert, crl, role);
 }
 
 function collateralInfo(

@@ -234,6 +234,22 @@ describe("simulated quote + simulated collateral through the production verifier
     expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, crls: [oldPck, oldRoot] }))).toBe("CRL_EXPIRED");
   });
 
+  it("passes over a CRL of the issuer that may not be used (here: its signature), and refuses when none may", async () => {
+    const [clean, rootCrl] = collateral.crls as [Uint8Array, Uint8Array];
+    const forged = Uint8Array.from(clean);
+    forged.set([(forged.at(-1) as number) ^ 1], forged.length - 1); // the signature's last byte
+    for (const crls of [
+      [forged, clean, rootCrl],
+      [clean, forged, rootCrl],
+    ]) {
+      const v = await verifyTdxQuote({ quote, anchors, at: AT, collateral: asCollateral(collateral), crls });
+      expect(v.revocationChecked).toBe(true);
+    }
+    expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, crls: [forged, rootCrl] }))).toBe(
+      "CRL_SIGNATURE_INVALID",
+    );
+  });
+
   it("reads a parsed CRL from its DER: emptying its revokedSerials does not unrevoke", async () => {
     const revoked = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, revokePck: true });
     const parsed = parseCrl(revoked.crls[0] as Uint8Array);
