@@ -36,6 +36,7 @@ import {
   checkCrlCurrent,
   checkCrlFor,
   checkNotListed,
+  commonNameOf,
   parseCrl,
   verifyChain,
 } from "../x509.ts";
@@ -204,6 +205,12 @@ export async function checkTdxQuoteSignatures(quote: TdxQuote): Promise<{
   return { qeReportSignatureValid, qeReportDataBindsAttestationKey, quoteSignatureValid };
 }
 
+/** Intel PCS serves the CRL of each PCK CA at pckcrl?ca=…, by the CA's commonName. */
+const PCK_CRL_CA: Readonly<Record<string, string>> = {
+  "Intel SGX PCK Platform CA": "platform",
+  "Intel SGX PCK Processor CA": "processor",
+};
+
 /** Why a CRL may not be used for a certificate (RFC 5280 6.3.3: such a CRL is passed over, not fatal). */
 const UNUSABLE_CRL = new Set([
   "CRL_SIGNATURE_INVALID",
@@ -231,9 +238,11 @@ async function checkAgainstCrls(
 ): Promise<void> {
   const mine = crls.filter((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
   if (mine.length === 0) {
+    const ca = PCK_CRL_CA[commonNameOf(issuer.subjectDer)];
+    const hint = ca === undefined ? "" : `; fetch pckcrl?ca=${ca} from Intel PCS`;
     throw new VerifyError(
       "TDX_CRL_MISSING",
-      `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${role} certificate)`,
+      `CRLs were given, but none is issued by "${issuer.subject}" (needed for the ${role} certificate)${hint}`,
     );
   }
   const usable: Crl[] = [];

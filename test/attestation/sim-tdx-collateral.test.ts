@@ -295,6 +295,17 @@ describe("simulated quote + simulated collateral through the production verifier
     expect(await codeOf(verify(onlyPck))).toBe("TDX_CRL_MISSING");
   });
 
+  it("names the Intel PCS CRL to fetch when the PCK CA's CRL is missing", async () => {
+    const onlyRoot = { ...collateral, crls: [collateral.crls[1] as Uint8Array] };
+    const error = await rejection(verify(onlyRoot));
+    expect(error.code).toBe("TDX_CRL_MISSING");
+    expect(error.message).toContain('none is issued by "CN=Intel SGX PCK Platform CA');
+    expect(error.message).toMatch(/fetch pckcrl\?ca=platform from Intel PCS$/);
+    // The root CRL is not a PCK CA's: no pckcrl hint.
+    const onlyPck = { ...collateral, crls: [collateral.crls[0] as Uint8Array] };
+    expect((await rejection(verify(onlyPck))).message).not.toContain("pckcrl");
+  });
+
   it("refuses collateral past nextUpdate, and accepts it as stale only with acceptStaleCollateral", async () => {
     const late = new Date("2026-02-01T00:00:00Z"); // after 2026-01-19T08:30:00Z
     expect(await codeOf(verify(collateral, { at: late, crls: false }))).toBe("COLLATERAL_EXPIRED");
