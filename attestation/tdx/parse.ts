@@ -6,7 +6,8 @@
  * What it checks: every size and length field, the version / key type / TEE type / QE vendor enums,
  * the certification-data types (6, then 5 = PEM PCK chain), that the nested lengths add up exactly,
  * the PEM chain (three certificates, nothing else besides whitespace and NUL terminators), and the
- * DER of the PCK leaf's SGX extension (FMSPC, PCE-ID, TCB component SVNs, PCESVN, CPUSVN, SGX type).
+ * DER of the PCK leaf's SGX extension (FMSPC, PCE-ID, TCB component SVNs, PCESVN, CPUSVN, SGX type;
+ * Platform Instance ID and Configuration of a Platform CA's leaf), entry by entry as Intel's QVL reads it.
  * What it does not check: any signature, certificate validity, key binding or TCB level; that is
  * verify.ts. A parsed quote is untrusted data.
  *
@@ -28,7 +29,7 @@ import {
   TAG,
 } from "../der.ts";
 import { AttestationError, ParseError } from "../errors.ts";
-import { type Certificate, extension, parsePemCertificates } from "../x509.ts";
+import { type Certificate, commonNameOf, extension, parsePemCertificates } from "../x509.ts";
 
 export const TDX_HEADER_SIZE = 48;
 export const TDX_10_BODY_SIZE = 584;
@@ -214,6 +215,47 @@ function octets(node: DerNode | undefined, size: number, name: string): Uint8Arr
   return value.slice();
 }
 
+const MALFORMED = "TDX_PCK_EXTENSION_MALFORMED";
+
+/** The top-level entries of the SGX extension (…13.1.N) by the leaf's issuer (Intel's PCK certificate profile). */
+const PROCESSOR_CA_ENTRIES = ["1", "2", "3", "4", "5"];
+const PLATFORM_CA_ENTRIES = [...PROCESSOR_CA_ENTRIES, "6", "7"];
+const ENTRIES_BY_ISSUER: Readonly<Record<string, readonly string[]>> = {
+  "Intel SGX PCK Processor CA": PROCESSOR_CA_ENTRIES,
+  "Intel SGX PCK Platform CA": PLATFORM_CA_ENTRIES,
+};
+/** TCB (…13.1.2.N): 16 SGX TCB component SVNs, PCESVN (.17) and CPUSVN (.18). */
+const TCB_ENTRIES = Array.from({ length: 18 }, (_, i) => `${i + 1}`);
+/** Configuration (…13.1.7.N): dynamicPlatform, cachedKeys, SMTEnabled (all three, as Intel's QVL requires). */
+const CONFIGURATION_ENTRIES = ["1", "2", "3"];
+
+const listed = (suffixes: readonly string[]) => suffixes.map((s) => `.${s}`).join(",");
+
+/**
+ * A SEQUENCE of (OID, value) pairs, each exactly 2 elements, as the OID suffix after `prefix` → value;
+ * the suffixes must be exactly `expected` (no unknown, missing or repeated entry), as Intel's QVL
+ * (PckCertificate.cpp, Tcb.cpp, Configuration.cpp) reads them.
+ */
+function sgxEntries(node: DerNode, prefix: string, expected: readonly string[], what: string): Map<string, DerNode> {
+  const entries = new Map<string, DerNode>();
+  for (const item of derChildren(expectTag(node, TAG.SEQUENCE, what))) {
+    const children = derChildren(expectTag(item, TAG.SEQUENCE, `${what} entry`));
+    const oid = decodeOid(expectTag(children[0], TAG.OID, `${what} entry id`));
+    if (children.length !== 2) {
+      fail(MALFORMED, `${what} ${oid}: expected 2 elements (id, value), found ${children.length}`);
+    }
+    const suffix = oid.startsWith(`${prefix}.`) ? oid.slice(prefix.length + 1) : oid;
+    if (!expected.includes(suffix)) fail(MALFORMED, `${what}: unknown entry ${oid}`);
+    if (entries.has(suffix)) fail(MALFORMED, `${what} ${oid}: appears twice`);
+    entries.set(suffix, children[1] as DerNode);
+  }
+  const missing = expected.filter((s) => !entries.has(s));
+  if (missing.length > 0) {
+    fail(MALFORMED, `${what}: expected entries ${listed(expected)}, missing ${listed(missing)}`);
+  }
+  return entries;
+}
+
 /** Decodes the SGX extension of a PCK leaf certificate. */
 export function parsePckSgxExtensions(leaf: Certificate): PckSgxExtensions {
   const value = extension(leaf, SGX_EXTENSION_OID);
@@ -221,57 +263,56 @@ export function parsePckSgxExtensions(leaf: Certificate): PckSgxExtensions {
     fail("TDX_PCK_EXTENSION_MISSING", `PCK leaf "${leaf.subject}": no SGX extension ${SGX_EXTENSION_OID}`);
   }
   try {
-    const entries = new Map<string, DerNode>();
-    for (const item of derChildren(readDerExact(value, TAG.SEQUENCE, "SGX extension"))) {
-      const [oidNode, valueNode] = derChildren(expectTag(item, TAG.SEQUENCE, "SGX extension entry"));
-      const oid = decodeOid(expectTag(oidNode, TAG.OID, "SGX extension entry id"));
-      if (valueNode === undefined) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX extension ${oid}: no value`);
-      if (entries.has(oid)) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX extension ${oid}: appears twice`);
-      entries.set(oid, valueNode);
-    }
-    const need = (suffix: string, name: string): DerNode => {
-      const node = entries.get(`${SGX_EXTENSION_OID}.${suffix}`);
-      if (node === undefined) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX extension: ${name} (.${suffix}) missing`);
-      return node;
-    };
-    const tcb = new Map<string, DerNode>();
-    for (const item of derChildren(expectTag(need("2", "TCB"), TAG.SEQUENCE, "SGX TCB"))) {
-      const [oidNode, valueNode] = derChildren(expectTag(item, TAG.SEQUENCE, "SGX TCB entry"));
-      const oid = decodeOid(expectTag(oidNode, TAG.OID, "SGX TCB entry id"));
-      if (valueNode === undefined || tcb.has(oid)) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX TCB ${oid}: bad entry`);
-      tcb.set(oid, valueNode);
-    }
-    const tcbEntry = (n: number): DerNode => {
-      const node = tcb.get(`${SGX_EXTENSION_OID}.2.${n}`);
-      if (node === undefined) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX TCB: entry .2.${n} missing`);
-      return node;
-    };
+    const top = readDerExact(value, TAG.SEQUENCE, "SGX extension");
+    // A Processor CA's leaf has .1–.5, a Platform CA's also .6 and .7; of another issuer (not Intel's,
+    // refused by the chain check), either.
+    const expected =
+      ENTRIES_BY_ISSUER[commonNameOf(leaf.issuerDer)] ??
+      (derChildren(top).length > PROCESSOR_CA_ENTRIES.length ? PLATFORM_CA_ENTRIES : PROCESSOR_CA_ENTRIES);
+    const entries = sgxEntries(top, SGX_EXTENSION_OID, expected, "SGX extension");
+    const need = (suffix: string) => entries.get(suffix) as DerNode;
+    const tcb = sgxEntries(need("2"), `${SGX_EXTENSION_OID}.2`, TCB_ENTRIES, "SGX TCB");
+    const tcbEntry = (n: number) => tcb.get(`${n}`) as DerNode;
     const tcbComponents: number[] = [];
     for (let n = 1; n <= 16; n++) {
       const svn = decodeSmallInteger(tcbEntry(n), `SGX TCB component ${n}`);
-      if (svn > 255) fail("TDX_PCK_EXTENSION_MALFORMED", `SGX TCB component ${n}: ${svn} > 255`);
+      if (svn > 255) fail(MALFORMED, `SGX TCB component ${n}: ${svn} > 255`);
       tcbComponents.push(svn);
     }
     const pceSvn = decodeSmallInteger(tcbEntry(17), "PCESVN");
-    if (pceSvn > 0xffff) fail("TDX_PCK_EXTENSION_MALFORMED", `PCESVN: ${pceSvn} > 65535`);
-    const sgxTypeNode = need("5", "SGX Type");
+    if (pceSvn > 0xffff) fail(MALFORMED, `PCESVN: ${pceSvn} > 65535`);
+    const sgxTypeNode = need("5");
     if (sgxTypeNode.tag !== 0x0a) {
-      fail("TDX_PCK_EXTENSION_MALFORMED", `SGX Type: expected ENUMERATED, found tag 0x${sgxTypeNode.tag.toString(16)}`);
+      fail(MALFORMED, `SGX Type: expected ENUMERATED, found tag 0x${sgxTypeNode.tag.toString(16)}`);
     }
     const sgxTypeBytes = derContent(sgxTypeNode);
-    if (sgxTypeBytes.length !== 1) fail("TDX_PCK_EXTENSION_MALFORMED", "SGX Type: expected one byte");
+    if (sgxTypeBytes.length !== 1) fail(MALFORMED, `SGX Type: expected one byte, found ${sgxTypeBytes.length}`);
+    const sgxType = ((sgxTypeBytes[0] as number) << 24) >> 24; // two's complement
+    if (sgxType < 0 || sgxType > 2) {
+      fail(MALFORMED, `SGX Type: expected 0 (Standard), 1 (Scalable) or 2 (Scalable with Integrity), found ${sgxType}`);
+    }
+    if (entries.has("6")) octets(need("6"), 16, "Platform Instance ID");
+    if (entries.has("7")) {
+      const configuration = sgxEntries(need("7"), `${SGX_EXTENSION_OID}.7`, CONFIGURATION_ENTRIES, "SGX Configuration");
+      for (const [suffix, node] of configuration) {
+        const flag = derContent(expectTag(node, TAG.BOOLEAN, `SGX Configuration .7.${suffix}`));
+        if (flag.length !== 1 || (flag[0] !== 0x00 && flag[0] !== 0xff)) {
+          fail(MALFORMED, `SGX Configuration .7.${suffix}: expected a DER BOOLEAN (00 or ff)`);
+        }
+      }
+    }
     return {
-      ppid: octets(need("1", "PPID"), 16, "PPID"),
+      ppid: octets(need("1"), 16, "PPID"),
       tcbComponents,
       pceSvn,
       cpuSvn: octets(tcbEntry(18), 16, "CPUSVN"),
-      pceId: octets(need("3", "PCE-ID"), 2, "PCE-ID"),
-      fmspc: octets(need("4", "FMSPC"), 6, "FMSPC"),
-      sgxType: sgxTypeBytes[0] as number,
+      pceId: octets(need("3"), 2, "PCE-ID"),
+      fmspc: octets(need("4"), 6, "FMSPC"),
+      sgxType,
     };
   } catch (error) {
     if (error instanceof AttestationError && error.code.startsWith("TDX_")) throw error;
-    fail("TDX_PCK_EXTENSION_MALFORMED", `PCK leaf "${leaf.subject}": malformed SGX extension`, error);
+    fail(MALFORMED, `PCK leaf "${leaf.subject}": malformed SGX extension`, error);
   }
 }
 

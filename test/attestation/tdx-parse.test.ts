@@ -18,6 +18,7 @@ import {
   type SimulatedPckTcb,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { intelName } from "../../attestation/sim/intel.ts";
 import { der } from "../../attestation/sim/x509-writer.ts";
 import {
   isDebugTd,
@@ -283,8 +284,7 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
   describe("SGX extension structure", () => {
     const SGX = SGX_EXTENSION_OID;
     const leaf = parseTdxQuote(quoteWith()).pckChain[0];
-    const entry = (suffix: string, value?: Uint8Array) =>
-      value === undefined ? der.seq(der.oid(`${SGX}.${suffix}`)) : der.seq(der.oid(`${SGX}.${suffix}`), value);
+    const entry = (suffix: string, ...values: Uint8Array[]) => der.seq(der.oid(`${SGX}.${suffix}`), ...values);
     const tcbEntries = (n = 18) =>
       Array.from({ length: n }, (_, i) =>
         entry(`2.${i + 1}`, i === 17 ? der.octets(new Uint8Array(16)) : der.int(i === 16 ? 11 : 2)),
@@ -295,17 +295,29 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
       pceId: entry("3", der.octets(Uint8Array.of(0, 0))),
       fmspc: entry("4", der.octets(new Uint8Array(6))),
       sgxType: entry("5", der.enumerated(1)),
+      platformInstanceId: entry("6", der.octets(new Uint8Array(16))) as Uint8Array | null,
+      configuration: entry("7", der.seq(...configuration())) as Uint8Array | null,
     };
-    const withExtension = (value: Uint8Array): Certificate => ({
+    function configuration(flags = [entry("7.1", der.boolean(true)), entry("7.2", der.boolean(false))]) {
+      return [...flags, entry("7.3", der.boolean(true))];
+    }
+    /** The leaf (issued by the simulated PCK Platform CA), or as if issued by a PCK Processor CA. */
+    const withExtension = (value: Uint8Array, issuerCn = "Intel SGX PCK Platform CA"): Certificate => ({
       ...leaf,
+      issuerDer: intelName(issuerCn),
       extensions: new Map([...leaf.extensions, [SGX, { critical: false, value }]]),
     });
+    const body = (changed: Partial<Record<keyof typeof fields, Uint8Array | null>>, extra: Uint8Array[]) =>
+      der.seq(
+        ...Object.entries({ ...fields, ...changed }).flatMap(([, v]) => (v === null || v === undefined ? [] : [v])),
+        ...extra,
+      );
     const extension = (changed: Partial<Record<keyof typeof fields, Uint8Array | null>>, ...extra: Uint8Array[]) =>
+      withExtension(body(changed, extra));
+    const processorLeaf = (changed: Partial<Record<keyof typeof fields, Uint8Array | null>>, ...extra: Uint8Array[]) =>
       withExtension(
-        der.seq(
-          ...Object.entries({ ...fields, ...changed }).flatMap(([, v]) => (v === null || v === undefined ? [] : [v])),
-          ...extra,
-        ),
+        body({ platformInstanceId: null, configuration: null, ...changed }, extra),
+        "Intel SGX PCK Processor CA",
       );
 
     it("reads the well-formed extension the cases below each change once", () => {
@@ -314,6 +326,34 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
         sgxType: 1,
         tcbComponents: Array(16).fill(2),
       });
+      // A PCK Processor CA's leaf has no Platform Instance ID (.6) or Configuration (.7).
+      expect(parsePckSgxExtensions(processorLeaf({ sgxType: entry("5", der.enumerated(0)) })).sgxType).toBe(0);
+      expect(parsePckSgxExtensions(extension({ sgxType: entry("5", der.enumerated(2)) })).sgxType).toBe(2);
+    });
+
+    it("names the entry that breaks Intel's layout", () => {
+      const message = (cert: Certificate) => {
+        try {
+          parsePckSgxExtensions(cert);
+        } catch (error) {
+          return (error as Error).message;
+        }
+        return "accepted";
+      };
+      expect(message(extension({}, entry("99", der.int(1))))).toBe(`SGX extension: unknown entry ${SGX}.99`);
+      expect(message(extension({ configuration: null }))).toBe(
+        "SGX extension: expected entries .1,.2,.3,.4,.5,.6,.7, missing .7",
+      );
+      expect(message(processorLeaf({}, fields.platformInstanceId as Uint8Array))).toBe(
+        `SGX extension: unknown entry ${SGX}.6`,
+      );
+      expect(message(extension({ fmspc: entry("4", der.octets(new Uint8Array(6)), der.int(1)) }))).toBe(
+        `SGX extension ${SGX}.4: expected 2 elements (id, value), found 3`,
+      );
+      expect(message(extension({ sgxType: entry("5", der.enumerated(3)) }))).toBe(
+        "SGX Type: expected 0 (Standard), 1 (Scalable) or 2 (Scalable with Integrity), found 3",
+      );
+      expect(message(extension({ sgxType: entry("5", encodeTlv(0x0a, Uint8Array.of(0xff))) }))).toMatch(/found -1$/);
     });
 
     const cases: [string, () => Certificate, string][] = [
@@ -348,6 +388,94 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
       [
         "an SGX Type of two bytes",
         () => extension({ sgxType: entry("5", encodeTlv(0x0a, Uint8Array.of(0, 1))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "an SGX Type above 2 (Scalable with Integrity)",
+        () => extension({ sgxType: entry("5", der.enumerated(3)) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a negative SGX Type",
+        () => extension({ sgxType: entry("5", encodeTlv(0x0a, Uint8Array.of(0x80))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "an entry of 3 elements",
+        () => extension({ ppid: entry("1", der.octets(new Uint8Array(16)), der.octets(new Uint8Array(16))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      ["an unknown top-level entry", () => extension({}, entry("99", der.int(1))), "TDX_PCK_EXTENSION_MALFORMED"],
+      [
+        "an unknown TCB entry (.2.19)",
+        () => extension({ tcb: entry("2", der.seq(...tcbEntries(), entry("2.19", der.int(1)))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a TCB entry of 3 elements",
+        () =>
+          extension({
+            tcb: entry("2", der.seq(...tcbEntries(17), entry("2.18", der.octets(new Uint8Array(16)), der.int(1)))),
+          }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Platform CA leaf without its Configuration (.7)",
+        () => extension({ configuration: null }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Platform CA leaf with the 5 entries of a Processor CA leaf",
+        () => extension({ platformInstanceId: null, configuration: null }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Processor CA leaf with a Platform Instance ID (.6)",
+        () => processorLeaf({ platformInstanceId: fields.platformInstanceId }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Platform Instance ID of 3 bytes",
+        () => extension({ platformInstanceId: entry("6", der.octets(new Uint8Array(3))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Configuration that is an INTEGER",
+        () => extension({ configuration: entry("7", der.int(5)) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Configuration without SMTEnabled (.7.3)",
+        () => extension({ configuration: entry("7", der.seq(...configuration().slice(0, 2))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Configuration with an unknown entry (.7.4)",
+        () => extension({ configuration: entry("7", der.seq(...configuration(), entry("7.4", der.boolean(true)))) }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Configuration flag that is an INTEGER",
+        () =>
+          extension({
+            configuration: entry(
+              "7",
+              der.seq(...configuration([entry("7.1", der.int(1)), entry("7.2", der.boolean(false))])),
+            ),
+          }),
+        "TDX_PCK_EXTENSION_MALFORMED",
+      ],
+      [
+        "a Configuration flag that is not a DER BOOLEAN (01)",
+        () =>
+          extension({
+            configuration: entry(
+              "7",
+              der.seq(
+                ...configuration([entry("7.1", encodeTlv(0x01, Uint8Array.of(1))), entry("7.2", der.boolean(false))]),
+              ),
+            ),
+          }),
         "TDX_PCK_EXTENSION_MALFORMED",
       ],
       [
