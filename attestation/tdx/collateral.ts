@@ -94,6 +94,7 @@ export interface TdxTcbInfo extends SignedCollateralCommon {
   readonly id: "TDX";
   readonly fmspc: Uint8Array;
   readonly pceId: Uint8Array;
+  /** Always 0 (the only type Intel's QVL supports; others are refused). */
   readonly tcbType: number;
   readonly tdxModule: {
     readonly mrSigner: Uint8Array;
@@ -319,6 +320,11 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
     if (c.version !== 3) {
       throw new ParseError("TDX_COLLATERAL_UNSUPPORTED", `${what}: version expected 3, found ${c.version}`);
     }
+    // QVL (TcbInfo.cpp) supports TCB type 0 only: the TCB levels' component SVNs compared one by one.
+    const tcbType = int(value.tcbType, "tcbType", what);
+    if (tcbType !== 0) {
+      throw new ParseError("TDX_COLLATERAL_UNSUPPORTED", `${what}: tcbType expected 0, found ${tcbType}`);
+    }
     const module = obj(value.tdxModule, "tdxModule", what);
     const identities =
       value.tdxModuleIdentities === undefined ? [] : arr(value.tdxModuleIdentities, "tdxModuleIdentities", what);
@@ -330,7 +336,7 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
       ...c,
       fmspc: hex(value.fmspc, 6, "fmspc", what),
       pceId: hex(value.pceId, 2, "pceId", what),
-      tcbType: int(value.tcbType, "tcbType", what),
+      tcbType,
       tdxModule: {
         mrSigner: hex(module.mrsigner, 48, "tdxModule.mrsigner", what),
         attributes: hex(module.attributes, 8, "tdxModule.attributes", what),

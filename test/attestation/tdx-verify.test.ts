@@ -274,6 +274,10 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     expect(code(raw.replace('{"tcbInfo":', '{"tcbInfo":{},"tcbInfo":'))).toBe("TDX_COLLATERAL_MALFORMED");
     expect(code(raw.replace('{"tcbInfo":', '{"extra":1,"tcbInfo":'))).toBe("TDX_COLLATERAL_MALFORMED");
     expect(code(raw.replace('"id":"TDX"', '"id":"SGX"'))).toBe("TDX_COLLATERAL_UNSUPPORTED");
+    expect(code(raw.replace('"tcbType":0', '"tcbType":1'))).toBe("TDX_COLLATERAL_UNSUPPORTED");
+    expect(() => parseTdxTcbInfo(raw.replace('"tcbType":0', '"tcbType":7'))).toThrow(
+      /^TDX TCB info: tcbType expected 0, found 7$/,
+    );
     expect(code(raw.replace('"tcbStatus":"UpToDate"', '"tcbStatus":"Fine"'))).toBe("TDX_COLLATERAL_MALFORMED");
     expect(code(`${raw}x`)).toBe("TDX_COLLATERAL_MALFORMED");
     expect(() => parseTdQeIdentity(raw)).toThrow(AttestationError);
