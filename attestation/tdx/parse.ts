@@ -312,7 +312,9 @@ export function parsePckSgxExtensions(leaf: Certificate): PckSgxExtensions {
     };
   } catch (error) {
     if (error instanceof AttestationError && error.code.startsWith("TDX_")) throw error;
-    fail(MALFORMED, `PCK leaf "${leaf.subject}": malformed SGX extension`, error);
+    // The DER reader's message names the field, the tag expected and found, and the offset.
+    const detail = error instanceof AttestationError ? `: ${error.message}` : "";
+    fail(MALFORMED, `PCK leaf "${leaf.subject}": malformed SGX extension${detail}`, error);
   }
 }
 

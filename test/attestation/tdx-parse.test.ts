@@ -354,6 +354,14 @@ describe("the PCK certification data and the PCK leaf's SGX extension (simulated
         "SGX Type: expected 0 (Standard), 1 (Scalable) or 2 (Scalable with Integrity), found 3",
       );
       expect(message(extension({ sgxType: entry("5", encodeTlv(0x0a, Uint8Array.of(0xff))) }))).toMatch(/found -1$/);
+      // A DER error inside the extension: its detail (field, tags, offset) is in the message, not only in `cause`.
+      const pceSvnAsOctets = entry(
+        "2",
+        der.seq(...tcbEntries(16), entry("2.17", der.octets(Uint8Array.of(11))), tcbEntries()[17] as Uint8Array),
+      );
+      expect(message(extension({ tcb: pceSvnAsOctets }))).toMatch(
+        /^PCK leaf "CN=Intel SGX PCK Certificate,.*": malformed SGX extension: PCESVN: expected tag 0x2, found 0x4 at offset \d+$/,
+      );
     });
 
     const cases: [string, () => Certificate, string][] = [
