@@ -29,7 +29,7 @@ import {
   TAG,
 } from "../der.ts";
 import { AttestationError, ParseError } from "../errors.ts";
-import { type Certificate, commonNameOf, extension, parsePemCertificates } from "../x509.ts";
+import { type Certificate, extension, parsePemCertificates } from "../x509.ts";
 
 export const TDX_HEADER_SIZE = 48;
 export const TDX_10_BODY_SIZE = 584;
@@ -217,13 +217,13 @@ function octets(node: DerNode | undefined, size: number, name: string): Uint8Arr
 
 const MALFORMED = "TDX_PCK_EXTENSION_MALFORMED";
 
-/** The top-level entries of the SGX extension (…13.1.N) by the leaf's issuer (Intel's PCK certificate profile). */
+/**
+ * The top-level entries of the SGX extension (…13.1.N): .1–.5, and on a Platform CA's leaf also .6
+ * and .7 (Intel's PCK certificate profile). As Intel's QVL (PckCertificate.cpp), either set is taken
+ * whatever the issuer: the leaf is Intel-signed, so a stricter rule could only refuse genuine ones.
+ */
 const PROCESSOR_CA_ENTRIES = ["1", "2", "3", "4", "5"];
 const PLATFORM_CA_ENTRIES = [...PROCESSOR_CA_ENTRIES, "6", "7"];
-const ENTRIES_BY_ISSUER: Readonly<Record<string, readonly string[]>> = {
-  "Intel SGX PCK Processor CA": PROCESSOR_CA_ENTRIES,
-  "Intel SGX PCK Platform CA": PLATFORM_CA_ENTRIES,
-};
 /** TCB (…13.1.2.N): 16 SGX TCB component SVNs, PCESVN (.17) and CPUSVN (.18). */
 const TCB_ENTRIES = Array.from({ length: 18 }, (_, i) => `${i + 1}`);
 /** Configuration (…13.1.7.N): dynamicPlatform, cachedKeys, SMTEnabled (all three, as Intel's QVL requires). */
@@ -264,11 +264,7 @@ export function parsePckSgxExtensions(leaf: Certificate): PckSgxExtensions {
   }
   try {
     const top = readDerExact(value, TAG.SEQUENCE, "SGX extension");
-    // A Processor CA's leaf has .1–.5, a Platform CA's also .6 and .7; of another issuer (not Intel's,
-    // refused by the chain check), either.
-    const expected =
-      ENTRIES_BY_ISSUER[commonNameOf(leaf.issuerDer)] ??
-      (derChildren(top).length > PROCESSOR_CA_ENTRIES.length ? PLATFORM_CA_ENTRIES : PROCESSOR_CA_ENTRIES);
+    const expected = derChildren(top).length > PROCESSOR_CA_ENTRIES.length ? PLATFORM_CA_ENTRIES : PROCESSOR_CA_ENTRIES;
     const entries = sgxEntries(top, SGX_EXTENSION_OID, expected, "SGX extension");
     const need = (suffix: string) => entries.get(suffix) as DerNode;
     const tcb = sgxEntries(need("2"), `${SGX_EXTENSION_OID}.2`, TCB_ENTRIES, "SGX TCB");
