@@ -530,7 +530,7 @@ export function kdsVcekUrl(
 
 /**
  * A VcekFetcher over an injected transport (`get(url)` returns the response body), caching by
- * URL. Failed fetches are not cached. The caller decides whether network access is allowed.
+ * URL; every call returns a fresh copy of the cached bytes. Failed fetches are not cached. The caller decides whether network access is allowed.
  */
 export function cachedVcekFetcher(
   get: (url: string) => Promise<Uint8Array>,
@@ -552,7 +552,9 @@ export function cachedVcekFetcher(
         pending.catch(() => cache.delete(url));
         cache.set(url, pending);
       }
-      return pending;
+      // Each caller gets its own copy: one that writes into the bytes it was given must not change
+      // the certificate served to the next.
+      return pending.then((vcek) => vcek.slice());
     },
   };
 }

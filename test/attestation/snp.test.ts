@@ -447,7 +447,11 @@ describe("VCEK fetcher (injected transport, no network)", () => {
     const a = await fetcher.fetchVcek("Milan", report.chipId, report.reportedTcb);
     const b = await fetcher.fetchVcek("Milan", report.chipId, report.reportedTcb);
     expect(a).toEqual(der);
-    expect(b).toBe(a);
+    expect(b).toEqual(a);
+    expect(calls).toEqual([url, url]);
+    // A caller that writes into its copy does not change what the next caller is served.
+    a.fill(0);
+    expect(await fetcher.fetchVcek("Milan", report.chipId, report.reportedTcb)).toEqual(der);
     expect(calls).toEqual([url, url]);
   });
 });
