@@ -19,6 +19,7 @@ import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
+import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
 
 export class BrokerConfigError extends Error {
@@ -135,12 +136,13 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
 /** `uid`: the user the files must belong to (default: this process's; root's are accepted too). */
 export async function loadBrokerConfig(path: string, options: { uid?: number } = {}): Promise<BrokerConfig> {
   const uid = "uid" in options ? options.uid : process.getuid?.();
+  const text = await readProtectedFile(path, "--config", uid);
   let json: unknown;
   try {
-    json = JSON.parse(await readProtectedFile(path, "--config", uid));
+    json = parseJsonText(text);
   } catch (error) {
-    if (error instanceof BrokerConfigError) throw error;
-    throw new BrokerConfigError(`--config: "${path}" is not JSON`);
+    // parseJsonText's message says where the text went wrong, never what it holds.
+    throw new BrokerConfigError(`--config: "${path}": ${(error as Error).message}`);
   }
   const parsed = ConfigSchema.safeParse(json);
   if (!parsed.success) {
@@ -166,10 +168,10 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, uid);
     let modelKey: ReturnType<typeof modelKeyFromJwk>;
     try {
-      modelKey = modelKeyFromJwk(JSON.parse(keyText), `keys.${i}.keyFile`);
+      modelKey = modelKeyFromJwk(parseJsonText(keyText), `keys.${i}.keyFile`);
     } catch (error) {
       throw new BrokerConfigError(
-        error instanceof SyntaxError ? `keys.${i}.keyFile: "${keyPath}" is not JSON` : (error as Error).message,
+        error instanceof SyntaxError ? `keys.${i}.keyFile: "${keyPath}": ${error.message}` : (error as Error).message,
       );
     }
     if (seen.has(modelKey.keyId)) throw new BrokerConfigError(`keys.${i}: key id "${modelKey.keyId}" is listed twice`);

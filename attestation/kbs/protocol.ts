@@ -138,7 +138,7 @@ export function unwrapModelKey(
   if (w.keyId !== expected.keyId) {
     throw new ModelKeyUnwrapError(
       "KBS_KEY_MISMATCH",
-      `wrapped model key keyId: expected "${expected.keyId}", found ${typeof w.keyId === "string" ? `"${w.keyId.slice(0, 200)}"` : typeof w.keyId}`,
+      `wrapped model key keyId: expected "${expected.keyId}", found ${typeof w.keyId === "string" ? `"${printable(w.keyId.slice(0, 200))}"` : typeof w.keyId}`,
     );
   }
   const epk = decodeField(w.epk, "epk", nacl.box.publicKeyLength);
@@ -190,7 +190,13 @@ function bindingMismatch(
   }
   const keyId = new TextDecoder().decode(opened.subarray(head, head + idLength));
   if (keyId !== expected.keyId) {
-    return `keyId: expected "${expected.keyId}", found "${keyId.slice(0, 200).replace(/[^\x20-\x7e]/g, "?")}"`;
+    return `keyId: expected "${expected.keyId}", found "${printable(keyId.slice(0, 200))}"`;
   }
   return null;
 }
+
+/**
+ * Text the broker (or whoever answers in its place, often through the host) chose, as an error may
+ * quote it: printable ASCII only, so it cannot break the enclave's one-line errors and log entries.
+ */
+const printable = (text: string): string => text.replace(/[^\x20-\x7e]/g, "?");

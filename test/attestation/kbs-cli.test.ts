@@ -302,6 +302,22 @@ describe("broker configuration errors", () => {
       code: "KBS_CONFIG_INVALID",
       message: "broker config version: expected 1, found 2",
     });
+    // Text that is not JSON: where it goes wrong, never what it holds (a key file holds a secret).
+    const cut = join(dir, "kbs-cut.json");
+    await writeFile(cut, '{"version": 1, "keys": [', { mode: 0o600 });
+    await expect(loadBrokerConfig(cut)).rejects.toMatchObject({
+      code: "KBS_CONFIG_INVALID",
+      message: `--config: "${cut}": not valid JSON (it ends early)`,
+    });
+    const secret = "c2VjcmV0LW1vZGVsLWtleS1ieXRlcy0zMi1sb25nISE";
+    await writeFile(join(dir, "cut.jwk"), `{"kty": "oct", "k": "${secret}",, }`, { mode: 0o600 });
+    const withKey = join(dir, "kbs-cut-key.json");
+    await writeFile(withKey, JSON.stringify({ version: 1, keys: [{ keyFile: "cut.jwk", policy: "p.json" }] }), {
+      mode: 0o600,
+    });
+    const keyError = (await loadBrokerConfig(withKey).catch((e: Error) => e)) as Error;
+    expect(keyError.message).toBe(`keys.0.keyFile: "${join(dir, "cut.jwk")}": not valid JSON (at position 66)`);
+    expect(String(keyError.cause ?? "")).not.toContain(secret);
   });
 
   it("never print a value that may be secret (a key put in the wrong field), only its kind", async () => {

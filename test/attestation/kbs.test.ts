@@ -217,6 +217,19 @@ describe("key broker", () => {
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
     );
+    // Whoever answers in the broker's place chooses this text: it cannot break the one-line error.
+    expect(() =>
+      unwrapModelKey(
+        { ...wrapped, keyId: 'x"\n{"event":"ready"}\r\u001b[2J' },
+        sealedDeployment.keys.sealing.secretKey,
+        expected,
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: "KBS_KEY_MISMATCH",
+        message: `wrapped model key keyId: expected "${KEY_ID}", found "x"?{"event":"ready"}??[2J"`,
+      }),
+    );
     // An answer not shaped as a wrapped key: refused before anything is opened, naming the field.
     for (const [answer, message] of [
       [null, "wrapped model key: expected a JSON object"],
