@@ -11,7 +11,8 @@
  * Writes: appends go through one queue, so lines never interleave and keep their call order.
  * Lines waiting while a write is in progress are written together in one `write` (group commit).
  * Durability (`fsync`): "always" (default) — `append` resolves only after the bytes are written
- * and fsync'ed, so a record the enclave was told is stored survives a crash or power loss; "never"
+ * and fsync'ed, so a record the enclave was told is stored survives a crash or power loss (the
+ * file's directory entry, and its ancestors', are fsync'ed when it is opened); "never"
  * — resolves after the write reaches the OS (lost on power loss, kept on a process crash).
  * One process owns a file: two stores (or processes) appending to the same file are not
  * coordinated. A line cut short by a crash (the end of a write that never completed) is cut off
@@ -30,6 +31,7 @@
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
 import { type FileHandle, open, readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 
 export type AuditFsyncPolicy = "always" | "never";
 
@@ -128,6 +130,20 @@ export class AuditStore {
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot read its end`, { cause: error });
+    }
+    if (fsync === "always") {
+      try {
+        // The repair above, then the file's name: fsync(2) on the file does not make its directory
+        // entry durable, so a new boot's file, with the records the enclave was told are stored
+        // (and then dropped), could vanish on power loss. Once per open, not per append.
+        await handle.sync();
+        await syncDirectories(path);
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot make it durable (fsync)`, {
+          cause: error,
+        });
+      }
     }
     return new AuditStore(path, handle, fsync, maxLineBytes, size, lastLine);
   }
@@ -307,4 +323,28 @@ export async function readAuditLines(path: string): Promise<string[]> {
   const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
   if (lines.at(-1) === "") lines.pop();
   return lines;
+}
+
+/**
+ * fsyncs the directory holding `path`, then each of its ancestors: the audit directory may have been
+ * made just now (mkdir -p), and its own entry is as fragile as the file's. The file's directory must
+ * sync (an error otherwise); an ancestor this process cannot open (not readable) is passed over, as
+ * it was not made by this process either.
+ */
+async function syncDirectories(path: string): Promise<void> {
+  let dir = dirname(resolve(path));
+  for (let own = true; ; own = false) {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(dir, "r");
+      await handle.sync();
+    } catch (error) {
+      if (own) throw error;
+    } finally {
+      await handle?.close().catch(() => undefined);
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
 }

@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { fstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -274,6 +274,28 @@ describe("AuditStore", () => {
     expect(readFileSync(path, "utf8")).toBe('{"a":1}\r\n{"b":2}\r\n');
   });
 
+  it("under fsync always, opening syncs the file and its directory entries (the audit dir may be new); never: neither", async () => {
+    const proto = await fileHandlePrototype();
+    const original = proto.sync;
+    const synced: number[] = [];
+    vi.spyOn(proto, "sync").mockImplementation(async function (this: FileHandle) {
+      synced.push(fstatSync(this.fd).ino);
+      return original.call(this);
+    });
+    const auditDir = join(dir, "new-audit-dir");
+    mkdirSync(auditDir);
+    const path = join(auditDir, "0123456789abcdef.jsonl");
+    const store = await AuditStore.open(path, { fsync: "always" });
+    expect(synced).toEqual(
+      expect.arrayContaining([statSync(path).ino, statSync(auditDir).ino, statSync(dir).ino, statSync(tmpdir()).ino]),
+    );
+    await store.close();
+    synced.length = 0;
+    const unsynced = await AuditStore.open(join(auditDir, "never.jsonl"), { fsync: "never" });
+    expect(synced).toEqual([]);
+    await unsynced.close();
+  });
+
   it("refuses appends after close", async () => {
     const store = await AuditStore.open(join(dir, "closed.jsonl"));
     await store.close();
@@ -289,6 +311,6 @@ describe("AuditStore", () => {
   it("imports nothing from sealed/ or enclave/", () => {
     const source = readFileSync(new URL("../../host/audit-store.ts", import.meta.url), "utf8");
     const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(imports).toEqual(["node:fs/promises"]);
+    expect(imports).toEqual(["node:fs/promises", "node:path"]);
   });
 });
