@@ -1,7 +1,7 @@
 /** `cloister up` and `cloister demo`. */
 import { readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
@@ -116,20 +116,34 @@ async function checkAudit(dir: string, session: Session): Promise<string> {
   const enclave = session.enclave;
   const checkpoint = await session.auditCheckpoint();
   const file = join(dir, "audit", `${enclave.documentDigest.slice(0, 16)}.jsonl`);
-  for (let attempt = 0; attempt < 50; attempt++) {
+  return checkStoredAuditLog(file, enclave.signingPublicKey, checkpoint);
+}
+
+/**
+ * Waits (up to `attempts` × 100 ms) until the host has stored as many whole lines as the checkpoint
+ * counts, then verifies the file as `cloister audit verify` does, every line of it (an empty or CRLF
+ * line fails here as it would there). Throws naming the file and the verifier's message.
+ */
+export async function checkStoredAuditLog(
+  file: string,
+  signingPublicKey: Uint8Array,
+  checkpoint: { readonly count: number; readonly lastRecordHash: string },
+  attempts = 50,
+): Promise<string> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     const text = await readFile(file, "utf8").catch(() => "");
-    const lines = text.split("\n").filter((l) => l.length > 0);
-    if (lines.length >= checkpoint.count) {
-      const result = verifyAuditLog(lines, enclave.signingPublicKey, {
+    // Whole lines only: the host may be writing the next.
+    if (text.split("\n").length - 1 >= checkpoint.count) {
+      const result = await verifyAuditLogFile(file, signingPublicKey, {
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
       });
-      if (!result.ok) throw new Error(`audit log ${file}: ${result.error.code} at line ${result.error.index + 1}`);
-      return `audit: ${lines.length} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
+      if (!result.ok) throw new Error(`${file}: ${result.error.message}`);
+      return `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(
-    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within 5 s`,
+    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
   );
 }
 

@@ -1,0 +1,51 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { makeWriter, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-up-audit-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("cloister up / demo: the stored audit log check", () => {
+  const keys = seededKeyPair(7);
+  const lines = writeLog(3, makeWriter(keys));
+  const good = verifyAuditLog(lines, keys.publicKey);
+  if (!good.ok) throw new Error("the sample log does not verify");
+  const checkpoint = { count: 3, lastRecordHash: good.lastRecordHash };
+
+  it("verifies a complete log against the checkpoint", async () => {
+    const file = join(dir, "good.jsonl");
+    await writeFile(file, `${lines.join("\n")}\n`);
+    await expect(checkStoredAuditLog(file, keys.publicKey, checkpoint, 1)).resolves.toMatch(
+      /^audit: 3 record\(s\) stored by the host in .*good\.jsonl; signatures, chain and completeness verified/,
+    );
+  });
+
+  it("reads every line as `cloister audit verify` does: an empty line is malformed, not skipped", async () => {
+    const empty = join(dir, "empty-line.jsonl");
+    await writeFile(empty, `${lines[0]}\n\n${lines[1]}\n${lines[2]}\n`);
+    await expect(checkStoredAuditLog(empty, keys.publicKey, checkpoint, 1)).rejects.toThrow(
+      /empty-line\.jsonl: audit log line 2: not JSON$/,
+    );
+    // A CRLF line (another tool's copy) is read as `audit verify` reads it: the CR is not part of it.
+    const crlf = join(dir, "crlf.jsonl");
+    await writeFile(crlf, `${lines[0]}\r\n${lines[1]}\n${lines[2]}\n`);
+    await expect(checkStoredAuditLog(crlf, keys.publicKey, checkpoint, 1)).resolves.toMatch(/^audit: 3 record/);
+  });
+
+  it("a log cut short of the checkpoint: fewer stored than written, named", async () => {
+    const cut = join(dir, "cut.jsonl");
+    await writeFile(cut, `${lines[0]}\n${lines[1]}\n`);
+    await expect(checkStoredAuditLog(cut, keys.publicKey, checkpoint, 1)).rejects.toThrow(
+      "the enclave wrote 3 record(s), the host stored fewer within 0.1 s",
+    );
+  });
+});
