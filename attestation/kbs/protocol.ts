@@ -9,8 +9,16 @@
  *    `{keyId, document, challenge, answer}`.
  * 3. The broker verifies the document exactly as a client does, against the key's release policy
  *    (a client-policy file), checks that the attested manifest seals its model under this key id,
- *    and answers `{wrapped}`: the model key sealed (tweetnacl `box`, a fresh broker X25519 key) to
- *    the enclave's *attested* X25519 key, bound to the key id, the challenge and the document.
+ *    and answers `{wrapped}`: the model key sealed to the enclave's *attested* X25519 key under a
+ *    fresh broker X25519 key, bound to the key id, the challenge and the document.
+ *
+ * The enclave's X25519 key also opens clients' sealed requests (sealed/request.ts: `nacl.box`,
+ * whose key is HSalsa20 of the X25519 shared secret). So the broker does not use `nacl.box` itself:
+ * it hashes that shared key under its own label (SHA-512, `nacl.hash`, of
+ * "cloister/kbs/model-key/v2" ‖ shared; the first 32 bytes) and seals with `nacl.secretbox` under
+ * the result. A wrapped key repackaged as a request envelope then does not decrypt
+ * (DECRYPTION_FAILED), nor a request envelope as a wrapped key: each use of the one key pair has
+ * its own symmetric key. Format v 1 used `nacl.box` directly; the enclave refuses it, naming v.
  *
  * Only the enclave whose document was verified holds the secret key that opens `wrapped`; the host
  * or network in between sees a challenge, a public document and a box it cannot open.
@@ -23,17 +31,39 @@ import { constantTimeEqual } from "../crypto.ts";
 
 export const KBS_CHALLENGE_BYTES = 32;
 export const MODEL_KEY_BYTES = 32;
-const WRAP_TAG = utf8("cloister/kbs/model-key/v1\u0000");
+export const WRAPPED_MODEL_KEY_VERSION = 2;
+/** The first bytes of the plaintext. */
+const WRAP_TAG = utf8("cloister/kbs/model-key/v2\u0000");
+/** What the wrapping key is derived under: no other use of the enclave's X25519 key hashes this. */
+const WRAP_KEY_LABEL = utf8("cloister/kbs/model-key/v2");
+
+/**
+ * The secretbox key for one wrapped key: SHA-512(label ‖ HSalsa20(X25519(ownSecret, peerPublic)))'s
+ * first 32 bytes. The caller zeroes it.
+ */
+function wrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array {
+  const shared = nacl.box.before(peerPublicKey, ownSecretKey);
+  const input = new Uint8Array(WRAP_KEY_LABEL.length + shared.length);
+  input.set(WRAP_KEY_LABEL);
+  input.set(shared, WRAP_KEY_LABEL.length);
+  const digest = nacl.hash(input); // SHA-512
+  const key = digest.slice(0, nacl.secretbox.keyLength);
+  for (const secret of [shared, input, digest]) secret.fill(0);
+  return key;
+}
 
 /** The broker's answer to a release: the model key, boxed to the enclave's attested X25519 key. */
 export interface WrappedModelKey {
-  readonly v: 1;
+  readonly v: typeof WRAPPED_MODEL_KEY_VERSION;
   readonly keyId: string;
   /** The broker's one-time X25519 public key, base64url. */
   readonly epk: string;
-  /** The box nonce, 24 bytes, base64url. */
+  /** The secretbox nonce, 24 bytes, base64url. */
   readonly nonce: string;
-  /** nacl.box of tag ‖ challenge ‖ document digest ‖ len(keyId) ‖ keyId ‖ key, base64url. */
+  /**
+   * nacl.secretbox, under the wrapping key (`wrapKey`), of tag ‖ challenge ‖ document digest ‖
+   * len(keyId) ‖ keyId ‖ key, base64url.
+   */
   readonly box: string;
 }
 
@@ -74,7 +104,7 @@ function checkDigest(documentDigest: string): Uint8Array {
   return fromHex(documentDigest);
 }
 
-/** Broker side: boxes `key` to the enclave's attested sealing key. */
+/** Broker side: seals `key` to the enclave's attested sealing key. */
 export function wrapModelKey(input: {
   keyId: string;
   key: Uint8Array;
@@ -88,13 +118,15 @@ export function wrapModelKey(input: {
     throw new RangeError(`challenge: expected ${KBS_CHALLENGE_BYTES} bytes`);
   }
   const ephemeral = nacl.box.keyPair();
-  const nonce = nacl.randomBytes(nacl.box.nonceLength);
+  const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
   const message = plaintext(input.keyId, input.challenge, checkDigest(input.documentDigest), input.key);
-  const box = nacl.box(message, nonce, input.enclaveSealingPublicKey, ephemeral.secretKey);
-  message.fill(0);
+  const key = wrapKey(input.enclaveSealingPublicKey, ephemeral.secretKey);
   ephemeral.secretKey.fill(0);
+  const box = nacl.secretbox(message, nonce, key);
+  message.fill(0);
+  key.fill(0);
   return {
-    v: 1,
+    v: WRAPPED_MODEL_KEY_VERSION,
     keyId: input.keyId,
     epk: base64url.encode(ephemeral.publicKey),
     nonce: base64url.encode(nonce),
@@ -132,8 +164,11 @@ export function unwrapModelKey(
   if (w === null || typeof w !== "object") {
     throw new ModelKeyUnwrapError("KBS_RESPONSE_MALFORMED", "wrapped model key: expected a JSON object");
   }
-  if (w.v !== 1) {
-    throw new ModelKeyUnwrapError("KBS_RESPONSE_MALFORMED", `wrapped model key v: expected 1, found ${String(w.v)}`);
+  if (w.v !== WRAPPED_MODEL_KEY_VERSION) {
+    throw new ModelKeyUnwrapError(
+      "KBS_RESPONSE_MALFORMED",
+      `wrapped model key v: expected ${WRAPPED_MODEL_KEY_VERSION}, found ${typeof w.v === "string" ? `"${w.v.slice(0, 20)}"` : String(w.v)}`,
+    );
   }
   if (w.keyId !== expected.keyId) {
     throw new ModelKeyUnwrapError(
@@ -142,9 +177,11 @@ export function unwrapModelKey(
     );
   }
   const epk = decodeField(w.epk, "epk", nacl.box.publicKeyLength);
-  const nonce = decodeField(w.nonce, "nonce", nacl.box.nonceLength);
+  const nonce = decodeField(w.nonce, "nonce", nacl.secretbox.nonceLength);
   const box = decodeField(w.box, "box", null);
-  const opened = nacl.box.open(box, nonce, epk, sealingSecretKey);
+  const key = wrapKey(epk, sealingSecretKey);
+  const opened = nacl.secretbox.open(box, nonce, key);
+  key.fill(0);
   if (opened === null) {
     throw new ModelKeyUnwrapError(
       "KBS_UNWRAP_FAILED",
@@ -178,7 +215,7 @@ function bindingMismatch(
     return `plaintext: expected ${head + idLength + MODEL_KEY_BYTES} bytes (with the ${idLength}-byte key id it announces), found ${opened.length}`;
   }
   if (!constantTimeEqual(opened.subarray(0, WRAP_TAG.length), WRAP_TAG)) {
-    return 'tag: expected "cloister/kbs/model-key/v1", found other bytes';
+    return 'tag: expected "cloister/kbs/model-key/v2", found other bytes';
   }
   let at = WRAP_TAG.length;
   if (!constantTimeEqual(opened.subarray(at, (at += KBS_CHALLENGE_BYTES)), expected.challenge)) {

@@ -7,7 +7,7 @@ import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
-import { toHex } from "../../attestation/bytes.ts";
+import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { tdxCollateralWire } from "../../attestation/collateral.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
 import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
@@ -26,6 +26,10 @@ import type { ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
+import { enclaveSealingKeyFromSecretKey } from "../../sealed/keys.ts";
+import { ReplayGuard } from "../../sealed/replay.ts";
+import { openRequest } from "../../sealed/request.ts";
 
 // Counted: a refused release verifies the evidence once, not again for its log line.
 vi.mock("../../attestation/evidence.ts", async (importOriginal) => {
@@ -120,6 +124,19 @@ async function releaseBody(challenge: string) {
   return { keyId: KEY_ID, document: sealedDeployment.document, challenge, answer };
 }
 
+/**
+ * The wrapping key as docs/protocol.md states it, written out apart from protocol.ts:
+ * SHA-512("cloister/kbs/model-key/v2" ‖ nacl.box.before(peer, own))'s first 32 bytes.
+ */
+function brokerWrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array {
+  const label = new TextEncoder().encode("cloister/kbs/model-key/v2");
+  const shared = nacl.box.before(peerPublicKey, ownSecretKey);
+  const input = new Uint8Array(label.length + shared.length);
+  input.set(label);
+  input.set(shared, label.length);
+  return nacl.hash(input).slice(0, 32);
+}
+
 async function refusal(promise: Promise<unknown>): Promise<BrokerError> {
   const error = await promise.then(
     () => new Error("expected a refusal, but the key was released"),
@@ -183,7 +200,11 @@ describe("key broker", () => {
       epk: base64url.encode(epk.publicKey),
       nonce: base64url.encode(nonce),
       box: base64url.encode(
-        nacl.box(new Uint8Array(40), nonce, sealedDeployment.keys.sealing.publicKey, epk.secretKey),
+        nacl.secretbox(
+          new Uint8Array(40),
+          nonce,
+          brokerWrapKey(sealedDeployment.keys.sealing.publicKey, epk.secretKey),
+        ),
       ),
     };
     expect(() => unwrapModelKey(short, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
@@ -194,24 +215,25 @@ describe("key broker", () => {
     );
     // The broker's own plaintext with one byte of its domain tag changed, boxed again to this enclave:
     // every other field is this boot's, so only the tag refuses it (a box made for another purpose).
-    const opened = nacl.box.open(
+    const opened = nacl.secretbox.open(
       base64url.decode(wrapped.box),
       base64url.decode(wrapped.nonce),
-      base64url.decode(wrapped.epk),
-      sealedDeployment.keys.sealing.secretKey,
+      brokerWrapKey(base64url.decode(wrapped.epk), sealedDeployment.keys.sealing.secretKey),
     ) as Uint8Array;
-    expect(new TextDecoder().decode(opened.subarray(0, 25))).toBe("cloister/kbs/model-key/v1");
-    opened[24] = 0x32; // ".../v2"
+    expect(new TextDecoder().decode(opened.subarray(0, 25))).toBe("cloister/kbs/model-key/v2");
+    opened[24] = 0x33; // ".../v3"
     const otherTag = {
       ...wrapped,
       epk: base64url.encode(epk.publicKey),
       nonce: base64url.encode(nonce),
-      box: base64url.encode(nacl.box(opened, nonce, sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
+      box: base64url.encode(
+        nacl.secretbox(opened, nonce, brokerWrapKey(sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
+      ),
     };
     expect(() => unwrapModelKey(otherTag, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({
         code: "KBS_BINDING_MISMATCH",
-        message: 'wrapped model key tag: expected "cloister/kbs/model-key/v1", found other bytes',
+        message: 'wrapped model key tag: expected "cloister/kbs/model-key/v2", found other bytes',
       }),
     );
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
@@ -233,7 +255,7 @@ describe("key broker", () => {
     // An answer not shaped as a wrapped key: refused before anything is opened, naming the field.
     for (const [answer, message] of [
       [null, "wrapped model key: expected a JSON object"],
-      [{ ...wrapped, v: 2 }, "wrapped model key v: expected 1, found 2"],
+      [{ ...wrapped, v: 3 }, "wrapped model key v: expected 2, found 3"],
       [{ ...wrapped, epk: 7 }, "wrapped model key epk: expected base64url"],
       [
         { ...wrapped, nonce: base64url.encode(new Uint8Array(12)) },
@@ -244,6 +266,72 @@ describe("key broker", () => {
         expect.objectContaining({ code: "KBS_RESPONSE_MALFORMED", message }),
       );
     }
+  });
+
+  it("wraps under a key of its own: a wrapped key repackaged as a sealed request does not decrypt (DECRYPTION_FAILED)", async () => {
+    // The enclave's X25519 key opens both wrapped model keys and clients' sealed requests; the
+    // host holds every wrapped key it relayed and may hand one to the enclave as a request.
+    const kbs = broker();
+    const { body } = await request(kbs, sealedDeployment);
+    const { wrapped } = await kbs.release(body);
+    const enclaveKey = await enclaveSealingKeyFromSecretKey(sealedDeployment.keys.sealing.secretKey);
+    const box = base64url.decode(wrapped.box);
+    const prefix = encodeEnvelopePrefix(
+      "chat",
+      enclaveKey.keyId,
+      box.length,
+      base64url.decode(wrapped.epk),
+      base64url.decode(wrapped.nonce),
+    );
+    const envelope = new Uint8Array(prefix.length + box.length);
+    envelope.set(prefix);
+    envelope.set(box, prefix.length);
+    const error = await openRequest(envelope, enclaveKey, new ReplayGuard(), Date.now()).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "DECRYPTION_FAILED" });
+  });
+
+  it("refuses a v 1 wrapped key (nacl.box straight to the sealing key), naming v, before opening it", async () => {
+    const kbs = broker();
+    const { body, challenge } = await request(kbs, sealedDeployment);
+    const { wrapped } = await kbs.release(body);
+    // What a broker from before v 2 answered: the same plaintext (v1 tag), nacl.box to the enclave.
+    const epk = nacl.box.keyPair();
+    const nonce = nacl.randomBytes(24);
+    const id = new TextEncoder().encode(KEY_ID);
+    const plaintext = new Uint8Array([
+      ...new TextEncoder().encode("cloister/kbs/model-key/v1\u0000"),
+      ...base64url.decode(challenge),
+      ...fromHex(sealedDeployment.documentDigest),
+      id.length,
+      ...id,
+      ...MODEL_KEY,
+    ]);
+    const v1 = {
+      v: 1,
+      keyId: KEY_ID,
+      epk: base64url.encode(epk.publicKey),
+      nonce: base64url.encode(nonce),
+      box: base64url.encode(nacl.box(plaintext, nonce, sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
+    };
+    const expected = {
+      keyId: KEY_ID,
+      challenge: base64url.decode(challenge),
+      documentDigest: sealedDeployment.documentDigest,
+    };
+    expect(() => unwrapModelKey(v1, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+      expect.objectContaining({
+        code: "KBS_RESPONSE_MALFORMED",
+        message: "wrapped model key v: expected 2, found 1",
+      }),
+    );
+    // Relabelled v 2, the old box does not open under the v 2 wrapping key.
+    expect(() => unwrapModelKey({ ...v1, v: 2 }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+      expect.objectContaining({ code: "KBS_UNWRAP_FAILED" }),
+    );
+    expect(wrapped.v).toBe(2);
   });
 
   it("refuses the simulator unless the release policy trusts it (the default policy does not)", async () => {
