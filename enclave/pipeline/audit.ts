@@ -164,6 +164,8 @@ const encoder = new TextEncoder();
 const HEX64 = /^[0-9a-f]{64}$/;
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const RULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A time as Date#toISOString writes it (years 0000-9999). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 function bytesOf(value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? encoder.encode(value) : new Uint8Array(value);
@@ -575,9 +577,9 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: `expected exactly the keys record, sig, found ${keyList(keys)}` };
   const { record, sig } = value as { record: unknown; sig: unknown };
   if (typeof record !== "object" || record === null || Array.isArray(record))
-    return { ok: false, why: "record is not an object" };
+    return { ok: false, why: `record: expected an object, found ${describeValue(record)}` };
   if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig))
-    return { ok: false, why: "sig is not 128 hex characters" };
+    return { ok: false, why: `sig: expected 128 hex characters, found ${hexShape(sig)}` };
   let canonical: string;
   try {
     canonical = canonicalJson(record);
@@ -625,6 +627,15 @@ function keyList(keys: readonly string[]): string {
 }
 
 /** A found value for a message: numbers, booleans and null as they are, else only the type and size. */
+/**
+ * A record field's value, for a message: short printable strings as JSON (records hold hashes,
+ * decisions, codes and times, never plaintext), anything else by its kind and size.
+ */
+function shown(value: unknown): string {
+  if (typeof value === "string" && value.length <= 64 && /^[\x20-\x7e]*$/.test(value)) return JSON.stringify(value);
+  return describeValue(value);
+}
+
 function describeValue(value: unknown): string {
   if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return `a string of ${value.length} characters`;
@@ -651,23 +662,41 @@ function recordShapeProblem(r: Record<string, unknown>): string | null {
     ].filter((part) => part !== "");
     return `fields: expected ${RECORD_FIELDS.join(", ")}, found ${found.join("; ")}`;
   }
-  const nullableHex = (v: unknown) => v === null || (typeof v === "string" && HEX64.test(v));
   if (r.v !== 1) return `v: expected 1, found ${describeValue(r.v)}`;
-  if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0) return "seq: expected a non-negative integer";
-  if (typeof r.time !== "string" || Number.isNaN(Date.parse(r.time))) return "time: expected an ISO-8601 time";
+  if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0)
+    return `seq: expected a non-negative integer, found ${shown(r.seq)}`;
+  // As the writer writes it (Date#toISOString), not anything Date.parse accepts ("1" is a year to it).
+  if (typeof r.time !== "string" || !ISO_TIME.test(r.time) || Number.isNaN(Date.parse(r.time)))
+    return `time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found ${shown(r.time)}`;
   for (const f of ["requestIdHash", "modelSha256", "attestationDigest", "prevHash"] as const) {
-    if (typeof r[f] !== "string" || !HEX64.test(r[f] as string)) return `${f}: expected 64 hex characters`;
+    if (typeof r[f] !== "string" || !HEX64.test(r[f] as string))
+      return `${f}: expected 64 hex characters, found ${hexShape(r[f])}`;
   }
-  if (!nullableHex(r.promptHmac) || !nullableHex(r.responseHmac))
-    return "promptHmac/responseHmac: expected hex or null";
-  if (typeof r.tenant !== "string" || r.tenant.length === 0) return "tenant: expected a non-empty string";
-  if (r.decision !== "allow" && r.decision !== "block") return 'decision: expected "allow" or "block"';
-  if (r.blockedBy !== null && r.blockedBy !== "policy" && r.blockedBy !== "pii")
-    return "blockedBy: expected policy, pii or null";
-  if (r.ruleId !== null && typeof r.ruleId !== "string") return "ruleId: expected a string or null";
-  if (r.error !== null && typeof r.error !== "string") return "error: expected a string or null";
-  if (!isFindings(r.piiFindings)) return "piiFindings: expected [{entity, count}]";
-  if (r.usage !== null && !isUsage(r.usage)) return "usage: expected {promptTokens, completionTokens} or null";
+  for (const f of ["promptHmac", "responseHmac"] as const) {
+    if (r[f] !== null && (typeof r[f] !== "string" || !HEX64.test(r[f] as string)))
+      return `${f}: expected 64 hex characters or null, found ${hexShape(r[f])}`;
+  }
+  if (typeof r.tenant !== "string" || r.tenant.length === 0 || r.tenant.length > 200)
+    return `tenant: expected an API key id of 1..200 characters, found ${shown(r.tenant)}`;
+  // The writer's own rules (checkEntry): a signed record that breaks one is none this format defines.
+  if (r.decision !== "allow" && r.decision !== "block")
+    return `decision: expected "allow" or "block", found ${shown(r.decision)}`;
+  if (r.decision === "allow" && r.blockedBy !== null)
+    return `blockedBy: expected null (decision is allow), found ${shown(r.blockedBy)}`;
+  if (r.decision === "block" && r.blockedBy !== "policy" && r.blockedBy !== "pii")
+    return `blockedBy: expected "policy" or "pii" (decision is block), found ${shown(r.blockedBy)}`;
+  if (r.ruleId !== null && (typeof r.ruleId !== "string" || !RULE_ID.test(r.ruleId)))
+    return `ruleId: expected a manifest rule id or null, found ${shown(r.ruleId)}`;
+  if (r.blockedBy === "pii" && r.ruleId !== null)
+    return `ruleId: expected null (blocked for PII), found ${shown(r.ruleId)}`;
+  if (r.error !== null && (typeof r.error !== "string" || !ERROR_CODE.test(r.error)))
+    return `error: expected an error code (A-Z, 0-9, _) or null, found ${shown(r.error)}`;
+  if (r.error !== null && r.decision !== "allow")
+    return `error: expected null (decision is block), found ${shown(r.error)}`;
+  if (!isFindings(r.piiFindings))
+    return `piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found ${describeValue(r.piiFindings)}`;
+  if (r.usage !== null && !isUsage(r.usage))
+    return `usage: expected {promptTokens, completionTokens} non-negative integers or null, found ${describeValue(r.usage)}`;
   return null;
 }
 

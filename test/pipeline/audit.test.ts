@@ -410,6 +410,90 @@ describe("messages say what was found (never content that could be secret)", () 
     );
   });
 
+  it("a signed record's field out of its format names the field, what was expected and what was found", () => {
+    const malformed = (mutate: (r: Record<string, unknown>) => void) =>
+      failureOf([resign(lines[0] as string, KEYS.secretKey, mutate)]).message.replace(
+        "audit log line 1: signed record is malformed: ",
+        "",
+      );
+    expect(malformed((r) => (r.seq = -1))).toBe("seq: expected a non-negative integer, found -1");
+    expect(malformed((r) => (r.time = "soon"))).toBe(
+      'time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "soon"',
+    );
+    expect(malformed((r) => (r.modelSha256 = "AB"))).toBe(
+      "modelSha256: expected 64 hex characters, found 2 characters (not all lower-case hex)",
+    );
+    expect(malformed((r) => (r.promptHmac = 7))).toBe("promptHmac: expected 64 hex characters or null, found 7");
+    expect(malformed((r) => (r.tenant = ""))).toBe('tenant: expected an API key id of 1..200 characters, found ""');
+    expect(malformed((r) => (r.decision = "maybe"))).toBe('decision: expected "allow" or "block", found "maybe"');
+    expect(malformed((r) => (r.usage = { promptTokens: -1, completionTokens: 0 }))).toBe(
+      "usage: expected {promptTokens, completionTokens} non-negative integers or null, found an object",
+    );
+    const l = parse(lines[0] as string);
+    const badSig = canonicalJson({ ...l, sig: "ab" });
+    expect(failureOf([badSig]).message).toBe("audit log line 1: sig: expected 128 hex characters, found 2 characters");
+  });
+
+  it("a signed record the writer could never write (its own rules, checkEntry) does not verify", () => {
+    const malformed = (mutate: (r: Record<string, unknown>) => void) =>
+      failureOf([resign(lines[0] as string, KEYS.secretKey, mutate)]).message.replace(
+        "audit log line 1: signed record is malformed: ",
+        "",
+      );
+    const allow = (r: Record<string, unknown>) => {
+      r.decision = "allow";
+      r.blockedBy = null;
+      r.ruleId = null;
+      r.error = null;
+    };
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.blockedBy = "pii";
+      }),
+    ).toBe('blockedBy: expected null (decision is allow), found "pii"');
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.decision = "block";
+      }),
+    ).toBe('blockedBy: expected "policy" or "pii" (decision is block), found null');
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.error = "free text here";
+      }),
+    ).toBe('error: expected an error code (A-Z, 0-9, _) or null, found "free text here"');
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.decision = "block";
+        r.blockedBy = "policy";
+        r.error = "ENGINE_FAILED";
+      }),
+    ).toBe('error: expected null (decision is block), found "ENGINE_FAILED"');
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.ruleId = "Not A Rule";
+      }),
+    ).toBe('ruleId: expected a manifest rule id or null, found "Not A Rule"');
+    expect(
+      malformed((r) => {
+        allow(r);
+        r.decision = "block";
+        r.blockedBy = "pii";
+        r.ruleId = "no-secrets";
+      }),
+    ).toBe('ruleId: expected null (blocked for PII), found "no-secrets"');
+    // Date.parse takes "1" for the year 2001; the writer writes only Date#toISOString.
+    expect(malformed((r) => (r.time = "1"))).toBe(
+      'time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "1"',
+    );
+    // Every record the writer writes still verifies (blocked, allowed, failed, with findings).
+    expect(verifyAuditLog(writeLog(12), KEYS.publicKey)).toMatchObject({ ok: true });
+  });
+
   it("a checkpoint refused says whether it is malformed, of another version, signed by another key, or for another nonce", () => {
     const writer = makeWriter();
     writeLog(2, writer);
