@@ -377,6 +377,12 @@ describe("messages say what was found (never content that could be secret)", () 
     if (result.ok) throw new Error("expected a failure");
     return result.error;
   };
+  /** The message for lines[0] changed by `mutate` and signed again, without its line prefix. */
+  const malformed = (mutate: (r: Record<string, unknown>) => void) =>
+    failureOf([resign(lines[0] as string, KEYS.secretKey, mutate)]).message.replace(
+      "audit log line 1: signed record is malformed: ",
+      "",
+    );
 
   it("a line without exactly {record, sig} names its keys", () => {
     const l = parse(lines[0] as string);
@@ -411,11 +417,6 @@ describe("messages say what was found (never content that could be secret)", () 
   });
 
   it("a signed record's field out of its format names the field, what was expected and what was found", () => {
-    const malformed = (mutate: (r: Record<string, unknown>) => void) =>
-      failureOf([resign(lines[0] as string, KEYS.secretKey, mutate)]).message.replace(
-        "audit log line 1: signed record is malformed: ",
-        "",
-      );
     expect(malformed((r) => (r.seq = -1))).toBe("seq: expected a non-negative integer, found -1");
     expect(malformed((r) => (r.time = "soon"))).toBe(
       'time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "soon"',
@@ -435,57 +436,26 @@ describe("messages say what was found (never content that could be secret)", () 
   });
 
   it("a signed record the writer could never write (its own rules, checkEntry) does not verify", () => {
-    const malformed = (mutate: (r: Record<string, unknown>) => void) =>
-      failureOf([resign(lines[0] as string, KEYS.secretKey, mutate)]).message.replace(
-        "audit log line 1: signed record is malformed: ",
-        "",
-      );
-    const allow = (r: Record<string, unknown>) => {
-      r.decision = "allow";
-      r.blockedBy = null;
-      r.ruleId = null;
-      r.error = null;
-    };
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.blockedBy = "pii";
-      }),
-    ).toBe('blockedBy: expected null (decision is allow), found "pii"');
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.decision = "block";
-      }),
-    ).toBe('blockedBy: expected "policy" or "pii" (decision is block), found null');
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.error = "free text here";
-      }),
-    ).toBe('error: expected an error code (A-Z, 0-9, _) or null, found "free text here"');
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.decision = "block";
-        r.blockedBy = "policy";
-        r.error = "ENGINE_FAILED";
-      }),
-    ).toBe('error: expected null (decision is block), found "ENGINE_FAILED"');
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.ruleId = "Not A Rule";
-      }),
-    ).toBe('ruleId: expected a manifest rule id or null, found "Not A Rule"');
-    expect(
-      malformed((r) => {
-        allow(r);
-        r.decision = "block";
-        r.blockedBy = "pii";
-        r.ruleId = "no-secrets";
-      }),
-    ).toBe('ruleId: expected null (blocked for PII), found "no-secrets"');
+    const cases: [Record<string, unknown>, string][] = [
+      [{ blockedBy: "pii" }, 'blockedBy: expected null (decision is allow), found "pii"'],
+      [{ decision: "block" }, 'blockedBy: expected "policy" or "pii" (decision is block), found null'],
+      [{ error: "free text here" }, 'error: expected an error code (A-Z, 0-9, _) or null, found "free text here"'],
+      [
+        { decision: "block", blockedBy: "policy", error: "ENGINE_FAILED" },
+        'error: expected null (decision is block), found "ENGINE_FAILED"',
+      ],
+      [{ ruleId: "Not A Rule" }, 'ruleId: expected a manifest rule id or null, found "Not A Rule"'],
+      [
+        { decision: "block", blockedBy: "pii", ruleId: "no-secrets" },
+        'ruleId: expected null (blocked for PII), found "no-secrets"',
+      ],
+    ];
+    for (const [changes, message] of cases) {
+      // From an allowed record with nothing blocked or failed, then the changes.
+      expect(
+        malformed((r) => Object.assign(r, { decision: "allow", blockedBy: null, ruleId: null, error: null }, changes)),
+      ).toBe(message);
+    }
     // Date.parse takes "1" for the year 2001; the writer writes only Date#toISOString.
     expect(malformed((r) => (r.time = "1"))).toBe(
       'time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "1"',
