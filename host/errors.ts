@@ -44,6 +44,8 @@ export function errorResponse(c: Context, error: unknown): Response {
     // it once the answer is written), or the client reuses it and its next request fails on a
     // socket the server drops.
     if (error.status === 413 || error.status === 408) c.header("Connection", "close");
+    // RFC 9110 §11.6.1: a 401 names the scheme it wants (RFC 6750 §3: Bearer).
+    if (error.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cloister"');
     return c.json({ error: { code: error.code, message: error.message } }, error.status);
   }
   return c.json({ error: { code: "INTERNAL", message: "internal error in the host" } }, 500);

@@ -18,7 +18,35 @@ const apiKeySchema = z.strictObject({
   permissions: z.array(z.enum(PERMISSIONS)).min(1),
   requestsPerMinute: z.number().int().min(1).max(1_000_000),
 });
-export const apiKeysFileSchema = z.strictObject({ version: z.literal(1), keys: z.array(apiKeySchema).min(1) });
+export const apiKeysFileSchema = z
+  .strictObject({ version: z.literal(1), keys: z.array(apiKeySchema).min(1) })
+  .superRefine((file, ctx) => {
+    // Each key its own id (its rate bucket, its in-flight share, its name in the access log and in
+    // the enclave's audit records) and its own secret (else the first entry's permissions would
+    // silently win). The hash is never shown: it identifies the key.
+    const ids = new Map<string, number>();
+    const hashes = new Map<string, number>();
+    for (const [i, key] of file.keys.entries()) {
+      const sameId = ids.get(key.id);
+      if (sameId !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["keys", i, "id"],
+          message: `expected an id no other key has ("${key.id}" is keys.${sameId}'s)`,
+        });
+      }
+      const sameHash = hashes.get(key.sha256);
+      if (sameHash !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["keys", i, "sha256"],
+          message: `expected the hash of a key no other entry has (keys.${sameHash} has this one: one key listed twice)`,
+        });
+      }
+      ids.set(key.id, ids.get(key.id) ?? i);
+      hashes.set(key.sha256, hashes.get(key.sha256) ?? i);
+    }
+  });
 
 export type ApiKeyRecord = z.infer<typeof apiKeySchema>;
 export type ApiKeysFile = z.infer<typeof apiKeysFileSchema>;
@@ -43,7 +71,8 @@ export class ApiKeyStore {
 
   constructor(
     file: ApiKeysFile,
-    private readonly now: () => number = Date.now,
+    // A monotonic clock: a wall clock stepped back would refuse a key with tokens left.
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.records = file.keys.map((r) => ({ ...r, digest: Buffer.from(r.sha256, "hex") }));
   }
@@ -103,7 +132,8 @@ export class ApiKeyStore {
     const now = this.now();
     const capacity = record.requestsPerMinute;
     const bucket = this.buckets.get(record.id) ?? { tokens: capacity, updatedMs: now };
-    bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.updatedMs) * capacity) / 60_000);
+    const elapsedMs = Math.max(0, now - bucket.updatedMs);
+    bucket.tokens = Math.min(capacity, bucket.tokens + (elapsedMs * capacity) / 60_000);
     bucket.updatedMs = now;
     if (bucket.tokens < 1) {
       this.buckets.set(record.id, bucket);

@@ -156,6 +156,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const { sealed, get, seen, host } = await setup();
     const anonymous = await sealed(envelope(), null);
     expect(anonymous.status).toBe(401);
+    // RFC 9110 §11.6.1: a 401 says which scheme it wants.
+    expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="cloister"');
     expect(await errorCode(anonymous)).toBe("UNAUTHENTICATED");
     expect((await sealed(envelope(), "ck_wrong_key_0123456789")).status).toBe(401);
     expect((await get("/v1/attestation", null)).status).toBe(401);
