@@ -67,6 +67,13 @@ export async function prepareAuditDir(dir: string): Promise<void> {
 const COLLECT_TIMEOUT_MS = 10_000;
 
 /**
+ * The most collections stop() runs (the last records of a host's answers take two or three: the
+ * records, their acknowledgement, and those written meanwhile); past it an enclave still writing
+ * records is left with them.
+ */
+const STOP_MAX_COLLECTIONS = 16;
+
+/**
  * The largest `/audit` answer the host reads (64 MiB): past it the answer is refused (the rest left
  * unread, the connection closed), nothing of it is stored, and the next collection asks again. The
  * enclave answers with its whole backlog of unacknowledged records, which it lets grow to
@@ -121,6 +128,11 @@ export class AuditCollector {
   private store: AuditStore | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  /** Set by stop(): no timer, no re-run started from a collection's end, no "retrying" log. */
+  private stopping = false;
+  /** Set when stop() closes the store: collect() then does nothing. */
+  private stopped = false;
+  private stopDone: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | undefined;
   /** The last problem and the failed attempts in a row: a problem is logged when it starts, not on every retry. */
   private problem: { message: string; failures: number } | null = null;
@@ -150,19 +162,23 @@ export class AuditCollector {
    * storing audit records does not compete with the next request's first token.
    */
   collectSoon(delayMs = 100): void {
-    if (this.soon !== undefined) return;
+    if (this.soon !== undefined || this.stopping) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
       void this.collect();
     }, delayMs);
   }
 
-  /** Starts a collection now (coalesced with one already running). */
+  /**
+   * Starts a collection now (coalesced with one already running: it runs again once that one ends).
+   * After stop() has closed the store it does nothing.
+   */
   collect(): Promise<void> {
     if (this.running !== null) {
       this.again = true;
       return this.running;
     }
+    if (this.stopped) return Promise.resolve();
     // A failure (a malformed batch, a full disk) is reported, never thrown at the timer: the host
     // keeps forwarding, and the enclave keeps every unacknowledged record until it is stored.
     this.running = this.run()
@@ -172,7 +188,8 @@ export class AuditCollector {
       )
       .finally(() => {
         this.running = null;
-        if (this.again) {
+        // While stopping, stop() runs the next collection itself (and awaits it).
+        if (this.again && !this.stopping) {
           this.again = false;
           void this.collect();
         }
@@ -197,6 +214,10 @@ export class AuditCollector {
     }
     this.problem = { message: problem, failures: (last?.failures ?? 0) + 1 };
     if (last?.message === problem) return;
+    if (this.stopping) {
+      this.options.onError?.(`${problem}; not retried: the host is stopping`);
+      return;
+    }
     this.options.onError?.(
       `${problem}; retrying every ${this.options.intervalMs} ms (logged again when the problem changes or ends)`,
     );
@@ -331,11 +352,43 @@ export class AuditCollector {
     return seq + 1;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops collecting, once nothing is left to collect: the timer is stopped, then collections run
+   * (one at least) until one finds no new record and none is running or due, so the records of the
+   * answers that ended before stop() are stored and acknowledged (the collection under way when
+   * stop() is called may have asked before the last of them was written). Only then is the store
+   * closed. Bounded: startHost calls this after its server has closed, when no answer of this host
+   * is under way, so the enclave stops writing records; one that keeps writing (other clients) is
+   * collected at most STOP_MAX_COLLECTIONS times. Every call resolves when the store is closed.
+   */
+  stop(): Promise<void> {
+    this.stopDone ??= this.drain();
+    return this.stopDone;
+  }
+
+  private async drain(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.timer);
     clearTimeout(this.soon);
     this.soon = undefined;
-    await this.collect();
+    this.again = true; // the last collection, after the one under way (if any)
+    let collections = 0;
+    while (this.running !== null || this.again) {
+      if (this.running !== null) {
+        await this.running;
+        continue;
+      }
+      if (collections === STOP_MAX_COLLECTIONS) {
+        this.options.onError?.(
+          `audit: stopped collecting from ${describeUrlText(this.options.enclaveUrl)} after ${collections} collections at shutdown, the enclave still writing records; the ones not collected stay in the enclave`,
+        );
+        break;
+      }
+      this.again = false;
+      collections += 1;
+      await this.collect();
+    }
+    this.stopped = true;
     await this.store?.close();
   }
 }

@@ -40,6 +40,10 @@ function backlogEnclave() {
   const enclave = {
     down: false,
     downAfterAnswer: false,
+    /** Requests received and not yet answered. */
+    inFlight: 0,
+    /** Awaited after the answer is made, before it is sent (the enclave's answer on its way). */
+    beforeAnswer: async () => {},
     write(n: number) {
       for (let i = 0; i < n; i += 1) backlog.push({ seq: next, line: writer.record(entries[next++]!).line });
     },
@@ -52,15 +56,20 @@ function backlogEnclave() {
       const from = Number(query.get("from"));
       if (query.get("boot") === BOOT) while (backlog.length > 0 && backlog[0]!.seq < from) backlog.shift();
       if (enclave.downAfterAnswer) enclave.down = true;
-      return new Response(
-        JSON.stringify({
-          boot: BOOT,
-          signingKey: KEY,
-          from: backlog[0]?.seq ?? next,
-          lines: backlog.map((e) => e.line),
-          next,
-        }),
-      );
+      const answer = JSON.stringify({
+        boot: BOOT,
+        signingKey: KEY,
+        from: backlog[0]?.seq ?? next,
+        lines: backlog.map((e) => e.line),
+        next,
+      });
+      enclave.inFlight += 1;
+      try {
+        await enclave.beforeAnswer();
+      } finally {
+        enclave.inFlight -= 1;
+      }
+      return new Response(answer);
     }) as typeof fetch,
   };
   return enclave;
@@ -218,6 +227,82 @@ describe("audit collector", () => {
     }
     const header = await readFile(new URL("host/audit-collector.ts", root), "utf8");
     expect(header).toContain("filing hint only");
+  });
+});
+
+describe("audit collector: stop()", () => {
+  it("stores and acknowledges the records written while the collection under way at stop() was answered", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(1);
+    const { c, errors, file } = await collector(enclave.fetch);
+    // The collection under way is answered with record 0 only; record 1 (the last answer's) is
+    // written before that answer arrives, and the host stops.
+    let answered!: () => void;
+    let asked!: () => void;
+    const wasAsked = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    enclave.beforeAnswer = () => {
+      asked();
+      return new Promise<void>((resolve) => {
+        answered = resolve;
+      });
+    };
+    void c.collect();
+    await wasAsked;
+    enclave.beforeAnswer = async () => {};
+    enclave.write(1);
+    const stopped = c.stop();
+    answered();
+    await stopped;
+    expect(enclave.inFlight).toBe(0);
+    await expectWholeLog(file, 2);
+    expect(enclave.pending).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it("resolves only after the acknowledgement of the last records reached the enclave", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(2);
+    enclave.beforeAnswer = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+    const { c, errors, file } = await collector(enclave.fetch);
+    await c.stop();
+    expect({ inFlight: enclave.inFlight, pending: enclave.pending }).toEqual({ inFlight: 0, pending: 0 });
+    await expectWholeLog(file, 2);
+    expect(errors).toEqual([]);
+    // Stopped: a later collection (a timer or an answer's end racing the stop) does nothing.
+    enclave.write(1);
+    await c.collect();
+    c.collectSoon(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(enclave.pending).toBe(1);
+    await expectWholeLog(file, 2);
+  });
+
+  it("a failure at the last collection is logged without promising a retry", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(1);
+    enclave.down = true;
+    const { c, errors } = await collector(enclave.fetch);
+    await c.stop();
+    expect(errors).toEqual([
+      'audit: cannot collect from the enclave at "http://enclave.invalid" (fetch failed (ECONNREFUSED)); not retried: the host is stopping',
+    ]);
+  });
+
+  it("an enclave that writes a record at every collection: stop() ends, saying what it left", async () => {
+    const enclave = backlogEnclave();
+    enclave.write(1);
+    enclave.beforeAnswer = async () => enclave.write(1);
+    const { c, errors, file } = await collector(enclave.fetch);
+    await c.stop();
+    expect(errors).toEqual([
+      'audit: stopped collecting from "http://enclave.invalid" after 16 collections at shutdown, the enclave still writing records; the ones not collected stay in the enclave',
+    ]);
+    // Sixteen answers, one record each, all stored; the enclave keeps the last one (stored, its
+    // acknowledgement never sent: a restarted host skips it) and the one written at that answer.
+    await expectWholeLog(file, 16);
+    expect(enclave.pending).toBe(2);
   });
 });
 
