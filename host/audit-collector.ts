@@ -11,11 +11,13 @@
  * checkpoint` (the key its checkpoint is signed by), or `cloister chat --json` (`signingKey`), e.g.
  * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
- * host resumes an existing file after the last record it holds.
+ * host resumes an existing file after the last record it holds. Collectors of one process that
+ * collect the same boot (one enclave under two URLs) share its file's store, so each record is
+ * stored once.
  */
 import { constants } from "node:fs";
 import { access, mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore } from "./audit-store.ts";
@@ -122,10 +124,28 @@ function lastSeq(line: string): number | null {
   }
 }
 
+/**
+ * One boot's log file as this process stores it, shared by every collector that collects that boot:
+ * one enclave named by two `--enclave-url` spellings (127.0.0.1 and localhost) has two collectors,
+ * and each of its records must be stored once (stored twice, the log fails as duplicated).
+ */
+interface BootLog {
+  readonly store: AuditStore;
+  /** The next record to store: the records before it are in the file. */
+  next: number;
+  /** Batches are stored one at a time, so what is already stored is decided against `next`. */
+  turn: Promise<unknown>;
+}
+
+/** The open logs of this process, by the file's resolved path; `users` counts the collectors. */
+const bootLogs = new Map<string, { users: number; log: Promise<BootLog> }>();
+/** Logs being closed (their last user gone): one is opened again only once closed. */
+const closingLogs = new Map<string, Promise<void>>();
+
 export class AuditCollector {
   private boot: string | null = null;
-  private next = 0;
-  private store: AuditStore | null = null;
+  private shared: { users: number; log: Promise<BootLog> } | null = null;
+  private log: BootLog | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   /** Set by stop(): no timer, no re-run started from a collection's end, no "retrying" log. */
@@ -232,9 +252,10 @@ export class AuditCollector {
     try {
       // The acknowledgement names the boot it is for: after an enclave restart it acknowledges nothing.
       const boot = this.boot === null ? "" : `&boot=${this.boot}`;
+      const next = this.log?.next ?? 0;
       // Bounded: an enclave that accepts the connection but never answers must not hold up the
       // host (its last collection runs at shutdown).
-      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${this.next}${boot}`, {
+      const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${next}${boot}`, {
         redirect: "error",
         signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
       });
@@ -279,44 +300,104 @@ export class AuditCollector {
     if (!isBatch(batch)) return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed`;
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
-      await this.store?.close();
-      this.boot = batch.boot;
-      this.next = 0;
+      await this.release();
+      this.boot = null;
       await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
       const name = batch.boot.slice(0, 16);
       // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from here.
       await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
-      this.store = await AuditStore.open(join(this.options.dir, `${name}.jsonl`));
-      this.next = this.resumeAt(this.store, batch.from, name);
+      this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch.from, name);
+      // Only now: a boot whose file could not be opened is opened again at the next collection.
+      this.boot = batch.boot;
     }
-    if (batch.from > this.next) {
-      this.options.onError?.(`audit: expected record ${this.next}, the enclave sent from ${batch.from}`);
+    const log = this.log;
+    if (log === null) return null;
+    // One batch of this boot's file at a time (another collector may store the same records).
+    const turn = log.turn.then(() => this.store(log, batch));
+    log.turn = turn.catch(() => undefined);
+    const problem = await turn;
+    if (problem !== null) return problem;
+    if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written (or already was)
+    return null;
+  }
+
+  /**
+   * Opens this boot's log, or shares the one another collector of this process has open for it
+   * (the file is named by the boot, so one file, one store, one `next`).
+   */
+  private async acquire(path: string, from: number, name: string): Promise<BootLog> {
+    let shared = bootLogs.get(path);
+    if (shared === undefined) {
+      const log = (async () => {
+        await closingLogs.get(path);
+        const store = await AuditStore.open(path);
+        return { store, next: this.resumeAt(store, from, name), turn: Promise.resolve() };
+      })();
+      const entry = { users: 0, log };
+      shared = entry;
+      bootLogs.set(path, entry);
+      log.catch(() => {
+        if (bootLogs.get(path) === entry) bootLogs.delete(path);
+      });
+    }
+    shared.users += 1;
+    try {
+      const log = await shared.log;
+      this.shared = shared;
+      return log;
+    } catch (error) {
+      shared.users -= 1;
+      throw error;
+    }
+  }
+
+  /** Lets go of this boot's log; the last collector using it closes it. */
+  private async release(): Promise<void> {
+    const shared = this.shared;
+    const log = this.log;
+    this.shared = null;
+    this.log = null;
+    if (shared === null || log === null) return;
+    shared.users -= 1;
+    if (shared.users > 0) return;
+    const path = log.store.path;
+    if (bootLogs.get(path) === shared) bootLogs.delete(path);
+    const closing = log.turn.then(() => log.store.close());
+    closingLogs.set(path, closing);
+    try {
+      await closing;
+    } finally {
+      if (closingLogs.get(path) === closing) closingLogs.delete(path);
+    }
+  }
+
+  /** Stores what `batch` holds past the records already stored; resolves with a problem (null: none). */
+  private async store(log: BootLog, batch: AuditBatch): Promise<string | null> {
+    if (batch.from > log.next) {
+      this.options.onError?.(`audit: expected record ${log.next}, the enclave sent from ${batch.from}`);
     }
     // A batch starting before `next` repeats records already stored: after a host restart (its
     // first request acknowledges nothing, so the enclave re-sends what it has not seen acknowledged)
     // or a lost acknowledgement. Stored twice they would make the log fail as duplicated.
-    const skip = Math.min(Math.max(this.next - batch.from, 0), batch.lines.length);
+    const skip = Math.min(Math.max(log.next - batch.from, 0), batch.lines.length);
     const from = batch.from + skip;
     const lines = batch.lines.slice(skip);
-    const store = this.store;
-    if (store !== null) {
-      // All or nothing on content: one malformed line and no line of the batch is stored (it is
-      // asked for again; the enclave keeps it).
-      const bad = lines.findIndex((line) => !store.accepts(line));
-      if (bad !== -1) return `audit: record ${from + bad} from the enclave is not a valid record line`;
-      // Queued synchronously in order; the store writes what piled up together, with one fsync. On
-      // a write failure the store rejects the failed write and every line queued behind it, and
-      // leaves none of their bytes in the file: the lines before the first rejection are stored,
-      // the rest are asked for again (so none is stored twice).
-      const results = await Promise.allSettled(lines.map((line) => store.append(line)));
-      const stored = results.findIndex((r) => r.status === "rejected");
-      if (stored !== -1) {
-        this.next = from + stored;
-        throw (results[stored] as PromiseRejectedResult).reason;
-      }
+    const store = log.store;
+    // All or nothing on content: one malformed line and no line of the batch is stored (it is
+    // asked for again; the enclave keeps it).
+    const bad = lines.findIndex((line) => !store.accepts(line));
+    if (bad !== -1) return `audit: record ${from + bad} from the enclave is not a valid record line`;
+    // Queued synchronously in order; the store writes what piled up together, with one fsync. On
+    // a write failure the store rejects the failed write and every line queued behind it, and
+    // leaves none of their bytes in the file: the lines before the first rejection are stored,
+    // the rest are asked for again (so none is stored twice).
+    const results = await Promise.allSettled(lines.map((line) => store.append(line)));
+    const stored = results.findIndex((r) => r.status === "rejected");
+    if (stored !== -1) {
+      log.next = from + stored;
+      throw (results[stored] as PromiseRejectedResult).reason;
     }
-    this.next = Math.max(this.next, batch.next);
-    if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written (or already was)
+    log.next = Math.max(log.next, batch.next);
     return null;
   }
 
@@ -389,6 +470,6 @@ export class AuditCollector {
       await this.collect();
     }
     this.stopped = true;
-    await this.store?.close();
+    await this.release();
   }
 }

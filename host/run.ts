@@ -53,7 +53,8 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       );
     }
   }
-  // Compared as URLs (case, default port, trailing slash); two names for one address are not detected.
+  // Compared as URLs (case, default port, trailing slash); two names for one address are not detected
+  // (their collectors share the boot's log file, so each audit record is still stored once).
   if (new Set(options.enclaveUrl.map((u) => new URL(u).href.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
     throw new UsageError("--enclave-url: the same enclave is listed twice");
   }

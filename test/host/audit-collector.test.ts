@@ -306,6 +306,31 @@ describe("audit collector: stop()", () => {
   });
 });
 
+describe("audit collector: one enclave under two URLs (127.0.0.1 and localhost)", () => {
+  it("stores every record once, whichever collector collects it, and either may stop first", async () => {
+    const enclave = backlogEnclave();
+    const { c: a, dir, errors, file } = await collector(enclave.fetch);
+    const b = new AuditCollector({
+      enclaveUrl: "http://localhost:47601",
+      dir,
+      intervalMs: 60_000,
+      fetch: enclave.fetch,
+      onError: (m) => errors.push(m),
+    });
+    enclave.write(3);
+    await Promise.all([a.collect(), b.collect()]);
+    enclave.write(2);
+    await Promise.all([a.collect(), b.collect(), a.collect()]);
+    await a.stop();
+    enclave.write(2);
+    await b.collect();
+    await b.stop();
+    await expectWholeLog(file, 7);
+    expect(enclave.pending).toBe(0);
+    expect(errors).toEqual([]);
+  });
+});
+
 describe("audit collector: what it logs while the enclave is away", () => {
   it("logs a failure once with the enclave and the cause, counts the repeats, and says when it collects again", async () => {
     let down = true;
