@@ -29,12 +29,23 @@ const DASHES = /[\p{Pd}\u2212]/gu;
 const NON_ASCII_DIGIT = /(?![0-9])\p{Nd}/gu;
 const DIGIT = /^\p{Nd}$/u;
 
+/**
+ * Folded with the look-alike letters: the ideographic full stop `。` and its half-width form `｡`,
+ * which domain names treat as a dot (UTS #46, RFC 3490 3.1): `john@example。com`, `192｡168｡1｡10`.
+ * Only in what the detectors read; the model gets them as written.
+ */
+const DOTS: readonly (readonly [codePoint: number, ascii: string])[] = [
+  [0x3002, "."],
+  [0xff61, "."],
+];
+const FOLDS = [...LOOK_ALIKES, ...DOTS];
+
 /** By UTF-16 code unit: the ASCII character code a look-alike folds to, 0 for every other unit. */
 const FOLDED = new Uint8Array(0x10000);
-for (const [codePoint, ascii] of LOOK_ALIKES) FOLDED[codePoint] = ascii.charCodeAt(0);
+for (const [codePoint, ascii] of FOLDS) FOLDED[codePoint] = ascii.charCodeAt(0);
 /** Any look-alike; without the `u` flag it matches single UTF-16 units (the table has no surrogates). */
 const LOOK_ALIKE = new RegExp(
-  `[${LOOK_ALIKES.map(([codePoint]) => `\\u${codePoint.toString(16).padStart(4, "0")}`).join("")}]`,
+  `[${FOLDS.map(([codePoint]) => `\\u${codePoint.toString(16).padStart(4, "0")}`).join("")}]`,
 );
 
 /** normalizeCharacters, then foldLookAlikes. */
@@ -51,7 +62,10 @@ export function normalizeCharacters(text: string): string {
     .replace(NON_ASCII_DIGIT, (digit) => String(digitValue(digit.codePointAt(0) as number)));
 }
 
-/** Look-alike letters as the ASCII character they look like; the result has the length of `text`. */
+/**
+ * Look-alike letters as the ASCII character they look like, and `。` `｡` as `.`; the result has the
+ * length of `text`.
+ */
 export function foldLookAlikes(text: string): string {
   // One regular-expression scan answers for most prompts (no look-alike at all); from the first
   // one on, a table look-up per code unit (measured: about 2.5 times faster than a replace callback

@@ -112,8 +112,14 @@ interface Detector {
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   email: [
     {
+      // The local part as RFC 5322 allows it (atext: `o'connor`, `a&b`, `x/y`) with the letters of
+      // the Latin script (RFC 6531: `josé.garcía`), matched from its first character: started after
+      // an apostrophe or an accented letter, the match left the rest of the name in the prompt. No
+      // length bound, so a long run before the `@` is redacted with the address, not the address
+      // missed. Domain labels in Latin letters (`münchen.de`), the top-level domain in ASCII. Local
+      // parts and domains in other scripts (`иван@пример.рф`) are not detected.
       regex:
-        /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])/g,
+        /(?<![\p{Script=Latin}\p{M}0-9!#$%&'*+/=?^_`{|}~.-])[\p{Script=Latin}\p{M}0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[\p{Script=Latin}\p{M}0-9](?:[\p{Script=Latin}\p{M}0-9-]{0,61}[\p{Script=Latin}\p{M}0-9])?\.)+[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9-])/gu,
     },
   ],
   phone: [

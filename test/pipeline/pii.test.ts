@@ -22,6 +22,18 @@ type Row = readonly [name: string, entity: PiiEntity, input: string, expected: s
 const POSITIVES: readonly Row[] = [
   ["email", "email", "write to jane.doe+tag@mail.example.co.uk today", "write to [REDACTED_EMAIL] today"],
   ["email at sentence end", "email", "Contact: a_b@example.org.", "Contact: [REDACTED_EMAIL]."],
+  // The whole local part, as RFC 5322 and RFC 6531 allow it: nothing of the name left behind.
+  ["email, apostrophe", "email", "mail o'connor@example.com", "mail [REDACTED_EMAIL]"],
+  ["email, accented letters", "email", "an josé.garcía@example.es", "an [REDACTED_EMAIL]"],
+  ["email, umlaut", "email", "hans.müller@firma.de", "[REDACTED_EMAIL]"],
+  ["email, atext symbols", "email", "to a&b!c#d=e/f~g|h*i@example.com now", "to [REDACTED_EMAIL] now"],
+  ["email, Latin domain", "email", "an info@münchen.de", "an [REDACTED_EMAIL]"],
+  ["email, long local part", "email", `${"x".repeat(80)}@example.com`, "[REDACTED_EMAIL]"],
+  ["email, CJK around it", "email", "请联系张三john@example.com确认", "请联系张三[REDACTED_EMAIL]确认"],
+  // Ideographic full stops are dots in domain names (UTS #46); the model gets them as written.
+  ["email, ideographic full stop", "email", "写信给 john@example。com。谢谢", "写信给 [REDACTED_EMAIL]。谢谢"],
+  ["email, half-width ideographic stop", "email", "john@example｡com", "[REDACTED_EMAIL]"],
+  ["ipv4, ideographic full stops", "ip_address", "server 192。168。1。10 down", "server [REDACTED_IP_ADDRESS] down"],
   ["phone +44 spaced", "phone", "call +44 20 7946 0958 now", "call [REDACTED_PHONE] now"],
   ["phone +49 dashed", "phone", "tel +49-30-1234567", "tel [REDACTED_PHONE]"],
   ["phone +1 compact", "phone", "(+14155552671)", "([REDACTED_PHONE])"],
