@@ -166,6 +166,12 @@ const POSITIVES: readonly Row[] = [
   ["ssn before a dash", "us_ssn", "123-45-6789-", "[REDACTED_US_SSN]-"],
   ["iban, lower case", "iban", "de89 3704 0044 0532 0130 00", "[REDACTED_IBAN]"],
   ["aws key id, lower case", "secret_key", "akiaiosfodnn7example", "[REDACTED_SECRET_KEY]"],
+  [
+    "OpenPGP private key block",
+    "secret_key",
+    "key:\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF0AAAABCADZ0d3Yx1b2\n=Ab12\n-----END PGP PRIVATE KEY BLOCK-----\nthanks",
+    "key:\n[REDACTED_SECRET_KEY]\nthanks",
+  ],
   ["aws key id, zero-width", "secret_key", "AKIA\u200bIOSFODNN7EXAMPLE", "[REDACTED_SECRET_KEY]"],
   // Look-alike letters of other scripts (normalize.ts folds them; the output keeps them as written).
   ["email, Cyrillic look-alikes", "email", "mail jоhn.dое@ехаmple.com", "mail [REDACTED_EMAIL]"],
