@@ -379,10 +379,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const keyId = pool.isPool ? Buffer.from(keyIdBytes).toString("hex") : "";
     const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
     if (member === undefined || member.state === "unreachable") {
-      // A member the host has marked unreachable is the host's reason: the token is given back. A
-      // key id no member has is the caller's choice (any 16 bytes), and costs its token like a
-      // request: the host has read the body.
-      if (member !== undefined) options.apiKeys.refund(record);
+      // Costs its token like a request: the host has read the body, and the key id is the caller's
+      // choice, a member that went away included (their key ids are public: given back, a key past
+      // its rate could make the host read bodies for as long as one member is down). A client
+      // whose member went away re-attests and resends once.
       throw unknownEnclave(keyId, member);
     }
     // One key's requests, forwarded or waiting for a slot, are bounded too: it cannot hold every
@@ -416,9 +416,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       keyDone();
       options.onSealedResponseEnd?.(member);
     };
-    // A client that went away while its request waited for a slot is not forwarded at all.
+    // A client that went away while its request waited for a slot is not forwarded at all; its
+    // token is kept (going away is its choice, and the host has read the body).
     if (outgoing.destroyed) {
-      options.apiKeys.refund(record);
       release();
       const meter = new ResponseMeter(CLIENT_CLOSED_STATUS);
       meter.end("aborted");
