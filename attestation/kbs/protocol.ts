@@ -41,7 +41,13 @@ const WRAP_KEY_LABEL = utf8("cloister/kbs/model-key/v2");
  * The secretbox key for one wrapped key: SHA-512(label ‖ HSalsa20(X25519(ownSecret, peerPublic)))'s
  * first 32 bytes. The caller zeroes it.
  */
-function wrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array {
+function wrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array | null {
+  // A low-order peer key makes the X25519 output all zero, a wrapping key anyone can compute
+  // (RFC 7748 6.1: check for it): refused, as sealed requests refuse one.
+  const x25519 = nacl.scalarMult(ownSecretKey, peerPublicKey);
+  const lowOrder = x25519.every((byte) => byte === 0);
+  x25519.fill(0);
+  if (lowOrder) return null;
   const shared = nacl.box.before(peerPublicKey, ownSecretKey);
   const input = new Uint8Array(WRAP_KEY_LABEL.length + shared.length);
   input.set(WRAP_KEY_LABEL);
@@ -119,9 +125,13 @@ export function wrapModelKey(input: {
   }
   const ephemeral = nacl.box.keyPair();
   const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
-  const message = plaintext(input.keyId, input.challenge, checkDigest(input.documentDigest), input.key);
+  const digest = checkDigest(input.documentDigest);
   const key = wrapKey(input.enclaveSealingPublicKey, ephemeral.secretKey);
   ephemeral.secretKey.fill(0);
+  if (key === null) {
+    throw new RangeError("enclaveSealingPublicKey: expected an X25519 public key, found a low-order point");
+  }
+  const message = plaintext(input.keyId, input.challenge, digest, input.key);
   const box = nacl.secretbox(message, nonce, key);
   message.fill(0);
   key.fill(0);
@@ -180,6 +190,12 @@ export function unwrapModelKey(
   const nonce = decodeField(w.nonce, "nonce", nacl.secretbox.nonceLength);
   const box = decodeField(w.box, "box", null);
   const key = wrapKey(epk, sealingSecretKey);
+  if (key === null) {
+    throw new ModelKeyUnwrapError(
+      "KBS_RESPONSE_MALFORMED",
+      "wrapped model key epk: expected an X25519 public key, found a low-order point",
+    );
+  }
   const opened = nacl.secretbox.open(box, nonce, key);
   key.fill(0);
   if (opened === null) {

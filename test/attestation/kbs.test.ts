@@ -252,6 +252,16 @@ describe("key broker", () => {
         message: `wrapped model key keyId: expected "${KEY_ID}", found "x"?{"event":"ready"}??[2J"`,
       }),
     );
+    // The broker refuses to wrap to a low-order point (an enclave key it could not keep secret).
+    expect(() =>
+      wrapModelKey({
+        keyId: KEY_ID,
+        key: new Uint8Array(32),
+        enclaveSealingPublicKey: new Uint8Array(32),
+        challenge: new Uint8Array(32),
+        documentDigest: "00".repeat(32),
+      }),
+    ).toThrow("enclaveSealingPublicKey: expected an X25519 public key, found a low-order point");
     // An answer not shaped as a wrapped key: refused before anything is opened, naming the field.
     for (const [answer, message] of [
       [null, "wrapped model key: expected a JSON object"],
@@ -260,6 +270,15 @@ describe("key broker", () => {
       [
         { ...wrapped, nonce: base64url.encode(new Uint8Array(12)) },
         "wrapped model key nonce: expected 24 bytes, found 12",
+      ],
+      // A low-order point (here 0, and 1): the X25519 output is all zero, a wrapping key anyone knows.
+      [
+        { ...wrapped, epk: base64url.encode(new Uint8Array(32)) },
+        "wrapped model key epk: expected an X25519 public key, found a low-order point",
+      ],
+      [
+        { ...wrapped, epk: base64url.encode(Uint8Array.of(1, ...new Uint8Array(31))) },
+        "wrapped model key epk: expected an X25519 public key, found a low-order point",
       ],
     ] as const) {
       expect(() => unwrapModelKey(answer, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
