@@ -164,10 +164,11 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
         // (base64 in any layout: indented,
         // quoted, JSON-escaped "\n", one line; `Proc-Type`/`DEK-Info` headers); or, cut off without
         // an END, the base64 after BEGIN on its line (space-separated chunks of 16+), its header
-        // lines, one empty line and its base64 lines, each line ended by CR, LF or an escaped \n.
+        // lines, one empty line and its base64 lines (also commented out: `# `, `// `, `; `), each
+        // line ended by CR, LF or an escaped \n.
         // Each BEGIN looks ahead at most 16 KiB and stops at the next "-----", so repeated BEGIN
         // lines stay linear.
-        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:[^-]|-(?!----)){0,16384}-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?: [A-Za-z0-9+/=]{16,200})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)[A-Za-z-]{1,40}: [^\r\n\\]{0,100})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)(?=\r|\n|\\r|\\n))?(?:(?:\r\n|\r|\n|\\r\\n|\\n)[ \t]*[A-Za-z0-9+/=]{1,8192}[ \t]*(?=\r|\n|\\|"|$))*)/gi,
+        /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:[^-]|-(?!----)){0,16384}-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?: [A-Za-z0-9+/=]{16,200})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)[A-Za-z-]{1,40}: [^\r\n\\]{0,100})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)(?=\r|\n|\\r|\\n))?(?:(?:\r\n|\r|\n|\\r\\n|\\n)[ \t]*(?:(?:#|\/\/|;)[ \t]*)?[A-Za-z0-9+/=]{1,8192}[ \t]*(?=\r|\n|\\|"|$))*)/gi,
     },
     {
       regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,

@@ -167,6 +167,12 @@ const POSITIVES: readonly Row[] = [
   ["iban, lower case", "iban", "de89 3704 0044 0532 0130 00", "[REDACTED_IBAN]"],
   ["aws key id, lower case", "secret_key", "akiaiosfodnn7example", "[REDACTED_SECRET_KEY]"],
   [
+    "private key cut off, commented out",
+    "secret_key",
+    "# -----BEGIN RSA PRIVATE KEY-----\n# MIIEowIBAAKCAQEAx3\n# ZzQ1+/==\n\nsee above",
+    "# [REDACTED_SECRET_KEY]\n\nsee above",
+  ],
+  [
     "OpenPGP private key block",
     "secret_key",
     "key:\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF0AAAABCADZ0d3Yx1b2\n=Ab12\n-----END PGP PRIVATE KEY BLOCK-----\nthanks",
