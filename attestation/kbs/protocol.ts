@@ -26,6 +26,7 @@
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
+import { hsalsa20SharedKey, LowOrderKeyError } from "../../sealed/crypto.ts";
 import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { constantTimeEqual } from "../crypto.ts";
 
@@ -42,13 +43,15 @@ const WRAP_KEY_LABEL = utf8("cloister/kbs/model-key/v2");
  * first 32 bytes. The caller zeroes it.
  */
 function wrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uint8Array | null {
-  // A low-order peer key makes the X25519 output all zero, a wrapping key anyone can compute
-  // (RFC 7748 6.1: check for it): refused, as sealed requests refuse one.
-  const x25519 = nacl.scalarMult(ownSecretKey, peerPublicKey);
-  const lowOrder = x25519.every((byte) => byte === 0);
-  x25519.fill(0);
-  if (lowOrder) return null;
-  const shared = nacl.box.before(peerPublicKey, ownSecretKey);
+  // nacl.box.before's two steps, as sealed requests take them: a low-order peer key makes the
+  // X25519 output all zero, a wrapping key anyone can compute (RFC 7748 6.1), and is refused.
+  let shared: Uint8Array;
+  try {
+    shared = hsalsa20SharedKey(nacl.scalarMult(ownSecretKey, peerPublicKey));
+  } catch (error) {
+    if (error instanceof LowOrderKeyError) return null;
+    throw error;
+  }
   const input = new Uint8Array(WRAP_KEY_LABEL.length + shared.length);
   input.set(WRAP_KEY_LABEL);
   input.set(shared, WRAP_KEY_LABEL.length);
