@@ -474,23 +474,11 @@ function checkEntry(e: AuditEntry): void {
   if (typeof e.tenant !== "string" || e.tenant.length === 0 || e.tenant.length > 200) {
     throw new AuditRecordInvalidError("tenant", "an API key id of 1..200 characters");
   }
-  if (e.decision !== "allow" && e.decision !== "block")
-    throw new AuditRecordInvalidError("decision", '"allow" or "block"');
-  if (e.decision === "allow" && e.blockedBy !== null)
-    throw new AuditRecordInvalidError("blockedBy", "null (decision is allow)");
-  if (e.decision === "block" && e.blockedBy !== "policy" && e.blockedBy !== "pii") {
-    throw new AuditRecordInvalidError("blockedBy", '"policy" or "pii" (decision is block)');
-  }
-  if (e.ruleId !== null && !RULE_ID.test(e.ruleId))
-    throw new AuditRecordInvalidError("ruleId", "a manifest rule id or null");
-  if (e.blockedBy === "pii" && e.ruleId !== null) throw new AuditRecordInvalidError("ruleId", "null (PII blocked)");
+  const broken = decisionRuleBroken(e);
+  if (broken !== null) throw new AuditRecordInvalidError(broken.field, broken.expected);
   if (!isFindings(e.piiFindings)) {
     throw new AuditRecordInvalidError("piiFindings", "a list of {entity, count} with distinct entities and counts ≥ 1");
   }
-  if (e.error !== null && !ERROR_CODE.test(e.error))
-    throw new AuditRecordInvalidError("error", "an error code (A-Z, 0-9, _) or null");
-  if (e.error !== null && e.decision !== "allow")
-    throw new AuditRecordInvalidError("error", "null (decision is block)");
   if (e.usage !== null && !isUsage(e.usage)) {
     throw new AuditRecordInvalidError("usage", "{promptTokens, completionTokens} non-negative integers, or null");
   }
@@ -500,6 +488,30 @@ function checkEntry(e: AuditEntry): void {
       throw new AuditRecordInvalidError(field, "a string, bytes or null");
     }
   }
+}
+
+/**
+ * The rules between a record's decision, blockedBy, ruleId and error, which the writer keeps
+ * (checkEntry) and the verifier holds signed records to (recordShapeProblem): the first broken, as
+ * the field and what it should be, or null.
+ */
+type DecisionFields = Readonly<Record<"decision" | "blockedBy" | "ruleId" | "error", unknown>>;
+
+function decisionRuleBroken(
+  r: DecisionFields,
+): { readonly field: "decision" | "blockedBy" | "ruleId" | "error"; readonly expected: string } | null {
+  if (r.decision !== "allow" && r.decision !== "block") return { field: "decision", expected: '"allow" or "block"' };
+  if (r.decision === "allow" && r.blockedBy !== null)
+    return { field: "blockedBy", expected: "null (decision is allow)" };
+  if (r.decision === "block" && r.blockedBy !== "policy" && r.blockedBy !== "pii")
+    return { field: "blockedBy", expected: '"policy" or "pii" (decision is block)' };
+  if (r.ruleId !== null && (typeof r.ruleId !== "string" || !RULE_ID.test(r.ruleId)))
+    return { field: "ruleId", expected: "a manifest rule id or null" };
+  if (r.blockedBy === "pii" && r.ruleId !== null) return { field: "ruleId", expected: "null (blocked for PII)" };
+  if (r.error !== null && (typeof r.error !== "string" || !ERROR_CODE.test(r.error)))
+    return { field: "error", expected: "an error code (A-Z, 0-9, _) or null" };
+  if (r.error !== null && r.decision !== "allow") return { field: "error", expected: "null (decision is block)" };
+  return null;
 }
 
 function isFindings(value: unknown): value is readonly PiiFinding[] {
@@ -626,7 +638,6 @@ function keyList(keys: readonly string[]): string {
   return `${shown.join(", ")}${keys.length > 5 ? ` and ${keys.length - 5} more` : ""}`;
 }
 
-/** A found value for a message: numbers, booleans and null as they are, else only the type and size. */
 /**
  * A record field's value, for a message: short printable strings as JSON (records hold hashes,
  * decisions, codes and times, never plaintext), anything else by its kind and size.
@@ -636,6 +647,7 @@ function shown(value: unknown): string {
   return describeValue(value);
 }
 
+/** A found value for a message: numbers, booleans and null as they are, else only the type and size. */
 function describeValue(value: unknown): string {
   if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return `a string of ${value.length} characters`;
@@ -679,20 +691,9 @@ function recordShapeProblem(r: Record<string, unknown>): string | null {
   if (typeof r.tenant !== "string" || r.tenant.length === 0 || r.tenant.length > 200)
     return `tenant: expected an API key id of 1..200 characters, found ${shown(r.tenant)}`;
   // The writer's own rules (checkEntry): a signed record that breaks one is none this format defines.
-  if (r.decision !== "allow" && r.decision !== "block")
-    return `decision: expected "allow" or "block", found ${shown(r.decision)}`;
-  if (r.decision === "allow" && r.blockedBy !== null)
-    return `blockedBy: expected null (decision is allow), found ${shown(r.blockedBy)}`;
-  if (r.decision === "block" && r.blockedBy !== "policy" && r.blockedBy !== "pii")
-    return `blockedBy: expected "policy" or "pii" (decision is block), found ${shown(r.blockedBy)}`;
-  if (r.ruleId !== null && (typeof r.ruleId !== "string" || !RULE_ID.test(r.ruleId)))
-    return `ruleId: expected a manifest rule id or null, found ${shown(r.ruleId)}`;
-  if (r.blockedBy === "pii" && r.ruleId !== null)
-    return `ruleId: expected null (blocked for PII), found ${shown(r.ruleId)}`;
-  if (r.error !== null && (typeof r.error !== "string" || !ERROR_CODE.test(r.error)))
-    return `error: expected an error code (A-Z, 0-9, _) or null, found ${shown(r.error)}`;
-  if (r.error !== null && r.decision !== "allow")
-    return `error: expected null (decision is block), found ${shown(r.error)}`;
+  // (Every field is present: checked above.)
+  const broken = decisionRuleBroken(r as DecisionFields);
+  if (broken !== null) return `${broken.field}: expected ${broken.expected}, found ${shown(r[broken.field])}`;
   if (!isFindings(r.piiFindings))
     return `piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found ${describeValue(r.piiFindings)}`;
   if (r.usage !== null && !isUsage(r.usage))
