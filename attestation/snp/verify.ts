@@ -530,7 +530,8 @@ export function kdsVcekUrl(
 
 /**
  * A VcekFetcher over an injected transport (`get(url)` returns the response body), caching by
- * URL; every call returns a fresh copy of the cached bytes. Failed fetches are not cached. The caller decides whether network access is allowed.
+ * URL; every call returns a fresh copy of the cached bytes. Failed fetches are not cached. The
+ * caller decides whether network access is allowed.
  */
 export function cachedVcekFetcher(
   get: (url: string) => Promise<Uint8Array>,

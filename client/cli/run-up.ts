@@ -121,8 +121,9 @@ async function checkAudit(dir: string, session: Session): Promise<string> {
 
 /**
  * Waits (up to `attempts` × 100 ms) until the host has stored as many whole lines as the checkpoint
- * counts, then verifies the file as `cloister audit verify` does, every line of it (an empty or CRLF
- * line fails here as it would there). Throws naming the file and the verifier's message.
+ * counts, then verifies the file as `cloister audit verify` does, every line of it (an empty line
+ * fails here as it does there; a CRLF line passes in both). Throws naming the file and the
+ * verifier's message.
  */
 export async function checkStoredAuditLog(
   file: string,

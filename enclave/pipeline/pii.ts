@@ -19,11 +19,12 @@
  *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
  *    after `v`/`version`/`release`/`build`); IPv6 in RFC 4291 text forms (at most one `::`,
  *    embedded IPv4 tail allowed) — a `h:h:h` time or a MAC address is not an IPv6 address.
- *  - secret_key: PEM and OpenPGP (armoured) private key blocks (with their header lines; a block cut off without its END
- *    line is redacted to the end of its base64), OpenAI/Anthropic-style `sk-…` keys (20+ characters with letters and
- *    digits), Stripe `sk_live_`/`rk_test_`…, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16),
- *    an AWS secret key after `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`,
- *    `ghs_`, `ghr_` + 36, `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
+ *  - secret_key: PEM and OpenPGP (armoured) private key blocks (with their header lines; a block
+ *    cut off without its END line is redacted to the end of its base64), OpenAI/Anthropic-style
+ *    `sk-…` keys (20+ characters with letters and digits), Stripe `sk_live_`/`rk_test_`…, AWS
+ *    access key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16), an AWS secret key after
+ *    `aws_secret_access_key =`, GitHub tokens (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` + 36,
+ *    `github_pat_`), Slack `xox?-` tokens and Google `AIza` API keys.
  *
  * Detection looks at the prompt as sent, normalized (normalize.ts: NFKC, invisible characters
  * removed, dashes and digits of every script in ASCII), so `４１１１…`, `4111\u200b1111…` or
@@ -161,11 +162,11 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
       regex:
         // PEM (`-----BEGIN RSA PRIVATE KEY-----`) or OpenPGP armour (`-----BEGIN PGP PRIVATE KEY
         // BLOCK-----`, RFC 9580 6.2). Up to its END line through anything but another "-----"
-        // (base64 in any layout: indented,
-        // quoted, JSON-escaped "\n", one line; `Proc-Type`/`DEK-Info` headers); or, cut off without
-        // an END, the base64 after BEGIN on its line (space-separated chunks of 16+), its header
-        // lines, one empty line and its base64 lines (also commented out: `# `, `// `, `; `), each
-        // line ended by CR, LF or an escaped \n.
+        // (base64 in any layout: indented, quoted, JSON-escaped "\n", one line;
+        // `Proc-Type`/`DEK-Info` headers); or, cut off without an END, the base64 after BEGIN on
+        // its line (space-separated chunks of 16+), its header lines, one empty line and its base64
+        // lines (also commented out: `# `, `// `, `; `), each line ended by CR, LF or an escaped
+        // \n.
         // Each BEGIN looks ahead at most 16 KiB and stops at the next "-----", so repeated BEGIN
         // lines stay linear.
         /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:[^-]|-(?!----)){0,16384}-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?: [A-Za-z0-9+/=]{16,200})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)[A-Za-z-]{1,40}: [^\r\n\\]{0,100})*(?:(?:\r\n|\r|\n|\\r\\n|\\n)(?=\r|\n|\\r|\\n))?(?:(?:\r\n|\r|\n|\\r\\n|\\n)[ \t]*(?:(?:#|\/\/|;)[ \t]*)?[A-Za-z0-9+/=]{1,8192}[ \t]*(?=\r|\n|\\|"|$))*)/gi,
