@@ -306,6 +306,10 @@ export interface RawFrame {
  * arbitrarily. A frame that lies inside one chunk is returned as a view of it (no copy), so do not
  * reuse a chunk's buffer after pushing it; a frame spread over chunks is assembled once into a
  * buffer of its exact size (linear in the stream length). After an error the decoder stays failed.
+ *
+ * A framing error throws for the whole chunk; the frames that chunk completed before the error are
+ * then in `failure`, so a caller can judge them first, as it would have had the bad bytes come in
+ * a later chunk (chunking is the host's to choose; it must not change the verdict).
  */
 export class FrameDecoder {
   readonly #lengthBytes = new Uint8Array(FRAME_LENGTH_PREFIX);
@@ -313,10 +317,16 @@ export class FrameDecoder {
   #body: Uint8Array | null = null;
   #bodyFill = 0;
   #failed: FrameMalformedError | null = null;
+  #failure: DecoderFailure | null = null;
 
   /** Bytes held of an incomplete frame. */
   get pendingBytes(): number {
     return this.#body === null ? this.#lengthFill : FRAME_LENGTH_PREFIX + this.#bodyFill;
+  }
+
+  /** Set by the push that failed: what it completed before the error, and the bytes from there. */
+  get failure(): DecoderFailure | null {
+    return this.#failure;
   }
 
   push(chunk: Uint8Array): RawFrame[] {
@@ -339,10 +349,15 @@ export class FrameDecoder {
           length = readU32BE(this.#lengthBytes, 0);
         }
         if (length < MIN_FRAME_LENGTH || length > MAX_FRAME_LENGTH) {
-          throw this.#fail(`frame length: expected ${MIN_FRAME_LENGTH}..${MAX_FRAME_LENGTH}, found ${length}`);
+          throw this.#fail(
+            `frame length: expected ${MIN_FRAME_LENGTH}..${MAX_FRAME_LENGTH}, found ${length}`,
+            frames,
+            chunk.length - offset + FRAME_LENGTH_PREFIX,
+          );
         }
         if (chunk.length - offset >= length) {
-          frames.push(this.#frame(chunk.subarray(offset, offset + length)));
+          const bytes = chunk.length - offset + FRAME_LENGTH_PREFIX;
+          frames.push(this.#frame(chunk.subarray(offset, offset + length), frames, bytes));
           offset += length;
           continue;
         }
@@ -357,20 +372,34 @@ export class FrameDecoder {
       if (this.#bodyFill === body.length) {
         this.#body = null;
         this.#bodyFill = 0;
-        frames.push(this.#frame(body));
+        frames.push(this.#frame(body, frames, chunk.length - offset + FRAME_LENGTH_PREFIX + body.length));
       }
     }
     return frames;
   }
 
-  #frame(body: Uint8Array): RawFrame {
+  /** `frames`, `bytes`: as for `#fail`, should the seq be out of range. */
+  #frame(body: Uint8Array, frames: readonly RawFrame[], bytes: number): RawFrame {
     const seq = readU64BE(body, 0);
-    if (seq < 0) throw this.#fail("frame seq: expected a value below 2^53, found a larger one");
+    if (seq < 0) throw this.#fail("frame seq: expected a value below 2^53, found a larger one", frames, bytes);
     return { seq, box: body.subarray(FRAME_SEQ_LENGTH), byteLength: FRAME_LENGTH_PREFIX + body.length };
   }
 
-  #fail(message: string): FrameMalformedError {
+  /**
+   * Fails the decoder for good. `bytes`: from the bad frame's first byte (its length prefix, maybe
+   * held from earlier chunks) to the end of the failing chunk.
+   */
+  #fail(message: string, framesBefore: readonly RawFrame[], bytes: number): FrameMalformedError {
     this.#failed = new FrameMalformedError(message);
+    this.#failure = { framesBefore, bytes };
     return this.#failed;
   }
+}
+
+/** What a failed `FrameDecoder.push` leaves for its caller to judge. */
+export interface DecoderFailure {
+  /** The frames the failing chunk completed before the framing error, in order. */
+  readonly framesBefore: readonly RawFrame[];
+  /** Bytes of the stream from the start of the bad frame to the end of the failing chunk. */
+  readonly bytes: number;
 }

@@ -11,6 +11,9 @@
  * - the stream ends without a final/error frame → STREAM_TRUNCATED;
  * - any byte after the final/error frame → DATA_AFTER_FINAL (or FRAME_REPLAYED if those bytes are
  *   an authentic earlier frame).
+ * Bad framing (FRAME_MALFORMED) is judged after the frames before it, also those in the same chunk,
+ * so after the final frame it is DATA_AFTER_FINAL and after a gap FRAME_DROPPED, however the host
+ * chunked the bytes.
  * Data events are yielded as soon as they are verified and in order; the final (or error) event is
  * yielded only once the stream has ended cleanly after it. Any error means the answer is
  * incomplete or altered and must not be shown as a whole answer.
@@ -29,6 +32,7 @@ import {
 import {
   AUDIT_OPENING,
   type ClientRequestContext,
+  type DecoderFailure,
   type FinishReason,
   FRAME_TYPE_DATA,
   FRAME_TYPE_ERROR,
@@ -36,6 +40,7 @@ import {
   FrameDecoder,
   framePlaintextLength,
   MAX_ERROR_DETAIL_LENGTH,
+  type RawFrame,
   type ResponseUsage,
   SAFE_ERROR_CODE,
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
@@ -84,13 +89,17 @@ export async function* openResponseFrames(
   let gap: { expected: number; found: number; lookahead: number } | null = null;
 
   for await (const chunk of chunksOf(source)) {
-    let frames: ReturnType<FrameDecoder["push"]>;
+    let frames: readonly RawFrame[];
+    // A framing error is judged after the frames its chunk completed before it, as it would be if
+    // the bad bytes came in a chunk of their own: the host's chunking must not change the code.
+    let framingError: unknown = null;
     try {
       frames = decoder.push(chunk);
     } catch (error) {
-      if (terminal !== null) throw new DataAfterFinalError(chunk.length);
-      if (gap !== null) throw new FrameDroppedError(gap.expected, gap.found);
-      throw error;
+      const failure = decoder.failure;
+      if (failure === null) throw error;
+      framingError = error;
+      frames = failure.framesBefore;
     }
     for (const frame of frames) {
       const plaintext = context.openFrame(frame.seq, frame.box);
@@ -114,6 +123,11 @@ export async function* openResponseFrames(
       expected += 1;
       if (event.type === "data") yield event;
       else terminal = event;
+    }
+    if (framingError !== null) {
+      if (terminal !== null) throw new DataAfterFinalError((decoder.failure as DecoderFailure).bytes);
+      if (gap !== null) throw new FrameDroppedError(gap.expected, gap.found);
+      throw framingError;
     }
   }
   if (gap !== null) throw new FrameDroppedError(gap.expected, gap.found);

@@ -375,6 +375,42 @@ describe("length padding (Padmé)", () => {
     expect((await collect(context, moved)).error?.code).toBe("FRAME_DROPPED");
   });
 
+  it("judges the frames before a framing error first, whatever the chunking (DATA_AFTER_FINAL, FRAME_DROPPED)", async () => {
+    const junk = new Uint8Array(FRAME_LENGTH_PREFIX); // L = 0: out of bounds
+    // The final frame, then bad framing: in a chunk of its own, or in the final frame's chunk.
+    const ended = await response();
+    const final = ended.frames.at(-1) as Uint8Array;
+    const before = ended.frames.slice(0, -1);
+    const afterFinal = [
+      await collect(ended.context, [...before, final, junk]),
+      await collect(ended.context, [...before, concat([final, junk])]),
+      await collect(ended.context, [concat([...before, final, junk])]),
+    ];
+    for (const { events, error } of afterFinal) {
+      expect(error?.code).toBe("DATA_AFTER_FINAL");
+      expect(error?.message).toContain(`found ${junk.length} more bytes`);
+      expect(events.some((e) => e.type === "final")).toBe(false);
+      expect(text(events)).toBe(CHUNKS.join(""));
+    }
+    // A frame after a gap (frame 1 never sent), then bad framing.
+    const { context, sealer } = await channel();
+    const frames = [sealer.data("a"), sealer.data("dropped"), sealer.data("later")];
+    for (const chunks of [
+      [frames[0]!, frames[2]!, junk],
+      [frames[0]!, concat([frames[2]!, junk])],
+      [concat([frames[0]!, frames[2]!, junk])],
+    ]) {
+      const { events, error } = await collect(context, chunks);
+      expect(error?.code).toBe("FRAME_DROPPED");
+      expect(error?.message).toContain("expected 1, found 2");
+      expect(text(events)).toBe("a");
+    }
+    // Bad framing right after a frame that is in order is the framing error itself.
+    for (const chunks of [[frames[0]!, junk], [concat([frames[0]!, junk])]]) {
+      expect((await collect(context, chunks)).error?.code).toBe("FRAME_MALFORMED");
+    }
+  });
+
   it("refuses frames spliced in from another request (different response key)", async () => {
     const a = await response(5);
     const b = await response(6);
@@ -443,6 +479,15 @@ describe("length padding (Padmé)", () => {
     hugeSeq[3] = 25;
     hugeSeq[4] = 0xff; // seq ≥ 2^53
     expect((await sealedErrorOf(() => new FrameDecoder().push(hugeSeq))).code).toBe("FRAME_MALFORMED");
+    // The frames a failing chunk completed before the error are left for the caller to judge.
+    const { frames } = await response();
+    const decoder = new FrameDecoder();
+    decoder.push(frames[0]!.subarray(0, 5));
+    expect((await sealedErrorOf(() => decoder.push(concat([frames[0]!.subarray(5), frames[1]!, hugeSeq])))).code).toBe(
+      "FRAME_MALFORMED",
+    );
+    expect(decoder.failure?.framesBefore.map((f) => f.seq)).toEqual([0, 1]);
+    expect(decoder.failure?.bytes).toBe(hugeSeq.length);
   });
 
   it("never repeats a nonce: seqs run 0..n-1 on a long stream and each maps to a distinct nonce", async () => {
