@@ -96,13 +96,14 @@ export class RequestMalformedError extends SealedError {
   }
 }
 
-/** The request's timestamp lies outside the accepted clock window. */
+/**
+ * The request's timestamp lies outside the accepted clock window. The message names the window
+ * only: the host reads it, and the skew found would give it the sealed timestamp (plaintext), a
+ * stable mark of the client's clock.
+ */
 export class RequestStaleError extends SealedError {
-  constructor(skewMs: number, windowMs: number) {
-    super(
-      "REQUEST_STALE",
-      `request timestamp: expected within ±${windowMs} ms of enclave time, found ${skewMs} ms off`,
-    );
+  constructor(windowMs: number) {
+    super("REQUEST_STALE", `request timestamp: expected within ±${windowMs} ms of enclave time`);
   }
 }
 

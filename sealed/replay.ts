@@ -55,9 +55,7 @@ export class ReplayGuard {
     this.#clock = Math.max(this.#clock, now);
     const clock = this.#clock;
     const skew = timestamp - clock;
-    if (!Number.isFinite(skew) || Math.abs(skew) > this.windowMs) {
-      throw new RequestStaleError(Number.isFinite(skew) ? Math.round(skew) : Number.NaN, this.windowMs);
-    }
+    if (!Number.isFinite(skew) || Math.abs(skew) > this.windowMs) throw new RequestStaleError(this.windowMs);
     // Sweep on a schedule, or when full (at most once per clock tick, so a full cache does not
     // make every request walk the whole map).
     const full = this.#expiries.size >= this.maxEntries;

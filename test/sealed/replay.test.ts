@@ -10,7 +10,10 @@ describe("ReplayGuard", () => {
     guard.check(id(1), T0 - 1000, T0);
     guard.check(id(2), T0 + 1000, T0);
     expect((await sealedErrorOf(() => guard.check(id(3), T0 - 1001, T0))).code).toBe("REQUEST_STALE");
-    expect((await sealedErrorOf(() => guard.check(id(4), T0 + 1001, T0))).code).toBe("REQUEST_STALE");
+    const late = await sealedErrorOf(() => guard.check(id(4), T0 + 7_654_321, T0));
+    expect(late.code).toBe("REQUEST_STALE");
+    // The host reads this message: the window, never the skew (that would give it the sealed timestamp).
+    expect(late.message).toBe("request timestamp: expected within ±1000 ms of enclave time");
     expect(guard.size).toBe(2);
   });
 
