@@ -698,6 +698,12 @@ export class Enclave {
   ): AsyncGenerator<Uint8Array> {
     if (onStart()) return;
     let answer = "";
+    /**
+     * A high surrogate that ended the last chunk taken, held for the next frame: each frame is
+     * UTF-8-encoded on its own, so a pair cut between two frames would reach the client as two
+     * U+FFFD while `answer` (and the receipt's hash) held the pair. Sent, alone, before the end.
+     */
+    let heldHigh = "";
     let recorded = false;
     /** Set once the final frame has been handed out: the answer is complete. */
     let completed: AuditEntry["usage"] | null = null;
@@ -787,15 +793,31 @@ export class Enclave {
               continue;
             }
           }
-          lastFrameAt = performance.now();
-          const text = takeCoalesced(texts);
+          let text = takeCoalesced(texts);
           const producer = state.wakeProducer;
           state.wakeProducer = null;
           producer?.();
+          if (heldHigh !== "") {
+            text = heldHigh + text;
+            heldHigh = "";
+          }
+          if (isHighSurrogate(text.charCodeAt(text.length - 1))) {
+            heldHigh = text.slice(-1);
+            text = text.slice(0, -1);
+            if (text === "") continue;
+          }
+          lastFrameAt = performance.now();
           answer += text;
           delivered++;
           yield sealer.data(text);
           continue;
+        }
+        if (heldHigh !== "") {
+          // The answer ended on a lone high surrogate: it goes out as U+FFFD in this frame and in
+          // the receipt's hash alike (both encode it with TextEncoder).
+          answer += heldHigh;
+          yield sealer.data(heldHigh);
+          heldHigh = "";
         }
         const last = state.end as StreamEnd;
         if (last.kind === "done") {
@@ -888,6 +910,11 @@ type StreamEnd =
 const MAX_PENDING_TEXT_EVENTS = 256;
 /** Most UTF-16 units sealed into one coalesced data frame (≤ 3 bytes each: far below 1 MiB). */
 const MAX_COALESCED_CHARS = 64 * 1024;
+
+/** A UTF-16 code unit that opens a surrogate pair (D800-DBFF). */
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
+}
 
 /** Removes and joins the waiting text chunks, up to MAX_COALESCED_CHARS (always at least one). */
 function takeCoalesced(texts: string[]): string {

@@ -27,7 +27,7 @@ export const MAX_RECEIPT_LENGTH = 900;
 export interface ReceiptFields {
   /** SHA-256 (hex) of the request's plaintext JSON, as the client sealed it (without padding). */
   readonly requestHash: string;
-  /** SHA-256 (hex) of the answer's UTF-8 text, all data frames in order. */
+  /** SHA-256 (hex) of the answer's UTF-8 text: the bytes of all data frames in order. */
   readonly answerHash: string;
   readonly finishReason: "stop" | "length";
   readonly promptTokens: number;

@@ -3,14 +3,15 @@
  * that are already waiting when the consumer asks for a frame go out together in one data frame;
  * after the first frame, data frames are at least the frame interval apart; the first chunk and
  * the end are never held back; the enclave decodes a bounded number of chunks ahead of a consumer
- * that does not read; failures after text still end in an error frame and an audit record.
+ * that does not read; failures after text still end in an error frame and an audit record; no
+ * frame ends in half a surrogate pair, so the receipt hashes exactly the text the frames carry.
  */
 import { describe, expect, it } from "vitest";
 import type { GenerationEvent } from "../../enclave/engine.ts";
 import { auditCommitment } from "../../enclave/pipeline/audit.ts";
 import type { Enclave } from "../../enclave/service.ts";
-import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
-import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest, textHash, verifyReceipt } from "../../sealed/index.ts";
+import { bootWith, type Pause, ScriptedEngine, usage } from "./helpers.ts";
 
 /** Reads every frame as soon as it is offered, with the time each one came. */
 async function readAll(iterator: AsyncIterator<Uint8Array>) {
@@ -204,4 +205,53 @@ describe("enclave answer stream: frame coalescing", () => {
     expect(JSON.parse(lines[0] as string).record).toMatchObject({ error: null });
     expect(engine.finished).toBe(1);
   });
+
+  // Each data frame is UTF-8-encoded on its own: a surrogate pair cut between two frames would
+  // reach the client as two U+FFFD while the enclave's joined answer (and its receipt) held the pair.
+  const surrogates: { name: string; script: (GenerationEvent | Pause)[]; frames: string[] }[] = [
+    {
+      name: "a surrogate pair split between two chunks travels whole in the later frame",
+      script: [{ type: "text", text: "a\uD83D" }, { pauseMs: 50 }, { type: "text", text: "\uDE00b" }],
+      frames: ["a", "\uD83D\uDE00b"],
+    },
+    {
+      name: "a chunk of only a high surrogate waits for the next",
+      script: [
+        { type: "text", text: "a" },
+        { pauseMs: 50 },
+        { type: "text", text: "\uD83D" },
+        { pauseMs: 50 },
+        { type: "text", text: "\uDE00" },
+      ],
+      frames: ["a", "\uD83D\uDE00"],
+    },
+    {
+      name: "a lone high surrogate at the end goes out last, as U+FFFD",
+      script: [{ type: "text", text: "x" }, { pauseMs: 50 }, { type: "text", text: "y\uD83D" }],
+      frames: ["x", "y", "\uFFFD"],
+    },
+    {
+      name: "a high surrogate followed by no low one becomes U+FFFD in the next frame",
+      script: [{ type: "text", text: "a\uD83D" }, { pauseMs: 50 }, { type: "text", text: "b" }],
+      frames: ["a", "\uFFFDb"],
+    },
+    {
+      name: "a lone low surrogate at a chunk's start is U+FFFD in frame and hash",
+      script: [{ type: "text", text: "a" }, { pauseMs: 50 }, { type: "text", text: "\uDE00b" }],
+      frames: ["a", "\uFFFDb"],
+    },
+  ];
+  for (const { name, script, frames } of surrogates) {
+    it(`hashes in the receipt exactly the text the frames carry: ${name}`, async () => {
+      const enclave = await bootWith(new ScriptedEngine(() => [...script, done]));
+      const { context, iterator } = await open(enclave);
+      const events = await decode(context, (await readAll(iterator)).frames);
+      const data = events.flatMap((e) => (e.type === "data" ? [e.text] : []));
+      expect(data).toEqual(frames);
+      const final = events.at(-1);
+      if (final?.type !== "final") throw new Error(`expected a final event, found ${final?.type}`);
+      const receipt = await verifyReceipt(final.receipt, enclave.publicKeys.signing);
+      expect(receipt.answerHash).toBe(textHash(data.join("")));
+    });
+  }
 });
