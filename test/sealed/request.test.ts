@@ -127,6 +127,9 @@ describe("sealRequest / openRequest", () => {
     { name: "key id", mutate: (e) => flipBit(e, 5), code: "WRONG_ENCLAVE_KEY" },
     { name: "ciphertext length", mutate: (e) => flipBit(e, 21), code: "ENVELOPE_MALFORMED" },
     { name: "ephemeral public key", mutate: (e) => flipBit(e, 30), code: "DECRYPTION_FAILED" },
+    // X25519 masks bit 255 of the u-coordinate (RFC 7748 section 5): the same point, another
+    // encoding, so decryption succeeds and the header digest refuses it (docs/protocol.md).
+    { name: "ephemeral public key's top bit", mutate: (e) => flipBit(e, 53, 7), code: "HEADER_MISMATCH" },
     { name: "nonce", mutate: (e) => flipBit(e, 60), code: "DECRYPTION_FAILED" },
     { name: "MAC", mutate: (e) => flipBit(e, ENVELOPE_PREFIX_LENGTH + 3), code: "DECRYPTION_FAILED" },
     { name: "ciphertext body", mutate: (e) => flipBit(e, e.length - 5, 7), code: "DECRYPTION_FAILED" },
