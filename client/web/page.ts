@@ -12,9 +12,8 @@
  * used until the user confirms it: the page shows its first characters and waits for a click. The
  * key is kept in memory only.
  */
-import { toHex } from "../../attestation/bytes.ts";
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
-import { measurementNote, modelNote } from "../summary.ts";
+import { showEnclave as renderEnclave } from "./enclave-view.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -64,27 +63,11 @@ function showError(target: HTMLElement, error: unknown, hint: string | null): vo
 }
 
 function showEnclave(session: Session): void {
-  const enclave = session.enclave;
-  const rows: [string, string][] = [
-    ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
-    ["measurement", `${enclave.measurement}${measurementNote(enclave)}`],
-    ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
-    ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}${modelNote(enclave)}`],
-    ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
-    ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
-    ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],
-  ];
-  const table = element<HTMLTableElement>("enclave");
-  table.replaceChildren();
-  for (const [name, value] of rows) {
-    const row = table.insertRow();
-    const th = document.createElement("th");
-    th.textContent = name;
-    row.append(th);
-    row.insertCell().textContent = value;
-  }
-  table.hidden = false;
-  if (enclave.simulated) element("simulated").hidden = false;
+  renderEnclave(session.enclave, {
+    table: element<HTMLTableElement>("enclave"),
+    simulatedNotice: element("simulated"),
+    createHeaderCell: () => document.createElement("th"),
+  });
 }
 
 /**

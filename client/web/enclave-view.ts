@@ -1,0 +1,44 @@
+/**
+ * What the page shows about the verified enclave (client/web/page.ts): one table row per checked
+ * fact, and the SIMULATED notice, which follows the enclave verified last, shown for a simulated
+ * one and hidden again once a re-verification finds real hardware (the TEE row says the same).
+ * Values go in through textContent only. Takes its elements, so it is tested without a browser.
+ */
+
+import { toHex } from "../../attestation/bytes.ts";
+import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { measurementNote, modelNote } from "../summary.ts";
+
+/** The parts of the DOM the view writes to. */
+export interface EnclaveViewElements {
+  readonly table: Pick<HTMLTableElement, "replaceChildren" | "insertRow" | "hidden">;
+  readonly simulatedNotice: Pick<HTMLElement, "hidden">;
+  readonly createHeaderCell: () => HTMLTableCellElement;
+}
+
+export function enclaveRows(enclave: VerifiedEnclave): [string, string][] {
+  return [
+    ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
+    ["measurement", `${enclave.measurement}${measurementNote(enclave)}`],
+    ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
+    ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}${modelNote(enclave)}`],
+    ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
+    ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
+    ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],
+  ];
+}
+
+export function showEnclave(enclave: VerifiedEnclave, elements: EnclaveViewElements): void {
+  const { table, simulatedNotice } = elements;
+  table.replaceChildren();
+  for (const [name, value] of enclaveRows(enclave)) {
+    const row = table.insertRow();
+    const th = elements.createHeaderCell();
+    th.textContent = name;
+    row.append(th);
+    row.insertCell().textContent = value;
+  }
+  table.hidden = false;
+  // Both ways: a later verification of real hardware hides it again.
+  simulatedNotice.hidden = !enclave.simulated;
+}

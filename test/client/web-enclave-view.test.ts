@@ -1,0 +1,60 @@
+/**
+ * The page's view of the verified enclave (client/web/enclave-view.ts), with minimal stand-ins for
+ * the DOM: the SIMULATED notice follows the enclave verified last, both ways.
+ */
+import { afterEach, expect, it } from "vitest";
+import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { type EnclaveViewElements, showEnclave } from "../../client/web/enclave-view.ts";
+import { closeServers, connectTo } from "./helpers.ts";
+
+afterEach(closeServers);
+
+type FakeCell = { textContent: string | null };
+
+function fakeElements() {
+  const rows: FakeCell[][] = [];
+  const cell = (): FakeCell => ({ textContent: null });
+  const table = {
+    hidden: true,
+    replaceChildren: () => {
+      rows.length = 0;
+    },
+    insertRow: () => {
+      const row: FakeCell[] = [];
+      rows.push(row);
+      return {
+        append: (th: FakeCell) => row.push(th),
+        insertCell: () => {
+          const c = cell();
+          row.push(c);
+          return c;
+        },
+      };
+    },
+  };
+  const simulatedNotice = { hidden: true };
+  const elements = { table, simulatedNotice, createHeaderCell: cell } as unknown as EnclaveViewElements;
+  return { elements, rows, table, simulatedNotice };
+}
+
+it("shows the SIMULATED notice for a simulated enclave and hides it again after a real-hardware verification", async () => {
+  const { session } = await connectTo();
+  const simulated = session.enclave;
+  expect(simulated.simulated).toBe(true);
+  // The same facts as verified on real hardware (only what the view reads differs).
+  const hardware = { ...simulated, simulated: false, tee: "sev-snp" } as VerifiedEnclave;
+  const { elements, rows, table, simulatedNotice } = fakeElements();
+
+  showEnclave(simulated, elements);
+  expect(table.hidden).toBe(false);
+  expect(simulatedNotice.hidden).toBe(false);
+  expect(rows[0]?.map((c) => c.textContent)).toEqual(["TEE", "sev-snp (SIMULATED: insecure simulator root)"]);
+
+  showEnclave(hardware, elements);
+  expect(simulatedNotice.hidden).toBe(true);
+  expect(rows[0]?.map((c) => c.textContent)).toEqual(["TEE", "sev-snp"]);
+  expect(rows).toHaveLength(7);
+
+  showEnclave(simulated, elements);
+  expect(simulatedNotice.hidden).toBe(false);
+});
