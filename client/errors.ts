@@ -50,6 +50,11 @@ export class ClientError extends Error {
    * one, as the SDK names it (`maxTokens`, `stop[1]`, `messages[0].content`, `prompt`).
    */
   readonly field: string | undefined;
+  /**
+   * For a host's refusal that said when to try again (RATE_LIMITED, HOST_BUSY…): its `Retry-After`
+   * in seconds, when it was a whole number of seconds (an HTTP date or anything else is dropped).
+   */
+  readonly retryAfterSeconds: number | undefined;
   readonly #audit: AuditReference | null;
 
   constructor(
@@ -62,6 +67,7 @@ export class ClientError extends Error {
       origin?: ClientErrorOrigin;
       field?: string;
       audit?: AuditReference | null;
+      retryAfterSeconds?: number;
     },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -71,6 +77,7 @@ export class ClientError extends Error {
     this.stage = options?.stage;
     this.origin = options?.origin ?? "client";
     this.field = options?.field;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
     this.#audit = options?.audit ?? null;
   }
 

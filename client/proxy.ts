@@ -57,6 +57,8 @@ class ProxyError extends Error {
     message: string,
     readonly param: string | null = null,
     readonly retry = true,
+    /** Sent as `retry-after` (the host's, from the SDK's ClientError): openai SDKs wait that long. */
+    readonly retryAfterSeconds: number | undefined = undefined,
   ) {
     super(message);
     this.name = "ProxyError";
@@ -150,7 +152,7 @@ function fromClientError(error: ClientError): ProxyError {
             : error.code.endsWith("TIMEOUT")
               ? 504
               : 502;
-      return new ProxyError(status, "api_error", code, error.message);
+      return new ProxyError(status, "api_error", code, error.message, null, true, error.retryAfterSeconds);
     }
     case "configuration":
       // The SDK's own check of the request against the enclave's limits (sealed/request-limits.ts),
@@ -389,6 +391,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
   app.onError((error, c) => {
     const e = asProxyError(error);
     if (!e.retry) c.header("x-should-retry", "false");
+    if (e.retryAfterSeconds !== undefined) c.header("retry-after", String(e.retryAfterSeconds));
     return c.json(errorBody(e), e.status);
   });
   app.notFound((c) =>

@@ -354,10 +354,16 @@ class HttpClient {
         { status: response.status },
       );
     }
+    // Kept only as delta-seconds (1 to 6 digits): an HTTP date or anything else the host sends is
+    // dropped rather than guessed at.
     const retryAfter = response.header("retry-after")?.trim() ?? "";
-    const suffix = /^\d{1,6}$/.test(retryAfter) ? ` (retry after ${retryAfter}s)` : "";
+    const retryAfterSeconds = /^\d{1,6}$/.test(retryAfter) ? Number(retryAfter) : undefined;
+    const suffix = retryAfterSeconds === undefined ? "" : ` (retry after ${retryAfterSeconds}s)`;
     throw Object.assign(
-      new ClientError("transport", code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`, host),
+      new ClientError("transport", code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`, {
+        ...host,
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      }),
       { status: response.status },
     );
   }
