@@ -30,7 +30,14 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
 import { loopbackHostOnly } from "./loopback.ts";
-import type { ChatEvent, ChatMessage, GenerationOptions, Session } from "./sdk.ts";
+import {
+  type ChatEvent,
+  type ChatMessage,
+  describeFound,
+  describeName,
+  type GenerationOptions,
+  type Session,
+} from "./sdk.ts";
 
 export interface ProxyOptions {
   readonly session: Session;
@@ -236,7 +243,7 @@ function refuseUnsupported(body: Json, endpoint: Endpoint): void {
       if (value === neutral.value) continue;
       throw invalid(
         name,
-        `${name}: only ${JSON.stringify(neutral.value)} is supported by this proxy, found ${JSON.stringify(value).slice(0, 40)}`,
+        `${name}: only ${JSON.stringify(neutral.value)} is supported by this proxy, found ${describeFound(value)}`,
         "unsupported_parameter",
       );
     }
@@ -253,7 +260,7 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
     throw invalid(
       "n",
-      `n: expected 1 (one choice per request), found ${JSON.stringify(body.n)}`,
+      `n: expected 1 (one choice per request), found ${describeFound(body.n)}`,
       "unsupported_parameter",
     );
   }
@@ -265,7 +272,7 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
     const value = body[name];
     if (value === undefined || value === null) return undefined;
     if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
-      throw invalid(name, `${name}: expected a number in ${min}..${max}, found ${JSON.stringify(value)}`);
+      throw invalid(name, `${name}: expected a number in ${min}..${max}, found ${describeFound(value)}`);
     }
     if (integer && !Number.isInteger(value)) throw invalid(name, `${name}: expected an integer, found ${value}`);
     return value;
@@ -328,7 +335,7 @@ function chatMessages(value: unknown): ChatMessage[] {
     if (role === undefined) {
       throw invalid(
         `messages[${i}].role`,
-        `messages[${i}].role: expected system, developer, user or assistant, found ${JSON.stringify(message.role)}`,
+        `messages[${i}].role: expected system, developer, user or assistant, found ${describeName(message.role)}`,
       );
     }
     refuseUnknownKeys(message, ["role", "content"], `messages[${i}]`);
@@ -340,7 +347,7 @@ function chatMessages(value: unknown): ChatMessage[] {
         if (part.type !== "text" || typeof part.text !== "string") {
           throw invalid(
             `messages[${i}].content[${j}]`,
-            `messages[${i}].content[${j}]: only text parts are supported, found type ${JSON.stringify(part.type)}`,
+            `messages[${i}].content[${j}]: only text parts are supported, found type ${describeName(part.type)}`,
             "unsupported_parameter",
           );
         }

@@ -480,7 +480,7 @@ function apiKeyFaults(apiKey: string): string {
  * How a value that failed a check is named in a message: numbers and other scalars as they are
  * (NaN says NaN), strings and arrays by their length only (a string may be a secret or a prompt).
  */
-function describeFound(value: unknown): string {
+export function describeFound(value: unknown): string {
   if (typeof value === "string") return value === "" ? "an empty string" : `a string of ${value.length} characters`;
   if (Array.isArray(value)) return value.length === 0 ? "an empty array" : `an array of ${value.length} items`;
   if (value === null || typeof value === "object" || typeof value === "function" || typeof value === "symbol") {
@@ -490,7 +490,7 @@ function describeFound(value: unknown): string {
 }
 
 /** A name the caller chose (a role, a field), shown only when it looks like one: else its description. */
-function describeName(value: unknown): string {
+export function describeName(value: unknown): string {
   return typeof value === "string" && /^[A-Za-z_][\w-]{0,31}$/.test(value)
     ? JSON.stringify(value)
     : describeFound(value);
@@ -673,7 +673,11 @@ function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
 /** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
 export async function connect(options: ConnectOptions): Promise<Session> {
   const http = await hostClient(options);
-  if (options.cacheScope !== undefined && options.cacheScope.length < 16) {
+  const cacheScope: unknown = options.cacheScope;
+  if (cacheScope !== undefined && typeof cacheScope !== "string") {
+    throw badOption("cacheScope", "a string (a secret of at least 16 characters)", cacheScope);
+  }
+  if (cacheScope !== undefined && cacheScope.length < 16) {
     throw new ClientError(
       "configuration",
       "CACHE_SCOPE_TOO_SHORT",

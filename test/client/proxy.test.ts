@@ -387,6 +387,42 @@ describe("proxy: failures", () => {
     }
   });
 
+  it("error messages describe the app's own values as the SDK does: strings by length, names only when they look like one", async () => {
+    const { model, post } = await proxyFor();
+    const long = "x".repeat(5000);
+    const cases: [unknown, string][] = [
+      [ask(model, { n: long }), "n: expected 1 (one choice per request), found a string of 5000 characters"],
+      [ask(model, { n: 2 }), "n: expected 1 (one choice per request), found 2"],
+      [ask(model, { temperature: long }), "temperature: expected a number in 0..2, found a string of 5000 characters"],
+      [ask(model, { top_p: { a: 1 } }), "top_p: expected a number in 0..1, found a value of type object"],
+      [
+        ask(model, { logprobs: long }),
+        "logprobs: only false is supported by this proxy, found a string of 5000 characters",
+      ],
+      [
+        { model, messages: [{ role: long, content: "x" }] },
+        "messages[0].role: expected system, developer, user or assistant, found a string of 5000 characters",
+      ],
+      [
+        { model, messages: [{ role: "tool", content: "x" }] },
+        'messages[0].role: expected system, developer, user or assistant, found "tool"',
+      ],
+      [
+        { model, messages: [{ role: "user", content: [{ type: long }] }] },
+        "messages[0].content[0]: only text parts are supported, found type a string of 5000 characters",
+      ],
+      [
+        { model, messages: [{ role: "user", content: [{ type: "image_url" }] }] },
+        'messages[0].content[0]: only text parts are supported, found type "image_url"',
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const response = await post("/v1/chat/completions", body);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toBe(message);
+    }
+  });
+
   it("refuses malformed and unsupported requests naming the parameter, with x-should-retry: false", async () => {
     const { model, post, url } = await proxyFor();
     const cases: [unknown, number, string, string | null][] = [

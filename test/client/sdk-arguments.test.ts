@@ -310,3 +310,38 @@ describe("connect: refused without contacting the host", () => {
     }
   });
 });
+
+describe("connect({cacheScope}): a string of at least 16 characters", () => {
+  const sent: string[] = [];
+  const transport: Transport = async (url) => {
+    sent.push(url);
+    throw new Error("nothing is sent for a bad cacheScope");
+  };
+  const cases: [unknown, string, string][] = [
+    [
+      12345678901234567n,
+      "BAD_OPTION",
+      "cacheScope: expected a string (a secret of at least 16 characters), found 12345678901234567",
+    ],
+    [{ toString: () => "a".repeat(20) }, "BAD_OPTION", "found a value of type object"],
+    [["a".repeat(20)], "BAD_OPTION", "found an array of 1 items"],
+    [1e20, "BAD_OPTION", "found 100000000000000000000"],
+    ["short", "CACHE_SCOPE_TOO_SHORT", "cacheScope: expected a secret of at least 16 characters"],
+  ];
+  for (const [cacheScope, code, message] of cases) {
+    it(`${typeof cacheScope} → ${code}`, async () => {
+      const error = await connect({
+        url: "http://127.0.0.1:1",
+        policy: await devPolicy(),
+        apiKey: "key",
+        transport,
+        cacheScope: cacheScope as string,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ kind: "configuration", code });
+      expect((error as Error).message).toContain(message);
+      if (code === "BAD_OPTION") expect(error).toMatchObject({ field: "cacheScope" });
+      expect(sent).toEqual([]);
+    });
+  }
+});
