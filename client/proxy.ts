@@ -8,11 +8,15 @@
  * Routes: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/completions (both
  * with `stream`), GET /healthz; another method on one of them is a 405 with `allow`. Local callers
  * present a bearer token (the proxy's own, not the host's API key, which stays in the proxy). The
- * model name must be the attested model's; parameters the enclave cannot honour (n > 1, tools,
+ * model name must be the attested model's, and the SDK checks it again against the enclave the
+ * request is about to be sealed to, after any re-verification (GenerationOptions.expectModel): an
+ * enclave found meanwhile that serves another model gets nothing (404 model_not_found), so an
+ * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools,
  * logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
  * and a prompt over the model's context size is OpenAI's context_length_exceeded. Errors use
  * OpenAI's shape `{error: {message, type, param, code}}`; attestation, integrity and configuration
- * failures carry `x-should-retry: false` so SDKs do not retry them.
+ * failures carry `x-should-retry: false` so SDKs do not retry them; a host's 429 or 503 carries its
+ * `retry-after` on.
  *
  * Each answer carries an extra `cloister` field: the enclave's signed receipt and the audit
  * record's `requestIdHash`, never the audit *opening* (the SDK's `audit.opening`). The opening is
@@ -27,6 +31,7 @@ import { timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { VerifiedEnclave } from "../attestation/document.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
 import { loopbackHostOnly } from "./loopback.ts";
@@ -93,11 +98,40 @@ export function attestedModelId(session: Session): string {
 }
 
 /**
+ * The proxy's log line (no content) for a re-verification that found another enclave than the
+ * session's last one (another boot: another document; or none, after a failed verification): what
+ * the app's requests are now sealed to, as the start-up banner described the first. Null when the
+ * same document verified again. For ConnectOptions.onVerified.
+ */
+export function enclaveChangeLine(
+  enclave: VerifiedEnclave,
+  previous: VerifiedEnclave | null,
+  now: Date,
+): string | null {
+  if (previous !== null && previous.documentDigest === enclave.documentDigest) return null;
+  const { service, model } = enclave.manifest;
+  return JSON.stringify({
+    type: "proxy-enclave-changed",
+    time: now.toISOString(),
+    tee: enclave.tee,
+    simulated: enclave.simulated,
+    measurement: enclave.measurement,
+    model: `${service.name}/${model.file}`,
+    modelSha256: model.sha256,
+    modelChanged:
+      previous === null
+        ? null
+        : previous.manifest.model.sha256 !== model.sha256 || previous.manifest.model.file !== model.file,
+    documentDigest: enclave.documentDigest,
+  });
+}
+
+/**
  * attestedModelId of a session verified now: one whose last re-verification failed has no
  * verified enclave, and is verified again first (a failure is the request's error).
  */
-async function verifiedModelId(session: Session): Promise<string> {
-  if (!session.attested) await session.attest();
+async function verifiedModelId(session: Session, signal: AbortSignal | undefined): Promise<string> {
+  if (!session.attested) await session.attest(signal === undefined ? {} : { signal });
   return attestedModelId(session);
 }
 
@@ -118,6 +152,18 @@ function openAiParam(field: string | undefined): string | null {
 /** What a ClientError from the SDK becomes for an OpenAI client. */
 function fromClientError(error: ClientError): ProxyError {
   const code = error.code.toLowerCase();
+  // The enclave verified for this request (verified again since the app's model name was checked)
+  // serves another model: refused before anything was sealed, as OpenAI refuses an unknown model.
+  if (error.code === "MODEL_MISMATCH") {
+    return new ProxyError(
+      404,
+      "invalid_request_error",
+      "model_not_found",
+      `model: the enclave was verified again for this request and serves another model; the request was not sent (${error.message}). GET /v1/models lists the model now attested`,
+      "model",
+      false,
+    );
+  }
   switch (error.kind) {
     case "policy":
       return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
@@ -234,6 +280,8 @@ const NEUTRAL: Readonly<Record<string, { value: unknown; endpoint?: Endpoint }>>
 };
 
 type Endpoint = "chat" | "completions";
+
+type ExpectModel = NonNullable<GenerationOptions["expectModel"]>;
 
 function refuseUnsupported(body: Json, endpoint: Endpoint): void {
   for (const [name, value] of Object.entries(body)) {
@@ -456,10 +504,12 @@ export function createProxyApp(options: ProxyOptions): Hono {
   );
 
   const modelObject = (id: string) => ({ id, object: "model", created: 0, owned_by: "cloister (attested)" });
-  app.get("/v1/models", async (c) => c.json({ object: "list", data: [modelObject(await verifiedModelId(session))] }));
+  app.get("/v1/models", async (c) =>
+    c.json({ object: "list", data: [modelObject(await verifiedModelId(session, c.req.raw.signal))] }),
+  );
   // The id has a slash ("cloister-dev/tiny.gguf"): sent as it is, or encoded (%2F, as the openai SDK does).
   app.get("/v1/models/:id{.+}", async (c) => {
-    const model = await verifiedModelId(session);
+    const model = await verifiedModelId(session, c.req.raw.signal);
     const id = c.req.param("id");
     if (id !== model) {
       throw modelNotFound(model, id);
@@ -467,15 +517,22 @@ export function createProxyApp(options: ProxyOptions): Hono {
     return c.json(modelObject(model));
   });
 
-  const readBody = async (req: { json(): Promise<unknown> }): Promise<Json> => {
+  /**
+   * The request's JSON body, its `model` checked against the session's last verification, and that
+   * model as the SDK checks it again (GenerationOptions.expectModel) against the enclave the request
+   * is sealed to, after any re-verification: the answer's `model` is then the one that wrote it.
+   */
+  const readBody = async (c: Context): Promise<{ body: Json; model: string; expectModel: ExpectModel }> => {
     let value: unknown;
     try {
-      value = await req.json();
+      value = await c.req.json();
     } catch {
       throw invalid("body", "request body: expected JSON");
     }
     const body = objectBody(value);
-    const model = await verifiedModelId(session);
+    const model = await verifiedModelId(session, c.req.raw.signal);
+    const { service, model: attested } = session.enclave.manifest;
+    const expectModel = { service: service.name, file: attested.file };
     if (body.model === undefined || body.model === null) {
       throw invalid(
         "model",
@@ -496,18 +553,19 @@ export function createProxyApp(options: ProxyOptions): Hono {
     if (body.stream_options !== undefined && body.stream_options !== null && body.stream !== true) {
       throw invalid("stream_options", "stream_options: only allowed when stream is true");
     }
-    return body;
+    return { body, model, expectModel };
   };
 
   const respond = async (
     c: Context,
     kind: "chat" | "text",
     body: Json,
+    /** The model the SDK checked the request's enclave serves (readBody's expectModel). */
+    model: string,
     events: (signal: AbortSignal) => AsyncGenerator<ChatEvent>,
   ) => {
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(now().getTime() / 1000);
-    const model = attestedModelId(session);
     const object = kind === "chat" ? "chat.completion" : "text_completion";
     const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({
       prompt_tokens: u.promptTokens,
@@ -641,20 +699,22 @@ export function createProxyApp(options: ProxyOptions): Hono {
   };
 
   app.post("/v1/chat/completions", async (c) => {
-    const body = await readBody(c.req);
+    const { body, model, expectModel } = await readBody(c);
     const messages = chatMessages(body.messages);
     const generation = generationOptions(body, "chat");
-    return respond(c, "chat", body, (signal) => session.chat(messages, { ...generation, signal }));
+    return respond(c, "chat", body, model, (signal) => session.chat(messages, { ...generation, expectModel, signal }));
   });
 
   app.post("/v1/completions", async (c) => {
-    const body = await readBody(c.req);
+    const { body, model, expectModel } = await readBody(c);
     if (typeof body.prompt !== "string") {
       throw invalid("prompt", "prompt: expected a string (one prompt per request)");
     }
     const prompt = body.prompt;
     const generation = generationOptions(body, "completions");
-    return respond(c, "text", body, (signal) => session.completeStream(prompt, { ...generation, signal }));
+    return respond(c, "text", body, model, (signal) =>
+      session.completeStream(prompt, { ...generation, expectModel, signal }),
+    );
   });
 
   // A known route with another method: 405 naming the methods it takes (after auth, as any /v1 route).

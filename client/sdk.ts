@@ -72,6 +72,13 @@ export interface ConnectOptions {
    * body: the host is not trusted to answer at all. Default 60 s.
    */
   readonly attestationTimeoutMs?: number;
+  /**
+   * Called after each successful verification (connect, and every re-verification) with the
+   * enclave just verified and the one verified before it (null the first time, or after a failed
+   * verification): e.g. to log, without content, that the session now seals to another enclave.
+   * What it throws is ignored.
+   */
+  readonly onVerified?: (enclave: VerifiedEnclave, previous: VerifiedEnclave | null) => void;
 }
 
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
@@ -90,7 +97,19 @@ export interface GenerationOptions {
   readonly topP?: number;
   readonly seed?: number;
   readonly stop?: readonly string[];
+  /**
+   * The request's signal: aborting it ends the request at once with ABORTED, also while it waits
+   * for a re-verification of the enclave (which goes on for the other requests waiting on it).
+   */
   readonly signal?: AbortSignal;
+  /**
+   * The model the caller means to ask (the proxy: the `model` the app named). Checked against the
+   * enclave the request is about to be sealed to, after any re-verification (stale, or the
+   * enclave's key changed), so an answer never comes from another model than the caller named:
+   * another one is MODEL_MISMATCH, and nothing is sealed or sent. `service` is the manifest's
+   * service name, `file` its model file.
+   */
+  readonly expectModel?: { readonly service: string; readonly file: string };
 }
 
 export type ChatEvent =
@@ -538,6 +557,13 @@ function checkGenerationOptions(options: GenerationOptions): void {
     throw badOption("topP", `a number above ${topP.above} and at most ${topP.max}`, p);
   }
   checkInteger("seed", options.seed, seed);
+  const expected: unknown = options.expectModel;
+  if (expected !== undefined) {
+    const { service, file } = (expected ?? {}) as { service?: unknown; file?: unknown };
+    if (typeof service !== "string" || typeof file !== "string") {
+      throw badOption("expectModel", "an object {service, file} of two strings", expected);
+    }
+  }
   const s: unknown = options.stop;
   if (s === undefined) return;
   if (!Array.isArray(s) || s.length > stop.maxCount) {
@@ -713,6 +739,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     now,
     Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
     reattestAfterMs,
+    options.onVerified,
   );
   await session.attest();
   return session;
@@ -752,6 +779,7 @@ export class Session {
     private readonly now: () => Date,
     private readonly tenant: string,
     private readonly reattestAfterMs: number = DEFAULT_REATTEST_AFTER_MS,
+    private readonly onVerified?: ConnectOptions["onVerified"],
   ) {}
 
   /** What was verified about the enclave this session talks to. */
@@ -779,8 +807,12 @@ export class Session {
    * fails (an attestation error), the session forgets its earlier one (enclave, document, prepared
    * keys): `enclave` and `document` do not go on showing an enclave that no longer verifies, and the
    * next request verifies again before sealing anything. A transport failure changes nothing.
+   * Aborting `signal` ends this caller's wait at once (ABORTED); the verification itself goes on
+   * for the others waiting on it, within its own deadlines.
    */
-  attest(): Promise<VerifiedEnclave> {
+  attest(options: { readonly signal?: AbortSignal } = {}): Promise<VerifiedEnclave> {
+    // A caller that has already given up starts nothing.
+    if (options.signal?.aborted) return Promise.reject(abortedWait(options.signal));
     // One verification at a time, shared by every caller meanwhile (requests finding it stale or
     // the enclave key changed, the proxy finding the session unverified).
     this.#attesting ??= this.#attest()
@@ -793,7 +825,7 @@ export class Session {
       .finally(() => {
         this.#attesting = null;
       });
-    return this.#attesting;
+    return untilAborted(this.#attesting, options.signal);
   }
 
   #forget(): void {
@@ -839,9 +871,15 @@ export class Session {
       }
       throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
     }
+    const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
     this.#attestedAt = this.now().getTime();
+    try {
+      this.onVerified?.(enclave, previous);
+    } catch {
+      // The caller's hook (a log line): its failure changes nothing about the verification.
+    }
     // Keys made for an earlier enclave key are useless now: wipe them, make new ones.
     for (const key of this.#prepared) key.discard();
     this.#prepared = [];
@@ -1012,21 +1050,25 @@ export class Session {
    * Verifies the enclave again when the last verification is older than reattestAfterMs (or the
    * clock went back past it: a negative age counts as stale too).
    */
-  async #reattestIfStale(): Promise<void> {
+  async #reattestIfStale(signal?: AbortSignal): Promise<void> {
     const age = this.now().getTime() - this.#attestedAt;
     if (age >= 0 && age < this.reattestAfterMs) return;
-    await this.attest();
+    await this.attest(signal === undefined ? {} : { signal });
   }
 
   async *#send(kind: RequestKind, body: object, options: GenerationOptions): AsyncGenerator<ChatEvent> {
     // Nothing is sealed to an enclave whose verification is stale and does not pass again.
-    await this.#reattestIfStale();
+    await this.#reattestIfStale(options.signal);
     let response: TransportResponse | undefined;
     let context: Awaited<ReturnType<typeof sealRequest>>["context"] | undefined;
     /** The verified enclave the request was sealed to: its receipt must come from it. */
     let sealedTo: VerifiedEnclave = this.enclave;
     for (let attempt = 0; attempt < 2 && response === undefined; attempt++) {
       sealedTo = this.enclave;
+      // Checked on every attempt: a re-verification (stale, or after WRONG_ENCLAVE_KEY) may have
+      // found another enclave, serving another model the policy also accepts; the request is then
+      // refused, not resealed to it.
+      checkExpectedModel(sealedTo, options.expectModel);
       const enclavePublicKey = sealedTo.sealingPublicKey;
       const prepared = this.#takePrepared(enclavePublicKey);
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
@@ -1059,7 +1101,7 @@ export class Session {
           // (A session whose verification failed meanwhile has no enclave: it verifies again.)
           const after =
             !this.attested || bytesEqual(this.enclave.sealingPublicKey, enclavePublicKey)
-              ? (await this.attest()).sealingPublicKey
+              ? (await this.attest(options.signal === undefined ? {} : { signal: options.signal })).sealingPublicKey
               : this.enclave.sealingPublicKey;
           // Resend only to a key that really changed: a host that answers WRONG_ENCLAVE_KEY while
           // the key is unchanged (it may have forwarded the request) must not get the prompt twice.
@@ -1132,6 +1174,47 @@ export class Session {
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }
+}
+
+function abortedWait(signal: AbortSignal): ClientError {
+  return transportError("ABORTED", "request aborted by the caller while the enclave was being verified", signal.reason);
+}
+
+/**
+ * `work` (a verification other requests may share), or ABORTED as soon as `signal` aborts: the
+ * caller stops waiting, the work goes on for the others.
+ */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  const aborted = () => abortedWait(signal);
+  if (signal.aborted) {
+    work.catch(() => {}); // the others waiting on it handle its outcome
+    throw aborted();
+  }
+  let onAbort = (): void => {};
+  const abort = new Promise<never>((_, reject) => {
+    onAbort = () => reject(aborted());
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, abort]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** MODEL_MISMATCH unless the enclave serves the model the caller expects (GenerationOptions.expectModel). */
+function checkExpectedModel(enclave: VerifiedEnclave, expected: GenerationOptions["expectModel"]): void {
+  if (expected === undefined) return;
+  const { service, model } = enclave.manifest;
+  if (service.name === expected.service && model.file === expected.file) return;
+  const name = (s: string, f: string) => JSON.stringify(`${s}/${f}`.slice(0, 200));
+  throw new ClientError(
+    "attestation",
+    "MODEL_MISMATCH",
+    `expectModel: expected the enclave to serve ${name(expected.service, expected.file)}, found the enclave verified for this request serves ${name(service.name, model.file)} (sha256 ${model.sha256}); the request was not sent`,
+    { stage: "manifest" },
+  );
 }
 
 function auditReference(requestId: string, opening: string | null): AuditReference | null {

@@ -5,7 +5,7 @@ import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
-import { type ChatMessage, connect, parseHostUrl, type Session } from "../sdk.ts";
+import { type ChatMessage, type ConnectOptions, connect, parseHostUrl, type Session } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
@@ -77,11 +77,16 @@ export async function readPolicyFile(path: string): Promise<{ json: unknown; pol
   }
 }
 
-export async function open(options: ClientConnectionOptions, policy?: ClientPolicy): Promise<Session> {
+export async function open(
+  options: ClientConnectionOptions,
+  policy?: ClientPolicy,
+  more: Pick<ConnectOptions, "onVerified"> = {},
+): Promise<Session> {
   return connect({
     url: options.url,
     policy: policy ?? (await readPolicy(options.policy)),
     apiKey: await readApiKey(options.apiKeyFile, options.url),
+    ...more,
   });
 }
 

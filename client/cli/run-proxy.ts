@@ -5,7 +5,7 @@ import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } fro
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
-import { attestedModelId, createProxyApp } from "../proxy.ts";
+import { attestedModelId, createProxyApp, enclaveChangeLine } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
 import { describeEnclave, open, readPolicy } from "./run-client.ts";
@@ -92,9 +92,18 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
 export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   // Verify before listening: an enclave that fails attestation never gets a proxy in front of it.
   const policy = await readPolicy(options.policy);
-  const session = await open(options, policy);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  // The first verification is described by the banner below; a later one that finds another
+  // enclave (another boot, model or TEE) is logged, without content, as it happens.
+  let verifications = 0;
+  const session = await open(options, policy, {
+    onVerified: (enclave, previous) => {
+      const line = verifications++ === 0 ? null : enclaveChangeLine(enclave, previous, new Date());
+      if (line !== null) log(line);
+    },
+  });
   const { token, created } = await localToken(options.tokenFile);
-  const app = createProxyApp({ session, token, log: (line) => process.stderr.write(`${line}\n`) });
+  const app = createProxyApp({ session, token, log });
   const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {
     throw loopbackListenError(error);
   });

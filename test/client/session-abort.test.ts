@@ -1,0 +1,67 @@
+/**
+ * AbortSignal: a caller's abort while the session re-attests (stale verification) ends that
+ * caller's request at once, as ABORTED (not HOST_TIMEOUT at the attestation's deadline), and the
+ * verification goes on for the other requests waiting on it.
+ */
+import { afterEach, expect, it } from "vitest";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { closeServers, connectTo } from "./helpers.ts";
+
+afterEach(closeServers);
+
+async function staleSessionWithSilentHost() {
+  const state = { hang: false, clock: Date.now(), held: [] as (() => void)[] };
+  const inner = fetchTransport(fetch);
+  // After connect, the host holds attestation requests until released (or the SDK's deadline).
+  const transport: Transport = (url, request) =>
+    state.hang && url.includes("/attestation")
+      ? new Promise((resolve, reject) => {
+          request.signal?.addEventListener("abort", () => reject(request.signal?.reason));
+          state.held.push(() => resolve(inner(url, request)));
+        })
+      : inner(url, request);
+  const { session } = await connectTo({
+    transport,
+    connect: { now: () => new Date(state.clock), reattestAfterMs: 60_000, attestationTimeoutMs: 3000 } as never,
+  });
+  state.hang = true;
+  state.clock += 61_000;
+  return { session, state };
+}
+
+it("an abort during a re-attestation ends the request at once, as ABORTED; the others' wait goes on", async () => {
+  const { session, state } = await staleSessionWithSilentHost();
+  const other = session.complete("hello");
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 100);
+  const started = performance.now();
+  const error = await session.complete("hello", { signal: controller.signal }).catch((e: unknown) => e);
+  const ms = performance.now() - started;
+  expect(error).toMatchObject({ kind: "transport", code: "ABORTED" });
+  expect(ms).toBeLessThan(1000);
+  // The shared verification was not cut: once the host answers, the other request is answered.
+  state.hang = false;
+  for (const release of state.held.splice(0)) release();
+  await expect(other).resolves.toMatchObject({ finishReason: "stop" });
+});
+
+it("attest({signal}): an abort ends that caller's wait only", async () => {
+  const { session, state } = await staleSessionWithSilentHost();
+  const controller = new AbortController();
+  const mine = session.attest({ signal: controller.signal }).catch((e: unknown) => e);
+  const shared = session.attest();
+  controller.abort();
+  expect(await mine).toMatchObject({ code: "ABORTED" });
+  state.hang = false;
+  for (const release of state.held.splice(0)) release();
+  const enclave = await shared;
+  expect(session.enclave).toBe(enclave);
+});
+
+it("a signal already aborted is ABORTED before anything is verified or sent", async () => {
+  const { session, state } = await staleSessionWithSilentHost();
+  const error = await session.complete("hello", { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+  expect(error).toMatchObject({ code: "ABORTED" });
+  // Not even the verification was started on its behalf.
+  expect(state.held).toHaveLength(0);
+});
