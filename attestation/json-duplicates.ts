@@ -1,10 +1,13 @@
 /**
  * Duplicate member names in JSON text. JSON.parse keeps the last of two equal names, so where the
  * bytes are what was signed or hashed and the parsed object is what is then read, a second member
- * could say something other than the first while both are "in" the signed text. This finds the
- * first object, at any depth, that names a member twice (names compared after unescaping, as
- * JSON.parse compares them).
+ * could say something other than the first while both are "in" the signed text; and in a file a
+ * person reviews (a policy, a configuration), the reader may take the first while the program uses
+ * the last (RFC 7493 §2.3: I-JSON objects MUST NOT have duplicate names). This finds the first
+ * object, at any depth, that names a member twice (names compared after unescaping, as JSON.parse
+ * compares them).
  */
+import { isPlainFieldName } from "../manifests/issues.ts";
 
 /** Where a member name appears a second time in one object. */
 export interface DuplicateMember {
@@ -12,6 +15,8 @@ export interface DuplicateMember {
   readonly name: string;
   /** Index in `text` of the opening quote of its second occurrence. */
   readonly index: number;
+  /** The member's path from the top: the names and array indices of the values it is inside, then `name`. */
+  readonly path: readonly (string | number)[];
 }
 
 /**
@@ -19,34 +24,53 @@ export interface DuplicateMember {
  * be well-formed JSON (call JSON.parse first): only strings and structural characters are read.
  */
 export function findDuplicateMember(text: string): DuplicateMember | null {
-  // One entry per open container: the names seen so far for an object, null for an array.
-  const open: (Set<string> | null)[] = [];
+  // One entry per open container: the names seen so far for an object (null for an array), and
+  // where inside it the reader is (the last member name, or the array index).
+  const open: { names: Set<string> | null; at: string | number }[] = [];
   let expectName = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c === '"') {
       let end = i + 1;
       while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
-      const names = open.at(-1);
-      if (expectName && names !== undefined && names !== null) {
+      const top = open.at(-1);
+      if (expectName && top !== undefined && top.names !== null) {
         const name = JSON.parse(text.slice(i, end + 1)) as string;
-        if (names.has(name)) return { name, index: i };
-        names.add(name);
+        if (top.names.has(name)) return { name, index: i, path: [...open.slice(0, -1).map((o) => o.at), name] };
+        top.names.add(name);
+        top.at = name;
         expectName = false;
       }
       i = end;
     } else if (c === "{") {
-      open.push(new Set());
+      open.push({ names: new Set(), at: "" });
       expectName = true;
     } else if (c === "[") {
-      open.push(null);
+      open.push({ names: null, at: 0 });
       expectName = false;
     } else if (c === "}" || c === "]") {
       open.pop();
       expectName = false;
     } else if (c === ",") {
-      expectName = open.at(-1) instanceof Set;
+      const top = open.at(-1);
+      if (top !== undefined && top.names === null) top.at = (top.at as number) + 1;
+      expectName = top?.names instanceof Set;
     }
   }
   return null;
+}
+
+/**
+ * A member path as messages show it, dotted like zod paths (`attestation.trustSimulator`,
+ * `keys.0.id`): a name that does not look like a field name (it may be a pasted secret) is shown by
+ * its length only.
+ */
+export function describeMemberPath(path: readonly (string | number)[]): string {
+  return path
+    .map((part) =>
+      typeof part === "number" || isPlainFieldName(part)
+        ? String(part)
+        : `(a name of ${Array.from(part).length} characters)`,
+    )
+    .join(".");
 }

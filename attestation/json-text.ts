@@ -4,7 +4,25 @@
  * so an error that kept it as its cause would show a pasted secret wherever it is inspected
  * (util.inspect prints causes). parseJsonText throws a SyntaxError of its own instead, which says
  * where the text went wrong, never what it holds. Platform-neutral (the browser bundle has it).
+ *
+ * It also refuses an object that names a member twice: JSON.parse keeps the last, while whoever
+ * reads the file (or reviews a diff that adds a member further down) takes the first, and these
+ * files decide what is trusted (RFC 7493 §2.3).
  */
+import { describeMemberPath, findDuplicateMember } from "./json-duplicates.ts";
+
+/** JSON text with a member named twice in one object; its message names the member's path, not its value. */
+export class DuplicateMemberError extends SyntaxError {
+  override readonly name = "DuplicateMemberError";
+  /** The member's path (names and array indices); a name may be anything the file holds. */
+  readonly path: readonly (string | number)[];
+  constructor(path: readonly (string | number)[], index: number) {
+    super(
+      `${describeMemberPath(path)} appears twice in one object (the second at position ${index}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    );
+    this.path = path;
+  }
+}
 
 /**
  * Where V8's JSON.parse error says the text went wrong, as a message may show it: "at position N",
@@ -22,14 +40,19 @@ function whereJsonFailed(error: unknown): string {
 
 /**
  * JSON.parse, except that text that does not parse throws a SyntaxError whose message is "not valid
- * JSON" and where ("at position 22", "it ends early"), with no cause: nothing of the text.
+ * JSON" and where ("at position 22", "it ends early"), with no cause: nothing of the text; and text
+ * with a member named twice in one object throws a DuplicateMemberError (a SyntaxError) naming its path.
  */
 export function parseJsonText(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
     const where = whereJsonFailed(error);
     throw new SyntaxError(where === "" ? "not valid JSON" : `not valid JSON (${where})`);
   }
+  const duplicate = findDuplicateMember(text);
+  if (duplicate !== null) throw new DuplicateMemberError(duplicate.path, duplicate.index);
+  return value;
 }

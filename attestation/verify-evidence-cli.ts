@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
-import { parseJsonText } from "./json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
@@ -157,7 +157,10 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   try {
     value = parseJsonText(text);
   } catch (error) {
-    const message = `--policy "${path}": expected a JSON policy, found text that is ${(error as Error).message}`;
+    const message =
+      error instanceof DuplicateMemberError
+        ? `--policy "${path}": ${error.message}`
+        : `--policy "${path}": expected a JSON policy, found text that is ${(error as Error).message}`;
     throw new ConfigurationError("POLICY_INVALID", message, { cause: error });
   }
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {

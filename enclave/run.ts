@@ -1,6 +1,7 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
 
 import type { JWK } from "jose";
+import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
@@ -45,9 +46,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   const operatorKeys: JWK[] = [];
   for (const path of options.operatorKey) {
     try {
-      operatorKeys.push(JSON.parse(await readOptionFile(path, "--operator-key")) as JWK);
+      // parseJsonText: a second "x" would replace the key a reader of the file sees.
+      operatorKeys.push(parseJsonText(await readOptionFile(path, "--operator-key")) as JWK);
     } catch (error) {
       if (error instanceof UsageError) throw error;
+      if (error instanceof DuplicateMemberError) throw new UsageError(`--operator-key: "${path}": ${error.message}`);
       throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);
     }
   }

@@ -1,5 +1,6 @@
 /** Implementation of `cloister host`. */
 import type { z } from "zod";
+import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
@@ -15,8 +16,10 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
   const text = await readOptionFile(path, "--api-keys");
   let json: unknown;
   try {
-    json = JSON.parse(text);
-  } catch {
+    // parseJsonText: a second "keys" (or "sha256", "project") would silently replace the first.
+    json = parseJsonText(text);
+  } catch (error) {
+    if (error instanceof DuplicateMemberError) throw new UsageError(`--api-keys: "${path}": ${error.message}`);
     throw new UsageError(`--api-keys: "${path}" is not JSON`);
   }
   const parsed = apiKeysFileSchema.safeParse(json);

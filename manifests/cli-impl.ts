@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import { parseJsonText } from "../attestation/json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -35,6 +35,9 @@ async function readJson(file: string, what: string): Promise<unknown> {
   try {
     return parseJsonText(text);
   } catch (cause) {
+    if (cause instanceof DuplicateMemberError) {
+      throw new ManifestPayloadInvalidError(`${what} ${file}: ${cause.message}`, { cause });
+    }
     throw new ManifestPayloadInvalidError(`${what} ${file}: expected JSON, found unparsable text`, { cause });
   }
 }
@@ -45,6 +48,9 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   try {
     value = parseJsonText(text);
   } catch (cause) {
+    if (cause instanceof DuplicateMemberError) {
+      throw new ManifestKeyInvalidError(`${what} ${file}: ${cause.message}`, { cause });
+    }
     throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK (JSON), found unparsable text`, { cause });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

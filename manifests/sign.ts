@@ -28,7 +28,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
-import { parseJsonText } from "../attestation/json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { digestHex, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -228,6 +228,11 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
   try {
     value = parseJsonText(new TextDecoder("utf-8", { fatal: true }).decode(payload));
   } catch (cause) {
+    // Signed text with a member named twice: what a reviewer of the signed manifest reads first is
+    // not what JSON.parse keeps.
+    if (cause instanceof DuplicateMemberError) {
+      throw new ManifestPayloadInvalidError(`manifest payload: ${cause.message}`, { cause });
+    }
     throw new ManifestPayloadInvalidError("manifest payload: expected UTF-8 JSON, found unparsable bytes", { cause });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

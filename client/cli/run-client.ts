@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
@@ -70,7 +71,7 @@ export async function readPolicyFile(path: string): Promise<{ json: unknown; pol
     if (!(error instanceof ClientError)) throw error;
     // Not JSON at all (a wrong file): say what is expected.
     const hint =
-      error.cause instanceof SyntaxError
+      error.cause instanceof SyntaxError && !(error.cause instanceof DuplicateMemberError)
         ? " (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)"
         : "";
     throw new ClientError(error.kind, error.code, `--policy "${path}": ${error.message}${hint}`, { cause: error });

@@ -12,6 +12,7 @@ import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
+import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
@@ -43,8 +44,12 @@ export interface PolicyInitOptions {
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   let operatorKey: JWK;
   try {
-    operatorKey = JSON.parse(await readFile(options.operatorKey, "utf8")) as JWK;
+    // parseJsonText: a second "x" would replace the key a reader of the file sees.
+    operatorKey = parseJsonText(await readFile(options.operatorKey, "utf8")) as JWK;
   } catch (error) {
+    if (error instanceof DuplicateMemberError) {
+      throw new UsageError(`--operator-key: "${options.operatorKey}": ${error.message}`);
+    }
     throw new UsageError(
       `--operator-key: cannot read "${options.operatorKey}" as a JWK (${(error as NodeJS.ErrnoException).code ?? "not JSON"})`,
     );

@@ -3,8 +3,12 @@ import { findDuplicateMember } from "../../attestation/json-duplicates.ts";
 
 describe("findDuplicateMember", () => {
   it("finds a member named twice in one object, at any depth, after unescaping", () => {
-    expect(findDuplicateMember('{"a":1,"b":2,"a":3}')).toEqual({ name: "a", index: 13 });
-    expect(findDuplicateMember('[{"x":{"a":[1,{"k":"v","k":"w"}]}}]')).toEqual({ name: "k", index: 23 });
+    expect(findDuplicateMember('{"a":1,"b":2,"a":3}')).toEqual({ name: "a", index: 13, path: ["a"] });
+    expect(findDuplicateMember('[{"x":{"a":[1,{"k":"v","k":"w"}]}}]')).toEqual({
+      name: "k",
+      index: 23,
+      path: [0, "x", "a", 1, "k"],
+    });
     expect(findDuplicateMember('{"keys":1,"\\u006beys":2}')?.name).toBe("keys");
     expect(findDuplicateMember('{ "a" : { } , "a" : [ ] }')?.name).toBe("a");
   });
@@ -31,6 +35,7 @@ describe("findDuplicateMember", () => {
     expect(findDuplicateMember(text.replace('"user-data"', '"keys"'))).toEqual({
       name: "keys",
       index: text.indexOf('"user-data"'),
+      path: ["keys"],
     });
   });
 });
