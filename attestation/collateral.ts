@@ -21,6 +21,7 @@
 import { base64url } from "jose";
 import { ParseError } from "./errors.ts";
 import type { TdxCollateral } from "./tdx/verify.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
 export interface TdxCollateralWire {
   readonly tcbInfo: string;
@@ -66,7 +67,11 @@ export function parseAttestationCollateral(value: unknown): AttestationCollatera
   if (typeof value !== "object" || Array.isArray(value)) throw malformed("collateral: expected an object");
   const { tdx, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw malformed(`collateral: expected only "tdx", found ${JSON.stringify(unknown[0])}`);
+  if (unknown.length > 0) {
+    // The names are the host's: counted, and the first shown cleaned and cut.
+    const members = unknown.length === 1 ? "1 other member" : `${unknown.length} other members, the first`;
+    throw malformed(`collateral: expected only "tdx", found ${members} ${describeUntrusted(unknown[0])}`);
+  }
   if (tdx === undefined) return {};
   if (tdx === null || typeof tdx !== "object" || Array.isArray(tdx)) {
     throw malformed("collateral.tdx: expected an object");

@@ -23,6 +23,7 @@ import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { AttestationError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import type { AttestationPolicy } from "./policy.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
 export const DOCUMENT_TYPE = "cloister-attestation+jwt";
 export const NONCE_ANSWER_TYPE = "cloister-nonce-answer+jwt";
@@ -236,9 +237,13 @@ function parseDocument(jws: string): ParsedDocument {
     fail("document", "DOCUMENT_MALFORMED", "document: header or payload is not base64url JSON", error);
   }
   if (header.alg !== "EdDSA")
-    fail("document", "DOCUMENT_BAD_ALGORITHM", `document alg: expected EdDSA, found ${String(header.alg)}`);
+    fail("document", "DOCUMENT_BAD_ALGORITHM", `document alg: expected EdDSA, found ${describeUntrusted(header.alg)}`);
   if (header.typ !== DOCUMENT_TYPE)
-    fail("document", "DOCUMENT_MALFORMED", `document typ: expected ${DOCUMENT_TYPE}, found ${String(header.typ)}`);
+    fail(
+      "document",
+      "DOCUMENT_MALFORMED",
+      `document typ: expected ${DOCUMENT_TYPE}, found ${describeUntrusted(header.typ)}`,
+    );
   if (payload === null || typeof payload !== "object" || payload.eat_profile !== DOCUMENT_PROFILE) {
     fail("document", "DOCUMENT_MALFORMED", `document eat_profile: expected ${DOCUMENT_PROFILE}`);
   }
@@ -432,7 +437,7 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
     fail(
       "nonce",
       "NONCE_DOCUMENT_MISMATCH",
-      `nonce answer doc: expected ${documentDigest}, found ${String(answer.doc)}`,
+      `nonce answer doc: expected ${documentDigest}, found ${describeUntrusted(answer.doc)}`,
     );
   }
   const skew = Math.abs(Number(answer.iat) * 1000 - options.at.getTime());
@@ -440,7 +445,7 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
     fail(
       "nonce",
       "NONCE_STALE",
-      `nonce answer iat: expected within ${options.maxClockSkewSeconds}s of ${options.at.toISOString()}, found ${String(answer.iat)}`,
+      `nonce answer iat: expected within ${options.maxClockSkewSeconds}s of ${options.at.toISOString()}, found ${describeUntrusted(answer.iat)}`,
     );
   }
 }

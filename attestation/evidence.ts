@@ -17,6 +17,7 @@ import { parseSnpReport } from "./snp/parse.ts";
 import { VerifiedSnpReport, verifySnpReport } from "./snp/verify.ts";
 import { parseTdxQuote } from "./tdx/parse.ts";
 import { type VerifiedTdxQuote, verifyTdxQuote } from "./tdx/verify.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 import { parseCertificate } from "./x509.ts";
 
 export type DocumentEvidence =
@@ -100,7 +101,7 @@ export function parseDocumentEvidence(value: unknown): DocumentEvidence {
     default:
       throw new ParseError(
         "DOCUMENT_EVIDENCE_MALFORMED",
-        `evidence.type: expected one of ${EVIDENCE_TYPES.join(", ")}, found ${JSON.stringify(e.type)}`,
+        `evidence.type: expected one of ${EVIDENCE_TYPES.join(", ")}, found ${describeUntrusted(e.type)}`,
       );
   }
 }

@@ -19,6 +19,7 @@
 import { base64url } from "jose";
 import { fromHex, toHex } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 
 export type AzureEvidenceFormat = "v0" | "v1" | "v2";
 
@@ -135,7 +136,7 @@ export function parseAzureEvidence(text: string): AzureEvidence {
     };
   }
   if (version !== 1 && version !== 2)
-    throw malformed(`version: expected 1 or 2 (or absent for v0), found ${String(version)}`);
+    throw malformed(`version: expected 1 or 2 (or absent for v0), found ${describeUntrusted(version)}`);
   const quote = object(root.tpm_quote, "tpm_quote");
   const tpmQuote: AzureTpmQuote = {
     message: hex(quote.message, "tpm_quote.message"),

@@ -27,6 +27,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
 
 export type { JSONWebKeySet } from "jose";
@@ -82,7 +83,7 @@ function selectKey(jwks: JSONWebKeySet, kid: string): JwksKey {
     // kid values are public key identifiers, not secrets.
     throw new VerifyError(
       "MAA_UNKNOWN_KEY",
-      `MAA token: kid ${JSON.stringify(kid)} expected in the trusted key set (${jwks.keys.length} keys), found in none`,
+      `MAA token: kid ${describeUntrusted(kid)} expected in the trusted key set (${jwks.keys.length} keys), found in none`,
     );
   }
   if (matches.length > 1) {
@@ -187,7 +188,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   if (header.alg !== "RS256") {
     throw new VerifyError(
       "MAA_ALG_NOT_ALLOWED",
-      `MAA token: alg expected RS256, found ${JSON.stringify(String(header.alg ?? "absent")).slice(0, 40)}`,
+      `MAA token: alg expected RS256, found ${describeUntrusted(header.alg)}`,
     );
   }
   if (typeof header.kid !== "string" || header.kid === "") {
@@ -242,7 +243,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   if (options.expectedIssuer !== undefined && issuer !== options.expectedIssuer) {
     throw new VerifyError(
       "MAA_ISSUER_MISMATCH",
-      `MAA token: iss expected ${JSON.stringify(options.expectedIssuer)}, found ${JSON.stringify(issuer)}`,
+      `MAA token: iss expected ${JSON.stringify(options.expectedIssuer)}, found ${describeUntrusted(issuer)}`,
     );
   }
   const attestationType = claims["x-ms-attestation-type"];

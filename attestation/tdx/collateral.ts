@@ -34,6 +34,7 @@
 import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 import { type Certificate, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
 
 export const TCB_STATUSES = [
@@ -181,10 +182,10 @@ export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string
       malformed(what, `bad key at byte ${i}`, error);
     }
     i = skipWs(bytes, keyEnd);
-    if (bytes[i] !== 0x3a) malformed(what, `expected ':' after key "${key}"`);
+    if (bytes[i] !== 0x3a) malformed(what, `expected ':' after key ${describeUntrusted(key)}`);
     const start = skipWs(bytes, i + 1);
     const end = valueEnd(bytes, start, what);
-    if (ranges.has(key)) malformed(what, `key "${key}" appears twice`);
+    if (ranges.has(key)) malformed(what, `key ${describeUntrusted(key)} appears twice`);
     ranges.set(key, { start, end });
     i = skipWs(bytes, end);
     if (bytes[i] === 0x2c) {
@@ -217,7 +218,7 @@ function splitSigned(
   }
   const ranges = topLevelValueRanges(bytes, what);
   for (const key of ranges.keys()) {
-    if (key !== valueKey && key !== "signature") malformed(what, `unexpected top-level key "${key}"`);
+    if (key !== valueKey && key !== "signature") malformed(what, `unexpected top-level key ${describeUntrusted(key)}`);
   }
   const valueRange = ranges.get(valueKey);
   const sigRange = ranges.get("signature");
@@ -248,7 +249,7 @@ function arr(v: unknown, path: string, what: string): unknown[] {
 }
 function int(v: unknown, path: string, what: string, max = 0xffffffff): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
-    malformed(what, `${path}: expected an integer 0..${max}, found ${JSON.stringify(v)}`);
+    malformed(what, `${path}: expected an integer 0..${max}, found ${describeUntrusted(v)}`);
   }
   return v;
 }
@@ -260,7 +261,7 @@ function hex(v: unknown, bytes: number, path: string, what: string): Uint8Array 
 }
 function date(v: unknown, path: string, what: string): Date {
   if (typeof v !== "string" || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(v)) {
-    malformed(what, `${path}: expected an ISO-8601 UTC time, found ${JSON.stringify(v)}`);
+    malformed(what, `${path}: expected an ISO-8601 UTC time, found ${describeUntrusted(v)}`);
   }
   const d = new Date(v);
   if (Number.isNaN(d.getTime())) malformed(what, `${path}: invalid time ${v}`);
@@ -268,7 +269,7 @@ function date(v: unknown, path: string, what: string): Date {
 }
 function status(v: unknown, path: string, what: string): TcbStatus {
   if (typeof v !== "string" || !(TCB_STATUSES as readonly string[]).includes(v)) {
-    malformed(what, `${path}: unknown tcbStatus ${JSON.stringify(v)}`);
+    malformed(what, `${path}: unknown tcbStatus ${describeUntrusted(v)}`);
   }
   return v as TcbStatus;
 }
@@ -313,7 +314,7 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
     if (value.id !== "TDX") {
       throw new ParseError(
         "TDX_COLLATERAL_UNSUPPORTED",
-        `${what}: id expected "TDX", found ${JSON.stringify(value.id)}`,
+        `${what}: id expected "TDX", found ${describeUntrusted(value.id)}`,
       );
     }
     const c = common(value, what);
@@ -382,7 +383,7 @@ export function parseTdQeIdentity(input: Uint8Array | string): TdQeIdentity {
     if (value.id !== "TD_QE") {
       throw new ParseError(
         "TDX_COLLATERAL_UNSUPPORTED",
-        `${what}: id expected "TD_QE", found ${JSON.stringify(value.id)}`,
+        `${what}: id expected "TD_QE", found ${describeUntrusted(value.id)}`,
       );
     }
     const c = common(value, what);

@@ -59,7 +59,7 @@ describe("parseAttestationCollateral", () => {
 
   it.each([
     ["a string", "x", "collateral: expected an object"],
-    ["an unknown member", { tdx: WIRE, snp: {} }, 'collateral: expected only "tdx", found "snp"'],
+    ["an unknown member", { tdx: WIRE, snp: {} }, 'collateral: expected only "tdx", found 1 other member "snp"'],
     ["no CRLs", { tdx: { ...WIRE, crls: [] } }, "collateral.tdx.crls: expected an array of 1 to 4"],
     ["no QE identity", { tdx: { ...WIRE, qeIdentity: undefined } }, "collateral.tdx.qeIdentity: expected a non-empty"],
     ["a CRL that is not a string", { tdx: { ...WIRE, crls: [7] } }, "collateral.tdx.crls[0]: expected a non-empty"],

@@ -1,0 +1,28 @@
+/**
+ * How a value from unverified input (a host-delivered document, collateral, token header) is shown
+ * in an error message. The message reaches the CLI, the proxy's error body, the browser page and
+ * logs, so the host's text is cut short and stripped of control and format characters (line breaks,
+ * terminal escapes, bidirectional overrides such as U+202E, which JSON.stringify leaves in), as
+ * the SDK does with a host's error message. Platform-neutral.
+ */
+
+/** Most characters of an untrusted string that a message repeats. */
+export const UNTRUSTED_SHOWN_MAX_CHARS = 64;
+
+/**
+ * `value` as a message may show it: a string quoted, without control or format characters, cut to
+ * UNTRUSTED_SHOWN_MAX_CHARS characters (its full length then named); a number, boolean or null as
+ * is; anything else by its kind and size only.
+ */
+export function describeUntrusted(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value))
+    return value.length === 0 ? "an empty array" : `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
+  if (typeof value !== "string") return typeof value === "object" ? "an object" : `a value of type ${typeof value}`;
+  const chars = Array.from(value);
+  const cleaned = value.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "\uFFFD");
+  const shown = Array.from(cleaned);
+  if (shown.length <= UNTRUSTED_SHOWN_MAX_CHARS) return JSON.stringify(cleaned);
+  return `${JSON.stringify(shown.slice(0, UNTRUSTED_SHOWN_MAX_CHARS).join(""))}… (${chars.length} characters)`;
+}
