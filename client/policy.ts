@@ -35,11 +35,50 @@ import { formatIssue } from "../manifests/issues.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
-const jwkSchema = z.looseObject({
-  kty: z.enum(["OKP", "EC"]),
-  crv: z.enum(["Ed25519", "P-256"]),
-  x: z.string().min(1),
-});
+/** JWK members that only a private (or symmetric) key has: RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2. */
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const;
+/** The curve of each key type a manifest signer may have (RFC 8037 §2, RFC 7518 §6.2.1.1). */
+const CURVE_OF_KTY = { OKP: "Ed25519", EC: "P-256" } as const;
+
+/**
+ * An operator's public signing key. A private member is refused by name (its value is never
+ * shown): a private key pasted into a policy would be kept, and `cloister web` serves the policy to
+ * its page. A kty/crv pair that does not exist, or an EC key without y, is refused here rather than
+ * at the manifest stage of every connection.
+ */
+const jwkSchema = z
+  .looseObject({
+    kty: z.enum(["OKP", "EC"]),
+    crv: z.enum(["Ed25519", "P-256"]),
+    x: z.string().min(1),
+  })
+  .superRefine((jwk, ctx) => {
+    for (const member of PRIVATE_JWK_MEMBERS) {
+      if (Object.hasOwn(jwk, member)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [member],
+          message: `expected a public key (a private key's "${member}" belongs in no policy: remove it, and keep the private key secret)`,
+        });
+        return;
+      }
+    }
+    const curve = CURVE_OF_KTY[jwk.kty];
+    if (jwk.crv !== curve) {
+      const other = jwk.kty === "EC" ? 'an Ed25519 key has kty "OKP"' : 'a P-256 key has kty "EC"';
+      ctx.addIssue({ code: "custom", path: ["crv"], message: `expected "${curve}" with kty "${jwk.kty}" (${other})` });
+      return;
+    }
+    if (jwk.kty === "EC" && typeof jwk.y !== "string") {
+      ctx.addIssue({ code: "custom", path: ["y"], message: "expected string" });
+    }
+  });
+
+/** A SHA-256 digest in either case, lower-cased, as the attestation policy's hex fields are. */
+const modelDigest = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "expected 32 bytes as 64 hex digits")
+  .transform((s) => s.toLowerCase());
 
 export const ClientPolicySchema = z.strictObject({
   version: z.literal(1),
@@ -50,8 +89,8 @@ export const ClientPolicySchema = z.strictObject({
   manifest: z.strictObject({
     /** Operator keys whose manifest signatures this client accepts (public JWKs). */
     trustedSigners: z.array(jwkSchema).min(1),
-    /** Accepted model SHA-256 digests (64 hex). */
-    allowedModelDigests: z.union([z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1), SkipSchema]),
+    /** Accepted model SHA-256 digests (64 hex, either case; lower-cased). */
+    allowedModelDigests: z.union([z.array(modelDigest).min(1), SkipSchema]),
     /** Accepted service names. */
     allowedServices: z.union([z.array(z.string().min(1)).min(1), SkipSchema]),
   }),

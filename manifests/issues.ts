@@ -53,7 +53,14 @@ export function explainIssue(issue: Issue, input: unknown, prefix: readonly Prop
     const inner = typeMatched.length === 1 ? typeMatched[0]?.[0] : undefined;
     if (value !== undefined && inner !== undefined) return explainIssue(inner, input, path);
   }
-  return { path, expected: expectedOf(issue), value, found: describeValue(value) };
+  // A value outside an enum, described by its kind and size only, is said to be none of the names.
+  const outside = issue.code === "invalid_value" && issue.values.length > 1 && typeof value === "string";
+  return {
+    path,
+    expected: expectedOf(issue),
+    value,
+    found: `${describeValue(value)}${outside ? " that is none of them" : ""}`,
+  };
 }
 
 /**
@@ -169,7 +176,9 @@ function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return `a string of ${value.length} character${value.length === 1 ? "" : "s"}`;
-  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (Array.isArray(value)) {
+    return value.length === 0 ? "an empty array" : `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
+  }
   if (typeof value === "object") {
     const keys = Object.keys(value);
     if (keys.length === 0) return "an empty object";

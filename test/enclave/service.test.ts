@@ -279,7 +279,7 @@ describe("enclave request pipeline", () => {
     const badRole = await ask(enclave, { messages: [{ role: "a secret role", content: "x" }] }, "chat");
     const detail = (badRole[0] as { detail: string }).detail;
     expect(detail).toMatch(
-      /^body\.messages\.0\.role: expected one of "system", "user", "assistant", found a string of 13 characters$/,
+      /^body\.messages\.0\.role: expected one of "system", "user", "assistant", found a string of 13 characters that is none of them$/,
     );
   });
 

@@ -127,7 +127,7 @@ describe("validation messages name the expected and the found value", () => {
       "an empty list",
       z.object({ k: z.array(z.number()).min(1) }),
       { k: [] },
-      "k: expected an array of at least 1 item, found an array of 0",
+      "k: expected an array of at least 1 item, found an empty array",
     ],
     ["a number not above a bound", z.number().positive(), 0, "(root): expected a number > 0, found 0"],
     ["a literal", z.object({ v: z.literal(1) }), { v: 2 }, "v: expected 1, found 2"],
@@ -135,7 +135,7 @@ describe("validation messages name the expected and the found value", () => {
       "an enum",
       z.enum(["chat", "complete"]),
       "attest",
-      '(root): expected one of "chat", "complete", found a string of 6 characters',
+      '(root): expected one of "chat", "complete", found a string of 6 characters that is none of them',
     ],
     [
       "a wrong type",

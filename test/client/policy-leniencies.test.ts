@@ -1,0 +1,96 @@
+/**
+ * What a client policy's manifest section accepts: public keys only (a pasted private key is
+ * refused by member name, never shown), kty/crv pairs that exist, model digests in either case (as
+ * the attestation section beside it), and messages that say what was wrong with the value found.
+ */
+import { describe, expect, it } from "vitest";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { type ClientPolicy, parseClientPolicy } from "../../client/policy.ts";
+
+const SECRET = "SECRETPRIVATEKEYSECRETPRIVATEKEY";
+const OPERATOR = { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" };
+const P256 = {
+  kty: "EC",
+  crv: "P-256",
+  x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+  y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+};
+const base = simulatorClientPolicy({
+  tee: "sim-snp",
+  measurement: "a".repeat(96),
+  operatorKey: OPERATOR,
+  modelSha256: "b".repeat(64),
+  serviceName: "svc",
+});
+
+function withManifest(change: Partial<ClientPolicy["manifest"]>): unknown {
+  return { ...structuredClone(base), manifest: { ...structuredClone(base.manifest), ...change } };
+}
+
+function refusal(input: unknown): string {
+  try {
+    parseClientPolicy(input);
+  } catch (error) {
+    expect((error as { code?: string }).code).toBe("POLICY_INVALID");
+    return (error as Error).message;
+  }
+  throw new Error("expected POLICY_INVALID");
+}
+
+describe("trustedSigners", () => {
+  it.each(["d", "p", "q", "dp", "dq", "qi", "k"])(
+    "refuses a key with the private member %s, by name, never its value",
+    (member) => {
+      const message = refusal(withManifest({ trustedSigners: [OPERATOR, { ...P256, [member]: SECRET }] }));
+      expect(message).toBe(
+        `client policy: manifest.trustedSigners.1.${member}: expected a public key (a private key's "${member}" belongs in no policy: remove it, and keep the private key secret), found a string of ${SECRET.length} characters`,
+      );
+      expect(message).not.toContain(SECRET);
+    },
+  );
+
+  it("refuses kty/crv pairs that do not exist, and an EC key without y", () => {
+    expect(refusal(withManifest({ trustedSigners: [{ ...OPERATOR, kty: "EC" }] }))).toBe(
+      'client policy: manifest.trustedSigners.0.crv: expected "P-256" with kty "EC" (an Ed25519 key has kty "OKP"), found a string of 7 characters',
+    );
+    expect(refusal(withManifest({ trustedSigners: [{ ...P256, kty: "OKP" }] }))).toBe(
+      'client policy: manifest.trustedSigners.0.crv: expected "Ed25519" with kty "OKP" (a P-256 key has kty "EC"), found a string of 5 characters',
+    );
+    const { y: _, ...noY } = P256;
+    expect(refusal(withManifest({ trustedSigners: [noY] }))).toBe(
+      "client policy: manifest.trustedSigners.0.y: expected string, found nothing",
+    );
+  });
+
+  it("accepts the public keys of both kinds", () => {
+    expect(parseClientPolicy(withManifest({ trustedSigners: [OPERATOR, P256] })).manifest.trustedSigners).toEqual([
+      OPERATOR,
+      P256,
+    ]);
+  });
+});
+
+describe("allowedModelDigests", () => {
+  it("takes either case and lower-cases it, as the attestation section's hex fields do", () => {
+    const policy = parseClientPolicy(withManifest({ allowedModelDigests: ["B".repeat(64), "c".repeat(64)] }));
+    expect(policy.manifest.allowedModelDigests).toEqual(["b".repeat(64), "c".repeat(64)]);
+    expect(refusal(withManifest({ allowedModelDigests: ["g".repeat(64)] }))).toBe(
+      "client policy: manifest.allowedModelDigests.0: expected 32 bytes as 64 hex digits, found a string of 64 characters",
+    );
+  });
+});
+
+describe("messages say what is wrong with the value found", () => {
+  it("an empty array is called one", () => {
+    expect(refusal([])).toBe("client policy: (policy): expected object, found an empty array");
+    expect(refusal({ ...base, acceptedEvidence: [] })).toBe(
+      "client policy: acceptedEvidence: expected an array of at least 1 item, found an empty array",
+    );
+  });
+
+  it("a value outside an enum: not one of the names, which are listed", () => {
+    expect(refusal({ ...base, acceptedEvidence: ["sim"] })).toBe(
+      'client policy: acceptedEvidence.0: expected one of "sev-snp", "tdx", "azure-snp", "azure-tdx", found a string of 3 characters that is none of them',
+    );
+  });
+});
