@@ -10,6 +10,7 @@ import { CompactSign, importJWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeMemberPath, findDuplicateMember } from "../../attestation/json-duplicates.ts";
 import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
+import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { parseAttestationPolicy } from "../../attestation/policy.ts";
 import { readPolicyFile } from "../../client/cli/run-client.ts";
 import { runPolicyInit } from "../../client/cli/run-policy.ts";
@@ -86,6 +87,23 @@ describe("the other files that decide trust", () => {
       "POLICY_INVALID",
       "attestation policy: trustSimulator appears twice in one object",
     ]);
+  });
+
+  it("the key broker's configuration, and a key file it names", async () => {
+    const config = join(dir, "kbs.json");
+    await writeFile(config, '{"version":1,"keys":[],"keys":[{"keyFile":"k.jwk","policy":"p.json"}]}', { mode: 0o600 });
+    await expect(loadBrokerConfig(config)).rejects.toMatchObject({
+      code: "KBS_CONFIG_INVALID",
+      message: expect.stringMatching(new RegExp(`^--config: "${config}": keys appears twice in one object`)),
+    });
+    const keyed = join(dir, "kbs-keyed.json");
+    await writeFile(keyed, JSON.stringify({ version: 1, keys: [{ keyFile: "twice.jwk", policy: "p.json" }] }), {
+      mode: 0o600,
+    });
+    await writeFile(join(dir, "twice.jwk"), '{"kty":"oct","k":"AAAA","k":"BBBB"}', { mode: 0o600 });
+    await expect(loadBrokerConfig(keyed)).rejects.toMatchObject({
+      message: expect.stringMatching(/^keys\.0\.keyFile: "[^"]+twice\.jwk": k appears twice in one object/),
+    });
   });
 
   it("the host's API-keys file (a second keys list would replace the first)", async () => {
