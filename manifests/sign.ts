@@ -71,6 +71,39 @@ function algOfJwk(jwk: JWK): ManifestAlg | null {
   return null;
 }
 
+/** What a value that should be a JWK is, for an error message (never the key's members). */
+function describeNonJwk(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return `a ${typeof value}`;
+}
+
+/**
+ * Checks that `value` (parsed JSON: a trusted key file, an `--operator-key`) is one public Ed25519
+ * or P-256 JWK, and returns it; otherwise MANIFEST_KEY_INVALID naming `source` and what it found
+ * (null, an array, a JWK Set, a private key, another key type), never the key's bytes.
+ */
+export function checkTrustedJwk(value: unknown, source: string): JWK {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ManifestKeyInvalidError(
+      `${source}: expected a public JWK (a JSON object), found ${describeNonJwk(value)}`,
+    );
+  }
+  const jwk = value as JWK & { keys?: unknown };
+  if (jwk.kty === undefined && Array.isArray(jwk.keys)) {
+    throw new ManifestKeyInvalidError(
+      `${source}: expected a public JWK, found a JWK Set ({"keys": […]}); give each key as its own JWK`,
+    );
+  }
+  if (jwk.d !== undefined) {
+    throw new ManifestKeyInvalidError(`${source}: expected a public JWK, found a private one`);
+  }
+  if (algOfJwk(jwk) === null) {
+    throw new ManifestKeyInvalidError(`${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
+  }
+  return jwk;
+}
+
 /** Public members only (drops `d` and anything else private). */
 function publicPart(jwk: JWK): JWK {
   const { kty, crv, x, y } = jwk;
@@ -193,13 +226,9 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
 
   let payload: Uint8Array | undefined;
   let signer: JWK | undefined;
-  for (const [index, trusted] of trustedPublicJwks.entries()) {
-    if (typeof trusted.d === "string") {
-      throw new ManifestKeyInvalidError(`trusted key ${index}: expected a public JWK, found a private one`);
-    }
-    const keyAlg = algOfJwk(trusted);
-    if (keyAlg === null)
-      throw new ManifestKeyInvalidError(`trusted key ${index}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
+  for (const [index, candidate] of trustedPublicJwks.entries()) {
+    const trusted = checkTrustedJwk(candidate, `trusted key ${index}`);
+    const keyAlg = algOfJwk(trusted) as ManifestAlg;
     if (keyAlg !== alg) continue;
     let key: CryptoKey | Uint8Array;
     try {

@@ -177,6 +177,53 @@ describe("bad input exits 2, a failure exits 1", () => {
     });
   });
 
+  it("enclave and policy init: an --operator-key file that is not one public JWK exits 2 (MANIFEST_KEY_INVALID), naming the option and the file", async () => {
+    const operator = await generateManifestSigningKey("EdDSA");
+    const manifestPath = join(dir, "operator-key-manifest.jws");
+    await writeFile(manifestPath, await signManifest(devManifest(), operator.privateJwk));
+    const cases: [string, string, string][] = [
+      ["null", "null", "found null"],
+      ["array", JSON.stringify([operator.publicJwk]), "found an array"],
+      ["jwks", JSON.stringify({ keys: [operator.publicJwk] }), 'found a JWK Set ({"keys": […]})'],
+      ["private", JSON.stringify(operator.privateJwk), "found a private one"],
+      ["rsa", JSON.stringify({ kty: "RSA", n: "AQAB", e: "AQAB" }), "expected an Ed25519 (OKP) or P-256 (EC) JWK"],
+    ];
+    for (const [name, text, found] of cases) {
+      const keyPath = join(dir, `operator-${name}.jwk`);
+      await writeFile(keyPath, text);
+      const enclave = await run([
+        "enclave",
+        "--manifest",
+        manifestPath,
+        "--operator-key",
+        keyPath,
+        "--model",
+        join(dir, "missing.gguf"),
+        "--tee",
+        "sim-snp",
+        "--port",
+        "0",
+      ]);
+      expect(enclave.code, name).toBe(2);
+      expect(enclave.stderr, name).toMatch(/^cloister: MANIFEST_KEY_INVALID: --operator-key "/);
+      expect(enclave.stderr, name).toContain(`--operator-key "${keyPath}": expected`);
+      expect(enclave.stderr, name).toContain(found);
+      const policy = await run([
+        "policy",
+        "init",
+        "--url",
+        "http://127.0.0.1:9",
+        "--operator-key",
+        keyPath,
+        "--out",
+        join(dir, `policy-${name}.json`),
+      ]);
+      expect(policy.code, name).toBe(2);
+      expect(policy.stderr, name).toContain(`cloister: MANIFEST_KEY_INVALID: --operator-key "${keyPath}": expected`);
+      expect(policy.stderr, name).toContain(found);
+    }
+  });
+
   describe("enclave: a --kbs-url or --model that does not fit the manifest is refused before any evidence is asked for", () => {
     let operatorKeyPath: string;
     let operator: Awaited<ReturnType<typeof generateManifestSigningKey>>;

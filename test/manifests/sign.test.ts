@@ -71,6 +71,23 @@ describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: Man
   });
 });
 
+describe("trusted keys that are not a JWK object", () => {
+  // An --operator-key file holding null, an array or a JWK Set reaches verifyManifest as a trusted
+  // key: each is refused as a key (MANIFEST_KEY_INVALID) naming what it found, not a bare TypeError.
+  it.each([
+    ["null", null, /trusted key 0: expected a public JWK \(a JSON object\), found null/],
+    ["an array", [{ kty: "OKP" }], /trusted key 0: expected a public JWK \(a JSON object\), found an array/],
+    ["a string", "key", /trusted key 0: expected a public JWK \(a JSON object\), found a string/],
+    ["a JWK Set", { keys: [] }, /trusted key 0: expected a public JWK, found a JWK Set \(\{"keys": \[…\]\}\)/],
+  ])("%s is refused with MANIFEST_KEY_INVALID", async (_name, key, message) => {
+    const pair = await generateManifestSigningKey();
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const error = await errorOf(() => verifyManifest(jws, [key as never]));
+    expect(error.code).toBe("MANIFEST_KEY_INVALID");
+    expect(error.message).toMatch(message);
+  });
+});
+
 describe("one spelling per signed manifest (its digest is bound into REPORT_DATA)", () => {
   const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
   const s = (jws: string) =>
