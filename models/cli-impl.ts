@@ -1,6 +1,7 @@
 /** Implementations of `cloister model make|inspect` (loaded lazily by models/cli.ts). */
 import { printJson, refuseExistingOutput } from "../client/cli/output.ts";
 import { type BenchPreset, type BenchQuant, writeBenchModel } from "./bench.ts";
+import { printableField } from "./errors.ts";
 import { inspectModel } from "./inspect.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "./tiny.ts";
 
@@ -53,7 +54,10 @@ export async function runInspect(path: string, json: boolean): Promise<void> {
   const types = Object.entries(s.tensorTypes)
     .map(([t, n]) => `${t}×${n}`)
     .join(", ");
-  const show = (v: string | number | null) => (v === null ? "(not set)" : String(v));
+  // name, architecture and tokenizer are the file's own (untrusted) strings: escaped and cut, so a
+  // downloaded GGUF cannot move the cursor, recolour or forge a line (a false "sha256") on screen.
+  const show = (v: string | number | null) =>
+    v === null ? "(not set)" : typeof v === "string" ? printableField(v) : String(v);
   out(`file           ${s.path}`);
   out(`bytes          ${s.bytes}`);
   out(`sha256         ${s.sha256}`);

@@ -98,8 +98,11 @@ export function failedOnBadPath(error: Error): boolean {
   return typeof errno === "string" && BAD_PATH_ERRNO.has(errno);
 }
 
-/** At most 160 characters, control characters (C0, DEL, C1) as \u escapes. */
-function printableField(field: string): string {
+/**
+ * At most 160 characters, control characters (C0, DEL, C1) as \u escapes: text read from an
+ * (untrusted) model file, made safe to print on one terminal line.
+ */
+export function printableField(field: string): string {
   const cut = field.length > 160 ? `${field.slice(0, 160)}…` : field;
   let out = "";
   for (const ch of cut) {

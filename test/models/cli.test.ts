@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeGguf } from "../../models/gguf-write.ts";
 import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { runCloister } from "../helpers/cli.ts";
@@ -45,6 +46,34 @@ describe("cloister model make / inspect", () => {
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toMatch(/^cloister: GGUF_(TRUNCATED|BAD_COUNT): .* at offset \d+: /);
     expect(bad.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  it("inspect shows the file's own strings (name, architecture, tokenizer) escaped and cut: no terminal escape or forged line reaches stdout", async () => {
+    const path = join(dir, "hostile.gguf");
+    const forged = `x\u001b[2K\rsha256         ${"0".repeat(64)}\n`;
+    await writeGguf(
+      path,
+      [
+        ["general.architecture", { type: "STRING", value: "llama\u001b[31m" }],
+        ["general.name", { type: "STRING", value: forged + "n".repeat(1000) }],
+        ["tokenizer.ggml.model", { type: "STRING", value: "gpt2\u009b2J\u007f" }],
+      ],
+      [{ name: "t", type: "F32", dims: [4], data: new Float32Array(4) }],
+    );
+    const text = await cloister("model", "inspect", path);
+    expect(text.code).toBe(0);
+    // No C0 control (but the line feeds between lines), DEL or C1 character.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
+    expect(text.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(text.stdout.match(/^sha256 /gm)).toHaveLength(1);
+    expect(text.stdout).toMatch(/^architecture +llama\\u001b\[31m$/m);
+    expect(text.stdout).toMatch(/^vocabulary +.*\(gpt2\\u009b2J\\u007f tokenizer\)$/m);
+    // Cut to 160 characters of the file's text (escapes count after the cut), then "…".
+    const name = /^name +(.*)$/m.exec(text.stdout)?.[1];
+    expect(name).toBe(`x\\u001b[2K\\u000dsha256         ${"0".repeat(64)}\\u000a${"n".repeat(160 - forged.length)}…`);
+    // --json keeps the exact strings (JSON escapes them).
+    const json = await cloister("model", "inspect", path, "--json");
+    expect(JSON.parse(json.stdout)).toMatchObject({ architecture: "llama\u001b[31m" });
   });
 
   it("names a sealed model as one: inspect and run say it is decrypted only inside an enclave (MODEL_SEALED)", async () => {
