@@ -61,6 +61,46 @@ async function privateRoot(): Promise<string> {
   return (await isPrivateMemoryDirectory("/dev/shm")) ? "/dev/shm" : tmpdir();
 }
 
+/** Where copies go, and how much room there is: test seams (the defaults are /dev/shm or the OS temp directory, and statfs). */
+export interface StagingOptions {
+  /** The directory copies are made under; `neededBytes` is the size of the copy to make. */
+  readonly privateRoot?: (neededBytes: number) => Promise<string>;
+  /** Bytes an unprivileged writer may still write under `directory` (statfs: f_bavail × f_bsize). */
+  readonly freeBytes?: (directory: string) => Promise<number>;
+}
+
+/** statfs's free blocks for unprivileged writers × the block size; Infinity when statfs fails (the copy's own error then says why). */
+export async function freeBytesOf(directory: string): Promise<number> {
+  return statfs(directory).then(
+    (s) => s.bavail * s.bsize,
+    () => Number.POSITIVE_INFINITY,
+  );
+}
+
+/**
+ * Refuses (MODEL_NO_ROOM) a copy of `neededBytes` that `root` has no room for, before anything is
+ * copied: containers get a 64 MiB /dev/shm by default (Docker, Kubernetes), far below any real
+ * model, and the copy would otherwise fail part way with ENOSPC, after the evidence was made and a
+ * sealed model's key was released.
+ */
+async function checkRoom(
+  source: string,
+  root: string,
+  neededBytes: number,
+  freeBytes: (directory: string) => Promise<number>,
+): Promise<void> {
+  const free = await freeBytes(root);
+  if (free >= neededBytes) return;
+  const fix =
+    root === "/dev/shm"
+      ? "give it a /dev/shm at least that large (docker run --shm-size=…; in Kubernetes an emptyDir volume with medium: Memory and a sizeLimit, mounted at /dev/shm; see docs/deploy.md)"
+      : "free space there, or set TMPDIR to a directory with room";
+  throw new EngineError(
+    "MODEL_NO_ROOM",
+    `model file ${source}: its private copy needs ${neededBytes} bytes in ${root}, found ${free} bytes free; ${fix}`,
+  );
+}
+
 function sizeMismatch(source: string, expectedBytes: number, found: number): EngineError {
   return new EngineError(
     "MODEL_SIZE_MISMATCH",
@@ -78,6 +118,7 @@ function sizeMismatch(source: string, expectedBytes: number, found: number): Eng
 export async function checkModelFile(
   source: string,
   expected: { readonly sizeBytes: number; readonly keyId: string | null },
+  options: StagingOptions = {},
 ): Promise<void> {
   // Non-blocking: opening a FIFO (or a device) for reading waits for a writer; this way it opens at
   // once and is refused below as not a regular file (on a regular file the flag does nothing).
@@ -88,10 +129,16 @@ export async function checkModelFile(
     const info = await handle.stat();
     if (!info.isFile()) throw modelNotFound(source);
     if (info.size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, info.size);
+    // The copy's size: the file's, or a sealed file's plaintext (its header, checked to be the
+    // manifest's file); the private root must have room for it (MODEL_NO_ROOM).
+    let copyBytes = info.size;
     if (expected.keyId !== null) {
       const header = await readSealedHeader(handle, info.size);
       checkSealedModelHeader(header, { keyId: expected.keyId, sizeBytes: expected.sizeBytes });
+      copyBytes = header.plaintextSize;
     }
+    const root = await (options.privateRoot ?? privateRoot)(copyBytes);
+    await checkRoom(source, root, copyBytes, options.freeBytes ?? freeBytesOf);
   } finally {
     await handle.close();
   }
@@ -202,14 +249,16 @@ async function copyDirectory(root: string): Promise<string> {
 }
 
 /**
- * `expectedBytes`: the manifest's size. A file of another size is refused before anything is
- * copied, and at most one byte more than that is ever copied (a file the host grows meanwhile
- * cannot fill the private memory); the digest check happens on the copy afterwards.
+ * `expectedBytes`: the manifest's size, or null for the size the file has when it is opened (a
+ * caller with a pinned digest but no pinned size: `cloister model run`, the benchmarks). A file of
+ * another size is refused before anything is copied, a root without room for it too
+ * (MODEL_NO_ROOM), and at most one byte more than that is ever copied (a file the host grows
+ * meanwhile cannot fill the private memory); the digest check happens on the copy afterwards.
  */
 export async function stageModel(
   source: string,
-  expectedBytes: number,
-  options: { readonly privateRoot?: () => Promise<string> } = {},
+  expectedBytes: number | null,
+  options: StagingOptions = {},
 ): Promise<StagedModel> {
   // Opened once (non-blocking: a FIFO swapped in is refused, not waited on) and checked through the
   // descriptor that is then read, so the bytes copied come from the file that was checked.
@@ -217,11 +266,15 @@ export async function stageModel(
     throw modelNotFound(source, error);
   });
   let dir: string;
+  let bytes: number;
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw modelNotFound(source);
-    if (info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
-    dir = await copyDirectory(await (options.privateRoot ?? privateRoot)());
+    if (expectedBytes !== null && info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
+    bytes = info.size;
+    const root = await (options.privateRoot ?? privateRoot)(bytes);
+    await checkRoom(source, root, bytes, options.freeBytes ?? freeBytesOf);
+    dir = await copyDirectory(root);
   } catch (error) {
     await handle.close();
     throw error;
@@ -232,7 +285,7 @@ export async function stageModel(
     // `end` is inclusive: one byte past the expected size is enough to see a file that grew. The
     // stream closes the descriptor when it ends or fails.
     await pipeline(
-      handle.createReadStream({ start: 0, end: expectedBytes, highWaterMark: 1 << 20 }),
+      handle.createReadStream({ start: 0, end: bytes, highWaterMark: 1 << 20 }),
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           hash.update(chunk);
@@ -243,16 +296,35 @@ export async function stageModel(
     );
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
-    throw new EngineError("MODEL_LOAD_FAILED", `model file ${source}: cannot be copied into private memory`, {
-      cause: error,
-    });
+    // The errno is in the message (the CLI prints only the message): ENOSPC says the root filled up
+    // meanwhile, EIO a failing disk.
+    const code = (error as { code?: unknown } | null)?.code;
+    throw new EngineError(
+      "MODEL_LOAD_FAILED",
+      `model file ${source}: cannot be copied into ${dir}${typeof code === "string" ? ` (${code})` : ""}`,
+      { cause: error },
+    );
   }
   const copied = (await stat(path)).size;
-  if (copied !== expectedBytes) {
+  if (copied !== bytes) {
     await rm(dir, { recursive: true, force: true });
-    throw sizeMismatch(source, expectedBytes, copied);
+    if (expectedBytes !== null) throw sizeMismatch(source, expectedBytes, copied);
+    throw new EngineError(
+      "MODEL_CHANGED_DURING_LOAD",
+      `model file ${source}: was ${bytes} bytes when opened, ${copied} bytes were copied (something writes to it); not loaded`,
+    );
   }
   return { path, sha256: hash.digest("hex"), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Where `cloister model run` and the benchmarks copy a model they were given by path (the engine's
+ * own staging, enclave/engine.ts): /dev/shm when it is memory with room for `neededBytes`
+ * (the copy then costs no disk, and llama.cpp maps the same pages), else the OS temp directory.
+ */
+export async function localCopyRoot(neededBytes: number): Promise<string> {
+  const shm = await isPrivateMemoryDirectory("/dev/shm");
+  return shm && (await freeBytesOf("/dev/shm")) >= neededBytes ? "/dev/shm" : tmpdir();
 }
 
 /**
@@ -264,9 +336,9 @@ export async function stageSealedModel(
   source: string,
   expected: SealedModelExpectation,
   modelKey: ModelKey,
-  options: { readonly allowDisk: boolean; readonly privateRoot?: () => Promise<string> },
+  options: { readonly allowDisk: boolean; readonly privateRoot?: (neededBytes: number) => Promise<string> },
 ): Promise<StagedModel> {
-  const root = await (options.privateRoot ?? privateRoot)();
+  const root = await (options.privateRoot ?? privateRoot)(expected.sizeBytes);
   // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
   // host can read, so a real TEE refuses (the simulator, a development tool, may use it).
   if (root !== "/dev/shm" && !options.allowDisk) {

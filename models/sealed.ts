@@ -539,7 +539,10 @@ export async function unsealModelFile(
         );
       }
       plainHash.update(plain);
-      await sink.write(plain);
+      // Named with the path and errno (ENOSPC: the private memory is full), never the bytes.
+      await sink.write(plain).catch((cause: unknown) => {
+        throw new ModelIoError(output, "write", cause);
+      });
       offset += length;
     }
     // The manifest pins the size: one byte more means the file grew while it was being read.
@@ -564,7 +567,9 @@ export async function unsealModelFile(
         `sealed model plaintextSha256: expected ${header.plaintextSha256} (its header), found ${plaintextSha256}`,
       );
     }
-    await sink.close();
+    await sink.close().catch((cause: unknown) => {
+      throw new ModelIoError(output, "write", cause);
+    });
     sink = null;
     return header;
   } catch (error) {

@@ -5,12 +5,25 @@
  * have ended, and never one whose process still runs (several enclaves may share a machine).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  statfs,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CopyOwner, copyOwnerOf, stageModel } from "../../enclave/model-staging.ts";
+import { EngineError } from "../../enclave/engine/errors.ts";
+import { type CopyOwner, checkModelFile, copyOwnerOf, stageModel } from "../../enclave/model-staging.ts";
 import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 
@@ -79,7 +92,7 @@ describe("model staging", () => {
 
     // An enclave on this machine stages its model and keeps running.
     const running = await runStaging(
-      `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
+      `const staged = await refusal(stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
 process.stdout.write(staged.path + "\\n");
 process.stdin.resume();`,
     );
@@ -148,4 +161,142 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
       await staged.remove();
     }
   }, 30_000);
+});
+
+/**
+ * A private root too small for the model (Docker's and Kubernetes' default /dev/shm is 64 MiB) is
+ * refused before anything is copied, at the boot's first look at the file (checkModelFile, before
+ * keys, evidence and the key broker), naming the directory, the bytes free and needed, and the fix.
+ * The free space is injected (freeBytes) where the test needs a small figure; one case uses the
+ * real statfs of the temp directory with a sparse file larger than its free space.
+ */
+describe("room in the private root", () => {
+  const tooSmall = (free: number) => async () => free;
+  const refusal = (attempt: Promise<unknown>): Promise<EngineError> =>
+    attempt.then(
+      () => {
+        throw new Error("expected a refusal, it went through");
+      },
+      (e: unknown) => e as EngineError,
+    );
+
+  it("checkModelFile refuses a /dev/shm without room for the model: MODEL_NO_ROOM naming the directory, free and needed bytes, and the fix", async () => {
+    const error = await refusal(
+      checkModelFile(
+        plainPath,
+        { sizeBytes: plainSize, keyId: null },
+        { privateRoot: async () => "/dev/shm", freeBytes: tooSmall(plainSize - 1) },
+      ),
+    );
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error.code).toBe("MODEL_NO_ROOM");
+    expect(error.message).toBe(
+      `model file ${plainPath}: its private copy needs ${plainSize} bytes in /dev/shm, found ${plainSize - 1} bytes free; give it a /dev/shm at least that large (docker run --shm-size=…; in Kubernetes an emptyDir volume with medium: Memory and a sizeLimit, mounted at /dev/shm; see docs/deploy.md)`,
+    );
+    // Exactly enough room passes.
+    await checkModelFile(
+      plainPath,
+      { sizeBytes: plainSize, keyId: null },
+      { privateRoot: async () => "/dev/shm", freeBytes: tooSmall(plainSize) },
+    );
+  });
+
+  it("checkModelFile counts a sealed model's plaintext, the size of its decrypted copy", async () => {
+    const expected = { sizeBytes: sealed.sizeBytes, keyId: KEY_ID };
+    const freeBytes = tooSmall(plainSize - 1);
+    const error = await refusal(
+      checkModelFile(sealedPath, expected, { privateRoot: async () => "/dev/shm", freeBytes }),
+    );
+    expect(error.code).toBe("MODEL_NO_ROOM");
+    expect(error.message).toContain(`needs ${plainSize} bytes in /dev/shm, found ${plainSize - 1} bytes free`);
+    await checkModelFile(sealedPath, expected, { privateRoot: async () => "/dev/shm", freeBytes: tooSmall(plainSize) });
+  });
+
+  it("checkModelFile with the real statfs: a (sparse) model larger than the temp directory's free space is refused", async () => {
+    const root = await mkdtemp(join(dir, "root-"));
+    const { bavail, bsize } = await statfs(root);
+    const huge = join(dir, "huge.gguf");
+    const size = bavail * bsize + 2 ** 30;
+    await writeFile(huge, "");
+    await truncate(huge, size);
+    try {
+      const error = await refusal(
+        checkModelFile(huge, { sizeBytes: size, keyId: null }, { privateRoot: async () => root }),
+      );
+      expect(error.code).toBe("MODEL_NO_ROOM");
+      expect(error.message).toMatch(
+        new RegExp(`needs ${size} bytes in ${root}, found \\d+ bytes free; free space there, or set TMPDIR`),
+      );
+    } finally {
+      await rm(huge, { force: true });
+    }
+  });
+
+  it("stageModel refuses before copying anything (no directory is made)", async () => {
+    const root = await mkdtemp(join(dir, "root-"));
+    const error = await refusal(
+      stageModel(plainPath, plainSize, {
+        privateRoot: async () => root,
+        freeBytes: tooSmall(1000),
+      }),
+    );
+    expect(error.code).toBe("MODEL_NO_ROOM");
+    expect(error.message).toContain(`needs ${plainSize} bytes in ${root}, found 1000 bytes free`);
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  /**
+   * The root filling up during the copy (another process, or a figure statfs got wrong): the copy
+   * fails with ENOSPC, and the message, all the CLI prints, names the errno and the directory. A
+   * real tmpfs of half the model's size in a mount namespace of its own (unshare -m: this needs root, as CI has; the
+   * test fails, never skips, where that cannot be made).
+   */
+  it("a copy that runs out of room names ENOSPC and the directory (plain and sealed)", () => {
+    const small = join(dir, "small-shm");
+    // Half the model, in whole pages (tmpfs rounds its size up to pages).
+    const tmpfsBytes = Math.floor(plainSize / 2 / 4096) * 4096;
+    execFileSync("mkdir", ["-p", small]);
+    const script = `
+      import { stageModel, stageSealedModel } from ${JSON.stringify(STAGING)};
+      const key = { keyId: ${JSON.stringify(KEY_ID)}, key: Buffer.from(process.env.MODEL_KEY_HEX, "hex") };
+      const root = async () => ${JSON.stringify(small)};
+      const plain = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, {
+        privateRoot: root,
+        freeBytes: async () => Infinity,
+      }).then(() => "staged", (e) => e.code + ": " + e.message);
+      const sealed = await stageSealedModel(
+        ${JSON.stringify(sealedPath)},
+        { sha256: ${JSON.stringify(sealed.sha256)}, sizeBytes: ${sealed.sizeBytes}, keyId: ${JSON.stringify(KEY_ID)} },
+        key,
+        { allowDisk: true, privateRoot: root },
+      ).then(() => "staged", (e) => e.code + ": " + e.message);
+      console.log(JSON.stringify({ plain, sealed }));
+    `;
+    const out = execFileSync(
+      "unshare",
+      [
+        "-m",
+        "sh",
+        "-c",
+        `mount -t tmpfs -o size=${tmpfsBytes} tmpfs "$0" && exec "$1" --import tsx --input-type=module -e "$2"`,
+        small,
+        process.execPath,
+        script,
+      ],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, MODEL_KEY_HEX: Buffer.from(modelKey.key).toString("hex") },
+      },
+    );
+    const { plain, sealed: unsealed } = JSON.parse(out) as { plain: string; sealed: string };
+    expect(plain).toMatch(
+      new RegExp(
+        `^MODEL_LOAD_FAILED: model file ${plainPath}: cannot be copied into ${small}/cloister-model-[^ ]+ \\(ENOSPC\\)$`,
+      ),
+    );
+    expect(unsealed).toMatch(
+      new RegExp(`^MODEL_IO: cannot write model file "${small}/cloister-model-[^"]+/model\\.gguf" \\(ENOSPC\\)$`),
+    );
+  }, 60_000);
 });
