@@ -3,10 +3,18 @@
  * requests on a fixed number of context sequences behind a bounded FIFO queue.
  *
  * What it checks:
- * - Before anything is loaded, the model file's SHA-256 (streamed) must equal the pinned digest;
- *   a mismatch is refused with MODEL_DIGEST_MISMATCH naming both digests. The file's identity
- *   (device, inode, size, mtime) is compared again after loading, so a file swapped between hashing
- *   and loading is refused with MODEL_CHANGED_DURING_LOAD.
+ * - The bytes loaded are the bytes hashed. llama.cpp opens (and maps) a model by path, so hashing
+ *   the path and then loading it would let anyone who can write the path swap bytes in between
+ *   (and swap them back, or restore the mtime, before any later look). So a model given by path is
+ *   first copied into a private directory (model-staging.ts stageModel: /dev/shm when it has room,
+ *   else the OS temp directory, a fresh 0700 directory), hashed as it is written, and that copy is
+ *   loaded and removed again on close or failure. The caller that staged its own copy (the enclave)
+ *   passes `modelSha256` instead. The digest must equal the pinned one before anything is loaded:
+ *   a mismatch is refused with MODEL_DIGEST_MISMATCH naming both digests. The copy's identity
+ *   (device, inode, size, mtime) is compared again after loading (MODEL_CHANGED_DURING_LOAD).
+ *   Cost: one extra sequential read and write of the model at load (a few seconds per GiB), and the
+ *   copy's space; in /dev/shm that is memory, but llama.cpp maps the copy's pages rather than
+ *   reading the model again, so the model is held in memory once either way.
  * - Requests are validated field by field (ENGINE_REQUEST); prompts that do not fit the context are
  *   refused (PROMPT_TOO_LONG); when every sequence is busy and the queue is full a request is refused
  *   at once with ENGINE_BUSY.
@@ -39,10 +47,10 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { MAX_SEQUENCES } from "../manifests/schema.ts";
-import { sha256File } from "../models/hash.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
+import { localCopyRoot, type StagedModel, stageModel } from "./model-staging.ts";
 
 export { EngineBusyError, EngineError, type EngineErrorCode, ModelDigestMismatchError } from "./engine/errors.ts";
 
@@ -119,15 +127,17 @@ export type EngineOptions = {
   progress?: boolean;
   /**
    * The SHA-256 of `modelPath`, computed by the caller as it wrote that file (the enclave's private
-   * copy, model-staging.ts): compared with `expectedSha256` instead of reading the file once more.
+   * copy, model-staging.ts): compared with `expectedSha256`, and `modelPath` is then loaded as it
+   * is. Only for a file no one else can write; without it the engine makes its own private copy.
    */
   modelSha256?: string;
 };
 
-/** Test seams: the loader and the hash can be observed or replaced. */
+/** Test seams: the loader and the private copy can be observed or replaced. */
 export type EngineDependencies = {
   getLlama: (options: LlamaOptions) => Promise<Llama>;
-  sha256File: (path: string) => Promise<string>;
+  /** Copies a model given by path into a private directory, hashing it as written (stageModel). */
+  stageModel: (path: string) => Promise<StagedModel>;
 };
 
 export type EngineInfo = {
@@ -175,17 +185,39 @@ const DEFAULT_MAX_TOKENS = 256;
 const MAX_STOP_STRINGS = 8;
 const CLOSE_GRACE_MS = 5_000;
 
-const defaultDependencies: EngineDependencies = { getLlama: (options) => getLlama(options), sha256File };
+const defaultDependencies: EngineDependencies = {
+  getLlama: (options) => getLlama(options),
+  stageModel: (path) => stageModel(path, null, { privateRoot: localCopyRoot }),
+};
 
-/** Verify the model file against its pinned digest, then load it and create the sequences. */
+/**
+ * Verify the model file against its pinned digest, then load it and create the sequences. A model
+ * given without `modelSha256` is loaded from a private copy hashed as it was written.
+ */
 export async function openInferenceEngine(
   options: EngineOptions,
   dependencies: Partial<EngineDependencies> = {},
 ): Promise<InferenceEngine> {
   const deps = { ...defaultDependencies, ...dependencies };
   const settings = checkOptions(options);
-  const before = await statModel(options.modelPath);
-  const found = (options.modelSha256 ?? (await deps.sha256File(options.modelPath))).toLowerCase();
+  const staged = options.modelSha256 === undefined ? await deps.stageModel(options.modelPath) : null;
+  try {
+    return await loadEngine(options, settings, deps, staged);
+  } catch (error) {
+    await staged?.remove();
+    throw error;
+  }
+}
+
+async function loadEngine(
+  options: EngineOptions,
+  settings: ReturnType<typeof checkOptions>,
+  deps: EngineDependencies,
+  staged: StagedModel | null,
+): Promise<InferenceEngine> {
+  const loadPath = staged?.path ?? options.modelPath;
+  const before = await statModel(loadPath);
+  const found = (staged?.sha256 ?? (options.modelSha256 as string)).toLowerCase();
   if (!digestsEqual(found, settings.expectedSha256)) {
     throw new ModelDigestMismatchError(options.modelPath, settings.expectedSha256, found);
   }
@@ -208,12 +240,12 @@ export async function openInferenceEngine(
       },
     });
     model = await llama.loadModel({
-      modelPath: options.modelPath,
+      modelPath: loadPath,
       gpuLayers: settings.gpu === "off" ? 0 : "auto",
       ...(progress ? { onLoadProgress: progressPrinter() } : {}),
     });
     if (progress) process.stderr.write("\n");
-    const after = await statModel(options.modelPath);
+    const after = await statModel(loadPath);
     if (!sameFile(before, after)) {
       throw new EngineError(
         "MODEL_CHANGED_DURING_LOAD",
@@ -243,7 +275,7 @@ export async function openInferenceEngine(
       gpu: llama.gpu,
       chatTemplate: chatWrapper.wrapperName,
     };
-    return new InferenceEngine(llama, model, context, slots, chatWrapper, settings.maxQueue, info);
+    return new InferenceEngine(llama, model, context, slots, chatWrapper, settings.maxQueue, info, staged);
   } catch (error) {
     await context?.dispose().catch(() => {});
     await model?.dispose().catch(() => {});
@@ -265,6 +297,8 @@ export class InferenceEngine {
   /** Aborted by close(): ends every running generation after its current token. */
   readonly #closing = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** The private copy the engine made and loaded (removed on close), or null: the caller's file. */
+  readonly #staged: StagedModel | null;
   #closed = false;
 
   /** @internal use openInferenceEngine */
@@ -276,7 +310,9 @@ export class InferenceEngine {
     chatWrapper: ChatWrapper,
     maxQueue: number,
     info: EngineInfo,
+    staged: StagedModel | null,
   ) {
+    this.#staged = staged;
     this.#llama = llama;
     this.#model = model;
     this.#context = context;
@@ -419,9 +455,13 @@ export class InferenceEngine {
     // Running generations end at their next token; one whose consumer stopped pulling is not
     // waited for forever: after the grace period its sequence is disposed under it.
     await Promise.race([Promise.all(this.#running), sleep(CLOSE_GRACE_MS)]);
-    await this.#context.dispose();
-    await this.#model.dispose();
-    await this.#llama.dispose();
+    try {
+      await this.#context.dispose();
+      await this.#model.dispose();
+      await this.#llama.dispose();
+    } finally {
+      await this.#staged?.remove();
+    }
   }
 
   async #releaseSlot(slot: Slot, keepForTenant: string | undefined): Promise<void> {

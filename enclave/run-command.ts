@@ -3,7 +3,8 @@
  * print one completion, streamed to stdout, or as JSON with usage numbers.
  *
  * Without `--sha256` the file's digest is computed here and shown on stderr as not pinned; the
- * engine then checks the file against it like any pinned digest.
+ * engine then checks the file against it like any pinned digest. The engine loads a private copy
+ * it hashed as it wrote it (engine.ts), so the digest checked is the digest of the bytes loaded.
  */
 import { sha256File } from "../models/hash.ts";
 import { openInferenceEngine } from "./engine.ts";

@@ -6,9 +6,11 @@
  * benchmark model, whose random attention reads every cached token. One thread per engine keeps it
  * steady on a shared 2-core machine.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { getLlama, type LlamaOptions } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -68,34 +70,33 @@ describe("loading", () => {
     await e.close();
   });
 
-  it("reports a missing file clearly without hashing or loading", async () => {
+  it("reports a missing file clearly without copying or loading", async () => {
     const loader = vi.fn((options: LlamaOptions) => getLlama(options));
-    const hasher = vi.fn(async () => sha256);
     const missing = join(dir, "nope.gguf");
-    const error = await openInferenceEngine(
-      { modelPath: missing, expectedSha256: sha256 },
-      { getLlama: loader, sha256File: hasher },
-    ).catch((e: unknown) => e);
+    const error = await openInferenceEngine({ modelPath: missing, expectedSha256: sha256 }, { getLlama: loader }).catch(
+      (e: unknown) => e,
+    );
     expect(code(error)).toBe("MODEL_NOT_FOUND");
     expect((error as Error).message).toBe(`model file ${missing}: not found`);
-    expect(hasher).not.toHaveBeenCalled();
     expect(loader).not.toHaveBeenCalled();
   });
 
-  it("takes a digest the caller computed as it wrote the file instead of reading it again, and still compares it", async () => {
-    const hasher = vi.fn(async () => sha256);
+  it("takes a digest the caller computed as it wrote the file instead of copying it, and still compares it", async () => {
+    const stager = vi.fn(async () => {
+      throw new Error("not copied");
+    });
     const wrong = "ab".repeat(32);
     const refused = await openInferenceEngine(
       { modelPath, expectedSha256: sha256, modelSha256: wrong, threads: 1, sequences: 1 },
-      { sha256File: hasher },
+      { stageModel: stager },
     ).catch((e: unknown) => e);
     expect(code(refused)).toBe("MODEL_DIGEST_MISMATCH");
     const e = await openInferenceEngine(
       { modelPath, expectedSha256: sha256, modelSha256: sha256, threads: 1, sequences: 1 },
-      { sha256File: hasher },
+      { stageModel: stager },
     );
     expect(e.info.modelSha256).toBe(sha256);
-    expect(hasher).not.toHaveBeenCalled();
+    expect(stager).not.toHaveBeenCalled();
     await e.close();
   });
 
@@ -112,6 +113,125 @@ describe("loading", () => {
     await expect(
       openInferenceEngine({ modelPath: junk, expectedSha256: await sha256File(junk), threads: 1 }),
     ).rejects.toSatisfy((e) => code(e) === "MODEL_LOAD_FAILED");
+  });
+});
+
+/**
+ * A model path someone else can write (`cloister model run --sha256`, the benchmarks): the engine
+ * copies the file into a private directory, hashing the bytes as it writes them, and loads the
+ * copy, so what is loaded is what was hashed whatever happens to the path meanwhile. A stub
+ * loadModel plays the racing writer: it changes the original while "llama.cpp" reads the path it
+ * was given, then stops the load (after the identity check) with a sentinel error.
+ */
+describe("a model path another process can write", () => {
+  const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+  const good = new Uint8Array(4096).fill(1);
+  const bad = new Uint8Array(4096).fill(2);
+
+  function racingLoader(onLoad: (loadedPath: string) => Promise<void>) {
+    return async () =>
+      ({
+        async loadModel({ modelPath: loadedPath }: { modelPath: string }) {
+          await onLoad(loadedPath);
+          return {
+            get trainContextSize(): number {
+              throw new Error("LOADED_PAST_IDENTITY_CHECK");
+            },
+            dispose: async () => {},
+          };
+        },
+        dispose: async () => {},
+        cpuMathCores: 1,
+        gpu: false,
+      }) as never;
+  }
+
+  async function raced(race: (original: string, loadedPath: string) => Promise<void>) {
+    const raceDir = await mkdtemp(join(dir, "race-"));
+    const original = join(raceDir, "model.gguf");
+    await writeFile(original, good);
+    await writeFile(join(raceDir, "bad.gguf"), bad);
+    let loadedPath = "";
+    let loaded = "";
+    const error = await openInferenceEngine(
+      { modelPath: original, expectedSha256: digest(good), threads: 1 },
+      {
+        getLlama: racingLoader(async (path) => {
+          loadedPath = path;
+          await race(original, path);
+          loaded = digest(await readFile(path)); // what llama.cpp reads (open + mmap)
+        }),
+      },
+    ).then(
+      () => {
+        throw new Error("expected the stub's sentinel to stop the load");
+      },
+      (e: unknown) => e as EngineError,
+    );
+    return { original, loadedPath, loaded, error };
+  }
+
+  it("a file renamed in for the load and renamed back: the bytes loaded are still the pinned ones", async () => {
+    const swapped = { read: "" };
+    const run = await raced(async (original) => {
+      const dirOf = dirname(original);
+      await rename(original, join(dirOf, "good.bak"));
+      await rename(join(dirOf, "bad.gguf"), original);
+      swapped.read = digest(await readFile(original));
+      await rename(original, join(dirOf, "bad.gguf"));
+      await rename(join(dirOf, "good.bak"), original);
+    });
+    expect(swapped.read).toBe(digest(bad)); // the swap happened during the load
+    expect(run.loadedPath).not.toBe(run.original);
+    expect(run.loaded).toBe(digest(good));
+    expect((run.error.cause as Error).message).toBe("LOADED_PAST_IDENTITY_CHECK");
+    // The private copy is gone once the load failed.
+    await expect(stat(run.loadedPath)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("a file rewritten in place with its mtime restored: the bytes loaded are still the pinned ones", async () => {
+    const run = await raced(async (original) => {
+      execFileSync("touch", ["-r", original, `${original}.ref`]);
+      await writeFile(original, bad, { flag: "r+" });
+      execFileSync("touch", ["-r", `${original}.ref`, original]);
+    });
+    expect(digest(await readFile(run.original))).toBe(digest(bad)); // the rewrite happened
+    expect(run.loaded).toBe(digest(good));
+    expect((run.error.cause as Error).message).toBe("LOADED_PAST_IDENTITY_CHECK");
+  });
+
+  it("the private copy changed during the load is refused with MODEL_CHANGED_DURING_LOAD", async () => {
+    const run = await raced(async (_original, loadedPath) => {
+      await writeFile(loadedPath, bad);
+      await writeFile(loadedPath, new Uint8Array(8192));
+    });
+    expect(run.error.code).toBe("MODEL_CHANGED_DURING_LOAD");
+    await expect(stat(run.loadedPath)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("a real load keeps its copy until close, then removes it", async () => {
+    let copy = "";
+    const e = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, threads: 1, sequences: 1 },
+      {
+        getLlama: async (options) => {
+          const llama = await getLlama(options);
+          const loadModel = llama.loadModel.bind(llama);
+          llama.loadModel = (o) => {
+            copy = o.modelPath;
+            return loadModel(o);
+          };
+          return llama;
+        },
+      },
+    );
+    expect(e.info.modelPath).toBe(modelPath);
+    expect(e.info.modelSha256).toBe(sha256);
+    expect(copy).not.toBe(modelPath);
+    expect((await stat(copy)).isFile()).toBe(true);
+    await e.close();
+    await expect(stat(copy)).rejects.toMatchObject({ code: "ENOENT" });
+    await expect(stat(dirname(copy))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
 
