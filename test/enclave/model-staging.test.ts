@@ -92,7 +92,7 @@ describe("model staging", () => {
 
     // An enclave on this machine stages its model and keeps running.
     const running = await runStaging(
-      `const staged = await refusal(stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
+      `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
 process.stdout.write(staged.path + "\\n");
 process.stdin.resume();`,
     );
