@@ -5,7 +5,7 @@
  * Each `register*` function only declares options; its action imports the implementation lazily,
  * so `cloister host` never loads enclave or sealing code into the untrusted host process.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, type Option } from "commander";
 import { registerAttestationCommands } from "../../attestation/cli.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
@@ -43,7 +43,38 @@ export function buildProgram(): Command {
   for (const command of commandTree(program)) {
     command.configureOutput({ outputError: (text, write) => write(usageLine(text)) }).exitOverride();
   }
+  checkRequiredOptionsAfterUnknownOnes(program);
   return program;
+}
+
+/**
+ * Required options checked after unknown ones: commander checks required options first, so a typo
+ * in one (`--ulr`) was reported as the option missing, never as the typo with its suggestion
+ * ("Did you mean --url?"). Here no option is mandatory for commander, and a preAction hook, which
+ * runs after commander's unknown-option check, refuses a required option left out in commander's
+ * own words (`required option '--url <url>' not specified`).
+ */
+function checkRequiredOptionsAfterUnknownOnes(program: Command): void {
+  const required = new Set<Option>();
+  for (const command of commandTree(program)) {
+    for (const option of command.options) {
+      if (!option.mandatory) continue;
+      required.add(option);
+      option.makeOptionMandatory(false);
+    }
+  }
+  program.hook("preAction", (_program, action) => {
+    // The action's command and its parents, as commander walks them.
+    for (let command: Command | null = action; command !== null; command = command.parent) {
+      for (const option of command.options) {
+        if (required.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
+          command.error(`error: required option '${option.flags}' not specified`, {
+            code: "commander.missingMandatoryOptionValue",
+          });
+        }
+      }
+    }
+  });
 }
 
 /**

@@ -52,6 +52,39 @@ describe("one line per error: cloister: CODE: message", () => {
     }
   }, 30_000);
 
+  it("names a mistyped option, with commander's suggestion, before a required option it may stand for", async () => {
+    for (const [args, line] of [
+      [["attest", "--ulr", "http://127.0.0.1:9", "--policy", "p.json"], "unknown option '--ulr' (Did you mean --url?)"],
+      [["kbs", "serve", "--confg", "c.json"], "unknown option '--confg' (Did you mean --config?)"],
+      [
+        ["receipt", "verify", "--recipt", "r.json", "--key", "ab"],
+        "unknown option '--recipt' (Did you mean --receipt?)",
+      ],
+      [
+        ["chat", "--url", "http://127.0.0.1:9", "--polcy", "p.json", "hi"],
+        "unknown option '--polcy' (Did you mean --policy?)",
+      ],
+    ] as const) {
+      const result = await run([...args]);
+      expect(result, args.join(" ")).toEqual({
+        code: 2,
+        stderr: `cloister: USAGE: ${line} (run with --help for usage)\n`,
+      });
+    }
+    // With no mistyped option, a required option left out is still the error, as commander words it.
+    for (const [args, option] of [
+      [["attest", "--policy", "p.json"], "--url <url>"],
+      [["kbs", "serve"], "--config <file>"],
+      [["audit", "verify"], "--log <file>"],
+    ] as const) {
+      const result = await run([...args]);
+      expect(result, args.join(" ")).toEqual({
+        code: 2,
+        stderr: `cloister: USAGE: required option '${option}' not specified (run with --help for usage)\n`,
+      });
+    }
+  }, 60_000);
+
   it("exits 2 for a client configuration error (a malformed URL), with its own code", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-cli-output-"));
     try {
