@@ -106,6 +106,34 @@ export function stopWhenParentExits(
   return () => clearInterval(timer);
 }
 
+/** The exit status of a command killed by SIGPIPE (128 + 13), what `cmd | head -1` gives a C program. */
+export const CLOSED_OUTPUT_EXIT_CODE = 141;
+
+/**
+ * Standard output or error closed by its reader (`cloister attest | head -1`): the command stops
+ * quietly, as one killed by SIGPIPE does, instead of dying of an unhandled EPIPE with a stack trace.
+ * A command with a clean shutdown of its own (a SIGTERM handler: up, host, enclave, kbs serve,
+ * proxy, web) is stopped through it, so that it stops what it started; any other exits at once with
+ * CLOSED_OUTPUT_EXIT_CODE, not 0: what it had still to say, a failure included, went unread. Later
+ * write errors (the shutdown's own lines to a closed stream) are ignored.
+ */
+export function stopWhenOutputCloses(
+  streams: readonly NodeJS.WriteStream[] = [process.stdout, process.stderr],
+  stop: () => void = () => {
+    if (process.listenerCount("SIGTERM") > 0) process.kill(process.pid, "SIGTERM");
+    else process.exit(CLOSED_OUTPUT_EXIT_CODE);
+  },
+): void {
+  let stopping = false;
+  const onError = (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    if (stopping) return;
+    stopping = true;
+    stop();
+  };
+  for (const stream of streams) stream.on("error", onError);
+}
+
 /** How a command names the outcomes of writing one output file (its own error type and wording). */
 export interface OutputFileErrors {
   /** The file exists and may not be replaced. */
