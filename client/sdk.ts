@@ -357,7 +357,9 @@ class HttpClient {
     // enclave refusal: only a sealed error frame carries the enclave's word.
     const host = { origin: "host" } as const;
     if (response.status === 401 || response.status === 403) {
-      throw new ClientError("configuration", code, `host refused the API key: ${message}`, host);
+      throw Object.assign(new ClientError("configuration", code, `host refused the API key: ${message}`, host), {
+        status: response.status,
+      });
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
       throw new ClientError("transport", code, `the host cannot reach the enclave: ${message}`, host);

@@ -4,7 +4,7 @@ import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { choiceOption, intOption } from "./output.ts";
 
 export const API_KEY_FILE_HELP =
-  "file holding the API key (or set CLOISTER_API_KEY); default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
+  "file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given; default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
 
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 /** Where `cloister web` serves its page by default, and so the origin `cloister up` lets call the host. */

@@ -21,18 +21,27 @@ import {
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";
 
+/** An API key and where it came from: a refusal of it names the source, never the key. */
+export interface ApiKey {
+  readonly key: string;
+  /** `--api-key-file "F"`, `CLOISTER_API_KEY` or the default key file. */
+  readonly source: string;
+}
+
 /**
- * The API key for requests to `url`: CLOISTER_API_KEY, else `file`, else (for a 127.0.0.1 or
- * localhost URL only) `cloister up`'s local key: a key file nobody named is never sent to another
- * host. Warns when the key would cross a network in the clear (plain http to another host).
+ * The API key for requests to `url`: the file `--api-key-file` names, else CLOISTER_API_KEY, else
+ * (for a 127.0.0.1 or localhost URL only) `cloister up`'s local key: a key file nobody named is
+ * never sent to another host. An explicit option wins over the environment, so a CLOISTER_API_KEY
+ * left exported for one deployment does not go to the host `--url` names with its own key file.
+ * Warns when the key would cross a network in the clear (plain http to another host).
  */
-export async function readApiKey(file: string | undefined, url: string): Promise<string> {
+export async function readApiKey(file: string | undefined, url: string): Promise<ApiKey> {
   // The URL first: which key may go where depends on its host, and a bad URL is the error to show.
   const parsed = parseHostUrl(url);
   const loopback = isLoopbackHost(parsed.host);
   const fromEnv = process.env.CLOISTER_API_KEY;
-  const key = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;
-  if (key === null && file === undefined && !loopback) {
+  const envKey = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;
+  if (envKey === null && file === undefined && !loopback) {
     throw new UsageError(
       `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
     );
@@ -42,13 +51,42 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
     );
   }
-  if (key !== null) return key;
-  file ??= LOCAL_API_KEY_FILE;
+  if (file !== undefined) return { key: await readKeyFile(file), source: `--api-key-file "${file}"` };
+  if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };
+  return {
+    key: await readKeyFile(LOCAL_API_KEY_FILE),
+    source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)`,
+  };
+}
+
+async function readKeyFile(file: string): Promise<string> {
   try {
     return (await readFile(file, "utf8")).trim();
   } catch (error) {
     throw new UsageError(
-      `--api-key-file: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"}); set CLOISTER_API_KEY or pass --api-key-file`,
+      `--api-key-file: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"}); pass --api-key-file or set CLOISTER_API_KEY`,
+    );
+  }
+}
+
+/**
+ * `run()`, with a refusal of the API key (the host's HTTP 401 or 403) naming where the key sent
+ * came from, so that a user can tell which key the host refused; the key itself is never named.
+ */
+export async function namingKeySource<T>(apiKey: ApiKey, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const status = (error as { status?: unknown } | null)?.status;
+    if (!(error instanceof ClientError) || error.origin !== "host" || (status !== 401 && status !== 403)) throw error;
+    throw Object.assign(
+      new ClientError(
+        error.kind,
+        error.code,
+        `${error.message}; the key sent came from ${apiKey.source}: give the key this host issued with --api-key-file (it wins over CLOISTER_API_KEY)`,
+        { cause: error, origin: "host" },
+      ),
+      { status },
     );
   }
 }
@@ -83,12 +121,11 @@ export async function open(
   policy?: ClientPolicy,
   more: Pick<ConnectOptions, "onVerified"> = {},
 ): Promise<Session> {
-  return connect({
-    url: options.url,
-    policy: policy ?? (await readPolicy(options.policy)),
-    apiKey: await readApiKey(options.apiKeyFile, options.url),
-    ...more,
-  });
+  const clientPolicy = policy ?? (await readPolicy(options.policy));
+  const apiKey = await readApiKey(options.apiKeyFile, options.url);
+  return namingKeySource(apiKey, () =>
+    connect({ url: options.url, policy: clientPolicy, apiKey: apiKey.key, ...more }),
+  );
 }
 
 export function enclaveSummary(enclave: VerifiedEnclave) {

@@ -25,7 +25,7 @@ import {
   UsageError,
   writeFileAtomically,
 } from "./output.ts";
-import { readApiKey } from "./run-client.ts";
+import { namingKeySource, readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
   url: string;
@@ -58,7 +58,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
   // Fetched as connect() fetches it (bounded, no redirect followed), verified below.
-  const answer = await fetchAttestationAnswer({ url: options.url, apiKey });
+  const answer = await namingKeySource(apiKey, () => fetchAttestationAnswer({ url: options.url, apiKey: apiKey.key }));
   const document = answer.document;
   const collateral = parseAttestationCollateral(answer.collateral);
 
@@ -140,7 +140,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     // reaches the enclave the values came from (a few tries cover any pool rotation).
     let matched = false;
     for (let attempt = 0; attempt < 8 && !matched; attempt++) {
-      const session = await connect({ url: options.url, policy, apiKey });
+      const session = await connect({ url: options.url, policy, apiKey: apiKey.key });
       matched = session.enclave.documentDigest === pinnedFrom;
     }
     if (!matched) {

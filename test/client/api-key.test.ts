@@ -4,6 +4,8 @@
  * http to another host is warned of.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -24,6 +26,16 @@ afterEach(() => {
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
 });
+
+/** A working directory as cloister up leaves it (its local key file), with a policy and an operator key. */
+async function upWorkDirectory(prefix: string): Promise<string> {
+  const work = await mkdtemp(join(dir, prefix));
+  await mkdir(join(work, ".cloister"));
+  await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
+  await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
+  await writeFile(join(work, "operator.jwk"), JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "AAAA" }));
+  return work;
+}
 
 function stderr(): string[] {
   const lines: string[] = [];
@@ -55,7 +67,10 @@ describe("readApiKey", () => {
     process.chdir(work);
     try {
       for (const url of ["http://127.0.0.1:8080", "http://localhost:8080"]) {
-        expect(await readApiKey(undefined, url)).toBe("ck_local_0123456789abcdef");
+        expect(await readApiKey(undefined, url)).toEqual({
+          key: "ck_local_0123456789abcdef",
+          source: "the default key file .cloister/api-key (cloister up's local key)",
+        });
       }
     } finally {
       process.chdir(cwd);
@@ -64,11 +79,7 @@ describe("readApiKey", () => {
 
   it("every command that takes --api-key-file refuses to send the local key to another host", async () => {
     // A working directory as cloister up leaves it, and a valid policy: the refusal is about the key.
-    const work = await mkdtemp(join(dir, "cli-"));
-    await mkdir(join(work, ".cloister"));
-    await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
-    await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
-    await writeFile(join(work, "operator.jwk"), JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "AAAA" }));
+    const work = await upWorkDirectory("cli-");
     // 192.0.2.1 (TEST-NET-1) is never contacted: each command refuses before connecting.
     const url = ["--url", "http://192.0.2.1:9"];
     const env = { ...process.env, CLOISTER_API_KEY: "" };
@@ -131,13 +142,92 @@ describe("readApiKey", () => {
   it("reads a named file or CLOISTER_API_KEY for any host, warning of plain http to another host", async () => {
     vi.stubEnv("CLOISTER_API_KEY", "");
     const lines = stderr();
-    expect(await readApiKey(keyFile, "https://cloister.example")).toBe("ck_test_0123456789abcdef");
+    expect((await readApiKey(keyFile, "https://cloister.example")).key).toBe("ck_test_0123456789abcdef");
     expect(lines).toEqual([]);
-    expect(await readApiKey(keyFile, "http://10.0.0.5:8080")).toBe("ck_test_0123456789abcdef");
+    expect((await readApiKey(keyFile, "http://10.0.0.5:8080")).key).toBe("ck_test_0123456789abcdef");
     expect(lines.join("")).toContain(
       "WARNING: --url http://10.0.0.5:8080 is plain http to another host: the API key crosses the network in the clear",
     );
     vi.stubEnv("CLOISTER_API_KEY", "ck_from_env_0123456789");
-    expect(await readApiKey(undefined, "https://cloister.example")).toBe("ck_from_env_0123456789");
+    expect(await readApiKey(undefined, "https://cloister.example")).toEqual({
+      key: "ck_from_env_0123456789",
+      source: "CLOISTER_API_KEY",
+    });
   });
+
+  it("an explicit --api-key-file wins over CLOISTER_API_KEY", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", "ck_from_env_0123456789");
+    stderr();
+    expect(await readApiKey(keyFile, "https://cloister.example")).toEqual({
+      key: "ck_test_0123456789abcdef",
+      source: `--api-key-file "${keyFile}"`,
+    });
+  });
+
+  it("every --help that offers --api-key-file says it wins over CLOISTER_API_KEY", async () => {
+    const helps = await Promise.all(
+      [["attest"], ["chat"], ["proxy"], ["audit", "checkpoint"], ["policy", "init"]].map((command) =>
+        runCloister([...command, "--help"]),
+      ),
+    );
+    for (const help of helps) {
+      expect(help.code).toBe(0);
+      expect(help.stdout.replace(/\s+/g, " ")).toContain(
+        "--api-key-file <file> file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given;",
+      );
+    }
+  }, 60_000);
+});
+
+describe("a host that refuses the key: which key was sent, never the key", () => {
+  // Refuses every key as cloister host does (401 UNAUTHENTICATED), and records which one it was sent.
+  const sent: string[] = [];
+  let host: Server;
+  let url: string;
+  beforeAll(async () => {
+    host = createServer((req, res) => {
+      sent.push(req.headers.authorization ?? "");
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "UNAUTHENTICATED", message: "missing or unknown API key" } }));
+    });
+    await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => host.close(resolve)));
+
+  it("attest and policy init send --api-key-file's key over CLOISTER_API_KEY, and name the source refused", async () => {
+    const work = await upWorkDirectory("refused-");
+    const envKey = "ck_env_other_deployment_0123";
+    const cases = [
+      {
+        env: envKey,
+        file: ["--api-key-file", keyFile],
+        key: "ck_test_0123456789abcdef",
+        source: `--api-key-file "${keyFile}"`,
+      },
+      { env: envKey, file: [], key: envKey, source: "CLOISTER_API_KEY" },
+      { env: "", file: [], key: "ck_local_0123456789abcdef", source: "the default key file .cloister/api-key" },
+    ];
+    for (const { env, file, key, source } of cases) {
+      for (const args of [
+        ["attest", "--url", url, "--policy", "policy.json", ...file],
+        ["policy", "init", "--url", url, "--operator-key", "operator.jwk", ...file],
+      ]) {
+        const what = `${args.join(" ")} (CLOISTER_API_KEY ${env === "" ? "unset" : "set"})`;
+        sent.length = 0;
+        const run = await runCloister(args, {
+          cwd: work,
+          env: { ...process.env, CLOISTER_API_KEY: env },
+          timeoutMs: 20_000,
+        });
+        expect(sent, what).toEqual([`Bearer ${key}`]);
+        expect(run.code, what).toBe(2);
+        expect(run.stderr, what).toContain("cloister: UNAUTHENTICATED: host refused the API key: host said:");
+        expect(run.stderr, what).toContain(`the key sent came from ${source}`);
+        for (const secret of [envKey, "ck_test_0123456789abcdef", "ck_local_0123456789abcdef"]) {
+          expect(`${run.stdout}${run.stderr}`, what).not.toContain(secret);
+        }
+      }
+    }
+  }, 120_000);
 });

@@ -73,7 +73,7 @@ describe("connect() reports a hostile host's error as the host's", () => {
     expect(limited.message).toBe('/v1/attestation: HTTP 429 RATE_LIMITED: host said: "slow down" (retry after 7s)');
 
     const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
-    expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED" });
+    expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401 });
     expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
   });
 });
