@@ -180,6 +180,29 @@ function transportError(code: string, message: string, cause?: unknown): ClientE
   return new ClientError("transport", code, message, cause === undefined ? undefined : { cause });
 }
 
+/** What a 404 on the attestation route most often means: `url` is not the host's base URL. */
+const BASE_URL_HINT =
+  "; is url (--url) the host's base URL, as cloister up prints it (not the enclave's or the key broker's address, no path)?";
+
+/**
+ * Why the host could not be reached, as a message may show it: the error's code (its own or, for
+ * fetch, its cause's), never its text; with what to do for a refused connection and for https to a
+ * plain-HTTP host. Nothing when there is no code (a browser's fetch gives none).
+ */
+function unreachableCause(error: unknown): string {
+  const codes = [error, (error as { cause?: unknown } | null)?.cause]
+    .map((e) => (e as { code?: unknown } | null)?.code)
+    .filter((c): c is string => typeof c === "string" && /^[A-Z][A-Z0-9_]{1,63}$/.test(c));
+  const code = codes[0];
+  if (code === undefined) return "";
+  const texts = [error, (error as { cause?: unknown } | null)?.cause].map((e) => String((e as Error | null)?.message));
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || texts.some((t) => t.includes("wrong version number"))) {
+    return ` (${code}: the TLS handshake failed: the server answered in plain HTTP; use an http:// URL for it, or put TLS in front of it)`;
+  }
+  if (code === "ECONNREFUSED") return ` (${code}: nothing listens there; is the host running, and is this its port?)`;
+  return ` (${code})`;
+}
+
 /** Most characters of a host's error message the SDK passes on. */
 const HOST_MESSAGE_MAX_CHARS = 200;
 const HOST_ERROR_CODE = /^[A-Z0-9_]{1,64}$/;
@@ -336,7 +359,11 @@ class HttpClient {
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
         throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
       }
-      throw transportError("HOST_UNREACHABLE", `cannot reach the host at ${this.base}`, error);
+      throw transportError(
+        "HOST_UNREACHABLE",
+        `cannot reach the host at ${this.base}${unreachableCause(error)}`,
+        error,
+      );
     }
     if (response.status >= 200 && response.status < 300) return response;
     if (response.status === 0 || (response.status >= 300 && response.status < 400)) {
@@ -380,12 +407,15 @@ class HttpClient {
     const retryAfter = response.header("retry-after")?.trim() ?? "";
     const retryAfterSeconds = /^\d{1,6}$/.test(retryAfter) ? Number(retryAfter) : undefined;
     const suffix = retryAfterSeconds === undefined ? "" : ` (retry after ${retryAfterSeconds}s)`;
+    // The full URL: a wrong base URL (the enclave's port, a path) is seen in it.
+    const hint = response.status === 404 && path.startsWith("/v1/attestation") ? BASE_URL_HINT : "";
     throw Object.assign(
-      new ClientError("transport", code, `${path}: HTTP ${response.status} ${code}: ${message}${suffix}`, {
-        ...host,
-        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
-      }),
-      { status: response.status },
+      new ClientError(
+        "transport",
+        code,
+        `${this.base}${path}: HTTP ${response.status} ${code}: ${message}${suffix}${hint}`,
+        { ...host, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) },
+      ),
     );
   }
 }

@@ -65,16 +65,76 @@ describe("connect() reports a hostile host's error as the host's", () => {
     });
     expect(error.kind).toBe("transport");
     expect(error.code).toBe("HOST_ERROR");
-    expect(error.message).toBe(`/v1/attestation: HTTP 503 HOST_ERROR: host said: "[2J${"A".repeat(197)}…"`);
+    expect(error.message).toBe(
+      `http://host.test/v1/attestation: HTTP 503 HOST_ERROR: host said: "[2J${"A".repeat(197)}…"`,
+    );
 
     const limited = await refusedWith(429, body({ code: "RATE_LIMITED", message: "slow down" }), {
       "retry-after": "7",
     });
-    expect(limited.message).toBe('/v1/attestation: HTTP 429 RATE_LIMITED: host said: "slow down" (retry after 7s)');
+    expect(limited.message).toBe(
+      'http://host.test/v1/attestation: HTTP 429 RATE_LIMITED: host said: "slow down" (retry after 7s)',
+    );
 
     const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
     expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401 });
     expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
+  });
+});
+
+describe("connect() names the URL it could not use", () => {
+  const BASE_URL_HINT =
+    "; is url (--url) the host's base URL, as cloister up prints it (not the enclave's or the key broker's address, no path)?";
+
+  it("a 404 on the attestation route names the full URL requested and says what --url must be", async () => {
+    const requested: string[] = [];
+    const transport: Transport = async (url) => {
+      requested.push(url);
+      return {
+        status: 404,
+        header: () => null,
+        body: (async function* () {})(),
+        text: async () => body({ code: "NOT_FOUND", message: "no such route" }),
+      };
+    };
+    const policy = await devPolicy();
+    for (const url of ["http://127.0.0.1:8443", "http://127.0.0.1:8080/v1"]) {
+      const error = await connect({ url, policy, apiKey: "ck_test", transport }).catch((e) => e);
+      expect(error).toMatchObject({ kind: "transport", code: "NOT_FOUND", status: 404 });
+      expect(error.message).toBe(`${requested.at(-1)}: HTTP 404 NOT_FOUND: host said: "no such route"${BASE_URL_HINT}`);
+    }
+    expect(requested).toEqual(["http://127.0.0.1:8443/v1/attestation", "http://127.0.0.1:8080/v1/v1/attestation"]);
+  });
+
+  it("HOST_UNREACHABLE gives the cause: a refused connection, and https to a plain-HTTP host", async () => {
+    const { createServer } = await import("node:http");
+    const plain = createServer((_req, res) => res.end("{}"));
+    await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
+    const port = (plain.address() as { port: number }).port;
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    try {
+      const policy = await devPolicy();
+      for (const transportOptions of [{}, { fetch: globalThis.fetch }]) {
+        const refusal = (url: string) =>
+          connect({ url, policy, apiKey: "ck_test", ...transportOptions }).catch((e) => e);
+        const tls = await refusal(`https://127.0.0.1:${port}`);
+        expect(tls).toMatchObject({ kind: "transport", code: "HOST_UNREACHABLE" });
+        expect(tls.message).toMatch(
+          new RegExp(
+            `^cannot reach the host at https://127\\.0\\.0\\.1:${port} \\((EPROTO|ERR_SSL_WRONG_VERSION_NUMBER): the TLS handshake failed: the server answered in plain HTTP; use an http:// URL for it, or put TLS in front of it\\)$`,
+          ),
+        );
+        const refused = await refusal(`http://127.0.0.1:${closedPort}`);
+        expect(refused.message).toBe(
+          `cannot reach the host at http://127.0.0.1:${closedPort} (ECONNREFUSED: nothing listens there; is the host running, and is this its port?)`,
+        );
+      }
+    } finally {
+      await new Promise((resolve) => plain.close(resolve));
+    }
   });
 });
 
