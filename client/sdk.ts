@@ -416,6 +416,7 @@ class HttpClient {
         `${this.base}${path}: HTTP ${response.status} ${code}: ${message}${suffix}${hint}`,
         { ...host, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) },
       ),
+      { status: response.status },
     );
   }
 }
