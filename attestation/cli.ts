@@ -1,5 +1,6 @@
 /** `cloister` sub-commands of the attestation/ party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
+import { examples } from "../client/cli/help-examples.ts";
 import { choiceOption, timeOption, UsageError } from "../client/cli/output.ts";
 
 /**
@@ -11,6 +12,14 @@ const TEES = ["snp", "tdx", "azure-snp", "azure-tdx", "maa"] as const;
 export function registerAttestationCommands(program: Command): void {
   program
     .command("verify-evidence")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister verify-evidence --tee snp --report report.bin --cert vcek.pem --policy policy.json",
+        "cloister verify-evidence --tee tdx --quote quote.bin --collateral collateral/ --json",
+        "cloister verify-evidence --tee azure-snp --evidence evidence.json --at 2025-06-01T00:00:00Z --json",
+      ),
+    )
     .description(
       "verify TEE evidence offline against the pinned vendor roots: an SEV-SNP report + VCEK/VLEK, a TDX quote + collateral, or Azure CVM evidence / an MAA token; exit 0 only when valid",
     )

@@ -1,6 +1,7 @@
 /** `cloister audit ...`: checks an enclave's audit log. The action imports its implementation lazily. */
 import type { Command } from "commander";
 import { API_KEY_FILE_HELP, type ClientConnectionOptions } from "../client/cli/commands.ts";
+import { examples } from "../client/cli/help-examples.ts";
 import { intOption } from "../client/cli/output.ts";
 
 export interface AuditVerifyCommandOptions {
@@ -28,12 +29,25 @@ export interface AuditFindCommandOptions {
 export function registerAuditCommands(program: Command): void {
   const audit = program
     .command("audit")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --out checkpoint.json",
+        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json',
+      ),
+    )
     .description(
       "enclave audit logs: verify the signed, hash-chained records the host stores, find your own request's record, fetch a signed checkpoint",
     );
 
   audit
     .command("verify")
+    .addHelpText(
+      "after",
+      examples(
+        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: attest --json',
+      ),
+    )
     .description(
       "verify an audit log (JSON lines) against the enclave's Ed25519 key: every record signed, none removed, reordered, duplicated or altered; exit 0 iff valid",
     )
@@ -58,6 +72,12 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command("find")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json",
+      ),
+    )
     .description(
       "verify an audit log, find one request's record, and (with its opening) check that the record is about your prompt and answer",
     )
@@ -83,6 +103,13 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command("checkpoint")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --out checkpoint.json",
+        "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --json",
+      ),
+    )
     .description(
       "verify the enclave behind a host, then fetch and verify a fresh signed head of its audit log (count and last record hash) for `audit verify --checkpoint`",
     )

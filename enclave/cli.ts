@@ -1,6 +1,7 @@
 /** `cloister` sub-commands of the enclave/ party. Actions import their implementation lazily. */
 import type { Command } from "commander";
 import { SNP_PRODUCTS, type SnpProduct } from "../attestation/snp/parse.ts";
+import { examples } from "../client/cli/help-examples.ts";
 import { choiceOption, intOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
@@ -27,6 +28,13 @@ export function registerEnclaveCommands(program: Command): void {
   registerAuditCommands(program);
   program
     .command("enclave")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister enclave --manifest manifest.jws --operator-key keys/operator.public.jwk --model llama-8b.gguf.sealed --kbs-url http://kbs.example:8790 --tee auto --listen 10.0.0.11",
+        "cloister enclave --manifest manifest.jws --operator-key keys/operator.public.jwk --model tiny.gguf --tee sim-snp --port 8443   # simulator, loopback",
+      ),
+    )
     .description("run the enclave inside a confidential VM (or the simulator): boot, attest, answer sealed requests")
     .requiredOption("--manifest <file>", "operator-signed deployment manifest (compact JWS)")
     .requiredOption(

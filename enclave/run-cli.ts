@@ -3,11 +3,19 @@
  * imports the engine lazily so other commands never load node-llama-cpp.
  */
 import type { Command } from "commander";
+import { examples } from "../client/cli/help-examples.ts";
 import { intOption, numberOption, UsageError } from "../client/cli/output.ts";
 
 export function registerModelRunCommand(model: Command): void {
   model
     .command("run")
+    .addHelpText(
+      "after",
+      examples(
+        'cloister model run --model tiny.gguf --prompt "Once upon a time" --max-tokens 32',
+        'cloister model run --model tiny.gguf --chat --prompt "What is a cloister?" --seed 7 --json',
+      ),
+    )
     .description("run one completion on a GGUF model (digest checked before loading), streamed to stdout")
     .requiredOption("--model <file>", "GGUF model file")
     .option("--sha256 <hex>", "pinned SHA-256 of the model file; refused when it differs")

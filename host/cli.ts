@@ -1,11 +1,19 @@
 /** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
+import { examples } from "../client/cli/help-examples.ts";
 import { intOption } from "../client/cli/output.ts";
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE_MS, MAX_SEALED_REQUEST_BYTES } from "../enclave/http.ts";
 
 export function registerHostCommands(program: Command): void {
   program
     .command("host")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister host --enclave-url http://127.0.0.1:8443 --api-keys api-keys.json --audit-dir /var/lib/cloister/audit --port 8080",
+        "cloister host --enclave-url http://10.0.0.11:8443 --enclave-url http://10.0.0.12:8443 --api-keys api-keys.json --audit-dir /var/lib/cloister/audit --listen 127.0.0.1 --port 8080",
+      ),
+    )
     .description("run the untrusted host: API keys, limits, and byte forwarding to an enclave or a pool of them")
     .addOption(
       new Option(

@@ -1,5 +1,6 @@
 /** `cloister manifest ...`: key generation, signing and verification. Actions import their implementation lazily. */
 import type { Command } from "commander";
+import { examples } from "../client/cli/help-examples.ts";
 import { choiceOption } from "../client/cli/output.ts";
 
 const ALGS = ["EdDSA", "ES256"] as const;
@@ -11,12 +12,27 @@ function collect(value: string, previous: string[] | undefined): string[] {
 export function registerManifestCommands(program: Command): void {
   const manifest = program
     .command("manifest")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+        "cloister manifest check manifest.json",
+        "cloister manifest sign --key keys/operator.private.jwk manifest.json manifest.jws",
+      ),
+    )
     .description(
       "deployment manifests: make an operator signing key, check a manifest against the schema, sign it, verify a signed one",
     );
 
   manifest
     .command("keygen")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+        "cloister manifest keygen --alg ES256 --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+      ),
+    )
     .description("generate an operator manifest-signing key pair (JWK files; the private file is mode 0600)")
     .requiredOption("--out-private <file>", "where to write the private JWK (created with mode 0600)")
     .requiredOption("--out-public <file>", "where to write the public JWK")
@@ -38,6 +54,7 @@ export function registerManifestCommands(program: Command): void {
 
   manifest
     .command("sign")
+    .addHelpText("after", examples("cloister manifest sign --key keys/operator.private.jwk manifest.json manifest.jws"))
     .description("check a manifest (JSON) against the schema and sign it as a compact JWS")
     .requiredOption("--key <file>", "the private JWK to sign with")
     .argument("<in>", "manifest JSON file")
@@ -51,6 +68,7 @@ export function registerManifestCommands(program: Command): void {
 
   manifest
     .command("verify")
+    .addHelpText("after", examples("cloister manifest verify --key keys/operator.public.jwk manifest.jws"))
     .description("verify a signed manifest against trusted public keys and check its schema")
     .requiredOption("--key <file>", "a trusted public JWK (repeat for several)", collect)
     .argument("<file>", "signed manifest (compact JWS)")
@@ -62,6 +80,10 @@ export function registerManifestCommands(program: Command): void {
 
   manifest
     .command("check")
+    .addHelpText(
+      "after",
+      examples("cloister manifest check manifests/examples/dev.json", "cloister manifest check manifest.json --json"),
+    )
     .description("check an unsigned manifest (JSON) against the schema, listing every violation")
     .argument("<file>", "manifest JSON file")
     .option("--json", "print the result as JSON", false)

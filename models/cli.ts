@@ -3,6 +3,7 @@
  * lazily. Other parties add their own `model` sub-commands through {@link modelCommand}.
  */
 import type { Command } from "commander";
+import { examples } from "../client/cli/help-examples.ts";
 import { choiceOption } from "../client/cli/output.ts";
 import { registerModelRunCommand } from "../enclave/run-cli.ts";
 
@@ -10,7 +11,17 @@ import { registerModelRunCommand } from "../enclave/run-cli.ts";
 export function modelCommand(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === "model");
   if (existing !== undefined) return existing;
-  return program.command("model").description("make, inspect, seal and run GGUF models");
+  return program
+    .command("model")
+    .description("make, inspect, seal and run GGUF models")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister model make tiny --out tiny.gguf",
+        "cloister model inspect tiny.gguf",
+        'cloister model run --model tiny.gguf --prompt "Once upon a time" --max-tokens 32',
+      ),
+    );
 }
 
 export function registerModelCommands(program: Command): void {
@@ -31,10 +42,21 @@ export function registerModelCommands(program: Command): void {
     });
   const make = model
     .command("make")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister model make tiny --out tiny.gguf",
+        "cloister model make bench --preset small --out bench-small.gguf",
+      ),
+    )
     .description("write a deterministic model generated offline (same bytes on every machine)");
 
   make
     .command("tiny")
+    .addHelpText(
+      "after",
+      examples("cloister model make tiny --out tiny.gguf", "cloister model make tiny --out tiny.gguf --force --json"),
+    )
     .description("the tiny llama model that writes recognisable English (demo and tests)")
     .requiredOption("--out <file>", "where to write the GGUF file; an existing file is refused unless --force")
     .option("--force", "replace the --out file if it exists")
@@ -46,6 +68,13 @@ export function registerModelCommands(program: Command): void {
 
   make
     .command("bench")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister model make bench --preset small --out bench-small.gguf",
+        "cloister model make bench --preset medium --quant q8_0 --out bench-medium-q8.gguf",
+      ),
+    )
     .description("a synthetic llama-shaped model with pseudo-random weights for benchmarks")
     .requiredOption(
       "--preset <preset>",
@@ -71,6 +100,7 @@ export function registerModelCommands(program: Command): void {
 
   model
     .command("inspect")
+    .addHelpText("after", examples("cloister model inspect tiny.gguf", "cloister model inspect llama-8b.gguf --json"))
     .description("show architecture, parameters, tensor types, context, vocabulary and SHA-256 of a GGUF file")
     .argument("<file>", "GGUF model file")
     .option("--json", "print the summary as JSON")

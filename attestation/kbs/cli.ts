@@ -3,6 +3,7 @@
  * lazily.
  */
 import type { Command } from "commander";
+import { examples } from "../../client/cli/help-examples.ts";
 import { intOption } from "../../client/cli/output.ts";
 import { modelCommand } from "../../models/cli.ts";
 
@@ -18,12 +19,27 @@ export interface KbsServeOptions {
 export function registerKbsCommands(program: Command): void {
   const kbs = program
     .command("kbs")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk",
+        "cloister kbs check --config kbs.json",
+        "cloister kbs serve --config kbs.json --listen 0.0.0.0 --port 8790",
+      ),
+    )
     .description(
       "the key broker: holds model keys, releases one only to an enclave whose attestation passes its policy",
     );
 
   kbs
     .command("serve")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister kbs serve --config kbs.json",
+        "cloister kbs serve --config kbs.json --listen 0.0.0.0 --port 8790",
+      ),
+    )
     .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
     .requiredOption(
       "--config <file>",
@@ -42,6 +58,7 @@ export function registerKbsCommands(program: Command): void {
 
   kbs
     .command("keygen")
+    .addHelpText("after", examples("cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk"))
     .description("make a new random model key (a JWK with kty oct, mode 0600); refuses to overwrite a file")
     .requiredOption("--key-id <id>", "the key's id, as the manifest's model.keyId will name it (A-Z a-z 0-9 . _ : -)")
     .requiredOption("--out <file>", "where to write the key")
@@ -52,6 +69,10 @@ export function registerKbsCommands(program: Command): void {
 
   kbs
     .command("check")
+    .addHelpText(
+      "after",
+      examples("cloister kbs check --config kbs.json", "cloister kbs check --config kbs.json --json"),
+    )
     .description("load a broker configuration and list its keys and release policies (no key material)")
     .requiredOption("--config <file>", "broker configuration")
     .option("--json", "print the summary as JSON")
@@ -62,6 +83,7 @@ export function registerKbsCommands(program: Command): void {
 
   modelCommand(program)
     .command("seal")
+    .addHelpText("after", examples("cloister model seal --key keys/llama-8b-v1.jwk llama-8b.gguf llama-8b.gguf.sealed"))
     .description(
       "encrypt a GGUF model at rest under a model key; prints the manifest's model fields for the sealed file",
     )

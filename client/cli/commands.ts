@@ -1,10 +1,16 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
+import { examples } from "./help-examples.ts";
 import { choiceOption, intOption } from "./output.ts";
 
 export const API_KEY_FILE_HELP =
   "file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given; default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
+
+const POLICY_INIT_EXAMPLE =
+  "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --out policy.json";
+const RECEIPT_VERIFY_EXAMPLE =
+  'cloister receipt verify --receipt answer.json --key "$(jq -r .signingKey answer.json)" --document document.jws --answer-file answer.txt';
 
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 /** Where `cloister web` serves its page by default, and so the origin `cloister up` lets call the host. */
@@ -74,6 +80,14 @@ export function registerClientCommands(program: Command): void {
       ),
     { host: 8080, enclave: 8443, kbs: 8790 },
   )
+    .addHelpText(
+      "after",
+      examples(
+        "cloister up                    # key broker + enclave + host on 127.0.0.1; writes .cloister/policy.json",
+        "cloister up --enclaves 2       # two simulated enclaves behind one host",
+        "cloister up --host-port 9080 --enclave-port 9443 --kbs-port 9790",
+      ),
+    )
     .addOption(
       new Option("--cors-origin <origin>", "let pages from this origin call the host from a browser (repeatable)")
         .argParser((value: string, previous: string[]) =>
@@ -94,6 +108,10 @@ export function registerClientCommands(program: Command): void {
       ),
     { host: 0, enclave: 0, kbs: 0 },
   )
+    .addHelpText(
+      "after",
+      examples("cloister demo", 'cloister demo --tee sim-tdx --prompt "What is sealed, and to whom?"'),
+    )
     .option("--prompt <text>", "the question to ask", "What does the enclave do?")
     .action(async (options: UpOptions & { prompt: string }) => {
       const { runDemo } = await import("./run-up.ts");
@@ -113,6 +131,13 @@ export function registerClientCommands(program: Command): void {
       "save the verified attestation document to this new file (for cloister receipt verify --document)",
     )
     .option("--force", "with --document-out: replace the file if it exists")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json",
+        "cloister attest --url https://cloister.example --policy policy.json --api-key-file my-api-key --json --document-out document.jws",
+      ),
+    )
     .action(async (options: ClientConnectionOptions & { documentOut?: string; force?: boolean }) => {
       const { runAttest } = await import("./run-client.ts");
       await runAttest(options);
@@ -130,6 +155,13 @@ export function registerClientCommands(program: Command): void {
       "--token-file <file>",
       "the token local apps must send as their API key (made, mode 0600, when the file does not exist)",
       ".cloister/proxy-token",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "cloister proxy --url http://127.0.0.1:8080 --policy .cloister/policy.json",
+        "cloister proxy --url https://cloister.example --policy policy.json --api-key-file my-api-key --port 8787",
+      ),
     )
     .action(async (options: ClientConnectionOptions & { port: number; tokenFile: string }) => {
       const { runProxy } = await import("./run-proxy.ts");
@@ -150,6 +182,7 @@ export function registerClientCommands(program: Command): void {
       intOption("--max-tokens", REQUEST_LIMITS.maxTokens.min, REQUEST_LIMITS.maxTokens.max),
       256,
     )
+    .addHelpText("after", examples("cloister web --url http://127.0.0.1:8080 --policy .cloister/policy.json"))
     .action(async (options: WebCommandOptions) => {
       const { runWeb } = await import("./run-web.ts");
       await runWeb(options);
@@ -158,6 +191,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command("policy")
     .description("client policies: which enclaves a client sends prompts to")
+    .addHelpText("after", examples(POLICY_INIT_EXAMPLE))
     .command("init")
     .description(
       "verify a running deployment's evidence (pinned AMD/Intel roots) and manifest (operator key), write a policy pinning what it presents, and check the policy accepts it",
@@ -178,6 +212,7 @@ export function registerClientCommands(program: Command): void {
       "Azure: write a policy that accepts a VM with a serial console (a shell for the subscription owner)",
     )
     .option("--json", "print {policy, notes, written} as JSON")
+    .addHelpText("after", examples(POLICY_INIT_EXAMPLE))
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");
       await runPolicyInit(options);
@@ -186,6 +221,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command("receipt")
     .description("work with the signed receipts the enclave attaches to every answer")
+    .addHelpText("after", examples(RECEIPT_VERIFY_EXAMPLE))
     .command("verify")
     .description(
       "verify a receipt offline: the enclave's signature, (with --document) that the key is the one of the " +
@@ -205,6 +241,13 @@ export function registerClientCommands(program: Command): void {
     )
     .option("--answer-file <file>", "the answer's exact bytes: checks the receipt's answerHash")
     .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      examples(
+        'cloister receipt verify --receipt answer.json --key "$(jq -r .signingKey answer.json)"   # answer.json: chat --json',
+        RECEIPT_VERIFY_EXAMPLE,
+      ),
+    )
     .action(
       async (options: { receipt: string; key: string; document?: string; answerFile?: string; json?: boolean }) => {
         const { runReceiptVerify } = await import("./run-receipt.ts");
@@ -226,6 +269,13 @@ export function registerClientCommands(program: Command): void {
     .option(
       "--no-simulator",
       "leave the simulator's roots out: such a build refuses any policy that trusts the simulator",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "cloister bundle --no-simulator --out dist/cloister-browser.js",
+        "cloister bundle --no-minify --force --out dist/cloister-browser.dev.js",
+      ),
     )
     .action(async (options: { out: string; force?: boolean; minify: boolean; simulator: boolean }) => {
       const { runBundle } = await import("./run-web.ts");
@@ -256,6 +306,14 @@ export function registerClientCommands(program: Command): void {
     .option(
       "--json",
       "print the answer, usage, receipt and audit reference as JSON (a refusal: {error, audit, …}, exit 1)",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        'cloister chat --url http://127.0.0.1:8080 --policy .cloister/policy.json "What does the enclave do?"',
+        "cloister chat --url http://127.0.0.1:8080 --policy .cloister/policy.json --prompt-file question.txt",
+        "cloister chat --url http://127.0.0.1:8080 --policy .cloister/policy.json   # interactive on a terminal",
+      ),
     )
     .action(
       async (

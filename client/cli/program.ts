@@ -18,6 +18,7 @@ import { registerModelCommands } from "../../models/cli.ts";
 import { failedOnBadPath, isModelBadInput, ModelError } from "../../models/errors.ts";
 import { ClientError } from "../errors.ts";
 import { registerClientCommands } from "./commands.ts";
+import { examples } from "./help-examples.ts";
 import { formatCliError, UsageError, usageLine } from "./output.ts";
 
 /** `command` and every sub-command under it, at any depth. */
@@ -28,7 +29,15 @@ export function commandTree(command: Command): Command[] {
 export function buildProgram(): Command {
   const program = new Command("cloister")
     .description("Confidential-computing inference: attested, sealed prompts to llama.cpp models in SEV-SNP / TDX VMs")
-    .version("0.1.0");
+    .version("0.1.0")
+    .addHelpText(
+      "after",
+      examples(
+        "cloister demo                  # boot a simulated deployment, ask one question, shut down",
+        "cloister up                    # run one on 127.0.0.1 until Ctrl-C; writes .cloister/policy.json",
+        'cloister chat --url http://127.0.0.1:8080 --policy .cloister/policy.json "What does the enclave do?"',
+      ),
+    );
   registerModelCommands(program);
   registerAttestationCommands(program);
   registerManifestCommands(program);

@@ -1,0 +1,90 @@
+/**
+ * Every command's --help ends with an "Examples:" section, on every command the program has
+ * (walked from the program, so a command added later is covered without being listed here), and
+ * each example is a command line of that command (or, for a group, of one under it) that uses only
+ * options the command has: an example cannot name a command or an option that does not exist.
+ */
+import type { Command } from "commander";
+import { describe, expect, it } from "vitest";
+import { buildProgram, commandTree } from "../../client/cli/program.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+
+const run = inProcessCli();
+
+/** The command-line words that name a command ([] for the program itself). */
+function wordsOf(command: Command): string[] {
+  const words: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) words.unshift(c.name());
+  return words;
+}
+
+/** Shell words of one example line (single and double quotes; no escapes or expansions needed). */
+function shellWords(line: string): string[] {
+  return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? "");
+}
+
+/** The example lines of a help text: the indented lines under "Examples:" up to the next blank line. */
+function examplesOf(help: string): string[] {
+  const start = help.indexOf("\nExamples:\n");
+  if (start < 0) return [];
+  const lines: string[] = [];
+  for (const line of help.slice(start + "\nExamples:\n".length).split("\n")) {
+    if (!line.startsWith("  ")) break;
+    lines.push(line.trim());
+  }
+  return lines;
+}
+
+/** The command an example runs (following its sub-command words from the program) and its words after that. */
+function resolve(program: Command, line: string): { command: Command; rest: string[] } {
+  // The part that runs cloister: `cmd | cloister …` pipes into it; ` # …` is a comment.
+  const words = shellWords(line.replace(/\s+#\s.*$/, ""));
+  const at = words.indexOf("cloister");
+  expect(at, `example does not run cloister: ${line}`).toBeGreaterThanOrEqual(0);
+  let command = program;
+  let i = at + 1;
+  for (; i < words.length; i++) {
+    const next = command.commands.find((c) => c.name() === words[i]);
+    if (!next) break;
+    command = next;
+  }
+  return { command, rest: words.slice(i) };
+}
+
+function isUnder(command: Command, ancestor: Command): boolean {
+  for (let c: Command | null = command; c; c = c.parent) if (c === ancestor) return true;
+  return false;
+}
+
+describe("--help examples", () => {
+  const program = buildProgram();
+  const commands = commandTree(program);
+
+  it("walks the whole tree (nested commands included)", () => {
+    const names = commands.map((c) => wordsOf(c).join(" "));
+    for (const nested of ["", "audit verify", "model make tiny", "kbs serve", "policy init", "chat"]) {
+      expect(names).toContain(nested);
+    }
+  });
+
+  it.each(commands.map((c) => [wordsOf(c).join(" ") || "(the program)", c] as const))(
+    "%s --help has examples of itself with options it has",
+    async (_name, command) => {
+      const { code, stdout } = await run([...wordsOf(command), "--help"]);
+      expect(code).toBe(0);
+      const examples = examplesOf(stdout);
+      expect(examples.length, `no "Examples:" section in:\n${stdout}`).toBeGreaterThan(0);
+      for (const example of examples) {
+        const { command: target, rest } = resolve(program, example);
+        expect(isUnder(target, command), `${example}: runs "${wordsOf(target).join(" ")}"`).toBe(true);
+        if (command.commands.length === 0) expect(target, example).toBe(command);
+        for (const word of rest) {
+          if (!word.startsWith("--")) continue;
+          const flag = word.split("=")[0];
+          const known = flag === "--help" || target.options.some((o) => o.long === flag);
+          expect(known, `${example}: ${flag} is not an option of "${wordsOf(target).join(" ")}"`).toBe(true);
+        }
+      }
+    },
+  );
+});
