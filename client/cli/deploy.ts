@@ -388,6 +388,11 @@ export async function startDeployment(options: {
   enclaves?: number;
   /** `cloister host --pool-refresh-ms`; absent: the host's default. */
   poolRefreshMs?: number;
+  /**
+   * Aborted (Ctrl-C during boot): it stops waiting for the child that is starting, stops every
+   * child started so far in the order `stop()` does, and rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }): Promise<RunningDeployment> {
   const count = options.enclaves ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 16)
@@ -424,6 +429,18 @@ export async function startDeployment(options: {
     return stopChild(child);
   };
 
+  options.signal?.throwIfAborted();
+  const aborted = new Promise<never>((_, reject) => {
+    options.signal?.addEventListener("abort", () => reject(options.signal?.reason), { once: true });
+  });
+  aborted.catch(() => {}); // only raced below; not a rejection of its own once boot has ended
+  /** A child's readiness, or the abort, whichever comes first (its own rejection then goes unheard). */
+  const untilReady = <T>(ready: Promise<T>): Promise<T> => {
+    if (options.signal === undefined) return ready;
+    ready.catch(() => {});
+    return Promise.race([ready, aborted]);
+  };
+
   let kbs: Child | undefined;
   const enclaves: Child[] = [];
   let host: Child | undefined;
@@ -442,7 +459,7 @@ export async function startDeployment(options: {
         options.log,
         { option: "--kbs-port", value: options.kbsPort ?? 0 },
       );
-      kbsUrl = (await kbs.ready).url;
+      kbsUrl = (await untilReady(kbs.ready)).url;
       watch("kbs", kbs.process);
     }
     const name = (i: number) => (count === 1 ? "enclave" : `enclave ${i}`);
@@ -456,7 +473,7 @@ export async function startDeployment(options: {
       const port = options.enclavePort === 0 ? 0 : options.enclavePort + i;
       enclaves.push(startChild(name(i), enclaveArgs(port), options.log, enclavePort(i, port)));
     }
-    const enclaveUrls = (await Promise.all(enclaves.map((e) => e.ready))).map((r) => r.url);
+    const enclaveUrls = (await untilReady(Promise.all(enclaves.map((e) => e.ready)))).map((r) => r.url);
     const ports = enclaveUrls.map((url) => Number(new URL(url).port));
     enclaves.forEach((e, i) => {
       watch(name(i), e.process);
@@ -478,7 +495,7 @@ export async function startDeployment(options: {
       options.log,
       { option: "--host-port", value: options.hostPort },
     );
-    const hostReady = await host.ready;
+    const hostReady = await untilReady(host.ready);
     watch("host", host.process);
     const stopEnclave = (i = 0) => stopExpected((enclaves[i] as Child).process);
     const restartEnclave = async (i = 0) => {

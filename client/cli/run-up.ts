@@ -13,7 +13,7 @@ function say(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-async function boot(options: UpOptions, log: (line: string) => void): Promise<RunningDeployment> {
+async function boot(options: UpOptions, log: (line: string) => void, signal?: AbortSignal): Promise<RunningDeployment> {
   for (const origin of options.corsOrigin ?? []) {
     try {
       parseCorsOrigin(origin);
@@ -40,6 +40,7 @@ async function boot(options: UpOptions, log: (line: string) => void): Promise<Ru
     enclaves: options.enclaves,
     log,
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
+    ...(signal === undefined ? {} : { signal }),
   });
 }
 
@@ -79,10 +80,28 @@ export function tryLines(options: { hostUrl: string; policy: string; apiKeyFile:
 }
 
 export async function runUp(options: UpOptions): Promise<void> {
-  const deployment = await boot(options, say);
-  const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
-  // Signals are handled before it says it is up: whoever reads that may stop it at once.
+  // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
+  // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
+  // stop it at once. A second signal has its default action (the children then stop on their own).
   const signalled = waitForSignal();
+  const interrupted = new AbortController();
+  let booted = false;
+  void signalled.then((signal) => {
+    if (booted) return;
+    say(`shutting down (${signal} during boot) …`);
+    interrupted.abort(signal);
+  });
+  let deployment: RunningDeployment;
+  try {
+    deployment = await boot(options, say, interrupted.signal);
+  } catch (error) {
+    if (!interrupted.signal.aborted) throw error;
+    say("stopped: every process it started has exited");
+    process.exitCode = interrupted.signal.reason === "SIGTERM" ? 143 : 130;
+    return;
+  }
+  booted = true;
+  const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
   process.stdout.write(
     [
       `Cloister is up (SIMULATED ${options.tee}: trusted only because ${policy} says so).`,

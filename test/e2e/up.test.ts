@@ -2,10 +2,12 @@
  * `cloister up` as a user runs it: it starts the key broker, the enclave and the host, says where
  * they are, serves attested answers, and on SIGTERM stops all three and exits 0. Started again on
  * the same directory, it writes the same client policy (the sealed model is kept), so a client
- * holding the policy from the first run verifies the second.
+ * holding the policy from the first run verifies the second. Ctrl-C while it boots stops what has
+ * started, in order, and says so.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,26 +20,36 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `cloister up` on free ports; resolves with its host URL once it says it is up. */
-async function up(dir: string) {
-  const child = spawn(
-    process.execPath,
-    [CLI, "up", "--dir", dir, "--host-port", "0", "--enclave-port", "0", "--kbs-port", "0", "--threads", "1"],
-    { cwd: dir },
-  );
+/**
+ * Starts `cloister up` with `args` (after `--dir`), in its own process group when `detached` (as a
+ * terminal's foreground job, which Ctrl-C signals as a whole), collecting what it prints.
+ */
+function spawnUp(dir: string, args: readonly string[], detached = false) {
+  const child = spawn(process.execPath, [CLI, "up", "--dir", dir, "--threads", "1", ...args], { cwd: dir, detached });
   children.push(child);
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  while (!stdout.includes("Stop with Ctrl-C.") && child.exitCode === null && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  /** Resolves once `done` holds of what it printed, it exited, or 60 s passed. */
+  const until = async (done: (out: { stdout: string; stderr: string }) => boolean) => {
+    const deadline = Date.now() + 60_000;
+    while (!done({ stdout, stderr }) && child.exitCode === null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { child, exited, until, output: () => ({ stdout, stderr }) };
+}
+
+/** Starts `cloister up` on free ports; resolves with its host URL once it says it is up. */
+async function up(dir: string) {
+  const started = spawnUp(dir, ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"]);
+  await started.until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
+  const { stdout, stderr } = started.output();
   const url = /host URL {5}(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
   if (url === undefined) throw new Error(`cloister up did not come up: ${stdout}\n${stderr}`);
-  return { child, url, exited, output: () => ({ stdout, stderr }) };
+  return { ...started, url };
 }
 
 describe("cloister up", () => {
@@ -82,4 +94,38 @@ describe("cloister up", () => {
     // Two whole boots (broker, enclave, host), an attest and a chat: about 25 s on two idle cores,
     // past the default 60 s when the cores are shared with other work.
   }, 180_000);
+
+  it("stops what has started, and says so, on Ctrl-C during boot", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-ctrlc-"));
+    dirs.push(dir);
+    // Ctrl-C is SIGINT to the whole process group, children included (they ignore it and wait
+    // for `up` to stop them).
+    const ports = { host: 47760, enclave: 47761, kbs: 47762 };
+    const args = ["--host-port", ports.host, "--enclave-port", ports.enclave, "--kbs-port", ports.kbs].map(String);
+    const { child, exited, until, output } = spawnUp(dir, args, true);
+    // The key broker is up (its first log line) and the enclave is booting: mid-boot.
+    await until(({ stderr }) => stderr.includes("[kbs] "));
+    expect(output().stderr, output().stdout).toContain("[kbs] ");
+    expect(output().stdout).not.toContain("Cloister is up");
+    process.kill(-(child.pid as number), "SIGINT");
+    expect(await exited).toBe(130);
+    const { stdout, stderr } = output();
+    expect(stdout).not.toContain("Cloister is up");
+    expect(stderr).toContain("shutting down (SIGINT during boot) …");
+    expect(stderr).toMatch(
+      /shutting down \(SIGINT during boot\) …\n(.|\n)*stopped: every process it started has exited\n$/,
+    );
+    // Every child it started is gone when it exits, not some time later: nothing listens any more.
+    for (const port of Object.values(ports)) {
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.destroy();
+          resolve(false);
+        });
+        socket.once("error", () => resolve(true));
+      });
+      expect(refused, `port ${port} still open`).toBe(true);
+    }
+  });
 });
