@@ -16,8 +16,8 @@
  * stored once.
  */
 import { constants } from "node:fs";
-import { access, mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { access, mkdir, stat, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore } from "./audit-store.ts";
@@ -34,24 +34,37 @@ export class AuditDirError extends Error {
   }
 }
 
+/** Makes `dir` (mode 0700), its parent only if it exists; an existing directory is left as it is. */
+async function makeAuditDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST" || !(await stat(dir)).isDirectory()) throw error;
+  }
+}
+
 /**
- * Makes `dir` (with its parents, mode 0700) unless it exists, then checks that it is a directory
- * this process can write to: called by startHost (host/server.ts) before anything starts, so a host
- * that could not store the enclave's audit records refuses to start rather than serve without them.
- * Throws an AuditDirError whose message names what was found.
+ * Makes `dir` (mode 0700) unless it exists, then checks that it is a directory this process can
+ * write to: called by startHost (host/server.ts) before anything starts, so a host that could not
+ * store the enclave's audit records refuses to start rather than serve without them. Only the last
+ * directory is made: a missing parent is refused, so a mistyped path (in a systemd unit, say) is
+ * noticed instead of splitting the records between two trees. Throws an AuditDirError whose
+ * message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeAuditDir(dir);
   } catch (error) {
-    // mkdir -p fails on a file (EEXIST) or on a path through one (ENOTDIR), never silently.
+    // A file there (EEXIST), a path through one (ENOTDIR) or a missing parent (ENOENT), never silently.
     const code = (error as NodeJS.ErrnoException).code;
     throw new AuditDirError(
       code === "EEXIST"
         ? `expected a directory, found a file at "${dir}"`
         : code === "ENOTDIR"
           ? `expected a directory, "${dir}" has a file on its path`
-          : `cannot create "${dir}" (${code ?? (error as Error).message})`,
+          : code === "ENOENT"
+            ? `"${dir}": its parent directory "${dirname(resolve(dir))}" does not exist; check the path for a typo, or create the parent first (only the last directory is made)`
+            : `cannot create "${dir}" (${code ?? (error as Error).message})`,
       dir,
       { cause: error },
     );
@@ -302,7 +315,7 @@ export class AuditCollector {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       await this.release();
       this.boot = null;
-      await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
+      await makeAuditDir(this.options.dir);
       const name = batch.boot.slice(0, 16);
       // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from here.
       await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);

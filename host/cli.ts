@@ -35,7 +35,7 @@ export function registerHostCommands(program: Command): void {
     )
     .requiredOption(
       "--audit-dir <dir>",
-      "where to store the enclave's signed audit records (one JSON-lines file per enclave boot)",
+      "where to store the enclave's signed audit records (one JSON-lines file per enclave boot); made if missing, but its parent must exist",
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on", intOption("--port", 0, 65535), 8080)

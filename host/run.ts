@@ -1,4 +1,5 @@
 /** Implementation of `cloister host`. */
+import { resolve } from "node:path";
 import type { z } from "zod";
 import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
@@ -93,6 +94,13 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
-  process.stdout.write(`${JSON.stringify({ event: "ready", url: server.url, enclaves: options.enclaveUrl.length })}\n`);
+  // It names where the audit records go, as an absolute path: a mistyped --audit-dir shows at once.
+  const ready = {
+    event: "ready",
+    url: server.url,
+    enclaves: options.enclaveUrl.length,
+    auditDir: resolve(options.auditDir),
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
   await closed;
 }

@@ -4,9 +4,12 @@
  * and never takes the host down. Against an enclave's backlog (`backlogEnclave`, the semantics of
  * enclave/service.ts collectAudit): a failed disk write and a host restart store every record once.
  */
+import { spawn } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { type FileHandle, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
@@ -16,7 +19,7 @@ import { readAuditLines } from "../../host/audit-store.ts";
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
-import { runCloister } from "../helpers/cli.ts";
+import { CLI, runCloister } from "../helpers/cli.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
 
 const BOOT = "ab".repeat(32);
@@ -480,13 +483,23 @@ describe("audit collector: the size of the enclave's answer", () => {
 });
 
 describe("prepareAuditDir", () => {
-  it("makes a missing directory with its parents (mode 0700) and accepts an existing one", async () => {
+  it("makes a missing last directory (mode 0700) and accepts an existing one", async () => {
     const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
     dirs.push(root);
-    const dir = join(root, "a", "b");
+    const dir = join(root, "audit");
     await prepareAuditDir(dir);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     await prepareAuditDir(dir);
+  });
+
+  it("refuses a path whose parent does not exist (a typo), naming it, and creates nothing", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const dir = join(root, "typo", "deeper", "audit");
+    await expect(prepareAuditDir(dir)).rejects.toThrow(
+      `"${dir}": its parent directory "${join(root, "typo", "deeper")}" does not exist; check the path for a typo, or create the parent first (only the last directory is made)`,
+    );
+    await expect(stat(join(root, "typo"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
@@ -562,6 +575,37 @@ describe("cloister host --audit-dir, and startHost's auditDir", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`cloister: USAGE: --audit-dir: expected a directory, found a file at "${file}"\n`);
     expect(run.stdout).not.toContain("ready");
+  }, 60_000);
+
+  it("cloister host says in its ready line where the audit records go (the resolved --audit-dir)", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    await writeFile(join(root, "keys.json"), JSON.stringify(KEYS_FILE));
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "host",
+        "--enclave-url",
+        "http://127.0.0.1:9",
+        "--api-keys",
+        "keys.json",
+        "--audit-dir",
+        "audit",
+        "--port",
+        "47780",
+      ],
+      { cwd: root, stdio: ["ignore", "pipe", "ignore"] },
+    );
+    try {
+      const line = await new Promise<string>((resolveLine, reject) => {
+        createInterface({ input: child.stdout }).once("line", resolveLine);
+        child.once("exit", (code) => reject(new Error(`host exited (${code}) before it was ready`)));
+      });
+      expect(JSON.parse(line)).toMatchObject({ event: "ready", auditDir: join(realpathSync(root), "audit") });
+    } finally {
+      child.kill("SIGTERM");
+    }
   }, 60_000);
 });
 
