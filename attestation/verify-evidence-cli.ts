@@ -90,7 +90,8 @@ export interface EvidenceVerdict {
 
 /**
  * The verdict fields of verified evidence after an optional appraisal (null: no `--policy`):
- * valid exactly when no violation; the first violation's code, and every violation in `reason`.
+ * valid exactly when no violation; the first violation's code, and every violation in `reason` (the
+ * others with their codes).
  */
 export function appraisalVerdict(
   appraisal: AppraisalResult | null,
@@ -105,7 +106,10 @@ export function appraisalVerdict(
     reason:
       first === undefined
         ? null
-        : violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`).join("; "),
+        : // The first violation's code is `code` (the error line's prefix): named again only for the others.
+          violations
+            .map((v, i) => `${v.field}: expected ${v.expected}, found ${v.found}${i === 0 ? "" : ` (${v.code})`}`)
+            .join("; "),
     appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked },
   };
 }

@@ -78,6 +78,20 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   }
 }
 
+/** What a collection found when the enclave answered 503 ENCLAVE_BOOTING: nothing to collect yet. */
+const WAITING_FOR_BOOT = Symbol("waiting for the enclave's boot");
+
+/** Whether a 503 is the enclave's ENCLAVE_BOOTING answer (read up to 1 KiB; a longer one is not). */
+async function isBootingAnswer(response: Response): Promise<boolean> {
+  try {
+    const body = await readBoundedBytes(response.body ?? [], 1024);
+    const answer = JSON.parse(utf8.decode(body)) as { error?: { code?: unknown } } | null;
+    return answer?.error?.code === "ENCLAVE_BOOTING";
+  } catch {
+    return false;
+  }
+}
+
 /** How long one collection may take, answer included. */
 const COLLECT_TIMEOUT_MS = 10_000;
 
@@ -168,7 +182,7 @@ export class AuditCollector {
   private stopDone: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | undefined;
   /** The last problem and the failed attempts in a row: a problem is logged when it starts, not on every retry. */
-  private problem: { message: string; failures: number } | null = null;
+  private problem: { message: string | typeof WAITING_FOR_BOOT; failures: number } | null = null;
 
   constructor(
     private readonly options: {
@@ -234,19 +248,31 @@ export class AuditCollector {
    * Logs `problem` when it differs from the last one (a dead enclave is retried every second, and
    * one line says so), and that collection works again after one.
    */
-  private report(problem: string | null): void {
+  private report(problem: string | typeof WAITING_FOR_BOOT | null): void {
     const last = this.problem;
+    const enclave = describeUrlText(this.options.enclaveUrl);
     if (problem === null) {
       this.problem = null;
-      if (last !== null) {
+      if (last?.message === WAITING_FOR_BOOT) {
+        this.options.onError?.(`audit: the enclave at ${enclave} has booted; collecting its records`);
+      } else if (last !== null) {
         this.options.onError?.(
-          `audit: collecting from ${describeUrlText(this.options.enclaveUrl)} again (after ${last.failures} failed attempts; the last: ${last.message})`,
+          `audit: collecting from ${enclave} again (after ${last.failures} failed attempts; the last: ${last.message})`,
         );
       }
       return;
     }
     this.problem = { message: problem, failures: (last?.failures ?? 0) + 1 };
     if (last?.message === problem) return;
+    if (problem === WAITING_FOR_BOOT) {
+      // Normal at every start (README: ENCLAVE_BOOTING); it holds no records yet, so none is lost.
+      if (!this.stopping) {
+        this.options.onError?.(
+          `audit: waiting for the enclave at ${enclave} to boot (503 ENCLAVE_BOOTING); its records are collected once it has`,
+        );
+      }
+      return;
+    }
     if (this.stopping) {
       this.options.onError?.(`${problem}; not retried: the host is stopping`);
       return;
@@ -256,8 +282,11 @@ export class AuditCollector {
     );
   }
 
-  /** One collection; resolves with the problem that stopped it (null: none), rejects when storing failed. */
-  private async run(): Promise<string | null> {
+  /**
+   * One collection; resolves with the problem that stopped it (null: none; WAITING_FOR_BOOT: the
+   * enclave is still booting), rejects when storing failed.
+   */
+  private async run(): Promise<string | typeof WAITING_FOR_BOOT | null> {
     const base = this.options.enclaveUrl.replace(/\/+$/, "");
     const maxBytes = this.options.maxBatchBytes ?? AUDIT_BATCH_MAX_BYTES;
     /** The answer's bytes, or what was found of one larger than `maxBytes`. */
@@ -273,7 +302,9 @@ export class AuditCollector {
         signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
       });
       if (!response.ok) {
-        // Not read: a refusal's body is not needed, and an unread one holds the connection.
+        // A booting enclave's 503 is no failure (enclave/server.ts bootingAnswer): its short answer
+        // is read to tell. Any other refusal's body is not needed, and an unread one holds the connection.
+        if (response.status === 503 && (await isBootingAnswer(response))) return WAITING_FOR_BOOT;
         await response.body?.cancel().catch(() => undefined);
         throw new Error(`HTTP ${response.status}`);
       }

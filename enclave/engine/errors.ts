@@ -50,13 +50,22 @@ export class EngineError extends EnclaveError {
 /**
  * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
  * system's, is its cause: its errno is named), or, without `error`, one that is not a regular file.
+ * The path is always the command's --model (`cloister enclave`, `cloister model run`): the message
+ * names the option and what to do.
  */
 export function modelNotFound(path: string, error?: unknown): EngineError {
-  if (error === undefined) return new EngineError("MODEL_NOT_FOUND", `model file ${path}: expected a regular file`);
+  if (error === undefined) {
+    return new EngineError(
+      "MODEL_NOT_FOUND",
+      `--model file ${path}: expected a regular file, found something else (a directory?); give the model file's path`,
+    );
+  }
   const code = (error as { code?: unknown }).code;
   return new EngineError(
     "MODEL_NOT_FOUND",
-    code === "ENOENT" ? `model file ${path}: not found` : `model file ${path}: cannot be read (${String(code)})`,
+    code === "ENOENT"
+      ? `--model file ${path}: not found; check the path, or put the model file there`
+      : `--model file ${path}: cannot be read (${String(code)}); check that this user may read it`,
     { cause: error },
   );
 }

@@ -100,6 +100,11 @@ describe("verify-evidence --policy with a client policy file", () => {
     const d = await debugSnp("--json", "--policy", accepting);
     expect(d.code).toBe(1);
     expect(JSON.parse(d.stdout)).toMatchObject({ valid: false, stage: "appraise", code: "SNP_DEBUG_NOT_ALLOWED" });
+    // Its error line names the code once, in front (not again after the violation it leads with).
+    const line = await debugSnp("--policy", accepting);
+    expect(line.code).toBe(1);
+    expect(line.stderr).toMatch(/^cloister: SNP_DEBUG_NOT_ALLOWED: [^\n]+\n$/);
+    expect(line.stderr.split("SNP_DEBUG_NOT_ALLOWED").length - 1).toBe(1);
   });
 
   it("applies the client policy's acceptedEvidence: SEV-SNP evidence fails a policy that accepts only TDX", async () => {

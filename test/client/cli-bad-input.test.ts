@@ -51,7 +51,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     // With --sha256 the engine opens it (MODEL_NOT_FOUND, as the enclave says): bad input all the same.
     expect(await run(["model", "run", "--model", missing, "--sha256", "ab".repeat(32), "--prompt", "hi"])).toEqual({
       code: 2,
-      stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
+      stderr: `cloister: MODEL_NOT_FOUND: --model file ${missing}: not found; check the path, or put the model file there\n`,
     });
   });
 
@@ -271,15 +271,15 @@ describe("bad input exits 2, a failure exits 1", () => {
       const missing = join(dir, "missing.gguf");
       expect(await enclave(plain, [])).toEqual({
         code: 2,
-        stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
+        stderr: `cloister: MODEL_NOT_FOUND: --model file ${missing}: not found; check the path, or put the model file there\n`,
       });
       expect(await enclave(sealed, kbs)).toEqual({
         code: 2,
-        stderr: `cloister: MODEL_NOT_FOUND: model file ${missing}: not found\n`,
+        stderr: `cloister: MODEL_NOT_FOUND: --model file ${missing}: not found; check the path, or put the model file there\n`,
       });
       expect(await enclave(sealed, kbs, dir)).toEqual({
         code: 2,
-        stderr: `cloister: MODEL_NOT_FOUND: model file ${dir}: expected a regular file\n`,
+        stderr: `cloister: MODEL_NOT_FOUND: --model file ${dir}: expected a regular file, found something else (a directory?); give the model file's path\n`,
       });
     });
 

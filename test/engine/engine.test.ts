@@ -77,7 +77,9 @@ describe("loading", () => {
       (e: unknown) => e,
     );
     expect(code(error)).toBe("MODEL_NOT_FOUND");
-    expect((error as Error).message).toBe(`model file ${missing}: not found`);
+    expect((error as Error).message).toBe(
+      `--model file ${missing}: not found; check the path, or put the model file there`,
+    );
     expect(loader).not.toHaveBeenCalled();
   });
 

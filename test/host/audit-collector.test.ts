@@ -407,6 +407,31 @@ describe("audit collector: a refusal", () => {
   });
 });
 
+describe("audit collector: an enclave that is still booting", () => {
+  it("logs that it waits for the boot (503 ENCLAVE_BOOTING), not a failure, and says once when collection starts", async () => {
+    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    let booting = true;
+    const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+      if (!booting) return working(input, init);
+      // What enclave/server.ts bootingAnswer sends.
+      return Response.json(
+        { error: { code: "ENCLAVE_BOOTING", message: "the enclave is booting: nothing is attested yet; retry" } },
+        { status: 503, headers: { "retry-after": "5" } },
+      );
+    }) as typeof fetch;
+    const { c, errors, file } = await collector(fetchFn);
+    for (let i = 0; i < 4; i++) await c.collect();
+    booting = false;
+    await c.collect();
+    await c.stop();
+    expect(errors).toEqual([
+      'audit: waiting for the enclave at "http://enclave.invalid" to boot (503 ENCLAVE_BOOTING); its records are collected once it has',
+      'audit: the enclave at "http://enclave.invalid" has booted; collecting its records',
+    ]);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+  });
+});
+
 describe("audit collector: the size of the enclave's answer", () => {
   it("refuses an answer past its bound, streamed or declared, naming the bound and the size, and collects afterwards", async () => {
     const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
