@@ -112,12 +112,15 @@ function sizeMismatch(source: string, expectedBytes: number, found: number): Eng
  * The boot's first look at the --model file, before anything slow (evidence, the key broker, the
  * copy): it opens for reading and is a regular file of the manifest's size (MODEL_NOT_FOUND,
  * MODEL_SIZE_MISMATCH); sealed (`expected.keyId` set), its header parses and is the manifest's
- * (SealedModelError: SEALED_MODEL_MALFORMED, SEALED_MODEL_KEY_MISMATCH). Only a refusal counts:
- * staging reads and checks every byte again, as the file may change meanwhile.
+ * (SealedModelError: SEALED_MODEL_MALFORMED, SEALED_MODEL_KEY_MISMATCH), and, unless
+ * `expected.allowDisk` (the simulator), there is private memory to decrypt it into
+ * (MODEL_NO_PRIVATE_MEMORY, which stageSealedModel would raise only after the key broker released
+ * the key). Only a refusal counts: staging reads and checks every byte again, as the file may change
+ * meanwhile.
  */
 export async function checkModelFile(
   source: string,
-  expected: { readonly sizeBytes: number; readonly keyId: string | null },
+  expected: { readonly sizeBytes: number; readonly keyId: string | null; readonly allowDisk?: boolean },
   options: StagingOptions = {},
 ): Promise<void> {
   // Non-blocking: opening a FIFO (or a device) for reading waits for a writer; this way it opens at
@@ -138,6 +141,7 @@ export async function checkModelFile(
       copyBytes = header.plaintextSize;
     }
     const root = await (options.privateRoot ?? privateRoot)(copyBytes);
+    if (expected.keyId !== null && root !== "/dev/shm" && expected.allowDisk !== true) throw noPrivateMemory();
     await checkRoom(source, root, copyBytes, options.freeBytes ?? freeBytesOf);
   } finally {
     await handle.close();
@@ -327,6 +331,13 @@ export async function localCopyRoot(neededBytes: number): Promise<string> {
   return shm && (await freeBytesOf("/dev/shm")) >= neededBytes ? "/dev/shm" : tmpdir();
 }
 
+function noPrivateMemory(): SealedModelError {
+  return new SealedModelError(
+    "MODEL_NO_PRIVATE_MEMORY",
+    "sealed model: /dev/shm is missing or not a tmpfs to decrypt into; refusing to write decrypted weights to a disk (mount a tmpfs at /dev/shm)",
+  );
+}
+
 /**
  * Stages a sealed model (models/sealed.ts): decrypts it straight from `source` into private memory,
  * reading each byte once, so the SHA-256 the manifest pins is the digest of exactly the ciphertext
@@ -341,12 +352,7 @@ export async function stageSealedModel(
   const root = await (options.privateRoot ?? privateRoot)(expected.sizeBytes);
   // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
   // host can read, so a real TEE refuses (the simulator, a development tool, may use it).
-  if (root !== "/dev/shm" && !options.allowDisk) {
-    throw new SealedModelError(
-      "MODEL_NO_PRIVATE_MEMORY",
-      "sealed model: /dev/shm is missing or not a tmpfs to decrypt into; refusing to write decrypted weights to a disk",
-    );
-  }
+  if (root !== "/dev/shm" && !options.allowDisk) throw noPrivateMemory();
   const dir = await copyDirectory(root);
   const path = join(dir, "model.gguf");
   try {

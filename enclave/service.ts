@@ -288,7 +288,9 @@ export class Enclave {
     // manifest's size, or a sealed one whose header is not the manifest's, stops the boot now, not
     // after the evidence or after the key broker released the model key (never asked for then).
     if (sealedModel !== null || config.engine === undefined) {
-      const expected = { sizeBytes: manifest.model.sizeBytes, keyId: sealedModel };
+      // The simulator may decrypt to the temp directory (stageSealedModel's allowDisk, below).
+      const allowDisk = config.tee === "sim-snp" || config.tee === "sim-tdx";
+      const expected = { sizeBytes: manifest.model.sizeBytes, keyId: sealedModel, allowDisk };
       await checkModelFile(config.modelPath, expected).catch((error: unknown) => {
         throw error instanceof SealedModelError ? sealedModelRefused(error) : error;
       });

@@ -212,6 +212,18 @@ describe("room in the private root", () => {
     await checkModelFile(sealedPath, expected, { privateRoot: async () => "/dev/shm", freeBytes: tooSmall(plainSize) });
   });
 
+  it("checkModelFile refuses a sealed model without private memory to decrypt into, before the key broker is asked (not in the simulator)", async () => {
+    const noShm = { privateRoot: async () => join(dir, "disk"), freeBytes: tooSmall(plainSize) };
+    const error = await refusal(
+      checkModelFile(sealedPath, { sizeBytes: sealed.sizeBytes, keyId: KEY_ID, allowDisk: false }, noShm),
+    );
+    expect(error.code).toBe("MODEL_NO_PRIVATE_MEMORY");
+    expect(error.message).toContain("refusing to write decrypted weights to a disk (mount a tmpfs at /dev/shm)");
+    // The simulator may use the temp directory; a plain model is not decrypted, so it may be copied there.
+    await checkModelFile(sealedPath, { sizeBytes: sealed.sizeBytes, keyId: KEY_ID, allowDisk: true }, noShm);
+    await checkModelFile(plainPath, { sizeBytes: plainSize, keyId: null, allowDisk: false }, noShm);
+  });
+
   it("checkModelFile with the real statfs: a (sparse) model larger than the temp directory's free space is refused", async () => {
     const root = await mkdtemp(join(dir, "root-"));
     const { bavail, bsize } = await statfs(root);
