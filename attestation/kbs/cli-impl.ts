@@ -11,6 +11,7 @@ import {
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
+import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
@@ -137,10 +138,12 @@ export async function runModelSeal(
   }
   let key: ReturnType<typeof modelKeyFromJwk>;
   try {
-    key = modelKeyFromJwk(JSON.parse(keyText), "--key");
+    // parseJsonText: a second "k" would seal under a key a reader of the file does not see (and the
+    // broker, which reads key files the same way, refuses); its messages never quote the text.
+    key = modelKeyFromJwk(parseJsonText(keyText), "--key");
   } catch (error) {
     throw new UsageError(
-      error instanceof SyntaxError ? `--key: "${options.key}" is not JSON` : (error as Error).message,
+      error instanceof SyntaxError ? `--key: "${options.key}": ${error.message}` : (error as Error).message,
     );
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;

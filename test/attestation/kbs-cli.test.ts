@@ -114,6 +114,22 @@ describe("cloister kbs and model seal", () => {
     expect(linked.stderr).toContain("is a symbolic link");
   });
 
+  it("model seal refuses a key file that names a member twice, as the broker's key files do (JSON.parse kept the last)", async () => {
+    const jwk = JSON.parse(await readFile(keyPath, "utf8")) as Record<string, string>;
+    const twice = join(dir, "twice.jwk");
+    // A reader sees the first "k"; JSON.parse would seal under the second, a key no broker holds.
+    const text = JSON.stringify(jwk).replace(/}$/, `,"k":${JSON.stringify(jwk.k?.split("").reverse().join(""))}}`);
+    await writeFile(twice, text, { mode: 0o600 });
+    await chmod(twice, 0o600);
+    const out = join(dir, "twice.sealed");
+    const run = await runCloister(["model", "seal", "--key", twice, keyPath, out]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`--key: "${twice}": `);
+    expect(run.stderr).toContain("k appears twice in one object");
+    expect(run.stderr).not.toContain(jwk.k);
+    await expect(readFile(out)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
   it("kbs check lists keys and policies without key material, and names what is wrong in a bad config", async () => {
     const run = await runCloister(["kbs", "check", "--config", configPath, "--json"]);
     expect(run.code, run.stderr).toBe(0);
@@ -512,7 +528,7 @@ describe("the broker's limits per client address, from its configuration", () =>
         "limits: maxClients × releasesPerMinute expected at most 1000000 (the broker keeps every challenge they spend for a challenge lifetime), found 100000 × 100 = 10000000",
       ],
       [{ releasesPerMinut: 30 }, "limits: expected no such field, found releasesPerMinut"],
-      [[], "limits: expected object, found an array"],
+      [[], "limits: expected object, found an empty array"],
     ];
     for (const [i, [limits, message]] of cases.entries()) {
       const config = await configWithLimits(`kbs-bad-limits-${i}.json`, limits);
