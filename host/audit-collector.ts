@@ -39,7 +39,18 @@ async function makeAuditDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { mode: 0o700 });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST" || !(await stat(dir)).isDirectory()) throw error;
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    // Something is there: a directory (or a link to one) is used as it is.
+    const found = await stat(dir).catch((e: unknown) => {
+      // Something that exists but whose stat finds nothing: a symbolic link to a missing target.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      throw new AuditDirError(
+        `expected a directory, "${dir}" is a symbolic link to a missing target; point it at a directory or remove it`,
+        dir,
+        { cause: e },
+      );
+    });
+    if (!found.isDirectory()) throw error;
   }
 }
 
@@ -55,6 +66,7 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   try {
     await makeAuditDir(dir);
   } catch (error) {
+    if (error instanceof AuditDirError) throw error;
     // A file there (EEXIST), a path through one (ENOTDIR) or a missing parent (ENOENT), never silently.
     const code = (error as NodeJS.ErrnoException).code;
     throw new AuditDirError(

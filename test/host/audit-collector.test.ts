@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
-import { type FileHandle, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -525,6 +525,20 @@ describe("prepareAuditDir", () => {
       `"${dir}": its parent directory "${join(root, "typo", "deeper")}" does not exist; check the path for a typo, or create the parent first (only the last directory is made)`,
     );
     await expect(stat(join(root, "typo"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("names a symbolic link to a missing target as such (its parent exists), and follows one to a directory", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const dangling = join(root, "audit");
+    await symlink(join(root, "gone"), dangling);
+    await expect(prepareAuditDir(dangling)).rejects.toThrow(
+      `expected a directory, "${dangling}" is a symbolic link to a missing target; point it at a directory or remove it`,
+    );
+    await mkdir(join(root, "real"));
+    const link = join(root, "linked");
+    await symlink(join(root, "real"), link);
+    await prepareAuditDir(link);
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
