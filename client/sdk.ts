@@ -534,7 +534,8 @@ function apiKeyFaults(apiKey: string): string {
  */
 export function describeFound(value: unknown): string {
   if (typeof value === "string") return value === "" ? "an empty string" : `a string of ${value.length} characters`;
-  if (Array.isArray(value)) return value.length === 0 ? "an empty array" : `an array of ${value.length} items`;
+  if (Array.isArray(value))
+    return value.length === 0 ? "an empty array" : `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
   if (value === null || typeof value === "object" || typeof value === "function" || typeof value === "symbol") {
     return value === null ? "null" : `a value of type ${typeof value}`;
   }

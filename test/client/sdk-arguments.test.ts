@@ -324,7 +324,7 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
       "cacheScope: expected a string (a secret of at least 16 characters), found 12345678901234567",
     ],
     [{ toString: () => "a".repeat(20) }, "BAD_OPTION", "found a value of type object"],
-    [["a".repeat(20)], "BAD_OPTION", "found an array of 1 items"],
+    [["a".repeat(20)], "BAD_OPTION", "found an array of 1 item"],
     [1e20, "BAD_OPTION", "found 100000000000000000000"],
     ["short", "CACHE_SCOPE_TOO_SHORT", "cacheScope: expected a secret of at least 16 characters"],
   ];
