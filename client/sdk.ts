@@ -389,14 +389,22 @@ class HttpClient {
       });
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
-      throw new ClientError("transport", code, `the host cannot reach the enclave: ${message}`, host);
+      throw Object.assign(
+        new ClientError(
+          "transport",
+          code,
+          `${this.base}${path}: HTTP ${response.status}: the host cannot reach the enclave: ${message}`,
+          host,
+        ),
+        { status: response.status },
+      );
     }
     if (REQUEST_INTEGRITY_CODES.has(code)) {
       throw Object.assign(
         new ClientError(
           "integrity",
           code,
-          `${path}: the enclave refused the sealed request: ${code}: ${message}`,
+          `${this.base}${path}: the enclave refused the sealed request: ${code}: ${message}`,
           host,
         ),
         { status: response.status },

@@ -79,6 +79,18 @@ describe("connect() reports a hostile host's error as the host's", () => {
     const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
     expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401 });
     expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
+
+    // Every refusal carries its status and the full URL, as the general path does.
+    const unreachable = await refusedWith(502, body({ code: "ENCLAVE_UNREACHABLE", message: "connect refused" }));
+    expect(unreachable).toMatchObject({ kind: "transport", code: "ENCLAVE_UNREACHABLE", status: 502 });
+    expect(unreachable.message).toBe(
+      'http://host.test/v1/attestation: HTTP 502: the host cannot reach the enclave: host said: "connect refused"',
+    );
+    const replayed = await refusedWith(409, body({ code: "REQUEST_REPLAYED", message: "seen" }));
+    expect(replayed).toMatchObject({ kind: "integrity", code: "REQUEST_REPLAYED", status: 409 });
+    expect(replayed.message).toBe(
+      'http://host.test/v1/attestation: the enclave refused the sealed request: REQUEST_REPLAYED: host said: "seen"',
+    );
   });
 });
 
