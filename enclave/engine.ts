@@ -131,13 +131,19 @@ export type EngineOptions = {
    * is. Only for a file no one else can write; without it the engine makes its own private copy.
    */
   modelSha256?: string;
+  /**
+   * Aborting stops the copy or the load where it is (llama.cpp's load at its next progress step),
+   * removes the private copy, and rejects with the signal's reason: `cloister model run` on Ctrl-C,
+   * SIGTERM or its output closed. After the engine is open it has no effect (close() it).
+   */
+  signal?: AbortSignal;
 };
 
 /** Test seams: the loader and the private copy can be observed or replaced. */
 export type EngineDependencies = {
   getLlama: (options: LlamaOptions) => Promise<Llama>;
-  /** Copies a model given by path into a private directory, hashing it as written (stageModel). */
-  stageModel: (path: string) => Promise<StagedModel>;
+  /** Copies a model given by path into a private directory, hashing it as written (stageModel); stops when `signal` aborts. */
+  stageModel: (path: string, signal?: AbortSignal) => Promise<StagedModel>;
 };
 
 export type EngineInfo = {
@@ -187,7 +193,8 @@ const CLOSE_GRACE_MS = 5_000;
 
 const defaultDependencies: EngineDependencies = {
   getLlama: (options) => getLlama(options),
-  stageModel: (path) => stageModel(path, null, { privateRoot: localCopyRoot }),
+  stageModel: (path, signal) =>
+    stageModel(path, null, { privateRoot: localCopyRoot, ...(signal === undefined ? {} : { signal }) }),
 };
 
 /**
@@ -200,7 +207,7 @@ export async function openInferenceEngine(
 ): Promise<InferenceEngine> {
   const deps = { ...defaultDependencies, ...dependencies };
   const settings = checkOptions(options);
-  const staged = options.modelSha256 === undefined ? await deps.stageModel(options.modelPath) : null;
+  const staged = options.modelSha256 === undefined ? await deps.stageModel(options.modelPath, options.signal) : null;
   try {
     return await loadEngine(options, settings, deps, staged);
   } catch (error) {
@@ -239,11 +246,14 @@ async function loadEngine(
         }
       },
     });
+    options.signal?.throwIfAborted();
     model = await llama.loadModel({
       modelPath: loadPath,
       gpuLayers: settings.gpu === "off" ? 0 : "auto",
       ...(progress ? { onLoadProgress: progressPrinter() } : {}),
+      ...(options.signal === undefined ? {} : { loadSignal: options.signal }),
     });
+    options.signal?.throwIfAborted();
     if (progress) process.stderr.write("\n");
     const after = await statModel(loadPath);
     if (!sameFile(before, after)) {
@@ -280,6 +290,7 @@ async function loadEngine(
     await context?.dispose().catch(() => {});
     await model?.dispose().catch(() => {});
     await llama?.dispose().catch(() => {});
+    options.signal?.throwIfAborted();
     if (error instanceof EngineError) throw error;
     throw new EngineError("MODEL_LOAD_FAILED", `model file ${options.modelPath}: could not be loaded`, {
       cause: error,

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
+import { onOutputClosed } from "../client/cli/output.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
@@ -320,9 +321,12 @@ export function closeOnSignal(
         process.off("SIGINT", stop);
         process.off("SIGINT", ignore);
         process.off("SIGTERM", stop);
+        unregister();
         resolve();
       })();
     };
+    // Output closed by its reader (`cloister host | head -1`): the same clean shutdown.
+    const unregister = onOutputClosed(stop);
     // Under a supervisor (`cloister up`), Ctrl-C in the terminal reaches every process of the group:
     // the supervisor alone acts on it and stops its children in order (SIGTERM), so they ignore it.
     const supervised = process.env.CLOISTER_SUPERVISED === "1";

@@ -12,7 +12,7 @@
  * applies.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream, constants as fsConstants } from "node:fs";
+import { createWriteStream, constants as fsConstants, rmSync } from "node:fs";
 import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -242,14 +242,34 @@ export async function removeStaleCopies(root: string): Promise<void> {
   );
 }
 
+/** A copy's directory and how to remove it. */
+interface CopyDirectory {
+  readonly dir: string;
+  remove(): Promise<void>;
+}
+
 /**
  * A fresh 0700 directory for a copy under `root`, named for this process (CopyOwner), after
- * removing the copies of processes that have ended.
+ * removing the copies of processes that have ended. Until `remove()`, it is also removed
+ * synchronously when the process exits (process.exit from a signal or EPIPE handler, an uncaught
+ * error): a last resort for an owner that could not close its engine. A kill by a signal that has
+ * no handler (SIGKILL, the OOM killer) runs no code and leaves it to removeStaleCopies.
  */
-async function copyDirectory(root: string): Promise<string> {
+async function copyDirectory(root: string): Promise<CopyDirectory> {
   await removeStaleCopies(root);
   const owner = await copyOwner();
-  return mkdtemp(join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`));
+  const dir = await mkdtemp(
+    join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`),
+  );
+  const removeAtExit = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once("exit", removeAtExit);
+  return {
+    dir,
+    remove: async () => {
+      process.off("exit", removeAtExit);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -262,14 +282,14 @@ async function copyDirectory(root: string): Promise<string> {
 export async function stageModel(
   source: string,
   expectedBytes: number | null,
-  options: StagingOptions = {},
+  options: StagingOptions & { readonly signal?: AbortSignal } = {},
 ): Promise<StagedModel> {
   // Opened once (non-blocking: a FIFO swapped in is refused, not waited on) and checked through the
   // descriptor that is then read, so the bytes copied come from the file that was checked.
   const handle = await open(source, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((error: unknown) => {
     throw modelNotFound(source, error);
   });
-  let dir: string;
+  let copy: CopyDirectory;
   let bytes: number;
   try {
     const info = await handle.stat();
@@ -278,11 +298,13 @@ export async function stageModel(
     bytes = info.size;
     const root = await (options.privateRoot ?? privateRoot)(bytes);
     await checkRoom(source, root, bytes, options.freeBytes ?? freeBytesOf);
-    dir = await copyDirectory(root);
+    options.signal?.throwIfAborted();
+    copy = await copyDirectory(root);
   } catch (error) {
     await handle.close();
     throw error;
   }
+  const { dir } = copy;
   const path = join(dir, basename(source));
   const hash = createHash("sha256");
   try {
@@ -297,9 +319,12 @@ export async function stageModel(
         }
       },
       createWriteStream(path, { mode: 0o600 }),
+      ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
     );
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    await copy.remove();
+    // Stopped by the caller (Ctrl-C during `model run`'s load): its reason, not a copy failure.
+    options.signal?.throwIfAborted();
     // The errno is in the message (the CLI prints only the message): ENOSPC says the root filled up
     // meanwhile, EIO a failing disk.
     const code = (error as { code?: unknown } | null)?.code;
@@ -311,14 +336,14 @@ export async function stageModel(
   }
   const copied = (await stat(path)).size;
   if (copied !== bytes) {
-    await rm(dir, { recursive: true, force: true });
+    await copy.remove();
     if (expectedBytes !== null) throw sizeMismatch(source, expectedBytes, copied);
     throw new EngineError(
       "MODEL_CHANGED_DURING_LOAD",
       `model file ${source}: was ${bytes} bytes when opened, ${copied} bytes were copied (something writes to it); not loaded`,
     );
   }
-  return { path, sha256: hash.digest("hex"), remove: () => rm(dir, { recursive: true, force: true }) };
+  return { path, sha256: hash.digest("hex"), remove: copy.remove };
 }
 
 /**
@@ -353,18 +378,18 @@ export async function stageSealedModel(
   // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
   // host can read, so a real TEE refuses (the simulator, a development tool, may use it).
   if (root !== "/dev/shm" && !options.allowDisk) throw noPrivateMemory();
-  const dir = await copyDirectory(root);
-  const path = join(dir, "model.gguf");
+  const copy = await copyDirectory(root);
+  const path = join(copy.dir, "model.gguf");
   try {
     const header = await unsealModelFile(source, path, modelKey, expected);
     return {
       path,
       // unsealModelFile hashed the plaintext as it wrote it and checked it against this digest.
       sha256: header.plaintextSha256,
-      remove: () => rm(dir, { recursive: true, force: true }),
+      remove: copy.remove,
     };
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    await copy.remove();
     throw error;
   }
 }

@@ -5,9 +5,18 @@
  * Without `--sha256` the file's digest is computed here and shown on stderr as not pinned; the
  * engine then checks the file against it like any pinned digest. The engine loads a private copy
  * it hashed as it wrote it (engine.ts), so the digest checked is the digest of the bytes loaded.
+ *
+ * Ctrl-C, SIGTERM, or its output closed by its reader (`| head -1`), during the copy and load as
+ * during the generation: the load is abandoned or the engine closed, either of which removes the
+ * private copy, and it exits as the signal would have: 130, 143, or 141 (nothing more is written).
  */
+import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
-import { openInferenceEngine } from "./engine.ts";
+import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
+
+/** What stopped `model run` early, and its exit status (128 + the signal's number, as if killed by it). */
+const STOPPED_EXIT_CODE = { SIGINT: 130, SIGTERM: 143, "output closed": CLOSED_OUTPUT_EXIT_CODE } as const;
+type StopReason = keyof typeof STOPPED_EXIT_CODE;
 
 export type RunCommandOptions = {
   model: string;
@@ -27,11 +36,32 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
     expectedSha256 = await sha256File(options.model);
     process.stderr.write(`model sha256 (not pinned, pass --sha256 to pin): ${expectedSha256}\n`);
   }
-  const engine = await openInferenceEngine({ modelPath: options.model, expectedSha256, sequences: 1, maxQueue: 0 });
   const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
-  process.once("SIGINT", onSigint);
+  // A second signal has its default action (should closing hang).
+  const stop = (reason: StopReason) => (): void => {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
+  const onSigint = stop("SIGINT");
+  const onSigterm = stop("SIGTERM");
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
+  const unregister = onOutputClosed(stop("output closed"));
+  let engine: InferenceEngine | undefined;
   try {
+    try {
+      engine = await openInferenceEngine({
+        modelPath: options.model,
+        expectedSha256,
+        sequences: 1,
+        maxQueue: 0,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (!controller.signal.aborted) throw error;
+    }
+    if (engine === undefined || controller.signal.aborted) return;
     const request = {
       ...(options.chat === true
         ? { messages: [{ role: "user" as const, content: options.prompt }] }
@@ -44,6 +74,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
     };
     let text = "";
     for await (const event of engine.generate(request)) {
+      if (controller.signal.reason === "output closed") continue; // no one reads it: end quietly
       if (event.type === "text") {
         text += event.text;
         if (options.json !== true) process.stdout.write(event.text);
@@ -69,8 +100,11 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
       }
     }
   } finally {
+    await engine?.close();
     process.off("SIGINT", onSigint);
-    await engine.close();
+    process.off("SIGTERM", onSigterm);
+    unregister();
+    if (controller.signal.aborted) process.exitCode = STOPPED_EXIT_CODE[controller.signal.reason as StopReason];
   }
 }
 

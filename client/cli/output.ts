@@ -109,18 +109,36 @@ export function stopWhenParentExits(
 /** The exit status of a command killed by SIGPIPE (128 + 13), what `cmd | head -1` gives a C program. */
 export const CLOSED_OUTPUT_EXIT_CODE = 141;
 
+/** The shutdown the running command registered (onOutputClosed), or null: exit at once. */
+let outputClosedShutdown: (() => void) | null = null;
+
+/**
+ * Registers how the running command stops cleanly when its output is closed by its reader
+ * (stopWhenOutputCloses): a server's shutdown (closeOnSignal: enclave, host, kbs serve; the
+ * waitForSignal of up, proxy, web), `model run`'s closing of its engine, which removes its private
+ * copy of the model. Registered explicitly, never guessed from process.listenerCount("SIGTERM"):
+ * libraries add SIGTERM listeners too (node-llama-cpp's signal-exit, which re-raises the signal).
+ * Returns a function that removes the registration again (a later one replaces it).
+ */
+export function onOutputClosed(shutdown: () => void): () => void {
+  outputClosedShutdown = shutdown;
+  return () => {
+    if (outputClosedShutdown === shutdown) outputClosedShutdown = null;
+  };
+}
+
 /**
  * Standard output or error closed by its reader (`cloister attest | head -1`): the command stops
  * quietly, as one killed by SIGPIPE does, instead of dying of an unhandled EPIPE with a stack trace.
- * A command with a clean shutdown of its own (a SIGTERM handler: up, host, enclave, kbs serve,
- * proxy, web) is stopped through it, so that it stops what it started; any other exits at once with
- * CLOSED_OUTPUT_EXIT_CODE, not 0: what it had still to say, a failure included, went unread. Later
- * write errors (the shutdown's own lines to a closed stream) are ignored.
+ * A command that registered a shutdown of its own (onOutputClosed) is stopped through it, so that
+ * it stops what it started; any other exits at once with CLOSED_OUTPUT_EXIT_CODE, not 0: what it
+ * had still to say, a failure included, went unread. Later write errors (the shutdown's own lines
+ * to a closed stream) are ignored.
  */
 export function stopWhenOutputCloses(
   streams: readonly NodeJS.WriteStream[] = [process.stdout, process.stderr],
   stop: () => void = () => {
-    if (process.listenerCount("SIGTERM") > 0) process.kill(process.pid, "SIGTERM");
+    if (outputClosedShutdown !== null) outputClosedShutdown();
     else process.exit(CLOSED_OUTPUT_EXIT_CODE);
   },
 ): void {

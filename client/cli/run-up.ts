@@ -6,7 +6,7 @@ import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
-import { shellWord, UsageError } from "./output.ts";
+import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
@@ -44,15 +44,25 @@ async function boot(options: UpOptions, log: (line: string) => void, signal?: Ab
   });
 }
 
+/** What waitForSignal resolves with when the command's output was closed by its reader. */
+export const OUTPUT_CLOSED = "output closed";
+
+/**
+ * Resolves with the signal's name at the first SIGINT or SIGTERM, or with OUTPUT_CLOSED when the
+ * command's output is closed by its reader (`cloister up | head -1`): the caller's shutdown then
+ * runs (onOutputClosed), stopping what it started.
+ */
 export function waitForSignal(): Promise<string> {
   return new Promise((resolve) => {
     const handler = (signal: string) => {
       process.off("SIGINT", handler);
       process.off("SIGTERM", handler);
+      unregister();
       resolve(signal);
     };
     process.on("SIGINT", handler);
     process.on("SIGTERM", handler);
+    const unregister = onOutputClosed(() => handler(OUTPUT_CLOSED));
   });
 }
 
@@ -97,7 +107,8 @@ export async function runUp(options: UpOptions): Promise<void> {
   } catch (error) {
     if (!interrupted.signal.aborted) throw error;
     say("stopped: every process it started has exited");
-    process.exitCode = interrupted.signal.reason === "SIGTERM" ? 143 : 130;
+    const reason = interrupted.signal.reason;
+    process.exitCode = reason === "SIGTERM" ? 143 : reason === OUTPUT_CLOSED ? CLOSED_OUTPUT_EXIT_CODE : 130;
     return;
   }
   booted = true;

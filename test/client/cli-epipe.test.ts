@@ -1,14 +1,16 @@
 /**
  * A reader that closes early (`cloister … | head -1`): the command stops quietly, as a command
  * killed by SIGPIPE does (exit 141, nothing on standard error), instead of an unhandled EPIPE stack
- * trace; a server stops through its own clean shutdown. Each command runs as a separate process
- * whose standard output is a pipe this test closes before the command writes to it.
+ * trace; a server stops through its own clean shutdown, and `model run` closes its engine (which
+ * removes its private copy of the model). Each command runs as a separate process whose standard
+ * output is a pipe this test closes before the command writes to it.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 
 let dir: string;
@@ -20,9 +22,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 /** Runs `cloister ARGS` with its standard output read by nobody: the pipe is closed at once. */
 function runWithClosedOutput(
   args: readonly string[],
-): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+): Promise<{ code: number | null; signal: string | null; stderr: string; pid: number | undefined }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    const pid = child.pid;
     child.stdout.destroy();
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
@@ -31,7 +34,7 @@ function runWithClosedOutput(
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stderr });
+      resolve({ code, signal, stderr, pid });
     });
   });
 }
@@ -42,7 +45,12 @@ describe("standard output closed by its reader (| head -1)", () => {
     expect((await runCloister(["model", "make", "tiny", "--out", model])).code).toBe(0);
     for (const args of [["--help"], ["attest", "--help"], ["model", "inspect", model]]) {
       const run = await runWithClosedOutput(args);
-      expect(run, args.join(" ")).toEqual({ code: 141, signal: null, stderr: "" });
+      expect({ ...run, pid: undefined }, args.join(" ")).toEqual({
+        code: 141,
+        signal: null,
+        stderr: "",
+        pid: undefined,
+      });
     }
   }, 60_000);
 
@@ -64,4 +72,34 @@ describe("standard output closed by its reader (| head -1)", () => {
     // Its SIGTERM shutdown ran (a kill by the signal itself would leave a signal and no code).
     expect({ code: run.code, signal: run.signal }).toEqual({ code: 0, signal: null });
   }, 60_000);
+
+  it("model run stops with 141 and removes its private copy of the model", async () => {
+    // Loading node-llama-cpp adds a SIGTERM listener (signal-exit) that re-raises the signal: the
+    // command must not be taken for a server and stopped by SIGTERM, which left the copy behind.
+    const model = join(dir, "tiny-run.gguf");
+    const { sha256 } = await writeTinyModel(model);
+    const run = await runWithClosedOutput([
+      ...["model", "run", "--model", model, "--sha256", sha256, "--prompt", "The enclave", "--max-tokens", "20"],
+    ]);
+    const left = await copiesOf(run.pid);
+    expect({ code: run.code, signal: run.signal, stderr: run.stderr, left }).toEqual({
+      code: 141,
+      signal: null,
+      stderr: "",
+      left: [],
+    });
+  }, 60_000);
 });
+
+/** The private model copies (model-staging.ts) process `pid` left in /dev/shm or the temp directory; removed here. */
+async function copiesOf(pid: number | undefined): Promise<string[]> {
+  const left: string[] = [];
+  for (const root of ["/dev/shm", tmpdir()]) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith(`cloister-model-${pid}-`))) {
+      left.push(name);
+      await rm(join(root, name), { recursive: true, force: true });
+    }
+  }
+  return left;
+}

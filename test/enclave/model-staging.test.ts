@@ -141,6 +141,28 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
     }
   }, 60_000);
 
+  it("a copy not removed by its owner is removed when the process exits (process.exit), plain and sealed", async () => {
+    const root = join(dir, "exit-private");
+    await mkdir(root, { mode: 0o700 });
+    const privateRoot = `async () => ${JSON.stringify(root)}`;
+    const plain = await runStaging(
+      `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: ${privateRoot} });
+process.stdout.write(staged.path + "\\n", () => process.exit(141));`,
+    );
+    const decrypted = await runStaging(
+      `const staged = await stageSealedModel(${JSON.stringify(sealedPath)}, ${JSON.stringify({ sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, keyId: KEY_ID })}, { keyId: ${JSON.stringify(KEY_ID)}, key: Buffer.from(process.env.MODEL_KEY_HEX, "hex") }, { allowDisk: true, privateRoot: ${privateRoot} });
+process.stdout.write(staged.path + "\\n", () => process.exit(130));`,
+    );
+    expect([await plain.exited, await decrypted.exited]).toEqual([141, 130]);
+    expect(dirname(plain.line)).toMatch(/cloister-model-/);
+    expect(await names(root)).toEqual([]);
+    // One removed by its owner leaves no exit listener behind.
+    const staged = await stageModel(plainPath, plainSize, { privateRoot: async () => root });
+    const listeners = process.listenerCount("exit");
+    await staged.remove();
+    expect(process.listenerCount("exit")).toBe(listeners - 1);
+  }, 60_000);
+
   it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
     const source = join(dir, "swapped.gguf");
     await copyFile(plainPath, source);
