@@ -3,11 +3,10 @@
  * they are, serves attested answers, and on SIGTERM stops all three and exits 0. Started again on
  * the same directory, it writes the same client policy (the sealed model is kept), so a client
  * holding the policy from the first run verifies the second. Ctrl-C while it boots stops what has
- * started, in order, and says so.
+ * started (each child it started is gone when it exits), and says so.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { connect } from "node:net";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -98,15 +97,19 @@ describe("cloister up", () => {
   it("stops what has started, and says so, on Ctrl-C during boot", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-up-ctrlc-"));
     dirs.push(dir);
+    // Ports the system chooses (0): a fixed port someone else holds would stop `up` before the test.
+    const args = ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
     // Ctrl-C is SIGINT to the whole process group, children included (they ignore it and wait
     // for `up` to stop them).
-    const ports = { host: 47760, enclave: 47761, kbs: 47762 };
-    const args = ["--host-port", ports.host, "--enclave-port", ports.enclave, "--kbs-port", ports.kbs].map(String);
     const { child, exited, until, output } = spawnUp(dir, args, true);
-    // The key broker is up (its first log line) and the enclave is booting: mid-boot.
-    await until(({ stderr }) => stderr.includes("[kbs] "));
-    expect(output().stderr, output().stdout).toContain("[kbs] ");
+    // The key broker released the model key to the enclave, which is now decrypting and loading the
+    // model: mid-boot, with the key broker and the enclave running and the host not yet started.
+    await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
+    expect(output().stderr, output().stdout).toContain('[kbs] {"event":"release","outcome":"released"');
+    const started = await childrenOf(child.pid as number);
     expect(output().stdout).not.toContain("Cloister is up");
+    // The key broker first, then the enclave.
+    expect(started.map(({ command }) => command).slice(0, 2)).toEqual(["kbs", "enclave"]);
     process.kill(-(child.pid as number), "SIGINT");
     expect(await exited).toBe(130);
     const { stdout, stderr } = output();
@@ -115,17 +118,41 @@ describe("cloister up", () => {
     expect(stderr).toMatch(
       /shutting down \(SIGINT during boot\) …\n(.|\n)*stopped: every process it started has exited\n$/,
     );
-    // Every child it started is gone when it exits, not some time later: nothing listens any more.
-    for (const port of Object.values(ports)) {
-      const refused = await new Promise<boolean>((resolve) => {
-        const socket = connect(port, "127.0.0.1");
-        socket.once("connect", () => {
-          socket.destroy();
-          resolve(false);
-        });
-        socket.once("error", () => resolve(true));
-      });
-      expect(refused, `port ${port} still open`).toBe(true);
-    }
+    // Every child it had started is gone when it exits, not some time later.
+    const running = started.filter(({ pid }) => isRunning(pid));
+    expect(running, "children still running after up exited").toEqual([]);
   });
 });
+
+/**
+ * The `cloister` processes whose parent is `parent` (Linux /proc), oldest first, with their command
+ * (`kbs`, `enclave`, `host`); other children (tsx's esbuild service) are left out.
+ */
+async function childrenOf(parent: number): Promise<{ pid: number; command: string }[]> {
+  const found: { pid: number; command: string; start: number }[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      // "pid (comm) state ppid …": fields counted from the last ")" (comm may hold spaces).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== parent) continue;
+      const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
+      if (argv[1] !== CLI) continue;
+      found.push({ pid: Number(name), command: argv[2] ?? "", start: Number(fields[19]) });
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  return found.sort((a, b) => a.start - b.start || a.pid - b.pid).map(({ pid, command }) => ({ pid, command }));
+}
+
+/** Whether process `pid` exists (a zombie counts: its parent has not waited for it). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
