@@ -13,8 +13,13 @@
  *   a mismatch is refused with MODEL_DIGEST_MISMATCH naming both digests. The copy's identity
  *   (device, inode, size, mtime) is compared again after loading (MODEL_CHANGED_DURING_LOAD).
  *   Cost: one extra sequential read and write of the model at load (a few seconds per GiB), and the
- *   copy's space; in /dev/shm that is memory, but llama.cpp maps the copy's pages rather than
- *   reading the model again, so the model is held in memory once either way.
+ *   copy's space for as long as the engine runs. In /dev/shm that is memory, but llama.cpp maps the
+ *   copy's pages rather than reading the model again, so the model is held in memory once, as it
+ *   would be without the copy. In the temp directory (no /dev/shm, or too little room in it) it is
+ *   disk space the size of the model, on top of the model file; where neither has room, the model
+ *   is refused (MODEL_NO_ROOM: set TMPDIR to a directory with room), though llama.cpp could have
+ *   loaded it from its path. The copy is removed on close, on a failed or aborted load
+ *   (`signal`), and, as a last resort, synchronously when the process exits (model-staging.ts).
  * - Requests are validated field by field (ENGINE_REQUEST); prompts that do not fit the context are
  *   refused (PROMPT_TOO_LONG); when every sequence is busy and the queue is full a request is refused
  *   at once with ENGINE_BUSY.

@@ -3,8 +3,9 @@
  * memory (a fresh 0700 directory on tmpfs, /dev/shm, which lives in the CVM's encrypted memory),
  * and the engine then hashes, checks and loads *that copy*. llama.cpp reads a model by path, so
  * without this a host that can write the disk could swap bytes between the digest check and the
- * load (or under later page faults of a memory-mapped file). The copy is removed on shutdown, and
- * on failed boots. A process that dies without either (killed by the OOM killer, SIGKILL after a
+ * load (or under later page faults of a memory-mapped file). The copy is removed on shutdown, on
+ * failed boots, and, as a last resort, synchronously when the process exits (copyDirectory). A
+ * process that dies without any of these (killed by the OOM killer, SIGKILL after a
  * stop timeout) leaves it behind, in memory tmpfs cannot swap, until the machine reboots; with
  * Restart=on-failure each such death would add one. So each staging first removes the copies left
  * by processes that are gone (removeStaleCopies). Without /dev/shm (not Linux) the OS temp
@@ -349,7 +350,8 @@ export async function stageModel(
 /**
  * Where `cloister model run` and the benchmarks copy a model they were given by path (the engine's
  * own staging, enclave/engine.ts): /dev/shm when it is memory with room for `neededBytes`
- * (the copy then costs no disk, and llama.cpp maps the same pages), else the OS temp directory.
+ * (the copy then costs no disk, and llama.cpp maps the same pages), else the OS temp directory
+ * (TMPDIR), where the copy costs disk space the size of the model while it is loaded.
  */
 export async function localCopyRoot(neededBytes: number): Promise<string> {
   const shm = await isPrivateMemoryDirectory("/dev/shm");

@@ -11,6 +11,18 @@ export function registerModelRunCommand(model: Command): void {
     .command("run")
     .addHelpText(
       "after",
+      [
+        "",
+        "Before loading, it copies the model file into a private directory and hashes the copy as it",
+        "writes it, so the bytes checked against --sha256 are the bytes loaded: in /dev/shm when it has",
+        "room (memory), else the temp directory (TMPDIR: disk space). That costs one read and one write",
+        "of the whole model per run, and needs free space there the size of the model (MODEL_NO_ROOM",
+        "otherwise; set TMPDIR to a directory with room). The copy is removed when it ends, by Ctrl-C",
+        "or a closed output (| head) too.",
+      ].join("\n"),
+    )
+    .addHelpText(
+      "after",
       examples(
         'cloister model run --model tiny.gguf --prompt "Once upon a time" --max-tokens 32',
         'cloister model run --model tiny.gguf --chat --prompt "What is a cloister?" --seed 7 --json',

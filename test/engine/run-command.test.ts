@@ -68,6 +68,16 @@ describe("cloister model run", () => {
     );
   });
 
+  it("--help says it copies the model first: where (/dev/shm, else TMPDIR), what that costs, and when it is removed", async () => {
+    const help = (await cloister(["model", "run", "--help"])).stdout.replace(/\s+/g, " ");
+    expect(help).toContain("copies the model file into a private directory");
+    expect(help).toContain("/dev/shm when it has room (memory), else the temp directory (TMPDIR: disk space)");
+    expect(help).toContain("needs free space there the size of the model (MODEL_NO_ROOM otherwise; set TMPDIR");
+    expect(help).toContain("removed when it ends");
+    // Still the last section, as on every command.
+    expect(help.indexOf("Examples:")).toBeGreaterThan(help.indexOf("/dev/shm"));
+  });
+
   it("Ctrl-C while the model loads stops with 130 and removes the private copy", async () => {
     const child = spawn(
       process.execPath,
