@@ -200,6 +200,16 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   const started = performance.now();
   const logs: string[] = [];
   const deployment = await boot(options, (line) => logs.push(line));
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= deployment.stop();
+    return stopping;
+  };
+  // Output closed by its reader (`cloister demo | head -1`): the deployment is stopped before it
+  // exits as SIGPIPE would (during boot, the children stop on their own when it has gone).
+  const unregister = onOutputClosed(() => {
+    void stop().finally(() => process.exit(CLOSED_OUTPUT_EXIT_CODE));
+  });
   try {
     const session = await connect({
       url: deployment.hostUrl,
@@ -230,6 +240,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
     for (const line of logs.slice(-20)) say(line);
     throw error;
   } finally {
-    await deployment.stop();
+    unregister();
+    await stop();
   }
 }

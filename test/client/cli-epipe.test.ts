@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { childrenOf, isRunning } from "../helpers/processes.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -19,9 +20,13 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-/** Runs `cloister ARGS` with its standard output read by nobody: the pipe is closed at once. */
+/**
+ * Runs `cloister ARGS` with its standard output read by nobody: the pipe is closed at once.
+ * `children`, when given, collects every `cloister` process it starts (pid → command) while it runs.
+ */
 function runWithClosedOutput(
   args: readonly string[],
+  children?: Map<number, string>,
 ): Promise<{ code: number | null; signal: string | null; stderr: string; pid: number | undefined }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
@@ -31,10 +36,19 @@ function runWithClosedOutput(
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString("utf8");
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    let polling = Promise.resolve();
+    if (children !== undefined && pid !== undefined) {
+      polling = (async () => {
+        while (child.exitCode === null && child.signalCode === null) {
+          for (const { pid: started, command } of await childrenOf(pid)) children.set(started, command);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+    }
+    const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stderr, pid });
+      void polling.then(() => resolve({ code, signal, stderr, pid }));
     });
   });
 }
@@ -89,6 +103,21 @@ describe("standard output closed by its reader (| head -1)", () => {
       left: [],
     });
   }, 60_000);
+
+  it("demo stops the deployment it started (key broker, enclave, host) before it exits with 141", async () => {
+    // Its output is first written after its boot, when the children are running.
+    const started = new Map<number, string>();
+    const run = await runWithClosedOutput(["demo", "--threads", "1"], started);
+    const running = [...started].filter(([pid]) => isRunning(pid));
+    for (const [pid] of running) process.kill(pid, "SIGKILL");
+    expect([...started.values()].sort()).toEqual(["enclave", "host", "kbs"]);
+    expect({ code: run.code, signal: run.signal, stderr: run.stderr.match(/EPIPE|\n\s+at /g), running }).toEqual({
+      code: 141,
+      signal: null,
+      stderr: null,
+      running: [],
+    });
+  }, 120_000);
 });
 
 /** The private model copies (model-staging.ts) process `pid` left in /dev/shm or the temp directory; removed here. */

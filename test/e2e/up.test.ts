@@ -6,11 +6,12 @@
  * started (each child it started is gone when it exits), and says so.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { childrenOf, isRunning } from "../helpers/processes.ts";
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -123,36 +124,3 @@ describe("cloister up", () => {
     expect(running, "children still running after up exited").toEqual([]);
   });
 });
-
-/**
- * The `cloister` processes whose parent is `parent` (Linux /proc), oldest first, with their command
- * (`kbs`, `enclave`, `host`); other children (tsx's esbuild service) are left out.
- */
-async function childrenOf(parent: number): Promise<{ pid: number; command: string }[]> {
-  const found: { pid: number; command: string; start: number }[] = [];
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = await readFile(`/proc/${name}/stat`, "utf8");
-      // "pid (comm) state ppid …": fields counted from the last ")" (comm may hold spaces).
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== parent) continue;
-      const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
-      if (argv[1] !== CLI) continue;
-      found.push({ pid: Number(name), command: argv[2] ?? "", start: Number(fields[19]) });
-    } catch {
-      // it ended meanwhile
-    }
-  }
-  return found.sort((a, b) => a.start - b.start || a.pid - b.pid).map(({ pid, command }) => ({ pid, command }));
-}
-
-/** Whether process `pid` exists (a zombie counts: its parent has not waited for it). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
