@@ -91,8 +91,8 @@ describe("cloister up", () => {
       second.child.kill("SIGTERM");
     }
     expect(await second.exited).toBe(0);
-    // Two whole boots (broker, enclave, host), an attest and a chat: about 25 s on two idle cores,
-    // past the default 60 s when the cores are shared with other work.
+    // Two whole boots (broker, enclave, host), an attest and a chat: 37-40 s on two cores (alone, and
+    // in a full test run), past the default 60 s when the cores are shared with other work.
   }, 180_000);
 
   it("stops what has started, and says so, on Ctrl-C during boot", async () => {
