@@ -7,7 +7,7 @@
  * import it.
  */
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../client/cli/output.ts";
+import { fileErrorCause, UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
 import { DuplicateMemberError, parseJsonText } from "./json-text.ts";
@@ -141,8 +141,7 @@ export async function readInputFile(path: string | undefined, option: string, te
   try {
     return new Uint8Array(await readFile(path));
   } catch (error) {
-    const why = (error as { code?: unknown }).code;
-    throw new UsageError(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
+    throw new UsageError(`${option}: cannot read "${path}" (${fileErrorCause(error)})`);
   }
 }
 

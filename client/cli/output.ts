@@ -345,11 +345,24 @@ export function loopbackListenError(error: unknown): unknown {
   return listenUsageError(error, { hasListenOption: false });
 }
 
-/** The text of a file an option names, or a UsageError naming the option, the file and the errno code. */
+/**
+ * Why a file an option names could not be read, for a message: the errno code and, for the common
+ * ones, what to do (`ENOENT: no such file; check the path`).
+ */
+export function fileErrorCause(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === "ENOENT") return "ENOENT: no such file; check the path";
+  if (code === "EACCES" || code === "EPERM") return `${code}: this user may not read it; check its owner and mode`;
+  if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
+  if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
+  return code ?? "error";
+}
+
+/** The text of a file an option names, or a UsageError naming the option, the file and why (fileErrorCause). */
 export async function readOptionFile(file: string, option: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (error) {
-    throw new UsageError(`${option}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
   }
 }

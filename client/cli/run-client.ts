@@ -10,6 +10,7 @@ import { type ChatMessage, type ConnectOptions, connect, parseHostUrl, type Sess
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
+  fileErrorCause,
   formatCliError,
   printJson,
   readOptionFile,
@@ -174,8 +175,6 @@ function tcbLine(enclave: VerifiedEnclave): string[] {
       : "  TCB          not checked: the deployment served no TCB collateral",
   ];
 }
-
-const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
 
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; force?: boolean },
@@ -352,7 +351,7 @@ export async function readPrompt(
     try {
       bytes = await readFile(promptFile);
     } catch (error) {
-      throw new UsageError(`--prompt-file: cannot read "${promptFile}" (${errno(error)})`, { cause: error });
+      throw new UsageError(`--prompt-file: cannot read "${promptFile}" (${fileErrorCause(error)})`, { cause: error });
     }
     return promptText(bytes, `--prompt-file "${promptFile}"`);
   }

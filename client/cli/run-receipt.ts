@@ -15,13 +15,13 @@ import {
 } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
-import { printJson, UsageError } from "./output.ts";
+import { fileErrorCause, printJson, UsageError } from "./output.ts";
 
 async function readBytes(file: string, option: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (error) {
-    throw new UsageError(`${option}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
   }
 }
 

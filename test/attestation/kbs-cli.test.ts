@@ -300,7 +300,9 @@ describe("cloister kbs and model seal", () => {
       runCloister(["enclave", "--manifest", manifest, "--operator-key", key, "--model", "x", "--tee", "sim-snp"]);
     const noManifest = await enclave(join(dir, "none.jws"), join(dir, "none.jwk"));
     expect(noManifest.code).toBe(2);
-    expect(noManifest.stderr).toContain(`cloister: USAGE: --manifest: cannot read "${join(dir, "none.jws")}" (ENOENT)`);
+    expect(noManifest.stderr).toContain(
+      `cloister: USAGE: --manifest: cannot read "${join(dir, "none.jws")}" (ENOENT: no such file; check the path)`,
+    );
     await writeFile(join(dir, "m.jws"), "a.b.c\n");
     await writeFile(join(dir, "k.jwk"), "not json");
     const badKey = await enclave(join(dir, "m.jws"), join(dir, "k.jwk"));

@@ -205,13 +205,17 @@ describe("cloister verify-evidence --tee snp", () => {
       expect(invalid.stderr).toMatch(/^cloister: POLICY_INVALID: /);
       expect(missing.code).toBe(2);
       // Printed with its code (docs/errors.md, verify-evidence table).
-      expect(missing.stderr).toBe(`cloister: USAGE: --policy: cannot read "${join(dir, "none.json")}" (ENOENT)\n`);
+      expect(missing.stderr).toBe(
+        `cloister: USAGE: --policy: cannot read "${join(dir, "none.json")}" (ENOENT: no such file; check the path)\n`,
+      );
     });
   });
 
   it("reports an unreadable --report as a usage error, printed with its code", async () => {
     const r = await run(["verify-evidence", "--tee", "snp", "--report", `${SNP}none.bin`, "--cert", `${SNP}none.pem`]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`cloister: USAGE: --report: cannot read "${SNP}none.bin" (ENOENT)\n`);
+    expect(r.stderr).toBe(
+      `cloister: USAGE: --report: cannot read "${SNP}none.bin" (ENOENT: no such file; check the path)\n`,
+    );
   });
 });

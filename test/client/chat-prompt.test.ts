@@ -93,7 +93,7 @@ describe("chat's prompt", () => {
       [
         "missing file",
         async () => readPrompt(undefined, join(dir, "missing.txt"), stdin([])),
-        /^--prompt-file: cannot read ".*missing\.txt" \(ENOENT\)$/,
+        /^--prompt-file: cannot read ".*missing\.txt" \(ENOENT: no such file; check the path\)$/,
       ],
     ];
     for (const [name, run, message] of cases) {
@@ -150,7 +150,9 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
   it("reads a piped prompt, then goes on to the connection (here: the missing policy file)", async () => {
     const piped = await runCloister(args, { input: `${SECRET}\n`, cwd: dir });
     expect(piped.code).toBe(2);
-    expect(piped.stderr.trim()).toMatch(/--policy: cannot read "no-such-policy\.json" \(ENOENT\)$/);
+    expect(piped.stderr.trim()).toMatch(
+      /--policy: cannot read "no-such-policy\.json" \(ENOENT: no such file; check the path\)$/,
+    );
     expect(piped.stderr).not.toContain("hunter2");
   });
 });

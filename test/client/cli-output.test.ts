@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import { formatCliError, readOptionFile, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 
@@ -155,5 +155,32 @@ describe("ClientError.audit: the opening never reaches a log line", () => {
     expect(JSON.stringify(error.audit)).toBe(JSON.stringify({ requestIdHash: "cd".repeat(32) }));
     expect(JSON.stringify({ ...error.audit })).not.toContain(opening);
     expect(Object.keys(error.audit ?? {})).toEqual(["requestIdHash"]);
+  });
+});
+
+describe("readOptionFile", () => {
+  it("names the option, the file, the errno code and what to do", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-option-file-"));
+    try {
+      const file = join(dir, "policy.json");
+      await writeFile(file, "x");
+      const refusal = (path: string): Promise<Error> =>
+        readOptionFile(path, "--policy").then(
+          () => new Error("expected a refusal"),
+          (e: unknown) => e as Error,
+        );
+      expect((await refusal(join(dir, "none.json"))).message).toBe(
+        `--policy: cannot read "${join(dir, "none.json")}" (ENOENT: no such file; check the path)`,
+      );
+      expect((await refusal(dir)).message).toBe(
+        `--policy: cannot read "${dir}" (EISDIR: it is a directory; name the file in it)`,
+      );
+      expect((await refusal(join(file, "x"))).message).toBe(
+        `--policy: cannot read "${join(file, "x")}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+      );
+      expect(await readOptionFile(file, "--policy")).toBe("x");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
