@@ -38,7 +38,7 @@ async function twoEnclaves() {
       modelPath: "unused (engine injected)",
       tee: "sim-snp",
       engine: Object.assign(new ScriptedEngine(() => OK), {
-        info: { modelSha256: sha256 },
+        info: { modelSha256: sha256, contextSize: manifest.inference.contextSize },
       }) as unknown as InferenceEngine,
       frameIntervalMs: 0,
     });

@@ -21,7 +21,8 @@ export type Pause = { readonly pauseMs: number };
 
 /** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
 export class ScriptedEngine {
-  readonly info = { modelSha256: TINY_MODEL_SHA256 };
+  /** The dev manifest's model and context (boot refuses an engine whose context differs). */
+  readonly info = { modelSha256: TINY_MODEL_SHA256, contextSize: devManifest().inference.contextSize };
   pulls = 0;
   /** Generations that ended (ran to their end, or were returned/aborted by the consumer). */
   finished = 0;

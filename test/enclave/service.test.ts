@@ -88,6 +88,17 @@ describe("enclave boot", () => {
     expect((error as Error).message).toContain(wrong);
     expect((error as Error).message).toContain(TINY_MODEL_SHA256);
   });
+
+  it("refuses a manifest contextSize larger than the model's training context, naming both numbers", async () => {
+    // The tiny model's training context is 2048; llama.cpp would run 2048 while the attested
+    // manifest says 4096, and every request using the manifest's maxTokens would then fail.
+    const error = await boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnclaveError);
+    expect(error).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
+    expect((error as Error).message).toMatch(
+      /inference\.contextSize: expected the context that runs \(2048\), found 4096/,
+    );
+  });
 });
 
 describe("model staging", () => {
