@@ -361,7 +361,8 @@ const NON_ASCII_LETTER = /(?![\p{ASCII}])\p{L}/u;
  * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
  * `\uXXXX` / `\u{X}` as `\x{X}`, property names without the `Script=` / `sc=` /
  * `General_Category=` / `gc=` prefix. What has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a
- * class) is refused (POLICY_PATTERN_UNSAFE) rather than given another meaning; so are
+ * class, `\P{…}` in a caseInsensitive pattern) is refused (POLICY_PATTERN_UNSAFE) rather than given
+ * another meaning; so are
  * backreferences and lookarounds, which RE2 itself refuses. With `foldLiterals`, literal look-alike
  * letters outside character classes and escapes are written as the ASCII letters they fold to
  * (normalize.ts), for matching folded text.
@@ -400,6 +401,16 @@ export function toRe2Syntax(
       else if (next === "p" || next === "P") {
         const property = /^\{(?:(?:Script|sc|General_Category|gc)=)?([A-Za-z_]+)\}/.exec(pattern.slice(i + 1));
         if (property === null) throw unsupported(`a \\${next} escape RE2 does not read`);
+        // JavaScript's /iu tests a character's case-folded form against the set (`\P{Ll}` matches
+        // `a`, whose capital is in it); RE2 folds the class and then takes the complement, which
+        // holds no cased letter, so a block rule would let them pass. A negated class of `\p{…}`
+        // means the same in both and stays.
+        if (next === "P" && options.caseInsensitive === true) {
+          throw new PolicyPatternUnsafeError(
+            ruleId,
+            `\\P{…} in a caseInsensitive pattern, which RE2 reads as the complement of the case-folded class (no cased letter) where JavaScript's /iu matches every letter one of whose cases is in it; write the rule with caseInsensitive false`,
+          );
+        }
         out += `\\${next}{${property[1]}}`;
         i += property[0].length;
       } else out += `\\${next}`;

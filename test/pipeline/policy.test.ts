@@ -224,6 +224,24 @@ describe("patterns run in linear time (RE2)", () => {
     }
   });
 
+  it("refuses \\P{…} in a case-insensitive rule (RE2 folds before the complement), keeps it case-sensitive", () => {
+    // JavaScript /iu: \P{Ll} matches `a` (its capital `A` is in the set); RE2's (?i)\P{Ll} is the
+    // complement of the case-folded class and matches no cased letter, so the rule would let it pass.
+    for (const pattern of ["\\P{Ll}", "\\P{Lu}", "x[\\P{Ll}]", "[^\\P{Lu}]", "\\P{gc=Lt}"]) {
+      expect(() => blockRule(pattern, true), pattern).toThrow(
+        expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "rule" }),
+      );
+      expect(() => blockRule(pattern, true), pattern).toThrow("\\P{…} in a caseInsensitive pattern");
+    }
+    const sensitive = blockRule("\\P{Ll}");
+    expect(sensitive.evaluate(req({ text: "a" })).decision).toBe("allow");
+    for (const text of ["A", "Ж", "Σ", "1"]) expect(sensitive.evaluate(req({ text })).decision, text).toBe("block");
+    // A negated class of \p{…} means the same in both (no cased letter): still accepted.
+    const negated = blockRule("[^\\p{Ll}]", true);
+    for (const text of ["a", "A", "Σ"]) expect(negated.evaluate(req({ text })).decision, text).toBe("allow");
+    expect(negated.evaluate(req({ text: "1" })).decision).toBe("block");
+  });
+
   it.each([
     ["(a)\\1", "invalid escape sequence"],
     ["(?<w>a)\\k<w>", "invalid escape sequence"],
