@@ -176,16 +176,20 @@ export async function verifyCommand(file: string, options: { key: string[]; json
 
 /**
  * The schema, then what the enclave checks at boot beyond it: that every pattern rule compiles on
- * RE2 with its JavaScript meaning and within its size limit (a manifest the enclave would refuse is
- * refused here, before it is signed or deployed).
+ * RE2 with its JavaScript meaning and within its size limit, and that the pattern rules together fit
+ * the per-request RE2 budget (a manifest the enclave would refuse is refused here, before it is
+ * signed or deployed).
  */
 async function parseDeployableManifest(file: string): Promise<Manifest> {
   const manifest = parseManifest(await readJson(file, "manifest"));
   const { compileRequestPolicy } = await import("../enclave/pipeline/policy.ts");
-  const { PolicyPatternUnsafeError } = await import("../enclave/pipeline/errors.ts");
+  const { PolicyPatternBudgetError, PolicyPatternUnsafeError } = await import("../enclave/pipeline/errors.ts");
   try {
     compileRequestPolicy(manifest.requestPolicy);
   } catch (error) {
+    if (error instanceof PolicyPatternBudgetError) {
+      throw new ManifestSchemaError([{ path: "requestPolicy.rules", kind: "invalid", message: error.message }]);
+    }
     if (!(error instanceof PolicyPatternUnsafeError)) throw error;
     const index = manifest.requestPolicy.rules.findIndex((r) => r.id === error.ruleId);
     throw new ManifestSchemaError([

@@ -10,6 +10,7 @@
 
 export type PipelineErrorCode =
   | "POLICY_PATTERN_UNSAFE"
+  | "POLICY_PATTERN_BUDGET"
   | "POLICY_REQUEST_INVALID"
   | "PII_ENTITY_UNKNOWN"
   | "AUDIT_RECORD_INVALID"
@@ -35,6 +36,19 @@ export class PolicyPatternUnsafeError extends PipelineError {
       `requestPolicy rule "${ruleId}" pattern: expected an RE2 regular expression (matched in linear time: no backreferences or lookarounds), found ${why}`,
     );
     this.ruleId = ruleId;
+  }
+}
+
+/**
+ * The pattern rules together could cost more RE2 work per request than the enclave allows: every
+ * rule runs synchronously on the enclave's event loop for each request.
+ */
+export class PolicyPatternBudgetError extends PipelineError {
+  constructor(total: number, limit: number, ruleCount: number) {
+    super(
+      "POLICY_PATTERN_BUDGET",
+      `requestPolicy.rules: expected pattern rules whose worst-case RE2 work per request (program size × searches, summed) is at most ${limit} instruction-searches, found ${total} over ${ruleCount} pattern rules; remove or merge pattern rules, or shorten them`,
+    );
   }
 }
 

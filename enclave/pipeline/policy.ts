@@ -17,7 +17,9 @@
  * construct its JavaScript meaning in RE2 or refuses it (POLICY_PATTERN_UNSAFE at enclave boot and
  * in `cloister manifest check`): backreferences and lookarounds, which need backtracking, `\cX`,
  * `[^]`. RE2's work per character grows with the pattern's compiled size, so a rule may compile to
- * at most MAX_PATTERN_PROGRAM_SIZE instructions and looks at most `maxPatternInputChars` characters
+ * at most MAX_PATTERN_PROGRAM_SIZE instructions, all pattern rules together may cost at most
+ * MAX_POLICY_PATTERN_WORK per request (POLICY_PATTERN_BUDGET; evaluation is synchronous, on the
+ * enclave's event loop), and a rule looks at most `maxPatternInputChars` characters
  * (default 65,536 UTF-16 code units, as sent and normalized): a longer prompt is never truncated and
  * matched partially: a `block` pattern rule treats it as a match (the request is blocked, the
  * reason says why), an `allow` pattern rule as no match.
@@ -47,7 +49,7 @@
  */
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
-import { PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
+import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
 import { foldLookAlikes, normalizeCharacters, withoutMarksOnLatin } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
@@ -79,11 +81,24 @@ export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 65_536;
 
 /**
  * Largest RE2 program (about one instruction per character, class or repeated copy) a pattern rule
- * may compile to: RE2's work per prompt character grows with it (re2js: ~20 ns per instruction and
- * character, so a rule costs at most ~90 ms on the longest prompt it evaluates). `x{1000}` is 1000
- * copies of `x`.
+ * may compile to: RE2's work per prompt character grows with it. `x{1000}` is 1000 copies of `x`.
  */
 export const MAX_PATTERN_PROGRAM_SIZE = 64;
+
+/**
+ * Most RE2 work all pattern rules together may cost for one request, in instruction-searches: a
+ * search of the longest prompt a rule evaluates by a program of n instructions counts n. A block
+ * rule searches up to 5 forms of the prompt (as sent, normalized, folded, unmarked, unmarked
+ * folded) and, when it has a folded program, up to MAX_ASCII_MATCHES more searches by that
+ * program on each of the 2 folded forms; an allow rule searches 2 forms. re2js costs about 30-45 ns
+ * per instruction and character when no literal prefix lets it skip ahead (measured: a
+ * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
+ * characters this budget bounds the pattern rules of one request at about 1024 × 65,536 × 45 ns ≈
+ * 3 s of synchronous work (twice when PII redaction changed the prompt and the rules run again).
+ * One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program (5 × 64 + 2 × 4 × 64 = 832) fits; a
+ * policy over it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
+ */
+export const MAX_POLICY_PATTERN_WORK = 1024;
 
 export interface CompiledRequestPolicy {
   evaluate(request: PolicyRequest): PolicyDecision;
@@ -112,12 +127,17 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
   if (!Number.isSafeInteger(maxInput) || maxInput < 1) {
     throw new PolicyRequestInvalidError("maxPatternInputChars", "a positive integer");
   }
-  const rules = policy.rules.map((rule) => ({
-    id: rule.id,
-    kind: rule.kind,
-    action: rule.action,
-    match: compileRule(rule, maxInput),
-  }));
+  let work = 0;
+  const rules = policy.rules.map((rule) => {
+    const compiled = compileRule(rule, maxInput);
+    work += compiled.work;
+    return { id: rule.id, kind: rule.kind, action: rule.action, match: compiled.match };
+  });
+  // The budget is stated for the default input limit; a longer limit leaves fewer instruction-searches.
+  const limit = Math.floor((MAX_POLICY_PATTERN_WORK * DEFAULT_MAX_PATTERN_INPUT_CHARS) / maxInput);
+  if (work > limit) {
+    throw new PolicyPatternBudgetError(work, limit, policy.rules.filter((r) => r.kind === "pattern").length);
+  }
   const defaultAction = policy.defaultAction;
 
   return {
@@ -189,55 +209,63 @@ export function evaluateRequestPolicy(policy: RequestPolicy, request: PolicyRequ
   return compileRequestPolicy(policy).evaluate(request);
 }
 
-function compileRule(rule: RequestRule, maxInput: number): RuleMatcher {
+/** A rule's matcher and its worst-case RE2 work per request (MAX_POLICY_PATTERN_WORK's unit). */
+function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher; work: number } {
+  if (rule.kind !== "pattern") return { match: compileOtherRule(rule), work: 0 };
+  const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
+  const test = (text: string) => regex.matcher(text).find();
+  // A block rule's literal look-alike letters folded too (`пароль` reads `пapoль`), for the
+  // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same. A match
+  // counts only where the prompt has a letter of another script: a rule made of look-alikes
+  // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
+  const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
+  const foldedRegex =
+    rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
+      ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
+      : null;
+  const foldedTest =
+    foldedRegex === null ? null : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
+  // The searches below at most: a block rule 5 forms, plus MAX_ASCII_MATCHES searches by its
+  // folded program on each of the 2 folded forms; an allow rule the text as sent and normalized.
+  const work =
+    rule.action === "block"
+      ? 5 * regex.programSize() + 2 * MAX_ASCII_MATCHES * (foldedRegex?.programSize() ?? 0)
+      : 2 * regex.programSize();
+  const match: RuleMatcher = (input) => {
+    const text = input.request.text;
+    // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
+    const normalized = text.length > maxInput ? text : input.normalizedText();
+    const length = Math.max(text.length, normalized.length);
+    if (length > maxInput) {
+      return {
+        matched: rule.action === "block",
+        detail: `the prompt has ${length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
+      };
+    }
+    // Look-alike letters are folded for block rules only: an allow rule must match the text as
+    // written anyway, and would fail on Russian or Greek text that it names in its own letters.
+    const matched =
+      rule.action === "block"
+        ? test(text) ||
+          (normalized !== text && test(normalized)) ||
+          foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
+          // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
+          (input.unmarkedText() !== normalized &&
+            (test(input.unmarkedText()) ||
+              foldedMatches(input.unmarkedText(), input.unmarkedFoldedText(), test, foldedTest, input)))
+        : test(text) && (normalized === text || test(normalized));
+    return { matched, detail: "the prompt matches the rule's pattern" };
+  };
+  return { match, work };
+}
+
+function compileOtherRule(rule: Exclude<RequestRule, { kind: "pattern" }>): RuleMatcher {
   switch (rule.kind) {
     case "maxPromptTokens":
       return ({ request: r }) => ({
         matched: r.estimatedTokens > rule.limit,
         detail: `estimated prompt tokens ${r.estimatedTokens} exceed the limit ${rule.limit}`,
       });
-    case "pattern": {
-      const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
-      const test = (text: string) => regex.matcher(text).find();
-      // A block rule's literal look-alike letters folded too (`пароль` reads `пapoль`), for the
-      // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same. A match
-      // counts only where the prompt has a letter of another script: a rule made of look-alikes
-      // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
-      const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
-      const foldedRegex =
-        rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
-          ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
-          : null;
-      const foldedTest =
-        foldedRegex === null
-          ? null
-          : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
-      return (input) => {
-        const text = input.request.text;
-        // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
-        const normalized = text.length > maxInput ? text : input.normalizedText();
-        const length = Math.max(text.length, normalized.length);
-        if (length > maxInput) {
-          return {
-            matched: rule.action === "block",
-            detail: `the prompt has ${length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
-          };
-        }
-        // Look-alike letters are folded for block rules only: an allow rule must match the text as
-        // written anyway, and would fail on Russian or Greek text that it names in its own letters.
-        const matched =
-          rule.action === "block"
-            ? test(text) ||
-              (normalized !== text && test(normalized)) ||
-              foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
-              // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
-              (input.unmarkedText() !== normalized &&
-                (test(input.unmarkedText()) ||
-                  foldedMatches(input.unmarkedText(), input.unmarkedFoldedText(), test, foldedTest, input)))
-            : test(text) && (normalized === text || test(normalized));
-        return { matched, detail: "the prompt matches the rule's pattern" };
-      };
-    }
     case "allowModels": {
       const models = new Set(rule.models);
       return ({ request: r }) => ({

@@ -1,13 +1,18 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   compilePattern,
   compileRequestPolicy,
   evaluateRequestPolicy,
   MAX_PATTERN_PROGRAM_SIZE,
+  MAX_POLICY_PATTERN_WORK,
   type PolicyRequest,
   type RequestPolicy,
   toRe2Syntax,
 } from "../../enclave/pipeline/policy.ts";
+import { checkCommand } from "../../manifests/cli-impl.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import type { RequestRule } from "../../manifests/schema.ts";
 
@@ -194,6 +199,44 @@ describe("patterns run in linear time (RE2)", () => {
     expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "rule" }));
     expect(compile).toThrow(`a program of 1003 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE}`);
     expect(() => blockRule("[a-z]{50}!")).not.toThrow();
+  });
+
+  it("refuses pattern rules whose summed worst-case RE2 work per request is over the budget, naming both", async () => {
+    // 41 instructions, with a folded program (Cyrillic `сор`): 5 forms + 2 × 4 folded searches.
+    const rule = (id: string): RequestRule => ({
+      id,
+      kind: "pattern",
+      action: "block",
+      pattern: "(?:[a-z]+[\\s,.]){12}сор",
+      caseInsensitive: true,
+    });
+    const one = compilePattern("r", "(?:[a-z]+[\\s,.]){12}сор", true).programSize();
+    const folded = compilePattern("r", "(?:[a-z]+[\\s,.]){12}сор", true, { foldLiterals: true, longest: true });
+    const perRule = 5 * one + 8 * folded.programSize();
+    expect(perRule).toBeLessThanOrEqual(MAX_POLICY_PATTERN_WORK);
+    expect(() => compileRequestPolicy(policy([rule("a")]))).not.toThrow();
+    const rules = [rule("a"), rule("b")];
+    const compile = () => compileRequestPolicy(policy(rules));
+    expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_BUDGET" }));
+    expect(compile).toThrow(
+      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${2 * perRule} over 2 pattern rules`,
+    );
+    // An allow rule searches 2 forms; a non-pattern rule costs nothing. A shorter input limit leaves more.
+    expect(() => compileRequestPolicy(policy(rules), { maxPatternInputChars: 16_384 })).not.toThrow();
+    // The dev manifest's policy fits.
+    expect(() => compileRequestPolicy(DEV_MANIFEST.requestPolicy)).not.toThrow();
+    // `cloister manifest check` refuses the manifest the enclave would refuse at boot.
+    const dir = await mkdtemp(join(tmpdir(), "cloister-budget-"));
+    try {
+      const path = join(dir, "manifest.json");
+      const requestPolicy = { ...DEV_MANIFEST.requestPolicy, rules };
+      await writeFile(path, JSON.stringify({ ...DEV_MANIFEST, requestPolicy }));
+      await expect(checkCommand(path, { json: false })).rejects.toThrow(
+        /requestPolicy\.rules.*expected pattern rules whose worst-case RE2 work per request .* is at most 1024/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("gives each JavaScript construct its JavaScript meaning, or refuses it", () => {
