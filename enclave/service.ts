@@ -386,16 +386,17 @@ export class Enclave {
         `boot: the engine's model is not the manifest's model (expected sha256 ${expectedModelSha256}${sealedModel === null ? "" : ", the sealed model's plaintext"}, found ${engine.info.modelSha256})`,
       );
     }
-    // llama.cpp runs at most the model's training context (engine.ts). A manifest that states a
-    // larger one would attest a context that does not run, and every request using its default
-    // maxTokens (at most contextSize, schema.ts) would then fail: refuse before serving.
+    // llama.cpp runs at most the model's training context (engine.ts) and rounds a context up to a
+    // multiple of 256. A manifest that states another would attest a context that does not run;
+    // a larger one would also fail every request using its default maxTokens (at most
+    // contextSize, schema.ts): refuse before serving.
     if (engine.info.contextSize !== manifest.inference.contextSize) {
       await engine.close();
       await staged?.remove();
       throw new EnclaveError(
         "BOOT_CONTEXT_SIZE_MISMATCH",
         500,
-        `boot: inference.contextSize: expected the context that runs (${engine.info.contextSize}), found ${manifest.inference.contextSize} in the manifest; set the manifest's inference.contextSize (and maxTokens) at most the model's training context`,
+        `boot: inference.contextSize: expected the context that runs (${engine.info.contextSize}), found ${manifest.inference.contextSize} in the manifest; llama.cpp runs at most the model's training context and rounds a context up to a multiple of 256: set inference.contextSize (and maxTokens) to a multiple of 256 at most the model's training context`,
       );
     }
     try {

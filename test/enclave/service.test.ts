@@ -89,7 +89,7 @@ describe("enclave boot", () => {
     expect((error as Error).message).toContain(TINY_MODEL_SHA256);
   });
 
-  it("refuses a manifest contextSize larger than the model's training context, naming both numbers", async () => {
+  it("refuses a manifest contextSize that is not the context llama.cpp runs (over the training context, or rounded up), naming both", async () => {
     // The tiny model's training context is 2048; llama.cpp would run 2048 while the attested
     // manifest says 4096, and every request using the manifest's maxTokens would then fail.
     const error = await boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })).catch((e: unknown) => e);
@@ -98,6 +98,10 @@ describe("enclave boot", () => {
     expect((error as Error).message).toMatch(
       /inference\.contextSize: expected the context that runs \(2048\), found 4096/,
     );
+    // llama.cpp rounds a context up to a multiple of 256: 300 runs as 512, which is not what is attested.
+    const rounded = await boot(manifest({ inference: { contextSize: 300, maxTokens: 256 } })).catch((e: unknown) => e);
+    expect(rounded).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
+    expect((rounded as Error).message).toMatch(/expected the context that runs \(512\), found 300 .*multiple of 256/);
   });
 });
 
