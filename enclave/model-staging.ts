@@ -71,7 +71,7 @@ export interface StagingOptions {
 }
 
 /** statfs's free blocks for unprivileged writers × the block size; Infinity when statfs fails (the copy's own error then says why). */
-export async function freeBytesOf(directory: string): Promise<number> {
+async function freeBytesOf(directory: string): Promise<number> {
   return statfs(directory).then(
     (s) => s.bavail * s.bsize,
     () => Number.POSITIVE_INFINITY,

@@ -61,7 +61,13 @@ import {
   type PiiFinding,
   piiAcrossMessages,
 } from "./pipeline/index.ts";
-import { checkEvidenceSourceOptions, createEvidenceSource, type EvidenceSource, type TeeMode } from "./tee.ts";
+import {
+  checkEvidenceSourceOptions,
+  createEvidenceSource,
+  type EvidenceSource,
+  isSimulatedTeeMode,
+  type TeeMode,
+} from "./tee.ts";
 import { nodeSyncPrimitives } from "./x25519.ts";
 
 export interface EnclaveConfig {
@@ -287,9 +293,10 @@ export class Enclave {
     // Then, still before anything slow: a --model file that is missing, unreadable or not the
     // manifest's size, or a sealed one whose header is not the manifest's, stops the boot now, not
     // after the evidence or after the key broker released the model key (never asked for then).
+    // Only the simulator may decrypt a sealed model to the temp directory (no tmpfs /dev/shm): one
+    // answer for the check now and for the staging below.
+    const allowDisk = isSimulatedTeeMode(config.tee);
     if (sealedModel !== null || config.engine === undefined) {
-      // The simulator may decrypt to the temp directory (stageSealedModel's allowDisk, below).
-      const allowDisk = config.tee === "sim-snp" || config.tee === "sim-tdx";
       const expected = { sizeBytes: manifest.model.sizeBytes, keyId: sealedModel, allowDisk };
       await checkModelFile(config.modelPath, expected).catch((error: unknown) => {
         throw error instanceof SealedModelError ? sealedModelRefused(error) : error;
@@ -341,7 +348,7 @@ export class Enclave {
           config.modelPath,
           { sha256: manifest.model.sha256, sizeBytes: manifest.model.sizeBytes, keyId: sealedModel },
           { keyId: sealedModel, key },
-          { allowDisk: evidenceSource.simulated },
+          { allowDisk },
         ).catch((error: unknown) => {
           throw sealedModelRefused(error);
         });

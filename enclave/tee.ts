@@ -37,6 +37,11 @@ import { measureEnclave } from "./measure.ts";
 export const TEE_MODES = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeeMode = (typeof TEE_MODES)[number];
 
+/** The modes whose evidence source is the INSECURE simulator (its `simulated` is true). */
+export function isSimulatedTeeMode(mode: TeeMode): mode is "sim-snp" | "sim-tdx" {
+  return mode === "sim-snp" || mode === "sim-tdx";
+}
+
 /**
  * Resolves `--tee auto`: configfs-tsm's provider, then the legacy guest devices, then Azure's
  * paravisor (vTPM with the HCL report NV index). Never falls back to the simulator: a machine
