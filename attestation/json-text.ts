@@ -14,13 +14,12 @@ import { describeMemberPath, findDuplicateMember } from "./json-duplicates.ts";
 /** JSON text with a member named twice in one object; its message names the member's path, not its value. */
 export class DuplicateMemberError extends SyntaxError {
   override readonly name = "DuplicateMemberError";
-  /** The member's path (names and array indices); a name may be anything the file holds. */
-  readonly path: readonly (string | number)[];
+  // The path is not kept on the error: a member name may be anything the file holds (a pasted
+  // secret), and callers attach this error as a cause, whose own properties util.inspect prints.
   constructor(path: readonly (string | number)[], index: number) {
     super(
       `${describeMemberPath(path)} appears twice in one object (the second at position ${index}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
     );
-    this.path = path;
   }
 }
 

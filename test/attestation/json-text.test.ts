@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { CompactSign } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseJsonText } from "../../attestation/json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { parseAttestationPolicy } from "../../attestation/policy.ts";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
 import { readPolicyFile } from "../../client/cli/run-client.ts";
@@ -124,5 +124,21 @@ describe("every path that parses configuration JSON keeps no quoting cause", () 
     const { error, text } = await inspected(() => verifyManifest(jws, [publicJwk]));
     expect(error.message).toBe("manifest payload: expected UTF-8 JSON, found unparsable bytes");
     expect(text).not.toContain("sk-live");
+  });
+});
+
+describe("DuplicateMemberError", () => {
+  it("keeps no member name on the error, so a cause printed with util.inspect shows none", () => {
+    const secret = "sk-live-0123456789abcdef SECRET";
+    const error = (() => {
+      try {
+        parseJsonText(`{"${secret}":1,"${secret}":2}`);
+      } catch (e) {
+        return e;
+      }
+      throw new Error("expected a refusal");
+    })();
+    expect(error).toBeInstanceOf(DuplicateMemberError);
+    expect(inspect(new Error("wrapped", { cause: error }), { depth: 5 })).not.toContain("sk-live");
   });
 });
