@@ -180,7 +180,7 @@ export function unwrapModelKey(
   if (w.v !== WRAPPED_MODEL_KEY_VERSION) {
     throw new ModelKeyUnwrapError(
       "KBS_RESPONSE_MALFORMED",
-      `wrapped model key v: expected ${WRAPPED_MODEL_KEY_VERSION}, found ${typeof w.v === "string" ? `"${w.v.slice(0, 20)}"` : String(w.v)}`,
+      `wrapped model key v: expected ${WRAPPED_MODEL_KEY_VERSION}, found ${typeof w.v === "string" ? `"${printable(w.v.slice(0, 20))}"` : String(w.v)}`,
     );
   }
   if (w.keyId !== expected.keyId) {

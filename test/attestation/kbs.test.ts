@@ -266,6 +266,11 @@ describe("key broker", () => {
     for (const [answer, message] of [
       [null, "wrapped model key: expected a JSON object"],
       [{ ...wrapped, v: 3 }, "wrapped model key v: expected 2, found 3"],
+      // A string v is quoted in printable ASCII only, as keyId is: it reaches one-line errors and logs.
+      [
+        { ...wrapped, v: '2\n{"event":"ready"}\u001b[2J' },
+        'wrapped model key v: expected 2, found "2?{"event":"ready"}?"',
+      ],
       [{ ...wrapped, epk: 7 }, "wrapped model key epk: expected base64url"],
       [
         { ...wrapped, nonce: base64url.encode(new Uint8Array(12)) },
