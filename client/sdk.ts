@@ -1228,11 +1228,8 @@ function abortedWait(signal: AbortSignal): ClientError {
  */
 async function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return work;
+  // Not aborted yet: attest() refuses an aborted signal before it starts or joins any work.
   const aborted = () => abortedWait(signal);
-  if (signal.aborted) {
-    work.catch(() => {}); // the others waiting on it handle its outcome
-    throw aborted();
-  }
   let onAbort = (): void => {};
   const abort = new Promise<never>((_, reject) => {
     onAbort = () => reject(aborted());

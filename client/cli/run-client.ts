@@ -65,7 +65,7 @@ async function readKeyFile(file: string): Promise<string> {
     return (await readFile(file, "utf8")).trim();
   } catch (error) {
     throw new UsageError(
-      `--api-key-file: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? "error"}); pass --api-key-file or set CLOISTER_API_KEY`,
+      `--api-key-file: cannot read "${file}" (${fileErrorCause(error)}); pass --api-key-file or set CLOISTER_API_KEY`,
     );
   }
 }
