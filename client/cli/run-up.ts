@@ -45,7 +45,7 @@ async function boot(options: UpOptions, log: (line: string) => void, signal?: Ab
 }
 
 /** What waitForSignal resolves with when the command's output was closed by its reader. */
-export const OUTPUT_CLOSED = "output closed";
+const OUTPUT_CLOSED = "output closed";
 
 /**
  * Resolves with the signal's name at the first SIGINT or SIGTERM, or with OUTPUT_CLOSED when the

@@ -16,7 +16,7 @@ export interface EnclaveViewElements {
   readonly createHeaderCell: () => HTMLTableCellElement;
 }
 
-export function enclaveRows(enclave: VerifiedEnclave): [string, string][] {
+function enclaveRows(enclave: VerifiedEnclave): [string, string][] {
   return [
     ["TEE", enclave.simulated ? `${enclave.tee} (SIMULATED: insecure simulator root)` : enclave.tee],
     ["measurement", `${enclave.measurement}${measurementNote(enclave)}`],
