@@ -38,7 +38,8 @@ export const SkipSchema = z.strictObject({
 });
 export type Skip = z.infer<typeof SkipSchema>;
 
-function hexOf(bytes: number) {
+/** `bytes` bytes as hex digits in either case, lower-cased (policy files, client and attestation alike). */
+export function hexOf(bytes: number) {
   return z
     .string()
     .regex(new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`), `expected ${bytes} bytes as ${2 * bytes} hex digits`)

@@ -24,7 +24,7 @@ import {
   type TrustAnchors,
 } from "../attestation/evidence.ts";
 import { parseJsonText } from "../attestation/json-text.ts";
-import { type AttestationPolicy, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
+import { type AttestationPolicy, hexOf, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
 import { endsAtInsecureSimulatorIntelRoot, issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
@@ -75,10 +75,7 @@ const jwkSchema = z
   });
 
 /** A SHA-256 digest in either case, lower-cased, as the attestation policy's hex fields are. */
-const modelDigest = z
-  .string()
-  .regex(/^[0-9a-fA-F]{64}$/, "expected 32 bytes as 64 hex digits")
-  .transform((s) => s.toLowerCase());
+const modelDigest = hexOf(32);
 
 export const ClientPolicySchema = z.strictObject({
   version: z.literal(1),
