@@ -1,10 +1,9 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
 
 import type { JWK } from "jose";
-import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
-import { checkTrustedJwk } from "../manifests/sign.ts";
+import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, listenBeforeServing, waitUntil } from "./http.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
@@ -45,20 +44,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       : options.tee;
   const manifestJws = (await readOptionFile(options.manifest, "--manifest")).trim();
   const operatorKeys: JWK[] = [];
-  for (const path of options.operatorKey) {
-    let value: unknown;
-    try {
-      // parseJsonText: a second "x" would replace the key a reader of the file sees.
-      value = parseJsonText(await readOptionFile(path, "--operator-key"));
-    } catch (error) {
-      if (error instanceof UsageError) throw error;
-      if (error instanceof DuplicateMemberError) throw new UsageError(`--operator-key: "${path}": ${error.message}`);
-      throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);
-    }
-    // One public Ed25519/P-256 JWK per file, checked here so the error names the option and the
-    // file (null, an array or a JWK Set would otherwise be blamed on the manifest).
-    operatorKeys.push(checkTrustedJwk(value, `--operator-key "${path}"`));
-  }
+  for (const path of options.operatorKey) operatorKeys.push(await readOperatorKeyFile(path));
   // Listening before the boot: a port in use or a --listen address that does not resolve is bad
   // input found now, not after the key broker released the model key and the model was loaded, and
   // the port is this process's from here on. Until the boot ends, requests get 503 ENCLAVE_BOOTING.

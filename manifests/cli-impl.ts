@@ -7,7 +7,9 @@ import {
   noDirectoryError,
   type OutputFileErrors,
   printJson,
+  readOptionFile,
   refuseExistingFile,
+  UsageError,
   writeFileAtomically,
 } from "../client/cli/output.ts";
 import {
@@ -17,7 +19,7 @@ import {
   ManifestSchemaError,
 } from "./errors.ts";
 import { type Manifest, parseManifest } from "./schema.ts";
-import { generateManifestSigningKey, type ManifestAlg, signManifest, verifyManifest } from "./sign.ts";
+import { checkTrustedJwk, generateManifestSigningKey, type ManifestAlg, signManifest, verifyManifest } from "./sign.ts";
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -40,6 +42,24 @@ async function readJson(file: string, what: string): Promise<unknown> {
     }
     throw new ManifestPayloadInvalidError(`${what} ${file}: expected JSON, found unparsable text`, { cause });
   }
+}
+
+/**
+ * An `--operator-key` file (cloister enclave, cloister policy init): one public Ed25519/P-256 JWK,
+ * read as trust files are (a member named twice is refused) and checked here, so that an error names
+ * the option and the file (null, an array or a JWK Set would otherwise be blamed on the manifest).
+ */
+export async function readOperatorKeyFile(path: string): Promise<JWK> {
+  let value: unknown;
+  try {
+    // parseJsonText: a second "x" would replace the key a reader of the file sees.
+    value = parseJsonText(await readOptionFile(path, "--operator-key"));
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    if (error instanceof DuplicateMemberError) throw new UsageError(`--operator-key: "${path}": ${error.message}`);
+    throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);
+  }
+  return checkTrustedJwk(value, `--operator-key "${path}"`);
 }
 
 async function readJwk(file: string, what: string): Promise<JWK> {

@@ -5,15 +5,15 @@
  * `connect`). Trust on first use, made explicit: run it against a deployment you built from an
  * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
  */
-import { readFile } from "node:fs/promises";
+
 import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
-import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
-import { checkTrustedJwk, verifyManifest } from "../../manifests/sign.ts";
+import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
+import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
@@ -41,19 +41,7 @@ export interface PolicyInitOptions {
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
-  let operatorKeyJson: unknown;
-  try {
-    // parseJsonText: a second "x" would replace the key a reader of the file sees.
-    operatorKeyJson = parseJsonText(await readFile(options.operatorKey, "utf8"));
-  } catch (error) {
-    if (error instanceof DuplicateMemberError) {
-      throw new UsageError(`--operator-key: "${options.operatorKey}": ${error.message}`);
-    }
-    throw new UsageError(
-      `--operator-key: cannot read "${options.operatorKey}" as a JWK (${(error as NodeJS.ErrnoException).code ?? "not JSON"})`,
-    );
-  }
-  const operatorKey = checkTrustedJwk(operatorKeyJson, `--operator-key "${options.operatorKey}"`);
+  const operatorKey = await readOperatorKeyFile(options.operatorKey);
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
