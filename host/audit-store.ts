@@ -327,7 +327,8 @@ export async function readAuditLines(path: string): Promise<string[]> {
 
 /**
  * fsyncs the directory holding `path`, then each of its ancestors: the audit directory may have been
- * made just now (mkdir -p), and its own entry is as fragile as the file's. The file's directory must
+ * made just now (the host makes it, its parent may be as new: `up`, a provisioning script), and its
+ * entry is as fragile as the file's; a few fsyncs once per file opened. The file's directory must
  * sync (an error otherwise); an ancestor this process cannot open (not readable) is passed over, as
  * it was not made by this process either.
  */
