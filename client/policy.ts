@@ -32,7 +32,7 @@ import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
-import { verifyManifest } from "../manifests/sign.ts";
+import { keyUsageProblem, verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
 /** JWK members that only a private (or symmetric) key has: RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2. */
@@ -43,8 +43,9 @@ const CURVE_OF_KTY = { OKP: "Ed25519", EC: "P-256" } as const;
 /**
  * An operator's public signing key. A private member is refused by name (its value is never
  * shown): a private key pasted into a policy would be kept, and `cloister web` serves the policy to
- * its page. A kty/crv pair that does not exist, or an EC key without y, is refused here rather than
- * at the manifest stage of every connection.
+ * its page. A kty/crv pair that does not exist, an EC key without y, or a `use`, `key_ops` or `alg`
+ * that says the key never verifies a manifest, is refused here rather than at the manifest stage
+ * of every connection.
  */
 const jwkSchema = z
   .looseObject({
@@ -71,6 +72,13 @@ const jwkSchema = z
     }
     if (jwk.kty === "EC" && typeof jwk.y !== "string") {
       ctx.addIssue({ code: "custom", path: ["y"], message: "expected string" });
+      return;
+    }
+    // RFC 7517 §4.2-4.4: a key marked for encryption, for other operations or for another alg can
+    // never verify a manifest; refused here, naming the member, not at every connection.
+    const usage = keyUsageProblem(jwk as JWK, "verify");
+    if (usage !== null) {
+      ctx.addIssue({ code: "custom", path: [usage.member], message: `${usage.expected}, not ${usage.found}` });
     }
   });
 

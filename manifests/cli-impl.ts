@@ -149,7 +149,7 @@ export async function signCommand(
   await refuseExisting(output, options.force, "output");
   const manifest = await parseDeployableManifest(input);
   const key = await readJwk(options.key, "--key");
-  const jws = await signManifest(manifest, key);
+  const jws = await signManifest(manifest, key, `--key ${options.key}`);
   // No trailing newline: the file holds exactly the bytes the manifest digest is taken over.
   await writeFileSafely(output, jws, 0o644, options.force, "output");
   const { digest, signerKeyThumbprint } = await verifyManifest(jws, [stripPrivate(key)]);
@@ -164,14 +164,16 @@ export async function signCommand(
   );
 }
 
+/** The public part of a private JWK: its private members dropped, and its key_ops (a private key's "sign"). */
 function stripPrivate(jwk: JWK): JWK {
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...rest } = jwk;
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, key_ops: _ops, ...rest } = jwk;
   return rest;
 }
 
 export async function verifyCommand(file: string, options: { key: string[]; json: boolean }): Promise<void> {
   const keys: JWK[] = [];
-  for (const keyFile of options.key) keys.push(await readJwk(keyFile, "--key"));
+  // Checked here too, so that an error names the file rather than the key's place in the list.
+  for (const keyFile of options.key) keys.push(checkTrustedJwk(await readJwk(keyFile, "--key"), `--key ${keyFile}`));
   const jws = (await readText(file, "signed manifest")).trim();
   const verified = await verifyManifest(jws, keys);
   const { manifest } = verified;

@@ -79,9 +79,72 @@ function describeNonJwk(value: unknown): string {
 }
 
 /**
+ * What a JWK member holds, for a message: short names (at most 16 characters, as every JOSE alg,
+ * use and key_ops value is) as JSON, anything else by kind only (it may be a pasted secret).
+ */
+function describeMember(value: unknown): string {
+  const name = (v: unknown) => typeof v === "string" && /^[A-Za-z0-9._+-]{1,16}$/.test(v);
+  if (name(value)) return JSON.stringify(value);
+  if (Array.isArray(value) && value.length <= 8 && value.every(name)) return JSON.stringify(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  return value === null ? "null" : `a ${typeof value}`;
+}
+
+/** A JWK member that says the key is not for `operation` with its key type's alg. */
+export interface KeyUsageProblem {
+  readonly member: "use" | "key_ops" | "alg";
+  /** "expected …". */
+  readonly expected: string;
+  /** The value found, shown only when it is a short name (describeMember). */
+  readonly found: string;
+}
+
+const CURVE_NAME: Record<ManifestAlg, string> = { EdDSA: "an Ed25519 key", ES256: "a P-256 key" };
+
+/**
+ * The optional members that restrict what a key is for (RFC 7517 §4.2 `use`, §4.3 `key_ops`, §4.4
+ * `alg`), honoured when present: `use` must be "sig", `key_ops` must list `operation`, and `alg`
+ * must be the one alg the key's type signs with here (so the JWS header's alg, which verifyManifest
+ * requires to be the key type's, equals it too). A key that says otherwise can never sign or verify
+ * a manifest: it is the wrong file, refused when it is given rather than skipped at each use. Null
+ * when the key has no such problem (or is not an Ed25519/P-256 key, refused elsewhere).
+ */
+export function keyUsageProblem(jwk: JWK, operation: "sign" | "verify"): KeyUsageProblem | null {
+  const members = jwk as Record<string, unknown>;
+  if (Object.hasOwn(members, "use") && members.use !== "sig") {
+    return { member: "use", expected: 'expected "sig" (a key for signatures)', found: describeMember(members.use) };
+  }
+  if (Object.hasOwn(members, "key_ops")) {
+    const ops = members.key_ops;
+    if (!Array.isArray(ops) || !ops.includes(operation)) {
+      return { member: "key_ops", expected: `expected an array including "${operation}"`, found: describeMember(ops) };
+    }
+  }
+  const alg = algOfJwk(jwk);
+  if (alg !== null && Object.hasOwn(members, "alg") && members.alg !== alg) {
+    return {
+      member: "alg",
+      expected: `expected "${alg}" (${CURVE_NAME[alg]} signs only ${alg})`,
+      found: describeMember(members.alg),
+    };
+  }
+  return null;
+}
+
+function refuseKeyUsage(jwk: JWK, operation: "sign" | "verify", source: string): void {
+  const problem = keyUsageProblem(jwk, operation);
+  if (problem !== null) {
+    throw new ManifestKeyInvalidError(`${source}: ${problem.member}: ${problem.expected}, found ${problem.found}`);
+  }
+}
+
+/**
  * Checks that `value` (parsed JSON: a trusted key file, an `--operator-key`) is one public Ed25519
- * or P-256 JWK, and returns it; otherwise MANIFEST_KEY_INVALID naming `source` and what it found
- * (null, an array, a JWK Set, a private key, another key type), never the key's bytes.
+ * or P-256 JWK whose `use`, `key_ops` and `alg`, when present, allow verifying manifest signatures
+ * (keyUsageProblem), and returns it; otherwise MANIFEST_KEY_INVALID naming `source` and what it
+ * found (null, an array, a JWK Set, a private key, another key type, the member), never the key's
+ * bytes.
  */
 export function checkTrustedJwk(value: unknown, source: string): JWK {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -101,6 +164,7 @@ export function checkTrustedJwk(value: unknown, source: string): JWK {
   if (algOfJwk(jwk) === null) {
     throw new ManifestKeyInvalidError(`${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
   }
+  refuseKeyUsage(jwk, "verify", source);
   return jwk;
 }
 
@@ -129,23 +193,22 @@ export async function generateManifestSigningKey(alg: ManifestAlg = "EdDSA"): Pr
   };
 }
 
-/** Checks the manifest against the schema, then signs it. Returns the compact JWS. */
-export async function signManifest(manifest: Manifest, privateJwk: JWK): Promise<string> {
+/**
+ * Checks the manifest against the schema, then signs it. Returns the compact JWS. `source` names
+ * the key in errors (the CLI passes its `--key` file).
+ */
+export async function signManifest(manifest: Manifest, privateJwk: JWK, source = "signing key"): Promise<string> {
   const checked = parseManifest(manifest);
   const alg = algOfJwk(privateJwk);
-  if (alg === null) throw new ManifestKeyInvalidError("signing key: expected an Ed25519 (OKP) or P-256 (EC) JWK");
+  if (alg === null) throw new ManifestKeyInvalidError(`${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
   if (typeof privateJwk.d !== "string")
-    throw new ManifestKeyInvalidError("signing key: expected a private JWK, found a public one");
-  if (privateJwk.alg !== undefined && privateJwk.alg !== alg) {
-    throw new ManifestKeyInvalidError(
-      `signing key alg: expected "${alg}" for this key type, found ${JSON.stringify(privateJwk.alg)}`,
-    );
-  }
+    throw new ManifestKeyInvalidError(`${source}: expected a private JWK, found a public one`);
+  refuseKeyUsage(privateJwk, "sign", source);
   let key: CryptoKey | Uint8Array;
   try {
     key = await importJWK(privateJwk, alg);
   } catch (cause) {
-    throw new ManifestKeyInvalidError("signing key: could not be imported as a JWK", { cause });
+    throw new ManifestKeyInvalidError(`${source}: could not be imported as a JWK`, { cause });
   }
   const kid = await calculateJwkThumbprint(publicPart(privateJwk), "sha256");
   const payload = new TextEncoder().encode(JSON.stringify(checked));

@@ -187,6 +187,22 @@ describe("bad input exits 2, a failure exits 1", () => {
       ["jwks", JSON.stringify({ keys: [operator.publicJwk] }), 'found a JWK Set ({"keys": […]})'],
       ["private", JSON.stringify(operator.privateJwk), "found a private one"],
       ["rsa", JSON.stringify({ kty: "RSA", n: "AQAB", e: "AQAB" }), "expected an Ed25519 (OKP) or P-256 (EC) JWK"],
+      // RFC 7517 §4.2-4.4: a key marked for encryption, other operations or another alg never verifies.
+      [
+        "use",
+        JSON.stringify({ ...operator.publicJwk, use: "enc" }),
+        'use: expected "sig" (a key for signatures), found "enc"',
+      ],
+      [
+        "key_ops",
+        JSON.stringify({ ...operator.publicJwk, key_ops: ["sign"] }),
+        'key_ops: expected an array including "verify", found ["sign"]',
+      ],
+      [
+        "alg",
+        JSON.stringify({ ...operator.publicJwk, alg: "ES256" }),
+        'alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found "ES256"',
+      ],
     ];
     for (const [name, text, found] of cases) {
       const keyPath = join(dir, `operator-${name}.jwk`);
@@ -206,7 +222,7 @@ describe("bad input exits 2, a failure exits 1", () => {
       ]);
       expect(enclave.code, name).toBe(2);
       expect(enclave.stderr, name).toMatch(/^cloister: MANIFEST_KEY_INVALID: --operator-key "/);
-      expect(enclave.stderr, name).toContain(`--operator-key "${keyPath}": expected`);
+      expect(enclave.stderr, name).toMatch(new RegExp(`--operator-key "${keyPath}": (use: |key_ops: |alg: )?expected`));
       expect(enclave.stderr, name).toContain(found);
       const policy = await run([
         "policy",
@@ -219,7 +235,9 @@ describe("bad input exits 2, a failure exits 1", () => {
         join(dir, `policy-${name}.json`),
       ]);
       expect(policy.code, name).toBe(2);
-      expect(policy.stderr, name).toContain(`cloister: MANIFEST_KEY_INVALID: --operator-key "${keyPath}": expected`);
+      expect(policy.stderr, name).toMatch(
+        new RegExp(`cloister: MANIFEST_KEY_INVALID: --operator-key "${keyPath}": (use: |key_ops: |alg: )?expected`),
+      );
       expect(policy.stderr, name).toContain(found);
     }
   });

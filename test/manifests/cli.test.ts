@@ -135,6 +135,37 @@ describe("cloister manifest (CLI)", () => {
     expect(notJws.stderr).toMatch(/^cloister: MANIFEST_JWS_MALFORMED: /);
   });
 
+  it("verify --key and sign --key refuse a key whose use, key_ops or alg says it is not for this, naming the file and the member", async () => {
+    await cloister("manifest", "keygen", "--out-private", p("u.jwk"), "--out-public", p("u.pub.jwk"));
+    await cloister("manifest", "sign", "--key", p("u.jwk"), join(ROOT, "manifests/examples/dev.json"), p("u.jws"));
+    const publicJwk = JSON.parse(readFileSync(p("u.pub.jwk"), "utf8"));
+    const privateJwk = JSON.parse(readFileSync(p("u.jwk"), "utf8"));
+    writeFileSync(p("u-enc.pub.jwk"), JSON.stringify({ ...publicJwk, use: "enc" }));
+    writeFileSync(p("u-es256.pub.jwk"), JSON.stringify({ ...publicJwk, alg: "ES256" }));
+    writeFileSync(p("u-ops.jwk"), JSON.stringify({ ...privateJwk, key_ops: ["verify"] }));
+    writeFileSync(p("u-sign.jwk"), JSON.stringify({ ...privateJwk, key_ops: ["sign"] }));
+    const [enc, es256, ops, signOnly] = await Promise.all([
+      cloister("manifest", "verify", "--key", p("u-enc.pub.jwk"), p("u.jws")),
+      cloister("manifest", "verify", "--key", p("u.pub.jwk"), "--key", p("u-es256.pub.jwk"), p("u.jws")),
+      cloister("manifest", "sign", "--key", p("u-ops.jwk"), join(ROOT, "manifests/examples/dev.json"), p("u2.jws")),
+      cloister("manifest", "sign", "--key", p("u-sign.jwk"), join(ROOT, "manifests/examples/dev.json"), p("u3.jws")),
+    ]);
+    expect({ code: enc.code, stderr: enc.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: MANIFEST_KEY_INVALID: --key ${p("u-enc.pub.jwk")}: use: expected "sig" (a key for signatures), found "enc"\n`,
+    });
+    expect({ code: es256.code, stderr: es256.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: MANIFEST_KEY_INVALID: --key ${p("u-es256.pub.jwk")}: alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found "ES256"\n`,
+    });
+    expect({ code: ops.code, stderr: ops.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: MANIFEST_KEY_INVALID: --key ${p("u-ops.jwk")}: key_ops: expected an array including "sign", found ["verify"]\n`,
+    });
+    // A private key whose key_ops say "sign" signs; sign's own check of the result uses its public part.
+    expect(signOnly.code).toBe(0);
+  });
+
   it("keygen refuses one path for both keys, even with --force", async () => {
     const same = await cloister(
       "manifest",

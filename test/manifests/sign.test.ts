@@ -88,6 +88,76 @@ describe("trusted keys that are not a JWK object", () => {
   });
 });
 
+describe("a trusted key's use, key_ops and alg (RFC 7517 §4.2-4.4) are honoured when present", () => {
+  // A key marked for encryption, for other operations or for another alg is not the operator's
+  // manifest-signing key: refused when it is given, naming the member, the expected and the found.
+  it.each([
+    ["EdDSA", { use: "enc" }, 'trusted key 0: use: expected "sig" (a key for signatures), found "enc"'],
+    ["EdDSA", { use: 7 }, 'trusted key 0: use: expected "sig" (a key for signatures), found a number'],
+    [
+      "EdDSA",
+      { key_ops: ["encrypt", "sign"] },
+      'trusted key 0: key_ops: expected an array including "verify", found ["encrypt","sign"]',
+    ],
+    ["EdDSA", { key_ops: "verify" }, 'trusted key 0: key_ops: expected an array including "verify", found "verify"'],
+    [
+      "EdDSA",
+      { alg: "ES256" },
+      'trusted key 0: alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found "ES256"',
+    ],
+    ["ES256", { alg: "EdDSA" }, 'trusted key 0: alg: expected "ES256" (a P-256 key signs only ES256), found "EdDSA"'],
+    ["ES256", { alg: "ES384" }, 'trusted key 0: alg: expected "ES256" (a P-256 key signs only ES256), found "ES384"'],
+  ] as const)("%s key with %j is refused (MANIFEST_KEY_INVALID)", async (alg, members, message) => {
+    const pair = await generateManifestSigningKey(alg);
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const error = await errorOf(() => verifyManifest(jws, [{ ...pair.publicJwk, ...members } as JWK]));
+    expect(error.code).toBe("MANIFEST_KEY_INVALID");
+    expect(error.message).toBe(message);
+  });
+
+  it("refuses a bad key anywhere in the list, even after the signer", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const other = await generateManifestSigningKey("EdDSA");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const error = await errorOf(() => verifyManifest(jws, [{ ...other.publicJwk, use: "enc" }, pair.publicJwk]));
+    expect(error.message).toMatch(/^trusted key 0: use: /);
+  });
+
+  it("does not show a found value that is not a short name (it may be a pasted secret)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const secret = "S".repeat(43);
+    const error = await errorOf(() => verifyManifest(jws, [{ ...pair.publicJwk, alg: secret }]));
+    expect(error.message).toBe(
+      'trusted key 0: alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found a string of 43 characters',
+    );
+  });
+
+  it.each(["EdDSA", "ES256"] as const)(
+    "accepts %s keys that say sig / verify / their alg, and keygen's keys (alg, use, kid)",
+    async (alg) => {
+      const pair = await generateManifestSigningKey(alg);
+      expect(pair.publicJwk).toMatchObject({ alg, use: "sig" });
+      const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+      const marked = { ...pair.publicJwk, key_ops: ["verify"] };
+      expect((await verifyManifest(jws, [marked])).signerKeyThumbprint).toBe(pair.thumbprint);
+      expect((await verifyManifest(jws, [pair.publicJwk])).signerKeyThumbprint).toBe(pair.thumbprint);
+    },
+  );
+
+  it("signing: refuses a private key marked for encryption or without the sign operation", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const enc = await errorOf(() => signManifest(DEV_MANIFEST, { ...pair.privateJwk, use: "enc" }));
+    expect(enc.code).toBe("MANIFEST_KEY_INVALID");
+    expect(enc.message).toBe('signing key: use: expected "sig" (a key for signatures), found "enc"');
+    const ops = await errorOf(() => signManifest(DEV_MANIFEST, { ...pair.privateJwk, key_ops: ["verify"] }));
+    expect(ops.message).toBe('signing key: key_ops: expected an array including "sign", found ["verify"]');
+    // A private key whose key_ops say "sign" signs, and the signature verifies with its public part.
+    const jws = await signManifest(DEV_MANIFEST, { ...pair.privateJwk, key_ops: ["sign"] });
+    expect((await verifyManifest(jws, [pair.publicJwk])).signerKeyThumbprint).toBe(pair.thumbprint);
+  });
+});
+
 describe("one spelling per signed manifest (its digest is bound into REPORT_DATA)", () => {
   const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
   const s = (jws: string) =>
