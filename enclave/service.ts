@@ -393,8 +393,10 @@ export class Enclave {
         `boot: the engine's model is not the manifest's model (expected sha256 ${expectedModelSha256}${sealedModel === null ? "" : ", the sealed model's plaintext"}, found ${engine.info.modelSha256})`,
       );
     }
-    // llama.cpp runs at most the model's training context (engine.ts) and rounds a context up to a
-    // multiple of 256. A manifest that states another would attest a context that does not run;
+    // llama.cpp runs at most the model's training context (engine.ts), and node-llama-cpp rounds a
+    // context up to a multiple of 256 only while the result stays below the training context (a
+    // context within 256 of it runs as given: 2000 of 2048; no schema rule can say which without
+    // the model). A manifest that states another would attest a context that does not run;
     // a larger one would also fail every request using its default maxTokens (at most
     // contextSize, schema.ts): refuse before serving.
     if (engine.info.contextSize !== manifest.inference.contextSize) {
@@ -403,7 +405,7 @@ export class Enclave {
       throw new EnclaveError(
         "BOOT_CONTEXT_SIZE_MISMATCH",
         500,
-        `boot: inference.contextSize: expected the context that runs (${engine.info.contextSize}), found ${manifest.inference.contextSize} in the manifest; llama.cpp runs at most the model's training context and rounds a context up to a multiple of 256: set inference.contextSize (and maxTokens) to a multiple of 256 at most the model's training context`,
+        `boot: inference.contextSize: expected the context that runs (${engine.info.contextSize}), found ${manifest.inference.contextSize} in the manifest; llama.cpp runs at most the model's training context and rounds a smaller context up to a multiple of 256 unless that would reach the training context: set inference.contextSize to ${engine.info.contextSize} (maxTokens at most that), or to another multiple of 256 at most the model's training context`,
       );
     }
     try {

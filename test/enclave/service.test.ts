@@ -102,6 +102,16 @@ describe("enclave boot", () => {
     const rounded = await boot(manifest({ inference: { contextSize: 300, maxTokens: 256 } })).catch((e: unknown) => e);
     expect(rounded).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
     expect((rounded as Error).message).toMatch(/expected the context that runs \(512\), found 300 .*multiple of 256/);
+    expect((rounded as Error).message).toContain("set inference.contextSize to 512 (maxTokens at most that)");
+  });
+
+  it("boots a contextSize that is not a multiple of 256 when rounding up would reach the training context", async () => {
+    // node-llama-cpp rounds a context up to a multiple of 256 only while the result stays below the
+    // model's training context (2048 here): 2000 runs as 2000, so a schema rule "multiple of 256"
+    // would refuse a manifest that boots. The boot check above compares with what runs instead.
+    const near = await boot(manifest({ inference: { contextSize: 2000, maxTokens: 256 } }));
+    expect(near.manifest.inference.contextSize).toBe(2000);
+    await near.close();
   });
 });
 
