@@ -75,10 +75,11 @@ const jwkSchema = z
       return;
     }
     // RFC 7517 §4.2-4.4: a key marked for encryption, for other operations or for another alg can
-    // never verify a manifest; refused here, naming the member, not at every connection.
+    // never verify a manifest; refused here, naming the member, not at every connection. The value
+    // found is described as every policy string is (by kind and length), not quoted.
     const usage = keyUsageProblem(jwk as JWK, "verify");
     if (usage !== null) {
-      ctx.addIssue({ code: "custom", path: [usage.member], message: `${usage.expected}, not ${usage.found}` });
+      ctx.addIssue({ code: "custom", path: [usage.member], message: usage.expected });
     }
   });
 

@@ -64,18 +64,18 @@ describe("trustedSigners", () => {
 
   it("refuses a key whose use, key_ops or alg (RFC 7517 §4.2-4.4) says it never verifies a manifest, naming the member", () => {
     expect(refusal(withManifest({ trustedSigners: [OPERATOR, { ...P256, use: "enc" }] }))).toBe(
-      'client policy: manifest.trustedSigners.1.use: expected "sig" (a key for signatures), not "enc", found a string of 3 characters',
+      'client policy: manifest.trustedSigners.1.use: expected "sig" (a key for signatures), found a string of 3 characters',
     );
     expect(refusal(withManifest({ trustedSigners: [{ ...OPERATOR, key_ops: ["sign"] }] }))).toBe(
-      'client policy: manifest.trustedSigners.0.key_ops: expected an array including "verify", not ["sign"], found an array of 1 item',
+      'client policy: manifest.trustedSigners.0.key_ops: expected an array including "verify", found an array of 1 item',
     );
     expect(refusal(withManifest({ trustedSigners: [{ ...OPERATOR, alg: "ES256" }] }))).toBe(
-      'client policy: manifest.trustedSigners.0.alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), not "ES256", found a string of 5 characters',
+      'client policy: manifest.trustedSigners.0.alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found a string of 5 characters',
     );
     // A value that is not a short name may be a pasted secret: described, never shown.
     const message = refusal(withManifest({ trustedSigners: [{ ...P256, alg: SECRET }] }));
     expect(message).toBe(
-      `client policy: manifest.trustedSigners.0.alg: expected "ES256" (a P-256 key signs only ES256), not a string of ${SECRET.length} characters, found a string of ${SECRET.length} characters`,
+      `client policy: manifest.trustedSigners.0.alg: expected "ES256" (a P-256 key signs only ES256), found a string of ${SECRET.length} characters`,
     );
     expect(message).not.toContain(SECRET);
   });
