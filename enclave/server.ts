@@ -72,8 +72,14 @@ export function createEnclaveApp(
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
 
-  // Down while draining: a host with this one enclave then says so on its own /healthz.
-  app.get("/healthz", (c) => (state.draining ? c.json({ status: "draining" }, 503) : c.json({ status: "ok" })));
+  // Down while draining, or once an audit record could not be written (new sealed requests are
+  // refused with AUDIT_FAILED until a restart): a host with this one enclave then says so on its
+  // own /healthz.
+  app.get("/healthz", (c) => {
+    if (state.draining) return c.json({ status: "draining" }, 503);
+    if (enclave.auditFailed) return c.json({ status: "audit-failed" }, 503);
+    return c.json({ status: "ok" });
+  });
 
   app.get("/attestation", async (c) => {
     if (state.draining) throw draining();

@@ -161,6 +161,11 @@ export class Enclave {
   /** Audit lines not yet collected by the host, in record order; `auditNext` is the next seq. */
   private readonly auditBacklog: { seq: number; line: string }[] = [];
   private auditNext = 0;
+  /**
+   * The code of the first audit record that could not be written, or null. Auditing fails closed:
+   * from then on every new sealed request is refused (AUDIT_FAILED) until the enclave is restarted.
+   */
+  private auditFailure: string | null = null;
   /** This boot's public keys (bound in REPORT_DATA); the secret halves never leave this object. */
   readonly publicKeys: { readonly sealing: Uint8Array; readonly signing: Uint8Array };
   /** The key pairs: a true private field, unreachable from outside even at run time. */
@@ -229,10 +234,32 @@ export class Enclave {
     return this.auditBacklog.length;
   }
 
-  private writeAudit(entry: AuditEntry): void {
-    if (this.audit === null) return;
-    const written = this.audit.record(entry);
-    this.auditBacklog.push({ seq: this.auditNext++, line: written.line });
+  /** True once an audit record could not be written: no new sealed request is served until restart. */
+  get auditFailed(): boolean {
+    return this.auditFailure !== null;
+  }
+
+  /**
+   * Writes one request's audit record; false when the writer failed. It never throws: a record that
+   * fails after the final frame must not cut the answer the client already has. The first failure
+   * is logged once, by its code only, and makes the enclave refuse new sealed requests; requests
+   * already under way still try to write theirs (the writer's chain advances only on success).
+   */
+  private writeAudit(entry: AuditEntry): boolean {
+    if (this.audit === null) return true;
+    try {
+      const written = this.audit.record(entry);
+      this.auditBacklog.push({ seq: this.auditNext++, line: written.line });
+      return true;
+    } catch (error) {
+      if (this.auditFailure === null) {
+        this.auditFailure = errorCode(error, "INTERNAL");
+        process.stderr.write(
+          `cloister enclave: audit record not written (${this.auditFailure}): refusing new sealed requests (AUDIT_FAILED) until restarted\n`,
+        );
+      }
+      return false;
+    }
   }
 
   static async boot(config: EnclaveConfig): Promise<Enclave> {
@@ -456,6 +483,14 @@ export class Enclave {
    * as EnclaveError (they become HTTP errors); after that, every failure is a sealed error frame.
    */
   async handleSealed(envelope: Uint8Array, hostTenant: string | null, signal: AbortSignal): Promise<StreamedAnswer> {
+    // Fails closed: a request that could not be audited is not answered (DESIGN.md, the pipeline).
+    if (this.auditFailure !== null) {
+      throw new EnclaveError(
+        "AUDIT_FAILED",
+        503,
+        `audit: expected the audit writer to work, found a record that could not be written (${this.auditFailure}); this enclave serves no more requests: restart it`,
+      );
+    }
     if (this.auditBacklog.length >= MAX_AUDIT_BACKLOG) {
       throw new EnclaveError("AUDIT_BACKLOG_FULL", 503, "audit records are not being collected by the host");
     }
@@ -485,8 +520,15 @@ export class Enclave {
       throw error;
     }
     const { request, sealer, requestHash } = opened;
-    const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string) =>
-      this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+    /** False once this request's record could not be written: it then ends in AUDIT_FAILED. */
+    let audited = true;
+    const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string): boolean => {
+      audited = this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+      return audited;
+    };
+    /** A one-frame refusal, sent after its audit record: AUDIT_FAILED (no opening) when that failed. */
+    const errorAnswer = (code: string, detail: string | null, opening: string | null = null) =>
+      single(audited ? sealer.error(code, detail, opening) : auditFailedFrame(sealer));
     // The audit record's opening, for the client only (sealed): with it the client can show that the
     // record the host stores is about its prompt (and this answer). An answer carries it in its final
     // frame (derived when that frame is built, not before the first token); a request refused or
@@ -506,12 +548,10 @@ export class Enclave {
         { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: "REQUEST_INVALID", ...refused },
         hostTenant ?? "unknown",
       );
-      return single(
-        sealer.error(
-          "REQUEST_INVALID",
-          // "body.messages.0.content: expected …, found a string of N characters": never the text.
-          errorDetail(formatIssue(issue, { body: request.body }, { root: "body", prefix: ["body"] })),
-        ),
+      return errorAnswer(
+        "REQUEST_INVALID",
+        // "body.messages.0.content: expected …, found a string of N characters": never the text.
+        errorDetail(formatIssue(issue, { body: request.body }, { root: "body", prefix: ["body"] })),
       );
     }
     const body = parsed.data;
@@ -554,7 +594,7 @@ export class Enclave {
         { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: code, ...refused },
         auditTenant,
       );
-      return single(sealer.error(code, null));
+      return errorAnswer(code, null);
     }
     const decision = this.requestPolicy.evaluate({
       kind: request.kind,
@@ -565,7 +605,7 @@ export class Enclave {
     });
     if (decision.decision === "block") {
       auditBlock("policy", decision.ruleId, []);
-      return single(sealer.error("POLICY_BLOCKED", errorDetail(decision.reason), promptOpening()));
+      return errorAnswer("POLICY_BLOCKED", errorDetail(decision.reason), promptOpening());
     }
 
     // 2. PII: redact (or block on) what the manifest names, before the model sees anything.
@@ -605,12 +645,10 @@ export class Enclave {
     if (blocked || split.length > 0) {
       auditBlock("pii", null, piiFindings);
       const found = (blocked ? piiFindings : split).map((f) => f.entity).join(", ");
-      return single(
-        sealer.error(
-          "PII_BLOCKED",
-          errorDetail(blocked ? `PII found: ${found}` : `PII split across messages: ${found}`),
-          promptOpening(),
-        ),
+      return errorAnswer(
+        "PII_BLOCKED",
+        errorDetail(blocked ? `PII found: ${found}` : `PII split across messages: ${found}`),
+        promptOpening(),
       );
     }
 
@@ -623,7 +661,7 @@ export class Enclave {
       } catch (error) {
         const code = errorCode(error, "ENGINE_REQUEST");
         audit({ decision: "allow", blockedBy: null, ruleId: null, piiFindings, error: code, ...refused }, auditTenant);
-        return single(sealer.error(code, null));
+        return errorAnswer(code, null);
       }
       admitted = this.requestPolicy.evaluate({
         kind: request.kind,
@@ -634,7 +672,7 @@ export class Enclave {
       });
       if (admitted.decision === "block") {
         auditBlock("policy", admitted.ruleId, piiFindings);
-        return single(sealer.error("POLICY_BLOCKED", errorDetail(admitted.reason), promptOpening()));
+        return errorAnswer("POLICY_BLOCKED", errorDetail(admitted.reason), promptOpening());
       }
     }
     // The rule that admitted the request (null: defaultAction did), for its audit record.
@@ -662,10 +700,10 @@ export class Enclave {
         auditTenant,
       );
       if (error instanceof EnclaveError && error.status === 503) throw error;
-      return single(sealer.error(code, null, promptOpening()));
+      return errorAnswer(code, null, promptOpening());
     }
     // 4. Audit, once the answer is complete (or failed, or the client went away).
-    const finish = (response: string | null, usage: AuditEntry["usage"], error: string | null) =>
+    const finish = (response: string | null, usage: AuditEntry["usage"], error: string | null): boolean =>
       audit(
         { decision: "allow", blockedBy: null, ruleId, piiFindings, error, prompt: text, response, usage },
         auditTenant,
@@ -707,7 +745,8 @@ export class Enclave {
     first: IteratorResult<GenerationEvent, void>,
     events: AsyncGenerator<GenerationEvent, void, undefined>,
     sealer: ResponseSealer,
-    finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => void,
+    /** Writes the request's audit record; false when it could not be written. */
+    finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => boolean,
     /**
      * SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null
      * for the final frame, and for an error frame (null when the record keeps no prompt commitment).
@@ -728,14 +767,17 @@ export class Enclave {
      * U+FFFD while `answer` (and the receipt's hash) held the pair. Sent, alone, before the end.
      */
     let heldHigh = "";
-    let recorded = false;
+    /** null until the record is tried (once): then whether it was written. */
+    let recorded: boolean | null = null;
     /** Set once the final frame has been handed out: the answer is complete. */
     let completed: AuditEntry["usage"] | null = null;
-    const record = (usage: AuditEntry["usage"], error: string | null) => {
-      if (recorded) return;
-      recorded = true;
-      finish(error === null ? answer : null, usage, error);
+    const record = (usage: AuditEntry["usage"], error: string | null): boolean => {
+      recorded ??= finish(error === null ? answer : null, usage, error);
+      return recorded;
     };
+    /** The error frame of an answer that failed, after its record: AUDIT_FAILED when that failed. */
+    const failed = (code: string, detail: string | null): Uint8Array =>
+      record(null, code) ? sealer.error(code, detail, ids.promptOpening()) : auditFailedFrame(sealer);
 
     // --- producer: engine events → `texts` (bounded) and, at the end, `end` ---
     const texts: string[] = [];
@@ -846,6 +888,13 @@ export class Enclave {
         const last = state.end as StreamEnd;
         if (last.kind === "done") {
           const event = last.event;
+          const tokens = { promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens };
+          // Once auditing has failed (another request's record), an answer still under way is
+          // audited before its final frame: without its record it ends in AUDIT_FAILED, no receipt.
+          if (this.auditFailure !== null && !record(tokens, null)) {
+            yield auditFailedFrame(sealer);
+            return;
+          }
           const finishReason =
             event.stopReason === "maxTokens" || event.stopReason === "contextFull" ? "length" : "stop";
           // The receipt: what was answered to which request, signed with the attested key.
@@ -873,23 +922,21 @@ export class Enclave {
           });
           // The audit record is written right after the final frame is handed out, not before, so
           // its hashing and signing is not on the answer's path. It is still written exactly once,
-          // here or in `finally` (a consumer that stops after taking the final frame).
-          completed = { promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens };
+          // here or in `finally` (a consumer that stops after taking the final frame). If it fails,
+          // the answer stays whole (writeAudit does not throw) and new requests are refused.
+          completed = tokens;
           yield final;
           record(completed, null);
           return;
         }
         if (last.kind === "ended") {
-          record(null, "ENGINE_ENDED");
-          yield sealer.error("ENGINE_ENDED", "generation ended without a result", ids.promptOpening());
+          yield failed("ENGINE_ENDED", "generation ended without a result");
           return;
         }
         throw last.error;
       }
     } catch (error) {
-      const code = errorCode(error, "INFERENCE_FAILED");
-      record(null, code);
-      yield sealer.error(code, null, ids.promptOpening());
+      yield failed(errorCode(error, "INFERENCE_FAILED"), null);
     } finally {
       // The consumer stopped early (client went away): free the sequence, still audit the request;
       // once the final frame was handed out, the answer was complete.
@@ -958,6 +1005,11 @@ function takeCoalesced(texts: string[]): string {
  */
 function afterNextDecodeDispatch(): Promise<void> {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+/** The error frame of a request whose audit record could not be written (it opens no record). */
+function auditFailedFrame(sealer: ResponseSealer): Uint8Array {
+  return sealer.error("AUDIT_FAILED", "the audit record of this request could not be written", null);
 }
 
 async function* singleFrame(frame: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -1,0 +1,241 @@
+/**
+ * Auditing fails closed. The audit record of a complete answer is written just after its final
+ * frame (off the answer's path): if that write fails, the client still gets its whole answer and a
+ * normal end of stream, and the enclave then refuses every new sealed request (AUDIT_FAILED, 503,
+ * before the request is opened or the engine asked) until it is restarted, says so on /healthz,
+ * and logs the failure once, by its code only. A write that fails before the end (a refusal, an
+ * engine failure, a reader that went away) is tried once and ends in an AUDIT_FAILED error frame
+ * or a quiet abandon, never a crash.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { EnclaveError } from "../../enclave/errors.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import type { AuditWriter } from "../../enclave/pipeline/audit.ts";
+import { AuditRecordInvalidError } from "../../enclave/pipeline/errors.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import type { Enclave } from "../../enclave/service.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
+
+const PROMPT = "the secret prompt text";
+const ANSWER = ["alpha ", "beta ", "gamma"];
+const text = (t: string) => ({ type: "text", text: t }) as const;
+const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 3 } } as const;
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const s of servers.splice(0)) await s.close();
+});
+
+/** Makes the enclave's audit writer fail on every record from now on (as a broken clock would). */
+function breakAuditWriter(enclave: Enclave) {
+  const writer = (enclave as unknown as { audit: AuditWriter }).audit;
+  return vi.spyOn(writer, "record").mockImplementation(() => {
+    throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+  });
+}
+
+/** Lines the enclave writes to stderr while the test runs (the enclave's log). */
+function captureLog(): string[] {
+  const lines: string[] = [];
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  return lines;
+}
+
+async function seal(enclave: Enclave, body: unknown = { prompt: PROMPT }) {
+  return sealRequest({ enclavePublicKey: enclave.publicKeys.sealing, kind: "complete", body });
+}
+
+/** Opens a sealed request: its answer, not read yet. */
+async function open(enclave: Enclave, body?: unknown) {
+  const { envelope, context } = await seal(enclave, body);
+  const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+  return { context, answer };
+}
+
+async function readAll(enclave: Enclave, body?: unknown) {
+  return decode(await open(enclave, body));
+}
+
+/** Reads every frame of an answer (a failing read fails the test), then opens them. */
+async function decode({ context, answer }: Awaited<ReturnType<typeof open>>) {
+  const frames: Uint8Array[] = [];
+  const iterator = answer.frames[Symbol.asyncIterator]();
+  for (;;) {
+    const { done: ended, value } = await iterator.next();
+    if (ended === true) break;
+    frames.push(value);
+  }
+  const events: ResponseEvent[] = [];
+  for await (const event of openResponseFrames(
+    context,
+    (async function* () {
+      yield* frames;
+    })(),
+  ))
+    events.push(event);
+  return events;
+}
+
+/** An enclave whose audit writer fails, with two answers opened and not read yet. */
+async function twoUnderWay() {
+  const enclave = await bootWith(new ScriptedEngine(() => [...ANSWER.map(text), done]));
+  const log = captureLog();
+  const record = breakAuditWriter(enclave);
+  return { enclave, log, record, first: await open(enclave), second: await open(enclave) };
+}
+
+describe("enclave: an audit write that fails after the final frame", () => {
+  it("leaves the answer whole: every data frame, the final frame, and a normal end", async () => {
+    const engine = new ScriptedEngine(() => [...ANSWER.map(text), done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    const events = await readAll(enclave);
+    expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe(ANSWER.join(""));
+    expect(events.at(-1)).toMatchObject({ type: "final", finishReason: "stop" });
+    expect(record).toHaveBeenCalledTimes(1);
+  });
+
+  it("over HTTP: the client reads the final frame and a clean end (no destroyed connection)", async () => {
+    const engine = new ScriptedEngine(() => [...ANSWER.map(text), done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    breakAuditWriter(enclave);
+    const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const { envelope, context } = await seal(enclave);
+    const response = await fetch(`${server.url}/sealed`, {
+      method: "POST",
+      body: envelope as Uint8Array<ArrayBuffer>,
+    });
+    expect(response.status).toBe(200);
+    const events: ResponseEvent[] = [];
+    for await (const event of openResponseFrames(context, response.body!)) events.push(event);
+    expect(events.at(-1)).toMatchObject({ type: "final" });
+    // …and from then on the enclave is down for new work, which its health check says.
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toEqual({ status: "audit-failed" });
+    const next = await seal(enclave);
+    const refused = await fetch(`${server.url}/sealed`, {
+      method: "POST",
+      body: next.envelope as Uint8Array<ArrayBuffer>,
+    });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("AUDIT_FAILED");
+  });
+
+  it("refuses every later sealed request with AUDIT_FAILED (503) before the engine is asked", async () => {
+    const engine = new ScriptedEngine(() => [...ANSWER.map(text), done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    await readAll(enclave);
+    expect(enclave.auditFailed).toBe(true);
+    const pulls = engine.pulls;
+    for (let i = 0; i < 3; i++) {
+      const { envelope } = await seal(enclave);
+      const error = await enclave
+        .handleSealed(envelope, "host-tenant", new AbortController().signal)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EnclaveError);
+      expect(error).toMatchObject({ code: "AUDIT_FAILED", status: 503 });
+      expect((error as Error).message).toContain("restart");
+    }
+    // Even once the writer works again: only a restart (a new boot, a new chain) serves again.
+    record.mockRestore();
+    const { envelope } = await seal(enclave);
+    await expect(enclave.handleSealed(envelope, null, new AbortController().signal)).rejects.toMatchObject({
+      code: "AUDIT_FAILED",
+    });
+    expect(engine.pulls).toBe(pulls);
+  });
+
+  it("logs the failure once, by its code, with no prompt, answer, opening or key", async () => {
+    // Two answers under way when the writer breaks: both fail to record, one log line.
+    const { log, first, second } = await twoUnderWay();
+    await decode(first);
+    await decode(second);
+    const lines = log.filter((l) => l.includes("audit"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("AUDIT_RECORD_INVALID");
+    const all = log.join("");
+    for (const secret of [PROMPT, ...ANSWER.map((a) => a.trim())]) expect(all).not.toContain(secret);
+    expect(all).not.toMatch(/[0-9a-f]{32}/);
+  });
+
+  it("an answer still under way when auditing fails is audited before its final frame, or ends in AUDIT_FAILED", async () => {
+    const { record, first, second } = await twoUnderWay();
+    expect((await decode(first)).at(-1)).toMatchObject({ type: "final" });
+    const events = await decode(second);
+    // Its text went out, but no final frame (no receipt) without its audit record.
+    expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe(ANSWER.join(""));
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED", auditOpening: null });
+    expect(events.some((e) => e.type === "final")).toBe(false);
+    expect(record).toHaveBeenCalledTimes(2);
+  });
+
+  it("an answer under way whose record can still be written gets its final frame, audited first", async () => {
+    const { enclave, record, first, second } = await twoUnderWay();
+    await decode(first);
+    record.mockRestore(); // the writer works again (a passing fault)
+    expect((await decode(second)).at(-1)).toMatchObject({ type: "final" });
+    const lines = enclave.collectAudit(0).lines;
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string).record).toMatchObject({ seq: 0, error: null });
+  });
+});
+
+describe("enclave: an audit write that fails before the end of the answer", () => {
+  it("a refusal: one write tried, then an AUDIT_FAILED error frame (not the refusal's own)", async () => {
+    const engine = new ScriptedEngine(() => [done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    const events = await readAll(enclave, { prompt: "store this -----BEGIN RSA PRIVATE KEY----- please" });
+    expect(events).toEqual([expect.objectContaining({ type: "error", code: "AUDIT_FAILED", auditOpening: null })]);
+    expect(record).toHaveBeenCalledTimes(1);
+    expect(enclave.auditFailed).toBe(true);
+  });
+
+  it("an engine failure mid-answer: one write tried, then an AUDIT_FAILED error frame", async () => {
+    const engine = new ScriptedEngine(() => [text("partial "), new Error("native failure")]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    const events = await readAll(enclave);
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED", auditOpening: null });
+    expect(record).toHaveBeenCalledTimes(1);
+  });
+
+  it("a reader that goes away: abandon resolves (no unhandled rejection), one write tried", async () => {
+    const engine = new ScriptedEngine(() => [text("a"), { pauseMs: 50 }, text("b"), done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    const { envelope } = await seal(enclave);
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    const iterator = answer.frames[Symbol.asyncIterator]();
+    await iterator.next();
+    await expect(answer.abandon()).resolves.toBeUndefined();
+    expect(record).toHaveBeenCalledTimes(1);
+    expect(enclave.auditFailed).toBe(true);
+  });
+
+  it("a reader that goes away before the first frame: abandon resolves, one write tried", async () => {
+    const engine = new ScriptedEngine(() => [text("a"), done]);
+    const enclave = await bootWith(engine);
+    captureLog();
+    const record = breakAuditWriter(enclave);
+    const { envelope } = await seal(enclave);
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    await expect(answer.abandon()).resolves.toBeUndefined();
+    expect(record).toHaveBeenCalledTimes(1);
+    expect(enclave.auditFailed).toBe(true);
+  });
+});
