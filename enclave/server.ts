@@ -83,6 +83,7 @@ export function createEnclaveApp(
 
   app.get("/attestation", async (c) => {
     if (state.draining) throw draining();
+    enclave.refuseIfAuditFailed();
     const collateral = await enclave.collateral();
     return c.json({ document: enclave.document, ...(collateral === null ? {} : { collateral }) });
   });
@@ -115,6 +116,7 @@ export function createEnclaveApp(
   app.post("/sealed", async (c) => {
     // Refused before the request is read or opened: the host may send it elsewhere.
     if (state.draining) throw draining();
+    enclave.refuseIfAuditFailed();
     const { incoming, outgoing } = c.env;
     // Counted from here, while its body is still arriving: a drain that starts meanwhile waits for it.
     state.active++;

@@ -240,6 +240,21 @@ export class Enclave {
   }
 
   /**
+   * Fails closed: once a record could not be written, no request is answered (DESIGN.md, the
+   * pipeline) and no new session is offered: AUDIT_FAILED (503) until a restart. A pool host then
+   * sends new sessions to another member, as for ENCLAVE_DRAINING.
+   */
+  refuseIfAuditFailed(): void {
+    if (this.auditFailure !== null) {
+      throw new EnclaveError(
+        "AUDIT_FAILED",
+        503,
+        `audit: expected the audit writer to work, found a record that could not be written (${this.auditFailure}); this enclave serves no more requests: restart it`,
+      );
+    }
+  }
+
+  /**
    * Writes one request's audit record; false when the writer failed. It never throws: a record that
    * fails after the final frame must not cut the answer the client already has. The first failure
    * is logged once, by its code only, and makes the enclave refuse new sealed requests; requests
@@ -483,14 +498,7 @@ export class Enclave {
    * as EnclaveError (they become HTTP errors); after that, every failure is a sealed error frame.
    */
   async handleSealed(envelope: Uint8Array, hostTenant: string | null, signal: AbortSignal): Promise<StreamedAnswer> {
-    // Fails closed: a request that could not be audited is not answered (DESIGN.md, the pipeline).
-    if (this.auditFailure !== null) {
-      throw new EnclaveError(
-        "AUDIT_FAILED",
-        503,
-        `audit: expected the audit writer to work, found a record that could not be written (${this.auditFailure}); this enclave serves no more requests: restart it`,
-      );
-    }
+    this.refuseIfAuditFailed();
     if (this.auditBacklog.length >= MAX_AUDIT_BACKLOG) {
       throw new EnclaveError("AUDIT_BACKLOG_FULL", 503, "audit records are not being collected by the host");
     }

@@ -500,15 +500,18 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
       : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
   );
 
-/**
- * Why an enclave's 503 says it takes no new sessions or requests (enclave/server.ts): "draining"
- * (ENCLAVE_DRAINING: shutting down) or "booting" (ENCLAVE_BOOTING: listening, not yet attested);
- * null for any other answer.
- */
-function notServing(body: Uint8Array): "draining" | "booting" | null {
+/** Enclave 503 codes that mean "no new sessions or requests here" (enclave/server.ts), and why. */
+const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([
+  ["ENCLAVE_DRAINING", "draining"], // shutting down
+  ["ENCLAVE_BOOTING", "booting"], // listening, not yet attested
+  ["AUDIT_FAILED", "audit-failed"], // an audit record could not be written: serves nothing until restarted
+]);
+
+/** Why an enclave's 503 says it takes no new sessions or requests; null for any other answer. */
+function notServing(body: Uint8Array): string | null {
   try {
     const code = (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code;
-    return code === "ENCLAVE_DRAINING" ? "draining" : code === "ENCLAVE_BOOTING" ? "booting" : null;
+    return NOT_SERVING.get(code) ?? null;
   } catch {
     return null;
   }

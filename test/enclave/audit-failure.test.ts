@@ -2,7 +2,8 @@
  * Auditing fails closed. The audit record of a complete answer is written just after its final
  * frame (off the answer's path): if that write fails, the client still gets its whole answer and a
  * normal end of stream, and the enclave then refuses every new sealed request (AUDIT_FAILED, 503,
- * before the request is opened or the engine asked) until it is restarted, says so on /healthz,
+ * before the request is opened or the engine asked) until it is restarted, offers no new session
+ * (GET /attestation: AUDIT_FAILED, so a pool host asks another member), says so on /healthz,
  * and logs the failure once, by its code only. A write that fails before the end (a refusal, an
  * engine failure, a reader that went away) is tried once and ends in an AUDIT_FAILED error frame
  * or a quiet abandon, never a crash.
@@ -128,6 +129,10 @@ describe("enclave: an audit write that fails after the final frame", () => {
     });
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("AUDIT_FAILED");
+    // No new session is offered either: a pool host sends it to another member (host/app.ts).
+    const document = await fetch(`${server.url}/attestation`);
+    expect(document.status).toBe(503);
+    expect(((await document.json()) as { error: { code: string } }).error.code).toBe("AUDIT_FAILED");
   });
 
   it("refuses every later sealed request with AUDIT_FAILED (503) before the engine is asked", async () => {

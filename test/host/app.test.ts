@@ -525,7 +525,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
   });
 
-  it("in a pool, offers a new session the next member when one is booting or draining (503 ENCLAVE_BOOTING / ENCLAVE_DRAINING)", async () => {
+  it("in a pool, offers a new session the next member when one is booting, draining or audit-failed (503 ENCLAVE_BOOTING / ENCLAVE_DRAINING / AUDIT_FAILED)", async () => {
     const document = JSON.stringify({ document: `e30.${base64url.encode('{"n":3}')}.c2ln` });
     const refusing = (code: string) =>
       startEnclave((_req, res) => {
@@ -535,20 +535,24 @@ describe("host app (real loopback server, scripted enclave)", () => {
       });
     const booting = await refusing("ENCLAVE_BOOTING");
     const draining = await refusing("ENCLAVE_DRAINING");
+    const auditFailed = await refusing("AUDIT_FAILED");
     const good = await startEnclave((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" }).end(document);
     });
-    const pool = createEnclavePool([booting.url, draining.url, good.url], { limits: DEFAULT_HOST_LIMITS });
+    const pool = createEnclavePool([booting.url, draining.url, auditFailed.url, good.url], {
+      limits: DEFAULT_HOST_LIMITS,
+    });
     const app = createHostApp({ pool, apiKeys: store(), limits: DEFAULT_HOST_LIMITS, accessLog: () => {} });
     const host = await listen(app.fetch, "127.0.0.1", 0);
     cleanup.push(() => host.close());
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
       expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
     }
     expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
       "unreachable booting",
       "unreachable draining",
+      "unreachable audit-failed",
       "unknown null",
     ]);
   });
