@@ -125,11 +125,45 @@ function derBoolean(node: DerNode, what: string): boolean {
   return content[0] === 0xff;
 }
 
+/**
+ * A BOOLEAN whose ASN.1 says DEFAULT FALSE (an extension's critical, basicConstraints cA, the
+ * issuingDistributionPoint flags): when present it can only be TRUE, since DER leaves a DEFAULT
+ * value out (X.690 11.5), so an explicit FALSE is a second encoding of the same value.
+ */
+function derBooleanDefaultFalse(node: DerNode, what: string): true {
+  if (!derBoolean(node, what)) {
+    throw new ParseError(
+      "DER_BAD_BOOLEAN",
+      `${what}: expected the field left out when FALSE (its DEFAULT: DER encodes no default value, X.690 11.5), found an explicit FALSE at offset ${node.start}`,
+    );
+  }
+  return true;
+}
+
+/** The elements of a SEQUENCE OF / SET OF whose ASN.1 says SIZE (1..MAX): an empty one is refused. */
+function nonEmptyChildren(node: DerNode, what: string, rule: string): DerNode[] {
+  const children = derChildren(node);
+  if (children.length === 0) {
+    throw new ParseError(
+      "DER_MISSING",
+      `${what}: expected at least one entry (${rule}), found an empty ${node.tag === TAG.SET ? "SET" : "SEQUENCE"} at offset ${node.start}`,
+    );
+  }
+  return children;
+}
+
 /** A Name's attributes in order, as [type OID, value text]. */
 function nameAttributes(node: DerNode): [string, string][] {
   const attributes: [string, string][] = [];
   for (const rdn of derChildren(expectTag(node, TAG.SEQUENCE, "Name"))) {
-    for (const atv of derChildren(expectTag(rdn, TAG.SET, "RelativeDistinguishedName"))) {
+    const atvs = derChildren(expectTag(rdn, TAG.SET, "RelativeDistinguishedName"));
+    if (atvs.length === 0) {
+      throw new ParseError(
+        "X509_BAD_NAME",
+        `Name: expected each RelativeDistinguishedName to hold at least one attribute (SET SIZE (1..MAX)), found an empty SET at offset ${rdn.start}`,
+      );
+    }
+    for (const atv of atvs) {
       const [type, value] = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
       const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
       if (value === undefined) throw new ParseError("X509_BAD_NAME", "Name: attribute without a value");
@@ -152,19 +186,32 @@ export function commonNameOf(nameDer: Uint8Array): string {
   return attributes.find(([oid]) => oid === OID.commonName)?.[1] ?? "";
 }
 
-/** Extensions ::= SEQUENCE OF Extension (certificates, CRLs and CRL entries), by OID; a repeated OID is refused. */
+/**
+ * Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (certificates, CRLs and CRL entries), by OID:
+ * an empty one, a repeated OID, an explicit `critical FALSE` (its DEFAULT) or a field after
+ * extnValue is refused.
+ */
 function decodeExtensions(node: DerNode | undefined, what: string): Map<string, Extension> {
   const extensions = new Map<string, Extension>();
-  for (const ext of derChildren(expectTag(node, TAG.SEQUENCE, what))) {
+  const list = expectTag(node, TAG.SEQUENCE, what);
+  for (const ext of nonEmptyChildren(
+    list,
+    what,
+    "Extensions ::= SEQUENCE SIZE (1..MAX), RFC 5280 4.1: leave the field out instead",
+  )) {
     const parts = derChildren(expectTag(ext, TAG.SEQUENCE, "Extension"));
-    const oid = decodeOid(expectTag(parts[0], TAG.OID, "extnID"));
+    const oid = decodeOid(expectTag(parts.shift(), TAG.OID, "extnID"));
     let critical = false;
-    let valueNode = parts[1];
-    if (valueNode?.tag === TAG.BOOLEAN) {
-      critical = derBoolean(valueNode, `extension ${oid} critical`);
-      valueNode = parts[2];
+    if (parts[0]?.tag === TAG.BOOLEAN)
+      critical = derBooleanDefaultFalse(parts.shift() as DerNode, `extension ${oid} critical`);
+    const value = derContent(expectTag(parts.shift(), TAG.OCTET_STRING, `extension ${oid}`)).slice();
+    const extra = parts[0];
+    if (extra !== undefined) {
+      throw new ParseError(
+        "DER_TRAILING_DATA",
+        `extension ${oid}: expected extnID, critical and extnValue only, found more at offset ${extra.start}`,
+      );
     }
-    const value = derContent(expectTag(valueNode, TAG.OCTET_STRING, `extension ${oid}`)).slice();
     if (extensions.has(oid)) throw new ParseError("X509_DUPLICATE_EXTENSION", `extension ${oid} appears twice`);
     extensions.set(oid, { critical, value });
   }
@@ -221,8 +268,19 @@ export function decodeSignatureAlgorithm(node: DerNode): SignatureAlgorithm {
             throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: mask generation must be MGF1");
           }
           mgfHash = decodeHashAlgorithm(mgfParams, "MGF1 hash");
-        } else if (field.tag === 0xa2) saltLength = decodeSmallInteger(inner, "RSASSA-PSS saltLength");
-        else if (field.tag === 0xa3) {
+        } else if (field.tag === 0xa2) {
+          saltLength = decodeSmallInteger(inner, "RSASSA-PSS saltLength");
+          if (saltLength === 20) {
+            throw new ParseError(
+              "X509_BAD_PSS_PARAMS",
+              "RSASSA-PSS saltLength: expected the field left out when 20 (its DEFAULT: DER encodes no default value, X.690 11.5), found an explicit 20",
+            );
+          }
+        } else if (field.tag === 0xa3) {
+          // trailerField 1 is its DEFAULT (trailerFieldBC), so DER would leave it out; yet AMD's
+          // ARK, ASK, ASVK and VCEK/VLEK certificates encode it (fixtures amd-roots/ark-milan.pem,
+          // ask-milan.pem, snp/milan-virtee-v2-vcek.der and every other AMD one), so an explicit 1
+          // is read, as the only value there is.
           if (decodeSmallInteger(inner, "RSASSA-PSS trailerField") !== 1) {
             throw new ParseError("X509_BAD_PSS_PARAMS", "RSASSA-PSS: trailerField must be 1");
           }
@@ -315,10 +373,21 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
   let i = 0;
   let version = 1;
   if (fields[0]?.tag === 0xa0) {
-    const [v] = derChildren(fields[0]);
+    const [v, extra] = derChildren(fields[0]);
+    if (extra !== undefined)
+      throw new ParseError(
+        "DER_TRAILING_DATA",
+        `version [0]: expected one INTEGER, found more at offset ${extra.start}`,
+      );
     version = decodeSmallInteger(expectTag(v, TAG.INTEGER, "version"), "version") + 1;
     if (version > 3)
       throw new ParseError("X509_BAD_VERSION", `version: expected v1, v2 or v3 (0..2), found ${version - 1}`);
+    if (version === 1) {
+      throw new ParseError(
+        "X509_BAD_VERSION",
+        "version: expected the field left out for v1 (its DEFAULT: DER encodes no default value, X.690 11.5), found an explicit v1 (INTEGER 0)",
+      );
+    }
     i = 1;
   }
   const serialNumber = decodeUnsignedInteger(expectTag(fields[i], TAG.INTEGER, "serialNumber"), "serialNumber");
@@ -344,7 +413,16 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
       );
     }
     next = at + 1;
-    if (field.tag !== 0xa3) continue;
+    if (field.tag !== 0xa3) {
+      // RFC 5280 4.1.2.8: unique identifiers "MUST only appear if the version is 2 or 3".
+      if (version === 1) {
+        throw new ParseError(
+          "X509_BAD_VERSION",
+          `version: expected v2 or v3 in a certificate with ${field.tag === 0x81 ? "issuerUniqueID" : "subjectUniqueID"}, found v1`,
+        );
+      }
+      continue;
+    }
     if (version !== 3)
       throw new ParseError(
         "X509_BAD_VERSION",
@@ -360,10 +438,18 @@ function parseCertificateUnchecked(der: Uint8Array): Certificate {
     // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }
     const fields = derChildren(readDerExact(basicConstraints, TAG.SEQUENCE, "basicConstraints"));
     const ca = fields[0]?.tag === TAG.BOOLEAN ? fields.shift() : undefined;
-    isCA = ca !== undefined && derBoolean(ca, "basicConstraints cA");
+    isCA = ca !== undefined && derBooleanDefaultFalse(ca, "basicConstraints cA");
     const length = fields.shift();
-    if (length !== undefined)
+    if (length !== undefined) {
       pathLen = decodeSmallInteger(expectTag(length, TAG.INTEGER, "pathLenConstraint"), "pathLenConstraint");
+      // RFC 5280 4.2.1.9: "CAs MUST NOT include the pathLenConstraint field unless the cA boolean is asserted".
+      if (!isCA) {
+        throw new ParseError(
+          "X509_BAD_BASIC_CONSTRAINTS",
+          `basicConstraints: expected pathLenConstraint only with cA TRUE (RFC 5280 4.2.1.9), found pathLenConstraint ${pathLen} without cA`,
+        );
+      }
+    }
     const extra = fields[0];
     if (extra !== undefined) {
       throw new ParseError(
@@ -721,7 +807,12 @@ function parseCrlUnchecked(der: Uint8Array): Crl {
   }
   const entries: CrlEntry[] = [];
   if (fields[i]?.tag === TAG.SEQUENCE) {
-    for (const entry of derChildren(fields[i++] as DerNode)) {
+    const revoked = nonEmptyChildren(
+      fields[i++] as DerNode,
+      "revokedCertificates",
+      "RFC 5280 5.1.2.6: leave the list out when no certificate is revoked",
+    );
+    for (const entry of revoked) {
       const [serial, date, entryExtensions, extra] = derChildren(expectTag(entry, TAG.SEQUENCE, "revokedCertificate"));
       if (date === undefined)
         throw new ParseError("DER_MISSING", "revokedCertificate revocationDate: expected a time, found nothing");
@@ -747,6 +838,9 @@ function parseCrlUnchecked(der: Uint8Array): Crl {
         `crlExtensions [0]: expected one SEQUENCE, found more at offset ${extra.start}`,
       );
     extensions = decodeExtensions(extSeq, "crlExtensions");
+    const idp = extensions.get(CRL_OID.issuingDistributionPoint);
+    // Its structure is checked here, at parse; what its scope means, in checkCrlScope.
+    if (idp !== undefined) decodeIssuingDistributionPoint(idp.value);
   }
   const unexpected = fields[i];
   if (unexpected !== undefined) {
@@ -824,28 +918,60 @@ function checkCrlUsable(crl: Crl, cert: Certificate, role: string): void {
   }
 }
 
+/** The fields of an IssuingDistributionPoint (RFC 5280 5.2.5), by tag, with the name of each. */
+const IDP_FIELDS: ReadonlyMap<number, string> = new Map([
+  [0xa0, "distributionPoint"],
+  [0x81, "onlyContainsUserCerts"],
+  [0x82, "onlyContainsCACerts"],
+  [0x83, "onlySomeReasons"],
+  [0x84, "indirectCRL"],
+  [0x85, "onlyContainsAttributeCerts"],
+]);
+
+/**
+ * The fields of an issuingDistributionPoint extension value, read strictly: a SEQUENCE of
+ * [0]..[5], each at most once and in that order; its BOOLEANs (all DEFAULT FALSE) present only
+ * when TRUE; and not empty (RFC 5280 5.2.5: "MUST NOT issue CRLs where the DER encoding of the
+ * issuing distribution point extension is an empty sequence").
+ */
+function decodeIssuingDistributionPoint(value: Uint8Array): { readonly tag: number; readonly name: string }[] {
+  const what = "issuingDistributionPoint";
+  const fields = nonEmptyChildren(
+    readDerExact(value, TAG.SEQUENCE, what),
+    what,
+    "RFC 5280 5.2.5: an issuingDistributionPoint must not be an empty SEQUENCE",
+  );
+  let previous = -1;
+  return fields.map((field) => {
+    const name = IDP_FIELDS.get(field.tag);
+    const number = field.tag & 0x1f;
+    if (name === undefined || number <= previous) {
+      throw new ParseError(
+        "DER_UNEXPECTED_TAG",
+        `${what}: expected fields [0] distributionPoint to [5] onlyContainsAttributeCerts, each at most once and in order, found tag 0x${field.tag.toString(16)} at offset ${field.start}${previous >= 0 ? ` after [${previous}]` : ""}`,
+      );
+    }
+    previous = number;
+    if (field.tag === 0x81 || field.tag === 0x82 || field.tag === 0x84 || field.tag === 0x85) {
+      derBooleanDefaultFalse(field, `${what} ${name}`);
+    }
+    return { tag: field.tag, name };
+  });
+}
+
 /** issuingDistributionPoint (RFC 5280 5.2.5): honours onlyContainsUserCerts / onlyContainsCACerts, refuses the rest. */
 function checkCrlScope(crl: Crl, value: Uint8Array, cert: Certificate, role: string): void {
   const from = `CRL from "${crl.issuer}"`;
-  const FIELDS: Record<number, string> = {
-    160: "distributionPoint",
-    129: "onlyContainsUserCerts",
-    130: "onlyContainsCACerts",
-    131: "onlySomeReasons",
-    132: "indirectCRL",
-    133: "onlyContainsAttributeCerts",
-  };
   let onlyUserCerts = false;
   let onlyCaCerts = false;
-  for (const field of derChildren(readDerExact(value, TAG.SEQUENCE, "issuingDistributionPoint"))) {
-    const name = FIELDS[field.tag];
-    if (name === "onlyContainsUserCerts") onlyUserCerts = derBoolean(field, `issuingDistributionPoint ${name}`);
-    else if (name === "onlyContainsCACerts") onlyCaCerts = derBoolean(field, `issuingDistributionPoint ${name}`);
-    else if ((name === "indirectCRL" || name === "onlyContainsAttributeCerts") && !derBoolean(field, name)) continue;
+  // Its BOOLEANs are present only when TRUE (decodeIssuingDistributionPoint refuses an explicit FALSE).
+  for (const { tag, name } of decodeIssuingDistributionPoint(value)) {
+    if (tag === 0x81) onlyUserCerts = true;
+    else if (tag === 0x82) onlyCaCerts = true;
     else {
       throw new VerifyError(
         "CRL_SCOPE_UNSUPPORTED",
-        `${from}: issuingDistributionPoint ${name ?? `field tag 0x${field.tag.toString(16)}`}: expected no scope but onlyContainsUserCerts / onlyContainsCACerts, found one this verifier does not process`,
+        `${from}: issuingDistributionPoint ${name}: expected no scope but onlyContainsUserCerts / onlyContainsCACerts, found one this verifier does not process`,
       );
     }
   }

@@ -67,7 +67,11 @@ interface CrlShape {
   revoked?: { serial: number; extensions?: ExtensionSpec[] }[];
   /** Tag of the revokedCertificates field (0x30; a SET is 0x31). */
   revokedTag?: number;
+  /** Writes revokedCertificates even when it has no entry (an empty SEQUENCE). */
+  emptyRevoked?: boolean;
   extensions?: ExtensionSpec[];
+  /** The crlExtensions [0] field as given, in place of one made of `extensions`. */
+  crlExtensionsField?: Uint8Array;
 }
 
 /** A TBSCertList of this shape, signed by the CA. */
@@ -86,8 +90,14 @@ function crl(shape: CrlShape = {}): Uint8Array {
     caName,
     encodeTime(new Date("2026-05-01T00:00:00Z")),
     encodeTime(new Date("2026-07-01T00:00:00Z")),
-    ...(entries.length > 0 ? [encodeTlv(shape.revokedTag ?? 0x30, der.seq(...entries).subarray(2))] : []),
-    ...(extensions.length > 0 ? [der.explicit(0, der.seq(...extensions.map(encodeExtension)))] : []),
+    ...(entries.length > 0 || shape.emptyRevoked === true
+      ? [encodeTlv(shape.revokedTag ?? 0x30, der.seq(...entries).subarray(2))]
+      : []),
+    ...(shape.crlExtensionsField !== undefined
+      ? [shape.crlExtensionsField]
+      : extensions.length > 0
+        ? [der.explicit(0, der.seq(...extensions.map(encodeExtension)))]
+        : []),
   );
   return der.seq(tbs, ecdsaSha256, encodeBitString(signWith(caKey.privateKey)(tbs)));
 }
@@ -176,6 +186,40 @@ describe("CRL structure", () => {
     expect(thrownCode(() => parseCrl(crl({ innerAlgorithm: signatureAlgorithmIdentifier("ecdsa-sha384") })))).toBe(
       "X509_ALGORITHM_MISMATCH",
     );
+  });
+
+  it("refuses an empty revokedCertificates, crlExtensions or crlEntryExtensions (RFC 5280 5.1: absent when empty)", () => {
+    // RFC 5280 5.1.2.6: "When there are no revoked certificates, the revoked certificates list MUST be absent."
+    expect(thrownCode(() => parseCrl(crl({ emptyRevoked: true })))).toBe("DER_MISSING");
+    // Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension, for the CRL's and for each entry's.
+    expect(thrownCode(() => parseCrl(crl({ crlExtensionsField: der.explicit(0, der.seq()) })))).toBe("DER_MISSING");
+    expect(thrownCode(() => parseCrl(crl({ revoked: [{ serial: 0x1234, extensions: [] }] })))).toBe("DER_MISSING");
+    expect(() => parseCrl(crl({ emptyRevoked: true }))).toThrow(
+      "revokedCertificates: expected at least one entry (RFC 5280 5.1.2.6: leave the list out when no certificate is revoked), found an empty SEQUENCE",
+    );
+  });
+
+  it("refuses a CRL extension whose critical FALSE is encoded (DEFAULT FALSE: DER leaves it out, X.690 11.5)", () => {
+    const explicitFalse = der.seq(der.oid("2.5.29.20"), der.boolean(false), der.octets(der.int(7)));
+    expect(thrownCode(() => parseCrl(crl({ crlExtensionsField: der.explicit(0, der.seq(explicitFalse)) })))).toBe(
+      "DER_BAD_BOOLEAN",
+    );
+  });
+
+  it("reads an issuingDistributionPoint strictly: fields once, in order, no DEFAULT FALSE encoded, not empty", () => {
+    const FALSE = Uint8Array.of(0x00);
+    const parse = (...fields: Uint8Array[]) =>
+      thrownCode(() => parseCrl(crl({ extensions: [crlNumber, idp(...fields)] })));
+    expect(parse(encodeTlv(0x81, TRUE))).toBe("RETURNED");
+    // Each BOOLEAN is DEFAULT FALSE.
+    for (const tag of [0x81, 0x82, 0x84, 0x85]) expect(parse(encodeTlv(tag, FALSE))).toBe("DER_BAD_BOOLEAN");
+    // Context tags [0]..[5] ascend, each at most once.
+    expect(parse(encodeTlv(0x82, TRUE), encodeTlv(0x81, TRUE))).toBe("DER_UNEXPECTED_TAG");
+    expect(parse(encodeTlv(0x81, TRUE), encodeTlv(0x81, TRUE))).toBe("DER_UNEXPECTED_TAG");
+    expect(parse(encodeTlv(0x84, TRUE), encodeTlv(0x83, Uint8Array.of(0x07, 0x80)))).toBe("DER_UNEXPECTED_TAG");
+    expect(parse(encodeTlv(0x86, TRUE))).toBe("DER_UNEXPECTED_TAG");
+    // RFC 5280 5.2.5: "MUST NOT issue CRLs where the DER encoding of the issuing distribution point extension is an empty sequence".
+    expect(parse()).toBe("DER_MISSING");
   });
 
   it("refuses revokedCertificates that is not a SEQUENCE, rather than reading a CRL that revokes as one that does not", () => {

@@ -1,6 +1,7 @@
 import { constants, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../../attestation/bytes.ts";
 import { derChildren, derEncoding, encodeTlv, encodeUnsignedInteger, readDer } from "../../attestation/der.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import {
@@ -414,12 +415,15 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
     issuer?: Uint8Array;
     validity?: Uint8Array;
     spki?: Uint8Array;
-    version?: number;
+    /** The version INTEGER (2: v3); null leaves the field out (v1). */
+    version?: number | null;
+    /** The version [0] field as given, in place of one made of `version`. */
+    versionField?: Uint8Array;
     trailing?: Uint8Array[];
   }) =>
     der.seq(
       der.seq(
-        der.explicit(0, der.int(fields.version ?? 2)),
+        ...(fields.version === null ? [] : [fields.versionField ?? der.explicit(0, der.int(fields.version ?? 2))]),
         der.int(1),
         fields.algorithm ?? ecdsaSha256,
         fields.issuer ?? name,
@@ -434,15 +438,39 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
   const pss = (...fields: Uint8Array[]) => der.seq(der.oid(X509_OID.rsassaPss), der.seq(...fields));
   const sha384 = der.seq(der.oid(X509_OID.sha384), der.null());
   const mgf1 = (hash: Uint8Array) => der.explicit(1, der.seq(der.oid(X509_OID.mgf1), hash));
+  /** An extensions [3] field holding these extensions. */
+  const extensions = (...specs: ExtensionSpec[]) => der.explicit(3, der.seq(...specs.map(encodeExtension)));
+  const basicConstraints = (value: Uint8Array) => ({ oid: X509_OID.basicConstraints, critical: true, value });
+  const keyUsage = { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x80)) };
+  const usage = der.octets(keyUsage.value);
+  /** An extensions [3] field holding one Extension SEQUENCE of exactly these fields. */
+  const rawExtension = (...fields: Uint8Array[]) => der.explicit(3, der.seq(der.seq(...fields)));
 
   it("reads the well-formed certificate the cases below each change once", () => {
     expect(parseCertificate(certificate({})).subject).toBe("CN=Test");
+    expect(parseCertificate(certificate({ version: null })).version).toBe(1);
     expect(
-      parseCertificate(certificate({ trailing: [encodeTlv(0x81, Uint8Array.of(0)), der.explicit(3, der.seq())] }))
-        .version,
+      parseCertificate(certificate({ trailing: [encodeTlv(0x81, Uint8Array.of(0)), extensions(keyUsage)] })).version,
     ).toBe(3);
+    // Unique identifiers are allowed from v2 on (RFC 5280 4.1.2.8).
+    expect(
+      parseCertificate(
+        certificate({ version: 1, trailing: [encodeTlv(0x81, Uint8Array.of(0)), encodeTlv(0x82, Uint8Array.of(0))] }),
+      ).version,
+    ).toBe(2);
+    const withPathLen = parseCertificate(
+      certificate({ trailing: [extensions(basicConstraints(der.seq(der.boolean(true), der.int(0))))] }),
+    );
+    expect([withPathLen.isCA, withPathLen.pathLen]).toEqual([true, 0]);
+    expect(parseCertificate(certificate({ trailing: [extensions(basicConstraints(der.seq()))] })).isCA).toBe(false);
     expect(
       decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(2, der.int(48))))),
+    ).toEqual({ kind: "rsa-pss", hash: "SHA-384", saltLength: 48 });
+    // trailerField 1 is its DEFAULT, yet AMD's ARK, ASK and VCEK certificates encode it: still read.
+    expect(
+      decodeSignatureAlgorithm(
+        readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(2, der.int(48)), der.explicit(3, der.int(1)))),
+      ),
     ).toEqual({ kind: "rsa-pss", hash: "SHA-384", saltLength: 48 });
   });
 
@@ -574,38 +602,97 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
     ],
     [
       "a tbsCertificate with fields after the extensions",
-      () => parseCertificate(certificate({ trailing: [der.explicit(3, der.seq()), der.int(7)] })),
+      () => parseCertificate(certificate({ trailing: [extensions(keyUsage), der.int(7)] })),
       "DER_UNEXPECTED_TAG",
     ],
     [
       "a tbsCertificate with extensions twice",
-      () => parseCertificate(certificate({ trailing: [der.explicit(3, der.seq()), der.explicit(3, der.seq())] })),
+      () => parseCertificate(certificate({ trailing: [extensions(keyUsage), extensions(keyUsage)] })),
       "DER_UNEXPECTED_TAG",
     ],
     ["a version 10 (INTEGER 9)", () => parseCertificate(certificate({ version: 9 })), "X509_BAD_VERSION"],
     [
       "extensions in a v2 certificate",
-      () => parseCertificate(certificate({ version: 1, trailing: [der.explicit(3, der.seq())] })),
+      () => parseCertificate(certificate({ version: 1, trailing: [extensions(keyUsage)] })),
       "X509_BAD_VERSION",
+    ],
+    [
+      "a version [0] holding a second value",
+      () => parseCertificate(certificate({ versionField: der.explicit(0, concatBytes(der.int(2), der.int(2))) })),
+      "DER_TRAILING_DATA",
+    ],
+    // DER encodes no DEFAULT value (X.690 11.5): each of these has one encoding only without it.
+    [
+      "a version v1 encoded although it is the DEFAULT (RFC 5280 4.1)",
+      () => parseCertificate(certificate({ version: 0 })),
+      "X509_BAD_VERSION",
+    ],
+    [
+      "an extension with critical FALSE encoded although it is the DEFAULT",
+      () =>
+        parseCertificate(
+          certificate({ trailing: [rawExtension(der.oid(X509_OID.keyUsage), der.boolean(false), usage)] }),
+        ),
+      "DER_BAD_BOOLEAN",
+    ],
+    [
+      "a basicConstraints with cA FALSE encoded although it is the DEFAULT",
+      () => parseCertificate(certificate({ trailing: [extensions(basicConstraints(der.seq(der.boolean(false))))] })),
+      "DER_BAD_BOOLEAN",
+    ],
+    [
+      "RSASSA-PSS with saltLength 20 encoded although it is the DEFAULT",
+      () => decodeSignatureAlgorithm(readDer(pss(der.explicit(0, sha384), mgf1(sha384), der.explicit(2, der.int(20))))),
+      "X509_BAD_PSS_PARAMS",
+    ],
+    // Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (RFC 5280 4.1).
+    [
+      "an empty extensions SEQUENCE",
+      () => parseCertificate(certificate({ trailing: [der.explicit(3, der.seq())] })),
+      "DER_MISSING",
+    ],
+    [
+      "an extensions [3] without its SEQUENCE",
+      () => parseCertificate(certificate({ trailing: [der.explicit(3, new Uint8Array())] })),
+      "DER_MISSING",
+    ],
+    // RFC 5280 4.1.2.8 / 4.1.2.9: unique identifiers only from v2, extensions only in v3.
+    [
+      "an issuerUniqueID in a v1 certificate",
+      () => parseCertificate(certificate({ version: null, trailing: [encodeTlv(0x81, Uint8Array.of(0))] })),
+      "X509_BAD_VERSION",
+    ],
+    [
+      "a subjectUniqueID in a v1 certificate",
+      () => parseCertificate(certificate({ version: null, trailing: [encodeTlv(0x82, Uint8Array.of(0))] })),
+      "X509_BAD_VERSION",
+    ],
+    [
+      "extensions in a v1 certificate",
+      () => parseCertificate(certificate({ version: null, trailing: [extensions(keyUsage)] })),
+      "X509_BAD_VERSION",
+    ],
+    [
+      "an extension with a field after extnValue",
+      () => parseCertificate(certificate({ trailing: [rawExtension(der.oid(X509_OID.keyUsage), usage, der.null())] })),
+      "DER_TRAILING_DATA",
+    ],
+    [
+      "a Name with an empty RelativeDistinguishedName (SET SIZE (1..MAX))",
+      () => parseCertificate(certificate({ issuer: der.seq(der.set()) })),
+      "X509_BAD_NAME",
+    ],
+    // RFC 5280 4.2.1.9: no pathLenConstraint unless cA is TRUE.
+    [
+      "a pathLenConstraint without cA",
+      () => parseCertificate(certificate({ trailing: [extensions(basicConstraints(der.seq(der.int(0))))] })),
+      "X509_BAD_BASIC_CONSTRAINTS",
     ],
     [
       "a basicConstraints with a field after pathLenConstraint",
       () =>
         parseCertificate(
-          certificate({
-            trailing: [
-              der.explicit(
-                3,
-                der.seq(
-                  encodeExtension({
-                    oid: X509_OID.basicConstraints,
-                    critical: true,
-                    value: der.seq(der.boolean(true), der.int(0), der.int(1)),
-                  }),
-                ),
-              ),
-            ],
-          }),
+          certificate({ trailing: [extensions(basicConstraints(der.seq(der.boolean(true), der.int(0), der.int(1))))] }),
         ),
       "DER_TRAILING_DATA",
     ],
