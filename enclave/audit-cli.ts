@@ -11,7 +11,7 @@ export interface AuditVerifyCommandOptions {
   checkpoint?: string;
   count?: number;
   lastHash?: string;
-  json: boolean;
+  json?: boolean;
 }
 
 export interface AuditFindCommandOptions {
@@ -23,7 +23,7 @@ export interface AuditFindCommandOptions {
   openingFile?: string;
   promptFile?: string;
   answerFile?: string;
-  json: boolean;
+  json?: boolean;
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -64,7 +64,7 @@ export function registerAuditCommands(program: Command): void {
       intOption("--count", 0, Number.MAX_SAFE_INTEGER),
     )
     .option("--last-hash <hex>", "with --count: the hash of record seq count-1")
-    .option("--json", "print the result as JSON", false)
+    .option("--json", "print the result as JSON")
     .action(async (options: AuditVerifyCommandOptions) => {
       const { auditVerifyCommand } = await import("./audit-cli-impl.ts");
       await auditVerifyCommand(options);
@@ -95,7 +95,7 @@ export function registerAuditCommands(program: Command): void {
       "the prompt exactly as sent, before any PII redaction: the file's bytes, a final newline included, as chat --prompt-file sends them (chat: the messages' contents joined by newlines)",
     )
     .option("--answer-file <file>", "the answer's exact text (default with --chat-json: its text)")
-    .option("--json", "print the result as JSON", false)
+    .option("--json", "print the result as JSON")
     .action(async (options: AuditFindCommandOptions) => {
       const { auditFindCommand } = await import("./audit-cli-impl.ts");
       await auditFindCommand(options);

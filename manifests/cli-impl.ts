@@ -89,18 +89,18 @@ const fileErrors = (what: string, file: string): OutputFileErrors => ({
   failed: (code, cause) => new ManifestFileError(`${what} ${file}: could not be written (${code})`, { cause }),
 });
 
-const refuseExisting = (file: string, force: boolean, what: string) =>
-  refuseExistingFile(file, force, fileErrors(what, file));
+const refuseExisting = (file: string, force: boolean | undefined, what: string) =>
+  refuseExistingFile(file, force === true, fileErrors(what, file));
 
-const writeFileSafely = (file: string, content: string, mode: number, force: boolean, what: string) =>
-  writeFileAtomically(file, content, { mode, replace: force }, fileErrors(what, file));
+const writeFileSafely = (file: string, content: string, mode: number, force: boolean | undefined, what: string) =>
+  writeFileAtomically(file, content, { mode, replace: force === true }, fileErrors(what, file));
 
 export async function keygenCommand(options: {
   outPrivate: string;
   outPublic: string;
   alg: ManifestAlg;
-  force: boolean;
-  json: boolean;
+  force?: boolean;
+  json?: boolean;
 }): Promise<void> {
   if (resolve(options.outPrivate) === resolve(options.outPublic)) {
     throw new ManifestFileError(
@@ -144,7 +144,7 @@ export async function keygenCommand(options: {
 export async function signCommand(
   input: string,
   output: string,
-  options: { key: string; force: boolean; json: boolean },
+  options: { key: string; force?: boolean; json?: boolean },
 ): Promise<void> {
   await refuseExisting(output, options.force, "output");
   const manifest = await parseDeployableManifest(input);
@@ -170,7 +170,7 @@ function stripPrivate(jwk: JWK): JWK {
   return rest;
 }
 
-export async function verifyCommand(file: string, options: { key: string[]; json: boolean }): Promise<void> {
+export async function verifyCommand(file: string, options: { key: string[]; json?: boolean }): Promise<void> {
   const keys: JWK[] = [];
   // Checked here too, so that an error names the file rather than the key's place in the list.
   for (const keyFile of options.key) keys.push(checkTrustedJwk(await readJwk(keyFile, "--key"), `--key ${keyFile}`));
@@ -221,7 +221,7 @@ async function parseDeployableManifest(file: string): Promise<Manifest> {
   return manifest;
 }
 
-export async function checkCommand(file: string, options: { json: boolean }): Promise<void> {
+export async function checkCommand(file: string, options: { json?: boolean }): Promise<void> {
   try {
     const manifest = await parseDeployableManifest(file);
     if (options.json) printJson({ valid: true, service: manifest.service });

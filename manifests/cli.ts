@@ -37,15 +37,15 @@ export function registerManifestCommands(program: Command): void {
     .requiredOption("--out-private <file>", "where to write the private JWK (created with mode 0600)")
     .requiredOption("--out-public <file>", "where to write the public JWK")
     .option("--alg <alg>", "signature algorithm: EdDSA or ES256", choiceOption("--alg", ALGS), "EdDSA")
-    .option("--force", "overwrite existing files", false)
-    .option("--json", "print the result as JSON", false)
+    .option("--force", "overwrite existing files")
+    .option("--json", "print the result as JSON")
     .action(
       async (options: {
         outPrivate: string;
         outPublic: string;
         alg: (typeof ALGS)[number];
-        force: boolean;
-        json: boolean;
+        force?: boolean;
+        json?: boolean;
       }) => {
         const { keygenCommand } = await import("./cli-impl.ts");
         await keygenCommand(options);
@@ -59,9 +59,9 @@ export function registerManifestCommands(program: Command): void {
     .requiredOption("--key <file>", "the private JWK to sign with")
     .argument("<in>", "manifest JSON file")
     .argument("<out>", "where to write the signed manifest (compact JWS); an existing file is refused")
-    .option("--force", "replace <out> if it exists", false)
-    .option("--json", "print the result as JSON", false)
-    .action(async (input: string, output: string, options: { key: string; force: boolean; json: boolean }) => {
+    .option("--force", "replace <out> if it exists")
+    .option("--json", "print the result as JSON")
+    .action(async (input: string, output: string, options: { key: string; force?: boolean; json?: boolean }) => {
       const { signCommand } = await import("./cli-impl.ts");
       await signCommand(input, output, options);
     });
@@ -72,8 +72,8 @@ export function registerManifestCommands(program: Command): void {
     .description("verify a signed manifest against trusted public keys and check its schema")
     .requiredOption("--key <file>", "a trusted public JWK (repeat for several)", collect)
     .argument("<file>", "signed manifest (compact JWS)")
-    .option("--json", "print the result as JSON", false)
-    .action(async (file: string, options: { key: string[]; json: boolean }) => {
+    .option("--json", "print the result as JSON")
+    .action(async (file: string, options: { key: string[]; json?: boolean }) => {
       const { verifyCommand } = await import("./cli-impl.ts");
       await verifyCommand(file, options);
     });
@@ -86,8 +86,8 @@ export function registerManifestCommands(program: Command): void {
     )
     .description("check an unsigned manifest (JSON) against the schema, listing every violation")
     .argument("<file>", "manifest JSON file")
-    .option("--json", "print the result as JSON", false)
-    .action(async (file: string, options: { json: boolean }) => {
+    .option("--json", "print the result as JSON")
+    .action(async (file: string, options: { json?: boolean }) => {
       const { checkCommand } = await import("./cli-impl.ts");
       await checkCommand(file, options);
     });

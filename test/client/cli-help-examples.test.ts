@@ -88,3 +88,18 @@ describe("--help examples", () => {
     },
   );
 });
+
+describe("--help option defaults", () => {
+  const program = buildProgram();
+  const commands = commandTree(program);
+
+  // A flag is off unless given: every command says so by saying nothing, none with "(default: false)".
+  it.each(commands.map((c) => [wordsOf(c).join(" ") || "(the program)", c] as const))(
+    "%s --help shows no (default: false)",
+    async (_name, command) => {
+      const { code, stdout } = await run([...wordsOf(command), "--help"]);
+      expect(code).toBe(0);
+      expect(stdout).not.toContain("(default: false)");
+    },
+  );
+});
