@@ -199,7 +199,11 @@ export function registerClientCommands(program: Command): void {
     .requiredOption("--url <url>", "the host's URL")
     .requiredOption("--operator-key <file>", "the operator's public key (JWK) that signs the deployment's manifest")
     .option("--api-key-file <file>", API_KEY_FILE_HELP)
-    .option("--out <file>", "write the policy to this new file (default: stdout)")
+    .option(
+      "--out <file>",
+      "write the policy to this file (default: stdout); an existing file is refused unless --force",
+    )
+    .option("--force", "with --out: replace the file if it exists")
     .option("--allow-simulator", "accept simulated evidence (writes an INSECURE development policy)")
     .option("--allow-migration-agent", "accept an SNP guest policy with MIGRATE_MA set (the host sets it at launch)")
     .option(
@@ -212,7 +216,10 @@ export function registerClientCommands(program: Command): void {
       "Azure: write a policy that accepts a VM with a serial console (a shell for the subscription owner)",
     )
     .option("--json", "print {policy, notes, written} as JSON")
-    .addHelpText("after", examples(POLICY_INIT_EXAMPLE))
+    .addHelpText(
+      "after",
+      examples(POLICY_INIT_EXAMPLE, `${POLICY_INIT_EXAMPLE} --force   # replace an existing policy.json`),
+    )
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");
       await runPolicyInit(options);

@@ -17,14 +17,7 @@ import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
-import {
-  noDirectoryError,
-  type OutputFileErrors,
-  printJson,
-  refuseExistingFile,
-  UsageError,
-  writeFileAtomically,
-} from "./output.ts";
+import { printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { namingKeySource, readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
@@ -32,6 +25,7 @@ export interface PolicyInitOptions {
   operatorKey: string;
   apiKeyFile?: string;
   out?: string;
+  force?: boolean;
   allowSimulator?: boolean;
   allowMigrationAgent?: boolean;
   allowNoCollateral?: boolean;
@@ -41,10 +35,15 @@ export interface PolicyInitOptions {
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
+  // --force only says what to do with --out's file: alone it would do nothing, silently.
+  if (options.force === true && options.out === undefined) {
+    throw new UsageError("--force: replaces the file of --out, which was not given");
+  }
+  const existing = options.force === true ? "replace" : "refuse";
   const operatorKey = await readOperatorKeyFile(options.operatorKey);
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
-  if (options.out !== undefined) await refuseExistingFile(options.out, false, outErrors(options.out));
+  if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
   // Fetched as connect() fetches it (bounded, no redirect followed), verified below.
   const answer = await namingKeySource(apiKey, () => fetchAttestationAnswer({ url: options.url, apiKey: apiKey.key }));
   const document = answer.document;
@@ -146,9 +145,8 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   }
 
   const text = `${JSON.stringify(policy, null, 2)}\n`;
-  if (options.out !== undefined) {
-    await writeFileAtomically(options.out, text, { mode: 0o644, replace: false }, outErrors(options.out));
-  }
+  // Whole or not at all, mode 0644; an existing file only with --force (renamed over it).
+  if (options.out !== undefined) await writeOutputFile(options.out, text, "--out", existing);
   if (options.json === true) {
     printJson({ policy, notes, written: options.out ?? null });
   } else {
@@ -161,13 +159,4 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
       "checked: the policy accepts this deployment now (evidence, binding, document, fresh nonce, manifest)\n",
     );
   }
-}
-
-/** A policy file is never overwritten (it pins what a deployment presented once). */
-function outErrors(file: string): OutputFileErrors {
-  return {
-    exists: () => new UsageError(`--out: cannot create "${file}" (EEXIST); a policy is never overwritten`),
-    noDirectory: (directory) => noDirectoryError("--out", file, directory),
-    failed: (code) => new UsageError(`--out: cannot create "${file}" (${code}); a policy is never overwritten`),
-  };
 }

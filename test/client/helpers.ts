@@ -83,3 +83,42 @@ export async function serve(fetchHandler: Parameters<typeof listen>[0]): Promise
   servers.push(server);
   return server.url;
 }
+
+/**
+ * An enclave booted in this process (scripted engine, sim-snp, the dev manifest) behind a stand-in
+ * host on loopback that maps /v1/… to the enclave's routes, as `cloister host` does, except that it
+ * answers 401 UNAUTHENTICATED (as the host refuses a key) where `refuse(path, n)` says so (`n`: how
+ * many requests for that path came before). `authorizations`: the Authorization header of each request.
+ */
+export async function serveDeployment(
+  options: { script?: Script; refuse?: (path: string, n: number) => boolean } = {},
+): Promise<{ url: string; authorizations: string[] }> {
+  const script = options.script ?? OK;
+  const enclave = await bootWith(new ScriptedEngine(() => script), 0, {}, "sim-snp");
+  // Served on node:http: the enclave's routes read their bodies from node's request.
+  const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+  servers.push(server);
+  const counts = new Map<string, number>();
+  const authorizations: string[] = [];
+  const url = await serve(async (request: Request) => {
+    // The query (which enclave of a pool) is the host's to read, not the enclave's.
+    const { pathname } = new URL(request.url);
+    authorizations.push(request.headers.get("authorization") ?? "");
+    const n = counts.get(pathname) ?? 0;
+    counts.set(pathname, n + 1);
+    if (options.refuse?.(pathname, n) === true) {
+      return Response.json(
+        { error: { code: "UNAUTHENTICATED", message: "missing or unknown API key (Authorization: Bearer <key>)" } },
+        { status: 401 },
+      );
+    }
+    const contentType = request.headers.get("content-type");
+    const body = request.method === "POST" ? await request.arrayBuffer() : undefined;
+    return fetch(`${server.url}${pathname.replace(/^\/v1\//, "/")}`, {
+      method: request.method,
+      headers: contentType === null ? {} : { "content-type": contentType },
+      ...(body === undefined ? {} : { body }),
+    });
+  });
+  return { url, authorizations };
+}

@@ -354,7 +354,7 @@ describe("cloister policy init against a real deployment", () => {
 
     const again = await cloister(...base, "--allow-simulator", "--out", out);
     expect(again.code).toBe(2);
-    expect(again.stderr).toContain("a policy is never overwritten");
+    expect(again.stderr).toContain("it already exists (EEXIST); pass --force to replace it");
 
     const stranger = join(deployment.dir, "stranger.jwk");
     await writeFile(

@@ -1,0 +1,72 @@
+/**
+ * `cloister policy init --out FILE`: a new file by default (an existing one is refused, naming
+ * --force), replaced with --force: whole or not at all, with the mode policy init gives a new file.
+ */
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { operatorPublicKey } from "../enclave/helpers.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { closeServers, serveDeployment } from "./helpers.ts";
+
+const run = inProcessCli();
+let dir: string;
+let keyFile: string;
+let operatorKey: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-policy-init-out-"));
+  keyFile = join(dir, "api-key");
+  await writeFile(keyFile, "ck_policy_init_out_0123456789\n", { mode: 0o600 });
+  operatorKey = join(dir, "operator.public.jwk");
+  await writeFile(operatorKey, JSON.stringify(await operatorPublicKey()));
+});
+afterEach(closeServers);
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+function policyInit(url: string, ...more: string[]): string[] {
+  return ["policy", "init", "--url", url, "--operator-key", operatorKey, "--api-key-file", keyFile, ...more];
+}
+
+describe("policy init --out", () => {
+  it("refuses an existing file before anything is fetched, naming --force", async () => {
+    const { url, authorizations } = await serveDeployment();
+    const out = join(dir, "existing.json");
+    await writeFile(out, "{}\n");
+    const result = await run(policyInit(url, "--allow-simulator", "--out", out));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `cloister: USAGE: --out: cannot create "${out}": it already exists (EEXIST); pass --force to replace it\n`,
+    );
+    expect(authorizations).toEqual([]);
+    expect(await readFile(out, "utf8")).toBe("{}\n");
+  });
+
+  it("--force replaces it with the policy, mode 0644, leaving no temporary file", async () => {
+    const { url } = await serveDeployment();
+    const sub = await mkdtemp(join(dir, "force-"));
+    const fresh = join(sub, "fresh.json");
+    const made = await run(policyInit(url, "--allow-simulator", "--out", fresh));
+    expect(made.code, made.stderr).toBe(0);
+    const out = join(sub, "policy.json");
+    await writeFile(out, "{}\n", { mode: 0o600 });
+    const replaced = await run(policyInit(url, "--allow-simulator", "--out", out, "--force"));
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stderr).toContain(`written to ${out}`);
+    const policy = JSON.parse(await readFile(out, "utf8"));
+    expect(policy).toMatchObject({ version: 1, acceptedEvidence: ["sev-snp"] });
+    expect(policy).toEqual(JSON.parse(await readFile(fresh, "utf8")));
+    expect((await stat(out)).mode & 0o777).toBe((await stat(fresh)).mode & 0o777);
+    expect((await stat(out)).mode & 0o777).toBe(0o644);
+    expect((await readdir(sub)).sort()).toEqual(["fresh.json", "policy.json"]);
+  });
+
+  it("--force without --out is refused: alone it would do nothing", async () => {
+    const result = await run(policyInit("http://127.0.0.1:9", "--force"));
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: "cloister: USAGE: --force: replaces the file of --out, which was not given\n",
+    });
+  });
+});
