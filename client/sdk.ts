@@ -50,6 +50,13 @@ export interface ConnectOptions {
   readonly policy: ClientPolicy;
   /** The host's API key (sent as `Authorization: Bearer`): required, printable ASCII. */
   readonly apiKey: string;
+  /**
+   * Where the API key came from, as messages should name it (a CLI's `--api-key-file "key.txt"` or
+   * `CLOISTER_API_KEY`): a malformed key is then named by it instead of by `apiKey`, and every
+   * refusal of the key by the host (at connect, on a request, on a re-verification) says that the
+   * key sent came from there. Never the key itself.
+   */
+  readonly apiKeySource?: string;
   /** Send requests through this fetch (tests, other runtimes). Default: node:http on Node.js, fetch elsewhere. */
   readonly fetch?: typeof fetch;
   /** Send requests through this transport (takes precedence over `fetch`). */
@@ -334,6 +341,8 @@ class HttpClient {
     private readonly transport: Transport,
     /** Deadline of one attestation request (ConnectOptions.attestationTimeoutMs). */
     readonly attestationTimeoutMs: number = DEFAULT_ATTESTATION_TIMEOUT_MS,
+    /** ConnectOptions.apiKeySource: named by every refusal of the key. */
+    private readonly apiKeySource?: string,
   ) {}
 
   async request(
@@ -384,9 +393,16 @@ class HttpClient {
     // enclave refusal: only a sealed error frame carries the enclave's word.
     const host = { origin: "host" } as const;
     if (response.status === 401 || response.status === 403) {
-      throw Object.assign(new ClientError("configuration", code, `host refused the API key: ${message}`, host), {
-        status: response.status,
-      });
+      // Which key was refused, by where it came from (never the key): here, the one place every
+      // request's refusal is made, so a refusal on a request or a re-verification names it too.
+      const source =
+        this.apiKeySource === undefined
+          ? ""
+          : `; the key sent came from ${this.apiKeySource}: give the key this host issued`;
+      throw Object.assign(
+        new ClientError("configuration", code, `host refused the API key: ${message}${source}`, host),
+        { status: response.status },
+      );
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
       throw Object.assign(
@@ -489,21 +505,22 @@ function describeUrlInput(input: unknown): string {
 /**
  * The API key, checked before it is sent: present, and printable ASCII without white space (it
  * goes in an HTTP header; a key read with its file's line break would otherwise fail as an
- * unreachable host). Messages say what is wrong with it, never what it is.
+ * unreachable host). Messages say what is wrong with it, never what it is, and name it by `source`
+ * (ConnectOptions.apiKeySource) when given.
  */
-function checkApiKey(apiKey: unknown): string {
+function checkApiKey(apiKey: unknown, source: string = "apiKey"): string {
   if (typeof apiKey !== "string" || apiKey === "") {
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `apiKey: expected the host's API key (a non-empty string), found ${describeFound(apiKey)}`,
+      `${source}: expected the host's API key (a non-empty string of printable ASCII without white space), found ${describeFound(apiKey)}`,
     );
   }
   if (!/^[\x21-\x7e]+$/.test(apiKey)) {
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `apiKey: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with ${apiKeyFaults(apiKey)}`,
+      `${source}: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with ${apiKeyFaults(apiKey)}`,
     );
   }
   return apiKey;
@@ -697,10 +714,14 @@ async function attestationAnswer(http: HttpClient): Promise<{ document: string; 
 
 /** The client for the host `options` name: URL, API key, transport and attestation deadline checked. */
 async function hostClient(
-  options: Pick<ConnectOptions, "url" | "apiKey" | "transport" | "fetch" | "attestationTimeoutMs">,
+  options: Pick<ConnectOptions, "url" | "apiKey" | "apiKeySource" | "transport" | "fetch" | "attestationTimeoutMs">,
 ): Promise<HttpClient> {
   const url = parseHostUrl(options.url);
-  const apiKey = checkApiKey(options.apiKey);
+  const apiKeySource: unknown = options.apiKeySource;
+  if (apiKeySource !== undefined && (typeof apiKeySource !== "string" || apiKeySource === "")) {
+    throw badOption("apiKeySource", "a non-empty string naming where the API key came from", apiKeySource);
+  }
+  const apiKey = checkApiKey(options.apiKey, apiKeySource);
   const transport =
     options.transport ?? (options.fetch === undefined ? await defaultTransport() : fetchTransport(options.fetch));
   return new HttpClient(
@@ -708,6 +729,7 @@ async function hostClient(
     apiKey,
     transport,
     checkAttestationTimeout(options.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS),
+    apiKeySource,
   );
 }
 
@@ -717,7 +739,7 @@ async function hostClient(
  * tools that verify them their own way (`cloister policy init`). Anything else uses `connect`.
  */
 export async function fetchAttestationAnswer(
-  options: Pick<ConnectOptions, "url" | "apiKey" | "transport" | "fetch" | "attestationTimeoutMs">,
+  options: Pick<ConnectOptions, "url" | "apiKey" | "apiKeySource" | "transport" | "fetch" | "attestationTimeoutMs">,
 ): Promise<{ document: string; collateral: unknown }> {
   return attestationAnswer(await hostClient(options));
 }

@@ -358,11 +358,17 @@ export function fileErrorCause(error: unknown): string {
   return code ?? "error";
 }
 
-/** The text of a file an option names, or a UsageError naming the option, the file and why (fileErrorCause). */
-export async function readOptionFile(file: string, option: string): Promise<string> {
+/**
+ * The text of a file an option names, or a UsageError naming the option, the file and why
+ * (fileErrorCause), then, when there is no such file, `missingHint`: what the file is and where one
+ * comes from.
+ */
+export async function readOptionFile(file: string, option: string, missingHint?: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (error) {
-    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
+    const hint =
+      missingHint !== undefined && (error as NodeJS.ErrnoException).code === "ENOENT" ? `: ${missingHint}` : "";
+    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`);
   }
 }

@@ -22,7 +22,11 @@ import {
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";
 
-/** An API key and where it came from: a refusal of it names the source, never the key. */
+/**
+ * An API key and where it came from, given to the SDK as `apiKeySource`: a malformed key
+ * (BAD_API_KEY) and every refusal of it by the host, at connect or later (a chat's request, a
+ * re-verification, an audit checkpoint), name the source, never the key.
+ */
 export interface ApiKey {
   readonly key: string;
   /** `--api-key-file "F"`, `CLOISTER_API_KEY` or the default key file. */
@@ -70,27 +74,9 @@ async function readKeyFile(file: string): Promise<string> {
   }
 }
 
-/**
- * `run()`, with a refusal of the API key (the host's HTTP 401 or 403) naming where the key sent
- * came from, so that a user can tell which key the host refused; the key itself is never named.
- */
-export async function namingKeySource<T>(apiKey: ApiKey, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    const status = (error as { status?: unknown } | null)?.status;
-    if (!(error instanceof ClientError) || error.origin !== "host" || (status !== 401 && status !== 403)) throw error;
-    throw Object.assign(
-      new ClientError(
-        error.kind,
-        error.code,
-        `${error.message}; the key sent came from ${apiKey.source}: give the key this host issued with --api-key-file (it wins over CLOISTER_API_KEY)`,
-        { cause: error, origin: "host" },
-      ),
-      { status },
-    );
-  }
-}
+/** What a `--policy` file is and where one comes from: said when the file is missing or is not JSON. */
+const POLICY_HINT =
+  "expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one";
 
 /** The client policy in the file `--policy` names; a policy error names the file (never its content). */
 export async function readPolicy(path: string): Promise<ClientPolicy> {
@@ -102,7 +88,7 @@ export async function readPolicy(path: string): Promise<ClientPolicy> {
  * again), so that it reports a bad policy file as the other commands do.
  */
 export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
-  const text = await readOptionFile(path, "--policy");
+  const text = await readOptionFile(path, "--policy", POLICY_HINT);
   try {
     const json = clientPolicyJson(text);
     return { json, policy: parseClientPolicy(json) };
@@ -110,9 +96,7 @@ export async function readPolicyFile(path: string): Promise<{ json: unknown; pol
     if (!(error instanceof ClientError)) throw error;
     // Not JSON at all (a wrong file): say what is expected.
     const hint =
-      error.cause instanceof SyntaxError && !(error.cause instanceof DuplicateMemberError)
-        ? " (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)"
-        : "";
+      error.cause instanceof SyntaxError && !(error.cause instanceof DuplicateMemberError) ? ` (${POLICY_HINT})` : "";
     throw new ClientError(error.kind, error.code, `--policy "${path}": ${error.message}${hint}`, { cause: error });
   }
 }
@@ -124,9 +108,7 @@ export async function open(
 ): Promise<Session> {
   const clientPolicy = policy ?? (await readPolicy(options.policy));
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
-  return namingKeySource(apiKey, () =>
-    connect({ url: options.url, policy: clientPolicy, apiKey: apiKey.key, ...more }),
-  );
+  return connect({ url: options.url, policy: clientPolicy, apiKey: apiKey.key, apiKeySource: apiKey.source, ...more });
 }
 
 export function enclaveSummary(enclave: VerifiedEnclave) {

@@ -18,7 +18,7 @@ import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
 import { printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
-import { namingKeySource, readApiKey } from "./run-client.ts";
+import { readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
   url: string;
@@ -45,7 +45,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
   // Fetched as connect() fetches it (bounded, no redirect followed), verified below.
-  const answer = await namingKeySource(apiKey, () => fetchAttestationAnswer({ url: options.url, apiKey: apiKey.key }));
+  const answer = await fetchAttestationAnswer({ url: options.url, apiKey: apiKey.key, apiKeySource: apiKey.source });
   const document = answer.document;
   const collateral = parseAttestationCollateral(answer.collateral);
 
@@ -127,7 +127,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     // reaches the enclave the values came from (a few tries cover any pool rotation).
     let matched = false;
     for (let attempt = 0; attempt < 8 && !matched; attempt++) {
-      const session = await connect({ url: options.url, policy, apiKey: apiKey.key });
+      const session = await connect({ url: options.url, policy, apiKey: apiKey.key, apiKeySource: apiKey.source });
       matched = session.enclave.documentDigest === pinnedFrom;
     }
     if (!matched) {

@@ -151,7 +151,7 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
     const piped = await runCloister(args, { input: `${SECRET}\n`, cwd: dir });
     expect(piped.code).toBe(2);
     expect(piped.stderr.trim()).toMatch(
-      /--policy: cannot read "no-such-policy\.json" \(ENOENT: no such file; check the path\)$/,
+      /--policy: cannot read "no-such-policy\.json" \(ENOENT: no such file; check the path\): expected a client policy: cloister up writes \.cloister\/policy\.json, cloister policy init makes one$/,
     );
     expect(piped.stderr).not.toContain("hunter2");
   });

@@ -217,11 +217,13 @@ describe("connect: refused without contacting the host", () => {
   it("a missing or empty API key, or one that cannot go in a header", async () => {
     expect(await refused({ apiKey: "" })).toMatchObject({
       code: "BAD_API_KEY",
-      message: "apiKey: expected the host's API key (a non-empty string), found an empty string",
+      message:
+        "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string",
     });
     expect(await refused({ apiKey: undefined as unknown as string })).toMatchObject({
       code: "BAD_API_KEY",
-      message: "apiKey: expected the host's API key (a non-empty string), found undefined",
+      message:
+        "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found undefined",
     });
     const withNewline = await refused({ apiKey: "ck_secret_key_value\n" });
     expect(withNewline.code).toBe("BAD_API_KEY");

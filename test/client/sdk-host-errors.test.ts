@@ -3,11 +3,11 @@
  * if it looks like one, its message is cut, stripped of control characters and marked as the
  * host's, so the page and the CLI never show host text as if it were the client's own.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { connect, errorBody, fetchAttestationAnswer } from "../../client/sdk.ts";
 import type { Transport } from "../../client/transport.ts";
-import { devPolicy } from "./helpers.ts";
+import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
 const body = (error: unknown) => JSON.stringify({ error });
 
@@ -240,5 +240,48 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
         fetchAttestationAnswer({ url: "http://host.test", apiKey: "ck_test", transport }),
       ).rejects.toMatchObject({ kind: "transport", code: "BAD_RESPONSE", message });
     }
+  });
+});
+
+describe("apiKeySource: where the key came from, named by every refusal of it, never the key", () => {
+  afterEach(closeServers);
+
+  it("a re-verification refused after a successful connect names it; without it the message is as before", async () => {
+    for (const apiKeySource of ['--api-key-file "my-key"', undefined]) {
+      const { url } = await serveDeployment({ refuse: (path, n) => path === "/v1/attestation" && n > 0 });
+      const session = await connect({
+        url,
+        policy: await devPolicy(),
+        apiKey: "ck_source_test_0123456789",
+        reattestAfterMs: 1,
+        ...(apiKeySource === undefined ? {} : { apiKeySource }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const error = (await session.complete("hello").catch((e: unknown) => e)) as ClientError;
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error.code).toBe("UNAUTHENTICATED");
+      expect(error.origin).toBe("host");
+      expect(error.message).not.toContain("ck_source_test");
+      if (apiKeySource === undefined) {
+        expect(error.message).toBe(
+          'host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"',
+        );
+      } else {
+        expect(error.message).toBe(
+          'host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"; the key sent came from --api-key-file "my-key": give the key this host issued',
+        );
+      }
+    }
+  });
+
+  it("a malformed key is named by it instead of apiKey", async () => {
+    const error = (await connect({
+      url: "http://127.0.0.1:9",
+      policy: await devPolicy(),
+      apiKey: "ck two",
+      apiKeySource: "CLOISTER_API_KEY",
+    }).catch((e: unknown) => e)) as ClientError;
+    expect(error.code).toBe("BAD_API_KEY");
+    expect(error.message).toMatch(/^CLOISTER_API_KEY: expected printable ASCII without white space/);
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * Every refusal of the API key the CLI prints says where the key came from (`--api-key-file "F"`,
+ * CLOISTER_API_KEY), never the key: the host's refusal after a successful connect (a chat's sealed
+ * request, an audit checkpoint, policy init's check), and a key the SDK finds malformed before it
+ * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { operatorPublicKey } from "../enclave/helpers.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
+
+const run = inProcessCli();
+const FILE_KEY = "ck_file_key_0123456789abcdef";
+const ENV_KEY = "ck_env_key_0123456789abcdef";
+let dir: string;
+let keyFile: string;
+let policy: string;
+let operatorKey: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-api-key-source-"));
+  keyFile = join(dir, "api-key");
+  await writeFile(keyFile, `${FILE_KEY}\n`, { mode: 0o600 });
+  policy = join(dir, "policy.json");
+  await writeFile(policy, JSON.stringify(await devPolicy()));
+  operatorKey = join(dir, "operator.public.jwk");
+  await writeFile(operatorKey, JSON.stringify(await operatorPublicKey()));
+});
+afterEach(async () => {
+  vi.unstubAllEnvs();
+  await closeServers();
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** What the user gives: the option, or only the variable. */
+const SOURCES = [
+  {
+    name: "--api-key-file",
+    args: () => ["--api-key-file", keyFile],
+    key: FILE_KEY,
+    source: () => `--api-key-file "${keyFile}"`,
+  },
+  { name: "CLOISTER_API_KEY", args: () => [], key: ENV_KEY, source: () => "CLOISTER_API_KEY" },
+];
+
+function expectNoKey(text: string): void {
+  for (const key of [FILE_KEY, ENV_KEY]) expect(text).not.toContain(key);
+}
+
+describe("the host refuses the key after a successful connect: the source is named", () => {
+  it.each(SOURCES)("chat's sealed request (key from $name)", async ({ args, key, source }) => {
+    vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);
+    const { url, authorizations } = await serveDeployment({ refuse: (path) => path === "/v1/sealed" });
+    const result = await run(["chat", "--url", url, "--policy", policy, ...args(), "hello"]);
+    expect(authorizations.every((a) => a === `Bearer ${key}`)).toBe(true);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("cloister: UNAUTHENTICATED: host refused the API key: host said:");
+    expect(result.stderr).toContain(`the key sent came from ${source()}`);
+    expectNoKey(`${result.stdout}${result.stderr}`);
+  });
+
+  it.each(SOURCES)("chat --json (key from $name)", async ({ args, source }) => {
+    vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);
+    const { url } = await serveDeployment({ refuse: (path) => path === "/v1/sealed" });
+    const result = await run(["chat", "--url", url, "--policy", policy, ...args(), "--json", "hello"]);
+    expect(result.code).toBe(1);
+    const out = JSON.parse(result.stdout) as { error: { code: string; reason: string } };
+    expect(out.error.code).toBe("UNAUTHENTICATED");
+    expect(out.error.reason).toContain(`the key sent came from ${source()}`);
+    expectNoKey(`${result.stdout}${result.stderr}`);
+  });
+
+  it.each(SOURCES)("audit checkpoint (key from $name)", async ({ args, source }) => {
+    vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);
+    const { url } = await serveDeployment({ refuse: (path) => path === "/v1/audit/checkpoint" });
+    const result = await run(["audit", "checkpoint", "--url", url, "--policy", policy, ...args()]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("UNAUTHENTICATED: host refused the API key");
+    expect(result.stderr).toContain(`the key sent came from ${source()}`);
+    expectNoKey(`${result.stdout}${result.stderr}`);
+  });
+
+  it.each(SOURCES)("policy init's check of the policy it made (key from $name)", async ({ args, source }) => {
+    vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);
+    // The first attestation answers (the values pinned); the check's own is refused.
+    const { url } = await serveDeployment({ refuse: (path, n) => path === "/v1/attestation" && n > 0 });
+    const result = await run([
+      "policy",
+      "init",
+      "--url",
+      url,
+      "--operator-key",
+      operatorKey,
+      ...args(),
+      "--allow-simulator",
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("host refused the API key");
+    expect(result.stderr).toContain(`the key sent came from ${source()}`);
+    expectNoKey(`${result.stdout}${result.stderr}`);
+  });
+});
+
+describe("a malformed key (BAD_API_KEY) is named by where it came from, with what a key looks like", () => {
+  it("--api-key-file holding a key with a space, or nothing", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", "");
+    const spaced = join(dir, "spaced.key");
+    await writeFile(spaced, "ck_copied with_text\n");
+    expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", spaced])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: BAD_API_KEY: --api-key-file "${spaced}": expected printable ASCII without white space (it is sent in an HTTP header), found a string of 19 characters with 1 space (a key copied with the text around it?)\n`,
+    });
+    const empty = join(dir, "empty.key");
+    await writeFile(empty, "\n");
+    expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", empty])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: BAD_API_KEY: --api-key-file "${empty}": expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string\n`,
+    });
+  });
+
+  it("CLOISTER_API_KEY with a tab", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", "ck_env\tkey");
+    const result = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy]);
+    expect(result).toEqual({
+      code: 2,
+      stdout: "",
+      stderr:
+        "cloister: BAD_API_KEY: CLOISTER_API_KEY: expected printable ASCII without white space (it is sent in an HTTP header), found a string of 10 characters with 1 tab\n",
+    });
+  });
+});
+
+describe("a --policy file that does not exist", () => {
+  it("says how to get one", async () => {
+    const missing = join(dir, "missing.json");
+    expect(
+      await run(["attest", "--url", "http://127.0.0.1:9", "--policy", missing, "--api-key-file", keyFile]),
+    ).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: --policy: cannot read "${missing}" (ENOENT: no such file; check the path): expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one\n`,
+    });
+  });
+});
