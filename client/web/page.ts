@@ -134,7 +134,9 @@ async function main(): Promise<void> {
   status.textContent = "verifying the enclave…";
   let session: Session;
   try {
-    session = await connect({ url: config.hostUrl, policy, apiKey });
+    // Named in any refusal of the key (never the key itself).
+    const apiKeySource = keyFromLink !== null ? "the link that opened this page" : "the API key field";
+    session = await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
   } catch (failure) {
     setState("failed");
     status.textContent = "not verified: nothing was sent to the enclave";

@@ -215,6 +215,22 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.close();
   });
 
+  it("says a refused key came from the API key field, without repeating the key", async () => {
+    // The page of the first test (same origin, listed by the host).
+    const wrongKey = "ck_not-a-key-this-host-issued-0123";
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${ports.page}/`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    await page.fill("#api-key", wrongKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    expect(await page.getAttribute("#error", "data-code")).toBe("UNAUTHENTICATED");
+    const shown = await page.textContent("#error");
+    expect(shown).toContain("the key sent came from the API key field");
+    expect(shown).not.toContain(wrongKey);
+    await page.close();
+  });
+
   it("sends nothing when the enclave does not match the policy, and says why", async () => {
     const wrong = await writeWrongMeasurementPolicy(deployment, "browser-wrong-policy.json");
     const web = await startWeb(deployment, wrong, ports.wrongPolicy);
