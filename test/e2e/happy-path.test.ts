@@ -6,7 +6,8 @@
  * 1. The happy path: attestation fields, the tiny model's exact greedy text, complete, usage.
  * 2. The host never sees plaintext: a prompt carrying a unique marker and the answer it gets
  *    appear nowhere in what the host received, sent, printed or stored (its audit directory), in
- *    any of raw text, hex, base64 or base64url.
+ *    any of raw text, hex, base64 or base64url; nor does any word of the prompt, or the text of
+ *    any one frame of the answer.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -116,10 +117,12 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     expect(cut.text.length).toBeGreaterThan(0);
   });
 
-  it("the host never sees plaintext: no prompt marker or answer in what it received, sent or printed", async () => {
+  it("the host never sees plaintext: no prompt word, answer chunk or whole secret in what it received, sent, printed or stored", async () => {
     proxy.reset();
     const marker = `cloister-e2e-secret-${Date.now().toString(36)}-7f3a91c2`;
-    const prompt = `Please keep this private: ${marker}. What does the enclave do?`;
+    // Only words no log line, audit record or framing has of its own, so that each one can be
+    // searched for alone. (The tiny model's answer depends on the prompt's template end only.)
+    const prompt = `Quokkas juggle marmalade beneath ${marker} zeppelins?`;
     const result = await drain(session.chat([{ role: "user", content: prompt }]));
     expect(result.error).toBeUndefined();
     expect(result.text).toBe(GREEDY_CHAT_ANSWER);
@@ -148,19 +151,39 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     const auditFiles = await hostAuditFiles(answered);
     expect(auditFiles.length).toBeGreaterThan(0);
 
-    // … but none of the secrets, in any common encoding, in any byte or line of it.
+    // … but none of the secrets, in any common encoding, in any byte or line of it: the whole
+    // strings, and also each piece the answer came in (one frame's text each, so a single frame in
+    // the clear fails this) and each word of the prompt. The pieces are at least 3 bytes (a shorter
+    // run turns up by chance in a few kilobytes of ciphertext) and are searched for as UTF-8 bytes:
+    // hex or base64 of a piece depends on where it starts.
+    const chunks = result.events.flatMap((e) => (e.type === "text" ? [e.text] : []));
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.join("")).toBe(GREEDY_CHAT_ANSWER);
+    const pieces = [
+      ...chunks.filter((c) => Buffer.byteLength(c) >= 3),
+      ...prompt.split(/\s+/).filter((w) => w.length >= 4),
+    ];
+    // Most of the answer is searched for piece by piece, not only as a whole.
+    expect(pieces.filter((p) => GREEDY_CHAT_ANSWER.includes(p)).join("").length).toBeGreaterThan(
+      GREEDY_CHAT_ANSWER.length * 0.8,
+    );
     const secrets = [marker, prompt, GREEDY_CHAT_ANSWER, GREEDY_CHAT_ANSWER.trim(), "confidential virtual machine"];
-    const needles = secrets.flatMap(encodings);
+    const needles = [...secrets.flatMap(encodings), ...pieces];
     const haystacks = [
       ...byHost.map((b) => Buffer.from(b).toString("latin1")),
+      // The same bytes read as UTF-8 (a piece with non-ASCII text is found as text there).
+      ...byHost.map((b) => Buffer.from(b).toString("utf8")),
       // The enclave is trusted, but it must not print prompts or answers either.
       deployment.logs.join("\n"),
       ...auditFiles,
     ];
     const leaks = (haystack: string) => needles.filter((needle) => haystack.includes(needle));
     for (const haystack of haystacks) expect(leaks(haystack)).toEqual([]);
-    // The search itself finds a secret where one is present, in any of the encodings.
+    // The search itself finds a secret where one is present, in any of the encodings, and finds
+    // one frame's text sent in the clear between clear headers.
     for (const encoded of encodings(GREEDY_CHAT_ANSWER)) expect(leaks(`{"x":"${encoded}"}`)).not.toEqual([]);
+    const oneFrame = Buffer.concat([Buffer.alloc(28, 7), Buffer.from(`\x01${chunks[1]}\x80`), Buffer.alloc(16)]);
+    expect(leaks(oneFrame.toString("latin1"))).toContain(chunks[1]);
   });
 
   it("both processes are still running", async () => {
