@@ -21,7 +21,9 @@ import { bootDeployment, type E2eDeployment, writeWrongMeasurementPolicy } from 
 
 const GREEDY_CHAT_ANSWER =
   " The host only forwards sealed bytes and the enclave keeps every prompt private inside a confidential virtual machine.";
-const QUESTION = "What does the enclave do?";
+// Words no log line or framing has of its own, so each can be searched for alone (the tiny model's
+// answer depends on the chat template's end only).
+const QUESTION = "Why would quokkas juggle marmalade beneath zeppelins?";
 const CHROME_CANDIDATES = [
   "/usr/bin/chromium-headless-shell",
   "/usr/bin/chromium",
@@ -147,6 +149,26 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(table).toContain("SIMULATED");
     expect(await page.isVisible("#simulated")).toBe(true);
 
+    // What the page sent to the host and the host sent back (bodies of its sealed exchanges), and
+    // each piece of text the page shows as the answer streams (one per data frame).
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const carried: Promise<Buffer>[] = [];
+    page.on("response", (response) => {
+      const request = response.request();
+      if (request.method() !== "POST" || request.url() !== `${hostOrigin}/v1/sealed`) return;
+      carried.push(Promise.resolve(request.postDataBuffer() ?? Buffer.alloc(0)), response.body());
+    });
+    await page.evaluate(() => {
+      const shown: string[] = [];
+      (window as unknown as { answerShown: string[] }).answerShown = shown;
+      new MutationObserver((records) => {
+        for (const record of records) {
+          record.addedNodes.forEach((node) => {
+            shown.push(node.textContent ?? "");
+          });
+        }
+      }).observe(document.querySelector("#answer") as Element, { childList: true });
+    });
     const before = sealedRequests();
     await page.fill("#prompt", QUESTION);
     await page.click("#send");
@@ -154,11 +176,28 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await page.textContent("#answer")).toBe(GREEDY_CHAT_ANSWER);
     expect(await page.textContent("#usage")).toMatch(/^\d+ tokens, finish: stop/);
     expect(sealedRequests()).toBe(before + 1);
-    // What the host saw and logged holds neither the question nor the answer.
+    // What the host carried and logged holds neither the question nor the answer, nor any word of
+    // the question (4 characters or more), nor the text of any one frame (3 bytes or more: a
+    // shorter run turns up by chance in a few kilobytes of ciphertext).
     await deployment.waitForLog((line) => line.includes('"path":"/v1/sealed"'));
     const hostLines = deployment.logs.filter((line) => line.startsWith("[host"));
-    expect(hostLines.join("\n")).not.toContain(QUESTION);
-    expect(hostLines.join("\n")).not.toContain(GREEDY_CHAT_ANSWER.trim());
+    const bodies = await Promise.all(carried);
+    expect(bodies).toHaveLength(2);
+    expect(bodies[0]?.length).toBeGreaterThan(QUESTION.length);
+    expect(bodies[1]?.length).toBeGreaterThan(GREEDY_CHAT_ANSWER.length);
+    const shown = await page.evaluate(() => (window as unknown as { answerShown: string[] }).answerShown);
+    expect(shown.at(-1)).toBe(GREEDY_CHAT_ANSWER);
+    const frameTexts = shown.map((text, i) => text.slice(i === 0 ? 0 : (shown[i - 1] as string).length));
+    expect(frameTexts.join("")).toBe(GREEDY_CHAT_ANSWER);
+    expect(frameTexts.length).toBeGreaterThan(3);
+    const needles = [
+      QUESTION,
+      GREEDY_CHAT_ANSWER.trim(),
+      ...QUESTION.split(" ").filter((word) => word.length >= 4),
+      ...frameTexts.filter((text) => Buffer.byteLength(text) >= 3),
+    ];
+    const haystacks = [hostLines.join("\n"), ...bodies.flatMap((b) => [b.toString("latin1"), b.toString("utf8")])];
+    for (const haystack of haystacks) expect(needles.filter((needle) => haystack.includes(needle))).toEqual([]);
     expect(pageErrors).toEqual([]);
     await page.close();
   });
