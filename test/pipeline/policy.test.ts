@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { normalizeCharacters } from "../../enclave/pipeline/normalize.ts";
 import {
   compilePattern,
   compileRequestPolicy,
@@ -199,6 +200,44 @@ describe("patterns run in linear time (RE2)", () => {
     expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "rule" }));
     expect(compile).toThrow(`a program of 1003 instructions, more than ${MAX_PATTERN_PROGRAM_SIZE}`);
     expect(() => blockRule("[a-z]{50}!")).not.toThrow();
+  });
+
+  it("accepts a program of exactly MAX_PATTERN_PROGRAM_SIZE instructions and refuses one more", () => {
+    // A literal of n characters compiles to n + 2 instructions.
+    expect(compilePattern("r", "a".repeat(MAX_PATTERN_PROGRAM_SIZE - 2), false).programSize()).toBe(
+      MAX_PATTERN_PROGRAM_SIZE,
+    );
+    expect(() => blockRule("a".repeat(MAX_PATTERN_PROGRAM_SIZE - 2))).not.toThrow();
+    const over = () => blockRule("a".repeat(MAX_PATTERN_PROGRAM_SIZE - 1));
+    expect(over).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_UNSAFE", ruleId: "rule" }));
+    expect(over).toThrow(
+      `a program of ${MAX_PATTERN_PROGRAM_SIZE + 1} instructions, more than ${MAX_PATTERN_PROGRAM_SIZE}`,
+    );
+  });
+
+  it("accepts pattern rules whose summed work is exactly the budget and refuses one instruction-search more", () => {
+    // An allow rule searches 2 forms, a block rule without look-alike letters 5: work = searches × (n + 2).
+    const literal = (id: string, action: "allow" | "block", size: number): RequestRule => ({
+      id,
+      kind: "pattern",
+      action,
+      pattern: "a".repeat(size - 2),
+      caseInsensitive: false,
+    });
+    const allows = (count: number) => Array.from({ length: count }, (_, i) => literal(`allow-${i}`, "allow", 64));
+    const exact = allows(MAX_POLICY_PATTERN_WORK / 128); // 8 × 2 × 64 = 1024
+    expect(() => compileRequestPolicy(policy(exact))).not.toThrow();
+    // 5 × 63 + 5 × 2 × 64 + 2 × 35 = 1025
+    const over = [literal("block", "block", 63), ...allows(5), literal("last", "allow", 35)];
+    const compile = () => compileRequestPolicy(policy(over));
+    expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_BUDGET" }));
+    expect(compile).toThrow(
+      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${MAX_POLICY_PATTERN_WORK + 1} over 7 pattern rules`,
+    );
+    // The limit shrinks with a longer input limit: 65,537 characters leave 1023.
+    expect(() => compileRequestPolicy(policy(exact), { maxPatternInputChars: 65_537 })).toThrow(
+      `at most ${MAX_POLICY_PATTERN_WORK - 1} instruction-searches, found ${MAX_POLICY_PATTERN_WORK} over 8 pattern rules`,
+    );
   });
 
   it("refuses pattern rules whose summed worst-case RE2 work per request is over the budget, naming both", async () => {
@@ -474,6 +513,53 @@ describe("patterns run in linear time (RE2)", () => {
       reason:
         'rule "no-x" (pattern, block): the prompt has 20 characters, more than the 16 a pattern rule evaluates (treated as a match: fail-closed)',
     });
+  });
+
+  it("evaluates a prompt of exactly the pattern input limit and fails closed one character past it", () => {
+    const rules: RequestRule[] = [
+      { id: "allow-hello", kind: "pattern", action: "allow", pattern: "^hello", caseInsensitive: false },
+      { id: "no-x", kind: "pattern", action: "block", pattern: "x", caseInsensitive: false },
+    ];
+    const p = compileRequestPolicy(policy(rules), { maxPatternInputChars: 16 });
+    const atLimit = "hello".padEnd(16, ".");
+    expect(p.evaluate(req({ text: atLimit })).ruleId).toBe("allow-hello");
+    expect(p.evaluate(req({ text: "x".padEnd(16, ".") })).reason).toBe(
+      'rule "no-x" (pattern, block): the prompt matches the rule\'s pattern',
+    );
+    expect(p.evaluate(req({ text: ".".repeat(16) })).decision).toBe("allow");
+    // One past: the allow rule does not match, the block rule does (no "x" in it).
+    expect(p.evaluate(req({ text: `${atLimit}.` }))).toEqual({
+      decision: "block",
+      ruleId: "no-x",
+      reason:
+        'rule "no-x" (pattern, block): the prompt has 17 characters, more than the 16 a pattern rule evaluates (treated as a match: fail-closed)',
+    });
+    // The normalized length counts the same way: 15 + "ﬁ" (2 after NFKC) is 17.
+    expect(p.evaluate(req({ text: `${"hello".padEnd(15, ".")}\ufb01` })).reason).toContain(
+      "the prompt has 17 characters, more than the 16",
+    );
+    expect(p.evaluate(req({ text: `${"hello".padEnd(14, ".")}\ufb01` })).ruleId).toBe("allow-hello");
+  });
+
+  it("an allow rule admits only when the prompt as sent and its normalized form both match", () => {
+    // "Not a digit anywhere" then "block digits": full-width digits are no ASCII digit as sent, but
+    // are 0-9 once normalized, so the allow rule must not admit them past the block rule.
+    const rules: RequestRule[] = [
+      { id: "allow-no-digits", kind: "pattern", action: "allow", pattern: "^[^0-9]*$", caseInsensitive: false },
+      { id: "no-digits", kind: "pattern", action: "block", pattern: "[0-9]", caseInsensitive: false },
+    ];
+    const p = compileRequestPolicy(policy(rules));
+    expect(p.evaluate(req({ text: "order some units" })).ruleId).toBe("allow-no-digits");
+    expect(p.evaluate(req({ text: "order 42 units" })).ruleId).toBe("no-digits");
+    for (const text of ["order ４２ units", "order \u0664\u0662 units"]) {
+      expect(normalizeCharacters(text), JSON.stringify(text)).toBe("order 42 units");
+      expect(p.evaluate(req({ text })), JSON.stringify(text)).toMatchObject({ decision: "block", ruleId: "no-digits" });
+    }
+    // Raw and normalized differ but both match: admitted (zero-width space and full-width letters).
+    for (const text of ["order so\u200bme units", "order ｓｏｍｅ units"]) {
+      expect(normalizeCharacters(text)).not.toBe(text);
+      expect(p.evaluate(req({ text })).ruleId, JSON.stringify(text)).toBe("allow-no-digits");
+    }
   });
 
   it("refuses malformed requests (caller bugs) with POLICY_REQUEST_INVALID", () => {
