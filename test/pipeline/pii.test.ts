@@ -254,6 +254,65 @@ describe("redactPii: true positives (exact output)", () => {
   });
 });
 
+// One number per network prefix validCard accepts (public test numbers where there is one; the
+// others made Luhn-valid for this table), and the prefixes just outside each range.
+const CARD_NETWORKS: readonly (readonly [network: string, number: string])[] = [
+  ["Visa 4", "4111111111111111"],
+  ["Mastercard 51", "5105105105105100"],
+  ["Mastercard 55", "5555555555554444"],
+  ["Mastercard 2221 (first 2-series)", "2221000000000009"],
+  ["Mastercard 2223", "2223003122003222"],
+  ["Mastercard 2720 (last 2-series)", "2720990000000007"],
+  ["Amex 34", "340000000000009"],
+  ["Amex 37", "378282246310005"],
+  ["Diners 36", "36227206271667"],
+  ["Diners 38", "38520000023237"],
+  ["Diners 300", "30000000000004"],
+  ["Diners 305", "30569309025904"],
+  ["JCB 3528 (first)", "3528000000000007"],
+  ["JCB 3530", "3530111333300000"],
+  ["JCB 3589 (last)", "3589000000000003"],
+  ["Discover 6011", "6011111111111117"],
+  ["UnionPay 62", "6200000000000005"],
+  ["Maestro 67", "6759649826438453"],
+  ["Maestro 50", "5018000000000009"],
+  ["Maestro 56", "5600000000000003"],
+  ["Maestro 57", "5700000000000002"],
+  ["Maestro 58", "5800000000000001"],
+];
+const NOT_A_NETWORK: readonly string[] = [
+  "1000000000000008",
+  "2220000000000000",
+  "2721000000000004",
+  "3060000000000001",
+  "3500000000000009",
+  "3527000000000008",
+  "3590000000000000",
+  "5900000000000000",
+  "7000000000000005",
+  "8000000000000003",
+  "9000000000000001",
+];
+
+describe("credit_card: every network prefix", () => {
+  it.each(CARD_NETWORKS)("%s (%s) is redacted, and blocked in block mode", (_network, number) => {
+    expect(luhnValid(number)).toBe(true);
+    expect(redactPii(`pay with ${number} today`, ["credit_card"])).toEqual({
+      text: "pay with [REDACTED_CREDIT_CARD] today",
+      findings: [{ entity: "credit_card", count: 1 }],
+    });
+    expect(applyPiiPolicy({ mode: "block", entities: ["credit_card"], reason: null }, `card ${number}`)).toMatchObject({
+      action: "block",
+      findings: [{ entity: "credit_card", count: 1 }],
+    });
+  });
+
+  it.each(NOT_A_NETWORK)("%s: Luhn-valid, outside every network prefix: unchanged", (number) => {
+    expect(luhnValid(number)).toBe(true);
+    expect(redactPii(`ref ${number} today`, ["credit_card"])).toEqual({ text: `ref ${number} today`, findings: [] });
+  });
+});
+
 describe("redactPii: near-miss negatives (unchanged)", () => {
   it.each(NEGATIVES)("%s", (_name, entity, input) => {
     expect(redactPii(input, [entity])).toEqual({ text: input, findings: [] });
@@ -606,6 +665,12 @@ describe("checksums", () => {
 describe("piiAcrossMessages: an entity split over chat messages", () => {
   const redact: PiiConfig = { mode: "redact", entities: [...PII_ENTITIES], reason: null };
   const across = (contents: string[]) => piiAcrossMessages(redact, contents);
+  /** Each chat is found to hold one `entity` split over its two messages. */
+  const expectEach = (entity: PiiEntity, chats: string[][]) => {
+    for (const contents of chats) {
+      expect(across(contents), JSON.stringify(contents)).toEqual([{ entity, count: 1 }]);
+    }
+  };
 
   it("finds digits that run on from one message into the next", () => {
     expect(across(["my card is 4111 1111", " 1111 1111"])).toEqual([{ entity: "credit_card", count: 1 }]);
@@ -627,6 +692,56 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
     expect(across(["4111111111111111", "2, and 4111 1111", " 1111 1111"])).toEqual([
       { entity: "credit_card", count: 1 },
     ]);
+  });
+
+  it("joins the two sides as typed on, with a space and with a dash: an SSN needs each", () => {
+    // An SSN keeps one kind of separator, so each split below is found only with its own.
+    expect(across(["ssn 123-45-67", "89 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]); // as typed on
+    expect(across(["ssn 536 22", "1234 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]); // a space
+    expect(across(["ssn 536 22 ", " 1234 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]);
+    expect(across(["ssn 123-45", "6789 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]); // a dash
+    expect(across(["ssn 123.45.67", "89 ok"])).toEqual([{ entity: "us_ssn", count: 1 }]);
+    // A card with each separator, cut in a group and between groups.
+    expectEach("credit_card", [
+      ["card 41111111", "11111111"],
+      ["card 4111111111", "111111"],
+      ["card 4111 1111", "1111 1111"],
+      ["card 4111-1111", "1111-1111"],
+      ["card 4111-11", "11-1111-1111"],
+      ["card 6011 1111 1111", "1117 thanks"],
+    ]);
+  });
+
+  it("finds an IBAN split over two messages, cut in a group or between groups, compact or grouped", () => {
+    expect(ibanValid("GB82WEST12345698765432")).toBe(true);
+    expectEach("iban", [
+      ["to GB82 WEST 1234", "5698 7654 32 please"],
+      ["to GB82 WEST 1234 ", " 5698 7654 32 please"],
+      ["to GB82 WEST 12", "34 5698 7654 32 please"],
+      ["to GB82WEST1234569", "8765432 please"],
+      ["to GB8", "2 WEST 1234 5698 7654 32"],
+      ["to GB82 WEST 1234 5698 7654 3", "2"],
+    ]);
+  });
+
+  it("finds the longest IBAN (34 characters, 42 grouped) with all but one digit on either side", () => {
+    // SPLIT_WINDOW (48) is longer than any entity as written, so wherever the cut falls the whole
+    // entity is looked at: 41 characters on the left and 1 on the right, or 3 and 39.
+    const compact = "XK10WEST12345678901234567890123456";
+    expect(compact).toHaveLength(34);
+    expect(ibanValid(compact)).toBe(true);
+    const grouped = compact.replace(/(.{4})(?!$)/g, "$1 ");
+    expect(grouped).toHaveLength(42);
+    const filler = "word ".repeat(200); // text before the entity, far outside the window, changes nothing
+    for (const cut of [41, 40, 3, 4]) {
+      const contents = [`${filler}iban ${grouped.slice(0, cut)}`, `${grouped.slice(cut)} ok ${filler}`];
+      expect(across(contents), `cut at ${cut}`).toEqual([{ entity: "iban", count: 1 }]);
+    }
+    // Compact, 33 and 1, and with a zero-width space after every character (the window is taken
+    // from twice as many characters as sent, as normalizing removes invisible ones).
+    expect(across([`iban ${compact.slice(0, 33)}`, compact.slice(33)])).toEqual([{ entity: "iban", count: 1 }]);
+    const invisible = [...grouped.slice(0, 41)].join("\u200b");
+    expect(across([`iban ${invisible}`, grouped.slice(41)])).toEqual([{ entity: "iban", count: 1 }]);
   });
 
   it("leaves ordinary chats alone: entities inside one message, code, versions, words", () => {
