@@ -247,7 +247,13 @@ describe("enclave request pipeline", () => {
     expect(detail).toContain("no-private-keys");
     expect(detail).not.toContain("PRIVATE KEY");
     const record = JSON.parse(enclave.collectAudit(0).lines.at(-1)!).record;
-    expect(record).toMatchObject({ decision: "block", blockedBy: "policy", ruleId: "no-private-keys" });
+    // Blocked by the first evaluation, before the PII filter (which would find a secret_key here).
+    expect(record).toMatchObject({
+      decision: "block",
+      blockedBy: "policy",
+      ruleId: "no-private-keys",
+      piiFindings: [],
+    });
     // The refusal's error frame opens that record's prompt commitment (to the client only).
     const opening = (events[0] as { auditOpening: string | null }).auditOpening;
     expect(opening).toMatch(/^[0-9a-f]{64}$/);

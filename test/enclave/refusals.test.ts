@@ -1,0 +1,138 @@
+/**
+ * Refusals of the enclave's request pipeline, over a scripted engine: the request policy's first
+ * evaluation on its own (a prompt the PII filter leaves alone), and the audit backlog limit.
+ */
+
+import { describe, expect, it } from "vitest";
+import { EnclaveError } from "../../enclave/errors.ts";
+import type { AuditEntry } from "../../enclave/pipeline/audit.ts";
+import type { Enclave } from "../../enclave/service.ts";
+import { MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
+
+const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 1 } } as const;
+
+/** A scripted engine that also counts the generations it was asked for. */
+class CountingEngine extends ScriptedEngine {
+  generations = 0;
+  constructor() {
+    super(() => [{ type: "text", text: "a" }, done]);
+  }
+  override generate() {
+    this.generations++;
+    return super.generate();
+  }
+}
+
+async function ask(enclave: Enclave, kind: "chat" | "complete", body: unknown): Promise<ResponseEvent[]> {
+  const { envelope, context } = await sealRequest({ enclavePublicKey: enclave.publicKeys.sealing, kind, body });
+  const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+  const events: ResponseEvent[] = [];
+  for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
+  return events;
+}
+
+const lastRecord = (enclave: Enclave) => JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
+
+describe("enclave: the request policy's first evaluation", () => {
+  it("blocks a prompt with no PII that matches a block rule, before PII filtering and the engine", async () => {
+    const engine = new CountingEngine();
+    const enclave = await bootWith(engine, 0, {
+      requestPolicy: {
+        rules: [
+          {
+            id: "forbidden-topic",
+            kind: "pattern",
+            action: "block",
+            pattern: "forbidden topic",
+            caseInsensitive: true,
+          },
+        ],
+      },
+    });
+    try {
+      const allowed = await ask(enclave, "complete", { prompt: "tell me about the weather" });
+      expect(allowed.at(-1)).toMatchObject({ type: "final" });
+      expect(engine.generations).toBe(1);
+      for (const [kind, body] of [
+        ["chat", { messages: [{ role: "user", content: "tell me about the Forbidden Topic please" }] }],
+        ["complete", { prompt: "tell me about the forbidden topic" }],
+      ] as const) {
+        const events = await ask(enclave, kind, body);
+        expect(events, kind).toEqual([expect.objectContaining({ type: "error", code: "POLICY_BLOCKED" })]);
+        expect((events[0] as { detail: string | null }).detail).toContain('rule "forbidden-topic"');
+        expect(lastRecord(enclave), kind).toMatchObject({
+          decision: "block",
+          blockedBy: "policy",
+          ruleId: "forbidden-topic",
+          piiFindings: [],
+          error: null,
+        });
+      }
+      expect(engine.generations).toBe(1);
+    } finally {
+      await enclave.close();
+    }
+  });
+});
+
+describe("enclave: audit records the host does not collect", () => {
+  it(`answers with ${MAX_AUDIT_BACKLOG - 1} records pending, refuses the next request with ${MAX_AUDIT_BACKLOG} pending before opening it (503 AUDIT_BACKLOG_FULL)`, async () => {
+    const engine = new CountingEngine();
+    const enclave = await bootWith(engine);
+    try {
+      // MAX_AUDIT_BACKLOG is a constant (no test knob): the backlog is filled through the enclave's
+      // own record writer, as 10,000 sealed requests take 8-11 s here. Only the last two go through
+      // handleSealed.
+      const writer = enclave as unknown as { writeAudit(entry: AuditEntry): boolean };
+      const entry: AuditEntry = {
+        requestId: "filler",
+        tenant: "host-tenant",
+        decision: "allow",
+        blockedBy: null,
+        ruleId: null,
+        piiFindings: [],
+        error: "REQUEST_INVALID",
+        prompt: null,
+        response: null,
+        usage: null,
+      };
+      for (let i = 0; i < MAX_AUDIT_BACKLOG - 2; i++) {
+        expect(writer.writeAudit({ ...entry, requestId: `filler-${i}` })).toBe(true);
+      }
+      expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG - 2);
+      expect((await ask(enclave, "complete", { prompt: "one more" })).at(-1)).toMatchObject({ type: "final" });
+      expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG - 1);
+      // One fewer than the limit pending: accepted, answered and recorded (the limit is reached).
+      expect((await ask(enclave, "complete", { prompt: "the last" })).at(-1)).toMatchObject({ type: "final" });
+      expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
+      expect(engine.generations).toBe(2);
+
+      // At the limit: refused as overload, before it is opened (no record, no engine, id unused).
+      const { envelope, context } = await sealRequest({
+        enclavePublicKey: enclave.publicKeys.sealing,
+        kind: "complete",
+        body: { prompt: "refused" },
+      });
+      const next = enclave.collectAudit(0).next;
+      const refused = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(EnclaveError);
+      expect(refused).toMatchObject({ code: "AUDIT_BACKLOG_FULL", status: 503 });
+      expect(enclave.collectAudit(0).next).toBe(next);
+      expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
+      expect(engine.generations).toBe(2);
+
+      // Once the host collects (acknowledges) the records, the same envelope is answered.
+      expect(enclave.collectAudit(next).lines).toEqual([]);
+      expect(enclave.auditPending).toBe(0);
+      const answer = await enclave.handleSealed(envelope, null, new AbortController().signal);
+      const events: ResponseEvent[] = [];
+      for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
+      expect(events.at(-1)).toMatchObject({ type: "final" });
+      expect(enclave.auditPending).toBe(1);
+    } finally {
+      await enclave.close();
+    }
+  }, 60_000);
+});
