@@ -6,8 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import type { AuditEntry } from "../../enclave/pipeline/audit.ts";
-import type { Enclave } from "../../enclave/service.ts";
-import { MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import { type Enclave, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
