@@ -7,6 +7,7 @@ import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JWK } from "jose";
+import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { auditCommitment, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
@@ -16,7 +17,9 @@ import { devManifest } from "../../manifests/dev.ts";
 import type { Manifest } from "../../manifests/schema.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
-import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { sha256 } from "../../sealed/crypto.ts";
+import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
+import { enclaveKeyId, openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 
 let dir: string;
 let modelPath: string;
@@ -314,6 +317,35 @@ describe("enclave request pipeline", () => {
     );
   });
 
+  it("refuses a sealed requestId that is not 32 hex digits (400): nothing audited, the enclave keeps answering", async () => {
+    // Anyone can seal to the enclave's key and choose the id. One the audit writer cannot record
+    // (over 256 characters) must not reach it: a failed record stops the enclave (AUDIT_FAILED).
+    const keyId = await enclaveKeyId(enclave.publicKeys.sealing);
+    const before = enclave.collectAudit(0).next;
+    for (const requestId of ["f".repeat(300), "F".repeat(32)]) {
+      const json = JSON.stringify({
+        v: 1,
+        requestId,
+        timestamp: Date.now(),
+        kind: "complete",
+        body: { prompt: "The enclave", maxTokens: 2 },
+      });
+      const bytes = new TextEncoder().encode(json);
+      const ephemeral = nacl.box.keyPair();
+      const nonce = nacl.randomBytes(24);
+      const prefix = encodeEnvelopePrefix("complete", keyId, 48 + bytes.length, ephemeral.publicKey, nonce);
+      const plaintext = new Uint8Array([...sha256(prefix), ...bytes]);
+      const box = nacl.box(plaintext, nonce, enclave.publicKeys.sealing, ephemeral.secretKey);
+      const envelope = new Uint8Array([...prefix, ...box]);
+      const error = await enclave.handleSealed(envelope, "team-a", new AbortController().signal).catch((e) => e);
+      expect(error).toMatchObject({ code: "REQUEST_MALFORMED", status: 400 });
+    }
+    expect(enclave.collectAudit(0).next).toBe(before);
+    const events = await ask(enclave, { prompt: "The enclave", maxTokens: 2 }, "complete");
+    expect(events.at(-1)?.type).toBe("final");
+    expect(enclave.collectAudit(0).next).toBe(before + 1);
+  });
+
   it("refuses a host audit label the audit writer could not record (400, before opening: nothing audited, id not used)", async () => {
     const { envelope } = await sealRequest({
       enclavePublicKey: enclave.publicKeys.sealing,
@@ -321,14 +353,16 @@ describe("enclave request pipeline", () => {
       body: { prompt: "The enclave", maxTokens: 2 },
     });
     const before = enclave.collectAudit(0).next;
-    for (const label of ["", "x".repeat(201), "team a", "tenant\nforged"]) {
+    // 65 characters: one more than an API-key id may have (TENANT_LABEL_PATTERN, host/identity.ts).
+    for (const label of ["", "x".repeat(65), "x".repeat(201), "team a", "tenant\nforged"]) {
       const error = await enclave.handleSealed(envelope, label, new AbortController().signal).catch((e: unknown) => e);
       expect(error).toMatchObject({ code: "TENANT_HEADER_INVALID", status: 400 });
       expect((error as Error).message).not.toContain(label.length > 0 ? label : "\u0000");
     }
     expect(enclave.collectAudit(0).next).toBe(before);
-    // The request id was not consumed: the same envelope with a valid label is answered and audited.
-    const answer = await enclave.handleSealed(envelope, "team-a", new AbortController().signal);
+    // The request id was not consumed: the same envelope with a valid label (64 characters, the
+    // most an API-key id has) is answered and audited.
+    const answer = await enclave.handleSealed(envelope, "t".repeat(64), new AbortController().signal);
     for await (const _ of answer.frames) {
       // drain
     }

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import {
   FRAME_LENGTH_PREFIX,
   FRAME_SEQ_LENGTH,
+  MAX_FRAME_LENGTH,
+  MIN_FRAME_LENGTH,
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
   writeResponseNonce,
 } from "../../sealed/frames.ts";
@@ -411,6 +413,31 @@ describe("length padding (Padmé)", () => {
     }
   });
 
+  it("refuses a whole frame after the final frame (DATA_AFTER_FINAL), authentic or not, and gives no final event", async () => {
+    // The same seed gives the same request and so the same response key: \`twin\` seals the frame
+    // that would follow the final one (seq = final + 1), which the real sealer refuses to make.
+    const { context, frames } = await response(5);
+    const twin = await channel(5);
+    const next = Array.from({ length: frames.length + 1 }, (_, i) => twin.sealer.data(`t${i}`)).at(-1) as Uint8Array;
+    expect(new DataView(next.buffer, next.byteOffset).getBigUint64(4)).toBe(BigInt(frames.length));
+    const foreign = (await response(6)).frames[1] as Uint8Array; // another request's key: its MAC fails
+    for (const [name, extra] of [
+      ["authentic, seq = final + 1", next],
+      ["another request's frame", foreign],
+    ] as const) {
+      for (const chunks of [[...frames, extra], [concat([...frames, extra])]]) {
+        const { events, error } = await collect(context, chunks);
+        expect([name, error?.code, error?.message]).toEqual([
+          name,
+          "DATA_AFTER_FINAL",
+          `response stream: expected end after the final frame, found ${extra.length} more bytes`,
+        ]);
+        expect(events.some((e) => e.type === "final")).toBe(false);
+        expect(text(events)).toBe(CHUNKS.join(""));
+      }
+    }
+  });
+
   it("refuses frames spliced in from another request (different response key)", async () => {
     const a = await response(5);
     const b = await response(6);
@@ -475,10 +502,39 @@ describe("length padding (Padmé)", () => {
     expect((await sealedErrorOf(() => tooShort.push(Uint8Array.of(0)))).code).toBe("FRAME_MALFORMED");
     const tooLong = new FrameDecoder();
     expect((await sealedErrorOf(() => tooLong.push(Uint8Array.of(0, 0x10, 0, 1)))).code).toBe("FRAME_MALFORMED");
-    const hugeSeq = new Uint8Array(4 + 25);
-    hugeSeq[3] = 25;
+    // A frame of the least length (MIN_FRAME_LENGTH) whose seq is ≥ 2^53: its length passes, its seq does not.
+    const hugeSeq = new Uint8Array(4 + MIN_FRAME_LENGTH);
+    hugeSeq[3] = MIN_FRAME_LENGTH;
     hugeSeq[4] = 0xff; // seq ≥ 2^53
-    expect((await sealedErrorOf(() => new FrameDecoder().push(hugeSeq))).code).toBe("FRAME_MALFORMED");
+    const seqError = await sealedErrorOf(() => new FrameDecoder().push(hugeSeq));
+    expect([seqError.code, seqError.message]).toEqual([
+      "FRAME_MALFORMED",
+      "frame seq: expected a value below 2^53, found a larger one",
+    ]);
+    // The top bit of seq alone is ≥ 2^53 too; 2^53 - 1 (0x001f ff.. ff) is the largest seq decoded.
+    for (const [top, second, refused] of [
+      [0x80, 0x00, true],
+      [0x00, 0x20, true],
+      [0x00, 0x1f, false],
+    ] as const) {
+      const bytes = new Uint8Array(4 + MIN_FRAME_LENGTH);
+      bytes[3] = MIN_FRAME_LENGTH;
+      bytes.fill(0xff, 6, 12);
+      bytes[4] = top;
+      bytes[5] = second;
+      if (refused) expect((await sealedErrorOf(() => new FrameDecoder().push(bytes))).code).toBe("FRAME_MALFORMED");
+      else expect(new FrameDecoder().push(bytes).map((f) => f.seq)).toEqual([2 ** 53 - 1]);
+    }
+    // Lengths: MIN_FRAME_LENGTH - 1 is refused by the decoder (not left to fail later as tampered),
+    // MIN_FRAME_LENGTH is read.
+    const minus = await sealedErrorOf(() => new FrameDecoder().push(Uint8Array.of(0, 0, 0, MIN_FRAME_LENGTH - 1)));
+    expect([minus.code, minus.message]).toEqual([
+      "FRAME_MALFORMED",
+      `frame length: expected ${MIN_FRAME_LENGTH}..${MAX_FRAME_LENGTH}, found ${MIN_FRAME_LENGTH - 1}`,
+    ]);
+    const least = new Uint8Array(4 + MIN_FRAME_LENGTH);
+    least[3] = MIN_FRAME_LENGTH;
+    expect(new FrameDecoder().push(least)).toHaveLength(1);
     // The frames a failing chunk completed before the error are left for the caller to judge.
     const { frames } = await response();
     const decoder = new FrameDecoder();

@@ -147,6 +147,57 @@ describe("receipts: one valid signature per line, never under a small-order key"
     }
   });
 
+  it("refuses S = L and S = L + 1 as not canonical (RFC 8032 §5.1.7: S < L); S = L - 1 goes on to the signature check", async () => {
+    const line = signReceipt(FIELDS, keys.secretKey);
+    const sig = Buffer.from((JSON.parse(line) as { sig: string }).sig, "base64url");
+    const withS = (s: bigint) => withSig(line, new Uint8Array([...sig.subarray(0, 32), ...toLittleEndian(s)]));
+    // The signature's own S plus L is refused the same way (the test above); here the edge itself.
+    for (const crypto of ["WebCrypto", "tweetnacl only"] as const) {
+      if (crypto === "tweetnacl only") vi.stubGlobal("crypto", undefined);
+      try {
+        for (const s of [ED25519_L, ED25519_L + 1n]) {
+          await expect(verifyReceipt(withS(s), keys.publicKey), `${crypto}, S = ${s}`).rejects.toThrow(
+            expect.objectContaining({
+              code: "RECEIPT_INVALID",
+              message: "receipt sig: not a canonical Ed25519 signature (S is not below the group order)",
+            }),
+          );
+        }
+        await expect(verifyReceipt(withS(ED25519_L - 1n), keys.publicKey), crypto).rejects.toThrow(
+          expect.objectContaining({
+            code: "RECEIPT_INVALID",
+            message: expect.stringContaining("does not verify under the enclave's signing key"),
+          }),
+        );
+      } finally {
+        vi.unstubAllGlobals();
+      }
+    }
+  });
+
+  it("refuses every other base64url spelling of the same signature bytes (the last character's unused bits set)", async () => {
+    const line = signReceipt(FIELDS, keys.secretKey);
+    const sig = (JSON.parse(line) as { sig: string }).sig;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(sig.at(-1) as string);
+    // 86 characters carry 516 bits for 64 bytes: the last character's low 4 bits are unused (zero).
+    expect(last & 0x0f).toBe(0);
+    const spellings = Array.from({ length: 15 }, (_, k) => `${sig.slice(0, -1)}${alphabet[last | (k + 1)]}`);
+    for (const spelling of spellings) {
+      // The same bytes: only the spelling check tells them apart.
+      expect(Buffer.from(spelling, "base64url").equals(Buffer.from(sig, "base64url"))).toBe(true);
+    }
+    for (const spelling of [...spellings, `${sig}==`, `${sig}=`]) {
+      await expect(verifyReceipt(withSig(line, spelling), keys.publicKey), spelling.slice(-3)).rejects.toThrow(
+        expect.objectContaining({
+          code: "RECEIPT_INVALID",
+          message: "receipt sig: expected a base64url Ed25519 signature",
+        }),
+      );
+    }
+    await expect(verifyReceipt(line, keys.publicKey)).resolves.toMatchObject({ line });
+  });
+
   it("refuses a made-up receipt under the identity key (01 00..00) with signature 01 00..00 ‖ 00..00", async () => {
     const identity = new Uint8Array(32);
     identity[0] = 1;

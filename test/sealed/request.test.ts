@@ -102,6 +102,47 @@ describe("sealRequest / openRequest", () => {
     expect(overhead).toBeLessThan(1024);
   });
 
+  it("seals a request whose ciphertext is exactly the largest (MAX_REQUEST_CIPHERTEXT_LENGTH), one byte more is REQUEST_TOO_LARGE", async () => {
+    // Unpadded ciphertext: header digest (32) + the request JSON + MAC (16); request ids are 32 characters.
+    const jsonAround = JSON.stringify({
+      v: 1,
+      requestId: "0".repeat(32),
+      timestamp: T0,
+      kind: "complete",
+      body: { prompt: "" },
+    }).length;
+    const fill = MAX_REQUEST_CIPHERTEXT_LENGTH - 48 - jsonAround;
+    const largest = await sealed(7, "complete", T0, { prompt: "z".repeat(fill) });
+    expect(largest.envelope.length).toBe(ENVELOPE_PREFIX_LENGTH + MAX_REQUEST_CIPHERTEXT_LENGTH);
+    const opened = await openRequest(largest.envelope, largest.key, new ReplayGuard(), T0);
+    expect((opened.request.body as { prompt: string }).prompt).toHaveLength(fill);
+
+    const error = await sealedErrorOf(() => sealed(7, "complete", T0, { prompt: "z".repeat(fill + 1) }));
+    expect([error.code, error.message]).toEqual([
+      "REQUEST_TOO_LARGE",
+      `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${MAX_REQUEST_CIPHERTEXT_LENGTH + 1}`,
+    ]);
+  });
+
+  it("parses an envelope declaring the largest ciphertext, and refuses one declaring a byte more (ENVELOPE_MALFORMED)", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const keyId = await enclaveKeyId(key.publicKey);
+    const envelopeOf = (ciphertextLength: number) => {
+      const envelope = new Uint8Array(ENVELOPE_PREFIX_LENGTH + ciphertextLength);
+      envelope.set(encodeEnvelopePrefix("chat", keyId, ciphertextLength, new Uint8Array(32), new Uint8Array(24)));
+      return envelope;
+    };
+    expect(parseEnvelope(envelopeOf(MAX_REQUEST_CIPHERTEXT_LENGTH)).header.ciphertextLength).toBe(
+      MAX_REQUEST_CIPHERTEXT_LENGTH,
+    );
+    // Declared and actual lengths agree: only the limit refuses it.
+    const error = await sealedErrorOf(() => parseEnvelope(envelopeOf(MAX_REQUEST_CIPHERTEXT_LENGTH + 1)));
+    expect([error.code, error.message]).toEqual([
+      "ENVELOPE_MALFORMED",
+      `envelope ciphertext length: expected at most ${MAX_REQUEST_CIPHERTEXT_LENGTH}, found ${MAX_REQUEST_CIPHERTEXT_LENGTH + 1}`,
+    ]);
+  });
+
   it("is reproducible with injected randomness and fresh per request otherwise", async () => {
     const a = await sealed(99);
     const b = await sealed(99);
@@ -291,10 +332,10 @@ describe("prepared request keys (made ahead of time, single use)", () => {
 });
 
 /**
- * The error `openRequest` gives for an envelope sealed to enclave key 1 by hand: routing header of
- * kind `headerKind`, bound by its digest as the format says, and `json` as the request plaintext.
+ * An envelope sealed to enclave key 1 by hand: routing header of kind `headerKind`, bound by its
+ * digest as the format says, and `json` as the request plaintext.
  */
-async function openHandSealed(json: string, headerKind: "chat" | "complete" = "chat") {
+async function handSealed(json: string, headerKind: "chat" | "complete" = "chat") {
   const key = await enclaveKeyFromSeed(1);
   const ephemeral = nacl.box.keyPair();
   const nonce = nacl.randomBytes(24);
@@ -308,7 +349,13 @@ async function openHandSealed(json: string, headerKind: "chat" | "complete" = "c
   );
   const plaintext = new Uint8Array([...sha256(prefix), ...bytes]);
   const envelope = new Uint8Array([...prefix, ...nacl.box(plaintext, nonce, key.publicKey, ephemeral.secretKey)]);
-  return sealedErrorOf(() => openRequest(envelope, key, new ReplayGuard(), T0));
+  return { key, envelope };
+}
+
+/** The error `openRequest` gives for `handSealed(json, headerKind)`. */
+async function openHandSealed(json: string, headerKind: "chat" | "complete" = "chat", guard = new ReplayGuard()) {
+  const { key, envelope } = await handSealed(json, headerKind);
+  return sealedErrorOf(() => openRequest(envelope, key, guard, T0));
 }
 
 describe("openRequest error messages", () => {
@@ -333,6 +380,47 @@ describe("openRequest error messages", () => {
         "REQUEST_MALFORMED",
         `request kind: expected "${header}" (the header's kind)`,
       ]);
+    }
+  });
+
+  it("refuse a requestId that is not 32 lower-case hex characters, before the replay guard records it", async () => {
+    // Anyone may seal to the enclave's key: the id is authenticated only as the sender's choice. An
+    // id of any length would otherwise be kept in the replay cache (up to the 16 MiB envelope per
+    // entry) and reach the audit writer, which refuses ids over 256 characters and so would stop
+    // the enclave (AUDIT_FAILED).
+    for (const requestId of [
+      "AB".repeat(16),
+      "0".repeat(31),
+      "0".repeat(33),
+      "f".repeat(300),
+      "0".repeat(64 * 1024),
+      `${"0".repeat(31)}g`,
+      `${"0".repeat(32)}\n`,
+      "",
+      32,
+      null,
+    ]) {
+      const guard = new ReplayGuard();
+      const error = await openHandSealed(request({ requestId }), "chat", guard);
+      expect([error.code, error.message]).toEqual([
+        "REQUEST_MALFORMED",
+        "request requestId: expected 32 lower-case hex characters",
+      ]);
+      expect(guard.size).toBe(0);
+    }
+    // The same plaintext with a well-formed id opens (the refusals above are the id's alone).
+    const guard = new ReplayGuard();
+    const { key, envelope } = await handSealed(request({}));
+    expect((await openRequest(envelope, key, guard, T0)).request.requestId).toBe("ab".repeat(16));
+    expect(guard.size).toBe(1);
+  });
+
+  it("refuse a plaintext whose v is not the protocol version (the envelope's version byte says 1)", async () => {
+    for (const v of [2, 0, "1", null]) {
+      const guard = new ReplayGuard();
+      const error = await openHandSealed(request({ v }), "chat", guard);
+      expect([error.code, error.message]).toEqual(["REQUEST_MALFORMED", "request v: expected 1"]);
+      expect(guard.size).toBe(0);
     }
   });
 
