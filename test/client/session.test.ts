@@ -4,12 +4,19 @@
  * - `auditCheckpoint()` accepts only a checkpoint signed by the attested key for its own nonce,
  *   and refuses without asking when the manifest disables auditing (through a real host and a
  *   tampering proxy: test/e2e/adversarial-host.test.ts);
- * - an answer that stalls past the transport's idle timeout is a transport HOST_TIMEOUT.
+ * - an answer that stalls past the transport's idle timeout is a transport HOST_TIMEOUT;
+ * - a receipt is checked against the enclave the request was sealed to, even when the session
+ *   verified another enclave while the answer streamed.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
-import { closeServers, connectTo, OK, type Script } from "./helpers.ts";
+import { connect, verifyReceipt } from "../../client/sdk.ts";
+import { fetchTransport } from "../../client/transport.ts";
+import { listen } from "../../enclave/http.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
+import { closeServers, connectTo, devPolicy, OK, type Script } from "./helpers.ts";
 
 afterEach(closeServers);
 
@@ -106,5 +113,49 @@ describe("Session: verifies the enclave again once its verification is old", () 
     await expect(connectTo({ connect: { reattestAfterMs: 0 } })).rejects.toMatchObject({
       code: "BAD_REATTEST_INTERVAL",
     });
+  });
+});
+
+describe("Session: a receipt is checked against the enclave its request was sealed to", () => {
+  it("accepts the answer of enclave A after the session re-attested to enclave B while it streamed", async () => {
+    // Two enclaves the policy accepts alike (same measurement, manifest and model), with their own keys.
+    const enclaves = await Promise.all([0, 1].map(() => bootWith(new ScriptedEngine(() => OK))));
+    const [a, b] = enclaves as [(typeof enclaves)[0], (typeof enclaves)[0]];
+    const urls = await Promise.all(
+      enclaves.map(async (enclave) => {
+        const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+        return { url: server.url, close: () => server.close() };
+      }),
+    );
+    try {
+      let target = urls[0]!.url; // where the stand-in host sends every path
+      const inner = fetchTransport(fetch);
+      const session = await connect({
+        url: "http://enclave.test",
+        policy: await devPolicy(),
+        apiKey: "unused",
+        transport: (url, request) => inner(`${target}${new URL(url).pathname.replace(/^\/v1\//, "/")}`, request),
+      });
+      expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(a.publicKeys.signing));
+
+      const stream = session.completeStream("hello");
+      const first = await stream.next();
+      expect(first.value).toEqual({ type: "text", text: "ok" });
+      // Sealed to A and answered by A; meanwhile the session verifies again and finds B.
+      target = urls[1]!.url;
+      await session.attest();
+      expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(b.publicKeys.signing));
+      const rest: unknown[] = [];
+      for (let next = await stream.next(); next.done !== true; next = await stream.next()) rest.push(next.value);
+      expect(rest).toEqual([expect.objectContaining({ type: "done", finishReason: "stop" })]);
+      const { receipt } = rest[0] as { receipt: string };
+      expect((await verifyReceipt(receipt, a.publicKeys.signing)).line).toBe(receipt);
+      await expect(verifyReceipt(receipt, b.publicKeys.signing)).rejects.toMatchObject({ code: "RECEIPT_INVALID" });
+      // The next request is sealed to B and its receipt is B's.
+      expect((await session.complete("hello")).text).toBe("ok");
+    } finally {
+      for (const server of urls) await server.close();
+      for (const enclave of enclaves) await enclave.close();
+    }
   });
 });
