@@ -67,4 +67,73 @@ describe("the per-key rate limit", () => {
       expect.objectContaining({ code: "RATE_LIMITED", retryAfterSeconds: 1 }),
     );
   });
+
+  /** Admits `record` until refused; the number admitted. The clock does not move meanwhile. */
+  const admitted = (store: ApiKeyStore, record: ApiKeyRecord) => {
+    for (let n = 0; n < 1000; n++) {
+      try {
+        store.admit(record, ["chat"]);
+      } catch (error) {
+        expect(error).toMatchObject({ code: "RATE_LIMITED" });
+        return n;
+      }
+    }
+    throw new Error("admitted 1000 requests: no rate limit");
+  };
+
+  it("an idle key builds up no more than its burst (requestsPerMinute), however long it idles", () => {
+    let now = 10_000_000;
+    const record = key("team-a", "ck_first_0123456789", 5);
+    const store = new ApiKeyStore({ version: 1, keys: [record] }, () => now);
+    expect(admitted(store, record)).toBe(5);
+    now += 12_000; // one token back (5 a minute)
+    expect(admitted(store, record)).toBe(1);
+    for (const idleMs of [60_000, 10 * 60_000, 24 * 3_600_000]) {
+      now += idleMs;
+      expect(admitted(store, record)).toBe(5);
+    }
+  });
+
+  it("a refund never raises a key above its burst", () => {
+    const now = 10_000_000;
+    const record = key("team-a", "ck_first_0123456789", 5);
+    const store = new ApiKeyStore({ version: 1, keys: [record] }, () => now);
+    store.admit(record, ["chat"]);
+    // One token was taken; three refunds (a host busy three times, say) give back only that one.
+    for (let i = 0; i < 3; i++) store.refund(record);
+    expect(admitted(store, record)).toBe(5);
+    // Refunds on an empty bucket give back one token each, up to the burst again.
+    store.refund(record);
+    store.refund(record);
+    expect(admitted(store, record)).toBe(2);
+    for (let i = 0; i < 8; i++) store.refund(record);
+    expect(admitted(store, record)).toBe(5);
+  });
+});
+
+describe("the Authorization header", () => {
+  // Each key's hash is in the file: only the header's form can refuse it.
+  const secrets = {
+    short: "ck_short_012345", // 15 characters
+    least: "ck_least_0123456", // 16
+    spaced: "ck_has space_0123456",
+    tabbed: "ck_has\ttab_0123456",
+    longest: `ck_${"x".repeat(253)}`, // 256
+    tooLong: `ck_${"x".repeat(254)}`, // 257
+  };
+  const records = Object.entries(secrets).map(([id, secret]) => key(id, secret));
+  const store = new ApiKeyStore({ version: 1, keys: records });
+
+  it("takes a key of 16 to 256 printable characters without spaces", () => {
+    expect([secrets.short.length, secrets.least.length, secrets.longest.length, secrets.tooLong.length]).toEqual([
+      15, 16, 256, 257,
+    ]);
+    expect(store.authenticate(`Bearer ${secrets.least}`).id).toBe("least");
+    expect(store.authenticate(`bearer ${secrets.longest}`).id).toBe("longest");
+    for (const secret of [secrets.short, secrets.spaced, secrets.tabbed, secrets.tooLong]) {
+      expect(() => store.authenticate(`Bearer ${secret}`), secret.slice(0, 12)).toThrow(
+        expect.objectContaining({ code: "UNAUTHENTICATED" }),
+      );
+    }
+  });
 });
