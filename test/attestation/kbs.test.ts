@@ -451,6 +451,17 @@ describe("key broker", () => {
     expect(await refusal(kbs.release(late.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
   });
 
+  it("expires a challenge at exactly its lifetime: released 1 ms before it, refused at it", async () => {
+    let now = Date.now();
+    const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
+    const atEdge = await request(kbs, sealedDeployment);
+    const justBefore = await request(kbs, sealedDeployment);
+    now += 999;
+    await expect(kbs.release(justBefore.body)).resolves.toBeDefined();
+    now += 1;
+    expect(await refusal(kbs.release(atEdge.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
+  });
+
   it("refuses a nonce answer for another challenge (a replayed answer from an earlier release)", async () => {
     const kbs = broker();
     const first = await request(kbs, sealedDeployment);
@@ -726,7 +737,14 @@ describe("key broker HTTP API", () => {
     expect(limited.status).toBe(429);
     expect(limited.headers.get("retry-after")).toBe("60");
     expect(await limited.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
-    now += 60_000;
+    // The window is a whole minute: half-way through, and 1 ms before its end, still refused.
+    now += 30_000;
+    const halfway = await ask();
+    expect([halfway.status, halfway.headers.get("retry-after")]).toEqual([429, "30"]);
+    now += 29_999;
+    const lastMs = await ask();
+    expect([lastMs.status, lastMs.headers.get("retry-after")]).toEqual([429, "1"]);
+    now += 1;
     expect((await ask()).status).toBe(200);
   });
 
