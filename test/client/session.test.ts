@@ -1,9 +1,9 @@
 /**
  * The SDK's Session against an enclave booted in this process (scripted engine) on a loopback
  * server, attested for real (the host's /v1 paths mapped straight to the enclave's):
- * - `auditCheckpoint()` accepts only a checkpoint signed by the attested key for its own nonce,
- *   and refuses without asking when the manifest disables auditing (through a real host and a
- *   tampering proxy: test/e2e/adversarial-host.test.ts);
+ * - `auditCheckpoint()` accepts only a checkpoint signed by the attested key for its own nonce
+ *   (an earlier one replayed is refused), and refuses without asking when the manifest disables
+ *   auditing (through a real host and a tampering proxy: test/e2e/adversarial-host.test.ts);
  * - an answer that stalls past the transport's idle timeout is a transport HOST_TIMEOUT;
  * - a receipt is checked against the enclave the request was sealed to, even when the session
  *   verified another enclave while the answer streamed.
@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect, verifyReceipt } from "../../client/sdk.ts";
-import { fetchTransport } from "../../client/transport.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { listen } from "../../enclave/http.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
@@ -36,6 +36,37 @@ describe("Session.auditCheckpoint", () => {
     expect(nonces[0]).toMatch(/^[0-9a-f]{64}$/);
     expect(nonces[0]).not.toBe(nonces[1]);
     expect(paths.filter((p) => p === "/audit/checkpoint").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("refuses a checkpoint the host replays from an earlier call (signed, but for another nonce)", async () => {
+    // The stand-in host answers every checkpoint request after the first with the first one's answer.
+    let first: { status: number; text: string; contentType: string | null } | undefined;
+    const inner = fetchTransport(fetch);
+    const transport: Transport = async (url, request) => {
+      if (!new URL(url).pathname.endsWith("/audit/checkpoint")) return inner(url, request);
+      if (first === undefined) {
+        const response = await inner(url, request);
+        first = {
+          status: response.status,
+          text: await response.text(1 << 20),
+          contentType: response.header("content-type"),
+        };
+      }
+      const { status, text, contentType } = first;
+      return {
+        status,
+        header: (name) => (name.toLowerCase() === "content-type" ? contentType : null),
+        body: [new TextEncoder().encode(text)],
+        text: async () => text,
+      };
+    };
+    const { session } = await connectTo({ transport });
+    await expect(session.auditCheckpoint()).resolves.toMatchObject({ count: 0 });
+    await expect(session.auditCheckpoint()).rejects.toMatchObject({
+      name: "ClientError",
+      kind: "integrity",
+      code: "AUDIT_CHECKPOINT_INVALID",
+    });
   });
 
   it("refuses without asking when the attested manifest disables auditing", async () => {
