@@ -85,6 +85,16 @@ export interface InsecureSimulatedTdxCollateralOptions {
   readonly pckTcb?: SimulatedPckTcb | undefined;
   /** The quote's TEE_TCB_SVN the levels are built for; default SIMULATED_TEE_TCB_SVN (simulateTdxQuote's). */
   readonly teeTcbSvn?: Uint8Array | undefined;
+  /**
+   * Status of the tdxModuleIdentities level holding the quote's TDX module SVN (TEE_TCB_SVN[0]),
+   * evaluated when TEE_TCB_SVN[1] > 0; default `tcbStatus`.
+   */
+  readonly tdxModuleTcbStatus?: TcbStatus | undefined;
+  /**
+   * The TD_QE identity's tcbLevels, newest first (the simulated QE has ISVSVN 4); default one
+   * level, ISVSVN 4 UpToDate.
+   */
+  readonly qeTcbLevels?: readonly { readonly isvSvn: number; readonly tcbStatus: TcbStatus }[] | undefined;
   /** tcbEvaluationDataNumber of both documents; default 17. */
   readonly tcbEvaluationDataNumber?: number | undefined;
 }
@@ -220,8 +230,9 @@ export function insecureSimulatedTdxCollateral(
   // major version) is non-zero, in which case its entry holds the quote's module SVN at `tcbStatus`.
   const moduleMajor = teeTcbSvn[1] as number;
   const moduleSvn = teeTcbSvn[0] as number;
+  const moduleStatus = options.tdxModuleTcbStatus ?? tcbStatus;
   const identityLevels = (svn: number) => [
-    { tcb: { isvsvn: svn }, tcbDate: CURRENT_TCB_DATE, tcbStatus },
+    { tcb: { isvsvn: svn }, tcbDate: CURRENT_TCB_DATE, tcbStatus: moduleStatus },
     ...(svn > 0
       ? [
           {
@@ -290,7 +301,11 @@ export function insecureSimulatedTdxCollateral(
     attributesMask: TD_QE.attributesMask,
     mrsigner: TD_QE.mrSigner,
     isvprodid: TD_QE.isvProdId,
-    tcbLevels: [{ tcb: { isvsvn: TD_QE.isvSvn }, tcbDate: QE_TCB_DATE, tcbStatus: "UpToDate" }],
+    tcbLevels: (options.qeTcbLevels ?? [{ isvSvn: TD_QE.isvSvn, tcbStatus: "UpToDate" }]).map((l) => ({
+      tcb: { isvsvn: l.isvSvn },
+      tcbDate: QE_TCB_DATE,
+      tcbStatus: l.tcbStatus,
+    })),
   };
 
   // CRLs: the PCK Platform CA's (covers PCK leaves) and the root's (covers the PCK Platform CA).

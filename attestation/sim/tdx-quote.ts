@@ -65,6 +65,8 @@ export interface SimulatedTdxQuoteOptions {
   readonly insecureQeAttributes?: Uint8Array;
   /** Override of the QE report's MISCSELECT (rejection tests only; default 0, as real TD QEs report). */
   readonly insecureQeMiscSelect?: number;
+  /** Override of the QE report's ISVPRODID (rejection tests only: e.g. 1, Intel's SGX QE; default 2, the TD QE). */
+  readonly insecureQeIsvProdId?: number;
 }
 
 /** The TD QE's ATTRIBUTES in every real quote: INIT, MODE64BIT, PROVISIONKEY (no DEBUG); XFRM e7. */
@@ -127,7 +129,7 @@ export function simulateTdxQuote(
   // Intel's TD QE signer, as on real hardware (attestation/tdx/verify.ts requires it); the report is
   // still signed by the simulator's PCK key, so it is trusted only under simulator anchors.
   qeReport.set(options.insecureQeMrSigner ?? INTEL_TD_QE_MRSIGNER, 128);
-  qeReport.set(u16(2), 256); // ISVPRODID 2: the TD quoting enclave
+  qeReport.set(u16(options.insecureQeIsvProdId ?? 2), 256); // ISVPRODID 2: the TD quoting enclave
   qeReport.set(u16(4), 258); // ISVSVN
   const qeReportData =
     options.insecureQeReportData ?? concatBytes(sha256(concatBytes(akRaw, qeAuthData)), new Uint8Array(32));

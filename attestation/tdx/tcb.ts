@@ -20,7 +20,8 @@
  * QE identity: MRSIGNER and ISVPRODID equal, MISCSELECT (a little-endian word; report & mask ==
  * miscselect, as Intel compares it) and ATTRIBUTES equal under their masks (else
  * TDX_QE_IDENTITY_MISMATCH), then the first level with isvsvn ≤ the QE's ISVSVN gives its status.
- * The overall status converges the three as Intel does (a worse module or QE status lowers it).
+ * The overall status converges the three as Intel does (a worse module or QE status lowers it),
+ * except that Revoked outranks NotSupported (see convergeTcbStatus).
  */
 import { bytesEqual, toHex } from "../bytes.ts";
 import { VerifyError } from "../errors.ts";
@@ -70,10 +71,14 @@ function isvSvnLevel(levels: readonly IsvSvnTcbLevel[], isvSvn: number): TcbLeve
     : { status: level.tcbStatus, tcbDate: level.tcbDate, advisoryIds: level.advisoryIds };
 }
 
-/** Lowers `status` by a worse TDX-module or QE status (Intel QVL convergence). */
+/**
+ * Lowers `status` by a worse TDX-module or QE status (Intel QVL convergence). Revoked outranks
+ * NotSupported either way: Intel's QVL returns whichever it meets first, both ending verification
+ * there, but a policy here may accept NotSupported and must not accept a revoked TCB with it.
+ */
 export function convergeTcbStatus(status: TdxTcbStatus, other: TdxTcbStatus): TdxTcbStatus {
-  if (status === "NotSupported" || other === "NotSupported") return "NotSupported";
   if (status === "Revoked" || other === "Revoked") return "Revoked";
+  if (status === "NotSupported" || other === "NotSupported") return "NotSupported";
   if (other === "OutOfDate" || other === "OutOfDateConfigurationNeeded") {
     if (status === "UpToDate" || status === "SWHardeningNeeded" || status === "OutOfDate") return "OutOfDate";
     return "OutOfDateConfigurationNeeded";

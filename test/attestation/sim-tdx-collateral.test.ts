@@ -4,6 +4,7 @@
  * simulator anchors only, and each single defect is refused with its own code.
  */
 import { describe, expect, it } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import type { AttestationError } from "../../attestation/errors.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
@@ -26,11 +27,11 @@ import {
   verifyTdxCollateralSignature,
 } from "../../attestation/tdx/collateral.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
-import { evaluateQeIdentity, evaluateTdxTcb } from "../../attestation/tdx/tcb.ts";
+import { convergeTcbStatus, evaluateQeIdentity, evaluateTdxTcb, type TdxTcbStatus } from "../../attestation/tdx/tcb.ts";
 import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { checkNotRevoked, parseCertificate, parseCrl } from "../../attestation/x509.ts";
 import { codeOf, rejection } from "../helpers/attestation.ts";
-import { AT, MRTD, REPORT_DATA, RTMRS } from "./sim-helpers.ts";
+import { AT, MRTD, policy, REPORT_DATA, RTMRS, tdxPolicyJson } from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
 const anchors = insecureSimulatorAnchors().tdx;
@@ -537,5 +538,115 @@ describe("simulated quote + simulated collateral through the production verifier
     expect(parsed.qeReport.isvSvn).toBe(4);
     // SIMULATED_TEE_TCB_SVN restates simulateTdxQuote's default: they must not drift apart.
     expect(toHex(parsed.body.teeTcbSvn)).toBe(toHex(SIMULATED_TEE_TCB_SVN));
+  });
+});
+
+describe("the QE identity's and the TDX module's status converge into tcbStatus (Intel QVL TcbLevelCheck)", () => {
+  const MRSEAM = toHex(parseTdxQuote(quote).body.mrSeam);
+  const upToDateOnly = policy({ tdx: tdxPolicyJson(MRSEAM, { acceptedTcbStatuses: ["UpToDate"] }) });
+  const appraised = (v: Awaited<ReturnType<typeof verify>>, p = upToDateOnly) => {
+    const result = appraise(v, p, { now: AT, expectedReportData: REPORT_DATA });
+    return result.ok ? [] : result.violations.map((x) => [x.code, x.found]);
+  };
+
+  it("a QE whose ISVSVN falls on an OutOfDate or Revoked level of the QE identity lowers an UpToDate platform", async () => {
+    expect(appraised(await verify(collateral))).toEqual([]);
+    // The simulated QE has ISVSVN 4; Intel has since published ISVSVN 5.
+    for (const qeStatus of ["OutOfDate", "Revoked"] as const) {
+      const c = insecureSimulatedTdxCollateral(h, {
+        issueDate: ISSUED,
+        qeTcbLevels: [
+          { isvSvn: 5, tcbStatus: "UpToDate" },
+          { isvSvn: 4, tcbStatus: qeStatus },
+        ],
+      });
+      const v = await verify(c);
+      expect(v.tcb?.status).toBe("UpToDate");
+      expect(v.qeIdentity?.status).toBe(qeStatus);
+      expect(v.tcbStatus).toBe(qeStatus);
+      expect(appraised(v)).toEqual([["TDX_TCB_STATUS_NOT_ACCEPTED", qeStatus]]);
+    }
+  });
+
+  it("an OutOfDate QE turns a ConfigurationNeeded platform into OutOfDateConfigurationNeeded", async () => {
+    const c = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      tcbStatus: "ConfigurationNeeded",
+      qeTcbLevels: [
+        { isvSvn: 5, tcbStatus: "UpToDate" },
+        { isvSvn: 4, tcbStatus: "OutOfDate" },
+      ],
+    });
+    expect((await verify(c)).tcbStatus).toBe("OutOfDateConfigurationNeeded");
+  });
+
+  it("a Revoked TDX module level (TEE_TCB_SVN[1] > 0) makes an UpToDate platform Revoked", async () => {
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const q = simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn });
+    const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn, tdxModuleTcbStatus: "Revoked" });
+    const v = await verify(c, { quote: q });
+    expect(v.tcb?.platform.status).toBe("UpToDate");
+    expect(v.tcb?.tdxModule).toMatchObject({ id: "TDX_01", status: "Revoked" });
+    expect(v.tcb?.status).toBe("Revoked");
+    expect(v.tcbStatus).toBe("Revoked");
+    expect(appraised(v)).toEqual([["TDX_TCB_STATUS_NOT_ACCEPTED", "Revoked"]]);
+  });
+
+  it("Revoked outranks NotSupported, so a policy that accepts NotSupported does not accept a revoked TCB", async () => {
+    const lenient = policy({ tdx: tdxPolicyJson(MRSEAM, { acceptedTcbStatuses: ["UpToDate", "NotSupported"] }) });
+    // Revoked platform, a QE below every QE identity level (NotSupported).
+    const c = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      tcbStatus: "Revoked",
+      qeTcbLevels: [{ isvSvn: 5, tcbStatus: "UpToDate" }],
+    });
+    const v = await verify(c);
+    expect([v.tcb?.status, v.qeIdentity?.status]).toEqual(["Revoked", "NotSupported"]);
+    expect(v.tcbStatus).toBe("Revoked");
+    expect(appraised(v, lenient)).toEqual([["TDX_TCB_STATUS_NOT_ACCEPTED", "Revoked"]]);
+    // The other way round: a revoked QE on a platform no TCB level matches.
+    const older = issueInsecureSimulatedPckLeaf(h, { tcb: { pceSvn: 1 }, keyLabel: "PCK-pcesvn-1" });
+    const revokedQe = insecureSimulatedTdxCollateral(h, {
+      issueDate: ISSUED,
+      qeTcbLevels: [{ isvSvn: 4, tcbStatus: "Revoked" }],
+    });
+    const w = await verify(revokedQe, { quote: simulateTdxQuote(h, { ...baseOptions(), pck: older }) });
+    expect([w.tcb?.status, w.qeIdentity?.status, w.tcbStatus]).toEqual(["NotSupported", "Revoked", "Revoked"]);
+  });
+});
+
+describe("convergeTcbStatus: Intel QVL's convergeTcbStatusWithTdxModuleStatus / convergeTcbStatusWithQeTcbStatus", () => {
+  // Rows: the platform (TCB level) status; columns: the TDX module's or QE's status. From Intel's
+  // TcbLevelCheck.cpp and TdxModuleCheck.cpp: an OutOfDate module/QE makes UpToDate and
+  // SWHardeningNeeded OutOfDate and the two Configuration* statuses OutOfDateConfigurationNeeded;
+  // Revoked gives Revoked; NotSupported gives NotSupported; otherwise the platform status stands.
+  // One deviation, on purpose: Revoked outranks NotSupported either way (Intel returns whichever it
+  // meets first; both end verification there, while a policy here may accept NotSupported).
+  const columns = ["UpToDate", "OutOfDate", "Revoked", "NotSupported"] as const;
+  const table: Record<TdxTcbStatus, readonly TdxTcbStatus[]> = {
+    UpToDate: ["UpToDate", "OutOfDate", "Revoked", "NotSupported"],
+    SWHardeningNeeded: ["SWHardeningNeeded", "OutOfDate", "Revoked", "NotSupported"],
+    ConfigurationNeeded: ["ConfigurationNeeded", "OutOfDateConfigurationNeeded", "Revoked", "NotSupported"],
+    ConfigurationAndSWHardeningNeeded: [
+      "ConfigurationAndSWHardeningNeeded",
+      "OutOfDateConfigurationNeeded",
+      "Revoked",
+      "NotSupported",
+    ],
+    OutOfDate: ["OutOfDate", "OutOfDate", "Revoked", "NotSupported"],
+    OutOfDateConfigurationNeeded: [
+      "OutOfDateConfigurationNeeded",
+      "OutOfDateConfigurationNeeded",
+      "Revoked",
+      "NotSupported",
+    ],
+    Revoked: ["Revoked", "Revoked", "Revoked", "Revoked"],
+    NotSupported: ["NotSupported", "NotSupported", "Revoked", "NotSupported"],
+  };
+  const rows = Object.entries(table).flatMap(([platform, results]) =>
+    columns.map((other, i) => [platform as TdxTcbStatus, other, results[i] as TdxTcbStatus] as const),
+  );
+  it.each(rows)("%s with %s → %s", (platform, other, expected) => {
+    expect(convergeTcbStatus(platform, other)).toBe(expected);
   });
 });
