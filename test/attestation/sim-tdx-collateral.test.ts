@@ -19,6 +19,11 @@ import {
   type SimulatedTdxQuoteOptions,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import {
+  SIMULATED_INTEL_NOT_BEFORE,
+  SIMULATED_INTEL_ROOT_NOT_AFTER,
+  SIMULATED_PCK_NOT_AFTER,
+} from "../../attestation/sim/intel.ts";
 import { toPem } from "../../attestation/sim/x509-writer.ts";
 import {
   parseIssuerChain,
@@ -213,9 +218,14 @@ describe("simulated quote + simulated collateral through the production verifier
     const revoked = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2025-12-25T08:30:00Z"), revokePck: true });
     const [clean, rootCrl] = collateral.crls as [Uint8Array, Uint8Array];
     const listing = revoked.crls[0] as Uint8Array;
+    // The newer one lists it, or (a host serving a newer CRL from which the entry was dropped) only the older one.
+    const newerClean = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2025-12-28T08:30:00Z") })
+      .crls[0] as Uint8Array;
     for (const crls of [
       [clean, listing, rootCrl],
       [listing, clean, rootCrl],
+      [listing, newerClean, rootCrl],
+      [newerClean, listing, rootCrl],
     ]) {
       expect(await codeOf(verifyTdxQuote({ quote, anchors, at: AT, collateral: asCollateral(collateral), crls }))).toBe(
         "CERT_REVOKED",
@@ -648,5 +658,85 @@ describe("convergeTcbStatus: Intel QVL's convergeTcbStatusWithTdxModuleStatus / 
   );
   it.each(rows)("%s with %s → %s", (platform, other, expected) => {
     expect(convergeTcbStatus(platform, other)).toBe(expected);
+  });
+});
+
+describe("TEE_TCB_SVN against the TCB levels when TEE_TCB_SVN[1] > 0 (bytes 2..15 compared)", () => {
+  it("a TEE_TCB_SVN below the newest level in byte 2 alone, or in byte 15 alone, falls to the older level", async () => {
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2);
+    const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn });
+    const at = async (svn: Uint8Array) =>
+      (await verify(c, { quote: simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn: svn }) })).tcb;
+    expect((await at(teeTcbSvn))?.platform.status).toBe("UpToDate");
+    for (const byte of [2, 15]) {
+      const lower = Uint8Array.from(teeTcbSvn);
+      lower[byte] = (lower[byte] as number) - 1;
+      const tcb = await at(lower);
+      expect(tcb?.platform).toMatchObject({ status: "OutOfDate", tcbDate: "2024-03-13T00:00:00Z" });
+      expect(tcb?.tdxModule?.status).toBe("UpToDate"); // bytes 0 and 1 are the module's, unchanged
+    }
+  });
+});
+
+describe("collateral dates against its signer and the verification time", () => {
+  const root = anchors[0]?.root;
+  if (root === undefined) throw new Error("no simulator root");
+  const check = (
+    c: InsecureSimulatedTdxCollateral,
+    at: Date,
+    signerValidity: "strict" | "at-issue-date" | "accept-expired-signer" = "strict",
+    acceptStaleCollateral = false,
+  ) =>
+    codeOf(
+      verifyTdxCollateralSignature(
+        parseTdxTcbInfo(c.tcbInfo.json),
+        parseIssuerChain(c.tcbInfo.issuerChain, "TDX TCB info"),
+        { at, root, signerValidity, acceptStaleCollateral },
+      ),
+    );
+  const ms = (d: Date, delta: number) => new Date(d.getTime() + delta);
+
+  it("refuses collateral issued before its signer certificate's notBefore (backdated), under every signer mode", async () => {
+    const nextUpdate = new Date("2026-06-01T00:00:00Z");
+    const backdated = insecureSimulatedTdxCollateral(h, {
+      issueDate: ms(SIMULATED_INTEL_NOT_BEFORE, -1000),
+      nextUpdate,
+    });
+    const error = await rejection(verify(backdated, { crls: false }));
+    expect(error.code).toBe("CERT_NOT_YET_VALID");
+    expect(error.message).toMatch(
+      /^TDX TCB info signer certificate .*: not valid before 2024-01-01T00:00:00.000Z, collateral issueDate 2023-12-31T23:59:59.000Z$/,
+    );
+    for (const mode of ["strict", "at-issue-date", "accept-expired-signer"] as const) {
+      expect(await check(backdated, AT, mode)).toBe("CERT_NOT_YET_VALID");
+    }
+    // Issued exactly at the signer's notBefore: accepted.
+    const onTime = insecureSimulatedTdxCollateral(h, { issueDate: SIMULATED_INTEL_NOT_BEFORE, nextUpdate });
+    expect(await check(onTime, AT)).toBe("ACCEPTED");
+  });
+
+  // Both ends inclusive, as Intel's QVL (TCB info expired when the time is > nextUpdate; signing chain
+  // expired when > the signer's notAfter) and RFC 5280 4.1.2.5 ("notBefore through notAfter, inclusive").
+  it("is current from issueDate through nextUpdate inclusive, to the millisecond", async () => {
+    const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED });
+    const next = new Date("2026-01-19T08:30:00Z");
+    expect(await check(c, ISSUED)).toBe("ACCEPTED");
+    expect(await check(c, ms(ISSUED, -1))).toBe("COLLATERAL_NOT_YET_VALID");
+    expect(await check(c, ms(ISSUED, -1000))).toBe("COLLATERAL_NOT_YET_VALID");
+    expect(await check(c, next)).toBe("ACCEPTED");
+    expect(await check(c, ms(next, 1))).toBe("COLLATERAL_EXPIRED");
+    expect(await check(c, ms(next, 1000))).toBe("COLLATERAL_EXPIRED");
+  });
+
+  it("takes the signer certificate as valid through its notAfter inclusive, and the root's validity at the verification time in every mode", async () => {
+    const late = insecureSimulatedTdxCollateral(h, { issueDate: new Date("2048-12-01T00:00:00Z") });
+    expect(await check(late, SIMULATED_PCK_NOT_AFTER)).toBe("ACCEPTED");
+    expect(await check(late, ms(SIMULATED_PCK_NOT_AFTER, 1), "strict", true)).toBe("COLLATERAL_SIGNER_EXPIRED");
+    expect(await check(late, ms(SIMULATED_PCK_NOT_AFTER, 1000), "strict", true)).toBe("COLLATERAL_SIGNER_EXPIRED");
+    // at-issue-date evaluates the signer at issueDate, but the root is still checked at `at`.
+    const afterRoot = ms(SIMULATED_INTEL_ROOT_NOT_AFTER, 1000);
+    expect(await check(late, ms(SIMULATED_PCK_NOT_AFTER, 1000), "at-issue-date", true)).toBe("ACCEPTED");
+    expect(await check(late, afterRoot, "at-issue-date", true)).toBe("CERT_EXPIRED");
+    expect(await check(late, afterRoot, "accept-expired-signer", true)).toBe("CERT_EXPIRED");
   });
 });

@@ -170,6 +170,23 @@ describe("single-mutation rejection (verification)", () => {
       code: "TDX_QE_NOT_INTEL",
     },
     {
+      name: "QE report binds the attestation key but its upper 32 REPORTDATA bytes are not zero",
+      quote: () => {
+        const bound = parseTdxQuote(simulateTdxQuote(h, baseOptions())).qeReport.reportData.subarray(0, 32);
+        return simulateTdxQuote(h, {
+          ...baseOptions(),
+          insecureQeReportData: Uint8Array.from([...bound, ...new Uint8Array(32).fill(1)]),
+        });
+      },
+      code: "TDX_QE_BINDING_MISMATCH",
+    },
+    {
+      // No collateral here: only verify.ts's own check can refuse it (the QE identity's isvprodid is not read).
+      name: "QE report from Intel's SGX QE (ISVPRODID 1), not the TD QE (2), properly PCK-signed",
+      quote: () => simulateTdxQuote(h, { ...baseOptions(), insecureQeIsvProdId: 1 }),
+      code: "TDX_QE_NOT_INTEL",
+    },
+    {
       // No collateral here: the refusal must not depend on the QE identity's ATTRIBUTES mask.
       name: "QE report from Intel's TD QE in debug mode (ATTRIBUTES.DEBUG), properly PCK-signed",
       quote: () =>
