@@ -268,6 +268,31 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
     });
   });
 
+  // Only this comparison ties REPORTED_TCB (what minimumTcb judges) to the key that signed it: a key
+  // from old firmware must not vouch for a newer TCB in any single component.
+  const components = {
+    Milan: ["bootloader", "tee", "snp", "microcode"],
+    Turin: ["fmc", "bootloader", "tee", "snp", "microcode"],
+  } as const;
+  const oneComponent = (["Milan", "Turin"] as const).flatMap((product) =>
+    components[product].map((component) => [product, component] as const),
+  );
+  it.each(oneComponent)(
+    "%s: REPORTED_TCB (and CURRENT_TCB) one above the VCEK's %s SPL alone is SNP_TCB_MISMATCH",
+    async (product, component) => {
+      const hierarchy = product === "Milan" ? milan : insecureSimulatedAmdHierarchy(SEED, "Turin");
+      const own = parseSnpReport(simulateSnpReport(hierarchy, { reportData, measurement })).reportedTcb;
+      const parts = { fmc: own.fmc, bootloader: own.bootloader, tee: own.tee, snp: own.snp, microcode: own.microcode };
+      expect(await outcome(simulateSnpReport(hierarchy, { reportData, measurement }), hierarchy.vcek)).toBe(
+        "accepted (simulated)",
+      );
+      const raised = encodeTcbVersion({ ...parts, [component]: (parts[component] ?? 0) + 1 }, product);
+      const report = simulateSnpReport(hierarchy, { reportData, measurement, tcb: raised });
+      expect(parseSnpReport(report).currentTcb.raw).toBe(raised);
+      expect(await outcome(report, hierarchy.vcek)).toBe("SNP_TCB_MISMATCH");
+    },
+  );
+
   it("says why a VCEK-signed report with an all-zero CHIP_ID is refused, and why MASK_CHIP_KEY makes a report unsigned", async () => {
     const zeroChip = edited(vcek, (b) => b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64));
     const verify = (report: Uint8Array) =>
