@@ -24,7 +24,7 @@ import {
   parsePemCertificates,
   verifyChain,
 } from "../../attestation/x509.ts";
-import { thrownCode } from "../helpers/attestation.ts";
+import { codeOf, thrownCode } from "../helpers/attestation.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, F));
@@ -122,6 +122,12 @@ describe("x509", () => {
     const crl = parseCrl(read("tdx/collateral/root-ca-crl-2023-04-03.der"));
     await expect(checkNotRevoked(pca, crl, root, new Date("2023-05-01T00:00:00Z"), "PCK CA")).resolves.toBeUndefined();
     await expect(checkNotRevoked(pca, crl, root, new Date("2025-01-01T00:00:00Z"), "PCK CA")).rejects.toMatchObject({
+      code: "CRL_EXPIRED",
+    });
+    // Current through nextUpdate inclusive; one second (the resolution of CRL times) past it, expired.
+    const next = crl.nextUpdate as Date;
+    await expect(checkNotRevoked(pca, crl, root, next, "PCK CA")).resolves.toBeUndefined();
+    await expect(checkNotRevoked(pca, crl, root, new Date(next.getTime() + 1000), "PCK CA")).rejects.toMatchObject({
       code: "CRL_EXPIRED",
     });
     const pckCrl = parseCrl(read("tdx/collateral/pck-crl-platform-2023-06-08.der"));
@@ -350,6 +356,71 @@ describe("x509 chains: basicConstraints pathLenConstraint (RFC 5280 4.2.1.9)", (
       });
     }
   });
+});
+
+describe("x509 chains: every certificate's validity window at the verification time (RFC 5280 6.1.3(a)(2))", () => {
+  const keys = [0, 1, 2].map(() => generateKeyPairSync("ec", { namedCurve: "P-256" }));
+  const names = ["Root", "Intermediate", "Leaf"].map((n) => encodeName([["CN", n]]));
+  const caExtensions = [
+    { oid: X509_OID.basicConstraints, critical: true, value: der.seq(der.boolean(true)) },
+    { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x06)) },
+  ];
+  const signerUsage = [{ oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x80)) }];
+  const NOT_BEFORE = new Date("2026-01-01T00:00:00Z");
+  const NOT_AFTER = new Date("2027-01-01T00:00:00Z");
+  /** Certificate `n` (0 the root, 1 the intermediate, 2 the leaf), issued by n - 1 (the root by itself). */
+  const issue = (n: number, window: { notBefore?: Date; notAfter?: Date } = {}) =>
+    parseCertificate(
+      writeCertificate(
+        {
+          serial: Uint8Array.of(n + 1),
+          signatureAlgorithm: "ecdsa-sha256",
+          issuer: names[Math.max(n - 1, 0)]!,
+          subject: names[n]!,
+          notBefore: window.notBefore ?? NOT_BEFORE,
+          notAfter: window.notAfter ?? NOT_AFTER,
+          spki: new Uint8Array(keys[n]!.publicKey.export({ type: "spki", format: "der" })),
+          extensions: n === 2 ? signerUsage : caExtensions,
+        },
+        (tbs) => new Uint8Array(sign("sha256", tbs, keys[Math.max(n - 1, 0)]!.privateKey)),
+      ),
+    );
+  /** Leaf ← intermediate ← root, the one at `n` with `window`, the others valid 2026-2027. */
+  const verifyWith = (n: number, window: { notBefore?: Date; notAfter?: Date }, at: Date) => {
+    const certs = [2, 1, 0].map((i) => issue(i, i === n ? window : {}));
+    const links = certs.map((cert, i) => ({ cert, role: ["leaf", "intermediate", "root"][i]! }));
+    return codeOf(verifyChain(links, [certs[2]!], at));
+  };
+  const at = new Date("2026-06-01T00:00:00Z");
+  const ms = (d: Date, delta: number) => new Date(d.getTime() + delta);
+
+  it.each([
+    [1, "intermediate"],
+    [0, "root"],
+  ] as const)("refuses an expired or not yet valid %s certificate under a valid leaf, naming it", async (n, role) => {
+    expect(await verifyWith(n, {}, at)).toBe("ACCEPTED");
+    expect(await verifyWith(n, { notAfter: ms(at, -1000) }, at)).toBe("CERT_EXPIRED");
+    expect(await verifyWith(n, { notBefore: ms(at, 1000) }, at)).toBe("CERT_NOT_YET_VALID");
+    const certs = [2, 1, 0].map((i) => issue(i, i === n ? { notAfter: ms(at, -1000) } : {}));
+    const links = certs.map((cert, i) => ({ cert, role: ["leaf", "intermediate", "root"][i]! }));
+    await expect(verifyChain(links, [certs[2]!], at)).rejects.toMatchObject({
+      message: expect.stringMatching(
+        new RegExp(`^${role} certificate "CN=${role === "root" ? "Root" : "Intermediate"}": expired`),
+      ),
+    });
+  });
+
+  // RFC 5280 4.1.2.5: "the period of time from notBefore through notAfter, inclusive"; certificate
+  // times are whole seconds, so one second is the smallest step past either end.
+  it.each([0, 1, 2])(
+    "takes certificate %i as valid from notBefore through notAfter inclusive, to the millisecond",
+    async (n) => {
+      expect(await verifyWith(n, { notBefore: at }, at)).toBe("ACCEPTED");
+      expect(await verifyWith(n, { notBefore: ms(at, 1000) }, at)).toBe("CERT_NOT_YET_VALID");
+      expect(await verifyWith(n, { notAfter: at }, at)).toBe("ACCEPTED");
+      expect(await verifyWith(n, { notAfter: ms(at, -1000) }, at)).toBe("CERT_EXPIRED");
+    },
+  );
 });
 
 describe("x509 chains: RSA key size", () => {
