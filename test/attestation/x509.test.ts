@@ -171,6 +171,34 @@ describe("x509", () => {
   });
 });
 
+/**
+ * Certificate `n` of a test chain (0 the root) named names[n] with keys[n], issued by n - 1 (the
+ * root by itself), valid 2026-01-01 to 2027-01-01 unless `window` says otherwise.
+ */
+function issueChainCertificate(
+  keys: readonly { publicKey: KeyObject; privateKey: KeyObject }[],
+  names: readonly Uint8Array[],
+  n: number,
+  extensions: ExtensionSpec[],
+  window: { notBefore?: Date; notAfter?: Date } = {},
+): Certificate {
+  return parseCertificate(
+    writeCertificate(
+      {
+        serial: Uint8Array.of(n + 1),
+        signatureAlgorithm: "ecdsa-sha256",
+        issuer: names[Math.max(n - 1, 0)]!,
+        subject: names[n]!,
+        notBefore: window.notBefore ?? new Date("2026-01-01T00:00:00Z"),
+        notAfter: window.notAfter ?? new Date("2027-01-01T00:00:00Z"),
+        spki: new Uint8Array(keys[n]!.publicKey.export({ type: "spki", format: "der" })),
+        extensions,
+      },
+      (tbs) => new Uint8Array(sign("sha256", tbs, keys[Math.max(n - 1, 0)]!.privateKey)),
+    ),
+  );
+}
+
 describe("x509 chains: critical extensions and keyUsage (RFC 5280)", () => {
   const at = new Date("2026-06-01T00:00:00Z");
   const rootKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -299,22 +327,7 @@ describe("x509 chains: basicConstraints pathLenConstraint (RFC 5280 4.2.1.9)", (
     value: der.seq(der.boolean(true), ...(pathLen === undefined ? [] : [der.int(pathLen)])),
   });
   /** Certificate `n` (0 the root), issued by n - 1 (the root by itself), with these extensions. */
-  const issue = (n: number, extensions: ExtensionSpec[]) =>
-    parseCertificate(
-      writeCertificate(
-        {
-          serial: Uint8Array.of(n + 1),
-          signatureAlgorithm: "ecdsa-sha256",
-          issuer: names[Math.max(n - 1, 0)]!,
-          subject: names[n]!,
-          notBefore: new Date("2026-01-01T00:00:00Z"),
-          notAfter: new Date("2027-01-01T00:00:00Z"),
-          spki: new Uint8Array(keys[n]!.publicKey.export({ type: "spki", format: "der" })),
-          extensions,
-        },
-        (tbs) => new Uint8Array(sign("sha256", tbs, keys[Math.max(n - 1, 0)]!.privateKey)),
-      ),
-    );
+  const issue = (n: number, extensions: ExtensionSpec[]) => issueChainCertificate(keys, names, n, extensions);
   /** Leaf ← CA 2 ← CA 1 ← root, each CA with its pathLenConstraint (undefined: none). */
   const chain = (root?: number, ca1?: number, ca2?: number) => {
     const certs = [
@@ -366,25 +379,9 @@ describe("x509 chains: every certificate's validity window at the verification t
     { oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x06)) },
   ];
   const signerUsage = [{ oid: X509_OID.keyUsage, critical: true, value: der.bits(Uint8Array.of(0x80)) }];
-  const NOT_BEFORE = new Date("2026-01-01T00:00:00Z");
-  const NOT_AFTER = new Date("2027-01-01T00:00:00Z");
   /** Certificate `n` (0 the root, 1 the intermediate, 2 the leaf), issued by n - 1 (the root by itself). */
   const issue = (n: number, window: { notBefore?: Date; notAfter?: Date } = {}) =>
-    parseCertificate(
-      writeCertificate(
-        {
-          serial: Uint8Array.of(n + 1),
-          signatureAlgorithm: "ecdsa-sha256",
-          issuer: names[Math.max(n - 1, 0)]!,
-          subject: names[n]!,
-          notBefore: window.notBefore ?? NOT_BEFORE,
-          notAfter: window.notAfter ?? NOT_AFTER,
-          spki: new Uint8Array(keys[n]!.publicKey.export({ type: "spki", format: "der" })),
-          extensions: n === 2 ? signerUsage : caExtensions,
-        },
-        (tbs) => new Uint8Array(sign("sha256", tbs, keys[Math.max(n - 1, 0)]!.privateKey)),
-      ),
-    );
+    issueChainCertificate(keys, names, n, n === 2 ? signerUsage : caExtensions, window);
   /** Leaf ← intermediate ← root, the one at `n` with `window`, the others valid 2026-2027. */
   const verifyWith = (n: number, window: { notBefore?: Date; notAfter?: Date }, at: Date) => {
     const certs = [2, 1, 0].map((i) => issue(i, i === n ? window : {}));
