@@ -416,6 +416,25 @@ describe("RTMR sets (policy rtmrs.allowed)", () => {
   });
 });
 
+describe("RTMR sets compare every RTMR they pin, RTMR3 included", () => {
+  it.each([0, 1, 2, 3])("a quote differing from the only allowed set in RTMR%i alone is refused", async (i) => {
+    const rtmrs = [...RTMRS] as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    rtmrs[i] = new Uint8Array(48).fill(0x33);
+    const verified = await verifyTdxQuote({
+      quote: parseTdxQuote(simulateTdxQuote(h, { ...baseOptions(), rtmrs })),
+      anchors,
+      at: AT,
+    });
+    const only = (set: string[]) => policy({ tdx: tdxPolicyJson(MRSEAM, { rtmrs: { allowed: [set] } }) });
+    const now = { now: AT, expectedReportData: REPORT_DATA };
+    expect(appraise(verified, only(rtmrs.map((r) => toHex(r))), now).ok).toBe(true);
+    const result = appraise(verified, only(RTMRS.map((r) => toHex(r))), now);
+    expect(result.ok ? [] : result.violations.map((v) => [v.code, v.field])).toEqual([
+      ["TDX_RTMR_MISMATCH", "RTMR0..3"],
+    ]);
+  });
+});
+
 describe("tdAttributes leaves DEBUG to debugAllowed", () => {
   it("refuses a policy value with the DEBUG bit, naming the field", () => {
     const bad = tdxPolicyJson(MRSEAM, { tdAttributes: { allowed: ["0100001000000000"] } });
