@@ -361,6 +361,18 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     },
   );
 
+  it("refuses REPORT_DATA that binds the runtime data in its first 32 bytes but is not zero in the last 32", async () => {
+    const upper = new Uint8Array(32);
+    upper[31] = 1;
+    const error = await rejection(
+      verify(simulatedAzureSnpEvidence({ extraData: nonce, insecureReportDataUpper: upper })),
+    );
+    expect(error.code).toBe("AZURE_RUNTIME_DATA_NOT_BOUND");
+    expect(error.message).toMatch(/followed by 32 zero bytes, found [0-9a-f]{64}0{62}01$/);
+    const zero = simulatedAzureSnpEvidence({ extraData: nonce, insecureReportDataUpper: new Uint8Array(32) });
+    expect((await verify(zero)).simulated).toBe(true);
+  });
+
   it("refuses runtime data that names a member twice (the hashed bytes and the parsed object would differ)", async () => {
     // The captured members first (those are what a reader of the bytes sees), then a second "keys"
     // naming the attacker's vTPM key and a second "vm-configuration", which JSON.parse would keep.

@@ -40,6 +40,7 @@ function hclReport(
   jwk: { n?: string; e?: string },
   vmpl: number,
   edit?: (runtimeJson: string, jwk: { n?: string; e?: string }) => string,
+  reportDataUpper?: Uint8Array,
 ): Uint8Array {
   const captured = parseHclReport(
     new Uint8Array(
@@ -52,6 +53,7 @@ function hclReport(
   const json = new TextEncoder().encode(edit === undefined ? JSON.stringify(runtime) : edit(capturedText, jwk));
   const reportData = new Uint8Array(64);
   reportData.set(createHash("sha256").update(json).digest());
+  if (reportDataUpper !== undefined) reportData.set(reportDataUpper, 32);
   const out = new Uint8Array(0x4d4 + json.length);
   const view = new DataView(out.buffer);
   out.set(captured.raw.subarray(0, 0x20));
@@ -117,6 +119,8 @@ export function simulatedAzureSnpEvidence(options: {
   readonly vmpl?: number;
   /** The runtime-data JSON text, made from the captured text and the HCLAkPub JWK (default: the captured JSON with that key). */
   readonly runtimeJson?: (capturedJson: string, akJwk: { n?: string; e?: string }) => string;
+  /** REPORT_DATA[32..64] of the SNP report (default zero, as the paravisor writes; rejection tests only). */
+  readonly insecureReportDataUpper?: Uint8Array;
 }): AzureEvidence {
   return {
     kind: "azure-snp",
@@ -125,6 +129,7 @@ export function simulatedAzureSnpEvidence(options: {
       options.akJwk ?? ak.publicKey.export({ format: "jwk" }),
       options.vmpl ?? 0,
       options.runtimeJson,
+      options.insecureReportDataUpper,
     ),
     tpmQuote: quoteWith(options.extraData, options.selections ?? [{ hashAlg: TPM_ALG_SHA256, pcrs: ALL_PCRS }]),
     vcek: hardware.vcek.certificate,
