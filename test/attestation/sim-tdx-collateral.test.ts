@@ -579,13 +579,8 @@ describe("the QE identity's and the TDX module's status converge into tcbStatus 
   });
 
   it("an UpToDate TCB info is not accepted without the QE identity, nor without the CRLs (each alone)", async () => {
-    const noQe = await verifyTdxQuote({
-      quote,
-      anchors,
-      at: AT,
-      collateral: { tcbInfo: collateral.tcbInfo },
-      crls: collateral.crls,
-    });
+    const tcbInfoOnly = { tcbInfo: collateral.tcbInfo };
+    const noQe = await verifyTdxQuote({ quote, anchors, at: AT, collateral: tcbInfoOnly, crls: collateral.crls });
     expect([noQe.tcbStatus, noQe.revocationChecked]).toEqual(["UpToDate", true]);
     expect(appraised(noQe)).toEqual([["TDX_TCB_STATUS_NOT_ACCEPTED", "UpToDate (QE identity not checked)"]]);
     const noCrls = await verify(collateral, { crls: false });
