@@ -416,6 +416,23 @@ describe("RTMR sets (policy rtmrs.allowed)", () => {
   });
 });
 
+describe("the PCK chain's validity at the verification time, each certificate", () => {
+  it("refuses an expired PCK CA under a PCK leaf still valid, naming the CA", async () => {
+    // The simulated PCK CA expires 2048-12-31 and the root 2049-12-31; this leaf outlives the CA.
+    const pck = issueInsecureSimulatedPckLeaf(h, {
+      notAfter: new Date("2049-06-01T00:00:00Z"),
+      keyLabel: "PCK-outlives-CA",
+    });
+    const quote = simulateTdxQuote(h, { ...baseOptions(), pck });
+    expect(await codeOf(verifyBytes(quote))).toBe("ACCEPTED");
+    const at = new Date("2049-03-01T00:00:00Z");
+    await expect(verifyBytes(quote, { at })).rejects.toMatchObject({
+      code: "CERT_EXPIRED",
+      message: expect.stringMatching(/^PCK CA certificate "CN=Intel SGX PCK Platform CA.*": expired 2048-12-31/),
+    });
+  });
+});
+
 describe("RTMR sets compare every RTMR they pin, RTMR3 included", () => {
   it.each([0, 1, 2, 3])("a quote differing from the only allowed set in RTMR%i alone is refused", async (i) => {
     const rtmrs = [...RTMRS] as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
