@@ -867,6 +867,12 @@ export class Enclave {
               continue;
             }
           }
+          // Once auditing has failed (another request's record), no more text goes out: the answer
+          // ends in AUDIT_FAILED, its record tried once. (What went out before could not be helped.)
+          if (this.auditFailure !== null) {
+            yield failed("AUDIT_FAILED", AUDIT_FAILED_MIDWAY);
+            return;
+          }
           let text = takeCoalesced(texts);
           const producer = state.wakeProducer;
           state.wakeProducer = null;
@@ -886,7 +892,7 @@ export class Enclave {
           yield sealer.data(text);
           continue;
         }
-        if (heldHigh !== "") {
+        if (heldHigh !== "" && this.auditFailure === null) {
           // The answer ended on a lone high surrogate: it goes out as U+FFFD in this frame and in
           // the receipt's hash alike (both encode it with TextEncoder).
           answer += heldHigh;
@@ -897,10 +903,10 @@ export class Enclave {
         if (last.kind === "done") {
           const event = last.event;
           const tokens = { promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens };
-          // Once auditing has failed (another request's record), an answer still under way is
-          // audited before its final frame: without its record it ends in AUDIT_FAILED, no receipt.
-          if (this.auditFailure !== null && !record(tokens, null)) {
-            yield auditFailedFrame(sealer);
+          // Once auditing has failed (another request's record), an answer still under way ends in
+          // AUDIT_FAILED, no receipt, its record tried once.
+          if (this.auditFailure !== null) {
+            yield failed("AUDIT_FAILED", AUDIT_FAILED_MIDWAY);
             return;
           }
           const finishReason =
@@ -1016,6 +1022,8 @@ function afterNextDecodeDispatch(): Promise<void> {
 }
 
 /** The error frame of a request whose audit record could not be written (it opens no record). */
+const AUDIT_FAILED_MIDWAY = "auditing failed while this answer was under way: this enclave answers no more";
+
 function auditFailedFrame(sealer: ResponseSealer): Uint8Array {
   return sealer.error("AUDIT_FAILED", "the audit record of this request could not be written", null);
 }

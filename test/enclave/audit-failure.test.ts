@@ -129,6 +129,8 @@ describe("enclave: an audit write that fails after the final frame", () => {
     });
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("AUDIT_FAILED");
+    // Not a passing overload: no Retry-After (clients and the proxy's callers would retry in vain).
+    expect(refused.headers.get("retry-after")).toBeNull();
     // No new session is offered either: a pool host sends it to another member (host/app.ts).
     const document = await fetch(`${server.url}/attestation`);
     expect(document.status).toBe(503);
@@ -174,25 +176,58 @@ describe("enclave: an audit write that fails after the final frame", () => {
     expect(all).not.toMatch(/[0-9a-f]{32}/);
   });
 
-  it("an answer still under way when auditing fails is audited before its final frame, or ends in AUDIT_FAILED", async () => {
+  it("an answer still under way when auditing fails sends no more text: it ends in AUDIT_FAILED, no final frame", async () => {
     const { record, first, second } = await twoUnderWay();
     expect((await decode(first)).at(-1)).toMatchObject({ type: "final" });
     const events = await decode(second);
-    // Its text went out, but no final frame (no receipt) without its audit record.
-    expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe(ANSWER.join(""));
+    // Opened before the failure, read after it: none of its text, no receipt, its record tried once.
+    expect(events.filter((e) => e.type === "data")).toEqual([]);
     expect(events.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED", auditOpening: null });
     expect(events.some((e) => e.type === "final")).toBe(false);
     expect(record).toHaveBeenCalledTimes(2);
   });
 
-  it("an answer under way whose record can still be written gets its final frame, audited first", async () => {
+  it("an answer cut short mid-stream by another request's failure sends no text after it", async () => {
+    // The answer opened first has its later text only after a pause, by which time the other
+    // answer's record has failed: the text before the failure went out, none after it.
+    let n = 0;
+    const enclave = await bootWith(
+      new ScriptedEngine(() =>
+        n++ === 0 ? [text("before "), { pauseMs: 200 }, text("after the failure"), done] : [text("A"), done],
+      ),
+    );
+    captureLog();
+    breakAuditWriter(enclave);
+    const paused = await open(enclave);
+    const iterator = paused.answer.frames[Symbol.asyncIterator]();
+    const firstFrame = await iterator.next();
+    await decode(await open(enclave)); // its final frame goes out, then its record fails
+    expect(enclave.auditFailed).toBe(true);
+    const rest: Uint8Array[] = [];
+    for (let r = await iterator.next(); r.done !== true; r = await iterator.next()) rest.push(r.value);
+    const events: ResponseEvent[] = [];
+    for await (const event of openResponseFrames(
+      paused.context,
+      (async function* () {
+        yield firstFrame.value as Uint8Array;
+        yield* rest;
+      })(),
+    ))
+      events.push(event);
+    expect(events.flatMap((e) => (e.type === "data" ? [e.text] : [])).join("")).toBe("before ");
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED" });
+  });
+
+  it("an answer under way whose record can still be written ends in AUDIT_FAILED too, and its record says so", async () => {
     const { enclave, record, first, second } = await twoUnderWay();
     await decode(first);
-    record.mockRestore(); // the writer works again (a passing fault)
-    expect((await decode(second)).at(-1)).toMatchObject({ type: "final" });
+    record.mockRestore(); // the writer works again (a passing fault): the enclave still answers no more
+    const events = await decode(second);
+    expect(events.filter((e) => e.type === "data")).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED" });
     const lines = enclave.collectAudit(0).lines;
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0] as string).record).toMatchObject({ seq: 0, error: null });
+    expect(JSON.parse(lines[0] as string).record).toMatchObject({ seq: 0, error: "AUDIT_FAILED" });
   });
 });
 
