@@ -63,7 +63,8 @@ export function createEnclaveApp(
   app.onError((error, c) => {
     if (error instanceof EnclaveError) {
       // Overload (engine queue full, audit backlog): tell the client when to retry; the host passes it on.
-      if (error.status === 503) c.header("Retry-After", "1");
+      // Not for AUDIT_FAILED, which lasts until a restart: a retry here would be refused again.
+      if (error.status === 503 && error.code !== "AUDIT_FAILED") c.header("Retry-After", "1");
       // An oversize body is left unread: this connection cannot carry another request.
       if (error.status === 413) c.header("Connection", "close");
       return c.json(errorJson(error.code, error.message), error.status);
