@@ -1,0 +1,145 @@
+/**
+ * Each check of the audit verifier (records and checkpoints) on its own: a line that breaks only
+ * that check, signed where the check runs after the signature, so that dropping or loosening any
+ * one check makes a test here fail (found by mutation testing of enclave/pipeline/audit.ts).
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import nacl from "tweetnacl";
+import { describe, expect, it } from "vitest";
+import { canonicalJson, checkAuditCheckpoint, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
+
+const KEYS = seededKeyPair(7);
+const OTHER = seededKeyPair(8);
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+type Line = { record: Record<string, unknown>; sig: string };
+const parse = (line: string) => JSON.parse(line) as Line;
+const hashOf = (record: Record<string, unknown>) => hex(sha256(utf8(canonicalJson(record))));
+
+/** A record line signed by `secretKey` under the record tag, after `mutate`. */
+function signRecord(line: string, secretKey: Uint8Array, mutate: (r: Record<string, unknown>) => void = () => {}) {
+  const { record } = parse(line);
+  mutate(record);
+  const sig = nacl.sign.detached(utf8(`cloister/audit/record/v1\0${canonicalJson(record)}`), secretKey);
+  return { record, line: canonicalJson({ record, sig: hex(sig) }) };
+}
+
+/** A checkpoint line: `checkpoint` signed by the enclave key under `tag` (the checkpoint tag by default). */
+function signCheckpoint(checkpoint: Record<string, unknown>, tag = "cloister/audit/checkpoint/v2\0"): string {
+  const sig = nacl.sign.detached(utf8(`${tag}${canonicalJson(checkpoint)}`), KEYS.secretKey);
+  return canonicalJson({ checkpoint, sig: hex(sig) });
+}
+
+function failure(lines: readonly string[], options = {}) {
+  const result = verifyAuditLog(lines, KEYS.publicKey, options);
+  if (result.ok) throw new Error("expected the log to fail verification");
+  return result.error;
+}
+
+describe("verifyAuditLog: which chain a bad-signature line fits", () => {
+  const lines = writeLog(4);
+
+  it("content from another history at the right seq, followed by its own successor → AUDIT_RECORD_ALTERED", () => {
+    // Line 1 keeps seq 1 but names another predecessor; line 2 chains to line 1's content. The
+    // content fits the chain ahead of it, not the one behind it: altered, not merely re-signed.
+    const x = signRecord(lines[1] as string, OTHER.secretKey, (r) => (r.prevHash = "0".repeat(64)));
+    const y = signRecord(lines[2] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
+    expect(failure([lines[0] as string, x.line, y.line])).toMatchObject({ code: "AUDIT_RECORD_ALTERED", index: 1 });
+  });
+
+  it("content at another seq that names the right predecessor, followed by its successor → AUDIT_RECORD_ALTERED", () => {
+    const x = signRecord(lines[2] as string, OTHER.secretKey, (r) => (r.seq = 7));
+    const y = signRecord(lines[3] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
+    expect(failure([lines[0] as string, lines[1] as string, x.line, y.line])).toMatchObject({
+      code: "AUDIT_RECORD_ALTERED",
+      index: 2,
+    });
+  });
+});
+
+describe("verifyAuditLog: a signed record of an earlier seq", () => {
+  it("repeating the earlier record → DUPLICATED; another record of that seq (another history) → REORDERED", () => {
+    const a = writeLog(4);
+    const fork = makeWriter(); // the same key, another history
+    const b = sampleEntries(2, "fork").map((e) => fork.record(e).line);
+    expect(parse(b[1] as string).record.seq).toBe(1);
+    expect(failure([...a.slice(0, 3), a[1] as string])).toMatchObject({ code: "AUDIT_RECORD_DUPLICATED", index: 3 });
+    expect(failure([...a.slice(0, 3), b[1] as string])).toMatchObject({ code: "AUDIT_RECORD_REORDERED", index: 3 });
+  });
+});
+
+describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", () => {
+  const writer = makeWriter();
+  writeLog(2, writer);
+  const good = (JSON.parse(writer.checkpoint(new Uint8Array(16).fill(1))) as { checkpoint: Record<string, unknown> })
+    .checkpoint;
+
+  it("the writer signs checkpoints under their own tag: not the record's, not the genesis', not a receipt's", () => {
+    const line = writer.checkpoint();
+    const { checkpoint, sig } = JSON.parse(line) as { checkpoint: Record<string, unknown>; sig: string };
+    const signedUnder = (tag: string) =>
+      nacl.sign.detached.verify(utf8(`${tag}${canonicalJson(checkpoint)}`), Buffer.from(sig, "hex"), KEYS.publicKey);
+    expect(signedUnder("cloister/audit/checkpoint/v2\0")).toBe(true);
+    expect(checkAuditCheckpoint(signCheckpoint(good), KEYS.publicKey)).toMatchObject({ ok: true });
+    for (const tag of ["cloister/audit/record/v1\0", "cloister/audit/genesis/v1\0", "cloister/receipt/v1\0", ""]) {
+      expect(checkAuditCheckpoint(signCheckpoint(good, tag), KEYS.publicKey)).toMatchObject({
+        ok: false,
+        problem: "signature",
+      });
+    }
+  });
+
+  it.each([
+    ["count negative", { count: -1 }, "checkpoint count: expected a non-negative integer, found -1"],
+    [
+      "count a string",
+      { count: "2" },
+      "checkpoint count: expected a non-negative integer, found a string of 1 characters",
+    ],
+    [
+      "lastRecordHash short",
+      { lastRecordHash: "ab" },
+      "checkpoint lastRecordHash: expected 64 hex characters, found a string of 2 characters",
+    ],
+    [
+      "lastRecordHash upper-case",
+      { lastRecordHash: "A".repeat(64) },
+      "checkpoint lastRecordHash: expected 64 hex characters, found a string of 64 characters",
+    ],
+    [
+      "nonce too short",
+      { nonce: "ab".repeat(15) },
+      "checkpoint nonce: expected null or 32..128 hex characters, found a string of 30 characters",
+    ],
+    ["nonce a number", { nonce: 5 }, "checkpoint nonce: expected null or 32..128 hex characters, found 5"],
+    ["time not a time", { time: "soon" }, "checkpoint time: expected an ISO-8601 time, found a string of 4 characters"],
+    ["time a number", { time: 0 }, "checkpoint time: expected an ISO-8601 time, found 0"],
+    [
+      "an extra field",
+      { extra: 1 },
+      'checkpoint fields: expected count, lastRecordHash, nonce, time, v, found "count", "extra", "lastRecordHash", "nonce", "time" and 1 more',
+    ],
+    [
+      "a missing field",
+      { time: undefined },
+      'checkpoint fields: expected count, lastRecordHash, nonce, time, v, found "count", "lastRecordHash", "nonce", "v"',
+    ],
+  ])("signed, with %s → malformed", (_name, change, message) => {
+    const checkpoint = { ...good, ...change } as Record<string, unknown>;
+    for (const key of Object.keys(checkpoint)) if (checkpoint[key] === undefined) delete checkpoint[key];
+    expect(checkAuditCheckpoint(signCheckpoint(checkpoint), KEYS.publicKey)).toEqual({
+      ok: false,
+      problem: "malformed",
+      message,
+    });
+  });
+
+  it("a signed checkpoint of a later version → version, whatever its fields", () => {
+    expect(checkAuditCheckpoint(signCheckpoint({ ...good, v: 3 }), KEYS.publicKey)).toMatchObject({
+      problem: "version",
+      message: "checkpoint v: expected 2, found 3",
+    });
+  });
+});
