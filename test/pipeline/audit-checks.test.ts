@@ -143,3 +143,62 @@ describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", (
     });
   });
 });
+
+describe("recordShapeProblem: each field of a signed record is checked", () => {
+  const lines = writeLog(1);
+  const malformed = (mutate: (r: Record<string, unknown>) => void) => {
+    const error = failure([signRecord(lines[0] as string, KEYS.secretKey, mutate).line]);
+    expect(error.code).toBe("AUDIT_RECORD_MALFORMED");
+    return error.message.replace("audit log line 1: signed record is malformed: ", "");
+  };
+
+  it.each([
+    [
+      "tenant of 201 characters",
+      (r: Record<string, unknown>) => (r.tenant = "k".repeat(201)),
+      "tenant: expected an API key id of 1..200 characters, found a string of 201 characters",
+    ],
+    [
+      "prevHash not hex",
+      (r: Record<string, unknown>) => (r.prevHash = "z".repeat(64)),
+      "prevHash: expected 64 hex characters, found 64 characters (not all lower-case hex)",
+    ],
+    [
+      "requestIdHash short",
+      (r: Record<string, unknown>) => (r.requestIdHash = "ab"),
+      "requestIdHash: expected 64 hex characters, found 2 characters",
+    ],
+    [
+      "attestationDigest missing digits",
+      (r: Record<string, unknown>) => (r.attestationDigest = "a".repeat(63)),
+      "attestationDigest: expected 64 hex characters, found 63 characters",
+    ],
+    [
+      "responseHmac upper-case",
+      (r: Record<string, unknown>) => (r.responseHmac = "A".repeat(64)),
+      "responseHmac: expected 64 hex characters or null, found 64 characters (not all lower-case hex)",
+    ],
+    [
+      "piiFindings an object",
+      (r: Record<string, unknown>) => (r.piiFindings = {}),
+      "piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found an object",
+    ],
+    [
+      "piiFindings repeating an entity",
+      (r: Record<string, unknown>) =>
+        (r.piiFindings = [
+          { entity: "email", count: 1 },
+          { entity: "email", count: 2 },
+        ]),
+      "piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found an array of 2 items",
+    ],
+    ["seq a string", (r: Record<string, unknown>) => (r.seq = "0"), 'seq: expected a non-negative integer, found "0"'],
+  ])("%s", (_name, mutate, message) => {
+    expect(malformed(mutate)).toBe(message);
+  });
+
+  it("a tenant of 200 characters is within the format (checked only for its shape, then its chain)", () => {
+    const long = signRecord(lines[0] as string, KEYS.secretKey, (r) => (r.tenant = "k".repeat(200)));
+    expect(verifyAuditLog([long.line], KEYS.publicKey)).toMatchObject({ ok: true });
+  });
+});

@@ -6,7 +6,7 @@
  * an unreduced S that only tweetnacl accepts.
  */
 import nacl from "tweetnacl";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ed25519Signer, ed25519Verifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "./helpers.ts";
 
@@ -120,6 +120,27 @@ describe("ed25519Verifier (audit verify, audit find, checkpoints)", () => {
     const malleated = unreduced(nacl.sign.detached(message, keys.secretKey));
     expect(nacl.sign.detached.verify(message, malleated, keys.publicKey)).toBe(true);
     expect(ed25519Verifier(keys.publicKey)(message, malleated)).toBe(false);
+  });
+
+  it("where Node's crypto is missing (tweetnacl alone), still refuses an unreduced S", async () => {
+    const process_ = process as { getBuiltinModule: ((id: string) => unknown) | undefined };
+    const original = process_.getBuiltinModule;
+    vi.resetModules();
+    process_.getBuiltinModule = (id: string) => (id === "node:crypto" ? undefined : original?.(id));
+    try {
+      const { ed25519Verifier: tweetnaclVerifier } = await import("../../enclave/pipeline/audit.ts");
+      const keys = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(6));
+      const message = new TextEncoder().encode("a record");
+      const signature = nacl.sign.detached(message, keys.secretKey);
+      const malleated = unreduced(signature);
+      expect(nacl.sign.detached.verify(message, malleated, keys.publicKey)).toBe(true);
+      const verify = tweetnaclVerifier(keys.publicKey);
+      expect(verify(message, signature)).toBe(true);
+      expect(verify(message, malleated)).toBe(false);
+    } finally {
+      process_.getBuiltinModule = original;
+      vi.resetModules();
+    }
   });
 
   it("refuses a small-order enclave key (any signature could be made for it) as AUDIT_KEY_INVALID", () => {
