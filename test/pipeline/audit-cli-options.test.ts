@@ -1,0 +1,81 @@
+/**
+ * `cloister audit verify` options, in process: each check of --last-hash, --count and --checkpoint
+ * on its own (found by mutation testing of enclave/audit-cli-impl.ts).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
+import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "cloister-audit-options-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+  return () => vi.restoreAllMocks();
+});
+
+const KEYS = seededKeyPair(7);
+const KEY_HEX = Buffer.from(KEYS.publicKey).toString("hex");
+const p = (name: string) => join(dir, name);
+
+// Two logs of the same length under the same key, with different histories: only the last record's
+// hash tells them apart.
+const writer = makeWriter();
+writeFileSync(p("a.jsonl"), `${writeLog(3, writer).join("\n")}\n`);
+writeFileSync(p("a-checkpoint.json"), `${writer.checkpoint()}\n`);
+const fork = makeWriter();
+writeFileSync(
+  p("b.jsonl"),
+  `${sampleEntries(3, "fork")
+    .map((e) => fork.record(e).line)
+    .join("\n")}\n`,
+);
+const aLastHash = (JSON.parse(writer.checkpoint()) as { checkpoint: { lastRecordHash: string } }).checkpoint
+  .lastRecordHash;
+
+describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
+  it("a log of the checkpoint's length but another history fails on the checkpoint's last record hash", async () => {
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("a-checkpoint.json") }),
+    ).resolves.toBeUndefined();
+    await expect(
+      auditVerifyCommand({ log: p("b.jsonl"), key: KEY_HEX, checkpoint: p("a-checkpoint.json") }),
+    ).rejects.toMatchObject({
+      code: "AUDIT_CHECKPOINT_MISMATCH",
+      message: expect.stringContaining("hash of record seq 2"),
+    });
+  });
+
+  it("--count with --last-hash: the last record's hash is checked too", async () => {
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash }),
+    ).resolves.toBeUndefined();
+    await expect(
+      auditVerifyCommand({ log: p("b.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash }),
+    ).rejects.toMatchObject({ code: "AUDIT_CHECKPOINT_MISMATCH" });
+  });
+
+  it("refuses a --last-hash that is not 64 lower-case hex characters, and --checkpoint with --count", async () => {
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash.toUpperCase() }),
+    ).rejects.toThrow("--last-hash expects 64 lower-case hex characters, found 64 characters");
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, checkpoint: p("a-checkpoint.json") }),
+    ).rejects.toThrow("give either --checkpoint or --count, not both");
+  });
+});
+
+describe("keyFromAttestationDocument", () => {
+  const b64u = (b: Uint8Array | string) => Buffer.from(b).toString("base64url");
+  it("refuses a document whose header names another algorithm, even signed by its sig_jwk", () => {
+    const header = b64u(JSON.stringify({ alg: "ES256" }));
+    const payload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) } }));
+    const sig = nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), KEYS.secretKey);
+    expect(() => keyFromAttestationDocument(`${header}.${payload}.${b64u(sig)}`)).toThrow(
+      'attestation document alg: expected "EdDSA", found "ES256"',
+    );
+  });
+});
