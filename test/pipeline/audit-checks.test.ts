@@ -202,3 +202,22 @@ describe("recordShapeProblem: each field of a signed record is checked", () => {
     expect(verifyAuditLog([long.line], KEYS.publicKey)).toMatchObject({ ok: true });
   });
 });
+
+describe("verifyAuditLog: the hashes kept of verified records", () => {
+  it("past the first 64 records, a repeat of record 0 is still told as DUPLICATED", () => {
+    const lines = writeLog(70);
+    expect(failure([...lines, lines[0] as string])).toMatchObject({ code: "AUDIT_RECORD_DUPLICATED", index: 70 });
+  });
+
+  it("in a segment from seq 3: a repeat, and the expected last record hash, are found by seq less the start", () => {
+    const all = writeLog(6);
+    const start = { seq: 3, prevHash: hashOf(parse(all[2] as string).record) };
+    const segment = all.slice(3);
+    expect(failure([...segment, all[4] as string], { start })).toMatchObject({
+      code: "AUDIT_RECORD_DUPLICATED",
+      index: 3,
+    });
+    const lastRecordHash = hashOf(parse(all[4] as string).record);
+    expect(verifyAuditLog(segment, KEYS.publicKey, { start, expect: { count: 5, lastRecordHash } }).ok).toBe(true);
+  });
+});
