@@ -6,7 +6,12 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, checkAuditCheckpoint, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import {
+  canonicalJson,
+  checkAuditCheckpoint,
+  parseAuditPublicKeyHex,
+  verifyAuditLog,
+} from "../../enclave/pipeline/audit.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const KEYS = seededKeyPair(7);
@@ -219,5 +224,17 @@ describe("verifyAuditLog: the hashes kept of verified records", () => {
     });
     const lastRecordHash = hashOf(parse(all[4] as string).record);
     expect(verifyAuditLog(segment, KEYS.publicKey, { start, expect: { count: 5, lastRecordHash } }).ok).toBe(true);
+  });
+});
+
+describe("parseAuditPublicKeyHex", () => {
+  it("refuses a small-order key as the verifier would, before any log is read", () => {
+    const identity = `01${"00".repeat(31)}`; // the neutral point: y = 1
+    expect(() => parseAuditPublicKeyHex(identity)).toThrow(
+      expect.objectContaining({
+        code: "AUDIT_KEY_INVALID",
+        message: expect.stringContaining("found a small-order point"),
+      }),
+    );
   });
 });
