@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
+import { auditFindCommand, auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
+import { auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-options-"));
@@ -77,5 +78,28 @@ describe("keyFromAttestationDocument", () => {
     expect(() => keyFromAttestationDocument(`${header}.${payload}.${b64u(sig)}`)).toThrow(
       'attestation document alg: expected "EdDSA", found "ES256"',
     );
+  });
+});
+
+describe("cloister audit find without --json", () => {
+  it("a prompt that does not match the record's commitment fails with AUDIT_COMMITMENT_MISMATCH", async () => {
+    const requestId = sampleEntries(1)[0]?.requestId as string;
+    writeFileSync(p("opening.txt"), Buffer.from(writer.openingFor(requestId)).toString("hex"));
+    writeFileSync(p("prompt.txt"), "prompt 0 plain");
+    writeFileSync(p("other-prompt.txt"), "prompt 0 other");
+    const find = (promptFile: string) =>
+      auditFindCommand({
+        log: p("a.jsonl"),
+        key: KEY_HEX,
+        requestIdHash: auditRequestIdHash(requestId),
+        openingFile: p("opening.txt"),
+        promptFile,
+        json: false,
+      });
+    await expect(find(p("prompt.txt"))).resolves.toBeUndefined();
+    await expect(find(p("other-prompt.txt"))).rejects.toMatchObject({
+      code: "AUDIT_COMMITMENT_MISMATCH",
+      message: "the record's prompt commitment does not match the given text",
+    });
   });
 });
