@@ -145,6 +145,19 @@ describe("a trusted key's use, key_ops and alg (RFC 7517 §4.2-4.4) are honoured
     },
   );
 
+  it('accepts an Ed25519 key whose alg is RFC 9864\'s fully specified "Ed25519", for signing and verifying', async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const jws = await signManifest(DEV_MANIFEST, { ...pair.privateJwk, alg: "Ed25519" });
+    // The JWS header still says EdDSA (what every verifier here and elsewhere reads).
+    expect(JSON.parse(Buffer.from(jws.split(".")[0] as string, "base64url").toString()).alg).toBe("EdDSA");
+    const trusted = { ...pair.publicJwk, alg: "Ed25519" };
+    expect((await verifyManifest(jws, [trusted])).signerKeyThumbprint).toBe(pair.thumbprint);
+    // A P-256 key is not an Ed25519 one, whatever it says.
+    const p256 = await generateManifestSigningKey("ES256");
+    const wrong = await errorOf(() => verifyManifest(jws, [{ ...p256.publicJwk, alg: "Ed25519" }]));
+    expect(wrong.message).toBe('trusted key 0: alg: expected "ES256" (a P-256 key signs only ES256), found "Ed25519"');
+  });
+
   it("signing: refuses a private key marked for encryption or without the sign operation", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
     const enc = await errorOf(() => signManifest(DEV_MANIFEST, { ...pair.privateJwk, use: "enc" }));
