@@ -773,6 +773,8 @@ export interface Crl {
   readonly entries: readonly CrlEntry[];
   /** crlExtensions by OID (RFC 5280 5.2). */
   readonly extensions: ReadonlyMap<string, Extension>;
+  /** The issuingDistributionPoint extension's fields, read at parse (decodeIssuingDistributionPoint); undefined without one. */
+  readonly issuingDistributionPoint: readonly IdpField[] | undefined;
   readonly signatureAlgorithm: SignatureAlgorithm;
   readonly signature: Uint8Array;
 }
@@ -830,6 +832,7 @@ function parseCrlUnchecked(der: Uint8Array): Crl {
     }
   }
   let extensions: ReadonlyMap<string, Extension> = new Map();
+  let issuingDistributionPoint: readonly IdpField[] | undefined;
   if (fields[i]?.tag === 0xa0) {
     const [extSeq, extra] = derChildren(fields[i++] as DerNode);
     if (extra !== undefined)
@@ -839,8 +842,8 @@ function parseCrlUnchecked(der: Uint8Array): Crl {
       );
     extensions = decodeExtensions(extSeq, "crlExtensions");
     const idp = extensions.get(CRL_OID.issuingDistributionPoint);
-    // Its structure is checked here, at parse; what its scope means, in checkCrlScope.
-    if (idp !== undefined) decodeIssuingDistributionPoint(idp.value);
+    // Its structure is checked and kept here, at parse; what its scope means, in checkCrlScope.
+    if (idp !== undefined) issuingDistributionPoint = decodeIssuingDistributionPoint(idp.value);
   }
   const unexpected = fields[i];
   if (unexpected !== undefined) {
@@ -868,6 +871,7 @@ function parseCrlUnchecked(der: Uint8Array): Crl {
     revokedSerials: new Set(entries.map((e) => e.serial)),
     entries,
     extensions,
+    issuingDistributionPoint,
     signatureAlgorithm,
     signature,
   };
@@ -918,6 +922,12 @@ function checkCrlUsable(crl: Crl, cert: Certificate, role: string): void {
   }
 }
 
+/** One field of an IssuingDistributionPoint: its context tag and name. */
+interface IdpField {
+  readonly tag: number;
+  readonly name: string;
+}
+
 /** The fields of an IssuingDistributionPoint (RFC 5280 5.2.5), by tag, with the name of each. */
 const IDP_FIELDS: ReadonlyMap<number, string> = new Map([
   [0xa0, "distributionPoint"],
@@ -934,7 +944,7 @@ const IDP_FIELDS: ReadonlyMap<number, string> = new Map([
  * when TRUE; and not empty (RFC 5280 5.2.5: "MUST NOT issue CRLs where the DER encoding of the
  * issuing distribution point extension is an empty sequence").
  */
-function decodeIssuingDistributionPoint(value: Uint8Array): { readonly tag: number; readonly name: string }[] {
+function decodeIssuingDistributionPoint(value: Uint8Array): IdpField[] {
   const what = "issuingDistributionPoint";
   const fields = nonEmptyChildren(
     readDerExact(value, TAG.SEQUENCE, what),
@@ -965,7 +975,8 @@ function checkCrlScope(crl: Crl, value: Uint8Array, cert: Certificate, role: str
   let onlyUserCerts = false;
   let onlyCaCerts = false;
   // Its BOOLEANs are present only when TRUE (decodeIssuingDistributionPoint refuses an explicit FALSE).
-  for (const { tag, name } of decodeIssuingDistributionPoint(value)) {
+  // Read at parse; a Crl not made by parseCrl has its extension read here.
+  for (const { tag, name } of crl.issuingDistributionPoint ?? decodeIssuingDistributionPoint(value)) {
     if (tag === 0x81) onlyUserCerts = true;
     else if (tag === 0x82) onlyCaCerts = true;
     else {
