@@ -106,9 +106,10 @@ const CURVE_NAME: Record<ManifestAlg, string> = { EdDSA: "an Ed25519 key", ES256
  * The optional members that restrict what a key is for (RFC 7517 §4.2 `use`, §4.3 `key_ops`, §4.4
  * `alg`), honoured when present: `use` must be "sig", `key_ops` must list `operation`, and `alg`
  * must be the one alg the key's type signs with here (so the JWS header's alg, which verifyManifest
- * requires to be the key type's, equals it too; RFC 9864's `Ed25519` names EdDSA's). A key that says otherwise can never sign or verify
- * a manifest: it is the wrong file, refused when it is given rather than skipped at each use. Null
- * when the key has no such problem (or is not an Ed25519/P-256 key, refused elsewhere).
+ * requires to be the key type's, equals it too; RFC 9864's `Ed25519` names EdDSA's). A key that
+ * says otherwise can never sign or verify a manifest: it is the wrong file, refused when it is given
+ * rather than skipped at each use. Null when the key has no such problem (or is not an
+ * Ed25519/P-256 key, refused elsewhere).
  */
 export function keyUsageProblem(jwk: JWK, operation: "sign" | "verify"): KeyUsageProblem | null {
   const members = jwk as Record<string, unknown>;
