@@ -12,7 +12,7 @@ import {
   parseAuditPublicKeyHex,
   verifyAuditLog,
 } from "../../enclave/pipeline/audit.ts";
-import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
+import { makeWriter, resignRecord, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const KEYS = seededKeyPair(7);
 const OTHER = seededKeyPair(8);
@@ -22,14 +22,6 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 type Line = { record: Record<string, unknown>; sig: string };
 const parse = (line: string) => JSON.parse(line) as Line;
 const hashOf = (record: Record<string, unknown>) => hex(sha256(utf8(canonicalJson(record))));
-
-/** A record line signed by `secretKey` under the record tag, after `mutate`. */
-function signRecord(line: string, secretKey: Uint8Array, mutate: (r: Record<string, unknown>) => void = () => {}) {
-  const { record } = parse(line);
-  mutate(record);
-  const sig = nacl.sign.detached(utf8(`cloister/audit/record/v1\0${canonicalJson(record)}`), secretKey);
-  return { record, line: canonicalJson({ record, sig: hex(sig) }) };
-}
 
 /** A checkpoint line: `checkpoint` signed by the enclave key under `tag` (the checkpoint tag by default). */
 function signCheckpoint(checkpoint: Record<string, unknown>, tag = "cloister/audit/checkpoint/v2\0"): string {
@@ -49,14 +41,14 @@ describe("verifyAuditLog: which chain a bad-signature line fits", () => {
   it("content from another history at the right seq, followed by its own successor → AUDIT_RECORD_ALTERED", () => {
     // Line 1 keeps seq 1 but names another predecessor; line 2 chains to line 1's content. The
     // content fits the chain ahead of it, not the one behind it: altered, not merely re-signed.
-    const x = signRecord(lines[1] as string, OTHER.secretKey, (r) => (r.prevHash = "0".repeat(64)));
-    const y = signRecord(lines[2] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
+    const x = resignRecord(lines[1] as string, OTHER.secretKey, (r) => (r.prevHash = "0".repeat(64)));
+    const y = resignRecord(lines[2] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
     expect(failure([lines[0] as string, x.line, y.line])).toMatchObject({ code: "AUDIT_RECORD_ALTERED", index: 1 });
   });
 
   it("content at another seq that names the right predecessor, followed by its successor → AUDIT_RECORD_ALTERED", () => {
-    const x = signRecord(lines[2] as string, OTHER.secretKey, (r) => (r.seq = 7));
-    const y = signRecord(lines[3] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
+    const x = resignRecord(lines[2] as string, OTHER.secretKey, (r) => (r.seq = 7));
+    const y = resignRecord(lines[3] as string, OTHER.secretKey, (r) => (r.prevHash = hashOf(x.record)));
     expect(failure([lines[0] as string, lines[1] as string, x.line, y.line])).toMatchObject({
       code: "AUDIT_RECORD_ALTERED",
       index: 2,
@@ -152,7 +144,7 @@ describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", (
 describe("recordShapeProblem: each field of a signed record is checked", () => {
   const lines = writeLog(1);
   const malformed = (mutate: (r: Record<string, unknown>) => void) => {
-    const error = failure([signRecord(lines[0] as string, KEYS.secretKey, mutate).line]);
+    const error = failure([resignRecord(lines[0] as string, KEYS.secretKey, mutate).line]);
     expect(error.code).toBe("AUDIT_RECORD_MALFORMED");
     return error.message.replace("audit log line 1: signed record is malformed: ", "");
   };
@@ -203,7 +195,7 @@ describe("recordShapeProblem: each field of a signed record is checked", () => {
   });
 
   it("a tenant of 200 characters is within the format (checked only for its shape, then its chain)", () => {
-    const long = signRecord(lines[0] as string, KEYS.secretKey, (r) => (r.tenant = "k".repeat(200)));
+    const long = resignRecord(lines[0] as string, KEYS.secretKey, (r) => (r.tenant = "k".repeat(200)));
     expect(verifyAuditLog([long.line], KEYS.publicKey)).toMatchObject({ ok: true });
   });
 });

@@ -19,6 +19,7 @@ import {
   fixedClock,
   MODEL_SHA256,
   makeWriter,
+  resignRecord,
   sampleEntries,
   seededKeyPair,
   writeLog,
@@ -31,14 +32,9 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 type Line = { record: Record<string, unknown>; sig: string };
 const parse = (line: string) => JSON.parse(line) as Line;
 const serialise = (l: Line) => canonicalJson(l);
-const RECORD_TAG = new TextEncoder().encode("cloister/audit/record/v1\0");
 
-function resign(line: string, secretKey: Uint8Array, mutate: (r: Record<string, unknown>) => void = () => {}): string {
-  const l = parse(line);
-  mutate(l.record);
-  const bytes = new Uint8Array([...RECORD_TAG, ...new TextEncoder().encode(canonicalJson(l.record))]);
-  return serialise({ record: l.record, sig: hex(nacl.sign.detached(bytes, secretKey)) });
-}
+const resign = (line: string, secretKey: Uint8Array, mutate?: (r: Record<string, unknown>) => void): string =>
+  resignRecord(line, secretKey, mutate).line;
 
 describe("canonical JSON", () => {
   it("sorts keys, drops whitespace and refuses non-integers", () => {

@@ -1,6 +1,6 @@
 /** Deterministic audit writers for the pipeline tests: fixed seeds, fixed clock, fixed commitment key. */
 import nacl from "tweetnacl";
-import { type AuditEntry, AuditWriter } from "../../enclave/pipeline/audit.ts";
+import { type AuditEntry, AuditWriter, canonicalJson } from "../../enclave/pipeline/audit.ts";
 
 export const MODEL_SHA256 = "3e1948399ecab6f7ccc11449939a0b1337439f969f91547e6cd7680b0b9536df";
 export const ATTESTATION_DIGEST = "a".repeat(64);
@@ -103,4 +103,20 @@ export function sampleEntries(n: number, marker = "plain"): AuditEntry[] {
 
 export function writeLog(n: number, writer = makeWriter(), marker = "plain"): string[] {
   return sampleEntries(n, marker).map((e) => writer.record(e).line);
+}
+
+/**
+ * An audit record line signed again by `secretKey` under the record tag, after `mutate` changed its
+ * record (a forger's line: another key, or a record the enclave never wrote).
+ */
+export function resignRecord(
+  line: string,
+  secretKey: Uint8Array,
+  mutate: (r: Record<string, unknown>) => void = () => {},
+): { record: Record<string, unknown>; line: string } {
+  const { record } = JSON.parse(line) as { record: Record<string, unknown> };
+  mutate(record);
+  const bytes = new TextEncoder().encode(`cloister/audit/record/v1\0${canonicalJson(record)}`);
+  const sig = Buffer.from(nacl.sign.detached(bytes, secretKey)).toString("hex");
+  return { record, line: canonicalJson({ record, sig }) };
 }
