@@ -164,9 +164,16 @@ function nameAttributes(node: DerNode): [string, string][] {
       );
     }
     for (const atv of atvs) {
-      const [type, value] = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
+      const fields = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
+      const [type, value] = fields;
       const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
       if (value === undefined) throw new ParseError("X509_BAD_NAME", "Name: attribute without a value");
+      if (fields.length !== 2) {
+        throw new ParseError(
+          "X509_BAD_NAME",
+          `Name: expected each AttributeTypeAndValue to hold 2 fields (type, value), found ${fields.length} at offset ${atv.start}`,
+        );
+      }
       attributes.push([oid, new TextDecoder("utf-8", { fatal: false }).decode(derContent(value))]);
     }
   }
@@ -952,7 +959,7 @@ function decodeIssuingDistributionPoint(value: Uint8Array): IdpField[] {
     "RFC 5280 5.2.5: an issuingDistributionPoint must not be an empty SEQUENCE",
   );
   let previous = -1;
-  return fields.map((field) => {
+  const decoded = fields.map((field) => {
     const name = IDP_FIELDS.get(field.tag);
     const number = field.tag & 0x1f;
     if (name === undefined || number <= previous) {
@@ -967,6 +974,16 @@ function decodeIssuingDistributionPoint(value: Uint8Array): IdpField[] {
     }
     return { tag: field.tag, name };
   });
+  // RFC 5280 5.2.5: "at most one of onlyContainsUserCerts, onlyContainsCACerts, and
+  // onlyContainsAttributeCerts may be set to TRUE".
+  const only = decoded.filter(({ tag }) => tag === 0x81 || tag === 0x82 || tag === 0x85);
+  if (only.length > 1) {
+    throw new ParseError(
+      "CRL_BAD_SCOPE",
+      `${what}: expected at most one of onlyContainsUserCerts, onlyContainsCACerts and onlyContainsAttributeCerts (RFC 5280 5.2.5), found ${only.map(({ name }) => name).join(" and ")}`,
+    );
+  }
+  return decoded;
 }
 
 /** issuingDistributionPoint (RFC 5280 5.2.5): honours onlyContainsUserCerts / onlyContainsCACerts, refuses the rest. */

@@ -206,7 +206,7 @@ describe("CRL structure", () => {
     );
   });
 
-  it("reads an issuingDistributionPoint strictly: fields once, in order, no DEFAULT FALSE encoded, not empty", () => {
+  it("reads an issuingDistributionPoint strictly: fields once, in order, no DEFAULT FALSE encoded, not empty, one only-scope", () => {
     const FALSE = Uint8Array.of(0x00);
     const parse = (...fields: Uint8Array[]) =>
       thrownCode(() => parseCrl(crl({ extensions: [crlNumber, idp(...fields)] })));
@@ -218,6 +218,11 @@ describe("CRL structure", () => {
     expect(parse(encodeTlv(0x81, TRUE), encodeTlv(0x81, TRUE))).toBe("DER_UNEXPECTED_TAG");
     expect(parse(encodeTlv(0x84, TRUE), encodeTlv(0x83, Uint8Array.of(0x07, 0x80)))).toBe("DER_UNEXPECTED_TAG");
     expect(parse(encodeTlv(0x86, TRUE))).toBe("DER_UNEXPECTED_TAG");
+    // RFC 5280 5.2.5: at most one of onlyContainsUserCerts [1], onlyContainsCACerts [2], onlyContainsAttributeCerts [5].
+    expect(parse(encodeTlv(0x81, TRUE), encodeTlv(0x82, TRUE))).toBe("CRL_BAD_SCOPE");
+    expect(parse(encodeTlv(0x81, TRUE), encodeTlv(0x85, TRUE))).toBe("CRL_BAD_SCOPE");
+    expect(parse(encodeTlv(0x82, TRUE), encodeTlv(0x85, TRUE))).toBe("CRL_BAD_SCOPE");
+    expect(parse(encodeTlv(0x82, TRUE), encodeTlv(0x84, TRUE))).toBe("RETURNED");
     // RFC 5280 5.2.5: "MUST NOT issue CRLs where the DER encoding of the issuing distribution point extension is an empty sequence".
     expect(parse()).toBe("DER_MISSING");
   });

@@ -750,6 +750,16 @@ describe("x509 parsing: every malformed certificate, key, algorithm, PEM or CRL 
       () => parseCertificate(certificate({ issuer: der.seq(der.set()) })),
       "X509_BAD_NAME",
     ],
+    [
+      "a Name attribute with a field after its value (AttributeTypeAndValue is type and value only)",
+      () =>
+        parseCertificate(
+          certificate({
+            issuer: der.seq(der.set(der.seq(der.oid(X509_OID.commonName), der.utf8("A"), der.utf8("B")))),
+          }),
+        ),
+      "X509_BAD_NAME",
+    ],
     // RFC 5280 4.2.1.9: no pathLenConstraint unless cA is TRUE.
     [
       "a pathLenConstraint without cA",
