@@ -10,10 +10,13 @@
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
  *    Bare digit runs without separators are not phones (too many false positives).
  *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) separated by spaces,
- *    dots or dashes (mixed too; a 4-4-4-4 number followed by a 3-digit code is replaced with it), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB,
- *    4 Visa, 5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum valid.
- *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (in groups of 4 or compact), 15..34
- *    characters in all, ISO 13616 mod-97 = 1, in either case.
+ *    dots, dashes or line breaks (mixed too; a 4-4-4-4 number followed by a 3-digit code is
+ *    replaced with it), starting with a card network prefix (2-series Mastercard, 3
+ *    Amex/Diners/JCB, 4 Visa, 5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum
+ *    valid.
+ *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (compact, or in groups of 4 separated by
+ *    spaces or line breaks), 15..34 characters in all, ISO 13616 mod-97 = 1, in either case; when
+ *    the groups run on into a short word after the IBAN, its longest valid prefix.
  *  - us_ssn: AAA-GG-SSSS (dashes, dots or spaces, one kind), excluding area 000, 666 and 900..999, group 00 and
  *    serial 0000.
  *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
@@ -103,9 +106,10 @@ interface Detector {
   /** Extra check on the matched text; absent = the shape suffices. */
   readonly valid?: (match: string) => boolean;
   /**
-   * When the whole match fails `valid`: the length of a prefix to check instead (e.g. a card number
-   * followed by its 3-digit security code, which the optional last group took), or null. When the
-   * prefix is valid, the whole match is replaced.
+   * When the whole match fails `valid`: how much of it to replace instead, or null for none. A card
+   * number followed by its 3-digit security code (which the optional last group took) goes whole,
+   * code included; an IBAN whose pattern ran on into the words after it (`… 3201 from me`) goes as
+   * far as its longest valid prefix.
    */
   readonly fallback?: (match: string) => number | null;
 }
@@ -131,18 +135,25 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   ],
   credit_card: [
     {
-      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, groups separated by a space, dot or dash (mixed too);
-      // not inside a longer digit run or dashed number ("1234-4111-…"), but after "ref-".
+      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, groups separated by a space, dot, dash or line break
+      // (mixed too; a line break where text was wrapped); not inside a longer digit run or dashed
+      // number ("1234-4111-…"), but after "ref-".
       regex:
-        /(?<!\d)(?<!\d[.-])(?:\d{13,19}|\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{4}(?:[ .-]\d{3})?|\d{4}[ .-]\d{6}[ .-]\d{4,5})(?!\d)/g,
+        /(?<!\d)(?<!\d[.-])(?:\d{13,19}|\d{4}(?:[ .-]|\r?\n)\d{4}(?:[ .-]|\r?\n)\d{4}(?:[ .-]|\r?\n)\d{4}(?:(?:[ .-]|\r?\n)\d{3})?|\d{4}(?:[ .-]|\r?\n)\d{6}(?:[ .-]|\r?\n)\d{4,5})(?!\d)/g,
       valid: validCard,
-      fallback: (match) => (/^\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{4}[ .-]\d{3}$/.test(match) ? 19 : null),
+      fallback: (match) => {
+        const code = /^(?:\d{4}\D{1,2}){3}\d{4}(\D{1,2}\d{3})$/.exec(match);
+        return code !== null && validCard(match.slice(0, -(code[1] as string).length)) ? match.length : null;
+      },
     },
   ],
   iban: [
     {
-      regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/gi,
+      // Compact or in groups of 4, separated by a space or a line break.
+      regex:
+        /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:(?: |\r?\n)?[A-Z0-9]{4}){2,7}(?:(?: |\r?\n)?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/gi,
       valid: validIban,
+      fallback: longestValidIbanPrefix,
     },
   ],
   us_ssn: [{ regex: /(?<!\d)(?<!\d[.-])\d{3}([-. ])\d{2}\1\d{4}(?!\d)(?![.-]\d)/g, valid: validSsn }],
@@ -306,10 +317,8 @@ function detectInViews(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
             regex.lastIndex += 1;
             continue;
           }
-          // The whole match goes (a card's code included, when its shorter form is the card).
-          if (detectorAccepts(detector, match[0])) {
-            spans.push({ start: match.index, end: match.index + match[0].length, entity });
-          }
+          const length = acceptedLength(detector, match[0]);
+          if (length !== null) spans.push({ start: match.index, end: match.index + length, entity });
         }
       }
     }
@@ -497,8 +506,8 @@ export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): 
   });
 }
 
-/** Longer than any card number, SSN or IBAN as written (34 characters and up to 8 spaces). */
-const SPLIT_WINDOW = 48;
+/** Longer than any card number, SSN or IBAN as written (34 characters and up to 8 separators, a CRLF the longest). */
+const SPLIT_WINDOW = 52;
 /** Joined as typed on, or with the space or dash the split took away. */
 const SPLIT_SEPARATORS = ["", " ", "-"] as const;
 
@@ -508,20 +517,21 @@ function crossesBoundary(entity: PiiEntity, left: string, separator: string, rig
   const boundary = left.length + separator.length;
   for (const detector of DETECTORS[entity]) {
     for (const match of text.matchAll(detector.regex)) {
+      const length = acceptedLength(detector, match[0]);
+      if (length === null) continue;
       const start = match.index;
-      const end = start + match[0].length;
+      const end = start + length;
       if (start >= boundary || end <= boundary) continue;
-      if (!/\d/.test(text.slice(start, boundary)) || !/\d/.test(text.slice(boundary, end))) continue;
-      if (detectorAccepts(detector, match[0])) return true;
+      if (/\d/.test(text.slice(start, boundary)) && /\d/.test(text.slice(boundary, end))) return true;
     }
   }
   return false;
 }
 
-function detectorAccepts(detector: Detector, match: string): boolean {
-  if (detector.valid === undefined || detector.valid(match)) return true;
-  const shorter = detector.fallback?.(match) ?? null;
-  return shorter !== null && detector.valid(match.slice(0, shorter));
+/** How much of `match` is the entity, from its start: all of it, what its fallback gives, or null (none). */
+function acceptedLength(detector: Detector, match: string): number | null {
+  if (detector.valid === undefined || detector.valid(match)) return match.length;
+  return detector.fallback?.(match) ?? null;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------
@@ -543,7 +553,7 @@ export function luhnValid(digits: string): boolean {
 }
 
 function validCard(match: string): boolean {
-  const digits = match.replace(/[ .-]/g, "");
+  const digits = match.replace(/[ .\r\n-]/g, "");
   if (digits.length < 13 || digits.length > 19) return false;
   const two = Number(digits.slice(0, 2));
   const four = Number(digits.slice(0, 4));
@@ -577,7 +587,18 @@ export function ibanValid(compact: string): boolean {
 }
 
 function validIban(match: string): boolean {
-  return ibanValid(match.replace(/ /g, "").toUpperCase());
+  return ibanValid(match.replace(/[ \r\n]/g, "").toUpperCase());
+}
+
+/**
+ * The length of the longest valid IBAN that `match` starts with and that ends before one of its
+ * separators, or null. The pattern takes any group of 4 letters or digits, so after an IBAN whose
+ * length is a multiple of 4 (Austria's 20, Spain's 24, Poland's 28) it runs on into a following word
+ * of 4 or fewer letters (`AT61 1904 3002 3457 3201 from me`), and the whole match is no IBAN.
+ */
+function longestValidIbanPrefix(match: string): number | null {
+  const cuts = [...match.matchAll(/ |\r?\n/g)].map((separator) => separator.index).reverse();
+  return cuts.find((cut) => validIban(match.slice(0, cut))) ?? null;
 }
 
 function validSsn(match: string): boolean {

@@ -50,6 +50,16 @@ const POSITIVES: readonly Row[] = [
   ["iban DE grouped", "iban", "IBAN DE89 3704 0044 0532 0130 00 AND more", "IBAN [REDACTED_IBAN] AND more"],
   ["iban GB compact", "iban", "to GB29NWBK60161331926819.", "to [REDACTED_IBAN]."],
   ["iban FR grouped", "iban", "FR14 2004 1010 0505 0001 3M02 606", "[REDACTED_IBAN]"],
+  // An IBAN whose length is a multiple of 4 ends on a whole group: the pattern runs on into a short
+  // word after it, and the IBAN is its longest valid prefix.
+  ["iban AT before a 4-letter word", "iban", "pay AT61 1904 3002 3457 3201 from me", "pay [REDACTED_IBAN] from me"],
+  ["iban ES before short words", "iban", "ES91 2100 0418 4502 0005 1332 with thanks", "[REDACTED_IBAN] with thanks"],
+  ["iban PL before a 3-letter word", "iban", "PL61 1090 1014 0000 0712 1981 2874 for rent", "[REDACTED_IBAN] for rent"],
+  // Text wrapped between groups.
+  ["iban wrapped", "iban", "IBAN DE89 3704 0044\n0532 0130 00.", "IBAN [REDACTED_IBAN]."],
+  ["iban wrapped, CRLF", "iban", "DE89 3704 0044 0532\r\n0130 00 ok", "[REDACTED_IBAN] ok"],
+  ["card wrapped", "credit_card", "card 4111 1111 1111\n1111 thanks", "card [REDACTED_CREDIT_CARD] thanks"],
+  ["card wrapped before its code, CRLF", "credit_card", "4111 1111 1111 1111\r\n123 cvv", "[REDACTED_CREDIT_CARD] cvv"],
   ["ssn dashed", "us_ssn", "SSN: 123-45-6789", "SSN: [REDACTED_US_SSN]"],
   ["ssn spaced", "us_ssn", "ssn 536 22 1234 on file", "ssn [REDACTED_US_SSN] on file"],
   ["ipv4", "ip_address", "host 192.168.1.10 is up", "host [REDACTED_IP_ADDRESS] is up"],
@@ -215,6 +225,9 @@ const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: str
   ["invalid IBAN checksum", "iban", "DE88 3704 0044 0532 0130 00"],
   ["invalid IBAN compact", "iban", "GB29NWBK60161331926818"],
   ["IBAN shape too short", "iban", "DE89 3704"],
+  ["invalid IBAN before a word, no valid prefix", "iban", "AT61 1904 3002 3457 3202 from me"],
+  ["4-digit numbers one per line", "credit_card", "codes:\n2024\n1234\n5678\n9012\n"],
+  ["two card-like lines, Luhn fails", "credit_card", "4111 1111\n1111 1112"],
   ["ssn area 000", "us_ssn", "000-12-3456"],
   ["ssn area 666", "us_ssn", "666-12-3456"],
   ["ssn area 9xx", "us_ssn", "912-34-5678"],
