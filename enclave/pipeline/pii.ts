@@ -47,8 +47,11 @@
  * PII_DETECTION_ORDER (secret_key, email, iban, credit_card, us_ssn, ip_address, phone) orders the
  * findings and breaks ties between overlapping matches of equal length.
  *
- * Every pattern starts only at the beginning of a run (negative look-behind) and has no nested
- * repetition that can overlap, so matching stays about linear in the text length (measured on
+ * A match that its check refuses (a checksum, an address form) is no entity, but one can start
+ * inside it (`AB12 DE89 3704 …` read as an IBAN from `AB12`), so the search goes on from its next
+ * character. Every pattern starts only at the beginning of a run (negative look-behind), has no
+ * nested repetition that can overlap and, where a check can refuse it, a bounded length, so
+ * matching stays about linear in the text length (measured on
  * 100,000-character adversarial runs: 2..20 ms each; 1 MB of repeated PEM BEGIN lines, which took
  * 1.2 s while each BEGIN searched 16 KiB of anything for its END, takes tens of ms since that search
  * stops at the first dash, which base64 never contains).
@@ -130,7 +133,9 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   phone: [
     { regex: /(?<![\w+])\+[1-9](?:[ .-]?\d){7,14}(?!\w)/g },
     {
-      regex: /(?<![\w+(])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-])/g,
+      // Not after a word character or `+`, but after a parenthesis that opens an aside (`(call
+      // 415-555-2671)`, `((415) 555-2671)`).
+      regex: /(?<![\w+])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-])/g,
     },
   ],
   credit_card: [
@@ -162,6 +167,8 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
     {
       regex: /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?(?![\w:]|\.\d)/g,
       valid: validIpv6,
+      // An address before a colon (`reach 2001:db8::1: it`), which the pattern takes as an empty group.
+      fallback: (match) => (/[^:]:$/.test(match) && validIpv6(match.slice(0, -1)) ? match.length - 1 : null),
     },
     {
       regex:
@@ -308,18 +315,7 @@ function detectInViews(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
     for (const entity of PII_DETECTION_ORDER) {
       if (!wanted.has(entity)) continue;
       for (const detector of DETECTORS[entity]) {
-        // exec on the shared regular expression (matchAll would copy it per call; nothing else
-        // runs in between). A zero-length match, should a pattern ever allow one, is stepped over.
-        const regex = detector.regex;
-        regex.lastIndex = 0;
-        for (let match = regex.exec(view); match !== null; match = regex.exec(view)) {
-          if (match[0] === "") {
-            regex.lastIndex += 1;
-            continue;
-          }
-          const length = acceptedLength(detector, match[0]);
-          if (length !== null) spans.push({ start: match.index, end: match.index + length, entity });
-        }
+        for (const { start, end } of acceptedMatches(detector, view)) spans.push({ start, end, entity });
       }
     }
   }
@@ -516,16 +512,43 @@ function crossesBoundary(entity: PiiEntity, left: string, separator: string, rig
   const text = left + separator + right;
   const boundary = left.length + separator.length;
   for (const detector of DETECTORS[entity]) {
-    for (const match of text.matchAll(detector.regex)) {
-      const length = acceptedLength(detector, match[0]);
-      if (length === null) continue;
-      const start = match.index;
-      const end = start + length;
+    for (const { start, end } of acceptedMatches(detector, text)) {
       if (start >= boundary || end <= boundary) continue;
       if (/\d/.test(text.slice(start, boundary)) && /\d/.test(text.slice(boundary, end))) return true;
     }
   }
   return false;
+}
+
+/**
+ * The entities `detector` finds in `text`, in order: each match its check accepts, whole or as far
+ * as its fallback gives. A match the check refuses is no entity, but one may start inside it: the
+ * pattern took a neighbour for part of the entity (`AB12 DE89 3704 …` read as an IBAN from `AB12`,
+ * `1234 5555 5555 5555 4444` as a card from `1234`), so the search goes on from the match's next
+ * character rather than its end. Matches are bounded in length (some tens of characters; a PEM
+ * block, which has no check, up to 16 KiB), so this stays linear in the text.
+ */
+function* acceptedMatches(detector: Detector, text: string): Generator<{ start: number; end: number }> {
+  // exec on the shared regular expression (matchAll would copy it per call); the caller uses each
+  // result before asking for the next, and nothing else runs in between.
+  const regex = detector.regex;
+  regex.lastIndex = 0;
+  for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
+    const start = match.index;
+    if (match[0] === "") {
+      // A zero-length match, should a pattern ever allow one, is stepped over.
+      regex.lastIndex = start + 1;
+      continue;
+    }
+    const length = acceptedLength(detector, match[0]);
+    if (length === null) {
+      regex.lastIndex = start + 1;
+      continue;
+    }
+    const end = start + length;
+    yield { start, end };
+    regex.lastIndex = end;
+  }
 }
 
 /** How much of `match` is the entity, from its start: all of it, what its fallback gives, or null (none). */
@@ -575,19 +598,11 @@ function validCard(match: string): boolean {
 
 /** ISO 13616 / ISO 7064 mod 97-10 over the compact IBAN. */
 export function ibanValid(compact: string): boolean {
-  if (!/^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(compact)) return false;
-  const rearranged = compact.slice(4) + compact.slice(0, 4);
-  let remainder = 0;
-  for (const ch of rearranged) {
-    const code = ch.charCodeAt(0);
-    const value = code >= 65 ? String(code - 55) : ch;
-    for (const digit of value) remainder = (remainder * 10 + (digit.charCodeAt(0) - 48)) % 97;
-  }
-  return remainder === 1;
+  return /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(compact) && validIbanEnds(compact).at(-1) === compact.length;
 }
 
 function validIban(match: string): boolean {
-  return ibanValid(match.replace(/[ \r\n]/g, "").toUpperCase());
+  return validIbanEnds(match).at(-1) === match.length;
 }
 
 /**
@@ -597,8 +612,42 @@ function validIban(match: string): boolean {
  * of 4 or fewer letters (`AT61 1904 3002 3457 3201 from me`), and the whole match is no IBAN.
  */
 function longestValidIbanPrefix(match: string): number | null {
-  const cuts = [...match.matchAll(/ |\r?\n/g)].map((separator) => separator.index).reverse();
-  return cuts.find((cut) => validIban(match.slice(0, cut))) ?? null;
+  return validIbanEnds(match).findLast((end) => end < match.length) ?? null;
+}
+
+/** 10^6 mod 97: the first four characters of an IBAN are six digits once its letters are numbers. */
+const IBAN_HEAD_SHIFT = 1_000_000 % 97;
+
+/**
+ * Where in `text` (an IBAN as the pattern matched it: letters and digits, with single spaces or
+ * line breaks between groups) a valid IBAN can end, in ascending order: before a separator or at
+ * the end, 15..34 letters and digits in, mod 97-10 (ISO 7064) of the rest then the first four, with
+ * letters as 10..35, equal to 1. One pass without copies: the remainder of the rest grows
+ * character by character, and the first four are put after it at each place checked.
+ */
+function validIbanEnds(text: string): number[] {
+  const ends: number[] = [];
+  let count = 0;
+  let head = 0;
+  let rest = 0;
+  const check = (end: number) => {
+    if (count >= 15 && count <= 34 && (rest * IBAN_HEAD_SHIFT + head) % 97 === 1) ends.push(end);
+  };
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i) | 0x20; // ASCII letters in lower case; digits unchanged
+    let value: number;
+    if (code >= 0x30 && code <= 0x39) value = code - 0x30;
+    else if (code >= 0x61 && code <= 0x7a) value = code - 0x61 + 10;
+    else {
+      if (i > 0 && text[i - 1] !== "\r") check(i); // a CRLF is one separator, checked before its CR
+      continue;
+    }
+    if (count < 4) head = head * (value < 10 ? 10 : 100) + value;
+    else rest = (rest * (value < 10 ? 10 : 100) + value) % 97;
+    count++;
+  }
+  check(text.length);
+  return ends;
 }
 
 function validSsn(match: string): boolean {
