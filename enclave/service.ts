@@ -154,6 +154,14 @@ export interface StreamedAnswer {
 /** Audit lines the host has not collected yet; beyond this the enclave refuses new requests. */
 export const MAX_AUDIT_BACKLOG = 10_000;
 
+/**
+ * The most audit lines one `GET /audit` answer carries (about 1 MB of JSON, 1.7 MB at the longest
+ * lines): a backlog is handed over in pages, so neither the enclave's event loop (it builds the
+ * answer synchronously, between frames of the answers under way) nor the host's memory ever holds
+ * the whole of it at once. A host that gets a page with lines asks again at once.
+ */
+export const AUDIT_PAGE_MAX_LINES = 1000;
+
 export class Enclave {
   private readonly replayGuard = new ReplayGuard();
   private readonly requestPolicy: CompiledRequestPolicy;
@@ -207,8 +215,9 @@ export class Enclave {
   }
 
   /**
-   * Audit lines from `from` on, for the host to store. Asking for `from` acknowledges every line
-   * before it: those are dropped here. Lines are never dropped unacknowledged; when the host stops
+   * Audit lines from `from` on, for the host to store: the first AUDIT_PAGE_MAX_LINES of them, and
+   * `next`, the one to ask for after them. Asking for `from` acknowledges every line before it:
+   * those are dropped here. Lines are never dropped unacknowledged; when the host stops
    * collecting, the enclave refuses new requests instead (AUDIT_BACKLOG_FULL).
    */
   collectAudit(
@@ -218,14 +227,19 @@ export class Enclave {
     // Only an acknowledgement for *this* boot drops lines: a collector still counting records of a
     // previous boot (the enclave restarted) must not make this boot's unread records disappear.
     if (boot === this.documentDigest) {
-      while (this.auditBacklog.length > 0 && (this.auditBacklog[0]?.seq ?? 0) < from) this.auditBacklog.shift();
+      const kept = this.auditBacklog.findIndex((e) => e.seq >= from);
+      this.auditBacklog.splice(0, kept === -1 ? this.auditBacklog.length : kept);
     }
+    // The backlog's seqs run on without a gap (writeAudit numbers each line it keeps), so the page
+    // is from..next-1, and `next` is the record to ask for after it (auditNext once it is the last).
+    const page = this.auditBacklog.slice(0, AUDIT_PAGE_MAX_LINES);
+    const first = page[0]?.seq ?? this.auditNext;
     return {
       boot: this.documentDigest,
       signingKey: toHex(this.publicKeys.signing),
-      from: this.auditBacklog[0]?.seq ?? this.auditNext,
-      lines: this.auditBacklog.map((e) => e.line),
-      next: this.auditNext,
+      from: first,
+      lines: page.map((e) => e.line),
+      next: first + page.length,
     };
   }
 

@@ -108,24 +108,26 @@ async function isBootingAnswer(response: Response): Promise<boolean> {
 const COLLECT_TIMEOUT_MS = 10_000;
 
 /**
- * The most collections stop() runs (the last records of a host's answers take two or three: the
- * records, their acknowledgement, and those written meanwhile); past it an enclave still writing
- * records is left with them.
+ * The most collections stop() runs; past it an enclave still writing records is left with them.
+ * The enclave hands its backlog over in pages of AUDIT_PAGE_MAX_LINES (1,000; enclave/service.ts),
+ * one per collection: its largest backlog, MAX_AUDIT_BACKLOG (10,000) records and one for each
+ * request still under way (at most one per connection: ENCLAVE_MAX_CONNECTIONS, 16,384;
+ * enclave/run.ts), takes 27 collections, and the last records of a host's answers two or three
+ * more (the records, their acknowledgement, and those written meanwhile).
+ * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
  */
-const STOP_MAX_COLLECTIONS = 16;
+export const STOP_MAX_COLLECTIONS = 48;
 
 /**
- * The largest `/audit` answer the host reads (64 MiB): past it the answer is refused (the rest left
+ * The largest `/audit` answer the host reads (4 MiB): past it the answer is refused (the rest left
  * unread, the connection closed), nothing of it is stored, and the next collection asks again. The
- * enclave answers with its whole backlog of unacknowledged records, which it lets grow to
- * MAX_AUDIT_BACKLOG (10,000; enclave/service.ts) before refusing new requests, plus one record for
- * each request already under way (at most one per connection: ENCLAVE_MAX_CONNECTIONS, 16,384;
- * enclave/run.ts). A record line takes at most about 1.7 KB in the answer (about 1 KB usually), so
- * the largest answer an enclave gives is about 26,384 × 1.7 KB ≈ 45 MB: every one fits, and a
+ * enclave answers with a page of at most AUDIT_PAGE_MAX_LINES (1,000; enclave/service.ts) of its
+ * unacknowledged records; a record line takes at most about 1.7 KB in the answer (about 1 KB
+ * usually), so the largest answer an enclave gives is about 1.7 MB: every one fits, and a
  * misbehaving enclave (or whatever answers at --enclave-url) cannot make the host buffer more.
  * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
  */
-export const AUDIT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
+export const AUDIT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
 const utf8 = new TextDecoder();
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import type { AuditEntry } from "../../enclave/pipeline/audit.ts";
-import { type Enclave, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import { AUDIT_PAGE_MAX_LINES, type Enclave, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
@@ -114,17 +114,26 @@ describe("enclave: audit records the host does not collect", () => {
         kind: "complete",
         body: { prompt: "refused" },
       });
-      const next = enclave.collectAudit(0).next;
       const refused = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(EnclaveError);
       expect(refused).toMatchObject({ code: "AUDIT_BACKLOG_FULL", status: 503 });
-      expect(enclave.collectAudit(0).next).toBe(next);
       expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
       expect(engine.generations).toBe(2);
 
-      // Once the host collects (acknowledges) the records, the same envelope is answered.
-      expect(enclave.collectAudit(next).lines).toEqual([]);
+      // The host collects the backlog a page at a time, each request acknowledging the page before:
+      // every record once, in order, and never more than a page in one answer.
+      const seqs: number[] = [];
+      let from = 0;
+      for (let batch = enclave.collectAudit(from); batch.lines.length > 0; batch = enclave.collectAudit(from)) {
+        expect(batch).toMatchObject({ from, next: from + batch.lines.length });
+        expect(batch.lines.length).toBe(Math.min(AUDIT_PAGE_MAX_LINES, MAX_AUDIT_BACKLOG - from));
+        seqs.push(...batch.lines.map((line) => (JSON.parse(line) as { record: { seq: number } }).record.seq));
+        from = batch.next;
+      }
+      expect(seqs).toEqual(Array.from({ length: MAX_AUDIT_BACKLOG }, (_, i) => i));
       expect(enclave.auditPending).toBe(0);
+
+      // Once the host has collected (acknowledged) the records, the same envelope is answered.
       const answer = await enclave.handleSealed(envelope, null, new AbortController().signal);
       const events: ResponseEvent[] = [];
       for await (const event of openResponseFrames(context, answer.frames)) events.push(event);

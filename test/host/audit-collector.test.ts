@@ -13,8 +13,14 @@ import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
-import { MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
-import { AUDIT_BATCH_MAX_BYTES, AuditCollector, AuditDirError, prepareAuditDir } from "../../host/audit-collector.ts";
+import { AUDIT_PAGE_MAX_LINES, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import {
+  AUDIT_BATCH_MAX_BYTES,
+  AuditCollector,
+  AuditDirError,
+  prepareAuditDir,
+  STOP_MAX_COLLECTIONS,
+} from "../../host/audit-collector.ts";
 import { readAuditLines } from "../../host/audit-store.ts";
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
@@ -32,12 +38,13 @@ afterEach(async () => {
 
 /**
  * An enclave's audit backlog as enclave/service.ts keeps it: records stay until a request for
- * this boot acknowledges them (`from` past them); every answer re-sends all unacknowledged ones.
- * `down` makes its /audit unreachable; `downAfterAnswer` after its next answer.
+ * this boot acknowledges them (`from` past them); every answer re-sends the unacknowledged ones,
+ * at most `page` of them. `down` makes its /audit unreachable; `downAfterAnswer` after its next
+ * answer.
  */
-function backlogEnclave() {
+function backlogEnclave(page = AUDIT_PAGE_MAX_LINES) {
   const writer = makeWriter();
-  const entries = sampleEntries(50);
+  const entries = sampleEntries(STOP_MAX_COLLECTIONS + 16);
   const backlog: { seq: number; line: string }[] = [];
   let next = 0;
   const enclave = {
@@ -59,12 +66,14 @@ function backlogEnclave() {
       const from = Number(query.get("from"));
       if (query.get("boot") === BOOT) while (backlog.length > 0 && backlog[0]!.seq < from) backlog.shift();
       if (enclave.downAfterAnswer) enclave.down = true;
+      const lines = backlog.slice(0, page);
+      const first = lines[0]?.seq ?? next;
       const answer = JSON.stringify({
         boot: BOOT,
         signingKey: KEY,
-        from: backlog[0]?.seq ?? next,
-        lines: backlog.map((e) => e.line),
-        next,
+        from: first,
+        lines: lines.map((e) => e.line),
+        next: first + lines.length,
       });
       enclave.inFlight += 1;
       try {
@@ -300,12 +309,28 @@ describe("audit collector: stop()", () => {
     const { c, errors, file } = await collector(enclave.fetch);
     await c.stop();
     expect(errors).toEqual([
-      'audit: stopped collecting from "http://enclave.invalid" after 16 collections at shutdown, the enclave still writing records; the ones not collected stay in the enclave',
+      `audit: stopped collecting from "http://enclave.invalid" after ${STOP_MAX_COLLECTIONS} collections at shutdown, the enclave still writing records; the ones not collected stay in the enclave`,
     ]);
-    // Sixteen answers, one record each, all stored; the enclave keeps the last one (stored, its
+    // One record per answer, all stored; the enclave keeps the last one (stored, its
     // acknowledgement never sent: a restarted host skips it) and the one written at that answer.
-    await expectWholeLog(file, 16);
+    await expectWholeLog(file, STOP_MAX_COLLECTIONS);
     expect(enclave.pending).toBe(2);
+  });
+
+  it("a backlog longer than a page is collected whole, a page per collection, and at stop", async () => {
+    const enclave = backlogEnclave(3);
+    enclave.write(10);
+    const { c, errors, file } = await collector(enclave.fetch);
+    // Each page that holds lines is followed by another collection at once (it acknowledges them).
+    await c.collect();
+    for (let i = 0; i < 100 && enclave.pending > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(enclave.pending).toBe(0);
+    await expectWholeLog(file, 10);
+    enclave.write(8);
+    await c.stop();
+    expect(enclave.pending).toBe(0);
+    await expectWholeLog(file, 18);
+    expect(errors).toEqual([]);
   });
 });
 
@@ -501,9 +526,14 @@ describe("audit collector: the size of the enclave's answer", () => {
       usage: { promptTokens: Number.MAX_SAFE_INTEGER, completionTokens: Number.MAX_SAFE_INTEGER },
     }).line;
     const perLine = Buffer.byteLength(JSON.stringify(line)) + 16 + 1;
-    // The backlog the enclave keeps before refusing requests, and one record per request under way.
-    const lines = MAX_AUDIT_BACKLOG + ENCLAVE_MAX_CONNECTIONS;
-    expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(lines * perLine + 1024);
+    expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(AUDIT_PAGE_MAX_LINES * perLine + 1024);
+  });
+
+  it("stop() collects long enough for the largest backlog an enclave keeps, a page at a time", () => {
+    // The backlog the enclave keeps before refusing requests, and one record per request under way;
+    // then the acknowledgement of the last page and the records written meanwhile.
+    const pages = Math.ceil((MAX_AUDIT_BACKLOG + ENCLAVE_MAX_CONNECTIONS) / AUDIT_PAGE_MAX_LINES);
+    expect(STOP_MAX_COLLECTIONS).toBeGreaterThanOrEqual(pages + 3);
   });
 });
 
