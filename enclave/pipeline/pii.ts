@@ -4,7 +4,8 @@
  * (`[REDACTED_EMAIL]`), blocks the request naming only the entity types, or leaves it untouched.
  *
  * Detectors (each a regular expression for the shape plus, where one exists, a checksum):
- *  - email: local@domain.tld (dot-separated labels, alphabetic TLD of 2..63).
+ *  - email: local@domain.tld (dot-separated labels, alphabetic TLD of 2..63), in the scripts that put
+ *    spaces between words (`иван@пример.рф`; see emailRegex).
  *  - phone: international `+<country><digits>` with 8..15 digits in all (E.164) and single
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
@@ -120,14 +121,14 @@ interface Detector {
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   email: [
     {
-      // The local part as RFC 5322 allows it (atext: `o'connor`, `a&b`, `x/y`) with the letters of
-      // the Latin script (RFC 6531: `josé.garcía`), matched from its first character: started after
-      // an apostrophe or an accented letter, the match left the rest of the name in the prompt. No
-      // length bound, so a long run before the `@` is redacted with the address, not the address
-      // missed. Domain labels in Latin letters (`münchen.de`), the top-level domain in ASCII. Local
-      // parts and domains in other scripts (`иван@пример.рф`) are not detected.
-      regex:
-        /(?<![\p{Script=Latin}\p{M}0-9!#$%&'*+/=?^_`{|}~.-])[\p{Script=Latin}\p{M}0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[\p{Script=Latin}\p{M}0-9](?:[\p{Script=Latin}\p{M}0-9-]{0,61}[\p{Script=Latin}\p{M}0-9])?\.)+[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9-])/gu,
+      // The local part as RFC 5322 allows it (atext: `o'connor`, `a&b`, `x/y`) with letters of the
+      // scripts that put spaces between words (RFC 6531: `josé.garcía`, `иван`), matched from its
+      // first character: started after an apostrophe or an accented letter, the match left the rest
+      // of the name in the prompt. No length bound, so a long run before the `@` is redacted with
+      // the address, not the address missed. Domain labels in the same letters (`münchen.de`,
+      // `пример.рф`), the top-level domain in ASCII letters or in letters of one of those scripts
+      // other than Latin (`рф`, `ελ`, `भारत`).
+      regex: emailRegex(),
     },
   ],
   phone: [
@@ -202,6 +203,25 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
     { regex: /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g },
   ],
 };
+
+/**
+ * The e-mail pattern (a v-mode regular expression, for its class intersections). Letters are those
+ * of the scripts that put spaces between words, where an address has a start: Latin, Cyrillic,
+ * Greek, Armenian, Georgian, Hebrew, Arabic and Devanagari, with combining marks. Chinese, Japanese,
+ * Thai and the like write no spaces between words: an address in their letters would run back into
+ * the sentence before it, so only its ASCII or other letters are taken (`请联系张三john@…`).
+ */
+function emailRegex(): RegExp {
+  const nonLatin = String.raw`\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Georgian}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}`;
+  // Letters and digits of those scripts (not their punctuation: `۔`, `׃`), and combining marks.
+  const word = String.raw`[[\p{Script=Latin}${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}0-9`;
+  const atext = String.raw`!#$%&'*+\/=?^_\`\{\|\}~.\-`;
+  const tld = String.raw`[A-Za-z]{2,63}|[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}`;
+  return new RegExp(
+    String.raw`(?<![${word}${atext}])[${word}${atext}]+@(?:[${word}](?:[${word}\-]{0,61}[${word}])?\.)+(?:${tld})(?![${word}\-])`,
+    "gv",
+  );
+}
 
 function checkEntities(entities: readonly string[]): void {
   for (const entity of entities) {

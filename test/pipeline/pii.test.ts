@@ -29,6 +29,13 @@ const POSITIVES: readonly Row[] = [
   ["email, umlaut", "email", "hans.müller@firma.de", "[REDACTED_EMAIL]"],
   ["email, atext symbols", "email", "to a&b!c#d=e/f~g|h*i@example.com now", "to [REDACTED_EMAIL] now"],
   ["email, Latin domain", "email", "an info@münchen.de", "an [REDACTED_EMAIL]"],
+  // RFC 6531 addresses in scripts that put spaces between words; the TLD in ASCII or in the script.
+  ["email, Cyrillic", "email", "пишите иван@пример.рф сегодня", "пишите [REDACTED_EMAIL] сегодня"],
+  ["email, Cyrillic domain", "email", "ivan.petrov@почта.рф", "[REDACTED_EMAIL]"],
+  ["email, Greek", "email", "στο χρήστης@παράδειγμα.ελ.", "στο [REDACTED_EMAIL]."],
+  ["email, Hebrew", "email", "שלום@דוגמה.ישראל", "[REDACTED_EMAIL]"],
+  ["email, Devanagari (with vowel signs)", "email", "उपयोगकर्ता@उदाहरण.भारत", "[REDACTED_EMAIL]"],
+  ["email, Arabic, before an Urdu full stop", "email", "مستخدم@مثال.مصر۔", "[REDACTED_EMAIL]۔"],
   ["email, long local part", "email", `${"x".repeat(80)}@example.com`, "[REDACTED_EMAIL]"],
   ["email, CJK around it", "email", "请联系张三john@example.com确认", "请联系张三[REDACTED_EMAIL]确认"],
   // Ideographic full stops are dots in domain names (UTS #46); the model gets them as written.
@@ -220,6 +227,8 @@ const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: str
   ["no TLD", "email", "user@localhost"],
   ["handle", "email", "ping @someone on chat"],
   ["decorator", "email", "use @Component in Angular"],
+  ["Cyrillic handle", "email", "Напишите мне: @иван в телеграме"],
+  ["Cyrillic word, @, number", "email", "цена@100руб"],
   ["short international", "phone", "+12345"],
   ["order number without separators", "phone", "order 4155552671 shipped"],
   ["US area code starting 1", "phone", "123-456-7890"],
