@@ -13,12 +13,16 @@ import { toHex } from "../../attestation/bytes.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect, verifyReceipt } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
-import { listen } from "../../enclave/http.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
-import { closeServers, connectTo, devPolicy, OK, type Script } from "./helpers.ts";
+import { closeServers, connectTo, devPolicy, OK, type Script, serve } from "./helpers.ts";
 
-afterEach(closeServers);
+/** Enclaves booted by a test, closed after it. */
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await closeServers();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
 
 describe("Session.auditCheckpoint", () => {
   it("returns the verified head of the enclave's log, signed by the attested key, fresh on every call", async () => {
@@ -109,6 +113,22 @@ describe("Session: verifies the enclave again once its verification is old", () 
     expect(paths.filter((p) => p === "/sealed").length).toBe(4);
   });
 
+  it("is fresh until one millisecond before reattestAfterMs and stale exactly at it (or 1 ms in the past)", async () => {
+    let clock = Date.now();
+    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
+    const attestations = () => paths.filter((p) => p === "/attestation").length;
+    const verifiedAt = clock;
+    clock = verifiedAt + 59_999;
+    await session.complete("hello");
+    expect(attestations()).toBe(1);
+    clock = verifiedAt + 60_000;
+    await session.complete("hello");
+    expect(attestations()).toBe(2);
+    clock -= 1; // one millisecond before the last verification
+    await session.complete("hello");
+    expect(attestations()).toBe(3);
+  });
+
   it("sends nothing when the new verification fails", async () => {
     let clock = Date.now();
     const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
@@ -147,46 +167,126 @@ describe("Session: verifies the enclave again once its verification is old", () 
   });
 });
 
+/**
+ * Two enclaves the dev policy accepts alike (same measurement, manifest and model), each with its
+ * own keys, behind a stand-in host that sends every path to `host.target` (A's URL at first) and
+ * lists the paths asked for; `host.sealed`, when set, forwards POST /v1/sealed in its stead (to hold
+ * or reroute it). A session is connected to A through it, on the clock `host.clock`.
+ */
+async function twoEnclavesBehindHost() {
+  const enclaves = await Promise.all([0, 1].map(() => bootWith(new ScriptedEngine(() => OK))));
+  cleanups.push(...enclaves.map((enclave) => () => enclave.close()));
+  const [a, b] = enclaves as [(typeof enclaves)[0], (typeof enclaves)[0]];
+  const urls = { a: await serve(createEnclaveApp(a).fetch), b: await serve(createEnclaveApp(b).fetch) };
+  const forward = fetchTransport(fetch);
+  const host = {
+    target: urls.a,
+    clock: Date.now(),
+    paths: [] as string[],
+    sealed: undefined as Transport | undefined,
+  };
+  const session = await connect({
+    url: "http://enclave.test",
+    policy: await devPolicy(),
+    apiKey: "unused",
+    now: () => new Date(host.clock),
+    transport: (url, request) => {
+      const path = new URL(url).pathname.replace(/^\/v1\//, "/");
+      host.paths.push(path);
+      const send = path === "/sealed" && host.sealed !== undefined ? host.sealed : forward;
+      return send(`${host.target}${path}`, request);
+    },
+  });
+  expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(a.publicKeys.signing));
+  return { session, host, urls, forward, enclaves: { a, b } };
+}
+
 describe("Session: a receipt is checked against the enclave its request was sealed to", () => {
   it("accepts the answer of enclave A after the session re-attested to enclave B while it streamed", async () => {
-    // Two enclaves the policy accepts alike (same measurement, manifest and model), with their own keys.
-    const enclaves = await Promise.all([0, 1].map(() => bootWith(new ScriptedEngine(() => OK))));
-    const [a, b] = enclaves as [(typeof enclaves)[0], (typeof enclaves)[0]];
-    const urls = await Promise.all(
-      enclaves.map(async (enclave) => {
-        const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
-        return { url: server.url, close: () => server.close() };
-      }),
-    );
-    try {
-      let target = urls[0]!.url; // where the stand-in host sends every path
-      const inner = fetchTransport(fetch);
-      const session = await connect({
-        url: "http://enclave.test",
-        policy: await devPolicy(),
-        apiKey: "unused",
-        transport: (url, request) => inner(`${target}${new URL(url).pathname.replace(/^\/v1\//, "/")}`, request),
-      });
-      expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(a.publicKeys.signing));
+    const { session, host, urls, enclaves } = await twoEnclavesBehindHost();
+    const { a, b } = enclaves;
+    const stream = session.completeStream("hello");
+    const first = await stream.next();
+    expect(first.value).toEqual({ type: "text", text: "ok" });
+    // Sealed to A and answered by A; meanwhile the session verifies again and finds B.
+    host.target = urls.b;
+    await session.attest();
+    expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(b.publicKeys.signing));
+    const rest: unknown[] = [];
+    for (let next = await stream.next(); next.done !== true; next = await stream.next()) rest.push(next.value);
+    expect(rest).toEqual([expect.objectContaining({ type: "done", finishReason: "stop" })]);
+    const { receipt } = rest[0] as { receipt: string };
+    expect((await verifyReceipt(receipt, a.publicKeys.signing)).line).toBe(receipt);
+    await expect(verifyReceipt(receipt, b.publicKeys.signing)).rejects.toMatchObject({ code: "RECEIPT_INVALID" });
+    // The next request is sealed to B and its receipt is B's.
+    expect((await session.complete("hello")).text).toBe("ok");
+  });
+});
 
-      const stream = session.completeStream("hello");
-      const first = await stream.next();
-      expect(first.value).toEqual({ type: "text", text: "ok" });
-      // Sealed to A and answered by A; meanwhile the session verifies again and finds B.
-      target = urls[1]!.url;
-      await session.attest();
-      expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(b.publicKeys.signing));
-      const rest: unknown[] = [];
-      for (let next = await stream.next(); next.done !== true; next = await stream.next()) rest.push(next.value);
-      expect(rest).toEqual([expect.objectContaining({ type: "done", finishReason: "stop" })]);
-      const { receipt } = rest[0] as { receipt: string };
-      expect((await verifyReceipt(receipt, a.publicKeys.signing)).line).toBe(receipt);
-      await expect(verifyReceipt(receipt, b.publicKeys.signing)).rejects.toMatchObject({ code: "RECEIPT_INVALID" });
-      // The next request is sealed to B and its receipt is B's.
-      expect((await session.complete("hello")).text).toBe("ok");
-    } finally {
-      for (const server of urls) await server.close();
-      for (const enclave of enclaves) await enclave.close();
-    }
+describe("Session: the host reports WRONG_ENCLAVE_KEY (the enclave's keys changed)", () => {
+  const count = (paths: string[], path: string) => paths.filter((p) => p === path).length;
+
+  it("re-attests once for one request, never twice in a row, even when the key changed again", async () => {
+    const { session, host, urls, forward } = await twoEnclavesBehindHost();
+    // A pool's host that sends each sealed request to the other enclave: every send is refused.
+    host.sealed = (url, request) => {
+      host.target = host.target === urls.a ? urls.b : urls.a;
+      return forward(url.replace(/^http:\/\/[^/]+/, host.target), request);
+    };
+    const error = await session.complete("hello").catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "ClientError", code: "WRONG_ENCLAVE_KEY", origin: "host" });
+    // Sealed to A (refused by B), one verification (finds B), resealed to B (refused by A): no more.
+    expect(count(host.paths, "/attestation")).toBe(2);
+    expect(count(host.paths, "/sealed")).toBe(2);
+  });
+
+  it("a request refused after another one re-attested reseals to the new key without attesting again", async () => {
+    const { session, host, urls, forward } = await twoEnclavesBehindHost();
+    // Both requests are sealed to A; B refuses both. The second refusal is held until the first
+    // request has re-attested (to B) and been answered.
+    host.target = urls.b;
+    let calls = 0;
+    let releaseFirst = () => {};
+    let releaseSecond = () => {};
+    host.sealed = (url, request) => {
+      calls++;
+      if (calls > 2) return forward(url, request);
+      return new Promise((resolve) => {
+        const send = () => resolve(forward(url, request));
+        if (calls === 1) releaseFirst = send;
+        else {
+          releaseSecond = send;
+          releaseFirst();
+        }
+      });
+    };
+    const first = session.complete("one");
+    const second = session.complete("two");
+    expect((await first).text).toBe("ok");
+    expect(count(host.paths, "/attestation")).toBe(2);
+    releaseSecond();
+    expect((await second).text).toBe("ok");
+    expect(count(host.paths, "/attestation")).toBe(2);
+    expect(count(host.paths, "/sealed")).toBe(4);
+  });
+
+  it("a request refused after the session's verification failed meanwhile verifies again, then reseals", async () => {
+    const { session, host, urls, forward } = await twoEnclavesBehindHost();
+    const held: (() => void)[] = [];
+    host.sealed = (url, request) =>
+      new Promise((resolve) => held.push(() => resolve(forward(url.replace(urls.a, host.target), request))));
+    const answer = session.complete("hello");
+    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // While the request (sealed to A) is on its way, a verification fails: out of the clock skew.
+    host.clock += 10 * 60_000;
+    await expect(session.attest()).rejects.toMatchObject({ kind: "attestation" });
+    expect(session.attested).toBe(false);
+    host.clock -= 10 * 60_000;
+    host.target = urls.b;
+    host.sealed = undefined;
+    held.shift()?.();
+    expect((await answer).text).toBe("ok");
+    expect(count(host.paths, "/attestation")).toBe(3);
+    expect(session.attested).toBe(true);
   });
 });
