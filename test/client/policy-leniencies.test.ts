@@ -120,3 +120,43 @@ describe("messages say what is wrong with the value found", () => {
     );
   });
 });
+
+describe("every field is required, bounded, and nothing else is taken", () => {
+  const at = (path: string[], value: unknown): unknown => {
+    const policy = structuredClone(base) as unknown as Record<string, unknown>;
+    let parent = policy;
+    for (const key of path.slice(0, -1)) parent = parent[key] as Record<string, unknown>;
+    const last = path.at(-1) as string;
+    if (value === undefined) delete parent[last];
+    else parent[last] = value;
+    return policy;
+  };
+  const refused: [string, string[], unknown][] = [
+    ["version 2", ["version"], 2],
+    ["no version", ["version"], undefined],
+    ["maxClockSkewSeconds 0", ["freshness", "maxClockSkewSeconds"], 0],
+    ["maxClockSkewSeconds 3601", ["freshness", "maxClockSkewSeconds"], 3601],
+    ["maxClockSkewSeconds 1.5", ["freshness", "maxClockSkewSeconds"], 1.5],
+    ["no maxClockSkewSeconds", ["freshness", "maxClockSkewSeconds"], undefined],
+    ["no trustedSigners", ["manifest", "trustedSigners"], []],
+    ["no allowedModelDigests", ["manifest", "allowedModelDigests"], []],
+    ["no allowedServices", ["manifest", "allowedServices"], []],
+    ["an empty service name", ["manifest", "allowedServices"], [""]],
+    ["an empty key x", ["manifest", "trustedSigners"], [{ ...OPERATOR, x: "" }]],
+    ["allowedServices absent", ["manifest", "allowedServices"], undefined],
+    ["a skip without a reason", ["manifest", "allowedServices"], { skip: {} }],
+    ["an unknown top-level field", ["extra"], true],
+    ["an unknown manifest field", ["manifest", "extra"], true],
+    ["an unknown freshness field", ["freshness", "extra"], true],
+  ];
+  it.each(refused)("refuses %s (POLICY_INVALID)", (_name, path, value) => {
+    expect(refusal(at(path, value))).toMatch(/^client policy: /);
+  });
+
+  it("accepts the bounds themselves: maxClockSkewSeconds 1 and 3600", () => {
+    for (const seconds of [1, 3600]) {
+      const policy = parseClientPolicy(at(["freshness", "maxClockSkewSeconds"], seconds));
+      expect(policy.freshness.maxClockSkewSeconds).toBe(seconds);
+    }
+  });
+});
