@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
+import { VerifiedEnclave } from "../../attestation/document.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { createProxyApp, enclaveChangeLine } from "../../client/proxy.ts";
 import { connect } from "../../client/sdk.ts";
@@ -19,11 +20,12 @@ import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
 import { ScriptedEngine } from "../enclave/helpers.ts";
-import { OK } from "./helpers.ts";
+import { closeServers, connectTo, OK } from "./helpers.ts";
 
 const servers: RunningServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
+  await closeServers();
 });
 const OTHER_SHA = "c".repeat(64);
 const TOKEN = "t".repeat(32);
@@ -171,9 +173,52 @@ describe("the model an app names is the model of the enclave its request is seal
     await expect(session.complete("hello")).resolves.toMatchObject({ finishReason: expect.any(String) });
   });
 
+  it("SDK: expectModel names the service too: the attested model file under another service is MODEL_MISMATCH", async () => {
+    const { session, paths } = await connectTo();
+    const file = session.enclave.manifest.model.file;
+    const error = await session
+      .complete("hello", { expectModel: { service: "another-service", file } })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "attestation", code: "MODEL_MISMATCH", stage: "manifest" });
+    expect(paths).not.toContain("/sealed");
+    await expect(
+      session.complete("hello", { expectModel: { service: DEV_MANIFEST.service.name, file } }),
+    ).resolves.toMatchObject({ text: "ok" });
+  });
+
   it("SDK: expectModel that is not two strings is BAD_OPTION", async () => {
     const { session } = await twoEnclaves();
-    const error = await session.complete("hello", { expectModel: { service: 1 } as never }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: "BAD_OPTION", field: "expectModel" });
+    for (const expectModel of [{ service: 1 }, { service: 1, file: "model-a.gguf" }, { service: "s", file: null }]) {
+      const error = await session.complete("hello", { expectModel: expectModel as never }).catch((e: unknown) => e);
+      expect(error, JSON.stringify(expectModel)).toMatchObject({ code: "BAD_OPTION", field: "expectModel" });
+    }
+  });
+});
+
+describe("enclaveChangeLine: cloister proxy's log line for another enclave", () => {
+  const verified = (documentDigest: string, file: string, sha256: string) =>
+    VerifiedEnclave.create({
+      tee: "sev-snp",
+      simulated: true,
+      measurement: "00".repeat(48),
+      reportData: "00".repeat(64),
+      sealingPublicKey: new Uint8Array(32),
+      signingPublicKey: new Uint8Array(32),
+      manifestDigest: "c".repeat(64),
+      documentDigest,
+      manifest: { service: { name: "svc", version: "1" }, model: { file, sha256 } } as never,
+      details: {},
+    });
+  const now = new Date("2026-01-02T03:04:05.000Z");
+  const modelChanged = (previous: VerifiedEnclave | null, enclave: VerifiedEnclave) =>
+    JSON.parse(enclaveChangeLine(enclave, previous, now) ?? "null")?.modelChanged;
+
+  it("says whether the model changed: its file or its digest, null the first time; nothing for the same document", () => {
+    const first = verified("1".repeat(64), "a.gguf", "a".repeat(64));
+    expect(modelChanged(null, first)).toBeNull();
+    expect(enclaveChangeLine(verified("1".repeat(64), "a.gguf", "a".repeat(64)), first, now)).toBeNull();
+    expect(modelChanged(first, verified("2".repeat(64), "a.gguf", "a".repeat(64)))).toBe(false);
+    expect(modelChanged(first, verified("2".repeat(64), "b.gguf", "a".repeat(64)))).toBe(true);
+    expect(modelChanged(first, verified("2".repeat(64), "a.gguf", "b".repeat(64)))).toBe(true);
   });
 });

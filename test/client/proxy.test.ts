@@ -34,8 +34,11 @@ async function proxyFor(script?: Script, wrap: (session: Session) => Session = (
   return { url, model, post, get, log };
 }
 
-/** The session, with every done event its chat and completeStream hand the proxy kept in `done`. */
-function tapDoneEvents(done: Extract<ChatEvent, { type: "done" }>[]) {
+/**
+ * The session, with every done event its chat and completeStream hand the proxy kept in `done`, and
+ * the arguments of every such call in `calls`.
+ */
+function tapDoneEvents(done: Extract<ChatEvent, { type: "done" }>[], calls: unknown[][] = []) {
   const tap = (events: AsyncGenerator<ChatEvent>) =>
     (async function* () {
       for await (const event of events) {
@@ -47,10 +50,16 @@ function tapDoneEvents(done: Extract<ChatEvent, { type: "done" }>[]) {
     new Proxy(session, {
       get(target, name) {
         if (name === "chat") {
-          return (...args: Parameters<Session["chat"]>) => tap(target.chat(...args));
+          return (...args: Parameters<Session["chat"]>) => {
+            calls.push(args);
+            return tap(target.chat(...args));
+          };
         }
         if (name === "completeStream") {
-          return (...args: Parameters<Session["completeStream"]>) => tap(target.completeStream(...args));
+          return (...args: Parameters<Session["completeStream"]>) => {
+            calls.push(args);
+            return tap(target.completeStream(...args));
+          };
         }
         const value: unknown = Reflect.get(target, name, target);
         return typeof value === "function" ? value.bind(target) : value;
@@ -205,6 +214,25 @@ describe("proxy: OpenAI's routes and errors", () => {
       expect(response.headers.get("x-should-retry")).toBe("false");
       expect(await response.json()).toMatchObject({
         error: { type: "invalid_request_error", code: "context_length_exceeded" },
+      });
+    }
+  });
+});
+
+describe("proxy: the enclave's policy refuses the prompt", () => {
+  it("is a 400 invalid_request_error with the enclave's code, not retried (stream or not)", async () => {
+    const { model, post } = await proxyFor();
+    // The dev manifest's rule no-private-keys blocks this prompt in the enclave (POLICY_BLOCKED).
+    const prompt = "-----BEGIN PRIVATE KEY-----";
+    for (const stream of [false, true]) {
+      const response = await post(
+        "/v1/chat/completions",
+        ask(model, { stream, messages: [{ role: "user", content: prompt }] }),
+      );
+      expect(response.status).toBe(400);
+      expect(response.headers.get("x-should-retry")).toBe("false");
+      expect(await response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "policy_blocked", param: null },
       });
     }
   });
@@ -555,6 +583,54 @@ describe("proxy: failures", () => {
       messages: [{ role: "user", content: "hi", name: null }],
     });
     expect(nullName.status).toBe(200);
+  });
+
+  it("hands the SDK what the app asked: roles mapped, text parts joined, max_completion_tokens first, stop as a list", async () => {
+    const calls: unknown[][] = [];
+    const { model, post } = await proxyFor(undefined, tapDoneEvents([], calls));
+    const chat = await post("/v1/chat/completions", {
+      model,
+      messages: [
+        { role: "developer", content: "be brief" },
+        { role: "system", content: "s" },
+        { role: "assistant", content: "a" },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "how " },
+            { type: "text", text: "are you" },
+          ],
+        },
+      ],
+      max_completion_tokens: 5,
+      max_tokens: 9,
+      stop: "x",
+      temperature: 0.5,
+      top_p: 0.9,
+      seed: 7,
+    });
+    expect(chat.status).toBe(200);
+    const completion = await post("/v1/completions", { model, prompt: "hi", max_tokens: 9, stop: ["a", "b"] });
+    expect(completion.status).toBe(200);
+    const [service, file] = model.split("/");
+    const expectModel = { service, file };
+    const args = calls.map(([content, options]) => {
+      const { signal, ...rest } = options as { signal?: AbortSignal };
+      expect(signal).toBeInstanceOf(AbortSignal);
+      return [content, rest];
+    });
+    expect(args).toEqual([
+      [
+        [
+          { role: "system", content: "be brief" },
+          { role: "system", content: "s" },
+          { role: "assistant", content: "a" },
+          { role: "user", content: "how are you" },
+        ],
+        { maxTokens: 5, stop: ["x"], temperature: 0.5, topP: 0.9, seed: 7, expectModel },
+      ],
+      ["hi", { maxTokens: 9, stop: ["a", "b"], expectModel }],
+    ]);
   });
 
   it("text content parts are joined; the developer role is a system message; usage is reported", async () => {
