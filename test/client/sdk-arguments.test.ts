@@ -347,3 +347,34 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
     });
   }
 });
+
+describe("connect(): each option's bounds, one past refused and the bound itself taken", () => {
+  // Nothing listens: an option that passes its check ends at the first request (HOST_UNREACHABLE).
+  const transport: Transport = async () => {
+    throw new Error("no host here");
+  };
+  const cases: [string, string, Partial<ConnectOptions>][] = [
+    ["cacheScope of 15 characters", "CACHE_SCOPE_TOO_SHORT", { cacheScope: "a".repeat(15) }],
+    ["cacheScope of 16 characters", "HOST_UNREACHABLE", { cacheScope: "a".repeat(16) }],
+    ["reattestAfterMs NaN", "BAD_REATTEST_INTERVAL", { reattestAfterMs: Number.NaN }],
+    ["reattestAfterMs -1", "BAD_REATTEST_INTERVAL", { reattestAfterMs: -1 }],
+    ["reattestAfterMs Infinity", "HOST_UNREACHABLE", { reattestAfterMs: Number.POSITIVE_INFINITY }],
+    ["attestationTimeoutMs 0", "BAD_OPTION", { attestationTimeoutMs: 0 }],
+    ["attestationTimeoutMs NaN", "BAD_OPTION", { attestationTimeoutMs: Number.NaN }],
+    ["attestationTimeoutMs 2^31", "BAD_OPTION", { attestationTimeoutMs: 2 ** 31 }],
+    ["attestationTimeoutMs 2^31 - 1", "HOST_UNREACHABLE", { attestationTimeoutMs: 2 ** 31 - 1 }],
+    ["apiKeySource empty", "BAD_OPTION", { apiKeySource: "" }],
+    ["apiKeySource not a string", "BAD_OPTION", { apiKeySource: 5 as never }],
+  ];
+  it.each(cases)("%s → %s", async (_name, code, options) => {
+    const error = await connect({
+      url: "http://127.0.0.1:1",
+      policy: await devPolicy(),
+      apiKey: "key",
+      transport,
+      ...options,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({ code });
+  });
+});
