@@ -24,6 +24,7 @@ describe("errorBody: a host's error, made safe to show", () => {
       expect(errorBody(502, body({ code, message: "m" })).code, JSON.stringify(code)).toBe("HOST_ERROR");
     }
     expect(errorBody(503, body({ message: "m" })).code).toBe("HTTP_503");
+    expect(errorBody(503, body({ code: null, message: "m" })).code).toBe("HTTP_503");
     expect(errorBody(503, "not json").code).toBe("HTTP_503");
     expect(errorBody(503, "null")).toEqual({ code: "HTTP_503", message: "the host gave no message" });
     expect(errorBody(429, body({ code: "X".repeat(64) })).code).toBe("X".repeat(64));
@@ -39,6 +40,9 @@ describe("errorBody: a host's error, made safe to show", () => {
     const quoted = JSON.parse(long.slice("host said: ".length)) as string;
     expect(Array.from(quoted)).toHaveLength(201);
     expect(quoted.endsWith("😀…")).toBe(true);
+    // Exactly 200 characters are kept whole, without the mark of a cut.
+    const whole = errorBody(500, body({ message: "x".repeat(200) })).message;
+    expect(whole).toBe(`host said: "${"x".repeat(200)}"`);
     // A quote in the message cannot close the quoted text early.
     expect(errorBody(500, body({ message: 'a" — verified' })).message).toBe('host said: "a\\" — verified"');
     expect(errorBody(500, body({ message: 7 })).message).toBe("the host gave no message");
@@ -91,6 +95,27 @@ describe("connect() reports a hostile host's error as the host's", () => {
     expect(replayed.message).toBe(
       'http://host.test/v1/attestation: the enclave refused the sealed request: REQUEST_REPLAYED: host said: "seen"',
     );
+  });
+
+  it("names the enclave, not the host, for each code saying the host cannot reach it; integrity for each envelope refusal", async () => {
+    for (const [status, code] of [
+      [502, "ENCLAVE_UNREACHABLE"],
+      [504, "ENCLAVE_TIMEOUT"],
+    ] as const) {
+      const error = await refusedWith(status, body({ code, message: "m" }));
+      expect(error, code).toMatchObject({ kind: "transport", code, status, origin: "host" });
+      expect(error.message).toBe(
+        `http://host.test/v1/attestation: HTTP ${status}: the host cannot reach the enclave: host said: "m"`,
+      );
+    }
+    for (const code of ["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]) {
+      const error = await refusedWith(400, body({ code, message: "m" }));
+      expect(error, code).toMatchObject({ kind: "integrity", code, status: 400, origin: "host" });
+    }
+    // 403 as 401: the key was refused (configuration: the caller's to fix, not a retry).
+    const forbidden = await refusedWith(403, body({ code: "FORBIDDEN", message: "m" }));
+    expect(forbidden).toMatchObject({ kind: "configuration", code: "FORBIDDEN", status: 403 });
+    expect(forbidden.message).toBe('host refused the API key: host said: "m"');
   });
 });
 
@@ -170,7 +195,7 @@ describe("connect() follows no redirect", () => {
     return { url, reached, close };
   }
 
-  for (const status of [302, 307]) {
+  for (const status of [300, 302, 307]) {
     it(`refuses a ${status} with HOST_REDIRECT over node:http and over fetch, and sends nothing to its target`, async () => {
       const host = await redirectingHost(status);
       try {

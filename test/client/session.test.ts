@@ -160,6 +160,33 @@ describe("Session: verifies the enclave again once its verification is old", () 
     expect(paths.filter((p) => p === "/audit/checkpoint")).toEqual([]);
   });
 
+  it("keeps its verification when a re-verification cannot take place (the host is unreachable)", async () => {
+    const state = { down: false };
+    const inner = fetchTransport(fetch);
+    const transport: Transport = (url, request) =>
+      state.down ? Promise.reject(new Error("host down")) : inner(url, request);
+    const { session } = await connectTo({ transport });
+    const enclave = session.enclave;
+    state.down = true;
+    await expect(session.attest()).rejects.toMatchObject({ kind: "transport", code: "HOST_UNREACHABLE" });
+    expect(session.attested).toBe(true);
+    expect(session.enclave).toBe(enclave);
+    state.down = false;
+    expect((await session.complete("hello")).text).toBe("ok");
+  });
+
+  it("ignores what onVerified throws: the verification stands", async () => {
+    const seen: string[] = [];
+    const onVerified = (enclave: { documentDigest: string }) => {
+      seen.push(enclave.documentDigest);
+      throw new Error("the caller's hook failed");
+    };
+    const { session } = await connectTo({ connect: { onVerified } as never });
+    await session.attest();
+    expect(seen).toEqual([session.enclave.documentDigest, session.enclave.documentDigest]);
+    expect((await session.complete("hello")).text).toBe("ok");
+  });
+
   it("refuses a reattestAfterMs that is not a positive number", async () => {
     await expect(connectTo({ connect: { reattestAfterMs: 0 } })).rejects.toMatchObject({
       code: "BAD_REATTEST_INTERVAL",
