@@ -1,0 +1,75 @@
+/**
+ * The host's forwarding limiter (host/limiter.ts) on its own: slots, the FIFO queue, its timeout
+ * and the HOST_BUSY it answers with. The host's use of it is in app.test.ts.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ConcurrencyLimiter, type LimiterOptions } from "../../host/limiter.ts";
+
+const options = (overrides: Partial<LimiterOptions> = {}): LimiterOptions => ({
+  maxInFlight: 1,
+  maxQueued: 2,
+  queueTimeoutMs: 1000,
+  retryAfterSeconds: 7,
+  ...overrides,
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("the forwarding limiter", () => {
+  it("refuses limits it cannot keep", () => {
+    for (const bad of [{ maxInFlight: 0 }, { maxQueued: -1 }, { queueTimeoutMs: -1 }, { maxInFlight: Number.NaN }]) {
+      expect(() => new ConcurrencyLimiter(options(bad)), JSON.stringify(bad)).toThrow(
+        "limiter: maxInFlight ≥ 1, maxQueued ≥ 0 and queueTimeoutMs ≥ 0 are required",
+      );
+    }
+  });
+
+  it("hands a freed slot to the request that has waited longest", async () => {
+    const limiter = new ConcurrencyLimiter(options());
+    const release = await limiter.acquire();
+    const served: string[] = [];
+    const waiter = (name: string) =>
+      limiter.acquire().then((slot) => {
+        served.push(name);
+        return slot;
+      });
+    const first = waiter("first");
+    const second = waiter("second");
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 1, queued: 2 });
+    release();
+    (await first)();
+    (await second)();
+    expect(served).toEqual(["first", "second"]);
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 0, queued: 0 });
+  });
+
+  it("counts a slot released twice once", async () => {
+    const limiter = new ConcurrencyLimiter(options({ maxQueued: 0 }));
+    const release = await limiter.acquire();
+    release();
+    release();
+    expect(limiter.active).toBe(0);
+    await limiter.acquire();
+    await expect(limiter.acquire()).rejects.toMatchObject({ code: "HOST_BUSY", retryAfterSeconds: 7 });
+  });
+
+  it("refuses a request that waited queueTimeoutMs with HOST_BUSY and its Retry-After, and takes it out of the queue", async () => {
+    vi.useFakeTimers();
+    const limiter = new ConcurrencyLimiter(options({ maxQueued: 1, queueTimeoutMs: 500 }));
+    const release = await limiter.acquire();
+    const waiting = limiter.acquire().catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(499);
+    expect(limiter.queued).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await waiting).toMatchObject({ code: "HOST_BUSY", status: 503, retryAfterSeconds: 7 });
+    expect(limiter.queued).toBe(0);
+    // Its place is free again: the next request waits instead of being refused, and gets the slot.
+    const next = limiter.acquire();
+    expect(limiter.queued).toBe(1);
+    release();
+    (await next)();
+    expect(limiter.active).toBe(0);
+  });
+});
