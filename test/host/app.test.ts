@@ -66,6 +66,15 @@ function envelope(
   return out;
 }
 
+/** A document whose cnf.jwk is the X25519 `key` (all the host reads of it), and its envelope key id. */
+function documentFor(key: Uint8Array): string {
+  const payload = base64url.encode(
+    JSON.stringify({ cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(key) } } }),
+  );
+  return `e30.${payload}.c2ln`;
+}
+const keyIdFor = (key: Uint8Array) => createHash("sha256").update(key).digest().subarray(0, 16);
+
 type Seen = { method: string; url: string; headers: IncomingMessage["headers"]; body: Buffer };
 type EnclaveHandler = (req: IncomingMessage, res: ServerResponse, seen: Seen) => void;
 
@@ -99,6 +108,19 @@ async function startEnclave(handler: EnclaveHandler): Promise<{ url: string; see
       }),
   );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
+}
+
+/** An enclave that refuses everything with 503 and `code` (booting, draining, audit-failed). */
+const refusingEnclave = (code: string) =>
+  startEnclave((_req, res) => {
+    res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ error: { code, message: "" } }));
+  });
+
+/** A URL nothing listens on: a port that was just free. */
+async function closedEnclaveUrl(): Promise<string> {
+  const closed = await startEnclave(() => {});
+  await new Promise<void>((resolve) => closed.server.close(() => resolve()));
+  return closed.url;
 }
 
 const answerBytes: EnclaveHandler = (_req, res) => {
@@ -159,6 +181,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // RFC 9110 §11.6.1: a 401 says which scheme it wants.
     expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="cloister"');
     expect(await errorCode(anonymous)).toBe("UNAUTHENTICATED");
+    // No origin is listed: nothing varies by Origin.
+    expect(anonymous.headers.get("vary")).toBeNull();
     expect((await sealed(envelope(), "ck_wrong_key_0123456789")).status).toBe(401);
     expect((await get("/v1/attestation", null)).status).toBe(401);
     // /healthz answers anyone, but its load figures only a key that may attest.
@@ -178,6 +202,31 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
     expect(lowerScheme.status).toBe(200);
     await lowerScheme.arrayBuffer();
+  });
+
+  it("shows /healthz's load only to a key that may attest, and logs whose detailed read it was", async () => {
+    const CHAT_ONLY = "ck_chat_only_0123456789abcdef";
+    const { get, log } = await setup({
+      keys: store(1000, undefined, [
+        {
+          id: "chat-only",
+          project: "demo",
+          sha256: hashApiKey(CHAT_ONLY),
+          permissions: ["chat"],
+          requestsPerMinute: 1,
+        },
+      ]),
+    });
+    expect(await (await get("/healthz", CHAT_ONLY)).json()).toEqual({ status: "ok" });
+    expect(await (await get("/healthz")).json()).toEqual({ status: "ok", inFlight: 0, queued: 0 });
+    await until(() => log.length === 2);
+    expect(log.map((e) => `${e.status} ${e.keyId}`)).toEqual(["200 null", "200 team-a"]);
+  });
+
+  it("takes only an http: enclave URL (the enclave's internal server)", () => {
+    expect(() => createHostApp(hostOptionsFor("https://127.0.0.1:1"))).toThrow(
+      "enclaveUrl: expected an http: URL (the enclave's internal server), found https://127.0.0.1:1",
+    );
   });
 
   it("forwards the sealed bytes unchanged with the tenant id, and passes on only the allowed headers", async () => {
@@ -425,6 +474,30 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect((await sealed(envelope())).status).toBe(429);
   });
 
+  it("charges no rate-limit token for a request refused because its key's bodies take every reading slot", async () => {
+    const { host, sealed } = await setup({ keys: store(2, () => 0), limits: { maxBodiesReadingPerKey: 1 } });
+    const body = envelope();
+    const slow = httpRequest(`${host.url}/v1/sealed`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-length": String(body.length) },
+    });
+    const slowStatus = new Promise<number>((resolve, reject) => {
+      slow.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      slow.on("error", reject);
+    });
+    slow.write(body.subarray(0, 10));
+    await new Promise((r) => setTimeout(r, 200)); // admitted (its token taken) and reading
+    for (let i = 0; i < 3; i++) expect((await sealed(envelope())).status).toBe(503);
+    slow.end(body.subarray(10));
+    expect(await slowStatus).toBe(200);
+    // The slow request took the key's first token; the refusals took none: its second is still there.
+    expect((await sealed(envelope())).status).toBe(200);
+    expect((await sealed(envelope())).status).toBe(429);
+  });
+
   it("charges the token of a request whose kind the key lacks (its body was read), and logs refusals with the key", async () => {
     const CHAT_ONLY = "ck_chat_only_0123456789abcdef";
     const keys = new ApiKeyStore(
@@ -457,15 +530,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("in a pool, charges a key id no member has and one whose member the host marked unreachable (both the caller's choice)", async () => {
     const key = new Uint8Array(32).fill(1);
-    const payload = base64url.encode(
-      JSON.stringify({ cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(key) } } }),
-    );
-    const keyId = createHash("sha256").update(key).digest().subarray(0, 16);
+    const keyId = keyIdFor(key);
     let up = true;
     const pool = new EnclavePool(["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], {
       fetchText: async (url) => {
         if (!up || !url.endsWith("/a/attestation")) throw new Error("refused");
-        return { status: 200, text: JSON.stringify({ document: `e30.${payload}.c2ln` }) };
+        return { status: 200, text: JSON.stringify({ document: documentFor(key) }) };
       },
     });
     await pool.refresh();
@@ -497,7 +567,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await send(envelope())).toBe("429 RATE_LIMITED");
   });
 
-  it("in a pool, offers a new session the next member when one answers its document too late or too large", async () => {
+  it("in a pool, offers a new session the next member when one does not answer its document, answers too late or too large", async () => {
     const document = (n: number) => JSON.stringify({ document: `e30.${base64url.encode(`{"n":${n}}`)}.c2ln` });
     const slow = await startEnclave(() => {}); // never answers
     const huge = await startEnclave((_req, res) => {
@@ -508,34 +578,29 @@ describe("host app (real loopback server, scripted enclave)", () => {
       res.writeHead(200, { "content-type": "application/json" }).end(document(3));
     });
     const limits = { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 300 };
-    const pool = createEnclavePool([slow.url, huge.url, good.url], { limits });
+    const pool = createEnclavePool([slow.url, huge.url, await closedEnclaveUrl(), good.url], { limits });
     const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
     const host = await listen(app.fetch, "127.0.0.1", 0);
     cleanup.push(() => host.close());
     // Every member unread: each new session starts with the next one in turn; whichever comes
     // first, the session gets the member that answers, and the others are marked.
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
       expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document(3) });
     }
     expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
       "unreachable document: ENCLAVE_TIMEOUT",
       "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
+      "unreachable document: ENCLAVE_UNREACHABLE",
       "unknown null",
     ]);
   });
 
   it("in a pool, offers a new session the next member when one is booting, draining or audit-failed (503 ENCLAVE_BOOTING / ENCLAVE_DRAINING / AUDIT_FAILED)", async () => {
     const document = JSON.stringify({ document: `e30.${base64url.encode('{"n":3}')}.c2ln` });
-    const refusing = (code: string) =>
-      startEnclave((_req, res) => {
-        res
-          .writeHead(503, { "content-type": "application/json" })
-          .end(JSON.stringify({ error: { code, message: "" } }));
-      });
-    const booting = await refusing("ENCLAVE_BOOTING");
-    const draining = await refusing("ENCLAVE_DRAINING");
-    const auditFailed = await refusing("AUDIT_FAILED");
+    const booting = await refusingEnclave("ENCLAVE_BOOTING");
+    const draining = await refusingEnclave("ENCLAVE_DRAINING");
+    const auditFailed = await refusingEnclave("AUDIT_FAILED");
     const good = await startEnclave((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" }).end(document);
     });
@@ -555,6 +620,114 @@ describe("host app (real loopback server, scripted enclave)", () => {
       "unreachable audit-failed",
       "unknown null",
     ]);
+  });
+
+  it("in a pool whose every member fails a new session, passes on the last one's error or refusal, then says NO_ENCLAVE_AVAILABLE", async () => {
+    const session = async (pool: EnclavePool) => {
+      const app = createHostApp({ pool, apiKeys: store(), limits: DEFAULT_HOST_LIMITS, accessLog: () => {} });
+      const response = await app.request("/v1/attestation", { headers: { authorization: `Bearer ${KEY}` } });
+      return `${response.status} ${await errorCode(response)} ${response.headers.get("retry-after")}`;
+    };
+    const gone = createEnclavePool([await closedEnclaveUrl(), await closedEnclaveUrl()], {
+      limits: DEFAULT_HOST_LIMITS,
+    });
+    expect(await session(gone)).toBe("502 ENCLAVE_UNREACHABLE null");
+    expect(await session(gone)).toBe("503 NO_ENCLAVE_AVAILABLE 2");
+    const drainingUrls = [
+      (await refusingEnclave("ENCLAVE_DRAINING")).url,
+      (await refusingEnclave("ENCLAVE_DRAINING")).url,
+    ];
+    const draining = createEnclavePool(drainingUrls, { limits: DEFAULT_HOST_LIMITS });
+    expect(await session(draining)).toBe("503 ENCLAVE_DRAINING null");
+    expect(draining.status().map((m) => `${m.state} ${m.reason}`)).toEqual(["unreachable draining", "unknown null"]);
+  });
+
+  it("in a pool, routes a sealed request by its key id; a member that refuses it unread (draining, connection refused) is marked and the client sent to re-attest, at no token", async () => {
+    const [keyA, keyB, keyC] = [1, 2, 3].map((n) => new Uint8Array(32).fill(n)) as [Uint8Array, Uint8Array, Uint8Array];
+    const memberFor = (key: Uint8Array, sealed: EnclaveHandler) =>
+      startEnclave((req, res, record) => {
+        if (req.url !== "/attestation") sealed(req, res, record);
+        else
+          res
+            .writeHead(200, { "content-type": "application/json" })
+            .end(JSON.stringify({ document: documentFor(key) }));
+      });
+    const held: ServerResponse[] = [];
+    const serving = await memberFor(keyA, (_req, res) => held.push(res));
+    // Serves its document until it starts draining; from then on refuses everything, as an enclave does.
+    let drainingNow = false;
+    const draining = await startEnclave((req, res) => {
+      if (req.url === "/attestation" && !drainingNow) {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ document: documentFor(keyB) }));
+      } else {
+        res.writeHead(503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { code: "ENCLAVE_DRAINING", message: "" } }));
+      }
+    });
+    const gone = await memberFor(keyC, answerBytes);
+    const pool = createEnclavePool([serving.url, draining.url, gone.url], { limits: DEFAULT_HOST_LIMITS });
+    const SENDER = "ck_sender_0123456789abcdef";
+    const ended: number[] = [];
+    const app = createHostApp({
+      pool,
+      apiKeys: store(1000, () => 0, [
+        { id: "sender", project: "demo", sha256: hashApiKey(SENDER), permissions: ["chat"], requestsPerMinute: 2 },
+      ]),
+      limits: DEFAULT_HOST_LIMITS,
+      accessLog: () => {},
+      onSealedResponseEnd: (member) => ended.push(member.index),
+    });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    const auth = { headers: { authorization: `Bearer ${KEY}` } };
+    // The member a new session is given is known by the key id of the document it served.
+    expect((await fetch(`${host.url}/v1/attestation`, auth)).status).toBe(200);
+    expect(pool.status().map((m) => m.keyId)).toEqual([keyIdFor(keyA).toString("hex"), null, null]);
+    await pool.refresh();
+    drainingNow = true;
+    gone.server.closeAllConnections();
+    await new Promise((resolve) => gone.server.close(resolve));
+    const send = async (key: Uint8Array) => {
+      const response = await fetch(`${host.url}/v1/sealed`, {
+        method: "POST",
+        body: envelope(64, "chat", keyIdFor(key)) as never,
+        headers: { authorization: `Bearer ${SENDER}` },
+      });
+      return `${response.status} ${response.status === 200 ? await response.text() : await errorCode(response)}`;
+    };
+    expect(await send(keyB)).toBe("409 WRONG_ENCLAVE_KEY");
+    expect(await send(keyC)).toBe("409 WRONG_ENCLAVE_KEY");
+    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+      "ready null",
+      "unreachable draining",
+      "unreachable sealed: connection refused",
+    ]);
+    // A nonce question for a member marked unreachable is not forwarded either.
+    const challenge = await fetch(`${host.url}/v1/attestation/challenge?enclave=${keyIdFor(keyB).toString("hex")}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: '{"nonce":"abc"}',
+    });
+    expect(((await challenge.json()) as { error: { message: string } }).error.message).toMatch(
+      /that enclave is unreachable; re-attest$/,
+    );
+    expect(draining.seen.filter((s) => s.url !== "/attestation")).toHaveLength(1);
+    // The member that serves counts the request in flight until its answer ends.
+    const answer = send(keyA);
+    await until(() => held.length === 1);
+    const health = (await (await fetch(`${host.url}/healthz`, auth)).json()) as { enclaves: { inFlight: number }[] };
+    expect(health.enclaves.map((m) => m.inFlight)).toEqual([1, 0, 0]);
+    expect(ended).not.toContain(0);
+    held[0]?.writeHead(200).end("ok");
+    expect(await answer).toBe("200 ok");
+    await until(() => ended.includes(0));
+    expect(pool.status()[0]?.inFlight).toBe(0);
+    // Neither refusal cost a token: the key's second is still there, a third is not.
+    const second = send(keyA);
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("ok");
+    expect(await second).toBe("200 ok");
+    expect(await send(keyA)).toBe("429 RATE_LIMITED");
   });
 
   it("bounds one key's sealed requests in flight or queued (HOST_BUSY), leaving room for other keys", async () => {
@@ -644,7 +817,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect((await sealed(envelope())).status).toBe(200);
     const limited = await sealed(envelope());
     expect(limited.status).toBe(429);
-    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Two a minute and none left: the next token comes in 30 s.
+    expect(limited.headers.get("retry-after")).toBe("30");
     now += 60_000;
     expect((await sealed(envelope())).status).toBe(200);
   });
@@ -683,11 +857,21 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
   });
 
+  it("/healthz asks its one enclave one question at a time: a check still under way after a second is shared", async () => {
+    const held: ServerResponse[] = [];
+    const { get } = await setup({ enclave: (_req, res) => held.push(res) });
+    const first = get("/healthz", null);
+    await until(() => held.length === 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = get("/healthz", null);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(held).toHaveLength(1);
+    held[0]?.writeHead(200).end('{"status":"ok"}');
+    expect([(await first).status, (await second).status]).toEqual([200, 200]);
+  });
+
   it("says the enclave is unreachable with 502", async () => {
-    // A port that was just free: nothing listens there.
-    const closed = await startEnclave(answerBytes);
-    await new Promise<void>((resolve) => closed.server.close(() => resolve()));
-    const { sealed, get } = await setup({ enclaveUrl: closed.url });
+    const { sealed, get } = await setup({ enclaveUrl: await closedEnclaveUrl() });
     const response = await sealed(envelope());
     expect(response.status).toBe(502);
     expect(await errorCode(response)).toBe("ENCLAVE_UNREACHABLE");
@@ -732,6 +916,80 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await expect(response.arrayBuffer()).rejects.toThrow();
     await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ status: 200, responseBytes: 2, outcome: "aborted" });
+  });
+
+  it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
+    const { sealed } = await setup({
+      limits: { upstreamIdleTimeoutMs: 400 },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        let i = 0;
+        const timer = setInterval(() => {
+          res.write(Buffer.from([i++]));
+          if (i === 25) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 40);
+      },
+    });
+    const response = await sealed(envelope());
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.from({ length: 25 }, (_, i) => i));
+  });
+
+  it("reads the enclave's answer only as fast as the client takes it: a client that stops reading stalls the enclave", async () => {
+    const TOTAL = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    const { host } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        const more = () => {
+          while (written < TOTAL) {
+            written += chunk.length;
+            if (!res.write(chunk)) {
+              res.once("drain", more);
+              return;
+            }
+          }
+          res.end();
+        };
+        more();
+      },
+    });
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${host.url}/v1/sealed`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.end(envelope());
+    });
+    // Not read: the enclave's writes stop once the buffers between them are full.
+    let before = -1;
+    while (written !== before) {
+      before = written;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(written).toBeLessThan(TOTAL);
+    let received = 0;
+    response.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    await once(response, "end");
+    expect(received).toBe(TOTAL);
+  });
+
+  it("stops asking the enclave when the client goes away before the answer begins, and logs 499", async () => {
+    let enclaveSawClose = false;
+    const { sealed, seen, log } = await setup({
+      enclave: (_req, res) => res.on("close", () => (enclaveSawClose = true)),
+    });
+    const controller = new AbortController();
+    const response = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
+    await until(() => seen.length === 1);
+    controller.abort();
+    expect(await response).toBeInstanceOf(Error);
+    await until(() => enclaveSawClose && log.length === 1);
+    expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 499, keyId: "team-a", outcome: "error" });
   });
 
   it("drops the enclave's answer and frees the slot when the client goes away mid-answer", async () => {
@@ -783,7 +1041,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
         else res.end(JSON.stringify({ answer: `for:${record.body.toString()}` }));
       },
     });
-    expect(await (await get("/v1/attestation")).json()).toEqual({ document: "doc" });
+    const document = await get("/v1/attestation");
+    expect(document.headers.get("content-type")).toBe("application/json");
+    expect(await document.json()).toEqual({ document: "doc" });
     const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
@@ -798,22 +1058,64 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await checkpoint.json()).toEqual({ answer: 'for:{"nonce":"def"}' });
     const anonymous = await fetch(`${host.url}/v1/audit/checkpoint`, { method: "POST", body: '{"nonce":"def"}' });
     expect(anonymous.status).toBe(401);
-    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
-      "GET /attestation",
-      "POST /attestation/challenge",
-      "POST /audit/checkpoint",
+    expect(seen.map((s) => `${s.method} ${s.url} ${s.headers["content-type"]}`)).toEqual([
+      "GET /attestation undefined",
+      "POST /attestation/challenge application/json",
+      "POST /audit/checkpoint application/json",
     ]);
-    const tooBig = await fetch(`${host.url}/v1/attestation/challenge`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}` },
-      body: "x".repeat(2048),
-    });
-    expect(tooBig.status).toBe(413);
+    // A nonce question is at most 1 KiB.
+    const question = (bytes: number) =>
+      fetch(`${host.url}/v1/attestation/challenge`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}` },
+        body: "x".repeat(bytes),
+      });
+    expect((await question(1024)).status).toBe(200);
+    const tooBig = await question(1025);
+    expect({ status: tooBig.status, code: await errorCode(tooBig) }).toEqual({ status: 413, code: "BODY_TOO_LARGE" });
   });
 
-  it("refuses an enclave document larger than its bound with 502", async () => {
-    const { get } = await setup({
-      enclave: (_req, res) => {
+  it("sends every nonce question to its one enclave, whichever enclave it names, and refuses a malformed name", async () => {
+    const { host, seen } = await setup({
+      enclave: (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"answer":"a"}'),
+    });
+    const ask = (query: string) =>
+      fetch(`${host.url}/v1/attestation/challenge${query}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}` },
+        body: '{"nonce":"abc"}',
+      });
+    expect((await ask(`?enclave=${"0".repeat(32)}`)).status).toBe(200);
+    const malformed = await ask("?enclave=XYZ");
+    expect({ status: malformed.status, code: await errorCode(malformed) }).toEqual({
+      status: 400,
+      code: "ENCLAVE_ID_MALFORMED",
+    });
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["POST /attestation/challenge"]);
+  });
+
+  it("bounds a nonce answer at 64 KiB: past it, 502 ENCLAVE_RESPONSE_TOO_LARGE", async () => {
+    const { host } = await setup({
+      enclave: (_req, res, record) => res.writeHead(200).end(Buffer.alloc(Number(record.body.toString()), 0x20)),
+    });
+    const answerOf = async (bytes: number) => {
+      const response = await fetch(`${host.url}/v1/attestation/challenge`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}` },
+        body: String(bytes),
+      });
+      return response.status === 200
+        ? `200 ${(await response.arrayBuffer()).byteLength}`
+        : `${response.status} ${await errorCode(response)}`;
+    };
+    expect(await answerOf(64 * 1024)).toBe(`200 ${64 * 1024}`);
+    expect(await answerOf(64 * 1024 + 1)).toBe("502 ENCLAVE_RESPONSE_TOO_LARGE");
+  });
+
+  it("refuses an enclave document larger than its bound with 502, and still forwards to that one enclave", async () => {
+    const { get, sealed } = await setup({
+      enclave: (req, res, record) => {
+        if (req.url !== "/attestation") return answerBytes(req, res, record);
         res.writeHead(200, { "content-type": "application/json" });
         res.end(Buffer.alloc(5 * 1024 * 1024, 0x20));
       },
@@ -821,10 +1123,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const response = await get("/v1/attestation");
     expect(response.status).toBe(502);
     expect(await errorCode(response)).toBe("ENCLAVE_RESPONSE_TOO_LARGE");
+    // A single enclave is not a pool member to be marked: the next sealed request still goes to it.
+    expect((await sealed(envelope())).status).toBe(200);
   });
 
   it("logs sizes and timings only", async () => {
-    const { sealed, log } = await setup();
+    const { sealed, get, log } = await setup();
     await (await sealed(envelope())).arrayBuffer();
     await until(() => log.length === 1);
     const entry = log[0]!;
@@ -840,6 +1144,15 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(entry.durationMs).toBeGreaterThanOrEqual(entry.headersMs);
     expect(JSON.stringify(log)).not.toContain(SECRET_MARKER);
     expect(JSON.stringify(log)).not.toContain(KEY);
+    // Answers that are not streamed are measured too: a document and a JSON error.
+    const documentBytes = (await (await get("/v1/attestation")).arrayBuffer()).byteLength;
+    const refusalBytes = (await (await get("/v1/attestation", null)).arrayBuffer()).byteLength;
+    await until(() => log.length === 3);
+    expect(log.slice(1).map((e) => `${e.status} ${e.responseBytes}`)).toEqual([
+      `200 ${documentBytes}`,
+      `401 ${refusalBytes}`,
+    ]);
+    expect(refusalBytes).toBeGreaterThan(0);
   });
 
   it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
@@ -877,6 +1190,7 @@ describe("host app: CORS for browser clients", () => {
     expect(response.headers.get("access-control-allow-methods")).toBe("GET, POST");
     expect(response.headers.get("access-control-allow-headers")).toBe("authorization, content-type");
     expect(response.headers.get("access-control-max-age")).toBe("600");
+    expect(response.headers.get("vary")).toBe("Origin");
     expect(seen).toHaveLength(0);
     expect(log.at(-1)).toMatchObject({ method: "OPTIONS", status: 204, keyId: null });
   });
@@ -887,6 +1201,7 @@ describe("host app: CORS for browser clients", () => {
       const response = await preflight(`${host.url}/v1/sealed`, "http://evil.example");
       expect(response.status).toBe(403);
       expect(response.headers.get("access-control-allow-origin")).toBeNull();
+      expect(response.headers.get("vary")).toBe("Origin");
       const body = (await response.json()) as { error: { code: string; message: string } };
       expect(body.error.code).toBe("CORS_ORIGIN_NOT_ALLOWED");
       expect(body.error.message).toContain('found "http://evil.example"');
