@@ -3,13 +3,14 @@
  * session is offered, and what a refresh learns from members that answer, restart or go away.
  */
 import { createHash } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
-import { describe, expect, it } from "vitest";
-import { createEnclavePool } from "../../host/app.ts";
+import { describe, expect, it, vi } from "vitest";
+import { createEnclavePool, createHostApp } from "../../host/app.ts";
+import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
 import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
-import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
+import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
 
 function documentFor(key: Uint8Array): string {
   const payload = base64url.encode(
@@ -75,6 +76,32 @@ describe("enclave pool", () => {
     expect(changes.at(-1)).toBe("0:unreachable");
   });
 
+  it("tells onChange what changed, once: a refresh that finds a member as it was says nothing", async () => {
+    let answer = { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) };
+    const changes: string[] = [];
+    const pool = new EnclavePool(["http://a"], {
+      fetchText: async () => answer,
+      onChange: (m) => changes.push(`${m.keyId === null ? "no key id" : "key id"}, ${m.state}, ${m.reason}`),
+    });
+    await pool.refresh();
+    await pool.refresh();
+    answer = { status: 503, text: "{}" };
+    await pool.refresh();
+    answer = { status: 500, text: "{}" };
+    await pool.refresh();
+    await pool.refresh();
+    // A 200 answer without a document is no document: the member is not offered sessions.
+    answer = { status: 200, text: "{}" };
+    await pool.refresh();
+    expect(changes).toEqual([
+      "key id, unknown, null",
+      "key id, ready, null",
+      "key id, unreachable, document: HTTP 503",
+      "key id, unreachable, document: HTTP 500",
+      "key id, unreachable, document: no document in its answer",
+    ]);
+  });
+
   it("shares new sessions evenly among the members that answer, whichever member is down", () => {
     const pool = new EnclavePool(["http://a", "http://b", "http://c"], {
       fetchText: async () => ({ status: 500, text: "" }),
@@ -119,6 +146,62 @@ describe("enclave pool", () => {
     expect(reads).toBe(before);
   });
 
+  it("looks a key id whose member was marked unreachable up again after a refresh: a member back from a blip keeps its sessions", async () => {
+    const key = new Uint8Array(32).fill(4);
+    let up = true;
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: async (url) => {
+        if (!up) throw new Error("refused");
+        const served = url === "http://a/attestation" ? key : new Uint8Array(32).fill(5);
+        return { status: 200, text: JSON.stringify({ document: documentFor(served) }) };
+      },
+    });
+    await pool.refresh();
+    up = false;
+    await pool.refresh();
+    expect(pool.byKeyId(keyIdFor(key))?.state).toBe("unreachable");
+    up = true;
+    expect(await pool.findKeyId(keyIdFor(key))).toMatchObject({ url: "http://a", state: "ready" });
+  });
+
+  it("shares a refresh under way with every caller, and stop() waits for it", async () => {
+    const pending: (() => void)[] = [];
+    const pool = new EnclavePool(["http://a"], {
+      fetchText: () => new Promise((resolve) => pending.push(() => resolve({ status: 503, text: "" }))),
+    });
+    const refreshes = [pool.refresh(), pool.refresh()];
+    let stopped = false;
+    const stopping = pool.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect({ reads: pending.length, stopped }).toEqual({ reads: 1, stopped: false });
+    for (const answer of pending) answer();
+    await Promise.all([...refreshes, stopping]);
+    expect(pool.status()[0]?.state).toBe("unreachable");
+  });
+
+  it("once started, re-reads its members every 5 s unless told otherwise", async () => {
+    vi.useFakeTimers();
+    try {
+      let reads = 0;
+      const pool = new EnclavePool(["http://a"], {
+        fetchText: async () => {
+          reads++;
+          return { status: 503, text: "" };
+        },
+      });
+      pool.start();
+      await vi.advanceTimersByTimeAsync(4999);
+      expect(reads).toBe(0);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(reads).toBe(1);
+      await pool.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("lets unknown key ids start at most one pool refresh a second, however many a caller sends", async () => {
     let reads = 0;
     const pool = new EnclavePool(["http://a", "http://b"], {
@@ -160,9 +243,57 @@ describe("enclave pool", () => {
 });
 
 describe("host /healthz over a pool", () => {
+  it("startHost reads every member before it listens, and reads none once closed", async () => {
+    const reads: number[] = [];
+    const servers: Server[] = [];
+    for (const n of [1, 2]) {
+      const server = createServer((_req, res) => {
+        reads.push(n);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ document: documentFor(new Uint8Array(32).fill(n)) }));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      servers.push(server);
+    }
+    const key = "ck_healthz_test_key_0123456789abcdef";
+    const start = (poolRefreshMs: number) =>
+      startHost({
+        enclaveUrls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+        poolRefreshMs,
+        apiKeys: new ApiKeyStore({
+          version: 1,
+          keys: [{ id: "k", project: "p", sha256: hashApiKey(key), permissions: ["attest"], requestsPerMinute: 60 }],
+        }),
+        hostname: "127.0.0.1",
+        port: 0,
+        accessLog: () => {},
+        auditDir: null,
+      });
+    try {
+      // Its first timed refresh is a minute away: what /healthz shows was read before listening.
+      const host = await start(60_000);
+      const health = await fetch(`${host.url}/healthz`, { headers: { authorization: `Bearer ${key}` } });
+      expect(((await health.json()) as { enclaves: { state: string; keyId: string }[] }).enclaves).toEqual([
+        expect.objectContaining({ state: "ready", keyId: keyIdFor(new Uint8Array(32).fill(1)) }),
+        expect.objectContaining({ state: "ready", keyId: keyIdFor(new Uint8Array(32).fill(2)) }),
+      ]);
+      await host.close();
+      // Refreshing every 20 ms, then closed: no member is read again.
+      const often = await start(20);
+      await new Promise((r) => setTimeout(r, 100));
+      await often.close();
+      const readsAtClose = reads.length;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reads.length).toBe(readsAtClose);
+    } finally {
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+  });
+
   it("answers 503 unavailable once no member answers, to anyone; ok while one does", async () => {
-    const { createHostApp } = await import("../../host/app.ts");
-    const { ApiKeyStore, hashApiKey } = await import("../../host/identity.ts");
     let bUp = true;
     const pool = new EnclavePool(["http://a", "http://b"], {
       fetchText: async (url) => {
