@@ -109,11 +109,35 @@ describe("bad input exits 2, a failure exits 1", () => {
   it("host: --max-in-flight-per-key above --max-in-flight exits 2 naming both", async () => {
     const host = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "none.json")];
     host.push("--audit-dir", join(dir, "audit"), "--port", "0");
-    expect(await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "100"])).toEqual({
+    expect(await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "65"])).toEqual({
       code: 2,
       stderr:
-        "cloister: USAGE: --max-in-flight-per-key 100: expected at most --max-in-flight (64), the requests the host forwards at once in all\n",
+        "cloister: USAGE: --max-in-flight-per-key 65: expected at most --max-in-flight (64), the requests the host forwards at once in all\n",
     });
+    // Equal is allowed: what stops this one is the missing --api-keys file, read after the options.
+    const equal = await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "64"]);
+    expect(equal.stderr).toMatch(/^cloister: USAGE: --api-keys: /);
+  });
+
+  it("host: an --enclave-url that is not http: or is listed twice, or a --cors-origin that is not an origin, exits 2 before anything starts", async () => {
+    const options = ["--api-keys", join(dir, "none.json"), "--audit-dir", join(dir, "audit"), "--port", "0"];
+    const url = "http://127.0.0.1:9";
+    for (const [args, message] of [
+      [
+        ["--enclave-url", "https://127.0.0.1:9"],
+        '--enclave-url: expected an http: URL (the enclave\'s internal server), found "https://127.0.0.1:9"',
+      ],
+      [["--enclave-url", url, "--enclave-url", `${url}/`], "--enclave-url: the same enclave is listed twice"],
+      [
+        ["--enclave-url", url, "--cors-origin", "https://app.example/"],
+        '--cors-origin: cors origin: expected the bare origin "https://app.example" (no path, query or trailing slash), found "https://app.example/"',
+      ],
+    ] as const) {
+      expect(await run(["host", ...args, ...options]), args.join(" ")).toEqual({
+        code: 2,
+        stderr: `cloister: USAGE: ${message}\n`,
+      });
+    }
   });
 
   describe("enclave: an option of another --tee exits 2", () => {

@@ -47,6 +47,33 @@ describe("the API-keys file", () => {
     expect(error.message).not.toContain(hashApiKey("ck_same_0123456789"));
   });
 
+  it("refuses a key that could make no request, a file without keys, and a field it does not know", async () => {
+    const valid = key("team-a", "ck_first_0123456789");
+    for (const [keys, message] of [
+      [[{ ...valid, requestsPerMinute: 0 }], "keys.0.requestsPerMinute: expected a number >= 1, found 0"],
+      [
+        [{ ...valid, permissions: [] }],
+        "keys.0.permissions: expected an array of at least 1 item, found an empty array",
+      ],
+      [[], "keys: expected an array of at least 1 item, found an empty array"],
+      // A misspelt field would otherwise be dropped silently.
+      [[{ ...valid, requestsPerMinuet: 5 }], "keys.0: expected no such field, found requestsPerMinuet"],
+    ] as const) {
+      await expect(load(keys as unknown as ApiKeyRecord[]), message).rejects.toMatchObject({
+        message: `--api-keys: ${message}`,
+      });
+    }
+  });
+
+  it("refuses a file that names a member twice (the second would silently replace the first)", async () => {
+    const file = join(dir, "keys-twice.json");
+    const keys = JSON.stringify([key("team-a", "ck_first_0123456789")]);
+    await writeFile(file, `{"version": 1, "keys": ${keys}, "keys": []}`, { mode: 0o600 });
+    await expect(loadApiKeys(file)).rejects.toMatchObject({
+      message: `--api-keys: "${file}": keys appears twice in one object (the second at position ${keys.length + 25}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    });
+  });
+
   it("loads distinct keys", async () => {
     const store = await load([key("team-a", "ck_first_0123456789"), key("team-b", "ck_second_0123456789")]);
     expect(store.authenticate("Bearer ck_second_0123456789").id).toBe("team-b");
