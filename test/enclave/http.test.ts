@@ -218,6 +218,15 @@ describe("listenBeforeServing (the enclave listens before it boots)", () => {
         status: 503,
         body: { status: "booting" },
       });
+      // Only GET /healthz is a health check; anything else is refused as booting.
+      const posted = await fetch(`${server.url}/healthz`, { method: "POST" });
+      expect({
+        status: posted.status,
+        code: ((await posted.json()) as { error?: { code: string } }).error?.code,
+      }).toEqual({
+        status: 503,
+        code: "ENCLAVE_BOOTING",
+      });
       server.serve(() => new Response("hello"));
       expect(await (await fetch(`${server.url}/attestation`)).text()).toBe("hello");
       expect(() => server.serve(() => new Response("again"))).toThrow("serve() called twice");

@@ -3,15 +3,18 @@
  * written frame by frame as they come, a host that goes away stops the answer (and the request is
  * still audited), and refusals before the request is open are plain HTTP errors.
  */
+import { createPublicKey } from "node:crypto";
 import { request as httpRequest } from "node:http";
-import { base64url } from "jose";
+import { base64url, compactVerify } from "jose";
+import nacl from "tweetnacl";
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
-import { listen, type RunningServer } from "../../enclave/http.ts";
+import { listen, MAX_SEALED_REQUEST_BYTES, type RunningServer } from "../../enclave/http.ts";
 import { type AuditRecord, auditRecordHash, verifyAuditCheckpoint } from "../../enclave/pipeline/audit.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
-import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH, TENANT_HEADER } from "../../sealed/envelope.ts";
+import { enclaveKeyId, openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const servers: RunningServer[] = [];
@@ -27,6 +30,54 @@ async function serve(enclave: Enclave): Promise<string> {
 
 async function sealedRequest(enclave: Enclave) {
   return sealRequest({ enclavePublicKey: enclave.publicKeys.sealing, kind: "complete", body: { prompt: "hi" } });
+}
+
+/** Sends one sealed request, reads its answer to the end, and waits for its audit record. */
+async function answerOne(enclave: Enclave, url: string): Promise<void> {
+  const { envelope, context } = await sealedRequest(enclave);
+  const answer = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+  for await (const _ of openResponseFrames(context, answer.body!)) {
+    // read to the end
+  }
+  const deadline = Date.now() + 5000;
+  while (enclave.auditPending === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * POSTs `body` with node's client, with its Content-Length or streamed (chunked, no length), 1 MiB
+ * at a time, and stops sending once the server answers (a 413 comes before the body is whole).
+ */
+function post(
+  url: string,
+  body: Uint8Array,
+  options: { declareLength: boolean; headers?: Record<string, string> },
+): Promise<{ status: number; connection: string | undefined; json: { error?: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const headers = { ...options.headers, ...(options.declareLength ? { "content-length": body.length } : {}) };
+    const req = httpRequest(url, { method: "POST", headers });
+    req.on("response", (res) => {
+      answered = true;
+      let text = "";
+      res.on("data", (c: Buffer) => (text += c.toString()));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, json: JSON.parse(text) }),
+      );
+    });
+    req.on("error", (error) => {
+      // Writing into a connection the server closed after answering is expected.
+      if (!answered) reject(error);
+    });
+    const next = (at: number) => {
+      if (answered || req.destroyed) return;
+      if (at >= body.length) {
+        req.end();
+        return;
+      }
+      req.write(body.subarray(at, at + (1 << 20)), () => next(at + (1 << 20)));
+    };
+    next(0);
+  });
 }
 
 const text = (t: string) => ({ type: "text", text: t }) as const;
@@ -126,6 +177,156 @@ describe("enclave server: POST /sealed", () => {
     expect(tooBig.body).toContain("BODY_TOO_LARGE");
     expect(enclave.collectAudit(0).lines).toHaveLength(0);
   });
+
+  it("reads a body of exactly its limit and the largest envelope the protocol allows; one byte more is 413, declared or streamed", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [done]));
+    const state = { draining: false, active: 0 };
+    const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    for (const declareLength of [true, false]) {
+      // Read whole, then refused by the envelope checks (version 0), not for its size.
+      const atLimit = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES), { declareLength });
+      expect({ status: atLimit.status, code: atLimit.json.error?.code }).toEqual({
+        status: 400,
+        code: "UNSUPPORTED_VERSION",
+      });
+      const past = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES + 1), { declareLength });
+      expect({ status: past.status, code: past.json.error?.code, connection: past.connection }).toEqual({
+        status: 413,
+        code: "BODY_TOO_LARGE",
+        connection: "close",
+      });
+    }
+    // A prefix declaring the most ciphertext a request may have, and that much: opened (and refused
+    // as a box that does not open), so the limit leaves room for every envelope a client can seal.
+    const ephemeral = nacl.box.keyPair();
+    const prefix = encodeEnvelopePrefix(
+      "complete",
+      await enclaveKeyId(enclave.publicKeys.sealing),
+      MAX_REQUEST_CIPHERTEXT_LENGTH,
+      ephemeral.publicKey,
+      new Uint8Array(24),
+    );
+    const largest = new Uint8Array(prefix.length + MAX_REQUEST_CIPHERTEXT_LENGTH);
+    largest.set(prefix);
+    const opened = await post(`${server.url}/sealed`, largest, { declareLength: true });
+    expect({ status: opened.status, code: opened.json.error?.code }).toEqual({
+      status: 400,
+      code: "DECRYPTION_FAILED",
+    });
+    // Every refused request was counted out again: a drain would not wait for them.
+    expect(state.active).toBe(0);
+    expect(enclave.collectAudit(0).lines).toHaveLength(0);
+  });
+
+  it("labels the audit record with the host's tenant header (unknown without one) and refuses a label it could not record", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+    const url = await serve(enclave);
+    const ask = async (headers: Record<string, string>) => {
+      const { envelope, context } = await sealedRequest(enclave);
+      const response = await fetch(`${url}/sealed`, {
+        method: "POST",
+        headers,
+        body: envelope as Uint8Array<ArrayBuffer>,
+      });
+      if (response.status !== 200) return { status: response.status, body: await response.json() };
+      for await (const _ of openResponseFrames(context, response.body!)) {
+        // read to the end
+      }
+      return { status: response.status, body: null };
+    };
+    expect(await ask({ [TENANT_HEADER]: "team-a" })).toEqual({ status: 200, body: null });
+    expect(await ask({})).toEqual({ status: 200, body: null });
+    expect(await ask({ [TENANT_HEADER]: "team a" })).toMatchObject({
+      status: 400,
+      body: { error: { code: "TENANT_HEADER_INVALID" } },
+    });
+    const deadline = Date.now() + 5000;
+    while (enclave.collectAudit(0).lines.length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const tenants = enclave.collectAudit(0).lines.map((line) => JSON.parse(line).record.tenant);
+    expect(tenants).toEqual(["team-a", "unknown"]);
+  });
+});
+
+describe("enclave server: POST /attestation/challenge", () => {
+  const challenge = (url: string, nonce: Uint8Array) =>
+    fetch(`${url}/attestation/challenge`, { method: "POST", body: JSON.stringify({ nonce: base64url.encode(nonce) }) });
+
+  it("answers a nonce of 16 to 64 bytes with the attested key over that nonce and this document", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [done]));
+    const url = await serve(enclave);
+    const key = createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: base64url.encode(enclave.publicKeys.signing) },
+      format: "jwk",
+    });
+    for (const length of [16, 64]) {
+      const nonce = new Uint8Array(length).fill(length);
+      const response = await challenge(url, nonce);
+      expect(response.status).toBe(200);
+      const { answer } = (await response.json()) as { answer: string };
+      const payload = JSON.parse(new TextDecoder().decode((await compactVerify(answer, key)).payload));
+      expect(payload).toMatchObject({ eat_nonce: base64url.encode(nonce), doc: enclave.documentDigest });
+    }
+    for (const length of [15, 65]) {
+      const response = await challenge(url, new Uint8Array(length));
+      expect({ status: response.status, body: await response.json() }).toEqual({
+        status: 400,
+        body: {
+          error: { code: "CHALLENGE_MALFORMED", message: `challenge nonce: expected 16..64 bytes, found ${length}` },
+        },
+      });
+    }
+  });
+
+  it("reads a question of exactly 1024 bytes; one byte more is 413, declared or streamed", async () => {
+    const url = await serve(await bootWith(new ScriptedEngine(() => [done])));
+    const question = (bytes: number) => {
+      const json = JSON.stringify({ nonce: base64url.encode(new Uint8Array(32)) });
+      return new TextEncoder().encode(json.padEnd(bytes, " "));
+    };
+    for (const declareLength of [true, false]) {
+      const atLimit = await post(`${url}/attestation/challenge`, question(1024), { declareLength });
+      expect(atLimit.status).toBe(200);
+      const past = await post(`${url}/attestation/challenge`, question(1025), { declareLength });
+      expect({ status: past.status, body: past.json }).toEqual({
+        status: 413,
+        body: {
+          error: {
+            code: "BODY_TOO_LARGE",
+            message: `challenge: expected at most 1024 bytes, found ${declareLength ? "1025" : "more than 1024"}`,
+          },
+        },
+      });
+    }
+  });
+});
+
+describe("enclave server: GET /audit", () => {
+  it("takes from as a non-negative integer (0 when absent) and drops lines only for an acknowledgement naming this boot", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+    const url = await serve(enclave);
+    await answerOne(enclave, url);
+    const collect = async (query: string) => {
+      const response = await fetch(`${url}/audit${query}`);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect(await collect("")).toMatchObject({ status: 200, body: { from: 0, next: 1, lines: [expect.any(String)] } });
+    // No boot named: nothing is acknowledged; this boot named without from: nothing either (from 0).
+    expect(await collect("?from=1")).toMatchObject({ status: 200, body: { from: 0, lines: [expect.any(String)] } });
+    expect(await collect(`?boot=${enclave.documentDigest}`)).toMatchObject({
+      status: 200,
+      body: { from: 0, lines: [expect.any(String)] },
+    });
+    expect(enclave.auditPending).toBe(1);
+    for (const from of ["-1", "1.5", "abc", "1e300"]) {
+      expect(await collect(`?from=${from}&boot=${enclave.documentDigest}`)).toEqual({
+        status: 400,
+        body: { error: { code: "AUDIT_QUERY_INVALID", message: "audit: from expected a non-negative integer" } },
+      });
+    }
+    expect(enclave.auditPending).toBe(1);
+  });
 });
 
 describe("enclave server: POST /audit/checkpoint", () => {
@@ -135,14 +336,7 @@ describe("enclave server: POST /audit/checkpoint", () => {
   it("answers with the log's signed head bound to the asker's nonce", async () => {
     const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
     const url = await serve(enclave);
-    const { envelope, context } = await sealedRequest(enclave);
-    const answer = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
-    for await (const _ of openResponseFrames(context, answer.body!)) {
-      // read to the end
-    }
-    const deadline = Date.now() + 5000;
-    while (enclave.collectAudit(0).lines.length === 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 10));
+    await answerOne(enclave, url);
     const [line] = enclave.collectAudit(0).lines;
     const nonce = new Uint8Array(32).fill(7);
     const response = await checkpointRequest(url, JSON.stringify({ nonce: base64url.encode(nonce) }));
