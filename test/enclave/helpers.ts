@@ -1,6 +1,6 @@
 /** A scripted inference engine and an enclave booted on it (tests of the answer stream and server). */
 import type { JWK } from "jose";
-import type { GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
+import type { GenerateRequest, GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
 import { Enclave } from "../../enclave/service.ts";
 import { devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
@@ -28,11 +28,14 @@ export class ScriptedEngine {
   finished = 0;
   /** performance.now() when each event was handed out. */
   readonly emittedAt: number[] = [];
+  /** The request each `generate` was given. */
+  readonly requests: GenerateRequest[] = [];
   constructor(private readonly script: () => (GenerationEvent | Error | Pause)[]) {}
   renderPrompt(request: unknown) {
     return { tokenCount: 3, request };
   }
-  async *generate(): AsyncGenerator<GenerationEvent, void, undefined> {
+  async *generate(request: GenerateRequest): AsyncGenerator<GenerationEvent, void, undefined> {
+    this.requests.push(request);
     try {
       for (const event of this.script()) {
         if ("pauseMs" in event) {

@@ -12,17 +12,8 @@ import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 1 } } as const;
 
-/** A scripted engine that also counts the generations it was asked for. */
-class CountingEngine extends ScriptedEngine {
-  generations = 0;
-  constructor() {
-    super(() => [{ type: "text", text: "a" }, done]);
-  }
-  override generate() {
-    this.generations++;
-    return super.generate();
-  }
-}
+/** A scripted engine (it records each generation it was asked for: `requests`). */
+const countingEngine = () => new ScriptedEngine(() => [{ type: "text", text: "a" }, done]);
 
 async function ask(enclave: Enclave, kind: "chat" | "complete", body: unknown): Promise<ResponseEvent[]> {
   const { envelope, context } = await sealRequest({ enclavePublicKey: enclave.publicKeys.sealing, kind, body });
@@ -36,7 +27,7 @@ const lastRecord = (enclave: Enclave) => JSON.parse(enclave.collectAudit(0).line
 
 describe("enclave: the request policy's first evaluation", () => {
   it("blocks a prompt with no PII that matches a block rule, before PII filtering and the engine", async () => {
-    const engine = new CountingEngine();
+    const engine = countingEngine();
     const enclave = await bootWith(engine, 0, {
       requestPolicy: {
         rules: [
@@ -53,7 +44,7 @@ describe("enclave: the request policy's first evaluation", () => {
     try {
       const allowed = await ask(enclave, "complete", { prompt: "tell me about the weather" });
       expect(allowed.at(-1)).toMatchObject({ type: "final" });
-      expect(engine.generations).toBe(1);
+      expect(engine.requests.length).toBe(1);
       for (const [kind, body] of [
         ["chat", { messages: [{ role: "user", content: "tell me about the Forbidden Topic please" }] }],
         ["complete", { prompt: "tell me about the forbidden topic" }],
@@ -69,7 +60,7 @@ describe("enclave: the request policy's first evaluation", () => {
           error: null,
         });
       }
-      expect(engine.generations).toBe(1);
+      expect(engine.requests.length).toBe(1);
     } finally {
       await enclave.close();
     }
@@ -78,7 +69,7 @@ describe("enclave: the request policy's first evaluation", () => {
 
 describe("enclave: audit records the host does not collect", () => {
   it(`answers with ${MAX_AUDIT_BACKLOG - 1} records pending, refuses the next request with ${MAX_AUDIT_BACKLOG} pending before opening it (503 AUDIT_BACKLOG_FULL)`, async () => {
-    const engine = new CountingEngine();
+    const engine = countingEngine();
     const enclave = await bootWith(engine);
     try {
       // MAX_AUDIT_BACKLOG is a constant (no test knob): the backlog is filled through the enclave's
@@ -106,7 +97,7 @@ describe("enclave: audit records the host does not collect", () => {
       // One fewer than the limit pending: accepted, answered and recorded (the limit is reached).
       expect((await ask(enclave, "complete", { prompt: "the last" })).at(-1)).toMatchObject({ type: "final" });
       expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
-      expect(engine.generations).toBe(2);
+      expect(engine.requests.length).toBe(2);
 
       // At the limit: refused as overload, before it is opened (no record, no engine, id unused).
       const { envelope, context } = await sealRequest({
@@ -118,7 +109,7 @@ describe("enclave: audit records the host does not collect", () => {
       expect(refused).toBeInstanceOf(EnclaveError);
       expect(refused).toMatchObject({ code: "AUDIT_BACKLOG_FULL", status: 503 });
       expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
-      expect(engine.generations).toBe(2);
+      expect(engine.requests.length).toBe(2);
 
       // The host collects the backlog a page at a time, each request acknowledging the page before:
       // every record once, in order, and never more than a page in one answer.

@@ -19,7 +19,8 @@ import { generateManifestSigningKey, signManifest } from "../../manifests/sign.t
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { sha256 } from "../../sealed/crypto.ts";
 import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
-import { enclaveKeyId, openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { enclaveKeyId, openResponseFrames, ReplayGuard, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 let dir: string;
 let modelPath: string;
@@ -108,6 +109,17 @@ describe("enclave boot", () => {
     expect((rounded as Error).message).toContain("set inference.contextSize to 512 (maxTokens at most that)");
   });
 
+  it("refuses a --tee option its mode does not take before it looks at the model file", async () => {
+    const error = await Enclave.boot({
+      manifestJws: await signManifest(manifest(), operator.privateJwk),
+      operatorKeys: [operator.publicJwk],
+      modelPath: join(dir, "missing.gguf"),
+      tee: "sim-snp",
+      tdxCollateralDir: dir,
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "TDX_COLLATERAL_UNUSED" });
+  });
+
   it("boots a contextSize that is not a multiple of 256 when rounding up would reach the training context", async () => {
     // node-llama-cpp rounds a context up to a multiple of 256 only while the result stays below the
     // model's training context (2048 here): 2000 runs as 2000, so a schema rule "multiple of 256"
@@ -115,6 +127,57 @@ describe("enclave boot", () => {
     const near = await boot(manifest({ inference: { contextSize: 2000, maxTokens: 256 } }));
     expect(near.manifest.inference.contextSize).toBe(2000);
     await near.close();
+  });
+});
+
+describe("enclave boot and requests on an injected engine", () => {
+  const done = { type: "done", stopReason: "eog", usage } as const;
+
+  it("refuses an engine whose model is not the manifest's, naming both digests", async () => {
+    const engine = new ScriptedEngine(() => [done]);
+    const other = "cd".repeat(32);
+    Object.assign(engine.info, { modelSha256: other });
+    const error = await bootWith(engine).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnclaveError);
+    expect(error).toMatchObject({ code: "BOOT_MODEL_DIGEST_MISMATCH", status: 500 });
+    expect((error as Error).message).toBe(
+      `boot: the engine's model is not the manifest's model (expected sha256 ${TINY_MODEL_SHA256}, found ${other})`,
+    );
+  });
+
+  it("refuses a request when the replay cache is full as overload (503 REPLAY_CACHE_FULL), not a bad request", async () => {
+    const scripted = await bootWith(new ScriptedEngine(() => [done]));
+    // A cache of one id stands in for 100 000 ids seen within the freshness window.
+    Object.assign(scripted, { replayGuard: new ReplayGuard({ maxEntries: 1 }) });
+    expect((await ask(scripted, { prompt: "The enclave" }, "complete")).at(-1)).toMatchObject({ type: "final" });
+    const { envelope } = await sealRequest({
+      enclavePublicKey: scripted.publicKeys.sealing,
+      kind: "complete",
+      body: { prompt: "The enclave" },
+    });
+    const error = await scripted.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnclaveError);
+    expect(error).toMatchObject({ code: "REPLAY_CACHE_FULL", status: 503 });
+  });
+
+  it("gives the engine the sealed sampling fields as sent, maxTokens held to the manifest's (its default)", async () => {
+    const engine = new ScriptedEngine(() => [done]);
+    const scripted = await bootWith(engine);
+    const limit = scripted.manifest.inference.maxTokens;
+    const sampling = { temperature: 0.5, topP: 0.9, seed: 7, stop: ["\n\n"], tenant: "ab".repeat(16) };
+    for (const body of [
+      { prompt: "The enclave", maxTokens: limit + 1, ...sampling },
+      { prompt: "The enclave", maxTokens: 3 },
+      { prompt: "The enclave" },
+    ]) {
+      expect((await ask(scripted, body, "complete")).at(-1)).toMatchObject({ type: "final" });
+    }
+    const given = engine.requests.map(({ signal, ...request }) => request);
+    expect(given).toEqual([
+      { prompt: "The enclave", maxTokens: limit, ...sampling },
+      { prompt: "The enclave", maxTokens: 3 },
+      { prompt: "The enclave", maxTokens: limit },
+    ]);
   });
 });
 
