@@ -6,6 +6,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
+  appendFile,
+  chown,
   copyFile,
   mkdir,
   mkdtemp,
@@ -123,14 +125,19 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
       const { start, pidNamespace } = self as CopyOwner;
       const reused = `cloister-model-${process.pid}-1-${pidNamespace ?? "x"}-reused`;
       const otherNamespace = `cloister-model-${killed.child.pid}-${start ?? "x"}-1-othrns`;
-      for (const name of [reused, otherNamespace]) {
+      // A copy of a process that has ended, but another user's: not this user's to remove.
+      const otherUser = `cloister-model-${killed.child.pid}-${start ?? "x"}-${pidNamespace ?? "x"}-othusr`;
+      for (const name of [reused, otherNamespace, otherUser]) {
         expect(copyOwnerOf(name)).not.toBeNull();
         await mkdir(join(root, name));
       }
+      // chown needs root, as CI has (this fails, never skips, where it cannot be done).
+      await chown(join(root, otherUser), (process.getuid?.() ?? 0) + 4242, 4242);
       const again = await stageModel(plainPath, plainSize, { privateRoot });
       const kept = await names(root);
       await again.remove();
       expect(kept).toContain(otherNamespace);
+      expect(kept).toContain(otherUser);
       expect(kept).toContain(basename(inUse));
       expect(kept).toContain(basename(dirname(staged.path)));
       // Linux tells a reused pid by its start time; elsewhere (no /proc) a live pid keeps its copy.
@@ -192,6 +199,44 @@ process.stdout.write(staged.path + "\\n", () => process.exit(130));`,
  * The free space is injected (freeBytes) where the test needs a small figure; one case uses the
  * real statfs of the temp directory with a sparse file larger than its free space.
  */
+describe("the private copy", () => {
+  it("stageModel writes a 0600 copy in a 0700 directory, and refuses a file of another size or one that grows while it is copied", async () => {
+    const root = await mkdtemp(join(dir, "root-"));
+    const staged = await stageModel(plainPath, plainSize, { privateRoot: async () => root });
+    try {
+      expect((await stat(staged.path)).mode & 0o777).toBe(0o600);
+      expect((await stat(dirname(staged.path))).mode & 0o777).toBe(0o700);
+    } finally {
+      await staged.remove();
+    }
+    const other = await stageModel(plainPath, plainSize + 1, { privateRoot: async () => root }).catch(
+      (e: unknown) => e,
+    );
+    expect(other).toMatchObject({ code: "MODEL_SIZE_MISMATCH" });
+    // The host appends to the file after stageModel took its size (here: as the root is asked for).
+    const growing = join(dir, "growing.gguf");
+    const cases: [number | null, string, string][] = [
+      [
+        plainSize,
+        "MODEL_SIZE_MISMATCH",
+        `expected ${plainSize} bytes (the manifest's model.sizeBytes), found ${plainSize + 1}`,
+      ],
+      [null, "MODEL_CHANGED_DURING_LOAD", `was ${plainSize} bytes when opened, ${plainSize + 1} bytes were copied`],
+    ];
+    for (const [expectedBytes, code, message] of cases) {
+      await copyFile(plainPath, growing);
+      const privateRoot = async () => {
+        await appendFile(growing, Buffer.alloc(4096));
+        return root;
+      };
+      const error = await stageModel(growing, expectedBytes, { privateRoot }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code });
+      expect((error as Error).message).toContain(message);
+    }
+    expect(await readdir(root)).toEqual([]);
+  });
+});
+
 describe("room in the private root", () => {
   const tooSmall = (free: number) => async () => free;
   const refusal = (attempt: Promise<unknown>): Promise<EngineError> =>
