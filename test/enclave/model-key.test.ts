@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
 
 const servers: Server[] = [];
@@ -42,7 +43,10 @@ async function endlessBroker(total: number): Promise<{ url: string; written: () 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written: () => written };
 }
 
-const request = (kbsUrl: string, options: { retryForMs?: number; onRetry?: (message: string) => void } = {}) =>
+const request = (
+  kbsUrl: string,
+  options: { retryForMs?: number; onRetry?: (message: string) => void; collateral?: AttestationCollateral } = {},
+) =>
   requestModelKey({
     kbsUrl,
     keyId: "tiny-v1",
@@ -58,11 +62,15 @@ const request = (kbsUrl: string, options: { retryForMs?: number; onRetry?: (mess
 /** A loopback "broker" answering each request with the next of `answers` (status, code, Retry-After). */
 async function scriptedBroker(
   answers: readonly { status: number; body: unknown; retryAfter?: string }[],
-): Promise<{ url: string; asked: string[] }> {
+): Promise<{ url: string; asked: string[]; bodies: unknown[] }> {
   const asked: string[] = [];
-  const server = createServer((incoming, response) => {
+  const bodies: unknown[] = [];
+  const server = createServer(async (incoming, response) => {
     asked.push(incoming.url ?? "");
     const answer = answers[asked.length - 1] ?? { status: 500, body: { error: { code: "SCRIPT_ENDED" } } };
+    let text = "";
+    for await (const chunk of incoming) text += chunk;
+    bodies.push(JSON.parse(text));
     response.writeHead(answer.status, {
       "content-type": "application/json",
       ...(answer.retryAfter === undefined ? {} : { "retry-after": answer.retryAfter }),
@@ -71,7 +79,7 @@ async function scriptedBroker(
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked, bodies };
 }
 
 const refusal = (status: number, code: string, retryAfter?: string) => ({
@@ -116,6 +124,39 @@ describe("requestModelKey", () => {
       expect.stringMatching(/\(HTTP 503 KBS_BUSY\).*; asking again in 1000 ms$/),
       expect.stringMatching(/\(HTTP 429 KBS_RATE_LIMITED\).*; asking again in 1000 ms$/),
     ]);
+  });
+
+  it("retries only KBS_BUSY on 503, waits at least 500 ms, and refuses a challenge that is not 32 bytes", async () => {
+    const down = await scriptedBroker([refusal(503, "KBS_DOWN", "1")]);
+    await expect(request(down.url)).rejects.toMatchObject({ code: "BOOT_KBS_REFUSED" });
+    expect(down.asked).toHaveLength(1);
+
+    const challenge = (bytes: number) => ({
+      status: 200,
+      body: { challenge: Buffer.alloc(bytes, 1).toString("base64url") },
+    });
+    const retries: string[] = [];
+    // Trailing slashes on the URL are dropped: the broker is asked its own paths.
+    const broker = await scriptedBroker([refusal(503, "KBS_BUSY", "0.1"), challenge(31), challenge(33)]);
+    for (const found of [31, 33]) {
+      await expect(request(`${broker.url}//`, { onRetry: (m) => retries.push(m) })).rejects.toMatchObject({
+        code: "BOOT_KBS_BAD_RESPONSE",
+        message: `boot: key broker challenge: expected 32 bytes, found ${found}`,
+      });
+    }
+    expect(retries).toEqual([expect.stringMatching(/; asking again in 500 ms$/)]);
+    expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge"]);
+  });
+
+  it("sends the collateral served with the document to the broker, and none when there is none", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const broker = await scriptedBroker([challenge, refusal(403, "KBS_POLICY"), challenge, refusal(403, "KBS_POLICY")]);
+    const collateral = { tdx: { tcbInfo: "t" } } as unknown as AttestationCollateral;
+    await expect(request(broker.url, { collateral })).rejects.toMatchObject({ code: "BOOT_KBS_REFUSED" });
+    await expect(request(broker.url)).rejects.toMatchObject({ code: "BOOT_KBS_REFUSED" });
+    const [, withCollateral, , without] = broker.bodies as Record<string, unknown>[];
+    expect(withCollateral).toMatchObject({ keyId: "tiny-v1", document: "x.y.z", collateral, answer: "answer" });
+    expect(without).not.toHaveProperty("collateral");
   });
 
   it("gives up on a busy broker when its Retry-After would pass the retry deadline", async () => {
