@@ -145,9 +145,10 @@ function describe(value: unknown): string {
   return value === undefined ? "nothing" : typeof value === "string" ? `"${printable(value)}"` : typeof value;
 }
 
+/** At most 80 characters of `value`, anything but printable ASCII as "?", and "…" when it was cut. */
 function printable(value: string): string {
-  const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value;
-  return cut.replace(/[^\x20-\x7e]/g, "?");
+  const shown = value.slice(0, 80).replace(/[^\x20-\x7e]/g, "?");
+  return value.length > 80 ? `${shown}…` : shown;
 }
 
 function fileKeys(modelKey: Uint8Array, salt: Uint8Array): { key: Buffer; prefix: Buffer } {

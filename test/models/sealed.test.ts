@@ -3,8 +3,10 @@
  * every way a host could change the sealed bytes — each refused with its own code, with no
  * plaintext file left behind.
  */
+
+import { execFileSync } from "node:child_process";
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -107,6 +109,9 @@ describe("sealed model files", () => {
       expect(s.info.sizeBytes).toBe(bytes.length);
       expect(s.info.sha256).toBe((await import("node:crypto")).createHash("sha256").update(bytes).digest("hex"));
       expect(s.info.plaintextSize).toBe(size);
+      // One 16-byte tag per chunk, and one (empty) chunk for an empty model: it authenticates the header.
+      const headerBytes = (await readSealedModelHeader(s.output)).bytes.length;
+      expect(bytes.length).toBe(headerBytes + size + 16 * Math.max(1, Math.ceil(size / CHUNK)));
       // The sealed bytes do not contain the plaintext (a 64-byte window of it, for sizes that have one).
       if (size >= 64) expect(bytes.includes(plain.subarray(size - 64))).toBe(false);
       const target = out();
@@ -143,6 +148,103 @@ describe("sealed model files", () => {
     expect(() => parseSealedModelHeader(huge)).toThrow(
       `sealed model plaintextSize: expected at most ${Number.MAX_SAFE_INTEGER} bytes, found ${2n ** 60n}`,
     );
+  });
+
+  it("refuses each malformed header field at its bound, naming the field, the expected and the found value", async () => {
+    const s = await sealed(randomBytes(100));
+    const valid = Buffer.from((await readSealedModelHeader(s.output)).bytes);
+    const id = key.keyId.length;
+    const at = { chunkSize: 10 + id, plaintextSize: 14 + id };
+    /** The valid header with `change` applied to a copy. */
+    const edit = (change: (b: Buffer) => void) => {
+      const b = Buffer.from(valid);
+      change(b);
+      return b;
+    };
+    /** A header whose key id field holds `text` (any bytes, any length up to 255). */
+    const withKeyId = (text: string) => {
+      const idBytes = Buffer.from(text, "latin1");
+      return Buffer.concat([valid.subarray(0, 9), Uint8Array.of(idBytes.length), idBytes, valid.subarray(10 + id)]);
+    };
+    const refused: [string, Buffer, string][] = [
+      ["magic and version only", valid.subarray(0, 9), 'sealed model magic: expected "CLSEALMD"'],
+      ["another magic", edit((b) => b.write("CLSEALMX", 0, "latin1")), 'sealed model magic: expected "CLSEALMD"'],
+      ["version 2", edit((b) => b.writeUInt8(2, 8)), "sealed model version: expected 1, found 2"],
+      [
+        "one byte short",
+        valid.subarray(0, valid.length - 1),
+        `sealed model header: expected ${valid.length} bytes, found ${valid.length - 1}`,
+      ],
+      [
+        "an empty key id",
+        withKeyId(""),
+        'sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found ""',
+      ],
+      [
+        "a key id of 201 characters, with a control character (quoted cut at 80 and escaped)",
+        withKeyId(`\u001b${"a".repeat(200)}`),
+        `sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "?${"a".repeat(79)}…"`,
+      ],
+      [
+        "chunkSize 4095",
+        edit((b) => b.writeUInt32BE(4095, at.chunkSize)),
+        "sealed model chunkSize: expected 4096..16777216, found 4095",
+      ],
+      [
+        "chunkSize 16 MiB + 1",
+        edit((b) => b.writeUInt32BE(16777217, at.chunkSize)),
+        "sealed model chunkSize: expected 4096..16777216, found 16777217",
+      ],
+      [
+        "plaintextSize 2^53",
+        edit((b) => b.writeBigUInt64BE(2n ** 53n, at.plaintextSize)),
+        `sealed model plaintextSize: expected at most ${Number.MAX_SAFE_INTEGER} bytes, found ${2n ** 53n}`,
+      ],
+    ];
+    for (const [name, bytes, message] of refused) {
+      let caught: unknown;
+      try {
+        parseSealedModelHeader(bytes);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, name).toMatchObject({ code: "SEALED_MODEL_MALFORMED" });
+      expect((caught as Error).message, name).toContain(message);
+    }
+    // The bounds themselves are accepted, and the header's bytes stop where it ends.
+    const accepted: [string, Buffer][] = [
+      ["chunkSize 4096", edit((b) => b.writeUInt32BE(4096, at.chunkSize))],
+      ["chunkSize 16 MiB", edit((b) => b.writeUInt32BE(16777216, at.chunkSize))],
+      ["plaintextSize 2^53 - 1", edit((b) => b.writeBigUInt64BE(2n ** 53n - 1n, at.plaintextSize))],
+      ["a key id of 200 characters", withKeyId("k".repeat(200))],
+    ];
+    for (const [name, bytes] of accepted) {
+      const header = parseSealedModelHeader(Buffer.concat([bytes, Buffer.from("chunk bytes")]));
+      expect(Buffer.compare(Buffer.from(header.bytes), bytes), name).toBe(0);
+    }
+  });
+
+  it("sealing refuses a chunk size outside 4096..16 MiB or not an integer, and a key that is not 32 bytes", async () => {
+    const input = join(dir, `options-${counter++}.gguf`);
+    await writeFile(input, randomBytes(100));
+    for (const chunkSize of [4095, 16777217, 4096.5]) {
+      await expect(sealModelFile(input, out(), key, { chunkSize })).rejects.toThrow(
+        `chunkSize: expected an integer 4096..16777216, found ${chunkSize}`,
+      );
+    }
+    for (const chunkSize of [4096, 16777216]) {
+      const info = await sealModelFile(input, out(), key, { chunkSize });
+      expect(info.plaintextSize).toBe(100);
+    }
+    await expect(sealModelFile(input, out(), { keyId: key.keyId, key: key.key.subarray(0, 31) })).rejects.toMatchObject(
+      {
+        code: "MODEL_KEY_INVALID",
+        message: "model key: expected 32 bytes",
+      },
+    );
+    await expect(sealModelFile(input, out(), { keyId: "no spaces", key: key.key })).rejects.toMatchObject({
+      code: "MODEL_KEY_INVALID",
+    });
   });
 
   describe("refuses a changed file, leaving no plaintext behind", () => {
@@ -246,7 +348,11 @@ describe("sealed model files", () => {
       expect(await exists(target)).toBe(false);
     });
 
-    it("a file that grows while it is being unsealed", async () => {
+    /**
+     * Unseals a 2048-chunk file and applies `change` to it once the output exists (after the size
+     * check and the header, with the chunks still to be read); returns the error, if any.
+     */
+    async function changedWhileUnsealing(change: (path: string) => Promise<void>) {
       const s = await sealed(randomBytes(2048 * CHUNK));
       const target = out();
       let done = false;
@@ -257,14 +363,50 @@ describe("sealed model files", () => {
       void outcome.finally(() => {
         done = true;
       });
-      // The output is created after the size check and the header; 2048 chunks are still to be read.
       while (!done && !(await exists(target))) await new Promise((resolve) => setImmediate(resolve));
-      await appendFile(s.output, Uint8Array.of(0));
-      expect(await outcome).toMatchObject({
+      await change(s.output);
+      return { error: await outcome, path: s.output, leftBehind: await exists(target) };
+    }
+
+    it("a file that grows while it is being unsealed", async () => {
+      const { error, path, leftBehind } = await changedWhileUnsealing((file) => appendFile(file, Uint8Array.of(0)));
+      expect(error).toMatchObject({
         code: "MODEL_SIZE_MISMATCH",
-        message: `sealed model "${s.output}": grew while being unsealed`,
+        message: `sealed model "${path}": grew while being unsealed`,
+      });
+      expect(leftBehind).toBe(false);
+    });
+
+    it("a file cut short while it is being unsealed", async () => {
+      const { error, leftBehind } = await changedWhileUnsealing((file) => truncate(file, 1000));
+      expect(error).toMatchObject({
+        code: "SEALED_MODEL_TRUNCATED",
+        message: expect.stringMatching(/^sealed model chunk \d+: file ends at byte \d+$/),
+      });
+      expect(leftBehind).toBe(false);
+    });
+
+    it("a header that describes a file of another size than the one the manifest pins (checked before any key is used)", async () => {
+      const s = await sealed(randomBytes(CHUNK));
+      const { file, expected } = await written(Buffer.concat([await readFile(s.output), Uint8Array.of(0)]));
+      const target = out();
+      await expect(unsealModelFile(file, target, key, expected)).rejects.toMatchObject({
+        code: "SEALED_MODEL_MALFORMED",
+        message: `sealed model header: describes a ${s.info.sizeBytes}-byte file, found ${s.info.sizeBytes + 1} bytes`,
       });
       expect(await exists(target)).toBe(false);
+    });
+
+    it("a path that is not a regular file (a directory, a FIFO no one writes to), without waiting on it", async () => {
+      const s = await sealed(randomBytes(CHUNK));
+      const fifo = join(dir, `fifo-${counter++}`);
+      execFileSync("mkfifo", [fifo]);
+      for (const path of [dir, fifo]) {
+        await expect(unsealModelFile(path, out(), key, s.expected)).rejects.toMatchObject({
+          code: "MODEL_SIZE_MISMATCH",
+          message: `sealed model "${path}": expected ${s.expected.sizeBytes} bytes (the manifest's model.sizeBytes), found not a regular file`,
+        });
+      }
     });
 
     it("a file of another size than the manifest's, before reading anything", async () => {
@@ -329,6 +471,22 @@ describe("sealed model files", () => {
       expect((await readdir(dirname(target))).filter((name) => name.includes(".partial"))).toEqual([]);
     });
 
+    it("sealing with overwrite: false refuses an existing output before it opens the input", async () => {
+      const target = out();
+      await writeFile(target, "pinned sealed model");
+      await expect(
+        sealModelFile(join(dir, "no-such-input.gguf"), target, key, { overwrite: false }),
+      ).rejects.toMatchObject({ code: "MODEL_OUTPUT_EXISTS" });
+    });
+
+    it("sealing that fails after writing (the output is a directory) leaves no partial file", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const target = join(dir, `occupied-${counter++}`);
+      await mkdir(join(target, "inside"), { recursive: true });
+      await expect(sealModelFile(s0.input, target, key, { chunkSize: CHUNK })).rejects.toThrow();
+      expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
+    });
+
     it("never overwrites or removes a file that already exists at the output path", async () => {
       const s = await sealed(randomBytes(100));
       const target = out();
@@ -345,8 +503,18 @@ describe("sealed model files", () => {
     expect(Buffer.compare(Buffer.from(back.key), Buffer.from(key.key))).toBe(0);
     const short = { ...jwk, k: Buffer.from(key.key.subarray(0, 16)).toString("base64url") };
     expect(() => modelKeyFromJwk(short)).toThrow(/k: expected 32 bytes, found 16/);
+    const long = { ...jwk, k: Buffer.concat([key.key, Uint8Array.of(0)]).toString("base64url") };
+    expect(() => modelKeyFromJwk(long)).toThrow(/k: expected 32 bytes, found 33/);
     expect(() => modelKeyFromJwk({ ...jwk, kty: "OKP" })).toThrow(/kty: expected "oct", found "OKP"/);
     expect(() => modelKeyFromJwk({ ...jwk, kid: "has space" })).toThrow(/kid: expected 1..200 characters/);
+    expect(() => modelKeyFromJwk({ ...jwk, kid: 7 })).toThrow("model key kid: expected a key id string, found number");
+    const { k: _k, ...withoutK } = jwk;
+    expect(() => modelKeyFromJwk(withoutK)).toThrow("model key k: expected 32 bytes, base64url");
+    for (const notObject of [null, [jwk], "jwk"]) {
+      expect(() => modelKeyFromJwk(notObject, "key file")).toThrow(
+        'key file: expected a JSON object (a JWK with kty "oct")',
+      );
+    }
     try {
       modelKeyFromJwk(short);
     } catch (error) {
