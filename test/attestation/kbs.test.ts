@@ -46,6 +46,7 @@ interface Deployment {
   keys: EnclaveKeys;
   document: string;
   documentDigest: string;
+  manifestDigest: string;
 }
 
 let operatorPublic: Awaited<ReturnType<typeof generateManifestSigningKey>>["publicJwk"];
@@ -61,10 +62,11 @@ async function deploy(
   const manifestJws = await signManifest(devManifest({ model }), operator.privateJwk as never);
   const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
   const hierarchy = insecureSimulatedAmdHierarchy();
+  const manifestSha256 = await manifestDigest(manifestJws);
   const reportData = await computeReportData({
     signingPublicKey: keys.signing.publicKey,
     sealingPublicKey: keys.sealing.publicKey,
-    manifestDigest: await manifestDigest(manifestJws),
+    manifestDigest: manifestSha256,
   });
   const report = simulateSnpReport(hierarchy, { reportData, measurement: MEASUREMENT });
   const document = await createAttestationDocument({
@@ -79,7 +81,7 @@ async function deploy(
     now: new Date(),
   });
   const digest = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document))));
-  return { keys, document, documentDigest: digest };
+  return { keys, document, documentDigest: digest, manifestDigest: toHex(manifestSha256) };
 }
 
 beforeAll(async () => {
@@ -151,7 +153,14 @@ describe("key broker", () => {
     const kbs = broker();
     const { body, challenge } = await request(kbs, sealedDeployment);
     const { wrapped, record } = await kbs.release(body);
-    expect(record).toMatchObject({ keyId: KEY_ID, tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
+    expect(record).toEqual({
+      keyId: KEY_ID,
+      tee: "sev-snp",
+      simulated: true,
+      measurement: toHex(MEASUREMENT),
+      manifestDigest: sealedDeployment.manifestDigest,
+      documentDigest: sealedDeployment.documentDigest,
+    });
     expect(JSON.stringify(wrapped)).not.toContain(base64url.encode(MODEL_KEY));
     const expected = {
       keyId: KEY_ID,
@@ -497,6 +506,7 @@ describe("key broker", () => {
       keys,
       document,
       documentDigest: toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document)))),
+      manifestDigest: toHex(await manifestDigest(manifestJws)),
     };
     const tdxPolicy = simulatorClientPolicy({
       tee: "sim-tdx",
@@ -531,6 +541,22 @@ describe("key broker", () => {
     for (const bad of [null, [], "x", { keyId: KEY_ID }, { keyId: 1, document: "", challenge: "", answer: "" }]) {
       expect(await refusal(kbs.release(bad))).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
     }
+    for (const notObject of [null, [], "x"]) {
+      expect((await refusal(kbs.release(notObject))).message).toBe(
+        "release request: expected a JSON object {keyId, document, challenge, answer}",
+      );
+    }
+    // A key id no broker could hold is malformed (400), not an unknown key (404).
+    expect(
+      await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "has space" })).body)),
+    ).toMatchObject({
+      code: "KBS_REQUEST_MALFORMED",
+      status: 400,
+      message: "release request: keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -",
+    });
+    // The lifetime a challenge is given with, in whole seconds.
+    expect(kbs.challenge().expiresInSeconds).toBe(60);
+    expect(broker(policy, { challengeTtlMs: 1999 }).challenge().expiresInSeconds).toBe(1);
   });
 
   it("keeps no challenge until it is answered: asking never fills anything; spent ones are bounded per lifetime", async () => {
