@@ -222,6 +222,12 @@ function rawKv(key: string, type: number, value: number[]): Uint8Array {
   out.set(value, 12 + k.length);
   return out;
 }
+/** An ARRAY value (item type, count, items) of `depth` arrays, each holding the next; the innermost is empty. */
+function nestedArrays(depth: number): number[] {
+  let value: number[] = [...le32(0), ...le64(0n)];
+  for (let i = 1; i < depth; i++) value = [...le32(9), ...le64(1n), ...value];
+  return value;
+}
 const le32 = (n: number) => [...new Uint8Array(new Uint32Array([n]).buffer)];
 const le64 = (n: bigint) => [...new Uint8Array(new BigUint64Array([n]).buffer)];
 
@@ -327,15 +333,7 @@ describe("GGUF reader rejects malformed input with GgufFormatError", () => {
       "GGUF_BAD_STRING",
     ],
     ["duplicate key", () => rawGguf({ kvs: [rawKv("k", 0, [1]), rawKv("k", 0, [2])] }), "GGUF_DUPLICATE"],
-    [
-      "deeply nested arrays",
-      () => {
-        let value: number[] = [...le32(0), ...le64(0n)];
-        for (let i = 0; i < 6; i++) value = [...le32(9), ...le64(1n), ...value];
-        return rawGguf({ kvs: [rawKv("k", 9, value)] });
-      },
-      "GGUF_TOO_DEEP",
-    ],
+    ["deeply nested arrays", () => rawGguf({ kvs: [rawKv("k", 9, nestedArrays(7))] }), "GGUF_TOO_DEEP"],
     [
       "alignment not a power of two",
       () => rawGguf({ kvs: [rawKv("general.alignment", 4, le32(24))] }),
@@ -413,7 +411,65 @@ describe("GGUF reader rejects malformed input with GgufFormatError", () => {
       () => rawGguf({ tensors: [{ name: "n".repeat(64), dims: [4], type: 0, offset: 0 }], dataBytes: 64 }),
       "GGUF_BAD_TENSOR",
     ],
+    // Each bound at its edge: one byte or one level past what is accepted below.
+    ["alignment 0", () => rawGguf({ kvs: [rawKv("general.alignment", 4, le32(0))] }), "GGUF_BAD_ALIGNMENT"],
+    [
+      "one tensor info needs 24 bytes, 23 remain",
+      () => rawGguf({ tensorCount: 1n, dataBytes: 7 }),
+      "GGUF_BAD_COUNT",
+      /tensor_count/,
+    ],
+    [
+      "one key/value needs 13 bytes, 12 remain",
+      () => rawGguf({ kvCount: 1n, dataBytes: 4 }),
+      "GGUF_BAD_COUNT",
+      /metadata_kv_count/,
+    ],
+    [
+      "string array count past the file (8 bytes an item at least)",
+      () => rawGguf({ kvs: [rawKv("k", 9, [...le32(8), ...le64(1n << 20n)])] }),
+      "GGUF_BAD_COUNT",
+      /metadata "k" count/,
+    ],
+    [
+      "nested array count past the file (12 bytes an item at least)",
+      () => rawGguf({ kvs: [rawKv("k", 9, [...le32(9), ...le64(1n << 20n)])] }),
+      "GGUF_BAD_COUNT",
+      /metadata "k" count/,
+    ],
+    ["arrays nested five deep", () => rawGguf({ kvs: [rawKv("k", 9, nestedArrays(5))] }), "GGUF_TOO_DEEP"],
+    [
+      "a Q8_0 scalar (no dims: a row of 1, not a multiple of 32)",
+      () => rawGguf({ tensors: [{ name: "t", dims: [], type: 8, offset: 0 }], dataBytes: 64 }),
+      "GGUF_BAD_TENSOR",
+    ],
+    [
+      "tensors overlapping by one byte (alignment 1)",
+      () =>
+        rawGguf({
+          kvs: [rawKv("general.alignment", 4, le32(1))],
+          tensors: [
+            { name: "a", dims: [4], type: 0, offset: 0 },
+            { name: "b", dims: [4], type: 0, offset: 15 },
+          ],
+          dataBytes: 64,
+        }),
+      "GGUF_BAD_TENSOR",
+      /overlaps/,
+    ],
+    ["a file that ends before the data section's padding", () => rawGguf({}).subarray(0, 24), "GGUF_TRUNCATED"],
   ];
+
+  it("accepts each bound at its edge: arrays nested four deep, four dims, a data section of no bytes", () => {
+    expect(parseGgufBytes(rawGguf({ kvs: [rawKv("k", 9, nestedArrays(4))] })).metadata.get("k")).toMatchObject({
+      type: "ARRAY",
+    });
+    const fourDims = parseGgufBytes(
+      rawGguf({ tensors: [{ name: "t", dims: [1, 1, 1, 2], type: 0, offset: 0 }], dataBytes: 8 }),
+    );
+    expect(fourDims.tensors[0]?.dims).toEqual([1, 1, 1, 2]);
+    expect(parseGgufBytes(rawGguf({})).dataOffset).toBe(32);
+  });
 
   for (const [name, build, code, field] of table) {
     it(`${name} → ${code}`, () => {
