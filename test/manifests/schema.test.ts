@@ -178,6 +178,49 @@ const cases: Case[] = [
     code: "MANIFEST_FIELD_INVALID",
     path: "requestPolicy.rules.0.models",
   },
+  // Each bound one step past what is accepted, and each "exactly when" rule in its other direction.
+  ...(
+    [
+      ["a TDX platform without a TDX TCB", { tee: { minimumTcb: { tdx: null } } }, "tee.minimumTcb.tdx"],
+      ["an SNP TCB without an SNP platform", { tee: { platforms: ["sim-tdx"] } }, "tee.minimumTcb.snp"],
+      ["no platform", { tee: { platforms: [] } }, "tee.platforms"],
+      ["a platform listed twice", { tee: { platforms: ["sim-snp", "sim-tdx", "sim-snp"] } }, "tee.platforms"],
+      [
+        "a measurement listed twice",
+        { tee: { allowedMeasurements: ["ab".repeat(48), "ab".repeat(48)] } },
+        "tee.allowedMeasurements",
+      ],
+      [
+        "any: false",
+        { tee: { allowedMeasurements: { any: false, reason: "a reason long enough" } } },
+        "tee.allowedMeasurements.any",
+      ],
+      [
+        "an SNP TCB value of 256",
+        { tee: { minimumTcb: { snp: { bootloader: 256 } } } },
+        "tee.minimumTcb.snp.bootloader",
+      ],
+      ["an fmc of 256", { tee: { minimumTcb: { snp: { fmc: 256 } } } }, "tee.minimumTcb.snp.fmc"],
+      ["a pceSvn of 65536", { tee: { minimumTcb: { tdx: { pceSvn: 65536 } } } }, "tee.minimumTcb.tdx.pceSvn"],
+      ["a key id with the model not sealed", { model: { sealedAtRest: false, keyId: "tiny-v1" } }, "model.keyId"],
+      ["a key id of 201 characters", { model: { sealedAtRest: true, keyId: "k".repeat(201) } }, "model.keyId"],
+      ["a sha256 of 65 hex characters", { model: { sha256: "a".repeat(65) } }, "model.sha256"],
+      ["a model size of 0", { model: { sizeBytes: 0 } }, "model.sizeBytes"],
+      ["a model file name of 256 characters", { model: { file: "m".repeat(256) } }, "model.file"],
+      ["a model file name starting with a dot", { model: { file: ".hidden.gguf" } }, "model.file"],
+      ["a service name of 64 characters", { service: { name: "s".repeat(64) } }, "service.name"],
+      ["a reason of 7 characters", { audit: { enabled: false, reason: "7 chars" } }, "audit.reason"],
+      ["a reason of 501 characters", { audit: { enabled: false, reason: "r".repeat(501) } }, "audit.reason"],
+      ["a reason of 8 spaces and one letter", { audit: { enabled: false, reason: "        x" } }, "audit.reason"],
+      ["a context of 255 tokens", { inference: { contextSize: 255, maxTokens: 16 } }, "inference.contextSize"],
+      ["1025 threads", { inference: { threads: 1025 } }, "inference.threads"],
+    ] as const
+  ).map(([name, overrides, path]) => ({
+    name,
+    manifest: devManifestRaw(overrides as Record<string, unknown>),
+    code: "MANIFEST_FIELD_INVALID",
+    path,
+  })),
 ];
 
 /** Dev manifest with overrides, without checking (so invalid values can be built). */
