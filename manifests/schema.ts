@@ -10,6 +10,7 @@
  * reason}` — the latter only for simulator platforms). `debugAllowed` can only be `false`.
  */
 import { z } from "zod";
+import { KEY_ID_PATTERN, KEY_ID_RULE } from "../models/key-id.ts";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
 import { explainIssue, preview } from "./issues.ts";
 
@@ -107,8 +108,12 @@ const model = z
     /** Number of model parameters (weights). */
     parameters: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
     sealedAtRest: z.boolean(),
-    /** Key-broker id of the model key; null exactly when the model is not sealed at rest. */
-    keyId: z.string().min(1).max(200).nullable(),
+    /**
+     * Key-broker id of the model key; null exactly when the model is not sealed at rest. The
+     * broker's and the sealed file's rule (models/key-id.ts), so a manifest names only a key they
+     * can hold.
+     */
+    keyId: z.string().regex(KEY_ID_PATTERN, `expected ${KEY_ID_RULE}`).nullable(),
   })
   .superRefine((m, ctx) => {
     if (m.sealedAtRest !== (m.keyId !== null)) {

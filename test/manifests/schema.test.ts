@@ -204,6 +204,10 @@ const cases: Case[] = [
       ["a pceSvn of 65536", { tee: { minimumTcb: { tdx: { pceSvn: 65536 } } } }, "tee.minimumTcb.tdx.pceSvn"],
       ["a key id with the model not sealed", { model: { sealedAtRest: false, keyId: "tiny-v1" } }, "model.keyId"],
       ["a key id of 201 characters", { model: { sealedAtRest: true, keyId: "k".repeat(201) } }, "model.keyId"],
+      // The broker's and the sealed file's rule (models/key-id.ts): no key they cannot hold.
+      ["a key id with a slash", { model: { sealedAtRest: true, keyId: "kbs:///models/m" } }, "model.keyId"],
+      ["a key id with a space", { model: { sealedAtRest: true, keyId: "tiny v1" } }, "model.keyId"],
+      ["an empty key id", { model: { sealedAtRest: true, keyId: "" } }, "model.keyId"],
       ["a sha256 of 65 hex characters", { model: { sha256: "a".repeat(65) } }, "model.sha256"],
       ["a model size of 0", { model: { sizeBytes: 0 } }, "model.sizeBytes"],
       ["a model file name of 256 characters", { model: { file: "m".repeat(256) } }, "model.file"],
@@ -283,7 +287,7 @@ describe("manifest schema", () => {
 
   it("accepts a production-shaped manifest (real hardware, pinned measurements, sealed model)", () => {
     const m = devManifest({
-      model: { sealedAtRest: true, keyId: "kbs:///cloister/models/llama-3.1-8b" },
+      model: { sealedAtRest: true, keyId: "cloister:models:llama-3.1-8b" },
       tee: {
         platforms: ["snp", "azure-snp"],
         allowedMeasurements: ["ab".repeat(48)],
