@@ -12,11 +12,14 @@ import { tcbHex } from "../../attestation/snp/parse.ts";
 import { rejection } from "../helpers/attestation.ts";
 import {
   ALL_PCRS,
+  CAPTURED_RUNTIME_JSON,
+  hclReportBytes,
   type PcrSelection,
   simulatedAzureSnpAnchors,
   simulatedAzureSnpEvidence,
   TPM_ALG_SHA1,
   TPM_ALG_SHA256,
+  tpmsAttest,
 } from "../helpers/azure-sim.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
@@ -286,6 +289,205 @@ describe("Azure vTPM evidence rules", () => {
   });
 });
 
+describe("TPMS_ATTEST structure (parseTpmQuoteAttest)", () => {
+  const nonce = new Uint8Array(32).fill(0x5c);
+  const sha256 = { hashAlg: TPM_ALG_SHA256, pcrs: [0, 9, 23] };
+
+  it("reads each field, PCR selections as ascending indices (bit i of byte j is PCR 8j+i)", () => {
+    const attest = parseTpmQuoteAttest(tpmsAttest({ extraData: nonce, selections: [sha256], safe: 0 }));
+    expect(toHex(attest.extraData)).toBe(toHex(nonce));
+    expect(attest.qualifiedSigner).toHaveLength(34);
+    expect([attest.clock, attest.resetCount, attest.restartCount, attest.safe, attest.firmwareVersion]).toEqual([
+      1234n,
+      1,
+      0,
+      false,
+      0x2020n,
+    ]);
+    expect(attest.pcrSelections).toEqual([sha256]);
+    expect(attest.pcrDigest).toHaveLength(32);
+    expect(parseTpmQuoteAttest(tpmsAttest({ extraData: nonce, safe: 1 })).safe).toBe(true);
+  });
+
+  it("accepts each sized field and count at its largest", () => {
+    const attest = parseTpmQuoteAttest(
+      tpmsAttest({
+        extraData: new Uint8Array(64).fill(1),
+        qualifiedSigner: new Uint8Array(68),
+        pcrDigest: new Uint8Array(64),
+        selections: Array.from({ length: 16 }, (_, i) => ({ hashAlg: TPM_ALG_SHA256, pcrs: [i], sizeofSelect: 32 })),
+      }),
+    );
+    expect([attest.extraData.length, attest.qualifiedSigner.length, attest.pcrDigest.length]).toEqual([64, 68, 64]);
+    expect(attest.pcrSelections.map((s) => s.pcrs)).toEqual(Array.from({ length: 16 }, (_, i) => [i]));
+  });
+
+  it.each([
+    ["magic", { magic: 0xff544348 }, "magic: expected 0xff544347 (TPM_GENERATED_VALUE), found 0xff544348"],
+    ["type", { type: 0x8017 }, "type: expected 0x8018 (TPM_ST_ATTEST_QUOTE), found 0x8017"],
+    [
+      "qualifiedSigner",
+      { qualifiedSigner: new Uint8Array(69) },
+      "qualifiedSigner: expected at most 68 bytes, found 69",
+    ],
+    ["extraData", { extraData: new Uint8Array(65) }, "extraData: expected at most 64 bytes, found 65"],
+    ["clockInfo.safe", { safe: 2 }, "clockInfo.safe: expected 0 or 1, found 2"],
+    [
+      "pcrSelect.count",
+      { selections: Array.from({ length: 17 }, () => sha256) },
+      "pcrSelect.count: expected at most 16, found 17",
+    ],
+    [
+      "sizeofSelect",
+      { selections: [{ ...sha256, sizeofSelect: 33 }] },
+      "pcrSelections[0].sizeofSelect: expected at most 32, found 33",
+    ],
+    ["pcrDigest", { pcrDigest: new Uint8Array(65) }, "pcrDigest: expected at most 64 bytes, found 65"],
+  ] as const)("refuses %s out of bounds (AZURE_TPM_QUOTE_MALFORMED)", (_name, fields, message) => {
+    expect(() => parseTpmQuoteAttest(tpmsAttest({ extraData: nonce, ...fields }))).toThrow(
+      expect.objectContaining({ code: "AZURE_TPM_QUOTE_MALFORMED", message: `TPMS_ATTEST: ${message}` }),
+    );
+  });
+
+  it("refuses a quote cut inside its last field (TRUNCATED)", () => {
+    const whole = tpmsAttest({ extraData: nonce });
+    expect(() => parseTpmQuoteAttest(whole.subarray(0, whole.length - 1))).toThrow(
+      expect.objectContaining({
+        code: "TRUNCATED",
+        message: "TPMS_ATTEST: field pcrDigest at offset 113 needs 32 bytes, but only 31 remain",
+      }),
+    );
+  });
+});
+
+describe("HCL report layout and runtime data (parseHclReport)", () => {
+  const json = new TextEncoder().encode(CAPTURED_RUNTIME_JSON);
+  const runtime = JSON.parse(CAPTURED_RUNTIME_JSON) as { keys: Record<string, unknown>[] } & Record<string, unknown>;
+  const [akPub, ekPub] = runtime.keys as [Record<string, unknown>, Record<string, unknown>];
+  const withRuntime = (value: unknown) => hclReportBytes({ json: new TextEncoder().encode(JSON.stringify(value)) });
+  const refusal = (bytes: Uint8Array) => {
+    try {
+      parseHclReport(bytes);
+    } catch (error) {
+      return error as { code: string; message: string };
+    }
+    throw new Error("the HCL report was accepted");
+  };
+
+  it("reads the captured runtime data out of a well-formed layout, trailing zero padding allowed", () => {
+    const hcl = parseHclReport(hclReportBytes({ json, trailing: new Uint8Array(16) }));
+    expect([hcl.reportType, hcl.tdReport, hcl.hardwareReport.length]).toEqual(["snp", null, 1184]);
+    expect(hcl.runtimeData.akPub).toEqual({ kid: "HCLAkPub", kty: "RSA", n: akPub.n, e: akPub.e });
+    expect(hcl.runtimeData.vmUniqueId).toBe("390CBCF5-6C67-4D9B-98EF-C3F1699CC8FC");
+    expect(hcl.runtimeData.userData).toBe("00".repeat(64));
+    const tdx = parseHclReport(hclReportBytes({ json, reportType: 4 }));
+    expect([tdx.reportType, tdx.tdReport?.length]).toEqual(["tdx", 1024]);
+    // A runtime data size at the bound (64 KiB of JSON, spaces included) is read.
+    const large = new Uint8Array(64 * 1024).fill(0x20);
+    large.set(json);
+    expect(parseHclReport(hclReportBytes({ json: large })).runtimeData.json).toHaveLength(64 * 1024);
+  });
+
+  it.each([
+    ["status", { status: 1 }, "AZURE_HCL_REPORT_MALFORMED", "status: expected 0, found 1"],
+    ["report_type", { reportType: 3 }, "AZURE_HCL_UNSUPPORTED", "report_type expected 2 (SNP) or 4 (TDX), found 3"],
+    [
+      "variable_data_size 0",
+      { variableSize: 0, dataSize: 20 },
+      "AZURE_HCL_REPORT_MALFORMED",
+      "variable_data_size: expected 1..65536, found 0",
+    ],
+    [
+      "data_size",
+      { dataSize: 20 + json.length + 1 },
+      "AZURE_HCL_REPORT_MALFORMED",
+      `data_size: expected ${20 + json.length} (header + variable data), found ${21 + json.length}`,
+    ],
+    [
+      "report_size",
+      { reportSize: 0x4c0 + 20 + json.length - 1 },
+      "AZURE_HCL_REPORT_MALFORMED",
+      `report_size: expected ${0x4c0 + 20 + json.length}, found ${0x4c0 + 19 + json.length}`,
+    ],
+    [
+      "data after the runtime data",
+      { trailing: Uint8Array.of(0, 1) },
+      "AZURE_HCL_REPORT_MALFORMED",
+      "padding after the runtime data: expected zero bytes, found data",
+    ],
+  ] as const)("refuses a wrong %s", (_name, layout, code, message) => {
+    expect(refusal(hclReportBytes({ json, ...layout }))).toMatchObject({ code, message: `HCL report: ${message}` });
+  });
+
+  it("refuses runtime data over 64 KiB", () => {
+    const large = new Uint8Array(64 * 1024 + 1).fill(0x20);
+    large.set(json);
+    expect(refusal(hclReportBytes({ json: large }))).toMatchObject({
+      code: "AZURE_HCL_REPORT_MALFORMED",
+      message: "HCL report: variable_data_size: expected 1..65536, found 65537",
+    });
+  });
+
+  const malformedRuntime: [string, Uint8Array, string][] = [
+    [
+      "invalid UTF-8 inside a JSON string",
+      hclReportBytes({ json: Uint8Array.from([...new TextEncoder().encode('{"keys":[],"x":"'), 0xff, 0x22, 0x7d]) }),
+      "runtime data: expected UTF-8 JSON",
+    ],
+    ["a JSON array", withRuntime([runtime]), "runtime data: expected a JSON object"],
+    [
+      "a key that is not an object",
+      withRuntime({ ...runtime, keys: [akPub, "HCLEkPub"] }),
+      "runtime data keys: expected an array of JWK objects",
+    ],
+    ["no keys array", withRuntime({ ...runtime, keys: akPub }), "runtime data keys: expected an array of JWK objects"],
+    [
+      "two HCLAkPub keys",
+      withRuntime({ ...runtime, keys: [akPub, ekPub, { ...ekPub, kid: "HCLAkPub" }] }),
+      "runtime data keys: expected exactly one HCLAkPub, found 2",
+    ],
+    [
+      "no HCLAkPub key",
+      withRuntime({ ...runtime, keys: [ekPub] }),
+      "runtime data keys: expected exactly one HCLAkPub, found 0",
+    ],
+    [
+      "an HCLAkPub that is not RSA",
+      withRuntime({ ...runtime, keys: [{ ...akPub, kty: "EC" }] }),
+      "runtime data HCLAkPub: expected an RSA JWK with n and e",
+    ],
+    [
+      "an HCLAkPub without n",
+      withRuntime({ ...runtime, keys: [{ ...akPub, n: undefined }] }),
+      "runtime data HCLAkPub: expected an RSA JWK with n and e",
+    ],
+    [
+      "an HCLAkPub whose e is a number",
+      withRuntime({ ...runtime, keys: [{ ...akPub, e: 65537 }] }),
+      "runtime data HCLAkPub: expected an RSA JWK with n and e",
+    ],
+    [
+      "vm-configuration an array",
+      withRuntime({ ...runtime, "vm-configuration": [] }),
+      "runtime data vm-configuration: expected an object",
+    ],
+    [
+      "no vm-configuration",
+      withRuntime({ ...runtime, "vm-configuration": undefined }),
+      "runtime data vm-configuration: expected an object",
+    ],
+    [
+      "user-data not hex",
+      withRuntime({ ...runtime, "user-data": "00zz" }),
+      "runtime data user-data: expected hex text",
+    ],
+    ["user-data a number", withRuntime({ ...runtime, "user-data": 0 }), "runtime data user-data: expected hex text"],
+  ];
+  it.each(malformedRuntime)("refuses runtime data with %s (AZURE_HCL_REPORT_MALFORMED)", (_name, bytes, message) => {
+    expect(refusal(bytes)).toMatchObject({ code: "AZURE_HCL_REPORT_MALFORMED", message: `HCL report: ${message}` });
+  });
+});
+
 /** Simulated hardware report and a test vTPM key (test/helpers/azure-sim.ts), so the checks after the quote signature can be reached with any TPMS_ATTEST. */
 describe("Azure vTPM quote checks after its signature (simulated hardware report, test vTPM key)", () => {
   const SHA1 = TPM_ALG_SHA1;
@@ -327,8 +529,17 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     const all = [{ hashAlg: SHA256, pcrs: ALL_PCRS }];
     const jwkOf = (options: { modulusLength: number; publicExponent?: number }) =>
       generateKeyPairSync("rsa", options).publicKey.export({ format: "jwk" });
+    /** A JWK whose modulus is `top` followed by `rest` 0xff bytes (its size is checked before any use of the key). */
+    const modulus = (top: number[], rest: number) => ({
+      n: Buffer.from([...top, ...new Array(rest).fill(0xff)]).toString("base64url"),
+      e: "AQAB",
+    });
     for (const [akJwk, message] of [
       [jwkOf({ modulusLength: 1024 }), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 1024"],
+      [modulus([0x7f], 255), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 2047"],
+      // Leading zero bytes do not count.
+      [modulus([0, 0x7f], 255), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 2047"],
+      [modulus([1], 1024), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 8193"],
       [jwkOf({ modulusLength: 2048, publicExponent: 3 }), "HCLAkPub: expected public exponent 65537, found 0x03"],
       [{ n: "not/base64url", e: "AQAB" }, "HCLAkPub n: expected base64url"],
       // 4k+1 characters decode to no byte string (atob throws a DOMException without a code).
@@ -344,6 +555,8 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
       const error = await rejection(verify(evidence(all, akJwk)));
       expect([error.code, error.message]).toEqual(["AZURE_AK_INVALID", message]);
     }
+    // 8192 bits is within the bounds: such a key is used, and does not verify the test key's quote.
+    expect((await rejection(verify(evidence(all, modulus([], 1024))))).code).toBe("AZURE_TPM_QUOTE_SIGNATURE_INVALID");
   });
 
   it.each([1, 2, 3])(

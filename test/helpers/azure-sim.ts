@@ -32,6 +32,49 @@ export interface PcrSelection {
   readonly pcrs: readonly number[];
 }
 
+const CAPTURED_HCL = parseHclReport(
+  new Uint8Array(readFileSync(new URL("../fixtures/attestation/azure/snp-vtpm/genoa-hcl-report.bin", import.meta.url))),
+);
+
+/** An HCL report's layout fields (attestation/azure/hcl.ts); each defaults to what makes a well-formed report. */
+export interface HclReportLayout {
+  /** The 1184-byte hardware report region (default: zero bytes). */
+  readonly hardwareReport?: Uint8Array;
+  /** The runtime-data bytes. */
+  readonly json: Uint8Array;
+  readonly status?: number;
+  readonly reportType?: number;
+  readonly hashType?: number;
+  readonly variableSize?: number;
+  readonly dataSize?: number;
+  readonly reportSize?: number;
+  /** Bytes after the runtime data (Azure pads the NV index with zeros). */
+  readonly trailing?: Uint8Array;
+}
+
+/** HCL report bytes: the captured Genoa header with these layout fields (a malformed report when one is off). */
+export function hclReportBytes(layout: HclReportLayout): Uint8Array {
+  const { json } = layout;
+  const trailing = layout.trailing ?? new Uint8Array(0);
+  const out = new Uint8Array(0x4d4 + json.length + trailing.length);
+  const view = new DataView(out.buffer);
+  out.set(CAPTURED_HCL.raw.subarray(0, 0x20));
+  view.setUint32(8, layout.reportSize ?? 0x4c0 + 20 + json.length, true); // report_size
+  view.setUint32(16, layout.status ?? 0, true);
+  out.set(layout.hardwareReport ?? new Uint8Array(0x4a0), 0x20);
+  view.setUint32(0x4c0, layout.dataSize ?? 20 + json.length, true); // data_size
+  view.setUint32(0x4c4, CAPTURED_HCL.runtimeDataVersion, true);
+  view.setUint32(0x4c8, layout.reportType ?? 2, true); // report_type: SNP
+  view.setUint32(0x4cc, layout.hashType ?? 1, true); // hash_type: SHA-256
+  view.setUint32(0x4d0, layout.variableSize ?? json.length, true);
+  out.set(json, 0x4d4);
+  out.set(trailing, 0x4d4 + json.length);
+  return out;
+}
+
+/** The captured Genoa runtime-data JSON text (keys with HCLAkPub, vm-configuration, user-data). */
+export const CAPTURED_RUNTIME_JSON = new TextDecoder().decode(CAPTURED_HCL.runtimeData.json);
+
 /**
  * The captured HCL report with its HCLAkPub replaced by `jwk` (or with the runtime-data JSON text
  * `edit` returns for the captured JSON text and the key), over a simulated SNP report at `vmpl` binding it.
@@ -42,37 +85,40 @@ function hclReport(
   edit?: (runtimeJson: string, jwk: { n?: string; e?: string }) => string,
   reportDataUpper?: Uint8Array,
 ): Uint8Array {
-  const captured = parseHclReport(
-    new Uint8Array(
-      readFileSync(new URL("../fixtures/attestation/azure/snp-vtpm/genoa-hcl-report.bin", import.meta.url)),
-    ),
-  );
-  const capturedText = new TextDecoder().decode(captured.runtimeData.json);
-  const runtime = JSON.parse(capturedText) as { keys: { kid: string }[] };
+  const runtime = JSON.parse(CAPTURED_RUNTIME_JSON) as { keys: { kid: string }[] };
   runtime.keys = runtime.keys.map((k) => (k.kid === "HCLAkPub" ? { ...k, n: jwk.n, e: jwk.e } : k));
-  const json = new TextEncoder().encode(edit === undefined ? JSON.stringify(runtime) : edit(capturedText, jwk));
+  const json = new TextEncoder().encode(
+    edit === undefined ? JSON.stringify(runtime) : edit(CAPTURED_RUNTIME_JSON, jwk),
+  );
   const reportData = new Uint8Array(64);
   reportData.set(createHash("sha256").update(json).digest());
   if (reportDataUpper !== undefined) reportData.set(reportDataUpper, 32);
-  const out = new Uint8Array(0x4d4 + json.length);
-  const view = new DataView(out.buffer);
-  out.set(captured.raw.subarray(0, 0x20));
-  view.setUint32(8, 0x4c0 + 20 + json.length, true); // report_size
-  out.set(simulateSnpReport(hardware, { reportData, measurement: SIMULATED_AZURE_MEASUREMENT, vmpl }), 0x20);
-  view.setUint32(0x4c0, 20 + json.length, true); // data_size
-  view.setUint32(0x4c4, captured.runtimeDataVersion, true);
-  view.setUint32(0x4c8, 2, true); // report_type: SNP
-  view.setUint32(0x4cc, 1, true); // hash_type: SHA-256
-  view.setUint32(0x4d0, json.length, true);
-  out.set(json, 0x4d4);
-  return out;
+  const hardwareReport = simulateSnpReport(hardware, { reportData, measurement: SIMULATED_AZURE_MEASUREMENT, vmpl });
+  return hclReportBytes({ hardwareReport, json });
 }
 
-/** A TPMS_ATTEST quote (TPM 2.0 Part 2, big-endian) with this qualifying data and these PCR selections, signed by the test key. */
-function quoteWith(extraData: Uint8Array, selections: readonly PcrSelection[]) {
-  const digest = createHash("sha256")
-    .update(Buffer.concat((selections[0]?.pcrs ?? []).map((i) => SIMULATED_PCRS[i] as Uint8Array)))
-    .digest();
+/** TPMS_ATTEST fields a test may set (TPM 2.0 Part 2); each defaults to what makes a well-formed quote. */
+export interface TpmsAttestFields {
+  /** The qualifying data (nonce). */
+  readonly extraData: Uint8Array;
+  /** PCR selections (default: one SHA-256 selection of the 24 PCRs), each with a 3-byte bitmap unless `sizeofSelect` says otherwise. */
+  readonly selections?: readonly (PcrSelection & { readonly sizeofSelect?: number })[];
+  readonly magic?: number;
+  readonly type?: number;
+  readonly qualifiedSigner?: Uint8Array;
+  readonly safe?: number;
+  /** Default: SHA-256 of the first selection's SIMULATED_PCRS values. */
+  readonly pcrDigest?: Uint8Array;
+}
+
+/** A TPMS_ATTEST quote (big-endian), unsigned. */
+export function tpmsAttest(fields: TpmsAttestFields): Uint8Array {
+  const selections = fields.selections ?? [{ hashAlg: TPM_ALG_SHA256, pcrs: ALL_PCRS }];
+  const digest =
+    fields.pcrDigest ??
+    createHash("sha256")
+      .update(Buffer.concat((selections[0]?.pcrs ?? []).map((i) => SIMULATED_PCRS[i] as Uint8Array)))
+      .digest();
   const parts: Buffer[] = [];
   const u = (bytes: number, value: number | bigint) => {
     const b = Buffer.alloc(bytes);
@@ -84,25 +130,31 @@ function quoteWith(extraData: Uint8Array, selections: readonly PcrSelection[]) {
     u(2, bytes.length);
     parts.push(Buffer.from(bytes));
   };
-  u(4, 0xff544347); // TPM_GENERATED_VALUE
-  u(2, 0x8018); // TPM_ST_ATTEST_QUOTE
-  sized(new Uint8Array(34).fill(0x11)); // qualifiedSigner
-  sized(extraData);
+  u(4, fields.magic ?? 0xff544347); // TPM_GENERATED_VALUE
+  u(2, fields.type ?? 0x8018); // TPM_ST_ATTEST_QUOTE
+  sized(fields.qualifiedSigner ?? new Uint8Array(34).fill(0x11));
+  sized(fields.extraData);
   u(8, 1234n); // clock
   u(4, 1); // resetCount
   u(4, 0); // restartCount
-  u(1, 1); // safe
+  u(1, fields.safe ?? 1);
   u(8, 0x2020n); // firmwareVersion
   u(4, selections.length);
   for (const s of selections) {
+    const size = s.sizeofSelect ?? 3;
     u(2, s.hashAlg);
-    u(1, 3);
-    const bitmap = Buffer.alloc(3);
+    u(1, size);
+    const bitmap = Buffer.alloc(size);
     for (const i of s.pcrs) bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
     parts.push(bitmap);
   }
   sized(digest);
-  const message = new Uint8Array(Buffer.concat(parts));
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/** A TPMS_ATTEST quote with this qualifying data and these PCR selections, signed by the test key. */
+function quoteWith(extraData: Uint8Array, selections: readonly PcrSelection[]) {
+  const message = tpmsAttest({ extraData, selections });
   return { message, signature: new Uint8Array(sign("sha256", message, ak.privateKey)), pcrs: [...SIMULATED_PCRS] };
 }
 
