@@ -104,12 +104,181 @@ describe("parseAttestationPolicy", () => {
     ["nothing accepted", { ...base(), snp: null, tdx: null }, "at least one of snp, tdx"],
     ["undefined TEE section", without(base(), "tdx"), "tdx: required field is missing"],
     ["not JSON", "{", "not valid JSON"],
+    // Every bound and every strict object, one field at a time.
+    [
+      "a field beside a skip",
+      { ...base(), snp: { ...snp, hostData: { skip: { reason: "x" }, until: "never" } } },
+      "snp.hostData.until: unknown field",
+    ],
+    [
+      "hex longer than the field",
+      { ...base(), snp: { ...snp, measurements: ["ab".repeat(49)] } },
+      "snp.measurements[0]: expected 48 bytes as 96 hex digits, found a string of 98 characters",
+    ],
+    [
+      "hex with a prefix",
+      { ...base(), snp: { ...snp, measurements: [`0x${"ab".repeat(48)}`] } },
+      "snp.measurements[0]: expected 48 bytes as 96 hex digits, found a string of 98 characters",
+    ],
+    [
+      "a TCB component above 255",
+      { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 256, fmc: 0 } } },
+      "snp.minimumTcb.microcode: expected a number <= 255, found 256",
+    ],
+    [
+      "a negative TCB component",
+      { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: -1, snp: 0, microcode: 0, fmc: 0 } } },
+      "snp.minimumTcb.tee: expected a number >= 0, found -1",
+    ],
+    [
+      "a fractional TCB component",
+      { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: 0, snp: 1.5, microcode: 0, fmc: 0 } } },
+      "snp.minimumTcb.snp: expected int, found 1.5",
+    ],
+    [
+      "an unknown TCB component",
+      { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0, sev: 1 } } },
+      "snp.minimumTcb.sev: unknown field",
+    ],
+    [
+      "no VMPL allowed",
+      { ...base(), snp: { ...snp, allowedVmpls: [] } },
+      "snp.allowedVmpls: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "a negative VMPL",
+      { ...base(), snp: { ...snp, allowedVmpls: [-1] } },
+      "snp.allowedVmpls[0]: expected a number >= 0, found -1",
+    ],
+    [
+      "a negative minimumGuestSvn",
+      { ...base(), snp: { ...snp, minimumGuestSvn: -1 } },
+      "snp.minimumGuestSvn: expected a number >= 0, found -1",
+    ],
+    [
+      "a minimumGuestSvn above 32 bits",
+      { ...base(), snp: { ...snp, minimumGuestSvn: 2 ** 32 } },
+      "snp.minimumGuestSvn: expected a number <= 4294967295, found 4294967296",
+    ],
+    [
+      "no product allowed",
+      { ...base(), snp: { ...snp, allowedProducts: [] } },
+      "snp.allowedProducts: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "no signing key allowed",
+      { ...base(), snp: { ...snp, signingKeys: [] } },
+      "snp.signingKeys: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "minimumAbi with a build",
+      { ...base(), snp: { ...snp, minimumAbi: { major: 1, minor: 0, build: 1 } } },
+      "snp.minimumAbi.build: unknown field",
+    ],
+    [
+      "minimumFirmware with a patch level",
+      { ...base(), snp: { ...snp, minimumFirmware: { major: 1, minor: 0, build: 1, patch: 1 } } },
+      "snp.minimumFirmware.patch: unknown field",
+    ],
+    [
+      "an empty requireGuestPolicy",
+      { ...base(), snp: { ...snp, requireGuestPolicy: [] } },
+      "snp.requireGuestPolicy: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "an empty XFAM allow-list",
+      { ...base(), tdx: { ...tdx, xfam: { allowed: [] } } },
+      "tdx.xfam.allowed: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "an XFAM allow-list with a mask beside it",
+      { ...base(), tdx: { ...tdx, xfam: { allowed: ["e702060000000000"], mask: "ff00000000000000" } } },
+      "tdx.xfam.mask: unknown field",
+    ],
+    [
+      "an XFAM mask rule with another field",
+      { ...base(), tdx: { ...tdx, xfam: { mask: "ff00000000000000", value: "e700000000000000", note: 1 } } },
+      "tdx.xfam.note: unknown field",
+    ],
+    [
+      "no RTMR set allowed",
+      { ...base(), tdx: { ...tdx, rtmrs: { allowed: [] } } },
+      "tdx.rtmrs.allowed: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "five RTMRs",
+      { ...base(), tdx: { ...tdx, rtmrs: [...(tdx.rtmrs as string[]), "00".repeat(48)] } },
+      "tdx.rtmrs: expected an array of at most 4 items, found an array of 5 items",
+    ],
+    [
+      "no TCB status accepted",
+      { ...base(), tdx: { ...tdx, acceptedTcbStatuses: [] } },
+      "tdx.acceptedTcbStatuses: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "no TCB status accepted, in the object form",
+      { ...base(), tdx: { ...tdx, acceptedTcbStatuses: { statuses: [], minimumTcbEvaluationDataNumber: 1 } } },
+      "tdx.acceptedTcbStatuses.statuses: expected an array of at least 1 item, found an empty array",
+    ],
+    [
+      "a negative minimumTcbEvaluationDataNumber",
+      {
+        ...base(),
+        tdx: { ...tdx, acceptedTcbStatuses: { statuses: ["UpToDate"], minimumTcbEvaluationDataNumber: -1 } },
+      },
+      "tdx.acceptedTcbStatuses.minimumTcbEvaluationDataNumber: expected a number >= 0, found -1",
+    ],
+    [
+      "another field in the TCB status object",
+      {
+        ...base(),
+        tdx: {
+          ...tdx,
+          acceptedTcbStatuses: { statuses: ["UpToDate"], minimumTcbEvaluationDataNumber: 1, maximum: 2 },
+        },
+      },
+      "tdx.acceptedTcbStatuses.maximum: unknown field",
+    ],
+    [
+      "a skew above a day",
+      { ...base(), maximumVerificationSkewSeconds: 86_401 },
+      "maximumVerificationSkewSeconds: expected a number <= 86400, found 86401",
+    ],
+    [
+      "a negative skew",
+      { ...base(), maximumVerificationSkewSeconds: -1 },
+      "maximumVerificationSkewSeconds: expected a number >= 0, found -1",
+    ],
+    [
+      "TDX debugAllowed absent",
+      { ...base(), tdx: without(tdx, "debugAllowed") },
+      "tdx.debugAllowed: required field is missing",
+    ],
   ];
   it.each(cases)("rejects %s, naming the path", (_name, input, message) => {
     const error = errorOf(input);
     expect(error.code).toBe("POLICY_INVALID");
     expect(error.stage).toBe("configuration");
     expect(error.message).toContain(message);
+  });
+
+  it("accepts each bound itself", () => {
+    const p = parseAttestationPolicy({
+      ...base(),
+      maximumVerificationSkewSeconds: 86_400,
+      snp: {
+        ...snp,
+        minimumGuestSvn: 2 ** 32 - 1,
+        allowedVmpls: [0, 1, 2, 3],
+        minimumTcb: { bootloader: 255, tee: 255, snp: 255, microcode: 255, fmc: 255 },
+      },
+      tdx: { ...tdx, acceptedTcbStatuses: { statuses: ["UpToDate"], minimumTcbEvaluationDataNumber: 2 ** 32 - 1 } },
+    });
+    expect(p.maximumVerificationSkewSeconds).toBe(86_400);
+    expect(p.snp?.minimumGuestSvn).toBe(2 ** 32 - 1);
+    expect(
+      parseAttestationPolicy({ ...base(), maximumVerificationSkewSeconds: 0 }).maximumVerificationSkewSeconds,
+    ).toBe(0);
   });
 
   it("names an unknown field only when it looks like a field name (a pasted secret as a key is not shown)", () => {
