@@ -88,6 +88,20 @@ describe("appraise", () => {
     );
   });
 
+  it("accepts evidence verified up to maximumVerificationSkewSeconds before or after now, and no further", async () => {
+    const verified = await verifiedSnp(); // verified at AT
+    const p = policy({ snp: snpPolicyJson() }); // maximumVerificationSkewSeconds: 300
+    const codesAt = (offsetMs: number) =>
+      appraise(verified, p, { now: new Date(AT.getTime() + offsetMs), expectedReportData: REPORT_DATA }).violations.map(
+        (v) => v.code,
+      );
+    expect(codesAt(300_000)).toEqual([]);
+    expect(codesAt(-300_000)).toEqual([]);
+    expect(codesAt(300_001)).toEqual(["VERIFICATION_TIME_SKEW"]);
+    // Verified after the appraisal time (a clock set forward to pass a certificate not yet valid).
+    expect(codesAt(-300_001)).toEqual(["VERIFICATION_TIME_SKEW"]);
+  });
+
   it("skipped checks produce no violation", async () => {
     const verified = await verifiedSnp({
       measurement: new Uint8Array(48).fill(0xee),

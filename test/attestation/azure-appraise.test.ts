@@ -187,6 +187,11 @@ describe("Azure appraisal on captured evidence", () => {
     expect(wrongKind.violations).toEqual([
       expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "azure-snp" }),
     ]);
+    // And azure-tdx evidence under a policy whose azure.tdx is null.
+    const snpOnly = policyWith({ ...azure, pcrs: matchingAzurePolicy(tdxOnly).pcrs });
+    expect(appraise(tdxOnly, snpOnly, { now: tdxOnly.verifiedAt, expectedReportData: null }).violations).toEqual([
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "azure-snp (policy.azure.tdx is null)", found: "azure-tdx" },
+    ]);
   });
 
   it("SHA-256(expectedReportData) is compared with the vTPM quote's qualifying data (where Azure carries the binding)", async () => {
@@ -274,6 +279,19 @@ describe("Azure policy schema", () => {
     expect(() => parse({ ...base, tdx, pcrs: { "4": ["ab".repeat(20)] } })).toThrow(
       /azure\.pcrs\.4\[0\]: expected 32 bytes/,
     );
+    expect(() => parse({ ...base, tdx, pcrs: { "4": [] } })).toThrow(
+      "azure.pcrs.4: expected an array of at least 1 item, found an empty array",
+    );
+    expect(
+      Object.keys(parse({ ...base, tdx, pcrs: { ...base.pcrs, "23": ["ab".repeat(32)] } }).azure?.pcrs ?? {}),
+    ).toEqual(["4", "23"]);
+    expect(() => parse({ ...base, tdx, attestationUrl: "https://example.invalid" })).toThrow(
+      "azure.attestationUrl: unknown field",
+    );
+    for (const field of ["secureBootRequired", "consoleAllowed"] as const) {
+      const { [field]: _, ...rest } = { ...base, tdx };
+      expect(() => parse(rest)).toThrow(`azure.${field}: required field is missing`);
+    }
     expect(() => parse(base)).toThrow(/azure\.snp: expected at least one of azure\.snp, azure\.tdx/);
     expect(() =>
       parseAttestationPolicy({
@@ -327,6 +345,22 @@ describe("Azure policy schema", () => {
     expect(result.violations.map((x) => [x.field, x.code])).toEqual([
       ["hcl.MEASUREMENT", "AZURE_PARAVISOR_NOT_PINNED"],
       ["PCRs", "AZURE_PCRS_NOT_PINNED"],
+    ]);
+    // The TD's MRTD likewise, for azure-tdx evidence.
+    const td = await verified("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
+    const tdPolicy = policyWith(matchingAzurePolicy(td));
+    const tdAzure = tdPolicy.azure as AzurePolicy;
+    const unpinnedTd: AttestationPolicy = {
+      ...tdPolicy,
+      azure: { ...tdAzure, tdx: { ...(tdAzure.tdx as NonNullable<AzurePolicy["tdx"]>), mrtd: SKIP } },
+    };
+    expect(appraise(td, unpinnedTd, { now: td.verifiedAt, expectedReportData: null }).violations).toEqual([
+      {
+        field: "hcl.MRTD",
+        code: "AZURE_PARAVISOR_NOT_PINNED",
+        expected: "an allow-list of the paravisor's measurements",
+        found: "skipped",
+      },
     ]);
   });
 });

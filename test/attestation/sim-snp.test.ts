@@ -531,6 +531,39 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
     expect(result.violations.map((v) => [v.code, v.field])).toEqual([[c.code, c.field]]);
   });
 
+  it.each(["bootloader", "tee", "snp", "microcode"] as const)(
+    "judges minimumTcb.%s on its own (one above the report's REPORTED_TCB)",
+    async (name) => {
+      const verified = await verifyBytes(simulateSnpReport(h, baseOptions())); // REPORTED_TCB 4, 0, 24, 219
+      const minimumTcb = { bootloader: 4, tee: 0, snp: 24, microcode: 219, fmc: 0 };
+      const found = minimumTcb[name];
+      const result = appraise(
+        verified,
+        policy({ snp: snpPolicyJson({ minimumTcb: { ...minimumTcb, [name]: found + 1 } }) }),
+        now,
+      );
+      expect(result.violations).toEqual([
+        { field: `REPORTED_TCB.${name}`, code: "SNP_TCB_TOO_LOW", expected: `>= ${found + 1}`, found: String(found) },
+      ]);
+    },
+  );
+
+  it.each([
+    ["POLICY.DEBUG set, debugAllowed true", { policy: 0x30000n | (1n << 19n) }, { debugAllowed: true }],
+    [
+      "POLICY.MIGRATE_MA set, migrationAgentAllowed true",
+      { policy: 0x30000n | (1n << 18n) },
+      { migrationAgentAllowed: true },
+    ],
+    ["VMPL 2, allowedVmpls [0, 2]", { vmpl: 2 }, { allowedVmpls: [0, 2] }],
+    ["GUEST_SVN equal to minimumGuestSvn", { guestSvn: 7 }, { minimumGuestSvn: 7 }],
+    // Compared as (major, minor): a newer major passes whatever its minor.
+    ["ABI 2.0, minimumAbi 1.51", { policy: 0x30000n | (2n << 8n) }, { minimumAbi: { major: 1, minor: 51 } }],
+  ] as const)("accepts what the policy allows: %s", async (_name, report, allowed) => {
+    const verified = await verifyBytes(simulateSnpReport(h, { ...baseOptions(), ...report }));
+    expect(appraise(verified, policy({ snp: snpPolicyJson(allowed) }), now).violations).toEqual([]);
+  });
+
   it("checks minimumFirmware against CURRENT and COMMITTED firmware versions, and accepts what the optional checks allow", async () => {
     const verified = await verifyBytes(simulateSnpReport(h, baseOptions())); // firmware 1.55.23 (current and committed)
     const violations = (extra: Record<string, unknown>) =>
@@ -570,6 +603,44 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
     // Absent optional fields check nothing but CXL: TIO_EN and the rest pass.
     expect(appraise(all, policy({ snp: snpPolicyJson() }), now).violations.map((v) => v.code)).toEqual([
       "SNP_CXL_NOT_ALLOWED",
+    ]);
+  });
+
+  // Every bit set but one: each required name is judged by its own bit (AMD's guest POLICY bits 20..25, PLATFORM_INFO bits 0..5).
+  it.each([
+    ["SINGLE_SOCKET", 20],
+    ["MEM_AES_256_XTS", 22],
+    ["RAPL_DIS", 23],
+    ["CIPHERTEXT_HIDING", 24],
+    ["PAGE_SWAP_DISABLE", 25],
+  ] as const)("requireGuestPolicy %s reads guest POLICY bit %i", async (name, bit) => {
+    const guestPolicy = 0x30000n | (0x3fn << 20n); // bits 20..25 (CXL_ALLOW, 21, among them)
+    const verified = await verifyBytes(
+      simulateSnpReport(h, { ...baseOptions(), policy: guestPolicy & ~(1n << BigInt(bit)) }),
+    );
+    const required = snpPolicyJson({
+      cxlAllowed: true,
+      requireGuestPolicy: ["SINGLE_SOCKET", "MEM_AES_256_XTS", "RAPL_DIS", "CIPHERTEXT_HIDING", "PAGE_SWAP_DISABLE"],
+    });
+    expect(appraise(verified, policy({ snp: required }), now).violations.map((v) => [v.code, v.field])).toEqual([
+      ["SNP_GUEST_POLICY_BIT_MISSING", `POLICY.${name}`],
+    ]);
+  });
+
+  it.each([
+    ["TSME_EN", 1],
+    ["ECC_EN", 2],
+    ["RAPL_DIS", 3],
+    ["CIPHERTEXT_HIDING_EN", 4],
+    ["ALIAS_CHECK_COMPLETE", 5],
+  ] as const)("requirePlatformInfo %s reads PLATFORM_INFO bit %i", async (name, bit) => {
+    const platformInfo = 0x3fn & ~(1n << BigInt(bit));
+    const verified = await verifyBytes(simulateSnpReport(h, { ...baseOptions(), platformInfo }));
+    const required = snpPolicyJson({
+      requirePlatformInfo: ["TSME_EN", "ECC_EN", "RAPL_DIS", "CIPHERTEXT_HIDING_EN", "ALIAS_CHECK_COMPLETE"],
+    });
+    expect(appraise(verified, policy({ snp: required }), now).violations.map((v) => [v.code, v.field])).toEqual([
+      ["SNP_PLATFORM_INFO_BIT_MISSING", `PLATFORM_INFO.${name}`],
     ]);
   });
 

@@ -20,7 +20,7 @@ import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/names.ts"
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { codeOf } from "../helpers/attestation.ts";
-import { AT, MRTD, policy, REPORT_DATA, RTMRS, tdxPolicyJson } from "./sim-helpers.ts";
+import { AT, MRTD, policy, REPORT_DATA, RTMRS, snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
 const anchors = insecureSimulatorAnchors().tdx;
@@ -353,6 +353,26 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
     const result = appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, c.policy ?? {}) }), now);
     expect(result.ok).toBe(false);
     expect(result.violations.map((v) => [v.code, v.field])).toEqual([[c.code, c.field]]);
+  });
+
+  it.each([0, 15])("compares TEE_TCB_SVN byte %i with the minimum too", async (i) => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions())); // TEE_TCB_SVN 03 00 05 00 …
+    const minimum = fromHex("03000500000000000000000000000000");
+    minimum[i] = (verified.quote.body.teeTcbSvn[i] as number) + 1;
+    const result = appraise(
+      verified,
+      policy({ tdx: tdxPolicyJson(MRSEAM, { minimumTeeTcbSvn: toHex(minimum) }) }),
+      now,
+    );
+    expect(result.violations.map((v) => [v.code, v.field])).toEqual([["TDX_TEE_TCB_SVN_TOO_LOW", `TEE_TCB_SVN[${i}]`]]);
+  });
+
+  it("TDX evidence under an SEV-SNP-only policy is rejected", async () => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
+    const snpOnly = policy({ snp: snpPolicyJson() });
+    expect(appraise(verified, snpOnly, now).violations).toEqual([
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "not bare TDX (policy.tdx is null)", found: "TDX" },
+    ]);
   });
 
   it("an XFAM mask rule that holds passes", async () => {
