@@ -309,5 +309,17 @@ describe("parseAttestationPolicy", () => {
     expect(error.message).toContain("version: required field is missing");
     expect(error.message).toContain("extra: unknown field");
     expect(error.message).toContain("snp.smtAllowed:");
+    // A missing field adds, once, how to turn a check off; other problems do not.
+    expect(error.message.split("every field is required")).toHaveLength(2);
+    expect(error.message).toMatch(
+      / \(every field is required; a check is turned off explicitly with \{ "skip": \{ "reason": "…" \} \}\)$/,
+    );
+    expect(errorOf({ ...base(), version: 2 }).message).toBe("attestation policy: version: expected 1, found 2");
+  });
+
+  it("lists every problem inside the alternative of a union that the value's type matched", () => {
+    expect(errorOf({ ...base(), snp: { ...snp, hostData: { skip: { reason: "" }, until: 1 } } }).message).toBe(
+      "attestation policy: snp.hostData.skip.reason: expected a non-empty reason (a skipped check needs one), found a string of 0 characters; snp.hostData.until: unknown field",
+    );
   });
 });

@@ -251,14 +251,16 @@ describe("a policy from one deployment's verified evidence", () => {
     const outOfDate = attestationPolicyFromEvidence(await withStatus("OutOfDate"), { allowSimulator: true });
     expect(outOfDate.policy.tdx?.acceptedTcbStatuses).toMatchObject({ statuses: ["UpToDate", "OutOfDate"] });
     expect(outOfDate.notes.join("\n")).toContain("the platform's TCB status is OutOfDate");
-    // Appraisal: collateral of an older evaluation (a host replaying it) fails the minimum; newer passes.
+    // Appraisal: collateral of an older evaluation (a host replaying it) fails the minimum; the same or newer passes.
     const older = (await withStatus("UpToDate", 16)).evidence as VerifiedTdxQuote;
+    const same = (await withStatus("UpToDate", 17)).evidence as VerifiedTdxQuote;
     const newer = (await withStatus("UpToDate", 18)).evidence as VerifiedTdxQuote;
     const appraisalAt = { now: at, expectedReportData: null };
     const refused = appraise(older, current.policy, appraisalAt);
     expect(refused.ok ? [] : refused.violations.map((v) => `${v.code} ${v.found}`)).toEqual([
       "TDX_TCB_EVALUATION_TOO_OLD 16",
     ]);
+    expect(appraise(same, current.policy, appraisalAt).ok).toBe(true);
     expect(appraise(newer, current.policy, appraisalAt).ok).toBe(true);
     const revoked = await withStatus("Revoked");
     expect(() => attestationPolicyFromEvidence(revoked, { allowSimulator: true })).toThrow(
