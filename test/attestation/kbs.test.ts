@@ -13,7 +13,7 @@ import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "
 import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
-import { createBrokerApp, limitBucket, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
+import { createBrokerApp, limitBucket, MAX_RELEASE_BYTES, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
 import {
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
@@ -126,6 +126,18 @@ async function releaseBody(challenge: string) {
   return { keyId: KEY_ID, document: sealedDeployment.document, challenge, answer };
 }
 
+/** Takes a challenge from `app` and posts the sealed deployment's release answering it. */
+async function releaseThrough(app: ReturnType<typeof createBrokerApp>): Promise<Response> {
+  const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
+    challenge: string;
+  };
+  return app.request("/v1/kbs/release", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(await releaseBody(challenge)),
+  });
+}
+
 /**
  * The wrapping key as docs/protocol.md states it, written out apart from protocol.ts:
  * SHA-512("cloister/kbs/model-key/v2" ‖ nacl.box.before(peer, own))'s first 32 bytes.
@@ -204,24 +216,26 @@ describe("key broker", () => {
     // A box of another layout (an impostor broker's): its length is named; nothing of it is shown.
     const epk = nacl.box.keyPair();
     const nonce = nacl.randomBytes(24);
-    const short = {
+    /** `plaintext` boxed to this enclave as a broker would box it. */
+    const rebox = (plaintext: Uint8Array) => ({
       ...wrapped,
       epk: base64url.encode(epk.publicKey),
       nonce: base64url.encode(nonce),
       box: base64url.encode(
-        nacl.secretbox(
-          new Uint8Array(40),
-          nonce,
-          brokerWrapKey(sealedDeployment.keys.sealing.publicKey, epk.secretKey),
-        ),
+        nacl.secretbox(plaintext, nonce, brokerWrapKey(sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
       ),
-    };
-    expect(() => unwrapModelKey(short, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
-      expect.objectContaining({
-        code: "KBS_BINDING_MISMATCH",
-        message: "wrapped model key plaintext: expected at least 124 bytes, found 40",
-      }),
-    );
+    });
+    // 40 bytes, and 123: one short of a box with a 1-byte key id (one announcing none is never whole).
+    for (const length of [40, 123]) {
+      expect(() =>
+        unwrapModelKey(rebox(new Uint8Array(length)), sealedDeployment.keys.sealing.secretKey, expected),
+      ).toThrow(
+        expect.objectContaining({
+          code: "KBS_BINDING_MISMATCH",
+          message: `wrapped model key plaintext: expected at least 124 bytes, found ${length}`,
+        }),
+      );
+    }
     // The broker's own plaintext with one byte of its domain tag changed, boxed again to this enclave:
     // every other field is this boot's, so only the tag refuses it (a box made for another purpose).
     const opened = nacl.secretbox.open(
@@ -230,16 +244,18 @@ describe("key broker", () => {
       brokerWrapKey(base64url.decode(wrapped.epk), sealedDeployment.keys.sealing.secretKey),
     ) as Uint8Array;
     expect(new TextDecoder().decode(opened.subarray(0, 25))).toBe("cloister/kbs/model-key/v2");
+    // One byte more than its key id announces: every field is this boot's, but the key would be
+    // read one byte off, so the length refuses it.
+    expect(() =>
+      unwrapModelKey(rebox(Uint8Array.of(...opened, 0)), sealedDeployment.keys.sealing.secretKey, expected),
+    ).toThrow(
+      expect.objectContaining({
+        code: "KBS_BINDING_MISMATCH",
+        message: "wrapped model key plaintext: expected 130 bytes (with the 7-byte key id it announces), found 131",
+      }),
+    );
     opened[24] = 0x33; // ".../v3"
-    const otherTag = {
-      ...wrapped,
-      epk: base64url.encode(epk.publicKey),
-      nonce: base64url.encode(nonce),
-      box: base64url.encode(
-        nacl.secretbox(opened, nonce, brokerWrapKey(sealedDeployment.keys.sealing.publicKey, epk.secretKey)),
-      ),
-    };
-    expect(() => unwrapModelKey(otherTag, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
+    expect(() => unwrapModelKey(rebox(opened), sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({
         code: "KBS_BINDING_MISMATCH",
         message: 'wrapped model key tag: expected "cloister/kbs/model-key/v2", found other bytes',
@@ -738,6 +754,33 @@ describe("key broker", () => {
     );
   });
 
+  it("checks its keys when built, keeps its own copy of each, and sizes its spent set by the limits it is given", async () => {
+    const entry = { keyId: KEY_ID, key: MODEL_KEY, policy };
+    for (const [keys, message] of [
+      [[{ ...entry, keyId: "has space" }], 'key id "has space": not a valid key id'],
+      [[{ ...entry, key: new Uint8Array(31) }], `key "${KEY_ID}": expected 32 bytes, found 31`],
+      [[entry, { ...entry, key: nacl.randomBytes(32) }], `key id "${KEY_ID}": listed twice`],
+    ] as const) {
+      expect(() => new KeyBroker(keys)).toThrow(new RangeError(message));
+    }
+    // The caller's buffer, zeroed after the broker was built: the key released is still the key.
+    const given = MODEL_KEY.slice();
+    const kbs = new KeyBroker([{ ...entry, key: given }]);
+    given.fill(0);
+    const { body, challenge } = await request(kbs, sealedDeployment);
+    const { wrapped } = await kbs.release(body);
+    const key = unwrapModelKey(wrapped, sealedDeployment.keys.sealing.secretKey, {
+      keyId: KEY_ID,
+      challenge: base64url.decode(challenge),
+      documentDigest: sealedDeployment.documentDigest,
+    });
+    expect(toHex(key)).toBe(toHex(MODEL_KEY));
+    // 3 clients x 2 attempts a minute x 2 windows in a 60 s lifetime.
+    expect(new KeyBroker([entry], { clientLimits: { releasesPerMinute: 2, maxClients: 3 } }).maxSpentChallenges).toBe(
+      12,
+    );
+  });
+
   it("wrapping checks its inputs", () => {
     const base = {
       keyId: KEY_ID,
@@ -749,6 +792,12 @@ describe("key broker", () => {
     expect(() => wrapModelKey({ ...base, key: new Uint8Array(16) })).toThrow(/key: expected 32 bytes/);
     expect(() => wrapModelKey({ ...base, keyId: "bad id" })).toThrow(/keyId/);
     expect(() => wrapModelKey({ ...base, challenge: new Uint8Array(8) })).toThrow(/challenge/);
+    // The digest is written into the box as 32 bytes: 31, 33 or upper-case hex is refused.
+    for (const documentDigest of ["00".repeat(31), "00".repeat(33), "AB".repeat(32)]) {
+      expect(() => wrapModelKey({ ...base, documentDigest })).toThrow(
+        new RangeError("documentDigest: expected 64 lower-case hex digits"),
+      );
+    }
   });
 });
 
@@ -781,6 +830,11 @@ describe("key broker HTTP API", () => {
     expect(limitBucket("192.0.2.7")).toBe("192.0.2.7");
     expect(limitBucket("::1")).toBe("0:0:0:0::/64");
     expect(limitBucket("1::2::3")).toBe("1::2::3");
+    // Not addresses either, so each is a bucket of its own: a dotted part over 255, "::" twice
+    // beside eight groups, "::" standing for no group.
+    for (const text of ["::ffff:1.256.0.1", "1:2:3:4::5:6:7:8::9", "1:2:3:4::5:6:7:8"]) {
+      expect(limitBucket(text)).toBe(text);
+    }
     const app = createBrokerApp(broker(), () => {}, { challengesPerMinute: 2 });
     const ask = (address: string) =>
       app.request("/v1/kbs/challenge", { method: "POST" }, { incoming: { socket: { remoteAddress: address } } });
@@ -917,6 +971,128 @@ describe("key broker HTTP API", () => {
     expect(await second.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
   });
 
+  it("refuses a second attempt whose body comes after the first one spent, though both were let in before their bodies", async () => {
+    const app = createBrokerApp(broker(), () => {}, { releasesPerMinute: 1, now: () => 1_000_000 });
+    const env = { incoming: { socket: { remoteAddress: "192.0.2.10" } } };
+    const challenge = async () =>
+      ((await (await app.request("/v1/kbs/challenge", { method: "POST" }, env)).json()) as { challenge: string })
+        .challenge;
+    /** A release whose body is sent when `send` is called: the limiter has looked at it by then. */
+    const slowPost = () => {
+      let send: (text: string) => void = () => {};
+      const response = app.request(
+        "/v1/kbs/release",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          duplex: "half",
+          body: new ReadableStream<Uint8Array>({
+            start(controller) {
+              send = (text) => {
+                controller.enqueue(new TextEncoder().encode(text));
+                controller.close();
+              };
+            },
+          }),
+        } as RequestInit,
+        env,
+      );
+      return { response, send: (text: string) => send(text) };
+    };
+    const [first, second] = [slowPost(), slowPost()];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    first.send(JSON.stringify(await releaseBody(await challenge())));
+    expect((await first.response).status).toBe(200);
+    second.send(JSON.stringify(await releaseBody(await challenge())));
+    const refused = await second.response;
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
+  });
+
+  it("reads a release body of at most MAX_RELEASE_BYTES, and none from a client already over its limit", async () => {
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e), { releasesPerMinute: 1, now: () => 1_000_000 });
+    const post = (address: string, body: string) =>
+      app.request(
+        "/v1/kbs/release",
+        { method: "POST", headers: { "content-type": "application/json" }, body },
+        { incoming: { socket: { remoteAddress: address } } },
+      );
+    /** A request body of exactly `bytes` bytes, with no challenge: refused once read, spending nothing. */
+    const sized = (bytes: number) => {
+      const shape = JSON.stringify({ keyId: KEY_ID, document: "" });
+      return JSON.stringify({ keyId: KEY_ID, document: "x".repeat(bytes - shape.length) });
+    };
+    expect(sized(MAX_RELEASE_BYTES)).toHaveLength(MAX_RELEASE_BYTES);
+    const atLimit = await post("192.0.2.11", sized(MAX_RELEASE_BYTES));
+    expect(atLimit.status).toBe(400);
+    expect(await atLimit.json()).toMatchObject({ error: { code: "KBS_REQUEST_MALFORMED" } });
+    const over = await post("192.0.2.12", sized(MAX_RELEASE_BYTES + 1));
+    expect(over.status).toBe(413);
+    expect(await over.json()).toMatchObject({ error: { code: "KBS_REQUEST_TOO_LARGE" } });
+    // 192.0.2.11 has made its one attempt this minute: its next is refused before its body is read,
+    // so a body over the limit is answered 429, not 413.
+    const limited = await post("192.0.2.11", sized(MAX_RELEASE_BYTES + 1));
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
+    expect(logs.map((l) => l.code)).toEqual(["KBS_REQUEST_MALFORMED", "KBS_REQUEST_TOO_LARGE", "KBS_RATE_LIMITED"]);
+  });
+
+  it("gives no client slot to a release refused before it spends, and logs a key id only when it is well formed", async () => {
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e), { maxClients: 1, now: () => 1_000_000 });
+    const env = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });
+    const notJson = await app.request("/v1/kbs/release", { method: "POST", body: "not json" }, env("192.0.2.13"));
+    expect(notJson.status).toBe(400);
+    // The one slot is still free: the refused release was looked at, not counted.
+    const asked = await app.request("/v1/kbs/challenge", { method: "POST" }, env("192.0.2.14"));
+    expect(asked.status).toBe(200);
+    const { challenge } = (await asked.json()) as { challenge: string };
+    for (const keyId of ["has space", 'x"\n{"event":"ready"}']) {
+      const refused = await app.request(
+        "/v1/kbs/release",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ ...(await releaseBody(challenge)), keyId }),
+        },
+        env("192.0.2.14"),
+      );
+      expect(refused.status).toBe(400);
+    }
+    expect(logs.map((l) => [l.code, l.keyId])).toEqual([
+      ["KBS_REQUEST_MALFORMED", null],
+      ["KBS_REQUEST_MALFORMED", null],
+      ["KBS_CHALLENGE_UNKNOWN", null],
+    ]);
+  });
+
+  it("answers a full spent set with 503 KBS_BUSY and Retry-After: 1", async () => {
+    // Room for what the app's limits admit (1 client x 1 attempt x 2 windows), filled by direct calls.
+    const kbs = broker(policy, { maxSpentChallenges: 2 });
+    const app = createBrokerApp(kbs, () => {}, { releasesPerMinute: 1, maxClients: 1 });
+    for (let i = 0; i < 2; i++)
+      await refusal(kbs.release({ ...(await releaseBody(kbs.challenge().challenge)), answer: "x" }));
+    const busy = await releaseThrough(app);
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get("retry-after")).toBe("1");
+    expect(await busy.json()).toMatchObject({ error: { code: "KBS_BUSY" } });
+  });
+
+  it("cuts a refusal's reason in its log line at 1000 characters", async () => {
+    // A release policy listing twelve other measurements: the verifier's message lists them all.
+    const snp = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const measurements = Array.from({ length: 12 }, (_, i) => i.toString(16).padStart(2, "1").repeat(48));
+    const many = { ...policy, attestation: { ...policy.attestation, snp: { ...snp, measurements } } } as ClientPolicy;
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(many), (e) => logs.push(e));
+    const refused = await releaseThrough(app);
+    expect(refused.status).toBe(403);
+    const reason = logs[0]?.reason as string;
+    expect(reason).toMatch(/^attestation failed at stage appraise: SNP_MEASUREMENT_NOT_ALLOWED: .*…$/);
+    expect(reason).toHaveLength(1001);
+  });
+
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
     const kbs = broker();
@@ -993,14 +1169,7 @@ describe("key broker HTTP API", () => {
     });
     const logs: ReleaseLogEntry[] = [];
     const app = createBrokerApp(broker(strict), (e) => logs.push(e));
-    const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
-      challenge: string;
-    };
-    const refused = await app.request("/v1/kbs/release", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(await releaseBody(challenge)),
-    });
+    const refused = await releaseThrough(app);
     expect(refused.status).toBe(403);
     const body = await refused.text();
     expect(JSON.parse(body)).toEqual({
