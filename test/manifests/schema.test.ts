@@ -218,6 +218,43 @@ const cases: Case[] = [
       ["a reason of 8 spaces and one letter", { audit: { enabled: false, reason: "        x" } }, "audit.reason"],
       ["a context of 255 tokens", { inference: { contextSize: 255, maxTokens: 16 } }, "inference.contextSize"],
       ["1025 threads", { inference: { threads: 1025 } }, "inference.threads"],
+      ["maxTokens one over contextSize", { inference: { contextSize: 256, maxTokens: 257 } }, "inference.maxTokens"],
+      [
+        "a maxPromptTokens limit of 0",
+        { requestPolicy: { rules: [{ id: "m", kind: "maxPromptTokens", action: "block", limit: 0 }] } },
+        "requestPolicy.rules.0.limit",
+      ],
+      [
+        "1001 rules",
+        {
+          requestPolicy: {
+            rules: Array.from({ length: 1001 }, (_, i) => ({
+              id: `r${i}`,
+              kind: "maxPromptTokens",
+              action: "allow",
+              limit: 1,
+            })),
+          },
+        },
+        "requestPolicy.rules",
+      ],
+      [
+        'pii mode "off" with entities',
+        { requestPolicy: { pii: { mode: "off", entities: ["email"], reason: "a reason long enough" } } },
+        "requestPolicy.pii.entities",
+      ],
+      [
+        'pii mode "redact" with no entities',
+        { requestPolicy: { pii: { mode: "redact", entities: [], reason: null } } },
+        "requestPolicy.pii.entities",
+      ],
+      [
+        'pii mode "block" with a reason',
+        { requestPolicy: { pii: { mode: "block", entities: ["email"], reason: "a reason long enough" } } },
+        "requestPolicy.pii.reason",
+      ],
+      ["a version with a leading v", { service: { version: "v1.2.3" } }, "service.version"],
+      ["a version with text after it", { service: { version: "1.2.3 (beta)" } }, "service.version"],
     ] as const
   ).map(([name, overrides, path]) => ({
     name,
