@@ -29,6 +29,14 @@ function withPayload(jws: string, payload: unknown): string {
   return `${header}.${b64url(JSON.stringify(payload))}.${signature}`;
 }
 
+/** `payload` signed as a manifest JWS would be (EdDSA, the manifest typ), whatever it holds. */
+async function signPayload(payload: Uint8Array, privateJwk: JWK): Promise<string> {
+  const { importJWK } = await import("jose");
+  return new CompactSign(payload)
+    .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
+    .sign(await importJWK(privateJwk, "EdDSA"));
+}
+
 describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: ManifestAlg) => {
   it("round-trips sign → verify and reports signer thumbprint and digest", async () => {
     const pair = await generateManifestSigningKey(alg);
@@ -88,6 +96,57 @@ describe("trusted keys that are not a JWK object", () => {
   });
 });
 
+describe("keys of another type or curve", () => {
+  // The key type and curve decide the alg; any other key is refused as such before it is imported.
+  const foreign = (pair: { publicJwk: JWK }) => {
+    const { x, y } = pair.publicJwk;
+    return [
+      ["an X25519 key", { kty: "OKP", crv: "X25519", x }],
+      ["an Ed448 key", { kty: "OKP", crv: "Ed448", x }],
+      ["a P-384 key", { kty: "EC", crv: "P-384", x, y }],
+      ["an RSA key", { kty: "RSA", n: "AQAB", e: "AQAB" }],
+    ] as const;
+  };
+
+  it.each(["EdDSA", "ES256"] as const)(
+    "%s: a trusted key of another curve or type is MANIFEST_KEY_INVALID",
+    async (alg) => {
+      const pair = await generateManifestSigningKey(alg);
+      const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+      for (const [name, key] of foreign(pair)) {
+        const error = await errorOf(() => verifyManifest(jws, [key as JWK]));
+        expect([name, error.code, error.message]).toEqual([
+          name,
+          "MANIFEST_KEY_INVALID",
+          "trusted key 0: expected an Ed25519 (OKP) or P-256 (EC) JWK",
+        ]);
+      }
+    },
+  );
+
+  it.each(["EdDSA", "ES256"] as const)(
+    "%s: a signing key of another curve or type is MANIFEST_KEY_INVALID",
+    async (alg) => {
+      const pair = await generateManifestSigningKey(alg);
+      for (const [name, key] of foreign(pair)) {
+        const error = await errorOf(() => signManifest(DEV_MANIFEST, { ...key, d: pair.privateJwk.d } as JWK));
+        expect([name, error.code, error.message]).toEqual([
+          name,
+          "MANIFEST_KEY_INVALID",
+          "signing key: expected an Ed25519 (OKP) or P-256 (EC) JWK",
+        ]);
+      }
+    },
+  );
+
+  it("generates keys for EdDSA and ES256 only", async () => {
+    expect(await errorOf(() => generateManifestSigningKey("RS256" as ManifestAlg))).toMatchObject({
+      code: "MANIFEST_ALG_UNSUPPORTED",
+      message: 'manifest JWS alg: expected "EdDSA" or "ES256", found "RS256"',
+    });
+  });
+});
+
 describe("a trusted key's use, key_ops and alg (RFC 7517 §4.2-4.4) are honoured when present", () => {
   // A key marked for encryption, for other operations or for another alg is not the operator's
   // manifest-signing key: refused when it is given, naming the member, the expected and the found.
@@ -131,6 +190,16 @@ describe("a trusted key's use, key_ops and alg (RFC 7517 §4.2-4.4) are honoured
     expect(error.message).toBe(
       'trusted key 0: alg: expected "EdDSA" (an Ed25519 key signs only EdDSA), found a string of 43 characters',
     );
+    // At the bounds: a name of 16 characters is shown, of 17 not; a list of 8 names is, of 9 not.
+    const found = async (members: Record<string, unknown>) =>
+      (await errorOf(() => verifyManifest(jws, [{ ...pair.publicJwk, ...members }]))).message.replace(
+        /^.*, found /,
+        "",
+      );
+    expect(await found({ use: "s".repeat(16) })).toBe(`"${"s".repeat(16)}"`);
+    expect(await found({ use: "s".repeat(17) })).toBe("a string of 17 characters");
+    expect(await found({ key_ops: Array(8).fill("sign") })).toBe(JSON.stringify(Array(8).fill("sign")));
+    expect(await found({ key_ops: Array(9).fill("sign") })).toBe("an array of 9 items");
   });
 
   it.each(["EdDSA", "ES256"] as const)(
@@ -214,6 +283,39 @@ describe("one spelling per signed manifest (its digest is bound into REPORT_DATA
   });
 });
 
+describe("an ES256 signature's S, read before the signature is checked", () => {
+  const P256_HALF_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n >> 1n;
+  /** The ES256 JWS with its signature replaced by `signature` (not a valid one). */
+  const withSignature = (jws: string, signature: Uint8Array) =>
+    `${jws.slice(0, jws.lastIndexOf(".") + 1)}${Buffer.from(signature).toString("base64url")}`;
+  const rs = (s: bigint) => Buffer.from(`${"00".repeat(32)}${s.toString(16).padStart(64, "0")}`, "hex");
+
+  it("takes S of half the group order as low (then the signature does not verify), and one more as high", async () => {
+    const pair = await generateManifestSigningKey("ES256");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    expect((await errorOf(() => verifyManifest(withSignature(jws, rs(P256_HALF_N)), [pair.publicJwk]))).code).toBe(
+      "MANIFEST_SIGNATURE_INVALID",
+    );
+    expect(
+      await errorOf(() => verifyManifest(withSignature(jws, rs(P256_HALF_N + 1n)), [pair.publicJwk])),
+    ).toMatchObject({
+      code: "MANIFEST_JWS_MALFORMED",
+      message: expect.stringContaining("expected the low-S form"),
+    });
+  });
+
+  it("reads S only from a 64-byte signature: one of another length just does not verify", async () => {
+    const pair = await generateManifestSigningKey("ES256");
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    for (const length of [65, 96]) {
+      const error = await errorOf(() =>
+        verifyManifest(withSignature(jws, new Uint8Array(length).fill(0xff)), [pair.publicJwk]),
+      );
+      expect([length, error.code]).toEqual([length, "MANIFEST_SIGNATURE_INVALID"]);
+    }
+  });
+});
+
 describe("manifest verification refusals", () => {
   it("refuses alg none before touching any key (MANIFEST_ALG_UNSUPPORTED)", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
@@ -287,18 +389,48 @@ describe("manifest verification refusals", () => {
 
   it("refuses a payload that is not JSON (MANIFEST_PAYLOAD_INVALID) once the signature verified", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
-    const { importJWK } = await import("jose");
-    const jws = await new CompactSign(new TextEncoder().encode("not json"))
-      .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
-      .sign(await importJWK(pair.privateJwk, "EdDSA"));
+    const jws = await signPayload(new TextEncoder().encode("not json"), pair.privateJwk);
     expect((await errorOf(() => verifyManifest(jws, [pair.publicJwk]))).code).toBe("MANIFEST_PAYLOAD_INVALID");
+    // JSON with a byte that is not UTF-8 in a string: refused, not read with U+FFFD in its place.
+    const notUtf8 = Uint8Array.of(...new TextEncoder().encode('{"x":"'), 0xff, ...new TextEncoder().encode('"}'));
+    expect(
+      await errorOf(async () => verifyManifest(await signPayload(notUtf8, pair.privateJwk), [pair.publicJwk])),
+    ).toMatchObject({
+      code: "MANIFEST_PAYLOAD_INVALID",
+      message: "manifest payload: expected UTF-8 JSON, found unparsable bytes",
+    });
+  });
+
+  it("refuses a signed payload that is JSON but not an object (MANIFEST_PAYLOAD_INVALID)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    for (const text of ["7", '"x"', "null", "[]"]) {
+      const jws = await signPayload(new TextEncoder().encode(text), pair.privateJwk);
+      expect([text, await errorOf(() => verifyManifest(jws, [pair.publicJwk]))]).toMatchObject([
+        text,
+        { code: "MANIFEST_PAYLOAD_INVALID", message: "manifest payload: expected a JSON object" },
+      ]);
+    }
+  });
+
+  it("refuses a signed payload that names a member twice, naming the member (MANIFEST_PAYLOAD_INVALID)", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const text = JSON.stringify(DEV_MANIFEST).replace(/}$/, ',"manifestVersion":1}');
+    const jws = await signPayload(new TextEncoder().encode(text), pair.privateJwk);
+    const error = await errorOf(() => verifyManifest(jws, [pair.publicJwk]));
+    expect(error.code).toBe("MANIFEST_PAYLOAD_INVALID");
+    expect(error.message).toMatch(/^manifest payload: .*manifestVersion/);
   });
 
   it("refuses malformed input and unusable trust lists", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
     const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
-    expect((await errorOf(() => verifyManifest("a.b", [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
-    expect((await errorOf(() => verifyManifest(` ${jws}`, [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
+    // Not three base64url parts: refused as such, before any part is decoded.
+    for (const text of ["a.b", ` ${jws}`, `${jws}.AA`, jws.replace(".", "+.")]) {
+      expect(await errorOf(() => verifyManifest(text, [pair.publicJwk]))).toMatchObject({
+        code: "MANIFEST_JWS_MALFORMED",
+        message: "manifest: expected a compact JWS (three base64url parts), found something else",
+      });
+    }
     expect((await errorOf(() => verifyManifest("e30x.e30.AA", [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
     expect((await errorOf(() => verifyManifest(jws, []))).code).toBe("MANIFEST_KEY_INVALID");
     expect((await errorOf(() => verifyManifest(jws, [pair.privateJwk]))).code).toBe("MANIFEST_KEY_INVALID");
