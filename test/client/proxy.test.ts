@@ -382,6 +382,36 @@ describe("proxy: failures", () => {
     }
   });
 
+  it("each host error: its HTTP status, OpenAI type and code, and whether openai SDKs retry it", async () => {
+    // [host status, host code, proxy status, type, code, retried, what the message starts with]
+    const cases = [
+      [503, "ENGINE_BUSY", 503, "api_error", "engine_busy", true, "http://enclave.test/v1/sealed: HTTP 503"],
+      [503, "HOST_BUSY", 503, "api_error", "host_busy", true, "http://enclave.test/v1/sealed: HTTP 503"],
+      [504, "HOST_TIMEOUT", 504, "api_error", "host_timeout", true, "http://enclave.test/v1/sealed: HTTP 504"],
+      [504, "ENCLAVE_TIMEOUT", 504, "api_error", "enclave_timeout", true, "http://enclave.test/v1/sealed: HTTP 504"],
+      [502, "ENCLAVE_UNREACHABLE", 502, "api_error", "enclave_unreachable", true, "http://enclave.test/v1/sealed"],
+      [500, "INTERNAL", 502, "api_error", "internal", true, "http://enclave.test/v1/sealed: HTTP 500"],
+      // The host refused the API key: the proxy's configuration to fix, not a request's argument.
+      [401, "UNAUTHENTICATED", 502, "cloister_verification_error", "unauthenticated", false, "configuration: "],
+      // An enclave refusal of the envelope (the host's claim of one): never retried as a host error.
+      [400, "DECRYPTION_FAILED", 502, "cloister_verification_error", "decryption_failed", false, "integrity: "],
+    ] as const;
+    for (const [hostStatus, hostCode, status, type, code, retried, starts] of cases) {
+      const response = await chatWithHostAnswering(hostStatus, { code: hostCode, message: "no" });
+      const body = (await response.json()) as { error: { type: string; code: string; message: string } };
+      expect(
+        {
+          status: response.status,
+          type: body.error.type,
+          code: body.error.code,
+          retry: response.headers.get("x-should-retry"),
+          starts: body.error.message.startsWith(starts),
+        },
+        hostCode,
+      ).toEqual({ status, type, code, retry: retried ? null : "false", starts: true });
+    }
+  });
+
   it("an app that leaves before the first token is logged 499, not as a failure of the host (502)", async () => {
     const { model, url, log } = await proxyFor([{ pauseMs: 400 }, { type: "text", text: "late" }]);
     for (const stream of [false, true]) {
@@ -657,5 +687,119 @@ describe("proxy: failures", () => {
       choices: [{ message: { role: "assistant", content: "fine" }, finish_reason: "stop" }],
       usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
     });
+  });
+});
+
+/** The data of each server-sent event of a body that ends cleanly: parsed JSON, or the text `[DONE]`. */
+async function sseData(response: Response): Promise<unknown[]> {
+  const text = await response.text();
+  return text
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice("data: ".length))
+    .map((data) => (data === "[DONE]" ? data : JSON.parse(data)));
+}
+
+describe("proxy: answers, streamed chunk by chunk or whole", () => {
+  const TWO_CHUNKS: Script = [
+    { type: "text", text: "Hel" },
+    { type: "text", text: "lo" },
+    { type: "done", stopReason: "maxTokens", usage: { ...usage, completionTokens: 2 } },
+  ];
+  const done = (data: unknown[]) => data.find((d) => typeof d === "object" && d !== null && "cloister" in d);
+
+  it("chat: the assistant role first, a chunk per text, the finish_reason, usage only when asked, then [DONE]", async () => {
+    const { model, post } = await proxyFor(TWO_CHUNKS);
+    const common = { object: "chat.completion.chunk", model };
+    const plain = await sseData(await post("/v1/chat/completions", ask(model, { stream: true })));
+    expect(plain).toEqual([
+      {
+        ...common,
+        id: expect.any(String),
+        created: expect.any(Number),
+        choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }],
+      },
+      expect.objectContaining({ choices: [{ index: 0, delta: { content: "Hel" }, finish_reason: null }] }),
+      expect.objectContaining({ choices: [{ index: 0, delta: { content: "lo" }, finish_reason: null }] }),
+      expect.objectContaining({ choices: [{ index: 0, delta: {}, finish_reason: "length" }] }),
+      "[DONE]",
+    ]);
+    // Without include_usage no chunk has a usage field (OpenAI's shape); every chunk is one answer's.
+    const chunks = plain.slice(0, -1) as Record<string, unknown>[];
+    expect(chunks.filter((c) => "usage" in c)).toEqual([]);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks.every((c) => c.object === "chat.completion.chunk" && c.model === model)).toBe(true);
+
+    const withUsage = await sseData(
+      await post("/v1/chat/completions", ask(model, { stream: true, stream_options: { include_usage: true } })),
+    );
+    expect(withUsage).toHaveLength(6);
+    expect((withUsage.slice(0, 4) as Record<string, unknown>[]).map((c) => c.usage)).toEqual([null, null, null, null]);
+    expect(withUsage.slice(4)).toEqual([
+      {
+        id: (withUsage[0] as { id: string }).id,
+        created: (withUsage[0] as { created: number }).created,
+        object: "chat.completion.chunk",
+        model,
+        choices: [],
+        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+      },
+      "[DONE]",
+    ]);
+    // include_usage must be true itself, not merely present.
+    const notTrue = await sseData(
+      await post("/v1/chat/completions", ask(model, { stream: true, stream_options: { include_usage: "yes" } })),
+    );
+    expect(notTrue).toHaveLength(5);
+    expect((notTrue.slice(0, -1) as Record<string, unknown>[]).filter((c) => "usage" in c)).toEqual([]);
+  });
+
+  it("completions: no role chunk, text chunks, the finish_reason with empty text, then [DONE]", async () => {
+    const { model, post } = await proxyFor(TWO_CHUNKS);
+    const data = await sseData(await post("/v1/completions", { model, prompt: "hi", stream: true }));
+    expect(data).toEqual([
+      expect.objectContaining({ object: "text_completion", choices: [{ index: 0, text: "Hel", finish_reason: null }] }),
+      expect.objectContaining({ object: "text_completion", choices: [{ index: 0, text: "lo", finish_reason: null }] }),
+      expect.objectContaining({
+        object: "text_completion",
+        choices: [{ index: 0, text: "", finish_reason: "length" }],
+      }),
+      "[DONE]",
+    ]);
+    expect(done(data)).toBeDefined();
+  });
+
+  it("a whole (not streamed) answer carries the enclave's finish_reason, chat and completions", async () => {
+    const { model, post } = await proxyFor(TWO_CHUNKS);
+    const chat = await post("/v1/chat/completions", ask(model));
+    expect(await chat.json()).toMatchObject({
+      choices: [{ message: { role: "assistant", content: "Hello" }, finish_reason: "length" }],
+    });
+    const text = await post("/v1/completions", { model, prompt: "hi" });
+    expect(await text.json()).toMatchObject({
+      object: "text_completion",
+      choices: [{ index: 0, text: "Hello", finish_reason: "length" }],
+      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    });
+  });
+
+  it("an enclave whose audit keeps no commitments: cloister.audit is null, JSON and SSE", async () => {
+    const { session } = await connectTo({ overrides: { audit: { enabled: false, reason: "test: no audit" } } });
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const model = attestedModelId(session);
+    const post = (path: string, body: unknown) =>
+      fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const json = await post("/v1/chat/completions", ask(model));
+    expect(json.status).toBe(200);
+    expect(((await json.json()) as { cloister: unknown }).cloister).toEqual({
+      receipt: expect.any(String),
+      audit: null,
+    });
+    const sse = await sseData(await post("/v1/completions", { model, prompt: "hi", stream: true }));
+    expect((done(sse) as { cloister: unknown }).cloister).toEqual({ receipt: expect.any(String), audit: null });
   });
 });
