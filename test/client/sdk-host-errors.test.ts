@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { connect, errorBody, fetchAttestationAnswer } from "../../client/sdk.ts";
-import type { Transport } from "../../client/transport.ts";
-import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { closeServers, connectTo, devPolicy, serveDeployment } from "./helpers.ts";
 
 const body = (error: unknown) => JSON.stringify({ error });
 
@@ -247,14 +247,18 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
       text: async () => text,
     });
 
-  it("refuses an answer without a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
+  it("refuses an answer that is not a JSON object with a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
     const policy = await devPolicy();
-    for (const [text, found] of [
-      ['{"document":42}', "number"],
-      ['{"document":null}', "null"],
-      ["{}", "undefined"],
+    const noDocument = (found: string) => `attestation: response field document: expected a string, found ${found}`;
+    for (const [text, message] of [
+      ['{"document":42}', noDocument("number")],
+      ['{"document":null}', noDocument("null")],
+      ["{}", noDocument("undefined")],
+      ["not json", "attestation: response is not JSON"],
+      ["null", "attestation: response is not a JSON object"],
+      ["42", "attestation: response is not a JSON object"],
+      ['"a document"', "attestation: response is not a JSON object"],
     ] as const) {
-      const message = `attestation: response field document: expected a string, found ${found}`;
       const transport = answering(text);
       await expect(connect({ url: "http://host.test", policy, apiKey: "ck_test", transport })).rejects.toMatchObject({
         kind: "transport",
@@ -265,6 +269,85 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
         fetchAttestationAnswer({ url: "http://host.test", apiKey: "ck_test", transport }),
       ).rejects.toMatchObject({ kind: "transport", code: "BAD_RESPONSE", message });
     }
+  });
+});
+
+describe("the host's other answers: shapes, size bounds, deadlines and aborts", () => {
+  afterEach(closeServers);
+
+  it("refuses a challenge answer that is not JSON or has no string answer, naming the route", async () => {
+    for (const [text, problem] of [
+      ["not json", "response is not JSON"],
+      ['{"answer":7}', "response field answer: expected a string, found number"],
+      ['{"answer":null}', "response field answer: expected a string, found object"],
+      ["{}", "response field answer: expected a string, found undefined"],
+    ] as const) {
+      const real = fetchTransport(fetch);
+      const transport: Transport = (url, request) =>
+        url.includes("/attestation/challenge")
+          ? Promise.resolve({ status: 200, header: () => null, body: [], text: async () => text })
+          : real(url, request);
+      const error = await connectTo({ transport }).catch((e: unknown) => e);
+      expect(error, text).toMatchObject({
+        kind: "transport",
+        code: "BAD_RESPONSE",
+        message: expect.stringMatching(/^\/v1\/attestation\/challenge\?enclave=[^:]+: /),
+      });
+      expect((error as Error).message.endsWith(`: ${problem}`), (error as Error).message).toBe(true);
+    }
+  });
+
+  it("reads at most 4 MiB of an attestation answer, 256 KiB of a signed nonce answer, 64 KiB of an error body", async () => {
+    const asked: [string, number][] = [];
+    const real = fetchTransport(fetch);
+    const transport: Transport = async (url, request) => {
+      const route = new URL(url).pathname;
+      if (route === "/sealed") {
+        const text = async (max: number) => {
+          asked.push([route, max]);
+          return "{}";
+        };
+        return { status: 500, header: () => null, body: [], text };
+      }
+      const response = await real(url, request);
+      const text = (max: number) => {
+        asked.push([route, max]);
+        return response.text(max);
+      };
+      return { ...response, text };
+    };
+    const { session } = await connectTo({ transport });
+    await session.auditCheckpoint();
+    await expect(session.complete("hi")).rejects.toMatchObject({ code: "HTTP_500" });
+    expect(asked).toEqual([
+      ["/attestation", 4 * 1024 * 1024],
+      ["/attestation/challenge", 256 * 1024],
+      ["/audit/checkpoint", 256 * 1024],
+      ["/sealed", 64 * 1024],
+    ]);
+  });
+
+  it("an attestation the host does not answer in attestationTimeoutMs is HOST_TIMEOUT, the caller's abort ABORTED", async () => {
+    const policy = await devPolicy();
+    // Answers only when the request is aborted, with the abort's reason, as fetch does.
+    const silent: Transport = (_url, request) =>
+      new Promise((_, reject) => request.signal?.addEventListener("abort", () => reject(request.signal?.reason)));
+    const options = { url: "http://host.test", policy, apiKey: "ck_test", transport: silent };
+    await expect(connect({ ...options, attestationTimeoutMs: 50 })).rejects.toMatchObject({
+      kind: "transport",
+      code: "HOST_TIMEOUT",
+      message: "the host at http://host.test did not answer in time",
+    });
+    // The caller's own timeout is the caller's abort, not the SDK's deadline.
+    const { session } = await connectTo({
+      transport: (url, request) =>
+        url.endsWith("/sealed") ? silent(url, request) : fetchTransport(fetch)(url, request),
+    });
+    await expect(session.complete("hi", { signal: AbortSignal.timeout(50) })).rejects.toMatchObject({
+      kind: "transport",
+      code: "ABORTED",
+      message: "request aborted by the caller",
+    });
   });
 });
 

@@ -1,11 +1,12 @@
 /**
  * AbortSignal: a caller's abort while the session re-attests (stale verification) ends that
  * caller's request at once, as ABORTED (not HOST_TIMEOUT at the attestation's deadline), and the
- * verification goes on for the other requests waiting on it.
+ * verification goes on for the other requests waiting on it; an abort while the answer streams is
+ * ABORTED too, not a broken stream.
  */
 import { afterEach, expect, it } from "vitest";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
-import { closeServers, connectTo } from "./helpers.ts";
+import { closeServers, connectTo, OK } from "./helpers.ts";
 
 afterEach(closeServers);
 
@@ -64,4 +65,20 @@ it("a signal already aborted is ABORTED before anything is verified or sent", as
   expect(error).toMatchObject({ code: "ABORTED" });
   // Not even the verification was started on its behalf.
   expect(state.held).toHaveLength(0);
+});
+
+it("an abort while the answer streams ends it as ABORTED, not as a broken stream (integrity)", async () => {
+  const { session } = await connectTo({
+    script: [{ type: "text", text: "a" }, { pauseMs: 2000 }, { type: "text", text: "b" }, ...OK],
+  });
+  const controller = new AbortController();
+  const seen: string[] = [];
+  const error = await (async () => {
+    for await (const event of session.chat([{ role: "user", content: "hi" }], { signal: controller.signal })) {
+      if (event.type === "text") seen.push(event.text);
+      controller.abort();
+    }
+  })().catch((e: unknown) => e);
+  expect(seen).toEqual(["a"]);
+  expect(error).toMatchObject({ kind: "transport", code: "ABORTED", message: "request aborted by the caller" });
 });
