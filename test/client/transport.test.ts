@@ -27,7 +27,14 @@ function handler(req: IncomingMessage, res: ServerResponse) {
     const body = Buffer.concat(parts).toString();
     if (req.url === "/echo") {
       res.writeHead(201, { "content-type": "application/json", "x-seen-auth": req.headers.authorization ?? "" });
-      res.end(JSON.stringify({ method: req.method, body, type: req.headers["content-type"] ?? null }));
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          body,
+          type: req.headers["content-type"] ?? null,
+          length: req.headers["content-length"] ?? null,
+        }),
+      );
     } else if (req.url === "/stream") {
       res.writeHead(200, { "content-type": "application/octet-stream" });
       let i = 0;
@@ -92,7 +99,7 @@ const transports: [string, () => Transport][] = [
 ];
 
 describe.each(transports)("%s transport", (_name, make) => {
-  it("sends method, headers and body; returns status, headers and the whole text", async () => {
+  it("sends method, headers and body (its content-length in bytes); returns status, headers and the whole text", async () => {
     const transport = make();
     const response = await transport(`${base}/echo`, {
       method: "POST",
@@ -106,9 +113,13 @@ describe.each(transports)("%s transport", (_name, make) => {
       method: "POST",
       body: '{"a":1}',
       type: "application/json",
+      length: "7",
     });
     const bytes = await transport(`${base}/echo`, { method: "POST", headers: {}, body: new Uint8Array([104, 105]) });
-    expect(JSON.parse(await bytes.text(1 << 20))).toMatchObject({ body: "hi" });
+    expect(JSON.parse(await bytes.text(1 << 20))).toMatchObject({ body: "hi", length: "2" });
+    // A body's length in bytes, not characters.
+    const utf8 = await transport(`${base}/echo`, { method: "POST", headers: {}, body: "é" });
+    expect(JSON.parse(await utf8.text(1 << 20))).toMatchObject({ body: "é", length: "2" });
   });
 
   it("reads a body as text only up to the caller's limit, then closes it", async () => {
@@ -149,7 +160,7 @@ describe.each(transports)("%s transport", (_name, make) => {
     ).rejects.toThrow();
   });
 
-  it("rejects when nothing listens, and when aborted before or during the body", async () => {
+  it("rejects when nothing listens, and when aborted before the request, before the headers or during the body", async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const port = (closed.address() as AddressInfo).port;
@@ -159,6 +170,12 @@ describe.each(transports)("%s transport", (_name, make) => {
     const early = new AbortController();
     early.abort();
     await expect(make()(`${base}/echo`, { method: "GET", headers: {}, signal: early.signal })).rejects.toBeDefined();
+
+    // Aborted while waiting for the headers of a host that does not answer.
+    const waiting = new AbortController();
+    const asking = make()(`${base}/silent`, { method: "GET", headers: {}, signal: waiting.signal });
+    setTimeout(() => waiting.abort(), 20);
+    await expect(asking).rejects.toBeDefined();
 
     const late = new AbortController();
     const response = await make()(`${base}/hang`, { method: "GET", headers: {}, signal: late.signal });
