@@ -502,6 +502,8 @@ describe("attestation document", () => {
       [{ tee: "sev-snp", simulated: false }, "snp"],
       [{ tee: "tdx", simulated: true }, "sim-tdx"],
       [{ tee: "azure-snp", simulated: false }, "azure-snp"],
+      [{ tee: "tdx", simulated: false }, "tdx"],
+      [{ tee: "azure-tdx", simulated: false }, "azure-tdx"],
     ] as const) {
       await expect(check.verify(snpOnly, context)).rejects.toMatchObject({
         stage: "manifest",
@@ -509,6 +511,27 @@ describe("attestation document", () => {
         message: `manifest tee.platforms: expected to include ${platform}, found [sim-snp]`,
       });
     }
+  });
+
+  it("lets any model digest or service through only where the policy skips that list, and keeps its own copy of the lists", async () => {
+    const context = { tee: "sev-snp", simulated: true } as const;
+    const skip = { skip: { reason: "test: any model, any service" } };
+    const manifest = { ...f.policy.manifest, allowedModelDigests: ["0".repeat(64)], allowedServices: ["another"] };
+    const anyModel = manifestCheckForPolicy({ ...f.policy, manifest: { ...manifest, allowedModelDigests: skip } });
+    await expect(anyModel.verify(f.manifestJws, context)).rejects.toMatchObject({ code: "SERVICE_NOT_ALLOWED" });
+    const anyService = manifestCheckForPolicy({ ...f.policy, manifest: { ...manifest, allowedServices: skip } });
+    await expect(anyService.verify(f.manifestJws, context)).rejects.toMatchObject({ code: "MODEL_NOT_ALLOWED" });
+    const policy = { ...f.policy, manifest: { ...manifest, allowedModelDigests: skip, allowedServices: skip } };
+    const any = manifestCheckForPolicy(policy);
+    expect((await any.verify(f.manifestJws, context)).service.name).toBe("cloister-dev");
+    // The caller's list changed afterwards: the check made from it keeps deciding as it did then.
+    const digests = ["0".repeat(64)];
+    const strict = manifestCheckForPolicy({
+      ...f.policy,
+      manifest: { ...f.policy.manifest, allowedModelDigests: digests },
+    });
+    digests.push(...(f.policy.manifest.allowedModelDigests as readonly string[]));
+    await expect(strict.verify(f.manifestJws, context)).rejects.toMatchObject({ code: "MODEL_NOT_ALLOWED" });
   });
 
   it("refuses inputs it cannot use, each with its own code", async () => {
