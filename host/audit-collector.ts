@@ -119,15 +119,17 @@ const COLLECT_TIMEOUT_MS = 10_000;
 export const STOP_MAX_COLLECTIONS = 48;
 
 /**
- * The largest `/audit` answer the host reads (4 MiB): past it the answer is refused (the rest left
- * unread, the connection closed), nothing of it is stored, and the next collection asks again. The
+ * The largest `/audit` answer the host reads (64 MiB): past it the answer is refused (the rest left
+ * unread, the connection closed), nothing of it is stored, and the next collection asks again. An
  * enclave answers with a page of at most AUDIT_PAGE_MAX_LINES (1,000; enclave/service.ts) of its
- * unacknowledged records; a record line takes at most about 1.7 KB in the answer (about 1 KB
- * usually), so the largest answer an enclave gives is about 1.7 MB: every one fits, and a
- * misbehaving enclave (or whatever answers at --enclave-url) cannot make the host buffer more.
+ * unacknowledged records, about 1.7 MB at the longest lines. The bound stays where it was before
+ * the enclave paged, so a host upgraded before its enclaves still reads an older enclave's answer:
+ * its whole backlog, up to MAX_AUDIT_BACKLOG (10,000) records and one per request under way (at
+ * most ENCLAVE_MAX_CONNECTIONS, 16,384; enclave/run.ts), about 45 MB. A misbehaving enclave (or
+ * whatever answers at --enclave-url) cannot make the host buffer more.
  * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
  */
-export const AUDIT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
+export const AUDIT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
 
 const utf8 = new TextDecoder();
 

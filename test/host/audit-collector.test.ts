@@ -527,6 +527,10 @@ describe("audit collector: the size of the enclave's answer", () => {
     }).line;
     const perLine = Buffer.byteLength(JSON.stringify(line)) + 16 + 1;
     expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(AUDIT_PAGE_MAX_LINES * perLine + 1024);
+    // An enclave from before paging answers with its whole backlog: the backlog it keeps before
+    // refusing requests, and one record per request under way.
+    const lines = MAX_AUDIT_BACKLOG + ENCLAVE_MAX_CONNECTIONS;
+    expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(lines * perLine + 1024);
   });
 
   it("stop() collects long enough for the largest backlog an enclave keeps, a page at a time", () => {
