@@ -52,10 +52,12 @@
  * inside it (`AB12 DE89 3704 …` read as an IBAN from `AB12`), so the search goes on from its next
  * character. Every pattern starts only at the beginning of a run (negative look-behind), has no
  * nested repetition that can overlap and, where a check can refuse it, a bounded length, so
- * matching stays about linear in the text length (measured on
- * 100,000-character adversarial runs: 2..20 ms each; 1 MB of repeated PEM BEGIN lines, which took
- * 1.2 s while each BEGIN searched 16 KiB of anything for its END, takes tens of ms since that search
- * stops at the first dash, which base64 never contains).
+ * matching stays about linear in the text length (measured with every entity on 1 MB adversarial
+ * prompts on this project's 2-core test machine: 0.57 s for `AA00 ` repeated behind a zero-width
+ * space, the worst shape found, 0.22 s before the search went on inside refused matches; 0.03..0.23 s
+ * for other repeated shapes; 1 MB of repeated PEM BEGIN lines, which took 1.2 s while each BEGIN
+ * searched 16 KiB of anything for its END, takes tens of ms since that search stops at the first
+ * dash, which base64 never contains).
  *
  * An entity split across chat messages is found by piiAcrossMessages (the caller blocks it).
  *
@@ -107,15 +109,14 @@ export function piiPlaceholder(entity: PiiEntity): string {
 
 interface Detector {
   readonly regex: RegExp;
-  /** Extra check on the matched text; absent = the shape suffices. */
-  readonly valid?: (match: string) => boolean;
   /**
-   * When the whole match fails `valid`: how much of it to replace instead, or null for none. A card
-   * number followed by its 3-digit security code (which the optional last group took) goes whole,
-   * code included; an IBAN whose pattern ran on into the words after it (`… 3201 from me`) goes as
-   * far as its longest valid prefix.
+   * How much of the matched text, from its start, is the entity: all of it (its length), a part, or
+   * null when its check (a checksum, an address form) refuses it; absent = the shape suffices. A
+   * card number followed by its 3-digit security code (which the optional last group took) goes
+   * whole, code included; an IBAN whose pattern ran on into the words after it (`… 3201 from me`)
+   * goes as far as its longest valid prefix.
    */
-  readonly fallback?: (match: string) => number | null;
+  readonly accept?: (match: string) => number | null;
 }
 
 /**
@@ -156,8 +157,8 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
         `(?:[ .-]|${WRAP})`,
         "g",
       ),
-      valid: validCard,
-      fallback: (match) => {
+      accept: (match) => {
+        if (validCard(match)) return match.length;
         const code = /^(?:\d{4}\D+){3}\d{4}(\D+\d{3})$/.exec(match);
         return code !== null && validCard(match.slice(0, -(code[1] as string).length)) ? match.length : null;
       },
@@ -171,21 +172,22 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
         `(?: |${WRAP})`,
         "gi",
       ),
-      valid: validIban,
-      fallback: longestValidIbanPrefix,
+      // The pattern takes any group of 4 letters or digits, so after an IBAN whose length is a
+      // multiple of 4 (Austria's 20, Spain's 24, Poland's 28) it runs on into a following word of
+      // 4 or fewer letters (`AT61 1904 3002 3457 3201 from me`).
+      accept: (match) => validIbanEnds(match).at(-1) ?? null,
     },
   ],
-  us_ssn: [{ regex: /(?<!\d)(?<!\d[.-])\d{3}([-. ])\d{2}\1\d{4}(?!\d)(?![.-]\d)/g, valid: validSsn }],
+  us_ssn: [{ regex: /(?<!\d)(?<!\d[.-])\d{3}([-. ])\d{2}\1\d{4}(?!\d)(?![.-]\d)/g, accept: whole(validSsn) }],
   ip_address: [
     // IPv6 first: its embedded-IPv4 form (::ffff:192.0.2.1) must not lose its tail to the IPv4 detector.
     {
-      // Not followed by a word character or by a colon that goes on (`:1`, `::`): a colon that ends
-      // a clause (`reach 2001:db8:0:0:0:0:0:1: it`) may follow.
-      regex: /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?(?!\w|:[\w:]|\.\d)/g,
-      valid: validIpv6,
-      // An address with a `::` before such a colon (`reach 2001:db8::1: it`), which the pattern takes
-      // as an empty last group.
-      fallback: (match) => (/[^:]:$/.test(match) && validIpv6(match.slice(0, -1)) ? match.length - 1 : null),
+      // Not followed by a word character or by a colon that goes on (`:1`, `::`), and not ending in
+      // a lone colon (an empty last group): a colon that ends a clause may follow
+      // (`reach 2001:db8::1: it`, `2001:db8:0:0:0:0:0:1: it`).
+      regex:
+        /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?(?<![^:]:)(?!\w|:[\w:]|\.\d)/g,
+      accept: whole(validIpv6),
     },
     {
       regex:
@@ -208,7 +210,7 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
     },
     {
       regex: /(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}/g,
-      valid: (m) => /\d/.test(m.slice(3)) && /[A-Za-z]/.test(m.slice(3)),
+      accept: whole((m) => /\d/.test(m.slice(3)) && /[A-Za-z]/.test(m.slice(3))),
     },
     { regex: /(?<![\w-])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}/g },
     { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])/gi },
@@ -240,6 +242,11 @@ function emailRegex(): RegExp {
     String.raw`(?<![${word}${atext}])[${word}${atext}]+@(?:[${word}](?:[${word}\-]{0,61}[${word}])?\.)+(?:${tld})`,
     "gv",
   );
+}
+
+/** An `accept` that takes the whole match when `check` does, and none of it otherwise. */
+function whole(check: (match: string) => boolean): (match: string) => number | null {
+  return (match) => (check(match) ? match.length : null);
 }
 
 /** `pattern` with each `§` replaced by `separator` (a group separator), compiled with `flags`. */
@@ -565,14 +572,13 @@ function crossesBoundary(entity: PiiEntity, left: string, separator: string, rig
 }
 
 /**
- * The entities `detector` finds in `text`, in order: each match its check accepts, whole or as far
- * as its fallback gives. A match the check refuses is no entity, but one may start inside it: the
+ * The entities `detector` finds in `text`, in order: each match its `accept` takes, as far as it
+ * takes it. A match it refuses is no entity, but one may start inside it: the
  * pattern took a neighbour for part of the entity (`AB12 DE89 3704 …` read as an IBAN from `AB12`,
  * `1234 5555 5555 5555 4444` as a card from `1234`), so the search goes on from the match's next
  * character rather than its end. Matches a check can refuse are bounded in length (some tens of
  * characters), or, for `sk-…` keys, start only at a run's first character, so no two overlap; this
- * stays linear in the text (about 2.5 s for 1 MB of `AA00 ` behind a zero-width space, the worst
- * shape a review found, against 0.65 s before the search went on inside refused matches).
+ * stays linear in the text (see the module comment for measured costs).
  */
 function* acceptedMatches(detector: Detector, text: string): Generator<{ start: number; end: number }> {
   // exec on the shared regular expression (matchAll would copy it per call); the caller uses each
@@ -586,7 +592,7 @@ function* acceptedMatches(detector: Detector, text: string): Generator<{ start: 
       regex.lastIndex = start + 1;
       continue;
     }
-    const length = acceptedLength(detector, match[0]);
+    const length = detector.accept === undefined ? match[0].length : detector.accept(match[0]);
     if (length === null) {
       regex.lastIndex = start + 1;
       continue;
@@ -595,12 +601,6 @@ function* acceptedMatches(detector: Detector, text: string): Generator<{ start: 
     yield { start, end };
     regex.lastIndex = end;
   }
-}
-
-/** How much of `match` is the entity, from its start: all of it, what its fallback gives, or null (none). */
-function acceptedLength(detector: Detector, match: string): number | null {
-  if (detector.valid === undefined || detector.valid(match)) return match.length;
-  return detector.fallback?.(match) ?? null;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------
@@ -647,26 +647,12 @@ export function ibanValid(compact: string): boolean {
   return /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(compact) && validIbanEnds(compact).at(-1) === compact.length;
 }
 
-function validIban(match: string): boolean {
-  return validIbanEnds(match).at(-1) === match.length;
-}
-
-/**
- * The length of the longest valid IBAN that `match` starts with and that ends before one of its
- * separators, or null. The pattern takes any group of 4 letters or digits, so after an IBAN whose
- * length is a multiple of 4 (Austria's 20, Spain's 24, Poland's 28) it runs on into a following word
- * of 4 or fewer letters (`AT61 1904 3002 3457 3201 from me`), and the whole match is no IBAN.
- */
-function longestValidIbanPrefix(match: string): number | null {
-  return validIbanEnds(match).findLast((end) => end < match.length) ?? null;
-}
-
 /** 10^6 mod 97: the first four characters of an IBAN are six digits once its letters are numbers. */
 const IBAN_HEAD_SHIFT = 1_000_000 % 97;
 
 /**
- * Where in `text` (an IBAN as the pattern matched it: letters and digits, with single spaces or
- * line breaks between groups) a valid IBAN can end, in ascending order: before a separator or at
+ * Where in `text` (an IBAN as the pattern matched it: letters and digits, with a space or a line
+ * break, WRAP, between groups) a valid IBAN can end, in ascending order: before a separator or at
  * the end, 15..34 letters and digits in, mod 97-10 (ISO 7064) of the rest then the first four, with
  * letters as 10..35, equal to 1. One pass without copies: the remainder of the rest grows
  * character by character, and the first four are put after it at each place checked.
