@@ -553,8 +553,8 @@ export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): 
   });
 }
 
-/** Longer than any card number, SSN or IBAN as written (34 characters and up to 8 separators, a CRLF the longest). */
-const SPLIT_WINDOW = 52;
+/** Longer than any card number, SSN or IBAN as written: 34 characters and up to 8 separators, each at most a WRAP of 8. */
+const SPLIT_WINDOW = 34 + 8 * 8;
 /** Joined as typed on, or with the space or dash the split took away. */
 const SPLIT_SEPARATORS = ["", " ", "-"] as const;
 

@@ -825,7 +825,7 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
   });
 
   it("finds the longest IBAN (34 characters, 42 grouped) with all but one digit on either side", () => {
-    // SPLIT_WINDOW (48) is longer than any entity as written, so wherever the cut falls the whole
+    // SPLIT_WINDOW (98) is longer than any entity as written, so wherever the cut falls the whole
     // entity is looked at: 41 characters on the left and 1 on the right, or 3 and 39.
     const compact = "XK10WEST12345678901234567890123456";
     expect(compact).toHaveLength(34);
@@ -842,6 +842,11 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
     expect(across([`iban ${compact.slice(0, 33)}`, compact.slice(33)])).toEqual([{ entity: "iban", count: 1 }]);
     const invisible = [...grouped.slice(0, 41)].join("\u200b");
     expect(across([`iban ${invisible}`, grouped.slice(41)])).toEqual([{ entity: "iban", count: 1 }]);
+    // Wrapped between every two groups with the widest line break the detector takes (2 spaces, CRLF,
+    // 4 spaces): 98 characters, all but the last on the left.
+    const wrapped = compact.replace(/(.{4})(?!$)/g, "$1  \r\n    ");
+    expect(wrapped).toHaveLength(98);
+    expect(across([`iban ${wrapped.slice(0, 97)}`, wrapped.slice(97)])).toEqual([{ entity: "iban", count: 1 }]);
   });
 
   it("leaves ordinary chats alone: entities inside one message, code, versions, words", () => {
