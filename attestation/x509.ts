@@ -166,14 +166,13 @@ function nameAttributes(node: DerNode): [string, string][] {
     for (const atv of atvs) {
       const fields = derChildren(expectTag(atv, TAG.SEQUENCE, "AttributeTypeAndValue"));
       const [type, value] = fields;
-      const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
-      if (value === undefined) throw new ParseError("X509_BAD_NAME", "Name: attribute without a value");
-      if (fields.length !== 2) {
+      if (type === undefined || value === undefined || fields.length !== 2) {
         throw new ParseError(
           "X509_BAD_NAME",
           `Name: expected each AttributeTypeAndValue to hold 2 fields (type, value), found ${fields.length} at offset ${atv.start}`,
         );
       }
+      const oid = decodeOid(expectTag(type, TAG.OID, "attribute type"));
       attributes.push([oid, new TextDecoder("utf-8", { fatal: false }).decode(derContent(value))]);
     }
   }
