@@ -28,9 +28,8 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
-import { formatLoad, intArg, type Stats, stats } from "./bench-common.ts";
+import { formatLoad, formatMachine, intArg, type Stats, stats } from "./bench-common.ts";
 
 const FIXTURES = new URL("../test/fixtures/attestation/snp/", import.meta.url);
 const EXPECTED = new URL("../test/fixtures/attestation/EXPECTED.json", import.meta.url);
@@ -285,9 +284,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ loadStart, loadEnd: formatLoad(), rows }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(
-    `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`,
-  );
+  process.stdout.write(formatMachine());
   process.stdout.write(`date: ${new Date().toISOString()}; load average at start: ${loadStart}\n\n`);
   process.stdout.write(`${formatTable(rows)}\n\n`);
   process.stdout.write(`load average at end: ${formatLoad()} (other processes share these cores)\n`);

@@ -1,5 +1,5 @@
 /** What the benchmark scripts share: sample statistics, integer options, the machine's load. */
-import { loadavg } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 
 export type Stats = { n: number; median: number; p90: number; p99: number };
 
@@ -30,4 +30,18 @@ export function formatLoad(): string {
   return loadavg()
     .map((n) => n.toFixed(2))
     .join(", ");
+}
+
+/** A Markdown table: the first column left-aligned, the others right-aligned (numbers). */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (c: readonly string[]) =>
+    `| ${c.map((v, i) => (i === 0 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [line(headers), rule, ...rows.map(line)].join("\n");
+}
+
+/** The machine line every benchmark prints first: CPUs and their model, memory, Node.js. */
+export function formatMachine(): string {
+  return `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`;
 }

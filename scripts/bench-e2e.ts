@@ -39,11 +39,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes as nodeRandomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { formatLoad, intArg, type Stats, stats } from "./bench-common.ts";
+import { formatLoad, formatMachine, intArg, type Stats, stats, table } from "./bench-common.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "bin", "cloister.js");
@@ -61,14 +60,6 @@ const WARMUP_ROUNDS = 3;
 
 function median(samples: readonly number[]): number {
   return stats(samples).median;
-}
-
-function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (c: readonly string[]) =>
-    `| ${c.map((v, i) => (i === 0 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number))).join(" | ")} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
-  return [line(headers), rule, ...rows.map(line)].join("\n");
 }
 
 const f1 = (n: number) => n.toFixed(1);
@@ -744,9 +735,7 @@ async function main(): Promise<void> {
     return;
   }
   const pass = (ok: boolean) => (ok ? "PASS" : "FAIL");
-  process.stdout.write(
-    `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`,
-  );
+  process.stdout.write(formatMachine());
   process.stdout.write(`date: ${date}; load average at start: ${loadStart}\n`);
   process.stdout.write(
     `settings: greedy, up to ${maxTokens} tokens, threads ${THREADS}, ${SEQUENCES} sequences, context ${CONTEXT}, ${rounds} rounds per row (median)\n\n`,
