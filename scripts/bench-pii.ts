@@ -1,0 +1,43 @@
+/**
+ * PII detection on adversarial prompts (`npm run bench:pii`): the time redactPii takes, every
+ * entity enabled, on a prompt of `--bytes` characters (default 1,000,000, the most one chat message
+ * holds) made of one short shape repeated: shapes that make a detector match and its check refuse
+ * at every token, so the search goes on inside each refused match (enclave/pipeline/pii.ts,
+ * acceptedMatches), and an ordinary English and Russian text for scale. The median of `--rounds`
+ * runs per shape. It runs on the enclave's event loop before the first token, so this is how long
+ * one such prompt holds every answer under way in that enclave.
+ */
+import { redactPii } from "../enclave/pipeline/pii.ts";
+import { PII_ENTITIES } from "../manifests/schema.ts";
+import { formatLoad, formatMachine, intArg, stats, table } from "./bench-common.ts";
+
+const bytes = intArg("--bytes", 1_000_000, 1000, 1_000_000);
+const rounds = intArg("--rounds", 5, 1, 50);
+
+const SHAPES: readonly (readonly [name: string, prefix: string, unit: string])[] = [
+  ["IBAN-shaped groups behind a zero-width space", "\u200b", "AA00 "],
+  ["IBAN-shaped groups", "", "AB12 "],
+  ["4-digit groups (card-shaped)", "", "1234 "],
+  ["card numbers failing Luhn", "", "4111 1111 1111 1112 "],
+  ["IPv6-shaped colons", "", "a:b:"],
+  ["e-mail-shaped runs", "", "a@b."],
+  ["English prose", "", "Please summarise the attached quarterly report and name three risks. "],
+  ["Russian prose", "", "Пожалуйста, кратко изложите приложенный отчёт и назовите три риска. "],
+];
+
+const rows: string[][] = [];
+for (const [name, prefix, unit] of SHAPES) {
+  const text = (prefix + unit.repeat(Math.ceil(bytes / unit.length))).slice(0, bytes);
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const started = performance.now();
+    redactPii(text, PII_ENTITIES);
+    times.push(performance.now() - started);
+  }
+  const { median } = stats(times);
+  rows.push([name, JSON.stringify(unit), (median / 1000).toFixed(3)]);
+}
+
+process.stdout.write(formatMachine());
+process.stdout.write(`prompt: ${bytes} characters, every entity, median of ${rounds} runs; load ${formatLoad()}\n\n`);
+process.stdout.write(`${table(["shape", "unit repeated", "seconds"], rows)}\n`);
