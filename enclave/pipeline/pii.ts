@@ -10,16 +10,18 @@
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
  *    Bare digit runs without separators are not phones (too many false positives).
- *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) separated by spaces,
- *    dots, dashes or line breaks (mixed too; a 4-4-4-4 number followed by a 3-digit code is
- *    replaced with it), starting with a card network prefix (2-series Mastercard, 3
- *    Amex/Diners/JCB, 4 Visa, 5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum
- *    valid.
+ *  - credit_card: 13..19 digits, compact or grouped 4-4-4-4(-3) / 4-6-4(5) separated by dots,
+ *    dashes, one or two spaces or tabs, or line breaks, also behind an e-mail quote prefix (`> `,
+ *    `>> `, `> > `; see WRAP) (mixed too; a 4-4-4-4 number followed by a 3-digit code is replaced
+ *    with it), starting with a card network prefix (2-series Mastercard, 3 Amex/Diners/JCB, 4 Visa,
+ *    5 Mastercard/Maestro, 6 Discover/UnionPay/Maestro), Luhn checksum valid.
  *  - iban: 2 letters, 2 check digits, 11..30 alphanumerics (compact, or in groups of 4 separated by
- *    spaces or line breaks), 15..34 characters in all, ISO 13616 mod-97 = 1, in either case; when
- *    the groups run on into a short word after the IBAN, its longest valid prefix.
- *  - us_ssn: AAA-GG-SSSS (dashes, dots or spaces, one kind), excluding area 000, 666 and 900..999, group 00 and
- *    serial 0000.
+ *    one or two spaces or tabs, or line breaks as for cards), 15..34 characters in all, ISO 13616
+ *    mod-97 = 1, in either case; when the groups run on into a short word after the IBAN, its
+ *    longest valid prefix.
+ *  - us_ssn: AAA-GG-SSSS (dashes, dots or spaces, one kind), or dashed and wrapped once after a
+ *    dash (`123-45-\n6789`, also behind a quote prefix); excluding area 000, 666 and 900..999,
+ *    group 00 and serial 0000.
  *  - ip_address: dotted-quad IPv4 (0..255, no leading zeros, not part of a longer dotted run, not
  *    after `v`/`version`/`release`/`build`); IPv6 in RFC 4291 text forms (at most one `::`,
  *    embedded IPv4 tail allowed) — a `h:h:h` time or a MAC address is not an IPv6 address.
@@ -120,11 +122,22 @@ interface Detector {
 }
 
 /**
- * A line break between two groups of a card number or IBAN, where text was wrapped: LF or CRLF,
- * with up to 2 spaces or tabs before it (a wrapped line keeps its space: format=flowed) and up to 4
- * after it (an indented next line).
+ * A line break between two groups of a card number or IBAN, or after a dash of an SSN, where text
+ * was wrapped: LF or CRLF, with up to 2 spaces or tabs before it (a wrapped line keeps its space:
+ * format=flowed), then the quote prefix of a quoted e-mail, up to 4 levels (`> `, `>> `, `> > `,
+ * `>>>> `), and up to 4 spaces or tabs (an indented next line). Each level ends with its `>`, so
+ * the prefix is read one way only. At most 2 + 2 + 8 + 4 = 16 characters (WRAP_MAX, for
+ * piiAcrossMessages' window).
  */
-const WRAP = String.raw`[ \t]{0,2}\r?\n[ \t]{0,4}`;
+const WRAP = String.raw`[ \t]{0,2}\r?\n(?:[ \t]?>){0,4}[ \t]{0,4}`;
+const WRAP_MAX = 16;
+
+/**
+ * One or two spaces or tabs between two groups of a card number or IBAN: typed with a space,
+ * pasted from a table (a tab) or aligned by hand (two spaces). No more: columns of numbers
+ * aligned with runs of spaces are not one number.
+ */
+const SPACE = String.raw`[ \t]{1,2}`;
 
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   email: [
@@ -149,12 +162,12 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   ],
   credit_card: [
     {
-      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, groups separated by a space, dot, dash or line break
-      // (mixed too; WRAP: where text was wrapped); not inside a longer digit run or dashed number
-      // ("1234-4111-…"), but after "ref-".
+      // Compact, 4-4-4-4(-3) or 4-6-4/4-6-5, groups separated by a dot, dash, one or two spaces or
+      // tabs (SPACE) or a line break (mixed too; WRAP: where text was wrapped); not inside a longer
+      // digit run or dashed number ("1234-4111-…"), but after "ref-".
       regex: groupedRegex(
         String.raw`(?<!\d)(?<!\d[.-])(?:\d{13,19}|\d{4}§\d{4}§\d{4}§\d{4}(?:§\d{3})?|\d{4}§\d{6}§\d{4,5})(?!\d)`,
-        `(?:[ .-]|${WRAP})`,
+        `(?:[.-]|${SPACE}|${WRAP})`,
         "g",
       ),
       accept: (match) => {
@@ -166,10 +179,11 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   ],
   iban: [
     {
-      // Compact or in groups of 4, separated by a space or a line break (WRAP).
+      // Compact or in groups of 4, separated by one or two spaces or tabs (SPACE) or a line break
+      // (WRAP).
       regex: groupedRegex(
         String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:§?[A-Z0-9]{4}){2,7}(?:§?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
-        `(?: |${WRAP})`,
+        `(?:${SPACE}|${WRAP})`,
         "gi",
       ),
       // The pattern takes any group of 4 letters or digits, so after an IBAN whose length is a
@@ -178,7 +192,21 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
       accept: (match) => validIbanEnds(match).at(-1) ?? null,
     },
   ],
-  us_ssn: [{ regex: /(?<!\d)(?<!\d[.-])\d{3}([-. ])\d{2}\1\d{4}(?!\d)(?![.-]\d)/g, accept: whole(validSsn) }],
+  us_ssn: [
+    {
+      // AAA-GG-SSSS, AAA.GG.SSSS or AAA GG SSSS (one kind of separator), or dashed and wrapped
+      // once (WRAP) after a dash, where a wrapper breaks a hyphenated word (`123-45-\n6789`). Not
+      // wrapped twice, after a dot (`total 123.45.\n6789 units`), before a dash (no wrapper breaks
+      // there) or in place of a space: tables put a year at the start of a row after one ending in
+      // 3 and 2 digits (`2023 120 45\n2024 …`).
+      regex: groupedRegex(
+        String.raw`(?<!\d)(?<!\d[.-])\d{3}(?:([-. ])\d{2}\1|-§\d{2}-|-\d{2}-§)\d{4}(?!\d)(?![.-]\d)`,
+        WRAP,
+        "g",
+      ),
+      accept: whole(validSsn),
+    },
+  ],
   ip_address: [
     // IPv6 first: its embedded-IPv4 form (::ffff:192.0.2.1) must not lose its tail to the IPv4 detector.
     {
@@ -553,8 +581,11 @@ export function piiAcrossMessages(pii: PiiConfig, contents: readonly string[]): 
   });
 }
 
-/** Longer than any card number, SSN or IBAN as written: 34 characters and up to 8 separators, each at most a WRAP of 8. */
-const SPLIT_WINDOW = 34 + 8 * 8;
+/**
+ * Longer than any card number, SSN or IBAN as written: 34 characters and up to 8 separators, each
+ * at most a WRAP (a line break behind a quote prefix) of WRAP_MAX characters.
+ */
+const SPLIT_WINDOW = 34 + 8 * WRAP_MAX;
 /** Joined as typed on, or with the space or dash the split took away. */
 const SPLIT_SEPARATORS = ["", " ", "-"] as const;
 
@@ -622,7 +653,7 @@ export function luhnValid(digits: string): boolean {
 }
 
 function validCard(match: string): boolean {
-  const digits = match.replace(/[ .\t\r\n-]/g, "");
+  const digits = match.replace(/[ .\t\r\n>-]/g, "");
   if (digits.length < 13 || digits.length > 19) return false;
   const two = Number(digits.slice(0, 2));
   const four = Number(digits.slice(0, 4));
@@ -687,9 +718,10 @@ function validIbanEnds(text: string): number[] {
 }
 
 function validSsn(match: string): boolean {
-  const area = Number(match.slice(0, 3));
-  const group = match.slice(4, 6);
-  const serial = match.slice(7, 11);
+  const digits = match.replace(/\D/g, "");
+  const area = Number(digits.slice(0, 3));
+  const group = digits.slice(3, 5);
+  const serial = digits.slice(5, 9);
   return area !== 0 && area !== 666 && area < 900 && group !== "00" && serial !== "0000";
 }
 

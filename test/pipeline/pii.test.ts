@@ -81,6 +81,27 @@ const POSITIVES: readonly Row[] = [
   ["card wrapped, next line indented", "credit_card", "4111 1111 1111\r\n  1111", "[REDACTED_CREDIT_CARD]"],
   ["iban wrapped, space and CRLF", "iban", "AT61 1904 3002 \r\n3457 3201 ok", "[REDACTED_IBAN] ok"],
   ["iban before a wrapped word", "iban", "AT61 1904 3002 3457 3201 \nfrom me", "[REDACTED_IBAN] \nfrom me"],
+  // Wrapped in a quoted e-mail: the next line starts with the quote prefix (`> `, `>> `, `> > `).
+  [
+    "card wrapped behind a quote prefix",
+    "credit_card",
+    "> card 4111 1111\n> 1111 1111 please",
+    "> card [REDACTED_CREDIT_CARD] please",
+  ],
+  [
+    "card wrapped behind two quote levels",
+    "credit_card",
+    ">> 4111 1111 1111\r\n>> 1111 ok",
+    ">> [REDACTED_CREDIT_CARD] ok",
+  ],
+  ["iban wrapped behind spaced quote levels", "iban", "> > DE89 3704 0044 \n> > 0532 0130 00.", "> > [REDACTED_IBAN]."],
+  ["iban wrapped twice behind three quote levels", "iban", "GB29 NWBK\n>>> 6016 1331\n>>> 9268 19", "[REDACTED_IBAN]"],
+  // Groups separated by a tab or two spaces (pasted from a table, aligned by hand).
+  ["card, tabs", "credit_card", "card\t4111\t1111\t1111\t1111\tok", "card\t[REDACTED_CREDIT_CARD]\tok"],
+  ["card, two spaces", "credit_card", "4111  1111  1111  1111 ok", "[REDACTED_CREDIT_CARD] ok"],
+  ["amex, tab and two spaces", "credit_card", "3782\t822463  10005", "[REDACTED_CREDIT_CARD]"],
+  ["iban, two spaces", "iban", "IBAN DE89  3704 0044  0532 0130 00 ok", "IBAN [REDACTED_IBAN] ok"],
+  ["iban, tabs", "iban", "GB29\tNWBK\t6016\t1331\t9268\t19", "[REDACTED_IBAN]"],
   // A neighbour the pattern takes for the entity's first part: the search goes on inside the match.
   ["iban after a token of IBAN shape", "iban", "ref AB12 DE89 3704 0044 0532 0130 00", "ref AB12 [REDACTED_IBAN]"],
   ["iban wrapped after a token of IBAN shape", "iban", "AB12\nGB29 NWBK 6016 1331 9268 19", "AB12\n[REDACTED_IBAN]"],
@@ -210,6 +231,10 @@ const POSITIVES: readonly Row[] = [
   ["ssn, dots", "us_ssn", "123.45.6789", "[REDACTED_US_SSN]"],
   ["ssn after an id prefix", "us_ssn", "id-123-45-6789", "id-[REDACTED_US_SSN]"],
   ["ssn before a dash", "us_ssn", "123-45-6789-", "[REDACTED_US_SSN]-"],
+  // Wrapped after a dash, where a wrapper breaks a hyphenated word.
+  ["ssn wrapped after its second dash", "us_ssn", "ssn 123-45-\n6789 ok", "ssn [REDACTED_US_SSN] ok"],
+  ["ssn wrapped after its first dash, CRLF", "us_ssn", "ssn 123-\r\n45-6789", "ssn [REDACTED_US_SSN]"],
+  ["ssn wrapped behind a quote prefix", "us_ssn", "> ssn 123-45-\n> 6789", "> ssn [REDACTED_US_SSN]"],
   ["iban, lower case", "iban", "de89 3704 0044 0532 0130 00", "[REDACTED_IBAN]"],
   ["aws key id, lower case", "secret_key", "akiaiosfodnn7example", "[REDACTED_SECRET_KEY]"],
   [
@@ -272,6 +297,13 @@ const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: str
   ["ssn group 00", "us_ssn", "123-00-6789"],
   ["ssn serial 0000", "us_ssn", "123-45-0000"],
   ["ssn mixed separators", "us_ssn", "123-45 6789"],
+  ["ssn, one group per line", "us_ssn", "counts:\n123\n45\n6789\n"],
+  ["a table row ending in 3 and 2 digits, a year on the next", "us_ssn", "2023 120 45\n2024 130 50"],
+  ["the same, the row's space kept", "us_ssn", "2023 120 45 \n2024 130 50"],
+  ["decimal at a line end, a number on the next", "us_ssn", "total 123.45.\n6789 units"],
+  ["tab-separated card, Luhn fails", "credit_card", "4111\t1111\t1111\t1112"],
+  ["quoted wrapped card, Luhn fails", "credit_card", "4111 1111\n> 1111 1112"],
+  ["quoted wrapped IBAN, checksum fails", "iban", "DE88 3704 0044\n> 0532 0130 00"],
   ["ssn inside a longer run", "us_ssn", "1-123-45-6789"],
   ["octet out of range", "ip_address", "256.1.1.1"],
   ["three parts", "ip_address", "version 1.2.3"],
@@ -366,16 +398,30 @@ describe("redactPii: an entity among neighbours of every kind", () => {
       "FR14 2004 1010 0505 0001 3M02 606",
       "NO93 8601 1117 947",
       "DE89370400440532013000",
+      // Tabs, two spaces, wrapped behind a quote prefix.
+      "AT61\t1904\t3002\t3457\t3201",
+      "ES91  2100  0418  4502  0005  1332",
+      "GB29 NWBK 6016\n> > 1331 9268 19",
+      "PL61 1090 1014 0000 \r\n>> 0712 1981 2874",
     ],
-    credit_card: ["4111 1111 1111 1111", "4111111111111111", "5555-5555-5555-4444", "3782 822463 10005"],
-    us_ssn: ["123-45-6789", "234 56 7890", "345.67.8901"],
+    credit_card: [
+      "4111 1111 1111 1111",
+      "4111111111111111",
+      "5555-5555-5555-4444",
+      "3782 822463 10005",
+      "4111\t1111\t1111\t1111",
+      "5555  5555  5555  4444",
+      "6011 1111\n> 1111 1117",
+      "3782 822463\r\n>>> 10005",
+    ],
+    us_ssn: ["123-45-6789", "234 56 7890", "345.67.8901", "123-45-\n6789", "234-\r\n56-7890", "345-\n> 67-8901"],
     email: ["john.doe@example.com", "o'connor@mail.example.ie"],
     ip_address: ["192.168.1.20", "2001:db8::1", "fe80::1:2:3"],
     phone: ["+44 20 7946 0958", "(415) 555-2671", "415-555-2671", "+1 415 555 2671"],
   };
   // Words of IBAN and card shape, short words a group could take, numbers, punctuation.
   const WORDS = ["to", "for", "from", "with", "then", "me", "AND", "abcd", "AB12", "DE", "1234", "2024", "12", "1"];
-  const SEPARATORS = [" ", "\n", "\r\n", ", ", ". ", ": ", " (", ") ", "\t", " - "];
+  const SEPARATORS = [" ", "\n", "\r\n", ", ", ". ", ": ", " (", ") ", "\t", " - ", "  ", "\n> ", "\t\t"];
 
   it.each(Object.entries(SAMPLES))("%s: found whatever stands before and after it (seeded)", (entity, samples) => {
     const random = seeded(PII_ENTITIES.indexOf(entity as PiiEntity) + 1);
@@ -825,7 +871,7 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
   });
 
   it("finds the longest IBAN (34 characters, 42 grouped) with all but one digit on either side", () => {
-    // SPLIT_WINDOW (98) is longer than any entity as written, so wherever the cut falls the whole
+    // SPLIT_WINDOW (162) is longer than any entity as written, so wherever the cut falls the whole
     // entity is looked at: 41 characters on the left and 1 on the right, or 3 and 39.
     const compact = "XK10WEST12345678901234567890123456";
     expect(compact).toHaveLength(34);
@@ -843,10 +889,13 @@ describe("piiAcrossMessages: an entity split over chat messages", () => {
     const invisible = [...grouped.slice(0, 41)].join("\u200b");
     expect(across([`iban ${invisible}`, grouped.slice(41)])).toEqual([{ entity: "iban", count: 1 }]);
     // Wrapped between every two groups with the widest line break the detector takes (2 spaces, CRLF,
-    // 4 spaces): 98 characters, all but the last on the left.
-    const wrapped = compact.replace(/(.{4})(?!$)/g, "$1  \r\n    ");
-    expect(wrapped).toHaveLength(98);
-    expect(across([`iban ${wrapped.slice(0, 97)}`, wrapped.slice(97)])).toEqual([{ entity: "iban", count: 1 }]);
+    // a quote prefix of 4 spaced levels, 4 spaces): 162 characters, all but the last on the left,
+    // or all but the first three on the right.
+    const wrapped = compact.replace(/(.{4})(?!$)/g, "$1  \r\n > > > >    ");
+    expect(wrapped).toHaveLength(162);
+    expect(redactPii(wrapped, ["iban"]).text).toBe("[REDACTED_IBAN]");
+    expect(across([`iban ${wrapped.slice(0, 161)}`, wrapped.slice(161)])).toEqual([{ entity: "iban", count: 1 }]);
+    expect(across([`iban ${wrapped.slice(0, 3)}`, `${wrapped.slice(3)} ok`])).toEqual([{ entity: "iban", count: 1 }]);
   });
 
   it("leaves ordinary chats alone: entities inside one message, code, versions, words", () => {
