@@ -19,6 +19,11 @@ const SHAPES: readonly (readonly [name: string, prefix: string, unit: string])[]
   ["IBAN-shaped groups", "", "AB12 "],
   ["4-digit groups (card-shaped)", "", "1234 "],
   ["card numbers failing Luhn", "", "4111 1111 1111 1112 "],
+  // The widest separators: a line break behind a quote prefix of 4 levels, tabs, two spaces.
+  ["IBAN-shaped groups wrapped behind quote prefixes, behind a zero-width space", "\u200b", "AA00\n> > > > "],
+  ["4-digit groups wrapped behind quote prefixes", "", "1234\n>> "],
+  ["4-digit groups separated by tabs", "", "1234\t"],
+  ["IBAN-shaped groups separated by two spaces", "", "AB12  "],
   ["IPv6-shaped colons", "", "a:b:"],
   ["e-mail-shaped runs", "", "a@b."],
   ["English prose", "", "Please summarise the attached quarterly report and name three risks. "],
