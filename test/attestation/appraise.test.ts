@@ -52,6 +52,9 @@ describe("appraise", () => {
     );
     const vmpl = result.violations.find((v) => v.code === "SNP_VMPL_NOT_ALLOWED");
     expect(vmpl).toEqual({ field: "VMPL", expected: "one of [0]", found: "3", code: "SNP_VMPL_NOT_ALLOWED" });
+    // The verdict cannot be edited by whoever holds it.
+    expect(Object.isFrozen(result)).toBe(true);
+    expect(Object.isFrozen(result.violations)).toBe(true);
   });
 
   it("reports three simultaneous TDX violations", async () => {

@@ -373,6 +373,20 @@ describe("Azure vm-configuration rule", () => {
       ["AZURE_SECURE_BOOT_REQUIRED", "absent"],
       ["AZURE_CONSOLE_NOT_ALLOWED", "absent"],
     ]);
+    expect(azureVmConfigurationViolations({ "secure-boot": false, "console-enabled": true }, strict)).toEqual([
+      {
+        field: "vm-configuration.secure-boot",
+        code: "AZURE_SECURE_BOOT_REQUIRED",
+        expected: "true (secureBootRequired: true)",
+        found: "false",
+      },
+      {
+        field: "vm-configuration.console-enabled",
+        code: "AZURE_CONSOLE_NOT_ALLOWED",
+        expected: "false (consoleAllowed: false)",
+        found: "true",
+      },
+    ]);
     expect(azureVmConfigurationViolations({ "secure-boot": "true" }, strict)[0]).toMatchObject({
       code: "AZURE_SECURE_BOOT_REQUIRED",
       found: '"true"',
