@@ -322,4 +322,15 @@ describe("parseAttestationPolicy", () => {
       "attestation policy: snp.hostData.skip.reason: expected a non-empty reason (a skipped check needs one), found a string of 0 characters; snp.hostData.until: unknown field",
     );
   });
+
+  it("lists every problem inside the matched alternative when one of them is a wrong type", () => {
+    // zod reports these as a union no alternative passed (not as the alternative's problems alone),
+    // and its own summary of the union names only the first problem.
+    expect(errorOf({ ...base(), snp: { ...snp, hostData: { skip: { reason: 5 }, until: 1 } } }).message).toBe(
+      "attestation policy: snp.hostData.skip.reason: expected string, found 5; snp.hostData.until: unknown field",
+    );
+    expect(errorOf({ ...base(), snp: { ...snp, measurements: [5, "ab"] } }).message).toBe(
+      "attestation policy: snp.measurements[0]: expected string, found 5; snp.measurements[1]: expected 48 bytes as 96 hex digits, found a string of 2 characters",
+    );
+  });
 });
