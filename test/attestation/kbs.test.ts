@@ -1093,6 +1093,24 @@ describe("key broker HTTP API", () => {
     expect(reason).toHaveLength(1001);
   });
 
+  it("logs a reason of 1000 characters whole and cuts one of 1001 to 1000 and …", async () => {
+    /** A broker that refuses every release with a reason of `length` characters. */
+    class RefusingBroker extends KeyBroker {
+      constructor(readonly length: number) {
+        super([{ keyId: KEY_ID, key: MODEL_KEY, policy }]);
+      }
+      override release(): never {
+        throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "refused", { detail: "r".repeat(this.length) });
+      }
+    }
+    const reasons: (string | null)[] = [];
+    for (const length of [1000, 1001]) {
+      const app = createBrokerApp(new RefusingBroker(length), (e) => reasons.push(e.reason));
+      expect((await releaseThrough(app)).status).toBe(403);
+    }
+    expect(reasons).toEqual(["r".repeat(1000), `${"r".repeat(1000)}…`]);
+  });
+
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
     const kbs = broker();
