@@ -10,6 +10,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
+import { ClientError } from "../../client/errors.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect, verifyReceipt } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
@@ -185,6 +186,23 @@ describe("Session: verifies the enclave again once its verification is old", () 
     await session.attest();
     expect(seen).toEqual([session.enclave.documentDigest, session.enclave.documentDigest]);
     expect((await session.complete("hello")).text).toBe("ok");
+  });
+
+  it("turns a verifier fault that is not an attestation error into ATTESTATION_FAILED, with its cause, and forgets the enclave", async () => {
+    const fault = new Error("the clock is broken");
+    const clock = { broken: false };
+    const now = () => {
+      if (clock.broken) throw fault;
+      return new Date();
+    };
+    const { session, paths } = await connectTo({ connect: { now } });
+    clock.broken = true;
+    const error = await session.attest().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({ kind: "attestation", code: "ATTESTATION_FAILED", message: "attestation failed" });
+    expect((error as Error).cause).toBe(fault);
+    expect(session.attested).toBe(false);
+    expect(paths.filter((p) => p === "/sealed")).toEqual([]);
   });
 
   it("refuses a reattestAfterMs that is not a positive number", async () => {
