@@ -5,7 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { base64url } from "jose";
+import nacl from "tweetnacl";
 import { afterEach, describe, expect, it } from "vitest";
+import { createAttestationDocument, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { type DocumentEvidence, parseDocumentEvidence } from "../../attestation/evidence.ts";
 import {
   insecureSimulatedAmdHierarchy,
@@ -14,7 +16,7 @@ import {
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import { ClientError } from "../../client/errors.ts";
-import { isInsecureSimulatorEvidence } from "../../client/policy.ts";
+import { isInsecureSimulatorEvidence, verifyWithClientPolicy } from "../../client/policy.ts";
 import { MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "../attestation/sim-helpers.ts";
 import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
@@ -47,10 +49,49 @@ describe("connect() with a policy that does not trust the simulator", () => {
         /^attestation failed at stage appraise: evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator/,
       );
       expect((error as Error).message).toContain("attestation.trustSimulator: false");
+      // The verifier's own refusal stays attached.
+      expect(((error as Error).cause as Error).cause).toMatchObject({ code: "ROOT_NOT_TRUSTED", stage: "verify" });
       expect(paths.some((p) => p.includes("sealed"))).toBe(false);
       expect(paths).toContain("/attestation");
     });
   }
+});
+
+describe("verifyWithClientPolicy with a policy that does not trust the simulator", () => {
+  const keys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+  const nonce = { value: new Uint8Array(32), answer: "unused: an earlier stage fails" };
+  const snpDocument = (seed?: string) => {
+    const hierarchy = insecureSimulatedAmdHierarchy(seed);
+    const evidence = {
+      type: "sev-snp",
+      report: base64url.encode(simulateSnpReport(hierarchy, { reportData: REPORT_DATA, measurement: MEASUREMENT })),
+      endorsementKey: base64url.encode(hierarchy.vcek.certificate),
+    } as const;
+    return createAttestationDocument({ keys, evidence, manifest: "unused", maaToken: null, now: new Date() });
+  };
+  const strictPolicy = async () => {
+    const policy = await devPolicy("sim-snp");
+    return { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
+  };
+  const refusal = async (document: string) =>
+    verifyWithClientPolicy(document, await strictPolicy(), nonce, new Date()).catch((e: unknown) => e);
+
+  it("names the simulator only for its own evidence: a look-alike chain stays ROOT_NOT_TRUSTED", async () => {
+    expect(await refusal(await snpDocument())).toMatchObject({ code: "SIMULATED_EVIDENCE_NOT_TRUSTED" });
+    expect(await refusal(await snpDocument("cloister-test-other-seed"))).toMatchObject({
+      code: "ROOT_NOT_TRUSTED",
+      stage: "verify",
+    });
+  }, 30_000);
+
+  it("names the simulator only for a refused root: a document that fails its own checks keeps its code", async () => {
+    const [, payload, signature] = (await snpDocument()).split(".");
+    const header = base64url.encode(JSON.stringify({ alg: "ES256", typ: DOCUMENT_TYPE }));
+    expect(await refusal(`${header}.${payload}.${signature}`)).toMatchObject({
+      code: "DOCUMENT_BAD_ALGORITHM",
+      stage: "document",
+    });
+  });
 });
 
 describe("isInsecureSimulatorEvidence", () => {
