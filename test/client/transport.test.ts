@@ -3,8 +3,8 @@
  * loopback server: the same answers, streaming, errors and aborts from both.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect } from "../../client/sdk.ts";
@@ -225,6 +225,26 @@ describe("node:http transport timeouts", () => {
   });
 });
 
+describe("node:http transport over https:", () => {
+  it("opens a TLS connection for an https: URL (the host sees a TLS handshake record first)", async () => {
+    const first: number[] = [];
+    const tcp = createNetServer((socket) => {
+      socket.once("data", (bytes: Buffer) => {
+        first.push(bytes[0] as number);
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `https://127.0.0.1:${(tcp.address() as AddressInfo).port}/`;
+      await expect(nodeTransport()(url, { method: "GET", headers: {} })).rejects.toBeDefined();
+      expect(first).toEqual([0x16]); // a TLS handshake record; plain HTTP would start with "G"
+    } finally {
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    }
+  });
+});
+
 /** A policy for these hosts, which never get as far as being verified. */
 async function anyPolicy() {
   const operator = await generateManifestSigningKey("EdDSA");
@@ -412,6 +432,29 @@ describe("default transport", () => {
       await response.text(1 << 20);
     } finally {
       globalThis.fetch = original;
+    }
+  });
+
+  it("is not kept when it fails to load: the next call loads it again", async () => {
+    // A fresh copy of transport.ts (its own shared transport) over a node-transport.ts that fails once.
+    const load = { fails: true };
+    vi.resetModules();
+    vi.doMock("../../client/node-transport.ts", async (importOriginal) => {
+      if (load.fails) throw new Error("load failed");
+      return importOriginal();
+    });
+    try {
+      const fresh = await import("../../client/transport.ts");
+      await expect(fresh.defaultTransport()).rejects.toBeInstanceOf(Error);
+      load.fails = false;
+      const transport = await fresh.defaultTransport();
+      expect(await fresh.defaultTransport()).toBe(transport);
+      const response = await transport(`${base}/echo`, { method: "GET", headers: {} });
+      expect(response.status).toBe(201);
+      await response.text(1 << 20);
+    } finally {
+      vi.doUnmock("../../client/node-transport.ts");
+      vi.resetModules();
     }
   });
 });
