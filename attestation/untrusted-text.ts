@@ -1,9 +1,11 @@
 /**
- * How a value from unverified input (a host-delivered document, collateral, token header) is shown
- * in an error message. The message reaches the CLI, the proxy's error body, the browser page and
- * logs, so the host's text is cut short and stripped of control and format characters (line breaks,
- * terminal escapes, bidirectional overrides such as U+202E, which JSON.stringify leaves in), as
- * the SDK does with a host's error message. Platform-neutral.
+ * How a value from unverified input (a host-delivered document, collateral, token header, a key
+ * broker's answer, a sealed model's header, a key file) is shown in an error message. The message
+ * reaches the CLI, the proxy's error body, the browser page and logs, so the text is cut short,
+ * stripped of control and format characters (line breaks, terminal escapes, bidirectional overrides
+ * such as U+202E, which JSON.stringify leaves in), as the SDK does with a host's error message, and
+ * JSON-quoted, so a quote inside it cannot end the shown value early. The one cleaner for such
+ * messages: platform-neutral and dependency-free (the browser bundle takes it).
  */
 
 /** Most characters of an untrusted string that a message repeats. */

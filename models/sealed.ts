@@ -29,6 +29,7 @@ import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
 import { sha256File } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
@@ -103,7 +104,10 @@ export function generateModelKey(keyId: string): ModelKey {
 
 function checkKeyId(keyId: string, field: string): void {
   if (!KEY_ID_PATTERN.test(keyId)) {
-    throw new SealedModelError("MODEL_KEY_INVALID", `${field}: expected ${KEY_ID_RULE}, found "${printable(keyId)}"`);
+    throw new SealedModelError(
+      "MODEL_KEY_INVALID",
+      `${field}: expected ${KEY_ID_RULE}, found ${describeUntrusted(keyId)}`,
+    );
   }
 }
 
@@ -119,12 +123,15 @@ export function modelKeyFromJwk(value: unknown, source = "model key"): ModelKey 
     throw new SealedModelError("MODEL_KEY_INVALID", `${source}: expected a JSON object (a JWK with kty "oct")`);
   }
   if (jwk.kty !== "oct") {
-    throw new SealedModelError("MODEL_KEY_INVALID", `${source} kty: expected "oct", found ${describe(jwk.kty)}`);
+    throw new SealedModelError(
+      "MODEL_KEY_INVALID",
+      `${source} kty: expected "oct", found ${describeUntrusted(jwk.kty)}`,
+    );
   }
   if (typeof jwk.kid !== "string") {
     throw new SealedModelError(
       "MODEL_KEY_INVALID",
-      `${source} kid: expected a key id string, found ${describe(jwk.kid)}`,
+      `${source} kid: expected a key id string, found ${describeUntrusted(jwk.kid)}`,
     );
   }
   checkKeyId(jwk.kid, `${source} kid`);
@@ -139,16 +146,6 @@ export function modelKeyFromJwk(value: unknown, source = "model key"): ModelKey 
     throw new SealedModelError("MODEL_KEY_INVALID", `${source} k: expected 32 bytes, found ${key.length}`);
   }
   return { keyId: jwk.kid, key };
-}
-
-function describe(value: unknown): string {
-  return value === undefined ? "nothing" : typeof value === "string" ? `"${printable(value)}"` : typeof value;
-}
-
-/** At most 80 characters of `value`, anything but printable ASCII as "?", and "…" when it was cut. */
-function printable(value: string): string {
-  const shown = value.slice(0, 80).replace(/[^\x20-\x7e]/g, "?");
-  return value.length > 80 ? `${shown}…` : shown;
 }
 
 function fileKeys(modelKey: Uint8Array, salt: Uint8Array): { key: Buffer; prefix: Buffer } {
@@ -202,7 +199,8 @@ export function parseSealedModelHeader(bytes: Uint8Array): SealedModelHeader {
   const end = 10 + keyIdLength + 4 + 8 + 32 + 32;
   if (b.length < end) throw malformed("header", `expected ${end} bytes, found ${b.length}`);
   const keyId = b.subarray(10, 10 + keyIdLength).toString("latin1");
-  if (!KEY_ID_PATTERN.test(keyId)) throw malformed("keyId", `expected ${KEY_ID_RULE}, found "${printable(keyId)}"`);
+  if (!KEY_ID_PATTERN.test(keyId))
+    throw malformed("keyId", `expected ${KEY_ID_RULE}, found ${describeUntrusted(keyId)}`);
   let at = 10 + keyIdLength;
   const chunkSize = b.readUInt32BE(at);
   at += 4;
@@ -447,7 +445,7 @@ export function checkSealedModelHeader(
   if (header.keyId !== expected.keyId) {
     throw new SealedModelError(
       "SEALED_MODEL_KEY_MISMATCH",
-      `sealed model keyId: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${header.keyId}"`,
+      `sealed model keyId: expected ${describeUntrusted(expected.keyId)} (the manifest's model.keyId), found ${describeUntrusted(header.keyId)}`,
     );
   }
   const total = sealedSize(header.bytes.length, header.plaintextSize, header.chunkSize);
@@ -475,7 +473,7 @@ export async function unsealModelFile(
   if (modelKey.keyId !== expected.keyId) {
     throw new SealedModelError(
       "SEALED_MODEL_KEY_MISMATCH",
-      `model key kid: expected "${printable(expected.keyId)}" (the manifest's model.keyId), found "${printable(modelKey.keyId)}"`,
+      `model key kid: expected ${describeUntrusted(expected.keyId)} (the manifest's model.keyId), found ${describeUntrusted(modelKey.keyId)}`,
     );
   }
   // Opened once (non-blocking: a FIFO is refused, not waited on) and checked through the descriptor

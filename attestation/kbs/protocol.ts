@@ -29,6 +29,7 @@ import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { hsalsa20SharedKey, LowOrderKeyError } from "../../sealed/crypto.ts";
 import { fromHex, toHex, utf8 } from "../bytes.ts";
 import { constantTimeEqual } from "../crypto.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 
 export const KBS_CHALLENGE_BYTES = 32;
 export const MODEL_KEY_BYTES = 32;
@@ -180,13 +181,13 @@ export function unwrapModelKey(
   if (w.v !== WRAPPED_MODEL_KEY_VERSION) {
     throw new ModelKeyUnwrapError(
       "KBS_RESPONSE_MALFORMED",
-      `wrapped model key v: expected ${WRAPPED_MODEL_KEY_VERSION}, found ${typeof w.v === "string" ? `"${printable(w.v.slice(0, 20))}"` : String(w.v)}`,
+      `wrapped model key v: expected ${WRAPPED_MODEL_KEY_VERSION}, found ${describeUntrusted(w.v)}`,
     );
   }
   if (w.keyId !== expected.keyId) {
     throw new ModelKeyUnwrapError(
       "KBS_KEY_MISMATCH",
-      `wrapped model key keyId: expected "${expected.keyId}", found ${typeof w.keyId === "string" ? `"${printable(w.keyId.slice(0, 200))}"` : typeof w.keyId}`,
+      `wrapped model key keyId: expected "${expected.keyId}", found ${describeUntrusted(w.keyId)}`,
     );
   }
   const epk = decodeField(w.epk, "epk", nacl.box.publicKeyLength);
@@ -246,13 +247,7 @@ function bindingMismatch(
   }
   const keyId = new TextDecoder().decode(opened.subarray(head, head + idLength));
   if (keyId !== expected.keyId) {
-    return `keyId: expected "${expected.keyId}", found "${printable(keyId.slice(0, 200))}"`;
+    return `keyId: expected "${expected.keyId}", found ${describeUntrusted(keyId)}`;
   }
   return null;
 }
-
-/**
- * Text the broker (or whoever answers in its place, often through the host) chose, as an error may
- * quote it: printable ASCII only, so it cannot break the enclave's one-line errors and log entries.
- */
-const printable = (text: string): string => text.replace(/[^\x20-\x7e]/g, "?");

@@ -8,6 +8,7 @@ import { base64url } from "jose";
 import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
+import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import {
   AuditDocumentInvalidError,
   keyFromAttestationDocument,
@@ -90,7 +91,7 @@ function readDocumentFile(bytes: Uint8Array): DocumentKey {
   for (const [name, found, expected] of fields) {
     if (found !== expected) {
       throw new UsageError(
-        `--document ${name}: expected "${expected}" (a Cloister attestation document), found ${shown(found)}`,
+        `--document ${name}: expected "${expected}" (a Cloister attestation document), found ${describeUntrusted(found)}`,
       );
     }
   }
@@ -112,13 +113,6 @@ function readDocumentFile(bytes: Uint8Array): DocumentKey {
     );
     return { documentDigest, signingPublicKey: new Uint8Array(0), signatureError };
   }
-}
-
-/** A header field from an untrusted file, short and printable. */
-function shown(value: unknown): string {
-  if (value === undefined) return "nothing";
-  const text = JSON.stringify(value) ?? typeof value;
-  return (text.length > 80 ? `${text.slice(0, 80)}…` : text).replace(/[^\x20-\x7e]/g, "?");
 }
 
 export const NO_DOCUMENT_WARNING =

@@ -264,7 +264,8 @@ describe("key broker", () => {
     expect(() => unwrapModelKey({ ...wrapped, keyId: "x" }, sealedDeployment.keys.sealing.secretKey, expected)).toThrow(
       expect.objectContaining({ code: "KBS_KEY_MISMATCH" }),
     );
-    // Whoever answers in the broker's place chooses this text: it cannot break the one-line error.
+    // Whoever answers in the broker's place chooses this text: it cannot break the one-line error,
+    // and its quote is escaped, so it cannot end the quoted value early and add words of its own.
     expect(() =>
       unwrapModelKey(
         { ...wrapped, keyId: 'x"\n{"event":"ready"}\r\u001b[2J' },
@@ -274,7 +275,7 @@ describe("key broker", () => {
     ).toThrow(
       expect.objectContaining({
         code: "KBS_KEY_MISMATCH",
-        message: `wrapped model key keyId: expected "${KEY_ID}", found "x"?{"event":"ready"}??[2J"`,
+        message: `wrapped model key keyId: expected "${KEY_ID}", found "x\\"\uFFFD{\\"event\\":\\"ready\\"}\uFFFD\uFFFD[2J"`,
       }),
     );
     // The broker refuses to wrap to a low-order point (an enclave key it could not keep secret).
@@ -291,11 +292,12 @@ describe("key broker", () => {
     for (const [answer, message] of [
       [null, "wrapped model key: expected a JSON object"],
       [{ ...wrapped, v: 3 }, "wrapped model key v: expected 2, found 3"],
-      // A string v is quoted in printable ASCII only, as keyId is: it reaches one-line errors and logs.
+      // A string v is quoted as keyId is (describeUntrusted): it reaches one-line errors and logs.
       [
         { ...wrapped, v: '2\n{"event":"ready"}\u001b[2J' },
-        'wrapped model key v: expected 2, found "2?{"event":"ready"}?"',
+        'wrapped model key v: expected 2, found "2\uFFFD{\\"event\\":\\"ready\\"}\uFFFD[2J"',
       ],
+      [{ ...wrapped, v: { v: 2 } }, "wrapped model key v: expected 2, found an object"],
       [{ ...wrapped, epk: 7 }, "wrapped model key epk: expected base64url"],
       [
         { ...wrapped, nonce: base64url.encode(new Uint8Array(12)) },

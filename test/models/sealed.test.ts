@@ -181,9 +181,9 @@ describe("sealed model files", () => {
         'sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found ""',
       ],
       [
-        "a key id of 201 characters, with a control character (quoted cut at 80 and escaped)",
+        "a key id of 201 characters, with a control character (quoted, cut at 64 and its length named)",
         withKeyId(`\u001b${"a".repeat(200)}`),
-        `sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "?${"a".repeat(79)}…"`,
+        `sealed model keyId: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "\uFFFD${"a".repeat(63)}"… (201 characters)`,
       ],
       [
         "chunkSize 4095",
@@ -507,7 +507,11 @@ describe("sealed model files", () => {
     expect(() => modelKeyFromJwk(long)).toThrow(/k: expected 32 bytes, found 33/);
     expect(() => modelKeyFromJwk({ ...jwk, kty: "OKP" })).toThrow(/kty: expected "oct", found "OKP"/);
     expect(() => modelKeyFromJwk({ ...jwk, kid: "has space" })).toThrow(/kid: expected 1..200 characters/);
-    expect(() => modelKeyFromJwk({ ...jwk, kid: 7 })).toThrow("model key kid: expected a key id string, found number");
+    expect(() => modelKeyFromJwk({ ...jwk, kid: 7 })).toThrow("model key kid: expected a key id string, found 7");
+    // A quote in the key id is escaped: the found value cannot end early and add words of its own.
+    expect(() => modelKeyFromJwk({ ...jwk, kid: "a\" (the manifest's)" })).toThrow(
+      'model key kid: expected 1..200 characters of A-Z a-z 0-9 . _ : -, found "a\\" (the manifest\'s)"',
+    );
     const { k: _k, ...withoutK } = jwk;
     expect(() => modelKeyFromJwk(withoutK)).toThrow("model key k: expected 32 bytes, base64url");
     for (const notObject of [null, [jwk], "jwk"]) {
