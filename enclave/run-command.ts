@@ -10,13 +10,9 @@
  * during the generation: the load is abandoned or the engine closed, either of which removes the
  * private copy, and it exits as the signal would have: 130, 143, or 141 (nothing more is written).
  */
-import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed } from "../client/cli/output.ts";
+import { onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
-
-/** What stopped `model run` early, and its exit status (128 + the signal's number, as if killed by it). */
-const STOPPED_EXIT_CODE = { SIGINT: 130, SIGTERM: 143, "output closed": CLOSED_OUTPUT_EXIT_CODE } as const;
-type StopReason = keyof typeof STOPPED_EXIT_CODE;
 
 export type RunCommandOptions = {
   model: string;

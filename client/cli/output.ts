@@ -109,6 +109,16 @@ export function stopWhenParentExits(
 /** The exit status of a command killed by SIGPIPE (128 + 13), what `cmd | head -1` gives a C program. */
 export const CLOSED_OUTPUT_EXIT_CODE = 141;
 
+/** What stops a command early: Ctrl-C, SIGTERM, or its output closed by its reader (onOutputClosed). */
+export type StopReason = "SIGINT" | "SIGTERM" | "output closed";
+
+/** The exit status of a command stopped early: 128 + the signal's number, as if killed by it. */
+export const STOPPED_EXIT_CODE: Readonly<Record<StopReason, number>> = {
+  SIGINT: 130,
+  SIGTERM: 143,
+  "output closed": CLOSED_OUTPUT_EXIT_CODE,
+};
+
 /** The shutdown the running command registered (onOutputClosed), or null: exit at once. */
 let outputClosedShutdown: (() => void) | null = null;
 

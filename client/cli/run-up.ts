@@ -6,7 +6,14 @@ import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
-import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed, shellWord, UsageError } from "./output.ts";
+import {
+  CLOSED_OUTPUT_EXIT_CODE,
+  onOutputClosed,
+  STOPPED_EXIT_CODE,
+  type StopReason,
+  shellWord,
+  UsageError,
+} from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
@@ -44,17 +51,14 @@ async function boot(options: UpOptions, log: (line: string) => void, signal?: Ab
   });
 }
 
-/** What waitForSignal resolves with when the command's output was closed by its reader. */
-const OUTPUT_CLOSED = "output closed";
-
 /**
- * Resolves with the signal's name at the first SIGINT or SIGTERM, or with OUTPUT_CLOSED when the
+ * Resolves with the signal's name at the first SIGINT or SIGTERM, or with "output closed" when the
  * command's output is closed by its reader (`cloister up | head -1`): the caller's shutdown then
  * runs (onOutputClosed), stopping what it started.
  */
-export function waitForSignal(): Promise<string> {
+export function waitForSignal(): Promise<StopReason> {
   return new Promise((resolve) => {
-    const handler = (signal: string) => {
+    const handler = (signal: StopReason) => {
       process.off("SIGINT", handler);
       process.off("SIGTERM", handler);
       unregister();
@@ -62,7 +66,7 @@ export function waitForSignal(): Promise<string> {
     };
     process.on("SIGINT", handler);
     process.on("SIGTERM", handler);
-    const unregister = onOutputClosed(() => handler(OUTPUT_CLOSED));
+    const unregister = onOutputClosed(() => handler("output closed"));
   });
 }
 
@@ -107,8 +111,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   } catch (error) {
     if (!interrupted.signal.aborted) throw error;
     say("stopped: every process it started has exited");
-    const reason = interrupted.signal.reason;
-    process.exitCode = reason === "SIGTERM" ? 143 : reason === OUTPUT_CLOSED ? CLOSED_OUTPUT_EXIT_CODE : 130;
+    process.exitCode = STOPPED_EXIT_CODE[interrupted.signal.reason as StopReason];
     return;
   }
   booted = true;
