@@ -55,3 +55,12 @@ export function parseJsonText(text: string): unknown {
   if (duplicate !== null) throw new DuplicateMemberError(duplicate.path, duplicate.index);
   return value;
 }
+
+/**
+ * Why parseJsonText refused a file, for a message that has named the file: a member named twice
+ * as DuplicateMemberError says it, else "expected EXPECTED, found text that is not valid JSON (…)".
+ */
+export function jsonTextRefusal(error: unknown, expected: string): string {
+  if (error instanceof DuplicateMemberError) return error.message;
+  return `expected ${expected}, found text that is ${(error as Error).message}`;
+}

@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { fileErrorCause, UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
-import { DuplicateMemberError, parseJsonText } from "./json-text.ts";
+import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
@@ -160,11 +160,9 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   try {
     value = parseJsonText(text);
   } catch (error) {
-    const message =
-      error instanceof DuplicateMemberError
-        ? `--policy "${path}": ${error.message}`
-        : `--policy "${path}": expected a JSON policy, found text that is ${(error as Error).message}`;
-    throw new ConfigurationError("POLICY_INVALID", message, { cause: error });
+    throw new ConfigurationError("POLICY_INVALID", `--policy "${path}": ${jsonTextRefusal(error, "a JSON policy")}`, {
+      cause: error,
+    });
   }
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
     const { parseClientPolicy } = await import("../client/policy.ts");

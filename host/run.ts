@@ -1,7 +1,7 @@
 /** Implementation of `cloister host`. */
 import { resolve } from "node:path";
 import type { z } from "zod";
-import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
+import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal } from "../enclave/http.ts";
@@ -20,8 +20,7 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
     // parseJsonText: a second "keys" (or "sha256", "project") would silently replace the first.
     json = parseJsonText(text);
   } catch (error) {
-    if (error instanceof DuplicateMemberError) throw new UsageError(`--api-keys: "${path}": ${error.message}`);
-    throw new UsageError(`--api-keys: "${path}" is not JSON`);
+    throw new UsageError(`--api-keys: "${path}": ${jsonTextRefusal(error, "a JSON object of API keys")}`);
   }
   const parsed = apiKeysFileSchema.safeParse(json);
   if (!parsed.success) {

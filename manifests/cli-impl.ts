@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
+import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -37,10 +37,7 @@ async function readJson(file: string, what: string): Promise<unknown> {
   try {
     return parseJsonText(text);
   } catch (cause) {
-    if (cause instanceof DuplicateMemberError) {
-      throw new ManifestPayloadInvalidError(`${what} ${file}: ${cause.message}`, { cause });
-    }
-    throw new ManifestPayloadInvalidError(`${what} ${file}: expected JSON, found unparsable text`, { cause });
+    throw new ManifestPayloadInvalidError(`${what} ${file}: ${jsonTextRefusal(cause, "JSON")}`, { cause });
   }
 }
 
@@ -56,8 +53,7 @@ export async function readOperatorKeyFile(path: string): Promise<JWK> {
     value = parseJsonText(await readOptionFile(path, "--operator-key"));
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    if (error instanceof DuplicateMemberError) throw new UsageError(`--operator-key: "${path}": ${error.message}`);
-    throw new UsageError(`--operator-key: "${path}" is not JSON (expected a public JWK)`);
+    throw new UsageError(`--operator-key: "${path}": ${jsonTextRefusal(error, "a public JWK")}`);
   }
   return checkTrustedJwk(value, `--operator-key "${path}"`);
 }
@@ -68,10 +64,7 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   try {
     value = parseJsonText(text);
   } catch (cause) {
-    if (cause instanceof DuplicateMemberError) {
-      throw new ManifestKeyInvalidError(`${what} ${file}: ${cause.message}`, { cause });
-    }
-    throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK (JSON), found unparsable text`, { cause });
+    throw new ManifestKeyInvalidError(`${what} ${file}: ${jsonTextRefusal(cause, "a JWK")}`, { cause });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK object`);

@@ -12,7 +12,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
-import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
+import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -109,8 +109,7 @@ async function readKeyFile(path: string): Promise<unknown> {
   try {
     return parseJsonText(text);
   } catch (error) {
-    if (error instanceof DuplicateMemberError) throw new UsageError(`${path}: ${error.message}`);
-    throw new UsageError(`${path}: expected a JWK, found text that is ${(error as Error).message}`);
+    throw new UsageError(`${path}: ${jsonTextRefusal(error, "a JWK")}`);
   }
 }
 

@@ -106,12 +106,12 @@ describe("every path that parses configuration JSON keeps no quoting cause", () 
   it("manifest files and key files of cloister manifest", async () => {
     const manifest = await file("manifest.json", QUOTED);
     const check = await inspected(() => checkCommand(manifest, { json: true }));
-    expect(check.error.message).toBe(`manifest ${manifest}: expected JSON, found unparsable text`);
+    expect(check.error.message).toBe(`manifest ${manifest}: expected JSON, found text that is not valid JSON`);
     expect(check.text).not.toContain("sk-live");
     // A private JWK with a typo: its "d" must not show.
     const key = await file("key.jwk", `{"kty":"OKP","crv":"Ed25519","d":${SECRET}}`);
     const verify = await inspected(() => verifyCommand(manifest, { key: [key], json: true }));
-    expect(verify.error.message).toBe(`--key ${key}: expected a JWK (JSON), found unparsable text`);
+    expect(verify.error.message).toBe(`--key ${key}: expected a JWK, found text that is not valid JSON`);
     expect(verify.text).not.toContain("sk-live");
   });
 

@@ -307,7 +307,9 @@ describe("cloister kbs and model seal", () => {
     await writeFile(join(dir, "k.jwk"), "not json");
     const badKey = await enclave(join(dir, "m.jws"), join(dir, "k.jwk"));
     expect(badKey.code).toBe(2);
-    expect(badKey.stderr).toContain(`--operator-key: "${join(dir, "k.jwk")}" is not JSON (expected a public JWK)`);
+    expect(badKey.stderr).toContain(
+      `--operator-key: "${join(dir, "k.jwk")}": expected a public JWK, found text that is not valid JSON\n`,
+    );
   }, 120_000);
 });
 

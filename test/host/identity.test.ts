@@ -74,6 +74,15 @@ describe("the API-keys file", () => {
     });
   });
 
+  it("refuses a file that is not JSON, saying where it goes wrong, never what it holds", async () => {
+    const file = join(dir, "keys-cut.json");
+    const text = '{"version": 1, "keys": [{"sha256": "ck_secret_0123456789"';
+    await writeFile(file, text, { mode: 0o600 });
+    await expect(loadApiKeys(file)).rejects.toMatchObject({
+      message: `--api-keys: "${file}": expected a JSON object of API keys, found text that is not valid JSON (at position ${text.length})`,
+    });
+  });
+
   it("loads distinct keys", async () => {
     const store = await load([key("team-a", "ck_first_0123456789"), key("team-b", "ck_second_0123456789")]);
     expect(store.authenticate("Bearer ck_second_0123456789").id).toBe("team-b");

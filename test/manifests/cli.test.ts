@@ -129,8 +129,11 @@ describe("cloister manifest (CLI)", () => {
       code: 2,
       stderr: `cloister: MANIFEST_FILE: manifest ${p("no-such.json")}: could not be read (ENOENT)\n`,
     });
-    expect(notJson.code).toBe(2);
-    expect(notJson.stderr).toMatch(/^cloister: MANIFEST_PAYLOAD_INVALID: manifest .*not-json\.json: expected JSON/);
+    // Where the text goes wrong, never what it holds.
+    expect({ code: notJson.code, stderr: notJson.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: MANIFEST_PAYLOAD_INVALID: manifest ${p("not-json.json")}: expected JSON, found text that is not valid JSON (at position 2)\n`,
+    });
     expect(notJws.code).toBe(2);
     expect(notJws.stderr).toMatch(/^cloister: MANIFEST_JWS_MALFORMED: /);
   });
