@@ -55,6 +55,8 @@ export class ClientError extends Error {
    * in seconds, when it was a whole number of seconds (an HTTP date or anything else is dropped).
    */
   readonly retryAfterSeconds: number | undefined;
+  /** For an HTTP error answer of the host (origin "host", HOST_REDIRECT): its status (0: a browser's redirect). */
+  readonly status: number | undefined;
   readonly #audit: AuditReference | null;
 
   constructor(
@@ -68,6 +70,7 @@ export class ClientError extends Error {
       field?: string;
       audit?: AuditReference | null;
       retryAfterSeconds?: number;
+      status?: number;
     },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -78,6 +81,7 @@ export class ClientError extends Error {
     this.origin = options?.origin ?? "client";
     this.field = options?.field;
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.status = options?.status;
     this.#audit = options?.audit ?? null;
   }
 

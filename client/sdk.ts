@@ -380,18 +380,17 @@ class HttpClient {
       // a browser shows a redirect as status 0): following one would send the API key, and the
       // request, wherever the untrusted host points. Its target is not shown: it is the host's text.
       await response.text(ERROR_BODY_MAX_BYTES).catch(() => "");
-      throw Object.assign(
-        transportError(
-          "HOST_REDIRECT",
-          `${path}: the host at ${this.base} answered with a redirect${response.status === 0 ? "" : ` (HTTP ${response.status})`}, which the SDK does not follow: give the address it redirects to`,
-        ),
+      throw new ClientError(
+        "transport",
+        "HOST_REDIRECT",
+        `${path}: the host at ${this.base} answered with a redirect${response.status === 0 ? "" : ` (HTTP ${response.status})`}, which the SDK does not follow: give the address it redirects to`,
         { status: response.status },
       );
     }
     const { code, message } = errorBody(response.status, await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""));
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
-    const host = { origin: "host" } as const;
+    const host = { origin: "host", status: response.status } as const;
     if (response.status === 401 || response.status === 403) {
       // Which key was refused, by where it came from (never the key): here, the one place every
       // request's refusal is made, so a refusal on a request or a re-verification names it too.
@@ -399,31 +398,22 @@ class HttpClient {
         this.apiKeySource === undefined
           ? ""
           : `; the key sent came from ${this.apiKeySource}: give the key this host issued`;
-      throw Object.assign(
-        new ClientError("configuration", code, `host refused the API key: ${message}${source}`, host),
-        { status: response.status },
-      );
+      throw new ClientError("configuration", code, `host refused the API key: ${message}${source}`, host);
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
-      throw Object.assign(
-        new ClientError(
-          "transport",
-          code,
-          `${this.base}${path}: HTTP ${response.status}: the host cannot reach the enclave: ${message}`,
-          host,
-        ),
-        { status: response.status },
+      throw new ClientError(
+        "transport",
+        code,
+        `${this.base}${path}: HTTP ${response.status}: the host cannot reach the enclave: ${message}`,
+        host,
       );
     }
     if (REQUEST_INTEGRITY_CODES.has(code)) {
-      throw Object.assign(
-        new ClientError(
-          "integrity",
-          code,
-          `${this.base}${path}: the enclave refused the sealed request: ${code}: ${message}`,
-          host,
-        ),
-        { status: response.status },
+      throw new ClientError(
+        "integrity",
+        code,
+        `${this.base}${path}: the enclave refused the sealed request: ${code}: ${message}`,
+        host,
       );
     }
     // Kept only as delta-seconds (1 to 6 digits): an HTTP date or anything else the host sends is
@@ -433,14 +423,14 @@ class HttpClient {
     const suffix = retryAfterSeconds === undefined ? "" : ` (retry after ${retryAfterSeconds}s)`;
     // The full URL: a wrong base URL (the enclave's port, a path) is seen in it.
     const hint = response.status === 404 && path.startsWith("/v1/attestation") ? BASE_URL_HINT : "";
-    throw Object.assign(
-      new ClientError(
-        "transport",
-        code,
-        `${this.base}${path}: HTTP ${response.status} ${code}: ${message}${suffix}${hint}`,
-        { ...host, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) },
-      ),
-      { status: response.status },
+    throw new ClientError(
+      "transport",
+      code,
+      `${this.base}${path}: HTTP ${response.status} ${code}: ${message}${suffix}${hint}`,
+      {
+        ...host,
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      },
     );
   }
 }
