@@ -91,10 +91,19 @@ const modelNotFound = (model: string, found: string) =>
     false,
   );
 
-/** The model id apps must send: the attested service and model file, e.g. "cloister-dev/tiny.gguf". */
+/**
+ * The model `enclave` attests: as apps name it (`id`, the service and model file, e.g.
+ * "cloister-dev/tiny.gguf") and as the SDK checks it again (`expect`, GenerationOptions.expectModel).
+ */
+function attestedModel(enclave: VerifiedEnclave): { id: string; expect: ExpectModel } {
+  const service = enclave.manifest.service.name;
+  const file = enclave.manifest.model.file;
+  return { id: `${service}/${file}`, expect: { service, file } };
+}
+
+/** The model id apps must send (attestedModel's id) for the session's last verified enclave. */
 export function attestedModelId(session: Session): string {
-  const { service, model } = session.enclave.manifest;
-  return `${service.name}/${model.file}`;
+  return attestedModel(session.enclave).id;
 }
 
 /**
@@ -109,14 +118,14 @@ export function enclaveChangeLine(
   now: Date,
 ): string | null {
   if (previous !== null && previous.documentDigest === enclave.documentDigest) return null;
-  const { service, model } = enclave.manifest;
+  const { model } = enclave.manifest;
   return JSON.stringify({
     type: "proxy-enclave-changed",
     time: now.toISOString(),
     tee: enclave.tee,
     simulated: enclave.simulated,
     measurement: enclave.measurement,
-    model: `${service.name}/${model.file}`,
+    model: attestedModel(enclave).id,
     modelSha256: model.sha256,
     modelChanged:
       previous === null
@@ -127,12 +136,15 @@ export function enclaveChangeLine(
 }
 
 /**
- * attestedModelId of a session verified now: one whose last re-verification failed has no
- * verified enclave, and is verified again first (a failure is the request's error).
+ * attestedModel of a session verified now: one whose last re-verification failed has no verified
+ * enclave, and is verified again first (a failure is the request's error).
  */
-async function verifiedModelId(session: Session, signal: AbortSignal | undefined): Promise<string> {
+async function verifiedModel(
+  session: Session,
+  signal: AbortSignal | undefined,
+): Promise<{ id: string; expect: ExpectModel }> {
   if (!session.attested) await session.attest(signal === undefined ? {} : { signal });
-  return attestedModelId(session);
+  return attestedModel(session.enclave);
 }
 
 /** The SDK's configuration errors about the request's own arguments (client/sdk.ts). */
@@ -505,11 +517,11 @@ export function createProxyApp(options: ProxyOptions): Hono {
 
   const modelObject = (id: string) => ({ id, object: "model", created: 0, owned_by: "cloister (attested)" });
   app.get("/v1/models", async (c) =>
-    c.json({ object: "list", data: [modelObject(await verifiedModelId(session, c.req.raw.signal))] }),
+    c.json({ object: "list", data: [modelObject((await verifiedModel(session, c.req.raw.signal)).id)] }),
   );
   // The id has a slash ("cloister-dev/tiny.gguf"): sent as it is, or encoded (%2F, as the openai SDK does).
   app.get("/v1/models/:id{.+}", async (c) => {
-    const model = await verifiedModelId(session, c.req.raw.signal);
+    const model = (await verifiedModel(session, c.req.raw.signal)).id;
     const id = c.req.param("id");
     if (id !== model) {
       throw modelNotFound(model, id);
@@ -530,9 +542,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
       throw invalid("body", "request body: expected JSON");
     }
     const body = objectBody(value);
-    const model = await verifiedModelId(session, c.req.raw.signal);
-    const { service, model: attested } = session.enclave.manifest;
-    const expectModel = { service: service.name, file: attested.file };
+    const { id: model, expect: expectModel } = await verifiedModel(session, c.req.raw.signal);
     if (body.model === undefined || body.model === null) {
       throw invalid(
         "model",
