@@ -43,19 +43,25 @@ export interface StagedModel {
 const MEMORY_FILE_SYSTEMS = new Set([0x01021994, 0x858458f6]);
 
 /**
- * Whether `path` is a directory on a memory-backed file system (tmpfs or ramfs): in a CVM, memory
- * the host cannot read. A /dev/shm that is a directory on a disk (a bind mount) is not.
+ * When `path` is a directory on a memory-backed file system (tmpfs or ramfs: in a CVM, memory the
+ * host cannot read), the bytes an unprivileged writer may still write there (f_bavail × f_bsize);
+ * else null. A /dev/shm that is a directory on a disk (a bind mount) is not. One statfs for both.
  */
-export async function isPrivateMemoryDirectory(path: string): Promise<boolean> {
+async function privateMemoryFreeBytes(path: string): Promise<number | null> {
   const directory = await stat(path).then(
     (s) => s.isDirectory(),
     () => false,
   );
-  if (!directory) return false;
+  if (!directory) return null;
   return statfs(path).then(
-    (s) => MEMORY_FILE_SYSTEMS.has(s.type),
-    () => false,
+    (s) => (MEMORY_FILE_SYSTEMS.has(s.type) ? s.bavail * s.bsize : null),
+    () => null,
   );
+}
+
+/** Whether `path` is a directory on a memory-backed file system (privateMemoryFreeBytes). */
+export async function isPrivateMemoryDirectory(path: string): Promise<boolean> {
+  return (await privateMemoryFreeBytes(path)) !== null;
 }
 
 async function privateRoot(): Promise<string> {
@@ -354,8 +360,8 @@ export async function stageModel(
  * (TMPDIR), where the copy costs disk space the size of the model while it is loaded.
  */
 export async function localCopyRoot(neededBytes: number): Promise<string> {
-  const shm = await isPrivateMemoryDirectory("/dev/shm");
-  return shm && (await freeBytesOf("/dev/shm")) >= neededBytes ? "/dev/shm" : tmpdir();
+  const free = await privateMemoryFreeBytes("/dev/shm");
+  return free !== null && free >= neededBytes ? "/dev/shm" : tmpdir();
 }
 
 function noPrivateMemory(): SealedModelError {
