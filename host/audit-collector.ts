@@ -20,7 +20,7 @@ import { access, mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { AuditStore } from "./audit-store.ts";
+import { AuditStore, syncDirectory } from "./audit-store.ts";
 
 /** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
 export class AuditDirError extends Error {
@@ -34,10 +34,16 @@ export class AuditDirError extends Error {
   }
 }
 
-/** Makes `dir` (mode 0700), its parent only if it exists; an existing directory is left as it is. */
+/**
+ * Makes `dir` (mode 0700), its parent only if it exists, and syncs its entry in that parent (the
+ * store syncs each log file's entry in it, AuditStore.open); an existing directory is left as it is.
+ */
 async function makeAuditDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { mode: 0o700 });
+    // A parent this process cannot read (cannot open to fsync) is passed over: the directory is
+    // there, only a power loss in the next seconds could take it.
+    await syncDirectory(dirname(resolve(dir))).catch(() => undefined);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     // Something is there: a directory (or a link to one) is used as it is.

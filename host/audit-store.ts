@@ -135,9 +135,10 @@ export class AuditStore {
       try {
         // The repair above, then the file's name: fsync(2) on the file does not make its directory
         // entry durable, so a new boot's file, with the records the enclave was told are stored
-        // (and then dropped), could vanish on power loss. Once per open, not per append.
+        // (and then dropped), could vanish on power loss. Once per open, not per append. The audit
+        // directory's own entry was made durable when it was made (prepareAuditDir).
         await handle.sync();
-        await syncDirectories(path);
+        await syncDirectory(dirname(resolve(path)));
       } catch (error) {
         await handle.close().catch(() => undefined);
         throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot make it durable (fsync)`, {
@@ -326,26 +327,15 @@ export async function readAuditLines(path: string): Promise<string[]> {
 }
 
 /**
- * fsyncs the directory holding `path`, then each of its ancestors: the audit directory may have been
- * made just now (the host makes it, its parent may be as new: `up`, a provisioning script), and its
- * entry is as fragile as the file's; a few fsyncs once per file opened. The file's directory must
- * sync (an error otherwise); an ancestor this process cannot open (not readable) is passed over, as
- * it was not made by this process either.
+ * fsyncs the directory `dir`, so that what was just created in it (a file, a directory) is still
+ * there after a power loss: fsync(2) on the new file or directory itself does not promise that.
+ * Only what was created needs it, in the directory it was created in: nothing above it changed.
  */
-async function syncDirectories(path: string): Promise<void> {
-  let dir = dirname(resolve(path));
-  for (let own = true; ; own = false) {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(dir, "r");
-      await handle.sync();
-    } catch (error) {
-      if (own) throw error;
-    } finally {
-      await handle?.close().catch(() => undefined);
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return;
-    dir = parent;
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close().catch(() => undefined);
   }
 }

@@ -551,6 +551,26 @@ describe("prepareAuditDir", () => {
     await prepareAuditDir(dir);
   });
 
+  it("syncs the directory it makes in its parent (a power loss cannot take it with its logs), and nothing else", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const probe = await open(join(root, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const original = proto.sync;
+    const synced: number[] = [];
+    vi.spyOn(proto, "sync").mockImplementation(async function (this: FileHandle) {
+      synced.push((await this.stat()).ino);
+      return original.call(this);
+    });
+    const dir = join(root, "audit");
+    await prepareAuditDir(dir);
+    expect(synced).toEqual([(await stat(root)).ino]);
+    synced.length = 0;
+    await prepareAuditDir(dir); // exists: nothing made, nothing synced
+    expect(synced).toEqual([]);
+  });
+
   it("refuses a path whose parent does not exist (a typo), naming it, and creates nothing", async () => {
     const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
     dirs.push(root);
