@@ -132,6 +132,7 @@ export class ApiKeyStore {
     const now = this.now();
     const capacity = record.requestsPerMinute;
     const bucket = this.buckets.get(record.id) ?? { tokens: capacity, updatedMs: now };
+    // performance.now() never steps back, an injected clock may: a step back then takes no tokens.
     const elapsedMs = Math.max(0, now - bucket.updatedMs);
     bucket.tokens = Math.min(capacity, bucket.tokens + (elapsedMs * capacity) / 60_000);
     bucket.updatedMs = now;
