@@ -99,15 +99,14 @@ export function failedOnBadPath(error: Error): boolean {
 }
 
 /**
- * At most 160 characters, control characters (C0, DEL, C1) as \u escapes: text read from an
- * (untrusted) model file, made safe to print on one terminal line.
+ * At most 160 characters, control and format characters (C0, DEL, C1; bidirectional overrides such
+ * as U+202E, zero-width characters; line and paragraph separators) as \u escapes: text read from an
+ * (untrusted) model file, made safe to print on one terminal line, and shown as it reads.
  */
 export function printableField(field: string): string {
   const cut = field.length > 160 ? `${field.slice(0, 160)}…` : field;
-  let out = "";
-  for (const ch of cut) {
+  return cut.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (ch) => {
     const c = ch.codePointAt(0) as number;
-    out += c < 0x20 || (c >= 0x7f && c <= 0x9f) ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
-  }
-  return out;
+    return c > 0xffff ? `\\u{${c.toString(16)}}` : `\\u${c.toString(16).padStart(4, "0")}`;
+  });
 }

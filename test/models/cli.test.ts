@@ -56,18 +56,19 @@ describe("cloister model make / inspect", () => {
       [
         ["general.architecture", { type: "STRING", value: "llama\u001b[31m" }],
         ["general.name", { type: "STRING", value: forged + "n".repeat(1000) }],
-        ["tokenizer.ggml.model", { type: "STRING", value: "gpt2\u009b2J\u007f" }],
+        // A C1 CSI, DEL, then a right-to-left override and a zero-width space (text that reads otherwise than it is).
+        ["tokenizer.ggml.model", { type: "STRING", value: "gpt2\u009b2J\u007f\u202eab\u200b" }],
       ],
       [{ name: "t", type: "F32", dims: [4], data: new Float32Array(4) }],
     );
     const text = await cloister("model", "inspect", path);
     expect(text.code).toBe(0);
-    // No C0 control (but the line feeds between lines), DEL or C1 character.
+    // No C0 control (but the line feeds between lines), DEL, C1 or format character.
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
-    expect(text.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(text.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}]/u);
     expect(text.stdout.match(/^sha256 /gm)).toHaveLength(1);
     expect(text.stdout).toMatch(/^architecture +llama\\u001b\[31m$/m);
-    expect(text.stdout).toMatch(/^vocabulary +.*\(gpt2\\u009b2J\\u007f tokenizer\)$/m);
+    expect(text.stdout).toMatch(/^vocabulary +.*\(gpt2\\u009b2J\\u007f\\u202eab\\u200b tokenizer\)$/m);
     // Cut to 160 characters of the file's text (escapes count after the cut), then "…".
     const name = /^name +(.*)$/m.exec(text.stdout)?.[1];
     expect(name).toBe(`x\\u001b[2K\\u000dsha256         ${"0".repeat(64)}\\u000a${"n".repeat(160 - forged.length)}…`);
