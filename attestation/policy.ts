@@ -27,7 +27,7 @@
  * `secureBootRequired` and `consoleAllowed`.
  */
 import { z } from "zod";
-import { explainIssue, isPlainFieldName } from "../manifests/issues.ts";
+import { expectedOneOf, explainIssue, fittingAlternative, isPlainFieldName } from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
 import { parseJsonText } from "./json-text.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
@@ -37,6 +37,8 @@ export const SkipSchema = z.strictObject({
   skip: z.strictObject({ reason: z.string().trim().min(1, "expected a non-empty reason (a skipped check needs one)") }),
 });
 export type Skip = z.infer<typeof SkipSchema>;
+/** The skip form, in the words of a union's message (expectedOneOf). */
+export const SKIP_FORM = 'a skip { "skip": { "reason": "…" } }';
 
 /** `bytes` bytes as hex digits in either case, lower-cased (policy files, client and attestation alike). */
 export function hexOf(bytes: number) {
@@ -48,8 +50,17 @@ export function hexOf(bytes: number) {
 
 const u8 = z.int().min(0).max(255);
 const hex48 = hexOf(48);
-const allowList48 = z.union([z.array(hex48).min(1, "expected an allow-list of at least one entry"), SkipSchema]);
-const pinned48 = z.union([hex48, SkipSchema]);
+const HEX48_FORM = "48 bytes as 96 hex digits";
+const allowList48 = z.union([z.array(hex48).min(1, "expected an allow-list of at least one entry"), SkipSchema], {
+  error: expectedOneOf([`an allow-list [${HEX48_FORM}, …]`, SKIP_FORM]),
+});
+const pinned48 = z.union([hex48, SkipSchema], { error: expectedOneOf([HEX48_FORM, SKIP_FORM]) });
+/** XFAM's and TDATTRIBUTES' forms, in words. */
+const BITS_RULE_FORMS = [
+  'an allow-list { "allowed": [8 bytes as 16 hex digits, …] }',
+  'a rule { "mask", "value" } (8 bytes as 16 hex digits each)',
+  SKIP_FORM,
+] as const;
 
 export const SNP_POLICY_PRODUCTS = ["Milan", "Genoa", "Turin"] as const;
 /** Guest POLICY bits a policy can require (`requireGuestPolicy`), by their names in AMD's spec. */
@@ -88,7 +99,7 @@ export const SnpPolicySchema = z.strictObject({
   /** Allowed launch MEASUREMENT values (48 bytes each). */
   measurements: allowList48,
   /** Expected HOST_DATA (32 bytes). */
-  hostData: z.union([hexOf(32), SkipSchema]),
+  hostData: z.union([hexOf(32), SkipSchema], { error: expectedOneOf(["32 bytes as 64 hex digits", SKIP_FORM]) }),
   /** Allowed ID_KEY_DIGEST values (ID block signer). */
   idKeyDigests: allowList48,
   /** Allowed AUTHOR_KEY_DIGEST values; when pinned, AUTHOR_KEY_EN must be set too. */
@@ -137,22 +148,28 @@ export const TdxPolicySchema = z.strictObject({
    * XFAM: either an allow-list of exact values, or `{ mask, value }` requiring (XFAM & mask) == value
    * (8 bytes each, as they appear in the quote), or an explicit skip.
    */
-  xfam: z.union([
-    z.strictObject({ allowed: z.array(hexOf(8)).min(1) }),
-    z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
-    SkipSchema,
-  ]),
+  xfam: z.union(
+    [
+      z.strictObject({ allowed: z.array(hexOf(8)).min(1) }),
+      z.strictObject({ mask: hexOf(8), value: hexOf(8) }),
+      SkipSchema,
+    ],
+    { error: expectedOneOf(BITS_RULE_FORMS) },
+  ),
   /**
    * TDATTRIBUTES (8 bytes as in the quote): an allow-list of exact values, `{ mask, value }`
    * requiring (TDATTRIBUTES & mask) == value, or an explicit skip. The DEBUG bit (bit 0) is left
    * out of this comparison (taken as 0): `debugAllowed` decides it. This covers the rest the host
    * chooses at launch (e.g. SEPT_VE_DISABLE, PKS, PERFMON, MIGRATABLE).
    */
-  tdAttributes: z.union([
-    z.strictObject({ allowed: z.array(attributes8).min(1) }),
-    z.strictObject({ mask: attributes8, value: attributes8 }),
-    SkipSchema,
-  ]),
+  tdAttributes: z.union(
+    [
+      z.strictObject({ allowed: z.array(attributes8).min(1) }),
+      z.strictObject({ mask: attributes8, value: attributes8 }),
+      SkipSchema,
+    ],
+    { error: expectedOneOf(BITS_RULE_FORMS) },
+  ),
   /** Allowed MRSEAM values (TDX module). */
   mrseam: allowList48,
   /** Allowed MRTD values (TD build-time measurement). */
@@ -162,10 +179,13 @@ export const TdxPolicySchema = z.strictObject({
    * (e.g. the old and the new image during a rolling upgrade), of which the quote must match one
    * whole set — never RTMR1 of one image with RTMR2 of another.
    */
-  rtmrs: z.union([
-    z.tuple([pinned48, pinned48, pinned48, pinned48]),
-    z.strictObject({ allowed: z.array(z.tuple([pinned48, pinned48, pinned48, pinned48])).min(1) }),
-  ]),
+  rtmrs: z.union(
+    [
+      z.tuple([pinned48, pinned48, pinned48, pinned48]),
+      z.strictObject({ allowed: z.array(z.tuple([pinned48, pinned48, pinned48, pinned48])).min(1) }),
+    ],
+    { error: `expected 4 values, each ${HEX48_FORM} or ${SKIP_FORM}, or { "allowed": [[4 such values], …] }` },
+  ),
   /** Expected MRCONFIGID. */
   mrconfigid: pinned48,
   /** Expected MROWNER. */
@@ -186,16 +206,23 @@ export const TdxPolicySchema = z.strictObject({
    * info and QE identity) accepted: collateral is signed for about 30 days, so without it a host can
    * keep serving an older issue that still rates the platform UpToDate after Intel's TCB recovery.
    */
-  acceptedTcbStatuses: z.union([
-    z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
-    z.strictObject({
-      statuses: z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
-      minimumTcbEvaluationDataNumber: z.int().min(0).max(0xffff_ffff),
-    }),
-    SkipSchema,
-  ]),
+  acceptedTcbStatuses: z.union(
+    [
+      z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
+      z.strictObject({
+        statuses: z.array(z.enum(TDX_POLICY_TCB_STATUSES)).min(1),
+        minimumTcbEvaluationDataNumber: z.int().min(0).max(0xffff_ffff),
+      }),
+      SkipSchema,
+    ],
+    {
+      error: expectedOneOf(["a list of TCB statuses", '{ "statuses", "minimumTcbEvaluationDataNumber" }', SKIP_FORM]),
+    },
+  ),
   /** Minimum TEE_TCB_SVN, compared byte by byte (16 bytes). */
-  minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema]),
+  minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema], {
+    error: expectedOneOf(["16 bytes as 32 hex digits", SKIP_FORM]),
+  }),
 });
 export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 
@@ -318,8 +345,8 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
  * One line per problem, each naming the full field path, the expected and the found value
  * (manifests/issues.ts; a string found is described by its length only). For a value that matches
  * none of the alternatives of a union (e.g. a pinned value or a skip), the problems of the
- * alternative whose type matched are reported, so the message points at the wrong inner field, not
- * just the union. `input`: the whole policy.
+ * alternative it was meant for (fittingAlternative) are reported, so the message points at the wrong
+ * inner field; when none is, the union's own words list the forms allowed. `input`: the whole policy.
  */
 function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, prefix: readonly PropertyKey[]): string[] {
   const lines: string[] = [];
@@ -334,13 +361,11 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, pre
         lines.push(`${describePath(path)}: ${hidden} unknown field(s) (names not shown: not plain identifiers)`);
       }
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
-      const typeMatched = issue.errors.filter(
-        (branch) => !branch.some((i) => i.path.length === 0 && i.code === "invalid_type"),
-      );
+      const fitting = fittingAlternative(issue);
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
         lines.push(missing(path));
-      } else if (typeMatched.length === 1) {
-        lines.push(...describeIssues(typeMatched[0] as z.core.$ZodIssue[], input, path));
+      } else if (fitting !== undefined) {
+        lines.push(...describeIssues(fitting, input, path));
       } else {
         lines.push(describeIssue(issue, input, prefix));
       }

@@ -24,14 +24,21 @@ import {
   type TrustAnchors,
 } from "../attestation/evidence.ts";
 import { parseJsonText } from "../attestation/json-text.ts";
-import { type AttestationPolicy, hexOf, isSkip, parseAttestationPolicy, SkipSchema } from "../attestation/policy.ts";
+import {
+  type AttestationPolicy,
+  hexOf,
+  isSkip,
+  parseAttestationPolicy,
+  SKIP_FORM,
+  SkipSchema,
+} from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
 import { endsAtInsecureSimulatorIntelRoot, issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
 import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
-import { formatIssue } from "../manifests/issues.ts";
+import { expectedOneOf, formatIssue } from "../manifests/issues.ts";
 import { keyUsageProblem, verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
@@ -96,9 +103,13 @@ export const ClientPolicySchema = z.strictObject({
     /** Operator keys whose manifest signatures this client accepts (public JWKs). */
     trustedSigners: z.array(jwkSchema).min(1),
     /** Accepted model SHA-256 digests (64 hex, either case; lower-cased). */
-    allowedModelDigests: z.union([z.array(modelDigest).min(1), SkipSchema]),
+    allowedModelDigests: z.union([z.array(modelDigest).min(1), SkipSchema], {
+      error: expectedOneOf(["an allow-list [32 bytes as 64 hex digits, …]", SKIP_FORM]),
+    }),
     /** Accepted service names. */
-    allowedServices: z.union([z.array(z.string().min(1)).min(1), SkipSchema]),
+    allowedServices: z.union([z.array(z.string().min(1)).min(1), SkipSchema], {
+      error: expectedOneOf(["an allow-list of service names", SKIP_FORM]),
+    }),
   }),
   freshness: z.strictObject({
     /** Largest accepted clock difference for the enclave's nonce answer. */

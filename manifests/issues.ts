@@ -47,11 +47,9 @@ export function explainIssue(issue: Issue, input: unknown, prefix: readonly Prop
     return { path: path.slice(0, -1), expected: `expected ${wanted}`, value: key, found: describeKey(key) };
   }
   const value = valueAt(input, path);
-  if (issue.code === "invalid_union" && issue.errors.length > 0) {
-    // A value that has the type of exactly one alternative is explained by that alternative.
-    const typeMatched = issue.errors.filter((branch) => !branch.some((i) => i.path.length === 0 && wrongType(i)));
-    const inner = typeMatched.length === 1 ? typeMatched[0]?.[0] : undefined;
-    if (value !== undefined && inner !== undefined) return explainIssue(inner, input, path);
+  if (issue.code === "invalid_union" && value !== undefined) {
+    const inner = fittingAlternative(issue)?.[0];
+    if (inner !== undefined) return explainIssue(inner, input, path);
   }
   // A value outside an enum, described by its kind and size only, is said to be none of the names.
   const outside = issue.code === "invalid_value" && issue.values.length > 1 && typeof value === "string";
@@ -74,6 +72,29 @@ export function formatIssue(
 ): string {
   const e = explainIssue(issue, input, options.prefix);
   return `${e.path.map(String).join(".") || options.root}: ${e.expected}, found ${e.found}`;
+}
+
+/**
+ * The issues of the one alternative of a union that the value was meant for, so that a message
+ * points at the wrong field inside it rather than at the union: the alternative whose type the value
+ * has, or, when several have it (objects of different fields), the one whose fields it has (no field
+ * unknown to it). Undefined when no single one fits: the union is then described as a whole.
+ */
+export function fittingAlternative(issue: z.core.$ZodIssueInvalidUnion): readonly Issue[] | undefined {
+  const typeMatched = issue.errors.filter((branch) => !branch.some((i) => i.path.length === 0 && wrongType(i)));
+  if (typeMatched.length === 1) return typeMatched[0];
+  const fieldsMatched = typeMatched.filter(
+    (branch) => !branch.some((i) => i.path.length === 0 && i.code === "unrecognized_keys"),
+  );
+  return fieldsMatched.length === 1 ? fieldsMatched[0] : undefined;
+}
+
+/**
+ * "expected A, B or C": how a schema words a union's alternatives (`z.union([...], { error })`), so
+ * that a value fitting none is told the forms allowed rather than the first problem of each.
+ */
+export function expectedOneOf(forms: readonly [string, string, ...string[]]): string {
+  return `expected ${forms.slice(0, -1).join(", ")} or ${forms.at(-1)}`;
 }
 
 /** Whether the issue says the value is not of the schema's type at all (as opposed to failing a check). */
@@ -107,9 +128,18 @@ function expectedOf(issue: Issue): string {
         const options = (issue as { options?: unknown }).options;
         return Array.isArray(options) ? `expected one of ${options.map(literal).join(", ")}` : "expected another value";
       }
-      const alternatives = issue.errors.map((branch) =>
-        branch[0] === undefined ? "?" : withoutExpected(expectedOf(branch[0])),
-      );
+      // A union the schema did not word: each alternative by its own first problem (a schema's
+      // unions are worded with expectedOneOf; this is the fallback, never zod's text).
+      const alternatives = issue.errors.map((branch) => {
+        const first = branch[0];
+        if (first === undefined) return "another value";
+        if (first.code === "unrecognized_keys" && first.path.length === 0) {
+          const names = fieldNames(first.keys);
+          const plural = first.keys.length === 1 ? "" : "s";
+          return names === null ? "an object with other fields" : `an object without the field${plural} ${names}`;
+        }
+        return withoutExpected(expectedOf(first));
+      });
       return `expected ${[...new Set(alternatives)].join(" or ")}`;
     }
     case "custom":

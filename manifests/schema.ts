@@ -12,7 +12,7 @@
 import { z } from "zod";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../models/key-id.ts";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
-import { explainIssue, preview } from "./issues.ts";
+import { expectedOneOf, explainIssue, preview } from "./issues.ts";
 
 export const TEE_PLATFORMS = ["snp", "tdx", "azure-snp", "azure-tdx", "sim-snp", "sim-tdx"] as const;
 export type TeePlatform = (typeof TEE_PLATFORMS)[number];
@@ -35,10 +35,18 @@ function uniqueItems<T>(items: readonly T[], key: (item: T) => unknown = (item) 
 }
 
 /** Launch measurements (SNP MEASUREMENT / TDX MRTD, 48 bytes each) the operator vouches for. */
-const allowedMeasurements = z.union([
-  z.array(hex(48)).min(1, "expected at least one measurement").refine(uniqueItems, "expected no duplicates"),
-  z.strictObject({ any: z.literal(true), reason }),
-]);
+const allowedMeasurements = z.union(
+  [
+    z.array(hex(48)).min(1, "expected at least one measurement").refine(uniqueItems, "expected no duplicates"),
+    z.strictObject({ any: z.literal(true), reason }),
+  ],
+  {
+    error: expectedOneOf([
+      "a list of measurements [96 lower-case hex characters, …]",
+      '{ "any": true, "reason": "…" }',
+    ]),
+  },
+);
 
 const snpTcb = z.strictObject({
   bootloader: int(0, 255),

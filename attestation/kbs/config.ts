@@ -17,7 +17,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
-import { formatIssue } from "../../manifests/issues.ts";
+import { expectedOneOf, formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
 import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
@@ -53,7 +53,9 @@ const ConfigSchema = z.strictObject({
     .array(
       z.strictObject({
         keyFile: z.string().min(1),
-        policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+        policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())], {
+          error: expectedOneOf(["a client policy file's path", "a client policy object"]),
+        }),
       }),
     )
     .min(1),

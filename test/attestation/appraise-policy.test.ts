@@ -200,6 +200,48 @@ describe("parseAttestationPolicy", () => {
       { ...base(), tdx: { ...tdx, xfam: { mask: "ff00000000000000", value: "e700000000000000", note: 1 } } },
       "tdx.xfam.note: unknown field",
     ],
+    // A value of the type of several forms of a union (objects of different fields): the form whose
+    // fields it has, when one does; else the forms in words, never zod's raw text.
+    [
+      "an XFAM mask rule without its value",
+      { ...base(), tdx: { ...tdx, xfam: { mask: "ff00000000000000" } } },
+      "tdx.xfam.value: required field is missing",
+    ],
+    [
+      "an XFAM with the fields of two forms",
+      { ...base(), tdx: { ...tdx, xfam: { allowed: ["e702060000000000"], skip: { reason: "x" } } } },
+      'tdx.xfam: expected an allow-list { "allowed": [8 bytes as 16 hex digits, …] }, a rule { "mask", "value" } (8 bytes as 16 hex digits each) or a skip { "skip": { "reason": "…" } }, found an object with keys allowed, skip',
+    ],
+    [
+      "an empty TDATTRIBUTES rule",
+      { ...base(), tdx: { ...tdx, tdAttributes: {} } },
+      'tdx.tdAttributes: expected an allow-list { "allowed": [8 bytes as 16 hex digits, …] }, a rule { "mask", "value" } (8 bytes as 16 hex digits each) or a skip { "skip": { "reason": "…" } }, found an empty object',
+    ],
+    [
+      "a TCB status object without its statuses",
+      { ...base(), tdx: { ...tdx, acceptedTcbStatuses: { minimumTcbEvaluationDataNumber: 1 } } },
+      "tdx.acceptedTcbStatuses.statuses: required field is missing",
+    ],
+    [
+      "TCB statuses as a number",
+      { ...base(), tdx: { ...tdx, acceptedTcbStatuses: 5 } },
+      'tdx.acceptedTcbStatuses: expected a list of TCB statuses, { "statuses", "minimumTcbEvaluationDataNumber" } or a skip { "skip": { "reason": "…" } }, found 5',
+    ],
+    [
+      "RTMRs as a number",
+      { ...base(), tdx: { ...tdx, rtmrs: 5 } },
+      'tdx.rtmrs: expected 4 values, each 48 bytes as 96 hex digits or a skip { "skip": { "reason": "…" } }, or { "allowed": [[4 such values], …] }, found 5',
+    ],
+    [
+      "host data as a number",
+      { ...base(), snp: { ...snp, hostData: 5 } },
+      'snp.hostData: expected 32 bytes as 64 hex digits or a skip { "skip": { "reason": "…" } }, found 5',
+    ],
+    [
+      "measurements as null",
+      { ...base(), snp: { ...snp, measurements: null } },
+      'snp.measurements: expected an allow-list [48 bytes as 96 hex digits, …] or a skip { "skip": { "reason": "…" } }, found null',
+    ],
     [
       "no RTMR set allowed",
       { ...base(), tdx: { ...tdx, rtmrs: { allowed: [] } } },

@@ -106,6 +106,17 @@ describe("allowedModelDigests", () => {
   });
 });
 
+describe("allowedServices", () => {
+  it("names both forms when the value has neither's type", () => {
+    expect(refusal({ ...base, manifest: { ...base.manifest, allowedServices: 5 } })).toBe(
+      'client policy: manifest.allowedServices: expected an allow-list of service names or a skip { "skip": { "reason": "…" } }, found 5',
+    );
+    expect(refusal({ ...base, manifest: { ...base.manifest, allowedModelDigests: "any" } })).toBe(
+      'client policy: manifest.allowedModelDigests: expected an allow-list [32 bytes as 64 hex digits, …] or a skip { "skip": { "reason": "…" } }, found a string of 3 characters',
+    );
+  });
+});
+
 describe("messages say what is wrong with the value found", () => {
   it("an empty array is called one", () => {
     expect(refusal([])).toBe("client policy: (policy): expected object, found an empty array");

@@ -71,7 +71,7 @@ describe("validation messages name the expected and the found value", () => {
     const file = join(dir, "kbs-no-policy.json");
     await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk" }] }), { mode: 0o600 });
     expect(await rejectionOf(loadBrokerConfig(file))).toBe(
-      "broker config keys.0.policy: expected string or object, found nothing",
+      "broker config keys.0.policy: expected a client policy file's path or a client policy object, found nothing",
     );
   });
 
@@ -164,6 +164,26 @@ describe("validation messages name the expected and the found value", () => {
       "p.n: expected number, found a string of 1 character",
     ],
     ["no alternative's type", z.union([z.string(), z.number()]), true, "(root): expected string or number, found true"],
+    [
+      "alternatives of the same type, the fields of one: that one's problem",
+      z.union([z.strictObject({ a: z.number() }), z.strictObject({ b: z.number(), c: z.number() })]),
+      { b: 1 },
+      "c: expected number, found nothing",
+    ],
+    [
+      "alternatives of the same type, the fields of none: each by what it refused, never zod's text",
+      z.union([z.strictObject({ a: z.number() }), z.strictObject({ b: z.number() })]),
+      { a: 1, b: 2 },
+      "(root): expected an object without the field b or an object without the field a, found an object with keys a, b",
+    ],
+    [
+      "a union's own wording",
+      z.union([z.strictObject({ a: z.number() }), z.strictObject({ b: z.number() })], {
+        error: "expected { a } or { b }",
+      }),
+      {},
+      "(root): expected { a } or { b }, found an empty object",
+    ],
     [
       "an unknown field",
       z.strictObject({ a: z.number() }),

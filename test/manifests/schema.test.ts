@@ -322,6 +322,13 @@ describe("manifest schema", () => {
     expect(audit.message).toBe('manifest field audit.reason: expected null (audit is enabled), found "not needed"');
   });
 
+  it("names the forms of allowedMeasurements when the value has neither's type", () => {
+    const error = schemaError(devManifestRaw({ tee: { allowedMeasurements: 5 } }));
+    expect(error.message).toBe(
+      'manifest field tee.allowedMeasurements: expected a list of measurements [96 lower-case hex characters, …] or { "any": true, "reason": "…" }, found 5',
+    );
+  });
+
   it("accepts a production-shaped manifest (real hardware, pinned measurements, sealed model)", () => {
     const m = devManifest({
       model: { sealedAtRest: true, keyId: "cloister:models:llama-3.1-8b" },
