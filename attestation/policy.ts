@@ -55,6 +55,8 @@ const allowList48 = z.union([z.array(hex48).min(1, "expected an allow-list of at
   error: expectedOneOf([`an allow-list [${HEX48_FORM}, …]`, SKIP_FORM]),
 });
 const pinned48 = z.union([hex48, SkipSchema], { error: expectedOneOf([HEX48_FORM, SKIP_FORM]) });
+/** RTMRs' forms, in words: 4 values, or sets of them. */
+const RTMRS_FORMS = `expected 4 values, each ${HEX48_FORM} or ${SKIP_FORM}, or { "allowed": [[4 such values], …] }`;
 /** XFAM's and TDATTRIBUTES' forms, in words. */
 const BITS_RULE_FORMS = [
   'an allow-list { "allowed": [8 bytes as 16 hex digits, …] }',
@@ -184,7 +186,7 @@ export const TdxPolicySchema = z.strictObject({
       z.tuple([pinned48, pinned48, pinned48, pinned48]),
       z.strictObject({ allowed: z.array(z.tuple([pinned48, pinned48, pinned48, pinned48])).min(1) }),
     ],
-    { error: `expected 4 values, each ${HEX48_FORM} or ${SKIP_FORM}, or { "allowed": [[4 such values], …] }` },
+    { error: RTMRS_FORMS },
   ),
   /** Expected MRCONFIGID. */
   mrconfigid: pinned48,
