@@ -5,7 +5,7 @@
  */
 export class EnclaveError extends Error {
   readonly code: string;
-  readonly status: 400 | 409 | 413 | 422 | 500 | 503;
+  readonly status: 400 | 409 | 413 | 415 | 422 | 500 | 503;
 
   constructor(code: string, status: EnclaveError["status"], message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

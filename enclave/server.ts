@@ -3,7 +3,9 @@
  * default). Routes: GET /attestation, POST /attestation/challenge, POST /sealed (streamed frames),
  * GET /audit (the host collects records), POST /audit/checkpoint, GET /healthz. Errors are mapped
  * to HTTP here and only here; once a sealed request is open, failures travel inside sealed error
- * frames instead.
+ * frames instead. Each POST route takes one content type (POST /sealed application/octet-stream,
+ * the nonce questions application/json) and refuses any other, or none, with 415
+ * CONTENT_TYPE_UNSUPPORTED before reading the body (requireContentType).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
@@ -16,6 +18,32 @@ import type { Enclave, StreamedAnswer } from "./service.ts";
 
 /** Largest nonce question (`{"nonce": base64url}` of at most 64 bytes, with room for white space). */
 const MAX_NONCE_BODY_BYTES = 1024;
+
+/** A media type as `type/subtype` (RFC 9110 tokens): shown in a refusal; any other header is not. */
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]{1,64}\/[A-Za-z0-9!#$&^_.+-]{1,64}$/;
+
+/**
+ * Refuses a POST whose Content-Type is not `expected` (its case and parameters aside), or that has
+ * none, before its body is read. Security: neither type is one a web page may send without a CORS
+ * preflight (text/plain, form encodings are), and the enclave answers no preflight, so a page open
+ * in a browser on the enclave's machine cannot make it open sealed requests or sign nonces through
+ * its loopback port. The host sends the right type whatever its caller sent (host/app.ts).
+ */
+function requireContentType(header: string | undefined, expected: string, route: string): void {
+  const mediaType = header?.split(";")[0]?.trim();
+  if (mediaType?.toLowerCase() === expected) return;
+  const found =
+    mediaType === undefined
+      ? "none"
+      : MEDIA_TYPE.test(mediaType)
+        ? JSON.stringify(mediaType)
+        : `a header of ${header?.length} characters`;
+  throw new EnclaveError(
+    "CONTENT_TYPE_UNSUPPORTED",
+    415,
+    `${route}: expected content-type ${expected}, found ${found}`,
+  );
+}
 
 function errorJson(code: string, message: string) {
   return { error: { code, message } };
@@ -65,8 +93,8 @@ export function createEnclaveApp(
       // Overload (engine queue full, audit backlog): tell the client when to retry; the host passes it on.
       // Not for AUDIT_FAILED, which lasts until a restart: a retry here would be refused again.
       if (error.status === 503 && error.code !== "AUDIT_FAILED") c.header("Retry-After", "1");
-      // An oversize body is left unread: this connection cannot carry another request.
-      if (error.status === 413) c.header("Connection", "close");
+      // An oversize body, or one of another type, is left unread: this connection cannot carry another request.
+      if (error.status === 413 || error.status === 415) c.header("Connection", "close");
       return c.json(errorJson(error.code, error.message), error.status);
     }
     return c.json(errorJson("INTERNAL", "internal error in the enclave"), 500);
@@ -90,6 +118,7 @@ export function createEnclaveApp(
   });
 
   app.post("/attestation/challenge", async (c) => {
+    requireContentType(c.req.header("content-type"), "application/json", "/attestation/challenge");
     const nonce = await nonceFromBody(c.env.incoming, "challenge", "CHALLENGE_MALFORMED");
     return c.json({ answer: await enclave.answerNonce(nonce) });
   });
@@ -97,6 +126,7 @@ export function createEnclaveApp(
   // A signed head of the audit log bound to the asker's nonce: clients use it to check that the
   // log the host stores is complete (no records cut from its end).
   app.post("/audit/checkpoint", async (c) => {
+    requireContentType(c.req.header("content-type"), "application/json", "/audit/checkpoint");
     const nonce = await nonceFromBody(c.env.incoming, "audit checkpoint", "AUDIT_CHECKPOINT_MALFORMED");
     return c.json({ checkpoint: enclave.auditCheckpoint(nonce) });
   });
@@ -115,6 +145,7 @@ export function createEnclaveApp(
   // Sealed requests work on node's own request and response (no Request/Response objects or web
   // streams per request or frame): the body is read from the socket, frames are written to it.
   app.post("/sealed", async (c) => {
+    requireContentType(c.req.header("content-type"), "application/octet-stream", "/sealed");
     // Refused before the request is read or opened: the host may send it elsewhere.
     if (state.draining) throw draining();
     enclave.refuseIfAuditFailed();

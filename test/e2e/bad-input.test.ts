@@ -65,7 +65,7 @@ async function post(
 function streamUntilAnswered(
   url: string,
   total: number,
-  options: { declareLength?: boolean } = {},
+  options: { declareLength?: boolean; contentType?: string } = {},
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string; sent: number }> {
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -74,7 +74,7 @@ function streamUntilAnswered(
       method: "POST",
       headers: {
         authorization: `Bearer ${apiKey}`,
-        "content-type": "application/octet-stream",
+        "content-type": options.contentType ?? "application/octet-stream",
         ...(options.declareLength === true ? { "content-length": String(total) } : {}),
       },
     });
@@ -346,7 +346,10 @@ describe("the enclave itself refuses garbage (as a compromised host would send i
     for (const path of ["/attestation/challenge", "/audit/checkpoint"]) {
       for (const declareLength of [true, false]) {
         const total = 8 * 1024 * 1024;
-        const result = await streamUntilAnswered(`${enclave()}${path}`, total, { declareLength });
+        const result = await streamUntilAnswered(`${enclave()}${path}`, total, {
+          declareLength,
+          contentType: "application/json",
+        });
         expect(result.status, `${path} ${declareLength}`).toBe(413);
         expect(JSON.parse(result.body)).toMatchObject({ error: { code: "BODY_TOO_LARGE" } });
         expect(result.sent).toBeLessThan(total);

@@ -112,6 +112,7 @@ describe("enclave: an audit write that fails after the final frame", () => {
     const { envelope, context } = await seal(enclave);
     const response = await fetch(`${server.url}/sealed`, {
       method: "POST",
+      headers: { "content-type": "application/octet-stream" },
       body: envelope as Uint8Array<ArrayBuffer>,
     });
     expect(response.status).toBe(200);
@@ -125,6 +126,7 @@ describe("enclave: an audit write that fails after the final frame", () => {
     const next = await seal(enclave);
     const refused = await fetch(`${server.url}/sealed`, {
       method: "POST",
+      headers: { "content-type": "application/octet-stream" },
       body: next.envelope as Uint8Array<ArrayBuffer>,
     });
     expect(refused.status).toBe(503);

@@ -22,6 +22,10 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
+/** The content types the enclave's POST routes take (anything else is 415). */
+const OCTETS = { "content-type": "application/octet-stream" };
+const JSON_TYPE = { "content-type": "application/json" };
+
 async function serve(enclave: Enclave): Promise<string> {
   const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
   servers.push(server);
@@ -35,7 +39,11 @@ async function sealedRequest(enclave: Enclave) {
 /** Sends one sealed request, reads its answer to the end, and waits for its audit record. */
 async function answerOne(enclave: Enclave, url: string): Promise<void> {
   const { envelope, context } = await sealedRequest(enclave);
-  const answer = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+  const answer = await fetch(`${url}/sealed`, {
+    method: "POST",
+    headers: OCTETS,
+    body: envelope as Uint8Array<ArrayBuffer>,
+  });
   for await (const _ of openResponseFrames(context, answer.body!)) {
     // read to the end
   }
@@ -89,7 +97,11 @@ describe("enclave server: POST /sealed", () => {
     const enclave = await bootWith(engine);
     const url = await serve(enclave);
     const { envelope, context } = await sealedRequest(enclave);
-    const response = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    const response = await fetch(`${url}/sealed`, {
+      method: "POST",
+      headers: OCTETS,
+      body: envelope as Uint8Array<ArrayBuffer>,
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/vnd.cloister.frames");
     const events: { event: ResponseEvent; at: number }[] = [];
@@ -112,7 +124,10 @@ describe("enclave server: POST /sealed", () => {
     const url = await serve(enclave);
     const { envelope } = await sealedRequest(enclave);
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+      const req = httpRequest(`${url}/sealed`, {
+        method: "POST",
+        headers: { ...OCTETS, "content-length": envelope.length },
+      });
       req.on("response", (res) => {
         res.once("data", () => {
           req.destroy();
@@ -138,7 +153,10 @@ describe("enclave server: POST /sealed", () => {
     const enclave = await bootWith(engine);
     const url = await serve(enclave);
     const { envelope } = await sealedRequest(enclave);
-    const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+    const req = httpRequest(`${url}/sealed`, {
+      method: "POST",
+      headers: { ...OCTETS, "content-length": envelope.length },
+    });
     req.on("error", () => {});
     req.end(envelope);
     await new Promise((r) => setTimeout(r, 50));
@@ -156,13 +174,20 @@ describe("enclave server: POST /sealed", () => {
     const other = await bootWith(new ScriptedEngine(() => [done]));
     const url = await serve(enclave);
     const { envelope } = await sealedRequest(other);
-    const wrongKey = await fetch(`${url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    const wrongKey = await fetch(`${url}/sealed`, {
+      method: "POST",
+      headers: OCTETS,
+      body: envelope as Uint8Array<ArrayBuffer>,
+    });
     expect(wrongKey.status).toBe(409);
     expect(((await wrongKey.json()) as { error: { code: string } }).error.code).toBe("WRONG_ENCLAVE_KEY");
 
     const tooBig = await new Promise<{ status: number; connection: string | undefined; body: string }>(
       (resolve, reject) => {
-        const req = httpRequest(`${url}/sealed`, { method: "POST", headers: { "content-length": 17 * 1024 * 1024 } });
+        const req = httpRequest(`${url}/sealed`, {
+          method: "POST",
+          headers: { ...OCTETS, "content-length": 17 * 1024 * 1024 },
+        });
         req.on("response", (res) => {
           let body = "";
           res.on("data", (c: Buffer) => (body += c.toString()));
@@ -185,12 +210,18 @@ describe("enclave server: POST /sealed", () => {
     servers.push(server);
     for (const declareLength of [true, false]) {
       // Read whole, then refused by the envelope checks (version 0), not for its size.
-      const atLimit = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES), { declareLength });
+      const atLimit = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES), {
+        declareLength,
+        headers: OCTETS,
+      });
       expect({ status: atLimit.status, code: atLimit.json.error?.code }).toEqual({
         status: 400,
         code: "UNSUPPORTED_VERSION",
       });
-      const past = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES + 1), { declareLength });
+      const past = await post(`${server.url}/sealed`, new Uint8Array(MAX_SEALED_REQUEST_BYTES + 1), {
+        declareLength,
+        headers: OCTETS,
+      });
       expect({ status: past.status, code: past.json.error?.code, connection: past.connection }).toEqual({
         status: 413,
         code: "BODY_TOO_LARGE",
@@ -209,7 +240,7 @@ describe("enclave server: POST /sealed", () => {
     );
     const largest = new Uint8Array(prefix.length + MAX_REQUEST_CIPHERTEXT_LENGTH);
     largest.set(prefix);
-    const opened = await post(`${server.url}/sealed`, largest, { declareLength: true });
+    const opened = await post(`${server.url}/sealed`, largest, { declareLength: true, headers: OCTETS });
     expect({ status: opened.status, code: opened.json.error?.code }).toEqual({
       status: 400,
       code: "DECRYPTION_FAILED",
@@ -226,7 +257,7 @@ describe("enclave server: POST /sealed", () => {
       const { envelope, context } = await sealedRequest(enclave);
       const response = await fetch(`${url}/sealed`, {
         method: "POST",
-        headers,
+        headers: { ...OCTETS, ...headers },
         body: envelope as Uint8Array<ArrayBuffer>,
       });
       if (response.status !== 200) return { status: response.status, body: await response.json() };
@@ -251,7 +282,11 @@ describe("enclave server: POST /sealed", () => {
 
 describe("enclave server: POST /attestation/challenge", () => {
   const challenge = (url: string, nonce: Uint8Array) =>
-    fetch(`${url}/attestation/challenge`, { method: "POST", body: JSON.stringify({ nonce: base64url.encode(nonce) }) });
+    fetch(`${url}/attestation/challenge`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: JSON.stringify({ nonce: base64url.encode(nonce) }),
+    });
 
   it("answers a nonce of 16 to 64 bytes with the attested key over that nonce and this document", async () => {
     const enclave = await bootWith(new ScriptedEngine(() => [done]));
@@ -286,9 +321,9 @@ describe("enclave server: POST /attestation/challenge", () => {
       return new TextEncoder().encode(json.padEnd(bytes, " "));
     };
     for (const declareLength of [true, false]) {
-      const atLimit = await post(`${url}/attestation/challenge`, question(1024), { declareLength });
+      const atLimit = await post(`${url}/attestation/challenge`, question(1024), { declareLength, headers: JSON_TYPE });
       expect(atLimit.status).toBe(200);
-      const past = await post(`${url}/attestation/challenge`, question(1025), { declareLength });
+      const past = await post(`${url}/attestation/challenge`, question(1025), { declareLength, headers: JSON_TYPE });
       expect({ status: past.status, body: past.json }).toEqual({
         status: 413,
         body: {
@@ -331,7 +366,7 @@ describe("enclave server: GET /audit", () => {
 
 describe("enclave server: POST /audit/checkpoint", () => {
   const checkpointRequest = (url: string, body: string) =>
-    fetch(`${url}/audit/checkpoint`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    fetch(`${url}/audit/checkpoint`, { method: "POST", headers: JSON_TYPE, body });
 
   it("answers with the log's signed head bound to the asker's nonce", async () => {
     const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
@@ -372,6 +407,85 @@ describe("enclave server: POST /audit/checkpoint", () => {
   });
 });
 
+describe("enclave server: request content types", () => {
+  const nonceQuestion = JSON.stringify({ nonce: base64url.encode(new Uint8Array(32)) });
+  const routes = [
+    { path: "/sealed", type: "application/octet-stream" },
+    { path: "/attestation/challenge", type: "application/json" },
+    { path: "/audit/checkpoint", type: "application/json" },
+  ] as const;
+  // What a web page may send without a CORS preflight (the "simple" types), none at all, the other
+  // route's type, and a header that is not a media type (not echoed: it could be anything).
+  const wrong = (type: string) => [
+    undefined,
+    "text/plain",
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    type === "application/json" ? "application/octet-stream" : "application/json",
+    "application/jsonx",
+    "sk-live-0123456789abcdefSECRET",
+  ];
+
+  it.each(routes)(
+    "refuses POST $path of another content type than $type with 415, before reading it",
+    async ({ path, type }) => {
+      const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+      const state = { draining: false, active: 0 };
+      const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
+      servers.push(server);
+      const body =
+        path === "/sealed" ? (await sealedRequest(enclave)).envelope : new TextEncoder().encode(nonceQuestion);
+      for (const found of wrong(type)) {
+        const headers = found === undefined ? {} : { "content-type": found };
+        const refused = await post(`${server.url}${path}`, body, { declareLength: true, headers });
+        // The media type alone (parameters left out), quoted; a header that is none, by its length.
+        const mediaType = found?.split(";")[0]?.trim();
+        const shown =
+          mediaType === undefined
+            ? "none"
+            : mediaType.startsWith("sk-")
+              ? `a header of ${found?.length} characters`
+              : JSON.stringify(mediaType);
+        expect({ status: refused.status, connection: refused.connection, body: refused.json }).toEqual({
+          status: 415,
+          connection: "close",
+          body: {
+            error: {
+              code: "CONTENT_TYPE_UNSUPPORTED",
+              message: `${path}: expected content-type ${type}, found ${shown}`,
+            },
+          },
+        });
+      }
+      expect(state.active).toBe(0);
+      expect(enclave.collectAudit(0).lines).toHaveLength(0);
+    },
+  );
+
+  it("takes its own type whatever its case and parameters", async () => {
+    const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
+    const url = await serve(enclave);
+    for (const type of ["Application/JSON", "application/json; charset=utf-8"]) {
+      const headers = { "content-type": type };
+      const answer = await fetch(`${url}/attestation/challenge`, { method: "POST", headers, body: nonceQuestion });
+      expect(answer.status).toBe(200);
+      const checkpoint = await fetch(`${url}/audit/checkpoint`, { method: "POST", headers, body: nonceQuestion });
+      expect(checkpoint.status).toBe(200);
+    }
+    const { envelope, context } = await sealedRequest(enclave);
+    const sealed = await fetch(`${url}/sealed`, {
+      method: "POST",
+      headers: { "content-type": "APPLICATION/octet-stream ; x=1" },
+      body: envelope as Uint8Array<ArrayBuffer>,
+    });
+    expect(sealed.status).toBe(200);
+    for await (const _ of openResponseFrames(context, sealed.body!)) {
+      // read to the end
+    }
+  });
+});
+
 describe("enclave server: draining (shutting down)", () => {
   it("refuses new sessions and sealed requests with 503 ENCLAVE_DRAINING, finishes the answer under way, keeps serving audit records", async () => {
     const engine = new ScriptedEngine(() => [text("a"), { pauseMs: 150 }, text("b"), done]);
@@ -380,12 +494,17 @@ describe("enclave server: draining (shutting down)", () => {
     const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
     servers.push(server);
     const { envelope, context } = await sealedRequest(enclave);
-    const response = await fetch(`${server.url}/sealed`, { method: "POST", body: envelope as Uint8Array<ArrayBuffer> });
+    const response = await fetch(`${server.url}/sealed`, {
+      method: "POST",
+      headers: OCTETS,
+      body: envelope as Uint8Array<ArrayBuffer>,
+    });
     expect(state.active).toBe(1);
     state.draining = true;
 
     const refused = await fetch(`${server.url}/sealed`, {
       method: "POST",
+      headers: OCTETS,
       body: (await sealedRequest(enclave)).envelope as Uint8Array<ArrayBuffer>,
     });
     expect(refused.status).toBe(503);
@@ -418,7 +537,10 @@ describe("enclave server: draining (shutting down)", () => {
     servers.push(server);
     const { envelope } = await sealedRequest(enclave);
     const { request } = await import("node:http");
-    const req = request(`${server.url}/sealed`, { method: "POST", headers: { "content-length": envelope.length } });
+    const req = request(`${server.url}/sealed`, {
+      method: "POST",
+      headers: { ...OCTETS, "content-length": envelope.length },
+    });
     req.on("error", () => {});
     req.write(envelope.subarray(0, 10));
     const deadline = Date.now() + 5000;

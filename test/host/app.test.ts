@@ -239,6 +239,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ method: "POST", url: "/sealed" });
+    // The enclave's own type (it refuses any other, 415), whatever the caller sent (here none).
+    expect(seen[0]?.headers["content-type"]).toBe("application/octet-stream");
     expect(seen[0]?.headers[TENANT_HEADER]).toBe("team-a");
     expect(seen[0]?.headers.authorization).toBeUndefined();
     expect(new Uint8Array(seen[0]?.body ?? [])).toEqual(sent);
