@@ -2,7 +2,8 @@
  * The key broker's HTTP API (protocol.ts): `POST /v1/kbs/challenge`, `POST /v1/kbs/release`,
  * `GET /healthz`. Every answer is JSON; refusals are `{error: {code, message}}` with the
  * BrokerError's status. One log line per release attempt, with public values only (key id,
- * outcome, code, the refusal's reason, TEE, measurement, timing): never a key, wrapped or not.
+ * outcome, code, the refusal's reason, TEE, measurement, for a release the digests of the manifest
+ * and of the document it went to, timing): never a key, wrapped or not.
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -29,6 +30,12 @@ export interface ReleaseLogEntry {
   readonly tee: string | null;
   readonly simulated: boolean | null;
   readonly measurement: string | null;
+  /**
+   * A release's: SHA-256 of the attested manifest (its compact JWS) and of the attestation document,
+   * in hex, as the enclave's audit records and documents name them. Null for a refusal.
+   */
+  readonly manifestDigest: string | null;
+  readonly documentDigest: string | null;
   readonly ms: number;
 }
 
@@ -288,7 +295,7 @@ function entry(
   code: string | null,
   stage: string | null,
   reason: string | null,
-  record: Pick<ReleaseRecord, "tee" | "simulated" | "measurement"> | null,
+  record: ReleaseRecord | Pick<ReleaseRecord, "tee" | "simulated" | "measurement"> | null,
   started: number,
 ): ReleaseLogEntry {
   return {
@@ -301,6 +308,8 @@ function entry(
     tee: record?.tee ?? null,
     simulated: record?.simulated ?? null,
     measurement: record?.measurement ?? null,
+    manifestDigest: record !== null && "manifestDigest" in record ? record.manifestDigest : null,
+    documentDigest: record !== null && "documentDigest" in record ? record.documentDigest : null,
     ms: Math.round((performance.now() - started) * 100) / 100,
   };
 }

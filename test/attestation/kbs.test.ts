@@ -1167,8 +1167,22 @@ describe("key broker HTTP API", () => {
       ["refused", "KBS_REQUEST_MALFORMED"],
       ["refused", "KBS_REQUEST_TOO_LARGE"],
     ]);
-    expect(logs[3]).toMatchObject({ keyId: null, stage: null, measurement: null });
-    expect(logs[0]).toMatchObject({ keyId: KEY_ID, tee: "sev-snp", simulated: true });
+    expect(logs[3]).toMatchObject({
+      keyId: null,
+      stage: null,
+      measurement: null,
+      manifestDigest: null,
+      documentDigest: null,
+    });
+    // Which manifest and which boot's document the key went to: public digests an audit matches
+    // with the enclave's own records and documents.
+    expect(logs[0]).toMatchObject({
+      keyId: KEY_ID,
+      tee: "sev-snp",
+      simulated: true,
+      manifestDigest: sealedDeployment.manifestDigest,
+      documentDigest: sealedDeployment.documentDigest,
+    });
     const logged = JSON.stringify(logs);
     expect(logged).not.toContain(base64url.encode(MODEL_KEY));
     expect(logged).not.toContain(toHex(MODEL_KEY));
