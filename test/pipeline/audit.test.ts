@@ -2,6 +2,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
 import {
+  type AuditEntry,
   type AuditRecord,
   AuditWriter,
   auditCommitment,
@@ -14,6 +15,7 @@ import {
   verifyAuditCheckpoint,
   verifyAuditLog,
 } from "../../enclave/pipeline/audit.ts";
+import type { PiiFinding } from "../../enclave/pipeline/pii.ts";
 import {
   ATTESTATION_DIGEST,
   fixedClock,
@@ -129,6 +131,17 @@ describe("AuditWriter", () => {
     const { record } = writer.record(sampleEntries(1)[0] as never);
     expect(record.promptHmac).toBeNull();
     expect(record.responseHmac).toBeNull();
+  });
+
+  it("keeps its own copy of the PII findings: a caller changing its list afterwards changes no record", () => {
+    const writer = makeWriter();
+    const piiFindings: { -readonly [K in keyof PiiFinding]: PiiFinding[K] }[] = [{ entity: "email", count: 2 }];
+    const entry = { ...(sampleEntries(1)[0] as AuditEntry), piiFindings };
+    const { record, line } = writer.record(entry);
+    piiFindings.push({ entity: "phone", count: 1 });
+    (piiFindings[0] as { count: number }).count = 9;
+    expect(record.piiFindings).toEqual([{ entity: "email", count: 2 }]);
+    expect(parse(line).record.piiFindings).toEqual([{ entity: "email", count: 2 }]);
   });
 
   it("no plaintext anywhere: a marker in prompt, answer and request id appears in no line or checkpoint", () => {
