@@ -30,6 +30,13 @@ export const TDREPORT_SIZE = 1024;
 export const HCL_REPORT_TYPE = { snp: 2, tdx: 4 } as const;
 export const HCL_HASH_TYPE_SHA256 = 1;
 
+/**
+ * Size of `user-data`: the paravisor copies NV index 0x01400002, which the guest writes with its
+ * REPORT_DATA (64 bytes, attestation/providers/azure-vtpm.ts), as hex.
+ */
+const USER_DATA_BYTES = 64;
+const USER_DATA_HEX = new RegExp(`^[0-9a-fA-F]{${2 * USER_DATA_BYTES}}$`);
+
 /** Upper bound on the runtime JSON, far above what Azure emits (~1.2 KiB). */
 const MAX_RUNTIME_DATA = 64 * 1024;
 
@@ -49,7 +56,7 @@ export interface HclRuntimeData {
   readonly vmConfiguration: Readonly<Record<string, unknown>>;
   /** `vmUniqueId` from vm-configuration, when present. */
   readonly vmUniqueId: string | null;
-  /** `user-data` as written (hex text, 64 bytes = 128 digits), or null when absent. */
+  /** `user-data` as written (64 bytes as 128 hex digits, either case), or null when absent. */
   readonly userData: string | null;
 }
 
@@ -113,8 +120,16 @@ function parseRuntimeData(json: Uint8Array): HclRuntimeData {
   }
   const vmUniqueId = (config as Record<string, unknown>).vmUniqueId;
   const userData = obj["user-data"];
-  if (userData !== undefined && (typeof userData !== "string" || !/^[0-9a-fA-F]*$/.test(userData))) {
-    throw fail("runtime data user-data: expected hex text");
+  if (userData !== undefined && !(typeof userData === "string" && USER_DATA_HEX.test(userData))) {
+    const found =
+      typeof userData !== "string"
+        ? `a ${userData === null ? "null" : Array.isArray(userData) ? "array" : typeof userData}`
+        : /^[0-9a-fA-F]*$/.test(userData)
+          ? `${userData.length} hex digits`
+          : `${userData.length} characters that are not all hex digits`;
+    throw fail(
+      `runtime data user-data: expected ${USER_DATA_BYTES} bytes as ${2 * USER_DATA_BYTES} hex digits, found ${found}`,
+    );
   }
   return {
     json,

@@ -476,12 +476,32 @@ describe("HCL report layout and runtime data (parseHclReport)", () => {
       withRuntime({ ...runtime, "vm-configuration": undefined }),
       "runtime data vm-configuration: expected an object",
     ],
+    // user-data is the 64 bytes the guest wrote to NV index 0x01400002 (REPORT_DATA's size), as hex.
     [
       "user-data not hex",
-      withRuntime({ ...runtime, "user-data": "00zz" }),
-      "runtime data user-data: expected hex text",
+      withRuntime({ ...runtime, "user-data": `${"00".repeat(63)}zz` }),
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found 128 characters that are not all hex digits",
     ],
-    ["user-data a number", withRuntime({ ...runtime, "user-data": 0 }), "runtime data user-data: expected hex text"],
+    [
+      "user-data a number",
+      withRuntime({ ...runtime, "user-data": 0 }),
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found a number",
+    ],
+    [
+      "user-data of 32 bytes",
+      withRuntime({ ...runtime, "user-data": "ab".repeat(32) }),
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found 64 hex digits",
+    ],
+    [
+      "user-data one digit over",
+      withRuntime({ ...runtime, "user-data": `${"ab".repeat(64)}0` }),
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found 129 hex digits",
+    ],
+    [
+      "user-data empty",
+      withRuntime({ ...runtime, "user-data": "" }),
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found 0 hex digits",
+    ],
   ];
   it.each(malformedRuntime)("refuses runtime data with %s (AZURE_HCL_REPORT_MALFORMED)", (_name, bytes, message) => {
     expect(refusal(bytes)).toMatchObject({ code: "AZURE_HCL_REPORT_MALFORMED", message: `HCL report: ${message}` });
