@@ -355,9 +355,11 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     process.exitCode = 1;
     return;
   }
-  let found: AuditRecord | undefined;
+  // Every record with this hash, in log order: a request id sent twice (after the replay window;
+  // the SDK never does) has a record each time, under one opening, and none is chosen silently.
+  const found: AuditRecord[] = [];
   const result = await verifyAuditLogFile(options.log, publicKey, {}, (record) => {
-    if (found === undefined && record.requestIdHash === requestIdHash) found = record;
+    if (record.requestIdHash === requestIdHash) found.push(record);
   });
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   // With --json every outcome is one JSON object (found or not, why not), and the exit code says it.
@@ -378,7 +380,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     fail(new AuditVerifyError(result.error.code, result.error.index, result.error.message));
     return;
   }
-  if (found === undefined) {
+  const first = found[0];
+  if (first === undefined) {
     fail(
       new AuditFindError(
         "AUDIT_RECORD_NOT_FOUND",
@@ -387,39 +390,24 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     );
     return;
   }
-  const checks: Record<string, boolean> = {};
   const opening = openingHex === undefined ? undefined : Buffer.from(openingHex, "hex");
-  for (const [kind, content, field] of [
-    ["prompt", prompt, "promptHmac"],
-    ["response", answer, "responseHmac"],
-  ] as const) {
-    if (content === undefined || opening === undefined) continue;
-    const recorded = found[field];
-    // The answer text of --chat-json is checked only when the record keeps an answer commitment.
-    if (recorded === null && kind === "response" && options.answerFile === undefined) continue;
-    if (recorded === null) {
-      fail(
-        new AuditFindError(
-          "AUDIT_NO_COMMITMENT",
-          `record ${found.seq} ${field}: the record keeps none (the manifest's audit settings, or the request was refused before it)`,
-        ),
-        { record: { seq: found.seq } },
-      );
-      return;
-    }
-    checks[kind === "prompt" ? "prompt" : "answer"] = auditCommitment(opening, kind, content) === recorded;
+  const compared = found.map((record) => compareWithRecord(record, { opening, prompt, answer }, options));
+  // The record about the text given (the first, if several are); -1 when none is.
+  const aboutText = compared.findIndex((c) => c.missing === null && Object.values(c.checks).every((ok) => ok));
+  const firstMissing = compared[0]?.missing ?? null;
+  if (aboutText < 0 && firstMissing !== null && compared.every((c) => c.missing !== null)) {
+    const which = found.length === 1 ? `record ${first.seq}` : `records ${found.map((r) => r.seq).join(", ")}`;
+    fail(
+      new AuditFindError(
+        "AUDIT_NO_COMMITMENT",
+        `${which} ${firstMissing}: the record keeps none (the manifest's audit settings, or the request was refused before it)`,
+      ),
+      { record: { seq: first.seq } },
+    );
+    return;
   }
-  const summary = {
-    seq: found.seq,
-    time: found.time,
-    decision: found.decision,
-    blockedBy: found.blockedBy,
-    ruleId: found.ruleId,
-    piiFindings: found.piiFindings,
-    error: found.error,
-    usage: found.usage,
-  };
-  const mismatch = Object.entries(checks).find(([, ok]) => !ok);
+  // Shown as `record`: the one about the text, else the first found.
+  const shown = Math.max(aboutText, 0);
   if (options.json) {
     printJson({
       found: true,
@@ -427,35 +415,93 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       records: result.records,
       publicKey: publicKeyHex,
       keySource,
-      record: summary,
-      matches: checks,
-      ...(mismatch === undefined ? {} : { code: "AUDIT_COMMITMENT_MISMATCH" }),
+      record: recordSummary(found[shown] ?? first),
+      matches: compared[shown]?.checks,
+      allFound: found.map((record, i) => ({
+        record: recordSummary(record),
+        matches: compared[i]?.checks,
+        ...(compared[i]?.missing == null ? {} : { noCommitment: compared[i]?.missing }),
+      })),
+      ...(aboutText < 0 ? { code: "AUDIT_COMMITMENT_MISMATCH" } : {}),
     });
-    if (mismatch !== undefined) process.exitCode = 1;
+    if (aboutText < 0) process.exitCode = 1;
     return;
   }
-  process.stdout.write(
-    `record ${found.seq} of ${result.records} (log valid, key from --${keySource}): ${found.time}, ${found.decision}${found.blockedBy === null ? "" : ` by ${found.blockedBy}${found.ruleId === null ? "" : ` (${found.ruleId})`}`}${found.usage === null ? "" : `, ${found.usage.promptTokens} + ${found.usage.completionTokens} tokens`}${found.piiFindings.length === 0 ? "" : `, PII redacted: ${found.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
-  );
-  for (const [what, ok] of Object.entries(checks)) {
+  if (found.length > 1) {
     process.stdout.write(
-      `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
+      `${found.length} records have this requestIdHash (its request id was sent more than once), in log order:\n`,
     );
   }
+  for (const [i, record] of found.entries()) {
+    process.stdout.write(
+      `record ${record.seq} of ${result.records} (log valid, key from --${keySource}): ${record.time}, ${record.decision}${record.blockedBy === null ? "" : ` by ${record.blockedBy}${record.ruleId === null ? "" : ` (${record.ruleId})`}`}${record.usage === null ? "" : `, ${record.usage.promptTokens} + ${record.usage.completionTokens} tokens`}${record.piiFindings.length === 0 ? "" : `, PII redacted: ${record.piiFindings.map((f) => `${f.entity}×${f.count}`).join(", ")}`}\n`,
+    );
+    const comparison = compared[i];
+    if (comparison?.missing != null) process.stdout.write(`${comparison.missing}: this record keeps none\n`);
+    for (const [what, ok] of Object.entries(comparison?.checks ?? {})) {
+      process.stdout.write(
+        `${what}: ${ok ? "matches the record's commitment" : "DOES NOT match the record's commitment"}\n`,
+      );
+    }
+  }
   // Found by its request id alone: say so, rather than let "found" read as "about this text".
-  if (Object.keys(checks).length === 0) {
+  if (compared.every((c) => Object.keys(c.checks).length === 0 && c.missing === null)) {
     process.stdout.write(
       opening === undefined
         ? "no text compared: the record is found by its request id; give its opening (--chat-json or --opening-file) with --prompt-file or --answer-file to check it is about that text\n"
         : "no text compared: give --prompt-file (or --answer-file) to check the record is about that text\n",
     );
   }
-  if (mismatch !== undefined) {
+  if (aboutText < 0) {
+    const mismatch = Object.entries(compared[0]?.checks ?? {}).find(([, ok]) => !ok)?.[0];
     throw new AuditFindError(
       "AUDIT_COMMITMENT_MISMATCH",
-      `the record's ${mismatch[0]} commitment does not match the given text`,
+      found.length === 1
+        ? `the record's ${mismatch} commitment does not match the given text`
+        : `none of the ${found.length} records with this requestIdHash has commitments that match the given text`,
     );
   }
+}
+
+/** What `audit find` shows of a record. */
+function recordSummary(record: AuditRecord) {
+  return {
+    seq: record.seq,
+    time: record.time,
+    decision: record.decision,
+    blockedBy: record.blockedBy,
+    ruleId: record.ruleId,
+    piiFindings: record.piiFindings,
+    error: record.error,
+    usage: record.usage,
+  };
+}
+
+/** One record's commitments against the text given: each check made, or the commitment it lacks. */
+interface RecordComparison {
+  readonly checks: Readonly<Record<string, boolean>>;
+  /** The commitment a text was given for that this record keeps none of (then no check is made). */
+  readonly missing: "promptHmac" | "responseHmac" | null;
+}
+
+function compareWithRecord(
+  record: AuditRecord,
+  given: { opening: Uint8Array | undefined; prompt: Uint8Array | undefined; answer: Uint8Array | undefined },
+  options: AuditFindCommandOptions,
+): RecordComparison {
+  const checks: Record<string, boolean> = {};
+  for (const [kind, content, field] of [
+    ["prompt", given.prompt, "promptHmac"],
+    ["response", given.answer, "responseHmac"],
+  ] as const) {
+    if (content === undefined || given.opening === undefined) continue;
+    const recorded = record[field];
+    // The answer text of --chat-json is checked only when the record keeps an answer commitment.
+    if (recorded === null && kind === "response" && options.answerFile === undefined) continue;
+    if (recorded === null) return { checks: {}, missing: field };
+    checks[kind === "prompt" ? "prompt" : "answer"] = auditCommitment(given.opening, kind, content) === recorded;
+  }
+  return { checks, missing: null };
 }
 
 export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Promise<void> {

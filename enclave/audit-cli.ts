@@ -74,12 +74,16 @@ export function registerAuditCommands(program: Command): void {
     .command("find")
     .addHelpText(
       "after",
-      examples(
+      `${examples(
         "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json",
-      ),
+      )}
+
+A request id sent more than once (the SDK never does) has a record each time: every record with its
+hash is shown, in log order, each checked against the text given; the command succeeds when one of
+them is about that text (with --json: "record" is that one, "allFound" lists them all).`,
     )
     .description(
-      "verify an audit log, find one request's record, and (with its opening) check that the record is about your prompt and answer",
+      "verify an audit log, find one request's record (every record with its request id hash, in log order), and (with its opening) check that the record is about your prompt and answer",
     )
     .requiredOption("--log <file>", "the audit log (one record per line, as the host stores it)")
     .option("--key <hex>", "the enclave's Ed25519 public key (default with --chat-json: its signingKey)")

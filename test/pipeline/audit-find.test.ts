@@ -17,16 +17,24 @@ const PROMPT = "What does the enclave do?";
 const ANSWER = "It keeps prompts private.";
 let dir: string;
 
-async function writeLog(name: string, recordResponseHash: boolean): Promise<{ log: string; chat: string }> {
-  const writer = new AuditWriter({
+/** A writer of the boot "cd…" whose records commit to the prompt, and to the answer when asked. */
+function writerOf(recordResponseHash: boolean): AuditWriter {
+  return new AuditWriter({
     signingSecretKey: KEYS.secretKey,
     modelSha256: "ab".repeat(32),
     attestationDigest: "cd".repeat(32),
     settings: { recordPromptHash: true, recordResponseHash },
   });
-  const lines: string[] = [];
-  for (const requestId of ["11".repeat(16), "22".repeat(16)]) {
-    lines.push(
+}
+
+/** Writes one answered request's record per [request id, prompt, answer] to `name`.jsonl; its path. */
+async function logOf(
+  name: string,
+  writer: AuditWriter,
+  requests: readonly (readonly [string, string, string | null])[],
+): Promise<string> {
+  const lines = requests.map(
+    ([requestId, prompt, response]) =>
       writer.record({
         requestId,
         tenant: "t",
@@ -35,14 +43,22 @@ async function writeLog(name: string, recordResponseHash: boolean): Promise<{ lo
         ruleId: null,
         piiFindings: [],
         error: null,
-        prompt: PROMPT,
-        response: ANSWER,
+        prompt,
+        response,
         usage: { promptTokens: 5, completionTokens: 6 },
       }).line,
-    );
-  }
+  );
   const log = join(dir, `${name}.jsonl`);
   await writeFile(log, `${lines.join("\n")}\n`);
+  return log;
+}
+
+async function writeLog(name: string, recordResponseHash: boolean): Promise<{ log: string; chat: string }> {
+  const writer = writerOf(recordResponseHash);
+  const log = await logOf(name, writer, [
+    ["11".repeat(16), PROMPT, ANSWER],
+    ["22".repeat(16), PROMPT, ANSWER],
+  ]);
   const requestId = "22".repeat(16);
   const chat = join(dir, `${name}-chat.json`);
   await writeFile(
@@ -120,6 +136,63 @@ describe("cloister audit find", () => {
     const bad = await find(tampered, "--chat-json", chat, "--json");
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ found: false, logValid: false });
+  });
+
+  it("reports every record whose request id hash it is, in log order, and checks the text against each", async () => {
+    // A client that sent one request id twice (after the replay window: the SDK never does) has two
+    // records under one requestIdHash, and one opening for both (it is derived from the hash).
+    const writer = writerOf(false);
+    const reused = "33".repeat(16);
+    const log = await logOf("reused", writer, [
+      [reused, "first prompt", null],
+      ["44".repeat(16), "other request", null],
+      [reused, "second prompt", null],
+    ]);
+    const opening = join(dir, "reused-opening.txt");
+    await writeFile(opening, toHex(writer.openingFor(reused)));
+    const hash = auditRequestIdHash(reused);
+    const byPrompt = async (prompt: string, ...extra: string[]) => {
+      const file = join(dir, "reused-prompt.txt");
+      await writeFile(file, prompt);
+      return find(log, "--request-id-hash", hash, "--opening-file", opening, "--prompt-file", file, ...extra);
+    };
+
+    const text = await byPrompt("first prompt");
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.split("\n").map((line) => line.replace(/\(log valid.*$/, "…"))).toEqual([
+      "2 records have this requestIdHash (its request id was sent more than once), in log order:",
+      "record 0 of 3 …",
+      "prompt: matches the record's commitment",
+      "record 2 of 3 …",
+      "prompt: DOES NOT match the record's commitment",
+      "",
+    ]);
+    for (const [prompt, seq] of [
+      ["first prompt", 0],
+      ["second prompt", 2],
+    ] as const) {
+      const run = await byPrompt(prompt, "--json");
+      expect(run.code, run.stderr).toBe(0);
+      const json = JSON.parse(run.stdout);
+      // `record`: the one about the text given; `allFound`: every record with the hash, in log order.
+      expect(json).toMatchObject({ found: true, record: { seq }, matches: { prompt: true } });
+      expect(
+        json.allFound.map((f: { record: { seq: number }; matches: unknown }) => [f.record.seq, f.matches]),
+      ).toEqual([
+        [0, { prompt: seq === 0 }],
+        [2, { prompt: seq === 2 }],
+      ]);
+    }
+    // About neither: a mismatch, each record shown.
+    const neither = await byPrompt("third prompt", "--json");
+    expect(neither.code).toBe(1);
+    expect(JSON.parse(neither.stdout)).toMatchObject({
+      found: true,
+      record: { seq: 0 },
+      matches: { prompt: false },
+      allFound: [{ record: { seq: 0 } }, { record: { seq: 2 } }],
+      code: "AUDIT_COMMITMENT_MISMATCH",
+    });
   });
 
   it("takes the key from --chat-json, and names the right log when given another boot's", async () => {
