@@ -390,7 +390,16 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: readonly
  * ConfigurationError (code POLICY_INVALID) listing every problem with its field path, e.g.
  * `snp.minimumTcb.microcode: expected a number <= 255, found 1000`.
  */
-export function parseAttestationPolicy(input: unknown): AttestationPolicy {
+export function parseAttestationPolicy(
+  input: unknown,
+  options: {
+    /**
+     * The parsed file the policy was taken from (`input` itself, at `path` in it), when it is part
+     * of a larger one: each problem is then named by its field path in that file.
+     */
+    readonly within?: { readonly file: unknown; readonly path: readonly PropertyKey[] };
+  } = {},
+): AttestationPolicy {
   let value = input;
   if (typeof input === "string") {
     try {
@@ -405,7 +414,8 @@ export function parseAttestationPolicy(input: unknown): AttestationPolicy {
   // reportInput: isMissing tells an absent field by the issue's input. The issues stay here.
   const result = AttestationPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
-    const problems = describeIssues(result.error.issues, value, []);
+    const { file, path } = options.within ?? { file: value, path: [] };
+    const problems = describeIssues(result.error.issues, file, path);
     const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";
     // No cause: the issues hold the input (values, and the names of unknown fields), which may be
     // misplaced secrets; the message lists every problem.

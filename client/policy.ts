@@ -153,12 +153,14 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   }
   let attestation: AttestationPolicy;
   try {
-    attestation = parseAttestationPolicy(result.data.attestation);
+    attestation = parseAttestationPolicy(result.data.attestation, {
+      within: { file: value, path: ["attestation"] },
+    });
   } catch (error) {
     throw new ClientError(
       "configuration",
       "POLICY_INVALID",
-      `client policy: attestation.${(error as Error).message.replace(/^attestation policy: /, "")}`,
+      `client policy: ${(error as Error).message.replace(/^attestation policy: /, "")}`,
       {
         cause: error,
       },

@@ -44,6 +44,18 @@ async function rejectionOf(promise: Promise<unknown>): Promise<string> {
   );
 }
 
+/** A simulator client policy as a plain JSON value, to break a field of. */
+function simulatorPolicyValue() {
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: "ab".repeat(48),
+    operatorKey: { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
+    modelSha256: "00".repeat(32),
+    serviceName: "svc",
+  });
+  return JSON.parse(JSON.stringify(policy));
+}
+
 /** The first issue of `schema` refusing `value`, formatted. */
 function formatted(schema: z.ZodType, value: unknown): string {
   const result = schema.safeParse(value);
@@ -53,17 +65,20 @@ function formatted(schema: z.ZodType, value: unknown): string {
 
 describe("validation messages name the expected and the found value", () => {
   it("a client policy's number out of range: the bound and the number found", () => {
-    const policy = simulatorClientPolicy({
-      tee: "sim-snp",
-      measurement: "ab".repeat(48),
-      operatorKey: { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
-      modelSha256: "00".repeat(32),
-      serviceName: "svc",
-    });
-    const value = JSON.parse(JSON.stringify(policy));
+    const value = simulatorPolicyValue();
     value.attestation.snp.minimumTcb.microcode = 1000;
     expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
       "client policy: attestation.snp.minimumTcb.microcode: expected a number <= 255, found 1000",
+    );
+  });
+
+  it("a client policy's attestation problems each name their path in the client policy file", () => {
+    const value = simulatorPolicyValue();
+    value.attestation.snp.allowedVmpls = [9];
+    value.attestation.snp.hostData = ["zz"];
+    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+      "client policy: attestation.snp.allowedVmpls[0]: expected a number <= 3, found 9; " +
+        'attestation.snp.hostData: expected 32 bytes as 64 hex digits or a skip { "skip": { "reason": "…" } }, found an array of 1 item',
     );
   });
 
