@@ -17,7 +17,7 @@ import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
 import { constantTimeEqual } from "../crypto.ts";
 import type { VerifiedEnclave } from "../document.ts";
-import { AttestationError } from "../errors.ts";
+import { AttestationError, type VerifiedEvidenceIdentity } from "../errors.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /**
@@ -32,10 +32,11 @@ export class BrokerError extends Error {
   /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
   /**
-   * Attestation failures after the evidence verified: what the enclave is (public values), for the
-   * broker's log — how an operator learns the measurement of a new image its policy does not list.
+   * Refusals after the evidence verified: what the enclave is (public values), for the broker's
+   * log — how an operator learns the measurement of a new image its policy does not list. After the
+   * whole document verified (KBS_KEY_NOT_IN_MANIFEST), also the digests a release's record has.
    */
-  readonly evidence: { readonly tee: string; readonly simulated: boolean; readonly measurement: string } | undefined;
+  readonly evidence: VerifiedEvidenceIdentity | Omit<ReleaseRecord, "keyId"> | undefined;
 
   constructor(
     code: string,
@@ -338,6 +339,13 @@ export class KeyBroker {
       }
       throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
     }
+    const verified = {
+      tee: enclave.tee,
+      simulated: enclave.simulated,
+      measurement: enclave.measurement,
+      manifestDigest: enclave.manifestDigest,
+      documentDigest: enclave.documentDigest,
+    };
     // The key goes only to a deployment whose attested manifest says its model is sealed under it.
     const model = parseManifest(enclave.manifest.manifest).model;
     if (!model.sealedAtRest || model.keyId !== keyId) {
@@ -345,6 +353,7 @@ export class KeyBroker {
         "KBS_KEY_NOT_IN_MANIFEST",
         403,
         `manifest model.keyId: expected "${keyId}" with sealedAtRest true, found ${model.keyId === null ? "null" : `"${model.keyId}"`} (sealedAtRest ${model.sealedAtRest})`,
+        { evidence: verified },
       );
     }
     const wrapped = wrapModelKey({
@@ -354,17 +363,7 @@ export class KeyBroker {
       challenge: challengeBytes,
       documentDigest: enclave.documentDigest,
     });
-    return {
-      wrapped,
-      record: {
-        keyId,
-        tee: enclave.tee,
-        simulated: enclave.simulated,
-        measurement: enclave.measurement,
-        manifestDigest: enclave.manifestDigest,
-        documentDigest: enclave.documentDigest,
-      },
-    };
+    return { wrapped, record: { keyId, ...verified } };
   }
 }
 

@@ -2,8 +2,9 @@
  * The key broker's HTTP API (protocol.ts): `POST /v1/kbs/challenge`, `POST /v1/kbs/release`,
  * `GET /healthz`. Every answer is JSON; refusals are `{error: {code, message}}` with the
  * BrokerError's status. One log line per release attempt, with public values only (key id,
- * outcome, code, the refusal's reason, TEE, measurement, for a release the digests of the manifest
- * and of the document it went to, timing): never a key, wrapped or not.
+ * outcome, code, the refusal's reason, TEE, measurement, for a release (and a refusal after the
+ * document verified) the digests of the manifest and of the document, timing): never a key, wrapped
+ * or not.
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -31,8 +32,9 @@ export interface ReleaseLogEntry {
   readonly simulated: boolean | null;
   readonly measurement: string | null;
   /**
-   * A release's: SHA-256 of the attested manifest (its compact JWS) and of the attestation document,
-   * in hex, as the enclave's audit records and documents name them. Null for a refusal.
+   * SHA-256 of the attested manifest (its compact JWS) and of the attestation document, in hex, as
+   * the enclave's audit records and documents name them: a release's, and a refusal's after the
+   * whole document verified (KBS_KEY_NOT_IN_MANIFEST). Null for any other refusal.
    */
   readonly manifestDigest: string | null;
   readonly documentDigest: string | null;
@@ -295,7 +297,7 @@ function entry(
   code: string | null,
   stage: string | null,
   reason: string | null,
-  record: ReleaseRecord | Pick<ReleaseRecord, "tee" | "simulated" | "measurement"> | null,
+  record: ReleaseRecord | NonNullable<BrokerError["evidence"]> | null,
   started: number,
 ): ReleaseLogEntry {
   return {

@@ -115,26 +115,29 @@ async function request(kbs: KeyBroker, d: Deployment, overrides: Record<string, 
   return { body: { keyId: KEY_ID, document: d.document, challenge, answer, ...overrides }, challenge };
 }
 
-/** A release request for the sealed deployment, answering `challenge`. */
-async function releaseBody(challenge: string) {
+/** A release request for `d` (by default the sealed deployment), answering `challenge`. */
+async function releaseBody(challenge: string, d: Deployment = sealedDeployment) {
   const answer = await createNonceAnswer({
-    keys: sealedDeployment.keys,
-    document: sealedDeployment.document,
+    keys: d.keys,
+    document: d.document,
     nonce: base64url.decode(challenge),
     now: new Date(),
   });
-  return { keyId: KEY_ID, document: sealedDeployment.document, challenge, answer };
+  return { keyId: KEY_ID, document: d.document, challenge, answer };
 }
 
-/** Takes a challenge from `app` and posts the sealed deployment's release answering it. */
-async function releaseThrough(app: ReturnType<typeof createBrokerApp>): Promise<Response> {
+/** Takes a challenge from `app` and posts `d`'s release (by default the sealed deployment's) answering it. */
+async function releaseThrough(
+  app: ReturnType<typeof createBrokerApp>,
+  d: Deployment = sealedDeployment,
+): Promise<Response> {
   const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
     challenge: string;
   };
   return app.request("/v1/kbs/release", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify(await releaseBody(challenge)),
+    body: JSON.stringify(await releaseBody(challenge, d)),
   });
 }
 
@@ -421,21 +424,7 @@ describe("key broker", () => {
     expect(notAccepted).toMatchObject({ stage: "appraise", message: expect.stringContaining("TEE_NOT_ACCEPTED") });
     expect(notAccepted.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
     const logs: ReleaseLogEntry[] = [];
-    const app = createBrokerApp(kbs, (e) => logs.push(e));
-    const { challenge } = (await (await app.request("/v1/kbs/challenge", { method: "POST" })).json()) as {
-      challenge: string;
-    };
-    const answer = await createNonceAnswer({
-      keys: sealedDeployment.keys,
-      document: sealedDeployment.document,
-      nonce: base64url.decode(challenge),
-      now: new Date(),
-    });
-    await app.request("/v1/kbs/release", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ keyId: KEY_ID, document: sealedDeployment.document, challenge, answer }),
-    });
+    await releaseThrough(createBrokerApp(kbs, (e) => logs.push(e)));
     expect(logs).toEqual([
       expect.objectContaining({ outcome: "refused", code: "KBS_ATTESTATION_FAILED", measurement: toHex(MEASUREMENT) }),
     ]);
@@ -448,6 +437,30 @@ describe("key broker", () => {
       const error = await refusal(kbs.release((await request(kbs, d)).body));
       expect(error).toMatchObject({ code: "KBS_KEY_NOT_IN_MANIFEST", status: 403 });
     }
+    // Refused after the enclave verified: its log line names what was verified (public values), as
+    // a release's does, so an operator can tell which boot and manifest asked for the key.
+    const logs: ReleaseLogEntry[] = [];
+    const response = await releaseThrough(
+      createBrokerApp(broker(anyModel), (e) => logs.push(e)),
+      otherKeyDeployment,
+    );
+    expect(response.status).toBe(403);
+    expect(logs).toEqual([
+      {
+        event: "release",
+        outcome: "refused",
+        keyId: KEY_ID,
+        code: "KBS_KEY_NOT_IN_MANIFEST",
+        stage: null,
+        reason: `manifest model.keyId: expected "${KEY_ID}" with sealedAtRest true, found "another-key" (sealedAtRest true)`,
+        tee: "sev-snp",
+        simulated: true,
+        measurement: toHex(MEASUREMENT),
+        manifestDigest: otherKeyDeployment.manifestDigest,
+        documentDigest: otherKeyDeployment.documentDigest,
+        ms: expect.any(Number),
+      },
+    ]);
   });
 
   it("refuses a model digest the release policy does not allow", async () => {
