@@ -523,4 +523,16 @@ describe("GGUF errors quote file contents safely", () => {
     expect(err.message).toContain("\\u001b");
     expect(err.message.length).toBeLessThan(300);
   });
+
+  it("cut on a character boundary: an astral character across the cut is dropped whole, not halved to a lone surrogate", () => {
+    // 'metadata key "' is 14 units, so the emoji's two UTF-16 units are the 160th and 161st.
+    const key = `${"x".repeat(145)}\u{1F600}${"y".repeat(100)}`;
+    const err = expectFormatError(rawGguf({ kvs: [rawKv(key, 0, [1]), rawKv(key, 0, [2])] }), "GGUF_DUPLICATE");
+    expect(err.field).toBe(`metadata key "${"x".repeat(145)}…`);
+    expect(err.message).not.toMatch(/\p{Cs}/u);
+    // One unit earlier, the whole character fits within the 160 and is kept.
+    const fits = `${"x".repeat(144)}\u{1F600}${"y".repeat(100)}`;
+    const kept = expectFormatError(rawGguf({ kvs: [rawKv(fits, 0, [1]), rawKv(fits, 0, [2])] }), "GGUF_DUPLICATE");
+    expect(kept.field).toBe(`metadata key "${"x".repeat(144)}\u{1F600}…`);
+  });
 });
