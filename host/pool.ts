@@ -33,10 +33,8 @@ export interface PoolMember {
 }
 
 export interface PoolOptions {
-  readonly fetchText: (
-    url: string,
-    init?: { method: "POST"; body: string },
-  ) => Promise<{ status: number; text: string }>;
+  /** GETs `url` (a member's `/attestation`) and returns its status and whole body as text. */
+  readonly fetchText: (url: string) => Promise<{ status: number; text: string }>;
   readonly refreshMs?: number;
   readonly onChange?: (member: PoolMember) => void;
 }
