@@ -1,7 +1,8 @@
 /**
  * A small HTTP listener for a fetch handler (hono app) on a given address, with connection limits
  * and a clean close. Shared by every server (enclave, host, key broker, proxy, web page); it carries
- * no protocol logic beyond the sealed request size limit both enclave and host apply.
+ * no protocol logic beyond what both enclave and host apply: the sealed request size limit and the
+ * content-type refusal's wording.
  */
 
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -220,6 +221,27 @@ export async function listenLoopback(
       },
     };
   }
+}
+
+/** A media type as `type/subtype` (RFC 9110 tokens): shown in a refusal; any other header is not. */
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]{1,64}\/[A-Za-z0-9!#$&^_.+-]{1,64}$/;
+
+/**
+ * Why a POST's Content-Type `header` is not `expected` (its case and parameters aside), for a 415
+ * CONTENT_TYPE_UNSUPPORTED that enclave and host word alike: `${route}: expected content-type …,
+ * found …` (the media type quoted; a header that is none, by its length, as it may be anything).
+ * Null when it is `expected`.
+ */
+export function contentTypeRefusal(header: string | undefined, expected: string, route: string): string | null {
+  const mediaType = header?.split(";")[0]?.trim();
+  if (mediaType?.toLowerCase() === expected) return null;
+  const found =
+    mediaType === undefined
+      ? "none"
+      : MEDIA_TYPE.test(mediaType)
+        ? JSON.stringify(mediaType)
+        : `a header of ${header?.length} characters`;
+  return `${route}: expected content-type ${expected}, found ${found}`;
 }
 
 /**

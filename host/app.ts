@@ -18,7 +18,7 @@ import { Agent, request as httpRequest, type IncomingMessage, type ServerRespons
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { readBodyWithin } from "../enclave/http.ts";
+import { contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -243,6 +243,17 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   };
   const authenticate = (c: Context<Env & { Variables: Variables }>, permission: Permission): Caller =>
     options.apiKeys.authorize(identify(c), permission);
+  /**
+   * A POST's body must be of the type its enclave route takes, as the enclave itself requires
+   * (enclave/server.ts): refused with the enclave's code and wording, after the caller is known and
+   * before a token is taken or the body read (415, Connection: close). The host forwards with that
+   * type whatever it is given, so without this a caller's wrong type would pass here and fail only
+   * against an enclave reached directly.
+   */
+  const requireContentType = (c: Context<Env & { Variables: Variables }>, expected: string): void => {
+    const refusal = contentTypeRefusal(c.req.header("content-type"), expected, c.req.path);
+    if (refusal !== null) throw new HostError("CONTENT_TYPE_UNSUPPORTED", 415, refusal);
+  };
 
   // For load balancers, whoever asks: up or not. The load (in flight, queued) and the pool's members
   // (key ids, states) only to a caller whose API key may attest: they show traffic and routing. No
@@ -319,7 +330,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     ["/v1/audit/checkpoint", "/audit/checkpoint"],
   ] as const) {
     app.post(route, async (c) => {
-      authenticate(c, "attest");
+      const record = identify(c);
+      requireContentType(c, "application/json");
+      options.apiKeys.authorize(record, "attest");
       const member = await namedMember(c.req.query("enclave"));
       const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
       c.set("requestBytes", body.length);
@@ -334,6 +347,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   app.post("/v1/sealed", async (c) => {
     const record = identify(c);
+    requireContentType(c, "application/octet-stream");
     // Before the body is read: a key that may not send sealed requests, or is past its rate, is
     // refused without buffering anything, and only so many bodies are read at once.
     options.apiKeys.admit(record, SEALED_PERMISSIONS);

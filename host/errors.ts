@@ -40,10 +40,10 @@ export function errorResponse(c: Context, error: unknown): Response {
   if (error instanceof HostError) {
     if (error.retryAfterSeconds !== undefined) c.header("Retry-After", String(error.retryAfterSeconds));
     // The rest of an oversize body is never read, nor a late one waited for (host/app.ts
-    // readRequestBody), so this connection cannot carry another request: say so (node then closes
-    // it once the answer is written), or the client reuses it and its next request fails on a
-    // socket the server drops.
-    if (error.status === 413 || error.status === 408) c.header("Connection", "close");
+    // readRequestBody), nor any of a body of the wrong type, so this connection cannot carry another
+    // request: say so (node then closes it once the answer is written), or the client reuses it and
+    // its next request fails on a socket the server drops.
+    if (error.status === 413 || error.status === 408 || error.status === 415) c.header("Connection", "close");
     // RFC 9110 §11.6.1: a 401 names the scheme it wants (RFC 6750 §3: Bearer).
     if (error.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cloister"');
     return c.json({ error: { code: error.code, message: error.message } }, error.status);

@@ -15,6 +15,7 @@ import { createEnclaveApp } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH, TENANT_HEADER } from "../../sealed/envelope.ts";
 import { enclaveKeyId, openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { contentTypeRefusalMessage, wrongContentTypes } from "../helpers/content-types.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const servers: RunningServer[] = [];
@@ -414,19 +415,6 @@ describe("enclave server: request content types", () => {
     { path: "/attestation/challenge", type: "application/json" },
     { path: "/audit/checkpoint", type: "application/json" },
   ] as const;
-  // What a web page may send without a CORS preflight (the "simple" types), none at all, the other
-  // route's type, and a header that is not a media type (not echoed: it could be anything).
-  const wrong = (type: string) => [
-    undefined,
-    "text/plain",
-    "text/plain;charset=UTF-8",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x",
-    type === "application/json" ? "application/octet-stream" : "application/json",
-    "application/jsonx",
-    "sk-live-0123456789abcdefSECRET",
-  ];
-
   it.each(routes)(
     "refuses POST $path of another content type than $type with 415, before reading it",
     async ({ path, type }) => {
@@ -436,25 +424,14 @@ describe("enclave server: request content types", () => {
       servers.push(server);
       const body =
         path === "/sealed" ? (await sealedRequest(enclave)).envelope : new TextEncoder().encode(nonceQuestion);
-      for (const found of wrong(type)) {
+      for (const found of wrongContentTypes(type)) {
         const headers = found === undefined ? {} : { "content-type": found };
         const refused = await post(`${server.url}${path}`, body, { declareLength: true, headers });
-        // The media type alone (parameters left out), quoted; a header that is none, by its length.
-        const mediaType = found?.split(";")[0]?.trim();
-        const shown =
-          mediaType === undefined
-            ? "none"
-            : mediaType.startsWith("sk-")
-              ? `a header of ${found?.length} characters`
-              : JSON.stringify(mediaType);
         expect({ status: refused.status, connection: refused.connection, body: refused.json }).toEqual({
           status: 415,
           connection: "close",
           body: {
-            error: {
-              code: "CONTENT_TYPE_UNSUPPORTED",
-              message: `${path}: expected content-type ${type}, found ${shown}`,
-            },
+            error: { code: "CONTENT_TYPE_UNSUPPORTED", message: contentTypeRefusalMessage(path, type, found) },
           },
         });
       }

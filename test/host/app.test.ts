@@ -23,9 +23,13 @@ import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.
 import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
+import { contentTypeRefusalMessage, wrongContentTypes } from "../helpers/content-types.ts";
 
 const KEY = "ck_test_0123456789abcdef";
 const SECRET_MARKER = "TOP-SECRET-PROMPT-BYTES";
+/** The content types the host's POST routes take, as the enclave's do (anything else is 415). */
+const OCTETS = { "content-type": "application/octet-stream" };
+const JSON_TYPE = { "content-type": "application/json" };
 
 /** The test key "team-a" (KEY: every permission, `requestsPerMinute`) and any `others`. */
 function store(requestsPerMinute = 1000, now?: () => number, others: ApiKeyRecord[] = []) {
@@ -152,7 +156,7 @@ async function setup(
     fetch(`${host.url}/v1/sealed`, {
       method: "POST",
       body: body as Uint8Array<ArrayBuffer>,
-      headers: key === null ? {} : { authorization: `Bearer ${key}` },
+      headers: key === null ? OCTETS : { authorization: `Bearer ${key}`, ...OCTETS },
       ...(signal === undefined ? {} : { signal }),
     });
   const get = (path: string, key: string | null = KEY) =>
@@ -198,7 +202,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const lowerScheme = await fetch(`${host.url}/v1/sealed`, {
       method: "POST",
       body: envelope() as never,
-      headers: { authorization: `bearer ${KEY}` },
+      headers: { authorization: `bearer ${KEY}`, ...OCTETS },
     });
     expect(lowerScheme.status).toBe(200);
     await lowerScheme.arrayBuffer();
@@ -239,7 +243,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ method: "POST", url: "/sealed" });
-    // The enclave's own type (it refuses any other, 415), whatever the caller sent (here none).
+    // The enclave's own type (it refuses any other, 415, as the host does): the one the caller sent.
     expect(seen[0]?.headers["content-type"]).toBe("application/octet-stream");
     expect(seen[0]?.headers[TENANT_HEADER]).toBe("team-a");
     expect(seen[0]?.headers.authorization).toBeUndefined();
@@ -301,6 +305,51 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(seen).toHaveLength(0);
   });
 
+  it("refuses a POST of another content type than its route takes with 415 CONTENT_TYPE_UNSUPPORTED, unread, unforwarded and at no token", async () => {
+    const { host, seen, log } = await setup({ keys: store(1, () => 0) });
+    const routes = [
+      { path: "/v1/sealed", type: "application/octet-stream", body: Buffer.from(envelope()) },
+      { path: "/v1/attestation/challenge", type: "application/json", body: Buffer.from('{"nonce":"abc"}') },
+      { path: "/v1/audit/checkpoint", type: "application/json", body: Buffer.from('{"nonce":"abc"}') },
+    ];
+    for (const { path, type, body } of routes) {
+      for (const found of wrongContentTypes(type)) {
+        const headers = { authorization: `Bearer ${KEY}`, ...(found === undefined ? {} : { "content-type": found }) };
+        const refused = await new Promise<{ status: number; connection: string | undefined; body: string }>(
+          (resolve, reject) => {
+            const req = httpRequest(`${host.url}${path}`, { method: "POST", headers });
+            req.on("response", (res) => {
+              let text = "";
+              res.on("data", (c: Buffer) => (text += c.toString()));
+              res.on("end", () =>
+                resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: text }),
+              );
+            });
+            req.on("error", reject);
+            req.end(body);
+          },
+        );
+        expect({ status: refused.status, connection: refused.connection, body: JSON.parse(refused.body) }).toEqual({
+          status: 415,
+          connection: "close",
+          body: {
+            error: { code: "CONTENT_TYPE_UNSUPPORTED", message: contentTypeRefusalMessage(path, type, found) },
+          },
+        });
+      }
+    }
+    expect(seen).toHaveLength(0);
+    expect(log.every((e) => e.status === 415 && e.keyId === "team-a" && e.requestBytes === 0)).toBe(true);
+    // Its own type, whatever its case and parameters, is taken: with the key's one token, never spent above.
+    const taken = await fetch(`${host.url}/v1/sealed`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "Application/Octet-Stream; x=1" },
+      body: envelope() as never,
+    });
+    expect(taken.status).toBe(200);
+    await taken.arrayBuffer();
+  });
+
   it("rejects oversize bodies with 413, declared or streamed, and keeps serving", async () => {
     const { sealed, host, seen } = await setup({ limits: { maxRequestBytes: 2048 } });
     const declared = await sealed(envelope(4096));
@@ -310,7 +359,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest(`${host.url}/v1/sealed`, {
         method: "POST",
-        headers: { authorization: `Bearer ${KEY}`, "transfer-encoding": "chunked" },
+        headers: { authorization: `Bearer ${KEY}`, "transfer-encoding": "chunked", ...OCTETS },
       });
       req.on("response", (res) => {
         let body = "";
@@ -336,7 +385,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       const socket = connect(Number(port), "127.0.0.1");
       await once(socket, "connect");
       socket.write(
-        `POST /v1/sealed HTTP/1.1\r\nHost: cloister\r\nAuthorization: Bearer ${KEY}\r\nContent-Length: 1000\r\n\r\n`,
+        `POST /v1/sealed HTTP/1.1\r\nHost: cloister\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n`,
       );
       socket.write(Buffer.alloc(100, 0x61));
       return socket;
@@ -400,7 +449,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const open = (key: string) => {
       const req = httpRequest(`${host.url}/v1/sealed`, {
         method: "POST",
-        headers: { authorization: `Bearer ${key}`, "transfer-encoding": "chunked" },
+        headers: { authorization: `Bearer ${key}`, "transfer-encoding": "chunked", ...OCTETS },
       });
       req.on("error", () => {});
       req.write(Buffer.alloc(100));
@@ -481,7 +530,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const body = envelope();
     const slow = httpRequest(`${host.url}/v1/sealed`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-length": String(body.length) },
+      headers: { authorization: `Bearer ${KEY}`, "content-length": String(body.length), ...OCTETS },
     });
     const slowStatus = new Promise<number>((resolve, reject) => {
       slow.on("response", (res) => {
@@ -553,7 +602,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       const response = await fetch(`${host.url}/v1/sealed`, {
         method: "POST",
         body: body as Uint8Array<ArrayBuffer>,
-        headers: { authorization: `Bearer ${KEY}` },
+        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
       });
       return `${response.status} ${await errorCode(response)}`;
     };
@@ -693,7 +742,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       const response = await fetch(`${host.url}/v1/sealed`, {
         method: "POST",
         body: envelope(64, "chat", keyIdFor(key)) as never,
-        headers: { authorization: `Bearer ${SENDER}` },
+        headers: { authorization: `Bearer ${SENDER}`, ...OCTETS },
       });
       return `${response.status} ${response.status === 200 ? await response.text() : await errorCode(response)}`;
     };
@@ -707,7 +756,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // A nonce question for a member marked unreachable is not forwarded either.
     const challenge = await fetch(`${host.url}/v1/attestation/challenge?enclave=${keyIdFor(keyB).toString("hex")}`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEY}` },
+      headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
       body: '{"nonce":"abc"}',
     });
     expect(((await challenge.json()) as { error: { message: string } }).error.message).toMatch(
@@ -893,7 +942,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await errorCode(document)).toBe("ENCLAVE_UNREACHABLE");
     const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
       body: JSON.stringify({ nonce: "A".repeat(43) }),
     });
     expect(challenge.status).toBe(502);
@@ -960,7 +1009,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
       },
     });
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest(`${host.url}/v1/sealed`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+      const req = httpRequest(`${host.url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+      });
       req.on("response", resolve);
       req.on("error", reject);
       req.end(envelope());
@@ -1048,13 +1100,13 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await document.json()).toEqual({ document: "doc" });
     const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
       body: '{"nonce":"abc"}',
     });
     expect(await challenge.json()).toEqual({ answer: 'for:{"nonce":"abc"}' });
     const checkpoint = await fetch(`${host.url}/v1/audit/checkpoint`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
       body: '{"nonce":"def"}',
     });
     expect(await checkpoint.json()).toEqual({ answer: 'for:{"nonce":"def"}' });
@@ -1069,7 +1121,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const question = (bytes: number) =>
       fetch(`${host.url}/v1/attestation/challenge`, {
         method: "POST",
-        headers: { authorization: `Bearer ${KEY}` },
+        headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
         body: "x".repeat(bytes),
       });
     expect((await question(1024)).status).toBe(200);
@@ -1084,7 +1136,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const ask = (query: string) =>
       fetch(`${host.url}/v1/attestation/challenge${query}`, {
         method: "POST",
-        headers: { authorization: `Bearer ${KEY}` },
+        headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
         body: '{"nonce":"abc"}',
       });
     expect((await ask(`?enclave=${"0".repeat(32)}`)).status).toBe(200);
@@ -1103,7 +1155,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const answerOf = async (bytes: number) => {
       const response = await fetch(`${host.url}/v1/attestation/challenge`, {
         method: "POST",
-        headers: { authorization: `Bearer ${KEY}` },
+        headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
         body: String(bytes),
       });
       return response.status === 200
@@ -1223,9 +1275,13 @@ describe("host app: CORS for browser clients", () => {
     const withOrigin = (path: string, init: RequestInit = {}) =>
       fetch(`${host.url}${path}`, { ...init, headers: { ...(init.headers as object), origin: PAGE } });
     const auth = { authorization: `Bearer ${KEY}` };
-    const sealed = await withOrigin("/v1/sealed", { method: "POST", body: envelope() as never, headers: auth });
+    const sealed = await withOrigin("/v1/sealed", {
+      method: "POST",
+      body: envelope() as never,
+      headers: { ...auth, ...OCTETS },
+    });
     const document = await withOrigin("/v1/attestation", { headers: auth });
-    const refused = await withOrigin("/v1/sealed", { method: "POST", body: envelope() as never });
+    const refused = await withOrigin("/v1/sealed", { method: "POST", body: envelope() as never, headers: OCTETS });
     for (const [response, status] of [
       [sealed, 200],
       [document, 200],
@@ -1244,7 +1300,7 @@ describe("host app: CORS for browser clients", () => {
     const response = await fetch(`${host.url}/v1/sealed`, {
       method: "POST",
       body: envelope() as never,
-      headers: { authorization: `Bearer ${KEY}`, origin: "http://evil.example" },
+      headers: { authorization: `Bearer ${KEY}`, origin: "http://evil.example", ...OCTETS },
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("access-control-allow-origin")).toBeNull();

@@ -62,7 +62,7 @@ describe("the per-key rate limit in a pool", () => {
     for (let i = 0; i < 6; i++) {
       const response = await fetch(`${host.url}/v1/sealed`, {
         method: "POST",
-        headers: { authorization: `Bearer ${key}` },
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/octet-stream" },
         body: envelope(new Uint8Array(16).fill(0xbb), 64 * 1024) as never,
       });
       statuses.push(response.status);
