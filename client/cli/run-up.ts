@@ -6,14 +6,7 @@ import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
 import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
-import {
-  CLOSED_OUTPUT_EXIT_CODE,
-  onOutputClosed,
-  STOPPED_EXIT_CODE,
-  type StopReason,
-  shellWord,
-  UsageError,
-} from "./output.ts";
+import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
@@ -97,6 +90,9 @@ export async function runUp(options: UpOptions): Promise<void> {
   // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
   // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
   // stop it at once. A second signal has its default action (the children then stop on their own).
+  // A stop asked for (Ctrl-C, SIGTERM, output closed) is a clean shutdown of a server, during boot
+  // as after it: exit 0, as host, enclave and key broker do, so a supervisor's stop is no failure
+  // whenever it comes. Only a child that exits on its own fails it (1).
   const signalled = waitForSignal();
   const interrupted = new AbortController();
   let booted = false;
@@ -111,7 +107,6 @@ export async function runUp(options: UpOptions): Promise<void> {
   } catch (error) {
     if (!interrupted.signal.aborted) throw error;
     say("stopped: every process it started has exited");
-    process.exitCode = STOPPED_EXIT_CODE[interrupted.signal.reason as StopReason];
     return;
   }
   booted = true;
