@@ -211,7 +211,32 @@ function decodeKey(value: unknown, crv: "X25519" | "Ed25519", field: string): Ui
     fail("document", "DOCUMENT_MALFORMED", `${field}.x: not base64url`, error);
   }
   if (key.length !== 32) fail("document", "DOCUMENT_MALFORMED", `${field}.x: expected 32 bytes, found ${key.length}`);
+  if (crv === "X25519" && hasSmallOrder(key)) {
+    // Sealed to such a key, every request would be readable by anyone (X25519 gives all zeros).
+    fail("document", "DOCUMENT_MALFORMED", `${field}.x: expected an X25519 public key, found a low-order point`);
+  }
   return key;
+}
+
+/**
+ * The u-coordinates of Curve25519's points of small order, and the non-canonical encodings of them
+ * below 2^255 (p - 1, p, p + 1): X25519 with any of these gives an all-zero shared secret. The top
+ * bit of the last byte is ignored, as X25519 ignores it (RFC 7748, 5).
+ */
+const SMALL_ORDER_POINTS: readonly string[] = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
+function hasSmallOrder(key: Uint8Array): boolean {
+  const canonical = key.slice();
+  canonical[31] = (canonical[31] as number) & 0x7f;
+  return SMALL_ORDER_POINTS.includes(toHex(canonical));
 }
 
 interface ParsedDocument {

@@ -373,6 +373,41 @@ describe("attestation document", () => {
     expect(error).toMatchObject({ stage, code });
   });
 
+  // Curve25519's points of small order and their encodings below 2^255, each also with the top
+  // bit set: X25519 with any of them gives all zeros, so requests sealed to it would be readable.
+  it.each([
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+  ])("rejects an attested sealing key of small order, %s → document / DOCUMENT_MALFORMED", async (hex) => {
+    const sealingPublicKey = Uint8Array.from(Buffer.from(hex, "hex"));
+    expect(nacl.scalarMult(nacl.randomBytes(32), sealingPublicKey).every((b) => b === 0)).toBe(true);
+    const keys: EnclaveKeys = {
+      signing: f.keys.signing,
+      sealing: { publicKey: sealingPublicKey, secretKey: new Uint8Array(32) },
+    };
+    const document = await createAttestationDocument({
+      keys,
+      evidence: await makeEvidence(keys, f.manifestJws),
+      manifest: f.manifestJws,
+      maaToken: null,
+      now: NOW,
+    });
+    const error = await verify(document).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message: "cnf.jwk.x: expected an X25519 public key, found a low-order point",
+    });
+  });
+
   it("appraises Azure CVM evidence in a document with policy.azure: PCRs pinned, then the binding is checked", async () => {
     const evidenceJson = readFileSync(
       new URL("../fixtures/attestation/azure/snp-vtpm/genoa-evidence.trustee.json", import.meta.url),
