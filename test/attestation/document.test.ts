@@ -373,8 +373,9 @@ describe("attestation document", () => {
     expect(error).toMatchObject({ stage, code });
   });
 
-  // Curve25519's points of small order and their encodings below 2^255, each also with the top
-  // bit set: X25519 with any of them gives all zeros, so requests sealed to it would be readable.
+  // Curve25519's points of small order and their encodings below 2^255, the last with the top bit
+  // set (X25519 ignores it): X25519 with any of them gives all zeros, so requests sealed to it would
+  // be readable.
   it.each([
     "0000000000000000000000000000000000000000000000000000000000000000",
     "0100000000000000000000000000000000000000000000000000000000000000",
