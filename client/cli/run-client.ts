@@ -56,21 +56,27 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
     );
   }
-  if (file !== undefined) return { key: await readKeyFile(file), source: `--api-key-file "${file}"` };
+  if (file !== undefined) {
+    return {
+      key: await readKeyFile(file, (cause) => `--api-key-file: cannot read "${file}" (${cause})`),
+      source: `--api-key-file "${file}"`,
+    };
+  }
   if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };
-  return {
-    key: await readKeyFile(LOCAL_API_KEY_FILE),
-    source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)`,
-  };
+  // Neither was given: the refusal says so, rather than blaming an --api-key-file nobody passed.
+  const key = await readKeyFile(
+    LOCAL_API_KEY_FILE,
+    (cause) =>
+      `no API key: the default key file ${LOCAL_API_KEY_FILE} cannot be read (${cause}): it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY`,
+  );
+  return { key, source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
 }
 
-async function readKeyFile(file: string): Promise<string> {
+async function readKeyFile(file: string, refusal: (cause: string) => string): Promise<string> {
   try {
     return (await readFile(file, "utf8")).trim();
   } catch (error) {
-    throw new UsageError(
-      `--api-key-file: cannot read "${file}" (${fileErrorCause(error)}); pass --api-key-file or set CLOISTER_API_KEY`,
-    );
+    throw new UsageError(refusal(fileErrorCause(error)));
   }
 }
 

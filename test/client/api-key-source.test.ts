@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { operatorPublicKey } from "../enclave/helpers.ts";
+import { runCloister } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
@@ -131,6 +132,32 @@ describe("a malformed key (BAD_API_KEY) is named by where it came from, with wha
       stdout: "",
       stderr:
         "cloister: BAD_API_KEY: CLOISTER_API_KEY: expected printable ASCII without white space (it is sent in an HTTP header), found a string of 10 characters with 1 tab\n",
+    });
+  });
+});
+
+describe("a key file that cannot be read is named as the user gave it", () => {
+  it("an --api-key-file that does not exist: no advice to pass the option just passed", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);
+    const missing = join(dir, "missing.key");
+    expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", missing])).toEqual(
+      {
+        code: 2,
+        stdout: "",
+        stderr: `cloister: USAGE: --api-key-file: cannot read "${missing}" (ENOENT: no such file; check the path)\n`,
+      },
+    );
+  });
+
+  it("no option, no variable, and no cloister up in this directory: the default file is named as the default", async () => {
+    const { CLOISTER_API_KEY: _unset, ...env } = process.env;
+    const result = await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd: dir, env });
+    expect(result).toEqual({
+      code: 2,
+      stdout: "",
+      stderr:
+        "cloister: USAGE: no API key: the default key file .cloister/api-key cannot be read (ENOENT: no such file; check the path): " +
+        "it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY\n",
     });
   });
 });
