@@ -354,7 +354,7 @@ export async function readPrompt(
 export async function runChat(
   promptArgument: string | undefined,
   options: ClientConnectionOptions & { maxTokens?: number; seed?: number; promptFile?: string },
-  stdin: PromptInput = process.stdin,
+  stdin: PromptInput & NodeJS.ReadableStream = process.stdin,
 ): Promise<void> {
   // Read before connecting: a prompt that cannot be read costs no attestation round trip.
   const prompt = await readPrompt(promptArgument, options.promptFile, stdin);
@@ -363,17 +363,24 @@ export async function runChat(
       "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
     );
   }
-  const session = await open(options);
+  const policy = await readPolicy(options.policy);
+  const session = await open(options, policy);
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
   }
-  process.stderr.write(`${describeEnclave(session.enclave)}\nType a message; an empty line or Ctrl-D ends.\n`);
+  // What attest and proxy say before a session starts: what was verified, and what the policy
+  // itself lets through beyond known images (the simulator, skipped measurements…).
+  const warnings = policyRisks(policy, "is sent your prompts").map((warning) => `WARNING: policy: ${warning}\n`);
+  process.stderr.write(
+    `enclave verified\n${describeEnclave(session.enclave)}\n${warnings.join("")}Type a message; an empty line or Ctrl-D ends.\n`,
+  );
   const { maxTokens, seed } = options;
-  await chatInteractively(session, {
-    ...(maxTokens === undefined ? {} : { maxTokens }),
-    ...(seed === undefined ? {} : { seed }),
-  });
+  await chatInteractively(
+    session,
+    { ...(maxTokens === undefined ? {} : { maxTokens }), ...(seed === undefined ? {} : { seed }) },
+    { input: stdin, output: process.stderr, answers: process.stdout },
+  );
 }
 
 /** Where chat's interactive session reads and writes (the CLI's: standard input, error and output). */

@@ -7,10 +7,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
 import { type PromptInput, readPrompt, runChat } from "../../client/cli/run-client.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { capturedOutput } from "../helpers/cli-in-process.ts";
+import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -19,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** A standard input holding `chunks`; a terminal when `isTTY`. */
-function stdin(chunks: (string | Uint8Array)[], isTTY = false): PromptInput & { wasRead: () => boolean } {
+function stdin(chunks: (string | Uint8Array)[], isTTY = false): Readable & PromptInput & { wasRead: () => boolean } {
   let read = false;
   const stream = Readable.from(
     (function* () {
@@ -170,5 +172,23 @@ describe("cloister chat --json", () => {
       "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
     );
     expect(terminal.wasRead()).toBe(false);
+  });
+});
+
+describe("cloister chat, interactive on a terminal", () => {
+  const output = capturedOutput();
+  afterEach(() => closeServers());
+
+  it("says what was verified and what the policy lets through (as attest and proxy do) before the first line is typed", async () => {
+    const { url } = await serveDeployment();
+    const policy = await file("interactive-policy.json", JSON.stringify(await devPolicy()));
+    const apiKeyFile = await file("interactive-api-key", "ck_interactive_0123456789abcdef\n");
+    const terminal = Object.assign(Readable.from(["hello\n"]), { isTTY: true });
+    await runChat(undefined, { url, policy, apiKeyFile } as Parameters<typeof runChat>[1], terminal);
+    expect(output.stderr).toMatch(/^enclave verified\n {2}TEE {10}sev-snp {2}\(SIMULATED/);
+    expect(output.stderr).toContain(
+      "\nWARNING: policy: trusts the INSECURE simulator: anyone can forge its evidence\nType a message; an empty line or Ctrl-D ends.\n",
+    );
+    expect(output.stdout).toBe("enclave> ok\n");
   });
 });
