@@ -479,6 +479,22 @@ function appraiseAzure(push: Push, evidence: VerifiedAzureEvidence, policy: Azur
   }
 }
 
+/**
+ * The TEEs `policy` has a section for, in words: what a TEE_NOT_ACCEPTED violation expected, so
+ * the message says what the policy does accept (the schema requires at least one section).
+ */
+function acceptedTees(policy: AttestationPolicy): string {
+  const sections: [unknown, string][] = [
+    [policy.snp, "SEV-SNP"],
+    [policy.tdx, "TDX"],
+    [policy.azure, "an Azure CVM"],
+  ];
+  return sections
+    .filter(([section]) => section !== null)
+    .map(([, name]) => name)
+    .join(" or ");
+}
+
 /** Appraises verified evidence against `policy`; see the module comment. Never throws on a violation. */
 export function appraise(
   evidence: AppraisableEvidence,
@@ -537,13 +553,13 @@ export function appraise(
     }
   }
   if (isAzure) {
-    if (policy.azure === null) push("tee", "TEE_NOT_ACCEPTED", "bare SEV-SNP or TDX (policy.azure is null)", tee);
+    if (policy.azure === null) push("tee", "TEE_NOT_ACCEPTED", `${acceptedTees(policy)} (policy.azure is null)`, tee);
     else appraiseAzure(push, evidence, policy.azure);
   } else if (isSnp) {
-    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", "not bare SEV-SNP (policy.snp is null)", "SEV-SNP");
+    if (policy.snp === null) push("tee", "TEE_NOT_ACCEPTED", `${acceptedTees(policy)} (policy.snp is null)`, "SEV-SNP");
     else appraiseSnp(push, evidence, policy.snp);
   } else {
-    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", "not bare TDX (policy.tdx is null)", "TDX");
+    if (policy.tdx === null) push("tee", "TEE_NOT_ACCEPTED", `${acceptedTees(policy)} (policy.tdx is null)`, "TDX");
     else appraiseTdx(push, evidence as VerifiedTdxQuote, policy.tdx);
   }
   return Object.freeze({

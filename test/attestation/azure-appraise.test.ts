@@ -177,7 +177,7 @@ describe("Azure appraisal on captured evidence", () => {
     // The top-level snp section (bare SEV-SNP) does not apply to Azure evidence.
     const bare = appraise(v, policyWith(null, { snp: azure.snp }), { now: v.verifiedAt, expectedReportData: null });
     expect(bare.violations).toEqual([
-      expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "azure-snp" }),
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "SEV-SNP (policy.azure is null)", found: "azure-snp" },
     ]);
     const tdxOnly = await verified("azure/tdx-vtpm/tdx-evidence-v1.trustee.json");
     const wrongKind = appraise(v, policyWith({ ...matchingAzurePolicy(tdxOnly), pcrs: azure.pcrs }), {
@@ -400,7 +400,7 @@ describe("Azure vm-configuration rule", () => {
     const bare = await verifySnpReport({ report, endorsementKey: vcek, anchors: AMD_ROOTS, at: SNP_AT });
     const azureOnly = policyWith(matchingAzurePolicy(await verified("azure/snp-vtpm/genoa-evidence.trustee.json")));
     expect(appraise(bare, azureOnly, { now: SNP_AT, expectedReportData: null }).violations).toEqual([
-      expect.objectContaining({ field: "tee", code: "TEE_NOT_ACCEPTED", found: "SEV-SNP" }),
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "an Azure CVM (policy.snp is null)", found: "SEV-SNP" },
     ]);
   });
 });

@@ -705,6 +705,9 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
   it("SNP evidence under a TDX-only policy is rejected", async () => {
     const verified = await verifyBytes(simulateSnpReport(h, baseOptions()));
     const tdxOnly = policy({ tdx: (await import("./sim-helpers.ts")).tdxPolicyJson("00".repeat(48)) });
-    expect(appraise(verified, tdxOnly, now).violations.map((v) => v.code)).toEqual(["TEE_NOT_ACCEPTED"]);
+    // The expected value names what the policy does accept, not what it refuses.
+    expect(appraise(verified, tdxOnly, now).violations).toEqual([
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "TDX (policy.snp is null)", found: "SEV-SNP" },
+    ]);
   });
 });

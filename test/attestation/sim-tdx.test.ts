@@ -371,7 +371,7 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
     const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
     const snpOnly = policy({ snp: snpPolicyJson() });
     expect(appraise(verified, snpOnly, now).violations).toEqual([
-      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "not bare TDX (policy.tdx is null)", found: "TDX" },
+      { field: "tee", code: "TEE_NOT_ACCEPTED", expected: "SEV-SNP (policy.tdx is null)", found: "TDX" },
     ]);
   });
 
