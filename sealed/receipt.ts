@@ -196,14 +196,20 @@ export async function verifyReceipt(line: string, signingPublicKey: Uint8Array):
   if (typeof line !== "string" || line.length > MAX_RECEIPT_LENGTH) {
     throw new ReceiptInvalidError(`receipt: expected a line of at most ${MAX_RECEIPT_LENGTH} characters`);
   }
-  let parsed: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(line) as Record<string, unknown>;
+    parsed = JSON.parse(line);
   } catch {
-    throw new ReceiptInvalidError("receipt: expected one JSON object");
+    throw new ReceiptInvalidError("receipt: expected one JSON object, found text that is not JSON");
   }
-  if (typeof parsed !== "object" || parsed === null || parsed.v !== RECEIPT_VERSION) {
-    throw new ReceiptInvalidError(`receipt v: expected ${RECEIPT_VERSION}`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ReceiptInvalidError(`receipt: expected one JSON object, found ${kindOf(parsed)}`);
+  }
+  const { v } = parsed as { v?: unknown };
+  if (v !== RECEIPT_VERSION) {
+    throw new ReceiptInvalidError(
+      `receipt v: expected ${RECEIPT_VERSION}, found ${typeof v === "number" ? v : kindOf(v)}`,
+    );
   }
   const fields = parsed as unknown as ReceiptFields & { sig?: unknown };
   checkFields(fields);
@@ -234,6 +240,14 @@ export async function verifyReceipt(line: string, signingPublicKey: Uint8Array):
     throw new ReceiptInvalidError("receipt sig: does not verify under the enclave's signing key");
   }
   return { v: RECEIPT_VERSION, ...pick(fields), line };
+}
+
+/** A JSON value that is not what a receipt holds, by its kind only (never its content). */
+function kindOf(value: unknown): string {
+  if (value === undefined) return "none";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 function pick(f: ReceiptFields): ReceiptFields {

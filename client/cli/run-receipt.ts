@@ -26,14 +26,29 @@ async function readBytes(file: string, option: string): Promise<Uint8Array> {
   }
 }
 
-/** The receipt line: the file itself, or the `receipt` field of `cloister chat --json` output. */
-function receiptLine(text: string): string {
+/**
+ * The receipt line: the file itself, or the `receipt` field of `cloister chat --json` output. That
+ * output without one (a refused or failed request's: `{error, …}`) is named as such, not checked
+ * as a receipt.
+ */
+function receiptLine(text: string, file: string): string {
   const trimmed = text.trim();
+  let parsed: { receipt?: unknown; v?: unknown } | null = null;
   try {
-    const parsed = JSON.parse(trimmed) as { receipt?: unknown; v?: unknown };
-    if (typeof parsed.receipt === "string") return parsed.receipt;
+    parsed = JSON.parse(trimmed) as { receipt?: unknown; v?: unknown };
   } catch {
     // not JSON: verifyReceipt says what is wrong
+  }
+  if (typeof parsed?.receipt === "string") return parsed.receipt;
+  if (
+    typeof parsed === "object" &&
+    parsed !== null &&
+    parsed.v === undefined &&
+    ("receipt" in parsed || "error" in parsed)
+  ) {
+    throw new UsageError(
+      `--receipt "${file}": expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
+    );
   }
   return trimmed;
 }
@@ -129,7 +144,10 @@ export async function runReceiptVerify(options: {
   // What `audit verify --key` takes, refused the same way: a small-order key among the key's faults
   // (signatures under it can be made without any secret), before any file is read.
   const key = publicKeyOption(options.key, "--key");
-  const line = receiptLine(Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"));
+  const line = receiptLine(
+    Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"),
+    options.receipt,
+  );
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
   const answer = options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file");
   const document =

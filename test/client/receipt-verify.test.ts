@@ -115,6 +115,16 @@ describe("cloister receipt verify", () => {
     }
   });
 
+  it("the output of a chat --json that failed (no receipt) is named as such, not checked as a receipt", async () => {
+    capture();
+    const refusal = { error: { kind: "policy", code: "POLICY_BLOCKED", reason: "…" }, enclave: null, audit: null };
+    const receipt = await file("refused.json", `${JSON.stringify(refusal, null, 2)}\n`);
+    await expect(runReceiptVerify({ receipt, key: KEY })).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--receipt "${receipt}": expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
+    });
+  });
+
   it("with --document: the receipt names that document (saved JWS, or GET /v1/attestation JSON) and its key", async () => {
     capture();
     const digest = createHash("sha256").update(documentJws).digest("hex");

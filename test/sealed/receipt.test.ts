@@ -55,6 +55,21 @@ describe("receipts", () => {
       "does not verify under the enclave's signing key",
     );
     await expect(verifyReceipt("x".repeat(901), keys.publicKey)).rejects.toThrow("at most 900 characters");
+    // Something other than a receipt: what was found is said by its kind, never quoted.
+    const others: [string, string][] = [
+      ["The answer.", "receipt: expected one JSON object, found text that is not JSON"],
+      ["[1]", "receipt: expected one JSON object, found an array"],
+      ["null", "receipt: expected one JSON object, found null"],
+      ['"v"', "receipt: expected one JSON object, found a string"],
+      ['{"v":2}', "receipt v: expected 1, found 2"],
+      ['{"v":"1"}', "receipt v: expected 1, found a string"],
+      ['{"text":"The answer."}', "receipt v: expected 1, found none"],
+    ];
+    for (const [text, message] of others) {
+      await expect(verifyReceipt(text, keys.publicKey), text).rejects.toThrow(
+        expect.objectContaining({ code: "RECEIPT_INVALID", message }),
+      );
+    }
   });
 
   it("refuses to sign malformed fields", () => {
