@@ -145,25 +145,31 @@ export function clientPolicyJson(text: string): unknown {
 export function parseClientPolicy(input: unknown): ClientPolicy {
   const value = typeof input === "string" ? clientPolicyJson(input) : input;
   const result = ClientPolicySchema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0] as z.core.$ZodIssue;
-    const message = `client policy: ${formatIssue(issue, value, { root: "(policy)" })}`;
-    // No cause: zod's issues name the fields of the input, which may be misplaced secrets.
-    throw new ClientError("configuration", "POLICY_INVALID", message);
+  // Every problem at once, as the attestation section lists its own: the file is fixed in one go.
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => formatIssue(issue as z.core.$ZodIssue, value, { root: "(policy)" }));
+  let attestation: AttestationPolicy | undefined;
+  let attestationError: unknown;
+  // A value that is no object has no attestation section to read: the problem above says so.
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    try {
+      attestation = parseAttestationPolicy((value as { attestation?: unknown }).attestation, {
+        within: { file: value, path: ["attestation"] },
+      });
+    } catch (error) {
+      attestationError = error;
+      problems.push((error as Error).message.replace(/^attestation policy: /, ""));
+    }
   }
-  let attestation: AttestationPolicy;
-  try {
-    attestation = parseAttestationPolicy(result.data.attestation, {
-      within: { file: value, path: ["attestation"] },
-    });
-  } catch (error) {
+  if (!result.success || attestation === undefined) {
+    // The cause is the attestation section's own error (which holds no input) or none: zod's
+    // issues name the fields of the input, which may be misplaced secrets.
     throw new ClientError(
       "configuration",
       "POLICY_INVALID",
-      `client policy: ${(error as Error).message.replace(/^attestation policy: /, "")}`,
-      {
-        cause: error,
-      },
+      `client policy: ${problems.join("; ")}`,
+      attestationError === undefined ? {} : { cause: attestationError },
     );
   }
   return {

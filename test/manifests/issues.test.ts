@@ -82,6 +82,17 @@ describe("validation messages name the expected and the found value", () => {
     );
   });
 
+  it("a client policy lists every problem at once, those outside its attestation section too", () => {
+    const value: Record<string, unknown> = simulatorPolicyValue();
+    delete value.freshness;
+    value.extra = true;
+    (value as ReturnType<typeof simulatorPolicyValue>).attestation.snp.allowedVmpls = [9];
+    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+      "client policy: freshness: expected object, found nothing; (policy): expected no such field, found extra; " +
+        "attestation.snp.allowedVmpls[0]: expected a number <= 3, found 9",
+    );
+  });
+
   it("a broker configuration's missing field: what either alternative expects, and that nothing was found", async () => {
     const file = join(dir, "kbs-no-policy.json");
     await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk" }] }), { mode: 0o600 });
