@@ -91,6 +91,27 @@ function describeMember(value: unknown): string {
   return value === null ? "null" : `a ${typeof value}`;
 }
 
+/**
+ * What key type a JWK that is neither Ed25519 nor P-256 says it is: its `kty` and `crv` by
+ * describeMember (short names as JSON, anything else by kind), never another member (`d`, `x`).
+ */
+function describeKeyType(jwk: JWK): string {
+  const members = jwk as Record<string, unknown>;
+  const member = (name: "kty" | "crv") =>
+    Object.hasOwn(members, name) ? `${name} ${describeMember(members[name])}` : `no ${name}`;
+  return `found ${member("kty")}, ${member("crv")}`;
+}
+
+function refuseKeyType(jwk: JWK, source: string): ManifestAlg {
+  const alg = algOfJwk(jwk);
+  if (alg === null) {
+    throw new ManifestKeyInvalidError(
+      `${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK, ${describeKeyType(jwk)}`,
+    );
+  }
+  return alg;
+}
+
 /** A JWK member that says the key is not for `operation` with its key type's alg. */
 export interface KeyUsageProblem {
   readonly member: "use" | "key_ops" | "alg";
@@ -164,9 +185,7 @@ export function checkTrustedJwk(value: unknown, source: string): JWK {
   if (jwk.d !== undefined) {
     throw new ManifestKeyInvalidError(`${source}: expected a public JWK, found a private one`);
   }
-  if (algOfJwk(jwk) === null) {
-    throw new ManifestKeyInvalidError(`${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
-  }
+  refuseKeyType(jwk, source);
   refuseKeyUsage(jwk, "verify", source);
   return jwk;
 }
@@ -202,8 +221,7 @@ export async function generateManifestSigningKey(alg: ManifestAlg = "EdDSA"): Pr
  */
 export async function signManifest(manifest: Manifest, privateJwk: JWK, source = "signing key"): Promise<string> {
   const checked = parseManifest(manifest);
-  const alg = algOfJwk(privateJwk);
-  if (alg === null) throw new ManifestKeyInvalidError(`${source}: expected an Ed25519 (OKP) or P-256 (EC) JWK`);
+  const alg = refuseKeyType(privateJwk, source);
   if (typeof privateJwk.d !== "string")
     throw new ManifestKeyInvalidError(`${source}: expected a private JWK, found a public one`);
   refuseKeyUsage(privateJwk, "sign", source);

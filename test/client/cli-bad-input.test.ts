@@ -210,7 +210,16 @@ describe("bad input exits 2, a failure exits 1", () => {
       ["array", JSON.stringify([operator.publicJwk]), "found an array"],
       ["jwks", JSON.stringify({ keys: [operator.publicJwk] }), 'found a JWK Set ({"keys": […]})'],
       ["private", JSON.stringify(operator.privateJwk), "found a private one"],
-      ["rsa", JSON.stringify({ kty: "RSA", n: "AQAB", e: "AQAB" }), "expected an Ed25519 (OKP) or P-256 (EC) JWK"],
+      [
+        "rsa",
+        JSON.stringify({ kty: "RSA", n: "AQAB", e: "AQAB" }),
+        'expected an Ed25519 (OKP) or P-256 (EC) JWK, found kty "RSA", no crv',
+      ],
+      [
+        "x25519",
+        JSON.stringify({ kty: "OKP", crv: "X25519", x: operator.publicJwk.x }),
+        'expected an Ed25519 (OKP) or P-256 (EC) JWK, found kty "OKP", crv "X25519"',
+      ],
       // RFC 7517 §4.2-4.4: a key marked for encryption, other operations or another alg never verifies.
       [
         "use",

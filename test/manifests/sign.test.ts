@@ -101,10 +101,13 @@ describe("keys of another type or curve", () => {
   const foreign = (pair: { publicJwk: JWK }) => {
     const { x, y } = pair.publicJwk;
     return [
-      ["an X25519 key", { kty: "OKP", crv: "X25519", x }],
-      ["an Ed448 key", { kty: "OKP", crv: "Ed448", x }],
-      ["a P-384 key", { kty: "EC", crv: "P-384", x, y }],
-      ["an RSA key", { kty: "RSA", n: "AQAB", e: "AQAB" }],
+      ["an X25519 key", { kty: "OKP", crv: "X25519", x }, 'found kty "OKP", crv "X25519"'],
+      ["an Ed448 key", { kty: "OKP", crv: "Ed448", x }, 'found kty "OKP", crv "Ed448"'],
+      ["a P-384 key", { kty: "EC", crv: "P-384", x, y }, 'found kty "EC", crv "P-384"'],
+      ["an RSA key", { kty: "RSA", n: "AQAB", e: "AQAB" }, 'found kty "RSA", no crv'],
+      ["no kty", { crv: "Ed25519", x }, 'found no kty, crv "Ed25519"'],
+      // A member that is not a short name may be a pasted secret: its kind and length only.
+      ["a long kty", { kty: x, crv: 7, x }, `found kty a string of ${x?.length} characters, crv a number`],
     ] as const;
   };
 
@@ -113,12 +116,12 @@ describe("keys of another type or curve", () => {
     async (alg) => {
       const pair = await generateManifestSigningKey(alg);
       const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
-      for (const [name, key] of foreign(pair)) {
+      for (const [name, key, found] of foreign(pair)) {
         const error = await errorOf(() => verifyManifest(jws, [key as JWK]));
         expect([name, error.code, error.message]).toEqual([
           name,
           "MANIFEST_KEY_INVALID",
-          "trusted key 0: expected an Ed25519 (OKP) or P-256 (EC) JWK",
+          `trusted key 0: expected an Ed25519 (OKP) or P-256 (EC) JWK, ${found}`,
         ]);
       }
     },
@@ -128,12 +131,12 @@ describe("keys of another type or curve", () => {
     "%s: a signing key of another curve or type is MANIFEST_KEY_INVALID",
     async (alg) => {
       const pair = await generateManifestSigningKey(alg);
-      for (const [name, key] of foreign(pair)) {
+      for (const [name, key, found] of foreign(pair)) {
         const error = await errorOf(() => signManifest(DEV_MANIFEST, { ...key, d: pair.privateJwk.d } as JWK));
         expect([name, error.code, error.message]).toEqual([
           name,
           "MANIFEST_KEY_INVALID",
-          "signing key: expected an Ed25519 (OKP) or P-256 (EC) JWK",
+          `signing key: expected an Ed25519 (OKP) or P-256 (EC) JWK, ${found}`,
         ]);
       }
     },
