@@ -65,10 +65,15 @@ export class ManifestTypInvalidError extends ManifestError {
 
 /** No trusted key verifies the signature (wrong signer, or altered header/payload/signature). */
 export class ManifestSignatureInvalidError extends ManifestError {
-  constructor(trustedKeys: number) {
+  /**
+   * `trustedThumbprints`: the RFC 7638 thumbprints of the keys tried; `signer`: what the JWS header's
+   * (unverified) `kid` says, already phrased ("names signer kid …", "names no signer (no kid)").
+   */
+  constructor(trustedThumbprints: readonly string[], signer: string) {
     super(
       "MANIFEST_SIGNATURE_INVALID",
-      `manifest signature: expected a valid signature by one of ${trustedKeys} trusted key(s), found none that verifies`,
+      `manifest signature: expected a valid signature by a trusted key (${trustedThumbprints.join(", ")}), ` +
+        `found none that verifies; the manifest's header ${signer}`,
     );
   }
 }

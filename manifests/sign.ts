@@ -283,6 +283,25 @@ function checkLowS(jws: string): void {
   }
 }
 
+/** An RFC 7638 SHA-256 thumbprint, base64url (what signManifest puts in the header's kid). */
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * What the header of a manifest no trusted key verifies says signed it, for the refusal: its `kid`
+ * when that is a thumbprint (and whether it is one of the trusted keys: then the manifest or its
+ * signature was changed), else as describeMember shows it (a short name, or its kind only: it is
+ * the manifest's text, and could hold anything).
+ */
+function describeSignerKid(kid: unknown, trusted: readonly string[]): string {
+  if (kid === undefined) return "names no signer (no kid)";
+  if (typeof kid !== "string" || !THUMBPRINT.test(kid)) {
+    return `kid is not a key thumbprint (${describeMember(kid)})`;
+  }
+  return trusted.includes(kid)
+    ? `names signer kid ${kid}, a trusted key: the manifest or its signature was changed after signing`
+    : `names signer kid ${kid} (unverified), not a trusted key`;
+}
+
 /** Verifies a signed manifest against trusted public keys, then checks its schema. */
 export async function verifyManifest(jws: string, trustedPublicJwks: readonly JWK[]): Promise<VerifiedManifest> {
   if (typeof jws !== "string" || !COMPACT_JWS.test(jws)) {
@@ -334,7 +353,12 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
       throw error;
     }
   }
-  if (payload === undefined || signer === undefined) throw new ManifestSignatureInvalidError(trustedPublicJwks.length);
+  if (payload === undefined || signer === undefined) {
+    const thumbprints = await Promise.all(
+      trustedPublicJwks.map((trusted) => calculateJwkThumbprint(publicPart(trusted), "sha256")),
+    );
+    throw new ManifestSignatureInvalidError(thumbprints, describeSignerKid(header.kid, thumbprints));
+  }
 
   // Only now, with the signature verified, is the payload looked at.
   let value: unknown;

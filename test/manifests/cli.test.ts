@@ -92,6 +92,10 @@ describe("cloister manifest (CLI)", () => {
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr.trim().split("\n")).toHaveLength(1);
     expect(wrongKey.stderr).toMatch(/^cloister: MANIFEST_SIGNATURE_INVALID: /);
+    // Which key was given and which one the manifest says signed it (keygen's kid is its thumbprint).
+    const kid = (file: string) => JSON.parse(readFileSync(p(file), "utf8")).kid as string;
+    expect(wrongKey.stderr).toContain(`a trusted key (${kid("b.pub.jwk")}), found none that verifies`);
+    expect(wrongKey.stderr).toContain(`names signer kid ${kid("a.pub.jwk")} (unverified), not a trusted key`);
 
     // Either trusted key may sign: --key repeats.
     expect(eitherKey.code).toBe(0);

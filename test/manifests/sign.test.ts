@@ -77,6 +77,38 @@ describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: Man
     const altered = jws.slice(0, at) + (jws[at] === "A" ? "B" : "A") + jws.slice(at + 1);
     expect((await errorOf(() => verifyManifest(altered, [pair.publicJwk]))).code).toBe("MANIFEST_SIGNATURE_INVALID");
   });
+
+  it("a signature no trusted key verifies names the trusted keys and the signer the header names (kid)", async () => {
+    const pair = await generateManifestSigningKey(alg);
+    const jws = await signManifest(DEV_MANIFEST, pair.privateJwk);
+    const [wrong, other] = [await generateManifestSigningKey(alg), await generateManifestSigningKey(alg)];
+    const expected = "manifest signature: expected a valid signature by a trusted key";
+    expect((await errorOf(() => verifyManifest(jws, [wrong.publicJwk, other.publicJwk]))).message).toBe(
+      `${expected} (${wrong.thumbprint}, ${other.thumbprint}), found none that verifies; ` +
+        `the manifest's header names signer kid ${pair.thumbprint} (unverified), not a trusted key`,
+    );
+    // The signer's kid with a signature that key does not verify: the manifest was changed after signing.
+    const evil = { ...DEV_MANIFEST, model: { ...DEV_MANIFEST.model, sha256: "ab".repeat(32) } };
+    expect((await errorOf(() => verifyManifest(withPayload(jws, evil), [pair.publicJwk]))).message).toBe(
+      `${expected} (${pair.thumbprint}), found none that verifies; ` +
+        `the manifest's header names signer kid ${pair.thumbprint}, a trusted key: the manifest or its signature was changed after signing`,
+    );
+    // A kid that is not a thumbprint is described by kind only (it is the manifest's text, not ours).
+    const [, payload, signature] = jws.split(".");
+    for (const [kid, found] of [
+      [undefined, "names no signer (no kid)"],
+      ["\u001b[2J", "kid is not a key thumbprint (a string of 4 characters)"],
+      [7, "kid is not a key thumbprint (a number)"],
+    ] as const) {
+      const header = b64url(JSON.stringify({ alg, typ: MANIFEST_JWS_TYP, kid }));
+      const error = await errorOf(() => verifyManifest(`${header}.${payload}.${signature}`, [wrong.publicJwk]));
+      expect([kid, error.code, error.message]).toEqual([
+        kid,
+        "MANIFEST_SIGNATURE_INVALID",
+        `${expected} (${wrong.thumbprint}), found none that verifies; the manifest's header ${found}`,
+      ]);
+    }
+  });
 });
 
 describe("trusted keys that are not a JWK object", () => {
