@@ -51,6 +51,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 import { bytesEqual, concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
+import { jsonSyntaxProblem } from "../../attestation/json-text.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { canonicalScalar, smallOrderKey } from "../../sealed/receipt.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
@@ -576,11 +577,14 @@ type ParsedLine =
   | { readonly ok: false; readonly why: string };
 
 function parseLine(line: string): ParsedLine {
+  if (line === "") return { ok: false, why: "expected a record line, found an empty line" };
   let value: unknown;
   try {
     value = JSON.parse(line);
-  } catch {
-    return { ok: false, why: "not JSON" };
+  } catch (error) {
+    // Where the line stops being JSON, by position, never its text (JSON.parse of a string throws
+    // only SyntaxError).
+    return { ok: false, why: jsonSyntaxProblem(error as SyntaxError) };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))
     return { ok: false, why: "not a JSON object" };

@@ -87,6 +87,9 @@ export function auditCases(): AuditCase[] {
       lines: [at(0), at(1), resign(at(2), OTHER.secretKey), "not json", ...lines.slice(3)],
     },
     { name: "malformed: not JSON", lines: [at(0), "not json"] },
+    // Where a line stops being JSON, by position in the line (V8's), never its text.
+    { name: "malformed: cut short", lines: [at(0), at(1).slice(0, 60)] },
+    { name: "malformed: two records on one line", lines: [at(0), `${at(1)}${at(2)}`] },
     { name: "malformed: re-formatted", lines: [JSON.stringify(parse(at(0)), null, 1)] },
     { name: "malformed: no sig", lines: [canonicalJson({ record: parse(at(0)).record })] },
     { name: "malformed: array", lines: ["[]"] },

@@ -6,8 +6,9 @@
  * audit-verdicts.json holds the verdict (code, index, message, records verified) of every case of
  * audit-cases.ts as `verifyAuditLog` gave it when it parsed the whole array at once, before
  * verification streamed: the array verifier, the streaming one and the file reader must still give
- * exactly those. (One message was changed since, on purpose: a line without exactly the keys
- * record and sig now names the keys it has.)
+ * exactly those. (Messages changed since, on purpose: a line without exactly the keys record and
+ * sig now names the keys it has; a line that is not JSON says where it stops being JSON, and an
+ * empty line is named so.)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
