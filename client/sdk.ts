@@ -462,30 +462,43 @@ function parsedPolicy(policy: unknown): ClientPolicy {
  * The host's base URL, checked: http: or https:, with no user name or password. The API key is the
  * credential; a password in the URL would be sent nowhere useful and would be repeated wherever the
  * URL is (error messages, logs), so it is refused, and no message here repeats it. Exported for the
- * CLI, which checks the URL before it works out which API key goes to that host.
+ * CLI, which checks the URL before it works out which API key goes to that host, and passes `names`
+ * so that its messages name the options its user typed (`--url`), not connect()'s.
  */
-export function parseHostUrl(value: string): URL {
+export function parseHostUrl(value: string, names: HostUrlNames = SDK_NAMES): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     // No cause: the URL parser's error carries the input verbatim, user name and password included.
-    throw new ClientError("configuration", "BAD_URL", `url: expected an http(s) URL, found ${describeUrlInput(value)}`);
+    throw new ClientError(
+      "configuration",
+      "BAD_URL",
+      `${names.url}: expected an http(s) URL, found ${describeUrlInput(value)}`,
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     // "alice:pw@host" parses with the scheme "alice:": a user name, not to be repeated either.
     const found = value.includes("@") ? describeUrlInput(value) : url.protocol;
-    throw new ClientError("configuration", "BAD_URL", `url: expected http: or https:, found ${found}`);
+    throw new ClientError("configuration", "BAD_URL", `${names.url}: expected http: or https:, found ${found}`);
   }
   if (url.username !== "" || url.password !== "") {
     throw new ClientError(
       "configuration",
       "URL_CREDENTIALS",
-      `url: expected no user name or password, found ${url.password === "" ? "a user name" : "a user name and password"} (user:password@ before the host); they are not supported: the API key (apiKey) is the credential`,
+      `${names.url}: expected no user name or password, found ${url.password === "" ? "a user name" : "a user name and password"} (user:password@ before the host); they are not supported: the API key (${names.apiKey}) is the credential`,
     );
   }
   return url;
 }
+
+/** What parseHostUrl's messages call the URL and the API key: connect()'s options, or the CLI's. */
+export interface HostUrlNames {
+  readonly url: string;
+  readonly apiKey: string;
+}
+
+const SDK_NAMES: HostUrlNames = { url: "url", apiKey: "apiKey" };
 
 /** A URL that failed a check, as a message may show it (attestation/url-text.ts). */
 function describeUrlInput(input: unknown): string {

@@ -6,7 +6,14 @@ import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
-import { type ChatMessage, type ConnectOptions, connect, parseHostUrl, type Session } from "../sdk.ts";
+import {
+  type ChatMessage,
+  type ConnectOptions,
+  connect,
+  type HostUrlNames,
+  parseHostUrl,
+  type Session,
+} from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
@@ -27,6 +34,9 @@ export const LOCAL_API_KEY_FILE = ".cloister/api-key";
  * (BAD_API_KEY) and every refusal of it by the host, at connect or later (a chat's request, a
  * re-verification, an audit checkpoint), name the source, never the key.
  */
+/** parseHostUrl's names for what the CLI's user typed (the SDK's are connect()'s `url`, `apiKey`). */
+const CLI_URL_NAMES: HostUrlNames = { url: "--url", apiKey: "--api-key-file or CLOISTER_API_KEY" };
+
 export interface ApiKey {
   readonly key: string;
   /** `--api-key-file "F"`, `CLOISTER_API_KEY` or the default key file. */
@@ -42,7 +52,7 @@ export interface ApiKey {
  */
 export async function readApiKey(file: string | undefined, url: string): Promise<ApiKey> {
   // The URL first: which key may go where depends on its host, and a bad URL is the error to show.
-  const parsed = parseHostUrl(url);
+  const parsed = parseHostUrl(url, CLI_URL_NAMES);
   const loopback = isLoopbackHost(parsed.host);
   const fromEnv = process.env.CLOISTER_API_KEY;
   const envKey = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;

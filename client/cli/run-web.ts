@@ -43,7 +43,10 @@ export async function hostAllowsOrigin(
 export async function runWeb(options: WebCommandOptions): Promise<void> {
   // The SDK's own check, as for the other commands: http(s), no user name or password (refused,
   // never repeated), so the URL printed here and put into the page carries no secret.
-  const hostUrl = parseHostUrl(options.url).href.replace(/\/+$/, "");
+  const hostUrl = parseHostUrl(options.url, { url: "--url", apiKey: "the page's API key field" }).href.replace(
+    /\/+$/,
+    "",
+  );
   const { json: policy, policy: parsed } = await readPolicyFile(options.policy);
   const { code } = await buildBrowserBundle("page");
   const app = createWebApp({ hostUrl, policy, maxTokens: options.maxTokens, script: code });

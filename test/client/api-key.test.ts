@@ -102,10 +102,17 @@ describe("readApiKey", () => {
       name: "ClientError",
       kind: "configuration",
       code: "BAD_URL",
-      message: "url: expected http: or https:, found localhost:",
+      // The CLI's option, not the SDK's (connect's url).
+      message: "--url: expected http: or https:, found localhost:",
     });
     const withPassword = await readApiKey(keyFile, "http://user:s3cretpw@127.0.0.1:9").catch((e: unknown) => e);
-    expect(withPassword).toMatchObject({ kind: "configuration", code: "URL_CREDENTIALS" });
+    expect(withPassword).toMatchObject({
+      kind: "configuration",
+      code: "URL_CREDENTIALS",
+      message: expect.stringMatching(
+        /^--url: expected no user name or password, .* the API key \(--api-key-file or CLOISTER_API_KEY\) is the credential$/,
+      ),
+    });
     expect((withPassword as Error).message).not.toContain("s3cretpw");
   });
 
@@ -127,14 +134,14 @@ describe("readApiKey", () => {
     ]);
     for (const run of [schemeless, webSchemeless]) {
       expect(run.code).toBe(2);
-      expect(run.stderr.trim()).toBe("cloister: BAD_URL: url: expected http: or https:, found localhost:");
+      expect(run.stderr.trim()).toBe("cloister: BAD_URL: --url: expected http: or https:, found localhost:");
     }
     expect(webMalformed.code).toBe(2);
-    expect(webMalformed.stderr).toContain("cloister: BAD_URL: url: expected an http(s) URL, found a string of");
+    expect(webMalformed.stderr).toContain("cloister: BAD_URL: --url: expected an http(s) URL, found a string of");
     expect(`${webMalformed.stdout}${webMalformed.stderr}`).not.toMatch(/s3c|retpw/);
     for (const run of [password, chatPassword, webPassword]) {
       expect(run.code).toBe(2);
-      expect(run.stderr).toContain("cloister: URL_CREDENTIALS: url: expected no user name or password");
+      expect(run.stderr).toContain("cloister: URL_CREDENTIALS: --url: expected no user name or password");
       expect(`${run.stdout}${run.stderr}`).not.toContain("s3cretpw");
     }
   }, 60_000);
