@@ -99,7 +99,10 @@ describe("one line per error: cloister: CODE: message", () => {
       const result = await run(["attest", "--url", "notaurl", "--policy", join(dir, "policy.json")], {
         CLOISTER_API_KEY: "k".repeat(32),
       });
-      expect(result).toEqual({ code: 2, stderr: 'cloister: BAD_URL: --url: expected an http(s) URL, found "notaurl"\n' });
+      expect(result).toEqual({
+        code: 2,
+        stderr: 'cloister: BAD_URL: --url: expected an http(s) URL, found "notaurl"\n',
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
