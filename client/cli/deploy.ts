@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -32,7 +33,7 @@ import {
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
-import { UsageError } from "./output.ts";
+import { portRefusal, UsageError } from "./output.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -287,6 +288,70 @@ interface PortOption {
   readonly note?: string;
 }
 
+/** Bad input of a supervisor's port option: `--enclave-port 9443 (enclave 1 on port 9444): why`. */
+function portOptionError(port: PortOption, why: string): UsageError {
+  return new UsageError(`${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}: ${why}`);
+}
+
+/**
+ * The fixed ports (not 0) `cloister up` would give its children: `--host-port`, `--enclave-port`
+ * and a pool's consecutive ports after it, `--kbs-port` when a key broker runs.
+ */
+export function fixedPorts(options: {
+  hostPort: number;
+  enclavePort: number;
+  enclaves: number;
+  kbsPort: number | null;
+}): (PortOption & { readonly port: number })[] {
+  const ports: (PortOption & { readonly port: number })[] = [];
+  if (options.kbsPort !== null && options.kbsPort !== 0) {
+    ports.push({ option: "--kbs-port", value: options.kbsPort, port: options.kbsPort });
+  }
+  if (options.enclavePort !== 0) {
+    for (let i = 0; i < options.enclaves; i++) {
+      const port = options.enclavePort + i;
+      const note = i === 0 ? {} : { note: `enclave ${i} on port ${port}` };
+      ports.push({ option: "--enclave-port", value: options.enclavePort, port, ...note });
+    }
+  }
+  if (options.hostPort !== 0) ports.push({ option: "--host-port", value: options.hostPort, port: options.hostPort });
+  return ports;
+}
+
+/**
+ * Checks, before anything is made or started, that each fixed port is given once and is free on
+ * 127.0.0.1 (where the children listen) now: a taken --host-port would otherwise be found only after
+ * the key broker and the enclaves had booted (seconds, a model key released), to be stopped again.
+ * It is only a check: a port taken after it is still reported by the child that cannot listen
+ * (startChild), as before. Who holds a taken port is not known here (that needs lsof or /proc);
+ * another of its own options is named.
+ */
+export async function refuseUnavailablePorts(
+  ports: readonly (PortOption & { readonly port: number })[],
+): Promise<void> {
+  for (const [i, wanted] of ports.entries()) {
+    if (wanted.port > 65535)
+      throw portOptionError(wanted, "expected a port up to 65535 (a pool takes consecutive ports)");
+    const other = ports.slice(0, i).find((earlier) => earlier.port === wanted.port);
+    if (other !== undefined) {
+      throw portOptionError(wanted, `expected a port of its own, found the one ${other.option} ${other.value} gives`);
+    }
+  }
+  for (const wanted of ports) {
+    const code = await new Promise<string | null>((resolveCode) => {
+      const server = createServer();
+      server.once("error", (error: NodeJS.ErrnoException) => resolveCode(error.code ?? "error"));
+      server.listen({ host: "127.0.0.1", port: wanted.port }, () => {
+        server.close(() => resolveCode(null));
+      });
+    });
+    if (code === null) continue;
+    const refusal = portRefusal(code, "127.0.0.1", wanted.port, wanted.option);
+    // Another failure (EMFILE…) is not the port's: the child, listening, reports it as it is.
+    if (refusal !== null) throw portOptionError(wanted, refusal);
+  }
+}
+
 /**
  * Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. When it exits first, the
  * rejection carries its error line; a port it could not listen on (its `cloister: USAGE: --port P:
@@ -324,10 +389,7 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
       const settle = () => {
         const usage = code === 2 && errorLine !== null ? /^cloister: USAGE: --port \d+: (.*)$/.exec(errorLine) : null;
         if (usage !== null && port !== undefined) {
-          const why = (usage[1] as string).replaceAll("--port", port.option);
-          reject(
-            new UsageError(`${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}: ${why}`),
-          );
+          reject(portOptionError(port, (usage[1] as string).replaceAll("--port", port.option)));
           return;
         }
         const said = errorLine === null ? "" : `: ${errorLine}`;

@@ -298,6 +298,20 @@ export function writeOutputFile(
 const UNRESOLVED_NAME = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EAI_NODATA"]);
 
 /**
+ * Why `port` on `address` cannot be listened on, for bad input of `option`: taken (EADDRINUSE) or
+ * not permitted (EACCES); null for any other code (not the port's fault).
+ */
+export function portRefusal(code: string, address: string, port: number, option: string): string | null {
+  if (code === "EADDRINUSE") {
+    return `cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another ${option}`;
+  }
+  if (code === "EACCES") {
+    return `cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`;
+  }
+  return null;
+}
+
+/**
  * Bad input (a UsageError naming the option at fault) for a server that cannot listen where its
  * options say (enclave/http.ts ListenError, told by its name: importing http.ts would load the
  * server code into every command): the port (--port) when it is taken or not
@@ -316,16 +330,8 @@ export function listenUsageError(
     address: string;
     port: number;
   };
-  if (code === "EADDRINUSE") {
-    return new UsageError(
-      `--port ${port}: cannot listen on ${address} (EADDRINUSE): another process holds that port; stop it or choose another --port`,
-    );
-  }
-  if (code === "EACCES") {
-    return new UsageError(
-      `--port ${port}: cannot listen on ${address} (EACCES)${port < 1024 ? ": a port below 1024 needs privileges; choose another" : ""}`,
-    );
-  }
+  const refusal = portRefusal(code, address, port, "--port");
+  if (refusal !== null) return new UsageError(`--port ${port}: ${refusal}`);
   if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
     return new UsageError(

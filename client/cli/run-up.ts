@@ -5,7 +5,13 @@ import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import type { UpOptions } from "./commands.ts";
-import { prepareDeployment, type RunningDeployment, startDeployment } from "./deploy.ts";
+import {
+  fixedPorts,
+  prepareDeployment,
+  type RunningDeployment,
+  refuseUnavailablePorts,
+  startDeployment,
+} from "./deploy.ts";
 import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
@@ -21,6 +27,15 @@ async function boot(options: UpOptions, log: (line: string) => void, signal?: Ab
       throw new UsageError(`--cors-origin: ${(error as Error).message}`);
     }
   }
+  // Before the model is made and anything is started: a port that is taken fails at once.
+  await refuseUnavailablePorts(
+    fixedPorts({
+      hostPort: options.hostPort,
+      enclavePort: options.enclavePort,
+      enclaves: options.enclaves,
+      kbsPort: options.sealedModel ? options.kbsPort : null,
+    }),
+  );
   const files = await prepareDeployment({
     dir: options.dir,
     tee: options.tee,

@@ -2,7 +2,8 @@
  * A server that cannot listen where its options say is bad input naming the option (exit 2), as
  * `cloister proxy` says it: a port another process holds, a --listen address that does not resolve.
  * The enclave finds out before it boots: no key-broker request, no model loaded. `cloister up`
- * reports its child's port as its own option.
+ * checks its fixed ports before it starts anything, and reports a child's port (taken after that
+ * check) as its own option.
  */
 
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -11,6 +12,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prepareDeployment, startDeployment } from "../../client/cli/deploy.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
@@ -141,12 +143,70 @@ describe("cloister enclave: finds out before it boots", () => {
 });
 
 describe("cloister up", () => {
-  it("reports a child's port it cannot listen on as its own option, exit 2", async () => {
+  it("reports a taken --enclave-port as its own option, exit 2", async () => {
     const up = await runCloister(
       ["up", "--dir", join(dir, "up"), "--no-sealed-model", "--enclave-port", String(taken), "--host-port", "0"],
       { timeoutMs: 90_000 },
     );
     expect(up.code, up.stderr).toBe(2);
     expect(up.stderr.endsWith(inUse("--enclave-port", taken))).toBe(true);
+  }, 120_000);
+
+  it("reports a child's port it cannot listen on as the supervisor's option (a port taken after up checked it)", async () => {
+    const files = await prepareDeployment({
+      dir: join(dir, "up-child"),
+      tee: "sim-snp",
+      threads: 1,
+      progress: () => {},
+      sealedModel: false,
+    });
+    const log: string[] = [];
+    const started = startDeployment({
+      files,
+      tee: "sim-snp",
+      hostPort: 0,
+      enclavePort: taken,
+      log: (l) => log.push(l),
+    });
+    await expect(started).rejects.toMatchObject({
+      code: "USAGE",
+      message: inUse("--enclave-port", taken)
+        .replace(/^cloister: USAGE: /, "")
+        .trimEnd(),
+    });
+    expect(log).toContain(`[enclave] ${inUse("--port", taken).trimEnd()}`);
+  }, 120_000);
+
+  it("checks its fixed ports before it starts anything: a taken --host-port is the only line, no key broker or enclave booted", async () => {
+    const up = await runCloister(
+      ["up", "--dir", join(dir, "up-host"), "--host-port", String(taken), "--enclave-port", "0", "--kbs-port", "0"],
+      { timeoutMs: 90_000 },
+    );
+    expect(up).toMatchObject({ code: 2, stderr: inUse("--host-port", taken) });
+  }, 120_000);
+
+  it("refuses a port given to two of its options, a pool's enclave port another option gives or one beyond 65535, before it starts anything", async () => {
+    const up = (ports: string[]) =>
+      runCloister(["up", "--dir", join(dir, `up-${ports.join("-")}`), ...ports], { timeoutMs: 90_000 });
+    const [twice, pool, beyond] = await Promise.all([
+      up(["--host-port", "47811", "--enclave-port", "47811", "--kbs-port", "0"]),
+      up(["--host-port", "0", "--enclave-port", "47820", "--enclaves", "3", "--kbs-port", "47822"]),
+      up(["--host-port", "0", "--enclave-port", "65535", "--enclaves", "2", "--kbs-port", "0"]),
+    ]);
+    expect(beyond).toMatchObject({
+      code: 2,
+      stderr:
+        "cloister: USAGE: --enclave-port 65535 (enclave 1 on port 65536): expected a port up to 65535 (a pool takes consecutive ports)\n",
+    });
+    expect(twice).toMatchObject({
+      code: 2,
+      stderr:
+        "cloister: USAGE: --host-port 47811: expected a port of its own, found the one --enclave-port 47811 gives\n",
+    });
+    expect(pool).toMatchObject({
+      code: 2,
+      stderr:
+        "cloister: USAGE: --enclave-port 47820 (enclave 2 on port 47822): expected a port of its own, found the one --kbs-port 47822 gives\n",
+    });
   }, 120_000);
 });
