@@ -33,7 +33,7 @@ describe("cloister up / demo: the stored audit log check", () => {
     const empty = join(dir, "empty-line.jsonl");
     await writeFile(empty, `${lines[0]}\n\n${lines[1]}\n${lines[2]}\n`);
     await expect(checkStoredAuditLog(empty, keys.publicKey, checkpoint, 1)).rejects.toThrow(
-      /empty-line\.jsonl: audit log line 2: not JSON$/,
+      /empty-line\.jsonl: audit log line 2: expected a record line, found an empty line$/,
     );
     // A CRLF line (another tool's copy) is read as `audit verify` reads it: the CR is not part of it.
     const crlf = join(dir, "crlf.jsonl");
