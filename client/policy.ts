@@ -146,9 +146,12 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   const value = typeof input === "string" ? clientPolicyJson(input) : input;
   const result = ClientPolicySchema.safeParse(value);
   // Every problem at once, as the attestation section lists its own: the file is fixed in one go.
+  // The attestation section's own problems, its absence too, come from parseAttestationPolicy below.
   const problems = result.success
     ? []
-    : result.error.issues.map((issue) => formatIssue(issue as z.core.$ZodIssue, value, { root: "(policy)" }));
+    : result.error.issues
+        .filter((issue) => issue.path[0] !== "attestation")
+        .map((issue) => formatIssue(issue as z.core.$ZodIssue, value, { root: "(policy)" }));
   let attestation: AttestationPolicy | undefined;
   let attestationError: unknown;
   // A value that is no object has no attestation section to read: the problem above says so.

@@ -93,6 +93,14 @@ describe("validation messages name the expected and the found value", () => {
     );
   });
 
+  it("a client policy without its attestation section: said once, as the section's own parser says it", () => {
+    const value: Record<string, unknown> = simulatorPolicyValue();
+    delete value.attestation;
+    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+      'client policy: attestation: required field is missing (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })',
+    );
+  });
+
   it("a broker configuration's missing field: what either alternative expects, and that nothing was found", async () => {
     const file = join(dir, "kbs-no-policy.json");
     await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk" }] }), { mode: 0o600 });
