@@ -395,7 +395,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   // The record about the text given (the first, if several are); -1 when none is.
   const aboutText = compared.findIndex((c) => c.missing === null && Object.values(c.checks).every((ok) => ok));
   const firstMissing = compared[0]?.missing ?? null;
-  if (aboutText < 0 && firstMissing !== null && compared.every((c) => c.missing !== null)) {
+  // No record keeps the commitment a text was given for (then none is about it either).
+  if (firstMissing !== null && compared.every((c) => c.missing !== null)) {
     const which = found.length === 1 ? `record ${first.seq}` : `records ${found.map((r) => r.seq).join(", ")}`;
     fail(
       new AuditFindError(
