@@ -201,7 +201,7 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /** A value's kind and size, never its text (numbers and booleans excepted). */
-function describeValue(value: unknown): string {
+export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (typeof value === "number" || typeof value === "boolean") return String(value);

@@ -684,8 +684,8 @@ export function ibanValid(compact: string): boolean {
 const IBAN_HEAD_SHIFT = 1_000_000 % 97;
 
 /**
- * Where in `text` (an IBAN as the pattern matched it: letters and digits, with a space or a line
- * break, WRAP, between groups) a valid IBAN can end, in ascending order: before a separator or at
+ * Where in `text` (an IBAN as the pattern matched it: letters and digits, with SPACE or WRAP
+ * between groups, whose characters are none of them) a valid IBAN can end, in ascending order: before a separator or at
  * the end, 15..34 letters and digits in, mod 97-10 (ISO 7064) of the rest then the first four, with
  * letters as 10..35, equal to 1. One pass without copies: the remainder of the rest grows
  * character by character, and the first four are put after it at each place checked.
