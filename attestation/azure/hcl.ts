@@ -14,7 +14,7 @@
  *   0x4D4  runtime data: UTF-8 JSON {"keys":[JWK...], "vm-configuration":{...}, "user-data":"HEX"}
  */
 
-import { isPlainFieldName } from "../../manifests/issues.ts";
+import { describeValue, isPlainFieldName } from "../../manifests/issues.ts";
 import { ByteReader, bytesEqual, isAllZero, toHex, utf8 } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
 import { findDuplicateMember } from "../json-duplicates.ts";
@@ -123,7 +123,7 @@ function parseRuntimeData(json: Uint8Array): HclRuntimeData {
   if (userData !== undefined && !(typeof userData === "string" && USER_DATA_HEX.test(userData))) {
     const found =
       typeof userData !== "string"
-        ? `a ${userData === null ? "null" : Array.isArray(userData) ? "array" : typeof userData}`
+        ? describeValue(userData)
         : /^[0-9a-fA-F]*$/.test(userData)
           ? `${userData.length} hex digits`
           : `${userData.length} characters that are not all hex digits`;

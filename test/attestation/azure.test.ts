@@ -485,7 +485,7 @@ describe("HCL report layout and runtime data (parseHclReport)", () => {
     [
       "user-data a number",
       withRuntime({ ...runtime, "user-data": 0 }),
-      "runtime data user-data: expected 64 bytes as 128 hex digits, found a number",
+      "runtime data user-data: expected 64 bytes as 128 hex digits, found 0",
     ],
     [
       "user-data of 32 bytes",
