@@ -58,12 +58,12 @@ describe("receipts", () => {
     // Something other than a receipt: what was found is said by its kind, never quoted.
     const others: [string, string][] = [
       ["The answer.", "receipt: expected one JSON object, found text that is not JSON"],
-      ["[1]", "receipt: expected one JSON object, found an array of 1 item"],
+      ["[1]", "receipt: expected one JSON object, found an array"],
       ["null", "receipt: expected one JSON object, found null"],
-      ['"v"', "receipt: expected one JSON object, found a string of 1 character"],
+      ['"v"', "receipt: expected one JSON object, found a string"],
       ['{"v":2}', "receipt v: expected 1, found 2"],
-      ['{"v":"1"}', "receipt v: expected 1, found a string of 1 character"],
-      ['{"text":"The answer."}', "receipt v: expected 1, found nothing"],
+      ['{"v":"1"}', "receipt v: expected 1, found a string"],
+      ['{"text":"The answer."}', "receipt v: expected 1, found none"],
     ];
     for (const [text, message] of others) {
       await expect(verifyReceipt(text, keys.publicKey), text).rejects.toThrow(
