@@ -52,6 +52,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 import { bytesEqual, concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
 import { jsonSyntaxProblem } from "../../attestation/json-text.ts";
+import { describeValue } from "../../manifests/issues.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { canonicalScalar, smallOrderKey } from "../../sealed/receipt.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
@@ -649,14 +650,6 @@ function keyList(keys: readonly string[]): string {
 function shown(value: unknown): string {
   if (typeof value === "string" && value.length <= 64 && /^[\x20-\x7e]*$/.test(value)) return JSON.stringify(value);
   return describeValue(value);
-}
-
-/** A found value for a message: numbers, booleans and null as they are, else only the type and size. */
-function describeValue(value: unknown): string {
-  if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string") return `a string of ${value.length} characters`;
-  if (Array.isArray(value)) return `an array of ${value.length} items`;
-  return typeof value === "object" ? "an object" : typeof value;
 }
 
 /** What a value meant to be hex is, for a message: its length and whether it is lower-case hex; never its content. */

@@ -93,7 +93,7 @@ describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", (
     [
       "count a string",
       { count: "2" },
-      "checkpoint count: expected a non-negative integer, found a string of 1 characters",
+      "checkpoint count: expected a non-negative integer, found a string of 1 character",
     ],
     [
       "lastRecordHash short",
@@ -178,7 +178,7 @@ describe("recordShapeProblem: each field of a signed record is checked", () => {
     [
       "piiFindings an object",
       (r: Record<string, unknown>) => (r.piiFindings = {}),
-      "piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found an object",
+      "piiFindings: expected a list of {entity, count} with distinct known entities and counts ≥ 1, found an empty object",
     ],
     [
       "piiFindings repeating an entity",

@@ -437,7 +437,7 @@ describe("messages say what was found (never content that could be secret)", () 
     expect(malformed((r) => (r.tenant = ""))).toBe('tenant: expected an API key id of 1..200 characters, found ""');
     expect(malformed((r) => (r.decision = "maybe"))).toBe('decision: expected "allow" or "block", found "maybe"');
     expect(malformed((r) => (r.usage = { promptTokens: -1, completionTokens: 0 }))).toBe(
-      "usage: expected {promptTokens, completionTokens} non-negative integers or null, found an object",
+      "usage: expected {promptTokens, completionTokens} non-negative integers or null, found an object with keys completionTokens, promptTokens",
     );
     const l = parse(lines[0] as string);
     const badSig = canonicalJson({ ...l, sig: "ab" });
