@@ -15,6 +15,7 @@
  * self-authenticating; nothing from the payload is trusted until the stage that verifies it.
  */
 import { base64url, CompactSign, compactVerify, decodeProtectedHeader, importJWK, type JWK } from "jose";
+import { isCompactJws } from "../manifests/digest.ts";
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
@@ -272,7 +273,8 @@ function parseDocument(jws: string): ParsedDocument {
   if (payload === null || typeof payload !== "object" || payload.eat_profile !== DOCUMENT_PROFILE) {
     fail("document", "DOCUMENT_MALFORMED", `document eat_profile: expected ${DOCUMENT_PROFILE}`);
   }
-  if (typeof payload.manifest !== "string")
+  // Its form is checked here, so a malformed one is this stage's typed failure, not the digest's TypeError.
+  if (!isCompactJws(payload.manifest))
     fail("document", "DOCUMENT_MALFORMED", "document manifest: expected a compact JWS");
   if (payload.maa_token !== null && typeof payload.maa_token !== "string") {
     fail("document", "DOCUMENT_MALFORMED", "document maa_token: expected a string or null");

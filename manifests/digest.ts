@@ -6,8 +6,13 @@
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
+/** Whether `value` has the form manifestDigest takes: a compact JWS, no surrounding whitespace. */
+export function isCompactJws(value: unknown): value is string {
+  return typeof value === "string" && COMPACT_JWS.test(value);
+}
+
 export async function manifestDigest(jws: string): Promise<Uint8Array> {
-  if (typeof jws !== "string" || !COMPACT_JWS.test(jws)) {
+  if (!isCompactJws(jws)) {
     throw new TypeError("manifestDigest: expected a compact JWS (three base64url parts, no whitespace)");
   }
   // Base64url is ASCII, so this is the byte string of the JWS.

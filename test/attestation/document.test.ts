@@ -363,6 +363,18 @@ describe("attestation document", () => {
       code: "DOCUMENT_MALFORMED",
       run: () => verify("not.a.jws"),
     },
+    {
+      // A TypeError from the manifest digest before: the member was only checked to be a string.
+      name: "manifest member that is a string but not a compact JWS",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      run: async () =>
+        verify(
+          await resignPayload(f.document, (p) => {
+            p.manifest = `${p.manifest as string} `;
+          }),
+        ),
+    },
   ];
 
   it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code }) => {
