@@ -20,7 +20,9 @@
  *   6. extraData == the expected nonce, when one is given (AZURE_TPM_NONCE_MISMATCH)
  *
  * Not checked here: what the measurements, PCRs, vm-configuration or TCB say (appraisal), and the
- * Cloister key binding in the nonce (binding.ts decides what the nonce must be).
+ * Cloister key binding in the nonce (binding.ts decides what the nonce must be). Not authenticated
+ * by anything, and so left out of the verified result: the HCL header's version and request_type
+ * and the runtime-data header's version (VerifiedHclReport).
  */
 import { bytesEqual, concatBytes, isAllZero, toHex } from "../bytes.ts";
 import { constantTimeEqual, sha256, verifyRsaPkcs1 } from "../crypto.ts";
@@ -64,12 +66,20 @@ export interface VerifiedTpmQuote {
   readonly pcrs: ReadonlyMap<number, Uint8Array>;
 }
 
+/**
+ * The HCL report as verified: without the header's version and request_type and the runtime-data
+ * header's version, which no signature and no bound hash covers (the host can write any value
+ * there), so a verified result does not report them. They stay in the parsed HclReport
+ * (AzureEvidenceParts) as unverified diagnostics.
+ */
+export type VerifiedHclReport = Omit<HclReport, "version" | "requestType" | "runtimeDataVersion">;
+
 const CONSTRUCT = Symbol("VerifiedAzureEvidence");
 
 /** Azure CVM evidence whose every link verified. Only verifyAzureEvidence produces one. */
 export class VerifiedAzureEvidence {
   readonly kind: "azure-snp" | "azure-tdx";
-  readonly hcl: HclReport;
+  readonly hcl: VerifiedHclReport;
   readonly runtimeData: HclRuntimeData;
   readonly runtimeDataSha256: Uint8Array;
   /** REPORT_DATA of the hardware report (SNP REPORT_DATA or TD quote REPORTDATA). */
@@ -328,9 +338,10 @@ export async function verifyAzureEvidence(
     );
   }
 
+  const { version: _version, requestType: _requestType, runtimeDataVersion: _runtimeVersion, ...verifiedHcl } = hcl;
   return new VerifiedAzureEvidence(CONSTRUCT, {
     kind: evidence.kind,
-    hcl,
+    hcl: verifiedHcl,
     runtimeData: hcl.runtimeData,
     runtimeDataSha256,
     reportData: reportData.slice(),

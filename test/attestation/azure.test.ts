@@ -84,7 +84,7 @@ describe("Azure vTPM evidence against EXPECTED.json", () => {
     expect(v.kind).toBe(isTdx ? "azure-tdx" : "azure-snp");
     expect(v.simulated).toBe(false);
     expect(v.nonceChecked).toBe(true);
-    expect(v.hcl.version).toBe(row.hcl_version);
+    expect(parseHclReport(evidence.hclReport).version).toBe(row.hcl_version);
     expect(toHex(v.runtimeDataSha256)).toBe(row.runtime_data_sha256);
     expect(v.runtimeData.userData).toBe(row.user_data);
     expect(v.runtimeData.vmConfiguration).toEqual(row.vm_configuration);
@@ -185,6 +185,21 @@ describe("Azure vTPM evidence rules", () => {
     );
     expect(error.code).toBe("AZURE_TD_QUOTE_MISMATCH");
     expect(error.message).toContain("mrTd");
+  });
+
+  it("reports none of the HCL header fields that nothing authenticates (version, request_type, runtime-data version)", async () => {
+    // No signature or bound hash covers them: a changed value verified and was reported before.
+    const e = genoa();
+    const hclReport = e.hclReport.slice();
+    for (const at of [4, 12, 0x4c4]) hclReport[at] = (hclReport[at] as number) ^ 0x40;
+    const [original, changed] = await Promise.all(
+      [e, { ...e, hclReport }].map((evidence) =>
+        verifyAzureEvidence({ evidence, at: SNP_AT, expectedNonce: null, ...anchors }),
+      ),
+    );
+    expect(parseHclReport(hclReport)).toMatchObject({ version: 0x42, requestType: 0x42, runtimeDataVersion: 0x41 });
+    expect(Object.keys(changed?.hcl ?? {})).not.toContain("version");
+    expect({ ...changed?.hcl, raw: null }).toEqual({ ...original?.hcl, raw: null });
   });
 
   it("needs the trust anchors of the evidence's TEE and verifies the chain at the given time", async () => {
