@@ -7,7 +7,6 @@
 import { base64url, CompactSign, importJWK } from "jose";
 import nacl from "tweetnacl";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { clearVerifiedSignatureMemo, verifyEcdsa } from "../../attestation/crypto.ts";
 import {
@@ -19,12 +18,8 @@ import {
 } from "../../attestation/document.ts";
 import type { TrustAnchors } from "../../attestation/evidence.ts";
 import { SIMULATED_VCEK_NOT_AFTER } from "../../attestation/sim/amd.ts";
-import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
-import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
-import { devManifest } from "../../manifests/dev.ts";
-import { manifestDigest } from "../../manifests/digest.ts";
-import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { simulatedSnpEnclave } from "../helpers/simulated-document.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const MEASUREMENT = new Uint8Array(48).fill(0x5a);
@@ -37,26 +32,12 @@ let manifestJws: string;
 let policy: ClientPolicy;
 
 beforeAll(async () => {
-  const operator = await generateManifestSigningKey("EdDSA");
-  const manifest = devManifest();
-  manifestJws = await signManifest(manifest, operator.privateJwk);
   keys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
-  const hierarchy = insecureSimulatedAmdHierarchy();
-  const reportData = await computeReportData({
-    signingPublicKey: keys.signing.publicKey,
-    sealingPublicKey: keys.sealing.publicKey,
-    manifestDigest: await manifestDigest(manifestJws),
-  });
-  report = simulateSnpReport(hierarchy, { reportData, measurement: MEASUREMENT });
-  vcek = hierarchy.vcek.certificate;
-  document = await makeDocument(report);
-  policy = simulatorClientPolicy({
-    tee: "sim-snp",
-    measurement: toHex(MEASUREMENT),
-    operatorKey: operator.publicJwk,
-    modelSha256: manifest.model.sha256,
-    serviceName: manifest.service.name,
-  });
+  ({ manifestJws, report, vcek, document, policy } = await simulatedSnpEnclave({
+    keys,
+    now: NOW,
+    measurement: MEASUREMENT,
+  }));
 }, 120_000);
 
 function makeDocument(reportBytes: Uint8Array, signer: EnclaveKeys = keys): Promise<string> {

@@ -1,0 +1,58 @@
+/** A simulated SEV-SNP enclave's attestation document and the simulator client policy that accepts it. */
+import { base64url } from "jose";
+import { computeReportData } from "../../attestation/binding.ts";
+import { toHex } from "../../attestation/bytes.ts";
+import { createAttestationDocument, type EnclaveKeys } from "../../attestation/document.ts";
+import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import type { ClientPolicy } from "../../client/policy.ts";
+import { devManifest } from "../../manifests/dev.ts";
+import { manifestDigest } from "../../manifests/digest.ts";
+import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+
+export interface SimulatedSnpEnclave {
+  /** The operator-signed dev manifest (compact JWS) the evidence binds. */
+  readonly manifestJws: string;
+  /** The simulated SNP report, its REPORT_DATA binding `keys` and the manifest. */
+  readonly report: Uint8Array;
+  /** The simulated VCEK (DER). */
+  readonly vcek: Uint8Array;
+  /** The attestation document signed by `keys` at `now`. */
+  readonly document: string;
+  /** The simulator client policy (trustSimulator: true) pinning `measurement` and the operator key. */
+  readonly policy: ClientPolicy;
+}
+
+export async function simulatedSnpEnclave(options: {
+  keys: EnclaveKeys;
+  now: Date;
+  measurement: Uint8Array;
+}): Promise<SimulatedSnpEnclave> {
+  const { keys, now, measurement } = options;
+  const operator = await generateManifestSigningKey("EdDSA");
+  const manifest = devManifest();
+  const manifestJws = await signManifest(manifest, operator.privateJwk);
+  const hierarchy = insecureSimulatedAmdHierarchy();
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const report = simulateSnpReport(hierarchy, { reportData, measurement });
+  const vcek = hierarchy.vcek.certificate;
+  const document = await createAttestationDocument({
+    keys,
+    evidence: { type: "sev-snp", report: base64url.encode(report), endorsementKey: base64url.encode(vcek) },
+    manifest: manifestJws,
+    maaToken: null,
+    now,
+  });
+  const policy = simulatorClientPolicy({
+    tee: "sim-snp",
+    measurement: toHex(measurement),
+    operatorKey: operator.publicJwk,
+    modelSha256: manifest.model.sha256,
+    serviceName: manifest.service.name,
+  });
+  return { manifestJws, report, vcek, document, policy };
+}
