@@ -25,6 +25,10 @@
  * 10. REPORTED_TCB <= CURRENT_TCB in every component (decoded with the certificate's product): the
  *     host may report an older TCB than the firmware runs, never a newer one (go-sev-guest
  *     validateTcb)                                                        SNP_REPORTED_TCB_ABOVE_CURRENT
+ * 11. COMMITTED_TCB <= CURRENT_TCB in every component, and COMMITTED_MAJOR.MINOR.BUILD <=
+ *     CURRENT_MAJOR.MINOR.BUILD: firmware may run ahead of what it committed (provisional), never
+ *     below (go-sev-guest checks both, with or without PermitProvisionalFirmware)
+ *                               SNP_COMMITTED_TCB_ABOVE_CURRENT, SNP_COMMITTED_FIRMWARE_ABOVE_CURRENT
  * The signature is checked before any field of the report is compared (a tampered CHIP_ID is
  * therefore reported as a signature failure).
  *
@@ -41,6 +45,7 @@ import {
   decodeTcbVersion,
   parseSnpReport,
   SNP_PRODUCTS,
+  type SnpFirmwareVersion,
   type SnpProduct,
   type SnpReport,
   type SnpSigningKey,
@@ -280,6 +285,19 @@ function describeTcb(t: {
   return `${fmc}bl ${t.bootloader}, tee ${t.tee}, snp ${t.snp}, ucode ${t.microcode}`;
 }
 
+/** SEV firmware version as major.minor.build. */
+export function firmwareVersionText(v: SnpFirmwareVersion): string {
+  return `${v.major}.${v.minor}.${v.build}`;
+}
+
+/**
+ * Orders two SEV firmware versions as (major, minor, build): negative, zero or positive as `a` is
+ * older than, the same as or newer than `b`. A build number is ordered only within its minor version.
+ */
+export function firmwareVersionOrder(a: SnpFirmwareVersion, b: SnpFirmwareVersion): number {
+  return a.major - b.major || a.minor - b.minor || a.build - b.build;
+}
+
 export type SnpTcbComponent = "fmc" | "bootloader" | "tee" | "snp" | "microcode";
 
 /** The components of a decoded TCB_VERSION, as [name, value]; fmc only on Turin. */
@@ -292,6 +310,17 @@ export function tcbComponents(tcb: SnpTcbVersion): [SnpTcbComponent, number][] {
   ];
   if (tcb.fmc !== null) parts.unshift(["fmc", tcb.fmc]);
   return parts;
+}
+
+/**
+ * `field: expected …, found …` naming each component of `tcb` above CURRENT_TCB's, or null when
+ * none is (both decoded with the same product's layout).
+ */
+function aboveCurrent(field: string, tcb: SnpTcbVersion, current: SnpTcbVersion): string | null {
+  const above = tcbComponents(tcb).filter(([name, value]) => value > (current[name] ?? 0));
+  if (above.length === 0) return null;
+  const found = above.map(([name, value]) => `${name} ${value}`).join(", ");
+  return `${field}: expected each component <= CURRENT_TCB's (${describeTcb(current)}), found ${found} (${describeTcb(tcb)})`;
 }
 
 /** Verifies `report` under `endorsementKey` and `anchors` at `at` (see the module comment). */
@@ -439,13 +468,30 @@ export async function verifySnpReport(input: VerifySnpReportInput): Promise<Veri
 
   // 10. The firmware runs at least the TCB the report (and so its certificate) names.
   const current = decodeTcbVersion(report.currentTcb.raw, ext.product);
-  const above = tcbComponents(tcb).filter(([name, value]) => value > (current[name] ?? 0));
-  if (above.length > 0) {
+  const above = aboveCurrent("REPORTED_TCB", tcb, current);
+  if (above !== null) {
     throw new VerifyError(
       "SNP_REPORTED_TCB_ABOVE_CURRENT",
-      `REPORTED_TCB: expected each component <= CURRENT_TCB's (${describeTcb(current)}), found ${above
-        .map(([name, value]) => `${name} ${value}`)
-        .join(", ")} (${describeTcb(tcb)}): the firmware does not run the TCB the report and its ${signingKey} name`,
+      `${above}: the firmware does not run the TCB the report and its ${signingKey} name`,
+    );
+  }
+
+  // 11. The firmware runs at least what the platform committed to (go-sev-guest validateTcb and
+  // validateVersion, whichever PermitProvisionalFirmware says). COMMITTED_TCB below CURRENT_TCB is
+  // provisional firmware, accepted (appraise.ts holds COMMITTED_TCB to the policy's minimum); above it,
+  // the platform would run firmware older than its anti-rollback floor, which AMD's firmware does
+  // not allow: the report is not what genuine firmware writes, so nothing in it is taken as such.
+  const ahead = aboveCurrent("COMMITTED_TCB", decodeTcbVersion(report.committedTcb.raw, ext.product), current);
+  if (ahead !== null) {
+    throw new VerifyError(
+      "SNP_COMMITTED_TCB_ABOVE_CURRENT",
+      `${ahead}: the firmware runs below the TCB the platform committed to`,
+    );
+  }
+  if (firmwareVersionOrder(report.committedVersion, report.currentVersion) > 0) {
+    throw new VerifyError(
+      "SNP_COMMITTED_FIRMWARE_ABOVE_CURRENT",
+      `COMMITTED_MAJOR.MINOR.BUILD: expected <= CURRENT_MAJOR.MINOR.BUILD (${firmwareVersionText(report.currentVersion)}), found ${firmwareVersionText(report.committedVersion)}: the firmware runs below the version the platform committed to`,
     );
   }
 

@@ -49,6 +49,43 @@ function edited(signer: InsecureSimulatedEndorsementKey, edit: (b: Uint8Array, v
   return bytes;
 }
 
+/**
+ * The simulated VCEK report with CURRENT_TCB or COMMITTED_TCB alone differing from REPORTED_TCB (the
+ * VCEK's SPLs) by `change` in its components.
+ */
+function oneTcbChanged(
+  which: "currentTcb" | "committedTcb",
+  change: Partial<Record<"bootloader" | "tee" | "snp" | "microcode", number>>,
+): Uint8Array {
+  const reported = parseSnpReport(simulateSnpReport(milan, { reportData, measurement })).reportedTcb;
+  const parts = {
+    bootloader: reported.bootloader,
+    tee: reported.tee,
+    snp: reported.snp,
+    microcode: reported.microcode,
+  };
+  for (const [name, delta] of Object.entries(change)) parts[name as keyof typeof parts] += delta;
+  return simulateSnpReport(milan, { reportData, measurement, [which]: encodeTcbVersion(parts, "Milan") });
+}
+
+/** verifySnpReport of `report` under the simulated Milan VCEK at AT. */
+function verify(report: Uint8Array) {
+  return verifySnpReport({
+    report: parseSnpReport(report),
+    endorsementKey: parseCertificate(milan.vcek.certificate),
+    anchors,
+    at: AT,
+  });
+}
+
+/** The simulated VCEK report (firmware 1.55.23, current and committed) with COMMITTED 1.`minor`.`build`. */
+function committedFirmware(minor: number, build: number): Uint8Array {
+  return edited(milan.vcek, (b) => {
+    b[SNP_OFFSETS.COMMITTED_MINOR] = minor;
+    b[SNP_OFFSETS.COMMITTED_BUILD] = build;
+  });
+}
+
 describe("SNP verification with the simulator's fake AMD hierarchy", () => {
   const vcek = milan.vcek;
   const vlek = issueInsecureSimulatedEndorsementKey(milan, { kind: "VLEK" });
@@ -104,20 +141,38 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
     ],
     [
       "REPORTED_TCB (the VCEK's) above CURRENT_TCB in one component",
-      () => {
-        const reported = parseSnpReport(simulateSnpReport(milan, { reportData, measurement })).reportedTcb;
-        const currentTcb = encodeTcbVersion({ ...reported, snp: reported.snp - 1 }, "Milan");
-        return outcome(simulateSnpReport(milan, { reportData, measurement, currentTcb }), vcek);
-      },
+      () => outcome(oneTcbChanged("currentTcb", { snp: -1 }), vcek),
       "SNP_REPORTED_TCB_ABOVE_CURRENT",
     ],
     [
       "CURRENT_TCB above REPORTED_TCB (the host reports an older TCB than it runs)",
-      () => {
-        const reported = parseSnpReport(simulateSnpReport(milan, { reportData, measurement })).reportedTcb;
-        const currentTcb = encodeTcbVersion({ ...reported, microcode: reported.microcode + 1 }, "Milan");
-        return outcome(simulateSnpReport(milan, { reportData, measurement, currentTcb }), vcek);
-      },
+      () => outcome(oneTcbChanged("currentTcb", { microcode: +1 }), vcek),
+      "accepted (simulated)",
+    ],
+    [
+      "COMMITTED_TCB above CURRENT_TCB in one component (the firmware runs below what it committed)",
+      () => outcome(oneTcbChanged("committedTcb", { microcode: +1 }), vcek),
+      "SNP_COMMITTED_TCB_ABOVE_CURRENT",
+    ],
+    [
+      "COMMITTED_TCB below CURRENT_TCB (provisional firmware: a newer one runs, not yet committed)",
+      () => outcome(oneTcbChanged("committedTcb", { microcode: -1 }), vcek),
+      "accepted (simulated)",
+    ],
+    [
+      "COMMITTED firmware version above CURRENT by build (1.55.24 committed, 1.55.23 runs)",
+      () => outcome(committedFirmware(55, 24), vcek),
+      "SNP_COMMITTED_FIRMWARE_ABOVE_CURRENT",
+    ],
+    [
+      "COMMITTED firmware version above CURRENT by minor, with a lower build (1.56.0 committed, 1.55.23 runs)",
+      () => outcome(committedFirmware(56, 0), vcek),
+      "SNP_COMMITTED_FIRMWARE_ABOVE_CURRENT",
+    ],
+    [
+      // Compared as (major, minor, build): a build number is only ordered within its minor version.
+      "COMMITTED firmware version below CURRENT by minor, with a higher build (1.54.99 committed, 1.55.23 runs)",
+      () => outcome(committedFirmware(54, 99), vcek),
       "accepted (simulated)",
     ],
     [
@@ -293,15 +348,21 @@ describe("SNP verification with the simulator's fake AMD hierarchy", () => {
     },
   );
 
+  it("names the committed field, what CURRENT holds and what COMMITTED holds when the firmware runs below its commitment", async () => {
+    await expect(verify(oneTcbChanged("committedTcb", { snp: +1 }))).rejects.toMatchObject({
+      code: "SNP_COMMITTED_TCB_ABOVE_CURRENT",
+      message:
+        "COMMITTED_TCB: expected each component <= CURRENT_TCB's (bl 4, tee 0, snp 24, ucode 219), found snp 25 (bl 4, tee 0, snp 25, ucode 219): the firmware runs below the TCB the platform committed to",
+    });
+    await expect(verify(committedFirmware(55, 24))).rejects.toMatchObject({
+      code: "SNP_COMMITTED_FIRMWARE_ABOVE_CURRENT",
+      message:
+        "COMMITTED_MAJOR.MINOR.BUILD: expected <= CURRENT_MAJOR.MINOR.BUILD (1.55.23), found 1.55.24: the firmware runs below the version the platform committed to",
+    });
+  });
+
   it("says why a VCEK-signed report with an all-zero CHIP_ID is refused, and why MASK_CHIP_KEY makes a report unsigned", async () => {
     const zeroChip = edited(vcek, (b) => b.fill(0, SNP_OFFSETS.CHIP_ID, SNP_OFFSETS.CHIP_ID + 64));
-    const verify = (report: Uint8Array) =>
-      verifySnpReport({
-        report: parseSnpReport(report),
-        endorsementKey: parseCertificate(vcek.certificate),
-        anchors,
-        at: AT,
-      });
     await expect(verify(zeroChip)).rejects.toThrow(/CHIP_ID is all zero: the host masks it with MASK_CHIP_ID/);
     // Another chip's CHIP_ID gets no such explanation.
     const otherChip = edited(vcek, (b) => (b[SNP_OFFSETS.CHIP_ID] = (b[SNP_OFFSETS.CHIP_ID] as number) ^ 1));
