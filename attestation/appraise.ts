@@ -18,7 +18,8 @@
  *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB, LAUNCH_TCB and COMMITTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind, CXL_ALLOW (refused
  *    unless `cxlAllowed`), and the optional hardening fields when present (minimumAbi,
- *    minimumFirmware, requireGuestPolicy, requirePlatformInfo, tioAllowed)      SNP_*
+ *    minimumFirmware, requireGuestPolicy, requirePlatformInfo, tioAllowed, requireMitigations:
+ *    LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR)                                  SNP_*
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
  *    MRSERVICETD, TCB status (met only when the QE identity and the CRLs were checked too),
@@ -239,6 +240,40 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
   }
   if (policy.tioAllowed === false && r.platformInfo.tioEnabled) {
     push("PLATFORM_INFO.TIO_EN", "SNP_TIO_NOT_ALLOWED", "clear (tioAllowed: false)", onOff(true));
+  }
+  if (policy.requireMitigations !== undefined) checkMitigations(push, r, policy.requireMitigations);
+}
+
+/**
+ * Each required mitigation bit in LAUNCH_MIT_VECTOR (a guest launched before the mitigation was
+ * verified may already be compromised, as with LAUNCH_TCB) and in CURRENT_MIT_VECTOR. A report
+ * before version 5 has neither field, so it shows no mitigation and meets no requirement.
+ */
+function checkMitigations(push: Push, r: SnpReport, required: readonly number[]): void {
+  const bits = [...new Set(required)].sort((a, b) => a - b);
+  const expected = `${bits.length === 1 ? "bit" : "bits"} ${bits.join(", ")} set (requireMitigations)`;
+  for (const [field, vector] of [
+    ["LAUNCH_MIT_VECTOR", r.launchMitVector],
+    ["CURRENT_MIT_VECTOR", r.currentMitVector],
+  ] as const) {
+    if (vector === null) {
+      push(
+        field,
+        "SNP_MITIGATION_MISSING",
+        expected,
+        `absent (a version ${r.version} report; the mitigation vectors came with version 5)`,
+      );
+      continue;
+    }
+    const clear = bits.filter((n) => ((vector >> BigInt(n)) & 1n) === 0n);
+    if (clear.length > 0) {
+      push(
+        field,
+        "SNP_MITIGATION_MISSING",
+        expected,
+        `0x${vector.toString(16)} (${clear.length === 1 ? "bit" : "bits"} ${clear.join(", ")} clear)`,
+      );
+    }
   }
 }
 

@@ -5,7 +5,8 @@
  * TCB as the minimum, its VMPL, product and signing-key kind, and its host data / ID block when it
  * has them. Trust on first use, made explicit: the operator runs it against a deployment built
  * from an image they reviewed, then compares the pinned measurement with their build's before
- * shipping the policy. Every check the evidence gives no value for is a skip with its reason.
+ * shipping the policy. Every check the evidence gives no value for is a skip with its reason. The
+ * SNP mitigation bits a version 5 report shows verified are named in a note, not pinned.
  *
  * Azure CVM evidence gets an `azure` section: the hardware report behind Microsoft's paravisor pinned
  * as above (it measures the paravisor, not the image), the vTPM PCRs the image's boot chain is
@@ -246,6 +247,8 @@ function snpPolicy(
   notes.push(
     `minimum TCB pinned at this machine's REPORTED_TCB (${tcbText(tcb)}): hosts with older firmware are refused`,
   );
+  const mitigations = verifiedMitigations(r);
+  if (mitigations !== null) notes.push(mitigations);
   return {
     debugAllowed: false,
     migrationAgentAllowed: r.policy.migrateMA,
@@ -270,6 +273,20 @@ function snpPolicy(
     allowedProducts: [verified.product],
     signingKeys: [verified.signingKey === "VCEK" ? "vcek" : "vlek"],
   };
+}
+
+/**
+ * A note naming the mitigation bits set in both of a version 5 report's vectors, or null when none
+ * is. They are not pinned (unlike the TCB): the host verifies a mitigation at run time
+ * (SNP_VERIFY_MITIGATION), by AMD's bug-specific procedure, so another host of the same fleet may not
+ * have run it yet; the operator decides from AMD's bulletins.
+ */
+function verifiedMitigations(r: VerifiedSnpReport["report"]): string | null {
+  if (r.launchMitVector === null || r.currentMitVector === null) return null;
+  const both = r.launchMitVector & r.currentMitVector;
+  const bits = Array.from({ length: 64 }, (_, n) => n).filter((n) => ((both >> BigInt(n)) & 1n) === 1n);
+  if (bits.length === 0) return null;
+  return `mitigation bits ${bits.join(", ")} are verified in this report (LAUNCH_MIT_VECTOR 0x${r.launchMitVector.toString(16)}, CURRENT_MIT_VECTOR 0x${r.currentMitVector.toString(16)}): add "requireMitigations": [${bits.join(", ")}] to refuse hosts that have not verified them (not pinned: hosts verify mitigations at run time, SNP_VERIFY_MITIGATION; AMD's security bulletins say which bit a fix needs)`;
 }
 
 function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollateral: boolean, of: ReportOf): TdxPolicy {

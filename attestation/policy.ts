@@ -7,7 +7,7 @@
  * absent field, so an auditor reading a policy sees every check that is not made and why. The one
  * exception is the SNP section's later additions (go-sev-guest's guest-policy and platform checks:
  * `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
- * `tioAllowed`), optional so that policies written before keep their verdicts: absent, a check is not
+ * `tioAllowed`, `requireMitigations`), optional so that policies written before keep their verdicts: absent, a check is not
  * made, except `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
  * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
  * normalised to lower case.
@@ -132,6 +132,14 @@ export const SnpPolicySchema = z.strictObject({
   requirePlatformInfo: z.array(z.enum(SNP_REQUIRABLE_PLATFORM_INFO)).min(1).optional(),
   /** Accept platforms with PLATFORM_INFO.TIO_EN (bit 7, SEV-TIO: trusted devices) set. Absent: not checked. */
   tioAllowed: z.boolean().optional(),
+  /**
+   * Mitigation bits (0..63, as AMD's security bulletins number them) that must be set in both
+   * LAUNCH_MIT_VECTOR (verified when the guest was launched) and CURRENT_MIT_VECTOR (verified on the
+   * firmware running now): the host verifies a firmware mitigation with SNP_VERIFY_MITIGATION, e.g.
+   * after a live firmware update, and the firmware reports it there. Version 5 reports carry them;
+   * an older report meets no requirement. Absent: not checked.
+   */
+  requireMitigations: z.array(z.int().min(0).max(63)).min(1).optional(),
 });
 export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
 

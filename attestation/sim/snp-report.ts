@@ -40,6 +40,9 @@ export interface SimulatedSnpReportOptions {
   readonly currentTcb?: bigint;
   /** Report VERSION (default 5). */
   readonly version?: 3 | 5;
+  /** LAUNCH_MIT_VECTOR / CURRENT_MIT_VECTOR (version 5 only; default zero: no mitigation verified). */
+  readonly launchMitVector?: bigint;
+  readonly currentMitVector?: bigint;
   readonly guestSvn?: number;
   /** FAMILY_ID / IMAGE_ID (16 bytes each, default zero). */
   readonly familyId?: Uint8Array;
@@ -112,7 +115,12 @@ export function simulateSnpReport(
   out[O.COMMITTED_MINOR] = 55;
   out[O.COMMITTED_MAJOR] = 1;
   view.setBigUint64(O.LAUNCH_TCB, options.launchTcb ?? tcb, true);
-  // Version 5 mitigation vectors stay zero (no mitigations reported).
+  if (version >= 5) {
+    view.setBigUint64(O.LAUNCH_MIT_VECTOR, options.launchMitVector ?? 0n, true);
+    view.setBigUint64(O.CURRENT_MIT_VECTOR, options.currentMitVector ?? 0n, true);
+  } else if (options.launchMitVector !== undefined || options.currentMitVector !== undefined) {
+    throw new Error(`simulateSnpReport: a version ${version} report has no mitigation vectors (version 5 and later)`);
+  }
   signSnpReportInPlace(out, signer);
   return out;
 }

@@ -96,6 +96,21 @@ describe("parseAttestationPolicy", () => {
       "snp.requirePlatformInfo: expected an array of at least 1 item",
     ],
     [
+      "a mitigation bit beyond the 64-bit vectors",
+      { ...base(), snp: { ...snp, requireMitigations: [0, 64] } },
+      "snp.requireMitigations[1]: expected a number <= 63, found 64",
+    ],
+    [
+      "an empty requireMitigations",
+      { ...base(), snp: { ...snp, requireMitigations: [] } },
+      "snp.requireMitigations: expected an array of at least 1 item",
+    ],
+    [
+      "a mitigation vector written as a number rather than its bits",
+      { ...base(), snp: { ...snp, requireMitigations: 11 } },
+      "snp.requireMitigations: expected array",
+    ],
+    [
       "minimumFirmware without its build",
       { ...base(), snp: { ...snp, minimumFirmware: { major: 1, minor: 55 } } },
       "snp.minimumFirmware.build",

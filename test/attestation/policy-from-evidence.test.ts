@@ -97,6 +97,61 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(codes).toContain("SNP_TCB_TOO_LOW");
   });
 
+  it("SNP mitigation vectors (GCP v5: 0xb verified at launch and now): noted, not pinned; requireMitigations judges both vectors", async () => {
+    const at = "2026-01-01T00:00:00Z";
+    const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", at);
+    expect([gcp.report.launchMitVector, gcp.report.currentMitVector]).toEqual([0xbn, 0xbn]);
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp), {
+      allowSimulator: false,
+    });
+    expect(policy.snp?.requireMitigations).toBeUndefined();
+    expect(notes.join("\n")).toContain(
+      'mitigation bits 0, 1, 3 are verified in this report (LAUNCH_MIT_VECTOR 0xb, CURRENT_MIT_VECTOR 0xb): add "requireMitigations": [0, 1, 3]',
+    );
+    const requiring = (bits: number[]) =>
+      parseAttestationPolicy({ ...policy, snp: { ...policy.snp, requireMitigations: bits } });
+    expect(appraise(gcp, requiring([0, 1, 3]), noReportData(at)).violations).toEqual([]);
+    expect(appraise(gcp, requiring([3, 2]), noReportData(at)).violations).toEqual([
+      {
+        field: "LAUNCH_MIT_VECTOR",
+        code: "SNP_MITIGATION_MISSING",
+        expected: "bits 2, 3 set (requireMitigations)",
+        found: "0xb (bit 2 clear)",
+      },
+      {
+        field: "CURRENT_MIT_VECTOR",
+        code: "SNP_MITIGATION_MISSING",
+        expected: "bits 2, 3 set (requireMitigations)",
+        found: "0xb (bit 2 clear)",
+      },
+    ]);
+
+    // A report before version 5 carries no mitigation vector: it meets no requirement.
+    const awsAt = "2025-06-01T00:00:00Z";
+    const aws = await snp("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", awsAt);
+    const awsPolicy = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });
+    expect(awsPolicy.notes.join("\n")).not.toContain("requireMitigations");
+    const awsRequiring = parseAttestationPolicy({
+      ...awsPolicy.policy,
+      snp: { ...awsPolicy.policy.snp, requireMitigations: [0] },
+    });
+    const absent = "absent (a version 3 report; the mitigation vectors came with version 5)";
+    expect(appraise(aws, awsRequiring, noReportData(awsAt)).violations).toEqual([
+      {
+        field: "LAUNCH_MIT_VECTOR",
+        code: "SNP_MITIGATION_MISSING",
+        expected: "bit 0 set (requireMitigations)",
+        found: absent,
+      },
+      {
+        field: "CURRENT_MIT_VECTOR",
+        code: "SNP_MITIGATION_MISSING",
+        expected: "bit 0 set (requireMitigations)",
+        found: absent,
+      },
+    ]);
+  });
+
   it("SNP (AWS Milan, VLEK): pins the signing-key kind the evidence used", async () => {
     const aws = await snp("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", "2025-06-01T00:00:00Z");
     const { policy } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });

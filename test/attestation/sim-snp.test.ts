@@ -121,6 +121,15 @@ describe("simulated AMD hierarchy", () => {
     // The signature's upper 24 bytes of each 72-byte field are zero (the parser checks it too).
     expect(report.subarray(0x2a0 + 48, 0x2a0 + 72).every((b) => b === 0)).toBe(true);
     expect(simulateSnpReport(h, { ...baseOptions(), version: 3 })[0]).toBe(3);
+    // Mitigation vectors: zero unless given, and only in version 5 reports, which have the fields.
+    expect([parsed.launchMitVector, parsed.currentMitVector]).toEqual([0n, 0n]);
+    const mitigated = parseSnpReport(
+      simulateSnpReport(h, { ...baseOptions(), launchMitVector: 0x3n, currentMitVector: 0xbn }),
+    );
+    expect([mitigated.launchMitVector, mitigated.currentMitVector]).toEqual([0x3n, 0xbn]);
+    expect(() => simulateSnpReport(h, { ...baseOptions(), version: 3, currentMitVector: 1n })).toThrow(
+      "a version 3 report has no mitigation vectors",
+    );
     // Deterministic: the same inputs give the same bytes.
     expect(toHex(simulateSnpReport(h, baseOptions()))).toBe(toHex(simulateSnpReport(h, baseOptions())));
   });
@@ -507,6 +516,20 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       policy: { requirePlatformInfo: ["ECC_EN", "ALIAS_CHECK_COMPLETE", "TSME_EN"] },
       code: "SNP_PLATFORM_INFO_BIT_MISSING",
       field: "PLATFORM_INFO.TSME_EN",
+    },
+    {
+      name: "a required mitigation not verified when the guest was launched (LAUNCH_MIT_VECTOR), though verified now",
+      report: () => ({ ...baseOptions(), launchMitVector: 0x3n, currentMitVector: 0xbn }),
+      policy: { requireMitigations: [0, 3] },
+      code: "SNP_MITIGATION_MISSING",
+      field: "LAUNCH_MIT_VECTOR",
+    },
+    {
+      name: "a required mitigation not verified on the running firmware (CURRENT_MIT_VECTOR)",
+      report: () => ({ ...baseOptions(), launchMitVector: 0xbn, currentMitVector: 0x9n }),
+      policy: { requireMitigations: [0, 1] },
+      code: "SNP_MITIGATION_MISSING",
+      field: "CURRENT_MIT_VECTOR",
     },
     {
       name: "TIO_EN set with tioAllowed false",
