@@ -1,11 +1,12 @@
 /** `cloister model run` as a real process on the tiny model. */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { modelCopiesOf } from "../helpers/processes.ts";
 
 let dir: string;
 let modelPath: string;
@@ -97,28 +98,18 @@ describe("cloister model run", () => {
     });
     // The copy exists from the start of the load (staging) until the engine is closed: Ctrl-C as
     // soon as it appears falls in the load (llama.cpp's start takes far longer than a poll).
-    const prefix = `cloister-model-${child.pid}-`;
+    const pid = child.pid as number;
     let seen = false;
     for (let i = 0; i < 1500 && !seen && child.exitCode === null; i++) {
-      seen = (await copiesNamed(prefix)).length > 0;
+      seen = (await modelCopiesOf(pid)).length > 0;
       if (!seen) await new Promise((r) => setTimeout(r, 10));
     }
     expect(seen).toBe(true);
     child.kill("SIGINT");
     const run = await exited;
-    const left = await copiesNamed(prefix);
+    const left = await modelCopiesOf(pid);
     for (const path of left) await rm(path, { recursive: true, force: true });
     // Nothing generated: the signal came during the load, and it stopped there.
     expect({ ...run, stdout, stderr, left }).toEqual({ code: 130, signal: null, stdout: "", stderr: "", left: [] });
   }, 60_000);
 });
-
-/** The private model copies (model-staging.ts) whose directory name starts with `prefix`, in /dev/shm or the temp directory. */
-async function copiesNamed(prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const root of ["/dev/shm", tmpdir()]) {
-    const names = await readdir(root).catch(() => [] as string[]);
-    found.push(...names.filter((n) => n.startsWith(prefix)).map((n) => join(root, n)));
-  }
-  return found;
-}

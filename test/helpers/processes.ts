@@ -1,5 +1,7 @@
-/** The processes a `cloister` command started (Linux /proc), to check they are gone when it exits. */
+/** The processes a `cloister` command started (Linux /proc), to check they are gone when it exits, and what they left. */
 import { readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CLI } from "./cli.ts";
 
 /**
@@ -33,4 +35,17 @@ export function isRunning(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== "ESRCH";
   }
+}
+
+/**
+ * The private model copies (enclave/model-staging.ts) process `pid` made and left, in /dev/shm or
+ * the temp directory: each directory's name starts with `cloister-model-PID-`.
+ */
+export async function modelCopiesOf(pid: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const root of ["/dev/shm", tmpdir()]) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    found.push(...names.filter((n) => n.startsWith(`cloister-model-${pid}-`)).map((n) => join(root, n)));
+  }
+  return found;
 }
