@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import { onOutputClosed } from "../client/cli/output.ts";
+import { onOutputClosed, type StopReason } from "../client/cli/output.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
@@ -358,6 +358,38 @@ export function closeOnSignal(
 }
 
 function ignore(): void {}
+
+/**
+ * SIGINT, SIGTERM and output closed during a server's boot, before closeOnSignal takes over: the
+ * first calls `stop` with its reason (the enclave abandons its boot, removing the model copy it
+ * staged; the host, which stages nothing, exits), and the server then exits 0, as a stop after
+ * boot does. A second exits at once (process.exit, which still removes a staged model copy
+ * synchronously: model-staging.ts). Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after
+ * boot. Without this, a signal during boot had its default action: the process died of it, with no
+ * word, and left the decrypted model copy it was loading in /dev/shm. Returns the function that
+ * ends it: call it and closeOnSignal in one synchronous step, so no signal falls between them.
+ */
+export function stopDuringBoot(stop: (reason: StopReason) => void): () => void {
+  let stopping = false;
+  const on = (reason: StopReason) => () => {
+    if (stopping) {
+      process.exit();
+      return;
+    }
+    stopping = true;
+    stop(reason);
+  };
+  const onSigint = process.env.CLOISTER_SUPERVISED === "1" ? ignore : on("SIGINT");
+  const onSigterm = on("SIGTERM");
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
+  const unregister = onOutputClosed(on("output closed"));
+  return () => {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
+    unregister();
+  };
+}
 
 /** Resolves when `done()` holds (checked every 50 ms) or at `deadline` (performance.now() time). */
 export async function waitUntil(done: () => boolean, deadline: number): Promise<void> {

@@ -38,6 +38,11 @@ export interface ModelKeyRequest {
   readonly retryForMs?: number;
   /** Told of each wait (the boot logs it). */
   readonly onRetry?: (message: string) => void;
+  /**
+   * Aborting stops the request under way or the wait before the next, and it rejects with the
+   * signal's reason (the boot stopped by SIGTERM), not with an error about the broker.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** How long a boot retries a busy or rate-limiting broker, by default. */
@@ -67,11 +72,31 @@ export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Ar
     try {
       return await requestModelKeyOnce(request);
     } catch (error) {
+      request.signal?.throwIfAborted();
       if (!(error instanceof BrokerBusyError) || performance.now() + error.retryAfterMs > deadline) throw error;
       request.onRetry?.(`${error.message}; asking again in ${error.retryAfterMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+      await wait(error.retryAfterMs, request.signal);
     }
   }
+}
+
+/** Resolves after `ms`, or rejects with `signal`'s reason as soon as it aborts. */
+function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array> {
@@ -95,7 +120,12 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
     const answer = await openBounded(
       fetch,
       `${base}${path}`,
-      { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) },
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        ...(request.signal === undefined ? {} : { signal: request.signal }),
+      },
       timeoutMs,
       MAX_KBS_RESPONSE_BYTES,
     ).catch((error: unknown) => refusedFetch(error, ""));

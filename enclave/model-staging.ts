@@ -4,7 +4,8 @@
  * and the engine then hashes, checks and loads *that copy*. llama.cpp reads a model by path, so
  * without this a host that can write the disk could swap bytes between the digest check and the
  * load (or under later page faults of a memory-mapped file). The copy is removed on shutdown, on
- * failed boots, and, as a last resort, synchronously when the process exits (copyDirectory). A
+ * failed boots, on a stop during boot (its signal aborts the copy or the decryption), and, as a
+ * last resort, synchronously when the process exits (copyDirectory). A
  * process that dies without any of these (killed by the OOM killer, SIGKILL after a
  * stop timeout) leaves it behind, in memory tmpfs cannot swap, until the machine reboots; with
  * Restart=on-failure each such death would add one. So each staging first removes the copies left
@@ -380,7 +381,12 @@ export async function stageSealedModel(
   source: string,
   expected: SealedModelExpectation,
   modelKey: ModelKey,
-  options: { readonly allowDisk: boolean; readonly privateRoot?: (neededBytes: number) => Promise<string> },
+  options: {
+    readonly allowDisk: boolean;
+    readonly privateRoot?: (neededBytes: number) => Promise<string>;
+    /** Aborting stops the decryption between two chunks; the copy is removed (the boot stopped by a signal). */
+    readonly signal?: AbortSignal;
+  },
 ): Promise<StagedModel> {
   const root = await (options.privateRoot ?? privateRoot)(expected.sizeBytes);
   // Decrypted weights go to memory only: without /dev/shm the temp directory may be a disk the
@@ -389,7 +395,13 @@ export async function stageSealedModel(
   const copy = await copyDirectory(root);
   const path = join(copy.dir, "model.gguf");
   try {
-    const header = await unsealModelFile(source, path, modelKey, expected);
+    const header = await unsealModelFile(
+      source,
+      path,
+      modelKey,
+      expected,
+      options.signal === undefined ? {} : { signal: options.signal },
+    );
     return {
       path,
       // unsealModelFile hashed the plaintext as it wrote it and checked it against this digest.

@@ -1,14 +1,14 @@
-/** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM. */
+/** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM, during boot as after it. */
 
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
-import { closeOnSignal, listenBeforeServing, waitUntil } from "./http.ts";
+import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
-import { detectTeeMode } from "./tee.ts";
+import { detectTeeMode, type TeeMode } from "./tee.ts";
 
 /**
  * Connections the enclave holds open at once: its hosts' (each opens at most its --max-in-flight,
@@ -17,6 +17,74 @@ import { detectTeeMode } from "./tee.ts";
 export const ENCLAVE_MAX_CONNECTIONS = 16_384;
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
+  // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
+  // abandons the boot where it is — a key broker's retries, the copy or decryption of the model, its
+  // load —, removes the private model copy, and exits 0, as a stop after boot does.
+  const stopped = new AbortController();
+  const endBootStop = stopDuringBoot((reason) => {
+    process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
+    stopped.abort(reason);
+  });
+  const booted = await bootEnclave(options, stopped.signal).catch((error: unknown) => {
+    if (!stopped.signal.aborted) {
+      endBootStop();
+      throw error;
+    }
+    return null; // stopped: the boot removed what it had staged
+  });
+  if (booted === null || stopped.signal.aborted) {
+    // Stopped during boot, or just after its last step: then closing the enclave removes its copy.
+    await booted?.enclave.close();
+    await booted?.server.close();
+    endBootStop();
+    process.stderr.write("cloister enclave: stopped before serving; no copy of the model is left\n");
+    return;
+  }
+  endBootStop();
+  const { server, enclave, tee } = booted;
+  const state: EnclaveServerState = { draining: false, active: 0 };
+  server.serve(createEnclaveApp(enclave, state).fetch);
+  // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
+  // before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = closeOnSignal(server, {
+    graceMs: options.shutdownGraceMs,
+    // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
+    // enclave), answers under way finish, and the host collects their audit records, which would
+    // otherwise die with this boot.
+    drain: async (deadline) => {
+      state.draining = true;
+      await waitUntil(() => state.active === 0 && enclave.auditPending === 0, deadline);
+      if (enclave.auditPending > 0) {
+        process.stderr.write(
+          `cloister enclave: shutting down with ${enclave.auditPending} audit record(s) the host has not collected\n`,
+        );
+      }
+    },
+    after: () => enclave.close(),
+  });
+  // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
+  process.stdout.write(
+    `${JSON.stringify({
+      event: "ready",
+      url: server.url,
+      tee,
+      simulated: enclave.evidenceSource.simulated,
+      measurement: enclave.evidenceSource.measurement,
+      model: enclave.manifest.model.sha256,
+    })}\n`,
+  );
+  await closed;
+}
+
+/** What the boot made: the server (answering 503 ENCLAVE_BOOTING until served), the enclave, and its TEE (--tee auto's, detected). */
+interface Booted {
+  readonly server: ListeningServer;
+  readonly enclave: Enclave;
+  readonly tee: TeeMode;
+}
+
+/** The boot: options checked, listening (503 ENCLAVE_BOOTING meanwhile), the Enclave booted; stops when `signal` aborts. */
+async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal): Promise<Booted> {
   if (options.kbsUrl !== undefined) {
     let url: URL | null = null;
     try {
@@ -53,52 +121,22 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   }).catch((error: unknown) => {
     throw listenUsageError(error);
   });
-  let enclave: Enclave;
   try {
-    enclave = await Enclave.boot({
+    const enclave = await Enclave.boot({
       manifestJws,
       operatorKeys,
       modelPath: options.model,
       tee,
       frameIntervalMs: options.frameIntervalMs,
+      signal,
       ...(options.kbsUrl === undefined ? {} : { kbsUrl: options.kbsUrl }),
       ...(options.tdxCollateral === undefined ? {} : { tdxCollateralDir: options.tdxCollateral }),
       ...(options.kdsUrl === undefined ? {} : { kdsUrl: options.kdsUrl }),
       ...(options.snpProduct === undefined ? {} : { snpProduct: options.snpProduct }),
     });
+    return { server, enclave, tee };
   } catch (error) {
     await server.close();
     throw error;
   }
-  const state: EnclaveServerState = { draining: false, active: 0 };
-  server.serve(createEnclaveApp(enclave, state).fetch);
-  // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
-  const closed = closeOnSignal(server, {
-    graceMs: options.shutdownGraceMs,
-    // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
-    // enclave), answers under way finish, and the host collects their audit records, which would
-    // otherwise die with this boot.
-    drain: async (deadline) => {
-      state.draining = true;
-      await waitUntil(() => state.active === 0 && enclave.auditPending === 0, deadline);
-      if (enclave.auditPending > 0) {
-        process.stderr.write(
-          `cloister enclave: shutting down with ${enclave.auditPending} audit record(s) the host has not collected\n`,
-        );
-      }
-    },
-    after: () => enclave.close(),
-  });
-  // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
-  process.stdout.write(
-    `${JSON.stringify({
-      event: "ready",
-      url: server.url,
-      tee,
-      simulated: enclave.evidenceSource.simulated,
-      measurement: enclave.evidenceSource.measurement,
-      model: enclave.manifest.model.sha256,
-    })}\n`,
-  );
-  await closed;
 }

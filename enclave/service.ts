@@ -97,6 +97,13 @@ export interface EnclaveConfig {
   readonly kdsUrl?: string;
   /** SNP: the processor to ask KDS about when a version 2 report cannot tell it. */
   readonly snpProduct?: SnpProduct;
+  /**
+   * Aborting stops the boot (`cloister enclave` on SIGTERM or Ctrl-C): between its steps, and within
+   * the slow ones (the key broker's retries, the model's copy or decryption, its load), removing the
+   * model copy staged so far; the boot then rejects with the signal's reason. Once the boot has
+   * resolved, close() the enclave instead.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The manifest's `tee.platforms` name of each mode (they coincide). */
@@ -358,6 +365,8 @@ export class Enclave {
         throw error instanceof SealedModelError ? sealedModelRefused(error) : error;
       });
     }
+    const signal = config.signal;
+    signal?.throwIfAborted();
     // Keys, evidence and the attestation document first: a sealed model's key is released only to
     // this attested boot, so the document must exist before the model can be read.
     const signing = nacl.sign.keyPair();
@@ -382,6 +391,7 @@ export class Enclave {
     // The collateral served with the document: read (or made) now, so a bad --tdx-collateral stops
     // the boot instead of the first client's attestation.
     const bootCollateral = await evidenceSource.collateral(now());
+    signal?.throwIfAborted();
 
     // The engine hashes and loads a private in-memory copy, never the file the host could rewrite.
     // A sealed model is decrypted into that copy with the key the broker released to this boot.
@@ -398,14 +408,16 @@ export class Enclave {
         sealingSecretKey: sealing.secretKey,
         // A busy broker is asked again: the boot says so on stderr (the enclave's log).
         onRetry: (message) => process.stderr.write(`cloister enclave: ${message}\n`),
+        ...(signal === undefined ? {} : { signal }),
       });
       try {
         const unsealed = await stageSealedModel(
           config.modelPath,
           { sha256: manifest.model.sha256, sizeBytes: manifest.model.sizeBytes, keyId: sealedModel },
           { keyId: sealedModel, key },
-          { allowDisk },
+          { allowDisk, ...(signal === undefined ? {} : { signal }) },
         ).catch((error: unknown) => {
+          signal?.throwIfAborted();
           throw sealedModelRefused(error);
         });
         staged = unsealed;
@@ -419,7 +431,7 @@ export class Enclave {
         key.fill(0);
       }
     } else if (config.engine === undefined) {
-      staged = await stageModel(config.modelPath, manifest.model.sizeBytes);
+      staged = await stageModel(config.modelPath, manifest.model.sizeBytes, signal === undefined ? {} : { signal });
     }
     let engine: InferenceEngine;
     try {
@@ -435,6 +447,7 @@ export class Enclave {
           sequences: manifest.inference.sequences,
           contextSize: manifest.inference.contextSize,
           threads: manifest.inference.threads,
+          ...(signal === undefined ? {} : { signal }),
         }));
     } catch (error) {
       await staged?.remove();

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
-import { closeOnSignal } from "../enclave/http.ts";
+import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import { AuditDirError } from "./audit-collector.ts";
@@ -31,6 +31,36 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
 }
 
 export async function runHostCommand(options: HostCommandOptions): Promise<void> {
+  // Signals are handled from the start. The start-up stages nothing (a pool's first read of its
+  // members' documents may take up to the upstream timeout, 30 s): a stop during it exits at once,
+  // with 0 as a stop after start-up, and says so.
+  const endBootStop = stopDuringBoot((reason) => {
+    process.stderr.write(`cloister host: stopped (${reason} during start-up) before serving\n`);
+    process.exit(0);
+  });
+  let server: RunningServer;
+  try {
+    server = await startHostCommand(options);
+  } finally {
+    endBootStop();
+  }
+  // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
+  // before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
+  // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
+  // It names where the audit records go, as an absolute path: a mistyped --audit-dir shows at once.
+  const ready = {
+    event: "ready",
+    url: server.url,
+    enclaves: options.enclaveUrl.length,
+    auditDir: resolve(options.auditDir),
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+  await closed;
+}
+
+/** The options checked, the API keys read, the audit directory made, a pool's members read, listening. */
+async function startHostCommand(options: HostCommandOptions): Promise<RunningServer> {
   // One key's share cannot be more than all the forwarding slots there are.
   if (options.maxInFlightPerKey !== undefined && options.maxInFlightPerKey > options.maxInFlight) {
     throw new UsageError(
@@ -68,7 +98,7 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
       throw new UsageError(`--cors-origin: ${(error as Error).message}`);
     }
   }
-  const server = await startHost({
+  return startHost({
     enclaveUrls: options.enclaveUrl,
     poolRefreshMs: options.poolRefreshMs,
     apiKeys: await loadApiKeys(options.apiKeys),
@@ -90,16 +120,4 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
     // that does not resolve: bad input naming the option.
     throw error instanceof AuditDirError ? new UsageError(`--audit-dir: ${error.message}`) : listenUsageError(error);
   });
-  // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
-  const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
-  // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
-  // It names where the audit records go, as an absolute path: a mistyped --audit-dir shows at once.
-  const ready = {
-    event: "ready",
-    url: server.url,
-    enclaves: options.enclaveUrl.length,
-    auditDir: resolve(options.auditDir),
-  };
-  process.stdout.write(`${JSON.stringify(ready)}\n`);
-  await closed;
 }

@@ -461,14 +461,15 @@ export function checkSealedModelHeader(
  * Decrypts the sealed file `input` into the new file `output` (mode 0600; removed again on any
  * failure) and returns the header, whose plaintextSha256 the decrypted bytes were checked against.
  * Refuses a file whose size, SHA-256 or key id is not the expected one, and any chunk that fails
- * authentication (wrong key, or bytes altered, dropped, reordered or cut off).
+ * authentication (wrong key, or bytes altered, dropped, reordered or cut off). `signal` aborting
+ * stops it between two chunks: `output` is removed and it rejects with the signal's reason.
  */
 export async function unsealModelFile(
   input: string,
   output: string,
   modelKey: ModelKey,
   expected: SealedModelExpectation,
-  options: { readonly parallelHashMinBytes?: number } = {},
+  options: { readonly parallelHashMinBytes?: number; readonly signal?: AbortSignal } = {},
 ): Promise<SealedModelHeader> {
   if (modelKey.keyId !== expected.keyId) {
     throw new SealedModelError(
@@ -513,6 +514,8 @@ export async function unsealModelFile(
     const buffer = Buffer.alloc(header.chunkSize + TAG_BYTES);
     let offset = header.bytes.length;
     for (let i = 0; i < chunks; i++) {
+      // Stopped (the enclave's boot on SIGTERM): the part written is removed below, as on a failure.
+      options.signal?.throwIfAborted();
       const plainLength = Math.min(header.chunkSize, header.plaintextSize - i * header.chunkSize);
       const length = plainLength + TAG_BYTES;
       const read = await source.read(buffer, 0, length, offset);

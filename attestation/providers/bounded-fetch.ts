@@ -53,7 +53,11 @@ export async function openBounded(
     // No redirect is followed: following one would send the request (IMDS's `Metadata: true`
     // header, the broker's attested answer) to whatever host the answer names. "manual" rather
     // than "error" so the refusal can say it was a redirect, and to where.
-    response = await fetchFn(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+    // The caller's own signal (the enclave's boot stopped by SIGTERM) ends it too, the caller then
+    // rethrowing its reason rather than this FetchProblem.
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+    response = await fetchFn(url, { ...init, redirect: "manual", signal });
   } catch (error) {
     const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
     const message = (error as Error | null)?.message;

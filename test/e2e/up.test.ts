@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI, runCloister } from "../helpers/cli.ts";
-import { childrenOf, isRunning } from "../helpers/processes.ts";
+import { childrenOf, isRunning, modelCopiesOf } from "../helpers/processes.ts";
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -108,9 +108,15 @@ describe("cloister up", () => {
     await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
     expect(output().stderr, output().stdout).toContain('[kbs] {"event":"release","outcome":"released"');
     const started = await childrenOf(child.pid as number);
-    expect(output().stdout).not.toContain("Cloister is up");
     // The key broker first, then the enclave.
     expect(started.map(({ command }) => command).slice(0, 2)).toEqual(["kbs", "enclave"]);
+    // Its private copy of the model (the decrypted weights) exists from the decryption on.
+    const enclave = started[1]?.pid as number;
+    for (let i = 0; i < 1500 && (await modelCopiesOf(enclave)).length === 0 && isRunning(enclave); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(await modelCopiesOf(enclave)).toHaveLength(1);
+    expect(output().stdout).not.toContain("Cloister is up");
     process.kill(-(child.pid as number), "SIGINT");
     // A clean shutdown the user asked for, whether or not the boot had ended (as SIGTERM above).
     expect(await exited).toBe(0);
@@ -123,5 +129,11 @@ describe("cloister up", () => {
     // Every child it had started is gone when it exits, not some time later.
     const running = started.filter(({ pid }) => isRunning(pid));
     expect(running, "children still running after up exited").toEqual([]);
+    // The enclave, stopped while it decrypted and loaded the model, removed its private copy: it
+    // ignored the terminal's SIGINT and stopped cleanly on up's SIGTERM.
+    const left = await modelCopiesOf(enclave);
+    for (const path of left) await rm(path, { recursive: true, force: true });
+    expect(left, "model copies the enclave left").toEqual([]);
+    expect(stderr).toContain("[enclave] cloister enclave: stopped before serving; no copy of the model is left");
   });
 });

@@ -45,7 +45,13 @@ async function endlessBroker(total: number): Promise<{ url: string; written: () 
 
 const request = (
   kbsUrl: string,
-  options: { retryForMs?: number; onRetry?: (message: string) => void; collateral?: AttestationCollateral } = {},
+  options: {
+    retryForMs?: number;
+    onRetry?: (message: string) => void;
+    collateral?: AttestationCollateral;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  } = {},
 ) =>
   requestModelKey({
     kbsUrl,
@@ -233,5 +239,27 @@ describe("requestModelKey", () => {
     expect(withPassword?.message).toMatch(
       /^boot: key broker a string of \d+ characters with a user\/password-like part/,
     );
+  });
+
+  it("stops when its signal aborts (the boot stopped by SIGTERM), with the signal's reason, even while the broker holds its answer", async () => {
+    // A broker that takes the challenge request and never answers; no timeout would end it soon.
+    let asked!: () => void;
+    const askedOnce = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    const server = createServer(() => asked());
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const controller = new AbortController();
+    const pending = request(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      timeoutMs: 600_000,
+      signal: controller.signal,
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await askedOnce;
+    controller.abort("SIGTERM");
+    expect(await pending).toBe("SIGTERM");
   });
 });

@@ -1,0 +1,165 @@
+/**
+ * `cloister enclave` and `cloister host` stopped while they boot, as real processes: SIGTERM during
+ * boot is a clean stop, as after boot (exit 0, and a line saying so), never the signal's default
+ * action. The enclave leaves no private model copy behind (for a sealed model, its decrypted
+ * weights in /dev/shm), and a busy key broker's retries do not keep it running.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
+import { CLI } from "../helpers/cli.ts";
+import { modelCopiesOf } from "../helpers/processes.ts";
+
+let dir: string;
+let files: DeploymentFiles;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-boot-signals-"));
+  files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {}, sealedModel: true });
+}, 60_000);
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts `cloister ARGS`, collecting what it prints. */
+function start(args: readonly string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+  /** Resolves once `done` holds, or the process exited, or 60 s passed. */
+  const until = async (done: () => boolean | Promise<boolean>) => {
+    const deadline = Date.now() + 60_000;
+    while (!(await done()) && child.exitCode === null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  return { child, exited, until, output: () => ({ stdout, stderr }) };
+}
+
+const enclaveArgs = (kbsUrl: string) => [
+  "enclave",
+  "--manifest",
+  files.manifestPath,
+  "--operator-key",
+  files.operatorPublicKeyPath,
+  "--model",
+  files.modelPath,
+  "--tee",
+  "sim-snp",
+  "--port",
+  "0",
+  "--kbs-url",
+  kbsUrl,
+];
+
+describe("cloister enclave: SIGTERM during boot", () => {
+  it("while it decrypts and loads the sealed model: exit 0, says so, and no decrypted copy is left", async () => {
+    const kbs = start(["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"]);
+    try {
+      await kbs.until(() => kbs.output().stdout.includes('"ready"'));
+      const kbsUrl = (JSON.parse(kbs.output().stdout.split("\n")[0] as string) as { url: string }).url;
+      const enclave = start(enclaveArgs(kbsUrl));
+      const pid = enclave.child.pid as number;
+      // The copy exists from the released key's decryption on: SIGTERM as soon as it appears falls
+      // in the decryption or the load (llama.cpp's start takes far longer than a poll).
+      await enclave.until(async () => (await modelCopiesOf(pid)).length > 0);
+      expect(await modelCopiesOf(pid)).toHaveLength(1);
+      enclave.child.kill("SIGTERM");
+      const run = await enclave.exited;
+      const left = await modelCopiesOf(pid);
+      for (const path of left) await rm(path, { recursive: true, force: true });
+      const { stdout, stderr } = enclave.output();
+      expect({ ...run, left, ready: stdout.includes('"ready"') }, stderr).toEqual({
+        code: 0,
+        signal: null,
+        left: [],
+        ready: false,
+      });
+      expect(stderr).toMatch(
+        /cloister enclave: shutting down \(SIGTERM during boot\) …\ncloister enclave: stopped before serving; no copy of the model is left\n$/,
+      );
+    } finally {
+      kbs.child.kill("SIGTERM");
+      await kbs.exited;
+    }
+  }, 90_000);
+
+  it("while it waits to ask a busy key broker again: exit 0 at once, without asking again", async () => {
+    // A broker that is always busy and says to come back in 30 s (the enclave asks again for 120 s).
+    let asked = 0;
+    const broker = createHttpServer((_request, response) => {
+      asked++;
+      response.writeHead(503, { "content-type": "application/json", "retry-after": "30" });
+      response.end(JSON.stringify({ error: { code: "KBS_BUSY", message: "busy" } }));
+    });
+    await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = broker.address() as { port: number };
+      const enclave = start(enclaveArgs(`http://127.0.0.1:${port}`));
+      await enclave.until(() => enclave.output().stderr.includes("asking again in 30000 ms"));
+      expect(enclave.output().stderr).toContain("asking again in 30000 ms");
+      enclave.child.kill("SIGTERM");
+      const run = await enclave.exited;
+      const { stderr } = enclave.output();
+      // One challenge asked for, none after the signal: the wait was abandoned, not sat out.
+      expect({ ...run, asked }, stderr).toEqual({ code: 0, signal: null, asked: 1 });
+      expect(stderr).toContain("cloister enclave: stopped before serving; no copy of the model is left\n");
+      expect(await modelCopiesOf(enclave.child.pid as number)).toEqual([]);
+    } finally {
+      broker.close();
+    }
+  }, 90_000);
+});
+
+describe("cloister host: SIGTERM during start-up", () => {
+  it("while it reads its pool's members (which do not answer): exit 0, says so", async () => {
+    // Two members that take connections and never answer: the host's first read of the pool waits
+    // for them (up to its 30 s upstream timeout) before it listens.
+    const held: Socket[] = [];
+    const members = [0, 1].map(() => createTcpServer((socket) => held.push(socket)));
+    const ports = await Promise.all(
+      members.map(
+        (member) =>
+          new Promise<number>((resolve) =>
+            member.listen(0, "127.0.0.1", () => resolve((member.address() as { port: number }).port)),
+          ),
+      ),
+    );
+    try {
+      const host = start([
+        "host",
+        ...ports.flatMap((port) => ["--enclave-url", `http://127.0.0.1:${port}`]),
+        "--api-keys",
+        files.apiKeysPath,
+        "--audit-dir",
+        join(dir, "audit"),
+        "--port",
+        "0",
+      ]);
+      await host.until(() => held.length === 2);
+      expect(held).toHaveLength(2);
+      host.child.kill("SIGTERM");
+      const run = await host.exited;
+      const { stdout, stderr } = host.output();
+      expect({ ...run, stdout }, stderr).toEqual({ code: 0, signal: null, stdout: "" });
+      expect(stderr).toBe("cloister host: stopped (SIGTERM during start-up) before serving\n");
+    } finally {
+      for (const socket of held) socket.destroy();
+      for (const member of members) member.close();
+    }
+  }, 60_000);
+});
