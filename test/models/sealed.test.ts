@@ -122,6 +122,14 @@ describe("sealed model files", () => {
     });
   }
 
+  it("stops when its signal aborts (the enclave's boot stopped), removing what it decrypted, with the signal's reason", async () => {
+    const s = await sealed(randomBytes(3 * CHUNK));
+    const target = out();
+    const stopped = unsealModelFile(s.output, target, key, s.expected, { signal: AbortSignal.abort("SIGTERM") });
+    await expect(stopped).rejects.toBe("SIGTERM");
+    expect(await exists(target)).toBe(false);
+  });
+
   it("seals the same model twice into different bytes (fresh salt: new file key and nonces)", async () => {
     const plain = randomBytes(CHUNK * 2);
     const a = await sealed(plain);
