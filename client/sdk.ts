@@ -478,6 +478,15 @@ export function parseHostUrl(value: string, names: HostUrlNames = SDK_NAMES): UR
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
+    // "localhost:8080" parses with the scheme "localhost:": a host and port whose scheme was left
+    // out, said so with the URL meant. (Only that exact shape: nothing else of the input is shown.)
+    if (/^[A-Za-z][A-Za-z0-9.-]*:\d{1,5}$/.test(value)) {
+      throw new ClientError(
+        "configuration",
+        "BAD_URL",
+        `${names.url}: expected http: or https:, found "${value}", a host and port without one (write http://${value})`,
+      );
+    }
     // "alice:pw@host" parses with the scheme "alice:": a user name, not to be repeated either.
     const found = value.includes("@") ? describeUrlInput(value) : url.protocol;
     throw new ClientError("configuration", "BAD_URL", `${names.url}: expected http: or https:, found ${found}`);

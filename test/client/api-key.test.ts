@@ -103,7 +103,8 @@ describe("readApiKey", () => {
       kind: "configuration",
       code: "BAD_URL",
       // The CLI's option, not the SDK's (connect's url).
-      message: "--url: expected http: or https:, found localhost:",
+      message:
+        '--url: expected http: or https:, found "localhost:8080", a host and port without one (write http://localhost:8080)',
     });
     const withPassword = await readApiKey(keyFile, "http://user:s3cretpw@127.0.0.1:9").catch((e: unknown) => e);
     expect(withPassword).toMatchObject({
@@ -134,7 +135,9 @@ describe("readApiKey", () => {
     ]);
     for (const run of [schemeless, webSchemeless]) {
       expect(run.code).toBe(2);
-      expect(run.stderr.trim()).toBe("cloister: BAD_URL: --url: expected http: or https:, found localhost:");
+      expect(run.stderr.trim()).toBe(
+        'cloister: BAD_URL: --url: expected http: or https:, found "localhost:8080", a host and port without one (write http://localhost:8080)',
+      );
     }
     expect(webMalformed.code).toBe(2);
     expect(webMalformed.stderr).toContain("cloister: BAD_URL: --url: expected an http(s) URL, found a string of");

@@ -305,7 +305,11 @@ describe("connect: refused without contacting the host", () => {
     const cut = refusal(long).message;
     expect(cut).toContain(`"x${"y".repeat(199)}"… (301 characters)`);
     expect(cut).not.toContain("y".repeat(200));
-    expect(refusal("localhost:8080").message).toBe("url: expected http: or https:, found localhost:");
+    expect(refusal("localhost:8080").message).toBe(
+      'url: expected http: or https:, found "localhost:8080", a host and port without one (write http://localhost:8080)',
+    );
+    // Another scheme is named by itself.
+    expect(refusal("ftp://files.example").message).toBe("url: expected http: or https:, found ftp:");
     // A query or fragment (a token may be there) is not shown.
     for (const url of ["host:9/x?token=s3cret", "not a url#s3cret"]) {
       expect(refusal(url).message, url).not.toContain("s3cret");
