@@ -337,6 +337,9 @@ export async function refuseUnavailablePorts(
       throw portOptionError(wanted, `expected a port of its own, found the one ${other.option} ${other.value} gives`);
     }
   }
+  // Every taken port at once: a second `cloister up` finds all three defaults taken, and naming
+  // one per run would have its user start it three times.
+  const taken: (PortOption & { readonly refusal: string; readonly code: string })[] = [];
   for (const wanted of ports) {
     const code = await new Promise<string | null>((resolveCode) => {
       const server = createServer();
@@ -348,8 +351,17 @@ export async function refuseUnavailablePorts(
     if (code === null) continue;
     const refusal = portRefusal(code, "127.0.0.1", wanted.port, wanted.option);
     // Another failure (EMFILE…) is not the port's: the child, listening, reports it as it is.
-    if (refusal !== null) throw portOptionError(wanted, refusal);
+    if (refusal !== null) taken.push({ ...wanted, refusal, code });
   }
+  const [first] = taken;
+  if (first === undefined) return;
+  if (taken.length === 1 || taken.some((port) => port.code !== "EADDRINUSE")) {
+    throw portOptionError(first, first.refusal);
+  }
+  const each = taken.map((port) => `${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}`);
+  throw new UsageError(
+    `${each.join(", ")}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports`,
+  );
 }
 
 /**

@@ -185,6 +185,28 @@ describe("cloister up", () => {
     expect(up).toMatchObject({ code: 2, stderr: inUse("--host-port", taken) });
   }, 120_000);
 
+  it("names every taken port at once (a second cloister up finds all of them taken)", async () => {
+    const second = createServer();
+    const alsoTaken = await new Promise<number>((resolve) =>
+      second.listen(0, "127.0.0.1", () => resolve((second.address() as { port: number }).port)),
+    );
+    try {
+      const up = await runCloister(
+        [
+          ...["up", "--dir", join(dir, "up-both"), "--host-port", String(taken)],
+          ...["--enclave-port", "0", "--kbs-port", String(alsoTaken)],
+        ],
+        { timeoutMs: 90_000 },
+      );
+      expect(up).toMatchObject({
+        code: 2,
+        stderr: `cloister: USAGE: --kbs-port ${alsoTaken}, --host-port ${taken}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports\n`,
+      });
+    } finally {
+      await new Promise((resolve) => second.close(resolve));
+    }
+  }, 120_000);
+
   it("refuses a port given to two of its options, a pool's enclave port another option gives or one beyond 65535, before it starts anything", async () => {
     const up = (ports: string[]) =>
       runCloister(["up", "--dir", join(dir, `up-${ports.join("-")}`), ...ports], { timeoutMs: 90_000 });
