@@ -20,6 +20,7 @@ import {
   AuditLogVerifier,
   type AuditLogVerifierResult,
   type AuditRecord,
+  type AuditVerifyFailure,
   type AuditVerifyOptions,
   auditCommitment,
   checkAuditCheckpoint,
@@ -531,7 +532,8 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
         : { count: options.count, lastRecordHash: options.lastHash };
   }
 
-  const result = await verifyAuditLogFile(options.log, publicKey, expect === undefined ? {} : { expect });
+  const verified = await verifyAuditLogFile(options.log, publicKey, expect === undefined ? {} : { expect });
+  const result = verified.ok ? verified : { ...verified, error: await otherBootFailure(verified.error, options) };
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   if (options.json) {
     printJson({
@@ -555,5 +557,38 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     return;
   }
   process.stdout.write(`audit log INVALID: ${result.records} of ${result.lines} records verified before the failure\n`);
+  if (result.error.code === "AUDIT_LOG_OTHER_BOOT") throw new AuditFindError(result.error.code, result.error.message);
   throw new AuditVerifyError(result.error.code, result.error.index, result.error.message);
+}
+
+/**
+ * A first record whose signature does not verify, in a log whose records name another boot than
+ * the key's: every boot has its own log and key (the host keeps `<boot>.jsonl` per boot), so the
+ * likely mistake is the file, and the message names the boots rather than only a bad signature.
+ * With --document the key's boot is known (the document's digest): AUDIT_LOG_OTHER_BOOT, as `audit
+ * find` says it. With --key it is not: the log's boot is named (unverified) for the user to compare
+ * with the `documentDigest` of the attestation the key came from. Any other failure is unchanged.
+ */
+async function otherBootFailure(
+  failure: AuditVerifyFailure,
+  options: AuditVerifyCommandOptions,
+): Promise<AuditVerifyFailure | { code: "AUDIT_LOG_OTHER_BOOT"; index: number; message: string }> {
+  if (failure.code !== "AUDIT_SIGNATURE_INVALID" || failure.index !== 0) return failure;
+  const logBoot = unverifiedAttestationDigest(await firstLogLine(options.log));
+  if (logBoot === null) return failure;
+  if (options.document === undefined) {
+    return {
+      ...failure,
+      message: `${failure.message}; this log's records name enclave boot ${logBoot.slice(0, 16)} (unverified): is --key the signing key of that boot's attestation (cloister attest --json: its documentDigest begins with the boot id, which names the boot's log file)?`,
+    };
+  }
+  const documentBoot = createHash("sha256")
+    .update((await readText(options.document, "--document")).trim())
+    .digest("hex");
+  if (documentBoot === logBoot) return failure;
+  return {
+    code: "AUDIT_LOG_OTHER_BOOT",
+    index: 0,
+    message: `this log is of enclave boot ${logBoot.slice(0, 16)}, --document is of boot ${documentBoot.slice(0, 16)}: its log is ${documentBoot.slice(0, 16)}.jsonl in the host's audit directory`,
+  };
 }

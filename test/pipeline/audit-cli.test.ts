@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -5,7 +6,7 @@ import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
 import { auditFindCommand, auditVerifyCommand } from "../../enclave/audit-cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
-import { makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
+import { ATTESTATION_DIGEST, makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -133,6 +134,41 @@ describe("cloister audit: messages say what was found", () => {
       problem: "malformed",
       message: `checkpoint ${p("garbage-checkpoint.json")}: expected the keys checkpoint, sig, found no keys`,
     });
+  });
+
+  it("another boot's key names the boots: --document's as AUDIT_LOG_OTHER_BOOT, --key's log boot as a hint", async () => {
+    const other = seededKeyPair(8);
+    const otherDocument = documentJws(other.publicKey, other.secretKey);
+    writeFileSync(p("other-doc.jws"), `${otherDocument}\n`);
+    const otherBoot = createHash("sha256").update(otherDocument).digest("hex").slice(0, 16);
+    const logBoot = ATTESTATION_DIGEST.slice(0, 16);
+    const verify = (key: { key: string } | { document: string }) =>
+      auditVerifyCommand({ log: p("good.jsonl"), ...key, json: false });
+    await expect(verify({ document: p("other-doc.jws") })).rejects.toMatchObject({
+      code: "AUDIT_LOG_OTHER_BOOT",
+      message: `this log is of enclave boot ${logBoot}, --document is of boot ${otherBoot}: its log is ${otherBoot}.jsonl in the host's audit directory`,
+    });
+    await expect(verify({ key: Buffer.from(other.publicKey).toString("hex") })).rejects.toMatchObject({
+      code: "AUDIT_SIGNATURE_INVALID",
+      message: expect.stringMatching(
+        new RegExp(
+          `^audit log line 1: signature does not verify under the enclave key.*; this log's records name enclave boot ${logBoot} \\(unverified\\): is --key the signing key of that boot's attestation`,
+        ),
+      ),
+    });
+    // A signature that fails further on is not about the boot: no hint.
+    const lines = writeLog(3, makeWriter());
+    const sig = JSON.parse(lines[1] as string).sig as string;
+    const flipped = `${sig.slice(0, -2)}${sig.endsWith("00") ? "11" : "00"}`;
+    writeFileSync(
+      p("bad-second.jsonl"),
+      `${[lines[0], (lines[1] as string).replace(sig, flipped), lines[2]].join("\n")}\n`,
+    );
+    const second = await auditVerifyCommand({ log: p("bad-second.jsonl"), key: KEY_HEX, json: false }).catch(
+      (e: Error) => e,
+    );
+    expect(second).toMatchObject({ code: "AUDIT_SIGNATURE_INVALID" });
+    expect((second as Error).message).not.toContain("boot");
   });
 
   it("a bad request id hash or opening: its length, never the opening's digits", async () => {
