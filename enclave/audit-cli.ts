@@ -45,7 +45,7 @@ export function registerAuditCommands(program: Command): void {
     .addHelpText(
       "after",
       examples(
-        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: attest --json',
+        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: attest --json; BOOT: the first 16 digits of its documentDigest',
       ),
     )
     .description(
@@ -75,7 +75,7 @@ export function registerAuditCommands(program: Command): void {
     .addHelpText(
       "after",
       `${examples(
-        "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json",
+        "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json; BOOT: the first 16 digits of its enclave",
       )}
 
 A request id sent more than once (the SDK never does) has a record each time: every record with its

@@ -523,9 +523,11 @@ export async function runAuditCheckpoint(options: ClientConnectionOptions & { ou
     process.stderr.write(`${summary.join("\n")}\n`);
     process.stdout.write(`${checkpoint.line}\n`);
   } else {
+    // Each boot has its own log, named by its boot id (the document digest's first 16 digits).
+    const bootLog = `${session.enclave.documentDigest.slice(0, 16)}.jsonl`;
     summary.push(
-      `written to ${options.out}; check a stored log with:`,
-      `  cloister audit verify --log FILE --key ${checkpoint.signingPublicKey} --checkpoint ${options.out}`,
+      `written to ${options.out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: .cloister/audit under cloister up) with:`,
+      `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${options.out}`,
     );
     process.stdout.write(`${summary.join("\n")}\n`);
   }

@@ -136,6 +136,10 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
     const fresh = JSON.parse(json.stdout) as { count: number; signingKey: string; documentDigest: string };
     expect(fresh.count).toBeGreaterThan(0);
     expect(human.stdout).toContain(fresh.signingKey);
+    // It names this boot's log file, not a FILE to guess among the boots' logs.
+    expect(human.stdout).toContain(
+      `cloister audit verify --log AUDIT_DIR/${fresh.documentDigest.slice(0, 16)}.jsonl --key ${fresh.signingKey}`,
+    );
 
     // The host stores records right after each answer: wait until it has all of them.
     const logFile = join(deployment.dir, "audit", `${fresh.documentDigest.slice(0, 16)}.jsonl`);
