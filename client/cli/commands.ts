@@ -10,7 +10,7 @@ export const API_KEY_FILE_HELP =
 const POLICY_INIT_EXAMPLE =
   "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --out policy.json";
 const RECEIPT_VERIFY_EXAMPLE =
-  'cloister receipt verify --receipt answer.json --key "$(jq -r .signingKey answer.json)" --document document.jws --answer-file answer.txt';
+  'cloister receipt verify --receipt answer.json --key "$(jq -r .signingKey answer.json)" --document document.jws --answer-file answer.txt   # answer.txt: jq -j .text answer.json; document.jws: attest --document-out';
 
 export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 /** Where `cloister web` serves its page by default, and so the origin `cloister up` lets call the host. */

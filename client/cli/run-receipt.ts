@@ -174,11 +174,14 @@ export async function runReceiptVerify(options: {
       }
     }
     const answerHash = answer === null ? null : textHash(answer);
-    if (answerHash !== null && receipt.answerHash !== answerHash) {
+    if (answer !== null && receipt.answerHash !== answerHash) {
+      // A file saved with `jq -r .text` or an editor ends with a line break the answer does not
+      // have: said so when the bytes before it are the answer's, rather than a bare mismatch.
+      const lineBreak = answer.at(-1) === 0x0a && textHash(answer.subarray(0, -1)) === receipt.answerHash;
       throw new ClientError(
         "integrity",
         "RECEIPT_MISMATCH",
-        `receipt answerHash: expected the SHA-256 of --answer-file, ${answerHash}, found ${receipt.answerHash}`,
+        `receipt answerHash: expected the SHA-256 of --answer-file, ${answerHash}, found ${receipt.answerHash}${lineBreak ? " (the file without its final line break matches: save the answer's exact text, e.g. jq -j .text answer.json)" : ""}`,
       );
     }
     const { line: _line, ...fields } = receipt;

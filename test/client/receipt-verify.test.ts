@@ -199,5 +199,12 @@ describe("cloister receipt verify", () => {
       code: "RECEIPT_MISMATCH",
       reason: `receipt answerHash: expected the SHA-256 of --answer-file, ${textHash(bytes)}, found ${textHash(text)}`,
     });
+    // A final line break the answer does not have (jq -r, an editor) is not the answer, and is named.
+    const withLineBreak = await file("answer-nl.txt", `${text}\n`);
+    expect((await verify({ receipt, answerFile: withLineBreak })).result).toEqual({
+      valid: false,
+      code: "RECEIPT_MISMATCH",
+      reason: `receipt answerHash: expected the SHA-256 of --answer-file, ${textHash(`${text}\n`)}, found ${textHash(text)} (the file without its final line break matches: save the answer's exact text, e.g. jq -j .text answer.json)`,
+    });
   });
 });
