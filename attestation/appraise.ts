@@ -23,7 +23,8 @@
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
  *    MRSERVICETD, TCB status (met only when the QE identity and the CRLs were checked too),
- *    TEE_TCB_SVN                                                                TDX_*
+ *    TEE_TCB_SVN, and when present the optional minimumQeSvn (the QE report's ISVSVN) and
+ *    minimumPceSvn (the PCK certificate's PCESVN)                               TDX_*
  *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
@@ -422,6 +423,20 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
             : `${status} (${unchecked.join("; ")})`,
       );
     }
+  }
+  // The signed values: the QE report's ISVSVN (signed by the PCK key) and the PCK certificate's
+  // PCESVN, never the quote header's QE_SVN / PCE_SVN, which only the attestation key signs.
+  if (policy.minimumQeSvn !== undefined && evidence.quote.qeReport.isvSvn < policy.minimumQeSvn) {
+    push(
+      "QE_REPORT.ISVSVN",
+      "TDX_QE_SVN_TOO_LOW",
+      `>= ${policy.minimumQeSvn} (minimumQeSvn)`,
+      String(evidence.quote.qeReport.isvSvn),
+    );
+  }
+  const pceSvn = evidence.quote.pckExtensions.pceSvn;
+  if (policy.minimumPceSvn !== undefined && pceSvn < policy.minimumPceSvn) {
+    push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${policy.minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
   }
   if (!isSkip(policy.minimumTeeTcbSvn)) {
     const minimum = policy.minimumTeeTcbSvn as string;

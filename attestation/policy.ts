@@ -5,10 +5,11 @@
  * It fails closed. Every field is required and unknown fields are rejected; there are no defaults.
  * Turning a check off is an explicit value with a reason — `{ "skip": { "reason": "…" } }` — never an
  * absent field, so an auditor reading a policy sees every check that is not made and why. The one
- * exception is the SNP section's later additions (go-sev-guest's guest-policy and platform checks:
- * `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
- * `tioAllowed`, `requireMitigations`), optional so that policies written before keep their verdicts: absent, a check is not
- * made, except `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
+ * exception is the later additions to the SNP section (go-sev-guest's guest-policy and platform
+ * checks: `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
+ * `tioAllowed`, `requireMitigations`) and to the TDX section (`minimumQeSvn`, `minimumPceSvn`),
+ * optional so that policies written before keep their verdicts: absent, a check is not made, except
+ * `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
  * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
  * normalised to lower case.
  *
@@ -233,6 +234,19 @@ export const TdxPolicySchema = z.strictObject({
   minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema], {
     error: expectedOneOf(["16 bytes as 32 hex digits", SKIP_FORM]),
   }),
+  // The fields below came later and are optional, so that policies written before keep their
+  // verdicts: an absent one is a check not made.
+  /**
+   * Minimum ISVSVN of the quoting enclave, from the QE report the PCK key signs (not the quote
+   * header's QE_SVN, which the PCK key does not sign). A floor that holds without collateral, e.g.
+   * on Azure TDX, where no TCB status is evaluated. Absent: not checked.
+   */
+  minimumQeSvn: z.int().min(0).max(0xffff).optional(),
+  /**
+   * Minimum PCESVN, from the PCK certificate's SGX extension (what Intel's TCB levels compare; not
+   * the quote header's PCE_SVN). Absent: not checked.
+   */
+  minimumPceSvn: z.int().min(0).max(0xffff).optional(),
 });
 export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 

@@ -96,6 +96,16 @@ describe("parseAttestationPolicy", () => {
       "snp.requirePlatformInfo: expected an array of at least 1 item",
     ],
     [
+      "a minimumQeSvn beyond 16 bits",
+      { ...base(), tdx: { ...tdx, minimumQeSvn: 65_536 } },
+      "tdx.minimumQeSvn: expected a number <= 65535, found 65536",
+    ],
+    [
+      "a negative minimumPceSvn",
+      { ...base(), tdx: { ...tdx, minimumPceSvn: -1 } },
+      "tdx.minimumPceSvn: expected a number >= 0, found -1",
+    ],
+    [
       "a mitigation bit beyond the 64-bit vectors",
       { ...base(), snp: { ...snp, requireMitigations: [0, 64] } },
       "snp.requireMitigations[1]: expected a number <= 63, found 64",

@@ -342,6 +342,20 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
       field: "TEE_TCB_SVN[2]",
     },
     {
+      name: "the QE's ISVSVN below minimumQeSvn (the simulated QE has 4)",
+      quote: baseOptions,
+      policy: { minimumQeSvn: 5 },
+      code: "TDX_QE_SVN_TOO_LOW",
+      field: "QE_REPORT.ISVSVN",
+    },
+    {
+      name: "the PCK certificate's PCESVN below minimumPceSvn (the simulated PCK has 11)",
+      quote: baseOptions,
+      policy: { minimumPceSvn: 12 },
+      code: "TDX_PCE_SVN_TOO_LOW",
+      field: "PCK.PCESVN",
+    },
+    {
       name: "wrong REPORTDATA",
       quote: () => ({ ...baseOptions(), reportData: new Uint8Array(64).fill(4) }),
       code: "REPORT_DATA_MISMATCH",
@@ -365,6 +379,19 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
       now,
     );
     expect(result.violations.map((v) => [v.code, v.field])).toEqual([["TDX_TEE_TCB_SVN_TOO_LOW", `TEE_TCB_SVN[${i}]`]]);
+  });
+
+  it("minimumQeSvn and minimumPceSvn are met by equal values, and compare the signed ones, not the header's", async () => {
+    const quote = simulateTdxQuote(h, baseOptions());
+    // The header's QE_SVN and PCE_SVN (not signed by the PCK key) are 0 in the simulated quote.
+    expect([parseTdxQuote(quote).header.qeSvn, parseTdxQuote(quote).header.pceSvn]).toEqual([0, 0]);
+    const p = policy({ tdx: tdxPolicyJson(MRSEAM, { minimumQeSvn: 4, minimumPceSvn: 11 }) });
+    expect(appraise(await verifyBytes(quote), p, now).ok).toBe(true);
+    const raised = policy({ tdx: tdxPolicyJson(MRSEAM, { minimumQeSvn: 5, minimumPceSvn: 12 }) });
+    expect(appraise(await verifyBytes(quote), raised, now).violations).toEqual([
+      { field: "QE_REPORT.ISVSVN", code: "TDX_QE_SVN_TOO_LOW", expected: ">= 5 (minimumQeSvn)", found: "4" },
+      { field: "PCK.PCESVN", code: "TDX_PCE_SVN_TOO_LOW", expected: ">= 12 (minimumPceSvn)", found: "11" },
+    ]);
   });
 
   it("TDX evidence under an SEV-SNP-only policy is rejected", async () => {

@@ -17,7 +17,7 @@ import {
   parseTdxTcbInfo,
   verifyTdxCollateralSignature,
 } from "../../attestation/tdx/collateral.ts";
-import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { parseTdxQuote, type TdxTdReportBody } from "../../attestation/tdx/parse.ts";
 import { evaluateQeIdentity, evaluateTdxTcb } from "../../attestation/tdx/tcb.ts";
 import {
   checkTdxQuoteSignatures,
@@ -502,28 +502,49 @@ describe("TDX verification failures", () => {
   });
 });
 
+/** A TDX policy section pinning `b`'s own measurements and attributes, with `overrides`. */
+function pinnedTdxSection(b: TdxTdReportBody, overrides: Record<string, unknown>) {
+  return tdxPolicyJson(toHex(b.mrSeam), {
+    xfam: { allowed: [toHex(b.xfam)] },
+    tdAttributes: { allowed: [toHex(b.tdAttributes)] },
+    mrtd: [toHex(b.mrTd)],
+    rtmrs: b.rtmrs.map((r) => toHex(r)),
+    mrconfigid: toHex(b.mrConfigId),
+    minimumTeeTcbSvn: toHex(b.teeTcbSvn),
+    ...overrides,
+  });
+}
+
 describe("MRSERVICETD of a real TDX 1.5 quote (quote-v5-trustee.bin, a service TD bound)", () => {
   it("is compared with the policy: refused where none is pinned, accepted where it is", async () => {
     const at = new Date("2024-06-01T00:00:00Z");
     const v = await verifyTdxQuote({ quote: read("tdx/quote-v5-trustee.bin"), anchors: INTEL_ROOTS, at });
-    const b = v.quote.body;
-    const serviceTd = toHex(b.mrServiceTd ?? new Uint8Array(0));
+    const serviceTd = toHex(v.quote.body.mrServiceTd ?? new Uint8Array(0));
     expect(serviceTd).toMatch(/^383c87d3bbb047b2[0-9a-f]{80}$/);
-    const section = (mrservicetd: string) =>
-      tdxPolicyJson(toHex(b.mrSeam), {
-        xfam: { allowed: [toHex(b.xfam)] },
-        tdAttributes: { allowed: [toHex(b.tdAttributes)] },
-        mrtd: [toHex(b.mrTd)],
-        rtmrs: b.rtmrs.map((r) => toHex(r)),
-        mrconfigid: toHex(b.mrConfigId),
-        minimumTeeTcbSvn: toHex(b.teeTcbSvn),
-        mrservicetd,
-      });
+    const section = (mrservicetd: string) => pinnedTdxSection(v.quote.body, { mrservicetd });
     const options = { now: at, expectedReportData: null };
     const none = appraise(v, policy({ tdx: section("00".repeat(48)), trustSimulator: false }), options);
     expect(none.violations).toEqual([
       { field: "MRSERVICETD", code: "TDX_MRSERVICETD_MISMATCH", expected: "00".repeat(48), found: serviceTd },
     ]);
     expect(appraise(v, policy({ tdx: section(serviceTd), trustSimulator: false }), options).ok).toBe(true);
+  });
+});
+
+describe("minimumQeSvn and minimumPceSvn on a real quote (quote-v4-trustee-q6.bin: QE ISVSVN 7, PCESVN 11)", () => {
+  it("compares the QE report's ISVSVN and the PCK certificate's PCESVN; the header's QE_SVN and PCE_SVN are zero", async () => {
+    const at = new Date("2025-11-01T00:00:00Z");
+    const v = await verifyTdxQuote({ quote: read("tdx/quote-v4-trustee-q6.bin"), anchors: INTEL_ROOTS, at });
+    expect([v.quote.header.qeSvn, v.quote.header.pceSvn]).toEqual([0, 0]);
+    const section = (minimums: Record<string, number>) => pinnedTdxSection(v.quote.body, minimums);
+    const options = { now: at, expectedReportData: null };
+    const met = policy({ tdx: section({ minimumQeSvn: 7, minimumPceSvn: 11 }), trustSimulator: false });
+    expect(appraise(v, met, options).violations).toEqual([]);
+    // Intel's TCB info of 2025-10-27 for this FMSPC rates PCESVN below 13 OutOfDate.
+    const raised = policy({ tdx: section({ minimumQeSvn: 8, minimumPceSvn: 13 }), trustSimulator: false });
+    expect(appraise(v, raised, options).violations).toEqual([
+      { field: "QE_REPORT.ISVSVN", code: "TDX_QE_SVN_TOO_LOW", expected: ">= 8 (minimumQeSvn)", found: "7" },
+      { field: "PCK.PCESVN", code: "TDX_PCE_SVN_TOO_LOW", expected: ">= 13 (minimumPceSvn)", found: "11" },
+    ]);
   });
 });
