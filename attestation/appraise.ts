@@ -23,8 +23,9 @@
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
  *    MRSERVICETD, TCB status (met only when the QE identity and the CRLs were checked too),
- *    TEE_TCB_SVN, and when present the optional minimumQeSvn (the QE report's ISVSVN) and
- *    minimumPceSvn (the PCK certificate's PCESVN)                               TDX_*
+ *    TEE_TCB_SVN, and when present the optional minimumQeSvn (the QE report's ISVSVN),
+ *    minimumPceSvn (the PCK certificate's PCESVN) and rejectedAdvisoryIds (the advisories of the
+ *    matched platform, TDX module and QE levels)                                TDX_*
  *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
@@ -438,6 +439,7 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   if (policy.minimumPceSvn !== undefined && pceSvn < policy.minimumPceSvn) {
     push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${policy.minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
   }
+  if (policy.rejectedAdvisoryIds !== undefined) checkAdvisories(push, evidence, policy.rejectedAdvisoryIds);
   if (!isSkip(policy.minimumTeeTcbSvn)) {
     const minimum = policy.minimumTeeTcbSvn as string;
     const svn = body.teeTcbSvn;
@@ -447,6 +449,37 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
       if (have < want) push(`TEE_TCB_SVN[${i}]`, "TDX_TEE_TCB_SVN_TOO_LOW", `>= ${want}`, String(have));
     }
   }
+}
+
+/**
+ * `rejectedAdvisoryIds` (Intel's appraisal policy `rejected_advisory_ids`): none may be among the
+ * advisoryIDs of the TCB levels the platform, the TDX module and the QE matched. Where a level is
+ * missing (no TCB info or QE identity verified, or none matched), the advisories are unknown and
+ * the check fails: a list of rejected advisories says the relying party expects them to be known.
+ */
+function checkAdvisories(push: Push, evidence: VerifiedTdxQuote, rejected: readonly string[]): void {
+  const ids = [...new Set(rejected)].sort();
+  const expected = `none of [${ids.join(", ")}] (rejectedAdvisoryIds)`;
+  const { tcb, qeIdentity } = evidence;
+  const unknown =
+    tcb === null
+      ? "no TCB info collateral was verified"
+      : tcb.platform.tcbDate === null
+        ? "no TCB level of the TCB info matches the platform"
+        : tcb.tdxModule !== null && tcb.tdxModule.tcbDate === null
+          ? `no level of the TCB info's ${tcb.tdxModule.id} matches the TDX module`
+          : qeIdentity === null
+            ? "QE identity not checked"
+            : qeIdentity.tcbDate === null
+              ? "no level of the QE identity matches the QE"
+              : null;
+  if (tcb === null || qeIdentity === null || unknown !== null) {
+    push("advisoryIDs", "TDX_ADVISORY_REJECTED", expected, `unknown (${unknown})`);
+    return;
+  }
+  const listed = new Set([...tcb.advisoryIds, ...qeIdentity.advisoryIds].map((id) => id.toUpperCase()));
+  const found = ids.filter((id) => listed.has(id));
+  if (found.length > 0) push("advisoryIDs", "TDX_ADVISORY_REJECTED", expected, found.join(", "));
 }
 
 /**

@@ -7,7 +7,8 @@
  * absent field, so an auditor reading a policy sees every check that is not made and why. The one
  * exception is the later additions to the SNP section (go-sev-guest's guest-policy and platform
  * checks: `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
- * `tioAllowed`, `requireMitigations`) and to the TDX section (`minimumQeSvn`, `minimumPceSvn`),
+ * `tioAllowed`, `requireMitigations`) and to the TDX section (`minimumQeSvn`, `minimumPceSvn`,
+ * `rejectedAdvisoryIds`),
  * optional so that policies written before keep their verdicts: absent, a check is not made, except
  * `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
  * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
@@ -247,6 +248,21 @@ export const TdxPolicySchema = z.strictObject({
    * the quote header's PCE_SVN). Absent: not checked.
    */
   minimumPceSvn: z.int().min(0).max(0xffff).optional(),
+  /**
+   * Intel security advisories (e.g. "INTEL-SA-00837", any case) refused even under an accepted TCB
+   * status, as Intel's appraisal policy `rejected_advisory_ids`: each the advisoryIDs of the TCB
+   * levels the platform, the TDX module and the QE matched list. Advisories that cannot be known (no
+   * TCB info, no matching level, no QE identity) are refused too. Absent: not checked.
+   */
+  rejectedAdvisoryIds: z
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/, "expected an advisory ID such as INTEL-SA-00837")
+        .transform((id) => id.toUpperCase()),
+    )
+    .min(1)
+    .optional(),
 });
 export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 

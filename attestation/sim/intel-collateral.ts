@@ -94,7 +94,14 @@ export interface InsecureSimulatedTdxCollateralOptions {
    * The TD_QE identity's tcbLevels, newest first (the simulated QE has ISVSVN 4); default one
    * level, ISVSVN 4 UpToDate.
    */
-  readonly qeTcbLevels?: readonly { readonly isvSvn: number; readonly tcbStatus: TcbStatus }[] | undefined;
+  readonly qeTcbLevels?:
+    | readonly {
+        readonly isvSvn: number;
+        readonly tcbStatus: TcbStatus;
+        /** The level's advisoryIDs; default none. */
+        readonly advisoryIds?: readonly string[] | undefined;
+      }[]
+    | undefined;
   /** tcbEvaluationDataNumber of both documents; default 17. */
   readonly tcbEvaluationDataNumber?: number | undefined;
 }
@@ -305,6 +312,7 @@ export function insecureSimulatedTdxCollateral(
       tcb: { isvsvn: l.isvSvn },
       tcbDate: QE_TCB_DATE,
       tcbStatus: l.tcbStatus,
+      ...(l.advisoryIds === undefined ? {} : { advisoryIDs: l.advisoryIds }),
     })),
   };
 

@@ -106,6 +106,16 @@ describe("parseAttestationPolicy", () => {
       "tdx.minimumPceSvn: expected a number >= 0, found -1",
     ],
     [
+      "an empty rejectedAdvisoryIds",
+      { ...base(), tdx: { ...tdx, rejectedAdvisoryIds: [] } },
+      "tdx.rejectedAdvisoryIds: expected an array of at least 1 item",
+    ],
+    [
+      "an advisory ID that is not one",
+      { ...base(), tdx: { ...tdx, rejectedAdvisoryIds: ["INTEL-SA-00837", "INTEL SA 00615"] } },
+      "tdx.rejectedAdvisoryIds[1]: expected an advisory ID such as INTEL-SA-00837",
+    ],
+    [
       "a mitigation bit beyond the 64-bit vectors",
       { ...base(), snp: { ...snp, requireMitigations: [0, 64] } },
       "snp.requireMitigations[1]: expected a number <= 63, found 64",

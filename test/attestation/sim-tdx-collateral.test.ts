@@ -635,6 +635,64 @@ describe("the QE identity's and the TDX module's status converge into tcbStatus 
   });
 });
 
+describe("rejectedAdvisoryIds: advisories of the matched platform, TDX module and QE levels (Intel's rejected_advisory_ids)", () => {
+  const MRSEAM = toHex(parseTdxQuote(quote).body.mrSeam);
+  const rejecting = (rejectedAdvisoryIds: readonly string[]) =>
+    policy({
+      tdx: tdxPolicyJson(MRSEAM, { acceptedTcbStatuses: ["UpToDate", "OutOfDate"], rejectedAdvisoryIds }),
+    });
+  const violations = (v: Awaited<ReturnType<typeof verify>>, ids: readonly string[]) =>
+    appraise(v, rejecting(ids), { now: AT, expectedReportData: REPORT_DATA }).violations;
+  const expected = "none of [INTEL-SA-00999, SIMULATED-SA-00002] (rejectedAdvisoryIds)";
+
+  it("refuses an accepted status whose platform level lists a rejected advisory (any case), and only then", async () => {
+    const v = await verify(insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, tcbStatus: "OutOfDate" }));
+    expect(v.tcb?.advisoryIds).toEqual(["SIMULATED-SA-00002"]);
+    expect(violations(v, ["INTEL-SA-00999"])).toEqual([]);
+    expect(violations(v, ["simulated-sa-00002", "INTEL-SA-00999"])).toEqual([
+      { field: "advisoryIDs", code: "TDX_ADVISORY_REJECTED", expected, found: "SIMULATED-SA-00002" },
+    ]);
+  });
+
+  it("counts the TDX module's level (TEE_TCB_SVN[1] > 0) and the QE's level too", async () => {
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const olderModule = simulateTdxQuote(h, {
+      ...baseOptions(),
+      teeTcbSvn: Uint8Array.of(5, ...teeTcbSvn.subarray(1)),
+    });
+    const m = await verify(insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn }), { quote: olderModule });
+    expect([m.tcb?.platform.status, m.tcb?.tdxModule?.advisoryIds]).toEqual(["UpToDate", ["SIMULATED-SA-00001"]]);
+    expect(violations(m, ["SIMULATED-SA-00001"]).map((x) => x.found)).toEqual(["SIMULATED-SA-00001"]);
+
+    const q = await verify(
+      insecureSimulatedTdxCollateral(h, {
+        issueDate: ISSUED,
+        qeTcbLevels: [
+          { isvSvn: 5, tcbStatus: "UpToDate" },
+          { isvSvn: 4, tcbStatus: "OutOfDate", advisoryIds: ["SIMULATED-SA-00003"] },
+        ],
+      }),
+    );
+    expect([q.tcb?.advisoryIds, q.qeIdentity?.advisoryIds]).toEqual([[], ["SIMULATED-SA-00003"]]);
+    expect(violations(q, ["SIMULATED-SA-00003"]).map((x) => x.found)).toEqual(["SIMULATED-SA-00003"]);
+  });
+
+  it("refuses when the advisories are unknown: no TCB info, no matching platform level, or no QE identity", async () => {
+    const unknown = async (v: Awaited<ReturnType<typeof verify>>) =>
+      violations(v, ["SIMULATED-SA-00002"])
+        .filter((x) => x.code === "TDX_ADVISORY_REJECTED")
+        .map((x) => x.found);
+    const bare = await verifyTdxQuote({ quote, anchors, at: AT });
+    expect(await unknown(bare)).toEqual(["unknown (no TCB info collateral was verified)"]);
+    const older = issueInsecureSimulatedPckLeaf(h, { tcb: { pceSvn: 1 }, keyLabel: "PCK-pcesvn-1" });
+    const noLevel = await verify(collateral, { quote: simulateTdxQuote(h, { ...baseOptions(), pck: older }) });
+    expect(noLevel.tcbStatus).toBe("NotSupported");
+    expect(await unknown(noLevel)).toEqual(["unknown (no TCB level of the TCB info matches the platform)"]);
+    const noQe = await verifyTdxQuote({ quote, anchors, at: AT, collateral: { tcbInfo: collateral.tcbInfo } });
+    expect(await unknown(noQe)).toEqual(["unknown (QE identity not checked)"]);
+  });
+});
+
 describe("convergeTcbStatus: Intel QVL's convergeTcbStatusWithTdxModuleStatus / convergeTcbStatusWithQeTcbStatus", () => {
   // Rows: the platform (TCB level) status; columns: the TDX module's or QE's status. From Intel's
   // TcbLevelCheck.cpp and TdxModuleCheck.cpp: an OutOfDate module/QE makes UpToDate and
