@@ -21,8 +21,11 @@
  *
  * Not checked here: what the measurements, PCRs, vm-configuration or TCB say (appraisal), and the
  * Cloister key binding in the nonce (binding.ts decides what the nonce must be). Not authenticated
- * by anything, and so left out of the verified result: the HCL header's version and request_type
- * and the runtime-data header's version (VerifiedHclReport).
+ * by anything, and so left out of the verified result: the HCL header's version and request_type,
+ * the runtime-data header's version, and the hardware-report region as bytes (VerifiedHclReport):
+ * for TDX its TDREPORT is only MAC'd, and the fields no TD quote field repeats (REPORTMACSTRUCT
+ * with CPUSVN, TEE_TCB_SVN2, SERVTD_HASH, the padding after it) could be anything. What the
+ * hardware vouches for is the verified `snp` report or `tdx` quote.
  */
 import { bytesEqual, concatBytes, isAllZero, toHex } from "../bytes.ts";
 import { constantTimeEqual, sha256, verifyRsaPkcs1 } from "../crypto.ts";
@@ -69,10 +72,15 @@ export interface VerifiedTpmQuote {
 /**
  * The HCL report as verified: without the header's version and request_type and the runtime-data
  * header's version, which no signature and no bound hash covers (the host can write any value
- * there), so a verified result does not report them. They stay in the parsed HclReport
- * (AzureEvidenceParts) as unverified diagnostics.
+ * there), so a verified result does not report them. Nor the hardware-report region as bytes
+ * (`hardwareReport`, `tdReport`): on TDX only the TDREPORT fields the TD quote repeats are
+ * compared, the rest is unauthenticated; the verified `snp` / `tdx` carry what the hardware signed.
+ * They stay in the parsed HclReport (AzureEvidenceParts) as unverified diagnostics.
  */
-export type VerifiedHclReport = Omit<HclReport, "version" | "requestType" | "runtimeDataVersion">;
+export type VerifiedHclReport = Omit<
+  HclReport,
+  "version" | "requestType" | "runtimeDataVersion" | "hardwareReport" | "tdReport"
+>;
 
 const CONSTRUCT = Symbol("VerifiedAzureEvidence");
 
@@ -338,7 +346,14 @@ export async function verifyAzureEvidence(
     );
   }
 
-  const { version: _version, requestType: _requestType, runtimeDataVersion: _runtimeVersion, ...verifiedHcl } = hcl;
+  const {
+    version: _version,
+    requestType: _requestType,
+    runtimeDataVersion: _runtimeVersion,
+    hardwareReport: _hardwareReport,
+    tdReport: _tdReport,
+    ...verifiedHcl
+  } = hcl;
   return new VerifiedAzureEvidence(CONSTRUCT, {
     kind: evidence.kind,
     hcl: verifiedHcl,

@@ -202,6 +202,24 @@ describe("Azure vTPM evidence rules", () => {
     expect({ ...changed?.hcl, raw: null }).toEqual({ ...original?.hcl, raw: null });
   });
 
+  it("reports none of the TDREPORT bytes that no TD quote field repeats (CPUSVN, TEE_TCB_SVN2, SERVTD_HASH, the padding)", async () => {
+    // The TDREPORT is only MAC'd, and the fields the TD quote repeats are compared; the others (and
+    // the padding after it) verified changed and were reported in hcl.tdReport / hcl.hardwareReport.
+    const e = tdx();
+    const hclReport = e.hclReport.slice();
+    for (const at of [16, 384, 912, 1024]) hclReport[0x20 + at] = (hclReport[0x20 + at] as number) ^ 0x40;
+    const [original, changed] = await Promise.all(
+      [e, { ...e, hclReport }].map((evidence) =>
+        verifyAzureEvidence({ evidence, at: TDX_AT, expectedNonce: null, ...anchors }),
+      ),
+    );
+    expect(Object.keys(changed?.hcl ?? {})).not.toContain("tdReport");
+    expect(Object.keys(changed?.hcl ?? {})).not.toContain("hardwareReport");
+    expect({ ...changed?.hcl, raw: null }).toEqual({ ...original?.hcl, raw: null });
+    // What the hardware vouches for is in the verified TD quote, unchanged.
+    expect(changed?.tdx?.quote.body).toEqual(original?.tdx?.quote.body);
+  });
+
   it("needs the trust anchors of the evidence's TEE and verifies the chain at the given time", async () => {
     const noAnchors = await rejection(
       verifyAzureEvidence({ evidence: genoa(), at: SNP_AT, expectedNonce: null, tdxAnchors: INTEL_ROOTS }),
