@@ -50,6 +50,10 @@ export function registerAttestationCommands(program: Command): void {
     )
     .option("--token <file>", "maa: a Microsoft Azure Attestation token (JWT)")
     .option("--jwks <file>", "maa: the MAA signing keys (JWKS JSON, e.g. the instance's /certs response)")
+    .option(
+      "--issuer <url>",
+      "maa: the MAA instance URL the token's iss must equal; without it iss is reported, not checked",
+    )
     .option("--at <time>", "verification time, ISO-8601 (default: now)", timeOption("--at"))
     .option(
       "--policy <file>",
@@ -61,6 +65,9 @@ export function registerAttestationCommands(program: Command): void {
       const tee = options.tee as (typeof TEES)[number];
       if (options.nonce !== undefined && tee !== "azure-snp" && tee !== "azure-tdx") {
         throw new UsageError(`verify-evidence --tee ${tee}: --nonce does not apply to this TEE`);
+      }
+      if (options.issuer !== undefined && tee !== "maa") {
+        throw new UsageError(`verify-evidence --tee ${tee}: --issuer does not apply to this TEE`);
       }
       let verifyEvidence: typeof import("./snp/cli-verify.ts")["verifyEvidence"];
       switch (tee) {

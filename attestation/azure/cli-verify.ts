@@ -1,13 +1,14 @@
 /**
  * `cloister verify-evidence --tee azure-snp|azure-tdx --evidence FILE [--nonce HEX] [--at TIME]`
- * and `cloister verify-evidence --tee maa --token FILE --jwks FILE [--at TIME]`: verify Azure CVM
+ * and `cloister verify-evidence --tee maa --token FILE --jwks FILE [--issuer URL] [--at TIME]`: verify Azure CVM
  * evidence under the pinned AMD / Intel roots, or an MAA token under the given key set, and turn
  * the outcome into an EvidenceVerdict. CLI-only (reads files).
  *
  * Without `--nonce` the vTPM quote's extraData is reported (details.tpmExtraData) but not
  * compared: details.nonceChecked says so. With `--policy`, the verified evidence is appraised
  * against its `azure` section (hardware report, vTPM PCRs, vm-configuration; attestation/appraise.ts).
- * MAA tokens are not appraised: `--policy` is refused for them (fail closed).
+ * MAA tokens are not appraised: `--policy` is refused for them (fail closed). Without `--issuer` the
+ * token's `iss` is reported (details.issuer) but not compared: details.issuerChecked says so.
  */
 
 import { readFile } from "node:fs/promises";
@@ -38,6 +39,8 @@ import { type AzureEvidenceParts, type VerifiedAzureEvidence, verifyAzureEvidenc
 export interface AzureVerifyEvidenceOptions extends Omit<VerifyEvidenceOptions, "tee"> {
   readonly tee: "azure-snp" | "azure-tdx" | "maa";
   readonly nonce?: string | undefined;
+  /** maa: the MAA instance URL the token's iss must equal. */
+  readonly issuer?: string | undefined;
 }
 
 type Fields = EvidenceFields;
@@ -165,7 +168,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
   const at = options.at ?? new Date();
   try {
     const jwks = parseMaaJwks(jwksText);
-    const verified = await verifyMaaToken(token, { jwks, at });
+    const verified = await verifyMaaToken(token, { jwks, at, expectedIssuer: options.issuer ?? null });
     const claims = verified.claims;
     const snpMeasurement = claims["x-ms-sevsnpvm-launchmeasurement"];
     const snpReportData = claims["x-ms-sevsnpvm-reportdata"];
@@ -183,6 +186,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
         kid: verified.kid,
         attestationType: verified.attestationType,
         issuer: verified.issuer,
+        issuerChecked: options.issuer !== undefined,
         expiresAt: verified.expiresAt.toISOString(),
         notBefore: verified.notBefore?.toISOString() ?? null,
         claims,

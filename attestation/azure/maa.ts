@@ -11,7 +11,14 @@
  *      MAA_SIGNING_CERT_NOT_YET_VALID) and agrees with the JWK's own `n`/`e` when present;
  *   4. the RS256 signature verifies under that certificate's key (MAA_SIGNATURE_INVALID);
  *   5. only then the claims: `exp` and `nbf` at `at` (MAA_TOKEN_EXPIRED, MAA_TOKEN_NOT_YET_VALID),
- *      `iss` when an expected issuer is given (MAA_ISSUER_MISMATCH), and `x-ms-attestation-type`.
+ *      `iss` equal to the expected issuer unless the caller passes null, an explicit choice to
+ *      check it elsewhere (MAA_ISSUER_MISMATCH; no decision at all: MAA_EXPECTED_ISSUER_MISSING),
+ *      and `x-ms-attestation-type`.
+ *
+ * Why the issuer: a key set can hold keys that sign for more than one MAA instance (the CA-issued
+ * "Microsoft Azure Attestation 2020" keys name no instance in their certificate), and anyone can
+ * create an instance with a policy of their own. The key says "some MAA instance"; `iss` says whose
+ * policy issued the token (RFC 8725 3.8; Microsoft's verifier sample always validates it).
  *
  * Not checked here: that the x5c certificate chains anywhere (the shared-instance key is
  * self-signed; trust comes from the key set the caller passes), and what the claims say about
@@ -37,8 +44,11 @@ export interface VerifyMaaTokenOptions {
   readonly jwks: JSONWebKeySet;
   /** The time at which `exp`, `nbf` and the signing certificate's validity are checked. */
   readonly at: Date;
-  /** When given, `iss` must equal it exactly. */
-  readonly expectedIssuer?: string;
+  /**
+   * The MAA instance URL `iss` must equal exactly, or null: an explicit choice that the caller
+   * checks `iss` itself (the result's `issuer`). Required, so leaving it out cannot skip the check.
+   */
+  readonly expectedIssuer: string | null;
   /** Allowed clock skew for exp/nbf, seconds (default 0, at most 300). */
   readonly clockToleranceSeconds?: number;
 }
@@ -174,6 +184,13 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   if (!(options.at instanceof Date) || Number.isNaN(options.at.getTime())) {
     throw new ConfigurationError("MAA_BAD_TIME", "at: expected a valid Date");
   }
+  const expectedIssuer: unknown = options.expectedIssuer;
+  if (expectedIssuer !== null && (typeof expectedIssuer !== "string" || expectedIssuer === "")) {
+    throw new ConfigurationError(
+      "MAA_EXPECTED_ISSUER_MISSING",
+      "expectedIssuer: expected the MAA instance URL the token's iss must equal, or null to check iss elsewhere",
+    );
+  }
   const compact = token.trim();
   if (!COMPACT_JWS.test(compact)) throw malformed("expected a compact JWS (three base64url segments)");
 
@@ -240,7 +257,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   }
   const issuer = claims.iss;
   if (typeof issuer !== "string") throw malformed("claim iss: expected a string");
-  if (options.expectedIssuer !== undefined && issuer !== options.expectedIssuer) {
+  if (options.expectedIssuer !== null && issuer !== options.expectedIssuer) {
     throw new VerifyError(
       "MAA_ISSUER_MISMATCH",
       `MAA token: iss expected ${JSON.stringify(options.expectedIssuer)}, found ${describeUntrusted(issuer)}`,

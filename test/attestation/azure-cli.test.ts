@@ -54,6 +54,9 @@ function azureTdxPolicy(name: string, pcr0: string, consoleAllowed: boolean): st
   return file;
 }
 const TDX_ARGS = ["--tee", "azure-tdx", "--evidence", `${F}azure/tdx-vtpm/tdx-evidence-v1.trustee.json`];
+/** The real SGX-enclave MAA token under its key set, checked inside its lifetime. */
+const MAA_ARGS = ["--tee", "maa", "--token", `${F}azure/maa/maa-sgx-sharedwus-2022-05-31.jwt`, "--jwks", JWKS];
+const MAA_AT = ["--at", "2022-05-31T23:00:00Z", "--json"];
 const CASES = {
   genoa: [
     "--tee",
@@ -111,17 +114,9 @@ const CASES = {
     "2026-01-01T00:00:00Z",
     "--json",
   ],
-  maaValid: [
-    "--tee",
-    "maa",
-    "--token",
-    `${F}azure/maa/maa-sgx-sharedwus-2022-05-31.jwt`,
-    "--jwks",
-    JWKS,
-    "--at",
-    "2022-05-31T23:00:00Z",
-    "--json",
-  ],
+  maaValid: [...MAA_ARGS, ...MAA_AT],
+  maaIssuerChecked: [...MAA_ARGS, "--issuer", "https://sharedwus.wus.attest.azure.net", ...MAA_AT],
+  maaOtherIssuer: [...MAA_ARGS, "--issuer", "https://myinstance.eus.attest.azure.net", ...MAA_AT],
   maaNone: [
     "--tee",
     "maa",
@@ -152,6 +147,14 @@ const CASES = {
     `${F}snp/milan-gcp-v5-vcek.pem`,
     "--nonce",
     "00",
+  ],
+  issuerOnAzure: [
+    "--tee",
+    "azure-snp",
+    "--evidence",
+    `${F}azure/snp-vtpm/genoa-evidence.trustee.json`,
+    "--issuer",
+    "https://sharedwus.wus.attest.azure.net",
   ],
 } as const;
 
@@ -235,6 +238,24 @@ describe("cloister verify-evidence (Azure and MAA)", () => {
     );
   });
 
+  it("says whether the issuer was checked: not without --issuer, yes with it, and refuses another one", () => {
+    expect(JSON.parse(run("maaValid").stdout).details).toMatchObject({
+      issuer: "https://sharedwus.wus.attest.azure.net",
+      issuerChecked: false,
+    });
+    const checked = run("maaIssuerChecked");
+    expect(checked.code).toBe(0);
+    expect(JSON.parse(checked.stdout).details).toMatchObject({ issuerChecked: true });
+    const other = run("maaOtherIssuer");
+    expect(other.code).toBe(1);
+    expect(JSON.parse(other.stdout)).toMatchObject({
+      valid: false,
+      code: "MAA_ISSUER_MISMATCH",
+      reason:
+        'MAA token: iss expected "https://myinstance.eus.attest.azure.net", found "https://sharedwus.wus.attest.azure.net"',
+    });
+  });
+
   it("refuses the alg:none token, exit 1", () => {
     const r = run("maaNone");
     expect(r.code).toBe(1);
@@ -252,5 +273,11 @@ describe("cloister verify-evidence (Azure and MAA)", () => {
     const r = run("nonceOnSnp");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--nonce does not apply");
+  });
+
+  it("rejects --issuer for evidence other than an MAA token (usage error, exit 2)", () => {
+    const r = run("issuerOnAzure");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("verify-evidence --tee azure-snp: --issuer does not apply to this TEE");
   });
 });

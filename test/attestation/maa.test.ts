@@ -91,12 +91,16 @@ describe("MAA token verification against EXPECTED.json", () => {
       expect(verified.claims["x-ms-sgx-is-debuggable"]).toBe(row.is_debuggable);
       expect(verified.claims["x-ms-runtime"] ?? null).toEqual(row.runtime);
       // and the same token is refused once expired, and before nbf
-      const late = await rejection(verifyMaaToken(text, { jwks, at: new Date((row.exp + 1) * 1000) }));
+      const late = await rejection(
+        verifyMaaToken(text, { jwks, at: new Date((row.exp + 1) * 1000), expectedIssuer: null }),
+      );
       expect(late.code).toBe("MAA_TOKEN_EXPIRED");
-      const early = await rejection(verifyMaaToken(text, { jwks, at: new Date((row.nbf - 1) * 1000) }));
+      const early = await rejection(
+        verifyMaaToken(text, { jwks, at: new Date((row.nbf - 1) * 1000), expectedIssuer: null }),
+      );
       expect(early.code).toBe("MAA_TOKEN_NOT_YET_VALID");
     } else {
-      const error = await rejection(verifyMaaToken(text, { jwks, at }));
+      const error = await rejection(verifyMaaToken(text, { jwks, at, expectedIssuer: null }));
       expect(error.code).toBe(verdict);
       expect(error.message).not.toContain(text.split(".")[2] || "\u0000");
     }
@@ -107,6 +111,7 @@ describe("MAA token verification against EXPECTED.json", () => {
       verifyMaaToken(token("maa-sevsnpvm-sharedweu-test-2025-04-08.jwt"), {
         jwks: { keys: [] },
         at: new Date("2025-04-08T05:00:00Z"),
+        expectedIssuer: null,
       }),
     );
     expect(error.code).toBe("MAA_UNKNOWN_KEY");
@@ -142,6 +147,7 @@ describe("MAA token verification rules", () => {
         verifyMaaToken(withHeader({ alg, kid: "XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=" }), {
           jwks: { keys: [] },
           at: AT,
+          expectedIssuer: null,
         }),
       );
       expect(error.code).toBe("MAA_ALG_NOT_ALLOWED");
@@ -149,13 +155,14 @@ describe("MAA token verification rules", () => {
   );
 
   it("refuses a token without kid, and a kid that differs only in case", async () => {
-    expect((await rejection(verifyMaaToken(withHeader({ alg: "RS256" }), { jwks, at: AT }))).code).toBe(
-      "MAA_UNKNOWN_KEY",
-    );
+    expect(
+      (await rejection(verifyMaaToken(withHeader({ alg: "RS256" }), { jwks, at: AT, expectedIssuer: null }))).code,
+    ).toBe("MAA_UNKNOWN_KEY");
     const error = await rejection(
       verifyMaaToken(withHeader({ alg: "RS256", kid: "xxrc2vlh1e5frsnawnrh3pzufgqg3q7nvcdnjojhbge=" }), {
         jwks,
         at: AT,
+        expectedIssuer: null,
       }),
     );
     expect(error.code).toBe("MAA_UNKNOWN_KEY");
@@ -168,26 +175,49 @@ describe("MAA token verification rules", () => {
     expect(error.code).toBe("MAA_ISSUER_MISMATCH");
   });
 
+  it("needs an explicit issuer decision: a string, or null to leave iss to the caller (MAA_EXPECTED_ISSUER_MISSING)", async () => {
+    // A key set can hold keys that sign for more than one instance (the CA-issued "Microsoft Azure
+    // Attestation 2020" keys name no instance): only iss says whose policy issued the token.
+    const undecided = { jwks, at: AT } as unknown as Parameters<typeof verifyMaaToken>[1];
+    for (const expectedIssuer of [undefined, "", 7]) {
+      const options = { ...undecided, expectedIssuer } as unknown as Parameters<typeof verifyMaaToken>[1];
+      const error = await rejection(verifyMaaToken(good, options));
+      expect([error.code, error.stage]).toEqual(["MAA_EXPECTED_ISSUER_MISSING", "configuration"]);
+      expect(error.message).toBe(
+        "expectedIssuer: expected the MAA instance URL the token's iss must equal, or null to check iss elsewhere",
+      );
+    }
+    expect((await verifyMaaToken(good, { jwks, at: AT, expectedIssuer: null })).issuer).toBe(
+      "https://sharedwus.wus.attest.azure.net",
+    );
+  });
+
   it("checks the signing certificate's validity at the verification time", async () => {
-    const error = await rejection(verifyMaaToken(good, { jwks, at: new Date("2018-01-01T00:00:00Z") }));
+    const error = await rejection(
+      verifyMaaToken(good, { jwks, at: new Date("2018-01-01T00:00:00Z"), expectedIssuer: null }),
+    );
     expect(error.code).toBe("MAA_SIGNING_CERT_NOT_YET_VALID");
     // The key is judged before the token's own lifetime: after the certificate's notAfter (2050-12-31).
-    const late = await rejection(verifyMaaToken(good, { jwks, at: new Date("2051-01-01T00:00:00Z") }));
+    const late = await rejection(
+      verifyMaaToken(good, { jwks, at: new Date("2051-01-01T00:00:00Z"), expectedIssuer: null }),
+    );
     expect(late.code).toBe("MAA_SIGNING_CERT_EXPIRED");
-    const noTime = await rejection(verifyMaaToken(good, { jwks, at: new Date(Number.NaN) }));
+    const noTime = await rejection(verifyMaaToken(good, { jwks, at: new Date(Number.NaN), expectedIssuer: null }));
     expect([noTime.code, noTime.message]).toEqual(["MAA_BAD_TIME", "at: expected a valid Date"]);
   });
 
   it("refuses the token from its exp second on (RFC 7519 4.1.4: on or after exp)", async () => {
     const exp = 1654066076 * 1000;
-    const atExp = await rejection(verifyMaaToken(good, { jwks, at: new Date(exp) }));
+    const atExp = await rejection(verifyMaaToken(good, { jwks, at: new Date(exp), expectedIssuer: null }));
     expect([atExp.code, atExp.message]).toEqual([
       "MAA_TOKEN_EXPIRED",
       "MAA token: exp 2022-06-01T06:47:56.000Z expected after the verification time 2022-06-01T06:47:56.000Z, found at or before it",
     ]);
-    expect((await verifyMaaToken(good, { jwks, at: new Date(exp - 1) })).expiresAt.getTime()).toBe(exp);
+    expect(
+      (await verifyMaaToken(good, { jwks, at: new Date(exp - 1), expectedIssuer: null })).expiresAt.getTime(),
+    ).toBe(exp);
     // With a tolerance, the same boundary moves by exactly the tolerance.
-    const tolerated = { jwks, clockToleranceSeconds: 60 };
+    const tolerated = { jwks, clockToleranceSeconds: 60, expectedIssuer: null };
     expect((await rejection(verifyMaaToken(good, { ...tolerated, at: new Date(exp + 60_000) }))).code).toBe(
       "MAA_TOKEN_EXPIRED",
     );
@@ -196,28 +226,35 @@ describe("MAA token verification rules", () => {
 
   it("honours a bounded clock tolerance", async () => {
     const justExpired = new Date((1654066076 + 30) * 1000);
-    expect((await rejection(verifyMaaToken(good, { jwks, at: justExpired }))).code).toBe("MAA_TOKEN_EXPIRED");
-    expect((await verifyMaaToken(good, { jwks, at: justExpired, clockToleranceSeconds: 60 })).attestationType).toBe(
-      "sgx",
+    expect((await rejection(verifyMaaToken(good, { jwks, at: justExpired, expectedIssuer: null }))).code).toBe(
+      "MAA_TOKEN_EXPIRED",
     );
-    expect((await rejection(verifyMaaToken(good, { jwks, at: AT, clockToleranceSeconds: 3600 }))).code).toBe(
-      "MAA_CLOCK_TOLERANCE_RANGE",
-    );
+    expect(
+      (await verifyMaaToken(good, { jwks, at: justExpired, clockToleranceSeconds: 60, expectedIssuer: null }))
+        .attestationType,
+    ).toBe("sgx");
+    expect(
+      (await rejection(verifyMaaToken(good, { jwks, at: AT, clockToleranceSeconds: 3600, expectedIssuer: null }))).code,
+    ).toBe("MAA_CLOCK_TOLERANCE_RANGE");
   });
 
   it("refuses a key whose JWK n disagrees with its certificate, and a kid listed twice", async () => {
     const first = jwks.keys[0] as Record<string, unknown>;
     const liar: JSONWebKeySet = { keys: [{ ...first, n: "AQAB", e: "AQAB" }] } as JSONWebKeySet;
-    expect((await rejection(verifyMaaToken(good, { jwks: liar, at: AT }))).code).toBe("MAA_JWKS_INVALID");
+    expect((await rejection(verifyMaaToken(good, { jwks: liar, at: AT, expectedIssuer: null }))).code).toBe(
+      "MAA_JWKS_INVALID",
+    );
     const twice = { keys: [first, first] } as JSONWebKeySet;
-    expect((await rejection(verifyMaaToken(good, { jwks: twice, at: AT }))).code).toBe("MAA_JWKS_INVALID");
+    expect((await rejection(verifyMaaToken(good, { jwks: twice, at: AT, expectedIssuer: null }))).code).toBe(
+      "MAA_JWKS_INVALID",
+    );
   });
 
   it("refuses a key whose x5c[0] is base64 but not a certificate, as MAA_JWKS_INVALID naming the kid", async () => {
     const first = jwks.keys[0] as Record<string, unknown> & { kid: string; x5c: string[] };
     const cut = (first.x5c[0] as string).slice(0, 400); // base64 of the first 300 bytes of the DER
     const broken = { keys: [{ ...first, x5c: [cut, ...first.x5c.slice(1)] }] } as JSONWebKeySet;
-    const error = await rejection(verifyMaaToken(good, { jwks: broken, at: AT }));
+    const error = await rejection(verifyMaaToken(good, { jwks: broken, at: AT, expectedIssuer: null }));
     expect(error.code).toBe("MAA_JWKS_INVALID");
     expect(error.message).toContain(`key ${JSON.stringify(first.kid)} x5c[0] expected a DER certificate`);
     expect(error.message).toContain("DER_TRUNCATED");
@@ -235,8 +272,12 @@ describe("MAA token verification rules", () => {
   });
 
   it("rejects text that is not a compact JWS", async () => {
-    expect((await rejection(verifyMaaToken("not a token", { jwks, at: AT }))).code).toBe("MAA_TOKEN_MALFORMED");
-    expect((await rejection(verifyMaaToken("e30.e30", { jwks, at: AT }))).code).toBe("MAA_TOKEN_MALFORMED");
+    expect((await rejection(verifyMaaToken("not a token", { jwks, at: AT, expectedIssuer: null }))).code).toBe(
+      "MAA_TOKEN_MALFORMED",
+    );
+    expect((await rejection(verifyMaaToken("e30.e30", { jwks, at: AT, expectedIssuer: null }))).code).toBe(
+      "MAA_TOKEN_MALFORMED",
+    );
   });
 });
 
@@ -260,9 +301,10 @@ describe("MAA key-set getter (injected fetch, no network)", () => {
     now += 10_001;
     await get();
     expect(urls).toHaveLength(2);
-    expect((await verifyMaaToken(token("maa-sgx-sharedwus-2022-05-31.jwt"), { jwks: keys, at: AT })).kid).toBe(
-      "XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=",
-    );
+    expect(
+      (await verifyMaaToken(token("maa-sgx-sharedwus-2022-05-31.jwt"), { jwks: keys, at: AT, expectedIssuer: null }))
+        .kid,
+    ).toBe("XxRc2vLh1E5FrsNawnRH3PzuFgqg3q7NvCdnjoJHBGE=");
   });
 
   it("refuses plain http and reports a failed fetch", async () => {
