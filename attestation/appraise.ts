@@ -50,8 +50,8 @@ import {
   type SnpPolicy,
   type TdxPolicy,
 } from "./policy.ts";
-import type { SnpFirmwareVersion, SnpGuestPolicy, SnpPlatformInfo, SnpReport, SnpTcbVersion } from "./snp/parse.ts";
-import { tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
+import type { SnpGuestPolicy, SnpPlatformInfo, SnpReport, SnpTcbVersion } from "./snp/parse.ts";
+import { firmwareVersionOrder, tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
@@ -196,12 +196,6 @@ const PLATFORM_INFO_BITS: Record<(typeof SNP_REQUIRABLE_PLATFORM_INFO)[number], 
 
 const versionText = (v: { major: number; minor: number; build?: number }) =>
   `${v.major}.${v.minor}${v.build === undefined ? "" : `.${v.build}`}`;
-const versionBelow = (found: SnpFirmwareVersion, min: SnpFirmwareVersion) =>
-  found.major !== min.major
-    ? found.major < min.major
-    : found.minor !== min.minor
-      ? found.minor < min.minor
-      : found.build < min.build;
 
 /** The guest-policy and platform checks of go-sev-guest's validate that a policy may ask for (policy.ts). */
 function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void {
@@ -226,7 +220,7 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
       ["CURRENT_MAJOR.MINOR.BUILD", r.currentVersion],
       ["COMMITTED_MAJOR.MINOR.BUILD", r.committedVersion],
     ] as const) {
-      if (versionBelow(found, firmware))
+      if (firmwareVersionOrder(found, firmware) < 0)
         push(field, "SNP_FIRMWARE_TOO_OLD", `>= ${versionText(firmware)}`, versionText(found));
     }
   }
