@@ -30,6 +30,7 @@ export {
   type InsecureSimulatedTdxCollateral,
   type InsecureSimulatedTdxCollateralOptions,
   insecureSimulatedTdxCollateral,
+  SIMULATED_TCB_EVALUATION_DATA_NUMBER,
 } from "./intel-collateral.ts";
 export { deriveInsecureEcKey, type InsecureEcKey } from "./keys.ts";
 export { type MeasuredFile, SIMULATED_MEASUREMENT_DOMAIN, simulatedLaunchMeasurement } from "./measurement.ts";
@@ -46,5 +47,6 @@ export {
   SIMULATED_TEE_TCB_SVN,
   SIMULATED_XFAM,
   type SimulatedTdxQuoteOptions,
+  simulatedMrSeam,
   simulateTdxQuote,
 } from "./tdx-quote.ts";

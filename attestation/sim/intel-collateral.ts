@@ -68,7 +68,8 @@ const QE_TCB_DATE = "2024-03-13T00:00:00Z";
 const SIMULATED_ADVISORY_OLDER = "SIMULATED-SA-00001";
 const SIMULATED_ADVISORY_CURRENT = "SIMULATED-SA-00002";
 const DEFAULT_VALIDITY_MS = 30 * 24 * 3600 * 1000;
-const DEFAULT_TCB_EVALUATION_DATA_NUMBER = 17;
+/** The tcbEvaluationDataNumber of the TCB info and QE identity, unless an option says otherwise. */
+export const SIMULATED_TCB_EVALUATION_DATA_NUMBER = 17;
 
 export interface InsecureSimulatedTdxCollateralOptions {
   /** When the collateral and CRLs were issued (issueDate / thisUpdate). Whole seconds are used. */
@@ -102,7 +103,7 @@ export interface InsecureSimulatedTdxCollateralOptions {
         readonly advisoryIds?: readonly string[] | undefined;
       }[]
     | undefined;
-  /** tcbEvaluationDataNumber of both documents; default 17. */
+  /** tcbEvaluationDataNumber of both documents; default SIMULATED_TCB_EVALUATION_DATA_NUMBER (17). */
   readonly tcbEvaluationDataNumber?: number | undefined;
 }
 
@@ -225,7 +226,7 @@ export function insecureSimulatedTdxCollateral(
   if (pckTcb.tcbComponents.length !== 16) {
     throw new Error("insecureSimulatedTdxCollateral: pckTcb.tcbComponents must have 16 SVNs");
   }
-  const tcbEvaluationDataNumber = options.tcbEvaluationDataNumber ?? DEFAULT_TCB_EVALUATION_DATA_NUMBER;
+  const tcbEvaluationDataNumber = options.tcbEvaluationDataNumber ?? SIMULATED_TCB_EVALUATION_DATA_NUMBER;
   const signer = tcbSigner(hierarchy);
   const issued = isoSeconds(issueDate);
   const next = isoSeconds(nextUpdate);

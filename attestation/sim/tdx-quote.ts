@@ -9,6 +9,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes, fromHex } from "../bytes.ts";
 import { INTEL_QE_VENDOR_ID } from "../tdx/parse.ts";
+import { INSECURE_SIMULATOR_DEFAULT_SEED } from "./amd.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import type { InsecureSimulatedIntelHierarchy, InsecureSimulatedPckLeaf } from "./intel.ts";
 import { type InsecureEcKey, signEcdsaRaw } from "./keys.ts";
@@ -22,6 +23,15 @@ export const SIMULATED_XFAM = fromHex("e702060000000000");
 /** The default TEE_TCB_SVN (TDX module SVN 3, major version 0, late microcode SVN 5). */
 export const SIMULATED_TEE_TCB_SVN = Uint8Array.of(3, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
+/**
+ * The MRSEAM a quote gets by default under the hierarchy of `seed` (default the enclave's,
+ * INSECURE_SIMULATOR_DEFAULT_SEED): a seed-derived digest of a simulated TDX module, the same in
+ * every quote of that hierarchy.
+ */
+export function simulatedMrSeam(seed: string = INSECURE_SIMULATOR_DEFAULT_SEED): Uint8Array {
+  return new InsecureSeededDrbg(seed, "tdx:MRSEAM").bytes(48);
+}
+
 export interface SimulatedTdxQuoteOptions {
   /** REPORTDATA (64 bytes). */
   readonly reportData: Uint8Array;
@@ -29,7 +39,7 @@ export interface SimulatedTdxQuoteOptions {
   readonly mrtd: Uint8Array;
   /** RTMR0..3 (48 bytes each). */
   readonly rtmrs: readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-  /** MRSEAM (48 bytes; default: a seed-derived simulated TDX module digest). */
+  /** MRSEAM (48 bytes; default simulatedMrSeam(hierarchy.seed)). */
   readonly mrseam?: Uint8Array;
   /** TDATTRIBUTES (8 bytes; default SIMULATED_TD_ATTRIBUTES, no debug). */
   readonly tdAttributes?: Uint8Array;
@@ -101,7 +111,7 @@ export function simulateTdxQuote(
   // TD report body, TDX 1.0 (584 bytes).
   const body = new Uint8Array(584);
   put(body, 0, options.teeTcbSvn ?? SIMULATED_TEE_TCB_SVN, 16, "TEE_TCB_SVN");
-  put(body, 16, options.mrseam ?? drbg("MRSEAM", 48), 48, "MRSEAM");
+  put(body, 16, options.mrseam ?? simulatedMrSeam(hierarchy.seed), 48, "MRSEAM");
   // MRSIGNERSEAM and SEAMATTRIBUTES zero: an Intel-signed production TDX module.
   put(body, 64, options.insecureMrSignerSeam ?? new Uint8Array(48), 48, "MRSIGNERSEAM");
   put(body, 112, options.insecureSeamAttributes ?? new Uint8Array(8), 8, "SEAMATTRIBUTES");
