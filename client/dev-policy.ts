@@ -1,16 +1,28 @@
 /**
  * The client policy `cloister up` writes for a simulated deployment: it trusts the INSECURE
  * simulator (and says so), pins the simulated launch measurement, the operator's manifest key and
- * the model digest. Production policies are written by the operator (docs/platforms.md).
+ * the model digest, and everything else the simulated enclave (enclave/tee.ts) reports as it
+ * reports it, taken from the simulator's own defaults, so a simulated deployment runs every check a
+ * real one does. Production policies are written by the operator (docs/platforms.md).
  */
 import type { JWK } from "jose";
+import { toHex } from "../attestation/bytes.ts";
 import type { AttestationPolicy } from "../attestation/policy.ts";
+import { SIMULATED_TCB_EVALUATION_DATA_NUMBER } from "../attestation/sim/intel-collateral.ts";
+import {
+  SIMULATED_TD_ATTRIBUTES,
+  SIMULATED_TEE_TCB_SVN,
+  SIMULATED_XFAM,
+  simulatedMrSeam,
+} from "../attestation/sim/tdx-quote.ts";
 import type { ClientPolicy } from "./policy.ts";
 
-const SIMULATOR = "simulated deployment: the simulator has no ID block, host data, TDX module or collateral";
+/** The simulated guest is launched without an ID block (enclave/tee.ts): nothing to pin there. */
+const NO_ID_BLOCK = "simulated deployment: the simulated guest is launched without an ID block (ID_KEY_DIGEST zero)";
+const NO_AUTHOR_KEY =
+  "simulated deployment: the simulated guest is launched without an ID block, so without an author key (AUTHOR_KEY_EN clear)";
 
 export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measurement: string): AttestationPolicy {
-  const skip = { skip: { reason: SIMULATOR } };
   const zero48 = "0".repeat(96);
   return {
     version: 1,
@@ -25,9 +37,10 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             allowedVmpls: [0],
             minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
             measurements: [measurement],
-            hostData: skip,
-            idKeyDigests: skip,
-            authorKeyDigests: skip,
+            // The simulated host passes no host data: zero, pinned as `policy init` pins it.
+            hostData: "0".repeat(64),
+            idKeyDigests: { skip: { reason: NO_ID_BLOCK } },
+            authorKeyDigests: { skip: { reason: NO_AUTHOR_KEY } },
             minimumGuestSvn: 0,
             allowedProducts: ["Milan"],
             signingKeys: ["vcek"],
@@ -37,9 +50,10 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
       tee === "sim-tdx"
         ? {
             debugAllowed: false,
-            xfam: skip,
-            tdAttributes: skip,
-            mrseam: skip,
+            xfam: { allowed: [toHex(SIMULATED_XFAM)] },
+            tdAttributes: { allowed: [toHex(SIMULATED_TD_ATTRIBUTES)] },
+            // The simulated TDX module of the enclave's hierarchy (default seed): one fixed MRSEAM.
+            mrseam: [toHex(simulatedMrSeam())],
             mrtd: [measurement],
             rtmrs: [zero48, zero48, zero48, zero48],
             mrconfigid: zero48,
@@ -47,9 +61,12 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             mrownerconfig: zero48,
             mrservicetd: zero48,
             // The simulated enclave serves collateral signed under the simulated Intel root: its
-            // TCB status, QE identity and revocation are checked like a real TD's.
-            acceptedTcbStatuses: ["UpToDate"],
-            minimumTeeTcbSvn: skip,
+            // TCB status, TCB evaluation, QE identity and revocation are checked like a real TD's.
+            acceptedTcbStatuses: {
+              statuses: ["UpToDate"],
+              minimumTcbEvaluationDataNumber: SIMULATED_TCB_EVALUATION_DATA_NUMBER,
+            },
+            minimumTeeTcbSvn: toHex(SIMULATED_TEE_TCB_SVN),
           }
         : null,
     // Azure evidence comes from a real paravisor, never from the simulator.

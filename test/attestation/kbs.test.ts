@@ -15,9 +15,12 @@ import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/brok
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { createBrokerApp, limitBucket, MAX_RELEASE_BYTES, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
 import {
+  type InsecureSimulatedTdxCollateralOptions,
   insecureSimulatedAmdHierarchy,
   insecureSimulatedIntelHierarchy,
   insecureSimulatedTdxCollateral,
+  type SimulatedSnpReportOptions,
+  type SimulatedTdxQuoteOptions,
   simulateSnpReport,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
@@ -58,6 +61,7 @@ let policy: ClientPolicy;
 async function deploy(
   model: NonNullable<NonNullable<Parameters<typeof devManifest>[0]>["model"]>,
   operator: { privateJwk: unknown },
+  reportOptions: Partial<SimulatedSnpReportOptions> = {},
 ) {
   const manifestJws = await signManifest(devManifest({ model }), operator.privateJwk as never);
   const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
@@ -68,7 +72,7 @@ async function deploy(
     sealingPublicKey: keys.sealing.publicKey,
     manifestDigest: manifestSha256,
   });
-  const report = simulateSnpReport(hierarchy, { reportData, measurement: MEASUREMENT });
+  const report = simulateSnpReport(hierarchy, { reportData, measurement: MEASUREMENT, ...reportOptions });
   const document = await createAttestationDocument({
     keys,
     evidence: {
@@ -84,6 +88,64 @@ async function deploy(
   return { keys, document, documentDigest: digest, manifestDigest: toHex(manifestSha256) };
 }
 
+/** A simulated TD deployment (the sealed dev manifest signed by `operator`), its quote made with `quote`'s options. */
+async function tdxDeployment(
+  operator: { privateJwk: unknown },
+  quote: Partial<SimulatedTdxQuoteOptions> = {},
+): Promise<Deployment> {
+  const manifestJws = await signManifest(
+    devManifest({ model: { sha256: SEALED_SHA256, sealedAtRest: true, keyId: KEY_ID } }),
+    operator.privateJwk as never,
+  );
+  const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const zero = new Uint8Array(48);
+  const bytes = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
+    reportData,
+    mrtd: MEASUREMENT,
+    rtmrs: [zero, zero, zero, zero],
+    ...quote,
+  });
+  const document = await createAttestationDocument({
+    keys,
+    evidence: { type: "tdx", quote: base64url.encode(bytes) },
+    manifest: manifestJws,
+    maaToken: null,
+    now: new Date(),
+  });
+  return {
+    keys,
+    document,
+    documentDigest: toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document)))),
+    manifestDigest: toHex(await manifestDigest(manifestJws)),
+  };
+}
+
+/** The collateral a simulated TD's enclave serves (issued an hour back, as it does), with `options`. */
+function simulatedTdxCollateral(options: Partial<InsecureSimulatedTdxCollateralOptions> = {}) {
+  const issueDate = new Date(Date.now() - 3600_000);
+  return {
+    tdx: tdxCollateralWire(
+      insecureSimulatedTdxCollateral(insecureSimulatedIntelHierarchy(), { issueDate, ...options }),
+    ),
+  };
+}
+
+/** The release policy `cloister up` writes for `tee`: this operator's key and the sealed model. */
+function upReleasePolicy(tee: "sim-snp" | "sim-tdx", operatorKey: typeof operatorPublic): ClientPolicy {
+  return simulatorClientPolicy({
+    tee,
+    measurement: toHex(MEASUREMENT),
+    operatorKey,
+    modelSha256: SEALED_SHA256,
+    serviceName: devManifest().service.name,
+  });
+}
+
 beforeAll(async () => {
   const operator = await generateManifestSigningKey("EdDSA");
   operatorPublic = operator.publicJwk;
@@ -91,13 +153,7 @@ beforeAll(async () => {
   sealedDeployment = await deploy(sealedModel, operator);
   plainDeployment = await deploy({}, operator);
   otherKeyDeployment = await deploy({ ...sealedModel, keyId: "another-key" }, operator);
-  policy = simulatorClientPolicy({
-    tee: "sim-snp",
-    measurement: toHex(MEASUREMENT),
-    operatorKey: operatorPublic,
-    modelSha256: SEALED_SHA256,
-    serviceName: devManifest().service.name,
-  });
+  policy = upReleasePolicy("sim-snp", operatorPublic);
 }, 120_000);
 
 function broker(releasePolicy: ClientPolicy = policy, options: ConstructorParameters<typeof KeyBroker>[1] = {}) {
@@ -513,43 +569,9 @@ describe("key broker", () => {
 
   it("TDX: releases with the collateral the enclave serves, refuses without it or with a malformed one", async () => {
     const operator = await generateManifestSigningKey("EdDSA");
-    const manifestJws = await signManifest(
-      devManifest({ model: { sha256: SEALED_SHA256, sealedAtRest: true, keyId: KEY_ID } }),
-      operator.privateJwk as never,
-    );
-    const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
-    const hierarchy = insecureSimulatedIntelHierarchy();
-    const reportData = await computeReportData({
-      signingPublicKey: keys.signing.publicKey,
-      sealingPublicKey: keys.sealing.publicKey,
-      manifestDigest: await manifestDigest(manifestJws),
-    });
-    const zero = new Uint8Array(48);
-    const quote = simulateTdxQuote(hierarchy, { reportData, mrtd: MEASUREMENT, rtmrs: [zero, zero, zero, zero] });
-    const document = await createAttestationDocument({
-      keys,
-      evidence: { type: "tdx", quote: base64url.encode(quote) },
-      manifest: manifestJws,
-      maaToken: null,
-      now: new Date(),
-    });
-    const tdx: Deployment = {
-      keys,
-      document,
-      documentDigest: toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(document)))),
-      manifestDigest: toHex(await manifestDigest(manifestJws)),
-    };
-    const tdxPolicy = simulatorClientPolicy({
-      tee: "sim-tdx",
-      measurement: toHex(MEASUREMENT),
-      operatorKey: operator.publicJwk,
-      modelSha256: SEALED_SHA256,
-      serviceName: devManifest().service.name,
-    });
-    expect(tdxPolicy.attestation.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
-    const collateral = {
-      tdx: tdxCollateralWire(insecureSimulatedTdxCollateral(hierarchy, { issueDate: new Date(Date.now() - 3600_000) })),
-    };
+    const tdx = await tdxDeployment(operator);
+    const tdxPolicy = upReleasePolicy("sim-tdx", operator.publicJwk);
+    const collateral = simulatedTdxCollateral();
     const kbs = broker(tdxPolicy);
     const released = await kbs.release((await request(kbs, tdx, { collateral })).body);
     expect(released.record).toMatchObject({ tee: "tdx", simulated: true });
@@ -561,6 +583,51 @@ describe("key broker", () => {
       kbs.release((await request(kbs, tdx, { collateral: { tdx: { ...collateral.tdx, crls: [] } } })).body),
     );
     expect(malformed).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
+  });
+
+  it("TDX: the release policy `cloister up` writes pins what the simulated TD reports, and warns of the simulator only", async () => {
+    const operator = await generateManifestSigningKey("EdDSA");
+    const tdxPolicy = upReleasePolicy("sim-tdx", operator.publicJwk);
+    // What `cloister up`'s key broker warns of at start: no TDX check skipped or left open.
+    expect(releaseRisks(tdxPolicy)).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
+    const kbs = broker(tdxPolicy);
+    const collateral = simulatedTdxCollateral();
+    const released = await kbs.release((await request(kbs, await tdxDeployment(operator), { collateral })).body);
+    expect(released.record).toMatchObject({ tee: "tdx", simulated: true });
+
+    /** The violation codes a refused release names. */
+    const refusedFor = async (quote: Partial<SimulatedTdxQuoteOptions>, served = collateral) => {
+      const deployment = await tdxDeployment(operator, quote);
+      const error = await refusal(kbs.release((await request(kbs, deployment, { collateral: served })).body));
+      expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+      return error.message.match(/\b(?:TDX|SNP)_[A-Z_]+/g);
+    };
+    // A TD the host launched with #VE on EPT violations (SEPT_VE_DISABLE clear).
+    expect(await refusedFor({ tdAttributes: new Uint8Array(8) })).toEqual(["TDX_ATTRIBUTES_NOT_ALLOWED"]);
+    expect(await refusedFor({ xfam: fromHex("0300000000000000") })).toEqual(["TDX_XFAM_NOT_ALLOWED"]);
+    expect(await refusedFor({ mrseam: new Uint8Array(48).fill(7) })).toEqual(["TDX_MRSEAM_NOT_ALLOWED"]);
+    // An older TDX module, with collateral that rates it UpToDate: refused by its TEE_TCB_SVN.
+    const olderModule = Uint8Array.of(2, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect(await refusedFor({ teeTcbSvn: olderModule }, simulatedTdxCollateral({ teeTcbSvn: olderModule }))).toEqual([
+      "TDX_TEE_TCB_SVN_TOO_LOW",
+    ]);
+    // Collateral of an older Intel TCB evaluation, still within its validity.
+    expect(await refusedFor({}, simulatedTdxCollateral({ tcbEvaluationDataNumber: 16 }))).toEqual([
+      "TDX_TCB_EVALUATION_TOO_OLD",
+    ]);
+  });
+
+  it("SNP: the release policy `cloister up` writes pins HOST_DATA as the simulated guest reports it", async () => {
+    const operator = await generateManifestSigningKey("EdDSA");
+    const sealedModel = { sha256: SEALED_SHA256, sealedAtRest: true, keyId: KEY_ID };
+    const snpPolicy = upReleasePolicy("sim-snp", operator.publicJwk);
+    const kbs = broker(snpPolicy);
+    const released = await kbs.release((await request(kbs, await deploy(sealedModel, operator))).body);
+    expect(released.record).toMatchObject({ tee: "sev-snp", simulated: true });
+    const hostData = await deploy(sealedModel, operator, { hostData: new Uint8Array(32).fill(1) });
+    const error = await refusal(kbs.release((await request(kbs, hostData)).body));
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+    expect(error.message).toContain("SNP_HOST_DATA_MISMATCH");
   });
 
   it("refuses unknown keys and malformed requests with stable codes", async () => {

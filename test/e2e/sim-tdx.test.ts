@@ -3,6 +3,15 @@
  * hierarchy) as real processes on 127.0.0.1: verified, then answered, sealed end to end.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import {
+  SIMULATED_TCB_EVALUATION_DATA_NUMBER,
+  SIMULATED_TD_ATTRIBUTES,
+  SIMULATED_TEE_TCB_SVN,
+  SIMULATED_XFAM,
+  simulatedMrSeam,
+} from "../../attestation/sim/index.ts";
+import { policyRisks } from "../../client/policy.ts";
 import { connect } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
@@ -38,9 +47,22 @@ describe("e2e sim-tdx deployment", () => {
     expect(result.done?.usage.completionTokens).toBe(19);
 
     // The collateral served with the document was checked: Intel-format TCB info, QE identity and
-    // CRLs under the simulated root, as a policy requiring UpToDate demands.
-    expect(policy.attestation.tdx?.acceptedTcbStatuses).toEqual(["UpToDate"]);
+    // CRLs under the simulated root, as a policy requiring UpToDate of the simulator's TCB
+    // evaluation demands. What else the simulated TD reports is pinned as it reports it.
+    expect(policy.attestation.tdx).toMatchObject({
+      acceptedTcbStatuses: {
+        statuses: ["UpToDate"],
+        minimumTcbEvaluationDataNumber: SIMULATED_TCB_EVALUATION_DATA_NUMBER,
+      },
+      tdAttributes: { allowed: [toHex(SIMULATED_TD_ATTRIBUTES)] },
+      xfam: { allowed: [toHex(SIMULATED_XFAM)] },
+      mrseam: [toHex(simulatedMrSeam())],
+      minimumTeeTcbSvn: toHex(SIMULATED_TEE_TCB_SVN),
+    });
     expect(session.enclave.details).toMatchObject({ tcbStatus: "UpToDate", revocationChecked: true });
+    expect(policyRisks(policy, "is sent your prompts")).toEqual([
+      "trusts the INSECURE simulator: anyone can forge its evidence",
+    ]);
 
     // An SNP-only client refuses this enclave, before sending anything.
     const snpOnly = { ...policy, acceptedEvidence: ["sev-snp" as const] };

@@ -3,7 +3,8 @@
  * they are, serves attested answers, and on SIGTERM stops all three and exits 0. Started again on
  * the same directory, it writes the same client policy (the sealed model is kept), so a client
  * holding the policy from the first run verifies the second. Ctrl-C while it boots stops what has
- * started (each child it started is gone when it exits), and says so.
+ * started (each child it started is gone when it exits), and says so. Its key broker warns of
+ * nothing in the policy `up` writes but the simulator, for either simulated TEE.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -99,7 +100,8 @@ describe("cloister up", () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-up-ctrlc-"));
     dirs.push(dir);
     // Ports the system chooses (0): a fixed port someone else holds would stop `up` before the test.
-    const args = ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
+    // Simulated TDX here (SEV-SNP above), so both simulators boot under `up`.
+    const args = ["--tee", "sim-tdx", "--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
     // Ctrl-C is SIGINT to the whole process group, children included (they ignore it and wait
     // for `up` to stop them).
     const { child, exited, until, output } = spawnUp(dir, args, true);
@@ -107,6 +109,15 @@ describe("cloister up", () => {
     // model: mid-boot, with the key broker and the enclave running and the host not yet started.
     await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
     expect(output().stderr, output().stdout).toContain('[kbs] {"event":"release","outcome":"released"');
+    // The release policy `up` writes pins what the simulated TD reports: the key broker warns only
+    // that it trusts the simulator (no TDX check skipped or left open).
+    expect(
+      output()
+        .stderr.split("\n")
+        .filter((line) => line.includes("WARNING")),
+    ).toEqual([
+      '[kbs] cloister kbs: WARNING: key "cloister-dev-tiny": trusts the INSECURE simulator: anyone can forge its evidence',
+    ]);
     const started = await childrenOf(child.pid as number);
     // The key broker first, then the enclave.
     expect(started.map(({ command }) => command).slice(0, 2)).toEqual(["kbs", "enclave"]);
