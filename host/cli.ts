@@ -38,7 +38,7 @@ export function registerHostCommands(program: Command): void {
       "where to store the enclave's signed audit records (one JSON-lines file per enclave boot); made if missing, but its parent must exist",
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
-    .option("--port <n>", "port to listen on", intOption("--port", 0, 65535), 8080)
+    .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), 8080)
     .option("--max-in-flight <n>", "sealed requests forwarded at once", intOption("--max-in-flight", 1, 8192), 64)
     .option("--max-queued <n>", "requests waiting beyond that before 503", intOption("--max-queued", 0, 1_000_000), 256)
     .option(

@@ -4,7 +4,7 @@
  * each example is a command line of that command (or, for a group, of one under it) that uses only
  * options the command has: an example cannot name a command or an option that does not exist.
  */
-import type { Command } from "commander";
+import type { Command, Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
@@ -102,4 +102,21 @@ describe("--help option defaults", () => {
       expect(stdout).not.toContain("(default: false)");
     },
   );
+
+  // A server's port 0 is any free port, which tests and `up` rely on: each port option that takes 0 says so.
+  it("every port option that takes 0 says (0 = any free port)", () => {
+    const takesZero = (option: Option) => {
+      try {
+        return option.parseArg?.("0", undefined) === 0;
+      } catch {
+        return false;
+      }
+    };
+    const ports = commands.flatMap((c) =>
+      c.options.filter((o) => /^--(?:[a-z]+-)?port$/.test(o.long ?? "") && takesZero(o)).map((o) => ({ c, o })),
+    );
+    expect(ports.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}`)).toContain("host --port");
+    const unsaid = ports.filter(({ o }) => !o.description.includes("(0 = any free port)"));
+    expect(unsaid.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}: ${o.description}`)).toEqual([]);
+  });
 });
