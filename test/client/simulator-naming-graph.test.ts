@@ -40,7 +40,7 @@ const quote = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
 const evidence = { type: "tdx", quote: b64(quote) };
 const keys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
 const now = new Date();
-const document = await createAttestationDocument({ keys, evidence, manifest: "not-read", maaToken: null, now });
+const document = await createAttestationDocument({ keys, evidence, manifest: "not.read.jws", maaToken: null, now });
 const policy = simulatorClientPolicy({
   tee: "sim-tdx",
   measurement: "30".repeat(48),

@@ -67,7 +67,7 @@ describe("verifyWithClientPolicy with a policy that does not trust the simulator
       report: base64url.encode(simulateSnpReport(hierarchy, { reportData: REPORT_DATA, measurement: MEASUREMENT })),
       endorsementKey: base64url.encode(hierarchy.vcek.certificate),
     } as const;
-    return createAttestationDocument({ keys, evidence, manifest: "unused", maaToken: null, now: new Date() });
+    return createAttestationDocument({ keys, evidence, manifest: "not.read.jws", maaToken: null, now: new Date() });
   };
   const strictPolicy = async () => {
     const policy = await devPolicy("sim-snp");
