@@ -49,7 +49,9 @@ export function tdxPolicyJson(mrseam: string, overrides: Record<string, unknown>
     mrowner: toHex(new Uint8Array(48)),
     mrownerconfig: toHex(new Uint8Array(48)),
     mrservicetd: toHex(new Uint8Array(48)),
-    acceptedTcbStatuses: skip("the simulator has no Intel TCB-info collateral"),
+    acceptedTcbStatuses: skip(
+      "these tests verify quotes without collateral (sim-tdx-collateral.test.ts checks TCB status)",
+    ),
     minimumTeeTcbSvn: "03000500000000000000000000000000",
     ...overrides,
   };
