@@ -138,7 +138,7 @@ function azurePolicy(
   if (serialConsole && options.allowConsole !== true) {
     refuse(
       "POLICY_INIT_AZURE_CONSOLE",
-      `the VM has a serial console (vm-configuration console-enabled: ${JSON.stringify(config["console-enabled"] ?? null)}), which gives the subscription owner a shell on the guest: disable it on the VM (Azure has no per-VM switch for it yet; see docs/platforms.md, "Creating the VM"), or pass --allow-console to write a policy that accepts that`,
+      `the VM has a serial console (vm-configuration console-enabled: ${JSON.stringify(config["console-enabled"] ?? null)}), which gives the subscription owner a shell on the guest: disable it on the VM (Azure documents no way to set console-enabled yet; see docs/platforms.md, "Creating the VM"), or pass --allow-console to write a policy that accepts that`,
     );
   }
   if (serialConsole) notes.push("the policy accepts a VM with a serial console (--allow-console)");

@@ -450,7 +450,7 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
       expect(() => attestationPolicyFromEvidence(asAzureDocument(v), { ...options, allowConsole: false })).toThrow(
         expect.objectContaining({
           code: "POLICY_INIT_AZURE_CONSOLE",
-          // Azure has no per-VM switch yet: the message points at the doc that says what there is.
+          // Azure documents no way to set console-enabled yet: the message points at the doc that says what there is.
           message: expect.stringMatching(/docs\/platforms\.md, "Creating the VM".*--allow-console/),
         }),
       );
