@@ -9,7 +9,8 @@
  * `JSON.parse` of exactly those bytes, so what we check is what Intel signed. Duplicate or unknown
  * top-level keys are refused (a second `tcbInfo` could otherwise be signed while another is read).
  *
- * Verification (`verifyTdxCollateralSignature`): the issuer chain to the pinned root, the P-256
+ * Verification (`verifyTdxCollateralSignature`): the issuer chain to the pinned root, the signer
+ * being the root's TCB signing certificate (subject CN "Intel SGX TCB Signing", not a CA), the P-256
  * signature over the raw value, and the collateral's own validity window (issueDate ≤ at ≤
  * nextUpdate). The signer-certificate validity follows an EXPLICIT rule, because the only Intel TCB
  * Signing certificate available expired on 2025-05-21 while Intel kept signing collateral with the
@@ -35,7 +36,7 @@ import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
-import { type Certificate, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
+import { type Certificate, checkValidity, commonNameOf, parsePemCertificates, verifyChain } from "../x509.ts";
 
 export const TCB_STATUSES = [
   "UpToDate",
@@ -429,6 +430,33 @@ export function parseIssuerChain(pem: Uint8Array | string, what: string): readon
   return certs as [Certificate, Certificate];
 }
 
+/** The subject CN of the certificate Intel signs TCB info and QE identities with (PCS issuer chains). */
+const TCB_SIGNING_COMMON_NAME = "Intel SGX TCB Signing";
+
+/**
+ * The signer the root issued must be its TCB signing certificate, as Intel's QVL and go-tdx-guest
+ * require: subject CN "Intel SGX TCB Signing" and not a CA. The root issues other certificates (the
+ * PCK CAs) whose keys are not meant to vouch for collateral. The simulator's signer carries the same
+ * CN (under its own root, with its SIMULATED OU and O), so this does not tell the two apart: the
+ * pinned root does.
+ */
+function checkTcbSigningIdentity(signer: Certificate, what: string): void {
+  const role = `${what} signer certificate "${signer.subject}"`;
+  const cn = commonNameOf(signer.subjectDer);
+  if (cn !== TCB_SIGNING_COMMON_NAME) {
+    throw new VerifyError(
+      "COLLATERAL_SIGNER_NOT_TCB_SIGNING",
+      `${role}: subject CN expected "${TCB_SIGNING_COMMON_NAME}", found ${describeUntrusted(cn)}`,
+    );
+  }
+  if (signer.isCA !== false) {
+    throw new VerifyError(
+      "COLLATERAL_SIGNER_NOT_TCB_SIGNING",
+      `${role}: basicConstraints expected cA false, found ${signer.isCA === undefined ? "no basicConstraints" : "cA true"}`,
+    );
+  }
+}
+
 export interface CollateralCheckOptions {
   readonly at: Date;
   /** The pinned root the collateral must chain to (the same anchor as the PCK chain). */
@@ -489,6 +517,7 @@ export async function verifyTdxCollateralSignature(
   }
   checkValidity(chainRoot, at, `${what} root`);
   await verifyChain(chain, [options.root], signerTime);
+  checkTcbSigningIdentity(signer, what);
   // 2. The signature over the exact raw bytes of the value.
   if (signer.publicKey.kind !== "ec" || signer.publicKey.curve !== "P-256") {
     throw new VerifyError("TDX_COLLATERAL_SIGNATURE_INVALID", `${what}: signer key is not ECDSA P-256`);

@@ -20,11 +20,13 @@ import {
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import {
+  intelName,
   SIMULATED_INTEL_NOT_BEFORE,
   SIMULATED_INTEL_ROOT_NOT_AFTER,
   SIMULATED_PCK_NOT_AFTER,
 } from "../../attestation/sim/intel.ts";
-import { toPem } from "../../attestation/sim/x509-writer.ts";
+import { signEcdsaDer } from "../../attestation/sim/keys.ts";
+import { der, toPem, writeCertificate, X509_OID } from "../../attestation/sim/x509-writer.ts";
 import {
   parseIssuerChain,
   parseTdQeIdentity,
@@ -363,6 +365,73 @@ describe("simulated quote + simulated collateral through the production verifier
     const simRoot = anchors[0]?.root;
     if (simRoot === undefined) throw new Error("no simulator root");
     expect(await codeOf(verifyTdxCollateralSignature(doc, chain, { ...options, root: simRoot }))).toBe("ACCEPTED");
+  });
+
+  it("refuses a collateral signer the root issued that is not its TCB signing certificate: another CN, or a CA", async () => {
+    // The same key, re-certified by the simulated root under another subject or as a CA: the chain and
+    // the collateral signatures verify, only the signer's identity is wrong.
+    const signer = parseCertificate(collateral.tcbSigningCertificate);
+    /** `extensions` gives each extension's new value, or undefined to leave it out. */
+    const reissue = (subject: Uint8Array, extensions: (oid: string, value: Uint8Array) => Uint8Array | undefined) =>
+      toPem([
+        writeCertificate(
+          {
+            serial: signer.serialNumber,
+            signatureAlgorithm: "ecdsa-sha256",
+            issuer: signer.issuerDer,
+            subject,
+            notBefore: signer.notBefore,
+            notAfter: signer.notAfter,
+            spki: signer.publicKey.spki,
+            extensions: [...signer.extensions].flatMap(([oid, e]) => {
+              const value = extensions(oid, e.value);
+              return value === undefined ? [] : [{ oid, critical: e.critical, value }];
+            }),
+          },
+          (tbs) => signEcdsaDer(h.rootKey, tbs),
+        ),
+        h.root,
+      ]);
+    const same = (_oid: string, value: Uint8Array) => value;
+    const renamed = reissue(intelName("Intel SGX PCK Certificate"), same);
+    const asCa = reissue(signer.subjectDer, (oid, value) =>
+      oid === X509_OID.basicConstraints
+        ? der.seq(der.boolean(true))
+        : oid === X509_OID.keyUsage
+          ? der.bits(Uint8Array.of(0xc4)) // digitalSignature, nonRepudiation, keyCertSign
+          : value,
+    );
+    // The unchanged re-issue verifies: what the cases below change is all that is refused.
+    const withChain = (issuerChain: string) => ({
+      ...collateral,
+      tcbInfo: { ...collateral.tcbInfo, issuerChain },
+      qeIdentity: { ...collateral.qeIdentity, issuerChain },
+    });
+    expect((await verify(withChain(reissue(signer.subjectDer, same)))).tcbStatus).toBe("UpToDate");
+
+    const other = await rejection(verify(withChain(renamed)));
+    expect(other.code).toBe("COLLATERAL_SIGNER_NOT_TCB_SIGNING");
+    expect(other.message).toMatch(
+      /^TDX TCB info signer certificate "CN=Intel SGX PCK Certificate,OU=SIMULATED - NOT SECURE,.*": subject CN expected "Intel SGX TCB Signing", found "Intel SGX PCK Certificate"$/,
+    );
+    const ca = await rejection(verify(withChain(asCa)));
+    expect(ca.code).toBe("COLLATERAL_SIGNER_NOT_TCB_SIGNING");
+    expect(ca.message).toMatch(
+      /^TDX TCB info signer certificate ".*": basicConstraints expected cA false, found cA true$/,
+    );
+    const unconstrained = reissue(signer.subjectDer, (oid, value) =>
+      oid === X509_OID.basicConstraints ? undefined : value,
+    );
+    expect((await rejection(verify(withChain(unconstrained)))).message).toMatch(
+      /: basicConstraints expected cA false, found no basicConstraints$/,
+    );
+    // The QE identity's chain is checked the same way.
+    const qeOnly = { quote, anchors, at: AT, crls: collateral.crls };
+    const qe = await rejection(
+      verifyTdxQuote({ ...qeOnly, collateral: { qeIdentity: { ...collateral.qeIdentity, issuerChain: renamed } } }),
+    );
+    expect(qe.code).toBe("COLLATERAL_SIGNER_NOT_TCB_SIGNING");
+    expect(qe.message).toMatch(/^TD QE identity signer certificate /);
   });
 
   it("refuses an issuer chain of other than two certificates, and options it cannot honour", async () => {
