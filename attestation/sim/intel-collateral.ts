@@ -15,7 +15,7 @@
  */
 import { toHex, utf8 } from "../bytes.ts";
 import { encodeTlv } from "../der.ts";
-import type { TcbStatus } from "../tdx/collateral.ts";
+import type { TcbStatus, TdxModuleTcbStatus } from "../tdx/collateral.ts";
 import { tdxModuleIdentityId } from "../tdx/tcb.ts";
 import { parseCertificate } from "../x509.ts";
 import {
@@ -88,7 +88,9 @@ export interface InsecureSimulatedTdxCollateralOptions {
   readonly teeTcbSvn?: Uint8Array | undefined;
   /**
    * Status of the tdxModuleIdentities level holding the quote's TDX module SVN (TEE_TCB_SVN[0]),
-   * evaluated when TEE_TCB_SVN[1] > 0; default `tcbStatus`.
+   * evaluated when TEE_TCB_SVN[1] > 0; default the module status nearest `tcbStatus` (UpToDate,
+   * OutOfDate or Revoked: the only ones a module level may have). Another status makes collateral
+   * the verifier refuses as malformed.
    */
   readonly tdxModuleTcbStatus?: TcbStatus | undefined;
   /**
@@ -177,6 +179,12 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
   return signer;
 }
 
+/** The TDX module level status (UpToDate, OutOfDate or Revoked) nearest a platform level status. */
+function nearestModuleStatus(status: TcbStatus): TdxModuleTcbStatus {
+  if (status === "OutOfDate" || status === "OutOfDateConfigurationNeeded") return "OutOfDate";
+  return status === "Revoked" ? "Revoked" : "UpToDate";
+}
+
 /** Intel's timestamp format: whole seconds, "Z". */
 function isoSeconds(date: Date): string {
   return new Date(Math.floor(date.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
@@ -238,7 +246,7 @@ export function insecureSimulatedTdxCollateral(
   // major version) is non-zero, in which case its entry holds the quote's module SVN at `tcbStatus`.
   const moduleMajor = teeTcbSvn[1] as number;
   const moduleSvn = teeTcbSvn[0] as number;
-  const moduleStatus = options.tdxModuleTcbStatus ?? tcbStatus;
+  const moduleStatus = options.tdxModuleTcbStatus ?? nearestModuleStatus(tcbStatus);
   const identityLevels = (svn: number) => [
     { tcb: { isvsvn: svn }, tcbDate: CURRENT_TCB_DATE, tcbStatus: moduleStatus },
     ...(svn > 0

@@ -14,7 +14,8 @@
  * the mask). When TEE_TCB_SVN[1] > 0, the identity `TDX_%02X` of that major version (hex, as Intel's
  * QVL and go-tdx-guest spell it: TDX_0A for 10; the collateral's id compared case-insensitively) must exist and
  * match the same way, and its first tcb level with isvsvn ≤ TEE_TCB_SVN[0] gives the module status
- * (none → "NotSupported"). Mismatches throw TDX_MODULE_IDENTITY_MISMATCH.
+ * (none → "NotSupported"; a module level is UpToDate, OutOfDate or Revoked, collateral.ts refuses
+ * another as Intel's QVL does). Mismatches throw TDX_MODULE_IDENTITY_MISMATCH.
  * TEE_TCB_SVN (not TEE_TCB_SVN2) of a TDX 1.5 body is used, as Intel's QVL does for TD-preserving
  * updates: TEE_TCB_SVN is the TCB the TD was built on.
  * QE identity: MRSIGNER and ISVPRODID equal, MISCSELECT (a little-endian word; report & mask ==

@@ -681,6 +681,33 @@ describe("the QE identity's and the TDX module's status converge into tcbStatus 
     expect(appraised(v)).toEqual([["TDX_TCB_STATUS_NOT_ACCEPTED", "Revoked"]]);
   });
 
+  it("refuses a TDX module level of a status other than UpToDate, OutOfDate or Revoked as malformed (Intel's QVL accepts only those)", async () => {
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const q = simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn });
+    for (const status of [
+      "SWHardeningNeeded",
+      "ConfigurationNeeded",
+      "ConfigurationAndSWHardeningNeeded",
+      "OutOfDateConfigurationNeeded",
+    ] as const) {
+      const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn, tdxModuleTcbStatus: status });
+      const error = await rejection(verify(c, { quote: q }));
+      expect(error.code).toBe("TDX_COLLATERAL_MALFORMED");
+      expect(error.message).toBe(
+        `TDX TCB info: tdxModuleIdentities[0].tcbLevels[0].tcbStatus: expected one of UpToDate, OutOfDate, Revoked, found "${status}"`,
+      );
+    }
+    // A platform level's status is the platform's own: by default the simulator gives the module the
+    // nearest module status (ConfigurationNeeded → UpToDate), and the platform status stands.
+    const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn, tcbStatus: "ConfigurationNeeded" });
+    const v = await verify(c, { quote: q });
+    expect([v.tcb?.platform.status, v.tcb?.tdxModule?.status, v.tcbStatus]).toEqual([
+      "ConfigurationNeeded",
+      "UpToDate",
+      "ConfigurationNeeded",
+    ]);
+  });
+
   it("Revoked outranks NotSupported, so a policy that accepts NotSupported does not accept a revoked TCB", async () => {
     const lenient = policy({ tdx: tdxPolicyJson(MRSEAM, { acceptedTcbStatuses: ["UpToDate", "NotSupported"] }) });
     // Revoked platform, a QE below every QE identity level (NotSupported).
