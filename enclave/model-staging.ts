@@ -250,6 +250,19 @@ export async function removeStaleCopies(root: string): Promise<void> {
   );
 }
 
+/**
+ * The copy directories this process made and has not removed, each with the error code of its
+ * failed removal (null: no removal tried yet, or an error without a code). What `cloister enclave`
+ * says about its copy when stopped during boot comes from here, not from the error the boot ended
+ * with: a stop's reason replaces a removal's error on the way (stageSealedModel's caller).
+ */
+const copiesLeft = new Map<string, string | null>();
+
+/** The model copies this process made that are still there (not removed yet, or a removal failed). */
+export function modelCopiesLeft(): readonly { readonly dir: string; readonly removalError: string | null }[] {
+  return [...copiesLeft].map(([dir, removalError]) => ({ dir, removalError }));
+}
+
 /** A copy's directory and how to remove it. */
 interface CopyDirectory {
   readonly dir: string;
@@ -269,13 +282,21 @@ async function copyDirectory(root: string): Promise<CopyDirectory> {
   const dir = await mkdtemp(
     join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`),
   );
+  copiesLeft.set(dir, null);
   const removeAtExit = (): void => rmSync(dir, { recursive: true, force: true });
   process.once("exit", removeAtExit);
   return {
     dir,
     remove: async () => {
       process.off("exit", removeAtExit);
-      await rm(dir, { recursive: true, force: true });
+      try {
+        await rm(dir, { recursive: true, force: true });
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code;
+        copiesLeft.set(dir, typeof code === "string" ? code : null);
+        throw error;
+      }
+      copiesLeft.delete(dir);
     },
   };
 }

@@ -6,6 +6,7 @@ import { listenUsageError, readOptionFile, UsageError } from "../client/cli/outp
 import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
+import { modelCopiesLeft } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { detectTeeMode, type TeeMode } from "./tee.ts";
@@ -37,7 +38,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     await booted?.enclave.close();
     await booted?.server.close();
     endBootStop();
-    process.stderr.write("cloister enclave: stopped before serving; no copy of the model is left\n");
+    process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText()}\n`);
     return;
   }
   endBootStop();
@@ -74,6 +75,18 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     })}\n`,
   );
   await closed;
+}
+
+/**
+ * What a stop during boot left of the private model copy, as the boot's last line says it: checked,
+ * not assumed, since removing the copy can fail (EBUSY, EIO). The path names no secret (the
+ * process's id and start time, a random suffix); the weights in it are why it must be removed.
+ */
+function copiesLeftText(): string {
+  const left = modelCopiesLeft();
+  if (left.length === 0) return "no copy of the model is left";
+  const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
+  return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;
 }
 
 /** What the boot made: the server (answering 503 ENCLAVE_BOOTING until served), the enclave, and its TEE (--tee auto's, detected). */

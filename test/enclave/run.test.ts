@@ -1,0 +1,114 @@
+/**
+ * `cloister enclave` (enclave/run.ts) stopped during boot, in process: what it says about the private
+ * model copy must be true. A removal of the copy that fails (EBUSY, EIO: not producible for real by
+ * a test run as root) is made by a stand-in for node:fs/promises' rm, and the stop (SIGTERM) is
+ * emitted the moment the copy's directory exists, so the boot is stopped while it stages the model,
+ * every run.
+ */
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
+import { runEnclaveCommand } from "../../enclave/run.ts";
+
+/** What the stand-ins do: stop the boot once a model copy's directory is made; fail removing it. */
+const fs = vi.hoisted(() => ({ stopAtCopy: false, failRemoval: null as string | null, copies: [] as string[] }));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs/promises")>();
+  const isCopy = (path: unknown) => typeof path === "string" && basename(path).startsWith("cloister-model-");
+  const stubs = {
+    mkdtemp: async (prefix: string) => {
+      const made = await actual.mkdtemp(prefix);
+      if (isCopy(made)) {
+        fs.copies.push(made);
+        if (fs.stopAtCopy) process.emit("SIGTERM", "SIGTERM");
+      }
+      return made;
+    },
+    rm: async (path: string, options?: Parameters<typeof actual.rm>[1]) => {
+      if (fs.failRemoval !== null && fs.copies.includes(path)) {
+        throw Object.assign(new Error(`${fs.failRemoval}: cannot remove '${path}'`), { code: fs.failRemoval });
+      }
+      return actual.rm(path, options);
+    },
+  };
+  return { ...actual, ...stubs, default: { ...actual, ...stubs } };
+});
+
+let dir: string;
+let files: DeploymentFiles;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-enclave-run-"));
+  files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
+}, 60_000);
+
+afterAll(async () => {
+  fs.failRemoval = null;
+  for (const copy of fs.copies) await rm(copy, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs `cloister enclave` until it returns; its stderr. */
+async function stoppedWhileStaging(): Promise<string> {
+  const lines: string[] = [];
+  const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  fs.stopAtCopy = true;
+  try {
+    await runEnclaveCommand({
+      manifest: files.manifestPath,
+      operatorKey: [files.operatorPublicKeyPath],
+      model: files.modelPath,
+      tee: "sim-snp",
+      listen: "127.0.0.1",
+      port: 0,
+      frameIntervalMs: 100,
+      shutdownGraceMs: 100,
+    });
+  } finally {
+    fs.stopAtCopy = false;
+    write.mockRestore();
+  }
+  return lines.join("");
+}
+
+async function exists(path: string): Promise<boolean> {
+  return readdir(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe("cloister enclave: stopped while it stages the model", () => {
+  it("says no copy is left when it removed the copy", async () => {
+    const stderr = await stoppedWhileStaging();
+    const copy = fs.copies.at(-1) as string;
+    expect(await exists(copy)).toBe(false);
+    expect(stderr).toMatch(
+      /cloister enclave: shutting down \(SIGTERM during boot\) …\ncloister enclave: stopped before serving; no copy of the model is left\n$/,
+    );
+  });
+
+  it("names the copy it could not remove, and never says no copy is left", async () => {
+    fs.failRemoval = "EBUSY";
+    let stderr: string;
+    try {
+      stderr = await stoppedWhileStaging();
+    } finally {
+      fs.failRemoval = null;
+    }
+    const copy = fs.copies.at(-1) as string;
+    expect(await exists(copy)).toBe(true);
+    expect(stderr).not.toContain("no copy of the model is left");
+    expect(stderr).toMatch(/cloister enclave: shutting down \(SIGTERM during boot\) …\n/);
+    expect(stderr.split("\n").at(-2)).toBe(
+      `cloister enclave: stopped before serving; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
+    );
+    await rm(copy, { recursive: true, force: true });
+  });
+});
