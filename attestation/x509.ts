@@ -34,6 +34,7 @@ import {
   TAG,
 } from "./der.ts";
 import { AttestationError, ParseError, VerifyError } from "./errors.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
 export const OID = {
   rsaEncryption: "1.2.840.113549.1.1.1",
@@ -580,6 +581,32 @@ export function checkValidity(cert: Certificate, at: Date, role: string): void {
     throw new VerifyError(
       "CERT_EXPIRED",
       `${role} certificate "${cert.subject}": expired ${cert.notAfter.toISOString()}, verification time ${at.toISOString()}`,
+    );
+  }
+}
+
+/**
+ * Checks that `cert` is the kind of certificate its role needs, where a hierarchy says the kind by
+ * name (Intel's root issues PCK CAs and its TCB signing certificate, told apart by subject CN): its
+ * subject CN is one of `expected.commonNames`, and with `endEntity` its basicConstraints says cA
+ * false. Throws VerifyError `code`, naming the certificate, the expected and the found value.
+ */
+export function checkSubjectRole(
+  cert: Certificate,
+  role: string,
+  expected: { readonly commonNames: readonly string[]; readonly endEntity: boolean },
+  code: string,
+): void {
+  const where = `${role} certificate "${cert.subject}"`;
+  const cn = commonNameOf(cert.subjectDer);
+  if (!expected.commonNames.includes(cn)) {
+    const names = expected.commonNames.map((n) => `"${n}"`).join(" or ");
+    throw new VerifyError(code, `${where}: subject CN expected ${names}, found ${describeUntrusted(cn)}`);
+  }
+  if (expected.endEntity && cert.isCA !== false) {
+    throw new VerifyError(
+      code,
+      `${where}: basicConstraints expected cA false, found ${cert.isCA === undefined ? "no basicConstraints" : "cA true"}`,
     );
   }
 }

@@ -36,7 +36,7 @@ import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
-import { type Certificate, checkValidity, commonNameOf, parsePemCertificates, verifyChain } from "../x509.ts";
+import { type Certificate, checkSubjectRole, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
 
 export const TCB_STATUSES = [
   "UpToDate",
@@ -449,9 +449,6 @@ export function parseIssuerChain(pem: Uint8Array | string, what: string): readon
   return certs as [Certificate, Certificate];
 }
 
-/** The subject CN of the certificate Intel signs TCB info and QE identities with (PCS issuer chains). */
-const TCB_SIGNING_COMMON_NAME = "Intel SGX TCB Signing";
-
 /**
  * The signer the root issued must be its TCB signing certificate, as Intel's QVL and go-tdx-guest
  * require: subject CN "Intel SGX TCB Signing" and not a CA. The root issues other certificates (the
@@ -460,20 +457,8 @@ const TCB_SIGNING_COMMON_NAME = "Intel SGX TCB Signing";
  * pinned root does.
  */
 function checkTcbSigningIdentity(signer: Certificate, what: string): void {
-  const role = `${what} signer certificate "${signer.subject}"`;
-  const cn = commonNameOf(signer.subjectDer);
-  if (cn !== TCB_SIGNING_COMMON_NAME) {
-    throw new VerifyError(
-      "COLLATERAL_SIGNER_NOT_TCB_SIGNING",
-      `${role}: subject CN expected "${TCB_SIGNING_COMMON_NAME}", found ${describeUntrusted(cn)}`,
-    );
-  }
-  if (signer.isCA !== false) {
-    throw new VerifyError(
-      "COLLATERAL_SIGNER_NOT_TCB_SIGNING",
-      `${role}: basicConstraints expected cA false, found ${signer.isCA === undefined ? "no basicConstraints" : "cA true"}`,
-    );
-  }
+  const tcbSigning = { commonNames: ["Intel SGX TCB Signing"], endEntity: true };
+  checkSubjectRole(signer, `${what} signer`, tcbSigning, "COLLATERAL_SIGNER_NOT_TCB_SIGNING");
 }
 
 export interface CollateralCheckOptions {

@@ -3,7 +3,9 @@
  * pinned trust anchors at an injected time. Checks, in this order, each failure with its own code:
  *
  *   1. PCK chain: leaf ← PCK Platform/Processor CA ← root, with x509 `verifyChain` at `at`, and the
- *      root byte-identical to one of `anchors` (ROOT_NOT_TRUSTED, CERT_*).
+ *      root byte-identical to one of `anchors` (ROOT_NOT_TRUSTED, CERT_*); the leaf a PCK certificate
+ *      (subject CN "Intel SGX PCK Certificate", not a CA) and its issuer a PCK CA (CN "Intel SGX PCK
+ *      Platform CA" or "Intel SGX PCK Processor CA"), as Intel's QVL requires (TDX_PCK_CHAIN_NOT_PCK).
  *   2. Revocation when `crls` are given: every non-root PCK-chain certificate must be covered by a
  *      CRL of its issuer (TDX_CRL_MISSING), each CRL verified and current (CRL_*), CERT_REVOKED.
  *      The collateral signers (step 6) are checked against the root's CRL the same way. CRLs are
@@ -36,6 +38,7 @@ import {
   checkCrlCurrent,
   checkCrlFor,
   checkNotListed,
+  checkSubjectRole,
   commonNameOf,
   parseCrl,
   verifyChain,
@@ -211,6 +214,21 @@ const PCK_CRL_CA: Readonly<Record<string, string>> = {
   "Intel SGX PCK Processor CA": "processor",
 };
 
+/**
+ * The chain the root vouches for must be a PCK chain, as Intel's QVL requires (go-tdx-guest accepts
+ * only the Platform CA): the leaf a PCK certificate (subject CN "Intel SGX PCK Certificate", not a
+ * CA) under a PCK CA (CN "Intel SGX PCK Platform CA" or "Intel SGX PCK Processor CA"). The root also
+ * issues the TCB signing certificate, whose key vouches for collateral, not for a QE. That the CA is
+ * a CA `verifyChain` has checked (CERT_NOT_CA). The simulator's certificates carry the same CNs under
+ * its own root, so this does not tell the two apart: the pinned root does.
+ */
+function checkPckChainNames(leaf: Certificate, ca: Certificate): void {
+  const leafRole = { commonNames: ["Intel SGX PCK Certificate"], endEntity: true };
+  checkSubjectRole(leaf, "PCK leaf", leafRole, "TDX_PCK_CHAIN_NOT_PCK");
+  const caRole = { commonNames: Object.keys(PCK_CRL_CA), endEntity: false };
+  checkSubjectRole(ca, "PCK CA", caRole, "TDX_PCK_CHAIN_NOT_PCK");
+}
+
 /** Why a CRL may not be used for a certificate (RFC 5280 6.3.3: such a CRL is passed over, not fatal). */
 const UNUSABLE_CRL = new Set([
   "CRL_SIGNATURE_INVALID",
@@ -326,6 +344,7 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     [anchor.root],
     at,
   );
+  checkPckChainNames(leaf, ca);
 
   // 2. Revocation.
   // Parsed here from the DER, as the quote is: a parsed CRL handed in is not trusted as given.

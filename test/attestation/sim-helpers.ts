@@ -1,6 +1,9 @@
 /** Shared inputs for the simulator / appraisal tests: fixed clock, fixed evidence values, policies. */
 import { toHex } from "../../attestation/bytes.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
+import { type InsecureEcKey, signEcdsaDer } from "../../attestation/sim/keys.ts";
+import { writeCertificate } from "../../attestation/sim/x509-writer.ts";
+import { parseCertificate } from "../../attestation/x509.ts";
 
 /** Frozen verification and appraisal time. */
 export const AT = new Date("2026-01-01T00:00:00Z");
@@ -70,4 +73,38 @@ export function policy(parts: {
     tdx: parts.tdx === undefined ? null : parts.tdx,
     azure: null,
   });
+}
+
+/**
+ * `der` (an ECDSA P-256 certificate) re-certified by `signer` with the same key, serial and validity,
+ * and another subject, issuer or extensions: its chain and signature verify, only what changed is
+ * wrong. `extensions` gives each extension's new value, or undefined to leave it out.
+ */
+export function reissueCertificate(
+  der: Uint8Array,
+  signer: InsecureEcKey,
+  changes: {
+    readonly subject?: Uint8Array;
+    readonly issuer?: Uint8Array;
+    readonly extensions?: (oid: string, value: Uint8Array) => Uint8Array | undefined;
+  },
+): Uint8Array {
+  const cert = parseCertificate(der);
+  const extensions = changes.extensions ?? ((_oid: string, value: Uint8Array) => value);
+  return writeCertificate(
+    {
+      serial: cert.serialNumber,
+      signatureAlgorithm: "ecdsa-sha256",
+      issuer: changes.issuer ?? cert.issuerDer,
+      subject: changes.subject ?? cert.subjectDer,
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
+      spki: cert.publicKey.spki,
+      extensions: [...cert.extensions].flatMap(([oid, e]) => {
+        const value = extensions(oid, e.value);
+        return value === undefined ? [] : [{ oid, critical: e.critical, value }];
+      }),
+    },
+    (tbs) => signEcdsaDer(signer, tbs),
+  );
 }

@@ -25,8 +25,7 @@ import {
   SIMULATED_INTEL_ROOT_NOT_AFTER,
   SIMULATED_PCK_NOT_AFTER,
 } from "../../attestation/sim/intel.ts";
-import { signEcdsaDer } from "../../attestation/sim/keys.ts";
-import { der, toPem, writeCertificate, X509_OID } from "../../attestation/sim/x509-writer.ts";
+import { der, toPem, X509_OID } from "../../attestation/sim/x509-writer.ts";
 import {
   parseIssuerChain,
   parseTdQeIdentity,
@@ -38,7 +37,7 @@ import { convergeTcbStatus, evaluateQeIdentity, evaluateTdxTcb, type TdxTcbStatu
 import { type TdxCollateral, verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { checkNotRevoked, parseCertificate, parseCrl } from "../../attestation/x509.ts";
 import { codeOf, rejection } from "../helpers/attestation.ts";
-import { AT, MRTD, policy, REPORT_DATA, RTMRS, tdxPolicyJson } from "./sim-helpers.ts";
+import { AT, MRTD, policy, REPORT_DATA, RTMRS, reissueCertificate, tdxPolicyJson } from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
 const anchors = insecureSimulatorAnchors().tdx;
@@ -371,27 +370,8 @@ describe("simulated quote + simulated collateral through the production verifier
     // The same key, re-certified by the simulated root under another subject or as a CA: the chain and
     // the collateral signatures verify, only the signer's identity is wrong.
     const signer = parseCertificate(collateral.tcbSigningCertificate);
-    /** `extensions` gives each extension's new value, or undefined to leave it out. */
     const reissue = (subject: Uint8Array, extensions: (oid: string, value: Uint8Array) => Uint8Array | undefined) =>
-      toPem([
-        writeCertificate(
-          {
-            serial: signer.serialNumber,
-            signatureAlgorithm: "ecdsa-sha256",
-            issuer: signer.issuerDer,
-            subject,
-            notBefore: signer.notBefore,
-            notAfter: signer.notAfter,
-            spki: signer.publicKey.spki,
-            extensions: [...signer.extensions].flatMap(([oid, e]) => {
-              const value = extensions(oid, e.value);
-              return value === undefined ? [] : [{ oid, critical: e.critical, value }];
-            }),
-          },
-          (tbs) => signEcdsaDer(h.rootKey, tbs),
-        ),
-        h.root,
-      ]);
+      toPem([reissueCertificate(collateral.tcbSigningCertificate, h.rootKey, { subject, extensions }), h.root]);
     const same = (_oid: string, value: Uint8Array) => value;
     const renamed = reissue(intelName("Intel SGX PCK Certificate"), same);
     const asCa = reissue(signer.subjectDer, (oid, value) =>

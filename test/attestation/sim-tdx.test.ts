@@ -16,11 +16,22 @@ import {
   type SimulatedTdxQuoteOptions,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { intelName } from "../../attestation/sim/intel.ts";
 import { INSECURE_SIMULATOR_ORGANIZATION } from "../../attestation/sim/names.ts";
+import { der, X509_OID } from "../../attestation/sim/x509-writer.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
-import { codeOf } from "../helpers/attestation.ts";
-import { AT, MRTD, policy, REPORT_DATA, RTMRS, snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
+import { codeOf, rejection } from "../helpers/attestation.ts";
+import {
+  AT,
+  MRTD,
+  policy,
+  REPORT_DATA,
+  RTMRS,
+  reissueCertificate,
+  snpPolicyJson,
+  tdxPolicyJson,
+} from "./sim-helpers.ts";
 
 const h = insecureSimulatedIntelHierarchy();
 const anchors = insecureSimulatorAnchors().tdx;
@@ -477,6 +488,62 @@ describe("the PCK chain's validity at the verification time, each certificate", 
       code: "CERT_EXPIRED",
       message: expect.stringMatching(/^PCK CA certificate "CN=Intel SGX PCK Platform CA.*": expired 2048-12-31/),
     });
+  });
+});
+
+describe("the PCK chain's names: a PCK leaf under a PCK Platform or Processor CA", () => {
+  // Each certificate re-certified with its own key by its own issuer: the chain and every signature
+  // verify, only the changed name or flag is wrong.
+  const quoteWith = (chain: { leaf?: Uint8Array; ca?: Uint8Array }) =>
+    simulateTdxQuote(
+      { ...h, pckCa: chain.ca ?? h.pckCa },
+      { ...baseOptions(), pck: { ...h.pck, certificate: chain.leaf ?? h.pck.certificate } },
+    );
+  const leafAs = (changes: Parameters<typeof reissueCertificate>[2]) =>
+    reissueCertificate(h.pck.certificate, h.pckCaKey, changes);
+  const basicConstraints = (value: Uint8Array | undefined) => (oid: string, old: Uint8Array) =>
+    oid === X509_OID.basicConstraints ? value : old;
+
+  it("accepts the unchanged re-issue, and a leaf under a PCK Processor CA", async () => {
+    expect(await codeOf(verifyBytes(quoteWith({ leaf: leafAs({}) })))).toBe("ACCEPTED");
+    const processor = intelName("Intel SGX PCK Processor CA");
+    const ca = reissueCertificate(h.pckCa, h.rootKey, { subject: processor });
+    expect(await codeOf(verifyBytes(quoteWith({ ca, leaf: leafAs({ issuer: processor }) })))).toBe("ACCEPTED");
+  });
+
+  it("refuses a leaf that is not a PCK certificate: another CN, a CA, no basicConstraints", async () => {
+    const renamed = await rejection(
+      verifyBytes(quoteWith({ leaf: leafAs({ subject: intelName("Intel SGX TCB Signing") }) })),
+    );
+    expect(renamed.code).toBe("TDX_PCK_CHAIN_NOT_PCK");
+    expect(renamed.message).toMatch(
+      /^PCK leaf certificate "CN=Intel SGX TCB Signing,OU=SIMULATED - NOT SECURE,.*": subject CN expected "Intel SGX PCK Certificate", found "Intel SGX TCB Signing"$/,
+    );
+    const asCa = leafAs({ extensions: basicConstraints(der.seq(der.boolean(true))) });
+    await expect(verifyBytes(quoteWith({ leaf: asCa }))).rejects.toMatchObject({
+      code: "TDX_PCK_CHAIN_NOT_PCK",
+      message: expect.stringMatching(
+        /^PCK leaf certificate "CN=Intel SGX PCK Certificate,.*": basicConstraints expected cA false, found cA true$/,
+      ),
+    });
+    const unconstrained = leafAs({ extensions: basicConstraints(undefined) });
+    await expect(verifyBytes(quoteWith({ leaf: unconstrained }))).rejects.toMatchObject({
+      code: "TDX_PCK_CHAIN_NOT_PCK",
+      message: expect.stringMatching(/: basicConstraints expected cA false, found no basicConstraints$/),
+    });
+  });
+
+  it("refuses a CA the root issued that is not a PCK CA, naming both accepted CNs; and one that is not a CA", async () => {
+    const other = intelName("Intel SGX TCB Signing CA");
+    const ca = reissueCertificate(h.pckCa, h.rootKey, { subject: other });
+    const error = await rejection(verifyBytes(quoteWith({ ca, leaf: leafAs({ issuer: other }) })));
+    expect(error.code).toBe("TDX_PCK_CHAIN_NOT_PCK");
+    expect(error.message).toMatch(
+      /^PCK CA certificate "CN=Intel SGX TCB Signing CA,.*": subject CN expected "Intel SGX PCK Platform CA" or "Intel SGX PCK Processor CA", found "Intel SGX TCB Signing CA"$/,
+    );
+    // A PCK CA that is not a CA cannot issue the leaf: the chain check refuses it first.
+    const notCa = reissueCertificate(h.pckCa, h.rootKey, { extensions: basicConstraints(der.seq()) });
+    expect(await codeOf(verifyBytes(quoteWith({ ca: notCa })))).toBe("CERT_NOT_CA");
   });
 });
 
