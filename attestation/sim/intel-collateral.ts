@@ -15,7 +15,7 @@
  */
 import { toHex, utf8 } from "../bytes.ts";
 import { encodeTlv } from "../der.ts";
-import type { TcbStatus, TdxModuleTcbStatus } from "../tdx/collateral.ts";
+import type { IsvSvnTcbStatus, TcbStatus } from "../tdx/collateral.ts";
 import { tdxModuleIdentityId } from "../tdx/tcb.ts";
 import { parseCertificate } from "../x509.ts";
 import {
@@ -180,7 +180,7 @@ function tcbSigner(hierarchy: InsecureSimulatedIntelHierarchy): TcbSigner {
 }
 
 /** The TDX module level status (UpToDate, OutOfDate or Revoked) nearest a platform level status. */
-function nearestModuleStatus(status: TcbStatus): TdxModuleTcbStatus {
+function nearestModuleStatus(status: TcbStatus): IsvSvnTcbStatus {
   if (status === "OutOfDate" || status === "OutOfDateConfigurationNeeded") return "OutOfDate";
   return status === "Revoked" ? "Revoked" : "UpToDate";
 }

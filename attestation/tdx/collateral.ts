@@ -50,12 +50,14 @@ export const TCB_STATUSES = [
 export type TcbStatus = (typeof TCB_STATUSES)[number];
 
 /**
- * The statuses a TDX module TCB level (`tdxModuleIdentities[].tcbLevels`) may have, in Intel's PCS
- * schema and Intel's QVL (VALID_MODULE_TCB_STATUSES; another is TCB_UNRECOGNIZED_STATUS there). The
- * convergence with the platform status knows only these, so another would be silently ignored.
+ * The statuses an ISVSVN TCB level may have: a TDX module's (`tdxModuleIdentities[].tcbLevels`), in
+ * Intel's PCS schema and Intel's QVL (VALID_MODULE_TCB_STATUSES; another is TCB_UNRECOGNIZED_STATUS
+ * there), and a TD QE identity's (`enclaveIdentity.tcbLevels`), in Intel's PCS schema (QVL reads any
+ * status there but treats all but UpToDate and Revoked as OutOfDate). The convergence with the
+ * platform status knows only these, so another would be silently ignored.
  */
-export const TDX_MODULE_TCB_STATUSES = ["UpToDate", "OutOfDate", "Revoked"] as const satisfies readonly TcbStatus[];
-export type TdxModuleTcbStatus = (typeof TDX_MODULE_TCB_STATUSES)[number];
+export const ISVSVN_TCB_STATUSES = ["UpToDate", "OutOfDate", "Revoked"] as const satisfies readonly TcbStatus[];
+export type IsvSvnTcbStatus = (typeof ISVSVN_TCB_STATUSES)[number];
 
 export type CollateralSignerValidity = "strict" | "at-issue-date" | "accept-expired-signer";
 export const COLLATERAL_SIGNER_VALIDITY_MODES: readonly CollateralSignerValidity[] = [
@@ -76,7 +78,7 @@ export interface TdxTcbLevel {
 export interface IsvSvnTcbLevel {
   readonly isvSvn: number;
   readonly tcbDate: string;
-  readonly tcbStatus: TcbStatus;
+  readonly tcbStatus: IsvSvnTcbStatus;
   readonly advisoryIds: readonly string[];
 }
 
@@ -282,11 +284,11 @@ function status(v: unknown, path: string, what: string): TcbStatus {
   }
   return v as TcbStatus;
 }
-function moduleStatus(v: unknown, path: string, what: string): TdxModuleTcbStatus {
-  if (typeof v !== "string" || !(TDX_MODULE_TCB_STATUSES as readonly string[]).includes(v)) {
-    malformed(what, `${path}: expected one of ${TDX_MODULE_TCB_STATUSES.join(", ")}, found ${describeUntrusted(v)}`);
+function isvSvnStatus(v: unknown, path: string, what: string): IsvSvnTcbStatus {
+  if (typeof v !== "string" || !(ISVSVN_TCB_STATUSES as readonly string[]).includes(v)) {
+    malformed(what, `${path}: expected one of ${ISVSVN_TCB_STATUSES.join(", ")}, found ${describeUntrusted(v)}`);
   }
-  return v as TdxModuleTcbStatus;
+  return v as IsvSvnTcbStatus;
 }
 function advisories(v: unknown, path: string, what: string): string[] {
   if (v === undefined) return [];
@@ -300,18 +302,13 @@ function svnList(v: unknown, path: string, what: string): number[] {
   if (list.length !== 16) malformed(what, `${path}: expected 16 components, found ${list.length}`);
   return list.map((c, i) => int(obj(c, `${path}[${i}]`, what).svn, `${path}[${i}].svn`, what, 255));
 }
-function isvSvnLevels(
-  v: unknown,
-  path: string,
-  what: string,
-  readStatus: (v: unknown, path: string, what: string) => TcbStatus = status,
-): IsvSvnTcbLevel[] {
+function isvSvnLevels(v: unknown, path: string, what: string): IsvSvnTcbLevel[] {
   return arr(v, path, what).map((l, i) => {
     const level = obj(l, `${path}[${i}]`, what);
     return {
       isvSvn: int(obj(level.tcb, `${path}[${i}].tcb`, what).isvsvn, `${path}[${i}].tcb.isvsvn`, what, 0xffff),
       tcbDate: date(level.tcbDate, `${path}[${i}].tcbDate`, what).toISOString().replace(".000Z", "Z"),
-      tcbStatus: readStatus(level.tcbStatus, `${path}[${i}].tcbStatus`, what),
+      tcbStatus: isvSvnStatus(level.tcbStatus, `${path}[${i}].tcbStatus`, what),
       advisoryIds: advisories(level.advisoryIDs, `${path}[${i}].advisoryIDs`, what),
     };
   });
@@ -372,7 +369,7 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
           mrSigner: hex(identity.mrsigner, 48, `${p}.mrsigner`, what),
           attributes: hex(identity.attributes, 8, `${p}.attributes`, what),
           attributesMask: hex(identity.attributesMask, 8, `${p}.attributesMask`, what),
-          tcbLevels: isvSvnLevels(identity.tcbLevels, `${p}.tcbLevels`, what, moduleStatus),
+          tcbLevels: isvSvnLevels(identity.tcbLevels, `${p}.tcbLevels`, what),
         };
       }),
       tcbLevels: arr(value.tcbLevels, "tcbLevels", what).map((l, i) => {

@@ -20,7 +20,8 @@
  * updates: TEE_TCB_SVN is the TCB the TD was built on.
  * QE identity: MRSIGNER and ISVPRODID equal, MISCSELECT (a little-endian word; report & mask ==
  * miscselect, as Intel compares it) and ATTRIBUTES equal under their masks (else
- * TDX_QE_IDENTITY_MISMATCH), then the first level with isvsvn ≤ the QE's ISVSVN gives its status.
+ * TDX_QE_IDENTITY_MISMATCH), then the first level with isvsvn ≤ the QE's ISVSVN gives its status
+ * (UpToDate, OutOfDate or Revoked: collateral.ts refuses another, as Intel's PCS schema allows no other).
  * The overall status converges the three as Intel does (a worse module or QE status lowers it),
  * except that Revoked outranks NotSupported (see convergeTcbStatus).
  */

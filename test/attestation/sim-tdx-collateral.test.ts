@@ -601,6 +601,13 @@ describe("simulated quote + simulated collateral through the production verifier
 });
 
 describe("the QE identity's and the TDX module's status converge into tcbStatus (Intel QVL TcbLevelCheck)", () => {
+  /** The TCB statuses only a platform level may have (not a TDX module's or the QE identity's). */
+  const PLATFORM_ONLY_STATUSES = [
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDateConfigurationNeeded",
+  ] as const;
   const MRSEAM = toHex(parseTdxQuote(quote).body.mrSeam);
   const upToDateOnly = policy({ tdx: tdxPolicyJson(MRSEAM, { acceptedTcbStatuses: ["UpToDate"] }) });
   const appraised = (v: Awaited<ReturnType<typeof verify>>, p = upToDateOnly) => {
@@ -664,12 +671,7 @@ describe("the QE identity's and the TDX module's status converge into tcbStatus 
   it("refuses a TDX module level of a status other than UpToDate, OutOfDate or Revoked as malformed (Intel's QVL accepts only those)", async () => {
     const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const q = simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn });
-    for (const status of [
-      "SWHardeningNeeded",
-      "ConfigurationNeeded",
-      "ConfigurationAndSWHardeningNeeded",
-      "OutOfDateConfigurationNeeded",
-    ] as const) {
+    for (const status of PLATFORM_ONLY_STATUSES) {
       const c = insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn, tdxModuleTcbStatus: status });
       const error = await rejection(verify(c, { quote: q }));
       expect(error.code).toBe("TDX_COLLATERAL_MALFORMED");
@@ -686,6 +688,22 @@ describe("the QE identity's and the TDX module's status converge into tcbStatus 
       "UpToDate",
       "ConfigurationNeeded",
     ]);
+  });
+
+  it("refuses a QE identity level of a status other than UpToDate, OutOfDate or Revoked as malformed (Intel's PCS schema allows only those)", async () => {
+    // Before, such a level was read and matched the QE; the convergence then ignored it (all but
+    // OutOfDateConfigurationNeeded) and the platform status stood, where Intel's QVL says OutOfDate.
+    for (const status of PLATFORM_ONLY_STATUSES) {
+      const c = insecureSimulatedTdxCollateral(h, {
+        issueDate: ISSUED,
+        qeTcbLevels: [{ isvSvn: 4, tcbStatus: status }],
+      });
+      const error = await rejection(verify(c));
+      expect(error.code).toBe("TDX_COLLATERAL_MALFORMED");
+      expect(error.message).toBe(
+        `TD QE identity: tcbLevels[0].tcbStatus: expected one of UpToDate, OutOfDate, Revoked, found "${status}"`,
+      );
+    }
   });
 
   it("Revoked outranks NotSupported, so a policy that accepts NotSupported does not accept a revoked TCB", async () => {
