@@ -20,7 +20,8 @@ export const ENCLAVE_MAX_CONNECTIONS = 16_384;
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
   // abandons the boot where it is — a key broker's retries, the copy or decryption of the model, its
-  // load —, removes the private model copy, and exits 0, as a stop after boot does.
+  // load —, removes the private model copy, and exits 0, as a stop after boot does; 1 when the copy
+  // could not be removed, so a supervisor sees that decrypted weights were left behind.
   const stopped = new AbortController();
   const endBootStop = stopDuringBoot((reason) => {
     process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
@@ -38,7 +39,9 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     await booted?.enclave.close();
     await booted?.server.close();
     endBootStop();
-    process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText()}\n`);
+    const left = modelCopiesLeft();
+    process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
+    if (left.length > 0) process.exitCode = 1;
     return;
   }
   endBootStop();
@@ -82,8 +85,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
  * not assumed, since removing the copy can fail (EBUSY, EIO). The path names no secret (the
  * process's id and start time, a random suffix); the weights in it are why it must be removed.
  */
-function copiesLeftText(): string {
-  const left = modelCopiesLeft();
+function copiesLeftText(left: ReturnType<typeof modelCopiesLeft>): string {
   if (left.length === 0) return "no copy of the model is left";
   const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
   return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;

@@ -51,9 +51,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `cloister enclave` until it returns; its stderr. */
-async function stoppedWhileStaging(): Promise<string> {
+/** Runs `cloister enclave` until it returns; its stderr and the exit status it set (undefined: 0). */
+async function stoppedWhileStaging(): Promise<{ stderr: string; exitCode: typeof process.exitCode }> {
   const lines: string[] = [];
+  const exitCodeBefore = process.exitCode;
+  process.exitCode = undefined;
   const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
     lines.push(String(chunk));
     return true;
@@ -70,11 +72,12 @@ async function stoppedWhileStaging(): Promise<string> {
       frameIntervalMs: 100,
       shutdownGraceMs: 100,
     });
+    return { stderr: lines.join(""), exitCode: process.exitCode };
   } finally {
     fs.stopAtCopy = false;
     write.mockRestore();
+    process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
   }
-  return lines.join("");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -85,8 +88,9 @@ async function exists(path: string): Promise<boolean> {
 }
 
 describe("cloister enclave: stopped while it stages the model", () => {
-  it("says no copy is left when it removed the copy", async () => {
-    const stderr = await stoppedWhileStaging();
+  it("says no copy is left when it removed the copy, and exits 0", async () => {
+    const { stderr, exitCode } = await stoppedWhileStaging();
+    expect(exitCode).toBeUndefined();
     const copy = fs.copies.at(-1) as string;
     expect(await exists(copy)).toBe(false);
     expect(stderr).toMatch(
@@ -94,14 +98,16 @@ describe("cloister enclave: stopped while it stages the model", () => {
     );
   });
 
-  it("names the copy it could not remove, and never says no copy is left", async () => {
+  it("names the copy it could not remove, never says no copy is left, and exits 1 so a supervisor sees it", async () => {
     fs.failRemoval = "EBUSY";
-    let stderr: string;
+    let stopped: Awaited<ReturnType<typeof stoppedWhileStaging>>;
     try {
-      stderr = await stoppedWhileStaging();
+      stopped = await stoppedWhileStaging();
     } finally {
       fs.failRemoval = null;
     }
+    const { stderr, exitCode } = stopped;
+    expect(exitCode).toBe(1);
     const copy = fs.copies.at(-1) as string;
     expect(await exists(copy)).toBe(true);
     expect(stderr).not.toContain("no copy of the model is left");
