@@ -101,9 +101,24 @@ describe("parseAttestationPolicy", () => {
       "tdx.minimumQeSvn: expected a number <= 65535, found 65536",
     ],
     [
+      "a negative minimumQeSvn",
+      { ...base(), tdx: { ...tdx, minimumQeSvn: -1 } },
+      "tdx.minimumQeSvn: expected a number >= 0, found -1",
+    ],
+    [
+      "a fractional minimumQeSvn",
+      { ...base(), tdx: { ...tdx, minimumQeSvn: 4.5 } },
+      "tdx.minimumQeSvn: expected int, found 4.5",
+    ],
+    [
       "a negative minimumPceSvn",
       { ...base(), tdx: { ...tdx, minimumPceSvn: -1 } },
       "tdx.minimumPceSvn: expected a number >= 0, found -1",
+    ],
+    [
+      "a minimumPceSvn beyond 16 bits",
+      { ...base(), tdx: { ...tdx, minimumPceSvn: 65_536 } },
+      "tdx.minimumPceSvn: expected a number <= 65535, found 65536",
     ],
     [
       "an empty rejectedAdvisoryIds",
@@ -119,6 +134,11 @@ describe("parseAttestationPolicy", () => {
       "a mitigation bit beyond the 64-bit vectors",
       { ...base(), snp: { ...snp, requireMitigations: [0, 64] } },
       "snp.requireMitigations[1]: expected a number <= 63, found 64",
+    ],
+    [
+      "a negative mitigation bit",
+      { ...base(), snp: { ...snp, requireMitigations: [-1] } },
+      "snp.requireMitigations[0]: expected a number >= 0, found -1",
     ],
     [
       "an empty requireMitigations",
