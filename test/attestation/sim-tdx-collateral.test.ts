@@ -771,7 +771,7 @@ describe("rejectedAdvisoryIds: advisories of the matched platform, TDX module an
     expect(violations(q, ["SIMULATED-SA-00003"]).map((x) => x.found)).toEqual(["SIMULATED-SA-00003"]);
   });
 
-  it("refuses when the advisories are unknown: no TCB info, no matching platform level, or no QE identity", async () => {
+  it("refuses when the advisories are unknown: no TCB info, no matching platform, TDX module or QE level, or no QE identity", async () => {
     const unknown = async (v: Awaited<ReturnType<typeof verify>>) =>
       violations(v, ["SIMULATED-SA-00002"])
         .filter((x) => x.code === "TDX_ADVISORY_REJECTED")
@@ -784,6 +784,32 @@ describe("rejectedAdvisoryIds: advisories of the matched platform, TDX module an
     expect(await unknown(noLevel)).toEqual(["unknown (no TCB level of the TCB info matches the platform)"]);
     const noQe = await verifyTdxQuote({ quote, anchors, at: AT, collateral: { tcbInfo: collateral.tcbInfo } });
     expect(await unknown(noQe)).toEqual(["unknown (QE identity not checked)"]);
+
+    // The platform matches a level but the TDX module (TEE_TCB_SVN[0] 4, levels 6 and 5) does not.
+    const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const noModuleLevel = await verify(insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, teeTcbSvn }), {
+      quote: simulateTdxQuote(h, { ...baseOptions(), teeTcbSvn: Uint8Array.of(4, ...teeTcbSvn.subarray(1)) }),
+    });
+    expect([noModuleLevel.tcb?.platform.status, noModuleLevel.tcb?.tdxModule?.tcbDate]).toEqual(["UpToDate", null]);
+    expect(await unknown(noModuleLevel)).toEqual([
+      "unknown (no level of the TCB info's TDX_01 matches the TDX module)",
+    ]);
+    // The QE identity verifies, but none of its levels holds the QE's ISVSVN 4.
+    const noQeLevel = await verify(
+      insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, qeTcbLevels: [{ isvSvn: 5, tcbStatus: "UpToDate" }] }),
+    );
+    expect(noQeLevel.qeIdentity?.tcbDate).toBeNull();
+    expect(await unknown(noQeLevel)).toEqual(["unknown (no level of the QE identity matches the QE)"]);
+  });
+
+  it("compares the collateral's advisory IDs in any case too", async () => {
+    const q = await verify(
+      insecureSimulatedTdxCollateral(h, {
+        issueDate: ISSUED,
+        qeTcbLevels: [{ isvSvn: 4, tcbStatus: "OutOfDate", advisoryIds: ["simulated-sa-00003"] }],
+      }),
+    );
+    expect(violations(q, ["SIMULATED-SA-00003"]).map((x) => x.found)).toEqual(["SIMULATED-SA-00003"]);
   });
 });
 
