@@ -168,11 +168,17 @@ describe("MAA token verification rules", () => {
     expect(error.code).toBe("MAA_UNKNOWN_KEY");
   });
 
-  it("checks the issuer when one is expected", async () => {
+  it("checks the issuer when one is expected, as the exact string (RFC 7519 StringOrURI)", async () => {
     const error = await rejection(
       verifyMaaToken(good, { jwks, at: AT, expectedIssuer: "https://sharedeus.eus.attest.azure.net" }),
     );
     expect(error.code).toBe("MAA_ISSUER_MISMATCH");
+    // good's iss is https://sharedwus.wus.attest.azure.net: a prefix of it, or another case, is another issuer.
+    for (const expectedIssuer of ["https://sharedwus.wus.attest.azure", "https://SHAREDWUS.wus.attest.azure.net"]) {
+      expect((await rejection(verifyMaaToken(good, { jwks, at: AT, expectedIssuer }))).code).toBe(
+        "MAA_ISSUER_MISMATCH",
+      );
+    }
   });
 
   it("needs an explicit issuer decision: a string, or null to leave iss to the caller (MAA_EXPECTED_ISSUER_MISSING)", async () => {
