@@ -375,6 +375,17 @@ describe("attestation document", () => {
           }),
         ),
     },
+    {
+      name: "no manifest member",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      run: async () =>
+        verify(
+          await resignPayload(f.document, (p) => {
+            delete p.manifest;
+          }),
+        ),
+    },
   ];
 
   it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code }) => {
