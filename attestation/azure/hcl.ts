@@ -61,6 +61,7 @@ export interface HclRuntimeData {
 }
 
 export interface HclReport {
+  /** The report as given: in a verified result, bytes for re-encoding or archiving, not a verified value (its header is unauthenticated). */
   readonly raw: Uint8Array;
   readonly version: number;
   readonly reportSize: number;
