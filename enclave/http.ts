@@ -310,7 +310,9 @@ export function readBodyWithin(
  * once): first `drain(deadline)` (the caller stops taking work and waits for what is under way,
  * e.g. the enclave's answers and the host's collection of its audit records), then `server.close`
  * with what is left of the grace period, then `after` (the caller's own cleanup). How `cloister
- * enclave`, `host` and `kbs serve` shut down, losing no answer in progress.
+ * enclave`, `host` and `kbs serve` shut down, losing no answer in progress. Resolves once stopped;
+ * rejects with the error of a step that failed (the enclave's removal of its model copy, in
+ * `after`), for the caller to report, rather than leaving it an unhandled rejection.
  */
 export function closeOnSignal(
   server: RunningServer,
@@ -321,7 +323,7 @@ export function closeOnSignal(
   } = {},
 ): Promise<void> {
   const graceMs = options.graceMs ?? 0;
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     let stopping = false;
     let hurry: () => void = () => {};
     const stop = () => {
@@ -336,16 +338,18 @@ export function closeOnSignal(
       const hurried = new Promise<void>((r) => {
         hurry = r;
       });
-      void (async () => {
-        if (options.drain !== undefined) await Promise.race([options.drain(deadline), hurried]);
-        await server.close(Math.max(0, deadline - performance.now()));
-        await options.after?.();
-        process.off("SIGINT", stop);
-        process.off("SIGINT", ignore);
-        process.off("SIGTERM", stop);
-        unregister();
-        resolve();
-      })();
+      (async () => {
+        try {
+          if (options.drain !== undefined) await Promise.race([options.drain(deadline), hurried]);
+          await server.close(Math.max(0, deadline - performance.now()));
+          await options.after?.();
+        } finally {
+          process.off("SIGINT", stop);
+          process.off("SIGINT", ignore);
+          process.off("SIGTERM", stop);
+          unregister();
+        }
+      })().then(resolve, reject);
     };
     // Output closed by its reader (`cloister host | head -1`): the same clean shutdown.
     const unregister = onOutputClosed(stop);

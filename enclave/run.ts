@@ -77,11 +77,25 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       model: enclave.manifest.model.sha256,
     })}\n`,
   );
-  await closed;
+  // A stop after boot says nothing of the model copy when it removed it, and exits 0; when the
+  // removal failed (closing the enclave rejects: EBUSY, EIO), its last line names the copy left, as a
+  // stop during boot does, and it exits 1, so a supervisor sees that decrypted weights were left
+  // behind. Any other failure of the shutdown is the command's error (exit 1).
+  const failure = await closed.then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
+  const left = modelCopiesLeft();
+  if (left.length > 0) {
+    process.stderr.write(`cloister enclave: stopped; ${copiesLeftText(left)}\n`);
+    process.exitCode = 1;
+  } else if (failure !== null) {
+    throw failure.error;
+  }
 }
 
 /**
- * What a stop during boot left of the private model copy, as the boot's last line says it: checked,
+ * What a stop left of the private model copy, as the command's last line says it: checked,
  * not assumed, since removing the copy can fail (EBUSY, EIO). The path names no secret (the
  * process's id and start time, a random suffix); the weights in it are why it must be removed.
  */

@@ -1,16 +1,15 @@
 /**
- * `cloister enclave` (enclave/run.ts) stopped during boot, in process: what it says about the private
- * model copy must be true. A removal of the copy that fails (EBUSY, EIO: not producible for real by
- * a test run as root) is made by a stand-in for node:fs/promises' rm, and the stop (SIGTERM) is
- * emitted the moment the copy's directory exists, so the boot is stopped while it stages the model,
- * every run.
+ * `cloister enclave` (enclave/run.ts) stopped during boot or after it, in process: what it says about
+ * the private model copy must be true, and its exit status too. A removal of the copy that fails
+ * (EBUSY, EIO: not producible for real by a test run as root) is made by a stand-in for
+ * node:fs/promises' rm, and the stop (SIGTERM) is emitted the moment the copy's directory exists, so
+ * the boot is stopped while it stages the model, or the moment the "ready" line is written, every run.
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
-import { runEnclaveCommand } from "../../enclave/run.ts";
 
 /** What the stand-ins do: stop the boot once a model copy's directory is made; fail removing it. */
 const fs = vi.hoisted(() => ({ stopAtCopy: false, failRemoval: null as string | null, copies: [] as string[] }));
@@ -51,8 +50,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `cloister enclave` until it returns; its stderr and the exit status it set (undefined: 0). */
-async function stoppedWhileStaging(): Promise<{ stderr: string; exitCode: typeof process.exitCode }> {
+/**
+ * Runs `cloister enclave`, stopped (SIGTERM) as it stages the model or once it said it is ready,
+ * until it returns, removing its model copy failing with the error code `failRemoval` (null: not
+ * failing); its stderr, the exit status it set (undefined: 0), and the copy it made.
+ */
+async function stoppedWhen(
+  when: "staging" | "ready",
+  failRemoval: string | null = null,
+): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string }> {
   const lines: string[] = [];
   const exitCodeBefore = process.exitCode;
   process.exitCode = undefined;
@@ -60,7 +66,16 @@ async function stoppedWhileStaging(): Promise<{ stderr: string; exitCode: typeof
     lines.push(String(chunk));
     return true;
   });
-  fs.stopAtCopy = true;
+  const writeOut = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    if (when === "ready" && String(chunk).includes('"event":"ready"')) process.emit("SIGTERM", "SIGTERM");
+    return true;
+  });
+  fs.stopAtCopy = when === "staging";
+  fs.failRemoval = failRemoval;
+  // Fresh modules, as a process of its own has: model-staging's record of the copies not removed
+  // must not carry a copy another test left (and removed by hand) into this run.
+  vi.resetModules();
+  const { runEnclaveCommand } = await import("../../enclave/run.ts");
   try {
     await runEnclaveCommand({
       manifest: files.manifestPath,
@@ -72,10 +87,12 @@ async function stoppedWhileStaging(): Promise<{ stderr: string; exitCode: typeof
       frameIntervalMs: 100,
       shutdownGraceMs: 100,
     });
-    return { stderr: lines.join(""), exitCode: process.exitCode };
+    return { stderr: lines.join(""), exitCode: process.exitCode, copy: fs.copies.at(-1) as string };
   } finally {
     fs.stopAtCopy = false;
+    fs.failRemoval = null;
     write.mockRestore();
+    writeOut.mockRestore();
     process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
   }
 }
@@ -89,9 +106,8 @@ async function exists(path: string): Promise<boolean> {
 
 describe("cloister enclave: stopped while it stages the model", () => {
   it("says no copy is left when it removed the copy, and exits 0", async () => {
-    const { stderr, exitCode } = await stoppedWhileStaging();
+    const { stderr, exitCode, copy } = await stoppedWhen("staging");
     expect(exitCode).toBeUndefined();
-    const copy = fs.copies.at(-1) as string;
     expect(await exists(copy)).toBe(false);
     expect(stderr).toMatch(
       /cloister enclave: shutting down \(SIGTERM during boot\) …\ncloister enclave: stopped before serving; no copy of the model is left\n$/,
@@ -99,21 +115,32 @@ describe("cloister enclave: stopped while it stages the model", () => {
   });
 
   it("names the copy it could not remove, never says no copy is left, and exits 1 so a supervisor sees it", async () => {
-    fs.failRemoval = "EBUSY";
-    let stopped: Awaited<ReturnType<typeof stoppedWhileStaging>>;
-    try {
-      stopped = await stoppedWhileStaging();
-    } finally {
-      fs.failRemoval = null;
-    }
-    const { stderr, exitCode } = stopped;
+    const { stderr, exitCode, copy } = await stoppedWhen("staging", "EBUSY");
     expect(exitCode).toBe(1);
-    const copy = fs.copies.at(-1) as string;
     expect(await exists(copy)).toBe(true);
     expect(stderr).not.toContain("no copy of the model is left");
     expect(stderr).toMatch(/cloister enclave: shutting down \(SIGTERM during boot\) …\n/);
     expect(stderr.split("\n").at(-2)).toBe(
       `cloister enclave: stopped before serving; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
+    );
+    await rm(copy, { recursive: true, force: true });
+  });
+});
+
+describe("cloister enclave: stopped after it said it is ready", () => {
+  it("says nothing of the copy when it removed it, and exits 0", async () => {
+    const { stderr, exitCode, copy } = await stoppedWhen("ready");
+    expect(exitCode).toBeUndefined();
+    expect(await exists(copy)).toBe(false);
+    expect(stderr).not.toContain("model cop");
+  });
+
+  it("names the copy it could not remove, and exits 1 so a supervisor sees it", async () => {
+    const { stderr, exitCode, copy } = await stoppedWhen("ready", "EBUSY");
+    expect(exitCode).toBe(1);
+    expect(await exists(copy)).toBe(true);
+    expect(stderr.split("\n").at(-2)).toBe(
+      `cloister enclave: stopped; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
     );
     await rm(copy, { recursive: true, force: true });
   });
