@@ -264,8 +264,12 @@ export async function prepareDeployment(options: {
 }
 
 interface Child {
+  /** As its log lines are prefixed: "kbs", "enclave" ("enclave 1" in a pool), "host". */
+  readonly name: string;
   readonly process: ChildProcess;
   readonly ready: Promise<{ url: string }>;
+  /** The last line it wrote on stderr so far (null: none): what a child that fails as it stops says last. */
+  readonly lastLine: () => string | null;
 }
 
 /**
@@ -377,7 +381,9 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
     env: childEnvironment(process.env),
   });
   let errorLine: string | null = null;
+  let lastLine: string | null = null;
   createInterface({ input: child.stderr! }).on("line", (line) => {
+    lastLine = line;
     if (line.startsWith("cloister: ")) errorLine = line;
     stderr(`[${name}] ${line}`);
   });
@@ -412,20 +418,28 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
     });
     child.once("error", reject);
   });
-  return { process: child, ready };
+  return { name, process: child, ready, lastLine: () => lastLine };
 }
 
-/** `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first. */
-async function stopChild(child: ChildProcess, timeoutMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((done) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", () => {
+/**
+ * Stops a child (SIGTERM, SIGKILL after `timeoutMs`) and resolves with how it exited: "exit code N"
+ * or the signal's name; null when it exited 0 (a clean stop), or had exited before.
+ * `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first.
+ */
+async function stopChild(child: Child, timeoutMs = 15_000): Promise<string | null> {
+  const { process: running } = child;
+  if (running.exitCode !== null || running.signalCode !== null) return null;
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
+    const timer = setTimeout(() => running.kill("SIGKILL"), timeoutMs);
+    running.once("exit", (exitCode, exitSignal) => {
       clearTimeout(timer);
-      done();
+      done([exitCode, exitSignal]);
     });
-    child.kill("SIGTERM");
+    running.kill("SIGTERM");
   });
+  // Its last line is read once its stderr has ended (an enclave that could not remove its model copy names it there).
+  if (running.stderr !== null && !running.stderr.closed) await new Promise((r) => running.stderr?.once("close", r));
+  return code === 0 ? null : (signal ?? `exit code ${code}`);
 }
 
 export interface RunningDeployment {
@@ -466,6 +480,12 @@ export async function startDeployment(options: {
    * child started so far in the order `stop()` does, and rejects with the signal's reason.
    */
   signal?: AbortSignal;
+  /**
+   * Called for each child that, stopped (by `stop()`, on an abort or a failed boot, or by
+   * stopEnclave/restartEnclave), did not exit 0: its name, how it exited, and its last stderr line
+   * (an enclave that could not remove its private model copy names the copy there and exits 1).
+   */
+  onStopFailure?: (who: string, how: string, lastLine: string | null) => void;
 }): Promise<RunningDeployment> {
   const count = options.enclaves ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 16)
@@ -497,9 +517,10 @@ export async function startDeployment(options: {
     child.once("exit", () => {
       if (!expectedExits.has(child)) resolveExited(who);
     });
-  const stopExpected = (child: ChildProcess) => {
-    expectedExits.add(child);
-    return stopChild(child);
+  const stopExpected = async (child: Child) => {
+    expectedExits.add(child.process);
+    const how = await stopChild(child);
+    if (how !== null) options.onStopFailure?.(child.name, how, child.lastLine());
   };
 
   options.signal?.throwIfAborted();
@@ -520,9 +541,9 @@ export async function startDeployment(options: {
   // The host first: it lets answers under way finish and collects the enclaves' last audit records
   // while they still run; then the enclaves; the key broker last.
   const stop = async () => {
-    if (host !== undefined) await stopExpected(host.process);
-    await Promise.all(enclaves.map((child) => stopExpected(child.process)));
-    if (kbs !== undefined) await stopExpected(kbs.process);
+    if (host !== undefined) await stopExpected(host);
+    await Promise.all(enclaves.map((child) => stopExpected(child)));
+    if (kbs !== undefined) await stopExpected(kbs);
   };
   try {
     if (files.kbs !== null) {
@@ -570,7 +591,7 @@ export async function startDeployment(options: {
     );
     const hostReady = await untilReady(host.ready);
     watch("host", host.process);
-    const stopEnclave = (i = 0) => stopExpected((enclaves[i] as Child).process);
+    const stopEnclave = (i = 0) => stopExpected(enclaves[i] as Child);
     const restartEnclave = async (i = 0) => {
       await stopEnclave(i);
       const started = startChild(

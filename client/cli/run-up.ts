@@ -19,7 +19,12 @@ function say(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-async function boot(options: UpOptions, log: (line: string) => void, signal?: AbortSignal): Promise<RunningDeployment> {
+async function boot(
+  options: UpOptions,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+  onStopFailure?: (who: string, how: string, lastLine: string | null) => void,
+): Promise<RunningDeployment> {
   for (const origin of options.corsOrigin ?? []) {
     try {
       parseCorsOrigin(origin);
@@ -56,6 +61,7 @@ async function boot(options: UpOptions, log: (line: string) => void, signal?: Ab
     log,
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
     ...(signal === undefined ? {} : { signal }),
+    ...(onStopFailure === undefined ? {} : { onStopFailure }),
   });
 }
 
@@ -107,8 +113,15 @@ export async function runUp(options: UpOptions): Promise<void> {
   // stop it at once. A second signal has its default action (the children then stop on their own).
   // A stop asked for (Ctrl-C, SIGTERM, output closed) is a clean shutdown of a server, during boot
   // as after it: exit 0, as host, enclave and key broker do, so a supervisor's stop is no failure
-  // whenever it comes. Only a child that exits on its own fails it (1).
+  // whenever it comes. A child that exits on its own fails it (1), and so does one that, stopped,
+  // does not exit 0 (an enclave that could not remove its private model copy): its last line is
+  // said again, so the decrypted weights left behind are not lost among the children's lines.
   const signalled = waitForSignal();
+  let stopFailed = false;
+  const onStopFailure = (who: string, how: string, lastLine: string | null) => {
+    stopFailed = true;
+    say(`${who} failed as it stopped (${how})${lastLine === null ? "" : `: ${lastLine}`}`);
+  };
   const interrupted = new AbortController();
   let booted = false;
   void signalled.then((signal) => {
@@ -118,10 +131,11 @@ export async function runUp(options: UpOptions): Promise<void> {
   });
   let deployment: RunningDeployment;
   try {
-    deployment = await boot(options, say, interrupted.signal);
+    deployment = await boot(options, say, interrupted.signal, onStopFailure);
   } catch (error) {
     if (!interrupted.signal.aborted) throw error;
     say("stopped: every process it started has exited");
+    if (stopFailed) process.exitCode = 1;
     return;
   }
   booted = true;
@@ -147,7 +161,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   say(`shutting down (${reason}) …`);
   await deployment.stop();
   say("stopped: every process it started has exited");
-  if (reason.endsWith("exited")) process.exitCode = 1;
+  if (reason.endsWith("exited") || stopFailed) process.exitCode = 1;
 }
 
 /**

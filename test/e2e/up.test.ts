@@ -4,7 +4,8 @@
  * the same directory, it writes the same client policy (the sealed model is kept), so a client
  * holding the policy from the first run verifies the second. Ctrl-C while it boots stops what has
  * started (each child it started is gone when it exits), and says so. Its key broker warns of
- * nothing in the policy `up` writes but the simulator, for either simulated TEE.
+ * nothing in the policy `up` writes but the simulator, for either simulated TEE. An enclave that,
+ * stopped, could not remove its model copy fails `up` (exit 1), which repeats the enclave's line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -23,10 +24,15 @@ afterAll(async () => {
 
 /**
  * Starts `cloister up` with `args` (after `--dir`), in its own process group when `detached` (as a
- * terminal's foreground job, which Ctrl-C signals as a whole), collecting what it prints.
+ * terminal's foreground job, which Ctrl-C signals as a whole), with `env` (default this process's,
+ * which its children inherit), collecting what it prints.
  */
-function spawnUp(dir: string, args: readonly string[], detached = false) {
-  const child = spawn(process.execPath, [CLI, "up", "--dir", dir, "--threads", "1", ...args], { cwd: dir, detached });
+function spawnUp(dir: string, args: readonly string[], detached = false, env = process.env) {
+  const child = spawn(process.execPath, [CLI, "up", "--dir", dir, "--threads", "1", ...args], {
+    cwd: dir,
+    detached,
+    env,
+  });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -148,5 +154,30 @@ describe("cloister up", () => {
     expect(stderr).toMatch(
       /\[enclave\] cloister enclave: shutting down \(SIGTERM during boot\) …\n(.|\n)*\[enclave\] cloister enclave: stopped before serving; no copy of the model is left\n/,
     );
+  });
+
+  it("exits 1 when the enclave, stopped, could not remove its model copy, and says so with the enclave's line", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-copy-left-"));
+    dirs.push(dir);
+    // Every process of the deployment (up and its children, which inherit NODE_OPTIONS) fails to
+    // remove a model copy: only the enclave makes one.
+    const failRemoval = join(import.meta.dirname, "..", "helpers", "fail-model-copy-removal.mjs");
+    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${failRemoval}` };
+    const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
+    const { child, exited, until, output } = spawnUp(dir, args, false, env);
+    await until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
+    expect(output().stdout, output().stderr).toContain("Stop with Ctrl-C.");
+    const enclave = (await childrenOf(child.pid as number)).find(({ command }) => command === "enclave")?.pid as number;
+    child.kill("SIGTERM");
+    const code = await exited;
+    const left = await modelCopiesOf(enclave);
+    for (const path of left) await rm(path, { recursive: true, force: true });
+    expect(left).toHaveLength(1);
+    expect(code).toBe(1);
+    const lines = output().stderr.split("\n");
+    const said = `cloister enclave: stopped; could not remove the model copy ${left[0]} (EBUSY): remove it by hand`;
+    expect(lines).toContain(`[enclave] ${said}`);
+    expect(lines.at(-3)).toBe(`enclave failed as it stopped (exit code 1): ${said}`);
+    expect(lines.at(-2)).toBe("stopped: every process it started has exited");
   });
 });
