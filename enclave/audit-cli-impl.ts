@@ -217,21 +217,26 @@ export function publicKeyOption(hex: string, option: string): Uint8Array {
   }
 }
 
-/** The key of --key or --document (exactly one), and which it was; `keyName` names where --key's value came from. */
+/**
+ * The key of --key or --document (exactly one), and which it was; `keyName` names where --key's value
+ * came from. With --document also its boot: the document's digest, which names the boot's log.
+ */
 async function commandKey(
   options: {
     key?: string;
     document?: string;
   },
   keyName = "--key",
-): Promise<{ publicKey: Uint8Array; keySource: "key" | "document" }> {
+): Promise<{ publicKey: Uint8Array; keySource: "key" | "document"; documentBoot?: string }> {
   if ((options.key === undefined) === (options.document === undefined)) {
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
   if (options.key !== undefined) return { publicKey: publicKeyOption(options.key, keyName), keySource: "key" };
+  const text = await readText(options.document as string, "--document");
   return {
-    publicKey: keyFromAttestationDocument(await readText(options.document as string, "--document")),
+    publicKey: keyFromAttestationDocument(text),
     keySource: "document",
+    documentBoot: createHash("sha256").update(text.trim()).digest("hex"),
   };
 }
 
@@ -327,10 +332,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       : await commandKey(options, "--key");
   const publicKey = key.publicKey;
   const keySource = fromChat ? "chat-json" : key.keySource;
-  if (options.document !== undefined) {
-    const text = (await readText(options.document, "--document")).trim();
-    expectedBoot = createHash("sha256").update(text).digest("hex");
-  }
+  if (key.documentBoot !== undefined) expectedBoot = key.documentBoot;
   if (!HEX32.test(requestIdHash)) {
     throw new UsageError(`request id hash: expected 64 lower-case hex digits, found ${hexShape(requestIdHash)}`);
   }
@@ -516,7 +518,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
       `--last-hash expects 64 lower-case hex characters, found ${options.lastHash.length} characters`,
     );
   }
-  const { publicKey, keySource } = await commandKey(options);
+  const { publicKey, keySource, documentBoot } = await commandKey(options);
 
   let expect: AuditVerifyOptions["expect"];
   if (options.checkpoint !== undefined) {
@@ -533,7 +535,9 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   }
 
   const verified = await verifyAuditLogFile(options.log, publicKey, expect === undefined ? {} : { expect });
-  const result = verified.ok ? verified : { ...verified, error: await otherBootFailure(verified.error, options) };
+  const result = verified.ok
+    ? verified
+    : { ...verified, error: await otherBootFailure(verified.error, options.log, documentBoot) };
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   if (options.json) {
     printJson({
@@ -565,26 +569,24 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
  * A first record whose signature does not verify, in a log whose records name another boot than
  * the key's: every boot has its own log and key (the host keeps `<boot>.jsonl` per boot), so the
  * likely mistake is the file, and the message names the boots rather than only a bad signature.
- * With --document the key's boot is known (the document's digest): AUDIT_LOG_OTHER_BOOT, as `audit
+ * With --document the key's boot is known (`documentBoot`, its digest): AUDIT_LOG_OTHER_BOOT, as `audit
  * find` says it. With --key it is not: the log's boot is named (unverified) for the user to compare
  * with the `documentDigest` of the attestation the key came from. Any other failure is unchanged.
  */
 async function otherBootFailure(
   failure: AuditVerifyFailure,
-  options: AuditVerifyCommandOptions,
+  log: string,
+  documentBoot: string | undefined,
 ): Promise<AuditVerifyFailure | { code: "AUDIT_LOG_OTHER_BOOT"; index: number; message: string }> {
   if (failure.code !== "AUDIT_SIGNATURE_INVALID" || failure.index !== 0) return failure;
-  const logBoot = unverifiedAttestationDigest(await firstLogLine(options.log));
+  const logBoot = unverifiedAttestationDigest(await firstLogLine(log));
   if (logBoot === null) return failure;
-  if (options.document === undefined) {
+  if (documentBoot === undefined) {
     return {
       ...failure,
       message: `${failure.message}; this log's records name enclave boot ${logBoot.slice(0, 16)} (unverified): is --key the signing key of that boot's attestation (cloister attest --json: its documentDigest begins with the boot id, which names the boot's log file)?`,
     };
   }
-  const documentBoot = createHash("sha256")
-    .update((await readText(options.document, "--document")).trim())
-    .digest("hex");
   if (documentBoot === logBoot) return failure;
   return {
     code: "AUDIT_LOG_OTHER_BOOT",
