@@ -35,13 +35,18 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     return null; // stopped: the boot removed what it had staged
   });
   if (booted === null || stopped.signal.aborted) {
-    // Stopped during boot, or just after its last step: then closing the enclave removes its copy.
-    await booted?.enclave.close();
+    // Stopped during boot, or just after its last step: then closing the enclave removes its copy;
+    // a removal that fails is named below, as after boot, not thrown past the server's close.
+    const closing = await booted?.enclave.close().then(
+      () => null,
+      (error: unknown) => ({ error }),
+    );
     await booted?.server.close();
     endBootStop();
     const left = modelCopiesLeft();
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
+    else if (closing) throw closing.error;
     return;
   }
   endBootStop();
