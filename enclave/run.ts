@@ -46,7 +46,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     const left = modelCopiesLeft();
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
-    else if (closing) throw closing.error;
+    const unsaid = closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
+    if (unsaid !== null) throw unsaid;
     return;
   }
   endBootStop();
@@ -94,9 +95,20 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   if (left.length > 0) {
     process.stderr.write(`cloister enclave: stopped; ${copiesLeftText(left)}\n`);
     process.exitCode = 1;
-  } else if (failure !== null) {
-    throw failure.error;
   }
+  const unsaid = failure === null ? null : failureBesidesCopies(failure.error, left);
+  if (unsaid !== null) throw unsaid;
+}
+
+/**
+ * What of a failed close (Enclave.close's error) the copies-left line does not say, for the
+ * command to fail with: null when it was the removal of a copy that line names; the engine's error
+ * when both failed (Enclave.close's AggregateError: the engine's, then the removal's); else the error.
+ */
+function failureBesidesCopies(error: unknown, left: ReturnType<typeof modelCopiesLeft>): unknown {
+  if (left.length === 0) return error;
+  if (error instanceof AggregateError) return error.errors[0] ?? null;
+  return null;
 }
 
 /**

@@ -994,9 +994,27 @@ export class Enclave {
     }
   }
 
+  /**
+   * Frees the engine and removes the private model copy: the removal is tried whatever the
+   * engine's close does (the decrypted weights must not stay because a dispose failed). Rejects
+   * with the error of the step that failed; when both did, with an AggregateError of the engine's
+   * error and the removal's, in that order, so neither is lost.
+   */
   async close(): Promise<void> {
-    await this.engine.close();
-    await this.stagedModel?.remove();
+    const engineFailure = await this.engine.close().then(
+      () => null,
+      (error: unknown) => ({ error }),
+    );
+    try {
+      await this.stagedModel?.remove();
+    } catch (removalError) {
+      if (engineFailure === null) throw removalError;
+      throw new AggregateError(
+        [engineFailure.error, removalError],
+        `closing the enclave: the engine's close failed (${(engineFailure.error as Error | null)?.message}), and removing the model copy failed (${(removalError as Error | null)?.message})`,
+      );
+    }
+    if (engineFailure !== null) throw engineFailure.error;
   }
 }
 

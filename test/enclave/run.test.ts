@@ -58,15 +58,16 @@ afterAll(async () => {
 async function stoppedWhen(
   when: "staging" | "ready",
   failRemoval: string | null = null,
-): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string }> {
+  engineCloseFails = false,
+): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string; error: unknown }> {
   const lines: string[] = [];
   const exitCodeBefore = process.exitCode;
   process.exitCode = undefined;
-  const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
     lines.push(String(chunk));
     return true;
   });
-  const writeOut = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
     if (when === "ready" && String(chunk).includes('"event":"ready"')) process.emit("SIGTERM", "SIGTERM");
     return true;
   });
@@ -76,6 +77,18 @@ async function stoppedWhen(
   // must not carry a copy another test left (and removed by hand) into this run.
   vi.resetModules();
   const { runEnclaveCommand } = await import("../../enclave/run.ts");
+  if (engineCloseFails) {
+    // The engine is freed (llama.cpp's memory), then its close fails as a dispose may.
+    const { InferenceEngine } = await import("../../enclave/engine.ts");
+    const close = InferenceEngine.prototype.close;
+    vi.spyOn(InferenceEngine.prototype, "close").mockImplementationOnce(async function (
+      this: InstanceType<typeof InferenceEngine>,
+    ) {
+      await close.call(this);
+      throw new Error("the engine's close failed (a stand-in)");
+    });
+  }
+  let error: unknown = null;
   try {
     await runEnclaveCommand({
       manifest: files.manifestPath,
@@ -86,13 +99,14 @@ async function stoppedWhen(
       port: 0,
       frameIntervalMs: 100,
       shutdownGraceMs: 100,
+    }).catch((e: unknown) => {
+      error = e;
     });
-    return { stderr: lines.join(""), exitCode: process.exitCode, copy: fs.copies.at(-1) as string };
+    return { stderr: lines.join(""), exitCode: process.exitCode, copy: fs.copies.at(-1) as string, error };
   } finally {
+    vi.restoreAllMocks();
     fs.stopAtCopy = false;
     fs.failRemoval = null;
-    write.mockRestore();
-    writeOut.mockRestore();
     process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
   }
 }
@@ -142,6 +156,27 @@ describe("cloister enclave: stopped after it said it is ready", () => {
     expect(stderr.split("\n").at(-2)).toBe(
       `cloister enclave: stopped; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
     );
+    await rm(copy, { recursive: true, force: true });
+  });
+});
+
+describe("cloister enclave: stopped after it said it is ready, its engine failing to close", () => {
+  it("still removes the model copy, and fails with the engine's error", async () => {
+    const { stderr, exitCode, copy, error } = await stoppedWhen("ready", null, true);
+    expect(await exists(copy)).toBe(false);
+    expect(stderr).not.toContain("model cop");
+    expect(exitCode).toBeUndefined();
+    expect((error as Error | null)?.message).toBe("the engine's close failed (a stand-in)");
+  });
+
+  it("names the copy it could not remove, exits 1, and fails with the engine's error too", async () => {
+    const { stderr, exitCode, copy, error } = await stoppedWhen("ready", "EBUSY", true);
+    expect(await exists(copy)).toBe(true);
+    expect(exitCode).toBe(1);
+    expect(stderr.split("\n").at(-2)).toBe(
+      `cloister enclave: stopped; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
+    );
+    expect((error as Error | null)?.message).toBe("the engine's close failed (a stand-in)");
     await rm(copy, { recursive: true, force: true });
   });
 });
