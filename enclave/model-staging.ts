@@ -258,6 +258,9 @@ export async function removeStaleCopies(root: string): Promise<void> {
  */
 const copiesLeft = new Map<string, string | null>();
 
+/** The synchronous removal of each copy left (copyDirectory's exit hooks). */
+const removeNow = new Set<() => void>();
+
 /** The model copies this process made that are still there (not removed yet, or a removal failed). */
 export function modelCopiesLeft(): readonly { readonly dir: string; readonly removalError: string | null }[] {
   return [...copiesLeft].map(([dir, removalError]) => ({ dir, removalError }));
@@ -271,10 +274,11 @@ interface CopyDirectory {
 
 /**
  * A fresh 0700 directory for a copy under `root`, named for this process (CopyOwner), after
- * removing the copies of processes that have ended. Until `remove()`, it is also removed
- * synchronously when the process exits (process.exit from a signal or EPIPE handler, an uncaught
- * error): a last resort for an owner that could not close its engine. A kill by a signal that has
- * no handler (SIGKILL, the OOM killer) runs no code and leaves it to removeStaleCopies.
+ * removing the copies of processes that have ended. Until it is gone (a `remove()` that failed
+ * counts for nothing), it is also removed synchronously when the process exits (process.exit from
+ * a signal or EPIPE handler, an uncaught error): a last resort for an owner that could not close
+ * its engine, and a second try for a removal that failed (EBUSY). A kill by a signal that has no
+ * handler (SIGKILL, the OOM killer) runs no code and leaves it to removeStaleCopies.
  */
 async function copyDirectory(root: string): Promise<CopyDirectory> {
   await removeStaleCopies(root);
@@ -283,22 +287,50 @@ async function copyDirectory(root: string): Promise<CopyDirectory> {
     join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`),
   );
   copiesLeft.set(dir, null);
-  const removeAtExit = (): void => rmSync(dir, { recursive: true, force: true });
-  process.once("exit", removeAtExit);
+  // Kept until the copy is gone: a removal that failed (EBUSY, EIO) gets another try at exit.
+  const removeAtExit = (): void => {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      removed();
+    } catch (error) {
+      // Never thrown from an exit listener (node would print a stack trace, and the listeners
+      // after it, other copies' removals, would not run): recorded, for whoever still reports the
+      // copies left (removeModelCopiesNow's caller).
+      failed(error);
+    }
+  };
+  const removed = (): void => {
+    process.off("exit", removeAtExit);
+    copiesLeft.delete(dir);
+    removeNow.delete(removeAtExit);
+  };
+  const failed = (error: unknown): void => {
+    const code = (error as { code?: unknown } | null)?.code;
+    copiesLeft.set(dir, typeof code === "string" ? code : null);
+  };
+  process.on("exit", removeAtExit);
+  removeNow.add(removeAtExit);
   return {
     dir,
     remove: async () => {
-      process.off("exit", removeAtExit);
       try {
         await rm(dir, { recursive: true, force: true });
       } catch (error) {
-        const code = (error as { code?: unknown } | null)?.code;
-        copiesLeft.set(dir, typeof code === "string" ? code : null);
+        failed(error);
         throw error;
       }
-      copiesLeft.delete(dir);
+      removed();
     },
   };
+}
+
+/**
+ * Tries now, synchronously, to remove every copy this process made and has not removed (a removal
+ * that failed, or one a stop is cutting short: a second signal's process.exit), recording the
+ * outcome for modelCopiesLeft. A copy still there keeps its try at exit.
+ */
+export function removeModelCopiesNow(): void {
+  for (const remove of [...removeNow]) remove();
 }
 
 /**

@@ -170,6 +170,26 @@ process.stdout.write(staged.path + "\\n", () => process.exit(130));`,
     expect(process.listenerCount("exit")).toBe(listeners - 1);
   }, 60_000);
 
+  it("a copy whose removal failed keeps its exit hook: it is removed when the process exits", async () => {
+    const root = join(dir, "failed-removal-private");
+    await mkdir(root, { mode: 0o700 });
+    // The removal fails (EBUSY, from a stand-in for node:fs/promises' rm, the one it uses), then the
+    // process ends normally; the synchronous try at exit (node:fs's rmSync) is left to succeed.
+    const failing = await runStaging(
+      `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: async () => ${JSON.stringify(root)} });
+const fsp = (await import("node:fs/promises")).default;
+fsp.rm = async () => { throw Object.assign(new Error("EBUSY (a stand-in)"), { code: "EBUSY" }); };
+(await import("node:module")).syncBuiltinESMExports();
+const code = await staged.remove().then(() => "removed", (error) => error.code);
+process.stdout.write(staged.path + " " + code + "\\n");`,
+    );
+    const [path, code] = failing.line.split(" ");
+    expect(code).toBe("EBUSY");
+    expect(await failing.exited).toBe(0);
+    expect(dirname(path as string)).toMatch(/cloister-model-/);
+    expect(await names(root)).toEqual([]);
+  }, 60_000);
+
   it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
     const source = join(dir, "swapped.gguf");
     await copyFile(plainPath, source);
