@@ -56,6 +56,7 @@ import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/e
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
 import { localCopyRoot, type StagedModel, stageModel } from "./model-staging.ts";
+import { throwIfStoppedBy } from "./stop.ts";
 
 export { EngineBusyError, EngineError, type EngineErrorCode, ModelDigestMismatchError } from "./engine/errors.ts";
 
@@ -295,7 +296,7 @@ async function loadEngine(
     await context?.dispose().catch(() => {});
     await model?.dispose().catch(() => {});
     await llama?.dispose().catch(() => {});
-    options.signal?.throwIfAborted();
+    throwIfStoppedBy(error, options.signal);
     if (error instanceof EngineError) throw error;
     throw new EngineError("MODEL_LOAD_FAILED", `model file ${options.modelPath}: could not be loaded`, {
       cause: error,

@@ -11,6 +11,7 @@ import { ModelKeyUnwrapError, unwrapModelKey } from "../attestation/kbs/protocol
 import { FetchProblem, openBounded } from "../attestation/providers/bounded-fetch.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { EnclaveError } from "./errors.ts";
+import { throwIfStoppedBy } from "./stop.ts";
 
 /**
  * Most bytes read of one broker answer. A challenge, a wrapped key or a refusal is well under 2 KiB;
@@ -72,8 +73,10 @@ export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Ar
     try {
       return await requestModelKeyOnce(request);
     } catch (error) {
-      request.signal?.throwIfAborted();
+      // A refusal that came while a stop was pending is still the broker's refusal.
+      throwIfStoppedBy(error, request.signal);
       if (!(error instanceof BrokerBusyError) || performance.now() + error.retryAfterMs > deadline) throw error;
+      request.signal?.throwIfAborted(); // busy, and stopped meanwhile: not asked again
       request.onRetry?.(`${error.message}; asking again in ${error.retryAfterMs} ms`);
       await wait(error.retryAfterMs, request.signal);
     }
@@ -107,6 +110,8 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
     // redirect, too large or cut off); the URL is shown by describeUrlText: no credentials, no query.
     const refusedFetch = (error: unknown, found: string): never => {
       if (!(error instanceof FetchProblem)) throw error;
+      // The boot's stop cut the request short (bounded-fetch.ts): the stop's reason, not a refusal.
+      throwIfStoppedBy(error.cause, request.signal);
       throw error.status === null
         ? new EnclaveError("BOOT_KBS_UNREACHABLE", 500, `boot: key broker ${describeUrlText(base)}: ${error.message}`, {
             cause: error,

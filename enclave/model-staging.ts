@@ -28,6 +28,7 @@ import {
   unsealModelFile,
 } from "../models/sealed.ts";
 import { EngineError, modelNotFound } from "./engine/errors.ts";
+import { stoppedBy } from "./stop.ts";
 
 export interface StagedModel {
   readonly path: string;
@@ -334,6 +335,20 @@ export function removeModelCopiesNow(): void {
 }
 
 /**
+ * Removes the copy of a staging that failed with `error`. Stopped (`error` is `signal`'s stop:
+ * stoppedBy), it then throws the stop's reason whatever the removal did: a copy it could not remove
+ * is recorded (modelCopiesLeft), for the stop's report to name. Otherwise a removal that fails
+ * throws its error, and else it returns, for the caller to throw its own.
+ */
+async function discardCopy(copy: CopyDirectory, error: unknown, signal: AbortSignal | undefined): Promise<void> {
+  const stopped = stoppedBy(error, signal);
+  await copy.remove().catch((removalError: unknown) => {
+    if (!stopped) throw removalError;
+  });
+  if (stopped) throw signal?.reason;
+}
+
+/**
  * `expectedBytes`: the manifest's size, or null for the size the file has when it is opened (a
  * caller with a pinned digest but no pinned size: `cloister model run`, the benchmarks). A file of
  * another size is refused before anything is copied, a root without room for it too
@@ -383,9 +398,8 @@ export async function stageModel(
       ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
     );
   } catch (error) {
-    await copy.remove();
     // Stopped by the caller (Ctrl-C during `model run`'s load): its reason, not a copy failure.
-    options.signal?.throwIfAborted();
+    await discardCopy(copy, error, options.signal);
     // The errno is in the message (the CLI prints only the message): ENOSPC says the root filled up
     // meanwhile, EIO a failing disk.
     const code = (error as { code?: unknown } | null)?.code;
@@ -462,7 +476,7 @@ export async function stageSealedModel(
       remove: copy.remove,
     };
   } catch (error) {
-    await copy.remove();
+    await discardCopy(copy, error, options.signal);
     throw error;
   }
 }

@@ -9,6 +9,7 @@ import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoo
 import { modelCopiesLeft } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
+import { stoppedBy } from "./stop.ts";
 import { detectTeeMode, type TeeMode } from "./tee.ts";
 
 /**
@@ -28,7 +29,10 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     stopped.abort(reason);
   });
   const booted = await bootEnclave(options, stopped.signal).catch((error: unknown) => {
-    if (!stopped.signal.aborted) {
+    // A boot step that failed on its own while the stop was pending (the key broker refused, the
+    // copy ran out of room) is the command's error, as without a stop: only the stop's own abort
+    // of a step is a clean stop.
+    if (!stoppedBy(error, stopped.signal)) {
       endBootStop();
       throw error;
     }

@@ -61,6 +61,7 @@ import {
   type PiiFinding,
   piiAcrossMessages,
 } from "./pipeline/index.ts";
+import { stoppedBy, throwIfStoppedBy } from "./stop.ts";
 import {
   checkEvidenceSourceOptions,
   createEvidenceSource,
@@ -417,7 +418,7 @@ export class Enclave {
           { keyId: sealedModel, key },
           { allowDisk, ...(signal === undefined ? {} : { signal }) },
         ).catch((error: unknown) => {
-          signal?.throwIfAborted();
+          throwIfStoppedBy(error, signal);
           throw sealedModelRefused(error);
         });
         staged = unsealed;
@@ -450,7 +451,11 @@ export class Enclave {
           ...(signal === undefined ? {} : { signal }),
         }));
     } catch (error) {
-      await staged?.remove();
+      // Stopped (the load abandoned): the stop's reason, whatever the removal does (a copy it
+      // could not remove is recorded, and the stop's report names it: modelCopiesLeft).
+      await staged?.remove().catch((removalError: unknown) => {
+        if (!stoppedBy(error, signal)) throw removalError;
+      });
       throw error;
     }
     if (engine.info.modelSha256 !== expectedModelSha256) {

@@ -51,6 +51,7 @@ const request = (
     collateral?: AttestationCollateral;
     timeoutMs?: number;
     signal?: AbortSignal;
+    answer?: (nonce: Uint8Array) => Promise<string>;
   } = {},
 ) =>
   requestModelKey({
@@ -261,5 +262,21 @@ describe("requestModelKey", () => {
     await askedOnce;
     controller.abort("SIGTERM");
     expect(await pending).toBe("SIGTERM");
+  });
+
+  it("fails with a step's own error that came while a stop was pending, not with the stop's reason", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const broker = await scriptedBroker([challenge]);
+    const controller = new AbortController();
+    const error = await request(broker.url, {
+      signal: controller.signal,
+      // The stop arrives, then the step fails on its own (here the boot's answer to the challenge).
+      answer: async () => {
+        controller.abort("SIGTERM");
+        throw new Error("the answer failed (a stand-in)");
+      },
+    }).catch((e: unknown) => e);
+    expect(controller.signal.aborted).toBe(true);
+    expect((error as Error).message).toContain("the answer failed (a stand-in)");
   });
 });

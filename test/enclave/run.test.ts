@@ -12,13 +12,23 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
 
 /** What the stand-ins do: stop the boot once a model copy's directory is made; fail removing it. */
-const fs = vi.hoisted(() => ({ stopAtCopy: false, failRemoval: null as string | null, copies: [] as string[] }));
+const fs = vi.hoisted(() => ({
+  stopAtCopy: false,
+  failRemoval: null as string | null,
+  /** An error code making a copy's directory fails with, just after the stop (SIGTERM) arrived. */
+  failCopy: null as string | null,
+  copies: [] as string[],
+}));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:fs/promises")>();
   const isCopy = (path: unknown) => typeof path === "string" && basename(path).startsWith("cloister-model-");
   const stubs = {
     mkdtemp: async (prefix: string) => {
+      if (fs.failCopy !== null && isCopy(prefix)) {
+        process.emit("SIGTERM", "SIGTERM");
+        throw Object.assign(new Error(`${fs.failCopy}: cannot make '${prefix}XXXXXX'`), { code: fs.failCopy });
+      }
       const made = await actual.mkdtemp(prefix);
       if (isCopy(made)) {
         fs.copies.push(made);
@@ -59,6 +69,7 @@ async function stoppedWhen(
   when: "staging" | "ready",
   failRemoval: string | null = null,
   engineCloseFails = false,
+  failCopy: string | null = null,
 ): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string; error: unknown }> {
   const lines: string[] = [];
   const exitCodeBefore = process.exitCode;
@@ -73,6 +84,7 @@ async function stoppedWhen(
   });
   fs.stopAtCopy = when === "staging";
   fs.failRemoval = failRemoval;
+  fs.failCopy = failCopy;
   // Fresh modules, as a process of its own has: model-staging's record of the copies not removed
   // must not carry a copy another test left (and removed by hand) into this run.
   vi.resetModules();
@@ -107,6 +119,7 @@ async function stoppedWhen(
     vi.restoreAllMocks();
     fs.stopAtCopy = false;
     fs.failRemoval = null;
+    fs.failCopy = null;
     process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
   }
 }
@@ -138,6 +151,15 @@ describe("cloister enclave: stopped while it stages the model", () => {
       `cloister enclave: stopped before serving; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
     );
     await rm(copy, { recursive: true, force: true });
+  });
+});
+
+describe("cloister enclave: a boot error while a stop is pending", () => {
+  it("is the command's error (exit 1), not a clean stop", async () => {
+    const { stderr, error } = await stoppedWhen("staging", null, false, "ENOSPC");
+    expect(stderr).toContain("cloister enclave: shutting down (SIGTERM during boot) …\n");
+    expect(stderr).not.toContain("stopped before serving");
+    expect(error).toMatchObject({ code: "ENOSPC" });
   });
 });
 

@@ -1,0 +1,19 @@
+/**
+ * A boot stopped by a signal (SIGTERM, Ctrl-C: an AbortSignal) versus a boot that failed while a
+ * stop was pending. Each slow step rejects, when the stop cuts it short, with the signal's reason
+ * (or, for node's streams, an AbortError caused by it); any other error is the step's own failure,
+ * and is reported as one even though a stop came meanwhile: a stop must not hide it.
+ */
+
+/** Whether `error` is `signal`'s stop (its reason, or an AbortError caused by it), not a failure of its own. */
+export function stoppedBy(error: unknown, signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted !== true) return false;
+  return (
+    error === signal.reason || (error instanceof Error && error.name === "AbortError" && error.cause === signal.reason)
+  );
+}
+
+/** Throws `signal`'s reason when `error` is its stop (stoppedBy), so a caller's wrapping of real failures leaves it as it is. */
+export function throwIfStoppedBy(error: unknown, signal: AbortSignal | undefined): void {
+  if (stoppedBy(error, signal)) throw signal?.reason;
+}
