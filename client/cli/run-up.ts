@@ -117,11 +117,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   // does not exit 0 (an enclave that could not remove its private model copy): its last line is
   // said again, so the decrypted weights left behind are not lost among the children's lines.
   const signalled = waitForSignal();
-  let stopFailed = false;
-  const onStopFailure = (who: string, how: string, lastLine: string | null) => {
-    stopFailed = true;
-    say(`${who} failed as it stopped (${how})${lastLine === null ? "" : `: ${lastLine}`}`);
-  };
+  const stops = stopFailures();
   const interrupted = new AbortController();
   let booted = false;
   void signalled.then((signal) => {
@@ -131,11 +127,11 @@ export async function runUp(options: UpOptions): Promise<void> {
   });
   let deployment: RunningDeployment;
   try {
-    deployment = await boot(options, say, interrupted.signal, onStopFailure);
+    deployment = await boot(options, say, interrupted.signal, stops.onStopFailure);
   } catch (error) {
     if (!interrupted.signal.aborted) throw error;
     say("stopped: every process it started has exited");
-    if (stopFailed) process.exitCode = 1;
+    if (stops.failed()) process.exitCode = 1;
     return;
   }
   booted = true;
@@ -161,7 +157,27 @@ export async function runUp(options: UpOptions): Promise<void> {
   say(`shutting down (${reason}) …`);
   await deployment.stop();
   say("stopped: every process it started has exited");
-  if (reason.endsWith("exited") || stopFailed) process.exitCode = 1;
+  if (reason.endsWith("exited") || stops.failed()) process.exitCode = 1;
+}
+
+/**
+ * The children that, stopped, did not exit 0 (an enclave that could not remove its private model
+ * copy exits 1), for `up` and `demo` to fail with (exit 1): `onStopFailure` (startDeployment's)
+ * says each on stderr, `<child> failed as it stopped (<how>): <its last line>`, so the decrypted
+ * weights left behind are not lost among the children's lines; `failed()` tells whether any did.
+ */
+function stopFailures(): {
+  readonly onStopFailure: (who: string, how: string, lastLine: string | null) => void;
+  failed(): boolean;
+} {
+  let failed = false;
+  return {
+    onStopFailure: (who, how, lastLine) => {
+      failed = true;
+      say(`${who} failed as it stopped (${how})${lastLine === null ? "" : `: ${lastLine}`}`);
+    },
+    failed: () => failed,
+  };
 }
 
 /**
@@ -226,7 +242,9 @@ function releaseLogged(
 export async function runDemo(options: UpOptions & { prompt: string }): Promise<void> {
   const started = performance.now();
   const logs: string[] = [];
-  const deployment = await boot(options, (line) => logs.push(line));
+  // A child that, stopped, does not exit 0 fails the demo (1), as it fails `up`, once its answer is shown.
+  const stops = stopFailures();
+  const deployment = await boot(options, (line) => logs.push(line), undefined, stops.onStopFailure);
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= deployment.stop();
@@ -269,5 +287,6 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   } finally {
     unregister();
     await stop();
+    if (stops.failed()) process.exitCode = 1;
   }
 }

@@ -21,12 +21,12 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-function demo(dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function demo(dir: string, env = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI, "demo", "--dir", dir, "--threads", "1"],
-      { timeout: 90_000 },
+      { timeout: 90_000, env },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
         resolve({ code, stdout, stderr });
@@ -71,6 +71,26 @@ describe("cloister demo (npm start)", () => {
     // The README's sample is what it prints, line for line, up to the values that differ per build,
     // seal, boot and run (hashes and keys, shortened there; numbers; the deployment directory).
     expect(shape(result.stdout)).toEqual(shape(readmeSample(await readFile(README, "utf8"))));
+  }, 120_000);
+});
+
+describe("cloister demo, its enclave unable to remove its model copy", () => {
+  it("exits 1 and says which child failed as it stopped, with its last line", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-demo-copy-left-"));
+    dirs.push(dir);
+    // Every process of the demo (it and its children, which inherit NODE_OPTIONS) fails to remove a
+    // model copy: only the enclave makes one.
+    const failRemoval = fileURLToPath(new URL("../helpers/fail-model-copy-removal.mjs", import.meta.url));
+    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${failRemoval}` };
+    const result = await demo(dir, env);
+    const copy = /could not remove the model copy (\S+) \(EBUSY\)/.exec(result.stderr)?.[1];
+    if (copy !== undefined) await rm(copy, { recursive: true, force: true });
+    expect(result.stdout, result.stderr).toMatch(/demo finished in [\d.]+ s/);
+    expect(copy, result.stderr).toMatch(/cloister-model-/);
+    expect(result.code).toBe(1);
+    expect(result.stderr.split("\n").at(-2)).toBe(
+      `enclave failed as it stopped (exit code 1): cloister enclave: stopped; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
+    );
   }, 120_000);
 });
 
