@@ -5,7 +5,8 @@
  * holding the policy from the first run verifies the second. Ctrl-C while it boots stops what has
  * started (each child it started is gone when it exits), and says so. Its key broker warns of
  * nothing in the policy `up` writes but the simulator, for either simulated TEE. An enclave that,
- * stopped, could not remove its model copy fails `up` (exit 1), which repeats the enclave's line.
+ * stopped (after its boot or during it), could not remove its model copy fails `up` (exit 1), which
+ * repeats the enclave's line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -176,6 +177,37 @@ describe("cloister up", () => {
     expect(code).toBe(1);
     const lines = output().stderr.split("\n");
     const said = `cloister enclave: stopped; could not remove the model copy ${left[0]} (EBUSY): remove it by hand`;
+    expect(lines).toContain(`[enclave] ${said}`);
+    expect(lines.at(-3)).toBe(`enclave failed as it stopped (exit code 1): ${said}`);
+    expect(lines.at(-2)).toBe("stopped: every process it started has exited");
+  });
+
+  it("exits 1 when the enclave, stopped during boot, could not remove its model copy, and says so with the enclave's line", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-boot-copy-left-"));
+    dirs.push(dir);
+    // As above: no process of the deployment can remove a model copy (only the enclave makes one).
+    const failRemoval = join(import.meta.dirname, "..", "helpers", "fail-model-copy-removal.mjs");
+    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${failRemoval}` };
+    const args = ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
+    const { child, exited, until, output } = spawnUp(dir, args, false, env);
+    // Mid-boot: the key broker released the model key, and the enclave decrypts and loads the model
+    // into its private copy, which exists from the decryption on.
+    await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
+    const enclave = (await childrenOf(child.pid as number)).find(({ command }) => command === "enclave")?.pid as number;
+    for (let i = 0; i < 1500 && (await modelCopiesOf(enclave)).length === 0 && isRunning(enclave); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(await modelCopiesOf(enclave), output().stderr).toHaveLength(1);
+    child.kill("SIGTERM");
+    const code = await exited;
+    const left = await modelCopiesOf(enclave);
+    for (const path of left) await rm(path, { recursive: true, force: true });
+    const { stdout, stderr } = output();
+    expect(stdout).not.toContain("Cloister is up");
+    expect(left).toHaveLength(1);
+    expect(code).toBe(1);
+    const lines = stderr.split("\n");
+    const said = `cloister enclave: stopped before serving; could not remove the model copy ${left[0]} (EBUSY): remove it by hand`;
     expect(lines).toContain(`[enclave] ${said}`);
     expect(lines.at(-3)).toBe(`enclave failed as it stopped (exit code 1): ${said}`);
     expect(lines.at(-2)).toBe("stopped: every process it started has exited");
