@@ -367,17 +367,20 @@ function ignore(): void {}
  * SIGINT, SIGTERM and output closed during a server's boot, before closeOnSignal takes over: the
  * first calls `stop` with its reason (the enclave abandons its boot, removing the model copy it
  * staged; the host, which stages nothing, exits), and the server then exits 0, as a stop after
- * boot does. A second exits at once (process.exit, which still removes a staged model copy
- * synchronously: model-staging.ts). Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after
+ * boot does. A second calls `atOnce` with its reason, which must end the process at once (default
+ * process.exit(); the enclave first removes its model copy and says what is left). Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after
  * boot. Without this, a signal during boot had its default action: the process died of it, with no
  * word, and left the decrypted model copy it was loading in /dev/shm. Returns the function that
  * ends it: call it and closeOnSignal in one synchronous step, so no signal falls between them.
  */
-export function stopDuringBoot(stop: (reason: StopReason) => void): () => void {
+export function stopDuringBoot(
+  stop: (reason: StopReason) => void,
+  atOnce: (reason: StopReason) => void = () => process.exit(),
+): () => void {
   let stopping = false;
   const on = (reason: StopReason) => () => {
     if (stopping) {
-      process.exit();
+      atOnce(reason);
       return;
     }
     stopping = true;

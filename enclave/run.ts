@@ -6,7 +6,7 @@ import { listenUsageError, readOptionFile, UsageError } from "../client/cli/outp
 import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
-import { modelCopiesLeft } from "./model-staging.ts";
+import { modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { stoppedBy } from "./stop.ts";
@@ -22,12 +22,24 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
   // abandons the boot where it is — a key broker's retries, the copy or decryption of the model, its
   // load —, removes the private model copy, and exits 0, as a stop after boot does; 1 when the copy
-  // could not be removed, so a supervisor sees that decrypted weights were left behind.
+  // could not be removed, so a supervisor sees that decrypted weights were left behind. A second
+  // signal stops at once, without waiting for the boot's steps to end: the copy is removed first
+  // (synchronously), and what is left of it is said, with the same exit status.
   const stopped = new AbortController();
-  const endBootStop = stopDuringBoot((reason) => {
-    process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
-    stopped.abort(reason);
-  });
+  const endBootStop = stopDuringBoot(
+    (reason) => {
+      process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
+      stopped.abort(reason);
+    },
+    (reason) => {
+      removeModelCopiesNow();
+      const left = modelCopiesLeft();
+      process.stderr.write(
+        `cloister enclave: stopped at once (a second ${reason} during boot); ${copiesLeftText(left)}\n`,
+      );
+      process.exit(left.length > 0 ? 1 : 0);
+    },
+  );
   const booted = await bootEnclave(options, stopped.signal).catch((error: unknown) => {
     // A boot step that failed on its own while the stop was pending (the key broker refused, the
     // copy ran out of room) is the command's error, as without a stop: only the stop's own abort

@@ -1,10 +1,12 @@
 /**
  * `cloister enclave` (enclave/run.ts) stopped during boot or after it, in process: what it says about
  * the private model copy must be true, and its exit status too. A removal of the copy that fails
- * (EBUSY, EIO: not producible for real by a test run as root) is made by a stand-in for
- * node:fs/promises' rm, and the stop (SIGTERM) is emitted the moment the copy's directory exists, so
- * the boot is stopped while it stages the model, or the moment the "ready" line is written, every run.
+ * (EBUSY, EIO: not producible for real by a test run as root) is made by stand-ins for
+ * node:fs/promises' rm and node:fs's rmSync, and the stop (SIGTERM) is emitted the moment the copy's
+ * directory exists, so the boot is stopped while it stages the model, or the moment the "ready"
+ * line is written, every run; twice, for a second signal, once the copy is recorded.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -14,6 +16,8 @@ import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy
 /** What the stand-ins do: stop the boot once a model copy's directory is made; fail removing it. */
 const fs = vi.hoisted(() => ({
   stopAtCopy: false,
+  /** Two SIGTERMs in a row once a copy's directory is made and recorded (the next turn of the event loop). */
+  stopTwiceAtCopy: false,
   failRemoval: null as string | null,
   /** An error code making a copy's directory fails with, just after the stop (SIGTERM) arrived. */
   failCopy: null as string | null,
@@ -33,6 +37,12 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       if (isCopy(made)) {
         fs.copies.push(made);
         if (fs.stopAtCopy) process.emit("SIGTERM", "SIGTERM");
+        if (fs.stopTwiceAtCopy) {
+          setImmediate(() => {
+            process.emit("SIGTERM", "SIGTERM");
+            process.emit("SIGTERM", "SIGTERM");
+          });
+        }
       }
       return made;
     },
@@ -44,6 +54,17 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     },
   };
   return { ...actual, ...stubs, default: { ...actual, ...stubs } };
+});
+
+vi.mock("node:fs", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs")>();
+  const rmSync = (path: string, options?: Parameters<typeof actual.rmSync>[1]) => {
+    if (fs.failRemoval !== null && fs.copies.includes(path)) {
+      throw Object.assign(new Error(`${fs.failRemoval}: cannot remove '${path}'`), { code: fs.failRemoval });
+    }
+    return actual.rmSync(path, options);
+  };
+  return { ...actual, rmSync, default: { ...actual, rmSync } };
 });
 
 let dir: string;
@@ -60,18 +81,32 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** What `cloister enclave` had done when it called process.exit: the code, its stderr so far, and whether its copy was still there. */
+interface AtExit {
+  readonly code: number | string | null | undefined;
+  readonly stderr: string;
+  readonly copyThere: boolean;
+}
+
 /**
- * Runs `cloister enclave`, stopped (SIGTERM) as it stages the model or once it said it is ready,
- * until it returns, removing its model copy failing with the error code `failRemoval` (null: not
- * failing); its stderr, the exit status it set (undefined: 0), and the copy it made.
+ * Runs `cloister enclave`, stopped (SIGTERM) as it stages the model (twice in a row: "staging
+ * twice") or once it said it is ready, until it returns, removing its model copy failing with the
+ * error code `failRemoval` (null: not failing); its stderr, the exit status it set (undefined: 0),
+ * the copy it made, the error it failed with, and what it had done when it called process.exit
+ * (which does not exit here; null: not called).
  */
 async function stoppedWhen(
-  when: "staging" | "ready",
+  when: "staging" | "staging twice" | "ready",
   failRemoval: string | null = null,
   engineCloseFails = false,
   failCopy: string | null = null,
-): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string; error: unknown }> {
+): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string; error: unknown; atExit: AtExit | null }> {
   const lines: string[] = [];
+  let atExit: AtExit | null = null;
+  vi.spyOn(process, "exit").mockImplementation((code) => {
+    atExit ??= { code, stderr: lines.join(""), copyThere: existsSync(fs.copies.at(-1) as string) };
+    return undefined as never;
+  });
   const exitCodeBefore = process.exitCode;
   process.exitCode = undefined;
   vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -83,6 +118,7 @@ async function stoppedWhen(
     return true;
   });
   fs.stopAtCopy = when === "staging";
+  fs.stopTwiceAtCopy = when === "staging twice";
   fs.failRemoval = failRemoval;
   fs.failCopy = failCopy;
   // Fresh modules, as a process of its own has: model-staging's record of the copies not removed
@@ -114,10 +150,11 @@ async function stoppedWhen(
     }).catch((e: unknown) => {
       error = e;
     });
-    return { stderr: lines.join(""), exitCode: process.exitCode, copy: fs.copies.at(-1) as string, error };
+    return { stderr: lines.join(""), exitCode: process.exitCode, copy: fs.copies.at(-1) as string, error, atExit };
   } finally {
     vi.restoreAllMocks();
     fs.stopAtCopy = false;
+    fs.stopTwiceAtCopy = false;
     fs.failRemoval = null;
     fs.failCopy = null;
     process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
@@ -149,6 +186,33 @@ describe("cloister enclave: stopped while it stages the model", () => {
     expect(stderr).toMatch(/cloister enclave: shutting down \(SIGTERM during boot\) …\n/);
     expect(stderr.split("\n").at(-2)).toBe(
       `cloister enclave: stopped before serving; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
+    );
+    await rm(copy, { recursive: true, force: true });
+  });
+});
+
+describe("cloister enclave: a second signal during boot", () => {
+  it("exits at once (process.exit), having removed the model copy, and says so: exit 0", async () => {
+    const { atExit, copy } = await stoppedWhen("staging twice");
+    expect(atExit).toEqual({
+      code: 0,
+      copyThere: false,
+      stderr: expect.stringMatching(
+        /cloister enclave: shutting down \(SIGTERM during boot\) …\ncloister enclave: stopped at once \(a second SIGTERM during boot\); no copy of the model is left\n$/,
+      ),
+    });
+    expect(await exists(copy)).toBe(false);
+  });
+
+  it("names the copy it could not remove, and exits 1", async () => {
+    const { atExit, copy } = await stoppedWhen("staging twice", "EBUSY");
+    expect(atExit).toEqual({
+      code: 1,
+      copyThere: true,
+      stderr: expect.stringMatching(/cloister enclave: shutting down \(SIGTERM during boot\) …\n/),
+    });
+    expect(atExit?.stderr.split("\n").at(-2)).toBe(
+      `cloister enclave: stopped at once (a second SIGTERM during boot); could not remove the model copy ${copy} (EBUSY): remove it by hand`,
     );
     await rm(copy, { recursive: true, force: true });
   });
