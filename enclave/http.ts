@@ -368,10 +368,11 @@ function ignore(): void {}
  * first calls `stop` with its reason (the enclave abandons its boot, removing the model copy it
  * staged; the host, which stages nothing, exits), and the server then exits 0, as a stop after
  * boot does. A second calls `atOnce` with its reason, which must end the process at once (default
- * process.exit(); the enclave first removes its model copy and says what is left). Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after
- * boot. Without this, a signal during boot had its default action: the process died of it, with no
- * word, and left the decrypted model copy it was loading in /dev/shm. Returns the function that
- * ends it: call it and closeOnSignal in one synchronous step, so no signal falls between them.
+ * process.exit(); the enclave first removes its model copy and says what is left of it).
+ * Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after boot. Without this, a signal during
+ * boot had its default action: the process died of it, with no word, and left the decrypted model
+ * copy it was loading in /dev/shm. Returns the function that ends it: call it and closeOnSignal in
+ * one synchronous step, so no signal falls between them.
  */
 export function stopDuringBoot(
   stop: (reason: StopReason) => void,
