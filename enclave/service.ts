@@ -459,8 +459,7 @@ export class Enclave {
       throw error;
     }
     if (engine.info.modelSha256 !== expectedModelSha256) {
-      await engine.close();
-      await staged?.remove();
+      await closeEngineAndCopy(engine, staged);
       throw new EnclaveError(
         "BOOT_MODEL_DIGEST_MISMATCH",
         500,
@@ -474,8 +473,7 @@ export class Enclave {
     // a larger one would also fail every request using its default maxTokens (at most
     // contextSize, schema.ts): refuse before serving.
     if (engine.info.contextSize !== manifest.inference.contextSize) {
-      await engine.close();
-      await staged?.remove();
+      await closeEngineAndCopy(engine, staged);
       throw new EnclaveError(
         "BOOT_CONTEXT_SIZE_MISMATCH",
         500,
@@ -499,8 +497,7 @@ export class Enclave {
         toHex(bootManifestDigest),
       );
     } catch (error) {
-      await engine.close();
-      await staged?.remove();
+      await closeEngineAndCopy(engine, staged);
       throw error;
     }
   }
@@ -999,28 +996,34 @@ export class Enclave {
     }
   }
 
-  /**
-   * Frees the engine and removes the private model copy: the removal is tried whatever the
-   * engine's close does (the decrypted weights must not stay because a dispose failed). Rejects
-   * with the error of the step that failed; when both did, with an AggregateError of the engine's
-   * error and the removal's, in that order, so neither is lost.
-   */
-  async close(): Promise<void> {
-    const engineFailure = await this.engine.close().then(
-      () => null,
-      (error: unknown) => ({ error }),
-    );
-    try {
-      await this.stagedModel?.remove();
-    } catch (removalError) {
-      if (engineFailure === null) throw removalError;
-      throw new AggregateError(
-        [engineFailure.error, removalError],
-        `closing the enclave: the engine's close failed (${(engineFailure.error as Error | null)?.message}), and removing the model copy failed (${(removalError as Error | null)?.message})`,
-      );
-    }
-    if (engineFailure !== null) throw engineFailure.error;
+  /** Frees the engine and removes the private model copy (closeEngineAndCopy). */
+  close(): Promise<void> {
+    return closeEngineAndCopy(this.engine, this.stagedModel);
   }
+}
+
+/**
+ * Frees `engine` and removes the private model copy `staged`: the removal is tried whatever the
+ * engine's close does (the decrypted weights must not stay because a dispose failed). Rejects with
+ * the error of the step that failed; when both did, with an AggregateError of the engine's error and
+ * the removal's, in that order, so neither is lost. Enclave.close, and a boot refused once its
+ * engine has loaded.
+ */
+async function closeEngineAndCopy(engine: InferenceEngine, staged: StagedModel | null): Promise<void> {
+  const engineFailure = await engine.close().then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
+  try {
+    await staged?.remove();
+  } catch (removalError) {
+    if (engineFailure === null) throw removalError;
+    throw new AggregateError(
+      [engineFailure.error, removalError],
+      `closing the enclave: the engine's close failed (${(engineFailure.error as Error | null)?.message}), and removing the model copy failed (${(removalError as Error | null)?.message})`,
+    );
+  }
+  if (engineFailure !== null) throw engineFailure.error;
 }
 
 /** Error-frame details are bounded (sealed/frames.ts); a longer one is cut, never a failure of its own. */

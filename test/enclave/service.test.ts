@@ -8,8 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JWK } from "jose";
 import nacl from "tweetnacl";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { InferenceEngine } from "../../enclave/engine.ts";
 import { EnclaveError } from "../../enclave/errors.ts";
+import { modelCopiesLeft } from "../../enclave/model-staging.ts";
 import { auditCommitment, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { redactPii } from "../../enclave/pipeline/pii.ts";
 import { Enclave } from "../../enclave/service.ts";
@@ -107,6 +109,28 @@ describe("enclave boot", () => {
     expect(rounded).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
     expect((rounded as Error).message).toMatch(/expected the context that runs \(512\), found 300 .*multiple of 256/);
     expect((rounded as Error).message).toContain("set inference.contextSize to 512 (maxTokens at most that)");
+  });
+
+  it("removes the model copy of a boot refused after the engine loaded, even when the engine's close fails", async () => {
+    const before = modelCopiesLeft().map((c) => c.dir);
+    const close = InferenceEngine.prototype.close;
+    // The engine is freed (llama.cpp's memory), then its close fails as a dispose may.
+    const failing = vi.spyOn(InferenceEngine.prototype, "close").mockImplementationOnce(async function (
+      this: InferenceEngine,
+    ) {
+      await close.call(this);
+      throw new Error("the engine's close failed (a stand-in)");
+    });
+    try {
+      const error = await boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })).catch(
+        (e: unknown) => e,
+      );
+      expect(failing).toHaveBeenCalledTimes(1);
+      expect(error).toBeInstanceOf(Error);
+      expect(modelCopiesLeft().map((c) => c.dir)).toEqual(before);
+    } finally {
+      failing.mockRestore();
+    }
   });
 
   it("refuses a --tee option its mode does not take before it looks at the model file", async () => {
