@@ -70,8 +70,28 @@ export function formatIssue(
   input: unknown,
   options: { readonly root: string; readonly prefix?: readonly PropertyKey[] },
 ): string {
+  const dotted = (path: readonly PropertyKey[]) => path.map(String).join(".") || options.root;
+  if (issue.code === "unrecognized_keys") {
+    // Each unknown field by its own path (`freshness.typo`, `extra`), as the manifest and the
+    // attestation policy name theirs, with its value's kind; a key that is no plain field name (a
+    // pasted secret?) is counted on the object's path, never shown.
+    const path = [...(options.prefix ?? []), ...issue.path];
+    const hidden = issue.keys.filter((key) => !isPlainFieldName(key)).length;
+    const lines = issue.keys
+      .filter(isPlainFieldName)
+      .map(
+        (key) =>
+          `${dotted([...path, key])}: expected no such field, found ${describeValue(valueAt(input, [...path, key]))}`,
+      );
+    if (hidden > 0) {
+      lines.push(
+        `${dotted(path)}: expected no such field, found ${hidden} field${hidden === 1 ? "" : "s"} (names not shown: not plain identifiers)`,
+      );
+    }
+    return lines.join("; ");
+  }
   const e = explainIssue(issue, input, options.prefix);
-  return `${e.path.map(String).join(".") || options.root}: ${e.expected}, found ${e.found}`;
+  return `${dotted(e.path)}: ${e.expected}, found ${e.found}`;
 }
 
 /**

@@ -533,7 +533,7 @@ describe("the broker's limits per client address, from its configuration", () =>
         { maxClients: 100_000, releasesPerMinute: 100 },
         "limits: maxClients × releasesPerMinute expected at most 1000000 (the broker keeps every challenge they spend for a challenge lifetime), found 100000 × 100 = 10000000",
       ],
-      [{ releasesPerMinut: 30 }, "limits: expected no such field, found releasesPerMinut"],
+      [{ releasesPerMinut: 30 }, "limits.releasesPerMinut: expected no such field, found 30"],
       [[], "limits: expected object, found an empty array"],
     ];
     for (const [i, [limits, message]] of cases.entries()) {

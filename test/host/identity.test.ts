@@ -57,7 +57,7 @@ describe("the API-keys file", () => {
       ],
       [[], "keys: expected an array of at least 1 item, found an empty array"],
       // A misspelt field would otherwise be dropped silently.
-      [[{ ...valid, requestsPerMinuet: 5 }], "keys.0: expected no such field, found requestsPerMinuet"],
+      [[{ ...valid, requestsPerMinuet: 5 }], "keys.0.requestsPerMinuet: expected no such field, found 5"],
     ] as const) {
       await expect(load(keys as unknown as ApiKeyRecord[]), message).rejects.toMatchObject({
         message: `--api-keys: ${message}`,

@@ -88,9 +88,36 @@ describe("validation messages name the expected and the found value", () => {
     value.extra = true;
     (value as ReturnType<typeof simulatorPolicyValue>).attestation.snp.allowedVmpls = [9];
     expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
-      "client policy: freshness: expected object, found nothing; (policy): expected no such field, found extra; " +
+      "client policy: freshness: expected object, found nothing; extra: expected no such field, found true; " +
         "attestation.snp.allowedVmpls[0]: expected a number <= 3, found 9",
     );
+  });
+
+  it("a client policy's unknown fields: each by its own path, at the top and nested, its value by kind and size only", () => {
+    const value: Record<string, unknown> & ReturnType<typeof simulatorPolicyValue> = simulatorPolicyValue();
+    value.foo = "-----BEGIN PRIVATE KEY-----\u0000\u001b[31m".repeat(20);
+    (value.freshness as Record<string, unknown>).typo = 5;
+    (value.manifest as Record<string, unknown>).allowedService = ["svc"];
+    const message = (thrown(() => parseClientPolicy(value)) as Error).message;
+    expect(message).toBe(
+      "client policy: manifest.allowedService: expected no such field, found an array of 1 item; " +
+        "freshness.typo: expected no such field, found 5; foo: expected no such field, found a string of 660 characters",
+    );
+  });
+
+  it("a client policy's unknown field whose name is no plain field name: counted on its object's path, never shown", () => {
+    const secret = "sk-live-0123456789abcdef0123456789abcdef";
+    const value: Record<string, unknown> & ReturnType<typeof simulatorPolicyValue> = simulatorPolicyValue();
+    value[secret] = 1;
+    (value.freshness as Record<string, unknown>)[`${secret}!`] = 2;
+    (value.freshness as Record<string, unknown>).also = 3;
+    const message = (thrown(() => parseClientPolicy(value)) as Error).message;
+    expect(message).toBe(
+      "client policy: freshness.also: expected no such field, found 3; " +
+        "freshness: expected no such field, found 1 field (names not shown: not plain identifiers); " +
+        "(policy): expected no such field, found 1 field (names not shown: not plain identifiers)",
+    );
+    expect(message).not.toContain("sk-live");
   });
 
   it("a client policy without its attestation section: said once, as the section's own parser says it", () => {
@@ -218,12 +245,7 @@ describe("validation messages name the expected and the found value", () => {
       {},
       "(root): expected { a } or { b }, found an empty object",
     ],
-    [
-      "an unknown field",
-      z.strictObject({ a: z.number() }),
-      { a: 1, typo: 2 },
-      "(root): expected no such field, found typo",
-    ],
+    ["an unknown field", z.strictObject({ a: z.number() }), { a: 1, typo: 2 }, "typo: expected no such field, found 2"],
     [
       "a record key",
       z.record(z.string().regex(/^\d+$/, "expected a number"), z.number()),
