@@ -54,8 +54,10 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   // The URL first: which key may go where depends on its host, and a bad URL is the error to show.
   const parsed = parseHostUrl(url, CLI_URL_NAMES);
   const loopback = isLoopbackHost(parsed.host);
+  // Set, even to nothing, is set: an empty CLOISTER_API_KEY is refused by name (BAD_API_KEY), as an
+  // empty --api-key-file is, rather than taken as unset and another key (the default file) sent.
   const fromEnv = process.env.CLOISTER_API_KEY;
-  const envKey = fromEnv !== undefined && fromEnv !== "" ? fromEnv.trim() : null;
+  const envKey = fromEnv !== undefined ? fromEnv.trim() : null;
   if (envKey === null && file === undefined && !loopback) {
     throw new UsageError(
       `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,

@@ -136,6 +136,29 @@ describe("a malformed key (BAD_API_KEY) is named by where it came from, with wha
   });
 });
 
+describe("CLOISTER_API_KEY set but empty is refused naming it, as an empty --api-key-file is", () => {
+  const EMPTY =
+    "cloister: BAD_API_KEY: CLOISTER_API_KEY: expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string\n";
+
+  it.each([
+    ["attest, a loopback URL (not the default key file instead)", ["attest", "--url", "http://127.0.0.1:9"]],
+    ["attest, another host", ["attest", "--url", "https://192.0.2.1:9"]],
+    ["policy init", ["policy", "init", "--url", "http://127.0.0.1:9"]],
+  ])("%s", async (_name, args) => {
+    vi.stubEnv("CLOISTER_API_KEY", "");
+    const more = args[0] === "policy" ? ["--operator-key", operatorKey] : ["--policy", policy];
+    expect(await run([...args, ...more])).toEqual({ code: 2, stdout: "", stderr: EMPTY });
+  });
+
+  it("an --api-key-file given wins over it, as over any CLOISTER_API_KEY", async () => {
+    vi.stubEnv("CLOISTER_API_KEY", "");
+    const { url, authorizations } = await serveDeployment({ refuse: () => true });
+    const result = await run(["attest", "--url", url, "--policy", policy, "--api-key-file", keyFile]);
+    expect(result.stderr).toContain(`the key sent came from --api-key-file "${keyFile}"`);
+    expect(authorizations).toEqual([`Bearer ${FILE_KEY}`]);
+  });
+});
+
 describe("a key file that cannot be read is named as the user gave it", () => {
   it("an --api-key-file that does not exist: no advice to pass the option just passed", async () => {
     vi.stubEnv("CLOISTER_API_KEY", ENV_KEY);

@@ -48,7 +48,7 @@ function stderr(): string[] {
 
 describe("readApiKey", () => {
   it("never sends the default local key file to another host", async () => {
-    vi.stubEnv("CLOISTER_API_KEY", "");
+    vi.stubEnv("CLOISTER_API_KEY", undefined);
     stderr();
     await expect(readApiKey(undefined, "https://cloister.example")).rejects.toMatchObject({
       constructor: UsageError,
@@ -59,7 +59,7 @@ describe("readApiKey", () => {
   });
 
   it("uses the default local key file for 127.0.0.1 and localhost", async () => {
-    vi.stubEnv("CLOISTER_API_KEY", "");
+    vi.stubEnv("CLOISTER_API_KEY", undefined);
     const work = await mkdtemp(join(dir, "work-"));
     await mkdir(join(work, ".cloister"));
     await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
@@ -82,7 +82,7 @@ describe("readApiKey", () => {
     const work = await upWorkDirectory("cli-");
     // 192.0.2.1 (TEST-NET-1) is never contacted: each command refuses before connecting.
     const url = ["--url", "http://192.0.2.1:9"];
-    const env = { ...process.env, CLOISTER_API_KEY: "" };
+    const { CLOISTER_API_KEY: _unset, ...env } = process.env;
     for (const args of [
       ["attest", ...url, "--policy", "policy.json"],
       ["chat", ...url, "--policy", "policy.json", "hello"],
@@ -97,7 +97,7 @@ describe("readApiKey", () => {
   }, 120_000);
 
   it("checks the URL first: a bad one or one with a password is the error shown, never the password", async () => {
-    vi.stubEnv("CLOISTER_API_KEY", "");
+    vi.stubEnv("CLOISTER_API_KEY", undefined);
     await expect(readApiKey(undefined, "localhost:8080")).rejects.toMatchObject({
       name: "ClientError",
       kind: "configuration",
@@ -120,7 +120,7 @@ describe("readApiKey", () => {
   it("cloister attest, chat and web: BAD_URL for a URL without http:, and a password in the URL never printed (exit 2)", async () => {
     const work = await mkdtemp(join(dir, "url-"));
     await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
-    const env = { ...process.env, CLOISTER_API_KEY: "" };
+    const { CLOISTER_API_KEY: _unset, ...env } = process.env;
     const options = { cwd: work, env, timeoutMs: 20_000 };
     // web checks the URL as the other commands do: it would otherwise print it, warn with it and
     // put it into the page it serves.
@@ -150,7 +150,7 @@ describe("readApiKey", () => {
   }, 60_000);
 
   it("reads a named file or CLOISTER_API_KEY for any host, warning of plain http to another host", async () => {
-    vi.stubEnv("CLOISTER_API_KEY", "");
+    vi.stubEnv("CLOISTER_API_KEY", undefined);
     const lines = stderr();
     expect((await readApiKey(keyFile, "https://cloister.example")).key).toBe("ck_test_0123456789abcdef");
     expect(lines).toEqual([]);
@@ -216,18 +216,19 @@ describe("a host that refuses the key: which key was sent, never the key", () =>
         source: `--api-key-file "${keyFile}"`,
       },
       { env: envKey, file: [], key: envKey, source: "CLOISTER_API_KEY" },
-      { env: "", file: [], key: "ck_local_0123456789abcdef", source: "the default key file .cloister/api-key" },
+      { env: undefined, file: [], key: "ck_local_0123456789abcdef", source: "the default key file .cloister/api-key" },
     ];
     for (const { env, file, key, source } of cases) {
       for (const args of [
         ["attest", "--url", url, "--policy", "policy.json", ...file],
         ["policy", "init", "--url", url, "--operator-key", "operator.jwk", ...file],
       ]) {
-        const what = `${args.join(" ")} (CLOISTER_API_KEY ${env === "" ? "unset" : "set"})`;
+        const what = `${args.join(" ")} (CLOISTER_API_KEY ${env === undefined ? "unset" : "set"})`;
         sent.length = 0;
+        const { CLOISTER_API_KEY: _unset, ...unset } = process.env;
         const run = await runCloister(args, {
           cwd: work,
-          env: { ...process.env, CLOISTER_API_KEY: env },
+          env: env === undefined ? unset : { ...unset, CLOISTER_API_KEY: env },
           timeoutMs: 20_000,
         });
         expect(sent, what).toEqual([`Bearer ${key}`]);
