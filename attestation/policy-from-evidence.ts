@@ -48,16 +48,23 @@ export interface PolicyFromEvidenceOptions {
   readonly allowConsole?: boolean;
 }
 
+/**
+ * The refusal of simulated evidence without --allow-simulator (POLICY_INIT_SIMULATED), also thrown
+ * by `cloister policy init` when such evidence fails to verify under the pinned roots (`cause`).
+ */
+export function simulatedEvidenceRefusal(cause?: unknown): ConfigurationError {
+  return new ConfigurationError(
+    "POLICY_INIT_SIMULATED",
+    "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 export function attestationPolicyFromEvidence(
   verified: VerifiedDocumentEvidence,
   options: PolicyFromEvidenceOptions,
 ): PolicyFromEvidence {
-  if (verified.simulated && !options.allowSimulator) {
-    refuse(
-      "POLICY_INIT_SIMULATED",
-      "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
-    );
-  }
+  if (verified.simulated && !options.allowSimulator) throw simulatedEvidenceRefusal();
   const notes: string[] = [];
   if (verified.simulated) notes.push("INSECURE: the policy trusts the simulator; use it for development only");
   let snp: SnpPolicy | null = null;

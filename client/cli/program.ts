@@ -102,17 +102,35 @@ const OPTION_CONFLICT_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Codes of a `cloister policy init` refusal that an option lifts (attestation/policy-from-evidence.ts,
+ * client/cli/run-policy.ts): the deployment shows something a policy accepts only when asked
+ * (simulated evidence, a migration agent, no TCB collateral, an Azure VM without Secure Boot or with
+ * a serial console), and the message names the --allow-… option. Bad input, as kbs serve's refusal
+ * that --allow-simulator-on-network lifts is: run again with the option, or fix the deployment. The
+ * other POLICY_INIT_ refusals (a debuggable guest, a revoked TCB…) no option lifts: failures.
+ */
+const OPTION_LIFTED_CODES: ReadonlySet<string> = new Set([
+  "POLICY_INIT_SIMULATED",
+  "POLICY_INIT_MIGRATION_AGENT",
+  "POLICY_INIT_NO_COLLATERAL",
+  "POLICY_INIT_AZURE_SECURE_BOOT",
+  "POLICY_INIT_AZURE_CONSOLE",
+]);
+
+/**
  * Bad input (exit 2): a usage error, a client configuration error such as a malformed URL or
  * policy, a manifest error about an input file (unreadable, malformed, an invalid field), a model
  * file or output path that cannot be used as given (missing, unreadable, there already), or an
- * option that contradicts another or the manifest (OPTION_CONFLICT_CODES). Every other error is a
- * failure (exit 1).
+ * option that contradicts another or the manifest (OPTION_CONFLICT_CODES), or a policy init refusal
+ * that an option lifts (OPTION_LIFTED_CODES). Every other error is a failure (exit 1).
  */
-function isBadInput(error: unknown): boolean {
+export function isBadInput(error: unknown): boolean {
   if (error instanceof UsageError) return true;
   if (error instanceof ManifestError) return MANIFEST_BAD_INPUT_CODES.has(error.code);
   if (error instanceof ModelError) return isModelBadInput(error);
-  if (error instanceof AttestationError) return OPTION_CONFLICT_CODES.has(error.code);
+  if (error instanceof AttestationError) {
+    return OPTION_CONFLICT_CODES.has(error.code) || OPTION_LIFTED_CODES.has(error.code);
+  }
   if (error instanceof EnclaveError) {
     if (OPTION_CONFLICT_CODES.has(error.code)) return true;
     // The enclave's (and `model run --sha256`'s) --model file, missing, not a regular file (no

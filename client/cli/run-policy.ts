@@ -11,7 +11,7 @@ import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
-import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
+import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../attestation/policy-from-evidence.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
@@ -69,14 +69,8 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     verified = await verifyDocumentEvidence(evidence, anchors, at, collateral);
   } catch (error) {
     // Say so when the evidence is the simulator's: the fix is a flag, not a broken deployment.
-    if (options.allowSimulator !== true) {
-      if (await isInsecureSimulatorEvidence(evidence)) {
-        throw new ClientError(
-          "attestation",
-          "POLICY_INIT_SIMULATED",
-          "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
-        );
-      }
+    if (options.allowSimulator !== true && (await isInsecureSimulatorEvidence(evidence))) {
+      throw simulatedEvidenceRefusal(error);
     }
     throw error;
   }

@@ -4,7 +4,8 @@
  * sub-command added later, however deep, is covered without being listed here).
  */
 import { describe, expect, it } from "vitest";
-import { buildProgram, commandTree } from "../../client/cli/program.ts";
+import { ConfigurationError } from "../../attestation/errors.ts";
+import { buildProgram, commandTree, isBadInput } from "../../client/cli/program.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 const run = inProcessCli();
@@ -57,5 +58,21 @@ describe("exit codes at every depth of the command tree", () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/^cloister: USAGE: [^\n]+\n$/);
     expect(stderr).toMatch(message);
+  });
+});
+
+describe("policy init's refusals: bad input when an option lifts them, a failure when only the deployment can change", () => {
+  it.each([
+    ["POLICY_INIT_SIMULATED", true],
+    ["POLICY_INIT_MIGRATION_AGENT", true],
+    ["POLICY_INIT_NO_COLLATERAL", true],
+    ["POLICY_INIT_AZURE_SECURE_BOOT", true],
+    ["POLICY_INIT_AZURE_CONSOLE", true],
+    ["POLICY_INIT_DEBUG", false],
+    ["POLICY_INIT_CXL", false],
+    ["POLICY_INIT_AZURE_PCRS", false],
+    ["POLICY_INIT_TCB_REJECTED", false],
+  ])("%s: bad input %s", (code, badInput) => {
+    expect(isBadInput(new ConfigurationError(code, "refused"))).toBe(badInput);
   });
 });

@@ -344,7 +344,8 @@ describe("cloister policy init against a real deployment", () => {
   it("writes a policy pinning what the deployment presents, which then verifies it; simulated evidence only when asked", async () => {
     const base = policyInitArgs(deployment);
     const refused = await cloister(...base);
-    expect(refused.code).toBe(1);
+    // Bad input, as every refusal an option lifts (kbs serve's --allow-simulator-on-network too).
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^cloister: POLICY_INIT_SIMULATED: .*pass --allow-simulator/m);
 
     const out = join(deployment.dir, "pinned-policy.json");
