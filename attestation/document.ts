@@ -16,6 +16,7 @@
  */
 import { base64url, CompactSign, compactVerify, decodeProtectedHeader, importJWK, type JWK } from "jose";
 import { isCompactJws } from "../manifests/digest.ts";
+import { describeValue } from "../manifests/issues.ts";
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
@@ -274,8 +275,14 @@ function parseDocument(jws: string): ParsedDocument {
     fail("document", "DOCUMENT_MALFORMED", `document eat_profile: expected ${DOCUMENT_PROFILE}`);
   }
   // Its form is checked here, so a malformed one is this stage's typed failure, not the digest's TypeError.
-  if (!isCompactJws(payload.manifest))
-    fail("document", "DOCUMENT_MALFORMED", "document manifest: expected a compact JWS");
+  if (!isCompactJws(payload.manifest)) {
+    // By its kind and length only: whatever the host put there is not repeated.
+    fail(
+      "document",
+      "DOCUMENT_MALFORMED",
+      `document manifest: expected a compact JWS (three base64url parts, no white space), found ${describeValue(payload.manifest)}`,
+    );
+  }
   if (payload.maa_token !== null && typeof payload.maa_token !== "string") {
     fail("document", "DOCUMENT_MALFORMED", "document maa_token: expected a string or null");
   }

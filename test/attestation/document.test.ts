@@ -157,7 +157,8 @@ describe("attestation document", () => {
     expect(enclave.manifest.model.sha256).toBe(devManifest().model.sha256);
   });
 
-  type Case = { name: string; stage: string; code: string; run: () => Promise<unknown> };
+  /** `message`: the error's whole message, for the cases that pin it. */
+  type Case = { name: string; stage: string; code: string; message?: string; run: () => Promise<unknown> };
   const cases: Case[] = [
     {
       name: "simulator roots without opt-in",
@@ -368,10 +369,13 @@ describe("attestation document", () => {
       name: "manifest member that is a string but not a compact JWS",
       stage: "document",
       code: "DOCUMENT_MALFORMED",
+      // Three base64url parts and a space: by its length, never its text.
+      message:
+        "document manifest: expected a compact JWS (three base64url parts, no white space), found a string of 30 characters",
       run: async () =>
         verify(
           await resignPayload(f.document, (p) => {
-            p.manifest = `${p.manifest as string} `;
+            p.manifest = "eyJhbGciOiJFZERTQSJ9.e30.c2ln ";
           }),
         ),
     },
@@ -379,6 +383,7 @@ describe("attestation document", () => {
       name: "no manifest member",
       stage: "document",
       code: "DOCUMENT_MALFORMED",
+      message: "document manifest: expected a compact JWS (three base64url parts, no white space), found nothing",
       run: async () =>
         verify(
           await resignPayload(f.document, (p) => {
@@ -386,14 +391,27 @@ describe("attestation document", () => {
           }),
         ),
     },
+    {
+      name: "manifest member that is an object",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message:
+        "document manifest: expected a compact JWS (three base64url parts, no white space), found an object with keys payload",
+      run: async () =>
+        verify(
+          await resignPayload(f.document, (p) => {
+            p.manifest = { payload: p.manifest };
+          }),
+        ),
+    },
   ];
 
-  it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code }) => {
+  it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code, message }) => {
     const error = await run().then(
       () => null,
       (e: unknown) => e,
     );
-    expect(error).toMatchObject({ stage, code });
+    expect(error).toMatchObject({ stage, code, ...(message === undefined ? {} : { message }) });
   });
 
   // Curve25519's points of small order and their encodings below 2^255, the last with the top bit
