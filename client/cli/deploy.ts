@@ -124,6 +124,12 @@ export async function prepareDeployment(options: {
   sealedModel?: boolean;
 }): Promise<DeploymentFiles> {
   const dir = resolve(options.dir);
+  // A directory made here holds only what up writes (keys among them): a .gitignore of `*` keeps it
+  // out of git, and out of linters that read .gitignore, wherever --dir puts it (as a virtualenv
+  // does). A directory that exists is the user's, left as it is.
+  if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) {
+    await writeFile(join(dir, ".gitignore"), "*\n");
+  }
   await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
 
   const modelPath = join(dir, "models", "tiny.gguf");

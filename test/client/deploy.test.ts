@@ -2,8 +2,9 @@
  * `cloister up`'s local deployment files: a restart keeps the sealed model, and with it the manifest
  * and the client policy, so a policy copied elsewhere (a running proxy, a web page) stays valid.
  */
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -106,5 +107,27 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     // And the next restart keeps that one. No decrypted copy is left behind by any of these runs.
     expect((await prepare(dir)).sealedSha256).toBe(rekeyed.sealedSha256);
     expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
+  });
+});
+
+describe("prepareDeployment (cloister up --dir) inside a git checkout", () => {
+  it("a directory it creates gets a .gitignore of *, so git (and biome, which reads .gitignore) sees none of its files; one that exists is left as it is", async () => {
+    const repo = await mkdtemp(join(tmpdir(), "cloister-deploy-git-"));
+    dirs.push(repo);
+    execFileSync("git", ["init", "-q"], { cwd: repo });
+    const untracked = () =>
+      execFileSync("git", ["status", "--porcelain", "--untracked-files=all"], { cwd: repo, encoding: "utf8" });
+    // Its parent made too: ignoring the deployment's own directory is enough.
+    await prepare(join(repo, "deployments", "dev"));
+    expect(await readFile(join(repo, "deployments", "dev", ".gitignore"), "utf8")).toBe("*\n");
+    expect(untracked()).toBe("");
+
+    // A directory of the user's own (here, one with a file of theirs) gets no .gitignore of up's.
+    const own = join(repo, "mine");
+    await mkdir(own);
+    await writeFile(join(own, "notes.txt"), "mine\n");
+    await prepare(own);
+    await expect(access(join(own, ".gitignore"))).rejects.toMatchObject({ code: "ENOENT" });
+    expect(untracked()).toContain("mine/notes.txt");
   });
 });
