@@ -29,7 +29,7 @@
  * `secureBootRequired` and `consoleAllowed`.
  */
 import { z } from "zod";
-import { expectedOneOf, explainIssue, fittingAlternative, isPlainFieldName } from "../manifests/issues.ts";
+import { describeUnknownFields, expectedOneOf, explainIssue, fittingAlternative } from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
 import { parseJsonText } from "./json-text.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
@@ -393,13 +393,8 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, pre
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
-      // Named only when they look like field names, as the shared formatter does (manifests/issues.ts).
-      const hidden = issue.keys.filter((key) => !isPlainFieldName(key)).length;
-      for (const key of issue.keys.filter(isPlainFieldName))
-        lines.push(`${describePath([...path, key])}: unknown field`);
-      if (hidden > 0) {
-        lines.push(`${describePath(path)}: ${hidden} unknown field(s) (names not shown: not plain identifiers)`);
-      }
+      // Named only when they look like field names, in the shared formatter's words (manifests/issues.ts).
+      lines.push(...describeUnknownFields(issue.keys, path, input, describePath));
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const fitting = fittingAlternative(issue);
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {

@@ -72,26 +72,36 @@ export function formatIssue(
 ): string {
   const dotted = (path: readonly PropertyKey[]) => path.map(String).join(".") || options.root;
   if (issue.code === "unrecognized_keys") {
-    // Each unknown field by its own path (`freshness.typo`, `extra`), as the manifest and the
-    // attestation policy name theirs, with its value's kind; a key that is no plain field name (a
-    // pasted secret?) is counted on the object's path, never shown.
-    const path = [...(options.prefix ?? []), ...issue.path];
-    const hidden = issue.keys.filter((key) => !isPlainFieldName(key)).length;
-    const lines = issue.keys
-      .filter(isPlainFieldName)
-      .map(
-        (key) =>
-          `${dotted([...path, key])}: expected no such field, found ${describeValue(valueAt(input, [...path, key]))}`,
-      );
-    if (hidden > 0) {
-      lines.push(
-        `${dotted(path)}: expected no such field, found ${hidden} field${hidden === 1 ? "" : "s"} (names not shown: not plain identifiers)`,
-      );
-    }
-    return lines.join("; ");
+    return describeUnknownFields(issue.keys, [...(options.prefix ?? []), ...issue.path], input, dotted).join("; ");
   }
   const e = explainIssue(issue, input, options.prefix);
   return `${dotted(e.path)}: ${e.expected}, found ${e.found}`;
+}
+
+/**
+ * Unknown fields `keys` of the object at `path` in `input`, one problem each, by its own path
+ * (`freshness.typo: expected no such field, found 5`) and its value's kind and size; keys that are
+ * no plain field names (a pasted secret?) are counted on the object's path, never shown. `pathText`:
+ * how the caller writes a path (dotted, or the attestation policy's `allowedVmpls[0]`).
+ */
+export function describeUnknownFields(
+  keys: readonly string[],
+  path: readonly PropertyKey[],
+  input: unknown,
+  pathText: (path: readonly PropertyKey[]) => string,
+): string[] {
+  const lines = keys
+    .filter(isPlainFieldName)
+    .map(
+      (key) =>
+        `${pathText([...path, key])}: expected no such field, found ${describeValue(valueAt(input, [...path, key]))}`,
+    );
+  const hidden = keys.length - lines.length;
+  if (hidden > 0) {
+    const fields = `${hidden} field${hidden === 1 ? "" : "s"}`;
+    lines.push(`${pathText(path)}: expected no such field, found ${fields} (names not shown: not plain identifiers)`);
+  }
+  return lines;
 }
 
 /**

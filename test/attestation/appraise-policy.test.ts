@@ -61,12 +61,20 @@ describe("parseAttestationPolicy", () => {
       { ...base(), tdx: without(tdx, "mrservicetd") },
       "tdx.mrservicetd: required field is missing (a TDX policy written before MRSERVICETD was checked: pin it, run `cloister policy init` again, or skip it with a reason)",
     ],
-    ["extra top-level field", { ...base(), allowEverything: true }, "allowEverything: unknown field"],
-    ["extra snp field", { ...base(), snp: { ...snp, checkNothing: true } }, "snp.checkNothing: unknown field"],
+    [
+      "extra top-level field",
+      { ...base(), allowEverything: true },
+      "allowEverything: expected no such field, found true",
+    ],
+    [
+      "extra snp field",
+      { ...base(), snp: { ...snp, checkNothing: true } },
+      "snp.checkNothing: expected no such field, found true",
+    ],
     [
       "extra field inside a skip",
       { ...base(), snp: { ...snp, hostData: { skip: { reason: "x", until: "never" } } } },
-      "snp.hostData.skip.until: unknown field",
+      "snp.hostData.skip.until: expected no such field, found a string of 5 characters",
     ],
     [
       "wrong type",
@@ -163,7 +171,7 @@ describe("parseAttestationPolicy", () => {
     [
       "a field beside a skip",
       { ...base(), snp: { ...snp, hostData: { skip: { reason: "x" }, until: "never" } } },
-      "snp.hostData.until: unknown field",
+      "snp.hostData.until: expected no such field, found a string of 5 characters",
     ],
     [
       "hex longer than the field",
@@ -193,7 +201,7 @@ describe("parseAttestationPolicy", () => {
     [
       "an unknown TCB component",
       { ...base(), snp: { ...snp, minimumTcb: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0, sev: 1 } } },
-      "snp.minimumTcb.sev: unknown field",
+      "snp.minimumTcb.sev: expected no such field, found 1",
     ],
     [
       "no VMPL allowed",
@@ -228,12 +236,12 @@ describe("parseAttestationPolicy", () => {
     [
       "minimumAbi with a build",
       { ...base(), snp: { ...snp, minimumAbi: { major: 1, minor: 0, build: 1 } } },
-      "snp.minimumAbi.build: unknown field",
+      "snp.minimumAbi.build: expected no such field, found 1",
     ],
     [
       "minimumFirmware with a patch level",
       { ...base(), snp: { ...snp, minimumFirmware: { major: 1, minor: 0, build: 1, patch: 1 } } },
-      "snp.minimumFirmware.patch: unknown field",
+      "snp.minimumFirmware.patch: expected no such field, found 1",
     ],
     [
       "an empty requireGuestPolicy",
@@ -248,12 +256,12 @@ describe("parseAttestationPolicy", () => {
     [
       "an XFAM allow-list with a mask beside it",
       { ...base(), tdx: { ...tdx, xfam: { allowed: ["e702060000000000"], mask: "ff00000000000000" } } },
-      "tdx.xfam.mask: unknown field",
+      "tdx.xfam.mask: expected no such field, found a string of 16 characters",
     ],
     [
       "an XFAM mask rule with another field",
       { ...base(), tdx: { ...tdx, xfam: { mask: "ff00000000000000", value: "e700000000000000", note: 1 } } },
-      "tdx.xfam.note: unknown field",
+      "tdx.xfam.note: expected no such field, found 1",
     ],
     // A value of the type of several forms of a union (objects of different fields): the form whose
     // fields it has, when one does; else the forms in words, never zod's raw text.
@@ -334,7 +342,7 @@ describe("parseAttestationPolicy", () => {
           acceptedTcbStatuses: { statuses: ["UpToDate"], minimumTcbEvaluationDataNumber: 1, maximum: 2 },
         },
       },
-      "tdx.acceptedTcbStatuses.maximum: unknown field",
+      "tdx.acceptedTcbStatuses.maximum: expected no such field, found 2",
     ],
     [
       "a skew above a day",
@@ -380,8 +388,10 @@ describe("parseAttestationPolicy", () => {
 
   it("names an unknown field only when it looks like a field name (a pasted secret as a key is not shown)", () => {
     const error = errorOf({ ...base(), snp: { ...snp, "SECRET-k=abc": 1, typo: 1 } });
-    expect(error.message).toContain("snp.typo: unknown field");
-    expect(error.message).toContain("snp: 1 unknown field(s) (names not shown: not plain identifiers)");
+    expect(error.message).toContain("snp.typo: expected no such field, found 1");
+    expect(error.message).toContain(
+      "snp: expected no such field, found 1 field (names not shown: not plain identifiers)",
+    );
     expect(error.message).not.toContain("SECRET");
   });
 
@@ -390,8 +400,14 @@ describe("parseAttestationPolicy", () => {
     for (const [input, message] of [
       [{ ...base(), trustSimulator: secret }, "trustSimulator: expected boolean, found a string of 30 characters"],
       [{ ...base(), snp: { ...snp, hostData: secret } }, "snp.hostData: expected 32 bytes as 64 hex digits"],
-      [{ ...base(), tdx: { ...tdx, apiKey: secret } }, "tdx.apiKey: unknown field"],
-      [{ ...base(), [secret]: 1 }, "(policy): 1 unknown field(s) (names not shown: not plain identifiers)"],
+      [
+        { ...base(), tdx: { ...tdx, apiKey: secret } },
+        "tdx.apiKey: expected no such field, found a string of 30 characters",
+      ],
+      [
+        { ...base(), [secret]: 1 },
+        "(policy): expected no such field, found 1 field (names not shown: not plain identifiers)",
+      ],
     ] as const) {
       const error = errorOf(input);
       expect(error.message).toContain(message);
@@ -404,7 +420,7 @@ describe("parseAttestationPolicy", () => {
   it("lists every problem at once", () => {
     const error = errorOf({ ...without(base(), "version"), extra: 1, snp: { ...snp, smtAllowed: 1 } });
     expect(error.message).toContain("version: required field is missing");
-    expect(error.message).toContain("extra: unknown field");
+    expect(error.message).toContain("extra: expected no such field, found 1");
     expect(error.message).toContain("snp.smtAllowed:");
     // A missing field adds, once, how to turn a check off; other problems do not.
     expect(error.message.split("every field is required")).toHaveLength(2);
@@ -416,7 +432,7 @@ describe("parseAttestationPolicy", () => {
 
   it("lists every problem inside the alternative of a union that the value's type matched", () => {
     expect(errorOf({ ...base(), snp: { ...snp, hostData: { skip: { reason: "" }, until: 1 } } }).message).toBe(
-      "attestation policy: snp.hostData.skip.reason: expected a non-empty reason (a skipped check needs one), found a string of 0 characters; snp.hostData.until: unknown field",
+      "attestation policy: snp.hostData.skip.reason: expected a non-empty reason (a skipped check needs one), found a string of 0 characters; snp.hostData.until: expected no such field, found 1",
     );
   });
 
@@ -424,7 +440,7 @@ describe("parseAttestationPolicy", () => {
     // zod reports these as a union no alternative passed (not as the alternative's problems alone),
     // and its own summary of the union names only the first problem.
     expect(errorOf({ ...base(), snp: { ...snp, hostData: { skip: { reason: 5 }, until: 1 } } }).message).toBe(
-      "attestation policy: snp.hostData.skip.reason: expected string, found 5; snp.hostData.until: unknown field",
+      "attestation policy: snp.hostData.skip.reason: expected string, found 5; snp.hostData.until: expected no such field, found 1",
     );
     expect(errorOf({ ...base(), snp: { ...snp, measurements: [5, "ab"] } }).message).toBe(
       "attestation policy: snp.measurements[0]: expected string, found 5; snp.measurements[1]: expected 48 bytes as 96 hex digits, found a string of 2 characters",

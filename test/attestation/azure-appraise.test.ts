@@ -286,7 +286,7 @@ describe("Azure policy schema", () => {
       Object.keys(parse({ ...base, tdx, pcrs: { ...base.pcrs, "23": ["ab".repeat(32)] } }).azure?.pcrs ?? {}),
     ).toEqual(["4", "23"]);
     expect(() => parse({ ...base, tdx, attestationUrl: "https://example.invalid" })).toThrow(
-      "azure.attestationUrl: unknown field",
+      "azure.attestationUrl: expected no such field, found a string of 23 characters",
     );
     for (const field of ["secureBootRequired", "consoleAllowed"] as const) {
       const { [field]: _, ...rest } = { ...base, tdx };

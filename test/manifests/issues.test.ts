@@ -98,10 +98,13 @@ describe("validation messages name the expected and the found value", () => {
     value.foo = "-----BEGIN PRIVATE KEY-----\u0000\u001b[31m".repeat(20);
     (value.freshness as Record<string, unknown>).typo = 5;
     (value.manifest as Record<string, unknown>).allowedService = ["svc"];
+    // The attestation section (its own parser) in the same words.
+    (value.attestation.snp as Record<string, unknown>).typo = true;
     const message = (thrown(() => parseClientPolicy(value)) as Error).message;
     expect(message).toBe(
       "client policy: manifest.allowedService: expected no such field, found an array of 1 item; " +
-        "freshness.typo: expected no such field, found 5; foo: expected no such field, found a string of 660 characters",
+        "freshness.typo: expected no such field, found 5; foo: expected no such field, found a string of 660 characters; " +
+        "attestation.snp.typo: expected no such field, found true",
     );
   });
 
