@@ -15,12 +15,7 @@ import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
-import { createBrokerApp } from "./server.ts";
-
-/** 127.0.0.0/8, ::1 or localhost: an address only this machine can reach. */
-function isLoopbackAddress(address: string): boolean {
-  return /^127(?:\.\d{1,3}){3}$/.test(address) || address === "::1" || address === "localhost";
-}
+import { createBrokerApp, isLoopbackAddress } from "./server.ts";
 
 async function loadConfig(path: string) {
   try {
@@ -36,7 +31,8 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
-  if (simulatorKey !== undefined && !isLoopbackAddress(options.listen) && options.allowSimulatorOnNetwork !== true) {
+  const onLoopback = isLoopbackAddress(options.listen);
+  if (simulatorKey !== undefined && !onLoopback && options.allowSimulatorOnNetwork !== true) {
     for (const k of keys) k.key.fill(0);
     throw new UsageError(
       `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
@@ -50,7 +46,11 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
     k.key.fill(0); // the broker keeps its own copy
   }
   const server = await listen(
-    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`), limits).fetch,
+    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`), {
+      ...limits,
+      // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding).
+      loopbackHostOnly: simulatorKey !== undefined && onLoopback,
+    }).fetch,
     options.listen,
     options.port,
   ).catch((error: unknown) => {

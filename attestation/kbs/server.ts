@@ -9,6 +9,7 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 import { BrokerError, CLIENT_LIMITS, type KeyBroker, type ReleaseRecord, releasesAdmittedWithin } from "./broker.ts";
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
@@ -66,6 +67,29 @@ export interface BrokerAppOptions {
   readonly maxClients?: number;
   /** Milliseconds for the windows; by default a monotonic clock (performance.now()). */
   readonly now?: () => number;
+  /**
+   * Answer only requests whose Host names this machine (isLoopbackHost); any other is refused with
+   * 421 KBS_HOST_NOT_LOOPBACK before any route. `kbs serve` sets it when it serves a key released to
+   * the simulator on loopback: anyone can forge the simulator's evidence, so loopback is what keeps
+   * such a key on this machine, and a web page whose own name an attacker rebinds to 127.0.0.1 (DNS
+   * rebinding) reaches a loopback server from the user's browser, naming its own host. Not set by
+   * default: for keys that need genuine evidence the Host decides nothing, and a proxy in front may
+   * pass on its own.
+   */
+  readonly loopbackHostOnly?: boolean;
+}
+
+/** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
+export function isLoopbackAddress(address: string): boolean {
+  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (octets !== null) return octets.slice(1).every((octet) => Number(octet) <= 255);
+  return address === "::1" || address.toLowerCase() === "localhost";
+}
+
+/** Whether a Host header (a name or address, an IPv6 one in brackets, with or without a port) is loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::\d{1,5})?$/.exec(host.trim());
+  return match !== null && isLoopbackAddress((match[1] ?? match[2]) as string);
 }
 
 /**
@@ -224,6 +248,18 @@ export function createBrokerApp(
     return c.json(errorJson("INTERNAL", "internal error in the key broker"), 500);
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
+  if (options.loopbackHostOnly === true) {
+    // Before any route (and so before any limit is counted): a rebound page names its own host.
+    app.use("*", async (c, next) => {
+      const host = c.req.header("host") ?? new URL(c.req.url).host;
+      if (isLoopbackHost(host)) return next();
+      const message = `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${describeUntrusted(host)}`;
+      if (c.req.path === "/v1/kbs/release") {
+        log(entry("refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
+      }
+      return c.json(errorJson("KBS_HOST_NOT_LOOPBACK", message), 421);
+    });
+  }
 
   app.get("/healthz", (c) => c.json({ status: "ok", keys: broker.keyIds.length }));
 

@@ -230,6 +230,37 @@ describe("cloister kbs and model seal", () => {
     expect(stderr).not.toContain(jwk.k);
   }, 120_000);
 
+  it("kbs serve answers a key released to the simulator on loopback only to requests naming a loopback host (DNS rebinding)", async () => {
+    const child = spawn(process.execPath, [CLI, "kbs", "serve", "--config", configPath, "--port", "0"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const ready = await new Promise<{ url: string }>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+      child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+    });
+    // fetch sets Host from the URL; a page rebound to 127.0.0.1 sends its own name.
+    const challengeAs = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const url = new URL(`${ready.url}/v1/kbs/challenge`);
+        const req = request(url, { method: "POST", headers: { host } }, (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.once("error", reject);
+        req.end();
+      });
+    const rebound = await challengeAs("rebound.example");
+    expect(rebound.status).toBe(421);
+    expect(JSON.parse(rebound.body)).toMatchObject({ error: { code: "KBS_HOST_NOT_LOOPBACK" } });
+    expect((await challengeAs(new URL(ready.url).host)).status).toBe(200);
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  }, 120_000);
+
   it("kbs serve keeps a key released to the simulator on loopback unless told otherwise", async () => {
     const refused = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "0.0.0.0", "--port", "0"]);
     expect(refused.code).toBe(2);

@@ -1269,6 +1269,42 @@ describe("key broker HTTP API", () => {
     expect(logged).not.toContain((wrapped as { box: string }).box);
   });
 
+  it("with loopbackHostOnly, answers 421 to a request naming another host (DNS rebinding), before any route, and logs a release attempt", async () => {
+    // A page whose own name is rebound to 127.0.0.1 reaches a loopback broker with that name as
+    // Host: it could take a challenge and, as the simulator's evidence is anyone's to forge, get a
+    // key whose release policy trusts the simulator, wrapped to a key of its own.
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e), { loopbackHostOnly: true });
+    for (const host of ["rebound.example:8790", "127.0.0.1.rebound.example", "10.0.0.1:8790", "[::2]:8790"]) {
+      for (const path of ["/v1/kbs/challenge", "/v1/kbs/release", "/healthz"]) {
+        const rebound = await app.request(path, { method: path === "/healthz" ? "GET" : "POST", headers: { host } });
+        expect(rebound.status, `${host} ${path}`).toBe(421);
+        expect(await rebound.json()).toEqual({
+          error: {
+            code: "KBS_HOST_NOT_LOOPBACK",
+            message: `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${JSON.stringify(host)}`,
+          },
+        });
+      }
+    }
+    // One log line per release attempt, as for every other refusal.
+    expect(logs).toHaveLength(4);
+    expect(logs[0]).toMatchObject({ outcome: "refused", keyId: null, code: "KBS_HOST_NOT_LOOPBACK" });
+    for (const host of ["127.0.0.1:8790", "127.3.2.1", "localhost:8790", "LOCALHOST", "[::1]:8790"]) {
+      const local = await app.request("/v1/kbs/challenge", { method: "POST", headers: { host } });
+      expect(local.status, host).toBe(200);
+    }
+    // The whole release, through a loopback Host.
+    const released = await releaseThrough(app);
+    expect(released.status).toBe(200);
+    // Without the option (a broker on a network address, or one whose keys need genuine evidence),
+    // the Host is not looked at: a proxy in front may pass on its own.
+    const open = createBrokerApp(broker());
+    expect((await open.request("/v1/kbs/challenge", { method: "POST", headers: { host: "kbs.example" } })).status).toBe(
+      200,
+    );
+  });
+
   it("tells a caller the release policy refused only the stage and the verifier's code; the reason goes to the broker's log", async () => {
     // A release policy pinning another measurement and model: its values must not reach the caller,
     // who may be anyone with genuine evidence.
