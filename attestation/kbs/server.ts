@@ -68,6 +68,15 @@ export interface BrokerAppOptions {
   /** Milliseconds for the windows; by default a monotonic clock (performance.now()). */
   readonly now?: () => number;
   /**
+   * Release requests under way at once (default 64: its body being read, its document verified);
+   * past it a new one is refused (503 KBS_BUSY) before its body is read. With MAX_RELEASE_BYTES it
+   * bounds the bodies held at once (64 MiB by default): the per-minute limits count a release
+   * attempt only once its body is read.
+   */
+  readonly maxReleasesAtOnce?: number;
+  /** Release requests under way at once from one client (limitBucket; default 8), within maxReleasesAtOnce. */
+  readonly maxReleasesAtOncePerClient?: number;
+  /**
    * Answer only requests whose Host names this machine (isLoopbackHost); any other is refused with
    * 421 KBS_HOST_NOT_LOOPBACK before any route. `kbs serve` sets it when it serves a key released to
    * the simulator on loopback: anyone can forge the simulator's evidence, so loopback is what keeps
@@ -202,6 +211,41 @@ class ClientLimiter {
   }
 }
 
+/**
+ * Release requests under way, in all and per bucket, each from before its body is read until it
+ * is answered. A new one past either bound is refused; nothing is queued.
+ */
+class ReleasesUnderWay {
+  readonly #byBucket = new Map<string, number>();
+  #total = 0;
+
+  constructor(
+    private readonly max: number,
+    private readonly perClient: number,
+  ) {}
+
+  /** Null when one more from `bucket` may start (it is then counted until `end`), else why not. */
+  start(bucket: string): string | null {
+    const mine = this.#byBucket.get(bucket) ?? 0;
+    if (mine >= this.perClient) {
+      return `key broker: already reading ${this.perClient} release requests from this address at once, the most it reads from one; retry later`;
+    }
+    if (this.#total >= this.max) {
+      return `key broker: already reading ${this.max} release requests at once, the most it reads at a time; retry later`;
+    }
+    this.#byBucket.set(bucket, mine + 1);
+    this.#total++;
+    return null;
+  }
+
+  end(bucket: string): void {
+    const mine = this.#byBucket.get(bucket) ?? 0;
+    if (mine <= 1) this.#byBucket.delete(bucket);
+    else this.#byBucket.set(bucket, mine - 1);
+    this.#total--;
+  }
+}
+
 type BrokerEnv = {
   Bindings: { incoming?: { socket?: { remoteAddress?: string } } };
   /** When the release attempt began (performance.now()), for its log line's `ms`. */
@@ -229,9 +273,11 @@ export function createBrokerApp(
   }
   const app = new Hono<BrokerEnv>();
   const limiter = new ClientLimiter(limits, maxClients, options.now ?? (() => performance.now()));
+  const underWay = new ReleasesUnderWay(options.maxReleasesAtOnce ?? 64, options.maxReleasesAtOncePerClient ?? 8);
+  const addressOf = (c: Context<BrokerEnv>) => c.env?.incoming?.socket?.remoteAddress ?? "unknown";
   /** The limiter's refusal of this request as an answer (with Retry-After), or null when allowed. */
   const overLimit = (c: Context<BrokerEnv>, kind: LimitedRequest, count = true) => {
-    const refusal = limiter.take(c.env?.incoming?.socket?.remoteAddress ?? "unknown", kind, count);
+    const refusal = limiter.take(addressOf(c), kind, count);
     if (refusal === null) return null;
     c.header("Retry-After", String(refusal.retryAfterSeconds));
     return { refusal, response: c.json(errorJson(refusal.code, refusal.message), refusal.status) };
@@ -274,7 +320,19 @@ export function createBrokerApp(
       // attempt is counted when it would spend, below).
       const limited = overLimit(c, "release", false);
       if (limited !== null) return refusedForLimit(limited, started);
-      await next();
+      // Nor is a body read past the bound on those under way, in all and from this client.
+      const bucket = limitBucket(addressOf(c));
+      const busy = underWay.start(bucket);
+      if (busy !== null) {
+        log(entry("refused", null, "KBS_BUSY", null, busy, null, started));
+        c.header("Retry-After", "1");
+        return c.json(errorJson("KBS_BUSY", busy), 503);
+      }
+      try {
+        await next();
+      } finally {
+        underWay.end(bucket);
+      }
     },
     bodyLimit({
       maxSize: MAX_RELEASE_BYTES,

@@ -198,6 +198,32 @@ async function releaseThrough(
 }
 
 /**
+ * A release posted to `app` from `address` whose body is sent, and ended, only when `send` is
+ * called: the broker has looked at the request (its limits, its place among those under way) by then.
+ */
+function heldRelease(app: ReturnType<typeof createBrokerApp>, address: string) {
+  let send: (text: string) => void = () => {};
+  const response = app.request(
+    "/v1/kbs/release",
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      duplex: "half",
+      body: new ReadableStream<Uint8Array>({
+        start(controller) {
+          send = (text) => {
+            controller.enqueue(new TextEncoder().encode(text));
+            controller.close();
+          };
+        },
+      }),
+    } as RequestInit,
+    { incoming: { socket: { remoteAddress: address } } },
+  );
+  return { response, send: (text: string) => send(text) };
+}
+
+/**
  * The wrapping key as docs/protocol.md states it, written out apart from protocol.ts:
  * SHA-512("cloister/kbs/model-key/v2" ‖ nacl.box.before(peer, own))'s first 32 bytes.
  */
@@ -1059,28 +1085,7 @@ describe("key broker HTTP API", () => {
     const challenge = async () =>
       ((await (await app.request("/v1/kbs/challenge", { method: "POST" }, env)).json()) as { challenge: string })
         .challenge;
-    /** A release whose body is sent when `send` is called: the limiter has looked at it by then. */
-    const slowPost = () => {
-      let send: (text: string) => void = () => {};
-      const response = app.request(
-        "/v1/kbs/release",
-        {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          duplex: "half",
-          body: new ReadableStream<Uint8Array>({
-            start(controller) {
-              send = (text) => {
-                controller.enqueue(new TextEncoder().encode(text));
-                controller.close();
-              };
-            },
-          }),
-        } as RequestInit,
-        env,
-      );
-      return { response, send: (text: string) => send(text) };
-    };
+    const slowPost = () => heldRelease(app, "192.0.2.10");
     const [first, second] = [slowPost(), slowPost()];
     await new Promise((resolve) => setTimeout(resolve, 20));
     first.send(JSON.stringify(await releaseBody(await challenge())));
@@ -1089,6 +1094,62 @@ describe("key broker HTTP API", () => {
     const refused = await second.response;
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({ error: { code: "KBS_RATE_LIMITED" } });
+  });
+
+  it("reads at most maxReleasesAtOncePerClient release requests at once from one address and maxReleasesAtOnce in all (503 KBS_BUSY), so no client makes it hold more bodies", async () => {
+    // Bodies were counted only once read: one address under its limit could open as many
+    // connections as the server holds (1 024) and send each a body of nearly 1 MiB, all held until
+    // node's request timeout (about 1 GiB held by one stranger).
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e), {
+      maxReleasesAtOnce: 3,
+      maxReleasesAtOncePerClient: 2,
+      now: () => 1_000_000,
+    });
+    const env = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });
+    const held = (address: string) => heldRelease(app, address);
+    const post = (address: string) =>
+      app.request("/v1/kbs/release", { method: "POST", body: "not json" }, env(address));
+    const [a1, a2] = [held("192.0.2.20"), held("192.0.2.20")];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const perClient = await post("192.0.2.20");
+    expect(perClient.status).toBe(503);
+    expect(perClient.headers.get("retry-after")).toBe("1");
+    expect(await perClient.json()).toEqual({
+      error: {
+        code: "KBS_BUSY",
+        message:
+          "key broker: already reading 2 release requests from this address at once, the most it reads from one; retry later",
+      },
+    });
+    const b1 = held("192.0.2.21");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const total = await post("192.0.2.22");
+    expect(total.status).toBe(503);
+    expect(await total.json()).toEqual({
+      error: {
+        code: "KBS_BUSY",
+        message: "key broker: already reading 3 release requests at once, the most it reads at a time; retry later",
+      },
+    });
+    // A request that ends frees its place, in all and for its address.
+    a1.send("not json");
+    expect((await a1.response).status).toBe(400);
+    expect((await post("192.0.2.22")).status).toBe(400);
+    expect((await post("192.0.2.20")).status).toBe(400);
+    a2.send("not json");
+    b1.send("not json");
+    expect((await a2.response).status).toBe(400);
+    expect((await b1.response).status).toBe(400);
+    expect(logs.map((l) => l.code)).toEqual([
+      "KBS_BUSY",
+      "KBS_BUSY",
+      "KBS_REQUEST_MALFORMED",
+      "KBS_REQUEST_MALFORMED",
+      "KBS_REQUEST_MALFORMED",
+      "KBS_REQUEST_MALFORMED",
+      "KBS_REQUEST_MALFORMED",
+    ]);
   });
 
   it("reads a release body of at most MAX_RELEASE_BYTES, and none from a client already over its limit", async () => {
