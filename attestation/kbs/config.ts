@@ -82,7 +82,9 @@ async function readCheckedFile(
 ): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, constants.O_RDONLY | (rule.noLinks ? constants.O_NOFOLLOW : 0));
+    // Non-blocking: a FIFO is opened at once and refused below as not a regular file, where a
+    // blocking open would wait, silently, for a writer (O_NONBLOCK changes nothing for a file).
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | (rule.noLinks ? constants.O_NOFOLLOW : 0));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new BrokerConfigError(

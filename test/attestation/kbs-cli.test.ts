@@ -2,7 +2,7 @@
  * `cloister kbs keygen|check|serve` and `cloister model seal`, run as a user runs them: separate
  * processes, real files, exit codes and one-line errors naming the field.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
+import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 
@@ -450,6 +451,41 @@ describe("broker configuration files belong to this user", () => {
       "tiny-v1",
     ]);
   });
+});
+
+describe("broker files that are not regular files", () => {
+  it("refuses a key, policy or configuration file that is a FIFO at once, instead of waiting for a writer", async () => {
+    const fifos = join(dir, "fifos");
+    await mkdir(fifos);
+    execFileSync("mkfifo", ["-m", "0600", join(fifos, "key.jwk"), join(fifos, "policy.json"), join(fifos, "kbs.json")]);
+    await writeFile(
+      join(fifos, "key-fifo.json"),
+      JSON.stringify({ version: 1, keys: [{ keyFile: "key.jwk", policy: join(dir, "policy.json") }] }),
+    );
+    await writeFile(join(fifos, "tiny.jwk"), JSON.stringify(modelKeyToJwk(generateModelKey("tiny-v1"))), {
+      mode: 0o600,
+    });
+    await writeFile(
+      join(fifos, "policy-fifo.json"),
+      JSON.stringify({ version: 1, keys: [{ keyFile: "tiny.jwk", policy: "policy.json" }] }),
+    );
+    const cases = [
+      ["key-fifo.json", `keys.0.keyFile: "${join(fifos, "key.jwk")}" is not a regular file`],
+      ["policy-fifo.json", `keys.0.policy: "${join(fifos, "policy.json")}" is not a regular file`],
+      ["kbs.json", `--config: "${join(fifos, "kbs.json")}" is not a regular file`],
+    ] as const;
+    for (const [config, expected] of cases) {
+      const run = await runCloister(["kbs", "check", "--config", join(fifos, config)], { timeoutMs: 15_000 });
+      expect(run.code, config).toBe(2);
+      expect(run.stderr).toContain(expected);
+    }
+    // model seal reads its --key the same way.
+    const seal = await runCloister(["model", "seal", "--key", join(fifos, "key.jwk"), "in.gguf", "out.sealed"], {
+      timeoutMs: 15_000,
+    });
+    expect(seal.code).toBe(2);
+    expect(seal.stderr).toContain(`--key: "${join(fifos, "key.jwk")}" is not a regular file`);
+  }, 120_000);
 });
 
 /** Writes a broker configuration with `limits` (the test's key and policy) and returns its path. */
