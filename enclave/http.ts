@@ -41,6 +41,12 @@ const REQUEST_TIMEOUT_MS = 120_000;
 export interface ListenOptions {
   /** Connections held open at once (default DEFAULT_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
+  /**
+   * Connections held open at once from one client, `clientOf` its remote address (e.g. the key
+   * broker's limitBucket): past `max`, a new one from that client is closed as it comes, so one
+   * client cannot take all of maxConnections. No bound by default.
+   */
+  readonly maxConnectionsPerClient?: { readonly max: number; readonly clientOf: (address: string) => string };
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */
   readonly firstRequestTimeoutMs?: number;
 }
@@ -147,6 +153,24 @@ function listenWith(
     // clears it (node sets its keep-alive timeout itself once a response has ended, and clears that
     // when the next request comes).
     server.on("connection", (socket: Socket) => socket.setTimeout(firstRequestTimeoutMs));
+    const perClient = options.maxConnectionsPerClient;
+    if (perClient !== undefined) {
+      const open = new Map<string, number>();
+      server.on("connection", (socket: Socket) => {
+        const client = perClient.clientOf(socket.remoteAddress ?? "unknown");
+        const count = open.get(client) ?? 0;
+        if (count >= perClient.max) {
+          socket.destroy();
+          return;
+        }
+        open.set(client, count + 1);
+        socket.once("close", () => {
+          const left = (open.get(client) ?? 1) - 1;
+          if (left <= 0) open.delete(client);
+          else open.set(client, left);
+        });
+      });
+    }
     server.on("request", (request: IncomingMessage) => request.socket.setTimeout(0));
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));
   });

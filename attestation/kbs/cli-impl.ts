@@ -15,7 +15,7 @@ import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
-import { createBrokerApp, isLoopbackAddress } from "./server.ts";
+import { createBrokerApp, isLoopbackAddress, limitBucket, MAX_CONNECTIONS_PER_CLIENT } from "./server.ts";
 
 async function loadConfig(path: string) {
   try {
@@ -53,6 +53,8 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
     }).fetch,
     options.listen,
     options.port,
+    // One address cannot hold every connection the server takes (an enclave's boot uses one).
+    { maxConnectionsPerClient: { max: MAX_CONNECTIONS_PER_CLIENT, clientOf: limitBucket } },
   ).catch((error: unknown) => {
     // A port in use, or a --listen address that does not resolve: bad input naming the option.
     throw listenUsageError(error);

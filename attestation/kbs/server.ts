@@ -14,6 +14,11 @@ import { BrokerError, CLIENT_LIMITS, type KeyBroker, type ReleaseRecord, release
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
 export const MAX_RELEASE_BYTES = 1024 * 1024;
+/**
+ * Connections `kbs serve` holds open at once from one client (limitBucket); past it a new one from
+ * that client is closed as it comes, so no single address takes all the server holds (1 024).
+ */
+export const MAX_CONNECTIONS_PER_CLIENT = 64;
 /** Longest reason in a log line: a malformed request's may quote a field name the caller chose. */
 const MAX_REASON_CHARS = 1000;
 

@@ -6,6 +6,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -568,6 +569,45 @@ describe("the broker's limits per client address, from its configuration", () =>
     }
     expect(await exit).toBe(0);
     expect(stderr).toContain("over 2 release attempts a minute from this address");
+  }, 120_000);
+
+  it("kbs serve holds at most MAX_CONNECTIONS_PER_CLIENT connections from one address: one stranger cannot take them all", async () => {
+    const { MAX_CONNECTIONS_PER_CLIENT } = await import("../../attestation/kbs/server.ts");
+    const child = spawn(process.execPath, [CLI, "kbs", "serve", "--config", configPath, "--port", "0"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const held: Socket[] = [];
+    try {
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+      });
+      const port = Number(new URL(ready.url).port);
+      const open = async (localAddress: string) => {
+        const socket = connect({ port, host: "127.0.0.1", localAddress });
+        socket.on("error", () => {});
+        await new Promise((r) => socket.once("connect", r));
+        return socket;
+      };
+      for (let i = 0; i < MAX_CONNECTIONS_PER_CLIENT; i++) held.push(await open("127.0.0.2"));
+      // The next one from that address is closed as it comes, unanswered.
+      const extra = await open("127.0.0.2");
+      const closed = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        extra.once("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      expect(closed).toBe(true);
+      // Another address is served.
+      expect((await post(`${ready.url}/v1/kbs/challenge`, "127.0.0.3")).status).toBe(200);
+    } finally {
+      for (const socket of held) socket.destroy();
+      child.kill("SIGTERM");
+    }
+    expect(await exit).toBe(0);
   }, 120_000);
 
   it("kbs serve counts at most maxClients addresses at once", async () => {

@@ -141,6 +141,45 @@ describe("connection limits", () => {
   });
 });
 
+describe("listen: connections per client", () => {
+  /** A GET over a fresh connection from `localAddress`: the answer's text, or null when the server closed it unanswered. */
+  const getFrom = (port: number, localAddress: string) =>
+    new Promise<string | null>((resolve, reject) => {
+      const socket = connect({ port, host: "127.0.0.1", localAddress });
+      let text = "";
+      socket.once("connect", () => socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+      socket.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      socket.once("error", reject);
+      socket.once("close", () => resolve(text === "" ? null : text));
+    });
+
+  it("holds at most maxConnectionsPerClient from one client: its next is closed as it comes, other clients are served", async () => {
+    const server = await listen(() => new Response("ok"), "127.0.0.1", 0, {
+      maxConnectionsPerClient: { max: 2, clientOf: (address) => address },
+    });
+    const held: Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect({ port: server.port, host: "127.0.0.1", localAddress: "127.0.0.2" });
+        await new Promise((r) => socket.once("connect", r));
+        held.push(socket);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      // Closed unanswered at once (not by the 20 s first-request timeout, which the test would outlast).
+      expect(await getFrom(server.port, "127.0.0.2")).toBeNull();
+      expect(await getFrom(server.port, "127.0.0.3")).toMatch(/\r\n\r\nok$/);
+      held.shift()?.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await getFrom(server.port, "127.0.0.2")).toMatch(/\r\n\r\nok$/);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await server.close();
+    }
+  });
+});
+
 describe("listenLoopback (the proxy's and the web page's listener)", () => {
   const hello = () => new Response("hello");
 
