@@ -738,9 +738,9 @@ type Failure = { readonly code: AuditVerifyCode; readonly index: number; readonl
  * Memory: no line is kept, and a verified record only as its 32-byte hash (telling a record that
  * repeats an earlier one, AUDIT_RECORD_DUPLICATED, from one out of order needs the earlier hash).
  * Two verdicts look ahead, and only after the first failure: a bad signature waits for the next
- * line (does it chain to this content?), and a seq ahead of the expected one scans the lines after
- * it for the expected seq (reordered, or removed?). Once the verdict is known, further lines are
- * only counted.
+ * line (does a record that verifies chain to this content?), and a seq ahead of the expected one
+ * scans the lines after it for a record of the expected seq that verifies (reordered, or removed?).
+ * Once the verdict is known, further lines are only counted.
  */
 export class AuditLogVerifier {
   readonly #publicKey: Uint8Array;
@@ -863,7 +863,9 @@ export class AuditLogVerifier {
           pending.index,
           `expected seq ${expectedSeq}, found ${pending.seq}: ${pending.seq - expectedSeq} record(s) missing`,
         );
-      } else if (entry.ok && entry.record.seq === expectedSeq) {
+      } else if (entry.ok && entry.record.seq === expectedSeq && this.#verifies(entry)) {
+        // Only a record that verifies is the missing one come later: a line merely carrying its seq
+        // (forged, or signed by another key) must not turn a removal into a reordering.
         this.#fail(
           "AUDIT_RECORD_REORDERED",
           pending.index,
@@ -873,10 +875,16 @@ export class AuditLogVerifier {
       return; // else: the expected seq may still come
     }
     // A bad signature: does the content fit the chain behind it (backward) and ahead of it (forward)?
-    let forward: boolean | null = null;
+    // Ahead, only a commitment that verifies vouches for the content (the next record's prevHash, or
+    // the checkpoint's hash): a next line that names this content's hash without verifying may have
+    // been rewritten to fit it ("unverified": cannot tell). A next line that names another hash,
+    // verified or not, leaves the content unvouched for (false).
+    let forward: boolean | "unverified" | null = null;
     const expect = this.#options.expect;
-    if (entry !== null) forward = entry.ok && entry.record.prevHash === pending.hash;
-    else if (expect?.lastRecordHash !== undefined && expect.count === expectedSeq + 1) {
+    if (entry !== null) {
+      forward =
+        entry.ok && entry.record.prevHash === pending.hash ? (this.#verifies(entry) ? true : "unverified") : false;
+    } else if (expect?.lastRecordHash !== undefined && expect.count === expectedSeq + 1) {
       forward = expect.lastRecordHash === pending.hash;
     }
     if (forward === null) {
@@ -885,11 +893,17 @@ export class AuditLogVerifier {
         pending.index,
         "signature does not verify under the enclave key (last line: altered and re-signed cannot be told apart)",
       );
-    } else if (pending.backward && forward) {
+    } else if (pending.backward && forward === true) {
       this.#fail(
         "AUDIT_SIGNATURE_INVALID",
         pending.index,
         "signature does not verify under the enclave key; the content fits the chain (re-signed or signature replaced)",
+      );
+    } else if (pending.backward && forward === "unverified") {
+      this.#fail(
+        "AUDIT_SIGNATURE_INVALID",
+        pending.index,
+        "signature does not verify under the enclave key, nor does the next line's, which names this content's hash (wrong key, re-signed or altered: cannot be told apart)",
       );
     } else {
       this.#fail(
@@ -945,6 +959,11 @@ export class AuditLogVerifier {
         `hash of record seq ${expect.count - 1}: expected ${expect.lastRecordHash}, found ${at?.hash ?? "none"}`,
       );
     }
+  }
+
+  /** Whether a parsed line's signature verifies under the enclave key (its content unchecked). */
+  #verifies(entry: Extract<ParsedLine, { ok: true }>): boolean {
+    return this.#verify(signedBytes(RECORD_TAG, entry.canonical), entry.sig);
   }
 
   #fail(code: AuditVerifyCode, index: number, detail: string): void {

@@ -8,7 +8,9 @@
  * verification streamed: the array verifier, the streaming one and the file reader must still give
  * exactly those. (Messages changed since, on purpose: a line without exactly the keys record and
  * sig now names the keys it has; a line that is not JSON says where it stops being JSON, and an
- * empty line is named so.)
+ * empty line is named so; a bad signature whose successor names its content's hash but does not
+ * verify either, as in a log of another key, no longer says the content fits the chain: a line
+ * that does not verify vouches for nothing.)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

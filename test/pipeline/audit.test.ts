@@ -310,6 +310,47 @@ describe("verifyAuditLog: every tampering has its own code", () => {
     ).toBe(true);
   });
 
+  it("a line that does not verify cannot choose the verdict: a removed record stays removed", () => {
+    // Record 2 removed, and a line carrying its seq put after the rest: forged (its content
+    // altered), or re-signed by another key. Only a record that verifies is the missing one come
+    // later (reordered); these are not, so the verdict stays AUDIT_RECORD_REMOVED.
+    const rest = [...lines.slice(0, 2), ...lines.slice(3)];
+    const forged = parse(lines[2] as string);
+    forged.record.tenant = "key-mallory";
+    expectFailure([...rest, serialise(forged)], "AUDIT_RECORD_REMOVED", 2);
+    expectFailure([...rest, resign(lines[2] as string, OTHER.secretKey)], "AUDIT_RECORD_REMOVED", 2);
+    // The record itself, moved later, is still reordered.
+    expectFailure([...rest, lines[2] as string], "AUDIT_RECORD_REORDERED", 2);
+  });
+
+  it("a line that does not verify cannot vouch for the content before it", () => {
+    // Record 2 altered, and record 3's prevHash rewritten to the altered content's hash (so record
+    // 3 no longer verifies either): nothing signed commits to record 2's content, so the verdict
+    // must not say the content fits the chain (which reads as "only the signature was replaced").
+    const l2 = parse(lines[2] as string);
+    l2.record.tenant = "key-mallory";
+    const l3 = parse(lines[3] as string);
+    l3.record.prevHash = auditRecordHash(l2.record as unknown as AuditRecord);
+    const result = expectFailure(
+      [lines[0] as string, lines[1] as string, serialise(l2), serialise(l3), ...lines.slice(4)],
+      "AUDIT_SIGNATURE_INVALID",
+      2,
+    );
+    if (!result.ok) {
+      expect(result.error.message).not.toMatch(/fits the chain/);
+      expect(result.error.message).toMatch(/cannot be told apart/);
+    }
+    // A signature replaced on a record whose successor verifies: the content does fit.
+    const replaced = parse(lines[2] as string);
+    replaced.sig = `${replaced.sig.slice(0, -1)}${replaced.sig.endsWith("0") ? "1" : "0"}`;
+    const fits = expectFailure(
+      [lines[0] as string, lines[1] as string, serialise(replaced), ...lines.slice(3)],
+      "AUDIT_SIGNATURE_INVALID",
+      2,
+    );
+    if (!fits.ok) expect(fits.error.message).toMatch(/the content fits the chain/);
+  });
+
   it("a signed record from a forked chain (same key, other history) → AUDIT_CHAIN_BROKEN", () => {
     const a = writeLog(2, makeWriter());
     const writerB = makeWriter(); // the same key, but another history
