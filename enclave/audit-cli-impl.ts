@@ -14,6 +14,7 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
+import { describeValue } from "../manifests/issues.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
   type AuditCheckpointProblem,
@@ -174,6 +175,17 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   } catch {
     throw new AuditDocumentInvalidError("attestation document: header or payload is not base64url JSON");
   }
+  // JSON, but only an object has members to read (`null.alg` would throw a TypeError).
+  for (const [part, value] of [
+    ["header", header],
+    ["payload", payload],
+  ] as const) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new AuditDocumentInvalidError(
+        `attestation document ${part}: expected a JSON object, found ${describeValue(value)}`,
+      );
+    }
+  }
   if (header.alg !== "EdDSA") {
     throw new AuditDocumentInvalidError(
       `attestation document alg: expected "EdDSA", found ${JSON.stringify(header.alg)}`,
@@ -294,6 +306,11 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     } catch (error) {
       if (error instanceof UsageError) throw error;
       throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`);
+    }
+    if (typeof chat !== "object" || chat === null || Array.isArray(chat)) {
+      throw new UsageError(
+        `--chat-json ${options.chatJson}: expected the JSON object cloister chat --json prints, found ${describeValue(chat)}`,
+      );
     }
     if (chat.audit === null || typeof chat.audit !== "object") {
       throw new UsageError(

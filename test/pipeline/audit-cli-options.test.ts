@@ -81,6 +81,61 @@ describe("keyFromAttestationDocument", () => {
   });
 });
 
+describe("files that are JSON but not the object expected", () => {
+  const b64u = (b: Uint8Array | string) => Buffer.from(b).toString("base64url");
+  const jwk = { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) };
+
+  it.each([
+    [
+      "header null",
+      "null",
+      JSON.stringify({ sig_jwk: jwk }),
+      "attestation document header: expected a JSON object, found null",
+    ],
+    [
+      "header []",
+      "[]",
+      JSON.stringify({ sig_jwk: jwk }),
+      "attestation document header: expected a JSON object, found an empty array",
+    ],
+    [
+      "payload null",
+      JSON.stringify({ alg: "EdDSA" }),
+      "null",
+      "attestation document payload: expected a JSON object, found null",
+    ],
+    [
+      "payload 7",
+      JSON.stringify({ alg: "EdDSA" }),
+      "7",
+      "attestation document payload: expected a JSON object, found 7",
+    ],
+  ])(
+    "an attestation document with %s is AUDIT_DOCUMENT_INVALID, naming the part and what it holds",
+    (_part, header, payload, message) => {
+      let thrown: unknown;
+      try {
+        keyFromAttestationDocument(`${b64u(header)}.${b64u(payload)}.${b64u(new Uint8Array(64))}`);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toMatchObject({ code: "AUDIT_DOCUMENT_INVALID", message });
+    },
+  );
+
+  it.each([
+    ["null", "found null"],
+    ["[1]", "found an array of 1 item"],
+    ['"text"', "found a string of 4 characters"],
+  ])("audit find --chat-json holding %s is a usage error naming what it holds", async (text, found) => {
+    writeFileSync(p("chat-not-object.json"), text);
+    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("chat-not-object.json") })).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--chat-json ${p("chat-not-object.json")}: expected the JSON object cloister chat --json prints, ${found}`,
+    });
+  });
+});
+
 describe("cloister audit find without --json", () => {
   it("a prompt that does not match the record's commitment fails with AUDIT_COMMITMENT_MISMATCH", async () => {
     const requestId = sampleEntries(1)[0]?.requestId as string;
