@@ -588,7 +588,7 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: jsonSyntaxProblem(error as SyntaxError) };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))
-    return { ok: false, why: "not a JSON object" };
+    return { ok: false, why: `expected a JSON object {record, sig}, found ${describeValue(value)}` };
   const keys = Object.keys(value).sort();
   if (keys.length !== 2 || keys[0] !== "record" || keys[1] !== "sig")
     return { ok: false, why: `expected exactly the keys record, sig, found ${keyList(keys)}` };
@@ -943,7 +943,8 @@ export class AuditLogVerifier {
       this.#fail(
         "AUDIT_LOG_TRUNCATED",
         this.#lines,
-        `expected ${expect.count} records (seq up to ${expect.count - 1}), found seq up to ${expectedSeq - 1}`,
+        // (Before seq 0 there is none to name: a segment's start is the seq its earlier part ends at.)
+        `expected ${expect.count} records (seq up to ${expect.count - 1}), found ${expectedSeq === 0 ? "no record" : `seq up to ${expectedSeq - 1}`}`,
       );
       return;
     }

@@ -10,7 +10,8 @@
  * sig now names the keys it has; a line that is not JSON says where it stops being JSON, and an
  * empty line is named so; a bad signature whose successor names its content's hash but does not
  * verify either, as in a log of another key, no longer says the content fits the chain: a line
- * that does not verify vouches for nothing.)
+ * that does not verify vouches for nothing; a line of JSON that is not an object says what it is,
+ * and a log cut before its first record says it found none rather than "seq up to -1".)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

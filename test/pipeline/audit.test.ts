@@ -442,6 +442,30 @@ describe("messages say what was found (never content that could be secret)", () 
     expect(failureOf(["{}"]).message).toBe("audit log line 1: expected exactly the keys record, sig, found no keys");
   });
 
+  it("a line of JSON that is not an object says what it is", () => {
+    expect(failureOf(["[]"]).message).toBe(
+      "audit log line 1: expected a JSON object {record, sig}, found an empty array",
+    );
+    expect(failureOf(["null"]).message).toBe("audit log line 1: expected a JSON object {record, sig}, found null");
+    expect(failureOf(["42"]).message).toBe("audit log line 1: expected a JSON object {record, sig}, found 42");
+  });
+
+  it("a log cut before its first record says it holds none, not a seq of -1", () => {
+    const truncated = verifyAuditLog([], KEYS.publicKey, { expect: { count: 2 } });
+    expect(truncated.ok).toBe(false);
+    if (!truncated.ok) {
+      expect(truncated.error.message).toBe(
+        "audit log end (after line 0): expected 2 records (seq up to 1), found no record",
+      );
+    }
+    const one = verifyAuditLog(lines.slice(0, 1), KEYS.publicKey, { expect: { count: 2 } });
+    if (!one.ok)
+      expect(one.error.message).toBe(
+        "audit log end (after line 1): expected 2 records (seq up to 1), found seq up to 0",
+      );
+    expect(one.ok).toBe(false);
+  });
+
   it("a signed record with wrong fields names the missing and the extra ones", () => {
     const changed = resign(lines[0] as string, KEYS.secretKey, (r) => {
       delete r.usage;
