@@ -83,21 +83,50 @@ export interface AuditLogLineTooLong {
   readonly tooLong: number;
 }
 
+/** A log line whose bytes are not UTF-8: the byte (from 1) where that was found. */
+export interface AuditLogLineNotUtf8 {
+  readonly notUtf8: number;
+}
+
+// Strict: a lossy decode (U+FFFD for each bad sequence) would let bytes other than the signed ones
+// give the signed text. A byte order mark is kept (a line that starts with one is not canonical).
+const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** For whole lines (a call without `stream` starts afresh each time). */
+const lineDecoder = strictUtf8();
+
+/** The line's text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
+function decodeLine(bytes: Buffer): string | AuditLogLineNotUtf8 {
+  try {
+    return lineDecoder.decode(bytes);
+  } catch {
+    const decoder = strictUtf8();
+    for (let i = 0; i < bytes.length; i += 1) {
+      try {
+        decoder.decode(bytes.subarray(i, i + 1), { stream: true });
+      } catch {
+        return { notUtf8: i + 1 };
+      }
+    }
+    return { notUtf8: bytes.length }; // a sequence cut short by the line's end
+  }
+}
+
 /**
  * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
  * empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
- * ever holding more than one line. Read errors are thrown as they happen.
+ * ever holding more than one line. A line that is not UTF-8 is given as where it stops being so.
+ * Read errors are thrown as they happen.
  */
 export async function* readAuditLogLines(
   path: string,
   { maxLineBytes = AUDIT_LOG_MAX_LINE_BYTES, chunkBytes = 1024 * 1024 } = {},
-): AsyncGenerator<string | AuditLogLineTooLong> {
+): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
   const stream = createReadStream(path, { highWaterMark: chunkBytes });
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
-  const take = (): string | AuditLogLineTooLong => {
-    const line = tooLong ? { tooLong: bytes } : Buffer.concat(parts, bytes).toString("utf8");
+  const take = (): string | AuditLogLineTooLong | AuditLogLineNotUtf8 => {
+    const line = tooLong ? { tooLong: bytes } : decodeLine(Buffer.concat(parts, bytes));
     parts = [];
     bytes = 0;
     tooLong = false;
@@ -143,7 +172,8 @@ export async function verifyAuditLogFile(
   try {
     for await (const line of readAuditLogLines(path)) {
       if (typeof line === "string") verifier.push(line);
-      else verifier.pushTooLong(line.tooLong);
+      else if ("tooLong" in line) verifier.pushTooLong(line.tooLong);
+      else verifier.pushNotUtf8(line.notUtf8);
     }
   } catch (error) {
     throw new UsageError(`${what} ${path}: cannot read (${readError(error)})`);

@@ -789,6 +789,17 @@ export class AuditLogVerifier {
     this.#next(() => ({ ok: false, why: `expected a record line, found a line of ${bytes} bytes` }));
   }
 
+  /**
+   * The next line, whose bytes are not UTF-8 (found at byte `at`, from 1): a malformed line, never
+   * decoded with replacement characters (other bytes would then give the signed text).
+   */
+  pushNotUtf8(at: number): void {
+    this.#next(() => ({
+      ok: false,
+      why: `expected UTF-8 text, found a byte that is not UTF-8 (byte ${at} of the line)`,
+    }));
+  }
+
   #next(parse: () => ParsedLine): void {
     if (this.#finished) throw new TypeError("audit log verifier: push after finish");
     const i = this.#lines;

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readAuditLogLines, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
-import { AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { type AuditEntry, AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { auditCases, CASE_KEYS } from "./audit-cases.ts";
 import verdicts from "./audit-verdicts.json" with { type: "json" };
@@ -103,6 +103,49 @@ describe("readAuditLogLines", () => {
     const run = await runCloister(["audit", "verify", "--log", path, "--key", keyHex, "--json"], { timeoutMs: 30_000 });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ valid: true, lines: 60, verifiedRecords: 60 });
+  });
+
+  it("reports a line that is not UTF-8 by where it stops being so, and keeps a byte order mark", async () => {
+    const path = join(dir, "not-utf8.txt");
+    writeFileSync(
+      path,
+      Buffer.concat([
+        Buffer.from("ok\n\uFEFFbom\n"),
+        Buffer.from([0x61, 0xff, 0x62, 0x0a]), // a lone 0xFF
+        Buffer.from([0x61, 0xc3, 0x62, 0x0a]), // a two-byte sequence cut after its first byte
+        Buffer.from([0xed, 0xa0, 0x80, 0x0a]), // a UTF-16 surrogate encoded as UTF-8
+        Buffer.from("after é"),
+      ]),
+    );
+    const expected = ["ok", "\uFEFFbom", { notUtf8: 2 }, { notUtf8: 3 }, { notUtf8: 2 }, "after é"];
+    expect(await collect(path)).toEqual(expected);
+    expect(await collect(path, { chunkBytes: 3 })).toEqual(expected);
+  });
+
+  it("a line whose bytes are not UTF-8 is malformed, even where decoding it lossily gives the signed text", async () => {
+    // A record holding U+FFFD (the writer takes any tenant text): its UTF-8 bytes EF BF BD replaced
+    // by a lone 0xFF decode to the same text with replacement, so the file's bytes would no longer be
+    // the bytes signed and still verify.
+    const writer = makeWriter();
+    const entry = { ...(sampleEntries(1)[0] as AuditEntry), tenant: "key-\uFFFD" };
+    const line = Buffer.from(writer.record(entry).line);
+    const at = line.indexOf(Buffer.from([0xef, 0xbf, 0xbd]));
+    expect(at).toBeGreaterThan(0);
+    const path = join(dir, "replaced.jsonl");
+    writeFileSync(
+      path,
+      Buffer.concat([line.subarray(0, at), Buffer.from([0xff]), line.subarray(at + 3), Buffer.from("\n")]),
+    );
+    const result = await verifyAuditLogFile(path, CASE_KEYS.publicKey);
+    expect(result).toMatchObject({
+      ok: false,
+      records: 0,
+      error: {
+        code: "AUDIT_RECORD_MALFORMED",
+        index: 0,
+        message: `audit log line 1: expected UTF-8 text, found a byte that is not UTF-8 (byte ${at + 1} of the line)`,
+      },
+    });
   });
 
   it("a log that cannot be read: the error names the file and the error's code and message", async () => {
