@@ -17,6 +17,7 @@ import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
+  type AuditCheckpoint,
   type AuditCheckpointProblem,
   AuditLogVerifier,
   type AuditLogVerifierResult,
@@ -568,12 +569,17 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   const { publicKey, keySource, documentBoot } = await commandKey(options);
 
   let expect: AuditVerifyOptions["expect"];
+  // The checkpoint verified, to be named in the output: it shows only what was written by its time,
+  // so whoever reads the verdict must see that time (an old one, handed over by the host, hides
+  // every record cut since).
+  let checkpoint: AuditCheckpoint | null = null;
   if (options.checkpoint !== undefined) {
     const checked = checkAuditCheckpoint(await readText(options.checkpoint, "--checkpoint"), publicKey);
     if (!checked.ok) {
       throw new AuditCheckpointInvalidError(`checkpoint ${options.checkpoint}: ${checked.message}`, checked.problem);
     }
-    expect = { count: checked.checkpoint.count, lastRecordHash: checked.checkpoint.lastRecordHash };
+    checkpoint = checked.checkpoint;
+    expect = { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash };
   } else if (options.count !== undefined) {
     expect =
       options.lastHash === undefined
@@ -595,6 +601,15 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
       publicKey: publicKeyHex,
       keySource,
       documentEvidenceVerified: false,
+      checkpoint:
+        checkpoint === null
+          ? null
+          : {
+              count: checkpoint.count,
+              lastRecordHash: checkpoint.lastRecordHash,
+              time: checkpoint.time,
+              nonce: checkpoint.nonce,
+            },
       error: result.ok ? null : result.error,
     });
     if (!result.ok) process.exitCode = 1;
@@ -605,6 +620,11 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   }
   if (result.ok) {
     process.stdout.write(`audit log valid: ${result.records} records, last record hash ${result.lastRecordHash}\n`);
+    if (checkpoint !== null) {
+      process.stdout.write(
+        `complete up to the checkpoint: ${checkpoint.count} records written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,
+      );
+    }
     return;
   }
   process.stdout.write(`audit log INVALID: ${result.records} of ${result.lines} records verified before the failure\n`);

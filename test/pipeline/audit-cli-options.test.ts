@@ -2,7 +2,7 @@
  * `cloister audit verify` options, in process: each check of --last-hash, --count and --checkpoint
  * on its own (found by mutation testing of enclave/audit-cli-impl.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
@@ -48,6 +48,28 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       code: "AUDIT_CHECKPOINT_MISMATCH",
       message: expect.stringContaining("hash of record seq 2"),
     });
+  });
+
+  it("a log that reaches a checkpoint says which: its count and the time it was signed (an old one shows no cut end)", async () => {
+    const { checkpoint } = JSON.parse(readFileSync(p("a-checkpoint.json"), "utf8")) as {
+      checkpoint: { count: number; lastRecordHash: string; time: string };
+    };
+    expect(checkpoint).toMatchObject({ count: 3, lastRecordHash: aLastHash });
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const printed = () => out.mock.calls.map((call) => String(call[0])).join("");
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("a-checkpoint.json") });
+    expect(printed()).toContain(
+      `complete up to the checkpoint: 3 records written as of ${checkpoint.time} (signed by the enclave then`,
+    );
+    out.mockClear();
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("a-checkpoint.json"), json: true });
+    expect(JSON.parse(printed())).toMatchObject({
+      valid: true,
+      checkpoint: { count: 3, lastRecordHash: aLastHash, time: checkpoint.time, nonce: null },
+    });
+    out.mockClear();
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, json: true });
+    expect(JSON.parse(printed())).toMatchObject({ valid: true, checkpoint: null });
   });
 
   it("--count with --last-hash: the last record's hash is checked too", async () => {
