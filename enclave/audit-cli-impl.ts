@@ -116,11 +116,16 @@ function decodeLine(bytes: Buffer): string | AuditLogLineNotUtf8 {
  * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
  * empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
  * ever holding more than one line. A line that is not UTF-8 is given as where it stops being so.
+ * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
  * Read errors are thrown as they happen.
  */
 export async function* readAuditLogLines(
   path: string,
-  { maxLineBytes = AUDIT_LOG_MAX_LINE_BYTES, chunkBytes = 1024 * 1024 } = {},
+  {
+    maxLineBytes = AUDIT_LOG_MAX_LINE_BYTES,
+    chunkBytes = 1024 * 1024,
+    onUnterminatedEnd,
+  }: { maxLineBytes?: number; chunkBytes?: number; onUnterminatedEnd?: () => void } = {},
 ): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
   const stream = createReadStream(path, { highWaterMark: chunkBytes });
   let parts: Buffer[] = [];
@@ -152,7 +157,10 @@ export async function* readAuditLogLines(
         from = newline + 1;
       }
     }
-    if (bytes > 0) yield take();
+    if (bytes > 0) {
+      onUnterminatedEnd?.();
+      yield take();
+    }
   } finally {
     stream.destroy();
   }
@@ -170,8 +178,9 @@ export async function verifyAuditLogFile(
   what = "--log",
 ): Promise<AuditLogVerifierResult> {
   const verifier = new AuditLogVerifier(publicKey, options, onRecord);
+  let unterminated = false;
   try {
-    for await (const line of readAuditLogLines(path)) {
+    for await (const line of readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true) })) {
       if (typeof line === "string") verifier.push(line);
       else if ("tooLong" in line) verifier.pushTooLong(line.tooLong);
       else verifier.pushNotUtf8(line.notUtf8);
@@ -179,7 +188,25 @@ export async function verifyAuditLogFile(
   } catch (error) {
     throw new UsageError(`${what} ${path}: cannot read (${readError(error)})`);
   }
-  return verifier.finish();
+  const result = verifier.finish();
+  // A malformed last line that no newline ends is most likely a record half written: the host is
+  // writing it now, or crashed while writing it (host/audit-store.ts cuts it off at its next open;
+  // its append never resolved, so the record was not acknowledged and the enclave sends it again).
+  if (
+    !result.ok &&
+    unterminated &&
+    result.error.code === "AUDIT_RECORD_MALFORMED" &&
+    result.error.index === result.lines - 1
+  ) {
+    return {
+      ...result,
+      error: {
+        ...result.error,
+        message: `${result.error.message}; the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log, and the enclave sends that record again)`,
+      },
+    };
+  }
+  return result;
 }
 
 /** The first line of a log file (null when too long or the file is empty). */

@@ -22,7 +22,7 @@ import { type AuditEntry, AuditLogVerifier, verifyAuditLog } from "../../enclave
 import { runCloister } from "../helpers/cli.ts";
 import { auditCases, CASE_KEYS } from "./audit-cases.ts";
 import verdicts from "./audit-verdicts.json" with { type: "json" };
-import { makeWriter, sampleEntries } from "./helpers.ts";
+import { makeWriter, sampleEntries, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-stream-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -70,6 +70,15 @@ describe("streaming verification gives the verdicts the array verifier gave", ()
     }
   });
 });
+
+/** The file fails at line `index` (0-based) as malformed, with the records before it verified. */
+async function expectMalformed(path: string, index: number, message: string): Promise<void> {
+  expect(await verifyAuditLogFile(path, CASE_KEYS.publicKey)).toMatchObject({
+    ok: false,
+    records: index,
+    error: { code: "AUDIT_RECORD_MALFORMED", index, message },
+  });
+}
 
 describe("readAuditLogLines", () => {
   it("splits as text.split('\\n') does, without a final newline too, keeping a bare \\r inside a line", async () => {
@@ -136,16 +145,28 @@ describe("readAuditLogLines", () => {
       path,
       Buffer.concat([line.subarray(0, at), Buffer.from([0xff]), line.subarray(at + 3), Buffer.from("\n")]),
     );
-    const result = await verifyAuditLogFile(path, CASE_KEYS.publicKey);
-    expect(result).toMatchObject({
-      ok: false,
-      records: 0,
-      error: {
-        code: "AUDIT_RECORD_MALFORMED",
-        index: 0,
-        message: `audit log line 1: expected UTF-8 text, found a byte that is not UTF-8 (byte ${at + 1} of the line)`,
-      },
-    });
+    await expectMalformed(
+      path,
+      0,
+      `audit log line 1: expected UTF-8 text, found a byte that is not UTF-8 (byte ${at + 1} of the line)`,
+    );
+  });
+
+  it("a malformed last line without its newline is named as a write cut short, not only as bad JSON", async () => {
+    const lines = writeLog(4);
+    const torn = (lines[3] as string).slice(0, 300);
+    const path = join(dir, "torn.jsonl");
+    writeFileSync(path, `${lines.slice(0, 3).join("\n")}\n${torn}`);
+    await expectMalformed(
+      path,
+      3,
+      "audit log line 4: not valid JSON (at position 300); the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log, and the enclave sends that record again)",
+    );
+    // The same line with its newline, or a whole record without one: no such note.
+    writeFileSync(path, `${lines.slice(0, 3).join("\n")}\n${torn}\n`);
+    await expectMalformed(path, 3, "audit log line 4: not valid JSON (at position 300)");
+    writeFileSync(path, lines.join("\n"));
+    expect(await verifyAuditLogFile(path, CASE_KEYS.publicKey)).toMatchObject({ ok: true, records: 4 });
   });
 
   it("a log that cannot be read: the error names the file and the error's code and message", async () => {
