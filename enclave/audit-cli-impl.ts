@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
@@ -65,13 +65,46 @@ function readError(error: unknown): string {
   return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
 }
 
-async function readText(file: string, what: string): Promise<string> {
+/**
+ * A small input file's text. With `limit`, at most `limit.bytes` bytes are read: a larger file (or
+ * a device that never ends) is refused by its size, never held in memory whole.
+ */
+async function readText(
+  file: string,
+  what: string,
+  limit?: { readonly bytes: number; readonly expected: string },
+): Promise<string> {
+  let tooLarge = false;
+  let text: string;
   try {
-    return await readFile(file, "utf8");
+    if (limit === undefined) return await readFile(file, "utf8");
+    const handle = await open(file, "r");
+    try {
+      const buffer = Buffer.alloc(limit.bytes + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length === buffer.length) break;
+      }
+      tooLarge = length > limit.bytes;
+      text = buffer.toString("utf8", 0, Math.min(length, limit.bytes));
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     throw new UsageError(`${what} ${file}: cannot read (${readError(error)})`);
   }
+  if (tooLarge)
+    throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
+  return text;
 }
+
+/** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
+const CHECKPOINT_FILE_MAX_BYTES = 64 * 1024;
+/** The largest --document file read (as the host's bound on the document it serves). */
+const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * Longest log line held in memory (1 MiB): a record line is about 1 KiB and the host's store takes
@@ -302,7 +335,10 @@ async function commandKey(
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
   if (options.key !== undefined) return { publicKey: publicKeyOption(options.key, keyName), keySource: "key" };
-  const text = await readText(options.document as string, "--document");
+  const text = await readText(options.document as string, "--document", {
+    bytes: DOCUMENT_FILE_MAX_BYTES,
+    expected: "an attestation document",
+  });
   return {
     publicKey: keyFromAttestationDocument(text),
     keySource: "document",
@@ -601,7 +637,11 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   // every record cut since).
   let checkpoint: AuditCheckpoint | null = null;
   if (options.checkpoint !== undefined) {
-    const checked = checkAuditCheckpoint(await readText(options.checkpoint, "--checkpoint"), publicKey);
+    const text = await readText(options.checkpoint, "--checkpoint", {
+      bytes: CHECKPOINT_FILE_MAX_BYTES,
+      expected: "a checkpoint line is about 300",
+    });
+    const checked = checkAuditCheckpoint(text, publicKey);
     if (!checked.ok) {
       throw new AuditCheckpointInvalidError(`checkpoint ${options.checkpoint}: ${checked.message}`, checked.problem);
     }

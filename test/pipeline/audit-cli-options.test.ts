@@ -72,6 +72,25 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     expect(JSON.parse(printed())).toMatchObject({ valid: true, checkpoint: null });
   });
 
+  it("a --checkpoint or --document file far larger than one is refused by its size, read no further", async () => {
+    writeFileSync(p("huge-checkpoint.json"), " ".repeat(64 * 1024 + 1));
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("huge-checkpoint.json") }),
+    ).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--checkpoint ${p("huge-checkpoint.json")}: expected at most 65536 bytes (a checkpoint line is about 300), found more`,
+    });
+    // A device that never ends is read only up to the bound.
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: "/dev/zero" }),
+    ).rejects.toMatchObject({ code: "USAGE", message: expect.stringContaining("expected at most 65536 bytes") });
+    writeFileSync(p("huge-document.jws"), "a".repeat(4 * 1024 * 1024 + 1));
+    await expect(auditVerifyCommand({ log: p("a.jsonl"), document: p("huge-document.jws") })).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--document ${p("huge-document.jws")}: expected at most 4194304 bytes (an attestation document), found more`,
+    });
+  });
+
   it("--count with --last-hash: the last record's hash is checked too", async () => {
     await expect(
       auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash }),
