@@ -120,10 +120,7 @@ export function createEnclaveApp(
   // The host collects audit records here (hashes and decisions only) and stores them; asking for
   // `from` acknowledges every earlier line.
   app.get("/audit", (c) => {
-    const from = Number(c.req.query("from") ?? "0");
-    if (!Number.isSafeInteger(from) || from < 0) {
-      throw new EnclaveError("AUDIT_QUERY_INVALID", 400, "audit: from expected a non-negative integer");
-    }
+    const from = auditFrom(c.req.query("from"));
     // `boot` names the enclave boot whose records `from` acknowledges (absent: nothing is acknowledged).
     return c.json(enclave.collectAudit(from, c.req.query("boot") ?? null));
   });
@@ -169,6 +166,32 @@ export function createEnclaveApp(
   });
 
   return app;
+}
+
+/** The one form of `from` taken: decimal digits, no sign, exponent, leading zero or white space. */
+const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * GET /audit's `from` (0 when absent). Security: it acknowledges, so drops, every earlier record,
+ * so only the form the host's collector writes is taken; Number() also read "" and " " as 0, "1e3"
+ * as 1000 and "0x10" as 16. A refused value is shown when it is short and plain (a host may send
+ * anything), else by its length.
+ */
+function auditFrom(query: string | undefined): number {
+  if (query === undefined) return 0;
+  const from = Number(query);
+  if (CANONICAL_DECIMAL.test(query) && Number.isSafeInteger(from)) return from;
+  const found =
+    query === ""
+      ? "an empty value"
+      : /^[\w.+-]{1,32}$/.test(query)
+        ? JSON.stringify(query)
+        : `a value of ${query.length} character${query.length === 1 ? "" : "s"}`;
+  throw new EnclaveError(
+    "AUDIT_QUERY_INVALID",
+    400,
+    `audit: from expected a non-negative decimal integer of at most ${Number.MAX_SAFE_INTEGER} (digits only: no sign, exponent, leading zero or white space), found ${found}`,
+  );
 }
 
 /**

@@ -355,12 +355,38 @@ describe("enclave server: GET /audit", () => {
       body: { from: 0, lines: [expect.any(String)] },
     });
     expect(enclave.auditPending).toBe(1);
-    for (const from of ["-1", "1.5", "abc", "1e300"]) {
+    // Only the canonical decimal form: Number() took "", " ", "0x10", "1e3" (1000: it would have
+    // acknowledged, so dropped, records the host never stored), "+3", "-0", "01" as numbers.
+    const expected =
+      "audit: from expected a non-negative decimal integer of at most 9007199254740991 (digits only: no sign, exponent, leading zero or white space)";
+    const long = "1".repeat(40);
+    for (const [from, found] of [
+      ["", "an empty value"],
+      ["%20", "a value of 1 character"],
+      ["%201", "a value of 2 characters"],
+      ["0x10", '"0x10"'],
+      ["1e3", '"1e3"'],
+      ["1.5", '"1.5"'],
+      ["-1", '"-1"'],
+      ["-0", '"-0"'],
+      ["%2B3", '"+3"'],
+      ["01", '"01"'],
+      ["abc", '"abc"'],
+      ["1e300", '"1e300"'],
+      ["9007199254740992", '"9007199254740992"'],
+      [long, "a value of 40 characters"],
+      ["1%0A", "a value of 2 characters"],
+      ["%E2%80%AE1", "a value of 2 characters"],
+    ]) {
       expect(await collect(`?from=${from}&boot=${enclave.documentDigest}`)).toEqual({
         status: 400,
-        body: { error: { code: "AUDIT_QUERY_INVALID", message: "audit: from expected a non-negative integer" } },
+        body: { error: { code: "AUDIT_QUERY_INVALID", message: `${expected}, found ${found}` } },
       });
     }
+    expect(enclave.auditPending).toBe(1);
+    // The largest safe integer is taken (and acknowledges everything before it).
+    expect(await collect("?from=9007199254740991")).toMatchObject({ status: 200, body: { from: 0 } });
+    expect(await collect("?from=0")).toMatchObject({ status: 200, body: { from: 0 } });
     expect(enclave.auditPending).toBe(1);
   });
 });
