@@ -65,46 +65,56 @@ function readError(error: unknown): string {
   return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
 }
 
+/** How much of an input file readText reads at a time (a small file takes no buffer of its bound). */
+const READ_CHUNK_BYTES = 64 * 1024;
+
 /**
- * A small input file's text. With `limit`, at most `limit.bytes` bytes are read: a larger file (or
- * a device that never ends) is refused by its size, never held in memory whole.
+ * A small input file's text. At most `limit.bytes` bytes are read: a larger file (or a device that
+ * never ends) is refused by its size, never held in memory whole.
  */
 async function readText(
   file: string,
   what: string,
-  limit?: { readonly bytes: number; readonly expected: string },
+  limit: { readonly bytes: number; readonly expected: string },
 ): Promise<string> {
-  let tooLarge = false;
-  let text: string;
+  const chunks: Buffer[] = [];
+  let length = 0;
   try {
-    if (limit === undefined) return await readFile(file, "utf8");
     const handle = await open(file, "r");
     try {
-      const buffer = Buffer.alloc(limit.bytes + 1);
-      let length = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      // One byte past the bound tells a file at the bound from a larger one.
+      while (length <= limit.bytes) {
+        const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, limit.bytes + 1 - length));
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
         if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
         length += bytesRead;
-        if (length === buffer.length) break;
       }
-      tooLarge = length > limit.bytes;
-      text = buffer.toString("utf8", 0, Math.min(length, limit.bytes));
     } finally {
       await handle.close();
     }
   } catch (error) {
     throw new UsageError(`${what} ${file}: cannot read (${readError(error)})`);
   }
-  if (tooLarge)
+  if (length > limit.bytes)
     throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
-  return text;
+  return Buffer.concat(chunks, length).toString("utf8");
 }
 
 /** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
 const CHECKPOINT_FILE_MAX_BYTES = 64 * 1024;
 /** The largest --document file read (as the host's bound on the document it serves). */
 const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest --chat-json file read (64 MiB). It holds `cloister chat --json`'s one object: the
+ * answer's text, of at most 1,048,576 tokens (the most a manifest lets maxTokens be), a receipt and
+ * keys of a few kilobytes. A token's text is a few bytes (a long one a few tens; JSON writes a
+ * control character as six): 64 bytes a token is many times what an answer takes, and 64 MiB stays
+ * far below the largest string Node makes (about 512 MiB).
+ */
+const CHAT_JSON_FILE_MAX_BYTES = 64 * 1024 * 1024;
+/** The largest --opening-file read: an opening is 64 hex digits (and a line end); 1 KiB leaves room for white space. */
+const OPENING_FILE_MAX_BYTES = 1024;
 
 /**
  * Longest log line held in memory (1 MiB): a record line is about 1 KiB and the host's store takes
@@ -396,7 +406,12 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       audit?: { requestIdHash?: unknown; opening?: unknown } | null;
     };
     try {
-      chat = JSON.parse(await readText(options.chatJson, "--chat-json"));
+      chat = JSON.parse(
+        await readText(options.chatJson, "--chat-json", {
+          bytes: CHAT_JSON_FILE_MAX_BYTES,
+          expected: "cloister chat --json output: an answer of at most 1048576 tokens, its receipt and keys",
+        }),
+      );
     } catch (error) {
       if (error instanceof UsageError) throw error;
       throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`);
@@ -428,7 +443,12 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     }
     requestIdHash = options.requestIdHash;
     if (options.openingFile !== undefined) {
-      openingHex = (await readText(options.openingFile, "--opening-file")).trim();
+      openingHex = (
+        await readText(options.openingFile, "--opening-file", {
+          bytes: OPENING_FILE_MAX_BYTES,
+          expected: "an opening is 64 hex digits",
+        })
+      ).trim();
     }
   }
   // The key: --key or --document, else the attested signing key cloister chat --json printed (the

@@ -2,7 +2,7 @@
  * `cloister audit verify` options, in process: each check of --last-hash, --count and --checkpoint
  * on its own (found by mutation testing of enclave/audit-cli-impl.ts).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
@@ -88,6 +88,41 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     await expect(auditVerifyCommand({ log: p("a.jsonl"), document: p("huge-document.jws") })).rejects.toMatchObject({
       code: "USAGE",
       message: `--document ${p("huge-document.jws")}: expected at most 4194304 bytes (an attestation document), found more`,
+    });
+  });
+
+  it("audit find: a --chat-json or --opening-file far larger than one is refused by its size, read no further", async () => {
+    const requestIdHash = auditRequestIdHash(sampleEntries(1)[0]?.requestId as string);
+    // A sparse file: 64 MiB + 1 bytes on no disk space.
+    writeFileSync(p("huge-chat.json"), "");
+    truncateSync(p("huge-chat.json"), 64 * 1024 * 1024 + 1);
+    const chatBound =
+      "expected at most 67108864 bytes (cloister chat --json output: an answer of at most 1048576 tokens, its receipt and keys), found more";
+    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("huge-chat.json") })).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--chat-json ${p("huge-chat.json")}: ${chatBound}`,
+    });
+    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: "/dev/zero" })).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--chat-json /dev/zero: ${chatBound}`,
+    });
+    const openingBound = "expected at most 1024 bytes (an opening is 64 hex digits), found more";
+    writeFileSync(p("huge-opening.txt"), `${"0".repeat(64)}${" ".repeat(1024 - 64 + 1)}`);
+    const find = (openingFile: string) =>
+      auditFindCommand({ log: p("a.jsonl"), key: KEY_HEX, requestIdHash, openingFile });
+    await expect(find(p("huge-opening.txt"))).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--opening-file ${p("huge-opening.txt")}: ${openingBound}`,
+    });
+    await expect(find("/dev/zero")).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--opening-file /dev/zero: ${openingBound}`,
+    });
+    // At the bound, the file is read (and its opening checked, here the wrong length).
+    writeFileSync(p("bound-opening.txt"), "0".repeat(1024));
+    await expect(find(p("bound-opening.txt"))).rejects.toMatchObject({
+      code: "USAGE",
+      message: "opening: expected 64 lower-case hex digits, found 1024 characters",
     });
   });
 
