@@ -169,6 +169,18 @@ const RULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** A time as Date#toISOString writes it (years 0000-9999). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
+/**
+ * Whether `value` is a time exactly as the writer writes it (Date#toISOString), for records and
+ * checkpoints alike: not anything Date.parse accepts ("1" is a year to it, and it takes a date
+ * alone, an offset, other forms), nor a day or hour that does not exist in that form (February 30,
+ * hour 24), which Date.parse moves on to another time.
+ */
+function isWriterTime(value: unknown): value is string {
+  if (typeof value !== "string" || !ISO_TIME.test(value)) return false;
+  const ms = Date.parse(value);
+  return !Number.isNaN(ms) && new Date(ms).toISOString() === value;
+}
+
 function bytesOf(value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? encoder.encode(value) : new Uint8Array(value);
 }
@@ -674,8 +686,7 @@ function recordShapeProblem(r: Record<string, unknown>): string | null {
   if (r.v !== 1) return `v: expected 1, found ${describeValue(r.v)}`;
   if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0)
     return `seq: expected a non-negative integer, found ${shown(r.seq)}`;
-  // As the writer writes it (Date#toISOString), not anything Date.parse accepts ("1" is a year to it).
-  if (typeof r.time !== "string" || !ISO_TIME.test(r.time) || Number.isNaN(Date.parse(r.time)))
+  if (!isWriterTime(r.time))
     return `time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found ${shown(r.time)}`;
   for (const f of ["requestIdHash", "modelSha256", "attestationDigest", "prevHash"] as const) {
     if (typeof r[f] !== "string" || !HEX64.test(r[f] as string))
@@ -1023,7 +1034,7 @@ export function verifyAuditCheckpoint(
  * `{checkpoint, sig}`, or a signed checkpoint whose fields are wrong), `version` (a `v` other than
  * 2), `signature` (does not verify under this key: signed by another key, or altered — the two
  * cannot be told apart), `nonce` (not the nonce asked with). Messages hold no checkpoint content
- * beyond `v`, sizes and key names.
+ * beyond `v`, `count`, a short printable `time`, sizes and key names (never the nonce).
  */
 export function checkAuditCheckpoint(
   line: string,
@@ -1109,8 +1120,11 @@ export function checkAuditCheckpoint(
       `checkpoint nonce: expected null or 32..128 hex characters, found ${describeValue(c.nonce)}`,
     );
   }
-  if (typeof c.time !== "string" || Number.isNaN(Date.parse(c.time))) {
-    return refuse("malformed", `checkpoint time: expected an ISO-8601 time, found ${describeValue(c.time)}`);
+  if (!isWriterTime(c.time)) {
+    return refuse(
+      "malformed",
+      `checkpoint time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found ${shown(c.time)}`,
+    );
   }
   if (expect.nonce !== undefined && c.nonce !== toHex(expect.nonce)) {
     return refuse(

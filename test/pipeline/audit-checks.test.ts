@@ -67,6 +67,8 @@ describe("verifyAuditLog: a signed record of an earlier seq", () => {
   });
 });
 
+const TIME_EXPECTED = "checkpoint time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ)";
+
 describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", () => {
   const writer = makeWriter();
   writeLog(2, writer);
@@ -111,8 +113,32 @@ describe("checkAuditCheckpoint: each field of a signed checkpoint is checked", (
       "checkpoint nonce: expected null or 32..128 hex characters, found a string of 30 characters",
     ],
     ["nonce a number", { nonce: 5 }, "checkpoint nonce: expected null or 32..128 hex characters, found 5"],
-    ["time not a time", { time: "soon" }, "checkpoint time: expected an ISO-8601 time, found a string of 4 characters"],
-    ["time a number", { time: 0 }, "checkpoint time: expected an ISO-8601 time, found 0"],
+    ["time not a time", { time: "soon" }, `${TIME_EXPECTED}, found "soon"`],
+    ["time a number", { time: 0 }, `${TIME_EXPECTED}, found 0`],
+    // Date.parse took each of these; the writer writes only Date#toISOString.
+    ["time a year", { time: "1" }, `${TIME_EXPECTED}, found "1"`],
+    ["time a date only", { time: "2026-12-04" }, `${TIME_EXPECTED}, found "2026-12-04"`],
+    ["time without milliseconds", { time: "2026-12-04T12:00:00Z" }, `${TIME_EXPECTED}, found "2026-12-04T12:00:00Z"`],
+    [
+      "time with an offset",
+      { time: "2026-12-04T12:00:00.000+00:00" },
+      `${TIME_EXPECTED}, found "2026-12-04T12:00:00.000+00:00"`,
+    ],
+    [
+      "time in RFC 7231 form",
+      { time: "Fri, 04 Dec 2026 12:00:00 GMT" },
+      `${TIME_EXPECTED}, found "Fri, 04 Dec 2026 12:00:00 GMT"`,
+    ],
+    [
+      "time with white space",
+      { time: " 2026-12-04T12:00:00.000Z" },
+      `${TIME_EXPECTED}, found " 2026-12-04T12:00:00.000Z"`,
+    ],
+    // Of the writer's form, but a day or hour that does not exist (Date.parse moves it on).
+    ["time on February 30", { time: "2026-02-30T00:00:00.000Z" }, `${TIME_EXPECTED}, found "2026-02-30T00:00:00.000Z"`],
+    ["time at hour 24", { time: "2026-12-04T24:00:00.000Z" }, `${TIME_EXPECTED}, found "2026-12-04T24:00:00.000Z"`],
+    ["time a long string", { time: "2026".repeat(20) }, `${TIME_EXPECTED}, found a string of 80 characters`],
+    ["time with a line break", { time: "2026\n" }, `${TIME_EXPECTED}, found a string of 5 characters`],
     [
       "an extra field",
       { extra: 1 },

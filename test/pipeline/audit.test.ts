@@ -534,6 +534,12 @@ describe("messages say what was found (never content that could be secret)", () 
     expect(malformed((r) => (r.time = "1"))).toBe(
       'time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "1"',
     );
+    // Of the writer's form, but a day or hour that does not exist: Date.parse moves it on.
+    for (const time of ["2026-02-30T00:00:00.000Z", "2026-12-04T24:00:00.000Z"]) {
+      expect(malformed((r) => (r.time = time))).toBe(
+        `time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found "${time}"`,
+      );
+    }
     // Every record the writer writes still verifies (blocked, allowed, failed, with findings).
     expect(verifyAuditLog(writeLog(12), KEYS.publicKey)).toMatchObject({ ok: true });
   });
