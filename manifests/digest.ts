@@ -4,6 +4,8 @@
  * what the client recomputes from the JWS it was given. Platform-neutral (WebCrypto).
  */
 
+import { describeValue } from "./issues.ts";
+
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /** Whether `value` has the form manifestDigest takes: a compact JWS, no surrounding whitespace. */
@@ -11,9 +13,16 @@ export function isCompactJws(value: unknown): value is string {
   return typeof value === "string" && COMPACT_JWS.test(value);
 }
 
+/**
+ * SHA-256 of `jws`'s bytes. A value not of that form is a caller's bug, hence a TypeError: every
+ * path checks the form first (verifyManifest, the attestation document's parser, the enclave's boot
+ * after verifyManifest), each with its own typed error.
+ */
 export async function manifestDigest(jws: string): Promise<Uint8Array> {
   if (!isCompactJws(jws)) {
-    throw new TypeError("manifestDigest: expected a compact JWS (three base64url parts, no whitespace)");
+    throw new TypeError(
+      `manifestDigest: expected a compact JWS (three base64url parts, no white space), found ${describeValue(jws)}`,
+    );
   }
   // Base64url is ASCII, so this is the byte string of the JWS.
   const bytes = new TextEncoder().encode(jws);

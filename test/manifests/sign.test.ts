@@ -488,7 +488,15 @@ describe("manifest digest", () => {
     );
     expect(digestHex(await manifestDigest(jws))).toBe(digestHex(await manifestDigest(jws)));
     expect(digestHex(await manifestDigest(jws))).not.toBe(digestHex(await manifestDigest(`${jws}x`)));
-    await expect(manifestDigest(`${jws}\n`)).rejects.toThrow(TypeError);
+    // Only a caller's bug reaches it (every path checks the form first): a TypeError naming what it got.
+    await expect(manifestDigest(`${jws}\n`)).rejects.toThrow(
+      new TypeError(
+        `manifestDigest: expected a compact JWS (three base64url parts, no white space), found a string of ${jws.length + 1} characters`,
+      ),
+    );
+    await expect(manifestDigest(undefined as unknown as string)).rejects.toThrow(
+      new TypeError("manifestDigest: expected a compact JWS (three base64url parts, no white space), found nothing"),
+    );
   });
 
   it("differs between two signatures of the same manifest only through the JWS bytes", async () => {
