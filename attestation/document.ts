@@ -248,9 +248,17 @@ interface ParsedDocument {
   readonly signingPublicKey: Uint8Array;
 }
 
+/** The longest document read (4 MiB, as the host's bound on the document it passes on). */
+const DOCUMENT_MAX_CHARS = 4 * 1024 * 1024;
+
 function parseDocument(jws: string): ParsedDocument {
-  if (typeof jws !== "string" || jws.length > 4 * 1024 * 1024) {
-    fail("document", "DOCUMENT_MALFORMED", "document: expected a compact JWS of at most 4 MiB");
+  if (typeof jws !== "string" || jws.length > DOCUMENT_MAX_CHARS) {
+    // By its kind and length only, as every value the host hands over.
+    fail(
+      "document",
+      "DOCUMENT_MALFORMED",
+      `document: expected a compact JWS of at most ${DOCUMENT_MAX_CHARS} characters (4 MiB), found ${describeValue(jws)}`,
+    );
   }
   const parts = jws.split(".");
   if (parts.length !== 3)

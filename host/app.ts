@@ -718,7 +718,12 @@ async function readBounded(
       total += chunk.length;
       if (total > limit) {
         upstream.destroy();
-        throw new HostError("ENCLAVE_RESPONSE_TOO_LARGE", 502, `enclave response: expected at most ${limit} bytes`);
+        // Read no further, so only "more" is known of its size.
+        throw new HostError(
+          "ENCLAVE_RESPONSE_TOO_LARGE",
+          502,
+          `enclave response: expected at most ${limit} bytes, found more`,
+        );
       }
       chunks.push(chunk);
     }

@@ -365,6 +365,21 @@ describe("attestation document", () => {
       run: () => verify("not.a.jws"),
     },
     {
+      name: "document over its 4 MiB bound",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message:
+        "document: expected a compact JWS of at most 4194304 characters (4 MiB), found a string of 4194305 characters",
+      run: () => verify("a".repeat(4 * 1024 * 1024 + 1), { answer: "unused" }),
+    },
+    {
+      name: "document that is not a string",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message: "document: expected a compact JWS of at most 4194304 characters (4 MiB), found an object with keys jws",
+      run: () => verify({ jws: "a.b.c" } as unknown as string, { answer: "unused" }),
+    },
+    {
       // A TypeError from the manifest digest before: the member was only checked to be a string.
       name: "manifest member that is a string but not a compact JWS",
       stage: "document",
