@@ -17,15 +17,15 @@
  *    that the binding stage (attestation/binding.ts) compares REPORT_DATA itself   REPORT_DATA_MISMATCH
  *  - SNP: DEBUG, MIGRATE_MA, SMT, VMPL, REPORTED_TCB, LAUNCH_TCB and COMMITTED_TCB ≥ minimum, MEASUREMENT, HOST_DATA,
  *    ID_KEY_DIGEST, AUTHOR_KEY_DIGEST, GUEST_SVN, product, signing key kind, CXL_ALLOW (refused
- *    unless `cxlAllowed`), and the optional hardening fields when present (minimumAbi,
- *    minimumFirmware, requireGuestPolicy, requirePlatformInfo, tioAllowed, requireMitigations:
- *    LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR)                                  SNP_*
+ *    unless `cxlAllowed`), TIO_EN (refused when `tioAllowed` is false), and the hardening fields
+ *    minimumAbi, minimumFirmware, requireGuestPolicy, requirePlatformInfo, requireMitigations
+ *    (LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR)                                  SNP_*
  *  - TDX: an Intel-signed TDX module (MRSIGNERSEAM and SEAMATTRIBUTES zero, whatever the policy),
  *    TDATTRIBUTES.DEBUG, XFAM, MRSEAM, MRTD, RTMR0..3, MRCONFIGID, MROWNER, MROWNERCONFIG,
  *    MRSERVICETD, TCB status (met only when the QE identity and the CRLs were checked too),
- *    TEE_TCB_SVN, and when present the optional minimumQeSvn (the QE report's ISVSVN),
- *    minimumPceSvn (the PCK certificate's PCESVN) and rejectedAdvisoryIds (the advisories of the
- *    matched platform, TDX module and QE levels)                                TDX_*
+ *    TEE_TCB_SVN, minimumQeSvn (the QE report's ISVSVN), minimumPceSvn (the PCK certificate's
+ *    PCESVN) and rejectedAdvisoryIds (the advisories of the matched platform, TDX module and QE
+ *    levels)                                                                      TDX_*
  *  - Azure CVMs (policy.azure): the hardware report behind the paravisor against azure.snp /
  *    azure.tdx (the same checks, fields prefixed "hcl."), then the vTPM PCRs the guest image is
  *    measured in (each listed PCR quoted and allowed) and the runtime data's vm-configuration
@@ -33,8 +33,9 @@
  *    evidence SHA-256(`expectedReportData`) is compared with the vTPM quote's qualifying data
  *    (extraData), where Azure carries the caller's binding (binding.ts; the hardware REPORT_DATA
  *    binds the runtime data).
- * A check the policy skips (`{ skip: { reason } }`) produces no violation; the reason stays in the
- * policy for auditors. So does an optional SNP hardening field left absent.
+ * A check the policy skips (`{ skip: { reason } }`) is not made and produces no violation; the reason
+ * stays in the policy for auditors (policy-from-evidence.ts names the checks it skips in its notes,
+ * client/policy.ts's policyRisks those that let an unknown guest through).
  */
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { azureQuoteQualifyingData } from "./binding.ts";
@@ -199,12 +200,12 @@ const versionText = (v: { major: number; minor: number; build?: number }) =>
 
 /** The guest-policy and platform checks of go-sev-guest's validate that a policy may ask for (policy.ts). */
 function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void {
-  if (r.policy.cxlAllowed && policy.cxlAllowed !== true) {
-    push("POLICY.CXL_ALLOW", "SNP_CXL_NOT_ALLOWED", "clear (cxlAllowed: false or absent)", onOff(true));
+  if (r.policy.cxlAllowed && !policy.cxlAllowed) {
+    push("POLICY.CXL_ALLOW", "SNP_CXL_NOT_ALLOWED", "clear (cxlAllowed: false)", onOff(true));
   }
   const abi = policy.minimumAbi;
   if (
-    abi !== undefined &&
+    !isSkip(abi) &&
     (r.policy.abiMajor < abi.major || (r.policy.abiMajor === abi.major && r.policy.abiMinor < abi.minor))
   ) {
     push(
@@ -215,7 +216,7 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
     );
   }
   const firmware = policy.minimumFirmware;
-  if (firmware !== undefined) {
+  if (!isSkip(firmware)) {
     for (const [field, found] of [
       ["CURRENT_MAJOR.MINOR.BUILD", r.currentVersion],
       ["COMMITTED_MAJOR.MINOR.BUILD", r.committedVersion],
@@ -224,20 +225,20 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
         push(field, "SNP_FIRMWARE_TOO_OLD", `>= ${versionText(firmware)}`, versionText(found));
     }
   }
-  for (const name of policy.requireGuestPolicy ?? []) {
+  for (const name of isSkip(policy.requireGuestPolicy) ? [] : policy.requireGuestPolicy) {
     if (!GUEST_POLICY_BITS[name](r.policy)) {
       push(`POLICY.${name}`, "SNP_GUEST_POLICY_BIT_MISSING", "set (requireGuestPolicy)", onOff(false));
     }
   }
-  for (const name of policy.requirePlatformInfo ?? []) {
+  for (const name of isSkip(policy.requirePlatformInfo) ? [] : policy.requirePlatformInfo) {
     if (!PLATFORM_INFO_BITS[name](r.platformInfo)) {
       push(`PLATFORM_INFO.${name}`, "SNP_PLATFORM_INFO_BIT_MISSING", "set (requirePlatformInfo)", onOff(false));
     }
   }
-  if (policy.tioAllowed === false && r.platformInfo.tioEnabled) {
+  if (!policy.tioAllowed && r.platformInfo.tioEnabled) {
     push("PLATFORM_INFO.TIO_EN", "SNP_TIO_NOT_ALLOWED", "clear (tioAllowed: false)", onOff(true));
   }
-  if (policy.requireMitigations !== undefined) checkMitigations(push, r, policy.requireMitigations);
+  if (!isSkip(policy.requireMitigations)) checkMitigations(push, r, policy.requireMitigations);
 }
 
 /**
@@ -421,7 +422,7 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   }
   // The signed values: the QE report's ISVSVN (signed by the PCK key) and the PCK certificate's
   // PCESVN, never the quote header's QE_SVN / PCE_SVN, which only the attestation key signs.
-  if (policy.minimumQeSvn !== undefined && evidence.quote.qeReport.isvSvn < policy.minimumQeSvn) {
+  if (!isSkip(policy.minimumQeSvn) && evidence.quote.qeReport.isvSvn < policy.minimumQeSvn) {
     push(
       "QE_REPORT.ISVSVN",
       "TDX_QE_SVN_TOO_LOW",
@@ -430,10 +431,10 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
     );
   }
   const pceSvn = evidence.quote.pckExtensions.pceSvn;
-  if (policy.minimumPceSvn !== undefined && pceSvn < policy.minimumPceSvn) {
+  if (!isSkip(policy.minimumPceSvn) && pceSvn < policy.minimumPceSvn) {
     push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${policy.minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
   }
-  if (policy.rejectedAdvisoryIds !== undefined) checkAdvisories(push, evidence, policy.rejectedAdvisoryIds);
+  if (!isSkip(policy.rejectedAdvisoryIds)) checkAdvisories(push, evidence, policy.rejectedAdvisoryIds);
   if (!isSkip(policy.minimumTeeTcbSvn)) {
     const minimum = policy.minimumTeeTcbSvn as string;
     const svn = body.teeTcbSvn;

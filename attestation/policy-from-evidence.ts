@@ -6,7 +6,11 @@
  * has them. Trust on first use, made explicit: the operator runs it against a deployment built
  * from an image they reviewed, then compares the pinned measurement with their build's before
  * shipping the policy. Every check the evidence gives no value for is a skip with its reason. The
- * SNP mitigation bits a version 5 report shows verified are named in a note, not pinned.
+ * hardening checks whose value one machine would set for the whole fleet (SNP: ABI and firmware
+ * minimums, required guest POLICY and PLATFORM_INFO bits, mitigations; TDX: QE and PCE SVN
+ * minimums, rejected advisories) are written as skips with their reasons and named in a note as not
+ * checked; CXL_ALLOW is refused (`cxlAllowed: false`) and TIO_EN not (`tioAllowed: true`). The SNP
+ * mitigation bits a version 5 report shows verified are named in a note, not pinned.
  *
  * Azure CVM evidence gets an `azure` section: the hardware report behind Microsoft's paravisor pinned
  * as above (it measures the paravisor, not the image), the vTPM PCRs the image's boot chain is
@@ -32,6 +36,56 @@ export interface PolicyFromEvidence {
 }
 
 const skip = (reason: string) => ({ skip: { reason } });
+
+/**
+ * SNP hardening fields as `policy init` writes them (and `cloister up`'s simulated policy, which runs
+ * the checks a policy init policy makes): nothing pinned from one machine's evidence, where other
+ * hosts of the fleet may be updated or configured otherwise; each skip says why. CXL_ALLOW is refused
+ * (policy init refuses evidence that sets it), TIO_EN is not checked.
+ */
+export const SNP_HARDENING_NOT_PINNED = {
+  cxlAllowed: false,
+  tioAllowed: true,
+  minimumAbi: skip(
+    "not pinned by policy init: the guest POLICY's ABI minimum is a launch setting; minimumTcb bounds the firmware",
+  ),
+  minimumFirmware: skip(
+    "not pinned by policy init: one machine's firmware version would refuse hosts of the fleet not yet updated; minimumTcb bounds the firmware",
+  ),
+  requireGuestPolicy: skip(
+    "not pinned by policy init: the guest POLICY bits are a launch setting; require those your deployment launches with",
+  ),
+  requirePlatformInfo: skip(
+    "not pinned by policy init: one machine's platform configuration would refuse hosts of the fleet configured otherwise",
+  ),
+  requireMitigations: skip(
+    "not pinned by policy init: hosts verify mitigations at run time (SNP_VERIFY_MITIGATION); AMD's security bulletins say which bit a fix needs",
+  ),
+} as const satisfies Partial<SnpPolicy>;
+
+/** TDX hardening fields as `policy init` writes them (as SNP_HARDENING_NOT_PINNED). */
+export const TDX_HARDENING_NOT_PINNED = {
+  minimumQeSvn: skip(
+    "not pinned by policy init: one machine's quoting enclave would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the QE when collateral is served",
+  ),
+  minimumPceSvn: skip(
+    "not pinned by policy init: one machine's PCE would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the platform when collateral is served",
+  ),
+  rejectedAdvisoryIds: skip(
+    "not pinned by policy init: which advisories to refuse is the operator's decision from Intel's bulletins; acceptedTcbStatuses judges the platform when collateral is served",
+  ),
+} as const satisfies Partial<TdxPolicy>;
+
+/** The note naming the hardening checks a policy init policy skips; `section`: their path ("snp", "azure.tdx"). */
+function hardeningNote(section: string, tee: "snp" | "tdx"): string {
+  const fields = Object.entries(tee === "snp" ? SNP_HARDENING_NOT_PINNED : TDX_HARDENING_NOT_PINNED)
+    .filter(([, value]) => typeof value === "object")
+    .map(([field]) => `${section}.${field}`)
+    .join(", ");
+  return tee === "snp"
+    ? `not checked (skipped in the policy, each with its reason): ${fields}; ${section}.tioAllowed is true (PLATFORM_INFO.TIO_EN not refused): set them from your fleet's firmware and launch configuration to check them`
+    : `not checked (skipped in the policy, each with its reason): ${fields}: set them from your fleet's quoting enclave, PCE and Intel's advisories to check them`;
+}
 
 function refuse(code: string, message: string): never {
   throw new ConfigurationError(code, message);
@@ -206,7 +260,7 @@ function snpPolicy(
       "the evidence has POLICY.MIGRATE_MA set (the host chose it at launch): pass --allow-migration-agent if your deployment really uses one",
     );
   }
-  // The policy written refuses CXL_ALLOW (cxlAllowed absent): no policy is written that refuses its own evidence.
+  // The policy written refuses CXL_ALLOW (cxlAllowed: false): no policy is written that refuses its own evidence.
   if (r.policy.cxlAllowed) {
     refuse(
       "POLICY_INIT_CXL",
@@ -254,6 +308,7 @@ function snpPolicy(
   notes.push(
     `minimum TCB pinned at this machine's REPORTED_TCB (${tcbText(tcb)}): hosts with older firmware are refused`,
   );
+  notes.push(hardeningNote(of === "guest" ? "snp" : "azure.snp", "snp"));
   const mitigations = verifiedMitigations(r);
   if (mitigations !== null) notes.push(mitigations);
   return {
@@ -279,6 +334,7 @@ function snpPolicy(
     minimumGuestSvn: r.guestSvn,
     allowedProducts: [verified.product],
     signingKeys: [verified.signingKey === "VCEK" ? "vcek" : "vlek"],
+    ...SNP_HARDENING_NOT_PINNED,
   };
 }
 
@@ -293,7 +349,7 @@ function verifiedMitigations(r: VerifiedSnpReport["report"]): string | null {
   const both = r.launchMitVector & r.currentMitVector;
   const bits = Array.from({ length: 64 }, (_, n) => n).filter((n) => ((both >> BigInt(n)) & 1n) === 1n);
   if (bits.length === 0) return null;
-  return `mitigation bits ${bits.join(", ")} are verified in this report (LAUNCH_MIT_VECTOR 0x${r.launchMitVector.toString(16)}, CURRENT_MIT_VECTOR 0x${r.currentMitVector.toString(16)}): add "requireMitigations": [${bits.join(", ")}] to refuse hosts that have not verified them (not pinned: hosts verify mitigations at run time, SNP_VERIFY_MITIGATION; AMD's security bulletins say which bit a fix needs)`;
+  return `mitigation bits ${bits.join(", ")} are verified in this report (LAUNCH_MIT_VECTOR 0x${r.launchMitVector.toString(16)}, CURRENT_MIT_VECTOR 0x${r.currentMitVector.toString(16)}): set "requireMitigations": [${bits.join(", ")}] in place of its skip to refuse hosts that have not verified them (not pinned: hosts verify mitigations at run time, SNP_VERIFY_MITIGATION; AMD's security bulletins say which bit a fix needs)`;
 }
 
 function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollateral: boolean, of: ReportOf): TdxPolicy {
@@ -355,6 +411,7 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
       `TCB status ${status} by Intel's collateral (TCB evaluation ${evaluation}) is required, and that evaluation is the oldest accepted (collateral of an older one is refused): check it is Intel's current evaluation, since a host could have passed on an older one, and raise minimumTcbEvaluationDataNumber after each Intel TCB recovery`,
     );
   }
+  notes.push(hardeningNote(of === "guest" ? "tdx" : "azure.tdx", "tdx"));
   notes.push(
     `TDATTRIBUTES ${toHex(body.tdAttributes)} pinned exactly: the host chooses them at launch (SEPT_VE_DISABLE, MIGRATABLE, PKS, PERFMON); check they are what your deployment expects`,
   );
@@ -381,5 +438,6 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
             minimumTcbEvaluationDataNumber: evaluation,
           },
     minimumTeeTcbSvn: toHex(body.teeTcbSvn),
+    ...TDX_HARDENING_NOT_PINNED,
   };
 }

@@ -4,15 +4,14 @@
  *
  * It fails closed. Every field is required and unknown fields are rejected; there are no defaults.
  * Turning a check off is an explicit value with a reason — `{ "skip": { "reason": "…" } }` — never an
- * absent field, so an auditor reading a policy sees every check that is not made and why. The one
- * exception is the later additions to the SNP section (go-sev-guest's guest-policy and platform
- * checks: `cxlAllowed`, `minimumAbi`, `minimumFirmware`, `requireGuestPolicy`, `requirePlatformInfo`,
- * `tioAllowed`, `requireMitigations`) and to the TDX section (`minimumQeSvn`, `minimumPceSvn`,
- * `rejectedAdvisoryIds`),
- * optional so that policies written before keep their verdicts: absent, a check is not made, except
- * `cxlAllowed`, whose absence refuses CXL_ALLOW. A TEE
- * whose section is `null` is not accepted at all. Hex values are lower- or upper-case and are
- * normalised to lower case.
+ * absent field, so an auditor reading a policy sees every check that is not made and why; a boolean
+ * is written `true` or `false`. That holds for the later additions too (the SNP section's
+ * guest-policy and platform checks from go-sev-guest: `cxlAllowed`, `minimumAbi`, `minimumFirmware`,
+ * `requireGuestPolicy`, `requirePlatformInfo`, `tioAllowed`, `requireMitigations`; the TDX
+ * section's `minimumQeSvn`, `minimumPceSvn`, `rejectedAdvisoryIds`): a policy written before they
+ * were required is refused, naming each one absent, its forms and the value that keeps its verdict
+ * (a skip; `cxlAllowed: false`; `tioAllowed: true`). A TEE whose section is `null` is not accepted
+ * at all. Hex values are lower- or upper-case and are normalised to lower case.
  *
  * Example (SNP only, simulator trusted — never do this in production):
  *   { "version": 1, "trustSimulator": true, "maximumVerificationSkewSeconds": 300,
@@ -21,7 +20,13 @@
  *              "measurements": ["<96 hex>"], "hostData": { "skip": { "reason": "host data unused" } },
  *              "idKeyDigests": { "skip": { "reason": "no ID block" } },
  *              "authorKeyDigests": { "skip": { "reason": "no ID block" } },
- *              "minimumGuestSvn": 0, "allowedProducts": ["Milan", "Genoa"], "signingKeys": ["vcek"] },
+ *              "minimumGuestSvn": 0, "allowedProducts": ["Milan", "Genoa"], "signingKeys": ["vcek"],
+ *              "cxlAllowed": false, "tioAllowed": true,
+ *              "minimumAbi": { "skip": { "reason": "no ABI minimum" } },
+ *              "minimumFirmware": { "skip": { "reason": "minimumTcb bounds the firmware" } },
+ *              "requireGuestPolicy": { "skip": { "reason": "no guest POLICY bit required" } },
+ *              "requirePlatformInfo": { "skip": { "reason": "no PLATFORM_INFO bit required" } },
+ *              "requireMitigations": { "skip": { "reason": "no mitigation required" } } },
  *     "tdx": null, "azure": null }
  *
  * An `azure` section has snp/tdx sections of the same shape for the hardware report behind the
@@ -84,6 +89,29 @@ export const SNP_REQUIRABLE_PLATFORM_INFO = [
   "ALIAS_CHECK_COMPLETE",
 ] as const;
 
+/** A boolean's form, in words: said when it is absent or of another type. */
+const BOOLEAN_FORM = "expected true or false";
+
+/**
+ * The non-skip form of each field added after policies were first written, in words: what a
+ * missing field's message says is expected (with the skip form), and a union's own message.
+ */
+const FORMS = {
+  minimumAbi: '{ "major", "minor" } (0..255 each)',
+  minimumFirmware: '{ "major", "minor", "build" } (0..255 each)',
+  requireGuestPolicy: `a list of guest POLICY bits [${SNP_REQUIRABLE_GUEST_POLICY.join(", ")}]`,
+  requirePlatformInfo: `a list of PLATFORM_INFO bits [${SNP_REQUIRABLE_PLATFORM_INFO.join(", ")}]`,
+  requireMitigations: "a list of mitigation bit numbers (0..63)",
+  minimumQeSvn: "a whole number 0..65535",
+  minimumPceSvn: "a whole number 0..65535",
+  rejectedAdvisoryIds: 'a list of advisory IDs such as ["INTEL-SA-00837"]',
+} as const;
+
+/** `schema`, or the skip form: a check a policy makes, or turns off explicitly with a reason. */
+function skippable<T extends z.ZodType>(schema: T, form: string) {
+  return z.union([schema, SkipSchema], { error: expectedOneOf([form, SKIP_FORM]) });
+}
+
 export const SnpPolicySchema = z.strictObject({
   /** Accept guests whose POLICY.DEBUG bit (19) is set (the host can read guest memory). */
   debugAllowed: z.boolean(),
@@ -114,34 +142,40 @@ export const SnpPolicySchema = z.strictObject({
   allowedProducts: z.array(z.enum(SNP_POLICY_PRODUCTS)).min(1),
   /** Accepted endorsement key kinds: "vcek" (per chip) and/or "vlek" (per cloud provider). */
   signingKeys: z.array(z.enum(["vcek", "vlek"])).min(1),
-  // The fields below came later and are optional, so that policies written before keep their
-  // verdicts: an absent one is a check not made, except `cxlAllowed`, whose absence refuses CXL.
+  // The fields below came later (go-sev-guest's guest-policy and platform checks); required like the
+  // rest: a check not wanted is `false`/`true` or a skip, never an absent field.
   /**
-   * Accept guests whose POLICY.CXL_ALLOW bit (21) is set (CXL-attached memory may be used). Absent:
-   * false (as go-sev-guest's default); no known SNP deployment sets the bit.
+   * Accept guests whose POLICY.CXL_ALLOW bit (21) is set (CXL-attached memory may be used). No known
+   * SNP deployment sets the bit; false is go-sev-guest's default.
    */
-  cxlAllowed: z.boolean().optional(),
-  /** Minimum guest POLICY.ABI_MAJOR.ABI_MINOR: the oldest firmware ABI the guest let itself launch on. */
-  minimumAbi: z.strictObject({ major: u8, minor: u8 }).optional(),
+  cxlAllowed: z.boolean({ error: BOOLEAN_FORM }),
+  /**
+   * Minimum guest POLICY.ABI_MAJOR.ABI_MINOR: the oldest firmware ABI the guest let itself launch on;
+   * or a skip.
+   */
+  minimumAbi: skippable(z.strictObject({ major: u8, minor: u8 }), FORMS.minimumAbi),
   /**
    * Minimum SEV firmware version, compared as (major, minor, build) with CURRENT_MAJOR/MINOR/BUILD and
-   * with COMMITTED_MAJOR/MINOR/BUILD (the firmware a provisional update can be rolled back to).
+   * with COMMITTED_MAJOR/MINOR/BUILD (the firmware a provisional update can be rolled back to); or a skip.
    */
-  minimumFirmware: z.strictObject({ major: u8, minor: u8, build: u8 }).optional(),
-  /** Guest POLICY bits that must be set. */
-  requireGuestPolicy: z.array(z.enum(SNP_REQUIRABLE_GUEST_POLICY)).min(1).optional(),
-  /** PLATFORM_INFO bits that must be set. */
-  requirePlatformInfo: z.array(z.enum(SNP_REQUIRABLE_PLATFORM_INFO)).min(1).optional(),
-  /** Accept platforms with PLATFORM_INFO.TIO_EN (bit 7, SEV-TIO: trusted devices) set. Absent: not checked. */
-  tioAllowed: z.boolean().optional(),
+  minimumFirmware: skippable(z.strictObject({ major: u8, minor: u8, build: u8 }), FORMS.minimumFirmware),
+  /** Guest POLICY bits that must be set, or a skip. */
+  requireGuestPolicy: skippable(z.array(z.enum(SNP_REQUIRABLE_GUEST_POLICY)).min(1), FORMS.requireGuestPolicy),
+  /** PLATFORM_INFO bits that must be set, or a skip. */
+  requirePlatformInfo: skippable(z.array(z.enum(SNP_REQUIRABLE_PLATFORM_INFO)).min(1), FORMS.requirePlatformInfo),
+  /**
+   * Accept platforms with PLATFORM_INFO.TIO_EN (bit 7, SEV-TIO: trusted devices) set; true does not
+   * check the bit.
+   */
+  tioAllowed: z.boolean({ error: BOOLEAN_FORM }),
   /**
    * Mitigation bits (0..63, as AMD's security bulletins number them) that must be set in both
    * LAUNCH_MIT_VECTOR (verified when the guest was launched) and CURRENT_MIT_VECTOR (verified on the
    * firmware running now): the host verifies a firmware mitigation with SNP_VERIFY_MITIGATION, e.g.
    * after a live firmware update, and the firmware reports it there. Version 5 reports carry them;
-   * an older report meets no requirement. Absent: not checked.
+   * an older report meets no requirement. Or a skip.
    */
-  requireMitigations: z.array(z.int().min(0).max(63)).min(1).optional(),
+  requireMitigations: skippable(z.array(z.int().min(0).max(63)).min(1), FORMS.requireMitigations),
 });
 export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
 
@@ -235,34 +269,35 @@ export const TdxPolicySchema = z.strictObject({
   minimumTeeTcbSvn: z.union([hexOf(16), SkipSchema], {
     error: expectedOneOf(["16 bytes as 32 hex digits", SKIP_FORM]),
   }),
-  // The fields below came later and are optional, so that policies written before keep their
-  // verdicts: an absent one is a check not made.
+  // The fields below came later; required like the rest (a check not wanted is a skip).
   /**
    * Minimum ISVSVN of the quoting enclave, from the QE report the PCK key signs (not the quote
-   * header's QE_SVN, which the PCK key does not sign). A floor that holds without collateral, e.g.
-   * on Azure TDX, where no TCB status is evaluated. Absent: not checked.
+   * header's QE_SVN, which the PCK key does not sign), or a skip. A floor that holds without
+   * collateral, e.g. on Azure TDX, where no TCB status is evaluated.
    */
-  minimumQeSvn: z.int().min(0).max(0xffff).optional(),
+  minimumQeSvn: skippable(z.int().min(0).max(0xffff), FORMS.minimumQeSvn),
   /**
    * Minimum PCESVN, from the PCK certificate's SGX extension (what Intel's TCB levels compare; not
-   * the quote header's PCE_SVN). Absent: not checked.
+   * the quote header's PCE_SVN), or a skip.
    */
-  minimumPceSvn: z.int().min(0).max(0xffff).optional(),
+  minimumPceSvn: skippable(z.int().min(0).max(0xffff), FORMS.minimumPceSvn),
   /**
    * Intel security advisories (e.g. "INTEL-SA-00837", any case) refused even under an accepted TCB
    * status, as Intel's appraisal policy `rejected_advisory_ids`: each the advisoryIDs of the TCB
    * levels the platform, the TDX module and the QE matched list. Advisories that cannot be known (no
-   * TCB info, no matching level, no QE identity) are refused too. Absent: not checked.
+   * TCB info, no matching level, no QE identity) are refused too. Or a skip.
    */
-  rejectedAdvisoryIds: z
-    .array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/, "expected an advisory ID such as INTEL-SA-00837")
-        .transform((id) => id.toUpperCase()),
-    )
-    .min(1)
-    .optional(),
+  rejectedAdvisoryIds: skippable(
+    z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/, "expected an advisory ID such as INTEL-SA-00837")
+          .transform((id) => id.toUpperCase()),
+      )
+      .min(1),
+    FORMS.rejectedAdvisoryIds,
+  ),
 });
 export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
 
@@ -368,12 +403,28 @@ const ADDED_FIELDS: Readonly<Record<string, string>> = {
   mrservicetd: "MRSERVICETD",
 };
 
-function missing(path: readonly PropertyKey[]): string {
-  const added = ADDED_FIELDS[String(path.at(-1))];
+/**
+ * Fields that were optional before they were required, and what their absence did: a policy written
+ * then lacks them, and the message names the value that keeps its verdict.
+ */
+const MADE_REQUIRED: Readonly<Record<string, string>> = {
+  cxlAllowed: "refused CXL_ALLOW without it: false keeps that verdict",
+  tioAllowed: "did not check TIO_EN without it: true keeps that verdict",
+  ...Object.fromEntries(Object.keys(FORMS).map((field) => [field, "did not check it: a skip keeps that verdict"])),
+};
+
+/** `issue`: the absent field's own, whose message (the schema's words) says the forms expected. */
+function missing(path: readonly PropertyKey[], issue: z.core.$ZodIssue): string {
+  const field = String(path.at(-1));
+  const added = ADDED_FIELDS[field];
   const line = `${describePath(path)}: ${MISSING}`;
-  return added === undefined
+  if (added !== undefined) {
+    return `${line} (a TDX policy written before ${added} was checked: pin it, run \`cloister policy init\` again, or skip it with a reason)`;
+  }
+  const verdict = MADE_REQUIRED[field];
+  return verdict === undefined
     ? line
-    : `${line} (a TDX policy written before ${added} was checked: pin it, run \`cloister policy init\` again, or skip it with a reason)`;
+    : `${line}, ${issue.message} (a policy written before ${field} was required ${verdict})`;
 }
 
 /** The issue is about an absent field (issues carry their input: parsed with reportInput). */
@@ -398,14 +449,14 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, pre
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const fitting = fittingAlternative(issue);
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
-        lines.push(missing(path));
+        lines.push(missing(path, issue));
       } else if (fitting !== undefined) {
         lines.push(...describeIssues(fitting, input, path));
       } else {
         lines.push(describeIssue(issue, input, prefix));
       }
     } else if (isMissing(issue)) {
-      lines.push(missing(path));
+      lines.push(missing(path, issue));
     } else {
       lines.push(describeIssue(issue, input, prefix));
     }

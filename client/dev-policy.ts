@@ -3,11 +3,15 @@
  * simulator (and says so), pins the simulated launch measurement, the operator's manifest key and
  * the model digest, and everything else the simulated enclave (enclave/tee.ts) reports as it
  * reports it, taken from the simulator's own defaults, so a simulated deployment runs every check a
- * real one does. Production policies are written by the operator (docs/platforms.md).
+ * real one does. The hardening checks are written as `cloister policy init` writes them (explicit
+ * skips with their reasons, CXL_ALLOW refused, TIO_EN accepted), so the simulated policy makes the
+ * checks a policy init policy makes. Production policies are written by the operator
+ * (docs/platforms.md).
  */
 import type { JWK } from "jose";
 import { toHex } from "../attestation/bytes.ts";
 import type { AttestationPolicy } from "../attestation/policy.ts";
+import { SNP_HARDENING_NOT_PINNED, TDX_HARDENING_NOT_PINNED } from "../attestation/policy-from-evidence.ts";
 import { SIMULATED_TCB_EVALUATION_DATA_NUMBER } from "../attestation/sim/intel-collateral.ts";
 import {
   SIMULATED_TD_ATTRIBUTES,
@@ -44,6 +48,7 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             minimumGuestSvn: 0,
             allowedProducts: ["Milan"],
             signingKeys: ["vcek"],
+            ...SNP_HARDENING_NOT_PINNED,
           }
         : null,
     tdx:
@@ -67,6 +72,7 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
               minimumTcbEvaluationDataNumber: SIMULATED_TCB_EVALUATION_DATA_NUMBER,
             },
             minimumTeeTcbSvn: toHex(SIMULATED_TEE_TCB_SVN),
+            ...TDX_HARDENING_NOT_PINNED,
           }
         : null,
     // Azure evidence comes from a real paravisor, never from the simulator.

@@ -116,7 +116,7 @@ describe("parseAttestationPolicy", () => {
     [
       "a fractional minimumQeSvn",
       { ...base(), tdx: { ...tdx, minimumQeSvn: 4.5 } },
-      "tdx.minimumQeSvn: expected int, found 4.5",
+      'tdx.minimumQeSvn: expected a whole number 0..65535 or a skip { "skip": { "reason": "…" } }, found 4.5',
     ],
     [
       "a negative minimumPceSvn",
@@ -156,7 +156,7 @@ describe("parseAttestationPolicy", () => {
     [
       "a mitigation vector written as a number rather than its bits",
       { ...base(), snp: { ...snp, requireMitigations: 11 } },
-      "snp.requireMitigations: expected array",
+      'snp.requireMitigations: expected a list of mitigation bit numbers (0..63) or a skip { "skip": { "reason": "…" } }, found 11',
     ],
     [
       "minimumFirmware without its build",
@@ -446,4 +446,91 @@ describe("parseAttestationPolicy", () => {
       "attestation policy: snp.measurements[0]: expected string, found 5; snp.measurements[1]: expected 48 bytes as 96 hex digits, found a string of 2 characters",
     );
   });
+});
+
+describe("the later hardening fields are required: absent is refused, a check turned off is an explicit value", () => {
+  const SKIP = 'a skip { "skip": { "reason": "…" } }';
+  const skip = (reason: string) => ({ skip: { reason } });
+  // Every one of them given explicitly: booleans as true/false, the others skipped with a reason.
+  const explicit = {
+    snp: {
+      cxlAllowed: false,
+      minimumAbi: skip("no ABI minimum for this deployment"),
+      minimumFirmware: skip("minimumTcb bounds the firmware"),
+      requireGuestPolicy: skip("no guest POLICY bits required"),
+      requirePlatformInfo: skip("no PLATFORM_INFO bits required"),
+      tioAllowed: true,
+      requireMitigations: skip("no mitigation required"),
+    },
+    tdx: {
+      minimumQeSvn: skip("acceptedTcbStatuses judges the QE"),
+      minimumPceSvn: skip("acceptedTcbStatuses judges the PCE"),
+      rejectedAdvisoryIds: skip("acceptedTcbStatuses judges the platform"),
+    },
+  } as const;
+  const complete = () => ({
+    ...base(),
+    snp: { ...snpPolicyJson(), ...explicit.snp },
+    tdx: { ...tdxPolicyJson(MRSEAM), ...explicit.tdx },
+  });
+
+  it("accepts each of them explicit: true/false, or a skip with its reason, kept as written", () => {
+    const p = parseAttestationPolicy(complete());
+    expect(p.snp).toMatchObject(explicit.snp);
+    expect(p.tdx).toMatchObject(explicit.tdx);
+    expect(
+      parseAttestationPolicy({ ...complete(), snp: { ...complete().snp, cxlAllowed: true, tioAllowed: false } }).snp,
+    ).toMatchObject({ cxlAllowed: true, tioAllowed: false });
+  });
+
+  it.each([
+    [
+      "snp",
+      "cxlAllowed",
+      "expected true or false (a policy written before cxlAllowed was required refused CXL_ALLOW without it: false keeps that verdict)",
+    ],
+    [
+      "snp",
+      "tioAllowed",
+      "expected true or false (a policy written before tioAllowed was required did not check TIO_EN without it: true keeps that verdict)",
+    ],
+    ["snp", "minimumAbi", `expected { "major", "minor" } (0..255 each) or ${SKIP}`],
+    ["snp", "minimumFirmware", `expected { "major", "minor", "build" } (0..255 each) or ${SKIP}`],
+    [
+      "snp",
+      "requireGuestPolicy",
+      `expected a list of guest POLICY bits [SINGLE_SOCKET, MEM_AES_256_XTS, RAPL_DIS, CIPHERTEXT_HIDING, PAGE_SWAP_DISABLE] or ${SKIP}`,
+    ],
+    [
+      "snp",
+      "requirePlatformInfo",
+      `expected a list of PLATFORM_INFO bits [TSME_EN, ECC_EN, RAPL_DIS, CIPHERTEXT_HIDING_EN, ALIAS_CHECK_COMPLETE] or ${SKIP}`,
+    ],
+    ["snp", "requireMitigations", `expected a list of mitigation bit numbers (0..63) or ${SKIP}`],
+    ["tdx", "minimumQeSvn", `expected a whole number 0..65535 or ${SKIP}`],
+    ["tdx", "minimumPceSvn", `expected a whole number 0..65535 or ${SKIP}`],
+    ["tdx", "rejectedAdvisoryIds", `expected a list of advisory IDs such as ["INTEL-SA-00837"] or ${SKIP}`],
+  ] as const)(
+    "refuses a policy without %s.%s, naming the path, the forms expected and that it is absent",
+    (section, field, expected) => {
+      const policy = complete();
+      const error = errorOf({ ...policy, [section]: without(policy[section], field) });
+      expect(error.code).toBe("POLICY_INVALID");
+      expect(error.message).toContain(`${section}.${field}: required field is missing, ${expected}`);
+      // Azure's sections are the same schema: the path names them there.
+      const azure = {
+        ...policy,
+        snp: null,
+        tdx: null,
+        azure: {
+          snp: section === "snp" ? without(policy.snp, field) : null,
+          tdx: section === "tdx" ? without({ ...policy.tdx, mrtd: ["ab".repeat(48)] }, field) : null,
+          pcrs: { "4": ["cd".repeat(32)] },
+          secureBootRequired: true,
+          consoleAllowed: false,
+        },
+      };
+      expect(errorOf(azure).message).toContain(`azure.${section}.${field}: required field is missing, ${expected}`);
+    },
+  );
 });

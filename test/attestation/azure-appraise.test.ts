@@ -30,6 +30,16 @@ const SNP_AT = new Date("2026-01-01T00:00:00Z");
 const TDX_AT = new Date("2024-01-01T00:00:00Z");
 
 const SKIP = { skip: { reason: "test: not pinned" } };
+/** The SNP hardening fields, explicit: CXL refused, TIO accepted, the rest not checked. */
+const SNP_HARDENING = {
+  cxlAllowed: false,
+  minimumAbi: SKIP,
+  minimumFirmware: SKIP,
+  requireGuestPolicy: SKIP,
+  requirePlatformInfo: SKIP,
+  tioAllowed: true,
+  requireMitigations: SKIP,
+};
 const PINNED_PCRS = ["4", "7", "11"] as const;
 
 async function verified(fixture: string): Promise<VerifiedAzureEvidence> {
@@ -62,6 +72,7 @@ function matchingAzurePolicy(v: VerifiedAzureEvidence): AzurePolicy {
           minimumGuestSvn: 0,
           allowedProducts: [v.snp.product],
           signingKeys: ["vcek" as const],
+          ...SNP_HARDENING,
         };
   const tdx: AzurePolicy["tdx"] =
     v.tdx === null ? null : { ...matchingTdxSkeleton(), mrtd: [toHex(v.tdx.quote.body.mrTd)] };
@@ -321,6 +332,7 @@ describe("Azure policy schema", () => {
       minimumGuestSvn: 0,
       allowedProducts: ["Genoa"],
       signingKeys: ["vcek"],
+      ...SNP_HARDENING,
     };
     expect(() => parse({ ...base, snp })).toThrow(/azure\.snp\.measurements: expected an allow-list/);
     // Only the paravisor's VMPL 0 report vouches for the vTPM (the verifier refuses any other).
@@ -419,5 +431,8 @@ function matchingTdxSkeleton(): NonNullable<AzurePolicy["tdx"]> {
     mrservicetd: SKIP,
     acceptedTcbStatuses: SKIP,
     minimumTeeTcbSvn: SKIP,
+    minimumQeSvn: SKIP,
+    minimumPceSvn: SKIP,
+    rejectedAdvisoryIds: SKIP,
   };
 }

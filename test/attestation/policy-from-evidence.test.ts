@@ -97,6 +97,39 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(codes).toContain("SNP_TCB_TOO_LOW");
   });
 
+  it("writes every hardening field explicitly: CXL refused, TIO accepted, the rest skipped with a reason and noted as not checked", async () => {
+    const at = "2026-01-01T00:00:00Z";
+    const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", at);
+    const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp), {
+      allowSimulator: false,
+    });
+    const skipped = { skip: { reason: expect.stringMatching(/\S/) } };
+    expect(policy.snp).toMatchObject({
+      cxlAllowed: false,
+      tioAllowed: true,
+      minimumAbi: skipped,
+      minimumFirmware: skipped,
+      requireGuestPolicy: skipped,
+      requirePlatformInfo: skipped,
+      requireMitigations: skipped,
+    });
+    expect(notes).toContain(
+      "not checked (skipped in the policy, each with its reason): snp.minimumAbi, snp.minimumFirmware, snp.requireGuestPolicy, snp.requirePlatformInfo, snp.requireMitigations; snp.tioAllowed is true (PLATFORM_INFO.TIO_EN not refused): set them from your fleet's firmware and launch configuration to check them",
+    );
+    // As before: the policy accepts the evidence it was written from.
+    expect(appraise(gcp, policy, noReportData(at)).ok).toBe(true);
+
+    const q = await tdx("quote-v4-gcp-2025.bin", "2025-09-12T00:00:00Z");
+    const t = attestationPolicyFromEvidence(asDocumentEvidence("tdx", q), {
+      allowSimulator: false,
+      allowNoCollateral: true,
+    });
+    expect(t.policy.tdx).toMatchObject({ minimumQeSvn: skipped, minimumPceSvn: skipped, rejectedAdvisoryIds: skipped });
+    expect(t.notes).toContain(
+      "not checked (skipped in the policy, each with its reason): tdx.minimumQeSvn, tdx.minimumPceSvn, tdx.rejectedAdvisoryIds: set them from your fleet's quoting enclave, PCE and Intel's advisories to check them",
+    );
+  });
+
   it("SNP mitigation vectors (GCP v5: 0xb verified at launch and now): noted, not pinned; requireMitigations judges both vectors", async () => {
     const at = "2026-01-01T00:00:00Z";
     const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", at);
@@ -104,9 +137,9 @@ describe("a policy from one deployment's verified evidence", () => {
     const { policy, notes } = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp), {
       allowSimulator: false,
     });
-    expect(policy.snp?.requireMitigations).toBeUndefined();
+    expect(policy.snp?.requireMitigations).toMatchObject({ skip: { reason: expect.stringContaining("run time") } });
     expect(notes.join("\n")).toContain(
-      'mitigation bits 0, 1, 3 are verified in this report (LAUNCH_MIT_VECTOR 0xb, CURRENT_MIT_VECTOR 0xb): add "requireMitigations": [0, 1, 3]',
+      'mitigation bits 0, 1, 3 are verified in this report (LAUNCH_MIT_VECTOR 0xb, CURRENT_MIT_VECTOR 0xb): set "requireMitigations": [0, 1, 3] in place of its skip',
     );
     const requiring = (bits: number[]) =>
       parseAttestationPolicy({ ...policy, snp: { ...policy.snp, requireMitigations: bits } });
@@ -130,7 +163,7 @@ describe("a policy from one deployment's verified evidence", () => {
     const awsAt = "2025-06-01T00:00:00Z";
     const aws = await snp("milan-aws-vlek-v3-report.bin", "milan-aws-vlek.der", awsAt);
     const awsPolicy = attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", aws), { allowSimulator: false });
-    expect(awsPolicy.notes.join("\n")).not.toContain("requireMitigations");
+    expect(awsPolicy.notes.join("\n")).not.toContain("are verified in this report");
     const awsRequiring = parseAttestationPolicy({
       ...awsPolicy.policy,
       snp: { ...awsPolicy.policy.snp, requireMitigations: [0] },
@@ -363,7 +396,7 @@ describe("a policy from one deployment's verified evidence", () => {
       }).policy.snp?.migrationAgentAllowed,
     ).toBe(true);
 
-    // CXL_ALLOW: the policy written (cxlAllowed absent) would refuse it.
+    // CXL_ALLOW: the policy written (cxlAllowed: false) would refuse it.
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", withPolicy({ cxlAllowed: true })), {
         allowSimulator: false,

@@ -35,6 +35,15 @@ export function snpPolicyJson(overrides: Record<string, unknown> = {}): Record<s
     minimumGuestSvn: 0,
     allowedProducts: ["Milan"],
     signingKeys: ["vcek"],
+    // The hardening checks as `cloister policy init` writes them (explicit, mostly skipped): a test
+    // about one sets it.
+    cxlAllowed: false,
+    minimumAbi: skip("not the subject of these tests"),
+    minimumFirmware: skip("not the subject of these tests"),
+    requireGuestPolicy: skip("not the subject of these tests"),
+    requirePlatformInfo: skip("not the subject of these tests"),
+    tioAllowed: true,
+    requireMitigations: skip("not the subject of these tests"),
     ...overrides,
   };
 }
@@ -56,6 +65,9 @@ export function tdxPolicyJson(mrseam: string, overrides: Record<string, unknown>
       "these tests verify quotes without collateral (sim-tdx-collateral.test.ts checks TCB status)",
     ),
     minimumTeeTcbSvn: "03000500000000000000000000000000",
+    minimumQeSvn: skip("not the subject of these tests"),
+    minimumPceSvn: skip("not the subject of these tests"),
+    rejectedAdvisoryIds: skip("not the subject of these tests"),
     ...overrides,
   };
 }

@@ -484,12 +484,6 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       field: "AUTHOR_KEY_DIGEST",
     },
     {
-      name: "CXL_ALLOW set, cxlAllowed absent (refused by default)",
-      report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 21n) }),
-      code: "SNP_CXL_NOT_ALLOWED",
-      field: "POLICY.CXL_ALLOW",
-    },
-    {
       name: "CXL_ALLOW set, cxlAllowed false",
       report: () => ({ ...baseOptions(), policy: 0x30000n | (1n << 21n) }),
       policy: { cxlAllowed: false },
@@ -623,10 +617,49 @@ describe("single-mutation rejection (appraisal of validly signed evidence)", () 
       tioAllowed: true,
     });
     expect(appraise(all, policy({ snp: permissive }), now).violations).toEqual([]);
-    // Absent optional fields check nothing but CXL: TIO_EN and the rest pass.
+    // The fields as policy init writes them (sim-helpers.ts) check nothing but CXL: TIO_EN and the rest pass.
     expect(appraise(all, policy({ snp: snpPolicyJson() }), now).violations.map((v) => v.code)).toEqual([
       "SNP_CXL_NOT_ALLOWED",
     ]);
+  });
+
+  it("a skipped hardening check is not made: evidence an explicit value refuses passes a skip", async () => {
+    const weak = await verifyBytes(
+      simulateSnpReport(h, {
+        ...baseOptions(),
+        policy: 0x30000n | (1n << 8n) | 50n, // ABI 1.50, no guest POLICY bit of 20..25
+        platformInfo: 0x25n, // SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE: not TSME_EN
+        launchMitVector: 0x1n,
+        currentMitVector: 0x1n,
+      }),
+    ); // firmware 1.55.23
+    const explicit = {
+      minimumAbi: { major: 1, minor: 51 },
+      minimumFirmware: { major: 1, minor: 56, build: 0 },
+      requireGuestPolicy: ["SINGLE_SOCKET"],
+      requirePlatformInfo: ["TSME_EN"],
+      requireMitigations: [3],
+    };
+    const codes = (fields: Record<string, unknown>) =>
+      appraise(weak, policy({ snp: snpPolicyJson(fields) }), now).violations.map((v) => v.code);
+    expect(codes(explicit)).toEqual([
+      "SNP_ABI_TOO_LOW",
+      "SNP_FIRMWARE_TOO_OLD",
+      "SNP_FIRMWARE_TOO_OLD",
+      "SNP_GUEST_POLICY_BIT_MISSING",
+      "SNP_PLATFORM_INFO_BIT_MISSING",
+      "SNP_MITIGATION_MISSING",
+      "SNP_MITIGATION_MISSING",
+    ]);
+    const skipped = Object.fromEntries(
+      Object.keys(explicit).map((field) => [field, { skip: { reason: `${field} not wanted here` } }]),
+    );
+    expect(codes(skipped)).toEqual([]);
+    // Each on its own: a skip turns off its check only.
+    for (const field of Object.keys(explicit)) {
+      expect(codes({ ...explicit, [field]: skipped[field] }).length).toBeLessThan(codes(explicit).length);
+      expect(codes({ ...explicit, [field]: skipped[field] }).length).toBeGreaterThan(0);
+    }
   });
 
   // Every bit set but one: each required name is judged by its own bit (AMD's guest POLICY bits 20..25, PLATFORM_INFO bits 0..5).

@@ -748,6 +748,22 @@ describe("rejectedAdvisoryIds: advisories of the matched platform, TDX module an
     ]);
   });
 
+  it("a skip is not checked: a rejected advisory the platform lists, or advisories unknown, pass it", async () => {
+    const v = await verify(insecureSimulatedTdxCollateral(h, { issueDate: ISSUED, tcbStatus: "OutOfDate" }));
+    const bare = await verifyTdxQuote({ quote, anchors, at: AT });
+    const skipped = policy({
+      tdx: tdxPolicyJson(MRSEAM, {
+        acceptedTcbStatuses: ["UpToDate", "OutOfDate"],
+        rejectedAdvisoryIds: { skip: { reason: "acceptedTcbStatuses judges the platform" } },
+      }),
+    });
+    const codes = (w: typeof v) =>
+      appraise(w, skipped, { now: AT, expectedReportData: REPORT_DATA }).violations.map((x) => x.code);
+    expect(violations(v, ["SIMULATED-SA-00002"]).map((x) => x.code)).toEqual(["TDX_ADVISORY_REJECTED"]);
+    expect(codes(v)).toEqual([]);
+    expect(codes(bare)).not.toContain("TDX_ADVISORY_REJECTED");
+  });
+
   it("counts the TDX module's level (TEE_TCB_SVN[1] > 0) and the QE's level too", async () => {
     const teeTcbSvn = Uint8Array.of(6, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const olderModule = simulateTdxQuote(h, {

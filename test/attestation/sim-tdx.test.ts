@@ -405,6 +405,20 @@ describe("single-mutation rejection (appraisal of validly signed quotes)", () =>
     ]);
   });
 
+  it("a skipped minimumQeSvn or minimumPceSvn is not made: a quote an explicit minimum refuses passes a skip", async () => {
+    const verified = await verifyBytes(simulateTdxQuote(h, baseOptions())); // QE ISVSVN 4, PCESVN 11
+    const codes = (fields: Record<string, unknown>) =>
+      appraise(verified, policy({ tdx: tdxPolicyJson(MRSEAM, fields) }), now).violations.map((v) => v.code);
+    const raised = { minimumQeSvn: 5, minimumPceSvn: 12 };
+    expect(codes(raised)).toEqual(["TDX_QE_SVN_TOO_LOW", "TDX_PCE_SVN_TOO_LOW"]);
+    expect(codes({ ...raised, minimumQeSvn: { skip: { reason: "the QE is judged by its TCB status" } } })).toEqual([
+      "TDX_PCE_SVN_TOO_LOW",
+    ]);
+    expect(codes({ ...raised, minimumPceSvn: { skip: { reason: "the PCE is judged by its TCB status" } } })).toEqual([
+      "TDX_QE_SVN_TOO_LOW",
+    ]);
+  });
+
   it("TDX evidence under an SEV-SNP-only policy is rejected", async () => {
     const verified = await verifyBytes(simulateTdxQuote(h, baseOptions()));
     const snpOnly = policy({ snp: snpPolicyJson() });

@@ -182,6 +182,9 @@ describe("cloister verify-evidence --tee tdx", () => {
         mrservicetd: skip,
         acceptedTcbStatuses: ["UpToDate"],
         minimumTeeTcbSvn: skip,
+        minimumQeSvn: skip,
+        minimumPceSvn: skip,
+        rejectedAdvisoryIds: skip,
       },
       azure: null,
     };
