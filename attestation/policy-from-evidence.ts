@@ -41,44 +41,46 @@ const skip = (reason: string) => ({ skip: { reason } });
  * SNP hardening fields as `policy init` writes them (and `cloister up`'s simulated policy, which runs
  * the checks a policy init policy makes): nothing pinned from one machine's evidence, where other
  * hosts of the fleet may be updated or configured otherwise; each skip says why. CXL_ALLOW is refused
- * (policy init refuses evidence that sets it), TIO_EN is not checked.
+ * (policy init refuses evidence that sets it), TIO_EN is not checked. New objects each call.
  */
-export const SNP_HARDENING_NOT_PINNED = {
-  cxlAllowed: false,
-  tioAllowed: true,
-  minimumAbi: skip(
-    "not pinned by policy init: the guest POLICY's ABI minimum is a launch setting; minimumTcb bounds the firmware",
-  ),
-  minimumFirmware: skip(
-    "not pinned by policy init: one machine's firmware version would refuse hosts of the fleet not yet updated; minimumTcb bounds the firmware",
-  ),
-  requireGuestPolicy: skip(
-    "not pinned by policy init: the guest POLICY bits are a launch setting; require those your deployment launches with",
-  ),
-  requirePlatformInfo: skip(
-    "not pinned by policy init: one machine's platform configuration would refuse hosts of the fleet configured otherwise",
-  ),
-  requireMitigations: skip(
-    "not pinned by policy init: hosts verify mitigations at run time (SNP_VERIFY_MITIGATION); AMD's security bulletins say which bit a fix needs",
-  ),
-} as const satisfies Partial<SnpPolicy>;
+export const snpHardeningNotPinned = () =>
+  ({
+    cxlAllowed: false,
+    tioAllowed: true,
+    minimumAbi: skip(
+      "not pinned by policy init: the guest POLICY's ABI minimum is a launch setting; minimumTcb bounds the firmware",
+    ),
+    minimumFirmware: skip(
+      "not pinned by policy init: one machine's firmware version would refuse hosts of the fleet not yet updated; minimumTcb bounds the firmware",
+    ),
+    requireGuestPolicy: skip(
+      "not pinned by policy init: the guest POLICY bits are a launch setting; require those your deployment launches with",
+    ),
+    requirePlatformInfo: skip(
+      "not pinned by policy init: one machine's platform configuration would refuse hosts of the fleet configured otherwise",
+    ),
+    requireMitigations: skip(
+      "not pinned by policy init: hosts verify mitigations at run time (SNP_VERIFY_MITIGATION); AMD's security bulletins say which bit a fix needs",
+    ),
+  }) satisfies Partial<SnpPolicy>;
 
-/** TDX hardening fields as `policy init` writes them (as SNP_HARDENING_NOT_PINNED). */
-export const TDX_HARDENING_NOT_PINNED = {
-  minimumQeSvn: skip(
-    "not pinned by policy init: one machine's quoting enclave would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the QE when collateral is served",
-  ),
-  minimumPceSvn: skip(
-    "not pinned by policy init: one machine's PCE would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the platform when collateral is served",
-  ),
-  rejectedAdvisoryIds: skip(
-    "not pinned by policy init: which advisories to refuse is the operator's decision from Intel's bulletins; acceptedTcbStatuses judges the platform when collateral is served",
-  ),
-} as const satisfies Partial<TdxPolicy>;
+/** TDX hardening fields as `policy init` writes them (as snpHardeningNotPinned); new objects each call. */
+export const tdxHardeningNotPinned = () =>
+  ({
+    minimumQeSvn: skip(
+      "not pinned by policy init: one machine's quoting enclave would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the QE when collateral is served",
+    ),
+    minimumPceSvn: skip(
+      "not pinned by policy init: one machine's PCE would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the platform when collateral is served",
+    ),
+    rejectedAdvisoryIds: skip(
+      "not pinned by policy init: which advisories to refuse is the operator's decision from Intel's bulletins; acceptedTcbStatuses judges the platform when collateral is served",
+    ),
+  }) satisfies Partial<TdxPolicy>;
 
 /** The note naming the hardening checks a policy init policy skips; `section`: their path ("snp", "azure.tdx"). */
 function hardeningNote(section: string, tee: "snp" | "tdx"): string {
-  const fields = Object.entries(tee === "snp" ? SNP_HARDENING_NOT_PINNED : TDX_HARDENING_NOT_PINNED)
+  const fields = Object.entries(tee === "snp" ? snpHardeningNotPinned() : tdxHardeningNotPinned())
     .filter(([, value]) => typeof value === "object")
     .map(([field]) => `${section}.${field}`)
     .join(", ");
@@ -334,7 +336,7 @@ function snpPolicy(
     minimumGuestSvn: r.guestSvn,
     allowedProducts: [verified.product],
     signingKeys: [verified.signingKey === "VCEK" ? "vcek" : "vlek"],
-    ...SNP_HARDENING_NOT_PINNED,
+    ...snpHardeningNotPinned(),
   };
 }
 
@@ -438,6 +440,6 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
             minimumTcbEvaluationDataNumber: evaluation,
           },
     minimumTeeTcbSvn: toHex(body.teeTcbSvn),
-    ...TDX_HARDENING_NOT_PINNED,
+    ...tdxHardeningNotPinned(),
   };
 }

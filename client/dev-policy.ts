@@ -11,7 +11,7 @@
 import type { JWK } from "jose";
 import { toHex } from "../attestation/bytes.ts";
 import type { AttestationPolicy } from "../attestation/policy.ts";
-import { SNP_HARDENING_NOT_PINNED, TDX_HARDENING_NOT_PINNED } from "../attestation/policy-from-evidence.ts";
+import { snpHardeningNotPinned, tdxHardeningNotPinned } from "../attestation/policy-from-evidence.ts";
 import { SIMULATED_TCB_EVALUATION_DATA_NUMBER } from "../attestation/sim/intel-collateral.ts";
 import {
   SIMULATED_TD_ATTRIBUTES,
@@ -48,7 +48,7 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
             minimumGuestSvn: 0,
             allowedProducts: ["Milan"],
             signingKeys: ["vcek"],
-            ...SNP_HARDENING_NOT_PINNED,
+            ...snpHardeningNotPinned(),
           }
         : null,
     tdx:
@@ -72,7 +72,7 @@ export function simulatorAttestationPolicy(tee: "sim-snp" | "sim-tdx", measureme
               minimumTcbEvaluationDataNumber: SIMULATED_TCB_EVALUATION_DATA_NUMBER,
             },
             minimumTeeTcbSvn: toHex(SIMULATED_TEE_TCB_SVN),
-            ...TDX_HARDENING_NOT_PINNED,
+            ...tdxHardeningNotPinned(),
           }
         : null,
     // Azure evidence comes from a real paravisor, never from the simulator.
