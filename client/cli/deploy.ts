@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -66,10 +66,27 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function writePrivate(path: string, text: string): Promise<void> {
-  await writeFile(path, text, { mode: 0o600 });
-  await chmod(path, 0o600);
+/**
+ * Writes `text` to `path`, whose mode is then exactly `mode` whatever the umask (which narrows a new
+ * file's: 002 left them group-writable) and whatever mode the file had (a file written again keeps
+ * its own): the key broker refuses a configuration or policy that group or others can write, and a
+ * key file they can read (attestation/kbs/config.ts). The mode is set before the text is written.
+ */
+async function writeWithMode(path: string, text: string, mode: number): Promise<void> {
+  const handle = await open(path, "w", mode);
+  try {
+    await handle.chmod(mode);
+    await handle.writeFile(text);
+  } finally {
+    await handle.close();
+  }
 }
+
+/** Writes a secret (a private key, the API key): mode 0600. */
+const writePrivate = (path: string, text: string) => writeWithMode(path, text, 0o600);
+
+/** Writes a file anyone may read and only its owner change: mode 0644. */
+const writePublic = (path: string, text: string) => writeWithMode(path, text, 0o644);
 
 /**
  * The sealed tiny model an earlier run left at `path`, if it is one: sealed under `modelKey` and
@@ -128,7 +145,7 @@ export async function prepareDeployment(options: {
   // out of git, and out of linters that read .gitignore, wherever --dir puts it (as a virtualenv
   // does). A directory that exists is the user's, left as it is.
   if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) {
-    await writeFile(join(dir, ".gitignore"), "*\n");
+    await writePublic(join(dir, ".gitignore"), "*\n");
   }
   await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
 
@@ -154,12 +171,14 @@ export async function prepareDeployment(options: {
   if ((await exists(privatePath)) && (await exists(operatorPublicKeyPath))) {
     privateJwk = (await readKeyFile(privatePath)) as JWK;
     publicJwk = (await readKeyFile(operatorPublicKeyPath)) as JWK;
+    // As a fresh run leaves it (an earlier version wrote it under the umask: 0664 under umask 002).
+    await chmod(operatorPublicKeyPath, 0o644);
   } else {
     const pair = await generateManifestSigningKey("EdDSA");
     privateJwk = pair.privateJwk;
     publicJwk = pair.publicJwk;
     await writePrivate(privatePath, JSON.stringify(privateJwk));
-    await writeFile(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
+    await writePublic(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
   }
 
   let modelFilePath = modelPath;
@@ -206,7 +225,7 @@ export async function prepareDeployment(options: {
 
   const manifest = devManifest({ inference: { threads: options.threads }, model: sealedModelFields });
   const manifestPath = join(dir, "manifest.jws");
-  await writeFile(manifestPath, await signManifest(manifest, privateJwk));
+  await writePublic(manifestPath, await signManifest(manifest, privateJwk));
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
@@ -216,7 +235,7 @@ export async function prepareDeployment(options: {
     await writePrivate(apiKeyPath, `${apiKey}\n`);
   }
   const apiKeysPath = join(dir, "api-keys.json");
-  await writeFile(
+  await writePublic(
     apiKeysPath,
     `${JSON.stringify(
       {
@@ -244,12 +263,12 @@ export async function prepareDeployment(options: {
     serviceName: manifest.service.name,
   });
   const policyPath = join(dir, "policy.json");
-  await writeFile(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
+  await writePublic(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
   if (kbs !== null) {
     // The broker's release policy has the client policy's format; here it accepts exactly what the
     // clients accept (this simulated enclave, this operator, this sealed model).
-    await writeFile(join(dir, "kbs", "release-policy.json"), `${JSON.stringify(policy, null, 2)}\n`);
-    await writeFile(
+    await writePublic(join(dir, "kbs", "release-policy.json"), `${JSON.stringify(policy, null, 2)}\n`);
+    await writePublic(
       kbs.configPath,
       `${JSON.stringify({ version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] }, null, 2)}\n`,
     );

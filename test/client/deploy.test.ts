@@ -1,14 +1,17 @@
 /**
  * `cloister up`'s local deployment files: a restart keeps the sealed model, and with it the manifest
  * and the client policy, so a policy copied elsewhere (a running proxy, a web page) stays valid.
+ * Every file it writes has the mode the key broker's checks ask for, whatever the umask and
+ * whatever mode an earlier run left.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { prepareDeployment } from "../../client/cli/deploy.ts";
 
 const dirs: string[] = [];
@@ -107,6 +110,63 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     // And the next restart keeps that one. No decrypted copy is left behind by any of these runs.
     expect((await prepare(dir)).sealedSha256).toBe(rekeyed.sealedSha256);
     expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
+  });
+});
+
+/** The mode (as "0644") of every file under `dir`, by its path relative to `dir`. */
+async function modes(dir: string): Promise<Record<string, string>> {
+  const found: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    found[path.slice(dir.length + 1)] = `0${((await stat(path)).mode & 0o777).toString(8)}`;
+  }
+  return found;
+}
+
+describe("prepareDeployment (cloister up) under umask 002", () => {
+  it("writes public files 0644 and secrets 0600, and a re-run sets the modes an earlier run left too wide", async () => {
+    // umask 002 (group-writable files) is many Linux users' default: the key broker refused the
+    // configuration up wrote under it as writable by group.
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-umask-"));
+    dirs.push(dir);
+    await rm(dir, { recursive: true });
+    const expected = {
+      ".gitignore": "0644",
+      "api-key": "0600",
+      "api-keys.json": "0644",
+      "kbs/config.json": "0644",
+      "kbs/model-key.jwk": "0600",
+      "kbs/release-policy.json": "0644",
+      "manifest.jws": "0644",
+      "models/tiny.gguf.sealed": "0644",
+      "operator.private.jwk": "0600",
+      "operator.public.jwk": "0644",
+      "policy.json": "0644",
+    };
+    const previous = process.umask(0o002);
+    try {
+      const { files } = await prepare(dir);
+      expect(await modes(dir)).toEqual(expected);
+      expect((await loadBrokerConfig(files.kbs?.configPath as string)).keys).toHaveLength(1);
+      // An earlier version's run under umask 002 left these 0664 (and .gitignore, written only when
+      // up makes the directory; the sealed model was written 0644): the next run leaves them as a
+      // fresh one does (an existing file keeps its mode when it is written again).
+      const widened = [
+        "api-keys.json",
+        "kbs/config.json",
+        "kbs/release-policy.json",
+        "manifest.jws",
+        "operator.public.jwk",
+        "policy.json",
+      ];
+      for (const file of widened) await chmod(join(dir, file), 0o664);
+      await prepare(dir);
+      expect(await modes(dir)).toEqual(expected);
+      expect((await loadBrokerConfig(files.kbs?.configPath as string)).keys).toHaveLength(1);
+    } finally {
+      process.umask(previous);
+    }
   });
 });
 

@@ -21,17 +21,20 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-function demo(dir: string, env = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `cloister demo` on `dir` with `env` and, given one, `umask` (set by a shell that then execs node). */
+function demo(
+  dir: string,
+  env = process.env,
+  umask?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const command = [process.execPath, CLI, "demo", "--dir", dir, "--threads", "1"];
+  const [file, ...argv] =
+    umask === undefined ? command : ["/bin/sh", "-c", `umask ${umask} && exec "$0" "$@"`, ...command];
   return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, "demo", "--dir", dir, "--threads", "1"],
-      { timeout: 90_000, env },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
+    execFile(file as string, argv, { timeout: 90_000, env }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -71,6 +74,19 @@ describe("cloister demo (npm start)", () => {
     // The README's sample is what it prints, line for line, up to the values that differ per build,
     // seal, boot and run (hashes and keys, shortened there; numbers; the deployment directory).
     expect(shape(result.stdout)).toEqual(shape(readmeSample(await readFile(README, "utf8"))));
+  }, 120_000);
+});
+
+describe("cloister demo (npm start) under umask 002", () => {
+  it("boots (its key broker accepts the files it wrote), answers and exits 0", async () => {
+    // Many Linux users' default: the key broker refused the configuration the demo wrote under it as
+    // group-writable, and the demo stopped before the enclave started.
+    const dir = await mkdtemp(join(tmpdir(), "cloister-demo-umask-"));
+    dirs.push(dir);
+    const result = await demo(dir, process.env, "002");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/key broker {3}released model key "cloister-dev-tiny" to this boot/);
+    expect(result.stdout).toContain(`${GREEDY_CHAT_ANSWER}\n`);
   }, 120_000);
 });
 

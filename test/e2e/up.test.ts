@@ -26,14 +26,22 @@ afterAll(async () => {
 /**
  * Starts `cloister up` with `args` (after `--dir`), in its own process group when `detached` (as a
  * terminal's foreground job, which Ctrl-C signals as a whole), with `env` (default this process's,
- * which its children inherit), collecting what it prints.
+ * which its children inherit) and, given one, `umask` (set by a shell that then execs node, as a
+ * login shell sets it), collecting what it prints.
  */
-function spawnUp(dir: string, args: readonly string[], detached = false, env = process.env) {
-  const child = spawn(process.execPath, [CLI, "up", "--dir", dir, "--threads", "1", ...args], {
-    cwd: dir,
-    detached,
-    env,
-  });
+function spawnUp(
+  dir: string,
+  args: readonly string[],
+  {
+    detached = false,
+    env = process.env,
+    umask,
+  }: { detached?: boolean; env?: NodeJS.ProcessEnv; umask?: string | undefined } = {},
+) {
+  const command = [process.execPath, CLI, "up", "--dir", dir, "--threads", "1", ...args];
+  const [file, ...argv] =
+    umask === undefined ? command : ["/bin/sh", "-c", `umask ${umask} && exec "$0" "$@"`, ...command];
+  const child = spawn(file as string, argv, { cwd: dir, detached, env });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -50,9 +58,9 @@ function spawnUp(dir: string, args: readonly string[], detached = false, env = p
   return { child, exited, until, output: () => ({ stdout, stderr }) };
 }
 
-/** Starts `cloister up` on free ports; resolves with its host URL once it says it is up. */
-async function up(dir: string) {
-  const started = spawnUp(dir, ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"]);
+/** Starts `cloister up` on free ports (under `umask`, if given); resolves with its host URL once it says it is up. */
+async function up(dir: string, umask?: string) {
+  const started = spawnUp(dir, ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"], { umask });
   await started.until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
   const { stdout, stderr } = started.output();
   const url = /host URL {5}(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
@@ -103,6 +111,24 @@ describe("cloister up", () => {
     // in a full test run), past the default 60 s when the cores are shared with other work.
   }, 180_000);
 
+  it("boots under umask 002 (many Linux users' default): its key broker accepts the files up wrote", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-umask-"));
+    dirs.push(dir);
+    // The key broker refused its configuration, written group-writable under this umask, and up
+    // stopped before the enclave started.
+    const started = await up(dir, "002");
+    try {
+      expect(started.output().stderr).toContain('[kbs] {"event":"release","outcome":"released"');
+      const connection = ["--url", started.url, "--policy", "policy.json", "--api-key-file", "api-key"];
+      const attest = await runCloister(["attest", ...connection, "--json"], { cwd: dir });
+      expect(attest.code, attest.stderr).toBe(0);
+      expect(JSON.parse(attest.stdout)).toMatchObject({ simulated: true });
+    } finally {
+      started.child.kill("SIGTERM");
+    }
+    expect(await started.exited).toBe(0);
+  });
+
   it("stops what has started, and says so, on Ctrl-C during boot: a requested stop, exit 0 as after boot", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-up-ctrlc-"));
     dirs.push(dir);
@@ -111,7 +137,7 @@ describe("cloister up", () => {
     const args = ["--tee", "sim-tdx", "--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
     // Ctrl-C is SIGINT to the whole process group, children included (they ignore it and wait
     // for `up` to stop them).
-    const { child, exited, until, output } = spawnUp(dir, args, true);
+    const { child, exited, until, output } = spawnUp(dir, args, { detached: true });
     // The key broker released the model key to the enclave, which is now decrypting and loading the
     // model: mid-boot, with the key broker and the enclave running and the host not yet started.
     await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
@@ -165,7 +191,7 @@ describe("cloister up", () => {
     const failRemoval = join(import.meta.dirname, "..", "helpers", "fail-model-copy-removal.mjs");
     const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${failRemoval}` };
     const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
-    const { child, exited, until, output } = spawnUp(dir, args, false, env);
+    const { child, exited, until, output } = spawnUp(dir, args, { env });
     await until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
     expect(output().stdout, output().stderr).toContain("Stop with Ctrl-C.");
     const enclave = (await childrenOf(child.pid as number)).find(({ command }) => command === "enclave")?.pid as number;
@@ -189,7 +215,7 @@ describe("cloister up", () => {
     const failRemoval = join(import.meta.dirname, "..", "helpers", "fail-model-copy-removal.mjs");
     const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${failRemoval}` };
     const args = ["--host-port", "0", "--enclave-port", "0", "--kbs-port", "0"];
-    const { child, exited, until, output } = spawnUp(dir, args, false, env);
+    const { child, exited, until, output } = spawnUp(dir, args, { env });
     // Mid-boot: the key broker released the model key, and the enclave decrypts and loads the model
     // into its private copy, which exists from the decryption on.
     await until(({ stderr }) => stderr.includes('[kbs] {"event":"release"'));
