@@ -154,11 +154,18 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
       const code = typeof refusal?.code === "string" ? refusal.code.slice(0, 64).replace(/[^A-Z0-9_]/g, "?") : "?";
       const message =
         typeof refusal?.message === "string" ? refusal.message.slice(0, 600).replace(/[^\x20-\x7e]/g, "?") : "";
-      const refused = `boot: key broker refused key "${request.keyId}" (HTTP ${answer.status} ${code}): ${message}`;
+      const said = `(HTTP ${answer.status} ${code}): ${message}`;
+      const refused = `boot: key broker refused key "${request.keyId}" ${said}`;
       if ((answer.status === 503 && code === "KBS_BUSY") || (answer.status === 429 && code === "KBS_RATE_LIMITED")) {
         const seconds = Number(answer.headers.get("retry-after"));
         const wait = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : KBS_RETRY_MIN_MS * 2;
         throw new BrokerBusyError(refused, Math.min(KBS_RETRY_MAX_MS, Math.max(KBS_RETRY_MIN_MS, wait)));
+      }
+      // A 5xx (but a busy broker's) is the broker failing, not refusing this enclave (its own fault,
+      // 500 INTERNAL, whose cause is in its log; or a proxy's): told apart, so no one looks for the
+      // fault in this enclave's attestation.
+      if (answer.status >= 500) {
+        throw new EnclaveError("BOOT_KBS_FAILED", 500, `boot: key broker failed on key "${request.keyId}" ${said}`);
       }
       throw new EnclaveError("BOOT_KBS_REFUSED", 500, refused);
     }

@@ -21,13 +21,14 @@ import { AttestationError, type VerifiedEvidenceIdentity } from "../errors.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /**
- * A refusal with a stable code and the HTTP status the server maps it to. Never carries a key. Its
- * message is what the caller is told; `detail`, what the broker's log says (the same, but for
- * attestation failures: see `release`).
+ * A refusal, or a fault of the broker (INTERNAL, 500), with a stable code and the HTTP status the
+ * server maps it to. Never carries a key. Its message is what the caller is told; `detail`, what
+ * the broker's log says (the same, but for attestation failures and faults: see `release` and
+ * brokerFault); `cause`, the error it stands for, when there is one.
  */
 export class BrokerError extends Error {
   readonly code: string;
-  readonly status: 400 | 403 | 404 | 413 | 503;
+  readonly status: 400 | 403 | 404 | 413 | 500 | 503;
   readonly detail: string;
   /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;
@@ -42,9 +43,9 @@ export class BrokerError extends Error {
     code: string,
     status: BrokerError["status"],
     message: string,
-    options?: { stage?: string; evidence?: BrokerError["evidence"]; detail?: string },
+    options?: { stage?: string; evidence?: BrokerError["evidence"]; detail?: string; cause?: unknown },
   ) {
-    super(message);
+    super(message, options !== undefined && "cause" in options ? { cause: options.cause } : undefined);
     this.name = "BrokerError";
     this.code = code;
     this.status = status;
@@ -303,7 +304,7 @@ export class KeyBroker {
     try {
       collateral = parseAttestationCollateral(r.collateral);
     } catch (error) {
-      throw malformed((error as Error).message);
+      throw malformed((error as Error).message, error);
     }
 
     // Spent by every attempt that gets this far, released or refused. Requests refused above (a
@@ -321,23 +322,27 @@ export class KeyBroker {
     try {
       enclave = await verifyWithClientPolicy(document, entry.policy, { value: challengeBytes, answer }, at, collateral);
     } catch (error) {
-      if (error instanceof AttestationError) {
-        // The caller is told the stage and the verifier's code only. The verifier's message names
-        // what the release policy expects (pinned measurements, minimum TCB, allowed model digests):
-        // anyone with genuine evidence could read the policy from it. It goes to the broker's log.
-        throw new BrokerError(
-          "KBS_ATTESTATION_FAILED",
-          403,
-          `attestation failed at stage ${error.stage} (${error.code}); the key broker's log has the reason`,
-          {
-            stage: error.stage,
-            // What the enclave is, when its evidence verified (from that one verification).
-            evidence: error.evidence,
-            detail: `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
-          },
-        );
+      // A ConfigurationError is the verifier called wrongly (its clock, its trust anchors, its
+      // policy): the broker's fault, as any error that is not an AttestationError is (a bug). Only
+      // the document failing a check is the enclave's refusal.
+      if (!(error instanceof AttestationError) || error.stage === "configuration") {
+        throw brokerFault("verifying the document", error);
       }
-      throw new BrokerError("KBS_ATTESTATION_FAILED", 403, "attestation failed", { stage: "document" });
+      // The caller is told the stage and the verifier's code only. The verifier's message names
+      // what the release policy expects (pinned measurements, minimum TCB, allowed model digests):
+      // anyone with genuine evidence could read the policy from it. It goes to the broker's log.
+      throw new BrokerError(
+        "KBS_ATTESTATION_FAILED",
+        403,
+        `attestation failed at stage ${error.stage} (${error.code}); the key broker's log has the reason`,
+        {
+          stage: error.stage,
+          // What the enclave is, when its evidence verified (from that one verification).
+          evidence: error.evidence,
+          detail: `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
+          cause: error,
+        },
+      );
     }
     const verified = {
       tee: enclave.tee,
@@ -367,8 +372,37 @@ export class KeyBroker {
   }
 }
 
-function malformed(detail: string): BrokerError {
-  return new BrokerError("KBS_REQUEST_MALFORMED", 400, `release request: ${detail}`);
+function malformed(detail: string, cause?: unknown): BrokerError {
+  return new BrokerError(
+    "KBS_REQUEST_MALFORMED",
+    400,
+    `release request: ${detail}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * A fault of the broker while `during` (not a refusal of the caller): 500 INTERNAL, telling the
+ * caller nothing more; `error` is its cause, and what it was goes to the broker's log (detail).
+ * An error the broker did not make itself may say anything, so the log names its class, its code
+ * when it has one, and its message; the broker's own errors never carry a key, nonce or token.
+ */
+export function brokerFault(during: string, error: unknown): BrokerError {
+  let what: string;
+  if (error instanceof AttestationError) what = `${error.stage} ${error.code}: ${error.message}`;
+  else if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    what = `${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}`;
+  } else what = `${typeof error === "string" ? error : `a thrown ${typeof error}`} (not an Error)`;
+  return new BrokerError("INTERNAL", 500, "internal error in the key broker; its log has the reason", {
+    detail: `internal error while ${during}: ${what}`,
+    cause: error,
+  });
+}
+
+/** `error` as the broker answers and logs it: a BrokerError as it is, anything else a fault (brokerFault). */
+export function asBrokerError(error: unknown, during: string): BrokerError {
+  return error instanceof BrokerError ? error : brokerFault(during, error);
 }
 
 /**

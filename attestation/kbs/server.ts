@@ -10,7 +10,14 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
-import { BrokerError, CLIENT_LIMITS, type KeyBroker, type ReleaseRecord, releasesAdmittedWithin } from "./broker.ts";
+import {
+  asBrokerError,
+  BrokerError,
+  CLIENT_LIMITS,
+  type KeyBroker,
+  type ReleaseRecord,
+  releasesAdmittedWithin,
+} from "./broker.ts";
 
 /** Largest release request accepted (an attestation document with its certificate chains). */
 export const MAX_RELEASE_BYTES = 1024 * 1024;
@@ -31,7 +38,8 @@ export interface ReleaseLogEntry {
   /**
    * A refusal's reason (BrokerError.detail, at most MAX_REASON_CHARS): for KBS_ATTESTATION_FAILED
    * the verifier's message, which names what the release policy expects and so is not sent to the
-   * caller. Null for a release, or a refusal that is not the broker's (INTERNAL).
+   * caller; for INTERNAL (a fault of the broker, 500) what failed and its error (brokerFault). Null
+   * for a release.
    */
   readonly reason: string | null;
   readonly tee: string | null;
@@ -291,12 +299,13 @@ export function createBrokerApp(
     log(entry("refused", null, limited.refusal.code, null, limited.refusal.message, null, started));
     return limited.response;
   };
+  // The one place an error becomes an answer: a BrokerError with its status, code and message (an
+  // attestation failure's and a fault's message say little; their detail is for the log), anything
+  // else as a fault (500 INTERNAL). The release route has already converted and logged its own.
   app.onError((error, c) => {
-    if (error instanceof BrokerError) {
-      if (error.status === 503) c.header("Retry-After", "1");
-      return c.json(errorJson(error.code, error.message), error.status);
-    }
-    return c.json(errorJson("INTERNAL", "internal error in the key broker"), 500);
+    const refusal = asBrokerError(error, `answering ${c.req.method} ${c.req.path}`);
+    if (refusal.status === 503) c.header("Retry-After", "1");
+    return c.json(errorJson(refusal.code, refusal.message), refusal.status);
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
   if (options.loopbackHostOnly === true) {
@@ -371,19 +380,21 @@ export function createBrokerApp(
         log(entry("released", keyId, null, null, null, record, started));
         return c.json({ wrapped });
       } catch (error) {
-        const refusal = error instanceof BrokerError ? error : null;
+        // A fault (not a BrokerError) is logged as answered: INTERNAL, its cause in the reason. Also
+        // a value that is not an Error, which hono's onError would not see.
+        const refusal = asBrokerError(error, "answering a release request");
         log(
           entry(
             "refused",
             keyId,
-            refusal?.code ?? "INTERNAL",
-            refusal?.stage ?? null,
-            refusal === null ? null : refusal.detail,
-            refusal?.evidence ?? null,
+            refusal.code,
+            refusal.stage ?? null,
+            refusal.detail,
+            refusal.evidence ?? null,
             started,
           ),
         );
-        throw error;
+        throw refusal;
       }
     },
   );

@@ -9,7 +9,13 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import { computeReportData } from "../../attestation/binding.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { tdxCollateralWire } from "../../attestation/collateral.ts";
-import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
+import {
+  clearVerifiedDocumentCache,
+  createAttestationDocument,
+  createNonceAnswer,
+  type EnclaveKeys,
+} from "../../attestation/document.ts";
+import { ConfigurationError } from "../../attestation/errors.ts";
 import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
@@ -1252,6 +1258,87 @@ describe("key broker HTTP API", () => {
       expect((await releaseThrough(app)).status).toBe(403);
     }
     expect(reasons).toEqual(["r".repeat(1000), `${"r".repeat(1000)}…`]);
+  });
+
+  it("answers a fault of its own (the verifier failing, not refusing) with 500 INTERNAL, not 403, and logs its cause", async () => {
+    // The document is fine: the broker fails to verify it (a bug, or its verifier called wrongly:
+    // a ConfigurationError is the broker's, not the enclave's). Not a refusal of the enclave.
+    const faults = [
+      new TypeError("a stand-in bug in the verifier"),
+      new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date"),
+    ];
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e));
+    for (const fault of faults) {
+      clearVerifiedDocumentCache(); // the document verified before: verified again here
+      vi.mocked(verifyDocumentEvidence).mockRejectedValueOnce(fault);
+      const failed = await releaseThrough(app);
+      expect(failed.status).toBe(500);
+      expect(await failed.json()).toEqual({
+        error: { code: "INTERNAL", message: "internal error in the key broker; its log has the reason" },
+      });
+    }
+    expect(logs).toEqual([
+      expect.objectContaining({
+        outcome: "refused",
+        keyId: KEY_ID,
+        code: "INTERNAL",
+        stage: null,
+        reason: "internal error while verifying the document: TypeError: a stand-in bug in the verifier",
+      }),
+      expect.objectContaining({
+        outcome: "refused",
+        keyId: KEY_ID,
+        code: "INTERNAL",
+        stage: null,
+        reason:
+          "internal error while verifying the document: configuration VERIFY_TIME_INVALID: verification time: expected a valid Date",
+      }),
+    ]);
+    // The BrokerError keeps the fault as its cause.
+    const kbs = broker();
+    const bug = new RangeError("another stand-in bug");
+    clearVerifiedDocumentCache();
+    vi.mocked(verifyDocumentEvidence).mockRejectedValueOnce(bug);
+    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    expect(error).toMatchObject({ code: "INTERNAL", status: 500, stage: undefined });
+    expect(error.cause).toBe(bug);
+  });
+
+  it("answers and logs an error thrown outside the verifier as INTERNAL with its cause, and a refusal with its own code", async () => {
+    /** A broker whose release throws `error`. */
+    class FailingBroker extends KeyBroker {
+      constructor(readonly error: unknown) {
+        super([{ keyId: KEY_ID, key: MODEL_KEY, policy }]);
+      }
+      override release(): never {
+        throw this.error;
+      }
+    }
+    const logs: ReleaseLogEntry[] = [];
+    const answers: [number, unknown][] = [];
+    for (const error of [
+      new Error("wrapping failed (a stand-in)"),
+      "a thrown string",
+      new BrokerError("KBS_KEY_UNKNOWN", 404, 'keyId: this broker holds no key "x"'),
+    ]) {
+      const app = createBrokerApp(new FailingBroker(error), (e) => logs.push(e));
+      const response = await releaseThrough(app);
+      answers.push([response.status, await response.json()]);
+    }
+    const internal = {
+      error: { code: "INTERNAL", message: "internal error in the key broker; its log has the reason" },
+    };
+    expect(answers).toEqual([
+      [500, internal],
+      [500, internal],
+      [404, { error: { code: "KBS_KEY_UNKNOWN", message: 'keyId: this broker holds no key "x"' } }],
+    ]);
+    expect(logs.map((l) => [l.code, l.reason])).toEqual([
+      ["INTERNAL", "internal error while answering a release request: Error: wrapping failed (a stand-in)"],
+      ["INTERNAL", "internal error while answering a release request: a thrown string (not an Error)"],
+      ["KBS_KEY_UNKNOWN", 'keyId: this broker holds no key "x"'],
+    ]);
   });
 
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {

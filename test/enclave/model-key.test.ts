@@ -135,7 +135,7 @@ describe("requestModelKey", () => {
 
   it("retries only KBS_BUSY on 503, waits at least 500 ms, and refuses a challenge that is not 32 bytes", async () => {
     const down = await scriptedBroker([refusal(503, "KBS_DOWN", "1")]);
-    await expect(request(down.url)).rejects.toMatchObject({ code: "BOOT_KBS_REFUSED" });
+    await expect(request(down.url)).rejects.toMatchObject({ code: "BOOT_KBS_FAILED" });
     expect(down.asked).toHaveLength(1);
 
     const challenge = (bytes: number) => ({
@@ -153,6 +153,26 @@ describe("requestModelKey", () => {
     }
     expect(retries).toEqual([expect.stringMatching(/; asking again in 500 ms$/)]);
     expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge"]);
+  });
+
+  it("reports a fault of the broker (HTTP 5xx other than KBS_BUSY) as BOOT_KBS_FAILED with its code, not as a refusal", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const internal = {
+      status: 500,
+      body: { error: { code: "INTERNAL", message: "internal error in the key broker; its log has the reason" } },
+    };
+    const broker = await scriptedBroker([challenge, internal, refusal(502, "UPSTREAM_DOWN")]);
+    await expect(request(broker.url)).rejects.toMatchObject({
+      code: "BOOT_KBS_FAILED",
+      message:
+        'boot: key broker failed on key "tiny-v1" (HTTP 500 INTERNAL): internal error in the key broker; its log has the reason',
+    });
+    // Not asked again: a fault is not a busy broker.
+    await expect(request(broker.url)).rejects.toMatchObject({
+      code: "BOOT_KBS_FAILED",
+      message: expect.stringContaining("(HTTP 502 UPSTREAM_DOWN)"),
+    });
+    expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/release", "/v1/kbs/challenge"]);
   });
 
   it("sends the collateral served with the document to the broker, and none when there is none", async () => {
