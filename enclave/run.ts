@@ -46,6 +46,10 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     // of a step is a clean stop.
     if (!stoppedBy(error, stopped.signal)) {
       endBootStop();
+      // A copy the failed boot could not remove is named, as after a stop: the boot's error says
+      // why it failed, not which decrypted weights are left (modelCopiesLeft is checked, not assumed).
+      const left = modelCopiesLeft();
+      if (left.length > 0) process.stderr.write(`cloister enclave: boot failed; ${copiesLeftText(left)}\n`);
       throw error;
     }
     return null; // stopped: the boot removed what it had staged

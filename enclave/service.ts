@@ -61,7 +61,7 @@ import {
   type PiiFinding,
   piiAcrossMessages,
 } from "./pipeline/index.ts";
-import { stoppedBy, throwIfStoppedBy } from "./stop.ts";
+import { throwIfStoppedBy } from "./stop.ts";
 import {
   checkEvidenceSourceOptions,
   createEvidenceSource,
@@ -451,15 +451,14 @@ export class Enclave {
           ...(signal === undefined ? {} : { signal }),
         }));
     } catch (error) {
-      // Stopped (the load abandoned): the stop's reason, whatever the removal does (a copy it
-      // could not remove is recorded, and the stop's report names it: modelCopiesLeft).
-      await staged?.remove().catch((removalError: unknown) => {
-        if (!stoppedBy(error, signal)) throw removalError;
-      });
+      // The load's own error (or, stopped, the stop's reason) is the boot's, whatever the removal
+      // does: a copy it could not remove is recorded, and `cloister enclave` names it, after a
+      // failed boot as after a stop (modelCopiesLeft).
+      await staged?.remove().catch(() => {});
       throw error;
     }
     if (engine.info.modelSha256 !== expectedModelSha256) {
-      await closeEngineAndCopy(engine, staged);
+      await refusedAfterLoad(engine, staged);
       throw new EnclaveError(
         "BOOT_MODEL_DIGEST_MISMATCH",
         500,
@@ -473,7 +472,7 @@ export class Enclave {
     // a larger one would also fail every request using its default maxTokens (at most
     // contextSize, schema.ts): refuse before serving.
     if (engine.info.contextSize !== manifest.inference.contextSize) {
-      await closeEngineAndCopy(engine, staged);
+      await refusedAfterLoad(engine, staged);
       throw new EnclaveError(
         "BOOT_CONTEXT_SIZE_MISMATCH",
         500,
@@ -497,7 +496,7 @@ export class Enclave {
         toHex(bootManifestDigest),
       );
     } catch (error) {
-      await closeEngineAndCopy(engine, staged);
+      await refusedAfterLoad(engine, staged);
       throw error;
     }
   }
@@ -1006,8 +1005,8 @@ export class Enclave {
  * Frees `engine` and removes the private model copy `staged`: the removal is tried whatever the
  * engine's close does (the decrypted weights must not stay because a dispose failed). Rejects with
  * the error of the step that failed; when both did, with an AggregateError of the engine's error and
- * the removal's, in that order, so neither is lost. Enclave.close, and a boot refused once its
- * engine has loaded.
+ * the removal's, in that order, so neither is lost. Enclave.close (a boot refused once its engine
+ * has loaded: refusedAfterLoad).
  */
 async function closeEngineAndCopy(engine: InferenceEngine, staged: StagedModel | null): Promise<void> {
   const engineFailure = await engine.close().then(
@@ -1024,6 +1023,21 @@ async function closeEngineAndCopy(engine: InferenceEngine, staged: StagedModel |
     );
   }
   if (engineFailure !== null) throw engineFailure.error;
+}
+
+/**
+ * The clean-up of a boot refused once its engine loaded, which never replaces the refusal the boot
+ * then throws: the copy's removal is tried whatever the engine's close does (as closeEngineAndCopy),
+ * a copy it could not remove is recorded and `cloister enclave` names it (modelCopiesLeft), and an
+ * engine whose close failed is said on stderr, the enclave's log.
+ */
+async function refusedAfterLoad(engine: InferenceEngine, staged: StagedModel | null): Promise<void> {
+  await engine.close().catch((error: unknown) => {
+    process.stderr.write(
+      `cloister enclave: boot refused; closing its engine failed too (${(error as Error | null)?.message})\n`,
+    );
+  });
+  await staged?.remove().catch(() => {});
 }
 
 /** Error-frame details are bounded (sealed/frames.ts); a longer one is cut, never a failure of its own. */
