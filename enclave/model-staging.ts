@@ -259,6 +259,20 @@ export async function removeStaleCopies(root: string): Promise<void> {
  */
 const copiesLeft = new Map<string, string | null>();
 
+/**
+ * The model copies process `pid` made that are still there, by their names (copyOwnerOf), in the
+ * directories copies are made in (/dev/shm, the temp directory): for a supervisor (`cloister up`)
+ * whose child died without saying what it left (killed by a signal it did not handle).
+ */
+export async function modelCopiesOfProcess(pid: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const root of new Set(["/dev/shm", tmpdir()])) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    for (const name of names) if (copyOwnerOf(name)?.pid === pid) found.push(join(root, name));
+  }
+  return found;
+}
+
 /** The synchronous removal of each copy left (copyDirectory's exit hooks). */
 const removeNow = new Set<() => void>();
 

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
+import { modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -464,6 +465,16 @@ async function stopChild(child: Child, timeoutMs = 15_000): Promise<string | nul
   });
   // Its last line is read once its stderr has ended (an enclave that could not remove its model copy names it there).
   if (running.stderr !== null && !running.stderr.closed) await new Promise((r) => running.stderr?.once("close", r));
+  if (signal === "SIGTERM") {
+    // Killed by the SIGTERM sent above (its default action): the child had not yet installed its
+    // handlers, which every cloister server does before anything it would have to undo (the
+    // enclave, before it makes its private model copy), so this is the stop asked for, and clean.
+    // Checked, not assumed: a copy named for its process would be decrypted weights left behind,
+    // which it could not say (it said nothing).
+    const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
+    if (left.length === 0) return null;
+    return `SIGTERM before it handled signals, leaving the model cop${left.length === 1 ? "y" : "ies"} ${left.join(", ")}: remove ${left.length === 1 ? "it" : "them"} by hand`;
+  }
   return code === 0 ? null : (signal ?? `exit code ${code}`);
 }
 

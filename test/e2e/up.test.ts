@@ -9,7 +9,7 @@
  * repeats the enclave's line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -181,6 +181,48 @@ describe("cloister up", () => {
     expect(stderr).toMatch(
       /\[enclave\] cloister enclave: shutting down \(SIGTERM during boot\) …\n(.|\n)*\[enclave\] cloister enclave: stopped before serving; no copy of the model is left\n/,
     );
+  });
+
+  it("counts a child its SIGTERM killed before the child handled signals as stopped (exit 0), unless a model copy of it is there", async () => {
+    // Each child it starts waits before its command runs (it has no signal handler yet): SIGTERM
+    // kills it by the signal's default action, as a stop in up's first moments does.
+    const delay = join(import.meta.dirname, "..", "helpers", "delay-supervised-start.mjs");
+    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${delay}` };
+    const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
+    for (const leaveCopy of [false, true]) {
+      const dir = await mkdtemp(join(tmpdir(), "cloister-up-early-stop-"));
+      dirs.push(dir);
+      const { child, exited, until, output } = spawnUp(dir, args, false, env);
+      let enclave: number | undefined;
+      await until(() => {
+        void childrenOf(child.pid as number).then((found) => {
+          enclave ??= found.find(({ command }) => command === "enclave")?.pid;
+        });
+        return enclave !== undefined;
+      });
+      expect(enclave, output().stderr).toBeDefined();
+      // A copy named for the enclave's process, as it would have made one (it cannot have: it makes
+      // one only after it handles signals): up checks, it does not assume.
+      const copy = join(tmpdir(), `cloister-model-${enclave}-x-x-AbCdEf`);
+      if (leaveCopy) await mkdir(copy);
+      try {
+        child.kill("SIGTERM");
+        const code = await exited;
+        const lines = output().stderr.split("\n");
+        expect(lines.at(-2)).toBe("stopped: every process it started has exited");
+        if (leaveCopy) {
+          expect(lines.at(-3)).toBe(
+            `enclave failed as it stopped (SIGTERM before it handled signals, leaving the model copy ${copy}: remove it by hand)`,
+          );
+          expect(code).toBe(1);
+        } else {
+          expect(output().stderr).not.toContain("failed as it stopped");
+          expect(code).toBe(0);
+        }
+      } finally {
+        await rm(copy, { recursive: true, force: true });
+      }
+    }
   });
 
   it("exits 1 when the enclave, stopped, could not remove its model copy, and says so with the enclave's line", async () => {
