@@ -321,6 +321,17 @@ export function createBrokerApp(
     });
   }
 
+  const limitBody = bodyLimit({
+    maxSize: MAX_RELEASE_BYTES,
+    // Answered before the handler below runs, so its log line is written here (no body content:
+    // the key id is not read from a body that was not accepted).
+    onError: (c: Context<BrokerEnv>) => {
+      const message = `release request: expected at most ${MAX_RELEASE_BYTES} bytes`;
+      log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, message, null, c.get("started")));
+      return c.json(errorJson("KBS_REQUEST_TOO_LARGE", message), 413);
+    },
+  });
+
   app.get("/healthz", (c) => c.json({ status: "ok", keys: broker.keyIds.length }));
 
   app.post("/v1/kbs/challenge", (c) => overLimit(c, "challenge")?.response ?? c.json(broker.challenge()));
@@ -348,16 +359,18 @@ export function createBrokerApp(
         underWay.end(bucket);
       }
     },
-    bodyLimit({
-      maxSize: MAX_RELEASE_BYTES,
-      // Answered before the handler below runs, so its log line is written here (no body content:
-      // the key id is not read from a body that was not accepted).
-      onError: (c) => {
-        const message = `release request: expected at most ${MAX_RELEASE_BYTES} bytes`;
-        log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, message, null, c.get("started")));
-        return c.json(errorJson("KBS_REQUEST_TOO_LARGE", message), 413);
-      },
-    }),
+    async (c, next) => {
+      // A body without a Content-Length is read here, before the handler below: one whose stream
+      // fails is answered, and logged, here. (The handler's own errors never reach this catch: hono
+      // answers them with onError inside `next`.)
+      try {
+        return await limitBody(c, next);
+      } catch (error) {
+        const refusal = incompleteBody(error);
+        log(entry("refused", null, refusal.code, null, refusal.detail, null, c.get("started")));
+        throw refusal;
+      }
+    },
     async (c) => {
       const started = c.get("started");
       let keyId: string | null = null;
@@ -365,8 +378,13 @@ export function createBrokerApp(
         let body: unknown;
         try {
           body = await c.req.json();
-        } catch {
-          throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
+        } catch (error) {
+          // JSON.parse's message quotes the body: not kept. Anything else is the body's stream
+          // failing (the client went away mid-body): not a malformed request, and not the broker's.
+          if (error instanceof SyntaxError) {
+            throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
+          }
+          throw incompleteBody(error);
         }
         // Counted here, the moment it spends: broker.release spends the challenge before its first
         // await, so each challenge spent is counted in the window it is spent in, which the bound
@@ -399,6 +417,18 @@ export function createBrokerApp(
     },
   );
   return app;
+}
+
+/**
+ * A release body whose stream failed before its end (the client went away mid-body, a proxy cut
+ * it): not malformed, and no fault of the broker. The stream's error goes to the log only.
+ */
+function incompleteBody(error: unknown): BrokerError {
+  const message = "release request: the body could not be read whole (the connection closed or failed before its end)";
+  return new BrokerError("KBS_REQUEST_INCOMPLETE", 400, message, {
+    detail: `${message}: ${error instanceof Error ? `${error.name}: ${error.message}` : typeof error}`,
+    cause: error,
+  });
 }
 
 function entry(

@@ -1305,6 +1305,53 @@ describe("key broker HTTP API", () => {
     expect(error.cause).toBe(bug);
   });
 
+  it("tells a body it could not read whole (KBS_REQUEST_INCOMPLETE) from one that is not JSON (KBS_REQUEST_MALFORMED)", async () => {
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(), (e) => logs.push(e));
+    const post = (body: ReadableStream<Uint8Array> | string, length?: number) =>
+      app.request("/v1/kbs/release", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(length === undefined ? {} : { "content-length": `${length}` }),
+        },
+        duplex: "half",
+        body,
+      } as RequestInit);
+    // The connection fails half-way through the body (the client went away): a body of unknown
+    // length (read by the size limit) and one of a stated length (read by the handler).
+    for (const length of [undefined, 100]) {
+      const cut = await post(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"keyId":'));
+            controller.error(new Error("aborted"));
+          },
+        }),
+        length,
+      );
+      expect(cut.status).toBe(400);
+      expect(await cut.json()).toEqual({
+        error: {
+          code: "KBS_REQUEST_INCOMPLETE",
+          message: "release request: the body could not be read whole (the connection closed or failed before its end)",
+        },
+      });
+    }
+    const notJson = await post('{"keyId":');
+    expect(notJson.status).toBe(400);
+    expect(await notJson.json()).toMatchObject({ error: { code: "KBS_REQUEST_MALFORMED" } });
+    const incomplete = [
+      "KBS_REQUEST_INCOMPLETE",
+      "release request: the body could not be read whole (the connection closed or failed before its end): Error: aborted",
+    ];
+    expect(logs.map((l) => [l.code, l.reason])).toEqual([
+      incomplete,
+      incomplete,
+      ["KBS_REQUEST_MALFORMED", "release request: body is not JSON"],
+    ]);
+  });
+
   it("answers and logs an error thrown outside the verifier as INTERNAL with its cause, and a refusal with its own code", async () => {
     /** A broker whose release throws `error`. */
     class FailingBroker extends KeyBroker {
