@@ -490,7 +490,11 @@ export async function stageSealedModel(
       remove: copy.remove,
     };
   } catch (error) {
-    await discardCopy(copy, error, options.signal);
+    // The refusal (or, stopped, the stop's reason) is the staging's error whatever the removal
+    // does: a copy it could not remove is recorded (modelCopiesLeft), and `cloister enclave`, whose
+    // boot is the one caller, names it. A removal's EBUSY must not hide why the model was refused.
+    await copy.remove().catch(() => {});
+    if (stoppedBy(error, options.signal)) throw options.signal?.reason;
     throw error;
   }
 }

@@ -190,6 +190,39 @@ process.stdout.write(staged.path + " " + code + "\\n");`,
     expect(await names(root)).toEqual([]);
   }, 60_000);
 
+  it("a sealed model refused while it is decrypted fails with its own error when its copy cannot be removed; the copy is recorded", async () => {
+    const root = join(dir, "sealed-refused-private");
+    await mkdir(root, { mode: 0o700 });
+    // Altered in its last chunk: decrypted up to there into the copy, then refused.
+    const altered = join(dir, "altered.gguf.sealed");
+    const bytes = await readFile(sealedPath);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff;
+    await writeFile(altered, bytes);
+    // The copy's removal through node:fs/promises' rm fails (EBUSY), as fail-model-copy-removal.mjs
+    // makes it (other files are removed); the try at exit (rmSync) succeeds.
+    const failing = await runStaging(
+      `const fsp = (await import("node:fs/promises")).default;
+const rm = fsp.rm;
+fsp.rm = async (path, options) => {
+  if ((await import("node:path")).basename(path).startsWith("cloister-model-")) throw Object.assign(new Error("EBUSY (a stand-in)"), { code: "EBUSY" });
+  return rm(path, options);
+};
+(await import("node:module")).syncBuiltinESMExports();
+const { modelCopiesLeft } = await import(${JSON.stringify(STAGING)});
+const error = await stageSealedModel(${JSON.stringify(altered)}, ${JSON.stringify({ sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, keyId: KEY_ID })}, { keyId: ${JSON.stringify(KEY_ID)}, key: Buffer.from(process.env.MODEL_KEY_HEX, "hex") }, { allowDisk: true, privateRoot: async () => ${JSON.stringify(root)} }).then(() => null, (e) => e);
+process.stdout.write(JSON.stringify({ code: error?.code ?? null, left: modelCopiesLeft() }) + "\\n");`,
+    );
+    const { code, left } = JSON.parse(failing.line) as {
+      code: string | null;
+      left: { dir: string; removalError: string }[];
+    };
+    expect(code).toBe("SEALED_MODEL_AUTH_FAILED");
+    expect(left).toEqual([{ dir: expect.stringMatching(/\/cloister-model-/), removalError: "EBUSY" }]);
+    expect(dirname(left[0]?.dir as string)).toBe(root);
+    expect(await failing.exited).toBe(0);
+    expect(await names(root)).toEqual([]);
+  }, 60_000);
+
   it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
     const source = join(dir, "swapped.gguf");
     await copyFile(plainPath, source);
