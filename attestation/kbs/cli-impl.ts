@@ -21,7 +21,7 @@ async function loadConfig(path: string) {
   try {
     return await loadBrokerConfig(path);
   } catch (error) {
-    if (error instanceof BrokerConfigError) throw new UsageError(error.message);
+    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
     throw error;
   }
 }

@@ -80,21 +80,28 @@ async function readCheckedFile(
   rule: { readonly forbidden: number; readonly noLinks: boolean; readonly fix: (mode: string) => string },
   uid: number | undefined,
 ): Promise<string> {
+  /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
+  const unreadable = (error: unknown): BrokerConfigError => {
+    const code = (error as NodeJS.ErrnoException).code;
+    return new BrokerConfigError(
+      code === "ELOOP"
+        ? `${field}: "${path}" is a symbolic link; expected the key file itself`
+        : `${field}: cannot read "${path}" (${code ?? "error"})`,
+      { cause: error },
+    );
+  };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     // Non-blocking: a FIFO is opened at once and refused below as not a regular file, where a
     // blocking open would wait, silently, for a writer (O_NONBLOCK changes nothing for a file).
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | (rule.noLinks ? constants.O_NOFOLLOW : 0));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new BrokerConfigError(
-      code === "ELOOP"
-        ? `${field}: "${path}" is a symbolic link; expected the key file itself`
-        : `${field}: cannot read "${path}" (${code ?? "error"})`,
-    );
+    throw unreadable(error);
   }
   try {
-    const info = await handle.stat();
+    const info = await handle.stat().catch((error: unknown) => {
+      throw unreadable(error);
+    });
     if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
       throw new BrokerConfigError(
@@ -104,7 +111,9 @@ async function readCheckedFile(
     if ((info.mode & rule.forbidden) !== 0) {
       throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`)}`);
     }
-    return await handle.readFile("utf8");
+    return await handle.readFile("utf8").catch((error: unknown) => {
+      throw unreadable(error);
+    });
   } finally {
     await handle.close();
   }

@@ -373,6 +373,22 @@ describe("broker configuration errors", () => {
     expect(String(keyError.cause ?? "")).not.toContain(secret);
   });
 
+  it("name a key file that opens but cannot be read (EIO) as a configuration error, its errno, and keep the cause", async () => {
+    const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
+    // /proc/self/mem: a regular file of this user's, mode 0600, that opens; reading it from offset
+    // 0 fails with EIO, as a failing disk does.
+    const file = join(dir, "kbs-unreadable-key.json");
+    await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "/proc/self/mem", policy: "p.json" }] }), {
+      mode: 0o600,
+    });
+    const error = (await loadBrokerConfig(file).catch((e: Error) => e)) as Error & { code?: string };
+    expect(error).toMatchObject({
+      code: "KBS_CONFIG_INVALID",
+      message: 'keys.0.keyFile: cannot read "/proc/self/mem" (EIO)',
+    });
+    expect(error.cause).toMatchObject({ code: "EIO" });
+  });
+
   it("never print a value that may be secret (a key put in the wrong field), only its kind", async () => {
     const { loadBrokerConfig } = await import("../../attestation/kbs/config.ts");
     const { parseClientPolicy } = await import("../../client/policy.ts");
