@@ -192,7 +192,7 @@ describe("cloister up", () => {
     for (const leaveCopy of [false, true]) {
       const dir = await mkdtemp(join(tmpdir(), "cloister-up-early-stop-"));
       dirs.push(dir);
-      const { child, exited, until, output } = spawnUp(dir, args, false, env);
+      const { child, exited, until, output } = spawnUp(dir, args, { env });
       let enclave: number | undefined;
       await until(() => {
         void childrenOf(child.pid as number).then((found) => {
