@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
@@ -289,7 +290,8 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   }
   if (header.alg !== "EdDSA") {
     throw new AuditDocumentInvalidError(
-      `attestation document alg: expected "EdDSA", found ${JSON.stringify(header.alg)}`,
+      // The header is the host's: shown cut short, without control characters (describeUntrusted).
+      `attestation document alg: expected "EdDSA", found ${describeUntrusted(header.alg)}`,
     );
   }
   const jwk = payload.sig_jwk;

@@ -155,6 +155,29 @@ describe("keyFromAttestationDocument", () => {
       'attestation document alg: expected "EdDSA", found "ES256"',
     );
   });
+
+  it.each([
+    ["absent", {}, "found nothing"],
+    ["an object", { alg: { kid: "x" } }, "found an object"],
+    [
+      "long, with a terminal escape",
+      { alg: `\u001b[2J${"A".repeat(5000)}` },
+      `found "\uFFFD[2J${"A".repeat(60)}"… (5004 characters)`,
+    ],
+  ])(
+    "names an alg that is %s by the untrusted-text describer: cut short, no control characters",
+    (_what, header, found) => {
+      const h = b64u(JSON.stringify(header));
+      const payload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) } }));
+      let message = "";
+      try {
+        keyFromAttestationDocument(`${h}.${payload}.${b64u(new Uint8Array(64))}`);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toBe(`attestation document alg: expected "EdDSA", ${found}`);
+    },
+  );
 });
 
 describe("files that are JSON but not the object expected", () => {
