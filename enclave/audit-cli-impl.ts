@@ -253,7 +253,7 @@ export async function verifyAuditLogFile(
   return result;
 }
 
-/** The first line of a log file (null when too long or the file is empty). */
+/** The first line of a log file (null when too long, not UTF-8, or the file is empty). */
 async function firstLogLine(path: string): Promise<string | null> {
   try {
     for await (const line of readAuditLogLines(path)) return typeof line === "string" ? line : null;
