@@ -271,5 +271,10 @@ describe("validation messages name the expected and the found value", () => {
     expect(formatted(z.object({ id: z.string().max(4) }), { id: secret })).not.toContain(secret);
     expect(formatted(z.record(z.string().max(4), z.number()), { [secret]: 1 })).not.toContain(secret);
     expect(formatted(z.strictObject({}), { [secret]: 1 })).not.toContain(secret);
+    // A union's alternative whose first problem is an unknown key of an object inside it: explainIssue
+    // follows the union into it and explains that issue itself (zod's own words would name the key).
+    const union = z.union([z.strictObject({ inner: z.strictObject({ q: z.number() }), a: z.number() }), z.string()]);
+    const message = formatted(union, { inner: { q: 1, [secret]: 1 }, a: "not a number" });
+    expect(message).toBe("inner: expected no such field, found 1 (names not shown: not plain identifiers)");
   });
 });
