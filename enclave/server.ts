@@ -120,9 +120,9 @@ export function createEnclaveApp(
   // The host collects audit records here (hashes and decisions only) and stores them; asking for
   // `from` acknowledges every earlier line.
   app.get("/audit", (c) => {
-    const from = auditFrom(c.req.query("from"));
+    const from = auditFrom(auditParameter(c.req.queries("from"), "from"));
     // `boot` names the enclave boot whose records `from` acknowledges (absent: nothing is acknowledged).
-    return c.json(enclave.collectAudit(from, c.req.query("boot") ?? null));
+    return c.json(enclave.collectAudit(from, auditBoot(auditParameter(c.req.queries("boot"), "boot"))));
   });
 
   // Sealed requests work on node's own request and response (no Request/Response objects or web
@@ -171,26 +171,55 @@ export function createEnclaveApp(
 /** The one form of `from` taken: decimal digits, no sign, exponent, leading zero or white space. */
 const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]*)$/;
 
+/** The boot id the enclave issues (its attestation document's SHA-256, `collectAudit`'s `boot`). */
+const BOOT_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * GET /audit's parameter `name` (undefined when absent). A repeated one is refused rather than read
+ * by its first value: which of two values a proxy or a parser keeps differs, and both parameters
+ * decide which records are dropped.
+ */
+function auditParameter(values: string[] | undefined, name: "from" | "boot"): string | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  if (values.length === 1) return values[0];
+  throw new EnclaveError("AUDIT_QUERY_INVALID", 400, `audit: ${name} expected once, found it ${values.length} times`);
+}
+
+/** A refused query value: shown when it is short and plain (a host may send anything), else by its length. */
+function queryValueShape(query: string): string {
+  if (query === "") return "an empty value";
+  if (/^[\w.+-]{1,32}$/.test(query)) return JSON.stringify(query);
+  return `a value of ${query.length} character${query.length === 1 ? "" : "s"}`;
+}
+
 /**
  * GET /audit's `from` (0 when absent). Security: it acknowledges, so drops, every earlier record,
  * so only the form the host's collector writes is taken; Number() also read "" and " " as 0, "1e3"
- * as 1000 and "0x10" as 16. A refused value is shown when it is short and plain (a host may send
- * anything), else by its length.
+ * as 1000 and "0x10" as 16.
  */
 function auditFrom(query: string | undefined): number {
   if (query === undefined) return 0;
   const from = Number(query);
   if (CANONICAL_DECIMAL.test(query) && Number.isSafeInteger(from)) return from;
-  const found =
-    query === ""
-      ? "an empty value"
-      : /^[\w.+-]{1,32}$/.test(query)
-        ? JSON.stringify(query)
-        : `a value of ${query.length} character${query.length === 1 ? "" : "s"}`;
   throw new EnclaveError(
     "AUDIT_QUERY_INVALID",
     400,
-    `audit: from expected a non-negative decimal integer of at most ${Number.MAX_SAFE_INTEGER} (digits only: no sign, exponent, leading zero or white space), found ${found}`,
+    `audit: from expected a non-negative decimal integer of at most ${Number.MAX_SAFE_INTEGER} (digits only: no sign, exponent, leading zero or white space), found ${queryValueShape(query)}`,
+  );
+}
+
+/**
+ * GET /audit's `boot` (null when absent: nothing is acknowledged). Only the form the enclave issues
+ * (and the host's collector sends back) is taken; it is compared with this boot's id only for
+ * equality, but a value of any other form is a caller's mistake, named rather than ignored.
+ */
+function auditBoot(query: string | undefined): string | null {
+  if (query === undefined) return null;
+  if (BOOT_ID.test(query)) return query;
+  throw new EnclaveError(
+    "AUDIT_QUERY_INVALID",
+    400,
+    `audit: boot expected the enclave boot id its /audit answer names (64 lower-case hex digits), found ${queryValueShape(query)}`,
   );
 }
 

@@ -339,7 +339,8 @@ describe("enclave server: POST /attestation/challenge", () => {
 });
 
 describe("enclave server: GET /audit", () => {
-  it("takes from as a non-negative integer (0 when absent) and drops lines only for an acknowledgement naming this boot", async () => {
+  /** An enclave served with one audit record written, and GET /audit with a query on it. */
+  const oneRecordServed = async () => {
     const enclave = await bootWith(new ScriptedEngine(() => [text("a"), done]));
     const url = await serve(enclave);
     await answerOne(enclave, url);
@@ -347,6 +348,11 @@ describe("enclave server: GET /audit", () => {
       const response = await fetch(`${url}/audit${query}`);
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
+    return { enclave, collect };
+  };
+
+  it("takes from as a non-negative integer (0 when absent) and drops lines only for an acknowledgement naming this boot", async () => {
+    const { enclave, collect } = await oneRecordServed();
     expect(await collect("")).toMatchObject({ status: 200, body: { from: 0, next: 1, lines: [expect.any(String)] } });
     // No boot named: nothing is acknowledged; this boot named without from: nothing either (from 0).
     expect(await collect("?from=1")).toMatchObject({ status: 200, body: { from: 0, lines: [expect.any(String)] } });
@@ -388,6 +394,46 @@ describe("enclave server: GET /audit", () => {
     expect(await collect("?from=9007199254740991")).toMatchObject({ status: 200, body: { from: 0 } });
     expect(await collect("?from=0")).toMatchObject({ status: 200, body: { from: 0 } });
     expect(enclave.auditPending).toBe(1);
+  });
+  it("takes boot only as the boot id it issues (64 lower-case hex digits) and refuses a repeated from or boot", async () => {
+    const { enclave, collect } = await oneRecordServed();
+    const boot = enclave.documentDigest;
+    const expected = "audit: boot expected the enclave boot id its /audit answer names (64 lower-case hex digits)";
+    for (const [value, found] of [
+      ["", "an empty value"],
+      ["abc", '"abc"'],
+      [boot.toUpperCase(), "a value of 64 characters"],
+      [boot.slice(0, 63), "a value of 63 characters"],
+      [`${boot}0`, "a value of 65 characters"],
+      [`%20${boot}`, "a value of 65 characters"],
+      [`${boot.slice(0, 63)}g`, "a value of 64 characters"],
+    ]) {
+      expect(await collect(`?from=1&boot=${value}`)).toEqual({
+        status: 400,
+        body: { error: { code: "AUDIT_QUERY_INVALID", message: `${expected}, found ${found}` } },
+      });
+    }
+    // A repeated parameter is refused, not read by its first value (which one a proxy or a parser
+    // keeps differs, and `from` drops every record before it).
+    for (const [query, name] of [
+      [`?from=1&from=0&boot=${boot}`, "from"],
+      [`?from=1&from=1&boot=${boot}`, "from"],
+      [`?from=1&boot=${boot}&boot=${boot}`, "boot"],
+      [`?boot=${boot}&from=1&boot=${"0".repeat(64)}`, "boot"],
+    ] as const) {
+      expect(await collect(query)).toEqual({
+        status: 400,
+        body: {
+          error: { code: "AUDIT_QUERY_INVALID", message: `audit: ${name} expected once, found it 2 times` },
+        },
+      });
+    }
+    expect(enclave.auditPending).toBe(1);
+    // Another boot's id (well formed) is taken and acknowledges nothing; this boot's acknowledges.
+    expect(await collect(`?from=1&boot=${"0".repeat(64)}`)).toMatchObject({ status: 200, body: { from: 0 } });
+    expect(enclave.auditPending).toBe(1);
+    expect(await collect(`?from=1&boot=${boot}`)).toMatchObject({ status: 200, body: { from: 1, lines: [] } });
+    expect(enclave.auditPending).toBe(0);
   });
 });
 
