@@ -20,7 +20,22 @@ import { SealedError } from "./errors.ts";
 export const RECEIPT_VERSION = 1;
 const TAG = new TextEncoder().encode("cloister/receipt/v1\0");
 const HEX64 = /^[0-9a-f]{64}$/;
+/** A time as Date#toISOString writes it (years 0000-9999). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * Whether `value` is a time exactly as Date#toISOString writes it (YYYY-MM-DDTHH:MM:SS.sssZ, UTC), as
+ * the enclave writes receipts, audit records and checkpoints: not anything Date.parse accepts ("1"
+ * is a year to it, and it takes a date alone, an offset, other forms), nor a day or hour that does
+ * not exist in that form (February 30, hour 24), which Date.parse moves on to another time. Here,
+ * not in enclave/pipeline/audit.ts, as sealed/ imports nothing outside itself; the audit code
+ * imports it from here.
+ */
+export function isCanonicalTime(value: unknown): value is string {
+  if (typeof value !== "string" || !ISO_TIME.test(value)) return false;
+  const ms = Date.parse(value);
+  return !Number.isNaN(ms) && new Date(ms).toISOString() === value;
+}
 /** Longest receipt line (all counts at their largest): the final frame must hold it (frames.ts). */
 export const MAX_RECEIPT_LENGTH = 900;
 
@@ -93,8 +108,18 @@ function checkFields(fields: ReceiptFields): void {
       throw new ReceiptInvalidError(`receipt ${name}: expected a non-negative integer`);
     }
   }
-  if (typeof fields.time !== "string" || !ISO_TIME.test(fields.time) || Number.isNaN(Date.parse(fields.time))) {
-    throw new ReceiptInvalidError("receipt time: expected an ISO 8601 UTC time with milliseconds");
+  if (!isCanonicalTime(fields.time)) {
+    // A time is no secret: shown when short and plain, else by its kind and length.
+    const time: unknown = fields.time;
+    const found =
+      typeof time !== "string"
+        ? kindOf(time)
+        : /^[0-9A-Za-z.:+-]{1,32}$/.test(time)
+          ? JSON.stringify(time)
+          : `a string of ${time.length} characters`;
+    throw new ReceiptInvalidError(
+      `receipt time: expected an ISO 8601 UTC time as the enclave writes it (YYYY-MM-DDTHH:MM:SS.sssZ), found ${found}`,
+    );
   }
 }
 

@@ -54,7 +54,7 @@ import { bytesEqual, concatBytes, fromHex, toHex } from "../../attestation/bytes
 import { jsonSyntaxProblem } from "../../attestation/json-text.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
-import { canonicalScalar, smallOrderKey } from "../../sealed/receipt.ts";
+import { canonicalScalar, isCanonicalTime, smallOrderKey } from "../../sealed/receipt.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
 import type { PiiFinding } from "./pii.ts";
 
@@ -166,20 +166,6 @@ const encoder = new TextEncoder();
 const HEX64 = /^[0-9a-f]{64}$/;
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const RULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** A time as Date#toISOString writes it (years 0000-9999). */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/**
- * Whether `value` is a time exactly as the writer writes it (Date#toISOString), for records and
- * checkpoints alike: not anything Date.parse accepts ("1" is a year to it, and it takes a date
- * alone, an offset, other forms), nor a day or hour that does not exist in that form (February 30,
- * hour 24), which Date.parse moves on to another time.
- */
-function isWriterTime(value: unknown): value is string {
-  if (typeof value !== "string" || !ISO_TIME.test(value)) return false;
-  const ms = Date.parse(value);
-  return !Number.isNaN(ms) && new Date(ms).toISOString() === value;
-}
 
 function bytesOf(value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? encoder.encode(value) : new Uint8Array(value);
@@ -686,7 +672,7 @@ function recordShapeProblem(r: Record<string, unknown>): string | null {
   if (r.v !== 1) return `v: expected 1, found ${describeValue(r.v)}`;
   if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0)
     return `seq: expected a non-negative integer, found ${shown(r.seq)}`;
-  if (!isWriterTime(r.time))
+  if (!isCanonicalTime(r.time))
     return `time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found ${shown(r.time)}`;
   for (const f of ["requestIdHash", "modelSha256", "attestationDigest", "prevHash"] as const) {
     if (typeof r[f] !== "string" || !HEX64.test(r[f] as string))
@@ -1120,7 +1106,7 @@ export function checkAuditCheckpoint(
       `checkpoint nonce: expected null or 32..128 hex characters, found ${describeValue(c.nonce)}`,
     );
   }
-  if (!isWriterTime(c.time)) {
+  if (!isCanonicalTime(c.time)) {
     return refuse(
       "malformed",
       `checkpoint time: expected an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ), found ${shown(c.time)}`,

@@ -81,6 +81,52 @@ describe("receipts", () => {
   });
 });
 
+describe("receipt time", () => {
+  // A day or hour that does not exist: Date.parse takes February 30 and hour 24 and moves them on.
+  const notTimes: [string, string][] = [
+    ["2026-02-30T12:00:00.000Z", '"2026-02-30T12:00:00.000Z"'],
+    ["2026-02-29T12:00:00.000Z", '"2026-02-29T12:00:00.000Z"'],
+    ["2026-04-31T12:00:00.000Z", '"2026-04-31T12:00:00.000Z"'],
+    ["2026-11-22T24:00:00.000Z", '"2026-11-22T24:00:00.000Z"'],
+    ["2026-11-22T14:60:00.000Z", '"2026-11-22T14:60:00.000Z"'],
+    ["2026-11-22T14:00:00.000+00:00", '"2026-11-22T14:00:00.000+00:00"'],
+    ["2026-11-22T14:00:00Z", '"2026-11-22T14:00:00Z"'],
+    [" 2026-11-22T14:00:00.000Z", "a string of 25 characters"],
+  ];
+  const expected = "receipt time: expected an ISO 8601 UTC time as the enclave writes it (YYYY-MM-DDTHH:MM:SS.sssZ)";
+
+  it("is signed only as Date#toISOString writes it", () => {
+    for (const [time, found] of notTimes) {
+      expect(() => signReceipt({ ...FIELDS, time }, keys.secretKey), time).toThrow(
+        expect.objectContaining({ code: "RECEIPT_INVALID", message: `${expected}, found ${found}` }),
+      );
+    }
+    expect(() => signReceipt({ ...FIELDS, time: 5 as unknown as string }, keys.secretKey)).toThrow(
+      `${expected}, found a number`,
+    );
+    // A leap day that exists, and the last millisecond of a year, are times.
+    for (const time of ["2024-02-29T23:59:59.999Z", "2026-12-31T23:59:59.999Z"]) {
+      expect(signReceipt({ ...FIELDS, time }, keys.secretKey)).toContain(`"time":"${time}"`);
+    }
+  });
+
+  it("is verified only as Date#toISOString writes it, even under a good signature", async () => {
+    const tag = new TextEncoder().encode("cloister/receipt/v1\0");
+    for (const [time, found] of notTimes) {
+      // Signed as the enclave would sign it, were its check looser.
+      const unsigned = signReceipt(FIELDS, keys.secretKey)
+        .replace(/,"sig":"[^"]*"\}$/, "}")
+        .replace(FIELDS.time, time);
+      const message = new Uint8Array([...tag, ...new TextEncoder().encode(unsigned)]);
+      const sig = Buffer.from(nacl.sign.detached(message, keys.secretKey)).toString("base64url");
+      const line = `${unsigned.slice(0, -1)},"sig":"${sig}"}`;
+      await expect(verifyReceipt(line, keys.publicKey), time).rejects.toThrow(
+        expect.objectContaining({ code: "RECEIPT_INVALID", message: `${expected}, found ${found}` }),
+      );
+    }
+  });
+});
+
 /** S + L: the same signature, written with an unreduced scalar. */
 function unreduced(sig: string): string {
   const bytes = Buffer.from(sig, "base64url");
