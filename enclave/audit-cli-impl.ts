@@ -11,11 +11,12 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
+import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
   type AuditCheckpoint,
@@ -69,15 +70,17 @@ function readError(error: unknown): string {
 /** How much of an input file readText reads at a time (a small file takes no buffer of its bound). */
 const READ_CHUNK_BYTES = 64 * 1024;
 
+/** How many bytes an input file may hold, and what it is expected to hold (for the refusal). */
+interface InputBound {
+  readonly bytes: number;
+  readonly expected: string;
+}
+
 /**
- * A small input file's text. At most `limit.bytes` bytes are read: a larger file (or a device that
- * never ends) is refused by its size, never held in memory whole.
+ * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
+ * device that never ends) is refused by its size, never held in memory whole.
  */
-async function readText(
-  file: string,
-  what: string,
-  limit: { readonly bytes: number; readonly expected: string },
-): Promise<string> {
+async function readBoundedFile(file: string, what: string, limit: InputBound): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   try {
@@ -99,7 +102,12 @@ async function readText(
   }
   if (length > limit.bytes)
     throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
-  return Buffer.concat(chunks, length).toString("utf8");
+  return Buffer.concat(chunks, length);
+}
+
+/** A small input file's text (`readBoundedFile`'s bytes as UTF-8). */
+async function readText(file: string, what: string, limit: InputBound): Promise<string> {
+  return (await readBoundedFile(file, what, limit)).toString("utf8");
 }
 
 /** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
@@ -114,6 +122,19 @@ const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
  * far below the largest string Node makes (about 512 MiB).
  */
 const CHAT_JSON_FILE_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The largest --prompt-file read (16 MiB): the prompt a record commits to is the request's prompt,
+ * or its chat messages' contents joined by "\n", as UTF-8. It came in the JSON of one sealed request,
+ * whose ciphertext is at most MAX_REQUEST_CIPHERTEXT_LENGTH bytes (the enclave's own limit; the
+ * host's --max-request-bytes can be set no higher), and that JSON is strict UTF-8 holding the text
+ * whole or escaped longer, with more than one byte around each message: no prompt's bytes are more.
+ */
+const PROMPT_FILE_MAX_BYTES = MAX_REQUEST_CIPHERTEXT_LENGTH;
+/**
+ * The largest --answer-file read (64 MiB): an answer of at most 1,048,576 tokens (the most a
+ * manifest lets maxTokens be), at 64 bytes a token, as --chat-json's bound reasons.
+ */
+const ANSWER_FILE_MAX_BYTES = 64 * 1024 * 1024;
 /** The largest --opening-file read: an opening is 64 hex digits (and a line end); 1 KiB leaves room for white space. */
 const OPENING_FILE_MAX_BYTES = 1024;
 
@@ -473,8 +494,25 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   if (openingHex !== undefined && !HEX32.test(openingHex)) {
     throw new UsageError(`opening: expected 64 lower-case hex digits, found ${hexShape(openingHex)}`);
   }
-  if (options.answerFile !== undefined) answer = new Uint8Array(await readFile(options.answerFile));
-  const prompt = options.promptFile === undefined ? undefined : new Uint8Array(await readFile(options.promptFile));
+  // The prompt's and the answer's bytes are committed to as they are: never decoded (a decoder drops
+  // a leading byte order mark or turns bad bytes into U+FFFD), so the file's own bytes are compared.
+  if (options.answerFile !== undefined) {
+    answer = new Uint8Array(
+      await readBoundedFile(options.answerFile, "--answer-file", {
+        bytes: ANSWER_FILE_MAX_BYTES,
+        expected: "an answer of at most 1048576 tokens, the most a manifest lets maxTokens be",
+      }),
+    );
+  }
+  const prompt =
+    options.promptFile === undefined
+      ? undefined
+      : new Uint8Array(
+          await readBoundedFile(options.promptFile, "--prompt-file", {
+            bytes: PROMPT_FILE_MAX_BYTES,
+            expected: "a prompt is at most the enclave's largest sealed request, 16 MiB",
+          }),
+        );
   if ((prompt !== undefined || options.answerFile !== undefined) && openingHex === undefined) {
     throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
   }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { auditFindCommand, auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
-import { auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { type AuditEntry, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-options-"));
@@ -124,6 +124,85 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       code: "USAGE",
       message: "opening: expected 64 lower-case hex digits, found 1024 characters",
     });
+  });
+
+  it("audit find: a --prompt-file or --answer-file larger than any prompt or answer is refused by its size, read no further", async () => {
+    const requestId = sampleEntries(1)[0]?.requestId as string;
+    writeFileSync(p("find-opening.txt"), Buffer.from(writer.openingFor(requestId)).toString("hex"));
+    const find = (files: { promptFile?: string; answerFile?: string }) =>
+      auditFindCommand({
+        log: p("a.jsonl"),
+        key: KEY_HEX,
+        requestIdHash: auditRequestIdHash(requestId),
+        openingFile: p("find-opening.txt"),
+        ...files,
+      });
+    // Sparse files: one byte past each bound on no disk space.
+    writeFileSync(p("huge-prompt.txt"), "");
+    truncateSync(p("huge-prompt.txt"), 16 * 1024 * 1024 + 1);
+    writeFileSync(p("huge-answer.txt"), "");
+    truncateSync(p("huge-answer.txt"), 64 * 1024 * 1024 + 1);
+    const promptBound =
+      "expected at most 16777216 bytes (a prompt is at most the enclave's largest sealed request, 16 MiB), found more";
+    const answerBound =
+      "expected at most 67108864 bytes (an answer of at most 1048576 tokens, the most a manifest lets maxTokens be), found more";
+    for (const [promptFile, answerFile, message] of [
+      [p("huge-prompt.txt"), undefined, `--prompt-file ${p("huge-prompt.txt")}: ${promptBound}`],
+      ["/dev/zero", undefined, `--prompt-file /dev/zero: ${promptBound}`],
+      [undefined, p("huge-answer.txt"), `--answer-file ${p("huge-answer.txt")}: ${answerBound}`],
+      [undefined, "/dev/zero", `--answer-file /dev/zero: ${answerBound}`],
+    ] as const) {
+      await expect(
+        find({
+          ...(promptFile === undefined ? {} : { promptFile }),
+          ...(answerFile === undefined ? {} : { answerFile }),
+        }),
+        message,
+      ).rejects.toMatchObject({ code: "USAGE", message });
+    }
+    await expect(find({ promptFile: p("no-such-prompt.txt") })).rejects.toMatchObject({
+      code: "USAGE",
+      message: expect.stringContaining(`--prompt-file ${p("no-such-prompt.txt")}: cannot read (ENOENT`),
+    });
+  });
+
+  it("audit find: --prompt-file and --answer-file are compared as the bytes they hold, never decoded", async () => {
+    // A prompt and an answer that start with U+FEFF: a decoder that drops a byte order mark (the
+    // default TextDecoder) would compare other bytes than the ones committed to.
+    const bomWriter = makeWriter();
+    const [entry] = sampleEntries(1);
+    const requestId = entry?.requestId as string;
+    writeFileSync(
+      p("bom.jsonl"),
+      `${bomWriter.record({ ...(entry as AuditEntry), prompt: "\uFEFFprompt", response: "\uFEFFanswer" }).line}\n`,
+    );
+    writeFileSync(p("bom-opening.txt"), Buffer.from(bomWriter.openingFor(requestId)).toString("hex"));
+    writeFileSync(p("bom-prompt.txt"), "\uFEFFprompt");
+    writeFileSync(p("bom-answer.txt"), "\uFEFFanswer");
+    writeFileSync(p("plain-prompt.txt"), "prompt");
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const find = (promptFile: string) =>
+      auditFindCommand({
+        log: p("bom.jsonl"),
+        key: KEY_HEX,
+        requestIdHash: auditRequestIdHash(requestId),
+        openingFile: p("bom-opening.txt"),
+        promptFile,
+        answerFile: p("bom-answer.txt"),
+        json: true,
+      });
+    await find(p("bom-prompt.txt"));
+    expect(JSON.parse(String(out.mock.calls.at(-1)?.[0]))).toMatchObject({
+      found: true,
+      matches: { prompt: true, answer: true },
+    });
+    await find(p("plain-prompt.txt"));
+    expect(JSON.parse(String(out.mock.calls.at(-1)?.[0]))).toMatchObject({
+      found: true,
+      matches: { prompt: false, answer: true },
+      code: "AUDIT_COMMITMENT_MISMATCH",
+    });
+    process.exitCode = undefined;
   });
 
   it("--count with --last-hash: the last record's hash is checked too", async () => {
