@@ -105,9 +105,17 @@ async function readBoundedFile(file: string, what: string, limit: InputBound): P
   return Buffer.concat(chunks, length);
 }
 
-/** A small input file's text (`readBoundedFile`'s bytes as UTF-8). */
+/**
+ * A small input file's text: `readBoundedFile`'s bytes decoded as strict UTF-8 (a byte order mark
+ * kept). Bytes that are not UTF-8 are a usage error naming the byte: decoded loosely (U+FFFD for
+ * each bad sequence), other bytes than the file's would be checked or hashed.
+ */
 async function readText(file: string, what: string, limit: InputBound): Promise<string> {
-  return (await readBoundedFile(file, what, limit)).toString("utf8");
+  const text = decodeStrictUtf8(await readBoundedFile(file, what, limit));
+  if (typeof text === "string") return text;
+  throw new UsageError(
+    `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,
+  );
 }
 
 /** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
@@ -157,13 +165,13 @@ export interface AuditLogLineNotUtf8 {
 // Strict: a lossy decode (U+FFFD for each bad sequence) would let bytes other than the signed ones
 // give the signed text. A byte order mark is kept (a line that starts with one is not canonical).
 const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** For whole lines (a call without `stream` starts afresh each time). */
-const lineDecoder = strictUtf8();
+/** For whole lines and files (a call without `stream` starts afresh each time). */
+const wholeDecoder = strictUtf8();
 
-/** The line's text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
-function decodeLine(bytes: Buffer): string | AuditLogLineNotUtf8 {
+/** A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
+function decodeStrictUtf8(bytes: Buffer): string | AuditLogLineNotUtf8 {
   try {
-    return lineDecoder.decode(bytes);
+    return wholeDecoder.decode(bytes);
   } catch {
     const decoder = strictUtf8();
     for (let i = 0; i < bytes.length; i += 1) {
@@ -173,7 +181,7 @@ function decodeLine(bytes: Buffer): string | AuditLogLineNotUtf8 {
         return { notUtf8: i + 1 };
       }
     }
-    return { notUtf8: bytes.length }; // a sequence cut short by the line's end
+    return { notUtf8: bytes.length }; // a sequence cut short by the end
   }
 }
 
@@ -197,7 +205,7 @@ export async function* readAuditLogLines(
   let bytes = 0;
   let tooLong = false;
   const take = (): string | AuditLogLineTooLong | AuditLogLineNotUtf8 => {
-    const line = tooLong ? { tooLong: bytes } : decodeLine(Buffer.concat(parts, bytes));
+    const line = tooLong ? { tooLong: bytes } : decodeStrictUtf8(Buffer.concat(parts, bytes));
     parts = [];
     bytes = 0;
     tooLong = false;

@@ -205,6 +205,41 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     process.exitCode = undefined;
   });
 
+  it("a --checkpoint, --document or --chat-json file that is not UTF-8 is a usage error naming the file and the byte", async () => {
+    // Decoded loosely, a bad byte became U+FFFD: other bytes than the file's would be checked (an
+    // answer text re-encoded, a document digest computed over another text).
+    const checkpointLine = readFileSync(p("a-checkpoint.json"));
+    const at = checkpointLine.indexOf("nonce");
+    writeFileSync(
+      p("bad-checkpoint.json"),
+      Buffer.concat([checkpointLine.subarray(0, at), Buffer.from([0xff]), checkpointLine.subarray(at)]),
+    );
+    writeFileSync(p("bad-document.jws"), Buffer.from([0x61, 0x62, 0xc3, 0x28]));
+    writeFileSync(
+      p("bad-chat.json"),
+      Buffer.concat([Buffer.from('{"text":"a'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]),
+    );
+    writeFileSync(p("cut-chat.json"), Buffer.concat([Buffer.from('{"text":"a"}'), Buffer.from([0xe2, 0x82])]));
+    const notUtf8 = (option: string, file: string, byte: number) => ({
+      code: "USAGE",
+      message: `${option} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${byte} of the file)`,
+    });
+    await expect(
+      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("bad-checkpoint.json") }),
+    ).rejects.toMatchObject(notUtf8("--checkpoint", p("bad-checkpoint.json"), at + 1));
+    await expect(auditVerifyCommand({ log: p("a.jsonl"), document: p("bad-document.jws") })).rejects.toMatchObject(
+      notUtf8("--document", p("bad-document.jws"), 4),
+    );
+    // An encoded surrogate (ED A0 80) is not UTF-8: found at its second byte.
+    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("bad-chat.json") })).rejects.toMatchObject(
+      notUtf8("--chat-json", p("bad-chat.json"), 12),
+    );
+    // A sequence cut short by the file's end: found at the last byte.
+    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("cut-chat.json") })).rejects.toMatchObject(
+      notUtf8("--chat-json", p("cut-chat.json"), 14),
+    );
+  });
+
   it("--count with --last-hash: the last record's hash is checked too", async () => {
     await expect(
       auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash }),
