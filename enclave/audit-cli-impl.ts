@@ -67,7 +67,7 @@ function readError(error: unknown): string {
   return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
 }
 
-/** How much of an input file readText reads at a time (a small file takes no buffer of its bound). */
+/** How much of an input file readBoundedFile reads at a time (a small file takes no buffer of its bound). */
 const READ_CHUNK_BYTES = 64 * 1024;
 
 /** How many bytes an input file may hold, and what it is expected to hold (for the refusal). */
