@@ -707,7 +707,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   if (options.checkpoint !== undefined) {
     const text = await readText(options.checkpoint, "--checkpoint", {
       bytes: CHECKPOINT_FILE_MAX_BYTES,
-      expected: "a checkpoint line is about 300",
+      expected: "a checkpoint line is about 300 bytes",
     });
     const checked = checkAuditCheckpoint(text, publicKey);
     if (!checked.ok) {

@@ -78,7 +78,7 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("huge-checkpoint.json") }),
     ).rejects.toMatchObject({
       code: "USAGE",
-      message: `--checkpoint ${p("huge-checkpoint.json")}: expected at most 65536 bytes (a checkpoint line is about 300), found more`,
+      message: `--checkpoint ${p("huge-checkpoint.json")}: expected at most 65536 bytes (a checkpoint line is about 300 bytes), found more`,
     });
     // A device that never ends is read only up to the bound.
     await expect(
