@@ -28,7 +28,7 @@ import {
   unsealModelFile,
 } from "../models/sealed.ts";
 import { EngineError, modelNotFound } from "./engine/errors.ts";
-import { stoppedBy } from "./stop.ts";
+import { throwIfStoppedBy } from "./stop.ts";
 
 export interface StagedModel {
   readonly path: string;
@@ -349,17 +349,15 @@ export function removeModelCopiesNow(): void {
 }
 
 /**
- * Removes the copy of a staging that failed with `error`. Stopped (`error` is `signal`'s stop:
- * stoppedBy), it then throws the stop's reason whatever the removal did: a copy it could not remove
- * is recorded (modelCopiesLeft), for the stop's report to name. Otherwise a removal that fails
- * throws its error, and else it returns, for the caller to throw its own.
+ * Removes the copy of a staging that failed with `error`, which stays the staging's error whatever
+ * the removal does: a copy it could not remove is recorded (modelCopiesLeft), for the command to
+ * name (`cloister enclave`, `cloister model run`). A removal's EBUSY must not hide why the staging
+ * failed. Stopped (`error` is `signal`'s stop: stoppedBy), it throws the stop's reason; otherwise it
+ * returns, for the caller to throw its error.
  */
 async function discardCopy(copy: CopyDirectory, error: unknown, signal: AbortSignal | undefined): Promise<void> {
-  const stopped = stoppedBy(error, signal);
-  await copy.remove().catch((removalError: unknown) => {
-    if (!stopped) throw removalError;
-  });
-  if (stopped) throw signal?.reason;
+  await copy.remove().catch(() => {});
+  throwIfStoppedBy(error, signal);
 }
 
 /**
@@ -425,7 +423,7 @@ export async function stageModel(
   }
   const copied = (await stat(path)).size;
   if (copied !== bytes) {
-    await copy.remove();
+    await copy.remove().catch(() => {}); // recorded when it fails (discardCopy)
     if (expectedBytes !== null) throw sizeMismatch(source, expectedBytes, copied);
     throw new EngineError(
       "MODEL_CHANGED_DURING_LOAD",
@@ -490,11 +488,8 @@ export async function stageSealedModel(
       remove: copy.remove,
     };
   } catch (error) {
-    // The refusal (or, stopped, the stop's reason) is the staging's error whatever the removal
-    // does: a copy it could not remove is recorded (modelCopiesLeft), and `cloister enclave`, whose
-    // boot is the one caller, names it. A removal's EBUSY must not hide why the model was refused.
-    await copy.remove().catch(() => {});
-    if (stoppedBy(error, options.signal)) throw options.signal?.reason;
+    // The refusal (or, stopped, the stop's reason) is the staging's error whatever the removal does.
+    await discardCopy(copy, error, options.signal);
     throw error;
   }
 }

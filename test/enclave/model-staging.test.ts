@@ -30,6 +30,7 @@ import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../mod
 import { writeTinyModel } from "../../models/tiny.ts";
 
 const STAGING = fileURLToPath(new URL("../../enclave/model-staging.ts", import.meta.url));
+const FAIL_REMOVAL = fileURLToPath(new URL("../helpers/fail-model-copy-removal.mjs", import.meta.url));
 const KEY_ID = "staging-test";
 const modelKey = generateModelKey(KEY_ID);
 let dir: string;
@@ -221,6 +222,47 @@ process.stdout.write(JSON.stringify({ code: error?.code ?? null, left: modelCopi
     expect(dirname(left[0]?.dir as string)).toBe(root);
     expect(await failing.exited).toBe(0);
     expect(await names(root)).toEqual([]);
+  }, 60_000);
+
+  it("stageModel fails with its own error (MODEL_LOAD_FAILED, MODEL_CHANGED_DURING_LOAD) when its copy cannot be removed; the copy is recorded", async () => {
+    const root = join(dir, "plain-refused-private");
+    await mkdir(root, { mode: 0o700 });
+    const growing = join(dir, "growing-refused.gguf");
+    await copyFile(plainPath, growing);
+    // Removing a copy fails (EBUSY), by rm and at exit alike (fail-model-copy-removal.mjs). The copy
+    // fails: /proc/self/mem is a regular file whose read at offset 0 fails with EIO; the other
+    // file grows after stageModel took its size (as the root is asked for).
+    const failing = await runStaging(
+      `await import(${JSON.stringify(FAIL_REMOVAL)});
+const { modelCopiesLeft } = await import(${JSON.stringify(STAGING)});
+const outcome = (e) => ({ code: e.code, message: e.message });
+const unreadable = await stageModel("/proc/self/mem", null, { privateRoot: async () => ${JSON.stringify(root)} }).then(() => null, outcome);
+const grew = await stageModel(${JSON.stringify(growing)}, null, { privateRoot: async () => {
+  await (await import("node:fs/promises")).appendFile(${JSON.stringify(growing)}, Buffer.alloc(4096));
+  return ${JSON.stringify(root)};
+} }).then(() => null, outcome);
+process.stdout.write(JSON.stringify({ unreadable, grew, left: modelCopiesLeft() }) + "\\n");`,
+    );
+    const { unreadable, grew, left } = JSON.parse(failing.line) as {
+      unreadable: { code: string; message: string };
+      grew: { code: string; message: string };
+      left: { dir: string; removalError: string }[];
+    };
+    expect(await failing.exited).toBe(0);
+    const copies = await names(root);
+    for (const name of copies) await rm(join(root, name), { recursive: true, force: true });
+    expect(unreadable.code).toBe("MODEL_LOAD_FAILED");
+    expect(unreadable.message).toMatch(
+      /^model file \/proc\/self\/mem: cannot be copied into .*\/cloister-model-.* \(EIO\)$/,
+    );
+    expect(grew.code).toBe("MODEL_CHANGED_DURING_LOAD");
+    expect(left).toEqual([
+      { dir: expect.stringMatching(/\/cloister-model-/), removalError: "EBUSY" },
+      { dir: expect.stringMatching(/\/cloister-model-/), removalError: "EBUSY" },
+    ]);
+    // The copy MODEL_LOAD_FAILED names is one of those left, and both are the ones in the root.
+    expect(unreadable.message).toContain(left[0]?.dir);
+    expect(left.map((c) => basename(c.dir)).sort()).toEqual(copies);
   }, 60_000);
 
   it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
