@@ -217,7 +217,9 @@ export async function openInferenceEngine(
   try {
     return await loadEngine(options, settings, deps, staged);
   } catch (error) {
-    await staged?.remove();
+    // The load's own error (or, stopped, the stop's reason) whatever the removal does: a copy it
+    // could not remove is recorded (modelCopiesLeft), and `cloister model run` names it.
+    await staged?.remove().catch(() => {});
     throw error;
   }
 }

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { getLlama, type LlamaOptions } from "node-llama-cpp";
+import { getLlama, type Llama, type LlamaOptions } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   EngineError,
@@ -100,6 +100,39 @@ describe("loading", () => {
     expect(e.info.modelSha256).toBe(sha256);
     expect(stager).not.toHaveBeenCalled();
     await e.close();
+  });
+
+  it("fails with the load's own error, or a stop's reason, when the private copy cannot be removed", async () => {
+    const removals: string[] = [];
+    const stager = (found: string) => async () => ({
+      path: modelPath,
+      sha256: found,
+      remove: async () => {
+        removals.push(found);
+        throw Object.assign(new Error("EBUSY: resource busy or locked (a stand-in)"), { code: "EBUSY" });
+      },
+    });
+    const wrong = "ab".repeat(32);
+    const refused = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, threads: 1, sequences: 1 },
+      { stageModel: stager(wrong) },
+    ).catch((e: unknown) => e);
+    expect(code(refused)).toBe("MODEL_DIGEST_MISMATCH");
+    // Stopped while it loads (the signal aborted as llama.cpp starts): the stop's reason.
+    const stop = new AbortController();
+    const stopped = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, threads: 1, sequences: 1, signal: stop.signal },
+      {
+        stageModel: stager(sha256),
+        // A stand-in (never loaded): disposing a real one could free what the other tests' engine uses.
+        getLlama: async () => {
+          stop.abort("SIGINT");
+          return { dispose: async () => {} } as unknown as Llama;
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect(stopped).toBe("SIGINT");
+    expect(removals).toEqual([wrong, sha256]);
   });
 
   it("refuses a malformed pinned digest", async () => {
