@@ -276,9 +276,38 @@ export async function modelCopiesOfProcess(pid: number): Promise<string[]> {
 /** The synchronous removal of each copy left (copyDirectory's exit hooks). */
 const removeNow = new Set<() => void>();
 
+/** A model copy this process made that is still there, and the error code of its failed removal (copiesLeft). */
+export interface ModelCopyLeft {
+  readonly dir: string;
+  readonly removalError: string | null;
+}
+
 /** The model copies this process made that are still there (not removed yet, or a removal failed). */
-export function modelCopiesLeft(): readonly { readonly dir: string; readonly removalError: string | null }[] {
+export function modelCopiesLeft(): readonly ModelCopyLeft[] {
   return [...copiesLeft].map(([dir, removalError]) => ({ dir, removalError }));
+}
+
+/**
+ * What of a failed close (Enclave.close's or InferenceEngine.close's error) the copies-left line
+ * (copiesLeftText) does not say, for the command (`cloister enclave`, `cloister model run`) to fail
+ * with: null when it was the removal of a copy that line names; the engine's error when both failed
+ * (Enclave.close's AggregateError: the engine's, then the removal's); else the error.
+ */
+export function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): unknown {
+  if (left.length === 0) return error;
+  if (error instanceof AggregateError) return error.errors[0] ?? null;
+  return null;
+}
+
+/**
+ * What a stop or a failure left of the private model copy, as `cloister enclave` and `cloister
+ * model run` say it (modelCopiesLeft): checked, not assumed, since removing the copy can fail (EBUSY, EIO). The path names no secret (the
+ * process's id and start time, a random suffix); the weights in it are why it must be removed.
+ */
+export function copiesLeftText(left: readonly ModelCopyLeft[]): string {
+  if (left.length === 0) return "no copy of the model is left";
+  const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
+  return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;
 }
 
 /** A copy's directory and how to remove it. */

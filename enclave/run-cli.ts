@@ -18,7 +18,8 @@ export function registerModelRunCommand(model: Command): void {
         "room (memory), else the temp directory (TMPDIR: disk space). That costs one read and one write",
         "of the whole model per run, and needs free space there the size of the model (MODEL_NO_ROOM",
         "otherwise; set TMPDIR to a directory with room). The copy is removed when it ends, by Ctrl-C",
-        "or a closed output (| head) too.",
+        "or a closed output (| head) too; a copy it could not remove is named on stderr (remove it by",
+        "hand), with exit 1.",
       ].join("\n"),
     )
     .addHelpText(

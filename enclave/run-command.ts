@@ -13,6 +13,7 @@
 import { onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
+import { copiesLeftText, failureBesidesCopies, modelCopiesLeft } from "./model-staging.ts";
 
 export type RunCommandOptions = {
   model: string;
@@ -45,6 +46,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
   process.on("SIGTERM", onSigterm);
   const unregister = onOutputClosed(stop("output closed"));
   let engine: InferenceEngine | undefined;
+  let failure: { readonly error: unknown } | null = null;
   try {
     try {
       engine = await openInferenceEngine({
@@ -57,50 +59,78 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
     } catch (error) {
       if (!controller.signal.aborted) throw error;
     }
-    if (engine === undefined || controller.signal.aborted) return;
-    const request = {
-      ...(options.chat === true
-        ? { messages: [{ role: "user" as const, content: options.prompt }] }
-        : { prompt: options.prompt }),
-      ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
-      ...(options.seed === undefined ? {} : { seed: options.seed }),
-      ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-      ...(options.topP === undefined ? {} : { topP: options.topP }),
-      signal: controller.signal,
-    };
-    let text = "";
-    for await (const event of engine.generate(request)) {
-      if (controller.signal.reason === "output closed") continue; // no one reads it: end quietly
-      if (event.type === "text") {
-        text += event.text;
-        if (options.json !== true) process.stdout.write(event.text);
-        continue;
-      }
-      if (options.json === true) {
-        process.stdout.write(
-          `${JSON.stringify(
-            {
-              text,
-              stopReason: event.stopReason,
-              promptTokens: event.usage.promptTokens,
-              completionTokens: event.usage.completionTokens,
-              ttftMs: round(event.usage.ttftMs),
-              tokensPerSecond: round(event.usage.tokensPerSecond),
-            },
-            null,
-            2,
-          )}\n`,
-        );
-      } else {
-        process.stdout.write("\n");
-      }
+    if (engine !== undefined && !controller.signal.aborted) await printCompletion(engine, options, controller.signal);
+  } catch (error) {
+    failure = { error };
+  }
+  const closing = await engine?.close().then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
+  process.off("SIGINT", onSigint);
+  process.off("SIGTERM", onSigterm);
+  unregister();
+  if (controller.signal.aborted) process.exitCode = STOPPED_EXIT_CODE[controller.signal.reason as StopReason];
+  // A private copy that could not be removed (EBUSY, EIO), by a failed or stopped load or by the
+  // engine's close, is named and fails the command (exit 1, whatever the stop's status), as
+  // `cloister enclave` does: checked, not assumed (modelCopiesLeft). The error the run failed with
+  // stays its error; a close's failure the line does not say is the command's error, or, when the
+  // run already failed, said on stderr.
+  const left = modelCopiesLeft();
+  if (left.length > 0) {
+    process.stderr.write(`cloister model run: ${copiesLeftText(left)}\n`);
+    process.exitCode = 1;
+  }
+  const unsaid = closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
+  if (failure === null && unsaid !== null) throw unsaid;
+  if (unsaid !== null) {
+    process.stderr.write(`cloister model run: closing the engine failed too (${(unsaid as Error | null)?.message})\n`);
+  }
+  if (failure !== null) throw failure.error;
+}
+
+/** Generates the completion and prints it: streamed text, or with --json one object at its end. */
+async function printCompletion(
+  engine: InferenceEngine,
+  options: RunCommandOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const request = {
+    ...(options.chat === true
+      ? { messages: [{ role: "user" as const, content: options.prompt }] }
+      : { prompt: options.prompt }),
+    ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+    ...(options.topP === undefined ? {} : { topP: options.topP }),
+    signal,
+  };
+  let text = "";
+  for await (const event of engine.generate(request)) {
+    if (signal.reason === "output closed") continue; // no one reads it: end quietly
+    if (event.type === "text") {
+      text += event.text;
+      if (options.json !== true) process.stdout.write(event.text);
+      continue;
     }
-  } finally {
-    await engine?.close();
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigterm);
-    unregister();
-    if (controller.signal.aborted) process.exitCode = STOPPED_EXIT_CODE[controller.signal.reason as StopReason];
+    if (options.json === true) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            text,
+            stopReason: event.stopReason,
+            promptTokens: event.usage.promptTokens,
+            completionTokens: event.usage.completionTokens,
+            ttftMs: round(event.usage.ttftMs),
+            tokensPerSecond: round(event.usage.tokensPerSecond),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    } else {
+      process.stdout.write("\n");
+    }
   }
 }
 

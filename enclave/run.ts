@@ -6,7 +6,7 @@ import { listenUsageError, readOptionFile, UsageError } from "../client/cli/outp
 import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
-import { modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
+import { copiesLeftText, failureBesidesCopies, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { stoppedBy } from "./stop.ts";
@@ -118,28 +118,6 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   }
   const unsaid = failure === null ? null : failureBesidesCopies(failure.error, left);
   if (unsaid !== null) throw unsaid;
-}
-
-/**
- * What of a failed close (Enclave.close's error) the copies-left line does not say, for the
- * command to fail with: null when it was the removal of a copy that line names; the engine's error
- * when both failed (Enclave.close's AggregateError: the engine's, then the removal's); else the error.
- */
-function failureBesidesCopies(error: unknown, left: ReturnType<typeof modelCopiesLeft>): unknown {
-  if (left.length === 0) return error;
-  if (error instanceof AggregateError) return error.errors[0] ?? null;
-  return null;
-}
-
-/**
- * What a stop left of the private model copy, as the command's last line says it: checked,
- * not assumed, since removing the copy can fail (EBUSY, EIO). The path names no secret (the
- * process's id and start time, a random suffix); the weights in it are why it must be removed.
- */
-function copiesLeftText(left: ReturnType<typeof modelCopiesLeft>): string {
-  if (left.length === 0) return "no copy of the model is left";
-  const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
-  return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;
 }
 
 /** What the boot made: the server (answering 503 ENCLAVE_BOOTING until served), the enclave, and its TEE (--tee auto's, detected). */
