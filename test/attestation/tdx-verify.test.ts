@@ -282,6 +282,46 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     expect(code(`${raw}x`)).toBe("TDX_COLLATERAL_MALFORMED");
     expect(() => parseTdQeIdentity(raw)).toThrow(AttestationError);
   });
+
+  it("takes collateral times only in the forms Intel's PCS writes, and refuses a rolled-over date", () => {
+    const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
+    const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
+    const refusal = (parse: () => unknown) => {
+      try {
+        parse();
+        return "parsed";
+      } catch (error) {
+        return `${(error as AttestationError).code} ${(error as Error).message}`;
+      }
+    };
+    const expected = "expected an ISO-8601 UTC time to the second (YYYY-MM-DDTHH:MM:SSZ)";
+    const cases: [string, string, string][] = [
+      ['"issueDate":"2023-06-18T08:42:58Z"', '"issueDate":"2023-02-30T08:42:58Z"', "issueDate"],
+      ['"issueDate":"2023-06-18T08:42:58Z"', '"issueDate":"2023-06-18T24:00:00Z"', "issueDate"],
+      ['"nextUpdate":"2023-07-18T08:42:58Z"', '"nextUpdate":"2023-07-18T08:42:60Z"', "nextUpdate"],
+      ['"nextUpdate":"2023-07-18T08:42:58Z"', '"nextUpdate":"2023-07-18T08:42:58.5Z"', "nextUpdate"],
+      ['"nextUpdate":"2023-07-18T08:42:58Z"', '"nextUpdate":"2023-07-18T08:42:58.000Z"', "nextUpdate"],
+      ['"tcbDate":"2023-02-15T00:00:00Z"', '"tcbDate":"2023-02-29T00:00:00Z"', "tcbLevels[0].tcbDate"],
+      ['"tcbDate":"2023-02-15T00:00:00Z"', '"tcbDate":"2023-13-01T00:00:00Z"', "tcbLevels[0].tcbDate"],
+    ];
+    for (const [good, bad, field] of cases) {
+      const found = bad.slice(bad.indexOf(':"') + 1);
+      expect(tcbInfo.includes(good)).toBe(true);
+      expect(refusal(() => parseTdxTcbInfo(tcbInfo.replace(good, bad)))).toBe(
+        `TDX_COLLATERAL_MALFORMED TDX TCB info: ${field}: ${expected}, found ${found}`,
+      );
+    }
+    const qeBad = qeIdentity.replace('"tcbDate":"2023-02-15T00:00:00Z"', '"tcbDate":"2023-04-31T00:00:00Z"');
+    expect(qeBad).not.toBe(qeIdentity);
+    expect(refusal(() => parseTdQeIdentity(qeBad))).toMatch(
+      /^TDX_COLLATERAL_MALFORMED TD QE identity: tcbLevels\[0\]\.tcbDate: expected an ISO-8601 UTC time to the second \(YYYY-MM-DDTHH:MM:SSZ\), found "2023-04-31T00:00:00Z"$/,
+    );
+    // A leap day that exists still parses, to the second.
+    const leap = parseTdxTcbInfo(
+      tcbInfo.replace('"issueDate":"2023-06-18T08:42:58Z"', '"issueDate":"2024-02-29T23:59:59Z"'),
+    );
+    expect(leap.issueDate.toISOString()).toBe("2024-02-29T23:59:59.000Z");
+  });
 });
 
 describe("TDX verification with collateral at verifyAt", () => {
