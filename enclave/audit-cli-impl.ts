@@ -11,9 +11,16 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
+import {
+  decodeStrictUtf8,
+  type InputBound,
+  type NotUtf8,
+  readBoundedFile,
+  readError,
+  readText,
+} from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
@@ -60,68 +67,12 @@ export class AuditCheckpointInvalidError extends Error {
   }
 }
 
-/** Why a file could not be read: the error's code and message (Node's name the path and the call). */
-function readError(error: unknown): string {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  const text = typeof message === "string" ? message : String(error);
-  return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
-}
-
-/** How much of an input file readBoundedFile reads at a time (a small file takes no buffer of its bound). */
-const READ_CHUNK_BYTES = 64 * 1024;
-
-/** How many bytes an input file may hold, and what it is expected to hold (for the refusal). */
-interface InputBound {
-  readonly bytes: number;
-  readonly expected: string;
-}
-
-/**
- * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
- * device that never ends) is refused by its size, never held in memory whole.
- */
-async function readBoundedFile(file: string, what: string, limit: InputBound): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    const handle = await open(file, "r");
-    try {
-      // One byte past the bound tells a file at the bound from a larger one.
-      while (length <= limit.bytes) {
-        const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, limit.bytes + 1 - length));
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-        if (bytesRead === 0) break;
-        chunks.push(chunk.subarray(0, bytesRead));
-        length += bytesRead;
-      }
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    throw new UsageError(`${what} ${file}: cannot read (${readError(error)})`);
-  }
-  if (length > limit.bytes)
-    throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
-  return Buffer.concat(chunks, length);
-}
-
-/**
- * A small input file's text: `readBoundedFile`'s bytes decoded as strict UTF-8 (a byte order mark
- * kept). Bytes that are not UTF-8 are a usage error naming the byte: decoded loosely (U+FFFD for
- * each bad sequence), other bytes than the file's would be checked or hashed.
- */
-async function readText(file: string, what: string, limit: InputBound): Promise<string> {
-  const text = decodeStrictUtf8(await readBoundedFile(file, what, limit));
-  if (typeof text === "string") return text;
-  throw new UsageError(
-    `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,
-  );
-}
-
 /** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
 const CHECKPOINT_FILE_MAX_BYTES = 64 * 1024;
 /** The largest --document file read (as the host's bound on the document it serves). */
 const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
+/** A --document file's bound (`cloister audit verify`, `cloister receipt verify`). */
+export const DOCUMENT_FILE_BOUND: InputBound = { bytes: DOCUMENT_FILE_MAX_BYTES, expected: "an attestation document" };
 /**
  * The largest --chat-json file read (64 MiB). It holds `cloister chat --json`'s one object: the
  * answer's text, of at most 1,048,576 tokens (the most a manifest lets maxTokens be), a receipt and
@@ -129,7 +80,7 @@ const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
  * control character as six): 64 bytes a token is many times what an answer takes, and 64 MiB stays
  * far below the largest string Node makes (about 512 MiB).
  */
-const CHAT_JSON_FILE_MAX_BYTES = 64 * 1024 * 1024;
+export const CHAT_JSON_FILE_MAX_BYTES = 64 * 1024 * 1024;
 /**
  * The largest --prompt-file read (16 MiB): the prompt a record commits to is the request's prompt,
  * or its chat messages' contents joined by "\n", as UTF-8. It came in the JSON of one sealed request,
@@ -143,6 +94,11 @@ const PROMPT_FILE_MAX_BYTES = MAX_REQUEST_CIPHERTEXT_LENGTH;
  * manifest lets maxTokens be), at 64 bytes a token, as --chat-json's bound reasons.
  */
 const ANSWER_FILE_MAX_BYTES = 64 * 1024 * 1024;
+/** An --answer-file's bound (`cloister audit verify`, `cloister receipt verify`). */
+export const ANSWER_FILE_BOUND: InputBound = {
+  bytes: ANSWER_FILE_MAX_BYTES,
+  expected: "an answer of at most 1048576 tokens, the most a manifest lets maxTokens be",
+};
 /** The largest --opening-file read: an opening is 64 hex digits (and a line end); 1 KiB leaves room for white space. */
 const OPENING_FILE_MAX_BYTES = 1024;
 
@@ -158,32 +114,7 @@ export interface AuditLogLineTooLong {
 }
 
 /** A log line whose bytes are not UTF-8: the byte (from 1) where that was found. */
-export interface AuditLogLineNotUtf8 {
-  readonly notUtf8: number;
-}
-
-// Strict: a lossy decode (U+FFFD for each bad sequence) would let bytes other than the signed ones
-// give the signed text. A byte order mark is kept (a line that starts with one is not canonical).
-const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** For whole lines and files (a call without `stream` starts afresh each time). */
-const wholeDecoder = strictUtf8();
-
-/** A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
-function decodeStrictUtf8(bytes: Buffer): string | AuditLogLineNotUtf8 {
-  try {
-    return wholeDecoder.decode(bytes);
-  } catch {
-    const decoder = strictUtf8();
-    for (let i = 0; i < bytes.length; i += 1) {
-      try {
-        decoder.decode(bytes.subarray(i, i + 1), { stream: true });
-      } catch {
-        return { notUtf8: i + 1 };
-      }
-    }
-    return { notUtf8: bytes.length }; // a sequence cut short by the end
-  }
-}
+export type AuditLogLineNotUtf8 = NotUtf8;
 
 /**
  * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
@@ -376,10 +307,7 @@ async function commandKey(
     throw new UsageError("give exactly one of --key <hex> or --document <file>");
   }
   if (options.key !== undefined) return { publicKey: publicKeyOption(options.key, keyName), keySource: "key" };
-  const text = await readText(options.document as string, "--document", {
-    bytes: DOCUMENT_FILE_MAX_BYTES,
-    expected: "an attestation document",
-  });
+  const text = await readText(options.document as string, "--document", DOCUMENT_FILE_BOUND);
   return {
     publicKey: keyFromAttestationDocument(text),
     keySource: "document",
@@ -505,12 +433,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   // The prompt's and the answer's bytes are committed to as they are: never decoded (a decoder drops
   // a leading byte order mark or turns bad bytes into U+FFFD), so the file's own bytes are compared.
   if (options.answerFile !== undefined) {
-    answer = new Uint8Array(
-      await readBoundedFile(options.answerFile, "--answer-file", {
-        bytes: ANSWER_FILE_MAX_BYTES,
-        expected: "an answer of at most 1048576 tokens, the most a manifest lets maxTokens be",
-      }),
-    );
+    answer = new Uint8Array(await readBoundedFile(options.answerFile, "--answer-file", ANSWER_FILE_BOUND));
   }
   const prompt =
     options.promptFile === undefined

@@ -3,28 +3,35 @@
  * (with --document) tied to the attestation document that carries that key.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { base64url } from "jose";
 import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import {
+  ANSWER_FILE_BOUND,
   AuditDocumentInvalidError,
+  CHAT_JSON_FILE_MAX_BYTES,
+  DOCUMENT_FILE_BOUND,
   keyFromAttestationDocument,
   publicKeyOption,
 } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
+import { type InputBound, readBoundedFile } from "./bounded-file.ts";
 import { fileErrorCause, printJson, UsageError } from "./output.ts";
 
-async function readBytes(file: string, option: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (error) {
-    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
-  }
+/** A file's bytes, to its bound (bounded-file.ts); a read error as this command has always named it. */
+async function readBytes(file: string, option: string, bound: InputBound): Promise<Uint8Array> {
+  const cannotRead = (error: unknown) => new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
+  return new Uint8Array(await readBoundedFile(file, option, bound, cannotRead));
 }
+
+/** A --receipt file: a receipt line, or `cloister chat --json` output, bounded as `audit verify --chat-json`. */
+const RECEIPT_FILE_BOUND: InputBound = {
+  bytes: CHAT_JSON_FILE_MAX_BYTES,
+  expected: "a receipt line, or cloister chat --json's output",
+};
 
 /**
  * The receipt line: the file itself, or the `receipt` field of `cloister chat --json` output. That
@@ -145,13 +152,16 @@ export async function runReceiptVerify(options: {
   // (signatures under it can be made without any secret), before any file is read.
   const key = publicKeyOption(options.key, "--key");
   const line = receiptLine(
-    Buffer.from(await readBytes(options.receipt, "--receipt")).toString("utf8"),
+    Buffer.from(await readBytes(options.receipt, "--receipt", RECEIPT_FILE_BOUND)).toString("utf8"),
     options.receipt,
   );
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
-  const answer = options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file");
+  const answer =
+    options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file", ANSWER_FILE_BOUND);
   const document =
-    options.document === undefined ? null : readDocumentFile(await readBytes(options.document, "--document"));
+    options.document === undefined
+      ? null
+      : readDocumentFile(await readBytes(options.document, "--document", DOCUMENT_FILE_BOUND));
   if (document === null) process.stderr.write(NO_DOCUMENT_WARNING);
   try {
     const receipt = await verifyReceipt(line, key);

@@ -1,11 +1,12 @@
 /** `cloister receipt verify` (client/cli/run-receipt.ts): offline, tied to a saved document when given one. */
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAttestationDocument, type EnclaveKeys } from "../../attestation/document.ts";
+import { UsageError } from "../../client/cli/output.ts";
 import { NO_DOCUMENT_WARNING, runReceiptVerify } from "../../client/cli/run-receipt.ts";
 import { type ReceiptFields, signReceipt, textHash } from "../../sealed/receipt.ts";
 
@@ -205,6 +206,41 @@ describe("cloister receipt verify", () => {
       valid: false,
       code: "RECEIPT_MISMATCH",
       reason: `receipt answerHash: expected the SHA-256 of --answer-file, ${textHash(`${text}\n`)}, found ${textHash(text)} (the file without its final line break matches: save the answer's exact text, e.g. jq -j .text answer.json)`,
+    });
+  });
+
+  it("reads each file to a bound, and refuses a larger one by its size without reading it whole", async () => {
+    capture();
+    const receipt = await file("bounded.txt", signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
+    // Sparse files one byte past each bound: all zero bytes, none of them written out.
+    const past = async (name: string, bytes: number) => {
+      const path = await file(name, "");
+      await truncate(path, bytes + 1);
+      return path;
+    };
+    const MiB = 1024 * 1024;
+    const answer = await past("huge-answer.txt", 64 * MiB);
+    await expect(verify({ receipt, answerFile: answer })).rejects.toThrow(
+      new UsageError(
+        `--answer-file ${answer}: expected at most ${64 * MiB} bytes (an answer of at most 1048576 tokens, the most a manifest lets maxTokens be), found more`,
+      ),
+    );
+    const document = await past("huge-document.jws", 4 * MiB);
+    await expect(verify({ receipt, document })).rejects.toThrow(
+      new UsageError(`--document ${document}: expected at most ${4 * MiB} bytes (an attestation document), found more`),
+    );
+    const bigReceipt = await past("huge-receipt.txt", 64 * MiB);
+    await expect(verify({ receipt: bigReceipt })).rejects.toThrow(
+      new UsageError(
+        `--receipt ${bigReceipt}: expected at most ${64 * MiB} bytes (a receipt line, or cloister chat --json's output), found more`,
+      ),
+    );
+    // At the bound, read and checked as before: the answer's bytes are hashed.
+    const atBound = await file("at-bound.txt", "");
+    await truncate(atBound, 64 * MiB);
+    expect((await verify({ receipt, answerFile: atBound })).result).toMatchObject({
+      valid: false,
+      code: "RECEIPT_MISMATCH",
     });
   });
 });

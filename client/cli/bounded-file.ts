@@ -1,0 +1,108 @@
+/**
+ * Reading a file an option names, to a bound: at most the bound's bytes are read, so a larger file
+ * (or a device that never ends) is refused by its size, never held in memory whole; its text, when
+ * it is text, decoded as strict UTF-8. Shared by the commands that read such files (`cloister audit`,
+ * `cloister receipt verify`, `cloister manifest`); node: only, nothing that opens a sealed message.
+ */
+import { open } from "node:fs/promises";
+import { UsageError } from "./output.ts";
+
+/** Why a file could not be read: the error's code and message (Node's name the path and the call). */
+export function readError(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = typeof message === "string" ? message : String(error);
+  return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
+}
+
+/** How much of an input file readBoundedFile reads at a time (a small file takes no buffer of its bound). */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/** How many bytes an input file may hold, and what it is expected to hold (for the refusal). */
+export interface InputBound {
+  readonly bytes: number;
+  readonly expected: string;
+}
+
+/** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why. */
+export type CannotRead = (error: unknown) => Error;
+
+/**
+ * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
+ * device that never ends) is a UsageError naming `what`, the file and the bound, never held in
+ * memory whole.
+ */
+export async function readBoundedFile(
+  file: string,
+  what: string,
+  limit: InputBound,
+  cannotRead: CannotRead = (error) => new UsageError(`${what} ${file}: cannot read (${readError(error)})`),
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    const handle = await open(file, "r");
+    try {
+      // One byte past the bound tells a file at the bound from a larger one.
+      while (length <= limit.bytes) {
+        const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, limit.bytes + 1 - length));
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
+        length += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw cannotRead(error);
+  }
+  if (length > limit.bytes)
+    throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
+  return Buffer.concat(chunks, length);
+}
+
+/** Bytes that are not UTF-8: the byte (from 1) where that was found. */
+export interface NotUtf8 {
+  readonly notUtf8: number;
+}
+
+// Strict: a lossy decode (U+FFFD for each bad sequence) would let bytes other than the signed ones
+// give the signed text. A byte order mark is kept (a line that starts with one is not canonical).
+const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** For whole lines and files (a call without `stream` starts afresh each time). */
+const wholeDecoder = strictUtf8();
+
+/** A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
+export function decodeStrictUtf8(bytes: Uint8Array): string | NotUtf8 {
+  try {
+    return wholeDecoder.decode(bytes);
+  } catch {
+    const decoder = strictUtf8();
+    for (let i = 0; i < bytes.length; i += 1) {
+      try {
+        decoder.decode(bytes.subarray(i, i + 1), { stream: true });
+      } catch {
+        return { notUtf8: i + 1 };
+      }
+    }
+    return { notUtf8: bytes.length }; // a sequence cut short by the end
+  }
+}
+
+/**
+ * A small input file's text: `readBoundedFile`'s bytes decoded as strict UTF-8 (a byte order mark
+ * kept). Bytes that are not UTF-8 are a usage error naming the byte: decoded loosely (U+FFFD for
+ * each bad sequence), other bytes than the file's would be checked or hashed.
+ */
+export async function readText(
+  file: string,
+  what: string,
+  limit: InputBound,
+  cannotRead?: CannotRead,
+): Promise<string> {
+  const text = decodeStrictUtf8(await readBoundedFile(file, what, limit, cannotRead));
+  if (typeof text === "string") return text;
+  throw new UsageError(
+    `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,
+  );
+}
