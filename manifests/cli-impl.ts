@@ -1,8 +1,8 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
+import { type InputBound, readText as readBoundedText } from "../client/cli/bounded-file.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -21,19 +21,37 @@ import {
 import { type Manifest, parseManifest } from "./schema.ts";
 import { checkTrustedJwk, generateManifestSigningKey, type ManifestAlg, signManifest, verifyManifest } from "./sign.ts";
 
-async function readText(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (cause) {
-    throw new ManifestFileError(
-      `${what} ${file}: could not be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
-      { cause },
-    );
-  }
+/**
+ * A manifest or a signed manifest, read to 4 MiB: a signed manifest travels whole in the attestation
+ * document, which every reader takes to 4 MiB at most (DOCUMENT_MAX_CHARS in attestation/document.ts,
+ * as the host's DOCUMENT_MAX_BYTES), and the manifest's JSON is inside it, base64url-encoded.
+ */
+const MANIFEST_FILE_BOUND: InputBound = {
+  bytes: 4 * 1024 * 1024,
+  expected: "a manifest travels whole in the attestation document, read to 4 MiB",
+};
+/**
+ * A JWK file, read to 64 KiB: a manifest key is Ed25519 or P-256 (MANIFEST_ALGS), whose JWK, private
+ * and with every optional member, is a few hundred bytes.
+ */
+const JWK_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one Ed25519 or P-256 JWK, a few hundred bytes" };
+
+/** A file's text: to its bound and strict UTF-8 (bounded-file.ts); an unreadable file is MANIFEST_FILE, as ever. */
+function readText(file: string, what: string, bound: InputBound): Promise<string> {
+  return readBoundedText(
+    file,
+    what,
+    bound,
+    (cause) =>
+      new ManifestFileError(
+        `${what} ${file}: could not be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
+        { cause },
+      ),
+  );
 }
 
 async function readJson(file: string, what: string): Promise<unknown> {
-  const text = await readText(file, what);
+  const text = await readText(file, what, MANIFEST_FILE_BOUND);
   try {
     return parseJsonText(text);
   } catch (cause) {
@@ -59,7 +77,7 @@ export async function readOperatorKeyFile(path: string): Promise<JWK> {
 }
 
 async function readJwk(file: string, what: string): Promise<JWK> {
-  const text = await readText(file, what);
+  const text = await readText(file, what, JWK_FILE_BOUND);
   let value: unknown;
   try {
     value = parseJsonText(text);
@@ -167,7 +185,7 @@ export async function verifyCommand(file: string, options: { key: string[]; json
   const keys: JWK[] = [];
   // Checked here too, so that an error names the file rather than the key's place in the list.
   for (const keyFile of options.key) keys.push(checkTrustedJwk(await readJwk(keyFile, "--key"), `--key ${keyFile}`));
-  const jws = (await readText(file, "signed manifest")).trim();
+  const jws = (await readText(file, "signed manifest", MANIFEST_FILE_BOUND)).trim();
   const verified = await verifyManifest(jws, keys);
   const { manifest } = verified;
   const result = {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -140,6 +140,45 @@ describe("cloister manifest (CLI)", () => {
     });
     expect(notJws.code).toBe(2);
     expect(notJws.stderr).toMatch(/^cloister: MANIFEST_JWS_MALFORMED: /);
+  });
+
+  it("reads input files to a bound and as strict UTF-8, naming the option, the file and the bound", async () => {
+    await cloister("manifest", "keygen", "--out-private", p("b.jwk"), "--out-public", p("b.pub.jwk"));
+    // Sparse files one byte past each bound: all zero bytes, none of them written out.
+    writeFileSync(p("huge.jws"), "");
+    truncateSync(p("huge.jws"), 4 * 1024 * 1024 + 1);
+    writeFileSync(p("huge.json"), "");
+    truncateSync(p("huge.json"), 4 * 1024 * 1024 + 1);
+    writeFileSync(p("huge.jwk"), "");
+    truncateSync(p("huge.jwk"), 64 * 1024 + 1);
+    // Read loosely, 0xff would be U+FFFD: a manifest whose bytes are not the ones a reader sees.
+    writeFileSync(
+      p("latin1.json"),
+      Buffer.concat([Buffer.from('{"service":"caf'), Buffer.from([0xff]), Buffer.from('"}')]),
+    );
+    const [jws, json, jwk, latin1] = await Promise.all([
+      cloister("manifest", "verify", "--key", p("b.pub.jwk"), p("huge.jws")),
+      cloister("manifest", "check", p("huge.json")),
+      cloister("manifest", "verify", "--key", p("huge.jwk"), p("huge.jws")),
+      cloister("manifest", "check", p("latin1.json")),
+    ]);
+    const manifestBound = "4194304 bytes (a manifest travels whole in the attestation document, read to 4 MiB)";
+    expect({ code: jws.code, stderr: jws.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: USAGE: signed manifest ${p("huge.jws")}: expected at most ${manifestBound}, found more\n`,
+    });
+    expect({ code: json.code, stderr: json.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: USAGE: manifest ${p("huge.json")}: expected at most ${manifestBound}, found more\n`,
+    });
+    expect({ code: jwk.code, stderr: jwk.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: USAGE: --key ${p("huge.jwk")}: expected at most 65536 bytes (one Ed25519 or P-256 JWK, a few hundred bytes), found more\n`,
+    });
+    expect({ code: latin1.code, stderr: latin1.stderr }).toEqual({
+      code: 2,
+      stderr: `cloister: USAGE: manifest ${p("latin1.json")}: expected UTF-8 text, found a byte that is not UTF-8 (byte 16 of the file)\n`,
+    });
   });
 
   it("verify --key and sign --key refuse a key whose use, key_ops or alg says it is not for this, naming the file and the member", async () => {
