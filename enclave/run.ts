@@ -2,7 +2,7 @@
 
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
+import { formatCliError, listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
 import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
@@ -17,6 +17,28 @@ import { detectTeeMode, type TeeMode } from "./tee.ts";
  * 8192 at most, plus 64: host/app.ts), with room for several hosts; only hosts should reach it.
  */
 export const ENCLAVE_MAX_CONNECTIONS = 16_384;
+
+/**
+ * How long a boot step that failed after Ctrl-C reached the process group waits for the stop: run
+ * alone, the SIGINT is the stop (already here); supervised, `cloister up` sends SIGTERM at once.
+ */
+const INTERRUPT_STOP_WAIT_MS = 5_000;
+
+/** Whether `signal` is aborted now or within `ms`. */
+async function aborted(signal: AbortSignal, ms: number): Promise<boolean> {
+  if (signal.aborted) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
@@ -40,20 +62,46 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       process.exit(left.length > 0 ? 1 : 0);
     },
   );
-  const booted = await bootEnclave(options, stopped.signal).catch((error: unknown) => {
-    // A boot step that failed on its own while the stop was pending (the key broker refused, the
-    // copy ran out of room) is the command's error, as without a stop: only the stop's own abort
-    // of a step is a clean stop.
-    if (!stoppedBy(error, stopped.signal)) {
-      endBootStop();
-      // A copy the failed boot could not remove is named, as after a stop: the boot's error says
-      // why it failed, not which decrypted weights are left (modelCopiesLeft is checked, not assumed).
-      const left = modelCopiesLeft();
-      if (left.length > 0) process.stderr.write(`cloister enclave: boot failed; ${copiesLeftText(left)}\n`);
-      throw error;
-    }
-    return null; // stopped: the boot removed what it had staged
-  });
+  // Ctrl-C is SIGINT to the terminal's whole foreground process group: the boot's helper processes
+  // get it too (node-llama-cpp tests its binary in a child process before loading it), and the
+  // step they serve then fails. Seen here whether it stops this process (run alone) or not
+  // (supervised: `cloister up` stops it with SIGTERM next).
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+  };
+  process.on("SIGINT", onInterrupt);
+  const booted = await bootEnclave(options, stopped.signal)
+    .catch(async (error: unknown) => {
+      // A step that failed after Ctrl-C reached the process group is taken as stopped by it, once the
+      // stop is here (supervised: SIGTERM, within INTERRUPT_STOP_WAIT_MS), its failure said, not lost.
+      if (
+        stoppedBy(error, stopped.signal) ||
+        !interrupted ||
+        !(await aborted(stopped.signal, INTERRUPT_STOP_WAIT_MS))
+      ) {
+        throw error;
+      }
+      process.stderr.write(
+        `cloister enclave: a boot step failed after Ctrl-C reached its process group, taken as the stop: ${formatCliError(error)}\n`,
+      );
+      throw stopped.signal.reason;
+    })
+    .finally(() => process.off("SIGINT", onInterrupt))
+    .catch((error: unknown) => {
+      // A boot step that failed on its own while the stop was pending (the key broker refused, the
+      // copy ran out of room) is the command's error, as without a stop: only the stop's own abort
+      // of a step is a clean stop.
+      if (!stoppedBy(error, stopped.signal)) {
+        endBootStop();
+        // A copy the failed boot could not remove is named, as after a stop: the boot's error says
+        // why it failed, not which decrypted weights are left (modelCopiesLeft is checked, not assumed).
+        const left = modelCopiesLeft();
+        if (left.length > 0) process.stderr.write(`cloister enclave: boot failed; ${copiesLeftText(left)}\n`);
+        throw error;
+      }
+      return null; // stopped: the boot removed what it had staged
+    });
   if (booted === null || stopped.signal.aborted) {
     // Stopped during boot, or just after its last step: then closing the enclave removes its copy;
     // a removal that fails is named below, as after boot, not thrown past the server's close.

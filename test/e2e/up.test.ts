@@ -163,7 +163,7 @@ describe("cloister up", () => {
     expect(output().stdout).not.toContain("Cloister is up");
     process.kill(-(child.pid as number), "SIGINT");
     // A clean shutdown the user asked for, whether or not the boot had ended (as SIGTERM above).
-    expect(await exited).toBe(0);
+    expect(await exited, output().stderr).toBe(0);
     const { stdout, stderr } = output();
     expect(stdout).not.toContain("Cloister is up");
     expect(stderr).toContain("shutting down (SIGINT during boot) …");

@@ -21,6 +21,11 @@ const fs = vi.hoisted(() => ({
   failRemoval: null as string | null,
   /** An error code making a copy's directory fails with, just after the stop (SIGTERM) arrived. */
   failCopy: null as string | null,
+  /**
+   * What arrives as the copy's directory fails (failCopy): SIGTERM (a stop), or the terminal's Ctrl-C
+   * (SIGINT) — supervised, `cloister up`'s SIGTERM follows a moment later, after the failure.
+   */
+  failCopyAfter: "SIGTERM" as "SIGTERM" | "Ctrl-C" | "Ctrl-C, then up's SIGTERM",
   copies: [] as string[],
 }));
 
@@ -30,7 +35,11 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const stubs = {
     mkdtemp: async (prefix: string) => {
       if (fs.failCopy !== null && isCopy(prefix)) {
-        process.emit("SIGTERM", "SIGTERM");
+        if (fs.failCopyAfter === "SIGTERM") process.emit("SIGTERM", "SIGTERM");
+        else process.emit("SIGINT", "SIGINT");
+        if (fs.failCopyAfter === "Ctrl-C, then up's SIGTERM") {
+          setTimeout(() => process.emit("SIGTERM", "SIGTERM"), 50);
+        }
         throw Object.assign(new Error(`${fs.failCopy}: cannot make '${prefix}XXXXXX'`), { code: fs.failCopy });
       }
       const made = await actual.mkdtemp(prefix);
@@ -100,6 +109,7 @@ async function stoppedWhen(
   failRemoval: string | null = null,
   engineCloseFails = false,
   failCopy: string | null = null,
+  failCopyAfter: typeof fs.failCopyAfter = "SIGTERM",
 ): Promise<{ stderr: string; exitCode: typeof process.exitCode; copy: string; error: unknown; atExit: AtExit | null }> {
   const lines: string[] = [];
   let atExit: AtExit | null = null;
@@ -121,6 +131,9 @@ async function stoppedWhen(
   fs.stopTwiceAtCopy = when === "staging twice";
   fs.failRemoval = failRemoval;
   fs.failCopy = failCopy;
+  fs.failCopyAfter = failCopyAfter;
+  const supervisedBefore = process.env.CLOISTER_SUPERVISED;
+  if (failCopyAfter === "Ctrl-C, then up's SIGTERM") process.env.CLOISTER_SUPERVISED = "1";
   // Fresh modules, as a process of its own has: model-staging's record of the copies not removed
   // must not carry a copy another test left (and removed by hand) into this run.
   vi.resetModules();
@@ -157,6 +170,9 @@ async function stoppedWhen(
     fs.stopTwiceAtCopy = false;
     fs.failRemoval = null;
     fs.failCopy = null;
+    fs.failCopyAfter = "SIGTERM";
+    if (supervisedBefore === undefined) delete process.env.CLOISTER_SUPERVISED;
+    else process.env.CLOISTER_SUPERVISED = supervisedBefore;
     process.exitCode = exitCodeBefore; // the test worker's own exit status is not this command's
   }
 }
@@ -224,6 +240,36 @@ describe("cloister enclave: a boot error while a stop is pending", () => {
     expect(stderr).toContain("cloister enclave: shutting down (SIGTERM during boot) …\n");
     expect(stderr).not.toContain("stopped before serving");
     expect(error).toMatchObject({ code: "ENOSPC" });
+  });
+});
+
+describe("cloister enclave: a boot step failing after Ctrl-C reached its process group", () => {
+  // Ctrl-C reaches the boot's helper processes too (node-llama-cpp's binary test), failing their step.
+  it("run alone (the SIGINT is its stop): a clean stop that says the failure, exit 0", async () => {
+    const { stderr, error, exitCode } = await stoppedWhen("staging", null, false, "ENOSPC", "Ctrl-C");
+    expect(error).toBeNull();
+    expect(exitCode).toBeUndefined();
+    expect(stderr).toContain("cloister enclave: shutting down (SIGINT during boot) …\n");
+    expect(stderr).toContain(
+      "cloister enclave: a boot step failed after Ctrl-C reached its process group, taken as the stop: cloister: ENOSPC: ENOSPC: cannot make",
+    );
+    expect(stderr).toMatch(/stopped before serving; no copy of the model is left\n$/);
+  });
+
+  it("supervised (SIGINT ignored): waits for up's SIGTERM, then a clean stop that says the failure, exit 0", async () => {
+    const { stderr, error, exitCode } = await stoppedWhen(
+      "staging",
+      null,
+      false,
+      "ENOSPC",
+      "Ctrl-C, then up's SIGTERM",
+    );
+    expect(error).toBeNull();
+    expect(exitCode).toBeUndefined();
+    expect(stderr).not.toContain("(SIGINT during boot)");
+    expect(stderr).toMatch(
+      /shutting down \(SIGTERM during boot\) …\n(.|\n)*a boot step failed after Ctrl-C reached its process group, taken as the stop: cloister: ENOSPC(.|\n)*stopped before serving; no copy of the model is left\n$/,
+    );
   });
 });
 
