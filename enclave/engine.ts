@@ -55,7 +55,7 @@ import { MAX_SEQUENCES } from "../manifests/schema.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
-import { localCopyRoot, type StagedModel, stageModel } from "./model-staging.ts";
+import { closeThenRemoveCopy, localCopyRoot, type StagedModel, stageModel } from "./model-staging.ts";
 import { throwIfStoppedBy } from "./stop.ts";
 
 export { EngineBusyError, EngineError, type EngineErrorCode, ModelDigestMismatchError } from "./engine/errors.ts";
@@ -465,7 +465,10 @@ export class InferenceEngine {
     throw new EngineError("GENERATION_FAILED", "generation ended without a final event");
   }
 
-  /** Refuse new requests, end running ones after their current token, and free the model. */
+  /**
+   * Refuse new requests, end running ones after their current token, free the model and remove its
+   * private copy (tried whatever freeing does; both failing: an AggregateError, closeThenRemoveCopy).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -474,13 +477,17 @@ export class InferenceEngine {
     // Running generations end at their next token; one whose consumer stopped pulling is not
     // waited for forever: after the grace period its sequence is disposed under it.
     await Promise.race([Promise.all(this.#running), sleep(CLOSE_GRACE_MS)]);
-    try {
-      await this.#context.dispose();
-      await this.#model.dispose();
-      await this.#llama.dispose();
-    } finally {
-      await this.#staged?.remove();
-    }
+    // The copy is removed whatever freeing the model does; when both fail, neither error is lost.
+    await closeThenRemoveCopy(
+      async () => {
+        await this.#context.dispose();
+        await this.#model.dispose();
+        await this.#llama.dispose();
+      },
+      this.#staged,
+      "closing the engine",
+      "freeing the model",
+    );
   }
 
   async #releaseSlot(slot: Slot, keepForTenant: string | undefined): Promise<void> {

@@ -291,7 +291,7 @@ export function modelCopiesLeft(): readonly ModelCopyLeft[] {
  * What of a failed close (Enclave.close's or InferenceEngine.close's error) the copies-left line
  * (copiesLeftText) does not say, for the command (`cloister enclave`, `cloister model run`) to fail
  * with: null when it was the removal of a copy that line names; the engine's error when both failed
- * (Enclave.close's AggregateError: the engine's, then the removal's); else the error.
+ * (closeThenRemoveCopy's AggregateError: the engine's, then the removal's); else the error.
  */
 export function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): unknown {
   if (left.length === 0) return error;
@@ -308,6 +308,37 @@ export function copiesLeftText(left: readonly ModelCopyLeft[]): string {
   if (left.length === 0) return "no copy of the model is left";
   const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
   return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;
+}
+
+/**
+ * Runs `close` (freeing what loaded the copy), then removes the private model copy `staged` whatever
+ * `close` did: the decrypted weights must not stay because a dispose failed. Rejects with the error
+ * of the step that failed; when both did, with an AggregateError of `close`'s error and the
+ * removal's, in that order, so neither is lost (failureBesidesCopies takes the first). A copy it
+ * could not remove is recorded (modelCopiesLeft) and tried again at exit. `what` names the whole
+ * ("closing the engine") and `step` the close ("freeing the model") in that error's message.
+ * InferenceEngine.close and Enclave.close.
+ */
+export async function closeThenRemoveCopy(
+  close: () => Promise<void>,
+  staged: StagedModel | null,
+  what: string,
+  step: string,
+): Promise<void> {
+  const closeFailure = await close().then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
+  try {
+    await staged?.remove();
+  } catch (removalError) {
+    if (closeFailure === null) throw removalError;
+    throw new AggregateError(
+      [closeFailure.error, removalError],
+      `${what}: ${step} failed (${(closeFailure.error as Error | null)?.message}), and removing the model copy failed (${(removalError as Error | null)?.message})`,
+    );
+  }
+  if (closeFailure !== null) throw closeFailure.error;
 }
 
 /** A copy's directory and how to remove it. */

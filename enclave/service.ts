@@ -50,7 +50,13 @@ import {
 import { EnclaveError } from "./errors.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 import { requestModelKey } from "./model-key.ts";
-import { checkModelFile, type StagedModel, stageModel, stageSealedModel } from "./model-staging.ts";
+import {
+  checkModelFile,
+  closeThenRemoveCopy,
+  type StagedModel,
+  stageModel,
+  stageSealedModel,
+} from "./model-staging.ts";
 import {
   type AuditEntry,
   AuditWriter,
@@ -995,39 +1001,23 @@ export class Enclave {
     }
   }
 
-  /** Frees the engine and removes the private model copy (closeEngineAndCopy). */
+  /**
+   * Frees the engine and removes the private model copy, tried whatever the engine's close does;
+   * when both fail, an AggregateError of both (closeThenRemoveCopy).
+   */
   close(): Promise<void> {
-    return closeEngineAndCopy(this.engine, this.stagedModel);
-  }
-}
-
-/**
- * Frees `engine` and removes the private model copy `staged`: the removal is tried whatever the
- * engine's close does (the decrypted weights must not stay because a dispose failed). Rejects with
- * the error of the step that failed; when both did, with an AggregateError of the engine's error and
- * the removal's, in that order, so neither is lost. Enclave.close (a boot refused once its engine
- * has loaded: refusedAfterLoad).
- */
-async function closeEngineAndCopy(engine: InferenceEngine, staged: StagedModel | null): Promise<void> {
-  const engineFailure = await engine.close().then(
-    () => null,
-    (error: unknown) => ({ error }),
-  );
-  try {
-    await staged?.remove();
-  } catch (removalError) {
-    if (engineFailure === null) throw removalError;
-    throw new AggregateError(
-      [engineFailure.error, removalError],
-      `closing the enclave: the engine's close failed (${(engineFailure.error as Error | null)?.message}), and removing the model copy failed (${(removalError as Error | null)?.message})`,
+    return closeThenRemoveCopy(
+      () => this.engine.close(),
+      this.stagedModel,
+      "closing the enclave",
+      "the engine's close",
     );
   }
-  if (engineFailure !== null) throw engineFailure.error;
 }
 
 /**
  * The clean-up of a boot refused once its engine loaded, which never replaces the refusal the boot
- * then throws: the copy's removal is tried whatever the engine's close does (as closeEngineAndCopy),
+ * then throws: the copy's removal is tried whatever the engine's close does (as closeThenRemoveCopy),
  * a copy it could not remove is recorded and `cloister enclave` names it (modelCopiesLeft), and an
  * engine whose close failed is said on stderr, the enclave's log.
  */

@@ -135,6 +135,46 @@ describe("loading", () => {
     expect(removals).toEqual([wrong, sha256]);
   });
 
+  it("close: freeing the model failed and removing the copy failed too: an AggregateError of both, in that order", async () => {
+    let removals = 0;
+    const busy = Object.assign(new Error("EBUSY: resource busy or locked (a stand-in)"), { code: "EBUSY" });
+    const freeing = new Error("llama dispose failed (a stand-in)");
+    const e = await openInferenceEngine(
+      { modelPath, expectedSha256: sha256, threads: 1, sequences: 1, contextSize: 256 },
+      {
+        stageModel: async () => ({
+          path: modelPath,
+          sha256,
+          remove: async () => {
+            removals++;
+            throw busy;
+          },
+        }),
+        // The real Llama, but its dispose fails (and never runs: the other tests' engine shares it).
+        getLlama: async (options) => {
+          const llama = await getLlama(options);
+          return new Proxy(llama, {
+            get: (target, key) => {
+              if (key === "dispose") return async () => Promise.reject(freeing);
+              const value: unknown = Reflect.get(target, key, target);
+              return typeof value === "function" ? value.bind(target) : value;
+            },
+          });
+        },
+      },
+    );
+    const error = await e.close().then(
+      () => null,
+      (failure: unknown) => failure,
+    );
+    expect(removals).toBe(1);
+    expect(error).toBeInstanceOf(AggregateError);
+    expect((error as AggregateError).errors).toEqual([freeing, busy]);
+    expect((error as Error).message).toBe(
+      "closing the engine: freeing the model failed (llama dispose failed (a stand-in)), and removing the model copy failed (EBUSY: resource busy or locked (a stand-in))",
+    );
+  });
+
   it("refuses a malformed pinned digest", async () => {
     await expect(openInferenceEngine({ modelPath, expectedSha256: "1234" })).rejects.toSatisfy(
       (e) => code(e) === "ENGINE_OPTIONS",
