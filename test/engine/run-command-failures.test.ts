@@ -1,0 +1,40 @@
+/**
+ * `cloister model run` in process, its engine a stand-in (openInferenceEngine mocked): the failures
+ * a real model does not make on demand. A load that fails on its own while a stop (SIGTERM) is
+ * pending is a failure, not a stop, as `cloister enclave` tells them apart (enclave/stop.ts
+ * stoppedBy). No model copy is made, so none is named.
+ */
+import { describe, expect, it, vi } from "vitest";
+import { EngineError } from "../../enclave/engine.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+
+/** What the stand-in openInferenceEngine does: resolve with an engine, or reject. */
+const stand = vi.hoisted(() => ({ open: null as null | (() => Promise<unknown>) }));
+
+vi.mock("../../enclave/engine.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../enclave/engine.ts")>();
+  return { ...actual, openInferenceEngine: () => (stand.open as () => Promise<unknown>)() };
+});
+
+const cloister = inProcessCli();
+const args = ["model", "run", "--model", "tiny.gguf", "--sha256", "ab".repeat(32), "--prompt", "The host"];
+
+describe("cloister model run: failures besides the model copy", () => {
+  it("a load failing on its own while a stop is pending is its error (exit 1); the stop's own abort still exits 143", async () => {
+    stand.open = async () => {
+      process.emit("SIGTERM", "SIGTERM");
+      throw new EngineError("MODEL_LOAD_FAILED", "model file tiny.gguf: could not be loaded (a stand-in)");
+    };
+    const failed = await cloister(args);
+    expect(failed).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "cloister: MODEL_LOAD_FAILED: model file tiny.gguf: could not be loaded (a stand-in)\n",
+    });
+    stand.open = async () => {
+      process.emit("SIGTERM", "SIGTERM");
+      throw "SIGTERM"; // the stop's reason, as openInferenceEngine rejects when stopped
+    };
+    expect(await cloister(args)).toEqual({ code: 143, stdout: "", stderr: "" });
+  });
+});
