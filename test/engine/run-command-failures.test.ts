@@ -2,10 +2,11 @@
  * `cloister model run` in process, its engine a stand-in (openInferenceEngine mocked): the failures
  * a real model does not make on demand. A load that fails on its own while a stop (SIGTERM) is
  * pending is a failure, not a stop, as `cloister enclave` tells them apart (enclave/stop.ts
- * stoppedBy). No model copy is made, so none is named.
+ * stoppedBy); a run that failed and whose engine's close failed too says the close's error on
+ * stderr and fails with its own. No model copy is made, so none is named.
  */
 import { describe, expect, it, vi } from "vitest";
-import { EngineError } from "../../enclave/engine.ts";
+import { EngineError, type InferenceEngine } from "../../enclave/engine.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 /** What the stand-in openInferenceEngine does: resolve with an engine, or reject. */
@@ -36,5 +37,29 @@ describe("cloister model run: failures besides the model copy", () => {
       throw "SIGTERM"; // the stop's reason, as openInferenceEngine rejects when stopped
     };
     expect(await cloister(args)).toEqual({ code: 143, stdout: "", stderr: "" });
+  });
+
+  it("a generation that failed, then a close that failed too: the close's error on stderr, the run's as its error", async () => {
+    const closes: string[] = [];
+    stand.open = async () =>
+      ({
+        // biome-ignore lint/correctness/useYield: fails before its first event, as a failed generation does
+        generate: async function* () {
+          throw new EngineError("GENERATION_FAILED", "generation failed (a stand-in)");
+        },
+        close: async () => {
+          closes.push("close");
+          throw new Error("llama dispose failed (a stand-in)");
+        },
+      }) as unknown as InferenceEngine;
+    const run = await cloister(args);
+    expect(closes).toEqual(["close"]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr.split("\n")).toEqual([
+      "cloister model run: closing the engine failed too (llama dispose failed (a stand-in))",
+      "cloister: GENERATION_FAILED: generation failed (a stand-in)",
+      "",
+    ]);
   });
 });
