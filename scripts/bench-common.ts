@@ -45,3 +45,22 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 export function formatMachine(): string {
   return `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "unknown"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}\n`;
 }
+
+/**
+ * Runs a benchmark's `main`, then names the private model copies the engine could not remove
+ * (EBUSY, EIO), as `cloister model run` does ("<script>: could not remove the model copy … (EBUSY):
+ * remove it by hand", exit 1), whether `main` ended or failed (its error stays its error). Imported
+ * only then, so scripts that load no model do not load the staging code.
+ */
+export async function runNamingCopiesLeft(script: string, main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } finally {
+    const { copiesLeftText, modelCopiesLeft } = await import("../enclave/model-staging.ts");
+    const left = modelCopiesLeft();
+    if (left.length > 0) {
+      process.stderr.write(`${script}: ${copiesLeftText(left)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

@@ -42,7 +42,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { formatLoad, formatMachine, intArg, type Stats, stats, table } from "./bench-common.ts";
+import { formatLoad, formatMachine, intArg, runNamingCopiesLeft, type Stats, stats, table } from "./bench-common.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "bin", "cloister.js");
@@ -875,4 +875,4 @@ function printHost(host: HostOverhead): void {
   );
 }
 
-await main();
+await runNamingCopiesLeft("bench-e2e", main);

@@ -21,6 +21,7 @@ import { type GenerationUsage, type InferenceEngine, openInferenceEngine } from 
 import { writeBenchModel } from "../models/bench.ts";
 import { readGgufFile } from "../models/gguf.ts";
 import { writeTinyModel } from "../models/tiny.ts";
+import { runNamingCopiesLeft } from "./bench-common.ts";
 
 type ModelCase = {
   name: string;
@@ -281,4 +282,4 @@ function formatCount(n: number): string {
   return String(n);
 }
 
-await main();
+await runNamingCopiesLeft("bench-engine", main);
