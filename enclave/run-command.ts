@@ -8,15 +8,17 @@
  *
  * Ctrl-C, SIGTERM, or its output closed by its reader (`| head -1`), during the copy and load as
  * during the generation: the load is abandoned or the engine closed, either of which removes the
- * private copy, and it exits as the signal would have: 130, 143, or 141 (nothing more is written).
- * A load that failed on its own while the stop was pending is a failure, not a stop (stoppedBy, as
- * `cloister enclave`): its error and exit 1. A copy it could not remove is named, with exit 1.
+ * private copy, and it exits as the signal would have: 130, 143, or 141 (nothing more is written, but
+ * the lines below). A load that failed on its own while the stop was pending is a failure, not a stop
+ * (stoppedBy, as `cloister enclave`): its error and exit 1 — unless the stop is Ctrl-C, which also
+ * reaches the load's helper process: then the failure is said and taken as the stop (takenAsStop).
+ * A copy it could not remove is named, with exit 1.
  */
-import { onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
+import { formatCliError, onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { copiesLeftText, failureBesidesCopies, modelCopiesLeft } from "./model-staging.ts";
-import { stoppedBy } from "./stop.ts";
+import { stoppedBy, takenAsStop } from "./stop.ts";
 
 export type RunCommandOptions = {
   model: string;
@@ -62,7 +64,12 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
     } catch (error) {
       // Only the stop's own abort of the load is a stop; a load that failed on its own meanwhile
       // (a wrong digest, ENOSPC) is the command's error, as `cloister enclave` tells them apart.
-      if (!stoppedBy(error, controller.signal)) throw error;
+      // After Ctrl-C (SIGINT to the whole process group, the load's helper process included), a
+      // failed load is taken as the stop, its failure said (takenAsStop).
+      if (!stoppedBy(error, controller.signal)) {
+        if (controller.signal.reason !== "SIGINT") throw error;
+        process.stderr.write(`${takenAsStop("cloister model run", formatCliError(error))}\n`);
+      }
     }
     if (engine !== undefined && !controller.signal.aborted) await printCompletion(engine, options, controller.signal);
   } catch (error) {

@@ -9,7 +9,7 @@ import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoo
 import { copiesLeftText, failureBesidesCopies, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
-import { stoppedBy } from "./stop.ts";
+import { stoppedBy, takenAsStop } from "./stop.ts";
 import { detectTeeMode, type TeeMode } from "./tee.ts";
 
 /**
@@ -82,9 +82,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       ) {
         throw error;
       }
-      process.stderr.write(
-        `cloister enclave: a boot step failed after Ctrl-C reached its process group, taken as the stop: ${formatCliError(error)}\n`,
-      );
+      process.stderr.write(`${takenAsStop("cloister enclave", formatCliError(error))}\n`);
       throw stopped.signal.reason;
     })
     .finally(() => process.off("SIGINT", onInterrupt))

@@ -39,6 +39,19 @@ describe("cloister model run: failures besides the model copy", () => {
     expect(await cloister(args)).toEqual({ code: 143, stdout: "", stderr: "" });
   });
 
+  it("a load failing after Ctrl-C (SIGINT, which reaches its helper process too) is taken as the stop, its failure said: exit 130", async () => {
+    stand.open = async () => {
+      process.emit("SIGINT", "SIGINT");
+      throw new EngineError("MODEL_LOAD_FAILED", "model file tiny.gguf: could not be loaded (a stand-in)");
+    };
+    expect(await cloister(args)).toEqual({
+      code: 130,
+      stdout: "",
+      stderr:
+        "cloister model run: a step failed after Ctrl-C reached its process group, taken as the stop: cloister: MODEL_LOAD_FAILED: model file tiny.gguf: could not be loaded (a stand-in)\n",
+    });
+  });
+
   it("a generation that failed, then a close that failed too: the close's error on stderr, the run's as its error", async () => {
     const closes: string[] = [];
     stand.open = async () =>
