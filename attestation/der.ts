@@ -5,6 +5,7 @@
  */
 import { concatBytes } from "./bytes.ts";
 import { ParseError } from "./errors.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
 export const TAG = {
   BOOLEAN: 0x01,
@@ -208,7 +209,7 @@ export function decodeTime(node: DerNode, what: string): Date {
   } else {
     throw new ParseError(
       "DER_BAD_TIME",
-      `${what}: expected UTCTime or GeneralizedTime in Zulu, found "${text.slice(0, 32)}"`,
+      `${what}: expected UTCTime or GeneralizedTime in Zulu, found ${describeUntrusted(text)}`,
     );
   }
   const [, , mo, d, h, mi, s] = match.map(Number) as [number, number, number, number, number, number, number];
@@ -225,7 +226,7 @@ export function decodeTime(node: DerNode, what: string): Date {
     mi > 59 ||
     s > 59
   ) {
-    throw new ParseError("DER_BAD_TIME", `${what}: invalid date "${text}"`);
+    throw new ParseError("DER_BAD_TIME", `${what}: invalid date ${describeUntrusted(text)}`);
   }
   return date;
 }

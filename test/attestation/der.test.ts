@@ -116,4 +116,27 @@ describe("DER reader", () => {
       expect(thrownCode(() => time(tag, text))).toBe("DER_BAD_TIME");
     }
   });
+
+  it("shows a bad time's text as untrusted text: no control or bidi characters, quoted, cut short", () => {
+    const message = (tag: number, text: string) => {
+      const content = Buffer.from(text);
+      try {
+        decodeTime(readDer(bytes(tag, content.length, ...content)), "notAfter");
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("expected a refusal");
+    };
+    // A terminal escape and a line break in a certificate's UTCTime; a right-to-left override in a CRL's GeneralizedTime.
+    expect(message(TAG.UTC_TIME, "4912\u001b[2J\n31Z")).toBe(
+      'notAfter: expected UTCTime or GeneralizedTime in Zulu, found "4912\uFFFD[2J\uFFFD31Z"',
+    );
+    expect(message(TAG.GENERALIZED_TIME, "2025\u202e0101000000Z")).toBe(
+      'notAfter: expected UTCTime or GeneralizedTime in Zulu, found "2025\uFFFD0101000000Z"',
+    );
+    const long = `${"9".repeat(70)}Z`;
+    expect(message(TAG.GENERALIZED_TIME, long)).toBe(
+      `notAfter: expected UTCTime or GeneralizedTime in Zulu, found "${"9".repeat(64)}"… (71 characters)`,
+    );
+  });
 });
