@@ -54,7 +54,11 @@ export function registerAttestationCommands(program: Command): void {
       "--issuer <url>",
       "maa: the MAA instance URL the token's iss must equal; without it iss is reported, not checked",
     )
-    .option("--at <time>", "verification time, ISO-8601 (default: now)", timeOption("--at"))
+    .option(
+      "--at <time>",
+      "verification time, ISO-8601 in UTC: YYYY-MM-DDTHH:MM:SSZ, or with .sss (default: now)",
+      timeOption("--at"),
+    )
     .option(
       "--policy <file>",
       "also appraise the verified evidence against this policy (JSON): an attestation policy, or a client policy such as the .cloister/policy.json that `cloister up` writes (its attestation section is used)",

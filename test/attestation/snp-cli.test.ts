@@ -111,6 +111,9 @@ describe("cloister verify-evidence --tee snp", () => {
     expect(missingFile.stderr).toContain("--report: cannot read");
     expect(missingCert.stderr).toContain("--cert FILE is required");
     expect(foreign.stderr).toContain("--quote does not apply");
+    expect(badAt.stderr).toContain(
+      '--at: expected an ISO-8601 UTC time, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ, found "not-a-time"',
+    );
   });
 
   describe("--policy", () => {

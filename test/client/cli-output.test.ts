@@ -3,9 +3,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import { formatCliError, readOptionFile, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import {
+  formatCliError,
+  readOptionFile,
+  stopWhenParentExits,
+  timeOption,
+  UsageError,
+  usageLine,
+} from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 
@@ -184,6 +192,50 @@ describe("readOptionFile", () => {
       expect(await readOptionFile(file, "--policy")).toBe("x");
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("timeOption (--at)", () => {
+  const at = timeOption("--at");
+  const refusal = (value: string): string => {
+    try {
+      at(value);
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      return (error as Error).message;
+    }
+    throw new Error(`expected ${value} to be refused`);
+  };
+  const expected = "--at: expected an ISO-8601 UTC time, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ";
+
+  it("takes an ISO-8601 UTC time, with or without milliseconds", () => {
+    expect(at("2026-02-28T23:59:59Z").toISOString()).toBe("2026-02-28T23:59:59.000Z");
+    expect(at("2024-02-29T12:00:00.250Z").toISOString()).toBe("2024-02-29T12:00:00.250Z");
+  });
+
+  it("refuses a date that does not exist rather than rolling it over", () => {
+    expect(refusal("2026-02-30T00:00:00Z")).toBe(`${expected}, found "2026-02-30T00:00:00Z" (no such date or time)`);
+    expect(refusal("2025-02-29T00:00:00Z")).toBe(`${expected}, found "2025-02-29T00:00:00Z" (no such date or time)`);
+    expect(refusal("2026-04-31T00:00:00Z")).toBe(`${expected}, found "2026-04-31T00:00:00Z" (no such date or time)`);
+    expect(refusal("2026-01-01T24:00:00Z")).toBe(`${expected}, found "2026-01-01T24:00:00Z" (no such date or time)`);
+    expect(refusal("2026-01-01T23:60:00Z")).toBe(`${expected}, found "2026-01-01T23:60:00Z" (no such date or time)`);
+  });
+
+  it("refuses other forms: a local time, an offset, a date alone, anything Date would guess at", () => {
+    for (const value of [
+      "2026-01-01T00:00:00",
+      "2026-01-01T00:00:00+01:00",
+      "2026-01-01",
+      "2026-01-01 00:00:00Z",
+      "2026-01-01T00:00Z",
+      "2026-01-01T00:00:00.5Z",
+      "2026-01-01T00:00:00z",
+      "1 March 2026",
+      "1767225600000",
+      "",
+    ]) {
+      expect(refusal(value)).toBe(`${expected}, found ${JSON.stringify(value)}`);
     }
   });
 });
