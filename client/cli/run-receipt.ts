@@ -18,13 +18,16 @@ import {
 } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
-import { type InputBound, readBoundedFile } from "./bounded-file.ts";
+import { decodeStrictUtf8, type InputBound, readBoundedFile, readText } from "./bounded-file.ts";
 import { fileErrorCause, printJson, UsageError } from "./output.ts";
 
-/** A file's bytes, to its bound (bounded-file.ts); a read error as this command has always named it. */
+/** A read error as this command has always named it. */
+const cannotRead = (file: string, option: string) => (error: unknown) =>
+  new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
+
+/** A file's bytes, to its bound (bounded-file.ts). */
 async function readBytes(file: string, option: string, bound: InputBound): Promise<Uint8Array> {
-  const cannotRead = (error: unknown) => new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
-  return new Uint8Array(await readBoundedFile(file, option, bound, cannotRead));
+  return new Uint8Array(await readBoundedFile(file, option, bound, cannotRead(file, option)));
 }
 
 /** A --receipt file: a receipt line, or `cloister chat --json` output, bounded as `audit verify --chat-json`. */
@@ -77,11 +80,19 @@ const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * `keyFromAttestationDocument` (what `cloister audit verify --document` checks); the hardware
  * evidence is not checked here (that needs a fresh nonce).
  */
-function readDocumentFile(bytes: Uint8Array): DocumentKey {
+function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
   let end = bytes.length;
   if (bytes[end - 1] === 0x0a) end -= bytes[end - 2] === 0x0d ? 2 : 1;
   let exact = bytes.subarray(0, end);
-  let text = new TextDecoder("utf-8", { fatal: false }).decode(exact);
+  // Strict, as audit verify reads --document: decoded loosely (U+FFFD), bytes other than the ones
+  // hashed would be read. The digest stays over the bytes as they are.
+  const decoded = decodeStrictUtf8(exact);
+  if (typeof decoded !== "string") {
+    throw new UsageError(
+      `--document ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${decoded.notUtf8} of the file)`,
+    );
+  }
+  let text = decoded;
   if (text.trimStart().startsWith("{")) {
     let body: { document?: unknown };
     try {
@@ -151,8 +162,9 @@ export async function runReceiptVerify(options: {
   // What `audit verify --key` takes, refused the same way: a small-order key among the key's faults
   // (signatures under it can be made without any secret), before any file is read.
   const key = publicKeyOption(options.key, "--key");
+  // Strict UTF-8, as audit verify reads --chat-json: a byte that is not UTF-8 is refused, never U+FFFD.
   const line = receiptLine(
-    Buffer.from(await readBytes(options.receipt, "--receipt", RECEIPT_FILE_BOUND)).toString("utf8"),
+    await readText(options.receipt, "--receipt", RECEIPT_FILE_BOUND, cannotRead(options.receipt, "--receipt")),
     options.receipt,
   );
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
@@ -161,7 +173,7 @@ export async function runReceiptVerify(options: {
   const document =
     options.document === undefined
       ? null
-      : readDocumentFile(await readBytes(options.document, "--document", DOCUMENT_FILE_BOUND));
+      : readDocumentFile(await readBytes(options.document, "--document", DOCUMENT_FILE_BOUND), options.document);
   if (document === null) process.stderr.write(NO_DOCUMENT_WARNING);
   try {
     const receipt = await verifyReceipt(line, key);

@@ -243,4 +243,43 @@ describe("cloister receipt verify", () => {
       code: "RECEIPT_MISMATCH",
     });
   });
+
+  it("reads --receipt and --document as strict UTF-8: a byte that is not UTF-8 is refused, naming the option, the file and the byte", async () => {
+    capture();
+    const digest = createHash("sha256").update(documentJws).digest("hex");
+    const line = signReceipt(fields(digest), keys.signing.secretKey);
+    // cloister chat --json output with a 0xff byte in a field the check does not read: decoded
+    // loosely (U+FFFD) it verified, though its bytes are not the ones a reader of the file sees.
+    const chat = Buffer.concat([
+      Buffer.from(`{"receipt":${JSON.stringify(line)},"text":"caf`),
+      Buffer.of(0xff),
+      Buffer.from('"}'),
+    ]);
+    const receipt = await file("latin1-chat.json", chat);
+    await expect(verify({ receipt })).rejects.toThrow(
+      new UsageError(
+        `--receipt ${receipt}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${chat.indexOf(0xff) + 1} of the file)`,
+      ),
+    );
+    // GET /v1/attestation's JSON with such a byte beside the document: decoded loosely, taken.
+    const body = Buffer.concat([
+      Buffer.from(`{"document":${JSON.stringify(documentJws)},"note":"`),
+      Buffer.of(0xff),
+      Buffer.from('"}\n'),
+    ]);
+    const document = await file("latin1-document.json", body);
+    const good = await file("strict-good.txt", line);
+    await expect(verify({ receipt: good, document })).rejects.toThrow(
+      new UsageError(
+        `--document ${document}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${body.indexOf(0xff) + 1} of the file)`,
+      ),
+    );
+    // UTF-8 as it should be: taken as before.
+    expect(
+      (await verify({ receipt: good, document: await file("strict-document.jws", `${documentJws}\n`) })).result,
+    ).toMatchObject({
+      valid: true,
+      documentDigest: digest,
+    });
+  });
 });
