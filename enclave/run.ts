@@ -2,8 +2,9 @@
 
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { formatCliError, listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
-import { readOperatorKeyFile } from "../manifests/cli-impl.ts";
+import { readOptionFile } from "../client/cli/bounded-file.ts";
+import { formatCliError, listenUsageError, UsageError } from "../client/cli/output.ts";
+import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
 import { copiesLeftText, failureBesidesCopies, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
@@ -200,7 +201,7 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
     options.tee === "auto"
       ? await detectTeeMode((line) => process.stderr.write(`cloister enclave: ${line}\n`))
       : options.tee;
-  const manifestJws = (await readOptionFile(options.manifest, "--manifest")).trim();
+  const manifestJws = (await readOptionFile(options.manifest, "--manifest", MANIFEST_FILE_BOUND)).trim();
   const operatorKeys: JWK[] = [];
   for (const path of options.operatorKey) operatorKeys.push(await readOperatorKeyFile(path));
   // Listening before the boot: a port in use or a --listen address that does not resolve is bad

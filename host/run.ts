@@ -3,7 +3,8 @@ import { resolve } from "node:path";
 import type { z } from "zod";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { listenUsageError, readOptionFile, UsageError } from "../client/cli/output.ts";
+import { type InputBound, readOptionFile } from "../client/cli/bounded-file.ts";
+import { listenUsageError, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
@@ -13,8 +14,18 @@ import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 
+/**
+ * An --api-keys file, read to 16 MiB: no limit on how many keys a host holds exists, and one key's
+ * entry (identity.ts: an id, a project of at most 128 characters, a SHA-256, its permissions and
+ * rate) is some 400 bytes at its largest, so 16 MiB holds some 40,000 keys.
+ */
+const API_KEYS_FILE_BOUND: InputBound = {
+  bytes: 16 * 1024 * 1024,
+  expected: "the host's API keys, some 40,000 at their largest",
+};
+
 export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
-  const text = await readOptionFile(path, "--api-keys");
+  const text = await readOptionFile(path, "--api-keys", API_KEYS_FILE_BOUND);
   let json: unknown;
   try {
     // parseJsonText: a second "keys" (or "sha256", "project") would silently replace the first.

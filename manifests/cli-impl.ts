@@ -2,12 +2,11 @@
 import { resolve } from "node:path";
 import type { JWK } from "jose";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
-import { type InputBound, readText as readBoundedText } from "../client/cli/bounded-file.ts";
+import { type InputBound, readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
   printJson,
-  readOptionFile,
   refuseExistingFile,
   UsageError,
   writeFileAtomically,
@@ -26,7 +25,7 @@ import { checkTrustedJwk, generateManifestSigningKey, type ManifestAlg, signMani
  * document, which every reader takes to 4 MiB at most (DOCUMENT_MAX_CHARS in attestation/document.ts,
  * as the host's DOCUMENT_MAX_BYTES), and the manifest's JSON is inside it, base64url-encoded.
  */
-const MANIFEST_FILE_BOUND: InputBound = {
+export const MANIFEST_FILE_BOUND: InputBound = {
   bytes: 4 * 1024 * 1024,
   expected: "a manifest travels whole in the attestation document, read to 4 MiB",
 };
@@ -34,7 +33,10 @@ const MANIFEST_FILE_BOUND: InputBound = {
  * A JWK file, read to 64 KiB: a manifest key is Ed25519 or P-256 (MANIFEST_ALGS), whose JWK, private
  * and with every optional member, is a few hundred bytes.
  */
-const JWK_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one Ed25519 or P-256 JWK, a few hundred bytes" };
+export const JWK_FILE_BOUND: InputBound = {
+  bytes: 64 * 1024,
+  expected: "one Ed25519 or P-256 JWK, a few hundred bytes",
+};
 
 /** A file's text: to its bound and strict UTF-8 (bounded-file.ts); an unreadable file is MANIFEST_FILE, as ever. */
 function readText(file: string, what: string, bound: InputBound): Promise<string> {
@@ -68,7 +70,7 @@ export async function readOperatorKeyFile(path: string): Promise<JWK> {
   let value: unknown;
   try {
     // parseJsonText: a second "x" would replace the key a reader of the file sees.
-    value = parseJsonText(await readOptionFile(path, "--operator-key"));
+    value = parseJsonText(await readOptionFile(path, "--operator-key", JWK_FILE_BOUND));
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new UsageError(`--operator-key: "${path}": ${jsonTextRefusal(error, "a public JWK")}`);

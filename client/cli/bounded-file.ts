@@ -2,10 +2,11 @@
  * Reading a file an option names, to a bound: at most the bound's bytes are read, so a larger file
  * (or a device that never ends) is refused by its size, never held in memory whole; its text, when
  * it is text, decoded as strict UTF-8. Shared by the commands that read such files (`cloister audit`,
- * `cloister receipt verify`, `cloister manifest`); node: only, nothing that opens a sealed message.
+ * `cloister receipt verify`, `cloister manifest`, and every --policy, --operator-key, --api-key-file,
+ * --api-keys and --manifest: readOptionFile); node: only, nothing that opens a sealed message.
  */
 import { open } from "node:fs/promises";
-import { UsageError } from "./output.ts";
+import { fileErrorCause, UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
 export function readError(error: unknown): string {
@@ -105,4 +106,26 @@ export async function readText(
   throw new UsageError(
     `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,
   );
+}
+
+/**
+ * A file an option names that cannot be opened or read: a UsageError naming the option, the file and
+ * why (fileErrorCause), then, when there is no such file, `missingHint`: what the file is and where
+ * one comes from.
+ */
+export function optionFileUnreadable(file: string, option: string, missingHint?: string): CannotRead {
+  return (error) => {
+    const hint =
+      missingHint !== undefined && (error as NodeJS.ErrnoException | null)?.code === "ENOENT" ? `: ${missingHint}` : "";
+    return new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`);
+  };
+}
+
+/**
+ * The text of a small file an option names: to `limit` and strict UTF-8 (readText), each refusal a
+ * UsageError naming the option and the file (and the bound, or the byte that is not UTF-8); a file
+ * that cannot be read as optionFileUnreadable says.
+ */
+export function readOptionFile(file: string, option: string, limit: InputBound, missingHint?: string): Promise<string> {
+  return readText(file, option, limit, optionFileUnreadable(file, option, missingHint));
 }

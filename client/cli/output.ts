@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { chmod, copyFile, link, lstat, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, link, lstat, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 
@@ -385,19 +385,4 @@ export function fileErrorCause(error: unknown): string {
   if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
   if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
   return code ?? "error";
-}
-
-/**
- * The text of a file an option names, or a UsageError naming the option, the file and why
- * (fileErrorCause), then, when there is no such file, `missingHint`: what the file is and where one
- * comes from.
- */
-export async function readOptionFile(file: string, option: string, missingHint?: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (error) {
-    const hint =
-      missingHint !== undefined && (error as NodeJS.ErrnoException).code === "ENOENT" ? `: ${missingHint}` : "";
-    throw new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`);
-  }
 }

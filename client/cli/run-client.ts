@@ -15,12 +15,12 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
+import { type InputBound, readOptionFile, readText } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   fileErrorCause,
   formatCliError,
   printJson,
-  readOptionFile,
   refuseExistingOutput,
   UsageError,
   writeOutputFile,
@@ -70,31 +70,47 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   }
   if (file !== undefined) {
     return {
-      key: await readKeyFile(file, (cause) => `--api-key-file: cannot read "${file}" (${cause})`),
+      key: (await readOptionFile(file, "--api-key-file", API_KEY_FILE_BOUND)).trim(),
       source: `--api-key-file "${file}"`,
     };
   }
   if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };
   // Neither was given: the refusal says so, rather than blaming an --api-key-file nobody passed.
-  const key = await readKeyFile(
+  const text = await readText(
     LOCAL_API_KEY_FILE,
-    (cause) =>
-      `no API key: the default key file ${LOCAL_API_KEY_FILE} cannot be read (${cause}): it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY`,
+    "the default key file",
+    API_KEY_FILE_BOUND,
+    (error) =>
+      new UsageError(
+        `no API key: the default key file ${LOCAL_API_KEY_FILE} cannot be read (${fileErrorCause(error)}): it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY`,
+      ),
   );
-  return { key, source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
+  return { key: text.trim(), source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
 }
 
-async function readKeyFile(file: string, refusal: (cause: string) => string): Promise<string> {
-  try {
-    return (await readFile(file, "utf8")).trim();
-  } catch (error) {
-    throw new UsageError(refusal(fileErrorCause(error)));
-  }
-}
+/**
+ * An API key file, read to 16 KiB: the key goes in a request header, and Node's HTTP servers (the
+ * host's) take 16 KiB of headers in all (http.maxHeaderSize's default), so a larger key is never
+ * accepted.
+ */
+const API_KEY_FILE_BOUND: InputBound = {
+  bytes: 16 * 1024,
+  expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
+};
 
 /** What a `--policy` file is and where one comes from: said when the file is missing or is not JSON. */
 const POLICY_HINT =
   "expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one";
+
+/**
+ * A --policy file, read to 1 MiB: no other limit exists. What cloister policy init or cloister up
+ * writes is a few KiB; its longest entries, a 48-byte measurement as 96 hex digits, take some 100
+ * bytes each, so 1 MiB holds some 10,000 allow-list entries, more than a fleet's images.
+ */
+const POLICY_FILE_BOUND: InputBound = {
+  bytes: 1024 * 1024,
+  expected: "a client policy, a few KiB: 1 MiB holds some 10,000 allow-list entries",
+};
 
 /** The client policy in the file `--policy` names; a policy error names the file (never its content). */
 export async function readPolicy(path: string): Promise<ClientPolicy> {
@@ -106,7 +122,7 @@ export async function readPolicy(path: string): Promise<ClientPolicy> {
  * again), so that it reports a bad policy file as the other commands do.
  */
 export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
-  const text = await readOptionFile(path, "--policy", POLICY_HINT);
+  const text = await readOptionFile(path, "--policy", POLICY_FILE_BOUND, POLICY_HINT);
   try {
     const json = clientPolicyJson(text);
     return { json, policy: parseClientPolicy(json) };

@@ -18,16 +18,18 @@ import {
 } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
-import { decodeStrictUtf8, type InputBound, readBoundedFile, readText } from "./bounded-file.ts";
-import { fileErrorCause, printJson, UsageError } from "./output.ts";
+import {
+  decodeStrictUtf8,
+  type InputBound,
+  optionFileUnreadable,
+  readBoundedFile,
+  readOptionFile,
+} from "./bounded-file.ts";
+import { printJson, UsageError } from "./output.ts";
 
-/** A read error as this command has always named it. */
-const cannotRead = (file: string, option: string) => (error: unknown) =>
-  new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})`);
-
-/** A file's bytes, to its bound (bounded-file.ts). */
+/** A file's bytes, to its bound (bounded-file.ts); a read error as readOptionFile names it. */
 async function readBytes(file: string, option: string, bound: InputBound): Promise<Uint8Array> {
-  return new Uint8Array(await readBoundedFile(file, option, bound, cannotRead(file, option)));
+  return new Uint8Array(await readBoundedFile(file, option, bound, optionFileUnreadable(file, option)));
 }
 
 /** A --receipt file: a receipt line, or `cloister chat --json` output, bounded as `audit verify --chat-json`. */
@@ -163,10 +165,7 @@ export async function runReceiptVerify(options: {
   // (signatures under it can be made without any secret), before any file is read.
   const key = publicKeyOption(options.key, "--key");
   // Strict UTF-8, as audit verify reads --chat-json: a byte that is not UTF-8 is refused, never U+FFFD.
-  const line = receiptLine(
-    await readText(options.receipt, "--receipt", RECEIPT_FILE_BOUND, cannotRead(options.receipt, "--receipt")),
-    options.receipt,
-  );
+  const line = receiptLine(await readOptionFile(options.receipt, "--receipt", RECEIPT_FILE_BOUND), options.receipt);
   // The answer's raw bytes: never decoded, so a file of invalid UTF-8 matches no answer.
   const answer =
     options.answerFile === undefined ? null : await readBytes(options.answerFile, "--answer-file", ANSWER_FILE_BOUND);

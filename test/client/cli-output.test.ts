@@ -5,15 +5,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
+import { readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import {
-  formatCliError,
-  readOptionFile,
-  stopWhenParentExits,
-  timeOption,
-  UsageError,
-  usageLine,
-} from "../../client/cli/output.ts";
+import { formatCliError, stopWhenParentExits, timeOption, UsageError, usageLine } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 
@@ -176,7 +170,7 @@ describe("readOptionFile", () => {
       const file = join(dir, "policy.json");
       await writeFile(file, "x");
       const refusal = (path: string): Promise<Error> =>
-        readOptionFile(path, "--policy").then(
+        readOptionFile(path, "--policy", { bytes: 1, expected: "x" }).then(
           () => new Error("expected a refusal"),
           (e: unknown) => e as Error,
         );
@@ -189,7 +183,7 @@ describe("readOptionFile", () => {
       expect((await refusal(join(file, "x"))).message).toBe(
         `--policy: cannot read "${join(file, "x")}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
       );
-      expect(await readOptionFile(file, "--policy")).toBe("x");
+      expect(await readOptionFile(file, "--policy", { bytes: 1, expected: "x" })).toBe("x");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
