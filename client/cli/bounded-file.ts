@@ -101,7 +101,15 @@ export async function readText(
   limit: InputBound,
   cannotRead?: CannotRead,
 ): Promise<string> {
-  const text = decodeStrictUtf8(await readBoundedFile(file, what, limit, cannotRead));
+  return fileText(await readBoundedFile(file, what, limit, cannotRead), file, what);
+}
+
+/**
+ * A file's bytes (all of them, or a start of them) as strict UTF-8 text; bytes that are not UTF-8 are
+ * a UsageError naming `what`, the file and the byte, never the content.
+ */
+export function fileText(bytes: Uint8Array, file: string, what: string): string {
+  const text = decodeStrictUtf8(bytes);
   if (typeof text === "string") return text;
   throw new UsageError(
     `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,

@@ -18,13 +18,7 @@ import {
 } from "../../enclave/audit-cli-impl.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
-import {
-  decodeStrictUtf8,
-  type InputBound,
-  optionFileUnreadable,
-  readBoundedFile,
-  readOptionFile,
-} from "./bounded-file.ts";
+import { fileText, type InputBound, optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import { printJson, UsageError } from "./output.ts";
 
 /** A file's bytes, to its bound (bounded-file.ts); a read error as readOptionFile names it. */
@@ -88,13 +82,7 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
   let exact = bytes.subarray(0, end);
   // Strict, as audit verify reads --document: decoded loosely (U+FFFD), bytes other than the ones
   // hashed would be read. The digest stays over the bytes as they are.
-  const decoded = decodeStrictUtf8(exact);
-  if (typeof decoded !== "string") {
-    throw new UsageError(
-      `--document ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${decoded.notUtf8} of the file)`,
-    );
-  }
-  let text = decoded;
+  let text = fileText(exact, file, "--document");
   if (text.trimStart().startsWith("{")) {
     let body: { document?: unknown };
     try {
