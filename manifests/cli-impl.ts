@@ -33,7 +33,7 @@ export const MANIFEST_FILE_BOUND: InputBound = {
  * A JWK file, read to 64 KiB: a manifest key is Ed25519 or P-256 (MANIFEST_ALGS), whose JWK, private
  * and with every optional member, is a few hundred bytes.
  */
-export const JWK_FILE_BOUND: InputBound = {
+const JWK_FILE_BOUND: InputBound = {
   bytes: 64 * 1024,
   expected: "one Ed25519 or P-256 JWK, a few hundred bytes",
 };
