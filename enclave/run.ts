@@ -25,22 +25,6 @@ export const ENCLAVE_MAX_CONNECTIONS = 16_384;
  */
 const INTERRUPT_STOP_WAIT_MS = 5_000;
 
-/** Whether `signal` is aborted now or within `ms`. */
-async function aborted(signal: AbortSignal, ms: number): Promise<boolean> {
-  if (signal.aborted) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(false);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
   // abandons the boot where it is — a key broker's retries, the copy or decryption of the model, its
@@ -73,33 +57,27 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   };
   process.on("SIGINT", onInterrupt);
   const booted = await bootEnclave(options, stopped.signal)
+    .finally(() => process.off("SIGINT", onInterrupt))
     .catch(async (error: unknown) => {
+      if (stoppedBy(error, stopped.signal)) return null; // stopped: the boot removed what it had staged
       // A step that failed after Ctrl-C reached the process group is taken as stopped by it, once the
       // stop is here (supervised: SIGTERM, within INTERRUPT_STOP_WAIT_MS), its failure said, not lost.
-      if (
-        stoppedBy(error, stopped.signal) ||
-        !interrupted ||
-        !(await aborted(stopped.signal, INTERRUPT_STOP_WAIT_MS))
-      ) {
-        throw error;
+      if (interrupted) {
+        await waitUntil(() => stopped.signal.aborted, performance.now() + INTERRUPT_STOP_WAIT_MS);
+        if (stopped.signal.aborted) {
+          process.stderr.write(`${takenAsStop("cloister enclave", formatCliError(error))}\n`);
+          return null;
+        }
       }
-      process.stderr.write(`${takenAsStop("cloister enclave", formatCliError(error))}\n`);
-      throw stopped.signal.reason;
-    })
-    .finally(() => process.off("SIGINT", onInterrupt))
-    .catch((error: unknown) => {
       // A boot step that failed on its own while the stop was pending (the key broker refused, the
       // copy ran out of room) is the command's error, as without a stop: only the stop's own abort
       // of a step is a clean stop.
-      if (!stoppedBy(error, stopped.signal)) {
-        endBootStop();
-        // A copy the failed boot could not remove is named, as after a stop: the boot's error says
-        // why it failed, not which decrypted weights are left (modelCopiesLeft is checked, not assumed).
-        const left = modelCopiesLeft();
-        if (left.length > 0) process.stderr.write(`cloister enclave: boot failed; ${copiesLeftText(left)}\n`);
-        throw error;
-      }
-      return null; // stopped: the boot removed what it had staged
+      endBootStop();
+      // A copy the failed boot could not remove is named, as after a stop: the boot's error says
+      // why it failed, not which decrypted weights are left (modelCopiesLeft is checked, not assumed).
+      const left = modelCopiesLeft();
+      if (left.length > 0) process.stderr.write(`cloister enclave: boot failed; ${copiesLeftText(left)}\n`);
+      throw error;
     });
   if (booted === null || stopped.signal.aborted) {
     // Stopped during boot, or just after its last step: then closing the enclave removes its copy;
