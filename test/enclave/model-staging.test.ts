@@ -56,6 +56,13 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A fresh 0700 directory `name` under the test's directory: a root for private copies (privateRoot). */
+async function privateDirectory(name: string): Promise<string> {
+  const root = join(dir, name);
+  await mkdir(root, { mode: 0o700 });
+  return root;
+}
+
 /**
  * Runs `body` (ESM, through tsx, with `stageModel` and `stageSealedModel` imported) in a process
  * of its own; resolves with the first line it prints, and the process (still running, unless
@@ -89,8 +96,7 @@ async function names(root: string): Promise<string[]> {
 
 describe("model staging", () => {
   it("removes the copies of processes that died without removing them, never one a running process uses", async () => {
-    const root = join(dir, "private");
-    await mkdir(root, { mode: 0o700 });
+    const root = await privateDirectory("private");
     const privateRoot = async () => root;
 
     // An enclave on this machine stages its model and keeps running.
@@ -150,8 +156,7 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
   }, 60_000);
 
   it("a copy not removed by its owner is removed when the process exits (process.exit), plain and sealed", async () => {
-    const root = join(dir, "exit-private");
-    await mkdir(root, { mode: 0o700 });
+    const root = await privateDirectory("exit-private");
     const privateRoot = `async () => ${JSON.stringify(root)}`;
     const plain = await runStaging(
       `const staged = await stageModel(${JSON.stringify(plainPath)}, ${plainSize}, { privateRoot: ${privateRoot} });
@@ -172,8 +177,7 @@ process.stdout.write(staged.path + "\\n", () => process.exit(130));`,
   }, 60_000);
 
   it("a copy whose removal failed keeps its exit hook: it is removed when the process exits", async () => {
-    const root = join(dir, "failed-removal-private");
-    await mkdir(root, { mode: 0o700 });
+    const root = await privateDirectory("failed-removal-private");
     // The removal fails (EBUSY, from a stand-in for node:fs/promises' rm, the one it uses), then the
     // process ends normally; the synchronous try at exit (node:fs's rmSync) is left to succeed.
     const failing = await runStaging(
@@ -192,8 +196,7 @@ process.stdout.write(staged.path + " " + code + "\\n");`,
   }, 60_000);
 
   it("a sealed model refused while it is decrypted fails with its own error when its copy cannot be removed; the copy is recorded", async () => {
-    const root = join(dir, "sealed-refused-private");
-    await mkdir(root, { mode: 0o700 });
+    const root = await privateDirectory("sealed-refused-private");
     // Altered in its last chunk: decrypted up to there into the copy, then refused.
     const altered = join(dir, "altered.gguf.sealed");
     const bytes = await readFile(sealedPath);
@@ -225,8 +228,7 @@ process.stdout.write(JSON.stringify({ code: error?.code ?? null, left: modelCopi
   }, 60_000);
 
   it("stageModel fails with its own error (MODEL_LOAD_FAILED, MODEL_CHANGED_DURING_LOAD) when its copy cannot be removed; the copy is recorded", async () => {
-    const root = join(dir, "plain-refused-private");
-    await mkdir(root, { mode: 0o700 });
+    const root = await privateDirectory("plain-refused-private");
     const growing = join(dir, "growing-refused.gguf");
     await copyFile(plainPath, growing);
     // Removing a copy fails (EBUSY), by rm and at exit alike (fail-model-copy-removal.mjs). The copy
