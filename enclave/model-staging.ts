@@ -306,8 +306,13 @@ export function failureBesidesCopies(error: unknown, left: readonly ModelCopyLef
  */
 export function copiesLeftText(left: readonly ModelCopyLeft[]): string {
   if (left.length === 0) return "no copy of the model is left";
-  const copies = left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`).join(", ");
-  return `could not remove the model cop${left.length === 1 ? "y" : "ies"} ${copies}: remove ${left.length === 1 ? "it" : "them"} by hand`;
+  return `could not remove the ${copiesToRemoveText(left.map((c) => `${c.dir}${c.removalError === null ? "" : ` (${c.removalError})`}`))}`;
+}
+
+/** "model copy X: remove it by hand" (or copies, them) for the copies `named` (at least one): copiesLeftText, `cloister up`'s stop of a child. */
+export function copiesToRemoveText(named: readonly string[]): string {
+  const one = named.length === 1;
+  return `model cop${one ? "y" : "ies"} ${named.join(", ")}: remove ${one ? "it" : "them"} by hand`;
 }
 
 /**

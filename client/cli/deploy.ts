@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
-import { modelCopiesOfProcess } from "../../enclave/model-staging.ts";
+import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -473,7 +473,7 @@ async function stopChild(child: Child, timeoutMs = 15_000): Promise<string | nul
     // which it could not say (it said nothing).
     const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
     if (left.length === 0) return null;
-    return `SIGTERM before it handled signals, leaving the model cop${left.length === 1 ? "y" : "ies"} ${left.join(", ")}: remove ${left.length === 1 ? "it" : "them"} by hand`;
+    return `SIGTERM before it handled signals, leaving the ${copiesToRemoveText(left)}`;
   }
   return code === 0 ? null : (signal ?? `exit code ${code}`);
 }

@@ -25,7 +25,13 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EngineError } from "../../enclave/engine/errors.ts";
-import { type CopyOwner, checkModelFile, copyOwnerOf, stageModel } from "../../enclave/model-staging.ts";
+import {
+  type CopyOwner,
+  checkModelFile,
+  copiesLeftText,
+  copyOwnerOf,
+  stageModel,
+} from "../../enclave/model-staging.ts";
 import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 
@@ -475,4 +481,21 @@ describe("room in the private root", () => {
       new RegExp(`^MODEL_IO: cannot write model file "${small}/cloister-model-[^"]+/model\\.gguf" \\(ENOSPC\\)$`),
     );
   }, 60_000);
+});
+
+describe("copiesLeftText", () => {
+  it("says none, one (with its removal's error) or several copies, each to remove by hand", () => {
+    expect(copiesLeftText([])).toBe("no copy of the model is left");
+    expect(copiesLeftText([{ dir: "/dev/shm/cloister-model-1-a", removalError: "EBUSY" }])).toBe(
+      "could not remove the model copy /dev/shm/cloister-model-1-a (EBUSY): remove it by hand",
+    );
+    expect(
+      copiesLeftText([
+        { dir: "/dev/shm/cloister-model-1-a", removalError: null },
+        { dir: "/tmp/cloister-model-1-b", removalError: "EIO" },
+      ]),
+    ).toBe(
+      "could not remove the model copies /dev/shm/cloister-model-1-a, /tmp/cloister-model-1-b (EIO): remove them by hand",
+    );
+  });
 });
