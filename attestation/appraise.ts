@@ -46,6 +46,7 @@ import {
   AZURE_OS_PCRS,
   type AzurePolicy,
   isSkip,
+  type Skip,
   type SNP_REQUIRABLE_GUEST_POLICY,
   type SNP_REQUIRABLE_PLATFORM_INFO,
   type SnpPolicy,
@@ -198,14 +199,28 @@ const PLATFORM_INFO_BITS: Record<(typeof SNP_REQUIRABLE_PLATFORM_INFO)[number], 
 const versionText = (v: { major: number; minor: number; build?: number }) =>
   `${v.major}.${v.minor}${v.build === undefined ? "" : `.${v.build}`}`;
 
+/**
+ * A hardening check's rule, or null when the policy skips it. Absent (a policy built in code that
+ * never went through parseAttestationPolicy) is refused, never taken for a check not made.
+ */
+function ruleOf<T>(rule: T | Skip, field: string): T | null {
+  if (rule === undefined || rule === null) {
+    throw new ConfigurationError(
+      "APPRAISAL_BAD_OPTION",
+      `appraise: policy ${field}: expected a value or a skip with its reason, found none (a policy built in code: parse it with parseAttestationPolicy)`,
+    );
+  }
+  return isSkip(rule) ? null : (rule as T);
+}
+
 /** The guest-policy and platform checks of go-sev-guest's validate that a policy may ask for (policy.ts). */
 function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void {
   if (r.policy.cxlAllowed && !policy.cxlAllowed) {
     push("POLICY.CXL_ALLOW", "SNP_CXL_NOT_ALLOWED", "clear (cxlAllowed: false)", onOff(true));
   }
-  const abi = policy.minimumAbi;
+  const abi = ruleOf(policy.minimumAbi, "minimumAbi");
   if (
-    !isSkip(abi) &&
+    abi !== null &&
     (r.policy.abiMajor < abi.major || (r.policy.abiMajor === abi.major && r.policy.abiMinor < abi.minor))
   ) {
     push(
@@ -215,8 +230,8 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
       versionText({ major: r.policy.abiMajor, minor: r.policy.abiMinor }),
     );
   }
-  const firmware = policy.minimumFirmware;
-  if (!isSkip(firmware)) {
+  const firmware = ruleOf(policy.minimumFirmware, "minimumFirmware");
+  if (firmware !== null) {
     for (const [field, found] of [
       ["CURRENT_MAJOR.MINOR.BUILD", r.currentVersion],
       ["COMMITTED_MAJOR.MINOR.BUILD", r.committedVersion],
@@ -225,12 +240,12 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
         push(field, "SNP_FIRMWARE_TOO_OLD", `>= ${versionText(firmware)}`, versionText(found));
     }
   }
-  for (const name of isSkip(policy.requireGuestPolicy) ? [] : policy.requireGuestPolicy) {
+  for (const name of ruleOf(policy.requireGuestPolicy, "requireGuestPolicy") ?? []) {
     if (!GUEST_POLICY_BITS[name](r.policy)) {
       push(`POLICY.${name}`, "SNP_GUEST_POLICY_BIT_MISSING", "set (requireGuestPolicy)", onOff(false));
     }
   }
-  for (const name of isSkip(policy.requirePlatformInfo) ? [] : policy.requirePlatformInfo) {
+  for (const name of ruleOf(policy.requirePlatformInfo, "requirePlatformInfo") ?? []) {
     if (!PLATFORM_INFO_BITS[name](r.platformInfo)) {
       push(`PLATFORM_INFO.${name}`, "SNP_PLATFORM_INFO_BIT_MISSING", "set (requirePlatformInfo)", onOff(false));
     }
@@ -238,7 +253,8 @@ function appraiseSnpPlatform(push: Push, r: SnpReport, policy: SnpPolicy): void 
   if (!policy.tioAllowed && r.platformInfo.tioEnabled) {
     push("PLATFORM_INFO.TIO_EN", "SNP_TIO_NOT_ALLOWED", "clear (tioAllowed: false)", onOff(true));
   }
-  if (!isSkip(policy.requireMitigations)) checkMitigations(push, r, policy.requireMitigations);
+  const mitigations = ruleOf(policy.requireMitigations, "requireMitigations");
+  if (mitigations !== null) checkMitigations(push, r, mitigations);
 }
 
 /**
@@ -422,19 +438,22 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
   }
   // The signed values: the QE report's ISVSVN (signed by the PCK key) and the PCK certificate's
   // PCESVN, never the quote header's QE_SVN / PCE_SVN, which only the attestation key signs.
-  if (!isSkip(policy.minimumQeSvn) && evidence.quote.qeReport.isvSvn < policy.minimumQeSvn) {
+  const minimumQeSvn = ruleOf(policy.minimumQeSvn, "minimumQeSvn");
+  if (minimumQeSvn !== null && evidence.quote.qeReport.isvSvn < minimumQeSvn) {
     push(
       "QE_REPORT.ISVSVN",
       "TDX_QE_SVN_TOO_LOW",
-      `>= ${policy.minimumQeSvn} (minimumQeSvn)`,
+      `>= ${minimumQeSvn} (minimumQeSvn)`,
       String(evidence.quote.qeReport.isvSvn),
     );
   }
   const pceSvn = evidence.quote.pckExtensions.pceSvn;
-  if (!isSkip(policy.minimumPceSvn) && pceSvn < policy.minimumPceSvn) {
-    push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${policy.minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
+  const minimumPceSvn = ruleOf(policy.minimumPceSvn, "minimumPceSvn");
+  if (minimumPceSvn !== null && pceSvn < minimumPceSvn) {
+    push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
   }
-  if (!isSkip(policy.rejectedAdvisoryIds)) checkAdvisories(push, evidence, policy.rejectedAdvisoryIds);
+  const rejected = ruleOf(policy.rejectedAdvisoryIds, "rejectedAdvisoryIds");
+  if (rejected !== null) checkAdvisories(push, evidence, rejected);
   if (!isSkip(policy.minimumTeeTcbSvn)) {
     const minimum = policy.minimumTeeTcbSvn as string;
     const svn = body.teeTcbSvn;

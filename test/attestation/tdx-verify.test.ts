@@ -588,3 +588,20 @@ describe("minimumQeSvn and minimumPceSvn on a real quote (quote-v4-trustee-q6.bi
     ]);
   });
 });
+
+describe("a policy built in code without a hardening field (never parsed)", () => {
+  it("is refused by appraise, not read as a check not made", async () => {
+    const at = new Date("2025-11-01T00:00:00Z");
+    const v = await verifyTdxQuote({ quote: read("tdx/quote-v4-trustee-q6.bin"), anchors: INTEL_ROOTS, at });
+    const parsed = policy({ tdx: pinnedTdxSection(v.quote.body, { minimumQeSvn: 8 }), trustSimulator: false });
+    const options = { now: at, expectedReportData: null };
+    expect(appraise(v, parsed, options).ok).toBe(false);
+    for (const field of ["minimumQeSvn", "minimumPceSvn", "rejectedAdvisoryIds"] as const) {
+      const { [field]: _, ...rest } = parsed.tdx as NonNullable<typeof parsed.tdx>;
+      const built = { ...parsed, tdx: rest } as unknown as typeof parsed;
+      expect(() => appraise(v, built, options)).toThrow(
+        expect.objectContaining({ code: "APPRAISAL_BAD_OPTION", message: expect.stringContaining(`policy ${field}:`) }),
+      );
+    }
+  });
+});
