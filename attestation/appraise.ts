@@ -47,6 +47,7 @@ import {
   type AzurePolicy,
   isSkip,
   type Skip,
+  SkipSchema,
   type SNP_REQUIRABLE_GUEST_POLICY,
   type SNP_REQUIRABLE_PLATFORM_INFO,
   type SnpPolicy,
@@ -200,14 +201,16 @@ const versionText = (v: { major: number; minor: number; build?: number }) =>
   `${v.major}.${v.minor}${v.build === undefined ? "" : `.${v.build}`}`;
 
 /**
- * A hardening check's rule, or null when the policy skips it. Absent (a policy built in code that
- * never went through parseAttestationPolicy) is refused, never taken for a check not made.
+ * A hardening check's rule, or null when the policy skips it. Absent, or a skip without its reason
+ * (a policy built in code that never went through parseAttestationPolicy), is refused, never taken
+ * for a check not made.
  */
 function ruleOf<T>(rule: T | Skip, field: string): T | null {
-  if (rule === undefined || rule === null) {
+  const absent = rule === undefined || rule === null;
+  if (absent || (isSkip(rule) && !SkipSchema.safeParse(rule).success)) {
     throw new ConfigurationError(
       "APPRAISAL_BAD_OPTION",
-      `appraise: policy ${field}: expected a value or a skip with its reason, found none (a policy built in code: parse it with parseAttestationPolicy)`,
+      `appraise: policy ${field}: expected a value or a skip with its reason, found ${absent ? "none" : "a skip without a reason"} (a policy built in code: parse it with parseAttestationPolicy)`,
     );
   }
   return isSkip(rule) ? null : (rule as T);

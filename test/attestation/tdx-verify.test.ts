@@ -603,5 +603,13 @@ describe("a policy built in code without a hardening field (never parsed)", () =
         expect.objectContaining({ code: "APPRAISAL_BAD_OPTION", message: expect.stringContaining(`policy ${field}:`) }),
       );
     }
+    // A skip without its reason is no skip the parser would take: refused too, not read as a value.
+    const reasonless = { ...parsed, tdx: { ...parsed.tdx, minimumQeSvn: { skip: {} } } } as unknown as typeof parsed;
+    expect(() => appraise(v, reasonless, options)).toThrow(
+      expect.objectContaining({
+        code: "APPRAISAL_BAD_OPTION",
+        message: expect.stringContaining("policy minimumQeSvn:"),
+      }),
+    );
   });
 });
