@@ -1305,6 +1305,23 @@ describe("key broker HTTP API", () => {
     expect(error.cause).toBe(bug);
   });
 
+  it("releases nothing under a release policy built in code without a hardening field: a fault naming it, not a check skipped", async () => {
+    const { requireMitigations: _, ...snp } = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const built = { ...policy, attestation: { ...policy.attestation, snp } } as unknown as ClientPolicy;
+    const logs: ReleaseLogEntry[] = [];
+    const app = createBrokerApp(broker(built), (e) => logs.push(e));
+    clearVerifiedDocumentCache();
+    const failed = await releaseThrough(app);
+    expect(failed.status).toBe(500);
+    expect(logs).toEqual([
+      expect.objectContaining({
+        outcome: "refused",
+        code: "INTERNAL",
+        reason: expect.stringContaining("policy requireMitigations:"),
+      }),
+    ]);
+  });
+
   it("tells a body it could not read whole (KBS_REQUEST_INCOMPLETE) from one that is not JSON (KBS_REQUEST_MALFORMED)", async () => {
     const logs: ReleaseLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e));
