@@ -1,7 +1,8 @@
 /** `cloister` sub-commands of the attestation/ party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { choiceOption, timeOption, UsageError } from "../client/cli/output.ts";
+import { choiceOption, UsageError } from "../client/cli/output.ts";
+import { timeOption } from "../client/cli/time-option.ts";
 
 /**
  * Kept in sync with VERIFY_EVIDENCE_TEES in verify-evidence-cli.ts (not imported: keeps this file light),

@@ -16,12 +16,11 @@ import nacl from "tweetnacl";
 import { toHex } from "./bytes.ts";
 import { sha256 } from "./crypto.ts";
 import { SealedError } from "./errors.ts";
+import { isUtcTime } from "./time.ts";
 
 export const RECEIPT_VERSION = 1;
 const TAG = new TextEncoder().encode("cloister/receipt/v1\0");
 const HEX64 = /^[0-9a-f]{64}$/;
-/** A time as Date#toISOString writes it (years 0000-9999). */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
  * Whether `value` is a time exactly as Date#toISOString writes it (YYYY-MM-DDTHH:MM:SS.sssZ, UTC), as
@@ -32,9 +31,7 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * imports it from here.
  */
 export function isCanonicalTime(value: unknown): value is string {
-  if (typeof value !== "string" || !ISO_TIME.test(value)) return false;
-  const ms = Date.parse(value);
-  return !Number.isNaN(ms) && new Date(ms).toISOString() === value;
+  return isUtcTime(value, "milliseconds");
 }
 /** Longest receipt line (all counts at their largest): the final frame must hold it (frames.ts). */
 export const MAX_RECEIPT_LENGTH = 900;

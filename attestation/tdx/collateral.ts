@@ -32,6 +32,7 @@
  * `acceptStaleCollateral: true` (then `stale: true` is reported); collateral issued after `at`
  * fails COLLATERAL_NOT_YET_VALID (never waived).
  */
+import { readUtcTime } from "../../sealed/time.ts";
 import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
@@ -277,8 +278,8 @@ function hex(v: unknown, bytes: number, path: string, what: string): Uint8Array 
  * round trip through Date refuses what Date would roll over (February 30, hour 24, second 60).
  */
 function date(v: unknown, path: string, what: string): Date {
-  const d = typeof v === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(v) ? new Date(v) : null;
-  if (d === null || Number.isNaN(d.getTime()) || d.toISOString() !== `${(v as string).slice(0, -1)}.000Z`) {
+  const d = readUtcTime(v, "seconds");
+  if (!(d instanceof Date)) {
     malformed(
       what,
       `${path}: expected an ISO-8601 UTC time to the second (YYYY-MM-DDTHH:MM:SSZ), found ${describeUntrusted(v)}`,

@@ -49,28 +49,6 @@ export function numberOption(name: string, min: number, max: number): (value: st
   };
 }
 
-/** The forms timeOption takes: an ISO-8601 UTC time to the second, or to the millisecond. */
-const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/;
-
-/**
- * Commander option parser for a time: ISO-8601 in UTC, `YYYY-MM-DDTHH:MM:SSZ` or with `.sss`
- * milliseconds, nothing else. A time that does not exist (30 February, hour 24) is refused by a
- * round trip, not rolled over (Date reads 2026-02-30 as 2 March); a local time or an offset, which
- * Date would read in this machine's time zone or convert, is refused by its form.
- */
-export function timeOption(name: string): (value: string) => Date {
-  return (value: string) => {
-    const expected = `${name}: expected an ISO-8601 UTC time, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ, found ${JSON.stringify(value)}`;
-    if (!UTC_TIME.test(value)) throw new InvalidArgumentError(expected);
-    const t = new Date(value);
-    const roundTrip = Number.isNaN(t.getTime()) ? "" : t.toISOString();
-    if (roundTrip !== (value.length === 20 ? `${value.slice(0, 19)}.000Z` : value)) {
-      throw new InvalidArgumentError(`${expected} (no such date or time)`);
-    }
-    return t;
-  };
-}
-
 /** Commander option parser for a fixed set of choices. */
 export function choiceOption<T extends string>(name: string, choices: readonly T[]): (value: string) => T {
   return (value: string) => {

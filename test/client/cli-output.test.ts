@@ -7,7 +7,8 @@ import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
 import { readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import { formatCliError, stopWhenParentExits, timeOption, UsageError, usageLine } from "../../client/cli/output.ts";
+import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import { timeOption } from "../../client/cli/time-option.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 
