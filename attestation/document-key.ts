@@ -7,6 +7,14 @@
 import { base64url } from "jose";
 
 /**
+ * The longest attestation document anyone reads or passes on: 4 MiB, in bytes and so in characters
+ * (a compact JWS is ASCII). The host's bound on the enclave's /attestation answer, the SDK's on the
+ * host's, the verifier's on the JWS, and the CLI's on a --document or manifest file (a signed
+ * manifest travels whole inside the document). Here, as the host may import this file.
+ */
+export const DOCUMENT_MAX_LENGTH = 4 * 1024 * 1024;
+
+/**
  * The JSON payload of a compact JWS document, decoded without verifying its signature or its shape.
  * Throws (base64url or JSON) when the second segment is not base64url-encoded JSON.
  */

@@ -22,6 +22,7 @@ import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
+import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
 import { AttestationError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import type { AttestationPolicy } from "./policy.ts";
@@ -248,16 +249,13 @@ interface ParsedDocument {
   readonly signingPublicKey: Uint8Array;
 }
 
-/** The longest document read (4 MiB, as the host's bound on the document it passes on). */
-const DOCUMENT_MAX_CHARS = 4 * 1024 * 1024;
-
 function parseDocument(jws: string): ParsedDocument {
-  if (typeof jws !== "string" || jws.length > DOCUMENT_MAX_CHARS) {
+  if (typeof jws !== "string" || jws.length > DOCUMENT_MAX_LENGTH) {
     // By its kind and length only, as every value the host hands over.
     fail(
       "document",
       "DOCUMENT_MALFORMED",
-      `document: expected a compact JWS of at most ${DOCUMENT_MAX_CHARS} characters (4 MiB), found ${describeValue(jws)}`,
+      `document: expected a compact JWS of at most ${DOCUMENT_MAX_LENGTH} characters (4 MiB), found ${describeValue(jws)}`,
     );
   }
   const parts = jws.split(".");

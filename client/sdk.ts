@@ -15,7 +15,7 @@ import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../attestation/collateral.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import type { VerifiedEnclave } from "../attestation/document.ts";
-import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
+import { DOCUMENT_MAX_LENGTH, unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { AttestationError } from "../attestation/errors.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type AuditCheckpointProblem, auditRequestIdHash, checkAuditCheckpoint } from "../enclave/pipeline/audit.ts";
@@ -288,10 +288,9 @@ export async function checkReceipt(
  * Most bytes the SDK reads of a host's answer that is not a stream: the host is not trusted to send
  * a bounded body, and a long-lived process (the proxy) must not be made to buffer gigabytes.
  * The attestation answer (document and collateral) as the host's own limit for what it passes on
- * (host/app.ts: 4 MiB); a signed nonce answer or checkpoint is a few kilobytes; an error body is
+ * (DOCUMENT_MAX_LENGTH); a signed nonce answer or checkpoint is a few kilobytes; an error body is
  * shown only in part anyway.
  */
-const ATTESTATION_ANSWER_MAX_BYTES = 4 * 1024 * 1024;
 const NONCE_ANSWER_MAX_BYTES = 256 * 1024;
 const ERROR_BODY_MAX_BYTES = 64 * 1024;
 /**
@@ -704,7 +703,7 @@ function checkMessages(messages: readonly ChatMessage[]): void {
 async function attestationAnswer(http: HttpClient): Promise<{ document: string; collateral: unknown }> {
   const signal = deadline(http.attestationTimeoutMs);
   const response = await http.request("/v1/attestation", { method: "GET", signal });
-  const text = await readAnswer(response, ATTESTATION_ANSWER_MAX_BYTES, signal, "attestation");
+  const text = await readAnswer(response, DOCUMENT_MAX_LENGTH, signal, "attestation");
   let answer: unknown;
   try {
     answer = JSON.parse(text);

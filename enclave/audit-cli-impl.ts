@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,
@@ -69,10 +70,8 @@ export class AuditCheckpointInvalidError extends Error {
 
 /** The largest --checkpoint file read: a checkpoint line is about 300 bytes. */
 const CHECKPOINT_FILE_MAX_BYTES = 64 * 1024;
-/** The largest --document file read (as the host's bound on the document it serves). */
-const DOCUMENT_FILE_MAX_BYTES = 4 * 1024 * 1024;
 /** A --document file's bound (`cloister audit verify`, `cloister receipt verify`). */
-export const DOCUMENT_FILE_BOUND: InputBound = { bytes: DOCUMENT_FILE_MAX_BYTES, expected: "an attestation document" };
+export const DOCUMENT_FILE_BOUND: InputBound = { bytes: DOCUMENT_MAX_LENGTH, expected: "an attestation document" };
 /**
  * The largest --chat-json file read (64 MiB). It holds `cloister chat --json`'s one object: the
  * answer's text, of at most 1,048,576 tokens (the most a manifest lets maxTokens be), a receipt and

@@ -18,6 +18,7 @@ import { Agent, request as httpRequest, type IncomingMessage, type ServerRespons
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -68,7 +69,6 @@ export { TENANT_HEADER };
 /** Connections to one enclave beyond `maxInFlight`, for requests the limiter does not count. */
 const UPSTREAM_EXTRA_SOCKETS = 64;
 const CHALLENGE_MAX_BYTES = 1024;
-const DOCUMENT_MAX_BYTES = 4 * 1024 * 1024;
 const CHALLENGE_ANSWER_MAX_BYTES = 64 * 1024;
 /** The permissions of which a key needs one before the host reads a sealed request's body. */
 const SEALED_PERMISSIONS: readonly Permission[] = ["chat", "complete"];
@@ -295,7 +295,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       let answer: Awaited<ReturnType<typeof readBounded>>;
       try {
         const upstream = await upstreamRequest(upstreamOptions, `${member.url}/attestation`, { method: "GET" });
-        answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
+        answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       } catch (error) {
         if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
         pool.mark(member, "unreachable", `document: ${error.code}`);
@@ -696,7 +696,7 @@ async function enclaveAnswers({ agent, limits }: UpstreamOptions, url: string): 
 /** GETs a member's document for the pool's checks (bounded like every answer). */
 async function fetchBounded(upstreamOptions: UpstreamOptions, url: string): Promise<{ status: number; text: string }> {
   const upstream = await upstreamRequest(upstreamOptions, url, { method: "GET" });
-  const answer = await readBounded(upstream, DOCUMENT_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
+  const answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
   return { status: answer.status, text: answer.body.toString("utf8") };
 }
 

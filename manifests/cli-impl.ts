@@ -1,6 +1,7 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { resolve } from "node:path";
 import type { JWK } from "jose";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { type InputBound, readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
 import {
@@ -22,11 +23,11 @@ import { checkTrustedJwk, generateManifestSigningKey, type ManifestAlg, signMani
 
 /**
  * A manifest or a signed manifest, read to 4 MiB: a signed manifest travels whole in the attestation
- * document, which every reader takes to 4 MiB at most (DOCUMENT_MAX_CHARS in attestation/document.ts,
- * as the host's DOCUMENT_MAX_BYTES), and the manifest's JSON is inside it, base64url-encoded.
+ * document, which every reader takes to 4 MiB at most (DOCUMENT_MAX_LENGTH), and the manifest's JSON
+ * is inside it, base64url-encoded.
  */
 export const MANIFEST_FILE_BOUND: InputBound = {
-  bytes: 4 * 1024 * 1024,
+  bytes: DOCUMENT_MAX_LENGTH,
   expected: "a manifest travels whole in the attestation document, read to 4 MiB",
 };
 /**
