@@ -6,9 +6,13 @@
 
 import { describeValue } from "./issues.ts";
 
+/** A compact JWS: three base64url parts (the first non-empty), dots between, nothing else. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
-/** Whether `value` has the form manifestDigest takes: a compact JWS, no surrounding whitespace. */
+/**
+ * Whether `value` is a compact JWS, no surrounding whitespace: the form manifestDigest takes, and
+ * every compact JWS read here (manifests, attestation documents, MAA tokens).
+ */
 export function isCompactJws(value: unknown): value is string {
   return typeof value === "string" && COMPACT_JWS.test(value);
 }

@@ -29,7 +29,7 @@ import {
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
 import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
-import { digestHex, manifestDigest } from "./digest.ts";
+import { digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
   ManifestJwsMalformedError,
@@ -61,8 +61,6 @@ export interface VerifiedManifest {
   readonly digest: string;
   readonly jws: string;
 }
-
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /** The alg a JWK is for, or null when it is neither an Ed25519 nor a P-256 key. */
 function algOfJwk(jwk: JWK): ManifestAlg | null {
@@ -304,7 +302,7 @@ function describeSignerKid(kid: unknown, trusted: readonly string[]): string {
 
 /** Verifies a signed manifest against trusted public keys, then checks its schema. */
 export async function verifyManifest(jws: string, trustedPublicJwks: readonly JWK[]): Promise<VerifiedManifest> {
-  if (typeof jws !== "string" || !COMPACT_JWS.test(jws)) {
+  if (!isCompactJws(jws)) {
     throw new ManifestJwsMalformedError(
       "manifest: expected a compact JWS (three base64url parts), found something else",
     );

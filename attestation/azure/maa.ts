@@ -33,6 +33,7 @@ import {
   type JWK,
   errors as joseErrors,
 } from "jose";
+import { isCompactJws } from "../../manifests/digest.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
@@ -73,8 +74,6 @@ export class VerifiedMaaToken {
     this.claims = Object.freeze(claims);
   }
 }
-
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 function malformed(message: string, cause?: unknown): ParseError {
   return new ParseError("MAA_TOKEN_MALFORMED", `MAA token: ${message}`, cause === undefined ? undefined : { cause });
@@ -192,7 +191,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
     );
   }
   const compact = token.trim();
-  if (!COMPACT_JWS.test(compact)) throw malformed("expected a compact JWS (three base64url segments)");
+  if (!isCompactJws(compact)) throw malformed("expected a compact JWS (three base64url segments)");
 
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
