@@ -293,10 +293,21 @@ export function modelCopiesLeft(): readonly ModelCopyLeft[] {
  * with: null when it was the removal of a copy that line names; the engine's error when both failed
  * (closeThenRemoveCopy's AggregateError: the engine's, then the removal's); else the error.
  */
-export function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): unknown {
+function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): unknown {
   if (left.length === 0) return error;
   if (error instanceof AggregateError) return error.errors[0] ?? null;
   return null;
+}
+
+/**
+ * failureBesidesCopies of a close the command awaited as `{ error }` on failure, null on success, or
+ * undefined when there was nothing to close: null unless the close failed.
+ */
+export function closeFailureBesidesCopies(
+  closing: { readonly error: unknown } | null | undefined,
+  left: readonly ModelCopyLeft[],
+): unknown {
+  return closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
 }
 
 /**

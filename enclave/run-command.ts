@@ -17,7 +17,7 @@
 import { formatCliError, onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
-import { copiesLeftText, failureBesidesCopies, modelCopiesLeft } from "./model-staging.ts";
+import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft } from "./model-staging.ts";
 import { stoppedBy, takenAsStop } from "./stop.ts";
 
 export type RunCommandOptions = {
@@ -93,7 +93,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
     process.stderr.write(`cloister model run: ${copiesLeftText(left)}\n`);
     process.exitCode = 1;
   }
-  const unsaid = closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
+  const unsaid = closeFailureBesidesCopies(closing, left);
   if (failure === null && unsaid !== null) throw unsaid;
   if (unsaid !== null) {
     process.stderr.write(`cloister model run: closing the engine failed too (${(unsaid as Error | null)?.message})\n`);

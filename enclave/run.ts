@@ -7,7 +7,7 @@ import { formatCliError, listenUsageError, UsageError } from "../client/cli/outp
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
-import { copiesLeftText, failureBesidesCopies, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
+import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { stoppedBy, takenAsStop } from "./stop.ts";
@@ -91,7 +91,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     const left = modelCopiesLeft();
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
-    const unsaid = closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
+    const unsaid = closeFailureBesidesCopies(closing, left);
     if (unsaid !== null) throw unsaid;
     return;
   }
@@ -141,7 +141,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     process.stderr.write(`cloister enclave: stopped; ${copiesLeftText(left)}\n`);
     process.exitCode = 1;
   }
-  const unsaid = failure === null ? null : failureBesidesCopies(failure.error, left);
+  const unsaid = closeFailureBesidesCopies(failure, left);
   if (unsaid !== null) throw unsaid;
 }
 
