@@ -569,14 +569,31 @@ async function floorEnclave(modelPath: string): Promise<void> {
   const { createServer } = await import("node:http");
   const { openInferenceEngine } = await import("../enclave/engine.ts");
   const { sha256File } = await import("../models/hash.ts");
-  const engine = await openInferenceEngine({
-    modelPath,
-    expectedSha256: await sha256File(modelPath),
-    sequences: SEQUENCES,
-    contextSize: CONTEXT,
-    threads: THREADS,
-    progress: false,
-  });
+  // Stopped by SIGTERM (stopProcess) or SIGINT (Ctrl-C reaches the whole process group), during
+  // the load or after it, it closes the engine, which removes its private copy of the model, as
+  // `cloister model run` does: left to the default action, SIGINT would leave the copy in /dev/shm
+  // until the next run's sweep. A second signal has its default action (should closing hang).
+  const stopped = new AbortController();
+  const stop = () => stopped.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  const expectedSha256 = await sha256File(modelPath);
+  let engine: Awaited<ReturnType<typeof openInferenceEngine>>;
+  try {
+    engine = await openInferenceEngine({
+      modelPath,
+      expectedSha256,
+      sequences: SEQUENCES,
+      contextSize: CONTEXT,
+      threads: THREADS,
+      progress: false,
+      signal: stopped.signal,
+    });
+  } catch (error) {
+    // The aborted load removed its copy (or recorded it for runNamingCopiesLeft to name).
+    if (stopped.signal.aborted) return;
+    throw error;
+  }
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (c: Buffer) => parts.push(c));
@@ -614,7 +631,23 @@ async function floorEnclave(modelPath: string): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   process.stdout.write(`${JSON.stringify({ event: "ready", url: `http://127.0.0.1:${port}` })}\n`);
-  process.once("SIGTERM", () => void engine.close().then(() => process.exit(0)));
+  const close = () => {
+    server.close();
+    // A copy the close could not remove is named at exit (runNamingCopiesLeft's line is not
+    // reached past process.exit, so named here) and fails the child.
+    void engine.close().then(
+      () => process.exit(0),
+      async (error: unknown) => {
+        const { copiesLeftText, modelCopiesLeft } = await import("../enclave/model-staging.ts");
+        process.stderr.write(
+          `bench-e2e floor enclave: closing the engine failed (${(error as Error | null)?.message}); ${copiesLeftText(modelCopiesLeft())}\n`,
+        );
+        process.exit(1);
+      },
+    );
+  };
+  if (stopped.signal.aborted) close();
+  else stopped.signal.addEventListener("abort", close, { once: true });
 }
 
 /** Child: a bare forwarding proxy (no API keys, no limits, no logging) in the host's place. */
