@@ -11,7 +11,8 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64url } from "jose";
 import nacl from "tweetnacl";
-import { type ClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
+import { ClientError } from "../../client/errors.ts";
+import { type ClientPolicy, parseClientPolicy, policyRisks, verifyWithClientPolicy } from "../../client/policy.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
@@ -58,7 +59,10 @@ export class BrokerError extends Error {
 export interface BrokerKey {
   readonly keyId: string;
   readonly key: Uint8Array;
-  /** The release policy: what an enclave's attestation must satisfy to receive this key. */
+  /**
+   * The release policy: what an enclave's attestation must satisfy to receive this key. Parsed
+   * when the broker is built (parseClientPolicy): one that does not parse is refused then.
+   */
   readonly policy: ClientPolicy;
 }
 
@@ -170,7 +174,7 @@ export class KeyBroker {
         throw new RangeError(`key "${entry.keyId}": expected ${MODEL_KEY_BYTES} bytes, found ${entry.key.length}`);
       }
       if (this.#keys.has(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": listed twice`);
-      this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: entry.policy });
+      this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: releasePolicy(entry) });
     }
     this.#now = options.now ?? (() => new Date());
     const injected = options.now;
@@ -369,6 +373,21 @@ export class KeyBroker {
       documentDigest: enclave.documentDigest,
     });
     return { wrapped, record: { keyId, ...verified } };
+  }
+}
+
+/**
+ * `entry`'s release policy, parsed as `kbs serve` and `connect()` parse theirs: a policy built in
+ * code (a cast, a JavaScript caller) has the file's rules too, so a field it lacks is refused here,
+ * never compared with undefined at each release (a check silently not made). The parsed copy is
+ * the broker's own: the caller changing its object later changes nothing.
+ */
+function releasePolicy(entry: BrokerKey): ClientPolicy {
+  try {
+    return parseClientPolicy(entry.policy);
+  } catch (error) {
+    const message = error instanceof ClientError ? error.message.replace(/^client policy: /, "") : String(error);
+    throw new RangeError(`key "${entry.keyId}" policy: ${message}`, { cause: error });
   }
 }
 

@@ -6,6 +6,7 @@
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
 import { computeReportData } from "../../attestation/binding.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import { tdxCollateralWire } from "../../attestation/collateral.ts";
@@ -16,7 +17,7 @@ import {
   type EnclaveKeys,
 } from "../../attestation/document.ts";
 import { ConfigurationError } from "../../attestation/errors.ts";
-import { verifyDocumentEvidence } from "../../attestation/evidence.ts";
+import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { createBrokerApp, limitBucket, MAX_RELEASE_BYTES, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
@@ -31,7 +32,7 @@ import {
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import type { ClientPolicy } from "../../client/policy.ts";
+import { anchorsForPolicy, type ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
@@ -1305,21 +1306,50 @@ describe("key broker HTTP API", () => {
     expect(error.cause).toBe(bug);
   });
 
-  it("releases nothing under a release policy built in code without a hardening field: a fault naming it, not a check skipped", async () => {
+  it("refuses to be built with a release policy that does not parse (built in code), naming the key and the field", () => {
+    const snp = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    /** `policy` with its snp section replaced: a policy built in code, never parsed. */
+    const withSnp = (section: unknown) =>
+      ({ ...policy, attestation: { ...policy.attestation, snp: section } }) as unknown as ClientPolicy;
+    const { requireMitigations: _m, ...noMitigations } = snp;
+    const { minimumGuestSvn: _g, ...noGuestSvn } = snp;
+    const { freshness: _f, ...noFreshness } = policy;
+    for (const [built, problem] of [
+      // A hardening field (appraisal's ruleOf refuses it too) and a field required from the start
+      // (appraisal compared it with undefined: the check was silently not made).
+      [withSnp(noMitigations), "attestation.snp.requireMitigations: required field is missing"],
+      [withSnp(noGuestSvn), "attestation.snp.minimumGuestSvn: required field is missing"],
+      [withSnp({ ...snp, minimumGuestSvn: "0" }), "attestation.snp.minimumGuestSvn: expected number, found a string"],
+      [noFreshness as unknown as ClientPolicy, "freshness: expected object, found nothing"],
+    ] as const) {
+      const other = { keyId: "other-v1", key: MODEL_KEY, policy };
+      // The key named is the one whose policy does not parse, wherever it is in the list.
+      expect(() => new KeyBroker([other, { keyId: KEY_ID, key: MODEL_KEY, policy: built }])).toThrow(
+        expect.objectContaining({
+          name: "RangeError",
+          message: expect.stringContaining(`key "${KEY_ID}" policy: ${problem}`),
+        }),
+      );
+    }
+  });
+
+  it("appraisal still refuses a release policy without a hardening field if one reaches it unparsed", async () => {
     const { requireMitigations: _, ...snp } = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
-    const built = { ...policy, attestation: { ...policy.attestation, snp } } as unknown as ClientPolicy;
-    const logs: ReleaseLogEntry[] = [];
-    const app = createBrokerApp(broker(built), (e) => logs.push(e));
-    clearVerifiedDocumentCache();
-    const failed = await releaseThrough(app);
-    expect(failed.status).toBe(500);
-    expect(logs).toEqual([
+    const built = { ...policy.attestation, snp } as unknown as ClientPolicy["attestation"];
+    const at = new Date();
+    const payload = JSON.parse(
+      new TextDecoder().decode(base64url.decode(sealedDeployment.document.split(".")[1] as string)),
+    ) as { evidence: unknown };
+    const anchors = await anchorsForPolicy(policy);
+    const verified = await verifyDocumentEvidence(parseDocumentEvidence(payload.evidence), anchors, at);
+    const options = { now: at, expectedReportData: null };
+    expect(appraise(verified.evidence, policy.attestation, options).ok).toBe(true);
+    expect(() => appraise(verified.evidence, built, options)).toThrow(
       expect.objectContaining({
-        outcome: "refused",
-        code: "INTERNAL",
-        reason: expect.stringContaining("policy requireMitigations:"),
+        code: "APPRAISAL_BAD_OPTION",
+        message: expect.stringContaining("policy requireMitigations:"),
       }),
-    ]);
+    );
   });
 
   it("tells a body it could not read whole (KBS_REQUEST_INCOMPLETE) from one that is not JSON (KBS_REQUEST_MALFORMED)", async () => {
