@@ -595,7 +595,13 @@ function acceptedTees(policy: AttestationPolicy): string {
     .join(" or ");
 }
 
-/** Appraises verified evidence against `policy`; see the module comment. Never throws on a violation. */
+/**
+ * Appraises verified evidence against `policy`; see the module comment. Never throws on a violation.
+ * `policy` is taken as parsed (parseAttestationPolicy): every caller here passes one that is, since
+ * verifyAttestationDocument parses what its caller gives and `cloister verify-evidence` reads its
+ * policy file through the parser; appraise is not part of the SDK. A policy built in code that
+ * reaches it anyway is refused where it lacks a hardening field (ruleOf), as defence in depth.
+ */
 export function appraise(
   evidence: AppraisableEvidence,
   policy: AttestationPolicy,

@@ -23,9 +23,9 @@ import { toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
-import { AttestationError, type VerifiedEvidenceIdentity } from "./errors.ts";
+import { AttestationError, ConfigurationError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
-import type { AttestationPolicy } from "./policy.ts";
+import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
 export const DOCUMENT_TYPE = "cloister-attestation+jwt";
@@ -355,9 +355,22 @@ export async function verifyAttestationDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
 ): Promise<VerifiedEnclave> {
+  // The caller's policy is parsed (once per policy object), as connect() and the key broker parse
+  // theirs: one built in code is held to the policy file's rules, so a field it lacks is refused
+  // here (POLICY_INVALID), never compared with undefined by appraisal (a check silently not made).
+  const policy = parsedAttestationPolicy(options.policy);
+  const skew: unknown = options.maxClockSkewSeconds;
+  if (typeof skew !== "number" || !Number.isFinite(skew) || skew < 0) {
+    // Anything else would make the nonce answer's time check compare with NaN: never failing.
+    throw new ConfigurationError(
+      "DOCUMENT_BAD_OPTION",
+      `verifyAttestationDocument maxClockSkewSeconds: expected a number of seconds >= 0, found ${describeValue(skew)}`,
+    );
+  }
+  const checked: DocumentVerificationOptions = { ...options, policy };
   let identity: VerifiedEvidenceIdentity | undefined;
   try {
-    return await verifyDocument(documentJws, options, (verified) => {
+    return await verifyDocument(documentJws, checked, (verified) => {
       identity = verified;
     });
   } catch (error) {

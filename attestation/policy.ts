@@ -508,6 +508,37 @@ export function parseAttestationPolicy(
   return result.data;
 }
 
+/**
+ * `parse`, remembering per input object the JSON it had and what it parsed to, for the entry points
+ * that take a policy object from their caller on every verification (verifyAttestationDocument,
+ * verifyWithClientPolicy): each parses what it is given, as `connect()` and the key broker do once,
+ * so a policy built in code (a cast, a JavaScript caller) that lacks a field is refused, never read
+ * as a check not made. Parsing costs about 30 µs, near a tenth of re-verifying a document already
+ * verified (BENCHMARKS.md); a policy seen before is recognised by its JSON (a few µs), so one
+ * changed in place since is parsed again. Only successes are remembered; the input is never
+ * changed, and what is returned is never handed to the caller.
+ */
+export function parsedPerObject<T>(parse: (input: unknown) => T): (input: unknown) => T {
+  const known = new WeakMap<object, { readonly json: string; readonly parsed: T }>();
+  return (input) => {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(input);
+    } catch {
+      // not JSON (a cycle, a BigInt): the parser says what is wrong
+    }
+    if (typeof input !== "object" || input === null || json === undefined) return parse(input);
+    const seen = known.get(input);
+    if (seen !== undefined && seen.json === json) return seen.parsed;
+    const parsed = parse(input);
+    known.set(input, { json, parsed });
+    return parsed;
+  };
+}
+
+/** parseAttestationPolicy, once per policy object (parsedPerObject). */
+export const parsedAttestationPolicy = parsedPerObject((input) => parseAttestationPolicy(input));
+
 export function isSkip(value: unknown): value is Skip {
   return typeof value === "object" && value !== null && "skip" in value;
 }

@@ -15,7 +15,7 @@ import {
   verifyAttestationDocument,
 } from "../attestation/document.ts";
 import { unverifiedDocumentPayload } from "../attestation/document-key.ts";
-import { AttestationError } from "../attestation/errors.ts";
+import { AttestationError, ConfigurationError } from "../attestation/errors.ts";
 import {
   type DocumentEvidence,
   EVIDENCE_TYPES,
@@ -29,6 +29,7 @@ import {
   hexOf,
   isSkip,
   parseAttestationPolicy,
+  parsedPerObject,
   SKIP_FORM,
   SkipSchema,
 } from "../attestation/policy.ts";
@@ -182,6 +183,9 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
   };
 }
 
+/** parseClientPolicy, once per policy object (parsedPerObject). */
+const parsedClientPolicy = parsedPerObject(parseClientPolicy);
+
 const PINNED_ANCHORS: TrustAnchors = Object.freeze({ snp: AMD_ROOTS, tdx: INTEL_ROOTS });
 let withSimulator: TrustAnchors | undefined;
 
@@ -318,15 +322,24 @@ export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestChec
  * Verifies an attestation document and its nonce answer against a client policy, every stage of
  * `verifyAttestationDocument` plus the policy's accepted evidence types: what the SDK, the key
  * broker and the host's pool re-attestation each decide on. Throws an AttestationError naming the
- * stage.
+ * stage (`configuration`, POLICY_INVALID, for a policy built in code that does not parse).
  */
 export async function verifyWithClientPolicy(
   document: string,
-  policy: ClientPolicy,
+  given: ClientPolicy,
   nonce: { readonly value: Uint8Array; readonly answer: string },
   at: Date,
   collateral: AttestationCollateral | null = null,
 ): Promise<VerifiedEnclave> {
+  // Parsed (once per policy object) as connect() and the key broker parse theirs: one built in code
+  // is held to the file's rules, e.g. a freshness without maxClockSkewSeconds is refused, not a
+  // nonce answer's time left unchecked. A configuration error, in the stage that says so.
+  let policy: ClientPolicy;
+  try {
+    policy = parsedClientPolicy(given);
+  } catch (error) {
+    throw new ConfigurationError("POLICY_INVALID", (error as Error).message, { cause: error });
+  }
   let enclave: VerifiedEnclave;
   try {
     enclave = await verifyAttestationDocument(document, {

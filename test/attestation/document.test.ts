@@ -26,7 +26,12 @@ import {
 } from "../../attestation/evidence.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
+import {
+  anchorsForPolicy,
+  type ClientPolicy,
+  manifestCheckForPolicy,
+  verifyWithClientPolicy,
+} from "../../client/policy.ts";
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
@@ -103,6 +108,18 @@ async function verify(
     nonce: { value: nonce, answer },
     maxClockSkewSeconds: 120,
   });
+}
+
+/** A nonce and the enclave's answer to it an hour before NOW: stale under any clock skew allowed. */
+async function staleAnswer() {
+  const nonce = nacl.randomBytes(32);
+  const answer = await createNonceAnswer({
+    keys: f.keys,
+    document: f.document,
+    nonce,
+    now: new Date(NOW.getTime() - 3600_000),
+  });
+  return { nonce, answer };
 }
 
 /** A JWS over `payload` by the enclave signing key of `keys`, with header typ `typ`. */
@@ -659,6 +676,60 @@ describe("attestation document", () => {
     ).rejects.toMatchObject({ stage: "binding", code: "BINDING_BAD_INPUT" });
     expect(() => fromHex("abc")).toThrow(expect.objectContaining({ code: "BAD_HEX" }));
     expect(() => fromHex("zz")).toThrow(expect.objectContaining({ code: "BAD_HEX" }));
+  });
+
+  it("verifies only under a policy that parses: one built in code is held to the policy file's rules", async () => {
+    const snp = f.policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const { minimumGuestSvn: _, ...noGuestSvn } = snp;
+    // Absent, GUEST_SVN was compared with undefined: the check silently not made, the enclave let through.
+    const built = { ...f.policy, attestation: { ...f.policy.attestation, snp: noGuestSvn } } as unknown as ClientPolicy;
+    await expect(verify(f.document, { policy: built })).rejects.toMatchObject({
+      stage: "configuration",
+      code: "POLICY_INVALID",
+      message: expect.stringContaining("snp.minimumGuestSvn: required field is missing"),
+    });
+    // Parsed once per policy object, but a policy changed in place since is parsed again.
+    const changed = structuredClone(f.policy);
+    await expect(verify(f.document, { policy: changed })).resolves.toBeDefined();
+    (changed.attestation.snp as Record<string, unknown>).minimumGuestSvn = "0";
+    await expect(verify(f.document, { policy: changed })).rejects.toMatchObject({
+      code: "POLICY_INVALID",
+      message: expect.stringContaining("snp.minimumGuestSvn: expected number, found a string of 1 character"),
+    });
+  });
+
+  it("refuses a clock skew that is no number of seconds rather than not checking the nonce answer's time", async () => {
+    const { nonce, answer } = await staleAnswer();
+    for (const maxClockSkewSeconds of [undefined, Number.NaN, -1, "120"]) {
+      await expect(
+        verifyAttestationDocument(f.document, {
+          policy: f.policy.attestation,
+          anchors: await anchorsForPolicy(f.policy),
+          manifest: manifestCheckForPolicy(f.policy),
+          at: NOW,
+          nonce: { value: nonce, answer },
+          maxClockSkewSeconds: maxClockSkewSeconds as number,
+        }),
+      ).rejects.toMatchObject({
+        stage: "configuration",
+        code: "DOCUMENT_BAD_OPTION",
+        message: expect.stringContaining("maxClockSkewSeconds: expected a number of seconds >= 0, found"),
+      });
+    }
+  });
+
+  it("verifyWithClientPolicy verifies only under a client policy that parses (built in code: its freshness too)", async () => {
+    const { nonce, answer } = await staleAnswer();
+    const built = { ...f.policy, freshness: {} } as unknown as ClientPolicy;
+    await expect(verifyWithClientPolicy(f.document, built, { value: nonce, answer }, NOW)).rejects.toMatchObject({
+      stage: "configuration",
+      code: "POLICY_INVALID",
+      message: expect.stringContaining("freshness.maxClockSkewSeconds: expected number, found nothing"),
+    });
+    // The same answer under the parsed policy: stale.
+    await expect(verifyWithClientPolicy(f.document, f.policy, { value: nonce, answer }, NOW)).rejects.toMatchObject({
+      code: "NONCE_STALE",
+    });
   });
 
   it("lists every appraisal violation in the error", async () => {

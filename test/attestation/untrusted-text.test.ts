@@ -12,6 +12,7 @@ import { type DocumentVerificationOptions, verifyAttestationDocument } from "../
 import { parseDocumentEvidence } from "../../attestation/evidence.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "../../attestation/tdx/collateral.ts";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
+import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
 
 /** A right-to-left override, then 5,000 characters: what a host may put in a name. */
 const HOSTILE = `\u202e${"x".repeat(5000)}`;
@@ -61,9 +62,10 @@ describe("host text in attestation errors", () => {
   it("an attestation document's alg and typ, and an Azure evidence version", async () => {
     const part = (value: unknown) => base64url.encode(JSON.stringify(value));
     for (const header of [{ alg: HOSTILE }, { alg: "EdDSA", typ: HOSTILE }]) {
-      // Refused while parsing, before any option is looked at.
+      // Refused while parsing, before any option but the policy and the clock skew (checked first) is looked at.
       const document = `${part(header)}.${part({})}.AA`;
-      const error = await verifyAttestationDocument(document, {} as DocumentVerificationOptions).then(
+      const options = { policy: simulatorAttestationPolicy("sim-snp", "00".repeat(48)), maxClockSkewSeconds: 60 };
+      const error = await verifyAttestationDocument(document, options as DocumentVerificationOptions).then(
         () => "accepted",
         (e: Error) => e.message,
       );
