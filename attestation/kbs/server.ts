@@ -4,7 +4,7 @@
  * BrokerError's status. One log line per release attempt, with public values only (key id,
  * outcome, code, the refusal's reason, TEE, measurement, for a release (and a refusal after the
  * document verified) the digests of the manifest and of the document, timing): never a key, wrapped
- * or not.
+ * or not. One log line, too, for every other fault (500 INTERNAL) it answers, on any route.
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -54,6 +54,23 @@ export interface ReleaseLogEntry {
   readonly documentDigest: string | null;
   readonly ms: number;
 }
+
+/**
+ * A fault of the broker (500 INTERNAL) that no release attempt's line names: on another route (a
+ * challenge, /healthz), or on the release route before its handler ran. One line each.
+ */
+export interface FaultLogEntry {
+  readonly event: "fault";
+  readonly code: "INTERNAL";
+  /**
+   * What failed (brokerFault's detail: the request being answered, the error's class, its code when
+   * it has one, and its message; never key material), at most MAX_REASON_CHARS.
+   */
+  readonly reason: string;
+}
+
+/** A line of the broker's log: a release attempt, or a fault no release attempt's line names. */
+export type BrokerLogEntry = ReleaseLogEntry | FaultLogEntry;
 
 function errorJson(code: string, message: string) {
   return { error: { code, message } };
@@ -267,7 +284,7 @@ type BrokerEnv = {
 
 export function createBrokerApp(
   broker: KeyBroker,
-  log: (entry: ReleaseLogEntry) => void = () => {},
+  log: (entry: BrokerLogEntry) => void = () => {},
   options: BrokerAppOptions = {},
 ): Hono<BrokerEnv> {
   const limits = {
@@ -299,13 +316,29 @@ export function createBrokerApp(
     log(entry("refused", null, limited.refusal.code, null, limited.refusal.message, null, started));
     return limited.response;
   };
+  /** Errors the release route has logged with its attempt: not logged again as faults. */
+  const logged = new WeakSet<BrokerError>();
+  const during = (c: Context<BrokerEnv>) => `answering ${c.req.method} ${c.req.path}`;
   // The one place an error becomes an answer: a BrokerError with its status, code and message (an
   // attestation failure's and a fault's message say little; their detail is for the log), anything
-  // else as a fault (500 INTERNAL). The release route has already converted and logged its own.
+  // else as a fault (500 INTERNAL), which is logged here unless the release route logged it with
+  // its attempt: a fault on any route writes one line naming what failed.
   app.onError((error, c) => {
-    const refusal = asBrokerError(error, `answering ${c.req.method} ${c.req.path}`);
+    const refusal = asBrokerError(error, during(c));
+    if (refusal.status === 500 && !logged.has(refusal)) {
+      log({ event: "fault", code: "INTERNAL", reason: cut(refusal.detail) });
+    }
     if (refusal.status === 503) c.header("Retry-After", "1");
     return c.json(errorJson(refusal.code, refusal.message), refusal.status);
+  });
+  // A thrown value that is not an Error passes hono's onError by (it would reject the request
+  // unanswered and unlogged): made a fault here, before every route, and so answered above.
+  app.use("*", async (c, next) => {
+    try {
+      await next();
+    } catch (error) {
+      throw asBrokerError(error, during(c));
+    }
   });
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
   if (options.loopbackHostOnly === true) {
@@ -412,6 +445,7 @@ export function createBrokerApp(
             started,
           ),
         );
+        logged.add(refusal);
         throw refusal;
       }
     },
@@ -446,7 +480,7 @@ function entry(
     keyId,
     code,
     stage,
-    reason: reason === null || reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}…`,
+    reason: reason === null ? null : cut(reason),
     tee: record?.tee ?? null,
     simulated: record?.simulated ?? null,
     measurement: record?.measurement ?? null,
@@ -454,4 +488,9 @@ function entry(
     documentDigest: record !== null && "documentDigest" in record ? record.documentDigest : null,
     ms: Math.round((performance.now() - started) * 100) / 100,
   };
+}
+
+/** A reason as a log line holds it: at most MAX_REASON_CHARS characters, and … when cut. */
+function cut(reason: string): string {
+  return reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}…`;
 }

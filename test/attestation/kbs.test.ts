@@ -20,7 +20,13 @@ import { ConfigurationError } from "../../attestation/errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { BrokerError, KeyBroker, releaseRisks } from "../../attestation/kbs/broker.ts";
 import { unwrapModelKey, wrapModelKey } from "../../attestation/kbs/protocol.ts";
-import { createBrokerApp, limitBucket, MAX_RELEASE_BYTES, type ReleaseLogEntry } from "../../attestation/kbs/server.ts";
+import {
+  type BrokerLogEntry,
+  createBrokerApp,
+  limitBucket,
+  MAX_RELEASE_BYTES,
+  type ReleaseLogEntry,
+} from "../../attestation/kbs/server.ts";
 import {
   type InsecureSimulatedTdxCollateralOptions,
   insecureSimulatedAmdHierarchy,
@@ -165,6 +171,39 @@ beforeAll(async () => {
 
 function broker(releasePolicy: ClientPolicy = policy, options: ConstructorParameters<typeof KeyBroker>[1] = {}) {
   return new KeyBroker([{ keyId: KEY_ID, key: MODEL_KEY, policy: releasePolicy }], options);
+}
+
+/** A broker log that keeps its release lines in `lines` and fails on a fault line (none expected). */
+function releaseLines(lines: ReleaseLogEntry[]): (entry: BrokerLogEntry) => void {
+  return (entry) => {
+    if (entry.event !== "release") throw new Error(`a fault was logged: ${entry.reason}`);
+    lines.push(entry);
+  };
+}
+
+/** A broker (holding KEY_ID under `policy`) whose `failing` members throw `error` (a stand-in fault). */
+class FailingBroker extends KeyBroker {
+  constructor(
+    readonly error: unknown,
+    readonly failing: readonly ("release" | "challenge" | "keyIds")[],
+  ) {
+    super([{ keyId: KEY_ID, key: MODEL_KEY, policy }]);
+  }
+  #fails(member: FailingBroker["failing"][number]): void {
+    if (this.failing.includes(member)) throw this.error;
+  }
+  override release(request: unknown) {
+    this.#fails("release");
+    return super.release(request);
+  }
+  override challenge() {
+    this.#fails("challenge");
+    return super.challenge();
+  }
+  override get keyIds() {
+    this.#fails("keyIds");
+    return super.keyIds;
+  }
 }
 
 async function request(kbs: KeyBroker, d: Deployment, overrides: Record<string, unknown> = {}) {
@@ -512,7 +551,7 @@ describe("key broker", () => {
     const notAccepted = await refusal(snpRefused.release((await request(snpRefused, sealedDeployment)).body));
     expect(notAccepted).toMatchObject({ stage: "appraise", message: expect.stringContaining("TEE_NOT_ACCEPTED") });
     expect(notAccepted.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     await releaseThrough(createBrokerApp(kbs, (e) => logs.push(e)));
     expect(logs).toEqual([
       expect.objectContaining({ outcome: "refused", code: "KBS_ATTESTATION_FAILED", measurement: toHex(MEASUREMENT) }),
@@ -528,7 +567,7 @@ describe("key broker", () => {
     }
     // Refused after the enclave verified: its log line names what was verified (public values), as
     // a release's does, so an operator can tell which boot and manifest asked for the key.
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const response = await releaseThrough(
       createBrokerApp(broker(anyModel), (e) => logs.push(e)),
       otherKeyDeployment,
@@ -991,7 +1030,7 @@ describe("key broker HTTP API", () => {
   });
 
   it("limits release attempts per address too: strangers with many addresses cannot fill the spent set, so a counted enclave's release succeeds", async () => {
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     // Room for exactly what the limits admit in one lifetime: 4 clients x 2 attempts x 2 windows.
     const kbs = broker(policy, { maxSpentChallenges: 16 });
     const limits = { releasesPerMinute: 2, maxClients: 4 };
@@ -1107,7 +1146,7 @@ describe("key broker HTTP API", () => {
     // Bodies were counted only once read: one address under its limit could open as many
     // connections as the server holds (1 024) and send each a body of nearly 1 MiB, all held until
     // node's request timeout (about 1 GiB held by one stranger).
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e), {
       maxReleasesAtOnce: 3,
       maxReleasesAtOncePerClient: 2,
@@ -1160,7 +1199,7 @@ describe("key broker HTTP API", () => {
   });
 
   it("reads a release body of at most MAX_RELEASE_BYTES, and none from a client already over its limit", async () => {
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e), { releasesPerMinute: 1, now: () => 1_000_000 });
     const post = (address: string, body: string) =>
       app.request(
@@ -1190,7 +1229,7 @@ describe("key broker HTTP API", () => {
 
   it("gives no client slot to a release refused before it spends, and logs a key id only when it is well formed", async () => {
     const logs: ReleaseLogEntry[] = [];
-    const app = createBrokerApp(broker(), (e) => logs.push(e), { maxClients: 1, now: () => 1_000_000 });
+    const app = createBrokerApp(broker(), releaseLines(logs), { maxClients: 1, now: () => 1_000_000 });
     const env = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });
     const notJson = await app.request("/v1/kbs/release", { method: "POST", body: "not json" }, env("192.0.2.13"));
     expect(notJson.status).toBe(400);
@@ -1234,7 +1273,7 @@ describe("key broker HTTP API", () => {
     const snp = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
     const measurements = Array.from({ length: 12 }, (_, i) => i.toString(16).padStart(2, "1").repeat(48));
     const many = { ...policy, attestation: { ...policy.attestation, snp: { ...snp, measurements } } } as ClientPolicy;
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(many), (e) => logs.push(e));
     const refused = await releaseThrough(app);
     expect(refused.status).toBe(403);
@@ -1268,7 +1307,7 @@ describe("key broker HTTP API", () => {
       new TypeError("a stand-in bug in the verifier"),
       new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date"),
     ];
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e));
     for (const fault of faults) {
       clearVerifiedDocumentCache(); // the document verified before: verified again here
@@ -1353,7 +1392,7 @@ describe("key broker HTTP API", () => {
   });
 
   it("tells a body it could not read whole (KBS_REQUEST_INCOMPLETE) from one that is not JSON (KBS_REQUEST_MALFORMED)", async () => {
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e));
     const post = (body: ReadableStream<Uint8Array> | string, length?: number) =>
       app.request("/v1/kbs/release", {
@@ -1400,23 +1439,14 @@ describe("key broker HTTP API", () => {
   });
 
   it("answers and logs an error thrown outside the verifier as INTERNAL with its cause, and a refusal with its own code", async () => {
-    /** A broker whose release throws `error`. */
-    class FailingBroker extends KeyBroker {
-      constructor(readonly error: unknown) {
-        super([{ keyId: KEY_ID, key: MODEL_KEY, policy }]);
-      }
-      override release(): never {
-        throw this.error;
-      }
-    }
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const answers: [number, unknown][] = [];
     for (const error of [
       new Error("wrapping failed (a stand-in)"),
       "a thrown string",
       new BrokerError("KBS_KEY_UNKNOWN", 404, 'keyId: this broker holds no key "x"'),
     ]) {
-      const app = createBrokerApp(new FailingBroker(error), (e) => logs.push(e));
+      const app = createBrokerApp(new FailingBroker(error, ["release"]), (e) => logs.push(e));
       const response = await releaseThrough(app);
       answers.push([response.status, await response.json()]);
     }
@@ -1435,10 +1465,36 @@ describe("key broker HTTP API", () => {
     ]);
   });
 
+  it("logs one line for a fault on any route, not only release: what failed, its class, code and message", async () => {
+    const internal = {
+      error: { code: "INTERNAL", message: "internal error in the key broker; its log has the reason" },
+    };
+    const bug = Object.assign(new TypeError("a stand-in bug"), { code: "ERR_STAND_IN" });
+    for (const [error, what] of [
+      [bug, "TypeError ERR_STAND_IN: a stand-in bug"],
+      ["a thrown string", "a thrown string (not an Error)"],
+    ] as const) {
+      const logs: BrokerLogEntry[] = [];
+      const app = createBrokerApp(new FailingBroker(error, ["challenge", "keyIds"]), (e) => logs.push(e));
+      const challenge = await app.request("/v1/kbs/challenge", { method: "POST" });
+      const health = await app.request("/healthz");
+      expect([challenge.status, await challenge.json(), health.status, await health.json()]).toEqual([
+        500,
+        internal,
+        500,
+        internal,
+      ]);
+      expect(logs).toEqual([
+        { event: "fault", code: "INTERNAL", reason: `internal error while answering POST /v1/kbs/challenge: ${what}` },
+        { event: "fault", code: "INTERNAL", reason: `internal error while answering GET /healthz: ${what}` },
+      ]);
+    }
+  });
+
   it("serves challenge and release, maps refusals to their status, and logs no key material", async () => {
     const logs: ReleaseLogEntry[] = [];
     const kbs = broker();
-    const app = createBrokerApp(kbs, (entry) => logs.push(entry));
+    const app = createBrokerApp(kbs, releaseLines(logs));
     const post = (path: string, body: unknown) =>
       app.request(path, {
         method: "POST",
@@ -1515,7 +1571,7 @@ describe("key broker HTTP API", () => {
     // A page whose own name is rebound to 127.0.0.1 reaches a loopback broker with that name as
     // Host: it could take a challenge and, as the simulator's evidence is anyone's to forge, get a
     // key whose release policy trusts the simulator, wrapped to a key of its own.
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(), (e) => logs.push(e), { loopbackHostOnly: true });
     for (const host of ["rebound.example:8790", "127.0.0.1.rebound.example", "10.0.0.1:8790", "[::2]:8790"]) {
       for (const path of ["/v1/kbs/challenge", "/v1/kbs/release", "/healthz"]) {
@@ -1559,7 +1615,7 @@ describe("key broker HTTP API", () => {
       modelSha256: otherModel,
       serviceName: devManifest().service.name,
     });
-    const logs: ReleaseLogEntry[] = [];
+    const logs: BrokerLogEntry[] = [];
     const app = createBrokerApp(broker(strict), (e) => logs.push(e));
     const refused = await releaseThrough(app);
     expect(refused.status).toBe(403);
