@@ -186,6 +186,18 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
 /** parseClientPolicy, once per policy object (parsedPerObject). */
 const parsedClientPolicy = parsedPerObject(parseClientPolicy);
 
+/**
+ * A client policy given to a verification entry point, parsed (once per policy object): a policy
+ * that does not parse is a ConfigurationError (POLICY_INVALID, stage configuration) naming the field.
+ */
+function checkedClientPolicy(given: ClientPolicy): ClientPolicy {
+  try {
+    return parsedClientPolicy(given);
+  } catch (error) {
+    throw new ConfigurationError("POLICY_INVALID", (error as Error).message, { cause: error });
+  }
+}
+
 const PINNED_ANCHORS: TrustAnchors = Object.freeze({ snp: AMD_ROOTS, tdx: INTEL_ROOTS });
 let withSimulator: TrustAnchors | undefined;
 
@@ -262,8 +274,16 @@ const PLATFORM_OF: Record<EvidenceType, string> = {
   "azure-tdx": "azure-tdx",
 };
 
-/** The manifest stage of document verification, driven by the client policy. */
+/**
+ * The manifest stage of document verification, driven by the client policy, which is parsed first
+ * (checkedClientPolicy): one built in code with a skip without its reason is refused, not a skip.
+ */
 export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestCheck {
+  return manifestCheckOf(checkedClientPolicy(clientPolicy));
+}
+
+/** manifestCheckForPolicy of a policy already parsed. */
+function manifestCheckOf(clientPolicy: ClientPolicy): ManifestCheck {
   // A private copy: the verdicts must match `identity` even if the caller later mutates its policy.
   const policy = { manifest: structuredClone(clientPolicy.manifest) } as Pick<ClientPolicy, "manifest">;
   const fail = (code: string, message: string, cause?: unknown): never => {
@@ -331,21 +351,16 @@ export async function verifyWithClientPolicy(
   at: Date,
   collateral: AttestationCollateral | null = null,
 ): Promise<VerifiedEnclave> {
-  // Parsed (once per policy object) as connect() and the key broker parse theirs: one built in code
-  // is held to the file's rules, e.g. a freshness without maxClockSkewSeconds is refused, not a
-  // nonce answer's time left unchecked. A configuration error, in the stage that says so.
-  let policy: ClientPolicy;
-  try {
-    policy = parsedClientPolicy(given);
-  } catch (error) {
-    throw new ConfigurationError("POLICY_INVALID", (error as Error).message, { cause: error });
-  }
+  // Parsed as connect() and the key broker parse theirs: one built in code is held to the file's
+  // rules, e.g. a freshness without maxClockSkewSeconds is refused, not a nonce answer's time left
+  // unchecked.
+  const policy = checkedClientPolicy(given);
   let enclave: VerifiedEnclave;
   try {
     enclave = await verifyAttestationDocument(document, {
       policy: policy.attestation,
       anchors: await anchorsForPolicy(policy),
-      manifest: manifestCheckForPolicy(policy),
+      manifest: manifestCheckOf(policy),
       at,
       nonce,
       maxClockSkewSeconds: policy.freshness.maxClockSkewSeconds,

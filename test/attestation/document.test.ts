@@ -732,6 +732,17 @@ describe("attestation document", () => {
     });
   });
 
+  it("manifestCheckForPolicy parses its policy: a skip without its reason, built in code, is refused, not a skip", () => {
+    const reasonless = { ...f.policy, manifest: { ...f.policy.manifest, allowedModelDigests: { skip: {} } } };
+    expect(() => manifestCheckForPolicy(reasonless as unknown as ClientPolicy)).toThrow(
+      expect.objectContaining({
+        stage: "configuration",
+        code: "POLICY_INVALID",
+        message: expect.stringContaining("manifest.allowedModelDigests"),
+      }),
+    );
+  });
+
   it("lists every appraisal violation in the error", async () => {
     const policy: ClientPolicy = {
       ...f.policy,
