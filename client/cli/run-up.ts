@@ -1,9 +1,10 @@
 /** `cloister up` and `cloister demo`. */
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
+import { readError } from "./bounded-file.ts";
 import type { UpOptions } from "./commands.ts";
 import {
   fixedPorts,
@@ -205,9 +206,8 @@ export async function checkStoredAuditLog(
   attempts = 50,
 ): Promise<string> {
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const text = await readFile(file, "utf8").catch(() => "");
     // Whole lines only: the host may be writing the next.
-    if (text.split("\n").length - 1 >= checkpoint.count) {
+    if ((await storedLines(file, checkpoint.count)) >= checkpoint.count) {
       const result = await verifyAuditLogFile(file, signingPublicKey, {
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
       });
@@ -219,6 +219,35 @@ export async function checkStoredAuditLog(
   throw new Error(
     `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
   );
+}
+
+/**
+ * How many whole lines (newlines) the stored log holds, counted to `enough` at most: its bytes are
+ * counted a chunk at a time, never held whole nor decoded (verifyAuditLogFile reads them, strictly,
+ * once they are all there). No file yet is 0 lines: the host opens it when it stores its first
+ * record. Any other error (EACCES, EISDIR, EIO) is one, naming the file: taken for "not yet", it
+ * would be reported as records the host failed to store.
+ */
+async function storedLines(file: string, enough: number): Promise<number> {
+  let lines = 0;
+  try {
+    const handle = await open(file, "r");
+    try {
+      const chunk = Buffer.alloc(64 * 1024);
+      while (lines < enough) {
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        const bytes = chunk.subarray(0, bytesRead);
+        for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines++;
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw new Error(`audit log ${file}: cannot read (${readError(error)})`, { cause: error });
+  }
+  return lines;
 }
 
 /** The key broker's log line for the release this deployment's enclave got, if any. */

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,6 +39,18 @@ describe("cloister up / demo: the stored audit log check", () => {
     const crlf = join(dir, "crlf.jsonl");
     await writeFile(crlf, `${lines[0]}\r\n${lines[1]}\n${lines[2]}\n`);
     await expect(checkStoredAuditLog(crlf, keys.publicKey, checkpoint, 1)).resolves.toMatch(/^audit: 3 record/);
+  });
+
+  it("a log that cannot be read is that error, naming the file: not records the host failed to store", async () => {
+    const directory = join(dir, "a-directory.jsonl");
+    await mkdir(directory);
+    await expect(checkStoredAuditLog(directory, keys.publicKey, checkpoint, 1)).rejects.toThrow(
+      `audit log ${directory}: cannot read (EISDIR: `,
+    );
+    // No file yet is no error: the host makes it when it stores its first record.
+    await expect(checkStoredAuditLog(join(dir, "none.jsonl"), keys.publicKey, checkpoint, 1)).rejects.toThrow(
+      "the enclave wrote 3 record(s), the host stored fewer within 0.1 s",
+    );
   });
 
   it("a log cut short of the checkpoint: fewer stored than written, named", async () => {
