@@ -6,12 +6,13 @@
  * CLI-only module: it reads files with node:fs, so the platform-neutral verification code must not
  * import it.
  */
-import { readFile } from "node:fs/promises";
-import { fileErrorCause, UsageError } from "../client/cli/output.ts";
+import { type InputBound, optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
+import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
+import { MAX_VCEK_BYTES } from "./providers/amd-kds.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
 export const VERIFY_EVIDENCE_TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
@@ -135,14 +136,47 @@ export const DEBUG_WARNING = {
   tdx: "the TD is debuggable (TDATTRIBUTES.DEBUG): its memory is readable by the host",
 } as const;
 
-/** Reads a required input file named by `option`, or throws UsageError (exit 2). */
-export async function readInputFile(path: string | undefined, option: string, tee: string): Promise<Uint8Array> {
+/**
+ * What each input file may hold, by its option: a file past its bound is refused (USAGE, naming
+ * the option, the file and the bound) before it is held whole.
+ */
+export const INPUT_FILE_BOUNDS = {
+  // An SNP report is 0x4a0 bytes, a TD quote some 5 KiB with its PCK chain; the kernel's configfs-tsm
+  // hands out at most 32 KiB (TSM_OUTBLOB_MAX). Twice that: the parser, not the read, says what is wrong.
+  "--report": { bytes: 64 * 1024, expected: "an SNP report, 1184 bytes" },
+  "--quote": { bytes: 64 * 1024, expected: "a TD quote, some 5 KiB; configfs-tsm hands out 32 KiB at most" },
+  "--cert": { bytes: MAX_VCEK_BYTES, expected: "a VCEK, some 1.4 KB of DER or 2 KB of PEM" },
+  // parseAzureEvidence takes 1 MiB of JSON at most (base64 fields: one byte per character).
+  "--evidence": { bytes: 1024 * 1024, expected: "Azure evidence, JSON that is read to 1 MiB" },
+  // A token and a key set are some 10 KiB each (claims; a few keys with their certificate chains).
+  "--token": { bytes: 1024 * 1024, expected: "an MAA token, some 10 KiB" },
+  "--jwks": { bytes: 1024 * 1024, expected: "MAA's signing key set, some 10 KiB" },
+  // As every --policy: 1 MiB holds some 10,000 allow-list entries.
+  "--policy": { bytes: 1024 * 1024, expected: "an attestation or client policy, a few KiB" },
+} as const satisfies Record<string, InputBound>;
+export type InputFileOption = keyof typeof INPUT_FILE_BOUNDS;
+
+/** The path of a required input file, or a UsageError (exit 2) naming the option. */
+function requiredPath(path: string | undefined, option: InputFileOption, tee: string): string {
   if (path === undefined) throw new UsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (error) {
-    throw new UsageError(`${option}: cannot read "${path}" (${fileErrorCause(error)})`);
-  }
+  return path;
+}
+
+/** Reads a required input file named by `option`, to its bound, or throws UsageError (exit 2). */
+export async function readInputFile(
+  path: string | undefined,
+  option: InputFileOption,
+  tee: string,
+): Promise<Uint8Array> {
+  const file = requiredPath(path, option, tee);
+  const bytes = await readBoundedFile(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option));
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** readInputFile's text, as strict UTF-8: a byte that is not UTF-8 is a UsageError naming it. */
+export function readInputText(path: string | undefined, option: InputFileOption, tee: string): Promise<string> {
+  const file = requiredPath(path, option, tee);
+  return readText(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option));
 }
 
 /**
@@ -155,7 +189,7 @@ export async function readInputFile(path: string | undefined, option: string, te
  */
 export async function readPolicyOption(path: string | undefined, tee: string): Promise<AttestationPolicy | null> {
   if (path === undefined) return null;
-  const text = new TextDecoder().decode(await readInputFile(path, "--policy", tee));
+  const text = await readInputText(path, "--policy", tee);
   let value: unknown;
   try {
     value = parseJsonText(text);

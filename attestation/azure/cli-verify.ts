@@ -11,7 +11,6 @@
  * token's `iss` is reported (details.issuer) but not compared: details.issuerChecked says so.
  */
 
-import { readFile } from "node:fs/promises";
 import { UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { fromHex, toHex } from "../bytes.ts";
@@ -27,7 +26,7 @@ import {
   type EvidenceFields,
   type EvidenceVerdict,
   failureFrom,
-  readInputFile,
+  readInputText,
   readPolicyOption,
   rejectForeignOptions,
   type VerifyEvidenceOptions,
@@ -109,11 +108,11 @@ async function verifyAzure(
     }
     nonce = fromHex(options.nonce, "--nonce");
   }
-  const bytes = await readInputFile(options.evidence, "--evidence", options.tee);
+  const text = await readInputText(options.evidence, "--evidence", options.tee);
   const at = options.at ?? new Date();
   const parts: AzureEvidenceParts = { hcl: null, attest: null, snpReport: null, tdQuote: null };
   try {
-    const evidence = parseAzureEvidence(new TextDecoder().decode(bytes));
+    const evidence = parseAzureEvidence(text);
     if (evidence.kind !== options.tee) {
       throw new ConfigurationError(
         "AZURE_EVIDENCE_KIND_MISMATCH",
@@ -142,12 +141,7 @@ async function verifyAzure(
 async function readJwks(path: string | undefined): Promise<string> {
   if (path === undefined)
     throw new UsageError("verify-evidence --tee maa: --jwks FILE is required (no key set is fetched)");
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    const why = (error as { code?: unknown }).code;
-    throw new UsageError(`--jwks: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
-  }
+  return readInputText(path, "--jwks", "maa");
 }
 
 /** The verdict of an MAA token. Its `tee` is "maa", outside EvidenceVerdict's TEE list. */
@@ -163,7 +157,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
   }
   if (options.nonce !== undefined)
     throw new UsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
-  const token = new TextDecoder().decode(await readInputFile(options.token, "--token", "maa"));
+  const token = await readInputText(options.token, "--token", "maa");
   const jwksText = await readJwks(options.jwks);
   const at = options.at ?? new Date();
   try {

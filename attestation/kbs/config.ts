@@ -15,6 +15,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
+import { type InputBound, readHandleText } from "../../client/cli/bounded-file.ts";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { expectedOneOf, formatIssue } from "../../manifests/issues.ts";
@@ -69,6 +70,22 @@ export interface BrokerConfig {
 }
 
 /**
+ * A model key file, read to 64 KiB: one 256-bit key as a JWK (`cloister kbs keygen`), a few hundred
+ * bytes with every optional member.
+ */
+const KEY_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one model key JWK, a few hundred bytes" };
+
+/**
+ * The configuration and a release policy file, read to 1 MiB each, as `--policy` is: a release
+ * policy is a client policy (a few KiB; 1 MiB holds some 10,000 allow-list entries), and the
+ * configuration lists keys, each with a path or such a policy inline.
+ */
+const CONFIG_FILE_BOUND: InputBound = {
+  bytes: 1024 * 1024,
+  expected: "a broker configuration or a release policy, a few KiB",
+};
+
+/**
  * Opens `path` and checks, on the open file itself (no window between the check and the read): a
  * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
  * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
@@ -77,7 +94,12 @@ export interface BrokerConfig {
 async function readCheckedFile(
   path: string,
   field: string,
-  rule: { readonly forbidden: number; readonly noLinks: boolean; readonly fix: (mode: string) => string },
+  rule: {
+    readonly forbidden: number;
+    readonly noLinks: boolean;
+    readonly fix: (mode: string) => string;
+    readonly bound: InputBound;
+  },
   uid: number | undefined,
 ): Promise<string> {
   /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
@@ -111,9 +133,11 @@ async function readCheckedFile(
     if ((info.mode & rule.forbidden) !== 0) {
       throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`)}`);
     }
-    return await handle.readFile("utf8").catch((error: unknown) => {
-      throw unreadable(error);
-    });
+    return await readHandleText(handle, path, field, rule.bound, (message) => new BrokerConfigError(message)).catch(
+      (error: unknown) => {
+        throw error instanceof BrokerConfigError ? error : unreadable(error);
+      },
+    );
   } finally {
     await handle.close();
   }
@@ -124,7 +148,12 @@ export function readPrivateKeyFile(path: string, field: string, uid = process.ge
   return readCheckedFile(
     path,
     field,
-    { forbidden: 0o077, noLinks: true, fix: (mode) => `mode expected 0600 (owner only), found ${mode}; run chmod 600` },
+    {
+      forbidden: 0o077,
+      noLinks: true,
+      fix: (mode) => `mode expected 0600 (owner only), found ${mode}; run chmod 600`,
+      bound: KEY_FILE_BOUND,
+    },
     uid,
   );
 }
@@ -141,6 +170,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
       forbidden: 0o022,
       noLinks: false,
       fix: (mode) => `is writable by group or others (mode ${mode}); run chmod go-w`,
+      bound: CONFIG_FILE_BOUND,
     },
     uid,
   );

@@ -5,7 +5,7 @@
  * `cloister receipt verify`, `cloister manifest`, and every --policy, --operator-key, --api-key-file,
  * --api-keys and --manifest: readOptionFile); node: only, nothing that opens a sealed message.
  */
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { fileErrorCause, UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
@@ -28,6 +28,29 @@ export interface InputBound {
 export type CannotRead = (error: unknown) => Error;
 
 /**
+ * An open file's bytes, to a bound: at most `bytes` + 1 are read (one byte past the bound tells a
+ * file at the bound from a larger one), so the result is longer than `bytes` exactly when the file
+ * is. Read errors are thrown as they are.
+ */
+export async function readHandleToBound(handle: FileHandle, bytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length <= bytes) {
+    const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, bytes + 1 - length));
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) break;
+    chunks.push(chunk.subarray(0, bytesRead));
+    length += bytesRead;
+  }
+  return Buffer.concat(chunks, length);
+}
+
+/** The refusal of a file larger than its bound: names `what`, the file and the bound. */
+export function tooLargeMessage(file: string, what: string, limit: InputBound): string {
+  return `${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`;
+}
+
+/**
  * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
  * device that never ends) is a UsageError naming `what`, the file and the bound, never held in
  * memory whole.
@@ -38,28 +61,19 @@ export async function readBoundedFile(
   limit: InputBound,
   cannotRead: CannotRead = (error) => new UsageError(`${what} ${file}: cannot read (${readError(error)})`),
 ): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
+  let bytes: Buffer;
   try {
     const handle = await open(file, "r");
     try {
-      // One byte past the bound tells a file at the bound from a larger one.
-      while (length <= limit.bytes) {
-        const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, limit.bytes + 1 - length));
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-        if (bytesRead === 0) break;
-        chunks.push(chunk.subarray(0, bytesRead));
-        length += bytesRead;
-      }
+      bytes = await readHandleToBound(handle, limit.bytes);
     } finally {
       await handle.close();
     }
   } catch (error) {
     throw cannotRead(error);
   }
-  if (length > limit.bytes)
-    throw new UsageError(`${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`);
-  return Buffer.concat(chunks, length);
+  if (bytes.length > limit.bytes) throw new UsageError(tooLargeMessage(file, what, limit));
+  return bytes;
 }
 
 /** Bytes that are not UTF-8: the byte (from 1) where that was found. */
@@ -104,6 +118,11 @@ export async function readText(
   return fileText(await readBoundedFile(file, what, limit, cannotRead), file, what);
 }
 
+/** The refusal of a file's bytes that are not UTF-8: names `what`, the file and the byte, never the content. */
+export function notUtf8Message(file: string, what: string, found: NotUtf8): string {
+  return `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of the file)`;
+}
+
 /**
  * A file's bytes (all of them, or a start of them) as strict UTF-8 text; bytes that are not UTF-8 are
  * a UsageError naming `what`, the file and the byte, never the content.
@@ -111,9 +130,27 @@ export async function readText(
 export function fileText(bytes: Uint8Array, file: string, what: string): string {
   const text = decodeStrictUtf8(bytes);
   if (typeof text === "string") return text;
-  throw new UsageError(
-    `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${text.notUtf8} of the file)`,
-  );
+  throw new UsageError(notUtf8Message(file, what, text));
+}
+
+/**
+ * The text of a file already open (a caller that checked the open file itself: its owner, its
+ * mode), to `limit` and as strict UTF-8. A larger file or bytes that are not UTF-8 are `refuse`d
+ * (a UsageError by default) with tooLargeMessage's or notUtf8Message's text; read errors are thrown
+ * as they are.
+ */
+export async function readHandleText(
+  handle: FileHandle,
+  file: string,
+  what: string,
+  limit: InputBound,
+  refuse: (message: string) => Error = (message) => new UsageError(message),
+): Promise<string> {
+  const bytes = await readHandleToBound(handle, limit.bytes);
+  if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));
+  const text = decodeStrictUtf8(bytes);
+  if (typeof text !== "string") throw refuse(notUtf8Message(file, what, text));
+  return text;
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, open, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -34,7 +34,9 @@ import {
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
+import { type InputBound, readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
+import { API_KEY_FILE_BOUND } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -120,16 +122,30 @@ async function reusableSealedModel(
 }
 
 /**
+ * A JWK file of an earlier run, read to 64 KiB: what up writes there is one Ed25519 manifest key
+ * (private or public) or one 256-bit model key, a few hundred bytes with every optional member.
+ */
+const UP_JWK_FILE_BOUND: InputBound = {
+  bytes: 64 * 1024,
+  expected: "one JWK cloister up wrote, a few hundred bytes",
+};
+
+/**
  * A JWK file of an earlier run, parsed. Text that is not JSON is named by its path and position
  * only: V8's SyntaxError would quote it, and these hold private keys.
  */
-async function readKeyFile(path: string): Promise<unknown> {
-  const text = await readFile(path, "utf8");
+export async function readKeyFile(path: string): Promise<unknown> {
+  const text = await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND);
   try {
     return parseJsonText(text);
   } catch (error) {
     throw new UsageError(`${path}: ${jsonTextRefusal(error, "a JWK")}`);
   }
+}
+
+/** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */
+export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
+  return (await readText(path, "cloister up: API key file", API_KEY_FILE_BOUND)).trim();
 }
 
 /** Makes (or reuses) everything a simulated deployment needs under `dir`. */
@@ -230,7 +246,7 @@ export async function prepareDeployment(options: {
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
-  if (await exists(apiKeyPath)) apiKey = (await readFile(apiKeyPath, "utf8")).trim();
+  if (await exists(apiKeyPath)) apiKey = await readApiKeyOfEarlierRun(apiKeyPath);
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
     await writePrivate(apiKeyPath, `${apiKey}\n`);

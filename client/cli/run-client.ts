@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
@@ -15,7 +14,7 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
-import { type InputBound, readOptionFile, readText } from "./bounded-file.ts";
+import { type InputBound, readBoundedFile, readOptionFile, readText } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   fileErrorCause,
@@ -93,7 +92,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
  * host's) take 16 KiB of headers in all (http.maxHeaderSize's default), so a larger key is never
  * accepted.
  */
-const API_KEY_FILE_BOUND: InputBound = {
+export const API_KEY_FILE_BOUND: InputBound = {
   bytes: 16 * 1024,
   expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
 };
@@ -338,6 +337,17 @@ function refuseLongPrompt(text: string, source: string): string {
 }
 
 /**
+ * A --prompt-file, read to the most bytes a prompt the enclave takes can be: at most
+ * REQUEST_LIMITS.maxTextChars UTF-16 code units, each at most 3 bytes of UTF-8 (a character outside
+ * the BMP is 4 bytes for 2 units). A larger file is refused before it is held whole; one within
+ * the bound is still refused by its length in characters (refuseLongPrompt).
+ */
+const PROMPT_FILE_BOUND: InputBound = {
+  bytes: 3 * REQUEST_LIMITS.maxTextChars,
+  expected: `a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), 3 bytes of UTF-8 each at most`,
+};
+
+/**
  * Chat's prompt: the PROMPT argument, or `--prompt-file FILE` (`-`: all of standard input), or, when
  * standard input is not a terminal and neither is given, all of standard input. `undefined`: none
  * (standard input is a terminal), so the session is interactive. A file or a pipe keeps the prompt
@@ -363,12 +373,13 @@ export async function readPrompt(
   }
   if (promptFile === "-") return promptText(await readAll(stdin), "--prompt-file - (standard input)");
   if (promptFile !== undefined) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(promptFile);
-    } catch (error) {
-      throw new UsageError(`--prompt-file: cannot read "${promptFile}" (${fileErrorCause(error)})`, { cause: error });
-    }
+    const bytes = await readBoundedFile(
+      promptFile,
+      "--prompt-file",
+      PROMPT_FILE_BOUND,
+      (error) =>
+        new UsageError(`--prompt-file: cannot read "${promptFile}" (${fileErrorCause(error)})`, { cause: error }),
+    );
     return promptText(bytes, `--prompt-file "${promptFile}"`);
   }
   if (stdin.isTTY === true) return undefined;

@@ -6,6 +6,7 @@ import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine } from "../proxy.ts";
+import { type InputBound, readError, readHandleText } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
 import { describeEnclave, open, readPolicy } from "./run-client.ts";
@@ -17,6 +18,15 @@ export interface ProxyCommandOptions extends ClientConnectionOptions {
 }
 
 const TOKEN_PATTERN = /^[\x21-\x7e]{32,256}$/;
+
+/**
+ * A token file, read to 1 KiB: the token is at most 256 printable characters (TOKEN_PATTERN), and
+ * what is made here is 68 and a newline; the rest leaves room for white space around it.
+ */
+const TOKEN_FILE_BOUND: InputBound = {
+  bytes: 1024,
+  expected: "one token of at most 256 printable characters",
+};
 
 /**
  * The local token: read from the file, or made (32 random bytes, hex) into a new 0600 file. An
@@ -59,7 +69,12 @@ async function readTokenFile(file: string): Promise<string | null> {
         `--token-file "${file}": expected mode 0600 (no access for group or others), found 0${(stat.mode & 0o777).toString(8)}`,
       );
     }
-    const token = (await handle.readFile("utf8")).trim();
+    const token = (
+      await readHandleText(handle, file, "--token-file", TOKEN_FILE_BOUND).catch((error: unknown) => {
+        if (error instanceof UsageError) throw error;
+        throw new UsageError(`--token-file: cannot read "${file}" (${readError(error)})`, { cause: error });
+      })
+    ).trim();
     if (!TOKEN_PATTERN.test(token)) {
       throw new UsageError(`--token-file "${file}": expected 32..256 printable characters, found ${token.length}`);
     }

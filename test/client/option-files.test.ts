@@ -6,12 +6,19 @@
  * USAGE naming the byte, never decoded loosely into U+FFFD. A file that cannot be read keeps each
  * command's own message.
  */
-import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyEvidence as verifyAzure } from "../../attestation/azure/cli-verify.ts";
+import { BrokerConfigError, loadBrokerConfig } from "../../attestation/kbs/config.ts";
+import { verifyEvidence as verifySnp } from "../../attestation/snp/cli-verify.ts";
+import { verifyEvidence as verifyTdx } from "../../attestation/tdx/cli-verify.ts";
+import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
+import { readApiKeyOfEarlierRun, readKeyFile } from "../../client/cli/deploy.ts";
 import { UsageError } from "../../client/cli/output.ts";
-import { readApiKey, readPolicyFile } from "../../client/cli/run-client.ts";
+import { readApiKey, readPolicyFile, readPrompt } from "../../client/cli/run-client.ts";
+import { localToken } from "../../client/cli/run-proxy.ts";
 import { loadApiKeys } from "../../host/run.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
@@ -50,12 +57,32 @@ const refusal = (promise: Promise<unknown>): Promise<unknown> =>
 const utf8Refusal = (what: string, file: string) =>
   new UsageError(`${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte 5 of the file)`);
 
-const cases: {
+interface Case {
+  /** What the refusal names: the option, or the file's role. */
   readonly option: string;
   readonly bound: number;
   readonly expected: string;
   readonly read: (file: string) => Promise<unknown>;
-}[] = [
+  /** The error a refusal is (default: a UsageError). */
+  readonly refusal?: (message: string) => Error;
+  /** Bytes, not text: no UTF-8 to check. */
+  readonly binary?: true;
+  /** The not-UTF-8 refusal's message, where the reader words its own. */
+  readonly notUtf8?: (file: string) => string;
+  /** What a missing file's refusal says; null: a missing file is no error (it is made). */
+  readonly missing?: ((file: string) => string) | null;
+  /** A reader that trusts only a private file: the file is made 0600 first. */
+  readonly private?: true;
+}
+
+/** A broker configuration naming `keyFile` (read before its inline policy is looked at). */
+async function brokerConfigFor(keyFile: string): Promise<string> {
+  const path = join(dir, `kbs-config-${basename(keyFile)}.json`);
+  await writeFile(path, JSON.stringify({ version: 1, keys: [{ keyFile, policy: {} }] }));
+  return path;
+}
+
+const cases: readonly Case[] = [
   {
     option: "--policy",
     bound: MiB,
@@ -80,22 +107,130 @@ const cases: {
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKey(file, "http://127.0.0.1:9"),
   },
+  {
+    option: "--prompt-file",
+    bound: 3_000_000,
+    expected: "a prompt of at most 1000000 characters (UTF-16 code units), 3 bytes of UTF-8 each at most",
+    read: (file) => readPrompt(undefined, file),
+    notUtf8: (file) => `--prompt-file "${file}": expected UTF-8 text, found 7 bytes that are not valid UTF-8`,
+  },
+  {
+    option: "cloister up: key file",
+    bound: 64 * KiB,
+    expected: "one JWK cloister up wrote, a few hundred bytes",
+    read: (file) => readKeyFile(file),
+    missing: (file) => `cloister up: key file ${file}: cannot read (ENOENT: `,
+  },
+  {
+    option: "cloister up: API key file",
+    bound: 16 * KiB,
+    expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
+    read: (file) => readApiKeyOfEarlierRun(file),
+    missing: (file) => `cloister up: API key file ${file}: cannot read (ENOENT: `,
+  },
+  {
+    option: "--token-file",
+    bound: 1024,
+    expected: "one token of at most 256 printable characters",
+    read: (file) => localToken(file),
+    private: true,
+    missing: null,
+  },
+  {
+    option: "--config",
+    bound: MiB,
+    expected: "a broker configuration or a release policy, a few KiB",
+    read: (file) => loadBrokerConfig(file),
+    refusal: (message) => new BrokerConfigError(message),
+    missing: (file) => `--config: cannot read "${file}" (ENOENT)`,
+  },
+  {
+    option: "keys.0.keyFile",
+    bound: 64 * KiB,
+    expected: "one model key JWK, a few hundred bytes",
+    read: async (file) => loadBrokerConfig(await brokerConfigFor(file)),
+    refusal: (message) => new BrokerConfigError(message),
+    private: true,
+    missing: (file) => `keys.0.keyFile: cannot read "${file}" (ENOENT)`,
+  },
+  // cloister verify-evidence: each input file to the bound its option has (INPUT_FILE_BOUNDS).
+  {
+    option: "--report",
+    bound: 64 * KiB,
+    expected: "an SNP report, 1184 bytes",
+    read: (file) => verifySnp({ tee: "snp", report: file, cert: file }),
+    binary: true,
+  },
+  {
+    option: "--cert",
+    bound: 16 * KiB,
+    expected: "a VCEK, some 1.4 KB of DER or 2 KB of PEM",
+    read: async (file) => verifySnp({ tee: "snp", report: await small("report.bin"), cert: file }),
+    binary: true,
+  },
+  {
+    option: "--quote",
+    bound: 64 * KiB,
+    expected: "a TD quote, some 5 KiB; configfs-tsm hands out 32 KiB at most",
+    read: (file) => verifyTdx({ tee: "tdx", quote: file }),
+    binary: true,
+  },
+  {
+    option: "--evidence",
+    bound: MiB,
+    expected: "Azure evidence, JSON that is read to 1 MiB",
+    read: (file) => verifyAzure({ tee: "azure-snp", evidence: file }),
+  },
+  {
+    option: "--token",
+    bound: MiB,
+    expected: "an MAA token, some 10 KiB",
+    read: (file) => verifyAzure({ tee: "maa", token: file, jwks: file }),
+  },
+  {
+    option: "--jwks",
+    bound: MiB,
+    expected: "MAA's signing key set, some 10 KiB",
+    read: async (file) => verifyAzure({ tee: "maa", token: await small("token.jwt"), jwks: file }),
+  },
+  {
+    option: "--policy",
+    bound: MiB,
+    expected: "an attestation or client policy, a few KiB",
+    read: (file) => readPolicyOption(file, "snp"),
+  },
 ];
 
+/** A small file that reads (its content is refused later, if at all: never reached here). */
+async function small(name: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, "x");
+  return path;
+}
+
 describe("option files are read to a bound and as strict UTF-8", () => {
-  for (const { option, bound, expected, read } of cases) {
-    it(`${option}: a file past ${bound} bytes, and one that is not UTF-8`, async () => {
-      const name = option.replace(/^--/, "");
+  for (const [index, c] of cases.entries()) {
+    const { option, bound, expected, read } = c;
+    const refused = c.refusal ?? ((message: string) => new UsageError(message));
+    it(`${option}: a file past ${bound} bytes${c.binary ? "" : ", and one that is not UTF-8"}`, async () => {
+      const name = `${index}-${option.replace(/[^a-z0-9]+/gi, "-")}`;
       const huge = await past(`huge-${name}`, bound);
+      if (c.private) await chmod(huge, 0o600);
       expect(await refusal(read(huge))).toEqual(
-        new UsageError(`${option} ${huge}: expected at most ${bound} bytes (${expected}), found more`),
+        refused(`${option} ${huge}: expected at most ${bound} bytes (${expected}), found more`),
       );
-      const latin1 = await notUtf8(`latin1-${name}`);
-      expect(await refusal(read(latin1))).toEqual(utf8Refusal(option, latin1));
+      if (!c.binary) {
+        const latin1 = await notUtf8(`latin1-${name}`);
+        if (c.private) await chmod(latin1, 0o600);
+        expect(await refusal(read(latin1))).toEqual(
+          c.notUtf8 ? new UsageError(c.notUtf8(latin1)) : refused(utf8Refusal(option, latin1).message),
+        );
+      }
       // A file that cannot be read: the command's own message, as before.
       const missing = join(dir, `missing-${name}`);
+      if (c.missing === null) return;
       expect(((await refusal(read(missing))) as Error).message).toContain(
-        `cannot read "${missing}" (ENOENT: no such file; check the path)`,
+        c.missing?.(missing) ?? `cannot read "${missing}" (ENOENT: no such file; check the path)`,
       );
     });
   }
