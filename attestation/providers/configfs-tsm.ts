@@ -19,6 +19,7 @@
  */
 import * as nodeFs from "node:fs/promises";
 import { join } from "node:path";
+import { readHandleToBound } from "../../client/cli/bounded-file.ts";
 import { toHex } from "../bytes.ts";
 import { randomBytes } from "../crypto.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
@@ -37,7 +38,12 @@ export interface TsmFileSystem {
   isDirectory(path: string): Promise<boolean>;
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
-  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * The file's bytes; with `maxBytes`, at most maxBytes + 1 of them are read (more than maxBytes:
+   * the file is larger), so a file the kernel never shows (a sysfs or configfs text attribute is one
+   * page at most) is not held whole.
+   */
+  readFile(path: string, maxBytes?: number): Promise<Uint8Array>;
   writeFile(path: string, data: Uint8Array): Promise<void>;
 }
 
@@ -53,7 +59,15 @@ export const nodeTsmFileSystem: TsmFileSystem = {
     await nodeFs.mkdir(path);
   },
   rmdir: (path) => nodeFs.rmdir(path),
-  readFile: async (path) => new Uint8Array(await nodeFs.readFile(path)),
+  readFile: async (path, maxBytes) => {
+    if (maxBytes === undefined) return new Uint8Array(await nodeFs.readFile(path));
+    const handle = await nodeFs.open(path, "r");
+    try {
+      return new Uint8Array(await readHandleToBound(handle, maxBytes));
+    } finally {
+      await handle.close();
+    }
+  },
   writeFile: (path, data) => nodeFs.writeFile(path, data),
 };
 

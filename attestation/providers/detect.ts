@@ -8,8 +8,9 @@
  * Every path and the command runner are injectable. Detection is a convenience, not a security
  * decision: the verifier decides what the evidence is.
  */
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join } from "node:path";
+import { decodeStrictUtf8 } from "../../client/cli/bounded-file.ts";
 import { toHex } from "../bytes.ts";
 import { randomBytes } from "../crypto.ts";
 import { AZURE_HCL_REPORT_NV_INDEX } from "./azure-vtpm.ts";
@@ -35,12 +36,38 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readText(path: string): Promise<string | null> {
+/**
+ * The most bytes read of a kernel attribute (configfs-tsm's provider, DMI's sys_vendor): a sysfs or
+ * configfs text attribute is one page at most, 4 KiB on x86 (where SNP and TDX run). A larger file
+ * is not what the kernel shows, so it tells nothing: detected as nothing, never held whole.
+ */
+const KERNEL_ATTRIBUTE_BYTES = 4096;
+
+/**
+ * The start of /proc/cpuinfo read for its vendor: `vendor_id` is the second line of the first
+ * processor's entry; the whole file, some 1.5 KiB a processor, can be far larger.
+ */
+const CPUINFO_START_BYTES = 4096;
+
+/** A kernel attribute's text, trimmed; null past KERNEL_ATTRIBUTE_BYTES or when not UTF-8. */
+function attributeText(bytes: Uint8Array): string | null {
+  if (bytes.length > KERNEL_ATTRIBUTE_BYTES) return null;
+  const text = decodeStrictUtf8(bytes);
+  return typeof text === "string" ? text.trim() : null;
+}
+
+/** `path`'s first `bytes` bytes (or one more), or null when it cannot be read. */
+async function readStart(path: string, bytes: number): Promise<Uint8Array | null> {
   try {
-    return (await readFile(path, "utf8")).trim();
+    return await nodeTsmFileSystem.readFile(path, bytes);
   } catch {
     return null;
   }
+}
+
+async function readAttribute(path: string): Promise<string | null> {
+  const bytes = await readStart(path, KERNEL_ATTRIBUTE_BYTES);
+  return bytes === null ? null : attributeText(bytes);
 }
 
 async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | null> {
@@ -52,7 +79,7 @@ async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | null>
     return null;
   }
   try {
-    const provider = new TextDecoder().decode(await fs.readFile(join(entry, "provider"))).trim();
+    const provider = attributeText(await fs.readFile(join(entry, "provider"), KERNEL_ATTRIBUTE_BYTES));
     return provider === "sev_guest" ? "snp" : provider === "tdx_guest" ? "tdx" : null;
   } catch {
     return null;
@@ -69,12 +96,13 @@ export async function detectTee(options: DetectTeeOptions = {}): Promise<TeeKind
   if (await exists(at("/dev/sev-guest"))) return "snp";
   if (await exists(at("/dev/tdx_guest"))) return "tdx";
 
-  const vendor = await readText(at("/sys/class/dmi/id/sys_vendor"));
+  const vendor = await readAttribute(at("/sys/class/dmi/id/sys_vendor"));
   if (vendor !== "Microsoft Corporation" || options.run === undefined) return null;
   if (!(await exists(at("/dev/tpmrm0"))) && !(await exists(at("/dev/tpm0")))) return null;
   const nv = await options.run("tpm2_nvreadpublic", [AZURE_HCL_REPORT_NV_INDEX]).catch(() => null);
   if (nv === null || nv.exitCode !== 0) return null;
-  const cpuinfo = (await readText(at("/proc/cpuinfo"))) ?? "";
+  // Bytes, not text: the vendor is ASCII, and a start may end inside a character.
+  const cpuinfo = Buffer.from((await readStart(at("/proc/cpuinfo"), CPUINFO_START_BYTES)) ?? []);
   if (cpuinfo.includes("AuthenticAMD")) return "azure-snp";
   if (cpuinfo.includes("GenuineIntel")) return "azure-tdx";
   return null;

@@ -16,6 +16,7 @@ import {
   fetchImds,
 } from "../../attestation/providers/azure-vtpm.ts";
 import type { CommandRunner } from "../../attestation/providers/command-runner.ts";
+import { nodeTsmFileSystem, type TsmFileSystem } from "../../attestation/providers/configfs-tsm.ts";
 import { detectTee } from "../../attestation/providers/detect.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
@@ -448,6 +449,31 @@ describe("detectTee", () => {
     // an ordinary Azure VM (trusted launch vTPM, no HCL report index) is not a CVM
     const noHcl: CommandRunner = async () => ({ exitCode: 1, stdout: new Uint8Array(0), stderr: "" });
     expect(await detectTee({ root: dir, run: noHcl })).toBeNull();
+  });
+
+  it("reads kernel attributes to a page (4 KiB) and cpuinfo's start: a larger file is no TEE", async () => {
+    const padded = (text: string) => `${text}${" ".repeat(8 * 1024)}\n`;
+    // configfs-tsm's provider, through the node file system: past a page, it is not the kernel's.
+    const tsm = join(dir, "tsm");
+    await fs.mkdir(tsm);
+    const bigProvider: TsmFileSystem = {
+      ...nodeTsmFileSystem,
+      mkdir: async (path) => {
+        await fs.mkdir(path);
+        await fs.writeFile(join(path, "provider"), padded("sev_guest"));
+      },
+      rmdir: (path) => fs.rm(path, { recursive: true }),
+    };
+    expect(await detectTee({ root: dir, tsmReportDir: tsm, fs: bigProvider })).toBeNull();
+    await tree({ "sys/class/dmi/id/sys_vendor": padded("Microsoft Corporation"), "dev/tpmrm0": "" });
+    await tree({ "proc/cpuinfo": "vendor_id\t: AuthenticAMD\n" });
+    expect(await detectTee({ root: dir, run: azureRun })).toBeNull();
+    // The vendor is in cpuinfo's first lines; what lies past its first 4 KiB is not read.
+    await tree({ "sys/class/dmi/id/sys_vendor": "Microsoft Corporation\n" });
+    await tree({ "proc/cpuinfo": `${"flags\t: fpu\n".repeat(1024)}vendor_id\t: AuthenticAMD\n` });
+    expect(await detectTee({ root: dir, run: azureRun })).toBeNull();
+    await tree({ "proc/cpuinfo": "processor\t: 0\nvendor_id\t: AuthenticAMD\n" });
+    expect(await detectTee({ root: dir, run: azureRun })).toBe("azure-snp");
   });
 
   it("returns null on a machine with none of these", async () => {
