@@ -30,7 +30,7 @@
  *
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
-import { type FileHandle, open, readFile } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 
 export type AuditFsyncPolicy = "always" | "never";
@@ -164,15 +164,6 @@ export class AuditStore {
       this.#pending.push({ bytes: `${line}\n`, resolve, reject });
       if (this.#writing === null) this.#writing = this.#drain();
     });
-  }
-
-  /**
-   * Every line of the file, in order (a torn end is there only when open could not cut it: one
-   * longer than 2 × maxLineBytes, or a failed write whose cut failed too).
-   */
-  async read(): Promise<string[]> {
-    await this.flush();
-    return readAuditLines(this.path);
   }
 
   /** Waits for every queued append. */
@@ -316,14 +307,6 @@ async function readTail(handle: FileHandle, size: number, maxLineBytes: number):
 function describeError(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   return typeof code === "string" ? code : typeof message === "string" ? message : String(error);
-}
-
-/** Reads a JSON-lines audit file into lines (no trailing empty line; CRLF tolerated). */
-export async function readAuditLines(path: string): Promise<string[]> {
-  const text = await readFile(path, "utf8");
-  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
-  if (lines.at(-1) === "") lines.pop();
-  return lines;
 }
 
 /**

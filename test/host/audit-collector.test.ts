@@ -21,10 +21,10 @@ import {
   prepareAuditDir,
   STOP_MAX_COLLECTIONS,
 } from "../../host/audit-collector.ts";
-import { readAuditLines } from "../../host/audit-store.ts";
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
+import { readAuditLines } from "../helpers/audit-lines.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
 

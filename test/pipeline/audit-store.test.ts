@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { AuditStore, readAuditLines } from "../../host/audit-store.ts";
+import { AuditStore } from "../../host/audit-store.ts";
+import { readAuditLines } from "../helpers/audit-lines.ts";
 import { seededKeyPair, writeLog } from "./helpers.ts";
 
 let dir: string;
@@ -64,7 +65,8 @@ describe("AuditStore", () => {
     const lines = writeLog(200);
     // Long lines (well above a pipe buffer's atomic size when batched) make interleaving visible.
     await Promise.all(lines.map((line) => store.append(line)));
-    const read = await store.read();
+    await store.flush();
+    const read = await readAuditLines(path);
     expect(read).toEqual(lines);
     expect(readFileSync(path, "utf8")).toBe(`${lines.join("\n")}\n`);
     expect(verifyAuditLog(read, seededKeyPair(7).publicKey).ok).toBe(true);
