@@ -89,7 +89,9 @@ const CONFIG_FILE_BOUND: InputBound = {
  * Opens `path` and checks, on the open file itself (no window between the check and the read): a
  * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
  * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
- * files may be links, and the file they point to is what is checked.
+ * files may be links, and the file they point to is what is checked. Then read to `bound` and as
+ * strict UTF-8 (readHandleText): a larger file or a byte that is not UTF-8 is a BrokerConfigError
+ * naming the field, the file and the bound or the byte.
  */
 async function readCheckedFile(
   path: string,

@@ -2,8 +2,10 @@
  * Reading a file an option names, to a bound: at most the bound's bytes are read, so a larger file
  * (or a device that never ends) is refused by its size, never held in memory whole; its text, when
  * it is text, decoded as strict UTF-8. Shared by the commands that read such files (`cloister audit`,
- * `cloister receipt verify`, `cloister manifest`, and every --policy, --operator-key, --api-key-file,
- * --api-keys and --manifest: readOptionFile); node: only, nothing that opens a sealed message.
+ * `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence`, chat's --prompt-file,
+ * up's key files, and every --policy, --operator-key, --api-key-file, --api-keys and --manifest:
+ * readOptionFile), and by readers that check a file once it is open (proxy's --token-file, the key
+ * broker's files: readHandleText); node: only, nothing that opens a sealed message.
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { fileErrorCause, UsageError } from "./output.ts";

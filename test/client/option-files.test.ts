@@ -1,10 +1,11 @@
 /**
  * The small files options name (--policy, --operator-key, --api-key-file and cloister up's default key
- * file, the host's --api-keys, the enclave's --manifest) are read to a bound and as strict UTF-8
- * (client/cli/bounded-file.ts readOptionFile): a larger file, or a device that never ends, is USAGE
- * naming the option, the file and the bound, never held in memory whole; a byte that is not UTF-8 is
- * USAGE naming the byte, never decoded loosely into U+FFFD. A file that cannot be read keeps each
- * command's own message.
+ * file, the host's --api-keys, the enclave's --manifest, chat's --prompt-file, up's own key files,
+ * proxy's --token-file, the key broker's --config and key files, verify-evidence's inputs) are read
+ * to a bound and, when text, as strict UTF-8 (client/cli/bounded-file.ts): a larger file, or a
+ * device that never ends, is USAGE (the broker's: KBS_CONFIG_INVALID) naming the option, the file
+ * and the bound, never held in memory whole; a byte that is not UTF-8 is refused naming the byte,
+ * never decoded loosely into U+FFFD. A file that cannot be read keeps each command's own message.
  */
 import { chmod, mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
