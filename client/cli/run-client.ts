@@ -14,7 +14,7 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
-import { type InputBound, readBoundedFile, readOptionFile, readText } from "./bounded-file.ts";
+import { type InputBound, readBoundedFile, readOptionFile, readText, tooLargeMessage } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   fileErrorCause,
@@ -295,10 +295,19 @@ export interface PromptInput extends AsyncIterable<Uint8Array | string> {
   readonly isTTY?: boolean;
 }
 
-async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+/**
+ * All of standard input, to the prompt's bound (PROMPT_BOUND) as a --prompt-file is: more is refused
+ * as it arrives, never held whole. `what` and `name` name it in the refusal.
+ */
+async function readAll(input: AsyncIterable<Uint8Array | string>, what: string, name: string): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
-  for await (const chunk of input)
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk));
+  let length = 0;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk);
+    length += bytes.length;
+    if (length > PROMPT_BOUND.bytes) throw new UsageError(tooLargeMessage(name, what, PROMPT_BOUND));
+    chunks.push(bytes);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -337,12 +346,12 @@ function refuseLongPrompt(text: string, source: string): string {
 }
 
 /**
- * A --prompt-file, read to the most bytes a prompt the enclave takes can be: at most
+ * A --prompt-file or standard input, read to the most bytes a prompt the enclave takes can be: at most
  * REQUEST_LIMITS.maxTextChars UTF-16 code units, each at most 3 bytes of UTF-8 (a character outside
  * the BMP is 4 bytes for 2 units). A larger file is refused before it is held whole; one within
  * the bound is still refused by its length in characters (refuseLongPrompt).
  */
-const PROMPT_FILE_BOUND: InputBound = {
+const PROMPT_BOUND: InputBound = {
   bytes: 3 * REQUEST_LIMITS.maxTextChars,
   expected: `a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), 3 bytes of UTF-8 each at most`,
 };
@@ -371,12 +380,15 @@ export async function readPrompt(
     }
     return refuseLongPrompt(prompt, "chat: the PROMPT argument");
   }
-  if (promptFile === "-") return promptText(await readAll(stdin), "--prompt-file - (standard input)");
+  if (promptFile === "-") {
+    const bytes = await readAll(stdin, "--prompt-file", "- (standard input)");
+    return promptText(bytes, "--prompt-file - (standard input)");
+  }
   if (promptFile !== undefined) {
     const bytes = await readBoundedFile(
       promptFile,
       "--prompt-file",
-      PROMPT_FILE_BOUND,
+      PROMPT_BOUND,
       (error) =>
         new UsageError(`--prompt-file: cannot read "${promptFile}" (${fileErrorCause(error)})`, { cause: error }),
     );
@@ -384,7 +396,7 @@ export async function readPrompt(
   }
   if (stdin.isTTY === true) return undefined;
   return promptText(
-    await readAll(stdin),
+    await readAll(stdin, "chat:", "standard input"),
     "chat: standard input is not a terminal, so it is read as the prompt",
     "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",
   );

@@ -110,6 +110,23 @@ describe("chat's prompt", () => {
   });
 });
 
+describe("chat's prompt on standard input, to the bound of a --prompt-file", () => {
+  it("refuses more than 3 bytes a character of the longest prompt, naming the bound, as it arrives", async () => {
+    const expected = "a prompt of at most 1000000 characters (UTF-16 code units), 3 bytes of UTF-8 each at most";
+    const megabyte = Buffer.alloc(1_000_000, 0x61);
+    for (const [promptFile, named] of [
+      ["-", "--prompt-file - (standard input)"],
+      [undefined, "chat: standard input"],
+    ] as const) {
+      // One byte past the bound, and more behind it: refused there, whatever follows.
+      const input = stdin([megabyte, megabyte, megabyte, "b", megabyte]);
+      await expect(readPrompt(undefined, promptFile, input)).rejects.toThrow(
+        new UsageError(`${named}: expected at most 3000000 bytes (${expected}), found more`),
+      );
+    }
+  });
+});
+
 describe("cloister chat, prompt on standard input (spawned)", () => {
   // Nothing listens on port 1: every refusal below comes before the host is contacted.
   const args = ["chat", "--url", "http://127.0.0.1:1", "--policy", "no-such-policy.json"];
