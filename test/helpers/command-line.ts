@@ -1,0 +1,61 @@
+/**
+ * A `cloister` command line as the docs write it, against the program of client/cli/program.ts:
+ * the sub-command it names, its options and their values, its operands. Used by the docs tests
+ * (test/docs/), so that a command a page shows cannot drift from the command line.
+ */
+
+import type { Command } from "commander";
+import { buildProgram } from "../../client/cli/program.ts";
+
+/**
+ * What is wrong with `words` (a unit's ExecStart, a shell command) as a `cloister` command line: the sub-command it names
+ * (`host`, `kbs serve`) and one line per problem.
+ */
+export function checkCommand(words: readonly string[]): { command: string; problems: string[] } {
+  const entry = words.findIndex((word) => word.endsWith("/bin/cloister.js") || word === "cloister");
+  if (entry < 0) return { command: "", problems: [`no cloister command in "${words.join(" ")}"`] };
+  let command: Command = buildProgram();
+  let i = entry + 1;
+  const path: string[] = [];
+  for (;;) {
+    const word = words[i];
+    const sub = command.commands.find((c) => c.name() === word);
+    if (word === undefined || sub === undefined) break;
+    command = sub;
+    path.push(word);
+    i++;
+  }
+  const problems: string[] = [];
+  if (path.length === 0 || command.commands.length > 0) {
+    problems.push(`"${words.slice(entry + 1, i + 1).join(" ")}": not a cloister sub-command that runs`);
+  }
+  let operands = 0;
+  for (; i < words.length; i++) {
+    const word = words[i] as string;
+    if (!word.startsWith("-")) {
+      operands++;
+      continue;
+    }
+    const option = command.options.find((o) => o.long === word || o.short === word);
+    if (option === undefined) {
+      problems.push(`${path.join(" ")}: no option ${word}`);
+      continue;
+    }
+    if (!option.required && !option.optional) continue;
+    const value = words[i + 1];
+    if (value === undefined || (option.required && value.startsWith("-"))) {
+      problems.push(`${path.join(" ")} ${word}: expected a value, found none`);
+      continue;
+    }
+    i++;
+    try {
+      option.parseArg?.(value, undefined);
+    } catch (error) {
+      problems.push(`${path.join(" ")} ${word} ${value}: ${(error as Error).message}`);
+    }
+  }
+  if (operands > command.registeredArguments.length) {
+    problems.push(`${path.join(" ")}: ${operands} operands, the command takes ${command.registeredArguments.length}`);
+  }
+  return { command: path.join(" "), problems };
+}
