@@ -47,20 +47,18 @@ export const snpHardeningNotPinned = () =>
   ({
     cxlAllowed: false,
     tioAllowed: true,
-    minimumAbi: skip(
-      "not pinned by policy init: the guest POLICY's ABI minimum is a launch setting; minimumTcb bounds the firmware",
-    ),
+    minimumAbi: skip("not pinned: the guest POLICY's ABI minimum is a launch setting; minimumTcb bounds the firmware"),
     minimumFirmware: skip(
-      "not pinned by policy init: one machine's firmware version would refuse hosts of the fleet not yet updated; minimumTcb bounds the firmware",
+      "not pinned: one machine's firmware version would refuse hosts of the fleet not yet updated; minimumTcb bounds the firmware",
     ),
     requireGuestPolicy: skip(
-      "not pinned by policy init: the guest POLICY bits are a launch setting; require those your deployment launches with",
+      "not pinned: the guest POLICY bits are a launch setting; require those your deployment launches with",
     ),
     requirePlatformInfo: skip(
-      "not pinned by policy init: one machine's platform configuration would refuse hosts of the fleet configured otherwise",
+      "not pinned: one machine's platform configuration would refuse hosts of the fleet configured otherwise",
     ),
     requireMitigations: skip(
-      "not pinned by policy init: hosts verify mitigations at run time (SNP_VERIFY_MITIGATION); AMD's security bulletins say which bit a fix needs",
+      "not pinned: hosts verify mitigations at run time (SNP_VERIFY_MITIGATION); AMD's security bulletins say which bit a fix needs",
     ),
   }) satisfies Partial<SnpPolicy>;
 
@@ -68,13 +66,13 @@ export const snpHardeningNotPinned = () =>
 export const tdxHardeningNotPinned = () =>
   ({
     minimumQeSvn: skip(
-      "not pinned by policy init: one machine's quoting enclave would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the QE when collateral is served",
+      "not pinned: one machine's quoting enclave would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the QE when collateral is served",
     ),
     minimumPceSvn: skip(
-      "not pinned by policy init: one machine's PCE would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the platform when collateral is served",
+      "not pinned: one machine's PCE would refuse hosts of the fleet not yet updated; acceptedTcbStatuses judges the platform when collateral is served",
     ),
     rejectedAdvisoryIds: skip(
-      "not pinned by policy init: which advisories to refuse is the operator's decision from Intel's bulletins; acceptedTcbStatuses judges the platform when collateral is served",
+      "not pinned: which advisories to refuse is the operator's decision from Intel's bulletins; acceptedTcbStatuses judges the platform when collateral is served",
     ),
   }) satisfies Partial<TdxPolicy>;
 
