@@ -3,13 +3,14 @@
  * (`-`: standard input), or a standard input that is not a terminal, so secrets need not sit on
  * the command line. Every refusal happens before anything is contacted, and never quotes the prompt.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
 import { type PromptInput, readPrompt, runChat } from "../../client/cli/run-client.ts";
+import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { capturedOutput } from "../helpers/cli-in-process.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
@@ -123,6 +124,56 @@ describe("chat's prompt on standard input, to the bound of a --prompt-file", () 
       await expect(readPrompt(undefined, promptFile, input)).rejects.toThrow(
         new UsageError(`${named}: expected at most 3000000 bytes (${expected}), found more`),
       );
+    }
+  });
+});
+
+describe("chat's prompt, read to a bound", () => {
+  // The enclave takes a message of at most REQUEST_LIMITS.maxTextChars UTF-16 code units, and one
+  // code unit is at most 3 UTF-8 bytes: a larger input cannot be a prompt, so it is not read whole.
+  const BOUND = 3 * REQUEST_LIMITS.maxTextChars;
+  const tooLarge = (source: string) =>
+    `${source}: expected at most ${BOUND} bytes (a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), 3 bytes of UTF-8 each at most), found more`;
+
+  it("refuses a --prompt-file one byte past the bound, and one that never ends, naming the option, the file and the bound", async () => {
+    const path = join(dir, "past-bound.txt");
+    await truncate(await file("past-bound.txt", ""), BOUND + 1);
+    for (const source of [path, "/dev/zero"]) {
+      const error = await readPrompt(undefined, source, stdin([])).catch((e: unknown) => e);
+      expect(error, source).toBeInstanceOf(UsageError);
+      expect((error as Error).message, source).toBe(tooLarge(`--prompt-file ${source}`));
+    }
+  });
+
+  it("takes a --prompt-file at the bound: a prompt of the longest length in 3-byte characters", async () => {
+    const longest = "✓".repeat(REQUEST_LIMITS.maxTextChars);
+    const path = await file("at-bound.txt", longest);
+    expect(await readPrompt(undefined, path, stdin([]))).toBe(longest);
+  });
+
+  it("stops reading standard input past the bound, naming it and the bound", async () => {
+    const chunk = Buffer.alloc(64 * 1024, "a");
+    let pulled = 0;
+    const long = (): PromptInput =>
+      Readable.from(
+        (function* () {
+          // Finite (four times the bound), so that a reader without the bound ends too.
+          while (pulled < 4 * BOUND) {
+            pulled += chunk.length;
+            yield chunk;
+          }
+        })(),
+      );
+    const cases: [string | undefined, string][] = [
+      ["-", "--prompt-file - (standard input)"],
+      [undefined, "chat: standard input"],
+    ];
+    for (const [promptFile, source] of cases) {
+      pulled = 0;
+      const error = await readPrompt(undefined, promptFile, long()).catch((e: unknown) => e);
+      expect(error, source).toBeInstanceOf(UsageError);
+      expect((error as Error).message, source).toBe(tooLarge(source));
+      expect(pulled, source).toBeLessThanOrEqual(BOUND + 2 * chunk.length);
     }
   });
 });
