@@ -99,7 +99,7 @@ async function readCheckedFile(
   rule: {
     readonly forbidden: number;
     readonly noLinks: boolean;
-    readonly fix: (mode: string) => string;
+    readonly fix: (mode: string, path: string) => string;
     readonly bound: InputBound;
   },
   uid: number | undefined,
@@ -133,7 +133,7 @@ async function readCheckedFile(
       );
     }
     if ((info.mode & rule.forbidden) !== 0) {
-      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`)}`);
+      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)}`);
     }
     return await readHandleText(handle, path, field, rule.bound, (message) => new BrokerConfigError(message)).catch(
       (error: unknown) => {
@@ -145,16 +145,25 @@ async function readCheckedFile(
   }
 }
 
-/** Reads a key file that only its owner can read; refuses links and shared files. */
-export function readPrivateKeyFile(path: string, field: string, uid = process.getuid?.()): Promise<string> {
+/**
+ * Reads a key file that only its owner can read; refuses links and shared files (as ssh refuses a
+ * loose private key). Also what `cloister up` reads the secrets of an earlier run with, so both say
+ * "mode too open" the same way. Read to `bound` (by default one model key JWK's).
+ */
+export function readPrivateKeyFile(
+  path: string,
+  field: string,
+  uid = process.getuid?.(),
+  bound: InputBound = KEY_FILE_BOUND,
+): Promise<string> {
   return readCheckedFile(
     path,
     field,
     {
       forbidden: 0o077,
       noLinks: true,
-      fix: (mode) => `mode expected 0600 (owner only), found ${mode}; run chmod 600`,
-      bound: KEY_FILE_BOUND,
+      fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
+      bound,
     },
     uid,
   );
@@ -171,7 +180,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
     {
       forbidden: 0o022,
       noLinks: false,
-      fix: (mode) => `is writable by group or others (mode ${mode}); run chmod go-w`,
+      fix: (mode, path) => `is writable by group or others (mode ${mode}); run chmod go-w "${path}"`,
       bound: CONFIG_FILE_BOUND,
     },
     uid,

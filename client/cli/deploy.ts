@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
+import { BrokerConfigError, readPrivateKeyFile } from "../../attestation/kbs/config.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
@@ -122,6 +123,7 @@ async function reusableSealedModel(
 }
 
 /**
+/**
  * A JWK file of an earlier run, read to 64 KiB: what up writes there is one Ed25519 manifest key
  * (private or public) or one 256-bit model key, a few hundred bytes with every optional member.
  */
@@ -131,11 +133,29 @@ const UP_JWK_FILE_BOUND: InputBound = {
 };
 
 /**
- * A JWK file of an earlier run, parsed. Text that is not JSON is named by its path and position
- * only: V8's SyntaxError would quote it, and these hold private keys.
+ * A secret an earlier run left (a private key, the API key), refused (exit 2) as ssh refuses a loose
+ * private key when group or others may read or write it, when it is a link or another user's: the
+ * key broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the fix.
  */
-export async function readKeyFile(path: string): Promise<unknown> {
-  const text = await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND);
+async function readSecretFile(path: string, field: string, bound: InputBound = UP_JWK_FILE_BOUND): Promise<string> {
+  try {
+    return await readPrivateKeyFile(path, field, process.getuid?.(), bound);
+  } catch (error) {
+    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * A JWK file of an earlier run, parsed; `secret` names what a private key is (checked by
+ * readSecretFile). Text that is not JSON is named by its path and position only: V8's SyntaxError
+ * would quote it, and these hold private keys.
+ */
+export async function readKeyFile(path: string, secret?: string): Promise<unknown> {
+  const text =
+    secret === undefined
+      ? await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND)
+      : await readSecretFile(path, secret);
   try {
     return parseJsonText(text);
   } catch (error) {
@@ -145,7 +165,7 @@ export async function readKeyFile(path: string): Promise<unknown> {
 
 /** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */
 export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
-  return (await readText(path, "cloister up: API key file", API_KEY_FILE_BOUND)).trim();
+  return (await readSecretFile(path, "cloister up: API key file", API_KEY_FILE_BOUND)).trim();
 }
 
 /** Makes (or reuses) everything a simulated deployment needs under `dir`. */
@@ -186,7 +206,7 @@ export async function prepareDeployment(options: {
   let publicJwk: JWK;
   let privateJwk: JWK;
   if ((await exists(privatePath)) && (await exists(operatorPublicKeyPath))) {
-    privateJwk = (await readKeyFile(privatePath)) as JWK;
+    privateJwk = (await readKeyFile(privatePath, "operator key")) as JWK;
     publicJwk = (await readKeyFile(operatorPublicKeyPath)) as JWK;
     // As a fresh run leaves it (an earlier version wrote it under the umask: 0664 under umask 002).
     await chmod(operatorPublicKeyPath, 0o644);
@@ -209,7 +229,7 @@ export async function prepareDeployment(options: {
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(keyPath)) {
-      modelKey = modelKeyFromJwk(await readKeyFile(keyPath), keyPath);
+      modelKey = modelKeyFromJwk(await readKeyFile(keyPath, "model key"), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
       await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);

@@ -13,6 +13,7 @@ import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { prepareDeployment } from "../../client/cli/deploy.ts";
+import { UsageError } from "../../client/cli/output.ts";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -52,7 +53,7 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     };
     const operator = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(operator);
-    await writeFile(join(operator, "operator.private.jwk"), broken);
+    await writeFile(join(operator, "operator.private.jwk"), broken, { mode: 0o600 });
     await writeFile(join(operator, "operator.public.jwk"), "{}");
     expect(await rejected(operator)).toBe(
       `${join(operator, "operator.private.jwk")}: expected a JWK, found text that is not valid JSON`,
@@ -60,7 +61,7 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     const model = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(model);
     await mkdir(join(model, "kbs"), { recursive: true });
-    await writeFile(join(model, "kbs", "model-key.jwk"), `{"kty":"oct","k":"${secret}" "kid":1}`);
+    await writeFile(join(model, "kbs", "model-key.jwk"), `{"kty":"oct","k":"${secret}" "kid":1}`, { mode: 0o600 });
     expect(await rejected(model)).toBe(
       `${join(model, "kbs", "model-key.jwk")}: expected a JWK, found text that is not valid JSON (at position 39)`,
     );
@@ -167,6 +168,35 @@ describe("prepareDeployment (cloister up) under umask 002", () => {
     } finally {
       process.umask(previous);
     }
+  });
+});
+
+describe("prepareDeployment (cloister up) reusing secrets of an earlier run", () => {
+  it("refuses a private key or API key that group or others can read or write (as ssh refuses a loose key), naming the file, its mode and the fix", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-secrets-"));
+    dirs.push(dir);
+    await prepare(dir);
+    const secrets = [
+      ["operator.private.jwk", "operator key", 0o640],
+      ["api-key", "cloister up: API key file", 0o604],
+      ["kbs/model-key.jwk", "model key", 0o620],
+    ] as const;
+    for (const [name, field, mode] of secrets) {
+      const file = join(dir, name);
+      await chmod(file, mode);
+      const error = await prepare(dir).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toBe(
+        `${field}: "${file}" mode expected 0600 (owner only), found 0${mode.toString(8)}; run chmod 600 "${file}"`,
+      );
+      // As the message says: the next run reuses it.
+      await chmod(file, 0o600);
+    }
+    const { files } = await prepare(dir);
+    expect(files.apiKey).toBe((await readFile(join(dir, "api-key"), "utf8")).trim());
   });
 });
 
