@@ -16,11 +16,25 @@
  * stored once.
  */
 import { constants } from "node:fs";
-import { access, mkdir, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, open, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore, syncDirectory } from "./audit-store.ts";
+
+/**
+ * Writes `text` to `path`, mode 0600 as the log beside it (audit-store.ts) whatever the umask (002
+ * would leave a new file group-writable) and whatever mode a file already there had.
+ */
+async function writeOwnerOnly(path: string, text: string): Promise<void> {
+  const handle = await open(path, "w", 0o600);
+  try {
+    await handle.chmod(0o600);
+    await handle.writeFile(text);
+  } finally {
+    await handle.close();
+  }
+}
 
 /** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
 export class AuditDirError extends Error {
@@ -370,8 +384,10 @@ export class AuditCollector {
       this.boot = null;
       await makeAuditDir(this.options.dir);
       const name = batch.boot.slice(0, 16);
-      // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from here.
-      await writeFile(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
+      // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from
+      // here. Not fsync'ed: a verifier's key comes from an attestation, never from this file, and a
+      // restarted host writes it again when it collects this boot.
+      await writeOwnerOnly(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
       this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch.from, name);
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;

@@ -230,6 +230,24 @@ describe("audit collector", () => {
     expect(await readAuditLines(first.file)).toHaveLength(3);
   });
 
+  it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
+    const previous = process.umask(0o002);
+    try {
+      const { fetchFn } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+      const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+      const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+      await writeFile(keyFile, "left by an earlier version\n", { mode: 0o664 });
+      const { c, errors, file } = await collector(fetchFn, dir);
+      await c.collect();
+      await c.stop();
+      expect(errors).toEqual([]);
+      expect(await readFile(keyFile, "utf8")).toBe(`${KEY}\n`);
+      expect([(await stat(keyFile)).mode & 0o777, (await stat(file)).mode & 0o777]).toEqual([0o600, 0o600]);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
   it("no document tells a verifier to take the key from the host's .key file", async () => {
     // The file is written by the host from an unauthenticated answer: a forged log verifies under a key put there.
     const root = new URL("../../", import.meta.url);
