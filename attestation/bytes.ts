@@ -2,7 +2,9 @@
  * Byte helpers shared by the attestation parsers. Platform-neutral (Uint8Array only). The reader
  * checks every access against the buffer length and throws a ParseError naming the field.
  */
+import { base64url } from "jose";
 import { ParseError } from "./errors.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -21,6 +23,28 @@ export function fromHex(hex: string, field = "hex"): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   return out;
+}
+
+/**
+ * Strict base64url (RFC 4648 §5, unpadded): only A-Z a-z 0-9 "-" "_", and only the spelling an
+ * encoder writes (the unused low bits of the last character zero), so one byte string has one text.
+ * Buffer.from(text, "base64url") skips any other character, atob (jose's decoder here) takes white
+ * space and padding, and neither checks the unused bits. Throws BAD_BASE64 naming `field`.
+ */
+export function fromBase64url(text: string, field: string): Uint8Array {
+  const refuse = (found: string): never => {
+    throw new ParseError(
+      "BAD_BASE64",
+      `${field}: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found}`,
+    );
+  };
+  const outside = /[^A-Za-z0-9_-]/.exec(text);
+  if (outside !== null) refuse(`${describeUntrusted(outside[0])} at character ${outside.index}`);
+  // 4k+1 characters would leave 6 bits for a last byte: no byte string encodes to that length.
+  if (text.length % 4 === 1) refuse(`a length of 4k+1 (${text.length} characters)`);
+  const bytes = base64url.decode(text);
+  if (base64url.encode(bytes) !== text) refuse("unused bits set in its last character");
+  return bytes;
 }
 
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {

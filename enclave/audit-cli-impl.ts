@@ -12,7 +12,9 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
+import { fromBase64url } from "../attestation/bytes.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { ParseError } from "../attestation/errors.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,
@@ -222,6 +224,16 @@ async function firstLogLine(path: string): Promise<string | null> {
   return null;
 }
 
+/** One base64url part of an attestation document, decoded strictly (fromBase64url), or AUDIT_DOCUMENT_INVALID naming it. */
+function strictDocumentPart(text: string, part: "header" | "payload"): Uint8Array {
+  try {
+    return fromBase64url(text, `attestation document ${part}`);
+  } catch (error) {
+    if (error instanceof ParseError) throw new AuditDocumentInvalidError(error.message);
+    throw error;
+  }
+}
+
 /** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
 export function keyFromAttestationDocument(text: string): Uint8Array {
   const parts = text.trim().split(".");
@@ -230,9 +242,12 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   const [headerPart, payloadPart, sigPart] = parts as [string, string, string];
   let header: { alg?: unknown };
   let payload: { sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown } };
+  // Strictly, as the verifier reads it (Buffer's decoder skips characters outside the alphabet).
+  const headerBytes = strictDocumentPart(headerPart, "header");
+  const payloadBytes = strictDocumentPart(payloadPart, "payload");
   try {
-    header = JSON.parse(Buffer.from(headerPart, "base64url").toString("utf8"));
-    payload = JSON.parse(Buffer.from(payloadPart, "base64url").toString("utf8"));
+    header = JSON.parse(new TextDecoder().decode(headerBytes));
+    payload = JSON.parse(new TextDecoder().decode(payloadBytes));
   } catch {
     throw new AuditDocumentInvalidError("attestation document: header or payload is not base64url JSON");
   }

@@ -271,6 +271,48 @@ describe("keyFromAttestationDocument", () => {
   });
 
   it.each([
+    [
+      "payload",
+      "a character outside the alphabet",
+      (part: string) => `${part.slice(0, 4)}!${part.slice(4)}`,
+      () => '"!" at character 4',
+    ],
+    ["payload", "white space", (part: string) => `${part.slice(0, 4)} ${part.slice(4)}`, () => '" " at character 4'],
+    ["payload", "padding", (part: string) => `${part}==`, (part: string) => `"=" at character ${part.length}`],
+    ["header", "a character outside the alphabet", (part: string) => `*${part}`, () => '"*" at character 0'],
+    // Other trailing bits than the encoder writes: another spelling of the same bytes.
+    [
+      "header",
+      "non-canonical trailing bits",
+      (part: string) => `${part.slice(0, -1)}${String.fromCharCode(part.charCodeAt(part.length - 1) + 1)}`,
+      () => "unused bits set in its last character",
+    ],
+  ] as const)(
+    "refuses a document whose %s has %s, even signed by its sig_jwk (one spelling, as the verifier reads it)",
+    (which, _what, spoil, found) => {
+      // 26 bytes: 35 characters, the last holding 2 bits of data and 4 zero bits.
+      const goodHeader = b64u(JSON.stringify({ alg: "EdDSA", kid: "k1" }));
+      const goodPayload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) } }));
+      const good = which === "header" ? goodHeader : goodPayload;
+      const header = which === "header" ? spoil(goodHeader) : goodHeader;
+      const payload = which === "payload" ? spoil(goodPayload) : goodPayload;
+      // The loose decoder (Buffer's) still reads the spoiled part as the same bytes.
+      expect(Buffer.from(spoil(good), "base64url").toString()).toBe(Buffer.from(good, "base64url").toString());
+      const sig = nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), KEYS.secretKey);
+      let thrown: unknown;
+      try {
+        keyFromAttestationDocument(`${header}.${payload}.${b64u(sig)}`);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toMatchObject({
+        code: "AUDIT_DOCUMENT_INVALID",
+        message: `attestation document ${which}: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found(good)}`,
+      });
+    },
+  );
+
+  it.each([
     ["absent", {}, "found nothing"],
     ["an object", { alg: { kid: "x" } }, "found an object"],
     [
