@@ -225,7 +225,7 @@ async function firstLogLine(path: string): Promise<string | null> {
 }
 
 /** One base64url part of an attestation document, decoded strictly (fromBase64url), or AUDIT_DOCUMENT_INVALID naming it. */
-function strictDocumentPart(text: string, part: "header" | "payload"): Uint8Array {
+function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.x" | "signature"): Uint8Array {
   try {
     return fromBase64url(text, `attestation document ${part}`);
   } catch (error) {
@@ -278,10 +278,10 @@ export function keyFromAttestationDocument(text: string): Uint8Array {
   ) {
     throw new AuditDocumentInvalidError("attestation document sig_jwk: expected an OKP Ed25519 JWK");
   }
-  const key = new Uint8Array(Buffer.from(jwk.x, "base64url"));
+  const key = strictDocumentPart(jwk.x, "sig_jwk.x");
   if (key.length !== 32)
     throw new AuditDocumentInvalidError(`attestation document sig_jwk.x: expected 32 bytes, found ${key.length}`);
-  const signature = new Uint8Array(Buffer.from(sigPart, "base64url"));
+  const signature = strictDocumentPart(sigPart, "signature");
   const signingInput = new TextEncoder().encode(`${headerPart}.${payloadPart}`);
   if (signature.length !== 64 || !nacl.sign.detached.verify(signingInput, signature, key)) {
     throw new AuditDocumentInvalidError(

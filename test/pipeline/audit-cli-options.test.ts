@@ -312,6 +312,38 @@ describe("keyFromAttestationDocument", () => {
     },
   );
 
+  it("refuses a sig_jwk.x or a signature of another spelling than an encoder writes, though Buffer decodes it to the right bytes", () => {
+    const header = b64u(JSON.stringify({ alg: "EdDSA" }));
+    const x = b64u(KEYS.publicKey);
+    const sign = (payload: string) =>
+      b64u(nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), KEYS.secretKey));
+    const refusal = (document: string) => {
+      try {
+        keyFromAttestationDocument(document);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    const expected = (part: string, found: string) => ({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message: `attestation document ${part}: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found}`,
+    });
+    const looseX = b64u(
+      JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: `${x.slice(0, 4)}!${x.slice(4)}` } }),
+    );
+    expect(refusal(`${header}.${looseX}.${sign(looseX)}`)).toMatchObject(expected("sig_jwk.x", '"!" at character 4'));
+    // 64 bytes: 86 characters, the last holding 2 bits of data and 4 zero bits.
+    const payload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x } }));
+    const sig = sign(payload);
+    const respelled = `${sig.slice(0, -1)}${String.fromCharCode(sig.charCodeAt(sig.length - 1) + 1)}`;
+    expect(Buffer.from(respelled, "base64url")).toEqual(Buffer.from(sig, "base64url"));
+    expect(refusal(`${header}.${payload}.${respelled}`)).toMatchObject(
+      expected("signature", "unused bits set in its last character"),
+    );
+    expect(keyFromAttestationDocument(`${header}.${payload}.${sig}`)).toEqual(KEYS.publicKey);
+  });
+
   it.each([
     ["absent", {}, "found nothing"],
     ["an object", { alg: { kid: "x" } }, "found an object"],
