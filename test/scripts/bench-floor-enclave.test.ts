@@ -26,7 +26,23 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts the floor enclave, waits for its ready line, then stops it with `signal`. */
+/** The test's own deadlines, under its 120 s: a vitest timeout would not run the finally below. */
+const READY_MS = 80_000;
+const EXIT_MS = 20_000;
+
+/** `promise`, or a rejection naming `what` once `ms` have passed. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`floor enclave: ${what} not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Starts the floor enclave, waits for its ready line, then stops it with `signal`. Whatever
+ * happens (no ready line, no exit), the child is killed and its model copies removed.
+ */
 async function stopFloorEnclave(
   signal: NodeJS.Signals,
 ): Promise<{ copiesWhileReady: number; left: string[]; code: number | null }> {
@@ -36,18 +52,22 @@ async function stopFloorEnclave(
   const pid = child.pid as number;
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   try {
-    await new Promise<void>((resolve, reject) => {
+    const ready = new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).on("line", (line) => {
         if (line.includes('"event":"ready"')) resolve();
       });
       child.once("exit", (code, sig) => reject(new Error(`floor enclave exited (${sig ?? code}) before ready`)));
     });
+    await within(ready, READY_MS, "ready line");
     const copiesWhileReady = (await modelCopiesOf(pid)).length;
     child.kill(signal);
-    const code = await exited;
+    const code = await within(exited, EXIT_MS, `exit on ${signal}`);
     return { copiesWhileReady, left: await modelCopiesOf(pid), code };
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
     for (const copy of await modelCopiesOf(pid)) await rm(copy, { recursive: true, force: true });
   }
 }
