@@ -401,11 +401,13 @@ export async function verifyWithClientPolicy(
  * measurements, debuggable or migratable guests. `passes` ends the sentences about what an unknown
  * guest then gets ("gets the key" for a key broker's release policy, "is sent your prompts" for a
  * client). The signed manifest is public (every document carries it), so without pinned
- * measurements any guest on genuine hardware that presents it passes.
+ * measurements any guest on genuine hardware that presents it passes. The policy is parsed first
+ * (checkedClientPolicy), as the verifier parses it: one built in code that does not parse is
+ * refused (POLICY_INVALID), never read as fewer risks (a debugAllowed of "true" is no `=== true`).
  */
-export function policyRisks(policy: ClientPolicy, passes: string): string[] {
+export function policyRisks(given: ClientPolicy, passes: string): string[] {
   const risks: string[] = [];
-  const a = policy.attestation;
+  const a = checkedClientPolicy(given).attestation;
   if (a.trustSimulator) risks.push("trusts the INSECURE simulator: anyone can forge its evidence");
   if (a.snp !== null && isSkip(a.snp.measurements)) {
     risks.push(`snp.measurements skipped: any SEV-SNP guest that presents the manifest ${passes}`);

@@ -38,7 +38,7 @@ import {
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import { anchorsForPolicy, type ClientPolicy } from "../../client/policy.ts";
+import { anchorsForPolicy, type ClientPolicy, policyRisks } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
@@ -832,6 +832,9 @@ describe("key broker", () => {
           mrservicetd: { skip: { reason: "t" } },
           acceptedTcbStatuses: { skip: { reason: "t" } },
           minimumTeeTcbSvn: { skip: { reason: "t" } },
+          minimumQeSvn: { skip: { reason: "t" } },
+          minimumPceSvn: { skip: { reason: "t" } },
+          rejectedAdvisoryIds: { skip: { reason: "t" } },
         },
       },
     } as ClientPolicy;
@@ -906,6 +909,22 @@ describe("key broker", () => {
     expect(releaseRisks(withTdx)).toContain(
       "azure.tdx.mrservicetd skipped: a paravisor TD with a migration TD bound gets the key",
     );
+  });
+
+  it("refuses to list the risks of a release policy built in code that does not parse, as the verifier refuses it", () => {
+    // A JavaScript caller's "true" is no `=== true`: read unparsed, this debuggable guest was no risk.
+    const snp = policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const stringly = {
+      ...policy,
+      attestation: { ...policy.attestation, trustSimulator: false, snp: { ...snp, debugAllowed: "true" } },
+    } as unknown as ClientPolicy;
+    const refused = expect.objectContaining({
+      stage: "configuration",
+      code: "POLICY_INVALID",
+      message: expect.stringContaining("attestation.snp.debugAllowed"),
+    });
+    expect(() => releaseRisks(stringly)).toThrow(refused);
+    expect(() => policyRisks(stringly, "is sent your prompts")).toThrow(refused);
   });
 
   it("checks its keys when built, keeps its own copy of each, and sizes its spent set by the limits it is given", async () => {
