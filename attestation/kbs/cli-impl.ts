@@ -14,7 +14,7 @@ import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from 
 import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
-import { BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
+import { type BrokerConfig, BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
 import { createBrokerApp, isLoopbackAddress, limitBucket, MAX_CONNECTIONS_PER_CLIENT } from "./server.ts";
 
 async function loadConfig(path: string) {
@@ -26,30 +26,47 @@ async function loadConfig(path: string) {
   }
 }
 
-export async function runKbsServe(options: KbsServeOptions): Promise<void> {
-  const { keys, limits } = await loadConfig(options.config);
+/**
+ * The broker `kbs serve` runs, for the keys and limits of its config; the broker keeps its own
+ * copy of each key. A key that trusts the simulator is refused off loopback unless allowed. The
+ * keys given are zeroed whether the broker is built or refused.
+ */
+export function serveBroker(
+  { keys, limits }: BrokerConfig,
+  options: Pick<KbsServeOptions, "listen" | "allowSimulatorOnNetwork">,
+): { readonly broker: KeyBroker; readonly loopbackHostOnly: boolean } {
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
   const onLoopback = isLoopbackAddress(options.listen);
-  if (simulatorKey !== undefined && !onLoopback && options.allowSimulatorOnNetwork !== true) {
+  let broker: KeyBroker;
+  try {
+    if (simulatorKey !== undefined && !onLoopback && options.allowSimulatorOnNetwork !== true) {
+      throw new UsageError(
+        `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
+      );
+    }
+    // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
+    broker = new KeyBroker(keys, { clientLimits: limits });
+  } finally {
+    // Built, the broker keeps its own copy; refused (a key it will not take), none is needed.
     for (const k of keys) k.key.fill(0);
-    throw new UsageError(
-      `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
-    );
   }
-  // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
-  const broker = new KeyBroker(keys, { clientLimits: limits });
   for (const k of keys) {
     for (const risk of releaseRisks(k.policy))
       process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
-    k.key.fill(0); // the broker keeps its own copy
   }
+  // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding).
+  return { broker, loopbackHostOnly: simulatorKey !== undefined && onLoopback };
+}
+
+export async function runKbsServe(options: KbsServeOptions): Promise<void> {
+  const config = await loadConfig(options.config);
+  const { broker, loopbackHostOnly } = serveBroker(config, options);
   const server = await listen(
     createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`), {
-      ...limits,
-      // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding).
-      loopbackHostOnly: simulatorKey !== undefined && onLoopback,
+      ...config.limits,
+      loopbackHostOnly,
     }).fetch,
     options.listen,
     options.port,
@@ -100,6 +117,8 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
 
 export async function runKbsCheck(options: { config: string; json?: boolean }): Promise<void> {
   const { keys, limits } = await loadConfig(options.config);
+  // Only the policies are shown: the keys are zeroed at once.
+  for (const k of keys) k.key.fill(0);
   const summary = keys.map((k) => ({
     keyId: k.keyId,
     acceptedEvidence: k.policy.acceptedEvidence,
@@ -108,7 +127,6 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     trustedSigners: k.policy.manifest.trustedSigners.length,
     risks: releaseRisks(k.policy),
   }));
-  for (const k of keys) k.key.fill(0);
   if (options.json === true) {
     printJson({ keys: summary, limits });
     return;

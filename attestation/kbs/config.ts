@@ -216,33 +216,42 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
   }
   const base = dirname(resolve(path));
   const keys: BrokerKey[] = [];
-  const seen = new Set<string>();
-  for (const [i, entry] of parsed.data.keys.entries()) {
-    const keyPath = resolve(base, entry.keyFile);
-    const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, uid);
-    let modelKey: ReturnType<typeof modelKeyFromJwk>;
-    try {
-      modelKey = modelKeyFromJwk(parseJsonText(keyText), `keys.${i}.keyFile`);
-    } catch (error) {
-      throw new BrokerConfigError(
-        error instanceof SyntaxError ? `keys.${i}.keyFile: "${keyPath}": ${error.message}` : (error as Error).message,
-      );
+  const read: Uint8Array[] = [];
+  try {
+    const seen = new Set<string>();
+    for (const [i, entry] of parsed.data.keys.entries()) {
+      const keyPath = resolve(base, entry.keyFile);
+      const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, uid);
+      let modelKey: ReturnType<typeof modelKeyFromJwk>;
+      try {
+        modelKey = modelKeyFromJwk(parseJsonText(keyText), `keys.${i}.keyFile`);
+      } catch (error) {
+        throw new BrokerConfigError(
+          error instanceof SyntaxError ? `keys.${i}.keyFile: "${keyPath}": ${error.message}` : (error as Error).message,
+        );
+      }
+      read.push(modelKey.key);
+      if (seen.has(modelKey.keyId))
+        throw new BrokerConfigError(`keys.${i}: key id "${modelKey.keyId}" is listed twice`);
+      seen.add(modelKey.keyId);
+      let policyValue: unknown = entry.policy;
+      if (typeof entry.policy === "string") {
+        const policyPath = resolve(base, entry.policy);
+        policyValue = await readProtectedFile(policyPath, `keys.${i}.policy`, uid);
+      }
+      let policy: ReturnType<typeof parseClientPolicy>;
+      try {
+        policy = parseClientPolicy(policyValue);
+      } catch (error) {
+        const message = error instanceof ClientError ? error.message.replace(/^client policy: /, "") : String(error);
+        throw new BrokerConfigError(`keys.${i}.policy: ${message}`);
+      }
+      keys.push({ keyId: modelKey.keyId, key: modelKey.key, policy });
     }
-    if (seen.has(modelKey.keyId)) throw new BrokerConfigError(`keys.${i}: key id "${modelKey.keyId}" is listed twice`);
-    seen.add(modelKey.keyId);
-    let policyValue: unknown = entry.policy;
-    if (typeof entry.policy === "string") {
-      const policyPath = resolve(base, entry.policy);
-      policyValue = await readProtectedFile(policyPath, `keys.${i}.policy`, uid);
-    }
-    let policy: ReturnType<typeof parseClientPolicy>;
-    try {
-      policy = parseClientPolicy(policyValue);
-    } catch (error) {
-      const message = error instanceof ClientError ? error.message.replace(/^client policy: /, "") : String(error);
-      throw new BrokerConfigError(`keys.${i}.policy: ${message}`);
-    }
-    keys.push({ keyId: modelKey.keyId, key: modelKey.key, policy });
+  } catch (error) {
+    // A config refused part way: the keys read before (and the one refused) serve nothing.
+    for (const key of read) key.fill(0);
+    throw error;
   }
   return { keys, limits };
 }
