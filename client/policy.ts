@@ -340,9 +340,11 @@ function manifestCheckOf(clientPolicy: ClientPolicy): ManifestCheck {
 
 /**
  * Verifies an attestation document and its nonce answer against a client policy, every stage of
- * `verifyAttestationDocument` plus the policy's accepted evidence types: what the SDK, the key
- * broker and the host's pool re-attestation each decide on. Throws an AttestationError naming the
- * stage (`configuration`, POLICY_INVALID, for a policy built in code that does not parse).
+ * `verifyAttestationDocument` plus the policy's accepted evidence types: what the SDK's sessions
+ * (at connect() and again when a verification is stale or the enclave key changed: `cloister
+ * attest`, `chat`, `proxy` and the page `cloister web` serves) and the key broker (each release)
+ * decide on. The host does not call it. Throws an AttestationError naming the stage
+ * (`configuration`, POLICY_INVALID, for a policy built in code that does not parse).
  */
 export async function verifyWithClientPolicy(
   document: string,
