@@ -299,15 +299,23 @@ function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): u
   return null;
 }
 
+/** How `settling` settled: null when it fulfilled, `{ error }` when it rejected: a close awaited whatever it does. */
+export function settledFailure(settling: Promise<unknown>): Promise<{ readonly error: unknown } | null> {
+  return settling.then(
+    () => null,
+    (error: unknown) => ({ error }),
+  );
+}
+
 /**
- * failureBesidesCopies of a close the command awaited as `{ error }` on failure, null on success, or
- * undefined when there was nothing to close: null unless the close failed.
+ * failureBesidesCopies of a close the command awaited with settledFailure (null on success or when
+ * there was nothing to close): null unless the close failed.
  */
 export function closeFailureBesidesCopies(
-  closing: { readonly error: unknown } | null | undefined,
+  closing: { readonly error: unknown } | null,
   left: readonly ModelCopyLeft[],
 ): unknown {
-  return closing === null || closing === undefined ? null : failureBesidesCopies(closing.error, left);
+  return closing === null ? null : failureBesidesCopies(closing.error, left);
 }
 
 /**
@@ -341,10 +349,7 @@ export async function closeThenRemoveCopy(
   what: string,
   step: string,
 ): Promise<void> {
-  const closeFailure = await close().then(
-    () => null,
-    (error: unknown) => ({ error }),
-  );
+  const closeFailure = await settledFailure(close());
   try {
     await staged?.remove();
   } catch (removalError) {

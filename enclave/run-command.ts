@@ -17,7 +17,7 @@
 import { formatCliError, onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
-import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft } from "./model-staging.ts";
+import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft, settledFailure } from "./model-staging.ts";
 import { stoppedBy, takenAsStop } from "./stop.ts";
 
 export type RunCommandOptions = {
@@ -75,10 +75,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
   } catch (error) {
     failure = { error };
   }
-  const closing = await engine?.close().then(
-    () => null,
-    (error: unknown) => ({ error }),
-  );
+  const closing = engine === undefined ? null : await settledFailure(engine.close());
   process.off("SIGINT", onSigint);
   process.off("SIGTERM", onSigterm);
   unregister();

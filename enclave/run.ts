@@ -7,7 +7,13 @@ import { formatCliError, listenUsageError, UsageError } from "../client/cli/outp
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
-import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft, removeModelCopiesNow } from "./model-staging.ts";
+import {
+  closeFailureBesidesCopies,
+  copiesLeftText,
+  modelCopiesLeft,
+  removeModelCopiesNow,
+  settledFailure,
+} from "./model-staging.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "./server.ts";
 import { Enclave } from "./service.ts";
 import { stoppedBy, takenAsStop } from "./stop.ts";
@@ -82,10 +88,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   if (booted === null || stopped.signal.aborted) {
     // Stopped during boot, or just after its last step: then closing the enclave removes its copy;
     // a removal that fails is named below, as after boot, not thrown past the server's close.
-    const closing = await booted?.enclave.close().then(
-      () => null,
-      (error: unknown) => ({ error }),
-    );
+    const closing = booted === null ? null : await settledFailure(booted.enclave.close());
     await booted?.server.close();
     endBootStop();
     const left = modelCopiesLeft();
@@ -132,10 +135,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   // removal failed (closing the enclave rejects: EBUSY, EIO), its last line names the copy left, as a
   // stop during boot does, and it exits 1, so a supervisor sees that decrypted weights were left
   // behind. Any other failure of the shutdown is the command's error (exit 1).
-  const failure = await closed.then(
-    () => null,
-    (error: unknown) => ({ error }),
-  );
+  const failure = await settledFailure(closed);
   const left = modelCopiesLeft();
   if (left.length > 0) {
     process.stderr.write(`cloister enclave: stopped; ${copiesLeftText(left)}\n`);
