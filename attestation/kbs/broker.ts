@@ -168,13 +168,19 @@ export class KeyBroker {
   readonly #maxSpent: number;
 
   constructor(keys: readonly BrokerKey[], options: KeyBrokerOptions = {}) {
-    for (const entry of keys) {
-      if (!KEY_ID_PATTERN.test(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": not a valid key id`);
-      if (entry.key.length !== MODEL_KEY_BYTES) {
-        throw new RangeError(`key "${entry.keyId}": expected ${MODEL_KEY_BYTES} bytes, found ${entry.key.length}`);
+    try {
+      for (const entry of keys) {
+        if (!KEY_ID_PATTERN.test(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": not a valid key id`);
+        if (entry.key.length !== MODEL_KEY_BYTES) {
+          throw new RangeError(`key "${entry.keyId}": expected ${MODEL_KEY_BYTES} bytes, found ${entry.key.length}`);
+        }
+        if (this.#keys.has(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": listed twice`);
+        this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: releasePolicy(entry) });
       }
-      if (this.#keys.has(entry.keyId)) throw new RangeError(`key id "${entry.keyId}": listed twice`);
-      this.#keys.set(entry.keyId, { keyId: entry.keyId, key: entry.key.slice(), policy: releasePolicy(entry) });
+    } catch (error) {
+      // Refused: the copies taken of the keys before the one refused serve nothing.
+      for (const copy of this.#keys.values()) copy.key.fill(0);
+      throw error;
     }
     this.#now = options.now ?? (() => new Date());
     const injected = options.now;
