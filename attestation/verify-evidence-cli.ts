@@ -173,10 +173,16 @@ export async function readInputFile(
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-/** readInputFile's text, as strict UTF-8: a byte that is not UTF-8 is a UsageError naming it. */
-export function readInputText(path: string | undefined, option: InputFileOption, tee: string): Promise<string> {
+/**
+ * readInputFile's text, as strict UTF-8: a byte that is not UTF-8 is a UsageError naming it. One
+ * leading byte order mark (as Windows PowerShell 5's `Out-File -Encoding utf8` writes) is dropped,
+ * as TextDecoder dropped it before these files were read to a bound: each is JSON or a token, never
+ * text whose bytes are hashed or signed, and kept, the BOM made a valid file "not valid JSON".
+ */
+export async function readInputText(path: string | undefined, option: InputFileOption, tee: string): Promise<string> {
   const file = requiredPath(path, option, tee);
-  return readText(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option));
+  const text = await readText(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option));
+  return text.startsWith("\uFEFF") ? text.slice(1) : text;
 }
 
 /**

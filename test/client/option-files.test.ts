@@ -7,9 +7,10 @@
  * and the bound, never held in memory whole; a byte that is not UTF-8 is refused naming the byte,
  * never decoded loosely into U+FFFD. A file that cannot be read keeps each command's own message.
  */
-import { chmod, mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyEvidence as verifyAzure } from "../../attestation/azure/cli-verify.ts";
 import { BrokerConfigError, loadBrokerConfig } from "../../attestation/kbs/config.ts";
@@ -262,5 +263,44 @@ describe("option files are read to a bound and as strict UTF-8", () => {
       code: 2,
       stderr: `cloister: USAGE: --manifest ${manifest}: expected at most ${4 * MiB} bytes (a manifest travels whole in the attestation document, read to 4 MiB), found more\n`,
     });
+  });
+});
+
+describe("verify-evidence's JSON inputs: a leading byte order mark, as before they were read to a bound", () => {
+  // Before the bounded reads, --evidence and --policy were decoded by TextDecoder, which drops a
+  // leading BOM (as Windows PowerShell 5's `Out-File -Encoding utf8` writes): kept, the file's
+  // JSON no longer parsed. A token was, and is, trimmed, which drops it too; --jwks (read with
+  // Node's utf8, which keeps it) is read as the others now.
+  const BOM = Buffer.of(0xef, 0xbb, 0xbf);
+  const FIXTURES = new URL("../fixtures/attestation/azure/", import.meta.url);
+
+  it("--evidence: real Azure TDX evidence with a BOM verifies as without", async () => {
+    const file = join(dir, "bom-evidence.json");
+    await writeFile(
+      file,
+      Buffer.concat([BOM, await readFile(new URL("tdx-vtpm/tdx-evidence-v1.trustee.json", FIXTURES))]),
+    );
+    const verdict = await verifyAzure({ tee: "azure-tdx", evidence: file, at: new Date("2024-01-01T00:00:00Z") });
+    expect(verdict).toMatchObject({ valid: true, tee: "azure-tdx", code: null });
+  });
+
+  it("--policy and --jwks: a BOM before the JSON is not a JSON error", async () => {
+    const policy = join(dir, "bom-policy.json");
+    await writeFile(policy, Buffer.concat([BOM, Buffer.from(JSON.stringify(await devPolicy()))]));
+    await expect(readPolicyOption(policy, "snp")).resolves.toMatchObject({ version: 1, trustSimulator: true });
+    const jwks = join(dir, "bom-jwks.json");
+    await writeFile(
+      jwks,
+      Buffer.concat([BOM, await readFile(new URL("maa/jwks-sharedwus-2022-05-31T22-47-56Z.json", FIXTURES))]),
+    );
+    const token = fileURLToPath(new URL("maa/maa-sgx-sharedwus-2022-05-31.jwt", FIXTURES));
+    const verdict = await verifyAzure({ tee: "maa", token, jwks, at: new Date("2022-05-31T23:00:00Z") });
+    expect(verdict).toMatchObject({ valid: true, tee: "maa" });
+  });
+
+  it("only one BOM, only at the start: a second one, or one inside, is still the parser's refusal", async () => {
+    const policy = join(dir, "two-bom-policy.json");
+    await writeFile(policy, Buffer.concat([BOM, BOM, Buffer.from(JSON.stringify(await devPolicy()))]));
+    await expect(readPolicyOption(policy, "snp")).rejects.toMatchObject({ code: "POLICY_INVALID" });
   });
 });
