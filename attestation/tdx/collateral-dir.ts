@@ -7,14 +7,27 @@
  * --collateral DIR` and by an enclave on TDX started with `--tdx-collateral DIR` (which serves it
  * next to its document). Parsing only: signatures and dates are checked by the verifier.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { type InputBound, readBoundedFile } from "../../client/cli/bounded-file.ts";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
 import { type Crl, parseCrl } from "../x509.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "./collateral.ts";
 import type { TdxQuote } from "./parse.ts";
 import type { TdxCollateral } from "./verify.ts";
+
+/**
+ * Each file of the directory is read to 512 KiB, what the wire form takes of one (collateral.ts:
+ * MAX_TEXT characters): Intel's TCB info, QE identity, issuer chains and CRLs are a few KiB each. A
+ * larger file (a wrong directory, a device) is refused, naming the option, the file and the bound,
+ * never held whole.
+ */
+const COLLATERAL_FILE_BOUND: InputBound = {
+  bytes: 512 * 1024,
+  expected:
+    "Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one",
+};
 
 /** A file of the directory and what it parsed as. */
 interface ParsedFile<T> {
@@ -73,12 +86,17 @@ export async function loadTdxCollateralDirectory(
   settleMs = 0,
 ): Promise<LoadedTdxCollateral> {
   const readBytes = async (path: string): Promise<Uint8Array> => {
-    try {
-      return new Uint8Array(await readFile(path));
-    } catch (error) {
-      const why = (error as { code?: unknown }).code;
-      throw fail(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
-    }
+    const bytes = await readBoundedFile(
+      path,
+      option,
+      COLLATERAL_FILE_BOUND,
+      (error) => {
+        const why = (error as { code?: unknown }).code;
+        return fail(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
+      },
+      fail,
+    );
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   };
   let names: string[];
   try {

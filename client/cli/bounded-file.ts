@@ -2,7 +2,8 @@
  * Reading a file an option names, to a bound: at most the bound's bytes are read, so a larger file
  * (or a device that never ends) is refused by its size, never held in memory whole; its text, when
  * it is text, decoded as strict UTF-8. Shared by the commands that read such files (`cloister audit`,
- * `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence`, chat's --prompt-file,
+ * `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence` (its --collateral directory
+ * too, as an enclave's --tdx-collateral), chat's --prompt-file,
  * up's key files, and every --policy, --operator-key, --api-key-file, --api-keys and --manifest:
  * readOptionFile), and by readers that check a file once it is open (proxy's --token-file, the key
  * broker's files: readHandleText); node: only, nothing that opens a sealed message.
@@ -54,14 +55,15 @@ export function tooLargeMessage(file: string, what: string, limit: InputBound): 
 
 /**
  * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
- * device that never ends) is a UsageError naming `what`, the file and the bound, never held in
- * memory whole.
+ * device that never ends) is `refuse`d (a UsageError by default) with tooLargeMessage's text naming
+ * `what`, the file and the bound, never held in memory whole.
  */
 export async function readBoundedFile(
   file: string,
   what: string,
   limit: InputBound,
   cannotRead: CannotRead = (error) => new UsageError(`${what} ${file}: cannot read (${readError(error)})`),
+  refuse: (message: string) => Error = (message) => new UsageError(message),
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
@@ -74,7 +76,7 @@ export async function readBoundedFile(
   } catch (error) {
     throw cannotRead(error);
   }
-  if (bytes.length > limit.bytes) throw new UsageError(tooLargeMessage(file, what, limit));
+  if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));
   return bytes;
 }
 

@@ -4,7 +4,16 @@
  * the enclave's `--tdx-collateral DIR` loader turns Intel's real PCS files into it so that a real
  * quote's document evidence gets its TCB status and revocation checked.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -286,5 +295,28 @@ describe("an enclave's check of its own collateral", () => {
       code: "TDX_COLLATERAL_INVALID",
       message: expect.stringContaining("COLLATERAL_MALFORMED"),
     });
+  });
+});
+
+describe("a collateral directory's files, read to a bound", () => {
+  it("refuses a file past 512 KiB (what the wire form takes of one), naming the option, the file and the bound", async () => {
+    const dir = join(tmp, "bounded");
+    mkdirSync(dir);
+    for (const name of readdirSync(COLLATERAL)) copyFileSync(join(COLLATERAL, name), join(dir, name));
+    const quote = parseTdxQuote(QUOTE);
+    const fail = (message: string) => new Error(message);
+    // Real Intel PCS collateral (a few KiB each) loads as it is.
+    await expect(loadTdxCollateralDirectory(dir, quote, AT, "--collateral", fail)).resolves.toMatchObject({
+      files: { tcbInfo: expect.stringMatching(/^tcbinfo-/) },
+    });
+    // A sparse CRL one byte past the bound (a wrong directory, a device): refused, never held whole.
+    const huge = join(dir, "z-huge.der");
+    writeFileSync(huge, "");
+    truncateSync(huge, 512 * 1024 + 1);
+    await expect(loadTdxCollateralDirectory(dir, quote, AT, "--collateral", fail)).rejects.toThrow(
+      new Error(
+        `--collateral ${huge}: expected at most ${512 * 1024} bytes (Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one), found more`,
+      ),
+    );
   });
 });

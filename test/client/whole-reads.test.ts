@@ -20,8 +20,6 @@ const LEFT: Record<string, string> = {
   "attestation/providers/configfs-tsm.ts": "kernel blobs the kernel caps",
   // TsmFileSystem.readFile, each call given its bound (a page: KERNEL_ATTRIBUTE_BYTES).
   "attestation/providers/detect.ts": "TsmFileSystem.readFile with maxBytes",
-  // --collateral DIR: Intel PCS collateral files, not bounded yet.
-  "attestation/tdx/collateral-dir.ts": "not bounded yet",
 };
 
 function tsFiles(dir: string): string[] {
