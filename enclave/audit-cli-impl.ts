@@ -415,6 +415,10 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       );
     }
     requestIdHash = options.requestIdHash;
+    // Refused before any file is read: a file that cannot be read would hide what is missing.
+    if ((options.promptFile !== undefined || options.answerFile !== undefined) && options.openingFile === undefined) {
+      throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
+    }
     if (options.openingFile !== undefined) {
       openingHex = (
         await readText(options.openingFile, "--opening-file", {
@@ -458,9 +462,6 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
             expected: "a prompt is at most the enclave's largest sealed request, 16 MiB",
           }),
         );
-  if ((prompt !== undefined || options.answerFile !== undefined) && openingHex === undefined) {
-    throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
-  }
 
   // Every boot has its own log (and key): name the right one rather than report its signatures bad.
   const logBoot = unverifiedAttestationDigest(await firstLogLine(options.log));

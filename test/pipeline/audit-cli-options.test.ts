@@ -166,6 +166,30 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     });
   });
 
+  it("audit find: --prompt-file or --answer-file without an opening is refused as that, before either file is read", async () => {
+    const requestIdHash = auditRequestIdHash(sampleEntries(1)[0]?.requestId as string);
+    const noOpening = {
+      code: "USAGE",
+      message: "--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)",
+    };
+    // Neither file exists, and /dev/zero never ends: the missing opening is named, not the files.
+    for (const files of [
+      { promptFile: p("no-such-prompt.txt") },
+      { answerFile: p("no-such-answer.txt") },
+      { promptFile: "/dev/zero", answerFile: p("no-such-answer.txt") },
+      { promptFile: p("no-such-prompt.txt"), answerFile: "/dev/zero" },
+    ]) {
+      await expect(
+        auditFindCommand({ log: p("a.jsonl"), key: KEY_HEX, requestIdHash, ...files }),
+        JSON.stringify(files),
+      ).rejects.toMatchObject(noOpening);
+    }
+    // Nor is a --document read first.
+    await expect(
+      auditFindCommand({ log: p("a.jsonl"), document: p("no-such.jws"), requestIdHash, promptFile: "/dev/zero" }),
+    ).rejects.toMatchObject(noOpening);
+  });
+
   it("audit find: --prompt-file and --answer-file are compared as the bytes they hold, never decoded", async () => {
     // A prompt and an answer that start with U+FEFF: a decoder that drops a byte order mark (the
     // default TextDecoder) would compare other bytes than the ones committed to.
