@@ -120,7 +120,8 @@ export type AuditLogLineNotUtf8 = NotUtf8;
 /**
  * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
  * empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
- * ever holding more than one line. A line that is not UTF-8 is given as where it stops being so.
+ * ever holding more than one line. A line that is not UTF-8 is given as the first byte of the
+ * sequence that is not.
  * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
  * Read errors are thrown as they happen.
  */

@@ -80,7 +80,7 @@ export async function readBoundedFile(
   return bytes;
 }
 
-/** Bytes that are not UTF-8: the byte (from 1) where that was found. */
+/** Bytes that are not UTF-8: the first byte (from 1) of the sequence that is not. */
 export interface NotUtf8 {
   readonly notUtf8: number;
 }
@@ -91,20 +91,26 @@ const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true
 /** For whole lines and files (a call without `stream` starts afresh each time). */
 const wholeDecoder = strictUtf8();
 
-/** A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only then). */
+/**
+ * A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only
+ * then): the first byte of the sequence that is not, though the decoder finds that only at a later
+ * byte (a continuation byte out of range, as in an overlong form or an encoded surrogate, or the end).
+ */
 export function decodeStrictUtf8(bytes: Uint8Array): string | NotUtf8 {
   try {
     return wholeDecoder.decode(bytes);
   } catch {
     const decoder = strictUtf8();
+    /** Where the sequence being decoded starts: after the last byte that completed a character. */
+    let start = 0;
     for (let i = 0; i < bytes.length; i += 1) {
       try {
-        decoder.decode(bytes.subarray(i, i + 1), { stream: true });
+        if (decoder.decode(bytes.subarray(i, i + 1), { stream: true }) !== "") start = i + 1;
       } catch {
-        return { notUtf8: i + 1 };
+        return { notUtf8: start + 1 };
       }
     }
-    return { notUtf8: bytes.length }; // a sequence cut short by the end
+    return { notUtf8: start + 1 }; // a sequence cut short by the end
   }
 }
 

@@ -787,8 +787,9 @@ export class AuditLogVerifier {
   }
 
   /**
-   * The next line, whose bytes are not UTF-8 (found at byte `at`, from 1): a malformed line, never
-   * decoded with replacement characters (other bytes would then give the signed text).
+   * The next line, whose bytes are not UTF-8 (from byte `at`, counted from 1: the first of the
+   * sequence that is not): a malformed line, never decoded with replacement characters (other bytes
+   * would then give the signed text).
    */
   pushNotUtf8(at: number): void {
     this.#next(() => ({

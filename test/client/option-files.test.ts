@@ -17,6 +17,7 @@ import { BrokerConfigError, loadBrokerConfig } from "../../attestation/kbs/confi
 import { verifyEvidence as verifySnp } from "../../attestation/snp/cli-verify.ts";
 import { verifyEvidence as verifyTdx } from "../../attestation/tdx/cli-verify.ts";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
+import { decodeStrictUtf8, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { readApiKeyOfEarlierRun, readKeyFile } from "../../client/cli/deploy.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { readApiKey, readPolicyFile, readPrompt } from "../../client/cli/run-client.ts";
@@ -303,4 +304,29 @@ describe("verify-evidence's JSON inputs: a leading byte order mark, as before th
     await writeFile(policy, Buffer.concat([BOM, BOM, Buffer.from(JSON.stringify(await devPolicy()))]));
     await expect(readPolicyOption(policy, "snp")).rejects.toMatchObject({ code: "POLICY_INVALID" });
   });
+});
+
+describe("strict UTF-8: the byte named is the first of the sequence that is not UTF-8", () => {
+  // Bytes numbered from 1, as notUtf8Message names them. Where a sequence goes wrong only at a later
+  // byte (a lead byte whose continuation is wrong or missing), the first byte of that sequence is named.
+  const cases: readonly (readonly [string, readonly number[], number])[] = [
+    ["a lone continuation byte", [0x61, 0x62, 0x80, 0x63], 3],
+    ["a three-byte sequence cut short by the end", [0x61, 0x62, 0xe2, 0x82], 3],
+    ["a three-byte sequence cut short by the next character", [0x61, 0xe2, 0x82, 0x63], 2],
+    ["an overlong two-byte encoding (C0 AF for '/')", [0x61, 0xc0, 0xaf], 2],
+    ["an overlong three-byte encoding (E0 80 AF for '/')", [0x61, 0x62, 0xe0, 0x80, 0xaf], 3],
+    ["a surrogate encoded in UTF-8 (ED A0 80)", [0x61, 0xed, 0xa0, 0x80, 0x62], 2],
+    ["a four-byte sequence past U+10FFFF (F4 90 80 80)", [0xc3, 0xa9, 0xf4, 0x90, 0x80, 0x80], 3],
+    ["after a four-byte character, a lone 0xFF", [0xf0, 0x9f, 0x98, 0x80, 0xff], 5],
+  ];
+  for (const [index, [name, bytes, byte]] of cases.entries()) {
+    it(`${name}: byte ${byte}`, async () => {
+      expect(decodeStrictUtf8(Uint8Array.from(bytes))).toEqual({ notUtf8: byte });
+      const path = join(dir, `not-utf8-${index}.txt`);
+      await writeFile(path, Uint8Array.from(bytes));
+      await expect(refusal(readOptionFile(path, "--x", { bytes: 64, expected: "text" }))).resolves.toEqual(
+        new UsageError(`--x ${path}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${byte} of the file)`),
+      );
+    });
+  }
 });

@@ -252,15 +252,15 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("bad-checkpoint.json") }),
     ).rejects.toMatchObject(notUtf8("--checkpoint", p("bad-checkpoint.json"), at + 1));
     await expect(auditVerifyCommand({ log: p("a.jsonl"), document: p("bad-document.jws") })).rejects.toMatchObject(
-      notUtf8("--document", p("bad-document.jws"), 4),
+      notUtf8("--document", p("bad-document.jws"), 3), // C3 28: a two-byte sequence with no continuation
     );
-    // An encoded surrogate (ED A0 80) is not UTF-8: found at its second byte.
+    // An encoded surrogate (ED A0 80) is not UTF-8: named by its first byte.
     await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("bad-chat.json") })).rejects.toMatchObject(
-      notUtf8("--chat-json", p("bad-chat.json"), 12),
+      notUtf8("--chat-json", p("bad-chat.json"), 11),
     );
-    // A sequence cut short by the file's end: found at the last byte.
+    // A sequence cut short by the file's end: named by its first byte.
     await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("cut-chat.json") })).rejects.toMatchObject(
-      notUtf8("--chat-json", p("cut-chat.json"), 14),
+      notUtf8("--chat-json", p("cut-chat.json"), 13),
     );
   });
 
