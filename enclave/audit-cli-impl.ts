@@ -197,7 +197,8 @@ export async function verifyAuditLogFile(
   const result = verifier.finish();
   // A malformed last line that no newline ends is most likely a record half written: the host is
   // writing it now, or crashed while writing it (host/audit-store.ts cuts it off at its next open;
-  // its append never resolved, so the record was not acknowledged and the enclave sends it again).
+  // its append never resolved, so the record was not acknowledged: the enclave sends it again if
+  // that boot still runs, and a record of a boot that has ended is lost with it).
   if (
     !result.ok &&
     unterminated &&
@@ -208,7 +209,7 @@ export async function verifyAuditLogFile(
       ...result,
       error: {
         ...result.error,
-        message: `${result.error.message}; the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log, and the enclave sends that record again)`,
+        message: `${result.error.message}; the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log; while that boot's enclave runs, it sends that record again)`,
       },
     };
   }

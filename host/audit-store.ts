@@ -17,7 +17,8 @@
  * One process owns a file: two stores (or processes) appending to the same file are not
  * coordinated. A line cut short by a crash (the end of a write that never completed) is cut off
  * when the file is opened: its `append` never resolved, so the collector never acknowledged it
- * and the enclave sends that record again, which then takes its place; kept, it would make the
+ * and, while that boot's enclave runs, the enclave sends that record again, which then takes its
+ * place (a boot that has ended sends nothing more: its record is lost); kept, it would make the
  * whole log fail as malformed at that line. (A torn end that cannot be told from the file's last
  * 2 × maxLineBytes is kept, and the next append starts on a fresh line.)
  *

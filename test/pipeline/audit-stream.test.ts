@@ -160,7 +160,7 @@ describe("readAuditLogLines", () => {
     await expectMalformed(
       path,
       3,
-      "audit log line 4: not valid JSON (at position 300); the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log, and the enclave sends that record again)",
+      "audit log line 4: not valid JSON (at position 300); the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log; while that boot's enclave runs, it sends that record again)",
     );
     // The same line with its newline, or a whole record without one: no such note.
     writeFileSync(path, `${lines.slice(0, 3).join("\n")}\n${torn}\n`);
