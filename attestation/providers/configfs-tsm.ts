@@ -11,6 +11,9 @@
  *   read generation, outblob, auxblob, generation
  *   rmdir                                always, also on failure
  *
+ * Every attribute is read to a bound (TSM_BLOB_MAX_BYTES, TSM_TEXT_MAX_BYTES): a file larger is not
+ * one the kernel shows, and is refused rather than held whole.
+ *
  * Any other writer on the same entry changes `generation`; then the report may have been made
  * for someone else's inblob, so it is discarded and the request is retried on a fresh entry, a
  * bounded number of times. This module runs inside the enclave and uses node:fs (through an
@@ -39,11 +42,11 @@ export interface TsmFileSystem {
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   /**
-   * The file's bytes; with `maxBytes`, at most maxBytes + 1 of them are read (more than maxBytes:
-   * the file is larger), so a file the kernel never shows (a sysfs or configfs text attribute is one
-   * page at most) is not held whole.
+   * The file's bytes, at most maxBytes + 1 of them (more than maxBytes: the file is larger), so a
+   * file the kernel never shows (a sysfs or configfs text attribute is one page at most, a report
+   * blob 32 KiB) is not held whole.
    */
-  readFile(path: string, maxBytes?: number): Promise<Uint8Array>;
+  readFile(path: string, maxBytes: number): Promise<Uint8Array>;
   writeFile(path: string, data: Uint8Array): Promise<void>;
 }
 
@@ -60,7 +63,6 @@ export const nodeTsmFileSystem: TsmFileSystem = {
   },
   rmdir: (path) => nodeFs.rmdir(path),
   readFile: async (path, maxBytes) => {
-    if (maxBytes === undefined) return new Uint8Array(await nodeFs.readFile(path));
     const handle = await nodeFs.open(path, "r");
     try {
       return new Uint8Array(await readHandleToBound(handle, maxBytes));
@@ -70,6 +72,15 @@ export const nodeTsmFileSystem: TsmFileSystem = {
   },
   writeFile: (path, data) => nodeFs.writeFile(path, data),
 };
+
+/**
+ * The most bytes read of `outblob` or `auxblob`: the kernel caps each at 32 KiB (TSM_OUTBLOB_MAX),
+ * so twice that leaves room for a kernel that raises the cap while still refusing a file that is no
+ * report (TSM_BLOB_TOO_LARGE).
+ */
+const TSM_BLOB_MAX_BYTES = 64 * 1024;
+/** The most bytes read of `provider`, `generation` or `privlevel_floor`: a short name or number and a newline. */
+const TSM_TEXT_MAX_BYTES = 32;
 
 export type TsmProviderName = "sev_guest" | "tdx_guest";
 
@@ -148,6 +159,22 @@ function decodeText(bytes: Uint8Array): string {
   return new TextDecoder("utf-8", { fatal: false }).decode(bytes).trim();
 }
 
+/**
+ * A text attribute (`provider`, `generation`, `privlevel_floor`), trimmed, read to
+ * TSM_TEXT_MAX_BYTES; a larger one is `code`'s error (it is not what the kernel shows, whatever
+ * its trimmed start reads as). Read errors are thrown as they are.
+ */
+async function readTextAttribute(fs: TsmFileSystem, path: string, code: string, expected: string): Promise<string> {
+  const bytes = await fs.readFile(path, TSM_TEXT_MAX_BYTES);
+  if (bytes.length > TSM_TEXT_MAX_BYTES) {
+    throw new EvidenceError(
+      code,
+      `configfs-tsm: ${path}: expected ${expected}, found more than ${TSM_TEXT_MAX_BYTES} bytes`,
+    );
+  }
+  return decodeText(bytes);
+}
+
 class GenerationRace extends Error {}
 
 /**
@@ -155,7 +182,7 @@ class GenerationRace extends Error {}
  * generation counter shows a concurrent writer, up to `maxAttempts`, then throws
  * TSM_GENERATION_RACE. Throws EvidenceError (TSM_UNAVAILABLE, TSM_NO_PROVIDER,
  * TSM_PROVIDER_MISMATCH, TSM_PERMISSION_DENIED, TSM_WRITE_REJECTED, TSM_READ_REJECTED, TSM_EMPTY_OUTBLOB,
- * TSM_BAD_GENERATION, TSM_BAD_PRIVLEVEL_FLOOR, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
+ * TSM_BAD_GENERATION, TSM_BAD_PRIVLEVEL_FLOOR, TSM_BLOB_TOO_LARGE, TSM_IO_ERROR, TSM_CLEANUP_FAILED) or ConfigurationError for bad options.
  */
 export async function requestTsmReport(reportData: Uint8Array, options: ConfigfsTsmOptions): Promise<TsmReport> {
   checkOptions(reportData, options);
@@ -225,8 +252,9 @@ async function readNumber(
 ): Promise<number> {
   let text: string;
   try {
-    text = decodeText(await fs.readFile(path));
+    text = await readTextAttribute(fs, path, code, expected);
   } catch (error) {
+    if (error instanceof EvidenceError) throw error;
     if (ifMissing !== undefined && errnoOf(error) === "ENOENT") return ifMissing;
     throw ioError(error, "read", path);
   }
@@ -242,12 +270,13 @@ async function readNumber(
 const readGeneration = (fs: TsmFileSystem, dir: string): Promise<number> =>
   readNumber(fs, join(dir, "generation"), /^\d{1,15}$/, "TSM_BAD_GENERATION", "a decimal counter");
 
-async function readProvider(fs: TsmFileSystem, dir: string): Promise<string> {
+async function readProvider(fs: TsmFileSystem, dir: string, expected: TsmProviderName): Promise<string> {
   const path = join(dir, "provider");
   let text: string;
   try {
-    text = decodeText(await fs.readFile(path));
+    text = await readTextAttribute(fs, path, "TSM_PROVIDER_MISMATCH", `provider ${expected}`);
   } catch (error) {
+    if (error instanceof EvidenceError) throw error;
     const errno = errnoOf(error);
     if (errno === "ENXIO" || errno === "ENOENT" || errno === "ENODEV") throw noProvider(error, `read ${path}`);
     throw ioError(error, "read", path);
@@ -323,8 +352,8 @@ async function readEntry(
   inblob: Uint8Array,
   options: ConfigfsTsmOptions,
 ): Promise<Omit<TsmReport, "attempts">> {
-  const provider = await readProvider(fs, dir);
   const expectedProvider = PROVIDER_BY_KIND[options.kind];
+  const provider = await readProvider(fs, dir, expectedProvider);
   if (provider !== expectedProvider) {
     throw new EvidenceError(
       "TSM_PROVIDER_MISMATCH",
@@ -342,15 +371,10 @@ async function readEntry(
   writes++;
   const before = await readGeneration(fs, dir);
   if (before !== g0 + writes) throw new GenerationRace();
-  const outblob = await read(fs, join(dir, "outblob"));
-  let auxblob: Uint8Array | null = null;
-  try {
-    const aux = await fs.readFile(join(dir, "auxblob"));
-    auxblob = aux.length === 0 ? null : new Uint8Array(aux);
-  } catch (error) {
-    // TDX has no auxblob attribute; an SNP host may supply no certificates.
-    if (errnoOf(error) !== "ENOENT") throw ioError(error, "read", join(dir, "auxblob"));
-  }
+  const outblob = await readBlob(fs, join(dir, "outblob"));
+  // TDX has no auxblob attribute; an SNP host may supply no certificates.
+  const aux = await readBlob(fs, join(dir, "auxblob"), { ifMissing: true });
+  const auxblob = aux === null || aux.length === 0 ? null : aux;
   const after = await readGeneration(fs, dir);
   if (after !== before) throw new GenerationRace();
   if (outblob.length === 0) {
@@ -370,12 +394,24 @@ async function write(fs: TsmFileSystem, path: string, data: Uint8Array): Promise
   }
 }
 
-async function read(fs: TsmFileSystem, path: string): Promise<Uint8Array> {
+/** A report blob, read to TSM_BLOB_MAX_BYTES (a larger one: TSM_BLOB_TOO_LARGE); null when missing and `ifMissing`. */
+async function readBlob(fs: TsmFileSystem, path: string, options: { ifMissing: true }): Promise<Uint8Array | null>;
+async function readBlob(fs: TsmFileSystem, path: string): Promise<Uint8Array>;
+async function readBlob(fs: TsmFileSystem, path: string, options?: { ifMissing: true }): Promise<Uint8Array | null> {
+  let bytes: Uint8Array;
   try {
-    return new Uint8Array(await fs.readFile(path));
+    bytes = new Uint8Array(await fs.readFile(path, TSM_BLOB_MAX_BYTES));
   } catch (error) {
+    if (options?.ifMissing && errnoOf(error) === "ENOENT") return null;
     throw ioError(error, "read", path);
   }
+  if (bytes.length > TSM_BLOB_MAX_BYTES) {
+    throw new EvidenceError(
+      "TSM_BLOB_TOO_LARGE",
+      `configfs-tsm: ${path}: expected at most ${TSM_BLOB_MAX_BYTES} bytes (the kernel caps each blob at 32 KiB, TSM_OUTBLOB_MAX), found more`,
+    );
+  }
+  return bytes;
 }
 
 /** SEV-SNP evidence through configfs-tsm: the report and the host's certificate table. */

@@ -15,9 +15,9 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const LEFT: Record<string, string> = {
   // Reads back the files tpm2-tools wrote into a private temporary directory of its own.
   "attestation/providers/azure-vtpm.ts": "tpm2-tools output in its own temporary directory",
-  // The default TsmFileSystem without maxBytes: outblob and auxblob, which the kernel caps at 32 KiB
-  // (TSM_OUTBLOB_MAX); detect.ts passes a bound.
-  "attestation/providers/configfs-tsm.ts": "kernel blobs the kernel caps",
+  // TsmFileSystem.readFile, each call given its bound (outblob and auxblob 64 KiB, twice the
+  // kernel's TSM_OUTBLOB_MAX; the text attributes 32 bytes).
+  "attestation/providers/configfs-tsm.ts": "TsmFileSystem.readFile with maxBytes",
   // TsmFileSystem.readFile, each call given its bound (a page: KERNEL_ATTRIBUTE_BYTES).
   "attestation/providers/detect.ts": "TsmFileSystem.readFile with maxBytes",
 };

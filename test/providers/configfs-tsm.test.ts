@@ -118,7 +118,7 @@ describe("configfs-tsm provider", () => {
     mkdir: (path) => emulator.mkdir(path),
     rmdir: (path) => emulator.rmdir(path),
     writeFile: (path, data) => emulator.writeFile(path, data),
-    readFile: (path) => emulator.readFile(path),
+    readFile: (path, maxBytes) => emulator.readFile(path, maxBytes),
     ...changed,
   });
 
@@ -136,6 +136,66 @@ describe("configfs-tsm provider", () => {
       "TSM_BAD_GENERATION",
     );
     expect(emulator.removed).toEqual(emulator.created);
+  });
+
+  it("reads every attribute to a bound: outblob and auxblob to 64 KiB, the text attributes to 32 bytes", async () => {
+    const { table } = await certTable();
+    const emulator = await snpEmulator({ auxblob: table, privlevelFloor: 1 });
+    await new ConfigfsTsmSnpProvider({ root: emulator.root, fs: emulator }).getEvidence(REPORT_DATA);
+    const bounds = new Map(emulator.reads.map((read) => [read.attribute, read.maxBytes]));
+    expect(Object.fromEntries(bounds)).toEqual({
+      provider: 32,
+      generation: 32,
+      privlevel_floor: 32,
+      outblob: 64 * 1024,
+      auxblob: 64 * 1024,
+    });
+    expect(emulator.reads.every((read) => read.maxBytes === bounds.get(read.attribute))).toBe(true);
+  });
+
+  it("refuses an outblob or auxblob past 64 KiB (the kernel caps each at 32 KiB) as TSM_BLOB_TOO_LARGE, read no further", async () => {
+    const past = new Uint8Array(64 * 1024 + 1).fill(0x5a);
+    const outblob = await snpEmulator({ makeReport: () => past }, join(dir, "outblob"));
+    await expectRequestError(outblob, "TSM_BLOB_TOO_LARGE", [
+      "outblob: expected at most 65536 bytes (the kernel caps each blob at 32 KiB, TSM_OUTBLOB_MAX), found more",
+    ]);
+    expect(outblob.removed).toEqual(outblob.created);
+    const auxblob = await snpEmulator({ auxblob: past }, join(dir, "auxblob"));
+    await expectRequestError(auxblob, "TSM_BLOB_TOO_LARGE", ["auxblob: expected at most 65536 bytes"]);
+    expect(auxblob.removed).toEqual(auxblob.created);
+    // At the bound, a blob is taken (the provider does not parse the report).
+    const atBound = new Uint8Array(64 * 1024).fill(0x5a);
+    const tdx = await TsmEmulator.create(join(dir, "tdx"), {
+      provider: "tdx_guest",
+      makeReport: () => atBound,
+      auxblob: null,
+    });
+    const evidence = await new ConfigfsTsmTdxProvider({ root: tdx.root, fs: tdx }).getEvidence(REPORT_DATA);
+    expect(evidence.quote).toEqual(atBound);
+  });
+
+  it("refuses a generation, privlevel_floor or provider past 32 bytes by its code, though its trimmed text would pass", async () => {
+    const padded = (text: string) => new TextEncoder().encode(`${text}\n${" ".repeat(40)}`);
+    for (const [attribute, text, code] of [
+      ["generation", "1", "TSM_BAD_GENERATION"],
+      ["privlevel_floor", "0", "TSM_BAD_PRIVLEVEL_FLOOR"],
+      ["provider", "sev_guest", "TSM_PROVIDER_MISMATCH"],
+    ] as const) {
+      const emulator = await snpEmulator({}, join(dir, attribute));
+      const padding = through(emulator, {
+        readFile: async (path, maxBytes) =>
+          basename(path) === attribute
+            ? padded(text).subarray(0, (maxBytes ?? Infinity) + 1)
+            : emulator.readFile(path, maxBytes),
+      });
+      const error = await expectCode(
+        requestTsmReport(REPORT_DATA, { kind: "snp", root: emulator.root, fs: padding }),
+        code,
+      );
+      expect(error.message).toContain(`${attribute}: expected`);
+      expect(error.message).toContain("found more than 32 bytes");
+      expect(emulator.removed).toEqual(emulator.created);
+    }
   });
 
   it("reports an entry it could not remove after a report (TSM_CLEANUP_FAILED), but never over a request's own error", async () => {

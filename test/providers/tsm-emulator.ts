@@ -44,6 +44,8 @@ export class TsmEmulator implements TsmFileSystem {
   readonly created: string[] = [];
   readonly removed: string[] = [];
   readonly writes: { attribute: string; data: Uint8Array }[] = [];
+  /** Each attribute read, with the bound it was read to (undefined: read whole). */
+  readonly reads: { attribute: string; maxBytes: number | undefined }[] = [];
   private racesLeft: number;
 
   constructor(private readonly options: TsmEmulatorOptions) {
@@ -114,9 +116,11 @@ export class TsmEmulator implements TsmFileSystem {
     await this.bumpGeneration(dir);
   }
 
-  async readFile(path: string): Promise<Uint8Array> {
+  /** As node's file system: with `maxBytes`, at most maxBytes + 1 bytes are returned. */
+  async readFile(path: string, maxBytes?: number): Promise<Uint8Array> {
     const attribute = basename(path);
     const dir = dirname(path);
+    this.reads.push({ attribute, maxBytes });
     if (this.options.failRead?.attribute === attribute) throw errnoError(this.options.failRead.errno, path);
     if (attribute === "outblob") {
       const inblob = new Uint8Array(await fs.readFile(join(dir, "inblob")));
@@ -132,7 +136,8 @@ export class TsmEmulator implements TsmFileSystem {
     if (attribute === "auxblob" && this.options.auxblob !== null) {
       await fs.writeFile(path, this.options.auxblob);
     }
-    return new Uint8Array(await fs.readFile(path));
+    const bytes = new Uint8Array(await fs.readFile(path));
+    return maxBytes === undefined ? bytes : bytes.subarray(0, maxBytes + 1);
   }
 }
 
