@@ -14,16 +14,16 @@
  * The payload is read before its JWS is checked only to reach the hardware evidence, which is
  * self-authenticating; nothing from the payload is trusted until the stage that verifies it.
  */
-import { base64url, CompactSign, compactVerify, decodeProtectedHeader, importJWK, type JWK } from "jose";
+import { base64url, CompactSign, compactVerify, importJWK, type JWK } from "jose";
 import { isCompactJws } from "../manifests/digest.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
-import { toHex, utf8 } from "./bytes.ts";
+import { fromBase64url, toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
-import { AttestationError, ConfigurationError, type VerifiedEvidenceIdentity } from "./errors.ts";
+import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
@@ -258,17 +258,17 @@ function parseDocument(jws: string): ParsedDocument {
       `document: expected a compact JWS of at most ${DOCUMENT_MAX_LENGTH} characters (4 MiB), found ${describeValue(jws)}`,
     );
   }
-  const parts = jws.split(".");
-  if (parts.length !== 3)
-    fail("document", "DOCUMENT_MALFORMED", `document: expected 3 JWS parts, found ${parts.length}`);
-  let header: ReturnType<typeof decodeProtectedHeader>;
+  const [headerBytes, payloadBytes] = strictJwsParts(jws, "document");
+  let header: { alg?: unknown; typ?: unknown } | null;
   let payload: AttestationDocumentPayload;
   try {
-    header = decodeProtectedHeader(jws);
-    payload = JSON.parse(new TextDecoder().decode(base64url.decode(parts[1] as string))) as AttestationDocumentPayload;
+    header = JSON.parse(new TextDecoder().decode(headerBytes)) as typeof header;
+    payload = JSON.parse(new TextDecoder().decode(payloadBytes)) as AttestationDocumentPayload;
   } catch (error) {
     fail("document", "DOCUMENT_MALFORMED", "document: header or payload is not base64url JSON", error);
   }
+  if (header === null || typeof header !== "object" || Array.isArray(header))
+    fail("document", "DOCUMENT_MALFORMED", "document header: expected a JSON object");
   if (header.alg !== "EdDSA")
     fail("document", "DOCUMENT_BAD_ALGORITHM", `document alg: expected EdDSA, found ${describeUntrusted(header.alg)}`);
   if (header.typ !== DOCUMENT_TYPE)
@@ -298,6 +298,41 @@ function parseDocument(jws: string): ParsedDocument {
     sealingPublicKey: decodeKey(payload.cnf?.jwk, "X25519", "cnf.jwk"),
     signingPublicKey: decodeKey(payload.sig_jwk, "Ed25519", "sig_jwk"),
   };
+}
+
+const JWS_PARTS = ["header", "payload", "signature"] as const;
+
+/**
+ * The three parts of a compact JWS, each decoded strictly (fromBase64url), or `stage`'s MALFORMED
+ * naming the part. jose's decoder takes white space and padding and ignores the unused bits of a
+ * part's last character, and a signature is checked over the header and payload *text* only: so a
+ * host could re-spell a valid document's signature, and the document would verify under another
+ * digest, the boot's id (receipts, the audit log, the nonce answer's `doc` all name it).
+ */
+function strictJwsParts(jws: unknown, stage: "document" | "nonce"): Uint8Array[] {
+  const what = stage === "document" ? "document" : "nonce answer";
+  const code = `${stage.toUpperCase()}_MALFORMED`;
+  if (typeof jws !== "string") fail(stage, code, `${what}: expected a compact JWS, found ${describeValue(jws)}`);
+  const parts = jws.split(".");
+  if (parts.length !== 3) fail(stage, code, `${what}: expected 3 JWS parts, found ${parts.length}`);
+  return parts.map((part, i) => {
+    try {
+      return fromBase64url(part, `${what} ${JWS_PARTS[i]}`);
+    } catch (error) {
+      return fail(
+        stage,
+        code,
+        error instanceof ParseError ? error.message : `${what} ${JWS_PARTS[i]}: not base64url`,
+        error,
+      );
+    }
+  });
+}
+
+/** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */
+function verifyNonceAnswerJws(answer: string, key: Promise<CryptoKey | Uint8Array>): Promise<unknown> {
+  strictJwsParts(answer, "nonce");
+  return verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
 }
 
 async function verifyJwsWithKey(
@@ -398,7 +433,7 @@ async function verifyDocument(
     evidenceVerified(identityOf(known.fields));
     // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now.
     const key = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(known.fields.signingPublicKey) }, "EdDSA");
-    const answer = await verifyJwsWithKey(options.nonce.answer, key, NONCE_ANSWER_TYPE, "nonce");
+    const answer = await verifyNonceAnswerJws(options.nonce.answer, key);
     checkNonceAnswer(answer, known.fields.documentDigest, options);
     // Fresh copies: no caller can change what another caller recalls.
     return VerifiedEnclave.create(structuredClone(known.fields));
@@ -418,7 +453,7 @@ async function verifyDocument(
   const signingKey = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(doc.signingPublicKey) }, "EdDSA");
   const documentResult = settled(() => verifyJwsWithKey(documentJws, signingKey, DOCUMENT_TYPE, "document"));
   const documentDigestResult = settled(() => sha256(utf8(documentJws)));
-  const answerResult = settled(() => verifyJwsWithKey(options.nonce.answer, signingKey, NONCE_ANSWER_TYPE, "nonce"));
+  const answerResult = settled(() => verifyNonceAnswerJws(options.nonce.answer, signingKey));
   // The manifest check needs the verified evidence's platform, so it starts as soon as that is known.
   const manifestResult = settled(async () => {
     const evidence = unwrap(await evidenceResult);

@@ -11,6 +11,7 @@ import { serializeAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { computeReportData } from "../../attestation/binding.ts";
 import { fromHex, toHex } from "../../attestation/bytes.ts";
 import {
+  clearVerifiedDocumentCache,
   createAttestationDocument,
   createNonceAnswer,
   DOCUMENT_TYPE,
@@ -741,6 +742,43 @@ describe("attestation document", () => {
         message: expect.stringContaining("manifest.allowedModelDigests"),
       }),
     );
+  });
+
+  it("refuses a document or nonce answer part not spelled as base64url's one spelling: the document's digest is the boot's id", async () => {
+    // An Ed25519 signature is 64 bytes, 86 characters: the last one's low 4 bits are unused, and
+    // jose's decoder ignored them (and white space and padding), so the host could re-spell a
+    // document's signature and have it verify under another digest.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unusedBitSet = (part: string) => part.slice(0, -1) + alphabet[alphabet.indexOf(part.at(-1) as string) ^ 1];
+    const [header, payload, signature] = f.document.split(".") as [string, string, string];
+    const respelled: [string, "header" | "payload" | "signature", string][] = [
+      ["unused bits set", "signature", `${header}.${payload}.${unusedBitSet(signature)}`],
+      ["padding", "signature", `${header}.${payload}.${signature}==`],
+      ["white space", "signature", `${header}.${payload}.${signature.slice(0, 40)} ${signature.slice(40)}`],
+      ["white space", "header", `${header.slice(0, 8)}\n${header.slice(8)}.${payload}.${signature}`],
+      ["padding", "payload", `${header}.${payload}${"=".repeat((4 - (payload.length % 4)) % 4 || 4)}.${signature}`],
+    ];
+    for (const [name, part, document] of respelled) {
+      await expect(verify(document), `${part} with ${name}`).rejects.toMatchObject({
+        stage: "document",
+        code: "DOCUMENT_MALFORMED",
+        message: expect.stringMatching(new RegExp(`^document ${part}: expected base64url \\(`)),
+      });
+    }
+    const nonce = nacl.randomBytes(32);
+    const answer = await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW });
+    const [answerHeader, answerPayload, answerSignature] = answer.split(".") as [string, string, string];
+    const respelledAnswer = `${answerHeader}.${answerPayload}.${unusedBitSet(answerSignature)}`;
+    // Fresh, then with the document remembered as verified (the nonce answer is checked each time).
+    for (const round of ["fresh", "remembered"]) {
+      if (round === "fresh") clearVerifiedDocumentCache();
+      else await verify(f.document);
+      await expect(verify(f.document, { nonce, answer: respelledAnswer }), round).rejects.toMatchObject({
+        stage: "nonce",
+        code: "NONCE_MALFORMED",
+        message: expect.stringMatching(/^nonce answer signature: expected base64url \(/),
+      });
+    }
   });
 
   it("lists every appraisal violation in the error", async () => {
