@@ -582,6 +582,10 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
     const all = [{ hashAlg: SHA256, pcrs: ALL_PCRS }];
     const jwkOf = (options: { modulusLength: number; publicExponent?: number }) =>
       generateKeyPairSync("rsa", options).publicKey.export({ format: "jwk" });
+    const BASE64URL_EXPECTED = 'expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero)';
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const withUnusedBitSet = (text: string) =>
+      text.slice(0, -1) + alphabet[alphabet.indexOf(text.at(-1) as string) ^ 1];
     /** A JWK whose modulus is `top` followed by `rest` 0xff bytes (its size is checked before any use of the key). */
     const modulus = (top: number[], rest: number) => ({
       n: Buffer.from([...top, ...new Array(rest).fill(0xff)]).toString("base64url"),
@@ -594,15 +598,14 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
       [modulus([0, 0x7f], 255), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 2047"],
       [modulus([1], 1024), "HCLAkPub: expected an RSA modulus of 2048..8192 bits, found 8193"],
       [jwkOf({ modulusLength: 2048, publicExponent: 3 }), "HCLAkPub: expected public exponent 65537, found 0x03"],
-      [{ n: "not/base64url", e: "AQAB" }, "HCLAkPub n: expected base64url"],
+      [{ n: "not/base64url", e: "AQAB" }, `HCLAkPub n: ${BASE64URL_EXPECTED}, found "/" at character 3`],
       // 4k+1 characters decode to no byte string (atob throws a DOMException without a code).
+      [{ n: "A".repeat(345), e: "AQAB" }, `HCLAkPub n: ${BASE64URL_EXPECTED}, found a length of 4k+1 (345 characters)`],
+      [{ n: "A".repeat(344), e: "AQABA" }, `HCLAkPub e: ${BASE64URL_EXPECTED}, found a length of 4k+1 (5 characters)`],
+      // A 2048-bit modulus is 342 characters, the last one's low 4 bits unused: one spelling only.
       [
-        { n: "A".repeat(345), e: "AQAB" },
-        "HCLAkPub n: expected base64url (a length that is not 4k+1), found 345 characters",
-      ],
-      [
-        { n: "A".repeat(344), e: "AQABA" },
-        "HCLAkPub e: expected base64url (a length that is not 4k+1), found 5 characters",
+        { n: withUnusedBitSet(jwkOf({ modulusLength: 2048 }).n as string), e: "AQAB" },
+        `HCLAkPub n: ${BASE64URL_EXPECTED}, found unused bits set in its last character`,
       ],
     ] as const) {
       const error = await rejection(verify(evidence(all, akJwk)));
