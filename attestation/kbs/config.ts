@@ -101,18 +101,21 @@ async function readCheckedFile(
     readonly noLinks: boolean;
     readonly fix: (mode: string, path: string) => string;
     readonly bound: InputBound;
+    /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
+    readonly cannotRead?: ((error: unknown) => Error) | undefined;
   },
   uid: number | undefined,
 ): Promise<string> {
   /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
-  const unreadable = (error: unknown): BrokerConfigError => {
+  const unreadable = (error: unknown): Error => {
     const code = (error as NodeJS.ErrnoException).code;
-    return new BrokerConfigError(
-      code === "ELOOP"
-        ? `${field}: "${path}" is a symbolic link; expected the key file itself`
-        : `${field}: cannot read "${path}" (${code ?? "error"})`,
-      { cause: error },
-    );
+    if (code === "ELOOP") {
+      return new BrokerConfigError(`${field}: "${path}" is a symbolic link; expected the key file itself`, {
+        cause: error,
+      });
+    }
+    if (rule.cannotRead !== undefined) return rule.cannotRead(error);
+    return new BrokerConfigError(`${field}: cannot read "${path}" (${code ?? "error"})`, { cause: error });
   };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -147,14 +150,16 @@ async function readCheckedFile(
 
 /**
  * Reads a key file that only its owner can read; refuses links and shared files (as ssh refuses a
- * loose private key). Also what `cloister up` reads the secrets of an earlier run with, so both say
- * "mode too open" the same way. Read to `bound` (by default one model key JWK's).
+ * loose private key). Also what `cloister up` reads the secrets of an earlier run with, and the
+ * client its API key file, so all say "mode too open" the same way. Read to `bound` (by default one
+ * model key JWK's); a file that cannot be read is worded by `cannotRead` when given.
  */
 export function readPrivateKeyFile(
   path: string,
   field: string,
   uid = process.getuid?.(),
   bound: InputBound = KEY_FILE_BOUND,
+  cannotRead?: (error: unknown) => Error,
 ): Promise<string> {
   return readCheckedFile(
     path,
@@ -164,6 +169,7 @@ export function readPrivateKeyFile(
       noLinks: true,
       fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
       bound,
+      cannotRead,
     },
     uid,
   );

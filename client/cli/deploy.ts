@@ -14,7 +14,6 @@ import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
-import { BrokerConfigError, readPrivateKeyFile } from "../../attestation/kbs/config.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { hashApiKey } from "../../host/identity.ts";
@@ -37,7 +36,7 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { type InputBound, readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
-import { API_KEY_FILE_BOUND } from "./run-client.ts";
+import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -133,20 +132,6 @@ const UP_JWK_FILE_BOUND: InputBound = {
 };
 
 /**
- * A secret an earlier run left (a private key, the API key), refused (exit 2) as ssh refuses a loose
- * private key when group or others may read or write it, when it is a link or another user's: the
- * key broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the fix.
- */
-async function readSecretFile(path: string, field: string, bound: InputBound = UP_JWK_FILE_BOUND): Promise<string> {
-  try {
-    return await readPrivateKeyFile(path, field, process.getuid?.(), bound);
-  } catch (error) {
-    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
-    throw error;
-  }
-}
-
-/**
  * A JWK file of an earlier run, parsed; `secret` names what a private key is (checked by
  * readSecretFile). Text that is not JSON is named by its path and position only: V8's SyntaxError
  * would quote it, and these hold private keys.
@@ -155,7 +140,7 @@ export async function readKeyFile(path: string, secret?: string): Promise<unknow
   const text =
     secret === undefined
       ? await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND)
-      : await readSecretFile(path, secret);
+      : await readSecretFile(path, secret, UP_JWK_FILE_BOUND);
   try {
     return parseJsonText(text);
   } catch (error) {

@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
+import { BrokerConfigError, readPrivateKeyFile } from "../../attestation/kbs/config.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
@@ -14,7 +15,14 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
-import { type InputBound, readBoundedFile, readOptionFile, readText, tooLargeMessage } from "./bounded-file.ts";
+import {
+  type CannotRead,
+  type InputBound,
+  optionFileUnreadable,
+  readBoundedFile,
+  readOptionFile,
+  tooLargeMessage,
+} from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   fileErrorCause,
@@ -67,15 +75,18 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
     );
   }
+  // Read as cloister up reads the key it reuses: only by its owner (readSecretFile).
   if (file !== undefined) {
     return {
-      key: (await readOptionFile(file, "--api-key-file", API_KEY_FILE_BOUND)).trim(),
+      key: (
+        await readSecretFile(file, "--api-key-file", API_KEY_FILE_BOUND, optionFileUnreadable(file, "--api-key-file"))
+      ).trim(),
       source: `--api-key-file "${file}"`,
     };
   }
   if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };
   // Neither was given: the refusal says so, rather than blaming an --api-key-file nobody passed.
-  const text = await readText(
+  const text = await readSecretFile(
     LOCAL_API_KEY_FILE,
     "the default key file",
     API_KEY_FILE_BOUND,
@@ -85,6 +96,26 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       ),
   );
   return { key: text.trim(), source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
+}
+
+/**
+ * A secret (an API key file; a private key cloister up reuses), refused (exit 2) as ssh refuses a
+ * loose private key when group or others may read or write it, when it is a link or another user's:
+ * the key broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the
+ * fix. `cannotRead` words a file that cannot be opened or read.
+ */
+export async function readSecretFile(
+  path: string,
+  field: string,
+  bound: InputBound,
+  cannotRead?: CannotRead,
+): Promise<string> {
+  try {
+    return await readPrivateKeyFile(path, field, process.getuid?.(), bound, cannotRead);
+  } catch (error) {
+    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * request, an audit checkpoint, policy init's check), and a key the SDK finds malformed before it
  * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -109,14 +109,14 @@ describe("a malformed key (BAD_API_KEY) is named by where it came from, with wha
   it("--api-key-file holding a key with a space, or nothing", async () => {
     vi.stubEnv("CLOISTER_API_KEY", "");
     const spaced = join(dir, "spaced.key");
-    await writeFile(spaced, "ck_copied with_text\n");
+    await writeFile(spaced, "ck_copied with_text\n", { mode: 0o600 });
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", spaced])).toEqual({
       code: 2,
       stdout: "",
       stderr: `cloister: BAD_API_KEY: --api-key-file "${spaced}": expected printable ASCII without white space (it is sent in an HTTP header), found a string of 19 characters with 1 space (a key copied with the text around it?)\n`,
     });
     const empty = join(dir, "empty.key");
-    await writeFile(empty, "\n");
+    await writeFile(empty, "\n", { mode: 0o600 });
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", empty])).toEqual({
       code: 2,
       stdout: "",
@@ -181,6 +181,40 @@ describe("a key file that cannot be read is named as the user gave it", () => {
       stderr:
         "cloister: USAGE: no API key: the default key file .cloister/api-key cannot be read (ENOENT: no such file; check the path): " +
         "it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY\n",
+    });
+  });
+});
+
+describe("a key file others can read or change is refused, as cloister up refuses its reused key", () => {
+  it.each([
+    ["attest", "644"],
+    ["chat", "640"],
+    ["proxy", "620"],
+  ])(
+    "%s --api-key-file at mode 0%s: exit 2, naming the file, its mode and the fix, before anything is sent",
+    async (command, mode) => {
+      const loose = join(dir, `loose-${mode}.key`);
+      await writeFile(loose, `${FILE_KEY}\n`);
+      await chmod(loose, Number.parseInt(mode, 8));
+      const args = [command, "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", loose];
+      expect(await run(command === "chat" ? [...args, "hello"] : args)).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `cloister: USAGE: --api-key-file: "${loose}" mode expected 0600 (owner only), found 0${mode}; run chmod 600 "${loose}"\n`,
+      });
+    },
+  );
+
+  it("the default key file too", async () => {
+    const cwd = await mkdtemp(join(dir, "up-"));
+    await mkdir(join(cwd, ".cloister"));
+    await writeFile(join(cwd, ".cloister", "api-key"), `${FILE_KEY}\n`, { mode: 0o644 });
+    await chmod(join(cwd, ".cloister", "api-key"), 0o644);
+    const { CLOISTER_API_KEY: _unset, ...env } = process.env;
+    expect(await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd, env })).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: the default key file: ".cloister/api-key" mode expected 0600 (owner only), found 0644; run chmod 600 ".cloister/api-key"\n`,
     });
   });
 });

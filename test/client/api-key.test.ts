@@ -19,7 +19,7 @@ let keyFile: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-api-key-"));
   keyFile = join(dir, "key");
-  await writeFile(keyFile, "ck_test_0123456789abcdef\n");
+  await writeFile(keyFile, "ck_test_0123456789abcdef\n", { mode: 0o600 });
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 afterEach(() => {
@@ -31,7 +31,7 @@ afterEach(() => {
 async function upWorkDirectory(prefix: string): Promise<string> {
   const work = await mkdtemp(join(dir, prefix));
   await mkdir(join(work, ".cloister"));
-  await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
+  await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n", { mode: 0o600 });
   await writeFile(join(work, "policy.json"), JSON.stringify(await devPolicy()));
   await writeFile(join(work, "operator.jwk"), JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "AAAA" }));
   return work;
@@ -62,7 +62,7 @@ describe("readApiKey", () => {
     vi.stubEnv("CLOISTER_API_KEY", undefined);
     const work = await mkdtemp(join(dir, "work-"));
     await mkdir(join(work, ".cloister"));
-    await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n");
+    await writeFile(join(work, ".cloister", "api-key"), "ck_local_0123456789abcdef\n", { mode: 0o600 });
     const cwd = process.cwd();
     process.chdir(work);
     try {

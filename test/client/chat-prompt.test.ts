@@ -3,7 +3,7 @@
  * (`-`: standard input), or a standard input that is not a terminal, so secrets need not sit on
  * the command line. Every refusal happens before anything is contacted, and never quotes the prompt.
  */
-import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -247,6 +247,7 @@ describe("cloister chat, interactive on a terminal", () => {
     const { url } = await serveDeployment();
     const policy = await file("interactive-policy.json", JSON.stringify(await devPolicy()));
     const apiKeyFile = await file("interactive-api-key", "ck_interactive_0123456789abcdef\n");
+    await chmod(apiKeyFile, 0o600); // a key file only its owner reads, as the client requires
     const terminal = Object.assign(Readable.from(["hello\n"]), { isTTY: true });
     await runChat(undefined, { url, policy, apiKeyFile } as Parameters<typeof runChat>[1], terminal);
     expect(output.stderr).toMatch(/^enclave verified\n {2}TEE {10}sev-snp {2}\(SIMULATED/);

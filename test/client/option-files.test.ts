@@ -109,6 +109,7 @@ const cases: readonly Case[] = [
     bound: 16 * KiB,
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKey(file, "http://127.0.0.1:9"),
+    private: true,
   },
   {
     option: "--prompt-file",
@@ -243,7 +244,7 @@ describe("option files are read to a bound and as strict UTF-8", () => {
     const work = await mkdtemp(join(dir, "up-"));
     await mkdir(join(work, ".cloister"));
     const keyFile = join(work, ".cloister", "api-key");
-    await writeFile(keyFile, "");
+    await writeFile(keyFile, "", { mode: 0o600 });
     await truncate(keyFile, 16 * KiB + 1);
     const policy = join(work, "policy.json");
     await writeFile(policy, JSON.stringify(await devPolicy()));
