@@ -207,12 +207,8 @@ function decodeKey(value: unknown, crv: "X25519" | "Ed25519", field: string): Ui
   if (jwk === null || typeof jwk !== "object" || jwk.kty !== "OKP" || jwk.crv !== crv || typeof jwk.x !== "string") {
     fail("document", "DOCUMENT_MALFORMED", `${field}: expected an OKP ${crv} JWK`);
   }
-  let key: Uint8Array;
-  try {
-    key = base64url.decode(jwk.x);
-  } catch (error) {
-    fail("document", "DOCUMENT_MALFORMED", `${field}.x: not base64url`, error);
-  }
+  // Strictly, as audit verify reads sig_jwk.x: one spelling per key.
+  const key = strictBase64url(jwk.x, `${field}.x`, "document");
   if (key.length !== 32) fail("document", "DOCUMENT_MALFORMED", `${field}.x: expected 32 bytes, found ${key.length}`);
   if (crv === "X25519" && hasSmallOrder(key)) {
     // Sealed to such a key, every request would be readable by anyone (X25519 gives all zeros).
@@ -315,18 +311,17 @@ function strictJwsParts(jws: unknown, stage: "document" | "nonce"): Uint8Array[]
   if (typeof jws !== "string") fail(stage, code, `${what}: expected a compact JWS, found ${describeValue(jws)}`);
   const parts = jws.split(".");
   if (parts.length !== 3) fail(stage, code, `${what}: expected 3 JWS parts, found ${parts.length}`);
-  return parts.map((part, i) => {
-    try {
-      return fromBase64url(part, `${what} ${JWS_PARTS[i]}`);
-    } catch (error) {
-      return fail(
-        stage,
-        code,
-        error instanceof ParseError ? error.message : `${what} ${JWS_PARTS[i]}: not base64url`,
-        error,
-      );
-    }
-  });
+  return parts.map((part, i) => strictBase64url(part, `${what} ${JWS_PARTS[i]}`, stage));
+}
+
+/** `text` decoded by fromBase64url, or `stage`'s MALFORMED with its refusal (naming `field`). */
+function strictBase64url(text: string, field: string, stage: "document" | "nonce"): Uint8Array {
+  try {
+    return fromBase64url(text, field);
+  } catch (error) {
+    const message = error instanceof ParseError ? error.message : `${field}: not base64url`;
+    return fail(stage, `${stage.toUpperCase()}_MALFORMED`, message, error);
+  }
 }
 
 /** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */

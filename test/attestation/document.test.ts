@@ -779,6 +779,19 @@ describe("attestation document", () => {
         message: expect.stringMatching(/^nonce answer signature: expected base64url \(/),
       });
     }
+    // The keys inside the payload, as audit verify reads sig_jwk.x: one spelling each (32 bytes
+    // are 43 characters, the last one's low 2 bits unused).
+    for (const field of ["cnf.jwk", "sig_jwk"]) {
+      const document = await resignPayload(f.document, (payload) => {
+        const jwk = (field === "cnf.jwk" ? (payload.cnf as { jwk: unknown }).jwk : payload.sig_jwk) as { x: string };
+        jwk.x = unusedBitSet(jwk.x);
+      });
+      await expect(verify(document), field).rejects.toMatchObject({
+        stage: "document",
+        code: "DOCUMENT_MALFORMED",
+        message: `${field}.x: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found unused bits set in its last character`,
+      });
+    }
   });
 
   it("lists every appraisal violation in the error", async () => {
