@@ -148,30 +148,39 @@ async function readCheckedFile(
   }
 }
 
+/** How readPrivateKeyFile reads: whose file, to what bound, worded how, and whether a link is followed. */
+export interface PrivateKeyFileOptions {
+  /** The user the file must belong to (default: this process's; root's is accepted too). */
+  readonly uid?: number | undefined;
+  /** Default: one model key JWK's bound. */
+  readonly bound?: InputBound;
+  /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
+  readonly cannotRead?: ((error: unknown) => Error) | undefined;
+  /**
+   * Follow a link and check its target (mode, owner, a regular file), as ssh does for an identity
+   * file: a client's API key mounted from a Kubernetes secret volume is a link. Default false: the
+   * broker's keys and what cloister up wrote itself must be the files themselves.
+   */
+  readonly followLinks?: boolean;
+}
+
 /**
- * Reads a key file that only its owner can read; refuses links and shared files (as ssh refuses a
- * loose private key). Also what `cloister up` reads the secrets of an earlier run with, and the
- * client its API key file, so all say "mode too open" the same way. Read to `bound` (by default one
- * model key JWK's); a file that cannot be read is worded by `cannotRead` when given.
+ * Reads a key file that only its owner can read; refuses shared files (as ssh refuses a loose
+ * private key) and, unless `followLinks`, links. Also what `cloister up` reads the secrets of an
+ * earlier run with, and the client its API key file, so all say "mode too open" the same way.
  */
-export function readPrivateKeyFile(
-  path: string,
-  field: string,
-  uid = process.getuid?.(),
-  bound: InputBound = KEY_FILE_BOUND,
-  cannotRead?: (error: unknown) => Error,
-): Promise<string> {
+export function readPrivateKeyFile(path: string, field: string, options: PrivateKeyFileOptions = {}): Promise<string> {
   return readCheckedFile(
     path,
     field,
     {
       forbidden: 0o077,
-      noLinks: true,
+      noLinks: options.followLinks !== true,
       fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
-      bound,
-      cannotRead,
+      bound: options.bound ?? KEY_FILE_BOUND,
+      cannotRead: options.cannotRead,
     },
-    uid,
+    "uid" in options ? options.uid : process.getuid?.(),
   );
 }
 
@@ -227,7 +236,7 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     const seen = new Set<string>();
     for (const [i, entry] of parsed.data.keys.entries()) {
       const keyPath = resolve(base, entry.keyFile);
-      const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, uid);
+      const keyText = await readPrivateKeyFile(keyPath, `keys.${i}.keyFile`, { uid });
       let modelKey: ReturnType<typeof modelKeyFromJwk>;
       try {
         modelKey = modelKeyFromJwk(parseJsonText(keyText), `keys.${i}.keyFile`);

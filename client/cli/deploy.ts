@@ -140,7 +140,7 @@ export async function readKeyFile(path: string, secret?: string): Promise<unknow
   const text =
     secret === undefined
       ? await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND)
-      : await readSecretFile(path, secret, UP_JWK_FILE_BOUND);
+      : await readSecretFile(path, secret, { bound: UP_JWK_FILE_BOUND });
   try {
     return parseJsonText(text);
   } catch (error) {
@@ -150,7 +150,7 @@ export async function readKeyFile(path: string, secret?: string): Promise<unknow
 
 /** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */
 export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
-  return (await readSecretFile(path, "cloister up: API key file", API_KEY_FILE_BOUND)).trim();
+  return (await readSecretFile(path, "cloister up: API key file", { bound: API_KEY_FILE_BOUND })).trim();
 }
 
 /** Makes (or reuses) everything a simulated deployment needs under `dir`. */

@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
-import { BrokerConfigError, readPrivateKeyFile } from "../../attestation/kbs/config.ts";
+import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/config.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost } from "../loopback.ts";
@@ -16,7 +16,6 @@ import {
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import {
-  type CannotRead,
   type InputBound,
   optionFileUnreadable,
   readBoundedFile,
@@ -79,39 +78,40 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   if (file !== undefined) {
     return {
       key: (
-        await readSecretFile(file, "--api-key-file", API_KEY_FILE_BOUND, optionFileUnreadable(file, "--api-key-file"))
+        await readSecretFile(file, "--api-key-file", {
+          bound: API_KEY_FILE_BOUND,
+          cannotRead: optionFileUnreadable(file, "--api-key-file"),
+          followLinks: true,
+        })
       ).trim(),
       source: `--api-key-file "${file}"`,
     };
   }
   if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };
   // Neither was given: the refusal says so, rather than blaming an --api-key-file nobody passed.
-  const text = await readSecretFile(
-    LOCAL_API_KEY_FILE,
-    "the default key file",
-    API_KEY_FILE_BOUND,
-    (error) =>
+  const text = await readSecretFile(LOCAL_API_KEY_FILE, "the default key file", {
+    bound: API_KEY_FILE_BOUND,
+    cannotRead: (error) =>
       new UsageError(
         `no API key: the default key file ${LOCAL_API_KEY_FILE} cannot be read (${fileErrorCause(error)}): it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY`,
       ),
-  );
+  });
   return { key: text.trim(), source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
 }
 
 /**
  * A secret (an API key file; a private key cloister up reuses), refused (exit 2) as ssh refuses a
- * loose private key when group or others may read or write it, when it is a link or another user's:
- * the key broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the
- * fix. `cannotRead` words a file that cannot be opened or read.
+ * loose private key when group or others may read or write it, when it is another user's, or (unless
+ * `followLinks`: an API key file, which a Kubernetes secret volume mounts as a link) a link: the key
+ * broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the fix.
  */
 export async function readSecretFile(
   path: string,
   field: string,
-  bound: InputBound,
-  cannotRead?: CannotRead,
+  options: Omit<PrivateKeyFileOptions, "uid">,
 ): Promise<string> {
   try {
-    return await readPrivateKeyFile(path, field, process.getuid?.(), bound, cannotRead);
+    return await readPrivateKeyFile(path, field, options);
   } catch (error) {
     if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
     throw error;

@@ -4,7 +4,7 @@
  * request, an audit checkpoint, policy init's check), and a key the SDK finds malformed before it
  * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -204,6 +204,24 @@ describe("a key file others can read or change is refused, as cloister up refuse
       });
     },
   );
+
+  it("a link to the key file is followed, and its target checked (a Kubernetes secret volume mounts links)", async () => {
+    // A secret volume's file is a link into ..data/; the mode and owner that count are the target's.
+    const target = join(dir, "linked-target.key");
+    const link = join(dir, "linked.key");
+    await writeFile(target, `${FILE_KEY}\n`, { mode: 0o600 });
+    await symlink(target, link);
+    const args = ["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", link];
+    const followed = await run(args);
+    expect(followed.stderr).not.toContain("USAGE");
+    expect(followed.stderr).toContain("HOST_UNREACHABLE");
+    await chmod(target, 0o644);
+    expect(await run(args)).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: --api-key-file: "${link}" mode expected 0600 (owner only), found 0644; run chmod 600 "${link}"\n`,
+    });
+  });
 
   it("the default key file too", async () => {
     const cwd = await mkdtemp(join(dir, "up-"));
