@@ -109,7 +109,8 @@ async function readCheckedFile(
   /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
   const unreadable = (error: unknown): Error => {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ELOOP") {
+    // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
+    if (code === "ELOOP" && rule.noLinks) {
       return new BrokerConfigError(`${field}: "${path}" is a symbolic link; expected the key file itself`, {
         cause: error,
       });

@@ -361,6 +361,7 @@ export function fileErrorCause(error: unknown): string {
   if (code === "ENOENT") return "ENOENT: no such file; check the path";
   if (code === "EACCES" || code === "EPERM") return `${code}: this user may not read it; check its owner and mode`;
   if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
+  if (code === "ELOOP") return "ELOOP: a loop of links; check where the link points";
   if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
   return code ?? "error";
 }

@@ -4,10 +4,12 @@
  * request, an audit checkpoint, policy init's check), and a key the SDK finds malformed before it
  * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
  */
+import { execFileSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { readApiKeyOfEarlierRun } from "../../client/cli/deploy.ts";
 import { operatorPublicKey } from "../enclave/helpers.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
@@ -221,6 +223,43 @@ describe("a key file others can read or change is refused, as cloister up refuse
       stdout: "",
       stderr: `cloister: USAGE: --api-key-file: "${link}" mode expected 0600 (owner only), found 0644; run chmod 600 "${link}"\n`,
     });
+  });
+
+  it("a link that leads to no file is named as unreadable, not as a link refused (links are followed)", async () => {
+    // ELOOP with links followed is a loop of links, not the O_NOFOLLOW refusal of a key file itself.
+    const loop = join(dir, "loop.key");
+    await symlink(loop, loop);
+    expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", loop])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: --api-key-file: cannot read "${loop}" (ELOOP: a loop of links; check where the link points)\n`,
+    });
+  });
+
+  it("a link to a directory or a FIFO is still refused: the target must be a regular file", async () => {
+    const folder = join(dir, "key-dir");
+    const fifo = join(dir, "key-fifo");
+    await mkdir(folder);
+    execFileSync("mkfifo", ["-m", "600", fifo]);
+    for (const target of [folder, fifo]) {
+      const link = join(dir, `link-to-${target === folder ? "dir" : "fifo"}.key`);
+      await symlink(target, link);
+      expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", link])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `cloister: USAGE: --api-key-file: "${link}" is not a regular file\n`,
+      });
+    }
+  });
+
+  it("cloister up's own key file is still refused as a link", async () => {
+    const target = join(dir, "up-target.key");
+    const link = join(dir, "up-link.key");
+    await writeFile(target, `${FILE_KEY}\n`, { mode: 0o600 });
+    await symlink(target, link);
+    await expect(readApiKeyOfEarlierRun(link)).rejects.toThrow(
+      `cloister up: API key file: "${link}" is a symbolic link; expected the key file itself`,
+    );
   });
 
   it("the default key file too", async () => {
