@@ -262,6 +262,19 @@ describe("a key file others can read or change is refused, as cloister up refuse
     );
   });
 
+  it("the default key file, one cloister up writes, is refused as a link (only --api-key-file follows links)", async () => {
+    const cwd = await mkdtemp(join(dir, "up-link-"));
+    await mkdir(join(cwd, ".cloister"));
+    await writeFile(join(cwd, "target.key"), `${FILE_KEY}\n`, { mode: 0o600 });
+    await symlink(join(cwd, "target.key"), join(cwd, ".cloister", "api-key"));
+    const { CLOISTER_API_KEY: _unset, ...env } = process.env;
+    expect(await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd, env })).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: the default key file: ".cloister/api-key" is a symbolic link; expected the key file itself\n`,
+    });
+  });
+
   it("the default key file too", async () => {
     const cwd = await mkdtemp(join(dir, "up-"));
     await mkdir(join(cwd, ".cloister"));
