@@ -172,7 +172,7 @@ export function optionFileUnreadable(file: string, option: string, missingHint?:
   return (error) => {
     const hint =
       missingHint !== undefined && (error as NodeJS.ErrnoException | null)?.code === "ENOENT" ? `: ${missingHint}` : "";
-    return new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`);
+    return new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`, { cause: error });
   };
 }
 

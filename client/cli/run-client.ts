@@ -420,8 +420,7 @@ export async function readPrompt(
       promptFile,
       "--prompt-file",
       PROMPT_BOUND,
-      (error) =>
-        new UsageError(`--prompt-file: cannot read "${promptFile}" (${fileErrorCause(error)})`, { cause: error }),
+      optionFileUnreadable(promptFile, "--prompt-file"),
     );
     return promptText(bytes, `--prompt-file "${promptFile}"`);
   }
