@@ -48,7 +48,9 @@ export async function localToken(file: string): Promise<{ token: string; created
 async function readTokenFile(file: string): Promise<string | null> {
   let handle: FileHandle;
   try {
-    handle = await openFile(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    // Non-blocking, as the key broker opens its files: a FIFO is opened at once and refused below as
+    // not a regular file, where a blocking open would wait, silently, for a writer.
+    handle = await openFile(file, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOFOLLOW ?? 0));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return null;

@@ -1,4 +1,6 @@
 /** The proxy's local token file (`cloister proxy --token-file`): made safely, trusted only when private. */
+
+import { execFileSync } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,4 +53,10 @@ describe("localToken", () => {
     await expect(localToken(empty)).rejects.toThrow("expected 32..256 printable characters, found 0");
     expect(await localToken(target)).toEqual({ token: TOKEN, created: false });
   });
+
+  it("refuses a FIFO at once (a blocking open would wait, silently, for a writer)", async () => {
+    const fifo = join(dir, "fifo");
+    execFileSync("mkfifo", ["-m", "600", fifo]);
+    await expect(localToken(fifo)).rejects.toThrow(`--token-file "${fifo}": expected a regular file`);
+  }, 5_000);
 });
