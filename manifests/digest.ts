@@ -10,8 +10,10 @@ import { describeValue } from "./issues.ts";
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /**
- * Whether `value` is a compact JWS, no surrounding whitespace: the form manifestDigest takes, and
- * every compact JWS read here (manifests, attestation documents, MAA tokens).
+ * Whether `value` is a compact JWS, no surrounding whitespace: the form manifestDigest takes. The
+ * manifest checks (verifyManifest, and the attestation document's parser for the manifest it
+ * carries) and the MAA token parser use it; the attestation document's own JWS is read part by part
+ * (attestation/document.ts), and `cloister run --document` requires all three parts non-empty.
  */
 export function isCompactJws(value: unknown): value is string {
   return typeof value === "string" && COMPACT_JWS.test(value);

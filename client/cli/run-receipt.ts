@@ -67,7 +67,12 @@ interface DocumentKey {
   readonly signatureError: ClientError | null;
 }
 
-const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/**
+ * A compact JWS with all three parts non-empty. Not isCompactJws (manifests/digest.ts): that form
+ * allows an empty payload and signature (the general JWS form), which an attestation document
+ * never has; here either would be refused as a usage error at once rather than read on.
+ */
+const DOCUMENT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /**
  * The attestation document of --document: the compact JWS as saved (its exact bytes, less one
@@ -96,7 +101,7 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
     text = body.document;
     exact = new TextEncoder().encode(text);
   }
-  if (!JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
+  if (!DOCUMENT_JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
   const [headerPart] = text.split(".") as [string];
   let header: { alg?: unknown; typ?: unknown };
   let payload: { eat_profile?: unknown };
