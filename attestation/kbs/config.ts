@@ -139,11 +139,11 @@ async function readCheckedFile(
     if ((info.mode & rule.forbidden) !== 0) {
       throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)}`);
     }
-    return await readHandleText(handle, path, field, rule.bound, (message) => new BrokerConfigError(message)).catch(
-      (error: unknown) => {
-        throw error instanceof BrokerConfigError ? error : unreadable(error);
-      },
-    );
+    // Worded `field: "path": …`, naming the file as the refusals above do (not the CLI's `--option path: …`).
+    const refuse = (message: string) => new BrokerConfigError(message);
+    return await readHandleText(handle, `"${path}"`, `${field}:`, rule.bound, refuse).catch((error: unknown) => {
+      throw error instanceof BrokerConfigError ? error : unreadable(error);
+    });
   } finally {
     await handle.close();
   }

@@ -57,8 +57,8 @@ const refusal = (promise: Promise<unknown>): Promise<unknown> =>
     (error: unknown) => error,
   );
 
-const utf8Refusal = (what: string, file: string) =>
-  new UsageError(`${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte 5 of the file)`);
+const utf8Refusal = (subject: string) =>
+  new UsageError(`${subject}: expected UTF-8 text, found a byte that is not UTF-8 (byte 5 of the file)`);
 
 interface Case {
   /** What the refusal names: the option, or the file's role. */
@@ -76,7 +76,15 @@ interface Case {
   readonly missing?: ((file: string) => string) | null;
   /** A reader that trusts only a private file: the file is made 0600 first. */
   readonly private?: true;
+  /**
+   * Read by the key broker's private-file reader (attestation/kbs/config.ts): its refusals name the
+   * file quoted, after the option (`--config: "/path": …`), as its mode and owner refusals do.
+   */
+  readonly quotesPath?: true;
 }
+
+/** How a refusal of `c` names `file`: `--option /path`, or the key broker reader's `--option: "/path"`. */
+const named = (c: Case, file: string): string => (c.quotesPath ? `${c.option}: "${file}"` : `${c.option} ${file}`);
 
 /** A broker configuration naming `keyFile` (read before its inline policy is looked at). */
 async function brokerConfigFor(keyFile: string): Promise<string> {
@@ -110,6 +118,7 @@ const cases: readonly Case[] = [
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKey(file, "http://127.0.0.1:9"),
     private: true,
+    quotesPath: true,
   },
   {
     option: "--prompt-file",
@@ -131,6 +140,7 @@ const cases: readonly Case[] = [
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKeyOfEarlierRun(file),
     private: true,
+    quotesPath: true,
     missing: (file) => `cloister up: API key file: cannot read "${file}" (ENOENT`,
   },
   {
@@ -147,6 +157,7 @@ const cases: readonly Case[] = [
     expected: "a broker configuration or a release policy, a few KiB",
     read: (file) => loadBrokerConfig(file),
     refusal: (message) => new BrokerConfigError(message),
+    quotesPath: true,
     missing: (file) => `--config: cannot read "${file}" (ENOENT)`,
   },
   {
@@ -156,6 +167,7 @@ const cases: readonly Case[] = [
     read: async (file) => loadBrokerConfig(await brokerConfigFor(file)),
     refusal: (message) => new BrokerConfigError(message),
     private: true,
+    quotesPath: true,
     missing: (file) => `keys.0.keyFile: cannot read "${file}" (ENOENT)`,
   },
   // cloister verify-evidence: each input file to the bound its option has (INPUT_FILE_BOUNDS).
@@ -222,13 +234,13 @@ describe("option files are read to a bound and as strict UTF-8", () => {
       const huge = await past(`huge-${name}`, bound);
       if (c.private) await chmod(huge, 0o600);
       expect(await refusal(read(huge))).toEqual(
-        refused(`${option} ${huge}: expected at most ${bound} bytes (${expected}), found more`),
+        refused(`${named(c, huge)}: expected at most ${bound} bytes (${expected}), found more`),
       );
       if (!c.binary) {
         const latin1 = await notUtf8(`latin1-${name}`);
         if (c.private) await chmod(latin1, 0o600);
         expect(await refusal(read(latin1))).toEqual(
-          c.notUtf8 ? new UsageError(c.notUtf8(latin1)) : refused(utf8Refusal(option, latin1).message),
+          c.notUtf8 ? new UsageError(c.notUtf8(latin1)) : refused(utf8Refusal(named(c, latin1)).message),
         );
       }
       // A file that cannot be read: the command's own message, as before.
@@ -251,7 +263,7 @@ describe("option files are read to a bound and as strict UTF-8", () => {
     // Spawned in that directory: the default key file is relative to the working directory.
     const run = await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd: work });
     expect(run.stderr).toContain(
-      `the default key file .cloister/api-key: expected at most ${16 * KiB} bytes (one API key, sent in an HTTP header: Node's servers take 16 KiB of headers), found more`,
+      `the default key file: ".cloister/api-key": expected at most ${16 * KiB} bytes (one API key, sent in an HTTP header: Node's servers take 16 KiB of headers), found more`,
     );
   });
 
