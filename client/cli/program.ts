@@ -56,6 +56,17 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The options registered as required, which commander no longer sees as mandatory (below). */
+const REQUIRED_OPTIONS = new WeakSet<Option>();
+
+/**
+ * Whether `option` (of a buildProgram tree) is required: `option.mandatory` is cleared there, so
+ * this is what says so (the docs tests check that every documented command gives its required ones).
+ */
+export function isRequiredOption(option: Option): boolean {
+  return REQUIRED_OPTIONS.has(option);
+}
+
 /**
  * Required options checked after unknown ones: commander checks required options first, so a typo
  * in one (`--ulr`) was reported as the option missing, never as the typo with its suggestion
@@ -64,11 +75,10 @@ export function buildProgram(): Command {
  * own words (`required option '--url <url>' not specified`).
  */
 function checkRequiredOptionsAfterUnknownOnes(program: Command): void {
-  const required = new Set<Option>();
   for (const command of commandTree(program)) {
     for (const option of command.options) {
       if (!option.mandatory) continue;
-      required.add(option);
+      REQUIRED_OPTIONS.add(option);
       option.makeOptionMandatory(false);
     }
   }
@@ -76,7 +86,7 @@ function checkRequiredOptionsAfterUnknownOnes(program: Command): void {
     // The action's command and its parents, as commander walks them.
     for (let command: Command | null = action; command !== null; command = command.parent) {
       for (const option of command.options) {
-        if (required.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
+        if (REQUIRED_OPTIONS.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
           command.error(`error: required option '${option.flags}' not specified`, {
             code: "commander.missingMandatoryOptionValue",
           });

@@ -2,10 +2,10 @@
  * The `cloister` commands of the docs' shell blocks against the command line: every `sh` block of
  * README.md, SECURITY.md and docs/*.md is split into commands, and each one that runs `cloister`
  * must name a sub-command the program of client/cli/program.ts has, options that sub-command takes
- * (each value-taking option followed by a value its parser accepts) and no more operands than it
- * takes (test/helpers/command-line.ts, as for docs/deploy.md's systemd units). So a reader who
- * copies a command never meets an option that is gone or was renamed. Checked here: names and
- * values only, not what the commands do (the e2e tests run them).
+ * (each value-taking option followed by a value its parser accepts), every option it requires, and
+ * no more operands than it takes (test/helpers/command-line.ts, as for docs/deploy.md's systemd
+ * units). So a reader who copies a command never meets an option that is gone, was renamed or is
+ * missing. Checked here: names and values only, not what the commands do (the e2e tests run them).
  */
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -83,6 +83,10 @@ describe("the cloister commands in the docs' shell blocks", () => {
     expect(problems('```sh\nnpx cloister chat --url http://h --policy p.json "one question" &\n```\n')).toEqual([]);
     expect(problems("```sh\nnpx cloister chat --url http://h --policy p.json one question\n```\n")).toEqual([
       "chat: 2 operands, the command takes 1 (in: npx cloister chat --url http://h --policy p.json one question)",
+    ]);
+    // A required option left out (commander is told none is required: client/cli/program.ts).
+    expect(problems('```sh\nnpx cloister chat --url http://h "one question"\n```\n')).toEqual([
+      `chat: required option '--policy <file>' not specified (in: npx cloister chat --url http://h "one question")`,
     ]);
   });
 });

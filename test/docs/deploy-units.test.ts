@@ -51,6 +51,7 @@ describe("docs/deploy.md systemd units", () => {
     const wrongOption = (host as string).replace("--audit-dir", "--audit-directory");
     expect(checkCommand(execStart(wrongOption)).problems).toEqual([
       "host: no option --audit-directory",
+      "host: required option '--audit-dir <dir>' not specified",
       "host: 1 operands, the command takes 0",
     ]);
     const wrongValue = (host as string).replace("--port 8080", "--port 80800");

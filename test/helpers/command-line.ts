@@ -1,11 +1,11 @@
 /**
  * A `cloister` command line as the docs write it, against the program of client/cli/program.ts:
- * the sub-command it names, its options and their values, its operands. Used by the docs tests
+ * the sub-command it names, its options and their values (the required ones given), its operands. Used by the docs tests
  * (test/docs/), so that a command a page shows cannot drift from the command line.
  */
 
-import type { Command } from "commander";
-import { buildProgram } from "../../client/cli/program.ts";
+import type { Command, Option } from "commander";
+import { buildProgram, isRequiredOption } from "../../client/cli/program.ts";
 
 /**
  * What is wrong with `words` (a unit's ExecStart, a shell command) as a `cloister` command line: the sub-command it names
@@ -30,6 +30,7 @@ export function checkCommand(words: readonly string[]): { command: string; probl
     problems.push(`"${words.slice(entry + 1, i + 1).join(" ")}": not a cloister sub-command that runs`);
   }
   let operands = 0;
+  const given = new Set<Option>();
   for (; i < words.length; i++) {
     const word = words[i] as string;
     if (!word.startsWith("-")) {
@@ -41,6 +42,7 @@ export function checkCommand(words: readonly string[]): { command: string; probl
       problems.push(`${path.join(" ")}: no option ${word}`);
       continue;
     }
+    given.add(option);
     if (!option.required && !option.optional) continue;
     const value = words[i + 1];
     if (value === undefined || (option.required && value.startsWith("-"))) {
@@ -52,6 +54,14 @@ export function checkCommand(words: readonly string[]): { command: string; probl
       option.parseArg?.(value, undefined);
     } catch (error) {
       problems.push(`${path.join(" ")} ${word} ${value}: ${(error as Error).message}`);
+    }
+  }
+  // As the program's preAction hook does: every required option of the command and its parents.
+  for (let c: Command | null = command; c !== null; c = c.parent) {
+    for (const option of c.options) {
+      if (isRequiredOption(option) && !given.has(option) && option.defaultValue === undefined) {
+        problems.push(`${path.join(" ")}: required option '${option.flags}' not specified`);
+      }
     }
   }
   if (operands > command.registeredArguments.length) {
