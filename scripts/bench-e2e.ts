@@ -572,7 +572,8 @@ async function floorEnclave(modelPath: string): Promise<void> {
   // Stopped by SIGTERM (stopProcess) or SIGINT (Ctrl-C reaches the whole process group), during
   // the load or after it, it closes the engine, which removes its private copy of the model, as
   // `cloister model run` does: left to the default action, SIGINT would leave the copy in /dev/shm
-  // until the next run's sweep. A second signal has its default action (should closing hang).
+  // until the next run's sweep. The same signal a second time has its default action (should
+  // closing hang): each handler is registered once.
   const stopped = new AbortController();
   const stop = () => stopped.abort();
   process.once("SIGTERM", stop);
