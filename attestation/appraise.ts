@@ -4,8 +4,8 @@
  * style), so an operator sees all that is wrong with an enclave in one go.
  *
  * Only verified evidence is accepted: `VerifiedSnpReport` (constructed only by snp/verify.ts),
- * `VerifiedTdxQuote` (branded, produced only by tdx/verify.ts) or `VerifiedAzureEvidence`
- * (constructed only by azure/verify.ts); anything else is refused before a field is read. Signatures, chains, hwID and TCB-vs-certificate consistency are verify's job and
+ * `VerifiedTdxQuote` (branded, produced only by tdx/verify.ts), `VerifiedAzureEvidence`
+ * (constructed only by azure/verify.ts) or `VerifiedMaaToken` (azure/maa.ts); anything else is refused before a field is read. Signatures, chains, hwID and TCB-vs-certificate consistency are verify's job and
  * are not repeated here.
  *
  * What it checks, each violation with its own code (docs/errors.md):
@@ -33,19 +33,25 @@
  *    evidence SHA-256(`expectedReportData`) is compared with the vTPM quote's qualifying data
  *    (extraData), where Azure carries the caller's binding (binding.ts; the hardware REPORT_DATA
  *    binds the runtime data).
+ *  - MAA tokens (policy.maa; VerifiedMaaToken, constructed only by azure/maa.ts): `iss` in `issuers`,
+ *    `x-ms-attestation-type` in `attestationTypes`, then the x-ms-sevsnpvm-* claims with the SNP
+ *    checks' codes, each violation's field naming its claim. A claim a check needs that is absent or
+ *    not of its JSON type is a violation (MAA_CLAIM_INVALID); no expectedReportData is taken.  MAA_*
  * A check the policy skips (`{ skip: { reason } }`) is not made and produces no violation; the reason
  * stays in the policy for auditors (policy-from-evidence.ts names the checks it skips in its notes,
  * client/policy.ts's policyRisks those that let an unknown guest through).
  */
+import { VerifiedMaaToken } from "./azure/maa.ts";
 import { VerifiedAzureEvidence } from "./azure/verify.ts";
 import { azureQuoteQualifyingData } from "./binding.ts";
-import { bytesEqual, isAllZero, toHex } from "./bytes.ts";
+import { bytesEqual, fromHex, isAllZero, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
 import {
   type AttestationPolicy,
   AZURE_OS_PCRS,
   type AzurePolicy,
   isSkip,
+  type MaaPolicy,
   type Skip,
   SkipSchema,
   type SNP_REQUIRABLE_GUEST_POLICY,
@@ -57,8 +63,9 @@ import type { SnpGuestPolicy, SnpPlatformInfo, SnpReport, SnpTcbVersion } from "
 import { firmwareVersionOrder, tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
+import { describeUntrusted } from "./untrusted-text.ts";
 
-export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence;
+export type AppraisableEvidence = VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence | VerifiedMaaToken;
 
 export interface AppraisalViolation {
   /** The evidence or policy field, in the specifications' vocabulary (e.g. "POLICY.DEBUG", "RTMR2"). */
@@ -76,7 +83,7 @@ export interface AppraisalResult {
   readonly ok: boolean;
   /** The evidence chained to a simulator root: it is not hardware evidence. */
   readonly simulated: boolean;
-  readonly tee: "snp" | "tdx" | "azure-snp" | "azure-tdx";
+  readonly tee: "snp" | "tdx" | "azure-snp" | "azure-tdx" | "maa";
   readonly violations: readonly AppraisalViolation[];
 }
 
@@ -580,6 +587,105 @@ function appraiseAzure(push: Push, evidence: VerifiedAzureEvidence, policy: Azur
 }
 
 /**
+ * A claim of a verified MAA token that a check needs: absent, or not of its JSON type, is a violation
+ * naming it (MAA_CLAIM_INVALID), never a check passed. The value is shown as untrusted text.
+ */
+function claimOf<T>(
+  push: Push,
+  claims: Readonly<Record<string, unknown>>,
+  name: string,
+  expected: string,
+  is: (value: unknown) => value is T,
+): T | undefined {
+  const value = claims[name];
+  if (is(value)) return value;
+  push(name, "MAA_CLAIM_INVALID", expected, value === undefined ? "absent" : describeUntrusted(value));
+  return undefined;
+}
+
+const isBoolean = (value: unknown): value is boolean => typeof value === "boolean";
+const isSvn = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const booleanClaim = (push: Push, claims: Readonly<Record<string, unknown>>, name: string) =>
+  claimOf(push, claims, name, "true or false", isBoolean);
+const svnClaim = (push: Push, claims: Readonly<Record<string, unknown>>, name: string) =>
+  claimOf(push, claims, name, "a whole number", isSvn);
+/** A hex claim of `bytes` bytes, as bytes (MAA writes them in lower case; either is accepted). */
+function hexClaim(
+  push: Push,
+  claims: Readonly<Record<string, unknown>>,
+  name: string,
+  bytes: number,
+): Uint8Array | undefined {
+  const pattern = new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`);
+  const isHex = (value: unknown): value is string => typeof value === "string" && pattern.test(value);
+  const hex = claimOf(push, claims, name, `${bytes} bytes as ${2 * bytes} hex digits`, isHex);
+  return hex === undefined ? undefined : fromHex(hex, name);
+}
+
+/** The x-ms-sevsnpvm-* claims MAA copies from the SEV-SNP report, against the policy's maa.snp. */
+const MAA_MINIMUM_TCB_CLAIMS = [
+  ["bootloader", "x-ms-sevsnpvm-bootloader-svn"],
+  ["tee", "x-ms-sevsnpvm-tee-svn"],
+  ["snp", "x-ms-sevsnpvm-snpfw-svn"],
+  ["microcode", "x-ms-sevsnpvm-microcode-svn"],
+] as const;
+
+/**
+ * An MAA token against policy.maa: `iss` in `issuers`, `x-ms-attestation-type` in `attestationTypes`,
+ * then for a sevsnpvm token the SEV-SNP report fields its claims carry, with the SNP checks' codes.
+ * A claim is read only when a check needs it (debugAllowed: true reads no is-debuggable claim).
+ */
+function appraiseMaa(push: Push, token: VerifiedMaaToken, policy: MaaPolicy): void {
+  if (!policy.issuers.includes(token.issuer)) {
+    push("iss", "MAA_ISSUER_NOT_ALLOWED", allowList(policy.issuers), describeUntrusted(token.issuer));
+  }
+  if (!(policy.attestationTypes as readonly string[]).includes(token.attestationType)) {
+    push(
+      "x-ms-attestation-type",
+      "MAA_ATTESTATION_TYPE_NOT_ALLOWED",
+      allowList(policy.attestationTypes),
+      describeUntrusted(token.attestationType),
+    );
+    return;
+  }
+  const claims = token.claims;
+  const p = policy.snp;
+  for (const [allowed, name, code, field] of [
+    [p.debugAllowed, "x-ms-sevsnpvm-is-debuggable", "SNP_DEBUG_NOT_ALLOWED", "debugAllowed"],
+    [p.migrationAllowed, "x-ms-sevsnpvm-migration-allowed", "SNP_MIGRATION_AGENT_NOT_ALLOWED", "migrationAllowed"],
+    [p.smtAllowed, "x-ms-sevsnpvm-smt-allowed", "SNP_SMT_NOT_ALLOWED", "smtAllowed"],
+  ] as const) {
+    if (!allowed && booleanClaim(push, claims, name) === true) push(name, code, `false (${field}: false)`, "true");
+  }
+  const vmpl = svnClaim(push, claims, "x-ms-sevsnpvm-vmpl");
+  if (vmpl !== undefined && !p.allowedVmpls.includes(vmpl)) {
+    push("x-ms-sevsnpvm-vmpl", "SNP_VMPL_NOT_ALLOWED", `one of [${p.allowedVmpls.join(", ")}]`, String(vmpl));
+  }
+  for (const [component, name] of MAA_MINIMUM_TCB_CLAIMS) {
+    const svn = svnClaim(push, claims, name);
+    const minimum = p.minimumTcb[component];
+    if (svn !== undefined && svn < minimum) push(name, "SNP_TCB_TOO_LOW", `>= ${minimum}`, String(svn));
+  }
+  const hexChecks = [
+    [p.measurements, "x-ms-sevsnpvm-launchmeasurement", 48, "SNP_MEASUREMENT_NOT_ALLOWED"],
+    [p.hostData, "x-ms-sevsnpvm-hostdata", 32, "SNP_HOST_DATA_MISMATCH"],
+    [p.idKeyDigests, "x-ms-sevsnpvm-idkeydigest", 48, "SNP_ID_KEY_DIGEST_NOT_ALLOWED"],
+    [p.authorKeyDigests, "x-ms-sevsnpvm-authorkeydigest", 48, "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED"],
+  ] as const;
+  for (const [rule, name, bytes, code] of hexChecks) {
+    if (isSkip(rule)) continue;
+    const value = hexClaim(push, claims, name, bytes);
+    if (value === undefined) continue;
+    if (typeof rule === "string") checkPinned(push, rule, value, name, code);
+    else checkAllowList(push, rule, value, name, code);
+  }
+  const guestSvn = svnClaim(push, claims, "x-ms-sevsnpvm-guestsvn");
+  if (guestSvn !== undefined && guestSvn < p.minimumGuestSvn) {
+    push("x-ms-sevsnpvm-guestsvn", "SNP_GUEST_SVN_TOO_LOW", `>= ${p.minimumGuestSvn}`, String(guestSvn));
+  }
+}
+
+/**
  * The TEEs `policy` has a section for, in words: what a TEE_NOT_ACCEPTED violation expected, so
  * the message says what the policy does accept (the schema requires at least one section).
  */
@@ -588,6 +694,7 @@ function acceptedTees(policy: AttestationPolicy): string {
     [policy.snp, "SEV-SNP"],
     [policy.tdx, "TDX"],
     [policy.azure, "an Azure CVM"],
+    [policy.maa ?? null, "an MAA token"],
   ];
   return sections
     .filter(([section]) => section !== null)
@@ -609,10 +716,11 @@ export function appraise(
 ): AppraisalResult {
   const isSnp = VerifiedSnpReport.isVerified(evidence);
   const isAzure = VerifiedAzureEvidence.isVerified(evidence);
-  if (!isSnp && !isAzure && !isVerifiedTdxQuote(evidence)) {
+  const isMaa = VerifiedMaaToken.isVerified(evidence);
+  if (!isSnp && !isAzure && !isMaa && !isVerifiedTdxQuote(evidence)) {
     throw new ConfigurationError(
       "APPRAISAL_UNVERIFIED_EVIDENCE",
-      "appraise: expected evidence returned by verifySnpReport, verifyTdxQuote or verifyAzureEvidence",
+      "appraise: expected evidence returned by verifySnpReport, verifyTdxQuote or verifyAzureEvidence, or a token returned by verifyMaaToken",
     );
   }
   if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) {
@@ -624,9 +732,17 @@ export function appraise(
       `appraise: expectedReportData must be 64 bytes or null, found ${options.expectedReportData.length} bytes`,
     );
   }
+  if (isMaa && options.expectedReportData !== null) {
+    // An MAA token's x-ms-sevsnpvm-reportdata is what the guest asked MAA to attest (on an Azure CVM
+    // the HCL runtime data's hash), not a Cloister binding: refused rather than compared with one.
+    throw new ConfigurationError(
+      "APPRAISAL_BAD_OPTION",
+      "appraise: expectedReportData expected null for an MAA token (no Cloister binding is carried in its claims)",
+    );
+  }
   const violations: AppraisalViolation[] = [];
   const push: Push = (field, code, expected, found) => violations.push({ field, expected, found, code });
-  const tee = isAzure ? evidence.kind : isSnp ? "snp" : "tdx";
+  const tee = isMaa ? "maa" : isAzure ? evidence.kind : isSnp ? "snp" : "tdx";
 
   if (evidence.simulated && !policy.trustSimulator) {
     push("simulated", "SIMULATED_EVIDENCE_NOT_TRUSTED", "hardware evidence (trustSimulator: false)", "simulator root");
@@ -658,7 +774,18 @@ export function appraise(
       push(field, "REPORT_DATA_MISMATCH", `${described}${toHex(expected)}`, toHex(bound));
     }
   }
-  if (isAzure) {
+  if (isMaa) {
+    // Absent and null alike: MAA tokens are accepted only under a policy section of their own.
+    const maa = policy.maa ?? null;
+    if (maa === null) {
+      push(
+        "policy.maa",
+        "TEE_NOT_ACCEPTED",
+        `a policy section for MAA tokens (this policy accepts ${acceptedTees(policy)})`,
+        policy.maa === null ? "null" : "absent",
+      );
+    } else appraiseMaa(push, evidence, maa);
+  } else if (isAzure) {
     if (policy.azure === null) push("tee", "TEE_NOT_ACCEPTED", `${acceptedTees(policy)} (policy.azure is null)`, tee);
     else appraiseAzure(push, evidence, policy.azure);
   } else if (isSnp) {

@@ -32,6 +32,12 @@
  * An `azure` section has snp/tdx sections of the same shape for the hardware report behind the
  * paravisor, plus `pcrs` (e.g. { "4": ["<64 hex>"], "7": ["<64 hex>"], "11": ["<64 hex>"] }),
  * `secureBootRequired` and `consoleAllowed`.
+ *
+ * A `maa` section accepts Microsoft Azure Attestation tokens by their claims: `issuers`,
+ * `attestationTypes` (["sevsnpvm"]) and an `snp` part for the x-ms-sevsnpvm-* claims (MaaPolicySchema).
+ * It is the one member that may be absent: absent or null, no MAA token is accepted. Its absence
+ * skips no check but refuses a kind of evidence, so policies written before it keep their meaning;
+ * within it every field is required, as everywhere else.
  */
 import { z } from "zod";
 import { describeUnknownFields, expectedOneOf, explainIssue, fittingAlternative } from "../manifests/issues.ts";
@@ -358,6 +364,50 @@ export const AzurePolicySchema = z
   });
 export type AzurePolicy = z.infer<typeof AzurePolicySchema>;
 
+/** MAA attestation types (`x-ms-attestation-type`) whose claims a policy can appraise. */
+export const MAA_POLICY_ATTESTATION_TYPES = ["sevsnpvm"] as const;
+
+/**
+ * The `x-ms-sevsnpvm-*` claims of an MAA token: the SEV-SNP report fields MAA copies into the token,
+ * with the SNP section's names and forms where the report field is the same. Not the SNP section
+ * itself: the token shows no ABI, firmware version, PLATFORM_INFO, CXL, TIO, mitigation vectors,
+ * product or signing key, and skips forced there would weaken a policy for bare SEV-SNP hardware.
+ */
+export const MaaSnpPolicySchema = SnpPolicySchema.pick({
+  debugAllowed: true,
+  smtAllowed: true,
+  allowedVmpls: true,
+  measurements: true,
+  hostData: true,
+  idKeyDigests: true,
+  authorKeyDigests: true,
+  minimumGuestSvn: true,
+}).extend({
+  /** Accept a guest whose x-ms-sevsnpvm-migration-allowed is true (POLICY.MIGRATE_MA). */
+  migrationAllowed: z.boolean(),
+  /**
+   * Minimum SVNs as the token gives them: x-ms-sevsnpvm-bootloader-svn, -tee-svn, -snpfw-svn and
+   * -microcode-svn (MAA does not say which of the report's TCBs they come from, and has no FMC).
+   */
+  minimumTcb: z.strictObject({ bootloader: u8, tee: u8, snp: u8, microcode: u8 }),
+});
+export type MaaSnpPolicy = z.infer<typeof MaaSnpPolicySchema>;
+
+/**
+ * Microsoft Azure Attestation tokens (`verify-evidence --tee maa`), appraised by their claims. Only
+ * what an `/attest/SevSnpVm` token carries: guest-attestation claims such as x-ms-compliance-status or
+ * secureboot come in tokens of another type (`azurevm`), which `attestationTypes` refuses.
+ */
+export const MaaPolicySchema = z.strictObject({
+  /** MAA instance URLs `iss` must equal exactly: the instance whose attestation policy issued the token. */
+  issuers: z.array(z.string().regex(/^https:\/\/\S+$/, "expected an https URL of an MAA instance")).min(1),
+  /** Accepted `x-ms-attestation-type` values: only "sevsnpvm" so far. */
+  attestationTypes: z.array(z.enum(MAA_POLICY_ATTESTATION_TYPES)).min(1),
+  /** Requirements on the x-ms-sevsnpvm-* claims. */
+  snp: MaaSnpPolicySchema,
+});
+export type MaaPolicy = z.infer<typeof MaaPolicySchema>;
+
 export const AttestationPolicySchema = z
   .strictObject({
     version: z.literal(1),
@@ -379,9 +429,15 @@ export const AttestationPolicySchema = z
      * report there; the top-level snp/tdx apply to bare SEV-SNP and TDX guests only.
      */
     azure: AzurePolicySchema.nullable(),
+    /**
+     * MAA tokens, or absent or null when they are not accepted. The one member that may be absent:
+     * its absence skips no check but refuses a kind of evidence, so policies written before it stay
+     * valid and accept no MAA token.
+     */
+    maa: MaaPolicySchema.nullable().optional(),
   })
-  .refine((p) => p.snp !== null || p.tdx !== null || p.azure !== null, {
-    message: "expected at least one of snp, tdx, azure to be a policy (all null accepts nothing)",
+  .refine((p) => p.snp !== null || p.tdx !== null || p.azure !== null || (p.maa ?? null) !== null, {
+    message: "expected at least one of snp, tdx, azure, maa to be a policy (all null accepts nothing)",
     path: ["snp"],
   });
 export type AttestationPolicy = z.infer<typeof AttestationPolicySchema>;

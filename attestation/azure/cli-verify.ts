@@ -6,9 +6,11 @@
  *
  * Without `--nonce` the vTPM quote's extraData is reported (details.tpmExtraData) but not
  * compared: details.nonceChecked says so. With `--policy`, the verified evidence is appraised
- * against its `azure` section (hardware report, vTPM PCRs, vm-configuration; attestation/appraise.ts).
- * MAA tokens are not appraised: `--policy` is refused for them (fail closed). Without `--issuer` the
- * token's `iss` is reported (details.issuer) but not compared: details.issuerChecked says so.
+ * against its `azure` section (hardware report, vTPM PCRs, vm-configuration; attestation/appraise.ts),
+ * and an MAA token's claims against its `maa` section (issuers, attestation type, x-ms-sevsnpvm-*
+ * claims); a policy without a `maa` section refuses every MAA token (TEE_NOT_ACCEPTED). Without
+ * `--issuer` or a policy, the token's `iss` is reported (details.issuer) but not compared:
+ * details.issuerChecked says so.
  */
 
 import { UsageError } from "../../client/cli/output.ts";
@@ -149,28 +151,25 @@ export type MaaVerdict = Omit<EvidenceVerdict, "tee"> & { readonly tee: "maa" };
 
 async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdict> {
   rejectForeignOptions({ ...(options as VerifyEvidenceOptions) }, ["token", "jwks"]);
-  if (options.policy !== undefined) {
-    throw new ConfigurationError(
-      "POLICY_APPRAISAL_UNAVAILABLE",
-      "--policy: appraisal of MAA claims is not supported yet; refusing rather than skipping it",
-    );
-  }
   if (options.nonce !== undefined)
     throw new UsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
+  // The policy is read and checked before the token (a bad policy is a configuration error).
+  const policy = await readPolicyOption(options.policy, "maa");
   const token = await readInputText(options.token, "--token", "maa");
   const jwksText = await readJwks(options.jwks);
   const at = options.at ?? new Date();
   try {
     const jwks = parseMaaJwks(jwksText);
+    // `iss` is compared here only with --issuer. Without it, expectedIssuer null is the explicit
+    // choice that iss is checked elsewhere: with --policy by appraisal (maa.issuers, or its refusal
+    // of every token when the policy has no maa section); with neither, it is only reported
+    // (details.issuerChecked: false). With both, both must hold.
     const verified = await verifyMaaToken(token, { jwks, at, expectedIssuer: options.issuer ?? null });
     const claims = verified.claims;
     const snpMeasurement = claims["x-ms-sevsnpvm-launchmeasurement"];
     const snpReportData = claims["x-ms-sevsnpvm-reportdata"];
     return {
-      valid: true,
-      stage: null,
-      code: null,
-      reason: null,
+      ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       tee: "maa",
       simulated: false,
       ...EMPTY,
@@ -180,7 +179,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
         kid: verified.kid,
         attestationType: verified.attestationType,
         issuer: verified.issuer,
-        issuerChecked: options.issuer !== undefined,
+        issuerChecked: options.issuer !== undefined || (policy?.maa ?? null) !== null,
         expiresAt: verified.expiresAt.toISOString(),
         notBefore: verified.notBefore?.toISOString() ?? null,
         claims,

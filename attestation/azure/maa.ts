@@ -22,7 +22,8 @@
  *
  * Not checked here: that the x5c certificate chains anywhere (the shared-instance key is
  * self-signed; trust comes from the key set the caller passes), and what the claims say about
- * the TEE (that is appraisal). Platform-neutral: jose and WebCrypto only.
+ * the TEE: that is appraisal (attestation/appraise.ts, against a policy's `maa` section, which also
+ * checks `iss` against its allow-list). Platform-neutral: jose and WebCrypto only.
  */
 import {
   compactVerify,
@@ -60,6 +61,8 @@ const CONSTRUCT = Symbol("VerifiedMaaToken");
 /** A token whose signature verified under a key of the caller's set and whose times hold. */
 export class VerifiedMaaToken {
   readonly claims: Readonly<Record<string, unknown>>;
+  /** MAA has no simulator: a token is never simulated evidence (appraise reads this as for the others). */
+  readonly simulated = false;
 
   constructor(
     key: symbol,
@@ -69,11 +72,25 @@ export class VerifiedMaaToken {
     readonly issuer: string,
     readonly expiresAt: Date,
     readonly notBefore: Date | null,
+    /** The `at` the signing certificate, exp and nbf were checked at. */
+    readonly verifiedAt: Date,
   ) {
     if (key !== CONSTRUCT) throw new TypeError("VerifiedMaaToken is produced by verifyMaaToken only");
     this.claims = Object.freeze(claims);
+    Object.freeze(this);
+    CONSTRUCTED_MAA.add(this);
+  }
+
+  /**
+   * True only for objects this constructor made (so by verifyMaaToken): `instanceof` also holds
+   * for an object made with Object.create(VerifiedMaaToken.prototype).
+   */
+  static isVerified(value: unknown): value is VerifiedMaaToken {
+    return typeof value === "object" && value !== null && CONSTRUCTED_MAA.has(value);
   }
 }
+
+const CONSTRUCTED_MAA = new WeakSet<object>();
 
 function malformed(message: string, cause?: unknown): ParseError {
   return new ParseError("MAA_TOKEN_MALFORMED", `MAA token: ${message}`, cause === undefined ? undefined : { cause });
@@ -264,7 +281,16 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   }
   const attestationType = claims["x-ms-attestation-type"];
   if (typeof attestationType !== "string") throw malformed("claim x-ms-attestation-type: expected a string");
-  return new VerifiedMaaToken(CONSTRUCT, claims, kid, attestationType, issuer, expiresAt, notBefore);
+  return new VerifiedMaaToken(
+    CONSTRUCT,
+    claims,
+    kid,
+    attestationType,
+    issuer,
+    expiresAt,
+    notBefore,
+    new Date(options.at.getTime()),
+  );
 }
 
 // --- Optional key-set fetching -----------------------------------------------------------------

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
-import { verifyEvidence } from "../../attestation/azure/cli-verify.ts";
 import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
 import { rejection } from "../helpers/attestation.ts";
@@ -264,17 +263,6 @@ describe("MAA token verification rules", () => {
     expect(error.code).toBe("MAA_JWKS_INVALID");
     expect(error.message).toContain(`key ${JSON.stringify(first.kid)} x5c[0] expected a DER certificate`);
     expect(error.message).toContain("DER_TRUNCATED");
-  });
-
-  it("verify-evidence --tee maa refuses --policy rather than skip appraising the claims", async () => {
-    await expect(
-      verifyEvidence({
-        tee: "maa",
-        token: "/nonexistent/token.jwt",
-        jwks: "/nonexistent/jwks.json",
-        policy: "/nonexistent/policy.json",
-      }),
-    ).rejects.toMatchObject({ code: "POLICY_APPRAISAL_UNAVAILABLE" });
   });
 
   it("rejects text that is not a compact JWS", async () => {

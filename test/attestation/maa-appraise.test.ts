@@ -1,0 +1,424 @@
+/**
+ * Appraisal of MAA tokens against a policy's `maa` section (attestation/appraise.ts), its schema
+ * (attestation/policy.ts) and `verify-evidence --tee maa --policy` (attestation/azure/cli-verify.ts).
+ *
+ * The one public sevsnpvm token (test/fixtures/attestation/azure/maa/) is signed by a key in no key
+ * set published with it, so its signature cannot be verified here (maa.test.ts: MAA_UNKNOWN_KEY).
+ * Its claims, exactly as MAA wrote them, are signed again with the test key of
+ * test/helpers/maa-token.ts, and verified at the fixture's own time.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeJwt } from "jose";
+import { describe, expect, it } from "vitest";
+import { appraise } from "../../attestation/appraise.ts";
+import { verifyEvidence } from "../../attestation/azure/cli-verify.ts";
+import { verifyMaaToken } from "../../attestation/azure/maa.ts";
+import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { thrownCode } from "../helpers/attestation.ts";
+import { testMaaSigner } from "../helpers/maa-token.ts";
+import { tdxPolicyJson } from "./sim-helpers.ts";
+
+const FIXTURE = new URL(
+  "../fixtures/attestation/azure/maa/maa-sevsnpvm-sharedweu-test-2025-04-08.jwt",
+  import.meta.url,
+);
+const CLAIMS: Readonly<Record<string, unknown>> = decodeJwt(readFileSync(FIXTURE, "utf8"));
+/** Within the fixture's iat 04:15 → exp 12:15. */
+const AT = new Date("2025-04-08T05:00:00Z");
+const ISSUER = "https://sharedweu.weu.test.attest.azure.net";
+const MEASUREMENT = "02c3b0d5bf1d256fa4e3b5deefc07b55ff2f7029085ed350f60959140a1a51f1310753ba5ab2c03a0536b1c0c193af47";
+const HOST_DATA = "73973b78d70cc68353426de188db5dfc57e5b766e399935fb73a61127ea26d20";
+const ID_KEY_DIGEST =
+  "812cef5567e78efca073fde8894b180eaaef3b56084090c64782b5ad536bcf103d194914b229caac5c5408afce91fc86";
+const OTHER48 = "ab".repeat(48);
+
+/** A policy pinning every claim of the fixture token that its maa section can check. */
+function fixturePolicy() {
+  return {
+    version: 1,
+    trustSimulator: false,
+    maximumVerificationSkewSeconds: 300,
+    snp: null,
+    tdx: null,
+    azure: null,
+    maa: {
+      issuers: [ISSUER],
+      attestationTypes: ["sevsnpvm"],
+      snp: {
+        debugAllowed: false,
+        migrationAllowed: false,
+        smtAllowed: true,
+        allowedVmpls: [0],
+        minimumTcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 },
+        measurements: [MEASUREMENT],
+        hostData: HOST_DATA,
+        idKeyDigests: [ID_KEY_DIGEST],
+        authorKeyDigests: [OTHER48.replace(/./g, "0")],
+        minimumGuestSvn: 2,
+      },
+    },
+  };
+}
+type FixturePolicy = ReturnType<typeof fixturePolicy>;
+type MaaSnp = FixturePolicy["maa"]["snp"];
+
+async function appraised(
+  policy: unknown,
+  claims: Readonly<Record<string, unknown>> = CLAIMS,
+): Promise<ReturnType<typeof appraise>> {
+  const { jwks, sign } = await testMaaSigner();
+  const verified = await verifyMaaToken(await sign(claims), { jwks, at: AT, expectedIssuer: null });
+  return appraise(verified, parseAttestationPolicy(policy), { now: AT, expectedReportData: null });
+}
+
+const withSnp = (change: Partial<MaaSnp>) => {
+  const p = fixturePolicy();
+  return { ...p, maa: { ...p.maa, snp: { ...p.maa.snp, ...change } } };
+};
+const withClaims = (change: Record<string, unknown>) => ({ ...CLAIMS, ...change });
+const tcb = (change: Partial<MaaSnp["minimumTcb"]>) =>
+  withSnp({ minimumTcb: { ...fixturePolicy().maa.snp.minimumTcb, ...change } });
+
+describe("MAA appraisal of the real sevsnpvm token's claims", () => {
+  it("accepts them under a policy pinning them", async () => {
+    const result = await appraised(fixturePolicy());
+    expect(result).toEqual({ ok: true, simulated: false, tee: "maa", violations: [] });
+  });
+
+  // name, policy, claims, the one violation [field, code, expected, found]
+  const cases: [string, unknown, Record<string, unknown>, [string, string, string, string]][] = [
+    [
+      "issuers",
+      { ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: ["https://sharedeus.eus.attest.azure.net"] } },
+      CLAIMS,
+      ["iss", "MAA_ISSUER_NOT_ALLOWED", "https://sharedeus.eus.attest.azure.net", JSON.stringify(ISSUER)],
+    ],
+    [
+      "attestationTypes (a tdxvm token)",
+      fixturePolicy(),
+      withClaims({ "x-ms-attestation-type": "tdxvm" }),
+      ["x-ms-attestation-type", "MAA_ATTESTATION_TYPE_NOT_ALLOWED", "sevsnpvm", '"tdxvm"'],
+    ],
+    [
+      "attestationTypes (an sgx token)",
+      fixturePolicy(),
+      withClaims({ "x-ms-attestation-type": "sgx" }),
+      ["x-ms-attestation-type", "MAA_ATTESTATION_TYPE_NOT_ALLOWED", "sevsnpvm", '"sgx"'],
+    ],
+    [
+      "debugAllowed",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-is-debuggable": true }),
+      ["x-ms-sevsnpvm-is-debuggable", "SNP_DEBUG_NOT_ALLOWED", "false (debugAllowed: false)", "true"],
+    ],
+    [
+      "migrationAllowed",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-migration-allowed": true }),
+      ["x-ms-sevsnpvm-migration-allowed", "SNP_MIGRATION_AGENT_NOT_ALLOWED", "false (migrationAllowed: false)", "true"],
+    ],
+    [
+      "smtAllowed",
+      withSnp({ smtAllowed: false }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-smt-allowed", "SNP_SMT_NOT_ALLOWED", "false (smtAllowed: false)", "true"],
+    ],
+    [
+      "allowedVmpls",
+      withSnp({ allowedVmpls: [1, 2] }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-vmpl", "SNP_VMPL_NOT_ALLOWED", "one of [1, 2]", "0"],
+    ],
+    [
+      "minimumTcb.bootloader",
+      tcb({ bootloader: 4 }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-bootloader-svn", "SNP_TCB_TOO_LOW", ">= 4", "3"],
+    ],
+    ["minimumTcb.tee", tcb({ tee: 1 }), CLAIMS, ["x-ms-sevsnpvm-tee-svn", "SNP_TCB_TOO_LOW", ">= 1", "0"]],
+    ["minimumTcb.snp", tcb({ snp: 9 }), CLAIMS, ["x-ms-sevsnpvm-snpfw-svn", "SNP_TCB_TOO_LOW", ">= 9", "8"]],
+    [
+      "minimumTcb.microcode",
+      tcb({ microcode: 116 }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-microcode-svn", "SNP_TCB_TOO_LOW", ">= 116", "115"],
+    ],
+    [
+      "measurements",
+      withSnp({ measurements: [OTHER48] }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-launchmeasurement", "SNP_MEASUREMENT_NOT_ALLOWED", OTHER48, MEASUREMENT],
+    ],
+    [
+      "hostData",
+      withSnp({ hostData: "cd".repeat(32) }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-hostdata", "SNP_HOST_DATA_MISMATCH", "cd".repeat(32), HOST_DATA],
+    ],
+    [
+      "idKeyDigests",
+      withSnp({ idKeyDigests: [OTHER48, "ef".repeat(48)] }),
+      CLAIMS,
+      [
+        "x-ms-sevsnpvm-idkeydigest",
+        "SNP_ID_KEY_DIGEST_NOT_ALLOWED",
+        `one of [${OTHER48}, ${"ef".repeat(48)}]`,
+        ID_KEY_DIGEST,
+      ],
+    ],
+    [
+      "authorKeyDigests",
+      withSnp({ authorKeyDigests: [OTHER48] }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-authorkeydigest", "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED", OTHER48, "00".repeat(48)],
+    ],
+    [
+      "minimumGuestSvn",
+      withSnp({ minimumGuestSvn: 3 }),
+      CLAIMS,
+      ["x-ms-sevsnpvm-guestsvn", "SNP_GUEST_SVN_TOO_LOW", ">= 3", "2"],
+    ],
+    // A claim a check needs, absent or of another JSON type, fails closed naming it.
+    [
+      "a missing claim",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-launchmeasurement": undefined }),
+      ["x-ms-sevsnpvm-launchmeasurement", "MAA_CLAIM_INVALID", "48 bytes as 96 hex digits", "absent"],
+    ],
+    [
+      "a boolean claim given as a string",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-is-debuggable": "false" }),
+      ["x-ms-sevsnpvm-is-debuggable", "MAA_CLAIM_INVALID", "true or false", '"false"'],
+    ],
+    [
+      "a number claim given as a string",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-guestsvn": "2" }),
+      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number", '"2"'],
+    ],
+    [
+      "a hex claim of the wrong length",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-hostdata": HOST_DATA.slice(2) }),
+      ["x-ms-sevsnpvm-hostdata", "MAA_CLAIM_INVALID", "32 bytes as 64 hex digits", JSON.stringify(HOST_DATA.slice(2))],
+    ],
+    [
+      "a TCB claim given as an object",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-tee-svn": { svn: 0 } }),
+      ["x-ms-sevsnpvm-tee-svn", "MAA_CLAIM_INVALID", "a whole number", "an object"],
+    ],
+  ];
+
+  it.each(cases)("%s: exactly its violation", async (_name, policy, claims, [field, code, expected, found]) => {
+    const result = await appraised(policy, claims);
+    expect(result.ok).toBe(false);
+    expect(result.violations).toEqual([{ field, code, expected, found }]);
+  });
+
+  it("reads a claim only for a check the policy makes (a skip or an allowing boolean needs none)", async () => {
+    const policy = withSnp({
+      debugAllowed: true,
+      authorKeyDigests: { skip: { reason: "no author key in the ID block" } } as unknown as string[],
+    });
+    const claims = withClaims({ "x-ms-sevsnpvm-is-debuggable": undefined, "x-ms-sevsnpvm-authorkeydigest": undefined });
+    expect((await appraised(policy, claims)).violations).toEqual([]);
+  });
+
+  it("refuses an MAA token under a policy whose maa section is absent or null, naming it", async () => {
+    const { maa: _, ...absent } = { ...fixturePolicy(), snp: null, azure: null, tdx: tdxPolicyJson(OTHER48) };
+    for (const [policy, found] of [
+      [absent, "absent"],
+      [{ ...absent, maa: null }, "null"],
+    ] as const) {
+      expect((await appraised(policy)).violations).toEqual([
+        {
+          field: "policy.maa",
+          code: "TEE_NOT_ACCEPTED",
+          expected: "a policy section for MAA tokens (this policy accepts TDX)",
+          found,
+        },
+      ]);
+    }
+  });
+
+  it("refuses a field-by-field copy of a verified token, and one on its prototype (not made by verifyMaaToken)", async () => {
+    const { jwks, sign } = await testMaaSigner();
+    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const copy = { ...verified } as unknown as typeof verified;
+    // Nor an object on the class's prototype, which `instanceof` would accept.
+    const forged = Object.assign(Object.create(Object.getPrototypeOf(verified)), verified) as typeof verified;
+    const policy = parseAttestationPolicy(fixturePolicy());
+    for (const unverified of [copy, forged]) {
+      expect(thrownCode(() => appraise(unverified, policy, { now: AT, expectedReportData: null }))).toBe(
+        "APPRAISAL_UNVERIFIED_EVIDENCE",
+      );
+    }
+  });
+
+  it("takes no expected REPORT_DATA for an MAA token (its claims carry no Cloister binding)", async () => {
+    const { jwks, sign } = await testMaaSigner();
+    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const policy = parseAttestationPolicy(fixturePolicy());
+    expect(thrownCode(() => appraise(verified, policy, { now: AT, expectedReportData: new Uint8Array(64) }))).toBe(
+      "APPRAISAL_BAD_OPTION",
+    );
+  });
+});
+
+describe("the maa policy section (schema)", () => {
+  it("is optional: a policy without it still parses, and reads as absent", () => {
+    const { maa: _, ...without } = { ...fixturePolicy(), tdx: tdxPolicyJson(OTHER48) };
+    expect(parseAttestationPolicy(without).maa).toBeUndefined();
+    expect(parseAttestationPolicy({ ...without, maa: null }).maa).toBeNull();
+  });
+
+  it("counts as the one section a policy needs", () => {
+    expect(parseAttestationPolicy(fixturePolicy()).maa?.issuers).toEqual([ISSUER]);
+    const { maa: _, ...none } = fixturePolicy();
+    expect(() => parseAttestationPolicy({ ...none, maa: null })).toThrow(
+      "snp: expected at least one of snp, tdx, azure, maa to be a policy (all null accepts nothing)",
+    );
+  });
+
+  it.each(["hostData", "migrationAllowed", "minimumTcb"] as const)(
+    "names a missing maa.snp.%s (POLICY_INVALID)",
+    (field) => {
+      const policy = fixturePolicy();
+      const { [field]: _, ...snp } = policy.maa.snp;
+      expect(() => parseAttestationPolicy({ ...policy, maa: { ...policy.maa, snp } })).toThrow(
+        expect.objectContaining({
+          code: "POLICY_INVALID",
+          message: expect.stringContaining(`maa.snp.${field}: required field is missing`),
+        }),
+      );
+    },
+  );
+
+  it.each(["issuers", "attestationTypes", "snp"] as const)("names a missing maa.%s (POLICY_INVALID)", (field) => {
+    const policy = fixturePolicy();
+    const { [field]: _, ...maa } = policy.maa;
+    expect(() => parseAttestationPolicy({ ...policy, maa })).toThrow(
+      expect.objectContaining({
+        code: "POLICY_INVALID",
+        message: expect.stringContaining(`maa.${field}: required field is missing`),
+      }),
+    );
+  });
+
+  it("refuses an attestation type it cannot appraise, an issuer that is not https, and the SNP section's fields", () => {
+    const policy = fixturePolicy();
+    for (const maa of [
+      { ...policy.maa, attestationTypes: ["sgx"] },
+      { ...policy.maa, issuers: ["http://sharedweu.weu.test.attest.azure.net"] },
+      { ...policy.maa, snp: { ...policy.maa.snp, cxlAllowed: false } },
+    ]) {
+      expect(() => parseAttestationPolicy({ ...policy, maa })).toThrow(
+        expect.objectContaining({ code: "POLICY_INVALID" }),
+      );
+    }
+  });
+});
+
+describe("verify-evidence --tee maa --policy", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cloister-maa-policy-"));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  async function run(policy: unknown, extra: { issuer?: string } = {}) {
+    const { jwks, sign } = await testMaaSigner();
+    return verifyEvidence({
+      tee: "maa",
+      token: file("token.jwt", await sign(CLAIMS)),
+      jwks: file("jwks.json", JSON.stringify(jwks)),
+      policy: file("policy.json", JSON.stringify(policy)),
+      at: AT,
+      ...extra,
+    });
+  }
+
+  it("accepts the token under a policy pinning its claims; the verdict carries the appraisal", async () => {
+    const verdict = await run(fixturePolicy());
+    expect(verdict).toMatchObject({
+      valid: true,
+      code: null,
+      tee: "maa",
+      measurement: MEASUREMENT,
+      appraisal: { ok: true, violations: [], reportDataChecked: false },
+      details: { issuer: ISSUER, issuerChecked: true },
+    });
+  });
+
+  it("reports each violation like the other appraisals (field, expected, found)", async () => {
+    const verdict = await run(withSnp({ minimumGuestSvn: 3, smtAllowed: false }));
+    expect(verdict).toMatchObject({
+      valid: false,
+      stage: "appraise",
+      code: "SNP_SMT_NOT_ALLOWED",
+      reason:
+        "x-ms-sevsnpvm-smt-allowed: expected false (smtAllowed: false), found true; x-ms-sevsnpvm-guestsvn: expected >= 3, found 2 (SNP_GUEST_SVN_TOO_LOW)",
+    });
+  });
+
+  it("refuses the real SGX token under its real key set, naming its type", async () => {
+    const maa = new URL("../fixtures/attestation/azure/maa/", import.meta.url);
+    const issuer = "https://sharedwus.wus.attest.azure.net";
+    const verdict = await verifyEvidence({
+      tee: "maa",
+      token: new URL("maa-sgx-sharedwus-2022-05-31.jwt", maa).pathname,
+      jwks: new URL("jwks-sharedwus-2022-05-31T22-47-56Z.json", maa).pathname,
+      policy: file(
+        "sgx-policy.json",
+        JSON.stringify({ ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: [issuer] } }),
+      ),
+      at: new Date("2022-05-31T23:00:00Z"),
+    });
+    expect(verdict).toMatchObject({
+      valid: false,
+      code: "MAA_ATTESTATION_TYPE_NOT_ALLOWED",
+      appraisal: {
+        ok: false,
+        violations: [
+          {
+            field: "x-ms-attestation-type",
+            code: "MAA_ATTESTATION_TYPE_NOT_ALLOWED",
+            expected: "sevsnpvm",
+            found: '"sgx"',
+          },
+        ],
+      },
+    });
+  });
+
+  it("refuses every token under a policy without a maa section", async () => {
+    const { maa: _, ...absent } = { ...fixturePolicy(), tdx: tdxPolicyJson(OTHER48) };
+    const verdict = await run(absent);
+    expect(verdict).toMatchObject({
+      valid: false,
+      code: "TEE_NOT_ACCEPTED",
+      reason: "policy.maa: expected a policy section for MAA tokens (this policy accepts TDX), found absent",
+    });
+  });
+
+  it("with --issuer and the policy's issuers, both must hold", async () => {
+    const other = "https://sharedeus.eus.attest.azure.net";
+    expect(await run(fixturePolicy(), { issuer: other })).toMatchObject({ valid: false, code: "MAA_ISSUER_MISMATCH" });
+    const policy = { ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: [other] } };
+    expect(await run(policy, { issuer: ISSUER })).toMatchObject({ valid: false, code: "MAA_ISSUER_NOT_ALLOWED" });
+    expect(await run(fixturePolicy(), { issuer: ISSUER })).toMatchObject({ valid: true });
+  });
+
+  it("refuses an invalid maa section before reading the token (POLICY_INVALID)", async () => {
+    const policy = fixturePolicy();
+    const { hostData: _, ...snp } = policy.maa.snp;
+    await expect(run({ ...policy, maa: { ...policy.maa, snp } })).rejects.toMatchObject({
+      code: "POLICY_INVALID",
+      message: expect.stringContaining("maa.snp.hostData: required field is missing"),
+    });
+  });
+});

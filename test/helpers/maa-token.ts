@@ -1,0 +1,69 @@
+/**
+ * A test-only MAA signing key: an RSA key derived from a fixed seed (attestation/sim/rsa.ts), a
+ * self-signed x5c certificate for it (attestation/sim/x509-writer.ts) in a one-key JWKS, and RS256
+ * tokens over any claims, so rejection cases can be signed as MAA signs its tokens. Nothing here
+ * protects anything: the key is public by construction.
+ */
+import { CompactSign, importJWK, type JSONWebKeySet } from "jose";
+import { bigIntToBytes } from "../../attestation/bytes.ts";
+import { generateInsecureRsaKey, signRsaPssSha384 } from "../../attestation/sim/rsa.ts";
+import { encodeName, writeCertificate } from "../../attestation/sim/x509-writer.ts";
+
+export const TEST_MAA_KID = "cloister-test-maa-signing-key";
+
+export interface TestMaaSigner {
+  /** The key set holding the signing key's certificate (kid TEST_MAA_KID). */
+  readonly jwks: JSONWebKeySet;
+  /** `claims` as an RS256 token signed by the key, with kid TEST_MAA_KID. */
+  sign(claims: Readonly<Record<string, unknown>>): Promise<string>;
+}
+
+let signer: Promise<TestMaaSigner> | undefined;
+
+/** The signer, made once per process (deriving the RSA key takes about a second). */
+export function testMaaSigner(): Promise<TestMaaSigner> {
+  signer ??= makeSigner();
+  return signer;
+}
+
+async function makeSigner(): Promise<TestMaaSigner> {
+  const key = generateInsecureRsaKey("cloister-test-maa", "maa-signing");
+  const name = encodeName([["CN", "Cloister test MAA signing key (INSECURE)"]]);
+  const certificate = writeCertificate(
+    {
+      serial: Uint8Array.of(1),
+      signatureAlgorithm: "rsa-pss-sha384",
+      issuer: name,
+      subject: name,
+      notBefore: new Date("2020-01-01T00:00:00Z"),
+      notAfter: new Date("2049-12-31T00:00:00Z"),
+      spki: key.spki,
+      extensions: [],
+    },
+    (tbs) => signRsaPssSha384(key, tbs),
+  );
+  const b64url = (n: bigint) =>
+    Buffer.from(bigIntToBytes(n, Math.ceil(n.toString(16).length / 2))).toString("base64url");
+  const privateKey = await importJWK(
+    {
+      kty: "RSA",
+      n: b64url(key.n),
+      e: b64url(key.e),
+      d: b64url(key.d),
+      p: b64url(key.p),
+      q: b64url(key.q),
+      dp: b64url(key.dp),
+      dq: b64url(key.dq),
+      qi: b64url(key.qInv),
+    },
+    "RS256",
+  );
+  const jwks = { keys: [{ kid: TEST_MAA_KID, kty: "RSA", x5c: [Buffer.from(certificate).toString("base64")] }] };
+  return {
+    jwks,
+    sign: (claims) =>
+      new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+        .setProtectedHeader({ alg: "RS256", kid: TEST_MAA_KID, typ: "JWT" })
+        .sign(privateKey),
+  };
+}
