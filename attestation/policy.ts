@@ -395,8 +395,8 @@ export type MaaSnpPolicy = z.infer<typeof MaaSnpPolicySchema>;
 
 /**
  * Microsoft Azure Attestation tokens (`verify-evidence --tee maa`), appraised by their claims. Only
- * what an `/attest/SevSnpVm` token carries: guest-attestation claims such as x-ms-compliance-status or
- * secureboot come in tokens of another type (`azurevm`), which `attestationTypes` refuses.
+ * what an `/attest/SevSnpVm` token carries: x-ms-compliance-status and secureboot come with Azure's
+ * guest attestation of a CVM, in a token of another shape, not in a sevsnpvm token.
  */
 export const MaaPolicySchema = z.strictObject({
   /** MAA instance URLs `iss` must equal exactly: the instance whose attestation policy issued the token. */
