@@ -32,6 +32,8 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { VerifiedEnclave } from "../attestation/document.ts";
+import { describeMemberPath, findDuplicateMember } from "../attestation/json-duplicates.ts";
+import { DuplicateMemberError, jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
 import { loopbackHostOnly } from "./loopback.ts";
@@ -264,11 +266,42 @@ async function outputFlushed(c: Context): Promise<void> {
 
 type Json = Record<string, unknown>;
 
-function objectBody(value: unknown): Json {
+/** `value` as an object, else a 400 naming `param` (`body` for the request body itself). */
+function objectBody(value: unknown, param: string): Json {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw invalid("body", "request body: expected a JSON object");
+    throw invalid(
+      param,
+      `${param === "body" ? "request body" : param}: expected an object, found ${describeFound(value)}`,
+    );
   }
   return value as Json;
+}
+
+/**
+ * The request body's JSON. A member named twice in one object is refused (as the project's policy
+ * and configuration files are: attestation/json-text.ts): JSON.parse keeps the last, while whatever
+ * else reads the same bytes (a logging gateway, an app's own check of `model` or `stream`) may take
+ * the first. The error names where (`param`), never the text: V8's SyntaxError would quote it.
+ */
+function parseBody(text: string): Json {
+  let value: unknown;
+  try {
+    value = parseJsonText(text);
+  } catch (error) {
+    const duplicate = error instanceof DuplicateMemberError ? findDuplicateMember(text) : null;
+    throw invalid(
+      duplicate === null ? "body" : openAiPath(duplicate.path),
+      `request body: ${jsonTextRefusal(error, "a JSON object")}`,
+    );
+  }
+  return objectBody(value, "body");
+}
+
+/** A member path as OpenAI's `param` names it (`messages[0].content`); a name unlike a field name by its length only. */
+function openAiPath(path: readonly (string | number)[]): string {
+  return path
+    .map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${describeMemberPath([part])}`))
+    .join("");
 }
 
 /**
@@ -351,7 +384,11 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
   if (typeof body.stop === "string") stop = [body.stop];
   else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === "string")) stop = body.stop as string[];
   else if (body.stop !== undefined && body.stop !== null) {
-    throw invalid("stop", "stop: expected a string or an array of strings");
+    throw invalid("stop", `stop: expected a string or an array of strings, found ${describeFound(body.stop)}`);
+  }
+  // Only named by the app for its own accounting (not sent on), but a wrong type is still refused.
+  if (body.user !== undefined && body.user !== null && typeof body.user !== "string") {
+    throw invalid("user", `user: expected a string, found ${describeFound(body.user)}`);
   }
   return {
     ...(maxTokens === undefined ? {} : { maxTokens }),
@@ -372,7 +409,7 @@ function refuseUnknownKeys(value: Json, honoured: readonly string[], where: stri
     if (v === null || honoured.includes(key)) continue;
     throw invalid(
       `${where}.${key}`,
-      `${where}.${key}: not supported by this proxy (only ${honoured.join(" and ")} are honoured)`,
+      `${where}.${key}: not supported by this proxy (only ${honoured.join(" and ")} ${honoured.length === 1 ? "is" : "are"} honoured)`,
       "unsupported_parameter",
     );
   }
@@ -387,10 +424,10 @@ const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
 
 function chatMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0) {
-    throw invalid("messages", "messages: expected a non-empty array");
+    throw invalid("messages", `messages: expected a non-empty array, found ${describeFound(value)}`);
   }
   return value.map((m, i) => {
-    const message = objectBody(m);
+    const message = objectBody(m, `messages[${i}]`);
     const role = typeof message.role === "string" ? ROLES[message.role] : undefined;
     if (role === undefined) {
       throw invalid(
@@ -403,7 +440,7 @@ function chatMessages(value: unknown): ChatMessage[] {
     if (typeof content === "string") return { role, content };
     if (Array.isArray(content)) {
       const parts = content.map((p, j) => {
-        const part = objectBody(p);
+        const part = objectBody(p, `messages[${i}].content[${j}]`);
         if (part.type !== "text" || typeof part.text !== "string") {
           throw invalid(
             `messages[${i}].content[${j}]`,
@@ -416,7 +453,10 @@ function chatMessages(value: unknown): ChatMessage[] {
       });
       return { role, content: parts.join("") };
     }
-    throw invalid(`messages[${i}].content`, `messages[${i}].content: expected a string or an array of text parts`);
+    throw invalid(
+      `messages[${i}].content`,
+      `messages[${i}].content: expected a string or an array of text parts, found ${describeFound(content)}`,
+    );
   });
 }
 
@@ -535,13 +575,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
    * is sealed to, after any re-verification: the answer's `model` is then the one that wrote it.
    */
   const readBody = async (c: Context): Promise<{ body: Json; model: string; expectModel: ExpectModel }> => {
-    let value: unknown;
-    try {
-      value = await c.req.json();
-    } catch {
-      throw invalid("body", "request body: expected JSON");
-    }
-    const body = objectBody(value);
+    const body = parseBody(await c.req.text());
     const { id: model, expect: expectModel } = await verifiedModel(session, c.req.raw.signal);
     if (body.model === undefined || body.model === null) {
       throw invalid(
@@ -560,8 +594,17 @@ export function createProxyApp(options: ProxyOptions): Hono {
       throw invalid("stream", "stream: expected a boolean");
     }
     // As OpenAI: stream_options means nothing without stream, so it is refused rather than ignored.
-    if (body.stream_options !== undefined && body.stream_options !== null && body.stream !== true) {
-      throw invalid("stream_options", "stream_options: only allowed when stream is true");
+    if (body.stream_options !== undefined && body.stream_options !== null) {
+      if (body.stream !== true) throw invalid("stream_options", "stream_options: only allowed when stream is true");
+      const streamOptions = objectBody(body.stream_options, "stream_options");
+      refuseUnknownKeys(streamOptions, ["include_usage"], "stream_options");
+      const includeUsage = streamOptions.include_usage;
+      if (includeUsage !== undefined && includeUsage !== null && typeof includeUsage !== "boolean") {
+        throw invalid(
+          "stream_options.include_usage",
+          `stream_options.include_usage: expected a boolean, found ${describeFound(includeUsage)}`,
+        );
+      }
     }
     return { body, model, expectModel };
   };
@@ -718,7 +761,10 @@ export function createProxyApp(options: ProxyOptions): Hono {
   app.post("/v1/completions", async (c) => {
     const { body, model, expectModel } = await readBody(c);
     if (typeof body.prompt !== "string") {
-      throw invalid("prompt", "prompt: expected a string (one prompt per request)");
+      throw invalid(
+        "prompt",
+        `prompt: expected a string (one prompt per request), found ${describeFound(body.prompt)}`,
+      );
     }
     const prompt = body.prompt;
     const generation = generationOptions(body, "completions");

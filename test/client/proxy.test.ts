@@ -571,6 +571,82 @@ describe("proxy: failures", () => {
     expect(await wrongToken.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });
   });
 
+  it("refuses a member named twice (JSON.parse would keep the last), naming where, never the values", async () => {
+    const { model, post } = await proxyFor();
+    const m = JSON.stringify(model);
+    const cases: [string, string][] = [
+      // The first model is not the attested one: a check of either copy would pass what the other says.
+      [`{"model":"other","model":${m},"messages":[{"role":"user","content":"hi"}]}`, "model"],
+      [`{"model":${m},"messages":[{"role":"user","content":"hi"}],"stream":true,"stream":false}`, "stream"],
+      [
+        `{"model":${m},"messages":[{"role":"user","content":"secret one","content":"secret two"}]}`,
+        "messages[0].content",
+      ],
+    ];
+    for (const [text, param] of cases) {
+      const response = await post("/v1/chat/completions", text);
+      expect(response.status, text).toBe(400);
+      const body = (await response.json()) as { error: { message: string; param: string; code: string } };
+      expect(body.error).toMatchObject({ code: "invalid_value", param });
+      expect(body.error.message).toContain("appears twice");
+      expect(body.error.message).not.toContain("secret");
+    }
+    // JSON that does not parse says where when V8 does, and never quotes the text (V8's message would).
+    for (const [text, where] of [
+      ['{"model": sk-not-json', "not valid JSON"],
+      ['{"model": 1,}', "not valid JSON (at position 12)"],
+    ]) {
+      const broken = await post("/v1/chat/completions", text);
+      const { error } = (await broken.json()) as { error: { message: string; param: string } };
+      expect(error).toMatchObject({ param: "body" });
+      expect(error.message).toBe(`request body: expected a JSON object, found text that is ${where}`);
+    }
+  });
+
+  it("names the parameter of a value of the wrong type, with what it expected and what it found", async () => {
+    const { model, post } = await proxyFor();
+    const cases: [string, unknown, string, RegExp][] = [
+      ["/v1/chat/completions", { model, messages: ["hi"] }, "messages[0]", /expected an object, found a string/],
+      [
+        "/v1/chat/completions",
+        { model, messages: [{ role: "user", content: ["hi"] }] },
+        "messages[0].content[0]",
+        /expected an object, found a string/,
+      ],
+      ["/v1/chat/completions", { model, messages: "hi" }, "messages", /found a string of 2 characters/],
+      ["/v1/chat/completions", { model, messages: [{ role: "user", content: 5 }] }, "messages[0].content", /found 5/],
+      ["/v1/chat/completions", ask(model, { stop: 5 }), "stop", /found 5/],
+      ["/v1/chat/completions", ask(model, { user: 5 }), "user", /expected a string, found 5/],
+      [
+        "/v1/chat/completions",
+        ask(model, { stream: true, stream_options: "x" }),
+        "stream_options",
+        /expected an object/,
+      ],
+      [
+        "/v1/chat/completions",
+        ask(model, { stream: true, stream_options: { include_usage: "yes" } }),
+        "stream_options.include_usage",
+        /expected a boolean, found a string/,
+      ],
+      [
+        "/v1/chat/completions",
+        ask(model, { stream: true, stream_options: { include_usage: true, chunk_size: 4 } }),
+        "stream_options.chunk_size",
+        /not supported/,
+      ],
+      ["/v1/completions", { model, prompt: ["a", "b"] }, "prompt", /found an array of 2 items/],
+    ];
+    for (const [path, body, param, message] of cases) {
+      const response = await post(path, body);
+      expect(response.status, param).toBe(400);
+      const { error } = (await response.json()) as { error: { message: string; param: string } };
+      expect(error.param, JSON.stringify(body)).toBe(param);
+      expect(error.message.startsWith(`${param}: `), error.message).toBe(true);
+      expect(error.message).toMatch(message);
+    }
+  });
+
   it("refuses every parameter it does not honour, and accepts the neutral values of the common ones", async () => {
     const { model, post } = await proxyFor();
     const refused: [string, Record<string, unknown>, string][] = [
@@ -746,9 +822,10 @@ describe("proxy: answers, streamed chunk by chunk or whole", () => {
       },
       "[DONE]",
     ]);
-    // include_usage must be true itself, not merely present.
+    // include_usage must be true itself, not merely present (a value other than a boolean is refused:
+    // see "names the parameter of a value of the wrong type").
     const notTrue = await sseData(
-      await post("/v1/chat/completions", ask(model, { stream: true, stream_options: { include_usage: "yes" } })),
+      await post("/v1/chat/completions", ask(model, { stream: true, stream_options: { include_usage: false } })),
     );
     expect(notTrue).toHaveLength(5);
     expect((notTrue.slice(0, -1) as Record<string, unknown>[]).filter((c) => "usage" in c)).toEqual([]);
