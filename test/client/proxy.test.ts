@@ -6,6 +6,7 @@
  * context-length errors. (With the real `openai` SDK and a real deployment:
  * test/e2e/proxy.test.ts.)
  */
+import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
 import type { ChatEvent, Session } from "../../client/sdk.ts";
@@ -436,6 +437,42 @@ describe("proxy: failures", () => {
     ]);
   });
 
+  it("an app that leaves mid-stream aborts the sealed request: the SDK's signal fires, the answer stops being pulled", async () => {
+    const script: Script = Array.from({ length: 40 }, (_, i) => [
+      { type: "text" as const, text: `t${i} ` },
+      { pauseMs: 25 },
+    ]).flat();
+    const done: Extract<ChatEvent, { type: "done" }>[] = [];
+    const calls: unknown[][] = [];
+    const { model, url, log } = await proxyFor(
+      [...script, { type: "done", stopReason: "eog", usage }],
+      tapDoneEvents(done, calls),
+    );
+    const leaving = new AbortController();
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(ask(model, { stream: true })),
+      signal: leaving.signal,
+    });
+    const reader = response.body!.getReader();
+    await reader.read(); // the role chunk, at least
+    leaving.abort();
+    const deadline = Date.now() + 5_000;
+    while (!log.some((l) => JSON.parse(l).type === "proxy-stream") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy-stream")).toEqual([
+      expect.objectContaining({ outcome: "client_gone" }),
+    ]);
+    expect(calls).toHaveLength(1);
+    const { signal } = (calls[0] as unknown[])[1] as { signal: AbortSignal };
+    expect(signal.aborted).toBe(true);
+    // Well before the 40 texts' second: the answer is not read to its end for nobody.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(done).toEqual([]);
+  });
+
   it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
     const { model, post } = await proxyFor([new Error("engine down")]);
     for (const stream of [false, true]) {
@@ -569,6 +606,38 @@ describe("proxy: failures", () => {
     const wrongToken = await post("/v1/chat/completions", ask(model), "wrong-token");
     expect(wrongToken.status).toBe(401);
     expect(await wrongToken.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });
+  });
+
+  it("bounds a body of unstated length while reading it: 413 before the app has finished sending", async () => {
+    const { url } = await proxyFor();
+    const { hostname, port } = new URL(url);
+    // Chunked, with no Content-Length, and never ended: a proxy that buffered the whole body first
+    // would wait for its end forever.
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(
+        {
+          hostname,
+          port,
+          method: "POST",
+          path: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        },
+        (response) => {
+          response.resume();
+          request.destroy();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.on("error", reject);
+      // Not answered in time: what a buffering proxy does (0, "no answer").
+      setTimeout(() => {
+        request.destroy();
+        resolve(0);
+      }, 10_000).unref();
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      for (let sent = 0; sent <= PROXY_MAX_BODY_BYTES; sent += chunk.length) request.write(chunk);
+    });
+    expect(status).toBe(413);
   });
 
   it("refuses a member named twice (JSON.parse would keep the last), naming where, never the values", async () => {
