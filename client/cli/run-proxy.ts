@@ -1,15 +1,14 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { type FileHandle, link, mkdir, open as openFile, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine } from "../proxy.ts";
-import { type InputBound, readError, readHandleText } from "./bounded-file.ts";
+import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
-import { describeEnclave, open, readPolicy } from "./run-client.ts";
+import { describeEnclave, open, readPolicy, readSecretFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
 export interface ProxyCommandOptions extends ClientConnectionOptions {
@@ -23,16 +22,15 @@ const TOKEN_PATTERN = /^[\x21-\x7e]{32,256}$/;
  * A token file, read to 1 KiB: the token is at most 256 printable characters (TOKEN_PATTERN), and
  * what is made here is 68 and a newline; the rest leaves room for white space around it.
  */
-const TOKEN_FILE_BOUND: InputBound = {
+export const TOKEN_FILE_BOUND: InputBound = {
   bytes: 1024,
   expected: "one token of at most 256 printable characters",
 };
 
 /**
  * The local token: read from the file, or made (32 random bytes, hex) into a new 0600 file. An
- * existing file must be a regular file (not a symbolic link) owned by this user with no access for
- * group or others: anyone who can plant or read it can use the proxy, and through it this user's
- * API key and KV-cache scope.
+ * existing file must be private (readTokenFile): anyone who can plant or read it can use the proxy,
+ * and through it this user's API key and KV-cache scope.
  */
 export async function localToken(file: string): Promise<{ token: string; created: boolean }> {
   // Two proxies starting at once: the one that loses the creation race reads the winner's token.
@@ -45,45 +43,39 @@ export async function localToken(file: string): Promise<{ token: string; created
   throw new UsageError(`--token-file "${file}": it keeps appearing and disappearing; expected a stable file`);
 }
 
+/**
+ * The token in `file`, or null when there is no such file. Read as the API key files and what
+ * cloister up reuses are (readSecretFile, the key broker's readPrivateKeyFile): a regular file, not
+ * a link, this user's (or root's), no access for group or others, opened without blocking (a FIFO is
+ * refused at once rather than waited on), to TOKEN_FILE_BOUND; each refusal a usage error naming
+ * the file and the fix.
+ */
 async function readTokenFile(file: string): Promise<string | null> {
-  let handle: FileHandle;
+  let text: string;
   try {
-    // Non-blocking, as the key broker opens its files: a FIFO is opened at once and refused below as
-    // not a regular file, where a blocking open would wait, silently, for a writer.
-    handle = await openFile(file, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOFOLLOW ?? 0));
+    text = await readSecretFile(file, "--token-file", {
+      bound: TOKEN_FILE_BOUND,
+      // No such file is not a refusal (the token is made): the errno error itself, recognised below.
+      cannotRead: (error) => (isNoSuchFile(error) ? error : optionFileUnreadable(file, "--token-file")(error)),
+    });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return null;
-    if (code === "ELOOP") {
-      throw new UsageError(`--token-file "${file}": expected a regular file, found a symbolic link`);
-    }
-    throw new UsageError(`--token-file: cannot read "${file}" (${code ?? "error"})`);
+    if (isNoSuchFile(error)) return null;
+    throw error;
   }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new UsageError(`--token-file "${file}": expected a regular file`);
-    const uid = process.getuid?.();
-    if (uid !== undefined && stat.uid !== uid) {
-      throw new UsageError(`--token-file "${file}": expected a file owned by uid ${uid}, found uid ${stat.uid}`);
-    }
-    if ((stat.mode & 0o077) !== 0) {
-      throw new UsageError(
-        `--token-file "${file}": expected mode 0600 (no access for group or others), found 0${(stat.mode & 0o777).toString(8)}`,
-      );
-    }
-    const token = (
-      await readHandleText(handle, file, "--token-file", TOKEN_FILE_BOUND).catch((error: unknown) => {
-        if (error instanceof UsageError) throw error;
-        throw new UsageError(`--token-file: cannot read "${file}" (${readError(error)})`, { cause: error });
-      })
-    ).trim();
-    if (!TOKEN_PATTERN.test(token)) {
-      throw new UsageError(`--token-file "${file}": expected 32..256 printable characters, found ${token.length}`);
-    }
-    return token;
-  } finally {
-    await handle.close();
+  const token = text.trim();
+  if (!TOKEN_PATTERN.test(token)) {
+    const found =
+      token.length < 32 || token.length > 256
+        ? `${token.length} characters`
+        : "a character other than printable ASCII (a space, a control character, a letter beyond ASCII)";
+    throw new UsageError(`--token-file: "${file}": expected one token of 32..256 printable characters, found ${found}`);
   }
+  return token;
+}
+
+/** Node's error for a path with no file (not a UsageError, whose own code is USAGE). */
+function isNoSuchFile(error: unknown): error is Error {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === "ENOENT";
 }
 
 /**

@@ -1,11 +1,13 @@
 /** The proxy's local token file (`cloister proxy --token-file`): made safely, trusted only when private. */
 
 import { execFileSync } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { localToken } from "../../client/cli/run-proxy.ts";
+import { UsageError } from "../../client/cli/output.ts";
+import { readSecretFile } from "../../client/cli/run-client.ts";
+import { localToken, TOKEN_FILE_BOUND } from "../../client/cli/run-proxy.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -41,22 +43,64 @@ describe("localToken", () => {
     await writeFile(loose, `${TOKEN}\n`);
     await chmod(loose, 0o644);
     await expect(localToken(loose)).rejects.toThrow(
-      `--token-file "${loose}": expected mode 0600 (no access for group or others), found 0644`,
+      `--token-file: "${loose}" mode expected 0600 (owner only), found 0644; run chmod 600 "${loose}"`,
     );
     const target = join(dir, "target");
     await writeFile(target, `${TOKEN}\n`, { mode: 0o600 });
     const link = join(dir, "link");
     await symlink(target, link);
-    await expect(localToken(link)).rejects.toThrow("expected a regular file, found a symbolic link");
+    await expect(localToken(link)).rejects.toThrow(`--token-file: "${link}" is a symbolic link`);
     const empty = join(dir, "empty");
     await writeFile(empty, "", { mode: 0o600 });
-    await expect(localToken(empty)).rejects.toThrow("expected 32..256 printable characters, found 0");
+    await expect(localToken(empty)).rejects.toThrow(
+      `--token-file: "${empty}": expected one token of 32..256 printable characters, found 0 characters`,
+    );
+    const spaced = join(dir, "spaced");
+    await writeFile(spaced, `${TOKEN.slice(0, 20)} ${TOKEN.slice(20)}\n`, { mode: 0o600 });
+    await expect(localToken(spaced)).rejects.toThrow("found a character other than printable ASCII");
     expect(await localToken(target)).toEqual({ token: TOKEN, created: false });
+  });
+
+  it("is read as the other secret files are (readPrivateKeyFile): the same refusals, each a usage error", async () => {
+    const cases: [string, (file: string) => Promise<void>][] = [
+      ["loose", (file) => chmod(file, 0o640)],
+      [
+        "link",
+        async (file) => {
+          await rm(file);
+          await symlink(join(dir, "elsewhere"), file);
+        },
+      ],
+      [
+        "directory",
+        async (file) => {
+          await rm(file);
+          execFileSync("mkdir", ["-m", "700", file]);
+        },
+      ],
+      ["too long", (file) => writeFile(file, "x".repeat(2048))],
+    ];
+    if (process.getuid?.() === 0) {
+      // Another user's file, even private: its owner could rewrite it.
+      cases.push(["another user's", (file) => chown(file, 4321, 4321)]);
+    }
+    for (const [name, spoil] of cases) {
+      const file = join(dir, name);
+      await writeFile(file, `${TOKEN}\n`, { mode: 0o600 });
+      await spoil(file);
+      const asToken = await localToken(file).catch((error: unknown) => error);
+      const asSecret = await readSecretFile(file, "--token-file", { bound: TOKEN_FILE_BOUND }).catch(
+        (error: unknown) => error,
+      );
+      expect(asToken, name).toBeInstanceOf(UsageError);
+      expect(asSecret, name).toBeInstanceOf(UsageError);
+      expect((asToken as Error).message, name).toBe((asSecret as Error).message);
+    }
   });
 
   it("refuses a FIFO at once (a blocking open would wait, silently, for a writer)", async () => {
     const fifo = join(dir, "fifo");
     execFileSync("mkfifo", ["-m", "600", fifo]);
-    await expect(localToken(fifo)).rejects.toThrow(`--token-file "${fifo}": expected a regular file`);
+    await expect(localToken(fifo)).rejects.toThrow(`--token-file: "${fifo}" is not a regular file`);
   }, 5_000);
 });
