@@ -55,6 +55,20 @@ export interface ProxyOptions {
   readonly now?: () => Date;
 }
 
+/**
+ * What the proxy's local token must be: 32..256 printable ASCII characters (what `cloister proxy`
+ * makes is 68), so that no empty or guessable token lets a request in without one.
+ */
+const PROXY_TOKEN_PATTERN = /^[\x21-\x7e]{32,256}$/;
+
+/** Null for a token the proxy takes (PROXY_TOKEN_PATTERN), else what was found instead: never the token. */
+export function proxyTokenProblem(token: string): string | null {
+  if (PROXY_TOKEN_PATTERN.test(token)) return null;
+  return token.length < 32 || token.length > 256
+    ? `${token.length} characters`
+    : "a character other than printable ASCII (a space, a control character, a letter beyond ASCII)";
+}
+
 /** The largest request body accepted (a prompt is sealed whole; the host limits it again). */
 export const PROXY_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -477,6 +491,17 @@ function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
 export function createProxyApp(options: ProxyOptions): Hono {
   const { session } = options;
   const now = options.now ?? (() => new Date());
+  // Checked here, not only where cloister proxy reads its token file: an empty token would match a
+  // request that sends none.
+  const tokenProblem = proxyTokenProblem(options.token);
+  if (tokenProblem !== null) {
+    throw new ClientError(
+      "configuration",
+      "BAD_OPTION",
+      `token: expected 32..256 printable characters (the bearer token local apps send), found ${tokenProblem}`,
+      { field: "token" },
+    );
+  }
   const expectedToken = Buffer.from(options.token, "utf8");
   const app = new Hono();
 

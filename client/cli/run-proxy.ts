@@ -4,7 +4,7 @@ import { link, mkdir, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
-import { attestedModelId, createProxyApp, enclaveChangeLine } from "../proxy.ts";
+import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
@@ -16,10 +16,8 @@ export interface ProxyCommandOptions extends ClientConnectionOptions {
   tokenFile: string;
 }
 
-const TOKEN_PATTERN = /^[\x21-\x7e]{32,256}$/;
-
 /**
- * A token file, read to 1 KiB: the token is at most 256 printable characters (TOKEN_PATTERN), and
+ * A token file, read to 1 KiB: the token is at most 256 printable characters (proxyTokenProblem), and
  * what is made here is 68 and a newline; the rest leaves room for white space around it.
  */
 export const TOKEN_FILE_BOUND: InputBound = {
@@ -63,12 +61,11 @@ async function readTokenFile(file: string): Promise<string | null> {
     throw error;
   }
   const token = text.trim();
-  if (!TOKEN_PATTERN.test(token)) {
-    const found =
-      token.length < 32 || token.length > 256
-        ? `${token.length} characters`
-        : "a character other than printable ASCII (a space, a control character, a letter beyond ASCII)";
-    throw new UsageError(`--token-file: "${file}": expected one token of 32..256 printable characters, found ${found}`);
+  const problem = proxyTokenProblem(token);
+  if (problem !== null) {
+    throw new UsageError(
+      `--token-file: "${file}": expected one token of 32..256 printable characters, found ${problem}`,
+    );
   }
   return token;
 }

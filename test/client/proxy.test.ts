@@ -288,6 +288,25 @@ describe("proxy: loopback callers only", () => {
   });
 });
 
+describe("proxy: its local token", () => {
+  it("is required: an empty, short or non-printable token is refused when the app is made, never matched", async () => {
+    const { session } = await connectTo({});
+    // An empty token would match a request with no Authorization header at all.
+    const open = await (async () =>
+      createProxyApp({ session, token: "" }).request("/v1/models", { headers: { host: "127.0.0.1" } }))().catch(
+      () => null,
+    );
+    expect(open?.status ?? 0).not.toBe(200);
+    for (const token of ["", "short", `${"x".repeat(40)} y`, "x".repeat(257)]) {
+      expect(() => createProxyApp({ session, token }), JSON.stringify(token.length)).toThrow(
+        /token: expected 32\.\.256 printable characters/,
+      );
+    }
+    // Never the token itself in the refusal.
+    expect(() => createProxyApp({ session, token: "secret-but-short" })).toThrow(/^(?!.*secret-but-short)/s);
+  });
+});
+
 describe("proxy: failures", () => {
   it("a failure mid-stream is an error event after the text so far, no [DONE], and a cut transfer", async () => {
     const { model, post, log } = await proxyFor([{ type: "text", text: "partial" }, new Error("decode failed")]);
