@@ -2,6 +2,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
+import { isLoopbackHost } from "../loopback.ts";
 import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
@@ -40,6 +41,53 @@ export async function hostAllowsOrigin(
   }
 }
 
+/**
+ * What `cloister web` prints once it listens: where, the host and the policy, then its warnings:
+ * what the policy lets through beyond known images, a host that refuses or does not answer the
+ * page's preflight, and plain http to another host, which the page's API key would cross in the
+ * clear (as the other commands warn: client/cli/run-client.ts). Exported for its tests.
+ */
+export function webStartLines(options: {
+  origin: string;
+  hostUrl: string;
+  policyFile: string;
+  policyWarnings: readonly string[];
+  access: "allowed" | "refused" | "unreachable";
+}): string[] {
+  const { origin, hostUrl, access } = options;
+  const lines = [
+    `Cloister web page on ${origin}/`,
+    `  host         ${hostUrl}`,
+    `  policy       ${options.policyFile}`,
+    "  API key      the page asks for it (or open the page with #apiKey=… after its address, then confirm it)",
+    "",
+  ];
+  // What the policy lets through beyond known images, as `attest` and `proxy` say it (the page
+  // shows it too).
+  for (const warning of options.policyWarnings) {
+    lines.push(`WARNING: policy: ${warning}`);
+  }
+  if (lines.at(-1) !== "") lines.push("");
+  const host = new URL(hostUrl);
+  if (host.protocol === "http:" && !isLoopbackHost(host.host)) {
+    lines.push(
+      `WARNING: --url ${host.origin} is plain http to another host: the page sends the API key across the network in the clear (prompts stay sealed); put TLS in front of the host.`,
+      "",
+    );
+  }
+  if (access === "refused") {
+    lines.push(
+      `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,
+      `         Start it with --cors-origin ${origin} (cloister up allows http://127.0.0.1:8788 by default).`,
+      "",
+    );
+  } else if (access === "unreachable") {
+    lines.push(`WARNING: the host at ${hostUrl} did not answer; the page will say so until it does.`, "");
+  }
+  lines.push("Stop with Ctrl-C.", "");
+  return lines;
+}
+
 export async function runWeb(options: WebCommandOptions): Promise<void> {
   // The SDK's own check, as for the other commands: http(s), no user name or password (refused,
   // never repeated), so the URL printed here and put into the page carries no secret.
@@ -53,31 +101,14 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {
     throw loopbackListenError(error);
   });
-  const origin = server.url;
-  const access = await hostAllowsOrigin(hostUrl, origin);
-  const lines = [
-    `Cloister web page on ${origin}/`,
-    `  host         ${hostUrl}`,
-    `  policy       ${options.policy}`,
-    "  API key      the page asks for it (or open the page with #apiKey=… after its address, then confirm it)",
-    "",
-  ];
-  // What the policy lets through beyond known images, as `attest` and `proxy` say it (the page
-  // shows it too).
-  for (const warning of policyRisks(parsed, "is sent your prompts")) {
-    lines.push(`WARNING: policy: ${warning}`);
-  }
-  if (lines.at(-1) !== "") lines.push("");
-  if (access === "refused") {
-    lines.push(
-      `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,
-      `         Start it with --cors-origin ${origin} (cloister up allows http://127.0.0.1:8788 by default).`,
-      "",
-    );
-  } else if (access === "unreachable") {
-    lines.push(`WARNING: the host at ${hostUrl} did not answer; the page will say so until it does.`, "");
-  }
-  lines.push("Stop with Ctrl-C.", "");
+  const access = await hostAllowsOrigin(hostUrl, server.url);
+  const lines = webStartLines({
+    origin: server.url,
+    hostUrl,
+    policyFile: options.policy,
+    policyWarnings: policyRisks(parsed, "is sent your prompts"),
+    access,
+  });
   // Signals are handled before it says it listens: whoever reads that may stop it at once.
   const signalled = waitForSignal();
   process.stdout.write(lines.join("\n"));

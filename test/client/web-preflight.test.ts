@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostAllowsOrigin } from "../../client/cli/run-web.ts";
+import { hostAllowsOrigin, webStartLines } from "../../client/cli/run-web.ts";
 
 const ORIGIN = "http://127.0.0.1:47999";
 
@@ -47,5 +47,28 @@ describe("cloister web's preflight check", () => {
 
   it("says unreachable for a port nothing listens on", async () => {
     expect(await hostAllowsOrigin("http://127.0.0.1:9", ORIGIN)).toBe("unreachable");
+  });
+});
+
+describe("cloister web's start-up lines", () => {
+  const lines = (hostUrl: string) =>
+    webStartLines({ origin: ORIGIN, hostUrl, policyFile: "policy.json", policyWarnings: [], access: "allowed" });
+
+  it("warn that the page's API key would cross the network in the clear to another host over plain http", () => {
+    const warning = lines("http://192.0.2.7:8080").filter((l) => l.startsWith("WARNING"));
+    expect(warning).toEqual([
+      "WARNING: --url http://192.0.2.7:8080 is plain http to another host: the page sends the API key across the network in the clear (prompts stay sealed); put TLS in front of the host.",
+    ]);
+    for (const quiet of [
+      "https://cloister.example",
+      "http://127.0.0.1:8080",
+      "http://localhost:8080",
+      "http://[::1]:8080",
+    ]) {
+      expect(
+        lines(quiet).filter((l) => l.startsWith("WARNING")),
+        quiet,
+      ).toEqual([]);
+    }
   });
 });
