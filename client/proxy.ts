@@ -615,8 +615,9 @@ export function createProxyApp(options: ProxyOptions): Hono {
     if (body.model !== model) {
       throw modelNotFound(model, body.model);
     }
-    if (body.stream !== undefined && typeof body.stream !== "boolean") {
-      throw invalid("stream", "stream: expected a boolean");
+    // null is absent, as for every parameter (refuseUnsupported): OpenAI's stream is nullable.
+    if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean") {
+      throw invalid("stream", `stream: expected a boolean, found ${describeFound(body.stream)}`);
     }
     // As OpenAI: stream_options means nothing without stream, so it is refused rather than ignored.
     if (body.stream_options !== undefined && body.stream_options !== null) {

@@ -724,6 +724,7 @@ describe("proxy: failures", () => {
         /not supported/,
       ],
       ["/v1/completions", { model, prompt: ["a", "b"] }, "prompt", /found an array of 2 items/],
+      ["/v1/chat/completions", ask(model, { stream: "yes" }), "stream", /expected a boolean, found a string/],
     ];
     for (const [path, body, param, message] of cases) {
       const response = await post(path, body);
@@ -733,6 +734,10 @@ describe("proxy: failures", () => {
       expect(error.message.startsWith(`${param}: `), error.message).toBe(true);
       expect(error.message).toMatch(message);
     }
+    // null is absent, as for every other parameter (OpenAI's stream is nullable): a whole answer.
+    const nullStream = await post("/v1/chat/completions", ask(model, { stream: null }));
+    expect(nullStream.status).toBe(200);
+    expect(await nullStream.json()).toMatchObject({ object: "chat.completion" });
   });
 
   it("refuses every parameter it does not honour, and accepts the neutral values of the common ones", async () => {
