@@ -455,12 +455,16 @@ function chatMessages(value: unknown): ChatMessage[] {
     if (Array.isArray(content)) {
       const parts = content.map((p, j) => {
         const part = objectBody(p, `messages[${i}].content[${j}]`);
-        if (part.type !== "text" || typeof part.text !== "string") {
+        if (part.type !== "text") {
           throw invalid(
             `messages[${i}].content[${j}]`,
             `messages[${i}].content[${j}]: only text parts are supported, found type ${describeName(part.type)}`,
             "unsupported_parameter",
           );
+        }
+        if (typeof part.text !== "string") {
+          const where = `messages[${i}].content[${j}].text`;
+          throw invalid(where, `${where}: expected a string, found ${describeFound(part.text)}`);
         }
         refuseUnknownKeys(part, ["type", "text"], `messages[${i}].content[${j}]`);
         return part.text;

@@ -725,6 +725,12 @@ describe("proxy: failures", () => {
       ],
       ["/v1/completions", { model, prompt: ["a", "b"] }, "prompt", /found an array of 2 items/],
       ["/v1/chat/completions", ask(model, { stream: "yes" }), "stream", /expected a boolean, found a string/],
+      [
+        "/v1/chat/completions",
+        { model, messages: [{ role: "user", content: [{ type: "text", text: 5 }] }] },
+        "messages[0].content[0].text",
+        /expected a string, found 5/,
+      ],
     ];
     for (const [path, body, param, message] of cases) {
       const response = await post(path, body);
