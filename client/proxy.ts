@@ -371,9 +371,17 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
       "unsupported_parameter",
     );
   }
-  const format = body.response_format as { type?: unknown } | undefined | null;
-  if (format !== undefined && format !== null && format.type !== "text") {
-    throw invalid("response_format", 'response_format: only {"type": "text"} is supported', "unsupported_parameter");
+  if (body.response_format !== undefined && body.response_format !== null) {
+    const format = objectBody(body.response_format, "response_format");
+    if (format.type !== "text") {
+      throw invalid(
+        "response_format",
+        `response_format: only {"type": "text"} is supported, found type ${describeName(format.type)}`,
+        "unsupported_parameter",
+      );
+    }
+    // A schema or other member beside type "text" would otherwise be dropped without the app knowing.
+    refuseUnknownKeys(format, ["type"], "response_format");
   }
   const number = (name: string, min: number, max: number, integer: boolean): number | undefined => {
     const value = body[name];

@@ -731,6 +731,13 @@ describe("proxy: failures", () => {
         "messages[0].content[0].text",
         /expected a string, found 5/,
       ],
+      ["/v1/chat/completions", ask(model, { response_format: "text" }), "response_format", /expected an object/],
+      [
+        "/v1/chat/completions",
+        ask(model, { response_format: { type: "text", json_schema: {} } }),
+        "response_format.json_schema",
+        /not supported/,
+      ],
     ];
     for (const [path, body, param, message] of cases) {
       const response = await post(path, body);
