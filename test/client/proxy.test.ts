@@ -288,6 +288,42 @@ describe("proxy: loopback callers only", () => {
   });
 });
 
+describe("proxy: web pages in the user's browser", () => {
+  it("get no CORS grant: a preflight is refused without access-control-allow-origin, and a simple POST without the token reaches nothing", async () => {
+    const calls: unknown[][] = [];
+    const { model, url, log } = await proxyFor(undefined, tapDoneEvents([], calls));
+    const origin = "https://evil.example";
+    // What a browser asks before a page may send Authorization (not a CORS-safelisted header).
+    const preflight = await fetch(`${url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBeGreaterThanOrEqual(400);
+    expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
+    // A "simple" request a page may send without a preflight (no-cors, text/plain): no token, so 401.
+    const simple = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { origin, "content-type": "text/plain" },
+      body: JSON.stringify(ask(model)),
+    });
+    expect(simple.status).toBe(401);
+    expect(simple.headers.get("access-control-allow-origin")).toBeNull();
+    // Even with the token (a page cannot have it), nothing grants the page a read of the answer.
+    const withToken = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { origin, authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(ask(model)),
+    });
+    expect(withToken.headers.get("access-control-allow-origin")).toBeNull();
+    expect(calls).toHaveLength(1);
+    expect(log.map((l) => JSON.parse(l).status)).toEqual([preflight.status, 401, 200]);
+  });
+});
+
 describe("proxy: its local token", () => {
   it("is required: an empty, short or non-printable token is refused when the app is made, never matched", async () => {
     const { session } = await connectTo({});
