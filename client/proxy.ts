@@ -13,7 +13,8 @@
  * enclave found meanwhile that serves another model gets nothing (404 model_not_found), so an
  * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools,
  * logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
- * and a prompt over the model's context size is OpenAI's context_length_exceeded. Errors use
+ * and a prompt over the model's context size is OpenAI's context_length_exceeded. A body that names
+ * a member twice in one object, or a parameter of the wrong type, is refused naming it. Errors use
  * OpenAI's shape `{error: {message, type, param, code}}`; attestation, integrity and configuration
  * failures carry `x-should-retry: false` so SDKs do not retry them; a host's 429 or 503 carries its
  * `retry-after` on.
