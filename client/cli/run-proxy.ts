@@ -38,7 +38,7 @@ export async function localToken(file: string): Promise<{ token: string; created
     const token = `cpx_${randomBytes(32).toString("hex")}`;
     if (await createTokenFile(file, token)) return { token, created: true };
   }
-  throw new UsageError(`--token-file "${file}": it keeps appearing and disappearing; expected a stable file`);
+  throw new UsageError(`--token-file: "${file}" keeps appearing and disappearing; expected a stable file`);
 }
 
 /**
