@@ -56,6 +56,12 @@ export interface HostOptions {
     readonly maxInFlightPerKey?: number;
     /** Time allowed for a client to send its whole request body; past it the connection is closed. */
     readonly requestBodyTimeoutMs: number;
+    /**
+     * Time a client may take none of the answer the host has for it (a streamed answer waiting for
+     * room in the connection, or any answer handed over whole and not yet all sent); past it the
+     * connection is closed (watchClientStall).
+     */
+    readonly clientStallTimeoutMs: number;
   } & LimiterOptions;
   readonly accessLog: AccessLogSink;
   /** Called when a sealed response has ended (e.g. to collect that enclave's audit records). */
@@ -169,6 +175,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
     const started = performance.now();
+    // Under node (host/server.ts) every request has its connection; app.request() in tests has none.
+    const outgoing = (c.env as Env["Bindings"] | undefined)?.outgoing;
+    if (outgoing !== undefined) watchClientStall(outgoing, options.limits.clientStallTimeoutMs);
     c.set("caller", null);
     c.set("requestBytes", 0);
     c.set("sent", null);
@@ -537,6 +546,35 @@ function refused(error: HostError): boolean {
 
 function round2(n: number): number {
   return Math.round(n * 100) / 100;
+}
+
+/**
+ * Closes the connection of a client that takes none of its answer for between `ms` and twice that
+ * while the host waits on it: a streamed answer whose writes wait for room in the connection
+ * (pipeAnswer then ends it as aborted, stopping the enclave's request and freeing its slot), or an
+ * answer handed over whole whose last bytes are not all sent. node times out requests, never
+ * answers: without this a client that stops reading held its connection for ever (e.g. requests
+ * sent in one go, pipelined, and none of their answers read: anonymous 404s do), so a few could take
+ * every connection the host allows, and a streamed answer's slot until the enclave's idle timeout.
+ * Progress is what the connection has handed to the kernel (written, less what waits in its
+ * buffer): it grows whenever the client takes bytes.
+ */
+function watchClientStall(outgoing: ServerResponse, ms: number): void {
+  let taken = -1; // at the last check, if the host was waiting on the client then
+  const timer = setInterval(() => {
+    const socket = outgoing.socket;
+    const waiting =
+      socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));
+    if (!waiting) {
+      taken = -1;
+      return;
+    }
+    const now = socket.bytesWritten - socket.writableLength;
+    if (now === taken) socket.destroy();
+    else taken = now;
+  }, ms);
+  timer.unref();
+  outgoing.once("close", () => clearInterval(timer));
 }
 
 /**

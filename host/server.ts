@@ -18,6 +18,7 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   maxBodiesReading: 64,
   maxBodiesReadingPerKey: 16,
   requestBodyTimeoutMs: 30_000,
+  clientStallTimeoutMs: 30_000,
 };
 
 export async function startHost(options: {

@@ -139,6 +139,7 @@ async function setup(
     limits?: Partial<typeof DEFAULT_HOST_LIMITS>;
     keys?: ApiKeyStore;
     corsOrigins?: string[];
+    maxConnections?: number;
   } = {},
 ) {
   const log: AccessLogEntry[] = [];
@@ -150,7 +151,12 @@ async function setup(
     accessLog: (e) => log.push(e),
     ...(overrides.corsOrigins === undefined ? {} : { corsOrigins: overrides.corsOrigins }),
   });
-  const host: RunningServer = await listen(app.fetch, "127.0.0.1", 0);
+  const host: RunningServer = await listen(
+    app.fetch,
+    "127.0.0.1",
+    0,
+    overrides.maxConnections === undefined ? {} : { maxConnections: overrides.maxConnections },
+  );
   cleanup.push(() => host.close());
   const sealed = (body: Uint8Array, key: string | null = KEY, signal?: AbortSignal) =>
     fetch(`${host.url}/v1/sealed`, {
@@ -167,6 +173,8 @@ async function setup(
 async function errorCode(response: Response): Promise<string> {
   return ((await response.json()) as { error: { code: string } }).error.code;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves when `predicate` holds, polling; fails the test after `ms`. */
 async function until(predicate: () => boolean, ms = 5000): Promise<void> {
@@ -1030,6 +1038,61 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
     await once(response, "end");
     expect(received).toBe(TOTAL);
+  });
+
+  it("stops a streamed answer whose client takes none of it for clientStallTimeoutMs: the enclave's request is aborted and the slot freed", async () => {
+    let enclaveSawClose = false;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const { host, get, log } = await setup({
+      limits: { clientStallTimeoutMs: 200 }, // the enclave's idle timeout stays 120 s
+      enclave: (_req, res) => {
+        res.on("close", () => (enclaveSawClose = true));
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        // Without end, as fast as the host takes it: 1 GiB at most.
+        let left = 16 * 1024;
+        const more = () => {
+          while (left-- > 0 && !res.destroyed) if (!res.write(chunk)) return void res.once("drain", more);
+        };
+        more();
+      },
+    });
+    const client = connect(host.port, "127.0.0.1");
+    client.pause(); // never read
+    cleanup.push(async () => void client.destroy());
+    client.write(
+      `POST /v1/sealed HTTP/1.1\r\nhost: a\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/octet-stream\r\ncontent-length: ${envelope().length}\r\n\r\n`,
+    );
+    client.write(envelope());
+    await until(() => enclaveSawClose && log.length === 1, 5000);
+    expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 200, outcome: "aborted" });
+    expect(log[0]?.responseBytes).toBeGreaterThan(0);
+    expect(((await (await get("/healthz")).json()) as { inFlight: number }).inFlight).toBe(0);
+  });
+
+  it("closes the connection of a client that takes none of its answers (pipelined, never read), so it cannot hold a connection for ever", async () => {
+    const document = JSON.stringify({ document: "d".repeat(4 * 1024 * 1024 - 20) });
+    const { host } = await setup({
+      limits: { clientStallTimeoutMs: 200 },
+      maxConnections: 1,
+      enclave: (req, res) =>
+        req.url === "/attestation"
+          ? res.writeHead(200, { "content-type": "application/json" }).end(document)
+          : res.writeHead(200).end(),
+    });
+    // Eight documents asked for in one go (32 MiB, more than the buffers between host and client
+    // hold) and never read: the host sends until those are full, then waits for the client.
+    const stalled = connect(host.port, "127.0.0.1");
+    stalled.pause();
+    cleanup.push(async () => void stalled.destroy());
+    stalled.write(`GET /v1/attestation HTTP/1.1\r\nhost: a\r\nauthorization: Bearer ${KEY}\r\n\r\n`.repeat(8));
+    // With the only connection the host allows taken, another client is served once the stalled
+    // one is closed.
+    let served: Response | null = null;
+    for (let i = 0; i < 100 && served === null; i++) {
+      served = await fetch(`${host.url}/healthz`).catch(() => null);
+      if (served === null) await sleep(50);
+    }
+    expect(served?.status).toBe(200);
   });
 
   it("stops asking the enclave when the client goes away before the answer begins, and logs 499", async () => {
