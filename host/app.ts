@@ -172,6 +172,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return check.up;
   };
 
+  // The paths the app routes (set once every route is registered, below): any other is logged as
+  // NO_ROUTE, so the access log holds none of the text a client puts in a path (up to node's 16 KiB
+  // of headers, anonymous: a key given in a URL by mistake, or lines made to fill the log).
+  let routedPaths: ReadonlySet<string> = new Set();
+
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
     const started = performance.now();
@@ -189,7 +194,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const base = {
       time: new Date().toISOString(),
       method: c.req.method,
-      path: c.req.path,
+      path: routedPaths.has(c.req.path) ? c.req.path : NO_ROUTE,
       status,
       keyId: c.get("caller")?.keyId ?? null,
       requestBytes: c.get("requestBytes"),
@@ -489,8 +494,12 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     }
   });
 
+  routedPaths = new Set(app.routes.map((route) => route.path).filter((path) => path !== "*"));
   return app;
 }
+
+/** The access log's path for a request to a path no route has. */
+const NO_ROUTE = "(no route)";
 
 /**
  * One API key's share of the forwarding slots by default: half of them (at least one), so with

@@ -1276,6 +1276,22 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(refusalBytes).toBeGreaterThan(0);
   });
 
+  it('logs a path no route has as "(no route)": the access log holds none of the text a client puts there', async () => {
+    const { get, log } = await setup();
+    // e.g. a client given a URL with its key in it, or anyone writing 16 KiB lines into the log.
+    for (const path of [`/v1/sealed/${KEY}`, `/${"x".repeat(8000)}`, "/v1/attestation/"]) {
+      expect((await get(path, null)).status).toBe(404);
+    }
+    expect((await get("/v1/sealed", null)).status).toBe(404); // a route's path, another method
+    await until(() => log.length === 4);
+    expect(log.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
+      "GET (no route) 404",
+      "GET (no route) 404",
+      "GET (no route) 404",
+      "GET /v1/sealed 404",
+    ]);
+  });
+
   it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
     const { sealed, log } = await setup({
       enclave: (_req, res) => {
