@@ -15,6 +15,7 @@
  * objects per request or per frame. Tests run it on a real loopback server.
  */
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -107,6 +108,11 @@ type Outcome = AccessLogEntry["outcome"];
 /** nginx's "client closed request": only the access log ever sees it, the client has gone. */
 const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 
+/** Requests under way on one connection at once (HTTP pipelining); past it the connection is closed. */
+const MAX_REQUESTS_PER_CONNECTION = 16;
+/** What the access log says of a request past that bound: only the log sees it, the connection is closed. */
+const TOO_MANY_REQUESTS_STATUS = 429;
+
 export function createHostApp(options: HostOptions): Hono<Env & { Variables: Variables }> {
   const app = new Hono<Env & { Variables: Variables }>();
   const limiter = new ConcurrencyLimiter(options.limits);
@@ -180,9 +186,6 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
     const started = performance.now();
-    // Under node (host/server.ts) every request has its connection; app.request() in tests has none.
-    const outgoing = (c.env as Env["Bindings"] | undefined)?.outgoing;
-    if (outgoing !== undefined) watchClientStall(outgoing, options.limits.clientStallTimeoutMs);
     c.set("caller", null);
     c.set("requestBytes", 0);
     c.set("sent", null);
@@ -216,6 +219,33 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Everything else is small and whole (JSON, the document): its length is known or cheap to take.
     const length = c.res.headers.get("content-length");
     report(length === null ? (await c.res.clone().arrayBuffer()).byteLength : Number(length), "ok");
+  });
+
+  // Each request's connection: at most MAX_REQUESTS_PER_CONNECTION under way on it at once, and a
+  // client that stops taking its answers loses it (watchClientStall).
+  const underway = new WeakMap<Socket, number>();
+  app.use("*", async (c, next) => {
+    // Under node (host/server.ts) every request has its connection; app.request() in tests has none.
+    const node = c.env as Env["Bindings"] | undefined;
+    if (node === undefined) return next();
+    const socket = node.incoming.socket;
+    const count = (underway.get(socket) ?? 0) + 1;
+    // node takes in every request sent in one go (pipelined) at once, and holds back reading only
+    // once their answers fill its buffers: requests that wait for the enclave (a health check, a
+    // document) produce none meanwhile, so one connection could make the host hold any number of
+    // them. Past the bound the connection is closed, nothing more read from it or answered on it
+    // (clients send one request at a time: browsers and fetch never pipeline).
+    if (socket.destroyed || count > MAX_REQUESTS_PER_CONNECTION) {
+      socket.destroy();
+      const meter = new ResponseMeter(TOO_MANY_REQUESTS_STATUS);
+      meter.end("aborted");
+      c.set("sent", meter);
+      return RESPONSE_ALREADY_SENT;
+    }
+    underway.set(socket, count);
+    node.outgoing.once("close", () => underway.set(socket, (underway.get(socket) ?? 1) - 1));
+    watchClientStall(node.outgoing, options.limits.clientStallTimeoutMs);
+    await next();
   });
 
   // Browsers: a listed origin's preflight is answered here; its responses (errors included) carry

@@ -1095,6 +1095,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(served?.status).toBe(200);
   });
 
+  it("closes a connection with more than 16 requests under way at once (pipelined): it cannot make the host hold requests without bound", async () => {
+    // Each anonymous health check waits for the enclave's own (shared): without a bound, every
+    // request sent in one go was taken in and held meanwhile (100 000 of them: 2 GB).
+    const { host, log } = await setup({
+      enclave: (_req, res) => void setTimeout(() => res.writeHead(200).end(), 300),
+    });
+    const client = connect(host.port, "127.0.0.1");
+    cleanup.push(async () => void client.destroy());
+    client.on("data", () => {});
+    client.on("error", () => {}); // reset: the host closes it with requests unread
+    const closed = new Promise((resolve) => client.once("close", resolve));
+    client.write("GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n".repeat(4000));
+    expect(await Promise.race([closed.then(() => "closed"), sleep(2000).then(() => "open")])).toBe("closed");
+    await sleep(500); // the health check the first ones waited for has ended
+    const taken = log.filter((e) => e.status !== 429);
+    expect(taken.length).toBeLessThanOrEqual(16);
+    expect(log.filter((e) => e.status === 429).every((e) => e.outcome === "aborted")).toBe(true);
+  });
+
   it("stops asking the enclave when the client goes away before the answer begins, and logs 499", async () => {
     let enclaveSawClose = false;
     const { sealed, seen, log } = await setup({
