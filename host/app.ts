@@ -237,9 +237,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // (clients send one request at a time: browsers and fetch never pipeline).
     if (socket.destroyed || count > MAX_REQUESTS_PER_CONNECTION) {
       socket.destroy();
-      const meter = new ResponseMeter(TOO_MANY_REQUESTS_STATUS);
-      meter.end("aborted");
-      c.set("sent", meter);
+      c.set("sent", ResponseMeter.aborted(TOO_MANY_REQUESTS_STATUS));
       return RESPONSE_ALREADY_SENT;
     }
     underway.set(socket, count);
@@ -455,14 +453,26 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       if (left === 0) forwardingByKey.delete(record.id);
       else forwardingByKey.set(record.id, left);
     };
-    // A request the host refuses before forwarding it (queue full, client gone) costs no rate token.
+    // A request the host refuses before forwarding it (queue full) costs no rate token. One whose
+    // client goes away while it waits leaves the queue then (its place is another's at once), and
+    // keeps its token (going away is its choice, and the host has read the body).
+    const clientGone = new AbortController();
+    const onClientGone = () => clientGone.abort();
+    outgoing.once("close", onClientGone);
+    if (outgoing.destroyed) onClientGone();
     let slot: () => void;
     try {
-      slot = await limiter.acquire();
+      slot = await limiter.acquire(clientGone.signal);
     } catch (error) {
       keyDone();
-      options.apiKeys.refund(record);
-      throw error;
+      if (error !== clientGone.signal.reason) {
+        options.apiKeys.refund(record);
+        throw error;
+      }
+      c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
+      return RESPONSE_ALREADY_SENT;
+    } finally {
+      outgoing.off("close", onClientGone);
     }
     let released = false;
     member.inFlight++;
@@ -474,13 +484,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       keyDone();
       options.onSealedResponseEnd?.(member);
     };
-    // A client that went away while its request waited for a slot is not forwarded at all; its
-    // token is kept (going away is its choice, and the host has read the body).
+    // A client that went away as its slot came (before, it left the queue above) is not forwarded
+    // at all; its token is kept too.
     if (outgoing.destroyed) {
       release();
-      const meter = new ResponseMeter(CLIENT_CLOSED_STATUS);
-      meter.end("aborted");
-      c.set("sent", meter);
+      c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
       return RESPONSE_ALREADY_SENT;
     }
     try {
@@ -896,6 +904,13 @@ class ResponseMeter {
 
   /** `status`: what was written to the client (499: nothing, the client had gone away). */
   constructor(readonly status: number) {}
+
+  /** The meter of a request that ended before anything was written: `status` is for the log only. */
+  static aborted(status: number): ResponseMeter {
+    const meter = new ResponseMeter(status);
+    meter.end("aborted");
+    return meter;
+  }
 
   attach(report: (bytes: number, outcome: Outcome) => void): void {
     this.#report = report;

@@ -14,7 +14,6 @@ export interface LimiterOptions {
 
 interface Waiter {
   resolve: (release: () => void) => void;
-  reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -36,8 +35,13 @@ export class ConcurrencyLimiter {
     return this.queue.length;
   }
 
-  /** Resolves with a release function once a slot is free; throws HOST_BUSY when full. */
-  acquire(): Promise<() => void> {
+  /**
+   * Resolves with a release function once a slot is free; throws HOST_BUSY when full. When `signal`
+   * aborts while the request waits (its client went away), it leaves the queue at once and this
+   * rejects with the signal's reason: a request nobody waits for holds no place another could have.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.inFlight < this.options.maxInFlight) {
       this.inFlight++;
       return Promise.resolve(this.releaser());
@@ -46,15 +50,22 @@ export class ConcurrencyLimiter {
       return Promise.reject(hostBusy(this.options.retryAfterSeconds));
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          const index = this.queue.indexOf(waiter);
-          if (index >= 0) this.queue.splice(index, 1);
-          reject(hostBusy(this.options.retryAfterSeconds));
-        }, this.options.queueTimeoutMs),
+      const leave = (error: unknown) => {
+        clearTimeout(waiter.timer);
+        signal?.removeEventListener("abort", onAbort);
+        const index = this.queue.indexOf(waiter);
+        if (index >= 0) this.queue.splice(index, 1);
+        reject(error);
       };
+      const onAbort = () => leave(signal?.reason);
+      const waiter: Waiter = {
+        resolve: (release) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(release);
+        },
+        timer: setTimeout(() => leave(hostBusy(this.options.retryAfterSeconds)), this.options.queueTimeoutMs),
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.queue.push(waiter);
     });
   }

@@ -1169,6 +1169,33 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log.map((e) => e.outcome).sort()).toEqual(["aborted", "ok"]);
   });
 
+  it("frees the queue place of a request whose client went away while it waited, at once", async () => {
+    const held: ServerResponse[] = [];
+    const { sealed, seen, get } = await setup({
+      limits: { maxInFlight: 1, maxQueued: 1, maxInFlightPerKey: 8 },
+      enclave: (req, res) => (req.url === "/sealed" ? held.push(res) : res.writeHead(200).end()),
+    });
+    const first = sealed(envelope());
+    await until(() => held.length === 1);
+    const controller = new AbortController();
+    const gone = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
+    const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
+    for (let i = 0; i < 200 && (await queued()) !== 1; i++) await sleep(5);
+    controller.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    for (let i = 0; i < 200 && (await queued()) !== 0; i++) await sleep(5);
+    expect(await queued()).toBe(0);
+    // The place is free: the next request waits for the slot (not HOST_BUSY), and is served.
+    const next = sealed(envelope());
+    await until(() => seen.filter((r) => r.url === "/sealed").length === 1);
+    held[0]?.writeHead(200).end("first");
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("next");
+    expect(await (await first).text()).toBe("first");
+    const answer = await next;
+    expect({ status: answer.status, text: await answer.text() }).toEqual({ status: 200, text: "next" });
+  });
+
   it("passes the attestation document, the challenge answer and the audit checkpoint through, bounded, to callers with a key", async () => {
     const { get, host, seen } = await setup({
       enclave: (req, res, record) => {

@@ -55,6 +55,24 @@ describe("the forwarding limiter", () => {
     await expect(limiter.acquire()).rejects.toMatchObject({ code: "HOST_BUSY", retryAfterSeconds: 7 });
   });
 
+  it("takes a waiter whose signal aborts out of the queue at once, rejecting with the signal's reason", async () => {
+    const limiter = new ConcurrencyLimiter(options({ maxQueued: 1 }));
+    const release = await limiter.acquire();
+    const controller = new AbortController();
+    const waiting = limiter.acquire(controller.signal).catch((error: unknown) => error);
+    expect(limiter.queued).toBe(1);
+    controller.abort(new Error("client gone"));
+    expect(await waiting).toMatchObject({ message: "client gone" });
+    expect(limiter.queued).toBe(0);
+    // Its place is the next request's, and the freed slot goes to that one.
+    const next = limiter.acquire();
+    release();
+    (await next)();
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 0, queued: 0 });
+    // A signal already aborted never waits.
+    await expect(limiter.acquire(AbortSignal.abort(new Error("gone before")))).rejects.toThrow("gone before");
+  });
+
   it("refuses a request that waited queueTimeoutMs with HOST_BUSY and its Retry-After, and takes it out of the queue", async () => {
     vi.useFakeTimers();
     const limiter = new ConcurrencyLimiter(options({ maxQueued: 1, queueTimeoutMs: 500 }));
