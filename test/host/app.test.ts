@@ -1128,10 +1128,11 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 499, keyId: "team-a", outcome: "error" });
   });
 
-  it("drops the enclave's answer and frees the slot when the client goes away mid-answer", async () => {
+  it("drops the enclave's answer and frees the slot when the client goes away mid-answer, logging it once", async () => {
     let enclaveSawClose = false;
-    const { sealed, get } = await setup({
-      enclave: (_req, res) => {
+    const { sealed, get, log } = await setup({
+      enclave: (req, res) => {
+        if (req.url !== "/sealed") return void res.writeHead(200).end(); // its health check
         res.writeHead(200, { "content-type": "application/octet-stream" });
         res.write(Buffer.from([1]));
         res.on("close", () => (enclaveSawClose = true));
@@ -1146,6 +1147,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const health = async () => (await (await get("/healthz")).json()) as { inFlight: number };
     for (let i = 0; i < 200 && (await health()).inFlight !== 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect((await health()).inFlight).toBe(0);
+    expect(
+      log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.responseBytes} ${e.outcome}`),
+    ).toEqual(["200 1 aborted"]);
   });
 
   it("does not forward a request whose client went away while it waited for a slot", async () => {
