@@ -600,9 +600,9 @@ function round2(n: number): number {
  * while the host waits on it: a streamed answer whose writes wait for room in the connection
  * (pipeAnswer then ends it as aborted, stopping the enclave's request and freeing its slot), or an
  * answer handed over whole whose last bytes are not all sent. node times out requests, never
- * answers: without this a client that stops reading held its connection for ever (e.g. requests
- * sent in one go, pipelined, and none of their answers read: anonymous 404s do), so a few could take
- * every connection the host allows, and a streamed answer's slot until the enclave's idle timeout.
+ * answers: without this a client that stops reading held its connection for ever (pipelined
+ * requests whose answers are never read, anonymous ones included), so a few could take every
+ * connection the host allows, and a streamed answer's slot until the enclave's idle timeout.
  * Progress is what the connection has handed to the kernel (written, less what waits in its
  * buffer): it grows whenever the client takes bytes.
  */
