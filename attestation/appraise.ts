@@ -35,8 +35,10 @@
  *    binds the runtime data).
  *  - MAA tokens (policy.maa; VerifiedMaaToken, constructed only by azure/maa.ts): `iss` in `issuers`,
  *    `x-ms-attestation-type` in `attestationTypes`, then the x-ms-sevsnpvm-* claims with the SNP
- *    checks' codes, each violation's field naming its claim. A claim a check needs that is absent or
- *    not of its JSON type is a violation (MAA_CLAIM_INVALID); no expectedReportData is taken.  MAA_*
+ *    checks' codes, each violation's field naming its claim (a pinned authorKeyDigests refuses an
+ *    all-zero digest: the token has no AUTHOR_KEY_EN). A claim a check needs that is absent, not of
+ *    its JSON type or beyond its report field's width is a violation (MAA_CLAIM_INVALID); no
+ *    expectedReportData is taken.                                              MAA_*
  * A check the policy skips (`{ skip: { reason } }`) is not made and produces no violation; the reason
  * stays in the policy for auditors (policy-from-evidence.ts names the checks it skips in its notes,
  * client/policy.ts's policyRisks those that let an unknown guest through).
@@ -604,11 +606,25 @@ function claimOf<T>(
 }
 
 const isBoolean = (value: unknown): value is boolean => typeof value === "boolean";
-const isSvn = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 const booleanClaim = (push: Push, claims: Readonly<Record<string, unknown>>, name: string) =>
   claimOf(push, claims, name, "true or false", isBoolean);
-const svnClaim = (push: Push, claims: Readonly<Record<string, unknown>>, name: string) =>
-  claimOf(push, claims, name, "a whole number", isSvn);
+/** Widths of the report fields MAA copies: a TCB component's SVN is one byte, VMPL and GUEST_SVN four. */
+const U8_MAX = 0xff;
+const U32_MAX = 0xffff_ffff;
+/**
+ * A whole-number claim within its report field's width (0..`max`): a number beyond it is no value
+ * the hardware reports, so it is invalid, never compared with a minimum.
+ */
+function numberClaim(
+  push: Push,
+  claims: Readonly<Record<string, unknown>>,
+  name: string,
+  max: number,
+): number | undefined {
+  const inRange = (value: unknown): value is number =>
+    Number.isInteger(value) && (value as number) >= 0 && (value as number) <= max;
+  return claimOf(push, claims, name, `a whole number 0..${max}`, inRange);
+}
 /** A hex claim of `bytes` bytes, as bytes (MAA writes them in lower case; either is accepted). */
 function hexClaim(
   push: Push,
@@ -657,29 +673,40 @@ function appraiseMaa(push: Push, token: VerifiedMaaToken, policy: MaaPolicy): vo
   ] as const) {
     if (!allowed && booleanClaim(push, claims, name) === true) push(name, code, `false (${field}: false)`, "true");
   }
-  const vmpl = svnClaim(push, claims, "x-ms-sevsnpvm-vmpl");
+  const vmpl = numberClaim(push, claims, "x-ms-sevsnpvm-vmpl", U32_MAX);
   if (vmpl !== undefined && !p.allowedVmpls.includes(vmpl)) {
     push("x-ms-sevsnpvm-vmpl", "SNP_VMPL_NOT_ALLOWED", `one of [${p.allowedVmpls.join(", ")}]`, String(vmpl));
   }
   for (const [component, name] of MAA_MINIMUM_TCB_CLAIMS) {
-    const svn = svnClaim(push, claims, name);
+    const svn = numberClaim(push, claims, name, U8_MAX);
     const minimum = p.minimumTcb[component];
     if (svn !== undefined && svn < minimum) push(name, "SNP_TCB_TOO_LOW", `>= ${minimum}`, String(svn));
   }
   const hexChecks = [
-    [p.measurements, "x-ms-sevsnpvm-launchmeasurement", 48, "SNP_MEASUREMENT_NOT_ALLOWED"],
-    [p.hostData, "x-ms-sevsnpvm-hostdata", 32, "SNP_HOST_DATA_MISMATCH"],
-    [p.idKeyDigests, "x-ms-sevsnpvm-idkeydigest", 48, "SNP_ID_KEY_DIGEST_NOT_ALLOWED"],
-    [p.authorKeyDigests, "x-ms-sevsnpvm-authorkeydigest", 48, "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED"],
+    ["measurements", "x-ms-sevsnpvm-launchmeasurement", 48, "SNP_MEASUREMENT_NOT_ALLOWED"],
+    ["hostData", "x-ms-sevsnpvm-hostdata", 32, "SNP_HOST_DATA_MISMATCH"],
+    ["idKeyDigests", "x-ms-sevsnpvm-idkeydigest", 48, "SNP_ID_KEY_DIGEST_NOT_ALLOWED"],
+    ["authorKeyDigests", "x-ms-sevsnpvm-authorkeydigest", 48, "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED"],
   ] as const;
-  for (const [rule, name, bytes, code] of hexChecks) {
-    if (isSkip(rule)) continue;
+  for (const [field, name, bytes, code] of hexChecks) {
+    // A skip without its reason (a policy built in code) is refused, never a check not made.
+    const rule = ruleOf<string | readonly string[]>(p[field], `maa.snp.${field}`);
+    if (rule === null) continue;
     const value = hexClaim(push, claims, name, bytes);
     if (value === undefined) continue;
-    if (typeof rule === "string") checkPinned(push, rule, value, name, code);
+    if (field === "authorKeyDigests" && isAllZero(value)) {
+      // The report's AUTHOR_KEY_DIGEST is zero when AUTHOR_KEY_EN is clear, and the token does not
+      // carry AUTHOR_KEY_EN: a pinned list refuses it, as the snp section does, even one naming zero.
+      push(
+        name,
+        code,
+        "an author key's digest (authorKeyDigests is pinned)",
+        "all zero (no author key: AUTHOR_KEY_EN clear)",
+      );
+    } else if (typeof rule === "string") checkPinned(push, rule, value, name, code);
     else checkAllowList(push, rule, value, name, code);
   }
-  const guestSvn = svnClaim(push, claims, "x-ms-sevsnpvm-guestsvn");
+  const guestSvn = numberClaim(push, claims, "x-ms-sevsnpvm-guestsvn", U32_MAX);
   if (guestSvn !== undefined && guestSvn < p.minimumGuestSvn) {
     push("x-ms-sevsnpvm-guestsvn", "SNP_GUEST_SVN_TOO_LOW", `>= ${p.minimumGuestSvn}`, String(guestSvn));
   }

@@ -15,7 +15,7 @@ import { describe, expect, it } from "vitest";
 import { appraise } from "../../attestation/appraise.ts";
 import { verifyEvidence } from "../../attestation/azure/cli-verify.ts";
 import { verifyMaaToken } from "../../attestation/azure/maa.ts";
-import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { parseAttestationPolicy, type Skip } from "../../attestation/policy.ts";
 import { thrownCode } from "../helpers/attestation.ts";
 import { testMaaSigner } from "../helpers/maa-token.ts";
 import { tdxPolicyJson } from "./sim-helpers.ts";
@@ -55,7 +55,8 @@ function fixturePolicy() {
         measurements: [MEASUREMENT],
         hostData: HOST_DATA,
         idKeyDigests: [ID_KEY_DIGEST],
-        authorKeyDigests: [OTHER48.replace(/./g, "0")],
+        // The token's digest is all zero: no author key signed its ID block.
+        authorKeyDigests: { skip: { reason: "no author key in the ID block" } } as string[] | Skip,
         minimumGuestSvn: 2,
       },
     },
@@ -171,8 +172,21 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
     [
       "authorKeyDigests",
       withSnp({ authorKeyDigests: [OTHER48] }),
+      withClaims({ "x-ms-sevsnpvm-authorkeydigest": "cd".repeat(48) }),
+      ["x-ms-sevsnpvm-authorkeydigest", "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED", OTHER48, "cd".repeat(48)],
+    ],
+    // An all-zero AUTHOR_KEY_DIGEST is no author key (AUTHOR_KEY_EN clear), which a pinned list
+    // refuses as the snp section does, even a list that names the zero digest.
+    [
+      "authorKeyDigests pinned, the token showing no author key",
+      withSnp({ authorKeyDigests: ["00".repeat(48)] }),
       CLAIMS,
-      ["x-ms-sevsnpvm-authorkeydigest", "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED", OTHER48, "00".repeat(48)],
+      [
+        "x-ms-sevsnpvm-authorkeydigest",
+        "SNP_AUTHOR_KEY_DIGEST_NOT_ALLOWED",
+        "an author key's digest (authorKeyDigests is pinned)",
+        "all zero (no author key: AUTHOR_KEY_EN clear)",
+      ],
     ],
     [
       "minimumGuestSvn",
@@ -197,7 +211,7 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
       "a number claim given as a string",
       fixturePolicy(),
       withClaims({ "x-ms-sevsnpvm-guestsvn": "2" }),
-      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number", '"2"'],
+      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", '"2"'],
     ],
     [
       "a hex claim of the wrong length",
@@ -209,7 +223,26 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
       "a TCB claim given as an object",
       fixturePolicy(),
       withClaims({ "x-ms-sevsnpvm-tee-svn": { svn: 0 } }),
-      ["x-ms-sevsnpvm-tee-svn", "MAA_CLAIM_INVALID", "a whole number", "an object"],
+      ["x-ms-sevsnpvm-tee-svn", "MAA_CLAIM_INVALID", "a whole number 0..255", "an object"],
+    ],
+    // A number beyond its report field's width is no SVN the hardware reports: never compared.
+    [
+      "a TCB claim above 255 (an SVN is one byte)",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-microcode-svn": 256 }),
+      ["x-ms-sevsnpvm-microcode-svn", "MAA_CLAIM_INVALID", "a whole number 0..255", "256"],
+    ],
+    [
+      "a GUEST_SVN claim above 2^32 - 1",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-guestsvn": 2 ** 32 }),
+      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", String(2 ** 32)],
+    ],
+    [
+      "a negative VMPL claim",
+      fixturePolicy(),
+      withClaims({ "x-ms-sevsnpvm-vmpl": -1 }),
+      ["x-ms-sevsnpvm-vmpl", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", "-1"],
     ],
   ];
 
@@ -255,6 +288,19 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
     for (const unverified of [copy, forged]) {
       expect(thrownCode(() => appraise(unverified, policy, { now: AT, expectedReportData: null }))).toBe(
         "APPRAISAL_UNVERIFIED_EVIDENCE",
+      );
+    }
+  });
+
+  it("refuses a policy built in code whose maa.snp skip has no reason (never taken for a check not made)", async () => {
+    const { jwks, sign } = await testMaaSigner();
+    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const parsed = parseAttestationPolicy(fixturePolicy());
+    const maa = parsed.maa as NonNullable<typeof parsed.maa>;
+    for (const field of ["measurements", "hostData", "idKeyDigests", "authorKeyDigests"] as const) {
+      const policy = { ...parsed, maa: { ...maa, snp: { ...maa.snp, [field]: { skip: {} } } } } as typeof parsed;
+      expect(thrownCode(() => appraise(verified, policy, { now: AT, expectedReportData: null }))).toBe(
+        "APPRAISAL_BAD_OPTION",
       );
     }
   });
