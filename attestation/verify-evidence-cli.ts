@@ -221,7 +221,9 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
 /**
  * A client policy's attestation section as appraisal should apply it to `tee` evidence: its section
  * for that evidence type null (TEE_NOT_ACCEPTED) when the policy's `acceptedEvidence` leaves the
- * type out, as the SDK refuses such an enclave after verification.
+ * type out, as the SDK refuses such an enclave after verification. `acceptedEvidence` cannot name
+ * MAA tokens, and parseClientPolicy refuses a `maa` section, so with a client policy `--tee maa`
+ * refuses every token (TEE_NOT_ACCEPTED).
  */
 function acceptedOnly(policy: AttestationPolicy, accepted: readonly string[], tee: string): AttestationPolicy {
   if (tee === "snp" && !accepted.includes("sev-snp")) return { ...policy, snp: null };

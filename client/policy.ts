@@ -166,6 +166,15 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
       problems.push((error as Error).message.replace(/^attestation policy: /, ""));
     }
   }
+  if (attestation !== undefined && (attestation.maa ?? null) !== null) {
+    // The SDK, the key broker and `attest` appraise the evidence of attestation documents, never an
+    // MAA token (a document's maa_token is not read): a maa section would read as accepting what
+    // they never accept (alone, the policy would accept nothing).
+    problems.push(
+      "attestation.maa: expected null or absent, found a policy section (the SDK, attest and the key broker appraise no MAA token: acceptedEvidence cannot name one, and a document's maa_token is not read; appraise MAA tokens with an attestation policy, verify-evidence --tee maa --policy)",
+    );
+    attestation = undefined;
+  }
   if (!result.success || attestation === undefined) {
     // The cause is the attestation section's own error (which holds no input) or none: zod's
     // issues name the fields of the input, which may be misplaced secrets.

@@ -16,6 +16,8 @@ import { appraise } from "../../attestation/appraise.ts";
 import { verifyEvidence } from "../../attestation/azure/cli-verify.ts";
 import { verifyMaaToken } from "../../attestation/azure/maa.ts";
 import { parseAttestationPolicy, type Skip } from "../../attestation/policy.ts";
+import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { parseClientPolicy } from "../../client/policy.ts";
 import { thrownCode } from "../helpers/attestation.ts";
 import { testMaaSigner } from "../helpers/maa-token.ts";
 import { tdxPolicyJson } from "./sim-helpers.ts";
@@ -369,6 +371,34 @@ describe("the maa policy section (schema)", () => {
   });
 });
 
+/** A client policy (client/policy.ts) accepting simulated SEV-SNP documents, and the same with a maa section. */
+const OPERATOR_KEY = { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" };
+const MANIFEST_CHECKS = { operatorKey: OPERATOR_KEY, modelSha256: HOST_DATA, serviceName: "svc" };
+const client = simulatorClientPolicy({ tee: "sim-snp", measurement: MEASUREMENT, ...MANIFEST_CHECKS });
+const withMaa = (attestation: Record<string, unknown>) => ({
+  ...client,
+  attestation: { ...client.attestation, ...attestation, maa: fixturePolicy().maa },
+});
+const CLIENT_MAA_REFUSAL =
+  "client policy: attestation.maa: expected null or absent, found a policy section (the SDK, attest and the key broker appraise no MAA token: acceptedEvidence cannot name one, and a document's maa_token is not read; appraise MAA tokens with an attestation policy, verify-evidence --tee maa --policy)";
+
+describe("a client policy (SDK, kbs serve, attest: attestation documents, never MAA tokens)", () => {
+  it("refuses a maa section, alone or beside the sections it uses, naming it", () => {
+    for (const policy of [withMaa({}), withMaa({ snp: null })]) {
+      expect(() => parseClientPolicy(policy)).toThrow(
+        expect.objectContaining({ code: "POLICY_INVALID", message: CLIENT_MAA_REFUSAL }),
+      );
+    }
+  });
+
+  it("takes a null or absent maa section as before", () => {
+    expect(parseClientPolicy({ ...client, attestation: { ...client.attestation, maa: null } }).attestation.maa).toBe(
+      null,
+    );
+    expect(parseClientPolicy(client).attestation.maa).toBeUndefined();
+  });
+});
+
 describe("verify-evidence --tee maa --policy", () => {
   const dir = mkdtempSync(join(tmpdir(), "cloister-maa-policy-"));
   const file = (name: string, text: string) => {
@@ -457,6 +487,15 @@ describe("verify-evidence --tee maa --policy", () => {
     const policy = { ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: [other] } };
     expect(await run(policy, { issuer: ISSUER })).toMatchObject({ valid: false, code: "MAA_ISSUER_NOT_ALLOWED" });
     expect(await run(fixturePolicy(), { issuer: ISSUER })).toMatchObject({ valid: true });
+  });
+
+  it("refuses a client policy's maa section (POLICY_INVALID); under one without it, every token", async () => {
+    await expect(run(withMaa({}))).rejects.toMatchObject({ code: "POLICY_INVALID", message: CLIENT_MAA_REFUSAL });
+    expect(await run(client)).toMatchObject({
+      valid: false,
+      code: "TEE_NOT_ACCEPTED",
+      reason: "policy.maa: expected a policy section for MAA tokens (this policy accepts SEV-SNP), found absent",
+    });
   });
 
   it("refuses an invalid maa section before reading the token (POLICY_INVALID)", async () => {
