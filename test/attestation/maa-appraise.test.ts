@@ -196,55 +196,11 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
       CLAIMS,
       ["x-ms-sevsnpvm-guestsvn", "SNP_GUEST_SVN_TOO_LOW", ">= 3", "2"],
     ],
-    // A claim a check needs, absent or of another JSON type, fails closed naming it.
     [
-      "a missing claim",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-launchmeasurement": undefined }),
-      ["x-ms-sevsnpvm-launchmeasurement", "MAA_CLAIM_INVALID", "48 bytes as 96 hex digits", "absent"],
-    ],
-    [
-      "a boolean claim given as a string",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-is-debuggable": "false" }),
-      ["x-ms-sevsnpvm-is-debuggable", "MAA_CLAIM_INVALID", "true or false", '"false"'],
-    ],
-    [
-      "a number claim given as a string",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-guestsvn": "2" }),
-      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", '"2"'],
-    ],
-    [
-      "a hex claim of the wrong length",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-hostdata": HOST_DATA.slice(2) }),
-      ["x-ms-sevsnpvm-hostdata", "MAA_CLAIM_INVALID", "32 bytes as 64 hex digits", JSON.stringify(HOST_DATA.slice(2))],
-    ],
-    [
-      "a TCB claim given as an object",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-tee-svn": { svn: 0 } }),
-      ["x-ms-sevsnpvm-tee-svn", "MAA_CLAIM_INVALID", "a whole number 0..255", "an object"],
-    ],
-    // A number beyond its report field's width is no SVN the hardware reports: never compared.
-    [
-      "a TCB claim above 255 (an SVN is one byte)",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-microcode-svn": 256 }),
-      ["x-ms-sevsnpvm-microcode-svn", "MAA_CLAIM_INVALID", "a whole number 0..255", "256"],
-    ],
-    [
-      "a GUEST_SVN claim above 2^32 - 1",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-guestsvn": 2 ** 32 }),
-      ["x-ms-sevsnpvm-guestsvn", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", String(2 ** 32)],
-    ],
-    [
-      "a negative VMPL claim",
-      fixturePolicy(),
-      withClaims({ "x-ms-sevsnpvm-vmpl": -1 }),
-      ["x-ms-sevsnpvm-vmpl", "MAA_CLAIM_INVALID", "a whole number 0..4294967295", "-1"],
+      "an issuer differing only by a trailing slash",
+      { ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: [`${ISSUER}/`] } },
+      CLAIMS,
+      ["iss", "MAA_ISSUER_NOT_ALLOWED", `${ISSUER}/`, JSON.stringify(ISSUER)],
     ],
   ];
 
@@ -252,6 +208,51 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
     const result = await appraised(policy, claims);
     expect(result.ok).toBe(false);
     expect(result.violations).toEqual([{ field, code, expected, found }]);
+  });
+
+  // A claim a check needs, absent, of another JSON type, or a number beyond its report field's width
+  // (no value the hardware reports), fails closed naming it: [name, claim, value, expected, found].
+  const invalidClaims: [string, string, unknown, string, string][] = [
+    ["a missing claim", "x-ms-sevsnpvm-launchmeasurement", undefined, "48 bytes as 96 hex digits", "absent"],
+    ["a boolean claim given as a string", "x-ms-sevsnpvm-is-debuggable", "false", "true or false", '"false"'],
+    [
+      "debugAllowed: false, the is-debuggable claim absent",
+      "x-ms-sevsnpvm-is-debuggable",
+      undefined,
+      "true or false",
+      "absent",
+    ],
+    ["a VMPL claim given as a string", "x-ms-sevsnpvm-vmpl", "0", "a whole number 0..4294967295", '"0"'],
+    ["a TCB claim that is not whole", "x-ms-sevsnpvm-snpfw-svn", 8.5, "a whole number 0..255", "8.5"],
+    ["a number claim given as a string", "x-ms-sevsnpvm-guestsvn", "2", "a whole number 0..4294967295", '"2"'],
+    [
+      "a hex claim of the wrong length",
+      "x-ms-sevsnpvm-hostdata",
+      HOST_DATA.slice(2),
+      "32 bytes as 64 hex digits",
+      JSON.stringify(HOST_DATA.slice(2)),
+    ],
+    ["a TCB claim given as an object", "x-ms-sevsnpvm-tee-svn", { svn: 0 }, "a whole number 0..255", "an object"],
+    ["a TCB claim above 255 (an SVN is one byte)", "x-ms-sevsnpvm-microcode-svn", 256, "a whole number 0..255", "256"],
+    [
+      "a GUEST_SVN claim above 2^32 - 1",
+      "x-ms-sevsnpvm-guestsvn",
+      2 ** 32,
+      "a whole number 0..4294967295",
+      String(2 ** 32),
+    ],
+    ["a negative VMPL claim", "x-ms-sevsnpvm-vmpl", -1, "a whole number 0..4294967295", "-1"],
+  ];
+
+  it.each(invalidClaims)("%s: MAA_CLAIM_INVALID naming it", async (_name, claim, value, expected, found) => {
+    const result = await appraised(fixturePolicy(), withClaims({ [claim]: value }));
+    expect(result.violations).toEqual([{ field: claim, code: "MAA_CLAIM_INVALID", expected, found }]);
+  });
+
+  it("compares hex as bytes: an upper-case claim or policy value is the same value", async () => {
+    const upper = withClaims({ "x-ms-sevsnpvm-launchmeasurement": MEASUREMENT.toUpperCase() });
+    expect((await appraised(fixturePolicy(), upper)).violations).toEqual([]);
+    expect((await appraised(withSnp({ hostData: HOST_DATA.toUpperCase() }))).violations).toEqual([]);
   });
 
   it("reads a claim only for a check the policy makes (a skip or an allowing boolean needs none)", async () => {
