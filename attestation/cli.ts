@@ -53,7 +53,7 @@ export function registerAttestationCommands(program: Command): void {
     .option("--jwks <file>", "maa: the MAA signing keys (JWKS JSON, e.g. the instance's /certs response)")
     .option(
       "--issuer <url>",
-      "maa: the MAA instance URL the token's iss must equal; without it iss is reported, not checked",
+      "maa: the MAA instance URL the token's iss must equal; without it iss is checked only by --policy's maa.issuers, else reported, not checked",
     )
     .option(
       "--at <time>",
