@@ -426,9 +426,9 @@ async function verifyDocument(
   const known = recall(documentJws, options);
   if (known !== null) {
     evidenceVerified(identityOf(known.fields));
-    // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now.
-    const key = importJWK({ kty: "OKP", crv: "Ed25519", x: base64url.encode(known.fields.signingPublicKey) }, "EdDSA");
-    const answer = await verifyNonceAnswerJws(options.nonce.answer, key);
+    // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now,
+    // under the bound key as imported then.
+    const answer = await verifyNonceAnswerJws(options.nonce.answer, known.signingKey);
     checkNonceAnswer(answer, known.fields.documentDigest, options);
     // Fresh copies: no caller can change what another caller recalls.
     return VerifiedEnclave.create(structuredClone(known.fields));
@@ -501,7 +501,7 @@ async function verifyDocument(
     manifest,
     details: verified.details,
   };
-  rememberVerifiedDocument(documentJws, options, fields, verified.certificatesNotAfter);
+  rememberVerifiedDocument(documentJws, options, { fields, signingKey }, verified.certificatesNotAfter);
   return VerifiedEnclave.create(fields);
 }
 
@@ -559,6 +559,8 @@ interface RememberedDocument {
   readonly verifiedAt: number;
   readonly validUntil: number;
   readonly fields: Parameters<typeof VerifiedEnclave.create>[0];
+  /** fields.signingPublicKey, imported (a CryptoKey cannot be changed): the next nonce answer's key. */
+  readonly signingKey: Promise<CryptoKey | Uint8Array>;
 }
 
 const remembered = new Map<string, RememberedDocument>();
@@ -571,7 +573,7 @@ export function clearVerifiedDocumentCache(): void {
 function rememberVerifiedDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
-  fields: Parameters<typeof VerifiedEnclave.create>[0],
+  verified: Pick<RememberedDocument, "fields" | "signingKey">,
   certificatesNotAfter: number,
 ): void {
   const window = Math.min(REVERIFY_WINDOW_MS, options.policy.maximumVerificationSkewSeconds * 1000);
@@ -584,7 +586,8 @@ function rememberVerifiedDocument(
     manifestIdentity: options.manifest.identity,
     verifiedAt: options.at.getTime(),
     validUntil: Math.min(options.at.getTime() + window, certificatesNotAfter),
-    fields: structuredClone(fields),
+    fields: structuredClone(verified.fields),
+    signingKey: verified.signingKey,
   });
 }
 
