@@ -538,9 +538,9 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
 // A client re-attests the same enclave often (reconnects, key-change retries, several sessions).
 // Stages 1–4 and 6 depend only on the document's exact bytes, the policy's content, the trust
 // anchors, the manifest check and the verification time; stage 5 (the nonce) is fresh every call.
-// So for the *same* document bytes, the *same* policy content and collateral (compared as JSON, so
-// a mutated policy never hits), the *same* anchors (object identity), an equal manifest check
-// (`ManifestCheck.identity`), and a time
+// So for the *same* document bytes, the *same* policy content (the same parsed policy, which is
+// frozen, or one with the same JSON) and collateral (compared as JSON, so a mutated one never hits),
+// the *same* anchors (object identity), an equal manifest check (`ManifestCheck.identity`), and a time
 // `at` no earlier than the first verification and at most REVERIFY_WINDOW_MS later (and never more
 // than the policy's maximumVerificationSkewSeconds, nor past any certificate's notAfter), the
 // earlier result stands: every certificate valid at both ends of that interval is valid in between,
@@ -551,7 +551,9 @@ const REVERIFY_WINDOW_MS = 30_000;
 const MAX_REMEMBERED = 32;
 
 interface RememberedDocument {
-  readonly policy: string;
+  /** The parsed policy it was verified under (parseAttestationPolicy's: frozen), and its JSON. */
+  readonly policy: AttestationPolicy;
+  readonly policyJson: string;
   /** The collateral verified with it, as canonical JSON ("null" for none). */
   readonly collateral: string;
   readonly anchors: TrustAnchors;
@@ -580,7 +582,8 @@ function rememberVerifiedDocument(
   if (window <= 0) return;
   if (remembered.size >= MAX_REMEMBERED) remembered.delete(remembered.keys().next().value as string);
   remembered.set(documentJws, {
-    policy: JSON.stringify(options.policy),
+    policy: options.policy,
+    policyJson: JSON.stringify(options.policy),
     collateral: JSON.stringify(options.collateral ?? null),
     anchors: options.anchors,
     manifestIdentity: options.manifest.identity,
@@ -601,7 +604,7 @@ function recall(documentJws: string, options: DocumentVerificationOptions): Reme
     entry.manifestIdentity !== options.manifest.identity ||
     at < entry.verifiedAt ||
     at > entry.validUntil ||
-    entry.policy !== JSON.stringify(options.policy) ||
+    (entry.policy !== options.policy && entry.policyJson !== JSON.stringify(options.policy)) ||
     entry.collateral !== JSON.stringify(options.collateral ?? null)
   ) {
     return null;

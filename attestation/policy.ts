@@ -561,22 +561,49 @@ export function parseAttestationPolicy(
     // misplaced secrets; the message lists every problem.
     throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`);
   }
-  return result.data;
+  return parserOutput(parseAttestationPolicy, result.data);
 }
 
 /**
- * `parse`, remembering per input object the JSON it had and what it parsed to, for the entry points
- * that take a policy object from their caller on every verification (verifyAttestationDocument,
- * verifyWithClientPolicy): each parses what it is given, as `connect()` and the key broker do once,
- * so a policy built in code (a cast, a JavaScript caller) that lacks a field is refused, never read
- * as a check not made. Parsing costs about 30 µs, near a tenth of re-verifying a document already
- * verified (BENCHMARKS.md); a policy seen before is recognised by its JSON (a few µs), so one
- * changed in place since is parsed again. Only successes are remembered; the input is never
- * changed, and what is returned is never handed to the caller.
+ * What each policy parser returned, with the parser that returned it: deep-frozen values, which
+ * cannot change in place, so parsedPerObject takes one its parser made as parsed without looking
+ * at it.
+ */
+const parsedBy = new WeakMap<object, (input: unknown) => unknown>();
+
+/**
+ * `value`, as `parser` returns it: a deep-frozen copy of its plain objects and arrays (a part some
+ * parser already returned is frozen, and kept), registered for parsedPerObject. A copy, so nothing
+ * of the caller's input is frozen or shared: zod keeps a loose object's unknown members (a JWK's) by
+ * reference. Only JSON's kinds of value are in a parsed policy.
+ */
+export function parserOutput<T>(parser: (input: unknown) => T, value: T): T {
+  const frozen = frozenCopy(value);
+  if (typeof frozen === "object" && frozen !== null) parsedBy.set(frozen, parser);
+  return frozen;
+}
+
+function frozenCopy<T>(value: T): T {
+  if (typeof value !== "object" || value === null || parsedBy.has(value)) return value;
+  const copy = Array.isArray(value)
+    ? value.map(frozenCopy)
+    : Object.fromEntries(Object.entries(value).map(([key, member]) => [key, frozenCopy(member)]));
+  return Object.freeze(copy) as T;
+}
+
+/**
+ * `parse`, once per input object, for the entry points that take a policy object from their caller
+ * on every verification (verifyAttestationDocument, verifyWithClientPolicy, connect()): each parses
+ * what it is given, as the key broker does once, so a policy built in code (a cast, a JavaScript
+ * caller) that lacks a field is refused, never read as a check not made. A value `parse` itself
+ * returned (parserOutput: frozen) is taken as it is. Any other object is remembered with the JSON it
+ * had and what it parsed to, and recognised by its JSON (a few µs; parsing costs tens), so one
+ * changed in place since is parsed again. Only successes are remembered; the input is never changed.
  */
 export function parsedPerObject<T>(parse: (input: unknown) => T): (input: unknown) => T {
   const known = new WeakMap<object, { readonly json: string; readonly parsed: T }>();
   return (input) => {
+    if (typeof input === "object" && input !== null && parsedBy.get(input) === parse) return input as T;
     let json: string | undefined;
     try {
       json = JSON.stringify(input);
@@ -593,7 +620,7 @@ export function parsedPerObject<T>(parse: (input: unknown) => T): (input: unknow
 }
 
 /** parseAttestationPolicy, once per policy object (parsedPerObject). */
-export const parsedAttestationPolicy = parsedPerObject((input) => parseAttestationPolicy(input));
+export const parsedAttestationPolicy = parsedPerObject(parseAttestationPolicy);
 
 export function isSkip(value: unknown): value is Skip {
   return typeof value === "object" && value !== null && "skip" in value;

@@ -30,6 +30,7 @@ import {
   isSkip,
   parseAttestationPolicy,
   parsedPerObject,
+  parserOutput,
   SKIP_FORM,
   SkipSchema,
 } from "../attestation/policy.ts";
@@ -185,15 +186,15 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
       attestationError === undefined ? {} : { cause: attestationError },
     );
   }
-  return {
+  return parserOutput(parseClientPolicy, {
     ...result.data,
     attestation,
     manifest: { ...result.data.manifest, trustedSigners: result.data.manifest.trustedSigners as JWK[] },
-  };
+  });
 }
 
 /** parseClientPolicy, once per policy object (parsedPerObject). */
-const parsedClientPolicy = parsedPerObject(parseClientPolicy);
+export const parsedClientPolicy = parsedPerObject(parseClientPolicy);
 
 /**
  * A client policy given to a verification entry point, parsed (once per policy object): a policy
@@ -291,10 +292,11 @@ export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestChec
   return manifestCheckOf(checkedClientPolicy(clientPolicy));
 }
 
-/** manifestCheckForPolicy of a policy already parsed. */
-function manifestCheckOf(clientPolicy: ClientPolicy): ManifestCheck {
-  // A private copy: the verdicts must match `identity` even if the caller later mutates its policy.
-  const policy = { manifest: structuredClone(clientPolicy.manifest) } as Pick<ClientPolicy, "manifest">;
+/**
+ * manifestCheckForPolicy of a policy already parsed (checkedClientPolicy): frozen (parserOutput), so
+ * the verdicts always match `identity`, without a private copy.
+ */
+function manifestCheckOf(policy: ClientPolicy): ManifestCheck {
   const fail = (code: string, message: string, cause?: unknown): never => {
     throw new AttestationError("manifest", code, message, cause === undefined ? undefined : { cause });
   };

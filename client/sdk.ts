@@ -33,7 +33,7 @@ import {
 } from "../sealed/index.ts";
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { AuditReference, ClientError } from "./errors.ts";
-import { anchorsForPolicy, type ClientPolicy, parseClientPolicy, verifyWithClientPolicy } from "./policy.ts";
+import { anchorsForPolicy, type ClientPolicy, parsedClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import {
   defaultTransport,
   fetchTransport,
@@ -435,29 +435,6 @@ class HttpClient {
 }
 
 /**
- * Parsed policies by content: the same policy (by its JSON) yields the same parsed object on every
- * connect(), so verification caches keyed on it (attestation/document.ts) keep working across
- * reconnects; a policy changed in place is parsed again.
- */
-const parsedPolicies = new Map<string, ClientPolicy>();
-
-function parsedPolicy(policy: unknown): ClientPolicy {
-  let key: string | undefined;
-  try {
-    key = JSON.stringify(policy);
-  } catch {
-    // not JSON at all: the parser says what is wrong
-  }
-  if (key === undefined) return parseClientPolicy(policy);
-  const known = parsedPolicies.get(key);
-  if (known !== undefined) return known;
-  const parsed = parseClientPolicy(policy);
-  if (parsedPolicies.size >= 16) parsedPolicies.delete(parsedPolicies.keys().next().value as string);
-  parsedPolicies.set(key, parsed);
-  return parsed;
-}
-
-/**
  * The host's base URL, checked: http: or https:, with no user name or password. The API key is the
  * credential; a password in the URL would be sent nowhere useful and would be repeated wherever the
  * URL is (error messages, logs), so it is refused, and no message here repeats it. Exported for the
@@ -788,7 +765,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const now = options.now ?? (() => new Date());
   // Checked here too: a policy built in code skips the file parser's rules (every field present,
   // every skip with a reason), and verification must not run on a policy that would not parse.
-  const policy = parsedPolicy(options.policy);
+  const policy = parsedClientPolicy(options.policy);
   // The trust anchors, resolved before any request: a browser build without the simulator refuses
   // a policy that trusts it here (SIMULATOR_NOT_IN_BUILD), not after talking to the host.
   await anchorsForPolicy(policy);
