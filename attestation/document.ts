@@ -507,12 +507,15 @@ async function verifyDocument(
 
 function checkNonceAnswer(value: unknown, documentDigest: string, options: DocumentVerificationOptions): void {
   const answer = value as { eat_nonce?: unknown; doc?: unknown; iat?: unknown };
-  let answeredNonce: Uint8Array;
-  try {
-    answeredNonce = base64url.decode(String(answer.eat_nonce));
-  } catch (error) {
-    fail("nonce", "NONCE_MALFORMED", "nonce answer eat_nonce: not base64url", error);
+  if (typeof answer.eat_nonce !== "string") {
+    fail(
+      "nonce",
+      "NONCE_MALFORMED",
+      `nonce answer eat_nonce: expected a string, found ${describeValue(answer.eat_nonce)}`,
+    );
   }
+  // Strictly, as every other base64url value of the document and the answer: one spelling each.
+  const answeredNonce = strictBase64url(answer.eat_nonce, "nonce answer eat_nonce", "nonce");
   if (!constantTimeEqual(answeredNonce, options.nonce.value)) {
     fail("nonce", "NONCE_MISMATCH", "nonce answer: eat_nonce is not the nonce this client sent");
   }

@@ -792,6 +792,33 @@ describe("attestation document", () => {
         message: `${field}.x: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found unused bits set in its last character`,
       });
     }
+    // The nonce the answer repeats (eat_nonce), signed by the attested key: one spelling too.
+    const spelled = base64url.encode(nonce);
+    for (const [name, eatNonce, found] of [
+      ["padding", `${spelled}=`, '"=" at character 43'],
+      ["white space", `${spelled.slice(0, 20)} ${spelled.slice(20)}`, '" " at character 20'],
+      ["unused bits set", unusedBitSet(spelled), "unused bits set in its last character"],
+    ]) {
+      const respelled = await signAs(f.keys, NONCE_ANSWER_TYPE, { ...payloadOf(answer), eat_nonce: eatNonce });
+      await expect(verify(f.document, { nonce, answer: respelled }), `eat_nonce with ${name}`).rejects.toMatchObject({
+        stage: "nonce",
+        code: "NONCE_MALFORMED",
+        message: `nonce answer eat_nonce: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found}`,
+      });
+    }
+    // Not a string at all: absent, it was read as the text "undefined", decoded, and compared.
+    for (const [eatNonce, found] of [
+      [undefined, "nothing"],
+      [[spelled], "an array of 1 item"],
+    ] as const) {
+      const { eat_nonce: _, ...rest } = payloadOf(answer);
+      const respelled = await signAs(f.keys, NONCE_ANSWER_TYPE, { ...rest, eat_nonce: eatNonce });
+      await expect(verify(f.document, { nonce, answer: respelled }), `eat_nonce ${found}`).rejects.toMatchObject({
+        stage: "nonce",
+        code: "NONCE_MALFORMED",
+        message: `nonce answer eat_nonce: expected a string, found ${found}`,
+      });
+    }
   });
 
   it("lists every appraisal violation in the error", async () => {
