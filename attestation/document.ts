@@ -506,6 +506,9 @@ async function verifyDocument(
 }
 
 function checkNonceAnswer(value: unknown, documentDigest: string, options: DocumentVerificationOptions): void {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    fail("nonce", "NONCE_MALFORMED", `nonce answer payload: expected a JSON object, found ${describeValue(value)}`);
+  }
   const answer = value as { eat_nonce?: unknown; doc?: unknown; iat?: unknown };
   if (typeof answer.eat_nonce !== "string") {
     fail(

@@ -806,6 +806,24 @@ describe("attestation document", () => {
         message: `nonce answer eat_nonce: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found}`,
       });
     }
+  });
+
+  it("refuses a nonce answer whose payload or eat_nonce is of another kind, naming it", async () => {
+    const nonce = nacl.randomBytes(32);
+    const answer = await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW });
+    const spelled = base64url.encode(nonce);
+    // A payload that is no object, signed by the attested key: named, not a TypeError.
+    for (const [payload, found] of [
+      [null, "null"],
+      [[], "an empty array"],
+    ] as const) {
+      const odd = await signAs(f.keys, NONCE_ANSWER_TYPE, payload);
+      await expect(verify(f.document, { nonce, answer: odd }), `payload ${found}`).rejects.toMatchObject({
+        stage: "nonce",
+        code: "NONCE_MALFORMED",
+        message: `nonce answer payload: expected a JSON object, found ${found}`,
+      });
+    }
     // Not a string at all: absent, it was read as the text "undefined", decoded, and compared.
     for (const [eatNonce, found] of [
       [undefined, "nothing"],
