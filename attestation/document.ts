@@ -325,17 +325,27 @@ function strictBase64url(text: string, field: string, stage: "document" | "nonce
 }
 
 /** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */
-function verifyNonceAnswerJws(answer: string, key: Promise<CryptoKey | Uint8Array>): Promise<unknown> {
-  strictJwsParts(answer, "nonce");
-  return verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
+async function verifyNonceAnswerJws(answer: string, key: Promise<CryptoKey | Uint8Array>): Promise<unknown> {
+  const [, payload] = strictJwsParts(answer, "nonce");
+  await verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
+  try {
+    return JSON.parse(new TextDecoder().decode(payload));
+  } catch (error) {
+    fail("nonce", "NONCE_MALFORMED", "nonce: payload is not JSON", error);
+  }
 }
 
+/**
+ * Checks that `jws` verifies under `key` (EdDSA only) and has the header typ `typ`. Its parts were
+ * decoded by strictJwsParts, and only what that decoded is read: jose decodes them again to verify,
+ * and its payload is not used.
+ */
 async function verifyJwsWithKey(
   jws: string,
   key: Promise<CryptoKey | Uint8Array>,
   typ: string,
   stage: "document" | "nonce",
-): Promise<unknown> {
+): Promise<void> {
   let result: Awaited<ReturnType<typeof compactVerify>>;
   try {
     result = await compactVerify(jws, await key, { algorithms: ["EdDSA"] });
@@ -349,11 +359,6 @@ async function verifyJwsWithKey(
   }
   if (result.protectedHeader.typ !== typ)
     fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${stage} typ: expected ${typ}`);
-  try {
-    return JSON.parse(new TextDecoder().decode(result.payload));
-  } catch (error) {
-    fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${stage}: payload is not JSON`, error);
-  }
 }
 
 type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
