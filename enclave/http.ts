@@ -31,12 +31,15 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
  *   a byte would otherwise stay open for ever, holding a file descriptor);
  * - a request's headers must be complete within HEADERS_TIMEOUT_MS of its start, and the whole
  *   request (its body included) within REQUEST_TIMEOUT_MS (node's 408), above the host's own
- *   30 s body timeout (`requestBodyTimeoutMs`), which answers first with its own code;
+ *   30 s body timeout (`requestBodyTimeoutMs`), which answers first with its own code; node checks
+ *   both every CONNECTIONS_CHECKING_INTERVAL_MS, so a connection past either is closed at most that
+ *   much later (node's default, 30 s, let a slow sender of headers hold a connection for 50 s);
  * - between requests, a keep-alive connection is closed after node's keepAliveTimeout (5 s).
  */
 const FIRST_REQUEST_TIMEOUT_MS = 20_000;
 const HEADERS_TIMEOUT_MS = 20_000;
 const REQUEST_TIMEOUT_MS = 120_000;
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 
 export interface ListenOptions {
   /** Connections held open at once (default DEFAULT_MAX_CONNECTIONS). */
@@ -49,6 +52,8 @@ export interface ListenOptions {
   readonly maxConnectionsPerClient?: { readonly max: number; readonly clientOf: (address: string) => string };
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */
   readonly firstRequestTimeoutMs?: number;
+  /** Overrides HEADERS_TIMEOUT_MS (tests). */
+  readonly headersTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -123,7 +128,14 @@ function listenWith(
   options: ListenOptions,
 ): Promise<{ running: RunningServer; server: Server }> {
   return new Promise((resolve, reject) => {
-    const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, listener);
+    const server = createServer(
+      {
+        headersTimeout: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      },
+      listener,
+    );
     server.listen(port, hostname, () => {
       const info = server.address() as AddressInfo;
       const url = `http://${bracketIpv6(hostname)}:${info.port}`;

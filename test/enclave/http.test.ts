@@ -77,8 +77,11 @@ describe("listener shutdown", () => {
   });
 });
 
-/** Opens a TCP connection to `port` and resolves with when (ms after connecting) the server closed it, or null. */
-function silentConnection(port: number, waitMs: number): Promise<number | null> {
+/**
+ * Opens a TCP connection to `port`, sends `first` (nothing by default) and then nothing more: resolves
+ * with when (ms after connecting) the server closed it, or null.
+ */
+function silentConnection(port: number, waitMs: number, first = ""): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, "127.0.0.1");
     let connectedAt = 0;
@@ -88,6 +91,7 @@ function silentConnection(port: number, waitMs: number): Promise<number | null> 
     }, waitMs);
     socket.once("connect", () => {
       connectedAt = performance.now();
+      if (first !== "") socket.write(first);
     });
     socket.once("error", (error) => {
       clearTimeout(timer);
@@ -113,6 +117,24 @@ describe("connection limits", () => {
       expect(closedAfter).not.toBeNull();
       expect(closedAfter as number).toBeGreaterThanOrEqual(250);
       expect(closedAfter as number).toBeLessThan(2500);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("closes a connection whose request headers are not complete within the headers timeout, to within a second", async () => {
+    // The first-request timeout (an idle timer) is set past the test's wait, so only the headers
+    // timeout can close it: node checks that every connectionsCheckingInterval (30 s by default).
+    const server = await listen(() => new Response("ok"), "127.0.0.1", 0, {
+      firstRequestTimeoutMs: 60_000,
+      headersTimeoutMs: 300,
+    });
+    try {
+      // The start of a request whose last header line never ends.
+      const closedAfter = await silentConnection(server.port, 4000, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a");
+      expect(closedAfter).not.toBeNull();
+      expect(closedAfter as number).toBeGreaterThanOrEqual(250);
+      expect(closedAfter as number).toBeLessThan(300 + 1000 + 500);
     } finally {
       await server.close();
     }
