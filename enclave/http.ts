@@ -1,13 +1,14 @@
 /**
  * A small HTTP listener for a fetch handler (hono app) on a given address, with connection limits
  * and a clean close. Shared by every server (enclave, host, key broker, proxy, web page); it carries
- * no protocol logic beyond what both enclave and host apply: the sealed request size limit and the
- * content-type refusal's wording.
+ * no protocol logic beyond what both enclave and host apply: the sealed request size limit, the
+ * content-type refusal's wording, and the JSON refusal of a request no handler can read (node cannot
+ * parse it or did not receive it in time, or @hono/node-server cannot make a URL of it).
  */
 
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, maxHeaderSize, type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { getRequestListener } from "@hono/node-server";
+import { getRequestListener, RequestError } from "@hono/node-server";
 import { onOutputClosed, type StopReason } from "../client/cli/output.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
@@ -54,6 +55,22 @@ export interface ListenOptions {
   readonly firstRequestTimeoutMs?: number;
   /** Overrides HEADERS_TIMEOUT_MS (tests). */
   readonly headersTimeoutMs?: number;
+  /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
+  readonly onRefused?: (refusal: Refusal) => void;
+}
+
+/**
+ * A request refused before any handler saw it: one node cannot parse or that is not received in
+ * time (node's `clientError`), or one whose Host header or target @hono/node-server cannot make a
+ * URL of. Sizes only: nothing the client sent is kept (`method` is node's parse of it, one of a
+ * fixed list, null when the request line was not read).
+ */
+export interface Refusal {
+  readonly status: number;
+  readonly code: string;
+  readonly method: string | null;
+  /** The answer's body, in bytes (as the host's access log counts them). */
+  readonly responseBytes: number;
 }
 
 export interface RunningServer {
@@ -104,8 +121,98 @@ type NodeFetchHandler = Parameters<typeof getRequestListener>[0];
 /** node's request listener for a fetch handler, as @hono/node-server's `serve` makes it. */
 type RequestListener = ReturnType<typeof getRequestListener>;
 
-const requestListener = (fetchHandler: NodeFetchHandler, hostname: string): RequestListener =>
-  getRequestListener(fetchHandler, { hostname });
+/**
+ * The answers a server gives itself, before any handler, to a request it cannot read: the JSON
+ * error body every Cloister server sends, with a fixed message naming what was expected and, of
+ * what was found, only node's parse error code (what the client sent may be anything: never shown).
+ */
+interface Unreadable {
+  readonly status: 400 | 408 | 431;
+  readonly code: string;
+  /** The whole body: `{"error":{"code","message"}}`. */
+  readonly json: string;
+}
+
+function unreadable(status: Unreadable["status"], code: string, message: string): Unreadable {
+  return { status, code, json: JSON.stringify({ error: { code, message } }) };
+}
+
+/** What `onRefused` is told of `answer`: its status, code and body size. */
+const refusal = (answer: Unreadable, method: string | null): Refusal => ({
+  status: answer.status,
+  code: answer.code,
+  method,
+  responseBytes: Buffer.byteLength(answer.json),
+});
+
+const targetUnreadable = unreadable(
+  400,
+  "REQUEST_UNREADABLE",
+  "request target or Host header: expected a path starting with / and a host name, found one this server cannot read",
+);
+
+/** node's `clientError` `error` as an answer; null when the client has gone (ECONNRESET and the like). */
+function clientErrorAnswer(
+  error: NodeJS.ErrnoException,
+  timeouts: { readonly headersMs: number; readonly requestMs: number },
+): Unreadable | null {
+  const code = error.code ?? "";
+  if (code === "HPE_HEADER_OVERFLOW") {
+    return unreadable(431, "HEADERS_TOO_LARGE", `request headers: expected at most ${maxHeaderSize} bytes, found more`);
+  }
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    return unreadable(
+      408,
+      "REQUEST_TIMEOUT",
+      `request: expected its headers within ${timeouts.headersMs} ms and all of it within ${timeouts.requestMs} ms, found it incomplete`,
+    );
+  }
+  // llhttp's codes are a fixed list of `HPE_` names: the one thing of the parse that is shown.
+  if (/^HPE_[A-Z_]{1,40}$/.test(code)) {
+    return unreadable(
+      400,
+      "REQUEST_UNREADABLE",
+      `request: expected HTTP/1.1 this server can read, found a parse error (${code})`,
+    );
+  }
+  return null;
+}
+
+/**
+ * @hono/node-server's listener for `fetchHandler`, whose refusal of a request it cannot make a URL of
+ * (a Host header that is no host name, `OPTIONS *`, a backslash in the path) is the JSON
+ * REQUEST_UNREADABLE with `Connection: close`, told to `onRefused`, instead of its empty 400. Any
+ * other error of the handler gets its answer as before: 504 for a TimeoutError, else 500, no body
+ * (hono apps answer their own errors).
+ */
+const requestListener = (
+  fetchHandler: NodeFetchHandler,
+  hostname: string,
+  onRefused: ((refusal: Refusal) => void) | undefined,
+): RequestListener => {
+  // The request being read: @hono/node-server makes its URL, and calls errorHandler when it cannot,
+  // synchronously within the listener's call (a handler's own errors may come later, with none).
+  let reading: { readonly method?: string | undefined } | null = null;
+  const errorHandler = (error: unknown): Response => {
+    if (!(error instanceof RequestError) || reading === null) {
+      return new Response(null, { status: error instanceof Error && error.name === "TimeoutError" ? 504 : 500 });
+    }
+    onRefused?.(refusal(targetUnreadable, reading.method ?? null));
+    return new Response(targetUnreadable.json, {
+      status: targetUnreadable.status,
+      headers: { "content-type": "application/json", connection: "close" },
+    });
+  };
+  const listener = getRequestListener(fetchHandler, { hostname, errorHandler });
+  return (incoming, outgoing) => {
+    reading = incoming;
+    try {
+      return listener(incoming, outgoing);
+    } finally {
+      reading = null;
+    }
+  };
+};
 
 /**
  * Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits.
@@ -117,7 +224,8 @@ export async function listen(
   port: number,
   options: ListenOptions = {},
 ): Promise<RunningServer> {
-  return (await listenWith(requestListener(fetchHandler, hostname), hostname, port, options)).running;
+  return (await listenWith(requestListener(fetchHandler, hostname, options.onRefused), hostname, port, options))
+    .running;
 }
 
 /** `listen` with node's request listener, resolving with node's server too (listenBeforeServing swaps its listener). */
@@ -127,10 +235,11 @@ function listenWith(
   port: number,
   options: ListenOptions,
 ): Promise<{ running: RunningServer; server: Server }> {
+  const headersTimeoutMs = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const server = createServer(
       {
-        headersTimeout: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+        headersTimeout: headersTimeoutMs,
         requestTimeout: REQUEST_TIMEOUT_MS,
         connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
       },
@@ -184,6 +293,23 @@ function listenWith(
       });
     }
     server.on("request", (request: IncomingMessage) => request.socket.setTimeout(0));
+    // A request node cannot read (a parse error, headers over maxHeaderSize) or that is not received
+    // in time: node's own answer is a bare status line; this one has the JSON error body. The
+    // listener must close the socket itself. Nothing is written once an answer on the connection
+    // has begun (node's rule too: the bytes would land inside it), nor to a client that has gone.
+    const timeouts = { headersMs: headersTimeoutMs, requestMs: REQUEST_TIMEOUT_MS };
+    server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+      const answer = clientErrorAnswer(error, timeouts);
+      const answering = (socket as Socket & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
+      if (answer !== null && socket.writable && answering?.headersSent !== true) {
+        socket.write(
+          `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
+        );
+        options.onRefused?.(refusal(answer, null));
+      }
+      socket.destroy();
+    });
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));
   });
 }
@@ -206,7 +332,7 @@ export async function listenBeforeServing(
   port: number,
   options: ListenOptions = {},
 ): Promise<ListeningServer> {
-  const booting = requestListener(meanwhile, hostname);
+  const booting = requestListener(meanwhile, hostname, options.onRefused);
   const { running, server } = await listenWith(booting, hostname, port, options);
   let served = false;
   return {
@@ -218,7 +344,7 @@ export async function listenBeforeServing(
       served = true;
       // node's bindings are what @hono/node-server passes: the app's own Env type describes them.
       // First in line, where the booting listener was (before listen's own "request" listener).
-      server.prependListener("request", requestListener(fetchHandler as NodeFetchHandler, hostname));
+      server.prependListener("request", requestListener(fetchHandler as NodeFetchHandler, hostname, options.onRefused));
       server.off("request", booting);
     },
   };

@@ -1,6 +1,6 @@
 /** Starts the host's HTTP server (loopback by default) and stops it cleanly. */
-import { listen, type RunningServer } from "../enclave/http.ts";
-import type { AccessLogSink } from "./access-log.ts";
+import { listen, type Refusal, type RunningServer } from "../enclave/http.ts";
+import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
 import { AuditCollector, prepareAuditDir } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
@@ -20,6 +20,29 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   requestBodyTimeoutMs: 30_000,
   clientStallTimeoutMs: 30_000,
 };
+
+/**
+ * The access log's line for a request refused before the app saw it (enclave/http.ts Refusal): no
+ * key, no body read, no path (what the client wrote there is not kept, nor was it read as a route),
+ * and the method only where node parsed one; no timings (the listener keeps none for these).
+ */
+function refusalLogEntry(refusal: Refusal): AccessLogEntry {
+  return {
+    time: new Date().toISOString(),
+    method: refusal.method ?? UNPARSED,
+    path: UNPARSED,
+    status: refusal.status,
+    keyId: null,
+    requestBytes: 0,
+    responseBytes: refusal.responseBytes,
+    headersMs: 0,
+    durationMs: 0,
+    outcome: "error",
+  };
+}
+
+/** The access log's method or path where the request gave none the host could read. */
+const UNPARSED = "(unparsed)";
 
 export async function startHost(options: {
   /** The enclaves' internal URLs: one, or a pool routed by enclave key id (host/pool.ts). */
@@ -82,12 +105,10 @@ export async function startHost(options: {
   // A pool knows its members' key ids before the first request (a session from before a host
   // restart must not be told to re-attest because the host has not read its enclave yet).
   if (pool.isPool) await pool.refresh();
-  const server = await listen(
-    app.fetch,
-    options.hostname,
-    options.port,
-    options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
-  );
+  const server = await listen(app.fetch, options.hostname, options.port, {
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    onRefused: (refusal) => options.accessLog(refusalLogEntry(refusal)),
+  });
   for (const collector of collectors) collector.start();
   if (pool.isPool) pool.start();
   return {

@@ -1,0 +1,152 @@
+/**
+ * What every server (enclave/http.ts listen) answers to a request it cannot read, before any
+ * handler sees it: node's own parse errors and timeouts (its `clientError`) and @hono/node-server's
+ * refusals (a Host header or target it cannot make a URL of) each get the JSON error body with a
+ * stable code, `Connection: close`, and nothing of what the client sent; `onRefused` hears of each.
+ */
+import { connect } from "node:net";
+import { describe, expect, it } from "vitest";
+import { type ListenOptions, listen, type Refusal } from "../../enclave/http.ts";
+import { rawExchange } from "../helpers/raw-http.ts";
+
+/** Text a malformed request carries, which no answer may echo. */
+const MARKER = "CLIENT-BYTES-MARKER";
+
+/** An HTTP/1.1 answer's status, lower-cased headers and body. */
+function parseAnswer(text: string): { status: number; headers: Record<string, string>; body: unknown } {
+  const end = text.indexOf("\r\n\r\n");
+  expect(end).toBeGreaterThan(0);
+  const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number(statusLine?.split(" ")[1]), headers, body: JSON.parse(text.slice(end + 4)) };
+}
+
+async function withServer(
+  options: ListenOptions,
+  run: (port: number, refusals: Refusal[], handled: () => number) => Promise<void>,
+): Promise<void> {
+  const refusals: Refusal[] = [];
+  let handled = 0;
+  const server = await listen(
+    () => {
+      handled++;
+      return new Response("ok");
+    },
+    "127.0.0.1",
+    0,
+    { ...options, onRefused: (refusal) => refusals.push(refusal) },
+  );
+  try {
+    await run(server.port, refusals, () => handled);
+  } finally {
+    await server.close();
+  }
+}
+
+const cases: readonly {
+  readonly name: string;
+  readonly request: string;
+  readonly status: number;
+  readonly code: string;
+  readonly message: RegExp;
+  readonly method: string | null;
+}[] = [
+  {
+    name: "a malformed request line",
+    request: `GET /${MARKER} HTTP/1.1 ${MARKER}\r\nHost: 127.0.0.1\r\n\r\n`,
+    status: 400,
+    code: "REQUEST_UNREADABLE",
+    message: /^request: expected HTTP\/1\.1 this server can read, found a parse error \(HPE_[A-Z_]+\)$/,
+    method: null,
+  },
+  {
+    name: "a header over node's 16 KiB",
+    request: `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${MARKER.repeat(2000)}\r\n\r\n`,
+    status: 431,
+    code: "HEADERS_TOO_LARGE",
+    message: /^request headers: expected at most 16384 bytes, found more$/,
+    method: null,
+  },
+  {
+    name: "a Host header that is no host name",
+    request: `GET / HTTP/1.1\r\nHost: ${MARKER} ${MARKER}\r\n\r\n`,
+    status: 400,
+    code: "REQUEST_UNREADABLE",
+    message:
+      /^request target or Host header: expected a path starting with \/ and a host name, found one this server cannot read$/,
+    method: "GET",
+  },
+  {
+    name: "OPTIONS * (the asterisk form)",
+    request: "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    status: 400,
+    code: "REQUEST_UNREADABLE",
+    message: /^request target or Host header: /,
+    method: "OPTIONS",
+  },
+];
+
+describe("listen: requests no handler can read", () => {
+  for (const c of cases) {
+    it(`answers ${c.name} with ${c.status} ${c.code} as JSON, echoing nothing, and tells onRefused`, async () => {
+      await withServer({}, async (port, refusals, handled) => {
+        const text = await rawExchange(port, c.request);
+        expect(text).not.toContain(MARKER);
+        const answer = parseAnswer(text);
+        expect(answer.status).toBe(c.status);
+        expect(answer.headers["content-type"]).toBe("application/json");
+        expect(answer.headers.connection).toBe("close");
+        const body = answer.body as { error: { code: string; message: string } };
+        expect(Object.keys(body)).toEqual(["error"]);
+        expect(body.error.code).toBe(c.code);
+        expect(body.error.message).toMatch(c.message);
+        expect(handled()).toBe(0);
+        expect(refusals).toEqual([
+          { status: c.status, code: c.code, method: c.method, responseBytes: Buffer.byteLength(JSON.stringify(body)) },
+        ]);
+      });
+    });
+  }
+
+  it("answers headers not complete within the headers timeout with 408 REQUEST_TIMEOUT as JSON", async () => {
+    await withServer({ firstRequestTimeoutMs: 60_000, headersTimeoutMs: 300 }, async (port, refusals) => {
+      const text = await rawExchange(port, `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${MARKER}`);
+      expect(text).not.toContain(MARKER);
+      const answer = parseAnswer(text);
+      expect(answer.status).toBe(408);
+      expect(answer.body).toEqual({
+        error: {
+          code: "REQUEST_TIMEOUT",
+          message: "request: expected its headers within 300 ms and all of it within 120000 ms, found it incomplete",
+        },
+      });
+      expect(refusals.map((r) => [r.status, r.code])).toEqual([[408, "REQUEST_TIMEOUT"]]);
+    });
+  });
+
+  it("still serves a well-formed request on the same server", async () => {
+    await withServer({}, async (port, refusals, handled) => {
+      await rawExchange(port, "BAD\r\n\r\n");
+      const text = await rawExchange(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+      expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/);
+      expect(handled()).toBe(1);
+      expect(refusals).toHaveLength(1);
+    });
+  });
+
+  it("lets a client that resets its connection go, answering and reporting nothing", async () => {
+    await withServer({}, async (port, refusals) => {
+      const socket = connect(port, "127.0.0.1");
+      await new Promise((r) => socket.once("connect", r));
+      socket.write("GET / HTTP/1.1\r\nHost: 127");
+      await new Promise((r) => setTimeout(r, 50));
+      socket.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(refusals).toEqual([]);
+    });
+  });
+});
