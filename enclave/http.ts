@@ -6,7 +6,14 @@
  * parse it or did not receive it in time, or @hono/node-server cannot make a URL of it).
  */
 
-import { createServer, type IncomingMessage, maxHeaderSize, type Server, STATUS_CODES } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  maxHeaderSize,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { onOutputClosed, type StopReason } from "../client/cli/output.ts";
@@ -57,7 +64,18 @@ export interface ListenOptions {
   readonly headersTimeoutMs?: number;
   /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
   readonly onRefused?: (refusal: Refusal) => void;
+  /**
+   * A request that asks for `100 Continue` (`Expect`) gets it when its handler starts reading its
+   * body with readBodyWithin, not as it comes (node's default): one the handler refuses before that
+   * (no API key, a wrong one, any refusal before the body) is answered without the client ever
+   * sending its body, and the connection closed. Only for a server whose handlers read every body
+   * with readBodyWithin (the host): one read otherwise would never have its 100 sent.
+   */
+  readonly continueOnRead?: boolean;
 }
+
+/** Requests that asked for `100 Continue` and have not had it yet (ListenOptions.continueOnRead), with their answers. */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
 
 /**
  * A request refused before any handler saw it: one node cannot parse or that is not received in
@@ -297,6 +315,13 @@ function listenWith(
     // in time: node's own answer is a bare status line; this one has the JSON error body. The
     // listener must close the socket itself. Nothing is written once an answer on the connection
     // has begun (node's rule too: the bytes would land inside it), nor to a client that has gone.
+    if (options.continueOnRead === true) {
+      // With a listener here node sends no 100 itself: the request goes to the handler as any other.
+      server.on("checkContinue", (request: IncomingMessage, response: ServerResponse) => {
+        awaitingContinue.set(request, response);
+        server.emit("request", request, response);
+      });
+    }
     const timeouts = { headersMs: headersTimeoutMs, requestMs: REQUEST_TIMEOUT_MS };
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
       const answer = clientErrorAnswer(error, timeouts);
@@ -409,7 +434,7 @@ export function contentTypeRefusal(header: string | undefined, expected: string,
 /**
  * Reads a request body from node's request, refusing more than `limit` bytes: `tooLarge` is
  * thrown for a declared or counted excess (the rest is left unread; the caller's 413 closes the
- * connection), `gone` when the client goes away mid-body. When `timeout.ms` passes before the body
+ * connection; a declared one is refused before `100 Continue` is sent, ListenOptions.continueOnRead), `gone` when the client goes away mid-body. When `timeout.ms` passes before the body
  * is whole, `timeout.error()` is called (once, then) and thrown, and the body is no longer kept:
  * what still comes is read and dropped, so the connection can carry the caller's answer (which must
  * close it: the request was not read to its end). One timer, cleared when the read ends.
@@ -422,6 +447,12 @@ export function readBodyWithin(
 ): Promise<Uint8Array> {
   const declared = incoming.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(errors.tooLarge(declared));
+  // The client waits for this before it sends the body (ListenOptions.continueOnRead).
+  const continuing = awaitingContinue.get(incoming);
+  if (continuing !== undefined) {
+    awaitingContinue.delete(incoming);
+    continuing.writeContinue();
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;

@@ -1,7 +1,8 @@
 /**
  * The host's server (host/server.ts startHost) as a hostile client meets it: requests refused
  * before the app sees them (node cannot parse them, or @hono/node-server cannot make a URL of them)
- * get the JSON error body with a code, and a line in the access log, with sizes only.
+ * get the JSON error body with a code, and a line in the access log, with sizes only; a request
+ * that asks for `100 Continue` gets it only once the host reads its body.
  */
 import { describe, expect, it } from "vitest";
 import type { AccessLogEntry } from "../../host/access-log.ts";
@@ -10,6 +11,7 @@ import { startHost } from "../../host/server.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
 
 const MARKER = "CLIENT-BYTES-MARKER";
+const KEY = "ck_server_test_key_0123456789";
 
 async function withHost(run: (port: number, log: AccessLogEntry[]) => Promise<void>): Promise<void> {
   const log: AccessLogEntry[] = [];
@@ -73,6 +75,78 @@ describe("startHost: requests refused before the app", () => {
           bodySized: true,
         })),
       );
+    });
+  });
+});
+
+/**
+ * Sends a POST's `headers` (with `Expect: 100-continue` and `Connection: close`) and the 32-byte body
+ * only once the host answers `100 Continue`. Resolves with the host's first answer's status line and
+ * everything it wrote before closing.
+ */
+async function expectContinue(port: number, path: string, headers: string): Promise<{ first: string; all: string }> {
+  let first = "";
+  const all = await rawExchange(
+    port,
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Content-Length: 32\r\n` +
+      "Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    (line) => {
+      first = line;
+      return line === "HTTP/1.1 100 Continue" ? MARKER.padEnd(32, ".") : undefined;
+    },
+  );
+  return { first, all };
+}
+
+describe("startHost: Expect: 100-continue", () => {
+  const status = (all: string) =>
+    all.split("\r\n").find((line) => line.startsWith("HTTP/1.1 ") && !line.includes(" 100 "));
+  const code = (all: string) =>
+    (JSON.parse(all.slice(all.lastIndexOf("\r\n\r\n") + 4)) as { error: { code: string } }).error.code;
+
+  it("answers 401 without 100 Continue to a request with no key or a wrong one: its body is never sent", async () => {
+    await withHost(async (port) => {
+      for (const auth of ["", "Authorization: Bearer ck_not_a_key_of_this_host_000\r\n"]) {
+        const { first, all } = await expectContinue(
+          port,
+          "/v1/sealed",
+          `${auth}Content-Type: application/octet-stream\r\n`,
+        );
+        expect(first).toBe("HTTP/1.1 401 Unauthorized");
+        expect(code(all)).toBe("UNAUTHENTICATED");
+        expect(all).not.toContain("100 Continue");
+      }
+    });
+  });
+
+  it("answers any refusal before the body so (415 here), and a challenge's key without the permission (403)", async () => {
+    await withHost(async (port) => {
+      const auth = `Authorization: Bearer ${KEY}\r\n`;
+      const wrongType = await expectContinue(port, "/v1/sealed", `${auth}Content-Type: text/plain\r\n`);
+      expect([wrongType.first, code(wrongType.all)]).toEqual([
+        "HTTP/1.1 415 Unsupported Media Type",
+        "CONTENT_TYPE_UNSUPPORTED",
+      ]);
+      const noAttest = await expectContinue(
+        port,
+        "/v1/attestation/challenge",
+        `${auth}Content-Type: application/json\r\n`,
+      );
+      expect([noAttest.first, code(noAttest.all)]).toEqual(["HTTP/1.1 403 Forbidden", "FORBIDDEN"]);
+    });
+  });
+
+  it("sends 100 Continue to an authorised request as its body is read, and then answers it", async () => {
+    await withHost(async (port) => {
+      const { first, all } = await expectContinue(
+        port,
+        "/v1/sealed",
+        `Authorization: Bearer ${KEY}\r\nContent-Type: application/octet-stream\r\n`,
+      );
+      expect(first).toBe("HTTP/1.1 100 Continue");
+      // The body was read: 32 bytes that are no envelope.
+      expect(status(all)).toBe("HTTP/1.1 400 Bad Request");
+      expect(code(all)).toMatch(/^ENVELOPE_/);
     });
   });
 });
