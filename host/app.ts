@@ -15,11 +15,11 @@
  * objects per request or per frame. Tests run it on a real loopback server.
  */
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
 import { contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -60,7 +60,7 @@ export interface HostOptions {
     /**
      * Time a client may take none of the answer the host has for it (a streamed answer waiting for
      * room in the connection, or any answer handed over whole and not yet all sent); past it the
-     * connection is closed (watchClientStall).
+     * connection is closed (enclave/connection-guards.ts).
      */
     readonly clientStallTimeoutMs: number;
   } & LimiterOptions;
@@ -108,8 +108,6 @@ type Outcome = AccessLogEntry["outcome"];
 /** nginx's "client closed request": only the access log ever sees it, the client has gone. */
 const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 
-/** Requests under way on one connection at once (HTTP pipelining); past it the connection is closed. */
-const MAX_REQUESTS_PER_CONNECTION = 16;
 /** What the access log says of a request past that bound: only the log sees it, the connection is closed. */
 const TOO_MANY_REQUESTS_STATUS = 429;
 
@@ -222,29 +220,16 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   });
 
   // Each request's connection: at most MAX_REQUESTS_PER_CONNECTION under way on it at once, and a
-  // client that stops taking its answers loses it (watchClientStall).
-  const underway = new WeakMap<Socket, number>();
-  app.use("*", async (c, next) => {
-    // Under node (host/server.ts) every request has its connection; app.request() in tests has none.
-    const node = c.env as Env["Bindings"] | undefined;
-    if (node === undefined) return next();
-    const socket = node.incoming.socket;
-    const count = (underway.get(socket) ?? 0) + 1;
-    // node takes in every request sent in one go (pipelined) at once, and holds back reading only
-    // once their answers fill its buffers: requests that wait for the enclave (a health check, a
-    // document) produce none meanwhile, so one connection could make the host hold any number of
-    // them. Past the bound the connection is closed, nothing more read from it or answered on it
-    // (clients send one request at a time: browsers and fetch never pipeline).
-    if (socket.destroyed || count > MAX_REQUESTS_PER_CONNECTION) {
-      socket.destroy();
-      c.set("sent", ResponseMeter.aborted(TOO_MANY_REQUESTS_STATUS));
-      return RESPONSE_ALREADY_SENT;
-    }
-    underway.set(socket, count);
-    node.outgoing.once("close", () => underway.set(socket, (underway.get(socket) ?? 1) - 1));
-    watchClientStall(node.outgoing, options.limits.clientStallTimeoutMs);
-    await next();
-  });
+  // client that stops taking its answers loses it (enclave/connection-guards.ts). Past the first
+  // bound the access log says 429 of the request: only the log sees it, the connection is closed.
+  app.use(
+    "*",
+    guardConnections({
+      maxRequestsPerConnection: MAX_REQUESTS_PER_CONNECTION,
+      clientStallTimeoutMs: options.limits.clientStallTimeoutMs,
+      onRefused: (c) => c.set("sent", ResponseMeter.aborted(TOO_MANY_REQUESTS_STATUS)),
+    }),
+  );
 
   // Browsers: a listed origin's preflight is answered here; its responses (errors included) carry
   // the CORS headers; an unlisted origin's preflight is refused, its other requests get none.
@@ -593,35 +578,6 @@ function refused(error: HostError): boolean {
 
 function round2(n: number): number {
   return Math.round(n * 100) / 100;
-}
-
-/**
- * Closes the connection of a client that takes none of its answer for between `ms` and twice that
- * while the host waits on it: a streamed answer whose writes wait for room in the connection
- * (pipeAnswer then ends it as aborted, stopping the enclave's request and freeing its slot), or an
- * answer handed over whole whose last bytes are not all sent. node times out requests, never
- * answers: without this a client that stops reading held its connection for ever (pipelined
- * requests whose answers are never read, anonymous ones included), so a few could take every
- * connection the host allows, and a streamed answer's slot until the enclave's idle timeout.
- * Progress is what the connection has handed to the kernel (written, less what waits in its
- * buffer): it grows whenever the client takes bytes.
- */
-function watchClientStall(outgoing: ServerResponse, ms: number): void {
-  let taken = -1; // at the last check, if the host was waiting on the client then
-  const timer = setInterval(() => {
-    const socket = outgoing.socket;
-    const waiting =
-      socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));
-    if (!waiting) {
-      taken = -1;
-      return;
-    }
-    const now = socket.bytesWritten - socket.writableLength;
-    if (now === taken) socket.destroy();
-    else taken = now;
-  }, ms);
-  timer.unref();
-  outgoing.once("close", () => clearInterval(timer));
 }
 
 /**

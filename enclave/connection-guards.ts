@@ -1,0 +1,87 @@
+/**
+ * Two bounds on what one client connection may hold, for a hono app served by node (enclave/http.ts
+ * listen): shared by the host and the key broker. node's own limits time requests, never answers,
+ * and read every request a client sends in one go:
+ * - pipelining: node takes in every request sent at once, and holds back reading only once their
+ *   answers fill its buffers; requests that wait on something slow answer nothing meanwhile, so
+ *   one connection could make a server hold any number of them. Past `maxRequestsPerConnection`
+ *   under way at once the connection is closed, nothing more read from it or answered on it
+ *   (clients send one request at a time: browsers and fetch never pipeline);
+ * - a client that stops reading: node never times out an answer, so a connection whose answers are
+ *   never read stayed open for ever, and a few clients could take every connection a server allows
+ *   (maxConnections). One that takes none of its answer for `clientStallTimeoutMs` is closed
+ *   (watchClientStall).
+ * Requests without node's bindings (app.request() in tests) pass unguarded.
+ */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { Context, MiddlewareHandler } from "hono";
+
+/** Requests under way on one connection at once (HTTP pipelining) by default; past it the connection is closed. */
+export const MAX_REQUESTS_PER_CONNECTION = 16;
+
+export interface ConnectionGuardOptions {
+  /** Requests under way on one connection at once; past it the connection is closed. */
+  readonly maxRequestsPerConnection: number;
+  /** Time a client may take none of its answer while the server waits on it; past it the connection is closed. */
+  readonly clientStallTimeoutMs: number;
+  /** Called for a request refused past `maxRequestsPerConnection`, its connection already closed (e.g. for a log). */
+  readonly onRefused?: (c: Context) => void;
+}
+
+/** What @hono/node-server passes as `c.env` (its HttpBindings). */
+interface NodeBindings {
+  readonly incoming: IncomingMessage;
+  readonly outgoing: ServerResponse;
+}
+
+/** A middleware applying both bounds to each request's connection; first in line, before any route. */
+export function guardConnections(options: ConnectionGuardOptions): MiddlewareHandler {
+  const underway = new WeakMap<Socket, number>();
+  return async (c, next) => {
+    const node = c.env as Partial<NodeBindings> | undefined;
+    if (node?.incoming === undefined || node.outgoing === undefined) return next();
+    const socket = node.incoming.socket;
+    const count = (underway.get(socket) ?? 0) + 1;
+    if (socket.destroyed || count > options.maxRequestsPerConnection) {
+      socket.destroy();
+      options.onRefused?.(c);
+      return RESPONSE_ALREADY_SENT;
+    }
+    underway.set(socket, count);
+    node.outgoing.once("close", () => underway.set(socket, (underway.get(socket) ?? 1) - 1));
+    watchClientStall(node.outgoing, options.clientStallTimeoutMs);
+    await next();
+  };
+}
+
+/**
+ * Closes the connection of a client that takes none of its answer for between `ms` and twice that
+ * while the server waits on it: a streamed answer whose writes wait for room in the connection
+ * (the host's pipeAnswer then ends it as aborted, stopping the enclave's request and freeing its
+ * slot), or an answer handed over whole whose last bytes are not all sent. node times out
+ * requests, never answers: without this a client that stops reading held its connection for ever
+ * (pipelined requests whose answers are never read, anonymous ones included), so a few could take
+ * every connection a server allows, and a streamed answer's slot until the enclave's idle timeout.
+ * Progress is what the connection has handed to the kernel (written, less what waits in its
+ * buffer): it grows whenever the client takes bytes.
+ */
+function watchClientStall(outgoing: ServerResponse, ms: number): void {
+  let taken = -1; // at the last check, if the server was waiting on the client then
+  const timer = setInterval(() => {
+    const socket = outgoing.socket;
+    const waiting =
+      socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));
+    if (!waiting) {
+      taken = -1;
+      return;
+    }
+    const now = socket.bytesWritten - socket.writableLength;
+    if (now === taken) socket.destroy();
+    else taken = now;
+  }, ms);
+  timer.unref();
+  outgoing.once("close", () => clearInterval(timer));
+}
