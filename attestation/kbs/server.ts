@@ -8,6 +8,7 @@
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../../enclave/connection-guards.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import {
@@ -116,7 +117,21 @@ export interface BrokerAppOptions {
    * pass on its own.
    */
   readonly loopbackHostOnly?: boolean;
+  /**
+   * Requests under way on one connection at once (pipelined; default MAX_REQUESTS_PER_CONNECTION,
+   * 16): past it the connection is closed, nothing more read or answered on it.
+   */
+  readonly maxRequestsPerConnection?: number;
+  /**
+   * Time a client may take none of its answers (default 30 s): past it the connection is closed.
+   * Without it a client that stopped reading held its connection for ever, so a few addresses
+   * (MAX_CONNECTIONS_PER_CLIENT each) could take every connection and keep enclaves from their keys.
+   */
+  readonly clientStallTimeoutMs?: number;
 }
+
+/** How long a client may take none of its answers by default (BrokerAppOptions.clientStallTimeoutMs). */
+export const DEFAULT_CLIENT_STALL_TIMEOUT_MS = 30_000;
 
 /** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
 export function isLoopbackAddress(address: string): boolean {
@@ -302,6 +317,14 @@ export function createBrokerApp(
     );
   }
   const app = new Hono<BrokerEnv>();
+  // First in line, before any limit is counted (enclave/connection-guards.ts).
+  app.use(
+    "*",
+    guardConnections({
+      maxRequestsPerConnection: options.maxRequestsPerConnection ?? MAX_REQUESTS_PER_CONNECTION,
+      clientStallTimeoutMs: options.clientStallTimeoutMs ?? DEFAULT_CLIENT_STALL_TIMEOUT_MS,
+    }),
+  );
   const limiter = new ClientLimiter(limits, maxClients, options.now ?? (() => performance.now()));
   const underWay = new ReleasesUnderWay(options.maxReleasesAtOnce ?? 64, options.maxReleasesAtOncePerClient ?? 8);
   const addressOf = (c: Context<BrokerEnv>) => c.env?.incoming?.socket?.remoteAddress ?? "unknown";
