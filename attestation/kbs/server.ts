@@ -131,7 +131,7 @@ export interface BrokerAppOptions {
 }
 
 /** How long a client may take none of its answers by default (BrokerAppOptions.clientStallTimeoutMs). */
-export const DEFAULT_CLIENT_STALL_TIMEOUT_MS = 30_000;
+const DEFAULT_CLIENT_STALL_TIMEOUT_MS = 30_000;
 
 /** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
 export function isLoopbackAddress(address: string): boolean {
