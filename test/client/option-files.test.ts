@@ -149,6 +149,7 @@ const cases: readonly Case[] = [
     expected: "one token of at most 256 printable characters",
     read: (file) => localToken(file),
     private: true,
+    quotesPath: true,
     missing: null,
   },
   {
