@@ -259,6 +259,18 @@ function asProxyError(error: unknown): ProxyError {
   return new ProxyError(500, "api_error", "internal_error", "internal error in the proxy", null, false);
 }
 
+/**
+ * What the log line of a fault of the proxy itself (a 500 internal_error) says of it: the error's
+ * class and its code when it has one of the usual shape, never its message, which may quote the
+ * app's request (a prompt).
+ */
+function faultOf(error: unknown): string {
+  if (!(error instanceof Error)) return `a thrown ${error === null ? "null" : typeof error}`;
+  const name = /^[A-Za-z_$][\w$]{0,63}$/.test(error.constructor.name) ? error.constructor.name : "Error";
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? `${name} ${code}` : name;
+}
+
 type NodeResponse = { writableLength: number; destroyed: boolean; destroy(): void };
 
 /** node's response object when the app is served on node:http (@hono/node-server), else undefined. */
@@ -517,10 +529,13 @@ export function createProxyApp(options: ProxyOptions): Hono {
   }
   const expectedToken = Buffer.from(options.token, "utf8");
   const app = new Hono();
+  // The requests that ended in a fault of the proxy itself, and what the log line says of it.
+  const faults = new WeakMap<Request, string>();
 
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
+    const fault = faults.get(c.req.raw);
     options.log?.(
       JSON.stringify({
         type: "proxy",
@@ -529,12 +544,16 @@ export function createProxyApp(options: ProxyOptions): Hono {
         path: c.req.path,
         status: c.res.status,
         ms: Math.round((performance.now() - started) * 100) / 100,
+        ...(fault === undefined ? {} : { fault }),
       }),
     );
   });
 
   app.onError((error, c) => {
     const e = asProxyError(error);
+    if (e.status === 500 && !(error instanceof ProxyError) && !(error instanceof ClientError)) {
+      faults.set(c.req.raw, faultOf(error));
+    }
     if (!e.retry) c.header("x-should-retry", "false");
     if (e.retryAfterSeconds !== undefined) c.header("retry-after", String(e.retryAfterSeconds));
     return c.json(errorBody(e), e.status);

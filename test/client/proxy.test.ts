@@ -386,6 +386,34 @@ describe("proxy: failures", () => {
     });
   }
 
+  it("a fault of the proxy itself is a 500 internal_error whose log line names the error's class and code, never its message", async () => {
+    class Broken extends Error {
+      readonly code = "EBROKEN";
+    }
+    const { model, post, log } = await proxyFor(
+      undefined,
+      (session) =>
+        new Proxy(session, {
+          get(target, name) {
+            if (name === "chat") {
+              return () => {
+                throw new Broken("the prompt was: my card is 4111 1111 1111 1111");
+              };
+            }
+            const value: unknown = Reflect.get(target, name, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    );
+    const response = await post("/v1/chat/completions", ask(model));
+    expect(response.status).toBe(500);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("internal_error");
+    expect(log.map((l) => JSON.parse(l))).toContainEqual(
+      expect.objectContaining({ type: "proxy", status: 500, fault: "Broken EBROKEN" }),
+    );
+    expect(log.join("\n")).not.toContain("4111");
+  });
+
   it("a host's redirect (not followed) is a 502 host_redirect the openai SDKs do not retry", async () => {
     const { fetchTransport } = await import("../../client/transport.ts");
     const real = fetchTransport(fetch);
