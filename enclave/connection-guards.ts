@@ -39,20 +39,36 @@ interface NodeBindings {
 
 /** A middleware applying both bounds to each request's connection; first in line, before any route. */
 export function guardConnections(options: ConnectionGuardOptions): MiddlewareHandler {
-  const underway = new WeakMap<Socket, number>();
+  // Each connection's requests under way, as the stop of each one's stall watch. A pipelined
+  // request whose answer waits its turn has no connection of its own yet: node emits no "close" for
+  // its answer when the connection goes, so the connection's own "close" ends what is left.
+  const underway = new WeakMap<Socket, Set<() => void>>();
   return async (c, next) => {
     const node = c.env as Partial<NodeBindings> | undefined;
     if (node?.incoming === undefined || node.outgoing === undefined) return next();
     const socket = node.incoming.socket;
-    const count = (underway.get(socket) ?? 0) + 1;
-    if (socket.destroyed || count > options.maxRequestsPerConnection) {
+    let requests = underway.get(socket);
+    if (socket.destroyed || (requests?.size ?? 0) >= options.maxRequestsPerConnection) {
       socket.destroy();
       options.onRefused?.(c);
       return RESPONSE_ALREADY_SENT;
     }
-    underway.set(socket, count);
-    node.outgoing.once("close", () => underway.set(socket, (underway.get(socket) ?? 1) - 1));
-    watchClientStall(node.outgoing, options.clientStallTimeoutMs);
+    if (requests === undefined) {
+      const onSocket = new Set<() => void>();
+      socket.once("close", () => {
+        for (const stop of onSocket) stop();
+        onSocket.clear();
+      });
+      underway.set(socket, onSocket);
+      requests = onSocket;
+    }
+    const stopWatch = watchClientStall(node.outgoing, options.clientStallTimeoutMs);
+    const done = (): void => {
+      stopWatch();
+      requests.delete(done);
+    };
+    requests.add(done);
+    node.outgoing.once("close", done);
     await next();
   };
 }
@@ -66,9 +82,9 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
  * (pipelined requests whose answers are never read, anonymous ones included), so a few could take
  * every connection a server allows, and a streamed answer's slot until the enclave's idle timeout.
  * Progress is what the connection has handed to the kernel (written, less what waits in its
- * buffer): it grows whenever the client takes bytes.
+ * buffer): it grows whenever the client takes bytes. Returns what stops the watch.
  */
-function watchClientStall(outgoing: ServerResponse, ms: number): void {
+function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
   let taken = -1; // at the last check, if the server was waiting on the client then
   const timer = setInterval(() => {
     const socket = outgoing.socket;
@@ -83,5 +99,5 @@ function watchClientStall(outgoing: ServerResponse, ms: number): void {
     else taken = now;
   }, ms);
   timer.unref();
-  outgoing.once("close", () => clearInterval(timer));
+  return () => clearInterval(timer);
 }

@@ -1,0 +1,75 @@
+/**
+ * enclave/connection-guards.ts's timers: every request's stall watch ends with its request, however
+ * its connection ends, so a server under load holds no timer for a request long gone.
+ */
+import { connect } from "node:net";
+import { Hono } from "hono";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { guardConnections } from "../../enclave/connection-guards.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const servers: RunningServer[] = [];
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const server of servers.splice(0)) await server.close();
+});
+
+/** Counts the intervals set and not yet cleared from now until the test ends. */
+function liveIntervals(): { count: () => number } {
+  const live = new Set<unknown>();
+  const set = globalThis.setInterval;
+  const clear = globalThis.clearInterval;
+  vi.spyOn(globalThis, "setInterval").mockImplementation(((...args: Parameters<typeof set>) => {
+    const timer = set(...args);
+    live.add(timer);
+    return timer;
+  }) as typeof set);
+  vi.spyOn(globalThis, "clearInterval").mockImplementation(((timer: Parameters<typeof clear>[0]) => {
+    live.delete(timer);
+    clear(timer);
+  }) as typeof clear);
+  return { count: () => live.size };
+}
+
+describe("guardConnections", () => {
+  it("clears every request's stall watch when a client goes away with pipelined requests under way", async () => {
+    const app = new Hono();
+    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 60_000 }));
+    app.get("/slow", async (c) => {
+      await sleep(300);
+      return c.text("done");
+    });
+    const timers = liveIntervals();
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    for (let i = 0; i < 5; i++) {
+      const client = connect(server.port, "127.0.0.1");
+      client.on("error", () => {});
+      client.write("GET /slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(8));
+      await sleep(50);
+      client.destroy();
+    }
+    await sleep(800); // every request's handler has returned, and every connection is closed
+    expect(timers.count()).toBe(0);
+  });
+
+  it("never refuses sequential requests on one keep-alive connection", async () => {
+    const app = new Hono();
+    app.use(guardConnections({ maxRequestsPerConnection: 2, clientStallTimeoutMs: 60_000 }));
+    app.get("/", (c) => c.text("ok"));
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const client = connect(server.port, "127.0.0.1");
+    let answers = "";
+    client.on("data", (chunk: Buffer) => void (answers += chunk.toString("latin1")));
+    for (let i = 0; i < 50; i++) {
+      const before = answers.length;
+      client.write("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+      for (let j = 0; j < 100 && !answers.slice(before).includes("ok"); j++) await sleep(5);
+    }
+    client.destroy();
+    expect(answers.split("HTTP/1.1 200").length - 1).toBe(50);
+  });
+});
