@@ -81,20 +81,26 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
  * requests, never answers: without this a client that stops reading held its connection for ever
  * (pipelined requests whose answers are never read, anonymous ones included), so a few could take
  * every connection a server allows, and a streamed answer's slot until the enclave's idle timeout.
- * Progress is what the connection has handed to the kernel (written, less what waits in its
- * buffer): it grows whenever the client takes bytes. Returns what stops the watch.
+ * Progress is what the connection has handed to the kernel: what it passed to libuv (written, less
+ * what waits in its buffer), and what of that libuv still holds (its write queue, the internal
+ * `writeQueueSize` node's own socket timeout reads for the same purpose). A chunk is passed to
+ * libuv whole, and a whole answer is one chunk: counted only as passed, an answer of megabytes
+ * taken slowly but steadily showed no progress until its last byte, and was cut. What the kernel
+ * itself buffers (up to a few MB) is still unseen: a client taking less than about half of that
+ * per `ms` looks stalled. Returns what stops the watch.
  */
 function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
-  let taken = -1; // at the last check, if the server was waiting on the client then
+  let taken = ""; // at the last check, if the server was waiting on the client then
   const timer = setInterval(() => {
     const socket = outgoing.socket;
     const waiting =
       socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));
     if (!waiting) {
-      taken = -1;
+      taken = "";
       return;
     }
-    const now = socket.bytesWritten - socket.writableLength;
+    const queued = (socket as Socket & { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize;
+    const now = `${socket.bytesWritten - socket.writableLength} ${queued}`;
     if (now === taken) socket.destroy();
     else taken = now;
   }, ms);
