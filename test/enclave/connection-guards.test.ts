@@ -103,4 +103,23 @@ describe("guardConnections: a client that reads", () => {
     clearInterval(reader);
     expect(received).toBeGreaterThan(size);
   }, 20_000);
+
+  it("keeps the connection of a client waiting on a slow server: a first byte late, answers queued behind it", async () => {
+    const app = new Hono();
+    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 100 }));
+    app.get("/slow", async (c) => {
+      await sleep(800); // eight stall timeouts before anything is written
+      return c.text("late");
+    });
+    app.get("/quick", (c) => c.text("quick"));
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const client = connect(server.port, "127.0.0.1");
+    let answers = "";
+    client.on("data", (chunk: Buffer) => void (answers += chunk.toString("latin1")));
+    client.write("GET /slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\nGET /quick HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    for (let i = 0; i < 100 && !answers.includes("quick"); i++) await sleep(20);
+    client.destroy();
+    expect(answers).toMatch(/late[^]*quick/);
+  });
 });
