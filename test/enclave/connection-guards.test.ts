@@ -2,10 +2,10 @@
  * enclave/connection-guards.ts's timers: every request's stall watch ends with its request, however
  * its connection ends, so a server under load holds no timer for a request long gone.
  */
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { guardConnections } from "../../enclave/connection-guards.ts";
+import { type ConnectionGuardOptions, guardConnections } from "../../enclave/connection-guards.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,17 +33,33 @@ function liveIntervals(): { count: () => number } {
   return { count: () => live.size };
 }
 
+/** A server of `routes` behind guardConnections (16 requests under way, 60 s stall timeout, or `limits`). */
+async function guarded(limits: Partial<ConnectionGuardOptions>, routes: (app: Hono) => void): Promise<RunningServer> {
+  const app = new Hono();
+  app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 60_000, ...limits }));
+  routes(app);
+  const server = await listen(app.fetch, "127.0.0.1", 0);
+  servers.push(server);
+  return server;
+}
+
+/** A connection to `server`, with everything it has been answered so far. */
+function answered(server: RunningServer): { client: Socket; text: () => string } {
+  const client = connect(server.port, "127.0.0.1");
+  let text = "";
+  client.on("data", (chunk: Buffer) => void (text += chunk.toString("latin1")));
+  return { client, text: () => text };
+}
+
 describe("guardConnections", () => {
   it("clears every request's stall watch when a client goes away with pipelined requests under way", async () => {
-    const app = new Hono();
-    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 250 }));
-    app.get("/slow", async (c) => {
-      await sleep(300);
-      return c.text("done");
-    });
     const timers = liveIntervals();
-    const server = await listen(app.fetch, "127.0.0.1", 0);
-    servers.push(server);
+    const server = await guarded({}, (app) =>
+      app.get("/slow", async (c) => {
+        await sleep(300);
+        return c.text("done");
+      }),
+    );
     for (let i = 0; i < 5; i++) {
       const client = connect(server.port, "127.0.0.1");
       client.on("error", () => {});
@@ -56,21 +72,15 @@ describe("guardConnections", () => {
   });
 
   it("never refuses sequential requests on one keep-alive connection", async () => {
-    const app = new Hono();
-    app.use(guardConnections({ maxRequestsPerConnection: 2, clientStallTimeoutMs: 250 }));
-    app.get("/", (c) => c.text("ok"));
-    const server = await listen(app.fetch, "127.0.0.1", 0);
-    servers.push(server);
-    const client = connect(server.port, "127.0.0.1");
-    let answers = "";
-    client.on("data", (chunk: Buffer) => void (answers += chunk.toString("latin1")));
+    const server = await guarded({ maxRequestsPerConnection: 2 }, (app) => app.get("/", (c) => c.text("ok")));
+    const { client, text } = answered(server);
     for (let i = 0; i < 50; i++) {
-      const before = answers.length;
+      const before = text().length;
       client.write("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
-      for (let j = 0; j < 100 && !answers.slice(before).includes("ok"); j++) await sleep(5);
+      for (let j = 0; j < 100 && !text().slice(before).includes("ok"); j++) await sleep(5);
     }
     client.destroy();
-    expect(answers.split("HTTP/1.1 200").length - 1).toBe(50);
+    expect(text().split("HTTP/1.1 200").length - 1).toBe(50);
   });
 });
 
@@ -79,11 +89,9 @@ describe("guardConnections: a client that reads", () => {
     // One chunk of 40 MiB, taken at about 16 MB/s (2.5 s): the kernel's buffers (a few MB) fill and
     // drain many times a stall timeout, but the answer as a whole takes longer than twice it.
     const size = 40 * 1024 * 1024;
-    const app = new Hono();
-    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 700 }));
-    app.get("/big", (c) => c.body(new Uint8Array(size)));
-    const server = await listen(app.fetch, "127.0.0.1", 0);
-    servers.push(server);
+    const server = await guarded({ clientStallTimeoutMs: 700 }, (app) =>
+      app.get("/big", (c) => c.body(new Uint8Array(size))),
+    );
     const client = connect(server.port, "127.0.0.1");
     let received = 0;
     let allowed = 0;
@@ -105,21 +113,17 @@ describe("guardConnections: a client that reads", () => {
   }, 20_000);
 
   it("keeps the connection of a client waiting on a slow server: a first byte late, answers queued behind it", async () => {
-    const app = new Hono();
-    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 100 }));
-    app.get("/slow", async (c) => {
-      await sleep(800); // eight stall timeouts before anything is written
-      return c.text("late");
+    const server = await guarded({ clientStallTimeoutMs: 100 }, (app) => {
+      app.get("/slow", async (c) => {
+        await sleep(800); // eight stall timeouts before anything is written
+        return c.text("late");
+      });
+      app.get("/quick", (c) => c.text("quick"));
     });
-    app.get("/quick", (c) => c.text("quick"));
-    const server = await listen(app.fetch, "127.0.0.1", 0);
-    servers.push(server);
-    const client = connect(server.port, "127.0.0.1");
-    let answers = "";
-    client.on("data", (chunk: Buffer) => void (answers += chunk.toString("latin1")));
+    const { client, text } = answered(server);
     client.write("GET /slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\nGET /quick HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
-    for (let i = 0; i < 100 && !answers.includes("quick"); i++) await sleep(20);
+    for (let i = 0; i < 100 && !text().includes("quick"); i++) await sleep(20);
     client.destroy();
-    expect(answers).toMatch(/late[^]*quick/);
+    expect(text()).toMatch(/late[\s\S]*quick/);
   });
 });
