@@ -19,6 +19,7 @@ import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
 import { contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
@@ -242,7 +243,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
           {
             error: {
               code: "CORS_ORIGIN_NOT_ALLOWED",
-              message: `Origin: expected one of the host's allowed origins (cloister host --cors-origin), found ${JSON.stringify(origin.slice(0, 200))}`,
+              message: `Origin: expected one of the host's allowed origins (cloister host --cors-origin), found ${describeUntrusted(origin)}`,
             },
           },
           403,

@@ -15,6 +15,7 @@ import {
 import { type AddressInfo, connect } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createEnclavePool, createHostApp, defaultMaxInFlightPerKey, TENANT_HEADER } from "../../host/app.ts";
@@ -1393,6 +1394,17 @@ describe("host app: CORS for browser clients", () => {
       expect(body.error.code).toBe("CORS_ORIGIN_NOT_ALLOWED");
       expect(body.error.message).toContain('found "http://evil.example"');
     }
+  });
+
+  it("describes a refused Origin as other untrusted text: without control characters, cut short", async () => {
+    const { host } = await setup({ corsOrigins: [PAGE] });
+    // A C1 control character (CSI: a terminal escape on its own), which JSON.stringify leaves in.
+    const origin = `http://evil.example/\u009b31m${"a".repeat(300)}`;
+    const response = await preflight(`${host.url}/v1/sealed`, origin);
+    const { message } = ((await response.json()) as { error: { message: string } }).error;
+    expect(message).not.toContain("\u009b");
+    expect(message).toContain(`found ${describeUntrusted(origin)}`);
+    expect(message).toMatch(/found "http:\/\/evil\.example\/\uFFFD31ma+"… \(324 characters\)$/);
   });
 
   it("marks a listed origin's answers readable: streamed sealed answers, documents and errors alike", async () => {
