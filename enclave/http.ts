@@ -315,6 +315,9 @@ function listenWith(
     // in time: node's own answer is a bare status line; this one has the JSON error body. The
     // listener must close the socket itself. Nothing is written once an answer on the connection
     // has begun (node's rule too: the bytes would land inside it), nor to a client that has gone.
+    // An error inside the body of a request the handler already has (its headers were read) is not
+    // told to onRefused: the handler sees the request end and answers it (the host's access-log
+    // line, with its method and path), so telling it too gave one request two lines.
     if (options.continueOnRead === true) {
       // With a listener here node sends no 100 itself: the request goes to the handler as any other.
       server.on("checkContinue", (request: IncomingMessage, response: ServerResponse) => {
@@ -325,13 +328,17 @@ function listenWith(
     const timeouts = { headersMs: headersTimeoutMs, requestMs: REQUEST_TIMEOUT_MS };
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
       const answer = clientErrorAnswer(error, timeouts);
-      const answering = (socket as Socket & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
-      if (answer !== null && socket.writable && answering?.headersSent !== true) {
+      const node = socket as Socket & {
+        _httpMessage?: { headersSent: boolean } | null;
+        parser?: { incoming?: IncomingMessage | null } | null;
+      };
+      if (answer !== null && socket.writable && node._httpMessage?.headersSent !== true) {
         socket.write(
           `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json\r\n` +
             `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
         );
-        options.onRefused?.(refusal(answer, null));
+        // node's parser keeps the last request it read the headers of; incomplete, it is this one.
+        if (node.parser?.incoming?.complete !== false) options.onRefused?.(refusal(answer, null));
       }
       socket.destroy();
     });

@@ -77,6 +77,24 @@ describe("startHost: requests refused before the app", () => {
       );
     });
   });
+
+  it("writes one line for a parse error inside a body the app is reading: the app's, with its method, path and key", async () => {
+    await withHost(async (port, log) => {
+      const answer = await rawExchange(
+        port,
+        `POST /v1/sealed HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\n` +
+          "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+        // The app reads the body (its 100 Continue), and the first chunk's size is no hex number.
+        (line) => (line === "HTTP/1.1 100 Continue" ? `${MARKER}\r\n\r\n` : undefined),
+      );
+      expect(answer).toContain("REQUEST_UNREADABLE");
+      expect(answer).not.toContain(MARKER);
+      for (let i = 0; i < 100 && log.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100)); // a second line would have come by now
+      expect(log).toHaveLength(1);
+      expect(log[0]).toMatchObject({ method: "POST", path: "/v1/sealed", keyId: "k", status: 499 });
+    });
+  });
 });
 
 /**
