@@ -27,9 +27,16 @@ export interface ConnectionGuardOptions {
   readonly maxRequestsPerConnection: number;
   /** Time a client may take none of its answer while the server waits on it; past it the connection is closed. */
   readonly clientStallTimeoutMs: number;
-  /** Called for a request refused past `maxRequestsPerConnection`, its connection already closed (e.g. for a log). */
-  readonly onRefused?: (c: Context) => void;
+  /** Called for each request refused, its connection closed, with why (e.g. for a log). */
+  readonly onRefused?: (c: Context, reason: GuardRefusal) => void;
 }
+
+/**
+ * Why a request was refused: it was past `maxRequestsPerConnection`, or came on a connection the
+ * guard had closed for that (sent in the same go); or its connection was closed before it came,
+ * otherwise (by the client, or by the server for another reason). Either way nothing is answered.
+ */
+export type GuardRefusal = "too-many-requests" | "connection-closed";
 
 /** What @hono/node-server passes as `c.env` (its HttpBindings). */
 interface NodeBindings {
@@ -43,14 +50,22 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
   // request whose answer waits its turn has no connection of its own yet: node emits no "close" for
   // its answer when the connection goes, so the connection's own "close" ends what is left.
   const underway = new WeakMap<Socket, Set<() => void>>();
+  // Connections closed past the bound: node still hands over every request read with the one that
+  // closed it, and those are refused as it was.
+  const closedForTooMany = new WeakSet<Socket>();
   return async (c, next) => {
     const node = c.env as Partial<NodeBindings> | undefined;
     if (node?.incoming === undefined || node.outgoing === undefined) return next();
     const socket = node.incoming.socket;
     let requests = underway.get(socket);
+    if (socket.destroyed && !closedForTooMany.has(socket)) {
+      options.onRefused?.(c, "connection-closed");
+      return RESPONSE_ALREADY_SENT;
+    }
     if (socket.destroyed || (requests?.size ?? 0) >= options.maxRequestsPerConnection) {
+      closedForTooMany.add(socket);
       socket.destroy();
-      options.onRefused?.(c);
+      options.onRefused?.(c, "too-many-requests");
       return RESPONSE_ALREADY_SENT;
     }
     if (requests === undefined) {

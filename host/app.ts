@@ -223,12 +223,17 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // Each request's connection: at most MAX_REQUESTS_PER_CONNECTION under way on it at once, and a
   // client that stops taking its answers loses it (enclave/connection-guards.ts). Past the first
   // bound the access log says 429 of the request: only the log sees it, the connection is closed.
+  // One whose connection was closed before it came is logged as any whose client went away (499).
   app.use(
     "*",
     guardConnections({
       maxRequestsPerConnection: MAX_REQUESTS_PER_CONNECTION,
       clientStallTimeoutMs: options.limits.clientStallTimeoutMs,
-      onRefused: (c) => c.set("sent", ResponseMeter.aborted(TOO_MANY_REQUESTS_STATUS)),
+      onRefused: (c, reason) =>
+        c.set(
+          "sent",
+          ResponseMeter.aborted(reason === "too-many-requests" ? TOO_MANY_REQUESTS_STATUS : CLIENT_CLOSED_STATUS),
+        ),
     }),
   );
 

@@ -2,6 +2,7 @@
  * enclave/connection-guards.ts's timers: every request's stall watch ends with its request, however
  * its connection ends, so a server under load holds no timer for a request long gone.
  */
+import type { IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -81,6 +82,39 @@ describe("guardConnections", () => {
     }
     client.destroy();
     expect(text().split("HTTP/1.1 200").length - 1).toBe(50);
+  });
+});
+
+describe("guardConnections: onRefused", () => {
+  it("tells a request past the bound, and those behind it, from one whose connection closed otherwise", async () => {
+    const refused: [string, string][] = [];
+    const server = await guarded(
+      { maxRequestsPerConnection: 1, onRefused: (c, reason) => refused.push([c.req.path, reason]) },
+      (app) => {
+        app.get("/slow", async (c) => {
+          await sleep(200);
+          return c.text("done");
+        });
+        // Closes its connection as it comes, as a client's reset would.
+        app.get("/close", (c) => {
+          (c.env as { incoming: IncomingMessage }).incoming.socket.destroy();
+          return c.text("closed");
+        });
+      },
+    );
+    const send = async (requests: string[]) => {
+      const client = connect(server.port, "127.0.0.1");
+      client.on("error", () => {});
+      client.write(requests.map((path) => `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`).join(""));
+      await new Promise((resolve) => client.once("close", resolve));
+    };
+    await send(["/slow", "/one-too-many", "/behind-it"]);
+    await send(["/close", "/after-close"]);
+    expect(refused).toEqual([
+      ["/one-too-many", "too-many-requests"],
+      ["/behind-it", "too-many-requests"],
+      ["/after-close", "connection-closed"],
+    ]);
   });
 });
 

@@ -1115,6 +1115,29 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log.filter((e) => e.status === 429).every((e) => e.outcome === "aborted")).toBe(true);
   });
 
+  it("logs a request whose connection was already closed when it came as 499 aborted, not as one too many (429)", async () => {
+    const log: AccessLogEntry[] = [];
+    const app = createHostApp({ ...hostOptionsFor("http://127.0.0.1:9"), accessLog: (e) => log.push(e) });
+    // The first request closes its connection as it comes (as a client's reset would): the one
+    // sent behind it on that connection reaches the host's app with its connection gone.
+    const host = await listen(
+      (request: Request, env?: { incoming: IncomingMessage }) => {
+        if (new URL(request.url).pathname !== "/close") return app.fetch(request, env);
+        env?.incoming.socket.destroy();
+        return new Response(null);
+      },
+      "127.0.0.1",
+      0,
+    );
+    cleanup.push(() => host.close());
+    const client = connect(host.port, "127.0.0.1");
+    cleanup.push(async () => void client.destroy());
+    client.on("error", () => {});
+    client.write("GET /close HTTP/1.1\r\nhost: a\r\n\r\nGET /healthz HTTP/1.1\r\nhost: a\r\n\r\n");
+    await until(() => log.length === 1);
+    expect(log[0]).toMatchObject({ path: "/healthz", status: 499, outcome: "aborted", responseBytes: 0 });
+  });
+
   it("stops asking the enclave when the client goes away before the answer begins, and logs 499", async () => {
     let enclaveSawClose = false;
     const { sealed, seen, log } = await setup({
