@@ -122,7 +122,6 @@ async function reusableSealedModel(
 }
 
 /**
-/**
  * A JWK file of an earlier run, read to 64 KiB: what up writes there is one Ed25519 manifest key
  * (private or public) or one 256-bit model key, a few hundred bytes with every optional member.
  */
