@@ -5,8 +5,9 @@
  * `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence` (its --collateral directory
  * too, as an enclave's --tdx-collateral), chat's --prompt-file,
  * up's key files, and every --policy, --operator-key, --api-key-file, --api-keys and --manifest:
- * readOptionFile), and by readers that check a file once it is open (proxy's --token-file, the key
- * broker's files: readHandleText); node: only, nothing that opens a sealed message.
+ * readOptionFile), and by readers that check a file once it is open (the key broker's
+ * readPrivateKeyFile, and through it every secret file: --api-key-file, proxy's --token-file, up's
+ * reused keys: readHandleText); node: only, nothing that opens a sealed message.
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { fileErrorCause, UsageError } from "./output.ts";
