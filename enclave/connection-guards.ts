@@ -102,7 +102,8 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
  * libuv whole, and a whole answer is one chunk: counted only as passed, an answer of megabytes
  * taken slowly but steadily showed no progress until its last byte, and was cut. What the kernel
  * itself buffers (up to a few MB) is still unseen: a client taking less than about half of that
- * per `ms` looks stalled. Returns what stops the watch.
+ * per `ms` looks stalled. A node without `writeQueueSize` has no client closed. Returns what stops
+ * the watch.
  */
 function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
   let taken = ""; // at the last check, if the server was waiting on the client then
@@ -114,7 +115,9 @@ function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
       taken = "";
       return;
     }
-    const queued = (socket as Socket & { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize;
+    const queued = (socket as Socket & { _handle?: { writeQueueSize?: unknown } | null })._handle?.writeQueueSize;
+    // Without it (a node that no longer has it) progress is unseen: a good client is not cut for that.
+    if (typeof queued !== "number") return;
     const now = `${socket.bytesWritten - socket.writableLength} ${queued}`;
     if (now === taken) socket.destroy();
     else taken = now;

@@ -2,6 +2,7 @@
  * enclave/connection-guards.ts's timers: every request's stall watch ends with its request, however
  * its connection ends, so a server under load holds no timer for a request long gone.
  */
+import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
 import { Hono } from "hono";
@@ -159,5 +160,49 @@ describe("guardConnections: a client that reads", () => {
     for (let i = 0; i < 100 && !text().includes("quick"); i++) await sleep(20);
     client.destroy();
     expect(text()).toMatch(/late[\s\S]*quick/);
+  });
+});
+
+describe("guardConnections: node internals it reads", () => {
+  /** A request as @hono/node-server hands it over, whose whole answer is handed to libuv and not yet all sent. */
+  async function answerPending(handle: { writeQueueSize?: number } | undefined) {
+    const socket = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      bytesWritten: 4096,
+      writableLength: 0,
+      _handle: handle,
+      destroy: vi.fn(),
+    });
+    const outgoing = Object.assign(new EventEmitter(), {
+      socket,
+      writableNeedDrain: false,
+      writableEnded: true,
+      writableFinished: false,
+    });
+    const app = new Hono();
+    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
+    app.get("/", (c) => c.text("ok"));
+    await app.request("/", {}, { incoming: { socket }, outgoing });
+    vi.advanceTimersByTime(5_000);
+    outgoing.emit("close");
+    return socket.destroy;
+  }
+
+  it("closes a connection whose write queue stays the same (the stall it watches for)", async () => {
+    vi.useFakeTimers();
+    try {
+      expect(await answerPending({ writeQueueSize: 4096 })).toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("cuts no client when node has no writeQueueSize to read (progress unseen, not stalled)", async () => {
+    vi.useFakeTimers();
+    try {
+      expect(await answerPending(undefined)).not.toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
