@@ -22,6 +22,9 @@ import type { Context, MiddlewareHandler } from "hono";
 /** Requests under way on one connection at once (HTTP pipelining) by default; past it the connection is closed. */
 export const MAX_REQUESTS_PER_CONNECTION = 16;
 
+/** Time a client may take none of its answer by default (the host's and the key broker's); past it the connection is closed. */
+export const DEFAULT_CLIENT_STALL_TIMEOUT_MS = 30_000;
+
 export interface ConnectionGuardOptions {
   /** Requests under way on one connection at once; past it the connection is closed. */
   readonly maxRequestsPerConnection: number;

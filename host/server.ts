@@ -1,4 +1,5 @@
 /** Starts the host's HTTP server (loopback by default) and stops it cleanly. */
+import { DEFAULT_CLIENT_STALL_TIMEOUT_MS } from "../enclave/connection-guards.ts";
 import { listen, type Refusal, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
@@ -18,7 +19,7 @@ export const DEFAULT_HOST_LIMITS: HostOptions["limits"] = {
   maxBodiesReading: 64,
   maxBodiesReadingPerKey: 16,
   requestBodyTimeoutMs: 30_000,
-  clientStallTimeoutMs: 30_000,
+  clientStallTimeoutMs: DEFAULT_CLIENT_STALL_TIMEOUT_MS,
 };
 
 /**

@@ -8,7 +8,11 @@
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../../enclave/connection-guards.ts";
+import {
+  DEFAULT_CLIENT_STALL_TIMEOUT_MS,
+  guardConnections,
+  MAX_REQUESTS_PER_CONNECTION,
+} from "../../enclave/connection-guards.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import {
@@ -129,9 +133,6 @@ export interface BrokerAppOptions {
    */
   readonly clientStallTimeoutMs?: number;
 }
-
-/** How long a client may take none of its answers by default (BrokerAppOptions.clientStallTimeoutMs). */
-const DEFAULT_CLIENT_STALL_TIMEOUT_MS = 30_000;
 
 /** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
 export function isLoopbackAddress(address: string): boolean {
