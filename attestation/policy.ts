@@ -530,7 +530,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: readonly
  * ConfigurationError (code POLICY_INVALID) listing every problem with its field path, e.g.
  * `snp.minimumTcb.microcode: expected a number <= 255, found 1000`.
  */
-export function parseAttestationPolicy(
+export const parseAttestationPolicy = registeredParser(function parseAttestationPolicy(
   input: unknown,
   options: {
     /**
@@ -561,26 +561,30 @@ export function parseAttestationPolicy(
     // misplaced secrets; the message lists every problem.
     throw new ConfigurationError("POLICY_INVALID", `attestation policy: ${problems.join("; ")}${hint}`);
   }
-  return parserOutput(parseAttestationPolicy, result.data);
-}
+  return result.data;
+});
 
 /**
  * What each policy parser returned, with the parser that returned it: deep-frozen values, which
  * cannot change in place, so parsedPerObject takes one its parser made as parsed without looking
- * at it.
+ * at it. Only registeredParser adds to it, with what its parser returned: no caller can mark a value
+ * of its own as parsed.
  */
-const parsedBy = new WeakMap<object, (input: unknown) => unknown>();
+const parsedBy = new WeakMap<object, unknown>();
 
 /**
- * `value`, as `parser` returns it: a deep-frozen copy of its plain objects and arrays (a part some
- * parser already returned is frozen, and kept), registered for parsedPerObject. A copy, so nothing
- * of the caller's input is frozen or shared: zod keeps a loose object's unknown members (a JWK's) by
- * reference. Only JSON's kinds of value are in a parsed policy.
+ * `parse`, returning a deep-frozen copy of its plain objects and arrays (a part some parser already
+ * returned is frozen, and kept), registered for parsedPerObject. A copy, so nothing of the caller's
+ * input is frozen or shared: zod keeps a loose object's unknown members (a JWK's) by reference. Only
+ * JSON's kinds of value are in a parsed policy.
  */
-export function parserOutput<T>(parser: (input: unknown) => T, value: T): T {
-  const frozen = frozenCopy(value);
-  if (typeof frozen === "object" && frozen !== null) parsedBy.set(frozen, parser);
-  return frozen;
+export function registeredParser<A extends readonly unknown[], T>(parse: (...args: A) => T): (...args: A) => T {
+  const parser = (...args: A): T => {
+    const frozen = frozenCopy(parse(...args));
+    if (typeof frozen === "object" && frozen !== null) parsedBy.set(frozen, parser);
+    return frozen;
+  };
+  return parser;
 }
 
 function frozenCopy<T>(value: T): T {
@@ -596,7 +600,7 @@ function frozenCopy<T>(value: T): T {
  * on every verification (verifyAttestationDocument, verifyWithClientPolicy, connect()): each parses
  * what it is given, as the key broker does once, so a policy built in code (a cast, a JavaScript
  * caller) that lacks a field is refused, never read as a check not made. A value `parse` itself
- * returned (parserOutput: frozen) is taken as it is. Any other object is remembered with the JSON it
+ * returned (registeredParser: frozen) is taken as it is. Any other object is remembered with the JSON it
  * had and what it parsed to, and recognised by its JSON (a few µs; parsing costs tens), so one
  * changed in place since is parsed again. Only successes are remembered; the input is never changed.
  */

@@ -30,7 +30,7 @@ import {
   isSkip,
   parseAttestationPolicy,
   parsedPerObject,
-  parserOutput,
+  registeredParser,
   SKIP_FORM,
   SkipSchema,
 } from "../attestation/policy.ts";
@@ -144,7 +144,7 @@ export function clientPolicyJson(text: string): unknown {
 }
 
 /** Parses a client policy (JSON text or value); errors name the field path. */
-export function parseClientPolicy(input: unknown): ClientPolicy {
+export const parseClientPolicy = registeredParser(function parseClientPolicy(input: unknown): ClientPolicy {
   const value = typeof input === "string" ? clientPolicyJson(input) : input;
   const result = ClientPolicySchema.safeParse(value);
   // Every problem at once, as the attestation section lists its own: the file is fixed in one go.
@@ -186,12 +186,12 @@ export function parseClientPolicy(input: unknown): ClientPolicy {
       attestationError === undefined ? {} : { cause: attestationError },
     );
   }
-  return parserOutput(parseClientPolicy, {
+  return {
     ...result.data,
     attestation,
     manifest: { ...result.data.manifest, trustedSigners: result.data.manifest.trustedSigners as JWK[] },
-  });
-}
+  };
+});
 
 /** parseClientPolicy, once per policy object (parsedPerObject). */
 export const parsedClientPolicy = parsedPerObject(parseClientPolicy);
@@ -293,7 +293,7 @@ export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestChec
 }
 
 /**
- * manifestCheckForPolicy of a policy already parsed (checkedClientPolicy): frozen (parserOutput), so
+ * manifestCheckForPolicy of a policy already parsed (checkedClientPolicy): frozen (registeredParser), so
  * the verdicts always match `identity`, without a private copy.
  */
 function manifestCheckOf(policy: ClientPolicy): ManifestCheck {

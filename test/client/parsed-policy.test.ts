@@ -4,7 +4,7 @@
  * comparing their JSON on every call), and the input they were given is left as it was.
  */
 import { describe, expect, it } from "vitest";
-import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { parseAttestationPolicy, parsedAttestationPolicy, registeredParser } from "../../attestation/policy.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 
@@ -59,5 +59,14 @@ describe("parsed policies", () => {
     expect(input).toEqual(before);
     input.manifest.trustedSigners[0]?.x5c.push("changed");
     expect(parsed.manifest.trustedSigners[0]).toMatchObject({ x5c: ["MIIB"] });
+  });
+
+  it("takes as parsed only what the policy's own parser returned: another parser's frozen value is parsed", () => {
+    const lacking = { version: 1, trustSimulator: false };
+    const marked = registeredParser((_: unknown) => lacking)(null);
+    expect(Object.isFrozen(marked)).toBe(true);
+    expect(() => parsedAttestationPolicy(marked)).toThrow(/POLICY_INVALID|attestation policy:/);
+    const parsed = parseAttestationPolicy(given().attestation);
+    expect(parsedAttestationPolicy(parsed)).toBe(parsed);
   });
 });
