@@ -67,13 +67,17 @@ function fixturePolicy() {
 type FixturePolicy = ReturnType<typeof fixturePolicy>;
 type MaaSnp = FixturePolicy["maa"]["snp"];
 
+/** A token of `claims`, signed by a test MAA key and verified at AT. */
+async function verifiedToken(claims: Readonly<Record<string, unknown>> = CLAIMS) {
+  const { jwks, sign } = await testMaaSigner();
+  return verifyMaaToken(await sign(claims), { jwks, at: AT, expectedIssuer: null });
+}
+
 async function appraised(
   policy: unknown,
   claims: Readonly<Record<string, unknown>> = CLAIMS,
 ): Promise<ReturnType<typeof appraise>> {
-  const { jwks, sign } = await testMaaSigner();
-  const verified = await verifyMaaToken(await sign(claims), { jwks, at: AT, expectedIssuer: null });
-  return appraise(verified, parseAttestationPolicy(policy), { now: AT, expectedReportData: null });
+  return appraise(await verifiedToken(claims), parseAttestationPolicy(policy), { now: AT, expectedReportData: null });
 }
 
 const withSnp = (change: Partial<MaaSnp>) => {
@@ -282,8 +286,7 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
   });
 
   it("refuses a field-by-field copy of a verified token, and one on its prototype (not made by verifyMaaToken)", async () => {
-    const { jwks, sign } = await testMaaSigner();
-    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const verified = await verifiedToken();
     const copy = { ...verified } as unknown as typeof verified;
     // Nor an object on the class's prototype, which `instanceof` would accept.
     const forged = Object.assign(Object.create(Object.getPrototypeOf(verified)), verified) as typeof verified;
@@ -296,8 +299,7 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
   });
 
   it("refuses a policy built in code whose maa.snp skip has no reason (never taken for a check not made)", async () => {
-    const { jwks, sign } = await testMaaSigner();
-    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const verified = await verifiedToken();
     const parsed = parseAttestationPolicy(fixturePolicy());
     const maa = parsed.maa as NonNullable<typeof parsed.maa>;
     for (const field of ["measurements", "hostData", "idKeyDigests", "authorKeyDigests"] as const) {
@@ -309,8 +311,7 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
   });
 
   it("takes no expected REPORT_DATA for an MAA token (its claims carry no Cloister binding)", async () => {
-    const { jwks, sign } = await testMaaSigner();
-    const verified = await verifyMaaToken(await sign(CLAIMS), { jwks, at: AT, expectedIssuer: null });
+    const verified = await verifiedToken();
     const policy = parseAttestationPolicy(fixturePolicy());
     expect(thrownCode(() => appraise(verified, policy, { now: AT, expectedReportData: new Uint8Array(64) }))).toBe(
       "APPRAISAL_BAD_OPTION",
