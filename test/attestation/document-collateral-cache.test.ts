@@ -4,29 +4,21 @@
  * with other collateral (another TCB status, none at all, or the same object changed in place) is
  * verified again, never given the earlier result.
  */
-import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { type AttestationCollateral, tdxCollateralWire } from "../../attestation/collateral.ts";
-import {
-  clearVerifiedDocumentCache,
-  createAttestationDocument,
-  createNonceAnswer,
-  type EnclaveKeys,
-} from "../../attestation/document.ts";
+import { clearVerifiedDocumentCache, createNonceAnswer, type EnclaveKeys } from "../../attestation/document.ts";
 import {
   type InsecureSimulatedTdxCollateralOptions,
   insecureSimulatedIntelHierarchy,
   insecureSimulatedTdxCollateral,
-  simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { type ClientPolicy, verifyWithClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
-import { manifestDigest } from "../../manifests/digest.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { simulatedTdxDocument } from "../helpers/simulated-document.ts";
 
 const NOW = new Date();
 const MEASUREMENT = new Uint8Array(48).fill(0x5a);
@@ -40,24 +32,7 @@ beforeAll(async () => {
   const manifest = devManifest();
   const manifestJws = await signManifest(manifest, operator.privateJwk);
   keys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
-  const reportData = await computeReportData({
-    signingPublicKey: keys.signing.publicKey,
-    sealingPublicKey: keys.sealing.publicKey,
-    manifestDigest: await manifestDigest(manifestJws),
-  });
-  const zero = new Uint8Array(48);
-  const quote = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
-    reportData,
-    mrtd: MEASUREMENT,
-    rtmrs: [zero, zero, zero, zero],
-  });
-  document = await createAttestationDocument({
-    keys,
-    evidence: { type: "tdx", quote: base64url.encode(quote) },
-    manifest: manifestJws,
-    maaToken: null,
-    now: NOW,
-  });
+  document = await simulatedTdxDocument({ keys, manifestJws, mrtd: MEASUREMENT, now: NOW });
   policy = simulatorClientPolicy({
     tee: "sim-tdx",
     measurement: toHex(MEASUREMENT),

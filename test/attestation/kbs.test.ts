@@ -36,7 +36,6 @@ import {
   type SimulatedSnpReportOptions,
   type SimulatedTdxQuoteOptions,
   simulateSnpReport,
-  simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, policyRisks } from "../../client/policy.ts";
@@ -47,6 +46,7 @@ import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { enclaveSealingKeyFromSecretKey } from "../../sealed/keys.ts";
 import { ReplayGuard } from "../../sealed/replay.ts";
 import { openRequest } from "../../sealed/request.ts";
+import { simulatedTdxDocument } from "../helpers/simulated-document.ts";
 
 // Counted: a refused release verifies the evidence once, not again for its log line.
 vi.mock("../../attestation/evidence.ts", async (importOriginal) => {
@@ -112,25 +112,7 @@ async function tdxDeployment(
     operator.privateJwk as never,
   );
   const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
-  const reportData = await computeReportData({
-    signingPublicKey: keys.signing.publicKey,
-    sealingPublicKey: keys.sealing.publicKey,
-    manifestDigest: await manifestDigest(manifestJws),
-  });
-  const zero = new Uint8Array(48);
-  const bytes = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
-    reportData,
-    mrtd: MEASUREMENT,
-    rtmrs: [zero, zero, zero, zero],
-    ...quote,
-  });
-  const document = await createAttestationDocument({
-    keys,
-    evidence: { type: "tdx", quote: base64url.encode(bytes) },
-    manifest: manifestJws,
-    maaToken: null,
-    now: new Date(),
-  });
+  const document = await simulatedTdxDocument({ keys, manifestJws, mrtd: MEASUREMENT, now: new Date(), quote });
   return {
     keys,
     document,

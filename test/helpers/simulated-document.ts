@@ -1,9 +1,15 @@
-/** A simulated SEV-SNP enclave's attestation document and the simulator client policy that accepts it. */
+/** Simulated SEV-SNP and TDX enclaves' attestation documents (and for SNP the simulator client policy that accepts it). */
 import { base64url } from "jose";
 import { computeReportData } from "../../attestation/binding.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { createAttestationDocument, type EnclaveKeys } from "../../attestation/document.ts";
-import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
+import {
+  insecureSimulatedAmdHierarchy,
+  insecureSimulatedIntelHierarchy,
+  type SimulatedTdxQuoteOptions,
+  simulateSnpReport,
+  simulateTdxQuote,
+} from "../../attestation/sim/index.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -55,4 +61,37 @@ export async function simulatedSnpEnclave(options: {
     serviceName: manifest.service.name,
   });
   return { manifestJws, report, vcek, document, policy };
+}
+
+/**
+ * A simulated TD's attestation document signed by `keys` at `now`, its quote's REPORT_DATA binding
+ * `keys` and `manifestJws`, of MRTD `mrtd` with zero RTMRs, then `quote`'s options.
+ */
+export async function simulatedTdxDocument(options: {
+  keys: EnclaveKeys;
+  manifestJws: string;
+  mrtd: Uint8Array;
+  now: Date;
+  quote?: Partial<SimulatedTdxQuoteOptions>;
+}): Promise<string> {
+  const { keys, manifestJws, mrtd, now, quote = {} } = options;
+  const reportData = await computeReportData({
+    signingPublicKey: keys.signing.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
+    manifestDigest: await manifestDigest(manifestJws),
+  });
+  const zero = new Uint8Array(48);
+  const bytes = simulateTdxQuote(insecureSimulatedIntelHierarchy(), {
+    reportData,
+    mrtd,
+    rtmrs: [zero, zero, zero, zero],
+    ...quote,
+  });
+  return createAttestationDocument({
+    keys,
+    evidence: { type: "tdx", quote: base64url.encode(bytes) },
+    manifest: manifestJws,
+    maaToken: null,
+    now,
+  });
 }
