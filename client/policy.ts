@@ -297,6 +297,18 @@ export function manifestCheckForPolicy(clientPolicy: ClientPolicy): ManifestChec
  * the verdicts always match `identity`, without a private copy.
  */
 function manifestCheckOf(policy: ClientPolicy): ManifestCheck {
+  let check = manifestChecks.get(policy);
+  if (check === undefined) {
+    check = Object.freeze(newManifestCheck(policy));
+    manifestChecks.set(policy, check);
+  }
+  return check;
+}
+
+/** manifestCheckOf's checks, one per parsed policy: its identity (JSON) is not made again per verification. */
+const manifestChecks = new WeakMap<ClientPolicy, ManifestCheck>();
+
+function newManifestCheck(policy: ClientPolicy): ManifestCheck {
   const fail = (code: string, message: string, cause?: unknown): never => {
     throw new AttestationError("manifest", code, message, cause === undefined ? undefined : { cause });
   };

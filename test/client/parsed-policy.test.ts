@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parseAttestationPolicy, parsedAttestationPolicy, registeredParser } from "../../attestation/policy.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import { parseClientPolicy } from "../../client/policy.ts";
+import { manifestCheckForPolicy, parseClientPolicy } from "../../client/policy.ts";
 
 const OPERATOR = { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" };
 
@@ -68,5 +68,13 @@ describe("parsed policies", () => {
     expect(() => parsedAttestationPolicy(marked)).toThrow(/POLICY_INVALID|attestation policy:/);
     const parsed = parseAttestationPolicy(given().attestation);
     expect(parsedAttestationPolicy(parsed)).toBe(parsed);
+  });
+
+  it("makes one manifest check per parsed policy (its identity is not rebuilt per verification), frozen", () => {
+    const parsed = parseClientPolicy(given());
+    const check = manifestCheckForPolicy(parsed);
+    expect(manifestCheckForPolicy(parsed)).toBe(check);
+    expect(Object.isFrozen(check)).toBe(true);
+    expect(check.identity).toBe(JSON.stringify(parsed.manifest));
   });
 });
