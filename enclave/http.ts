@@ -49,6 +49,14 @@ const HEADERS_TIMEOUT_MS = 20_000;
 const REQUEST_TIMEOUT_MS = 120_000;
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 
+/**
+ * How long a connection is kept open after the server's own answer to a request it cannot read
+ * (its `clientError`: 400, 408, 431), reading and dropping what the client still sends: closed at
+ * once, a connection with unread bytes is reset, and the reset can take the answer with it (RFC
+ * 9112 §9.6). Closed when the client closes it, or past this whatever it does.
+ */
+export const UNREADABLE_LINGER_MS = 2_000;
+
 export interface ListenOptions {
   /** Connections held open at once (default DEFAULT_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
@@ -64,18 +72,22 @@ export interface ListenOptions {
   readonly headersTimeoutMs?: number;
   /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
   readonly onRefused?: (refusal: Refusal) => void;
-  /**
-   * A request that asks for `100 Continue` (`Expect`) gets it when its handler starts reading its
-   * body with readBodyWithin, not as it comes (node's default): one the handler refuses before that
-   * (no API key, a wrong one, any refusal before the body) is answered without the client ever
-   * sending its body, and the connection closed. Only for a server whose handlers read every body
-   * with readBodyWithin (the host): one read otherwise would never have its 100 sent.
-   */
-  readonly continueOnRead?: boolean;
 }
 
-/** Requests that asked for `100 Continue` and have not had it yet (ListenOptions.continueOnRead), with their answers. */
-const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
+/** Connections the server answered itself (its `clientError`) and is closing: no request read on them goes to a handler. */
+const answeredByServer = new WeakSet<Socket>();
+
+/** Requests whose body node could not read once their handler had them, with the server's own answer (bodyRefusal). */
+const refusedBodies = new WeakMap<IncomingMessage, Refusal>();
+
+/**
+ * The server's own answer to `incoming` when node could not read its body (or receive it in time)
+ * after its handler had it: what the client got, whatever the handler answers after (none of that
+ * reaches the client), for the handler's access log. Not told to onRefused (one line per request).
+ */
+export function bodyRefusal(incoming: IncomingMessage): Refusal | undefined {
+  return refusedBodies.get(incoming);
+}
 
 /**
  * A request refused before any handler saw it: one node cannot parse or that is not received in
@@ -209,7 +221,12 @@ const requestListener = (
   onRefused: ((refusal: Refusal) => void) | undefined,
 ): RequestListener => {
   // The request being read: @hono/node-server makes its URL, and calls errorHandler when it cannot,
-  // synchronously within the listener's call (a handler's own errors may come later, with none).
+  // synchronously within the listener's call (its listener's catch, before any await; a handler's
+  // own errors may come later, with none). Were it called later, such a request would get a bare
+  // 500 and no onRefused: test/enclave/http-refusals.test.ts's Host-header and `OPTIONS *` cases
+  // would fail. Other errors get @hono/node-server's own answer; it also takes an error whose class
+  // alone is named TimeoutError for a timeout, which no error reaching here is (hono apps answer
+  // their own errors, and AbortSignal.timeout's is a DOMException named so).
   let reading: { readonly method?: string | undefined } | null = null;
   const errorHandler = (error: unknown): Response => {
     if (!(error instanceof RequestError) || reading === null) {
@@ -223,6 +240,11 @@ const requestListener = (
   };
   const listener = getRequestListener(fetchHandler, { hostname, errorHandler });
   return (incoming, outgoing) => {
+    // Read after the server's own answer (a request sent on after a 408): nobody can answer it.
+    if (answeredByServer.has(incoming.socket)) {
+      incoming.socket.destroy();
+      return Promise.resolve();
+    }
     reading = incoming;
     try {
       return listener(incoming, outgoing);
@@ -311,36 +333,53 @@ function listenWith(
       });
     }
     server.on("request", (request: IncomingMessage) => request.socket.setTimeout(0));
+    // `Expect: 100-continue`: the 100 is sent when the handler starts reading the body (readBodyWithin,
+    // or the fetch Request's body, which reads node's request as it is pulled), not as the request
+    // comes (node's default). A request its handler refuses first (no API key, a wrong one, any
+    // refusal before the body; the key broker's clients are anonymous) is answered without the
+    // client ever sending its body, and node closes the connection (the body never came). Read
+    // otherwise than by flowing (`read()` on "readable") no 100 is sent: the client sends its body
+    // after its own wait (curl: 1 s). Nothing is sent once the answer has begun (node then drains
+    // the unread body, which resumes it too).
+    server.on("checkContinue", (request: IncomingMessage, response: ServerResponse) => {
+      request.once("resume", () => {
+        if (!response.headersSent) response.writeContinue();
+      });
+      server.emit("request", request, response);
+    });
     // A request node cannot read (a parse error, headers over maxHeaderSize) or that is not received
     // in time: node's own answer is a bare status line; this one has the JSON error body. The
     // listener must close the socket itself. Nothing is written once an answer on the connection
-    // has begun (node's rule too: the bytes would land inside it), nor to a client that has gone.
+    // has begun (node's rule too: the bytes would land inside it), nor to a client that has gone:
+    // those connections are closed at once. An answered one is ended (FIN) and kept open, what the
+    // client still sends read and dropped (node's parser, in error, reports each chunk again here),
+    // until the client closes it or for UNREADABLE_LINGER_MS at most.
     // An error inside the body of a request the handler already has (its headers were read) is not
-    // told to onRefused: the handler sees the request end and answers it (the host's access-log
-    // line, with its method and path), so telling it too gave one request two lines.
-    if (options.continueOnRead === true) {
-      // With a listener here node sends no 100 itself: the request goes to the handler as any other.
-      server.on("checkContinue", (request: IncomingMessage, response: ServerResponse) => {
-        awaitingContinue.set(request, response);
-        server.emit("request", request, response);
-      });
-    }
+    // told to onRefused: the handler's own access-log line (with its method and path) says what the
+    // client got (bodyRefusal), so telling it too gave one request two lines.
     const timeouts = { headersMs: headersTimeoutMs, requestMs: REQUEST_TIMEOUT_MS };
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+      if (answeredByServer.has(socket)) return;
       const answer = clientErrorAnswer(error, timeouts);
       const node = socket as Socket & {
         _httpMessage?: { headersSent: boolean } | null;
         parser?: { incoming?: IncomingMessage | null } | null;
       };
-      if (answer !== null && socket.writable && node._httpMessage?.headersSent !== true) {
-        socket.write(
-          `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json\r\n` +
-            `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
-        );
-        // node's parser keeps the last request it read the headers of; incomplete, it is this one.
-        if (node.parser?.incoming?.complete !== false) options.onRefused?.(refusal(answer, null));
+      if (answer === null || !socket.writable || node._httpMessage?.headersSent === true) {
+        socket.destroy();
+        return;
       }
-      socket.destroy();
+      answeredByServer.add(socket);
+      socket.end(
+        `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
+      );
+      const linger = setTimeout(() => socket.destroy(), UNREADABLE_LINGER_MS);
+      socket.once("close", () => clearTimeout(linger));
+      // node's parser keeps the last request it read the headers of; incomplete, it is this one.
+      const incoming = node.parser?.incoming;
+      if (incoming?.complete === false) refusedBodies.set(incoming, refusal(answer, null));
+      else options.onRefused?.(refusal(answer, null));
     });
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));
   });
@@ -441,7 +480,8 @@ export function contentTypeRefusal(header: string | undefined, expected: string,
 /**
  * Reads a request body from node's request, refusing more than `limit` bytes: `tooLarge` is
  * thrown for a declared or counted excess (the rest is left unread; the caller's 413 closes the
- * connection; a declared one is refused before `100 Continue` is sent, ListenOptions.continueOnRead), `gone` when the client goes away mid-body. When `timeout.ms` passes before the body
+ * connection; a declared one is refused before `100 Continue` is sent, listen's checkContinue), `gone`
+ * when the client goes away mid-body. When `timeout.ms` passes before the body
  * is whole, `timeout.error()` is called (once, then) and thrown, and the body is no longer kept:
  * what still comes is read and dropped, so the connection can carry the caller's answer (which must
  * close it: the request was not read to its end). One timer, cleared when the read ends.
@@ -454,12 +494,6 @@ export function readBodyWithin(
 ): Promise<Uint8Array> {
   const declared = incoming.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(errors.tooLarge(declared));
-  // The client waits for this before it sends the body (ListenOptions.continueOnRead).
-  const continuing = awaitingContinue.get(incoming);
-  if (continuing !== undefined) {
-    awaitingContinue.delete(incoming);
-    continuing.writeContinue();
-  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;

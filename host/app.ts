@@ -21,7 +21,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
-import { contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
+import { bodyRefusal, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -192,7 +192,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     await next();
     const headersMs = round2(performance.now() - started);
     const sent = c.get("sent");
-    const status = sent?.status ?? c.res.status;
+    // A body node could not read: the server answered it itself, and the app's answer went nowhere.
+    const incoming = (c.env as Partial<Env["Bindings"]> | undefined)?.incoming;
+    const refused = incoming === undefined ? undefined : bodyRefusal(incoming);
+    const status = refused?.status ?? sent?.status ?? c.res.status;
     const base = {
       time: new Date().toISOString(),
       method: c.req.method,
@@ -210,6 +213,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         durationMs: round2(performance.now() - started),
         outcome: outcome === "ok" && !ok ? "error" : outcome,
       });
+    if (refused !== undefined) {
+      report(refused.responseBytes, "error");
+      return;
+    }
     // A sealed answer is written straight to the socket; its meter reports when it has ended.
     if (sent !== null) {
       sent.attach(report);

@@ -109,9 +109,6 @@ export async function startHost(options: {
   const server = await listen(app.fetch, options.hostname, options.port, {
     ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
     onRefused: (refusal) => options.accessLog(refusalLogEntry(refusal)),
-    // Every body the app reads goes through readBodyWithin, after the API key and every other check
-    // before the body (host/app.ts): a client that asks for 100 Continue sends nothing to be refused.
-    continueOnRead: true,
   });
   for (const collector of collectors) collector.start();
   if (pool.isPool) pool.start();

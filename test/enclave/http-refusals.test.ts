@@ -6,7 +6,7 @@
  */
 import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { type ListenOptions, listen, type Refusal } from "../../enclave/http.ts";
+import { type ListenOptions, listen, type Refusal, UNREADABLE_LINGER_MS } from "../../enclave/http.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
 
 /** Text a malformed request carries, which no answer may echo. */
@@ -147,6 +147,87 @@ describe("listen: requests no handler can read", () => {
       socket.resetAndDestroy();
       await new Promise((r) => setTimeout(r, 100));
       expect(refusals).toEqual([]);
+    });
+  });
+});
+
+/**
+ * Sends `head` on a fresh connection, then `more` (if given) every 20 ms until the server closes it,
+ * reading nothing for `readAfterMs`. Resolves with all the server wrote, the error the connection
+ * ended with (null for a clean close) and when (ms after connecting) it ended.
+ */
+function sendOnAfterAnswer(
+  port: number,
+  head: string,
+  options: { readonly readAfterMs: number; readonly more?: string; readonly allowHalfOpen?: boolean },
+): Promise<{ text: string; error: string | null; ms: number }> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: options.allowHalfOpen ?? false });
+    const started = performance.now();
+    let text = "";
+    let error: string | null = null;
+    socket.pause();
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+    });
+    socket.once("error", (e: NodeJS.ErrnoException) => {
+      error = e.code ?? e.message;
+    });
+    socket.once("close", () => {
+      clearInterval(sending);
+      resolve({ text, error, ms: performance.now() - started });
+    });
+    socket.once("connect", () => {
+      socket.write(head);
+      setTimeout(() => socket.resume(), options.readAfterMs);
+    });
+    const sending = setInterval(() => {
+      if (options.more !== undefined && !socket.destroyed) socket.write(options.more);
+    }, 20);
+  });
+}
+
+describe("listen: closing a connection after its refusal", () => {
+  it("does not lose the answer to a reset when the client is still sending: it is read late, after all the client sent", async () => {
+    await withServer({}, async (port, refusals) => {
+      // Headers over node's 16 KiB, and megabytes more: the server answers after the first 16 KiB.
+      const head = `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"a".repeat(4_000_000)}`;
+      const { text, error } = await sendOnAfterAnswer(port, head, { readAfterMs: 300 });
+      expect(error).toBeNull();
+      expect(parseAnswer(text).status).toBe(431);
+      expect(refusals.map((r) => r.code)).toEqual(["HEADERS_TOO_LARGE"]);
+    });
+  });
+
+  it("closes the connection of a client that goes on sending after its answer, within a bounded time", async () => {
+    await withServer({}, async (port) => {
+      const { text, ms } = await sendOnAfterAnswer(port, "BAD\r\n\r\n", {
+        readAfterMs: 0,
+        more: "x".repeat(16_384),
+        allowHalfOpen: true,
+      });
+      expect(parseAnswer(text).status).toBe(400);
+      expect(ms).toBeLessThan(UNREADABLE_LINGER_MS + 1500);
+    });
+  });
+
+  it("hands no request read after a 408 to the handler: the connection is closed instead", async () => {
+    await withServer({ firstRequestTimeoutMs: 60_000, headersTimeoutMs: 300 }, async (port, refusals, handled) => {
+      const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+      let text = "";
+      socket.on("data", (chunk: Buffer) => {
+        text += chunk.toString("latin1");
+      });
+      socket.once("error", () => {});
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a");
+      for (let i = 0; i < 300 && !text.includes("\r\n\r\n{"); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(parseAnswer(text).status).toBe(408);
+      // The request timed out, and another after it: neither may reach the handler.
+      socket.end("\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      await closed;
+      expect(handled()).toBe(0);
+      expect(refusals.map((r) => r.status)).toEqual([408]);
     });
   });
 });

@@ -4,9 +4,11 @@
  * what is still open is cut. So a rolling restart loses no answer in progress.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { ListenError, listen, listenBeforeServing, listenLoopback } from "../../enclave/http.ts";
 import { bootingAnswer } from "../../enclave/server.ts";
+import { rawExchange } from "../helpers/raw-http.ts";
 
 /** A handler that streams `chunks` lines, `gapMs` apart. */
 function slowStream(chunks: number, gapMs: number) {
@@ -313,6 +315,39 @@ describe("listenBeforeServing (the enclave listens before it boots)", () => {
       });
     } finally {
       await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+});
+
+describe("listen: Expect: 100-continue (every server: enclave, host, key broker, proxy, web page)", () => {
+  /** POSTs 5 bytes to `path` with `Expect: 100-continue`, sending them only after `100 Continue`. */
+  async function expectContinue(port: number, path: string): Promise<{ first: string; all: string }> {
+    let first = "";
+    const all = await rawExchange(
+      port,
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      (line) => {
+        first = line;
+        return line === "HTTP/1.1 100 Continue" ? "hello" : undefined;
+      },
+    );
+    return { first, all };
+  }
+
+  it("sends 100 Continue when a handler reads the body, never to a request it refuses before that", async () => {
+    const app = new Hono();
+    app.post("/read", async (c) => c.text(`read ${(await c.req.text()).length}`));
+    app.post("/refuse", (c) => c.json({ error: "refused before the body" }, 401));
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    try {
+      const refused = await expectContinue(server.port, "/refuse");
+      expect(refused.first).toBe("HTTP/1.1 401 Unauthorized");
+      expect(refused.all).not.toContain("100 Continue");
+      const read = await expectContinue(server.port, "/read");
+      expect(read.first).toBe("HTTP/1.1 100 Continue");
+      expect(read.all).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nread 5$/);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -78,7 +78,7 @@ describe("startHost: requests refused before the app", () => {
     });
   });
 
-  it("writes one line for a parse error inside a body the app is reading: the app's, with its method, path and key", async () => {
+  it("writes one line for a parse error inside a body the app is reading: the app's, with its method, path and key, and what the client got", async () => {
     await withHost(async (port, log) => {
       const answer = await rawExchange(
         port,
@@ -92,7 +92,19 @@ describe("startHost: requests refused before the app", () => {
       for (let i = 0; i < 100 && log.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setTimeout(r, 100)); // a second line would have come by now
       expect(log).toHaveLength(1);
-      expect(log[0]).toMatchObject({ method: "POST", path: "/v1/sealed", keyId: "k", status: 499 });
+      const body = answer.slice(answer.lastIndexOf("\r\n\r\n") + 4);
+      expect(answer.split("\r\n").filter((line) => line.startsWith("HTTP/1.1 "))).toEqual([
+        "HTTP/1.1 100 Continue",
+        "HTTP/1.1 400 Bad Request",
+      ]);
+      expect(log[0]).toMatchObject({
+        method: "POST",
+        path: "/v1/sealed",
+        keyId: "k",
+        status: 400,
+        responseBytes: Buffer.byteLength(body),
+        outcome: "error",
+      });
     });
   });
 });
