@@ -5,7 +5,7 @@
 export interface AccessLogEntry {
   readonly time: string;
   readonly method: string;
-  /** The route's path; "(no route)" for a path no route has (what a client writes there is not kept). */
+  /** The route's path (its pattern, `/x/:id`); "(no route)" for a path no route has (what a client writes there is not kept). */
   readonly path: string;
   readonly status: number;
   readonly keyId: string | null;

@@ -17,6 +17,8 @@
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
+import { METHOD_NAME_ALL } from "hono/router";
+import { TrieRouter } from "hono/router/trie-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
@@ -177,10 +179,19 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return check.up;
   };
 
-  // The paths the app routes (set once every route is registered, below): any other is logged as
-  // NO_ROUTE, so the access log holds none of the text a client puts in a path (up to node's 16 KiB
-  // of headers, anonymous: a key given in a URL by mistake, or lines made to fill the log).
-  let routedPaths: ReadonlySet<string> = new Set();
+  // The route a path is logged as, whatever the method: its pattern as hono matches it (`/x/:id`
+  // for `/x/1`); a path no route has is logged as NO_ROUTE, so the access log holds none of the text
+  // a client puts in a path (up to node's 16 KiB of headers, anonymous: a key given in a URL by
+  // mistake, or lines made to fill the log). Built at the first request, every route registered;
+  // the middleware's `*` (registered as `/*`) is no route: every path has it.
+  let routes: TrieRouter<string> | null = null;
+  const routeOf = (path: string): string => {
+    if (routes === null) {
+      routes = new TrieRouter<string>();
+      for (const route of app.routes) if (route.path !== "/*") routes.add(METHOD_NAME_ALL, route.path, route.path);
+    }
+    return routes.match(METHOD_NAME_ALL, path)[0][0]?.[0] ?? NO_ROUTE;
+  };
 
   // Access log: sizes and timings only, written when the last byte has gone out.
   app.use("*", async (c, next) => {
@@ -199,7 +210,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const base = {
       time: new Date().toISOString(),
       method: c.req.method,
-      path: routedPaths.has(c.req.path) ? c.req.path : NO_ROUTE,
+      path: routeOf(c.req.path),
       status,
       keyId: c.get("caller")?.keyId ?? null,
       requestBytes: c.get("requestBytes"),
@@ -530,7 +541,6 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     }
   });
 
-  routedPaths = new Set(app.routes.map((route) => route.path).filter((path) => path !== "*"));
   return app;
 }
 

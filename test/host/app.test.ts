@@ -1366,6 +1366,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
   });
 
+  it("logs a route with a parameter by its pattern, never the text a client puts in its place", async () => {
+    const log: AccessLogEntry[] = [];
+    const app = createHostApp({
+      enclaveUrl: "http://127.0.0.1:9",
+      apiKeys: store(),
+      limits: DEFAULT_HOST_LIMITS,
+      accessLog: (e) => log.push(e),
+    });
+    // A route of a kind the host has none of yet, added after the host's own.
+    app.get("/v1/things/:id", (c) => c.text("thing"));
+    expect((await app.request(`/v1/things/${KEY}`)).status).toBe(200);
+    expect((await app.request(`/v1/things/${KEY}/more`)).status).toBe(404);
+    await until(() => log.length === 2);
+    expect(log.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
+      "GET /v1/things/:id 200",
+      "GET (no route) 404",
+    ]);
+  });
+
   it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
     const { sealed, log } = await setup({
       enclave: (_req, res) => {
