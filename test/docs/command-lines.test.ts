@@ -8,19 +8,12 @@
  * missing. Checked here: names and values only, not what the commands do (the e2e tests run them).
  */
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { checkCommand } from "../helpers/command-line.ts";
-
-const PAGES = [
-  "README.md",
-  "SECURITY.md",
-  ...readdirSync(join(REPO_ROOT, "docs"))
-    .filter((name) => name.endsWith(".md"))
-    .map((name) => join("docs", name)),
-];
+import { DOC_PAGES, shellBlocks } from "../helpers/doc-pages.ts";
 
 /** A shell word (quotes and `$(…)` kept in it), or a control operator between commands. */
 const TOKEN = /(?:"(?:[^"\\]|\\.)*"|'[^']*'|\$\([^)]*\)|[^\s"'|;&])+|&&|\|\||[|;&]/g;
@@ -28,9 +21,8 @@ const OPERATOR = /^(?:&&|\|\||[|;&])$/;
 
 /** The commands of a Markdown text's `sh` blocks that run cloister, each as its words. */
 function cloisterCommands(markdown: string): string[][] {
-  const blocks = [...markdown.matchAll(/^ *```sh\n([\s\S]*?)^ *```$/gm)].map((m) => m[1] as string);
   const commands: string[][] = [];
-  for (const block of blocks) {
+  for (const block of shellBlocks(markdown)) {
     for (const line of block.replace(/\\\n/g, " ").split("\n")) {
       const code = line.replace(/(^|\s)#.*$/, "");
       let words: string[] = [];
@@ -54,7 +46,7 @@ function problems(markdown: string): string[] {
 }
 
 describe("the cloister commands in the docs' shell blocks", () => {
-  const pages = PAGES.map((page) => ({ page, markdown: readFileSync(join(REPO_ROOT, page), "utf8") }));
+  const pages = DOC_PAGES.map((page) => ({ page, markdown: readFileSync(join(REPO_ROOT, page), "utf8") }));
 
   it("are found: README's quick start, the key broker and the deployment's", () => {
     const found = (page: string) =>
