@@ -32,7 +32,10 @@ export function registerAttestationCommands(program: Command): void {
     .option("--report <file>", "snp: the ATTESTATION_REPORT (1184 bytes, binary)")
     .option("--cert <file>", "snp: the VCEK or VLEK certificate (PEM or DER)")
     .option("--quote <file>", "tdx: the quote (binary)")
-    .option("--collateral <path>", "tdx: the collateral (TCB info, QE identity, CRLs)")
+    .option(
+      "--collateral <dir>",
+      "tdx: a directory of Intel PCS collateral, as cloister enclave --tdx-collateral takes it (tcbinfo-*.json, qeidentity-*.json, their issuer-chain .pem files, CRLs as *.der); without it the TCB status and revocation are not checked",
+    )
     .addOption(
       new Option(
         "--collateral-signer-validity <mode>",
@@ -57,7 +60,7 @@ export function registerAttestationCommands(program: Command): void {
     )
     .option(
       "--at <time>",
-      "verification time, ISO-8601 in UTC: YYYY-MM-DDTHH:MM:SSZ, or with .sss (default: now)",
+      "verification time, ISO-8601 in UTC: YYYY-MM-DDTHH:MM:SSZ, or with .sss (default: now); for evidence captured earlier, a time its certificates, CRLs or token were valid (else CERT_EXPIRED, CRL_EXPIRED, MAA_TOKEN_EXPIRED)",
       timeOption("--at"),
     )
     .option(

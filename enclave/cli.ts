@@ -42,7 +42,10 @@ export function registerEnclaveCommands(program: Command): void {
       "operator public key (JWK) trusted to sign the manifest; repeatable",
       (v: string, prev: string[] = []) => [...prev, v],
     )
-    .requiredOption("--model <file>", "GGUF model file; its SHA-256 must equal the manifest's")
+    .requiredOption(
+      "--model <file>",
+      "GGUF model file, or the sealed file cloister model seal wrote (with --kbs-url); its SHA-256 and size must equal the manifest's model",
+    )
     .option(
       "--tee <kind>",
       `evidence source: ${ENCLAVE_TEE_CHOICES.join(", ")}; auto detects real hardware and never picks the simulator`,

@@ -91,7 +91,7 @@ export function registerKbsCommands(program: Command): void {
     .argument("<in>", "GGUF model file")
     .argument("<out>", "sealed file to write")
     .option("--json", "print the result as JSON")
-    .option("--force", "replace OUT if it exists (its digest, pinned by a manifest, changes)")
+    .option("--force", "replace <out> if it exists (its digest, pinned by a manifest, changes)")
     .action(async (input: string, output: string, options: { key: string; json?: boolean; force?: boolean }) => {
       const { runModelSeal } = await import("./cli-impl.ts");
       await runModelSeal(input, output, options);

@@ -306,7 +306,7 @@ export function registerClientCommands(program: Command): void {
     )
     .option(
       "--max-tokens <n>",
-      "most tokens to generate (the manifest's maximum caps it)",
+      "most tokens to generate (default and at most: the manifest's inference.maxTokens)",
       intOption("--max-tokens", REQUEST_LIMITS.maxTokens.min, REQUEST_LIMITS.maxTokens.max),
     )
     .option("--seed <n>", "sampling seed", intOption("--seed", REQUEST_LIMITS.seed.min, REQUEST_LIMITS.seed.max))

@@ -1,0 +1,45 @@
+/**
+ * What some options' --help lines must tell a reader who has only them: the kind of value
+ * (`verify-evidence --collateral` takes a directory, laid out as the enclave's
+ * `--tdx-collateral`), the default (`chat --max-tokens`: the manifest's), what else is accepted
+ * (`enclave --model`: a sealed file), and why captured evidence needs `--at`.
+ */
+import { describe, expect, it } from "vitest";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
+
+const run = inProcessCli();
+
+/** The help text of a command with its lines joined, so that a wrapped description reads as one. */
+async function help(...command: string[]): Promise<string> {
+  const { code, stdout } = await run([...command, "--help"]);
+  expect(code).toBe(0);
+  return stdout.replace(/\s+/g, " ");
+}
+
+describe("--help names the value, default and alternatives of an option", () => {
+  it("verify-evidence --collateral is a directory laid out as enclave --tdx-collateral's", async () => {
+    const text = await help("verify-evidence");
+    expect(text).toContain("--collateral <dir>");
+    expect(text).toMatch(/--collateral <dir>.*?tcbinfo-\*\.json, qeidentity-\*\.json/);
+  });
+
+  it("verify-evidence --at says that captured evidence needs a time it was valid", async () => {
+    expect(await help("verify-evidence")).toMatch(/--at <time> .*?\(default: now\); for evidence captured earlier/);
+  });
+
+  it("chat --max-tokens says its default", async () => {
+    expect(await help("chat")).toMatch(
+      /--max-tokens <n> most tokens to generate \(default and at most: the manifest's inference\.maxTokens\)/,
+    );
+  });
+
+  it("enclave --model takes a sealed model too", async () => {
+    expect(await help("enclave")).toMatch(
+      /--model <file> GGUF model file, or the sealed file cloister model seal wrote/,
+    );
+  });
+
+  it("model seal --force names the operand it replaces", async () => {
+    expect(await help("model", "seal")).toContain("--force replace <out> if it exists");
+  });
+});
