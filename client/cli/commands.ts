@@ -67,7 +67,7 @@ export function registerClientCommands(program: Command): void {
       .option("--kbs-port <n>", "key broker port (0 = any free port)", intOption("--kbs-port", 0, 65535), defaults.kbs)
       .option(
         "--enclaves <n>",
-        "enclave processes behind the host (more than one: a pool, on consecutive ports from --enclave-port)",
+        "enclave processes behind the host (more than one: a pool, on consecutive ports from --enclave-port; with --enclave-port 0, any free ports)",
         intOption("--enclaves", 1, 16),
         1,
       );

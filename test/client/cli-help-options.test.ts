@@ -39,6 +39,12 @@ describe("--help names the value, default and alternatives of an option", () => 
     );
   });
 
+  it("demo and up --enclaves say where a pool listens when --enclave-port is 0 (demo's default)", async () => {
+    for (const command of ["demo", "up"]) {
+      expect(await help(command)).toMatch(/--enclaves <n> .*?with --enclave-port 0, any free ports/);
+    }
+  });
+
   it("model seal --force names the operand it replaces", async () => {
     expect(await help("model", "seal")).toContain("--force replace <out> if it exists");
   });
