@@ -69,11 +69,8 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
     );
   }
-  if (parsed.protocol === "http:" && !loopback) {
-    process.stderr.write(
-      `cloister: WARNING: --url ${parsed.origin} is plain http to another host: the API key crosses the network in the clear (prompts stay sealed); put TLS in front of the host\n`,
-    );
-  }
+  const warning = plainHttpKeyWarning(parsed, "cloister");
+  if (warning !== null) process.stderr.write(`cloister: ${warning}\n`);
   // Read as cloister up reads the key it reuses: only by its owner (readSecretFile).
   if (file !== undefined) {
     return {
@@ -97,6 +94,17 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       ),
   });
   return { key: text.trim(), source: `the default key file ${LOCAL_API_KEY_FILE} (cloister up's local key)` };
+}
+
+/**
+ * The warning for an API key sent to `url` over plain http to a host other than this machine (null
+ * for https or a loopback host): the key crosses the network in the clear, while prompts and
+ * answers stay sealed to the enclave. `sender` names who sends the key: `cloister` (attest, chat,
+ * proxy: readApiKey) or `the page` (cloister web: webStartLines).
+ */
+export function plainHttpKeyWarning(url: URL, sender: string): string | null {
+  if (url.protocol !== "http:" || isLoopbackHost(url.host)) return null;
+  return `WARNING: --url ${url.origin} is plain http to another host: ${sender} sends the API key across the network in the clear (prompts stay sealed); put TLS in front of the host`;
 }
 
 /**

@@ -2,14 +2,13 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
-import { isLoopbackHost } from "../loopback.ts";
 import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
 import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
-import { readPolicyFile } from "./run-client.ts";
+import { plainHttpKeyWarning, readPolicyFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
 /**
@@ -45,7 +44,7 @@ export async function hostAllowsOrigin(
  * What `cloister web` prints once it listens: where, the host and the policy, then its warnings:
  * what the policy lets through beyond known images, a host that refuses or does not answer the
  * page's preflight, and plain http to another host, which the page's API key would cross in the
- * clear (as the other commands warn: client/cli/run-client.ts). Exported for its tests.
+ * clear (plainHttpKeyWarning, as the other commands warn). Exported for its tests.
  */
 export function webStartLines(options: {
   origin: string;
@@ -68,13 +67,8 @@ export function webStartLines(options: {
     lines.push(`WARNING: policy: ${warning}`);
   }
   if (lines.at(-1) !== "") lines.push("");
-  const host = new URL(hostUrl);
-  if (host.protocol === "http:" && !isLoopbackHost(host.host)) {
-    lines.push(
-      `WARNING: --url ${host.origin} is plain http to another host: the page sends the API key across the network in the clear (prompts stay sealed); put TLS in front of the host.`,
-      "",
-    );
-  }
+  const plainHttp = plainHttpKeyWarning(new URL(hostUrl), "the page");
+  if (plainHttp !== null) lines.push(`${plainHttp}.`, "");
   if (access === "refused") {
     lines.push(
       `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,

@@ -155,9 +155,10 @@ describe("readApiKey", () => {
     expect((await readApiKey(keyFile, "https://cloister.example")).key).toBe("ck_test_0123456789abcdef");
     expect(lines).toEqual([]);
     expect((await readApiKey(keyFile, "http://10.0.0.5:8080")).key).toBe("ck_test_0123456789abcdef");
-    expect(lines.join("")).toContain(
-      "WARNING: --url http://10.0.0.5:8080 is plain http to another host: the API key crosses the network in the clear",
-    );
+    // The sentence cloister web prints too, with "the page" as the sender (test/client/web-preflight.test.ts).
+    expect(lines).toEqual([
+      "cloister: WARNING: --url http://10.0.0.5:8080 is plain http to another host: cloister sends the API key across the network in the clear (prompts stay sealed); put TLS in front of the host\n",
+    ]);
     vi.stubEnv("CLOISTER_API_KEY", "ck_from_env_0123456789");
     expect(await readApiKey(undefined, "https://cloister.example")).toEqual({
       key: "ck_from_env_0123456789",
