@@ -10,6 +10,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type InputBound, readBoundedFile } from "../../client/cli/bounded-file.ts";
+import { fileErrorCause } from "../../client/cli/output.ts";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
 import { type Crl, parseCrl } from "../x509.ts";
@@ -74,7 +75,8 @@ const documentDates = (i: { doc: { issueDate: Date; nextUpdate: Date } }) => ({
 
 /**
  * Loads the collateral for `quote` from `dir`. File-system problems are reported through `fail`
- * (the caller's error type), naming `option`.
+ * (the caller's error type), naming `option`, the path and why (fileErrorCause, as the CLI's other
+ * file options say it).
  */
 export async function loadTdxCollateralDirectory(
   dir: string,
@@ -90,10 +92,7 @@ export async function loadTdxCollateralDirectory(
       path,
       option,
       COLLATERAL_FILE_BOUND,
-      (error) => {
-        const why = (error as { code?: unknown }).code;
-        return fail(`${option}: cannot read "${path}" (${typeof why === "string" ? why : "read error"})`);
-      },
+      (error) => fail(`${option}: cannot read "${path}" (${fileErrorCause(error)})`),
       fail,
     );
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -102,8 +101,7 @@ export async function loadTdxCollateralDirectory(
   try {
     names = (await readdir(dir)).sort();
   } catch (error) {
-    const why = (error as { code?: unknown }).code;
-    throw fail(`${option}: cannot list directory "${dir}" (${typeof why === "string" ? why : "error"})`);
+    throw fail(`${option}: cannot list directory "${dir}" (${fileErrorCause(error)})`);
   }
   const notes: string[] = [];
   const fmspc = toHex(quote.pckExtensions.fmspc);

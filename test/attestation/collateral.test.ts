@@ -117,6 +117,27 @@ describe("an enclave's --tdx-collateral directory", () => {
     });
   });
 
+  it("says why a directory or a file of it cannot be read, naming the path (as other file options say it)", async () => {
+    const missing = join(tmp, "missing");
+    await expect(tdxCollateralFromDirectory(missing, QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: `--tdx-collateral: cannot list directory "${missing}" (ENOENT: no such file; check the path)`,
+    });
+    const file = join(tmp, "a-file");
+    writeFileSync(file, "");
+    await expect(tdxCollateralFromDirectory(file, QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: `--tdx-collateral: cannot list directory "${file}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+    });
+    // A directory where a TCB info file is expected: opened, then refused at its first read.
+    const withDirectory = join(tmp, "with-directory");
+    mkdirSync(join(withDirectory, "tcbinfo-0.json"), { recursive: true });
+    await expect(tdxCollateralFromDirectory(withDirectory, QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: `--tdx-collateral: cannot read "${join(withDirectory, "tcbinfo-0.json")}" (EISDIR: it is a directory; name the file in it)`,
+    });
+  });
+
   it("is refused with any TEE but tdx", async () => {
     await expect(createEvidenceSource("sim-tdx", { tdxCollateralDir: COLLATERAL })).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNUSED",
