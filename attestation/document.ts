@@ -282,7 +282,7 @@ function parseDocument(jws: string): ParsedDocument {
     fail(
       "document",
       "DOCUMENT_MALFORMED",
-      `document manifest: expected a compact JWS (three base64url parts, no white space), found ${describeValue(payload.manifest)}`,
+      `document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found ${describeValue(payload.manifest)}`,
     );
   }
   if (payload.maa_token !== null && typeof payload.maa_token !== "string") {

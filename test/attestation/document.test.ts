@@ -404,7 +404,7 @@ describe("attestation document", () => {
       code: "DOCUMENT_MALFORMED",
       // Three base64url parts and a space: by its length, never its text.
       message:
-        "document manifest: expected a compact JWS (three base64url parts, no white space), found a string of 30 characters",
+        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 30 characters",
       run: async () =>
         verify(
           await resignPayload(f.document, (p) => {
@@ -413,10 +413,24 @@ describe("attestation document", () => {
         ),
     },
     {
+      name: "manifest member whose first part (its protected header) is empty",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message:
+        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 9 characters",
+      run: async () =>
+        verify(
+          await resignPayload(f.document, (p) => {
+            p.manifest = ".e30.c2ln";
+          }),
+        ),
+    },
+    {
       name: "no manifest member",
       stage: "document",
       code: "DOCUMENT_MALFORMED",
-      message: "document manifest: expected a compact JWS (three base64url parts, no white space), found nothing",
+      message:
+        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found nothing",
       run: async () =>
         verify(
           await resignPayload(f.document, (p) => {
@@ -429,7 +443,7 @@ describe("attestation document", () => {
       stage: "document",
       code: "DOCUMENT_MALFORMED",
       message:
-        "document manifest: expected a compact JWS (three base64url parts, no white space), found an object with keys payload",
+        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found an object with keys payload",
       run: async () =>
         verify(
           await resignPayload(f.document, (p) => {
