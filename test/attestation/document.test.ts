@@ -397,60 +397,28 @@ describe("attestation document", () => {
       message: "document: expected a compact JWS of at most 4194304 characters (4 MiB), found an object with keys jws",
       run: () => verify({ jws: "a.b.c" } as unknown as string, { answer: "unused" }),
     },
-    {
-      // A TypeError from the manifest digest before: the member was only checked to be a string.
-      name: "manifest member that is a string but not a compact JWS",
-      stage: "document",
-      code: "DOCUMENT_MALFORMED",
-      // Three base64url parts and a space: by its length, never its text.
-      message:
-        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 30 characters",
-      run: async () =>
-        verify(
-          await resignPayload(f.document, (p) => {
-            p.manifest = "eyJhbGciOiJFZERTQSJ9.e30.c2ln ";
-          }),
-        ),
-    },
-    {
-      name: "manifest member whose first part (its protected header) is empty",
-      stage: "document",
-      code: "DOCUMENT_MALFORMED",
-      message:
-        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 9 characters",
-      run: async () =>
-        verify(
-          await resignPayload(f.document, (p) => {
-            p.manifest = ".e30.c2ln";
-          }),
-        ),
-    },
-    {
-      name: "no manifest member",
-      stage: "document",
-      code: "DOCUMENT_MALFORMED",
-      message:
-        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found nothing",
-      run: async () =>
-        verify(
-          await resignPayload(f.document, (p) => {
-            delete p.manifest;
-          }),
-        ),
-    },
-    {
-      name: "manifest member that is an object",
-      stage: "document",
-      code: "DOCUMENT_MALFORMED",
-      message:
-        "document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found an object with keys payload",
-      run: async () =>
-        verify(
-          await resignPayload(f.document, (p) => {
-            p.manifest = { payload: p.manifest };
-          }),
-        ),
-    },
+    // The manifest member's form, checked here (a TypeError from the manifest digest before, when
+    // it was only checked to be a string); what is found is named by its kind and length only.
+    ...(
+      [
+        [
+          "a string but not a compact JWS (three parts and a space)",
+          "eyJhbGciOiJFZERTQSJ9.e30.c2ln ",
+          "a string of 30 characters",
+        ],
+        ["a string whose first part (its protected header) is empty", ".e30.c2ln", "a string of 9 characters"],
+        ["absent", undefined, "nothing"],
+        ["an object", { payload: "eyJhbGciOiJFZERTQSJ9.e30.c2ln" }, "an object with keys payload"],
+      ] as const
+    ).map(
+      ([what, manifest, found]): Case => ({
+        name: `manifest member that is ${what}`,
+        stage: "document",
+        code: "DOCUMENT_MALFORMED",
+        message: `document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found ${found}`,
+        run: async () => verify(await resignPayload(f.document, (p) => Object.assign(p, { manifest }))),
+      }),
+    ),
   ];
 
   it.each(cases)("rejects: $name → $stage / $code", async ({ run, stage, code, message }) => {
