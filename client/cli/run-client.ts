@@ -35,14 +35,14 @@ import {
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";
 
+/** parseHostUrl's names for what the CLI's user typed (the SDK's are connect()'s `url`, `apiKey`). */
+const CLI_URL_NAMES: HostUrlNames = { url: "--url", apiKey: "--api-key-file or CLOISTER_API_KEY" };
+
 /**
  * An API key and where it came from, given to the SDK as `apiKeySource`: a malformed key
  * (BAD_API_KEY) and every refusal of it by the host, at connect or later (a chat's request, a
  * re-verification, an audit checkpoint), name the source, never the key.
  */
-/** parseHostUrl's names for what the CLI's user typed (the SDK's are connect()'s `url`, `apiKey`). */
-const CLI_URL_NAMES: HostUrlNames = { url: "--url", apiKey: "--api-key-file or CLOISTER_API_KEY" };
-
 export interface ApiKey {
   readonly key: string;
   /** `--api-key-file "F"`, `CLOISTER_API_KEY` or the default key file. */
