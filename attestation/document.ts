@@ -402,10 +402,12 @@ export async function verifyAttestationDocument(
       `verifyAttestationDocument maxClockSkewSeconds: expected a number of seconds >= 0, found ${describeValue(skew)}`,
     );
   }
-  const checked: DocumentVerificationOptions = { ...options, policy };
+  // The collateral is read once, here: what is verified is what the verification is remembered by.
+  const { collateral, texts } = readCollateral(options.collateral);
+  const checked: DocumentVerificationOptions = { ...options, policy, collateral };
   let identity: VerifiedEvidenceIdentity | undefined;
   try {
-    return await verifyDocument(documentJws, checked, (verified) => {
+    return await verifyDocument(documentJws, checked, texts, (verified) => {
       identity = verified;
     });
   } catch (error) {
@@ -426,17 +428,17 @@ export function identityOf(from: VerifiedEvidenceIdentity): VerifiedEvidenceIden
 async function verifyDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
+  collateralTexts: CollateralTexts | null,
   evidenceVerified: (identity: VerifiedEvidenceIdentity) => void,
 ): Promise<VerifiedEnclave> {
-  const known = recall(documentJws, options);
+  const known = recall(documentJws, options, collateralTexts);
   if (known !== null) {
     evidenceVerified(identityOf(known.fields));
     // Stages 1–4 and 6 as verified before (see "already-verified documents" below); stage 5 now,
     // under the bound key as imported then.
     const answer = await verifyNonceAnswerJws(options.nonce.answer, known.signingKey);
     checkNonceAnswer(answer, known.fields.documentDigest, options);
-    // Fresh copies: no caller can change what another caller recalls.
-    return VerifiedEnclave.create(structuredClone(known.fields));
+    return enclaveFor(known.fields);
   }
   const doc = parseDocument(documentJws);
 
@@ -494,20 +496,53 @@ async function verifyDocument(
   // 6. Manifest: operator signature, model digest, platform.
   const manifest = unwrap(await manifestResult);
 
-  const fields = {
-    tee: doc.evidence.type,
-    simulated: verified.simulated,
-    measurement: verified.measurement,
-    reportData: toHex(reportData),
-    sealingPublicKey: doc.sealingPublicKey,
-    signingPublicKey: doc.signingPublicKey,
-    manifestDigest: toHex(manifestDigest),
-    documentDigest,
-    manifest,
-    details: verified.details,
-  };
-  rememberVerifiedDocument(documentJws, options, { fields, signingKey }, verified.certificatesNotAfter);
-  return VerifiedEnclave.create(fields);
+  // A frozen copy: nothing of it is shared with what the stages returned (a ManifestCheck's summary).
+  const fields: EnclaveFields = deepFrozen(
+    structuredClone({
+      tee: doc.evidence.type,
+      simulated: verified.simulated,
+      measurement: verified.measurement,
+      reportData: toHex(reportData),
+      sealingPublicKey: doc.sealingPublicKey,
+      signingPublicKey: doc.signingPublicKey,
+      manifestDigest: toHex(manifestDigest),
+      documentDigest,
+      manifest,
+      details: verified.details,
+    }),
+  );
+  if (collateralTexts !== null) {
+    rememberVerifiedDocument(
+      documentJws,
+      options,
+      collateralTexts,
+      { fields, signingKey },
+      verified.certificatesNotAfter,
+    );
+  }
+  return enclaveFor(fields);
+}
+
+type EnclaveFields = Parameters<typeof VerifiedEnclave.create>[0];
+
+/**
+ * A VerifiedEnclave of `fields` (deepFrozen) for one caller: its own copies of the two keys (a
+ * Uint8Array cannot be frozen), everything else shared and frozen, so no caller can change what
+ * another is given (a remembered verification's included).
+ */
+function enclaveFor(fields: EnclaveFields): VerifiedEnclave {
+  return VerifiedEnclave.create({
+    ...fields,
+    sealingPublicKey: fields.sealingPublicKey.slice(),
+    signingPublicKey: fields.signingPublicKey.slice(),
+  });
+}
+
+/** `value` with its objects and arrays frozen, in place (byte arrays, which cannot be, are left). */
+function deepFrozen<T>(value: T): T {
+  if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return value;
+  for (const member of Object.values(value)) deepFrozen(member);
+  return Object.freeze(value);
 }
 
 function checkNonceAnswer(value: unknown, documentDigest: string, options: DocumentVerificationOptions): void {
@@ -550,7 +585,7 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
 // Stages 1–4 and 6 depend only on the document's exact bytes, the policy's content, the trust
 // anchors, the manifest check and the verification time; stage 5 (the nonce) is fresh every call.
 // So for the *same* document bytes, the *same* policy content (the same parsed policy, which is
-// frozen, or one with the same JSON) and collateral (compared as JSON, so a mutated one never hits),
+// frozen, or one with the same JSON) and collateral (its texts, read once per call: readCollateral),
 // the *same* anchors (object identity), an equal manifest check (`ManifestCheck.identity`), and a time
 // `at` no earlier than the first verification and at most REVERIFY_WINDOW_MS later (and never more
 // than the policy's maximumVerificationSkewSeconds, nor past any certificate's notAfter), the
@@ -565,13 +600,14 @@ interface RememberedDocument {
   /** The parsed policy it was verified under (parseAttestationPolicy's: frozen), and its JSON. */
   readonly policy: AttestationPolicy;
   readonly policyJson: string;
-  /** The collateral verified with it, as canonical JSON ("null" for none). */
-  readonly collateral: string;
+  /** The texts of the collateral verified with it (readCollateral). */
+  readonly collateral: CollateralTexts;
   readonly anchors: TrustAnchors;
   readonly manifestIdentity: string;
   readonly verifiedAt: number;
   readonly validUntil: number;
-  readonly fields: Parameters<typeof VerifiedEnclave.create>[0];
+  /** deepFrozen; handed out only through enclaveFor. */
+  readonly fields: EnclaveFields;
   /** fields.signingPublicKey, imported (a CryptoKey cannot be changed): the next nonce answer's key. */
   readonly signingKey: Promise<CryptoKey | Uint8Array>;
 }
@@ -586,6 +622,7 @@ export function clearVerifiedDocumentCache(): void {
 function rememberVerifiedDocument(
   documentJws: string,
   options: DocumentVerificationOptions,
+  collateral: CollateralTexts,
   verified: Pick<RememberedDocument, "fields" | "signingKey">,
   certificatesNotAfter: number,
 ): void {
@@ -595,18 +632,22 @@ function rememberVerifiedDocument(
   remembered.set(documentJws, {
     policy: options.policy,
     policyJson: JSON.stringify(options.policy),
-    collateral: JSON.stringify(options.collateral ?? null),
+    collateral,
     anchors: options.anchors,
     manifestIdentity: options.manifest.identity,
     verifiedAt: options.at.getTime(),
     validUntil: Math.min(options.at.getTime() + window, certificatesNotAfter),
-    fields: structuredClone(verified.fields),
+    fields: verified.fields,
     signingKey: verified.signingKey,
   });
 }
 
 /** The remembered verification of exactly this document under exactly these options, if any. */
-function recall(documentJws: string, options: DocumentVerificationOptions): RememberedDocument | null {
+function recall(
+  documentJws: string,
+  options: DocumentVerificationOptions,
+  collateral: CollateralTexts | null,
+): RememberedDocument | null {
   const entry = remembered.get(documentJws);
   if (entry === undefined) return null;
   const at = options.at.getTime();
@@ -616,9 +657,55 @@ function recall(documentJws: string, options: DocumentVerificationOptions): Reme
     at < entry.verifiedAt ||
     at > entry.validUntil ||
     (entry.policy !== options.policy && entry.policyJson !== JSON.stringify(options.policy)) ||
-    entry.collateral !== JSON.stringify(options.collateral ?? null)
+    collateral === null ||
+    !sameTexts(entry.collateral, collateral)
   ) {
     return null;
   }
   return entry;
+}
+
+/**
+ * What collateral a remembered verification was verified with: the TDX texts in wire order
+ * (tcbInfo, tcbInfoIssuerChain, qeIdentity, qeIdentityIssuerChain, then the CRLs), [] for none.
+ * Compared text by text (a few hundred ns where its JSON took about 20 µs): each attest parses the
+ * collateral again, so the same object is rarely seen twice.
+ */
+type CollateralTexts = readonly string[];
+
+/**
+ * `given` read once: the copy to verify (frozen, of the same texts) and its texts. Collateral built
+ * in code with a member that is not a string (the parser admits none) is verified as given, and
+ * its verification is never remembered (texts null): only strings compare by content.
+ */
+function readCollateral(given: AttestationCollateral | null | undefined): {
+  collateral: AttestationCollateral | null | undefined;
+  texts: CollateralTexts | null;
+} {
+  const tdx: unknown = typeof given === "object" && given !== null ? given.tdx : undefined;
+  // None (the evidence stage reads only `tdx`): the same as null.
+  if (tdx === undefined) return { collateral: null, texts: [] };
+  if (tdx === null || typeof tdx !== "object") return { collateral: given, texts: null };
+  // Each member read once, as the CRL list (copied).
+  const { tcbInfo, tcbInfoIssuerChain, qeIdentity, qeIdentityIssuerChain, crls: list } = tdx as Record<string, unknown>;
+  if (!Array.isArray(list)) return { collateral: given, texts: null };
+  const crls: unknown[] = [...list];
+  if (
+    typeof tcbInfo !== "string" ||
+    typeof tcbInfoIssuerChain !== "string" ||
+    typeof qeIdentity !== "string" ||
+    typeof qeIdentityIssuerChain !== "string" ||
+    !crls.every((crl): crl is string => typeof crl === "string")
+  ) {
+    return { collateral: given, texts: null };
+  }
+  const copy = { tcbInfo, tcbInfoIssuerChain, qeIdentity, qeIdentityIssuerChain, crls: Object.freeze(crls) };
+  return {
+    collateral: Object.freeze({ tdx: Object.freeze(copy) }),
+    texts: [tcbInfo, tcbInfoIssuerChain, qeIdentity, qeIdentityIssuerChain, ...crls],
+  };
+}
+
+function sameTexts(a: CollateralTexts, b: CollateralTexts): boolean {
+  return a.length === b.length && a.every((text, i) => text === b[i]);
 }

@@ -2,7 +2,8 @@
  * The already-verified document cache of attestation/document.ts and the TDX collateral: the
  * collateral is part of what a remembered verification was verified with, so the same document
  * with other collateral (another TCB status, none at all, or the same object changed in place) is
- * verified again, never given the earlier result.
+ * verified again, never given the earlier result; the collateral is read once per call. And each
+ * result's keys are its caller's own, the rest frozen.
  */
 import nacl from "tweetnacl";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -76,5 +77,51 @@ describe("already verified TDX document and its collateral", () => {
     expect((await verify(served)).details.tcbStatus).toBe("UpToDate");
     (served as { tdx: unknown }).tdx = collateral({ tcbStatus: "OutOfDate" }).tdx;
     await expect(verify(served)).rejects.toMatchObject({ code: "TDX_TCB_STATUS_NOT_ACCEPTED" });
+  });
+
+  it("remembers the verification by the collateral it verified, read once, not read again after", async () => {
+    // A collateral whose tdx reads as current first, then as out of date: a verification
+    // remembered by a second read would be given to the out-of-date collateral below.
+    const current = collateral().tdx;
+    const outOfDate = collateral({ tcbStatus: "OutOfDate" }).tdx;
+    let reads = 0;
+    const changing = {
+      get tdx() {
+        reads++;
+        return reads === 1 ? current : outOfDate;
+      },
+    };
+    expect((await verify(changing)).details.tcbStatus).toBe("UpToDate");
+    await expect(verify(collateral({ tcbStatus: "OutOfDate" }))).rejects.toMatchObject({
+      code: "TDX_TCB_STATUS_NOT_ACCEPTED",
+    });
+  });
+
+  it("verifies again when a CRL of the same collateral object was changed in place", async () => {
+    const served = collateral();
+    expect((await verify(served)).details.tcbStatus).toBe("UpToDate");
+    const crls = served.tdx.crls as string[];
+    const revoking = collateral({ revokePck: true }).tdx.crls;
+    crls.splice(0, crls.length, ...revoking);
+    await expect(verify(served)).rejects.toMatchObject({ code: expect.stringMatching(/REVOKED/) });
+  });
+});
+
+describe("results of an already verified document", () => {
+  it("give each caller its own keys, and the rest frozen", async () => {
+    const first = await verify(collateral());
+    const second = await verify(collateral());
+    first.sealingPublicKey.fill(0);
+    first.signingPublicKey.fill(0);
+    const third = await verify(collateral());
+    for (const enclave of [second, third]) {
+      expect(enclave.sealingPublicKey).toEqual(keys.sealing.publicKey);
+      expect(enclave.signingPublicKey).toEqual(keys.signing.publicKey);
+    }
+    for (const enclave of [first, third]) {
+      expect(Object.isFrozen(enclave.details)).toBe(true);
+      expect(Object.isFrozen(enclave.manifest.service)).toBe(true);
+      expect(Object.isFrozen(enclave.manifest.manifest)).toBe(true);
+    }
   });
 });
