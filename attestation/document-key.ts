@@ -1,10 +1,13 @@
 /**
  * An attestation document's payload, and the X25519 key it names (`cnf.jwk`), read without
  * verifying anything: only for routing (the host's pool and the client's nonce question go to the
- * enclave with that key) and for naming a refusal. Verification is attestation/document.ts's; this
- * file imports nothing but jose's base64url, so the untrusted host can use it.
+ * enclave with that key) and for naming a refusal. Read as strictly as the verifier reads them
+ * (three parts, each base64url in its one spelling: fromBase64url), so nothing routes by a spelling
+ * the verifier refuses. Verification is attestation/document.ts's; this file imports no
+ * cryptography (bytes.ts: jose's base64url), so the untrusted host can use it.
  */
-import { base64url } from "jose";
+import { fromBase64url } from "./bytes.ts";
+import { ParseError } from "./errors.ts";
 
 /**
  * The longest attestation document anyone reads or passes on: 4 MiB, in bytes and so in characters
@@ -16,18 +19,28 @@ export const DOCUMENT_MAX_LENGTH = 4 * 1024 * 1024;
 
 /**
  * The JSON payload of a compact JWS document, decoded without verifying its signature or its shape.
- * Throws (base64url or JSON) when the second segment is not base64url-encoded JSON.
+ * Throws (ParseError, or JSON's SyntaxError) when the document is not three parts, the second
+ * base64url-encoded JSON.
  */
 export function unverifiedDocumentPayload(document: string): unknown {
-  return JSON.parse(new TextDecoder().decode(base64url.decode(document.split(".")[1] ?? "")));
+  // Found by indexOf: a split of 4 MiB of dots would make millions of strings.
+  const start = document.indexOf(".") + 1;
+  const end = document.indexOf(".", start);
+  if (start === 0 || end === -1 || document.includes(".", end + 1)) {
+    throw new ParseError(
+      "DOCUMENT_MALFORMED",
+      `document: expected 3 JWS parts, found ${start === 0 ? 1 : end === -1 ? 2 : "more than 3"}`,
+    );
+  }
+  return JSON.parse(new TextDecoder().decode(fromBase64url(document.slice(start, end), "document payload")));
 }
 
 export function unverifiedDocumentSealingKey(document: string): Uint8Array | null {
   try {
-    const payload = unverifiedDocumentPayload(document) as { cnf?: { jwk?: { x?: unknown } } };
-    const x = payload.cnf?.jwk?.x;
+    const payload = unverifiedDocumentPayload(document) as { cnf?: { jwk?: { x?: unknown } } } | null;
+    const x = payload?.cnf?.jwk?.x;
     if (typeof x !== "string") return null;
-    const key = base64url.decode(x);
+    const key = fromBase64url(x, "cnf.jwk.x");
     return key.length === 32 ? key : null;
   } catch {
     return null;
