@@ -797,13 +797,21 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   return session;
 }
 
+/** routingKeyId's last document and answer. */
+let lastRouting: { readonly document: string; readonly id: string | null } | null = null;
+
 /**
  * The enclave key id (`SHA-256(X25519 key)[0..16]`, hex: the sealed envelope's routing id) of an
- * unverified document's `cnf.jwk`, or null when it has none: only where to send the nonce.
+ * unverified document's `cnf.jwk`, or null when it has none: only where to send the nonce. A
+ * function of the document's text alone, so the last one is kept: a session re-attesting mostly
+ * finds the same document, whose payload (12 KB for TDX) is then not decoded again.
  */
 async function routingKeyId(document: string): Promise<string | null> {
+  if (lastRouting?.document === document) return lastRouting.id;
   const key = unverifiedDocumentSealingKey(document);
-  return key === null ? null : toHex(await enclaveKeyId(key));
+  const id = key === null ? null : toHex(await enclaveKeyId(key));
+  lastRouting = { document, id };
+  return id;
 }
 
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */

@@ -15,6 +15,7 @@ import { nodeTransport } from "../../client/node-transport.ts";
 import { connect, verifyReceipt } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
+import { enclaveKeyId } from "../../sealed/keys.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
 import { closeServers, connectTo, devPolicy, OK, type Script, serve } from "./helpers.ts";
 
@@ -228,6 +229,8 @@ async function twoEnclavesBehindHost() {
     target: urls.a,
     clock: Date.now(),
     paths: [] as string[],
+    /** The query of each nonce question (`?enclave=<key id>`). */
+    challenges: [] as string[],
     sealed: undefined as Transport | undefined,
   };
   const session = await connect({
@@ -238,6 +241,7 @@ async function twoEnclavesBehindHost() {
     transport: (url, request) => {
       const path = new URL(url).pathname.replace(/^\/v1\//, "/");
       host.paths.push(path);
+      if (path === "/attestation/challenge") host.challenges.push(new URL(url).search);
       const send = path === "/sealed" && host.sealed !== undefined ? host.sealed : forward;
       return send(`${host.target}${path}`, request);
     },
@@ -245,6 +249,21 @@ async function twoEnclavesBehindHost() {
   expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(a.publicKeys.signing));
   return { session, host, urls, forward, enclaves: { a, b } };
 }
+
+describe("Session: the nonce question goes to the enclave whose document was fetched", () => {
+  it("names each document's own key id, again after another enclave's document", async () => {
+    const { session, host, urls, enclaves } = await twoEnclavesBehindHost();
+    host.challenges.length = 0;
+    for (const target of [urls.a, urls.a, urls.b, urls.b, urls.a]) {
+      host.target = target;
+      await session.attest();
+    }
+    const [a, b] = await Promise.all(
+      [enclaves.a, enclaves.b].map(async (e) => `?enclave=${toHex(await enclaveKeyId(e.publicKeys.sealing))}`),
+    );
+    expect(host.challenges).toEqual([a, a, b, b, a]);
+  });
+});
 
 describe("Session: a receipt is checked against the enclave its request was sealed to", () => {
   it("accepts the answer of enclave A after the session re-attested to enclave B while it streamed", async () => {
