@@ -49,7 +49,13 @@ import { TCB_STATUSES } from "./tdx/collateral.ts";
 export const SkipSchema = z.strictObject({
   skip: z.strictObject({ reason: z.string().trim().min(1, "expected a non-empty reason (a skipped check needs one)") }),
 });
-export type Skip = z.infer<typeof SkipSchema>;
+/** `T` as a parsed policy is: deep-frozen (registeredParser), so every member and element readonly. */
+export type DeepReadonly<T> = T extends string | number | boolean | bigint | null | undefined
+  ? T
+  : T extends readonly (infer E)[]
+    ? readonly DeepReadonly<E>[]
+    : { readonly [K in keyof T]: DeepReadonly<T[K]> };
+export type Skip = DeepReadonly<z.infer<typeof SkipSchema>>;
 /** The skip form, in the words of a union's message (expectedOneOf). */
 export const SKIP_FORM = 'a skip { "skip": { "reason": "…" } }';
 
@@ -183,7 +189,7 @@ export const SnpPolicySchema = z.strictObject({
    */
   requireMitigations: skippable(z.array(z.int().min(0).max(63)).min(1), FORMS.requireMitigations),
 });
-export type SnpPolicy = z.infer<typeof SnpPolicySchema>;
+export type SnpPolicy = DeepReadonly<z.infer<typeof SnpPolicySchema>>;
 
 /** TCB statuses a TDX policy may accept (Intel's, plus NotSupported from the TCB evaluation). */
 export const TDX_POLICY_TCB_STATUSES = [...TCB_STATUSES, "NotSupported"] as const;
@@ -305,7 +311,7 @@ export const TdxPolicySchema = z.strictObject({
     FORMS.rejectedAdvisoryIds,
   ),
 });
-export type TdxPolicy = z.infer<typeof TdxPolicySchema>;
+export type TdxPolicy = DeepReadonly<z.infer<typeof TdxPolicySchema>>;
 
 /** vTPM PCR indices of the SHA-256 bank, as JSON object keys ("0".."23"). */
 const PCR_INDEX = /^(?:[0-9]|1[0-9]|2[0-3])$/;
@@ -362,7 +368,7 @@ export const AzurePolicySchema = z
     message: "expected at least one of azure.snp, azure.tdx to be a policy (both null accepts nothing)",
     path: ["snp"],
   });
-export type AzurePolicy = z.infer<typeof AzurePolicySchema>;
+export type AzurePolicy = DeepReadonly<z.infer<typeof AzurePolicySchema>>;
 
 /** MAA attestation types (`x-ms-attestation-type`) whose claims a policy can appraise. */
 export const MAA_POLICY_ATTESTATION_TYPES = ["sevsnpvm"] as const;
@@ -391,7 +397,7 @@ export const MaaSnpPolicySchema = SnpPolicySchema.pick({
    */
   minimumTcb: z.strictObject({ bootloader: u8, tee: u8, snp: u8, microcode: u8 }),
 });
-export type MaaSnpPolicy = z.infer<typeof MaaSnpPolicySchema>;
+export type MaaSnpPolicy = DeepReadonly<z.infer<typeof MaaSnpPolicySchema>>;
 
 /**
  * Microsoft Azure Attestation tokens (`verify-evidence --tee maa`), appraised by their claims. Only
@@ -406,7 +412,7 @@ export const MaaPolicySchema = z.strictObject({
   /** Requirements on the x-ms-sevsnpvm-* claims. */
   snp: MaaSnpPolicySchema,
 });
-export type MaaPolicy = z.infer<typeof MaaPolicySchema>;
+export type MaaPolicy = DeepReadonly<z.infer<typeof MaaPolicySchema>>;
 
 export const AttestationPolicySchema = z
   .strictObject({
@@ -440,7 +446,7 @@ export const AttestationPolicySchema = z
     message: "expected at least one of snp, tdx, azure, maa to be a policy (all null accepts nothing)",
     path: ["snp"],
   });
-export type AttestationPolicy = z.infer<typeof AttestationPolicySchema>;
+export type AttestationPolicy = DeepReadonly<z.infer<typeof AttestationPolicySchema>>;
 
 function describePath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return "(policy)";
