@@ -152,7 +152,10 @@ export interface DocumentVerificationOptions {
 
 const brand: unique symbol = Symbol("VerifiedEnclave");
 
-/** An enclave whose document passed every stage. Only `verifyAttestationDocument` creates one. */
+/**
+ * An enclave whose document passed every stage. Only `verifyAttestationDocument` creates one: its
+ * two keys are the caller's own copies, its manifest summary and details frozen.
+ */
 export class VerifiedEnclave {
   readonly [brand] = true;
 
@@ -668,7 +671,7 @@ function recall(
 /**
  * What collateral a remembered verification was verified with: the TDX texts in wire order
  * (tcbInfo, tcbInfoIssuerChain, qeIdentity, qeIdentityIssuerChain, then the CRLs), [] for none.
- * Compared text by text (a few hundred ns where its JSON took about 20 µs): each attest parses the
+ * Compared text by text (under a µs where its JSON took about 14 µs): each attest parses the
  * collateral again, so the same object is rarely seen twice.
  */
 type CollateralTexts = readonly string[];
