@@ -89,7 +89,7 @@ export function registerAttestationCommands(program: Command): void {
         case "azure-tdx":
         case "maa": {
           const azure = await import("./azure/cli-verify.ts");
-          printVerdict(await azure.verifyEvidence(options), options.json === true);
+          printVerdict(await azure.verifyEvidence(options), options);
           return;
         }
         default: {
@@ -100,6 +100,6 @@ export function registerAttestationCommands(program: Command): void {
           );
         }
       }
-      printVerdict(await verifyEvidence(options), options.json === true);
+      printVerdict(await verifyEvidence(options), options);
     });
 }

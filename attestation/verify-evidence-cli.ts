@@ -261,9 +261,34 @@ export function failureFrom(error: unknown): { stage: string; code: string; reas
   throw error;
 }
 
+/**
+ * The codes of a certificate, CRL, TCB info or MAA token past its validity at the verification time:
+ * at the default time, now, evidence captured a while ago fails with these, and `--at` is the way out.
+ * (The "not yet valid" codes are left out: at now, they mean a wrong clock, which `--at` does not fix.)
+ */
+const EXPIRED_CODES: ReadonlySet<string> = new Set([
+  "CERT_EXPIRED",
+  "CRL_EXPIRED",
+  "COLLATERAL_EXPIRED",
+  "MAA_SIGNING_CERT_EXPIRED",
+  "MAA_TOKEN_EXPIRED",
+]);
+
+/**
+ * The error line of an invalid verdict. Without `--at`, an expiry points to it here, not in the
+ * verifiers' messages: clients see those during live attestation, where there is no `--at`.
+ */
+function errorLine(verdict: EvidenceVerdict, atGiven: boolean): string {
+  const hint =
+    !atGiven && verdict.code !== null && EXPIRED_CODES.has(verdict.code)
+      ? "; for evidence captured earlier, pass --at with a time it was valid"
+      : "";
+  return `cloister: ${verdict.code}: ${verdict.reason}${hint}\n`;
+}
+
 /** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */
-export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
-  if (json) {
+export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvidenceOptions, "json" | "at">): void {
+  if (options.json === true) {
     process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);
   } else {
     const lines: string[] = [];
@@ -284,7 +309,7 @@ export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
         .filter(([, v]) => v !== null)
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");
-      row("reported TCB", `${raw} (${decoded})`);
+      row("reported TCB", decoded === "" ? raw : `${raw} (${decoded})`);
     }
     row("policy", verdict.policy);
     row("debug", verdict.debug);
@@ -301,12 +326,14 @@ export function printVerdict(verdict: EvidenceVerdict, json: boolean): void {
         lines.push(`    ${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`);
       }
     }
+    // Only when a field was printed (an MAA token refused before its claims were read shows none).
+    const fieldsPrinted = lines.length > 1;
     for (const warning of verdict.warnings ?? []) lines.push(`  WARNING: ${warning}`);
-    if (!verdict.valid && verdict.stage !== "parse" && verdict.stage !== "appraise") {
+    if (!verdict.valid && fieldsPrinted && verdict.stage !== "parse" && verdict.stage !== "appraise") {
       lines.push("  (fields above are unverified)");
     }
     process.stdout.write(`${lines.join("\n")}\n`);
-    if (!verdict.valid) process.stderr.write(`cloister: ${verdict.code}: ${verdict.reason}\n`);
+    if (!verdict.valid) process.stderr.write(errorLine(verdict, options.at !== undefined));
   }
   process.exitCode = verdict.valid ? 0 : 1;
 }

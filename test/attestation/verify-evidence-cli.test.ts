@@ -2,7 +2,9 @@
  * `cloister verify-evidence`, spawned as a real process: `--policy` takes a client policy (the
  * `.cloister/policy.json` that `cloister up` writes) as well as an attestation policy; simulated
  * evidence refused under the pinned roots says so; a debuggable guest and an unchecked TCB status
- * are warned about (exit code unchanged: verification is not appraisal).
+ * are warned about (exit code unchanged: verification is not appraisal); the text summary marks
+ * fields unverified only when it printed some, brackets a TCB breakdown only when there is one, and
+ * points an expiry to --at when no --at was given.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -223,5 +225,77 @@ describe("verify-evidence warnings", () => {
     expect(text.stdout).toContain(`  WARNING: ${DEBUG_SNP}\n`);
     const clean = await gcp("--json");
     expect(JSON.parse(clean.stdout)).toMatchObject({ valid: true, debug: false, warnings: [] });
+  });
+});
+
+describe("verify-evidence text output", () => {
+  const MAA = join(F, "azure", "maa");
+  const TRUSTEE_WITH_COLLATERAL = [
+    "--quote",
+    join(TDX, "quote-v4-trustee.bin"),
+    "--collateral",
+    join(TDX, "collateral"),
+  ];
+  const verify = (tee: string, ...args: string[]) => runCloister(["verify-evidence", "--tee", tee, ...args]);
+  const maa = (token: string, ...extra: string[]) =>
+    verify(
+      "maa",
+      "--token",
+      join(MAA, token),
+      "--jwks",
+      join(MAA, "jwks-sharedwus-2022-05-31T22-47-56Z.json"),
+      ...extra,
+    );
+
+  it("says the fields above are unverified only when fields were printed above", async () => {
+    // An MAA token whose signature fails prints no field: nothing above to call unverified.
+    const bare = await maa("maa-sgx-sharedwus-2022-05-31-tampered-signature.jwt", "--at", "2022-05-31T23:00:00Z");
+    expect(bare.code).toBe(1);
+    expect(bare.stdout).toBe("maa: INVALID\n");
+    expect(bare.stderr).toMatch(/^cloister: MAA_SIGNATURE_INVALID: /);
+    // A TD quote refused at the time its CRL expired prints its parsed fields, marked unverified.
+    const fields = await verify("tdx", ...TRUSTEE_WITH_COLLATERAL, "--at", "2024-01-01T00:00:00Z");
+    expect(fields.code).toBe(1);
+    expect(fields.stdout).toMatch(/^tdx: INVALID\n {2}version {10}4\n[\s\S]*\n {2}\(fields above are unverified\)\n$/);
+  });
+
+  it("prints the reported TCB's breakdown in brackets only when there is one (azure-tdx has none)", async () => {
+    const evidence = join(F, "azure", "tdx-vtpm", "tdx-evidence-v1.trustee.json");
+    const r = await verify("azure-tdx", "--evidence", evidence, "--at", "2024-01-01T00:00:00Z");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("\n  reported TCB     02010600000000000000000000000000\n");
+    const t = await tdx();
+    expect(t.stdout).toContain(
+      "\n  reported TCB     03000500000000000000000000000000 (tdxModuleSvn 3, tdxModuleMajorVersion 0)\n",
+    );
+  });
+
+  const AT_HINT = "; for evidence captured earlier, pass --at with a time it was valid";
+  it("without --at, an expired certificate, CRL or MAA token points to --at; with --at it does not", async () => {
+    const crl = await verify("tdx", ...TRUSTEE_WITH_COLLATERAL);
+    expect(crl.code).toBe(1);
+    expect(crl.stderr).toMatch(
+      new RegExp(`^cloister: CRL_EXPIRED: CRL from "[^\\n]*, verification time [^\\n]*${AT_HINT}\\n$`),
+    );
+    const token = await maa("maa-sgx-sharedwus-2022-05-31.jwt");
+    expect(token.code).toBe(1);
+    expect(token.stderr).toMatch(new RegExp(`^cloister: MAA_TOKEN_EXPIRED: MAA token: exp [^\\n]*${AT_HINT}\\n$`));
+    // The AWS capture's VLEK (valid one year) expired 2025-12-10.
+    const cert = await verify(
+      "snp",
+      "--report",
+      join(SNP, "milan-aws-vlek-v3-report.bin"),
+      "--cert",
+      join(SNP, "milan-aws-vlek.der"),
+    );
+    expect(cert.code).toBe(1);
+    expect(cert.stderr).toMatch(new RegExp(`^cloister: CERT_EXPIRED: VLEK certificate [^\\n]*${AT_HINT}\\n$`));
+
+    // A time given: the user chose it, no hint.
+    const given = await maa("maa-sgx-sharedwus-2022-05-31.jwt", "--at", "2023-01-01T00:00:00Z");
+    expect(given.stderr).toMatch(/^cloister: MAA_TOKEN_EXPIRED: MAA token: exp [^\n]*, found at or before it\n$/);
+    // Another failure, no --at: no hint.
+    const other = await maa("maa-sgx-sharedwus-2022-05-31-tampered-signature.jwt");
+    expect(other.stderr).toMatch(/^cloister: MAA_SIGNATURE_INVALID: [^\n]*"\n$/);
   });
 });
