@@ -40,6 +40,7 @@ import { endsAtInsecureSimulatorIntelRoot, issuedByInsecureSimulatorAsk } from "
 import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
+import { ManifestError, ManifestKeyInvalidError } from "../manifests/errors.ts";
 import { expectedOneOf, formatIssue } from "../manifests/issues.ts";
 import { keyUsageProblem, verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
@@ -320,6 +321,12 @@ function newManifestCheck(policy: ClientPolicy): ManifestCheck {
       try {
         verified = await verifyManifest(jws, policy.manifest.trustedSigners);
       } catch (error) {
+        // A ManifestError's message names its field itself ("manifest signature: …", "manifest field
+        // model.sha256: …"), but a trusted key only by its index: that is this policy's trustedSigners.
+        if (error instanceof ManifestKeyInvalidError) {
+          return fail(error.code, `client policy manifest.trustedSigners: ${error.message}`, error);
+        }
+        if (error instanceof ManifestError) return fail(error.code, error.message, error);
         const code = (error as { code?: unknown }).code;
         return fail(
           typeof code === "string" ? code : "MANIFEST_INVALID",
