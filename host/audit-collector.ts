@@ -15,25 +15,45 @@
  * collect the same boot (one enclave under two URLs) share its file's store, so each record is
  * stored once.
  */
+
+import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, open, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { access, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore, syncDirectory } from "./audit-store.ts";
 
 /**
- * Writes `text` to `path`, mode 0600 as the log beside it (audit-store.ts) whatever the umask (002
- * would leave a new file group-writable) and whatever mode a file already there had.
+ * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
+ * the umask, durably, and never through what is already there: the audit directory may hold a
+ * symbolic or hard link planted at `path` by someone who can write there, and opening `path` would
+ * write (and truncate) wherever it leads. So the text goes to a new file beside it, created
+ * exclusively and not through a link (O_EXCL, O_NOFOLLOW), fsync'ed, then renamed over `path`
+ * (which replaces the name, never what a link leads to), and the directory fsync'ed. A failure
+ * leaves `path` as it was and no temporary file.
  */
-async function writeOwnerOnly(path: string, text: string): Promise<void> {
-  const handle = await open(path, "w", 0o600);
+async function replaceOwnerOnly(path: string, text: string): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await handle.chmod(0o600);
-    await handle.writeFile(text);
-  } finally {
-    await handle.close();
+    const handle = await open(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
   }
+  await syncDirectory(dirname(path));
 }
 
 /** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
@@ -385,9 +405,8 @@ export class AuditCollector {
       await makeAuditDir(this.options.dir);
       const name = batch.boot.slice(0, 16);
       // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from
-      // here. Not fsync'ed: a verifier's key comes from an attestation, never from this file, and a
-      // restarted host writes it again when it collects this boot.
-      await writeOwnerOnly(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
+      // here. Written like the log beside it: durably, and never through a link planted in its place.
+      await replaceOwnerOnly(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
       this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch.from, name);
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;

@@ -6,7 +6,20 @@
  */
 import { spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
-import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  type FileHandle,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -246,6 +259,50 @@ describe("audit collector", () => {
     } finally {
       process.umask(previous);
     }
+  });
+
+  it("never writes through a link planted at a boot's .key: replaces it with a new file, the target untouched", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    dirs.push(root);
+    const dir = join(root, "audit");
+    await mkdir(dir);
+    const victim = join(root, "victim");
+    await writeFile(victim, "not the host's to write\n");
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    for (const plant of [() => symlink(victim, keyFile), () => link(victim, keyFile)]) {
+      await rm(keyFile, { force: true });
+      await plant();
+      const { fetchFn } = scripted([{ from: 0, lines: [] }]);
+      const { c, errors } = await collector(fetchFn, dir);
+      await c.collect();
+      await c.stop();
+      expect(errors).toEqual([]);
+      expect(await readFile(victim, "utf8")).toBe("not the host's to write\n");
+      const written = await lstat(keyFile);
+      expect([written.isFile(), written.nlink, written.mode & 0o777]).toEqual([true, 1, 0o600]);
+      expect(await readFile(keyFile, "utf8")).toBe(`${KEY}\n`);
+      expect((await readdir(dir)).sort()).toEqual([`${BOOT.slice(0, 16)}.jsonl`, `${BOOT.slice(0, 16)}.key`]);
+    }
+  });
+
+  it("writes a boot's .key durably: fsync'ed before it is renamed into place, then its directory", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: [] }]);
+    const { c, dir } = await collector(fetchFn);
+    const probe = await open(join(dir, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    await rm(join(dir, "probe"));
+    const original = proto.sync;
+    const synced: (number | "directory")[] = [];
+    vi.spyOn(proto, "sync").mockImplementation(async function (this: FileHandle) {
+      const info = await this.stat();
+      synced.push(info.isDirectory() ? "directory" : info.size);
+      return original.call(this);
+    });
+    await c.collect();
+    await c.stop();
+    // The key's line synced, then the directory that names it (before the log's own syncs).
+    expect(synced.slice(0, 2)).toEqual([KEY.length + 1, "directory"]);
   });
 
   it("no document tells a verifier to take the key from the host's .key file", async () => {
