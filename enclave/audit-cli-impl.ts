@@ -10,7 +10,8 @@
  * belongs to an attested enclave. Output says which source was used.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants, createReadStream, type Stats } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
@@ -117,10 +118,55 @@ export interface AuditLogLineTooLong {
 /** A log line whose bytes are not UTF-8: the byte (from 1) where that was found. */
 export type AuditLogLineNotUtf8 = NotUtf8;
 
+/** A log path that is not a regular file (a FIFO, a directory, a device): what it is instead. */
+export class AuditLogNotAFileError extends Error {
+  constructor(readonly found: string) {
+    super(`expected a regular file (the host's audit log), found ${found}`);
+    this.name = "AuditLogNotAFileError";
+  }
+}
+
+/** What a file that is not a regular one is, for a message. */
+function fileKind(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  return "something that is not a file";
+}
+
 /**
- * The lines of an audit log file, read as a stream: split on "\n", a trailing "\r" removed, no
- * empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
- * ever holding more than one line. A line that is not UTF-8 is given as the first byte of the
+ * Opens `path` for reading, refusing anything but a regular file (AuditLogNotAFileError): a FIFO
+ * would wait for a writer and /dev/zero never end, each without a word, and /dev/null would verify
+ * as an empty log. Non-blocking, so a FIFO is opened at once and refused (on a file the flag does
+ * nothing). A link is followed: what is verified is the content, signed by the enclave.
+ */
+async function openRegularFile(path: string): Promise<FileHandle> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new AuditLogNotAFileError(fileKind(info));
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** The UsageError for a log that cannot be read: names `what`, the file, and what was found or the error's code. */
+function logReadError(what: string, path: string, error: unknown): UsageError {
+  return new UsageError(
+    error instanceof AuditLogNotAFileError
+      ? `${what} ${path}: ${error.message}`
+      : `${what} ${path}: cannot read (${readError(error)})`,
+  );
+}
+
+/**
+ * The lines of an audit log file (a regular file: openRegularFile), read as a stream: split on
+ * "\n", a trailing "\r" removed, no empty line for a final newline — the lines `text.split("\n")`
+ * gives of the whole file, without ever holding more than one line. A line that is not UTF-8 is given as the first byte of the
  * sequence that is not.
  * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
  * Read errors are thrown as they happen.
@@ -133,7 +179,7 @@ export async function* readAuditLogLines(
     onUnterminatedEnd,
   }: { maxLineBytes?: number; chunkBytes?: number; onUnterminatedEnd?: () => void } = {},
 ): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
-  const stream = createReadStream(path, { highWaterMark: chunkBytes });
+  const stream = createReadStream("", { fd: await openRegularFile(path), highWaterMark: chunkBytes });
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
@@ -192,7 +238,7 @@ export async function verifyAuditLogFile(
       else verifier.pushNotUtf8(line.notUtf8);
     }
   } catch (error) {
-    throw new UsageError(`${what} ${path}: cannot read (${readError(error)})`);
+    throw logReadError(what, path, error);
   }
   const result = verifier.finish();
   // A malformed last line that no newline ends is most likely a record half written: the host is
@@ -221,7 +267,7 @@ async function firstLogLine(path: string): Promise<string | null> {
   try {
     for await (const line of readAuditLogLines(path)) return typeof line === "string" ? line : null;
   } catch (error) {
-    throw new UsageError(`--log ${path}: cannot read (${readError(error)})`);
+    throw logReadError("--log", path, error);
   }
   return null;
 }

@@ -1,10 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
-import { auditFindCommand, auditVerifyCommand } from "../../enclave/audit-cli-impl.ts";
+import { auditFindCommand, auditVerifyCommand, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { ATTESTATION_DIGEST, makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
 
@@ -170,6 +171,30 @@ describe("cloister audit: messages say what was found", () => {
     expect(second).toMatchObject({ code: "AUDIT_SIGNATURE_INVALID" });
     expect((second as Error).message).not.toContain("boot");
   });
+
+  it("a --log that is not a regular file is refused at once, naming what it is (a FIFO would wait for a writer)", async () => {
+    execFileSync("mkfifo", [p("fifo.jsonl")]);
+    mkdirSync(p("log-dir"));
+    for (const [log, found] of [
+      [p("fifo.jsonl"), "a FIFO"],
+      [p("log-dir"), "a directory"],
+      ["/dev/zero", "a character device"],
+      ["/dev/null", "a character device"],
+    ] as const) {
+      await expect(auditVerifyCommand({ log, key: KEY_HEX, json: false })).rejects.toThrow(
+        `--log ${log}: expected a regular file (the host's audit log), found ${found}`,
+      );
+      await expect(auditFindCommand({ log, key: KEY_HEX, requestIdHash: "0".repeat(64), json: false })).rejects.toThrow(
+        `--log ${log}: expected a regular file (the host's audit log), found ${found}`,
+      );
+    }
+    // A link is followed: what is verified is the content, signed by the enclave, wherever it is.
+    symlinkSync(p("good.jsonl"), p("linked.jsonl"));
+    await expect(verifyAuditLogFile(p("linked.jsonl"), KEYS.publicKey)).resolves.toMatchObject({
+      ok: true,
+      records: 6,
+    });
+  }, 10_000);
 
   it("a bad request id hash or opening: its length, never the opening's digits", async () => {
     await expect(

@@ -171,8 +171,15 @@ describe("readAuditLogLines", () => {
 
   it("a log that cannot be read: the error names the file and the error's code and message", async () => {
     const keyHex = Buffer.from(CASE_KEYS.publicKey).toString("hex");
-    const run = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
+    const missing = join(dir, "missing.jsonl");
+    const run = await runCloister(["audit", "verify", "--log", missing, "--key", keyHex], { timeoutMs: 30_000 });
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`--log ${dir}: cannot read (EISDIR: illegal operation on a directory`);
+    expect(run.stderr).toContain(`--log ${missing}: cannot read (ENOENT: no such file or directory`);
+    // A directory is named as what it is (test/pipeline/audit-cli.test.ts: every kind of non-file).
+    const directory = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
+    expect([directory.code, directory.stderr]).toEqual([
+      2,
+      `cloister: USAGE: --log ${dir}: expected a regular file (the host's audit log), found a directory\n`,
+    ]);
   });
 });
