@@ -10,7 +10,7 @@
  * belongs to an attested enclave. Output says which source was used.
  */
 import { createHash } from "node:crypto";
-import { constants, createReadStream, type Stats } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
@@ -26,6 +26,7 @@ import {
   readText,
 } from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
+import { describeFileKind } from "../host/audit-store.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
@@ -126,16 +127,6 @@ export class AuditLogNotAFileError extends Error {
   }
 }
 
-/** What a file that is not a regular one is, for a message. */
-function fileKind(info: Stats): string {
-  if (info.isDirectory()) return "a directory";
-  if (info.isFIFO()) return "a FIFO";
-  if (info.isCharacterDevice()) return "a character device";
-  if (info.isBlockDevice()) return "a block device";
-  if (info.isSocket()) return "a socket";
-  return "something that is not a file";
-}
-
 /**
  * Opens `path` for reading, refusing anything but a regular file (AuditLogNotAFileError): a FIFO
  * would wait for a writer and /dev/zero never end, each without a word, and /dev/null would verify
@@ -146,7 +137,7 @@ async function openRegularFile(path: string): Promise<FileHandle> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw new AuditLogNotAFileError(fileKind(info));
+    if (!info.isFile()) throw new AuditLogNotAFileError(describeFileKind(info));
     return handle;
   } catch (error) {
     await handle.close();

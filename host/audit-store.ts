@@ -31,7 +31,8 @@
  *
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
-import { type FileHandle, open } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { constants, type FileHandle, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 
 export type AuditFsyncPolicy = "always" | "never";
@@ -105,12 +106,7 @@ export class AuditStore {
         `audit store fsync: expected "always" or "never", found ${String(fsync)}`,
       );
     }
-    let handle: FileHandle;
-    try {
-      handle = await open(path, "a+", 0o600);
-    } catch (error) {
-      throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
-    }
+    const handle = await openLogFile(path);
     let size: number;
     let lastLine: string | null;
     try {
@@ -262,6 +258,56 @@ export class AuditStore {
     if (this.#fsync === "always") await this.#handle.sync();
     this.#dirty = false;
   }
+}
+
+/**
+ * Opens the log at `path` for reading and appending (creating it, mode 0600), as a regular file of
+ * mode 0600 or not at all. Whoever can write to the audit directory could plant a symbolic link
+ * there, and the records would be appended wherever it leads: it is not followed (O_NOFOLLOW). A
+ * FIFO would take the records nowhere and, once full, hold every write: it is opened without
+ * blocking and refused, as anything else not a regular file is. A file left wider (an earlier
+ * version, another tool) is made 0600. (A hard link to the file is not refused: the records are
+ * hashes and decisions, and every name of the file holds the same signed lines.)
+ */
+async function openLogFile(path: string): Promise<FileHandle> {
+  const refused = (found: string, cause?: unknown) =>
+    new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: expected a regular file, found ${found}`, { cause });
+  let handle: FileHandle;
+  try {
+    handle = await open(
+      path,
+      constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      0o600,
+    );
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw refused("a symbolic link (not followed)", error);
+    if (code === "EISDIR") throw refused("a directory", error);
+    throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw refused(describeFileKind(info));
+    if ((info.mode & 0o777) !== 0o600) await handle.chmod(0o600);
+    return handle;
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    if (error instanceof AuditStoreError) throw error;
+    throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot make it a file of mode 0600`, {
+      cause: error,
+    });
+  }
+}
+
+/** What a file that is not a regular one is, for a message ("a FIFO"); also `cloister audit`'s --log. */
+export function describeFileKind(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  if (info.isSymbolicLink()) return "a symbolic link";
+  return "something that is not a file";
 }
 
 interface Tail {

@@ -1,4 +1,5 @@
-import { fstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, fstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -297,6 +298,37 @@ describe("AuditStore", () => {
     await unsynced.close();
   });
 
+  it("never appends through a link or to a non-file planted at the log's path, and says what it found", async () => {
+    const victim = join(dir, "victim.txt");
+    writeFileSync(victim, "not the host's to write\n");
+    symlinkSync(victim, join(dir, "planted-link.jsonl"));
+    execFileSync("mkfifo", [join(dir, "planted-fifo.jsonl")]);
+    mkdirSync(join(dir, "planted-dir.jsonl"));
+    for (const [name, found] of [
+      ["planted-link.jsonl", "a symbolic link (not followed)"],
+      ["planted-fifo.jsonl", "a FIFO"],
+      ["planted-dir.jsonl", "a directory"],
+    ] as const) {
+      const path = join(dir, name);
+      await expect(AuditStore.open(path)).rejects.toMatchObject({
+        code: "AUDIT_STORE_IO",
+        message: `audit log ${path}: expected a regular file, found ${found}`,
+      });
+    }
+    expect(readFileSync(victim, "utf8")).toBe("not the host's to write\n");
+  });
+
+  it("makes an existing log 0600 (an earlier run or another tool left it wider), keeping its lines", async () => {
+    const path = join(dir, "wide.jsonl");
+    writeFileSync(path, '{"a":1}\n', { mode: 0o666 });
+    chmodSync(path, 0o666);
+    const store = await AuditStore.open(path);
+    await store.append('{"a":2}');
+    await store.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path, "utf8")).toBe('{"a":1}\n{"a":2}\n');
+  });
+
   it("refuses appends after close", async () => {
     const store = await AuditStore.open(join(dir, "closed.jsonl"));
     await store.close();
@@ -312,6 +344,6 @@ describe("AuditStore", () => {
   it("imports nothing from sealed/ or enclave/", () => {
     const source = readFileSync(new URL("../../host/audit-store.ts", import.meta.url), "utf8");
     const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(imports).toEqual(["node:fs/promises", "node:path"]);
+    expect(imports).toEqual(["node:fs", "node:fs/promises", "node:path"]);
   });
 });
