@@ -20,6 +20,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { access, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore, syncDirectory } from "./audit-store.ts";
@@ -181,30 +182,53 @@ interface AuditBatch {
   next: number;
 }
 
-function isBatch(value: unknown): value is AuditBatch {
-  const v = value as Partial<AuditBatch> | null;
-  return (
-    v !== null &&
-    typeof v === "object" &&
-    typeof v.boot === "string" &&
-    /^[0-9a-f]{64}$/.test(v.boot) &&
-    typeof v.signingKey === "string" &&
-    /^[0-9a-f]{64}$/.test(v.signingKey) &&
-    Number.isSafeInteger(v.from) &&
-    Number.isSafeInteger(v.next) &&
-    Array.isArray(v.lines) &&
-    v.lines.every((l) => typeof l === "string")
-  );
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * The enclave's answer as a batch, or what is wrong with it: the field, what was expected and what
+ * was found (shown by describeUntrusted: the answer is not authenticated). `next` must be one past
+ * its lines (enclave/service.ts collectAudit): a larger one would make the host acknowledge, and
+ * the enclave drop, records the host never stored.
+ */
+function parseBatch(value: unknown): AuditBatch | string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return `expected a JSON object, found ${describeUntrusted(value)}`;
+  }
+  const v = value as Record<string, unknown>;
+  for (const field of ["boot", "signingKey"]) {
+    const found = v[field];
+    if (typeof found !== "string" || !HEX64.test(found)) {
+      return `${field}: expected 64 lower-case hex digits, found ${describeUntrusted(found)}`;
+    }
+  }
+  for (const field of ["from", "next"]) {
+    const found = v[field];
+    if (!Number.isSafeInteger(found) || (found as number) < 0) {
+      return `${field}: expected a whole number from 0, found ${describeUntrusted(found)}`;
+    }
+  }
+  const lines = v.lines;
+  if (!Array.isArray(lines)) return `lines: expected an array of strings, found ${describeUntrusted(lines)}`;
+  const notText = lines.findIndex((line) => typeof line !== "string");
+  if (notText !== -1) return `lines[${notText}]: expected a string, found ${describeUntrusted(lines[notText])}`;
+  const next = (v.from as number) + lines.length;
+  if (v.next !== next) return `next: expected from + the number of lines (${next}), found ${v.next}`;
+  return value as AuditBatch;
 }
 
-/** `record.seq` of a stored line, read without verifying anything; null when it has none. */
-function lastSeq(line: string): number | null {
+/** `record.seq` of a line as it is, read without verifying anything (undefined: none, or not JSON). */
+function seqField(line: string): unknown {
   try {
-    const seq = (JSON.parse(line) as { record?: { seq?: unknown } } | null)?.record?.seq;
-    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : null;
+    return (JSON.parse(line) as { record?: { seq?: unknown } } | null)?.record?.seq;
   } catch {
-    return null;
+    return undefined;
   }
+}
+
+/** `record.seq` of a record line, read without verifying anything; null when it has none. */
+function recordSeq(line: string): number | null {
+  const seq = seqField(line);
+  return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : null;
 }
 
 /**
@@ -227,6 +251,8 @@ const closingLogs = new Map<string, Promise<void>>();
 
 export class AuditCollector {
   private boot: string | null = null;
+  /** The key the answer that opened this boot's log named (its .key filing hint). */
+  private signingKey: string | null = null;
   private shared: { users: number; log: Promise<BootLog> } | null = null;
   private log: BootLog | null = null;
   private running: Promise<void> | null = null;
@@ -391,13 +417,22 @@ export class AuditCollector {
     if (!(body instanceof Uint8Array)) {
       return `audit: the audit batch of the enclave at ${describeUrlText(base)} is too large: expected at most ${maxBytes} bytes, found ${body.tooLarge}`;
     }
-    let batch: unknown = null;
+    let parsed: unknown;
     try {
-      batch = JSON.parse(utf8.decode(body));
+      parsed = JSON.parse(utf8.decode(body));
     } catch {
-      // Not JSON: malformed, as below (JSON.parse's message would quote the answer).
+      // Never JSON.parse's message: it would quote the answer.
+      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: expected a JSON object, found text that is not JSON`;
     }
-    if (!isBatch(batch)) return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed`;
+    const batch = parseBatch(parsed);
+    if (typeof batch === "string") {
+      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: ${batch}`;
+    }
+    if (batch.boot === this.boot && batch.signingKey !== this.signingKey) {
+      // One boot has one key (its boot id is the digest of the document naming it): records under
+      // another would fail verification, and the .key filing hint would name the wrong one.
+      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: signingKey: expected the key this boot's first answer named, found another`;
+    }
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       await this.release();
@@ -410,6 +445,7 @@ export class AuditCollector {
       this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch.from, name);
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;
+      this.signingKey = batch.signingKey;
     }
     const log = this.log;
     if (log === null) return null;
@@ -486,8 +522,16 @@ export class AuditCollector {
     const store = log.store;
     // All or nothing on content: one malformed line and no line of the batch is stored (it is
     // asked for again; the enclave keeps it).
-    const bad = lines.findIndex((line) => !store.accepts(line));
-    if (bad !== -1) return `audit: record ${from + bad} from the enclave is not a valid record line`;
+    // And in order: each line's seq (read without verifying) is its place in the batch, so a broken
+    // or hostile answer (records reordered, repeated, skipped) never makes the stored log fail
+    // verification from there on; it is asked for again.
+    const bad = lines.findIndex((line, i) => !store.accepts(line) || recordSeq(line) !== from + i);
+    if (bad !== -1) {
+      const line = lines[bad] as string;
+      return store.accepts(line)
+        ? `audit: record ${from + bad} from the enclave: seq: expected ${from + bad}, found ${describeUntrusted(seqField(line))}`
+        : `audit: record ${from + bad} from the enclave is not a valid record line`;
+    }
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
     // a write failure the store rejects the failed write and every line queued behind it, and
     // leaves none of their bytes in the file: the lines before the first rejection are stored,
@@ -518,7 +562,7 @@ export class AuditCollector {
       }
       return from;
     }
-    const seq = lastSeq(last);
+    const seq = recordSeq(last);
     if (seq === null) {
       this.options.onError?.(
         `audit: ${store.path}: the last line holds no record seq; storing the enclave's records from ${from} after it (some may be stored twice)`,

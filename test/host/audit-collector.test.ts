@@ -39,10 +39,12 @@ import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
-import { makeWriter, sampleEntries, seededKeyPair } from "../pipeline/helpers.ts";
+import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
 const BOOT = "ab".repeat(32);
 const KEY = "cd".repeat(32);
+/** Records 0..5 of one boot as the enclave writes them (signed under seededKeyPair(7)). */
+const RECORDS = writeLog(6);
 const dirs: string[] = [];
 afterEach(async () => {
   vi.restoreAllMocks();
@@ -155,26 +157,26 @@ async function expectWholeLog(file: string, count: number): Promise<void> {
 
 describe("audit collector", () => {
   it("stores a good batch and acknowledges it", async () => {
-    const { fetchFn, asked } = scripted([{ from: 0, lines: ['{"n":0}', '{"n":1}'] }]);
+    const { fetchFn, asked } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
     const { c, errors, file } = await collector(fetchFn);
     await c.collect();
     await c.stop();
     expect(errors).toEqual([]);
-    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}', '{"n":1}']);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 2));
     expect(asked.slice(0, 2)).toEqual(["?from=0", `?from=2&boot=${BOOT}`]);
   });
 
   it("reports a malformed batch, stores none of it, asks for it again, and does not throw", async () => {
     const { fetchFn, asked } = scripted([
-      { from: 0, lines: ['{"n":0}', "not json"] },
-      { from: 0, lines: ['{"n":0}', '{"n":1}'] },
+      { from: 0, lines: [RECORDS[0] as string, "not json"] },
+      { from: 0, lines: RECORDS.slice(0, 2) },
     ]);
     const { c, errors, file } = await collector(fetchFn);
     await c.collect(); // must resolve, not reject (it runs from a timer in the host)
     expect(errors).toEqual([expect.stringContaining("record 1 from the enclave is not a valid record line")]);
     await c.collect();
     await c.stop();
-    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}', '{"n":1}']);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 2));
     expect(asked[1]).toBe(`?from=0&boot=${BOOT}`);
   });
 
@@ -246,7 +248,7 @@ describe("audit collector", () => {
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
     const previous = process.umask(0o002);
     try {
-      const { fetchFn } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+      const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
       const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
       const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
       await writeFile(keyFile, "left by an earlier version\n", { mode: 0o664 });
@@ -437,7 +439,7 @@ describe("audit collector: one enclave under two URLs (127.0.0.1 and localhost)"
 describe("audit collector: what it logs while the enclave is away", () => {
   it("logs a failure once with the enclave and the cause, counts the repeats, and says when it collects again", async () => {
     let down = true;
-    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    const { fetchFn: working } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
       if (down)
         throw new TypeError("fetch failed", { cause: Object.assign(new Error("connect"), { code: "ECONNREFUSED" }) });
@@ -481,7 +483,7 @@ describe("audit collector: what it logs while the enclave is away", () => {
 
 describe("audit collector: a refusal", () => {
   it("leaves the body of a non-200 answer unread (cancelled), logs its status, and collects afterwards", async () => {
-    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    const { fetchFn: working } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     let cancelled = false;
     let calls = 0;
     const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
@@ -503,13 +505,13 @@ describe("audit collector: a refusal", () => {
     await c.collect();
     await c.stop();
     expect(errors[0]).toMatch(/^audit: cannot collect from the enclave at "http:\/\/enclave\.invalid" \(HTTP 503\)/);
-    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
   });
 });
 
 describe("audit collector: an enclave that is still booting", () => {
   it("logs that it waits for the boot (503 ENCLAVE_BOOTING), not a failure, and says once when collection starts", async () => {
-    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
+    const { fetchFn: working } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     let booting = true;
     const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
       if (!booting) return working(input, init);
@@ -528,14 +530,75 @@ describe("audit collector: an enclave that is still booting", () => {
       'audit: waiting for the enclave at "http://enclave.invalid" to boot (503 ENCLAVE_BOOTING); its records are collected once it has',
       'audit: the enclave at "http://enclave.invalid" has booted; collecting its records',
     ]);
-    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
   });
+});
+
+describe("audit collector: a hostile or broken answer", () => {
+  const answer = (fields: Record<string, unknown>) =>
+    JSON.stringify({ boot: BOOT, signingKey: KEY, from: 2, lines: [], next: 2, ...fields });
+  const cases: [string, string, string][] = [
+    ["a top-level array", "[]", "expected a JSON object, found an empty array"],
+    ["a boot that is no digest", answer({ boot: "b".repeat(63) }), "boot: expected 64 lower-case hex digits, found"],
+    ["a key that is no key", answer({ signingKey: 5 }), "signingKey: expected 64 lower-case hex digits, found 5"],
+    [
+      "a negative from",
+      answer({ from: -1, next: 0, lines: [RECORDS[0]] }),
+      "from: expected a whole number from 0, found -1",
+    ],
+    ["lines not strings", answer({ lines: [{}], next: 3 }), "lines[0]: expected a string, found an object"],
+    [
+      "a next past its lines (would acknowledge records never stored)",
+      answer({ next: 1_000_000 }),
+      "next: expected from + the number of lines (2), found 1000000",
+    ],
+    [
+      "another key for the same boot",
+      answer({ signingKey: "ef".repeat(32), lines: [RECORDS[2]], next: 3 }),
+      "signingKey: expected the key this boot's first answer named, found another",
+    ],
+    [
+      "records out of order",
+      answer({ lines: [RECORDS[3], RECORDS[2]], next: 4 }),
+      "audit: record 2 from the enclave: seq: expected 2, found 3",
+    ],
+    [
+      "a duplicated seq",
+      answer({ lines: [RECORDS[2], RECORDS[2]], next: 4 }),
+      "audit: record 3 from the enclave: seq: expected 3, found 2",
+    ],
+  ];
+  it.each(cases)(
+    "%s: refused naming what is wrong, nothing stored or acknowledged, good records kept",
+    async (_, hostile, problem) => {
+      const asked: string[] = [];
+      const script = [
+        answer({ from: 0, lines: RECORDS.slice(0, 2) }),
+        hostile,
+        answer({ from: 2, lines: RECORDS.slice(2, 4), next: 4 }),
+      ];
+      const fetchFn = (async (url: string | URL | Request) => {
+        asked.push(new URL(String(url)).search);
+        return new Response(script.shift() ?? answer({ from: 4, next: 4 }));
+      }) as typeof fetch;
+      const { c, errors, file } = await collector(fetchFn);
+      await c.collect(); // records 0..1, then the hostile answer (its acknowledgement's)
+      await settle(c);
+      await c.stop();
+      expect(errors[0]).toMatch(/^audit: /);
+      expect(errors[0]).toContain(problem);
+      expect(errors.join("\n")).not.toContain(KEY.slice(0, 16));
+      // After the refusal the host asks again from the first record it does not hold (2), never past it.
+      expect(asked[2]).toBe(`?from=2&boot=${BOOT}`);
+      await expectWholeLog(file, 4);
+    },
+  );
 });
 
 describe("audit collector: the size of the enclave's answer", () => {
   it("refuses an answer past its bound, streamed or declared, naming the bound and the size, and collects afterwards", async () => {
-    const { fetchFn: working } = scripted([{ from: 0, lines: ['{"n":0}'] }]);
-    // 64 chunks of 100 bytes, pulled one at a time; cancelled when the reader lets go.
+    const { fetchFn: working } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    // 64 chunks of 400 bytes, pulled one at a time; cancelled when the reader lets go.
     let pulled = 0;
     let cancelled = false;
     const streamed = () =>
@@ -543,7 +606,7 @@ describe("audit collector: the size of the enclave's answer", () => {
         pull(controller) {
           pulled += 1;
           if (pulled > 64) controller.close();
-          else controller.enqueue(new TextEncoder().encode(`["secret-record ${"x".repeat(80)}"]`.padEnd(100)));
+          else controller.enqueue(new TextEncoder().encode(`["secret-record ${"x".repeat(80)}"]`.padEnd(400)));
         },
         cancel() {
           cancelled = true;
@@ -556,23 +619,23 @@ describe("audit collector: the size of the enclave's answer", () => {
       if (calls === 2) return new Response("secret-record", { headers: { "content-length": "5000" } });
       return working(input, init);
     }) as typeof fetch;
-    const { c, errors, file } = await collector(fetchFn, undefined, 1024);
+    const { c, errors, file } = await collector(fetchFn, undefined, 4096);
     await c.collect();
-    // Read to just past the bound (11 chunks of 100 bytes), then left: the rest is not pulled.
+    // Read to just past the bound (11 chunks of 400 bytes), then left: the rest is not pulled.
     expect(cancelled).toBe(true);
     expect(pulled).toBeLessThan(20);
     await c.collect();
     await c.collect();
     await c.stop();
     const tooLarge =
-      'audit: the audit batch of the enclave at "http://enclave.invalid" is too large: expected at most 1024 bytes';
+      'audit: the audit batch of the enclave at "http://enclave.invalid" is too large: expected at most 4096 bytes';
     expect(errors).toEqual([
-      `${tooLarge}, found more than 1024 bytes; retrying every 60000 ms (logged again when the problem changes or ends)`,
+      `${tooLarge}, found more than 4096 bytes; retrying every 60000 ms (logged again when the problem changes or ends)`,
       `${tooLarge}, found 5000 bytes (its Content-Length); retrying every 60000 ms (logged again when the problem changes or ends)`,
       `audit: collecting from "http://enclave.invalid" again (after 2 failed attempts; the last: ${tooLarge}, found 5000 bytes (its Content-Length))`,
     ]);
     expect(errors.join("\n")).not.toContain("secret-record");
-    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(['{"n":0}']);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
   });
 
   it("reports an answer that is not JSON as malformed, without its text", async () => {
@@ -581,7 +644,7 @@ describe("audit collector: the size of the enclave's answer", () => {
     await c.collect();
     await c.stop();
     expect(errors).toEqual([
-      'audit: the audit batch of the enclave at "http://enclave.invalid" is malformed; retrying every 60000 ms (logged again when the problem changes or ends)',
+      'audit: the audit batch of the enclave at "http://enclave.invalid" is malformed: expected a JSON object, found text that is not JSON; retrying every 60000 ms (logged again when the problem changes or ends)',
     ]);
   });
 
