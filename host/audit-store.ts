@@ -14,8 +14,10 @@
  * and fsync'ed, so a record the enclave was told is stored survives a crash or power loss (the
  * file's directory entry, and its ancestors', are fsync'ed when it is opened); "never"
  * — resolves after the write reaches the OS (lost on power loss, kept on a process crash).
- * One process owns a file: two stores (or processes) appending to the same file are not
- * coordinated. A line cut short by a crash (the end of a write that never completed) is cut off
+ * One process owns a file: a store that finds the file grown past what it wrote (another store or
+ * process appended) refuses to write to it again, rather than store records twice or cut the other
+ * writer's lines when a failed write is cut back (a check before each write, not a lock: two
+ * writers racing within one write are not caught). A line cut short by a crash (the end of a write that never completed) is cut off
  * when the file is opened: its `append` never resolved, so the collector never acknowledged it
  * and, while that boot's enclave runs, the enclave sends that record again, which then takes its
  * place (a boot that has ended sends nothing more: its record is lost); kept, it would make the
@@ -220,6 +222,18 @@ export class AuditStore {
         const bytes = encoder.encode(batch.map((p) => p.bytes).join(""));
         try {
           if (this.#dirty) await this.#cutBack();
+          // Another writer (a second host process on this directory) has appended since this
+          // store's last write: writing after its lines would store records twice, and cutting a
+          // failed write back would cut its lines. Refused, and on every later write: nothing of
+          // this store's is written to the file again (the lines stay with the enclave).
+          const found = (await this.#handle.stat()).size;
+          if (found !== this.#size) {
+            this.#rejectFrom(
+              batch,
+              `expected ${this.#size} bytes (what this store wrote), found ${found}: another process writes to this file (one host process per audit directory)`,
+            );
+            return;
+          }
           // appendFile loops until every byte is written (a bare write may write fewer).
           await this.#handle.appendFile(bytes);
           if (this.#fsync === "always") await this.#handle.sync();
@@ -230,14 +244,7 @@ export class AuditStore {
           // lines appended and the caller re-sends from its first rejected one.
           this.#dirty = true;
           await this.#cutBack().catch(() => undefined);
-          const rejected = [...batch, ...this.#pending];
-          this.#pending = [];
-          const wrapped = new AuditStoreError(
-            "AUDIT_STORE_IO",
-            `audit log ${this.path}: write failed (${describeError(error)}); ${rejected.length} line(s) not stored`,
-            { cause: error },
-          );
-          for (const p of rejected) p.reject(wrapped);
+          this.#rejectFrom(batch, `write failed (${describeError(error)})`, error);
           return;
         }
         this.#size += bytes.length;
@@ -246,6 +253,18 @@ export class AuditStore {
     } finally {
       this.#writing = null;
     }
+  }
+
+  /** Rejects `batch` and every append queued behind it, saying why and how many lines were not stored. */
+  #rejectFrom(batch: readonly Pending[], why: string, cause?: unknown): void {
+    const rejected = [...batch, ...this.#pending];
+    this.#pending = [];
+    const error = new AuditStoreError(
+      "AUDIT_STORE_IO",
+      `audit log ${this.path}: ${why}; ${rejected.length} line(s) not stored`,
+      cause === undefined ? undefined : { cause },
+    );
+    for (const p of rejected) p.reject(error);
   }
 
   /**

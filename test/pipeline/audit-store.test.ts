@@ -329,6 +329,21 @@ describe("AuditStore", () => {
     expect(readFileSync(path, "utf8")).toBe('{"a":1}\n{"a":2}\n');
   });
 
+  it("a second writer of the same file (another host process) is refused, and never cuts the first one's lines", async () => {
+    const path = join(dir, "two-writers.jsonl");
+    const first = await AuditStore.open(path);
+    const second = await AuditStore.open(path);
+    await first.append('{"first":0}');
+    await expect(second.append('{"second":0}')).rejects.toMatchObject({
+      code: "AUDIT_STORE_IO",
+      message: `audit log ${path}: expected 0 bytes (what this store wrote), found 12: another process writes to this file (one host process per audit directory); 1 line(s) not stored`,
+    });
+    await first.append('{"first":1}');
+    await first.close();
+    await second.close();
+    expect(readFileSync(path, "utf8")).toBe('{"first":0}\n{"first":1}\n');
+  });
+
   it("refuses appends after close", async () => {
     const store = await AuditStore.open(join(dir, "closed.jsonl"));
     await store.close();
