@@ -732,6 +732,13 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   }
   if (result.ok) {
     process.stdout.write(`audit log valid: ${result.records} records, last record hash ${result.lastRecordHash}\n`);
+    // The chain shows what was removed, reordered or altered before its last line, never what was
+    // cut after it: only a count the enclave signed (a checkpoint) does (SECURITY.md).
+    if (expect === undefined) {
+      process.stderr.write(
+        "note: records cut from the end of the log (or all of them) are not detected without --checkpoint (or --count): fetch a fresh checkpoint with cloister audit checkpoint\n",
+      );
+    }
     if (checkpoint !== null) {
       process.stdout.write(
         `complete up to the checkpoint: ${checkpoint.count} records written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,

@@ -72,6 +72,25 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     expect(JSON.parse(printed())).toMatchObject({ valid: true, checkpoint: null });
   });
 
+  it("without --checkpoint or --count a valid log says its end was not checked (its last records, or all, may be cut)", async () => {
+    writeFileSync(p("cut-end.jsonl"), `${readFileSync(p("a.jsonl"), "utf8").split("\n").slice(0, 2).join("\n")}\n`);
+    writeFileSync(p("cut-all.jsonl"), "");
+    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const noted = () => err.mock.calls.map((call) => String(call[0])).join("");
+    const note =
+      "note: records cut from the end of the log (or all of them) are not detected without --checkpoint (or --count): fetch a fresh checkpoint with cloister audit checkpoint\n";
+    for (const log of [p("cut-end.jsonl"), p("cut-all.jsonl"), p("a.jsonl")]) {
+      err.mockClear();
+      await auditVerifyCommand({ log, key: KEY_HEX });
+      expect(noted()).toBe(note);
+    }
+    err.mockClear();
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("a-checkpoint.json") });
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3 });
+    await auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, json: true });
+    expect(noted()).toBe("");
+  });
+
   it("a --checkpoint or --document file far larger than one is refused by its size, read no further", async () => {
     writeFileSync(p("huge-checkpoint.json"), " ".repeat(64 * 1024 + 1));
     await expect(
