@@ -595,12 +595,9 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: `record: expected an object, found ${describeValue(record)}` };
   if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig))
     return { ok: false, why: `sig: expected 128 hex characters, found ${hexShape(sig)}` };
-  let canonical: string;
-  try {
-    canonical = canonicalJson(record);
-  } catch {
-    return { ok: false, why: "holds a value canonical JSON does not allow" };
-  }
+  const refused = nonCanonicalValue(record, "record", 0);
+  if (refused !== null) return { ok: false, why: refused };
+  const canonical = canonicalJson(record);
   if (recordLine(canonical, sig) !== line)
     return { ok: false, why: "not in canonical form (re-formatted or duplicate keys)" };
   return {
@@ -610,6 +607,40 @@ function parseLine(line: string): ParsedLine {
     canonical,
     sig: fromHex(sig),
   };
+}
+
+/** Deepest nesting a line's record may have: a record is 3 levels deep (piiFindings[i].count). */
+const MAX_RECORD_DEPTH = 32;
+
+/**
+ * Where a parsed line first holds what canonicalJson refuses (of JSON's values only a number that
+ * is not a safe integer), named by its path; or nesting deeper than any record's, which
+ * canonicalJson would recurse into until the stack runs out (named by the record's field it is
+ * in, `field`). Null when there is none.
+ */
+function nonCanonicalValue(value: unknown, path: string, depth: number, field = path): string | null {
+  if (typeof value === "number" && !Number.isSafeInteger(value)) {
+    return `${path}: expected a safe integer (canonical JSON), found ${value}`;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  if (depth === MAX_RECORD_DEPTH) {
+    return `${field}: expected at most ${MAX_RECORD_DEPTH} levels of nesting (canonical JSON), found more`;
+  }
+  const entries = Array.isArray(value)
+    ? value.map((item, i) => [`${path}[${i}]`, item] as const)
+    : Object.entries(value).map(([key, item]) => [`${path}${fieldPath(key)}`, item] as const);
+  for (const [where, item] of entries) {
+    const found = nonCanonicalValue(item, where, depth + 1, depth === 0 ? where : field);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/** A key as a step of a path in a message: `.key`, or quoted and cut to 40 characters. */
+function fieldPath(key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+    ? `.${key}`
+    : `[${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}]`;
 }
 
 const RECORD_FIELDS = [

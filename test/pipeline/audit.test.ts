@@ -450,6 +450,25 @@ describe("messages say what was found (never content that could be secret)", () 
     expect(failureOf(["42"]).message).toBe("audit log line 1: expected a JSON object {record, sig}, found 42");
   });
 
+  it("a value canonical JSON does not allow names where it is, what was expected and what was found", () => {
+    const l = parse(lines[0] as string) as { record: Record<string, unknown>; sig: string };
+    const withRecord = (record: Record<string, unknown>) => JSON.stringify({ record, sig: l.sig });
+    expect(failureOf([withRecord({ ...l.record, seq: 1e300 })]).message).toBe(
+      "audit log line 1: record.seq: expected a safe integer (canonical JSON), found 1e+300",
+    );
+    expect(failureOf([withRecord({ ...l.record, usage: { completionTokens: 1, promptTokens: 1.5 } })]).message).toBe(
+      "audit log line 1: record.usage.promptTokens: expected a safe integer (canonical JSON), found 1.5",
+    );
+    expect(failureOf([withRecord({ ...l.record, piiFindings: [{ count: 2 ** 60, entity: "email" }] })]).message).toBe(
+      `audit log line 1: record.piiFindings[0].count: expected a safe integer (canonical JSON), found ${2 ** 60}`,
+    );
+    // Nested past any record's depth: named by the field it is in, not a stack overflow.
+    const deep = `{"record":{"x":${"[".repeat(100_000)}${"]".repeat(100_000)}},"sig":"${l.sig}"}`;
+    expect(failureOf([deep]).message).toBe(
+      "audit log line 1: record.x: expected at most 32 levels of nesting (canonical JSON), found more",
+    );
+  });
+
   it("a log cut before its first record says it holds none, not a seq of -1", () => {
     const truncated = verifyAuditLog([], KEYS.publicKey, { expect: { count: 2 } });
     expect(truncated.ok).toBe(false);
