@@ -198,7 +198,9 @@ function parseBatch(value: unknown): AuditBatch | string {
   for (const field of ["boot", "signingKey"]) {
     const found = v[field];
     if (typeof found !== "string" || !HEX64.test(found)) {
-      return `${field}: expected 64 lower-case hex digits, found ${describeUntrusted(found)}`;
+      // Its length only: a key-shaped value is never repeated in a log line.
+      const shape = typeof found === "string" ? `a string of ${found.length} characters` : describeUntrusted(found);
+      return `${field}: expected 64 lower-case hex digits, found ${shape}`;
     }
   }
   for (const field of ["from", "next"]) {

@@ -539,8 +539,17 @@ describe("audit collector: a hostile or broken answer", () => {
     JSON.stringify({ boot: BOOT, signingKey: KEY, from: 2, lines: [], next: 2, ...fields });
   const cases: [string, string, string][] = [
     ["a top-level array", "[]", "expected a JSON object, found an empty array"],
-    ["a boot that is no digest", answer({ boot: "b".repeat(63) }), "boot: expected 64 lower-case hex digits, found"],
+    [
+      "a boot that is no digest",
+      answer({ boot: "b".repeat(63) }),
+      "boot: expected 64 lower-case hex digits, found a string of 63 characters",
+    ],
     ["a key that is no key", answer({ signingKey: 5 }), "signingKey: expected 64 lower-case hex digits, found 5"],
+    [
+      "a key of the wrong length",
+      answer({ signingKey: "cd".repeat(31) }),
+      "signingKey: expected 64 lower-case hex digits, found a string of 62 characters",
+    ],
     [
       "a negative from",
       answer({ from: -1, next: 0, lines: [RECORDS[0]] }),
