@@ -100,8 +100,8 @@ async function makeAuditDir(dir: string): Promise<void> {
  * write to: called by startHost (host/server.ts) before anything starts, so a host that could not
  * store the enclave's audit records refuses to start rather than serve without them. Only the last
  * directory is made: a missing parent is refused, so a mistyped path (in a systemd unit, say) is
- * noticed instead of splitting the records between two trees. Throws an AuditDirError whose
- * message names what was found.
+ * noticed instead of splitting the records between two trees. A directory anyone may write to
+ * (without the sticky bit) is refused. Throws an AuditDirError whose message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
   try {
@@ -128,6 +128,17 @@ export async function prepareAuditDir(dir: string): Promise<void> {
     throw new AuditDirError(`expected a directory this process can write to, "${dir}" is not writable`, dir, {
       cause: error,
     });
+  }
+  // Anyone who can write to it could remove or rename a log the host is appending to (the records
+  // would go on into a file no longer there, acknowledged and lost), or put their own in its place.
+  // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files.
+  const mode = (await stat(dir)).mode;
+  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
+    throw new AuditDirError(
+      `expected a directory others cannot write to, "${dir}" has mode 0${(mode & 0o777).toString(8)}: anyone could remove or replace its logs; chmod o-w it (or set its sticky bit)`,
+      dir,
+      { cause: null },
+    );
   }
 }
 

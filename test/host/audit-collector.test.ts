@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import {
+  chmod,
   type FileHandle,
   link,
   lstat,
@@ -740,6 +741,21 @@ describe("prepareAuditDir", () => {
     const link = join(root, "linked");
     await symlink(join(root, "real"), link);
     await prepareAuditDir(link);
+  });
+
+  it("refuses a directory anyone may write to (without the sticky bit), naming its mode; takes one with it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const dir = join(root, "audit");
+    await mkdir(dir);
+    await chmod(dir, 0o777);
+    await expect(prepareAuditDir(dir)).rejects.toThrow(
+      `expected a directory others cannot write to, "${dir}" has mode 0777: anyone could remove or replace its logs; chmod o-w it (or set its sticky bit)`,
+    );
+    await chmod(dir, 0o1777);
+    await prepareAuditDir(dir);
+    await chmod(dir, 0o775);
+    await prepareAuditDir(dir);
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
