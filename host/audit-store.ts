@@ -17,7 +17,9 @@
  * One process owns a file: a store that finds the file grown past what it wrote (another store or
  * process appended) refuses to write to it again, rather than store records twice or cut the other
  * writer's lines when a failed write is cut back (a check before each write, not a lock: two
- * writers racing within one write are not caught). A line cut short by a crash (the end of a write that never completed) is cut off
+ * writers racing within one write are not caught). Nor does it write on once the file at its path
+ * is no longer the one it opened (removed, renamed, replaced): the records would be acknowledged
+ * where no verifier looks. A line cut short by a crash (the end of a write that never completed) is cut off
  * when the file is opened: its `append` never resolved, so the collector never acknowledged it
  * and, while that boot's enclave runs, the enclave sends that record again, which then takes its
  * place (a boot that has ended sends nothing more: its record is lost); kept, it would make the
@@ -34,7 +36,7 @@
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
 import type { Stats } from "node:fs";
-import { constants, type FileHandle, open } from "node:fs/promises";
+import { constants, type FileHandle, lstat, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 
 export type AuditFsyncPolicy = "always" | "never";
@@ -226,7 +228,17 @@ export class AuditStore {
           // store's last write: writing after its lines would store records twice, and cutting a
           // failed write back would cut its lines. Refused, and on every later write: nothing of
           // this store's is written to the file again (the lines stay with the enclave).
-          const found = (await this.#handle.stat()).size;
+          const [opened, atPath] = await Promise.all([this.#handle.stat(), lstat(this.path).catch(() => null)]);
+          // The file removed, renamed or replaced (by hand, by a log rotation): records written on
+          // would be acknowledged, and the enclave drop them, where no verifier looks for them.
+          if (atPath === null || atPath.ino !== opened.ino || atPath.dev !== opened.dev) {
+            this.#rejectFrom(
+              batch,
+              "expected the file this store opened at that path, found it removed, renamed or replaced (restart the host to store records there again)",
+            );
+            return;
+          }
+          const found = opened.size;
           if (found !== this.#size) {
             this.#rejectFrom(
               batch,

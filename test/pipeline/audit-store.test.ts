@@ -1,5 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, fstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  fstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -342,6 +352,30 @@ describe("AuditStore", () => {
     await first.close();
     await second.close();
     expect(readFileSync(path, "utf8")).toBe('{"first":0}\n{"first":1}\n');
+  });
+
+  it("refuses to write once its file was removed or replaced (records would go where no verifier looks)", async () => {
+    for (const [name, change] of [
+      ["removed.jsonl", (path: string) => rmSync(path)],
+      ["renamed.jsonl", (path: string) => renameSync(path, `${path}.1`)],
+      [
+        "replaced.jsonl",
+        (path: string) => {
+          writeFileSync(`${path}.new`, "");
+          renameSync(`${path}.new`, path);
+        },
+      ],
+    ] as const) {
+      const path = join(dir, name);
+      const store = await AuditStore.open(path);
+      await store.append('{"a":0}');
+      change(path);
+      await expect(store.append('{"a":1}')).rejects.toMatchObject({
+        code: "AUDIT_STORE_IO",
+        message: `audit log ${path}: expected the file this store opened at that path, found it removed, renamed or replaced (restart the host to store records there again); 1 line(s) not stored`,
+      });
+      await store.close();
+    }
   });
 
   it("refuses appends after close", async () => {
