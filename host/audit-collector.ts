@@ -11,7 +11,8 @@
  * checkpoint` (the key its checkpoint is signed by), or `cloister chat --json` (`signingKey`), e.g.
  * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
- * host resumes an existing file after the last record it holds. Collectors of one process that
+ * host resumes an existing file after the last record it holds, once that record is the enclave's
+ * (else it stores and acknowledges nothing: resumeAt). Collectors of one process that
  * collect the same boot (one enclave under two URLs) share its file's store, so each record is
  * stored once.
  */
@@ -455,7 +456,7 @@ export class AuditCollector {
       // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from
       // here. Written like the log beside it: durably, and never through a link planted in its place.
       await replaceOwnerOnly(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
-      this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch.from, name);
+      this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch, name);
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;
       this.signingKey = batch.signingKey;
@@ -475,13 +476,18 @@ export class AuditCollector {
    * Opens this boot's log, or shares the one another collector of this process has open for it
    * (the file is named by the boot, so one file, one store, one `next`).
    */
-  private async acquire(path: string, from: number, name: string): Promise<BootLog> {
+  private async acquire(path: string, batch: AuditBatch, name: string): Promise<BootLog> {
     let shared = bootLogs.get(path);
     if (shared === undefined) {
       const log = (async () => {
         await closingLogs.get(path);
         const store = await AuditStore.open(path);
-        return { store, next: this.resumeAt(store, from, name), turn: Promise.resolve() };
+        try {
+          return { store, next: this.resumeAt(store, batch, name), turn: Promise.resolve() };
+        } catch (error) {
+          await store.close();
+          throw error;
+        }
       })();
       const entry = { users: 0, log };
       shared = entry;
@@ -565,7 +571,8 @@ export class AuditCollector {
    * enclave's batch starts. The seq is read from the last line without verifying it: it only decides
    * which records the enclave re-sends are dropped as already stored; `cloister audit verify` checks.
    */
-  private resumeAt(store: AuditStore, from: number, name: string): number {
+  private resumeAt(store: AuditStore, batch: AuditBatch, name: string): number {
+    const from = batch.from;
     const last = store.lastLineAtOpen;
     if (last === null) {
       if (from !== 0) {
@@ -587,6 +594,22 @@ export class AuditCollector {
         `audit: ${store.path} ends at record ${seq}, the enclave sends from ${from}: records ${seq + 1}..${from - 1} were collected elsewhere`,
       );
       return from;
+    }
+    // The enclave holds every record it has not seen acknowledged, and sends them from the first
+    // (the host asks for the next page only with the previous one acknowledged): a record the file
+    // holds and the enclave has not seen acknowledged is in this page, byte for byte. A last line
+    // past the page (a seq the enclave never wrote) or unlike the enclave's is not this boot's
+    // record (altered): resumed after it, the host would skip and acknowledge the records before
+    // it, and the enclave drop them unstored. So nothing is stored until the file is set right.
+    if (seq >= batch.next) {
+      throw new Error(
+        `${store.path} ends at record ${seq} (read without verifying): expected a record the enclave holds or acknowledged, seq at most ${batch.next - 1}, found ${seq}; move the file aside if it is not this boot's (the next collection starts a new one)`,
+      );
+    }
+    if (seq >= from && batch.lines[seq - from] !== last) {
+      throw new Error(
+        `${store.path}: its last line (record ${seq}) differs from the enclave's record ${seq}: expected the line the enclave sent, found another (altered?); move the file aside (the next collection starts a new one)`,
+      );
     }
     return seq + 1;
   }

@@ -149,6 +149,25 @@ async function collector(fetchFn: typeof fetch, existing?: string, maxBatchBytes
   return { c, dir, errors, file: join(dir, `${BOOT.slice(0, 16)}.jsonl`) };
 }
 
+/**
+ * Records 0..1 of `enclave` collected by a host that then stops; `between` runs (given its log
+ * file), then a second host process collects on the same directory until nothing is left.
+ */
+async function restartedHost(
+  enclave: ReturnType<typeof backlogEnclave>,
+  between: (file: string) => Promise<void>,
+): Promise<{ file: string; errors: string[] }> {
+  enclave.write(2);
+  const first = await collector(enclave.fetch);
+  await settle(first.c);
+  await first.c.stop();
+  await between(first.file);
+  const second = await collector(enclave.fetch, first.dir);
+  await settle(second.c);
+  await second.c.stop();
+  return { file: first.file, errors: second.errors };
+}
+
 /** The stored log holds `count` lines, each record once and in order: it verifies under the test key. */
 async function expectWholeLog(file: string, count: number): Promise<void> {
   const lines = await readAuditLines(file);
@@ -230,20 +249,45 @@ describe("audit collector", () => {
 
   it("a restarted host whose file ends before the enclave's backlog starts says which records are elsewhere", async () => {
     const enclave = backlogEnclave();
-    enclave.write(2);
-    const first = await collector(enclave.fetch);
-    await settle(first.c);
-    await first.c.stop();
-    // Collected meanwhile by another host (another directory): records 2..3 acknowledged there.
-    enclave.write(3);
-    await enclave.fetch(`http://enclave.invalid/audit?from=4&boot=${BOOT}`);
-    const { c: second, errors } = await collector(enclave.fetch, first.dir);
-    await settle(second);
-    await second.stop();
+    const { file, errors } = await restartedHost(enclave, async () => {
+      // Collected meanwhile by another host (another directory): records 2..3 acknowledged there.
+      enclave.write(3);
+      await enclave.fetch(`http://enclave.invalid/audit?from=4&boot=${BOOT}`);
+    });
     expect(errors).toEqual([
       expect.stringContaining("ends at record 1, the enclave sends from 4: records 2..3 were collected elsewhere"),
     ]);
-    expect(await readAuditLines(first.file)).toHaveLength(3);
+    expect(await readAuditLines(file)).toHaveLength(3);
+  });
+
+  it("a restarted host whose file ends on a record the enclave never wrote (altered) stores nothing and acknowledges nothing", async () => {
+    const enclave = backlogEnclave();
+    const { file, errors } = await restartedHost(enclave, async (file) => {
+      expect(enclave.pending).toBe(0);
+      // The last line's seq altered (a corrupted digit, or a hand edit): taken as it is, the host
+      // would skip and acknowledge every record up to it, and the enclave drop them unstored.
+      await writeFile(file, (await readFile(file, "utf8")).replace(/"seq":1,/, '"seq":999999,'));
+      enclave.write(3);
+    });
+    expect(enclave.pending).toBe(3); // nothing acknowledged: the enclave keeps records 2..4
+    expect(errors[0]).toBe(
+      `audit: cannot store the enclave's records (${file} ends at record 999999 (read without verifying): expected a record the enclave holds or acknowledged, seq at most 4, found 999999; move the file aside if it is not this boot's (the next collection starts a new one)); retrying every 60000 ms (logged again when the problem changes or ends)`,
+    );
+  });
+
+  it("a restarted host whose last line is not the enclave's record of that seq stores nothing and acknowledges nothing", async () => {
+    const enclave = backlogEnclave();
+    enclave.downAfterAnswer = true; // stored, never acknowledged: the enclave sends 0..1 again
+    const { file, errors } = await restartedHost(enclave, async (file) => {
+      enclave.down = false;
+      enclave.downAfterAnswer = false;
+      const stored = await readFile(file, "utf8");
+      await writeFile(file, stored.replace(/"tenant":"[^"]*"(?=[^\n]*\n$)/, '"tenant":"someone-else"'));
+    });
+    expect(enclave.pending).toBe(2); // nothing acknowledged: the enclave keeps records 0..1
+    expect(errors[0]).toContain(
+      `audit: cannot store the enclave's records (${file}: its last line (record 1) differs from the enclave's record 1: expected the line the enclave sent, found another (altered?);`,
+    );
   });
 
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
