@@ -157,8 +157,8 @@ function logReadError(what: string, path: string, error: unknown): UsageError {
 /**
  * The lines of an audit log file (a regular file: openRegularFile), read as a stream: split on
  * "\n", a trailing "\r" removed, no empty line for a final newline — the lines `text.split("\n")`
- * gives of the whole file, without ever holding more than one line. A line that is not UTF-8 is given as the first byte of the
- * sequence that is not.
+ * gives of the whole file, without ever holding more than one line. A line that is not UTF-8 is
+ * given as the first byte of the sequence that is not.
  * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
  * Read errors are thrown as they happen.
  */

@@ -19,12 +19,12 @@
  * writer's lines when a failed write is cut back (a check before each write, not a lock: two
  * writers racing within one write are not caught). Nor does it write on once the file at its path
  * is no longer the one it opened (removed, renamed, replaced): the records would be acknowledged
- * where no verifier looks. A line cut short by a crash (the end of a write that never completed) is cut off
- * when the file is opened: its `append` never resolved, so the collector never acknowledged it
- * and, while that boot's enclave runs, the enclave sends that record again, which then takes its
- * place (a boot that has ended sends nothing more: its record is lost); kept, it would make the
- * whole log fail as malformed at that line. (A torn end that cannot be told from the file's last
- * 2 × maxLineBytes is kept, and the next append starts on a fresh line.)
+ * where no verifier looks. A line cut short by a crash (the end of a write that never completed)
+ * is cut off when the file is opened: its `append` never resolved, so the collector never
+ * acknowledged it and, while that boot's enclave runs, the enclave sends that record again, which
+ * then takes its place (a boot that has ended sends nothing more: its record is lost); kept, it
+ * would make the whole log fail as malformed at that line. (A torn end that cannot be told from
+ * the file's last 2 × maxLineBytes is kept, and the next append starts on a fresh line.)
  *
  * A failed write (ENOSPC, EIO) may have written part of its batch, ending in a line without its
  * newline that the next write would be glued to. So the store remembers the file's size after the
@@ -224,10 +224,8 @@ export class AuditStore {
         const bytes = encoder.encode(batch.map((p) => p.bytes).join(""));
         try {
           if (this.#dirty) await this.#cutBack();
-          // Another writer (a second host process on this directory) has appended since this
-          // store's last write: writing after its lines would store records twice, and cutting a
-          // failed write back would cut its lines. Refused, and on every later write: nothing of
-          // this store's is written to the file again (the lines stay with the enclave).
+          // Each refusal below holds for every later write too: nothing of this store's is written
+          // to the file again (the lines stay with the enclave until a restarted host stores them).
           const [opened, atPath] = await Promise.all([this.#handle.stat(), lstat(this.path).catch(() => null)]);
           // The file removed, renamed or replaced (by hand, by a log rotation): records written on
           // would be acknowledged, and the enclave drop them, where no verifier looks for them.
@@ -238,6 +236,9 @@ export class AuditStore {
             );
             return;
           }
+          // Another writer (a second host process on this directory) has appended since this
+          // store's last write: writing after its lines would store records twice, and cutting a
+          // failed write back would cut its lines.
           const found = opened.size;
           if (found !== this.#size) {
             this.#rejectFrom(
