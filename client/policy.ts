@@ -144,6 +144,35 @@ export function clientPolicyJson(text: string): unknown {
   }
 }
 
+/**
+ * The accepted evidence types whose attestation section is null, as problems: such a type is never
+ * accepted (appraisal refuses it, TEE_NOT_ACCEPTED), so naming it reads as accepting what the policy
+ * refuses. A section whose type is not accepted is fine: acceptedEvidence narrows the sections.
+ */
+function unacceptableEvidence(accepted: readonly EvidenceType[], a: AttestationPolicy): string[] {
+  // Each type's section, and what stands there instead of it (null when the section is set).
+  const missing: Record<EvidenceType, [string, string | null]> = {
+    "sev-snp": ["attestation.snp", a.snp === null ? "null" : null],
+    tdx: ["attestation.tdx", a.tdx === null ? "null" : null],
+    "azure-snp": [
+      "attestation.azure.snp",
+      a.azure === null ? "attestation.azure null" : a.azure.snp === null ? "null" : null,
+    ],
+    "azure-tdx": [
+      "attestation.azure.tdx",
+      a.azure === null ? "attestation.azure null" : a.azure.tdx === null ? "null" : null,
+    ],
+  };
+  return accepted.flatMap((type, index) => {
+    const [section, found] = missing[type];
+    return found === null
+      ? []
+      : [
+          `acceptedEvidence.${index}: "${type}" expected a policy section ${section}, found ${found} (write the section, or take "${type}" out of acceptedEvidence)`,
+        ];
+  });
+}
+
 /** Parses a client policy (JSON text or value); errors name the field path. */
 export const parseClientPolicy = registeredParser(function parseClientPolicy(input: unknown): ClientPolicy {
   const value = typeof input === "string" ? clientPolicyJson(input) : input;
@@ -177,7 +206,9 @@ export const parseClientPolicy = registeredParser(function parseClientPolicy(inp
     );
     attestation = undefined;
   }
-  if (!result.success || attestation === undefined) {
+  if (result.success && attestation !== undefined)
+    problems.push(...unacceptableEvidence(result.data.acceptedEvidence, attestation));
+  if (!result.success || attestation === undefined || problems.length > 0) {
     // The cause is the attestation section's own error (which holds no input) or none: zod's
     // issues name the fields of the input, which may be misplaced secrets.
     throw new ClientError(

@@ -503,12 +503,20 @@ describe("attestation document", () => {
     });
     const withAzure = (azure: ReturnType<typeof azurePolicy> | null): ClientPolicy => ({
       ...f.policy,
-      acceptedEvidence: ["sev-snp", "azure-snp"],
+      acceptedEvidence: azure === null ? ["sev-snp"] : ["sev-snp", "azure-snp"],
       attestation: { ...f.policy.attestation, trustSimulator: false, azure },
     });
     const run = (policy: ClientPolicy) => verify(doc, { policy, at, nonce, answer }).catch((e: unknown) => e);
     // Without an azure section (the bare snp section does not apply): refused at appraisal.
     expect(await run(withAzure(null))).toMatchObject({ stage: "appraise", code: "TEE_NOT_ACCEPTED" });
+    // Naming azure-snp without the section does not parse: the policy would accept nothing by it.
+    expect(await run({ ...withAzure(null), acceptedEvidence: ["sev-snp", "azure-snp"] })).toMatchObject({
+      stage: "configuration",
+      code: "POLICY_INVALID",
+      message: expect.stringContaining(
+        'acceptedEvidence.1: "azure-snp" expected a policy section attestation.azure.snp',
+      ),
+    });
     // A PCR of another image: refused at appraisal, naming the PCR.
     const wrongPcr = await run(withAzure(azurePolicy("cd".repeat(32))));
     expect(wrongPcr).toMatchObject({ stage: "appraise", code: "AZURE_PCR_NOT_ALLOWED" });

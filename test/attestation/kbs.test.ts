@@ -530,7 +530,13 @@ describe("key broker", () => {
     // The broker's log says which measurement it refused (how an operator learns a new image's).
     expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
     // Also for an evidence type the policy does not accept (checked after the document verified).
-    const snpRefused = broker({ ...policy, acceptedEvidence: ["tdx"] });
+    // Both sections set, only TDX accepted (a policy naming a type whose section is null does not parse).
+    const tdxSection = upReleasePolicy("sim-tdx", operatorPublic).attestation.tdx;
+    const snpRefused = broker({
+      ...policy,
+      acceptedEvidence: ["tdx"],
+      attestation: { ...policy.attestation, tdx: tdxSection },
+    });
     const notAccepted = await refusal(snpRefused.release((await request(snpRefused, sealedDeployment)).body));
     expect(notAccepted).toMatchObject({ stage: "appraise", message: expect.stringContaining("TEE_NOT_ACCEPTED") });
     expect(notAccepted.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
@@ -798,6 +804,7 @@ describe("key broker", () => {
     const zero = "00".repeat(48);
     const tdxLoose = {
       ...policy,
+      acceptedEvidence: ["tdx"],
       attestation: {
         ...policy.attestation,
         trustSimulator: false,
@@ -854,6 +861,7 @@ describe("key broker", () => {
     const azure = (secureBootRequired: boolean, consoleAllowed: boolean) =>
       ({
         ...policy,
+        acceptedEvidence: ["azure-snp"],
         attestation: {
           ...policy.attestation,
           trustSimulator: false,
@@ -880,6 +888,7 @@ describe("key broker", () => {
     const azureTdx = azure(true, false);
     const withTdx = {
       ...azureTdx,
+      acceptedEvidence: ["azure-tdx"],
       attestation: {
         ...azureTdx.attestation,
         azure: {

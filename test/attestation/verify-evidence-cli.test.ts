@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
-import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { simulatorAttestationPolicy, simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { snpPolicyJson } from "./sim-helpers.ts";
 
@@ -110,8 +110,10 @@ describe("verify-evidence --policy with a client policy file", () => {
   });
 
   it("applies the client policy's acceptedEvidence: SEV-SNP evidence fails a policy that accepts only TDX", async () => {
+    // Both sections set, only TDX accepted (a policy naming a type whose section is null does not parse).
+    const tdx = simulatorAttestationPolicy("sim-tdx", "ab".repeat(48)).tdx;
     const tdxOnly = policyFile("client-tdx-only.json", {
-      ...clientPolicy(attestation(false)),
+      ...clientPolicy({ ...attestation(false), tdx }),
       acceptedEvidence: ["tdx"],
     });
     const r = await gcp("--json", "--policy", tdxOnly);

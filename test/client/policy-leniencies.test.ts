@@ -171,3 +171,39 @@ describe("every field is required, bounded, and nothing else is taken", () => {
     }
   });
 });
+
+describe("acceptedEvidence names only evidence types the attestation section can accept", () => {
+  const azureSection = (snp: unknown, tdx: unknown) => ({
+    snp,
+    tdx,
+    pcrs: { "11": ["c".repeat(64)] },
+    secureBootRequired: true,
+    consoleAllowed: false,
+  });
+
+  it("refuses a type whose section is null, naming the entry, the section and what to do", () => {
+    expect(refusal({ ...base, acceptedEvidence: ["sev-snp", "tdx"] })).toBe(
+      'client policy: acceptedEvidence.1: "tdx" expected a policy section attestation.tdx, found null (write the section, or take "tdx" out of acceptedEvidence)',
+    );
+    expect(refusal({ ...base, acceptedEvidence: ["azure-snp"] })).toBe(
+      'client policy: acceptedEvidence.0: "azure-snp" expected a policy section attestation.azure.snp, found attestation.azure null (write the section, or take "azure-snp" out of acceptedEvidence)',
+    );
+  });
+
+  it("refuses an Azure type whose own section inside attestation.azure is null", () => {
+    const snp = structuredClone(base.attestation.snp);
+    const policy = {
+      ...base,
+      acceptedEvidence: ["sev-snp", "azure-tdx"],
+      attestation: { ...structuredClone(base.attestation), azure: azureSection(snp, null) },
+    };
+    expect(refusal(policy)).toContain(
+      'acceptedEvidence.1: "azure-tdx" expected a policy section attestation.azure.tdx, found null',
+    );
+  });
+
+  it("accepts a section with no accepted type (acceptedEvidence narrows what the sections allow)", () => {
+    const policy = parseClientPolicy({ ...base, acceptedEvidence: ["sev-snp"] });
+    expect(policy.acceptedEvidence).toEqual(["sev-snp"]);
+  });
+});

@@ -11,6 +11,7 @@ import {
   SIMULATED_XFAM,
   simulatedMrSeam,
 } from "../../attestation/sim/index.ts";
+import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
 import { policyRisks } from "../../client/policy.ts";
 import { connect } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
@@ -64,8 +65,13 @@ describe("e2e sim-tdx deployment", () => {
       "trusts the INSECURE simulator: anyone can forge its evidence",
     ]);
 
-    // An SNP-only client refuses this enclave, before sending anything.
-    const snpOnly = { ...policy, acceptedEvidence: ["sev-snp" as const] };
+    // An SNP-only client (its SNP section set, the TDX one left but not accepted) refuses this
+    // enclave, before sending anything.
+    const snpOnly = {
+      ...policy,
+      acceptedEvidence: ["sev-snp" as const],
+      attestation: { ...policy.attestation, snp: simulatorAttestationPolicy("sim-snp", "ab".repeat(48)).snp },
+    };
     await expect(
       connect({ url: deployment.running.hostUrl, policy: snpOnly, apiKey: deployment.files.apiKey }),
     ).rejects.toMatchObject({
