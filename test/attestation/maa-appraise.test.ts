@@ -253,6 +253,25 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
     expect(result.violations).toEqual([{ field: claim, code: "MAA_CLAIM_INVALID", expected, found }]);
   });
 
+  it("takes the widest value of each number claim's report field as a value, not an invalid claim", async () => {
+    const widest = withClaims({ "x-ms-sevsnpvm-microcode-svn": 255, "x-ms-sevsnpvm-guestsvn": 2 ** 32 - 1 });
+    expect((await appraised(fixturePolicy(), widest)).violations).toEqual([]);
+    expect((await appraised(fixturePolicy(), withClaims({ "x-ms-sevsnpvm-vmpl": 2 ** 32 - 1 }))).violations).toEqual([
+      { field: "x-ms-sevsnpvm-vmpl", code: "SNP_VMPL_NOT_ALLOWED", expected: "one of [0]", found: "4294967295" },
+    ]);
+  });
+
+  it("refuses a hex claim longer than its report field as invalid, never compared with the policy", async () => {
+    const longer = withClaims({ "x-ms-sevsnpvm-launchmeasurement": `${MEASUREMENT}00` });
+    const [violation, ...more] = (await appraised(fixturePolicy(), longer)).violations;
+    expect(more).toEqual([]);
+    expect([violation?.field, violation?.code, violation?.expected]).toEqual([
+      "x-ms-sevsnpvm-launchmeasurement",
+      "MAA_CLAIM_INVALID",
+      "48 bytes as 96 hex digits",
+    ]);
+  });
+
   it("compares hex as bytes: an upper-case claim or policy value is the same value", async () => {
     const upper = withClaims({ "x-ms-sevsnpvm-launchmeasurement": MEASUREMENT.toUpperCase() });
     expect((await appraised(fixturePolicy(), upper)).violations).toEqual([]);

@@ -1,9 +1,11 @@
+import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
+import { decodeJwt, decodeProtectedHeader, exportJWK, importX509, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
 import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
 import { rejection } from "../helpers/attestation.ts";
+import { TEST_MAA_KID, testMaaSigner } from "../helpers/maa-token.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
 const EXPECTED = JSON.parse(readFileSync(new URL("EXPECTED.json", FIXTURES), "utf8")) as {
@@ -275,6 +277,147 @@ describe("MAA token verification rules", () => {
   });
 });
 
+describe("MAA token verification: boundaries, key-set entries and claim types", () => {
+  const good = token("maa-sgx-sharedwus-2022-05-31.jwt").trim();
+  const [, payload, signature] = good.split(".") as [string, string, string];
+  const withHeader = (header: object) =>
+    `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${payload}.${signature}`;
+  const first = jwks.keys[0] as Record<string, unknown> & { kid: string; x5c: string[] };
+  /** n and e of the first key's certificate, as a JWK states them. */
+  const certificateKey = async () => {
+    const pem = `-----BEGIN CERTIFICATE-----\n${first.x5c[0]}\n-----END CERTIFICATE-----`;
+    return exportJWK(await importX509(pem, "RS256", { extractable: true }));
+  };
+  /** A token of the test key valid from NBF for an hour, with `change` applied to its claims. */
+  const NBF = 1_700_000_000;
+  const claims = (change: Record<string, unknown> = {}) => ({
+    iss: "https://cloister-test.attest.example",
+    nbf: NBF,
+    exp: NBF + 3600,
+    "x-ms-attestation-type": "sevsnpvm",
+    ...change,
+  });
+  const at = (seconds: number) => new Date(seconds * 1000);
+
+  it("names no key by an empty kid, nor by a prefix of one", async () => {
+    const emptyKid = { keys: [{ ...first, kid: "" }] } as JSONWebKeySet;
+    const empty = await rejection(
+      verifyMaaToken(withHeader({ alg: "RS256", kid: "" }), { jwks: emptyKid, at: AT, expectedIssuer: null }),
+    );
+    expect(empty.code).toBe("MAA_UNKNOWN_KEY");
+    const prefix = await rejection(
+      verifyMaaToken(withHeader({ alg: "RS256", kid: first.kid.slice(0, -1) }), { jwks, at: AT, expectedIssuer: null }),
+    );
+    expect(prefix.code).toBe("MAA_UNKNOWN_KEY");
+  });
+
+  it("refuses a JWK whose e, or whose n alone, disagrees with its certificate; takes one stating both as it", async () => {
+    const { n, e } = await certificateKey();
+    for (const key of [
+      { ...first, n, e: "Aw" },
+      { ...first, n: "AQAB" },
+    ]) {
+      const error = await rejection(
+        verifyMaaToken(good, { jwks: { keys: [key] } as JSONWebKeySet, at: AT, expectedIssuer: null }),
+      );
+      expect([error.code, error.message]).toEqual([
+        "MAA_JWKS_INVALID",
+        `MAA key set: key ${JSON.stringify(first.kid)} expected n/e equal to its x5c[0] certificate's key, found different values`,
+      ]);
+    }
+    const honest = { keys: [{ ...first, n, e }] } as JSONWebKeySet;
+    expect((await verifyMaaToken(good, { jwks: honest, at: AT, expectedIssuer: null })).kid).toBe(first.kid);
+  });
+
+  it("refuses a key whose certificate is not RSA, as MAA_JWKS_INVALID naming the kid", async () => {
+    const { sign, certificateFor } = await testMaaSigner();
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "der" });
+    const certificate = certificateFor(new Uint8Array(ec));
+    const ecSet = { keys: [{ kid: TEST_MAA_KID, kty: "EC", x5c: [certificate] }] };
+    const error = await rejection(
+      verifyMaaToken(await sign(claims()), { jwks: ecSet as JSONWebKeySet, at: at(NBF), expectedIssuer: null }),
+    );
+    expect([error.code, error.message]).toEqual([
+      "MAA_JWKS_INVALID",
+      `MAA key set: key ${JSON.stringify(TEST_MAA_KID)} expected an RSA certificate, found ec`,
+    ]);
+  });
+
+  it("takes the token from its nbf second on, earlier by exactly the tolerance", async () => {
+    const { jwks: testSet, sign } = await testMaaSigner();
+    const signed = await sign(claims());
+    expect((await verifyMaaToken(signed, { jwks: testSet, at: at(NBF), expectedIssuer: null })).notBefore).toEqual(
+      at(NBF),
+    );
+    const early = await rejection(
+      verifyMaaToken(signed, { jwks: testSet, at: new Date(NBF * 1000 - 1), expectedIssuer: null }),
+    );
+    expect(early.code).toBe("MAA_TOKEN_NOT_YET_VALID");
+    const tolerated = { jwks: testSet, clockToleranceSeconds: 60, expectedIssuer: null };
+    expect((await verifyMaaToken(signed, { ...tolerated, at: at(NBF - 60) })).attestationType).toBe("sevsnpvm");
+    expect((await rejection(verifyMaaToken(signed, { ...tolerated, at: new Date((NBF - 60) * 1000 - 1) }))).code).toBe(
+      "MAA_TOKEN_NOT_YET_VALID",
+    );
+  });
+
+  it("takes a clock tolerance of 0..300 seconds only", async () => {
+    const { jwks: testSet, sign } = await testMaaSigner();
+    const signed = await sign(claims());
+    expect(
+      (await verifyMaaToken(signed, { jwks: testSet, at: at(NBF), clockToleranceSeconds: 300, expectedIssuer: null }))
+        .issuer,
+    ).toBe("https://cloister-test.attest.example");
+    for (const clockToleranceSeconds of [301, -1, Number.NaN]) {
+      const error = await rejection(
+        verifyMaaToken(signed, { jwks: testSet, at: at(NBF), clockToleranceSeconds, expectedIssuer: null }),
+      );
+      expect(error.code).toBe("MAA_CLOCK_TOLERANCE_RANGE");
+    }
+  });
+
+  // [name, the payload's JSON text, the message after "MAA token: "]
+  const malformed: [string, string, string][] = [
+    ["iss that is not a string", JSON.stringify(claims({ iss: 5 })), "claim iss: expected a string"],
+    [
+      "x-ms-attestation-type that is not a string",
+      JSON.stringify(claims({ "x-ms-attestation-type": 5 })),
+      "claim x-ms-attestation-type: expected a string",
+    ],
+    ["no exp", JSON.stringify(claims({ exp: undefined })), "claim exp: expected a NumericDate, found none"],
+    // JSON.parse reads 1e400 as Infinity: a token that would never expire.
+    [
+      "an exp beyond any date",
+      JSON.stringify(claims()).replace(`"exp":${NBF + 3600}`, '"exp":1e400'),
+      "claim exp: expected a NumericDate, found number",
+    ],
+    ["a payload that is an array", JSON.stringify([claims()]), "payload is not a JSON object"],
+  ];
+
+  it.each(malformed)("refuses a token with %s (MAA_TOKEN_MALFORMED)", async (_name, text, message) => {
+    const { jwks: testSet, signText } = await testMaaSigner();
+    const error = await rejection(
+      verifyMaaToken(await signText(text), { jwks: testSet, at: at(NBF), expectedIssuer: null }),
+    );
+    expect([error.code, error.message]).toEqual(["MAA_TOKEN_MALFORMED", `MAA token: ${message}`]);
+  });
+
+  it("says a text that is not a compact JWS is not one", async () => {
+    const error = await rejection(verifyMaaToken("not a token", { jwks, at: AT, expectedIssuer: null }));
+    expect(error.message).toBe("MAA token: expected a compact JWS (three base64url segments)");
+  });
+
+  it("refuses a key-set entry without an x5c array", () => {
+    for (const key of [{ kid: "a" }, { kid: "a", x5c: "MIIB" }]) {
+      expect(() => parseMaaJwks(JSON.stringify({ keys: [key] }))).toThrow(
+        expect.objectContaining({
+          code: "MAA_JWKS_INVALID",
+          message: "MAA key set: keys[0] expected kid (string) and x5c (array)",
+        }),
+      );
+    }
+  });
+});
+
 describe("MAA key-set getter (injected fetch, no network)", () => {
   it("fetches /certs once per cache period and verifies with the result", async () => {
     const body = readFileSync(new URL(JWKS_PATH, FIXTURES), "utf8");
@@ -292,7 +435,11 @@ describe("MAA key-set getter (injected fetch, no network)", () => {
     const keys = await get();
     await get();
     expect(urls).toEqual(["https://sharedwus.wus.attest.azure.net/certs"]);
-    now += 10_001;
+    now += 9_999;
+    await get();
+    expect(urls).toHaveLength(1);
+    // Cached for cacheMs: from that millisecond on, fetched again.
+    now += 1;
     await get();
     expect(urls).toHaveLength(2);
     expect(

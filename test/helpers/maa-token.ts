@@ -16,6 +16,10 @@ export interface TestMaaSigner {
   readonly jwks: JSONWebKeySet;
   /** `claims` as an RS256 token signed by the key, with kid TEST_MAA_KID. */
   sign(claims: Readonly<Record<string, unknown>>): Promise<string>;
+  /** `payload` exactly as given (JSON.stringify cannot write every JSON text, e.g. 1e400), signed as `sign` does. */
+  signText(payload: string): Promise<string>;
+  /** A certificate (base64 DER, as x5c holds it) for the public key `spki`, issued by the signing key. */
+  certificateFor(spki: Uint8Array): string;
 }
 
 let signer: Promise<TestMaaSigner> | undefined;
@@ -29,19 +33,22 @@ export function testMaaSigner(): Promise<TestMaaSigner> {
 async function makeSigner(): Promise<TestMaaSigner> {
   const key = generateInsecureRsaKey("cloister-test-maa", "maa-signing");
   const name = encodeName([["CN", "Cloister test MAA signing key (INSECURE)"]]);
-  const certificate = writeCertificate(
-    {
-      serial: Uint8Array.of(1),
-      signatureAlgorithm: "rsa-pss-sha384",
-      issuer: name,
-      subject: name,
-      notBefore: new Date("2020-01-01T00:00:00Z"),
-      notAfter: new Date("2049-12-31T00:00:00Z"),
-      spki: key.spki,
-      extensions: [],
-    },
-    (tbs) => signRsaPssSha384(key, tbs),
-  );
+  const certificateFor = (spki: Uint8Array) => {
+    const certificate = writeCertificate(
+      {
+        serial: Uint8Array.of(1),
+        signatureAlgorithm: "rsa-pss-sha384",
+        issuer: name,
+        subject: name,
+        notBefore: new Date("2020-01-01T00:00:00Z"),
+        notAfter: new Date("2049-12-31T00:00:00Z"),
+        spki,
+        extensions: [],
+      },
+      (tbs) => signRsaPssSha384(key, tbs),
+    );
+    return Buffer.from(certificate).toString("base64");
+  };
   const b64url = (n: bigint) =>
     Buffer.from(bigIntToBytes(n, Math.ceil(n.toString(16).length / 2))).toString("base64url");
   const privateKey = await importJWK(
@@ -58,12 +65,10 @@ async function makeSigner(): Promise<TestMaaSigner> {
     },
     "RS256",
   );
-  const jwks = { keys: [{ kid: TEST_MAA_KID, kty: "RSA", x5c: [Buffer.from(certificate).toString("base64")] }] };
-  return {
-    jwks,
-    sign: (claims) =>
-      new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-        .setProtectedHeader({ alg: "RS256", kid: TEST_MAA_KID, typ: "JWT" })
-        .sign(privateKey),
-  };
+  const jwks = { keys: [{ kid: TEST_MAA_KID, kty: "RSA", x5c: [certificateFor(key.spki)] }] };
+  const signText = (payload: string) =>
+    new CompactSign(new TextEncoder().encode(payload))
+      .setProtectedHeader({ alg: "RS256", kid: TEST_MAA_KID, typ: "JWT" })
+      .sign(privateKey);
+  return { jwks, sign: (claims) => signText(JSON.stringify(claims)), signText, certificateFor };
 }
