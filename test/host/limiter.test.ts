@@ -90,4 +90,56 @@ describe("the forwarding limiter", () => {
     (await next)();
     expect(limiter.active).toBe(0);
   });
+  it("refuses at once a request past a full queue, however long the wait would be", async () => {
+    vi.useFakeTimers();
+    const limiter = new ConcurrencyLimiter(options({ maxQueued: 1, queueTimeoutMs: 60_000 }));
+    const release = await limiter.acquire();
+    const waiting = limiter.acquire();
+    const refused = limiter.acquire().catch((error: unknown) => error);
+    // Refused before any timer runs: no place in the queue was made for it.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await Promise.race([refused, "still waiting"])).toMatchObject({ code: "HOST_BUSY", retryAfterSeconds: 7 });
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 1, queued: 1 });
+    release();
+    (await waiting)();
+  });
+
+  it("leaves no timer and no abort listener behind for a waiter, served, aborted or timed out", async () => {
+    vi.useFakeTimers();
+    const limiter = new ConcurrencyLimiter(options({ maxQueued: 3, queueTimeoutMs: 500 }));
+    const release = await limiter.acquire();
+    const watched = () => {
+      const controller = new AbortController();
+      const added = vi.spyOn(controller.signal, "addEventListener");
+      const removed = vi.spyOn(controller.signal, "removeEventListener");
+      const listeners = () => ({
+        added: added.mock.calls.map((call) => call[1]),
+        removed: removed.mock.calls.map((call) => call[1]),
+      });
+      return { controller, listeners };
+    };
+    const served = watched();
+    const aborted = watched();
+    const servedSlot = limiter.acquire(served.controller.signal);
+    const abortedWait = limiter.acquire(aborted.controller.signal).catch((error: unknown) => error);
+    expect(vi.getTimerCount()).toBe(2);
+    aborted.controller.abort(new Error("client gone"));
+    expect(await abortedWait).toMatchObject({ message: "client gone" });
+    release();
+    const releaseServed = await servedSlot;
+    // Both left the queue: their timers are cleared, their listeners removed.
+    expect(vi.getTimerCount()).toBe(0);
+    for (const { listeners } of [served, aborted]) {
+      const { added, removed } = listeners();
+      expect(added).toHaveLength(1);
+      expect(removed).toEqual(added);
+    }
+    const timedOut = watched();
+    const timedOutWait = limiter.acquire(timedOut.controller.signal).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await timedOutWait).toMatchObject({ code: "HOST_BUSY" });
+    expect(timedOut.listeners().removed).toEqual(timedOut.listeners().added);
+    releaseServed();
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 0, queued: 0 });
+  });
 });
