@@ -829,6 +829,27 @@ describe("attestation document", () => {
     }
   });
 
+  it("takes a nonce answer whose iat is maxClockSkewSeconds away at most, and none without a number for it", async () => {
+    const nonce = nacl.randomBytes(32);
+    const answer = payloadOf(await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW }));
+    const withIat = (iat: unknown) => signAs(f.keys, NONCE_ANSWER_TYPE, { ...answer, iat });
+    const seconds = NOW.getTime() / 1000;
+    for (const iat of [seconds - 120, seconds + 120]) {
+      const verified = await verify(f.document, { nonce, answer: await withIat(iat) });
+      expect(verified.documentDigest, `iat ${iat - seconds} s`).toMatch(/^[0-9a-f]{64}$/);
+    }
+    // Past the skew either way; and an iat that is no number (absent, text) is no time at all.
+    for (const iat of [seconds - 121, seconds + 121, undefined, "now", null]) {
+      await expect(
+        verify(f.document, { nonce, answer: await withIat(iat) }),
+        `iat ${String(iat)}`,
+      ).rejects.toMatchObject({
+        stage: "nonce",
+        code: "NONCE_STALE",
+      });
+    }
+  });
+
   it("lists every appraisal violation in the error", async () => {
     const policy: ClientPolicy = {
       ...f.policy,
