@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
 import { readSecretFile } from "../../client/cli/run-client.ts";
 import { localToken, TOKEN_FILE_BOUND } from "../../client/cli/run-proxy.ts";
+import { proxyTokenProblem } from "../../client/proxy.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -103,4 +104,17 @@ describe("localToken", () => {
     execFileSync("mkfifo", ["-m", "600", fifo]);
     await expect(localToken(fifo)).rejects.toThrow(`--token-file: "${fifo}" is not a regular file`);
   }, 5_000);
+});
+
+describe("proxyTokenProblem (the proxy's and its token file's rule)", () => {
+  it("takes 32..256 printable ASCII characters, and names the length or the character class of any other", () => {
+    for (const token of ["!".repeat(32), "~".repeat(256), TOKEN]) expect(proxyTokenProblem(token)).toBeNull();
+    expect(proxyTokenProblem("x".repeat(31))).toBe("31 characters");
+    expect(proxyTokenProblem("x".repeat(257))).toBe("257 characters");
+    for (const odd of [" ", "\x7f", "\u00e9"]) {
+      expect(proxyTokenProblem(`${"x".repeat(40)}${odd}`), JSON.stringify(odd)).toBe(
+        "a character other than printable ASCII (a space, a control character, a letter beyond ASCII)",
+      );
+    }
+  });
 });

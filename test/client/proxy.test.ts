@@ -10,6 +10,7 @@ import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
 import type { ChatEvent, Session } from "../../client/sdk.ts";
+import { REQUEST_LIMITS as L } from "../../sealed/request-limits.ts";
 import { usage } from "../enclave/helpers.ts";
 import { closeServers, connectTo, type Script, serve } from "./helpers.ts";
 
@@ -1048,5 +1049,84 @@ describe("proxy: answers, streamed chunk by chunk or whole", () => {
     });
     const sse = await sseData(await post("/v1/completions", { model, prompt: "hi", stream: true }));
     expect((done(sse) as { cloister: unknown }).cloister).toEqual({ receipt: expect.any(String), audit: null });
+  });
+});
+
+describe("proxy: the edges of its request checks", () => {
+  it("takes each numeric parameter at its limits, and refuses it just past them or as a fraction where a whole number is due", async () => {
+    const { model, post } = await proxyFor();
+    for (const extra of [
+      { temperature: L.temperature.min },
+      { temperature: L.temperature.max },
+      { top_p: L.topP.max },
+      { max_tokens: L.maxTokens.min },
+      { max_completion_tokens: L.maxTokens.max },
+      { seed: L.seed.min },
+      { seed: L.seed.max },
+    ]) {
+      expect((await post("/v1/chat/completions", ask(model, extra))).status, JSON.stringify(extra)).toBe(200);
+    }
+    for (const [extra, message] of [
+      [{ temperature: L.temperature.max + 0.001 }, "temperature: expected a number in 0..2, found 2.001"],
+      [{ temperature: -0.001 }, "temperature: expected a number in 0..2, found -0.001"],
+      [{ max_tokens: L.maxTokens.max + 1 }, "max_tokens: expected a number in 1..1000000, found 1000001"],
+      [{ max_tokens: 0 }, "max_tokens: expected a number in 1..1000000, found 0"],
+      [{ max_tokens: 1.5 }, "max_tokens: expected an integer, found 1.5"],
+      [{ seed: 0.5 }, "seed: expected an integer, found 0.5"],
+    ] as const) {
+      const response = await post("/v1/chat/completions", ask(model, extra));
+      expect(response.status, message).toBe(400);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toBe(message);
+    }
+  });
+
+  it("takes the token only as the whole of a Bearer credential", async () => {
+    const { url } = await proxyFor();
+    for (const authorization of [`xBearer ${TOKEN}`, `Basic eA==, Bearer ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+      const response = await fetch(`${url}/v1/models`, { headers: { authorization } });
+      expect(response.status, authorization.slice(0, 8)).toBe(401);
+    }
+  });
+
+  it("refuses a model name that only begins with the attested one, in a request or GET /v1/models/{id}", async () => {
+    const { model, post, get } = await proxyFor();
+    const longer = await post("/v1/chat/completions", ask(`${model}x`));
+    expect({ status: longer.status, body: await longer.json() }).toMatchObject({
+      status: 404,
+      body: { error: { code: "model_not_found", param: "model" } },
+    });
+    expect((await get(`/v1/models/${model}x`)).status).toBe(404);
+  });
+
+  it("refuses every response_format type but text, and a prompt of another type, as its own check (not the SDK's)", async () => {
+    const { model, post } = await proxyFor();
+    for (const type of ["json_schema", "json_object", "Text", null]) {
+      const response = await post("/v1/chat/completions", ask(model, { response_format: { type } }));
+      expect(await response.json(), String(type)).toMatchObject({
+        error: { code: "unsupported_parameter", param: "response_format" },
+      });
+    }
+    for (const prompt of [["a", "b"], 5, undefined]) {
+      const response = await post("/v1/completions", { model, prompt });
+      expect(await response.json(), JSON.stringify(prompt)).toMatchObject({
+        error: { code: "invalid_value", param: "prompt" },
+      });
+    }
+  });
+
+  it("reads a body of exactly 4 MiB (the bound docs/errors.md states), and answers one byte more with 413", async () => {
+    const { model, post } = await proxyFor();
+    const bound = 4 * 1024 * 1024;
+    const sized = (bytes: number) => {
+      const head = JSON.stringify(ask(model, { padding: "" }));
+      return head.replace('"padding":""', `"padding":"${"x".repeat(bytes - head.length)}"`);
+    };
+    const atLimit = await post("/v1/chat/completions", sized(bound));
+    // Read whole, then refused for what it says (padding is no parameter), not for its size.
+    expect({ status: atLimit.status, body: await atLimit.json() }).toMatchObject({
+      status: 400,
+      body: { error: { code: "unsupported_parameter", param: "padding" } },
+    });
+    expect((await post("/v1/chat/completions", sized(bound + 1))).status).toBe(413);
   });
 });
