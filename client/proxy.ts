@@ -265,10 +265,22 @@ function asProxyError(error: unknown): ProxyError {
  * app's request (a prompt).
  */
 function faultOf(error: unknown): string {
-  if (!(error instanceof Error)) return `a thrown ${error === null ? "null" : typeof error}`;
+  if (error instanceof ThrownValue) return `a thrown ${error.thrown === null ? "null" : typeof error.thrown}`;
+  if (!(error instanceof Error)) return "Error";
   const name = /^[A-Za-z_$][\w$]{0,63}$/.test(error.constructor.name) ? error.constructor.name : "Error";
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? `${name} ${code}` : name;
+}
+
+/**
+ * A thrown value that is not an Error, as an Error: hono hands only Errors to onError, and lets any
+ * other value through every middleware, so the request had no log line and no answer in OpenAI's shape.
+ */
+class ThrownValue extends Error {
+  constructor(readonly thrown: unknown) {
+    super("a value that is not an Error was thrown");
+    this.name = "ThrownValue";
+  }
 }
 
 type NodeResponse = { writableLength: number; destroyed: boolean; destroy(): void };
@@ -547,6 +559,16 @@ export function createProxyApp(options: ProxyOptions): Hono {
         ...(fault === undefined ? {} : { fault }),
       }),
     );
+  });
+
+  // Inside the log line's middleware, so that a thrown value that is not an Error reaches onError
+  // (as a ThrownValue) and the request is logged and answered as any other fault.
+  app.use("*", async (_c, next) => {
+    try {
+      await next();
+    } catch (thrown) {
+      throw thrown instanceof Error ? thrown : new ThrownValue(thrown);
+    }
   });
 
   app.onError((error, c) => {

@@ -96,6 +96,22 @@ async function readUntilCut(response: Response): Promise<{ text: string; cut: bo
   }
 }
 
+/** Wraps a session so that its chat throws `error` (a fault of the proxy itself, as far as the app can tell). */
+function throwingChat(error: unknown) {
+  return (session: Session): Session =>
+    new Proxy(session, {
+      get(target, name) {
+        if (name === "chat") {
+          return () => {
+            throw error;
+          };
+        }
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+}
+
 const ask = (model: string, extra: Record<string, unknown> = {}) => ({
   model,
   messages: [{ role: "user", content: "hello" }],
@@ -393,18 +409,7 @@ describe("proxy: failures", () => {
     }
     const { model, post, log } = await proxyFor(
       undefined,
-      (session) =>
-        new Proxy(session, {
-          get(target, name) {
-            if (name === "chat") {
-              return () => {
-                throw new Broken("the prompt was: my card is 4111 1111 1111 1111");
-              };
-            }
-            const value: unknown = Reflect.get(target, name, target);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
+      throwingChat(new Broken("the prompt was: my card is 4111 1111 1111 1111")),
     );
     const response = await post("/v1/chat/completions", ask(model));
     expect(response.status).toBe(500);
@@ -413,6 +418,27 @@ describe("proxy: failures", () => {
       expect.objectContaining({ type: "proxy", status: 500, fault: "Broken EBROKEN" }),
     );
     expect(log.join("\n")).not.toContain("4111");
+  });
+
+  it("a fault's code or class name not of the usual shape is left out of its log line (it may carry the request); a thrown non-Error is logged and answered too", async () => {
+    const coded = Object.assign(new Error("x"), { code: "card 4111 1111 1111 1111" });
+    class Named extends Error {}
+    Object.defineProperty(Named, "name", { value: "card 4111 1111 1111 1111" });
+    for (const [error, fault] of [
+      [coded, "Error"],
+      [new Named("x"), "Error"],
+      ["card 4111 1111 1111 1111", "a thrown string"],
+    ] as const) {
+      const { model, post, log } = await proxyFor(undefined, throwingChat(error));
+      const response = await post("/v1/chat/completions", ask(model));
+      // In OpenAI's shape, even for a thrown value that is not an Error (hono's onError never sees one).
+      expect({ status: response.status, body: await response.json() }).toMatchObject({
+        status: 500,
+        body: { error: { code: "internal_error" } },
+      });
+      expect(log.map((l) => JSON.parse(l))).toContainEqual(expect.objectContaining({ status: 500, fault }));
+      expect(log.join("\n")).not.toContain("4111");
+    }
   });
 
   it("a host's redirect (not followed) is a 502 host_redirect the openai SDKs do not retry", async () => {
