@@ -253,6 +253,17 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
     expect(result.violations).toEqual([{ field: claim, code: "MAA_CLAIM_INVALID", expected, found }]);
   });
 
+  it("reports every violation at once: a wrong issuer does not hide what the claims say", async () => {
+    const policy = {
+      ...withSnp({ hostData: "cd".repeat(32) }),
+      maa: { ...withSnp({ hostData: "cd".repeat(32) }).maa, issuers: [`${ISSUER}/`] },
+    };
+    expect((await appraised(policy)).violations.map((v) => v.code)).toEqual([
+      "MAA_ISSUER_NOT_ALLOWED",
+      "SNP_HOST_DATA_MISMATCH",
+    ]);
+  });
+
   it("takes the widest value of each number claim's report field as a value, not an invalid claim", async () => {
     const widest = withClaims({ "x-ms-sevsnpvm-microcode-svn": 255, "x-ms-sevsnpvm-guestsvn": 2 ** 32 - 1 });
     expect((await appraised(fixturePolicy(), widest)).violations).toEqual([]);

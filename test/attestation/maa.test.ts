@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader, exportJWK, importX509, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
-import { createMaaJwksGetter, parseMaaJwks, verifyMaaToken } from "../../attestation/azure/maa.ts";
+import { createMaaJwksGetter, parseMaaJwks, VerifiedMaaToken, verifyMaaToken } from "../../attestation/azure/maa.ts";
 import { base64ToBytes, parseCertificate } from "../../attestation/x509.ts";
 import { rejection } from "../helpers/attestation.ts";
 import { TEST_MAA_KID, testMaaSigner } from "../helpers/maa-token.ts";
@@ -404,6 +404,48 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
   it("says a text that is not a compact JWS is not one", async () => {
     const error = await rejection(verifyMaaToken("not a token", { jwks, at: AT, expectedIssuer: null }));
     expect(error.message).toBe("MAA token: expected a compact JWS (three base64url segments)");
+  });
+
+  it("verifies a token with white space around it, as read from a file", async () => {
+    expect((await verifyMaaToken(`\n ${good}\n`, { jwks, at: AT, expectedIssuer: null })).kid).toBe(first.kid);
+  });
+
+  it("refuses a protected header jose rejects as a malformed token, not as a bad signature", async () => {
+    const error = await rejection(
+      verifyMaaToken(withHeader({ alg: "RS256", kid: first.kid, crit: ["x-cloister-test"], "x-cloister-test": 1 }), {
+        jwks,
+        at: AT,
+        expectedIssuer: null,
+      }),
+    );
+    expect([error.code, error.message]).toEqual(["MAA_TOKEN_MALFORMED", "MAA token: JWS structure rejected"]);
+  });
+
+  it("describes an untrusted alg or kid as untrusted text in its refusal (no terminal control reaches a log)", async () => {
+    const alg = await rejection(
+      verifyMaaToken(withHeader({ alg: "\u001b[2JRS256" }), { jwks, at: AT, expectedIssuer: null }),
+    );
+    const kid = await rejection(
+      verifyMaaToken(withHeader({ alg: "RS256", kid: "\u001b[2Jkid" }), { jwks, at: AT, expectedIssuer: null }),
+    );
+    for (const error of [alg, kid]) expect(error.message).not.toContain("\u001b");
+    expect([alg.code, kid.code]).toEqual(["MAA_ALG_NOT_ALLOWED", "MAA_UNKNOWN_KEY"]);
+  });
+
+  it("says a key whose x5c[0] is empty has no certificate", async () => {
+    const empty = { keys: [{ ...first, x5c: [""] }] } as JSONWebKeySet;
+    const error = await rejection(verifyMaaToken(good, { jwks: empty, at: AT, expectedIssuer: null }));
+    expect([error.code, error.message]).toEqual([
+      "MAA_JWKS_INVALID",
+      `MAA key set: key ${JSON.stringify(first.kid)} expected an x5c certificate, found none`,
+    ]);
+  });
+
+  it("makes a VerifiedMaaToken only for verifyMaaToken (the class is exported, its key is not)", () => {
+    const Construct = VerifiedMaaToken as unknown as new (...args: unknown[]) => VerifiedMaaToken;
+    const forge = () =>
+      new Construct(Symbol("VerifiedMaaToken"), {}, "kid", "sevsnpvm", "iss", new Date(), null, new Date());
+    expect(forge).toThrow("VerifiedMaaToken is produced by verifyMaaToken only");
   });
 
   it("refuses a key-set entry without an x5c array", () => {
