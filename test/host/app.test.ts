@@ -514,6 +514,34 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await (await first).text()).toBe("ok");
   });
 
+  it("gives a key its share back when its request leaves the queue, so the key is not locked out", async () => {
+    const held: ServerResponse[] = [];
+    const { sealed, get } = await setup({
+      limits: { maxInFlight: 1, maxQueued: 1, maxInFlightPerKey: 2, queueTimeoutMs: 60_000 },
+      enclave: (req, res) => (req.url === "/sealed" ? held.push(res) : res.writeHead(200).end()),
+    });
+    const first = sealed(envelope());
+    await until(() => held.length === 1);
+    const inQueue = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
+    // The key holds one of its two shares; each request that leaves the queue must give the second back.
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const waiting = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
+      for (let j = 0; j < 200 && (await inQueue()) !== 1; j++) await sleep(5);
+      controller.abort();
+      expect(await waiting, `request ${i}`).toBeInstanceOf(Error);
+      for (let j = 0; j < 200 && (await inQueue()) !== 0; j++) await sleep(5);
+    }
+    // The key's second share is free again: its next request waits for the slot and is served.
+    const queued = sealed(envelope());
+    for (let j = 0; j < 200 && (await inQueue()) !== 1; j++) await sleep(5);
+    held[0]?.writeHead(200).end("first");
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("queued");
+    expect(await (await first).text()).toBe("first");
+    expect(await (await queued).text()).toBe("queued");
+  });
+
   it("charges no rate-limit token for a request refused with HOST_BUSY (it was never forwarded)", async () => {
     const held: ServerResponse[] = [];
     const { sealed } = await setup({
