@@ -788,6 +788,8 @@ describe("attestation document", () => {
       ["padding", `${spelled}=`, '"=" at character 43'],
       ["white space", `${spelled.slice(0, 20)} ${spelled.slice(20)}`, '" " at character 20'],
       ["unused bits set", unusedBitSet(spelled), "unused bits set in its last character"],
+      // 4k+1 characters: no byte string has that length in base64url.
+      ["a length of 4k+1", `${spelled}AA`, "a length of 4k+1 (45 characters)"],
     ]) {
       const respelled = await signAs(f.keys, NONCE_ANSWER_TYPE, { ...payloadOf(answer), eat_nonce: eatNonce });
       await expect(verify(f.document, { nonce, answer: respelled }), `eat_nonce with ${name}`).rejects.toMatchObject({
