@@ -201,6 +201,18 @@ describe("MAA appraisal of the real sevsnpvm token's claims", () => {
       ["x-ms-sevsnpvm-guestsvn", "SNP_GUEST_SVN_TOO_LOW", ">= 3", "2"],
     ],
     [
+      "attestationTypes (a type that only begins with an allowed one)",
+      fixturePolicy(),
+      withClaims({ "x-ms-attestation-type": "sevsnpvm2" }),
+      ["x-ms-attestation-type", "MAA_ATTESTATION_TYPE_NOT_ALLOWED", "sevsnpvm", '"sevsnpvm2"'],
+    ],
+    [
+      "an issuer differing only in case (iss is compared as the exact string)",
+      fixturePolicy(),
+      withClaims({ iss: ISSUER.toUpperCase() }),
+      ["iss", "MAA_ISSUER_NOT_ALLOWED", ISSUER, JSON.stringify(ISSUER.toUpperCase())],
+    ],
+    [
       "an issuer differing only by a trailing slash",
       { ...fixturePolicy(), maa: { ...fixturePolicy().maa, issuers: [`${ISSUER}/`] } },
       CLAIMS,

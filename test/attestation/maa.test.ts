@@ -507,5 +507,15 @@ describe("MAA key-set getter (injected fetch, no network)", () => {
       fetch: async () => ({ ok: false, status: 503, text: async () => "" }),
     });
     expect((await rejection(get())).code).toBe("MAA_JWKS_FETCH_FAILED");
+    // Any status but a success, a client error too: its body is never read as a key set.
+    const notFound = createMaaJwksGetter({
+      instance: "https://example.test",
+      fetch: async () => ({ ok: false, status: 404, text: async () => '{"keys":[]}' }),
+    });
+    const error = await rejection(notFound());
+    expect([error.code, error.message]).toEqual([
+      "MAA_JWKS_FETCH_FAILED",
+      "MAA key set: GET https://example.test/certs expected status 200, found 404",
+    ]);
   });
 });
