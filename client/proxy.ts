@@ -475,7 +475,9 @@ function chatMessages(value: unknown): ChatMessage[] {
   }
   return value.map((m, i) => {
     const message = objectBody(m, `messages[${i}]`);
-    const role = typeof message.role === "string" ? ROLES[message.role] : undefined;
+    // Own keys only: ROLES["constructor"] is Object's, and would pass for a role.
+    const role =
+      typeof message.role === "string" && Object.hasOwn(ROLES, message.role) ? ROLES[message.role] : undefined;
     if (role === undefined) {
       throw invalid(
         `messages[${i}].role`,

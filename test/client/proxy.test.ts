@@ -1114,6 +1114,20 @@ describe("proxy: the edges of its request checks", () => {
     }
   });
 
+  it("takes only the four roles, not a name every object has (constructor, toString)", async () => {
+    const { model, post } = await proxyFor();
+    for (const role of ["constructor", "toString", "__proto__"]) {
+      const response = await post("/v1/chat/completions", { model, messages: [{ role, content: "hi" }] });
+      const { error } = (await response.json()) as { error: { code: string; param: string; message: string } };
+      expect({ status: response.status, code: error.code, param: error.param }, role).toEqual({
+        status: 400,
+        code: "invalid_value",
+        param: "messages[0].role",
+      });
+      expect(error.message).toMatch(/^messages\[0\]\.role: expected system, developer, user or assistant, found /);
+    }
+  });
+
   it("refuses a model name that only begins with the attested one, in a request or GET /v1/models/{id}", async () => {
     const { model, post, get } = await proxyFor();
     const longer = await post("/v1/chat/completions", ask(`${model}x`));
