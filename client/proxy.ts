@@ -370,7 +370,8 @@ type ExpectModel = NonNullable<GenerationOptions["expectModel"]>;
 function refuseUnsupported(body: Json, endpoint: Endpoint): void {
   for (const [name, value] of Object.entries(body)) {
     if (value === null || ACCEPTED[endpoint].has(name) || ACCEPTED_BOTH.includes(name)) continue;
-    const neutral = NEUTRAL[name];
+    // Own keys only, as for ROLES: NEUTRAL["constructor"] is Object's.
+    const neutral = Object.hasOwn(NEUTRAL, name) ? NEUTRAL[name] : undefined;
     if (neutral !== undefined && (neutral.endpoint ?? endpoint) === endpoint) {
       if (value === neutral.value) continue;
       throw invalid(

@@ -1128,6 +1128,20 @@ describe("proxy: the edges of its request checks", () => {
     }
   });
 
+  it("calls a parameter named like an object's own members (constructor, toString) unsupported, not neutral", async () => {
+    const { model, post } = await proxyFor();
+    for (const name of ["constructor", "toString", "hasOwnProperty"]) {
+      const response = await post("/v1/chat/completions", { ...ask(model), [name]: 0 });
+      const { error } = (await response.json()) as { error: { code: string; param: string; message: string } };
+      expect({ status: response.status, code: error.code, param: error.param }, name).toEqual({
+        status: 400,
+        code: "unsupported_parameter",
+        param: name,
+      });
+      expect(error.message, name).toBe(`${name}: not supported by this proxy (the attested enclave cannot honour it)`);
+    }
+  });
+
   it("refuses a model name that only begins with the attested one, in a request or GET /v1/models/{id}", async () => {
     const { model, post, get } = await proxyFor();
     const longer = await post("/v1/chat/completions", ask(`${model}x`));
