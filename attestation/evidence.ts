@@ -150,10 +150,6 @@ export async function verifyDocumentEvidence(
           collateral: tdx?.collateral,
           crls: tdx?.crls,
         });
-        // Remembered verifications (document.ts) must not outlive the collateral either.
-        const collateralNextUpdate = [verified.tcbInfo, verified.qeIdentity].map((c) =>
-          c === null ? Number.POSITIVE_INFINITY : Date.parse(c.nextUpdate),
-        );
         return {
           type: "tdx",
           evidence: verified,
@@ -171,7 +167,8 @@ export async function verifyDocumentEvidence(
                   revocationChecked: verified.revocationChecked,
                 }),
           },
-          certificatesNotAfter: Math.min(earliestNotAfter(verified), ...collateralNextUpdate),
+          // Remembered verifications (document.ts) must not outlive the collateral either.
+          certificatesNotAfter: Math.min(earliestNotAfter(verified), verified.collateralNotAfter),
         };
       }
       case "azure-snp":

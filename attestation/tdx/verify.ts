@@ -135,6 +135,13 @@ export interface VerifiedTdxQuote {
   readonly tcbStatus: TdxTcbStatus | null;
   /** Revocation was checked against current (or, if accepted, stale) CRLs. */
   readonly revocationChecked: boolean;
+  /**
+   * The earliest end (ms since the epoch; +Infinity for none) of what the collateral checks used: the
+   * nextUpdate of the TCB info, the QE identity and the CRLs and, under the strict signer validity,
+   * the collateral signers' notAfter. Past it, the same collateral is refused (COLLATERAL_EXPIRED,
+   * CRL_EXPIRED, CERT_EXPIRED): a remembered verification (attestation/document.ts) must not outlive it.
+   */
+  readonly collateralNotAfter: number;
   /** Human-readable notes about relaxed checks (stale collateral, expired signer). */
   readonly warnings: readonly string[];
 }
@@ -243,7 +250,8 @@ const UNUSABLE_CRL = new Set([
  * so their fields are trusted); one usable CRL is required (TDX_CRL_MISSING, or why the only ones
  * may not be used). One that may not be used for `cert` (signature, scope, a critical extension) is
  * passed over. A serial that any usable one lists is refused (whatever their order), and the newest
- * usable one issued by `at` answers for freshness (CRL_EXPIRED / CRL_NOT_YET_VALID, or a stale warning).
+ * usable one issued by `at` answers for freshness (CRL_EXPIRED / CRL_NOT_YET_VALID, or a stale warning):
+ * its nextUpdate is returned (+Infinity for none).
  */
 async function checkAgainstCrls(
   cert: Certificate,
@@ -253,7 +261,7 @@ async function checkAgainstCrls(
   at: Date,
   acceptStale: boolean,
   warnings: string[],
-): Promise<void> {
+): Promise<number> {
   const mine = crls.filter((c) => bytesEqual(c.issuerDer, issuer.subjectDer));
   if (mine.length === 0) {
     const ca = PCK_CRL_CA[commonNameOf(issuer.subjectDer)];
@@ -289,6 +297,7 @@ async function checkAgainstCrls(
   }
   checkCrlCurrent(crl, when);
   checkNotListed(cert, crl, role);
+  return crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY;
 }
 
 function collateralInfo(
@@ -349,9 +358,10 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
   // 2. Revocation.
   // Parsed here from the DER, as the quote is: a parsed CRL handed in is not trusted as given.
   const crls = options.crls?.map((c) => parseCrl(c instanceof Uint8Array ? c : c.der));
+  const notAfter: number[] = [];
   if (crls !== undefined) {
-    await checkAgainstCrls(leaf, ca, "PCK leaf", crls, at, acceptStale, warnings);
-    await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings);
+    notAfter.push(await checkAgainstCrls(leaf, ca, "PCK leaf", crls, at, acceptStale, warnings));
+    notAfter.push(await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings));
   }
 
   // 3-5. QE report signature, attestation-key binding, quote signature — in this order.
@@ -410,8 +420,12 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     const doc = parseTdxTcbInfo(options.collateral.tcbInfo.json);
     const chain = parseIssuerChain(options.collateral.tcbInfo.issuerChain, "TDX TCB info");
     const signed = await verifyTdxCollateralSignature(doc, chain, checkOptions);
+    notAfter.push(doc.nextUpdate.getTime());
+    if (signerValidity === "strict") notAfter.push(signed.signer.notAfter.getTime());
     if (crls !== undefined) {
-      await checkAgainstCrls(signed.signer, anchor.root, "TCB info signer", crls, at, acceptStale, warnings);
+      notAfter.push(
+        await checkAgainstCrls(signed.signer, anchor.root, "TCB info signer", crls, at, acceptStale, warnings),
+      );
     }
     tcbInfoInfo = collateralInfo(doc, signed);
     noteRelaxed("TCB info", tcbInfoInfo);
@@ -421,8 +435,12 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     const doc = parseTdQeIdentity(options.collateral.qeIdentity.json);
     const chain = parseIssuerChain(options.collateral.qeIdentity.issuerChain, "TD QE identity");
     const signed = await verifyTdxCollateralSignature(doc, chain, checkOptions);
+    notAfter.push(doc.nextUpdate.getTime());
+    if (signerValidity === "strict") notAfter.push(signed.signer.notAfter.getTime());
     if (crls !== undefined) {
-      await checkAgainstCrls(signed.signer, anchor.root, "QE identity signer", crls, at, acceptStale, warnings);
+      notAfter.push(
+        await checkAgainstCrls(signed.signer, anchor.root, "QE identity signer", crls, at, acceptStale, warnings),
+      );
     }
     const info = collateralInfo(doc, signed);
     noteRelaxed("QE identity", info);
@@ -444,6 +462,7 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     qeIdentity,
     tcbStatus,
     revocationChecked: crls !== undefined,
+    collateralNotAfter: Math.min(...notAfter),
     warnings: Object.freeze(warnings),
   }) as unknown as VerifiedTdxQuote;
   VERIFIED.add(verified);

@@ -55,10 +55,10 @@ function collateral(options: Partial<InsecureSimulatedTdxCollateralOptions> = {}
   };
 }
 
-async function verify(given: AttestationCollateral | null) {
+async function verify(given: AttestationCollateral | null, at = NOW) {
   const nonce = nacl.randomBytes(32);
-  const answer = await createNonceAnswer({ keys, document, nonce, now: NOW });
-  return verifyWithClientPolicy(document, policy, { value: nonce, answer }, NOW, given);
+  const answer = await createNonceAnswer({ keys, document, nonce, now: at });
+  return verifyWithClientPolicy(document, policy, { value: nonce, answer }, at, given);
 }
 
 describe("already verified TDX document and its collateral", () => {
@@ -104,6 +104,18 @@ describe("already verified TDX document and its collateral", () => {
     const revoking = collateral({ revokePck: true }).tdx.crls;
     crls.splice(0, crls.length, ...revoking);
     await expect(verify(served)).rejects.toMatchObject({ code: expect.stringMatching(/REVOKED/) });
+  });
+});
+
+describe("already verified TDX document and time", () => {
+  it("verifies again past a CRL's nextUpdate, even within the remembered window", async () => {
+    // The CRLs end 10 s after NOW, the TCB info and QE identity 30 days after the hour back.
+    const crlsEnd = new Date(Math.floor(NOW.getTime() / 1000) * 1000 + 10_000);
+    const served = { tdx: { ...collateral().tdx, crls: collateral({ nextUpdate: crlsEnd }).tdx.crls } };
+    expect((await verify(served)).details.tcbStatus).toBe("UpToDate");
+    await expect(verify(served, new Date(crlsEnd.getTime() + 5_000))).rejects.toMatchObject({
+      code: "CRL_EXPIRED",
+    });
   });
 });
 
