@@ -262,14 +262,16 @@ export function failureFrom(error: unknown): { stage: string; code: string; reas
 }
 
 /**
- * The codes of a certificate, CRL, TCB info or MAA token past its validity at the verification time:
- * at the default time, now, evidence captured a while ago fails with these, and `--at` is the way out.
- * (The "not yet valid" codes are left out: at now, they mean a wrong clock, which `--at` does not fix.)
+ * The codes of a certificate, CRL, TCB info or MAA token past its validity at the verification time
+ * (a collateral signer's too: the default, strict, rule checks it at --at): at the default time,
+ * now, evidence captured a while ago fails with these, and `--at` is the way out. (The "not yet
+ * valid" codes are left out: at now, they mean a wrong clock, which `--at` does not fix.)
  */
 const EXPIRED_CODES: ReadonlySet<string> = new Set([
   "CERT_EXPIRED",
   "CRL_EXPIRED",
   "COLLATERAL_EXPIRED",
+  "COLLATERAL_SIGNER_EXPIRED",
   "MAA_SIGNING_CERT_EXPIRED",
   "MAA_TOKEN_EXPIRED",
 ]);
