@@ -264,9 +264,8 @@ function asProxyError(error: unknown): ProxyError {
  * class and its code when it has one of the usual shape, never its message, which may quote the
  * app's request (a prompt).
  */
-function faultOf(error: unknown): string {
+function faultOf(error: Error): string {
   if (error instanceof ThrownValue) return `a thrown ${error.thrown === null ? "null" : typeof error.thrown}`;
-  if (!(error instanceof Error)) return "Error";
   const name = /^[A-Za-z_$][\w$]{0,63}$/.test(error.constructor.name) ? error.constructor.name : "Error";
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? `${name} ${code}` : name;
