@@ -312,8 +312,11 @@ function strictJwsParts(jws: unknown, stage: "document" | "nonce"): Uint8Array[]
   const what = stage === "document" ? "document" : "nonce answer";
   const code = `${stage.toUpperCase()}_MALFORMED`;
   if (typeof jws !== "string") fail(stage, code, `${what}: expected a compact JWS, found ${describeValue(jws)}`);
-  const parts = jws.split(".");
-  if (parts.length !== 3) fail(stage, code, `${what}: expected 3 JWS parts, found ${parts.length}`);
+  // No further than a fourth part: a split of 4 MiB of dots would make millions of strings.
+  const parts = jws.split(".", 4);
+  if (parts.length !== 3) {
+    fail(stage, code, `${what}: expected 3 JWS parts, found ${parts.length > 3 ? "more than 3" : parts.length}`);
+  }
   return parts.map((part, i) => strictBase64url(part, `${what} ${JWS_PARTS[i]}`, stage));
 }
 

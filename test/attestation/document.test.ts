@@ -383,6 +383,14 @@ describe("attestation document", () => {
       run: () => verify("not.a.jws"),
     },
     {
+      // Split no further than a fourth part: 4 MiB of dots made four million strings.
+      name: "document of dots",
+      stage: "document",
+      code: "DOCUMENT_MALFORMED",
+      message: "document: expected 3 JWS parts, found more than 3",
+      run: () => verify(".".repeat(4 * 1024 * 1024), { answer: "unused" }),
+    },
+    {
       name: "document over its 4 MiB bound",
       stage: "document",
       code: "DOCUMENT_MALFORMED",
