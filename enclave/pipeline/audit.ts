@@ -52,6 +52,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
 import { bytesEqual, concatBytes, fromHex, toHex } from "../../attestation/bytes.ts";
 import { jsonSyntaxProblem } from "../../attestation/json-text.ts";
+import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { canonicalScalar, isCanonicalTime, smallOrderKey } from "../../sealed/receipt.ts";
@@ -636,11 +637,9 @@ function nonCanonicalValue(value: unknown, path: string, depth: number, field = 
   return null;
 }
 
-/** A key as a step of a path in a message: `.key`, or quoted and cut to 40 characters. */
+/** A key as a step of a path in a message: `.key`, or as describeUntrusted shows it. */
 function fieldPath(key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
-    ? `.${key}`
-    : `[${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}]`;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${describeUntrusted(key)}]`;
 }
 
 const RECORD_FIELDS = [
@@ -663,12 +662,12 @@ const RECORD_FIELDS = [
 ];
 
 /**
- * Key names found in a line, for a message: at most 5, each cut to 40 characters and quoted (a
- * tampered line's keys are arbitrary text; a log holds no secret, but a message stays short).
+ * Key names found in a line, for a message: at most 5, each as describeUntrusted shows it (a
+ * tampered line's keys are arbitrary text: a bidi override or a terminal control among them).
  */
 function keyList(keys: readonly string[]): string {
   if (keys.length === 0) return "no keys";
-  const shown = keys.slice(0, 5).map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k));
+  const shown = keys.slice(0, 5).map(describeUntrusted);
   return `${shown.join(", ")}${keys.length > 5 ? ` and ${keys.length - 5} more` : ""}`;
 }
 

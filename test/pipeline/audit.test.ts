@@ -469,6 +469,17 @@ describe("messages say what was found (never content that could be secret)", () 
     );
   });
 
+  it("a key from the log is shown without control or format characters (a bidi override, a C1 CSI)", () => {
+    const l = parse(lines[0] as string);
+    const key = "\u202eevil\u009b[2J";
+    expect(failureOf([JSON.stringify({ ...l, [key]: 1 })]).message).toBe(
+      'audit log line 1: expected exactly the keys record, sig, found "record", "sig", "\uFFFDevil\uFFFD[2J"',
+    );
+    expect(failureOf([JSON.stringify({ record: { ...l.record, [key]: 1.5 }, sig: l.sig })]).message).toBe(
+      'audit log line 1: record["\uFFFDevil\uFFFD[2J"]: expected a safe integer (canonical JSON), found 1.5',
+    );
+  });
+
   it("a log cut before its first record says it holds none, not a seq of -1", () => {
     const truncated = verifyAuditLog([], KEYS.publicKey, { expect: { count: 2 } });
     expect(truncated.ok).toBe(false);
