@@ -53,7 +53,8 @@ const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
  * How long a connection is kept open after the server's own answer to a request it cannot read
  * (its `clientError`: 400, 408, 431), reading and dropping what the client still sends: closed at
  * once, a connection with unread bytes is reset, and the reset can take the answer with it (RFC
- * 9112 §9.6). Closed when the client closes it, or past this whatever it does.
+ * 9112 §9.6). Closed when the client closes it, or past this whatever it does. The host keeps a
+ * connection whose body timed out (its BODY_TIMEOUT) no longer than this either.
  */
 export const UNREADABLE_LINGER_MS = 2_000;
 

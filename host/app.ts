@@ -23,7 +23,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
-import { bodyRefusal, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
+import { bodyRefusal, contentTypeRefusal, readBodyWithin, UNREADABLE_LINGER_MS } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -604,17 +604,11 @@ function round2(n: number): number {
 }
 
 /**
- * How long a connection whose request body timed out is kept for its 408 answer to be read (node
- * closes it as soon as the answer is written: `Connection: close`); past it the socket is destroyed
- * whatever the client does, so one that stops reading cannot keep it open.
- */
-const BODY_TIMEOUT_CLOSE_MS = 2_000;
-
-/**
  * A request body, at most `limit` bytes (else 413), received within `timeoutMs`. Past that it is
  * no longer read (what still comes is dropped) and BODY_TIMEOUT (408) is thrown, which the client
- * receives with `Connection: close` (errorResponse); the socket is destroyed BODY_TIMEOUT_CLOSE_MS
- * later at the latest.
+ * receives with `Connection: close` (errorResponse); node closes the connection once that answer
+ * is written, and the socket is destroyed UNREADABLE_LINGER_MS later at the latest (as after the
+ * server's own refusals), so a client that stops reading cannot keep it open.
  */
 function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
   return readBodyWithin(
@@ -630,7 +624,7 @@ function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: nu
     {
       ms: timeoutMs,
       error: () => {
-        setTimeout(() => incoming.socket?.destroy(), BODY_TIMEOUT_CLOSE_MS).unref();
+        setTimeout(() => incoming.socket?.destroy(), UNREADABLE_LINGER_MS).unref();
         return new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`);
       },
     },
