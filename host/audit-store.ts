@@ -75,6 +75,8 @@ export class AuditStore {
   #closed = false;
   /** File size after the last write that succeeded: what a failed write is cut back to. */
   #size: number;
+  /** The file this store opened (its device and inode): the one each write checks is still at `path`. */
+  readonly #opened: { readonly dev: number; readonly ino: number };
   /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing. */
   #dirty = false;
   /**
@@ -90,6 +92,7 @@ export class AuditStore {
     fsync: AuditFsyncPolicy,
     maxLineBytes: number,
     size: number,
+    opened: { readonly dev: number; readonly ino: number },
     lastLine: string | null,
   ) {
     this.path = path;
@@ -98,6 +101,7 @@ export class AuditStore {
     this.#fsync = fsync;
     this.#maxLineBytes = maxLineBytes;
     this.#size = size;
+    this.#opened = opened;
   }
 
   /** Opens (creating, mode 0600) the log file for appending. */
@@ -112,9 +116,12 @@ export class AuditStore {
     }
     const handle = await openLogFile(path);
     let size: number;
+    let opened: { readonly dev: number; readonly ino: number };
     let lastLine: string | null;
     try {
-      size = (await handle.stat()).size;
+      const info = await handle.stat();
+      size = info.size;
+      opened = { dev: info.dev, ino: info.ino };
       // One read of the file's end: the last whole line, read before the repair below (a line cut
       // short by a crash is not a stored record), and where such a torn line starts.
       const tail = await readTail(handle, size, maxLineBytes);
@@ -147,7 +154,7 @@ export class AuditStore {
         });
       }
     }
-    return new AuditStore(path, handle, fsync, maxLineBytes, size, lastLine);
+    return new AuditStore(path, handle, fsync, maxLineBytes, size, opened, lastLine);
   }
 
   /**
@@ -226,10 +233,12 @@ export class AuditStore {
           if (this.#dirty) await this.#cutBack();
           // Each refusal below holds for every later write too: nothing of this store's is written
           // to the file again (the lines stay with the enclave until a restarted host stores them).
-          const [opened, atPath] = await Promise.all([this.#handle.stat(), lstat(this.path).catch(() => null)]);
+          // One lstat per write (per batch: what piled up is written together): the file at the path,
+          // which once found to be the opened one also gives its size.
+          const atPath = await lstat(this.path).catch(() => null);
           // The file removed, renamed or replaced (by hand, by a log rotation): records written on
           // would be acknowledged, and the enclave drop them, where no verifier looks for them.
-          if (atPath === null || atPath.ino !== opened.ino || atPath.dev !== opened.dev) {
+          if (atPath === null || atPath.ino !== this.#opened.ino || atPath.dev !== this.#opened.dev) {
             this.#rejectFrom(
               batch,
               "expected the file this store opened at that path, found it removed, renamed or replaced (restart the host to store records there again)",
@@ -239,7 +248,7 @@ export class AuditStore {
           // Another writer (a second host process on this directory) has appended since this
           // store's last write: writing after its lines would store records twice, and cutting a
           // failed write back would cut its lines.
-          const found = opened.size;
+          const found = atPath.size;
           if (found !== this.#size) {
             this.#rejectFrom(
               batch,
