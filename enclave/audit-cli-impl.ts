@@ -10,8 +10,7 @@
  * belongs to an attested enclave. Output says which source was used.
  */
 import { createHash } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
@@ -20,13 +19,15 @@ import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,
   type InputBound,
+  NotFileOrPipeError,
   type NotUtf8,
+  notFileOrPipeMessage,
+  openFileOrPipe,
   readBoundedFile,
   readError,
   readText,
 } from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
-import { describeFileKind } from "../host/audit-store.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
@@ -119,45 +120,21 @@ export interface AuditLogLineTooLong {
 /** A log line whose bytes are not UTF-8: the byte (from 1) where that was found. */
 export type AuditLogLineNotUtf8 = NotUtf8;
 
-/** A log path that is not a regular file (a FIFO, a directory, a device): what it is instead. */
-export class AuditLogNotAFileError extends Error {
-  constructor(readonly found: string) {
-    super(`expected a regular file (the host's audit log), found ${found}`);
-    this.name = "AuditLogNotAFileError";
-  }
-}
-
-/**
- * Opens `path` for reading, refusing anything but a regular file (AuditLogNotAFileError): a FIFO
- * would wait for a writer and /dev/zero never end, each without a word, and /dev/null would verify
- * as an empty log. Non-blocking, so a FIFO is opened at once and refused (on a file the flag does
- * nothing). A link is followed: what is verified is the content, signed by the enclave.
- */
-async function openRegularFile(path: string): Promise<FileHandle> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new AuditLogNotAFileError(describeFileKind(info));
-    return handle;
-  } catch (error) {
-    await handle.close();
-    throw error;
-  }
-}
-
 /** The UsageError for a log that cannot be read: names `what`, the file, and what was found or the error's code. */
 function logReadError(what: string, path: string, error: unknown): UsageError {
   return new UsageError(
-    error instanceof AuditLogNotAFileError
-      ? `${what} ${path}: ${error.message}`
+    error instanceof NotFileOrPipeError
+      ? notFileOrPipeMessage(path, what, error)
       : `${what} ${path}: cannot read (${readError(error)})`,
   );
 }
 
 /**
- * The lines of an audit log file (a regular file: openRegularFile), read as a stream: split on
- * "\n", a trailing "\r" removed, no empty line for a final newline — the lines `text.split("\n")`
- * gives of the whole file, without ever holding more than one line. A line that is not UTF-8 is
+ * The lines of an audit log file, read as a stream: a regular file or a pipe (`--log <(ssh host cat
+ * audit.jsonl)`, `--log /dev/stdin`), never a device (/dev/null would verify as an empty log,
+ * /dev/zero never end) nor a directory (openFileOrPipe). Split on "\n", a trailing "\r" removed,
+ * no empty line for a final newline — the lines `text.split("\n")` gives of the whole file, without
+ * ever holding more than one line. A line that is not UTF-8 is
  * given as the first byte of the sequence that is not.
  * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
  * Read errors are thrown as they happen.
@@ -170,7 +147,7 @@ export async function* readAuditLogLines(
     onUnterminatedEnd,
   }: { maxLineBytes?: number; chunkBytes?: number; onUnterminatedEnd?: () => void } = {},
 ): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
-  const stream = createReadStream("", { fd: await openRegularFile(path), highWaterMark: chunkBytes });
+  const stream = createReadStream("", { fd: await openFileOrPipe(path), highWaterMark: chunkBytes });
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
@@ -220,10 +197,27 @@ export async function verifyAuditLogFile(
   onRecord?: (record: AuditRecord, index: number) => void,
   what = "--log",
 ): Promise<AuditLogVerifierResult> {
+  return (await verifyAuditLogReadOnce(path, publicKey, options, onRecord, what)).result;
+}
+
+/**
+ * verifyAuditLogFile's result, and the log's first line (null when the log is empty, or its first
+ * line too long or not UTF-8), which names the boot: taken from the one reading of the log, as a
+ * pipe (`--log <(…)`, /dev/stdin) can only be read once.
+ */
+async function verifyAuditLogReadOnce(
+  path: string,
+  publicKey: Uint8Array,
+  options: AuditVerifyOptions = {},
+  onRecord?: (record: AuditRecord, index: number) => void,
+  what = "--log",
+): Promise<{ readonly result: AuditLogVerifierResult; readonly firstLine: string | null }> {
   const verifier = new AuditLogVerifier(publicKey, options, onRecord);
   let unterminated = false;
+  let firstLine: string | null | undefined;
   try {
     for await (const line of readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true) })) {
+      if (firstLine === undefined) firstLine = typeof line === "string" ? line : null;
       if (typeof line === "string") verifier.push(line);
       else if ("tooLong" in line) verifier.pushTooLong(line.tooLong);
       else verifier.pushNotUtf8(line.notUtf8);
@@ -242,25 +236,16 @@ export async function verifyAuditLogFile(
     result.error.code === "AUDIT_RECORD_MALFORMED" &&
     result.error.index === result.lines - 1
   ) {
-    return {
+    const unfinished: AuditLogVerifierResult = {
       ...result,
       error: {
         ...result.error,
         message: `${result.error.message}; the file's last line has no newline: a write still under way, or one cut short by a crash (the host's store cuts it off when it next opens the log; while that boot's enclave runs, it sends that record again)`,
       },
     };
+    return { result: unfinished, firstLine: firstLine ?? null };
   }
-  return result;
-}
-
-/** The first line of a log file (null when too long, not UTF-8, or the file is empty). */
-async function firstLogLine(path: string): Promise<string | null> {
-  try {
-    for await (const line of readAuditLogLines(path)) return typeof line === "string" ? line : null;
-  } catch (error) {
-    throw logReadError("--log", path, error);
-  }
-  return null;
+  return { result, firstLine: firstLine ?? null };
 }
 
 /** One base64url part of an attestation document, decoded strictly (fromBase64url), or AUDIT_DOCUMENT_INVALID naming it. */
@@ -502,8 +487,15 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
           }),
         );
 
+  // Every record with this hash, in log order: a request id sent twice (after the replay window;
+  // the SDK never does) has a record each time, under one opening, and none is chosen silently.
+  const found: AuditRecord[] = [];
+  const { result, firstLine } = await verifyAuditLogReadOnce(options.log, publicKey, {}, (record) => {
+    if (record.requestIdHash === requestIdHash) found.push(record);
+  });
   // Every boot has its own log (and key): name the right one rather than report its signatures bad.
-  const logBoot = unverifiedAttestationDigest(await firstLogLine(options.log));
+  // Its first line is taken from the one reading of the log: a pipe (--log <(…)) cannot be read twice.
+  const logBoot = unverifiedAttestationDigest(firstLine);
   if (expectedBoot !== undefined && logBoot !== null && logBoot !== expectedBoot) {
     const error = new AuditFindError(
       "AUDIT_LOG_OTHER_BOOT",
@@ -514,12 +506,6 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     process.exitCode = 1;
     return;
   }
-  // Every record with this hash, in log order: a request id sent twice (after the replay window;
-  // the SDK never does) has a record each time, under one opening, and none is chosen silently.
-  const found: AuditRecord[] = [];
-  const result = await verifyAuditLogFile(options.log, publicKey, {}, (record) => {
-    if (record.requestIdHash === requestIdHash) found.push(record);
-  });
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   // With --json every outcome is one JSON object (found or not, why not), and the exit code says it.
   const fail = (error: AuditFindError | AuditVerifyError, extra: Record<string, unknown> = {}): void => {
@@ -699,10 +685,14 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
         : { count: options.count, lastRecordHash: options.lastHash };
   }
 
-  const verified = await verifyAuditLogFile(options.log, publicKey, expect === undefined ? {} : { expect });
+  const { result: verified, firstLine } = await verifyAuditLogReadOnce(
+    options.log,
+    publicKey,
+    expect === undefined ? {} : { expect },
+  );
   const result = verified.ok
     ? verified
-    : { ...verified, error: await otherBootFailure(verified.error, options.log, documentBoot) };
+    : { ...verified, error: otherBootFailure(verified.error, firstLine, documentBoot) };
   const publicKeyHex = Buffer.from(publicKey).toString("hex");
   if (options.json) {
     printJson({
@@ -759,13 +749,13 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
  * find` says it. With --key it is not: the log's boot is named (unverified) for the user to compare
  * with the `documentDigest` of the attestation the key came from. Any other failure is unchanged.
  */
-async function otherBootFailure(
+function otherBootFailure(
   failure: AuditVerifyFailure,
-  log: string,
+  firstLine: string | null,
   documentBoot: string | undefined,
-): Promise<AuditVerifyFailure | { code: "AUDIT_LOG_OTHER_BOOT"; index: number; message: string }> {
+): AuditVerifyFailure | { code: "AUDIT_LOG_OTHER_BOOT"; index: number; message: string } {
   if (failure.code !== "AUDIT_SIGNATURE_INVALID" || failure.index !== 0) return failure;
-  const logBoot = unverifiedAttestationDigest(await firstLogLine(log));
+  const logBoot = unverifiedAttestationDigest(firstLine);
   if (logBoot === null) return failure;
   if (documentBoot === undefined) {
     return {

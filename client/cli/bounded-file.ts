@@ -1,15 +1,22 @@
 /**
  * Reading a file an option names, to a bound: at most the bound's bytes are read, so a larger file
- * (or a device that never ends) is refused by its size, never held in memory whole; its text, when
+ * (or a pipe that never ends) is refused by its size, never held in memory whole; its text, when
  * it is text, decoded as strict UTF-8. Shared by the commands that read such files (`cloister audit`,
  * `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence` (its --collateral directory
  * too, as an enclave's --tdx-collateral), chat's --prompt-file,
  * up's key files, and every --policy, --operator-key, --api-key-file, --api-keys and --manifest:
  * readOptionFile), and by readers that check a file once it is open (the key broker's
  * readPrivateKeyFile, and through it every secret file: --api-key-file, proxy's --token-file, up's
- * reused keys: readHandleText); node: only, nothing that opens a sealed message.
+ * reused keys: readHandleText); node: only (and the audit store's describeFileKind, itself node:
+ * only), nothing that opens a sealed message.
+ *
+ * What such a file may be is one rule (openFileOrPipe, which `cloister audit`'s --log reads through
+ * too): a regular file or a pipe, never a device, a socket or a directory. Secret files keep their
+ * own stricter one (a regular file only, checked once open: readPrivateKeyFile, readSecretFile).
  */
-import { type FileHandle, open } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { type FileHandle, open, stat } from "node:fs/promises";
+import { describeFileKind } from "../../host/audit-store.ts";
 import { fileErrorCause, UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
@@ -17,6 +24,45 @@ export function readError(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   const text = typeof message === "string" ? message : String(error);
   return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
+}
+
+/** A path that is neither a regular file nor a pipe (a device, a socket, a directory): what it is instead. */
+export class NotFileOrPipeError extends Error {
+  constructor(readonly found: string) {
+    super(`expected a regular file or a pipe, found ${found}`);
+    this.name = "NotFileOrPipeError";
+  }
+}
+
+/** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */
+export function notFileOrPipeMessage(file: string, what: string, error: NotFileOrPipeError): string {
+  return `${what} ${file}: ${error.message}`;
+}
+
+function refuseUnlessFileOrPipe(info: Stats): void {
+  if (!info.isFile() && !info.isFIFO()) throw new NotFileOrPipeError(describeFileKind(info));
+}
+
+/**
+ * Opens a file the CLI reads on a user's behalf, for reading: a regular file or a pipe (a FIFO,
+ * a process substitution `<(ssh host cat audit.jsonl)`, /dev/stdin when it is a pipe), read as it
+ * arrives. Anything else is NotFileOrPipeError, naming what it is: a character device (/dev/zero
+ * never ends, /dev/null reads as an empty file, /dev/stdin on a terminal waits for typing), a block
+ * device, a socket, a directory. The kind is looked at before the open, so that such a path is never
+ * opened (opening a device may wait or act), and again on what was opened (the path may have
+ * changed in between). A link is followed: what is read is checked for what it holds. A FIFO no one
+ * writes to yet is waited on, as `cat` waits: the user named it.
+ */
+export async function openFileOrPipe(file: string): Promise<FileHandle> {
+  refuseUnlessFileOrPipe(await stat(file));
+  const handle = await open(file, "r");
+  try {
+    refuseUnlessFileOrPipe(await handle.stat());
+    return handle;
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** How much of an input file readBoundedFile reads at a time (a small file takes no buffer of its bound). */
@@ -55,9 +101,10 @@ export function tooLargeMessage(file: string, what: string, limit: InputBound): 
 }
 
 /**
- * An input file's bytes, as they are. At most `limit.bytes` bytes are read: a larger file (or a
- * device that never ends) is `refuse`d (a UsageError by default) with tooLargeMessage's text naming
- * `what`, the file and the bound, never held in memory whole.
+ * An input file's bytes, as they are: a regular file or a pipe (openFileOrPipe; anything else is
+ * `refuse`d with notFileOrPipeMessage's text). At most `limit.bytes` bytes are read: a larger file
+ * (or a pipe that never ends) is `refuse`d (a UsageError by default) with tooLargeMessage's text
+ * naming `what`, the file and the bound, never held in memory whole.
  */
 export async function readBoundedFile(
   file: string,
@@ -68,13 +115,14 @@ export async function readBoundedFile(
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
-    const handle = await open(file, "r");
+    const handle = await openFileOrPipe(file);
     try {
       bytes = await readHandleToBound(handle, limit.bytes);
     } finally {
       await handle.close();
     }
   } catch (error) {
+    if (error instanceof NotFileOrPipeError) throw refuse(notFileOrPipeMessage(file, what, error));
     throw cannotRead(error);
   }
   if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));

@@ -129,12 +129,12 @@ describe("an enclave's --tdx-collateral directory", () => {
       code: "TDX_COLLATERAL_UNREADABLE",
       message: `--tdx-collateral: cannot list directory "${file}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
     });
-    // A directory where a TCB info file is expected: opened, then refused at its first read.
+    // A directory where a TCB info file is expected: refused as what it is, never opened.
     const withDirectory = join(tmp, "with-directory");
     mkdirSync(join(withDirectory, "tcbinfo-0.json"), { recursive: true });
     await expect(tdxCollateralFromDirectory(withDirectory, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral: cannot read "${join(withDirectory, "tcbinfo-0.json")}" (EISDIR: it is a directory; name the file in it)`,
+      message: `--tdx-collateral ${join(withDirectory, "tcbinfo-0.json")}: expected a regular file or a pipe, found a directory`,
     });
   });
 

@@ -13,6 +13,7 @@ import { type PromptInput, readPrompt, runChat } from "../../client/cli/run-clie
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { capturedOutput } from "../helpers/cli-in-process.ts";
+import { fifoWriter } from "../helpers/pipes.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
 let dir: string;
@@ -121,10 +122,15 @@ describe("chat's prompt, read to a bound", () => {
   it("refuses a --prompt-file one byte past the bound, and one that never ends, naming the option, the file and the bound", async () => {
     const path = join(dir, "past-bound.txt");
     await truncate(await file("past-bound.txt", ""), BOUND + 1);
-    for (const source of [path, "/dev/zero"]) {
-      const error = await readPrompt(undefined, source, stdin([])).catch((e: unknown) => e);
-      expect(error, source).toBeInstanceOf(UsageError);
-      expect((error as Error).message, source).toBe(tooLarge(`--prompt-file ${source}`));
+    const endless = fifoWriter(join(dir, "endless.fifo"), "endless");
+    try {
+      for (const source of [path, join(dir, "endless.fifo")]) {
+        const error = await readPrompt(undefined, source, stdin([])).catch((e: unknown) => e);
+        expect(error, source).toBeInstanceOf(UsageError);
+        expect((error as Error).message, source).toBe(tooLarge(`--prompt-file ${source}`));
+      }
+    } finally {
+      endless.stop();
     }
   });
 

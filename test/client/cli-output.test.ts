@@ -179,7 +179,7 @@ describe("readOptionFile", () => {
         `--policy: cannot read "${join(dir, "none.json")}" (ENOENT: no such file; check the path)`,
       );
       expect((await refusal(dir)).message).toBe(
-        `--policy: cannot read "${dir}" (EISDIR: it is a directory; name the file in it)`,
+        `--policy ${dir}: expected a regular file or a pipe, found a directory`,
       );
       expect((await refusal(join(file, "x"))).message).toBe(
         `--policy: cannot read "${join(file, "x")}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,

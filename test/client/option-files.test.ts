@@ -25,6 +25,7 @@ import { localToken } from "../../client/cli/run-proxy.ts";
 import { loadApiKeys } from "../../host/run.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { fifoWriter } from "../helpers/pipes.ts";
 import { devPolicy } from "./helpers.ts";
 
 const KiB = 1024;
@@ -278,6 +279,49 @@ describe("option files are read to a bound and as strict UTF-8", () => {
       code: 2,
       stderr: `cloister: USAGE: --manifest ${manifest}: expected at most ${4 * MiB} bytes (a manifest travels whole in the attestation document, read to 4 MiB), found more\n`,
     });
+  });
+});
+
+describe("option files are a regular file or a pipe: never a device, a socket or a directory", () => {
+  // Through readBoundedFile (openFileOrPipe); not the secret files nor the key broker's files, which
+  // take a regular file only (checked once open: their own refusals, test/client/api-key-source.test.ts).
+  for (const [index, c] of cases.entries()) {
+    if (c.private === true || c.quotesPath === true) continue;
+    const refused = c.refusal ?? ((message: string) => new UsageError(message));
+    it(`${c.option}: /dev/zero, /dev/null and a directory are refused, naming what each is`, async () => {
+      const directory = join(dir, `directory-${index}`);
+      await mkdir(directory);
+      for (const [path, found] of [
+        ["/dev/zero", "a character device"],
+        ["/dev/null", "a character device"],
+        [directory, "a directory"],
+      ] as const) {
+        expect(await refusal(c.read(path)), path).toEqual(
+          refused(`${c.option} ${path}: expected a regular file or a pipe, found ${found}`),
+        );
+      }
+    });
+  }
+
+  it("a pipe is read as a file is (a named pipe, `--policy <(command)`), and to the same bound", async () => {
+    const policy = JSON.stringify(await devPolicy());
+    const writers = [
+      fifoWriter(join(dir, "policy.fifo"), policy),
+      fifoWriter(join(dir, "prompt.fifo"), "a prompt through a pipe\n"),
+      fifoWriter(join(dir, "endless.fifo"), "endless"),
+    ];
+    try {
+      expect((await readPolicyFile(join(dir, "policy.fifo"))).json).toEqual(JSON.parse(policy));
+      expect(await readPrompt(undefined, join(dir, "prompt.fifo"))).toBe("a prompt through a pipe\n");
+      const endless = join(dir, "endless.fifo");
+      expect(await refusal(readPrompt(undefined, endless))).toEqual(
+        new UsageError(
+          `--prompt-file ${endless}: expected at most 3000000 bytes (a prompt of at most 1000000 characters (UTF-16 code units), 3 bytes of UTF-8 each at most), found more`,
+        ),
+      );
+    } finally {
+      for (const writer of writers) writer.stop();
+    }
   });
 });
 

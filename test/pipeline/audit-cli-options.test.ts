@@ -9,6 +9,7 @@ import nacl from "tweetnacl";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { auditFindCommand, auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { fifoWriter } from "../helpers/pipes.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-options-"));
@@ -99,10 +100,15 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       code: "USAGE",
       message: `--checkpoint ${p("huge-checkpoint.json")}: expected at most 65536 bytes (a checkpoint line is about 300 bytes), found more`,
     });
-    // A device that never ends is read only up to the bound.
-    await expect(
-      auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: "/dev/zero" }),
-    ).rejects.toMatchObject({ code: "USAGE", message: expect.stringContaining("expected at most 65536 bytes") });
+    // A pipe that never ends is read only up to the bound.
+    const endless = fifoWriter(p("endless-checkpoint.fifo"), "endless");
+    try {
+      await expect(
+        auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, checkpoint: p("endless-checkpoint.fifo") }),
+      ).rejects.toMatchObject({ code: "USAGE", message: expect.stringContaining("expected at most 65536 bytes") });
+    } finally {
+      endless.stop();
+    }
     writeFileSync(p("huge-document.jws"), "a".repeat(4 * 1024 * 1024 + 1));
     await expect(auditVerifyCommand({ log: p("a.jsonl"), document: p("huge-document.jws") })).rejects.toMatchObject({
       code: "USAGE",
@@ -121,10 +127,15 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       code: "USAGE",
       message: `--chat-json ${p("huge-chat.json")}: ${chatBound}`,
     });
-    await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: "/dev/zero" })).rejects.toMatchObject({
-      code: "USAGE",
-      message: `--chat-json /dev/zero: ${chatBound}`,
-    });
+    const endlessChat = fifoWriter(p("endless-chat.fifo"), "endless");
+    try {
+      await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("endless-chat.fifo") })).rejects.toMatchObject({
+        code: "USAGE",
+        message: `--chat-json ${p("endless-chat.fifo")}: ${chatBound}`,
+      });
+    } finally {
+      endlessChat.stop();
+    }
     const openingBound = "expected at most 1024 bytes (an opening is 64 hex digits), found more";
     writeFileSync(p("huge-opening.txt"), `${"0".repeat(64)}${" ".repeat(1024 - 64 + 1)}`);
     const find = (openingFile: string) =>
@@ -133,10 +144,15 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       code: "USAGE",
       message: `--opening-file ${p("huge-opening.txt")}: ${openingBound}`,
     });
-    await expect(find("/dev/zero")).rejects.toMatchObject({
-      code: "USAGE",
-      message: `--opening-file /dev/zero: ${openingBound}`,
-    });
+    const endlessOpening = fifoWriter(p("endless-opening.fifo"), "endless");
+    try {
+      await expect(find(p("endless-opening.fifo"))).rejects.toMatchObject({
+        code: "USAGE",
+        message: `--opening-file ${p("endless-opening.fifo")}: ${openingBound}`,
+      });
+    } finally {
+      endlessOpening.stop();
+    }
     // At the bound, the file is read (and its opening checked, here the wrong length).
     writeFileSync(p("bound-opening.txt"), "0".repeat(1024));
     await expect(find(p("bound-opening.txt"))).rejects.toMatchObject({
@@ -167,10 +183,12 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
       "expected at most 67108864 bytes (an answer of at most 1048576 tokens, the most a manifest lets maxTokens be), found more";
     for (const [promptFile, answerFile, message] of [
       [p("huge-prompt.txt"), undefined, `--prompt-file ${p("huge-prompt.txt")}: ${promptBound}`],
-      ["/dev/zero", undefined, `--prompt-file /dev/zero: ${promptBound}`],
+      [p("endless-prompt.fifo"), undefined, `--prompt-file ${p("endless-prompt.fifo")}: ${promptBound}`],
       [undefined, p("huge-answer.txt"), `--answer-file ${p("huge-answer.txt")}: ${answerBound}`],
-      [undefined, "/dev/zero", `--answer-file /dev/zero: ${answerBound}`],
+      [undefined, p("endless-answer.fifo"), `--answer-file ${p("endless-answer.fifo")}: ${answerBound}`],
     ] as const) {
+      const endless = [promptFile, answerFile].find((file) => file?.endsWith(".fifo"));
+      const writer = endless === undefined ? undefined : fifoWriter(endless, "endless");
       await expect(
         find({
           ...(promptFile === undefined ? {} : { promptFile }),
@@ -178,6 +196,7 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
         }),
         message,
       ).rejects.toMatchObject({ code: "USAGE", message });
+      writer?.stop();
     }
     await expect(find({ promptFile: p("no-such-prompt.txt") })).rejects.toMatchObject({
       code: "USAGE",

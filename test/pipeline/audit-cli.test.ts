@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,7 +6,8 @@ import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
 import { auditFindCommand, auditVerifyCommand, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
-import { runCloister } from "../helpers/cli.ts";
+import { CLI, runCloister } from "../helpers/cli.ts";
+import { fifoWriter } from "../helpers/pipes.ts";
 import { ATTESTATION_DIGEST, makeWriter, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-cli-"));
@@ -173,20 +174,18 @@ describe("cloister audit: messages say what was found", () => {
     expect((second as Error).message).not.toContain("boot");
   });
 
-  it("a --log that is not a regular file is refused at once, naming what it is (a FIFO would wait for a writer)", async () => {
-    execFileSync("mkfifo", [p("fifo.jsonl")]);
+  it("a --log that is a device or a directory is refused at once, naming what it is (/dev/null would verify as empty)", async () => {
     mkdirSync(p("log-dir"));
     for (const [log, found] of [
-      [p("fifo.jsonl"), "a FIFO"],
       [p("log-dir"), "a directory"],
       ["/dev/zero", "a character device"],
       ["/dev/null", "a character device"],
     ] as const) {
       await expect(auditVerifyCommand({ log, key: KEY_HEX, json: false })).rejects.toThrow(
-        `--log ${log}: expected a regular file (the host's audit log), found ${found}`,
+        `--log ${log}: expected a regular file or a pipe, found ${found}`,
       );
       await expect(auditFindCommand({ log, key: KEY_HEX, requestIdHash: "0".repeat(64), json: false })).rejects.toThrow(
-        `--log ${log}: expected a regular file (the host's audit log), found ${found}`,
+        `--log ${log}: expected a regular file or a pipe, found ${found}`,
       );
     }
     // A link is followed: what is verified is the content, signed by the enclave, wherever it is.
@@ -196,6 +195,55 @@ describe("cloister audit: messages say what was found", () => {
       records: 6,
     });
   }, 10_000);
+
+  it("a --log that is a pipe is read as the file is: a named pipe, <(command), /dev/stdin", async () => {
+    const log = `${lines.join("\n")}\n`;
+    const writer = fifoWriter(p("log.fifo"), log);
+    try {
+      await expect(verifyAuditLogFile(p("log.fifo"), KEYS.publicKey)).resolves.toMatchObject({ ok: true, records: 6 });
+    } finally {
+      writer.stop();
+    }
+    // `audit find` reads it the same way: every record of the log read (none has this hash).
+    const findWriter = fifoWriter(p("find.fifo"), log);
+    try {
+      await expect(
+        auditFindCommand({ log: p("find.fifo"), key: KEY_HEX, requestIdHash: "0".repeat(64), json: false }),
+      ).rejects.toThrow("among the 6 records of this log");
+    } finally {
+      findWriter.stop();
+    }
+    // From a shell, as a user runs it: a process substitution, and a pipe on standard input (Node's
+    // own child processes get a socket there, which is refused: /dev/stdin cannot open one).
+    const shell = (command: string) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          "bash",
+          ["-c", command, process.execPath, CLI],
+          { cwd: dir, timeout: 30_000 },
+          (error, stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr }),
+        );
+      });
+    const [substituted, stdin, removed] = await Promise.all([
+      shell(`exec "$0" "$1" audit verify --log <(cat good.jsonl) --key ${KEY_HEX}`),
+      shell(`cat good.jsonl | "$0" "$1" audit verify --log /dev/stdin --key ${KEY_HEX}`),
+      shell(`cat removed.jsonl | "$0" "$1" audit verify --log /dev/stdin --key ${KEY_HEX}`),
+    ]);
+    expect(substituted).toMatchObject({ code: 0, stdout: expect.stringMatching(/^audit log valid: 6 records/) });
+    expect(stdin).toMatchObject({ code: 0, stdout: expect.stringMatching(/^audit log valid: 6 records/) });
+    expect(removed).toMatchObject({
+      code: 1,
+      stdout: "audit log INVALID: 2 of 5 records verified before the failure\n",
+    });
+    const socket = await runCloister(["audit", "verify", "--log", "/dev/stdin", "--key", KEY_HEX], {
+      cwd: dir,
+      input: log,
+    });
+    expect([socket.code, socket.stderr]).toEqual([
+      2,
+      "cloister: USAGE: --log /dev/stdin: expected a regular file or a pipe, found a socket\n",
+    ]);
+  }, 30_000);
 
   it("a bad request id hash or opening: its length, never the opening's digits", async () => {
     await expect(

@@ -179,7 +179,7 @@ describe("readAuditLogLines", () => {
     const directory = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
     expect([directory.code, directory.stderr]).toEqual([
       2,
-      `cloister: USAGE: --log ${dir}: expected a regular file (the host's audit log), found a directory\n`,
+      `cloister: USAGE: --log ${dir}: expected a regular file or a pipe, found a directory\n`,
     ]);
   });
 });
