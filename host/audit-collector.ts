@@ -17,12 +17,12 @@
  * stored once.
  */
 
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, open, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { access, mkdir, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
+import { type OutputFileErrors, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore, syncDirectory } from "./audit-store.ts";
 
@@ -32,31 +32,20 @@ import { AuditStore, syncDirectory } from "./audit-store.ts";
  * symbolic or hard link planted at `path` by someone who can write there, and opening `path` would
  * write (and truncate) wherever it leads. So the text goes to a new file beside it, created
  * exclusively and not through a link (O_EXCL, O_NOFOLLOW), fsync'ed, then renamed over `path`
- * (which replaces the name, never what a link leads to), and the directory fsync'ed. A failure
- * leaves `path` as it was and no temporary file.
+ * (which replaces the name, never what a link leads to), and the directory fsync'ed: the CLI's
+ * writeFileAtomically. A failure leaves `path` as it was and no temporary file.
  */
-async function replaceOwnerOnly(path: string, text: string): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    const handle = await open(
-      temporary,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    );
-    try {
-      await handle.chmod(0o600);
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true }).catch(() => undefined);
-    throw error;
-  }
-  await syncDirectory(dirname(path));
+function replaceOwnerOnly(path: string, text: string): Promise<void> {
+  return writeFileAtomically(path, text, { mode: 0o600, replace: true }, asThrown);
 }
+
+/** writeFileAtomically's outcomes as the errors themselves: the collector reports them as they are. */
+const thrown = (cause: unknown): Error => (cause instanceof Error ? cause : new Error(String(cause)));
+const asThrown: OutputFileErrors = {
+  exists: thrown,
+  noDirectory: (_directory, cause) => thrown(cause),
+  failed: (_code, cause) => thrown(cause),
+};
 
 /** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
 export class AuditDirError extends Error {

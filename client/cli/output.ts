@@ -4,9 +4,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { chmod, copyFile, link, lstat, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
+import { syncDirectory } from "../../host/audit-store.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
@@ -203,10 +204,14 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
 }
 
 /**
- * Writes via a temporary file in the same directory, created exclusively with `mode`, then linked
- * into place (which never replaces a file) or, with `replace`, renamed over the old one: the content
- * never sits in a file with wider permissions, the file appears whole or not at all, and a failure
- * leaves nothing behind.
+ * Writes via a temporary file in the same directory, created exclusively with `mode` and never
+ * through a link (O_EXCL, O_NOFOLLOW: whoever can write to the directory cannot make it write
+ * elsewhere), fsync'ed, then linked into place (which never replaces a file) or, with `replace`,
+ * renamed over the old one (which replaces the name, never what a link there leads to), and the
+ * directory fsync'ed: the content never sits in a file with wider permissions, the file appears
+ * whole or not at all, and survives a power loss once this resolves; a failure leaves nothing
+ * behind. (`cloister policy init --force`, the manifest commands' outputs, the audit collector's
+ * `.key` hints.)
  */
 export async function writeFileAtomically(
   file: string,
@@ -216,10 +221,21 @@ export async function writeFileAtomically(
 ): Promise<void> {
   const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await writeFile(temporary, content, { flag: "wx", mode: options.mode });
-    await chmod(temporary, options.mode);
+    const handle = await open(
+      temporary,
+      fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+      options.mode,
+    );
+    try {
+      await handle.chmod(options.mode); // whatever the umask
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     if (options.replace) await rename(temporary, file);
     else await linkOrCopy(temporary, file);
+    await syncDirectory(dirname(file));
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);

@@ -2,19 +2,39 @@
  * The atomic output writer on a file system without hard links (FAT, exFAT, some network mounts):
  * `link` fails with EPERM there, and the writer copies instead, with the same guarantee that an
  * existing file is never replaced (COPYFILE_EXCL). `link` is made to fail as it does on such a file
- * system; everything else is the real file system.
+ * system; everything else is the real file system. And its durability: the fsyncs, in order.
  */
 import { link, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+
+/** The file system calls that make the write durable, in order (a sync names the file or directory synced). */
+const calls: string[] = [];
+/** Whether `link` works (false: it fails with EPERM, as on a file system without hard links). */
+let linksWork = false;
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
   return {
     ...real,
-    link: vi.fn(async () => {
-      throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+    link: vi.fn(async (...args: Parameters<typeof real.link>) => {
+      if (!linksWork) throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+      calls.push("link");
+      return real.link(...args);
+    }),
+    open: vi.fn(async (...args: Parameters<typeof real.open>) => {
+      const handle = await real.open(...args);
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        calls.push(`sync ${basename(String(args[0]))}`);
+        return sync();
+      };
+      return handle;
+    }),
+    rename: vi.fn(async (...args: Parameters<typeof real.rename>) => {
+      calls.push("rename");
+      return real.rename(...args);
     }),
   };
 });
@@ -35,6 +55,7 @@ const errors = {
 
 describe("writeFileAtomically without hard links", () => {
   it("copies the file into place, with its mode, and still never replaces an existing one", async () => {
+    linksWork = false;
     const file = join(dir, "key.jwk");
     await writeFileAtomically(file, "first\n", { mode: 0o600, replace: false }, errors);
     expect(await readFile(file, "utf8")).toBe("first\n");
@@ -49,9 +70,35 @@ describe("writeFileAtomically without hard links", () => {
   });
 
   it("replaces only when asked (rename needs no link)", async () => {
+    linksWork = false;
     const file = join(dir, "policy.json");
     await writeFile(file, "old\n");
     await writeFileAtomically(file, "new\n", { mode: 0o644, replace: true }, errors);
     expect(await readFile(file, "utf8")).toBe("new\n");
   });
+});
+
+/**
+ * Durable (`policy init --force`, the manifest commands' outputs, the host's audit `.key` hints):
+ * the temporary file is fsync'ed before it is linked or renamed into place, and the directory
+ * after, so a power loss right after the write leaves the old file or the new one, whole.
+ */
+describe("writeFileAtomically fsyncs the file before it is in place, and the directory after", () => {
+  for (const replace of [false, true]) {
+    it(replace ? "renamed over the old one (--force)" : "linked into place", async () => {
+      linksWork = true;
+      const name = replace ? "replaced.json" : "new.json";
+      const file = join(dir, name);
+      if (replace) await writeFile(file, "old\n");
+      calls.length = 0;
+      await writeFileAtomically(file, "new\n", { mode: 0o600, replace }, errors);
+      expect(calls).toEqual([
+        expect.stringMatching(new RegExp(`^sync \\.${name.replace(".", "\\.")}\\.[0-9a-f]{12}\\.tmp$`)),
+        replace ? "rename" : "link",
+        `sync ${basename(dir)}`,
+      ]);
+      expect(await readFile(file, "utf8")).toBe("new\n");
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+    });
+  }
 });
