@@ -22,9 +22,9 @@ import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { type OutputFileErrors, writeFileAtomically } from "../client/cli/output.ts";
+import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { AuditStore, syncDirectory } from "./audit-store.ts";
+import { AuditStore } from "./audit-store.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever

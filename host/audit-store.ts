@@ -35,9 +35,10 @@
  *
  * Imports nothing from sealed/ or enclave/: the host never loads code that opens sealed messages.
  */
-import type { Stats } from "node:fs";
 import { constants, type FileHandle, lstat, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { describeFileKind } from "../client/cli/bounded-file.ts";
+import { syncDirectory } from "../client/cli/output.ts";
 
 export type AuditFsyncPolicy = "always" | "never";
 
@@ -340,17 +341,6 @@ async function openLogFile(path: string): Promise<FileHandle> {
   }
 }
 
-/** What a file that is not a regular one is, for a message ("a FIFO"); also `cloister audit`'s --log. */
-export function describeFileKind(info: Stats): string {
-  if (info.isDirectory()) return "a directory";
-  if (info.isFIFO()) return "a FIFO";
-  if (info.isCharacterDevice()) return "a character device";
-  if (info.isBlockDevice()) return "a block device";
-  if (info.isSocket()) return "a socket";
-  if (info.isSymbolicLink()) return "a symbolic link";
-  return "something that is not a file";
-}
-
 interface Tail {
   /**
    * The last newline-terminated line (without a CR before its newline): null when there is none or
@@ -395,18 +385,4 @@ async function readTail(handle: FileHandle, size: number, maxLineBytes: number):
 function describeError(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   return typeof code === "string" ? code : typeof message === "string" ? message : String(error);
-}
-
-/**
- * fsyncs the directory `dir`, so that what was just created in it (a file, a directory) is still
- * there after a power loss: fsync(2) on the new file or directory itself does not promise that.
- * Only what was created needs it, in the directory it was created in: nothing above it changed.
- */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
 }

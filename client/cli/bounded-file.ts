@@ -16,7 +16,6 @@
  */
 import type { Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
-import { describeFileKind } from "../../host/audit-store.ts";
 import { fileErrorCause, UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
@@ -232,4 +231,15 @@ export function optionFileUnreadable(file: string, option: string, missingHint?:
  */
 export function readOptionFile(file: string, option: string, limit: InputBound, missingHint?: string): Promise<string> {
   return readText(file, option, limit, optionFileUnreadable(file, option, missingHint));
+}
+
+/** What a file that is not a regular one is, for a message ("a FIFO"); also `cloister audit`'s --log. */
+export function describeFileKind(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  if (info.isSymbolicLink()) return "a symbolic link";
+  return "something that is not a file";
 }

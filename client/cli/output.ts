@@ -7,7 +7,6 @@ import { constants as fsConstants } from "node:fs";
 import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
-import { syncDirectory } from "../../host/audit-store.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
@@ -380,4 +379,18 @@ export function fileErrorCause(error: unknown): string {
   if (code === "ELOOP") return "ELOOP: a loop of links; check where the link points";
   if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
   return code ?? "error";
+}
+
+/**
+ * fsyncs the directory `dir`, so that what was just created in it (a file, a directory) is still
+ * there after a power loss: fsync(2) on the new file or directory itself does not promise that.
+ * Only what was created needs it, in the directory it was created in: nothing above it changed.
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
 }

@@ -69,6 +69,12 @@ describe("sealed/ boundaries", () => {
     }
   });
 
+  it("keeps the host's audit store, and all it reaches, out of sealed/ and enclave/", () => {
+    const reached = [...closure(join(ROOT, "host/audit-store.ts"))];
+    expect(reached.filter((s) => s.startsWith("sealed/") || s.startsWith("enclave/"))).toEqual([]);
+    expect(reached).toContain("client/cli/output.ts");
+  });
+
   it("keeps sealed/envelope.ts free of cryptography", () => {
     const reached = [...closure(join(ROOT, "sealed/envelope.ts"))];
     expect(reached.sort()).toEqual(["sealed/bytes.ts", "sealed/errors.ts"]);
