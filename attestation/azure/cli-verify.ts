@@ -20,6 +20,7 @@ import { ConfigurationError } from "../errors.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import { tcbFields } from "../snp/cli-verify.ts";
+import { tdxTcbFields } from "../tdx/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
   appraisalVerdict,
@@ -85,7 +86,7 @@ function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | n
       measurement: toHex(q.body.mrTd),
       reportData: toHex(q.body.reportData),
       chipId: null,
-      reportedTcb: { raw: toHex(q.body.teeTcbSvn) },
+      reportedTcb: tdxTcbFields(q.body.teeTcbSvn),
       policy: toHex(q.body.tdAttributes),
       debug: isDebugTd(q.body),
       signingKey: null,

@@ -69,6 +69,15 @@ function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: bo
   return warnings;
 }
 
+/** A TD's TEE_TCB_SVN as verify-evidence reports it (--tee tdx and azure-tdx): raw, and its first two bytes named. */
+export function tdxTcbFields(teeTcbSvn: Uint8Array) {
+  return {
+    raw: toHex(teeTcbSvn),
+    tdxModuleSvn: teeTcbSvn[0] as number,
+    tdxModuleMajorVersion: teeTcbSvn[1] as number,
+  };
+}
+
 function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, collateralGiven: boolean) {
   const base = { tee: "tdx" as const, ...EMPTY_EVIDENCE_FIELDS, tcbStatus: verified?.tcbStatus ?? null };
   if (quote === null) return base;
@@ -94,11 +103,7 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, 
     teeTcbSvn2: b.teeTcbSvn2 === null ? null : toHex(b.teeTcbSvn2),
     mrservicetd: b.mrServiceTd === null ? null : toHex(b.mrServiceTd),
     reportData: toHex(b.reportData),
-    reportedTcb: {
-      raw: toHex(b.teeTcbSvn),
-      tdxModuleSvn: b.teeTcbSvn[0] as number,
-      tdxModuleMajorVersion: b.teeTcbSvn[1] as number,
-    },
+    reportedTcb: tdxTcbFields(b.teeTcbSvn),
     policy: toHex(b.tdAttributes),
     debug: isDebugTd(b),
     signingKey: "PCK",

@@ -210,6 +210,14 @@ describe("cloister verify-evidence (Azure and MAA)", () => {
     expect(v.details.tpmExtraData).toBe("6368616c6c656e6765");
   });
 
+  it("breaks the Azure TD's reported TCB down as --tee tdx does (TDX module SVN and major version)", () => {
+    expect(JSON.parse(run("tdx").stdout).reportedTcb).toEqual({
+      raw: "02010600000000000000000000000000",
+      tdxModuleSvn: 2,
+      tdxModuleMajorVersion: 1,
+    });
+  });
+
   it("appraises Azure evidence with --policy: accepted when its PCRs and vm-configuration meet policy.azure", () => {
     const met = run("tdxPolicyMet");
     expect(met.code).toBe(0);

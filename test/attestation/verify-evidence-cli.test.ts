@@ -261,11 +261,13 @@ describe("verify-evidence text output", () => {
     expect(fields.stdout).toMatch(/^tdx: INVALID\n {2}version {10}4\n[\s\S]*\n {2}\(fields above are unverified\)\n$/);
   });
 
-  it("prints the reported TCB's breakdown in brackets only when there is one (azure-tdx has none)", async () => {
+  it("prints the reported TCB's breakdown in brackets, the same for a TD on Azure as for --tee tdx", async () => {
     const evidence = join(F, "azure", "tdx-vtpm", "tdx-evidence-v1.trustee.json");
     const r = await verify("azure-tdx", "--evidence", evidence, "--at", "2024-01-01T00:00:00Z");
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("\n  reported TCB     02010600000000000000000000000000\n");
+    expect(r.stdout).toContain(
+      "\n  reported TCB     02010600000000000000000000000000 (tdxModuleSvn 2, tdxModuleMajorVersion 1)\n",
+    );
     const t = await tdx();
     expect(t.stdout).toContain(
       "\n  reported TCB     03000500000000000000000000000000 (tdxModuleSvn 3, tdxModuleMajorVersion 0)\n",
