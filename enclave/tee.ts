@@ -388,7 +388,8 @@ export async function tdxCollateralFromDirectory(
 ): Promise<TdxCollateralWire> {
   const { parseTdxQuote } = await import("../attestation/tdx/parse.ts");
   const { loadTdxCollateralDirectory } = await import("../attestation/tdx/collateral-dir.ts");
-  const fail = (message: string) => new AttestationError("configuration", "TDX_COLLATERAL_UNREADABLE", message);
+  const fail = (message: string, cause?: unknown) =>
+    new AttestationError("configuration", "TDX_COLLATERAL_UNREADABLE", message, { cause });
   const loaded = await loadTdxCollateralDirectory(
     dir,
     parseTdxQuote(quoteBytes),

@@ -34,7 +34,8 @@ import { type LoadedTdxCollateral, loadTdxCollateralDirectory } from "./collater
 import { isDebugTd, parseTdxQuote, type TdxQuote, trailingIsZeroPadding } from "./parse.ts";
 import { type TdxCollateral, type VerifiedTdxQuote, verifyTdxQuote } from "./verify.ts";
 
-const usageError = (message: string) => new UsageError(message);
+const usageError = (message: string, cause?: unknown) =>
+  new UsageError(message, cause === undefined ? undefined : { cause });
 
 export interface TdxVerifyEvidenceOptions extends VerifyEvidenceOptions {
   readonly collateralSignerValidity?: CollateralSignerValidity | undefined;

@@ -76,14 +76,14 @@ const documentDates = (i: { doc: { issueDate: Date; nextUpdate: Date } }) => ({
 /**
  * Loads the collateral for `quote` from `dir`. File-system problems are reported through `fail`
  * (the caller's error type), naming `option`, the path and why (fileErrorCause, as the CLI's other
- * file options say it).
+ * file options say it), with the fs error as the cause when there is one.
  */
 export async function loadTdxCollateralDirectory(
   dir: string,
   quote: TdxQuote,
   at: Date,
   option: string,
-  fail: (message: string) => Error,
+  fail: (message: string, cause?: unknown) => Error,
   /** Prefer issues at least this old when a current one is (an enclave serving verifiers' clocks). */
   settleMs = 0,
 ): Promise<LoadedTdxCollateral> {
@@ -92,8 +92,8 @@ export async function loadTdxCollateralDirectory(
       path,
       option,
       COLLATERAL_FILE_BOUND,
-      (error) => fail(`${option}: cannot read "${path}" (${fileErrorCause(error)})`),
-      fail,
+      (error) => fail(`${option}: cannot read "${path}" (${fileErrorCause(error)})`, error),
+      (message) => fail(message),
     );
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   };
@@ -101,7 +101,7 @@ export async function loadTdxCollateralDirectory(
   try {
     names = (await readdir(dir)).sort();
   } catch (error) {
-    throw fail(`${option}: cannot list directory "${dir}" (${fileErrorCause(error)})`);
+    throw fail(`${option}: cannot list directory "${dir}" (${fileErrorCause(error)})`, error);
   }
   const notes: string[] = [];
   const fmspc = toHex(quote.pckExtensions.fmspc);

@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
@@ -32,6 +33,7 @@ import {
   insecureSimulatorAnchors,
   simulateTdxQuote,
 } from "../../attestation/sim/index.ts";
+import { verifyEvidence } from "../../attestation/tdx/cli-verify.ts";
 import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import {
@@ -122,6 +124,24 @@ describe("an enclave's --tdx-collateral directory", () => {
     await expect(tdxCollateralFromDirectory(missing, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
       message: `--tdx-collateral: cannot list directory "${missing}" (ENOENT: no such file; check the path)`,
+      cause: expect.objectContaining({ code: "ENOENT", syscall: "scandir" }),
+    });
+    // verify-evidence --collateral keeps the fs error as the cause too.
+    await expect(
+      verifyEvidence({ tee: "tdx", quote: join(TDX, "quote-v4-trustee.bin"), collateral: missing, at: AT }),
+    ).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--collateral: cannot list directory "${missing}" (ENOENT: no such file; check the path)`,
+      cause: expect.objectContaining({ code: "ENOENT", syscall: "scandir" }),
+    });
+    // A file of the directory that cannot be opened (a dangling link): its fs error is the cause.
+    const dangling = join(tmp, "dangling");
+    mkdirSync(dangling);
+    symlinkSync(join(tmp, "nowhere"), join(dangling, "tcbinfo-0.json"));
+    await expect(tdxCollateralFromDirectory(dangling, QUOTE, AT)).rejects.toMatchObject({
+      code: "TDX_COLLATERAL_UNREADABLE",
+      message: `--tdx-collateral: cannot read "${join(dangling, "tcbinfo-0.json")}" (ENOENT: no such file; check the path)`,
+      cause: expect.objectContaining({ code: "ENOENT" }),
     });
     const file = join(tmp, "a-file");
     writeFileSync(file, "");
