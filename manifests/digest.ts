@@ -27,7 +27,7 @@ export function isCompactJws(value: unknown): value is string {
 export async function manifestDigest(jws: string): Promise<Uint8Array> {
   if (!isCompactJws(jws)) {
     throw new TypeError(
-      `manifestDigest: expected a compact JWS (three base64url parts, no white space), found ${describeValue(jws)}`,
+      `manifestDigest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found ${describeValue(jws)}`,
     );
   }
   // Base64url is ASCII, so this is the byte string of the JWS.

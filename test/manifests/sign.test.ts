@@ -491,11 +491,19 @@ describe("manifest digest", () => {
     // Only a caller's bug reaches it (every path checks the form first): a TypeError naming what it got.
     await expect(manifestDigest(`${jws}\n`)).rejects.toThrow(
       new TypeError(
-        `manifestDigest: expected a compact JWS (three base64url parts, no white space), found a string of ${jws.length + 1} characters`,
+        `manifestDigest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of ${jws.length + 1} characters`,
+      ),
+    );
+    // An empty first part (the protected header) is not a compact JWS; the others may be empty.
+    await expect(manifestDigest(".e30.")).rejects.toThrow(
+      new TypeError(
+        "manifestDigest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 5 characters",
       ),
     );
     await expect(manifestDigest(undefined as unknown as string)).rejects.toThrow(
-      new TypeError("manifestDigest: expected a compact JWS (three base64url parts, no white space), found nothing"),
+      new TypeError(
+        "manifestDigest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found nothing",
+      ),
     );
   });
 
