@@ -16,6 +16,7 @@ import {
   keyFromAttestationDocument,
   publicKeyOption,
 } from "../../enclave/audit-cli-impl.ts";
+import { describeValue } from "../../manifests/issues.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { fileText, type InputBound, optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
@@ -101,7 +102,11 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
     text = body.document;
     exact = new TextEncoder().encode(text);
   }
-  if (!DOCUMENT_JWS.test(text)) throw new UsageError("--document: expected a compact JWS (three base64url parts)");
+  if (!DOCUMENT_JWS.test(text)) {
+    throw new UsageError(
+      `--document: expected a compact JWS (three base64url parts, all non-empty, no white space), found ${describeValue(text)}`,
+    );
+  }
   const [headerPart] = text.split(".") as [string];
   let header: { alg?: unknown; typ?: unknown };
   let payload: { eat_profile?: unknown };

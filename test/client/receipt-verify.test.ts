@@ -145,7 +145,16 @@ describe("cloister receipt verify", () => {
     // Not its exact bytes (a trailing space): refused, never trimmed into a match.
     const padded = await file("padded.jws", `${documentJws} `);
     const receipt = await file("r.txt", signReceipt(fields(digest), keys.signing.secretKey));
-    await expect(verify({ receipt, document: padded })).rejects.toThrow("--document: expected a compact JWS");
+    const form = "--document: expected a compact JWS (three base64url parts, all non-empty, no white space)";
+    await expect(verify({ receipt, document: padded })).rejects.toThrow(
+      new UsageError(`${form}, found a string of ${documentJws.length + 1} characters`),
+    );
+    // An empty signature (the general JWS form allows one; a document never has one).
+    const unsigned = documentJws.slice(0, documentJws.lastIndexOf(".") + 1);
+    const emptySignature = await file("unsigned.jws", unsigned);
+    await expect(verify({ receipt, document: emptySignature })).rejects.toThrow(
+      new UsageError(`${form}, found a string of ${unsigned.length} characters`),
+    );
     // Another document under the same key: its digest is not the one the receipt names.
     const otherJws = await documentOf({ ...keys, sealing: nacl.box.keyPair() });
     const otherDocument = await file("other.jws", otherJws);
