@@ -7,7 +7,7 @@ import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import type { WebCommandOptions } from "./commands.ts";
-import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { fileErrorCause, loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { plainHttpKeyWarning, readPolicyFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 
@@ -121,7 +121,7 @@ export async function runBundle(options: {
   try {
     await mkdir(dirname(options.out), { recursive: true });
   } catch (error) {
-    throw new UsageError(`--out: cannot write "${options.out}" (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new UsageError(`--out: cannot write "${options.out}" (${fileErrorCause(error)})`, { cause: error });
   }
   await refuseExistingOutput(options.out, "--out", existing);
   const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });

@@ -80,6 +80,18 @@ describe("client output files", () => {
     expect(JSON.parse(forced.stdout)).toMatchObject({ path: existing, matchesPinned: true });
   });
 
+  it("bundle --out says why its directory cannot be made, as other file options say it", async () => {
+    const file = join(dir, "a-file");
+    await writeFile(file, "");
+    const out = join(file, "web", "cloister.js");
+    const run = await runCloister(["bundle", "--out", out], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(
+      `cloister: USAGE: --out: cannot write "${out}" (ENOTDIR: a part of the path is a file, not a directory; check the path)\n`,
+    );
+  });
+
   it("manifest keygen names the option and the directory that does not exist (USAGE), and creates nothing", async () => {
     const sub = await mkdtemp(join(dir, "keys-"));
     const run = await runCloister(
