@@ -15,7 +15,7 @@
  * self-authenticating; nothing from the payload is trusted until the stage that verifies it.
  */
 import { base64url, CompactSign, compactVerify, importJWK, type JWK } from "jose";
-import { isCompactJws } from "../manifests/digest.ts";
+import { COMPACT_JWS_FORM, isCompactJws } from "../manifests/digest.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
@@ -285,7 +285,7 @@ function parseDocument(jws: string): ParsedDocument {
     fail(
       "document",
       "DOCUMENT_MALFORMED",
-      `document manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found ${describeValue(payload.manifest)}`,
+      `document manifest: expected ${COMPACT_JWS_FORM}, found ${describeValue(payload.manifest)}`,
     );
   }
   if (payload.maa_token !== null && typeof payload.maa_token !== "string") {

@@ -9,6 +9,9 @@ import { describeValue } from "./issues.ts";
 /** A compact JWS: three base64url parts (the first non-empty), dots between, nothing else. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
+/** isCompactJws's form in words, for the messages of the checks that use it. */
+export const COMPACT_JWS_FORM = "a compact JWS (three base64url parts, the first non-empty, no white space)";
+
 /**
  * Whether `value` is a compact JWS, no surrounding whitespace: the form manifestDigest takes. The
  * manifest checks (verifyManifest, and the attestation document's parser for the manifest it
@@ -26,9 +29,7 @@ export function isCompactJws(value: unknown): value is string {
  */
 export async function manifestDigest(jws: string): Promise<Uint8Array> {
   if (!isCompactJws(jws)) {
-    throw new TypeError(
-      `manifestDigest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found ${describeValue(jws)}`,
-    );
+    throw new TypeError(`manifestDigest: expected ${COMPACT_JWS_FORM}, found ${describeValue(jws)}`);
   }
   // Base64url is ASCII, so this is the byte string of the JWS.
   const bytes = new TextEncoder().encode(jws);

@@ -29,7 +29,7 @@ import {
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
 import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
-import { digestHex, isCompactJws, manifestDigest } from "./digest.ts";
+import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
   ManifestJwsMalformedError,
@@ -38,6 +38,7 @@ import {
   ManifestSignatureInvalidError,
   ManifestTypInvalidError,
 } from "./errors.ts";
+import { describeValue } from "./issues.ts";
 import { type Manifest, parseManifest } from "./schema.ts";
 
 export const MANIFEST_JWS_TYP = "cloister-manifest+jws";
@@ -303,9 +304,7 @@ function describeSignerKid(kid: unknown, trusted: readonly string[]): string {
 /** Verifies a signed manifest against trusted public keys, then checks its schema. */
 export async function verifyManifest(jws: string, trustedPublicJwks: readonly JWK[]): Promise<VerifiedManifest> {
   if (!isCompactJws(jws)) {
-    throw new ManifestJwsMalformedError(
-      "manifest: expected a compact JWS (three base64url parts), found something else",
-    );
+    throw new ManifestJwsMalformedError(`manifest: expected ${COMPACT_JWS_FORM}, found ${describeValue(jws)}`);
   }
   if (trustedPublicJwks.length === 0)
     throw new ManifestKeyInvalidError("trusted keys: expected at least one public JWK, found none");

@@ -47,7 +47,7 @@ describe("the client's manifest check names the manifest once", () => {
     const error = await refusal(trusted.publicJwk, "not.a-jws");
     expect([error.code, error.message]).toEqual([
       "MANIFEST_JWS_MALFORMED",
-      "manifest: expected a compact JWS (three base64url parts), found something else",
+      "manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of 9 characters",
     ]);
   });
 

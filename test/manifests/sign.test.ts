@@ -463,7 +463,7 @@ describe("manifest verification refusals", () => {
     for (const text of ["a.b", ` ${jws}`, `${jws}.AA`, jws.replace(".", "+.")]) {
       expect(await errorOf(() => verifyManifest(text, [pair.publicJwk]))).toMatchObject({
         code: "MANIFEST_JWS_MALFORMED",
-        message: "manifest: expected a compact JWS (three base64url parts), found something else",
+        message: `manifest: expected a compact JWS (three base64url parts, the first non-empty, no white space), found a string of ${text.length} characters`,
       });
     }
     expect((await errorOf(() => verifyManifest("e30x.e30.AA", [pair.publicJwk]))).code).toBe("MANIFEST_JWS_MALFORMED");
