@@ -18,7 +18,7 @@
  */
 
 import { constants } from "node:fs";
-import { access, mkdir, stat } from "node:fs/promises";
+import { access, mkdir, open, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
@@ -37,6 +37,58 @@ import { AuditStore } from "./audit-store.ts";
  */
 function replaceOwnerOnly(path: string, text: string): Promise<void> {
   return writeFileAtomically(path, text, { mode: 0o600, replace: true }, asThrown);
+}
+
+/** Each boot's key as this process filed it (by its .key path), once the .key holds it durably. */
+const filedKeys = new Map<string, { key: string; filed: Promise<void> }>();
+
+/**
+ * Files `key` in the .key at `path` (a filing hint, see the module comment: unauthenticated, so no
+ * verifier may take its key from here); false when this boot's .key names another key. Written like
+ * the log beside it (durably, never through a link planted in its place), only when it is not there
+ * already: a .key found holding it is kept (an earlier host process's: its directory synced once).
+ */
+async function fileKey(path: string, key: string): Promise<boolean> {
+  const text = `${key}\n`;
+  const onDisk = await readKeyFile(path);
+  // From here to the entry set, synchronous: two collectors of one boot file one key.
+  let entry = filedKeys.get(path);
+  if (entry !== undefined && entry.key !== key) return false;
+  if (entry === undefined && onDisk !== null && onDisk !== text && HEX64.test(onDisk.trimEnd())) return false;
+  if (entry === undefined || onDisk !== text) {
+    // Filed anew when it is not there as written (absent, moved aside, replaced).
+    const filing = { key, filed: onDisk === text ? syncDirectory(dirname(path)) : replaceOwnerOnly(path, text) };
+    filedKeys.set(path, filing);
+    filing.filed.catch(() => {
+      if (filedKeys.get(path) === filing) filedKeys.delete(path); // filed again at the next collection
+    });
+    entry = filing;
+  }
+  await entry.filed;
+  return true;
+}
+
+/**
+ * The text of the .key at `path` when it is one this host wrote (a regular file of its own, mode
+ * 0600, one link, a key's size); null otherwise (absent, a link, a fifo, wider, anything else: replaced).
+ */
+async function readKeyFile(path: string): Promise<string | null> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
+  if (handle === null) return null;
+  try {
+    const info = await handle.stat();
+    const own =
+      info.isFile() &&
+      info.uid === process.getuid?.() &&
+      info.nlink === 1 &&
+      (info.mode & 0o777) === 0o600 &&
+      info.size <= 65;
+    return own ? await handle.readFile("utf8") : null;
+  } catch {
+    return null;
+  } finally {
+    await handle.close();
+  }
 }
 
 /** writeFileAtomically's outcomes as the errors themselves: the collector reports them as they are. */
@@ -442,9 +494,12 @@ export class AuditCollector {
       this.boot = null;
       await makeAuditDir(this.options.dir);
       const name = batch.boot.slice(0, 16);
-      // A filing hint (see the module comment): unauthenticated, so no verifier may take its key from
-      // here. Written like the log beside it: durably, and never through a link planted in its place.
-      await replaceOwnerOnly(join(this.options.dir, `${name}.key`), `${batch.signingKey}\n`);
+      const keyPath = join(this.options.dir, `${name}.key`);
+      if (!(await fileKey(keyPath, batch.signingKey))) {
+        // The same check as above, across the collectors of this boot (one enclave under two URLs)
+        // and the host processes that filed it before.
+        return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: signingKey: expected the key filed for this boot in ${keyPath}, found another`;
+      }
       this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch, name);
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;

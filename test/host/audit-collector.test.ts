@@ -22,7 +22,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
@@ -147,6 +147,17 @@ async function collector(fetchFn: typeof fetch, existing?: string, maxBatchBytes
     ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
   });
   return { c, dir, errors, file: join(dir, `${BOOT.slice(0, 16)}.jsonl`) };
+}
+
+/** A second collector on `dir`, for the same enclave under another URL, logging to `errors`. */
+function secondCollector(fetchFn: typeof fetch, dir: string, errors: string[]): AuditCollector {
+  return new AuditCollector({
+    enclaveUrl: "http://localhost:47601",
+    dir,
+    intervalMs: 60_000,
+    fetch: fetchFn,
+    onError: (m) => errors.push(m),
+  });
 }
 
 /**
@@ -352,6 +363,33 @@ describe("audit collector", () => {
     expect(synced.slice(0, 2)).toEqual([KEY.length + 1, "directory"]);
   });
 
+  it("files a boot's .key once: not again at each collection a refused log retries, nor over an earlier run's same .key", async () => {
+    const enclave = backlogEnclave();
+    let keyIno = 0;
+    const { file, errors } = await restartedHost(enclave, async (file) => {
+      await writeFile(file, (await readFile(file, "utf8")).replace(/"seq":1,/, '"seq":999999,'));
+      keyIno = (await stat(file.replace(/jsonl$/, "key"))).ino;
+    });
+    expect(errors[0]).toContain("ends at record 999999");
+    const again = await collector(enclave.fetch, dirname(file));
+    await again.c.collect();
+    await again.c.collect();
+    await again.c.stop();
+    expect(again.errors[0]).toContain("ends at record 999999");
+    expect((await stat(file.replace(/jsonl$/, "key"))).ino).toBe(keyIno);
+    // An earlier host process's .key holding this key (0600, one link) is kept as it is.
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    await writeFile(keyFile, `${KEY}\n`, { mode: 0o600 });
+    const earlier = (await stat(keyFile)).ino;
+    const fresh = await collector(fetchFn, dir);
+    await fresh.c.collect();
+    await fresh.c.stop();
+    expect(fresh.errors).toEqual([]);
+    expect((await stat(keyFile)).ino).toBe(earlier);
+  });
+
   it("no document tells a verifier to take the key from the host's .key file", async () => {
     // The file is written by the host from an unauthenticated answer: a forged log verifies under a key put there.
     const root = new URL("../../", import.meta.url);
@@ -460,13 +498,7 @@ describe("audit collector: one enclave under two URLs (127.0.0.1 and localhost)"
   it("stores every record once, whichever collector collects it, and either may stop first", async () => {
     const enclave = backlogEnclave();
     const { c: a, dir, errors, file } = await collector(enclave.fetch);
-    const b = new AuditCollector({
-      enclaveUrl: "http://localhost:47601",
-      dir,
-      intervalMs: 60_000,
-      fetch: enclave.fetch,
-      onError: (m) => errors.push(m),
-    });
+    const b = secondCollector(enclave.fetch, dir, errors);
     enclave.write(3);
     await Promise.all([a.collect(), b.collect()]);
     enclave.write(2);
@@ -478,6 +510,41 @@ describe("audit collector: one enclave under two URLs (127.0.0.1 and localhost)"
     await expectWholeLog(file, 7);
     expect(enclave.pending).toBe(0);
     expect(errors).toEqual([]);
+  });
+});
+
+describe("audit collector: one boot's key across collectors", () => {
+  it("a second collector of the boot answered another key stores nothing and leaves the .key as filed", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const { c: a, dir, errors, file } = await collector(fetchFn);
+    await a.collect();
+    const other = "ef".repeat(32);
+    const otherFetch = (async () =>
+      new Response(
+        JSON.stringify({ boot: BOOT, signingKey: other, from: 1, lines: [RECORDS[1]], next: 2 }),
+      )) as typeof fetch;
+    const b = secondCollector(otherFetch, dir, errors);
+    await b.collect();
+    await Promise.all([a.stop(), b.stop()]);
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    expect(errors).toEqual([
+      `audit: the audit batch of the enclave at "http://localhost:47601" is malformed: signingKey: expected the key filed for this boot in ${keyFile}, found another; retrying every 60000 ms (logged again when the problem changes or ends)`,
+    ]);
+    expect(await readFile(keyFile, "utf8")).toBe(`${KEY}\n`);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
+  });
+
+  it("a collector of another host process's boot answered another key than its .key stores nothing", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    await writeFile(keyFile, `${"ef".repeat(32)}\n`, { mode: 0o600 });
+    const { c, errors, file } = await collector(fetchFn, dir);
+    await c.collect();
+    await c.stop();
+    expect(errors[0]).toContain(`signingKey: expected the key filed for this boot in ${keyFile}, found another`);
+    expect(await readFile(keyFile, "utf8")).toBe(`${"ef".repeat(32)}\n`);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 });
 
