@@ -24,7 +24,7 @@ import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { AuditStore } from "./audit-store.ts";
+import { AuditStore, AuditStoreError } from "./audit-store.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
@@ -646,12 +646,14 @@ export class AuditCollector {
     // record (altered): resumed after it, the host would skip and acknowledge the records before
     // it, and the enclave drop them unstored. So nothing is stored until the file is set right.
     if (seq >= batch.next) {
-      throw new Error(
+      throw new AuditStoreError(
+        "AUDIT_STORE_NOT_THIS_BOOT",
         `${store.path} ends at record ${seq} (read without verifying): expected a record the enclave holds or acknowledged, seq at most ${batch.next - 1}, found ${seq}; move the file aside if it is not this boot's (the next collection starts a new one)`,
       );
     }
     if (seq >= from && batch.lines[seq - from] !== last) {
-      throw new Error(
+      throw new AuditStoreError(
+        "AUDIT_STORE_NOT_THIS_BOOT",
         `${store.path}: its last line (record ${seq}) differs from the enclave's record ${seq}: expected the line the enclave sent, found another (altered?); move the file aside (the next collection starts a new one)`,
       );
     }

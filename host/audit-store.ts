@@ -49,7 +49,7 @@ export interface AuditStoreOptions {
 }
 
 export class AuditStoreError extends Error {
-  readonly code: "AUDIT_STORE_LINE_INVALID" | "AUDIT_STORE_CLOSED" | "AUDIT_STORE_IO";
+  readonly code: "AUDIT_STORE_LINE_INVALID" | "AUDIT_STORE_CLOSED" | "AUDIT_STORE_IO" | "AUDIT_STORE_NOT_THIS_BOOT";
 
   constructor(code: AuditStoreError["code"], message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

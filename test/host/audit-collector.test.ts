@@ -273,6 +273,7 @@ describe("audit collector", () => {
 
   it("a restarted host whose file ends on a record the enclave never wrote (altered) stores nothing and acknowledges nothing", async () => {
     const enclave = backlogEnclave();
+    const resumeAt = vi.spyOn(AuditCollector.prototype as unknown as { resumeAt: () => number }, "resumeAt");
     const { file, errors } = await restartedHost(enclave, async (file) => {
       expect(enclave.pending).toBe(0);
       // The last line's seq altered (a corrupted digit, or a hand edit): taken as it is, the host
@@ -284,10 +285,15 @@ describe("audit collector", () => {
     expect(errors[0]).toBe(
       `audit: cannot store the enclave's records (${file} ends at record 999999 (read without verifying): expected a record the enclave holds or acknowledged, seq at most 4, found 999999; move the file aside if it is not this boot's (the next collection starts a new one)); retrying every 60000 ms (logged again when the problem changes or ends)`,
     );
+    expect(resumeAt.mock.results.at(-1)).toMatchObject({
+      type: "throw",
+      value: { name: "AuditStoreError", code: "AUDIT_STORE_NOT_THIS_BOOT" },
+    });
   });
 
   it("a restarted host whose last line is not the enclave's record of that seq stores nothing and acknowledges nothing", async () => {
     const enclave = backlogEnclave();
+    const resumeAt = vi.spyOn(AuditCollector.prototype as unknown as { resumeAt: () => number }, "resumeAt");
     enclave.downAfterAnswer = true; // stored, never acknowledged: the enclave sends 0..1 again
     const { file, errors } = await restartedHost(enclave, async (file) => {
       enclave.down = false;
@@ -299,6 +305,10 @@ describe("audit collector", () => {
     expect(errors[0]).toContain(
       `audit: cannot store the enclave's records (${file}: its last line (record 1) differs from the enclave's record 1: expected the line the enclave sent, found another (altered?);`,
     );
+    expect(resumeAt.mock.results.at(-1)).toMatchObject({
+      type: "throw",
+      value: { name: "AuditStoreError", code: "AUDIT_STORE_NOT_THIS_BOOT" },
+    });
   });
 
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
