@@ -249,7 +249,9 @@ export async function writeFileAtomically(
 
 /**
  * Links `from` to `to`, which never replaces an existing `to`; where the file system has no hard
- * links (FAT, exFAT, some network mounts), copies it with the same guarantee (COPYFILE_EXCL).
+ * links (FAT, exFAT, some network mounts), copies it with the same guarantee (COPYFILE_EXCL), and
+ * fsyncs the copy (a new file: `from`'s fsync does not cover its bytes) before the caller syncs the
+ * directory.
  */
 async function linkOrCopy(from: string, to: string): Promise<void> {
   try {
@@ -258,6 +260,7 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
     await copyFile(from, to, fsConstants.COPYFILE_EXCL);
+    await syncPath(to, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   }
 }
 
@@ -386,8 +389,13 @@ export function fileErrorCause(error: unknown): string {
  * there after a power loss: fsync(2) on the new file or directory itself does not promise that.
  * Only what was created needs it, in the directory it was created in: nothing above it changed.
  */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
+export function syncDirectory(dir: string): Promise<void> {
+  return syncPath(dir, "r");
+}
+
+/** fsyncs what `path` names, opened with `flags`. */
+async function syncPath(path: string, flags: string | number): Promise<void> {
+  const handle = await open(path, flags);
   try {
     await handle.sync();
   } finally {

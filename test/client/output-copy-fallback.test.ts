@@ -101,4 +101,17 @@ describe("writeFileAtomically fsyncs the file before it is in place, and the dir
       expect((await stat(file)).mode & 0o777).toBe(0o600);
     });
   }
+
+  it("copied into place (no hard links): the copy fsync'ed before the directory", async () => {
+    linksWork = false;
+    const file = join(dir, "copied.json");
+    calls.length = 0;
+    await writeFileAtomically(file, "new\n", { mode: 0o600, replace: false }, errors);
+    expect(calls).toEqual([
+      expect.stringMatching(/^sync \.copied\.json\.[0-9a-f]{12}\.tmp$/),
+      "sync copied.json",
+      `sync ${basename(dir)}`,
+    ]);
+    expect(await readFile(file, "utf8")).toBe("new\n");
+  });
 });
