@@ -78,8 +78,10 @@ export class AuditStore {
   #size: number;
   /** The file this store opened (its device and inode): the one each write checks is still at `path`. */
   readonly #opened: { readonly dev: number; readonly ino: number };
-  /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing. */
+  /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing, once #refusal finds nothing past them. */
   #dirty = false;
+  /** While dirty: the file's size right after the failed write (null: unknown), the most it may be cut from. */
+  #tornSize: number | null = null;
   /**
    * The file's last complete (newline-terminated) line when it was opened: null for an empty file,
    * or when that line is longer than `maxLineBytes` (it cannot be a stored record). A collector
@@ -183,8 +185,9 @@ export class AuditStore {
   async close(): Promise<void> {
     this.#closed = true;
     await this.flush();
-    // A failed write whose cut also failed: one more try, or the next open cuts the torn line.
-    if (this.#dirty) await this.#cutBack().catch(() => undefined);
+    // A failed write whose cut also failed: one more try (unless the file changed since: see
+    // #refusal), or the next open cuts the torn line.
+    if (this.#dirty && (await this.#refusal()) === null) await this.#cutBack().catch(() => undefined);
     await this.#handle.close();
   }
 
@@ -231,36 +234,22 @@ export class AuditStore {
         this.#pending = [];
         const bytes = encoder.encode(batch.map((p) => p.bytes).join(""));
         try {
+          // Each refusal holds for every later write too: nothing of this store's is written to the
+          // file again (the lines stay with the enclave until a restarted host stores them).
+          const refusal = await this.#refusal();
+          if (refusal !== null) {
+            this.#rejectFrom(batch, refusal);
+            return;
+          }
           if (this.#dirty) await this.#cutBack();
-          // Each refusal below holds for every later write too: nothing of this store's is written
-          // to the file again (the lines stay with the enclave until a restarted host stores them).
-          // One lstat per write (per batch: what piled up is written together): the file at the path,
-          // which once found to be the opened one also gives its size.
-          const atPath = await lstat(this.path).catch(() => null);
-          // The file removed, renamed or replaced (by hand, by a log rotation): records written on
-          // would be acknowledged, and the enclave drop them, where no verifier looks for them.
-          if (atPath === null || atPath.ino !== this.#opened.ino || atPath.dev !== this.#opened.dev) {
-            this.#rejectFrom(
-              batch,
-              "expected the file this store opened at that path, found it removed, renamed or replaced (restart the host to store records there again)",
-            );
-            return;
-          }
-          // Another writer (a second host process on this directory) has appended since this
-          // store's last write: writing after its lines would store records twice, and cutting a
-          // failed write back would cut its lines.
-          const found = atPath.size;
-          if (found !== this.#size) {
-            this.#rejectFrom(
-              batch,
-              `expected ${this.#size} bytes (what this store wrote), found ${found}: another process writes to this file (one host process per audit directory)`,
-            );
-            return;
-          }
           // appendFile loops until every byte is written (a bare write may write fewer).
           await this.#handle.appendFile(bytes);
           if (this.#fsync === "always") await this.#handle.sync();
         } catch (error) {
+          this.#tornSize = await this.#handle.stat().then(
+            (info) => info.size,
+            () => null,
+          );
           // Cut off whatever part of the batch reached the file (also a batch whose fsync failed:
           // it is reported as not stored, so it must not stay to be written again). Stop draining:
           // the appends queued behind it are rejected too, so the lines stored stay a prefix of the
@@ -276,6 +265,27 @@ export class AuditStore {
     } finally {
       this.#writing = null;
     }
+  }
+
+  /**
+   * Why this store must not write to (or cut) its file any more; null: it may. One lstat per write
+   * (per batch: what piled up is written together): the file at the path, which once found to be
+   * the opened one also gives its size.
+   */
+  async #refusal(): Promise<string | null> {
+    const atPath = await lstat(this.path).catch(() => null);
+    // The file removed, renamed or replaced (by hand, by a log rotation): records written on
+    // would be acknowledged, and the enclave drop them, where no verifier looks for them.
+    if (atPath === null || atPath.ino !== this.#opened.ino || atPath.dev !== this.#opened.dev) {
+      return "expected the file this store opened at that path, found it removed, renamed or replaced (restart the host to store records there again)";
+    }
+    // Another writer (a second host process on this directory) has appended since this store's
+    // last write: writing after its lines would store records twice, and cutting a failed write
+    // back would cut its lines. A failed write not cut back yet may have left its bytes, no more.
+    const found = atPath.size;
+    const torn = this.#dirty ? this.#tornSize : null;
+    if (found === this.#size || (torn !== null && found === torn)) return null;
+    return `expected ${this.#size} bytes (what this store wrote)${torn === null ? "" : ` or ${torn} (with its failed write)`}, found ${found}: another process writes to this file (one host process per audit directory)`;
   }
 
   /** Rejects `batch` and every append queued behind it, saying why and how many lines were not stored. */

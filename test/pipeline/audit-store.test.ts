@@ -69,6 +69,17 @@ async function failNextTruncate(): Promise<void> {
   });
 }
 
+/** A store (on a new file `name`) whose first write of line 0 of `lines` failed after 7 bytes, and its cut too. */
+async function tornStore(name: string) {
+  const path = join(dir, name);
+  const lines = writeLog(2);
+  const store = await AuditStore.open(path, { fsync: "never" });
+  await failWrites(1, 7);
+  await failNextTruncate();
+  await expect(store.append(lines[0] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+  return { path, lines, store };
+}
+
 describe("AuditStore", () => {
   it("concurrent appends never interleave and keep call order; the stored log verifies", async () => {
     const path = join(dir, "concurrent.jsonl");
@@ -178,12 +189,7 @@ describe("AuditStore", () => {
   });
 
   it("when cutting a failed write back fails too, the next write cuts it first", async () => {
-    const path = join(dir, "truncate-fails.jsonl");
-    const lines = writeLog(2);
-    const store = await AuditStore.open(path, { fsync: "never" });
-    await failWrites(1, 7);
-    await failNextTruncate();
-    await expect(store.append(lines[0] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+    const { path, lines, store } = await tornStore("truncate-fails.jsonl");
     expect(readFileSync(path, "utf8")).toBe((lines[0] as string).slice(0, 7));
     for (const line of lines) await store.append(line);
     await store.close();
@@ -223,6 +229,22 @@ describe("AuditStore", () => {
     expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n${(lines[1] as string).slice(0, 7)}`);
     await store.close();
     expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
+  });
+
+  it("a failed write whose cut failed too is never cut back over another writer's lines (next write, or close)", async () => {
+    const { path, lines, store: first } = await tornStore("truncate-fails-then-other-writer.jsonl");
+    // Another host process on the directory: its open cuts the torn tail, then it appends.
+    const second = await AuditStore.open(path, { fsync: "never" });
+    await second.append('{"second":0}');
+    await expect(first.append(lines[0] as string)).rejects.toMatchObject({
+      code: "AUDIT_STORE_IO",
+      message: expect.stringContaining(
+        "expected 0 bytes (what this store wrote) or 7 (with its failed write), found 13: another process writes to this file",
+      ),
+    });
+    await first.close();
+    await second.close();
+    expect(readFileSync(path, "utf8")).toBe('{"second":0}\n');
   });
 
   it("lastLineAtOpen: null for an empty file, the last line of a file ending on a newline", async () => {
