@@ -78,7 +78,10 @@ export class AuditStore {
   #size: number;
   /** The file this store opened (its device and inode): the one each write checks is still at `path`. */
   readonly #opened: { readonly dev: number; readonly ino: number };
-  /** A failed write's bytes may still be in the file (its truncation failed too): cut before writing, once #refusal finds nothing past them. */
+  /**
+   * A failed write's bytes may still be in the file (its truncation failed too): cut before writing,
+   * once #refusal finds nothing past them.
+   */
   #dirty = false;
   /** While dirty: the file's size right after the failed write (null: unknown), the most it may be cut from. */
   #tornSize: number | null = null;
