@@ -24,7 +24,7 @@ import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { AuditStore, AuditStoreError } from "./audit-store.ts";
+import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
@@ -271,19 +271,25 @@ function parseBatch(value: unknown): AuditBatch | string {
   return value as AuditBatch;
 }
 
-/** `record.seq` of a line as it is, read without verifying anything (undefined: none, or not JSON). */
-function seqField(line: string): unknown {
-  try {
-    return (JSON.parse(line) as { record?: { seq?: unknown } } | null)?.record?.seq;
-  } catch {
-    return undefined;
-  }
+/** `record.seq` of a parsed line as it is, read without verifying anything (undefined: none). */
+function seqField(value: object): unknown {
+  return (value as { record?: { seq?: unknown } }).record?.seq;
 }
 
-/** `record.seq` of a record line, read without verifying anything; null when it has none. */
-function recordSeq(line: string): number | null {
-  const seq = seqField(line);
+/** `record.seq` of a parsed line, read without verifying anything; null when it has none. */
+function seqOf(value: object): number | null {
+  const seq = seqField(value);
   return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : null;
+}
+
+/** `record.seq` of a record line, read without verifying anything; null when it has none (or not JSON). */
+function recordSeq(line: string): number | null {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === "object" && value !== null ? seqOf(value) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -588,18 +594,20 @@ export class AuditCollector {
     // And in order: each line's seq (read without verifying) is its place in the batch, so a broken
     // or hostile answer (records reordered, repeated, skipped) never makes the stored log fail
     // verification from there on; it is asked for again.
-    const bad = lines.findIndex((line, i) => !store.accepts(line) || recordSeq(line) !== from + i);
+    // Each line parsed once: `check` hands its value on, and `append` takes the checked line as it is.
+    const checked = lines.map((line) => store.check(line));
+    const bad = checked.findIndex((line, i) => line === null || seqOf(line.value) !== from + i);
     if (bad !== -1) {
-      const line = lines[bad] as string;
-      return store.accepts(line)
-        ? `audit: record ${from + bad} from the enclave: seq: expected ${from + bad}, found ${describeUntrusted(seqField(line))}`
+      const line = checked[bad];
+      return line
+        ? `audit: record ${from + bad} from the enclave: seq: expected ${from + bad}, found ${describeUntrusted(seqField(line.value))}`
         : `audit: record ${from + bad} from the enclave is not a valid record line`;
     }
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
     // a write failure the store rejects the failed write and every line queued behind it, and
     // leaves none of their bytes in the file: the lines before the first rejection are stored,
     // the rest are asked for again (so none is stored twice).
-    const results = await Promise.allSettled(lines.map((line) => store.append(line)));
+    const results = await Promise.allSettled(checked.map((line) => store.append(line as CheckedLine)));
     const stored = results.findIndex((r) => r.status === "rejected");
     if (stored !== -1) {
       log.next = from + stored;

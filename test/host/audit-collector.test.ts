@@ -311,6 +311,19 @@ describe("audit collector", () => {
     });
   });
 
+  it("parses each record line once per collection (checked, its seq read and stored from one parse)", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 3) }]);
+    const { c, errors, file } = await collector(fetchFn);
+    const parse = vi.spyOn(JSON, "parse");
+    await c.collect();
+    const parsedLines = parse.mock.calls.filter(([text]) => RECORDS.includes(text as string));
+    parse.mockRestore();
+    await c.stop();
+    expect(errors).toEqual([]);
+    expect(parsedLines).toHaveLength(3);
+    expect(await readAuditLines(file)).toEqual(RECORDS.slice(0, 3));
+  });
+
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
     const previous = process.umask(0o002);
     try {

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { AuditStore } from "../../host/audit-store.ts";
+import { AuditStore, type CheckedLine } from "../../host/audit-store.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
 import { seededKeyPair, writeLog } from "./helpers.ts";
 
@@ -398,6 +398,23 @@ describe("AuditStore", () => {
       });
       await store.close();
     }
+  });
+
+  it("takes a line its own check took without parsing it again, and checks one another store's check took", async () => {
+    const path = join(dir, "checked.jsonl");
+    const [line] = writeLog(1) as [string];
+    const store = await AuditStore.open(path, { fsync: "never", maxLineBytes: 100 });
+    const lenient = await AuditStore.open(join(dir, "lenient.jsonl"), { fsync: "never" });
+    const taken = lenient.check(line);
+    expect(taken).toMatchObject({ line, value: { record: { seq: 0 } } });
+    expect(store.check(line)).toBeNull();
+    await expect(store.append(taken as CheckedLine)).rejects.toMatchObject({ code: "AUDIT_STORE_LINE_INVALID" });
+    const parse = vi.spyOn(JSON, "parse");
+    await lenient.append(taken as CheckedLine);
+    expect(parse).not.toHaveBeenCalled();
+    await Promise.all([store.close(), lenient.close()]);
+    expect(readFileSync(path, "utf8")).toBe("");
+    expect(await readAuditLines(join(dir, "lenient.jsonl"))).toEqual([line]);
   });
 
   it("refuses appends after close", async () => {
