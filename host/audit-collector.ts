@@ -54,7 +54,7 @@ async function fileKey(path: string, key: string): Promise<boolean> {
   // From here to the entry set, synchronous: two collectors of one boot file one key.
   let entry = filedKeys.get(path);
   if (entry !== undefined && entry.key !== key) return false;
-  if (entry === undefined && onDisk !== null && onDisk !== text && HEX64.test(onDisk.trimEnd())) return false;
+  if (entry === undefined && onDisk !== null && onDisk.trimEnd() !== key && HEX64.test(onDisk.trimEnd())) return false;
   if (entry === undefined || onDisk !== text) {
     // Filed anew when it is not there as written (absent, moved aside, replaced).
     const filing = { key, filed: onDisk === text ? syncDirectory(dirname(path)) : replaceOwnerOnly(path, text) };

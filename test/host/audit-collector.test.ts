@@ -557,6 +557,18 @@ describe("audit collector: one boot's key across collectors", () => {
     expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
   });
 
+  it("a .key holding this boot's key written otherwise (no final newline) is not another key: filed anew", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    await writeFile(keyFile, KEY, { mode: 0o600 });
+    const { c, errors } = await collector(fetchFn, dir);
+    await c.collect();
+    await c.stop();
+    expect(errors).toEqual([]);
+    expect(await readFile(keyFile, "utf8")).toBe(`${KEY}\n`);
+  });
+
   it("a collector of another host process's boot answered another key than its .key stores nothing", async () => {
     const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
