@@ -68,6 +68,9 @@ async function fileKey(path: string, key: string): Promise<boolean> {
   return true;
 }
 
+/** A .key this host writes: the key as 64 hex digits and a newline. */
+const KEY_FILE_MAX_BYTES = 65;
+
 /**
  * The text of the .key at `path` when it is one this host wrote (a regular file of its own, mode
  * 0600, one link, a key's size); null otherwise (absent, a link, a fifo, wider, anything else: replaced).
@@ -82,8 +85,12 @@ async function readKeyFile(path: string): Promise<string | null> {
       info.uid === process.getuid?.() &&
       info.nlink === 1 &&
       (info.mode & 0o777) === 0o600 &&
-      info.size <= 65;
-    return own ? await handle.readFile("utf8") : null;
+      info.size <= KEY_FILE_MAX_BYTES;
+    if (!own) return null;
+    // At most one byte past the bound, read from the open file: it may have grown since its stat.
+    const buffer = Buffer.alloc(KEY_FILE_MAX_BYTES + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return bytesRead <= KEY_FILE_MAX_BYTES ? buffer.toString("utf8", 0, bytesRead) : null;
   } catch {
     return null;
   } finally {
