@@ -205,11 +205,6 @@ export class AuditStore {
     await this.#handle.close();
   }
 
-  /** Whether `append` would take `line` (a single, bounded, well-formed record line). */
-  accepts(line: string): boolean {
-    return this.check(line) !== null;
-  }
-
   /** `line` with its parsed value when `append` would take it (and then takes it unparsed); else null. */
   check(line: string): CheckedLine | null {
     let value: object;
