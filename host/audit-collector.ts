@@ -33,7 +33,8 @@ import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts"
  * write (and truncate) wherever it leads. So the text goes to a new file beside it, created
  * exclusively and not through a link (O_EXCL, O_NOFOLLOW), fsync'ed, then renamed over `path`
  * (which replaces the name, never what a link leads to), and the directory fsync'ed: the CLI's
- * writeFileAtomically. A failure leaves `path` as it was and no temporary file.
+ * writeFileAtomically. A failure leaves no temporary file, and `path` as it was unless only the
+ * directory's fsync failed (the new file is then in place; fileKey files it again next time).
  */
 function replaceOwnerOnly(path: string, text: string): Promise<void> {
   return writeFileAtomically(path, text, { mode: 0o600, replace: true }, asThrown);
