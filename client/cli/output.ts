@@ -233,7 +233,11 @@ export async function writeFileAtomically(
       await handle.close();
     }
     if (options.replace) await rename(temporary, file);
-    else await linkOrCopy(temporary, file);
+    else {
+      await linkOrCopy(temporary, file);
+      // Before the directory's fsync: a power loss then cannot leave the temporary name as a second name.
+      await rm(temporary, { force: true });
+    }
     await syncDirectory(dirname(file));
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";

@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 /** The file system calls that make the write durable, in order (a sync names the file or directory synced). */
 const calls: string[] = [];
+/** The temporary names in the directory when it was last fsync'ed (a power loss keeps them). */
+let leftAtDirectorySync: string[] = [];
 /** Whether `link` works (false: it fails with EPERM, as on a file system without hard links). */
 let linksWork = false;
 
@@ -28,6 +30,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       const sync = handle.sync.bind(handle);
       handle.sync = async () => {
         calls.push(`sync ${basename(String(args[0]))}`);
+        if ((await real.stat(String(args[0]))).isDirectory()) {
+          leftAtDirectorySync = (await real.readdir(String(args[0]))).filter((n) => n.endsWith(".tmp"));
+        }
         return sync();
       };
       return handle;
@@ -101,6 +106,19 @@ describe("writeFileAtomically fsyncs the file before it is in place, and the dir
       expect((await stat(file)).mode & 0o777).toBe(0o600);
     });
   }
+
+  it("leaves no temporary name in the directory it fsyncs, linked, copied or renamed", async () => {
+    for (const [links, replace] of [
+      [true, false],
+      [false, false],
+      [true, true],
+    ] as const) {
+      linksWork = links;
+      leftAtDirectorySync = ["not synced"];
+      await writeFileAtomically(join(dir, `tmp-${links}-${replace}.json`), "new\n", { mode: 0o600, replace }, errors);
+      expect(leftAtDirectorySync, `links ${links}, replace ${replace}`).toEqual([]);
+    }
+  });
 
   it("copied into place (no hard links): the copy fsync'ed before the directory", async () => {
     linksWork = false;
