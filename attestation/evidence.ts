@@ -46,21 +46,26 @@ export interface VerifiedDocumentEvidence {
   /** Launch measurement (SNP MEASUREMENT or TDX MRTD), lower-case hex. */
   readonly measurement: string;
   readonly details: Record<string, unknown>;
-  /** The earliest notAfter (ms since the epoch) of every certificate the verification relied on. */
+  /**
+   * The earliest notAfter (ms since the epoch) of every certificate the verification relied on, and
+   * of a TDX quote's collateral (collateralNotAfter): a remembered verification (document.ts) must
+   * outlive neither.
+   */
   readonly certificatesNotAfter: number;
 }
 
+/** certificatesNotAfter of verified hardware evidence, a TDX quote's under Azure too. */
 function earliestNotAfter(evidence: VerifiedSnpReport | VerifiedTdxQuote): number {
-  const certs =
-    evidence instanceof VerifiedSnpReport
-      ? [
-          evidence.endorsementKey,
-          evidence.anchor.ark,
-          evidence.anchor.ask,
-          ...(evidence.anchor.asvk === null ? [] : [evidence.anchor.asvk]),
-        ]
-      : [...evidence.quote.pckChain];
-  return Math.min(...certs.map((c) => c.notAfter.getTime()));
+  if (evidence instanceof VerifiedSnpReport) {
+    const certs = [
+      evidence.endorsementKey,
+      evidence.anchor.ark,
+      evidence.anchor.ask,
+      ...(evidence.anchor.asvk === null ? [] : [evidence.anchor.asvk]),
+    ];
+    return Math.min(...certs.map((c) => c.notAfter.getTime()));
+  }
+  return Math.min(evidence.collateralNotAfter, ...evidence.quote.pckChain.map((c) => c.notAfter.getTime()));
 }
 
 const MAX_FIELD = 2 * 1024 * 1024;
@@ -167,8 +172,7 @@ export async function verifyDocumentEvidence(
                   revocationChecked: verified.revocationChecked,
                 }),
           },
-          // Remembered verifications (document.ts) must not outlive the collateral either.
-          certificatesNotAfter: Math.min(earliestNotAfter(verified), verified.collateralNotAfter),
+          certificatesNotAfter: earliestNotAfter(verified),
         };
       }
       case "azure-snp":
