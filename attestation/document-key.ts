@@ -1,10 +1,11 @@
 /**
  * An attestation document's payload, and the X25519 key it names (`cnf.jwk`), read without
  * verifying anything: only for routing (the host's pool and the client's nonce question go to the
- * enclave with that key) and for naming a refusal. Read as strictly as the verifier reads them
- * (three parts, each base64url in its one spelling: fromBase64url), so nothing routes by a spelling
- * the verifier refuses. Verification is attestation/document.ts's; this file imports no
- * cryptography (bytes.ts: jose's base64url), so the untrusted host can use it.
+ * enclave with that key) and for naming a refusal. The payload and the key are read in the
+ * verifier's spelling (three parts; base64url in its one spelling: fromBase64url), so no key is
+ * routed to by a spelling the verifier refuses (the header and signature are not decoded here).
+ * Verification is attestation/document.ts's; this file imports no cryptography (bytes.ts: jose's
+ * base64url), so the untrusted host can use it.
  */
 import { fromBase64url } from "./bytes.ts";
 import { ParseError } from "./errors.ts";
