@@ -717,6 +717,36 @@ describe("attestation document", () => {
     }
   });
 
+  it("refuses a verification time that is no valid Date rather than comparing validity periods with NaN", async () => {
+    const { nonce, answer } = await staleAnswer();
+    // Verified once at NOW first (its stale answer refused after), so the document is remembered:
+    // the warm path must refuse the time too.
+    await verifyAttestationDocument(f.document, {
+      policy: f.policy.attestation,
+      anchors: await anchorsForPolicy(f.policy),
+      manifest: manifestCheckForPolicy(f.policy),
+      at: NOW,
+      nonce: { value: nonce, answer },
+      maxClockSkewSeconds: 120,
+    }).catch(() => undefined);
+    for (const at of [new Date(Number.NaN), NOW.getTime(), undefined]) {
+      await expect(
+        verifyAttestationDocument(f.document, {
+          policy: f.policy.attestation,
+          anchors: await anchorsForPolicy(f.policy),
+          manifest: manifestCheckForPolicy(f.policy),
+          at: at as Date,
+          nonce: { value: nonce, answer },
+          maxClockSkewSeconds: 120,
+        }),
+      ).rejects.toMatchObject({
+        stage: "configuration",
+        code: "VERIFY_TIME_INVALID",
+        message: "verification time: expected a valid Date",
+      });
+    }
+  });
+
   it("verifyWithClientPolicy verifies only under a client policy that parses (built in code: its freshness too)", async () => {
     const { nonce, answer } = await staleAnswer();
     const built = { ...f.policy, freshness: {} } as unknown as ClientPolicy;
