@@ -10,9 +10,11 @@ import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
 import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
+import { ParseError } from "../../attestation/errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../attestation/policy-from-evidence.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
+import { describeValue } from "../../manifests/issues.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
@@ -55,9 +57,16 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   try {
     payload = unverifiedDocumentPayload(document) as typeof payload;
   } catch (error) {
-    throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: payload is not JSON", {
-      cause: error,
-    });
+    // The reader's own refusals name the part (and quote nothing); JSON's do not, and may quote it.
+    const why = error instanceof ParseError ? error.message : "payload: not JSON";
+    throw new ClientError("attestation", "DOCUMENT_MALFORMED", `attestation ${why}`, { cause: error });
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new ClientError(
+      "attestation",
+      "DOCUMENT_MALFORMED",
+      `attestation document payload: expected a JSON object, found ${describeValue(payload)}`,
+    );
   }
   const evidence = parseDocumentEvidence(payload.evidence);
   const anchors = await anchorsForPolicy({

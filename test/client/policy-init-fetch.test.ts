@@ -28,6 +28,12 @@ describe("cloister policy init", () => {
     res.writeHead(307, { location: `${targetUrl}${req.url}` }).end();
   });
   let hostUrl: string;
+  /** A host answering a document of its choice (a malformed one). */
+  let documentAnswer = "";
+  const malformed = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ document: documentAnswer }));
+  });
+  let malformedUrl: string;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "cloister-policy-init-"));
@@ -35,9 +41,10 @@ describe("cloister policy init", () => {
     await writeFile(join(dir, "operator.jwk"), JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "AAAA" }));
     targetUrl = await listen(target);
     hostUrl = await listen(host);
+    malformedUrl = await listen(malformed);
   });
   afterAll(async () => {
-    await Promise.all([target, host].map((s) => new Promise((resolve) => s.close(resolve))));
+    await Promise.all([target, host, malformed].map((s) => new Promise((resolve) => s.close(resolve))));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -53,4 +60,21 @@ describe("cloister policy init", () => {
     expect(run.stderr).not.toContain("ck_policy_init_secret_0123");
     expect(reached).toEqual([]);
   }, 60_000);
+
+  it("says what is wrong with a malformed document's payload: its parts, or a payload that is no object", async () => {
+    for (const [document, expected] of [
+      ["eyJ9.e30.c2ln.eA", "DOCUMENT_MALFORMED: attestation document: expected 3 JWS parts, found more than 3"],
+      ["eyJ9.e30=.c2ln", "DOCUMENT_MALFORMED: attestation document payload: expected base64url"],
+      ["eyJ9.bnVsbA.c2ln", "DOCUMENT_MALFORMED: attestation document payload: expected a JSON object, found null"],
+    ]) {
+      documentAnswer = document as string;
+      const run = await runCloister(
+        ["policy", "init", "--url", malformedUrl, "--operator-key", "operator.jwk", "--api-key-file", "api-key"],
+        { cwd: dir, timeoutMs: 30_000 },
+      );
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain(expected);
+      expect(run.stderr).not.toContain("TypeError");
+    }
+  }, 90_000);
 });
