@@ -4,7 +4,7 @@
  * refusals (a Host header or target it cannot make a URL of) each get the JSON error body with a
  * stable code, `Connection: close`, and nothing of what the client sent; `onRefused` hears of each.
  */
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { type ListenOptions, listen, type Refusal, UNREADABLE_LINGER_MS } from "../../enclave/http.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
@@ -23,6 +23,31 @@ function parseAnswer(text: string): { status: number; headers: Record<string, st
     headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
   }
   return { status: Number(statusLine?.split(" ")[1]), headers, body: JSON.parse(text.slice(end + 4)) };
+}
+
+/**
+ * A connection to `port` that has sent `bytes` (left open by the client after the server's end when
+ * `allowHalfOpen`): everything the server wrote so far, and when it closed.
+ */
+function rawConnection(
+  port: number,
+  bytes: string,
+  allowHalfOpen = false,
+): { socket: Socket; text: () => string; closed: Promise<unknown> } {
+  const socket = connect({ port, host: "127.0.0.1", allowHalfOpen });
+  let text = "";
+  socket.on("data", (chunk: Buffer) => {
+    text += chunk.toString("latin1");
+  });
+  socket.once("error", () => {});
+  const closed = new Promise((r) => socket.once("close", r));
+  socket.write(bytes);
+  return { socket, text: () => text, closed };
+}
+
+/** Waits until `done` holds, 3 s at most. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 300 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 async function withServer(
@@ -213,21 +238,45 @@ describe("listen: closing a connection after its refusal", () => {
 
   it("hands no request read after a 408 to the handler: the connection is closed instead", async () => {
     await withServer({ firstRequestTimeoutMs: 60_000, headersTimeoutMs: 300 }, async (port, refusals, handled) => {
-      const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
-      let text = "";
-      socket.on("data", (chunk: Buffer) => {
-        text += chunk.toString("latin1");
-      });
-      socket.once("error", () => {});
-      const closed = new Promise((r) => socket.once("close", r));
-      socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a");
-      for (let i = 0; i < 300 && !text.includes("\r\n\r\n{"); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(parseAnswer(text).status).toBe(408);
+      const { socket, text, closed } = rawConnection(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a", true);
+      await until(() => text().includes("\r\n\r\n{"));
+      expect(parseAnswer(text()).status).toBe(408);
       // The request timed out, and another after it: neither may reach the handler.
       socket.end("\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
       await closed;
       expect(handled()).toBe(0);
       expect(refusals.map((r) => r.status)).toEqual([408]);
     });
+  });
+});
+
+describe("a request node cannot read, sent while an answer is under way", () => {
+  // The server's own answer would land inside the answer begun (node's internal `_httpMessage` tells
+  // it has begun): the connection is closed instead, nothing written, nothing told to onRefused.
+  it("closes the connection without writing its 400 into the answer begun", async () => {
+    const refusals: Refusal[] = [];
+    const server = await listen(
+      () =>
+        new Response(
+          new ReadableStream({
+            start: (controller) => controller.enqueue(new TextEncoder().encode("part-one")),
+          }),
+        ),
+      "127.0.0.1",
+      0,
+      { onRefused: (refusal) => refusals.push(refusal) },
+    );
+    try {
+      const { socket, text, closed } = rawConnection(server.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      await until(() => text().includes("part-one"));
+      expect(text()).toContain("part-one");
+      socket.write(`BAD ${MARKER}\r\n\r\n`);
+      await closed;
+      expect(text()).not.toContain("REQUEST_UNREADABLE");
+      expect(text().match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      expect(refusals).toEqual([]);
+    } finally {
+      await server.close();
+    }
   });
 });
