@@ -377,9 +377,11 @@ function listenWith(
       );
       const linger = setTimeout(() => socket.destroy(), UNREADABLE_LINGER_MS);
       socket.once("close", () => clearTimeout(linger));
-      // node's parser keeps the last request it read the headers of; incomplete, it is this one.
+      // node's parser keeps the last request it read the headers of; incomplete, it is this one. Its
+      // handler's line is still to come only while an answer is under way on the connection (once
+      // answered, node reads on what the handler left unread, and the line is written already).
       const incoming = node.parser?.incoming;
-      if (incoming?.complete === false) refusedBodies.set(incoming, refusal(answer, null));
+      if (incoming?.complete === false && node._httpMessage != null) refusedBodies.set(incoming, refusal(answer, null));
       else options.onRefused?.(refusal(answer, null));
     });
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));
