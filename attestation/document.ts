@@ -408,6 +408,11 @@ export async function verifyAttestationDocument(
       `verifyAttestationDocument maxClockSkewSeconds: expected a number of seconds >= 0, found ${describeValue(skew)}`,
     );
   }
+  if (!(options.at instanceof Date) || Number.isNaN(options.at.getTime())) {
+    // Checked here, not only by the evidence verifiers: a remembered document is not verified again,
+    // and its validity bounds compared with NaN would hold.
+    throw new ConfigurationError("VERIFY_TIME_INVALID", "verification time: expected a valid Date");
+  }
   // The collateral is read once, here: what is verified is what the verification is remembered by.
   const { collateral, texts } = readCollateral(options.collateral);
   const checked: DocumentVerificationOptions = { ...options, policy, collateral };
