@@ -62,9 +62,13 @@ describe("host text in attestation errors", () => {
   it("an attestation document's alg and typ, and an Azure evidence version", async () => {
     const part = (value: unknown) => base64url.encode(JSON.stringify(value));
     for (const header of [{ alg: HOSTILE }, { alg: "EdDSA", typ: HOSTILE }]) {
-      // Refused while parsing, before any option but the policy and the clock skew (checked first) is looked at.
+      // Refused while parsing, before any option but the policy, the clock skew and the time (checked first) is looked at.
       const document = `${part(header)}.${part({})}.AA`;
-      const options = { policy: simulatorAttestationPolicy("sim-snp", "00".repeat(48)), maxClockSkewSeconds: 60 };
+      const options = {
+        policy: simulatorAttestationPolicy("sim-snp", "00".repeat(48)),
+        maxClockSkewSeconds: 60,
+        at: new Date(),
+      };
       const error = await verifyAttestationDocument(document, options as DocumentVerificationOptions).then(
         () => "accepted",
         (e: Error) => e.message,
