@@ -4,7 +4,7 @@
  * policy (attestation/policy.ts: TEE fields, measurements, TCB, simulator trust) with what the
  * client requires of the operator's manifest (trusted signer keys, model digests, services).
  */
-import { base64url, type JWK } from "jose";
+import { base64url } from "jose";
 import { z } from "zod";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import {
@@ -42,7 +42,7 @@ import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { ManifestError, ManifestKeyInvalidError } from "../manifests/errors.ts";
 import { expectedOneOf, formatIssue } from "../manifests/issues.ts";
-import { keyUsageProblem, verifyManifest } from "../manifests/sign.ts";
+import { keyUsageProblem, type ReadonlyJwk, verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
 /** JWK members that only a private (or symmetric) key has: RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2. */
@@ -87,7 +87,7 @@ const jwkSchema = z
     // RFC 7517 §4.2-4.4: a key marked for encryption, for other operations or for another alg can
     // never verify a manifest; refused here, naming the member, not at every connection. The value
     // found is described as every policy string is (by kind and length), not quoted.
-    const usage = keyUsageProblem(jwk as JWK, "verify");
+    const usage = keyUsageProblem(jwk, "verify");
     if (usage !== null) {
       ctx.addIssue({ code: "custom", path: [usage.member], message: usage.expected });
     }
@@ -125,7 +125,7 @@ export interface ClientPolicy {
   readonly acceptedEvidence: readonly EvidenceType[];
   readonly attestation: AttestationPolicy;
   readonly manifest: {
-    readonly trustedSigners: readonly JWK[];
+    readonly trustedSigners: readonly ReadonlyJwk[];
     readonly allowedModelDigests: readonly string[] | { readonly skip: { readonly reason: string } };
     readonly allowedServices: readonly string[] | { readonly skip: { readonly reason: string } };
   };
@@ -218,11 +218,7 @@ export const parseClientPolicy = registeredParser(function parseClientPolicy(inp
       attestationError === undefined ? {} : { cause: attestationError },
     );
   }
-  return {
-    ...result.data,
-    attestation,
-    manifest: { ...result.data.manifest, trustedSigners: result.data.manifest.trustedSigners as JWK[] },
-  };
+  return { ...result.data, attestation };
 });
 
 /** parseClientPolicy, once per policy object (parsedPerObject). */

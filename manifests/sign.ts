@@ -29,6 +29,7 @@ import {
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
 import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
+import type { DeepReadonly } from "../attestation/policy.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -63,8 +64,14 @@ export interface VerifiedManifest {
   readonly jws: string;
 }
 
+/**
+ * A JWK as a parsed policy holds it (deep-frozen): what the functions that only read a key take, so
+ * a client policy's trusted signers are given as they are.
+ */
+export type ReadonlyJwk = DeepReadonly<JWK>;
+
 /** The alg a JWK is for, or null when it is neither an Ed25519 nor a P-256 key. */
-function algOfJwk(jwk: JWK): ManifestAlg | null {
+function algOfJwk(jwk: ReadonlyJwk): ManifestAlg | null {
   if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
   if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
   return null;
@@ -94,14 +101,14 @@ function describeMember(value: unknown): string {
  * What key type a JWK that is neither Ed25519 nor P-256 says it is: its `kty` and `crv` by
  * describeMember (short names as JSON, anything else by kind), never another member (`d`, `x`).
  */
-function describeKeyType(jwk: JWK): string {
+function describeKeyType(jwk: ReadonlyJwk): string {
   const members = jwk as Record<string, unknown>;
   const member = (name: "kty" | "crv") =>
     Object.hasOwn(members, name) ? `${name} ${describeMember(members[name])}` : `no ${name}`;
   return `found ${member("kty")}, ${member("crv")}`;
 }
 
-function refuseKeyType(jwk: JWK, source: string): ManifestAlg {
+function refuseKeyType(jwk: ReadonlyJwk, source: string): ManifestAlg {
   const alg = algOfJwk(jwk);
   if (alg === null) {
     throw new ManifestKeyInvalidError(
@@ -131,7 +138,7 @@ const CURVE_NAME: Record<ManifestAlg, string> = { EdDSA: "an Ed25519 key", ES256
  * rather than skipped at each use. Null when the key has no such problem (or is not an
  * Ed25519/P-256 key, refused elsewhere).
  */
-export function keyUsageProblem(jwk: JWK, operation: "sign" | "verify"): KeyUsageProblem | null {
+export function keyUsageProblem(jwk: ReadonlyJwk, operation: "sign" | "verify"): KeyUsageProblem | null {
   const members = jwk as Record<string, unknown>;
   if (Object.hasOwn(members, "use") && members.use !== "sig") {
     return { member: "use", expected: 'expected "sig" (a key for signatures)', found: describeMember(members.use) };
@@ -155,7 +162,7 @@ export function keyUsageProblem(jwk: JWK, operation: "sign" | "verify"): KeyUsag
   return null;
 }
 
-function refuseKeyUsage(jwk: JWK, operation: "sign" | "verify", source: string): void {
+function refuseKeyUsage(jwk: ReadonlyJwk, operation: "sign" | "verify", source: string): void {
   const problem = keyUsageProblem(jwk, operation);
   if (problem !== null) {
     throw new ManifestKeyInvalidError(`${source}: ${problem.member}: ${problem.expected}, found ${problem.found}`);
@@ -189,8 +196,8 @@ export function checkTrustedJwk(value: unknown, source: string): JWK {
   return jwk;
 }
 
-/** Public members only (drops `d` and anything else private). */
-function publicPart(jwk: JWK): JWK {
+/** Public members only (drops `d` and anything else private), as a new object. */
+function publicPart(jwk: ReadonlyJwk): JWK {
   const { kty, crv, x, y } = jwk;
   const out: JWK = { kty: kty!, crv: crv!, x: x! };
   if (y !== undefined) out.y = y;
@@ -302,7 +309,10 @@ function describeSignerKid(kid: unknown, trusted: readonly string[]): string {
 }
 
 /** Verifies a signed manifest against trusted public keys, then checks its schema. */
-export async function verifyManifest(jws: string, trustedPublicJwks: readonly JWK[]): Promise<VerifiedManifest> {
+export async function verifyManifest(
+  jws: string,
+  trustedPublicJwks: readonly ReadonlyJwk[],
+): Promise<VerifiedManifest> {
   if (!isCompactJws(jws)) {
     throw new ManifestJwsMalformedError(`manifest: expected ${COMPACT_JWS_FORM}, found ${describeValue(jws)}`);
   }
@@ -325,7 +335,7 @@ export async function verifyManifest(jws: string, trustedPublicJwks: readonly JW
   if (alg === "ES256") checkLowS(jws);
 
   let payload: Uint8Array | undefined;
-  let signer: JWK | undefined;
+  let signer: ReadonlyJwk | undefined;
   for (const [index, candidate] of trustedPublicJwks.entries()) {
     const trusted = checkTrustedJwk(candidate, `trusted key ${index}`);
     const keyAlg = algOfJwk(trusted) as ManifestAlg;
