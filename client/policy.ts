@@ -144,27 +144,39 @@ export function clientPolicyJson(text: string): unknown {
   }
 }
 
+/** A member of a value that may be no object (undefined then): the policy as given, parsed or not. */
+function memberOf(value: unknown, name: string): unknown {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)[name]
+    : undefined;
+}
+
 /**
  * The accepted evidence types whose attestation section is null, as problems: such a type is never
  * accepted (appraisal refuses it, TEE_NOT_ACCEPTED), so naming it reads as accepting what the policy
  * refuses. A section whose type is not accepted is fine: acceptedEvidence narrows the sections.
+ * Read from the policy as given when the rest does not parse (a section null there is null parsed),
+ * so this problem is listed with the others: an entry that is no evidence type is zod's to name.
  */
-function unacceptableEvidence(accepted: readonly EvidenceType[], a: AttestationPolicy): string[] {
-  // Each type's section, and what stands there instead of it (null when the section is set).
+function unacceptableEvidence(accepted: unknown, attestation: unknown): string[] {
+  if (!Array.isArray(accepted)) return [];
+  const azure = memberOf(attestation, "azure");
+  // Each type's section, and what stands there instead of it (null when the section is not null).
   const missing: Record<EvidenceType, [string, string | null]> = {
-    "sev-snp": ["attestation.snp", a.snp === null ? "null" : null],
-    tdx: ["attestation.tdx", a.tdx === null ? "null" : null],
+    "sev-snp": ["attestation.snp", memberOf(attestation, "snp") === null ? "null" : null],
+    tdx: ["attestation.tdx", memberOf(attestation, "tdx") === null ? "null" : null],
     "azure-snp": [
       "attestation.azure.snp",
-      a.azure === null ? "attestation.azure null" : a.azure.snp === null ? "null" : null,
+      azure === null ? "attestation.azure null" : memberOf(azure, "snp") === null ? "null" : null,
     ],
     "azure-tdx": [
       "attestation.azure.tdx",
-      a.azure === null ? "attestation.azure null" : a.azure.tdx === null ? "null" : null,
+      azure === null ? "attestation.azure null" : memberOf(azure, "tdx") === null ? "null" : null,
     ],
   };
-  return accepted.flatMap((type, index) => {
-    const [section, found] = missing[type];
+  return accepted.flatMap((type: unknown, index) => {
+    if (!(EVIDENCE_TYPES as readonly unknown[]).includes(type)) return [];
+    const [section, found] = missing[type as EvidenceType];
     return found === null
       ? []
       : [
@@ -197,17 +209,19 @@ export const parseClientPolicy = registeredParser(function parseClientPolicy(inp
       problems.push((error as Error).message.replace(/^attestation policy: /, ""));
     }
   }
-  if (attestation !== undefined && (attestation.maa ?? null) !== null) {
+  // Each check below reads the policy as given when a part does not parse (the parsed value when
+  // it does), so its problem is listed with the others rather than only once they are fixed.
+  const givenAttestation = attestation ?? memberOf(value, "attestation");
+  if ((memberOf(givenAttestation, "maa") ?? null) !== null) {
     // The SDK, the key broker and `attest` appraise the evidence of attestation documents, never an
     // MAA token (a document's maa_token is not read): a maa section would read as accepting what
     // they never accept (alone, the policy would accept nothing).
     problems.push(
       "attestation.maa: expected null or absent, found a policy section (the SDK, attest and the key broker appraise no MAA token: acceptedEvidence cannot name one, and a document's maa_token is not read; appraise MAA tokens with an attestation policy, verify-evidence --tee maa --policy)",
     );
-    attestation = undefined;
   }
-  if (result.success && attestation !== undefined)
-    problems.push(...unacceptableEvidence(result.data.acceptedEvidence, attestation));
+  const accepted = result.success ? result.data.acceptedEvidence : memberOf(value, "acceptedEvidence");
+  problems.push(...unacceptableEvidence(accepted, givenAttestation));
   if (!result.success || attestation === undefined || problems.length > 0) {
     // The cause is the attestation section's own error (which holds no input) or none: zod's
     // issues name the fields of the input, which may be misplaced secrets.

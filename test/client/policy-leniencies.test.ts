@@ -202,6 +202,36 @@ describe("acceptedEvidence names only evidence types the attestation section can
     );
   });
 
+  // The file is fixed in one go: this problem is listed with the others, not only once they are gone.
+  const TDX_NULL =
+    'acceptedEvidence.1: "tdx" expected a policy section attestation.tdx, found null (write the section, or take "tdx" out of acceptedEvidence)';
+
+  it("lists a type whose section is null with the problems of the rest of the file", () => {
+    const message = refusal({ ...base, acceptedEvidence: ["sev-snp", "tdx"], freshness: { maxClockSkewSeconds: 0 } });
+    expect(message).toMatch(/^client policy: freshness\.maxClockSkewSeconds: /);
+    expect(message).toContain(`; ${TDX_NULL}`);
+  });
+
+  it("lists it with the attestation section's own problems", () => {
+    const attestation = { ...structuredClone(base.attestation), maximumVerificationSkewSeconds: -1 };
+    const message = refusal({ ...base, acceptedEvidence: ["sev-snp", "tdx"], attestation });
+    expect(message).toContain("attestation.maximumVerificationSkewSeconds: ");
+    expect(message).toContain(TDX_NULL);
+  });
+
+  it("lists it with an entry that names no evidence type", () => {
+    const message = refusal({ ...base, acceptedEvidence: ["sgx", "tdx"] });
+    expect(message).toContain("acceptedEvidence.0: ");
+    expect(message).toContain(TDX_NULL);
+  });
+
+  it("lists it with a maa section", () => {
+    const attestation = { ...structuredClone(base.attestation), maa: { any: "section" } };
+    const message = refusal({ ...base, acceptedEvidence: ["sev-snp", "tdx"], attestation });
+    expect(message).toContain("attestation.maa: expected null or absent, found a policy section");
+    expect(message).toContain(TDX_NULL);
+  });
+
   it("accepts a section with no accepted type (acceptedEvidence narrows what the sections allow)", () => {
     const policy = parseClientPolicy({ ...base, acceptedEvidence: ["sev-snp"] });
     expect(policy.acceptedEvidence).toEqual(["sev-snp"]);
