@@ -797,21 +797,13 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   return session;
 }
 
-/** routingKeyId's last document and answer. */
-let lastRouting: { readonly document: string; readonly id: string | null } | null = null;
-
 /**
  * The enclave key id (`SHA-256(X25519 key)[0..16]`, hex: the sealed envelope's routing id) of an
- * unverified document's `cnf.jwk`, or null when it has none: only where to send the nonce. A
- * function of the document's text alone, so the last one is kept: a session re-attesting mostly
- * finds the same document, whose payload (12 KB for TDX) is then not decoded again.
+ * unverified document's `cnf.jwk`, or null when it has none: only where to send the nonce.
  */
 async function routingKeyId(document: string): Promise<string | null> {
-  if (lastRouting?.document === document) return lastRouting.id;
   const key = unverifiedDocumentSealingKey(document);
-  const id = key === null ? null : toHex(await enclaveKeyId(key));
-  lastRouting = { document, id };
-  return id;
+  return key === null ? null : toHex(await enclaveKeyId(key));
 }
 
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
@@ -820,6 +812,12 @@ const MAX_PREPARED_KEYS = 8;
 export class Session {
   #enclave: VerifiedEnclave | null = null;
   #document: string | null = null;
+  /**
+   * routingKeyId(#document): a re-attestation mostly finds the same document, whose payload (12 KB
+   * for TDX) is then not decoded again. Kept beside the document the session holds anyway, never
+   * with one of its own: a document is up to 4 MiB of host text.
+   */
+  #documentRoute: string | null = null;
   /** Request keys made ahead for the attested enclave key (single use each); see #replenish. */
   #prepared: PreparedRequestKey[] = [];
   #preparing = 0;
@@ -891,6 +889,7 @@ export class Session {
   #forget(): void {
     this.#enclave = null;
     this.#document = null;
+    this.#documentRoute = null;
     this.#attestedAt = Number.NEGATIVE_INFINITY;
     for (const key of this.#prepared) key.discard();
     this.#prepared = [];
@@ -901,7 +900,7 @@ export class Session {
     const document = answer.document;
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
-    const named = await routingKeyId(document);
+    const named = document === this.#document ? this.#documentRoute : await routingKeyId(document);
     const { nonce, value: nonceAnswer } = await this.#askWithNonce(
       `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
       "answer",
@@ -934,6 +933,7 @@ export class Session {
     const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
+    this.#documentRoute = named;
     this.#attestedAt = this.now().getTime();
     try {
       this.onVerified?.(enclave, previous);
