@@ -63,17 +63,22 @@ const jwkSchema = z
     crv: z.enum(["Ed25519", "P-256"]),
     x: z.string().min(1),
   })
-  .superRefine((jwk, ctx) => {
-    for (const member of PRIVATE_JWK_MEMBERS) {
-      if (Object.hasOwn(jwk, member)) {
+  .superRefine(
+    (jwk, ctx) => {
+      const member = PRIVATE_JWK_MEMBERS.find((name) => Object.hasOwn(jwk, name));
+      if (member !== undefined) {
         ctx.addIssue({
           code: "custom",
           path: [member],
           message: `expected a public key (a private key's "${member}" belongs in no policy: remove it, and keep the private key secret)`,
         });
-        return;
       }
-    }
+    },
+    // Also when kty, crv or x is wrong (zod skips a refinement then): the pasted private key is
+    // named with the rest, not only once they are fixed.
+    { when: (payload) => typeof payload.value === "object" && payload.value !== null },
+  )
+  .superRefine((jwk, ctx) => {
     const curve = CURVE_OF_KTY[jwk.kty];
     if (jwk.crv !== curve) {
       const other = jwk.kty === "EC" ? 'an Ed25519 key has kty "OKP"' : 'a P-256 key has kty "EC"';

@@ -49,6 +49,15 @@ describe("trustedSigners", () => {
     },
   );
 
+  it("names a private member with the key's other problems (a key type it has not), never its value", () => {
+    const message = refusal(withManifest({ trustedSigners: [{ kty: "RSA", n: "AQAB", d: SECRET }] }));
+    expect(message).toContain("manifest.trustedSigners.0.kty: expected one of");
+    expect(message).toContain(
+      `manifest.trustedSigners.0.d: expected a public key (a private key's "d" belongs in no policy: remove it, and keep the private key secret), found a string of ${SECRET.length} characters`,
+    );
+    expect(message).not.toContain(SECRET);
+  });
+
   it("refuses kty/crv pairs that do not exist, and an EC key without y", () => {
     expect(refusal(withManifest({ trustedSigners: [{ ...OPERATOR, kty: "EC" }] }))).toBe(
       'client policy: manifest.trustedSigners.0.crv: expected "P-256" with kty "EC" (an Ed25519 key has kty "OKP"), found a string of 7 characters',
