@@ -13,6 +13,7 @@ import { type InputBound, readBoundedFile } from "../../client/cli/bounded-file.
 import { fileErrorCause } from "../../client/cli/output.ts";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
+import { describeUntrusted } from "../untrusted-text.ts";
 import { type Crl, parseCrl } from "../x509.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "./collateral.ts";
 import type { TdxQuote } from "./parse.ts";
@@ -75,8 +76,9 @@ const documentDates = (i: { doc: { issueDate: Date; nextUpdate: Date } }) => ({
 
 /**
  * Loads the collateral for `quote` from `dir`. File-system problems are reported through `fail`
- * (the caller's error type), naming `option`, the path and why (fileErrorCause, as the CLI's other
- * file options say it), with the fs error as the cause when there is one.
+ * (the caller's error type), naming `option`, the directory, the entry (as untrusted text) and why
+ * (fileErrorCause, as the CLI's other file options say it), with the fs error as the cause when
+ * there is one.
  */
 export async function loadTdxCollateralDirectory(
   dir: string,
@@ -87,13 +89,21 @@ export async function loadTdxCollateralDirectory(
   /** Prefer issues at least this old when a current one is (an enclave serving verifiers' clocks). */
   settleMs = 0,
 ): Promise<LoadedTdxCollateral> {
-  const readBytes = async (path: string): Promise<Uint8Array> => {
+  /**
+   * An entry as a message names it: its name is whatever the directory holds (written by a renewal
+   * job, or by anyone who can write there), so it is shown as untrusted text (a terminal escape or
+   * a bidirectional override in a name cannot reach a terminal or a log), after the directory given.
+   */
+  const entry = (name: string) => `${describeUntrusted(name)} in "${dir}"`;
+  const readBytes = async (name: string): Promise<Uint8Array> => {
+    const path = join(dir, name);
     const bytes = await readBoundedFile(
       path,
       option,
       COLLATERAL_FILE_BOUND,
-      (error) => fail(`${option}: cannot read "${path}" (${fileErrorCause(error)})`, error),
-      (message) => fail(message),
+      (error) => fail(`${option}: cannot read ${entry(name)} (${fileErrorCause(error)})`, error),
+      // readBoundedFile's refusals name the file as `${option} ${path}: why`: shown as entry() instead.
+      (message) => fail(message.replace(`${option} ${path}`, () => `${option} ${entry(name)}`)),
     );
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   };
@@ -110,12 +120,12 @@ export async function loadTdxCollateralDirectory(
    * collateral kept in the same cache) is left out, with a note naming it and why.
    */
   const parsed = async <T>(name: string, parse: (bytes: Uint8Array) => T): Promise<ParsedFile<T> | null> => {
-    const bytes = await readBytes(join(dir, name));
+    const bytes = await readBytes(name);
     try {
       return { file: name, bytes, doc: parse(bytes) };
     } catch (error) {
       if (!(error instanceof AttestationError)) throw error;
-      notes.push(`${name} left out: ${error.code}: ${error.message}`);
+      notes.push(`${describeUntrusted(name)} left out: ${error.code}: ${error.message}`);
       return null;
     }
   };
@@ -142,7 +152,7 @@ export async function loadTdxCollateralDirectory(
   if (qeIdentity === undefined) notes.push(`no qeidentity-*.json in ${dir}`);
   const chain = async (name: string) => {
     if (!names.includes(name)) throw fail(`${option}: "${dir}" has no ${name}`);
-    return readBytes(join(dir, name));
+    return readBytes(name);
   };
   // One CRL per issuer, picked like the documents above: an expired one kept by a renewal job is
   // not served (a verifier would refuse any serial it lists, and it adds nothing current).

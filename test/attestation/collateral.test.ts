@@ -140,7 +140,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     symlinkSync(join(tmp, "nowhere"), join(dangling, "tcbinfo-0.json"));
     await expect(tdxCollateralFromDirectory(dangling, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral: cannot read "${join(dangling, "tcbinfo-0.json")}" (ENOENT: no such file; check the path)`,
+      message: `--tdx-collateral: cannot read "tcbinfo-0.json" in "${dangling}" (ENOENT: no such file; check the path)`,
       cause: expect.objectContaining({ code: "ENOENT" }),
     });
     const file = join(tmp, "a-file");
@@ -154,7 +154,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     mkdirSync(join(withDirectory, "tcbinfo-0.json"), { recursive: true });
     await expect(tdxCollateralFromDirectory(withDirectory, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral ${join(withDirectory, "tcbinfo-0.json")}: expected a regular file or a pipe, found a directory`,
+      message: `--tdx-collateral "tcbinfo-0.json" in "${withDirectory}": expected a regular file or a pipe, found a directory`,
     });
   });
 
@@ -273,7 +273,7 @@ describe("a collateral directory with renewals kept", () => {
     const fail = (message: string) => new Error(message);
     const cli = await loadTdxCollateralDirectory(dir, parseTdxQuote(quote), at, "--collateral", fail);
     expect(cli.crls).toEqual([fresh.crls[0], fresh.crls[1]]);
-    expect(cli.notes.join("\n")).toContain("tcbinfo-sgx.json left out");
+    expect(cli.notes.join("\n")).toContain('"tcbinfo-sgx.json" left out');
     const verified = await verifyDocumentEvidence(
       { type: "tdx", quote: base64url.encode(quote) },
       { snp: [], tdx: insecureSimulatorAnchors().tdx },
@@ -356,7 +356,7 @@ describe("a collateral directory's files, read to a bound", () => {
     truncateSync(huge, 512 * 1024 + 1);
     await expect(loadTdxCollateralDirectory(dir, quote, AT, "--collateral", fail)).rejects.toThrow(
       new Error(
-        `--collateral ${huge}: expected at most ${512 * 1024} bytes (Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one), found more`,
+        `--collateral "z-huge.der" in "${dir}": expected at most ${512 * 1024} bytes (Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one), found more`,
       ),
     );
   });
