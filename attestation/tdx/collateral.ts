@@ -28,6 +28,9 @@
  *     field about it: the relaxation is the caller's explicit choice (the SDK and attestation
  *     documents never pass collateral). Use only when you know the key was re-certified.
  *
+ * In every mode the signer's notBefore must be at or before the collateral's `issueDate`
+ * (COLLATERAL_SIGNER_NOT_YET_VALID: it claims a signing time before its signer was certified).
+ *
  * Collateral past its nextUpdate fails COLLATERAL_EXPIRED unless the caller sets
  * `acceptStaleCollateral: true` (then `stale: true` is reported); collateral issued after `at`
  * fails COLLATERAL_NOT_YET_VALID (never waived).
@@ -519,9 +522,20 @@ export async function verifyTdxCollateralSignature(
       `${what}: signer certificate "${signer.subject}" expired ${signer.notAfter.toISOString()}, checked at ${signerTime.toISOString()} (collateralSignerValidity "${options.signerValidity}", collateral issueDate ${doc.issueDate.toISOString()})`,
     );
   }
+  // The signer's notBefore against the collateral's issueDate, not against `at` (verifyChain below
+  // checks the window at signerTime, which is `at` under "strict"): collateral that claims to have
+  // been signed before its signer was certified is refused in every mode. Intel's QVL has no such
+  // check (TCBInfoVerifier / EnclaveIdentityVerifier compare only the signer's notAfter with the
+  // expiration check date, and QvE reports issue dates in its supplemental data without judging
+  // them); we keep it, stricter, because "at-issue-date" and "accept-expired-signer" take the
+  // signer's validity at or up to issueDate and would mean nothing with a signer certified later.
+  // Real collateral passes it (every fixture's issueDate is years after its signer's notBefore,
+  // 2018-05-21; PCS serves the current chain with each document). Its own code, not
+  // CERT_NOT_YET_VALID: no verification time (--at) makes it valid, so verify-evidence must not
+  // point to one.
   if (signer.notBefore.getTime() > doc.issueDate.getTime()) {
     throw new VerifyError(
-      "CERT_NOT_YET_VALID",
+      "COLLATERAL_SIGNER_NOT_YET_VALID",
       `${what} signer certificate "${signer.subject}": not valid before ${signer.notBefore.toISOString()}, collateral issueDate ${doc.issueDate.toISOString()}`,
     );
   }

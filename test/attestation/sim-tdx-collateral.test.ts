@@ -900,19 +900,20 @@ describe("collateral dates against its signer and the verification time", () => 
     );
   const ms = (d: Date, delta: number) => new Date(d.getTime() + delta);
 
-  it("refuses collateral issued before its signer certificate's notBefore (backdated), under every signer mode", async () => {
+  // Its own code, not CERT_NOT_YET_VALID: no verification time (--at) makes it valid.
+  it("refuses collateral issued before its signer certificate's notBefore (backdated), under every signer mode, with COLLATERAL_SIGNER_NOT_YET_VALID", async () => {
     const nextUpdate = new Date("2026-06-01T00:00:00Z");
     const backdated = insecureSimulatedTdxCollateral(h, {
       issueDate: ms(SIMULATED_INTEL_NOT_BEFORE, -1000),
       nextUpdate,
     });
     const error = await rejection(verify(backdated, { crls: false }));
-    expect(error.code).toBe("CERT_NOT_YET_VALID");
+    expect(error.code).toBe("COLLATERAL_SIGNER_NOT_YET_VALID");
     expect(error.message).toMatch(
       /^TDX TCB info signer certificate .*: not valid before 2024-01-01T00:00:00.000Z, collateral issueDate 2023-12-31T23:59:59.000Z$/,
     );
     for (const mode of ["strict", "at-issue-date", "accept-expired-signer"] as const) {
-      expect(await check(backdated, AT, mode)).toBe("CERT_NOT_YET_VALID");
+      expect(await check(backdated, AT, mode)).toBe("COLLATERAL_SIGNER_NOT_YET_VALID");
     }
     // Issued exactly at the signer's notBefore: accepted.
     const onTime = insecureSimulatedTdxCollateral(h, { issueDate: SIMULATED_INTEL_NOT_BEFORE, nextUpdate });
