@@ -264,8 +264,7 @@ export function failureFrom(error: unknown): { stage: string; code: string; reas
 /**
  * The codes of a certificate, CRL, TCB info or MAA token past its validity at the verification time
  * (a collateral signer's too: the default, strict, rule checks it at --at): at the default time,
- * now, evidence captured a while ago fails with these, and `--at` is the way out. (The "not yet
- * valid" codes are left out: at now, they mean a wrong clock, which `--at` does not fix.)
+ * now, evidence captured a while ago fails with these, and `--at` is the way out.
  */
 const EXPIRED_CODES: ReadonlySet<string> = new Set([
   "CERT_EXPIRED",
@@ -277,15 +276,40 @@ const EXPIRED_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The error line of an invalid verdict. Without `--at`, an expiry points to it here, not in the
- * verifiers' messages: clients see those during live attestation, where there is no `--at`.
+ * The codes of a certificate, CRL, TCB info / QE identity or MAA token not yet valid at the
+ * verification time. At now they mean a clock that is behind (or evidence dated after it); at an
+ * `--at`, a time before the evidence's. Neither hint waves the refusal away: at the true time, or
+ * at a time when it was valid, the evidence is checked in full. COLLATERAL_SIGNER_NOT_YET_VALID
+ * is not one of them: collateral issued before its signer's notBefore fails at every time.
+ */
+const NOT_YET_VALID_CODES: ReadonlySet<string> = new Set([
+  "CERT_NOT_YET_VALID",
+  "CRL_NOT_YET_VALID",
+  "COLLATERAL_NOT_YET_VALID",
+  "MAA_SIGNING_CERT_NOT_YET_VALID",
+  "MAA_TOKEN_NOT_YET_VALID",
+]);
+
+/** What an invalid verdict's code suggests about the verification time, as the end of its error line. */
+function timeHint(code: string | null, atGiven: boolean): string {
+  if (code === null) return "";
+  if (EXPIRED_CODES.has(code)) {
+    return atGiven ? "" : "; for evidence captured earlier, pass --at with a time it was valid";
+  }
+  if (NOT_YET_VALID_CODES.has(code)) {
+    return atGiven
+      ? "; --at is before it became valid: to check evidence as of a past time, pass an --at at which it was already valid"
+      : "; the verification time is now by this machine's clock: if the clock is wrong, correct it or pass --at with the correct time";
+  }
+  return "";
+}
+
+/**
+ * The error line of an invalid verdict. The hints about the verification time are given here, not
+ * in the verifiers' messages: clients see those during live attestation, where there is no `--at`.
  */
 function errorLine(verdict: EvidenceVerdict, atGiven: boolean): string {
-  const hint =
-    !atGiven && verdict.code !== null && EXPIRED_CODES.has(verdict.code)
-      ? "; for evidence captured earlier, pass --at with a time it was valid"
-      : "";
-  return `cloister: ${verdict.code}: ${verdict.reason}${hint}\n`;
+  return `cloister: ${verdict.code}: ${verdict.reason}${timeHint(verdict.code, atGiven)}\n`;
 }
 
 /** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */

@@ -1,6 +1,8 @@
 /**
- * verify-evidence's `--at` hint on an expiry (printVerdict, in process): every code of something
- * past its validity at the verification time points to `--at` when none was given.
+ * verify-evidence's `--at` hints (printVerdict, in process): every code of something past its
+ * validity at the verification time points to `--at` when none was given; every code of something
+ * not yet valid at it says what that usually means (a wrong clock without `--at`, an `--at` before
+ * the evidence's time with it), never that the refusal can be waved away.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { EMPTY_EVIDENCE_FIELDS, type EvidenceVerdict, printVerdict } from "../../attestation/verify-evidence-cli.ts";
@@ -11,12 +13,12 @@ afterEach(() => {
 });
 
 /** What printVerdict writes to stderr for a refusal with `code`, with or without `--at`. */
-function errorLine(code: string, at: Date | undefined): string {
+function errorLine(code: string, at: Date | undefined, reason = "expired"): string {
   const verdict = {
     valid: false,
     stage: "verify",
     code,
-    reason: "expired",
+    reason,
     tee: "tdx",
     simulated: null,
     ...EMPTY_EVIDENCE_FIELDS,
@@ -38,6 +40,39 @@ describe("verify-evidence's --at hint", () => {
     );
     expect(errorLine("COLLATERAL_SIGNER_EXPIRED", new Date("2025-01-01T00:00:00Z"))).toBe(
       "cloister: COLLATERAL_SIGNER_EXPIRED: expired\n",
+    );
+  });
+
+  const NOT_YET_VALID = [
+    "CERT_NOT_YET_VALID",
+    "CRL_NOT_YET_VALID",
+    "COLLATERAL_NOT_YET_VALID",
+    "MAA_SIGNING_CERT_NOT_YET_VALID",
+    "MAA_TOKEN_NOT_YET_VALID",
+  ];
+
+  it("says, for something not yet valid at now, that the clock may be wrong", () => {
+    for (const code of NOT_YET_VALID) {
+      expect(errorLine(code, undefined, "not yet valid")).toBe(
+        `cloister: ${code}: not yet valid; the verification time is now by this machine's clock: if the clock is wrong, correct it or pass --at with the correct time\n`,
+      );
+    }
+  });
+
+  it("says, for something not yet valid at --at, that --at is before it became valid", () => {
+    for (const code of NOT_YET_VALID) {
+      expect(errorLine(code, new Date("2023-01-01T00:00:00Z"), "not yet valid")).toBe(
+        `cloister: ${code}: not yet valid; --at is before it became valid: to check evidence as of a past time, pass an --at at which it was already valid\n`,
+      );
+    }
+  });
+
+  it("gives no hint for collateral issued before its signer was certified: no --at makes it valid", () => {
+    expect(errorLine("COLLATERAL_SIGNER_NOT_YET_VALID", undefined, "backdated")).toBe(
+      "cloister: COLLATERAL_SIGNER_NOT_YET_VALID: backdated\n",
+    );
+    expect(errorLine("COLLATERAL_SIGNER_NOT_YET_VALID", new Date("2025-01-01T00:00:00Z"), "backdated")).toBe(
+      "cloister: COLLATERAL_SIGNER_NOT_YET_VALID: backdated\n",
     );
   });
 });
