@@ -20,7 +20,7 @@ import { ConfigurationError } from "../errors.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
 import { tcbFields } from "../snp/cli-verify.ts";
-import { tdxTcbFields } from "../tdx/cli-verify.ts";
+import { tdxPlatformTcbDetails, tdxPlatformTcbFields, tdxTcbFields } from "../tdx/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
   appraisalVerdict,
@@ -48,7 +48,15 @@ export interface AzureVerifyEvidenceOptions extends Omit<VerifyEvidenceOptions, 
 type Fields = EvidenceFields;
 const EMPTY = EMPTY_EVIDENCE_FIELDS;
 
-function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | null): Fields {
+/**
+ * Why an azure-tdx verdict has no TCB status: verifyAzureEvidence is given no Intel collateral here,
+ * so the TD quote is checked to its PCK chain and signatures only (as --tee tdx without --collateral).
+ */
+const AZURE_TDX_TCB_WARNING =
+  "TCB status not checked: --tee azure-tdx takes no collateral (TCB info, QE identity, CRLs)";
+
+/** The verdict's evidence fields, plus the TD's platform TCB (as --tee tdx reports it) for azure-tdx. */
+function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | null): Fields & Record<string, unknown> {
   const hcl = parts.hcl;
   if (hcl === null) return EMPTY;
   const details: Record<string, unknown> = {
@@ -90,9 +98,16 @@ function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | n
       policy: toHex(q.body.tdAttributes),
       debug: isDebugTd(q.body),
       signingKey: null,
-      warnings: verified !== null && isDebugTd(q.body) ? [DEBUG_WARNING.tdx] : [],
+      ...tdxPlatformTcbFields(q),
+      warnings:
+        verified === null
+          ? []
+          : [
+              ...(isDebugTd(q.body) ? [DEBUG_WARNING.tdx] : []),
+              ...((verified.tdx?.tcbStatus ?? null) === null ? [AZURE_TDX_TCB_WARNING] : []),
+            ],
       tcbStatus: verified?.tdx?.tcbStatus ?? null,
-      details: { ...details, rtmrs: q.body.rtmrs.map(toHex), fmspc: verified?.tdx?.fmspc ?? null },
+      details: { ...details, rtmrs: q.body.rtmrs.map(toHex), ...tdxPlatformTcbDetails(q) },
     };
   }
   return { ...EMPTY, details };

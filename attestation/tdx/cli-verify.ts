@@ -79,11 +79,32 @@ export function tdxTcbFields(teeTcbSvn: Uint8Array) {
   };
 }
 
+/**
+ * A TD's platform TCB as its quote's PCK certificate states it (--tee tdx and azure-tdx): what TCB
+ * info is matched against (FMSPC, PCE-ID and PCESVN, the SGX TCB components), unverified until the
+ * PCK chain is.
+ */
+export function tdxPlatformTcbFields(quote: TdxQuote) {
+  const pck = quote.pckExtensions;
+  return {
+    fmspc: toHex(pck.fmspc),
+    pceId: toHex(pck.pceId),
+    pceSvn: pck.pceSvn,
+    sgxTcbComponents: pck.tcbComponents,
+    sgxType: pck.sgxType,
+  };
+}
+
+/** tdxPlatformTcbFields' scalars and the QE's ISVSVN, for the human-readable summary (`details`). */
+export function tdxPlatformTcbDetails(quote: TdxQuote) {
+  const { fmspc, pceSvn } = tdxPlatformTcbFields(quote);
+  return { fmspc, pceSvn, qeIsvSvn: quote.qeReport.isvSvn };
+}
+
 function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, collateralGiven: boolean) {
   const base = { tee: "tdx" as const, ...EMPTY_EVIDENCE_FIELDS, tcbStatus: verified?.tcbStatus ?? null };
   if (quote === null) return base;
   const b = quote.body;
-  const pck = quote.pckExtensions;
   return {
     ...base,
     version: quote.header.version,
@@ -110,11 +131,7 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, 
     signingKey: "PCK",
     trailingBytes: quote.trailingBytes,
     trailingBytesAllZero: trailingIsZeroPadding(quote),
-    fmspc: toHex(pck.fmspc),
-    pceId: toHex(pck.pceId),
-    pceSvn: pck.pceSvn,
-    sgxTcbComponents: pck.tcbComponents,
-    sgxType: pck.sgxType,
+    ...tdxPlatformTcbFields(quote),
     qe: {
       mrEnclave: toHex(quote.qeReport.mrEnclave),
       mrSigner: toHex(quote.qeReport.mrSigner),
@@ -140,9 +157,7 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, 
       rtmr2: toHex(b.rtmrs[2]),
       rtmr3: toHex(b.rtmrs[3]),
       trailingBytes: quote.trailingBytes,
-      fmspc: toHex(pck.fmspc),
-      pceSvn: pck.pceSvn,
-      qeIsvSvn: quote.qeReport.isvSvn,
+      ...tdxPlatformTcbDetails(quote),
       qeIdentityStatus: verified?.qeIdentity?.status ?? null,
       warnings: verified === null || verified.warnings.length === 0 ? null : verified.warnings.join("; "),
     },

@@ -92,6 +92,17 @@ const CASES = {
     "2024-01-01T00:00:00Z",
     "--json",
   ],
+  tdxText: [...TDX_ARGS, "--at", "2024-01-01T00:00:00Z"],
+  /** The TD quote inside the Azure TDX evidence, verified alone. */
+  tdxQuoteAlone: [
+    "--tee",
+    "tdx",
+    "--quote",
+    `${F}azure/tdx-vtpm/tdx-td-quote-v4.bin`,
+    "--at",
+    "2024-01-01T00:00:00Z",
+    "--json",
+  ],
   tdxPolicyMet: [
     ...TDX_ARGS,
     "--at",
@@ -216,6 +227,33 @@ describe("cloister verify-evidence (Azure and MAA)", () => {
       tdxModuleSvn: 2,
       tdxModuleMajorVersion: 1,
     });
+  });
+
+  it("reports the Azure TD's platform TCB as --tee tdx does its quote's (PCK FMSPC, PCE and SGX TCB components, QE ISVSVN)", () => {
+    const azure = JSON.parse(run("tdx").stdout);
+    const alone = JSON.parse(run("tdxQuoteAlone").stdout);
+    expect(alone).toMatchObject({ valid: true, measurement: azure.measurement });
+    const platform = ["fmspc", "pceId", "pceSvn", "sgxTcbComponents", "sgxType"];
+    expect(Object.fromEntries(platform.map((k) => [k, azure[k]]))).toEqual({
+      fmspc: "00806f050000",
+      pceId: "0000",
+      pceSvn: 11,
+      sgxTcbComponents: [6, 6, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+      sgxType: 1,
+    });
+    expect(Object.fromEntries(platform.map((k) => [k, alone[k]]))).toEqual(
+      Object.fromEntries(platform.map((k) => [k, azure[k]])),
+    );
+    expect(azure.details).toMatchObject({ fmspc: "00806f050000", pceSvn: 11, qeIsvSvn: alone.qe.isvSvn });
+    const text = run("tdxText");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("\n  fmspc            00806f050000\n  pceSvn           11\n  qeIsvSvn         5\n");
+  });
+
+  it("warns that the Azure TD's TCB status is not checked (azure-tdx takes no collateral), in text and JSON", () => {
+    const NO_TCB = "TCB status not checked: --tee azure-tdx takes no collateral (TCB info, QE identity, CRLs)";
+    expect(JSON.parse(run("tdx").stdout)).toMatchObject({ valid: true, tcbStatus: null, warnings: [NO_TCB] });
+    expect(run("tdxText").stdout).toContain(`  WARNING: ${NO_TCB}\n`);
   });
 
   it("appraises Azure evidence with --policy: accepted when its PCRs and vm-configuration meet policy.azure", () => {
