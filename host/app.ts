@@ -15,6 +15,7 @@
  * objects per request or per frame. Tests run it on a real loopback server.
  */
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { METHOD_NAME_ALL } from "hono/router";
@@ -465,10 +466,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // A request the host refuses before forwarding it (queue full) costs no rate token. One whose
     // client goes away while it waits leaves the queue then (its place is another's at once), and
     // keeps its token (going away is its choice, and the host has read the body).
+    // The client's connection, not its answer, says it has gone (onConnectionClosed).
+    const connection = incoming.socket;
     const clientGone = new AbortController();
-    const onClientGone = () => clientGone.abort();
-    outgoing.once("close", onClientGone);
-    if (outgoing.destroyed) onClientGone();
+    const stopWatching = onConnectionClosed(connection, () => clientGone.abort());
     let slot: () => void;
     try {
       slot = await limiter.acquire(clientGone.signal);
@@ -481,7 +482,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
       return RESPONSE_ALREADY_SENT;
     } finally {
-      outgoing.off("close", onClientGone);
+      stopWatching();
     }
     let released = false;
     member.inFlight++;
@@ -495,7 +496,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     };
     // A client that went away as its slot came (before, it left the queue above) is not forwarded
     // at all; its token is kept too.
-    if (outgoing.destroyed) {
+    if (connection.destroyed) {
       release();
       c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
       return RESPONSE_ALREADY_SENT;
@@ -505,7 +506,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         method: "POST",
         body,
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
-        client: outgoing,
+        client: connection,
       });
       // A member that is shutting down (or booting) refused the request before reading it: in a
       // pool, the client re-attests to another member and reseals (nothing was opened).
@@ -526,7 +527,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         return new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
       }
       const headers = { ...c.get("cors"), ...(cors.enabled ? { vary: "Origin" } : {}) };
-      c.set("sent", pipeAnswer(upstream, outgoing, options.limits.upstreamIdleTimeoutMs, release, headers));
+      c.set("sent", pipeAnswer(upstream, outgoing, connection, options.limits.upstreamIdleTimeoutMs, release, headers));
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
       release();
@@ -631,12 +632,43 @@ function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: nu
   );
 }
 
+/** Requests waiting on their client's connection, as what each calls when it closes (onConnectionClosed). */
+const connectionWaiters = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Calls `gone` when the client's connection `socket` closes, or at once if it is closed (destroyed)
+ * already; returns what stops the watch. The connection, not the request's answer: an answer
+ * pipelined behind another waits for its turn with no socket, and node neither marks it destroyed
+ * nor emits its "close" when the connection goes, so a request watching its answer held its queue
+ * place, and was forwarded, for a client long gone. One listener per connection however many of
+ * its requests wait (up to MAX_REQUESTS_PER_CONNECTION, past node's warning at ten).
+ */
+function onConnectionClosed(socket: Socket, gone: () => void): () => void {
+  if (socket.destroyed) {
+    gone();
+    return () => {};
+  }
+  let waiters = connectionWaiters.get(socket);
+  if (waiters === undefined) {
+    const onSocket = new Set<() => void>();
+    socket.once("close", () => {
+      connectionWaiters.delete(socket);
+      for (const waiter of onSocket) waiter();
+    });
+    connectionWaiters.set(socket, onSocket);
+    waiters = onSocket;
+  }
+  waiters.add(gone);
+  return () => waiters.delete(gone);
+}
+
 type UpstreamOptions = { readonly agent: Agent; readonly limits: HostOptions["limits"] };
 
 /**
  * Sends one request to the enclave and resolves with its response once the headers are in.
  * Connection failures become ENCLAVE_UNREACHABLE (502), no headers within the limit
- * ENCLAVE_TIMEOUT (504). When `client` closes before the headers, the request is aborted.
+ * ENCLAVE_TIMEOUT (504). When the `client`'s connection closes before the headers, the request is
+ * aborted.
  */
 function upstreamRequest(
   { agent, limits }: UpstreamOptions,
@@ -645,7 +677,7 @@ function upstreamRequest(
     method: "GET" | "POST";
     body?: Uint8Array;
     headers?: Record<string, string>;
-    client?: ServerResponse;
+    client?: Socket;
   },
 ): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -661,15 +693,17 @@ function upstreamRequest(
       timedOut = true;
       req.destroy(new Error("headers timeout"));
     }, limits.upstreamHeadersTimeoutMs);
-    const onClientClose = () => {
-      clientGone = true;
-      req.destroy(new Error("client went away"));
-    };
-    init.client?.once("close", onClientClose);
+    let stopWatching = () => {};
     const settle = () => {
       clearTimeout(timer);
-      init.client?.off("close", onClientClose);
+      stopWatching();
     };
+    if (init.client !== undefined) {
+      stopWatching = onConnectionClosed(init.client, () => {
+        clientGone = true;
+        req.destroy(new Error("client went away"));
+      });
+    }
     req.on("error", (error) => {
       if (answered) return; // after the headers, the response's own events take over
       settle();
@@ -809,6 +843,7 @@ async function readBounded(
 function pipeAnswer(
   upstream: IncomingMessage,
   outgoing: ServerResponse,
+  connection: Socket,
   idleMs: number,
   release: () => void,
   extraHeaders: Record<string, string>,
@@ -822,11 +857,12 @@ function pipeAnswer(
   };
   let idle = setTimeout(onIdle, idleMs);
   let finished = false;
+  let stopWatching = () => {};
   const finish = (outcome: Outcome) => {
     if (finished) return;
     finished = true;
     clearTimeout(idle);
-    outgoing.off("close", onClientClose);
+    stopWatching();
     outgoing.off("drain", onDrain);
     release();
     meter.end(outcome);
@@ -838,7 +874,6 @@ function pipeAnswer(
     upstream.destroy();
   };
   outgoing.on("drain", onDrain);
-  outgoing.once("close", onClientClose);
   upstream.on("data", (chunk: Buffer) => {
     lastChunkAt = performance.now();
     meter.bytes += chunk.length;
@@ -854,11 +889,8 @@ function pipeAnswer(
     finish("aborted");
     outgoing.destroy();
   });
-  if (outgoing.destroyed) {
-    finish("aborted");
-    upstream.destroy();
-    return meter;
-  }
+  stopWatching = onConnectionClosed(connection, onClientClose);
+  if (finished) return meter; // the client had gone
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
   // wake-up in the client before the first text.

@@ -1255,6 +1255,35 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect({ status: answer.status, text: await answer.text() }).toEqual({ status: 200, text: "next" });
   });
 
+  it("frees the queue place of a pipelined request whose connection closed while it waited, and never forwards it", async () => {
+    const held: ServerResponse[] = [];
+    const { sealed, seen, get, host } = await setup({
+      limits: { maxInFlight: 1, maxQueued: 2, maxInFlightPerKey: 8 },
+      enclave: (req, res) => (req.url === "/sealed" ? held.push(res) : res.writeHead(200).end()),
+    });
+    const first = sealed(envelope());
+    await until(() => held.length === 1);
+    // Two sealed requests sent in one go on one connection: the second's answer waits for the
+    // first's, with no socket of its own (node emits no "close" for it when the connection goes).
+    const body = Buffer.from(envelope());
+    const request =
+      `POST /v1/sealed HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${KEY}\r\n` +
+      `content-type: application/octet-stream\r\ncontent-length: ${body.length}\r\n\r\n`;
+    const client = connect(host.port, "127.0.0.1");
+    client.on("error", () => {});
+    client.write(Buffer.concat([Buffer.from(request), body, Buffer.from(request), body]));
+    const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
+    for (let i = 0; i < 200 && (await queued()) !== 2; i++) await sleep(5);
+    expect(await queued()).toBe(2);
+    client.destroy();
+    for (let i = 0; i < 200 && (await queued()) !== 0; i++) await sleep(5);
+    expect(await queued()).toBe(0);
+    held[0]?.writeHead(200).end("first");
+    expect(await (await first).text()).toBe("first");
+    await sleep(100);
+    expect(seen.filter((r) => r.url === "/sealed")).toHaveLength(1);
+  });
+
   it("passes the attestation document, the challenge answer and the audit checkpoint through, bounded, to callers with a key", async () => {
     const { get, host, seen } = await setup({
       enclave: (req, res, record) => {
