@@ -99,6 +99,8 @@ export function bodyRefusal(incoming: IncomingMessage): Refusal | undefined {
 export interface Refusal {
   readonly status: number;
   readonly code: string;
+  /** The answer's message: fixed wording, naming of what was found only node's parse error code. */
+  readonly message: string;
   readonly method: string | null;
   /** The answer's body, in bytes (as the host's access log counts them). */
   readonly responseBytes: number;
@@ -160,18 +162,20 @@ type RequestListener = ReturnType<typeof getRequestListener>;
 interface Unreadable {
   readonly status: 400 | 408 | 431;
   readonly code: string;
+  readonly message: string;
   /** The whole body: `{"error":{"code","message"}}`. */
   readonly json: string;
 }
 
 function unreadable(status: Unreadable["status"], code: string, message: string): Unreadable {
-  return { status, code, json: JSON.stringify({ error: { code, message } }) };
+  return { status, code, message, json: JSON.stringify({ error: { code, message } }) };
 }
 
-/** What `onRefused` is told of `answer`: its status, code and body size. */
+/** What `onRefused` is told of `answer`: its status, code, message and body size. */
 const refusal = (answer: Unreadable, method: string | null): Refusal => ({
   status: answer.status,
   code: answer.code,
+  message: answer.message,
   method,
   responseBytes: Buffer.byteLength(answer.json),
 });

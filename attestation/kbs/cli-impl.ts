@@ -8,14 +8,14 @@ import {
   printJson,
   UsageError,
 } from "../../client/cli/output.ts";
-import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listen } from "../../enclave/http.ts";
+import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { type BrokerConfig, BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
-import { createBrokerApp, isLoopbackAddress, limitBucket, MAX_CONNECTIONS_PER_CLIENT } from "./server.ts";
+import { type BrokerLogEntry, createBrokerApp, isLoopbackAddress, listenBroker } from "./server.ts";
 
 async function loadConfig(path: string) {
   try {
@@ -63,15 +63,12 @@ export function serveBroker(
 export async function runKbsServe(options: KbsServeOptions): Promise<void> {
   const config = await loadConfig(options.config);
   const { broker, loopbackHostOnly } = serveBroker(config, options);
-  const server = await listen(
-    createBrokerApp(broker, (entry) => process.stderr.write(`${JSON.stringify(entry)}\n`), {
-      ...config.limits,
-      loopbackHostOnly,
-    }).fetch,
+  const log = (entry: BrokerLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`);
+  const server = await listenBroker(
+    createBrokerApp(broker, log, { ...config.limits, loopbackHostOnly }),
+    log,
     options.listen,
     options.port,
-    // One address cannot hold every connection the server takes (an enclave's boot uses one).
-    { maxConnectionsPerClient: { max: MAX_CONNECTIONS_PER_CLIENT, clientOf: limitBucket } },
   ).catch((error: unknown) => {
     // A port in use, or a --listen address that does not resolve: bad input naming the option.
     throw listenUsageError(error);

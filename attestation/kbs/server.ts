@@ -6,6 +6,7 @@
  * document verified) the digests of the manifest and of the document, timing): never a key, wrapped
  * or not. One log line, too, for every other fault (500 INTERNAL) it answers, on any route.
  */
+import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import {
@@ -13,6 +14,7 @@ import {
   guardConnections,
   MAX_REQUESTS_PER_CONNECTION,
 } from "../../enclave/connection-guards.ts";
+import { bodyRefusal, listen, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import {
@@ -74,8 +76,30 @@ export interface FaultLogEntry {
   readonly reason: string;
 }
 
-/** A line of the broker's log: a release attempt, or a fault no release attempt's line names. */
-export type BrokerLogEntry = ReleaseLogEntry | FaultLogEntry;
+/**
+ * A request refused before any route saw it, which no release attempt's line names: one the server
+ * could not read or did not receive in time (enclave/http.ts Refusal: answered with its JSON error,
+ * 400 REQUEST_UNREADABLE, 431 HEADERS_TOO_LARGE or 408 REQUEST_TIMEOUT), or one the connection
+ * guards refused unanswered, closing its connection (enclave/connection-guards.ts: 429 past the
+ * bound on requests under way on one connection, 499 on a connection closed before it came; these
+ * statuses are the log's only, as in the host's access log). Status, code and sizes: nothing the
+ * client sent, not even the path.
+ */
+export interface RequestRefusedLogEntry {
+  readonly event: "request-refused";
+  readonly status: number;
+  /** The code answered; null when nothing was (the connection guards'). */
+  readonly code: string | null;
+  /** Why, in the broker's own fixed words (the answer's message, when there was one). */
+  readonly reason: string;
+  /** The method as node parsed it (one of a fixed list); null when the request line was not read. */
+  readonly method: string | null;
+  /** The answer's body, in bytes (0 when nothing was answered). */
+  readonly responseBytes: number;
+}
+
+/** A line of the broker's log: a release attempt, a fault no release attempt's line names, or a request refused before any route. */
+export type BrokerLogEntry = ReleaseLogEntry | FaultLogEntry | RequestRefusedLogEntry;
 
 function errorJson(code: string, message: string) {
   return { error: { code, message } };
@@ -132,6 +156,33 @@ export interface BrokerAppOptions {
    * (MAX_CONNECTIONS_PER_CLIENT each) could take every connection and keep enclaves from their keys.
    */
   readonly clientStallTimeoutMs?: number;
+}
+
+/**
+ * Serves a broker app (createBrokerApp's, with its `log`) on `hostname:port` as `kbs serve` does:
+ * at most MAX_CONNECTIONS_PER_CLIENT connections from one client (limitBucket: one address cannot
+ * hold every connection the server takes, and an enclave's boot needs one), and each request the
+ * server refuses itself, before the app sees it, logged as a RequestRefusedLogEntry. Rejects with
+ * enclave/http.ts's ListenError when it cannot listen there.
+ */
+export function listenBroker(
+  app: Hono<BrokerEnv>,
+  log: (entry: BrokerLogEntry) => void,
+  hostname: string,
+  port: number,
+): Promise<RunningServer> {
+  return listen(app.fetch, hostname, port, {
+    maxConnectionsPerClient: { max: MAX_CONNECTIONS_PER_CLIENT, clientOf: limitBucket },
+    onRefused: (refusal) =>
+      log({
+        event: "request-refused",
+        status: refusal.status,
+        code: refusal.code,
+        reason: refusal.message,
+        method: refusal.method,
+        responseBytes: refusal.responseBytes,
+      }),
+  });
 }
 
 /** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
@@ -293,7 +344,8 @@ class ReleasesUnderWay {
 }
 
 type BrokerEnv = {
-  Bindings: { incoming?: { socket?: { remoteAddress?: string } } };
+  /** node's request, as @hono/node-server passes it (none under app.request() in tests). */
+  Bindings: { incoming?: IncomingMessage };
   /** When the release attempt began (performance.now()), for its log line's `ms`. */
   Variables: { started: number };
 };
@@ -318,12 +370,25 @@ export function createBrokerApp(
     );
   }
   const app = new Hono<BrokerEnv>();
+  const maxRequestsPerConnection = options.maxRequestsPerConnection ?? MAX_REQUESTS_PER_CONNECTION;
   // First in line, before any limit is counted (enclave/connection-guards.ts).
   app.use(
     "*",
     guardConnections({
-      maxRequestsPerConnection: options.maxRequestsPerConnection ?? MAX_REQUESTS_PER_CONNECTION,
+      maxRequestsPerConnection,
       clientStallTimeoutMs: options.clientStallTimeoutMs ?? DEFAULT_CLIENT_STALL_TIMEOUT_MS,
+      onRefused: (c, why) =>
+        log({
+          event: "request-refused",
+          status: why === "too-many-requests" ? 429 : 499,
+          code: null,
+          reason:
+            why === "too-many-requests"
+              ? `connection: more than ${maxRequestsPerConnection} requests under way on it at once (pipelined); closed, this one unanswered`
+              : "connection: closed before this request came; unanswered",
+          method: c.req.method,
+          responseBytes: 0,
+        }),
     }),
   );
   const limiter = new ClientLimiter(limits, maxClients, options.now ?? (() => performance.now()));
@@ -423,7 +488,7 @@ export function createBrokerApp(
       try {
         return await limitBody(c, next);
       } catch (error) {
-        const refusal = incompleteBody(error);
+        const refusal = incompleteBody(error, c);
         log(entry("refused", null, refusal.code, null, refusal.detail, null, c.get("started")));
         throw refusal;
       }
@@ -441,7 +506,7 @@ export function createBrokerApp(
           if (error instanceof SyntaxError) {
             throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
           }
-          throw incompleteBody(error);
+          throw incompleteBody(error, c);
         }
         // Counted here, the moment it spends: broker.release spends the challenge before its first
         // await, so each challenge spent is counted in the window it is spent in, which the bound
@@ -479,14 +544,23 @@ export function createBrokerApp(
 
 /**
  * A release body whose stream failed before its end (the client went away mid-body, a proxy cut
- * it): not malformed, and no fault of the broker. The stream's error goes to the log only.
+ * it): not malformed, and no fault of the broker. The stream's error goes to the log only. When the
+ * server itself answered the request, as a body node could not read (a bad chunk) or did not receive
+ * in time (enclave/http.ts bodyRefusal), the client got that answer and nothing of the broker's:
+ * the error, and so the attempt's log line, has the server's code and message (its status is no
+ * answer's, and 400 stands in for it).
  */
-function incompleteBody(error: unknown): BrokerError {
+function incompleteBody(error: unknown, c: Context<BrokerEnv>): BrokerError {
+  const stream = error instanceof Error ? `${error.name}: ${error.message}` : typeof error;
+  const answered = c.env?.incoming === undefined ? undefined : bodyRefusal(c.env.incoming);
+  if (answered !== undefined) {
+    return new BrokerError(answered.code, 400, answered.message, {
+      detail: `${answered.message}, answered by the server (the body's stream: ${stream})`,
+      cause: error,
+    });
+  }
   const message = "release request: the body could not be read whole (the connection closed or failed before its end)";
-  return new BrokerError("KBS_REQUEST_INCOMPLETE", 400, message, {
-    detail: `${message}: ${error instanceof Error ? `${error.name}: ${error.message}` : typeof error}`,
-    cause: error,
-  });
+  return new BrokerError("KBS_REQUEST_INCOMPLETE", 400, message, { detail: `${message}: ${stream}`, cause: error });
 }
 
 function entry(

@@ -131,7 +131,13 @@ describe("listen: requests no handler can read", () => {
         expect(body.error.message).toMatch(c.message);
         expect(handled()).toBe(0);
         expect(refusals).toEqual([
-          { status: c.status, code: c.code, method: c.method, responseBytes: Buffer.byteLength(JSON.stringify(body)) },
+          {
+            status: c.status,
+            code: c.code,
+            message: body.error.message,
+            method: c.method,
+            responseBytes: Buffer.byteLength(JSON.stringify(body)),
+          },
         ]);
       });
     });
