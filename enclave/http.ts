@@ -58,6 +58,17 @@ const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
  */
 export const UNREADABLE_LINGER_MS = 2_000;
 
+/**
+ * Destroys `socket` UNREADABLE_LINGER_MS from now, unless it closes first (the timer is then
+ * cleared, and with it what it holds). The timer keeps no process alive: the open socket does, for
+ * as long as it is open.
+ */
+export function closeAfterLinger(socket: Socket): void {
+  if (socket.destroyed) return;
+  const linger = setTimeout(() => socket.destroy(), UNREADABLE_LINGER_MS).unref();
+  socket.once("close", () => clearTimeout(linger));
+}
+
 export interface ListenOptions {
   /** Connections held open at once (default DEFAULT_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
@@ -379,8 +390,7 @@ function listenWith(
         `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json\r\n` +
           `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
       );
-      const linger = setTimeout(() => socket.destroy(), UNREADABLE_LINGER_MS);
-      socket.once("close", () => clearTimeout(linger));
+      closeAfterLinger(socket);
       // node's parser keeps the last request it read the headers of; incomplete, it is this one. Its
       // handler's line is still to come only while an answer is under way on the connection (once
       // answered, node reads on what the handler left unread, and the line is written already).

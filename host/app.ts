@@ -24,7 +24,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
-import { bodyRefusal, contentTypeRefusal, readBodyWithin, UNREADABLE_LINGER_MS } from "../enclave/http.ts";
+import { bodyRefusal, closeAfterLinger, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -608,8 +608,8 @@ function round2(n: number): number {
  * A request body, at most `limit` bytes (else 413), received within `timeoutMs`. Past that it is
  * no longer read (what still comes is dropped) and BODY_TIMEOUT (408) is thrown, which the client
  * receives with `Connection: close` (errorResponse); node closes the connection once that answer
- * is written, and the socket is destroyed UNREADABLE_LINGER_MS later at the latest (as after the
- * server's own refusals), so a client that stops reading cannot keep it open.
+ * is written, and the socket is destroyed UNREADABLE_LINGER_MS later at the latest (closeAfterLinger,
+ * as after the server's own refusals), so a client that stops reading cannot keep it open.
  */
 function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: number): Promise<Uint8Array> {
   return readBodyWithin(
@@ -625,7 +625,7 @@ function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: nu
     {
       ms: timeoutMs,
       error: () => {
-        setTimeout(() => incoming.socket?.destroy(), UNREADABLE_LINGER_MS).unref();
+        closeAfterLinger(incoming.socket);
         return new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`);
       },
     },
