@@ -184,7 +184,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // for `/x/1`); a path no route has is logged as NO_ROUTE, so the access log holds none of the text
   // a client puts in a path (up to node's 16 KiB of headers, anonymous: a key given in a URL by
   // mistake, or lines made to fill the log). Built at the first request, every route registered;
-  // the middleware's `*` (registered as `/*`) is no route: every path has it.
+  // the middleware's `*` (registered as `/*`) is no route: every path has it. A router of its own,
+  // every route under ALL: the app's own match is by method (for a route's path asked with another
+  // method, c.req.matchedRoutes has the middleware alone), and a set of paths matches no parameter.
   let routes: TrieRouter<string> | null = null;
   const routeOf = (path: string): string => {
     if (routes === null) {
