@@ -22,7 +22,7 @@ import { checkReportDataBinding } from "./binding.ts";
 import { fromBase64url, toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
-import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
+import { compactJwsParts, DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "./document-key.ts";
 import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
@@ -258,14 +258,8 @@ function parseDocument(jws: string): ParsedDocument {
     );
   }
   const [headerBytes, payloadBytes] = strictJwsParts(jws, "document");
-  let header: { alg?: unknown; typ?: unknown } | null;
-  let payload: AttestationDocumentPayload;
-  try {
-    header = JSON.parse(new TextDecoder().decode(headerBytes)) as typeof header;
-    payload = JSON.parse(new TextDecoder().decode(payloadBytes)) as AttestationDocumentPayload;
-  } catch (error) {
-    fail("document", "DOCUMENT_MALFORMED", "document: header or payload is not base64url JSON", error);
-  }
+  const header = strictPartJson(headerBytes, "document header", "document") as { alg?: unknown; typ?: unknown } | null;
+  const payload = strictPartJson(payloadBytes, "document payload", "document") as AttestationDocumentPayload;
   if (header === null || typeof header !== "object" || Array.isArray(header))
     fail("document", "DOCUMENT_MALFORMED", "document header: expected a JSON object");
   if (header.alg !== "EdDSA")
@@ -299,8 +293,6 @@ function parseDocument(jws: string): ParsedDocument {
   };
 }
 
-const JWS_PARTS = ["header", "payload", "signature"] as const;
-
 /**
  * The three parts of a compact JWS, each decoded strictly (fromBase64url), or `stage`'s MALFORMED
  * naming the part. jose's decoder takes white space and padding and ignores the unused bits of a
@@ -308,16 +300,31 @@ const JWS_PARTS = ["header", "payload", "signature"] as const;
  * host could re-spell a valid document's signature, and the document would verify under another
  * digest, the boot's id (receipts, the audit log, the nonce answer's `doc` all name it).
  */
-function strictJwsParts(jws: unknown, stage: "document" | "nonce"): Uint8Array[] {
+function strictJwsParts(jws: unknown, stage: "document" | "nonce"): [Uint8Array, Uint8Array, Uint8Array] {
   const what = stage === "document" ? "document" : "nonce answer";
   const code = `${stage.toUpperCase()}_MALFORMED`;
   if (typeof jws !== "string") fail(stage, code, `${what}: expected a compact JWS, found ${describeValue(jws)}`);
-  // No further than a fourth part: a split of 4 MiB of dots would make millions of strings.
-  const parts = jws.split(".", 4);
-  if (parts.length !== 3) {
-    fail(stage, code, `${what}: expected 3 JWS parts, found ${parts.length > 3 ? "more than 3" : parts.length}`);
+  const [header, payload, signature] = compactJwsParts(jws, (found) =>
+    fail(stage, code, `${what}: expected 3 JWS parts, found ${found}`),
+  );
+  return [
+    strictBase64url(header, `${what} header`, stage),
+    strictBase64url(payload, `${what} payload`, stage),
+    strictBase64url(signature, `${what} signature`, stage),
+  ];
+}
+
+/**
+ * A decoded JWS part as JSON (parseJwsPartJson: UTF-8 only, each member once at every depth), or
+ * `stage`'s MALFORMED naming the part and where it went wrong.
+ */
+function strictPartJson(bytes: Uint8Array, part: string, stage: "document" | "nonce"): unknown {
+  try {
+    return parseJwsPartJson(bytes);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    return fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${part}: ${error.message}`, error);
   }
-  return parts.map((part, i) => strictBase64url(part, `${what} ${JWS_PARTS[i]}`, stage));
 }
 
 /** `text` decoded by fromBase64url, or `stage`'s MALFORMED with its refusal (naming `field`). */
@@ -334,11 +341,7 @@ function strictBase64url(text: string, field: string, stage: "document" | "nonce
 async function verifyNonceAnswerJws(answer: string, key: Promise<CryptoKey | Uint8Array>): Promise<unknown> {
   const [, payload] = strictJwsParts(answer, "nonce");
   await verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
-  try {
-    return JSON.parse(new TextDecoder().decode(payload));
-  } catch (error) {
-    fail("nonce", "NONCE_MALFORMED", "nonce: payload is not JSON", error);
-  }
+  return strictPartJson(payload, "nonce answer payload", "nonce");
 }
 
 /**

@@ -7,7 +7,11 @@
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
-import { unverifiedDocumentPayload, unverifiedDocumentSealingKey } from "../../attestation/document-key.ts";
+import {
+  parseJwsPartJson,
+  unverifiedDocumentPayload,
+  unverifiedDocumentSealingKey,
+} from "../../attestation/document-key.ts";
 
 const KEY = nacl.box.keyPair().publicKey;
 const X = base64url.encode(KEY);
@@ -56,6 +60,63 @@ describe("unverified document key", () => {
     expect(() => unverifiedDocumentPayload(documentWith({ payload: padded }))).toThrow(/document payload/);
     expect(() => unverifiedDocumentPayload(documentWith({ parts: 4 }))).toThrow(
       /expected 3 JWS parts, found more than 3/,
+    );
+  });
+});
+
+describe("a document part's JSON, as the verifier reads it", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  /** A document whose payload is exactly `payload`'s bytes. */
+  const withPayload = (payload: Uint8Array) => `${HEADER}.${base64url.encode(payload)}.AAAA`;
+  const keyJson = `{"kty":"OKP","crv":"X25519","x":"${X}"}`;
+
+  it("reads the payload's JSON as parseJwsPartJson does: a member named twice names no key", () => {
+    const twice = bytes(`{"cnf":{"jwk":{"x":"${base64url.encode(nacl.box.keyPair().publicKey)}","x":"${X}"}}}`);
+    expect(unverifiedDocumentSealingKey(withPayload(bytes(`{"cnf":{"jwk":${keyJson}}}`)))).toEqual(KEY);
+    expect(unverifiedDocumentSealingKey(withPayload(twice))).toBeNull();
+    expect(() => unverifiedDocumentPayload(withPayload(twice))).toThrow(
+      expect.objectContaining({
+        code: "DOCUMENT_MALFORMED",
+        message: expect.stringMatching(/^document payload: cnf\.jwk\.x appears twice in one object/),
+      }),
+    );
+    expect(() => unverifiedDocumentPayload(withPayload(bytes('{"cnf":')))).toThrow(
+      expect.objectContaining({
+        code: "DOCUMENT_MALFORMED",
+        message: "document payload: expected UTF-8 JSON, found text that is not valid JSON (it ends early)",
+      }),
+    );
+  });
+
+  // Each sequence inside a JSON string after `{"a":"` (6 bytes): refused where it starts, as the
+  // Unicode Standard's table 3-7 has it (and TextDecoder's fatal mode, which decides).
+  it.each([
+    ["a lone continuation byte", [0x80]],
+    ["an overlong two-byte form", [0xc0, 0x80]],
+    ["an overlong three-byte form", [0xe0, 0x80, 0x80]],
+    ["a surrogate (CESU-8)", [0xed, 0xa0, 0x80]],
+    ["a code point past U+10FFFF", [0xf4, 0x90, 0x80, 0x80]],
+    ["a byte no UTF-8 has", [0xf5, 0x80, 0x80, 0x80]],
+    ["a three-byte form cut short", [0xe2, 0x82, 0x22]],
+  ])("refuses %s, naming its offset", (_, sequence) => {
+    const payload = Uint8Array.from([...bytes('{"a":"x'), ...sequence, ...bytes('"}')]);
+    expect(() => parseJwsPartJson(payload)).toThrow(
+      new SyntaxError("expected UTF-8 JSON, found bytes that are not UTF-8 (from byte 7)"),
+    );
+  });
+
+  it("refuses a sequence cut short at the very end, and takes every well-formed one", () => {
+    expect(() => parseJwsPartJson(Uint8Array.from([...bytes('{"a":1} '), 0xf0, 0x9f]))).toThrow(
+      /not UTF-8 \(from byte 8\)/,
+    );
+    // The edges of table 3-7: U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF.
+    const text = "\u0080\u07ff\u0800\ud7ff\ue000\uffff\u{10000}\u{10ffff}";
+    expect(parseJwsPartJson(bytes(JSON.stringify({ a: text })))).toEqual({ a: text });
+  });
+
+  it("refuses a byte order mark, which a plain TextDecoder drops unasked", () => {
+    expect(() => parseJwsPartJson(Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes("{}")]))).toThrow(
+      "expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
     );
   });
 });

@@ -139,6 +139,16 @@ async function signAs(keys: EnclaveKeys, typ: string, payload: unknown): Promise
     .sign(key);
 }
 
+/**
+ * A compact JWS of exactly these header and payload bytes (jose would re-serialise a header),
+ * signed by the enclave signing key of `keys`.
+ */
+function signBytes(keys: EnclaveKeys, header: string | Uint8Array, payload: string | Uint8Array): string {
+  const signingInput = `${base64url.encode(header)}.${base64url.encode(payload)}`;
+  const signature = nacl.sign.detached(new TextEncoder().encode(signingInput), keys.signing.secretKey);
+  return `${signingInput}.${base64url.encode(signature)}`;
+}
+
 function payloadOf(jws: string): Record<string, unknown> {
   return JSON.parse(new TextDecoder().decode(base64url.decode(jws.split(".")[1]!))) as Record<string, unknown>;
 }
@@ -836,6 +846,98 @@ describe("attestation document", () => {
         message: `nonce answer eat_nonce: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found}`,
       });
     }
+  });
+
+  it("refuses a header or payload whose bytes could mean two things: a member named twice, at any depth, or bytes that are not UTF-8", async () => {
+    // Signed as given (jose would re-serialise): each document below verified before, its
+    // duplicate read as the last member (the first, another reader's), its bad bytes as U+FFFD.
+    const header = JSON.stringify({ alg: "EdDSA", typ: DOCUMENT_TYPE });
+    const payload = new TextDecoder().decode(base64url.decode(f.document.split(".")[1] as string));
+    const otherKey = base64url.encode(nacl.box.keyPair().publicKey);
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    /** `text`'s bytes with `inserted` at the byte offset of `before`'s first occurrence (checked). */
+    const withBytes = (text: string, before: string, inserted: number[]) => {
+      const at = bytes(text.slice(0, text.indexOf(before))).length;
+      expect(text.indexOf(before)).toBeGreaterThan(0);
+      const all = bytes(text);
+      return { at, bytes: Uint8Array.from([...all.subarray(0, at), ...inserted, ...all.subarray(at)]) };
+    };
+    const badIss = withBytes(payload, "-enclave", [0xff]);
+    const surrogate = withBytes(payload, "-enclave", [0xed, 0xa0, 0x80]);
+    const badTyp = withBytes(header, "+jwt", [0xc3, 0x28]);
+    const cases: [string, string, string | RegExp][] = [
+      [
+        "alg twice",
+        signBytes(f.keys, `{"alg":"none",${header.slice(1)}`, payload),
+        /^document header: alg appears twice in one object \(the second at position 14\): expected each member once/,
+      ],
+      [
+        "typ twice",
+        signBytes(f.keys, header.replace("{", '{"typ":"JWT",'), payload),
+        /^document header: typ appears twice/,
+      ],
+      [
+        "manifest twice, at the top",
+        signBytes(f.keys, header, payload.replace("{", '{"manifest":"a.b.c",')),
+        /^document payload: manifest appears twice/,
+      ],
+      [
+        "cnf.jwk.x twice, inside two objects",
+        signBytes(f.keys, header, payload.replace('"cnf":{"jwk":{', `"cnf":{"jwk":{"x":"${otherKey}",`)),
+        /^document payload: cnf\.jwk\.x appears twice/,
+      ],
+      [
+        "a name that is no field name twice (named by its length, as it may be anything)",
+        signBytes(f.keys, header, payload.replace("{", '{"sk live":1,"sk live":2,')),
+        /^document payload: \(a name of 7 characters\) appears twice/,
+      ],
+      [
+        "a byte that is no UTF-8 in the payload",
+        signBytes(f.keys, header, badIss.bytes),
+        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badIss.at})`,
+      ],
+      [
+        "a UTF-16 surrogate spelled in UTF-8 (CESU-8) in the payload",
+        signBytes(f.keys, header, surrogate.bytes),
+        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${surrogate.at})`,
+      ],
+      [
+        "a UTF-8 lead byte without its continuation in the header",
+        signBytes(f.keys, badTyp.bytes, payload),
+        `document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badTyp.at})`,
+      ],
+      [
+        "a byte order mark before the payload (TextDecoder drops it unasked)",
+        signBytes(f.keys, header, Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes(payload)])),
+        "document payload: expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
+      ],
+    ];
+    // The same texts without the duplicate or the bad bytes verify: only those are refused.
+    await expect(verify(signBytes(f.keys, header, payload))).resolves.toBeDefined();
+    for (const [name, document, message] of cases) {
+      clearVerifiedDocumentCache();
+      const error = await verify(document).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error, name).toMatchObject({ stage: "document", code: "DOCUMENT_MALFORMED", message });
+      expect((error as Error).message, name).not.toMatch(/sk live|none|JWT|a\.b\.c/);
+    }
+    // The nonce answer, signed by the attested key, is read the same way.
+    const nonce = nacl.randomBytes(32);
+    const answer = new TextDecoder().decode(
+      base64url.decode(
+        (await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW })).split(".")[1]!,
+      ),
+    );
+    const answerHeader = JSON.stringify({ alg: "EdDSA", typ: NONCE_ANSWER_TYPE });
+    await expect(verify(f.document, { nonce, answer: signBytes(f.keys, answerHeader, answer) })).resolves.toBeDefined();
+    const twice = answer.replace("{", `{"eat_nonce":"${base64url.encode(nacl.randomBytes(32))}",`);
+    await expect(verify(f.document, { nonce, answer: signBytes(f.keys, answerHeader, twice) })).rejects.toMatchObject({
+      stage: "nonce",
+      code: "NONCE_MALFORMED",
+      message: expect.stringMatching(/^nonce answer payload: eat_nonce appears twice/),
+    });
   });
 
   it("refuses a nonce answer whose payload or eat_nonce is of another kind, naming it", async () => {
