@@ -608,7 +608,8 @@ function checkNonceAnswer(value: unknown, documentDigest: string, options: Docum
 // answer is always verified under the bound key and compared with this call's nonce.
 
 const REVERIFY_WINDOW_MS = 30_000;
-const MAX_REMEMBERED = 32;
+/** How many verified documents are remembered at most; the least recently verified is forgotten first. */
+export const MAX_REMEMBERED_DOCUMENTS = 32;
 
 interface RememberedDocument {
   /** The parsed policy it was verified under (parseAttestationPolicy's: frozen), and its JSON. */
@@ -642,7 +643,10 @@ function rememberVerifiedDocument(
 ): void {
   const window = Math.min(REVERIFY_WINDOW_MS, options.policy.maximumVerificationSkewSeconds * 1000);
   if (window <= 0) return;
-  if (remembered.size >= MAX_REMEMBERED) remembered.delete(remembered.keys().next().value as string);
+  // A Map keeps the order keys were first set in: a document verified again is taken out first, so
+  // that it goes last (newest), and no other is forgotten to make room for it.
+  remembered.delete(documentJws);
+  if (remembered.size >= MAX_REMEMBERED_DOCUMENTS) remembered.delete(remembered.keys().next().value as string);
   remembered.set(documentJws, {
     policy: options.policy,
     policyJson: JSON.stringify(options.policy),
@@ -696,6 +700,18 @@ function readCollateral(given: AttestationCollateral | null | undefined): {
   collateral: AttestationCollateral | null | undefined;
   texts: CollateralTexts | null;
 } {
+  try {
+    return readCollateralMembers(given);
+  } catch (error) {
+    // A getter (or a list's iterator) of collateral built in code: refused as collateral that
+    // cannot be verified, like any other malformed collateral, not passed on as a bare error.
+    throw new ParseError("COLLATERAL_MALFORMED", "collateral: expected data, found a member that throws when read", {
+      cause: error,
+    });
+  }
+}
+
+function readCollateralMembers(given: AttestationCollateral | null | undefined): ReturnType<typeof readCollateral> {
   const tdx: unknown = typeof given === "object" && given !== null ? given.tdx : undefined;
   // None (the evidence stage reads only `tdx`): the same as null.
   if (tdx === undefined) return { collateral: null, texts: [] };

@@ -107,6 +107,32 @@ describe("already verified TDX document and its collateral", () => {
   });
 });
 
+describe("collateral that cannot be read", () => {
+  it("refuses collateral a member of which throws when read, as COLLATERAL_MALFORMED, not a bare error", async () => {
+    const thrown = new Error("thrown by the getter");
+    /** `value` with its member `name` a getter that throws. */
+    const throwingAt = <T extends object>(value: T, name: string): T =>
+      Object.defineProperty(value, name, {
+        get() {
+          throw thrown;
+        },
+      });
+    const cases: [string, AttestationCollateral][] = [
+      ["tdx", throwingAt({}, "tdx")],
+      ["tdx.qeIdentity", { tdx: throwingAt({ ...collateral().tdx }, "qeIdentity") }],
+      ["tdx.crls", { tdx: throwingAt({ ...collateral().tdx }, "crls") }],
+    ];
+    for (const [name, given] of cases) {
+      await expect(verify(given), name).rejects.toMatchObject({
+        stage: "parse",
+        code: "COLLATERAL_MALFORMED",
+        message: "collateral: expected data, found a member that throws when read",
+        cause: thrown,
+      });
+    }
+  });
+});
+
 describe("already verified TDX document and time", () => {
   it("verifies again past a CRL's nextUpdate, even within the remembered window", async () => {
     // The CRLs end 10 s after NOW, the TCB info and QE identity 30 days after the hour back.

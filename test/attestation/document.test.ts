@@ -16,6 +16,8 @@ import {
   createNonceAnswer,
   DOCUMENT_TYPE,
   type EnclaveKeys,
+  MAX_REMEMBERED_DOCUMENTS,
+  type ManifestCheck,
   NONCE_ANSWER_TYPE,
   verifyAttestationDocument,
 } from "../../attestation/document.ts";
@@ -990,6 +992,50 @@ describe("attestation document", () => {
         code: "NONCE_STALE",
       });
     }
+  });
+
+  it("keeps a document verified again as the newest remembered, not first to be forgotten", async () => {
+    clearVerifiedDocumentCache();
+    // Counts full verifications: a remembered document's manifest is not checked again.
+    let manifestChecks = 0;
+    const check = manifestCheckForPolicy(f.policy);
+    const counting: ManifestCheck = {
+      ...check,
+      verify: (jws, context) => {
+        manifestChecks++;
+        return check.verify(jws, context);
+      },
+    };
+    const anchors = await anchorsForPolicy(f.policy);
+    const verifyAt = async (document: string, at: Date) => {
+      const nonce = nacl.randomBytes(32);
+      const answer = await createNonceAnswer({ keys: f.keys, document, nonce, now: at });
+      const options = { policy: f.policy.attestation, anchors, manifest: counting, at, maxClockSkewSeconds: 120 };
+      return verifyAttestationDocument(document, { ...options, nonce: { value: nonce, answer } });
+    };
+    const other = (i: number) =>
+      createAttestationDocument({
+        keys: f.keys,
+        evidence: f.evidence,
+        manifest: f.manifestJws,
+        maaToken: null,
+        now: new Date(NOW.getTime() + i * 1000),
+      });
+    const later = new Date(NOW.getTime() + 31_000);
+    const first = await other(1);
+    await verifyAt(f.document, NOW);
+    await verifyAt(first, NOW);
+    // Past the 30 s a verification is remembered for: verified again, and remembered again, after `first`.
+    await verifyAt(f.document, later);
+    expect(manifestChecks).toBe(3);
+    // As many other documents (another iat each) as fill the memory, and one more.
+    for (let i = 2; i <= MAX_REMEMBERED_DOCUMENTS; i++) await verifyAt(await other(i), later);
+    expect(manifestChecks).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
+    // The document verified again is still remembered; `first`, now the oldest, was forgotten.
+    await verifyAt(f.document, later);
+    expect(manifestChecks).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
+    await verifyAt(first, later);
+    expect(manifestChecks).toBe(3 + MAX_REMEMBERED_DOCUMENTS);
   });
 
   it("lists every appraisal violation in the error", async () => {
