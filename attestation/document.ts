@@ -403,6 +403,16 @@ export async function verifyAttestationDocument(
   // theirs: one built in code is held to the policy file's rules, so a field it lacks is refused
   // here (POLICY_INVALID), never compared with undefined by appraisal (a check silently not made).
   const policy = parsedAttestationPolicy(options.policy);
+  if ((policy.maa ?? null) !== null) {
+    // The attestation policy's parser takes a maa section (verify-evidence --tee maa appraises MAA
+    // tokens by it), but no stage here appraises one: a document's maa_token is not read. Alone the
+    // section would accept nothing, found only at appraisal; beside another, it would read as a
+    // check that is never made. The client policy's parser refuses it likewise.
+    throw new ConfigurationError(
+      "POLICY_INVALID",
+      "attestation policy: maa: expected null or absent, found a policy section (verifyAttestationDocument appraises the document's evidence, never an MAA token: a document's maa_token is not read)",
+    );
+  }
   const skew: unknown = options.maxClockSkewSeconds;
   if (typeof skew !== "number" || !Number.isFinite(skew) || skew < 0) {
     // Anything else would make the nonce answer's time check compare with NaN: never failing.

@@ -709,6 +709,46 @@ describe("attestation document", () => {
     });
   });
 
+  it("refuses a policy with a maa section when it is given, not when it is used: no document's MAA token is appraised", async () => {
+    // A maa section that parses, its claims' rules taken from the policy's own snp section.
+    const snp = f.policy.attestation.snp as NonNullable<ClientPolicy["attestation"]["snp"]>;
+    const { debugAllowed, smtAllowed, allowedVmpls, measurements, hostData, minimumGuestSvn } = snp;
+    const { fmc: _, ...minimumTcb } = snp.minimumTcb;
+    const rules = { debugAllowed, smtAllowed, allowedVmpls, measurements, hostData, minimumGuestSvn, minimumTcb };
+    const maa = {
+      issuers: ["https://example.attest.azure.net"],
+      attestationTypes: ["sevsnpvm"],
+      snp: {
+        ...rules,
+        idKeyDigests: snp.idKeyDigests,
+        authorKeyDigests: snp.authorKeyDigests,
+        migrationAllowed: false,
+      },
+    };
+    const { nonce, answer } = await staleAnswer();
+    // Alone it accepted nothing (TEE_NOT_ACCEPTED, found at appraisal); beside snp it was ignored.
+    for (const attestation of [
+      { ...f.policy.attestation, snp: null, maa },
+      { ...f.policy.attestation, maa },
+    ]) {
+      await expect(
+        verifyAttestationDocument(f.document, {
+          policy: attestation as unknown as ClientPolicy["attestation"],
+          anchors: await anchorsForPolicy(f.policy),
+          manifest: manifestCheckForPolicy(f.policy),
+          at: NOW,
+          nonce: { value: nonce, answer },
+          maxClockSkewSeconds: 120,
+        }),
+        attestation.snp === null ? "maa alone" : "maa beside snp",
+      ).rejects.toMatchObject({
+        stage: "configuration",
+        code: "POLICY_INVALID",
+        message: expect.stringMatching(/^attestation policy: maa: expected null or absent, found a policy section/),
+      });
+    }
+  });
+
   it("refuses a clock skew that is no number of seconds rather than not checking the nonce answer's time", async () => {
     const { nonce, answer } = await staleAnswer();
     for (const maxClockSkewSeconds of [undefined, Number.NaN, -1, "120"]) {
