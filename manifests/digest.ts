@@ -1,22 +1,28 @@
 /**
- * The manifest digest: SHA-256 of the exact bytes of the compact JWS (ASCII, no surrounding
- * whitespace). This function alone defines it; it is what the enclave binds into report_data and
+ * The manifest digest: SHA-256 of the exact bytes of the compact JWS (ASCII, no white space
+ * anywhere). This function alone defines it; it is what the enclave binds into report_data and
  * what the client recomputes from the JWS it was given. Platform-neutral (WebCrypto).
  */
 
 import { describeValue } from "./issues.ts";
 
-/** A compact JWS: three base64url parts (the first non-empty), dots between, nothing else. */
+/**
+ * A compact JWS: three parts of base64url's characters (A-Z, a-z, 0-9, "-", "_"; the first
+ * non-empty, the payload and signature may be empty), dots between, nothing else (no padding, no
+ * white space). Only the characters: whether a part decodes (a length of 4k+1, unused bits set) is
+ * for whoever decodes it.
+ */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /** isCompactJws's form in words, for the messages of the checks that use it. */
 export const COMPACT_JWS_FORM = "a compact JWS (three base64url parts, the first non-empty, no white space)";
 
 /**
- * Whether `value` is a compact JWS, no surrounding whitespace: the form manifestDigest takes. The
+ * Whether `value` is a compact JWS of that form (COMPACT_JWS): the form manifestDigest takes. The
  * manifest checks (verifyManifest, and the attestation document's parser for the manifest it
  * carries) and the MAA token parser use it; the attestation document's own JWS is read part by part
- * (attestation/document.ts), and `cloister run --document` requires all three parts non-empty.
+ * (compactJwsParts and fromBase64url, attestation/document-key.ts and document.ts), and `cloister
+ * run --document` requires all three parts non-empty.
  */
 export function isCompactJws(value: unknown): value is string {
   return typeof value === "string" && COMPACT_JWS.test(value);
