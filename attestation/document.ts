@@ -659,7 +659,7 @@ function rememberVerifiedDocument(
   if (remembered.size >= MAX_REMEMBERED_DOCUMENTS) remembered.delete(remembered.keys().next().value as string);
   remembered.set(documentJws, {
     policy: options.policy,
-    policyJson: JSON.stringify(options.policy),
+    policyJson: policyJson(options.policy),
     collateral,
     anchors: options.anchors,
     manifestIdentity: options.manifest.identity,
@@ -668,6 +668,20 @@ function rememberVerifiedDocument(
     fields: verified.fields,
     signingKey: verified.signingKey,
   });
+}
+
+/**
+ * A parsed policy's JSON, made once per policy object: parsed policies are deep-frozen
+ * (registeredParser), so an object's JSON cannot change after it is first made.
+ */
+const policyJsons = new WeakMap<AttestationPolicy, string>();
+function policyJson(policy: AttestationPolicy): string {
+  let json = policyJsons.get(policy);
+  if (json === undefined) {
+    json = JSON.stringify(policy);
+    policyJsons.set(policy, json);
+  }
+  return json;
 }
 
 /** The remembered verification of exactly this document under exactly these options, if any. */
@@ -684,7 +698,7 @@ function recall(
     entry.manifestIdentity !== options.manifest.identity ||
     at < entry.verifiedAt ||
     at > entry.validUntil ||
-    (entry.policy !== options.policy && entry.policyJson !== JSON.stringify(options.policy)) ||
+    (entry.policy !== options.policy && entry.policyJson !== policyJson(options.policy)) ||
     collateral === null ||
     !sameTexts(entry.collateral, collateral)
   ) {

@@ -96,6 +96,20 @@ beforeAll(async () => {
   f = { keys, operatorJwk: operator.privateJwk, manifestJws, evidence, document, policy };
 }, 120_000);
 
+/** The fixture's manifest check, counting full verifications (a remembered document's manifest is not checked again). */
+function countingManifestCheck(): { counting: ManifestCheck; checks: () => number } {
+  let manifestChecks = 0;
+  const check = manifestCheckForPolicy(f.policy);
+  const counting: ManifestCheck = {
+    ...check,
+    verify: (jws, context) => {
+      manifestChecks++;
+      return check.verify(jws, context);
+    },
+  };
+  return { counting, checks: () => manifestChecks };
+}
+
 async function verify(
   document: string,
   options: { policy?: ClientPolicy; nonce?: Uint8Array; answer?: string; at?: Date } = {},
@@ -1036,16 +1050,7 @@ describe("attestation document", () => {
 
   it("keeps a document verified again as the newest remembered, not first to be forgotten", async () => {
     clearVerifiedDocumentCache();
-    // Counts full verifications: a remembered document's manifest is not checked again.
-    let manifestChecks = 0;
-    const check = manifestCheckForPolicy(f.policy);
-    const counting: ManifestCheck = {
-      ...check,
-      verify: (jws, context) => {
-        manifestChecks++;
-        return check.verify(jws, context);
-      },
-    };
+    const { counting, checks } = countingManifestCheck();
     const anchors = await anchorsForPolicy(f.policy);
     const verifyAt = async (document: string, at: Date) => {
       const nonce = nacl.randomBytes(32);
@@ -1067,15 +1072,46 @@ describe("attestation document", () => {
     await verifyAt(first, NOW);
     // Past the 30 s a verification is remembered for: verified again, and remembered again, after `first`.
     await verifyAt(f.document, later);
-    expect(manifestChecks).toBe(3);
+    expect(checks()).toBe(3);
     // As many other documents (another iat each) as fill the memory, and one more.
     for (let i = 2; i <= MAX_REMEMBERED_DOCUMENTS; i++) await verifyAt(await other(i), later);
-    expect(manifestChecks).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
+    expect(checks()).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
     // The document verified again is still remembered; `first`, now the oldest, was forgotten.
     await verifyAt(f.document, later);
-    expect(manifestChecks).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
+    expect(checks()).toBe(2 + MAX_REMEMBERED_DOCUMENTS);
     await verifyAt(first, later);
-    expect(manifestChecks).toBe(3 + MAX_REMEMBERED_DOCUMENTS);
+    expect(checks()).toBe(3 + MAX_REMEMBERED_DOCUMENTS);
+  });
+
+  it("serves a remembered verification to an equal policy given as another object, never to another policy", async () => {
+    clearVerifiedDocumentCache();
+    const { counting, checks } = countingManifestCheck();
+    const anchors = await anchorsForPolicy(f.policy);
+    const verifyWith = async (policy: unknown) => {
+      const nonce = nacl.randomBytes(32);
+      const answer = await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW });
+      const options = { policy, anchors, manifest: counting, at: NOW, maxClockSkewSeconds: 120 };
+      return verifyAttestationDocument(f.document, {
+        ...(options as typeof options & { policy: ClientPolicy["attestation"] }),
+        nonce: { value: nonce, answer },
+      });
+    };
+    const copy = () => JSON.parse(JSON.stringify(f.policy.attestation));
+    await verifyWith(f.policy.attestation);
+    expect(checks()).toBe(1);
+    // The same content, as a fresh object twice (as each attest parses its file): remembered.
+    await verifyWith(copy());
+    await verifyWith(copy());
+    expect(checks()).toBe(1);
+    // Another policy that also accepts this enclave (one more measurement): verified in full.
+    const wider = copy();
+    wider.snp.measurements = [...wider.snp.measurements, "ab".repeat(48)];
+    await verifyWith(wider);
+    expect(checks()).toBe(2);
+    // And one that refuses it is refused, not served the remembered acceptance.
+    const narrower = copy();
+    narrower.snp.measurements = ["ab".repeat(48)];
+    await expect(verifyWith(narrower)).rejects.toMatchObject({ code: "SNP_MEASUREMENT_NOT_ALLOWED" });
   });
 
   it("lists every appraisal violation in the error", async () => {
