@@ -6,7 +6,14 @@ import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { formatCliError, listenUsageError, UsageError } from "../client/cli/output.ts";
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
-import { closeOnSignal, type ListeningServer, listenBeforeServing, stopDuringBoot, waitUntil } from "./http.ts";
+import {
+  closeOnSignal,
+  type ListeningServer,
+  listenBeforeServing,
+  type Refusal,
+  stopDuringBoot,
+  waitUntil,
+} from "./http.ts";
 import {
   closeFailureBesidesCopies,
   copiesLeftText,
@@ -30,6 +37,19 @@ export const ENCLAVE_MAX_CONNECTIONS = 16_384;
  * alone, the SIGINT is the stop (already here); supervised, `cloister up` sends SIGTERM at once.
  */
 const INTERRUPT_STOP_WAIT_MS = 5_000;
+
+/**
+ * The enclave's log line (stderr, as its other lines) for a request its server refused before any
+ * route saw it, during boot or after (enclave/http.ts Refusal: one it could not read or did not
+ * receive in time, answered 400 REQUEST_UNREADABLE, 431 HEADERS_TOO_LARGE or 408 REQUEST_TIMEOUT):
+ * status, code, the method as node parsed it (one of a fixed list), the answer's size and its fixed
+ * message. Nothing the client sent, not even the path: what reaches the enclave is the host's
+ * forwarding of sealed prompts, and anything on the way may be an attacker's.
+ */
+export function refusalLogLine(refusal: Refusal): string {
+  const method = refusal.method ?? "none (request line not read)";
+  return `cloister enclave: request refused before any route: ${refusal.status} ${refusal.code}, method ${method}, answer ${refusal.responseBytes} bytes: ${refusal.message}\n`;
+}
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
   // Signals are handled from the start: a stop during boot (SIGTERM from a supervisor, Ctrl-C)
@@ -187,6 +207,7 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
   // the port is this process's from here on. Until the boot ends, requests get 503 ENCLAVE_BOOTING.
   const server = await listenBeforeServing(bootingAnswer, options.listen, options.port, {
     maxConnections: ENCLAVE_MAX_CONNECTIONS,
+    onRefused: (refusal) => process.stderr.write(refusalLogLine(refusal)),
   }).catch((error: unknown) => {
     throw listenUsageError(error);
   });
