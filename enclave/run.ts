@@ -1,5 +1,6 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM, during boot as after it. */
 
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
@@ -7,6 +8,7 @@ import { formatCliError, listenUsageError, UsageError } from "../client/cli/outp
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
+  bodyRefusal,
   closeOnSignal,
   type ListeningServer,
   listenBeforeServing,
@@ -39,16 +41,32 @@ export const ENCLAVE_MAX_CONNECTIONS = 16_384;
 const INTERRUPT_STOP_WAIT_MS = 5_000;
 
 /**
- * The enclave's log line (stderr, as its other lines) for a request its server refused before any
- * route saw it, during boot or after (enclave/http.ts Refusal: one it could not read or did not
- * receive in time, answered 400 REQUEST_UNREADABLE, 431 HEADERS_TOO_LARGE or 408 REQUEST_TIMEOUT):
- * status, code, the method as node parsed it (one of a fixed list), the answer's size and its fixed
- * message. Nothing the client sent, not even the path: what reaches the enclave is the host's
- * forwarding of sealed prompts, and anything on the way may be an attacker's.
+ * The enclave's log line (stderr, as its other lines) for a request its server answered itself
+ * (enclave/http.ts Refusal: one it could not read or did not receive in time, answered 400
+ * REQUEST_UNREADABLE, 431 HEADERS_TOO_LARGE or 408 REQUEST_TIMEOUT), `when`: before any route saw
+ * it (during boot or after), or reading its body once a route had it (the route's own answer never
+ * reaches the client). Status, code, the method as node parsed it (one of a fixed list), the
+ * answer's size and its fixed message: nothing the client sent, not even the path (what reaches
+ * the enclave is the host's forwarding of sealed requests, and anything on the way may be an
+ * attacker's).
  */
-export function refusalLogLine(refusal: Refusal): string {
+export function refusalLogLine(refusal: Refusal, when: "before any route" | "reading its body"): string {
   const method = refusal.method ?? "none (request line not read)";
-  return `cloister enclave: request refused before any route: ${refusal.status} ${refusal.code}, method ${method}, answer ${refusal.responseBytes} bytes: ${refusal.message}\n`;
+  return `cloister enclave: request refused ${when}: ${refusal.status} ${refusal.code}, method ${method}, answer ${refusal.responseBytes} bytes: ${refusal.message}\n`;
+}
+
+/**
+ * Logs the server's own answer to `incoming` once `outgoing` has closed, when node could not read
+ * its body after a route had it (enclave/http.ts bodyRefusal: a bad chunk, a body not received in
+ * time), which onRefused is not told of: the host and the key broker log it in their routes' own
+ * line, and the enclave keeps no line per request. Its method is node's parse of it.
+ */
+function logBodyRefusal(incoming: IncomingMessage, outgoing: ServerResponse): void {
+  outgoing.once("close", () => {
+    const refused = bodyRefusal(incoming);
+    if (refused === undefined) return;
+    process.stderr.write(refusalLogLine({ ...refused, method: incoming.method ?? null }, "reading its body"));
+  });
 }
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
@@ -121,7 +139,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   endBootStop();
   const { server, enclave, tee } = booted;
   const state: EnclaveServerState = { draining: false, active: 0 };
-  server.serve(createEnclaveApp(enclave, state).fetch);
+  const app = createEnclaveApp(enclave, state);
+  server.serve((request: Request, env?: { incoming: IncomingMessage; outgoing: ServerResponse }) => {
+    if (env !== undefined) logBodyRefusal(env.incoming, env.outgoing);
+    return app.fetch(request, env);
+  });
   // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
   // before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, {
@@ -207,7 +229,7 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
   // the port is this process's from here on. Until the boot ends, requests get 503 ENCLAVE_BOOTING.
   const server = await listenBeforeServing(bootingAnswer, options.listen, options.port, {
     maxConnections: ENCLAVE_MAX_CONNECTIONS,
-    onRefused: (refusal) => process.stderr.write(refusalLogLine(refusal)),
+    onRefused: (refusal) => process.stderr.write(refusalLogLine(refusal, "before any route")),
   }).catch((error: unknown) => {
     throw listenUsageError(error);
   });

@@ -1,7 +1,8 @@
 /**
  * `cloister enclave`'s log (stderr) of requests its server refused before any route saw them
  * (enclave/run.ts refusalLogLine): a request it cannot read, one with headers over node's limit, one
- * whose Host header it cannot make a URL of; once it serves, and while it boots. Each is one line
+ * whose Host header it cannot make a URL of; once it serves, and while it boots; and a request whose
+ * body it cannot read once a route has it (a bad chunk), which its route does not answer. Each is one line
  * naming what the client got (status, code, the answer's size and message) and the method as node
  * parsed it, never anything the client sent. The enclave runs as a real process, spoken to on a raw
  * socket.
@@ -140,6 +141,34 @@ describe("cloister enclave: requests refused before any route", () => {
     expect(await enclave.exited).toBe(0);
     const { stdout, stderr } = enclave.output;
     expect(enclave.refusedLines()).toEqual(expected);
+    expect(stderr + stdout).not.toContain(SECRET);
+    expect(stderr + stdout).not.toContain("nonce-");
+  }, 90_000);
+
+  it("logs a request whose body it cannot read once a route has it, as the server's answer to it, once", async () => {
+    const enclave = startEnclave(files, ["--port", "0"]);
+    await until(enclave.child, () => enclave.output.stdout.includes('"event":"ready"'));
+    const { url } = JSON.parse(enclave.output.stdout.split("\n")[0] as string) as { url: string };
+    // A chunked body with a bad chunk size after its first chunk: node's 400 reaches the client,
+    // not the route's answer.
+    const chunk = `sealed:${SECRET}`;
+    const got = await rawExchange(
+      Number(new URL(url).port),
+      "POST /sealed HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/octet-stream\r\n" +
+        `transfer-encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\nzz\r\n`,
+    );
+    const body = got.slice(got.indexOf("\r\n\r\n") + 4);
+    const { code, message } = (JSON.parse(body) as { error: { code: string; message: string } }).error;
+    expect(`${got.slice(9, 12)} ${code}`).toBe("400 REQUEST_UNREADABLE");
+    await until(enclave.child, () => enclave.refusedLines().length > 0, 5_000);
+    await new Promise((r) => setTimeout(r, 100)); // no second line
+    enclave.child.kill("SIGTERM");
+    expect(await enclave.exited).toBe(0);
+    const { stdout, stderr } = enclave.output;
+    expect(enclave.refusedLines()).toEqual([
+      `cloister enclave: request refused reading its body: 400 REQUEST_UNREADABLE, method POST, answer ${Buffer.byteLength(body)} bytes: ${message}`,
+    ]);
+    expect(message).toContain("HPE_INVALID_CHUNK_SIZE");
     expect(stderr + stdout).not.toContain(SECRET);
     expect(stderr + stdout).not.toContain("nonce-");
   }, 90_000);
