@@ -596,7 +596,7 @@ function parseLine(line: string): ParsedLine {
     return { ok: false, why: `record: expected an object, found ${describeValue(record)}` };
   if (typeof sig !== "string" || !/^[0-9a-f]{128}$/.test(sig))
     return { ok: false, why: `sig: expected 128 hex characters, found ${hexShape(sig)}` };
-  const refused = nonCanonicalValue(record, "record", 0);
+  const refused = nonCanonicalValue(record);
   if (refused !== null) return { ok: false, why: refused };
   const canonical = canonicalJson(record);
   if (recordLine(canonical, sig) !== line)
@@ -617,24 +617,54 @@ const MAX_RECORD_DEPTH = 32;
  * Where a parsed line first holds what canonicalJson refuses (of JSON's values only a number that
  * is not a safe integer), named by its path; or nesting deeper than any record's, which
  * canonicalJson would recurse into until the stack runs out (named by the record's field it is
- * in, `field`). Null when there is none.
+ * in). Null when there is none. The walk names nothing while all is canonical (every line of a
+ * log passes here): the path is built only for the value refused.
  */
-function nonCanonicalValue(value: unknown, path: string, depth: number, field = path): string | null {
-  if (typeof value === "number" && !Number.isSafeInteger(value)) {
-    return `${path}: expected a safe integer (canonical JSON), found ${value}`;
+function nonCanonicalValue(record: object): string | null {
+  const found = firstNonCanonical(record, 0);
+  if (found === null) return null;
+  // The steps were collected on the way out, innermost first.
+  const steps = found.steps.reverse();
+  if (found.tooDeep) {
+    return `${stepsPath(steps.slice(0, 1))}: expected at most ${MAX_RECORD_DEPTH} levels of nesting (canonical JSON), found more`;
   }
+  return `${stepsPath(steps)}: expected a safe integer (canonical JSON), found ${found.value}`;
+}
+
+/** What firstNonCanonical found: the value refused or nesting too deep, and the steps down to it, innermost first. */
+interface NonCanonical {
+  readonly tooDeep: boolean;
+  readonly value?: number;
+  readonly steps: (string | number)[];
+}
+
+function firstNonCanonical(value: unknown, depth: number): NonCanonical | null {
+  if (typeof value === "number" && !Number.isSafeInteger(value)) return { tooDeep: false, value, steps: [] };
   if (typeof value !== "object" || value === null) return null;
-  if (depth === MAX_RECORD_DEPTH) {
-    return `${field}: expected at most ${MAX_RECORD_DEPTH} levels of nesting (canonical JSON), found more`;
+  if (depth === MAX_RECORD_DEPTH) return { tooDeep: true, steps: [] };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) {
+      const found = firstNonCanonical(value[i], depth + 1);
+      if (found !== null) {
+        found.steps.push(i);
+        return found;
+      }
+    }
+    return null;
   }
-  const entries = Array.isArray(value)
-    ? value.map((item, i) => [`${path}[${i}]`, item] as const)
-    : Object.entries(value).map(([key, item]) => [`${path}${fieldPath(key)}`, item] as const);
-  for (const [where, item] of entries) {
-    const found = nonCanonicalValue(item, where, depth + 1, depth === 0 ? where : field);
-    if (found !== null) return found;
+  for (const key of Object.keys(value)) {
+    const found = firstNonCanonical((value as Record<string, unknown>)[key], depth + 1);
+    if (found !== null) {
+      found.steps.push(key);
+      return found;
+    }
   }
   return null;
+}
+
+/** The record's path down `steps`, for a message: `record.usage.tokens`, `record.piiFindings[0]`. */
+function stepsPath(steps: readonly (string | number)[]): string {
+  return `record${steps.map((step) => (typeof step === "number" ? `[${step}]` : fieldPath(step))).join("")}`;
 }
 
 /** A key as a step of a path in a message: `.key`, or as describeUntrusted shows it. */
