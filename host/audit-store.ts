@@ -16,10 +16,12 @@
  * — resolves after the write reaches the OS (lost on power loss, kept on a process crash).
  * One process owns a file: a store that finds the file grown past what it wrote (another store or
  * process appended) refuses to write to it again, rather than store records twice or cut the other
- * writer's lines when a failed write is cut back (a check before each write, not a lock: two
- * writers racing within one write are not caught). Nor does it write on once the file at its path
- * is no longer the one it opened (removed, renamed, replaced): the records would be acknowledged
- * where no verifier looks. A line cut short by a crash (the end of a write that never completed)
+ * writer's lines when a failed write is cut back; a failed write is cut back only when the file
+ * holds no more than what that write got out, and a torn end found at open only while the file is
+ * as it was read (checks before each write and cut, not a lock: there is none on the audit
+ * directory, so two writers racing within one write are not caught). Nor does it write on once
+ * the file at its path is no longer the one it opened (removed, renamed, replaced): the records
+ * would be acknowledged where no verifier looks. A line cut short by a crash (the end of a write that never completed)
  * is cut off when the file is opened: its `append` never resolved, so the collector never
  * acknowledged it and, while that boot's enclave runs, the enclave sends that record again, which
  * then takes its place (a boot that has ended sends nothing more: its record is lost); kept, it
@@ -142,7 +144,16 @@ export class AuditStore {
       const tail = await readTail(handle, size, maxLineBytes);
       lastLine = tail.lastLine;
       // A crash may have left a line without its newline: cut it off (see above), or, where its
-      // start is not in the window read, start the next record on a fresh line.
+      // start is not in the window read, start the next record on a fresh line. Only while the
+      // file is still as it was read: an end another writer (a second host process on this
+      // directory) has added to since is its write under way, and the cut would take the record
+      // it completes and stores. (A check, not a lock, as for each write: see above.)
+      if (tail.tornStart !== null && (await handle.stat()).size !== size) {
+        throw new AuditStoreError(
+          "AUDIT_STORE_IO",
+          `audit log ${path}: expected its end to stay as read (${size} bytes, the last line unfinished), found it grown: another process writes to this file (one host process per audit directory)`,
+        );
+      }
       if (tail.tornStart === "before-window") {
         await handle.appendFile("\n");
         size += 1;
@@ -152,6 +163,7 @@ export class AuditStore {
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
+      if (error instanceof AuditStoreError) throw error;
       throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot read its end`, { cause: error });
     }
     if (fsync === "always") {
@@ -252,6 +264,8 @@ export class AuditStore {
         const batch = this.#pending;
         this.#pending = [];
         const bytes = encoder.encode(batch.map((p) => p.bytes).join(""));
+        /** The bytes of this batch that reached the file (null: its write did not start). */
+        let written: number | null = null;
         try {
           // Each refusal holds for every later write too: nothing of this store's is written to the
           // file again (the lines stay with the enclave until a restarted host stores them).
@@ -261,20 +275,22 @@ export class AuditStore {
             return;
           }
           if (this.#dirty) await this.#cutBack();
-          // appendFile loops until every byte is written (a bare write may write fewer).
-          await this.#handle.appendFile(bytes);
+          // Written until every byte is (a write may write fewer), counting what reached the file:
+          // a failure's cut below takes that and no more.
+          written = 0;
+          while (written < bytes.length) written += (await this.#handle.write(bytes, written)).bytesWritten;
           if (this.#fsync === "always") await this.#handle.sync();
         } catch (error) {
-          this.#tornSize = await this.#handle.stat().then(
-            (info) => info.size,
-            () => null,
-          );
+          // The file's size with what this batch wrote (a cut that failed before it keeps its own).
+          if (written !== null) this.#tornSize = this.#size + written;
           // Cut off whatever part of the batch reached the file (also a batch whose fsync failed:
-          // it is reported as not stored, so it must not stay to be written again). Stop draining:
-          // the appends queued behind it are rejected too, so the lines stored stay a prefix of the
-          // lines appended and the caller re-sends from its first rejected one.
+          // it is reported as not stored, so it must not stay to be written again), once #refusal
+          // finds nothing else past it: another writer (a second host process on this directory)
+          // may have appended since, and the cut would take its lines. Stop draining: the appends
+          // queued behind it are rejected too, so the lines stored stay a prefix of the lines
+          // appended and the caller re-sends from its first rejected one.
           this.#dirty = true;
-          await this.#cutBack().catch(() => undefined);
+          if ((await this.#refusal()) === null) await this.#cutBack().catch(() => undefined);
           this.#rejectFrom(batch, `write failed (${describeError(error)})`, error);
           return;
         }

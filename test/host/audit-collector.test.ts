@@ -219,15 +219,14 @@ describe("audit collector", () => {
     const probe = await open(join(tmpdir(), "cloister-collector-probe"), "a");
     await probe.close();
     const proto = Object.getPrototypeOf(probe) as FileHandle;
-    const appendFile = proto.appendFile;
-    let failed = false;
-    vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
-      if (failed) return appendFile.call(this, data, options);
-      failed = true;
-      const bytes = typeof data === "string" ? Buffer.from(data) : (data as Uint8Array);
-      await appendFile.call(this, bytes.subarray(0, 10), options);
-      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
-    });
+    const write = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
+    let calls = 0;
+    vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      calls += 1;
+      if (calls === 1) return write.call(this, args[0], args[1], 10);
+      if (calls === 2) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+      return write.apply(this, args);
+    } as never);
     await c.collect();
     expect(errors).toEqual([expect.stringContaining("write failed (ENOSPC)")]);
     await settle(c);

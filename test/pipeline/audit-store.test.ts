@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import {
+  appendFileSync,
   chmodSync,
   fstatSync,
   mkdirSync,
@@ -37,22 +38,27 @@ async function fileHandlePrototype(): Promise<FileHandle> {
   return Object.getPrototypeOf(handle) as FileHandle;
 }
 
-/** The first `n` bytes of what appendFile was given (a string or bytes). */
-function head(data: unknown, n: number): Uint8Array {
-  return (typeof data === "string" ? Buffer.from(data) : (data as Uint8Array)).subarray(0, n);
-}
-
-/** Makes the next `failures` appendFile calls write `partial` bytes, then fail with ENOSPC (a disk filling up). */
-async function failWrites(failures: number, partial: number) {
+/**
+ * Makes the next `failures` writes of a FileHandle fail as a disk filling up does: `partial` bytes
+ * written (a short write), then (after `meanwhile`, another writer's turn) the write of the rest
+ * fails with ENOSPC.
+ */
+async function failWrites(failures: number, partial: number, meanwhile = () => {}) {
   const proto = await fileHandlePrototype();
-  const original = proto.appendFile;
+  const original = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
   let left = failures;
-  return vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
-    if (left === 0) return original.call(this, data, options);
+  let short = false;
+  return vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+    if (short) {
+      short = false;
+      meanwhile();
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    }
+    if (left === 0) return original.apply(this, args);
     left -= 1;
-    await original.call(this, head(data, partial), options);
-    throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
-  });
+    short = true;
+    return original.call(this, args[0], args[1], partial);
+  } as never);
 }
 
 /** Makes the next FileHandle.truncate fail with EIO (the cut of a failed write); later ones work. */
@@ -119,6 +125,26 @@ describe("AuditStore", () => {
     expect(readFileSync(alone, "utf8")).toBe("");
   });
 
+  it("an unterminated end another writer completes while the store opens is not cut: the open is refused", async () => {
+    const path = join(dir, "torn-then-completed.jsonl");
+    const lines = writeLog(2);
+    const line = lines[1] as string;
+    writeFileSync(path, `${lines[0]}\n${line.slice(0, 40)}`);
+    // Another host process, whose write was under way, finishes it while this store reads the end.
+    const proto = await fileHandlePrototype();
+    const read = proto.read as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, "read").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      const result = await read.apply(this, args);
+      appendFileSync(path, `${line.slice(40)}\n`);
+      return result;
+    } as never);
+    await expect(AuditStore.open(path, { fsync: "never" })).rejects.toMatchObject({
+      code: "AUDIT_STORE_IO",
+      message: expect.stringContaining("another process writes to this file"),
+    });
+    expect(readFileSync(path, "utf8")).toBe(`${lines.join("\n")}\n`);
+  });
+
   it("keeps an unterminated end whose start lies beyond any record's length, on a line of its own", async () => {
     const path = join(dir, "long-tail.jsonl");
     const lines = writeLog(2);
@@ -173,15 +199,14 @@ describe("AuditStore", () => {
     const lines = writeLog(3);
     const store = await AuditStore.open(path, { fsync: "never" });
     const proto = await fileHandlePrototype();
-    const original = proto.appendFile;
+    const original = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
     let calls = 0;
-    vi.spyOn(proto, "appendFile").mockImplementation(async function (this: FileHandle, data, options) {
+    vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
       calls += 1;
-      // The first write (line 0) succeeds; the second (lines 1 and 2 together) writes 30 bytes and fails.
-      if (calls !== 2) return original.call(this, data, options);
-      await original.call(this, head(data, 30), options);
-      throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
-    });
+      // The first write (line 0) succeeds; the second (lines 1 and 2 together) writes 30 bytes, the third fails.
+      if (calls === 3) throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
+      return calls === 2 ? original.call(this, args[0], args[1], 30) : original.apply(this, args);
+    } as never);
     const results = await Promise.allSettled(lines.map((line) => store.append(line)));
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
     expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
@@ -245,6 +270,24 @@ describe("AuditStore", () => {
     await first.close();
     await second.close();
     expect(readFileSync(path, "utf8")).toBe('{"second":0}\n');
+  });
+
+  it("a write that fails after another writer appended is not cut back over that writer's line", async () => {
+    const path = join(dir, "fails-after-other-writer.jsonl");
+    const lines = writeLog(2);
+    const store = await AuditStore.open(path, { fsync: "never" });
+    await store.append(lines[0] as string);
+    // 7 bytes of line 1 written, then another host process appends a whole line, then the write fails.
+    await failWrites(1, 7, () => appendFileSync(path, '{"second":0}\n'));
+    await expect(store.append(lines[1] as string)).rejects.toMatchObject({ code: "AUDIT_STORE_IO" });
+    const kept = `${lines[0]}\n${(lines[1] as string).slice(0, 7)}{"second":0}\n`;
+    expect(readFileSync(path, "utf8")).toBe(kept);
+    // Nothing more is written or cut: the file is another writer's too.
+    await expect(store.append(lines[1] as string)).rejects.toMatchObject({
+      message: expect.stringContaining("another process writes to this file"),
+    });
+    await store.close();
+    expect(readFileSync(path, "utf8")).toBe(kept);
   });
 
   it("lastLineAtOpen: null for an empty file, the last line of a file ending on a newline", async () => {
