@@ -40,33 +40,58 @@ function replaceOwnerOnly(path: string, text: string): Promise<void> {
   return writeFileAtomically(path, text, { mode: 0o600, replace: true }, asThrown);
 }
 
-/** Each boot's key as this process filed it (by its .key path), once the .key holds it durably. */
-const filedKeys = new Map<string, { key: string; filed: Promise<void> }>();
+/**
+ * Each boot's key as this process filed it (by its .key path), once the .key holds it durably, for
+ * as long as a collector collects that boot (`users`): the collectors of one boot (one enclave under
+ * two URLs) file one key. A boot no collector collects any more is forgotten, so this holds the
+ * current boots only, not one per enclave boot of the host's life; its .key on disk decides again,
+ * as for another host process's boot.
+ */
+const filedKeys = new Map<string, { key: string; filed: Promise<void>; users: number }>();
 
 /**
  * Files `key` in the .key at `path` (a filing hint, see the module comment: unauthenticated, so no
- * verifier may take its key from here); false when this boot's .key names another key. Written like
- * the log beside it (durably, never through a link planted in its place), only when it is not there
- * already: a .key found holding it is kept (an earlier host process's: its directory synced once).
+ * verifier may take its key from here); null when this boot's .key names another key, else the
+ * function that lets go of it (when the collector leaves the boot). Written like the log beside it
+ * (durably, never through a link planted in its place), only when it is not there already: a .key
+ * found holding it is kept (an earlier host process's: its directory synced once).
  */
-async function fileKey(path: string, key: string): Promise<boolean> {
+async function fileKey(path: string, key: string): Promise<(() => void) | null> {
   const text = `${key}\n`;
   const onDisk = await readKeyFile(path);
   // From here to the entry set, synchronous: two collectors of one boot file one key.
   let entry = filedKeys.get(path);
-  if (entry !== undefined && entry.key !== key) return false;
-  if (entry === undefined && onDisk !== null && onDisk.trimEnd() !== key && HEX64.test(onDisk.trimEnd())) return false;
+  if (entry !== undefined && entry.key !== key) return null;
+  if (entry === undefined && onDisk !== null && onDisk.trimEnd() !== key && HEX64.test(onDisk.trimEnd())) return null;
   if (entry === undefined || onDisk !== text) {
-    // Filed anew when it is not there as written (absent, moved aside, replaced).
-    const filing = { key, filed: onDisk === text ? syncDirectory(dirname(path)) : replaceOwnerOnly(path, text) };
+    // Filed anew when it is not there as written (absent, moved aside, replaced); an entry the
+    // boot's collectors hold is kept, with its count of them.
+    const filed = onDisk === text ? syncDirectory(dirname(path)) : replaceOwnerOnly(path, text);
+    const filing = entry ?? { key, filed, users: 0 };
+    filing.filed = filed;
     filedKeys.set(path, filing);
-    filing.filed.catch(() => {
-      if (filedKeys.get(path) === filing) filedKeys.delete(path); // filed again at the next collection
+    filed.catch(() => {
+      // Filed again at the next collection.
+      if (filedKeys.get(path) === filing && filing.filed === filed) filedKeys.delete(path);
     });
     entry = filing;
   }
-  await entry.filed;
-  return true;
+  const held = entry;
+  held.users += 1;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    held.users -= 1;
+    if (held.users === 0 && filedKeys.get(path) === held) filedKeys.delete(path);
+  };
+  try {
+    await held.filed;
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return release;
 }
 
 /** A .key this host writes: the key as 64 hex digits and a newline. */
@@ -323,6 +348,8 @@ export class AuditCollector {
   /** The key the answer that opened this boot's log named (its .key filing hint). */
   private signingKey: string | null = null;
   private shared: { users: number; log: Promise<BootLog> } | null = null;
+  /** Lets go of this boot's filed key (fileKey), once this collector leaves the boot. */
+  private releaseKey: () => void = () => {};
   private log: BootLog | null = null;
   private running: Promise<void> | null = null;
   private again = false;
@@ -509,15 +536,22 @@ export class AuditCollector {
       await makeAuditDir(this.options.dir);
       const name = batch.boot.slice(0, 16);
       const keyPath = join(this.options.dir, `${name}.key`);
-      if (!(await fileKey(keyPath, batch.signingKey))) {
+      const releaseKey = await fileKey(keyPath, batch.signingKey);
+      if (releaseKey === null) {
         // The same check as above, across the collectors of this boot (one enclave under two URLs)
         // and the host processes that filed it before.
         return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: signingKey: expected the key filed for this boot in ${keyPath}, found another`;
       }
-      this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch, name);
+      try {
+        this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch, name);
+      } catch (error) {
+        releaseKey(); // filed again at the next collection, or forgotten with the boot
+        throw error;
+      }
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;
       this.signingKey = batch.signingKey;
+      this.releaseKey = releaseKey;
     }
     const log = this.log;
     if (log === null) return null;
@@ -567,6 +601,8 @@ export class AuditCollector {
 
   /** Lets go of this boot's log; the last collector using it closes it. */
   private async release(): Promise<void> {
+    this.releaseKey();
+    this.releaseKey = () => {};
     const shared = this.shared;
     const log = this.log;
     this.shared = null;

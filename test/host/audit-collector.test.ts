@@ -582,6 +582,24 @@ describe("audit collector: one boot's key across collectors", () => {
   });
 });
 
+describe("audit collector: the keys it remembers", () => {
+  it("forgets a boot's key once no collector collects that boot: its .key decides again, as for another process", async () => {
+    // Remembered for every boot of the host's life, the keys would grow one per enclave restart.
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const { c, dir, file } = await collector(fetchFn);
+    await c.collect();
+    await c.stop();
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    await writeFile(keyFile, `${"ef".repeat(32)}\n`, { mode: 0o600 });
+    const again = await collector(scripted([{ from: 1, lines: [] }]).fetchFn, dir);
+    await again.c.collect();
+    await again.c.stop();
+    expect(again.errors[0]).toContain(`signingKey: expected the key filed for this boot in ${keyFile}, found another`);
+    expect(await readFile(keyFile, "utf8")).toBe(`${"ef".repeat(32)}\n`);
+    expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
+  });
+});
+
 describe("audit collector: what it logs while the enclave is away", () => {
   it("logs a failure once with the enclave and the cause, counts the repeats, and says when it collects again", async () => {
     let down = true;
