@@ -18,10 +18,12 @@
  */
 
 import { constants } from "node:fs";
-import { access, mkdir, open, stat } from "node:fs/promises";
+import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
+import type { InputBound } from "../client/cli/bounded-file.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts";
@@ -95,36 +97,22 @@ async function fileKey(path: string, key: string): Promise<(() => void) | null> 
 }
 
 /** A .key this host writes: the key as 64 hex digits and a newline. */
-const KEY_FILE_MAX_BYTES = 65;
+const KEY_FILE_BOUND: InputBound = { bytes: 65, expected: "an Ed25519 public key as 64 hex digits and a newline" };
 
 /**
- * The text of the .key at `path` when it is one this host wrote (a regular file of its own, mode
- * 0600, one link, a key's size); null otherwise (absent, a link, a fifo, wider, anything else: replaced).
+ * The text of the .key at `path` when it may be one this host wrote: read as the host's other
+ * owner-only files are (readPrivateKeyFile: a regular file, not a link, this user's or root's, no
+ * group or other access, a key's size, UTF-8); null otherwise (absent, a link, a fifo, wider,
+ * larger, anything else: replaced).
  */
-async function readKeyFile(path: string): Promise<string | null> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
-  if (handle === null) return null;
-  try {
-    const info = await handle.stat();
-    const own =
-      info.isFile() &&
-      info.uid === process.getuid?.() &&
-      info.nlink === 1 &&
-      (info.mode & 0o777) === 0o600 &&
-      info.size <= KEY_FILE_MAX_BYTES;
-    if (!own) return null;
-    // At most one byte past the bound, read from the open file: it may have grown since its stat.
-    const buffer = Buffer.alloc(KEY_FILE_MAX_BYTES + 1);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return bytesRead <= KEY_FILE_MAX_BYTES ? buffer.toString("utf8", 0, bytesRead) : null;
-  } catch {
-    return null;
-  } finally {
-    await handle.close();
-  }
+function readKeyFile(path: string): Promise<string | null> {
+  return readPrivateKeyFile(path, ".key", { bound: KEY_FILE_BOUND }).catch(() => null);
 }
 
-/** writeFileAtomically's outcomes as the errors themselves: the collector reports them as they are. */
+/**
+ * writeFileAtomically's outcomes as the errors themselves: the collector reports them as they are.
+ * (`exists` is there for the interface only: a .key is written with `replace`, which never calls it.)
+ */
 const thrown = (cause: unknown): Error => (cause instanceof Error ? cause : new Error(String(cause)));
 const asThrown: OutputFileErrors = {
   exists: thrown,

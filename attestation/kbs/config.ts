@@ -11,21 +11,19 @@
  * address, `{challengesPerMinute, releasesPerMinute, maxClients}`, each optional (defaults:
  * CLIENT_LIMITS). Errors name the field, the expected and the found value.
  */
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { type InputBound, readHandleText } from "../../client/cli/bounded-file.ts";
+import type { InputBound } from "../../client/cli/bounded-file.ts";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { expectedOneOf, formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
 import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
+import { BrokerConfigError, readCheckedFile, readPrivateKeyFile } from "./key-file.ts";
 
-export class BrokerConfigError extends Error {
-  readonly code = "KBS_CONFIG_INVALID";
-}
+// Where the broker's callers have always found them.
+export { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "./key-file.ts";
 
 /**
  * Most release attempts the limits may admit in one minute (maxClients × releasesPerMinute): the
@@ -70,12 +68,6 @@ export interface BrokerConfig {
 }
 
 /**
- * A model key file, read to 64 KiB: one 256-bit key as a JWK (`cloister kbs keygen`), a few hundred
- * bytes with every optional member.
- */
-const KEY_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one model key JWK, a few hundred bytes" };
-
-/**
  * The configuration and a release policy file, read to 1 MiB each, as `--policy` is: a release
  * policy is a client policy (a few KiB; 1 MiB holds some 10,000 allow-list entries), and the
  * configuration lists keys, each with a path or such a policy inline.
@@ -84,106 +76,6 @@ const CONFIG_FILE_BOUND: InputBound = {
   bytes: 1024 * 1024,
   expected: "a broker configuration or a release policy, a few KiB",
 };
-
-/**
- * Opens `path` and checks, on the open file itself (no window between the check and the read): a
- * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
- * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
- * files may be links, and the file they point to is what is checked. Then read to `bound` and as
- * strict UTF-8 (readHandleText): a larger file or a byte that is not UTF-8 is a BrokerConfigError
- * naming the field, the file and the bound or the byte.
- */
-async function readCheckedFile(
-  path: string,
-  field: string,
-  rule: {
-    readonly forbidden: number;
-    readonly noLinks: boolean;
-    readonly fix: (mode: string, path: string) => string;
-    readonly bound: InputBound;
-    /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
-    readonly cannotRead?: ((error: unknown) => Error) | undefined;
-  },
-  uid: number | undefined,
-): Promise<string> {
-  /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
-  const unreadable = (error: unknown): Error => {
-    const code = (error as NodeJS.ErrnoException).code;
-    // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
-    if (code === "ELOOP" && rule.noLinks) {
-      return new BrokerConfigError(`${field}: "${path}" is a symbolic link; expected the key file itself`, {
-        cause: error,
-      });
-    }
-    if (rule.cannotRead !== undefined) return rule.cannotRead(error);
-    return new BrokerConfigError(`${field}: cannot read "${path}" (${code ?? "error"})`, { cause: error });
-  };
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    // Non-blocking: a FIFO is opened at once and refused below as not a regular file, where a
-    // blocking open would wait, silently, for a writer (O_NONBLOCK changes nothing for a file).
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | (rule.noLinks ? constants.O_NOFOLLOW : 0));
-  } catch (error) {
-    throw unreadable(error);
-  }
-  try {
-    const info = await handle.stat().catch((error: unknown) => {
-      throw unreadable(error);
-    });
-    if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
-    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-      throw new BrokerConfigError(
-        `${field}: "${path}" is owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
-      );
-    }
-    if ((info.mode & rule.forbidden) !== 0) {
-      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)}`);
-    }
-    // Worded `field: "path": …`, naming the file as the refusals above do (not the CLI's `--option path: …`).
-    const refuse = (message: string) => new BrokerConfigError(message);
-    return await readHandleText(handle, `"${path}"`, `${field}:`, rule.bound, refuse).catch((error: unknown) => {
-      throw error instanceof BrokerConfigError ? error : unreadable(error);
-    });
-  } finally {
-    await handle.close();
-  }
-}
-
-/** How readPrivateKeyFile reads: whose file, to what bound, worded how, and whether a link is followed. */
-export interface PrivateKeyFileOptions {
-  /** The user the file must belong to (default: this process's; root's is accepted too). */
-  readonly uid?: number | undefined;
-  /** Default: one model key JWK's bound. */
-  readonly bound?: InputBound;
-  /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
-  readonly cannotRead?: ((error: unknown) => Error) | undefined;
-  /**
-   * Follow a link and check its target (mode, owner, a regular file), as ssh does for an identity
-   * file: a client's API key mounted from a Kubernetes secret volume is a link. Default false: the
-   * broker's keys and what cloister up wrote itself must be the files themselves.
-   */
-  readonly followLinks?: boolean;
-}
-
-/**
- * Reads a key file that only its owner can read; refuses shared files (as ssh refuses a loose
- * private key) and, unless `followLinks`, links. Also what `cloister up` reads the secrets of an
- * earlier run with, and the client its API key file, so all say "mode too open" the same way.
- */
-export function readPrivateKeyFile(path: string, field: string, options: PrivateKeyFileOptions = {}): Promise<string> {
-  return readCheckedFile(
-    path,
-    field,
-    {
-      forbidden: 0o077,
-      noLinks: options.followLinks !== true,
-      fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
-      bound: options.bound ?? KEY_FILE_BOUND,
-      cannotRead: options.cannotRead,
-    },
-    "uid" in options ? options.uid : process.getuid?.(),
-  );
-}
 
 /**
  * Reads a configuration or policy file that nobody but its owner can change: whoever can write a

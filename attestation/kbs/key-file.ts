@@ -1,0 +1,121 @@
+/**
+ * Reading a file whose owner alone may change (or read) it, checked on the open file itself: the
+ * key broker's model keys and configuration (config.ts), the secrets `cloister up` reuses and the
+ * client's API key file (client/cli/run-client.ts), and the audit collector's `.key` hints
+ * (host/audit-collector.ts). node: and the CLI's bounded reads only: the host imports it, and it
+ * reaches nothing that opens a sealed message.
+ */
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { type InputBound, readHandleText } from "../../client/cli/bounded-file.ts";
+
+/** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
+export class BrokerConfigError extends Error {
+  readonly code = "KBS_CONFIG_INVALID";
+}
+
+/**
+ * A model key file, read to 64 KiB: one 256-bit key as a JWK (`cloister kbs keygen`), a few hundred
+ * bytes with every optional member.
+ */
+const KEY_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one model key JWK, a few hundred bytes" };
+
+/**
+ * Opens `path` and checks, on the open file itself (no window between the check and the read): a
+ * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
+ * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
+ * files may be links, and the file they point to is what is checked. Then read to `bound` and as
+ * strict UTF-8 (readHandleText): a larger file or a byte that is not UTF-8 is a BrokerConfigError
+ * naming the field, the file and the bound or the byte.
+ */
+export async function readCheckedFile(
+  path: string,
+  field: string,
+  rule: {
+    readonly forbidden: number;
+    readonly noLinks: boolean;
+    readonly fix: (mode: string, path: string) => string;
+    readonly bound: InputBound;
+    /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
+    readonly cannotRead?: ((error: unknown) => Error) | undefined;
+  },
+  uid: number | undefined,
+): Promise<string> {
+  /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
+  const unreadable = (error: unknown): Error => {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
+    if (code === "ELOOP" && rule.noLinks) {
+      return new BrokerConfigError(`${field}: "${path}" is a symbolic link; expected the key file itself`, {
+        cause: error,
+      });
+    }
+    if (rule.cannotRead !== undefined) return rule.cannotRead(error);
+    return new BrokerConfigError(`${field}: cannot read "${path}" (${code ?? "error"})`, { cause: error });
+  };
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    // Non-blocking: a FIFO is opened at once and refused below as not a regular file, where a
+    // blocking open would wait, silently, for a writer (O_NONBLOCK changes nothing for a file).
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | (rule.noLinks ? constants.O_NOFOLLOW : 0));
+  } catch (error) {
+    throw unreadable(error);
+  }
+  try {
+    const info = await handle.stat().catch((error: unknown) => {
+      throw unreadable(error);
+    });
+    if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
+    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
+      throw new BrokerConfigError(
+        `${field}: "${path}" is owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
+      );
+    }
+    if ((info.mode & rule.forbidden) !== 0) {
+      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)}`);
+    }
+    // Worded `field: "path": …`, naming the file as the refusals above do (not the CLI's `--option path: …`).
+    const refuse = (message: string) => new BrokerConfigError(message);
+    return await readHandleText(handle, `"${path}"`, `${field}:`, rule.bound, refuse).catch((error: unknown) => {
+      throw error instanceof BrokerConfigError ? error : unreadable(error);
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+/** How readPrivateKeyFile reads: whose file, to what bound, worded how, and whether a link is followed. */
+export interface PrivateKeyFileOptions {
+  /** The user the file must belong to (default: this process's; root's is accepted too). */
+  readonly uid?: number | undefined;
+  /** Default: one model key JWK's bound. */
+  readonly bound?: InputBound;
+  /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
+  readonly cannotRead?: ((error: unknown) => Error) | undefined;
+  /**
+   * Follow a link and check its target (mode, owner, a regular file), as ssh does for an identity
+   * file: a client's API key mounted from a Kubernetes secret volume is a link. Default false: the
+   * broker's keys and what cloister up wrote itself must be the files themselves.
+   */
+  readonly followLinks?: boolean;
+}
+
+/**
+ * Reads a key file that only its owner can read; refuses shared files (as ssh refuses a loose
+ * private key) and, unless `followLinks`, links. Also what `cloister up` reads the secrets of an
+ * earlier run with, and the client its API key file, so all say "mode too open" the same way.
+ */
+export function readPrivateKeyFile(path: string, field: string, options: PrivateKeyFileOptions = {}): Promise<string> {
+  return readCheckedFile(
+    path,
+    field,
+    {
+      forbidden: 0o077,
+      noLinks: options.followLinks !== true,
+      fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
+      bound: options.bound ?? KEY_FILE_BOUND,
+      cannotRead: options.cannotRead,
+    },
+    "uid" in options ? options.uid : process.getuid?.(),
+  );
+}
