@@ -9,7 +9,13 @@
  * put its own key beside it, and the forged log verifies under it. Verify a log under the signing
  * key of a verified attestation: `cloister attest --json` (`signingKey`), `cloister audit
  * checkpoint` (the key its checkpoint is signed by), or `cloister chat --json` (`signingKey`), e.g.
- * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. Collection runs after
+ * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. No verifier reads the .key:
+ * `cloister audit verify` and `find` take the key from --key, --document or --chat-json, and
+ * `cloister up` its check's from the attestation it verified (client/cli/run-up.ts checkAudit). So a
+ * hostile first answer (whatever answers at --enclave-url before the enclave) that files a wrong
+ * key makes no verifier accept a record: it only has the boot's real answers refused (as naming
+ * another key), stored and acknowledged nowhere, so the enclave keeps its records (and, its backlog
+ * full, refuses requests: AUDIT_BACKLOG_FULL) until the .key is moved aside. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
  * host resumes an existing file after the last record it holds, once that record is the enclave's
  * (else it stores and acknowledges nothing: resumeAt). Collectors of one process that
