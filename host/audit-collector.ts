@@ -252,6 +252,16 @@ export const STOP_MAX_COLLECTIONS = 48;
  */
 export const AUDIT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The most lines an `/audit` answer may hold (26,384): an older enclave's whole backlog,
+ * MAX_AUDIT_BACKLOG (10,000) records and one per request under way (ENCLAVE_MAX_CONNECTIONS,
+ * 16,384); a current one sends AUDIT_PAGE_MAX_LINES (1,000). An answer with more is refused before
+ * any line is checked: within AUDIT_BATCH_MAX_BYTES fit millions of tiny lines, and each line is
+ * parsed and checked on the event loop that forwards the host's requests.
+ * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
+ */
+export const AUDIT_BATCH_MAX_LINES = 10_000 + 16_384;
+
 const utf8 = new TextDecoder();
 
 interface AuditBatch {
@@ -291,6 +301,9 @@ function parseBatch(value: unknown): AuditBatch | string {
   }
   const lines = v.lines;
   if (!Array.isArray(lines)) return `lines: expected an array of strings, found ${describeUntrusted(lines)}`;
+  if (lines.length > AUDIT_BATCH_MAX_LINES) {
+    return `lines: expected at most ${AUDIT_BATCH_MAX_LINES} lines, found ${lines.length}`;
+  }
   const notText = lines.findIndex((line) => typeof line !== "string");
   if (notText !== -1) return `lines[${notText}]: expected a string, found ${describeUntrusted(lines[notText])}`;
   const next = (v.from as number) + lines.length;
@@ -633,19 +646,22 @@ export class AuditCollector {
     // or hostile answer (records reordered, repeated, skipped) never makes the stored log fail
     // verification from there on; it is asked for again.
     // Each line parsed once: `check` hands its value on, and `append` takes the checked line as it is.
-    const checked = lines.map((line) => store.check(line));
-    const bad = checked.findIndex((line, i) => line === null || seqOf(line.value) !== from + i);
-    if (bad !== -1) {
-      const line = checked[bad];
-      return line
-        ? `audit: record ${from + bad} from the enclave: seq: expected ${from + bad}, found ${describeUntrusted(seqField(line.value))}`
-        : `audit: record ${from + bad} from the enclave is not a valid record line`;
+    // Checked up to the first bad line only: a broken answer is refused whole at it, and the lines
+    // after it (a hostile answer's thousands) are never parsed.
+    const checked: CheckedLine[] = [];
+    for (const [i, text] of lines.entries()) {
+      const line = store.check(text);
+      if (line === null) return `audit: record ${from + i} from the enclave is not a valid record line`;
+      if (seqOf(line.value) !== from + i) {
+        return `audit: record ${from + i} from the enclave: seq: expected ${from + i}, found ${describeUntrusted(seqField(line.value))}`;
+      }
+      checked.push(line);
     }
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
     // a write failure the store rejects the failed write and every line queued behind it, and
     // leaves none of their bytes in the file: the lines before the first rejection are stored,
     // the rest are asked for again (so none is stored twice).
-    const results = await Promise.allSettled(checked.map((line) => store.append(line as CheckedLine)));
+    const results = await Promise.allSettled(checked.map((line) => store.append(line)));
     const stored = results.findIndex((r) => r.status === "rejected");
     if (stored !== -1) {
       log.next = from + stored;

@@ -30,6 +30,7 @@ import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
 import { AUDIT_PAGE_MAX_LINES, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
 import {
   AUDIT_BATCH_MAX_BYTES,
+  AUDIT_BATCH_MAX_LINES,
   AuditCollector,
   AuditDirError,
   prepareAuditDir,
@@ -321,6 +322,20 @@ describe("audit collector", () => {
     expect(errors).toEqual([]);
     expect(parsedLines).toHaveLength(3);
     expect(await readAuditLines(file)).toEqual(RECORDS.slice(0, 3));
+  });
+
+  it("looks at a batch's lines up to its first bad one only (a long broken answer is not parsed through)", async () => {
+    // Record 0, then a page of lines repeating it (seq 0 where 1, 2… are expected).
+    const { fetchFn } = scripted([{ from: 0, lines: new Array(1000).fill(RECORDS[0]) }]);
+    const { c, errors, file } = await collector(fetchFn);
+    const parse = vi.spyOn(JSON, "parse");
+    await c.collect();
+    const parsedLines = parse.mock.calls.filter(([text]) => text === RECORDS[0]);
+    parse.mockRestore();
+    await c.stop();
+    expect(errors[0]).toContain("audit: record 1 from the enclave: seq: expected 1, found 0");
+    expect(parsedLines).toHaveLength(2);
+    await expect(stat(file)).resolves.toMatchObject({ size: 0 });
   });
 
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
@@ -740,6 +755,11 @@ describe("audit collector: a hostile or broken answer", () => {
       answer({ lines: [RECORDS[2], RECORDS[2]], next: 4 }),
       "audit: record 3 from the enclave: seq: expected 3, found 2",
     ],
+    [
+      "more lines than any enclave's answer holds (refused before any is looked at)",
+      answer({ lines: new Array(AUDIT_BATCH_MAX_LINES + 1).fill("x"), next: 2 + AUDIT_BATCH_MAX_LINES + 1 }),
+      `lines: expected at most ${AUDIT_BATCH_MAX_LINES} lines, found ${AUDIT_BATCH_MAX_LINES + 1}`,
+    ],
   ];
   it.each(cases)(
     "%s: refused naming what is wrong, nothing stored or acknowledged, good records kept",
@@ -842,6 +862,8 @@ describe("audit collector: the size of the enclave's answer", () => {
     // refusing requests, and one record per request under way.
     const lines = MAX_AUDIT_BACKLOG + ENCLAVE_MAX_CONNECTIONS;
     expect(AUDIT_BATCH_MAX_BYTES).toBeGreaterThan(lines * perLine + 1024);
+    // And the lines it holds: a page, or that whole backlog.
+    expect(AUDIT_BATCH_MAX_LINES).toBeGreaterThanOrEqual(Math.max(AUDIT_PAGE_MAX_LINES, lines));
   });
 
   it("stop() collects long enough for the largest backlog an enclave keeps, a page at a time", () => {
