@@ -247,7 +247,11 @@ export const STOP_MAX_COLLECTIONS = 48;
  * the enclave paged, so a host upgraded before its enclaves still reads an older enclave's answer:
  * its whole backlog, up to MAX_AUDIT_BACKLOG (10,000) records and one per request under way (at
  * most ENCLAVE_MAX_CONNECTIONS, 16,384; enclave/run.ts), about 45 MB. A misbehaving enclave (or
- * whatever answers at --enclave-url) cannot make the host buffer more.
+ * whatever answers at --enclave-url) cannot make the host buffer more. An answer this large holds
+ * the event loop for its one JSON.parse (about 1.5 s for 64 MiB of tiny lines on a loaded 2-core
+ * machine, some 200 MB of heap; a parse cannot be sliced), then is refused by AUDIT_BATCH_MAX_LINES
+ * or at its first bad line. Once no enclave from before paging runs, this can come down to a page
+ * (a few MiB), and that cost with it.
  * test/host/audit-collector.test.ts checks this bound against the enclave's constants.
  */
 export const AUDIT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
