@@ -7,7 +7,9 @@
  * appears in the response body, so the parser locates that value's byte range in the original input
  * (a small scanner over the top-level object) and never re-serialises. The meaning is then read by
  * `JSON.parse` of exactly those bytes, so what we check is what Intel signed. Duplicate or unknown
- * top-level keys are refused (a second `tcbInfo` could otherwise be signed while another is read).
+ * top-level keys are refused (a second `tcbInfo` could otherwise be signed while another is read),
+ * and so is a member named twice at any depth inside the signed value (JSON.parse reads the last of
+ * the two, another reader of the same signed bytes may read the first). The body must be UTF-8.
  *
  * Verification (`verifyTdxCollateralSignature`): the issuer chain to the pinned root, the signer
  * being the root's TCB signing certificate (subject CN "Intel SGX TCB Signing", not a CA), the P-256
@@ -39,6 +41,8 @@ import { readUtcTime } from "../../sealed/time.ts";
 import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
+import { findDuplicateMember } from "../json-duplicates.ts";
+import { DuplicateMemberError } from "../json-text.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { type Certificate, checkSubjectRole, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
 
@@ -226,8 +230,10 @@ function splitSigned(
 ): { signedBytes: Uint8Array; value: Record<string, unknown>; signature: Uint8Array } {
   const bytes = toBytes(input);
   const decoder = new TextDecoder("utf-8", { fatal: true });
+  let text: string;
   try {
-    JSON.parse(decoder.decode(bytes)); // whole document well-formed
+    text = decoder.decode(bytes);
+    JSON.parse(text); // whole document well-formed
   } catch (error) {
     malformed(what, "not valid UTF-8 JSON", error);
   }
@@ -239,6 +245,13 @@ function splitSigned(
   const sigRange = ranges.get("signature");
   if (valueRange === undefined) malformed(what, `missing "${valueKey}"`);
   if (sigRange === undefined) malformed(what, `missing "signature"`);
+  // A key twice at the top was refused above, in the scanner's words; this finds one twice deeper,
+  // inside the signed value (the signature is a string), and names its path from the top.
+  const duplicate = findDuplicateMember(text);
+  if (duplicate !== null) {
+    const error = new DuplicateMemberError(duplicate.path, duplicate.index);
+    malformed(what, error.message, error);
+  }
   const signedBytes = bytes.slice(valueRange.start, valueRange.end);
   const value = JSON.parse(decoder.decode(signedBytes)) as unknown;
   if (typeof value !== "object" || value === null || Array.isArray(value))

@@ -72,6 +72,16 @@ const PCK_CRL = parseCrl(CRLS[0]!);
 const tcbInfo = (file: string) => ({ json: read(`${C}${file}`), issuerChain: TCB_CHAIN });
 const qeIdentity = (file: string) => ({ json: read(`${C}${file}`), issuerChain: QE_CHAIN });
 
+/** "CODE message" of the refusal `parse` throws, or "parsed". */
+function refusal(parse: () => unknown): string {
+  try {
+    parse();
+    return "parsed";
+  } catch (error) {
+    return `${(error as AttestationError).code} ${(error as Error).message}`;
+  }
+}
+
 async function failure(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
@@ -283,17 +293,33 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     expect(() => parseTdQeIdentity(raw)).toThrow(AttestationError);
   });
 
+  it("refuses a member named twice inside the signed value, at any depth (JSON.parse reads the last, another reader the first)", () => {
+    const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
+    const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
+    const twice = "appears twice in one object";
+    const remedy =
+      "expected each member once (JSON.parse would use the last while a reader sees the first); remove one";
+    const idTwice = tcbInfo.replace('"id":"TDX"', '"id":"SGX","id":"TDX"');
+    expect(refusal(() => parseTdxTcbInfo(idTwice))).toBe(
+      `TDX_COLLATERAL_MALFORMED TDX TCB info: tcbInfo.id ${twice} (the second at position ${idTwice.indexOf('"id":"TDX"')}): ${remedy}`,
+    );
+    const statusTwice = qeIdentity.replace('"tcbStatus":"UpToDate"', '"tcbStatus":"Revoked","tcbStatus":"UpToDate"');
+    expect(refusal(() => parseTdQeIdentity(statusTwice))).toBe(
+      `TDX_COLLATERAL_MALFORMED TD QE identity: enclaveIdentity.tcbLevels.0.tcbStatus ${twice} (the second at position ${statusTwice.indexOf('"tcbStatus":"UpToDate"')}): ${remedy}`,
+    );
+    // A key twice at the top keeps the scanner's own refusal (the signed range is found by it).
+    expect(refusal(() => parseTdxTcbInfo(tcbInfo.replace('{"tcbInfo":', '{"tcbInfo":{},"tcbInfo":')))).toBe(
+      'TDX_COLLATERAL_MALFORMED TDX TCB info: key "tcbInfo" appears twice',
+    );
+    // A byte that is not UTF-8 inside the signed value is refused too (the whole body is decoded strictly).
+    const bytes = new TextEncoder().encode(tcbInfo);
+    bytes[tcbInfo.indexOf('"TDX"') + 1] = 0xff;
+    expect(refusal(() => parseTdxTcbInfo(bytes))).toBe("TDX_COLLATERAL_MALFORMED TDX TCB info: not valid UTF-8 JSON");
+  });
+
   it("takes collateral times only in the forms Intel's PCS writes, and refuses a rolled-over date", () => {
     const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
     const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
-    const refusal = (parse: () => unknown) => {
-      try {
-        parse();
-        return "parsed";
-      } catch (error) {
-        return `${(error as AttestationError).code} ${(error as Error).message}`;
-      }
-    };
     const expected = "expected an ISO-8601 UTC time to the second (YYYY-MM-DDTHH:MM:SSZ)";
     const cases: [string, string, string][] = [
       ['"issueDate":"2023-06-18T08:42:58Z"', '"issueDate":"2023-02-30T08:42:58Z"', "issueDate"],
