@@ -3,7 +3,8 @@
  * caller trusts (the instance's `/certs` response obtained over a channel the caller trusts).
  *
  * Checked, in this order, and each failure named by its own code:
- *   1. the token is a compact JWS with a decodable protected header (MAA_TOKEN_MALFORMED);
+ *   1. the token is a compact JWS with a decodable protected header (MAA_TOKEN_MALFORMED); the
+ *      header and the payload are read strictly, UTF-8 and each member once (signedJsonObject);
  *   2. `alg` is exactly RS256 — `none` and every other algorithm are refused before anything else
  *      is looked at (MAA_ALG_NOT_ALLOWED);
  *   3. `kid` selects exactly one key of the set by string equality (MAA_UNKNOWN_KEY), whose
@@ -25,16 +26,10 @@
  * the TEE: that is appraisal (attestation/appraise.ts, against a policy's `maa` section, which also
  * checks `iss` against its allow-list). Platform-neutral: jose and WebCrypto only.
  */
-import {
-  compactVerify,
-  decodeProtectedHeader,
-  exportJWK,
-  importX509,
-  type JSONWebKeySet,
-  type JWK,
-  errors as joseErrors,
-} from "jose";
+import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, errors as joseErrors } from "jose";
 import { isCompactJws } from "../../manifests/digest.ts";
+import { fromBase64url } from "../bytes.ts";
+import { parseJwsPartJson } from "../document-key.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
@@ -176,6 +171,28 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
   return key;
 }
 
+/**
+ * The token's protected header (its base64url text) or payload (its verified bytes) as a JSON
+ * object, read as the verifier reads an attestation document's parts (parseJwsPartJson): UTF-8
+ * only and each member once at every depth. The signature covers the bytes; a plain TextDecoder
+ * would read a byte that is not UTF-8 as U+FFFD and JSON.parse the last of two members, where
+ * another reader of the same signed token may not.
+ */
+function signedJsonObject(part: string | Uint8Array, name: "protected header" | "payload"): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = parseJwsPartJson(typeof part === "string" ? fromBase64url(part, `MAA token ${name}`) : part);
+  } catch (error) {
+    if (error instanceof ParseError) throw malformed(`${name} is not base64url JSON`, error);
+    if (!(error instanceof SyntaxError)) throw error;
+    throw malformed(`${name}: ${error.message}`, error);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw malformed(`${name} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
 function numericDate(claims: Record<string, unknown>, name: string, required: boolean): Date | null {
   const value = claims[name];
   if (value === undefined && !required) return null;
@@ -210,12 +227,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
   const compact = token.trim();
   if (!isCompactJws(compact)) throw malformed("expected a compact JWS (three base64url segments)");
 
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(compact);
-  } catch (error) {
-    throw malformed("protected header is not base64url JSON", error);
-  }
+  const header = signedJsonObject(compact.slice(0, compact.indexOf(".")), "protected header");
   // The algorithm is decided by us, never by the token: RS256 only, checked before any key
   // lookup or claim, so an unsigned (`alg: none`) token can never get further.
   if (header.alg !== "RS256") {
@@ -246,14 +258,7 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
     throw malformed("JWS structure rejected", error);
   }
 
-  let claims: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
-    claims = parsed as Record<string, unknown>;
-  } catch (error) {
-    throw malformed("payload is not a JSON object", error);
-  }
+  const claims = signedJsonObject(payload, "payload");
 
   const at = options.at.getTime();
   const expiresAt = numericDate(claims, "exp", true) as Date;

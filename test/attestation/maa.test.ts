@@ -298,6 +298,13 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
     ...change,
   });
   const at = (seconds: number) => new Date(seconds * 1000);
+  const TWICE = "appears twice in one object";
+  const ONCE = "expected each member once (JSON.parse would use the last while a reader sees the first); remove one";
+  const ISS_TWICE = JSON.stringify(claims()).replace('"iss":', '"iss":"https://attacker.example","iss":');
+  const KID_TWICE = JSON.stringify(claims({ "x-ms-runtime": { keys: [{ kid: "x" }] } })).replace(
+    '"kid":"x"',
+    '"kid":"y","kid":"x"',
+  );
 
   it("names no key by an empty kid, nor by a prefix of one", async () => {
     const emptyKid = { keys: [{ ...first, kid: "" }] } as JSONWebKeySet;
@@ -391,6 +398,17 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
       "claim exp: expected a NumericDate, found number",
     ],
     ["a payload that is an array", JSON.stringify([claims()]), "payload is not a JSON object"],
+    // Signed bytes that say two things: JSON.parse reads the last of two members, another reader the first.
+    [
+      "a claim named twice",
+      ISS_TWICE,
+      `payload: iss ${TWICE} (the second at position ${ISS_TWICE.lastIndexOf('"iss"')}): ${ONCE}`,
+    ],
+    [
+      "a member named twice inside a claim",
+      KID_TWICE,
+      `payload: (a name of 12 characters).keys.0.kid ${TWICE} (the second at position ${KID_TWICE.lastIndexOf('"kid"')}): ${ONCE}`,
+    ],
   ];
 
   it.each(malformed)("refuses a token with %s (MAA_TOKEN_MALFORMED)", async (_name, text, message) => {
@@ -399,6 +417,36 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
       verifyMaaToken(await signText(text), { jwks: testSet, at: at(NBF), expectedIssuer: null }),
     );
     expect([error.code, error.message]).toEqual(["MAA_TOKEN_MALFORMED", `MAA token: ${message}`]);
+  });
+
+  it("refuses a protected header whose signed bytes could mean two things: a member named twice, a byte that is not UTF-8", async () => {
+    const { jwks: testSet, signBytes } = await testMaaSigner();
+    const payload = new TextEncoder().encode(JSON.stringify(claims()));
+    const refusal = async (header: Uint8Array) => {
+      const error = await rejection(
+        verifyMaaToken(await signBytes(header, payload), { jwks: testSet, at: at(NBF), expectedIssuer: null }),
+      );
+      return [error.code, error.message];
+    };
+    // An earlier reader of the header would take "none".
+    const algTwice = `{"alg":"none","alg":"RS256","kid":"${TEST_MAA_KID}"}`;
+    expect(await refusal(new TextEncoder().encode(algTwice))).toEqual([
+      "MAA_TOKEN_MALFORMED",
+      `MAA token: protected header: alg ${TWICE} (the second at position ${algTwice.lastIndexOf('"alg"')}): ${ONCE}`,
+    ]);
+    // A plain TextDecoder reads 0xff as U+FFFD; another reader may not.
+    const typ = new TextEncoder().encode(`{"alg":"RS256","kid":"${TEST_MAA_KID}","typ":"JW?"}`);
+    typ[typ.length - 3] = 0xff;
+    expect(await refusal(typ)).toEqual([
+      "MAA_TOKEN_MALFORMED",
+      `MAA token: protected header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${typ.length - 3})`,
+    ]);
+    // The same header, each member once and UTF-8, verifies.
+    const verified = await verifyMaaToken(
+      await signBytes(new TextEncoder().encode(`{"alg":"RS256","kid":"${TEST_MAA_KID}","typ":"JWT"}`), payload),
+      { jwks: testSet, at: at(NBF), expectedIssuer: null },
+    );
+    expect(verified.kid).toBe(TEST_MAA_KID);
   });
 
   it("says a text that is not a compact JWS is not one", async () => {

@@ -4,7 +4,8 @@
  * tokens over any claims, so rejection cases can be signed as MAA signs its tokens. Nothing here
  * protects anything: the key is public by construction.
  */
-import { CompactSign, importJWK, type JSONWebKeySet } from "jose";
+import { createPrivateKey, sign as signRs256 } from "node:crypto";
+import type { JSONWebKeySet } from "jose";
 import { bigIntToBytes } from "../../attestation/bytes.ts";
 import { generateInsecureRsaKey, signRsaPssSha384 } from "../../attestation/sim/rsa.ts";
 import { encodeName, writeCertificate } from "../../attestation/sim/x509-writer.ts";
@@ -18,6 +19,8 @@ export interface TestMaaSigner {
   sign(claims: Readonly<Record<string, unknown>>): Promise<string>;
   /** `payload` exactly as given (JSON.stringify cannot write every JSON text, e.g. 1e400), signed as `sign` does. */
   signText(payload: string): Promise<string>;
+  /** A protected header and a payload exactly as given, bytes that need not be JSON nor UTF-8, signed RS256 by the key. */
+  signBytes(header: Uint8Array, payload: Uint8Array): Promise<string>;
   /** A certificate (base64 DER, as x5c holds it) for the public key `spki`, issued by the signing key. */
   certificateFor(spki: Uint8Array): string;
 }
@@ -51,8 +54,8 @@ async function makeSigner(): Promise<TestMaaSigner> {
   };
   const b64url = (n: bigint) =>
     Buffer.from(bigIntToBytes(n, Math.ceil(n.toString(16).length / 2))).toString("base64url");
-  const privateKey = await importJWK(
-    {
+  const privateKey = createPrivateKey({
+    key: {
       kty: "RSA",
       n: b64url(key.n),
       e: b64url(key.e),
@@ -63,12 +66,15 @@ async function makeSigner(): Promise<TestMaaSigner> {
       dq: b64url(key.dq),
       qi: b64url(key.qInv),
     },
-    "RS256",
-  );
+    format: "jwk",
+  });
   const jwks = { keys: [{ kid: TEST_MAA_KID, kty: "RSA", x5c: [certificateFor(key.spki)] }] };
-  const signText = (payload: string) =>
-    new CompactSign(new TextEncoder().encode(payload))
-      .setProtectedHeader({ alg: "RS256", kid: TEST_MAA_KID, typ: "JWT" })
-      .sign(privateKey);
-  return { jwks, sign: (claims) => signText(JSON.stringify(claims)), signText, certificateFor };
+  const signBytes = async (header: Uint8Array, payload: Uint8Array) => {
+    const input = `${Buffer.from(header).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+    // RS256: RSASSA-PKCS1-v1_5 with SHA-256, node's default padding for an RSA key.
+    return `${input}.${signRs256("sha256", Buffer.from(input), privateKey).toString("base64url")}`;
+  };
+  const header = new TextEncoder().encode(JSON.stringify({ alg: "RS256", kid: TEST_MAA_KID, typ: "JWT" }));
+  const signText = (payload: string) => signBytes(header, new TextEncoder().encode(payload));
+  return { jwks, sign: (claims) => signText(JSON.stringify(claims)), signText, signBytes, certificateFor };
 }
