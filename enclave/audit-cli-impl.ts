@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
-import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "../attestation/document-key.ts";
 import { ParseError } from "../attestation/errors.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
@@ -258,23 +258,33 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
   }
 }
 
+/**
+ * A decoded header or payload of an attestation document as JSON, read as the verifier reads it
+ * (parseJwsPartJson: UTF-8 only, no byte order mark, each member once at every depth: a signed
+ * part that says two things to two readers is refused), or AUDIT_DOCUMENT_INVALID naming the part.
+ */
+function documentPartJson(bytes: Uint8Array, part: "header" | "payload"): unknown {
+  try {
+    return parseJwsPartJson(bytes);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new AuditDocumentInvalidError(`attestation document ${part}: ${error.message}`);
+  }
+}
+
 /** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
 export function keyFromAttestationDocument(text: string): Uint8Array {
   const parts = text.trim().split(".");
   if (parts.length !== 3)
     throw new AuditDocumentInvalidError("attestation document: expected a compact JWS (three parts)");
   const [headerPart, payloadPart, sigPart] = parts as [string, string, string];
-  let header: { alg?: unknown };
-  let payload: { sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown } };
   // Strictly, as the verifier reads it (Buffer's decoder skips characters outside the alphabet).
   const headerBytes = strictDocumentPart(headerPart, "header");
   const payloadBytes = strictDocumentPart(payloadPart, "payload");
-  try {
-    header = JSON.parse(new TextDecoder().decode(headerBytes));
-    payload = JSON.parse(new TextDecoder().decode(payloadBytes));
-  } catch {
-    throw new AuditDocumentInvalidError("attestation document: header or payload is not base64url JSON");
-  }
+  const header = documentPartJson(headerBytes, "header") as { alg?: unknown };
+  const payload = documentPartJson(payloadBytes, "payload") as {
+    sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown };
+  };
   // JSON, but only an object has members to read (`null.alg` would throw a TypeError).
   for (const [part, value] of [
     ["header", header],

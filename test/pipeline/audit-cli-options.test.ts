@@ -406,6 +406,39 @@ describe("keyFromAttestationDocument", () => {
     expect(keyFromAttestationDocument(`${header}.${payload}.${sig}`)).toEqual(KEYS.publicKey);
   });
 
+  it("refuses a header or payload whose bytes could mean two things, even signed by its sig_jwk (read as the verifier reads them)", () => {
+    const x = b64u(KEYS.publicKey);
+    const other = b64u(seededKeyPair(8).publicKey);
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const refusal = (header: Uint8Array, payload: Uint8Array) => {
+      const signingInput = `${b64u(header)}.${b64u(payload)}`;
+      const sig = b64u(nacl.sign.detached(encode(signingInput), KEYS.secretKey));
+      try {
+        return keyFromAttestationDocument(`${signingInput}.${sig}`);
+      } catch (error) {
+        return error;
+      }
+    };
+    const header = encode('{"alg":"EdDSA"}');
+    const payload = `{"sig_jwk":{"kty":"OKP","crv":"Ed25519","x":"${other}","x":"${x}"}}`;
+    expect(refusal(header, encode(payload))).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message: `attestation document payload: sig_jwk.x appears twice in one object (the second at position ${payload.lastIndexOf('"x"')}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    });
+    const jwk = encode(`{"sig_jwk":{"kty":"OKP","crv":"Ed25519","x":"${x}"}}`);
+    const badByte = encode('{"alg":"EdDSA","kid":"k?"}');
+    badByte[badByte.length - 3] = 0xff;
+    expect(refusal(badByte, jwk)).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message: `attestation document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badByte.length - 3})`,
+    });
+    expect(refusal(encode('\uFEFF{"alg":"EdDSA"}'), jwk)).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message: "attestation document header: expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
+    });
+    expect(refusal(header, jwk)).toEqual(KEYS.publicKey);
+  });
+
   it.each([
     ["absent", {}, "found nothing"],
     ["an object", { alg: { kid: "x" } }, "found an object"],
