@@ -259,50 +259,57 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
 }
 
 /**
- * A decoded header or payload of an attestation document as JSON, read as the verifier reads it
- * (parseJwsPartJson: UTF-8 only, no byte order mark, each member once at every depth: a signed
- * part that says two things to two readers is refused), or AUDIT_DOCUMENT_INVALID naming the part.
+ * A header or payload of an attestation document as a JSON object, decoded and read as the verifier
+ * reads it (fromBase64url: one spelling; parseJwsPartJson: UTF-8 only, no byte order mark, each
+ * member once at every depth, so a signed part cannot say two things to two readers), or
+ * AUDIT_DOCUMENT_INVALID naming the part.
  */
-function documentPartJson(bytes: Uint8Array, part: "header" | "payload"): unknown {
+function documentPartObject(text: string, part: "header" | "payload"): Record<string, unknown> {
+  const bytes = strictDocumentPart(text, part);
+  let value: unknown;
   try {
-    return parseJwsPartJson(bytes);
+    value = parseJwsPartJson(bytes);
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
     throw new AuditDocumentInvalidError(`attestation document ${part}: ${error.message}`);
   }
+  // JSON, but only an object has members to read (`null.alg` would throw a TypeError).
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AuditDocumentInvalidError(
+      `attestation document ${part}: expected a JSON object, found ${describeValue(value)}`,
+    );
+  }
+  return value as Record<string, unknown>;
 }
 
-/** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
-export function keyFromAttestationDocument(text: string): Uint8Array {
+/** An attestation document's three parts, and its header and payload as documentPartObject reads them; nothing verified. */
+export function readAttestationDocument(text: string): {
+  readonly parts: readonly [string, string, string];
+  readonly header: Record<string, unknown>;
+  readonly payload: Record<string, unknown>;
+} {
   const parts = text.trim().split(".");
   if (parts.length !== 3)
     throw new AuditDocumentInvalidError("attestation document: expected a compact JWS (three parts)");
   const [headerPart, payloadPart, sigPart] = parts as [string, string, string];
-  // Strictly, as the verifier reads it (Buffer's decoder skips characters outside the alphabet).
-  const headerBytes = strictDocumentPart(headerPart, "header");
-  const payloadBytes = strictDocumentPart(payloadPart, "payload");
-  const header = documentPartJson(headerBytes, "header") as { alg?: unknown };
-  const payload = documentPartJson(payloadBytes, "payload") as {
-    sig_jwk?: { kty?: unknown; crv?: unknown; x?: unknown };
+  return {
+    parts: [headerPart, payloadPart, sigPart],
+    header: documentPartObject(headerPart, "header"),
+    payload: documentPartObject(payloadPart, "payload"),
   };
-  // JSON, but only an object has members to read (`null.alg` would throw a TypeError).
-  for (const [part, value] of [
-    ["header", header],
-    ["payload", payload],
-  ] as const) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new AuditDocumentInvalidError(
-        `attestation document ${part}: expected a JSON object, found ${describeValue(value)}`,
-      );
-    }
-  }
+}
+
+/** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
+export function keyFromAttestationDocument(text: string): Uint8Array {
+  const { parts, header, payload } = readAttestationDocument(text);
+  const [headerPart, payloadPart, sigPart] = parts;
   if (header.alg !== "EdDSA") {
     throw new AuditDocumentInvalidError(
       // The header is the host's: shown cut short, without control characters (describeUntrusted).
       `attestation document alg: expected "EdDSA", found ${describeUntrusted(header.alg)}`,
     );
   }
-  const jwk = payload.sig_jwk;
+  const jwk = payload.sig_jwk as { kty?: unknown; crv?: unknown; x?: unknown } | null | undefined;
   if (
     typeof jwk !== "object" ||
     jwk === null ||

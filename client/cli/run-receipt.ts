@@ -3,10 +3,9 @@
  * (with --document) tied to the attestation document that carries that key.
  */
 import { createHash } from "node:crypto";
-import { base64url } from "jose";
 import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
-import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
+import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import {
   ANSWER_FILE_BOUND,
@@ -15,6 +14,7 @@ import {
   DOCUMENT_FILE_BOUND,
   keyFromAttestationDocument,
   publicKeyOption,
+  readAttestationDocument,
 } from "../../enclave/audit-cli-impl.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
@@ -75,6 +75,11 @@ interface DocumentKey {
  */
 const DOCUMENT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/** A refusal of --document's document (AUDIT_DOCUMENT_INVALID elsewhere) as this command's usage error, naming the part. */
+function documentUsageError(error: AuditDocumentInvalidError): UsageError {
+  return new UsageError(`--document: ${error.message.replace(/^attestation document:? ?/, "")}`);
+}
+
 /**
  * The attestation document of --document: the compact JWS as saved (its exact bytes, less one
  * trailing newline, are what `documentDigest` hashes), or the JSON body of GET /v1/attestation
@@ -92,8 +97,10 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
   if (text.trimStart().startsWith("{")) {
     let body: { document?: unknown };
     try {
-      body = JSON.parse(text) as { document?: unknown };
-    } catch {
+      // parseJsonText: with "document" twice, JSON.parse would hash the last while a reader sees the first.
+      body = parseJsonText(text) as { document?: unknown };
+    } catch (error) {
+      if (error instanceof DuplicateMemberError) throw new UsageError(`--document: ${error.message}`);
       throw new UsageError("--document: expected a compact JWS or the JSON of GET /v1/attestation");
     }
     if (typeof body?.document !== "string") {
@@ -107,19 +114,18 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
       `--document: expected a compact JWS (three base64url parts, all non-empty, no white space), found ${describeValue(text)}`,
     );
   }
-  const [headerPart] = text.split(".") as [string];
-  let header: { alg?: unknown; typ?: unknown };
-  let payload: { eat_profile?: unknown };
+  // Read as the verifier reads them (one base64url spelling; UTF-8, each member once at every depth).
+  let document: ReturnType<typeof readAttestationDocument>;
   try {
-    header = JSON.parse(new TextDecoder().decode(base64url.decode(headerPart)));
-    payload = unverifiedDocumentPayload(text) as { eat_profile?: unknown };
-  } catch {
-    throw new UsageError("--document: header or payload is not base64url JSON");
+    document = readAttestationDocument(text);
+  } catch (error) {
+    if (!(error instanceof AuditDocumentInvalidError)) throw error;
+    throw documentUsageError(error);
   }
   const fields: [string, unknown, string][] = [
-    ["alg", header?.alg, "EdDSA"],
-    ["typ", header?.typ, DOCUMENT_TYPE],
-    ["eat_profile", payload?.eat_profile, DOCUMENT_PROFILE],
+    ["alg", document.header.alg, "EdDSA"],
+    ["typ", document.header.typ, DOCUMENT_TYPE],
+    ["eat_profile", document.payload.eat_profile, DOCUMENT_PROFILE],
   ];
   for (const [name, found, expected] of fields) {
     if (found !== expected) {
@@ -135,9 +141,7 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
     return { documentDigest, signingPublicKey: keyFromAttestationDocument(text), signatureError: null };
   } catch (error) {
     if (!(error instanceof AuditDocumentInvalidError)) throw error;
-    if (error.reason !== "signature") {
-      throw new UsageError(`--document: ${error.message.replace(/^attestation document:? ?/, "")}`);
-    }
+    if (error.reason !== "signature") throw documentUsageError(error);
     const signatureError = new ClientError(
       "attestation",
       "DOCUMENT_SIGNATURE_INVALID",

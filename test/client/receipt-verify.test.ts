@@ -193,6 +193,53 @@ describe("cloister receipt verify", () => {
     });
   });
 
+  it("reads --document's header and payload as the verifier does: a member named twice at any depth, or a byte that is not UTF-8, is refused naming the part", async () => {
+    capture();
+    const [headerPart, payloadPart] = documentJws.split(".") as [string, string];
+    const headerText = Buffer.from(headerPart, "base64url").toString();
+    const payloadText = Buffer.from(payloadPart, "base64url").toString();
+    // Signed by the key the payload carries, so only the reading of the bytes can refuse it.
+    const resigned = async (name: string, header: Uint8Array, payload: Uint8Array) => {
+      const signingInput = `${Buffer.from(header).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+      const signature = nacl.sign.detached(new TextEncoder().encode(signingInput), keys.signing.secretKey);
+      const jws = `${signingInput}.${Buffer.from(signature).toString("base64url")}`;
+      const digest = createHash("sha256").update(jws).digest("hex");
+      const receipt = await file(`${name}.txt`, signReceipt(fields(digest), keys.signing.secretKey));
+      return verify({ receipt, document: await file(`${name}.jws`, jws) });
+    };
+    const once = "expected each member once (JSON.parse would use the last while a reader sees the first); remove one";
+    const encode = (text: string) => new TextEncoder().encode(text);
+    // JSON.parse reads the last typ (JWT); a reader of the first sees a Cloister document.
+    const typTwice = headerText.replace('"typ":', '"typ":"JWT","typ":');
+    await expect(resigned("typ-twice", encode(typTwice), encode(payloadText))).rejects.toThrow(
+      new UsageError(
+        `--document: header: typ appears twice in one object (the second at position ${typTwice.lastIndexOf('"typ"')}): ${once}`,
+      ),
+    );
+    const profileTwice = payloadText.replace('"eat_profile":', '"eat_profile":"x","eat_profile":');
+    await expect(resigned("profile-twice", encode(headerText), encode(profileTwice))).rejects.toThrow(
+      new UsageError(
+        `--document: payload: eat_profile appears twice in one object (the second at position ${profileTwice.lastIndexOf('"eat_profile"')}): ${once}`,
+      ),
+    );
+    const badByte = encode(payloadText.replace('"eat_profile":', '"x":"?","eat_profile":'));
+    const at = payloadText.indexOf('"eat_profile":') + 5;
+    badByte[at] = 0xff;
+    await expect(resigned("bad-byte", encode(headerText), badByte)).rejects.toThrow(
+      new UsageError(`--document: payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${at})`),
+    );
+    // GET /v1/attestation's JSON naming two documents: the one hashed is not the one a reader sees.
+    const body = `{"document":"e30.e30.c2ln","document":${JSON.stringify(documentJws)}}`;
+    const receipt = await file("body-twice.txt", signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
+    await expect(verify({ receipt, document: await file("body-twice.json", body) })).rejects.toThrow(
+      new UsageError(
+        `--document: document appears twice in one object (the second at position ${body.lastIndexOf('"document"')}): ${once}`,
+      ),
+    );
+    // The same bytes, each member once: verified.
+    expect((await resigned("once", encode(headerText), encode(payloadText))).result).toMatchObject({ valid: true });
+  });
+
   it("--answer-file: hashes the file's bytes, so valid UTF-8 matches and invalid UTF-8 matches nothing", async () => {
     capture();
     const text = "Réponse: a\uFFFDb ✓";
