@@ -57,9 +57,10 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   try {
     payload = unverifiedDocumentPayload(document) as typeof payload;
   } catch (error) {
-    // The reader's own refusals name the part (and quote nothing); JSON's do not, and may quote it.
-    const why = error instanceof ParseError ? error.message : "payload: not JSON";
-    throw new ClientError("attestation", "DOCUMENT_MALFORMED", `attestation ${why}`, { cause: error });
+    // Every refusal of the reader is a ParseError naming the part and where (its parts, base64url,
+    // UTF-8, JSON, a member named twice), never quoting what the document holds.
+    if (!(error instanceof ParseError)) throw error;
+    throw new ClientError("attestation", "DOCUMENT_MALFORMED", `attestation ${error.message}`, { cause: error });
   }
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new ClientError(

@@ -61,11 +61,16 @@ describe("cloister policy init", () => {
     expect(reached).toEqual([]);
   }, 60_000);
 
-  it("says what is wrong with a malformed document's payload: its parts, or a payload that is no object", async () => {
+  it("says what is wrong with a malformed document's payload: its parts, its JSON, or a payload that is no object", async () => {
     for (const [document, expected] of [
       ["eyJ9.e30.c2ln.eA", "DOCUMENT_MALFORMED: attestation document: expected 3 JWS parts, found more than 3"],
       ["eyJ9.e30=.c2ln", "DOCUMENT_MALFORMED: attestation document payload: expected base64url"],
       ["eyJ9.bnVsbA.c2ln", "DOCUMENT_MALFORMED: attestation document payload: expected a JSON object, found null"],
+      // {"a":1,"a":2}: JSON the reader refuses is named as its other refusals are, quoting nothing.
+      [
+        "eyJ9.eyJhIjoxLCJhIjoyfQ.c2ln",
+        "DOCUMENT_MALFORMED: attestation document payload: a appears twice in one object (the second at position 7)",
+      ],
     ]) {
       documentAnswer = document as string;
       const run = await runCloister(
