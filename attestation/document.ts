@@ -32,6 +32,13 @@ export const DOCUMENT_TYPE = "cloister-attestation+jwt";
 export const NONCE_ANSWER_TYPE = "cloister-nonce-answer+jwt";
 export const DOCUMENT_PROFILE = "tag:cloister.dev,2026:attestation-document:v1";
 
+/**
+ * How a policy's maa section is refused wherever attestation documents are verified (here, and by
+ * the client policy's parser): nothing appraises an MAA token, a document's maa_token is not read.
+ * Each refusal puts the section's path before it ("maa" within its policy) and says who reads none.
+ */
+export const MAA_SECTION_REFUSAL = "maa: expected null or absent, found a policy section";
+
 export interface AttestationDocumentPayload {
   readonly iss: "cloister-enclave";
   readonly iat: number;
@@ -410,7 +417,7 @@ export async function verifyAttestationDocument(
     // check that is never made. The client policy's parser refuses it likewise.
     throw new ConfigurationError(
       "POLICY_INVALID",
-      "attestation policy: maa: expected null or absent, found a policy section (verifyAttestationDocument appraises the document's evidence, never an MAA token: a document's maa_token is not read)",
+      `attestation policy: ${MAA_SECTION_REFUSAL} (verifyAttestationDocument appraises the document's evidence, never an MAA token: a document's maa_token is not read)`,
     );
   }
   const skew: unknown = options.maxClockSkewSeconds;

@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import {
   identityOf,
+  MAA_SECTION_REFUSAL,
   type ManifestCheck,
   type VerifiedEnclave,
   type VerifiedManifestSummary,
@@ -222,7 +223,7 @@ export const parseClientPolicy = registeredParser(function parseClientPolicy(inp
     // MAA token (a document's maa_token is not read): a maa section would read as accepting what
     // they never accept (alone, the policy would accept nothing).
     problems.push(
-      "attestation.maa: expected null or absent, found a policy section (the SDK, attest and the key broker appraise no MAA token: acceptedEvidence cannot name one, and a document's maa_token is not read; appraise MAA tokens with an attestation policy, verify-evidence --tee maa --policy)",
+      `attestation.${MAA_SECTION_REFUSAL} (the SDK, attest and the key broker appraise no MAA token: acceptedEvidence cannot name one, and a document's maa_token is not read; appraise MAA tokens with an attestation policy, verify-evidence --tee maa --policy)`,
     );
   }
   const accepted = result.success ? result.data.acceptedEvidence : memberOf(value, "acceptedEvidence");
