@@ -7,7 +7,7 @@
  * test/e2e/proxy.test.ts.)
  */
 import { request as httpRequest } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
 import type { ChatEvent, Session } from "../../client/sdk.ts";
 import { REQUEST_LIMITS as L } from "../../sealed/request-limits.ts";
@@ -19,7 +19,7 @@ afterEach(closeServers);
 const TOKEN = "local-token-0123456789abcdef0123456789";
 
 async function proxyFor(script?: Script, wrap: (session: Session) => Session = (s) => s) {
-  const { session } = await connectTo(script === undefined ? {} : { script });
+  const { session, paths } = await connectTo(script === undefined ? {} : { script });
   const log: string[] = [];
   const url = await serve(
     createProxyApp({ session: wrap(session), token: TOKEN, log: (line) => log.push(line) }).fetch,
@@ -33,7 +33,7 @@ async function proxyFor(script?: Script, wrap: (session: Session) => Session = (
     });
   const get = (path: string, init: RequestInit = {}) =>
     fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}` } });
-  return { url, model, post, get, log };
+  return { url, model, post, get, log, paths };
 }
 
 /**
@@ -524,7 +524,7 @@ describe("proxy: failures", () => {
   });
 
   it("an app that leaves before the first token is logged 499, not as a failure of the host (502)", async () => {
-    const { model, url, log } = await proxyFor([{ pauseMs: 400 }, { type: "text", text: "late" }]);
+    const { model, url, log, paths } = await proxyFor([{ pauseMs: 2000 }, { type: "text", text: "late" }]);
     for (const stream of [false, true]) {
       const leaving = new AbortController();
       const asking = fetch(`${url}/v1/chat/completions`, {
@@ -533,7 +533,15 @@ describe("proxy: failures", () => {
         body: JSON.stringify(ask(model, { stream })),
         signal: leaving.signal,
       });
-      setTimeout(() => leaving.abort(), 100);
+      // The app leaves once its request is sealed and sent, while the engine has not answered. (A
+      // fixed 100 ms could end before the request reached the proxy on a loaded machine: then
+      // nothing was logged.)
+      const sent = paths.filter((p) => p === "/sealed").length + 1;
+      await vi.waitFor(() => expect(paths.filter((p) => p === "/sealed")).toHaveLength(sent), {
+        timeout: 10_000,
+        interval: 5,
+      });
+      leaving.abort();
       await expect(asking).rejects.toThrow();
       const deadline = Date.now() + 5_000;
       while (log.filter((l) => JSON.parse(l).type === "proxy").length < (stream ? 2 : 1) && Date.now() < deadline) {
