@@ -14,7 +14,7 @@ import {
 } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { base64url } from "jose";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
@@ -452,7 +452,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
     const { host, sealed } = await setup({
       keys,
-      limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: 500 },
+      // Long enough that the unfinished bodies still hold their slots through the checks below on a
+      // loaded machine (at 500 ms, a 450 ms stall of the process freed them before the checks).
+      limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: 3000 },
     });
     /** A request whose body never ends: its answer can only come before the body is read. */
     const open = (key: string) => {
@@ -493,8 +495,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect((await sealed(envelope(), OTHER)).status).toBe(503);
     // A body not sent within requestBodyTimeoutMs loses its connection and gives its slot back.
-    await new Promise((r) => setTimeout(r, 600));
-    expect((await sealed(envelope())).status).toBe(200);
+    await vi.waitFor(async () => expect((await sealed(envelope())).status).toBe(200), {
+      timeout: 15_000,
+      interval: 200,
+    });
     for (const r of [...slow, extra, fourth]) r.req.destroy();
   });
 
