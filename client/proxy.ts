@@ -579,6 +579,10 @@ export function createProxyApp(options: ProxyOptions): Hono {
       faults.set(c.req.raw, faultOf(error));
     }
     if (!e.retry) c.header("x-should-retry", "false");
+    // An oversize body is refused unread: this connection cannot carry another request. Say so
+    // (node then closes it once the answer is written), or the app reuses it and its next request
+    // fails on a socket the server drops (as host/errors.ts and the enclave do).
+    if (e.status === 413) c.header("connection", "close");
     if (e.retryAfterSeconds !== undefined) c.header("retry-after", String(e.retryAfterSeconds));
     return c.json(errorBody(e), e.status);
   });
