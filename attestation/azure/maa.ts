@@ -181,9 +181,10 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
 function signedJsonObject(part: string | Uint8Array, name: "protected header" | "payload"): Record<string, unknown> {
   let value: unknown;
   try {
-    value = parseJwsPartJson(typeof part === "string" ? fromBase64url(part, `MAA token ${name}`) : part);
+    value = parseJwsPartJson(typeof part === "string" ? fromBase64url(part, name) : part);
   } catch (error) {
-    if (error instanceof ParseError) throw malformed(`${name} is not base64url JSON`, error);
+    // fromBase64url's refusal names the part and why (a character, a length, unused bits).
+    if (error instanceof ParseError) throw malformed(error.message, error);
     if (!(error instanceof SyntaxError)) throw error;
     throw malformed(`${name}: ${error.message}`, error);
   }

@@ -449,6 +449,31 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
     expect(verified.kid).toBe(TEST_MAA_KID);
   });
 
+  it("names why a protected header is not base64url in its one spelling (unused bits set, a length of 4k+1)", async () => {
+    const header = withHeader({ alg: "RS256", kid: first.kid }).split(".")[0] as string;
+    // One spelling only: a last character whose unused low bits are set decodes to the same bytes.
+    const unusedBits = header.length % 4 === 2 ? 0b1111 : 0b11;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet[alphabet.indexOf(header.at(-1) as string) | unusedBits] as string;
+    expect(header.length % 4).not.toBe(0);
+    const respelled = `${header.slice(0, -1)}${last}.${payload}.${signature}`;
+    const cut = `${header}${"A".repeat(5 - (header.length % 4))}.${payload}.${signature}`;
+    const refusals = [];
+    for (const token of [respelled, cut]) {
+      const error = await rejection(verifyMaaToken(token, { jwks, at: AT, expectedIssuer: null }));
+      refusals.push([error.code, error.message]);
+    }
+    const expected =
+      'MAA token: protected header: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero)';
+    expect(refusals).toEqual([
+      ["MAA_TOKEN_MALFORMED", `${expected}, found unused bits set in its last character`],
+      [
+        "MAA_TOKEN_MALFORMED",
+        `${expected}, found a length of 4k+1 (${header.length + 5 - (header.length % 4)} characters)`,
+      ],
+    ]);
+  });
+
   it("says a text that is not a compact JWS is not one", async () => {
     const error = await rejection(verifyMaaToken("not a token", { jwks, at: AT, expectedIssuer: null }));
     expect(error.message).toBe("MAA token: expected a compact JWS (three base64url segments)");
