@@ -314,7 +314,10 @@ interface Child {
   readonly name: string;
   readonly process: ChildProcess;
   readonly ready: Promise<{ url: string }>;
-  /** The last line it wrote on stderr so far (null: none): what a child that fails as it stops says last. */
+  /**
+   * The last line it wrote on stderr so far, leaving out its lines per request (isPerRequestLogLine)
+   * (null: none): what a child that fails as it stops says last.
+   */
   readonly lastLine: () => string | null;
 }
 
@@ -415,6 +418,29 @@ export async function refuseUnavailablePorts(
 }
 
 /**
+ * Whether a child's stderr line is one of its lines per request, which never say why it failed as
+ * it stopped, and which a request answered just before would otherwise put in that reason's place:
+ * the enclave's `cloister enclave: request refused …` (enclave/run.ts refusalLogLine), the host's
+ * access log (`{"type":"access",…}`, host/access-log.ts) and the key broker's lines of a release
+ * attempt or of a request refused before any route (`{"event":"release"|"request-refused",…}`,
+ * attestation/kbs/server.ts BrokerLogEntry). Its faults (`"event":"fault"`) are kept: they name a
+ * failure of its own.
+ */
+export function isPerRequestLogLine(line: string): boolean {
+  if (line.startsWith("cloister enclave: request refused ")) return true;
+  if (!line.startsWith("{")) return false;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (typeof parsed !== "object" || parsed === null) return false;
+  const { type, event } = parsed as { type?: unknown; event?: unknown };
+  return type === "access" || event === "release" || event === "request-refused";
+}
+
+/**
  * Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. When it exits first, the
  * rejection carries its error line; a port it could not listen on (its `cloister: USAGE: --port P:
  * …` line, exit 2) is bad input of the supervisor's `port` option, and is reported as such.
@@ -429,7 +455,7 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
   let errorLine: string | null = null;
   let lastLine: string | null = null;
   createInterface({ input: child.stderr! }).on("line", (line) => {
-    lastLine = line;
+    if (!isPerRequestLogLine(line)) lastLine = line;
     if (line.startsWith("cloister: ")) errorLine = line;
     stderr(`[${name}] ${line}`);
   });
@@ -539,7 +565,8 @@ export async function startDeployment(options: {
   /**
    * Called for each child that, stopped (by `stop()`, on an abort or a failed boot, or by
    * stopEnclave/restartEnclave), did not exit 0: its name, how it exited, and its last stderr line
-   * (an enclave that could not remove its private model copy names the copy there and exits 1).
+   * (an enclave that could not remove its private model copy names the copy there and exits 1), not
+   * a line of one of its requests (isPerRequestLogLine).
    */
   onStopFailure?: (who: string, how: string, lastLine: string | null) => void;
 }): Promise<RunningDeployment> {

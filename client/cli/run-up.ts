@@ -164,8 +164,9 @@ export async function runUp(options: UpOptions): Promise<void> {
 /**
  * The children that, stopped, did not exit 0 (an enclave that could not remove its private model
  * copy exits 1), for `up` and `demo` to fail with (exit 1): `onStopFailure` (startDeployment's)
- * says each on stderr, `<child> failed as it stopped (<how>): <its last line>`, so the decrypted
- * weights left behind are not lost among the children's lines; `failed()` tells whether any did.
+ * says each on stderr, `<child> failed as it stopped (<how>): <its last line>` (not a line of one
+ * of its requests: deploy.ts isPerRequestLogLine), so the decrypted weights left behind are not
+ * lost among the children's lines; `failed()` tells whether any did.
  */
 function stopFailures(): {
   readonly onStopFailure: (who: string, how: string, lastLine: string | null) => void;

@@ -12,8 +12,11 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
-import { prepareDeployment } from "../../client/cli/deploy.ts";
+import type { BrokerLogEntry } from "../../attestation/kbs/server.ts";
+import { isPerRequestLogLine, prepareDeployment } from "../../client/cli/deploy.ts";
 import { UsageError } from "../../client/cli/output.ts";
+import { refusalLogLine } from "../../enclave/run.ts";
+import { jsonLinesAccessLog } from "../../host/access-log.ts";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -219,5 +222,83 @@ describe("prepareDeployment (cloister up --dir) inside a git checkout", () => {
     await prepare(own);
     await expect(access(join(own, ".gitignore"))).rejects.toMatchObject({ code: "ENOENT" });
     expect(untracked()).toContain("mine/notes.txt");
+  });
+});
+
+describe("isPerRequestLogLine (the line a child that fails as it stops is reported with)", () => {
+  /** A child's stderr line as startChild reads it: without its newline. */
+  const asRead = (written: string) => written.replace(/\n$/, "");
+  const refusal = {
+    status: 400,
+    code: "REQUEST_UNREADABLE",
+    message: "request unreadable (HPE_INVALID_HEADER_TOKEN)",
+    method: null,
+    responseBytes: 93,
+  };
+  const accessLines: string[] = [];
+  jsonLinesAccessLog((line) => accessLines.push(line))({
+    time: "2026-12-05T00:00:00.000Z",
+    method: "POST",
+    path: "/v1/sealed",
+    status: 200,
+    keyId: "k1",
+    requestBytes: 10,
+    responseBytes: 20,
+    headersMs: 1,
+    durationMs: 2,
+    outcome: "ok",
+  });
+  // As `cloister kbs serve` writes them (attestation/kbs/cli-impl.ts): one JSON line each.
+  const brokerLine = (entry: BrokerLogEntry) => JSON.stringify(entry);
+
+  it.each([
+    ["the enclave's refusal before any route", asRead(refusalLogLine(refusal, "before any route"))],
+    [
+      "the enclave's refusal reading a body",
+      asRead(refusalLogLine({ ...refusal, method: "POST" }, "reading its body")),
+    ],
+    ["the host's access line", asRead(accessLines[0] as string)],
+    [
+      "the key broker's release line",
+      brokerLine({
+        event: "release",
+        outcome: "refused",
+        keyId: null,
+        code: "KBS_BUSY",
+        stage: null,
+        reason: "busy",
+        tee: null,
+        simulated: null,
+        measurement: null,
+        manifestDigest: null,
+        documentDigest: null,
+        ms: 1,
+      }),
+    ],
+    [
+      "the key broker's refusal before any route",
+      brokerLine({
+        event: "request-refused",
+        status: 408,
+        code: "REQUEST_TIMEOUT",
+        reason: "x",
+        method: null,
+        responseBytes: 0,
+      }),
+    ],
+  ])("leaves out %s", (_, line) => {
+    expect(isPerRequestLogLine(line)).toBe(true);
+  });
+
+  it.each([
+    "cloister enclave: stopped; could not remove the model copy /tmp/x (EBUSY): remove it by hand",
+    "cloister enclave: audit record not written (EIO): refusing new sealed requests (AUDIT_FAILED) until restarted",
+    "cloister host: pool: enclave 1 is gone",
+    brokerLine({ event: "fault", code: "INTERNAL", reason: "answering GET /healthz: Error: boom" }),
+    '{"type":"other"}',
+    "{ not json",
+    "null",
+  ])("keeps %s", (line) => {
+    expect(isPerRequestLogLine(line)).toBe(false);
   });
 });
