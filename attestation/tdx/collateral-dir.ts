@@ -102,8 +102,7 @@ export async function loadTdxCollateralDirectory(
       option,
       COLLATERAL_FILE_BOUND,
       (error) => fail(`${option}: cannot read ${entry(name)} (${fileErrorCause(error)})`, error),
-      // readBoundedFile's refusals name the file as `${option} ${path}: why`: shown as entry() instead.
-      (message) => fail(message.replace(`${option} ${path}`, () => `${option} ${entry(name)}`)),
+      ({ reason, cause }) => fail(`${option} ${entry(name)}: ${reason}`, cause),
     );
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   };

@@ -96,21 +96,38 @@ export async function readHandleToBound(handle: FileHandle, bytes: number): Prom
 
 /** The refusal of a file larger than its bound: names `what`, the file and the bound. */
 export function tooLargeMessage(file: string, what: string, limit: InputBound): string {
-  return `${what} ${file}: expected at most ${limit.bytes} bytes (${limit.expected}), found more`;
+  return `${what} ${file}: ${tooLargeReason(limit)}`;
+}
+
+/** Why a file larger than its bound is refused: the bound, and what the file is expected to hold. */
+function tooLargeReason(limit: InputBound): string {
+  return `expected at most ${limit.bytes} bytes (${limit.expected}), found more`;
+}
+
+/**
+ * Why readBoundedFile refused a file it could open, for `refuse` to name the file its own way: the
+ * reason (what follows `${what} ${file}: ` in its default message), and the error it was found
+ * with, when one was (a NotFileOrPipeError; none for a file larger than its bound).
+ */
+export interface FileRefusal {
+  readonly reason: string;
+  readonly cause?: NotFileOrPipeError;
 }
 
 /**
  * An input file's bytes, as they are: a regular file or a pipe (openFileOrPipe; anything else is
- * `refuse`d with notFileOrPipeMessage's text). At most `limit.bytes` bytes are read: a larger file
- * (or a pipe that never ends) is `refuse`d (a UsageError by default) with tooLargeMessage's text
- * naming `what`, the file and the bound, never held in memory whole.
+ * `refuse`d with notFileOrPipeMessage's text, its NotFileOrPipeError as the cause). At most
+ * `limit.bytes` bytes are read: a larger file (or a pipe that never ends) is `refuse`d with
+ * tooLargeMessage's text naming `what`, the file and the bound, never held in memory whole. By
+ * default a refusal is a UsageError.
  */
 export async function readBoundedFile(
   file: string,
   what: string,
   limit: InputBound,
   cannotRead: CannotRead = (error) => new UsageError(`${what} ${file}: cannot read (${readError(error)})`),
-  refuse: (message: string) => Error = (message) => new UsageError(message),
+  refuse: (refusal: FileRefusal) => Error = ({ reason, cause }) =>
+    new UsageError(`${what} ${file}: ${reason}`, { cause }),
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
@@ -121,10 +138,10 @@ export async function readBoundedFile(
       await handle.close();
     }
   } catch (error) {
-    if (error instanceof NotFileOrPipeError) throw refuse(notFileOrPipeMessage(file, what, error));
+    if (error instanceof NotFileOrPipeError) throw refuse({ reason: error.message, cause: error });
     throw cannotRead(error);
   }
-  if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));
+  if (bytes.length > limit.bytes) throw refuse({ reason: tooLargeReason(limit) });
   return bytes;
 }
 

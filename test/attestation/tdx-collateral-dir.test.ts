@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { NotFileOrPipeError } from "../../client/cli/bounded-file.ts";
 
 const TDX = fileURLToPath(new URL("../fixtures/attestation/tdx/", import.meta.url));
 const QUOTE = parseTdxQuote(readFileSync(join(TDX, "quote-v4-trustee.bin")));
@@ -52,11 +53,25 @@ describe("a collateral directory's entry names in messages", () => {
     expect((error as Failed).cause).toMatchObject({ code: "ENOENT" });
   });
 
-  it("are shown as untrusted text when an entry is not a file", async () => {
+  it("are shown as untrusted text when an entry is not a file, what it is kept as the cause", async () => {
     const dir = directory("not-a-file");
     mkdirSync(join(dir, HOSTILE));
+    const error = await loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Failed);
+    expect((error as Failed).message).toBe(
+      `--collateral ${SHOWN} in "${dir}": expected a regular file or a pipe, found a directory`,
+    );
+    expect((error as Failed).cause).toBeInstanceOf(NotFileOrPipeError);
+    expect((error as Failed).cause).toMatchObject({ found: "a directory" });
+  });
+
+  it("are shown as untrusted text when an entry is larger than the bound", async () => {
+    const dir = directory("too-large");
+    writeFileSync(join(dir, HOSTILE), Buffer.alloc(512 * 1024 + 1));
     await expect(loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail)).rejects.toThrow(
-      new Failed(`--collateral ${SHOWN} in "${dir}": expected a regular file or a pipe, found a directory`),
+      new Failed(
+        `--collateral ${SHOWN} in "${dir}": expected at most ${512 * 1024} bytes (Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one), found more`,
+      ),
     );
   });
 });

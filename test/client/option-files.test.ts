@@ -17,7 +17,7 @@ import { BrokerConfigError, loadBrokerConfig } from "../../attestation/kbs/confi
 import { verifyEvidence as verifySnp } from "../../attestation/snp/cli-verify.ts";
 import { verifyEvidence as verifyTdx } from "../../attestation/tdx/cli-verify.ts";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
-import { decodeStrictUtf8, readOptionFile } from "../../client/cli/bounded-file.ts";
+import { decodeStrictUtf8, NotFileOrPipeError, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { readApiKeyOfEarlierRun, readKeyFile } from "../../client/cli/deploy.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { readApiKey, readPolicyFile, readPrompt } from "../../client/cli/run-client.ts";
@@ -302,6 +302,15 @@ describe("option files are a regular file or a pipe: never a device, a socket or
       }
     });
   }
+
+  it("the refusal keeps what the path is as its cause (NotFileOrPipeError)", async () => {
+    const directory = join(dir, "directory-cause");
+    await mkdir(directory);
+    const error = await refusal(readOptionFile(directory, "--policy", { bytes: 10, expected: "a policy" }));
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).cause).toBeInstanceOf(NotFileOrPipeError);
+    expect((error as UsageError).cause).toMatchObject({ found: "a directory" });
+  });
 
   it("a pipe is read as a file is (a named pipe, `--policy <(command)`), and to the same bound", async () => {
     const policy = JSON.stringify(await devPolicy());
