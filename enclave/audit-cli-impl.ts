@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
-import { DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "../attestation/document-key.ts";
+import { compactJwsParts, DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "../attestation/document-key.ts";
 import { ParseError } from "../attestation/errors.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
@@ -282,16 +282,18 @@ function documentPartObject(text: string, part: "header" | "payload"): Record<st
   return value as Record<string, unknown>;
 }
 
-/** An attestation document's three parts, and its header and payload as documentPartObject reads them; nothing verified. */
+/**
+ * An attestation document's three parts (found as the verifier finds them: compactJwsParts), and its
+ * header and payload as documentPartObject reads them; nothing verified.
+ */
 export function readAttestationDocument(text: string): {
   readonly parts: readonly [string, string, string];
   readonly header: Record<string, unknown>;
   readonly payload: Record<string, unknown>;
 } {
-  const parts = text.trim().split(".");
-  if (parts.length !== 3)
-    throw new AuditDocumentInvalidError("attestation document: expected a compact JWS (three parts)");
-  const [headerPart, payloadPart, sigPart] = parts as [string, string, string];
+  const [headerPart, payloadPart, sigPart] = compactJwsParts(text.trim(), (found) => {
+    throw new AuditDocumentInvalidError(`attestation document: expected a compact JWS (3 parts), found ${found}`);
+  });
   return {
     parts: [headerPart, payloadPart, sigPart],
     header: documentPartObject(headerPart, "header"),

@@ -7,7 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { auditFindCommand, auditVerifyCommand, keyFromAttestationDocument } from "../../enclave/audit-cli-impl.ts";
+import {
+  AuditDocumentInvalidError,
+  auditFindCommand,
+  auditVerifyCommand,
+  keyFromAttestationDocument,
+} from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
 import { fifoWriter } from "../helpers/pipes.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
@@ -323,6 +328,17 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
 
 describe("keyFromAttestationDocument", () => {
   const b64u = (b: Uint8Array | string) => Buffer.from(b).toString("base64url");
+  it.each([
+    ["no dot", "abc", "1"],
+    ["one dot", "abc.def", "2"],
+    ["three dots", "a.b.c.d", "more than 3"],
+    ["a document of dots", ".".repeat(100_000), "more than 3"],
+  ])("refuses a document that is not three JWS parts (%s), naming how many it found", (_, document, found) => {
+    expect(() => keyFromAttestationDocument(document)).toThrow(
+      new AuditDocumentInvalidError(`attestation document: expected a compact JWS (3 parts), found ${found}`),
+    );
+  });
+
   it("refuses a document whose header names another algorithm, even signed by its sig_jwk", () => {
     const header = b64u(JSON.stringify({ alg: "ES256" }));
     const payload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) } }));
