@@ -148,10 +148,11 @@ export class AuditStore {
       // file is still as it was read: an end another writer (a second host process on this
       // directory) has added to since is its write under way, and the cut would take the record
       // it completes and stores. (A check, not a lock, as for each write: see above.)
-      if (tail.tornStart !== null && (await handle.stat()).size !== size) {
+      const found = tail.tornStart === null ? null : (await handle.stat()).size;
+      if (found !== null && found !== size) {
         throw new AuditStoreError(
           "AUDIT_STORE_IO",
-          `audit log ${path}: expected its end to stay as read (${size} bytes, the last line unfinished), found it grown: another process writes to this file (one host process per audit directory)`,
+          `audit log ${path}: expected its end to stay as read (${size} bytes, the last line unfinished), found ${found} bytes: another process writes to this file (one host process per audit directory)`,
         );
       }
       if (tail.tornStart === "before-window") {

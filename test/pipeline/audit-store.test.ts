@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
@@ -143,6 +144,26 @@ describe("AuditStore", () => {
       message: expect.stringContaining("another process writes to this file"),
     });
     expect(readFileSync(path, "utf8")).toBe(`${lines.join("\n")}\n`);
+  });
+
+  it("an unterminated end another process cuts while the store opens is refused, naming the size found", async () => {
+    const path = join(dir, "torn-then-cut.jsonl");
+    const lines = writeLog(2);
+    const torn = `${lines[0]}\n${(lines[1] as string).slice(0, 40)}`;
+    writeFileSync(path, torn);
+    // Another host process cuts the torn end off (its own open's repair) while this store reads it.
+    const proto = await fileHandlePrototype();
+    const read = proto.read as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, "read").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      const result = await read.apply(this, args);
+      truncateSync(path, Buffer.byteLength(`${lines[0]}\n`));
+      return result;
+    } as never);
+    await expect(AuditStore.open(path, { fsync: "never" })).rejects.toMatchObject({
+      code: "AUDIT_STORE_IO",
+      message: `audit log ${path}: expected its end to stay as read (${Buffer.byteLength(torn)} bytes, the last line unfinished), found ${Buffer.byteLength(`${lines[0]}\n`)} bytes: another process writes to this file (one host process per audit directory)`,
+    });
+    expect(readFileSync(path, "utf8")).toBe(`${lines[0]}\n`);
   });
 
   it("keeps an unterminated end whose start lies beyond any record's length, on a line of its own", async () => {
