@@ -50,7 +50,7 @@ const INTERRUPT_STOP_WAIT_MS = 5_000;
  * the enclave is the host's forwarding of sealed requests, and anything on the way may be an
  * attacker's).
  */
-function refusalLogLine(refusal: Refusal, when: "before any route" | "reading its body"): string {
+export function refusalLogLine(refusal: Refusal, when: "before any route" | "reading its body"): string {
   const method = refusal.method ?? "none (request line not read)";
   return `cloister enclave: request refused ${when}: ${refusal.status} ${refusal.code}, method ${method}, answer ${refusal.responseBytes} bytes: ${refusal.message}\n`;
 }
