@@ -10,8 +10,10 @@ import {
   createServer,
   type IncomingMessage,
   maxHeaderSize,
+  type OutgoingHttpHeader,
+  type OutgoingHttpHeaders,
   type Server,
-  type ServerResponse,
+  ServerResponse,
   STATUS_CODES,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -284,6 +286,30 @@ export async function listen(
     .running;
 }
 
+/**
+ * node's response, saying `Connection: close` when its headers go out before the request's body has
+ * all come (a refusal before reading it: no API key, a wrong route, an oversize declared length).
+ * That connection cannot carry another request at once: @hono/node-server drains the unread body for
+ * at most 500 ms and then drops the connection, and a client told `keep-alive` may have sent its next
+ * request on it by then (lost: "other side closed"). A request read whole keeps its connection.
+ */
+class ClosingWhenUnreadResponse extends ServerResponse {
+  override writeHead(
+    ...args: [
+      number,
+      (string | OutgoingHttpHeaders | OutgoingHttpHeader[])?,
+      (OutgoingHttpHeaders | OutgoingHttpHeader[])?,
+    ]
+  ): this {
+    // A request without a body is complete only once its handler has been called: it has no more
+    // to come (`complete` is set after the handler's call, so a synchronous answer sees it unset).
+    const { req } = this;
+    const hasBody = req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] ?? "0") !== "0";
+    if (hasBody && !req.complete) this.shouldKeepAlive = false;
+    return super.writeHead(...(args as [number, string?, OutgoingHttpHeaders?]));
+  }
+}
+
 /** `listen` with node's request listener, resolving with node's server too (listenBeforeServing swaps its listener). */
 function listenWith(
   listener: RequestListener,
@@ -298,6 +324,7 @@ function listenWith(
         headersTimeout: headersTimeoutMs,
         requestTimeout: REQUEST_TIMEOUT_MS,
         connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+        ServerResponse: ClosingWhenUnreadResponse,
       },
       listener,
     );
@@ -393,7 +420,8 @@ function listenWith(
       closeAfterLinger(socket);
       // node's parser keeps the last request it read the headers of; incomplete, it is this one. Its
       // handler's line is still to come only while an answer is under way on the connection (once
-      // answered, node reads on what the handler left unread, and the line is written already).
+      // answered, its line is written already; an answer given before the body came closes the
+      // connection, ClosingWhenUnreadResponse, but node may have read on before it closed).
       const incoming = node.parser?.incoming;
       if (incoming?.complete === false && node._httpMessage != null) refusedBodies.set(incoming, refusal(answer, null));
       else options.onRefused?.(refusal(answer, null));
