@@ -3,19 +3,26 @@
  * (`DIR/<boot id>.jsonl`). The records hold hashes and decisions only; the host cannot read more
  * from them than sizes.
  *
+ * Records are stored and acknowledged only once checked (audit-record-check.ts): the `/audit`
+ * answer is not authenticated, and a record stored at a seq makes the enclave's own record of that
+ * seq skipped as stored, acknowledged and dropped. The answer's key must be the one named by the
+ * boot's attestation document (read once per boot from the enclave's `/attestation`; the boot id is
+ * its SHA-256), and each record signed by it and chained. A defence in depth: the host stays
+ * untrusted (it could drop records itself; a checkpoint's count shows it).
+ *
  * `DIR/<boot id>.key` holds the Ed25519 public key the enclave's `/audit` answer named for that
  * boot. It is a filing hint only (which attested key to look for), never a key to verify with: the
- * answer is not authenticated and the file is written by the host, so a host that forges a log can
- * put its own key beside it, and the forged log verifies under it. Verify a log under the signing
+ * file is written by the host, so a host that forges a log can put its own key beside it, and the
+ * forged log verifies under it. Verify a log under the signing
  * key of a verified attestation: `cloister attest --json` (`signingKey`), `cloister audit
  * checkpoint` (the key its checkpoint is signed by), or `cloister chat --json` (`signingKey`), e.g.
  * `cloister audit verify --log FILE --key HEX --checkpoint CHECKPOINT`. No verifier reads the .key:
  * `cloister audit verify` and `find` take the key from --key, --document or --chat-json, and
- * `cloister up` its check's from the attestation it verified (client/cli/run-up.ts checkAudit). So a
- * hostile first answer (whatever answers at --enclave-url before the enclave) that files a wrong
- * key makes no verifier accept a record: it only has the boot's real answers refused (as naming
- * another key), stored and acknowledged nowhere, so the enclave keeps its records (and, its backlog
- * full, refuses requests: AUDIT_BACKLOG_FULL) until the .key is moved aside. Collection runs after
+ * `cloister up` its check's from the attestation it verified (client/cli/run-up.ts checkAudit). A
+ * .key naming another key (an older host's, filed from a hostile first answer before answers were
+ * checked against the document) makes no verifier accept a record: it only has the boot's real
+ * answers refused, stored and acknowledged nowhere, so the enclave keeps its records (and, its
+ * backlog full, refuses requests: AUDIT_BACKLOG_FULL) until the .key is moved aside. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
  * host resumes an existing file after the last record it holds, once that record is the enclave's
  * (else it stores and acknowledges nothing: resumeAt). Collectors of one process that
@@ -26,12 +33,14 @@
 import { constants } from "node:fs";
 import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import type { InputBound } from "../client/cli/bounded-file.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
+import { type BootAuditKey, bootAuditKey, checkRecordLine } from "./audit-record-check.ts";
 import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts";
 
 /**
@@ -315,6 +324,22 @@ function parseBatch(value: unknown): AuditBatch | string {
   return value as AuditBatch;
 }
 
+/**
+ * Why fetch failed, never in fetch's own message when it quotes the URL (which may carry a user
+ * and password).
+ */
+function fetchFailure(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  const message = (error as Error | null)?.message ?? "";
+  return (error as Error | null)?.name === "TimeoutError"
+    ? `no answer in ${COLLECT_TIMEOUT_MS} ms`
+    : typeof cause === "string"
+      ? cause
+      : message.includes("://")
+        ? `${(error as Error).name}, its message not shown (it quotes the URL)`
+        : message;
+}
+
 /** `record.seq` of a parsed line as it is, read without verifying anything (undefined: none). */
 function seqField(value: object): unknown {
   return (value as { record?: { seq?: unknown } }).record?.seq;
@@ -345,9 +370,14 @@ interface BootLog {
   readonly store: AuditStore;
   /** The next record to store: the records before it are in the file. */
   next: number;
+  /** The seq and hash of the last record this process stored (its successor's prevHash); null: not known. */
+  last: { seq: number; hash: string } | null;
   /** Batches are stored one at a time, so what is already stored is decided against `next`. */
   turn: Promise<unknown>;
 }
+
+/** Records checked (audit-record-check.ts) between two turns of the event loop. */
+const CHECK_SLICE = 16;
 
 /** The open logs of this process, by the file's resolved path; `users` counts the collectors. */
 const bootLogs = new Map<string, { users: number; log: Promise<BootLog> }>();
@@ -356,8 +386,8 @@ const closingLogs = new Map<string, Promise<void>>();
 
 export class AuditCollector {
   private boot: string | null = null;
-  /** The key the answer that opened this boot's log named (its .key filing hint). */
-  private signingKey: string | null = null;
+  /** This boot's key, from its attestation document (audit-record-check.ts): records are checked with it. */
+  private bootKey: BootAuditKey | null = null;
   private shared: { users: number; log: Promise<BootLog> } | null = null;
   /** Lets go of this boot's filed key (fileKey), once this collector leaves the boot. */
   private releaseKey: () => void = () => {};
@@ -508,18 +538,7 @@ export class AuditCollector {
         });
       }
     } catch (error) {
-      // Never fetch's own message when it quotes the URL (which may carry a user and password).
-      const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-      const message = (error as Error | null)?.message ?? "";
-      const why =
-        (error as Error | null)?.name === "TimeoutError"
-          ? `no answer in ${COLLECT_TIMEOUT_MS} ms`
-          : typeof cause === "string"
-            ? cause
-            : message.includes("://")
-              ? `${(error as Error).name}, its message not shown (it quotes the URL)`
-              : message;
-      return `audit: cannot collect from the enclave at ${describeUrlText(base)} (${why})`;
+      return `audit: cannot collect from the enclave at ${describeUrlText(base)} (${fetchFailure(error)})`;
     }
     if (!(body instanceof Uint8Array)) {
       return `audit: the audit batch of the enclave at ${describeUrlText(base)} is too large: expected at most ${maxBytes} bytes, found ${body.tooLarge}`;
@@ -535,17 +554,19 @@ export class AuditCollector {
     if (typeof batch === "string") {
       return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: ${batch}`;
     }
-    if (batch.boot === this.boot && batch.signingKey !== this.signingKey) {
+    const name = batch.boot.slice(0, 16);
+    const bootKey = batch.boot === this.boot ? this.bootKey : await this.readBootKey(base, batch.boot);
+    if (typeof bootKey === "string") return bootKey;
+    if (bootKey === null || batch.signingKey !== bootKey.hex) {
       // One boot has one key (its boot id is the digest of the document naming it): records under
-      // another would fail verification, and the .key filing hint would name the wrong one.
-      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: signingKey: expected the key this boot's first answer named, found another`;
+      // another are no record of this boot, and the .key filing hint would name the wrong one.
+      return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: signingKey: expected the key of boot ${name}'s attestation document, found another`;
     }
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       await this.release();
       this.boot = null;
       await makeAuditDir(this.options.dir);
-      const name = batch.boot.slice(0, 16);
       const keyPath = join(this.options.dir, `${name}.key`);
       const releaseKey = await fileKey(keyPath, batch.signingKey);
       if (releaseKey === null) {
@@ -561,18 +582,59 @@ export class AuditCollector {
       }
       // Only now: a boot whose file could not be opened is opened again at the next collection.
       this.boot = batch.boot;
-      this.signingKey = batch.signingKey;
+      this.bootKey = bootKey;
       this.releaseKey = releaseKey;
     }
     const log = this.log;
     if (log === null) return null;
     // One batch of this boot's file at a time (another collector may store the same records).
-    const turn = log.turn.then(() => this.store(log, batch));
+    const turn = log.turn.then(() => this.store(log, batch, bootKey, base));
     log.turn = turn.catch(() => undefined);
     const problem = await turn;
     if (problem !== null) return problem;
     if (batch.lines.length > 0) void this.collect(); // acknowledge what was just written (or already was)
     return null;
+  }
+
+  /**
+   * The key of boot `boot`, read from the attestation document the enclave at `base` serves
+   * (bootAuditKey: the document whose SHA-256 is the boot id); else the problem, as a log line. Read
+   * once per boot a collector meets (the document, up to DOCUMENT_MAX_LENGTH, as the host reads it
+   * for clients). An enclave that no longer serves its document (draining, or after AUDIT_FAILED:
+   * enclave/server.ts) to a collector that has not met its boot keeps its records.
+   */
+  private async readBootKey(base: string, boot: string): Promise<BootAuditKey | string> {
+    const name = boot.slice(0, 16);
+    const cannot = (why: string) =>
+      `audit: cannot read the attestation document of boot ${name} from the enclave at ${describeUrlText(base)} (${why}); none of its records is stored before its key is known`;
+    let text: string;
+    try {
+      const response = await (this.options.fetch ?? fetch)(`${base}/attestation`, {
+        redirect: "error",
+        signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
+      });
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => undefined);
+        return cannot(`HTTP ${response.status}`);
+      }
+      text = utf8.decode(await readBoundedBytes(response.body ?? [], DOCUMENT_MAX_LENGTH));
+    } catch (error) {
+      return cannot(
+        error instanceof ResponseTooLargeError ? `expected at most ${DOCUMENT_MAX_LENGTH} bytes` : fetchFailure(error),
+      );
+    }
+    let document: unknown;
+    try {
+      document = (JSON.parse(text) as { document?: unknown } | null)?.document;
+    } catch {
+      return cannot("expected a JSON object, found text that is not JSON");
+    }
+    if (typeof document !== "string")
+      return cannot(`document: expected a string, found ${describeUntrusted(document)}`);
+    const key = bootAuditKey(document, boot);
+    return typeof key === "string"
+      ? `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${name}: ${key}`
+      : key;
   }
 
   /**
@@ -586,7 +648,7 @@ export class AuditCollector {
         await closingLogs.get(path);
         const store = await AuditStore.open(path);
         try {
-          return { store, next: this.resumeAt(store, batch, name), turn: Promise.resolve() };
+          return { store, next: this.resumeAt(store, batch, name), last: null, turn: Promise.resolve() };
         } catch (error) {
           await store.close();
           throw error;
@@ -632,8 +694,11 @@ export class AuditCollector {
     }
   }
 
-  /** Stores what `batch` holds past the records already stored; resolves with a problem (null: none). */
-  private async store(log: BootLog, batch: AuditBatch): Promise<string | null> {
+  /**
+   * Stores what `batch` holds past the records already stored, once each of them is signed by the
+   * boot's key and chained; resolves with a problem (null: none).
+   */
+  private async store(log: BootLog, batch: AuditBatch, key: BootAuditKey, base: string): Promise<string | null> {
     if (batch.from > log.next) {
       this.options.onError?.(`audit: expected record ${log.next}, the enclave sent from ${batch.from}`);
     }
@@ -652,14 +717,30 @@ export class AuditCollector {
     // Each line parsed once: `check` hands its value on, and `append` takes the checked line as it is.
     // Checked up to the first bad line only: a broken answer is refused whole at it, and the lines
     // after it (a hostile answer's thousands) are never parsed.
+    // And signed by the boot's key and chained (audit-record-check.ts): the answer is not
+    // authenticated, and a line stored at a seq makes the enclave's own record of that seq skipped,
+    // acknowledged and dropped. The previous record's hash is known from seq 0 (the genesis), from
+    // the batch's line before, or from the last record this process stored; else not compared.
     const checked: CheckedLine[] = [];
+    let prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
+    let last = log.last;
     for (const [i, text] of lines.entries()) {
       const line = store.check(text);
       if (line === null) return `audit: record ${from + i} from the enclave is not a valid record line`;
       if (seqOf(line.value) !== from + i) {
         return `audit: record ${from + i} from the enclave: seq: expected ${from + i}, found ${describeUntrusted(seqField(line.value))}`;
       }
+      const signed = checkRecordLine(key, text, line.value, prevHash);
+      if (typeof signed === "string") {
+        return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${batch.boot.slice(0, 16)}, record ${from + i}: ${signed}`;
+      }
+      prevHash = signed.hash;
+      last = { seq: from + i, hash: signed.hash };
       checked.push(line);
+      // A record's check costs about 0.3 ms on a loaded 2-core machine (its Ed25519 signature,
+      // mostly): a page of AUDIT_PAGE_MAX_LINES would hold the event loop that forwards the host's
+      // frames for a third of a second, so the loop is let go between slices (a few ms each).
+      if (i % CHECK_SLICE === CHECK_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
     }
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
     // a write failure the store rejects the failed write and every line queued behind it, and
@@ -669,9 +750,11 @@ export class AuditCollector {
     const stored = results.findIndex((r) => r.status === "rejected");
     if (stored !== -1) {
       log.next = from + stored;
+      log.last = null; // its hash not kept: the next batch's first record is checked by signature only
       throw (results[stored] as PromiseRejectedResult).reason;
     }
     log.next = Math.max(log.next, batch.next);
+    log.last = last;
     return null;
   }
 

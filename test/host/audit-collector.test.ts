@@ -5,6 +5,7 @@
  * enclave/service.ts collectAudit): a failed disk write and a host restart store every record once.
  */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { realpathSync } from "node:fs";
 import {
   chmod,
@@ -41,12 +42,41 @@ import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
-import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
+import { makeWriter, resignRecord, sampleEntries, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
-const BOOT = "ab".repeat(32);
-const KEY = "cd".repeat(32);
+/**
+ * An attestation document as the collector reads it (its payload's `sig_jwk`, unverified), naming
+ * `key`; its SHA-256 is its boot's id.
+ */
+function documentNaming(key: Uint8Array): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const sigJwk = { kty: "OKP", crv: "Ed25519", x: Buffer.from(key).toString("base64url") };
+  return `${part({ alg: "EdDSA" })}.${part({ sig_jwk: sigJwk })}.${"A".repeat(86)}`;
+}
+const bootOf = (document: string) => createHash("sha256").update(document).digest("hex");
+
+/** The boot's document, naming the key its records are signed under (seededKeyPair(7)). */
+const DOCUMENT = documentNaming(seededKeyPair(7).publicKey);
+const BOOT = bootOf(DOCUMENT);
+const KEY = Buffer.from(seededKeyPair(7).publicKey).toString("hex");
 /** Records 0..5 of one boot as the enclave writes them (signed under seededKeyPair(7)). */
 const RECORDS = writeLog(6);
+
+/** The document the enclave's `/attestation` serves (null: it answers 503), and how often it was read. */
+interface ServedDocument {
+  document: string | null;
+  read: number;
+}
+
+/** `fetchFn` with the enclave's `/attestation` answered from `served` (the collector reads it once per boot it meets). */
+function withDocument(fetchFn: typeof fetch, served: ServedDocument = { document: DOCUMENT, read: 0 }): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    if (new URL(String(input)).pathname !== "/attestation") return fetchFn(input, init);
+    if (served.document === null) return new Response("", { status: 503 });
+    served.read += 1;
+    return new Response(JSON.stringify({ document: served.document }));
+  }) as typeof fetch;
+}
 const dirs: string[] = [];
 afterEach(async () => {
   vi.restoreAllMocks();
@@ -135,7 +165,12 @@ function scripted(batches: { from: number; lines: string[] }[]) {
 }
 
 /** A collector on a fresh directory, or on `existing` (a restarted host). */
-async function collector(fetchFn: typeof fetch, existing?: string, maxBatchBytes?: number) {
+async function collector(
+  fetchFn: typeof fetch,
+  existing?: string,
+  maxBatchBytes?: number,
+  served: ServedDocument = { document: DOCUMENT, read: 0 },
+) {
   const dir = existing ?? (await mkdtemp(join(tmpdir(), "cloister-collector-")));
   dirs.push(dir);
   const errors: string[] = [];
@@ -143,7 +178,7 @@ async function collector(fetchFn: typeof fetch, existing?: string, maxBatchBytes
     enclaveUrl: "http://enclave.invalid",
     dir,
     intervalMs: 60_000,
-    fetch: fetchFn,
+    fetch: withDocument(fetchFn, served),
     onError: (m) => errors.push(m),
     ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
   });
@@ -156,7 +191,7 @@ function secondCollector(fetchFn: typeof fetch, dir: string, errors: string[]): 
     enclaveUrl: "http://localhost:47601",
     dir,
     intervalMs: 60_000,
-    fetch: fetchFn,
+    fetch: withDocument(fetchFn),
     onError: (m) => errors.push(m),
   });
 }
@@ -551,7 +586,7 @@ describe("audit collector: one enclave under two URLs (127.0.0.1 and localhost)"
 });
 
 describe("audit collector: one boot's key across collectors", () => {
-  it("a second collector of the boot answered another key stores nothing and leaves the .key as filed", async () => {
+  it("a second collector of the boot answered another key than its document's stores nothing and leaves the .key as filed", async () => {
     const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     const { c: a, dir, errors, file } = await collector(fetchFn);
     await a.collect();
@@ -565,7 +600,7 @@ describe("audit collector: one boot's key across collectors", () => {
     await Promise.all([a.stop(), b.stop()]);
     const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
     expect(errors).toEqual([
-      `audit: the audit batch of the enclave at "http://localhost:47601" is malformed: signingKey: expected the key filed for this boot in ${keyFile}, found another; retrying every 60000 ms (logged again when the problem changes or ends)`,
+      `audit: the audit batch of the enclave at "http://localhost:47601" is refused: signingKey: expected the key of boot ${BOOT.slice(0, 16)}'s attestation document, found another; retrying every 60000 ms (logged again when the problem changes or ends)`,
     ]);
     expect(await readFile(keyFile, "utf8")).toBe(`${KEY}\n`);
     expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 1));
@@ -713,6 +748,110 @@ describe("audit collector: an enclave that is still booting", () => {
   });
 });
 
+describe("audit collector: only records signed by the boot's attested key", () => {
+  const keys = seededKeyPair(7);
+  const junk = (seq: number) => `{"record":{"seq":${seq}},"sig":"${"0".repeat(128)}"}`;
+  /** Records 0..1 by another key: its own chain, valid under its key. */
+  const otherKeys = writeLog(2, makeWriter(seededKeyPair(8)));
+  const altered = resignRecord(RECORDS[0] as string, keys.secretKey).line.replace('"decision":"', '"decision":"x');
+  // Signed by the boot's key, but not chained to record 0 (a record the enclave never wrote).
+  const unchained = resignRecord(RECORDS[1] as string, keys.secretKey, (r) => {
+    r.prevHash = "0".repeat(64);
+  }).line;
+  const cases: [string, string[], string][] = [
+    ["lines that are no record", [junk(0), junk(1)], "record 0: sig: expected a signature by the boot's key"],
+    ["a record altered after signing", [altered, RECORDS[1] as string], "record 0: sig: expected a signature"],
+    ["records of another key", otherKeys, "record 0: sig: expected a signature by the boot's key"],
+    ["a record signed by the key, not chained", [RECORDS[0] as string, unchained], "record 1: prevHash: expected"],
+  ];
+  it.each(cases)(
+    "a hostile first answer naming the boot and its key, with %s at seq 0..1: nothing stored or acknowledged; the enclave's records are stored after",
+    async (_, lines, problem) => {
+      const enclave = backlogEnclave();
+      enclave.write(2);
+      const asked: string[] = [];
+      let answered = false;
+      const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+        asked.push(new URL(String(input)).search);
+        if (answered) return enclave.fetch(input, init);
+        answered = true;
+        return new Response(JSON.stringify({ boot: BOOT, signingKey: KEY, from: 0, lines, next: 2 }));
+      }) as typeof fetch;
+      const { c, errors, file } = await collector(fetchFn);
+      await c.collect();
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain(
+        `audit: the audit batch of the enclave at "http://enclave.invalid" is refused: boot ${BOOT.slice(0, 16)}, ${problem}`,
+      );
+      expect(errors[0]).not.toContain("decision");
+      // Nothing acknowledged: the enclave is asked from 0 again, and still holds its records.
+      await c.collect();
+      expect(asked[1]).toBe(`?from=0&boot=${BOOT}`);
+      await settle(c);
+      await c.stop();
+      expect(enclave.pending).toBe(0);
+      await expectWholeLog(file, 2);
+      expect(await readFile(file, "utf8")).toBe(`${RECORDS.slice(0, 2).join("\n")}\n`);
+    },
+  );
+
+  it("refuses an answer naming another key than the boot's document, files no .key, and stores the boot's records after", async () => {
+    const { fetchFn: working, asked } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
+    let calls = 0;
+    const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+      calls += 1;
+      if (calls > 1) return working(input, init);
+      const lines = otherKeys;
+      return new Response(JSON.stringify({ boot: BOOT, signingKey: "ef".repeat(32), from: 0, lines, next: 2 }));
+    }) as typeof fetch;
+    const { c, dir, errors, file } = await collector(fetchFn);
+    await c.collect();
+    expect(errors).toEqual([
+      `audit: the audit batch of the enclave at "http://enclave.invalid" is refused: signingKey: expected the key of boot ${BOOT.slice(0, 16)}'s attestation document, found another; retrying every 60000 ms (logged again when the problem changes or ends)`,
+    ]);
+    expect(await readdir(dir)).toEqual([]);
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect(asked[0]).toBe("?from=0");
+    await expectWholeLog(file, 2);
+    expect(await readFile(join(dir, `${BOOT.slice(0, 16)}.key`), "utf8")).toBe(`${KEY}\n`);
+  });
+
+  it("refuses a boot whose document is another boot's (its digest), storing nothing", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
+    const document = documentNaming(seededKeyPair(8).publicKey);
+    const { c, dir, errors } = await collector(fetchFn, undefined, undefined, { document, read: 0 });
+    await c.collect();
+    await c.stop();
+    expect(errors[0]).toBe(
+      `audit: the audit batch of the enclave at "http://enclave.invalid" is refused: boot ${BOOT.slice(0, 16)}: document: expected the attestation document of boot ${BOOT.slice(0, 16)} (its SHA-256), found one of boot ${bootOf(document).slice(0, 16)}; retrying every 60000 ms (logged again when the problem changes or ends)`,
+    );
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("stores nothing while the document cannot be read, then collects; reads it once per boot", async () => {
+    const { fetchFn } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 1) },
+      { from: 0, lines: RECORDS.slice(0, 2) },
+      { from: 2, lines: RECORDS.slice(2, 3) },
+    ]);
+    const served: ServedDocument = { document: null, read: 0 };
+    const { c, dir, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    await c.collect();
+    expect(await readdir(dir)).toEqual([]);
+    served.document = DOCUMENT;
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect(errors[0]).toBe(
+      `audit: cannot read the attestation document of boot ${BOOT.slice(0, 16)} from the enclave at "http://enclave.invalid" (HTTP 503); none of its records is stored before its key is known; retrying every 60000 ms (logged again when the problem changes or ends)`,
+    );
+    expect(served.read).toBe(1);
+    await expectWholeLog(file, 3);
+  });
+});
+
 describe("audit collector: a hostile or broken answer", () => {
   const answer = (fields: Record<string, unknown>) =>
     JSON.stringify({ boot: BOOT, signingKey: KEY, from: 2, lines: [], next: 2, ...fields });
@@ -743,7 +882,7 @@ describe("audit collector: a hostile or broken answer", () => {
     [
       "another key for the same boot",
       answer({ signingKey: "ef".repeat(32), lines: [RECORDS[2]], next: 3 }),
-      "signingKey: expected the key this boot's first answer named, found another",
+      `signingKey: expected the key of boot ${BOOT.slice(0, 16)}'s attestation document, found another`,
     ],
     [
       "records out of order",
