@@ -795,6 +795,26 @@ describe("audit collector: only records signed by the boot's attested key", () =
     },
   );
 
+  it("refuses a record of a later answer not chained to the last record stored, and stores the enclave's after", async () => {
+    const forged = resignRecord(RECORDS[2] as string, keys.secretKey, (r) => {
+      r.prevHash = "0".repeat(64);
+    }).line;
+    const { fetchFn, asked } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 2) },
+      { from: 2, lines: [forged] },
+      { from: 2, lines: RECORDS.slice(2, 4) },
+    ]);
+    const { c, errors, file } = await collector(fetchFn);
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect(errors[0]).toContain(
+      `boot ${BOOT.slice(0, 16)}, record 2: prevHash: expected the hash of the record before it`,
+    );
+    expect(asked.slice(1, 3)).toEqual([`?from=2&boot=${BOOT}`, `?from=2&boot=${BOOT}`]);
+    await expectWholeLog(file, 4);
+  });
+
   it("refuses an answer naming another key than the boot's document, files no .key, and stores the boot's records after", async () => {
     const { fetchFn: working, asked } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
     let calls = 0;
