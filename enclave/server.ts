@@ -125,6 +125,12 @@ export function createEnclaveApp(
     return c.json(enclave.collectAudit(from, auditBoot(auditParameter(c.req.queries("boot"), "boot"))));
   });
 
+  // The boot's attestation document for the host's collector, which checks the records it collects
+  // under the key it names (host/audit-record-check.ts; the boot id is its SHA-256). Served while
+  // draining and after AUDIT_FAILED, as /audit is (GET /attestation is not): a host (re)started then
+  // must still learn the key to store that boot's records. No collateral: the collector needs none.
+  app.get("/audit/document", (c) => c.json({ document: enclave.document }));
+
   // Sealed requests work on node's own request and response (no Request/Response objects or web
   // streams per request or frame): the body is read from the socket, frames are written to it.
   app.post("/sealed", async (c) => {

@@ -3,7 +3,8 @@
  * frame (off the answer's path): if that write fails, the client still gets its whole answer and a
  * normal end of stream, and the enclave then refuses every new sealed request (AUDIT_FAILED, 503,
  * before the request is opened or the engine asked) until it is restarted, offers no new session
- * (GET /attestation: AUDIT_FAILED, so a pool host asks another member), says so on /healthz,
+ * (GET /attestation: AUDIT_FAILED, so a pool host asks another member; GET /audit/document still
+ * answers, for the host's collector), says so on /healthz,
  * and logs the failure once, by its code only. A write that fails before the end (a refusal, an
  * engine failure, a reader that went away) is tried once and ends in an AUDIT_FAILED error frame
  * or a quiet abandon, never a crash.
@@ -137,6 +138,12 @@ describe("enclave: an audit write that fails after the final frame", () => {
     const document = await fetch(`${server.url}/attestation`);
     expect(document.status).toBe(503);
     expect(((await document.json()) as { error: { code: string } }).error.code).toBe("AUDIT_FAILED");
+    // But the host's collector still reads it on its audit route, to check the records it collects.
+    const forAudit = await fetch(`${server.url}/audit/document`);
+    expect({ status: forAudit.status, body: await forAudit.json() }).toEqual({
+      status: 200,
+      body: { document: enclave.document },
+    });
   });
 
   it("refuses every later sealed request with AUDIT_FAILED (503) before the engine is asked", async () => {

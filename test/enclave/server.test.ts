@@ -560,6 +560,12 @@ describe("enclave server: draining (shutting down)", () => {
     expect(refused.headers.get("retry-after")).toBe("1");
     expect(await refused.json()).toMatchObject({ error: { code: "ENCLAVE_DRAINING" } });
     expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
+    // Its document stays on its audit route: a host (re)started now learns the boot's key from it.
+    const served = await fetch(`${server.url}/audit/document`);
+    expect({ status: served.status, body: await served.json() }).toEqual({
+      status: 200,
+      body: { document: enclave.document },
+    });
     // Its health says so too (a host with one enclave passes that on to its load balancer).
     const health = await fetch(`${server.url}/healthz`);
     expect({ status: health.status, body: await health.json() }).toEqual({ status: 503, body: { status: "draining" } });
