@@ -6,7 +6,7 @@
  * Records are stored and acknowledged only once checked (audit-record-check.ts): the `/audit`
  * answer is not authenticated, and a record stored at a seq makes the enclave's own record of that
  * seq skipped as stored, acknowledged and dropped. The answer's key must be the one named by the
- * boot's attestation document (read once per boot from the enclave's `/attestation`; the boot id is
+ * boot's attestation document (read once per boot from the enclave's `GET /audit/document`; the boot id is
  * its SHA-256), and each record signed by it and chained. A defence in depth: the host stays
  * untrusted (it could drop records itself; a checkpoint's count shows it).
  *
@@ -376,6 +376,9 @@ interface BootLog {
   turn: Promise<unknown>;
 }
 
+/** The largest document answer read: `{"document":"<jws>"}` of a document of DOCUMENT_MAX_LENGTH. */
+const DOCUMENT_ANSWER_MAX_BYTES = DOCUMENT_MAX_LENGTH + '{"document":""}'.length;
+
 /** Records checked (audit-record-check.ts) between two turns of the event loop. */
 const CHECK_SLICE = 16;
 
@@ -388,6 +391,8 @@ export class AuditCollector {
   private boot: string | null = null;
   /** This boot's key, from its attestation document (audit-record-check.ts): records are checked with it. */
   private bootKey: BootAuditKey | null = null;
+  /** The last read of a boot's document (bootKeyOf): its key or the problem, and when it was asked for. */
+  private documentRead: { boot: string; key: BootAuditKey | string; at: number } | null = null;
   private shared: { users: number; log: Promise<BootLog> } | null = null;
   /** Lets go of this boot's filed key (fileKey), once this collector leaves the boot. */
   private releaseKey: () => void = () => {};
@@ -555,7 +560,7 @@ export class AuditCollector {
       return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: ${batch}`;
     }
     const name = batch.boot.slice(0, 16);
-    const bootKey = batch.boot === this.boot ? this.bootKey : await this.readBootKey(base, batch.boot);
+    const bootKey = batch.boot === this.boot ? this.bootKey : await this.bootKeyOf(base, batch.boot);
     if (typeof bootKey === "string") return bootKey;
     if (bootKey === null || batch.signingKey !== bootKey.hex) {
       // One boot has one key (its boot id is the digest of the document naming it): records under
@@ -597,11 +602,29 @@ export class AuditCollector {
   }
 
   /**
-   * The key of boot `boot`, read from the attestation document the enclave at `base` serves
-   * (bootAuditKey: the document whose SHA-256 is the boot id); else the problem, as a log line. Read
-   * once per boot a collector meets (the document, up to DOCUMENT_MAX_LENGTH, as the host reads it
-   * for clients). An enclave that no longer serves its document (draining, or after AUDIT_FAILED:
-   * enclave/server.ts) to a collector that has not met its boot keeps its records.
+   * The key of boot `boot` (readBootKey), or the problem, as a log line. Read once per boot a
+   * collector meets; a failed read is not repeated before a collection interval has passed since it
+   * was asked for: collection also runs after every response, and each read may carry a document of
+   * up to 4 MiB. (The timer's jitter may put the retry one round later.)
+   */
+  private async bootKeyOf(base: string, boot: string): Promise<BootAuditKey | string> {
+    const last = this.documentRead;
+    if (last?.boot === boot && (typeof last.key !== "string" || Date.now() - last.at < this.options.intervalMs)) {
+      return last.key;
+    }
+    const at = Date.now();
+    const key = await this.readBootKey(base, boot);
+    this.documentRead = { boot, key, at };
+    return key;
+  }
+
+  /**
+   * The key of boot `boot`, read from the attestation document the enclave at `base` serves its
+   * collector on `GET /audit/document` (bootAuditKey: the document whose SHA-256 is the boot id);
+   * else the problem, as a log line. That route answers while the enclave drains and after
+   * AUDIT_FAILED (enclave/server.ts), when `/attestation` refuses: a host (re)started then still
+   * stores that boot's records. An older enclave without it (404) is read on `/attestation`, which
+   * it refuses in those states (its records then stay with it).
    */
   private async readBootKey(base: string, boot: string): Promise<BootAuditKey | string> {
     const name = boot.slice(0, 16);
@@ -609,18 +632,26 @@ export class AuditCollector {
       `audit: cannot read the attestation document of boot ${name} from the enclave at ${describeUrlText(base)} (${why}); none of its records is stored before its key is known`;
     let text: string;
     try {
-      const response = await (this.options.fetch ?? fetch)(`${base}/attestation`, {
-        redirect: "error",
-        signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
-      });
+      const get = (route: string) =>
+        (this.options.fetch ?? fetch)(`${base}${route}`, {
+          redirect: "error",
+          signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
+        });
+      let response = await get("/audit/document");
+      if (response.status === 404) {
+        await response.body?.cancel().catch(() => undefined);
+        response = await get("/attestation");
+      }
       if (!response.ok) {
         await response.body?.cancel().catch(() => undefined);
         return cannot(`HTTP ${response.status}`);
       }
-      text = utf8.decode(await readBoundedBytes(response.body ?? [], DOCUMENT_MAX_LENGTH));
+      text = utf8.decode(await readBoundedBytes(response.body ?? [], DOCUMENT_ANSWER_MAX_BYTES));
     } catch (error) {
       return cannot(
-        error instanceof ResponseTooLargeError ? `expected at most ${DOCUMENT_MAX_LENGTH} bytes` : fetchFailure(error),
+        error instanceof ResponseTooLargeError
+          ? `expected at most ${DOCUMENT_ANSWER_MAX_BYTES} bytes`
+          : fetchFailure(error),
       );
     }
     let document: unknown;

@@ -39,7 +39,7 @@ export interface BootAuditKey {
 
 /**
  * The Ed25519 key of the boot whose id is `boot`, from `document` (its attestation document, as
- * the enclave's `/attestation` serves it); a string saying what is wrong otherwise (never the
+ * the enclave serves it on `GET /audit/document`); a string saying what is wrong otherwise (never the
  * document's content): a document of another boot (its SHA-256 is not `boot`), or one naming no
  * Ed25519 key.
  */

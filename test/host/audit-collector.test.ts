@@ -26,9 +26,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import { type AuditWriter, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { AuditRecordInvalidError } from "../../enclave/pipeline/errors.ts";
 import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
-import { AUDIT_PAGE_MAX_LINES, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
+import { createEnclaveApp, type EnclaveServerState } from "../../enclave/server.ts";
+import { AUDIT_PAGE_MAX_LINES, type Enclave, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
 import {
   AUDIT_BATCH_MAX_BYTES,
   AUDIT_BATCH_MAX_LINES,
@@ -40,6 +43,8 @@ import {
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
+import { sealRequest } from "../../sealed/index.ts";
+import { bootWith, ScriptedEngine, usage } from "../enclave/helpers.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import { makeWriter, resignRecord, sampleEntries, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
@@ -62,21 +67,47 @@ const KEY = Buffer.from(seededKeyPair(7).publicKey).toString("hex");
 /** Records 0..5 of one boot as the enclave writes them (signed under seededKeyPair(7)). */
 const RECORDS = writeLog(6);
 
-/** The document the enclave's `/attestation` serves (null: it answers 503), and how often it was read. */
+/**
+ * The document the enclave serves on `GET /audit/document` (null: it answers 503), and how often it
+ * was asked for. `olderEnclave`: it answers 404 there and serves the document on `/attestation` only.
+ */
 interface ServedDocument {
   document: string | null;
   read: number;
+  olderEnclave?: boolean;
 }
 
-/** `fetchFn` with the enclave's `/attestation` answered from `served` (the collector reads it once per boot it meets). */
+/** `fetchFn` with the enclave's document answered from `served` (the collector reads it once per boot it meets). */
 function withDocument(fetchFn: typeof fetch, served: ServedDocument = { document: DOCUMENT, read: 0 }): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
-    if (new URL(String(input)).pathname !== "/attestation") return fetchFn(input, init);
-    if (served.document === null) return new Response("", { status: 503 });
+    const path = new URL(String(input)).pathname;
+    const route = served.olderEnclave === true ? "/attestation" : "/audit/document";
+    if (path === "/audit/document" && route !== path) return new Response("{}", { status: 404 });
+    if (path !== route) return fetchFn(input, init);
     served.read += 1;
+    if (served.document === null) return new Response("", { status: 503 });
     return new Response(JSON.stringify({ document: served.document }));
   }) as typeof fetch;
 }
+/** Opens one sealed request in `enclave` and reads its answer to the end (its audit record written, or failed). */
+async function answerSealed(enclave: Enclave): Promise<void> {
+  const { envelope } = await sealRequest({
+    enclavePublicKey: enclave.publicKeys.sealing,
+    kind: "complete",
+    body: { prompt: "hi" },
+  });
+  const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+  const pending = enclave.auditPending;
+  for await (const _ of answer.frames) {
+    // read to the end
+  }
+  // The record is written just after the final frame.
+  const deadline = Date.now() + 5000;
+  while (enclave.auditPending === pending && !enclave.auditFailed && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 const dirs: string[] = [];
 afterEach(async () => {
   vi.restoreAllMocks();
@@ -850,25 +881,101 @@ describe("audit collector: only records signed by the boot's attested key", () =
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it("stores nothing while the document cannot be read, then collects; reads it once per boot", async () => {
+  it("stores nothing while the document cannot be read, asks for it again once per collection interval, then collects; reads it once per boot", async () => {
     const { fetchFn } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 1) },
       { from: 0, lines: RECORDS.slice(0, 1) },
       { from: 0, lines: RECORDS.slice(0, 2) },
       { from: 2, lines: RECORDS.slice(2, 3) },
     ]);
     const served: ServedDocument = { document: null, read: 0 };
     const { c, dir, errors, file } = await collector(fetchFn, undefined, undefined, served);
-    await c.collect();
-    expect(await readdir(dir)).toEqual([]);
-    served.document = DOCUMENT;
-    await c.collect();
-    await settle(c);
-    await c.stop();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      await c.collect();
+      expect(await readdir(dir)).toEqual([]);
+      served.document = DOCUMENT;
+      // A collection after a response, within the interval: the failed read is not repeated (up to 4 MiB each).
+      await c.collect();
+      expect(served.read).toBe(1);
+      expect(await readdir(dir)).toEqual([]);
+      vi.setSystemTime(Date.now() + 60_000);
+      await c.collect();
+      await settle(c);
+      await c.stop();
+    } finally {
+      vi.useRealTimers();
+    }
     expect(errors[0]).toBe(
       `audit: cannot read the attestation document of boot ${BOOT.slice(0, 16)} from the enclave at "http://enclave.invalid" (HTTP 503); none of its records is stored before its key is known; retrying every 60000 ms (logged again when the problem changes or ends)`,
     );
-    expect(served.read).toBe(1);
+    expect(served.read).toBe(2);
     await expectWholeLog(file, 3);
+  });
+
+  it("reads the document from /attestation when the enclave has no /audit/document (an older enclave: 404)", async () => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
+    const served: ServedDocument = { document: DOCUMENT, read: 0, olderEnclave: true };
+    const { c, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect(errors).toEqual([]);
+    expect(served.read).toBe(1);
+    await expectWholeLog(file, 2);
+  });
+});
+
+describe("audit collector: a host that meets a boot only while its enclave drains or after AUDIT_FAILED", () => {
+  const servers: RunningServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+  const states: [string, (enclave: Enclave, state: EnclaveServerState) => Promise<void>][] = [
+    [
+      "draining",
+      async (_, state) => {
+        state.draining = true;
+      },
+    ],
+    [
+      "after AUDIT_FAILED",
+      async (enclave) => {
+        vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+        const writer = (enclave as unknown as { audit: AuditWriter }).audit;
+        vi.spyOn(writer, "record").mockImplementation(() => {
+          throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+        });
+        await answerSealed(enclave);
+        expect(enclave.auditFailed).toBe(true);
+      },
+    ],
+  ];
+  it.each(states)("%s: still stores (and so lets the enclave drop) that boot's records", async (_, into) => {
+    const enclave = await bootWith(
+      new ScriptedEngine(() => [
+        { type: "text", text: "a" },
+        { type: "done", stopReason: "eog", usage },
+      ]),
+    );
+    const state: EnclaveServerState = { draining: false, active: 0 };
+    const server = await listen(createEnclaveApp(enclave, state).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    await answerSealed(enclave);
+    await answerSealed(enclave);
+    await into(enclave, state);
+    expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    dirs.push(dir);
+    const errors: string[] = [];
+    const c = new AuditCollector({ enclaveUrl: server.url, dir, intervalMs: 60_000, onError: (m) => errors.push(m) });
+    await c.collect();
+    await c.stop();
+    expect(errors).toEqual([]);
+    const lines = await readAuditLines(join(dir, `${enclave.documentDigest.slice(0, 16)}.jsonl`));
+    expect(lines).toHaveLength(2);
+    expect(verifyAuditLog(lines, enclave.publicKeys.signing)).toMatchObject({ ok: true });
+    expect(enclave.auditPending).toBe(0);
   });
 });
 
