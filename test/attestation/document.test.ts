@@ -623,7 +623,7 @@ describe("attestation document", () => {
         message: `vTPM quote extraData: expected SHA-256(REPORT_DATA) ${toHex(qualifying)} (REPORT_DATA ${toHex(reportData)}, the hash of the document's keys and manifest), found ${toHex(extraData)} (${extraData.length} bytes)`,
       });
     }
-  }, 60_000);
+  });
 
   it("checks the manifest's platforms against the verified evidence: a manifest for sim-snp only is no manifest for hardware SNP or for sim-tdx", async () => {
     const snpOnly = await signManifest(

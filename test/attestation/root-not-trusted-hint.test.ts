@@ -67,7 +67,7 @@ describe("ROOT_NOT_TRUSTED simulator hint: SEV-SNP", () => {
   it("gives no hint for a look-alike chain (simulator names, keys of another seed)", async () => {
     const message = await rootNotTrusted(snp(insecureSimulatedAmdHierarchy("cloister-test-other-seed")));
     expect(message).not.toContain(HINT);
-  }, 30_000);
+  });
 
   it("gives no hint for a real Milan VCEK under the wrong roots", async () => {
     const report = parseSnpReport(read("snp/milan-gcp-v5-report.bin"));

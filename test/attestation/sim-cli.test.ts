@@ -26,7 +26,7 @@ beforeAll(async () => {
   );
   await writeFile(join(dir, "vcek.der"), hierarchy.vcek.certificate);
   await writeFile(join(dir, "policy.json"), JSON.stringify(simulatorAttestationPolicy("sim-snp", toHex(measurement))));
-}, 60_000);
+});
 
 afterAll(() => rm(dir, { recursive: true, force: true }));
 

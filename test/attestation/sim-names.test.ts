@@ -42,7 +42,7 @@ describe("attestation/sim/names.ts", () => {
     );
     expect(namesInsecureSimulator(real.issuer)).toBe(false);
     expect(await issuedByInsecureSimulatorAsk(real)).toBe(false);
-  }, 30_000);
+  });
 
   it("keeps the default seed's Intel root, byte for byte", () => {
     expect(INSECURE_SIMULATOR_INTEL_ROOT_BASE64).toBe(

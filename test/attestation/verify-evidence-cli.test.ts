@@ -168,7 +168,7 @@ describe("verify-evidence on simulated SNP evidence", () => {
     vcek = join(dir, "sim-vcek.der");
     writeFileSync(report, simulateSnpReport(hierarchy, { reportData: new Uint8Array(64).fill(1), measurement }));
     writeFileSync(vcek, hierarchy.vcek.certificate);
-  }, 60_000);
+  });
   const sim = (...extra: string[]) =>
     runCloister(["verify-evidence", "--tee", "snp", "--report", report, "--cert", vcek, ...extra]);
 

@@ -147,7 +147,7 @@ describe("readApiKey", () => {
       expect(run.stderr).toContain("cloister: URL_CREDENTIALS: --url: expected no user name or password");
       expect(`${run.stdout}${run.stderr}`).not.toContain("s3cretpw");
     }
-  }, 60_000);
+  });
 
   it("reads a named file or CLOISTER_API_KEY for any host, warning of plain http to another host", async () => {
     vi.stubEnv("CLOISTER_API_KEY", undefined);
@@ -187,7 +187,7 @@ describe("readApiKey", () => {
         "--api-key-file <file> file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given;",
       );
     }
-  }, 60_000);
+  });
 });
 
 describe("a host that refuses the key: which key was sent, never the key", () => {

@@ -76,7 +76,7 @@ describe("bad input exits 2, a failure exits 1", () => {
       code: 2,
       stderr: expect.stringMatching(/^cloister: MODEL_OUTPUT_EXISTS: .*--force replaces it\)\n$/),
     });
-  }, 60_000);
+  });
 
   it("audit verify / receipt verify: a small-order --key exits 2, as a malformed one does, in the same words", async () => {
     const log = join(dir, "audit.jsonl");

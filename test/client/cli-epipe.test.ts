@@ -66,7 +66,7 @@ describe("standard output closed by its reader (| head -1)", () => {
         pid: undefined,
       });
     }
-  }, 60_000);
+  });
 
   it("a server (the host) stops through its own shutdown, not with a stack trace", async () => {
     const key = { id: "a", project: "p", sha256: "ab".repeat(32), permissions: ["attest"], requestsPerMinute: 60 };
@@ -85,7 +85,7 @@ describe("standard output closed by its reader (| head -1)", () => {
     expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
     // Its SIGTERM shutdown ran (a kill by the signal itself would leave a signal and no code).
     expect({ code: run.code, signal: run.signal }).toEqual({ code: 0, signal: null });
-  }, 60_000);
+  });
 
   it("model run stops with 141 and removes its private copy of the model", async () => {
     // Loading node-llama-cpp adds a SIGTERM listener (signal-exit) that re-raises the signal: the
@@ -102,7 +102,7 @@ describe("standard output closed by its reader (| head -1)", () => {
       stderr: "",
       left: [],
     });
-  }, 60_000);
+  });
 
   it("demo stops the deployment it started (key broker, enclave, host) before it exits with 141", async () => {
     // Its output is first written after its boot, when the children are running.

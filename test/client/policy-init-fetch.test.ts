@@ -59,7 +59,7 @@ describe("cloister policy init", () => {
     );
     expect(run.stderr).not.toContain("ck_policy_init_secret_0123");
     expect(reached).toEqual([]);
-  }, 60_000);
+  });
 
   it("says what is wrong with a malformed document's payload: its parts, its JSON, or a payload that is no object", async () => {
     for (const [document, expected] of [
@@ -81,5 +81,5 @@ describe("cloister policy init", () => {
       expect(run.stderr).toContain(expected);
       expect(run.stderr).not.toContain("TypeError");
     }
-  }, 90_000);
+  });
 });

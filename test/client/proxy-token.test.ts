@@ -103,7 +103,7 @@ describe("localToken", () => {
     const fifo = join(dir, "fifo");
     execFileSync("mkfifo", ["-m", "600", fifo]);
     await expect(localToken(fifo)).rejects.toThrow(`--token-file: "${fifo}" is not a regular file`);
-  }, 5_000);
+  });
 });
 
 describe("proxyTokenProblem (the proxy's and its token file's rule)", () => {

@@ -75,7 +75,7 @@ describe("the enclave applies exactly sealed/request-limits.ts", () => {
     expect(await outcome("complete", { prompt: `${atLimit}x` })).toBe("REQUEST_INVALID");
     expect(await outcome("chat", { messages: [user(atLimit)] })).toMatch(/^(final|POLICY_BLOCKED)$/);
     expect(await outcome("chat", { messages: [user(`${atLimit}x`)] })).toBe("REQUEST_INVALID");
-  }, 30_000);
+  });
 
   it("messages: 1 to maxMessages accepted, none or one more refused; only CHAT_ROLES", async () => {
     const many = (n: number) => Array.from({ length: n }, () => user("hi"));
@@ -148,5 +148,5 @@ describe("the SDK applies the same limits locally, before anything is sealed or 
     expect(await viaSdk((s) => s.complete(`${atLimit}x`))).toEqual({ outcome: "configuration:BAD_PROMPT", sealed: 0 });
     expect(await viaSdk(chat([user(atLimit)]))).toEqual(accepted);
     expect(await viaSdk(chat([user(`${atLimit}x`)]))).toEqual({ outcome: "configuration:BAD_MESSAGES", sealed: 0 });
-  }, 30_000);
+  });
 });

@@ -103,5 +103,5 @@ describe("naming a refused simulated TDX quote", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  });
 });

@@ -31,5 +31,5 @@ describe("isInsecureSimulatorEvidence on SEV-SNP evidence", () => {
       await isInsecureSimulatorEvidence(evidenceOf(insecureSimulatedAmdHierarchy("cloister-test-other-seed"))),
     ).toBe(false);
     expect(vi.mocked(insecureSimulatorAnchors)).not.toHaveBeenCalled();
-  }, 30_000);
+  });
 });

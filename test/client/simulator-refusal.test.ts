@@ -82,7 +82,7 @@ describe("verifyWithClientPolicy with a policy that does not trust the simulator
       code: "ROOT_NOT_TRUSTED",
       stage: "verify",
     });
-  }, 30_000);
+  });
 
   it("names the simulator only for a refused root: a document that fails its own checks keeps its code", async () => {
     const [, payload, signature] = (await snpDocument()).split(".");
@@ -118,7 +118,7 @@ describe("isInsecureSimulatorEvidence", () => {
     expect(await isInsecureSimulatorEvidence(documentWith(tdxEvidence(insecureSimulatedIntelHierarchy(seed))))).toBe(
       false,
     );
-  }, 30_000);
+  });
 
   it("is false for genuine hardware evidence, and for what is not evidence", async () => {
     const genuine = documentWith({

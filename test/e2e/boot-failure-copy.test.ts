@@ -18,7 +18,7 @@ let files: DeploymentFiles;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-boot-failure-copy-"));
   files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {}, sealedModel: false });
-}, 60_000);
+});
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });

@@ -22,7 +22,7 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-boot-signals-"));
   files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {}, sealedModel: true });
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -96,7 +96,7 @@ describe("cloister enclave: SIGTERM during boot", () => {
       kbs.child.kill("SIGTERM");
       await kbs.exited;
     }
-  }, 90_000);
+  });
 
   it("while it waits to ask a busy key broker again: exit 0 at once, without asking again", async () => {
     // A broker that is always busy and says to come back in 30 s (the enclave asks again for 120 s).
@@ -123,7 +123,7 @@ describe("cloister enclave: SIGTERM during boot", () => {
     } finally {
       broker.close();
     }
-  }, 90_000);
+  });
 });
 
 describe("cloister host: SIGTERM during start-up", () => {
@@ -162,5 +162,5 @@ describe("cloister host: SIGTERM during start-up", () => {
       for (const socket of held) socket.destroy();
       for (const member of members) member.close();
     }
-  }, 60_000);
+  });
 });

@@ -307,7 +307,7 @@ describe("cloister audit find: a client shows the host-stored record is about it
     const noOpening = await find("--request-id-hash", answer.audit.requestIdHash, "--prompt-file", promptFile);
     expect(noOpening.code).toBe(2);
     expect(noOpening.stderr).toContain("need the record's opening");
-  }, 60_000);
+  });
 
   it("finds the record of a refused prompt: chat --json prints the refusal with its audit reference", async () => {
     const prompt = "keep -----BEGIN EC PRIVATE KEY----- safe";
@@ -337,7 +337,7 @@ describe("cloister audit find: a client shows the host-stored record is about it
       matches: { prompt: true },
     });
     expect((await readFile(log, "utf8")).includes(refusal.audit.opening)).toBe(false);
-  }, 60_000);
+  });
 });
 
 describe("cloister policy init against a real deployment", () => {
@@ -383,5 +383,5 @@ describe("cloister policy init against a real deployment", () => {
     );
     expect(wrongOperator.code).toBe(1);
     expect(wrongOperator.stderr).toMatch(/^cloister: MANIFEST_/m);
-  }, 60_000);
+  });
 });

@@ -73,7 +73,7 @@ describe("a host with a pool of two enclaves", () => {
     // Each session's audit checkpoint comes from its own enclave (signed by the key it verified).
     expect((await a.auditCheckpoint()).count).toBeGreaterThanOrEqual(1);
     expect((await b.auditCheckpoint()).count).toBeGreaterThanOrEqual(1);
-  }, 60_000);
+  });
 
   it("a member goes away: its sessions re-attest once to the other member and carry on", async () => {
     const gone = (await members()).find((m) => m.keyId === keyIdOf(a)) as Member;
@@ -87,7 +87,7 @@ describe("a host with a pool of two enclaves", () => {
     // New sessions only go to the member that answers.
     const c = await open();
     expect(keyIdOf(c)).toBe(keyIdOf(b));
-  }, 60_000);
+  });
 
   it("a restarted member rejoins with new keys and takes new sessions again", async () => {
     const before = await members();
@@ -105,7 +105,7 @@ describe("a host with a pool of two enclaves", () => {
       const result = await drain(session.chat(QUESTION));
       expect(result.error).toBeUndefined();
     }
-  }, 90_000);
+  });
 
   it("stores every member's audit records, one file per enclave boot, and logs pool changes", async () => {
     const files = await until(
@@ -140,5 +140,5 @@ describe("a host with a pool of two enclaves", () => {
     expect(JSON.parse(run.stdout).policy.attestation.snp.measurements).toEqual(
       deployment.files.policy.attestation.snp?.measurements,
     );
-  }, 60_000);
+  });
 });

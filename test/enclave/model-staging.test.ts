@@ -54,7 +54,7 @@ beforeAll(async () => {
   plainSize = (await stat(plainPath)).size;
   sealedPath = join(dir, "tiny.gguf.sealed");
   sealed = await sealModelFile(plainPath, sealedPath, modelKey);
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const { child } of children) child.kill("SIGKILL");
@@ -159,7 +159,7 @@ process.stdout.write(staged.path + "\\n", () => process.kill(process.pid, "SIGKI
       await staged.remove();
       running.child.kill("SIGKILL");
     }
-  }, 60_000);
+  });
 
   it("a copy not removed by its owner is removed when the process exits (process.exit), plain and sealed", async () => {
     const root = await privateDirectory("exit-private");
@@ -180,7 +180,7 @@ process.stdout.write(staged.path + "\\n", () => process.exit(130));`,
     const listeners = process.listenerCount("exit");
     await staged.remove();
     expect(process.listenerCount("exit")).toBe(listeners - 1);
-  }, 60_000);
+  });
 
   it("a copy whose removal failed keeps its exit hook: it is removed when the process exits", async () => {
     const root = await privateDirectory("failed-removal-private");
@@ -199,7 +199,7 @@ process.stdout.write(staged.path + " " + code + "\\n");`,
     expect(await failing.exited).toBe(0);
     expect(dirname(path as string)).toMatch(/cloister-model-/);
     expect(await names(root)).toEqual([]);
-  }, 60_000);
+  });
 
   it("a sealed model refused while it is decrypted fails with its own error when its copy cannot be removed; the copy is recorded", async () => {
     const root = await privateDirectory("sealed-refused-private");
@@ -231,7 +231,7 @@ process.stdout.write(JSON.stringify({ code: error?.code ?? null, left: modelCopi
     expect(dirname(left[0]?.dir as string)).toBe(root);
     expect(await failing.exited).toBe(0);
     expect(await names(root)).toEqual([]);
-  }, 60_000);
+  });
 
   it("stageModel fails with its own error (MODEL_LOAD_FAILED, MODEL_CHANGED_DURING_LOAD) when its copy cannot be removed; the copy is recorded", async () => {
     const root = await privateDirectory("plain-refused-private");
@@ -271,7 +271,7 @@ process.stdout.write(JSON.stringify({ unreadable, grew, left: modelCopiesLeft() 
     // The copy MODEL_LOAD_FAILED names is one of those left, and both are the ones in the root.
     expect(unreadable.message).toContain(left[0]?.dir);
     expect(left.map((c) => basename(c.dir)).sort()).toEqual(copies);
-  }, 60_000);
+  });
 
   it("copies the file it checked: a FIFO swapped in at its path after the check is never opened", async () => {
     const source = join(dir, "swapped.gguf");
@@ -292,7 +292,7 @@ process.stdout.write(JSON.stringify({ unreadable, grew, left: modelCopiesLeft() 
     } finally {
       await staged.remove();
     }
-  }, 30_000);
+  });
 });
 
 /**
@@ -480,7 +480,7 @@ describe("room in the private root", () => {
     expect(unsealed).toMatch(
       new RegExp(`^MODEL_IO: cannot write model file "${small}/cloister-model-[^"]+/model\\.gguf" \\(ENOSPC\\)$`),
     );
-  }, 60_000);
+  });
 });
 
 describe("copiesLeftText", () => {

@@ -55,7 +55,7 @@ beforeAll(async () => {
     progress: () => {},
     sealedModel: true,
   });
-}, 90_000);
+});
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -143,7 +143,7 @@ describe("cloister enclave: requests refused before any route", () => {
     expect(enclave.refusedLines()).toEqual(expected);
     expect(stderr + stdout).not.toContain(SECRET);
     expect(stderr + stdout).not.toContain("nonce-");
-  }, 90_000);
+  });
 
   it("logs a request whose body it cannot read once a route has it, as the server's answer to it, once", async () => {
     const enclave = startEnclave(files, ["--port", "0"]);
@@ -171,7 +171,7 @@ describe("cloister enclave: requests refused before any route", () => {
     expect(message).toContain("HPE_INVALID_CHUNK_SIZE");
     expect(stderr + stdout).not.toContain(SECRET);
     expect(stderr + stdout).not.toContain("nonce-");
-  }, 90_000);
+  });
 
   it("logs each while it boots too (its key broker busy), nothing the client sent", async () => {
     // A broker that is always busy and says to come back in 30 s: the boot waits on it.
@@ -197,5 +197,5 @@ describe("cloister enclave: requests refused before any route", () => {
     } finally {
       broker.close();
     }
-  }, 90_000);
+  });
 });

@@ -133,5 +133,5 @@ describe("enclave: audit records the host does not collect", () => {
     } finally {
       await enclave.close();
     }
-  }, 60_000);
+  });
 });

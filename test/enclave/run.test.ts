@@ -82,7 +82,7 @@ let files: DeploymentFiles;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-enclave-run-"));
   files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
-}, 60_000);
+});
 
 afterAll(async () => {
   fs.failRemoval = null;

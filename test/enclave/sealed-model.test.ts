@@ -113,7 +113,7 @@ describe("enclave boot on a sealed model", () => {
     } finally {
       await enclave.close();
     }
-  }, 60_000);
+  });
 
   it("stops when the broker's policy refuses this enclave (another measurement), leaving no decrypted copy", async () => {
     const before = await stagedCopies();
@@ -136,7 +136,7 @@ describe("enclave boot on a sealed model", () => {
       `boot: key broker refused key "${KEY_ID}" (HTTP 403 KBS_ATTESTATION_FAILED): attestation failed at stage appraise (SNP_MEASUREMENT_NOT_ALLOWED); the key broker's log has the reason`,
     );
     expect(await stagedCopies()).toEqual(before);
-  }, 60_000);
+  });
 
   it("checks the sealed file before the broker is asked for its key: missing, not a file, another size or key id, not sealed", async () => {
     let requests = 0;
@@ -196,14 +196,14 @@ describe("enclave boot on a sealed model", () => {
     const enclave = await boot(server.url);
     await enclave.close();
     expect(requests).toBeGreaterThan(0);
-  }, 60_000);
+  });
 
   it("stops when the broker is unreachable", async () => {
     const server = await listen(new Hono().fetch, "127.0.0.1", 0);
     const url = server.url;
     await server.close();
     await expect(boot(url)).rejects.toMatchObject({ code: "BOOT_KBS_UNREACHABLE" });
-  }, 60_000);
+  });
 
   it("stops on a sealed file that is not the manifest's (another sealing under the same key), leaving no copy", async () => {
     const before = await stagedCopies();
@@ -217,7 +217,7 @@ describe("enclave boot on a sealed model", () => {
     expect(error?.code).toBe("BOOT_SEALED_MODEL_REFUSED");
     expect(error?.message).toContain("MODEL_DIGEST_MISMATCH");
     expect(await stagedCopies()).toEqual(before);
-  }, 60_000);
+  });
 
   it("never decrypts to a disk: without /dev/shm a real TEE refuses (only the simulator may use the temp directory)", async () => {
     const target = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, keyId: KEY_ID };
@@ -280,7 +280,7 @@ describe("enclave boot on a sealed model", () => {
     );
     expect(error?.code).toBe("BOOT_SEALED_MODEL_REFUSED");
     expect(error?.message).toContain("SEALED_MODEL_AUTH_FAILED");
-  }, 60_000);
+  });
 
   it("stops when the broker's answer is not bound to this boot (a box for another enclave)", async () => {
     const app = new Hono();
@@ -301,5 +301,5 @@ describe("enclave boot on a sealed model", () => {
     const server = await listen(app.fetch, "127.0.0.1", 0);
     servers.push(server);
     await expect(boot(server.url)).rejects.toMatchObject({ code: "BOOT_MODEL_KEY_INVALID" });
-  }, 60_000);
+  });
 });

@@ -94,7 +94,7 @@ describe("cloister model run", () => {
     expect(done.code).toBe(1);
     expect(done.stdout.trim().length).toBeGreaterThan(0);
     expect(done.stderr.trimEnd().split("\n")).toEqual([expect.stringMatching(copyLine)]);
-  }, 60_000);
+  });
 
   it("--help says it copies the model first: where (/dev/shm, else TMPDIR), what that costs, and when it is removed", async () => {
     const help = (await cloister(["model", "run", "--help"])).stdout.replace(/\s+/g, " ");
@@ -111,7 +111,7 @@ describe("cloister model run", () => {
     const run = await interruptDuringLoad(process.env);
     // Nothing generated: the signal came during the load, and it stopped there.
     expect(run).toEqual({ code: 130, signal: null, stdout: "", stderr: "", left: [] });
-  }, 60_000);
+  });
 
   it("Ctrl-C while the model loads, its copy not removable: names the copy and exits 1", async () => {
     const failRemoval = join(import.meta.dirname, "..", "helpers", "fail-model-copy-removal.mjs");
@@ -125,7 +125,7 @@ describe("cloister model run", () => {
       stderr: `cloister model run: could not remove the model copy ${run.left[0]} (EBUSY): remove it by hand\n`,
       left: run.left,
     });
-  }, 60_000);
+  });
 });
 
 /**

@@ -194,7 +194,7 @@ describe("cloister audit: messages say what was found", () => {
       ok: true,
       records: 6,
     });
-  }, 10_000);
+  });
 
   it("a --log that is a pipe is read as the file is: a named pipe, <(command), /dev/stdin", async () => {
     const log = `${lines.join("\n")}\n`;
@@ -243,7 +243,7 @@ describe("cloister audit: messages say what was found", () => {
       2,
       "cloister: USAGE: --log /dev/stdin: expected a regular file or a pipe, found a socket\n",
     ]);
-  }, 30_000);
+  });
 
   it("a bad request id hash or opening: its length, never the opening's digits", async () => {
     await expect(
