@@ -16,8 +16,11 @@ export const usage = {
   tokensPerSecond: 0,
 };
 
-/** Pauses the scripted engine (a slow decode step) before its next event. */
-export type Pause = { readonly pauseMs: number };
+/**
+ * Pauses the scripted engine before its next event: a slow decode step of `pauseMs`, or until
+ * `until` settles (an engine that stays silent for as long as the test needs).
+ */
+export type Pause = { readonly pauseMs: number } | { readonly until: Promise<unknown> };
 
 /** An engine whose `generate` hands out `script` one event per `next()`, counting the pulls. */
 export class ScriptedEngine {
@@ -40,6 +43,10 @@ export class ScriptedEngine {
       for (const event of this.script()) {
         if ("pauseMs" in event) {
           await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+          continue;
+        }
+        if ("until" in event) {
+          await event.until;
           continue;
         }
         this.pulls++;
