@@ -983,7 +983,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("gives up on a document or nonce answer that stalls mid-body (502), within the headers timeout", async () => {
     const { get, host } = await setup({
-      limits: { upstreamHeadersTimeoutMs: 100 },
+      // Seconds, not 100 ms: the headers must come in time for the body to be the one that stalls,
+      // and the enclave here is this process (a 300 ms stall before its headers gave 504 for 502).
+      limits: { upstreamHeadersTimeoutMs: 2000 },
       enclave: (_req, res) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.write('{"document":"'); // and nothing more
@@ -1022,14 +1024,16 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
+    // Chunks 40 ms apart for 4 s, past an idle timeout of seconds: at 400 ms, a 600 ms stall of this
+    // process (the enclave here) between two chunks cut the answer (seen in a scratch copy).
     const { sealed } = await setup({
-      limits: { upstreamIdleTimeoutMs: 400 },
+      limits: { upstreamIdleTimeoutMs: 3000 },
       enclave: (_req, res) => {
         res.writeHead(200, { "content-type": "application/octet-stream" });
         let i = 0;
         const timer = setInterval(() => {
           res.write(Buffer.from([i++]));
-          if (i === 25) {
+          if (i === 100) {
             clearInterval(timer);
             res.end();
           }
@@ -1037,7 +1041,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       },
     });
     const response = await sealed(envelope());
-    expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.from({ length: 25 }, (_, i) => i));
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.from({ length: 100 }, (_, i) => i));
   });
 
   it("reads the enclave's answer only as fast as the client takes it: a client that stops reading stalls the enclave", async () => {
