@@ -86,6 +86,13 @@ export interface ListenOptions {
   readonly headersTimeoutMs?: number;
   /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
   readonly onRefused?: (refusal: Refusal) => void;
+  /**
+   * Told of each request whose body node could not read once its handler had it (bodyRefusal), as
+   * the server answers it, with node's parse of its method: for a server that keeps no line per
+   * request (the enclave). Told here, not when the handler's answer closes: a pipelined request's
+   * answer may never get a connection, and then never closes.
+   */
+  readonly onBodyRefused?: (refusal: Refusal) => void;
 }
 
 /** Connections the server answered itself (its `clientError`) and is closing: no request read on them goes to a handler. */
@@ -97,7 +104,8 @@ const refusedBodies = new WeakMap<IncomingMessage, Refusal>();
 /**
  * The server's own answer to `incoming` when node could not read its body (or receive it in time)
  * after its handler had it: what the client got, whatever the handler answers after (none of that
- * reaches the client), for the handler's access log. Not told to onRefused (one line per request).
+ * reaches the client), for the handler's access log. Not told to onRefused (one line per request);
+ * told to onBodyRefused.
  */
 export function bodyRefusal(incoming: IncomingMessage): Refusal | undefined {
   return refusedBodies.get(incoming);
@@ -106,8 +114,9 @@ export function bodyRefusal(incoming: IncomingMessage): Refusal | undefined {
 /**
  * A request refused before any handler saw it: one node cannot parse or that is not received in
  * time (node's `clientError`), or one whose Host header or target @hono/node-server cannot make a
- * URL of. Sizes only: nothing the client sent is kept (`method` is node's parse of it, one of a
- * fixed list, null when the request line was not read).
+ * URL of; or one whose body node could not read once a handler had it (bodyRefusal). Sizes only:
+ * nothing the client sent is kept (`method` is node's parse of it, one of a fixed list, null when
+ * the request line was not read).
  */
 export interface Refusal {
   readonly status: number;
@@ -399,7 +408,8 @@ function listenWith(
     // until the client closes it or for UNREADABLE_LINGER_MS at most.
     // An error inside the body of a request the handler already has (its headers were read) is not
     // told to onRefused: the handler's own access-log line (with its method and path) says what the
-    // client got (bodyRefusal), so telling it too gave one request two lines.
+    // client got (bodyRefusal), so telling it too gave one request two lines. It is told to
+    // onBodyRefused, for a server with no such line.
     const timeouts = { headersMs: headersTimeoutMs, requestMs: REQUEST_TIMEOUT_MS };
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
       if (answeredByServer.has(socket)) return;
@@ -423,8 +433,11 @@ function listenWith(
       // answered, its line is written already; an answer given before the body came closes the
       // connection, ClosingWhenUnreadResponse, but node may have read on before it closed).
       const incoming = node.parser?.incoming;
-      if (incoming?.complete === false && node._httpMessage != null) refusedBodies.set(incoming, refusal(answer, null));
-      else options.onRefused?.(refusal(answer, null));
+      if (incoming?.complete === false && node._httpMessage != null) {
+        const refused = refusal(answer, incoming.method ?? null);
+        refusedBodies.set(incoming, refused);
+        options.onBodyRefused?.(refused);
+      } else options.onRefused?.(refusal(answer, null));
     });
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));
   });

@@ -1,6 +1,5 @@
 /** Implementation of `cloister enclave`: boot, serve, and shut down cleanly on SIGINT/SIGTERM, during boot as after it. */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
@@ -8,7 +7,6 @@ import { formatCliError, listenUsageError, UsageError } from "../client/cli/outp
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
-  bodyRefusal,
   closeOnSignal,
   type ListeningServer,
   listenBeforeServing,
@@ -53,20 +51,6 @@ const INTERRUPT_STOP_WAIT_MS = 5_000;
 export function refusalLogLine(refusal: Refusal, when: "before any route" | "reading its body"): string {
   const method = refusal.method ?? "none (request line not read)";
   return `cloister enclave: request refused ${when}: ${refusal.status} ${refusal.code}, method ${method}, answer ${refusal.responseBytes} bytes: ${refusal.message}\n`;
-}
-
-/**
- * Logs the server's own answer to `incoming` once `outgoing` has closed, when node could not read
- * its body after a route had it (enclave/http.ts bodyRefusal: a bad chunk, a body not received in
- * time), which onRefused is not told of: the host and the key broker log it in their routes' own
- * line, and the enclave keeps no line per request. Its method is node's parse of it.
- */
-function logBodyRefusal(incoming: IncomingMessage, outgoing: ServerResponse): void {
-  outgoing.once("close", () => {
-    const refused = bodyRefusal(incoming);
-    if (refused === undefined) return;
-    process.stderr.write(refusalLogLine({ ...refused, method: incoming.method ?? null }, "reading its body"));
-  });
 }
 
 export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise<void> {
@@ -139,11 +123,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   endBootStop();
   const { server, enclave, tee } = booted;
   const state: EnclaveServerState = { draining: false, active: 0 };
-  const app = createEnclaveApp(enclave, state);
-  server.serve((request: Request, env?: { incoming: IncomingMessage; outgoing: ServerResponse }) => {
-    if (env !== undefined) logBodyRefusal(env.incoming, env.outgoing);
-    return app.fetch(request, env);
-  });
+  server.serve(createEnclaveApp(enclave, state).fetch);
   // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
   // before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, {
@@ -230,6 +210,8 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
   const server = await listenBeforeServing(bootingAnswer, options.listen, options.port, {
     maxConnections: ENCLAVE_MAX_CONNECTIONS,
     onRefused: (refusal) => process.stderr.write(refusalLogLine(refusal, "before any route")),
+    // The host and the key broker say it in their line per request; the enclave keeps none.
+    onBodyRefused: (refusal) => process.stderr.write(refusalLogLine(refusal, "reading its body")),
   }).catch((error: unknown) => {
     throw listenUsageError(error);
   });

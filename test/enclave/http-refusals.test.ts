@@ -306,3 +306,79 @@ describe("a body node cannot read, after its request was answered", () => {
     });
   });
 });
+
+describe("a body node cannot read once its handler has the request", () => {
+  /**
+   * A server whose handler reads each body whole (holding its answer until then), and holds its
+   * answer to a GET until the run ends, and what it was told: onRefused, onBodyRefused, and the
+   * requests its handler took.
+   */
+  async function withReadingServer(
+    run: (port: number, told: { refused: Refusal[]; bodyRefused: Refusal[]; handled: () => number }) => Promise<void>,
+  ): Promise<void> {
+    const told = { refused: [] as Refusal[], bodyRefused: [] as Refusal[] };
+    let handled = 0;
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const server = await listen(
+      async (request) => {
+        handled++;
+        if (request.method === "GET") await held;
+        else await request.arrayBuffer();
+        return new Response("ok");
+      },
+      "127.0.0.1",
+      0,
+      {
+        onRefused: (refusal) => told.refused.push(refusal),
+        onBodyRefused: (refusal) => told.bodyRefused.push(refusal),
+      },
+    );
+    try {
+      await run(server.port, { ...told, handled: () => handled });
+    } finally {
+      release();
+      await server.close();
+    }
+  }
+
+  /** A chunked POST whose second chunk size is no hex number. */
+  const badChunk = `POST /${MARKER} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz${MARKER}\r\n`;
+
+  /** What onBodyRefused is told of badChunk, once its answer `text` is read. */
+  function expectedRefusal(text: string): Refusal {
+    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+    const { code, message } = (JSON.parse(body) as { error: { code: string; message: string } }).error;
+    return { status: 400, code, message, method: "POST", responseBytes: Buffer.byteLength(body) };
+  }
+
+  it("tells onBodyRefused of the server's 400, once, with node's method, and not onRefused", async () => {
+    await withReadingServer(async (port, told) => {
+      const { text, closed } = rawConnection(port, badChunk);
+      await closed;
+      await new Promise((r) => setTimeout(r, 50)); // no second call
+      expect(told.handled()).toBe(1);
+      expect(text()).not.toContain(MARKER);
+      expect(parseAnswer(text()).status).toBe(400);
+      expect(told.bodyRefused).toEqual([expectedRefusal(text())]);
+      expect(told.bodyRefused[0]?.message).toContain("HPE_INVALID_CHUNK_SIZE");
+      expect(told.refused).toEqual([]);
+    });
+  });
+
+  it("tells onBodyRefused of a pipelined request's, whose answer waits for the one before it", async () => {
+    // The GET's answer is under way when the POST with the bad chunk is read: the POST's answer has
+    // no connection yet (node emits no close for it), and the server's 400 is the connection's.
+    await withReadingServer(async (port, told) => {
+      const { text, closed } = rawConnection(port, `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n${badChunk}`);
+      await closed;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(told.handled()).toBe(2);
+      expect(parseAnswer(text()).status).toBe(400);
+      expect(told.bodyRefused).toEqual([expectedRefusal(text())]);
+      expect(told.refused).toEqual([]);
+    });
+  });
+});
