@@ -105,12 +105,20 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
  * libuv whole, and a whole answer is one chunk: counted only as passed, an answer of megabytes
  * taken slowly but steadily showed no progress until its last byte, and was cut. What the kernel
  * itself buffers (up to a few MB) is still unseen: a client taking less than about half of that
- * per `ms` looks stalled. A node without `writeQueueSize` has no client closed. Returns what stops
- * the watch.
+ * per `ms` looks stalled. A node without `writeQueueSize` has no client closed. A stall of this
+ * process itself (a check more than half a period late) starts the measure again: the bound is then
+ * `ms` to twice that after the last such stall. Returns what stops the watch.
  */
 function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
   let taken = ""; // at the last check, if the server was waiting on the client then
+  let checked = performance.now();
   const timer = setInterval(() => {
+    // A check more than half a period late follows a stall of this process (a long GC pause, a
+    // busy machine): the client may have had no turn to take anything since the last one, and a
+    // client reading steadily was cut for it. Its measure starts again from here.
+    const at = performance.now();
+    if (at - checked > ms * 1.5) taken = "";
+    checked = at;
     const socket = outgoing.socket;
     const waiting =
       socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));

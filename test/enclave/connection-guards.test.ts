@@ -35,6 +35,24 @@ function liveIntervals(): { count: () => number } {
   return { count: () => live.size };
 }
 
+/**
+ * Makes this process busy-wait twice `stallMs` right after each of the first `times` checks of any
+ * interval of `stallMs` (the stall watch's), as a long GC pause or a busy machine would; returns
+ * how many it has made.
+ */
+function pauseAfterChecks(stallMs: number, times: number): () => number {
+  const interval = globalThis.setInterval;
+  let paused = 0;
+  vi.spyOn(globalThis, "setInterval").mockImplementation(((check: () => void, ms: number) =>
+    interval(() => {
+      check();
+      if (ms !== stallMs || paused === times) return;
+      paused++;
+      for (const start = performance.now(); performance.now() - start < 2 * stallMs; );
+    }, ms)) as typeof interval);
+  return () => paused;
+}
+
 /** A server of `routes` behind guardConnections (16 requests under way, 60 s stall timeout, or `limits`). */
 async function guarded(limits: Partial<ConnectionGuardOptions>, routes: (app: Hono) => void): Promise<RunningServer> {
   const app = new Hono();
@@ -51,6 +69,31 @@ function answered(server: RunningServer): { client: Socket; text: () => string }
   let text = "";
   client.on("data", (chunk: Buffer) => void (text += chunk.toString("latin1")));
   return { client, text: () => text };
+}
+
+/**
+ * Asks `server` for /big and takes its answer at about 5.7 MB/s (112 KiB every 20 ms), until more
+ * than `size` bytes or the connection closes; returns how many bytes it took.
+ */
+async function readSteadily(server: RunningServer, size: number): Promise<number> {
+  const client = connect(server.port, "127.0.0.1");
+  let received = 0;
+  let allowed = 0;
+  const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+  client.on("error", () => {});
+  client.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > size) client.end();
+    else if (received >= allowed) client.pause();
+  });
+  const reader = setInterval(() => {
+    allowed += 112 * 1024; // every 20 ms
+    client.resume();
+  }, 20);
+  client.write("GET /big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+  await closed;
+  clearInterval(reader);
+  return received;
 }
 
 describe("guardConnections", () => {
@@ -130,24 +173,46 @@ describe("guardConnections: a client that reads", () => {
     const server = await guarded({ clientStallTimeoutMs: 3000 }, (app) =>
       app.get("/big", (c) => c.body(new Uint8Array(size))),
     );
-    const client = connect(server.port, "127.0.0.1");
-    let received = 0;
-    let allowed = 0;
-    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
-    client.on("error", () => {});
-    client.on("data", (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > size) client.end();
-      else if (received >= allowed) client.pause();
-    });
-    const reader = setInterval(() => {
-      allowed += 112 * 1024; // every 20 ms
-      client.resume();
-    }, 20);
-    client.write("GET /big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
-    await closed;
-    clearInterval(reader);
+    expect(await readSteadily(server, size)).toBeGreaterThan(size);
+  });
+
+  it("never closes the connection of a steady reader because the server itself stalled right after a check", async () => {
+    // Right after each of the stall watch's first two checks this process (server and client both)
+    // busy-waits twice the stall timeout, as a long GC pause or a busy machine would: the next check
+    // then comes before the client could take anything, and counted as the client's stall it cut
+    // the connection. The stall timeout is seconds so that no other stall of this process cuts it.
+    const stallMs = 1000;
+    const pauses = pauseAfterChecks(stallMs, 2);
+    const size = 16 * 1024 * 1024; // about 3 s at the pace read below, past the first two checks
+    const server = await guarded({ clientStallTimeoutMs: stallMs }, (app) =>
+      app.get("/big", (c) => c.body(new Uint8Array(size))),
+    );
+    const received = await readSteadily(server, size);
+    expect(pauses()).toBe(2); // both pauses came while the answer was under way
     expect(received).toBeGreaterThan(size);
+  });
+
+  it("still closes the connection of a client that reads nothing when the server stalled right after a check", async () => {
+    const stallMs = 1000;
+    const pauses = pauseAfterChecks(stallMs, 1);
+    let serverSide: Socket | undefined;
+    const server = await guarded({ clientStallTimeoutMs: stallMs }, (app) =>
+      app.get("/big", (c) => {
+        serverSide = (c.env as { incoming: IncomingMessage }).incoming.socket;
+        return c.body(new Uint8Array(16 * 1024 * 1024));
+      }),
+    );
+    const client = connect(server.port, "127.0.0.1");
+    client.on("error", () => {});
+    client.pause(); // reads nothing: sees no close either, the server's side tells it
+    const started = performance.now();
+    client.write("GET /big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    for (let i = 0; i < 200 && serverSide?.destroyed !== true; i++) await sleep(50);
+    client.destroy();
+    expect(serverSide?.destroyed).toBe(true);
+    expect(pauses()).toBe(1);
+    // A check, the pause (two periods), the late check that starts the measure again, one more.
+    expect(performance.now() - started).toBeLessThan(8 * stallMs);
   });
 
   it("keeps the connection of a client waiting on a slow server: a first byte late, answers queued behind it", async () => {
