@@ -19,10 +19,7 @@
 import { createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
 import { fromBase64url } from "../attestation/bytes.ts";
 import { unverifiedDocumentPayload } from "../attestation/document-key.ts";
-
-/** enclave/pipeline/audit.ts's domain tags: a record is signed as RECORD_TAG ‖ its canonical JSON. */
-const RECORD_TAG = "cloister/audit/record/v1\0";
-const GENESIS_TAG = "cloister/audit/genesis/v1\0";
+import { GENESIS_TAG, RECORD_TAG } from "../enclave/pipeline/audit-tags.ts";
 
 /** A line as the writer makes it: `{"record":` canonical record `,"sig":"` 128 hex `"}`. */
 const LINE_START = '{"record":';

@@ -56,13 +56,12 @@ import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
 import { canonicalScalar, isCanonicalTime, smallOrderKey } from "../../sealed/receipt.ts";
+import { GENESIS_TAG, RECORD_TAG } from "./audit-tags.ts";
 import { AuditKeyInvalidError, AuditRecordInvalidError, type AuditVerifyCode } from "./errors.ts";
 import type { PiiFinding } from "./pii.ts";
 
 export const AUDIT_RECORD_VERSION = 1;
-const RECORD_TAG = "cloister/audit/record/v1\0";
 const CHECKPOINT_TAG = "cloister/audit/checkpoint/v2\0";
-const GENESIS_TAG = "cloister/audit/genesis/v1\0";
 const REQUEST_ID_TAG = "cloister/audit/request-id/v1\0";
 const OPENING_TAG = "cloister/audit/opening/v1\0";
 const COMMITMENT_TAGS = { prompt: "cloister/audit/prompt/v1\0", response: "cloister/audit/response/v1\0" } as const;
