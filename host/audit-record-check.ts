@@ -49,7 +49,8 @@ export function bootAuditKey(document: string, boot: string): BootAuditKey | str
   try {
     jwk = (unverifiedDocumentPayload(document) as { sig_jwk?: typeof jwk } | null)?.sig_jwk;
   } catch (error) {
-    return `document: ${(error as Error).message}`;
+    // Its message names the field (`document`, `document payload`) itself.
+    return (error as Error).message;
   }
   if (jwk?.kty !== "OKP" || jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
     return "document sig_jwk: expected an OKP Ed25519 JWK, found none";

@@ -40,6 +40,7 @@ import {
   prepareAuditDir,
   STOP_MAX_COLLECTIONS,
 } from "../../host/audit-collector.ts";
+import { bootAuditKey } from "../../host/audit-record-check.ts";
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
@@ -867,6 +868,18 @@ describe("audit collector: only records signed by the boot's attested key", () =
     expect(asked[0]).toBe("?from=0");
     await expectWholeLog(file, 2);
     expect(await readFile(join(dir, `${BOOT.slice(0, 16)}.key`), "utf8")).toBe(`${KEY}\n`);
+  });
+
+  it("names a boot's document that is no JWS by what is wrong with it, the field said once", () => {
+    for (const [document, why] of [
+      ["a.b", "document: expected 3 JWS parts, found 2"],
+      [
+        "a.%.c",
+        'document payload: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found "%" at character 0',
+      ],
+    ]) {
+      expect(bootAuditKey(document as string, bootOf(document as string))).toBe(why);
+    }
   });
 
   it("refuses a boot whose document is another boot's (its digest), storing nothing", async () => {
