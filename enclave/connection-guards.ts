@@ -51,7 +51,9 @@ interface NodeBindings {
 export function guardConnections(options: ConnectionGuardOptions): MiddlewareHandler {
   // Each connection's requests under way, as the stop of each one's stall watch. A pipelined
   // request whose answer waits its turn has no connection of its own yet: node emits no "close" for
-  // its answer when the connection goes, so the connection's own "close" ends what is left.
+  // its answer when the connection goes, so the connection's own "close" ends what is left
+  // (onConnectionClosed). Counted here, not from onConnectionClosed's watchers: the host's requests
+  // also watch their connection there while they wait, and would count twice.
   const underway = new WeakMap<Socket, Set<() => void>>();
   // Connections closed past the bound: node still hands over every request read with the one that
   // closed it, and those are refused as it was.
@@ -60,35 +62,59 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
     const node = c.env as Partial<NodeBindings> | undefined;
     if (node?.incoming === undefined || node.outgoing === undefined) return next();
     const socket = node.incoming.socket;
-    let requests = underway.get(socket);
     if (socket.destroyed && !closedForTooMany.has(socket)) {
       options.onRefused?.(c, "connection-closed");
       return RESPONSE_ALREADY_SENT;
     }
-    if (socket.destroyed || (requests?.size ?? 0) >= options.maxRequestsPerConnection) {
+    const requests = underway.get(socket) ?? new Set<() => void>();
+    if (socket.destroyed || requests.size >= options.maxRequestsPerConnection) {
       closedForTooMany.add(socket);
       socket.destroy();
       options.onRefused?.(c, "too-many-requests");
       return RESPONSE_ALREADY_SENT;
     }
-    if (requests === undefined) {
-      const onSocket = new Set<() => void>();
-      socket.once("close", () => {
-        for (const stop of onSocket) stop();
-        onSocket.clear();
-      });
-      underway.set(socket, onSocket);
-      requests = onSocket;
-    }
+    underway.set(socket, requests);
     const stopWatch = watchClientStall(node.outgoing, options.clientStallTimeoutMs);
     const done = (): void => {
       stopWatch();
+      stopConnectionWatch();
       requests.delete(done);
     };
     requests.add(done);
+    const stopConnectionWatch = onConnectionClosed(socket, done);
     node.outgoing.once("close", done);
     await next();
   };
+}
+
+/** Each connection's watchers of its close, as what each calls then (onConnectionClosed). */
+const closeWatchers = new WeakMap<Socket, Set<() => void>>();
+
+/**
+ * Calls `gone` when the client's connection `socket` closes, or at once if it is closed (destroyed)
+ * already; returns what stops the watch. The connection, not a request's answer: an answer
+ * pipelined behind another waits for its turn with no socket, and node neither marks it destroyed
+ * nor emits its "close" when the connection goes. One listener per connection however many watch
+ * it (the guard's requests under way, up to MAX_REQUESTS_PER_CONNECTION, past node's warning at
+ * ten, and the host's requests waiting on their client).
+ */
+export function onConnectionClosed(socket: Socket, gone: () => void): () => void {
+  if (socket.destroyed) {
+    gone();
+    return () => {};
+  }
+  let watchers = closeWatchers.get(socket);
+  if (watchers === undefined) {
+    const onSocket = new Set<() => void>();
+    socket.once("close", () => {
+      closeWatchers.delete(socket);
+      for (const watcher of onSocket) watcher();
+    });
+    closeWatchers.set(socket, onSocket);
+    watchers = onSocket;
+  }
+  watchers.add(gone);
+  return () => watchers.delete(gone);
 }
 
 /**

@@ -23,7 +23,7 @@ import { TrieRouter } from "hono/router/trie-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
-import { guardConnections, MAX_REQUESTS_PER_CONNECTION } from "../enclave/connection-guards.ts";
+import { guardConnections, MAX_REQUESTS_PER_CONNECTION, onConnectionClosed } from "../enclave/connection-guards.ts";
 import { bodyRefusal, closeAfterLinger, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -632,36 +632,6 @@ function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: nu
       },
     },
   );
-}
-
-/** Requests waiting on their client's connection, as what each calls when it closes (onConnectionClosed). */
-const connectionWaiters = new WeakMap<Socket, Set<() => void>>();
-
-/**
- * Calls `gone` when the client's connection `socket` closes, or at once if it is closed (destroyed)
- * already; returns what stops the watch. The connection, not the request's answer: an answer
- * pipelined behind another waits for its turn with no socket, and node neither marks it destroyed
- * nor emits its "close" when the connection goes, so a request watching its answer held its queue
- * place, and was forwarded, for a client long gone. One listener per connection however many of
- * its requests wait (up to MAX_REQUESTS_PER_CONNECTION, past node's warning at ten).
- */
-function onConnectionClosed(socket: Socket, gone: () => void): () => void {
-  if (socket.destroyed) {
-    gone();
-    return () => {};
-  }
-  let waiters = connectionWaiters.get(socket);
-  if (waiters === undefined) {
-    const onSocket = new Set<() => void>();
-    socket.once("close", () => {
-      connectionWaiters.delete(socket);
-      for (const waiter of onSocket) waiter();
-    });
-    connectionWaiters.set(socket, onSocket);
-    waiters = onSocket;
-  }
-  waiters.add(gone);
-  return () => waiters.delete(gone);
 }
 
 type UpstreamOptions = { readonly agent: Agent; readonly limits: HostOptions["limits"] };

@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type ConnectionGuardOptions, guardConnections } from "../../enclave/connection-guards.ts";
+import { type ConnectionGuardOptions, guardConnections, onConnectionClosed } from "../../enclave/connection-guards.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -126,6 +126,52 @@ describe("guardConnections", () => {
     }
     client.destroy();
     expect(text().split("HTTP/1.1 200").length - 1).toBe(50);
+  });
+});
+
+describe("onConnectionClosed", () => {
+  it("listens once to a connection's close, for all its pipelined requests and for a route that watches it too (the host's)", async () => {
+    // Each answer: the connection's "close" listeners added by the guard and by the route, for
+    // that request and those before it on the connection.
+    const app = new Hono<{ Bindings: { incoming: IncomingMessage } }>();
+    const before = new WeakMap<Socket, number>();
+    app.use(async (c, next) => {
+      const socket = c.env.incoming.socket;
+      if (!before.has(socket)) before.set(socket, socket.listenerCount("close"));
+      await next();
+    });
+    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 60_000 }));
+    app.get("/", async (c) => {
+      const socket = c.env.incoming.socket;
+      const stop = onConnectionClosed(socket, () => {});
+      await sleep(50);
+      const added = socket.listenerCount("close") - (before.get(socket) ?? Number.NaN);
+      stop();
+      return c.text(`added ${added};`);
+    });
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    servers.push(server);
+    const { client, text } = answered(server);
+    client.write("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(4));
+    for (let i = 0; i < 200 && text().split(";").length < 5; i++) await sleep(10);
+    client.destroy();
+    expect(text().match(/added \S+;/g)).toEqual(Array(4).fill("added 1;"));
+  });
+
+  it("calls a watcher added once the connection is closed at once, and each watcher once when it closes", async () => {
+    const socket = new EventEmitter() as EventEmitter & { destroyed: boolean };
+    socket.destroyed = false;
+    const calls: string[] = [];
+    onConnectionClosed(socket as unknown as Socket, () => calls.push("a"));
+    const stopB = onConnectionClosed(socket as unknown as Socket, () => calls.push("b"));
+    onConnectionClosed(socket as unknown as Socket, () => calls.push("c"));
+    stopB();
+    expect(socket.listenerCount("close")).toBe(1);
+    socket.destroyed = true;
+    socket.emit("close");
+    socket.emit("close");
+    onConnectionClosed(socket as unknown as Socket, () => calls.push("d"));
+    expect(calls).toEqual(["a", "c", "d"]);
   });
 });
 
