@@ -312,8 +312,10 @@ class ClosingWhenUnreadResponse extends ServerResponse {
   ): this {
     // A request without a body is complete only once its handler has been called: it has no more
     // to come (`complete` is set after the handler's call, so a synchronous answer sees it unset).
+    // Its length read as node's parser reads it, a number (digits only: `+0` it refuses), so a zero
+    // spelled `00` is no body either.
     const { req } = this;
-    const hasBody = req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] ?? "0") !== "0";
+    const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) !== 0;
     if (hasBody && !req.complete) this.shouldKeepAlive = false;
     return super.writeHead(...(args as [number, string?, OutgoingHttpHeaders?]));
   }

@@ -80,4 +80,10 @@ describe("an answer before the body", () => {
     expect(head).toMatch(/^http\/1\.1 401 /);
     expect(head).toContain("\r\nconnection: keep-alive");
   });
+
+  it("keeps the connection for a request whose Content-Length is zero spelled with more digits (00, as node reads it: no body)", async () => {
+    const head = await answerHead(post("/refuse", 0).replace("Content-Length: 0", "Content-Length: 00"));
+    expect(head).toMatch(/^http\/1\.1 401 /);
+    expect(head).toContain("\r\nconnection: keep-alive");
+  });
 });
