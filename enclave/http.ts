@@ -90,7 +90,9 @@ export interface ListenOptions {
    * Told of each request whose body node could not read once its handler had it (bodyRefusal), as
    * the server answers it, with node's parse of its method: for a server that keeps no line per
    * request (the enclave). Told here, not when the handler's answer closes: a pipelined request's
-   * answer may never get a connection, and then never closes.
+   * answer may never get a connection, and then never closes. Also told of a body refused after its
+   * handler's answer was whole (one that says keep-alive itself keeps the connection); a server
+   * without onBodyRefused has that one told to onRefused, its line for the request written already.
    */
   readonly onBodyRefused?: (refusal: Refusal) => void;
 }
@@ -430,15 +432,18 @@ function listenWith(
           `Content-Length: ${Buffer.byteLength(answer.json)}\r\nConnection: close\r\n\r\n${answer.json}`,
       );
       closeAfterLinger(socket);
-      // node's parser keeps the last request it read the headers of; incomplete, it is this one. Its
-      // handler's line is still to come only while an answer is under way on the connection (once
-      // answered, its line is written already; an answer given before the body came closes the
-      // connection, ClosingWhenUnreadResponse, but node may have read on before it closed).
+      // node's parser keeps the last request it read the headers of; incomplete, it is this one, and
+      // its handler had it. Its handler's line is still to come only while an answer is under way on
+      // the connection. Once answered, the connection is kept only by an answer that says keep-alive
+      // itself (ClosingWhenUnreadResponse closes it otherwise): its line is written already, and a
+      // server without one (the enclave) must not log the 400 as a refusal before any route.
       const incoming = node.parser?.incoming;
-      if (incoming?.complete === false && node._httpMessage != null) {
+      if (incoming?.complete === false) {
         const refused = refusal(answer, incoming.method ?? null);
-        refusedBodies.set(incoming, refused);
-        options.onBodyRefused?.(refused);
+        if (node._httpMessage != null) {
+          refusedBodies.set(incoming, refused);
+          options.onBodyRefused?.(refused);
+        } else (options.onBodyRefused ?? options.onRefused)?.(refused);
       } else options.onRefused?.(refusal(answer, null));
     });
     server.once("error", (error) => reject(new ListenError(hostname, port, error)));

@@ -307,6 +307,46 @@ describe("a body node cannot read, after its request was answered", () => {
   });
 });
 
+describe("a body node cannot read, after its answer kept the connection", () => {
+  // Only an answer that says keep-alive itself keeps a connection whose body has not all come (no
+  // route of ours does): the route had the request and answered it, so the server's 400 is no
+  // refusal "before any route". It goes to onBodyRefused, with node's method; a server without it
+  // (whose line for that request is written already) has it told to onRefused.
+  const keepAlive = () => new Response("ok", { headers: { connection: "keep-alive" } });
+  const head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+
+  async function badChunkAfterAnswer(options: ListenOptions): Promise<string> {
+    const server = await listen(keepAlive, "127.0.0.1", 0, options);
+    try {
+      const { socket, text, closed } = rawConnection(server.port, head);
+      await until(() => text().includes("\r\n\r\nok"));
+      expect(text().toLowerCase()).toContain("\r\nconnection: keep-alive\r\n");
+      socket.write(`zz${MARKER}\r\n`);
+      await closed;
+      return text();
+    } finally {
+      await server.close();
+    }
+  }
+
+  it("tells onBodyRefused of the server's 400, with node's method, and not onRefused", async () => {
+    const told = { refused: [] as Refusal[], bodyRefused: [] as Refusal[] };
+    const text = await badChunkAfterAnswer({
+      onRefused: (refusal) => told.refused.push(refusal),
+      onBodyRefused: (refusal) => told.bodyRefused.push(refusal),
+    });
+    expect(text).toContain("HTTP/1.1 400 ");
+    expect(told.bodyRefused.map((r) => [r.status, r.code, r.method])).toEqual([[400, "REQUEST_UNREADABLE", "POST"]]);
+    expect(told.refused).toEqual([]);
+  });
+
+  it("tells onRefused, with node's method, when the server has no onBodyRefused", async () => {
+    const refused: Refusal[] = [];
+    await badChunkAfterAnswer({ onRefused: (refusal) => refused.push(refusal) });
+    expect(refused.map((r) => [r.status, r.code, r.method])).toEqual([[400, "REQUEST_UNREADABLE", "POST"]]);
+  });
+});
+
 describe("a body node cannot read once its handler has the request", () => {
   /**
    * A server whose handler reads each body whole (holding its answer until then), and holds its
