@@ -87,6 +87,13 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
   };
 }
 
+/**
+ * Checks in a row more than half a period late that each start a client's stall measure again
+ * (watchClientStall); the next late one judges it, so under a lasting overload a client that takes
+ * nothing is closed at the third late check in a row, not never.
+ */
+const LATE_CHECKS_FORGIVEN = 2;
+
 /** Each connection's watchers of its close, as what each calls then (onConnectionClosed). */
 const closeWatchers = new WeakMap<Socket, Set<() => void>>();
 
@@ -133,17 +140,23 @@ export function onConnectionClosed(socket: Socket, gone: () => void): () => void
  * itself buffers (up to a few MB) is still unseen: a client taking less than about half of that
  * per `ms` looks stalled. A node without `writeQueueSize` has no client closed. A stall of this
  * process itself (a check more than half a period late) starts the measure again: the bound is then
- * `ms` to twice that after the last such stall. Returns what stops the watch.
+ * `ms` to twice that after the last such stall, or the third late check in a row under a lasting
+ * overload. Returns what stops the watch.
  */
 function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
   let taken = ""; // at the last check, if the server was waiting on the client then
   let checked = performance.now();
+  let late = 0; // checks in a row more than half a period late
   const timer = setInterval(() => {
     // A check more than half a period late follows a stall of this process (a long GC pause, a
     // busy machine): the client may have had no turn to take anything since the last one, and a
-    // client reading steadily was cut for it. Its measure starts again from here.
+    // client reading steadily was cut for it. Its measure starts again from here, unless the checks
+    // before it were late too (LATE_CHECKS_FORGIVEN): under a lasting overload every check is late,
+    // and a client that had stopped reading was never cut. From then on it is judged on what it took
+    // since the last check, late as it was (the process had turns between them).
     const at = performance.now();
-    if (at - checked > ms * 1.5) taken = "";
+    late = at - checked > ms * 1.5 ? late + 1 : 0;
+    if (late > 0 && late <= LATE_CHECKS_FORGIVEN) taken = "";
     checked = at;
     const socket = outgoing.socket;
     const waiting =

@@ -129,6 +129,66 @@ describe("guardConnections", () => {
   });
 });
 
+describe("guardConnections: the stall watch under a lasting overload", () => {
+  const stallMs = 1_000;
+
+  /**
+   * A request under the guard, on a connection whose answer waits for room (writableNeedDrain),
+   * with a clock of our own: each `check()` comes two periods after the one before (every check
+   * late, as under a lasting overload), the client having taken `taken` more bytes since.
+   */
+  async function overloaded(): Promise<{ check: (taken: number) => void; destroyed: () => boolean }> {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    let now = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => now);
+    const socket = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      bytesWritten: 0,
+      writableLength: 0,
+      _handle: { writeQueueSize: 1_000_000 },
+      destroy() {
+        socket.destroyed = true;
+      },
+    });
+    const outgoing = Object.assign(new EventEmitter(), {
+      socket,
+      writableNeedDrain: true,
+      writableEnded: false,
+      writableFinished: false,
+    });
+    const guard = guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: stallMs });
+    const c = { env: { incoming: { socket }, outgoing } } as unknown as Parameters<typeof guard>[0];
+    await guard(c, async () => {});
+    return {
+      check: (taken) => {
+        socket._handle.writeQueueSize -= taken;
+        now += 2 * stallMs;
+        vi.advanceTimersByTime(stallMs);
+      },
+      destroyed: () => socket.destroyed,
+    };
+  }
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("closes the connection of a client that takes none of its answer, at the third late check in a row", async () => {
+    const request = await overloaded();
+    request.check(0);
+    request.check(0);
+    expect(request.destroyed()).toBe(false);
+    request.check(0);
+    expect(request.destroyed()).toBe(true);
+  });
+
+  it("keeps the connection of a client taking some of its answer between checks, however long it lasts", async () => {
+    const request = await overloaded();
+    for (let i = 0; i < 20; i++) request.check(1);
+    expect(request.destroyed()).toBe(false);
+  });
+});
+
 describe("onConnectionClosed", () => {
   it("listens once to a connection's close, for all its pipelined requests and for a route that watches it too (the host's)", async () => {
     // Each answer: the connection's "close" listeners added by the guard and by the route, for
