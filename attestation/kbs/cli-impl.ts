@@ -14,7 +14,8 @@ import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from 
 import { parseJsonText } from "../json-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
-import { type BrokerConfig, BrokerConfigError, loadBrokerConfig, readPrivateKeyFile } from "./config.ts";
+import { type BrokerConfig, loadBrokerConfig } from "./config.ts";
+import { BrokerConfigError, readPrivateKeyFile } from "./key-file.ts";
 import { type BrokerLogEntry, createBrokerApp, isLoopbackAddress, listenBroker } from "./server.ts";
 
 async function loadConfig(path: string) {

@@ -22,9 +22,6 @@ import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
 import { BrokerConfigError, readCheckedFile, readPrivateKeyFile } from "./key-file.ts";
 
-// Where the broker's callers have always found them.
-export { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "./key-file.ts";
-
 /**
  * Most release attempts the limits may admit in one minute (maxClients × releasesPerMinute): the
  * broker keeps every challenge they spend for a challenge lifetime (about 175 bytes each, with the

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
-import { readPrivateKeyFile } from "../../attestation/kbs/config.ts";
+import { readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { writeOutputFile } from "../../client/cli/output.ts";
 import { keygenCommand, signCommand } from "../../manifests/cli-impl.ts";
 
