@@ -1030,8 +1030,13 @@ export class Session {
         "audit checkpoint: the attested manifest disables auditing (audit.enabled is false)",
       );
     }
-    const named = toHex(await enclaveKeyId(enclave.sealingPublicKey));
-    const { nonce, value: line } = await this.#askWithNonce(`/v1/audit/checkpoint?enclave=${named}`, "checkpoint");
+    // The key id of its verified document's sealing key (cnf.jwk), found when that document was
+    // fetched: the routing id its verification was asked with (#attest), set and forgotten with it.
+    const named = this.#documentRoute;
+    const { nonce, value: line } = await this.#askWithNonce(
+      `/v1/audit/checkpoint${named === null ? "" : `?enclave=${named}`}`,
+      "checkpoint",
+    );
     const checked = checkAuditCheckpoint(line, enclave.signingPublicKey, { nonce });
     if (!checked.ok) {
       // Said by kind only: the rest of the checker's message would repeat what the host sent.

@@ -239,6 +239,8 @@ async function twoEnclavesBehindHost() {
     paths: [] as string[],
     /** The query of each nonce question (`?enclave=<key id>`). */
     challenges: [] as string[],
+    /** The query of each audit checkpoint question. */
+    checkpoints: [] as string[],
     sealed: undefined as Transport | undefined,
   };
   const session = await connect({
@@ -250,6 +252,7 @@ async function twoEnclavesBehindHost() {
       const path = new URL(url).pathname.replace(/^\/v1\//, "/");
       host.paths.push(path);
       if (path === "/attestation/challenge") host.challenges.push(new URL(url).search);
+      if (path === "/audit/checkpoint") host.checkpoints.push(new URL(url).search);
       const send = path === "/sealed" && host.sealed !== undefined ? host.sealed : forward;
       return send(`${host.target}${path}`, request);
     },
@@ -270,6 +273,18 @@ describe("Session: the nonce question goes to the enclave whose document was fet
       [enclaves.a, enclaves.b].map(async (e) => `?enclave=${toHex(await enclaveKeyId(e.publicKeys.sealing))}`),
     );
     expect(host.challenges).toEqual([a, a, b, b, a]);
+  });
+
+  it("asks for the audit checkpoint by the verified enclave's key id, after another enclave's document too", async () => {
+    const { session, host, urls, enclaves } = await twoEnclavesBehindHost();
+    const [a, b] = await Promise.all(
+      [enclaves.a, enclaves.b].map(async (e) => `?enclave=${toHex(await enclaveKeyId(e.publicKeys.sealing))}`),
+    );
+    await session.auditCheckpoint();
+    host.target = urls.b;
+    await session.attest();
+    await session.auditCheckpoint();
+    expect(host.checkpoints).toEqual([a, b]);
   });
 });
 
