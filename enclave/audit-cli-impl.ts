@@ -286,11 +286,14 @@ function documentPartObject(text: string, part: "header" | "payload"): Record<st
  * An attestation document's three parts (found as the verifier finds them: compactJwsParts), and its
  * header and payload as documentPartObject reads them; nothing verified.
  */
-export function readAttestationDocument(text: string): {
+export interface ReadAttestationDocument {
   readonly parts: readonly [string, string, string];
   readonly header: Record<string, unknown>;
   readonly payload: Record<string, unknown>;
-} {
+}
+
+/** An attestation document's text read as a ReadAttestationDocument, or AUDIT_DOCUMENT_INVALID naming the part. */
+export function readAttestationDocument(text: string): ReadAttestationDocument {
   const [headerPart, payloadPart, sigPart] = compactJwsParts(text.trim(), (found) => {
     throw new AuditDocumentInvalidError(`attestation document: expected a compact JWS (3 parts), found ${found}`);
   });
@@ -301,9 +304,12 @@ export function readAttestationDocument(text: string): {
   };
 }
 
-/** The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it. */
-export function keyFromAttestationDocument(text: string): Uint8Array {
-  const { parts, header, payload } = readAttestationDocument(text);
+/**
+ * The Ed25519 key named by an attestation document's `sig_jwk`, after checking the JWS under it: the
+ * document's text, or the document readAttestationDocument has read already (not read twice).
+ */
+export function keyFromAttestationDocument(document: string | ReadAttestationDocument): Uint8Array {
+  const { parts, header, payload } = typeof document === "string" ? readAttestationDocument(document) : document;
   const [headerPart, payloadPart, sigPart] = parts;
   if (header.alg !== "EdDSA") {
     throw new AuditDocumentInvalidError(

@@ -14,8 +14,10 @@ import {
   DOCUMENT_FILE_BOUND,
   keyFromAttestationDocument,
   publicKeyOption,
+  type ReadAttestationDocument,
   readAttestationDocument,
 } from "../../enclave/audit-cli-impl.ts";
+import { isCompactJws } from "../../manifests/digest.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
@@ -69,15 +71,20 @@ interface DocumentKey {
 }
 
 /**
- * A compact JWS with all three parts non-empty. Not isCompactJws (manifests/digest.ts): that form
- * allows an empty payload and signature (the general JWS form), which an attestation document
- * never has; here either would be refused as a usage error at once rather than read on.
+ * A compact JWS (isCompactJws, manifests/digest.ts) with all three parts non-empty: that form allows
+ * an empty payload and signature (the general JWS form), which an attestation document never has;
+ * here either is refused as a usage error at once rather than read on.
  */
-const DOCUMENT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+function isDocumentJws(text: string): boolean {
+  return isCompactJws(text) && !text.split(".").includes("");
+}
 
-/** A refusal of --document's document (AUDIT_DOCUMENT_INVALID elsewhere) as this command's usage error, naming the part. */
+/**
+ * A refusal of --document's document (AUDIT_DOCUMENT_INVALID elsewhere) as this command's usage
+ * error, naming the part, with that refusal as its cause.
+ */
 function documentUsageError(error: AuditDocumentInvalidError): UsageError {
-  return new UsageError(`--document: ${error.message.replace(/^attestation document:? ?/, "")}`);
+  return new UsageError(`--document: ${error.message.replace(/^attestation document:? ?/, "")}`, { cause: error });
 }
 
 /**
@@ -100,8 +107,8 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
       // parseJsonText: with "document" twice, JSON.parse would hash the last while a reader sees the first.
       body = parseJsonText(text) as { document?: unknown };
     } catch (error) {
-      if (error instanceof DuplicateMemberError) throw new UsageError(`--document: ${error.message}`);
-      throw new UsageError("--document: expected a compact JWS or the JSON of GET /v1/attestation");
+      if (error instanceof DuplicateMemberError) throw new UsageError(`--document: ${error.message}`, { cause: error });
+      throw new UsageError("--document: expected a compact JWS or the JSON of GET /v1/attestation", { cause: error });
     }
     if (typeof body?.document !== "string") {
       throw new UsageError('--document: expected a "document" string in the JSON of GET /v1/attestation');
@@ -109,13 +116,13 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
     text = body.document;
     exact = new TextEncoder().encode(text);
   }
-  if (!DOCUMENT_JWS.test(text)) {
+  if (!isDocumentJws(text)) {
     throw new UsageError(
       `--document: expected a compact JWS (three base64url parts, all non-empty, no white space), found ${describeValue(text)}`,
     );
   }
   // Read as the verifier reads them (one base64url spelling; UTF-8, each member once at every depth).
-  let document: ReturnType<typeof readAttestationDocument>;
+  let document: ReadAttestationDocument;
   try {
     document = readAttestationDocument(text);
   } catch (error) {
@@ -138,7 +145,7 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
   // --document` makes too (its hardware evidence needs a fresh nonce: `cloister attest`).
   const documentDigest = createHash("sha256").update(exact).digest("hex");
   try {
-    return { documentDigest, signingPublicKey: keyFromAttestationDocument(text), signatureError: null };
+    return { documentDigest, signingPublicKey: keyFromAttestationDocument(document), signatureError: null };
   } catch (error) {
     if (!(error instanceof AuditDocumentInvalidError)) throw error;
     if (error.reason !== "signature") throw documentUsageError(error);

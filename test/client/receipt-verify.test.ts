@@ -6,8 +6,10 @@ import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAttestationDocument, type EnclaveKeys } from "../../attestation/document.ts";
+import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { NO_DOCUMENT_WARNING, runReceiptVerify } from "../../client/cli/run-receipt.ts";
+import { AuditDocumentInvalidError } from "../../enclave/audit-cli-impl.ts";
 import { type ReceiptFields, signReceipt, textHash } from "../../sealed/receipt.ts";
 
 const keys: EnclaveKeys = {
@@ -238,6 +240,39 @@ describe("cloister receipt verify", () => {
     );
     // The same bytes, each member once: verified.
     expect((await resigned("once", encode(headerText), encode(payloadText))).result).toMatchObject({ valid: true });
+  });
+
+  it("a refused document keeps the reader's refusal (AUDIT_DOCUMENT_INVALID) as the usage error's cause", async () => {
+    capture();
+    const [headerPart, payloadPart] = documentJws.split(".") as [string, string];
+    const payload = JSON.parse(Buffer.from(payloadPart, "base64url").toString()) as Record<string, unknown>;
+    const signed = async (name: string, payloadText: string) => {
+      const signingInput = `${headerPart}.${Buffer.from(payloadText).toString("base64url")}`;
+      const signature = nacl.sign.detached(new TextEncoder().encode(signingInput), keys.signing.secretKey);
+      const receipt = await file(`${name}.txt`, signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
+      const document = await file(`${name}.jws`, `${signingInput}.${Buffer.from(signature).toString("base64url")}`);
+      return verify({ receipt, document }).then(
+        () => null,
+        (error: unknown) => error,
+      );
+    };
+    // Refused as the document is read (a member twice), and as its key is taken (sig_jwk no Ed25519 JWK).
+    const twice = JSON.stringify(payload).replace('"eat_profile":', '"eat_profile":"x","eat_profile":');
+    const notOkp = JSON.stringify({ ...payload, sig_jwk: { kty: "EC", crv: "Ed25519", x: "AA" } });
+    for (const [name, text, message] of [
+      ["read", twice, /^--document: payload: eat_profile appears twice/],
+      ["key", notOkp, /^--document: sig_jwk: expected an OKP Ed25519 JWK$/],
+    ] as const) {
+      const error = await signed(name, text);
+      expect(error, name).toBeInstanceOf(UsageError);
+      expect((error as UsageError).message, name).toMatch(message);
+      expect((error as UsageError).cause, name).toBeInstanceOf(AuditDocumentInvalidError);
+    }
+    // And GET /v1/attestation's JSON naming two documents: the JSON reader's refusal.
+    const receipt = await file("twice.txt", signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
+    const body = await file("twice.json", `{"document":"e30.e30.c2ln","document":${JSON.stringify(documentJws)}}`);
+    const error = await verify({ receipt, document: body }).catch((e: unknown) => e);
+    expect((error as UsageError).cause).toBeInstanceOf(DuplicateMemberError);
   });
 
   it("--answer-file: hashes the file's bytes, so valid UTF-8 matches and invalid UTF-8 matches nothing", async () => {
