@@ -33,9 +33,17 @@ export class NotFileOrPipeError extends Error {
   }
 }
 
+/**
+ * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
+ * for every refusal below (not a file or pipe, too large, not UTF-8, unreadable by default).
+ */
+function fileMessage(file: string, what: string, reason: string): string {
+  return `${what} ${file}: ${reason}`;
+}
+
 /** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */
 export function notFileOrPipeMessage(file: string, what: string, error: NotFileOrPipeError): string {
-  return `${what} ${file}: ${error.message}`;
+  return fileMessage(file, what, error.message);
 }
 
 function refuseUnlessFileOrPipe(info: Stats): void {
@@ -73,7 +81,7 @@ export interface InputBound {
   readonly expected: string;
 }
 
-/** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why. */
+/** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why (the error its cause). */
 export type CannotRead = (error: unknown) => Error;
 
 /**
@@ -96,7 +104,7 @@ export async function readHandleToBound(handle: FileHandle, bytes: number): Prom
 
 /** The refusal of a file larger than its bound: names `what`, the file and the bound. */
 export function tooLargeMessage(file: string, what: string, limit: InputBound): string {
-  return `${what} ${file}: ${tooLargeReason(limit)}`;
+  return fileMessage(file, what, tooLargeReason(limit));
 }
 
 /** Why a file larger than its bound is refused: the bound, and what the file is expected to hold. */
@@ -125,9 +133,10 @@ export async function readBoundedFile(
   file: string,
   what: string,
   limit: InputBound,
-  cannotRead: CannotRead = (error) => new UsageError(`${what} ${file}: cannot read (${readError(error)})`),
+  cannotRead: CannotRead = (error) =>
+    new UsageError(fileMessage(file, what, `cannot read (${readError(error)})`), { cause: error }),
   refuse: (refusal: FileRefusal) => Error = ({ reason, cause }) =>
-    new UsageError(`${what} ${file}: ${reason}`, { cause }),
+    new UsageError(fileMessage(file, what, reason), { cause }),
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
@@ -195,7 +204,11 @@ export async function readText(
 
 /** The refusal of a file's bytes that are not UTF-8: names `what`, the file and the byte, never the content. */
 export function notUtf8Message(file: string, what: string, found: NotUtf8): string {
-  return `${what} ${file}: expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of the file)`;
+  return fileMessage(
+    file,
+    what,
+    `expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of the file)`,
+  );
 }
 
 /**

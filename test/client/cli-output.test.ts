@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { readOptionFile } from "../../client/cli/bounded-file.ts";
+import { readBoundedFile, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
 import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
 import { timeOption } from "../../client/cli/time-option.ts";
@@ -192,6 +192,16 @@ describe("readOptionFile", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("readBoundedFile", () => {
+  it("refuses a file it cannot read, by default, naming the option, the file and why, with the fs error as the cause", async () => {
+    const missing = join(tmpdir(), "cloister-no-such-dir", "none.json");
+    const error = await readBoundedFile(missing, "--log", { bytes: 1, expected: "x" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).toMatch(new RegExp(`^--log ${missing}: cannot read \\(ENOENT: `));
+    expect((error as UsageError).cause).toMatchObject({ code: "ENOENT" });
   });
 });
 
