@@ -208,9 +208,17 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  * elsewhere), fsync'ed, then linked into place (which never replaces a file) or, with `replace`,
  * renamed over the old one (which replaces the name, never what a link there leads to), and the
  * directory fsync'ed: the content never sits in a file with wider permissions, the file appears
- * whole or not at all, and survives a power loss once this resolves; a failure leaves nothing
- * behind. (`cloister policy init --force`, the manifest commands' outputs, the audit collector's
- * `.key` hints.)
+ * whole or not at all, and survives a power loss once this resolves. A failure leaves no temporary
+ * file; without `replace` it leaves no new file either: one already linked or copied into place
+ * when a later step fails (the copy's fsync, the directory's) is removed again, so that a retry
+ * does not find it there ("exists"); only a disk that fails that removal too keeps it. That
+ * removal is safe: the name was created by this call,
+ * exclusively, moments before (a file that was there before fails the link with EEXIST and is never
+ * touched), and removing a name never follows it; whoever could put something else there meanwhile
+ * can write to the directory, and so remove it too. With `replace`, the rename is the last step but
+ * the directory's fsync: should that fail, the new file is in place (the old one gone), not known
+ * to be durable, and a retry replaces it again. (`cloister policy init --force`, the manifest
+ * commands' outputs, the audit collector's `.key` hints.)
  */
 export async function writeFileAtomically(
   file: string,
@@ -219,6 +227,8 @@ export async function writeFileAtomically(
   errors: OutputFileErrors,
 ): Promise<void> {
   const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  /** Whether `file` is a new name this call created (linked or copied into place; never with `replace`). */
+  let created = false;
   try {
     const handle = await open(
       temporary,
@@ -234,12 +244,17 @@ export async function writeFileAtomically(
     }
     if (options.replace) await rename(temporary, file);
     else {
-      await linkOrCopy(temporary, file);
+      const copied = (await linkOrCopy(temporary, file)) === "copied";
+      created = true;
+      // A copy is a new file: the temporary's fsync does not cover its bytes.
+      if (copied) await syncPath(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
       // Before the directory's fsync: a power loss then cannot leave the temporary name as a second name.
       await rm(temporary, { force: true });
     }
     await syncDirectory(dirname(file));
   } catch (cause) {
+    // Only the name this call created: the error is then the whole outcome (nothing written).
+    if (created) await rm(file, { force: true }).catch(() => {});
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
     const directory = code === "ENOENT" ? await missingDirectory(file) : null;
@@ -253,18 +268,18 @@ export async function writeFileAtomically(
 
 /**
  * Links `from` to `to`, which never replaces an existing `to`; where the file system has no hard
- * links (FAT, exFAT, some network mounts), copies it with the same guarantee (COPYFILE_EXCL), and
- * fsyncs the copy (a new file: `from`'s fsync does not cover its bytes) before the caller syncs the
- * directory.
+ * links (FAT, exFAT, some network mounts), copies it with the same guarantee (COPYFILE_EXCL): a copy
+ * the caller fsyncs before it syncs the directory.
  */
-async function linkOrCopy(from: string, to: string): Promise<void> {
+async function linkOrCopy(from: string, to: string): Promise<"linked" | "copied"> {
   try {
     await link(from, to);
+    return "linked";
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
     await copyFile(from, to, fsConstants.COPYFILE_EXCL);
-    await syncPath(to, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    return "copied";
   }
 }
 
@@ -375,13 +390,21 @@ export function loopbackListenError(error: unknown): unknown {
 }
 
 /**
- * Why a file an option names could not be read, for a message: the errno code and, for the common
- * ones, what to do (`ENOENT: no such file; check the path`).
+ * Why a file an option names could not be read, or (`operation` "write") created where it names: the
+ * errno code and, for the common ones, what to do (`ENOENT: no such file; check the path`), worded
+ * for that operation.
  */
-export function fileErrorCause(error: unknown): string {
+export function fileErrorCause(error: unknown, operation: "read" | "write" = "read"): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  if (code === "ENOENT") return "ENOENT: no such file; check the path";
-  if (code === "EACCES" || code === "EPERM") return `${code}: this user may not read it; check its owner and mode`;
+  const writing = operation === "write";
+  if (code === "ENOENT")
+    return writing ? "ENOENT: no such directory; check the path" : "ENOENT: no such file; check the path";
+  if (code === "EACCES" || code === "EPERM") {
+    return writing
+      ? `${code}: this user may not write there; check the directory's owner and mode`
+      : `${code}: this user may not read it; check its owner and mode`;
+  }
+  if (code === "EROFS" && writing) return "EROFS: a read-only file system; choose another place";
   if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
   if (code === "ELOOP") return "ELOOP: a loop of links; check where the link points";
   if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";

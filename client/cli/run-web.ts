@@ -121,7 +121,7 @@ export async function runBundle(options: {
   try {
     await mkdir(dirname(options.out), { recursive: true });
   } catch (error) {
-    throw new UsageError(`--out: cannot write "${options.out}" (${fileErrorCause(error)})`, { cause: error });
+    throw new UsageError(`--out: cannot write "${options.out}" (${fileErrorCause(error, "write")})`, { cause: error });
   }
   await refuseExistingOutput(options.out, "--out", existing);
   const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });

@@ -7,7 +7,7 @@ import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
 import { readBoundedFile, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import { fileErrorCause, formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
 import { timeOption } from "../../client/cli/time-option.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
@@ -191,6 +191,26 @@ describe("readOptionFile", () => {
       expect(await readOptionFile(file, "--policy", { bytes: 1, expected: "x" })).toBe("x");
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("fileErrorCause", () => {
+  it("words its hint for the operation that failed: reading a file, or writing one", () => {
+    const error = (code: string) => Object.assign(new Error(code), { code });
+    expect(fileErrorCause(error("EACCES"))).toBe("EACCES: this user may not read it; check its owner and mode");
+    expect(fileErrorCause(error("EACCES"), "read")).toBe(fileErrorCause(error("EACCES")));
+    expect(fileErrorCause(error("EACCES"), "write")).toBe(
+      "EACCES: this user may not write there; check the directory's owner and mode",
+    );
+    expect(fileErrorCause(error("EPERM"), "write")).toBe(
+      "EPERM: this user may not write there; check the directory's owner and mode",
+    );
+    expect(fileErrorCause(error("ENOENT"), "write")).toBe("ENOENT: no such directory; check the path");
+    expect(fileErrorCause(error("EROFS"), "write")).toBe("EROFS: a read-only file system; choose another place");
+    // The hints that hold for both are the same.
+    for (const code of ["EISDIR", "ELOOP", "ENOTDIR", "EIO"]) {
+      expect(fileErrorCause(error(code), "write"), code).toBe(fileErrorCause(error(code), "read"));
     }
   });
 });

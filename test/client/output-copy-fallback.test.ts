@@ -15,6 +15,8 @@ const calls: string[] = [];
 let leftAtDirectorySync: string[] = [];
 /** Whether `link` works (false: it fails with EPERM, as on a file system without hard links). */
 let linksWork = false;
+/** The name (basename) whose fsync fails with EIO, as a failing disk's does; null: none fails. */
+let failingSync: string | null = null;
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -30,6 +32,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       const sync = handle.sync.bind(handle);
       handle.sync = async () => {
         calls.push(`sync ${basename(String(args[0]))}`);
+        if (basename(String(args[0])) === failingSync) {
+          throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+        }
         if ((await real.stat(String(args[0]))).isDirectory()) {
           leftAtDirectorySync = (await real.readdir(String(args[0]))).filter((n) => n.endsWith(".tmp"));
         }
@@ -131,5 +136,56 @@ describe("writeFileAtomically fsyncs the file before it is in place, and the dir
       `sync ${basename(dir)}`,
     ]);
     expect(await readFile(file, "utf8")).toBe("new\n");
+  });
+});
+
+/**
+ * A failure once the new file is in place (linked or copied: the fsync of the copy or of the
+ * directory fails) leaves nothing behind: the file this call created is removed, so that a retry
+ * does not find it ("exists"). A file that was there before is never touched.
+ */
+describe("writeFileAtomically: a failure after the file is in place leaves nothing behind", () => {
+  afterAll(() => {
+    failingSync = null;
+  });
+
+  for (const links of [true, false]) {
+    it(links ? "linked, then the directory's fsync fails" : "copied, then the copy's fsync fails", async () => {
+      linksWork = links;
+      const name = links ? "linked-unsynced.json" : "copied-unsynced.json";
+      const file = join(dir, name);
+      failingSync = links ? basename(dir) : name;
+      await expect(writeFileAtomically(file, "new\n", { mode: 0o600, replace: false }, errors)).rejects.toThrow(
+        "failed EIO",
+      );
+      expect((await readdir(dir)).filter((n) => n.includes(name))).toEqual([]);
+      // The retry, the disk well again, writes it.
+      failingSync = null;
+      await writeFileAtomically(file, "new\n", { mode: 0o600, replace: false }, errors);
+      expect(await readFile(file, "utf8")).toBe("new\n");
+    });
+  }
+
+  it("never removes a file that was there before (link refused with EEXIST)", async () => {
+    linksWork = true;
+    const file = join(dir, "there-before.json");
+    await writeFile(file, "old\n");
+    failingSync = basename(dir);
+    await expect(writeFileAtomically(file, "new\n", { mode: 0o600, replace: false }, errors)).rejects.toThrow("exists");
+    expect(await readFile(file, "utf8")).toBe("old\n");
+    failingSync = null;
+  });
+
+  it("replacing: a failed directory fsync leaves the new file in place, as said (a retry replaces it again)", async () => {
+    linksWork = true;
+    const file = join(dir, "replaced-unsynced.json");
+    await writeFile(file, "old\n");
+    failingSync = basename(dir);
+    await expect(writeFileAtomically(file, "new\n", { mode: 0o600, replace: true }, errors)).rejects.toThrow(
+      "failed EIO",
+    );
+    expect(await readFile(file, "utf8")).toBe("new\n");
+    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    failingSync = null;
   });
 });
