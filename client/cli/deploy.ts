@@ -73,7 +73,8 @@ async function exists(path: string): Promise<boolean> {
  * Writes `text` to `path`, whose mode is then exactly `mode` whatever the umask (which narrows a new
  * file's: 002 left them group-writable) and whatever mode the file had (a file written again keeps
  * its own): the key broker refuses a configuration or policy that group or others can write, and a
- * key file they can read (attestation/kbs/config.ts). The mode is set before the text is written.
+ * key file they can read (attestation/kbs/config.ts and key-file.ts). The mode is set before the
+ * text is written.
  */
 async function writeWithMode(path: string, text: string, mode: number): Promise<void> {
   const handle = await open(path, "w", mode);

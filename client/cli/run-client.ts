@@ -111,7 +111,7 @@ export function plainHttpKeyWarning(url: URL, sender: string): string | null {
  * A secret (an API key file; a private key cloister up reuses), refused (exit 2) as ssh refuses a
  * loose private key when group or others may read or write it, when it is another user's, or (unless
  * `followLinks`: an API key file, which a Kubernetes secret volume mounts as a link) a link: the key
- * broker's check and message (attestation/kbs/config.ts), naming the file, its mode and the fix.
+ * broker's check and message (attestation/kbs/key-file.ts), naming the file, its mode and the fix.
  */
 export async function readSecretFile(
   path: string,

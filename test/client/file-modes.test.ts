@@ -3,7 +3,7 @@
  * default, leaves a file group-writable; 077 takes every bit from group and others): keys 0600, the
  * rest 0644, also when --force replaces a file of a wider mode. The key broker refuses a
  * configuration or policy that group or others can write and a key file they can read
- * (attestation/kbs/config.ts); `cloister up`'s own files are checked in deploy.test.ts.
+ * (attestation/kbs/key-file.ts); `cloister up`'s own files are checked in deploy.test.ts.
  */
 import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

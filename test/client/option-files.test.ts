@@ -79,7 +79,7 @@ interface Case {
   /** A reader that trusts only a private file: the file is made 0600 first. */
   readonly private?: true;
   /**
-   * Read by the key broker's private-file reader (attestation/kbs/config.ts): its refusals name the
+   * Read by the key broker's private-file reader (attestation/kbs/key-file.ts): its refusals name the
    * file quoted, after the option (`--config: "/path": …`), as its mode and owner refusals do.
    */
   readonly quotesPath?: true;
