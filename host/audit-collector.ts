@@ -25,7 +25,8 @@
  * backlog full, refuses requests: AUDIT_BACKLOG_FULL) until the .key is moved aside. Collection runs after
  * every sealed response and on a timer; nothing is acknowledged before it was written. A restarted
  * host resumes an existing file after the last record it holds, once that record is the enclave's
- * (else it stores and acknowledges nothing: resumeAt). Collectors of one process that
+ * (else it stores and acknowledges nothing: resumeAt), and takes the enclave's next record only
+ * chained to it. Collectors of one process that
  * collect the same boot (one enclave under two URLs) share its file's store, so each record is
  * stored once.
  */
@@ -40,7 +41,7 @@ import { describeUrlText } from "../attestation/url-text.ts";
 import type { InputBound } from "../client/cli/bounded-file.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { type BootAuditKey, bootAuditKey, checkRecordLine } from "./audit-record-check.ts";
+import { type BootAuditKey, bootAuditKey, checkRecordLine, recordLineHash } from "./audit-record-check.ts";
 import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts";
 
 /**
@@ -370,7 +371,10 @@ interface BootLog {
   readonly store: AuditStore;
   /** The next record to store: the records before it are in the file. */
   next: number;
-  /** The seq and hash of the last record this process stored (its successor's prevHash); null: not known. */
+  /**
+   * The seq and hash of the last record in the file (its successor's prevHash): stored by this
+   * process, or its last line when it was opened (resumeAt); null: not known.
+   */
   last: { seq: number; hash: string } | null;
   /** Batches are stored one at a time, so what is already stored is decided against `next`. */
   turn: Promise<unknown>;
@@ -679,7 +683,7 @@ export class AuditCollector {
         await closingLogs.get(path);
         const store = await AuditStore.open(path);
         try {
-          return { store, next: this.resumeAt(store, batch, name), last: null, turn: Promise.resolve() };
+          return { store, ...this.resumeAt(store, batch, name), turn: Promise.resolve() };
         } catch (error) {
           await store.close();
           throw error;
@@ -751,10 +755,12 @@ export class AuditCollector {
     // And signed by the boot's key and chained (audit-record-check.ts): the answer is not
     // authenticated, and a line stored at a seq makes the enclave's own record of that seq skipped,
     // acknowledged and dropped. The previous record's hash is known from seq 0 (the genesis), from
-    // the batch's line before, or from the last record this process stored; else not compared.
+    // the batch's line before, or from the last record in the file (`log.last`); else (the file
+    // ends before the records a batch starts with, collected elsewhere) not compared.
     const checked: CheckedLine[] = [];
+    /** The seq and hash of each checked line, in order. */
+    const chain: { seq: number; hash: string }[] = [];
     let prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
-    let last = log.last;
     for (const [i, text] of lines.entries()) {
       const line = store.check(text);
       if (line === null) return `audit: record ${from + i} from the enclave is not a valid record line`;
@@ -766,7 +772,7 @@ export class AuditCollector {
         return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${batch.boot.slice(0, 16)}, record ${from + i}: ${signed}`;
       }
       prevHash = signed.hash;
-      last = { seq: from + i, hash: signed.hash };
+      chain.push({ seq: from + i, hash: signed.hash });
       checked.push(line);
       // A record's check costs about 0.3 ms on a loaded 2-core machine (its Ed25519 signature,
       // mostly): a page of AUDIT_PAGE_MAX_LINES would hold the event loop that forwards the host's
@@ -779,23 +785,27 @@ export class AuditCollector {
     // the rest are asked for again (so none is stored twice).
     const results = await Promise.allSettled(checked.map((line) => store.append(line)));
     const stored = results.findIndex((r) => r.status === "rejected");
+    // The file's last record: the last line stored (none of this batch: the one before it).
+    const last = (count: number) => (count === 0 ? log.last : (chain[count - 1] ?? null));
     if (stored !== -1) {
       log.next = from + stored;
-      log.last = null; // its hash not kept: the next batch's first record is checked by signature only
+      log.last = last(stored);
       throw (results[stored] as PromiseRejectedResult).reason;
     }
     log.next = Math.max(log.next, batch.next);
-    log.last = last;
+    log.last = last(chain.length);
     return null;
   }
 
   /**
    * The record to collect next for a boot whose file was just opened: one past the last record the
-   * file holds (a restarted host resumes where its previous process stopped), else where the
-   * enclave's batch starts. The seq is read from the last line without verifying it: it only decides
-   * which records the enclave re-sends are dropped as already stored; `cloister audit verify` checks.
+   * file holds (a restarted host resumes where its previous process stopped), with that record's
+   * seq and hash (the next record's prevHash: recordLineHash), else where the enclave's batch
+   * starts (no record before it known). The seq is read from the last line without verifying it: it
+   * only decides which records the enclave re-sends are dropped as already stored; `cloister audit
+   * verify` checks.
    */
-  private resumeAt(store: AuditStore, batch: AuditBatch, name: string): number {
+  private resumeAt(store: AuditStore, batch: AuditBatch, name: string): Pick<BootLog, "next" | "last"> {
     const from = batch.from;
     const last = store.lastLineAtOpen;
     if (last === null) {
@@ -804,20 +814,20 @@ export class AuditCollector {
           `audit: enclave boot ${name} starts at record ${from}; earlier records were collected elsewhere`,
         );
       }
-      return from;
+      return { next: from, last: null };
     }
     const seq = recordSeq(last);
     if (seq === null) {
       this.options.onError?.(
         `audit: ${store.path}: the last line holds no record seq; storing the enclave's records from ${from} after it (some may be stored twice)`,
       );
-      return from;
+      return { next: from, last: null };
     }
     if (from > seq + 1) {
       this.options.onError?.(
         `audit: ${store.path} ends at record ${seq}, the enclave sends from ${from}: records ${seq + 1}..${from - 1} were collected elsewhere`,
       );
-      return from;
+      return { next: from, last: null };
     }
     // The enclave holds every record it has not seen acknowledged, and sends them from the first
     // (the host asks for the next page only with the previous one acknowledged): a record the file
@@ -837,7 +847,9 @@ export class AuditCollector {
         `${store.path}: its last line (record ${seq}) differs from the enclave's record ${seq}: expected the line the enclave sent, found another (altered?); move the file aside (the next collection starts a new one)`,
       );
     }
-    return seq + 1;
+    // Its hash chains the enclave's next record to it (a line not in the writer's shape: not compared).
+    const hash = recordLineHash(last);
+    return { next: seq + 1, last: hash === null ? null : { seq, hash } };
   }
 
   /**

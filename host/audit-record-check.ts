@@ -84,16 +84,36 @@ export function checkRecordLine(
   value: object,
   prevHash: string | null,
 ): { hash: string } | string {
-  const sig = LINE_END.exec(line);
-  if (!line.startsWith(LINE_START) || sig === null) {
-    return 'expected a line {"record":…,"sig":"<128 hex digits>"}, found another shape';
-  }
-  const record = line.slice(LINE_START.length, sig.index);
-  if (!verify(null, Buffer.from(RECORD_TAG + record, "utf8"), key.key, Buffer.from(sig[1] as string, "hex"))) {
+  const parts = splitLine(line);
+  if (parts === null) return 'expected a line {"record":…,"sig":"<128 hex digits>"}, found another shape';
+  if (!verify(null, Buffer.from(RECORD_TAG + parts.record, "utf8"), key.key, Buffer.from(parts.sig, "hex"))) {
     return "sig: expected a signature by the boot's key, found one that does not verify";
   }
   if (prevHash !== null && (value as { record?: { prevHash?: unknown } }).record?.prevHash !== prevHash) {
     return "prevHash: expected the hash of the record before it, found another";
   }
-  return { hash: createHash("sha256").update(record, "utf8").digest("hex") };
+  return { hash: recordHash(parts.record) };
+}
+
+/**
+ * The hash of the record `line` holds (the next record's `prevHash`), its signature not checked;
+ * null when the line is not in the writer's shape. A restarted collector chains the enclave's next
+ * record to its file's last line with it: a line altered since it was stored (or stored unchecked by
+ * an older host) has no successor the enclave signed, so the records after it are refused and stay
+ * with the enclave, as resumeAt keeps them for a last line unlike the enclave's.
+ */
+export function recordLineHash(line: string): string | null {
+  const parts = splitLine(line);
+  return parts === null ? null : recordHash(parts.record);
+}
+
+/** A line's record (the text signed and hashed) and signature, when the line is in the writer's shape. */
+function splitLine(line: string): { record: string; sig: string } | null {
+  const sig = LINE_END.exec(line);
+  if (!line.startsWith(LINE_START) || sig === null) return null;
+  return { record: line.slice(LINE_START.length, sig.index), sig: sig[1] as string };
+}
+
+function recordHash(record: string): string {
+  return createHash("sha256").update(record, "utf8").digest("hex");
 }

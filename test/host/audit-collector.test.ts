@@ -247,6 +247,24 @@ async function restartedHost(
   return { file: first.file, errors: second.errors };
 }
 
+/**
+ * Makes the disk full at the second write of any file from here on (ENOSPC); the first gets only
+ * its first `firstBytes` bytes out (undefined: all of them).
+ */
+async function diskFullAtSecondWrite(firstBytes?: number): Promise<void> {
+  const probe = await open(join(tmpdir(), "cloister-collector-probe"), "a");
+  await probe.close();
+  const proto = Object.getPrototypeOf(probe) as FileHandle;
+  const write = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
+  let calls = 0;
+  vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+    calls += 1;
+    if (calls === 1 && firstBytes !== undefined) return write.call(this, args[0], args[1], firstBytes);
+    if (calls === 2) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    return write.apply(this, args);
+  } as never);
+}
+
 /** The stored log holds `count` lines, each record once and in order: it verifies under the test key. */
 async function expectWholeLog(file: string, count: number): Promise<void> {
   const lines = await readAuditLines(file);
@@ -284,17 +302,7 @@ describe("audit collector", () => {
     enclave.write(4);
     const { c, errors, file } = await collector(enclave.fetch);
     // The first write (record 0 alone; 1..3 queue behind it) gets 10 bytes out, then the disk is full.
-    const probe = await open(join(tmpdir(), "cloister-collector-probe"), "a");
-    await probe.close();
-    const proto = Object.getPrototypeOf(probe) as FileHandle;
-    const write = proto.write as (...args: unknown[]) => Promise<{ bytesWritten: number }>;
-    let calls = 0;
-    vi.spyOn(proto, "write").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
-      calls += 1;
-      if (calls === 1) return write.call(this, args[0], args[1], 10);
-      if (calls === 2) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
-      return write.apply(this, args);
-    } as never);
+    await diskFullAtSecondWrite(10);
     await c.collect();
     expect(errors).toEqual([expect.stringContaining("write failed (ENOSPC)")]);
     await settle(c);
@@ -786,10 +794,12 @@ describe("audit collector: only records signed by the boot's attested key", () =
   /** Records 0..1 by another key: its own chain, valid under its key. */
   const otherKeys = writeLog(2, makeWriter(seededKeyPair(8)));
   const altered = resignRecord(RECORDS[0] as string, keys.secretKey).line.replace('"decision":"', '"decision":"x');
-  // Signed by the boot's key, but not chained to record 0 (a record the enclave never wrote).
-  const unchained = resignRecord(RECORDS[1] as string, keys.secretKey, (r) => {
-    r.prevHash = "0".repeat(64);
-  }).line;
+  /** Record `seq` signed by the boot's key, but not chained to the record before it (one the enclave never wrote). */
+  const unchainedAt = (seq: number) =>
+    resignRecord(RECORDS[seq] as string, keys.secretKey, (r) => {
+      r.prevHash = "0".repeat(64);
+    }).line;
+  const unchained = unchainedAt(1);
   const cases: [string, string[], string][] = [
     ["lines that are no record", [junk(0), junk(1)], "record 0: sig: expected a signature by the boot's key"],
     ["a record altered after signing", [altered, RECORDS[1] as string], "record 0: sig: expected a signature"],
@@ -828,12 +838,9 @@ describe("audit collector: only records signed by the boot's attested key", () =
   );
 
   it("refuses a record of a later answer not chained to the last record stored, and stores the enclave's after", async () => {
-    const forged = resignRecord(RECORDS[2] as string, keys.secretKey, (r) => {
-      r.prevHash = "0".repeat(64);
-    }).line;
     const { fetchFn, asked } = scripted([
       { from: 0, lines: RECORDS.slice(0, 2) },
-      { from: 2, lines: [forged] },
+      { from: 2, lines: [unchainedAt(2)] },
       { from: 2, lines: RECORDS.slice(2, 4) },
     ]);
     const { c, errors, file } = await collector(fetchFn);
@@ -844,6 +851,56 @@ describe("audit collector: only records signed by the boot's attested key", () =
       `boot ${BOOT.slice(0, 16)}, record 2: prevHash: expected the hash of the record before it`,
     );
     expect(asked.slice(1, 3)).toEqual([`?from=2&boot=${BOOT}`, `?from=2&boot=${BOOT}`]);
+    await expectWholeLog(file, 4);
+  });
+
+  const forgedAfter1 = unchainedAt(2);
+  const restarts: [string, { from: number; lines: string[] }][] = [
+    ["its records acknowledged", { from: 2, lines: [forgedAfter1] }],
+    [
+      "its acknowledgement lost (the enclave re-sends them)",
+      { from: 0, lines: [...RECORDS.slice(0, 2), forgedAfter1] },
+    ],
+  ];
+  it.each(restarts)(
+    "a host restarted on a stored log (%s) refuses a first answer's record not chained to the last record stored",
+    async (_, hostile) => {
+      const first = await collector(scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]).fetchFn);
+      await first.c.collect();
+      await first.c.stop();
+      const { fetchFn, asked } = scripted([hostile, { from: 2, lines: RECORDS.slice(2, 4) }]);
+      const { c, errors, file } = await collector(fetchFn, first.dir);
+      await c.collect();
+      expect(errors).toEqual([
+        expect.stringContaining(
+          `is refused: boot ${BOOT.slice(0, 16)}, record 2: prevHash: expected the hash of the record before it, found another`,
+        ),
+      ]);
+      await settle(c);
+      await c.stop();
+      expect(asked[1]).toBe(`?from=2&boot=${BOOT}`);
+      await expectWholeLog(file, 4);
+    },
+  );
+
+  it("after a failed write, refuses a next answer's first record not chained to the last record stored", async () => {
+    const { fetchFn, asked } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 4) },
+      { from: 1, lines: [unchained] },
+      { from: 1, lines: RECORDS.slice(1, 4) },
+    ]);
+    const { c, errors, file } = await collector(fetchFn);
+    // Record 0 is written alone (1..3 queue behind it); the write of 1..3 fails: record 0 is stored.
+    await diskFullAtSecondWrite();
+    await c.collect();
+    expect(errors).toEqual([expect.stringContaining("write failed (ENOSPC)")]);
+    await c.collect();
+    expect(errors[1]).toContain(
+      `is refused: boot ${BOOT.slice(0, 16)}, record 1: prevHash: expected the hash of the record before it, found another`,
+    );
+    await settle(c);
+    await c.stop();
+    expect(asked.slice(1, 3)).toEqual([`?from=1&boot=${BOOT}`, `?from=1&boot=${BOOT}`]);
     await expectWholeLog(file, 4);
   });
 
