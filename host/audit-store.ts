@@ -236,7 +236,7 @@ export class AuditStore {
     if (typeof line !== "string" || line.length === 0) {
       throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a non-empty string");
     }
-    const bytes = encoder.encode(line).length;
+    const bytes = Buffer.byteLength(line, "utf8");
     if (bytes > this.#maxLineBytes) {
       throw new AuditStoreError(
         "AUDIT_STORE_LINE_INVALID",
