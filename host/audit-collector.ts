@@ -808,7 +808,7 @@ export class AuditCollector {
   private resumeAt(store: AuditStore, batch: AuditBatch, name: string): Pick<BootLog, "next" | "last"> {
     const from = batch.from;
     const last = store.lastLineAtOpen;
-    if (last === null) {
+    if (store.emptyAtOpen) {
       if (from !== 0) {
         this.options.onError?.(
           `audit: enclave boot ${name} starts at record ${from}; earlier records were collected elsewhere`,
@@ -816,8 +816,9 @@ export class AuditCollector {
       }
       return { next: from, last: null };
     }
-    const seq = recordSeq(last);
-    if (seq === null) {
+    // A last line longer than any record is read as none (lastLineAtOpen): it holds no seq either.
+    const seq = last === null ? null : recordSeq(last);
+    if (last === null || seq === null) {
       this.options.onError?.(
         `audit: ${store.path}: the last line holds no record seq; storing the enclave's records from ${from} after it (some may be stored twice)`,
       );

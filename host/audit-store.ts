@@ -102,6 +102,11 @@ export class AuditStore {
    * restarted on an existing file reads from it which record it stored last.
    */
   readonly lastLineAtOpen: string | null;
+  /**
+   * Whether the file held nothing when it was opened (once a torn line was cut): a null
+   * `lastLineAtOpen` of a file that is not empty is a last line that is no record.
+   */
+  readonly emptyAtOpen: boolean;
 
   private constructor(
     path: string,
@@ -114,6 +119,7 @@ export class AuditStore {
   ) {
     this.path = path;
     this.lastLineAtOpen = lastLine;
+    this.emptyAtOpen = size === 0;
     this.#handle = handle;
     this.#fsync = fsync;
     this.#maxLineBytes = maxLineBytes;

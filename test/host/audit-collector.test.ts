@@ -386,6 +386,22 @@ describe("audit collector", () => {
     });
   });
 
+  const unreadable: [string, string][] = [
+    ["an empty line", "\n"],
+    ["a line longer than any record (no seq read)", `${"x".repeat(64 * 1024 + 1)}\n`],
+  ];
+  it.each(unreadable)("a restarted host whose file ends on %s says so before it stores after it", async (_, text) => {
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]);
+    const { c, errors, file } = await collector(fetchFn);
+    await writeFile(file, `${RECORDS[0]}\n${text}`);
+    await c.collect();
+    await c.stop();
+    expect(errors).toEqual([
+      `audit: ${file}: the last line holds no record seq; storing the enclave's records from 0 after it (some may be stored twice)`,
+    ]);
+    expect(await readFile(file, "utf8")).toBe(`${RECORDS[0]}\n${text}${RECORDS.slice(0, 2).join("\n")}\n`);
+  });
+
   it("parses each record line once per collection (checked, its seq read and stored from one parse)", async () => {
     const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 3) }]);
     const { c, errors, file } = await collector(fetchFn);

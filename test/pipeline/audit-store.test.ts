@@ -122,6 +122,7 @@ describe("AuditStore", () => {
     writeFileSync(alone, (lines[0] as string).slice(0, 10));
     const fresh = await AuditStore.open(alone, { fsync: "never" });
     expect(fresh.lastLineAtOpen).toBeNull();
+    expect(fresh.emptyAtOpen).toBe(true);
     await fresh.close();
     expect(readFileSync(alone, "utf8")).toBe("");
   });
@@ -315,10 +316,12 @@ describe("AuditStore", () => {
     const path = join(dir, "last-line.jsonl");
     const empty = await AuditStore.open(path, { fsync: "never" });
     expect(empty.lastLineAtOpen).toBeNull();
+    expect(empty.emptyAtOpen).toBe(true);
     for (const line of writeLog(3)) await empty.append(line);
     await empty.close();
     const reopened = await AuditStore.open(path, { fsync: "never" });
     expect(reopened.lastLineAtOpen).toBe(writeLog(3)[2]);
+    expect(reopened.emptyAtOpen).toBe(false);
     await reopened.close();
     writeFileSync(path, "\n");
     const blank = await AuditStore.open(path, { fsync: "never" });
@@ -333,6 +336,7 @@ describe("AuditStore", () => {
     writeFileSync(path, `{"a":1}\n${"y".repeat(max + 1)}\n`);
     const over = await AuditStore.open(path, { fsync: "never", maxLineBytes: max });
     expect(over.lastLineAtOpen).toBeNull();
+    expect(over.emptyAtOpen).toBe(false);
     await over.close();
     // Exactly maxLineBytes: a record.
     const exact = `{"a":"${"y".repeat(max - 8)}"}`;
