@@ -763,7 +763,8 @@ export class AuditCollector {
     let prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
     for (const [i, text] of lines.entries()) {
       const line = store.check(text);
-      if (line === null) return `audit: record ${from + i} from the enclave is not a valid record line`;
+      if (typeof line === "string")
+        return `audit: record ${from + i} from the enclave is not a valid record line (${line})`;
       if (seqOf(line.value) !== from + i) {
         return `audit: record ${from + i} from the enclave: seq: expected ${from + i}, found ${describeUntrusted(seqField(line.value))}`;
       }

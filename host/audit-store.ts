@@ -224,13 +224,16 @@ export class AuditStore {
     await this.#handle.close();
   }
 
-  /** `line` with its parsed value when `append` would take it (and then takes it unparsed); else null. */
-  check(line: string): CheckedLine | null {
+  /**
+   * `line` with its parsed value when `append` would take it (and then takes it unparsed); else
+   * what is wrong with it (never its content).
+   */
+  check(line: string): CheckedLine | string {
     let value: object;
     try {
       value = this.#checkLine(line);
-    } catch {
-      return null;
+    } catch (error) {
+      return (error as AuditStoreError).message;
     }
     const checked = { line, value };
     checkedBy.set(checked, this);

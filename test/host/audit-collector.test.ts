@@ -290,7 +290,11 @@ describe("audit collector", () => {
     ]);
     const { c, errors, file } = await collector(fetchFn);
     await c.collect(); // must resolve, not reject (it runs from a timer in the host)
-    expect(errors).toEqual([expect.stringContaining("record 1 from the enclave is not a valid record line")]);
+    expect(errors).toEqual([
+      expect.stringContaining(
+        "record 1 from the enclave is not a valid record line (audit line: expected JSON, found unparseable text)",
+      ),
+    ]);
     await c.collect();
     await c.stop();
     expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 2));
@@ -746,7 +750,9 @@ describe("audit collector: what it logs while the enclave is away", () => {
     await c.stop();
     expect(errors).toHaveLength(3);
     expect(errors[0]).toContain("(ECONNRESET)");
-    expect(errors[1]).toMatch(/^audit: record 0 from the enclave is not a valid record line; retrying/);
+    expect(errors[1]).toMatch(
+      /^audit: record 0 from the enclave is not a valid record line \(audit line: expected JSON, found unparseable text\); retrying/,
+    );
     expect(errors[2]).toMatch(/^audit: collecting from .* again \(after 3 failed attempts; the last: audit: record 0/);
   });
 });

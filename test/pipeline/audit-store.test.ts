@@ -475,7 +475,7 @@ describe("AuditStore", () => {
     const lenient = await AuditStore.open(join(dir, "lenient.jsonl"), { fsync: "never" });
     const taken = lenient.check(line);
     expect(taken).toMatchObject({ line, value: { record: { seq: 0 } } });
-    expect(store.check(line)).toBeNull();
+    expect(store.check(line)).toMatch(/^audit line: expected at most 100 bytes, found \d+$/);
     await expect(store.append(taken as CheckedLine)).rejects.toMatchObject({ code: "AUDIT_STORE_LINE_INVALID" });
     const parse = vi.spyOn(JSON, "parse");
     await lenient.append(taken as CheckedLine);
