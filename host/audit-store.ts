@@ -137,6 +137,13 @@ export class AuditStore {
         `audit store fsync: expected "always" or "never", found ${String(fsync)}`,
       );
     }
+    // NaN or a bound below 1 would take any line (`bytes > NaN` is never true), or none.
+    if (!Number.isSafeInteger(maxLineBytes) || maxLineBytes < 1) {
+      throw new AuditStoreError(
+        "AUDIT_STORE_LINE_INVALID",
+        `audit store maxLineBytes: expected a whole number of bytes from 1, found ${String(maxLineBytes)}`,
+      );
+    }
     const handle = await openLogFile(path);
     let size: number;
     let opened: { readonly dev: number; readonly ino: number };

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
+  existsSync,
   fstatSync,
   mkdirSync,
   readFileSync,
@@ -483,6 +484,22 @@ describe("AuditStore", () => {
     await Promise.all([store.close(), lenient.close()]);
     expect(readFileSync(path, "utf8")).toBe("");
     expect(await readAuditLines(join(dir, "lenient.jsonl"))).toEqual([line]);
+  });
+
+  it("refuses a line bound that is no whole number of bytes from 1 (it would take any line), opening nothing", async () => {
+    for (const [maxLineBytes, found] of [
+      [Number.NaN, "NaN"],
+      [-1, "-1"],
+      [0, "0"],
+      [1.5, "1.5"],
+    ] as const) {
+      const path = join(dir, "bound.jsonl");
+      await expect(AuditStore.open(path, { maxLineBytes })).rejects.toMatchObject({
+        code: "AUDIT_STORE_LINE_INVALID",
+        message: `audit store maxLineBytes: expected a whole number of bytes from 1, found ${found}`,
+      });
+      expect(existsSync(path)).toBe(false);
+    }
   });
 
   it("refuses appends after close", async () => {
