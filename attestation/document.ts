@@ -22,9 +22,10 @@ import { checkReportDataBinding } from "./binding.ts";
 import { fromBase64url, toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
-import { compactJwsParts, DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "./document-key.ts";
+import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
 import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
+import { compactJwsParts, parseJwsPartJson } from "./jws.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 

@@ -13,8 +13,9 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
-import { compactJwsParts, DOCUMENT_MAX_LENGTH, parseJwsPartJson } from "../attestation/document-key.ts";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { ParseError } from "../attestation/errors.ts";
+import { compactJwsParts, parseJwsPartJson } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,

@@ -21,8 +21,8 @@ export const COMPACT_JWS_FORM = "a compact JWS (three base64url parts, the first
  * Whether `value` is a compact JWS of that form (COMPACT_JWS): the form manifestDigest takes. The
  * manifest checks (verifyManifest, and the attestation document's parser for the manifest it
  * carries) and the MAA token parser use it; the attestation document's own JWS is read part by part
- * (compactJwsParts and fromBase64url, attestation/document-key.ts and document.ts), and `cloister
- * receipt verify --document` takes this form with all three parts non-empty.
+ * (compactJwsParts and fromBase64url, attestation/jws.ts and bytes.ts), and `cloister receipt
+ * verify --document` takes this form with all three parts non-empty.
  */
 export function isCompactJws(value: unknown): value is string {
   return typeof value === "string" && COMPACT_JWS.test(value);

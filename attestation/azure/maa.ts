@@ -29,8 +29,8 @@
 import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, errors as joseErrors } from "jose";
 import { isCompactJws } from "../../manifests/digest.ts";
 import { fromBase64url } from "../bytes.ts";
-import { parseJwsPartJson } from "../document-key.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
+import { parseJwsPartJson } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
 

@@ -7,11 +7,8 @@
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
-import {
-  parseJwsPartJson,
-  unverifiedDocumentPayload,
-  unverifiedDocumentSealingKey,
-} from "../../attestation/document-key.ts";
+import { unverifiedDocumentPayload, unverifiedDocumentSealingKey } from "../../attestation/document-key.ts";
+import { parseJwsPartJson } from "../../attestation/jws.ts";
 
 const KEY = nacl.box.keyPair().publicKey;
 const X = base64url.encode(KEY);
