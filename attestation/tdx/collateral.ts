@@ -41,8 +41,7 @@ import { readUtcTime } from "../../sealed/time.ts";
 import { fromHex } from "../bytes.ts";
 import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
-import { findDuplicateMember } from "../json-duplicates.ts";
-import { DuplicateMemberError } from "../json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "../json-text.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { type Certificate, checkSubjectRole, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
 
@@ -230,12 +229,15 @@ function splitSigned(
 ): { signedBytes: Uint8Array; value: Record<string, unknown>; signature: Uint8Array } {
   const bytes = toBytes(input);
   const decoder = new TextDecoder("utf-8", { fatal: true });
-  let text: string;
+  // The whole body well-formed and each member once at every depth, in one call (parseJsonText).
+  // A member named twice is refused only after the scanner's own refusals below: a key twice at
+  // the top keeps the scanner's words, and a key other than the two is named before it.
+  let duplicate: DuplicateMemberError | null = null;
   try {
-    text = decoder.decode(bytes);
-    JSON.parse(text); // whole document well-formed
+    parseJsonText(decoder.decode(bytes));
   } catch (error) {
-    malformed(what, "not valid UTF-8 JSON", error);
+    if (!(error instanceof DuplicateMemberError)) malformed(what, "not valid UTF-8 JSON", error);
+    duplicate = error;
   }
   const ranges = topLevelValueRanges(bytes, what);
   for (const key of ranges.keys()) {
@@ -245,13 +247,9 @@ function splitSigned(
   const sigRange = ranges.get("signature");
   if (valueRange === undefined) malformed(what, `missing "${valueKey}"`);
   if (sigRange === undefined) malformed(what, `missing "signature"`);
-  // A key twice at the top was refused above, in the scanner's words; this finds one twice deeper,
-  // inside the signed value (the signature is a string), and names its path from the top.
-  const duplicate = findDuplicateMember(text);
-  if (duplicate !== null) {
-    const error = new DuplicateMemberError(duplicate.path, duplicate.index);
-    malformed(what, error.message, error);
-  }
+  // A key twice at the top was refused above, in the scanner's words; this one is twice deeper,
+  // inside the signed value (the signature is a string), and its message names its path from the top.
+  if (duplicate !== null) malformed(what, duplicate.message, duplicate);
   const signedBytes = bytes.slice(valueRange.start, valueRange.end);
   const value = JSON.parse(decoder.decode(signedBytes)) as unknown;
   if (typeof value !== "object" || value === null || Array.isArray(value))

@@ -317,6 +317,37 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     expect(refusal(() => parseTdxTcbInfo(bytes))).toBe("TDX_COLLATERAL_MALFORMED TDX TCB info: not valid UTF-8 JSON");
   });
 
+  it("names each refusal of the body in its own words, the top level's before a member named twice deeper", () => {
+    const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
+    const idTwice = tcbInfo.replace('"id":"TDX"', '"id":"SGX","id":"TDX"');
+    const cases: [string, string | Uint8Array, string][] = [
+      ["text after the object", `${tcbInfo}x`, "not valid UTF-8 JSON"],
+      ["a body cut short", tcbInfo.slice(0, 100), "not valid UTF-8 JSON"],
+      [
+        "a byte order mark",
+        Uint8Array.from([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(tcbInfo)]),
+        "expected a JSON object",
+      ],
+      ["a JSON array", `[${tcbInfo}]`, "expected a JSON object"],
+      [
+        "another top-level key",
+        idTwice.replace('{"tcbInfo":', '{"extra":1,"tcbInfo":'),
+        'unexpected top-level key "extra"',
+      ],
+      ["no signature", idTwice.replace(/,"signature":"[0-9a-f]+"/, ""), 'missing "signature"'],
+      [
+        "a signature of 127 hex characters",
+        tcbInfo.replace(/("signature":"[0-9a-f]+)[0-9a-f]"/, '$1"'),
+        '"signature": expected 128 hex characters (P-256 r||s)',
+      ],
+    ];
+    for (const [name, body, message] of cases) {
+      expect(`${name}: ${refusal(() => parseTdxTcbInfo(body))}`).toBe(
+        `${name}: TDX_COLLATERAL_MALFORMED TDX TCB info: ${message}`,
+      );
+    }
+  });
+
   it("takes collateral times only in the forms Intel's PCS writes, and refuses a rolled-over date", () => {
     const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
     const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
