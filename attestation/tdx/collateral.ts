@@ -337,30 +337,46 @@ function isvSvnLevels(v: unknown, path: string, what: string): IsvSvnTcbLevel[] 
   });
 }
 
-function common(value: Obj, what: string) {
-  return {
-    version: int(value.version, "version", what),
+/**
+ * The signed value of a TCB info or QE identity body (splitSigned) and the fields the two share,
+ * once its `id` and `version` are the ones its parser reads (else TDX_COLLATERAL_UNSUPPORTED).
+ */
+function signedCollateral(
+  input: Uint8Array | string,
+  valueKey: "tcbInfo" | "enclaveIdentity",
+  expected: { readonly id: string; readonly version: number },
+  what: string,
+): { value: Obj; common: SignedCollateralCommon } {
+  const { signedBytes, value, signature } = splitSigned(input, valueKey, what);
+  if (value.id !== expected.id) {
+    throw new ParseError(
+      "TDX_COLLATERAL_UNSUPPORTED",
+      `${what}: id expected "${expected.id}", found ${describeUntrusted(value.id)}`,
+    );
+  }
+  const version = int(value.version, "version", what);
+  const common = {
+    signedBytes,
+    signature,
+    version,
     issueDate: date(value.issueDate, "issueDate", what),
     nextUpdate: date(value.nextUpdate, "nextUpdate", what),
     tcbEvaluationDataNumber: int(value.tcbEvaluationDataNumber, "tcbEvaluationDataNumber", what),
   };
+  if (version !== expected.version) {
+    throw new ParseError(
+      "TDX_COLLATERAL_UNSUPPORTED",
+      `${what}: version expected ${expected.version}, found ${version}`,
+    );
+  }
+  return { value, common };
 }
 
 /** Parses an Intel PCS TDX TCB info response body (v3). */
 export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
   const what = "TDX TCB info";
   try {
-    const { signedBytes, value, signature } = splitSigned(input, "tcbInfo", what);
-    if (value.id !== "TDX") {
-      throw new ParseError(
-        "TDX_COLLATERAL_UNSUPPORTED",
-        `${what}: id expected "TDX", found ${describeUntrusted(value.id)}`,
-      );
-    }
-    const c = common(value, what);
-    if (c.version !== 3) {
-      throw new ParseError("TDX_COLLATERAL_UNSUPPORTED", `${what}: version expected 3, found ${c.version}`);
-    }
+    const { value, common } = signedCollateral(input, "tcbInfo", { id: "TDX", version: 3 }, what);
     // QVL (TcbInfo.cpp) supports TCB type 0 only: the TCB levels' component SVNs compared one by one.
     const tcbType = int(value.tcbType, "tcbType", what);
     if (tcbType !== 0) {
@@ -372,9 +388,7 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
     return {
       kind: "tdx-tcb-info",
       id: "TDX",
-      signedBytes,
-      signature,
-      ...c,
+      ...common,
       fmspc: hex(value.fmspc, 6, "fmspc", what),
       pceId: hex(value.pceId, 2, "pceId", what),
       tcbType,
@@ -419,17 +433,7 @@ export function parseTdxTcbInfo(input: Uint8Array | string): TdxTcbInfo {
 export function parseTdQeIdentity(input: Uint8Array | string): TdQeIdentity {
   const what = "TD QE identity";
   try {
-    const { signedBytes, value, signature } = splitSigned(input, "enclaveIdentity", what);
-    if (value.id !== "TD_QE") {
-      throw new ParseError(
-        "TDX_COLLATERAL_UNSUPPORTED",
-        `${what}: id expected "TD_QE", found ${describeUntrusted(value.id)}`,
-      );
-    }
-    const c = common(value, what);
-    if (c.version !== 2) {
-      throw new ParseError("TDX_COLLATERAL_UNSUPPORTED", `${what}: version expected 2, found ${c.version}`);
-    }
+    const { value, common } = signedCollateral(input, "enclaveIdentity", { id: "TD_QE", version: 2 }, what);
     // The hex is the report's bytes in order, and MISCSELECT a little-endian word (Intel's QVL
     // EnclaveReportVerifier swaps the bytes; go-tdx-guest reads binary.LittleEndian): "01000000" is bit 0.
     const u32 = (v: unknown, path: string) => {
@@ -439,9 +443,7 @@ export function parseTdQeIdentity(input: Uint8Array | string): TdQeIdentity {
     return {
       kind: "td-qe-identity",
       id: "TD_QE",
-      signedBytes,
-      signature,
-      ...c,
+      ...common,
       miscSelect: u32(value.miscselect, "miscselect"),
       miscSelectMask: u32(value.miscselectMask, "miscselectMask"),
       attributes: hex(value.attributes, 16, "attributes", what),

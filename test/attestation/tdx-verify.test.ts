@@ -348,6 +348,22 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     }
   });
 
+  it("reads only its own id and version of each kind, and names what it found", () => {
+    const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
+    const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
+    const tcb = (from: string, to: string) => refusal(() => parseTdxTcbInfo(tcbInfo.replace(from, to)));
+    const qe = (from: string | RegExp, to: string) => refusal(() => parseTdQeIdentity(qeIdentity.replace(from, to)));
+    const unsupported = "TDX_COLLATERAL_UNSUPPORTED";
+    expect(tcb('"id":"TDX"', '"id":"SGX"')).toBe(`${unsupported} TDX TCB info: id expected "TDX", found "SGX"`);
+    expect(tcb('"version":3', '"version":2')).toBe(`${unsupported} TDX TCB info: version expected 3, found 2`);
+    expect(qe('"id":"TD_QE"', '"id":"QE"')).toBe(`${unsupported} TD QE identity: id expected "TD_QE", found "QE"`);
+    expect(qe('"version":2', '"version":3')).toBe(`${unsupported} TD QE identity: version expected 2, found 3`);
+    // The shared fields are read before the version is compared.
+    expect(qe(/"version":2,(.*)"issueDate":"[^"]+"/, '"version":3,$1"issueDate":"x"')).toBe(
+      'TDX_COLLATERAL_MALFORMED TD QE identity: issueDate: expected an ISO-8601 UTC time to the second (YYYY-MM-DDTHH:MM:SSZ), found "x"',
+    );
+  });
+
   it("takes collateral times only in the forms Intel's PCS writes, and refuses a rolled-over date", () => {
     const tcbInfo = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
     const qeIdentity = text(`${C}qeidentity-td-qe-2023-06-08.json`);
