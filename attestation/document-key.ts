@@ -3,9 +3,9 @@
  * verifying anything: only for routing (the host's pool and the client's nonce question go to the
  * enclave with that key) and for naming a refusal. The payload and the key are read in the
  * verifier's spelling (three parts: compactJwsParts; base64url in its one spelling: fromBase64url;
- * JSON as parseJwsPartJson reads it; jws.ts), so no key is routed to by a spelling the verifier refuses
- * (the header and signature are not decoded here). Verification is attestation/document.ts's,
- * which reads its parts with the same two functions; this file imports no cryptography (bytes.ts:
+ * JSON as parseJwsPartJson reads it; jws.ts), so no key is routed to by a spelling the verifier
+ * refuses (the header and signature are not decoded here). Verification is attestation/document.ts's,
+ * which reads its parts with the same functions; this file imports no cryptography (bytes.ts:
  * jose's base64url), so the untrusted host can use it.
  */
 import { fromBase64url } from "./bytes.ts";
