@@ -281,7 +281,7 @@ export function registerClientCommands(program: Command): void {
       "after",
       examples(
         "cloister bundle --no-simulator --out dist/cloister-browser.js",
-        "cloister bundle --no-minify --force --out dist/cloister-browser.dev.js",
+        "cloister bundle --no-minify --force --out dist/cloister-browser-dev.js   # readable, simulator policies too",
       ),
     )
     .action(async (options: { out: string; force?: boolean; minify: boolean; simulator: boolean }) => {

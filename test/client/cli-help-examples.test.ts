@@ -4,9 +4,12 @@
  * each example is a command line of that command (or, for a group, of one under it) that uses only
  * options the command has: an example cannot name a command or an option that does not exist.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Command, Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
+import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 const run = inProcessCli();
@@ -118,5 +121,23 @@ describe("--help option defaults", () => {
     expect(ports.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}`)).toContain("host --port");
     const unsaid = ports.filter(({ o }) => !o.description.includes("(0 = any free port)"));
     expect(unsaid.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}: ${o.description}`)).toEqual([]);
+  });
+});
+
+describe("bundle --help examples", () => {
+  // The npm scripts name the browser builds (README: build:browser, build:browser:dev); an example
+  // writing to a look-alike name (cloister-browser.dev.js beside cloister-browser-dev.js) leaves a
+  // reader with two files of one build.
+  it("write to the files the build:browser scripts of package.json write", async () => {
+    const scripts = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts as Record<string, string>;
+    const built = Object.entries(scripts)
+      .filter(([name]) => name.startsWith("build:browser"))
+      .map(([, script]) => /--out (\S+)/.exec(script)?.[1]);
+    expect(built).toEqual(["dist/cloister-browser.js", "dist/cloister-browser-dev.js"]);
+    const { code, stdout } = await run(["bundle", "--help"]);
+    expect(code).toBe(0);
+    const outs = examplesOf(stdout).map((line) => /--out (\S+)/.exec(line)?.[1]);
+    expect(outs.length).toBeGreaterThan(0);
+    for (const out of outs) expect(built, `bundle --help example --out ${out}`).toContain(out);
   });
 });
