@@ -51,6 +51,8 @@ export function buildProgram(): Command {
   // which exits 2 (0 for --help), instead of commander's own process.exit(1).
   for (const command of commandTree(program)) {
     command.configureOutput({ outputError: (text, write) => write(usageLine(text)) }).exitOverride();
+    // What main() makes of `help` (helpAsOption): the whole command path after it.
+    if (command.commands.length > 0) command.helpCommand("help [command...]", "display help for a command");
   }
   checkRequiredOptionsAfterUnknownOnes(program);
   return program;
@@ -150,10 +152,45 @@ export function isBadInput(error: unknown): boolean {
   return error instanceof ClientError && error.kind === "configuration";
 }
 
+/**
+ * The command under `command` that `words` name from `from` on, as far as they name one, and where
+ * that walk stopped.
+ */
+function walkCommands(command: Command, words: readonly string[], from: number): { command: Command; at: number } {
+  let at = from;
+  for (; at < words.length; at++) {
+    const next = command.commands.find((c) => c.name() === words[at]);
+    if (next === undefined) break;
+    command = next;
+  }
+  return { command, at };
+}
+
+/**
+ * `help` as the help option, with the whole command path after it, at the top or under a group
+ * (`cloister help audit verify`, `cloister audit help verify`: `cloister audit verify --help`), as
+ * git and npm read it. Commander's own help command reads one word after it (`help audit verify`
+ * showed audit's help) and prints the whole help on stderr for a name it does not know; a name that
+ * is no command of a group is left without --help, for commander to refuse in one USAGE line
+ * (unknown command). Anything else after the path only shows that help: `help chat hello` never
+ * sends "hello". Exported for its tests.
+ */
+export function helpAsOption(program: Command, argv: readonly string[]): string[] {
+  const group = walkCommands(program, argv, 0);
+  if (argv[group.at] !== "help" || group.command.commands.length === 0) return [...argv];
+  const words = [...argv.slice(0, group.at), ...argv.slice(group.at + 1)];
+  const path = walkCommands(group.command, words, group.at);
+  // A word that names no command of a group; words after a leaf command, or options, are not run.
+  const unknown = words[path.at];
+  return unknown !== undefined && path.command.commands.length > 0 && !unknown.startsWith("-")
+    ? words
+    : [...words, "--help"];
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync([...argv], { from: "user" });
+    await program.parseAsync(helpAsOption(program, argv), { from: "user" });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -49,6 +49,55 @@ describe("exit codes at every depth of the command tree", () => {
     }
   });
 
+  // `help` takes the whole command path, at the top or under a group, as git's and npm's do: commander's
+  // own help command read one word (`help audit verify` showed audit's help) and printed the whole
+  // program help on stderr for a name it did not know.
+  it.each([
+    [
+      ["help", "audit", "verify"],
+      ["audit", "verify"],
+    ],
+    [
+      ["audit", "help", "verify"],
+      ["audit", "verify"],
+    ],
+    [
+      ["help", "model", "make", "tiny"],
+      ["model", "make", "tiny"],
+    ],
+    [["help"], []],
+    // Never runs the command: words after a leaf command, or options, are not a prompt or a flag to act on.
+    [["help", "chat", "hello"], ["chat"]],
+    [
+      ["help", "audit", "verify", "--json"],
+      ["audit", "verify"],
+    ],
+  ])("%j prints the help of %j, exit 0", async (args, path) => {
+    const asked = await run(args);
+    const expected = await run([...path, "--help"]);
+    expect(asked.code).toBe(0);
+    expect(asked.stderr).toBe("");
+    expect(asked.stdout).toBe(expected.stdout);
+  });
+
+  it("lists help with the path it takes, on every group", async () => {
+    for (const path of [[], ["audit"], ["model", "make"]]) {
+      const { stdout } = await run([...path, "--help"]);
+      expect(stdout, path.join(" ")).toMatch(/\n {2}help \[command\.\.\.\] +display help for a command\n/);
+    }
+  });
+
+  it.each([
+    [["help", "frob"], "frob"],
+    [["help", "audit", "frob"], "frob"],
+    [["audit", "help", "frob"], "frob"],
+  ])("%j refuses the unknown command %s in one USAGE line, exit 2", async (args, name) => {
+    const { code, stdout, stderr } = await run(args);
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(new RegExp(`^cloister: USAGE: unknown command '${name}'[^\n]*\n$`));
+  });
+
   it.each([
     [["audit", "verify", "--log", "x", "--key", "y", "--count", "abc"], /--count expects an integer, found "abc"/],
     [["policy", "init", "--url", "http://127.0.0.1:1"], /required option '--operator-key <file>' not specified/],
