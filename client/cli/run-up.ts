@@ -86,6 +86,15 @@ export function waitForSignal(): Promise<StopReason> {
 }
 
 /**
+ * `up`'s key broker line: the broker released the model key to each enclave it booted (every
+ * member of a pool asks for it), so a pool's line says each. Exported for its tests.
+ */
+export function kbsLine(options: { kbsUrl: string; keyId: string; configPath: string; enclaves: number }): string {
+  const to = options.enclaves > 1 ? `each of the ${options.enclaves} attested enclaves` : "the attested enclave";
+  return `  key broker   ${options.kbsUrl}  (released model key "${options.keyId}" to ${to}; config ${options.configPath})`;
+}
+
+/**
  * The commands `cloister up` suggests, to run from the current directory: the policy as a path
  * from it, and, when the API key is not where the client commands look by default
  * (LOCAL_API_KEY_FILE, i.e. `--dir` is not .cloister), `--api-key-file` naming it on every command
@@ -146,7 +155,12 @@ export async function runUp(options: UpOptions): Promise<void> {
       ...(deployment.kbsUrl === null || deployment.files.kbs === null
         ? ["  model        plain GGUF file (--no-sealed-model)"]
         : [
-            `  key broker   ${deployment.kbsUrl}  (released model key "${deployment.files.kbs.keyId}" to the attested enclave; config ${relative(process.cwd(), deployment.files.kbs.configPath)})`,
+            kbsLine({
+              kbsUrl: deployment.kbsUrl,
+              keyId: deployment.files.kbs.keyId,
+              configPath: relative(process.cwd(), deployment.files.kbs.configPath),
+              enclaves: deployment.enclaveUrls.length,
+            }),
           ]),
       "",
       ...tryLines({ hostUrl: deployment.hostUrl, policy, apiKeyFile: deployment.files.apiKeyPath }),

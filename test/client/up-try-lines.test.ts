@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { tryLines } from "../../client/cli/run-up.ts";
+import { kbsLine, tryLines } from "../../client/cli/run-up.ts";
 
 const hostUrl = "http://127.0.0.1:8080";
 const commands = (lines: string[]) => lines.map((line) => line.replace(/^(Try:)? +npx cloister /, ""));
@@ -45,5 +45,21 @@ describe("cloister up: the Try lines", () => {
     expect(attest).toBe(
       `Try:  npx cloister attest --url ${hostUrl} --policy 'my deploy/policy.json' --api-key-file 'my deploy/api-key'`,
     );
+  });
+});
+
+describe("cloister up: the key broker line", () => {
+  it("says the key went to the attested enclave, or to each of a pool's", () => {
+    const line = (enclaves: number) =>
+      kbsLine({
+        kbsUrl: "http://127.0.0.1:8790",
+        keyId: "cloister-dev-tiny",
+        configPath: ".cloister/kbs/config.json",
+        enclaves,
+      });
+    expect(line(1)).toBe(
+      '  key broker   http://127.0.0.1:8790  (released model key "cloister-dev-tiny" to the attested enclave; config .cloister/kbs/config.json)',
+    );
+    expect(line(2)).toContain('(released model key "cloister-dev-tiny" to each of the 2 attested enclaves;');
   });
 });
