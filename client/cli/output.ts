@@ -212,13 +212,13 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  * file; without `replace` it leaves no new file either: one already linked or copied into place
  * when a later step fails (the copy's fsync, the directory's) is removed again, so that a retry
  * does not find it there ("exists"); only a disk that fails that removal too keeps it. That
- * removal is safe: the name was created by this call,
- * exclusively, moments before (a file that was there before fails the link with EEXIST and is never
- * touched), and removing a name never follows it; whoever could put something else there meanwhile
- * can write to the directory, and so remove it too. With `replace`, the rename is the last step but
- * the directory's fsync: should that fail, the new file is in place (the old one gone), not known
- * to be durable, and a retry replaces it again. (`cloister policy init --force`, the manifest
- * commands' outputs, the audit collector's `.key` hints.)
+ * removal is safe: the name was created by this call, exclusively, moments before (a file that was
+ * there before fails the link with EEXIST and is never touched), and removing a name never follows
+ * it; whoever could put something else there meanwhile can write to the directory, and so remove it
+ * too. With `replace`, the rename is the last step but the directory's fsync: should that fail,
+ * the new file is in place (the old one gone), not known to be durable, and a retry replaces it
+ * again. (`cloister policy init --force`, the manifest commands' outputs, the audit collector's
+ * `.key` hints.)
  */
 export async function writeFileAtomically(
   file: string,
