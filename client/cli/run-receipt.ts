@@ -187,19 +187,21 @@ export async function runReceiptVerify(options: {
     const receipt = await verifyReceipt(line, key);
     if (document !== null) {
       if (document.signatureError !== null) throw document.signatureError;
-      // Public keys and digests only: never the answer or the document's content.
+      // Public keys and digests only: never the answer or the document's content. The digest
+      // first: another document than the one the receipt names (behind a pool host, another
+      // member's, from GET /v1/attestation) also carries another key, and is named as what it is.
+      if (receipt.documentDigest !== document.documentDigest) {
+        throw new ClientError(
+          "integrity",
+          "RECEIPT_MISMATCH",
+          `--document: expected the attestation document the receipt names (its documentDigest), SHA-256 ${receipt.documentDigest}, found one whose SHA-256 is ${document.documentDigest} (behind a pool host each enclave has its own document: give the one of the enclave that signed the receipt)`,
+        );
+      }
       if (!bytesEqual(key, document.signingPublicKey)) {
         throw new ClientError(
           "integrity",
           "RECEIPT_KEY_MISMATCH",
           `--key: expected the signing key of --document, ${toHex(document.signingPublicKey)}, found ${toHex(key)}`,
-        );
-      }
-      if (receipt.documentDigest !== document.documentDigest) {
-        throw new ClientError(
-          "integrity",
-          "RECEIPT_MISMATCH",
-          `receipt documentDigest: expected the SHA-256 of --document, ${document.documentDigest}, found ${receipt.documentDigest}`,
         );
       }
     }

@@ -49,6 +49,10 @@ function documentOf(enclave: EnclaveKeys): Promise<string> {
   });
 }
 
+/** The refusal of a --document other than the one a receipt names: the receipt's digest expected, the document's found. */
+const documentMismatch = (named: string, given: string) =>
+  `--document: expected the attestation document the receipt names (its documentDigest), SHA-256 ${named}, found one whose SHA-256 is ${given} (behind a pool host each enclave has its own document: give the one of the enclave that signed the receipt)`;
+
 async function file(name: string, content: string | Uint8Array): Promise<string> {
   const path = join(dir, name);
   await writeFile(path, content);
@@ -161,11 +165,11 @@ describe("cloister receipt verify", () => {
     const otherJws = await documentOf({ ...keys, sealing: nacl.box.keyPair() });
     const otherDocument = await file("other.jws", otherJws);
     const otherDigest = createHash("sha256").update(otherJws).digest("hex");
-    // Both digests shown: what --document hashes to, and what the receipt names.
+    // Both digests shown: what the receipt names, and what --document hashes to.
     expect((await verify({ receipt, document: otherDocument })).result).toEqual({
       valid: false,
       code: "RECEIPT_MISMATCH",
-      reason: `receipt documentDigest: expected the SHA-256 of --document, ${otherDigest}, found ${digest}`,
+      reason: documentMismatch(digest, otherDigest),
     });
     // A receipt signed (and --key given) by another key than the document's.
     const foreign = await file("f.txt", signReceipt(fields(digest), other.signing.secretKey));
@@ -193,6 +197,19 @@ describe("cloister receipt verify", () => {
       valid: false,
       code: "DOCUMENT_SIGNATURE_INVALID",
     });
+  });
+
+  it("behind a pool host, another member's document (another key too) is named by its digest, not as a key mismatch", async () => {
+    capture();
+    const digest = createHash("sha256").update(documentJws).digest("hex");
+    const receipt = await file("pool.txt", signReceipt(fields(digest), keys.signing.secretKey));
+    // What GET /v1/attestation gave: the document of another member, which has its own keys.
+    const memberJws = await documentOf(other);
+    const member = await file("member.json", JSON.stringify({ document: memberJws }));
+    const memberDigest = createHash("sha256").update(memberJws).digest("hex");
+    const { exitCode, result } = await verify({ receipt, document: member });
+    expect(exitCode).toBe(1);
+    expect(result).toEqual({ valid: false, code: "RECEIPT_MISMATCH", reason: documentMismatch(digest, memberDigest) });
   });
 
   it("reads --document's header and payload as the verifier does: a member named twice at any depth, or a byte that is not UTF-8, is refused naming the part", async () => {
