@@ -6,6 +6,7 @@
  * or anything else they serve.
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
 
 const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
@@ -17,12 +18,20 @@ export function isLoopbackHost(host: string | undefined): boolean {
 }
 
 /**
- * Hono middleware: a request whose Host is not a loopback name gets `refuse(c)` (the server's own
- * 421 response) before any route runs.
+ * Hono middleware: a request whose Host is not a loopback name gets `refuse(c, message)` (the
+ * server's own 421 response) before any route runs. The message names the names accepted and the
+ * Host found, as untrusted text (describeUntrusted: bounded, no control characters); it goes to the
+ * caller only, never into a log line.
  */
-export function loopbackHostOnly(refuse: (c: Context) => Response | Promise<Response>): MiddlewareHandler {
+export function loopbackHostOnly(
+  refuse: (c: Context, message: string) => Response | Promise<Response>,
+): MiddlewareHandler {
   return async (c, next) => {
-    if (!isLoopbackHost(c.req.header("host") ?? new URL(c.req.url).host)) return refuse(c);
-    await next();
+    const host = c.req.header("host") ?? new URL(c.req.url).host;
+    if (isLoopbackHost(host)) return next();
+    return refuse(
+      c,
+      `request Host: expected 127.0.0.1, localhost or [::1] (any port), found ${describeUntrusted(host)}`,
+    );
   };
 }

@@ -593,15 +593,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
   // Before any route: a page rebound to 127.0.0.1 (DNS rebinding) names its own host.
   app.use(
     "*",
-    loopbackHostOnly(() => {
-      throw new ProxyError(
-        421,
-        "invalid_request_error",
-        "host_not_loopback",
-        "expected a request to 127.0.0.1 or localhost",
-        null,
-        false,
-      );
+    loopbackHostOnly((_c, message) => {
+      throw new ProxyError(421, "invalid_request_error", "host_not_loopback", message, null, false);
     }),
   );
 

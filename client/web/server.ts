@@ -87,13 +87,7 @@ export function createWebApp(options: WebAppOptions): Hono {
   const app = new Hono();
   app.use(
     "*",
-    loopbackHostOnly((c) =>
-      c.json(
-        { error: { code: "HOST_NOT_LOOPBACK", message: "expected a request to 127.0.0.1 or localhost" } },
-        421,
-        securityHeaders,
-      ),
-    ),
+    loopbackHostOnly((c, message) => c.json({ error: { code: "HOST_NOT_LOOPBACK", message } }, 421, securityHeaders)),
   );
   const serve = (path: string, type: string, body: string) =>
     app.get(path, (c) => c.body(body, 200, { ...securityHeaders, "content-type": type }));

@@ -290,14 +290,33 @@ describe("proxy: a session whose re-verification failed", () => {
 describe("proxy: loopback callers only", () => {
   it("answers 421 to a request naming another host (DNS rebinding), before the token or any route", async () => {
     const { session } = await connectTo({});
-    const app = createProxyApp({ session, token: TOKEN });
+    const log: string[] = [];
+    const app = createProxyApp({ session, token: TOKEN, log: (line) => log.push(line) });
     for (const path of ["/healthz", "/v1/models"]) {
       const rebound = await app.request(path, {
         headers: { host: "evil.example:8787", authorization: `Bearer ${TOKEN}` },
       });
       expect(rebound.status, path).toBe(421);
-      expect(await rebound.json()).toMatchObject({ error: { code: "host_not_loopback" } });
+      expect(await rebound.json()).toMatchObject({
+        error: {
+          code: "host_not_loopback",
+          message: 'request Host: expected 127.0.0.1, localhost or [::1] (any port), found "evil.example:8787"',
+        },
+      });
     }
+    // The Host as untrusted text: control characters replaced, cut short (its length named).
+    const long = `${"a".repeat(70)}\u001b[2J.example`;
+    const rebound = await app.request("/healthz", { headers: { host: long } });
+    expect(((await rebound.json()) as { error: { message: string } }).error.message).toBe(
+      `request Host: expected 127.0.0.1, localhost or [::1] (any port), found "${"a".repeat(64)}"… (82 characters)`,
+    );
+    const escaped = await app.request("/healthz", { headers: { host: "evil\u001b[2J.example" } });
+    expect(((await escaped.json()) as { error: { message: string } }).error.message).toMatch(
+      /found "evil\uFFFD\[2J\.example"$/,
+    );
+    // Its log lines keep no Host.
+    expect(log).toHaveLength(4);
+    expect(log.join("\n")).not.toMatch(/evil|aaaa/);
     const local = await app.request("/v1/models", {
       headers: { host: "127.0.0.1:8787", authorization: `Bearer ${TOKEN}` },
     });
