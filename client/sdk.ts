@@ -759,7 +759,8 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     throw new ClientError(
       "configuration",
       "CACHE_SCOPE_TOO_SHORT",
-      "cacheScope: expected a secret of at least 16 characters",
+      // Its length only: the value is a secret.
+      `cacheScope: expected a secret of at least 16 characters, found a string of ${cacheScope.length} characters`,
     );
   }
   const now = options.now ?? (() => new Date());

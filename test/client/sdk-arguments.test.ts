@@ -332,7 +332,17 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
     [{ toString: () => "a".repeat(20) }, "BAD_OPTION", "found a value of type object"],
     [["a".repeat(20)], "BAD_OPTION", "found an array of 1 item"],
     [1e20, "BAD_OPTION", "found 100000000000000000000"],
-    ["short", "CACHE_SCOPE_TOO_SHORT", "cacheScope: expected a secret of at least 16 characters"],
+    // Its length found, never the value.
+    [
+      "s3cret-scope",
+      "CACHE_SCOPE_TOO_SHORT",
+      "cacheScope: expected a secret of at least 16 characters, found a string of 12 characters",
+    ],
+    [
+      "",
+      "CACHE_SCOPE_TOO_SHORT",
+      "cacheScope: expected a secret of at least 16 characters, found a string of 0 characters",
+    ],
   ];
   for (const [cacheScope, code, message] of cases) {
     it(`${typeof cacheScope} → ${code}`, async () => {
@@ -346,6 +356,10 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
       expect(error).toBeInstanceOf(ClientError);
       expect(error).toMatchObject({ kind: "configuration", code });
       expect((error as Error).message).toContain(message);
+      if (code === "CACHE_SCOPE_TOO_SHORT") {
+        expect((error as Error).message).toBe(message);
+        expect((error as Error).message).not.toContain("s3cret");
+      }
       if (code === "BAD_OPTION") expect(error).toMatchObject({ field: "cacheScope" });
       expect(sent).toEqual([]);
     });
