@@ -430,7 +430,8 @@ export async function readPrompt(
       PROMPT_BOUND,
       optionFileUnreadable(promptFile, "--prompt-file"),
     );
-    return promptText(bytes, `--prompt-file "${promptFile}"`);
+    // Named as bounded-file.ts names the file in its refusals (`--option path: …`), unquoted.
+    return promptText(bytes, `--prompt-file ${promptFile}`);
   }
   if (stdin.isTTY === true) return undefined;
   return promptText(

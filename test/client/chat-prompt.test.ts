@@ -86,13 +86,13 @@ describe("chat's prompt", () => {
       [
         "empty file",
         async () => readPrompt(undefined, await file("empty.txt", ""), stdin([])),
-        /^--prompt-file ".*empty\.txt": expected a prompt, found an empty input \(0 bytes\)$/,
+        /^--prompt-file \/\S*\/empty\.txt: expected a prompt, found an empty input \(0 bytes\)$/,
       ],
       [
         "invalid UTF-8",
         async () =>
           readPrompt(undefined, await file("latin1.txt", Buffer.from(`${SECRET} caf\xe9`, "latin1")), stdin([])),
-        /^--prompt-file ".*latin1\.txt": expected UTF-8 text, found 27 bytes that are not valid UTF-8$/,
+        /^--prompt-file \/\S*\/latin1\.txt: expected UTF-8 text, found 27 bytes that are not valid UTF-8$/,
       ],
       [
         "missing file",

@@ -127,7 +127,7 @@ const cases: readonly Case[] = [
     bound: 3_000_000,
     expected: "a prompt of at most 1000000 characters (UTF-16 code units), 3 bytes of UTF-8 each at most",
     read: (file) => readPrompt(undefined, file),
-    notUtf8: (file) => `--prompt-file "${file}": expected UTF-8 text, found 7 bytes that are not valid UTF-8`,
+    notUtf8: (file) => `--prompt-file ${file}: expected UTF-8 text, found 7 bytes that are not valid UTF-8`,
   },
   {
     option: "cloister up: key file",
