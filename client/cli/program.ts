@@ -173,11 +173,18 @@ function walkCommands(command: Command, words: readonly string[], from: number):
  * showed audit's help) and prints the whole help on stderr for a name it does not know; a name that
  * is no command of a group is left without --help, for commander to refuse in one USAGE line
  * (unknown command). Anything else after the path only shows that help: `help chat hello` never
- * sends "hello". Exported for its tests.
+ * sends "hello". The help option after such a name (`cloister frob --help`, `cloister audit frob -h`)
+ * is dropped, so that commander refuses the name as it does after `help` (it would print the whole
+ * help instead, exit 0, as if the name were right). Exported for its tests.
  */
 export function helpAsOption(program: Command, argv: readonly string[]): string[] {
   const group = walkCommands(program, argv, 0);
-  if (argv[group.at] !== "help" || group.command.commands.length === 0) return [...argv];
+  const word = argv[group.at];
+  const isGroup = group.command.commands.length > 0;
+  if (isGroup && word !== undefined && word !== "help" && !word.startsWith("-")) {
+    return argv.filter((w) => w !== "--help" && w !== "-h");
+  }
+  if (word !== "help" || !isGroup) return [...argv];
   const words = [...argv.slice(0, group.at), ...argv.slice(group.at + 1)];
   const path = walkCommands(group.command, words, group.at);
   // A word that names no command of a group; words after a leaf command, or options, are not run.

@@ -91,6 +91,11 @@ describe("exit codes at every depth of the command tree", () => {
     [["help", "frob"], "frob"],
     [["help", "audit", "frob"], "frob"],
     [["audit", "help", "frob"], "frob"],
+    // --help after a name that is no command: refused as `help frob` is, not the whole help, exit 0.
+    [["frob", "--help"], "frob"],
+    [["frob", "-h"], "frob"],
+    [["audit", "frob", "--help"], "frob"],
+    [["frob", "verify", "--help"], "frob"],
   ])("%j refuses the unknown command %s in one USAGE line, exit 2", async (args, name) => {
     const { code, stdout, stderr } = await run(args);
     expect(code).toBe(2);
