@@ -10,6 +10,11 @@
  * its SHA-256), and each record signed by it and chained. A defence in depth: the host stays
  * untrusted (it could drop records itself; a checkpoint's count shows it).
  *
+ * A boot's two files are made by its first records, once checked (checkNewBoot): an answer with
+ * no record, or whose records are refused, makes none, so whatever answers at
+ * `--enclave-url` with a new boot at each collection (a restarting enclave, or something hostile
+ * there) does not make two files a collection.
+ *
  * `DIR/<boot id>.key` holds the Ed25519 public key the enclave's `/audit` answer named for that
  * boot. It is a filing hint only (which attested key to look for), never a key to verify with: the
  * file is written by the host, so a host that forges a log can put its own key beside it, and the
@@ -32,7 +37,7 @@
  */
 
 import { constants } from "node:fs";
-import { access, mkdir, stat } from "node:fs/promises";
+import { access, lstat, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
@@ -42,7 +47,7 @@ import type { InputBound } from "../client/cli/bounded-file.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import { type BootAuditKey, bootAuditKey, checkRecordLine, recordLineHash } from "./audit-record-check.ts";
-import { AuditStore, AuditStoreError, type CheckedLine } from "./audit-store.ts";
+import { AuditStore, AuditStoreError, type CheckedLine, checkLogLine } from "./audit-store.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
@@ -380,6 +385,106 @@ interface BootLog {
   turn: Promise<unknown>;
 }
 
+/**
+ * Record `seq` of a batch of boot `boot` as its log takes it (store): a line the store takes
+ * (`check`), holding that seq, signed by the boot's key and chained to `prevHash` (null: the record
+ * before it is not known, not compared); else the problem, as a log line (never the line).
+ */
+function checkBatchLine(
+  check: (text: string) => CheckedLine | string,
+  text: string,
+  seq: number,
+  prevHash: string | null,
+  key: BootAuditKey,
+  boot: string,
+  base: string,
+): { line: CheckedLine; hash: string } | string {
+  const line = check(text);
+  if (typeof line === "string") return `audit: record ${seq} from the enclave is not a valid record line (${line})`;
+  if (seqOf(line.value) !== seq) {
+    return `audit: record ${seq} from the enclave: seq: expected ${seq}, found ${describeUntrusted(seqField(line.value))}`;
+  }
+  const signed = checkRecordLine(key, text, line.value, prevHash);
+  if (typeof signed === "string") {
+    return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${boot.slice(0, 16)}, record ${seq}: ${signed}`;
+  }
+  return { line, hash: signed.hash };
+}
+
+/**
+ * A batch's records from `from` on, checked (checkBatch): the lines as the store takes them and
+ * each one's seq and hash. The check depends on the lines, `from`, `prevHash` and the key only.
+ */
+interface CheckedBatch {
+  readonly from: number;
+  readonly prevHash: string | null;
+  readonly lines: CheckedLine[];
+  /** The seq and hash of each checked line, in order. */
+  readonly chain: { seq: number; hash: string }[];
+}
+
+/**
+ * `batch`'s lines from record `from` on, each checked (checkBatchLine) with `check`, the first
+ * chained to `prevHash`; else the first problem, as a log line. All or nothing, and checked up to
+ * the first bad line only: a broken answer is refused whole at it, and the lines after it (a hostile
+ * answer's thousands) are never parsed.
+ */
+async function checkBatch(
+  batch: AuditBatch,
+  from: number,
+  prevHash: string | null,
+  key: BootAuditKey,
+  base: string,
+  check: (text: string) => CheckedLine | string,
+): Promise<CheckedBatch | string> {
+  const lines: CheckedLine[] = [];
+  const chain: { seq: number; hash: string }[] = [];
+  let previous = prevHash;
+  for (const [i, text] of batch.lines.slice(from - batch.from).entries()) {
+    const line = checkBatchLine(check, text, from + i, previous, key, batch.boot, base);
+    if (typeof line === "string") return line;
+    previous = line.hash;
+    chain.push({ seq: from + i, hash: line.hash });
+    lines.push(line.line);
+    // A record's check costs about 0.3 ms on a loaded 2-core machine (its Ed25519 signature,
+    // mostly): a page of AUDIT_PAGE_MAX_LINES would hold the event loop that forwards the host's
+    // frames for a third of a second, so the loop is let go between slices (a few ms each).
+    if (i % CHECK_SLICE === CHECK_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { from, prevHash, lines, chain };
+}
+
+/** What checkNewBoot found in a new boot's batch with no record: nothing to store, no file made. */
+const NO_RECORD_YET = Symbol("no record of the boot yet");
+
+/**
+ * The batch of a boot this collector has not met, checked before the boot's files are made at
+ * `path` (its .jsonl) and beside it (its .key): NO_RECORD_YET when it holds no record, the problem
+ * (as store() words it) when a record is refused. Each enclave boot has two files, and the `/audit`
+ * answer is not authenticated: made before any record was checked, whatever answers at
+ * `--enclave-url` with a fresh document and boot id at each collection (a restarting enclave, or
+ * something hostile there) would make two files a collection. So they are made once a record is
+ * there and checked as store() checks a new file's (resumeAt: from the batch's first line, chained
+ * from the genesis at seq 0, else not compared); store() then takes the check as it is. Null: the
+ * boot's log is there already, open in this process or found at `path` (or not found absent: its
+ * opening says what is wrong), and is resumed as it is, the batch checked against it by store().
+ */
+async function checkNewBoot(
+  path: string,
+  batch: AuditBatch,
+  key: BootAuditKey,
+  base: string,
+): Promise<CheckedBatch | string | typeof NO_RECORD_YET | null> {
+  if (bootLogs.has(path)) return null;
+  const absent = await lstat(path).then(
+    () => false,
+    (error: unknown) => (error as NodeJS.ErrnoException).code === "ENOENT",
+  );
+  if (!absent) return null;
+  if (batch.lines.length === 0) return NO_RECORD_YET;
+  return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
+}
+
 /** The largest document answer read: `{"document":"<jws>"}` of a document of DOCUMENT_MAX_LENGTH. */
 const DOCUMENT_ANSWER_MAX_BYTES = DOCUMENT_MAX_LENGTH + '{"document":""}'.length;
 
@@ -564,6 +669,8 @@ export class AuditCollector {
       return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: ${batch}`;
     }
     const name = batch.boot.slice(0, 16);
+    /** A new boot's batch, checked before its files were made (checkNewBoot). */
+    let checked: CheckedBatch | null = null;
     const bootKey = batch.boot === this.boot ? this.bootKey : await this.bootKeyOf(base, batch.boot);
     if (typeof bootKey === "string") return bootKey;
     if (bootKey === null || batch.signingKey !== bootKey.hex) {
@@ -575,6 +682,12 @@ export class AuditCollector {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       await this.release();
       this.boot = null;
+      const logPath = resolve(this.options.dir, `${name}.jsonl`);
+      const first = await checkNewBoot(logPath, batch, bootKey, base);
+      // No record yet: nothing to store or acknowledge, and the next collection asks from 0 again.
+      if (first === NO_RECORD_YET) return null;
+      if (typeof first === "string") return first;
+      checked = first;
       await makeAuditDir(this.options.dir);
       const keyPath = join(this.options.dir, `${name}.key`);
       const releaseKey = await fileKey(keyPath, batch.signingKey);
@@ -584,7 +697,7 @@ export class AuditCollector {
         return `audit: the audit batch of the enclave at ${describeUrlText(base)} is malformed: signingKey: expected the key filed for this boot in ${keyPath}, found another`;
       }
       try {
-        this.log = await this.acquire(resolve(this.options.dir, `${name}.jsonl`), batch, name);
+        this.log = await this.acquire(logPath, batch, name);
       } catch (error) {
         releaseKey(); // filed again at the next collection, or forgotten with the boot
         throw error;
@@ -597,7 +710,7 @@ export class AuditCollector {
     const log = this.log;
     if (log === null) return null;
     // One batch of this boot's file at a time (another collector may store the same records).
-    const turn = log.turn.then(() => this.store(log, batch, bootKey, base));
+    const turn = log.turn.then(() => this.store(log, batch, bootKey, base, checked));
     log.turn = turn.catch(() => undefined);
     const problem = await turn;
     if (problem !== null) return problem;
@@ -731,9 +844,18 @@ export class AuditCollector {
 
   /**
    * Stores what `batch` holds past the records already stored, once each of them is signed by the
-   * boot's key and chained; resolves with a problem (null: none).
+   * boot's key and chained; resolves with a problem (null: none). `prechecked`: the batch as a new
+   * boot's was checked before its file was made (checkNewBoot), taken when checked from the same
+   * record and chained to the same hash as here (else another collector's batch was stored first,
+   * and the batch is checked again).
    */
-  private async store(log: BootLog, batch: AuditBatch, key: BootAuditKey, base: string): Promise<string | null> {
+  private async store(
+    log: BootLog,
+    batch: AuditBatch,
+    key: BootAuditKey,
+    base: string,
+    prechecked: CheckedBatch | null,
+  ): Promise<string | null> {
     if (batch.from > log.next) {
       this.options.onError?.(`audit: expected record ${log.next}, the enclave sent from ${batch.from}`);
     }
@@ -742,7 +864,6 @@ export class AuditCollector {
     // or a lost acknowledgement. Stored twice they would make the log fail as duplicated.
     const skip = Math.min(Math.max(log.next - batch.from, 0), batch.lines.length);
     const from = batch.from + skip;
-    const lines = batch.lines.slice(skip);
     const store = log.store;
     // All or nothing on content: one malformed line and no line of the batch is stored (it is
     // asked for again; the enclave keeps it).
@@ -750,36 +871,18 @@ export class AuditCollector {
     // or hostile answer (records reordered, repeated, skipped) never makes the stored log fail
     // verification from there on; it is asked for again.
     // Each line parsed once: `check` hands its value on, and `append` takes the checked line as it is.
-    // Checked up to the first bad line only: a broken answer is refused whole at it, and the lines
-    // after it (a hostile answer's thousands) are never parsed.
     // And signed by the boot's key and chained (audit-record-check.ts): the answer is not
     // authenticated, and a line stored at a seq makes the enclave's own record of that seq skipped,
     // acknowledged and dropped. The previous record's hash is known from seq 0 (the genesis), from
     // the batch's line before, or from the last record in the file (`log.last`); else (the file
     // ends before the records a batch starts with, collected elsewhere) not compared.
-    const checked: CheckedLine[] = [];
-    /** The seq and hash of each checked line, in order. */
-    const chain: { seq: number; hash: string }[] = [];
-    let prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
-    for (const [i, text] of lines.entries()) {
-      const line = store.check(text);
-      if (typeof line === "string")
-        return `audit: record ${from + i} from the enclave is not a valid record line (${line})`;
-      if (seqOf(line.value) !== from + i) {
-        return `audit: record ${from + i} from the enclave: seq: expected ${from + i}, found ${describeUntrusted(seqField(line.value))}`;
-      }
-      const signed = checkRecordLine(key, text, line.value, prevHash);
-      if (typeof signed === "string") {
-        return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${batch.boot.slice(0, 16)}, record ${from + i}: ${signed}`;
-      }
-      prevHash = signed.hash;
-      chain.push({ seq: from + i, hash: signed.hash });
-      checked.push(line);
-      // A record's check costs about 0.3 ms on a loaded 2-core machine (its Ed25519 signature,
-      // mostly): a page of AUDIT_PAGE_MAX_LINES would hold the event loop that forwards the host's
-      // frames for a third of a second, so the loop is let go between slices (a few ms each).
-      if (i % CHECK_SLICE === CHECK_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
-    }
+    const prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
+    const batchChecked =
+      prechecked?.from === from && prechecked.prevHash === prevHash
+        ? prechecked
+        : await checkBatch(batch, from, prevHash, key, base, (text) => store.check(text));
+    if (typeof batchChecked === "string") return batchChecked;
+    const { lines: checked, chain } = batchChecked;
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
     // a write failure the store rejects the failed write and every line queued behind it, and
     // leaves none of their bytes in the file: the lines before the first rejection are stored,

@@ -46,9 +46,12 @@ export type AuditFsyncPolicy = "always" | "never";
 
 export interface AuditStoreOptions {
   readonly fsync?: AuditFsyncPolicy;
-  /** Largest accepted line in bytes (default 64 KiB; a record is about 1 KiB). */
+  /** Largest accepted line in bytes (default DEFAULT_MAX_LINE_BYTES). */
   readonly maxLineBytes?: number;
 }
+
+/** The largest line a store takes unless told otherwise (64 KiB; a record is about 1 KiB). */
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 
 export class AuditStoreError extends Error {
   readonly code: "AUDIT_STORE_LINE_INVALID" | "AUDIT_STORE_CLOSED" | "AUDIT_STORE_IO" | "AUDIT_STORE_NOT_THIS_BOOT";
@@ -74,8 +77,11 @@ export interface CheckedLine {
   readonly value: object;
 }
 
-/** The store whose `check` made each CheckedLine (its line-size bound is that store's). */
-const checkedBy = new WeakMap<CheckedLine, AuditStore>();
+/**
+ * The line-size bound each CheckedLine was checked under (checkLogLine): a store whose bound is no
+ * smaller takes it unparsed.
+ */
+const checkedUnder = new WeakMap<CheckedLine, number>();
 
 export class AuditStore {
   readonly path: string;
@@ -130,7 +136,7 @@ export class AuditStore {
   /** Opens (creating, mode 0600) the log file for appending. */
   static async open(path: string, options: AuditStoreOptions = {}): Promise<AuditStore> {
     const fsync = options.fsync ?? "always";
-    const maxLineBytes = options.maxLineBytes ?? 64 * 1024;
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     if (fsync !== "always" && fsync !== "never") {
       throw new AuditStoreError(
         "AUDIT_STORE_LINE_INVALID",
@@ -206,8 +212,10 @@ export class AuditStore {
     if (this.#closed) return Promise.reject(new AuditStoreError("AUDIT_STORE_CLOSED", "audit store: closed"));
     const text = typeof line === "string" ? line : line.line;
     try {
-      // A line this store's `check` took is not parsed again (the collector's hot path).
-      if (typeof line === "string" || checkedBy.get(line) !== this) this.#checkLine(text);
+      // A line checked under this store's bound (or a smaller one) is not parsed again (the
+      // collector's hot path).
+      const bound = typeof line === "string" ? undefined : checkedUnder.get(line);
+      if (bound === undefined || bound > this.#maxLineBytes) parseLogLine(text, this.#maxLineBytes);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -236,43 +244,7 @@ export class AuditStore {
    * what is wrong with it (never its content).
    */
   check(line: string): CheckedLine | string {
-    let value: object;
-    try {
-      value = this.#checkLine(line);
-    } catch (error) {
-      return (error as AuditStoreError).message;
-    }
-    const checked = { line, value };
-    checkedBy.set(checked, this);
-    return checked;
-  }
-
-  /** The JSON object `line` holds, when it is a line this store takes; throws AUDIT_STORE_LINE_INVALID otherwise. */
-  #checkLine(line: string): object {
-    if (typeof line !== "string" || line.length === 0) {
-      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a non-empty string");
-    }
-    const bytes = Buffer.byteLength(line, "utf8");
-    if (bytes > this.#maxLineBytes) {
-      throw new AuditStoreError(
-        "AUDIT_STORE_LINE_INVALID",
-        `audit line: expected at most ${this.#maxLineBytes} bytes, found ${bytes}`,
-      );
-    }
-    if (/[\r\n]/.test(line))
-      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected one line, found a line break");
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected JSON, found unparseable text", {
-        cause: error,
-      });
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a JSON object");
-    }
-    return value;
+    return checkLogLine(line, this.#maxLineBytes);
   }
 
   async #drain(): Promise<void> {
@@ -362,6 +334,50 @@ export class AuditStore {
     if (this.#fsync === "always") await this.#handle.sync();
     this.#dirty = false;
   }
+}
+
+/**
+ * `line` with its parsed value when a store of lines up to `maxLineBytes` takes it (a store's
+ * `check`; `append` then takes it unparsed), else what is wrong with it (never its content). The
+ * collector checks a new boot's batch with it before that boot's file is made.
+ */
+export function checkLogLine(line: string, maxLineBytes = DEFAULT_MAX_LINE_BYTES): CheckedLine | string {
+  let checked: CheckedLine;
+  try {
+    checked = { line, value: parseLogLine(line, maxLineBytes) };
+  } catch (error) {
+    return (error as AuditStoreError).message;
+  }
+  checkedUnder.set(checked, maxLineBytes);
+  return checked;
+}
+
+/** The JSON object `line` holds, when a store of lines up to `maxLineBytes` takes it; throws AUDIT_STORE_LINE_INVALID otherwise. */
+function parseLogLine(line: string, maxLineBytes: number): object {
+  if (typeof line !== "string" || line.length === 0) {
+    throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a non-empty string");
+  }
+  const bytes = Buffer.byteLength(line, "utf8");
+  if (bytes > maxLineBytes) {
+    throw new AuditStoreError(
+      "AUDIT_STORE_LINE_INVALID",
+      `audit line: expected at most ${maxLineBytes} bytes, found ${bytes}`,
+    );
+  }
+  if (/[\r\n]/.test(line))
+    throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected one line, found a line break");
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected JSON, found unparseable text", {
+      cause: error,
+    });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AuditStoreError("AUDIT_STORE_LINE_INVALID", "audit line: expected a JSON object");
+  }
+  return value;
 }
 
 /**

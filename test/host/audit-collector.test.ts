@@ -298,7 +298,8 @@ describe("audit collector", () => {
     await c.collect();
     await c.stop();
     expect((await readFile(file, "utf8")).trim().split("\n")).toEqual(RECORDS.slice(0, 2));
-    expect(asked[1]).toBe(`?from=0&boot=${BOOT}`);
+    // Asked from 0 again: a boot whose first batch was refused has no file, nothing to acknowledge.
+    expect(asked[1]).toBe("?from=0");
   });
 
   it("a disk write failing halfway: the records not stored are asked for again and stored once", async () => {
@@ -430,7 +431,8 @@ describe("audit collector", () => {
     await c.stop();
     expect(errors[0]).toContain("audit: record 1 from the enclave: seq: expected 1, found 0");
     expect(parsedLines).toHaveLength(2);
-    await expect(stat(file)).resolves.toMatchObject({ size: 0 });
+    // Nothing stored: a new boot's files are made only for a batch that is taken.
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 
   it("writes each boot's .key and .jsonl 0600 whatever the umask, also over a .key an earlier run left wider", async () => {
@@ -462,7 +464,7 @@ describe("audit collector", () => {
     for (const plant of [() => symlink(victim, keyFile), () => link(victim, keyFile)]) {
       await rm(keyFile, { force: true });
       await plant();
-      const { fetchFn } = scripted([{ from: 0, lines: [] }]);
+      const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
       const { c, errors } = await collector(fetchFn, dir);
       await c.collect();
       await c.stop();
@@ -476,7 +478,7 @@ describe("audit collector", () => {
   });
 
   it("writes a boot's .key durably: fsync'ed before it is renamed into place, then its directory", async () => {
-    const { fetchFn } = scripted([{ from: 0, lines: [] }]);
+    const { fetchFn } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
     const { c, dir } = await collector(fetchFn);
     const probe = await open(join(dir, "probe"), "w");
     const proto = Object.getPrototypeOf(probe) as FileHandle;
@@ -848,9 +850,11 @@ describe("audit collector: only records signed by the boot's attested key", () =
         `audit: the audit batch of the enclave at "http://enclave.invalid" is refused: boot ${BOOT.slice(0, 16)}, ${problem}`,
       );
       expect(errors[0]).not.toContain("decision");
-      // Nothing acknowledged: the enclave is asked from 0 again, and still holds its records.
+      // Nothing acknowledged: the enclave is asked from 0 again, and still holds its records; the
+      // boot's files are made by its first records taken.
+      expect(await readdir(dirname(file))).toEqual([]);
       await c.collect();
-      expect(asked[1]).toBe(`?from=0&boot=${BOOT}`);
+      expect(asked[1]).toBe("?from=0");
       await settle(c);
       await c.stop();
       expect(enclave.pending).toBe(0);
@@ -1015,6 +1019,91 @@ describe("audit collector: only records signed by the boot's attested key", () =
     expect(errors).toEqual([]);
     expect(served.read).toBe(1);
     await expectWholeLog(file, 2);
+  });
+});
+
+describe("audit collector: a boot's files wait for its first checked record", () => {
+  const keyFileName = `${BOOT.slice(0, 16)}.key`;
+  const logFileName = `${BOOT.slice(0, 16)}.jsonl`;
+
+  it("an answer naming a new boot at every collection, with no record, makes no file", async () => {
+    // A restarting enclave, or whatever answers at --enclave-url: a fresh document and boot each time.
+    const served: ServedDocument = { document: DOCUMENT, read: 0 };
+    let seed = 20;
+    const fetchFn = (async () => {
+      seed += 1;
+      served.document = documentNaming(seededKeyPair(seed).publicKey);
+      const signingKey = Buffer.from(seededKeyPair(seed).publicKey).toString("hex");
+      return Response.json({ boot: bootOf(served.document), signingKey, from: 0, lines: [], next: 0 });
+    }) as typeof fetch;
+    const { c, dir, errors } = await collector(fetchFn, undefined, undefined, served);
+    for (let i = 0; i < 5; i++) await c.collect();
+    await c.stop();
+    // Six boots met (the last at stop), each one's document read.
+    expect([seed, served.read]).toEqual([26, 6]);
+    expect(errors).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("a boot met with no record has both files made by its first record, as before", async () => {
+    const { fetchFn, asked } = scripted([
+      { from: 0, lines: [] },
+      { from: 0, lines: RECORDS.slice(0, 2) },
+    ]);
+    const { c, dir, errors, file } = await collector(fetchFn);
+    await c.collect();
+    expect(await readdir(dir)).toEqual([]);
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect(errors).toEqual([]);
+    // Nothing to acknowledge before its first record: asked from 0 again.
+    expect(asked.slice(0, 3)).toEqual(["?from=0", "?from=0", `?from=2&boot=${BOOT}`]);
+    expect((await readdir(dir)).sort()).toEqual([logFileName, keyFileName]);
+    expect(await readFile(join(dir, keyFileName), "utf8")).toBe(`${KEY}\n`);
+    await expectWholeLog(file, 2);
+  });
+
+  const keys = seededKeyPair(7);
+  /** Records 0..2 of another key: its own chain, valid under its key. */
+  const otherKeys = writeLog(3, makeWriter(seededKeyPair(8)));
+  const notFromGenesis = resignRecord(RECORDS[0] as string, keys.secretKey, (r) => {
+    r.prevHash = "0".repeat(64);
+  }).line;
+  const cases: [string, { from: number; lines: string[] }, string][] = [
+    [
+      "a record of another key",
+      { from: 0, lines: otherKeys.slice(0, 2) },
+      `is refused: boot ${BOOT.slice(0, 16)}, record 0: sig: expected a signature by the boot's key`,
+    ],
+    [
+      "a record of another key, the batch starting past 0",
+      { from: 2, lines: otherKeys.slice(2, 3) },
+      `is refused: boot ${BOOT.slice(0, 16)}, record 2: sig: expected a signature by the boot's key`,
+    ],
+    [
+      "a record signed by the boot's key, not chained from the genesis",
+      { from: 0, lines: [notFromGenesis, RECORDS[1] as string] },
+      `is refused: boot ${BOOT.slice(0, 16)}, record 0: prevHash: expected the hash of the record before it`,
+    ],
+    [
+      "a line that is no record",
+      { from: 0, lines: ["not json"] },
+      "audit: record 0 from the enclave is not a valid record line (audit line: expected JSON",
+    ],
+    [
+      "the boot's record 1 at seq 0",
+      { from: 0, lines: [RECORDS[1] as string] },
+      "audit: record 0 from the enclave: seq: expected 0, found 1",
+    ],
+  ];
+  it.each(cases)("a new boot's first record refused (%s): no file made", async (_, batch, problem) => {
+    const { fetchFn } = scripted([batch]);
+    const { c, dir, errors } = await collector(fetchFn);
+    await c.collect();
+    await c.stop();
+    expect(errors[0]).toContain(problem);
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 
