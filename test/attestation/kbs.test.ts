@@ -608,6 +608,23 @@ describe("key broker", () => {
     expect(await refusal(kbs.release(late.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
   });
 
+  it("spends a challenge on a refused attempt too: answered right afterwards, it is refused (docs/protocol.md)", async () => {
+    const kbs = broker();
+    // Refused after the challenge was looked at: an unknown key id, and a nonce answer that fails.
+    const unknownKey = (await request(kbs, sealedDeployment)).body;
+    expect(await refusal(kbs.release({ ...unknownKey, keyId: "nope" }))).toMatchObject({ code: "KBS_KEY_UNKNOWN" });
+    const badAnswer = (await request(kbs, sealedDeployment)).body;
+    const other = (await request(kbs, sealedDeployment)).body;
+    expect(await refusal(kbs.release({ ...badAnswer, answer: other.answer }))).toMatchObject({
+      code: "KBS_ATTESTATION_FAILED",
+    });
+    for (const body of [unknownKey, badAnswer]) {
+      expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    }
+    // The same request on a challenge no attempt spent is released.
+    await expect(kbs.release(other)).resolves.toMatchObject({ record: { keyId: KEY_ID } });
+  });
+
   it("expires a challenge at exactly its lifetime: released 1 ms before it, refused at it", async () => {
     let now = Date.now();
     const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
