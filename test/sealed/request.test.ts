@@ -182,9 +182,13 @@ describe("sealRequest / openRequest", () => {
   for (const { name, mutate, code } of tampers) {
     it(`refuses a bit flip / edit in the ${name} with ${code}`, async () => {
       const { key, envelope } = await sealed();
-      const error = await sealedErrorOf(() => openRequest(mutate(envelope), key, new ReplayGuard(), T0));
+      const guard = new ReplayGuard();
+      const error = await sealedErrorOf(() => openRequest(mutate(envelope), key, guard, T0));
       expect(error.code).toBe(code);
       expect(error.message).not.toContain("swordfish");
+      // Not recorded by the replay guard (docs/protocol.md): the request as sealed still opens.
+      expect(guard.size).toBe(0);
+      expect((await openRequest(envelope, key, guard, T0)).request.requestId).toMatch(/^[0-9a-f]{32}$/);
     });
   }
 
