@@ -4,9 +4,9 @@
  *
  * Lengths are rounded up to a multiple of a block (small messages all look alike) and, for larger
  * ones, with Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and
- * Communication with PURBs", PETS 2019): a length L with floor(log2 L) = E keeps only its top
- * floor(log2 E) + 1 bits, so a padded length reveals O(log log L) bits of L at an overhead of at
- * most 12 %.
+ * Communication with PURBs", PETS 2019): a length L with floor(log2 L) = E is rounded up to a
+ * multiple of 2^(E - floor(log2 E) - 1), so only its leading one and the floor(log2 E) + 1 bits
+ * after it show: a padded length reveals O(log log L) bits of L at an overhead of at most 12 %.
  */
 
 /** Padmé length of `length` (a positive safe integer below 2^31). */

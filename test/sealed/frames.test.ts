@@ -211,7 +211,7 @@ describe("length padding (Padmé)", () => {
         expect(paddedLength(n, 32) % 32).toBe(0);
       }),
     );
-    // Padmé keeps the top floor(log2 E) + 1 bits: 1000 (E = 9, 4 bits kept) → multiples of 32.
+    // Padmé keeps the leading one and floor(log2 E) + 1 bits: 1000 (E = 9, 5 bits) → multiples of 32.
     expect(padme(1000)).toBe(1024);
     expect(padme(9000)).toBe(9216);
     expect(paddedLength(40, 256)).toBe(256);
