@@ -498,8 +498,9 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
  * Stops a child (SIGTERM, SIGKILL after `timeoutMs`) and resolves with how it exited: "exit code N"
  * or the signal's name; null when it exited 0 (a clean stop), or had exited before.
  * `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first.
+ * `interrupted`: the supervisor stops it on Ctrl-C (SIGINT), which the child got too (below).
  */
-async function stopChild(child: Child, timeoutMs = 15_000): Promise<string | null> {
+async function stopChild(child: Child, interrupted: boolean, timeoutMs = 15_000): Promise<string | null> {
   const { process: running } = child;
   if (running.exitCode !== null || running.signalCode !== null) return null;
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
@@ -512,15 +513,18 @@ async function stopChild(child: Child, timeoutMs = 15_000): Promise<string | nul
   });
   // Its last line is read once its stderr has ended (an enclave that could not remove its model copy names it there).
   if (running.stderr !== null && !running.stderr.closed) await new Promise((r) => running.stderr?.once("close", r));
-  if (signal === "SIGTERM") {
-    // Killed by the SIGTERM sent above (its default action): the child had not yet installed its
-    // handlers, which every cloister server does before anything it would have to undo (the
-    // enclave, before it makes its private model copy), so this is the stop asked for, and clean.
-    // Checked, not assumed: a copy named for its process would be decrypted weights left behind,
-    // which it could not say (it said nothing).
+  // Killed by a signal's default action, it had not yet installed its handlers, which every cloister
+  // server does before anything it would have to undo (the enclave, before it makes its private
+  // model copy): the stop asked for, and clean. By the SIGTERM sent above; or by SIGINT when the
+  // supervisor was interrupted: this rule trusts that the SIGINT was Ctrl-C, which a terminal sends
+  // to the whole process group, so the child got it too, in its first moments (bin/cloister.js
+  // ignores it from its first line on, but node runs for a moment before). Checked, not assumed: a
+  // copy named for its process would be decrypted weights left behind, which it could not say (it
+  // said nothing).
+  if (signal === "SIGTERM" || (signal === "SIGINT" && interrupted)) {
     const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
     if (left.length === 0) return null;
-    return `SIGTERM before it handled signals, leaving the ${copiesToRemoveText(left)}`;
+    return `${signal} before it handled signals, leaving the ${copiesToRemoveText(left)}`;
   }
   return code === 0 ? null : (signal ?? `exit code ${code}`);
 }
@@ -560,7 +564,8 @@ export async function startDeployment(options: {
   poolRefreshMs?: number;
   /**
    * Aborted (Ctrl-C during boot): it stops waiting for the child that is starting, stops every
-   * child started so far in the order `stop()` does, and rejects with the signal's reason.
+   * child started so far in the order `stop()` does, and rejects with the signal's reason. A reason
+   * of "SIGINT" is taken as Ctrl-C, which the children got too (stopChild).
    */
   signal?: AbortSignal;
   /**
@@ -603,7 +608,7 @@ export async function startDeployment(options: {
     });
   const stopExpected = async (child: Child) => {
     expectedExits.add(child.process);
-    const how = await stopChild(child);
+    const how = await stopChild(child, options.signal?.reason === "SIGINT");
     if (how !== null) options.onStopFailure?.(child.name, how, child.lastLine());
   };
 

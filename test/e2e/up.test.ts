@@ -9,7 +9,7 @@
  * repeats the enclave's line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -47,7 +47,8 @@ function spawnUp(
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // Once its output has ended too ("close"): at "exit", its last lines may not have been read yet.
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   /** Resolves once `done` holds of what it printed, it exited, or 60 s passed. */
   const until = async (done: (out: { stdout: string; stderr: string }) => boolean) => {
     const deadline = Date.now() + 60_000;
@@ -183,41 +184,66 @@ describe("cloister up", () => {
     );
   });
 
-  it("counts a child its SIGTERM killed before the child handled signals as stopped (exit 0), unless a model copy of it is there", async () => {
-    // Each child it starts waits before its command runs (it has no signal handler yet): SIGTERM
-    // kills it by the signal's default action, as a stop in up's first moments does.
-    const delay = join(import.meta.dirname, "..", "helpers", "delay-supervised-start.mjs");
-    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${delay}` };
-    const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
-    for (const leaveCopy of [false, true]) {
+  it("counts a child a stop killed before the child handled signals as stopped (exit 0), unless a model copy of it is there", async () => {
+    // Each child it starts waits before node runs bin/cloister.js (it has no signal handler yet), or,
+    // held after bin/cloister.js's first lines, before it loads its command: a stop in up's first
+    // moments. SIGTERM is sent to up alone (as `kill PID` does); SIGINT to its whole process group,
+    // as a terminal's Ctrl-C is, so the waiting child gets it too: before bin/cloister.js the
+    // signal's default action kills it, after its first lines it ignores it.
+    const helper = (name: string) => join(import.meta.dirname, "..", "helpers", name);
+    const cases = [
+      { stop: "SIGTERM", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: false },
+      { stop: "SIGTERM", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: true },
+      { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: false },
+      { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: true },
+      { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "kbs", leaveCopy: false },
+      { stop: "SIGINT", hook: "delay-supervised-command.mjs", held: "kbs", leaveCopy: false },
+    ] as const;
+    for (const { stop, hook, held, leaveCopy } of cases) {
+      const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${helper(hook)}` };
+      // The key broker runs only for a sealed model; without one, the enclave is the first child.
+      const args = [...(held === "kbs" ? ["--kbs-port", "0"] : ["--no-sealed-model"]), "--host-port", "0"];
       const dir = await mkdtemp(join(tmpdir(), "cloister-up-early-stop-"));
       dirs.push(dir);
-      const { child, exited, until, output } = spawnUp(dir, args, { env });
-      let enclave: number | undefined;
+      const { child, exited, until, output } = spawnUp(dir, [...args, "--enclave-port", "0"], {
+        env,
+        detached: stop === "SIGINT",
+      });
+      const what = `${stop} while ${held} waits (${hook}${leaveCopy ? ", a copy named for it" : ""})`;
+      let waiting: number | undefined;
       await until(() => {
         void childrenOf(child.pid as number).then((found) => {
-          enclave ??= found.find(({ command }) => command === "enclave")?.pid;
+          waiting ??= found.find(({ command }) => command === held)?.pid;
         });
-        return enclave !== undefined;
+        return waiting !== undefined;
       });
-      expect(enclave, output().stderr).toBeDefined();
-      // A copy named for the enclave's process, as it would have made one (it cannot have: it makes
+      expect(waiting, `${what}: ${output().stderr}`).toBeDefined();
+      if (hook === "delay-supervised-command.mjs") {
+        await until(({ stderr }) => stderr.includes("held before its command"));
+      }
+      // A copy named for the child's process, as it would have made one (it cannot have: it makes
       // one only after it handles signals): up checks, it does not assume.
-      const copy = join(tmpdir(), `cloister-model-${enclave}-x-x-AbCdEf`);
+      const copy = join(tmpdir(), `cloister-model-${waiting}-x-x-AbCdEf`);
       if (leaveCopy) await mkdir(copy);
       try {
-        child.kill("SIGTERM");
+        if (stop === "SIGINT") process.kill(-(child.pid as number), "SIGINT");
+        else child.kill("SIGTERM");
         const code = await exited;
         const lines = output().stderr.split("\n");
-        expect(lines.at(-2)).toBe("stopped: every process it started has exited");
+        expect(lines.at(-2), what).toBe("stopped: every process it started has exited");
+        expect(isRunning(waiting as number), what).toBe(false);
         if (leaveCopy) {
-          expect(lines.at(-3)).toBe(
-            `enclave failed as it stopped (SIGTERM before it handled signals, leaving the model copy ${copy}: remove it by hand)`,
+          expect(lines.at(-3), what).toBe(
+            `${held} failed as it stopped (${stop} before it handled signals, leaving the model copy ${copy}: remove it by hand)`,
           );
-          expect(code).toBe(1);
+          expect(code, what).toBe(1);
         } else {
-          expect(output().stderr).not.toContain("failed as it stopped");
-          expect(code).toBe(0);
+          expect(output().stderr, what).not.toContain("failed as it stopped");
+          expect(code, what).toBe(0);
+          // Nothing left behind: no model copy of the child, and of the model only the file up keeps
+          // (its plaintext, made to seal it, is removed).
+          expect(await modelCopiesOf(waiting as number), what).toEqual([]);
+          expect(await readdir(join(dir, "models")), what).toEqual([held === "kbs" ? "tiny.gguf.sealed" : "tiny.gguf"]);
         }
       } finally {
         await rm(copy, { recursive: true, force: true });
