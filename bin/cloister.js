@@ -3,5 +3,11 @@
 // clone works after `npm ci` with no build step.
 import { register } from "tsx/esm/api";
 
+// A child of `cloister up` (CLOISTER_SUPERVISED) ignores the terminal's Ctrl-C, which reaches the
+// whole process group: `up` stops its children in order (SIGTERM). Ignored from here on, not only
+// once its command has installed its handlers (enclave/http.ts), a second or more later: Ctrl-C in
+// up's first moments killed a child still loading, which up then took for one that failed.
+if (process.env.CLOISTER_SUPERVISED === "1") process.on("SIGINT", () => {});
+
 register();
 await import("../client/cli/main.ts");

@@ -29,9 +29,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `cloister ARGS`, collecting what it prints. */
-function start(args: readonly string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `cloister ARGS` (with `env`, default this process's), collecting what it prints. */
+function start(args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -123,6 +123,31 @@ describe("cloister enclave: SIGTERM during boot", () => {
     } finally {
       broker.close();
     }
+  });
+});
+
+describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its command has loaded", () => {
+  it("is ignored from bin/cloister.js's first lines on, as its command ignores it: up stops it", async () => {
+    // Held after bin/cloister.js's first lines, before node loads its command (and with it the
+    // command's signal handlers, a second or more after it starts). The terminal's Ctrl-C reaches
+    // the whole process group, up's children too: by the signal's default action it killed them
+    // there, and up took that for a child that failed as it stopped.
+    const hold = join(import.meta.dirname, "..", "helpers", "delay-supervised-command.mjs");
+    const env = {
+      ...process.env,
+      CLOISTER_SUPERVISED: "1",
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
+    };
+    const kbs = start(["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"], env);
+    await kbs.until(() => kbs.output().stderr.includes("held before its command"));
+    expect(kbs.output().stderr).toBe("held before its command\n");
+    kbs.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect({ code: kbs.child.exitCode, signal: kbs.child.signalCode }).toEqual({ code: null, signal: null });
+    // Only SIGINT is handled that early: up's SIGTERM stops it by its default action (up counts that
+    // as a clean stop, having checked that no model copy of it is left).
+    kbs.child.kill("SIGTERM");
+    expect(await kbs.exited).toEqual({ code: null, signal: "SIGTERM" });
   });
 });
 
