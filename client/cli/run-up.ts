@@ -5,7 +5,7 @@ import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import { readError } from "./bounded-file.ts";
-import type { UpOptions } from "./commands.ts";
+import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, type UpOptions } from "./commands.ts";
 import {
   fixedPorts,
   prepareDeployment,
@@ -98,9 +98,16 @@ export function kbsLine(options: { kbsUrl: string; keyId: string; configPath: st
  * The commands `cloister up` suggests, to run from the current directory: the policy as a path
  * from it, and, when the API key is not where the client commands look by default
  * (LOCAL_API_KEY_FILE, i.e. `--dir` is not .cloister), `--api-key-file` naming it on every command
- * that sends it (`web` has no such option: its page asks for the key).
+ * that sends it (`web` has no such option: its page asks for the key). `web` gets the `--port` of
+ * an origin the host allows (`corsOrigins`, up's --cors-origin) when it does not allow the default
+ * one: the browser refuses the host's answers to a page from any other.
  */
-export function tryLines(options: { hostUrl: string; policy: string; apiKeyFile: string }): string[] {
+export function tryLines(options: {
+  hostUrl: string;
+  policy: string;
+  apiKeyFile: string;
+  corsOrigins: readonly string[];
+}): string[] {
   const cwd = process.cwd();
   const keyFile = relative(cwd, options.apiKeyFile) || options.apiKeyFile;
   const key =
@@ -108,13 +115,30 @@ export function tryLines(options: { hostUrl: string; policy: string; apiKeyFile:
       ? ""
       : ` --api-key-file ${shellWord(keyFile)}`;
   const connection = `--url ${options.hostUrl} --policy ${shellWord(options.policy)}`;
+  const port = webPagePort(options.corsOrigins);
   return [
     `Try:  npx cloister attest ${connection}${key}`,
     `      npx cloister chat ${connection}${key} "What does the enclave do?"`,
     `      npx cloister audit checkpoint ${connection}${key} --out checkpoint.json`,
     `      npx cloister proxy ${connection}${key}   (OpenAI-compatible, on 127.0.0.1:8787)`,
-    `      npx cloister web ${connection}     (a page that verifies and seals in the browser)`,
+    port === null
+      ? `      (cloister web: the host allows no origin it serves its page from; start up with --cors-origin ${DEFAULT_WEB_ORIGIN} for it)`
+      : `      npx cloister web ${connection}${port === DEFAULT_WEB_PORT ? "" : ` --port ${port}`}     (a page that verifies and seals in the browser)`,
   ];
+}
+
+/**
+ * The port `cloister web`, which serves its page on http://127.0.0.1, must take for the host to
+ * allow the page's origin (one of `corsOrigins`, parsed by parseCorsOrigin): its default port when
+ * allowed, else the first allowed; null when none is such an origin (`localhost` is another).
+ */
+function webPagePort(corsOrigins: readonly string[]): number | null {
+  if (corsOrigins.includes(DEFAULT_WEB_ORIGIN)) return DEFAULT_WEB_PORT;
+  for (const origin of corsOrigins) {
+    const url = new URL(origin);
+    if (url.protocol === "http:" && url.hostname === "127.0.0.1") return url.port === "" ? 80 : Number(url.port);
+  }
+  return null;
 }
 
 export async function runUp(options: UpOptions): Promise<void> {
@@ -163,7 +187,12 @@ export async function runUp(options: UpOptions): Promise<void> {
             }),
           ]),
       "",
-      ...tryLines({ hostUrl: deployment.hostUrl, policy, apiKeyFile: deployment.files.apiKeyPath }),
+      ...tryLines({
+        hostUrl: deployment.hostUrl,
+        policy,
+        apiKeyFile: deployment.files.apiKeyPath,
+        corsOrigins: options.corsOrigin ?? [],
+      }),
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),

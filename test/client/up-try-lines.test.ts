@@ -5,9 +5,12 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_WEB_ORIGIN } from "../../client/cli/commands.ts";
 import { kbsLine, tryLines } from "../../client/cli/run-up.ts";
 
 const hostUrl = "http://127.0.0.1:8080";
+/** up's default --cors-origin: the origin of cloister web's page on its default port. */
+const corsOrigins = [DEFAULT_WEB_ORIGIN];
 const commands = (lines: string[]) => lines.map((line) => line.replace(/^(Try:)? +npx cloister /, ""));
 
 describe("cloister up: the Try lines", () => {
@@ -16,6 +19,7 @@ describe("cloister up: the Try lines", () => {
       hostUrl,
       policy: ".cloister/policy.json",
       apiKeyFile: join(process.cwd(), ".cloister/api-key"),
+      corsOrigins,
     });
     expect(lines).toHaveLength(5);
     for (const line of lines) expect(line).not.toContain("--api-key-file");
@@ -24,7 +28,12 @@ describe("cloister up: the Try lines", () => {
 
   it("with --dir D, add --api-key-file D/api-key (from the current directory) to every command that sends it", () => {
     const lines = commands(
-      tryLines({ hostUrl, policy: "deploy/policy.json", apiKeyFile: join(process.cwd(), "deploy", "api-key") }),
+      tryLines({
+        hostUrl,
+        policy: "deploy/policy.json",
+        apiKeyFile: join(process.cwd(), "deploy", "api-key"),
+        corsOrigins,
+      }),
     );
     expect(lines).toEqual([
       `attest --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key`,
@@ -41,10 +50,38 @@ describe("cloister up: the Try lines", () => {
       hostUrl,
       policy: "my deploy/policy.json",
       apiKeyFile: join(process.cwd(), "my deploy", "api-key"),
+      corsOrigins,
     });
     expect(attest).toBe(
       `Try:  npx cloister attest --url ${hostUrl} --policy 'my deploy/policy.json' --api-key-file 'my deploy/api-key'`,
     );
+  });
+});
+
+describe("cloister up: the Try line of cloister web", () => {
+  const webLine = (origins: readonly string[]) =>
+    commands(
+      tryLines({ hostUrl, policy: "policy.json", apiKeyFile: join(process.cwd(), "api-key"), corsOrigins: origins }),
+    ).at(-1);
+
+  it("names the port of the page's origin the host allows, when up allows another than the default", () => {
+    const web = `web --url ${hostUrl} --policy policy.json`;
+    const says = "     (a page that verifies and seals in the browser)";
+    expect(webLine([DEFAULT_WEB_ORIGIN])).toBe(`${web}${says}`);
+    expect(webLine(["https://app.example", DEFAULT_WEB_ORIGIN])).toBe(`${web}${says}`);
+    // cloister web serves its page on 127.0.0.1: on its default port, the host would refuse it.
+    expect(webLine(["http://127.0.0.1:9000"])).toBe(`${web} --port 9000${says}`);
+    expect(webLine(["https://app.example", "http://127.0.0.1:9000"])).toBe(`${web} --port 9000${says}`);
+    expect(webLine(["http://127.0.0.1"])).toBe(`${web} --port 80${says}`);
+  });
+
+  it("suggests no page the host would refuse: it says which origin to allow", () => {
+    const note =
+      "      (cloister web: the host allows no origin it serves its page from; start up with --cors-origin http://127.0.0.1:8788 for it)";
+    // localhost is another origin than 127.0.0.1, where cloister web serves its page; https neither.
+    for (const origins of [[], ["http://localhost:9000"], ["https://127.0.0.1:9000"]]) {
+      expect(webLine(origins), origins.join(" ")).toBe(note);
+    }
   });
 });
 
