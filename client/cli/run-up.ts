@@ -13,7 +13,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { CLOSED_OUTPUT_EXIT_CODE, onOutputClosed, type StopReason, shellWord, UsageError } from "./output.ts";
+import { onOutputClosed, STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
@@ -141,6 +141,26 @@ function webPagePort(corsOrigins: readonly string[]): number | null {
   return null;
 }
 
+/**
+ * The abort of `up`'s or `demo`'s boot at the first stop asked for (`signalled`: waitForSignal's),
+ * said on stderr; once `booted()` is called, a stop is the caller's to handle.
+ */
+function abortBootOn(signalled: Promise<StopReason>): { readonly signal: AbortSignal; booted(): void } {
+  const interrupted = new AbortController();
+  let booted = false;
+  void signalled.then((reason) => {
+    if (booted) return;
+    say(`shutting down (${reason} during boot) …`);
+    interrupted.abort(reason);
+  });
+  return {
+    signal: interrupted.signal,
+    booted: () => {
+      booted = true;
+    },
+  };
+}
+
 export async function runUp(options: UpOptions): Promise<void> {
   // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
   // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
@@ -152,13 +172,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   // said again, so the decrypted weights left behind are not lost among the children's lines.
   const signalled = waitForSignal();
   const stops = stopFailures();
-  const interrupted = new AbortController();
-  let booted = false;
-  void signalled.then((signal) => {
-    if (booted) return;
-    say(`shutting down (${signal} during boot) …`);
-    interrupted.abort(signal);
-  });
+  const interrupted = abortBootOn(signalled);
   let deployment: RunningDeployment;
   try {
     deployment = await boot(options, say, interrupted.signal, stops.onStopFailure);
@@ -168,7 +182,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     if (stops.failed()) process.exitCode = 1;
     return;
   }
-  booted = true;
+  interrupted.booted();
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
   process.stdout.write(
     [
@@ -317,49 +331,69 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   const logs: string[] = [];
   // A child that, stopped, does not exit 0 fails the demo (1), as it fails `up`, once its answer is shown.
   const stops = stopFailures();
-  const deployment = await boot(options, (line) => logs.push(line), undefined, stops.onStopFailure);
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= deployment.stop();
-    return stopping;
+  // Ctrl-C, SIGTERM or its output closed, during boot or after it: what it started is stopped as
+  // `up` stops it (the enclave removes its private model copy) before it exits as a command stopped
+  // early (130, 143, 141; 1 when a child failed as it stopped). Left to the signal's default action,
+  // it died at once, and its children stopped on their own after it had gone, the enclave's
+  // decrypted copy of the model still there meanwhile.
+  const signalled = waitForSignal();
+  const interrupted = abortBootOn(signalled);
+  const stoppedEarly = (reason: StopReason) => {
+    say("stopped: every process it started has exited");
+    process.exitCode = stops.failed() ? 1 : STOPPED_EXIT_CODE[reason];
   };
-  // Output closed by its reader (`cloister demo | head -1`): the deployment is stopped before it
-  // exits as SIGPIPE would (during boot, the children stop on their own when it has gone).
-  const unregister = onOutputClosed(() => {
-    void stop().finally(() => process.exit(CLOSED_OUTPUT_EXIT_CODE));
-  });
+  let deployment: RunningDeployment;
   try {
-    const session = await connect({
-      url: deployment.hostUrl,
-      policy: deployment.files.policy,
-      apiKey: deployment.files.apiKey,
-    });
-    const out = process.stdout;
-    out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
-    const release = releaseLogged(logs);
-    if (release !== null) {
+    deployment = await boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
+  } catch (error) {
+    if (!interrupted.signal.aborted) throw error;
+    stoppedEarly(interrupted.signal.reason as StopReason);
+    return;
+  }
+  interrupted.booted();
+  const shown = showDemo(deployment, options.prompt, logs, started);
+  shown.catch(() => {}); // raced below; its failure after a stop is the stop's
+  const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
+    for (const line of logs.slice(-20)) say(line);
+    await deployment.stop();
+    throw error;
+  });
+  if (reason !== null) say(`shutting down (${reason}) …`);
+  await deployment.stop();
+  if (reason !== null) stoppedEarly(reason);
+  else if (stops.failed()) process.exitCode = 1;
+}
+
+/** What `cloister demo` does with the deployment it booted: verify, ask, check the audit log. */
+async function showDemo(
+  deployment: RunningDeployment,
+  prompt: string,
+  logs: readonly string[],
+  started: number,
+): Promise<void> {
+  const session = await connect({
+    url: deployment.hostUrl,
+    policy: deployment.files.policy,
+    apiKey: deployment.files.apiKey,
+  });
+  const out = process.stdout;
+  out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
+  const release = releaseLogged(logs);
+  if (release !== null) {
+    out.write(
+      `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
+    );
+  }
+  out.write("\n");
+  out.write(`> ${prompt}\n`);
+  for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64 })) {
+    if (event.type === "text") out.write(event.text);
+    else {
       out.write(
-        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
+        `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
       );
     }
-    out.write("\n");
-    out.write(`> ${options.prompt}\n`);
-    for await (const event of session.chat([{ role: "user", content: options.prompt }], { maxTokens: 64 })) {
-      if (event.type === "text") out.write(event.text);
-      else {
-        out.write(
-          `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
-        );
-      }
-    }
-    out.write(`${await checkAudit(deployment.files.dir, session)}\n`);
-    out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-  } catch (error) {
-    for (const line of logs.slice(-20)) say(line);
-    throw error;
-  } finally {
-    unregister();
-    await stop();
-    if (stops.failed()) process.exitCode = 1;
   }
+  out.write(`${await checkAudit(deployment.files.dir, session)}\n`);
+  out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 }

@@ -4,12 +4,13 @@
  * streams the tiny model's exact greedy answer through the default frame pacing, verifies the
  * host-stored audit chain, shuts everything down and exits 0.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { childrenOf, isRunning, modelCopiesOf } from "../helpers/processes.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 const README = fileURLToPath(new URL("../../README.md", import.meta.url));
@@ -107,6 +108,40 @@ describe("cloister demo, its enclave unable to remove its model copy", () => {
     expect(result.stderr.split("\n").at(-2)).toBe(
       `enclave failed as it stopped (exit code 1): cloister enclave: stopped; could not remove the model copy ${copy} (EBUSY): remove it by hand`,
     );
+  }, 120_000);
+
+  it("on Ctrl-C while it boots, stops what it started before it exits (130), leaving no model copy", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-demo-ctrlc-"));
+    dirs.push(dir);
+    // Its own process group, as a terminal's foreground job, which Ctrl-C signals as a whole.
+    const child = spawn(process.execPath, [CLI, "demo", "--dir", dir, "--threads", "1"], { detached: true });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once("close", (code, signal) => resolve({ code, signal })),
+    );
+    // Mid-boot: the enclave decrypts and loads the model into its private copy.
+    let enclave: number | undefined;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      enclave ??= (await childrenOf(child.pid as number)).find(({ command }) => command === "enclave")?.pid;
+      if (enclave !== undefined && (await modelCopiesOf(enclave)).length > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(await modelCopiesOf(enclave as number), stderr).toHaveLength(1);
+    const started = await childrenOf(child.pid as number);
+    process.kill(-(child.pid as number), "SIGINT");
+    const run = await closed;
+    // Every child is gone when it exits, not some time after it (they stopped on their own once it
+    // had died of the signal, the enclave seconds later, its decrypted copy there until then).
+    const running = started.filter(({ pid }) => isRunning(pid));
+    const left = await modelCopiesOf(enclave as number);
+    for (const path of left) await rm(path, { recursive: true, force: true });
+    expect({ ...run, running, left }, stderr).toEqual({ code: 130, signal: null, running: [], left: [] });
+    expect(stderr).toMatch(
+      /shutting down \(SIGINT during boot\) …\n(.|\n)*stopped: every process it started has exited\n$/,
+    );
+    expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
   }, 120_000);
 });
 
