@@ -6,7 +6,7 @@ import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
-import type { WebCommandOptions } from "./commands.ts";
+import { DEFAULT_WEB_ORIGIN, type WebCommandOptions } from "./commands.ts";
 import { fileErrorCause, loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { plainHttpKeyWarning, readPolicyFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
@@ -72,7 +72,7 @@ export function webStartLines(options: {
   if (access === "refused") {
     lines.push(
       `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,
-      `         Start it with --cors-origin ${origin} (cloister up allows http://127.0.0.1:8788 by default).`,
+      `         Start it with --cors-origin ${origin} (cloister up allows ${DEFAULT_WEB_ORIGIN} by default).`,
       "",
     );
   } else if (access === "unreachable") {
