@@ -10,10 +10,11 @@
  * its SHA-256), and each record signed by it and chained. A defence in depth: the host stays
  * untrusted (it could drop records itself; a checkpoint's count shows it).
  *
- * A boot's two files are made by its first records, once checked (checkNewBoot): an answer with
- * no record, or whose records are refused, makes none, so whatever answers at
- * `--enclave-url` with a new boot at each collection (a restarting enclave, or something hostile
- * there) does not make two files a collection.
+ * A boot's two files are made, or opened when on disk, by its first records, once checked
+ * (checkNewBoot): an answer with no record, or whose records are refused, makes or touches none,
+ * so whatever answers at `--enclave-url` with a new boot at each collection (a restarting enclave,
+ * or something hostile there) does not make two files a collection, nor a replayed answer of an
+ * older boot rewrite its files; and it leaves the log of the boot collected so far open.
  *
  * `DIR/<boot id>.key` holds the Ed25519 public key the enclave's `/audit` answer named for that
  * boot. It is a filing hint only (which attested key to look for), never a key to verify with: the
@@ -37,7 +38,7 @@
  */
 
 import { constants } from "node:fs";
-import { access, lstat, mkdir, stat } from "node:fs/promises";
+import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
@@ -46,7 +47,13 @@ import { describeUrlText } from "../attestation/url-text.ts";
 import type { InputBound } from "../client/cli/bounded-file.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
-import { type BootAuditKey, bootAuditKey, checkRecordLine, recordLineHash } from "./audit-record-check.ts";
+import {
+  type BootAuditKey,
+  bootAuditKey,
+  chainProblem,
+  checkRecordLine,
+  recordLineHash,
+} from "./audit-record-check.ts";
 import { AuditStore, AuditStoreError, type CheckedLine, checkLogLine } from "./audit-store.ts";
 
 /**
@@ -405,10 +412,13 @@ function checkBatchLine(
     return `audit: record ${seq} from the enclave: seq: expected ${seq}, found ${describeUntrusted(seqField(line.value))}`;
   }
   const signed = checkRecordLine(key, text, line.value, prevHash);
-  if (typeof signed === "string") {
-    return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${boot.slice(0, 16)}, record ${seq}: ${signed}`;
-  }
+  if (typeof signed === "string") return recordRefused(base, boot, seq, signed);
   return { line, hash: signed.hash };
+}
+
+/** The log line of a record of boot `boot` refused by its check (audit-record-check.ts): `why`. */
+function recordRefused(base: string, boot: string, seq: number, why: string): string {
+  return `audit: the audit batch of the enclave at ${describeUrlText(base)} is refused: boot ${boot.slice(0, 16)}, record ${seq}: ${why}`;
 }
 
 /**
@@ -454,20 +464,42 @@ async function checkBatch(
   return { from, prevHash, lines, chain };
 }
 
+/**
+ * `prechecked`'s records (checkNewBoot) from record `from` on, as checkBatch would check them from
+ * there chained to `prevHash` (null: not compared); else the problem, as checkBatchLine words it.
+ * A record's signature and seq do not depend on where the batch is stored from, and each record
+ * after the first was checked chained to the one before it: only the first one's prevHash is
+ * compared again, on the value its line was parsed to (no line parsed twice).
+ */
+function checkedFrom(
+  prechecked: CheckedBatch,
+  from: number,
+  prevHash: string | null,
+  batch: AuditBatch,
+  base: string,
+): CheckedBatch | string {
+  const skip = from - prechecked.from;
+  const lines = prechecked.lines.slice(skip);
+  const problem = lines[0] === undefined ? null : chainProblem(lines[0].value, prevHash);
+  if (problem !== null) return recordRefused(base, batch.boot, from, problem);
+  return { from, prevHash, lines, chain: prechecked.chain.slice(skip) };
+}
+
 /** What checkNewBoot found in a new boot's batch with no record: nothing to store, no file made. */
 const NO_RECORD_YET = Symbol("no record of the boot yet");
 
 /**
- * The batch of a boot this collector has not met, checked before the boot's files are made at
- * `path` (its .jsonl) and beside it (its .key): NO_RECORD_YET when it holds no record, the problem
- * (as store() words it) when a record is refused. Each enclave boot has two files, and the `/audit`
- * answer is not authenticated: made before any record was checked, whatever answers at
+ * The batch of a boot this collector has not met, checked before the boot's files at `path` (its
+ * .jsonl) and beside it (its .key) are made or opened: NO_RECORD_YET when it holds no record, the
+ * problem (as store() words it) when a record is refused. Each enclave boot has two files, and the
+ * `/audit` answer is not authenticated: made before any record was checked, whatever answers at
  * `--enclave-url` with a fresh document and boot id at each collection (a restarting enclave, or
- * something hostile there) would make two files a collection. So they are made once a record is
- * there and checked as store() checks a new file's (resumeAt: from the batch's first line, chained
- * from the genesis at seq 0, else not compared); store() then takes the check as it is. Null: the
- * boot's log is there already, open in this process or found at `path` (or not found absent: its
- * opening says what is wrong), and is resumed as it is, the batch checked against it by store().
+ * something hostile there) would make two files a collection; and an answer naming a boot whose
+ * files are on disk (its document replayed) would have its .key filed again and its log opened
+ * (a torn last line cut, its mode set). So they are made or opened once a record is there and
+ * checked: all of the batch's, from its first line, chained from the genesis at seq 0, else not
+ * compared; store() then takes the check from where it stores (checkedFrom). Null: the boot's log
+ * is open in this process already (another collector's), and store() checks the batch against it.
  */
 async function checkNewBoot(
   path: string,
@@ -476,17 +508,18 @@ async function checkNewBoot(
   base: string,
 ): Promise<CheckedBatch | string | typeof NO_RECORD_YET | null> {
   if (bootLogs.has(path)) return null;
-  const absent = await lstat(path).then(
-    () => false,
-    (error: unknown) => (error as NodeJS.ErrnoException).code === "ENOENT",
-  );
-  if (!absent) return null;
   if (batch.lines.length === 0) return NO_RECORD_YET;
   return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
 }
 
 /** The largest document answer read: `{"document":"<jws>"}` of a document of DOCUMENT_MAX_LENGTH. */
 const DOCUMENT_ANSWER_MAX_BYTES = DOCUMENT_MAX_LENGTH + '{"document":""}'.length;
+
+/**
+ * The boots whose document reads a collector keeps (bootKeyOf): a few keys (and problems), so a
+ * hostile answer naming a new boot at each collection makes it hold no more.
+ */
+const DOCUMENT_READS_KEPT = 4;
 
 /** Records checked (audit-record-check.ts) between two turns of the event loop. */
 const CHECK_SLICE = 16;
@@ -500,8 +533,11 @@ export class AuditCollector {
   private boot: string | null = null;
   /** This boot's key, from its attestation document (audit-record-check.ts): records are checked with it. */
   private bootKey: BootAuditKey | null = null;
-  /** The last read of a boot's document (bootKeyOf): its key or the problem, and when it was asked for. */
-  private documentRead: { boot: string; key: BootAuditKey | string; at: number } | null = null;
+  /**
+   * The last reads of boots' documents (bootKeyOf), by boot id, the latest last: each one's key or
+   * the problem, and when it was asked for. At most DOCUMENT_READS_KEPT.
+   */
+  private readonly documentReads = new Map<string, { key: BootAuditKey | string; at: number }>();
   private shared: { users: number; log: Promise<BootLog> } | null = null;
   /** Lets go of this boot's filed key (fileKey), once this collector leaves the boot. */
   private releaseKey: () => void = () => {};
@@ -680,14 +716,16 @@ export class AuditCollector {
     }
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
-      await this.release();
-      this.boot = null;
       const logPath = resolve(this.options.dir, `${name}.jsonl`);
       const first = await checkNewBoot(logPath, batch, bootKey, base);
-      // No record yet: nothing to store or acknowledge, and the next collection asks from 0 again.
+      // No record yet, or refused: nothing to store or acknowledge. The boot collected so far keeps
+      // its log open (an answer naming another boot may be a replayed or hostile one), and the next
+      // collection asks on from there (an enclave that restarted acknowledges nothing of another boot).
       if (first === NO_RECORD_YET) return null;
       if (typeof first === "string") return first;
       checked = first;
+      await this.release();
+      this.boot = null;
       await makeAuditDir(this.options.dir);
       const keyPath = join(this.options.dir, `${name}.key`);
       const releaseKey = await fileKey(keyPath, batch.signingKey);
@@ -722,16 +760,24 @@ export class AuditCollector {
    * The key of boot `boot` (readBootKey), or the problem, as a log line. Read once per boot a
    * collector meets; a failed read is not repeated before a collection interval has passed since it
    * was asked for: collection also runs after every response, and each read may carry a document of
-   * up to 4 MiB. (The timer's jitter may put the retry one round later.)
+   * up to 4 MiB. (The timer's jitter may put the retry one round later.) The last
+   * DOCUMENT_READS_KEPT boots' reads are kept: a boot whose answers hold no record yet, or are
+   * refused, makes no file and is met again at the next collection, as are the boots answering in
+   * turn at one URL (two enclaves behind it, or a replayed answer between the current boot's).
    */
   private async bootKeyOf(base: string, boot: string): Promise<BootAuditKey | string> {
-    const last = this.documentRead;
-    if (last?.boot === boot && (typeof last.key !== "string" || Date.now() - last.at < this.options.intervalMs)) {
+    const last = this.documentReads.get(boot);
+    if (last !== undefined && (typeof last.key !== "string" || Date.now() - last.at < this.options.intervalMs)) {
       return last.key;
     }
     const at = Date.now();
     const key = await this.readBootKey(base, boot);
-    this.documentRead = { boot, key, at };
+    this.documentReads.delete(boot);
+    this.documentReads.set(boot, { key, at });
+    for (const oldest of this.documentReads.keys()) {
+      if (this.documentReads.size <= DOCUMENT_READS_KEPT) break;
+      this.documentReads.delete(oldest);
+    }
     return key;
   }
 
@@ -844,10 +890,10 @@ export class AuditCollector {
 
   /**
    * Stores what `batch` holds past the records already stored, once each of them is signed by the
-   * boot's key and chained; resolves with a problem (null: none). `prechecked`: the batch as a new
-   * boot's was checked before its file was made (checkNewBoot), taken when checked from the same
-   * record and chained to the same hash as here (else another collector's batch was stored first,
-   * and the batch is checked again).
+   * boot's key and chained; resolves with a problem (null: none). `prechecked`: the batch as it was
+   * checked before the boot's file was made or opened (checkNewBoot), taken from the record stored
+   * from here on, its first record's chain compared again (checkedFrom): the file's last record, or
+   * another collector's batch stored first, may be known only now.
    */
   private async store(
     log: BootLog,
@@ -878,8 +924,8 @@ export class AuditCollector {
     // ends before the records a batch starts with, collected elsewhere) not compared.
     const prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
     const batchChecked =
-      prechecked?.from === from && prechecked.prevHash === prevHash
-        ? prechecked
+      prechecked !== null && from >= prechecked.from
+        ? checkedFrom(prechecked, from, prevHash, batch, base)
         : await checkBatch(batch, from, prevHash, key, base, (text) => store.check(text));
     if (typeof batchChecked === "string") return batchChecked;
     const { lines: checked, chain } = batchChecked;

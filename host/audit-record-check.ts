@@ -89,10 +89,16 @@ export function checkRecordLine(
   if (!verify(null, Buffer.from(RECORD_TAG + parts.record, "utf8"), key.key, Buffer.from(parts.sig, "hex"))) {
     return "sig: expected a signature by the boot's key, found one that does not verify";
   }
-  if (prevHash !== null && (value as { record?: { prevHash?: unknown } }).record?.prevHash !== prevHash) {
-    return "prevHash: expected the hash of the record before it, found another";
-  }
-  return { hash: recordHash(parts.record) };
+  return chainProblem(value, prevHash) ?? { hash: recordHash(parts.record) };
+}
+
+/**
+ * What is wrong with the `prevHash` of the record `value` holds (the line as JSON.parse read it)
+ * when it is not `prevHash` (null: the previous record is not known here, not compared); else null.
+ */
+export function chainProblem(value: object, prevHash: string | null): string | null {
+  if (prevHash === null || (value as { record?: { prevHash?: unknown } }).record?.prevHash === prevHash) return null;
+  return "prevHash: expected the hash of the record before it, found another";
 }
 
 /**

@@ -41,6 +41,7 @@ import {
   STOP_MAX_COLLECTIONS,
 } from "../../host/audit-collector.ts";
 import { bootAuditKey } from "../../host/audit-record-check.ts";
+import { AuditStore } from "../../host/audit-store.ts";
 import { ApiKeyStore, type ApiKeysFile } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { PII_ENTITIES } from "../../manifests/schema.ts";
@@ -174,26 +175,32 @@ async function settle(c: AuditCollector) {
   }
 }
 
-function scripted(batches: { from: number; lines: string[] }[]) {
+/**
+ * An enclave answering `batches` in turn, then (like the enclave) an empty batch from what was
+ * acknowledged. Each answer names BOOT, or the boot of `of` (its document and key); `served` serves
+ * the document of the boot the last answer named (collector() takes it).
+ */
+function scripted(batches: { from: number; lines: string[]; of?: { document: string; key: string } }[]) {
   const asked: string[] = [];
+  const served: ServedDocument = { document: DOCUMENT, read: 0 };
   let acknowledged = 0;
   const fetchFn = (async (url: string | URL | Request) => {
     const query = new URL(String(url)).searchParams;
     asked.push(new URL(String(url)).search);
     if (query.get("boot") === BOOT) acknowledged = Number(query.get("from"));
-    // Like the enclave: after the script, an empty batch from what was acknowledged.
     const batch = batches.shift() ?? { from: acknowledged, lines: [] };
+    served.document = batch.of?.document ?? DOCUMENT;
     return new Response(
       JSON.stringify({
-        boot: BOOT,
-        signingKey: KEY,
+        boot: bootOf(served.document),
+        signingKey: batch.of?.key ?? KEY,
         from: batch.from,
         lines: batch.lines,
         next: batch.from + batch.lines.length,
       }),
     );
   }) as typeof fetch;
-  return { fetchFn, asked };
+  return { fetchFn, asked, served };
 }
 
 /** A collector on a fresh directory, or on `existing` (a restarted host). */
@@ -503,6 +510,7 @@ describe("audit collector", () => {
     const { file, errors } = await restartedHost(enclave, async (file) => {
       await writeFile(file, (await readFile(file, "utf8")).replace(/"seq":1,/, '"seq":999999,'));
       keyIno = (await stat(file.replace(/jsonl$/, "key"))).ino;
+      enclave.write(1); // a record to collect: the file is opened for one only
     });
     expect(errors[0]).toContain("ends at record 999999");
     const again = await collector(enclave.fetch, dirname(file));
@@ -703,7 +711,8 @@ describe("audit collector: the keys it remembers", () => {
     await c.stop();
     const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
     await writeFile(keyFile, `${"ef".repeat(32)}\n`, { mode: 0o600 });
-    const again = await collector(scripted([{ from: 1, lines: [] }]).fetchFn, dir);
+    // A record to collect: a boot's .key is looked at for one only.
+    const again = await collector(scripted([{ from: 1, lines: RECORDS.slice(1, 2) }]).fetchFn, dir);
     await again.c.collect();
     await again.c.stop();
     expect(again.errors[0]).toContain(`signingKey: expected the key filed for this boot in ${keyFile}, found another`);
@@ -881,16 +890,19 @@ describe("audit collector: only records signed by the boot's attested key", () =
   });
 
   const forgedAfter1 = unchainedAt(2);
-  const restarts: [string, { from: number; lines: string[] }][] = [
-    ["its records acknowledged", { from: 2, lines: [forgedAfter1] }],
+  /** The name, the answer, and what the host asks next: after the records its file holds, or (no file opened) from 0. */
+  const restarts: [string, { from: number; lines: string[] }, string][] = [
+    ["its records acknowledged", { from: 2, lines: [forgedAfter1] }, `?from=2&boot=${BOOT}`],
     [
       "its acknowledgement lost (the enclave re-sends them)",
       { from: 0, lines: [...RECORDS.slice(0, 2), forgedAfter1] },
+      // Refused as it is checked from the genesis, before the file is opened: nothing acknowledged.
+      "?from=0",
     ],
   ];
   it.each(restarts)(
     "a host restarted on a stored log (%s) refuses a first answer's record not chained to the last record stored",
-    async (_, hostile) => {
+    async (_, hostile, askedNext) => {
       const first = await collector(scripted([{ from: 0, lines: RECORDS.slice(0, 2) }]).fetchFn);
       await first.c.collect();
       await first.c.stop();
@@ -904,7 +916,7 @@ describe("audit collector: only records signed by the boot's attested key", () =
       ]);
       await settle(c);
       await c.stop();
-      expect(asked[1]).toBe(`?from=2&boot=${BOOT}`);
+      expect(asked[1]).toBe(askedNext);
       await expectWholeLog(file, 4);
     },
   );
@@ -1022,10 +1034,11 @@ describe("audit collector: only records signed by the boot's attested key", () =
   });
 });
 
-describe("audit collector: a boot's files wait for its first checked record", () => {
-  const keyFileName = `${BOOT.slice(0, 16)}.key`;
-  const logFileName = `${BOOT.slice(0, 16)}.jsonl`;
+/** The boot's two files in the audit directory. */
+const keyFileName = `${BOOT.slice(0, 16)}.key`;
+const logFileName = `${BOOT.slice(0, 16)}.jsonl`;
 
+describe("audit collector: a boot's files wait for its first checked record", () => {
   it("an answer naming a new boot at every collection, with no record, makes no file", async () => {
     // A restarting enclave, or whatever answers at --enclave-url: a fresh document and boot each time.
     const served: ServedDocument = { document: DOCUMENT, read: 0 };
@@ -1104,6 +1117,106 @@ describe("audit collector: a boot's files wait for its first checked record", ()
     await c.stop();
     expect(errors[0]).toContain(problem);
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe("audit collector: an answer naming another boot than the one collected", () => {
+  const other = {
+    document: documentNaming(seededKeyPair(9).publicKey),
+    key: Buffer.from(seededKeyPair(9).publicKey).toString("hex"),
+  };
+  const otherName = bootOf(other.document).slice(0, 16);
+  /** Record 0 of a boot of key 8: not signed by the key of the other boot (9). */
+  const notItsRecord = writeLog(1, makeWriter(seededKeyPair(8)))[0] as string;
+
+  it("with no record, or its record refused, leaves the current boot's log open and acknowledged", async () => {
+    const { fetchFn, asked, served } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 2) },
+      { from: 2, lines: [] },
+      { of: other, from: 0, lines: [] },
+      { of: other, from: 0, lines: [notItsRecord] },
+      { from: 2, lines: RECORDS.slice(2, 4) },
+    ]);
+    const { c, dir, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    const opened = vi.spyOn(AuditStore, "open");
+    const closed = vi.spyOn(AuditStore.prototype, "close");
+    for (let i = 0; i < 6; i++) await c.collect();
+    expect([opened.mock.calls.length, closed.mock.calls.length]).toEqual([1, 0]);
+    await c.stop();
+    // The other boot's answers acknowledge nothing of it; the next asks on from the current boot's.
+    expect(asked.slice(0, 6)).toEqual([
+      "?from=0",
+      `?from=2&boot=${BOOT}`,
+      `?from=2&boot=${BOOT}`,
+      `?from=2&boot=${BOOT}`,
+      `?from=2&boot=${BOOT}`,
+      `?from=4&boot=${BOOT}`,
+    ]);
+    expect(errors[0]).toContain(`is refused: boot ${otherName}, record 0: sig: expected a signature by the boot's key`);
+    expect((await readdir(dir)).sort()).toEqual([logFileName, keyFileName]);
+    await expectWholeLog(file, 4);
+  });
+
+  it("reads each of two boots' documents once while their answers keep holding no record", async () => {
+    const script = [];
+    for (let i = 0; i < 3; i++) {
+      script.push({ of: other, from: 0, lines: [] }, { from: 0, lines: [] });
+    }
+    const { fetchFn, served } = scripted(script);
+    const { c, dir, errors } = await collector(fetchFn, undefined, undefined, served);
+    for (let i = 0; i < 6; i++) await c.collect();
+    await c.stop();
+    expect(served.read).toBe(2);
+    expect(errors).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe("audit collector: a boot's existing log is opened by its first checked record", () => {
+  /** Record 2 of a boot of key 8: not signed by the boot's key. */
+  const notItsRecord = writeLog(3, makeWriter(seededKeyPair(8)))[2] as string;
+  const torn = `${RECORDS[0]}\n${RECORDS[1]}\n${(RECORDS[2] as string).slice(0, 40)}`;
+
+  it("an answer with no record, or its record refused, leaves the file as found and files no .key", async () => {
+    const { fetchFn, served } = scripted([
+      { from: 2, lines: [] },
+      { from: 2, lines: [notItsRecord] },
+      { from: 2, lines: RECORDS.slice(2, 4) },
+    ]);
+    const { c, dir, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    // A previous host process's file, its last line torn by a crash, left wider than 0600.
+    await writeFile(file, torn);
+    await chmod(file, 0o644);
+    const opened = vi.spyOn(AuditStore, "open");
+    await c.collect();
+    await c.collect();
+    expect(opened).not.toHaveBeenCalled();
+    expect(errors[0]).toContain(`record 2: sig: expected a signature by the boot's key`);
+    expect(await readdir(dir)).toEqual([logFileName]);
+    expect(await readFile(file, "utf8")).toBe(torn);
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
+    // The enclave's records: the torn line cut, the file 0600, the .key filed.
+    await c.collect();
+    await settle(c);
+    await c.stop();
+    expect((await readdir(dir)).sort()).toEqual([logFileName, keyFileName]);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    await expectWholeLog(file, 4);
+  });
+
+  it("a restarted host parses each record of the answer once: checked before the file is opened, stored from that check", async () => {
+    const { fetchFn, served } = scripted([{ from: 2, lines: RECORDS.slice(2, 4) }]);
+    const { c, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    await writeFile(file, `${RECORDS[0]}\n${RECORDS[1]}\n`, { mode: 0o600 });
+    const parse = vi.spyOn(JSON, "parse");
+    await c.collect();
+    const parsed = RECORDS.slice(0, 4).map((line) => parse.mock.calls.filter(([text]) => text === line).length);
+    parse.mockRestore();
+    await c.stop();
+    expect(errors).toEqual([]);
+    // Record 1: the file's last line, read once to resume after it (resumeAt).
+    expect(parsed).toEqual([0, 1, 1, 1]);
+    await expectWholeLog(file, 4);
   });
 });
 
