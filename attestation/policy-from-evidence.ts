@@ -302,7 +302,7 @@ function snpPolicy(
   }
   notes.push(
     of === "guest"
-      ? `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/platforms.md)`
+      ? `MEASUREMENT ${toHex(r.measurement)} pins the launch image; check it against your build, and that on this platform it covers the kernel and root file system (docs/deploy.md, step 1)`
       : `hcl MEASUREMENT ${toHex(r.measurement)} pins Microsoft's paravisor (not your image): a paravisor update changes it, and the policy then needs the new value`,
   );
   notes.push(

@@ -26,9 +26,10 @@
  *   - "accept-expired-signer": the signing chain's signatures and names are fully checked and the
  *     signer must have been valid at some point up to `issueDate` (notBefore ≤ issueDate), but its
  *     notAfter is NOT enforced. The result then carries `signerExpired: true` and a warning, which
- *     `verify-evidence` prints in its verdict (`details.warnings`). The appraisal policy has no
- *     field about it: the relaxation is the caller's explicit choice (the SDK and attestation
- *     documents never pass collateral). Use only when you know the key was re-certified.
+ *     `verify-evidence` prints in its verdict (`warnings`). The appraisal policy has no field about
+ *     it: the relaxation is the caller's explicit choice (the SDK and attestation documents pass
+ *     the enclave's collateral always in strict mode). Use only when you know the key was
+ *     re-certified.
  *
  * In every mode the signer's notBefore must be at or before the collateral's `issueDate`
  * (COLLATERAL_SIGNER_NOT_YET_VALID: it claims a signing time before its signer was certified).
