@@ -16,6 +16,7 @@
  */
 import type { Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
+import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { fileErrorCause, UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
@@ -159,33 +160,17 @@ export interface NotUtf8 {
   readonly notUtf8: number;
 }
 
-// Strict: a lossy decode (U+FFFD for each bad sequence) would let bytes other than the signed ones
-// give the signed text. A byte order mark is kept (a line that starts with one is not canonical).
-const strictUtf8 = () => new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** For whole lines and files (a call without `stream` starts afresh each time). */
-const wholeDecoder = strictUtf8();
-
 /**
- * A line's (or a file's) text, or where its bytes stop being UTF-8 (found again byte by byte, only
- * then): the first byte of the sequence that is not, though the decoder finds that only at a later
- * byte (a continuation byte out of range, as in an overlong form or an encoded surrogate, or the end).
+ * A line's (or a file's) text, a byte order mark kept (a line that starts with one is not canonical),
+ * or where its bytes stop being UTF-8, numbered from 1 (attestation/utf8.ts finds it, as for a JWS
+ * part): the first byte of the sequence that is not, though that sequence may go wrong only at a
+ * later byte (a continuation byte out of range, as in an overlong form or an encoded surrogate, or
+ * the end). Strict: decoded loosely (U+FFFD for each bad sequence), other bytes than the signed or
+ * hashed ones would give the same text.
  */
 export function decodeStrictUtf8(bytes: Uint8Array): string | NotUtf8 {
-  try {
-    return wholeDecoder.decode(bytes);
-  } catch {
-    const decoder = strictUtf8();
-    /** Where the sequence being decoded starts: after the last byte that completed a character. */
-    let start = 0;
-    for (let i = 0; i < bytes.length; i += 1) {
-      try {
-        if (decoder.decode(bytes.subarray(i, i + 1), { stream: true }) !== "") start = i + 1;
-      } catch {
-        return { notUtf8: start + 1 };
-      }
-    }
-    return { notUtf8: start + 1 }; // a sequence cut short by the end
-  }
+  const text = decodeUtf8(bytes);
+  return typeof text === "string" ? text : { notUtf8: text.notUtf8At + 1 };
 }
 
 /**
