@@ -189,11 +189,15 @@ export async function readText(
 
 /** The refusal of a file's bytes that are not UTF-8: names `what`, the file and the byte, never the content. */
 export function notUtf8Message(file: string, what: string, found: NotUtf8): string {
-  return fileMessage(
-    file,
-    what,
-    `expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of the file)`,
-  );
+  return fileMessage(file, what, notUtf8Reason(found, "the file"));
+}
+
+/**
+ * Why bytes that are not UTF-8 are refused: the byte of `input` (the file, standard input) that is
+ * not, never the content. notUtf8Message's reason, and chat's prompt's from standard input.
+ */
+export function notUtf8Reason(found: NotUtf8, input: string): string {
+  return `expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of ${input})`;
 }
 
 /**

@@ -16,7 +16,9 @@ import {
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 import {
+  decodeStrictUtf8,
   type InputBound,
+  notUtf8Reason,
   optionFileUnreadable,
   readBoundedFile,
   readOptionFile,
@@ -352,18 +354,13 @@ async function readAll(input: AsyncIterable<Uint8Array | string>, what: string, 
 
 /**
  * The prompt's exact text: UTF-8 (a byte-order mark kept), nothing trimmed, so the same file given
- * to `cloister audit find --prompt-file` matches the record's commitment. Refuses invalid UTF-8 and
- * a prompt of nothing but white space. Never quotes the content.
+ * to `cloister audit find --prompt-file` matches the record's commitment. Refuses bytes that are not
+ * UTF-8, naming the first byte (from 1) of `input` (the file, standard input) that is not, as every
+ * file an option names is refused, and a prompt of nothing but white space. Never quotes the content.
  */
-function promptText(bytes: Uint8Array, source: string, hint = ""): string {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch (cause) {
-    throw new UsageError(`${source}: expected UTF-8 text, found ${bytes.length} bytes that are not valid UTF-8`, {
-      cause,
-    });
-  }
+function promptText(bytes: Uint8Array, source: string, input: string, hint = ""): string {
+  const text = decodeStrictUtf8(bytes);
+  if (typeof text !== "string") throw new UsageError(`${source}: ${notUtf8Reason(text, input)}`);
   if (text.trim() === "") {
     const found = bytes.length === 0 ? "an empty input (0 bytes)" : `only white space (${bytes.length} bytes)`;
     throw new UsageError(`${source}: expected a prompt, found ${found}${hint}`);
@@ -421,7 +418,7 @@ export async function readPrompt(
   }
   if (promptFile === "-") {
     const bytes = await readAll(stdin, "--prompt-file", "- (standard input)");
-    return promptText(bytes, "--prompt-file - (standard input)");
+    return promptText(bytes, "--prompt-file - (standard input)", "standard input");
   }
   if (promptFile !== undefined) {
     const bytes = await readBoundedFile(
@@ -431,12 +428,13 @@ export async function readPrompt(
       optionFileUnreadable(promptFile, "--prompt-file"),
     );
     // Named as bounded-file.ts names the file in its refusals (`--option path: …`), unquoted.
-    return promptText(bytes, `--prompt-file ${promptFile}`);
+    return promptText(bytes, `--prompt-file ${promptFile}`, "the file");
   }
   if (stdin.isTTY === true) return undefined;
   return promptText(
     await readAll(stdin, "chat:", "standard input"),
     "chat: standard input is not a terminal, so it is read as the prompt",
+    "standard input",
     "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",
   );
 }

@@ -92,7 +92,17 @@ describe("chat's prompt", () => {
         "invalid UTF-8",
         async () =>
           readPrompt(undefined, await file("latin1.txt", Buffer.from(`${SECRET} caf\xe9`, "latin1")), stdin([])),
-        /^--prompt-file \/\S*\/latin1\.txt: expected UTF-8 text, found 27 bytes that are not valid UTF-8$/,
+        /^--prompt-file \/\S*\/latin1\.txt: expected UTF-8 text, found a byte that is not UTF-8 \(byte 27 of the file\)$/,
+      ],
+      [
+        "invalid UTF-8 on --prompt-file -, in two chunks",
+        async () => readPrompt(undefined, "-", stdin([`${SECRET} `, Buffer.of(0x63, 0xe2, 0x82, 0x21)])),
+        /^--prompt-file - \(standard input\): expected UTF-8 text, found a byte that is not UTF-8 \(byte 25 of standard input\)$/,
+      ],
+      [
+        "invalid UTF-8 on a piped standard input",
+        async () => readPrompt(undefined, undefined, stdin([Buffer.of(0xef, 0xbb, 0xbf, 0x61, 0xed, 0xa0, 0x80)])),
+        /^chat: standard input is not a terminal, so it is read as the prompt: expected UTF-8 text, found a byte that is not UTF-8 \(byte 5 of standard input\)$/,
       ],
       [
         "missing file",

@@ -72,8 +72,6 @@ interface Case {
   readonly refusal?: (message: string) => Error;
   /** Bytes, not text: no UTF-8 to check. */
   readonly binary?: true;
-  /** The not-UTF-8 refusal's message, where the reader words its own. */
-  readonly notUtf8?: (file: string) => string;
   /** What a missing file's refusal says; null: a missing file is no error (it is made). */
   readonly missing?: ((file: string) => string) | null;
   /** A reader that trusts only a private file: the file is made 0600 first. */
@@ -127,7 +125,6 @@ const cases: readonly Case[] = [
     bound: 3_000_000,
     expected: "a prompt of at most 1000000 characters (UTF-16 code units), 3 bytes of UTF-8 each at most",
     read: (file) => readPrompt(undefined, file),
-    notUtf8: (file) => `--prompt-file ${file}: expected UTF-8 text, found 7 bytes that are not valid UTF-8`,
   },
   {
     option: "cloister up: key file",
@@ -242,9 +239,7 @@ describe("option files are read to a bound and as strict UTF-8", () => {
       if (!c.binary) {
         const latin1 = await notUtf8(`latin1-${name}`);
         if (c.private) await chmod(latin1, 0o600);
-        expect(await refusal(read(latin1))).toEqual(
-          c.notUtf8 ? new UsageError(c.notUtf8(latin1)) : refused(utf8Refusal(named(c, latin1)).message),
-        );
+        expect(await refusal(read(latin1))).toEqual(refused(utf8Refusal(named(c, latin1)).message));
       }
       // A file that cannot be read: the command's own message, as before.
       const missing = join(dir, `missing-${name}`);
