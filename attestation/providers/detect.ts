@@ -10,9 +10,9 @@
  */
 import { access } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeStrictUtf8 } from "../../client/cli/bounded-file.ts";
 import { toHex } from "../bytes.ts";
 import { randomBytes } from "../crypto.ts";
+import { decodeUtf8 } from "../utf8.ts";
 import { AZURE_HCL_REPORT_NV_INDEX } from "./azure-vtpm.ts";
 import type { CommandRunner } from "./command-runner.ts";
 import { DEFAULT_TSM_REPORT_ROOT, nodeTsmFileSystem, type TsmFileSystem } from "./configfs-tsm.ts";
@@ -52,7 +52,7 @@ const CPUINFO_START_BYTES = 4096;
 /** A kernel attribute's text, trimmed; null past KERNEL_ATTRIBUTE_BYTES or when not UTF-8. */
 function attributeText(bytes: Uint8Array): string | null {
   if (bytes.length > KERNEL_ATTRIBUTE_BYTES) return null;
-  const text = decodeStrictUtf8(bytes);
+  const text = decodeUtf8(bytes);
   return typeof text === "string" ? text.trim() : null;
 }
 
