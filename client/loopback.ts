@@ -1,20 +1,38 @@
 /**
- * For the servers Cloister runs on 127.0.0.1 for the user's own apps and browser (the proxy, the
- * web page): a request must name a loopback host. A web page whose own name an attacker rebinds to
- * 127.0.0.1 (DNS rebinding) reaches these servers with its own name in the Host header; such a
- * request is answered 421 before any route runs, so that page cannot read the policy, the host URL
- * or anything else they serve.
+ * Whether an address or a Host names this machine's loopback, for every server Cloister keeps to
+ * this machine: the proxy and the web page (on 127.0.0.1 and [::1], for the user's own apps and
+ * browser) and a key broker serving a key released to the INSECURE simulator (`kbs serve` on any
+ * 127.0.0.0/8 address, attestation/kbs). One rule serves them all: each refuses a web page whose
+ * own name an attacker rebinds to 127.0.0.1 (DNS rebinding), which reaches them with its own name
+ * in the Host header; such a request is answered 421 before any route runs, so that page cannot
+ * read what they serve (the policy, the host URL, a challenge). A browser sends an address as Host
+ * only when the page's own origin is that address, which no attacker's name can be: any address of
+ * 127.0.0.0/8 is as safe as 127.0.0.1 (a server bound to 127.0.0.1 is not reached through 127.0.0.2
+ * anyway), and the broker needs them all, as it may listen on any.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 
-const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
+/** What isLoopbackHost accepts, for messages. */
+export const LOOPBACK_NAMES = "127.0.0.0/8, [::1] or localhost";
 
-/** True for `127.0.0.1`, `localhost` or `[::1]`, with or without a port. */
+/** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
+export function isLoopbackAddress(address: string): boolean {
+  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (octets !== null) return octets.slice(1).every((octet) => Number(octet) <= 255);
+  return address === "::1" || address.toLowerCase() === "localhost";
+}
+
+/**
+ * Whether a Host header (a name or address, with or without a port) is loopback: an address of
+ * 127.0.0.0/8, localhost (any case), or [::1]. Brackets hold an IPv6 address only (`[localhost]` is
+ * none).
+ */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
-  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(host.trim().toLowerCase());
-  return match !== null && LOOPBACK_NAMES.has(match[1] as string);
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::\d{1,5})?$/.exec(host.trim());
+  if (match === null) return false;
+  return match[1] !== undefined ? match[1] === "::1" : isLoopbackAddress(match[2] as string);
 }
 
 /**
@@ -31,7 +49,7 @@ export function loopbackHostOnly(
     if (isLoopbackHost(host)) return next();
     return refuse(
       c,
-      `request Host: expected 127.0.0.1, localhost or [::1] (any port), found ${describeUntrusted(host)}`,
+      `request Host: expected a loopback name (${LOOPBACK_NAMES}; any port), found ${describeUntrusted(host)}`,
     );
   };
 }

@@ -8,6 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../../client/cli/output.ts";
+import { isLoopbackAddress } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
@@ -16,7 +17,7 @@ import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { type BrokerConfig, loadBrokerConfig } from "./config.ts";
 import { BrokerConfigError, readPrivateKeyFile } from "./key-file.ts";
-import { type BrokerLogEntry, createBrokerApp, isLoopbackAddress, listenBroker } from "./server.ts";
+import { type BrokerLogEntry, createBrokerApp, listenBroker } from "./server.ts";
 
 async function loadConfig(path: string) {
   try {

@@ -9,6 +9,7 @@
 import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { isLoopbackHost, LOOPBACK_NAMES } from "../../client/loopback.ts";
 import {
   DEFAULT_CLIENT_STALL_TIMEOUT_MS,
   guardConnections,
@@ -183,19 +184,6 @@ export function listenBroker(
         responseBytes: refusal.responseBytes,
       }),
   });
-}
-
-/** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
-export function isLoopbackAddress(address: string): boolean {
-  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
-  if (octets !== null) return octets.slice(1).every((octet) => Number(octet) <= 255);
-  return address === "::1" || address.toLowerCase() === "localhost";
-}
-
-/** Whether a Host header (a name or address, an IPv6 one in brackets, with or without a port) is loopback. */
-export function isLoopbackHost(host: string): boolean {
-  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::\d{1,5})?$/.exec(host.trim());
-  return match !== null && isLoopbackAddress((match[1] ?? match[2]) as string);
 }
 
 /**
@@ -435,7 +423,7 @@ export function createBrokerApp(
     app.use("*", async (c, next) => {
       const host = c.req.header("host") ?? new URL(c.req.url).host;
       if (isLoopbackHost(host)) return next();
-      const message = `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${describeUntrusted(host)}`;
+      const message = `request Host: expected a loopback name (${LOOPBACK_NAMES}): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${describeUntrusted(host)}`;
       if (c.req.path === "/v1/kbs/release") {
         log(entry("refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
       }

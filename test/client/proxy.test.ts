@@ -300,7 +300,8 @@ describe("proxy: loopback callers only", () => {
       expect(await rebound.json()).toMatchObject({
         error: {
           code: "host_not_loopback",
-          message: 'request Host: expected 127.0.0.1, localhost or [::1] (any port), found "evil.example:8787"',
+          message:
+            'request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost; any port), found "evil.example:8787"',
         },
       });
     }
@@ -308,7 +309,7 @@ describe("proxy: loopback callers only", () => {
     const long = `${"a".repeat(70)}\u001b[2J.example`;
     const rebound = await app.request("/healthz", { headers: { host: long } });
     expect(((await rebound.json()) as { error: { message: string } }).error.message).toBe(
-      `request Host: expected 127.0.0.1, localhost or [::1] (any port), found "${"a".repeat(64)}"… (82 characters)`,
+      `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost; any port), found "${"a".repeat(64)}"… (82 characters)`,
     );
     const escaped = await app.request("/healthz", { headers: { host: "evil\u001b[2J.example" } });
     expect(((await escaped.json()) as { error: { message: string } }).error.message).toMatch(

@@ -87,17 +87,33 @@ describe("cloister web's page server", () => {
   });
 
   it("answers only requests that name a loopback host (a DNS-rebound page names its own)", async () => {
-    for (const host of ["evil.example:8788", "evil.example", "127.0.0.1.evil.example:8788", "10.0.0.1:8788"]) {
+    // A name in brackets is no IPv6 address: refused, as any name but localhost.
+    for (const host of [
+      "evil.example:8788",
+      "evil.example",
+      "127.0.0.1.evil.example:8788",
+      "10.0.0.1:8788",
+      "[localhost]:8788",
+      "[127.0.0.1]",
+    ]) {
       const response = await app.request("/config.json", { headers: { host } });
       expect(response.status, host).toBe(421);
       expect(await response.json(), host).toEqual({
         error: {
           code: "HOST_NOT_LOOPBACK",
-          message: `request Host: expected 127.0.0.1, localhost or [::1] (any port), found ${JSON.stringify(host)}`,
+          message: `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost; any port), found ${JSON.stringify(host)}`,
         },
       });
     }
-    for (const host of ["127.0.0.1:8788", "localhost:8788", "[::1]:8788", "LOCALHOST"]) {
+    // The key broker's rule too: all of 127.0.0.0/8 is this machine's.
+    for (const host of [
+      "127.0.0.1:8788",
+      "127.0.0.2:8788",
+      "127.255.255.254",
+      "localhost:8788",
+      "[::1]:8788",
+      "LOCALHOST",
+    ]) {
       expect((await app.request("/config.json", { headers: { host } })).status, host).toBe(200);
     }
   });
