@@ -134,6 +134,11 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   /**
+   * The IP address bound, as the socket reports it: the one a name given to listen resolved to (the
+   * URL keeps the name). What a check of where the server listens looks at (kbs serve's loopback).
+   */
+  readonly address: string;
+  /**
    * Stops accepting connections and resolves when every connection is closed. Requests under way
    * get up to `graceMs` (default 0) to finish — streamed answers included — and each connection is
    * closed as soon as it is idle; whatever is still open after `graceMs` is cut.
@@ -347,6 +352,7 @@ function listenWith(
       const running: RunningServer = {
         url,
         port: info.port,
+        address: info.address,
         close: (graceMs = 0) =>
           new Promise<void>((done) => {
             // Keep-alive connections would otherwise stay open until their idle timeout: each is
@@ -474,6 +480,7 @@ export async function listenBeforeServing(
   return {
     url: running.url,
     port: running.port,
+    address: running.address,
     close: (graceMs) => running.close(graceMs),
     serve(fetchHandler) {
       if (served) throw new Error("listenBeforeServing: serve() called twice");
@@ -514,6 +521,7 @@ export async function listenLoopback(
     return {
       url: v4.url,
       port: v4.port,
+      address: v4.address,
       close: async (graceMs = 0) => {
         await Promise.all([v4.close(graceMs), v6?.close(graceMs)]);
       },

@@ -115,6 +115,7 @@ export async function startHost(options: {
   return {
     url: server.url,
     port: server.port,
+    address: server.address,
     close: async (graceMs = 0) => {
       await server.close(graceMs);
       await pool.stop();

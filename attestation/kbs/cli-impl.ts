@@ -36,7 +36,7 @@ async function loadConfig(path: string) {
 export function serveBroker(
   { keys, limits }: BrokerConfig,
   options: Pick<KbsServeOptions, "listen" | "allowSimulatorOnNetwork">,
-): { readonly broker: KeyBroker; readonly loopbackHostOnly: boolean } {
+): { readonly broker: KeyBroker; readonly loopbackHostOnly: boolean; readonly simulatorKeyId: string | null } {
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
@@ -45,7 +45,7 @@ export function serveBroker(
   try {
     if (simulatorKey !== undefined && !onLoopback && options.allowSimulatorOnNetwork !== true) {
       throw new UsageError(
-        `--listen ${options.listen}: key "${simulatorKey.keyId}" has a release policy that trusts the INSECURE simulator (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
+        `--listen ${options.listen}: ${simulatorKeyRisk(simulatorKey.keyId)} (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
       );
     }
     // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
@@ -59,14 +59,24 @@ export function serveBroker(
       process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
   }
   // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding).
-  return { broker, loopbackHostOnly: simulatorKey !== undefined && onLoopback };
+  return {
+    broker,
+    loopbackHostOnly: simulatorKey !== undefined && onLoopback,
+    simulatorKeyId: simulatorKey?.keyId ?? null,
+  };
 }
 
-export async function runKbsServe(options: KbsServeOptions): Promise<void> {
+/** Why a broker keeps to loopback: `key "ID" has a release policy that trusts the INSECURE simulator`. */
+function simulatorKeyRisk(keyId: string): string {
+  return `key "${keyId}" has a release policy that trusts the INSECURE simulator`;
+}
+
+/** `kbs serve`: `listenOn` is listenBroker, or a test's (one that reports another bound address). */
+export async function runKbsServe(options: KbsServeOptions, listenOn = listenBroker): Promise<void> {
   const config = await loadConfig(options.config);
-  const { broker, loopbackHostOnly } = serveBroker(config, options);
+  const { broker, loopbackHostOnly, simulatorKeyId } = serveBroker(config, options);
   const log = (entry: BrokerLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`);
-  const server = await listenBroker(
+  const server = await listenOn(
     createBrokerApp(broker, log, { ...config.limits, loopbackHostOnly }),
     log,
     options.listen,
@@ -75,6 +85,16 @@ export async function runKbsServe(options: KbsServeOptions): Promise<void> {
     // A port in use, or a --listen address that does not resolve: bad input naming the option.
     throw listenUsageError(error);
   });
+  // serveBroker took --listen as loopback from its text, and a name (localhost) is bound where it
+  // resolves: only the address bound says whether the simulator's key stays on this machine. Checked
+  // before "ready" and before any request is answered (listening and this check run in one turn of
+  // the event loop, before node takes a connection); refused, the server stops listening.
+  if (loopbackHostOnly && simulatorKeyId !== null && !isLoopbackAddress(server.address)) {
+    await server.close();
+    throw new UsageError(
+      `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): ${simulatorKeyRisk(simulatorKeyId)}, so it is served on loopback only; found ${server.address}, the address it was bound to: listen on 127.0.0.1`,
+    );
+  }
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.

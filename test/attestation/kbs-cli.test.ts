@@ -1,6 +1,7 @@
 /**
  * `cloister kbs keygen|check|serve` and `cloister model seal`, run as a user runs them: separate
- * processes, real files, exit codes and one-line errors naming the field.
+ * processes, real files, exit codes and one-line errors naming the field (kbs serve's check of the
+ * address it bound, in process: no name resolves off loopback here, so that address is injected).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -10,7 +11,10 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runKbsServe } from "../../attestation/kbs/cli-impl.ts";
+import type { listenBroker } from "../../attestation/kbs/server.ts";
+import { UsageError } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
@@ -296,6 +300,38 @@ describe("cloister kbs and model seal", () => {
     child.kill("SIGTERM");
     expect(await exit).toBe(0);
   }, 120_000);
+
+  it("kbs serve --listen a name refuses it bound off loopback, after listening and before saying ready, and stops listening", async () => {
+    // The name is taken as loopback from its text (localhost); the address bound says where the key
+    // is. No name resolves off loopback on a test machine: run in process, the bound one injected.
+    const listened: string[] = [];
+    let closed = false;
+    const listenOffLoopback: typeof listenBroker = async (_app, _log, hostname, port) => {
+      listened.push(hostname);
+      // What a `localhost` that resolves to a network address (a bad /etc/hosts) binds.
+      return {
+        url: `http://${hostname}:${port}`,
+        port,
+        address: "192.0.2.7",
+        close: async () => {
+          closed = true;
+        },
+      };
+    };
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    try {
+      const served = runKbsServe({ config: configPath, listen: "localhost", port: 47790 }, listenOffLoopback);
+      await expect(served).rejects.toThrow(UsageError);
+      await expect(served).rejects.toThrow(
+        '--listen localhost: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 192.0.2.7, the address it was bound to: listen on 127.0.0.1',
+      );
+      expect(listened).toEqual(["localhost"]);
+      expect(closed).toBe(true);
+      expect(stdout.mock.calls.join("")).not.toContain("ready");
+    } finally {
+      stdout.mockRestore();
+    }
+  }, 30_000);
 
   it("every kbs command has --help, and the enclave refuses a --kbs-url that is not a URL", async () => {
     for (const args of [["kbs"], ["kbs", "serve"], ["kbs", "keygen"], ["kbs", "check"], ["model", "seal"]]) {
