@@ -5,7 +5,7 @@ import { examples } from "./help-examples.ts";
 import { choiceOption, intOption } from "./output.ts";
 
 export const API_KEY_FILE_HELP =
-  "file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given; default .cloister/api-key (cloister up's local key), for a 127.0.0.1 or localhost --url only";
+  "file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given; default .cloister/api-key (cloister up's local key), for a loopback --url only (127.0.0.0/8, [::1] or localhost)";
 
 const POLICY_INIT_EXAMPLE =
   "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --out policy.json";

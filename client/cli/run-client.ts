@@ -4,7 +4,7 @@ import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
-import { isLoopbackHost } from "../loopback.ts";
+import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
 import {
   type ChatMessage,
@@ -53,7 +53,7 @@ export interface ApiKey {
 
 /**
  * The API key for requests to `url`: the file `--api-key-file` names, else CLOISTER_API_KEY, else
- * (for a 127.0.0.1 or localhost URL only) `cloister up`'s local key: a key file nobody named is
+ * (for a loopback URL only: client/loopback.ts) `cloister up`'s local key: a key file nobody named is
  * never sent to another host. An explicit option wins over the environment, so a CLOISTER_API_KEY
  * left exported for one deployment does not go to the host `--url` names with its own key file.
  * Warns when the key would cross a network in the clear (plain http to another host).
@@ -68,7 +68,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   const envKey = fromEnv !== undefined ? fromEnv.trim() : null;
   if (envKey === null && file === undefined && !loopback) {
     throw new UsageError(
-      `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to 127.0.0.1 or localhost only`,
+      `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to a loopback host only (${LOOPBACK_NAMES})`,
     );
   }
   const warning = plainHttpKeyWarning(parsed, "cloister");

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
-import { readApiKey } from "../../client/cli/run-client.ts";
+import { plainHttpKeyWarning, readApiKey } from "../../client/cli/run-client.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { devPolicy } from "./helpers.ts";
 
@@ -58,7 +58,7 @@ describe("readApiKey", () => {
     });
   });
 
-  it("uses the default local key file for 127.0.0.1 and localhost", async () => {
+  it("uses the default local key file for a loopback host (client/loopback.ts: 127.0.0.0/8, [::1], localhost)", async () => {
     vi.stubEnv("CLOISTER_API_KEY", undefined);
     const work = await mkdtemp(join(dir, "work-"));
     await mkdir(join(work, ".cloister"));
@@ -66,11 +66,18 @@ describe("readApiKey", () => {
     const cwd = process.cwd();
     process.chdir(work);
     try {
-      for (const url of ["http://127.0.0.1:8080", "http://localhost:8080"]) {
+      for (const url of [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.2:8080",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+      ]) {
         expect(await readApiKey(undefined, url)).toEqual({
           key: "ck_local_0123456789abcdef",
           source: "the default key file .cloister/api-key (cloister up's local key)",
         });
+        // Nor does it cross a network: no warning of plain http.
+        expect(plainHttpKeyWarning(new URL(url), "cloister"), url).toBeNull();
       }
     } finally {
       process.chdir(cwd);
