@@ -175,9 +175,9 @@ function walkCommands(command: Command, words: readonly string[], from: number):
  * (unknown command). Anything else after the path only shows that help: `help chat hello` never
  * sends "hello". The help option after such a name (`cloister frob --help`, `cloister audit frob -h`)
  * is dropped, so that commander refuses the name as it does after `help` (it would print the whole
- * help instead, exit 0, as if the name were right). Exported for its tests.
+ * help instead, exit 0, as if the name were right).
  */
-export function helpAsOption(program: Command, argv: readonly string[]): string[] {
+function helpAsOption(program: Command, argv: readonly string[]): string[] {
   const group = walkCommands(program, argv, 0);
   const word = argv[group.at];
   const isGroup = group.command.commands.length > 0;
