@@ -499,7 +499,8 @@ const NO_RECORD_YET = Symbol("no record of the boot yet");
  * (a torn last line cut, its mode set). So they are made or opened once a record is there and
  * checked: all of the batch's, from its first line, chained from the genesis at seq 0, else not
  * compared; store() then takes the check from where it stores (checkedFrom). Null: the boot's log
- * is open in this process already (another collector's), and store() checks the batch against it.
+ * is open in this process already (another collector's), and store() checks the batch against it;
+ * a batch with no record is NO_RECORD_YET then too (the boot collected so far keeps its log).
  */
 async function checkNewBoot(
   path: string,
@@ -507,8 +508,8 @@ async function checkNewBoot(
   key: BootAuditKey,
   base: string,
 ): Promise<CheckedBatch | string | typeof NO_RECORD_YET | null> {
-  if (bootLogs.has(path)) return null;
   if (batch.lines.length === 0) return NO_RECORD_YET;
+  if (bootLogs.has(path)) return null;
   return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
 }
 
