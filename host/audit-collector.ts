@@ -423,11 +423,11 @@ function recordRefused(base: string, boot: string, seq: number, why: string): st
 
 /**
  * A batch's records from `from` on, checked (checkBatch): the lines as the store takes them and
- * each one's seq and hash. The check depends on the lines, `from`, `prevHash` and the key only.
+ * each one's seq and hash. The check depends on the lines, `from`, the first one's prevHash and
+ * the key only.
  */
 interface CheckedBatch {
   readonly from: number;
-  readonly prevHash: string | null;
   readonly lines: CheckedLine[];
   /** The seq and hash of each checked line, in order. */
   readonly chain: { seq: number; hash: string }[];
@@ -461,12 +461,13 @@ async function checkBatch(
     // frames for a third of a second, so the loop is let go between slices (a few ms each).
     if (i % CHECK_SLICE === CHECK_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
   }
-  return { from, prevHash, lines, chain };
+  return { from, lines, chain };
 }
 
 /**
- * `prechecked`'s records (checkNewBoot) from record `from` on, as checkBatch would check them from
- * there chained to `prevHash` (null: not compared); else the problem, as checkBatchLine words it.
+ * `prechecked`'s records (checkNewBoot) from record `from` on (at or past its first: store() only
+ * skips records), as checkBatch would check them from there chained to `prevHash` (null: not
+ * compared); else the problem, as checkBatchLine words it.
  * A record's signature and seq do not depend on where the batch is stored from, and each record
  * after the first was checked chained to the one before it: only the first one's prevHash is
  * compared again, on the value its line was parsed to (no line parsed twice).
@@ -475,14 +476,14 @@ function checkedFrom(
   prechecked: CheckedBatch,
   from: number,
   prevHash: string | null,
-  batch: AuditBatch,
+  boot: string,
   base: string,
 ): CheckedBatch | string {
   const skip = from - prechecked.from;
   const lines = prechecked.lines.slice(skip);
   const problem = lines[0] === undefined ? null : chainProblem(lines[0].value, prevHash);
-  if (problem !== null) return recordRefused(base, batch.boot, from, problem);
-  return { from, prevHash, lines, chain: prechecked.chain.slice(skip) };
+  if (problem !== null) return recordRefused(base, boot, from, problem);
+  return { from, lines, chain: prechecked.chain.slice(skip) };
 }
 
 /** What checkNewBoot found in a new boot's batch with no record: nothing to store, no file made. */
@@ -925,8 +926,8 @@ export class AuditCollector {
     // ends before the records a batch starts with, collected elsewhere) not compared.
     const prevHash = from === 0 ? key.genesis : log.last?.seq === from - 1 ? log.last.hash : null;
     const batchChecked =
-      prechecked !== null && from >= prechecked.from
-        ? checkedFrom(prechecked, from, prevHash, batch, base)
+      prechecked !== null
+        ? checkedFrom(prechecked, from, prevHash, batch.boot, base)
         : await checkBatch(batch, from, prevHash, key, base, (text) => store.check(text));
     if (typeof batchChecked === "string") return batchChecked;
     const { lines: checked, chain } = batchChecked;
