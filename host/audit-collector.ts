@@ -490,27 +490,25 @@ function checkedFrom(
 const NO_RECORD_YET = Symbol("no record of the boot yet");
 
 /**
- * The batch of a boot this collector has not met, checked before the boot's files at `path` (its
- * .jsonl) and beside it (its .key) are made or opened: NO_RECORD_YET when it holds no record, the
- * problem (as store() words it) when a record is refused. Each enclave boot has two files, and the
- * `/audit` answer is not authenticated: made before any record was checked, whatever answers at
- * `--enclave-url` with a fresh document and boot id at each collection (a restarting enclave, or
- * something hostile there) would make two files a collection; and an answer naming a boot whose
- * files are on disk (its document replayed) would have its .key filed again and its log opened
- * (a torn last line cut, its mode set). So they are made or opened once a record is there and
- * checked: all of the batch's, from its first line, chained from the genesis at seq 0, else not
- * compared; store() then takes the check from where it stores (checkedFrom). Null: the boot's log
- * is open in this process already (another collector's), and store() checks the batch against it;
- * a batch with no record is NO_RECORD_YET then too (the boot collected so far keeps its log).
+ * The batch of a boot this collector has not met, checked before the boot's files (its .jsonl and
+ * .key) are made or opened, or before it leaves the boot it collected for one another collector of
+ * this process has open: NO_RECORD_YET when it holds no record, the problem (as store() words it)
+ * when a record is refused. Each enclave boot has two files, and the `/audit` answer is not
+ * authenticated: made before any record was checked, whatever answers at `--enclave-url` with a
+ * fresh document and boot id at each collection (a restarting enclave, or something hostile there)
+ * would make two files a collection; and an answer naming a boot whose files are on disk (its
+ * document replayed) would have its .key filed again and its log opened (a torn last line cut, its
+ * mode set). So they are made or opened once a record is there and checked: all of the batch's,
+ * from its first line, chained from the genesis at seq 0, else not compared; store() then takes the
+ * check from where it stores (checkedFrom), where the records another collector stored already are
+ * skipped unchecked.
  */
 async function checkNewBoot(
-  path: string,
   batch: AuditBatch,
   key: BootAuditKey,
   base: string,
-): Promise<CheckedBatch | string | typeof NO_RECORD_YET | null> {
+): Promise<CheckedBatch | string | typeof NO_RECORD_YET> {
   if (batch.lines.length === 0) return NO_RECORD_YET;
-  if (bootLogs.has(path)) return null;
   return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
 }
 
@@ -719,7 +717,7 @@ export class AuditCollector {
     if (batch.boot !== this.boot) {
       // A new enclave boot (new keys): a new chain, a new file, counted from its start.
       const logPath = resolve(this.options.dir, `${name}.jsonl`);
-      const first = await checkNewBoot(logPath, batch, bootKey, base);
+      const first = await checkNewBoot(batch, bootKey, base);
       // No record yet, or refused: nothing to store or acknowledge. The boot collected so far keeps
       // its log open (an answer naming another boot may be a replayed or hostile one), and the next
       // collection asks on from there (an enclave that restarted acknowledges nothing of another boot).

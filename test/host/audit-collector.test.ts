@@ -1157,27 +1157,32 @@ describe("audit collector: an answer naming another boot than the one collected"
     await expectWholeLog(file, 4);
   });
 
-  it("with no record, naming a boot another collector has open, leaves the current boot's log open", async () => {
-    const otherRecords = writeLog(1, makeWriter(seededKeyPair(9)));
-    const idle = Array.from({ length: 10 }, () => ({ of: other, from: 1, lines: [] }));
-    const second = scripted([{ of: other, from: 0, lines: otherRecords }, ...idle]);
-    const first = scripted([
-      { from: 0, lines: RECORDS.slice(0, 1) },
-      { of: other, from: 0, lines: [] },
-      { of: other, from: 0, lines: [] },
-    ]);
-    const { c, dir, errors, file } = await collector(first.fetchFn, undefined, undefined, first.served);
-    const { c: b } = await collector(second.fetchFn, dir, undefined, second.served);
-    await b.collect(); // the other boot's log, open in b
-    const closed = vi.spyOn(AuditStore.prototype, "close");
-    await settle(c);
-    expect(closed).not.toHaveBeenCalled();
-    await c.stop();
-    await b.stop();
-    expect(first.asked.slice(1).every((query) => query === `?from=1&boot=${BOOT}`)).toBe(true);
-    expect(errors).toEqual([]);
-    await expectWholeLog(file, 1);
-  });
+  it.each([
+    ["no record", [], undefined],
+    ["a record refused", [notItsRecord], `is refused: boot ${otherName}, record 0: sig: expected a signature by`],
+  ])(
+    "with %s, naming a boot another collector has open (its record 0 stored), leaves the current boot's log open",
+    async (_, lines, refused) => {
+      const otherRecords = writeLog(1, makeWriter(seededKeyPair(9)));
+      const idle = Array.from({ length: 10 }, () => ({ of: other, from: 1, lines: [] }));
+      const second = scripted([{ of: other, from: 0, lines: otherRecords }, ...idle]);
+      const first = scripted([
+        { from: 0, lines: RECORDS.slice(0, 1) },
+        { of: other, from: 0, lines },
+      ]);
+      const { c, dir, errors, file } = await collector(first.fetchFn, undefined, undefined, first.served);
+      const { c: b } = await collector(second.fetchFn, dir, undefined, second.served);
+      await b.collect(); // the other boot's log, open in b
+      const closed = vi.spyOn(AuditStore.prototype, "close");
+      await settle(c);
+      expect(closed).not.toHaveBeenCalled();
+      await c.stop();
+      await b.stop();
+      expect(first.asked.slice(1).every((query) => query === `?from=1&boot=${BOOT}`)).toBe(true);
+      expect(errors.slice(0, 1)).toEqual(refused === undefined ? [] : [expect.stringContaining(refused)]);
+      await expectWholeLog(file, 1);
+    },
+  );
 
   it("reads each of two boots' documents once while their answers keep holding no record", async () => {
     const script = [];
