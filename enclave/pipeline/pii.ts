@@ -5,7 +5,9 @@
  *
  * Detectors (each a regular expression for the shape plus, where one exists, a checksum):
  *  - email: local@domain.tld (dot-separated labels, alphabetic TLD of 2..63), in the scripts that put
- *    spaces between words (`иван@пример.рф`; see emailRegex).
+ *    spaces between words (`иван@пример.рф`, `김철수@예시.한국`) and in those that do not
+ *    (`张伟@例子.中国`, Japanese, Thai), where the letters before the `@` are taken with it, up to
+ *    64 characters back to a space or punctuation (see emailRegex).
  *  - phone: international `+<country><digits>` with 8..15 digits in all (E.164) and single
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
@@ -52,7 +54,8 @@
  *
  * A match that its check refuses (a checksum, an address form) is no entity, but one can start
  * inside it (`AB12 DE89 3704 …` read as an IBAN from `AB12`), so the search goes on from its next
- * character. Every pattern starts only at the beginning of a run (negative look-behind), has no
+ * character. Every pattern starts only at the beginning of a run (negative look-behind) or, for
+ * e-mail, at its `@` (the local part read back from there, see emailRegex), has no
  * nested repetition that can overlap and, where a check can refuse it, a bounded length, so
  * matching stays about linear in the text length (measured with every entity on 1 MB adversarial
  * prompts on this project's 2-core test machine: 0.57 s for `AA00 ` repeated behind a zero-width
@@ -122,6 +125,12 @@ interface Detector {
    * goes as far as its longest valid prefix.
    */
   readonly accept?: (match: string) => number | null;
+  /**
+   * Matched from a character inside the entity, with the part before it taken by a look-behind
+   * (an e-mail address from its `@`): that part is capture group 1. It starts no earlier than the
+   * previous match of the same detector ends, so two entities stay two.
+   */
+  readonly before?: true;
 }
 
 /**
@@ -149,10 +158,12 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
       // scripts that put spaces between words (RFC 6531: `josé.garcía`, `иван`), matched from its
       // first character: started after an apostrophe or an accented letter, the match left the rest
       // of the name in the prompt. No length bound, so a long run before the `@` is redacted with
-      // the address, not the address missed. Domain labels in the same letters (`münchen.de`,
-      // `пример.рф`), the top-level domain in ASCII letters or in letters of one of those scripts
-      // other than Latin (`рф`, `ελ`, `भारत`).
+      // the address, not the address missed; before it, up to 64 letters of the scripts without
+      // spaces between words (`请联系张伟@…`: see emailRegex). Domain labels in the same letters
+      // (`münchen.de`, `пример.рф`, `例子.中国`), the top-level domain in ASCII letters or in letters
+      // of one of those scripts other than Latin (`рф`, `ελ`, `भारत`, `中国`).
       regex: emailRegex(),
+      before: true,
     },
   ],
   phone: [
@@ -254,23 +265,55 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
 };
 
 /**
- * The e-mail pattern (a v-mode regular expression, for its class intersections). Letters are those
- * of the scripts that put spaces between words, where an address has a start: Latin, Cyrillic,
- * Greek, Armenian, Georgian, Hebrew, Arabic and Devanagari, with combining marks. Chinese, Japanese,
- * Thai and the like write no spaces between words: an address in their letters would run back into
- * the sentence before it, so only its ASCII or other letters are taken (`请联系张三john@…`).
+ * The e-mail pattern (a v-mode regular expression, for its class intersections), matched at the `@`
+ * with the local part taken by a look-behind (group 1; `before` moves the match's start to it).
+ *
+ * Letters of the scripts that put spaces between words (Latin, Cyrillic, Greek, Armenian, Georgian,
+ * Hebrew, Arabic, Devanagari and Hangul, with combining marks) and RFC 5322's atext: from the `@`
+ * back to the first character of their run, without bound, so a long local part is redacted with
+ * the address rather than missed.
+ *
+ * Chinese, Japanese, Thai, Lao, Khmer and Myanmar write no spaces between words, so an address in
+ * their letters has no start we can see: it would run back into the sentence before it. For a
+ * redaction filter the safe side is to take too much: before that run, the run of letters of every
+ * script goes with the address up to 64 characters (RFC 5321's bound on a local part, in characters
+ * so the pattern stays linear), back to a character that cannot be in an address (a space,
+ * punctuation: `，` `。` `：` `（`). A dot after one of those letters is a sentence's full stop (`。`
+ * reads as a dot in the folded view), not part of a name, and ends the run too (`你好。张伟@…`).
+ * Domain labels take those letters as well; a top-level domain in them (`中国`, `ไทย`) runs on to
+ * the end of their run, up to 63, but not after a label ending in a Latin letter or digit, where a
+ * dot then a Chinese or Japanese word is a sentence going on (`john@example.com。谢谢`).
+ *
+ * Linear: the `@` is matched first, and the look-behind from it reads back through the spaced run
+ * before it, which ends at the `@` before (not in the run), then at most 64 characters more, each
+ * length tried at most once as the run's start (`npm run bench:pii`: 1 MB of `张@例.` or of 65
+ * `张` then `@` takes as long as Russian prose).
  */
 function emailRegex(): RegExp {
-  const nonLatin = String.raw`\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Georgian}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}`;
+  const nonLatin = String.raw`\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Georgian}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}\p{Script=Hangul}`;
   // Letters and digits of those scripts (not their punctuation: `۔`, `׃`), and combining marks.
   // Hebrew's geresh and gershayim are punctuation, but written inside names (`צ׳רלי`).
   const word = String.raw`[[\p{Script=Latin}${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}0-9\u05F3\u05F4`;
-  const atext = String.raw`!#$%&'*+\/=?^_\`\{\|\}~.\-`;
+  // Letters of the scripts without spaces between words; Script_Extensions for the marks written
+  // with both kana (`ー`, `ゝ`), and not their punctuation (`。`, `・`).
+  const unspaced = String.raw`[[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Bopomofo}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]&&[\p{L}\p{Nd}]]`;
+  const atext = String.raw`!#$%&'*+\/=?^_\`\{\|\}~\-`;
+  // One character of a local part: a dot only when it does not follow one of `unspaced`'s letters.
+  const name = String.raw`(?:[${word}${atext}${unspaced}]|(?<![${unspaced}])\.)`;
+  const spaced = String.raw`(?:[${word}${atext}]|(?<![${unspaced}])\.)`;
+  // Read backwards from the `@`: the run of spaced letters before it, then the rest of the run (to
+  // its start, or 64 characters when it is longer). Not empty (the `@` follows a `name`).
+  const local = `(?:(?<!${name})${name}{0,64}|${name}{64})${spaced}*`;
+  const label = `[${word}${unspaced}]`;
   // An ASCII top-level domain ends where Latin letters end, so a word of another script may follow
   // it directly (`ivan@example.comили`); one in another script ends where its letters end.
-  const tld = String.raw`[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9\-])|[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}(?![${word}\-])`;
+  const tld = [
+    String.raw`[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9\-])`,
+    String.raw`[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}(?![${word}\-])`,
+    String.raw`(?<![\p{Script=Latin}0-9]\.)${unspaced}[${unspaced}\p{M}]{1,62}`,
+  ].join("|");
   return new RegExp(
-    String.raw`(?<![${word}${atext}])[${word}${atext}]+@(?:[${word}](?:[${word}\-]{0,61}[${word}])?\.)+(?:${tld})`,
+    String.raw`@(?<=${name}@)(?<=(${local})@)(?:${label}(?:[${label}\-]{0,61}${label})?\.)+(?:${tld})`,
     "gv",
   );
 }
@@ -619,21 +662,24 @@ function* acceptedMatches(detector: Detector, text: string): Generator<{ start: 
   // result before asking for the next, and nothing else runs in between.
   const regex = detector.regex;
   regex.lastIndex = 0;
+  let previousEnd = 0;
   for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
-    const start = match.index;
+    const at = match.index;
     if (match[0] === "") {
       // A zero-length match, should a pattern ever allow one, is stepped over.
-      regex.lastIndex = start + 1;
+      regex.lastIndex = at + 1;
       continue;
     }
     const length = detector.accept === undefined ? match[0].length : detector.accept(match[0]);
     if (length === null) {
-      regex.lastIndex = start + 1;
+      regex.lastIndex = at + 1;
       continue;
     }
-    const end = start + length;
+    const start = detector.before ? Math.max(at - (match[1] ?? "").length, previousEnd) : at;
+    const end = at + length;
     yield { start, end };
     regex.lastIndex = end;
+    previousEnd = end;
   }
 }
 

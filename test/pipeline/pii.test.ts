@@ -17,6 +17,9 @@ import { PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
 const RUSSIAN = "Пожалуйста, кратко изложите приложенный квартальный отчёт и назовите три главных риска.";
 const GREEK = "Παρακαλώ συνοψίστε την τριμηνιαία αναφορά και αναφέρετε τρεις κινδύνους για το επόμενο τρίμηνο.";
 
+/** 100 Chinese letters without a space: more than an e-mail address's run back takes (64). */
+const HAN_100 = "张".repeat(100);
+
 type Row = readonly [name: string, entity: PiiEntity, input: string, expected: string];
 
 // True positives: the exact redacted output. Each row runs with only its own entity enabled.
@@ -41,7 +44,30 @@ const POSITIVES: readonly Row[] = [
   ["email before a Cyrillic word", "email", "на ivan@example.comили", "на [REDACTED_EMAIL]или"],
   ["email before Devanagari", "email", "john@example.comका", "[REDACTED_EMAIL]का"],
   ["email, long local part", "email", `${"x".repeat(80)}@example.com`, "[REDACTED_EMAIL]"],
-  ["email, CJK around it", "email", "请联系张三john@example.com确认", "请联系张三[REDACTED_EMAIL]确认"],
+  // Scripts written without spaces between words (Chinese, Japanese, Thai): the address has no
+  // start, so the run of letters before the `@` goes with it, up to 64 characters (RFC 5321's bound
+  // on a local part), back to a character that cannot be in an address (a space, punctuation).
+  // Until 2026-12 this row kept `请联系张三` (the address's name) in the prompt.
+  ["email, CJK around it", "email", "请联系张三john@example.com确认", "[REDACTED_EMAIL]确认"],
+  ["email, Chinese local part", "email", "张伟@example.com", "[REDACTED_EMAIL]"],
+  ["email, Chinese domain", "email", "wei@例子.中国", "[REDACTED_EMAIL]"],
+  ["email, Latin then Chinese local part", "email", "wei张伟@example.com", "[REDACTED_EMAIL]"],
+  ["email, Chinese then Latin local part", "email", "张伟wei@example.com", "[REDACTED_EMAIL]"],
+  ["email, Chinese sentence run into it", "email", "请联系张伟@example.com", "[REDACTED_EMAIL]"],
+  ["email, Chinese, all in Chinese", "email", "邮箱：张伟@例子.中国，谢谢", "邮箱:[REDACTED_EMAIL],谢谢"],
+  ["email, Chinese, after a full stop", "email", "你好。张伟@example.com", "你好。[REDACTED_EMAIL]"],
+  ["email, Chinese, after a full stop, Latin name", "email", "你好。wei@example.com", "你好。[REDACTED_EMAIL]"],
+  ["email, Chinese, in brackets", "email", "（张伟@example.com）", "([REDACTED_EMAIL])"],
+  ["email, Chinese, after an ideographic comma", "email", "王芳、张伟@example.com", "王芳、[REDACTED_EMAIL]"],
+  ["email, Chinese, 64 back", "email", `${HAN_100}@example.com`, `${HAN_100.slice(64)}[REDACTED_EMAIL]`],
+  ["email, Chinese, 64 back, Latin", "email", `${HAN_100}wei@example.com`, `${HAN_100.slice(64)}[REDACTED_EMAIL]`],
+  ["email, Latin name, dot, Chinese name", "email", "wei.张伟@example.com", "[REDACTED_EMAIL]"],
+  ["email, hiragana", "email", "あて先 たなか@example.jp まで", "あて先 [REDACTED_EMAIL] まで"],
+  ["email, katakana with a long vowel mark", "email", "メール：ターナー@れい.みんな", "メール:[REDACTED_EMAIL]"],
+  ["email, Thai", "email", "ติดต่อ สมชาย@ตัวอย่าง.ไทย ครับ", "ติดต่อ [REDACTED_EMAIL] ครับ"],
+  // Korean puts spaces between words: an address in Hangul has a start, as in Cyrillic.
+  ["email, Korean", "email", "연락처 김철수@예시.한국 입니다", "연락처 [REDACTED_EMAIL] 입니다"],
+  ["email, Korean local part", "email", "메일 김철수@example.com 로", "메일 [REDACTED_EMAIL] 로"],
   // Ideographic full stops are dots in domain names (UTS #46); the model gets them as written.
   ["email, ideographic full stop", "email", "写信给 john@example。com。谢谢", "写信给 [REDACTED_EMAIL]。谢谢"],
   ["email, half-width ideographic stop", "email", "john@example｡com", "[REDACTED_EMAIL]"],
@@ -274,6 +300,9 @@ const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: str
   ["decorator", "email", "use @Component in Angular"],
   ["Cyrillic handle", "email", "Напишите мне: @иван в телеграме"],
   ["Cyrillic word, @, number", "email", "цена@100руб"],
+  ["Chinese handle", "email", "请关注@张伟 的微博"],
+  ["Chinese words around @, no TLD", "email", "价格@例子"],
+  ["Japanese, @ before a number", "email", "あと@3人です。"],
   ["short international", "phone", "+12345"],
   ["order number without separators", "phone", "order 4155552671 shipped"],
   ["US area code starting 1", "phone", "123-456-7890"],
@@ -643,8 +672,9 @@ describe("redactPii: every view is searched before anything is replaced", () => 
     // the entity found as sent is moved into it at its own edges, not widened to the next ASCII.
     const cases: [string, string][] = [
       [
-        "请联系john@example.com，谢谢。我们明天开会讨论项目进度，请准备好报告。",
-        "请联系[REDACTED_EMAIL],谢谢。我们明天开会讨论项目进度,请准备好报告。",
+        // The Chinese letters before the address go with it (emailRegex); the colon stops them.
+        "请联系：john@example.com，谢谢。我们明天开会讨论项目进度，请准备好报告。",
+        "请联系:[REDACTED_EMAIL],谢谢。我们明天开会讨论项目进度,请准备好报告。",
       ],
       [
         "カード番号は4111111111111111です。明日までに支払いを完了してください（重要）。",
@@ -652,7 +682,9 @@ describe("redactPii: every view is searched before anything is replaced", () => 
       ],
       [
         "john@example.comまたはаnna@example.orgに連絡してください（至急）",
-        "[REDACTED_EMAIL]または[REDACTED_EMAIL]に連絡してください(至急)",
+        // `または` goes with the second address (Japanese letters before an `@`), up to where the
+        // first one ends: two addresses, two placeholders.
+        "[REDACTED_EMAIL][REDACTED_EMAIL]に連絡してください(至急)",
       ],
       ["Hi оleg@example.com\u200b", "Hi [REDACTED_EMAIL]"],
       ["Пишите на адрес: оleg@example.com\u00a0— спасибо", "Пишите на адрес: [REDACTED_EMAIL] - спасибо"],
