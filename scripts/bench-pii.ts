@@ -26,8 +26,13 @@ const SHAPES: readonly (readonly [name: string, prefix: string, unit: string])[]
   ["IBAN-shaped groups separated by two spaces", "", "AB12  "],
   ["IPv6-shaped colons", "", "a:b:"],
   ["e-mail-shaped runs", "", "a@b."],
+  // E-mail local parts in scripts without spaces between words are read back from each `@` for up
+  // to 64 characters; a run longer than that, then `@`, costs the most per `@`.
+  ["e-mail-shaped runs in Chinese", "", "张@例."],
+  ["Chinese letters, 65 then an at sign", "", `${"张".repeat(65)}@`],
   ["English prose", "", "Please summarise the attached quarterly report and name three risks. "],
   ["Russian prose", "", "Пожалуйста, кратко изложите приложенный отчёт и назовите три риска. "],
+  ["Chinese prose", "", "请简要总结所附的季度报告，并指出三个主要风险。"],
 ];
 
 const rows: string[][] = [];
