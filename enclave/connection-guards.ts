@@ -75,13 +75,15 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
     }
     underway.set(socket, requests);
     const stopWatch = watchClientStall(node.outgoing, options.clientStallTimeoutMs);
+    // Set before done can run: onConnectionClosed calls it at once on a connection already closed.
+    let stopConnectionWatch = (): void => {};
     const done = (): void => {
       stopWatch();
       stopConnectionWatch();
       requests.delete(done);
     };
     requests.add(done);
-    const stopConnectionWatch = onConnectionClosed(socket, done);
+    stopConnectionWatch = onConnectionClosed(socket, done);
     node.outgoing.once("close", done);
     await next();
   };
