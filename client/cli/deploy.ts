@@ -441,6 +441,9 @@ export function isPerRequestLogLine(line: string): boolean {
   return type === "access" || event === "release" || event === "request-refused";
 }
 
+/** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */
+const CTRL_C_SETTLE_MS = 500;
+
 /**
  * Starts `cloister ARGS` and resolves with its `{"event":"ready"}` line. When it exits first, the
  * rejection carries its error line; a port it could not listen on (its `cloister: USAGE: --port P:
@@ -486,8 +489,12 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
         const said = errorLine === null ? "" : `: ${errorLine}`;
         reject(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`})${said}`));
       };
-      if (child.stderr !== null && !child.stderr.closed) child.stderr.once("close", settle);
-      else settle();
+      // Killed by SIGINT: most likely the terminal's Ctrl-C, which reached the supervisor at the
+      // same moment, but whose handling may come just after this exit is seen. A moment's wait lets
+      // that stop win the race (startDeployment's untilReady), so it is not taken for a failure.
+      const afterStderr = signal === "SIGINT" ? () => setTimeout(settle, CTRL_C_SETTLE_MS) : settle;
+      if (child.stderr !== null && !child.stderr.closed) child.stderr.once("close", afterStderr);
+      else afterStderr();
     });
     child.once("error", reject);
   });
@@ -502,15 +509,20 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
  */
 async function stopChild(child: Child, interrupted: boolean, timeoutMs = 15_000): Promise<string | null> {
   const { process: running } = child;
-  if (running.exitCode !== null || running.signalCode !== null) return null;
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
-    const timer = setTimeout(() => running.kill("SIGKILL"), timeoutMs);
-    running.once("exit", (exitCode, exitSignal) => {
-      clearTimeout(timer);
-      done([exitCode, exitSignal]);
-    });
-    running.kill("SIGTERM");
-  });
+  const gone = running.exitCode !== null || running.signalCode !== null;
+  // Gone before the stop: reported already (the boot's failure, `exited`), unless the Ctrl-C that
+  // interrupted the supervisor killed it first: that one is checked below like any.
+  if (gone && !(running.signalCode === "SIGINT" && interrupted)) return null;
+  const [code, signal] = gone
+    ? [running.exitCode, running.signalCode]
+    : await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
+        const timer = setTimeout(() => running.kill("SIGKILL"), timeoutMs);
+        running.once("exit", (exitCode, exitSignal) => {
+          clearTimeout(timer);
+          done([exitCode, exitSignal]);
+        });
+        running.kill("SIGTERM");
+      });
   // Its last line is read once its stderr has ended (an enclave that could not remove its model copy names it there).
   if (running.stderr !== null && !running.stderr.closed) await new Promise((r) => running.stderr?.once("close", r));
   // Killed by a signal's default action, it had not yet installed its handlers, which every cloister

@@ -198,8 +198,14 @@ describe("cloister up", () => {
       { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: true },
       { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "kbs", leaveCopy: false },
       { stop: "SIGINT", hook: "delay-supervised-command.mjs", held: "kbs", leaveCopy: false },
+      // The child's death seen before up's own SIGINT is handled (the two arrive at once; under
+      // load either may be handled first): sent to the child 100 ms before the group.
+      { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "kbs", leaveCopy: false, childFirst: true },
+      { stop: "SIGINT", hook: "delay-supervised-start.mjs", held: "enclave", leaveCopy: true, childFirst: true },
     ] as const;
-    for (const { stop, hook, held, leaveCopy } of cases) {
+    for (const testCase of cases) {
+      const { stop, hook, held, leaveCopy } = testCase;
+      const childFirst = "childFirst" in testCase;
       const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${helper(hook)}` };
       // The key broker runs only for a sealed model; without one, the enclave is the first child.
       const args = [...(held === "kbs" ? ["--kbs-port", "0"] : ["--no-sealed-model"]), "--host-port", "0"];
@@ -209,7 +215,7 @@ describe("cloister up", () => {
         env,
         detached: stop === "SIGINT",
       });
-      const what = `${stop} while ${held} waits (${hook}${leaveCopy ? ", a copy named for it" : ""})`;
+      const what = `${stop} while ${held} waits (${hook}${leaveCopy ? ", a copy named for it" : ""}${childFirst ? ", the child's first" : ""})`;
       let waiting: number | undefined;
       await until(() => {
         void childrenOf(child.pid as number).then((found) => {
@@ -226,6 +232,10 @@ describe("cloister up", () => {
       const copy = join(tmpdir(), `cloister-model-${waiting}-x-x-AbCdEf`);
       if (leaveCopy) await mkdir(copy);
       try {
+        if (childFirst) {
+          process.kill(waiting as number, "SIGINT");
+          await new Promise((r) => setTimeout(r, 100));
+        }
         if (stop === "SIGINT") process.kill(-(child.pid as number), "SIGINT");
         else child.kill("SIGTERM");
         const code = await exited;
