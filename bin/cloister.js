@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Entry point of the `cloister` command. The sources are TypeScript run through tsx, so a fresh
 // clone works after `npm ci` with no build step.
-import { register } from "tsx/esm/api";
 
 // A child of `cloister up` (CLOISTER_SUPERVISED) ignores the terminal's Ctrl-C, which reaches the
 // whole process group: `up` stops its children in order (SIGTERM). Ignored from here on, not only
 // once its command has installed its handlers (enclave/http.ts), a second or more later: Ctrl-C in
-// up's first moments killed a child still loading, which up then took for one that failed.
+// up's first moments killed a child still loading, which up then took for one that failed. Before
+// tsx is loaded too: a static import would be loaded before this line runs.
 if (process.env.CLOISTER_SUPERVISED === "1") process.on("SIGINT", () => {});
 
+const { register } = await import("tsx/esm/api");
 register();
 await import("../client/cli/main.ts");

@@ -149,6 +149,23 @@ describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its comman
     kbs.child.kill("SIGTERM");
     expect(await kbs.exited).toEqual({ code: null, signal: "SIGTERM" });
   });
+
+  it("is ignored before bin/cloister.js has loaded tsx, its first import (static, it came before the first line)", async () => {
+    const hold = join(import.meta.dirname, "..", "helpers", "delay-supervised-command.mjs");
+    const env = {
+      ...process.env,
+      CLOISTER_SUPERVISED: "1",
+      CLOISTER_TEST_HOLD_AT: "tsx",
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
+    };
+    const kbs = start(["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"], env);
+    await kbs.until(() => kbs.output().stderr.includes("held before its command"));
+    kbs.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect({ code: kbs.child.exitCode, signal: kbs.child.signalCode }).toEqual({ code: null, signal: null });
+    kbs.child.kill("SIGTERM");
+    expect(await kbs.exited).toEqual({ code: null, signal: "SIGTERM" });
+  });
 });
 
 describe("cloister host: SIGTERM during start-up", () => {

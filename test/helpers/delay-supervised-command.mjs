@@ -3,7 +3,8 @@
  * environment has CLOISTER_SUPERVISED=1) runs bin/cloister.js's first lines, then waits 20 s before
  * it loads its command (client/cli/main.ts): it has installed what bin/cloister.js installs, none of
  * its command's signal handlers. It writes "held before its command" on stderr as it starts to
- * wait. Any other process (up itself) starts at once.
+ * wait. Any other process (up itself) starts at once. With CLOISTER_TEST_HOLD_AT=tsx it waits
+ * instead before bin/cloister.js has loaded tsx (its first import), having run none of its lines.
  */
 import { writeSync } from "node:fs";
 import { register } from "node:module";
@@ -14,7 +15,11 @@ if (isMainThread && process.env.CLOISTER_SUPERVISED === "1") register(import.met
 
 /** Node's module resolution hook (in its hooks thread): holds the resolution of the command's entry. */
 export async function resolve(specifier, context, nextResolve) {
-  if (specifier.endsWith("/client/cli/main.ts")) {
+  const held =
+    process.env.CLOISTER_TEST_HOLD_AT === "tsx"
+      ? specifier === "tsx/esm/api"
+      : specifier.endsWith("/client/cli/main.ts");
+  if (held) {
     writeSync(2, "held before its command\n");
     await new Promise((resolveHold) => setTimeout(resolveHold, 20_000));
   }
