@@ -57,33 +57,42 @@ const post = (path: string, length: number) =>
   `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 
 describe("an answer before the body", () => {
-  it("says Connection: close when the body has not all come (4 MiB declared, 64 KiB sent)", async () => {
-    const head = await answerHead(post("/refuse", 4 * 1024 * 1024), Buffer.alloc(64 * 1024, 0x61));
-    expect(head).toMatch(/^http\/1\.1 401 /);
-    expect(head).toContain("\r\nconnection: close");
-  });
-
-  it("says Connection: close when no byte of the body has come", async () => {
-    const head = await answerHead(post("/refuse", 1024));
-    expect(head).toMatch(/^http\/1\.1 401 /);
-    expect(head).toContain("\r\nconnection: close");
-  });
-
-  it("keeps the connection for an answer to a body read whole", async () => {
-    const head = await answerHead(post("/read", 64 * 1024), Buffer.alloc(64 * 1024, 0x61));
-    expect(head).toMatch(/^http\/1\.1 200 /);
-    expect(head).toContain("\r\nconnection: keep-alive");
-  });
-
-  it("keeps the connection for a request with no body", async () => {
-    const head = await answerHead(post("/refuse", 0));
-    expect(head).toMatch(/^http\/1\.1 401 /);
-    expect(head).toContain("\r\nconnection: keep-alive");
-  });
-
-  it("keeps the connection for a request whose Content-Length is zero spelled with more digits (00, as node reads it: no body)", async () => {
-    const head = await answerHead(post("/refuse", 0).replace("Content-Length: 0", "Content-Length: 00"));
-    expect(head).toMatch(/^http\/1\.1 401 /);
-    expect(head).toContain("\r\nconnection: keep-alive");
+  it.each([
+    {
+      name: "says Connection: close when the body has not all come (4 MiB declared, 64 KiB sent)",
+      head: post("/refuse", 4 * 1024 * 1024),
+      body: Buffer.alloc(64 * 1024, 0x61),
+      status: 401,
+      connection: "close",
+    },
+    {
+      name: "says Connection: close when no byte of the body has come",
+      head: post("/refuse", 1024),
+      status: 401,
+      connection: "close",
+    },
+    {
+      name: "keeps the connection for an answer to a body read whole",
+      head: post("/read", 64 * 1024),
+      body: Buffer.alloc(64 * 1024, 0x61),
+      status: 200,
+      connection: "keep-alive",
+    },
+    {
+      name: "keeps the connection for a request with no body",
+      head: post("/refuse", 0),
+      status: 401,
+      connection: "keep-alive",
+    },
+    {
+      name: "keeps the connection for a request whose Content-Length is zero spelled with more digits (00, as node reads it: no body)",
+      head: post("/refuse", 0).replace("Content-Length: 0", "Content-Length: 00"),
+      status: 401,
+      connection: "keep-alive",
+    },
+  ])("$name", async ({ head: request, body, status, connection }) => {
+    const head = await answerHead(request, body);
+    expect(head).toMatch(new RegExp(`^http/1\\.1 ${status} `));
+    expect(head).toContain(`\r\nconnection: ${connection}`);
   });
 });
