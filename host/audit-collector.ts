@@ -247,7 +247,11 @@ async function isBootingAnswer(response: Response): Promise<boolean> {
   }
 }
 
-/** How long one collection may take, answer included. */
+/**
+ * How long one collection may take, answer included: its requests share it (the `/audit` answer,
+ * then a new boot's document, on `/audit/document` and perhaps `/attestation`), so a collection at
+ * shutdown ends within the enclave's shutdown grace (10 s too) rather than three times that.
+ */
 const COLLECT_TIMEOUT_MS = 10_000;
 
 /**
@@ -658,6 +662,7 @@ export class AuditCollector {
   private async run(): Promise<string | typeof WAITING_FOR_BOOT | null> {
     const base = this.options.enclaveUrl.replace(/\/+$/, "");
     const maxBytes = this.options.maxBatchBytes ?? AUDIT_BATCH_MAX_BYTES;
+    const deadline = AbortSignal.timeout(COLLECT_TIMEOUT_MS);
     /** The answer's bytes, or what was found of one larger than `maxBytes`. */
     let body: Uint8Array | { tooLarge: string };
     try {
@@ -668,7 +673,7 @@ export class AuditCollector {
       // host (its last collection runs at shutdown).
       const response = await (this.options.fetch ?? fetch)(`${base}/audit?from=${next}${boot}`, {
         redirect: "error",
-        signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
+        signal: deadline,
       });
       if (!response.ok) {
         // A booting enclave's 503 is no failure (enclave/server.ts bootingAnswer): its short answer
@@ -707,7 +712,7 @@ export class AuditCollector {
     const name = batch.boot.slice(0, 16);
     /** A new boot's batch, checked before its files were made (checkNewBoot). */
     let checked: CheckedBatch | null = null;
-    const bootKey = batch.boot === this.boot ? this.bootKey : await this.bootKeyOf(base, batch.boot);
+    const bootKey = batch.boot === this.boot ? this.bootKey : await this.bootKeyOf(base, batch.boot, deadline);
     if (typeof bootKey === "string") return bootKey;
     if (bootKey === null || batch.signingKey !== bootKey.hex) {
       // One boot has one key (its boot id is the digest of the document naming it): records under
@@ -765,13 +770,13 @@ export class AuditCollector {
    * refused, makes no file and is met again at the next collection, as are the boots answering in
    * turn at one URL (two enclaves behind it, or a replayed answer between the current boot's).
    */
-  private async bootKeyOf(base: string, boot: string): Promise<BootAuditKey | string> {
+  private async bootKeyOf(base: string, boot: string, deadline: AbortSignal): Promise<BootAuditKey | string> {
     const last = this.documentReads.get(boot);
     if (last !== undefined && (typeof last.key !== "string" || Date.now() - last.at < this.options.intervalMs)) {
       return last.key;
     }
     const at = Date.now();
-    const key = await this.readBootKey(base, boot);
+    const key = await this.readBootKey(base, boot, deadline);
     this.documentReads.delete(boot);
     this.documentReads.set(boot, { key, at });
     for (const oldest of this.documentReads.keys()) {
@@ -789,7 +794,7 @@ export class AuditCollector {
    * stores that boot's records. An older enclave without it (404) is read on `/attestation`, which
    * it refuses in those states (its records then stay with it).
    */
-  private async readBootKey(base: string, boot: string): Promise<BootAuditKey | string> {
+  private async readBootKey(base: string, boot: string, deadline: AbortSignal): Promise<BootAuditKey | string> {
     const name = boot.slice(0, 16);
     const cannot = (why: string) =>
       `audit: cannot read the attestation document of boot ${name} from the enclave at ${describeUrlText(base)} (${why}); none of its records is stored before its key is known`;
@@ -798,7 +803,7 @@ export class AuditCollector {
       const get = (route: string) =>
         (this.options.fetch ?? fetch)(`${base}${route}`, {
           redirect: "error",
-          signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS),
+          signal: deadline,
         });
       let response = await get("/audit/document");
       if (response.status === 404) {

@@ -1665,3 +1665,43 @@ describe("audit collector and --enclave-url: a user and password in the URL reac
     expect(run.stderr).not.toContain("hunter2");
   }, 60_000);
 });
+
+describe("audit collector: one collection's time bound", () => {
+  it("bounds a whole collection by COLLECT_TIMEOUT_MS (10 s), its boot's document read included, not each request", async () => {
+    // A slow /audit answer (5 s) naming a boot not yet met, then a document read that never answers:
+    // each request had its own 10 s, so one collection could outlast the enclave's 10 s shutdown
+    // grace (its records then lost with it). The read is cut when the collection's 10 s are up.
+    const writer = makeWriter();
+    const line = writer.record(sampleEntries(1)[0]!).line;
+    let documentAbortedAt: number | null = null;
+    const fetchFn = (async (url: string | URL | Request, init?: RequestInit) => {
+      const path = new URL(String(url)).pathname;
+      if (path === "/audit") {
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        return new Response(JSON.stringify({ boot: BOOT, signingKey: KEY, from: 0, lines: [line], next: 1 }));
+      }
+      return new Promise<Response>((_, reject) => {
+        init?.signal?.addEventListener("abort", () => {
+          documentAbortedAt = performance.now();
+          reject(init.signal?.reason);
+        });
+      });
+    }) as typeof fetch;
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    dirs.push(dir);
+    const errors: string[] = [];
+    const c = new AuditCollector({
+      enclaveUrl: "http://enclave.invalid",
+      dir,
+      intervalMs: 60_000,
+      fetch: fetchFn,
+      onError: (m) => errors.push(m),
+    });
+    const start = performance.now();
+    await c.collect();
+    expect(documentAbortedAt, "the document read was cut").not.toBeNull();
+    expect((documentAbortedAt as unknown as number) - start).toBeLessThan(12_500);
+    expect(errors.join("\n")).toContain("no answer in 10000 ms");
+    await c.stop();
+  });
+});
