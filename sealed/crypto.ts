@@ -235,7 +235,9 @@ export function deriveResponseKey(sharedKey: Uint8Array, requestNonce: Uint8Arra
   input.set(requestNonce, RESPONSE_KEY_DOMAIN.length + sharedKey.length);
   const digest = nacl.hash(input);
   input.fill(0);
-  return digest.slice(0, SHARED_KEY_LENGTH);
+  const key = digest.slice(0, SHARED_KEY_LENGTH);
+  digest.fill(0);
+  return key;
 }
 
 /**

@@ -123,7 +123,7 @@ function nonNegativeInteger(name: string, value: number): void {
 /**
  * Enclave side: seals the frames of one response, numbering them 0, 1, 2, ... The final or error
  * frame ends the stream; sealing after it throws SEALER_CLOSED, so a frame counter can never be
- * reused under the key.
+ * reused under the key. It takes the response key it is given and wipes it when the stream ends.
  */
 export class ResponseSealer {
   readonly #key: Uint8Array;
@@ -210,6 +210,8 @@ export class ResponseSealer {
       TERMINAL_FRAME_PLAINTEXT_LENGTH,
     );
     this.#closed = true;
+    // No frame can follow: the response key has no further use here.
+    this.#key.fill(0);
     return frame;
   }
 
