@@ -25,7 +25,7 @@ import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
 import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
-import { compactJwsParts, parseJwsPartJson } from "./jws.ts";
+import { compactJwsParts, jwsPartObject } from "./jws.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
@@ -266,10 +266,13 @@ function parseDocument(jws: string): ParsedDocument {
     );
   }
   const [headerBytes, payloadBytes] = strictJwsParts(jws, "document");
-  const header = strictPartJson(headerBytes, "document header", "document") as { alg?: unknown; typ?: unknown } | null;
-  const payload = strictPartJson(payloadBytes, "document payload", "document") as AttestationDocumentPayload;
-  if (header === null || typeof header !== "object" || Array.isArray(header))
-    fail("document", "DOCUMENT_MALFORMED", "document header: expected a JSON object");
+  const header = strictPartObject(headerBytes, "document header", "document");
+  // An object; its members are checked below and by the stages that read them.
+  const payload = strictPartObject(
+    payloadBytes,
+    "document payload",
+    "document",
+  ) as unknown as AttestationDocumentPayload;
   if (header.alg !== "EdDSA")
     fail("document", "DOCUMENT_BAD_ALGORITHM", `document alg: expected EdDSA, found ${describeUntrusted(header.alg)}`);
   if (header.typ !== DOCUMENT_TYPE)
@@ -278,7 +281,7 @@ function parseDocument(jws: string): ParsedDocument {
       "DOCUMENT_MALFORMED",
       `document typ: expected ${DOCUMENT_TYPE}, found ${describeUntrusted(header.typ)}`,
     );
-  if (payload === null || typeof payload !== "object" || payload.eat_profile !== DOCUMENT_PROFILE) {
+  if (payload.eat_profile !== DOCUMENT_PROFILE) {
     fail("document", "DOCUMENT_MALFORMED", `document eat_profile: expected ${DOCUMENT_PROFILE}`);
   }
   // Its form is checked here, so a malformed one is this stage's typed failure, not the digest's TypeError.
@@ -323,16 +326,13 @@ function strictJwsParts(jws: unknown, stage: "document" | "nonce"): [Uint8Array,
 }
 
 /**
- * A decoded JWS part as JSON (parseJwsPartJson: UTF-8 only, each member once at every depth), or
- * `stage`'s MALFORMED naming the part and where it went wrong.
+ * A decoded JWS part as a JSON object (jwsPartObject: UTF-8 only, each member once at every depth),
+ * or `stage`'s MALFORMED naming the part and what was wrong.
  */
-function strictPartJson(bytes: Uint8Array, part: string, stage: "document" | "nonce"): unknown {
-  try {
-    return parseJwsPartJson(bytes);
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    return fail(stage, `${stage.toUpperCase()}_MALFORMED`, `${part}: ${error.message}`, error);
-  }
+function strictPartObject(bytes: Uint8Array, part: string, stage: "document" | "nonce"): Record<string, unknown> {
+  return jwsPartObject(bytes, part, (message, cause) =>
+    fail(stage, `${stage.toUpperCase()}_MALFORMED`, message, cause),
+  );
 }
 
 /** `text` decoded by fromBase64url, or `stage`'s MALFORMED with its refusal (naming `field`). */
@@ -346,10 +346,13 @@ function strictBase64url(text: string, field: string, stage: "document" | "nonce
 }
 
 /** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */
-async function verifyNonceAnswerJws(answer: string, key: Promise<CryptoKey | Uint8Array>): Promise<unknown> {
+async function verifyNonceAnswerJws(
+  answer: string,
+  key: Promise<CryptoKey | Uint8Array>,
+): Promise<Record<string, unknown>> {
   const [, payload] = strictJwsParts(answer, "nonce");
   await verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
-  return strictPartJson(payload, "nonce answer payload", "nonce");
+  return strictPartObject(payload, "nonce answer payload", "nonce");
 }
 
 /**
@@ -577,11 +580,12 @@ function deepFrozen<T>(value: T): T {
   return Object.freeze(value);
 }
 
-function checkNonceAnswer(value: unknown, documentDigest: string, options: DocumentVerificationOptions): void {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    fail("nonce", "NONCE_MALFORMED", `nonce answer payload: expected a JSON object, found ${describeValue(value)}`);
-  }
-  const answer = value as { eat_nonce?: unknown; doc?: unknown; iat?: unknown };
+/** The nonce answer's payload (an object: strictPartObject) checked against this client's nonce and `documentDigest`. */
+function checkNonceAnswer(
+  answer: { eat_nonce?: unknown; doc?: unknown; iat?: unknown },
+  documentDigest: string,
+  options: DocumentVerificationOptions,
+): void {
   if (typeof answer.eat_nonce !== "string") {
     fail(
       "nonce",

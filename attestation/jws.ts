@@ -1,13 +1,15 @@
 /**
  * A compact JWS read part by part, as every reader in attestation/ reads one: its three parts found
  * without decoding them (compactJwsParts), and a decoded header or payload read as JSON that means
- * one thing to every reader (parseJwsPartJson: UTF-8 only, no byte order mark, each member once).
+ * one thing to every reader (parseJwsPartJson: UTF-8 only, no byte order mark, each member once),
+ * and as the object whose members they read, refused in one wording (jwsPartObject).
  * Base64url is fromBase64url's (bytes.ts, one spelling), strict UTF-8 decodeUtf8's (utf8.ts, where
  * the file readers find a byte that is not UTF-8 too). Nothing here verifies a signature; the
  * verifiers (document.ts, azure/maa.ts) and the readers of unverified documents (document-key.ts,
  * the audit command) use these so that they all read the same text alike. No cryptography, no
  * Node.js module: the host and the browser bundle import it.
  */
+import { describeValue } from "../manifests/issues.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
@@ -48,4 +50,30 @@ export function parseJwsPartJson(bytes: Uint8Array): unknown {
     if (!(error instanceof SyntaxError)) throw error;
     throw new SyntaxError(jsonTextRefusal(error, "UTF-8 JSON"));
   }
+}
+
+/**
+ * A JWS header's or payload's bytes as the JSON object its members are read from (parseJwsPartJson),
+ * for every reader alike: the verifiers (document.ts, azure/maa.ts) and the readers of unverified
+ * documents (document-key.ts, the audit command). Otherwise `refuse` is called with a message that
+ * starts with `part` ("document header") and says what was wrong: parseJwsPartJson's refusal (its
+ * SyntaxError the cause), or that the JSON is no object, by its kind and size only (describeValue:
+ * `null.alg` would be a TypeError, and the part is not quoted). Each reader throws its own error.
+ */
+export function jwsPartObject(
+  bytes: Uint8Array,
+  part: string,
+  refuse: (message: string, cause?: SyntaxError) => never,
+): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = parseJwsPartJson(bytes);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    return refuse(`${part}: ${error.message}`, error);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return refuse(`${part}: expected a JSON object, found ${describeValue(value)}`);
+  }
+  return value as Record<string, unknown>;
 }

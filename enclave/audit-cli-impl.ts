@@ -15,7 +15,7 @@ import nacl from "tweetnacl";
 import { fromBase64url } from "../attestation/bytes.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { ParseError } from "../attestation/errors.ts";
-import { compactJwsParts, parseJwsPartJson } from "../attestation/jws.ts";
+import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,
@@ -261,26 +261,14 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
 
 /**
  * A header or payload of an attestation document as a JSON object, decoded and read as the verifier
- * reads it (fromBase64url: one spelling; parseJwsPartJson: UTF-8 only, no byte order mark, each
- * member once at every depth, so a signed part cannot say two things to two readers), or
+ * reads it (fromBase64url: one spelling; jwsPartObject: UTF-8 only, no byte order mark, each member
+ * once at every depth, so a signed part cannot say two things to two readers), or
  * AUDIT_DOCUMENT_INVALID naming the part.
  */
 function documentPartObject(text: string, part: "header" | "payload"): Record<string, unknown> {
-  const bytes = strictDocumentPart(text, part);
-  let value: unknown;
-  try {
-    value = parseJwsPartJson(bytes);
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    throw new AuditDocumentInvalidError(`attestation document ${part}: ${error.message}`);
-  }
-  // JSON, but only an object has members to read (`null.alg` would throw a TypeError).
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new AuditDocumentInvalidError(
-      `attestation document ${part}: expected a JSON object, found ${describeValue(value)}`,
-    );
-  }
-  return value as Record<string, unknown>;
+  return jwsPartObject(strictDocumentPart(text, part), `attestation document ${part}`, (message) => {
+    throw new AuditDocumentInvalidError(message);
+  });
 }
 
 /**

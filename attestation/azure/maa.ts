@@ -30,7 +30,7 @@ import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, err
 import { isCompactJws } from "../../manifests/digest.ts";
 import { fromBase64url } from "../bytes.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
-import { parseJwsPartJson } from "../jws.ts";
+import { compactJwsParts, jwsPartObject } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
 
@@ -173,25 +173,25 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
 
 /**
  * The token's protected header (its base64url text) or payload (its verified bytes) as a JSON
- * object, read as the verifier reads an attestation document's parts (parseJwsPartJson): UTF-8
- * only and each member once at every depth. The signature covers the bytes; a plain TextDecoder
- * would read a byte that is not UTF-8 as U+FFFD and JSON.parse the last of two members, where
- * another reader of the same signed token may not.
+ * object, read as the verifier reads an attestation document's parts (jwsPartObject): UTF-8 only
+ * and each member once at every depth. The signature covers the bytes; a plain TextDecoder would
+ * read a byte that is not UTF-8 as U+FFFD and JSON.parse the last of two members, where another
+ * reader of the same signed token may not.
  */
 function signedJsonObject(part: string | Uint8Array, name: "protected header" | "payload"): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = parseJwsPartJson(typeof part === "string" ? fromBase64url(part, name) : part);
-  } catch (error) {
-    // fromBase64url's refusal names the part and why (a character, a length, unused bits).
-    if (error instanceof ParseError) throw malformed(error.message, error);
-    if (!(error instanceof SyntaxError)) throw error;
-    throw malformed(`${name}: ${error.message}`, error);
+  let bytes = part;
+  if (typeof bytes === "string") {
+    try {
+      bytes = fromBase64url(bytes, name);
+    } catch (error) {
+      // fromBase64url's refusal names the part and why (a character, a length, unused bits).
+      if (error instanceof ParseError) throw malformed(error.message, error);
+      throw error;
+    }
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw malformed(`${name} is not a JSON object`);
-  }
-  return value as Record<string, unknown>;
+  return jwsPartObject(bytes, name, (message, cause) => {
+    throw malformed(message, cause);
+  });
 }
 
 function numericDate(claims: Record<string, unknown>, name: string, required: boolean): Date | null {
@@ -226,9 +226,13 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
     );
   }
   const compact = token.trim();
+  // Its parts found as every reader finds them (compactJwsParts), then their characters checked.
+  const [protectedHeader] = compactJwsParts(compact, (found) => {
+    throw malformed(`expected 3 JWS parts, found ${found}`);
+  });
   if (!isCompactJws(compact)) throw malformed("expected a compact JWS (three base64url segments)");
 
-  const header = signedJsonObject(compact.slice(0, compact.indexOf(".")), "protected header");
+  const header = signedJsonObject(protectedHeader, "protected header");
   // The algorithm is decided by us, never by the token: RS256 only, checked before any key
   // lookup or claim, so an unsigned (`alg: none`) token can never get further.
   if (header.alg !== "RS256") {

@@ -77,6 +77,13 @@ describe("a document part's JSON, as the verifier reads it", () => {
         message: expect.stringMatching(/^document payload: cnf\.jwk\.x appears twice in one object/),
       }),
     );
+    // JSON, but no object: named as the verifier names it, for every reader (the host's audit check, the CLI).
+    expect(() => unverifiedDocumentPayload(withPayload(bytes("null")))).toThrow(
+      expect.objectContaining({
+        code: "DOCUMENT_MALFORMED",
+        message: "document payload: expected a JSON object, found null",
+      }),
+    );
     expect(() => unverifiedDocumentPayload(withPayload(bytes('{"cnf":')))).toThrow(
       expect.objectContaining({
         code: "DOCUMENT_MALFORMED",

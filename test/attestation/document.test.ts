@@ -996,6 +996,25 @@ describe("attestation document", () => {
     });
   });
 
+  it("refuses a document whose header or payload is JSON but no object, naming what it is", async () => {
+    // Signed by the attested key as given: named as the nonce answer's payload is, not a TypeError.
+    const header = JSON.stringify({ alg: "EdDSA", typ: DOCUMENT_TYPE });
+    const payload = new TextDecoder().decode(base64url.decode(f.document.split(".")[1] as string));
+    for (const [document, message] of [
+      [signBytes(f.keys, "null", payload), "document header: expected a JSON object, found null"],
+      [signBytes(f.keys, "[]", payload), "document header: expected a JSON object, found an empty array"],
+      [signBytes(f.keys, header, "7"), "document payload: expected a JSON object, found 7"],
+      [signBytes(f.keys, header, `[${payload}]`), "document payload: expected a JSON object, found an array of 1 item"],
+    ] as const) {
+      clearVerifiedDocumentCache();
+      await expect(verify(document), message).rejects.toMatchObject({
+        stage: "document",
+        code: "DOCUMENT_MALFORMED",
+        message,
+      });
+    }
+  });
+
   it("refuses a nonce answer whose payload or eat_nonce is of another kind, naming it", async () => {
     const nonce = nacl.randomBytes(32);
     const answer = await createNonceAnswer({ keys: f.keys, document: f.document, nonce, now: NOW });

@@ -397,7 +397,11 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
       JSON.stringify(claims()).replace(`"exp":${NBF + 3600}`, '"exp":1e400'),
       "claim exp: expected a NumericDate, found number",
     ],
-    ["a payload that is an array", JSON.stringify([claims()]), "payload is not a JSON object"],
+    [
+      "a payload that is an array",
+      JSON.stringify([claims()]),
+      "payload: expected a JSON object, found an array of 1 item",
+    ],
     // Signed bytes that say two things: JSON.parse reads the last of two members, another reader the first.
     [
       "a claim named twice",
@@ -475,8 +479,17 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
   });
 
   it("says a text that is not a compact JWS is not one", async () => {
-    const error = await rejection(verifyMaaToken("not a token", { jwks, at: AT, expectedIssuer: null }));
-    expect(error.message).toBe("MAA token: expected a compact JWS (three base64url segments)");
+    // Its parts counted as every reader counts them (compactJwsParts), then their characters.
+    for (const [token, message] of [
+      ["not a token", "MAA token: expected 3 JWS parts, found 1"],
+      ["a.b", "MAA token: expected 3 JWS parts, found 2"],
+      ["a.b.c.d", "MAA token: expected 3 JWS parts, found more than 3"],
+      ["a b.c.d", "MAA token: expected a compact JWS (three base64url segments)"],
+      [".b.c", "MAA token: expected a compact JWS (three base64url segments)"],
+    ] as const) {
+      const error = await rejection(verifyMaaToken(token, { jwks, at: AT, expectedIssuer: null }));
+      expect([error.code, error.message], token).toEqual(["MAA_TOKEN_MALFORMED", message]);
+    }
   });
 
   it("verifies a token with white space around it, as read from a file", async () => {
