@@ -1,8 +1,10 @@
 /**
  * Strict UTF-8, read alike by every reader that refuses bytes that are not UTF-8: a JWS part's JSON
  * (jws.ts), a file an option names and chat's prompt (client/cli/bounded-file.ts). The text, or
- * where the bytes stop being UTF-8, found once by one rule. No Node.js module: the browser bundle
- * imports it.
+ * where the bytes stop being UTF-8, found once by one rule. The readers with a strict decoder of
+ * their own (one that drops a leading byte order mark: TDX collateral, HCL runtime data, a signed
+ * manifest's payload, GGUF strings) name that place with the same finder once their decoder has
+ * refused the bytes (notUtf8Found, firstNonUtf8Offset). No Node.js module: the browser bundle imports it.
  */
 
 // Strict: a lossy decode (U+FFFD for each bad sequence) would let other bytes than the signed or
@@ -29,13 +31,21 @@ export function decodeUtf8(bytes: Uint8Array): string | NotUtf8At {
 }
 
 /**
+ * A refusal's "found" for bytes a strict decoder refused: where they stop being UTF-8, counted from
+ * `start` (the bytes' own offset in the whole the refusal names; 0: they are the whole).
+ */
+export function notUtf8Found(bytes: Uint8Array, start = 0): string {
+  return `bytes that are not UTF-8 (from byte ${start + firstNonUtf8Offset(bytes)})`;
+}
+
+/**
  * The offset of the first byte of the first sequence in `bytes` that is not well-formed UTF-8
  * (The Unicode Standard, table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF), or
  * `bytes.length` if there is none. A sequence that goes wrong only at a later byte (a continuation
  * byte out of range, or the end) is named by its first byte, where a streaming decoder's error
- * starts too.
+ * starts too. One pass over the bytes: for a refusal, once a strict decoder has failed.
  */
-function firstNonUtf8Offset(bytes: Uint8Array): number {
+export function firstNonUtf8Offset(bytes: Uint8Array): number {
   const inRange = (at: number, low: number, high: number) => {
     const b = bytes[at];
     return b !== undefined && b >= low && b <= high;

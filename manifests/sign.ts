@@ -30,6 +30,7 @@ import {
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
 import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import type { DeepReadonly } from "../attestation/policy.ts";
+import { notUtf8Found } from "../attestation/utf8.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -368,9 +369,17 @@ export async function verifyManifest(
   }
 
   // Only now, with the signature verified, is the payload looked at.
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(payload);
+  } catch (cause) {
+    throw new ManifestPayloadInvalidError(`manifest payload: expected UTF-8 JSON, found ${notUtf8Found(payload)}`, {
+      cause,
+    });
+  }
   let value: unknown;
   try {
-    value = parseJsonText(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+    value = parseJsonText(text);
   } catch (cause) {
     // Signed text with a member named twice: what a reviewer of the signed manifest reads first is
     // not what JSON.parse keeps.

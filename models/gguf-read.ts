@@ -11,6 +11,7 @@
  * the header region is read (in small windows), never the tensor data.
  */
 import { open } from "node:fs/promises";
+import { firstNonUtf8Offset } from "../attestation/utf8.ts";
 import { GgufFormatError, ModelIoError } from "./errors.ts";
 import {
   alignUp,
@@ -137,7 +138,9 @@ class Cursor {
     try {
       return utf8Strict.decode(bytes);
     } catch (cause) {
-      throw new GgufFormatError("GGUF_BAD_STRING", field, at, "is not valid UTF-8", { cause });
+      // Named in the file's offsets, as every GGUF refusal is: the string's bytes end where the cursor is.
+      const bad = this.pos - bytes.length + firstNonUtf8Offset(bytes);
+      throw new GgufFormatError("GGUF_BAD_STRING", field, at, `is not valid UTF-8 from offset ${bad}`, { cause });
     }
   }
 

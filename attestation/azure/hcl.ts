@@ -18,6 +18,7 @@ import { describeValue, isPlainFieldName } from "../../manifests/issues.ts";
 import { ByteReader, bytesEqual, isAllZero, toHex, utf8 } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
 import { findDuplicateMember } from "../json-duplicates.ts";
+import { notUtf8Found } from "../utf8.ts";
 
 export const HCL_HEADER_SIZE = 0x20;
 export const HCL_HW_REPORT_OFFSET = 0x20;
@@ -89,6 +90,10 @@ function parseRuntimeData(json: Uint8Array): HclRuntimeData {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(json);
+  } catch (error) {
+    throw fail(`runtime data: expected UTF-8 JSON, found ${notUtf8Found(json)}`, error);
+  }
+  try {
     value = JSON.parse(text);
   } catch (error) {
     throw fail("runtime data: expected UTF-8 JSON", error);

@@ -44,6 +44,7 @@ import { verifyEcdsa } from "../crypto.ts";
 import { AttestationError, ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { DuplicateMemberError, parseJsonText } from "../json-text.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
+import { notUtf8Found } from "../utf8.ts";
 import { type Certificate, checkSubjectRole, checkValidity, parsePemCertificates, verifyChain } from "../x509.ts";
 
 export const TCB_STATUSES = [
@@ -195,10 +196,12 @@ export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string
     if (bytes[i] !== 0x22) malformed(what, `expected a key at byte ${i}`);
     const keyEnd = stringEnd(bytes, i, what);
     let key: string;
+    const keyBytes = bytes.subarray(i, keyEnd);
     try {
-      key = JSON.parse(decoder.decode(bytes.subarray(i, keyEnd))) as string;
+      key = JSON.parse(decoder.decode(keyBytes)) as string;
     } catch (error) {
-      malformed(what, `bad key at byte ${i}`, error);
+      if (error instanceof SyntaxError) malformed(what, `bad key at byte ${i}`, error);
+      malformed(what, `expected a UTF-8 key at byte ${i}, found ${notUtf8Found(keyBytes, i)}`, error);
     }
     i = skipWs(bytes, keyEnd);
     if (bytes[i] !== 0x3a) malformed(what, `expected ':' after key ${describeUntrusted(key)}`);
@@ -234,8 +237,14 @@ function splitSigned(
   // A member named twice is refused only after the scanner's own refusals below: a key twice at
   // the top keeps the scanner's words, and a key other than the two is named before it.
   let duplicate: DuplicateMemberError | null = null;
+  let text: string;
   try {
-    parseJsonText(decoder.decode(bytes));
+    text = decoder.decode(bytes);
+  } catch (error) {
+    malformed(what, `expected UTF-8 JSON, found ${notUtf8Found(bytes)}`, error);
+  }
+  try {
+    parseJsonText(text);
   } catch (error) {
     if (!(error instanceof DuplicateMemberError)) malformed(what, "not valid UTF-8 JSON", error);
     duplicate = error;

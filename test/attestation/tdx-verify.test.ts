@@ -15,6 +15,7 @@ import {
   parseIssuerChain,
   parseTdQeIdentity,
   parseTdxTcbInfo,
+  topLevelValueRanges,
   verifyTdxCollateralSignature,
 } from "../../attestation/tdx/collateral.ts";
 import { parseTdxQuote, type TdxTdReportBody } from "../../attestation/tdx/parse.ts";
@@ -271,6 +272,23 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     );
   });
 
+  it("names the first byte that is not UTF-8 in a top-level key (topLevelValueRanges, read alone)", () => {
+    // parseTdxTcbInfo decodes the whole body first; the scanner, exported, names the byte itself.
+    const bytes = Uint8Array.from([
+      ...new TextEncoder().encode('{"tcb'),
+      0xc3,
+      0x28,
+      ...new TextEncoder().encode('":1}'),
+    ]);
+    expect(() => topLevelValueRanges(bytes, "TDX TCB info")).toThrow(
+      expect.objectContaining({
+        code: "TDX_COLLATERAL_MALFORMED",
+        message: "TDX TCB info: expected a UTF-8 key at byte 1, found bytes that are not UTF-8 (from byte 5)",
+      }),
+    );
+    expect([...topLevelValueRanges(new TextEncoder().encode('{"tcb":1}'), "TDX TCB info").keys()]).toEqual(["tcb"]);
+  });
+
   it("refuses duplicate or unexpected top-level keys and wrong ids", () => {
     const raw = text(`${C}tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json`);
     const code = (input: string) => {
@@ -314,7 +332,9 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     // A byte that is not UTF-8 inside the signed value is refused too (the whole body is decoded strictly).
     const bytes = new TextEncoder().encode(tcbInfo);
     bytes[tcbInfo.indexOf('"TDX"') + 1] = 0xff;
-    expect(refusal(() => parseTdxTcbInfo(bytes))).toBe("TDX_COLLATERAL_MALFORMED TDX TCB info: not valid UTF-8 JSON");
+    expect(refusal(() => parseTdxTcbInfo(bytes))).toBe(
+      `TDX_COLLATERAL_MALFORMED TDX TCB info: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${tcbInfo.indexOf('"TDX"') + 1})`,
+    );
   });
 
   it("names each refusal of the body in its own words, the top level's before a member named twice deeper", () => {

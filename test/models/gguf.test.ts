@@ -326,11 +326,13 @@ describe("GGUF reader rejects malformed input with GgufFormatError", () => {
     [
       "key not UTF-8",
       () => {
-        const kv = rawKv("ab", 0, [1]);
-        kv[8] = 0xff;
+        const kv = rawKv("abc", 0, [1]);
+        kv[9] = 0xff;
         return rawGguf({ kvs: [kv] });
       },
       "GGUF_BAD_STRING",
+      // The key's length at 24 (after the header), its bytes from 32: the bad one is the second.
+      /at offset 24: is not valid UTF-8 from offset 33$/,
     ],
     ["duplicate key", () => rawGguf({ kvs: [rawKv("k", 0, [1]), rawKv("k", 0, [2])] }), "GGUF_DUPLICATE"],
     ["deeply nested arrays", () => rawGguf({ kvs: [rawKv("k", 9, nestedArrays(7))] }), "GGUF_TOO_DEEP"],
