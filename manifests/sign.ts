@@ -371,7 +371,7 @@ export async function verifyManifest(
   // Only now, with the signature verified, is the payload looked at.
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(payload);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(payload);
   } catch (cause) {
     throw new ManifestPayloadInvalidError(`manifest payload: expected UTF-8 JSON, found ${notUtf8Found(payload)}`, {
       cause,

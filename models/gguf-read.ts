@@ -66,7 +66,7 @@ const MAX_ARRAY_ITEMS = 16 * 1024 * 1024;
 const MAX_TENSORS = 1 << 20;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Lenient = new TextDecoder("utf-8");
 const utf8Encoder = new TextEncoder();
 

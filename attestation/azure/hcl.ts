@@ -89,7 +89,7 @@ function parseRuntimeData(json: Uint8Array): HclRuntimeData {
   let value: unknown;
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(json);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(json);
   } catch (error) {
     throw fail(`runtime data: expected UTF-8 JSON, found ${notUtf8Found(json)}`, error);
   }

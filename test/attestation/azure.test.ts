@@ -467,6 +467,11 @@ describe("HCL report layout and runtime data (parseHclReport)", () => {
       hclReportBytes({ json: Uint8Array.from([...new TextEncoder().encode('{"keys":[],"x":"'), 0xff, 0x22, 0x7d]) }),
       "runtime data: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte 16)",
     ],
+    [
+      "a byte order mark before the JSON",
+      hclReportBytes({ json: Uint8Array.from([0xef, 0xbb, 0xbf, ...json]) }),
+      "runtime data: expected UTF-8 JSON",
+    ],
     ["a JSON array", withRuntime([runtime]), "runtime data: expected a JSON object"],
     [
       "a key that is not an object",

@@ -436,6 +436,16 @@ describe("manifest verification refusals", () => {
     });
   });
 
+  it("refuses a signed payload that starts with a byte order mark (MANIFEST_PAYLOAD_INVALID)", async () => {
+    // Read as the JSON after it, the bytes signed and the text reviewed would be two spellings.
+    const pair = await generateManifestSigningKey("EdDSA");
+    const withBom = Uint8Array.of(0xef, 0xbb, 0xbf, ...new TextEncoder().encode("{}"));
+    const error = await errorOf(async () =>
+      verifyManifest(await signPayload(withBom, pair.privateJwk), [pair.publicJwk]),
+    );
+    expect(error.code).toBe("MANIFEST_PAYLOAD_INVALID");
+  });
+
   it("refuses a signed payload that is JSON but not an object (MANIFEST_PAYLOAD_INVALID)", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
     for (const text of ["7", '"x"', "null", "[]"]) {

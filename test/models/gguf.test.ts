@@ -462,6 +462,11 @@ describe("GGUF reader rejects malformed input with GgufFormatError", () => {
     ["a file that ends before the data section's padding", () => rawGguf({}).subarray(0, 24), "GGUF_TRUNCATED"],
   ];
 
+  it("keeps a key's leading byte order mark: it is another key, not a second spelling of one", () => {
+    const parsed = parseGgufBytes(rawGguf({ kvs: [rawKv("\uFEFFk", 0, [1]), rawKv("k", 0, [2])] }));
+    expect([...parsed.metadata.keys()]).toEqual(["\uFEFFk", "k"]);
+  });
+
   it("accepts each bound at its edge: arrays nested four deep, four dims, a data section of no bytes", () => {
     expect(parseGgufBytes(rawGguf({ kvs: [rawKv("k", 9, nestedArrays(4))] })).metadata.get("k")).toMatchObject({
       type: "ARRAY",
