@@ -1,7 +1,7 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
 import { link, mkdir, unlink, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
@@ -82,7 +82,11 @@ function isNoSuchFile(error: unknown): error is Error {
 async function createTokenFile(file: string, token: string): Promise<boolean> {
   const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
   try {
-    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    // The default .cloister/ is made in the working directory, often an app's own repository: a
+    // directory made here gets a .gitignore of `*` (as cloister up's --dir does), so the token is
+    // not committed with the app. A directory that exists is the user's, left as it is.
+    const made = await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    if (made !== undefined) await writeFile(join(made, ".gitignore"), "*\n", { mode: 0o644 });
     await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
     await link(temporary, file);
     return true;

@@ -31,6 +31,20 @@ describe("localToken", () => {
     expect(await localToken(file)).toEqual({ token: made.token, created: false });
   });
 
+  it("keeps a directory it makes for the token out of git, and leaves an existing one as it is", async () => {
+    // The default .cloister/proxy-token is made in the working directory: often an app's own repository.
+    const repo = join(dir, "app");
+    execFileSync("git", ["init", "-q", repo]);
+    await localToken(join(repo, ".cloister", "proxy-token"));
+    expect(await readFile(join(repo, ".cloister", ".gitignore"), "utf8")).toBe("*\n");
+    expect(execFileSync("git", ["status", "--porcelain"], { cwd: repo, encoding: "utf8" })).toBe("");
+    // Under a directory that exists, only the one made gets the .gitignore.
+    await localToken(join(repo, "made", "deeper", "proxy-token"));
+    expect(await readFile(join(repo, "made", ".gitignore"), "utf8")).toBe("*\n");
+    await localToken(join(repo, "token-beside"));
+    await expect(stat(join(repo, ".gitignore"))).rejects.toThrow("ENOENT");
+  });
+
   it("gives two proxies starting at once the same token", async () => {
     const file = join(dir, "proxy-token");
     const [a, b, c] = await Promise.all([localToken(file), localToken(file), localToken(file)]);
