@@ -79,6 +79,11 @@ async function readApiKey(): Promise<string> {
   const form = element<HTMLFormElement>("key-form");
   const input = element<HTMLInputElement>("api-key");
   const linked = keyFromLink;
+  // What the page waits for: the status line said "loading…" beside the key form.
+  element("status").textContent =
+    linked === null
+      ? "not verified yet: enter the API key to verify the enclave"
+      : "not verified yet: confirm the link's API key below to verify the enclave";
   if (linked !== null) {
     const preview = linked.length > KEY_PREVIEW_CHARS ? `${linked.slice(0, KEY_PREVIEW_CHARS)}…` : linked;
     element("key-from-link").hidden = false;

@@ -130,6 +130,8 @@ describe("cloister web: verify and seal in the browser", () => {
     page.on("pageerror", (e) => pageErrors.push(e.message));
     await page.goto(`${web.url}/`);
     expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    // The status line says what the page waits for (it said "loading…" beside the key form).
+    expect(await page.textContent("#status")).toBe("not verified yet: enter the API key to verify the enclave");
     // Shown before the key is asked for, and after verification in the status line.
     expect(await page.isVisible("#policy-warnings")).toBe(true);
     expect(await page.$$eval("#policy-warning-list li", (items) => items.map((i) => i.textContent))).toEqual([
@@ -230,6 +232,9 @@ describe("cloister web: verify and seal in the browser", () => {
     // The page waits for the user: it shows which key the link carries, and sends nothing.
     expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
     expect(await page.textContent("#key-preview")).toBe(`${deployment.files.apiKey.slice(0, 8)}…`);
+    expect(await page.textContent("#status")).toBe(
+      "not verified yet: confirm the link's API key below to verify the enclave",
+    );
     expect(await page.isVisible("#key-from-link")).toBe(true);
     expect(await page.isVisible("#api-key")).toBe(false);
     await new Promise((r) => setTimeout(r, 500));
