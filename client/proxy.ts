@@ -820,7 +820,9 @@ export function createProxyApp(options: ProxyOptions): Hono {
       async cancel() {
         // The app went away: stop the sealed stream (its sequence is freed in the enclave).
         controller.abort();
-        logEnd("client_gone");
+        // Unless the proxy cut the transfer itself after a failure (node then cancels the body): that
+        // stream's outcome is already logged, and the app did not leave.
+        if (failed === null) logEnd("client_gone");
         await iterator.return?.(undefined);
       },
     });
