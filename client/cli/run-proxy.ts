@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { listenLoopback } from "../../enclave/http.ts";
+import { DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
@@ -136,6 +136,11 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
     ].join("\n"),
   );
   const reason = await signalled;
-  process.stderr.write(`shutting down (${reason}) …\n`);
-  await server.close();
+  // Answers under way go on to their end (as the host and the enclave let them), for up to the
+  // grace: an app's stream cut by the stop would be an answer lost. Idle connections close at once;
+  // a second signal (its handler gone with the first) stops the process at once.
+  process.stderr.write(
+    `shutting down (${reason}): answers under way may finish for up to ${DEFAULT_SHUTDOWN_GRACE_MS / 1000} s (again to stop at once) …\n`,
+  );
+  await server.close(DEFAULT_SHUTDOWN_GRACE_MS);
 }

@@ -205,9 +205,26 @@ describe("cloister proxy (the command)", () => {
       expect(second.code).toBe(2);
       expect(second.stderr).toMatch(/--port \d+: cannot listen on 127\.0\.0\.1 \(EADDRINUSE\)/);
       expect((await client.models.list()).data).toHaveLength(1);
+      // Stopped while an app's answer streams: the answer goes on to its end (a second signal would
+      // stop at once), then the proxy exits 0.
+      const stream = await client.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: QUESTION }],
+        stream: true,
+      });
+      let text = "";
+      let finishReason: string | null = null;
+      for await (const chunk of stream) {
+        if (!child.killed) child.kill("SIGTERM");
+        text += chunk.choices[0]?.delta.content ?? "";
+        finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
+      }
+      expect(text).toBe(GREEDY_CHAT_ANSWER);
+      expect(finishReason).toBe("stop");
     } finally {
-      child.kill("SIGTERM");
+      if (!child.killed) child.kill("SIGTERM");
     }
     expect(await exited).toBe(0);
+    expect(stderr).not.toContain("client_gone");
   });
 });
