@@ -9,7 +9,7 @@ import {
   UsageError,
 } from "../../client/cli/output.ts";
 import { isLoopbackAddress } from "../../client/loopback.ts";
-import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS } from "../../enclave/http.ts";
+import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { parseJsonText } from "../json-text.ts";
@@ -30,22 +30,22 @@ async function loadConfig(path: string) {
 
 /**
  * The broker `kbs serve` runs, for the keys and limits of its config; the broker keeps its own
- * copy of each key. A key that trusts the simulator is refused off loopback unless allowed. The
- * keys given are zeroed whether the broker is built or refused.
+ * copy of each key. A key that trusts the simulator is refused off loopback unless allowed (judged
+ * here from --listen's text; runKbsServe checks the address bound too). The keys given are zeroed
+ * whether the broker is built or refused.
  */
 export function serveBroker(
   { keys, limits }: BrokerConfig,
   options: Pick<KbsServeOptions, "listen" | "allowSimulatorOnNetwork">,
-): { readonly broker: KeyBroker; readonly loopbackHostOnly: boolean; readonly simulatorKeyId: string | null } {
+): { readonly broker: KeyBroker; readonly simulatorKeyId: string | null } {
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
-  const onLoopback = isLoopbackAddress(options.listen);
   let broker: KeyBroker;
   try {
-    if (simulatorKey !== undefined && !onLoopback && options.allowSimulatorOnNetwork !== true) {
+    if (simulatorKey !== undefined && !isLoopbackAddress(options.listen) && options.allowSimulatorOnNetwork !== true) {
       throw new UsageError(
-        `--listen ${options.listen}: ${simulatorKeyRisk(simulatorKey.keyId)} (anyone can forge its evidence and get the key): listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
+        `--listen ${options.listen}: ${simulatorKeyRisk(simulatorKey.keyId)} (anyone can forge its evidence and get the key): ${STAY_ON_LOOPBACK}`,
       );
     }
     // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
@@ -58,12 +58,7 @@ export function serveBroker(
     for (const risk of releaseRisks(k.policy))
       process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
   }
-  // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding).
-  return {
-    broker,
-    loopbackHostOnly: simulatorKey !== undefined && onLoopback,
-    simulatorKeyId: simulatorKey?.keyId ?? null,
-  };
+  return { broker, simulatorKeyId: simulatorKey?.keyId ?? null };
 }
 
 /** Why a broker keeps to loopback: `key "ID" has a release policy that trusts the INSECURE simulator`. */
@@ -71,30 +66,40 @@ function simulatorKeyRisk(keyId: string): string {
   return `key "${keyId}" has a release policy that trusts the INSECURE simulator`;
 }
 
-/** `kbs serve`: `listenOn` is listenBroker, or a test's (one that reports another bound address). */
-export async function runKbsServe(options: KbsServeOptions, listenOn = listenBroker): Promise<void> {
+/** What a refusal to serve a simulator's key off loopback advises. */
+const STAY_ON_LOOPBACK =
+  "listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines";
+
+/**
+ * `kbs serve`. `listenFirst` is listenBroker's (enclave/http.ts listenBeforeServing), or a test's
+ * (one that reports another bound address).
+ */
+export async function runKbsServe(
+  options: KbsServeOptions,
+  listenFirst?: Parameters<typeof listenBroker>[4],
+): Promise<void> {
   const config = await loadConfig(options.config);
-  const { broker, loopbackHostOnly, simulatorKeyId } = serveBroker(config, options);
+  const { broker, simulatorKeyId } = serveBroker(config, options);
   const log = (entry: BrokerLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`);
-  const server = await listenOn(
-    createBrokerApp(broker, log, { ...config.limits, loopbackHostOnly }),
-    log,
-    options.listen,
-    options.port,
-  ).catch((error: unknown) => {
+  // serveBroker took --listen as loopback from its text, and a name (localhost) is bound where it
+  // resolves: only the address bound says whether the simulator's key stays on this machine. The
+  // app is built once that is known (listenBroker refuses every request until then); refused, the
+  // server stops listening.
+  const appFor = (bound: RunningServer) => {
+    const onLoopback = isLoopbackAddress(bound.address);
+    if (simulatorKeyId !== null && !onLoopback && options.allowSimulatorOnNetwork !== true) {
+      throw new UsageError(
+        `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): ${simulatorKeyRisk(simulatorKeyId)}, so it is served on loopback only; found ${bound.address}, the address it was bound to: ${STAY_ON_LOOPBACK}`,
+      );
+    }
+    // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding);
+    // allowed on the network, clients there name the host as they reach it.
+    return createBrokerApp(broker, log, { ...config.limits, loopbackHostOnly: simulatorKeyId !== null && onLoopback });
+  };
+  const server = await listenBroker(appFor, log, options.listen, options.port, listenFirst).catch((error: unknown) => {
     // A port in use, or a --listen address that does not resolve: bad input naming the option.
     throw listenUsageError(error);
   });
-  // serveBroker took --listen as loopback from its text, and a name (localhost) is bound where it
-  // resolves: only the address bound says whether the simulator's key stays on this machine. Checked
-  // before "ready" and before any request is answered (listening and this check run in one turn of
-  // the event loop, before node takes a connection); refused, the server stops listening.
-  if (loopbackHostOnly && simulatorKeyId !== null && !isLoopbackAddress(server.address)) {
-    await server.close();
-    throw new UsageError(
-      `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): ${simulatorKeyRisk(simulatorKeyId)}, so it is served on loopback only; found ${server.address}, the address it was bound to: listen on 127.0.0.1`,
-    );
-  }
   // Signals are handled before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = closeOnSignal(server, { graceMs: DEFAULT_SHUTDOWN_GRACE_MS });
   // One machine-readable line on stdout for supervisors (cloister up); key ids are public.

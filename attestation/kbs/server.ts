@@ -15,7 +15,7 @@ import {
   guardConnections,
   MAX_REQUESTS_PER_CONNECTION,
 } from "../../enclave/connection-guards.ts";
-import { bodyRefusal, listen, type RunningServer } from "../../enclave/http.ts";
+import { bodyRefusal, listenBeforeServing, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import {
@@ -159,20 +159,42 @@ export interface BrokerAppOptions {
   readonly clientStallTimeoutMs?: number;
 }
 
+/** What a request gets while `kbs serve` has not yet checked where it listens (listenBroker). */
+export const NOT_SERVING_YET = "key broker: not serving yet (checking the address it listens on); retry later";
+
 /**
  * Serves a broker app (createBrokerApp's, with its `log`) on `hostname:port` as `kbs serve` does:
  * at most MAX_CONNECTIONS_PER_CLIENT connections from one client (limitBucket: one address cannot
  * hold every connection the server takes, and an enclave's boot needs one), and each request the
- * server refuses itself, before the app sees it, logged as a RequestRefusedLogEntry. Rejects with
- * enclave/http.ts's ListenError when it cannot listen there.
+ * server refuses itself, before the app sees it, logged as a RequestRefusedLogEntry. The app is
+ * `appFor` the server once it listens, so it may depend on the address bound (a name is bound where
+ * it resolves): until it is served every request is refused (503 KBS_BUSY, NOT_SERVING_YET, logged
+ * as refused), so none is answered by an app before that check. When `appFor` throws the server
+ * stops listening and listenBroker rejects with its error. Rejects with enclave/http.ts's
+ * ListenError when it cannot listen there. `listenFirst` is enclave/http.ts's listenBeforeServing,
+ * or a test's (one that reports another bound address).
  */
-export function listenBroker(
-  app: Hono<BrokerEnv>,
+export async function listenBroker(
+  appFor: (bound: RunningServer) => Hono<BrokerEnv> | Promise<Hono<BrokerEnv>>,
   log: (entry: BrokerLogEntry) => void,
   hostname: string,
   port: number,
+  listenFirst = listenBeforeServing,
 ): Promise<RunningServer> {
-  return listen(app.fetch, hostname, port, {
+  const notYet = errorJson("KBS_BUSY", NOT_SERVING_YET);
+  const meanwhile = (request: Request) => {
+    const response = Response.json(notYet, { status: 503, headers: { "retry-after": "1" } });
+    log({
+      event: "request-refused",
+      status: 503,
+      code: "KBS_BUSY",
+      reason: NOT_SERVING_YET,
+      method: request.method,
+      responseBytes: Buffer.byteLength(JSON.stringify(notYet)),
+    });
+    return response;
+  };
+  const server = await listenFirst(meanwhile, hostname, port, {
     maxConnectionsPerClient: { max: MAX_CONNECTIONS_PER_CLIENT, clientOf: limitBucket },
     onRefused: (refusal) =>
       log({
@@ -184,6 +206,15 @@ export function listenBroker(
         responseBytes: refusal.responseBytes,
       }),
   });
+  let app: Hono<BrokerEnv>;
+  try {
+    app = await appFor(server);
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  server.serve(app.fetch);
+  return server;
 }
 
 /**

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runKbsServe } from "../../attestation/kbs/cli-impl.ts";
-import type { listenBroker } from "../../attestation/kbs/server.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { type ListeningServer, listenBeforeServing } from "../../enclave/http.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
@@ -301,35 +301,81 @@ describe("cloister kbs and model seal", () => {
     expect(await exit).toBe(0);
   }, 120_000);
 
-  it("kbs serve --listen a name refuses it bound off loopback, after listening and before saying ready, and stops listening", async () => {
-    // The name is taken as loopback from its text (localhost); the address bound says where the key
-    // is. No name resolves off loopback on a test machine: run in process, the bound one injected.
-    const listened: string[] = [];
-    let closed = false;
-    const listenOffLoopback: typeof listenBroker = async (_app, _log, hostname, port) => {
-      listened.push(hostname);
-      // What a `localhost` that resolves to a network address (a bad /etc/hosts) binds.
-      return {
-        url: `http://${hostname}:${port}`,
-        port,
-        address: "192.0.2.7",
-        close: async () => {
-          closed = true;
-        },
-      };
+  // The name is taken as loopback from its text (localhost); the address bound says where the key
+  // is. No name resolves off loopback on a test machine: run in process, on 127.0.0.1, the address
+  // reported as bound replaced with what a `localhost` that resolves to a network address (a bad
+  // /etc/hosts) binds.
+  const boundOffLoopback =
+    (servers: ListeningServer[]): typeof listenBeforeServing =>
+    async (...args) => {
+      const server = { ...(await listenBeforeServing(...args)), address: "192.0.2.7" };
+      servers.push(server);
+      return server;
     };
+
+  it("kbs serve --listen a name refuses it bound off loopback, after listening and before saying ready, and stops listening", async () => {
+    const servers: ListeningServer[] = [];
     const stdout = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
     try {
-      const served = runKbsServe({ config: configPath, listen: "localhost", port: 47790 }, listenOffLoopback);
+      const served = runKbsServe({ config: configPath, listen: "localhost", port: 0 }, boundOffLoopback(servers));
       await expect(served).rejects.toThrow(UsageError);
       await expect(served).rejects.toThrow(
-        '--listen localhost: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 192.0.2.7, the address it was bound to: listen on 127.0.0.1',
+        '--listen localhost: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 192.0.2.7, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines',
       );
-      expect(listened).toEqual(["localhost"]);
-      expect(closed).toBe(true);
+      expect(servers).toHaveLength(1);
+      await expect(fetch(`http://127.0.0.1:${servers[0]?.port}/healthz`)).rejects.toThrow();
       expect(stdout.mock.calls.join("")).not.toContain("ready");
     } finally {
       stdout.mockRestore();
+    }
+  }, 30_000);
+
+  it("kbs serve --allow-simulator-on-network serves a --listen name bound off loopback, answering any Host", async () => {
+    const servers: ListeningServer[] = [];
+    const lines: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const served = runKbsServe(
+        { config: configPath, listen: "localhost", port: 0, allowSimulatorOnNetwork: true },
+        boundOffLoopback(servers),
+      );
+      const failed = served.then(
+        () => "stopped",
+        (error: unknown) => error,
+      );
+      while (lines.length === 0) {
+        const early = await Promise.race([failed, new Promise((r) => setTimeout(r, 10))]);
+        if (early !== undefined) throw early;
+      }
+      expect(lines.join("")).toContain('"event":"ready"');
+      // A client across machines names the host as it reaches it: no loopback Host check.
+      const answer = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: servers[0]?.port,
+            path: "/v1/kbs/challenge",
+            method: "POST",
+            headers: { host: "192.0.2.7" },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.once("error", reject);
+        req.end();
+      });
+      expect(answer).toBe(200);
+      process.emit("SIGTERM");
+      await served;
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
     }
   }, 30_000);
 

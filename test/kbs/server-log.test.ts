@@ -12,6 +12,7 @@ import {
   type BrokerLogEntry,
   createBrokerApp,
   listenBroker,
+  NOT_SERVING_YET,
 } from "../../attestation/kbs/server.ts";
 import type { RunningServer } from "../../enclave/http.ts";
 
@@ -27,7 +28,7 @@ async function serve(options: BrokerAppOptions = {}): Promise<{ server: RunningS
   const logs: BrokerLogEntry[] = [];
   const log = (entry: BrokerLogEntry) => logs.push(entry);
   const broker = new KeyBroker([], { clientLimits: CLIENT_LIMITS });
-  const server = await listenBroker(createBrokerApp(broker, log, options), log, "127.0.0.1", 0);
+  const server = await listenBroker(() => createBrokerApp(broker, log, options), log, "127.0.0.1", 0);
   servers.push(server);
   return { server, logs };
 }
@@ -121,5 +122,66 @@ describe("key broker log: requests refused before any route", () => {
       });
     }
     expect(JSON.stringify(logs)).not.toContain(SECRET);
+  });
+
+  it("refuses every request until its app is built from the address bound (kbs serve's loopback check): 503 KBS_BUSY, logged", async () => {
+    const logs: BrokerLogEntry[] = [];
+    const log = (entry: BrokerLogEntry) => logs.push(entry);
+    const broker = new KeyBroker([], { clientLimits: CLIENT_LIMITS });
+    const early: { bound: string; status: number; retryAfter: string | null; body: unknown }[] = [];
+    // A request that comes after listening and before the check passed: awaited inside the check,
+    // so it is certain to arrive in that window.
+    const server = await listenBroker(
+      async (bound) => {
+        const answer = await fetch(`${bound.url}/v1/kbs/challenge`, { method: "POST" });
+        early.push({
+          bound: bound.address,
+          status: answer.status,
+          retryAfter: answer.headers.get("retry-after"),
+          body: await answer.json(),
+        });
+        return createBrokerApp(broker, log);
+      },
+      log,
+      "127.0.0.1",
+      0,
+    );
+    servers.push(server);
+    expect(early).toEqual([
+      {
+        bound: "127.0.0.1",
+        status: 503,
+        retryAfter: "1",
+        body: { error: { code: "KBS_BUSY", message: NOT_SERVING_YET } },
+      },
+    ]);
+    expect(logs).toEqual([
+      {
+        event: "request-refused",
+        status: 503,
+        code: "KBS_BUSY",
+        reason: NOT_SERVING_YET,
+        method: "POST",
+        responseBytes: JSON.stringify({ error: { code: "KBS_BUSY", message: NOT_SERVING_YET } }).length,
+      },
+    ]);
+    // Served once the app is built.
+    expect((await fetch(`${server.url}/v1/kbs/challenge`, { method: "POST" })).status).toBe(200);
+  });
+
+  it("stops listening when building its app throws (the address bound refused), and rejects with that error", async () => {
+    let port = 0;
+    const refused = new Error("bound off loopback");
+    const listening = listenBroker(
+      (bound) => {
+        port = bound.port;
+        throw refused;
+      },
+      () => {},
+      "127.0.0.1",
+      0,
+    );
+    await expect(listening).rejects.toBe(refused);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 });
