@@ -10,7 +10,7 @@
  * 127.0.0.0/8 is as safe as 127.0.0.1 (a server bound to 127.0.0.1 is not reached through 127.0.0.2
  * anyway), and the broker needs them all, as it may listen on any.
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, Env, MiddlewareHandler } from "hono";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 
 /** What isLoopbackHost accepts, for messages. */
@@ -37,19 +37,19 @@ export function isLoopbackHost(host: string | undefined): boolean {
 
 /**
  * Hono middleware: a request whose Host is not a loopback name gets `refuse(c, message)` (the
- * server's own 421 response) before any route runs. The message names the names accepted and the
- * Host found, as untrusted text (describeUntrusted: bounded, no control characters); it goes to the
- * caller only, never into a log line.
+ * server's own 421 response, and its log line if it keeps one) before any route runs. The message
+ * names the names accepted, `why` the server keeps to them when given, and the Host found, as
+ * untrusted text (describeUntrusted: bounded, no control characters).
  */
-export function loopbackHostOnly(
-  refuse: (c: Context, message: string) => Response | Promise<Response>,
-): MiddlewareHandler {
+export function loopbackHostOnly<E extends Env = Env>(
+  refuse: (c: Context<E>, message: string) => Response | Promise<Response>,
+  why?: string,
+): MiddlewareHandler<E> {
+  const expected = `request Host: expected a loopback name (${LOOPBACK_NAMES}; any port)`;
+  const prefix = why === undefined ? `${expected},` : `${expected}: ${why};`;
   return async (c, next) => {
     const host = c.req.header("host") ?? new URL(c.req.url).host;
     if (isLoopbackHost(host)) return next();
-    return refuse(
-      c,
-      `request Host: expected a loopback name (${LOOPBACK_NAMES}; any port), found ${describeUntrusted(host)}`,
-    );
+    return refuse(c, `${prefix} found ${describeUntrusted(host)}`);
   };
 }

@@ -9,7 +9,7 @@
 import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { isLoopbackHost, LOOPBACK_NAMES } from "../../client/loopback.ts";
+import { loopbackHostOnly } from "../../client/loopback.ts";
 import {
   DEFAULT_CLIENT_STALL_TIMEOUT_MS,
   guardConnections,
@@ -17,7 +17,6 @@ import {
 } from "../../enclave/connection-guards.ts";
 import { bodyRefusal, listenBeforeServing, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
-import { describeUntrusted } from "../untrusted-text.ts";
 import {
   asBrokerError,
   BrokerError,
@@ -451,15 +450,16 @@ export function createBrokerApp(
   app.notFound((c) => c.json(errorJson("NOT_FOUND", "no such route"), 404));
   if (options.loopbackHostOnly === true) {
     // Before any route (and so before any limit is counted): a rebound page names its own host.
-    app.use("*", async (c, next) => {
-      const host = c.req.header("host") ?? new URL(c.req.url).host;
-      if (isLoopbackHost(host)) return next();
-      const message = `request Host: expected a loopback name (${LOOPBACK_NAMES}): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${describeUntrusted(host)}`;
-      if (c.req.path === "/v1/kbs/release") {
-        log(entry("refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
-      }
-      return c.json(errorJson("KBS_HOST_NOT_LOOPBACK", message), 421);
-    });
+    // client/loopback.ts's rule and words, as cloister proxy and web refuse such a request.
+    app.use(
+      "*",
+      loopbackHostOnly<BrokerEnv>((c, message) => {
+        if (c.req.path === "/v1/kbs/release") {
+          log(entry("refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
+        }
+        return c.json(errorJson("KBS_HOST_NOT_LOOPBACK", message), 421);
+      }, "this broker releases a key to the INSECURE simulator, so it answers this machine only"),
+    );
   }
 
   const limitBody = bodyLimit({

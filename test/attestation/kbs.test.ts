@@ -1626,6 +1626,9 @@ describe("key broker HTTP API", () => {
       "[localhost]:8790",
       "[127.0.0.1]",
     ];
+    // The rule and the words of cloister proxy's and web's 421 (client/loopback.ts), with the reason.
+    const refusedHost = (host: string) =>
+      `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost; any port): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${JSON.stringify(host)}`;
     for (const host of hosts) {
       for (const path of ["/v1/kbs/challenge", "/v1/kbs/release", "/healthz"]) {
         const rebound = await app.request(path, { method: path === "/healthz" ? "GET" : "POST", headers: { host } });
@@ -1633,13 +1636,14 @@ describe("key broker HTTP API", () => {
         expect(await rebound.json()).toEqual({
           error: {
             code: "KBS_HOST_NOT_LOOPBACK",
-            message: `request Host: expected a loopback name (127.0.0.0/8, [::1] or localhost): this broker releases a key to the INSECURE simulator, so it answers this machine only; found ${JSON.stringify(host)}`,
+            message: refusedHost(host),
           },
         });
       }
     }
     // One log line per release attempt, as for every other refusal.
     expect(logs).toHaveLength(hosts.length);
+    expect(logs.map((e) => (e.event === "release" ? e.reason : null))).toEqual(hosts.map(refusedHost));
     expect(logs[0]).toMatchObject({ outcome: "refused", keyId: null, code: "KBS_HOST_NOT_LOOPBACK" });
     for (const host of ["127.0.0.1:8790", "127.3.2.1", "localhost:8790", "LOCALHOST", "[::1]:8790"]) {
       const local = await app.request("/v1/kbs/challenge", { method: "POST", headers: { host } });
