@@ -125,6 +125,14 @@ export function releasesAdmittedWithin(
   return limits.maxClients * limits.releasesPerMinute * (1 + Math.ceil(ms / CLIENT_LIMITS.windowMs));
 }
 
+/**
+ * The longest document a release request may carry: 512 Ki characters, below the 4 MiB a client
+ * reads (document-key.ts DOCUMENT_MAX_LENGTH), so an enclave whose document is longer verifies for
+ * clients but gets no key here; its refusal says so. Kept: a release request (server.ts
+ * MAX_RELEASE_BYTES, 1 MiB) holds the document with its collateral, and the broker reads 64 at once
+ * (64 MiB of bodies, more once parsed); 4 MiB documents would make that over 320 MiB, for documents
+ * that are tens of KiB in practice.
+ */
 const MAX_DOCUMENT_CHARS = 512 * 1024;
 const MAX_ANSWER_CHARS = 4096;
 /** A challenge: issued-at (ms, u64 big-endian) ‖ random ‖ the first bytes of its MAC. */
@@ -304,7 +312,9 @@ export class KeyBroker {
       answer: string;
     };
     if (document.length > MAX_DOCUMENT_CHARS) {
-      throw malformed(`document: expected at most ${MAX_DOCUMENT_CHARS} characters, found ${document.length}`);
+      throw malformed(
+        `document: expected at most ${MAX_DOCUMENT_CHARS} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so this enclave verifies for clients but gets no key from this broker), found ${document.length}`,
+      );
     }
     if (answer.length > MAX_ANSWER_CHARS) {
       throw malformed(`answer: expected at most ${MAX_ANSWER_CHARS} characters, found ${answer.length}`);
