@@ -29,7 +29,8 @@ import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKe
  */
 export class BrokerError extends Error {
   readonly code: string;
-  readonly status: 400 | 403 | 404 | 413 | 500 | 503;
+  /** 408 only for a release body the server itself answered so (server.ts incompleteBody). */
+  readonly status: 400 | 403 | 404 | 408 | 413 | 500 | 503;
   readonly detail: string;
   /** Attestation failures: the failed stage (verify, appraise, binding, document, nonce, manifest). */
   readonly stage: string | undefined;

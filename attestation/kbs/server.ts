@@ -564,16 +564,15 @@ export function createBrokerApp(
 /**
  * A release body whose stream failed before its end (the client went away mid-body, a proxy cut
  * it): not malformed, and no fault of the broker. The stream's error goes to the log only. When the
- * server itself answered the request, as a body node could not read (a bad chunk) or did not receive
- * in time (enclave/http.ts bodyRefusal), the client got that answer and nothing of the broker's:
- * the error, and so the attempt's log line, has the server's code and message (its status is no
- * answer's, and 400 stands in for it).
+ * server itself answered the request, as a body node could not read (a bad chunk, 400) or did not
+ * receive in time (408; enclave/http.ts bodyRefusal), the client got that answer and nothing of the
+ * broker's: the error, and so the attempt's log line, has the server's status, code and message.
  */
 function incompleteBody(error: unknown, c: Context<BrokerEnv>): BrokerError {
   const stream = error instanceof Error ? `${error.name}: ${error.message}` : typeof error;
   const answered = c.env?.incoming === undefined ? undefined : bodyRefusal(c.env.incoming);
   if (answered !== undefined) {
-    return new BrokerError(answered.code, 400, answered.message, {
+    return new BrokerError(answered.code, answered.status === 408 ? 408 : 400, answered.message, {
       detail: `${answered.message}, answered by the server (the body's stream: ${stream})`,
       cause: error,
     });
