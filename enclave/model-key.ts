@@ -113,9 +113,12 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
       // The boot's stop cut the request short (bounded-fetch.ts): the stop's reason, not a refusal.
       throwIfStoppedBy(error.cause, request.signal);
       throw error.status === null
-        ? new EnclaveError("BOOT_KBS_UNREACHABLE", 500, `boot: key broker ${describeUrlText(base)}: ${error.message}`, {
-            cause: error,
-          })
+        ? new EnclaveError(
+            "BOOT_KBS_UNREACHABLE",
+            500,
+            `boot: key broker ${describeUrlText(base)} ${path}: ${error.message}`,
+            { cause: error },
+          )
         : new EnclaveError("BOOT_KBS_BAD_RESPONSE", 500, `boot: key broker ${path}: ${found}${error.message}`, {
             cause: error,
           });

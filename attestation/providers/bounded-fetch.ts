@@ -34,6 +34,8 @@ export interface BoundedAnswer {
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
+/** Codes of a connection that was made, then closed or reset by the other end before its answer. */
+const CLOSED_BEFORE_ANSWER = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
 
 /**
  * Sends the request and returns the answer of any status but a redirect, whole within `timeoutMs`
@@ -71,9 +73,12 @@ export async function openBounded(
           : typeof message === "string" && !message.includes("://")
             ? message
             : `${(error as Error | null)?.name ?? "Error"}, its message not shown (it quotes the URL)`;
-    throw new FetchProblem(timedOut(error) ? `no answer in ${timeoutMs} ms` : `unreachable (${why})`, null, {
-      cause: error,
-    });
+    const problem = timedOut(error)
+      ? `no answer in ${timeoutMs} ms`
+      : CLOSED_BEFORE_ANSWER.has(why)
+        ? `the connection closed before an answer (${why})`
+        : `unreachable (${why})`;
+    throw new FetchProblem(problem, null, { cause: error });
   }
   const discard = async () => {
     await response.body?.cancel().catch(() => undefined);

@@ -235,6 +235,32 @@ describe("requestModelKey", () => {
     expect(elsewhere).toEqual([]);
   });
 
+  it("names the step a broker closed the connection at, and that it closed before answering", async () => {
+    // A broker that answers the challenge, then drops the connection of the release request.
+    const broker = createServer((req, res) => {
+      if (req.url === "/v1/kbs/challenge") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ challenge: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }));
+        return;
+      }
+      req.socket.destroy();
+    });
+    await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(broker.address() as AddressInfo).port}`;
+      const error = await request(url).then(
+        () => null,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(error?.code).toBe("BOOT_KBS_UNREACHABLE");
+      expect(error?.message).toBe(
+        `boot: key broker "${url}" /v1/kbs/release: the connection closed before an answer (UND_ERR_SOCKET)`,
+      );
+    } finally {
+      await new Promise((resolve) => broker.close(resolve));
+    }
+  });
+
   it("names an unreachable broker without its credentials or query", async () => {
     // A port that was free a moment ago: nothing listens there now.
     const closed = createServer();
@@ -248,7 +274,7 @@ describe("requestModelKey", () => {
     );
     expect(withQuery?.code).toBe("BOOT_KBS_UNREACHABLE");
     expect(withQuery?.message).toBe(
-      `boot: key broker "http://127.0.0.1:${port}/kbs?… (the rest not shown)": unreachable (ECONNREFUSED)`,
+      `boot: key broker "http://127.0.0.1:${port}/kbs?… (the rest not shown)" /v1/kbs/challenge: unreachable (ECONNREFUSED)`,
     );
 
     const withPassword = await request(`http://user:secret-password@127.0.0.1:${port}`).then(
