@@ -501,14 +501,14 @@ function checkApiKey(apiKey: unknown, source: string = "apiKey"): string {
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `${source}: expected the host's API key (a non-empty string of printable ASCII without white space), found ${describeFound(apiKey)}`,
+      `${source}: expected the host's API key (a non-empty string of printable ASCII without white space), found ${describeSecret(apiKey)}`,
     );
   }
   if (!/^[\x21-\x7e]+$/.test(apiKey)) {
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `${source}: expected printable ASCII without white space (it is sent in an HTTP header), found a string of ${apiKey.length} characters with ${apiKeyFaults(apiKey)}`,
+      `${source}: expected printable ASCII without white space (it is sent in an HTTP header), found ${describeFound(apiKey)} with ${apiKeyFaults(apiKey)}`,
     );
   }
   return apiKey;
@@ -546,13 +546,24 @@ function apiKeyFaults(apiKey: string): string {
  * (NaN says NaN), strings and arrays by their length only (a string may be a secret or a prompt).
  */
 export function describeFound(value: unknown): string {
-  if (typeof value === "string") return value === "" ? "an empty string" : `a string of ${value.length} characters`;
+  if (typeof value === "string")
+    return value === "" ? "an empty string" : `a string of ${value.length} character${value.length === 1 ? "" : "s"}`;
   if (Array.isArray(value))
     return value.length === 0 ? "an empty array" : `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
   if (value === null || typeof value === "object" || typeof value === "function" || typeof value === "symbol") {
     return value === null ? "null" : `a value of type ${typeof value}`;
   }
   return String(value);
+}
+
+/**
+ * How a secret option that failed a check is named (an API key, a cache scope): a value that is not
+ * a string by its type only (describeFound shows a number or a bigint whole), a string by its length.
+ */
+function describeSecret(value: unknown): string {
+  return typeof value === "number" || typeof value === "bigint" || typeof value === "boolean"
+    ? `a value of type ${typeof value}`
+    : describeFound(value);
 }
 
 /** A name the caller chose (a role, a field), shown only when it looks like one: else its description. */
@@ -753,14 +764,18 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const http = await hostClient(options);
   const cacheScope: unknown = options.cacheScope;
   if (cacheScope !== undefined && typeof cacheScope !== "string") {
-    throw badOption("cacheScope", "a string (a secret of at least 16 characters)", cacheScope);
+    throw badArgument(
+      "BAD_OPTION",
+      "cacheScope",
+      `expected a string (a secret of at least 16 characters), found ${describeSecret(cacheScope)}`,
+    );
   }
   if (cacheScope !== undefined && cacheScope.length < 16) {
     throw new ClientError(
       "configuration",
       "CACHE_SCOPE_TOO_SHORT",
       // Its length only: the value is a secret.
-      `cacheScope: expected a secret of at least 16 characters, found a string of ${cacheScope.length} characters`,
+      `cacheScope: expected a secret of at least 16 characters, found ${describeFound(cacheScope)}`,
     );
   }
   const now = options.now ?? (() => new Date());

@@ -220,6 +220,12 @@ describe("connect: refused without contacting the host", () => {
       message:
         "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string",
     });
+    // A key given as a number is not shown either: its type only.
+    expect(await refused({ apiKey: 123456789 as unknown as string })).toMatchObject({
+      code: "BAD_API_KEY",
+      message:
+        "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found a value of type number",
+    });
     expect(await refused({ apiKey: undefined as unknown as string })).toMatchObject({
       code: "BAD_API_KEY",
       message:
@@ -323,29 +329,32 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
     sent.push(url);
     throw new Error("nothing is sent for a bad cacheScope");
   };
+  // A cache scope is a secret: a value that is not a string is named by its type only (a number
+  // whole would show it), a string by its length, in describeFound's words.
   const cases: [unknown, string, string][] = [
     [
       12345678901234567n,
       "BAD_OPTION",
-      "cacheScope: expected a string (a secret of at least 16 characters), found 12345678901234567",
+      "cacheScope: expected a string (a secret of at least 16 characters), found a value of type bigint",
     ],
     [{ toString: () => "a".repeat(20) }, "BAD_OPTION", "found a value of type object"],
     [["a".repeat(20)], "BAD_OPTION", "found an array of 1 item"],
-    [1e20, "BAD_OPTION", "found 100000000000000000000"],
-    // Its length found, never the value.
+    [1e20, "BAD_OPTION", "found a value of type number"],
+    [true, "BAD_OPTION", "found a value of type boolean"],
     [
       "s3cret-scope",
       "CACHE_SCOPE_TOO_SHORT",
       "cacheScope: expected a secret of at least 16 characters, found a string of 12 characters",
     ],
     [
-      "",
+      "s",
       "CACHE_SCOPE_TOO_SHORT",
-      "cacheScope: expected a secret of at least 16 characters, found a string of 0 characters",
+      "cacheScope: expected a secret of at least 16 characters, found a string of 1 character",
     ],
+    ["", "CACHE_SCOPE_TOO_SHORT", "cacheScope: expected a secret of at least 16 characters, found an empty string"],
   ];
   for (const [cacheScope, code, message] of cases) {
-    it(`${typeof cacheScope} → ${code}`, async () => {
+    it(`${typeof cacheScope} ${String(cacheScope).length} → ${code}`, async () => {
       const error = await connect({
         url: "http://127.0.0.1:1",
         policy: await devPolicy(),
@@ -360,6 +369,7 @@ describe("connect({cacheScope}): a string of at least 16 characters", () => {
         expect((error as Error).message).toBe(message);
         expect((error as Error).message).not.toContain("s3cret");
       }
+      expect((error as Error).message).not.toMatch(/12345678901234567|100000000000000000000|true/);
       if (code === "BAD_OPTION") expect(error).toMatchObject({ field: "cacheScope" });
       expect(sent).toEqual([]);
     });
