@@ -137,7 +137,7 @@ function readDocumentFile(bytes: Uint8Array, file: string): DocumentKey {
   for (const [name, found, expected] of fields) {
     if (found !== expected) {
       throw new UsageError(
-        `--document ${name}: expected "${expected}" (a Cloister attestation document), found ${describeUntrusted(found)}`,
+        `--document: ${name}: expected "${expected}" (a Cloister attestation document), found ${describeUntrusted(found)}`,
       );
     }
   }

@@ -185,7 +185,7 @@ describe("cloister receipt verify", () => {
     const jwtHeader = Buffer.from(JSON.stringify({ alg: "EdDSA", typ: "JWT" })).toString("base64url");
     const jwt = await file("jwt.jws", `${jwtHeader}.${payloadPart}.${signaturePart}`);
     await expect(verify({ receipt, document: jwt })).rejects.toThrow(
-      /^--document typ: expected "[^"]+" \(a Cloister attestation document\), found "JWT"$/,
+      /^--document: typ: expected "[^"]+" \(a Cloister attestation document\), found "JWT"$/,
     );
     // A document naming the key but signed by another: its own signature fails.
     const [header, payload] = documentJws.split(".");
@@ -285,6 +285,12 @@ describe("cloister receipt verify", () => {
       expect((error as UsageError).message, name).toMatch(message);
       expect((error as UsageError).cause, name).toBeInstanceOf(AuditDocumentInvalidError);
     }
+    // The command's own field checks name the field as the reader's refusals do: "--document: F: …".
+    const otherProfile = await signed("profile", JSON.stringify({ ...payload, eat_profile: "x" }));
+    expect(otherProfile).toBeInstanceOf(UsageError);
+    expect((otherProfile as UsageError).message).toMatch(
+      /^--document: eat_profile: expected "[^"]+" \(a Cloister attestation document\), found "x"$/,
+    );
     // And GET /v1/attestation's JSON naming two documents: the JSON reader's refusal.
     const receipt = await file("twice.txt", signReceipt(fields("d".repeat(64)), keys.signing.secretKey));
     const body = await file("twice.json", `{"document":"e30.e30.c2ln","document":${JSON.stringify(documentJws)}}`);
