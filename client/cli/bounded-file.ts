@@ -231,15 +231,16 @@ export async function readHandleText(
 }
 
 /**
- * A file an option names that cannot be opened or read: a UsageError naming the option, the file and
- * why (fileErrorCause), then, when there is no such file, `missingHint`: what the file is and where
- * one comes from.
+ * A file an option names that cannot be opened or read: a UsageError naming the option and the file
+ * as every refusal of the file does (`--option path: cannot read (…)`, unquoted), and why
+ * (fileErrorCause), then, when there is no such file, `missingHint`: what the file is and where one
+ * comes from.
  */
 export function optionFileUnreadable(file: string, option: string, missingHint?: string): CannotRead {
   return (error) => {
     const hint =
       missingHint !== undefined && (error as NodeJS.ErrnoException | null)?.code === "ENOENT" ? `: ${missingHint}` : "";
-    return new UsageError(`${option}: cannot read "${file}" (${fileErrorCause(error)})${hint}`, { cause: error });
+    return new UsageError(fileMessage(file, option, `cannot read (${fileErrorCause(error)})${hint}`), { cause: error });
   };
 }
 

@@ -79,7 +79,8 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       key: (
         await readSecretFile(file, "--api-key-file", {
           bound: API_KEY_FILE_BOUND,
-          cannotRead: optionFileUnreadable(file, "--api-key-file"),
+          // Named as the private-file reader names the file in its other refusals (`--option: "path": …`).
+          cannotRead: optionFileUnreadable(`"${file}"`, "--api-key-file:"),
           followLinks: true,
         })
       ).trim(),

@@ -54,7 +54,7 @@ async function readTokenFile(file: string): Promise<string | null> {
     text = await readSecretFile(file, "--token-file", {
       bound: TOKEN_FILE_BOUND,
       // No such file is not a refusal (the token is made): the errno error itself, recognised below.
-      cannotRead: (error) => (isNoSuchFile(error) ? error : optionFileUnreadable(file, "--token-file")(error)),
+      cannotRead: (error) => (isNoSuchFile(error) ? error : optionFileUnreadable(`"${file}"`, "--token-file:")(error)),
     });
   } catch (error) {
     if (isNoSuchFile(error)) return null;

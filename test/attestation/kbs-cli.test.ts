@@ -418,7 +418,7 @@ describe("cloister kbs and model seal", () => {
     const noManifest = await enclave(join(dir, "none.jws"), join(dir, "none.jwk"));
     expect(noManifest.code).toBe(2);
     expect(noManifest.stderr).toContain(
-      `cloister: USAGE: --manifest: cannot read "${join(dir, "none.jws")}" (ENOENT: no such file; check the path)`,
+      `cloister: USAGE: --manifest ${join(dir, "none.jws")}: cannot read (ENOENT: no such file; check the path)`,
     );
     await writeFile(join(dir, "m.jws"), "a.b.c\n");
     await writeFile(join(dir, "k.jwk"), "not json");

@@ -108,7 +108,7 @@ describe("cloister verify-evidence --tee snp", () => {
       verify("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "not-a-time"),
     ]);
     expect([missingFile.code, missingCert.code, foreign.code, badTee.code, badAt.code]).toEqual([2, 2, 2, 2, 2]);
-    expect(missingFile.stderr).toContain("--report: cannot read");
+    expect(missingFile.stderr).toContain(`--report ${SNP}nope.bin: cannot read (ENOENT`);
     expect(missingCert.stderr).toContain("--cert FILE is required");
     expect(foreign.stderr).toContain("--quote does not apply");
     expect(badAt.stderr).toContain(
@@ -216,7 +216,7 @@ describe("cloister verify-evidence --tee snp", () => {
       expect(missing.code).toBe(2);
       // Printed with its code (docs/errors.md, verify-evidence table).
       expect(missing.stderr).toBe(
-        `cloister: USAGE: --policy: cannot read "${join(dir, "none.json")}" (ENOENT: no such file; check the path)\n`,
+        `cloister: USAGE: --policy ${join(dir, "none.json")}: cannot read (ENOENT: no such file; check the path)\n`,
       );
     });
   });
@@ -225,7 +225,7 @@ describe("cloister verify-evidence --tee snp", () => {
     const r = await run(["verify-evidence", "--tee", "snp", "--report", `${SNP}none.bin`, "--cert", `${SNP}none.pem`]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `cloister: USAGE: --report: cannot read "${SNP}none.bin" (ENOENT: no such file; check the path)\n`,
+      `cloister: USAGE: --report ${SNP}none.bin: cannot read (ENOENT: no such file; check the path)\n`,
     );
   });
 });

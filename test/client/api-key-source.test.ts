@@ -169,7 +169,7 @@ describe("a key file that cannot be read is named as the user gave it", () => {
       {
         code: 2,
         stdout: "",
-        stderr: `cloister: USAGE: --api-key-file: cannot read "${missing}" (ENOENT: no such file; check the path)\n`,
+        stderr: `cloister: USAGE: --api-key-file: "${missing}": cannot read (ENOENT: no such file; check the path)\n`,
       },
     );
   });
@@ -232,7 +232,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", loop])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: --api-key-file: cannot read "${loop}" (ELOOP: a loop of links; check where the link points)\n`,
+      stderr: `cloister: USAGE: --api-key-file: "${loop}": cannot read (ELOOP: a loop of links; check where the link points)\n`,
     });
   });
 
@@ -297,7 +297,7 @@ describe("a --policy file that does not exist", () => {
     ).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: --policy: cannot read "${missing}" (ENOENT: no such file; check the path): expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one\n`,
+      stderr: `cloister: USAGE: --policy ${missing}: cannot read (ENOENT: no such file; check the path): expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one\n`,
     });
   });
 });

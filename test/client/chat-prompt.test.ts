@@ -107,7 +107,7 @@ describe("chat's prompt", () => {
       [
         "missing file",
         async () => readPrompt(undefined, join(dir, "missing.txt"), stdin([])),
-        /^--prompt-file: cannot read ".*missing\.txt" \(ENOENT: no such file; check the path\)$/,
+        /^--prompt-file \S*\/missing\.txt: cannot read \(ENOENT: no such file; check the path\)$/,
       ],
     ];
     for (const [name, run, message] of cases) {
@@ -224,7 +224,7 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
       runCloister([...args, "--max-tokens", "1000001", "hello"], { cwd: dir }),
     ]);
     // Accepted: the command goes on to the connection (the missing policy file).
-    expect(atLimit.stderr).toContain('--policy: cannot read "no-such-policy.json"');
+    expect(atLimit.stderr).toContain("--policy no-such-policy.json: cannot read (ENOENT");
     expect(past.code).toBe(2);
     expect(past.stderr).toContain("--max-tokens expects 1..1000000, found 1000001");
   });
@@ -233,7 +233,7 @@ describe("cloister chat, prompt on standard input (spawned)", () => {
     const piped = await runCloister(args, { input: `${SECRET}\n`, cwd: dir });
     expect(piped.code).toBe(2);
     expect(piped.stderr.trim()).toMatch(
-      /--policy: cannot read "no-such-policy\.json" \(ENOENT: no such file; check the path\): expected a client policy: cloister up writes \.cloister\/policy\.json, cloister policy init makes one$/,
+      /--policy no-such-policy\.json: cannot read \(ENOENT: no such file; check the path\): expected a client policy: cloister up writes \.cloister\/policy\.json, cloister policy init makes one$/,
     );
     expect(piped.stderr).not.toContain("hunter2");
   });

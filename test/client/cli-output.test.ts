@@ -180,13 +180,13 @@ describe("readOptionFile", () => {
           (e: unknown) => e as Error,
         );
       expect((await refusal(join(dir, "none.json"))).message).toBe(
-        `--policy: cannot read "${join(dir, "none.json")}" (ENOENT: no such file; check the path)`,
+        `--policy ${join(dir, "none.json")}: cannot read (ENOENT: no such file; check the path)`,
       );
       expect((await refusal(dir)).message).toBe(
         `--policy ${dir}: expected a regular file or a pipe, found a directory`,
       );
       expect((await refusal(join(file, "x"))).message).toBe(
-        `--policy: cannot read "${join(file, "x")}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+        `--policy ${join(file, "x")}: cannot read (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
       );
       expect(await readOptionFile(file, "--policy", { bytes: 1, expected: "x" })).toBe("x");
     } finally {

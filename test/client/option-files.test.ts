@@ -245,10 +245,20 @@ describe("option files are read to a bound and as strict UTF-8", () => {
       const missing = join(dir, `missing-${name}`);
       if (c.missing === null) return;
       expect(((await refusal(read(missing))) as Error).message).toContain(
-        c.missing?.(missing) ?? `cannot read "${missing}" (ENOENT: no such file; check the path)`,
+        c.missing?.(missing) ?? `${named(c, missing)}: cannot read (ENOENT: no such file; check the path)`,
       );
     });
   }
+
+  it("a file that cannot be read is named as the option's other refusals name it (optionFileUnreadable)", async () => {
+    // A path through a regular file: ENOTDIR, which no reader takes for a missing file (--token-file's is made).
+    const under = join(await small("not-a-directory"), "x");
+    for (const c of cases.filter((c) => c.missing === undefined || c.missing === null)) {
+      expect(((await refusal(c.read(under))) as Error).message, c.option).toBe(
+        `${named(c, under)}: cannot read (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+      );
+    }
+  });
 
   it("cloister up's default key file (no --api-key-file, a loopback URL): to the same bound", async () => {
     const work = await mkdtemp(join(dir, "up-"));
