@@ -169,10 +169,14 @@ export function shellWord(text: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
-/** Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist. */
-export function noDirectoryError(option: string, file: string, directory: string): UsageError {
+/**
+ * Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist;
+ * `cause`, the file system's error that found it, when there is one.
+ */
+export function noDirectoryError(option: string, file: string, directory: string, cause?: unknown): UsageError {
   return new UsageError(
     `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`,
+    { cause },
   );
 }
 
@@ -289,13 +293,19 @@ async function linkOrCopy(from: string, to: string): Promise<"linked" | "copied"
  */
 export type ExistingOutput = "replace" | "refuse" | "never";
 
-/** The outcomes of writing `file` (given as `option`), as UsageErrors. */
+/**
+ * The outcomes of writing `file` (given as `option`), as UsageErrors whose cause is the file
+ * system's error (when there is one). The message names its code and what to do (fileErrorCause),
+ * never its own text, which names the temporary file the write went through.
+ */
 function outputFileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
   const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
   return {
-    exists: () => new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`),
-    noDirectory: (directory) => noDirectoryError(option, file, directory),
-    failed: (code) => new UsageError(`${option}: cannot create "${file}" (${code})`),
+    exists: (cause) =>
+      new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`, { cause }),
+    noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
+    failed: (_code, cause) =>
+      new UsageError(`${option}: cannot create "${file}" (${fileErrorCause(cause, "write")})`, { cause }),
   };
 }
 

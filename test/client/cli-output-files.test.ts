@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError, writeOutputFile } from "../../client/cli/output.ts";
+import { refuseExistingOutput, UsageError, writeOutputFile } from "../../client/cli/output.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 let dir: string;
@@ -57,6 +57,31 @@ describe("client output files", () => {
       /^--out: cannot create ".*x": directory ".*no-such-dir" does not exist \(ENOENT\); create it first \(mkdir -p .*no-such-dir\)$/,
     );
     expect(await readdir(sub)).toEqual(["out.jws"]);
+  });
+
+  it("an output file's refusal keeps the file system's error as its cause, and names only its code", async () => {
+    const sub = await mkdtemp(join(dir, "causes-"));
+    const errnoOf = (error: unknown) => ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    const target = join(sub, "out.jws");
+    await writeOutputFile(target, "first\n", "--document-out", "refuse");
+    const exists = await writeOutputFile(target, "second\n", "--document-out", "never").catch((e: unknown) => e);
+    expect(errnoOf(exists)).toBe("EEXIST");
+    const missingDir = await writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never").catch((e) => e);
+    expect(errnoOf(missingDir)).toBe("ENOENT");
+    // A path through a regular file: neither an existing file nor a missing directory.
+    const throughFile = join(target, "x");
+    const failures = [
+      await writeOutputFile(throughFile, "x", "--out", "never").catch((e: unknown) => e),
+      await refuseExistingOutput(throughFile, "--out", "refuse").catch((e: unknown) => e),
+    ];
+    for (const failed of failures) {
+      expect(failed).toBeInstanceOf(UsageError);
+      expect(errnoOf(failed)).toBe("ENOTDIR");
+      // Its code and what to do, as an unreadable input file's; never the error's own text (the temporary's path).
+      expect((failed as Error).message).toBe(
+        `--out: cannot create "${throughFile}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+      );
+    }
   });
 
   it("model make tiny --out and bundle --out refuse an existing file (unchanged) unless --force", async () => {
