@@ -56,7 +56,7 @@ function receiptLine(text: string, file: string): string {
     ("receipt" in parsed || "error" in parsed)
   ) {
     throw new UsageError(
-      `--receipt "${file}": expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
+      `--receipt ${file}: expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
     );
   }
   return trimmed;

@@ -128,7 +128,7 @@ describe("cloister receipt verify", () => {
     const receipt = await file("refused.json", `${JSON.stringify(refusal, null, 2)}\n`);
     await expect(runReceiptVerify({ receipt, key: KEY })).rejects.toMatchObject({
       code: "USAGE",
-      message: `--receipt "${receipt}": expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
+      message: `--receipt ${receipt}: expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
     });
   });
 
