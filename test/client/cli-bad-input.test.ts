@@ -116,7 +116,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     });
     // Equal is allowed: what stops this one is the missing --api-keys file, read after the options.
     const equal = await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "64"]);
-    expect(equal.stderr).toMatch(/^cloister: USAGE: --api-keys: /);
+    expect(equal.stderr).toMatch(/^cloister: USAGE: --api-keys \S*none\.json: cannot read \(ENOENT/);
   });
 
   it("host: an --enclave-url that is not http: or is listed twice, or a --cors-origin that is not an origin, exits 2 before anything starts", async () => {
