@@ -35,6 +35,13 @@ export class ConcurrencyLimiter {
     return this.queue.length;
   }
 
+  /** A release function when a slot is free now (nobody waits then), else null: acquire without the wait. */
+  tryAcquire(): (() => void) | null {
+    if (this.inFlight >= this.options.maxInFlight) return null;
+    this.inFlight++;
+    return this.releaser();
+  }
+
   /**
    * Resolves with a release function once a slot is free; throws HOST_BUSY when full. When `signal`
    * aborts while the request waits (its client went away), it leaves the queue at once and this
@@ -42,10 +49,8 @@ export class ConcurrencyLimiter {
    */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.inFlight < this.options.maxInFlight) {
-      this.inFlight++;
-      return Promise.resolve(this.releaser());
-    }
+    const free = this.tryAcquire();
+    if (free !== null) return Promise.resolve(free);
     if (this.queue.length >= this.options.maxQueued) {
       return Promise.reject(hostBusy(this.options.retryAfterSeconds));
     }

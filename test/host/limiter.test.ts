@@ -143,3 +143,21 @@ describe("the forwarding limiter", () => {
     expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 0, queued: 0 });
   });
 });
+
+describe("the forwarding limiter's tryAcquire", () => {
+  it("takes a free slot at once and takes none while every slot is held, queued requests keeping their turn", async () => {
+    const limiter = new ConcurrencyLimiter(options());
+    const release = limiter.tryAcquire();
+    expect(release).not.toBeNull();
+    expect(limiter.tryAcquire()).toBeNull();
+    const waiting = limiter.acquire();
+    expect({ active: limiter.active, queued: limiter.queued }).toEqual({ active: 1, queued: 1 });
+    release?.();
+    // The freed slot went to the request that waited, not to a newcomer.
+    expect(limiter.tryAcquire()).toBeNull();
+    (await waiting)();
+    expect(limiter.active).toBe(0);
+    limiter.tryAcquire()?.();
+    expect(limiter.active).toBe(0);
+  });
+});
