@@ -6,8 +6,10 @@
  * Detectors (each a regular expression for the shape plus, where one exists, a checksum):
  *  - email: local@domain.tld (dot-separated labels, alphabetic TLD of 2..63), in the scripts that put
  *    spaces between words (`иван@пример.рф`, `김철수@예시.한국`) and in those that do not
- *    (`张伟@例子.中国`, Japanese, Thai), where the letters before the `@` are taken with it, up to
- *    64 characters back to a space or punctuation (see emailRegex).
+ *    (`张伟@例子.中国`, `张.伟@example.com`, Japanese, Thai), where the letters before the `@` are
+ *    taken with it, up to 64 characters back to a space or punctuation; a top-level domain in those
+ *    letters is one of the root zone's (`wei@example.中国`), and the sentence after it stays (see
+ *    emailRegex).
  *  - phone: international `+<country><digits>` with 8..15 digits in all (E.164) and single
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
@@ -128,7 +130,9 @@ interface Detector {
   /**
    * Matched from a character inside the entity, with the part before it taken by a look-behind
    * (an e-mail address from its `@`): that part is capture group 1. It starts no earlier than the
-   * previous match of the same detector ends, so two entities stay two.
+   * previous match of the same detector ends, so two entities stay two, and after an ideographic
+   * full stop (`。`, `｡`) that the text as written has there (the folded view reads it as a dot):
+   * IDNA makes it a dot in domain names only, in a local part it ends a sentence (`你好。张伟@…`).
    */
   readonly before?: true;
 }
@@ -150,6 +154,22 @@ const WRAP_MAX = 16;
  * aligned with runs of spaces are not one number.
  */
 const SPACE = String.raw`[ \t]{1,2}`;
+
+/**
+ * The top-level domains of the root zone in the letters of the scripts without spaces between
+ * words (IANA's list, https://data.iana.org/TLD/tlds-alpha-by-domain.txt, as of 2025, A-labels
+ * decoded; with some since withdrawn, as addresses at them are still written): Han, kana, Thai and
+ * Lao. A TLD delegated later is still found after a dot between two of those letters (emailRegex),
+ * not after a Latin label.
+ */
+const UNSPACED_TLDS: readonly string[] = `
+  一号店 世界 中信 中国 中國 中文网 亚马逊 企业 佛山 信息 健康 八卦 公司 公益 台湾 台灣 商城 商店 商标 嘉里 嘉里大酒店 在线 大众汽车 大拿 天主教 娱乐 家電
+  工行 广东 微博 慈善 我爱你 手机 手表 招聘 政务 政府 新加坡 新闻 时尚 書籍 机构 淡马锡 游戏 澳門 点看 移动 组织机构 网址 网店 网站 网络 联通 诺基亚 谷歌
+  购物 通販 集团 電訊盈科 飞利浦 食品 餐厅 香格里拉 香港
+  みんな アマゾン クラウド グーグル コム ストア セール ファッション ポイント คอม ไทย ລາວ
+`
+  .trim()
+  .split(/\s+/);
 
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   email: [
@@ -278,16 +298,31 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
  * redaction filter the safe side is to take too much: before that run, the run of letters of every
  * script goes with the address up to 64 characters (RFC 5321's bound on a local part, in characters
  * so the pattern stays linear), back to a character that cannot be in an address (a space,
- * punctuation: `，` `。` `：` `（`). A dot after one of those letters is a sentence's full stop (`。`
- * reads as a dot in the folded view), not part of a name, and ends the run too (`你好。张伟@…`).
- * Domain labels take those letters as well; a top-level domain in them (`中国`, `ไทย`) runs on to
- * the end of their run, up to 63, but not after a label ending in a Latin letter or digit, where a
- * dot then a Chinese or Japanese word is a sentence going on (`john@example.com。谢谢`).
+ * punctuation: `，` `。` `：` `（`). A dot between them is one of the name (`张.伟@…`); `。` as
+ * written is a full stop, which the folded view reads as a dot: the local part starts after it
+ * (`你好。张伟@…`; acceptedMatches).
+ *
+ * Domain labels take those letters as well, but the end of a domain in them is as hard to see: a
+ * dot may be a label's (`例子.中国`, or `例子。中国`, UTS #46) or a sentence's full stop, and nothing
+ * ends the top-level domain before the sentence after it (`wei@例子.中国是我的邮箱`). So:
+ *  - a top-level domain in those letters is one of the root zone's (UNSPACED_TLDS), the longest
+ *    that fits, after a label in any script (`wei@example.中国`); the letters after it stay;
+ *  - a dot between two of those letters separates labels once in a domain: `wei@例子.中国。我在…`
+ *    ends at `中国`, and `wei@北京.例子.中国` is redacted as far as `例子`;
+ *  - only when no such domain fits, the run of those letters after a dot between two of them is
+ *    taken as a top-level domain the list does not know (delegated since), up to 63 characters (a
+ *    label's bound): `wei@例子.未知` whole, `wei@例子.未知是我的邮箱` with the sentence (the safe side);
+ *    not after a Latin label (`user@localhost。然后重启` is no address).
+ * A label is 1..63 characters (RFC 1035's 63 octets, in characters so the bound holds in any
+ * script). A sentence after a Latin top-level domain and `。` that starts with a word which is also a
+ * top-level domain is taken up to that word (`john@example.com。中国很大`).
  *
  * Linear: the `@` is matched first, and the look-behind from it reads back through the spaced run
  * before it, which ends at the `@` before (not in the run), then at most 64 characters more, each
- * length tried at most once as the run's start (`npm run bench:pii`: 1 MB of `张@例.` or of 65
- * `张` then `@` takes as long as Russian prose).
+ * length tried at most once as the run's start; the domain is read forward to the next character
+ * that is not in a label, at most twice (with the list's top-level domains, then without), and a
+ * label can be read in one way only (`npm run bench:pii`: 1 MB of `张@例.`, of 65 `张` then `@`,
+ * of `a@例.b.` or of `a@例.中国` takes two to three times as long as Russian prose).
  */
 function emailRegex(): RegExp {
   const nonLatin = String.raw`\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Georgian}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}\p{Script=Hangul}`;
@@ -298,24 +333,38 @@ function emailRegex(): RegExp {
   // with both kana (`ー`, `ゝ`), and not their punctuation (`。`, `・`).
   const unspaced = String.raw`[[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Bopomofo}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]&&[\p{L}\p{Nd}]]`;
   const atext = String.raw`!#$%&'*+\/=?^_\`\{\|\}~\-`;
-  // One character of a local part: a dot only when it does not follow one of `unspaced`'s letters.
-  const name = String.raw`(?:[${word}${atext}${unspaced}]|(?<![${unspaced}])\.)`;
-  const spaced = String.raw`(?:[${word}${atext}]|(?<![${unspaced}])\.)`;
+  // One character of a local part. A dot after one of `unspaced`'s letters too (`张.伟`): where it
+  // is `。` as written, folded to a dot, the local part starts after it (acceptedMatches).
+  const name = `[${word}${atext}${unspaced}.]`;
+  const spaced = `[${word}${atext}.]`;
   // Read backwards from the `@`: the run of spaced letters before it, then the rest of the run (to
   // its start, or 64 characters when it is longer). Not empty (the `@` follows a `name`).
   const local = `(?:(?<!${name})${name}{0,64}|${name}{64})${spaced}*`;
-  const label = `[${word}${unspaced}]`;
+  // A label then its dot: `normal` unless the dot is between two of `unspaced`'s letters
+  // (`between`), which a domain has at most once.
+  const letter = `[${word}${unspaced}]`;
+  const label = String.raw`${letter}(?:[${letter}\-]{0,61}${letter})?\.`;
+  const afterUnspaced = String.raw`(?<=[${unspaced}]\p{M}{0,62}\.)`;
+  const normal = `${label}(?!${afterUnspaced}[${unspaced}])`;
+  const between = `${label}${afterUnspaced}(?=[${unspaced}])`;
+  // At least one label; at most one dot between two of `unspaced`'s letters.
+  const labels = `(?:(?:${normal})+(?:${between}(?:${normal})*)?|${between}(?:${normal})*)`;
   // An ASCII top-level domain ends where Latin letters end, so a word of another script may follow
-  // it directly (`ivan@example.comили`); one in another script ends where its letters end.
+  // it directly (`ivan@example.comили`); one in another script with spaces between words ends where
+  // its letters end. One in `unspaced`'s letters is one of the root zone's (UNSPACED_TLDS), the
+  // longest that fits, so the sentence that goes on after it stays (`wei@例子.中国是…`).
+  const known = [...UNSPACED_TLDS].sort((a, b) => b.length - a.length).join("|");
   const tld = [
     String.raw`[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9\-])`,
     String.raw`[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}(?![${word}\-])`,
-    String.raw`(?<![\p{Script=Latin}0-9]\.)${unspaced}[${unspaced}\p{M}]{1,62}`,
+    String.raw`(?:${known})(?![\p{M}\-])`,
   ].join("|");
-  return new RegExp(
-    String.raw`@(?<=${name}@)(?<=(${local})@)(?:${label}(?:[${label}\-]{0,61}${label})?\.)+(?:${tld})`,
-    "gv",
-  );
+  // Only when no such top-level domain ends the domain anywhere: after a dot between two of
+  // `unspaced`'s letters, the run of those letters after it, up to 63 (`wei@例子.未知…`: a top-level
+  // domain the list does not know, so the safe side is to take the run). Not after a Latin label,
+  // where a dot then a Chinese or Japanese word is a sentence going on (`user@localhost。然后`).
+  const unknown = String.raw`(?:${normal})*${between}[${unspaced}][${unspaced}\p{M}]{1,62}`;
+  return new RegExp(String.raw`@(?<=${name}@)(?<=(${local})@)(?:${labels}(?:${tld})|${unknown})`, "gv");
 }
 
 /** An `accept` that takes the whole match when `check` does, and none of it otherwise. */
@@ -440,7 +489,7 @@ function detectInViews(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
     for (const entity of PII_DETECTION_ORDER) {
       if (!wanted.has(entity)) continue;
       for (const detector of DETECTORS[entity]) {
-        for (const { start, end } of acceptedMatches(detector, view)) spans.push({ start, end, entity });
+        for (const { start, end } of acceptedMatches(detector, view, text)) spans.push({ start, end, entity });
       }
     }
   }
@@ -657,7 +706,7 @@ function crossesBoundary(entity: PiiEntity, left: string, separator: string, rig
  * characters), or, for `sk-…` keys, start only at a run's first character, so no two overlap; this
  * stays linear in the text (see the module comment for measured costs).
  */
-function* acceptedMatches(detector: Detector, text: string): Generator<{ start: number; end: number }> {
+function* acceptedMatches(detector: Detector, text: string, written = text): Generator<{ start: number; end: number }> {
   // exec on the shared regular expression (matchAll would copy it per call); the caller uses each
   // result before asking for the next, and nothing else runs in between.
   const regex = detector.regex;
@@ -675,12 +724,22 @@ function* acceptedMatches(detector: Detector, text: string): Generator<{ start: 
       regex.lastIndex = at + 1;
       continue;
     }
-    const start = detector.before ? Math.max(at - (match[1] ?? "").length, previousEnd) : at;
+    const start = detector.before
+      ? afterFullStop(written, Math.max(at - (match[1] ?? "").length, previousEnd), at)
+      : at;
     const end = at + length;
     yield { start, end };
     regex.lastIndex = end;
     previousEnd = end;
   }
+}
+
+/** `from`, or the place after the last ideographic full stop (`。`, `｡`) in `written[from, to)`. */
+function afterFullStop(written: string, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) {
+    if (written[i] === "\u3002" || written[i] === "\uFF61") return i + 1;
+  }
+  return from;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------

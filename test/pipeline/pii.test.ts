@@ -62,6 +62,29 @@ const POSITIVES: readonly Row[] = [
   ["email, Chinese, 64 back", "email", `${HAN_100}@example.com`, `${HAN_100.slice(64)}[REDACTED_EMAIL]`],
   ["email, Chinese, 64 back, Latin", "email", `${HAN_100}wei@example.com`, `${HAN_100.slice(64)}[REDACTED_EMAIL]`],
   ["email, Latin name, dot, Chinese name", "email", "wei.张伟@example.com", "[REDACTED_EMAIL]"],
+  // A dot between Chinese letters as written (`.`, not `。`) is a dot of the local part; `。` as
+  // written ends it (a full stop: IDNA reads it as a dot in domain names only).
+  ["email, Chinese name, dot, Chinese name", "email", "张.伟@example.com", "[REDACTED_EMAIL]"],
+  ["email, Chinese names with dots, in a sentence", "email", "请联系张.伟.王@example.com谢谢", "[REDACTED_EMAIL]谢谢"],
+  ["email, Chinese name with a dot, after a full stop", "email", "你好。张.伟@example.com", "你好。[REDACTED_EMAIL]"],
+  // A top-level domain in those letters is one of the root zone's (UNSPACED_TLDS) wherever it
+  // stands, after a Latin label too; the sentence after it stays.
+  ["email, Latin label, Chinese TLD", "email", "wei@example.中国", "[REDACTED_EMAIL]"],
+  ["email, Latin label, Chinese TLD, more", "email", "写 wei@example.中国。谢谢", "写 [REDACTED_EMAIL]。谢谢"],
+  ["email, Latin labels, Japanese TLD", "email", "wei@mail.example.みんな", "[REDACTED_EMAIL]"],
+  ["email, Chinese TLD, Chinese sentence on", "email", "wei@例子.中国是我的邮箱", "[REDACTED_EMAIL]是我的邮箱"],
+  ["email, Chinese TLD, comma", "email", "邮箱是wei@example.中国，谢谢", "[REDACTED_EMAIL],谢谢"],
+  ["email, Japanese TLD, sentence on", "email", "たなか@れい.みんなです", "[REDACTED_EMAIL]です"],
+  ["email, Thai TLD, sentence on", "email", "สมชาย@ตัวอย่าง.ไทยครับ", "[REDACTED_EMAIL]ครับ"],
+  // `。` between letters of those scripts separates labels only once (before the top-level domain):
+  // the sentences after the address stay.
+  ["email, Chinese domain, sentences on", "email", "wei@例子.中国。我在北京。谢谢", "[REDACTED_EMAIL]。我在北京。谢谢"],
+  ["email, Chinese domain in ideographic stops", "email", "wei@例子。中国。是我的邮箱", "[REDACTED_EMAIL]。是我的邮箱"],
+  ["email, Chinese domain, Latin TLD after", "email", "wei@例子.中国.com是", "[REDACTED_EMAIL]是"],
+  // A top-level domain in those letters the list does not hold runs on to the end of its letters,
+  // at most 63 (a label's bound), and no further than the next `。`.
+  ["email, unknown Chinese TLD", "email", "wei@例子.未知。谢谢", "[REDACTED_EMAIL]。谢谢"],
+  ["email, unknown Chinese TLD, 63", "email", `wei@例子.${HAN_100}`, `[REDACTED_EMAIL]${HAN_100.slice(63)}`],
   ["email, hiragana", "email", "あて先 たなか@example.jp まで", "あて先 [REDACTED_EMAIL] まで"],
   ["email, katakana with a long vowel mark", "email", "メール：ターナー@れい.みんな", "メール:[REDACTED_EMAIL]"],
   ["email, Thai", "email", "ติดต่อ สมชาย@ตัวอย่าง.ไทย ครับ", "ติดต่อ [REDACTED_EMAIL] ครับ"],
@@ -302,6 +325,9 @@ const NEGATIVES: readonly (readonly [name: string, entity: PiiEntity, input: str
   ["Cyrillic word, @, number", "email", "цена@100руб"],
   ["Chinese handle", "email", "请关注@张伟 的微博"],
   ["Chinese words around @, no TLD", "email", "价格@例子"],
+  // A top-level domain in those letters that is not a known one is not read after a Latin label:
+  // a dot then Chinese after a Latin word is a sentence going on.
+  ["Latin host, full stop, Chinese sentence", "email", "请登录user@localhost。然后重启"],
   ["Japanese, @ before a number", "email", "あと@3人です。"],
   ["short international", "phone", "+12345"],
   ["order number without separators", "phone", "order 4155552671 shipped"],
