@@ -30,6 +30,10 @@ const SHAPES: readonly (readonly [name: string, prefix: string, unit: string])[]
   // to 64 characters; a run longer than that, then `@`, costs the most per `@`.
   ["e-mail-shaped runs in Chinese", "", "张@例."],
   ["Chinese letters, 65 then an at sign", "", `${"张".repeat(65)}@`],
+  // Domains: a dot between two Chinese letters separates labels once, a Latin label any number of
+  // times; a Chinese top-level domain is one of a list, tried at each label.
+  ["e-mail-shaped runs, Chinese and Latin labels", "", "a@例.b."],
+  ["e-mail addresses with a Chinese top-level domain", "", "a@例.中国"],
   ["English prose", "", "Please summarise the attached quarterly report and name three risks. "],
   ["Russian prose", "", "Пожалуйста, кратко изложите приложенный отчёт и назовите три риска. "],
   ["Chinese prose", "", "请简要总结所附的季度报告，并指出三个主要风险。"],
@@ -45,7 +49,19 @@ for (const [name, prefix, unit] of SHAPES) {
     times.push(performance.now() - started);
   }
   const { median } = stats(times);
-  rows.push([name, JSON.stringify(unit), (median / 1000).toFixed(3)]);
+  rows.push([name, asciiUnit(unit), (median / 1000).toFixed(3)]);
+}
+
+/**
+ * `unit` quoted, in ASCII (other characters as `\uXXXX`) and cut at 40 characters: the table pads
+ * cells by their length, so a Chinese letter, two columns wide, would push its row out of line.
+ */
+function asciiUnit(unit: string): string {
+  const quoted = JSON.stringify(unit).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return quoted.length <= 40 ? quoted : `${quoted.slice(0, 37)}...`;
 }
 
 process.stdout.write(formatMachine());
