@@ -441,6 +441,24 @@ export function isPerRequestLogLine(line: string): boolean {
   return type === "access" || event === "release" || event === "request-refused";
 }
 
+/**
+ * A child that exited before it was ready (startChild): its name, and its exit code or the signal
+ * that killed it, for the supervisor to tell a boot failure of the child's own from a stop (a child
+ * the terminal's Ctrl-C killed); the message adds its last `cloister: ` line, if any.
+ */
+export class ChildExitedError extends Error {
+  constructor(
+    readonly child: string,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    errorLine: string | null,
+  ) {
+    super(
+      `${child} exited before it was ready (${signal ?? `exit code ${exitCode}`})${errorLine === null ? "" : `: ${errorLine}`}`,
+    );
+  }
+}
+
 /** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */
 const CTRL_C_SETTLE_MS = 500;
 
@@ -486,8 +504,7 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
           reject(portOptionError(port, (usage[1] as string).replaceAll("--port", port.option)));
           return;
         }
-        const said = errorLine === null ? "" : `: ${errorLine}`;
-        reject(new Error(`${name} exited before it was ready (${signal ?? `exit code ${code}`})${said}`));
+        reject(new ChildExitedError(name, code, signal, errorLine));
       };
       // Killed by SIGINT: most likely the terminal's Ctrl-C, which reached the supervisor at the
       // same moment, but whose handling may come just after this exit is seen. A moment's wait lets

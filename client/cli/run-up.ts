@@ -7,6 +7,7 @@ import { connect, type Session } from "../sdk.ts";
 import { readError } from "./bounded-file.ts";
 import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, type UpOptions } from "./commands.ts";
 import {
+  ChildExitedError,
   fixedPorts,
   prepareDeployment,
   type RunningDeployment,
@@ -142,6 +143,37 @@ function webPagePort(corsOrigins: readonly string[]): number | null {
 }
 
 /**
+ * Whether `error`, with which a boot that a stop (`reason`, abortBootOn's) interrupted failed, is
+ * that stop: the abort itself, or a child killed by SIGINT when the stop was a SIGINT too, the
+ * terminal's Ctrl-C, which reaches the whole process group. That child counts as stopped however
+ * late `up`'s own SIGINT was handled: past CTRL_C_SETTLE_MS (deploy.ts) its death was taken for a
+ * boot failure, and the boot was stopping the other children when the SIGINT came. Anything else is
+ * a failure, said and exit 1, whatever stop came after it: a child that exited on its own (any exit
+ * code, or another signal), a port refused, a file that could not be written.
+ */
+function isStop(error: unknown, reason: unknown): boolean {
+  if (error === reason) return true;
+  return reason === "SIGINT" && error instanceof ChildExitedError && error.signal === "SIGINT";
+}
+
+/**
+ * From the first stop asked for (`signalled`, waitForSignal's) on, while `up` or `demo` stops what
+ * it started: a second (Ctrl-C again, SIGTERM) exits at once, saying so, with the status of a
+ * command stopped early (130, 143; 1 when a child failed as it stopped, `failed`). The children,
+ * supervised, stop on their own once it has gone (output.ts stopWhenParentExits), unwatched.
+ */
+function exitAtOnceOnSecondStop(signalled: Promise<StopReason>, failed: () => boolean): void {
+  void signalled.then(() => {
+    const exitNow = (signal: "SIGINT" | "SIGTERM") => {
+      say(`${signal} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
+      process.exit(failed() ? 1 : STOPPED_EXIT_CODE[signal]);
+    };
+    process.once("SIGINT", exitNow);
+    process.once("SIGTERM", exitNow);
+  });
+}
+
+/**
  * The abort of `up`'s or `demo`'s boot at the first stop asked for (`signalled`: waitForSignal's),
  * said on stderr; once `booted()` is called, a stop is the caller's to handle.
  */
@@ -164,20 +196,22 @@ function abortBootOn(signalled: Promise<StopReason>): { readonly signal: AbortSi
 export async function runUp(options: UpOptions): Promise<void> {
   // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
   // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
-  // stop it at once. A second signal has its default action (the children then stop on their own).
+  // stop it at once. A second signal exits at once (exitAtOnceOnSecondStop).
   // A stop asked for (Ctrl-C, SIGTERM, output closed) is a clean shutdown of a server, during boot
   // as after it: exit 0, as host, enclave and key broker do, so a supervisor's stop is no failure
   // whenever it comes. A child that exits on its own fails it (1), and so does one that, stopped,
   // does not exit 0 (an enclave that could not remove its private model copy): its last line is
-  // said again, so the decrypted weights left behind are not lost among the children's lines.
+  // said again, so the decrypted weights left behind are not lost among the children's lines. A
+  // boot failure is one even when a stop comes as the other children are stopped (isStop).
   const signalled = waitForSignal();
   const stops = stopFailures();
+  exitAtOnceOnSecondStop(signalled, stops.failed);
   const interrupted = abortBootOn(signalled);
   let deployment: RunningDeployment;
   try {
     deployment = await boot(options, say, interrupted.signal, stops.onStopFailure);
   } catch (error) {
-    if (!interrupted.signal.aborted) throw error;
+    if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) throw error;
     say("stopped: every process it started has exited");
     if (stops.failed()) process.exitCode = 1;
     return;
@@ -337,6 +371,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   // it died at once, and its children stopped on their own after it had gone, the enclave's
   // decrypted copy of the model still there meanwhile.
   const signalled = waitForSignal();
+  exitAtOnceOnSecondStop(signalled, stops.failed);
   const interrupted = abortBootOn(signalled);
   const stoppedEarly = (reason: StopReason) => {
     say("stopped: every process it started has exited");
@@ -346,7 +381,11 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   try {
     deployment = await boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
   } catch (error) {
-    if (!interrupted.signal.aborted) throw error;
+    if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) {
+      // Its children's lines were only kept: what failed is said with the failing child's last ones.
+      sayLastLines(logs, error instanceof ChildExitedError ? error.child : null);
+      throw error;
+    }
     stoppedEarly(interrupted.signal.reason as StopReason);
     return;
   }
@@ -354,7 +393,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   const shown = showDemo(deployment, options.prompt, logs, started);
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
   const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
-    for (const line of logs.slice(-20)) say(line);
+    sayLastLines(logs, null);
     await deployment.stop();
     throw error;
   });
@@ -362,6 +401,18 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   await deployment.stop();
   if (reason !== null) stoppedEarly(reason);
   else if (stops.failed()) process.exitCode = 1;
+}
+
+/**
+ * Says demo's last 20 kept lines of its children (`[name] …`), of `child` only when it names the one
+ * that failed.
+ */
+function sayLastLines(logs: readonly string[], child: string | null): void {
+  const lines =
+    child === null
+      ? logs
+      : logs.filter((line) => line.startsWith(`[${child}] `) || line.startsWith(`[${child}:stdout] `));
+  for (const line of lines.slice(-20)) say(line);
 }
 
 /** What `cloister demo` does with the deployment it booted: verify, ask, check the audit log. */
