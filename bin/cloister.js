@@ -7,7 +7,14 @@
 // once its command has installed its handlers (enclave/http.ts), a second or more later: Ctrl-C in
 // up's first moments killed a child still loading, which up then took for one that failed. Before
 // tsx is loaded too: a static import would be loaded before this line runs.
-if (process.env.CLOISTER_SUPERVISED === "1") process.on("SIGINT", () => {});
+// Supervised only when the variable names this process's parent (`supervisor-pid:<up's pid>`,
+// client/cli/deploy.ts childEnvironment): a CLOISTER_SUPERVISED=1 exported by accident in a shell
+// made every command ignore Ctrl-C. From here on the command sees "1" when supervised (enclave/http.ts,
+// output.ts stopWhenParentExits), and no variable at all when not.
+if (process.env.CLOISTER_SUPERVISED === `supervisor-pid:${process.ppid}`) {
+  process.env.CLOISTER_SUPERVISED = "1";
+  process.on("SIGINT", () => {});
+} else delete process.env.CLOISTER_SUPERVISED;
 
 const { register } = await import("tsx/esm/api");
 register();

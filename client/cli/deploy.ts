@@ -324,12 +324,14 @@ interface Child {
 
 /**
  * The environment of a supervised child: marked CLOISTER_SUPERVISED (it ignores the terminal's
- * Ctrl-C and stops when this supervisor goes away, output.ts stopWhenParentExits), without the
+ * Ctrl-C and stops when this supervisor goes away, output.ts stopWhenParentExits) with the pid of
+ * this supervisor (`supervisor-pid:<pid>`), which bin/cloister.js checks is the child's parent, so
+ * a value exported by accident in a shell does not make a command supervised; without the
  * `npm_command` npx gave this process, which is about this process's parent, not the child's.
  */
 export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { npm_command: _npmCommand, ...rest } = env;
-  return { ...rest, CLOISTER_SUPERVISED: "1" };
+  return { ...rest, CLOISTER_SUPERVISED: `supervisor-pid:${process.pid}` };
 }
 
 /**

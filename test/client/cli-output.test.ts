@@ -142,7 +142,11 @@ describe("stopWhenParentExits: npx does not pass signals on", () => {
     const supervised = stopWhenParentExits({ env: { CLOISTER_SUPERVISED: "1" }, parentPid: () => 1, stop: () => {} });
     expect(supervised).not.toBeNull();
     supervised?.();
-    expect(childEnvironment({ npm_command: "exec", PATH: "/bin" })).toEqual({ PATH: "/bin", CLOISTER_SUPERVISED: "1" });
+    // Marked with this supervisor's pid, which the child checks is its parent's (bin/cloister.js).
+    expect(childEnvironment({ npm_command: "exec", PATH: "/bin" })).toEqual({
+      PATH: "/bin",
+      CLOISTER_SUPERVISED: `supervisor-pid:${process.pid}`,
+    });
   });
 });
 

@@ -2,7 +2,8 @@
  * `cloister enclave` and `cloister host` stopped while they boot, as real processes: SIGTERM during
  * boot is a clean stop, as after boot (exit 0, and a line saying so), never the signal's default
  * action. The enclave leaves no private model copy behind (for a sealed model, its decrypted
- * weights in /dev/shm), and a busy key broker's retries do not keep it running.
+ * weights in /dev/shm), and a busy key broker's retries do not keep it running. A child of
+ * `cloister up` ignores Ctrl-C from its first lines on, and only a child of up does.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -126,7 +127,7 @@ describe("cloister enclave: SIGTERM during boot", () => {
   });
 });
 
-describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its command has loaded", () => {
+describe("a child of cloister up (CLOISTER_SUPERVISED, naming this process): Ctrl-C before its command has loaded", () => {
   it("is ignored from bin/cloister.js's first lines on, as its command ignores it: up stops it", async () => {
     // Held after bin/cloister.js's first lines, before node loads its command (and with it the
     // command's signal handlers, a second or more after it starts). The terminal's Ctrl-C reaches
@@ -135,7 +136,7 @@ describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its comman
     const hold = join(import.meta.dirname, "..", "helpers", "delay-supervised-command.mjs");
     const env = {
       ...process.env,
-      CLOISTER_SUPERVISED: "1",
+      CLOISTER_SUPERVISED: `supervisor-pid:${process.pid}`,
       NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
     };
     const kbs = start(["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"], env);
@@ -154,7 +155,7 @@ describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its comman
     const hold = join(import.meta.dirname, "..", "helpers", "delay-supervised-command.mjs");
     const env = {
       ...process.env,
-      CLOISTER_SUPERVISED: "1",
+      CLOISTER_SUPERVISED: `supervisor-pid:${process.pid}`,
       CLOISTER_TEST_HOLD_AT: "tsx",
       NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
     };
@@ -165,6 +166,37 @@ describe("a child of cloister up (CLOISTER_SUPERVISED): Ctrl-C before its comman
     expect({ code: kbs.child.exitCode, signal: kbs.child.signalCode }).toEqual({ code: null, signal: null });
     kbs.child.kill("SIGTERM");
     expect(await kbs.exited).toEqual({ code: null, signal: "SIGTERM" });
+  });
+});
+
+describe("bin/cloister.js: the supervised mode is entered only when CLOISTER_SUPERVISED names the parent", () => {
+  /** Starts `cloister kbs serve` with CLOISTER_SUPERVISED set to `value`; resolves once it is ready. */
+  async function serve(value: string) {
+    const env = { ...process.env, CLOISTER_SUPERVISED: value };
+    const kbs = start(["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"], env);
+    await kbs.until(() => kbs.output().stdout.includes('"ready"'));
+    expect(kbs.output().stdout, kbs.output().stderr).toContain('"event":"ready"');
+    return kbs;
+  }
+
+  // A value exported by accident in a shell made every command ignore Ctrl-C; one inherited from
+  // another supervisor (up's pid, not this process's parent) would do the same.
+  it.each([
+    { what: "exported by accident in a shell", value: () => "1" },
+    { what: "naming another process than its parent", value: () => `supervisor-pid:${process.ppid}` },
+  ])("not with a CLOISTER_SUPERVISED $what: Ctrl-C stops the command", async ({ value }) => {
+    const kbs = await serve(value());
+    kbs.child.kill("SIGINT");
+    expect(await kbs.exited, kbs.output().stderr).toEqual({ code: 0, signal: null });
+  });
+
+  it("with one naming its parent (up's pid): Ctrl-C is ignored, up's SIGTERM stops it", async () => {
+    const kbs = await serve(`supervisor-pid:${process.pid}`);
+    kbs.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect({ code: kbs.child.exitCode, signal: kbs.child.signalCode }).toEqual({ code: null, signal: null });
+    kbs.child.kill("SIGTERM");
+    expect(await kbs.exited, kbs.output().stderr).toEqual({ code: 0, signal: null });
   });
 });
 

@@ -1,9 +1,9 @@
 /**
  * Preloaded (`node --import`) into a `cloister` process: a process that `cloister up` started (its
- * environment has CLOISTER_SUPERVISED=1) runs bin/cloister.js's first lines, then waits 20 s before
- * it loads its command (client/cli/main.ts): it has installed what bin/cloister.js installs, none of
- * its command's signal handlers. It writes "held before its command" on stderr as it starts to
- * wait. Any other process (up itself) starts at once. With CLOISTER_TEST_HOLD_AT=tsx it waits
+ * environment's CLOISTER_SUPERVISED names its parent, up) runs bin/cloister.js's first lines, then
+ * waits 20 s before it loads its command (client/cli/main.ts): it has installed what bin/cloister.js
+ * installs, none of its command's signal handlers. It writes "held before its command" on stderr as
+ * it starts to wait. Any other process (up itself) starts at once. With CLOISTER_TEST_HOLD_AT=tsx it waits
  * instead before bin/cloister.js has loaded tsx (its first import), having run none of its lines.
  */
 import { writeSync } from "node:fs";
@@ -11,7 +11,7 @@ import { register } from "node:module";
 import { isMainThread } from "node:worker_threads";
 
 // This file is also the hooks module: node loads it again in its hooks thread, which registers nothing.
-if (isMainThread && process.env.CLOISTER_SUPERVISED === "1") register(import.meta.url);
+if (isMainThread && process.env.CLOISTER_SUPERVISED === `supervisor-pid:${process.ppid}`) register(import.meta.url);
 
 /** Node's module resolution hook (in its hooks thread): holds the resolution of the command's entry. */
 export async function resolve(specifier, context, nextResolve) {
