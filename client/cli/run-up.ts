@@ -382,8 +382,9 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
     deployment = await boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
   } catch (error) {
     if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) {
-      // Its children's lines were only kept: what failed is said with the failing child's last ones.
-      sayLastLines(logs, error instanceof ChildExitedError ? error.child : null);
+      // Its children's lines were only kept: what failed is said with their last ones (the failing
+      // child's, and the others', a key broker's refusal among them, which an enclave's error points to).
+      sayLastLines(logs);
       throw error;
     }
     stoppedEarly(interrupted.signal.reason as StopReason);
@@ -393,7 +394,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   const shown = showDemo(deployment, options.prompt, logs, started);
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
   const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
-    sayLastLines(logs, null);
+    sayLastLines(logs);
     await deployment.stop();
     throw error;
   });
@@ -403,16 +404,9 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   else if (stops.failed()) process.exitCode = 1;
 }
 
-/**
- * Says demo's last 20 kept lines of its children (`[name] …`), of `child` only when it names the one
- * that failed.
- */
-function sayLastLines(logs: readonly string[], child: string | null): void {
-  const lines =
-    child === null
-      ? logs
-      : logs.filter((line) => line.startsWith(`[${child}] `) || line.startsWith(`[${child}:stdout] `));
-  for (const line of lines.slice(-20)) say(line);
+/** Says the last 20 lines demo kept of its children's (`[name] …`), when it fails. */
+function sayLastLines(logs: readonly string[]): void {
+  for (const line of logs.slice(-20)) say(line);
 }
 
 /** What `cloister demo` does with the deployment it booted: verify, ask, check the audit log. */
