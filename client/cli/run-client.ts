@@ -605,7 +605,7 @@ export async function runAuditCheckpoint(options: ClientConnectionOptions & { ou
     // Each boot has its own log, named by its boot id (the document digest's first 16 digits).
     const bootLog = `${session.enclave.documentDigest.slice(0, 16)}.jsonl`;
     summary.push(
-      `written to ${options.out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: .cloister/audit under cloister up) with:`,
+      `written to ${options.out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR) with:`,
       `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${options.out}`,
     );
     process.stdout.write(`${summary.join("\n")}\n`);

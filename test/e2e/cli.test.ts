@@ -140,7 +140,9 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
     const fresh = JSON.parse(json.stdout) as { count: number; signingKey: string; documentDigest: string };
     expect(fresh.count).toBeGreaterThanOrEqual(2);
     expect(human.stdout).toContain(fresh.signingKey);
-    // It names this boot's log file, not a FILE to guess among the boots' logs.
+    // It names this boot's log file, not a FILE to guess among the boots' logs, and where the
+    // audit directory is whatever --dir up was given.
+    expect(human.stdout).toContain("AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR)");
     expect(human.stdout).toContain(
       `cloister audit verify --log AUDIT_DIR/${fresh.documentDigest.slice(0, 16)}.jsonl --key ${fresh.signingKey}`,
     );
