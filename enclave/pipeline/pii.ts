@@ -307,12 +307,13 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
  * ends the top-level domain before the sentence after it (`wei@例子.中国是我的邮箱`). So:
  *  - a top-level domain in those letters is one of the root zone's (UNSPACED_TLDS), the longest
  *    that fits, after a label in any script (`wei@example.中国`); the letters after it stay;
- *  - a dot between two of those letters separates labels once in a domain: `wei@例子.中国。我在…`
- *    ends at `中国`, and `wei@北京.例子.中国` is redacted as far as `例子`;
- *  - only when no such domain fits, the run of those letters after a dot between two of them is
- *    taken as a top-level domain the list does not know (delegated since), up to 63 characters (a
- *    label's bound): `wei@例子.未知` whole, `wei@例子.未知是我的邮箱` with the sentence (the safe side);
- *    not after a Latin label (`user@localhost。然后重启` is no address).
+ *  - a dot between a letter of any script but Latin and one of those letters separates labels
+ *    once in a domain: `wei@例子.中国。我在…` ends at `中国`, and `wei@北京.例子.中国` is redacted as
+ *    far as `例子`;
+ *  - only when no such domain fits, the run of those letters after such a dot is taken as a
+ *    top-level domain the list does not know (delegated since), up to 63 characters (a label's
+ *    bound): `wei@例子.未知` and `wei@예시.未知` whole, `wei@例子.未知是我的邮箱` with the sentence
+ *    (the safe side); not after a Latin label (`user@localhost。然后重启` is no address).
  * A label is 1..63 characters (RFC 1035's 63 octets, in characters so the bound holds in any
  * script). A sentence after a Latin top-level domain and `。` that starts with a word which is also a
  * top-level domain is taken up to that word (`john@example.com。中国很大`).
@@ -342,13 +343,16 @@ function emailRegex(): RegExp {
   // Read backwards from the `@`: the run of spaced letters before it, then the rest of the run (to
   // its start, or 64 characters when it is longer). Not empty (the `@` follows a `name`).
   const local = `(?:(?<!${name})${name}{0,64}|${name}{64})${spaced}*`;
-  // A label then its dot: `normal` unless the dot is between two of `unspaced`'s letters
-  // (`between`), which a domain has at most once.
+  // A label then its dot: `normal` unless the dot is between a letter of a script other than Latin
+  // and one of `unspaced`'s letters (`between`), which a domain has at most once.
   const letter = `[${word}${unspaced}]`;
   const label = String.raw`${letter}(?:[${letter}\-]{0,61}${letter})?\.`;
-  const afterUnspaced = String.raw`(?<=[${unspaced}]\p{M}{0,62}\.)`;
-  const normal = `${label}(?!${afterUnspaced}[${unspaced}])`;
-  const between = `${label}${afterUnspaced}(?=[${unspaced}])`;
+  // A dot after one of `unspaced`'s letters (`例子.`) or after a whole label in letters of another
+  // script but Latin (`예시.`, `пример.`; not a label that mixes in Latin, such as the look-alike
+  // folded view's `pф.`, whose top-level domain then fits no rule), before one of `unspaced`'s letters.
+  const afterNonLatin = String.raw`(?<=[${unspaced}]\p{M}{0,62}\.|[@.][[[${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}]{1,63}\.)`;
+  const normal = `${label}(?!${afterNonLatin}[${unspaced}])`;
+  const between = `${label}${afterNonLatin}(?=[${unspaced}])`;
   // An ASCII top-level domain ends where Latin letters end, so a word of another script may follow
   // it directly (`ivan@example.comили`); one in another script with spaces between words ends where
   // its letters end. One in `unspaced`'s letters is one of the root zone's (UNSPACED_TLDS), the
@@ -364,8 +368,9 @@ function emailRegex(): RegExp {
   // The labels, at most one `between` among them, then the top-level domain; or, only where none
   // of those fits after the labels before the `between` (tried first: `example.中国。谢谢` ends at
   // `中国`), the run of `unspaced`'s letters right after it, up to 63 (`wei@例子.未知…`: a top-level
-  // domain the list does not know, so the safe side is to take the run). Not after a Latin label,
-  // where a dot then a Chinese or Japanese word is a sentence going on (`user@localhost。然后`).
+  // domain the list does not know, so the safe side is to take the run; also after a label in
+  // Hangul or Cyrillic: `wei@예시.未知`). Not after a Latin label, where a dot then a Chinese or
+  // Japanese word is a sentence going on (`user@localhost。然后`).
   // Each label is read once as `normal` and at most once more as `between`.
   const normals = `(?:${normal})*`;
   const top = String.raw`(?<=\.)(?:${tld})`;

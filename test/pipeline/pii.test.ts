@@ -84,6 +84,10 @@ const POSITIVES: readonly Row[] = [
   // A top-level domain in those letters the list does not hold runs on to the end of its letters,
   // at most 63 (a label's bound), and no further than the next `。`.
   ["email, unknown Chinese TLD", "email", "wei@例子.未知。谢谢", "[REDACTED_EMAIL]。谢谢"],
+  // After a label in another script with spaces between words too (only not after a Latin one).
+  ["email, unknown Chinese TLD after Hangul", "email", "wei@예시.未知 다음", "[REDACTED_EMAIL] 다음"],
+  ["email, unknown Chinese TLD after Cyrillic", "email", "wei@пример.未知 да", "[REDACTED_EMAIL] да"],
+  ["email, Cyrillic TLD, full stop, Chinese", "email", "Иван@пример.рф。谢谢", "[REDACTED_EMAIL]。谢谢"],
   ["email, unknown Chinese TLD, 63", "email", `wei@例子.${HAN_100}`, `[REDACTED_EMAIL]${HAN_100.slice(63)}`],
   ["email, hiragana", "email", "あて先 たなか@example.jp まで", "あて先 [REDACTED_EMAIL] まで"],
   ["email, katakana with a long vowel mark", "email", "メール：ターナー@れい.みんな", "メール:[REDACTED_EMAIL]"],

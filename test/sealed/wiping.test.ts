@@ -1,5 +1,5 @@
 /**
- * SECURITY.md says the secrets of one request are wiped once used: the request's shared key and
+ * docs/protocol.md's key table says the secrets of one request are wiped once used: the request's shared key and
  * plaintext on both sides, the hash that derives the response key, and the enclave's response key
  * when its stream ends. These tests hold on to the very arrays the sealed module made (through
  * wrappers around its crypto primitives) and check they are all zero afterwards.
