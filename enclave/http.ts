@@ -459,6 +459,12 @@ function listenWith(
 /** A server listening before its handler exists: `serve` sets it (once), e.g. a hono app's `fetch`. */
 export interface ListeningServer extends RunningServer {
   serve<Env>(fetchHandler: (request: Request, env?: Env) => Response | Promise<Response>): void;
+  /**
+   * Closes every open connection now, requests and answers under way included, and goes on
+   * listening (`close` stops listening): the enclave cuts the answers its drain could not wait
+   * for, then still serves the host its audit records for a moment (enclave/run.ts drainEnclave).
+   */
+  cutConnections(): void;
 }
 
 /**
@@ -482,6 +488,7 @@ export async function listenBeforeServing(
     port: running.port,
     address: running.address,
     close: (graceMs) => running.close(graceMs),
+    cutConnections: () => server.closeAllConnections(),
     serve(fetchHandler) {
       if (served) throw new Error("listenBeforeServing: serve() called twice");
       served = true;
@@ -616,7 +623,9 @@ export function readBodyWithin(
  * Runs until SIGINT or SIGTERM, then shuts down within `graceMs` (a second signal cuts everything at
  * once): first `drain(deadline)` (the caller stops taking work and waits for what is under way,
  * e.g. the enclave's answers and the host's collection of its audit records), then `server.close`
- * with what is left of the grace period, then `after` (the caller's own cleanup). How `cloister
+ * with what is left of the grace period, then `after` (the caller's own cleanup). A drain may run
+ * a bounded moment past `deadline` (the enclave's serves the audit records of the answers it cut,
+ * enclave/run.ts drainEnclave); `server.close` then cuts at once whatever is left. How `cloister
  * enclave`, `host` and `kbs serve` shut down, losing no answer in progress. Resolves once stopped;
  * rejects with the error of a step that failed (the enclave's removal of its model copy, in
  * `after`), for the caller to report, rather than leaving it an unhandled rejection.

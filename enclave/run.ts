@@ -131,15 +131,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
     // enclave), answers under way finish, and the host collects their audit records, which would
     // otherwise die with this boot.
-    drain: async (deadline) => {
-      state.draining = true;
-      await waitUntil(() => state.active === 0 && enclave.auditPending === 0, deadline);
-      if (enclave.auditPending > 0) {
-        process.stderr.write(
-          `cloister enclave: shutting down with ${enclave.auditPending} audit record(s) the host has not collected\n`,
-        );
-      }
-    },
+    drain: (deadline) => drainEnclave(server, enclave, state, deadline),
     after: () => enclave.close(),
   });
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
@@ -165,6 +157,50 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   }
   const unsaid = closeFailureBesidesCopies(failure, left);
   if (unsaid !== null) throw unsaid;
+}
+
+/**
+ * How long a draining enclave goes on serving its audit records once its grace has ended and it has
+ * cut the answers still under way: each cut answer writes its record as it ends (enclave/service.ts,
+ * the answer stream's `finally`), and the host, which collects after each answer and every second
+ * (host/server.ts), gets this long to take them. Bounded so that a stop stays within what
+ * supervisors wait before SIGKILL: `cloister up` 15 s after its SIGTERM (client/cli/deploy.ts
+ * stopChild), the systemd units of docs/deploy.md 20 s (TimeoutStopSec); the default grace (10 s)
+ * plus this is within both.
+ */
+export const AUDIT_COLLECTION_AFTER_CUT_MS = 2_000;
+
+/**
+ * The enclave's drain (closeOnSignal's `drain`): no new sessions or requests (503 ENCLAVE_DRAINING),
+ * answers under way finish and the host collects their audit records, until `deadline`. Answers
+ * still under way then are cut, and the host gets AUDIT_COLLECTION_AFTER_CUT_MS more to collect the
+ * records they write as they end. Then it says how many records the host has not collected, those
+ * of cut answers included: a record is never lost without a word.
+ */
+export async function drainEnclave(
+  server: Pick<ListeningServer, "cutConnections">,
+  enclave: Pick<Enclave, "auditPending">,
+  state: EnclaveServerState,
+  deadline: number,
+): Promise<void> {
+  state.draining = true;
+  const settled = () => state.active === 0 && enclave.auditPending === 0;
+  await waitUntil(settled, deadline);
+  if (state.active > 0) {
+    // Cut here, not by the server's close: it goes on listening, serving /audit (everything else is
+    // refused while draining), so the host can still collect the records the cut answers write.
+    // Counted only after they were written, their record would otherwise be lost unsaid.
+    server.cutConnections();
+    await waitUntil(settled, performance.now() + AUDIT_COLLECTION_AFTER_CUT_MS);
+  }
+  // An answer not ended yet (its engine slow to stop) still writes one record, after this: counted
+  // as not collected. (A request cut while its body was arriving writes none; it ends at once.)
+  const uncollected = enclave.auditPending + state.active;
+  if (uncollected > 0) {
+    process.stderr.write(
+      `cloister enclave: shutting down with ${uncollected} audit record(s) the host has not collected\n`,
+    );
+  }
 }
 
 /** What the boot made: the server (answering 503 ENCLAVE_BOOTING until served), the enclave, and its TEE (--tee auto's, detected). */
