@@ -126,14 +126,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   server.serve(createEnclaveApp(enclave, state).fetch);
   // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
   // before "ready" is said: a supervisor may stop it the moment it reads that.
-  const closed = closeOnSignal(server, {
-    graceMs: options.shutdownGraceMs,
-    // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
-    // enclave), answers under way finish, and the host collects their audit records, which would
-    // otherwise die with this boot.
-    drain: (deadline) => drainEnclave(server, enclave, state, deadline),
-    after: () => enclave.close(),
-  });
+  const closed = closeEnclaveOnSignal(server, enclave, state, options.shutdownGraceMs);
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
   process.stdout.write(
     `${JSON.stringify({
@@ -171,11 +164,36 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
 export const AUDIT_COLLECTION_AFTER_CUT_MS = 2_000;
 
 /**
- * The enclave's drain (closeOnSignal's `drain`): no new sessions or requests (503 ENCLAVE_DRAINING),
- * answers under way finish and the host collects their audit records, until `deadline`. Answers
- * still under way then are cut, and the host gets AUDIT_COLLECTION_AFTER_CUT_MS more to collect the
- * records they write as they end. Then it says how many records the host has not collected, those
- * of cut answers included: a record is never lost without a word.
+ * How the serving enclave stops (closeOnSignal): it drains (drainEnclave) for up to `graceMs`, and
+ * a bounded moment more when it had to cut answers; then it says how many audit records the host
+ * has not collected, if any, also when a second signal cut the drain short; then it frees the
+ * engine and removes the model copy.
+ */
+export function closeEnclaveOnSignal(
+  server: ListeningServer,
+  enclave: Enclave,
+  state: EnclaveServerState,
+  graceMs: number,
+): Promise<void> {
+  return closeOnSignal(server, {
+    graceMs,
+    // Draining: no new sessions or requests (503 ENCLAVE_DRAINING; a pool host sends them to another
+    // enclave), answers under way finish, and the host collects their audit records, which would
+    // otherwise die with this boot.
+    drain: (deadline) => drainEnclave(server, enclave, state, deadline),
+    after: () => {
+      // Once the server is closed: every answer has been cut, if not ended yet, and writes its record.
+      sayUncollectedAudit(enclave, state);
+      return enclave.close();
+    },
+  });
+}
+
+/**
+ * The drain of `closeEnclaveOnSignal`: no new sessions or requests (503 ENCLAVE_DRAINING), answers
+ * under way finish and the host collects their audit records, until `deadline`. Answers still under
+ * way then are cut, and the host gets AUDIT_COLLECTION_AFTER_CUT_MS more to collect the records they
+ * write as they end.
  */
 export async function drainEnclave(
   server: Pick<ListeningServer, "cutConnections">,
@@ -189,12 +207,18 @@ export async function drainEnclave(
   if (state.active > 0) {
     // Cut here, not by the server's close: it goes on listening, serving /audit (everything else is
     // refused while draining), so the host can still collect the records the cut answers write.
-    // Counted only after they were written, their record would otherwise be lost unsaid.
     server.cutConnections();
     await waitUntil(settled, performance.now() + AUDIT_COLLECTION_AFTER_CUT_MS);
   }
-  // An answer not ended yet (its engine slow to stop) still writes one record, after this: counted
-  // as not collected. (A request cut while its body was arriving writes none; it ends at once.)
+}
+
+/**
+ * Says how many audit records the host has not collected (nothing when none): those written and
+ * not acknowledged, and one for each answer not ended yet (its engine slow to stop, or a second
+ * signal cut the drain short), which writes its record after this. A record is never lost without
+ * a word. (A request cut while its body was arriving writes none, and ends at once.)
+ */
+function sayUncollectedAudit(enclave: Pick<Enclave, "auditPending">, state: EnclaveServerState): void {
   const uncollected = enclave.auditPending + state.active;
   if (uncollected > 0) {
     process.stderr.write(

@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ListeningServer, listenBeforeServing } from "../../enclave/http.ts";
-import { drainEnclave } from "../../enclave/run.ts";
+import { closeEnclaveOnSignal, drainEnclave } from "../../enclave/run.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, sealRequest } from "../../sealed/index.ts";
@@ -105,30 +105,52 @@ function collecting(url: string, boot: string): { lines: string[]; stop: () => P
   };
 }
 
+/** Stops the enclave as `cloister enclave` does (SIGTERM, `times` of them at once), with a grace of `graceMs`, until it has stopped. */
+async function stopped(
+  { enclave, state, server }: Awaited<ReturnType<typeof enclaveHoldingAnswers>>,
+  graceMs: number,
+  times = 1,
+): Promise<void> {
+  const closed = closeEnclaveOnSignal(server, enclave, state, graceMs);
+  for (let i = 0; i < times; i++) process.emit("SIGTERM", "SIGTERM");
+  await closed;
+}
+
 describe("enclave drain: an answer under way when the grace ends", () => {
   it("cuts it, and counts its audit record in what it says the host has not collected (no host collecting)", async () => {
-    const { enclave, state, server } = await enclaveHoldingAnswers();
-    await answerUnderWay(enclave, server.url);
-    expect(state.active).toBe(1);
+    const serving = await enclaveHoldingAnswers();
+    await answerUnderWay(serving.enclave, serving.server.url);
+    expect(serving.state.active).toBe(1);
     const lines = stderrLines();
-    await drainEnclave(server, enclave, state, performance.now() + 50);
+    await stopped(serving, 50);
     expect(lines).toEqual(["cloister enclave: shutting down with 1 audit record(s) the host has not collected\n"]);
     // The record is the cut answer's own, written before the count.
-    expect(state.active).toBe(0);
-    expect(enclave.auditPending).toBe(1);
+    expect(serving.state.active).toBe(0);
+    expect(serving.enclave.auditPending).toBe(1);
   });
 
   it("lets the host collect the record the cut answer wrote, still serving /audit for a moment; then says nothing", async () => {
-    const { enclave, state, server } = await enclaveHoldingAnswers();
+    const serving = await enclaveHoldingAnswers();
+    const { enclave, state, server } = serving;
     await answerUnderWay(enclave, server.url);
     const host = collecting(server.url, enclave.documentDigest);
     const lines = stderrLines();
+    // The drain alone, so that the server is still there to ask after it.
     await drainEnclave(server, enclave, state, performance.now() + 50);
+    // Everything but the audit routes is still refused meanwhile (draining).
+    expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
     await host.stop();
     expect(host.lines).toHaveLength(1);
     expect(enclave.auditPending).toBe(0);
+    await stopped(serving, 50);
     expect(lines).toEqual([]);
-    // Everything but the audit routes is still refused meanwhile (draining).
-    expect((await fetch(`${server.url}/attestation`)).status).toBe(503);
+  });
+
+  it("counts the record of an answer a second signal cut, too", async () => {
+    const serving = await enclaveHoldingAnswers();
+    await answerUnderWay(serving.enclave, serving.server.url);
+    const lines = stderrLines();
+    await stopped(serving, 60_000, 2);
+    expect(lines).toEqual(["cloister enclave: shutting down with 1 audit record(s) the host has not collected\n"]);
   });
 });
