@@ -55,8 +55,9 @@ export class AuditDocumentInvalidError extends Error {
   constructor(
     message: string,
     readonly reason: "malformed" | "signature" = "malformed",
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = "AuditDocumentInvalidError";
   }
 }
@@ -254,7 +255,7 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
   try {
     return fromBase64url(text, `attestation document ${part}`);
   } catch (error) {
-    if (error instanceof ParseError) throw new AuditDocumentInvalidError(error.message);
+    if (error instanceof ParseError) throw new AuditDocumentInvalidError(error.message, "malformed", { cause: error });
     throw error;
   }
 }
@@ -266,8 +267,8 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
  * AUDIT_DOCUMENT_INVALID naming the part.
  */
 function documentPartObject(text: string, part: "header" | "payload"): Record<string, unknown> {
-  return jwsPartObject(strictDocumentPart(text, part), `attestation document ${part}`, (message) => {
-    throw new AuditDocumentInvalidError(message);
+  return jwsPartObject(strictDocumentPart(text, part), `attestation document ${part}`, (message, cause) => {
+    throw new AuditDocumentInvalidError(message, "malformed", { cause });
   });
 }
 

@@ -314,7 +314,7 @@ export class KeyBroker {
     };
     if (document.length > MAX_DOCUMENT_CHARS) {
       throw malformed(
-        `document: expected at most ${MAX_DOCUMENT_CHARS} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so this enclave verifies for clients but gets no key from this broker), found ${document.length}`,
+        `document: expected at most ${MAX_DOCUMENT_CHARS} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so such an enclave may verify for clients but gets no key from this broker), found ${document.length}`,
       );
     }
     if (answer.length > MAX_ANSWER_CHARS) {

@@ -597,7 +597,7 @@ describe("key broker", () => {
       message: "release request: answer: expected at most 4096 characters, found 4097",
     });
     expect(await refusal(kbs.release({ ...body, document: "x".repeat(512 * 1024 + 1) }))).toMatchObject({
-      message: `release request: document: expected at most ${512 * 1024} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so this enclave verifies for clients but gets no key from this broker), found ${512 * 1024 + 1}`,
+      message: `release request: document: expected at most ${512 * 1024} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so such an enclave may verify for clients but gets no key from this broker), found ${512 * 1024 + 1}`,
     });
     await kbs.release(body);
     expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });

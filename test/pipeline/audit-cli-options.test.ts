@@ -441,6 +441,8 @@ describe("keyFromAttestationDocument", () => {
       code: "AUDIT_DOCUMENT_INVALID",
       message: `attestation document payload: sig_jwk.x appears twice in one object (the second at position ${payload.lastIndexOf('"x"')}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
     });
+    // The reader's own refusal stays under it, as the cause.
+    expect((refusal(header, encode(payload)) as Error).cause).toBeInstanceOf(SyntaxError);
     const jwk = encode(`{"sig_jwk":{"kty":"OKP","crv":"Ed25519","x":"${x}"}}`);
     const badByte = encode('{"alg":"EdDSA","kid":"k?"}');
     badByte[badByte.length - 3] = 0xff;
