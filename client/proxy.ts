@@ -525,6 +525,17 @@ function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
   };
 }
 
+/**
+ * Reads and drops the body of a request refused without it (an unknown route, another method), so
+ * that node keeps the connection for the app's next request, as after any other refusal: node closes
+ * one whose request body was left unread. Only under /v1, where the token has been checked and
+ * bodyLimit bounds the body (413 past it); elsewhere it is left unread and node closes the connection.
+ */
+async function discardBody(c: Context): Promise<void> {
+  if (!c.req.path.startsWith("/v1/")) return;
+  await c.req.raw.body?.pipeTo(new WritableStream());
+}
+
 // --- the app ----------------------------------------------------------------------------------------
 
 export function createProxyApp(options: ProxyOptions): Hono {
@@ -586,9 +597,17 @@ export function createProxyApp(options: ProxyOptions): Hono {
     if (e.retryAfterSeconds !== undefined) c.header("retry-after", String(e.retryAfterSeconds));
     return c.json(errorBody(e), e.status);
   });
-  app.notFound((c) =>
-    c.json(errorBody(new ProxyError(404, "invalid_request_error", "not_found", "no such route")), 404),
-  );
+  app.notFound(async (c) => {
+    await discardBody(c);
+    throw new ProxyError(
+      404,
+      "invalid_request_error",
+      "not_found",
+      "no such route (expected /v1/models, /v1/models/{id}, /v1/chat/completions, /v1/completions or /healthz)",
+      null,
+      false,
+    );
+  });
 
   // Before any route: a page rebound to 127.0.0.1 (DNS rebinding) names its own host.
   app.use(
@@ -863,7 +882,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
     ["/v1/completions", "POST"],
   ];
   for (const [path, allow] of routes) {
-    app.all(path, (c) => {
+    app.all(path, async (c) => {
+      await discardBody(c);
       c.header("allow", allow);
       throw new ProxyError(
         405,

@@ -1224,3 +1224,29 @@ describe("proxy: the edges of its request checks", () => {
     });
   });
 });
+
+describe("proxy: an unknown route", () => {
+  it("is a 404 like the other refusals: x-should-retry false, and the connection kept (its bounded body read)", async () => {
+    const { get, post } = await proxyFor();
+    for (const send of [() => get("/v1/nothing"), () => post("/v1/nothing", { model: "x" })]) {
+      const response = await send();
+      expect({
+        status: response.status,
+        retry: response.headers.get("x-should-retry"),
+        connection: response.headers.get("connection"),
+      }).toEqual({ status: 404, retry: "false", connection: "keep-alive" });
+      expect(await response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "not_found", param: null },
+      });
+    }
+    // The body it reads is bounded as on every /v1 route.
+    const tooLarge = await post("/v1/nothing", { padding: "x".repeat(PROXY_MAX_BODY_BYTES) });
+    expect(tooLarge.status).toBe(413);
+    // A known route with another method and a body: the same.
+    const wrongMethod = await post("/v1/models", { model: "x" });
+    expect({ status: wrongMethod.status, connection: wrongMethod.headers.get("connection") }).toEqual({
+      status: 405,
+      connection: "keep-alive",
+    });
+  });
+});
