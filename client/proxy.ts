@@ -666,26 +666,24 @@ export function createProxyApp(options: ProxyOptions): Hono {
     return c.json(modelObject(model));
   });
 
+  /** The attested model as the refusal of a missing `model` names it: by name while the session has one verified. */
+  const attestedModelHint = () =>
+    session.attested
+      ? `the attested model ${JSON.stringify(attestedModelId(session))}`
+      : "the attested model GET /v1/models names";
+
   /**
-   * The request's JSON body, its `model` checked against the session's last verification, and that
-   * model as the SDK checks it again (GenerationOptions.expectModel) against the enclave the request
-   * is sealed to, after any re-verification: the answer's `model` is then the one that wrote it.
+   * The request's JSON body with `model` a string and `stream` checked. Like the endpoints' own checks
+   * of the body, made before the session is verified again (attestedRequestModel): a malformed
+   * request is refused as one, not as an outage, and costs no work upstream.
    */
-  const readBody = async (c: Context): Promise<{ body: Json; model: string; expectModel: ExpectModel }> => {
+  const readBody = async (c: Context): Promise<{ body: Json; requested: string }> => {
     const body = parseBody(await c.req.text());
-    const { id: model, expect: expectModel } = await verifiedModel(session, c.req.raw.signal);
     if (body.model === undefined || body.model === null) {
-      throw invalid(
-        "model",
-        `model: required, expected the attested model ${JSON.stringify(model)}`,
-        "missing_required_parameter",
-      );
+      throw invalid("model", `model: required, expected ${attestedModelHint()}`, "missing_required_parameter");
     }
     if (typeof body.model !== "string") {
-      throw invalid("model", `model: expected a string (the attested model ${JSON.stringify(model)})`);
-    }
-    if (body.model !== model) {
-      throw modelNotFound(model, body.model);
+      throw invalid("model", `model: expected a string (${attestedModelHint()})`);
     }
     // null is absent, as for every parameter (refuseUnsupported): OpenAI's stream is nullable.
     if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean") {
@@ -704,7 +702,22 @@ export function createProxyApp(options: ProxyOptions): Hono {
         );
       }
     }
-    return { body, model, expectModel };
+    return { body, requested: body.model };
+  };
+
+  /**
+   * The `requested` model checked against the session's last verification (verified again first if
+   * that failed), and that model as the SDK checks it again (GenerationOptions.expectModel) against
+   * the enclave the request is sealed to, after any re-verification: the answer's `model` is then the
+   * one that wrote it.
+   */
+  const attestedRequestModel = async (
+    c: Context,
+    requested: string,
+  ): Promise<{ model: string; expectModel: ExpectModel }> => {
+    const { id: model, expect: expectModel } = await verifiedModel(session, c.req.raw.signal);
+    if (requested !== model) throw modelNotFound(model, requested);
+    return { model, expectModel };
   };
 
   const respond = async (
@@ -852,14 +865,15 @@ export function createProxyApp(options: ProxyOptions): Hono {
   };
 
   app.post("/v1/chat/completions", async (c) => {
-    const { body, model, expectModel } = await readBody(c);
+    const { body, requested } = await readBody(c);
     const messages = chatMessages(body.messages);
     const generation = generationOptions(body, "chat");
+    const { model, expectModel } = await attestedRequestModel(c, requested);
     return respond(c, "chat", body, model, (signal) => session.chat(messages, { ...generation, expectModel, signal }));
   });
 
   app.post("/v1/completions", async (c) => {
-    const { body, model, expectModel } = await readBody(c);
+    const { body, requested } = await readBody(c);
     if (typeof body.prompt !== "string") {
       throw invalid(
         "prompt",
@@ -868,6 +882,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
     }
     const prompt = body.prompt;
     const generation = generationOptions(body, "completions");
+    const { model, expectModel } = await attestedRequestModel(c, requested);
     return respond(c, "text", body, model, (signal) =>
       session.completeStream(prompt, { ...generation, expectModel, signal }),
     );

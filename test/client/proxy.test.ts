@@ -256,21 +256,30 @@ describe("proxy: the enclave's policy refuses the prompt", () => {
   });
 });
 
+/**
+ * A proxy over a session whose clock the test moves (`clock.ms`): ten minutes on, the enclave's
+ * signed answers are outside the policy's clock skew, and a re-verification fails.
+ */
+async function proxyWithClock() {
+  const clock = { ms: Date.now() };
+  const { session, paths } = await connectTo({ connect: { now: () => new Date(clock.ms), reattestAfterMs: 60_000 } });
+  const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+  const model = attestedModelId(session);
+  const post = (path = "/v1/chat/completions", body: unknown = ask(model)) =>
+    fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+  return { clock, session, paths, url, model, post };
+}
+
 describe("proxy: a session whose re-verification failed", () => {
   it("refuses while the enclave does not verify, and verifies again before the next request", async () => {
-    let clock = Date.now();
-    const { session, paths } = await connectTo({ connect: { now: () => new Date(clock), reattestAfterMs: 60_000 } });
-    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
-    const model = attestedModelId(session);
-    const post = () =>
-      fetch(`${url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify(ask(model)),
-      });
+    const { clock, session, paths, url, post } = await proxyWithClock();
     // Ten minutes on, the enclave's signed answers are outside the policy's clock skew: the
     // re-verification fails, nothing is sealed, and the session keeps no verified enclave.
-    clock += 10 * 60_000;
+    clock.ms += 10 * 60_000;
     const refused = await post();
     expect(refused.status).toBe(502);
     expect(((await refused.json()) as { error: { type: string } }).error.type).toBe("cloister_verification_error");
@@ -279,7 +288,7 @@ describe("proxy: a session whose re-verification failed", () => {
     expect(models.status).toBe(502);
     expect(paths.filter((p) => p === "/sealed")).toEqual([]);
     // The clock right again: the next request verifies the enclave first, then is answered.
-    clock -= 10 * 60_000;
+    clock.ms -= 10 * 60_000;
     const answered = await post();
     expect(answered.status).toBe(200);
     expect(session.attested).toBe(true);
@@ -1222,6 +1231,41 @@ describe("proxy: the edges of its request checks", () => {
       status: 413,
       connection: "close",
     });
+  });
+});
+
+describe("proxy: a bad request while the enclave does not verify", () => {
+  it("is refused as bad (400) before any upstream work, not as the outage (502)", async () => {
+    const { clock, session, paths, model, post } = await proxyWithClock();
+    // Ten minutes on, the re-verification fails: the session keeps no verified enclave, and the next
+    // request would verify it again first.
+    clock.ms += 10 * 60_000;
+    expect((await post()).status).toBe(502);
+    expect(session.attested).toBe(false);
+    const upstream = paths.length;
+    const bad: [string, unknown, string, string][] = [
+      ["/v1/chat/completions", "{not json", "invalid_value", "body"],
+      ["/v1/chat/completions", { messages: [{ role: "user", content: "hi" }] }, "missing_required_parameter", "model"],
+      ["/v1/chat/completions", { ...ask(model), model: 7 }, "invalid_value", "model"],
+      ["/v1/chat/completions", { ...ask(model), messages: [] }, "invalid_value", "messages"],
+      ["/v1/chat/completions", ask(model, { temperature: 3 }), "invalid_value", "temperature"],
+      ["/v1/chat/completions", ask(model, { tools: [{ type: "function" }] }), "unsupported_parameter", "tools"],
+      ["/v1/chat/completions", ask(model, { stream: "yes" }), "invalid_value", "stream"],
+      ["/v1/completions", { model, prompt: ["a", "b"] }, "invalid_value", "prompt"],
+      ["/v1/completions", { model, prompt: "hi", suffix: "x" }, "unsupported_parameter", "suffix"],
+    ];
+    for (const [path, body, code, param] of bad) {
+      const response = await post(path, body);
+      expect({ param, status: response.status }).toEqual({ param, status: 400 });
+      expect(await response.json()).toMatchObject({ error: { type: "invalid_request_error", code, param } });
+    }
+    // Nothing was asked of the host for them: the session is still the one that failed.
+    expect(paths.length).toBe(upstream);
+    expect(session.attested).toBe(false);
+    // A well-formed request is the one that meets the outage.
+    const good = await post();
+    expect(good.status).toBe(502);
+    expect(paths.length).toBeGreaterThan(upstream);
   });
 });
 
