@@ -13,8 +13,11 @@
  * enclave found meanwhile that serves another model gets nothing (404 model_not_found), so an
  * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools,
  * logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
- * and a prompt over the model's context size is OpenAI's context_length_exceeded. A body that names
- * a member twice in one object, or a parameter of the wrong type, is refused naming it. Errors use
+ * but their values that change nothing (NEUTRAL: tool_choice "none", an empty logit_bias…) are
+ * taken; max_tokens beside max_completion_tokens is refused, as OpenAI refuses it. A prompt over the
+ * model's context size is OpenAI's context_length_exceeded. A body that names a member twice in one
+ * object, or a parameter of the wrong type, is refused naming it, before the session is verified
+ * again (a bad request is a 400 during an outage too). Errors use
  * OpenAI's shape `{error: {message, type, param, code}}`; attestation, integrity and configuration
  * failures carry `x-should-retry: false` so SDKs do not retry them; a host's 429 or 503 carries its
  * `retry-after` on.
@@ -342,27 +345,72 @@ function openAiPath(path: readonly (string | number)[]): string {
     .join("");
 }
 
+type Endpoint = "chat" | "completions";
+
+/** Chat's identifiers beside `user` (its successors): strings for OpenAI's own use, nothing the answer depends on. */
+const CHAT_IDENTIFIERS = ["safety_identifier", "prompt_cache_key"];
+
 /**
  * The parameters each endpoint honours. Anything else with a value other than null is refused
  * (unsupported_parameter), so an app never silently gets less than it asked for: `echo`, `suffix`,
  * penalties, tools, audio, reasoning effort… are not things the attested enclave does.
  */
 const ACCEPTED: Readonly<Record<Endpoint, ReadonlySet<string>>> = {
-  chat: new Set(["model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens"]),
+  chat: new Set([
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    ...CHAT_IDENTIFIERS,
+  ]),
   completions: new Set(["model", "prompt", "stream", "stream_options", "max_tokens"]),
 };
 const ACCEPTED_BOTH = ["temperature", "top_p", "seed", "stop", "n", "response_format", "user"];
-/** Accepted only at the value that changes nothing (what OpenAI does by default). */
-const NEUTRAL: Readonly<Record<string, { value: unknown; endpoint?: Endpoint }>> = {
-  frequency_penalty: { value: 0 },
-  presence_penalty: { value: 0 },
-  logprobs: { value: false },
-  store: { value: false },
-  echo: { value: false, endpoint: "completions" },
-  best_of: { value: 1, endpoint: "completions" },
+
+/**
+ * Accepted only at the values that change nothing (`expected` says which, for the 400 that refuses
+ * any other): what OpenAI does by default, or what cannot matter here, as this proxy sends no tools
+ * (`tools` is refused) and stores nothing. `tool_choice: "auto"` or `"required"`, a bias, metadata
+ * to store, an audio modality would each be dropped without the app knowing, so they stay refused.
+ */
+const NEUTRAL: Readonly<
+  Record<string, { expected: string; neutral: (value: unknown) => boolean; endpoint?: Endpoint }>
+> = {
+  frequency_penalty: only(0),
+  presence_penalty: only(0),
+  logprobs: only(false),
+  store: only(false),
+  echo: { ...only(false), endpoint: "completions" },
+  best_of: { ...only(1), endpoint: "completions" },
+  tool_choice: { ...only("none", "this proxy sends no tools"), endpoint: "chat" },
+  function_call: { ...only("none", "this proxy sends no functions"), endpoint: "chat" },
+  parallel_tool_calls: {
+    expected: "a boolean (this proxy sends no tools)",
+    neutral: (value) => typeof value === "boolean",
+    endpoint: "chat",
+  },
+  logit_bias: { expected: "{} (no bias)", neutral: isEmptyObject },
+  metadata: { expected: "{} (nothing is stored)", neutral: isEmptyObject, endpoint: "chat" },
+  modalities: {
+    expected: '["text"]',
+    neutral: (value) => Array.isArray(value) && value.length === 1 && value[0] === "text",
+    endpoint: "chat",
+  },
 };
 
-type Endpoint = "chat" | "completions";
+/** A NEUTRAL entry that takes `value` alone. */
+function only(value: unknown, why?: string): { expected: string; neutral: (found: unknown) => boolean } {
+  return {
+    expected: `${JSON.stringify(value)}${why === undefined ? "" : ` (${why})`}`,
+    neutral: (found) => found === value,
+  };
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+}
 
 type ExpectModel = NonNullable<GenerationOptions["expectModel"]>;
 
@@ -372,10 +420,10 @@ function refuseUnsupported(body: Json, endpoint: Endpoint): void {
     // Own keys only, as for ROLES: NEUTRAL["constructor"] is Object's.
     const neutral = Object.hasOwn(NEUTRAL, name) ? NEUTRAL[name] : undefined;
     if (neutral !== undefined && (neutral.endpoint ?? endpoint) === endpoint) {
-      if (value === neutral.value) continue;
+      if (neutral.neutral(value)) continue;
       throw invalid(
         name,
-        `${name}: only ${JSON.stringify(neutral.value)} is supported by this proxy, found ${describeFound(value)}`,
+        `${name}: only ${neutral.expected} is supported by this proxy, found ${describeName(value)}`,
         "unsupported_parameter",
       );
     }
@@ -418,9 +466,17 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
     return value;
   };
   const L = REQUEST_LIMITS;
-  const maxTokens =
-    number("max_completion_tokens", L.maxTokens.min, L.maxTokens.max, true) ??
-    number("max_tokens", L.maxTokens.min, L.maxTokens.max, true);
+  const maxCompletionTokens = number("max_completion_tokens", L.maxTokens.min, L.maxTokens.max, true);
+  const maxTokensParam = number("max_tokens", L.maxTokens.min, L.maxTokens.max, true);
+  // As OpenAI: both at once is refused (its invalid_parameter_combination), not one taken silently.
+  if (maxCompletionTokens !== undefined && maxTokensParam !== undefined) {
+    throw invalid(
+      "max_tokens",
+      `max_tokens and max_completion_tokens: expected at most one of them, found both (${maxTokensParam} and ${maxCompletionTokens})`,
+      "invalid_parameter_combination",
+    );
+  }
+  const maxTokens = maxCompletionTokens ?? maxTokensParam;
   const temperature = number("temperature", L.temperature.min, L.temperature.max, false);
   const topP = number("top_p", L.topP.above, L.topP.max, false);
   if (topP === L.topP.above) {
@@ -433,9 +489,13 @@ function generationOptions(body: Json, endpoint: Endpoint): GenerationOptions {
   else if (body.stop !== undefined && body.stop !== null) {
     throw invalid("stop", `stop: expected a string or an array of strings, found ${describeFound(body.stop)}`);
   }
-  // Only named by the app for its own accounting (not sent on), but a wrong type is still refused.
-  if (body.user !== undefined && body.user !== null && typeof body.user !== "string") {
-    throw invalid("user", `user: expected a string, found ${describeFound(body.user)}`);
+  // Only named by the app for its own accounting or OpenAI's caching (not sent on), but a wrong type
+  // is still refused.
+  for (const name of ["user", ...CHAT_IDENTIFIERS]) {
+    const value = body[name];
+    if (value !== undefined && value !== null && typeof value !== "string") {
+      throw invalid(name, `${name}: expected a string, found ${describeFound(value)}`);
+    }
   }
   return {
     ...(maxTokens === undefined ? {} : { maxTokens }),

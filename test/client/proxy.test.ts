@@ -931,7 +931,7 @@ describe("proxy: failures", () => {
     expect(nullName.status).toBe(200);
   });
 
-  it("hands the SDK what the app asked: roles mapped, text parts joined, max_completion_tokens first, stop as a list", async () => {
+  it("hands the SDK what the app asked: roles mapped, text parts joined, max_completion_tokens or max_tokens, stop as a list", async () => {
     const calls: unknown[][] = [];
     const { model, post } = await proxyFor(undefined, tapDoneEvents([], calls));
     const chat = await post("/v1/chat/completions", {
@@ -949,7 +949,6 @@ describe("proxy: failures", () => {
         },
       ],
       max_completion_tokens: 5,
-      max_tokens: 9,
       stop: "x",
       temperature: 0.5,
       top_p: 0.9,
@@ -1231,6 +1230,110 @@ describe("proxy: the edges of its request checks", () => {
       status: 413,
       connection: "close",
     });
+  });
+});
+
+describe("proxy: what an OpenAI app sends by default", () => {
+  it("accepts the values of the parameters it does not honour that change nothing (tool_choice none, an empty logit_bias…)", async () => {
+    const { model, post } = await proxyFor();
+    const neutral: Record<string, unknown> = {
+      tool_choice: "none",
+      parallel_tool_calls: false,
+      function_call: "none",
+      logit_bias: {},
+      metadata: {},
+      modalities: ["text"],
+      safety_identifier: "u-1",
+      prompt_cache_key: "k-1",
+      n: 1,
+      response_format: { type: "text" },
+      user: "u-1",
+      store: false,
+    };
+    for (const [name, value] of Object.entries(neutral)) {
+      const response = await post("/v1/chat/completions", ask(model, { [name]: value }));
+      expect({ name, status: response.status }).toEqual({ name, status: 200 });
+    }
+    const all = await post("/v1/chat/completions", ask(model, { ...neutral, parallel_tool_calls: true }));
+    expect(all.status).toBe(200);
+    const completion = await post("/v1/completions", { model, prompt: "hi", logit_bias: {} });
+    expect(completion.status).toBe(200);
+  });
+
+  it("refuses their values that would change the answer, naming the parameter, what it takes and what it found", async () => {
+    const { model, post } = await proxyFor();
+    const refused: [Record<string, unknown>, string, string][] = [
+      [
+        { tool_choice: "auto" },
+        "tool_choice",
+        'only "none" (this proxy sends no tools) is supported by this proxy, found "auto"',
+      ],
+      [{ tool_choice: "required" }, "tool_choice", 'found "required"'],
+      [{ tool_choice: { type: "function", function: { name: "f" } } }, "tool_choice", "found a value of type object"],
+      [
+        { function_call: "auto" },
+        "function_call",
+        'only "none" (this proxy sends no functions) is supported by this proxy, found "auto"',
+      ],
+      [
+        { parallel_tool_calls: "yes" },
+        "parallel_tool_calls",
+        "only a boolean (this proxy sends no tools) is supported",
+      ],
+      [{ logit_bias: { "50256": -100 } }, "logit_bias", "only {} (no bias) is supported by this proxy"],
+      [{ logit_bias: [] }, "logit_bias", "found an empty array"],
+      [{ metadata: { app: "x" } }, "metadata", "only {} (nothing is stored) is supported"],
+      [{ modalities: ["text", "audio"] }, "modalities", 'only ["text"] is supported'],
+      [{ modalities: [] }, "modalities", "found an empty array"],
+      [{ safety_identifier: 7 }, "safety_identifier", "expected a string, found 7"],
+      [{ prompt_cache_key: {} }, "prompt_cache_key", "expected a string, found a value of type object"],
+    ];
+    for (const [extra, param, message] of refused) {
+      const response = await post("/v1/chat/completions", ask(model, extra));
+      expect({ param, status: response.status, retry: response.headers.get("x-should-retry") }).toEqual({
+        param,
+        status: 400,
+        retry: "false",
+      });
+      const { error } = (await response.json()) as { error: { message: string } };
+      expect(error).toMatchObject({ type: "invalid_request_error", param });
+      expect(error.message).toContain(`${param}: `);
+      expect(error.message).toContain(message);
+    }
+    // Chat-only parameters stay refused on /v1/completions.
+    const onCompletions = await post("/v1/completions", { model, prompt: "hi", tool_choice: "none" });
+    expect(await onCompletions.json()).toMatchObject({
+      error: { code: "unsupported_parameter", param: "tool_choice" },
+    });
+  });
+
+  it("refuses max_tokens and max_completion_tokens together, as OpenAI does, rather than taking one silently", async () => {
+    const { model, post } = await proxyFor();
+    for (const [maxTokens, maxCompletionTokens] of [
+      [9, 5],
+      [5, 5],
+    ]) {
+      const response = await post(
+        "/v1/chat/completions",
+        ask(model, { max_tokens: maxTokens, max_completion_tokens: maxCompletionTokens }),
+      );
+      expect({ status: response.status, retry: response.headers.get("x-should-retry") }).toEqual({
+        status: 400,
+        retry: "false",
+      });
+      const { error } = (await response.json()) as { error: { message: string } };
+      expect(error).toMatchObject({
+        type: "invalid_request_error",
+        code: "invalid_parameter_combination",
+        param: "max_tokens",
+      });
+      expect(error.message).toContain(
+        `max_tokens and max_completion_tokens: expected at most one of them, found both (${maxTokens} and ${maxCompletionTokens})`,
+      );
+    }
+    // Either alone, or the other one null, is taken.
+    const alone = await post("/v1/chat/completions", ask(model, { max_tokens: 5, max_completion_tokens: null }));
+    expect(alone.status).toBe(200);
   });
 });
 

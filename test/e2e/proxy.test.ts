@@ -145,6 +145,32 @@ describe("the openai SDK through the proxy", () => {
     expect(await refusal(stranger.models.list())).toMatchObject({ status: 401, code: "invalid_api_key" });
   });
 
+  it("takes what an app sends by default that changes nothing (tool_choice none, an empty logit_bias), refuses max_tokens beside max_completion_tokens", async () => {
+    const neutral = await openai.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: QUESTION }],
+      max_completion_tokens: 3,
+      tool_choice: "none",
+      parallel_tool_calls: false,
+      logit_bias: {},
+      metadata: {},
+      modalities: ["text"],
+      store: false,
+      n: 1,
+      response_format: { type: "text" },
+      user: "u-1",
+    });
+    expect(neutral.choices[0]?.finish_reason).toBe("length");
+    const both = await openai.chat.completions
+      .create({ model, messages: [{ role: "user", content: QUESTION }], max_tokens: 3, max_completion_tokens: 4 })
+      .then(
+        () => null,
+        (e: unknown) => e as APIError,
+      );
+    expect(both).toMatchObject({ status: 400, code: "invalid_parameter_combination", param: "max_tokens" });
+    expect(both?.headers?.get("x-should-retry")).toBe("false");
+  });
+
   it("logs requests without their content", () => {
     const text = proxyLog.join("\n");
     expect(proxyLog.length).toBeGreaterThan(5);
