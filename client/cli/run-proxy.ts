@@ -1,6 +1,6 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { link, mkdir, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, rm, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
@@ -86,16 +86,33 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
     // directory made here gets a .gitignore of `*` (as cloister up's --dir does), so the token is
     // not committed with the app. A directory that exists is the user's, left as it is.
     const made = await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    if (made !== undefined) await writeFile(join(made, ".gitignore"), "*\n", { mode: 0o644 });
+    if (made !== undefined) await keepOutOfGit(made);
     await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
     await link(temporary, file);
     return true;
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST") return false;
-    throw new UsageError(`--token-file: cannot create "${file}" (${code ?? "error"})`);
+    throw new UsageError(`--token-file: cannot create "${file}" (${code ?? "error"})`, { cause: error });
   } finally {
     await unlink(temporary).catch(() => {});
+  }
+}
+
+/**
+ * A `.gitignore` of `*` in the directory `made` for the token. If it cannot be written, the
+ * directory is removed again: left without one, the next start would take it for the user's own and
+ * put the token there unguarded.
+ */
+async function keepOutOfGit(made: string): Promise<void> {
+  const ignore = join(made, ".gitignore");
+  try {
+    await writeFile(ignore, "*\n", { mode: 0o644 });
+  } catch (error) {
+    await rm(made, { recursive: true, force: true }).catch(() => {});
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`--token-file: cannot create "${ignore}" (${code ?? "error"})`, { cause: error });
   }
 }
 
