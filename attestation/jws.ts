@@ -39,10 +39,10 @@ export function compactJwsParts(jws: string, refuse: (found: string) => never): 
 export function parseJwsPartJson(bytes: Uint8Array): unknown {
   const text = decodeUtf8(bytes);
   if (typeof text !== "string") {
-    throw new SyntaxError(`expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${text.notUtf8At})`);
+    throw new SyntaxError(`expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${text.notUtf8At})`);
   }
   if (text.startsWith("\uFEFF")) {
-    throw new SyntaxError("expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)");
+    throw new SyntaxError("expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)");
   }
   try {
     return parseJsonText(text);

@@ -36,7 +36,7 @@ export function decodeUtf8(bytes: Uint8Array): string | NotUtf8At {
  * `start` (the bytes' own offset in the whole the refusal names; 0: they are the whole).
  */
 export function notUtf8Found(bytes: Uint8Array, start = 0): string {
-  return `bytes that are not UTF-8 (from byte ${start + firstNonUtf8Offset(bytes)})`;
+  return `bytes that are not UTF-8 (from offset ${start + firstNonUtf8Offset(bytes)})`;
 }
 
 /**

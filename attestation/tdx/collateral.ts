@@ -180,7 +180,7 @@ function valueEnd(b: Uint8Array, i: number, what: string): number {
   }
   let j = i;
   while (j < b.length && !WS.has(b[j] as number) && b[j] !== 0x2c && b[j] !== 0x7d) j++;
-  if (j === i) malformed(what, `expected a value at byte ${i}`);
+  if (j === i) malformed(what, `expected a value at offset ${i}`);
   return j;
 }
 
@@ -193,15 +193,15 @@ export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string
   i = skipWs(bytes, i + 1);
   if (bytes[i] === 0x7d) return ranges;
   for (;;) {
-    if (bytes[i] !== 0x22) malformed(what, `expected a key at byte ${i}`);
+    if (bytes[i] !== 0x22) malformed(what, `expected a key at offset ${i}`);
     const keyEnd = stringEnd(bytes, i, what);
     let key: string;
     const keyBytes = bytes.subarray(i, keyEnd);
     try {
       key = JSON.parse(decoder.decode(keyBytes)) as string;
     } catch (error) {
-      if (error instanceof SyntaxError) malformed(what, `bad key at byte ${i}`, error);
-      malformed(what, `expected a UTF-8 key at byte ${i}, found ${notUtf8Found(keyBytes, i)}`, error);
+      if (error instanceof SyntaxError) malformed(what, `bad key at offset ${i}`, error);
+      malformed(what, `expected a UTF-8 key at offset ${i}, found ${notUtf8Found(keyBytes, i)}`, error);
     }
     i = skipWs(bytes, keyEnd);
     if (bytes[i] !== 0x3a) malformed(what, `expected ':' after key ${describeUntrusted(key)}`);
@@ -218,7 +218,7 @@ export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string
       if (skipWs(bytes, i + 1) !== bytes.length) malformed(what, "data after the JSON object");
       return ranges;
     }
-    malformed(what, `expected ',' or '}' at byte ${i}`);
+    malformed(what, `expected ',' or '}' at offset ${i}`);
   }
 }
 

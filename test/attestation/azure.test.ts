@@ -465,7 +465,7 @@ describe("HCL report layout and runtime data (parseHclReport)", () => {
     [
       "invalid UTF-8 inside a JSON string",
       hclReportBytes({ json: Uint8Array.from([...new TextEncoder().encode('{"keys":[],"x":"'), 0xff, 0x22, 0x7d]) }),
-      "runtime data: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte 16)",
+      "runtime data: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset 16)",
     ],
     [
       "a byte order mark before the JSON",

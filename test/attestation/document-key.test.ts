@@ -105,13 +105,13 @@ describe("a document part's JSON, as the verifier reads it", () => {
   ])("refuses %s, naming its offset", (_, sequence) => {
     const payload = Uint8Array.from([...bytes('{"a":"x'), ...sequence, ...bytes('"}')]);
     expect(() => parseJwsPartJson(payload)).toThrow(
-      new SyntaxError("expected UTF-8 JSON, found bytes that are not UTF-8 (from byte 7)"),
+      new SyntaxError("expected UTF-8 JSON, found bytes that are not UTF-8 (from offset 7)"),
     );
   });
 
   it("refuses a sequence cut short at the very end, and takes every well-formed one", () => {
     expect(() => parseJwsPartJson(Uint8Array.from([...bytes('{"a":1} '), 0xf0, 0x9f]))).toThrow(
-      /not UTF-8 \(from byte 8\)/,
+      /not UTF-8 \(from offset 8\)/,
     );
     // The edges of table 3-7: U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF.
     const text = "\u0080\u07ff\u0800\ud7ff\ue000\uffff\u{10000}\u{10ffff}";
@@ -120,7 +120,7 @@ describe("a document part's JSON, as the verifier reads it", () => {
 
   it("refuses a byte order mark, which a plain TextDecoder drops unasked", () => {
     expect(() => parseJwsPartJson(Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes("{}")]))).toThrow(
-      "expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
+      "expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
     );
   });
 });

@@ -950,22 +950,22 @@ describe("attestation document", () => {
       [
         "a byte that is no UTF-8 in the payload",
         signBytes(f.keys, header, badIss.bytes),
-        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badIss.at})`,
+        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${badIss.at})`,
       ],
       [
         "a UTF-16 surrogate spelled in UTF-8 (CESU-8) in the payload",
         signBytes(f.keys, header, surrogate.bytes),
-        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${surrogate.at})`,
+        `document payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${surrogate.at})`,
       ],
       [
         "a UTF-8 lead byte without its continuation in the header",
         signBytes(f.keys, badTyp.bytes, payload),
-        `document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badTyp.at})`,
+        `document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${badTyp.at})`,
       ],
       [
         "a byte order mark before the payload (TextDecoder drops it unasked)",
         signBytes(f.keys, header, Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes(payload)])),
-        "document payload: expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
+        "document payload: expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
       ],
     ];
     // The same texts without the duplicate or the bad bytes verify: only those are refused.

@@ -443,7 +443,7 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
     typ[typ.length - 3] = 0xff;
     expect(await refusal(typ)).toEqual([
       "MAA_TOKEN_MALFORMED",
-      `MAA token: protected header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${typ.length - 3})`,
+      `MAA token: protected header: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${typ.length - 3})`,
     ]);
     // The same header, each member once and UTF-8, verifies.
     const verified = await verifyMaaToken(

@@ -283,10 +283,24 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     expect(() => topLevelValueRanges(bytes, "TDX TCB info")).toThrow(
       expect.objectContaining({
         code: "TDX_COLLATERAL_MALFORMED",
-        message: "TDX TCB info: expected a UTF-8 key at byte 1, found bytes that are not UTF-8 (from byte 5)",
+        message: "TDX TCB info: expected a UTF-8 key at offset 1, found bytes that are not UTF-8 (from offset 5)",
       }),
     );
     expect([...topLevelValueRanges(new TextEncoder().encode('{"tcb":1}'), "TDX TCB info").keys()]).toEqual(["tcb"]);
+  });
+
+  it("names where the scanner stopped as an offset, from 0, as every structure's refusal does", () => {
+    const refusal = (body: string) => {
+      try {
+        topLevelValueRanges(new TextEncoder().encode(body), "TDX TCB info");
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "accepted";
+    };
+    expect(refusal("{1:2}")).toBe("TDX TCB info: expected a key at offset 1");
+    expect(refusal('{"a":}')).toBe("TDX TCB info: expected a value at offset 5");
+    expect(refusal('{"a":1 "b":2}')).toBe("TDX TCB info: expected ',' or '}' at offset 7");
   });
 
   it("refuses duplicate or unexpected top-level keys and wrong ids", () => {
@@ -333,7 +347,7 @@ describe("TDX collateral (EXPECTED.json tdx_collateral rows)", () => {
     const bytes = new TextEncoder().encode(tcbInfo);
     bytes[tcbInfo.indexOf('"TDX"') + 1] = 0xff;
     expect(refusal(() => parseTdxTcbInfo(bytes))).toBe(
-      `TDX_COLLATERAL_MALFORMED TDX TCB info: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${tcbInfo.indexOf('"TDX"') + 1})`,
+      `TDX_COLLATERAL_MALFORMED TDX TCB info: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${tcbInfo.indexOf('"TDX"') + 1})`,
     );
   });
 

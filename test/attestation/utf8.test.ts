@@ -1,9 +1,9 @@
 /**
  * Strict UTF-8 (attestation/utf8.ts): the one finder of where bytes stop being UTF-8, behind a JWS
- * part's refusal (from byte N, offsets from 0) and a file's or chat prompt's (byte N, from 1).
+ * part's refusal ("from offset N", counted from 0) and a file's or chat prompt's ("byte N", from 1).
  */
 import { describe, expect, it } from "vitest";
-import { decodeUtf8 } from "../../attestation/utf8.ts";
+import { decodeUtf8, notUtf8Found } from "../../attestation/utf8.ts";
 
 /**
  * Where a streaming WHATWG decoder fed one byte at a time first throws, as the start of the sequence
@@ -53,7 +53,7 @@ describe("decodeUtf8", () => {
     ["after every width, a lone FF", [0x61, 0xc3, 0xa9, 0xe2, 0x9c, 0x93, 0xf0, 0x9f, 0x98, 0x80, 0xff], 10],
   ];
   for (const [name, bytes, at] of cases) {
-    it(`${name}: from byte ${at}`, () => {
+    it(`${name}: from offset ${at}`, () => {
       expect(decodeUtf8(Uint8Array.from(bytes))).toEqual({ notUtf8At: at });
       expect(streamingOffset(Uint8Array.from(bytes))).toBe(at);
     });
@@ -86,5 +86,14 @@ describe("decodeUtf8", () => {
     // Both kinds were drawn often (else the agreement says little).
     expect(invalid).toBeGreaterThan(5_000);
     expect(invalid).toBeLessThan(19_000);
+  });
+});
+
+describe("notUtf8Found", () => {
+  // An offset into a structure (a JWS part, collateral, runtime data) counts from 0 and says so
+  // ("offset"); a file's byte, which an editor shows, counts from 1 ("byte N of the file").
+  it("names the offset, from 0, of the first bad byte in the whole the refusal names", () => {
+    expect(notUtf8Found(Uint8Array.from([0xff]))).toBe("bytes that are not UTF-8 (from offset 0)");
+    expect(notUtf8Found(Uint8Array.from([0x61, 0xc3]), 4)).toBe("bytes that are not UTF-8 (from offset 5)");
   });
 });

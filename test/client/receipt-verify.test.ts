@@ -245,7 +245,7 @@ describe("cloister receipt verify", () => {
     const at = payloadText.indexOf('"eat_profile":') + 5;
     badByte[at] = 0xff;
     await expect(resigned("bad-byte", encode(headerText), badByte)).rejects.toThrow(
-      new UsageError(`--document: payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${at})`),
+      new UsageError(`--document: payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${at})`),
     );
     // GET /v1/attestation's JSON naming two documents: the one hashed is not the one a reader sees.
     const body = `{"document":"e30.e30.c2ln","document":${JSON.stringify(documentJws)}}`;

@@ -432,7 +432,7 @@ describe("manifest verification refusals", () => {
       await errorOf(async () => verifyManifest(await signPayload(notUtf8, pair.privateJwk), [pair.publicJwk])),
     ).toMatchObject({
       code: "MANIFEST_PAYLOAD_INVALID",
-      message: "manifest payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte 6)",
+      message: "manifest payload: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset 6)",
     });
   });
 

@@ -448,11 +448,11 @@ describe("keyFromAttestationDocument", () => {
     badByte[badByte.length - 3] = 0xff;
     expect(refusal(badByte, jwk)).toMatchObject({
       code: "AUDIT_DOCUMENT_INVALID",
-      message: `attestation document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from byte ${badByte.length - 3})`,
+      message: `attestation document header: expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${badByte.length - 3})`,
     });
     expect(refusal(encode('\uFEFF{"alg":"EdDSA"}'), jwk)).toMatchObject({
       code: "AUDIT_DOCUMENT_INVALID",
-      message: "attestation document header: expected UTF-8 JSON, found a byte order mark before it (bytes 0 to 2)",
+      message: "attestation document header: expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
     });
     expect(refusal(header, jwk)).toEqual(KEYS.publicKey);
   });
