@@ -99,7 +99,7 @@ const alreadyExists = (what: string, file: string, cause?: unknown) =>
 /** The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing directory: bad input). */
 const fileErrors = (what: string, file: string): OutputFileErrors => ({
   exists: (cause) => alreadyExists(what, file, cause),
-  noDirectory: (directory) => noDirectoryError(what, file, directory),
+  noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause),
   failed: (code, cause) => new ManifestFileError(`${what} ${file}: could not be written (${code})`, { cause }),
 });
 

@@ -122,11 +122,12 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const directory = code === "ENOENT" ? await missingDirectory(options.out) : null;
-    if (directory !== null) throw noDirectoryError("--out", options.out, directory);
+    if (directory !== null) throw noDirectoryError("--out", options.out, directory, error);
     throw new UsageError(
       code === "EEXIST"
         ? `--out: "${options.out}" exists; a model key is never overwritten (it would make sealed models unreadable)`
         : `--out: cannot create "${options.out}" (${code ?? "error"})`,
+      { cause: error },
     );
   }
   try {

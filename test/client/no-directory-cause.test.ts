@@ -1,0 +1,63 @@
+/**
+ * An output file whose directory does not exist is a UsageError naming the option, the file and the
+ * directory (client/cli/output.ts noDirectoryError) whose cause is the file system's error that
+ * found it, for every writer: manifest keygen's and sign's (manifests/cli-impl.ts) and kbs keygen's
+ * (attestation/kbs/cli-impl.ts), as for writeOutputFile's.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
+import { UsageError } from "../../client/cli/output.ts";
+import { keygenCommand } from "../../manifests/cli-impl.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-no-directory-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+async function refusal(run: Promise<void>): Promise<UsageError> {
+  const error = await run.then(
+    () => null,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(UsageError);
+  return error as UsageError;
+}
+
+describe("an output file whose directory does not exist", () => {
+  it("manifest keygen: the refusal's cause is the ENOENT that found it", async () => {
+    const missing = join(dir, "keys");
+    const error = await refusal(
+      keygenCommand({ outPrivate: join(missing, "op.private.jwk"), outPublic: join(dir, "op.pub.jwk"), alg: "EdDSA" }),
+    );
+    expect(error.message).toContain(
+      `--out-private: cannot create "${join(missing, "op.private.jwk")}": directory "${missing}" does not exist (ENOENT)`,
+    );
+    expect(error.cause).toMatchObject({ code: "ENOENT" });
+  });
+
+  it("kbs keygen: the refusal's cause is the ENOENT that found it", async () => {
+    const missing = join(dir, "model-keys");
+    const error = await refusal(runKbsKeygen({ keyId: "model-a", out: join(missing, "model-a.jwk") }));
+    expect(error.message).toContain(
+      `--out: cannot create "${join(missing, "model-a.jwk")}": directory "${missing}" does not exist (ENOENT)`,
+    );
+    expect(error.cause).toMatchObject({ code: "ENOENT" });
+  });
+
+  it("kbs keygen: a key file that exists is refused with the EEXIST that found it as the cause", async () => {
+    const out = join(dir, "model-b.jwk");
+    const stdout = vi.spyOn(process.stdout, "write").mockReturnValue(true);
+    try {
+      await runKbsKeygen({ keyId: "model-b", out });
+    } finally {
+      stdout.mockRestore();
+    }
+    const error = await refusal(runKbsKeygen({ keyId: "model-b", out }));
+    expect(error.message).toContain("a model key is never overwritten");
+    expect(error.cause).toMatchObject({ code: "EEXIST" });
+  });
+});
