@@ -8,6 +8,7 @@
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { type InputBound, readHandleText } from "../../client/cli/bounded-file.ts";
+import { fileErrorCause } from "../../client/cli/output.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
 export class BrokerConfigError extends Error {
@@ -41,7 +42,11 @@ export async function readCheckedFile(
   },
   uid: number | undefined,
 ): Promise<string> {
-  /** The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named with its errno, the error kept as cause. */
+  /**
+   * The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named as every refusal
+   * of it is (`field: "path": …`, as the CLI's owner-only files are), with its errno and what to do
+   * (fileErrorCause), the error kept as cause.
+   */
   const unreadable = (error: unknown): Error => {
     const code = (error as NodeJS.ErrnoException).code;
     // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
@@ -51,7 +56,7 @@ export async function readCheckedFile(
       });
     }
     if (rule.cannotRead !== undefined) return rule.cannotRead(error);
-    return new BrokerConfigError(`${field}: cannot read "${path}" (${code ?? "error"})`, { cause: error });
+    return new BrokerConfigError(`${field}: "${path}": cannot read (${fileErrorCause(error)})`, { cause: error });
   };
   let handle: Awaited<ReturnType<typeof open>>;
   try {

@@ -101,7 +101,7 @@ export async function loadTdxCollateralDirectory(
       path,
       option,
       COLLATERAL_FILE_BOUND,
-      (error) => fail(`${option}: cannot read ${entry(name)} (${fileErrorCause(error)})`, error),
+      (error) => fail(`${option} ${entry(name)}: cannot read (${fileErrorCause(error)})`, error),
       ({ reason, cause }) => fail(`${option} ${entry(name)}: ${reason}`, cause),
     );
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);

@@ -140,7 +140,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     symlinkSync(join(tmp, "nowhere"), join(dangling, "tcbinfo-0.json"));
     await expect(tdxCollateralFromDirectory(dangling, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral: cannot read "tcbinfo-0.json" in "${dangling}" (ENOENT: no such file; check the path)`,
+      message: `--tdx-collateral "tcbinfo-0.json" in "${dangling}": cannot read (ENOENT: no such file; check the path)`,
       cause: expect.objectContaining({ code: "ENOENT" }),
     });
     const file = join(tmp, "a-file");

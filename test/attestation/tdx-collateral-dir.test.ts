@@ -48,7 +48,7 @@ describe("a collateral directory's entry names in messages", () => {
     const error = await loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Failed);
     expect((error as Failed).message).toBe(
-      `--collateral: cannot read ${SHOWN} in "${dir}" (ENOENT: no such file; check the path)`,
+      `--collateral ${SHOWN} in "${dir}": cannot read (ENOENT: no such file; check the path)`,
     );
     expect((error as Failed).cause).toMatchObject({ code: "ENOENT" });
   });

@@ -140,7 +140,6 @@ const cases: readonly Case[] = [
     read: (file) => readApiKeyOfEarlierRun(file),
     private: true,
     quotesPath: true,
-    missing: (file) => `cloister up: API key file: cannot read "${file}" (ENOENT`,
   },
   {
     option: "--token-file",
@@ -158,7 +157,6 @@ const cases: readonly Case[] = [
     read: (file) => loadBrokerConfig(file),
     refusal: (message) => new BrokerConfigError(message),
     quotesPath: true,
-    missing: (file) => `--config: cannot read "${file}" (ENOENT)`,
   },
   {
     option: "keys.0.keyFile",
@@ -168,7 +166,6 @@ const cases: readonly Case[] = [
     refusal: (message) => new BrokerConfigError(message),
     private: true,
     quotesPath: true,
-    missing: (file) => `keys.0.keyFile: cannot read "${file}" (ENOENT)`,
   },
   // cloister verify-evidence: each input file to the bound its option has (INPUT_FILE_BOUNDS).
   {
