@@ -47,7 +47,7 @@ export function bootAuditKey(document: string, boot: string): BootAuditKey | str
   }
   let jwk: { kty?: unknown; crv?: unknown; x?: unknown } | undefined;
   try {
-    jwk = (unverifiedDocumentPayload(document) as { sig_jwk?: typeof jwk } | null)?.sig_jwk;
+    jwk = (unverifiedDocumentPayload(document) as { sig_jwk?: typeof jwk }).sig_jwk;
   } catch (error) {
     // Its message names the field (`document`, `document payload`) itself.
     return (error as Error).message;

@@ -14,7 +14,6 @@ import { ParseError } from "../../attestation/errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../attestation/policy-from-evidence.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
-import { describeValue } from "../../manifests/issues.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
@@ -55,19 +54,13 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   //    only when asked): nothing is pinned from evidence that does not verify.
   let payload: { evidence?: unknown; manifest?: unknown };
   try {
-    payload = unverifiedDocumentPayload(document) as typeof payload;
+    payload = unverifiedDocumentPayload(document);
   } catch (error) {
     // Every refusal of the reader is a ParseError naming the part and where (its parts, base64url,
-    // UTF-8, JSON, a member named twice), never quoting what the document holds.
+    // UTF-8, JSON, a member named twice, a payload that is no JSON object), never quoting what the
+    // document holds.
     if (!(error instanceof ParseError)) throw error;
     throw new ClientError("attestation", "DOCUMENT_MALFORMED", `attestation ${error.message}`, { cause: error });
-  }
-  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-    throw new ClientError(
-      "attestation",
-      "DOCUMENT_MALFORMED",
-      `attestation document payload: expected a JSON object, found ${describeValue(payload)}`,
-    );
   }
   const evidence = parseDocumentEvidence(payload.evidence);
   const anchors = await anchorsForPolicy({
