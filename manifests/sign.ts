@@ -28,9 +28,8 @@ import {
   errors as joseErrors,
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
-import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
+import { jwsPartObject } from "../attestation/jws.ts";
 import type { DeepReadonly } from "../attestation/policy.ts";
-import { notUtf8Found } from "../attestation/utf8.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
   ManifestAlgUnsupportedError,
@@ -368,29 +367,12 @@ export async function verifyManifest(
     throw new ManifestSignatureInvalidError(thumbprints, describeSignerKid(header.kid, thumbprints));
   }
 
-  // Only now, with the signature verified, is the payload looked at.
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(payload);
-  } catch (cause) {
-    throw new ManifestPayloadInvalidError(`manifest payload: expected UTF-8 JSON, found ${notUtf8Found(payload)}`, {
-      cause,
-    });
-  }
-  let value: unknown;
-  try {
-    value = parseJsonText(text);
-  } catch (cause) {
-    // Signed text with a member named twice: what a reviewer of the signed manifest reads first is
-    // not what JSON.parse keeps.
-    if (cause instanceof DuplicateMemberError) {
-      throw new ManifestPayloadInvalidError(`manifest payload: ${cause.message}`, { cause });
-    }
-    throw new ManifestPayloadInvalidError("manifest payload: expected UTF-8 JSON, found unparsable bytes", { cause });
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ManifestPayloadInvalidError("manifest payload: expected a JSON object");
-  }
+  // Only now, with the signature verified, is the payload looked at: as every JWS part is read
+  // (jwsPartObject: strict UTF-8, no byte order mark, each member once, an object), so that the
+  // signed bytes mean one thing, and a refusal says what was found without quoting it.
+  const value = jwsPartObject(payload, "manifest payload", (message, cause) => {
+    throw new ManifestPayloadInvalidError(message, cause === undefined ? undefined : { cause });
+  });
   const manifest = parseManifest(value);
   return {
     manifest,

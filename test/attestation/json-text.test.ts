@@ -122,7 +122,7 @@ describe("every path that parses configuration JSON keeps no quoting cause", () 
       .setProtectedHeader({ alg: "EdDSA", typ: MANIFEST_JWS_TYP })
       .sign(await importJWK(privateJwk, "EdDSA"));
     const { error, text } = await inspected(() => verifyManifest(jws, [publicJwk]));
-    expect(error.message).toBe("manifest payload: expected UTF-8 JSON, found unparsable bytes");
+    expect(error.message).toBe("manifest payload: expected UTF-8 JSON, found text that is not valid JSON");
     expect(text).not.toContain("sk-live");
   });
 });

@@ -425,7 +425,11 @@ describe("manifest verification refusals", () => {
   it("refuses a payload that is not JSON (MANIFEST_PAYLOAD_INVALID) once the signature verified", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
     const jws = await signPayload(new TextEncoder().encode("not json"), pair.privateJwk);
-    expect((await errorOf(() => verifyManifest(jws, [pair.publicJwk]))).code).toBe("MANIFEST_PAYLOAD_INVALID");
+    // UTF-8 that is not JSON is said to be text, not bytes (nothing of it quoted).
+    expect(await errorOf(() => verifyManifest(jws, [pair.publicJwk]))).toMatchObject({
+      code: "MANIFEST_PAYLOAD_INVALID",
+      message: "manifest payload: expected UTF-8 JSON, found text that is not valid JSON",
+    });
     // JSON with a byte that is not UTF-8 in a string: refused, not read with U+FFFD in its place.
     const notUtf8 = Uint8Array.of(...new TextEncoder().encode('{"x":"'), 0xff, ...new TextEncoder().encode('"}'));
     expect(
@@ -443,16 +447,25 @@ describe("manifest verification refusals", () => {
     const error = await errorOf(async () =>
       verifyManifest(await signPayload(withBom, pair.privateJwk), [pair.publicJwk]),
     );
-    expect(error.code).toBe("MANIFEST_PAYLOAD_INVALID");
+    expect(error).toMatchObject({
+      code: "MANIFEST_PAYLOAD_INVALID",
+      message: "manifest payload: expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
+    });
   });
 
-  it("refuses a signed payload that is JSON but not an object (MANIFEST_PAYLOAD_INVALID)", async () => {
+  it("refuses a signed payload that is JSON but not an object, saying what it is (MANIFEST_PAYLOAD_INVALID)", async () => {
     const pair = await generateManifestSigningKey("EdDSA");
-    for (const text of ["7", '"x"', "null", "[]"]) {
+    const cases: readonly (readonly [string, string])[] = [
+      ["7", "7"],
+      ['"x"', "a string of 1 character"],
+      ["null", "null"],
+      ["[]", "an empty array"],
+    ];
+    for (const [text, found] of cases) {
       const jws = await signPayload(new TextEncoder().encode(text), pair.privateJwk);
       expect([text, await errorOf(() => verifyManifest(jws, [pair.publicJwk]))]).toMatchObject([
         text,
-        { code: "MANIFEST_PAYLOAD_INVALID", message: "manifest payload: expected a JSON object" },
+        { code: "MANIFEST_PAYLOAD_INVALID", message: `manifest payload: expected a JSON object, found ${found}` },
       ]);
     }
   });
