@@ -17,6 +17,8 @@ export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 export const DEFAULT_WEB_PORT = 8788;
 export const DEFAULT_WEB_ORIGIN = `http://127.0.0.1:${DEFAULT_WEB_PORT}`;
 const DEFAULT_CORS_ORIGINS: string[] = [DEFAULT_WEB_ORIGIN];
+/** Where `cloister proxy` keeps (and first makes) its token by default: in the working directory. */
+export const LOCAL_PROXY_TOKEN_FILE = ".cloister/proxy-token";
 
 export interface UpOptions {
   hostPort: number;
@@ -154,7 +156,7 @@ export function registerClientCommands(program: Command): void {
     .option(
       "--token-file <file>",
       "the token local apps must send as their API key (made, mode 0600, when the file does not exist)",
-      ".cloister/proxy-token",
+      LOCAL_PROXY_TOKEN_FILE,
     )
     .addHelpText(
       "after",

@@ -1,11 +1,11 @@
 /** `cloister up` and `cloister demo`. */
 import { open } from "node:fs/promises";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import { readError } from "./bounded-file.ts";
-import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, type UpOptions } from "./commands.ts";
+import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, LOCAL_PROXY_TOKEN_FILE, type UpOptions } from "./commands.ts";
 import {
   ChildExitedError,
   fixedPorts,
@@ -99,9 +99,10 @@ export function kbsLine(options: { kbsUrl: string; keyId: string; configPath: st
  * The commands `cloister up` suggests, to run from the current directory: the policy as a path
  * from it, and, when the API key is not where the client commands look by default
  * (LOCAL_API_KEY_FILE, i.e. `--dir` is not .cloister), `--api-key-file` naming it on every command
- * that sends it (`web` has no such option: its page asks for the key). `web` gets the `--port` of
- * an origin the host allows (`corsOrigins`, up's --cors-origin) when it does not allow the default
- * one: the browser refuses the host's answers to a page from any other.
+ * that sends it (`web` has no such option: its page asks for the key), and `--token-file` the
+ * proxy's token beside it (else the proxy would make one in the current directory's .cloister/).
+ * `web` gets the `--port` of an origin the host allows (`corsOrigins`, up's --cors-origin) when it
+ * does not allow the default one: the browser refuses the host's answers to a page from any other.
  */
 export function tryLines(options: {
   hostUrl: string;
@@ -110,18 +111,20 @@ export function tryLines(options: {
   corsOrigins: readonly string[];
 }): string[] {
   const cwd = process.cwd();
-  const keyFile = relative(cwd, options.apiKeyFile) || options.apiKeyFile;
-  const key =
-    resolve(cwd, options.apiKeyFile) === resolve(cwd, LOCAL_API_KEY_FILE)
-      ? ""
-      : ` --api-key-file ${shellWord(keyFile)}`;
+  /** ` OPTION FILE` (from the current directory) when `file` is not the option's default, else nothing. */
+  const unlessDefault = (option: string, file: string, byDefault: string) =>
+    resolve(cwd, file) === resolve(cwd, byDefault) ? "" : ` ${option} ${shellWord(relative(cwd, file) || file)}`;
+  const key = unlessDefault("--api-key-file", options.apiKeyFile, LOCAL_API_KEY_FILE);
+  // The proxy makes its token where --token-file says, by default in the current directory's
+  // .cloister/: after `up --dir D`, in D, beside the API key file, with up's other files.
+  const token = unlessDefault("--token-file", join(dirname(options.apiKeyFile), "proxy-token"), LOCAL_PROXY_TOKEN_FILE);
   const connection = `--url ${options.hostUrl} --policy ${shellWord(options.policy)}`;
   const port = webPagePort(options.corsOrigins);
   return [
     `Try:  npx cloister attest ${connection}${key}`,
     `      npx cloister chat ${connection}${key} "What does the enclave do?"`,
     `      npx cloister audit checkpoint ${connection}${key} --out checkpoint.json`,
-    `      npx cloister proxy ${connection}${key}   (OpenAI-compatible, on 127.0.0.1:8787)`,
+    `      npx cloister proxy ${connection}${key}${token}   (OpenAI-compatible, on 127.0.0.1:8787)`,
     port === null
       ? `      (cloister web: the host allows no origin it serves its page from; start up with --cors-origin ${DEFAULT_WEB_ORIGIN} for it)`
       : `      npx cloister web ${connection}${port === DEFAULT_WEB_PORT ? "" : ` --port ${port}`}     (a page that verifies and seals in the browser)`,

@@ -1,7 +1,8 @@
 /**
  * The commands `cloister up` prints under "Try:": they must work as printed from the directory it
  * was started in, so with `--dir D` (not .cloister) each command that sends the API key names D's
- * key file (the client commands' default is .cloister/api-key).
+ * key file (the client commands' default is .cloister/api-key), and the proxy D's token file (its
+ * default is .cloister/proxy-token).
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -23,6 +24,7 @@ describe("cloister up: the Try lines", () => {
     });
     expect(lines).toHaveLength(5);
     for (const line of lines) expect(line).not.toContain("--api-key-file");
+    for (const line of lines) expect(line).not.toContain("--token-file");
     expect(lines[0]).toBe(`Try:  npx cloister attest --url ${hostUrl} --policy .cloister/policy.json`);
   });
 
@@ -39,7 +41,8 @@ describe("cloister up: the Try lines", () => {
       `attest --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key`,
       `chat --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key "What does the enclave do?"`,
       `audit checkpoint --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --out checkpoint.json`,
-      `proxy --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key   (OpenAI-compatible, on 127.0.0.1:8787)`,
+      // The proxy makes its token in D too, not in the current directory's .cloister/.
+      `proxy --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --token-file deploy/proxy-token   (OpenAI-compatible, on 127.0.0.1:8787)`,
       // cloister web has no --api-key-file: its page asks for the key.
       `web --url ${hostUrl} --policy deploy/policy.json     (a page that verifies and seals in the browser)`,
     ]);
@@ -55,6 +58,9 @@ describe("cloister up: the Try lines", () => {
     expect(attest).toBe(
       `Try:  npx cloister attest --url ${hostUrl} --policy 'my deploy/policy.json' --api-key-file 'my deploy/api-key'`,
     );
+    expect(
+      tryLines({ hostUrl, policy: "p.json", apiKeyFile: join(process.cwd(), "my deploy", "api-key"), corsOrigins })[3],
+    ).toContain(" --token-file 'my deploy/proxy-token' ");
   });
 });
 
