@@ -522,7 +522,7 @@ export async function unsealModelFile(
       if (read.bytesRead !== length) {
         throw new SealedModelError(
           "SEALED_MODEL_TRUNCATED",
-          `sealed model chunk ${i}: file ends at byte ${offset + read.bytesRead}`,
+          `sealed model chunk ${i}: file ends after ${offset + read.bytesRead} bytes`,
         );
       }
       const body = buffer.subarray(0, length);

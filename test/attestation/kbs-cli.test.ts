@@ -307,8 +307,10 @@ describe("cloister kbs and model seal", () => {
   // /etc/hosts) binds.
   const boundOffLoopback =
     (servers: ListeningServer[]): typeof listenBeforeServing =>
-    async (...args) => {
-      const server = { ...(await listenBeforeServing(...args)), address: "192.0.2.7" };
+    async (meanwhile, _hostname, port, options) => {
+      // On 127.0.0.1 whatever `localhost` resolves to here (::1 first on some machines), as the
+      // tests reach it.
+      const server = { ...(await listenBeforeServing(meanwhile, "127.0.0.1", port, options)), address: "192.0.2.7" };
       servers.push(server);
       return server;
     };
@@ -371,6 +373,52 @@ describe("cloister kbs and model seal", () => {
         req.end();
       });
       expect(answer).toBe(200);
+      process.emit("SIGTERM");
+      await served;
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  }, 30_000);
+
+  it("kbs serve --allow-simulator-on-network bound on loopback still refuses a Host off loopback (421)", async () => {
+    const lines: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const served = runKbsServe({ config: configPath, listen: "127.0.0.1", port: 0, allowSimulatorOnNetwork: true });
+      const failed = served.then(
+        () => "stopped",
+        (error: unknown) => error,
+      );
+      while (lines.length === 0) {
+        const early = await Promise.race([failed, new Promise((r) => setTimeout(r, 10))]);
+        if (early !== undefined) throw early;
+      }
+      const { url } = JSON.parse(lines.join("").trim().split("\n")[0] as string) as { url: string };
+      // A page elsewhere that makes a browser on this machine post to the broker names its own host:
+      // the flag widens where the broker may listen, not which Host a loopback broker answers.
+      const answer = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: new URL(url).port,
+            path: "/v1/kbs/challenge",
+            method: "POST",
+            headers: { host: "evil.example" },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.once("error", reject);
+        req.end();
+      });
+      expect(answer).toBe(421);
       process.emit("SIGTERM");
       await served;
     } finally {

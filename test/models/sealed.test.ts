@@ -389,7 +389,7 @@ describe("sealed model files", () => {
       const { error, leftBehind } = await changedWhileUnsealing((file) => truncate(file, 1000));
       expect(error).toMatchObject({
         code: "SEALED_MODEL_TRUNCATED",
-        message: expect.stringMatching(/^sealed model chunk \d+: file ends at byte \d+$/),
+        message: expect.stringMatching(/^sealed model chunk \d+: file ends after \d+ bytes$/),
       });
       expect(leftBehind).toBe(false);
     });
