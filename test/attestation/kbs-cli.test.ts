@@ -332,8 +332,15 @@ describe("cloister kbs and model seal", () => {
     }
   }, 30_000);
 
-  it("kbs serve --allow-simulator-on-network serves a --listen name bound off loopback, answering any Host", async () => {
-    const servers: ListeningServer[] = [];
+  /**
+   * Runs `kbs serve` in process until its ready line, posts a challenge request with `host` as its
+   * Host header, stops it (SIGTERM), and returns the status the broker answered.
+   */
+  async function challengeStatusWithHost(
+    options: Parameters<typeof runKbsServe>[0],
+    host: string,
+    listenFirst?: typeof listenBeforeServing,
+  ): Promise<number> {
     const lines: string[] = [];
     const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
       lines.push(String(chunk));
@@ -341,10 +348,7 @@ describe("cloister kbs and model seal", () => {
     });
     const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     try {
-      const served = runKbsServe(
-        { config: configPath, listen: "localhost", port: 0, allowSimulatorOnNetwork: true },
-        boundOffLoopback(servers),
-      );
+      const served = runKbsServe(options, listenFirst);
       const failed = served.then(
         () => "stopped",
         (error: unknown) => error,
@@ -353,16 +357,16 @@ describe("cloister kbs and model seal", () => {
         const early = await Promise.race([failed, new Promise((r) => setTimeout(r, 10))]);
         if (early !== undefined) throw early;
       }
-      expect(lines.join("")).toContain('"event":"ready"');
-      // A client across machines names the host as it reaches it: no loopback Host check.
+      const ready = JSON.parse(lines.join("").trim().split("\n")[0] as string) as { event: string; url: string };
+      expect(ready.event).toBe("ready");
       const answer = await new Promise<number>((resolve, reject) => {
         const req = request(
           {
             host: "127.0.0.1",
-            port: servers[0]?.port,
+            port: new URL(ready.url).port,
             path: "/v1/kbs/challenge",
             method: "POST",
-            headers: { host: "192.0.2.7" },
+            headers: { host },
           },
           (res) => {
             res.resume();
@@ -372,59 +376,26 @@ describe("cloister kbs and model seal", () => {
         req.once("error", reject);
         req.end();
       });
-      expect(answer).toBe(200);
       process.emit("SIGTERM");
       await served;
+      return answer;
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();
     }
+  }
+
+  it("kbs serve --allow-simulator-on-network serves a --listen name bound off loopback, answering any Host", async () => {
+    // A client across machines names the host as it reaches it: no loopback Host check.
+    const options = { config: configPath, listen: "localhost", port: 0, allowSimulatorOnNetwork: true };
+    expect(await challengeStatusWithHost(options, "192.0.2.7", boundOffLoopback([]))).toBe(200);
   }, 30_000);
 
   it("kbs serve --allow-simulator-on-network bound on loopback still refuses a Host off loopback (421)", async () => {
-    const lines: string[] = [];
-    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-      lines.push(String(chunk));
-      return true;
-    });
-    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-    try {
-      const served = runKbsServe({ config: configPath, listen: "127.0.0.1", port: 0, allowSimulatorOnNetwork: true });
-      const failed = served.then(
-        () => "stopped",
-        (error: unknown) => error,
-      );
-      while (lines.length === 0) {
-        const early = await Promise.race([failed, new Promise((r) => setTimeout(r, 10))]);
-        if (early !== undefined) throw early;
-      }
-      const { url } = JSON.parse(lines.join("").trim().split("\n")[0] as string) as { url: string };
-      // A page elsewhere that makes a browser on this machine post to the broker names its own host:
-      // the flag widens where the broker may listen, not which Host a loopback broker answers.
-      const answer = await new Promise<number>((resolve, reject) => {
-        const req = request(
-          {
-            host: "127.0.0.1",
-            port: new URL(url).port,
-            path: "/v1/kbs/challenge",
-            method: "POST",
-            headers: { host: "evil.example" },
-          },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.once("error", reject);
-        req.end();
-      });
-      expect(answer).toBe(421);
-      process.emit("SIGTERM");
-      await served;
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-    }
+    // A page elsewhere that makes a browser on this machine post to the broker names its own host:
+    // the flag widens where the broker may listen, not which Host a loopback broker answers.
+    const options = { config: configPath, listen: "127.0.0.1", port: 0, allowSimulatorOnNetwork: true };
+    expect(await challengeStatusWithHost(options, "evil.example")).toBe(421);
   }, 30_000);
 
   it("every kbs command has --help, and the enclave refuses a --kbs-url that is not a URL", async () => {
