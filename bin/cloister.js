@@ -10,11 +10,17 @@
 // Supervised only when the variable names this process's parent (`supervisor-pid:<up's pid>`,
 // client/cli/deploy.ts childEnvironment): a CLOISTER_SUPERVISED=1 exported by accident in a shell
 // made every command ignore Ctrl-C. From here on the command sees "1" when supervised (enclave/http.ts,
-// output.ts stopWhenParentExits), and no variable at all when not.
+// output.ts stopWhenParentExits) and the supervisor's pid in CLOISTER_SUPERVISOR_PID, which
+// stopWhenParentExits watches (the parent it would find itself, a second or more later, may be
+// the one it was re-parented to when `up` was killed meanwhile); neither variable when not.
 if (process.env.CLOISTER_SUPERVISED === `supervisor-pid:${process.ppid}`) {
   process.env.CLOISTER_SUPERVISED = "1";
+  process.env.CLOISTER_SUPERVISOR_PID = String(process.ppid);
   process.on("SIGINT", () => {});
-} else delete process.env.CLOISTER_SUPERVISED;
+} else {
+  delete process.env.CLOISTER_SUPERVISED;
+  delete process.env.CLOISTER_SUPERVISOR_PID;
+}
 
 const { register } = await import("tsx/esm/api");
 register();

@@ -87,7 +87,10 @@ export function stopWhenParentExits(
   if (env.npm_command !== "exec" && env.CLOISTER_SUPERVISED !== "1") return null;
   const parentPid = options.parentPid ?? (() => process.ppid);
   const stop = options.stop ?? (() => process.kill(process.pid, "SIGTERM"));
-  const parent = parentPid();
+  // A supervised child watches the supervisor bin/cloister.js found its parent at start, not the
+  // parent it has once this runs, a second or more later: `up` killed meanwhile, it had been
+  // re-parented already, and it recorded that new parent, never stopped, and ignored Ctrl-C.
+  const parent = supervisorPid(env) ?? parentPid();
   const timer = setInterval(() => {
     if (parentPid() === parent) return;
     clearInterval(timer);
@@ -95,6 +98,16 @@ export function stopWhenParentExits(
   }, options.intervalMs ?? 500);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * The pid of the supervisor (`cloister up`) of a CLOISTER_SUPERVISED child: CLOISTER_SUPERVISOR_PID,
+ * set by bin/cloister.js once it found CLOISTER_SUPERVISED naming its parent; null when absent.
+ */
+function supervisorPid(env: NodeJS.ProcessEnv): number | null {
+  if (env.CLOISTER_SUPERVISED !== "1") return null;
+  const pid = Number(env.CLOISTER_SUPERVISOR_PID);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
 }
 
 /** The exit status of a command killed by SIGPIPE (128 + 13), what `cmd | head -1` gives a C program. */

@@ -142,6 +142,18 @@ describe("stopWhenParentExits: npx does not pass signals on", () => {
     const supervised = stopWhenParentExits({ env: { CLOISTER_SUPERVISED: "1" }, parentPid: () => 1, stop: () => {} });
     expect(supervised).not.toBeNull();
     supervised?.();
+    // Re-parented before this was installed (`up` killed in the child's first second): the
+    // supervisor bin/cloister.js found is watched, not the parent found now, so it stops.
+    const orphaned: number[] = [];
+    const watching = stopWhenParentExits({
+      env: { CLOISTER_SUPERVISED: "1", CLOISTER_SUPERVISOR_PID: "4242" },
+      parentPid: () => 1,
+      stop: () => orphaned.push(1),
+      intervalMs: 5,
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(orphaned).toEqual([1]);
+    watching?.();
     // Marked with this supervisor's pid, which the child checks is its parent's (bin/cloister.js).
     expect(childEnvironment({ npm_command: "exec", PATH: "/bin" })).toEqual({
       PATH: "/bin",
