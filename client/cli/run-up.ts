@@ -164,9 +164,17 @@ function isStop(error: unknown, reason: unknown): boolean {
  * it started: a second (Ctrl-C again, SIGTERM) exits at once, saying so, with the status of a
  * command stopped early (130, 143; 1 when a child failed as it stopped, `failed`). The children,
  * supervised, stop on their own once it has gone (output.ts stopWhenParentExits), unwatched.
+ * A stop that began for another reason (`stopping(why)`: the host exited, demo failed) is said
+ * when the first stop is asked for during it, with how to exit at once: it said nothing, and
+ * only a second Ctrl-C, with no word of the first, exited. Exported for its tests.
  */
-function exitAtOnceOnSecondStop(signalled: Promise<StopReason>, failed: () => boolean): void {
-  void signalled.then(() => {
+export function exitAtOnceOnSecondStop(
+  signalled: Promise<StopReason>,
+  failed: () => boolean,
+): { stopping(why: string): void } {
+  let stoppingFor: string | null = null;
+  void signalled.then((reason) => {
+    if (stoppingFor !== null) say(`${reason} while stopping (${stoppingFor}): Ctrl-C again to exit at once`);
     const exitNow = (signal: "SIGINT" | "SIGTERM") => {
       say(`${signal} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
       process.exit(failed() ? 1 : STOPPED_EXIT_CODE[signal]);
@@ -174,6 +182,11 @@ function exitAtOnceOnSecondStop(signalled: Promise<StopReason>, failed: () => bo
     process.once("SIGINT", exitNow);
     process.once("SIGTERM", exitNow);
   });
+  return {
+    stopping: (why) => {
+      stoppingFor = why;
+    },
+  };
 }
 
 /**
@@ -208,7 +221,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   // boot failure is one even when a stop comes as the other children are stopped (isStop).
   const signalled = waitForSignal();
   const stops = stopFailures();
-  exitAtOnceOnSecondStop(signalled, stops.failed);
+  const secondStop = exitAtOnceOnSecondStop(signalled, stops.failed);
   const interrupted = abortBootOn(signalled);
   let deployment: RunningDeployment;
   try {
@@ -250,6 +263,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   );
   const reason = await Promise.race([signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
+  if (reason.endsWith("exited")) secondStop.stopping(reason);
   await deployment.stop();
   say("stopped: every process it started has exited");
   if (reason.endsWith("exited") || stops.failed()) process.exitCode = 1;
@@ -374,7 +388,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   // it died at once, and its children stopped on their own after it had gone, the enclave's
   // decrypted copy of the model still there meanwhile.
   const signalled = waitForSignal();
-  exitAtOnceOnSecondStop(signalled, stops.failed);
+  const secondStop = exitAtOnceOnSecondStop(signalled, stops.failed);
   const interrupted = abortBootOn(signalled);
   const stoppedEarly = (reason: StopReason) => {
     say("stopped: every process it started has exited");
@@ -398,6 +412,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
   const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
     sayLastLines(logs);
+    secondStop.stopping("demo failed");
     await deployment.stop();
     throw error;
   });
