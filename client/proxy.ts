@@ -57,6 +57,30 @@ export interface ProxyOptions {
   /** One line per request (method, path, status, duration): no content. */
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
+  /**
+   * Aborted when the proxy's stop cuts the streams still under way, at the end of its grace
+   * (stopProxyServer): each is logged `cut_at_stop`, not `client_gone`, as the app did not leave.
+   */
+  readonly cutting?: AbortSignal;
+}
+
+/**
+ * Stops the proxy's `server`: answers under way go on to their end for up to `graceMs`, then the
+ * server cuts them; `cutting` (the app's, ProxyOptions) is aborted just before, so that each stream
+ * cut is logged as the proxy's cut. Its timer is set before the server's own deadline, with the
+ * same delay: node runs timers of one delay in the order they were set.
+ */
+export async function stopProxyServer(
+  server: { close(graceMs?: number): Promise<void> },
+  cutting: AbortController,
+  graceMs: number,
+): Promise<void> {
+  const deadline = setTimeout(() => cutting.abort(), graceMs);
+  try {
+    await server.close(graceMs);
+  } finally {
+    clearTimeout(deadline);
+  }
 }
 
 /**
@@ -910,11 +934,12 @@ export function createProxyApp(options: ProxyOptions): Hono {
         }
       },
       async cancel() {
-        // The app went away: stop the sealed stream (its sequence is freed in the enclave).
+        // The app went away, or the proxy's stop cut the stream at the end of its grace: stop the
+        // sealed stream (its sequence is freed in the enclave).
         controller.abort();
         // Unless the proxy cut the transfer itself after a failure (node then cancels the body): that
         // stream's outcome is already logged, and the app did not leave.
-        if (failed === null) logEnd("client_gone");
+        if (failed === null) logEnd(options.cutting?.aborted === true ? "cut_at_stop" : "client_gone");
         await iterator.return?.(undefined);
       },
     });

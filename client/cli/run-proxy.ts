@@ -4,7 +4,7 @@ import { link, mkdir, rm, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
-import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
+import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem, stopProxyServer } from "../proxy.ts";
 import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
@@ -130,7 +130,8 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
     },
   });
   const { token, created } = await localToken(options.tokenFile);
-  const app = createProxyApp({ session, token, log });
+  const cutting = new AbortController();
+  const app = createProxyApp({ session, token, log, cutting: cutting.signal });
   const server = await listenLoopback(app.fetch, options.port).catch((error: unknown) => {
     throw loopbackListenError(error);
   });
@@ -159,5 +160,5 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   process.stderr.write(
     `shutting down (${reason}): answers under way may finish for up to ${DEFAULT_SHUTDOWN_GRACE_MS / 1000} s (again to stop at once) …\n`,
   );
-  await server.close(DEFAULT_SHUTDOWN_GRACE_MS);
+  await stopProxyServer(server, cutting, DEFAULT_SHUTDOWN_GRACE_MS);
 }

@@ -8,8 +8,9 @@
  */
 import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
+import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES, stopProxyServer } from "../../client/proxy.ts";
 import type { ChatEvent, Session } from "../../client/sdk.ts";
+import { listen } from "../../enclave/http.ts";
 import { REQUEST_LIMITS as L } from "../../sealed/request-limits.ts";
 import { usage } from "../enclave/helpers.ts";
 import { closeServers, connectTo, type Script, serve } from "./helpers.ts";
@@ -620,6 +621,37 @@ describe("proxy: failures", () => {
     // Well before the 40 texts' second: the answer is not read to its end for nobody.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(done).toEqual([]);
+  });
+
+  it("a stream the proxy's stop cuts at the end of its grace is logged as cut by the stop, not as an app gone", async () => {
+    // An answer far longer than the grace: its second text comes 30 s after the first.
+    const { session } = await connectTo({
+      script: [{ type: "text", text: "first " }, { pauseMs: 30_000 }, { type: "text", text: "late" }],
+    });
+    const log: string[] = [];
+    const cutting = new AbortController();
+    const app = createProxyApp({ session, token: TOKEN, log: (line) => log.push(line), cutting: cutting.signal });
+    const server = await listen(app.fetch, "127.0.0.1", 0);
+    const response = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(ask(attestedModelId(session), { stream: true })),
+    });
+    const reader = response.body!.getReader();
+    await reader.read(); // the role chunk, at least: the stream is under way
+    await stopProxyServer(server, cutting, 100);
+    await expect(
+      (async () => {
+        while (!(await reader.read()).done) {}
+      })(),
+    ).rejects.toThrow();
+    await vi.waitFor(() => expect(log.some((l) => JSON.parse(l).type === "proxy-stream")).toBe(true), {
+      timeout: 5_000,
+      interval: 5,
+    });
+    expect(log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy-stream")).toEqual([
+      expect.objectContaining({ path: "/v1/chat/completions", outcome: "cut_at_stop" }),
+    ]);
   });
 
   it("a failure before the first token is an HTTP error in OpenAI's shape (stream or not)", async () => {
