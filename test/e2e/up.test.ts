@@ -261,6 +261,32 @@ describe("cloister up", () => {
     }
   });
 
+  it("says the first Ctrl-C while it stops because the host exited, and how to exit at once", async () => {
+    // The enclave is frozen (SIGSTOP) before the host is killed: up's stop of it waits until the
+    // test lets it go on (SIGCONT), so the Ctrl-C comes while up stops it, in the test's order.
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-host-exited-"));
+    dirs.push(dir);
+    const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
+    const { child, exited, until, output } = spawnUp(dir, args);
+    await until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
+    expect(output().stdout, output().stderr).toContain("Stop with Ctrl-C.");
+    const started = await childrenOf(child.pid as number);
+    const pidOf = (name: string) => started.find(({ command }) => command === name)?.pid as number;
+    process.kill(pidOf("enclave"), "SIGSTOP");
+    try {
+      process.kill(pidOf("host"), "SIGKILL");
+      await until(({ stderr }) => stderr.includes("shutting down (host exited) …"));
+      child.kill("SIGINT");
+      await until(({ stderr }) => stderr.includes("SIGINT while stopping"));
+    } finally {
+      process.kill(pidOf("enclave"), "SIGCONT");
+    }
+    expect(await exited).toBe(1);
+    const lines = output().stderr.split("\n");
+    expect(lines).toContain("SIGINT while stopping (host exited): Ctrl-C again to exit at once");
+    expect(lines.at(-2)).toBe("stopped: every process it started has exited");
+  }, 180_000);
+
   it("exits 1 when the enclave, stopped, could not remove its model copy, and says so with the enclave's line", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-up-copy-left-"));
     dirs.push(dir);
