@@ -5,8 +5,9 @@
  * installs, none of its command's signal handlers. It writes "held before its command" on stderr as
  * it starts to wait. Any other process (up itself) starts at once. With CLOISTER_TEST_HOLD_AT=tsx it waits
  * instead before bin/cloister.js has loaded tsx (its first import), having run none of its lines.
+ * With CLOISTER_TEST_RELEASE, it goes on as soon as that file exists (within the 20 s).
  */
-import { writeSync } from "node:fs";
+import { existsSync, writeSync } from "node:fs";
 import { register } from "node:module";
 import { isMainThread } from "node:worker_threads";
 
@@ -21,7 +22,11 @@ export async function resolve(specifier, context, nextResolve) {
       : specifier.endsWith("/client/cli/main.ts");
   if (held) {
     writeSync(2, "held before its command\n");
-    await new Promise((resolveHold) => setTimeout(resolveHold, 20_000));
+    const release = process.env.CLOISTER_TEST_RELEASE;
+    const until = Date.now() + 20_000;
+    while (Date.now() < until && !(release !== undefined && existsSync(release))) {
+      await new Promise((resolveHold) => setTimeout(resolveHold, 20));
+    }
   }
   return nextResolve(specifier, context);
 }
