@@ -215,8 +215,10 @@ export async function drainEnclave(
 /**
  * Says how many audit records the host has not collected (nothing when none): those written and
  * not acknowledged, and one for each answer not ended yet (its engine slow to stop, or a second
- * signal cut the drain short), which writes its record after this. A record is never lost without
- * a word. (A request cut while its body was arriving writes none, and ends at once.)
+ * signal cut the drain short), which writes its record as it ends. A record is never lost without
+ * a word; the count may be one too high for an answer that has written its record and is still
+ * waiting for its engine to stop (enclave/service.ts writes the record first), never too low. (A
+ * request cut while its body was arriving writes none, and ends at once.)
  */
 function sayUncollectedAudit(enclave: Pick<Enclave, "auditPending">, state: EnclaveServerState): void {
   const uncollected = enclave.auditPending + state.active;
