@@ -203,12 +203,15 @@ function scripted(batches: { from: number; lines: string[]; of?: { document: str
   return { fetchFn, asked, served };
 }
 
-/** A collector on a fresh directory, or on `existing` (a restarted host). */
+/**
+ * A collector on a fresh directory, or on `existing` (a restarted host); `served: null` leaves the
+ * boot's document read to `fetchFn` too.
+ */
 async function collector(
   fetchFn: typeof fetch,
   existing?: string,
   maxBatchBytes?: number,
-  served: ServedDocument = { document: DOCUMENT, read: 0 },
+  served: ServedDocument | null = { document: DOCUMENT, read: 0 },
 ) {
   const dir = existing ?? (await mkdtemp(join(tmpdir(), "cloister-collector-")));
   dirs.push(dir);
@@ -217,7 +220,7 @@ async function collector(
     enclaveUrl: "http://enclave.invalid",
     dir,
     intervalMs: 60_000,
-    fetch: withDocument(fetchFn, served),
+    fetch: served === null ? fetchFn : withDocument(fetchFn, served),
     onError: (m) => errors.push(m),
     ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }),
   });
@@ -1687,16 +1690,7 @@ describe("audit collector: one collection's time bound", () => {
         });
       });
     }) as typeof fetch;
-    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
-    dirs.push(dir);
-    const errors: string[] = [];
-    const c = new AuditCollector({
-      enclaveUrl: "http://enclave.invalid",
-      dir,
-      intervalMs: 60_000,
-      fetch: fetchFn,
-      onError: (m) => errors.push(m),
-    });
+    const { c, errors } = await collector(fetchFn, undefined, undefined, null);
     const start = performance.now();
     await c.collect();
     expect(documentAbortedAt, "the document read was cut").not.toBeNull();
