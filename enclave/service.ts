@@ -767,6 +767,7 @@ export class Enclave {
         }
         if (abandoned) return;
         abandoned = true;
+        sealer.dispose();
         finish(null, null, "CLIENT_ABORTED");
         await events.return(undefined);
       },
@@ -986,6 +987,8 @@ export class Enclave {
     } catch (error) {
       yield failed(errorCode(error, "INFERENCE_FAILED"), null);
     } finally {
+      // No frame follows (a terminal one was sealed, or the client went away): wipe the response key.
+      sealer.dispose();
       // The consumer stopped early (client went away): free the sequence, still audit the request;
       // once the final frame was handed out, the answer was complete.
       if (completed !== null) record(completed, null);

@@ -123,7 +123,8 @@ function nonNegativeInteger(name: string, value: number): void {
 /**
  * Enclave side: seals the frames of one response, numbering them 0, 1, 2, ... The final or error
  * frame ends the stream; sealing after it throws SEALER_CLOSED, so a frame counter can never be
- * reused under the key. It takes the response key it is given and wipes it when the stream ends.
+ * reused under the key. It takes the response key it is given and wipes it when the stream ends
+ * (`dispose`).
  */
 export class ResponseSealer {
   readonly #key: Uint8Array;
@@ -209,10 +210,18 @@ export class ResponseSealer {
       (target) => utf8.encodeInto(json, target).written,
       TERMINAL_FRAME_PLAINTEXT_LENGTH,
     );
-    this.#closed = true;
-    // No frame can follow: the response key has no further use here.
-    this.#key.fill(0);
+    this.dispose();
     return frame;
+  }
+
+  /**
+   * Ends the stream: no frame can follow (SEALER_CLOSED), and the response key, of no further use
+   * here, is wiped. The final and error frames do it; the enclave calls it for a stream that ends
+   * without one (its client went away, the answer was abandoned or cut at shutdown).
+   */
+  dispose(): void {
+    this.#closed = true;
+    this.#key.fill(0);
   }
 
   /**

@@ -124,4 +124,18 @@ describe("wiping a request's secrets", () => {
     });
     expect(allZero(responseKey)).toBe(true);
   });
+
+  it("the enclave's response key is wiped when its stream ends without a terminal frame (dispose)", async () => {
+    // A client that went away mid-answer, or an answer abandoned or cut at shutdown.
+    const { key, envelope } = await sealOne(11);
+    const { sealer } = await openRequest(envelope, key, new ReplayGuard(), T0 + 500);
+    const lowlevel = (nacl as unknown as { lowlevel: { crypto_secretbox: (...args: unknown[]) => number } }).lowlevel;
+    const secretbox = vi.spyOn(lowlevel, "crypto_secretbox");
+    sealer.data("first chunk");
+    const responseKey = secretbox.mock.calls[0]![4] as unknown as Uint8Array;
+    expect(allZero(responseKey)).toBe(false);
+    sealer.dispose();
+    expect(allZero(responseKey)).toBe(true);
+    expect((await sealedErrorOf(() => sealer.data("after"))).code).toBe("SEALER_CLOSED");
+  });
 });
