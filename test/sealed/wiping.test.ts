@@ -55,6 +55,18 @@ async function sealOne(seed: number) {
   return { key, ...sealed };
 }
 
+/** The enclave's sealer of one request after its first data frame, and the response key it sealed under. */
+async function sealerAfterOneFrame(seed: number) {
+  const { key, envelope } = await sealOne(seed);
+  const { sealer } = await openRequest(envelope, key, new ReplayGuard(), T0 + 500);
+  const lowlevel = (nacl as unknown as { lowlevel: { crypto_secretbox: (...args: unknown[]) => number } }).lowlevel;
+  const secretbox = vi.spyOn(lowlevel, "crypto_secretbox");
+  sealer.data("first chunk");
+  const responseKey = secretbox.mock.calls[0]![4] as unknown as Uint8Array;
+  expect(allZero(responseKey)).toBe(false);
+  return { sealer, responseKey };
+}
+
 beforeEach(() => {
   seen.sharedKeys.length = 0;
   seen.plaintexts.length = 0;
@@ -107,13 +119,7 @@ describe("wiping a request's secrets", () => {
   });
 
   it("the enclave's response key is wiped when its stream ends, not before", async () => {
-    const { key, envelope } = await sealOne(10);
-    const { sealer } = await openRequest(envelope, key, new ReplayGuard(), T0 + 500);
-    const lowlevel = (nacl as unknown as { lowlevel: { crypto_secretbox: (...args: unknown[]) => number } }).lowlevel;
-    const secretbox = vi.spyOn(lowlevel, "crypto_secretbox");
-    sealer.data("first chunk");
-    const responseKey = secretbox.mock.calls[0]![4] as unknown as Uint8Array;
-    expect(allZero(responseKey)).toBe(false);
+    const { sealer, responseKey } = await sealerAfterOneFrame(10);
     sealer.final({
       promptTokens: 1,
       completionTokens: 1,
@@ -127,13 +133,7 @@ describe("wiping a request's secrets", () => {
 
   it("the enclave's response key is wiped when its stream ends without a terminal frame (dispose)", async () => {
     // A client that went away mid-answer, or an answer abandoned or cut at shutdown.
-    const { key, envelope } = await sealOne(11);
-    const { sealer } = await openRequest(envelope, key, new ReplayGuard(), T0 + 500);
-    const lowlevel = (nacl as unknown as { lowlevel: { crypto_secretbox: (...args: unknown[]) => number } }).lowlevel;
-    const secretbox = vi.spyOn(lowlevel, "crypto_secretbox");
-    sealer.data("first chunk");
-    const responseKey = secretbox.mock.calls[0]![4] as unknown as Uint8Array;
-    expect(allZero(responseKey)).toBe(false);
+    const { sealer, responseKey } = await sealerAfterOneFrame(11);
     sealer.dispose();
     expect(allZero(responseKey)).toBe(true);
     expect((await sealedErrorOf(() => sealer.data("after"))).code).toBe("SEALER_CLOSED");
