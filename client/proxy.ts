@@ -808,7 +808,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
     c: Context,
     kind: "chat" | "text",
     body: Json,
-    /** The model the SDK checked the request's enclave serves (readBody's expectModel). */
+    /** The model the SDK checked the request's enclave serves (attestedRequestModel). */
     model: string,
     events: (signal: AbortSignal) => AsyncGenerator<ChatEvent>,
   ) => {

@@ -161,7 +161,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
  * stopChild), the systemd units of docs/deploy.md 20 s (TimeoutStopSec); the default grace (10 s)
  * plus this is within both.
  */
-export const AUDIT_COLLECTION_AFTER_CUT_MS = 2_000;
+const AUDIT_COLLECTION_AFTER_CUT_MS = 2_000;
 
 /**
  * How the serving enclave stops (closeOnSignal): it drains (drainEnclave) for up to `graceMs`, and

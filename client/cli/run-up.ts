@@ -1,6 +1,6 @@
 /** `cloister up` and `cloister demo`. */
 import { open } from "node:fs/promises";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
@@ -117,7 +117,11 @@ export function tryLines(options: {
   const key = unlessDefault("--api-key-file", options.apiKeyFile, LOCAL_API_KEY_FILE);
   // The proxy makes its token where --token-file says, by default in the current directory's
   // .cloister/: after `up --dir D`, in D, beside the API key file, with up's other files.
-  const token = unlessDefault("--token-file", join(dirname(options.apiKeyFile), "proxy-token"), LOCAL_PROXY_TOKEN_FILE);
+  const token = unlessDefault(
+    "--token-file",
+    join(dirname(options.apiKeyFile), basename(LOCAL_PROXY_TOKEN_FILE)),
+    LOCAL_PROXY_TOKEN_FILE,
+  );
   const connection = `--url ${options.hostUrl} --policy ${shellWord(options.policy)}`;
   const port = webPagePort(options.corsOrigins);
   return [
