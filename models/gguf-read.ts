@@ -11,7 +11,7 @@
  * the header region is read (in small windows), never the tensor data.
  */
 import { open } from "node:fs/promises";
-import { firstNonUtf8Offset } from "../attestation/utf8.ts";
+import { decodeUtf8 } from "../attestation/utf8.ts";
 import { GgufFormatError, ModelIoError } from "./errors.ts";
 import {
   alignUp,
@@ -66,7 +66,6 @@ const MAX_ARRAY_ITEMS = 16 * 1024 * 1024;
 const MAX_TENSORS = 1 << 20;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Lenient = new TextDecoder("utf-8");
 const utf8Encoder = new TextEncoder();
 
@@ -135,13 +134,11 @@ class Cursor {
 
   strictString(field: string): string {
     const { bytes, at } = this.bytesOfString(field);
-    try {
-      return utf8Strict.decode(bytes);
-    } catch (cause) {
-      // Named in the file's offsets, as every GGUF refusal is: the string's bytes end where the cursor is.
-      const bad = this.pos - bytes.length + firstNonUtf8Offset(bytes);
-      throw new GgufFormatError("GGUF_BAD_STRING", field, at, `is not valid UTF-8 from offset ${bad}`, { cause });
-    }
+    const text = decodeUtf8(bytes);
+    if (typeof text === "string") return text;
+    // Named in the file's offsets, as every GGUF refusal is: the string's bytes end where the cursor is.
+    const bad = this.pos - bytes.length + text.notUtf8At;
+    throw new GgufFormatError("GGUF_BAD_STRING", field, at, `is not valid UTF-8 from offset ${bad}`);
   }
 
   lenientString(field: string): string {
