@@ -44,6 +44,7 @@ import { loopbackHostOnly } from "./loopback.ts";
 import {
   type ChatEvent,
   type ChatMessage,
+  checkRequestArguments,
   describeFound,
   describeName,
   type GenerationOptions,
@@ -953,6 +954,8 @@ export function createProxyApp(options: ProxyOptions): Hono {
     const { body, requested } = await readBody(c);
     const messages = chatMessages(body.messages);
     const generation = generationOptions(body, "chat");
+    // The SDK's own limits too, before the session is verified again (a bad request stays a 400 in an outage).
+    checkRequestArguments({ messages }, generation);
     const { model, expectModel } = await attestedRequestModel(c, requested);
     return respond(c, "chat", body, model, (signal) => session.chat(messages, { ...generation, expectModel, signal }));
   });
@@ -967,6 +970,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
     }
     const prompt = body.prompt;
     const generation = generationOptions(body, "completions");
+    checkRequestArguments({ prompt }, generation);
     const { model, expectModel } = await attestedRequestModel(c, requested);
     return respond(c, "text", body, model, (signal) =>
       session.completeStream(prompt, { ...generation, expectModel, signal }),

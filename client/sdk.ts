@@ -687,6 +687,23 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   }
 }
 
+/** What a request asks: a chat's messages, or a completion's prompt. */
+export type RequestContent = { readonly messages: readonly ChatMessage[] } | { readonly prompt: string };
+
+/**
+ * A request's messages or prompt and its options, checked against the enclave's own limits
+ * (sealed/request-limits.ts): a bad argument is the caller's to fix (a configuration error naming
+ * it), not a round trip ending in REQUEST_INVALID. Session's `chat` and `completeStream` check with
+ * it before any network step; exported for a caller that takes one of its own first (the proxy
+ * verifies the session again before it calls `chat`), so that a bad request is refused as one
+ * during an outage too.
+ */
+export function checkRequestArguments(content: RequestContent, options: GenerationOptions): void {
+  if ("messages" in content) checkMessages(content.messages);
+  else checkText("prompt", "BAD_PROMPT", content.prompt);
+  checkGenerationOptions(options);
+}
+
 /** The host's `GET /v1/attestation` answer, as received: nothing in it is verified yet. */
 async function attestationAnswer(http: HttpClient): Promise<{ document: string; collateral: unknown }> {
   const signal = deadline(http.attestationTimeoutMs);
@@ -1099,16 +1116,9 @@ export class Session {
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }
 
-  async *#stream(
-    kind: RequestKind,
-    content: { readonly messages: readonly ChatMessage[] } | { readonly prompt: string },
-    options: GenerationOptions,
-  ): AsyncGenerator<ChatEvent> {
-    // Checked against the enclave's own limits before anything is sealed or sent (a re-attestation
-    // included): a bad argument is the caller's to fix, not a round trip ending in REQUEST_INVALID.
-    if ("messages" in content) checkMessages(content.messages);
-    else checkText("prompt", "BAD_PROMPT", content.prompt);
-    checkGenerationOptions(options);
+  async *#stream(kind: RequestKind, content: RequestContent, options: GenerationOptions): AsyncGenerator<ChatEvent> {
+    // Before anything is sealed or sent (a re-attestation included).
+    checkRequestArguments(content, options);
     const body = {
       ...content,
       ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),

@@ -1388,6 +1388,29 @@ describe("proxy: a bad request while the enclave does not verify", () => {
       ["/v1/chat/completions", ask(model, { stream: "yes" }), "invalid_value", "stream"],
       ["/v1/completions", { model, prompt: ["a", "b"] }, "invalid_value", "prompt"],
       ["/v1/completions", { model, prompt: "hi", suffix: "x" }, "unsupported_parameter", "suffix"],
+      // Past the enclave's limits, as the SDK checks them (client/sdk.ts checkRequestArguments): before the
+      // re-verification too.
+      [
+        "/v1/chat/completions",
+        ask(model, { stop: Array.from({ length: 9 }, (_, i) => `s${i}`) }),
+        "bad_option",
+        "stop",
+      ],
+      ["/v1/chat/completions", ask(model, { stop: "x".repeat(65) }), "bad_option", "stop"],
+      [
+        "/v1/chat/completions",
+        { model, messages: Array.from({ length: 257 }, () => ({ role: "user", content: "x" })) },
+        "bad_messages",
+        "messages",
+      ],
+      [
+        "/v1/chat/completions",
+        { model, messages: [{ role: "user", content: "x".repeat(1_000_001) }] },
+        "bad_messages",
+        "messages[0].content",
+      ],
+      ["/v1/completions", { model, prompt: "x".repeat(1_000_001) }, "bad_prompt", "prompt"],
+      ["/v1/completions", { model, prompt: "hi", stop: ["a", ""] }, "bad_option", "stop"],
     ];
     for (const [path, body, code, param] of bad) {
       const response = await post(path, body);
