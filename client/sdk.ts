@@ -842,6 +842,14 @@ async function routingKeyId(document: string): Promise<string | null> {
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
 const MAX_PREPARED_KEYS = 8;
 
+/** A request key being made ahead of time for `enclave` (Session's #replenish). */
+interface KeyInMaking {
+  readonly enclave: VerifiedEnclave;
+  readonly key: Promise<PreparedRequestKey>;
+  /** A request waits for it (#takeMaking): it is that request's, not kept for another. */
+  taken: boolean;
+}
+
 export class Session {
   #enclave: VerifiedEnclave | null = null;
   #document: string | null = null;
@@ -853,7 +861,8 @@ export class Session {
   #documentRoute: string | null = null;
   /** Request keys made ahead for the attested enclave key (single use each); see #replenish. */
   #prepared: PreparedRequestKey[] = [];
-  #preparing = 0;
+  /** Request keys being made, oldest first (see #replenish, #takeMaking). */
+  #making: KeyInMaking[] = [];
   #inFlight = 0;
   /** Most requests this session had in flight at once: how many keys to keep ready. */
   #peakInFlight = 1;
@@ -1013,25 +1022,28 @@ export class Session {
    * Makes request keys ahead of time (a fresh X25519 key and its shared key with the enclave's
    * key each; sealed/request.ts) so sealing a request costs a box and a hash, not a key exchange,
    * on its way to the first token. Runs after attestation and once an answer has started
-   * streaming; a request that waited for a re-attestation seals with a key of its own, as the
-   * ones started by that attestation are not ready yet.
+   * streaming; a request that finds no key ready waits for one still being made (#takeMaking).
    */
   #replenish(): void {
     const enclave = this.#enclave;
     if (enclave === null) return;
     const target = Math.min(this.#peakInFlight, MAX_PREPARED_KEYS);
-    while (this.#prepared.length + this.#preparing < target) {
-      this.#preparing++;
-      prepareRequestKey(enclave.sealingPublicKey).then(
+    while (this.#prepared.length + this.#making.length < target) {
+      const making: KeyInMaking = { enclave, key: prepareRequestKey(enclave.sealingPublicKey), taken: false };
+      this.#making.push(making);
+      const done = () => {
+        this.#making = this.#making.filter((m) => m !== making);
+      };
+      making.key.then(
         (key) => {
-          this.#preparing--;
+          done();
+          // A request waiting for it has it (#takeMaking).
+          if (making.taken) return;
           if (this.#enclave === enclave) this.#prepared.push(key);
           else key.discard();
         },
-        () => {
-          // Made again at the next request's start (sealRequest reports any real problem).
-          this.#preparing--;
-        },
+        // Made again at the next request's start (sealRequest reports any real problem).
+        done,
       );
     }
   }
@@ -1043,6 +1055,19 @@ export class Session {
     if (bytesEqual(key.enclavePublicKey, enclavePublicKey)) return key;
     key.discard();
     return undefined;
+  }
+
+  /**
+   * When no key is ready: the oldest one still being made for `enclavePublicKey`, once made. It
+   * was started before this request, so it is ready no later than a key the request would start
+   * now, and two made side by side slow each other (the first request after connect, or after a
+   * re-verification, found one being made). Undefined when none is, or its making failed.
+   */
+  async #takeMaking(enclavePublicKey: Uint8Array): Promise<PreparedRequestKey | undefined> {
+    const making = this.#making.find((m) => !m.taken && bytesEqual(m.enclave.sealingPublicKey, enclavePublicKey));
+    if (making === undefined) return undefined;
+    making.taken = true;
+    return making.key.catch(() => undefined);
   }
 
   /**
@@ -1161,7 +1186,7 @@ export class Session {
       // refused, not resealed to it.
       checkExpectedModel(sealedTo, options.expectModel);
       const enclavePublicKey = sealedTo.sealingPublicKey;
-      const prepared = this.#takePrepared(enclavePublicKey);
+      const prepared = this.#takePrepared(enclavePublicKey) ?? (await this.#takeMaking(enclavePublicKey));
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {
         sealed = await sealRequest({ enclavePublicKey, kind, body, ...(prepared === undefined ? {} : { prepared }) });
