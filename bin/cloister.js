@@ -1,22 +1,37 @@
 #!/usr/bin/env node
 // Entry point of the `cloister` command. The sources are TypeScript run through tsx, so a fresh
 // clone works after `npm ci` with no build step.
+import { existsSync, readFileSync, writeSync } from "node:fs";
 
 // A child of `cloister up` (CLOISTER_SUPERVISED) ignores the terminal's Ctrl-C, which reaches the
 // whole process group: `up` stops its children in order (SIGTERM). Ignored from here on, not only
 // once its command has installed its handlers (enclave/http.ts), a second or more later: Ctrl-C in
 // up's first moments killed a child still loading, which up then took for one that failed. Before
-// tsx is loaded too: a static import would be loaded before this line runs.
+// tsx is loaded too: a static import would be loaded before this line runs (node:fs, built in, is
+// no module to load).
 // Supervised only when the variable names this process's parent (`supervisor-pid:<up's pid>`,
 // client/cli/deploy.ts childEnvironment): a CLOISTER_SUPERVISED=1 exported by accident in a shell
 // made every command ignore Ctrl-C. From here on the command sees "1" when supervised (enclave/http.ts,
 // output.ts stopWhenParentExits) and the supervisor's pid in CLOISTER_SUPERVISOR_PID, which
 // stopWhenParentExits watches (the parent it would find itself, a second or more later, may be
 // the one it was re-parented to when `up` was killed meanwhile); neither variable when not.
-if (process.env.CLOISTER_SUPERVISED === `supervisor-pid:${process.ppid}`) {
+const supervisor = /^supervisor-pid:([1-9]\d*)$/.exec(process.env.CLOISTER_SUPERVISED ?? "")?.[1];
+if (supervisor !== undefined && Number(supervisor) === process.ppid) {
   process.env.CLOISTER_SUPERVISED = "1";
   process.env.CLOISTER_SUPERVISOR_PID = String(process.ppid);
   process.on("SIGINT", () => {});
+} else if (supervisor !== undefined && (process.ppid === 1 || !isRunning(Number(supervisor)))) {
+  // Its up died before these lines ran: re-parented (to init, pid 1, or to a subreaper), it would
+  // have run as an ordinary command, serving on with no one to stop it. It stops before it starts,
+  // exit 0, as a supervised child stops once its up has gone (output.ts stopWhenParentExits). A variable
+  // naming another process that runs (one inherited from another up) is no supervision: the
+  // command runs, as an ordinary one.
+  try {
+    writeSync(2, `cloister: its supervisor (cloister up, pid ${supervisor}) has gone; not starting\n`);
+  } catch {
+    // up's end of the pipe is closed: no one is left to read it
+  }
+  process.exit(0);
 } else {
   delete process.env.CLOISTER_SUPERVISED;
   delete process.env.CLOISTER_SUPERVISOR_PID;
@@ -25,3 +40,23 @@ if (process.env.CLOISTER_SUPERVISED === `supervisor-pid:${process.ppid}`) {
 const { register } = await import("tsx/esm/api");
 register();
 await import("../client/cli/main.ts");
+
+/**
+ * Whether process `pid` runs: it exists (signal 0; EPERM: another user's) and, where Linux's /proc
+ * tells, is no zombie (an up that died and was not yet waited for by its own parent).
+ */
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if (error.code !== "EPERM") return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) state …": the state follows the last ")" (comm may hold one).
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch (error) {
+    // Gone just now, unless this system has no /proc (not Linux): then signal 0 is all there is.
+    return error.code !== "ENOENT" || !existsSync("/proc/self/stat");
+  }
+}

@@ -4,7 +4,8 @@
  * action. The enclave leaves no private model copy behind (for a sealed model, its decrypted
  * weights in /dev/shm), and a busy key broker's retries do not keep it running. A child of
  * `cloister up` ignores Ctrl-C from its first lines on, and only a child of up does; it stops on its
- * own once that up is gone, even when up was killed before the child had loaded its command.
+ * own once that up is gone, even when up was killed before the child had loaded its command, or before
+ * its first lines ran (it then does not start).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -171,54 +172,76 @@ describe("a child of cloister up (CLOISTER_SUPERVISED, naming this process): Ctr
 });
 
 describe("a child of cloister up whose up is killed before the child has loaded its command", () => {
-  it("stops on its own once loaded: it watches the up bin/cloister.js found, not the parent it has by then", async () => {
-    // A stand-in for up starts the child (its output goes straight to this test), says its pid, and
-    // is killed while the child is held after bin/cloister.js's first lines; the child, re-parented,
-    // then loads its command, which recorded the parent it found then and ran on, ignoring Ctrl-C.
-    const hold = join(import.meta.dirname, "..", "helpers", "delay-supervised-command.mjs");
-    const release = join(dir, "release-orphan");
-    const args = ["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"];
-    const supervisor = `
+  it.each([
+    {
+      // Killed while the child is held after bin/cloister.js's first lines; the child, re-parented,
+      // then loads its command, which recorded the parent it found then and ran on, ignoring Ctrl-C.
+      when: "after bin/cloister.js's first lines: it stops on its own once loaded, watching the up they found",
+      hook: "delay-supervised-command.mjs",
+      held: "held before its command",
+      said: "",
+    },
+    {
+      // Killed before bin/cloister.js's first lines ran: they found a parent that was not the one
+      // CLOISTER_SUPERVISED names (init, or a subreaper), and ran the command as an ordinary one,
+      // which never stopped.
+      when: "before bin/cloister.js's first lines: they find its up gone, and it does not start",
+      hook: "delay-supervised-start.mjs",
+      held: "held before bin/cloister.js",
+      said: "has gone; not starting\n",
+    },
+  ])(
+    "$when",
+    async ({ hook, held, said }) => {
+      // A stand-in for up starts the child (its output goes straight to this test), says its pid, and
+      // is killed while the child is held.
+      const hold = join(import.meta.dirname, "..", "helpers", hook);
+      const release = join(dir, `release-orphan-${hook}`);
+      const args = ["kbs", "serve", "--config", files.kbs?.configPath as string, "--port", "0"];
+      const supervisor = `
       const { spawn } = require("node:child_process");
       const env = { ...process.env, CLOISTER_SUPERVISED: "supervisor-pid:" + process.pid };
       const child = spawn(process.execPath, ${JSON.stringify([CLI, ...args])}, { env, stdio: "inherit" });
       console.log("child pid " + child.pid);
       setInterval(() => {}, 1000);`;
-    const env = {
-      ...process.env,
-      CLOISTER_TEST_RELEASE: release,
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
-    };
-    const up = spawn(process.execPath, ["-e", supervisor], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
-    children.push(up);
-    let stdout = "";
-    let stderr = "";
-    up.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    up.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const until = async (done: () => boolean) => {
-      const deadline = Date.now() + 30_000;
-      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    };
-    await until(() => stderr.includes("held before its command") && /child pid \d+/.test(stdout));
-    const pid = Number(/child pid (\d+)/.exec(stdout)?.[1]);
-    const running = () => {
+      const env = {
+        ...process.env,
+        CLOISTER_TEST_RELEASE: release,
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${hold}`,
+      };
+      const up = spawn(process.execPath, ["-e", supervisor], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+      children.push(up);
+      let stdout = "";
+      let stderr = "";
+      up.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      up.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const until = async (done: () => boolean) => {
+        const deadline = Date.now() + 30_000;
+        while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      };
+      await until(() => stderr.includes(held) && /child pid \d+/.test(stdout));
+      const pid = Number(/child pid (\d+)/.exec(stdout)?.[1]);
+      const running = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
       try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
+        up.kill("SIGKILL");
+        await new Promise((resolve) => up.once("exit", resolve));
+        await writeFile(release, "");
+        await until(() => !running());
+        expect(running(), stderr).toBe(false);
+        expect(stderr).toContain(said);
+      } finally {
+        if (running()) process.kill(pid, "SIGKILL");
       }
-    };
-    try {
-      up.kill("SIGKILL");
-      await new Promise((resolve) => up.once("exit", resolve));
-      await writeFile(release, "");
-      await until(() => !running());
-      expect(running(), stderr).toBe(false);
-    } finally {
-      if (running()) process.kill(pid, "SIGKILL");
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });
 
 describe("bin/cloister.js: the supervised mode is entered only when CLOISTER_SUPERVISED names the parent", () => {
