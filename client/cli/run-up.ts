@@ -381,7 +381,16 @@ function releaseLogged(
   return null;
 }
 
-export async function runDemo(options: UpOptions & { prompt: string }): Promise<void> {
+/** What `cloister demo` runs: boot, then the demo on what booted; its tests give their own. */
+export interface DemoSteps {
+  readonly boot: typeof boot;
+  readonly show: typeof showDemo;
+}
+
+export async function runDemo(
+  options: UpOptions & { prompt: string },
+  steps: DemoSteps = { boot, show: showDemo },
+): Promise<void> {
   const started = performance.now();
   const logs: string[] = [];
   // A child that, stopped, does not exit 0 fails the demo (1), as it fails `up`, once its answer is shown.
@@ -400,7 +409,7 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
   };
   let deployment: RunningDeployment;
   try {
-    deployment = await boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
+    deployment = await steps.boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
   } catch (error) {
     if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) {
       // Its children's lines were only kept: what failed is said with their last ones (the failing
@@ -412,7 +421,11 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
     return;
   }
   interrupted.booted();
-  const shown = showDemo(deployment, options.prompt, logs, started);
+  // The demo ends at the first stop asked for: its request is aborted, and nothing more of it is
+  // written after `shutting down` (its answer, the audit check, "demo finished" came after it).
+  const demoStopped = new AbortController();
+  void signalled.then((reason) => demoStopped.abort(reason));
+  const shown = steps.show({ deployment, prompt: options.prompt, logs, started, signal: demoStopped.signal });
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
   const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
     sayLastLines(logs);
@@ -421,6 +434,8 @@ export async function runDemo(options: UpOptions & { prompt: string }): Promise<
     throw error;
   });
   if (reason !== null) say(`shutting down (${reason}) …`);
+  // A Ctrl-C as it stops after the demo finished is said, as during its other stops (it said nothing).
+  else secondStop.stopping("demo finished");
   await deployment.stop();
   if (reason !== null) stoppedEarly(reason);
   else if (stops.failed()) process.exitCode = 1;
@@ -431,19 +446,31 @@ function sayLastLines(logs: readonly string[]): void {
   for (const line of logs.slice(-20)) say(line);
 }
 
-/** What `cloister demo` does with the deployment it booted: verify, ask, check the audit log. */
-async function showDemo(
-  deployment: RunningDeployment,
-  prompt: string,
-  logs: readonly string[],
-  started: number,
-): Promise<void> {
-  const session = await connect({
+/**
+ * What `cloister demo` does with the deployment it booted: verify, ask, check the audit log, until
+ * `signal` (the first stop asked for) is aborted: then its request is aborted (chat's signal), and
+ * nothing more is written, not even an answer that was on its way. `connectTo`: the SDK's connect,
+ * or its tests' own.
+ */
+export async function showDemo(options: {
+  readonly deployment: Pick<RunningDeployment, "hostUrl" | "files">;
+  readonly prompt: string;
+  readonly logs: readonly string[];
+  readonly started: number;
+  readonly signal: AbortSignal;
+  readonly connectTo?: typeof connect;
+}): Promise<void> {
+  const { deployment, prompt, logs, started, signal } = options;
+  const session = await (options.connectTo ?? connect)({
     url: deployment.hostUrl,
     policy: deployment.files.policy,
     apiKey: deployment.files.apiKey,
   });
-  const out = process.stdout;
+  const out = {
+    write: (text: string) => {
+      if (!signal.aborted) process.stdout.write(text);
+    },
+  };
   out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
   const release = releaseLogged(logs);
   if (release !== null) {
@@ -453,7 +480,7 @@ async function showDemo(
   }
   out.write("\n");
   out.write(`> ${prompt}\n`);
-  for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64 })) {
+  for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64, signal })) {
     if (event.type === "text") out.write(event.text);
     else {
       out.write(
@@ -461,6 +488,7 @@ async function showDemo(
       );
     }
   }
+  signal.throwIfAborted(); // no audit check asked for after the stop
   out.write(`${await checkAudit(deployment.files.dir, session)}\n`);
   out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 }

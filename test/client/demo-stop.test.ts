@@ -1,0 +1,147 @@
+/**
+ * `cloister demo` stopped (Ctrl-C, SIGTERM) once it has booted: the demo under way is abandoned,
+ * its request aborted, and nothing more of it is written after `shutting down`; a Ctrl-C as it stops
+ * after a demo that finished is said, as during its other stops. Each runs demo's own steps on a
+ * deployment and a session the test holds, so every event comes in the order the test gives it.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { RunningDeployment } from "../../client/cli/deploy.ts";
+import { runDemo, showDemo } from "../../client/cli/run-up.ts";
+import type { ChatEvent, GenerationOptions, Session } from "../../client/sdk.ts";
+import { madeUpEnclave } from "../helpers/verified-enclave.ts";
+
+/** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
+const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+afterEach(() => {
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    for (const listener of process.listeners(signal))
+      if (!before[signal].includes(listener)) process.off(signal, listener);
+  }
+});
+
+/** What is written on stdout and stderr from now on. */
+function capture(): { stdout: string[]; stderr: string[] } {
+  const written = { stdout: [] as string[], stderr: [] as string[] };
+  for (const stream of ["stdout", "stderr"] as const) {
+    vi.spyOn(process[stream], "write").mockImplementation((chunk: string | Uint8Array) => {
+      written[stream].push(String(chunk));
+      return true;
+    });
+  }
+  return written;
+}
+
+/** A promise the test settles (`settle`), and one that resolves once `enter` is called. */
+function held<T = void>() {
+  let settle: (value: T) => void = () => {};
+  let enter: () => void = () => {};
+  const promise = new Promise<T>((resolve) => {
+    settle = resolve;
+  });
+  const entered = new Promise<void>((resolve) => {
+    enter = resolve;
+  });
+  return { promise, settle, entered, enter };
+}
+
+const enclave = madeUpEnclave("sev-snp");
+
+const deployment = {
+  hostUrl: "http://127.0.0.1:1",
+  files: { policy: {}, apiKey: "key", dir: "/nonexistent" },
+} as unknown as RunningDeployment;
+
+describe("cloister demo: a stop while the demo runs", () => {
+  it("aborts its request (chat's signal), and writes nothing of it after the stop, though an answer comes", async () => {
+    const answer = held();
+    let chatSignal: AbortSignal | undefined;
+    let audited = false;
+    const session = {
+      enclave,
+      async *chat(_messages: unknown, options: GenerationOptions = {}): AsyncGenerator<ChatEvent> {
+        chatSignal = options.signal;
+        answer.enter();
+        await answer.promise;
+        // An answer that came as the stop was asked for (the SDK's own abort, at once, is not relied on).
+        yield { type: "text", text: " the answer" };
+        yield { type: "done", usage: { promptTokens: 1, completionTokens: 1, ttftMs: 1 } } as ChatEvent;
+      },
+      auditCheckpoint: async () => {
+        audited = true;
+        throw new Error("no audit checkpoint here");
+      },
+    } as unknown as Session;
+    const written = capture();
+    const stop = new AbortController();
+    const shown = showDemo({
+      deployment,
+      prompt: "What does the enclave do?",
+      logs: [],
+      started: performance.now(),
+      signal: stop.signal,
+      connectTo: async () => session,
+    });
+    await answer.entered;
+    expect(written.stdout.join("")).toMatch(/> What does the enclave do\?\n$/);
+    const writtenBefore = written.stdout.length;
+    stop.abort("SIGINT");
+    answer.settle();
+    await shown.catch(() => {});
+    vi.restoreAllMocks();
+    expect({ aborted: chatSignal?.aborted, audited, after: written.stdout.slice(writtenBefore) }).toEqual({
+      aborted: true,
+      audited: false,
+      after: [],
+    });
+  });
+
+  it("runDemo aborts the demo's signal at the first Ctrl-C, with SIGINT as its reason, and says it is shutting down", async () => {
+    const demo = held();
+    let demoSignal: AbortSignal | undefined;
+    const written = capture();
+    const run = runDemo({ prompt: "p" } as Parameters<typeof runDemo>[0], {
+      boot: async () => ({ ...deployment, stop: async () => {} }),
+      show: (options) => {
+        demoSignal = options.signal;
+        demo.enter();
+        return demo.promise; // never settled: the stop comes while it runs
+      },
+    });
+    await demo.entered;
+    process.emit("SIGINT", "SIGINT");
+    await run;
+    vi.restoreAllMocks();
+    expect({ aborted: demoSignal?.aborted, reason: demoSignal?.reason, exitCode: process.exitCode }).toEqual({
+      aborted: true,
+      reason: "SIGINT",
+      exitCode: 130,
+    });
+    expect(written.stderr.join("")).toBe("shutting down (SIGINT) …\nstopped: every process it started has exited\n");
+  });
+});
+
+describe("cloister demo: a Ctrl-C as it stops after a demo that finished", () => {
+  it("is said, with how to exit at once (it said nothing), and the demo's exit status stays 0", async () => {
+    const stopped = held();
+    const written = capture();
+    const run = runDemo({ prompt: "p" } as Parameters<typeof runDemo>[0], {
+      boot: async () => ({
+        ...deployment,
+        stop: () => {
+          stopped.enter();
+          return stopped.promise;
+        },
+      }),
+      show: async () => {},
+    });
+    await stopped.entered;
+    process.emit("SIGINT", "SIGINT");
+    stopped.settle();
+    await run;
+    vi.restoreAllMocks();
+    expect(written.stderr.join("")).toBe("SIGINT while stopping (demo finished): Ctrl-C again to exit at once\n");
+    expect(process.exitCode ?? 0).toBe(0);
+  });
+});
