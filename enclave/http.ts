@@ -661,7 +661,6 @@ export function closeOnSignal(
           await options.after?.();
         } finally {
           process.off("SIGINT", stop);
-          process.off("SIGINT", ignore);
           process.off("SIGTERM", stop);
           unregister();
         }
@@ -670,14 +669,12 @@ export function closeOnSignal(
     // Output closed by its reader (`cloister host | head -1`): the same clean shutdown.
     const unregister = onOutputClosed(stop);
     // Under a supervisor (`cloister up`), Ctrl-C in the terminal reaches every process of the group:
-    // the supervisor alone acts on it and stops its children in order (SIGTERM), so they ignore it.
-    const supervised = process.env.CLOISTER_SUPERVISED === "1";
-    process.on("SIGINT", supervised ? ignore : stop);
+    // the supervisor alone acts on it and stops its children in order (SIGTERM), so it is not a stop
+    // here (bin/cloister.js ignores it in them from their first lines on).
+    if (process.env.CLOISTER_SUPERVISED !== "1") process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
   });
 }
-
-function ignore(): void {}
 
 /**
  * SIGINT, SIGTERM and output closed during a server's boot, before closeOnSignal takes over: the
@@ -703,9 +700,9 @@ export function stopDuringBoot(
     stopping = true;
     stop(reason);
   };
-  const onSigint = process.env.CLOISTER_SUPERVISED === "1" ? ignore : on("SIGINT");
+  const onSigint = on("SIGINT");
   const onSigterm = on("SIGTERM");
-  process.on("SIGINT", onSigint);
+  if (process.env.CLOISTER_SUPERVISED !== "1") process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigterm);
   const unregister = onOutputClosed(on("output closed"));
   return () => {
