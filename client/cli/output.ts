@@ -90,6 +90,7 @@ export function stopWhenParentExits(
   // A supervised child watches the supervisor bin/cloister.js found its parent at start, not the
   // parent it has once this runs, a second or more later: `up` killed meanwhile, it had been
   // re-parented already, and it recorded that new parent, never stopped, and ignored Ctrl-C.
+  // Started through npx (not supervised: no supervisor's pid), it watches the parent it has, npm.
   const parent = supervisorPid(env) ?? parentPid();
   const timer = setInterval(() => {
     if (parentPid() === parent) return;
