@@ -511,6 +511,10 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
       // Killed by SIGINT: most likely the terminal's Ctrl-C, which reached the supervisor at the
       // same moment, but whose handling may come just after this exit is seen. A moment's wait lets
       // that stop win the race (startDeployment's untilReady), so it is not taken for a failure.
+      // Not left to run-up.ts isStop (a SIGINT death is a stop however late up's own SIGINT): without
+      // the wait, a child that dies first fails the boot before up has handled its SIGINT at all, and
+      // only an abort that won has the boot's stop check the child for a model copy (stopChild's
+      // `interrupted`); test/e2e/up.test.ts's "the child's first" cases fail without it.
       const afterStderr = signal === "SIGINT" ? () => setTimeout(settle, CTRL_C_SETTLE_MS) : settle;
       if (child.stderr !== null && !child.stderr.closed) child.stderr.once("close", afterStderr);
       else afterStderr();
