@@ -11,10 +11,11 @@
  * untrusted (it could drop records itself; a checkpoint's count shows it).
  *
  * A boot's two files are made, or opened when on disk, by its first records, once checked
- * (checkNewBoot): an answer with no record, or whose records are refused, makes or touches none,
- * so whatever answers at `--enclave-url` with a new boot at each collection (a restarting enclave,
- * or something hostile there) does not make two files a collection, nor a replayed answer of an
- * older boot rewrite its files; and it leaves the log of the boot collected so far open.
+ * (checkNewBoot): an answer with no record, or whose records are refused, or (while another boot
+ * is collected) whose records are all in that boot's file already, makes or touches none, so
+ * whatever answers at `--enclave-url` with a new boot at each collection (a restarting enclave, or
+ * something hostile there) does not make two files a collection, nor a replayed answer of an older
+ * boot rewrite its files; and it leaves the log of the boot collected so far open.
  *
  * `DIR/<boot id>.key` holds the Ed25519 public key the enclave's `/audit` answer named for that
  * boot. It is a filing hint only (which attested key to look for), never a key to verify with: the
@@ -54,7 +55,7 @@ import {
   checkRecordLine,
   recordLineHash,
 } from "./audit-record-check.ts";
-import { AuditStore, AuditStoreError, type CheckedLine, checkLogLine } from "./audit-store.ts";
+import { AuditStore, AuditStoreError, type CheckedLine, checkLogLine, peekLog } from "./audit-store.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
@@ -516,6 +517,22 @@ async function checkNewBoot(
   return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
 }
 
+/**
+ * One past the last record boot file `path` holds (the next one to store): as this process's open
+ * log of it counts, else as the file on disk ends, read only (peekLog: nothing cut, chmod'ed or
+ * created); 0 when there is no such file or it is empty. null when that is not known (its last line
+ * holds no seq, or it cannot be read): opening it (acquire) then says what is wrong.
+ */
+async function storedEnd(path: string): Promise<number | null> {
+  const open = bootLogs.get(path);
+  if (open !== undefined) return (await open.log.catch(() => null))?.next ?? null;
+  const found = await peekLog(path).catch(() => undefined);
+  if (found === undefined) return null;
+  if (found === null || found.empty) return 0;
+  const seq = found.lastLine === null ? null : recordSeq(found.lastLine);
+  return seq === null ? null : seq + 1;
+}
+
 /** The largest document answer read: `{"document":"<jws>"}` of a document of DOCUMENT_MAX_LENGTH. */
 const DOCUMENT_ANSWER_MAX_BYTES = DOCUMENT_MAX_LENGTH + '{"document":""}'.length;
 
@@ -728,6 +745,17 @@ export class AuditCollector {
       // collection asks on from there (an enclave that restarted acknowledges nothing of another boot).
       if (first === NO_RECORD_YET) return null;
       if (typeof first === "string") return first;
+      // Genuine records, but perhaps a replayed answer of an older boot: its records are signed and
+      // chained, and its document still names their key. The log collected so far is let go only
+      // for a record that boot's file does not hold yet (there is then something to store); an
+      // answer holding none leaves both files as found, and is acknowledged nowhere. (Two enclaves
+      // behind one URL: the other one's records whose acknowledgement was lost are acknowledged
+      // with its next record.) A collector that collects no boot yet (a host just started) opens
+      // the file anyway: that is how it resumes, acknowledging what the file holds (resumeAt).
+      if (this.boot !== null) {
+        const end = await storedEnd(logPath);
+        if (end !== null && batch.next <= end) return null;
+      }
       checked = first;
       await this.release();
       this.boot = null;

@@ -419,6 +419,39 @@ async function openLogFile(path: string): Promise<FileHandle> {
   }
 }
 
+/**
+ * The log at `path` as AuditStore.open would find it (whether it holds nothing once a torn last
+ * line is cut, and its `lastLineAtOpen`), read only: nothing is created, cut, appended to or
+ * chmod'ed, and a symbolic link is not followed. null when there is no file at `path`; throws when
+ * something else is there or it cannot be read. The collector asks before it opens a boot's log
+ * for an answer that may be a replayed one (host/audit-collector.ts storedEnd).
+ */
+export async function peekLog(
+  path: string,
+  maxLineBytes = DEFAULT_MAX_LINE_BYTES,
+): Promise<{ empty: boolean; lastLine: string | null } | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new AuditStoreError(
+        "AUDIT_STORE_IO",
+        `audit log ${path}: expected a regular file, found ${describeFileKind(info)}`,
+      );
+    }
+    const tail = await readTail(handle, info.size, maxLineBytes);
+    return { empty: info.size === 0 || tail.tornStart === 0, lastLine: tail.lastLine };
+  } finally {
+    await handle.close();
+  }
+}
+
 interface Tail {
   /**
    * The last newline-terminated line (without a CR before its newline): null when there is none or

@@ -1131,6 +1131,8 @@ describe("audit collector: an answer naming another boot than the one collected"
   const otherName = bootOf(other.document).slice(0, 16);
   /** Record 0 of a boot of key 8: not signed by the key of the other boot (9). */
   const notItsRecord = writeLog(1, makeWriter(seededKeyPair(8)))[0] as string;
+  /** Records 0..2 of the other boot, signed by its key (9). */
+  const otherRecords = writeLog(3, makeWriter(seededKeyPair(9)));
 
   it("with no record, or its record refused, leaves the current boot's log open and acknowledged", async () => {
     const { fetchFn, asked, served } = scripted([
@@ -1160,15 +1162,61 @@ describe("audit collector: an answer naming another boot than the one collected"
     await expectWholeLog(file, 4);
   });
 
+  it("replayed, an older boot's answer whose records its file holds leaves the current boot's log open and that file as found", async () => {
+    const { fetchFn, asked, served } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 2) },
+      { from: 2, lines: [] },
+      { of: other, from: 0, lines: otherRecords.slice(0, 2) },
+      { from: 2, lines: RECORDS.slice(2, 4) },
+    ]);
+    const { c, dir, errors, file } = await collector(fetchFn, undefined, undefined, served);
+    // The older boot's log, as an earlier host process left it: its last line torn, mode 0644.
+    const olderFile = join(dir, `${otherName}.jsonl`);
+    const torn = `${otherRecords[0]}\n${otherRecords[1]}\n${(otherRecords[2] as string).slice(0, 40)}`;
+    await writeFile(olderFile, torn);
+    await chmod(olderFile, 0o644);
+    const opened = vi.spyOn(AuditStore, "open");
+    const closed = vi.spyOn(AuditStore.prototype, "close");
+    for (let i = 0; i < 5; i++) await c.collect();
+    expect([opened.mock.calls.length, closed.mock.calls.length]).toEqual([1, 0]);
+    await c.stop();
+    expect(errors).toEqual([]);
+    expect(asked.slice(1, 5)).toEqual([
+      `?from=2&boot=${BOOT}`,
+      `?from=2&boot=${BOOT}`,
+      `?from=2&boot=${BOOT}`,
+      `?from=4&boot=${BOOT}`,
+    ]);
+    expect(await readFile(olderFile, "utf8")).toBe(torn);
+    expect((await stat(olderFile)).mode & 0o777).toBe(0o644);
+    expect((await readdir(dir)).sort()).toEqual([`${otherName}.jsonl`, logFileName, keyFileName].sort());
+    await expectWholeLog(file, 4);
+  });
+
+  it("an older boot's answer holding a record past its file's last one is collected, the file resumed", async () => {
+    const { fetchFn, served } = scripted([
+      { from: 0, lines: RECORDS.slice(0, 2) },
+      { from: 2, lines: [] },
+      { of: other, from: 1, lines: otherRecords.slice(1, 3) },
+    ]);
+    const { c, dir, errors } = await collector(fetchFn, undefined, undefined, served);
+    const olderFile = join(dir, `${otherName}.jsonl`);
+    await writeFile(olderFile, `${otherRecords[0]}\n${otherRecords[1]}\n`, { mode: 0o600 });
+    for (let i = 0; i < 3; i++) await c.collect();
+    await c.stop();
+    expect(errors).toEqual([]);
+    expect(await readAuditLines(olderFile)).toEqual(otherRecords);
+  });
+
   it.each([
     ["no record", [], undefined],
     ["a record refused", [notItsRecord], `is refused: boot ${otherName}, record 0: sig: expected a signature by`],
+    ["its record 0 again (replayed: the other collector stored it)", otherRecords.slice(0, 1), undefined],
   ])(
     "with %s, naming a boot another collector has open (its record 0 stored), leaves the current boot's log open",
     async (_, lines, refused) => {
-      const otherRecords = writeLog(1, makeWriter(seededKeyPair(9)));
       const idle = Array.from({ length: 10 }, () => ({ of: other, from: 1, lines: [] }));
-      const second = scripted([{ of: other, from: 0, lines: otherRecords }, ...idle]);
+      const second = scripted([{ of: other, from: 0, lines: otherRecords.slice(0, 1) }, ...idle]);
       const first = scripted([
         { from: 0, lines: RECORDS.slice(0, 1) },
         { of: other, from: 0, lines },
