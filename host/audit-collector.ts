@@ -398,12 +398,11 @@ interface BootLog {
 }
 
 /**
- * Record `seq` of a batch of boot `boot` as its log takes it (store): a line the store takes
- * (`check`), holding that seq, signed by the boot's key and chained to `prevHash` (null: the record
+ * Record `seq` of a batch of boot `boot` as its log takes it (store): a line a store of the default
+ * line bound takes (checkLogLine; the collector's stores are opened with it), holding that seq, signed by the boot's key and chained to `prevHash` (null: the record
  * before it is not known, not compared); else the problem, as a log line (never the line).
  */
 function checkBatchLine(
-  check: (text: string) => CheckedLine | string,
   text: string,
   seq: number,
   prevHash: string | null,
@@ -411,7 +410,7 @@ function checkBatchLine(
   boot: string,
   base: string,
 ): { line: CheckedLine; hash: string } | string {
-  const line = check(text);
+  const line = checkLogLine(text);
   if (typeof line === "string") return `audit: record ${seq} from the enclave is not a valid record line (${line})`;
   if (seqOf(line.value) !== seq) {
     return `audit: record ${seq} from the enclave: seq: expected ${seq}, found ${describeUntrusted(seqField(line.value))}`;
@@ -439,7 +438,7 @@ interface CheckedBatch {
 }
 
 /**
- * `batch`'s lines from record `from` on, each checked (checkBatchLine) with `check`, the first
+ * `batch`'s lines from record `from` on, each checked (checkBatchLine), the first
  * chained to `prevHash`; else the first problem, as a log line. All or nothing, and checked up to
  * the first bad line only: a broken answer is refused whole at it, and the lines after it (a hostile
  * answer's thousands) are never parsed.
@@ -450,13 +449,12 @@ async function checkBatch(
   prevHash: string | null,
   key: BootAuditKey,
   base: string,
-  check: (text: string) => CheckedLine | string,
 ): Promise<CheckedBatch | string> {
   const lines: CheckedLine[] = [];
   const chain: { seq: number; hash: string }[] = [];
   let previous = prevHash;
   for (const [i, text] of batch.lines.slice(from - batch.from).entries()) {
-    const line = checkBatchLine(check, text, from + i, previous, key, batch.boot, base);
+    const line = checkBatchLine(text, from + i, previous, key, batch.boot, base);
     if (typeof line === "string") return line;
     previous = line.hash;
     chain.push({ seq: from + i, hash: line.hash });
@@ -514,7 +512,7 @@ async function checkNewBoot(
   base: string,
 ): Promise<CheckedBatch | string | typeof NO_RECORD_YET> {
   if (batch.lines.length === 0) return NO_RECORD_YET;
-  return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base, checkLogLine);
+  return checkBatch(batch, batch.from, batch.from === 0 ? key.genesis : null, key, base);
 }
 
 /**
@@ -949,7 +947,7 @@ export class AuditCollector {
     // And in order: each line's seq (read without verifying) is its place in the batch, so a broken
     // or hostile answer (records reordered, repeated, skipped) never makes the stored log fail
     // verification from there on; it is asked for again.
-    // Each line parsed once: `check` hands its value on, and `append` takes the checked line as it is.
+    // Each line parsed once: checkLogLine hands its value on, and `append` takes the checked line as it is.
     // And signed by the boot's key and chained (audit-record-check.ts): the answer is not
     // authenticated, and a line stored at a seq makes the enclave's own record of that seq skipped,
     // acknowledged and dropped. The previous record's hash is known from seq 0 (the genesis), from
@@ -959,7 +957,7 @@ export class AuditCollector {
     const batchChecked =
       prechecked !== null
         ? checkedFrom(prechecked, from, prevHash, batch.boot, base)
-        : await checkBatch(batch, from, prevHash, key, base, (text) => store.check(text));
+        : await checkBatch(batch, from, prevHash, key, base);
     if (typeof batchChecked === "string") return batchChecked;
     const { lines: checked, chain } = batchChecked;
     // Queued synchronously in order; the store writes what piled up together, with one fsync. On
