@@ -727,6 +727,14 @@ export class AuditCollector {
     const name = batch.boot.slice(0, 16);
     /** A new boot's batch, checked before its files were made (checkNewBoot). */
     let checked: CheckedBatch | null = null;
+    // A new boot's document is read even for an answer with no record, on purpose. Read later (at
+    // its first record) it would bound nothing: an answer naming a new boot with one line, any
+    // line, has it read too (a record is checked under the key it names), and a boot's document is
+    // read once whichever answer meets it (bootKeyOf). Read now, while the new boot's enclave is
+    // idle, its key is known before its first records, so the collection that takes them (the one
+    // at the enclave's shutdown, say, within its grace) does not spend its COLLECT_TIMEOUT_MS on a
+    // document of up to 4 MiB first; and a document that cannot be read, or a signingKey it does
+    // not name, is reported from the boot's start, not only once records wait for it.
     const bootKey = batch.boot === this.boot ? this.bootKey : await this.bootKeyOf(base, batch.boot, deadline);
     if (typeof bootKey === "string") return bootKey;
     if (bootKey === null || batch.signingKey !== bootKey.hex) {
