@@ -154,8 +154,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
 
 /**
  * How long a draining enclave goes on serving its audit records once its grace has ended and it has
- * cut the answers still under way: each cut answer writes its record as it ends (enclave/service.ts,
- * the answer stream's `finally`), and the host, which collects after each answer and every second
+ * cut the answers still under way: each cut answer writes its record at the cut, whether or not its
+ * engine has stopped (enclave/server.ts writeFrames, enclave/service.ts abandon), and the host, which collects after each answer and every second
  * (host/server.ts), gets this long to take them. Bounded so that a stop stays within what
  * supervisors wait before SIGKILL: `cloister up` 15 s after its SIGTERM (client/cli/deploy.ts
  * stopChild), the systemd units of docs/deploy.md 20 s (TimeoutStopSec); the default grace (10 s)
@@ -183,7 +183,7 @@ export function closeEnclaveOnSignal(
     drain: (deadline) => drainEnclave(server, enclave, state, deadline),
     after: () => {
       // Once the server is closed: every answer has been cut, if not ended yet, and writes its record.
-      sayUncollectedAudit(enclave, state);
+      sayUncollectedAudit(enclave);
       return enclave.close();
     },
   });
@@ -193,7 +193,7 @@ export function closeEnclaveOnSignal(
  * The drain of `closeEnclaveOnSignal`: no new sessions or requests (503 ENCLAVE_DRAINING), answers
  * under way finish and the host collects their audit records, until `deadline`. Answers still under
  * way then are cut, and the host gets AUDIT_COLLECTION_AFTER_CUT_MS more to collect the records they
- * write as they end.
+ * write at the cut.
  */
 export async function drainEnclave(
   server: Pick<ListeningServer, "cutConnections">,
@@ -214,14 +214,14 @@ export async function drainEnclave(
 
 /**
  * Says how many audit records the host has not collected (nothing when none): those written and
- * not acknowledged, and one for each answer not ended yet (its engine slow to stop, or a second
- * signal cut the drain short), which writes its record as it ends. A record is never lost without
- * a word; the count may be one too high for an answer that has written its record and is still
- * waiting for its engine to stop (enclave/service.ts writes the record first), never too low. (A
- * request cut while its body was arriving writes none, and ends at once.)
+ * not acknowledged, and one for each sealed request under way whose record is not written yet (a
+ * second signal cut the drain short), which writes it as it ends (Enclave.auditOwed). A record is
+ * never lost without a word. An answer that has written its record and is still waiting for its
+ * engine to stop counts once, by its record. (A request cut while its body was arriving writes
+ * none, and ends at once.)
  */
-function sayUncollectedAudit(enclave: Pick<Enclave, "auditPending">, state: EnclaveServerState): void {
-  const uncollected = enclave.auditPending + state.active;
+function sayUncollectedAudit(enclave: Pick<Enclave, "auditPending" | "auditOwed">): void {
+  const uncollected = enclave.auditPending + enclave.auditOwed;
   if (uncollected > 0) {
     process.stderr.write(
       `cloister enclave: shutting down with ${uncollected} audit record(s) the host has not collected\n`,

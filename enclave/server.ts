@@ -103,6 +103,11 @@ export function createEnclaveApp(
     return c.json({ document: enclave.document, ...(collateral === null ? {} : { collateral }) });
   });
 
+  // Answered while draining, unlike GET /attestation: a client that read the document just before
+  // the drain began finishes attesting, and its first sealed request is then refused, which a pool
+  // host turns into WRONG_ENCLAVE_KEY, so the client re-attests once to another member (host/app.ts).
+  // Refused here, the host would pass the 503 on and the client's attestation fail with no second
+  // try. The answer is one signature over the asker's nonce and discloses nothing.
   app.post("/attestation/challenge", async (c) => {
     requireContentType(c.req.header("content-type"), "application/json", "/attestation/challenge");
     const nonce = await nonceFromBody(c.env.incoming, "challenge", "CHALLENGE_MALFORMED");
@@ -110,7 +115,9 @@ export function createEnclaveApp(
   });
 
   // A signed head of the audit log bound to the asker's nonce: clients use it to check that the
-  // log the host stores is complete (no records cut from its end).
+  // log the host stores is complete (no records cut from its end). Served while draining, as /audit
+  // is: the head of a boot about to end is the last a client can get of its log, and answers that
+  // end during the drain are in it.
   app.post("/audit/checkpoint", async (c) => {
     requireContentType(c.req.header("content-type"), "application/json", "/audit/checkpoint");
     const nonce = await nonceFromBody(c.env.incoming, "audit checkpoint", "AUDIT_CHECKPOINT_MALFORMED");
@@ -262,15 +269,25 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
  * Writes the answer's frames as they come: the headers go out with the first frame. A frame is
  * taken from the answer only when the socket has room (the answer's producer decodes a bounded
  * amount ahead and coalesces what waited, enclave/service.ts); a host that goes away stops the
- * answer, which frees its sequence and still writes its audit record.
+ * answer, which frees its sequence and still writes its audit record. Gone, it is not waited for
+ * the next frame: an engine slow to see its request aborted (or deaf to it) would hold the answer,
+ * and its record, until it decodes again. abandon() then ends the answer at once, its record
+ * written; it resolves (and the answer stops counting as active) once the engine has stopped, so
+ * a draining enclave frees the engine only after that (enclave/run.ts drainEnclave, bounded).
  */
 async function writeFrames(answer: StreamedAnswer, outgoing: ServerResponse, gone: AbortSignal) {
   const iterator = answer.frames[Symbol.asyncIterator]();
+  const left = new Promise<typeof GONE>((resolve) => {
+    if (gone.aborted) resolve(GONE);
+    else gone.addEventListener("abort", () => resolve(GONE), { once: true });
+  });
   try {
     outgoing.writeHead(200, { "content-type": "application/vnd.cloister.frames" });
     for (;;) {
       if (gone.aborted) return;
-      const { done, value } = await iterator.next();
+      const next = await Promise.race([iterator.next(), left]);
+      if (next === GONE) return;
+      const { done, value } = next;
       if (done === true) break;
       if (!outgoing.write(value)) await roomOrGone(outgoing, gone);
     }
@@ -282,6 +299,9 @@ async function writeFrames(answer: StreamedAnswer, outgoing: ServerResponse, gon
     await answer.abandon();
   }
 }
+
+/** What writeFrames's wait for a frame ends with when the host has gone. */
+const GONE = Symbol("the host has gone");
 
 function roomOrGone(outgoing: ServerResponse, gone: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -154,6 +154,12 @@ function sealedModelRefused(error: unknown): EnclaveError {
   );
 }
 
+/** A streamed answer's reader, as abandon tells the stream it has gone. */
+interface Reader {
+  gone: boolean;
+  wake: () => void;
+}
+
 export interface StreamedAnswer {
   /** Sealed frames (wire bytes), in order; the last one is a final or error frame. */
   readonly frames: AsyncIterable<Uint8Array>;
@@ -183,6 +189,12 @@ export class Enclave {
   /** Audit lines not yet collected by the host, in record order; `auditNext` is the next seq. */
   private readonly auditBacklog: { seq: number; line: string }[] = [];
   private auditNext = 0;
+  /**
+   * Sealed requests under way whose audit record is not tried yet: each is counted from its start
+   * (handleSealed) until its record is written (or fails to be), or until it is refused before one
+   * is due. A stopping enclave says these with its backlog (enclave/run.ts).
+   */
+  private recordsOwed = 0;
   /**
    * The code of the first audit record that could not be written, or null. Auditing fails closed:
    * from then on every new sealed request is refused (AUDIT_FAILED) until the enclave is restarted.
@@ -260,6 +272,14 @@ export class Enclave {
   /** Audit records written and not yet acknowledged by the host (a draining enclave waits for 0). */
   get auditPending(): number {
     return this.auditBacklog.length;
+  }
+
+  /**
+   * Audit records still to be written by the sealed requests under way (one each): an answer whose
+   * record is written is not counted, whether or not its engine has stopped.
+   */
+  get auditOwed(): number {
+    return this.recordsOwed;
   }
 
   /** True once an audit record could not be written: no new sealed request is served until restart. */
@@ -532,6 +552,28 @@ export class Enclave {
    * as EnclaveError (they become HTTP errors); after that, every failure is a sealed error frame.
    */
   async handleSealed(envelope: Uint8Array, hostTenant: string | null, signal: AbortSignal): Promise<StreamedAnswer> {
+    let owed = true;
+    this.recordsOwed++;
+    const written = () => {
+      if (owed) this.recordsOwed--;
+      owed = false;
+    };
+    try {
+      return await this.answerSealed(envelope, hostTenant, signal, written);
+    } catch (error) {
+      // Refused before its record was due (or after it was written: counted once).
+      written();
+      throw error;
+    }
+  }
+
+  /** handleSealed's work; `written` is called once its audit record was tried. */
+  private async answerSealed(
+    envelope: Uint8Array,
+    hostTenant: string | null,
+    signal: AbortSignal,
+    written: () => void,
+  ): Promise<StreamedAnswer> {
     this.refuseIfAuditFailed();
     if (this.auditBacklog.length >= MAX_AUDIT_BACKLOG) {
       throw new EnclaveError("AUDIT_BACKLOG_FULL", 503, "audit records are not being collected by the host");
@@ -566,6 +608,7 @@ export class Enclave {
     let audited = true;
     const audit = (fields: Omit<AuditEntry, "requestId" | "tenant">, tenant: string): boolean => {
       audited = this.writeAudit({ requestId: request.requestId, tenant, ...fields });
+      written();
       return audited;
     };
     /** A one-frame refusal, sent after its audit record: AUDIT_FAILED (no opening) when that failed. */
@@ -754,14 +797,28 @@ export class Enclave {
     // goes away before the first frame (e.g. during a long prefill) is handled by `abandon` itself.
     let started = false;
     let abandoned = false;
-    const frames = this.stream(first, events, sealer, finish, { requestHash, auditOpening, promptOpening }, () => {
-      started = true;
-      return abandoned;
-    });
+    const reader: Reader = { gone: false, wake: () => {} };
+    const frames = this.stream(
+      first,
+      events,
+      sealer,
+      finish,
+      { requestHash, auditOpening, promptOpening },
+      reader,
+      () => {
+        started = true;
+        return abandoned;
+      },
+    );
     return {
       frames,
       async abandon() {
         if (started) {
+          // A frame may be being made (enclave/server.ts writeFrames no longer waits for it): the
+          // answer stops waiting for its engine and ends, its record written, even when the engine
+          // is slow to see its request aborted; `return` then ends the frames.
+          reader.gone = true;
+          reader.wake();
           await frames.return(undefined);
           return;
         }
@@ -799,6 +856,8 @@ export class Enclave {
       readonly auditOpening: () => string | null;
       readonly promptOpening: () => string | null;
     },
+    /** Set by abandon: a consumer waiting for the engine is woken (`wake`) and ends. */
+    reader: Reader,
     /** Called when the first frame is asked for; true: the answer was already abandoned. */
     onStart: () => boolean,
   ): AsyncGenerator<Uint8Array> {
@@ -867,6 +926,12 @@ export class Enclave {
         wake?.();
       }
     };
+    reader.wake = () => {
+      signalConsumer();
+      const wake = state.wakeOnEnd;
+      state.wakeOnEnd = null;
+      wake?.();
+    };
     const producing = produce();
     const interval = this.frameIntervalMs;
     /** Resolves after `ms`, or as soon as the answer has ended. */
@@ -886,6 +951,7 @@ export class Enclave {
       let delivered = 0;
       let lastFrameAt = 0;
       for (;;) {
+        if (reader.gone) return;
         if (texts.length === 0 && state.end === null) {
           await new Promise<void>((resolve) => (state.wakeConsumer = resolve));
           // After the first frame, let the engine dispatch its next decode (node-llama-cpp starts

@@ -11,7 +11,7 @@ import type { GenerationEvent } from "../../enclave/engine.ts";
 import { auditCommitment } from "../../enclave/pipeline/audit.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest, textHash, verifyReceipt } from "../../sealed/index.ts";
-import { bootWith, type Pause, ScriptedEngine, usage } from "./helpers.ts";
+import { bootWith, openCompletion, type Pause, ScriptedEngine, usage } from "./helpers.ts";
 
 /** Reads every frame as soon as it is offered, with the time each one came. */
 async function readAll(iterator: AsyncIterator<Uint8Array>) {
@@ -170,12 +170,7 @@ describe("enclave answer stream: frame coalescing", () => {
   it("abandon() before any frame was read still frees the generation and audits CLIENT_ABORTED, once", async () => {
     const engine = new ScriptedEngine(() => [...texts(3), done]);
     const enclave = await bootWith(engine);
-    const { envelope } = await sealRequest({
-      enclavePublicKey: enclave.publicKeys.sealing,
-      kind: "complete",
-      body: { prompt: "hello" },
-    });
-    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    const answer = await openCompletion(enclave, "hello");
     await answer.abandon();
     await answer.abandon();
     expect(engine.finished).toBe(1);

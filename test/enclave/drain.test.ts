@@ -6,12 +6,12 @@
  * real engine ends a generation its reader left (enclave/engine.ts, stopReason "abort").
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type ListeningServer, listenBeforeServing } from "../../enclave/http.ts";
+import { type ListeningServer, listenBeforeServing, waitUntil } from "../../enclave/http.ts";
 import { closeEnclaveOnSignal, drainEnclave } from "../../enclave/run.ts";
 import { bootingAnswer, createEnclaveApp, type EnclaveServerState } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, sealRequest } from "../../sealed/index.ts";
-import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
+import { bootWith, openCompletion, ScriptedEngine, usage } from "./helpers.ts";
 
 const servers: ListeningServer[] = [];
 afterEach(async () => {
@@ -21,8 +21,11 @@ afterEach(async () => {
 
 const text = (t: string) => ({ type: "text", text: t }) as const;
 
-/** An enclave whose answers send "a", then wait until their request is aborted (the reader is gone), then end. */
-async function enclaveHoldingAnswers(): Promise<{
+/**
+ * An enclave whose answers send "a", then wait until their request is aborted (the reader is gone),
+ * then end; or, `until` given, until it resolves, whatever the abort (an engine that ignores it).
+ */
+async function enclaveHoldingAnswers(until?: Promise<unknown>): Promise<{
   enclave: Enclave;
   state: EnclaveServerState;
   server: ListeningServer;
@@ -32,7 +35,7 @@ async function enclaveHoldingAnswers(): Promise<{
     const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
     return [
       text("a"),
-      { until: aborted },
+      { until: until ?? aborted },
       { type: "done", stopReason: "abort", usage: { ...usage, completionTokens: 1 } },
     ];
   });
@@ -152,5 +155,52 @@ describe("enclave drain: an answer under way when the grace ends", () => {
     const lines = stderrLines();
     await stopped(serving, 60_000, 2);
     expect(lines).toEqual(["cloister enclave: shutting down with 1 audit record(s) the host has not collected\n"]);
+  });
+});
+
+describe("enclave drain: the count of what the host has not collected is exact", () => {
+  it("an answer that has written its record and waits for its engine to stop is counted once", async () => {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const engine = new ScriptedEngine(() => [
+      text("a"),
+      { until: released },
+      { type: "done", stopReason: "abort", usage },
+    ]);
+    const enclave = await bootWith(engine);
+    const answer = await openCompletion(enclave, "hi");
+    await answer.frames[Symbol.asyncIterator]().next();
+    // The reader gone: the record is written at once, then the engine (holding its next event) is awaited.
+    const abandoning = answer.abandon();
+    await waitUntil(() => enclave.auditPending === 1, performance.now() + 5000);
+    expect(enclave.auditPending).toBe(1);
+    // The server counts the answer active until it is abandoned (enclave/server.ts writeFrames).
+    const state: EnclaveServerState = { draining: false, active: 1 };
+    const server = { close: async () => {}, cutConnections: () => {} } as unknown as ListeningServer;
+    const lines = stderrLines();
+    const closed = closeEnclaveOnSignal(server, enclave, state, 0);
+    for (let i = 0; i < 2; i++) process.emit("SIGTERM", "SIGTERM");
+    await closed;
+    expect(lines).toEqual(["cloister enclave: shutting down with 1 audit record(s) the host has not collected\n"]);
+    release();
+    await abandoning;
+  });
+});
+
+describe("enclave drain: an answer whose engine ignores the abort", () => {
+  it("writes its record at the cut, and the host collects it", async () => {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const serving = await enclaveHoldingAnswers(released);
+    const { enclave, state, server } = serving;
+    await answerUnderWay(enclave, server.url);
+    const host = collecting(server.url, enclave.documentDigest);
+    await drainEnclave(server, enclave, state, performance.now() + 50);
+    await host.stop();
+    expect(host.lines).toHaveLength(1);
+    expect(enclave.auditPending).toBe(0);
+    release();
+    await waitUntil(() => state.active === 0, performance.now() + 5000);
+    expect(state.active).toBe(0);
   });
 });

@@ -1,10 +1,11 @@
 /** A scripted inference engine and an enclave booted on it (tests of the answer stream and server). */
 import type { JWK } from "jose";
 import type { GenerateRequest, GenerationEvent, InferenceEngine } from "../../enclave/engine.ts";
-import { Enclave } from "../../enclave/service.ts";
+import { Enclave, type StreamedAnswer } from "../../enclave/service.ts";
 import { devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { TINY_MODEL_SHA256 } from "../../models/tiny.ts";
+import { sealRequest } from "../../sealed/index.ts";
 
 export const usage = {
   promptTokens: 3,
@@ -86,4 +87,14 @@ export async function bootWith(
     engine: engine as unknown as InferenceEngine,
     frameIntervalMs,
   });
+}
+
+/** Seals a completion of `prompt` to `enclave` and opens it there, as the host's tenant: its answer, not read yet. */
+export async function openCompletion(enclave: Enclave, prompt: string): Promise<StreamedAnswer> {
+  const { envelope } = await sealRequest({
+    enclavePublicKey: enclave.publicKeys.sealing,
+    kind: "complete",
+    body: { prompt },
+  });
+  return enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
 }

@@ -566,6 +566,21 @@ describe("enclave server: draining (shutting down)", () => {
       status: 200,
       body: { document: enclave.document },
     });
+    // The nonce questions are still answered (enclave/server.ts says why): an attestation begun just
+    // before the drain ends, and the audit log's signed head is the last a client gets of this boot's.
+    const nonce = JSON.stringify({ nonce: base64url.encode(new Uint8Array(32).fill(3)) });
+    const challenge = await fetch(`${server.url}/attestation/challenge`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: nonce,
+    });
+    expect(challenge.status).toBe(200);
+    const checkpoint = await fetch(`${server.url}/audit/checkpoint`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: nonce,
+    });
+    expect(checkpoint.status).toBe(200);
     // Its health says so too (a host with one enclave passes that on to its load balancer).
     const health = await fetch(`${server.url}/healthz`);
     expect({ status: health.status, body: await health.json() }).toEqual({ status: 503, body: { status: "draining" } });
