@@ -277,15 +277,20 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
  */
 async function writeFrames(answer: StreamedAnswer, outgoing: ServerResponse, gone: AbortSignal) {
   const iterator = answer.frames[Symbol.asyncIterator]();
-  const left = new Promise<typeof GONE>((resolve) => {
-    if (gone.aborted) resolve(GONE);
-    else gone.addEventListener("abort", () => resolve(GONE), { once: true });
-  });
+  // The wait for the frame under way ends at the abort too. (Not Promise.race with one promise of
+  // the abort: each race would leave a reaction on it until the answer ends, one per frame.)
+  let waiting: ((gone: typeof GONE) => void) | null = null;
+  const onGone = () => waiting?.(GONE);
+  gone.addEventListener("abort", onGone, { once: true });
   try {
     outgoing.writeHead(200, { "content-type": "application/vnd.cloister.frames" });
     for (;;) {
       if (gone.aborted) return;
-      const next = await Promise.race([iterator.next(), left]);
+      const next = await new Promise<IteratorResult<Uint8Array> | typeof GONE>((resolve, reject) => {
+        waiting = resolve;
+        iterator.next().then(resolve, reject);
+      });
+      waiting = null;
       if (next === GONE) return;
       const { done, value } = next;
       if (done === true) break;
@@ -295,6 +300,7 @@ async function writeFrames(answer: StreamedAnswer, outgoing: ServerResponse, gon
   } catch {
     outgoing.destroy();
   } finally {
+    gone.removeEventListener("abort", onGone);
     // Also when the host left before the first frame was taken: the answer is ended and audited.
     await answer.abandon();
   }
