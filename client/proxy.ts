@@ -59,29 +59,11 @@ export interface ProxyOptions {
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   /**
-   * Aborted when the proxy's stop cuts the streams still under way, at the end of its grace
-   * (stopProxyServer): each is logged `cut_at_stop`, not `client_gone`, as the app did not leave.
+   * Aborted just before the proxy's stop cuts the streams still under way, at the end of its grace
+   * or at a second signal (the server's RunningServer.close `beforeCut`, as cloister proxy passes it
+   * to closeOnSignal): each is logged `cut_at_stop`, not `client_gone`, as the app did not leave.
    */
   readonly cutting?: AbortSignal;
-}
-
-/**
- * Stops the proxy's `server`: answers under way go on to their end for up to `graceMs`, then the
- * server cuts them; `cutting` (the app's, ProxyOptions) is aborted just before, so that each stream
- * cut is logged as the proxy's cut. Its timer is set before the server's own deadline, with the
- * same delay: node runs timers of one delay in the order they were set.
- */
-export async function stopProxyServer(
-  server: { close(graceMs?: number): Promise<void> },
-  cutting: AbortController,
-  graceMs: number,
-): Promise<void> {
-  const deadline = setTimeout(() => cutting.abort(), graceMs);
-  try {
-    await server.close(graceMs);
-  } finally {
-    clearTimeout(deadline);
-  }
 }
 
 /**

@@ -141,9 +141,12 @@ export interface RunningServer {
   /**
    * Stops accepting connections and resolves when every connection is closed. Requests under way
    * get up to `graceMs` (default 0) to finish — streamed answers included — and each connection is
-   * closed as soon as it is idle; whatever is still open after `graceMs` is cut.
+   * closed as soon as it is idle; whatever is still open after `graceMs` is cut. `beforeCut` is
+   * called just before that cut (not when every connection closed within the grace): a server
+   * whose handler logs how an answer ended (the proxy's `cut_at_stop`) learns there that the cut
+   * is its own. Called once per server it is given to (listenLoopback's two: twice).
    */
-  close(graceMs?: number): Promise<void>;
+  close(graceMs?: number, beforeCut?: () => void): Promise<void>;
 }
 
 /** A host name or IP address as it is written before `:port`, in a URL or a message: an IPv6 address in brackets. */
@@ -353,18 +356,22 @@ function listenWith(
         url,
         port: info.port,
         address: info.address,
-        close: (graceMs = 0) =>
+        close: (graceMs = 0, beforeCut) =>
           new Promise<void>((done) => {
+            const cut = () => {
+              beforeCut?.();
+              server.closeAllConnections();
+            };
             // Keep-alive connections would otherwise stay open until their idle timeout: each is
             // closed once its last request has ended (checked every 25 ms), the rest at the deadline.
             const sweep = setInterval(() => server.closeIdleConnections(), 25);
-            const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+            const deadline = setTimeout(cut, graceMs);
             server.close(() => {
               clearInterval(sweep);
               clearTimeout(deadline);
               done();
             });
-            if (graceMs <= 0) server.closeAllConnections();
+            if (graceMs <= 0) cut();
             else server.closeIdleConnections();
           }),
       };
@@ -487,7 +494,7 @@ export async function listenBeforeServing(
     url: running.url,
     port: running.port,
     address: running.address,
-    close: (graceMs) => running.close(graceMs),
+    close: (graceMs, beforeCut) => running.close(graceMs, beforeCut),
     cutConnections: () => server.closeAllConnections(),
     serve(fetchHandler) {
       if (served) throw new Error("listenBeforeServing: serve() called twice");
@@ -529,8 +536,8 @@ export async function listenLoopback(
       url: v4.url,
       port: v4.port,
       address: v4.address,
-      close: async (graceMs = 0) => {
-        await Promise.all([v4.close(graceMs), v6?.close(graceMs)]);
+      close: async (graceMs = 0, beforeCut) => {
+        await Promise.all([v4.close(graceMs, beforeCut), v6?.close(graceMs, beforeCut)]);
       },
     };
   }
@@ -628,13 +635,17 @@ export function readBodyWithin(
  * enclave/run.ts drainEnclave); `server.close` then cuts at once whatever is left. How `cloister
  * enclave`, `host` and `kbs serve` shut down, losing no answer in progress. Resolves once stopped;
  * rejects with the error of a step that failed (the enclave's removal of its model copy, in
- * `after`), for the caller to report, rather than leaving it an unhandled rejection.
+ * `after`), for the caller to report, rather than leaving it an unhandled rejection. `stopping` is
+ * told the first stop's reason as it comes (the proxy says it stops); `beforeCut` is the server's
+ * (RunningServer.close), at the end of the grace or at a second signal.
  */
 export function closeOnSignal(
   server: RunningServer,
   options: {
     readonly graceMs?: number;
+    readonly stopping?: (reason: StopReason) => void;
     readonly drain?: (deadline: number) => Promise<void>;
+    readonly beforeCut?: () => void;
     readonly after?: () => Promise<void>;
   } = {},
 ): Promise<void> {
@@ -642,14 +653,16 @@ export function closeOnSignal(
   return new Promise<void>((resolve, reject) => {
     let stopping = false;
     let hurry: () => void = () => {};
-    const stop = () => {
+    // node calls a signal's listener with the signal's name; onOutputClosed calls it with none.
+    const stop = (signal?: NodeJS.Signals) => {
       if (stopping) {
         // A second signal: stop waiting for work under way.
         hurry();
-        void server.close(0);
+        void server.close(0, options.beforeCut);
         return;
       }
       stopping = true;
+      options.stopping?.(signal === "SIGINT" || signal === "SIGTERM" ? signal : "output closed");
       const deadline = performance.now() + graceMs;
       const hurried = new Promise<void>((r) => {
         hurry = r;
@@ -657,7 +670,7 @@ export function closeOnSignal(
       (async () => {
         try {
           if (options.drain !== undefined) await Promise.race([options.drain(deadline), hurried]);
-          await server.close(Math.max(0, deadline - performance.now()));
+          await server.close(Math.max(0, deadline - performance.now()), options.beforeCut);
           await options.after?.();
         } finally {
           process.off("SIGINT", stop);

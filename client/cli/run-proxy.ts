@@ -2,14 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, rm, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
+import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
-import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem, stopProxyServer } from "../proxy.ts";
+import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
 import { describeEnclave, open, readPolicy, readSecretFile } from "./run-client.ts";
-import { waitForSignal } from "./run-up.ts";
 
 export interface ProxyCommandOptions extends ClientConnectionOptions {
   port: number;
@@ -140,8 +139,18 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
   for (const warning of policyRisks(policy, "is sent your prompts")) {
     process.stderr.write(`WARNING: policy: ${warning}\n`);
   }
-  // Signals are handled before it says it listens: whoever reads that may stop it at once.
-  const signalled = waitForSignal();
+  // Signals are handled before it says it listens: whoever reads that may stop it at once. Answers
+  // under way go on to their end (as the host and the enclave let them), for up to the grace: an
+  // app's stream cut by the stop would be an answer lost. Idle connections close at once; a second
+  // signal cuts the rest at once. The streams cut are logged as cut by the stop (`cutting`).
+  const closed = closeOnSignal(server, {
+    graceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+    stopping: (reason) =>
+      process.stderr.write(
+        `shutting down (${reason}): answers under way may finish for up to ${DEFAULT_SHUTDOWN_GRACE_MS / 1000} s (again to stop at once) …\n`,
+      ),
+    beforeCut: () => cutting.abort(),
+  });
   process.stdout.write(
     [
       `OpenAI-compatible proxy listening on ${server.url}/v1`,
@@ -153,12 +162,5 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
       "",
     ].join("\n"),
   );
-  const reason = await signalled;
-  // Answers under way go on to their end (as the host and the enclave let them), for up to the
-  // grace: an app's stream cut by the stop would be an answer lost. Idle connections close at once;
-  // a second signal (its handler gone with the first) stops the process at once.
-  process.stderr.write(
-    `shutting down (${reason}): answers under way may finish for up to ${DEFAULT_SHUTDOWN_GRACE_MS / 1000} s (again to stop at once) …\n`,
-  );
-  await stopProxyServer(server, cutting, DEFAULT_SHUTDOWN_GRACE_MS);
+  await closed;
 }

@@ -8,7 +8,7 @@
  */
 import { request as httpRequest } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES, stopProxyServer } from "../../client/proxy.ts";
+import { attestedModelId, createProxyApp, PROXY_MAX_BODY_BYTES } from "../../client/proxy.ts";
 import type { ChatEvent, Session } from "../../client/sdk.ts";
 import { listen } from "../../enclave/http.ts";
 import { REQUEST_LIMITS as L } from "../../sealed/request-limits.ts";
@@ -639,7 +639,7 @@ describe("proxy: failures", () => {
     });
     const reader = response.body!.getReader();
     await reader.read(); // the role chunk, at least: the stream is under way
-    await stopProxyServer(server, cutting, 100);
+    await server.close(100, () => cutting.abort());
     await expect(
       (async () => {
         while (!(await reader.read()).done) {}
