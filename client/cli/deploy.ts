@@ -36,6 +36,7 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { type InputBound, readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
+import { makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -163,12 +164,10 @@ export async function prepareDeployment(options: {
   sealedModel?: boolean;
 }): Promise<DeploymentFiles> {
   const dir = resolve(options.dir);
-  // A directory made here holds only what up writes (keys among them): a .gitignore of `*` keeps it
-  // out of git, and out of linters that read .gitignore, wherever --dir puts it (as a virtualenv
-  // does). A directory that exists is the user's, left as it is.
-  if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) {
-    await writePublic(join(dir, ".gitignore"), "*\n");
-  }
+  // A directory made here holds only what up writes (keys among them): kept out of git, and out of
+  // linters that read .gitignore, wherever --dir puts it (as a virtualenv does). A directory that
+  // exists is the user's, left as it is.
+  await makePrivateDirectory(dir, "--dir");
   await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
 
   const modelPath = join(dir, "models", "tiny.gguf");

@@ -1,13 +1,14 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { link, mkdir, rm, unlink, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { link, unlink, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
+import { makePrivateDirectory } from "./private-directory.ts";
 import { describeEnclave, open, readPolicy, readSecretFile } from "./run-client.ts";
 
 export interface ProxyCommandOptions extends ClientConnectionOptions {
@@ -81,11 +82,9 @@ function isNoSuchFile(error: unknown): error is Error {
 async function createTokenFile(file: string, token: string): Promise<boolean> {
   const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
   try {
-    // The default .cloister/ is made in the working directory, often an app's own repository: a
-    // directory made here gets a .gitignore of `*` (as cloister up's --dir does), so the token is
-    // not committed with the app. A directory that exists is the user's, left as it is.
-    const made = await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    if (made !== undefined) await keepOutOfGit(made);
+    // The default .cloister/ is made in the working directory, often an app's own repository: kept
+    // out of git, as cloister up's --dir is. A directory that exists is the user's, left as it is.
+    await makePrivateDirectory(dirname(file), "--token-file");
     await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
     await link(temporary, file);
     return true;
@@ -96,22 +95,6 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
     throw new UsageError(`--token-file: cannot create "${file}" (${code ?? "error"})`, { cause: error });
   } finally {
     await unlink(temporary).catch(() => {});
-  }
-}
-
-/**
- * A `.gitignore` of `*` in the directory `made` for the token. If it cannot be written, the
- * directory is removed again: left without one, the next start would take it for the user's own and
- * put the token there unguarded.
- */
-async function keepOutOfGit(made: string): Promise<void> {
-  const ignore = join(made, ".gitignore");
-  try {
-    await writeFile(ignore, "*\n", { mode: 0o644 });
-  } catch (error) {
-    await rm(made, { recursive: true, force: true }).catch(() => {});
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`--token-file: cannot create "${ignore}" (${code ?? "error"})`, { cause: error });
   }
 }
 

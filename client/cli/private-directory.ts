@@ -1,0 +1,73 @@
+/**
+ * The directory of files only cloister writes (`cloister up --dir`'s keys, model and policy; the
+ * proxy's token in .cloister/), kept out of git: made in the working directory, often an app's own
+ * repository, its files must not be committed with the app, nor read by linters that honour
+ * .gitignore.
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, lstat, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { fileErrorCause, UsageError } from "./output.ts";
+
+/**
+ * Makes `dir` and its missing parents (mode 0700), each with a `.gitignore` of `*` (0644), as each
+ * holds only what cloister puts there; a directory that exists is the user's, left as it is. The
+ * directories appear with their `.gitignore` or not at all: made under a temporary name beside the
+ * topmost one to make, then renamed into place. So no start ever finds one without it and takes it
+ * for the user's, and a failure removes only that temporary tree, never a file another start put in
+ * a directory it found made (a token it linked there). Should another start make the same
+ * directory meanwhile, its (with its `.gitignore`) is kept and used. A `.gitignore` that cannot be
+ * written is a UsageError naming it and `option` (fileErrorCause, the file system's error as cause);
+ * other failures are the file system's errors.
+ */
+export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
+  const target = resolve(dir);
+  const top = await topmostMissing(target);
+  if (top === null) return;
+  const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await mkdir(temporary, { mode: 0o700 });
+    // From the topmost down to `dir`, each as it will be named once in place.
+    const below = relative(top, target).split(sep);
+    const made = [top, ...below.filter((part) => part !== "").map((_, i) => join(top, ...below.slice(0, i + 1)))];
+    for (const path of made) {
+      const inTemporary = join(temporary, relative(top, path));
+      if (path !== top) await mkdir(inTemporary, { mode: 0o700 });
+      const ignore = join(inTemporary, ".gitignore");
+      try {
+        await writeFile(ignore, "*\n", { mode: 0o644, flag: "wx" });
+        await chmod(ignore, 0o644); // whatever the umask: anyone may read it
+      } catch (error) {
+        const shown = join(path, ".gitignore");
+        throw new UsageError(`${option}: cannot create "${shown}" (${fileErrorCause(error, "write")})`, {
+          cause: error,
+        });
+      }
+    }
+    try {
+      await rename(temporary, top);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another start made it first (with its .gitignore): that one is kept, and the rest made in it.
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+      await mkdir(target, { recursive: true, mode: 0o700 });
+    }
+  } finally {
+    // Only the temporary name this call made (gone once renamed into place).
+    await rm(temporary, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** The topmost directory of `target` (itself included) that does not exist, or null when it exists. */
+async function topmostMissing(target: string): Promise<string | null> {
+  let missing: string | null = null;
+  for (let path = target; ; path = dirname(path)) {
+    try {
+      await lstat(path);
+      return missing;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || dirname(path) === path) throw error;
+      missing = path;
+    }
+  }
+}
