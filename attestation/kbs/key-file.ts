@@ -22,6 +22,17 @@ export class BrokerConfigError extends Error {
 const KEY_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one model key JWK, a few hundred bytes" };
 
 /**
+ * readCheckedFile's refusal of `path` (the file of `field`) when it could not be opened, examined
+ * or read (ENOENT, EACCES, EIO…), unless its caller words it (`cannotRead`): named as every refusal
+ * of it is (`field: "path": …`, as the CLI's owner-only files are), with its errno and what to do
+ * (fileErrorCause), the error kept as cause. For a caller that words only some errors itself.
+ */
+export function privateFileUnreadable(field: string, path: string): (error: unknown) => BrokerConfigError {
+  return (error) =>
+    new BrokerConfigError(`${field}: "${path}": cannot read (${fileErrorCause(error)})`, { cause: error });
+}
+
+/**
  * Opens `path` and checks, on the open file itself (no window between the check and the read): a
  * regular file, owned by this user or root (anyone else who owns it can rewrite it), and none of
  * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
@@ -42,11 +53,7 @@ export async function readCheckedFile(
   },
   uid: number | undefined,
 ): Promise<string> {
-  /**
-   * The file could not be opened, examined or read (ENOENT, EACCES, EIO…): named as every refusal
-   * of it is (`field: "path": …`, as the CLI's owner-only files are), with its errno and what to do
-   * (fileErrorCause), the error kept as cause.
-   */
+  /** The file could not be opened, examined or read: `cannotRead`, or privateFileUnreadable. */
   const unreadable = (error: unknown): Error => {
     const code = (error as NodeJS.ErrnoException).code;
     // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
@@ -55,8 +62,7 @@ export async function readCheckedFile(
         cause: error,
       });
     }
-    if (rule.cannotRead !== undefined) return rule.cannotRead(error);
-    return new BrokerConfigError(`${field}: "${path}": cannot read (${fileErrorCause(error)})`, { cause: error });
+    return (rule.cannotRead ?? privateFileUnreadable(field, path))(error);
   };
   let handle: Awaited<ReturnType<typeof open>>;
   try {

@@ -76,14 +76,9 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   // Read as cloister up reads the key it reuses: only by its owner (readSecretFile).
   if (file !== undefined) {
     return {
-      key: (
-        await readSecretFile(file, "--api-key-file", {
-          bound: API_KEY_FILE_BOUND,
-          // Named as the private-file reader names the file in its other refusals (`--option: "path": …`).
-          cannotRead: optionFileUnreadable(`"${file}"`, "--api-key-file:"),
-          followLinks: true,
-        })
-      ).trim(),
+      // A file that cannot be read: named as the private-file reader's other refusals name it
+      // (`--api-key-file: "path": …`), its default (privateFileUnreadable).
+      key: (await readSecretFile(file, "--api-key-file", { bound: API_KEY_FILE_BOUND, followLinks: true })).trim(),
       source: `--api-key-file "${file}"`,
     };
   }

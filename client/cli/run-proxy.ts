@@ -2,10 +2,11 @@
 import { randomBytes } from "node:crypto";
 import { link, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
-import { type InputBound, optionFileUnreadable } from "./bounded-file.ts";
+import type { InputBound } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
 import { makePrivateDirectory } from "./private-directory.ts";
@@ -53,8 +54,9 @@ async function readTokenFile(file: string): Promise<string | null> {
   try {
     text = await readSecretFile(file, "--token-file", {
       bound: TOKEN_FILE_BOUND,
-      // No such file is not a refusal (the token is made): the errno error itself, recognised below.
-      cannotRead: (error) => (isNoSuchFile(error) ? error : optionFileUnreadable(`"${file}"`, "--token-file:")(error)),
+      // No such file is not a refusal (the token is made): the errno error itself, recognised below;
+      // any other is worded as the reader's other refusals of the file (`--token-file: "path": …`).
+      cannotRead: (error) => (isNoSuchFile(error) ? error : privateFileUnreadable("--token-file", file)(error)),
     });
   } catch (error) {
     if (isNoSuchFile(error)) return null;
