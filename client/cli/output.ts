@@ -173,8 +173,12 @@ export interface OutputFileErrors {
   exists(cause?: unknown): Error;
   /** The file's directory does not exist (it is never created: a mistyped path would go unnoticed). */
   noDirectory(directory: string, cause?: unknown): Error;
-  /** Checking or writing failed with this errno code. */
-  failed(code: string, cause: unknown): Error;
+  /**
+   * Checking whether the file exists (its `lstat`) or writing it failed with this errno code: a
+   * check that fails says nothing of the file's directory being writable (EACCES there: a directory
+   * of the path may not be looked into).
+   */
+  failed(code: string, cause: unknown, operation: "check" | "write"): Error;
 }
 
 /** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
@@ -212,7 +216,7 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
     await lstat(file);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    if (code !== "ENOENT") throw errors.failed(code, cause);
+    if (code !== "ENOENT") throw errors.failed(code, cause, "check");
     const directory = await missingDirectory(file);
     if (directory !== null) throw errors.noDirectory(directory, cause);
     return;
@@ -277,7 +281,7 @@ export async function writeFileAtomically(
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
     const directory = code === "ENOENT" ? await missingDirectory(file) : null;
     if (directory !== null) throw errors.noDirectory(directory, cause);
-    throw errors.failed(code, cause);
+    throw errors.failed(code, cause, "write");
   } finally {
     // A leftover temporary file must not hide the outcome (written, or the error above).
     await rm(temporary, { force: true }).catch(() => {});
@@ -318,8 +322,8 @@ function outputFileErrors(file: string, option: string, existing: ExistingOutput
     exists: (cause) =>
       new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`, { cause }),
     noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
-    failed: (_code, cause) =>
-      new UsageError(`${option}: cannot create "${file}" (${fileErrorCause(cause, "write")})`, { cause }),
+    failed: (_code, cause, operation) =>
+      new UsageError(`${option}: cannot create "${file}" (${fileErrorCause(cause, operation)})`, { cause }),
   };
 }
 
@@ -414,16 +418,21 @@ export function loopbackListenError(error: unknown): unknown {
 }
 
 /**
- * Why a file an option names could not be read, or (`operation` "write") created where it names: the
- * errno code and, for the common ones, what to do (`ENOENT: no such file; check the path`), worded
- * for that operation.
+ * Why a file an option names could not be read, (`operation` "write") created where it names, or
+ * (`operation` "check") looked up, to see whether it exists before anything is written: the errno
+ * code and, for the common ones, what to do (`ENOENT: no such file; check the path`), worded for
+ * that operation.
  */
-export function fileErrorCause(error: unknown, operation: "read" | "write" = "read"): string {
+export function fileErrorCause(error: unknown, operation: "read" | "write" | "check" = "read"): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;
   const writing = operation === "write";
   if (code === "ENOENT")
     return writing ? "ENOENT: no such directory; check the path" : "ENOENT: no such file; check the path";
   if (code === "EACCES" || code === "EPERM") {
+    // A lookup needs only the right to look into each directory of the path (search, x).
+    if (operation === "check") {
+      return `${code}: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode`;
+    }
     return writing
       ? `${code}: this user may not write there; check the directory's owner and mode`
       : `${code}: this user may not read it; check its owner and mode`;
