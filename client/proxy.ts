@@ -594,9 +594,14 @@ function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
 
 /**
  * Reads and drops the body of a request refused without it (an unknown route, another method), so
- * that node keeps the connection for the app's next request, as after any other refusal: node closes
- * one whose request body was left unread. Only under /v1, where the token has been checked and
- * bodyLimit bounds the body (413 past it); elsewhere it is left unread and node closes the connection.
+ * that the connection is kept for the app's next request, as after the proxy's other refusals of a
+ * request with a body (each reads it first: readBody). The shared listener closes a connection whose
+ * answer goes out before its body has come (enclave/http.ts ClosingWhenUnreadResponse), and rightly
+ * for its other servers: their clients are anonymous until checked (the key broker's always), and
+ * reading a body only to refuse it is work for nobody and a connection held. Here the body is read
+ * only under /v1, where the local token has been checked (the app is the user's own) and bodyLimit
+ * bounds it (413 past it, unread, and the connection closed); an SDK's pooled connection dropped
+ * would fail the app's next request. Elsewhere (no token) it is left unread, as the listener does.
  */
 async function discardBody(c: Context): Promise<void> {
   if (!c.req.path.startsWith("/v1/")) return;

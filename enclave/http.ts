@@ -310,7 +310,10 @@ export async function listen(
  * all come (a refusal before reading it: no API key, a wrong route, an oversize declared length).
  * That connection cannot carry another request at once: @hono/node-server drains the unread body for
  * at most 500 ms and then drops the connection, and a client told `keep-alive` may have sent its next
- * request on it by then (lost: "other side closed"). A request read whole keeps its connection.
+ * request on it by then (lost: "other side closed"). A request read whole keeps its connection: a
+ * handler that refuses a body it can bound and wants the connection kept reads it first (the proxy's
+ * discardBody, for its authenticated local apps); none is read here for a handler, as most refusals
+ * are of clients not yet known.
  */
 class ClosingWhenUnreadResponse extends ServerResponse {
   override writeHead(
