@@ -16,9 +16,10 @@ import { fileErrorCause, UsageError } from "./output.ts";
  * topmost one to make, then renamed into place. So no start ever finds one without it and takes it
  * for the user's, and a failure removes only that temporary tree, never a file another start put in
  * a directory it found made (a token it linked there). Should another start make the same
- * directory meanwhile, its (with its `.gitignore`) is kept and used. A `.gitignore` that cannot be
- * written is a UsageError naming it and `option` (fileErrorCause, the file system's error as cause);
- * other failures are the file system's errors.
+ * directory meanwhile, that one (with its `.gitignore`) is kept and used; one made meanwhile by
+ * anything else and still empty is replaced (rename(2) replaces an empty directory: nothing in it to
+ * lose). A `.gitignore` that cannot be written is a UsageError naming it and `option`
+ * (fileErrorCause, the file system's error as cause); other failures are the file system's errors.
  */
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
   const target = resolve(dir);
@@ -28,8 +29,8 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   try {
     await mkdir(temporary, { mode: 0o700 });
     // From the topmost down to `dir`, each as it will be named once in place.
-    const below = relative(top, target).split(sep);
-    const made = [top, ...below.filter((part) => part !== "").map((_, i) => join(top, ...below.slice(0, i + 1)))];
+    const below = target === top ? [] : relative(top, target).split(sep);
+    const made = [top, ...below.map((_, i) => join(top, ...below.slice(0, i + 1)))];
     for (const path of made) {
       const inTemporary = join(temporary, relative(top, path));
       if (path !== top) await mkdir(inTemporary, { mode: 0o700 });
