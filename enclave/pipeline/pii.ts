@@ -8,8 +8,8 @@
  *    spaces between words (`иван@пример.рф`, `김철수@예시.한국`) and in those that do not
  *    (`张伟@例子.中国`, `张.伟@example.com`, Japanese, Thai), where the letters before the `@` are
  *    taken with it, up to 64 characters back to a space or punctuation; a top-level domain in those
- *    letters is one of the root zone's (`wei@example.中国`), and the sentence after it stays (see
- *    emailRegex).
+ *    letters is one of the root zone's (`wei@example.中国`), and the sentence after it stays, or,
+ *    where none fits, the run of those letters after a dot (`wei@example.未知`; see emailRegex).
  *  - phone: international `+<country><digits>` with 8..15 digits in all (E.164) and single
  *    space/dot/dash separators; North-American (NANP) `(NXX) NXX-XXXX`, `NXX-NXX-XXXX`,
  *    `NXX.NXX.XXXX`, `NXX NXX XXXX`, optional `+1`/`1` prefix, area and exchange starting 2..9.
@@ -130,11 +130,15 @@ interface Detector {
   /**
    * Matched from a character inside the entity, with the part before it taken by a look-behind
    * (an e-mail address from its `@`): that part is capture group 1. It starts no earlier than the
-   * previous match of the same detector ends, so two entities stay two, and after an ideographic
-   * full stop (`。`, `｡`) that the text as written has there (the folded view reads it as a dot):
-   * IDNA makes it a dot in domain names only, in a local part it ends a sentence (`你好。张伟@…`).
+   * previous match of the same detector ends, so two entities stay two.
    */
   readonly before?: true;
+  /**
+   * Reads the ideographic full stops (`。`, `｡`) as written in the look-alike-folded view too,
+   * where the other detectors read them as dots (`192。168。1。10`): the pattern tells them from
+   * dots itself (an e-mail domain: `john@example.com。Thanks`).
+   */
+  readonly stopsAsWritten?: true;
 }
 
 /**
@@ -171,6 +175,13 @@ const UNSPACED_TLDS: readonly string[] = `
   .trim()
   .split(/\s+/);
 
+/**
+ * The top-level domains of the root zone in Hangul (same list): Korean puts spaces between words
+ * but writes particles on to them (`한국입니다`, `한국에`), so one of these ends the domain where it
+ * fits; a Hangul top-level domain the list does not hold runs to the end of its letters.
+ */
+const HANGUL_TLDS: readonly string[] = ["한국", "삼성", "닷컴", "닷넷"];
+
 const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
   email: [
     {
@@ -184,6 +195,7 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
       // of one of those scripts other than Latin (`рф`, `ελ`, `भारत`, `中国`).
       regex: emailRegex(),
       before: true,
+      stopsAsWritten: true,
     },
   ],
   phone: [
@@ -298,84 +310,116 @@ const DETECTORS: Readonly<Record<PiiEntity, readonly Detector[]>> = {
  * redaction filter the safe side is to take too much: before that run, the run of letters of every
  * script goes with the address up to 64 characters (RFC 5321's bound on a local part, in characters
  * so the pattern stays linear), back to a character that cannot be in an address (a space,
- * punctuation: `，` `。` `：` `（`). A dot between them is one of the name (`张.伟@…`); `。` as
- * written is a full stop, which the folded view reads as a dot: the local part starts after it
- * (`你好。张伟@…`; acceptedMatches).
+ * punctuation: `，` `。` `：` `（`). A dot between them is one of the name (`张.伟@…`), except
+ * before a name that ends in letters of a spaced script: there the letters before it go back to a
+ * dot, which ends a sentence (`我明天到北京.请发邮件到wei@…` keeps `我明天到北京.`). The pattern
+ * reads `。` and `｡` as written in every view (`stopsAsWritten`), so the local part starts after
+ * one (`你好。张伟@…`).
  *
  * Domain labels take those letters as well, but the end of a domain in them is as hard to see: a
  * dot may be a label's (`例子.中国`, or `例子。中国`, UTS #46) or a sentence's full stop, and nothing
  * ends the top-level domain before the sentence after it (`wei@例子.中国是我的邮箱`). So:
  *  - a top-level domain in those letters is one of the root zone's (UNSPACED_TLDS), the longest
- *    that fits, after a label in any script (`wei@example.中国`); the letters after it stay;
- *  - a dot between a letter of any script but Latin and one of those letters separates labels
- *    once in a domain: `wei@例子.中国。我在…` ends at `中国`, and `wei@北京.例子.中国` is redacted as
- *    far as `例子`;
- *  - only when no such domain fits, the run of those letters after such a dot is taken as a
- *    top-level domain the list does not know (delegated since), up to 63 characters (a label's
- *    bound): `wei@例子.未知` and `wei@예시.未知` whole, `wei@例子.未知是我的邮箱` with the sentence
- *    (the safe side); not after a Latin label (`user@localhost。然后重启` is no address).
+ *    that fits, after a label in any script (`wei@example.中国`); the letters after it stay. So is
+ *    one in Hangul when it is listed (HANGUL_TLDS: `김철수@example.한국입니다` keeps `입니다`);
+ *  - the first dot or `。` before one of those letters (a `between`; a `。` only after a letter of a
+ *    script other than Latin: `user@localhost。然后重启` is a sentence going on) is where the
+ *    domain may end in those letters. After it, in turn: labels up to a later `between` and any
+ *    top-level domain (`wei@例子.中国。我在北京。` ends at `中国`); any labels up to a top-level
+ *    domain that ends its run of letters (`wei@北京.例子.中国`, `ครู@โรงเรียน.ศึกษา.ไทย`); or the run of
+ *    those letters after it, up to 63 characters (a label's bound), as a top-level domain the
+ *    list does not know (delegated since): `wei@例子.未知`, `wei@example.未知` and `wei@예시.未知`
+ *    whole, `wei@例子.未知是我的邮箱` with the sentence (the safe side);
+ *  - `。` after a dot is a sentence's full stop, not a label's (`john@example.com。Thanks` and
+ *    `john@example.com。中国很大` keep what follows `com`): labels separated by `。` come first.
  * A label is 1..63 characters (RFC 1035's 63 octets, in characters so the bound holds in any
- * script). A sentence after a Latin top-level domain and `。` that starts with a word which is also a
- * top-level domain is taken up to that word (`john@example.com。中国很大`).
+ * script).
  *
  * Linear: the `@` is matched first, and the look-behind from it reads back through the spaced run
  * before it, which ends at the `@` before (not in the run), then at most 64 characters more, each
  * length tried at most once as the run's start; the domain is read forward to the first character
- * that is not in a label, each label at most twice (as `normal`, then as `between`), and a label
- * can be read in one way only, as it holds no dot. Measured in one process beside the pattern
- * before these domain rules, taking turns under the same load: 1 MB of `张@例.`, of 65 `张` then
- * `@`, of `a@例.b.` or of `a@例.中国` (`npm run bench:pii`) takes 1.0 to 1.75 times as long, and
- * half of it half as long.
+ * that is not in a label, each label a bounded number of times (as `normal`, as `between`, and by
+ * each of the three ways on after the first `between`), and a label can be read in one way only,
+ * as it holds no dot. Measured in CPU time, in one process beside the pattern before these rules,
+ * taking turns: 1 MB of `张@例.`, of 65 `张` then `@`, of `a@例.b.`, of `a@例.中国`, of `a@例.例.`
+ * repeated, or of `例.` after one `@` (`npm run bench:pii`, and the shapes of its comment) takes 0.8
+ * to 2.9 times as long (0.05 to 0.35 s), and half of it half as long.
  */
 function emailRegex(): RegExp {
-  const nonLatin = String.raw`\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Georgian}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}\p{Script=Hangul}`;
+  // Scripts by their ISO 15924 codes (Cyrl: Cyrillic, Hang: Hangul, Hani: Han, Laoo: Lao, …), short
+  // as the pattern repeats these classes (see labelEndingIn).
+  const nonLatin = String.raw`\p{sc=Cyrl}\p{sc=Grek}\p{sc=Armn}\p{sc=Geor}\p{sc=Hebr}\p{sc=Arab}\p{sc=Deva}\p{sc=Hang}`;
   // Letters and digits of those scripts (not their punctuation: `۔`, `׃`), and combining marks.
   // Hebrew's geresh and gershayim are punctuation, but written inside names (`צ׳רלי`).
-  const word = String.raw`[[\p{Script=Latin}${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}0-9\u05F3\u05F4`;
+  const word = String.raw`[[\p{sc=Latn}${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}0-9\u05F3\u05F4`;
   // Letters of the scripts without spaces between words; Script_Extensions for the marks written
   // with both kana (`ー`, `ゝ`), and not their punctuation (`。`, `・`).
-  const unspaced = String.raw`[[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Bopomofo}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]&&[\p{L}\p{Nd}]]`;
+  const unspaced = String.raw`[[\p{scx=Hani}\p{scx=Hira}\p{scx=Kana}\p{scx=Bopo}\p{sc=Thai}\p{sc=Laoo}\p{sc=Khmr}\p{sc=Mymr}]&&[\p{L}\p{Nd}]]`;
   const atext = String.raw`!#$%&'*+\/=?^_\`\{\|\}~\-`;
-  // One character of a local part. A dot after one of `unspaced`'s letters too (`张.伟`): where it
-  // is `。` as written, folded to a dot, the local part starts after it (acceptedMatches).
+  // One character of a local part. A dot after one of `unspaced`'s letters too (`张.伟`); `。` is
+  // none (this pattern reads it as written: `stopsAsWritten`), so the local part starts after it
+  // (`你好。张伟@…`).
   const name = `[${word}${atext}${unspaced}.]`;
+  const undotted = `[${word}${atext}${unspaced}]`;
   const spaced = `[${word}${atext}.]`;
   // Read backwards from the `@`: the run of spaced letters before it, then the rest of the run (to
-  // its start, or 64 characters when it is longer). Not empty (the `@` follows a `name`).
-  const local = `(?:(?<!${name})${name}{0,64}|${name}{64})${spaced}*`;
-  // A label then its dot: `normal` unless the dot is between a letter of a script other than Latin
-  // and one of `unspaced`'s letters (`between`), which a domain has at most once.
+  // its start, or 64 characters when it is longer), through dots only when no spaced letter ends
+  // the name: before one (`…到wei@`) a dot ends a sentence (`我明天到北京.请发邮件到wei@…` keeps
+  // `我明天到北京.`). Not empty (the `@` follows a `name`).
+  const local = `(?:(?<!${undotted})${undotted}{0,64}|${undotted}{64})${spaced}+|(?:(?<!${name})${name}{0,64}|${name}{64})`;
+  // A label then its dot (`\.`) or ideographic full stop (`。` `｡`, a dot in domain names: UTS #46).
   const letter = `[${word}${unspaced}]`;
-  const label = String.raw`${letter}(?:[${letter}\-]{0,61}${letter})?\.`;
-  // A dot after one of `unspaced`'s letters (`例子.`) or after a whole label in letters of another
-  // script but Latin (`예시.`, `пример.`; not a label that mixes in Latin, such as the look-alike
-  // folded view's `pф.`, whose top-level domain then fits no rule), before one of `unspaced`'s letters.
-  const afterNonLatin = String.raw`(?<=[${unspaced}]\p{M}{0,62}\.|[@.][[[${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}]{1,63}\.)`;
-  const normal = `${label}(?!${afterNonLatin}[${unspaced}])`;
-  const between = `${label}${afterNonLatin}(?=[${unspaced}])`;
+  // 1..63 of them and hyphens, not starting or ending with a hyphen (one class, written once: the
+  // pattern holds many labels, and V8 optimizes less a pattern over 20 KB).
+  const labelEndingIn = (separator: string) => String.raw`(?!-)[${letter}\-]{1,63}(?<!-)${separator}`;
+  const dot = String.raw`\.`;
+  const stop = "[。｡]";
+  const dotLabel = labelEndingIn(dot);
+  const stopLabel = labelEndingIn(stop);
+  // The dot or stop just read follows one of `unspaced`'s letters (`例子.`) or a whole label in
+  // letters of another script but Latin (`예시.`, `пример.`; not a label that mixes in Latin, such as
+  // the look-alike folded view's `pф.`, whose top-level domain then fits no rule).
+  const afterNonLatin = (separator: string) =>
+    String.raw`(?<=[${unspaced}]\p{M}{0,62}${separator}|[@.。｡][[[${nonLatin}]&&[\p{L}\p{Nd}]]\p{M}]{1,63}${separator})`;
   // An ASCII top-level domain ends where Latin letters end, so a word of another script may follow
   // it directly (`ivan@example.comили`); one in another script with spaces between words ends where
-  // its letters end. One in `unspaced`'s letters is one of the root zone's (UNSPACED_TLDS), the
-  // longest that fits, so the sentence that goes on after it stays (`wei@例子.中国是…`).
-  // Their first letters as a class first: one test where a letter starts none of them (most).
-  const firsts = [...new Set(UNSPACED_TLDS.map((t) => t[0]))].join("");
-  const known = `(?=[${firsts}])(?:${[...UNSPACED_TLDS].sort((a, b) => b.length - a.length).join("|")})`;
+  // its letters end, unless it is one of the root zone's in Hangul (Korean writes particles on to
+  // the word: `예시.한국입니다`). One in `unspaced`'s letters is one of the root zone's
+  // (UNSPACED_TLDS). Listed ones first, the longest that fits, so the sentence that goes on after
+  // it stays (`wei@例子.中国是…`); their first letters as a class first: one test where a letter
+  // starts none of them (most).
+  const listed = [...UNSPACED_TLDS, ...HANGUL_TLDS];
+  const firsts = [...new Set(listed.map((t) => t[0]))].join("");
+  const known = `(?=[${firsts}])(?:${listed.sort((a, b) => b.length - a.length).join("|")})`;
   const tld = [
-    String.raw`[A-Za-z]{2,63}(?![\p{Script=Latin}\p{M}0-9\-])`,
-    String.raw`[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}(?![${word}\-])`,
     String.raw`${known}(?![\p{M}\-])`,
+    String.raw`[A-Za-z]{2,63}(?![\p{sc=Latn}\p{M}0-9\-])`,
+    String.raw`[[[${nonLatin}]&&\p{L}]\p{M}]{2,63}(?![${word}\-])`,
   ].join("|");
-  // The labels, at most one `between` among them, then the top-level domain; or, only where none
-  // of those fits after the labels before the `between` (tried first: `example.中国。谢谢` ends at
-  // `中国`), the run of `unspaced`'s letters right after it, up to 63 (`wei@例子.未知…`: a top-level
-  // domain the list does not know, so the safe side is to take the run; also after a label in
-  // Hangul or Cyrillic: `wei@예시.未知`). Not after a Latin label, where a dot then a Chinese or
-  // Japanese word is a sentence going on (`user@localhost。然后`).
-  // Each label is read once as `normal` and at most once more as `between`.
-  const normals = `(?:${normal})*`;
-  const top = String.raw`(?<=\.)(?:${tld})`;
+  const top = `(?<=[.。｡])(?:${tld})`;
+  // A top-level domain that ends a run of letters of any script (`北京.例子.中国。`).
+  const lastTop = String.raw`${top}(?![\p{L}\p{M}\p{Nd}\-])`;
+  // A label `between` (before one of `unspaced`'s letters) or `normal`. Between after a dot: after
+  // a label in any script, unless a listed top-level domain follows a Latin one (`example.中国`).
+  // Between after `。`: only after `unspaced`'s letters or a label in another script but Latin:
+  // after a Latin one it is a sentence going on (`user@localhost。然后`).
+  const dotBetween = `(?=[${unspaced}])(?:${afterNonLatin(dot)}|(?!${known}))`;
+  const stopBetween = `${afterNonLatin(stop)}(?=[${unspaced}])`;
+  const normalDots = `(?:${dotLabel}(?!${dotBetween}))*`;
+  const normalStops = `(?:${stopLabel}(?!${stopBetween}))*`;
+  // The run of `unspaced`'s letters right after the first `between`, up to 63: a top-level domain
+  // the list does not know, taken only where none fits (the safe side: `wei@例子.未知是…` goes with
+  // `是…`).
   const run = String.raw`[${unspaced}][${unspaced}\p{M}]{1,62}`;
-  const domain = `${normals}(?:${top}|${between}(?:${normals}${top}|${run}))`;
+  // Stop-separated labels, then dot-separated ones: a `。` after a dot is a sentence's full stop
+  // (`john@example.com。Thanks`). Up to the first `between`, then after it, tried in turn: labels
+  // not `between` and any top-level domain (`例子.中国。我在北京`: the sentences after it stay);
+  // any labels and one that ends the run of letters (`北京.例子.中国`); the `run`.
+  // Each label is read a bounded number of times: as `normal`, as `between`, and after the first
+  // `between` by each of the three ways on.
+  const afterDotBetween = `(?:${normalDots}${top}|(?:${dotLabel})*${lastTop}|${run})`;
+  const afterStopBetween = `(?:${normalStops}${normalDots}${top}|(?:${stopLabel})*(?:${dotLabel})*${lastTop}|${run})`;
+  const domain = `${normalStops}(?:${normalDots}(?:${top}|${dotLabel}${dotBetween}${afterDotBetween})|${stopLabel}${stopBetween}${afterStopBetween})`;
   return new RegExp(`@(?<=${name}@)(?<=(${local})@)${domain}`, "gv");
 }
 
@@ -495,17 +539,29 @@ function detectIn(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
 /** Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced. */
 function detectInViews(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
   const folded = foldLookAlikes(text);
-  const views = folded === text ? [text] : [text, folded];
+  let foldedWithStops: string | undefined;
   const spans: Span[] = [];
-  for (const view of views) {
-    for (const entity of PII_DETECTION_ORDER) {
-      if (!wanted.has(entity)) continue;
-      for (const detector of DETECTORS[entity]) {
-        for (const { start, end } of acceptedMatches(detector, view, text)) spans.push({ start, end, entity });
+  for (const entity of PII_DETECTION_ORDER) {
+    if (!wanted.has(entity)) continue;
+    for (const detector of DETECTORS[entity]) {
+      const other = detector.stopsAsWritten ? (foldedWithStops ??= withStops(folded, text)) : folded;
+      for (const view of other === text ? [text] : [text, other]) {
+        for (const { start, end } of acceptedMatches(detector, view)) spans.push({ start, end, entity });
       }
     }
   }
   return spans;
+}
+
+/** `folded` (foldLookAlikes of `text`, as long) with the ideographic full stops of `text` put back. */
+function withStops(folded: string, text: string): string {
+  let out = "";
+  let copied = 0;
+  for (const stop of text.matchAll(/[。｡]/g)) {
+    out += folded.slice(copied, stop.index) + stop[0];
+    copied = stop.index + 1;
+  }
+  return copied === 0 ? folded : out + folded.slice(copied);
 }
 
 /**
@@ -718,7 +774,7 @@ function crossesBoundary(entity: PiiEntity, left: string, separator: string, rig
  * characters), or, for `sk-…` keys, start only at a run's first character, so no two overlap; this
  * stays linear in the text (see the module comment for measured costs).
  */
-function* acceptedMatches(detector: Detector, text: string, written = text): Generator<{ start: number; end: number }> {
+function* acceptedMatches(detector: Detector, text: string): Generator<{ start: number; end: number }> {
   // exec on the shared regular expression (matchAll would copy it per call); the caller uses each
   // result before asking for the next, and nothing else runs in between.
   const regex = detector.regex;
@@ -736,22 +792,12 @@ function* acceptedMatches(detector: Detector, text: string, written = text): Gen
       regex.lastIndex = at + 1;
       continue;
     }
-    const start = detector.before
-      ? afterFullStop(written, Math.max(at - (match[1] ?? "").length, previousEnd), at)
-      : at;
+    const start = detector.before ? Math.max(at - (match[1] ?? "").length, previousEnd) : at;
     const end = at + length;
     yield { start, end };
     regex.lastIndex = end;
     previousEnd = end;
   }
-}
-
-/** `from`, or the place after the last ideographic full stop (`。`, `｡`) in `written[from, to)`. */
-function afterFullStop(written: string, from: number, to: number): number {
-  for (let i = to - 1; i >= from; i--) {
-    if (written[i] === "\u3002" || written[i] === "\uFF61") return i + 1;
-  }
-  return from;
 }
 
 // --- checksums and range checks -------------------------------------------------------------------

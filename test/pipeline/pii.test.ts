@@ -95,6 +95,27 @@ const POSITIVES: readonly Row[] = [
   // Korean puts spaces between words: an address in Hangul has a start, as in Cyrillic.
   ["email, Korean", "email", "연락처 김철수@예시.한국 입니다", "연락처 [REDACTED_EMAIL] 입니다"],
   ["email, Korean local part", "email", "메일 김철수@example.com 로", "메일 [REDACTED_EMAIL] 로"],
+  // A domain with more than one dot between those letters, ending in a listed top-level domain
+  // (until 2026-12 the labels after the second dot stayed: `.中国`, `.ไทย`).
+  ["email, three Chinese labels", "email", "wei@北京.例子.中国", "[REDACTED_EMAIL]"],
+  ["email, three Chinese labels, sentence on", "email", "wei@北京.例子.中国。谢谢", "[REDACTED_EMAIL]。谢谢"],
+  ["email, three Chinese labels in stops", "email", "wei@北京。例子。中国。谢谢", "[REDACTED_EMAIL]。谢谢"],
+  ["email, three Thai labels", "email", "ครู@โรงเรียน.ศึกษา.ไทย", "[REDACTED_EMAIL]"],
+  // That far only where no shorter address fits: the sentences after one stay.
+  ["email, sentences on, TLD word", "email", "wei@例子.中国。在北京。中国大", "[REDACTED_EMAIL]。在北京。中国大"],
+  // An unlisted top-level domain in those letters after a Latin label and a dot (the list ages).
+  ["email, Latin label, unknown Chinese TLD", "email", "wei@example.未知", "[REDACTED_EMAIL]"],
+  ["email, Latin label, unknown Chinese TLD, more", "email", "wei@example.未知。谢谢", "[REDACTED_EMAIL]。谢谢"],
+  // After an address written with dots, `。` is the sentence's full stop, whatever word follows.
+  ["email, full stop, listed TLD word", "email", "john@example.com。中国很大", "[REDACTED_EMAIL]。中国很大"],
+  ["email, full stop, Latin word", "email", "john@example.com。Thanks", "[REDACTED_EMAIL]。Thanks"],
+  ["email, Chinese TLD, full stop, TLD word", "email", "wei@例子.中国。中国很大", "[REDACTED_EMAIL]。中国很大"],
+  // A Hangul top-level domain is one of the root zone's when one fits: a particle after it stays.
+  ["email, Korean TLD, particle", "email", "김철수@example.한국입니다", "[REDACTED_EMAIL]입니다"],
+  ["email, Korean domain, particle", "email", "김철수@예시.한국에 보내", "[REDACTED_EMAIL]에 보내"],
+  // Before a name in Latin letters, the Chinese letters go with it back to a dot, not through it:
+  // there the dot ends a sentence.
+  ["email, sentence ended by a dot", "email", "我明天到北京.请发邮件到wei@a.cn", "我明天到北京.[REDACTED_EMAIL]"],
   // Ideographic full stops are dots in domain names (UTS #46); the model gets them as written.
   ["email, ideographic full stop", "email", "写信给 john@example。com。谢谢", "写信给 [REDACTED_EMAIL]。谢谢"],
   ["email, half-width ideographic stop", "email", "john@example｡com", "[REDACTED_EMAIL]"],
