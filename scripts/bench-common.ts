@@ -32,13 +32,59 @@ export function formatLoad(): string {
     .join(", ");
 }
 
-/** A Markdown table: the first column left-aligned, the others right-aligned (numbers). */
+/**
+ * A Markdown table: the first column left-aligned, the others right-aligned (numbers). Cells are
+ * padded by the columns they take in a terminal (displayWidth), so rows line up with wide letters.
+ */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const widths = headers.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] as string))));
   const line = (c: readonly string[]) =>
-    `| ${c.map((v, i) => (i === 0 ? v.padEnd(widths[i] as number) : v.padStart(widths[i] as number))).join(" | ")} |`;
+    `| ${c
+      .map((v, i) => {
+        const padding = " ".repeat((widths[i] as number) - displayWidth(v));
+        return i === 0 ? v + padding : padding + v;
+      })
+      .join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(headers), rule, ...rows.map(line)].join("\n");
+}
+
+/**
+ * The columns `text` takes in a terminal: two for each East Asian wide or full-width character
+ * (the main blocks of Unicode's East_Asian_Width W and F, UAX #11: CJK, kana, Hangul syllables,
+ * full-width forms, common emoji), none for combining marks and invisible format characters, one
+ * for any other.
+ */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const char of text) {
+    if (ZERO_WIDTH.test(char)) continue;
+    width += WIDE.test(char) ? 2 : 1;
+  }
+  return width;
+}
+
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}]$/u;
+const WIDE =
+  /^[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6\u{1F300}-\u{1F64F}\u{1F900}-\u{1F9FF}\u{20000}-\u{3FFFD}]$/u;
+
+/**
+ * `text` quoted, in printable ASCII (other characters as `\uXXXX`, so invisible ones and line
+ * breaks show and the cell reads the same in any terminal), cut to at most `max` characters with
+ * `...`, between two escapes or characters, never inside an escape.
+ */
+export function asciiCell(text: string, max: number): string {
+  const quoted = JSON.stringify(text).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  if (quoted.length <= max) return quoted;
+  let cut = "";
+  for (const piece of quoted.match(/\\u[0-9a-f]{4}|\\.|[^\\]/g) ?? []) {
+    if (cut.length + piece.length > max - 3) break;
+    cut += piece;
+  }
+  return `${cut}...`;
 }
 
 /** The machine line every benchmark prints first: CPUs and their model, memory, Node.js. */

@@ -9,7 +9,7 @@
  */
 import { redactPii } from "../enclave/pipeline/pii.ts";
 import { PII_ENTITIES } from "../manifests/schema.ts";
-import { formatLoad, formatMachine, intArg, stats, table } from "./bench-common.ts";
+import { asciiCell, formatLoad, formatMachine, intArg, stats, table } from "./bench-common.ts";
 
 const bytes = intArg("--bytes", 1_000_000, 1000, 1_000_000);
 const rounds = intArg("--rounds", 5, 1, 50);
@@ -34,6 +34,13 @@ const SHAPES: readonly (readonly [name: string, prefix: string, unit: string])[]
   // times; a Chinese top-level domain is one of a list, tried at each label.
   ["e-mail-shaped runs, Chinese and Latin labels", "", "a@例.b."],
   ["e-mail addresses with a Chinese top-level domain", "", "a@例.中国"],
+  // After the first dot before a Chinese letter, any labels up to a top-level domain that ends the
+  // run of letters: read after each `@`, and through the whole prompt after a single one.
+  ["e-mail-shaped runs, two Chinese labels", "", "a@例.例."],
+  ["e-mail-shaped runs, Chinese labels in ideographic full stops", "", "a@例。例。"],
+  ["Chinese labels after a single at sign", "a@", "例."],
+  // Before a Latin name, the Chinese letters are read back to a dot.
+  ["Chinese, a dot, Chinese and Latin, an at sign", "", "张.请wei@"],
   ["English prose", "", "Please summarise the attached quarterly report and name three risks. "],
   ["Russian prose", "", "Пожалуйста, кратко изложите приложенный отчёт и назовите три риска. "],
   ["Chinese prose", "", "请简要总结所附的季度报告，并指出三个主要风险。"],
@@ -49,19 +56,7 @@ for (const [name, prefix, unit] of SHAPES) {
     times.push(performance.now() - started);
   }
   const { median } = stats(times);
-  rows.push([name, asciiUnit(unit), (median / 1000).toFixed(3)]);
-}
-
-/**
- * `unit` quoted, in ASCII (other characters as `\uXXXX`) and cut at 40 characters: the table pads
- * cells by their length, so a Chinese letter, two columns wide, would push its row out of line.
- */
-function asciiUnit(unit: string): string {
-  const quoted = JSON.stringify(unit).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return quoted.length <= 40 ? quoted : `${quoted.slice(0, 37)}...`;
+  rows.push([name, asciiCell(unit, 40), (median / 1000).toFixed(3)]);
 }
 
 process.stdout.write(formatMachine());

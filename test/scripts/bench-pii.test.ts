@@ -1,8 +1,8 @@
 /**
  * scripts/bench-pii.ts (`npm run bench:pii`) on a small prompt: it runs, and its table lines up in
- * a terminal. Its table pads cells by their length in UTF-16 units (bench-common.ts), so a cell of
- * Chinese letters, each two columns wide, pushed its row's later cells out of line: every line of
- * the table is printable ASCII, so its length is its width.
+ * a terminal. A cell of Chinese letters, each two columns wide, once pushed its row's later cells
+ * out of line; the units repeated are shown in printable ASCII (bench-common.ts, asciiCell), so
+ * every line's length is its width.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
