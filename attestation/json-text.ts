@@ -10,6 +10,7 @@
  * files decide what is trusted (RFC 7493 §2.3).
  */
 import { describeMemberPath, findDuplicateMember } from "./json-duplicates.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** JSON text with a member named twice in one object; its message names the member's path, not its value. */
 export class DuplicateMemberError extends SyntaxError {
@@ -71,4 +72,29 @@ export function parseJsonText(text: string): unknown {
 export function jsonTextRefusal(error: unknown, expected: string): string {
   if (error instanceof DuplicateMemberError) return error.message;
   return `expected ${expected}, found text that is ${(error as Error).message}`;
+}
+
+/**
+ * Bytes as JSON, read so that they mean one thing to every reader: strict UTF-8 (decodeUtf8: a
+ * lossy decoder turns a byte that is not into U+FFFD, which another reader may not), no byte order
+ * mark, and each member once per object at every depth (parseJsonText: JSON.parse keeps the last of
+ * two, another reader the first). For bytes a signature covers or a hash commits to (a JWS part:
+ * attestation/jws.ts; the HCL report's runtime data: azure/hcl.ts), which could otherwise say two
+ * things. Throws a SyntaxError whose message says what was expected and where it went wrong (a byte
+ * offset, a member path or a position), never what the bytes hold.
+ */
+export function parseUtf8Json(bytes: Uint8Array): unknown {
+  const text = decodeUtf8(bytes);
+  if (typeof text !== "string") {
+    throw new SyntaxError(`expected UTF-8 JSON, found bytes that are not UTF-8 (from offset ${text.notUtf8At})`);
+  }
+  if (text.startsWith("\uFEFF")) {
+    throw new SyntaxError("expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)");
+  }
+  try {
+    return parseJsonText(text);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new SyntaxError(jsonTextRefusal(error, "UTF-8 JSON"));
+  }
 }

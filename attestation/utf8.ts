@@ -1,12 +1,12 @@
 /**
- * Strict UTF-8, read alike by every reader that refuses bytes that are not UTF-8: a JWS part's JSON
- * (jws.ts; a signed manifest's payload among them), a file an option names and chat's prompt
+ * Strict UTF-8, read alike by every reader that refuses bytes that are not UTF-8: signed or hashed
+ * JSON (json-text.ts parseUtf8Json: a JWS part, a signed manifest's payload among them, and the HCL
+ * report's runtime data), GGUF keys and tensor names, a file an option names and chat's prompt
  * (client/cli/bounded-file.ts). The text, or where the bytes stop being UTF-8, found once by one
- * rule. The readers with a strict decoder of their own (HCL runtime data and GGUF keys and tensor
- * names keep a leading byte order mark as this one does; GGUF string values, only shown, are read
- * leniently; TDX collateral's drops it, and its scanner then refuses the body) name that place
- * with the same finder once their decoder has refused the bytes (notUtf8Found,
- * firstNonUtf8Offset). No Node.js module: the browser bundle imports it.
+ * rule. The one reader with a strict decoder of its own (TDX collateral's, which drops a leading
+ * byte order mark; its scanner then refuses the body) names that place with the same finder once
+ * its decoder has refused the bytes (notUtf8Found); GGUF string values, only shown, are read
+ * leniently. No Node.js module: the browser bundle imports it.
  */
 
 // Strict: a lossy decode (U+FFFD for each bad sequence) would let other bytes than the signed or

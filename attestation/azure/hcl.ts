@@ -14,11 +14,10 @@
  *   0x4D4  runtime data: UTF-8 JSON {"keys":[JWK...], "vm-configuration":{...}, "user-data":"HEX"}
  */
 
-import { describeValue, isPlainFieldName } from "../../manifests/issues.ts";
+import { describeValue } from "../../manifests/issues.ts";
 import { ByteReader, bytesEqual, isAllZero, toHex, utf8 } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
-import { findDuplicateMember } from "../json-duplicates.ts";
-import { notUtf8Found } from "../utf8.ts";
+import { parseUtf8Json } from "../json-text.ts";
 
 export const HCL_HEADER_SIZE = 0x20;
 export const HCL_HW_REPORT_OFFSET = 0x20;
@@ -86,26 +85,16 @@ function fail(message: string, cause?: unknown): ParseError {
 }
 
 function parseRuntimeData(json: Uint8Array): HclRuntimeData {
+  // Read as every reader of hashed or signed JSON reads it (parseUtf8Json): JSON.parse keeps the
+  // last of two equal names, so the hashed bytes could hold a member the parsed object does not (a
+  // second "keys" or "vm-configuration" replacing the first), and a byte order mark or a byte that
+  // is not UTF-8 would be two spellings of one text.
   let value: unknown;
-  let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(json);
+    value = parseUtf8Json(json);
   } catch (error) {
-    throw fail(`runtime data: expected UTF-8 JSON, found ${notUtf8Found(json)}`, error);
-  }
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw fail("runtime data: expected UTF-8 JSON", error);
-  }
-  // JSON.parse keeps the last of two equal names: the hashed bytes would hold a member the parsed
-  // object does not (a second "keys" or "vm-configuration" replacing the first).
-  const duplicate = findDuplicateMember(text);
-  if (duplicate !== null) {
-    const name = isPlainFieldName(duplicate.name) ? `"${duplicate.name}"` : `of ${duplicate.name.length} characters`;
-    throw fail(
-      `runtime data: expected each member name once per object, found a member ${name} a second time at character ${duplicate.index}`,
-    );
+    if (!(error instanceof SyntaxError)) throw error;
+    throw fail(`runtime data: ${error.message}`, error);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value))
     throw fail("runtime data: expected a JSON object");

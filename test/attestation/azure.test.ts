@@ -470,7 +470,12 @@ describe("HCL report layout and runtime data (parseHclReport)", () => {
     [
       "a byte order mark before the JSON",
       hclReportBytes({ json: Uint8Array.from([0xef, 0xbb, 0xbf, ...json]) }),
-      "runtime data: expected UTF-8 JSON",
+      "runtime data: expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
+    ],
+    [
+      "text that is not JSON",
+      hclReportBytes({ json: new TextEncoder().encode('{"keys":') }),
+      "runtime data: expected UTF-8 JSON, found text that is not valid JSON (it ends early)",
     ],
     ["a JSON array", withRuntime([runtime]), "runtime data: expected a JSON object"],
     [
@@ -654,19 +659,24 @@ describe("Azure vTPM quote checks after its signature (simulated hardware report
       `{${captured.trim().slice(1, -1)},${members.replace("$N", jwk.n ?? "").replace("$E", jwk.e ?? "")}}`;
     const attackerKeys = '"keys":[{"kid":"HCLAkPub","kty":"RSA","n":"$N","e":"$E"}]';
     const attackerConfig = '"vm-configuration":{"console-enabled":false,"secure-boot":true}';
-    for (const [runtimeJson, found] of [
-      [appended(`${attackerKeys},${attackerConfig}`), 'a member "keys"'],
-      [appended(attackerConfig), "a member of 16 characters"],
+    // Named by its path, as every JSON reader of signed or hashed bytes names it (parseUtf8Json); a
+    // name that does not look like a field name by its length only.
+    for (const [runtimeJson, path] of [
+      [appended(`${attackerKeys},${attackerConfig}`), "keys"],
+      [appended(attackerConfig), "\\(a name of 16 characters\\)"],
       // Names are compared unescaped, as JSON.parse compares them.
-      [appended(attackerKeys.replace('"keys"', '"\\u006beys"')), 'a member "keys"'],
+      [appended(attackerKeys.replace('"keys"', '"\\u006beys"')), "keys"],
       // At any depth: a second "secure-boot" inside vm-configuration.
-      [(c: string) => c.replace('"secure-boot":', '"secure-boot":false,"secure-boot":'), "a member of 11 characters"],
+      [
+        (c: string) => c.replace('"secure-boot":', '"secure-boot":false,"secure-boot":'),
+        "\\(a name of 16 characters\\)\\.\\(a name of 11 characters\\)",
+      ],
     ] as const) {
       const error = await rejection(verify(simulatedAzureSnpEvidence({ extraData: nonce, runtimeJson })));
       expect(error.code).toBe("AZURE_HCL_REPORT_MALFORMED");
       expect(error.message).toMatch(
         new RegExp(
-          `^HCL report: runtime data: expected each member name once per object, found ${found} a second time at character \\d+$`,
+          `^HCL report: runtime data: ${path} appears twice in one object \\(the second at position \\d+\\): expected each member once \\(JSON.parse would use the last while a reader sees the first\\); remove one$`,
         ),
       );
     }

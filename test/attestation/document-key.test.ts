@@ -8,7 +8,7 @@ import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
 import { unverifiedDocumentPayload, unverifiedDocumentSealingKey } from "../../attestation/document-key.ts";
-import { parseJwsPartJson } from "../../attestation/jws.ts";
+import { parseUtf8Json } from "../../attestation/json-text.ts";
 
 const KEY = nacl.box.keyPair().publicKey;
 const X = base64url.encode(KEY);
@@ -67,7 +67,7 @@ describe("a document part's JSON, as the verifier reads it", () => {
   const withPayload = (payload: Uint8Array) => `${HEADER}.${base64url.encode(payload)}.AAAA`;
   const keyJson = `{"kty":"OKP","crv":"X25519","x":"${X}"}`;
 
-  it("reads the payload's JSON as parseJwsPartJson does: a member named twice names no key", () => {
+  it("reads the payload's JSON as parseUtf8Json does: a member named twice names no key", () => {
     const twice = bytes(`{"cnf":{"jwk":{"x":"${base64url.encode(nacl.box.keyPair().publicKey)}","x":"${X}"}}}`);
     expect(unverifiedDocumentSealingKey(withPayload(bytes(`{"cnf":{"jwk":${keyJson}}}`)))).toEqual(KEY);
     expect(unverifiedDocumentSealingKey(withPayload(twice))).toBeNull();
@@ -104,22 +104,22 @@ describe("a document part's JSON, as the verifier reads it", () => {
     ["a three-byte form cut short", [0xe2, 0x82, 0x22]],
   ])("refuses %s, naming its offset", (_, sequence) => {
     const payload = Uint8Array.from([...bytes('{"a":"x'), ...sequence, ...bytes('"}')]);
-    expect(() => parseJwsPartJson(payload)).toThrow(
+    expect(() => parseUtf8Json(payload)).toThrow(
       new SyntaxError("expected UTF-8 JSON, found bytes that are not UTF-8 (from offset 7)"),
     );
   });
 
   it("refuses a sequence cut short at the very end, and takes every well-formed one", () => {
-    expect(() => parseJwsPartJson(Uint8Array.from([...bytes('{"a":1} '), 0xf0, 0x9f]))).toThrow(
+    expect(() => parseUtf8Json(Uint8Array.from([...bytes('{"a":1} '), 0xf0, 0x9f]))).toThrow(
       /not UTF-8 \(from offset 8\)/,
     );
     // The edges of table 3-7: U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF.
     const text = "\u0080\u07ff\u0800\ud7ff\ue000\uffff\u{10000}\u{10ffff}";
-    expect(parseJwsPartJson(bytes(JSON.stringify({ a: text })))).toEqual({ a: text });
+    expect(parseUtf8Json(bytes(JSON.stringify({ a: text })))).toEqual({ a: text });
   });
 
   it("refuses a byte order mark, which a plain TextDecoder drops unasked", () => {
-    expect(() => parseJwsPartJson(Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes("{}")]))).toThrow(
+    expect(() => parseUtf8Json(Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes("{}")]))).toThrow(
       "expected UTF-8 JSON, found a byte order mark before it (offsets 0 to 2)",
     );
   });
