@@ -184,7 +184,10 @@ function valueEnd(b: Uint8Array, i: number, what: string): number {
   return j;
 }
 
-/** Byte ranges of the values of a top-level JSON object's keys; duplicate keys are refused. */
+/**
+ * Byte ranges of the values of a top-level JSON object's keys; duplicate keys are refused. `bytes`
+ * are UTF-8 (splitSigned decodes the whole body strictly first), so a key's bytes are too.
+ */
 export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string, { start: number; end: number }> {
   const ranges = new Map<string, { start: number; end: number }>();
   const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -196,12 +199,11 @@ export function topLevelValueRanges(bytes: Uint8Array, what: string): Map<string
     if (bytes[i] !== 0x22) malformed(what, `expected a key at offset ${i}`);
     const keyEnd = stringEnd(bytes, i, what);
     let key: string;
-    const keyBytes = bytes.subarray(i, keyEnd);
     try {
-      key = JSON.parse(decoder.decode(keyBytes)) as string;
+      key = JSON.parse(decoder.decode(bytes.subarray(i, keyEnd))) as string;
     } catch (error) {
-      if (error instanceof SyntaxError) malformed(what, `bad key at offset ${i}`, error);
-      malformed(what, `expected a UTF-8 key at offset ${i}, found ${notUtf8Found(keyBytes, i)}`, error);
+      // Not reached through splitSigned, whose body parsed as JSON; refused all the same.
+      malformed(what, `bad key at offset ${i}`, error);
     }
     i = skipWs(bytes, keyEnd);
     if (bytes[i] !== 0x3a) malformed(what, `expected ':' after key ${describeUntrusted(key)}`);
