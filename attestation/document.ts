@@ -262,7 +262,7 @@ function parseDocument(jws: string): ParsedDocument {
     fail(
       "document",
       "DOCUMENT_MALFORMED",
-      `document: expected a compact JWS of at most ${DOCUMENT_MAX_LENGTH} characters (4 MiB), found ${describeValue(jws)}`,
+      `document: expected a compact JWS of at most ${DOCUMENT_MAX_LENGTH} characters (${DOCUMENT_MAX_LENGTH / (1024 * 1024)} MiB), found ${describeValue(jws)}`,
     );
   }
   const [headerBytes, payloadBytes] = strictJwsParts(jws, "document");

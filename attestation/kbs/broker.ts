@@ -18,6 +18,7 @@ import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { type AttestationCollateral, parseAttestationCollateral } from "../collateral.ts";
 import { constantTimeEqual } from "../crypto.ts";
 import type { VerifiedEnclave } from "../document.ts";
+import { DOCUMENT_MAX_LENGTH } from "../document-key.ts";
 import { AttestationError, type VerifiedEvidenceIdentity } from "../errors.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
@@ -314,7 +315,7 @@ export class KeyBroker {
     };
     if (document.length > MAX_DOCUMENT_CHARS) {
       throw malformed(
-        `document: expected at most ${MAX_DOCUMENT_CHARS} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so such an enclave may verify for clients but gets no key from this broker), found ${document.length}`,
+        `document: expected at most ${MAX_DOCUMENT_CHARS} characters (${MAX_DOCUMENT_CHARS / 1024} Ki, the key broker's bound; a client reads documents of up to ${DOCUMENT_MAX_LENGTH / (1024 * 1024)} MiB, so such an enclave may verify for clients but gets no key from this broker), found ${document.length}`,
       );
     }
     if (answer.length > MAX_ANSWER_CHARS) {
