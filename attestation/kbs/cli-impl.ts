@@ -30,24 +30,15 @@ async function loadConfig(path: string) {
 
 /**
  * The broker `kbs serve` runs, for the keys and limits of its config; the broker keeps its own
- * copy of each key. A key that trusts the simulator is refused off loopback unless allowed (judged
- * here from --listen's text; runKbsServe checks the address bound too). The keys given are zeroed
- * whether the broker is built or refused.
+ * copy of each key, and the keys given are zeroed whether the broker is built or refused. Where a
+ * key that trusts the simulator may be served is runKbsServe's one rule, on the address bound.
  */
-export function serveBroker(
-  { keys, limits }: BrokerConfig,
-  options: Pick<KbsServeOptions, "listen" | "allowSimulatorOnNetwork">,
-): { readonly broker: KeyBroker; readonly simulatorKeyId: string | null } {
-  // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
-  // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
-  const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
+export function serveBroker({ keys, limits }: BrokerConfig): {
+  readonly broker: KeyBroker;
+  readonly simulatorKeyId: string | null;
+} {
   let broker: KeyBroker;
   try {
-    if (simulatorKey !== undefined && !isLoopbackAddress(options.listen) && options.allowSimulatorOnNetwork !== true) {
-      throw new UsageError(
-        `--listen ${options.listen}: ${simulatorKeyRisk(simulatorKey.keyId)} (anyone can forge its evidence and get the key): ${STAY_ON_LOOPBACK}`,
-      );
-    }
     // Room for every challenge the configured limits admit in a lifetime (createBrokerApp checks).
     broker = new KeyBroker(keys, { clientLimits: limits });
   } finally {
@@ -58,17 +49,9 @@ export function serveBroker(
     for (const risk of releaseRisks(k.policy))
       process.stderr.write(`cloister kbs: WARNING: key "${k.keyId}": ${risk}\n`);
   }
+  const simulatorKey = keys.find((k) => k.policy.attestation.trustSimulator);
   return { broker, simulatorKeyId: simulatorKey?.keyId ?? null };
 }
-
-/** Why a broker keeps to loopback: `key "ID" has a release policy that trusts the INSECURE simulator`. */
-function simulatorKeyRisk(keyId: string): string {
-  return `key "${keyId}" has a release policy that trusts the INSECURE simulator`;
-}
-
-/** What a refusal to serve a simulator's key off loopback advises. */
-const STAY_ON_LOOPBACK =
-  "listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines";
 
 /**
  * `kbs serve`. `listenFirst` is listenBroker's (enclave/http.ts listenBeforeServing), or a test's
@@ -79,17 +62,19 @@ export async function runKbsServe(
   listenFirst?: Parameters<typeof listenBroker>[4],
 ): Promise<void> {
   const config = await loadConfig(options.config);
-  const { broker, simulatorKeyId } = serveBroker(config, options);
+  const { broker, simulatorKeyId } = serveBroker(config);
   const log = (entry: BrokerLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`);
-  // serveBroker took --listen as loopback from its text, and a name (localhost) is bound where it
-  // resolves: only the address bound says whether the simulator's key stays on this machine. The
-  // app is built once that is known (listenBroker refuses every request until then); refused, the
-  // server stops listening.
+  // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
+  // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
+  // One rule, on the address bound: --listen's text does not say it (a name such as localhost is
+  // bound where it resolves), and an address off loopback (0.0.0.0) is bound as given. The app is
+  // built once that is known (listenBroker refuses every request until then); refused, the server
+  // stops listening.
   const appFor = (bound: RunningServer) => {
     const onLoopback = isLoopbackAddress(bound.address);
     if (simulatorKeyId !== null && !onLoopback && options.allowSimulatorOnNetwork !== true) {
       throw new UsageError(
-        `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): ${simulatorKeyRisk(simulatorKeyId)}, so it is served on loopback only; found ${bound.address}, the address it was bound to: ${STAY_ON_LOOPBACK}`,
+        `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): key "${simulatorKeyId}" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found ${bound.address}, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
       );
     }
     // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding);
