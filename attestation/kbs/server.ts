@@ -180,18 +180,23 @@ export async function listenBroker(
   port: number,
   listenFirst = listenBeforeServing,
 ): Promise<RunningServer> {
-  const notYet = errorJson("KBS_BUSY", NOT_SERVING_YET);
+  // The one answer until then, its text and size found once (a Response's body is read once, so
+  // each request gets its own, of the same text).
+  const notYet = JSON.stringify(errorJson("KBS_BUSY", NOT_SERVING_YET));
+  const notYetBytes = Buffer.byteLength(notYet);
   const meanwhile = (request: Request) => {
-    const response = Response.json(notYet, { status: 503, headers: { "retry-after": "1" } });
     log({
       event: "request-refused",
       status: 503,
       code: "KBS_BUSY",
       reason: NOT_SERVING_YET,
       method: request.method,
-      responseBytes: Buffer.byteLength(JSON.stringify(notYet)),
+      responseBytes: notYetBytes,
     });
-    return response;
+    return new Response(notYet, {
+      status: 503,
+      headers: { "content-type": "application/json", "retry-after": "1" },
+    });
   };
   const server = await listenFirst(meanwhile, hostname, port, {
     maxConnectionsPerClient: { max: MAX_CONNECTIONS_PER_CLIENT, clientOf: limitBucket },

@@ -128,7 +128,13 @@ describe("key broker log: requests refused before any route", () => {
     const logs: BrokerLogEntry[] = [];
     const log = (entry: BrokerLogEntry) => logs.push(entry);
     const broker = new KeyBroker([], { clientLimits: CLIENT_LIMITS });
-    const early: { bound: string; status: number; retryAfter: string | null; body: unknown }[] = [];
+    const early: {
+      bound: string;
+      status: number;
+      retryAfter: string | null;
+      contentType: string | null;
+      body: unknown;
+    }[] = [];
     // A request that comes after listening and before the check passed: awaited inside the check,
     // so it is certain to arrive in that window.
     const server = await listenBroker(
@@ -138,6 +144,7 @@ describe("key broker log: requests refused before any route", () => {
           bound: bound.address,
           status: answer.status,
           retryAfter: answer.headers.get("retry-after"),
+          contentType: answer.headers.get("content-type"),
           body: await answer.json(),
         });
         return createBrokerApp(broker, log);
@@ -152,6 +159,7 @@ describe("key broker log: requests refused before any route", () => {
         bound: "127.0.0.1",
         status: 503,
         retryAfter: "1",
+        contentType: "application/json",
         body: { error: { code: "KBS_BUSY", message: NOT_SERVING_YET } },
       },
     ]);
