@@ -32,6 +32,15 @@ export function fromHex(hex: string, field = "hex"): Uint8Array {
  * space and padding, and neither checks the unused bits. Throws BAD_BASE64 naming `field`.
  */
 export function fromBase64url(text: string, field: string): Uint8Array {
+  checkBase64url(text, field);
+  return base64url.decode(text);
+}
+
+/**
+ * That `text` is strict base64url as fromBase64url takes it, for a part another decoder then
+ * decodes (jose decodes a JWS's payload and signature with atob): throws BAD_BASE64 naming `field`.
+ */
+export function checkBase64url(text: string, field: string): void {
   const refuse = (found: string): never => {
     throw new ParseError(
       "BAD_BASE64",
@@ -49,7 +58,6 @@ export function fromBase64url(text: string, field: string): Uint8Array {
   if ((BASE64URL_ALPHABET.indexOf(text.charAt(text.length - 1)) & unusedBits) !== 0) {
     refuse("unused bits set in its last character");
   }
-  return base64url.decode(text);
 }
 
 const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -20,7 +20,7 @@ export const COMPACT_JWS_FORM = "a compact JWS (three base64url parts, the first
 /**
  * Whether `value` is a compact JWS of that form (COMPACT_JWS): the form manifestDigest takes. The
  * manifest checks (verifyManifest, and the attestation document's parser for the manifest it
- * carries) and the MAA token parser use it; the attestation document's own JWS is read part by part
+ * carries) use it; the attestation document's own JWS and the MAA token are read part by part
  * (compactJwsParts and fromBase64url, attestation/jws.ts and bytes.ts), and `cloister receipt
  * verify --document` takes this form with all three parts non-empty.
  */

@@ -27,8 +27,7 @@
  * checks `iss` against its allow-list). Platform-neutral: jose and WebCrypto only.
  */
 import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, errors as joseErrors } from "jose";
-import { isCompactJws } from "../../manifests/digest.ts";
-import { fromBase64url } from "../bytes.ts";
+import { checkBase64url, fromBase64url } from "../bytes.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { compactJwsParts, jwsPartObject } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
@@ -172,6 +171,19 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
 }
 
 /**
+ * A reading of one of the token's parts in strict base64url (fromBase64url, checkBase64url); its
+ * refusal, which names the part and why (a character, a length, unused bits), MAA_TOKEN_MALFORMED.
+ */
+function strictBase64url<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof ParseError) throw malformed(error.message, error);
+    throw error;
+  }
+}
+
+/**
  * The token's protected header (its base64url text) or payload (its verified bytes) as a JSON
  * object, read as the verifier reads an attestation document's parts (jwsPartObject): UTF-8 only
  * and each member once at every depth. The signature covers the bytes; a plain TextDecoder would
@@ -179,16 +191,7 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
  * reader of the same signed token may not.
  */
 function signedJsonObject(part: string | Uint8Array, name: "protected header" | "payload"): Record<string, unknown> {
-  let bytes = part;
-  if (typeof bytes === "string") {
-    try {
-      bytes = fromBase64url(bytes, name);
-    } catch (error) {
-      // fromBase64url's refusal names the part and why (a character, a length, unused bits).
-      if (error instanceof ParseError) throw malformed(error.message, error);
-      throw error;
-    }
-  }
+  const bytes = typeof part === "string" ? strictBase64url(() => fromBase64url(part, name)) : part;
   return jwsPartObject(bytes, name, (message, cause) => {
     throw malformed(message, cause);
   });
@@ -226,13 +229,16 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
     );
   }
   const compact = token.trim();
-  // Its parts found as every reader finds them (compactJwsParts), then their characters checked.
-  const [protectedHeader] = compactJwsParts(compact, (found) => {
+  // Its parts found as every reader finds them (compactJwsParts), each then read in base64url's one
+  // spelling: the header as it is decoded (signedJsonObject), the payload and the signature before
+  // jose decodes them with atob, which takes white space and unused bits set (one signed token,
+  // one text).
+  const [protectedHeader, payloadPart, signaturePart] = compactJwsParts(compact, (found) => {
     throw malformed(`expected 3 JWS parts, found ${found}`);
   });
-  if (!isCompactJws(compact)) throw malformed("expected a compact JWS (three base64url segments)");
-
   const header = signedJsonObject(protectedHeader, "protected header");
+  strictBase64url(() => checkBase64url(payloadPart, "payload"));
+  strictBase64url(() => checkBase64url(signaturePart, "signature"));
   // The algorithm is decided by us, never by the token: RS256 only, checked before any key
   // lookup or claim, so an unsigned (`alg: none`) token can never get further.
   if (header.alg !== "RS256") {

@@ -484,12 +484,41 @@ describe("MAA token verification: boundaries, key-set entries and claim types", 
       ["not a token", "MAA token: expected 3 JWS parts, found 1"],
       ["a.b", "MAA token: expected 3 JWS parts, found 2"],
       ["a.b.c.d", "MAA token: expected 3 JWS parts, found more than 3"],
-      ["a b.c.d", "MAA token: expected a compact JWS (three base64url segments)"],
-      [".b.c", "MAA token: expected a compact JWS (three base64url segments)"],
+      [
+        "a b.c.d",
+        'MAA token: protected header: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found " " at character 1',
+      ],
+      [".b.c", "MAA token: protected header: expected UTF-8 JSON, found text that is not valid JSON (it ends early)"],
     ] as const) {
       const error = await rejection(verifyMaaToken(token, { jwks, at: AT, expectedIssuer: null }));
       expect([error.code, error.message], token).toEqual(["MAA_TOKEN_MALFORMED", message]);
     }
+  });
+
+  it("reads the payload and the signature in base64url's one spelling, as the header (jose's decoder forgives more)", async () => {
+    const [header, payload, signature] = good.split(".") as [string, string, string];
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // The last character with its unused low bits set: the same bytes, spelt another way.
+    const unusedBitsSet = (part: string) => {
+      const unused = part.length % 4 === 2 ? 0b1111 : 0b11;
+      return part.slice(0, -1) + alphabet[alphabet.indexOf(part.at(-1) as string) | unused];
+    };
+    expect(signature.length % 4).not.toBe(0);
+    const expected = 'expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero)';
+    for (const [token, message] of [
+      [
+        `${header}.${payload}.${unusedBitsSet(signature)}`,
+        `signature: ${expected}, found unused bits set in its last character`,
+      ],
+      [
+        `${header}.${payload.slice(0, 8)} ${payload.slice(8)}.${signature}`,
+        `payload: ${expected}, found " " at character 8`,
+      ],
+    ] as const) {
+      const error = await rejection(verifyMaaToken(token, { jwks, at: AT, expectedIssuer: null }));
+      expect([error.code, error.message]).toEqual(["MAA_TOKEN_MALFORMED", `MAA token: ${message}`]);
+    }
+    expect((await verifyMaaToken(good, { jwks, at: AT, expectedIssuer: null })).kid).toBe(first.kid);
   });
 
   it("verifies a token with white space around it, as read from a file", async () => {
