@@ -2,7 +2,7 @@
  * Strict UTF-8, read alike by every reader that refuses bytes that are not UTF-8: signed or hashed
  * JSON (json-text.ts parseUtf8Json: a JWS part, a signed manifest's payload among them, and the HCL
  * report's runtime data), GGUF keys and tensor names, a file an option names and chat's prompt
- * (client/cli/bounded-file.ts). The text, or where the bytes stop being UTF-8, found once by one
+ * (bounded-read.ts). The text, or where the bytes stop being UTF-8, found once by one
  * rule. The one reader with a strict decoder of its own (TDX collateral's, which drops a leading
  * byte order mark; its scanner then refuses the body) names that place with the same finder once
  * its decoder has refused the bytes (notUtf8Found); GGUF string values, only shown, are read

@@ -6,9 +6,11 @@
  * CLI-only module: it reads files with node:fs, so the platform-neutral verification code must not
  * import it.
  */
-import { type InputBound, optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
+
+import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
+import type { InputBound } from "./bounded-read.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";

@@ -12,11 +12,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
-import { fromBase64url } from "../attestation/bytes.ts";
-import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
-import { ParseError } from "../attestation/errors.ts";
-import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
-import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import {
   decodeStrictUtf8,
   type InputBound,
@@ -24,10 +19,13 @@ import {
   type NotUtf8,
   notFileOrPipeMessage,
   openFileOrPipe,
-  readBoundedFile,
-  readError,
-  readText,
-} from "../client/cli/bounded-file.ts";
+} from "../attestation/bounded-read.ts";
+import { fromBase64url } from "../attestation/bytes.ts";
+import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { ParseError } from "../attestation/errors.ts";
+import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
+import { describeUntrusted } from "../attestation/untrusted-text.ts";
+import { readBoundedFile, readError, readText } from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";

@@ -39,7 +39,7 @@
  */
 import { constants, type FileHandle, lstat, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { describeFileKind } from "../client/cli/bounded-file.ts";
+import { describeFileKind } from "../attestation/bounded-read.ts";
 import { syncDirectory } from "../client/cli/output.ts";
 
 export type AuditFsyncPolicy = "always" | "never";

@@ -1,9 +1,10 @@
 /** Implementation of `cloister host`. */
 import { resolve } from "node:path";
 import type { z } from "zod";
+import type { InputBound } from "../attestation/bounded-read.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { type InputBound, readOptionFile } from "../client/cli/bounded-file.ts";
+import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, UsageError } from "../client/cli/output.ts";
 import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";

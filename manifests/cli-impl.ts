@@ -1,9 +1,10 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { resolve } from "node:path";
 import type { JWK } from "jose";
+import type { InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
-import { type InputBound, readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
+import { readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,

@@ -1,6 +1,6 @@
 /**
  * Files the product reads on a user's or an operator's behalf are read to a bound
- * (client/cli/bounded-file.ts), never whole: a call that reads a file whole (readFile, readFileSync,
+ * (attestation/bounded-read.ts), never whole: a call that reads a file whole (readFile, readFileSync,
  * a handle's readFile) in any product folder is refused here unless listed below with why it is
  * left. The sources are parsed (TypeScript's parser), not read line by line: a call split over
  * lines is seen, and readFile or readFileSync used other than by calling it under its own name

@@ -13,11 +13,11 @@
  */
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import type { InputBound } from "../../client/cli/bounded-file.ts";
 import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { expectedOneOf, formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
+import type { InputBound } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
 import { BrokerConfigError, readCheckedFile, readPrivateKeyFile } from "./key-file.ts";

@@ -1,14 +1,14 @@
 /**
- * Reading a file whose owner alone may change (or read) it, checked on the open file itself: the
- * key broker's model keys and configuration (config.ts), the secrets `cloister up` reuses and the
- * client's API key file (client/cli/run-client.ts), and the audit collector's `.key` hints
- * (host/audit-collector.ts). node: and the CLI's bounded reads only: the host imports it, and it
- * reaches nothing that opens a sealed message.
+ * Reading a file whose owner alone may change it (readCheckedFile: the key broker's configuration
+ * and release policies, config.ts) or read it (readPrivateKeyFile: the broker's model keys, `cloister
+ * model seal --key`, and through client/cli/run-client.ts's readSecretFile the client's API key
+ * files, the proxy's --token-file and the secrets `cloister up` reuses; the host's audit collector
+ * its `.key` files), checked on the open file itself. node: and attestation/bounded-read.ts only:
+ * no CLI code, and the host imports it, so it reaches nothing that opens a sealed message.
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { type InputBound, readHandleText } from "../../client/cli/bounded-file.ts";
-import { fileErrorCause } from "../../client/cli/output.ts";
+import { fileErrorCause, type InputBound, readHandleText } from "../bounded-read.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
 export class BrokerConfigError extends Error {

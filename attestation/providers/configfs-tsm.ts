@@ -22,7 +22,7 @@
  */
 import * as nodeFs from "node:fs/promises";
 import { join } from "node:path";
-import { readHandleToBound } from "../../client/cli/bounded-file.ts";
+import { readHandleToBound } from "../bounded-read.ts";
 import { toHex } from "../bytes.ts";
 import { randomBytes } from "../crypto.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";

@@ -9,8 +9,7 @@
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type InputBound, readBoundedFile } from "../../client/cli/bounded-file.ts";
-import { fileErrorCause } from "../../client/cli/output.ts";
+import { fileErrorCause, type InputBound, readFileToBound } from "../bounded-read.ts";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
@@ -97,9 +96,8 @@ export async function loadTdxCollateralDirectory(
   const entry = (name: string) => `${describeUntrusted(name)} in "${dir}"`;
   const readBytes = async (name: string): Promise<Uint8Array> => {
     const path = join(dir, name);
-    const bytes = await readBoundedFile(
+    const bytes = await readFileToBound(
       path,
-      option,
       COLLATERAL_FILE_BOUND,
       (error) => fail(`${option} ${entry(name)}: cannot read (${fileErrorCause(error)})`, error),
       ({ reason, cause }) => fail(`${option} ${entry(name)}: ${reason}`, cause),

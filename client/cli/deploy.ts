@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
+import type { InputBound } from "../../attestation/bounded-read.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
@@ -34,7 +35,7 @@ import {
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
-import { type InputBound, readText } from "./bounded-file.ts";
+import { readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
 import { makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";

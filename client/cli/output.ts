@@ -7,6 +7,7 @@ import { constants as fsConstants } from "node:fs";
 import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
+import { fileErrorCause } from "../../attestation/bounded-read.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
@@ -415,33 +416,6 @@ export function loopbackListenError(error: unknown): unknown {
     );
   }
   return listenUsageError(error, { hasListenOption: false });
-}
-
-/**
- * Why a file an option names could not be read, (`operation` "write") created where it names, or
- * (`operation` "check") looked up, to see whether it exists before anything is written: the errno
- * code and, for the common ones, what to do (`ENOENT: no such file; check the path`), worded for
- * that operation.
- */
-export function fileErrorCause(error: unknown, operation: "read" | "write" | "check" = "read"): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  const writing = operation === "write";
-  if (code === "ENOENT")
-    return writing ? "ENOENT: no such directory; check the path" : "ENOENT: no such file; check the path";
-  if (code === "EACCES" || code === "EPERM") {
-    // A lookup needs only the right to look into each directory of the path (search, x).
-    if (operation === "check") {
-      return `${code}: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode`;
-    }
-    return writing
-      ? `${code}: this user may not write there; check the directory's owner and mode`
-      : `${code}: this user may not read it; check its owner and mode`;
-  }
-  if (code === "EROFS" && writing) return "EROFS: a read-only file system; choose another place";
-  if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
-  if (code === "ELOOP") return "ELOOP: a loop of links; check where the link points";
-  if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
-  return code ?? "error";
 }
 
 /**

@@ -7,7 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { fileErrorCause, UsageError } from "./output.ts";
+import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { UsageError } from "./output.ts";
 
 /**
  * Makes `dir` and its missing parents (mode 0700), each with a `.gitignore` of `*` (0644), as each

@@ -1,4 +1,11 @@
 import { createInterface } from "node:readline/promises";
+import {
+  decodeStrictUtf8,
+  fileErrorCause,
+  type InputBound,
+  notUtf8Reason,
+  tooLargeMessage,
+} from "../../attestation/bounded-read.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
@@ -15,24 +22,9 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
-import {
-  decodeStrictUtf8,
-  type InputBound,
-  notUtf8Reason,
-  optionFileUnreadable,
-  readBoundedFile,
-  readOptionFile,
-  tooLargeMessage,
-} from "./bounded-file.ts";
+import { optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import {
-  fileErrorCause,
-  formatCliError,
-  printJson,
-  refuseExistingOutput,
-  UsageError,
-  writeOutputFile,
-} from "./output.ts";
+import { formatCliError, printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";

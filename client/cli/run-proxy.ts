@@ -2,11 +2,11 @@
 import { randomBytes } from "node:crypto";
 import { link, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { InputBound } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
-import type { InputBound } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { loopbackListenError, UsageError } from "./output.ts";
 import { makePrivateDirectory } from "./private-directory.ts";

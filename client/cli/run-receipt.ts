@@ -3,6 +3,7 @@
  * (with --document) tied to the attestation document that carries that key.
  */
 import { createHash } from "node:crypto";
+import type { InputBound } from "../../attestation/bounded-read.ts";
 import { bytesEqual, toHex } from "../../attestation/bytes.ts";
 import { DOCUMENT_PROFILE, DOCUMENT_TYPE } from "../../attestation/document.ts";
 import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
@@ -21,7 +22,7 @@ import { isCompactJws } from "../../manifests/digest.ts";
 import { describeValue } from "../../manifests/issues.ts";
 import { SealedError, textHash, verifyReceipt } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
-import { fileText, type InputBound, optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
+import { fileText, optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import { printJson, UsageError } from "./output.ts";
 
 /** A file's bytes, to its bound (bounded-file.ts); a read error as readOptionFile names it. */

@@ -1,13 +1,14 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
 import { buildBrowserBundle } from "../web/bundle.ts";
 import { createWebApp } from "../web/server.ts";
 import { DEFAULT_WEB_ORIGIN, type WebCommandOptions } from "./commands.ts";
-import { fileErrorCause, loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { plainHttpKeyWarning, readPolicyFile } from "./run-client.ts";
 import { waitForSignal } from "./run-up.ts";
 

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { NotFileOrPipeError } from "../../attestation/bounded-read.ts";
 import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
-import { NotFileOrPipeError } from "../../client/cli/bounded-file.ts";
 
 const TDX = fileURLToPath(new URL("../fixtures/attestation/tdx/", import.meta.url));
 const QUOTE = parseTdxQuote(readFileSync(join(TDX, "quote-v4-trustee.bin")));

@@ -25,7 +25,8 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   };
 });
 
-const { fileErrorCause, refuseExistingOutput, UsageError } = await import("../../client/cli/output.ts");
+const { refuseExistingOutput, UsageError } = await import("../../client/cli/output.ts");
+const { fileErrorCause } = await import("../../attestation/bounded-read.ts");
 
 describe("refuseExistingOutput when the file cannot be looked up", () => {
   it("says the lookup failed (a directory of the path may not be looked into), keeping the error as cause", async () => {

@@ -517,11 +517,12 @@ describe("AuditStore", () => {
   it("imports nothing from sealed/ or enclave/", () => {
     const source = readFileSync(new URL("../../host/audit-store.ts", import.meta.url), "utf8");
     const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    // The two file helpers it shares with the CLI; what they reach is checked in test/sealed/boundary.test.ts.
+    // Its two file helpers (what a file is, from the bounded reader; fsync of a directory, from the
+    // CLI); what they reach is checked in test/sealed/boundary.test.ts.
     expect(imports).toEqual([
       "node:fs/promises",
       "node:path",
-      "../client/cli/bounded-file.ts",
+      "../attestation/bounded-read.ts",
       "../client/cli/output.ts",
     ]);
   });
