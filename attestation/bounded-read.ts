@@ -1,7 +1,7 @@
 /**
  * Reading a file or a pipe to a bound, Node.js only: at most the bound's bytes are read, so a larger
  * file (or a pipe that never ends) is refused by its size, never held in memory whole; its text, when
- * it is text, decoded as strict UTF-8 (utf8.ts). Each refusal is the caller's own error, worded
+ * it is text, decoded as strict UTF-8 (utf8.ts decodeUtf8, a byte order mark kept). Each refusal is the caller's own error, worded
  * `${what} ${file}: ${reason}`: the verifier's readers (tdx/collateral-dir.ts, kbs/key-file.ts,
  * providers/configfs-tsm.ts) and the CLI's (client/cli/bounded-file.ts, whose refusals are usage
  * errors) read through it, and the host's audit store names a file's kind with it. No CLI code
@@ -14,7 +14,7 @@
  */
 import type { Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
-import { decodeUtf8 } from "./utf8.ts";
+import { decodeUtf8, type NotUtf8At } from "./utf8.ts";
 
 /**
  * Why a file an option names could not be read, (`operation` "write") created where it names, or
@@ -165,35 +165,19 @@ export async function readFileToBound(
   return bytes;
 }
 
-/** Bytes that are not UTF-8: the first byte (from 1) of the sequence that is not. */
-export interface NotUtf8 {
-  readonly notUtf8: number;
-}
-
-/**
- * A line's (or a file's) text, a byte order mark kept (a line that starts with one is not canonical),
- * or where its bytes stop being UTF-8, numbered from 1 (utf8.ts finds it, as for a JWS part): the
- * first byte of the sequence that is not, though that sequence may go wrong only at a later byte (a
- * continuation byte out of range, as in an overlong form or an encoded surrogate, or the end).
- * Strict: decoded loosely (U+FFFD for each bad sequence), other bytes than the signed or hashed ones
- * would give the same text.
- */
-export function decodeStrictUtf8(bytes: Uint8Array): string | NotUtf8 {
-  const text = decodeUtf8(bytes);
-  return typeof text === "string" ? text : { notUtf8: text.notUtf8At + 1 };
-}
-
 /** The refusal of a file's bytes that are not UTF-8: names `what`, the file and the byte, never the content. */
-export function notUtf8Message(file: string, what: string, found: NotUtf8): string {
+export function notUtf8Message(file: string, what: string, found: NotUtf8At): string {
   return fileMessage(file, what, notUtf8Reason(found, "the file"));
 }
 
 /**
- * Why bytes that are not UTF-8 are refused: the byte of `input` (the file, standard input) that is
- * not, never the content. notUtf8Message's reason, and chat's prompt's from standard input.
+ * Why bytes that are not UTF-8 (decodeUtf8's finding) are refused: the byte of `input` (the file,
+ * standard input) that is not, numbered from 1 as a person counts them (the first of the sequence
+ * that is not, though it may go wrong only at a later byte), never the content. notUtf8Message's
+ * reason, and chat's prompt's from standard input.
  */
-export function notUtf8Reason(found: NotUtf8, input: string): string {
-  return `expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8} of ${input})`;
+export function notUtf8Reason(found: NotUtf8At, input: string): string {
+  return `expected UTF-8 text, found a byte that is not UTF-8 (byte ${found.notUtf8At + 1} of ${input})`;
 }
 
 /**
@@ -210,7 +194,7 @@ export async function readHandleText(
 ): Promise<string> {
   const bytes = await readHandleToBound(handle, limit.bytes);
   if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));
-  const text = decodeStrictUtf8(bytes);
+  const text = decodeUtf8(bytes);
   if (typeof text !== "string") throw refuse(notUtf8Message(file, what, text));
   return text;
 }

@@ -13,10 +13,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import nacl from "tweetnacl";
 import {
-  decodeStrictUtf8,
   type InputBound,
   NotFileOrPipeError,
-  type NotUtf8,
   notFileOrPipeMessage,
   openFileOrPipe,
 } from "../attestation/bounded-read.ts";
@@ -25,6 +23,7 @@ import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { ParseError } from "../attestation/errors.ts";
 import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
+import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
 import { readBoundedFile, readError, readText } from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
@@ -117,8 +116,8 @@ export interface AuditLogLineTooLong {
   readonly tooLong: number;
 }
 
-/** A log line whose bytes are not UTF-8: the byte (from 1) where that was found. */
-export type AuditLogLineNotUtf8 = NotUtf8;
+/** A log line whose bytes are not UTF-8: the offset (from 0) of the byte where that was found. */
+export type AuditLogLineNotUtf8 = NotUtf8At;
 
 /** The UsageError for a log that cannot be read: names `what`, the file, and what was found or the error's code. */
 function logReadError(what: string, path: string, error: unknown): UsageError {
@@ -152,7 +151,7 @@ export async function* readAuditLogLines(
   let bytes = 0;
   let tooLong = false;
   const take = (): string | AuditLogLineTooLong | AuditLogLineNotUtf8 => {
-    const line = tooLong ? { tooLong: bytes } : decodeStrictUtf8(Buffer.concat(parts, bytes));
+    const line = tooLong ? { tooLong: bytes } : decodeUtf8(Buffer.concat(parts, bytes));
     parts = [];
     bytes = 0;
     tooLong = false;
@@ -220,7 +219,7 @@ async function verifyAuditLogReadOnce(
       if (firstLine === undefined) firstLine = typeof line === "string" ? line : null;
       if (typeof line === "string") verifier.push(line);
       else if ("tooLong" in line) verifier.pushTooLong(line.tooLong);
-      else verifier.pushNotUtf8(line.notUtf8);
+      else verifier.pushNotUtf8(line.notUtf8At + 1);
     }
   } catch (error) {
     throw logReadError(what, path, error);

@@ -7,7 +7,6 @@
  * --manifest: readOptionFile). node: only, nothing that opens a sealed message.
  */
 import {
-  decodeStrictUtf8,
   type FileRefusal,
   fileErrorCause,
   fileMessage,
@@ -15,6 +14,7 @@ import {
   notUtf8Message,
   readFileToBound,
 } from "../../attestation/bounded-read.ts";
+import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { UsageError } from "./output.ts";
 
 /** Why a file could not be read: the error's code and message (Node's name the path and the call). */
@@ -63,7 +63,7 @@ export async function readText(
  * a UsageError naming `what`, the file and the byte, never the content.
  */
 export function fileText(bytes: Uint8Array, file: string, what: string): string {
-  const text = decodeStrictUtf8(bytes);
+  const text = decodeUtf8(bytes);
   if (typeof text === "string") return text;
   throw new UsageError(notUtf8Message(file, what, text));
 }

@@ -1,14 +1,9 @@
 import { createInterface } from "node:readline/promises";
-import {
-  decodeStrictUtf8,
-  fileErrorCause,
-  type InputBound,
-  notUtf8Reason,
-  tooLargeMessage,
-} from "../../attestation/bounded-read.ts";
+import { fileErrorCause, type InputBound, notUtf8Reason, tooLargeMessage } from "../../attestation/bounded-read.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
+import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
@@ -347,7 +342,7 @@ async function readAll(input: AsyncIterable<Uint8Array | string>, what: string, 
  * file an option names is refused, and a prompt of nothing but white space. Never quotes the content.
  */
 function promptText(bytes: Uint8Array, source: string, input: string, hint = ""): string {
-  const text = decodeStrictUtf8(bytes);
+  const text = decodeUtf8(bytes);
   if (typeof text !== "string") throw new UsageError(`${source}: ${notUtf8Reason(text, input)}`);
   if (text.trim() === "") {
     const found = bytes.length === 0 ? "an empty input (0 bytes)" : `only white space (${bytes.length} bytes)`;

@@ -13,11 +13,12 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyEvidence as verifyAzure } from "../../attestation/azure/cli-verify.ts";
-import { decodeStrictUtf8, NotFileOrPipeError } from "../../attestation/bounded-read.ts";
+import { NotFileOrPipeError } from "../../attestation/bounded-read.ts";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { BrokerConfigError } from "../../attestation/kbs/key-file.ts";
 import { verifyEvidence as verifySnp } from "../../attestation/snp/cli-verify.ts";
 import { verifyEvidence as verifyTdx } from "../../attestation/tdx/cli-verify.ts";
+import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
 import { readOptionFile } from "../../client/cli/bounded-file.ts";
 import { readApiKeyOfEarlierRun, readKeyFile } from "../../client/cli/deploy.ts";
@@ -392,7 +393,7 @@ describe("strict UTF-8: the byte named is the first of the sequence that is not 
   ];
   for (const [index, [name, bytes, byte]] of cases.entries()) {
     it(`${name}: byte ${byte}`, async () => {
-      expect(decodeStrictUtf8(Uint8Array.from(bytes))).toEqual({ notUtf8: byte });
+      expect(decodeUtf8(Uint8Array.from(bytes))).toEqual({ notUtf8At: byte - 1 });
       const path = join(dir, `not-utf8-${index}.txt`);
       await writeFile(path, Uint8Array.from(bytes));
       await expect(refusal(readOptionFile(path, "--x", { bytes: 64, expected: "text" }))).resolves.toEqual(
