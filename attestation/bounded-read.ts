@@ -1,12 +1,13 @@
 /**
  * Reading a file or a pipe to a bound, Node.js only: at most the bound's bytes are read, so a larger
  * file (or a pipe that never ends) is refused by its size, never held in memory whole; its text, when
- * it is text, decoded as strict UTF-8 (utf8.ts decodeUtf8, a byte order mark kept). Each refusal is the caller's own error, worded
- * `${what} ${file}: ${reason}`: the verifier's readers (tdx/collateral-dir.ts, kbs/key-file.ts,
- * providers/configfs-tsm.ts) and the CLI's (client/cli/bounded-file.ts, whose refusals are usage
- * errors) read through it, and the host's audit store names a file's kind with it. No CLI code
- * (the verifier does not depend on the command line), nothing that opens a sealed message (the host
- * imports it); the browser bundle never reaches it.
+ * it is text, decoded as strict UTF-8 (utf8.ts decodeUtf8, a byte order mark kept). Each refusal is
+ * the caller's own error, worded `${what} ${file}: ${reason}`: the verifier's readers
+ * (tdx/collateral-dir.ts, kbs/key-file.ts, providers/configfs-tsm.ts) and the CLI's
+ * (client/cli/bounded-file.ts, whose refusals are usage errors) read through it, and the host's
+ * audit store names a file's kind with it. No CLI code (the verifier does not depend on the command
+ * line), nothing that opens a sealed message (the host imports it); the browser bundle never
+ * reaches it.
  *
  * What such a file may be is one rule (openFileOrPipe): a regular file or a pipe, never a device,
  * a socket or a directory. Secret files keep their own stricter one (a regular file only, checked

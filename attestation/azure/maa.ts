@@ -3,8 +3,9 @@
  * caller trusts (the instance's `/certs` response obtained over a channel the caller trusts).
  *
  * Checked, in this order, and each failure named by its own code:
- *   1. the token is a compact JWS with a decodable protected header (MAA_TOKEN_MALFORMED); the
- *      header and the payload are read strictly, UTF-8 and each member once (signedJsonObject);
+ *   1. the token is a compact JWS, its three parts in base64url's one spelling, with a decodable
+ *      protected header (MAA_TOKEN_MALFORMED); the header and the payload are read strictly, UTF-8
+ *      and each member once (signedJsonObject);
  *   2. `alg` is exactly RS256 — `none` and every other algorithm are refused before anything else
  *      is looked at (MAA_ALG_NOT_ALLOWED);
  *   3. `kid` selects exactly one key of the set by string equality (MAA_UNKNOWN_KEY), whose
