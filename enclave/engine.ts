@@ -316,6 +316,8 @@ export class InferenceEngine {
   /** Aborted by close(): ends every running generation after its current token. */
   readonly #closing = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Edits of a sequence's cached tokens under way (#editSequence). */
+  readonly #edits = new Set<Promise<unknown>>();
   /** The private copy the engine made and loaded (removed on close), or null: the caller's file. */
   readonly #staged: StagedModel | null;
   #closed = false;
@@ -390,7 +392,7 @@ export class InferenceEngine {
     this.#running.add(running);
     let reusable = false;
     try {
-      const cachedPromptTokens = await prepareSequence(slot, prompt.tokens, request.tenant);
+      const cachedPromptTokens = await this.#editSequence(() => prepareSequence(slot, prompt.tokens, request.tenant));
       const output = new OutputText(
         (tokens, lastTokens) => this.#model.detokenize(tokens, false, lastTokens),
         prompt.rules,
@@ -423,6 +425,9 @@ export class InferenceEngine {
             stopReason = limit === params.maxTokens ? "maxTokens" : "contextFull";
             break;
           }
+          // Another request's edit waits for the batch loop to end: asking for the next token only
+          // after it lets the loop end (#editSequence).
+          if (this.#edits.size > 0) await Promise.allSettled(this.#edits);
         }
       } else {
         stopReason = "abort";
@@ -490,9 +495,32 @@ export class InferenceEngine {
     );
   }
 
+  /**
+   * Run an edit of a sequence's cached tokens (clear it, or erase what follows a reused prefix).
+   * node-llama-cpp edits under the context's lock, which its batch loop holds for as long as any
+   * decode is queued; with two or more sequences generating one nearly always is (the one sampled
+   * last asks for its next token while the next batch is decoded), so an edit waited for their
+   * whole generations: a request arriving while two others generated got its first token when they
+   * had ended (test/engine/engine.test.ts, "a request arriving while two others generate"). So while
+   * an edit is pending, running generations ask for their next token only after it: the loop ends
+   * after the batch in flight, the edit runs, and they go on in the next batch, together with the
+   * request that made the edit.
+   */
+  async #editSequence<T>(edit: () => Promise<T>): Promise<T> {
+    const pending = edit();
+    this.#edits.add(pending);
+    try {
+      return await pending;
+    } finally {
+      this.#edits.delete(pending);
+    }
+  }
+
   async #releaseSlot(slot: Slot, keepForTenant: string | undefined): Promise<void> {
     try {
-      if (keepForTenant === undefined && !this.#context.disposed) await slot.sequence.clearHistory();
+      if (keepForTenant === undefined && !this.#context.disposed) {
+        await this.#editSequence(() => slot.sequence.clearHistory());
+      }
       slot.tenant = keepForTenant;
     } catch {
       slot.tenant = undefined;
