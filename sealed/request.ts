@@ -83,7 +83,10 @@ export interface SealRequestOptions<B> {
   readonly body: B;
   /** Client time in ms; default Date.now(). */
   readonly now?: number;
-  /** Randomness source (ephemeral key, nonce, request id); default tweetnacl's CSPRNG. Tests only. */
+  /**
+   * Randomness source (ephemeral key, nonce, request id; a prepared key brings its own nonce and
+   * request id); default WebCrypto's CSPRNG. Tests only.
+   */
   readonly randomBytes?: (length: number) => Uint8Array;
   /**
    * A fresh ephemeral key made ahead of time for this enclave key (prepareRequestKey), used up by
@@ -94,12 +97,16 @@ export interface SealRequestOptions<B> {
 
 /**
  * The expensive half of sealing one request, made ahead of time (e.g. while the previous answer
- * streams): a fresh ephemeral X25519 key and its shared key with one enclave key. Single use: it
- * is wiped when a request takes it, and `discard` wipes it unused (e.g. when the enclave's keys
- * change). It is as secret as the request it will seal and never leaves the client's memory.
+ * streams): a fresh ephemeral X25519 key and its shared key with one enclave key, and the
+ * request's random nonce and request id (drawing them is the first random call after idle, about
+ * 0.1 ms on the request's path). Single use: a request takes all of it at once, and `discard`
+ * wipes it unused (e.g. when the enclave's keys change). It is as secret as the request it will
+ * seal and never leaves the client's memory.
  */
 export class PreparedRequestKey {
   #sharedKey: Uint8Array | null;
+  /** The request's nonce then its request id's bytes. */
+  #random: Uint8Array | null;
 
   /** @internal use prepareRequestKey */
   constructor(
@@ -107,26 +114,50 @@ export class PreparedRequestKey {
     readonly keyId: Uint8Array,
     readonly ephemeralPublicKey: Uint8Array,
     sharedKey: Uint8Array,
+    random: Uint8Array,
   ) {
     this.#sharedKey = sharedKey;
+    this.#random = random;
   }
 
   get used(): boolean {
     return this.#sharedKey === null;
   }
 
-  /** @internal the shared key, once; the caller wipes it after use. */
-  take(): Uint8Array {
-    const key = this.#sharedKey;
-    if (key === null) throw new SealedInvalidArgumentError("prepared: this request key was already used");
+  /** @internal all of it, once; the caller wipes the shared key after use. */
+  take(): TakenRequestKey {
+    const sharedKey = this.#sharedKey;
+    const random = this.#random;
+    if (sharedKey === null || random === null) {
+      throw new SealedInvalidArgumentError("prepared: this request key was already used");
+    }
     this.#sharedKey = null;
-    return key;
+    this.#random = null;
+    return {
+      keyId: this.keyId,
+      ephemeralPublicKey: this.ephemeralPublicKey,
+      sharedKey,
+      nonce: random.subarray(0, BOX_NONCE_LENGTH),
+      requestId: random.subarray(BOX_NONCE_LENGTH, BOX_NONCE_LENGTH + REQUEST_ID_BYTES),
+    };
   }
 
   discard(): void {
     this.#sharedKey?.fill(0);
     this.#sharedKey = null;
+    this.#random?.fill(0);
+    this.#random = null;
   }
+}
+
+/** What a request takes from its PreparedRequestKey. */
+interface TakenRequestKey {
+  readonly keyId: Uint8Array;
+  readonly ephemeralPublicKey: Uint8Array;
+  readonly sharedKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  /** 16 bytes. */
+  readonly requestId: Uint8Array;
 }
 
 /** Client: makes a fresh ephemeral key and its shared key with `enclavePublicKey`, for one later request. */
@@ -134,7 +165,9 @@ export async function prepareRequestKey(enclavePublicKey: Uint8Array): Promise<P
   assertKeyLength("enclavePublicKey", enclavePublicKey);
   const [keyId, ephemeral] = await Promise.all([enclaveKeyId(enclavePublicKey), generateEphemeralX25519Key()]);
   const sharedKey = await ephemeral.sharedKey(enclavePublicKey).catch(lowOrderAsInvalidArgument);
-  return new PreparedRequestKey(new Uint8Array(enclavePublicKey), keyId, ephemeral.publicKey, sharedKey);
+  // One call for both: each call to the CSPRNG costs, the first after idle most.
+  const random = defaultRandomBytes(BOX_NONCE_LENGTH + REQUEST_ID_BYTES);
+  return new PreparedRequestKey(new Uint8Array(enclavePublicKey), keyId, ephemeral.publicKey, sharedKey, random);
 }
 
 function lowOrderAsInvalidArgument(error: unknown): never {
@@ -178,15 +211,30 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
     throw new SealedInvalidArgumentError("prepared: expected a request key made for this enclave key");
   }
   if (prepared?.used === true) throw new SealedInvalidArgumentError("prepared: this request key was already used");
+  if (options.body === undefined) throw new SealedInvalidArgumentError("body: expected a JSON value, found undefined");
+  // A prepared key is used up here, whatever follows: its shared key is wiped on every way out.
+  const taken = prepared?.take();
+  try {
+    return await sealWith(options, random, now, taken);
+  } finally {
+    taken?.sharedKey.fill(0);
+  }
+}
+
+async function sealWith<B>(
+  options: SealRequestOptions<B>,
+  random: (length: number) => Uint8Array,
+  now: number,
+  taken: TakenRequestKey | undefined,
+): Promise<SealedRequestEnvelope> {
   // Injected randomness (tests) makes the ephemeral secret from its first 32 bytes, as before;
   // otherwise WebCrypto makes it (crypto.ts), never leaving it in a JavaScript array.
   const ephemeralSecretKey =
-    options.randomBytes === undefined || prepared !== undefined ? null : takeRandom(random, X25519_KEY_LENGTH);
-  const nonce = takeRandom(random, BOX_NONCE_LENGTH);
-  const requestId = toHex(takeRandom(random, REQUEST_ID_BYTES));
+    options.randomBytes === undefined || taken !== undefined ? null : takeRandom(random, X25519_KEY_LENGTH);
+  const nonce = taken?.nonce ?? takeRandom(random, BOX_NONCE_LENGTH);
+  const requestId = toHex(taken?.requestId ?? takeRandom(random, REQUEST_ID_BYTES));
   const kind = options.kind;
 
-  if (options.body === undefined) throw new SealedInvalidArgumentError("body: expected a JSON value, found undefined");
   let json: string;
   try {
     json = JSON.stringify({ v: PROTOCOL_VERSION, requestId, timestamp: Math.floor(now), kind, body: options.body });
@@ -213,9 +261,9 @@ export async function sealRequest<B>(options: SealRequestOptions<B>): Promise<Se
 
   let sharedKey: Uint8Array;
   let prefix: Uint8Array;
-  if (prepared !== undefined) {
-    prefix = encodeEnvelopePrefix(kind, prepared.keyId, ciphertextLength, prepared.ephemeralPublicKey, nonce);
-    sharedKey = prepared.take();
+  if (taken !== undefined) {
+    prefix = encodeEnvelopePrefix(kind, taken.keyId, ciphertextLength, taken.ephemeralPublicKey, nonce);
+    sharedKey = taken.sharedKey;
   } else {
     // The key id and the ephemeral key (a WebCrypto job) are independent: made together.
     const [keyId, ephemeral] = await Promise.all([

@@ -7,16 +7,26 @@
 import nacl from "tweetnacl";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { deriveResponseKey } from "../../sealed/crypto.ts";
-import { openRequest, ReplayGuard, sealRequest } from "../../sealed/index.ts";
+import { openRequest, parseEnvelope, prepareRequestKey, ReplayGuard, sealRequest, toHex } from "../../sealed/index.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
 /** Arrays the sealed module made or was handed, kept by the wrappers below. */
-const seen = { sharedKeys: [] as Uint8Array[], plaintexts: [] as Uint8Array[], opened: [] as Uint8Array[] };
+const seen = {
+  sharedKeys: [] as Uint8Array[],
+  plaintexts: [] as Uint8Array[],
+  opened: [] as Uint8Array[],
+  random: [] as Uint8Array[],
+};
 
 vi.mock("../../sealed/crypto.ts", async (importOriginal) => {
   const real = await importOriginal<typeof import("../../sealed/crypto.ts")>();
   return {
     ...real,
+    randomBytes: (length: number) => {
+      const bytes = real.randomBytes(length);
+      seen.random.push(bytes);
+      return bytes;
+    },
     boxSharedKeyFast: async (...args: Parameters<typeof real.boxSharedKeyFast>) => {
       const key = await real.boxSharedKeyFast(...args);
       seen.sharedKeys.push(key);
@@ -71,6 +81,7 @@ beforeEach(() => {
   seen.sharedKeys.length = 0;
   seen.plaintexts.length = 0;
   seen.opened.length = 0;
+  seen.random.length = 0;
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -107,6 +118,24 @@ describe("wiping a request's secrets", () => {
     expect(seen.opened).toHaveLength(1);
     expect(allZero(seen.opened[0]!)).toBe(true);
     expect(seen.sharedKeys.every(allZero)).toBe(true);
+  });
+
+  it("a prepared request key brings the request's nonce and id, and wipes them with it when discarded unused", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const prepared = await prepareRequestKey(key.publicKey);
+    // Drawn with the key, in one call: the nonce (24 bytes), then the request id (16).
+    expect(seen.random.map((bytes) => bytes.length)).toEqual([40]);
+    const drawn = seen.random[0]!.slice();
+    const { envelope, context } = await sealRequest({ enclavePublicKey: key.publicKey, kind: "chat", body, prepared });
+    expect(seen.random).toHaveLength(1);
+    expect(toHex(parseEnvelope(envelope).nonce)).toBe(toHex(drawn.subarray(0, 24)));
+    expect(context.requestId).toBe(toHex(drawn.subarray(24)));
+
+    const unused = await prepareRequestKey(key.publicKey);
+    const unusedRandom = seen.random[1]!;
+    expect(allZero(unusedRandom)).toBe(false);
+    unused.discard();
+    expect(allZero(unusedRandom)).toBe(true);
   });
 
   it("deriving the response key leaves no copy of it in the hash output", () => {
