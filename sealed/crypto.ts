@@ -112,8 +112,12 @@ export function webCryptoHasX25519(): Promise<boolean> {
   return webCryptoX25519;
 }
 
-async function webCryptoSharedKey(peerPublicKey: Uint8Array, privateKey: CryptoKey): Promise<Uint8Array> {
-  const peer = await subtle.importKey("raw", new Uint8Array(peerPublicKey), X25519_ALGORITHM, false, []);
+async function webCryptoSharedKey(
+  peerPublicKey: Uint8Array,
+  privateKey: CryptoKey,
+  options: { readonly cachePeerKey: boolean } = { cachePeerKey: false },
+): Promise<Uint8Array> {
+  const peer = await importPeerKey(peerPublicKey, options.cachePeerKey);
   let bits: ArrayBuffer;
   try {
     bits = await subtle.deriveBits({ name: "X25519", public: peer }, privateKey, 256);
@@ -122,6 +126,24 @@ async function webCryptoSharedKey(peerPublicKey: Uint8Array, privateKey: CryptoK
     throw new LowOrderKeyError();
   }
   return hsalsa20SharedKey(new Uint8Array(bits));
+}
+
+// Imported peer keys (the enclave's public key, which every request key of a client meets), per
+// array, checked against a copy of its bytes on each use as importedSecretKeys below is.
+const importedPeerKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: Promise<CryptoKey> }>();
+
+function importPeerKey(peerPublicKey: Uint8Array, cache: boolean): Promise<CryptoKey> {
+  const cached = cache ? importedPeerKeys.get(peerPublicKey) : undefined;
+  if (cached !== undefined && bytesEqual(cached.bytes, peerPublicKey)) return cached.key;
+  const bytes = peerPublicKey.slice();
+  const key = subtle.importKey("raw", bytes, X25519_ALGORITHM, false, []);
+  if (cache) {
+    importedPeerKeys.set(peerPublicKey, { bytes, key });
+    key.catch(() => {
+      if (importedPeerKeys.get(peerPublicKey)?.key === key) importedPeerKeys.delete(peerPublicKey);
+    });
+  }
+  return key;
 }
 
 // Imported private keys, per secret-key array. The bytes are kept and compared on each use, so a
@@ -186,7 +208,8 @@ export async function generateEphemeralX25519Key(): Promise<EphemeralX25519Key> 
         if (privateKey === null) throw new Error("ephemeral X25519 key already used");
         const key = privateKey;
         privateKey = null;
-        return webCryptoSharedKey(peerPublicKey, key);
+        // The peer is the enclave's key, the same for every request key: imported once.
+        return webCryptoSharedKey(peerPublicKey, key, { cachePeerKey: true });
       },
     };
   }

@@ -1,5 +1,5 @@
 import nacl from "tweetnacl";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { sha256 } from "../../sealed/crypto.ts";
 import { encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH } from "../../sealed/envelope.ts";
 import {
@@ -325,6 +325,27 @@ describe("prepared request keys (made ahead of time, single use)", () => {
     );
     expect(wrong.message).toMatch(/made for this enclave key/);
     expect(forKey.used).toBe(false);
+  });
+
+  it("import the enclave's key once for all of them, again once the caller's array holds another key", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const other = await enclaveKeyFromSeed(2);
+    const enclave = key.publicKey.slice();
+    const importKey = vi.spyOn(globalThis.crypto.subtle, "importKey");
+    try {
+      const rawImports = () => importKey.mock.calls.filter((call) => call[0] === "raw").length;
+      (await prepareRequestKey(enclave)).discard();
+      (await prepareRequestKey(enclave)).discard();
+      expect(rawImports()).toBe(1);
+      enclave.set(other.publicKey);
+      const prepared = await prepareRequestKey(enclave);
+      expect(rawImports()).toBe(2);
+      // Made with the key the array holds now: the enclave holding it opens the request.
+      const { envelope } = await sealRequest({ enclavePublicKey: enclave, kind: "chat", body, now: T0, prepared });
+      expect((await openRequest(envelope, other, new ReplayGuard(), T0)).request.body).toEqual(body);
+    } finally {
+      importKey.mockRestore();
+    }
   });
 
   it("are fresh each time", async () => {
