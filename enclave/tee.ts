@@ -427,7 +427,8 @@ async function createInsecureSimulatorSource(mode: "sim-snp" | "sim-tdx"): Promi
   const measurement = await simulatedMeasurement(mode);
   const hex = toHex(measurement);
   if (mode === "sim-snp") {
-    const hierarchy = sim.insecureSimulatedAmdHierarchy();
+    // The default hierarchy's VCEK alone: its certificate kept as bytes, no RSA key generated.
+    const hierarchy = sim.insecureSimulatedDefaultSigner();
     return {
       mode,
       simulated: true,

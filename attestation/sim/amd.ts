@@ -194,7 +194,7 @@ export function issueInsecureSimulatedEndorsementKey(
   const tcb = options.tcb ?? hierarchy.defaultTcb;
   const chipId = kind === "VCEK" ? new Uint8Array(options.chipId ?? hierarchy.defaultChipId) : new Uint8Array(64);
   if (chipId.length !== 64) throw new Error(`CHIP_ID: expected 64 bytes, found ${chipId.length}`);
-  const key = deriveInsecureEcKey(hierarchy.seed, `${kind}:${product}:${toHex(chipId)}:${tcb.toString(16)}`, "P-384");
+  const key = deriveEndorsementKey(hierarchy.seed, kind, product, chipId, tcb);
   const extensions: ExtensionSpec[] = [
     { oid: AMD_OID.structVersion, critical: false, value: der.int(0) },
     { oid: AMD_OID.productName, critical: false, value: der.ia5(kind === "VCEK" ? PRODUCT_NAME[product] : product) },
@@ -223,6 +223,17 @@ export function issueInsecureSimulatedEndorsementKey(
   return { kind, product, key, certificate, chipId, tcb };
 }
 
+/** The private key of the VCEK (VLEK) for (seed, product, CHIP_ID, TCB_VERSION). */
+export function deriveEndorsementKey(
+  seed: string,
+  kind: "VCEK" | "VLEK",
+  product: SnpProduct,
+  chipId: Uint8Array,
+  tcb: bigint,
+): InsecureEcKey {
+  return deriveInsecureEcKey(seed, `${kind}:${product}:${toHex(chipId)}:${tcb.toString(16)}`, "P-384");
+}
+
 const DEFAULT_TCB: Record<
   SnpProduct,
   { fmc?: number; bootloader: number; tee: number; snp: number; microcode: number }
@@ -231,6 +242,17 @@ const DEFAULT_TCB: Record<
   Genoa: { bootloader: 10, tee: 0, snp: 23, microcode: 84 },
   Turin: { fmc: 1, bootloader: 1, tee: 1, snp: 3, microcode: 9 },
 };
+
+/** The simulated platform of (seed, product): its CHIP_ID and TCB_VERSION. */
+export function simulatedPlatform(
+  seed: string,
+  product: SnpProduct,
+): Pick<InsecureSimulatedAmdHierarchy, "defaultChipId" | "defaultTcb"> {
+  const chipId = new InsecureSeededDrbg(seed, `amd:${product}:CHIP_ID`).bytes(64);
+  // Turin CHIP_IDs are 8 significant bytes (the rest of the 64-byte field is zero).
+  if (product === "Turin") chipId.fill(0, 8);
+  return { defaultChipId: chipId, defaultTcb: encodeTcbVersion(DEFAULT_TCB[product], product) };
+}
 
 const hierarchies = new Map<string, InsecureSimulatedAmdHierarchy>();
 
@@ -251,21 +273,7 @@ export function insecureSimulatedAmdHierarchy(
   const ark = writeSimulatedAmdCaCertificate({ product, role: "ARK", subjectKey: arkKey, signer: arkKey });
   const ask = writeSimulatedAmdCaCertificate({ product, role: "ASK", subjectKey: askKey, signer: arkKey });
   const asvk = writeSimulatedAmdCaCertificate({ product, role: "ASVK", subjectKey: asvkKey, signer: arkKey });
-  const chipId = new InsecureSeededDrbg(seed, `amd:${product}:CHIP_ID`).bytes(64);
-  // Turin CHIP_IDs are 8 significant bytes (the rest of the 64-byte field is zero).
-  if (product === "Turin") chipId.fill(0, 8);
-  const base = {
-    seed,
-    product,
-    arkKey,
-    askKey,
-    asvkKey,
-    ark,
-    ask,
-    asvk,
-    defaultChipId: chipId,
-    defaultTcb: encodeTcbVersion(DEFAULT_TCB[product], product),
-  };
+  const base = { seed, product, arkKey, askKey, asvkKey, ark, ask, asvk, ...simulatedPlatform(seed, product) };
   const hierarchy: InsecureSimulatedAmdHierarchy = { ...base, vcek: issueInsecureSimulatedEndorsementKey(base) };
   hierarchies.set(cacheKey, hierarchy);
   return hierarchy;

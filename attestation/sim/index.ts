@@ -17,6 +17,11 @@ export {
 } from "./amd.ts";
 export { type InsecureSimulatorAnchors, insecureSimulatorAnchors } from "./anchors.ts";
 export {
+  INSECURE_SIMULATOR_MILAN_VCEK_BASE64,
+  type InsecureSimulatedSnpSigner,
+  insecureSimulatedDefaultSigner,
+} from "./default-vcek.ts";
+export {
   type InsecureSimulatedIntelHierarchy,
   type InsecureSimulatedPckLeaf,
   insecureSimulatedIntelHierarchy,

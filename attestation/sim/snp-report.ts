@@ -6,7 +6,8 @@
  */
 import { toHex } from "../bytes.ts";
 import { SNP_OFFSETS, SNP_REPORT_SIZE, SNP_SIGNED_LENGTH, type SnpProduct } from "../snp/parse.ts";
-import type { InsecureSimulatedAmdHierarchy, InsecureSimulatedEndorsementKey } from "./amd.ts";
+import type { InsecureSimulatedEndorsementKey } from "./amd.ts";
+import type { InsecureSimulatedSnpSigner } from "./default-vcek.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import { signEcdsaRaw } from "./keys.ts";
 
@@ -66,7 +67,7 @@ function put(out: Uint8Array, offset: number, bytes: Uint8Array, size: number, f
 
 /** Builds and signs a simulated SNP report. Deterministic for given inputs. */
 export function simulateSnpReport(
-  hierarchy: InsecureSimulatedAmdHierarchy,
+  hierarchy: InsecureSimulatedSnpSigner,
   options: SimulatedSnpReportOptions,
 ): Uint8Array {
   const signer = options.signer ?? hierarchy.vcek;
