@@ -8,6 +8,7 @@ import type { TdxTrustAnchor } from "../roots/intel.ts";
 import type { SnpProduct } from "../snp/parse.ts";
 import { parseCertificate } from "../x509.ts";
 import { INSECURE_SIMULATOR_DEFAULT_SEED, insecureSimulatedAmdHierarchy } from "./amd.ts";
+import { insecureSimulatedDefaultMilanCas } from "./default-milan.ts";
 import { insecureSimulatedIntelHierarchy } from "./intel.ts";
 
 export interface InsecureSimulatorAnchors {
@@ -23,15 +24,20 @@ export function insecureSimulatorAnchors(
   seed: string = INSECURE_SIMULATOR_DEFAULT_SEED,
   products: readonly SnpProduct[] = ["Milan"],
 ): InsecureSimulatorAnchors {
-  // Each part is built on first access: the SNP hierarchy costs RSA key generation (about a
-  // second per product), which a TDX-only caller should not pay.
+  // Each part is built on first access: an SNP hierarchy other than the default Milan one costs RSA
+  // key generation (about a second per key), which a TDX-only caller should not pay.
   let snp: readonly SnpTrustAnchor[] | undefined;
   let tdx: readonly TdxTrustAnchor[] | undefined;
   return Object.freeze({
     get snp(): readonly SnpTrustAnchor[] {
       snp ??= Object.freeze(
         products.map((product): SnpTrustAnchor => {
-          const h = insecureSimulatedAmdHierarchy(seed, product);
+          // The default seed's Milan certificates are kept as bytes (default-milan.ts): no RSA key
+          // generation for the anchors every simulator-trusting client and key broker builds.
+          const h =
+            seed === INSECURE_SIMULATOR_DEFAULT_SEED && product === "Milan"
+              ? insecureSimulatedDefaultMilanCas()
+              : insecureSimulatedAmdHierarchy(seed, product);
           return Object.freeze({
             product,
             ark: parseCertificate(h.ark),

@@ -17,10 +17,13 @@ export {
 } from "./amd.ts";
 export { type InsecureSimulatorAnchors, insecureSimulatorAnchors } from "./anchors.ts";
 export {
+  INSECURE_SIMULATOR_MILAN_ARK_BASE64,
+  INSECURE_SIMULATOR_MILAN_ASVK_BASE64,
   INSECURE_SIMULATOR_MILAN_VCEK_BASE64,
   type InsecureSimulatedSnpSigner,
+  insecureSimulatedDefaultMilanCas,
   insecureSimulatedDefaultSigner,
-} from "./default-vcek.ts";
+} from "./default-milan.ts";
 export {
   type InsecureSimulatedIntelHierarchy,
   type InsecureSimulatedPckLeaf,

@@ -7,7 +7,7 @@
 import { toHex } from "../bytes.ts";
 import { SNP_OFFSETS, SNP_REPORT_SIZE, SNP_SIGNED_LENGTH, type SnpProduct } from "../snp/parse.ts";
 import type { InsecureSimulatedEndorsementKey } from "./amd.ts";
-import type { InsecureSimulatedSnpSigner } from "./default-vcek.ts";
+import type { InsecureSimulatedSnpSigner } from "./default-milan.ts";
 import { InsecureSeededDrbg } from "./drbg.ts";
 import { signEcdsaRaw } from "./keys.ts";
 

@@ -1,9 +1,10 @@
 /**
- * attestation/sim/default-vcek.ts: the enclave's sim-snp evidence source signs with the default
- * hierarchy's VCEK without generating the hierarchy's RSA keys (about 3 s of blocked event loop per
- * boot), and produces the evidence the hierarchy would: the same report and VCEK certificate, byte
- * for byte, which the production parser and verifier accept under the simulator's anchors only and
- * a policy that does not trust the simulator refuses.
+ * attestation/sim/default-milan.ts: the enclave's sim-snp evidence source signs with the default
+ * hierarchy's VCEK, and the simulator's anchors hold its ARK, ASK and ASVK, without generating the
+ * hierarchy's RSA keys (about 3 s of blocked event loop in each process): the same report and
+ * certificates, byte for byte, as the derived hierarchy's. The evidence goes through the production
+ * parser and verifier, which accept it under the simulator's anchors only; a policy that does not
+ * trust the simulator refuses it.
  */
 
 import { base64url } from "jose";
@@ -29,10 +30,11 @@ vi.mock("../../attestation/sim/rsa.ts", async (importOriginal) => {
   return { ...original, generateInsecureRsaKey: vi.fn(original.generateInsecureRsaKey) };
 });
 
-describe("the enclave's sim-snp evidence", () => {
-  it("is made without RSA key generation and is, byte for byte, what the default hierarchy signs", async () => {
+describe("the default Milan hierarchy kept as bytes", () => {
+  it("gives the enclave's evidence and the simulator's anchors without RSA key generation, byte for byte as derived", async () => {
     const source = await createEvidenceSource("sim-snp");
     const evidence = await source.collect(REPORT_DATA);
+    const [anchor] = insecureSimulatorAnchors().snp;
     expect(generateInsecureRsaKey).not.toHaveBeenCalled();
 
     const hierarchy = insecureSimulatedAmdHierarchy();
@@ -43,6 +45,12 @@ describe("the enclave's sim-snp evidence", () => {
       report: base64url.encode(simulateSnpReport(hierarchy, { reportData: REPORT_DATA, measurement })),
       endorsementKey: base64url.encode(hierarchy.vcek.certificate),
     });
+    expect({ product: anchor?.product, simulated: anchor?.simulated }).toEqual({ product: "Milan", simulated: true });
+    expect([anchor?.ark.der, anchor?.ask.der, anchor?.asvk?.der]).toEqual([
+      hierarchy.ark,
+      hierarchy.ask,
+      hierarchy.asvk,
+    ]);
   });
 
   it("verifies under the simulator's anchors only, and a policy that does not trust the simulator refuses it", async () => {
