@@ -155,11 +155,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
 /**
  * How long a draining enclave goes on serving its audit records once its grace has ended and it has
  * cut the answers still under way: each cut answer writes its record at the cut, whether or not its
- * engine has stopped (enclave/server.ts writeFrames, enclave/service.ts abandon), and the host, which collects after each answer and every second
- * (host/server.ts), gets this long to take them. Bounded so that a stop stays within what
- * supervisors wait before SIGKILL: `cloister up` 15 s after its SIGTERM (client/cli/deploy.ts
- * stopChild), the systemd units of docs/deploy.md 20 s (TimeoutStopSec); the default grace (10 s)
- * plus this is within both.
+ * engine has stopped (enclave/server.ts writeFrames, enclave/service.ts abandon), and the host,
+ * which collects after each answer and every second (host/server.ts), gets this long to take them.
+ * Bounded so that a stop stays within what supervisors wait before SIGKILL: `cloister up` 15 s
+ * after its SIGTERM (client/cli/deploy.ts stopChild), the systemd units of docs/deploy.md 20 s
+ * (TimeoutStopSec); the default grace (10 s) plus this is within both.
  */
 const AUDIT_COLLECTION_AFTER_CUT_MS = 2_000;
 

@@ -399,8 +399,9 @@ interface BootLog {
 
 /**
  * Record `seq` of a batch of boot `boot` as its log takes it (store): a line a store of the default
- * line bound takes (checkLogLine; the collector's stores are opened with it), holding that seq, signed by the boot's key and chained to `prevHash` (null: the record
- * before it is not known, not compared); else the problem, as a log line (never the line).
+ * line bound takes (checkLogLine; the collector's stores are opened with it), holding that seq,
+ * signed by the boot's key and chained to `prevHash` (null: the record before it is not known, not
+ * compared); else the problem, as a log line (never the line).
  */
 function checkBatchLine(
   text: string,
