@@ -420,16 +420,14 @@ async function openLogFile(path: string): Promise<FileHandle> {
 }
 
 /**
- * The log at `path` as AuditStore.open would find it (whether it holds nothing once a torn last
- * line is cut, and its `lastLineAtOpen`), read only: nothing is created, cut, appended to or
- * chmod'ed, and a symbolic link is not followed. null when there is no file at `path`; throws when
- * something else is there or it cannot be read. The collector asks before it opens a boot's log
- * for an answer that may be a replayed one (host/audit-collector.ts storedEnd).
+ * The log at `path` as AuditStore.open, with the default line bound the collector opens it with,
+ * would find it (whether it holds nothing once a torn last line is cut, and its `lastLineAtOpen`),
+ * read only: nothing is created, cut, appended to or chmod'ed, and a symbolic link is not followed.
+ * null when there is no file at `path`; throws when something else is there or it cannot be read.
+ * The collector asks before it opens a boot's log for an answer that may be a replayed one
+ * (host/audit-collector.ts storedEnd).
  */
-export async function peekLog(
-  path: string,
-  maxLineBytes = DEFAULT_MAX_LINE_BYTES,
-): Promise<{ empty: boolean; lastLine: string | null } | null> {
+export async function peekLog(path: string): Promise<{ empty: boolean; lastLine: string | null } | null> {
   let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -445,7 +443,7 @@ export async function peekLog(
         `audit log ${path}: expected a regular file, found ${describeFileKind(info)}`,
       );
     }
-    const tail = await readTail(handle, info.size, maxLineBytes);
+    const tail = await readTail(handle, info.size, DEFAULT_MAX_LINE_BYTES);
     return { empty: info.size === 0 || tail.tornStart === 0, lastLine: tail.lastLine };
   } finally {
     await handle.close();
