@@ -6,7 +6,6 @@
  * CLI-only module: it reads files with node:fs, so the platform-neutral verification code must not
  * import it.
  */
-
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
