@@ -244,6 +244,7 @@ async function sealWith<B>(
   const unpaddedJson = utf8Encoder.encode(json);
   const unpaddedLength = HEADER_DIGEST_LENGTH + unpaddedJson.length + MAC_LENGTH;
   if (unpaddedLength > MAX_REQUEST_CIPHERTEXT_LENGTH) {
+    unpaddedJson.fill(0);
     throw new RequestTooLargeError(
       `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${unpaddedLength}`,
     );
@@ -259,30 +260,34 @@ async function sealWith<B>(
   const requestHash = toHex(sha256(unpaddedJson));
   unpaddedJson.fill(0);
 
-  let sharedKey: Uint8Array;
-  let prefix: Uint8Array;
-  if (taken !== undefined) {
-    prefix = encodeEnvelopePrefix(kind, taken.keyId, ciphertextLength, taken.ephemeralPublicKey, nonce);
-    sharedKey = taken.sharedKey;
-  } else {
-    // The key id and the ephemeral key (a WebCrypto job) are independent: made together.
-    const [keyId, ephemeral] = await Promise.all([
-      enclaveKeyId(options.enclavePublicKey),
-      ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
-    ]);
-    prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
-    sharedKey = await ephemeral.sharedKey(options.enclavePublicKey).catch(lowOrderAsInvalidArgument);
+  // The prompt's bytes are wiped however sealing ends (a low-order enclave key fails it).
+  try {
+    let sharedKey: Uint8Array;
+    let prefix: Uint8Array;
+    if (taken !== undefined) {
+      prefix = encodeEnvelopePrefix(kind, taken.keyId, ciphertextLength, taken.ephemeralPublicKey, nonce);
+      sharedKey = taken.sharedKey;
+    } else {
+      // The key id and the ephemeral key (a WebCrypto job) are independent: made together.
+      const [keyId, ephemeral] = await Promise.all([
+        enclaveKeyId(options.enclavePublicKey),
+        ephemeralSecretKey === null ? generateEphemeralX25519Key() : ephemeralFromSecretKey(ephemeralSecretKey),
+      ]);
+      prefix = encodeEnvelopePrefix(kind, keyId, ciphertextLength, ephemeral.publicKey, nonce);
+      sharedKey = await ephemeral.sharedKey(options.enclavePublicKey).catch(lowOrderAsInvalidArgument);
+    }
+    const plaintext = concatBytes(sha256(prefix), jsonBytes);
+    const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
+    plaintext.fill(0);
+    const responseKey = deriveResponseKey(sharedKey, nonce);
+    sharedKey.fill(0);
+    return {
+      envelope: concatBytes(prefix, ciphertext),
+      context: new ClientRequestContext(requestId, kind, responseKey, requestHash),
+    };
+  } finally {
+    jsonBytes.fill(0);
   }
-  const plaintext = concatBytes(sha256(prefix), jsonBytes);
-  const ciphertext = boxSealWithSharedKey(plaintext, nonce, sharedKey);
-  plaintext.fill(0);
-  jsonBytes.fill(0);
-  const responseKey = deriveResponseKey(sharedKey, nonce);
-  sharedKey.fill(0);
-  return {
-    envelope: concatBytes(prefix, ciphertext),
-    context: new ClientRequestContext(requestId, kind, responseKey, requestHash),
-  };
 }
 
 /**

@@ -7,6 +7,7 @@
 import nacl from "tweetnacl";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { deriveResponseKey } from "../../sealed/crypto.ts";
+import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../../sealed/envelope.ts";
 import { openRequest, parseEnvelope, prepareRequestKey, ReplayGuard, sealRequest, toHex } from "../../sealed/index.ts";
 import { enclaveKeyFromSeed, sealedErrorOf, seededRandom, T0 } from "./helpers.ts";
 
@@ -118,6 +119,43 @@ describe("wiping a request's secrets", () => {
     expect(seen.opened).toHaveLength(1);
     expect(allZero(seen.opened[0]!)).toBe(true);
     expect(seen.sharedKeys.every(allZero)).toBe(true);
+  });
+
+  it("the client wipes the request's JSON when it is too large to seal (REQUEST_TOO_LARGE)", async () => {
+    const key = await enclaveKeyFromSeed(1);
+    const encode = vi.spyOn(TextEncoder.prototype, "encode");
+    const tooLarge = { messages: [{ role: "user", content: "z".repeat(MAX_REQUEST_CIPHERTEXT_LENGTH) }] };
+    const error = await sealedErrorOf(() =>
+      sealRequest({
+        enclavePublicKey: key.publicKey,
+        kind: "chat",
+        body: tooLarge,
+        now: T0,
+        randomBytes: seededRandom(3),
+      }),
+    );
+    expect(error.code).toBe("REQUEST_TOO_LARGE");
+    const encoded = encode.mock.results.map((result) => result.value as Uint8Array);
+    // It did hold the prompt (the check below is not vacuous).
+    expect(encoded.some((bytes) => bytes.length > MAX_REQUEST_CIPHERTEXT_LENGTH)).toBe(true);
+    expect(encoded.every(allZero)).toBe(true);
+  });
+
+  it("the client wipes the padded JSON it was to seal when the enclave key is a low-order point", async () => {
+    // The arrays the prompt's JSON is copied into (the padded JSON among them), seen as it is copied.
+    const prompt = toHex(new TextEncoder().encode(body.messages[0]!.content));
+    const holders: Uint8Array[] = [];
+    const set = Uint8Array.prototype.set;
+    vi.spyOn(Uint8Array.prototype, "set").mockImplementation(function (this: Uint8Array, source, offset) {
+      if (source instanceof Uint8Array && toHex(source).includes(prompt)) holders.push(this);
+      set.call(this, source, offset);
+    });
+    const error = await sealedErrorOf(() =>
+      sealRequest({ enclavePublicKey: new Uint8Array(32), kind: "chat", body, now: T0, randomBytes: seededRandom(4) }),
+    );
+    expect(error.message).toMatch(/low-order point/);
+    expect(holders.length).toBeGreaterThan(0);
+    expect(holders.every(allZero)).toBe(true);
   });
 
   it("a prepared request key brings the request's nonce and id, and wipes them with it when discarded unused", async () => {
