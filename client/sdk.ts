@@ -982,9 +982,12 @@ export class Session {
     } catch {
       // The caller's hook (a log line): its failure changes nothing about the verification.
     }
-    // Keys made for an earlier enclave key are useless now: wipe them, make new ones.
-    for (const key of this.#prepared) key.discard();
-    this.#prepared = [];
+    // Keys made for an earlier enclave key are useless now: wipe them, make new ones. The same key
+    // found again (every reattestAfterMs) keeps them.
+    if (previous === null || !bytesEqual(previous.sealingPublicKey, enclave.sealingPublicKey)) {
+      for (const key of this.#prepared) key.discard();
+      this.#prepared = [];
+    }
     this.#replenish();
     return enclave;
   }
@@ -1039,8 +1042,12 @@ export class Session {
           done();
           // A request waiting for it has it (#takeMaking).
           if (making.taken) return;
-          if (this.#enclave === enclave) this.#prepared.push(key);
-          else key.discard();
+          // Kept while the enclave key is the one it was made for: a re-verification finding the
+          // same key (every reattestAfterMs) makes no key useless; a changed or failed one does.
+          const current = this.#enclave;
+          if (current !== null && bytesEqual(current.sealingPublicKey, enclave.sealingPublicKey)) {
+            this.#prepared.push(key);
+          } else key.discard();
         },
         // Made again at the next request's start (sealRequest reports any real problem).
         done,

@@ -21,10 +21,10 @@ beforeAll(async () => {
 });
 
 /**
- * Counts X25519 generateKey calls (`fail`: those to reject), and notes the count when the session
+ * Counts X25519 generateKey calls (`fail`: those to reject; `held`: the first waits for it), and notes the count when the session
  * asks for its challenge and when it sends its first sealed request.
  */
-function countKeys(fail: (n: number) => boolean = () => false) {
+function countKeys(fail: (n: number) => boolean = () => false, held?: Promise<void>) {
   const subtle = globalThis.crypto.subtle;
   const generateKey = subtle.generateKey.bind(subtle);
   const counts = { made: 0, atChallenge: -1, atSealed: -1 };
@@ -33,6 +33,7 @@ function countKeys(fail: (n: number) => boolean = () => false) {
     if (typeof algorithm === "object" && algorithm.name === "X25519") {
       counts.made++;
       if (fail(counts.made)) return Promise.reject(new Error("generateKey refused by the test"));
+      if (held !== undefined && counts.made === 1) return held.then(() => generateKey(...args));
     }
     return generateKey(...args);
   }) as typeof subtle.generateKey);
@@ -61,5 +62,33 @@ describe("Session: request keys made ahead", () => {
     const { session } = await connectTo({ transport });
     expect((await session.complete("hello")).text).toBe("ok");
     expect(counts.atSealed - counts.atChallenge).toBe(2);
+  });
+
+  it("a key still being made when a re-verification finds the same enclave key is kept, and seals the next request", async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { counts, transport } = countKeys(() => false, held);
+    const { session } = await connectTo({ transport });
+    // Verified again (the same enclave, its key unchanged) while connect's key is being made.
+    const again = await session.attest();
+    expect(again.sealingPublicKey).toEqual(session.enclave.sealingPublicKey);
+    expect(counts.made).toBe(1);
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await session.complete("hello")).text).toBe("ok");
+    // Only connect's key was made before the request was sent: none of the request's own.
+    expect(counts.atSealed).toBe(1);
+  });
+
+  it("a key ready when a re-verification finds the same enclave key is kept, not wiped and made again", async () => {
+    const { counts, transport } = countKeys();
+    const { session } = await connectTo({ transport });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(counts.made).toBe(1);
+    await session.attest();
+    expect((await session.complete("hello")).text).toBe("ok");
+    expect(counts.atSealed).toBe(1);
   });
 });
