@@ -1194,6 +1194,12 @@ export class Session {
       checkExpectedModel(sealedTo, options.expectModel);
       const enclavePublicKey = sealedTo.sealingPublicKey;
       const prepared = this.#takePrepared(enclavePublicKey) ?? (await this.#takeMaking(enclavePublicKey));
+      // A caller that gave up (before, or while its key was being made) has nothing sealed or sent,
+      // whatever its transport does with an aborted signal.
+      if (options.signal?.aborted) {
+        prepared?.discard();
+        throw transportError("ABORTED", "request aborted by the caller", options.signal.reason);
+      }
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {
         sealed = await sealRequest({ enclavePublicKey, kind, body, ...(prepared === undefined ? {} : { prepared }) });

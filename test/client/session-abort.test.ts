@@ -2,7 +2,7 @@
  * AbortSignal: a caller's abort while the session re-attests (stale verification) ends that
  * caller's request at once, as ABORTED (not HOST_TIMEOUT at the attestation's deadline), and the
  * verification goes on for the other requests waiting on it; an abort while the answer streams is
- * ABORTED too, not a broken stream.
+ * ABORTED too, not a broken stream; a request already aborted is sealed and sent to no transport.
  */
 import { afterEach, expect, it } from "vitest";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
@@ -81,4 +81,13 @@ it("an abort while the answer streams ends it as ABORTED, not as a broken stream
   })().catch((e: unknown) => e);
   expect(seen).toEqual(["a"]);
   expect(error).toMatchObject({ kind: "transport", code: "ABORTED", message: "request aborted by the caller" });
+});
+
+it("a signal already aborted on a verified session is ABORTED before anything is sealed or handed to the transport", async () => {
+  const paths: string[] = [];
+  const { session } = await connectTo({ paths });
+  const sent = paths.length;
+  const error = await session.complete("hello", { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+  expect(error).toMatchObject({ kind: "transport", code: "ABORTED" });
+  expect(paths.slice(sent)).toEqual([]);
 });
