@@ -1047,7 +1047,11 @@ export class Session {
           const current = this.#enclave;
           if (current !== null && bytesEqual(current.sealingPublicKey, enclave.sealingPublicKey)) {
             this.#prepared.push(key);
-          } else key.discard();
+          } else {
+            key.discard();
+            // Counted while it was made (the verification's own #replenish started none): one in its place.
+            this.#replenish();
+          }
         },
         // Made again at the next request's start (sealRequest reports any real problem).
         done,

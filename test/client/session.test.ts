@@ -8,7 +8,7 @@
  * - a receipt is checked against the enclave the request was sealed to, even when the session
  *   verified another enclave while the answer streamed.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { ClientError } from "../../client/errors.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
@@ -307,6 +307,46 @@ describe("Session: a receipt is checked against the enclave its request was seal
     await expect(verifyReceipt(receipt, b.publicKeys.signing)).rejects.toMatchObject({ code: "RECEIPT_INVALID" });
     // The next request is sealed to B and its receipt is B's.
     expect((await session.complete("hello")).text).toBe("ok");
+  });
+});
+
+describe("Session: request keys made ahead across a change of enclave key", () => {
+  it("a key still being made for the key a verification replaced is wiped, and one made for the new key", async () => {
+    const { session, host, urls, forward } = await twoEnclavesBehindHost();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // connect's key (for A) is ready
+    const subtle = globalThis.crypto.subtle;
+    const generateKey = subtle.generateKey.bind(subtle);
+    let made = 0;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    vi.spyOn(subtle, "generateKey").mockImplementation(((...args: Parameters<typeof generateKey>) => {
+      const algorithm = args[0];
+      if (typeof algorithm === "object" && algorithm.name === "X25519" && ++made === 1) {
+        return held.then(() => generateKey(...args));
+      }
+      return generateKey(...args);
+    }) as typeof subtle.generateKey);
+    try {
+      host.target = urls.b;
+      await session.attest(); // A's key wiped, one for B started (held)
+      host.target = urls.a;
+      await session.attest(); // back to A while B's is being made
+      release();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // B's key, then one for A made in its place: the next request does not make its own.
+      expect(made).toBe(2);
+      let atSealed = -1;
+      host.sealed = (url, request) => {
+        atSealed = made;
+        return forward(url, request);
+      };
+      expect((await session.complete("hello")).text).toBe("ok");
+      expect(atSealed).toBe(2);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });
 
