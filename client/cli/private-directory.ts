@@ -5,9 +5,9 @@
  * .gitignore.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause } from "../../attestation/bounded-read.ts";
 import { UsageError } from "./output.ts";
 
 /**
@@ -19,11 +19,39 @@ import { UsageError } from "./output.ts";
  * a directory it found made (a token it linked there). Should another start make the same
  * directory meanwhile, that one (with its `.gitignore`) is kept and used; one made meanwhile by
  * anything else and still empty is replaced (rename(2) replaces an empty directory: nothing in it to
- * lose). A `.gitignore` that cannot be written is a UsageError naming it and `option`
- * (fileErrorCause, the file system's error as cause); other failures are the file system's errors.
+ * lose). Every refusal is a UsageError naming `option` and the path, the file system's error as
+ * cause: a `.gitignore` that cannot be written names it, a part of the path that is not a directory
+ * names that part and what it is, any other failure names `dir` (fileErrorCause: code and the fix).
+ *
+ * A start killed mid-way leaves its temporary tree (`.name.<hex>.tmp`) beside `dir`; it is left
+ * there. Nothing in it or in its name tells a dead start's tree from one a live start (another
+ * process, or another host on a shared file system) is filling right now, and removing a live one
+ * would make that start fail or rename an empty directory into place without its `.gitignore`
+ * guard. A leftover holds only directories and `.gitignore` files, nothing secret: the user may
+ * remove it.
  */
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
   const target = resolve(dir);
+  try {
+    await makeInPlace(target, option);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const refusal = code === "EEXIST" || code === "ENOTDIR" ? await notDirectoryRefusal(target, option, error) : null;
+    throw (
+      refusal ??
+      new UsageError(`${option}: cannot create directory "${target}" (${fileErrorCause(error, "write")})`, {
+        cause: error,
+      })
+    );
+  }
+  // What it found rather than made must be a directory (or a link to one) too.
+  const refusal = await notDirectoryRefusal(target, option);
+  if (refusal !== null) throw refusal;
+}
+
+/** makePrivateDirectory's work; the file system's errors are worded by the caller. */
+async function makeInPlace(target: string, option: string): Promise<void> {
   const top = await topmostMissing(target);
   if (top === null) return;
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
@@ -72,4 +100,25 @@ async function topmostMissing(target: string): Promise<string | null> {
       missing = path;
     }
   }
+}
+
+/** The refusal of the first part of `target`'s path, from the root down, that exists and is not a directory. */
+async function notDirectoryRefusal(target: string, option: string, cause?: unknown): Promise<UsageError | null> {
+  const parts: string[] = [];
+  for (let path = target; ; path = dirname(path)) {
+    parts.unshift(path);
+    if (dirname(path) === path) break;
+  }
+  for (const path of parts) {
+    const info = await stat(path).catch(() => null);
+    if (info === null) return null;
+    if (!info.isDirectory()) {
+      const found = info.isFile() ? "a regular file" : describeFileKind(info);
+      return new UsageError(
+        `${option}: cannot create directory "${target}": expected "${path}" to be a directory, found ${found}; remove it or choose another path`,
+        { cause },
+      );
+    }
+  }
+  return null;
 }

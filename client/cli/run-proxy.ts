@@ -82,11 +82,13 @@ function isNoSuchFile(error: unknown): error is Error {
  * whole or not at all, and never replaces one that exists. False: another process made it first.
  */
 async function createTokenFile(file: string, token: string): Promise<boolean> {
+  // The default .cloister/ is made in the working directory, often an app's own repository: kept
+  // out of git, as cloister up's --dir is. A directory that exists is the user's, left as it is.
+  // Its refusals are its own (a part of the path that is a file among them), never read below as
+  // another start's token appearing first.
+  await makePrivateDirectory(dirname(file), "--token-file");
   const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
   try {
-    // The default .cloister/ is made in the working directory, often an app's own repository: kept
-    // out of git, as cloister up's --dir is. A directory that exists is the user's, left as it is.
-    await makePrivateDirectory(dirname(file), "--token-file");
     await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
     await link(temporary, file);
     return true;

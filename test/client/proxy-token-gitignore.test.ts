@@ -4,12 +4,17 @@
  * directory goes again, so the next start does not take it for the user's and leave the token in it
  * unguarded.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-const failing: { gitignore: boolean; held?: Promise<void> } = { gitignore: false };
+const failing: {
+  gitignore: boolean;
+  held?: Promise<void>;
+  /** Runs instead of (or before, when it returns) the making of a temporary directory (`….tmp`). */
+  temporary?: (path: string) => Promise<void>;
+} = { gitignore: false };
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -27,6 +32,14 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       }
       return (real.writeFile as (...args: unknown[]) => Promise<void>)(path, ...rest);
     }) as typeof real.writeFile,
+    mkdir: (async (path: Parameters<typeof real.mkdir>[0], ...rest: unknown[]) => {
+      const hook = failing.temporary;
+      if (hook !== undefined && String(path).endsWith(".tmp")) {
+        delete failing.temporary;
+        await hook(String(path));
+      }
+      return (real.mkdir as (...args: unknown[]) => Promise<string | undefined>)(path, ...rest);
+    }) as typeof real.mkdir,
   };
 });
 
@@ -40,6 +53,7 @@ beforeEach(async () => {
 afterEach(async () => {
   failing.gitignore = false;
   delete failing.held;
+  delete failing.temporary;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -102,5 +116,63 @@ describe("makePrivateDirectory (cloister up's --dir, the proxy's token directory
     // Made again: nothing changes, and no temporary name is left beside it.
     await makePrivateDirectory(join(dir, "mine", "deployments", "dev"), "--dir");
     expect(await readdir(join(dir, "mine"))).toEqual(["deployments"]);
+  });
+});
+
+describe("makePrivateDirectory's refusals", () => {
+  it("names the option, the directory, the file system's code and the fix, with the error as cause", async () => {
+    const target = join(dir, "deployments", "dev");
+    failing.temporary = async () => {
+      throw Object.assign(new Error("permission denied"), { code: "EACCES" });
+    };
+    const error = await makePrivateDirectory(target, "--dir").then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.constructor.name).toBe("UsageError");
+    expect(error?.message).toBe(
+      `--dir: cannot create directory "${target}" (EACCES: this user may not write there; check the directory's owner and mode)`,
+    );
+    expect((error?.cause as { code?: string } | undefined)?.code).toBe("EACCES");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("names a part of the path that is a file, and what it is", async () => {
+    await writeFile(join(dir, "deployments"), "not a directory\n");
+    for (const target of [join(dir, "deployments", "dev"), join(dir, "deployments")]) {
+      const error = await makePrivateDirectory(target, "--dir").then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.constructor.name, target).toBe("UsageError");
+      expect(error?.message, target).toBe(
+        `--dir: cannot create directory "${target}": expected "${join(dir, "deployments")}" to be a directory, found a regular file; remove it or choose another path`,
+      );
+    }
+  });
+
+  it("a token directory that turns out to be a file is refused as such, not taken for another start's token", async () => {
+    const made = join(dir, "app", ".cloister");
+    // While this start builds app/, something else makes app/ with a regular file .cloister in it.
+    failing.temporary = async () => {
+      await mkdir(join(dir, "app"));
+      await writeFile(made, "not a directory\n");
+    };
+    const error = await localToken(join(made, "proxy-token")).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toBe(
+      `--token-file: cannot create directory "${made}": expected "${made}" to be a directory, found a regular file; remove it or choose another path`,
+    );
+    expect((error?.cause as { code?: string } | undefined)?.code).toBe("EEXIST");
+  });
+
+  it("leaves another start's temporary tree beside it alone (it may be a live one)", async () => {
+    const other = join(dir, ".app.0123456789ab.tmp");
+    await mkdir(join(other, "deployments"), { recursive: true });
+    await makePrivateDirectory(join(dir, "app"), "--dir");
+    expect((await readdir(dir)).sort()).toEqual([".app.0123456789ab.tmp", "app"]);
+    expect(await readdir(other)).toEqual(["deployments"]);
   });
 });
