@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { link, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { InputBound } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, type InputBound } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
@@ -96,7 +96,7 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
     if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST") return false;
-    throw new UsageError(`--token-file: cannot create "${file}" (${code ?? "error"})`, { cause: error });
+    throw new UsageError(`--token-file: cannot create "${file}" (${fileErrorCause(error, "write")})`, { cause: error });
   } finally {
     await unlink(temporary).catch(() => {});
   }

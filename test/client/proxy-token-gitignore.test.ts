@@ -11,6 +11,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 const failing: {
   gitignore: boolean;
+  /** The token's own file (its temporary name, `…proxy-token.<hex>.tmp`) cannot be written: EACCES. */
+  token?: boolean;
   held?: Promise<void>;
   /** Runs instead of (or before, when it returns) the making of a temporary directory (`….tmp`). */
   temporary?: (path: string) => Promise<void>;
@@ -21,6 +23,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return {
     ...real,
     writeFile: (async (path: Parameters<typeof real.writeFile>[0], ...rest: unknown[]) => {
+      if (failing.token === true && /proxy-token\.[0-9a-f]+\.tmp$/.test(String(path))) {
+        throw Object.assign(new Error("permission denied"), { code: "EACCES" });
+      }
       if (failing.gitignore && String(path).endsWith(".gitignore")) {
         // The next .gitignore's failure waits for `held` (a concurrent start meanwhile); later ones are written.
         const held = failing.held;
@@ -52,6 +57,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   failing.gitignore = false;
+  delete failing.token;
   delete failing.held;
   delete failing.temporary;
   await rm(dir, { recursive: true, force: true });
@@ -174,5 +180,18 @@ describe("makePrivateDirectory's refusals", () => {
     await makePrivateDirectory(join(dir, "app"), "--dir");
     expect((await readdir(dir)).sort()).toEqual([".app.0123456789ab.tmp", "app"]);
     expect(await readdir(other)).toEqual(["deployments"]);
+  });
+
+  it("a token file that cannot be written is refused naming the file, the code and what to do, with the cause", async () => {
+    failing.token = true;
+    const file = join(dir, "app", ".cloister", "proxy-token");
+    const error = await localToken(file).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toBe(
+      `--token-file: cannot create "${file}" (EACCES: this user may not write there; check the directory's owner and mode)`,
+    );
+    expect((error?.cause as { code?: string } | undefined)?.code).toBe("EACCES");
   });
 });
