@@ -37,7 +37,7 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
-import { makePrivateDirectory } from "./private-directory.ts";
+import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -169,7 +169,7 @@ export async function prepareDeployment(options: {
   // linters that read .gitignore, wherever --dir puts it (as a virtualenv does). A directory that
   // exists is the user's, left as it is.
   await makePrivateDirectory(dir, "--dir");
-  await mkdir(join(dir, "models"), { recursive: true, mode: 0o700 });
+  await makeDirectory(join(dir, "models"), "--dir");
 
   const modelPath = join(dir, "models", "tiny.gguf");
   const makeTinyModel = async (path: string) => {

@@ -35,19 +35,38 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   try {
     await makeInPlace(target, option);
   } catch (error) {
-    if (error instanceof UsageError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    const refusal = code === "EEXIST" || code === "ENOTDIR" ? await notDirectoryRefusal(target, option, error) : null;
-    throw (
-      refusal ??
-      new UsageError(`${option}: cannot create directory "${target}" (${fileErrorCause(error, "write")})`, {
-        cause: error,
-      })
-    );
+    throw await directoryRefusal(target, option, error);
   }
   // What it found rather than made must be a directory (or a link to one) too.
   const refusal = await notDirectoryRefusal(target, option);
   if (refusal !== null) throw refusal;
+}
+
+/**
+ * Makes `dir` (and missing parents, mode 0700) inside a directory makePrivateDirectory made or
+ * found, refusing as it does: a part of the path that is not a directory names that part, any
+ * other failure names `dir` (fileErrorCause), the file system's error as cause.
+ */
+export async function makeDirectory(dir: string, option: string): Promise<void> {
+  const target = resolve(dir);
+  try {
+    await mkdir(target, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw await directoryRefusal(target, option, error);
+  }
+}
+
+/** The UsageError for `error`, met making directory `target` (one already a UsageError is kept). */
+async function directoryRefusal(target: string, option: string, error: unknown): Promise<UsageError> {
+  if (error instanceof UsageError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const refusal = code === "EEXIST" || code === "ENOTDIR" ? await notDirectoryRefusal(target, option, error) : null;
+  return (
+    refusal ??
+    new UsageError(`${option}: cannot create directory "${target}" (${fileErrorCause(error, "write")})`, {
+      cause: error,
+    })
+  );
 }
 
 /** makePrivateDirectory's work; the file system's errors are worded by the caller. */
