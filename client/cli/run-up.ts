@@ -466,11 +466,23 @@ export async function showDemo(options: {
     policy: deployment.files.policy,
     apiKey: deployment.files.apiKey,
   });
+  let midLine = false;
   const out = {
     write: (text: string) => {
-      if (!signal.aborted) process.stdout.write(text);
+      if (signal.aborted || text === "") return;
+      process.stdout.write(text);
+      midLine = !text.endsWith("\n");
     },
   };
+  // A part of the answer written when the stop comes ends its line, so `shutting down` (stderr) and
+  // the shell's prompt start on their own.
+  signal.addEventListener(
+    "abort",
+    () => {
+      if (midLine) process.stdout.write("\n");
+    },
+    { once: true },
+  );
   out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
   const release = releaseLogged(logs);
   if (release !== null) {

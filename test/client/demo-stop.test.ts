@@ -54,6 +54,34 @@ const deployment = {
 } as unknown as RunningDeployment;
 
 describe("cloister demo: a stop while the demo runs", () => {
+  it("ends a part of the answer already written with a newline, so what follows starts on its own line", async () => {
+    const rest = held();
+    const session = {
+      enclave,
+      async *chat(): AsyncGenerator<ChatEvent> {
+        yield { type: "text", text: "The enclave keeps" };
+        rest.enter();
+        await rest.promise;
+      },
+    } as unknown as Session;
+    const written = capture();
+    const stop = new AbortController();
+    const shown = showDemo({
+      deployment,
+      prompt: "What does the enclave do?",
+      logs: [],
+      started: performance.now(),
+      signal: stop.signal,
+      connectTo: async () => session,
+    });
+    await rest.entered;
+    stop.abort("SIGINT");
+    rest.settle();
+    await shown.catch(() => {});
+    vi.restoreAllMocks();
+    expect(written.stdout.join("")).toMatch(/> What does the enclave do\?\nThe enclave keeps\n$/);
+  });
+
   it("aborts its request (chat's signal), and writes nothing of it after the stop, though an answer comes", async () => {
     const answer = held();
     let chatSignal: AbortSignal | undefined;
