@@ -16,6 +16,14 @@ import { describeUntrusted } from "../attestation/untrusted-text.ts";
 /** What isLoopbackHost accepts, for messages. */
 export const LOOPBACK_NAMES = "127.0.0.0/8, [::1] or localhost";
 
+/**
+ * An address or name as a message shows it: an IPv6 address in brackets, as in a URL (`--listen [::]:
+ * …` reads where `--listen :::` does not), anything else as given.
+ */
+export function shownHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
 /** 127.0.0.0/8, ::1 or localhost (any case): an address or name only this machine reaches. */
 export function isLoopbackAddress(address: string): boolean {
   const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);

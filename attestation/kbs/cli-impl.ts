@@ -8,7 +8,7 @@ import {
   printJson,
   UsageError,
 } from "../../client/cli/output.ts";
-import { isLoopbackAddress } from "../../client/loopback.ts";
+import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
@@ -74,7 +74,7 @@ export async function runKbsServe(
     const onLoopback = isLoopbackAddress(bound.address);
     if (simulatorKeyId !== null && !onLoopback && options.allowSimulatorOnNetwork !== true) {
       throw new UsageError(
-        `--listen ${options.listen}: expected a loopback address (127.0.0.0/8 or ::1): key "${simulatorKeyId}" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found ${bound.address}, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
+        `--listen ${shownHost(options.listen)}: expected a loopback address (127.0.0.0/8 or ::1): key "${simulatorKeyId}" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found ${shownHost(bound.address)}, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
       );
     }
     // On loopback, a simulator key is kept from pages in this machine's browser too (DNS rebinding);

@@ -8,6 +8,7 @@ import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { shownHost } from "../loopback.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
@@ -392,14 +393,16 @@ export function listenUsageError(
   if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
     return new UsageError(
-      `--listen ${hostname}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
+      `--listen ${shownHost(hostname)}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
     );
   }
   if (code === "EADDRNOTAVAIL") {
-    return new UsageError(`--listen ${hostname}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`);
+    return new UsageError(
+      `--listen ${shownHost(hostname)}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`,
+    );
   }
   if (code === "EINVAL" || code === "EAFNOSUPPORT") {
-    return new UsageError(`--listen ${hostname}: cannot listen on it (${code})`);
+    return new UsageError(`--listen ${shownHost(hostname)}: cannot listen on it (${code})`);
   }
   return error;
 }

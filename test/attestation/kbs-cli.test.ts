@@ -276,6 +276,11 @@ describe("cloister kbs and model seal", () => {
     expect(refused.stderr).toContain(
       'cloister: USAGE: --listen 0.0.0.0: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 0.0.0.0, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines',
     );
+    // An IPv6 address is shown in brackets, as in a URL ("--listen :::" did not read).
+    const refused6 = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "::", "--port", "0"]);
+    expect(refused6.code).toBe(2);
+    expect(refused6.stderr).toContain("cloister: USAGE: --listen [::]: expected a loopback address");
+    expect(refused6.stderr).toContain("found [::], the address it was bound to");
     const child = spawn(
       process.execPath,
       [
