@@ -60,7 +60,11 @@ export function registerClientCommands(program: Command): void {
         defaults.enclave,
       )
       .option("--tee <kind>", "simulated TEE: sim-snp or sim-tdx", choiceOption("--tee", SIMULATED_TEES), "sim-snp")
-      .option("--dir <path>", "where keys, model, manifest, API key and policy are kept", ".cloister")
+      .option(
+        "--dir <path>",
+        "where keys, model, manifest, API key and policy are kept (each directory made gets a .gitignore of *)",
+        ".cloister",
+      )
       .option("--threads <n>", "CPU threads for inference", intOption("--threads", 1, 256), 2)
       .option(
         "--no-sealed-model",
@@ -155,7 +159,7 @@ export function registerClientCommands(program: Command): void {
     .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), 8787)
     .option(
       "--token-file <file>",
-      "the token local apps must send as their API key (made, mode 0600, when the file does not exist)",
+      "the token local apps must send as their API key (made, mode 0600, when the file does not exist; each directory made for it gets a .gitignore of *)",
       LOCAL_PROXY_TOKEN_FILE,
     )
     .addHelpText(
