@@ -387,35 +387,40 @@ function parseLogLine(line: string, maxLineBytes: number): object {
  * FIFO would take the records nowhere and, once full, hold every write: it is opened without
  * blocking and refused, as anything else not a regular file is. A file left wider (an earlier
  * version, another tool) is made 0600. (A hard link to the file is not refused: the records are
- * hashes and decisions, and every name of the file holds the same signed lines.)
+ * hashes and decisions, and every name of the file holds the same signed lines.) `"read"`: for
+ * reading only, the same refusals, nothing created or chmod'ed; null when there is no file (peekLog).
  */
-async function openLogFile(path: string): Promise<FileHandle> {
+async function openLogFile(path: string): Promise<FileHandle>;
+async function openLogFile(path: string, access: "read"): Promise<FileHandle | null>;
+async function openLogFile(path: string, access: "append" | "read" = "append"): Promise<FileHandle | null> {
   const refused = (found: string, cause?: unknown) =>
     new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: expected a regular file, found ${found}`, { cause });
   let handle: FileHandle;
   try {
-    handle = await open(
-      path,
-      constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-      0o600,
-    );
+    const flags = access === "append" ? constants.O_RDWR | constants.O_CREAT | constants.O_APPEND : constants.O_RDONLY;
+    handle = await open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && access === "read") return null;
     if (code === "ELOOP") throw refused("a symbolic link (not followed)", error);
     if (code === "EISDIR") throw refused("a directory", error);
-    throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for appending`, { cause: error });
+    throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot open for ${access}ing`, { cause: error });
   }
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw refused(describeFileKind(info));
-    if ((info.mode & 0o777) !== 0o600) await handle.chmod(0o600);
+    if (access === "append" && (info.mode & 0o777) !== 0o600) await handle.chmod(0o600);
     return handle;
   } catch (error) {
     await handle.close().catch(() => undefined);
     if (error instanceof AuditStoreError) throw error;
-    throw new AuditStoreError("AUDIT_STORE_IO", `audit log ${path}: cannot make it a file of mode 0600`, {
-      cause: error,
-    });
+    throw new AuditStoreError(
+      "AUDIT_STORE_IO",
+      `audit log ${path}: cannot ${access === "append" ? "make it a file of mode 0600" : "read what it is"}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -428,21 +433,10 @@ async function openLogFile(path: string): Promise<FileHandle> {
  * (host/audit-collector.ts storedEnd).
  */
 export async function peekLog(path: string): Promise<{ empty: boolean; lastLine: string | null } | null> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
-  }
+  const handle = await openLogFile(path, "read");
+  if (handle === null) return null;
   try {
     const info = await handle.stat();
-    if (!info.isFile()) {
-      throw new AuditStoreError(
-        "AUDIT_STORE_IO",
-        `audit log ${path}: expected a regular file, found ${describeFileKind(info)}`,
-      );
-    }
     const tail = await readTail(handle, info.size, DEFAULT_MAX_LINE_BYTES);
     return { empty: info.size === 0 || tail.tornStart === 0, lastLine: tail.lastLine };
   } finally {
