@@ -897,6 +897,13 @@ export class Enclave {
       state.wakeConsumer = null;
       wake?.();
     };
+    /** Wakes the consumer from either wait: for a text, or out the frame interval. */
+    const wakeConsumerFully = () => {
+      signalConsumer();
+      const wake = state.wakeOnEnd;
+      state.wakeOnEnd = null;
+      wake?.();
+    };
     const produce = async () => {
       try {
         let next = first;
@@ -920,18 +927,10 @@ export class Enclave {
       } catch (error) {
         state.end = { kind: "failed", error };
       } finally {
-        signalConsumer();
-        const wake = state.wakeOnEnd;
-        state.wakeOnEnd = null;
-        wake?.();
+        wakeConsumerFully();
       }
     };
-    reader.wake = () => {
-      signalConsumer();
-      const wake = state.wakeOnEnd;
-      state.wakeOnEnd = null;
-      wake?.();
-    };
+    reader.wake = wakeConsumerFully;
     const producing = produce();
     const interval = this.frameIntervalMs;
     /** Resolves after `ms`, or as soon as the answer has ended. */
