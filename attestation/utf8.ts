@@ -47,7 +47,7 @@ export function notUtf8Found(bytes: Uint8Array, start = 0): string {
  * byte out of range, or the end) is named by its first byte, where a streaming decoder's error
  * starts too. One pass over the bytes: for a refusal, once a strict decoder has failed.
  */
-export function firstNonUtf8Offset(bytes: Uint8Array): number {
+function firstNonUtf8Offset(bytes: Uint8Array): number {
   const inRange = (at: number, low: number, high: number) => {
     const b = bytes[at];
     return b !== undefined && b >= low && b <= high;
