@@ -14,8 +14,9 @@ const HINT =
 
 /**
  * For a VCEK/VLEK the simulator really issued: its issuer names the simulator AND its signature
- * verifies under the simulator's intermediate. The simulated hierarchy (RSA key generation, about a
- * second) is built only for a certificate whose issuer names the simulator.
+ * verifies under the simulator's intermediate. The simulator's anchors (the default Milan ones kept
+ * as bytes, default-milan.ts; another product's derived, RSA key generation, about a second a key)
+ * are built only for a certificate whose issuer names the simulator.
  */
 export async function snpSimulatorHint(
   cert: Certificate,
