@@ -27,7 +27,8 @@ import {
   type JWK,
   errors as joseErrors,
 } from "jose";
-import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
+import { bigIntToBytes, bytesToBigInt, checkBase64url } from "../attestation/bytes.ts";
+import { ParseError } from "../attestation/errors.ts";
 import { jwsPartObject } from "../attestation/jws.ts";
 import type { DeepReadonly } from "../attestation/policy.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
@@ -257,25 +258,17 @@ const P256_HALF_N = P256_N >> 1n;
 const JWS_PARTS = ["protected header", "payload", "signature"] as const;
 
 /**
- * Refuses a JWS part that is not in its one canonical base64url spelling (a last character with
- * unused bits set decodes to the same bytes) and an ES256 signature with a high S: both would give
- * the same signed manifest another digest.
+ * Refuses a JWS part that is not in its one canonical base64url spelling (checkBase64url, as the
+ * verifiers read every JWS part): a last character with unused bits set decodes to the same bytes,
+ * so it would give the same signed manifest another digest (as a high S would: checkLowS).
  */
 function checkCanonical(jws: string): void {
-  const parts = jws.split(".");
-  for (const [i, part] of parts.entries()) {
-    let canonical: string;
+  for (const [i, part] of jws.split(".").entries()) {
     try {
-      canonical = base64url.encode(base64url.decode(part));
+      checkBase64url(part, `manifest JWS ${JWS_PARTS[i]}`);
     } catch (cause) {
-      throw new ManifestJwsMalformedError(`manifest JWS ${JWS_PARTS[i]}: expected base64url, found other text`, {
-        cause,
-      });
-    }
-    if (canonical !== part) {
-      throw new ManifestJwsMalformedError(
-        `manifest JWS ${JWS_PARTS[i]}: expected its canonical base64url spelling, found one with unused bits set in its last character`,
-      );
+      if (!(cause instanceof ParseError)) throw cause;
+      throw new ManifestJwsMalformedError(cause.message, { cause });
     }
   }
 }

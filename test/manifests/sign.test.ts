@@ -296,9 +296,20 @@ describe("one spelling per signed manifest (its digest is bound into REPORT_DATA
     );
     expect(await errorOf(() => verifyManifest(twin, [pair.publicJwk]))).toMatchObject({
       code: "MANIFEST_JWS_MALFORMED",
-      message: expect.stringContaining("signature: expected its canonical base64url spelling"),
+      message:
+        'manifest JWS signature: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found unused bits set in its last character',
     });
     expect((await verifyManifest(jws, [pair.publicJwk])).manifest).toEqual(DEV_MANIFEST);
+  });
+
+  it("refuses a part of 4k+1 characters, which no bytes encode to, naming its length", async () => {
+    const pair = await generateManifestSigningKey("EdDSA");
+    const [header, , signature] = (await signManifest(DEV_MANIFEST, pair.privateJwk)).split(".");
+    expect(await errorOf(() => verifyManifest(`${header}.AAAAA.${signature}`, [pair.publicJwk]))).toMatchObject({
+      code: "MANIFEST_JWS_MALFORMED",
+      message:
+        'manifest JWS payload: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found a length of 4k+1 (5 characters)',
+    });
   });
 
   it("ES256: signs only in the low-S form and refuses the high-S twin of a valid signature", async () => {
