@@ -53,6 +53,20 @@ const deployment = {
   files: { policy: {}, apiKey: "key", dir: "/nonexistent" },
 } as unknown as RunningDeployment;
 
+/** showDemo asking "What does the enclave do?" of `session`, with the stop the test aborts. */
+function startDemo(session: Session): { stop: AbortController; shown: Promise<void> } {
+  const stop = new AbortController();
+  const shown = showDemo({
+    deployment,
+    prompt: "What does the enclave do?",
+    logs: [],
+    started: performance.now(),
+    signal: stop.signal,
+    connectTo: async () => session,
+  });
+  return { stop, shown };
+}
+
 describe("cloister demo: a stop while the demo runs", () => {
   it("ends a part of the answer already written with a newline, so what follows starts on its own line", async () => {
     const rest = held();
@@ -65,15 +79,7 @@ describe("cloister demo: a stop while the demo runs", () => {
       },
     } as unknown as Session;
     const written = capture();
-    const stop = new AbortController();
-    const shown = showDemo({
-      deployment,
-      prompt: "What does the enclave do?",
-      logs: [],
-      started: performance.now(),
-      signal: stop.signal,
-      connectTo: async () => session,
-    });
+    const { stop, shown } = startDemo(session);
     await rest.entered;
     stop.abort("SIGINT");
     rest.settle();
@@ -102,15 +108,7 @@ describe("cloister demo: a stop while the demo runs", () => {
       },
     } as unknown as Session;
     const written = capture();
-    const stop = new AbortController();
-    const shown = showDemo({
-      deployment,
-      prompt: "What does the enclave do?",
-      logs: [],
-      started: performance.now(),
-      signal: stop.signal,
-      connectTo: async () => session,
-    });
+    const { stop, shown } = startDemo(session);
     await answer.entered;
     expect(written.stdout.join("")).toMatch(/> What does the enclave do\?\n$/);
     const writtenBefore = written.stdout.length;
