@@ -1031,7 +1031,9 @@ export class Session {
     const enclave = this.#enclave;
     if (enclave === null) return;
     const target = Math.min(this.#peakInFlight, MAX_PREPARED_KEYS);
-    while (this.#prepared.length + this.#making.length < target) {
+    // A key a request waits for (taken) is that request's: not one made ahead for the next.
+    const ahead = () => this.#prepared.length + this.#making.filter((m) => !m.taken).length;
+    while (ahead() < target) {
       const making: KeyInMaking = { enclave, key: prepareRequestKey(enclave.sealingPublicKey), taken: false };
       this.#making.push(making);
       const done = () => {

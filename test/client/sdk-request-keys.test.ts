@@ -47,6 +47,15 @@ function countKeys(fail: (n: number) => boolean = () => false, held?: Promise<vo
   return { counts, transport };
 }
 
+/** countKeys with the first key's making held until `release` is called. */
+function countKeysFirstHeld() {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { release, ...countKeys(() => false, held) };
+}
+
 describe("Session: request keys made ahead", () => {
   it("the first request after connect seals with the key being made, not one more beside it", async () => {
     const { counts, transport } = countKeys();
@@ -65,11 +74,7 @@ describe("Session: request keys made ahead", () => {
   });
 
   it("a key still being made when a re-verification finds the same enclave key is kept, and seals the next request", async () => {
-    let release = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const { counts, transport } = countKeys(() => false, held);
+    const { release, counts, transport } = countKeysFirstHeld();
     const { session } = await connectTo({ transport });
     // Verified again (the same enclave, its key unchanged) while connect's key is being made.
     const again = await session.attest();
@@ -80,6 +85,19 @@ describe("Session: request keys made ahead", () => {
     expect((await session.complete("hello")).text).toBe("ok");
     // Only connect's key was made before the request was sent: none of the request's own.
     expect(counts.atSealed).toBe(1);
+  });
+
+  it("a key a request waits for is not counted as one made ahead: a re-verification meanwhile starts another", async () => {
+    const { release, counts, transport } = countKeysFirstHeld();
+    const { session } = await connectTo({ transport });
+    // The request waits for connect's key, still being made: it is that request's.
+    const answer = session.complete("hello");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await session.attest();
+    // One made ahead for the next request, beside the one the waiting request took.
+    expect(counts.made).toBe(2);
+    release();
+    expect((await answer).text).toBe("ok");
   });
 
   it("a key ready when a re-verification finds the same enclave key is kept, not wiped and made again", async () => {
