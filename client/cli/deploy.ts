@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, rm, stat } from "node:fs/promises";
+import { chmod, open, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -210,7 +210,7 @@ export async function prepareDeployment(options: {
     // The operator's side of a sealed model: a model key (kept by the key broker only), the model
     // encrypted under it, and the manifest naming the sealed file and the key id.
     const kbsDir = join(dir, "kbs");
-    await mkdir(kbsDir, { recursive: true, mode: 0o700 });
+    await makeDirectory(kbsDir, "--dir");
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(keyPath)) {

@@ -196,19 +196,31 @@ describe("makePrivateDirectory's refusals", () => {
   });
 });
 
-describe("prepareDeployment's models directory", () => {
-  it("is refused naming --dir and the directory when it cannot be made, with the cause", async () => {
-    const { prepareDeployment } = await import("../../client/cli/deploy.ts");
-    const target = join(dir, "dev");
-    await mkdir(target);
-    await writeFile(join(target, "models"), "a file where the models directory goes\n");
-    const error = await prepareDeployment({ dir: target, tee: "sim-snp", threads: 1, progress: () => {} }).then(
-      () => null,
-      (e: unknown) => e as Error,
-    );
-    expect(error?.message).toBe(
-      `--dir: cannot create directory "${join(target, "models")}": expected "${join(target, "models")}" to be a directory, found a regular file; remove it or choose another path`,
-    );
-    expect((error?.cause as { code?: string } | undefined)?.code).toBe("EEXIST");
-  });
+describe("prepareDeployment's models and kbs directories", () => {
+  it.each([
+    { part: "models", sealedModel: false },
+    { part: "kbs", sealedModel: true },
+  ])(
+    "$part is refused naming --dir and the directory when it cannot be made, with the cause",
+    async ({ part, sealedModel }) => {
+      const { prepareDeployment } = await import("../../client/cli/deploy.ts");
+      const target = join(dir, "dev");
+      await mkdir(target);
+      await writeFile(join(target, part), `a file where the ${part} directory goes\n`);
+      const error = await prepareDeployment({
+        dir: target,
+        tee: "sim-snp",
+        threads: 1,
+        sealedModel,
+        progress: () => {},
+      }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.message).toBe(
+        `--dir: cannot create directory "${join(target, part)}": expected "${join(target, part)}" to be a directory, found a regular file; remove it or choose another path`,
+      );
+      expect((error?.cause as { code?: string } | undefined)?.code).toBe("EEXIST");
+    },
+  );
 });
