@@ -93,7 +93,6 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
     await link(temporary, file);
     return true;
   } catch (error) {
-    if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST") return false;
     throw new UsageError(`--token-file: cannot create "${file}" (${fileErrorCause(error, "write")})`, { cause: error });
