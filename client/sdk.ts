@@ -1199,12 +1199,15 @@ export class Session {
       // refused, not resealed to it.
       checkExpectedModel(sealedTo, options.expectModel);
       const enclavePublicKey = sealedTo.sealingPublicKey;
-      const prepared = this.#takePrepared(enclavePublicKey) ?? (await this.#takeMaking(enclavePublicKey));
       // A caller that gave up (before, or while its key was being made) has nothing sealed or sent,
-      // whatever its transport does with an aborted signal.
-      if (options.signal?.aborted) {
+      // whatever its transport does with an aborted signal; one that gave up before takes no key
+      // made ahead for the next request.
+      const signal = options.signal;
+      if (signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", signal.reason);
+      const prepared = this.#takePrepared(enclavePublicKey) ?? (await this.#takeMaking(enclavePublicKey));
+      if (signal?.aborted) {
         prepared?.discard();
-        throw transportError("ABORTED", "request aborted by the caller", options.signal.reason);
+        throw transportError("ABORTED", "request aborted by the caller", signal.reason);
       }
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {

@@ -100,6 +100,17 @@ describe("Session: request keys made ahead", () => {
     expect((await answer).text).toBe("ok");
   });
 
+  it("a request already aborted leaves the key made ahead for the next request", async () => {
+    const { counts, transport } = countKeys();
+    const { session } = await connectTo({ transport });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const error = await session.complete("hello", { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "ABORTED" });
+    expect((await session.complete("hello")).text).toBe("ok");
+    // Sealed with connect's key: none made on its way.
+    expect(counts.atSealed).toBe(1);
+  });
+
   it("a key ready when a re-verification finds the same enclave key is kept, not wiped and made again", async () => {
     const { counts, transport } = countKeys();
     const { session } = await connectTo({ transport });
