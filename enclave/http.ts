@@ -19,6 +19,7 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { onOutputClosed, type StopReason } from "../client/cli/output.ts";
+import { shownHost } from "../client/loopback.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 
 /** How long SIGTERM/SIGINT lets answers under way finish before a server stops (closeOnSignal). */
@@ -150,10 +151,6 @@ export interface RunningServer {
 }
 
 /** A host name or IP address as it is written before `:port`, in a URL or a message: an IPv6 address in brackets. */
-function bracketIpv6(hostname: string): string {
-  return hostname.includes(":") ? `[${hostname}]` : hostname;
-}
-
 /**
  * A server that could not listen on `hostname:port`: `code` is the cause's (EADDRINUSE: the port is
  * taken; EACCES: not permitted; ENOTFOUND, EAI_AGAIN: a name that does not resolve;
@@ -170,7 +167,7 @@ export class ListenError extends Error {
 
   constructor(hostname: string, port: number, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException | null)?.code ?? "error";
-    const address = bracketIpv6(hostname);
+    const address = shownHost(hostname);
     super(`cannot listen on ${address}:${port} (${code})`, { cause });
     this.name = "ListenError";
     this.code = code;
@@ -354,7 +351,7 @@ function listenWith(
     );
     server.listen(port, hostname, () => {
       const info = server.address() as AddressInfo;
-      const url = `http://${bracketIpv6(hostname)}:${info.port}`;
+      const url = `http://${shownHost(hostname)}:${info.port}`;
       const running: RunningServer = {
         url,
         port: info.port,
