@@ -29,7 +29,13 @@ export type SealedErrorCode =
   | "SEALER_CLOSED"
   | "RECEIPT_INVALID";
 
-/** Base class: every error thrown by `sealed/` is one of these. */
+/**
+ * Base class of the protocol's refusals: every error `sealed/` throws for a request, frame or receipt
+ * it refuses is one of these. Three lower-level errors are not: `LowOrderKeyError` (crypto.ts; the
+ * openers turn it into DECRYPTION_FAILED, the key broker into its own refusal), `ResponseTooLargeError`
+ * (bytes.ts' bounded reader, used for HTTP bodies), and a plain `Error` for misuse of a one-shot key
+ * or a too-short secretbox input (crypto.ts; a caller's bug, never a peer's input).
+ */
 export class SealedError extends Error {
   readonly code: SealedErrorCode;
 
