@@ -699,19 +699,33 @@ export function closeOnSignal(
  * boot had its default action: the process died of it, with no word, and left the decrypted model
  * copy it was loading in /dev/shm. Returns the function that ends it: call it and closeOnSignal in
  * one synchronous step, so no signal falls between them.
+ *
+ * `countOutputClosed: false` (a supervisor: `cloister up`, `demo`, which handle their stops so
+ * from start to end) counts only signals: output closed calls `stop` when it is the first stop
+ * (`cloister up | head -1`) and nothing otherwise, and the first signal after it calls `stop`
+ * again (the caller says it is already stopping), the second `atOnce`. Under
+ * `cloister up 2>&1 | tee log`, Ctrl-C reaches tee too: counted, the EPIPE of up's next line, after
+ * or before its SIGINT is handled, was a second stop, which exited at once, and its children (the
+ * enclave with its model copy) stopped on their own after it had gone, in no order.
  */
 export function stopDuringBoot(
   stop: (reason: StopReason) => void,
   atOnce: (reason: StopReason) => void = () => process.exit(),
+  options: { readonly countOutputClosed?: boolean } = {},
 ): () => void {
+  const countOutputClosed = options.countOutputClosed ?? true;
   let stopping = false;
+  let counted = 0;
   const on = (reason: StopReason) => () => {
-    if (stopping) {
-      atOnce(reason);
+    const wasStopping = stopping;
+    stopping = true;
+    if (!countOutputClosed && reason === "output closed") {
+      if (!wasStopping) stop(reason);
       return;
     }
-    stopping = true;
-    stop(reason);
+    counted++;
+    if (counted === 1) stop(reason);
+    else atOnce(reason);
   };
   const onSigint = on("SIGINT");
   const onSigterm = on("SIGTERM");

@@ -2,6 +2,7 @@
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
+import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
 import { readError } from "./bounded-file.ts";
@@ -69,8 +70,9 @@ async function boot(
 
 /**
  * Resolves with the signal's name at the first SIGINT or SIGTERM, or with "output closed" when the
- * command's output is closed by its reader (`cloister up | head -1`): the caller's shutdown then
- * runs (onOutputClosed), stopping what it started.
+ * command's output is closed by its reader (`cloister web | head -1`): the caller's shutdown then
+ * runs (onOutputClosed), stopping what it started. `cloister web`'s, which has only its own server
+ * to stop (`up` and `demo`, which stop their children in order, handle theirs with stopsAskedFor).
  */
 export function waitForSignal(): Promise<StopReason> {
   return new Promise((resolve) => {
@@ -150,7 +152,7 @@ function webPagePort(corsOrigins: readonly string[]): number | null {
 }
 
 /**
- * Whether `error`, with which a boot that a stop (`reason`, abortBootOn's) interrupted failed, is
+ * Whether `error`, with which a boot that a stop (`reason`, stopsAskedFor's) interrupted failed, is
  * that stop: the abort itself, or a child killed by SIGINT when the stop was a SIGINT too, the
  * terminal's Ctrl-C, which reaches the whole process group. That child counts as stopped however
  * late `up`'s own SIGINT was handled: past CTRL_C_SETTLE_MS (deploy.ts) its death was taken for a
@@ -164,51 +166,60 @@ function isStop(error: unknown, reason: unknown): boolean {
 }
 
 /**
- * From the first stop asked for (`signalled`, waitForSignal's) on, while `up` or `demo` stops what
- * it started: a second (Ctrl-C again, SIGTERM) exits at once, saying so, with the status of a
- * command stopped early (130, 143; 1 when a child failed as it stopped, `failed`). The children,
- * supervised, stop on their own once it has gone (output.ts stopWhenParentExits), unwatched.
- * A stop that began for another reason (`stopping(why)`: the host exited, demo failed) is said
- * when the first stop is asked for during it, with how to exit at once: it said nothing, and
- * only a second Ctrl-C, with no word of the first, exited. Exported for its tests.
+ * The stops asked for (Ctrl-C, SIGTERM, output closed) of `up` and `demo`, from their first line to
+ * their last, handled by stopDuringBoot (enclave/http.ts) as the enclave and the host handle theirs
+ * during boot. The first aborts the boot under way (`boot`, said on stderr) until `booted()`, then
+ * is the caller's to handle (`signalled`): it stops what it started. A second (Ctrl-C again,
+ * SIGTERM) exits at once, saying so, with the status of a command stopped early (130, 143; 1 when
+ * a child failed as it stopped, `failed`); the children, supervised, stop on their own once it has
+ * gone (output.ts stopWhenParentExits), unwatched. Output closed is no second stop: under
+ * `cloister up 2>&1 | tee log`, Ctrl-C reaches tee too, and the EPIPE of up's next line exited at
+ * once, its children left to stop after it had gone. A stop asked for during one that began for
+ * another reason (`stopping(why)`: the host exited, demo failed or finished; or the output closed)
+ * is said, with how to exit at once. Exported for its tests.
  */
-export function exitAtOnceOnSecondStop(
-  signalled: Promise<StopReason>,
-  failed: () => boolean,
-): { stopping(why: string): void } {
-  let stoppingFor: string | null = null;
-  void signalled.then((reason) => {
-    if (stoppingFor !== null) say(`${reason} while stopping (${stoppingFor}): Ctrl-C again to exit at once`);
-    const exitNow = (signal: "SIGINT" | "SIGTERM") => {
-      say(`${signal} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
-      process.exit(failed() ? 1 : STOPPED_EXIT_CODE[signal]);
-    };
-    process.once("SIGINT", exitNow);
-    process.once("SIGTERM", exitNow);
-  });
-  return {
-    stopping: (why) => {
-      stoppingFor = why;
-    },
-  };
-}
-
-/**
- * The abort of `up`'s or `demo`'s boot at the first stop asked for (`signalled`: waitForSignal's),
- * said on stderr; once `booted()` is called, a stop is the caller's to handle.
- */
-function abortBootOn(signalled: Promise<StopReason>): { readonly signal: AbortSignal; booted(): void } {
-  const interrupted = new AbortController();
+export function stopsAskedFor(failed: () => boolean): {
+  /** The first stop asked for. */
+  readonly signalled: Promise<StopReason>;
+  /** Aborted, with the first stop's reason, when it comes before `booted()`. */
+  readonly boot: AbortSignal;
+  booted(): void;
+  stopping(why: string): void;
+} {
+  const boot = new AbortController();
   let booted = false;
-  void signalled.then((reason) => {
-    if (booted) return;
-    say(`shutting down (${reason} during boot) …`);
-    interrupted.abort(reason);
+  let first: StopReason | null = null;
+  let stoppingFor: string | null = null;
+  let signal: (reason: StopReason) => void = () => {};
+  const signalled = new Promise<StopReason>((resolve) => {
+    signal = resolve;
   });
+  stopDuringBoot(
+    (reason) => {
+      const during = stoppingFor ?? first;
+      if (during !== null) say(`${reason} while stopping (${during}): Ctrl-C again to exit at once`);
+      if (first !== null) return;
+      first = reason;
+      if (!booted) {
+        say(`shutting down (${reason} during boot) …`);
+        boot.abort(reason);
+      }
+      signal(reason);
+    },
+    (reason) => {
+      say(`${reason} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
+      process.exit(failed() ? 1 : STOPPED_EXIT_CODE[reason]);
+    },
+    { countOutputClosed: false },
+  );
   return {
-    signal: interrupted.signal,
+    signalled,
+    boot: boot.signal,
     booted: () => {
       booted = true;
+    },
+    stopping: (why) => {
+      stoppingFor = why;
     },
   };
 }
@@ -216,27 +227,25 @@ function abortBootOn(signalled: Promise<StopReason>): { readonly signal: AbortSi
 export async function runUp(options: UpOptions): Promise<void> {
   // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
   // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
-  // stop it at once. A second signal exits at once (exitAtOnceOnSecondStop).
+  // stop it at once. A second signal exits at once (stopsAskedFor).
   // A stop asked for (Ctrl-C, SIGTERM, output closed) is a clean shutdown of a server, during boot
   // as after it: exit 0, as host, enclave and key broker do, so a supervisor's stop is no failure
   // whenever it comes. A child that exits on its own fails it (1), and so does one that, stopped,
   // does not exit 0 (an enclave that could not remove its private model copy): its last line is
   // said again, so the decrypted weights left behind are not lost among the children's lines. A
   // boot failure is one even when a stop comes as the other children are stopped (isStop).
-  const signalled = waitForSignal();
   const stops = stopFailures();
-  const secondStop = exitAtOnceOnSecondStop(signalled, stops.failed);
-  const interrupted = abortBootOn(signalled);
+  const asked = stopsAskedFor(stops.failed);
   let deployment: RunningDeployment;
   try {
-    deployment = await boot(options, say, interrupted.signal, stops.onStopFailure);
+    deployment = await boot(options, say, asked.boot, stops.onStopFailure);
   } catch (error) {
-    if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) throw error;
+    if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) throw error;
     say("stopped: every process it started has exited");
     if (stops.failed()) process.exitCode = 1;
     return;
   }
-  interrupted.booted();
+  asked.booted();
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
   process.stdout.write(
     [
@@ -265,9 +274,9 @@ export async function runUp(options: UpOptions): Promise<void> {
       "",
     ].join("\n"),
   );
-  const reason = await Promise.race([signalled, deployment.exited.then((who) => `${who} exited`)]);
+  const reason = await Promise.race([asked.signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
-  if (reason.endsWith("exited")) secondStop.stopping(reason);
+  if (reason.endsWith("exited")) asked.stopping(reason);
   await deployment.stop();
   say("stopped: every process it started has exited");
   if (reason.endsWith("exited") || stops.failed()) process.exitCode = 1;
@@ -400,42 +409,40 @@ export async function runDemo(
   // early (130, 143, 141; 1 when a child failed as it stopped). Left to the signal's default action,
   // it died at once, and its children stopped on their own after it had gone, the enclave's
   // decrypted copy of the model still there meanwhile.
-  const signalled = waitForSignal();
-  const secondStop = exitAtOnceOnSecondStop(signalled, stops.failed);
-  const interrupted = abortBootOn(signalled);
+  const asked = stopsAskedFor(stops.failed);
   const stoppedEarly = (reason: StopReason) => {
     say("stopped: every process it started has exited");
     process.exitCode = stops.failed() ? 1 : STOPPED_EXIT_CODE[reason];
   };
   let deployment: RunningDeployment;
   try {
-    deployment = await steps.boot(options, (line) => logs.push(line), interrupted.signal, stops.onStopFailure);
+    deployment = await steps.boot(options, (line) => logs.push(line), asked.boot, stops.onStopFailure);
   } catch (error) {
-    if (!interrupted.signal.aborted || !isStop(error, interrupted.signal.reason)) {
+    if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) {
       // Its children's lines were only kept: what failed is said with their last ones (the failing
       // child's, and the others', a key broker's refusal among them, which an enclave's error points to).
       sayLastLines(logs);
       throw error;
     }
-    stoppedEarly(interrupted.signal.reason as StopReason);
+    stoppedEarly(asked.boot.reason as StopReason);
     return;
   }
-  interrupted.booted();
+  asked.booted();
   // The demo ends at the first stop asked for: its request is aborted, and nothing more of it is
   // written after `shutting down` (its answer, the audit check, "demo finished" came after it).
   const demoStopped = new AbortController();
-  void signalled.then((reason) => demoStopped.abort(reason));
+  void asked.signalled.then((reason) => demoStopped.abort(reason));
   const shown = steps.show({ deployment, prompt: options.prompt, logs, started, signal: demoStopped.signal });
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
-  const reason = await Promise.race([shown.then(() => null), signalled]).catch(async (error: unknown) => {
+  const reason = await Promise.race([shown.then(() => null), asked.signalled]).catch(async (error: unknown) => {
     sayLastLines(logs);
-    secondStop.stopping("demo failed");
+    asked.stopping("demo failed");
     await deployment.stop();
     throw error;
   });
   if (reason !== null) say(`shutting down (${reason}) …`);
   // A Ctrl-C as it stops after the demo finished is said, as during its other stops (it said nothing).
-  else secondStop.stopping("demo finished");
+  else asked.stopping("demo finished");
   await deployment.stop();
   if (reason !== null) stoppedEarly(reason);
   else if (stops.failed()) process.exitCode = 1;

@@ -6,8 +6,10 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunningDeployment } from "../../client/cli/deploy.ts";
+import { onOutputClosed } from "../../client/cli/output.ts";
 import { runDemo, showDemo } from "../../client/cli/run-up.ts";
 import type { ChatEvent, GenerationOptions, Session } from "../../client/sdk.ts";
+import { closeOutput, held } from "../helpers/held.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 
 /** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
@@ -15,6 +17,8 @@ const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners
 afterEach(() => {
   vi.restoreAllMocks();
   process.exitCode = undefined;
+  // The shutdown a run registered for its output closed is not left for the next test.
+  onOutputClosed(() => {})();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     for (const listener of process.listeners(signal))
       if (!before[signal].includes(listener)) process.off(signal, listener);
@@ -33,25 +37,23 @@ function capture(): { stdout: string[]; stderr: string[] } {
   return written;
 }
 
-/** A promise the test settles (`settle`), and one that resolves once `enter` is called. */
-function held<T = void>() {
-  let settle: (value: T) => void = () => {};
-  let enter: () => void = () => {};
-  const promise = new Promise<T>((resolve) => {
-    settle = resolve;
-  });
-  const entered = new Promise<void>((resolve) => {
-    enter = resolve;
-  });
-  return { promise, settle, entered, enter };
-}
-
 const enclave = madeUpEnclave("sev-snp");
 
 const deployment = {
   hostUrl: "http://127.0.0.1:1",
   files: { policy: {}, apiKey: "key", dir: "/nonexistent" },
 } as unknown as RunningDeployment;
+
+/** demo's boot step: `deployment`, whose stop is held (`stopped.entered`) until the test settles `stopped`. */
+function bootStoppedWhen(stopped: ReturnType<typeof held<void>>) {
+  return async () => ({
+    ...deployment,
+    stop: () => {
+      stopped.enter();
+      return stopped.promise;
+    },
+  });
+}
 
 /** showDemo asking "What does the enclave do?" of `session`, with the stop the test aborts. */
 function startDemo(session: Session): { stop: AbortController; shown: Promise<void> } {
@@ -153,13 +155,7 @@ describe("cloister demo: a Ctrl-C as it stops after a demo that finished", () =>
     const stopped = held();
     const written = capture();
     const run = runDemo({ prompt: "p" } as Parameters<typeof runDemo>[0], {
-      boot: async () => ({
-        ...deployment,
-        stop: () => {
-          stopped.enter();
-          return stopped.promise;
-        },
-      }),
+      boot: bootStoppedWhen(stopped),
       show: async () => {},
     });
     await stopped.entered;
@@ -169,5 +165,31 @@ describe("cloister demo: a Ctrl-C as it stops after a demo that finished", () =>
     vi.restoreAllMocks();
     expect(written.stderr.join("")).toBe("SIGINT while stopping (demo finished): Ctrl-C again to exit at once\n");
     expect(process.exitCode ?? 0).toBe(0);
+  });
+});
+
+describe("cloister demo: Ctrl-C under `cloister demo 2>&1 | tee log` (the reader of its output goes too)", () => {
+  it("its output closed after the Ctrl-C is no second stop: it still stops what it started, and exits 130", async () => {
+    const demo = held();
+    const stopped = held();
+    const written = capture();
+    const exit = vi.spyOn(process, "exit").mockImplementation((() => undefined) as never);
+    const run = runDemo({ prompt: "p" } as Parameters<typeof runDemo>[0], {
+      boot: bootStoppedWhen(stopped),
+      show: () => {
+        demo.enter();
+        return demo.promise; // never settled: the stop comes while it runs
+      },
+    });
+    await demo.entered;
+    process.emit("SIGINT", "SIGINT");
+    await stopped.entered;
+    // Ctrl-C killed tee too: its next line (a child's, or its own) meets a closed pipe (EPIPE).
+    closeOutput();
+    stopped.settle();
+    await run;
+    vi.restoreAllMocks();
+    expect({ exit: exit.mock.calls, exitCode: process.exitCode }).toEqual({ exit: [], exitCode: 130 });
+    expect(written.stderr.join("")).toBe("shutting down (SIGINT) …\nstopped: every process it started has exited\n");
   });
 });

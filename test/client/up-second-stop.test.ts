@@ -1,10 +1,14 @@
 /**
  * `cloister up` and `demo` when a stop is asked for while they already stop what they started for
- * another reason (the host exited; demo failed): the first Ctrl-C says so, and how to exit at once.
- * It said nothing, and only a second Ctrl-C, after a first with no word of it, exited.
+ * another reason (the host exited; demo failed; their output closed): the first Ctrl-C says so, and
+ * how to exit at once. It said nothing, and only a second Ctrl-C, after a first with no word of it,
+ * exited. Their output closed (an EPIPE: `up 2>&1 | tee log`, tee killed by the same Ctrl-C) after
+ * a first stop is no second stop.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { exitAtOnceOnSecondStop } from "../../client/cli/run-up.ts";
+import { onOutputClosed } from "../../client/cli/output.ts";
+import { stopsAskedFor } from "../../client/cli/run-up.ts";
+import { closeOutput } from "../helpers/held.ts";
 
 /** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
 const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
@@ -14,24 +18,28 @@ afterEach(() => {
     for (const listener of process.listeners(signal))
       if (!before[signal].includes(listener)) process.off(signal, listener);
   }
+  onOutputClosed(() => {})();
 });
 
-/** What exitAtOnceOnSecondStop says on stderr once `signalled` resolved, `stopping(why)` called first when given. */
-async function saidOnFirstStop(why: string | null): Promise<string> {
+/** What is written on stderr from now on; process.exit's calls, which exit nothing. */
+function watch(): { said: string[]; exit: ReturnType<typeof vi.spyOn> } {
   const said: string[] = [];
   vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
     said.push(String(chunk));
     return true;
   });
-  let signal = (_reason: "SIGINT") => {};
-  const signalled = new Promise<"SIGINT">((resolve) => {
-    signal = resolve;
-  });
-  const secondStop = exitAtOnceOnSecondStop(signalled, () => false);
-  if (why !== null) secondStop.stopping(why);
-  signal("SIGINT");
-  await signalled;
-  await new Promise((r) => setImmediate(r));
+  const exit = vi.spyOn(process, "exit").mockImplementation((() => undefined) as never);
+  return { said, exit };
+}
+
+/** What stopsAskedFor says on stderr at a first Ctrl-C after boot, `stopping(why)` called first when given. */
+async function saidOnFirstStop(why: string | null): Promise<string> {
+  const { said } = watch();
+  const stops = stopsAskedFor(() => false);
+  stops.booted();
+  if (why !== null) stops.stopping(why);
+  process.emit("SIGINT", "SIGINT");
+  expect(await stops.signalled).toBe("SIGINT");
   vi.restoreAllMocks();
   return said.join("");
 }
@@ -50,9 +58,46 @@ describe("cloister up and demo: the first Ctrl-C while they stop for another rea
 
   it("arms the exit at once for the next one", async () => {
     await saidOnFirstStop("host exited");
-    const exit = vi.spyOn(process, "exit").mockImplementation((() => undefined) as never);
-    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const { said, exit } = watch();
     process.emit("SIGINT", "SIGINT");
     expect(exit).toHaveBeenCalledWith(130);
+    expect(said.join("")).toBe(
+      "SIGINT while stopping: exiting at once; the processes it started stop on their own once it has gone\n",
+    );
+  });
+
+  it("during boot, aborts the boot with the stop's reason, and says so", () => {
+    const { said } = watch();
+    const stops = stopsAskedFor(() => false);
+    process.emit("SIGTERM", "SIGTERM");
+    expect({ aborted: stops.boot.aborted, reason: stops.boot.reason, said }).toEqual({
+      aborted: true,
+      reason: "SIGTERM",
+      said: ["shutting down (SIGTERM during boot) …\n"],
+    });
+  });
+});
+
+describe("cloister up and demo: their output closed", () => {
+  it("after a first Ctrl-C, is no second stop: nothing said, no exit at once", async () => {
+    await saidOnFirstStop(null);
+    const { said, exit } = watch();
+    closeOutput();
+    expect({ said, exit: exit.mock.calls }).toEqual({ said: [], exit: [] });
+  });
+
+  it("first, is the first stop; a Ctrl-C after it says so (as after the host exited), the next exits at once", async () => {
+    const { said, exit } = watch();
+    const stops = stopsAskedFor(() => false);
+    stops.booted();
+    closeOutput();
+    expect(await stops.signalled).toBe("output closed");
+    process.emit("SIGINT", "SIGINT");
+    expect({ said, exit: exit.mock.calls }).toEqual({
+      said: ["SIGINT while stopping (output closed): Ctrl-C again to exit at once\n"],
+      exit: [],
+    });
+    process.emit("SIGINT", "SIGINT");
+    expect(exit.mock.calls).toEqual([[130]]);
   });
 });

@@ -184,6 +184,29 @@ describe("cloister up", () => {
     );
   });
 
+  it("stops its children in order on Ctrl-C under `up 2>&1 | tee log`, though the Ctrl-C ends the reader of its output too", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-up-tee-"));
+    dirs.push(dir);
+    const args = ["--no-sealed-model", "--host-port", "0", "--enclave-port", "0"];
+    const { child, until, output } = spawnUp(dir, args, { detached: true });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await until(({ stdout }) => stdout.includes("Stop with Ctrl-C."));
+    expect(output().stdout, output().stderr).toContain("Stop with Ctrl-C.");
+    const started = await childrenOf(child.pid as number);
+    expect(started.map(({ command }) => command)).toEqual(["enclave", "host"]);
+    // The terminal's Ctrl-C reaches tee as well as up (one process group): tee is gone, and every
+    // line up writes from then on meets a closed pipe (EPIPE). Up is idle meanwhile: its first such
+    // line is the one it writes as it handles the Ctrl-C. That EPIPE exited at once (141), leaving
+    // its children to stop on their own after it had gone.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    process.kill(-(child.pid as number), "SIGINT");
+    const code = await exited;
+    // Every child it had started is gone when it exits: it stopped them (host, then the enclave).
+    const running = started.filter(({ pid }) => isRunning(pid));
+    expect({ code, running }).toEqual({ code: 0, running: [] });
+  });
+
   it("counts a child a stop killed before the child handled signals as stopped (exit 0), unless a model copy of it is there", async () => {
     // Each child it starts waits before node runs bin/cloister.js (it has no signal handler yet), or,
     // held after bin/cloister.js's first lines, before it loads its command: a stop in up's first
