@@ -86,6 +86,14 @@ export interface ConnectOptions {
    * What it throws is ignored.
    */
   readonly onVerified?: (enclave: VerifiedEnclave, previous: VerifiedEnclave | null) => void;
+  /**
+   * Aborting it ends connect at once with ABORTED (a transport error): the attestation request under
+   * way is cut, nothing is sent after the abort, and nothing of the verification is kept (no
+   * session, document or request key; `onVerified` is not called), also when the abort comes while
+   * the evidence is being verified. Already aborted: nothing is sent. It ends with connect: the
+   * session's later requests and re-verifications take their own (GenerationOptions.signal).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
@@ -300,17 +308,24 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
  */
 export const DEFAULT_ATTESTATION_TIMEOUT_MS = 60_000;
 
-/** The SDK's own attestation deadlines (a caller's AbortSignal.timeout stays ABORTED). */
-const DEADLINES = new WeakSet<AbortSignal>();
+/**
+ * The SDK's own attestation deadlines, each by the signal an attestation request is given (a
+ * caller's AbortSignal.timeout stays ABORTED).
+ */
+const DEADLINES = new WeakMap<AbortSignal, AbortSignal>();
 
-function deadline(ms: number): AbortSignal {
-  const signal = AbortSignal.timeout(ms);
-  DEADLINES.add(signal);
+/** One attestation request's signal: its deadline (`ms`), and the caller's `signal` (connect's), if any. */
+function deadline(ms: number, caller?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(ms);
+  const signal = caller === undefined ? timeout : AbortSignal.any([timeout, caller]);
+  DEADLINES.set(signal, timeout);
   return signal;
 }
 
+/** Whether `signal`, aborted, was aborted by its deadline (not by the caller's signal). */
 function isDeadline(signal: AbortSignal): boolean {
-  return DEADLINES.has(signal);
+  const timeout = DEADLINES.get(signal);
+  return timeout?.aborted === true && signal.reason === timeout.reason;
 }
 
 /** The body of a non-streamed answer, bounded in size and by the request's deadline. */
@@ -329,6 +344,7 @@ async function readAnswer(
     if (signal.aborted && isDeadline(signal)) {
       throw transportError("HOST_TIMEOUT", `${what}: the host's answer did not arrive in time`, error);
     }
+    if (signal.aborted) throw transportError("ABORTED", `${what}: aborted by the caller`, error);
     throw transportError("HOST_UNREACHABLE", `${what}: the host's answer was cut off`, error);
   }
 }
@@ -348,6 +364,13 @@ class HttpClient {
     path: string,
     init: { method: "GET" | "POST"; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
   ): Promise<TransportResponse> {
+    // Nothing is handed to the transport once its signal is aborted, whatever the transport does with one.
+    if (init.signal?.aborted) {
+      if (isDeadline(init.signal)) {
+        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, init.signal.reason);
+      }
+      throw transportError("ABORTED", "request aborted by the caller", init.signal.reason);
+    }
     let response: TransportResponse;
     try {
       response = await this.transport(`${this.base}${path}`, {
@@ -704,9 +727,15 @@ export function checkRequestArguments(content: RequestContent, options: Generati
   checkGenerationOptions(options);
 }
 
-/** The host's `GET /v1/attestation` answer, as received: nothing in it is verified yet. */
-async function attestationAnswer(http: HttpClient): Promise<{ document: string; collateral: unknown }> {
-  const signal = deadline(http.attestationTimeoutMs);
+/**
+ * The host's `GET /v1/attestation` answer, as received: nothing in it is verified yet. `caller`:
+ * connect's signal, which cuts it (ABORTED).
+ */
+async function attestationAnswer(
+  http: HttpClient,
+  caller?: AbortSignal,
+): Promise<{ document: string; collateral: unknown }> {
+  const signal = deadline(http.attestationTimeoutMs, caller);
   const response = await http.request("/v1/attestation", { method: "GET", signal });
   const text = await readAnswer(response, DOCUMENT_MAX_LENGTH, signal, "attestation");
   let answer: unknown;
@@ -776,8 +805,13 @@ function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
   return attestationTimeoutMs;
 }
 
-/** Verifies the enclave behind `url` against `policy` and returns a session bound to it. */
+/**
+ * Verifies the enclave behind `url` against `policy` and returns a session bound to it; aborting
+ * `signal` ends it at once (ABORTED), with nothing sent after the abort and nothing kept.
+ */
 export async function connect(options: ConnectOptions): Promise<Session> {
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw badOption("signal", "an AbortSignal", signal);
   const http = await hostClient(options);
   const cacheScope: unknown = options.cacheScope;
   if (cacheScope !== undefined && typeof cacheScope !== "string") {
@@ -826,9 +860,18 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     reattestAfterMs,
     options.onVerified,
   );
-  await session.attest();
+  if (signal?.aborted) {
+    throw transportError("ABORTED", "connect aborted by the caller: nothing was sent", signal.reason);
+  }
+  await verifyNewSession(session, signal);
   return session;
 }
+
+/**
+ * connect()'s first verification of the session it made (Session's own, which no one else can
+ * share yet), which `signal` ends: the shared one (attest()) goes on for every caller waiting on it.
+ */
+let verifyNewSession: (session: Session, signal: AbortSignal | undefined) => Promise<VerifiedEnclave>;
 
 /**
  * The enclave key id (`SHA-256(X25519 key)[0..16]`, hex: the sealed envelope's routing id) of an
@@ -871,6 +914,10 @@ export class Session {
   #attestedAt = Number.NEGATIVE_INFINITY;
   /** A verification under way, shared by everyone who waits for it. */
   #attesting: Promise<VerifiedEnclave> | null = null;
+
+  static {
+    verifyNewSession = (session, signal) => session.#attest(signal);
+  }
 
   /** @internal use connect() */
   constructor(
@@ -937,8 +984,12 @@ export class Session {
     this.#prepared = [];
   }
 
-  async #attest(): Promise<VerifiedEnclave> {
-    const answer = await attestationAnswer(this.http);
+  /**
+   * `signal` (connect's, only for its new session's first verification): aborted, it cuts the
+   * request under way, and nothing more is sent or kept.
+   */
+  async #attest(signal?: AbortSignal): Promise<VerifiedEnclave> {
+    const answer = await attestationAnswer(this.http, signal);
     const document = answer.document;
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
@@ -946,6 +997,7 @@ export class Session {
     const { nonce, value: nonceAnswer } = await this.#askWithNonce(
       `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
       "answer",
+      signal,
     );
     let enclave: VerifiedEnclave;
     try {
@@ -972,6 +1024,14 @@ export class Session {
       }
       throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
     }
+    // Aborted while the evidence was being verified: nothing of it is kept, no request key made for it.
+    if (signal?.aborted) {
+      throw transportError(
+        "ABORTED",
+        "connect aborted by the caller while the enclave was being verified: nothing of it is kept",
+        signal.reason,
+      );
+    }
     const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
@@ -994,11 +1054,15 @@ export class Session {
 
   /**
    * Sends a fresh 32-byte nonce to one of the enclave's signed-answer routes and returns it with
-   * the string field `field` of the JSON answer (verified by the caller).
+   * the string field `field` of the JSON answer (verified by the caller). `caller`: connect's signal.
    */
-  async #askWithNonce(path: string, field: string): Promise<{ nonce: Uint8Array; value: string }> {
+  async #askWithNonce(
+    path: string,
+    field: string,
+    caller?: AbortSignal,
+  ): Promise<{ nonce: Uint8Array; value: string }> {
     const nonce = randomBytes(32);
-    const signal = deadline(this.http.attestationTimeoutMs);
+    const signal = deadline(this.http.attestationTimeoutMs, caller);
     const response = await this.http.request(path, {
       method: "POST",
       body: JSON.stringify({ nonce: base64url.encode(nonce) }),

@@ -34,7 +34,7 @@ export async function connectTo(
     overrides?: ManifestOverrides;
     script?: Script;
     transport?: Transport;
-    connect?: Partial<Pick<ConnectOptions, "now" | "reattestAfterMs" | "policy">>;
+    connect?: Partial<Pick<ConnectOptions, "now" | "reattestAfterMs" | "policy" | "signal" | "onVerified">>;
     tee?: "sim-snp" | "sim-tdx";
     /** Every path the session asked for, filled in even when connect() fails. */
     paths?: string[];
@@ -88,11 +88,17 @@ export async function serve(fetchHandler: Parameters<typeof listen>[0]): Promise
  * An enclave booted in this process (scripted engine, sim-snp, the dev manifest) behind a stand-in
  * host on loopback that maps /v1/… to the enclave's routes, as `cloister host` does, except that it
  * answers 401 UNAUTHENTICATED (as the host refuses a key) where `refuse(path, n)` says so (`n`: how
- * many requests for that path came before). `authorizations`: the Authorization header of each request.
+ * many requests for that path came before), and answers only once the promise `hold(path)` gives
+ * has settled (none: at once). `authorizations`: the Authorization header of each request; `paths`:
+ * the path of each, as it came in (before it is held).
  */
 export async function serveDeployment(
-  options: { script?: Script; refuse?: (path: string, n: number) => boolean } = {},
-): Promise<{ url: string; authorizations: string[] }> {
+  options: {
+    script?: Script;
+    refuse?: (path: string, n: number) => boolean;
+    hold?: (path: string) => Promise<void> | undefined;
+  } = {},
+): Promise<{ url: string; authorizations: string[]; paths: string[] }> {
   const script = options.script ?? OK;
   const enclave = await bootWith(new ScriptedEngine(() => script), 0, {}, "sim-snp");
   // Served on node:http: the enclave's routes read their bodies from node's request.
@@ -100,10 +106,13 @@ export async function serveDeployment(
   servers.push(server);
   const counts = new Map<string, number>();
   const authorizations: string[] = [];
+  const paths: string[] = [];
   const url = await serve(async (request: Request) => {
     // The query (which enclave of a pool) is the host's to read, not the enclave's.
     const { pathname } = new URL(request.url);
     authorizations.push(request.headers.get("authorization") ?? "");
+    paths.push(pathname);
+    await options.hold?.(pathname);
     const n = counts.get(pathname) ?? 0;
     counts.set(pathname, n + 1);
     if (options.refuse?.(pathname, n) === true) {
@@ -120,5 +129,5 @@ export async function serveDeployment(
       ...(body === undefined ? {} : { body }),
     });
   });
-  return { url, authorizations };
+  return { url, authorizations, paths };
 }
