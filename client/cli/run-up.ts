@@ -455,9 +455,9 @@ function sayLastLines(logs: readonly string[]): void {
 
 /**
  * What `cloister demo` does with the deployment it booted: verify, ask, check the audit log, until
- * `signal` (the first stop asked for) is aborted: then its request is aborted (chat's signal), and
- * nothing more is written, not even an answer that was on its way. `connectTo`: the SDK's connect,
- * or its tests' own.
+ * `signal` (the first stop asked for) is aborted: then its verification or its request is aborted
+ * (connect's signal, chat's), nothing more is sent, and nothing more is written, not even an answer
+ * that was on its way. `connectTo`: the SDK's connect, or its tests' own.
  */
 export async function showDemo(options: {
   readonly deployment: Pick<RunningDeployment, "hostUrl" | "files">;
@@ -472,6 +472,7 @@ export async function showDemo(options: {
     url: deployment.hostUrl,
     policy: deployment.files.policy,
     apiKey: deployment.files.apiKey,
+    signal,
   });
   let midLine = false;
   const out = {

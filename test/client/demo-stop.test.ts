@@ -11,10 +11,12 @@ import { runDemo, showDemo } from "../../client/cli/run-up.ts";
 import type { ChatEvent, GenerationOptions, Session } from "../../client/sdk.ts";
 import { closeOutput, held } from "../helpers/held.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
+import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
 /** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
 const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
-afterEach(() => {
+afterEach(async () => {
+  await closeServers();
   vi.restoreAllMocks();
   process.exitCode = undefined;
   // The shutdown a run registered for its output closed is not left for the next test.
@@ -147,6 +149,38 @@ describe("cloister demo: a stop while the demo runs", () => {
       exitCode: 130,
     });
     expect(written.stderr.join("")).toBe("shutting down (SIGINT) …\nstopped: every process it started has exited\n");
+  });
+});
+
+describe("cloister demo: a stop while it verifies the enclave", () => {
+  it("ends the verification at once (connect's signal): nothing more is asked of the host, nothing written", async () => {
+    const answer = held();
+    const { url, paths } = await serveDeployment({
+      hold: (path) => {
+        if (path !== "/v1/attestation") return undefined;
+        answer.enter();
+        return answer.promise;
+      },
+    });
+    const files = { policy: await devPolicy(), apiKey: "key", dir: "/nonexistent" };
+    const written = capture();
+    const stop = new AbortController();
+    const shown = showDemo({
+      deployment: { hostUrl: url, files } as unknown as RunningDeployment,
+      prompt: "What does the enclave do?",
+      logs: [],
+      started: performance.now(),
+      signal: stop.signal,
+    });
+    await answer.entered;
+    stop.abort("SIGINT");
+    // The host's answer comes after the stop: without connect's signal, the verification went on
+    // with it and asked for the enclave's signed nonce, its output only suppressed.
+    answer.settle();
+    const error = await shown.catch((e: unknown) => e);
+    vi.restoreAllMocks();
+    expect(error).toMatchObject({ kind: "transport", code: "ABORTED" });
+    expect({ paths, stdout: written.stdout }).toEqual({ paths: ["/v1/attestation"], stdout: [] });
   });
 });
 
