@@ -19,13 +19,13 @@ import { COMPACT_JWS_FORM, isCompactJws } from "../manifests/digest.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { appraise } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
-import { fromBase64url, toHex, utf8 } from "./bytes.ts";
+import { toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
 import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
-import { compactJwsParts, jwsPartObject } from "./jws.ts";
+import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "./jws.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
@@ -337,12 +337,9 @@ function strictPartObject(bytes: Uint8Array, part: string, stage: "document" | "
 
 /** `text` decoded by fromBase64url, or `stage`'s MALFORMED with its refusal (naming `field`). */
 function strictBase64url(text: string, field: string, stage: "document" | "nonce"): Uint8Array {
-  try {
-    return fromBase64url(text, field);
-  } catch (error) {
-    const message = error instanceof ParseError ? error.message : `${field}: not base64url`;
-    return fail(stage, `${stage.toUpperCase()}_MALFORMED`, message, error);
-  }
+  return decodeStrictBase64url(text, field, (message, cause) =>
+    fail(stage, `${stage.toUpperCase()}_MALFORMED`, message, cause),
+  );
 }
 
 /** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */

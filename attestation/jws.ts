@@ -3,12 +3,15 @@
  * without decoding them (compactJwsParts), and a decoded header or payload read as the JSON object
  * whose members they read, as JSON that means one thing to every reader (parseUtf8Json,
  * json-text.ts: UTF-8 only, no byte order mark, each member once), refused in one wording
- * (jwsPartObject). Base64url is fromBase64url's (bytes.ts, one spelling). Nothing here verifies a
+ * (jwsPartObject). Base64url is fromBase64url's (bytes.ts, one spelling), its refusal each reader's own
+ * (decodeStrictBase64url, checkStrictBase64url). Nothing here verifies a
  * signature; the verifiers (document.ts, azure/maa.ts) and the readers of unverified documents
  * (document-key.ts, the audit command) use these so that they all read the same text alike. No
  * cryptography, no Node.js module: the host and the browser bundle import it.
  */
 import { describeValue } from "../manifests/issues.ts";
+import { checkBase64url, fromBase64url } from "./bytes.ts";
+import { ParseError } from "./errors.ts";
 import { parseUtf8Json } from "./json-text.ts";
 
 /**
@@ -50,4 +53,35 @@ export function jwsPartObject(
     return refuse(`${part}: expected a JSON object, found ${describeValue(value)}`);
   }
   return value as Record<string, unknown>;
+}
+
+/** How a reader refuses a part that is not strict base64url: its own error, with the ParseError as cause. */
+type RefuseBase64url = (message: string, cause: ParseError) => never;
+
+/**
+ * `text` (a JWS part, or a member read from one) decoded in base64url's one spelling (fromBase64url,
+ * bytes.ts: one signed token, one text), else `refuse` called with the refusal's message, which
+ * names `field` and why (a character, a length, unused bits), and the ParseError (BAD_BASE64) as
+ * the cause: each reader throws its own error (document.ts, azure/maa.ts).
+ */
+export function decodeStrictBase64url(text: string, field: string, refuse: RefuseBase64url): Uint8Array {
+  return strictly(() => fromBase64url(text, field), refuse);
+}
+
+/**
+ * That `text` is in base64url's one spelling (checkBase64url), as decodeStrictBase64url refuses it,
+ * for a part another decoder then decodes (jose decodes a JWS's payload and signature with atob,
+ * which takes white space and unused bits set): azure/maa.ts, manifests/sign.ts.
+ */
+export function checkStrictBase64url(text: string, field: string, refuse: RefuseBase64url): void {
+  strictly(() => checkBase64url(text, field), refuse);
+}
+
+function strictly<T>(read: () => T, refuse: RefuseBase64url): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof ParseError)) throw error;
+    return refuse(error.message, error);
+  }
 }

@@ -27,9 +27,8 @@ import {
   type JWK,
   errors as joseErrors,
 } from "jose";
-import { bigIntToBytes, bytesToBigInt, checkBase64url } from "../attestation/bytes.ts";
-import { ParseError } from "../attestation/errors.ts";
-import { jwsPartObject } from "../attestation/jws.ts";
+import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
+import { checkStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
 import type { DeepReadonly } from "../attestation/policy.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
@@ -258,18 +257,15 @@ const P256_HALF_N = P256_N >> 1n;
 const JWS_PARTS = ["protected header", "payload", "signature"] as const;
 
 /**
- * Refuses a JWS part that is not in its one canonical base64url spelling (checkBase64url, as the
+ * Refuses a JWS part that is not in its one canonical base64url spelling (checkStrictBase64url, as the
  * verifiers read every JWS part): a last character with unused bits set decodes to the same bytes,
  * so it would give the same signed manifest another digest (as a high S would: checkLowS).
  */
 function checkCanonical(jws: string): void {
   for (const [i, part] of jws.split(".").entries()) {
-    try {
-      checkBase64url(part, `manifest JWS ${JWS_PARTS[i]}`);
-    } catch (cause) {
-      if (!(cause instanceof ParseError)) throw cause;
-      throw new ManifestJwsMalformedError(cause.message, { cause });
-    }
+    checkStrictBase64url(part, `manifest JWS ${JWS_PARTS[i]}`, (message, cause) => {
+      throw new ManifestJwsMalformedError(message, { cause });
+    });
   }
 }
 

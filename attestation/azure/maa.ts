@@ -28,9 +28,8 @@
  * checks `iss` against its allow-list). Platform-neutral: jose and WebCrypto only.
  */
 import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, errors as joseErrors } from "jose";
-import { checkBase64url, fromBase64url } from "../bytes.ts";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
-import { compactJwsParts, jwsPartObject } from "../jws.ts";
+import { checkStrictBase64url, compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
 
@@ -172,16 +171,11 @@ async function signingKey(jwk: JwksKey, kid: string, at: Date): Promise<CryptoKe
 }
 
 /**
- * A reading of one of the token's parts in strict base64url (fromBase64url, checkBase64url); its
- * refusal, which names the part and why (a character, a length, unused bits), MAA_TOKEN_MALFORMED.
+ * The token refused as MAA_TOKEN_MALFORMED with `message`: a part that is not strict base64url (the
+ * refusal names the part and why: a character, a length, unused bits) or not a JSON object.
  */
-function strictBase64url<T>(read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    if (error instanceof ParseError) throw malformed(error.message, error);
-    throw error;
-  }
+function refuseMalformed(message: string, cause?: unknown): never {
+  throw malformed(message, cause);
 }
 
 /**
@@ -192,10 +186,8 @@ function strictBase64url<T>(read: () => T): T {
  * reader of the same signed token may not.
  */
 function signedJsonObject(part: string | Uint8Array, name: "protected header" | "payload"): Record<string, unknown> {
-  const bytes = typeof part === "string" ? strictBase64url(() => fromBase64url(part, name)) : part;
-  return jwsPartObject(bytes, name, (message, cause) => {
-    throw malformed(message, cause);
-  });
+  const bytes = typeof part === "string" ? decodeStrictBase64url(part, name, refuseMalformed) : part;
+  return jwsPartObject(bytes, name, refuseMalformed);
 }
 
 function numericDate(claims: Record<string, unknown>, name: string, required: boolean): Date | null {
@@ -238,8 +230,8 @@ export async function verifyMaaToken(token: string, options: VerifyMaaTokenOptio
     throw malformed(`expected 3 JWS parts, found ${found}`);
   });
   const header = signedJsonObject(protectedHeader, "protected header");
-  strictBase64url(() => checkBase64url(payloadPart, "payload"));
-  strictBase64url(() => checkBase64url(signaturePart, "signature"));
+  checkStrictBase64url(payloadPart, "payload", refuseMalformed);
+  checkStrictBase64url(signaturePart, "signature", refuseMalformed);
   // The algorithm is decided by us, never by the token: RS256 only, checked before any key
   // lookup or claim, so an unsigned (`alg: none`) token can never get further.
   if (header.alg !== "RS256") {
