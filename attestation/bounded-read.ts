@@ -167,7 +167,7 @@ export async function readFileToBound(
 }
 
 /** The refusal of a file's bytes that are not UTF-8: names `what`, the file and the byte, never the content. */
-export function notUtf8Message(file: string, what: string, found: NotUtf8At): string {
+function notUtf8Message(file: string, what: string, found: NotUtf8At): string {
   return fileMessage(file, what, notUtf8Reason(found, "the file"));
 }
 
@@ -195,6 +195,21 @@ export async function readHandleText(
 ): Promise<string> {
   const bytes = await readHandleToBound(handle, limit.bytes);
   if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, what, limit));
+  return fileBytesText(bytes, file, what, refuse);
+}
+
+/**
+ * A file's bytes (all of them, or a start of them) as strict UTF-8 text (decodeUtf8, a byte order
+ * mark kept); bytes that are not UTF-8 are `refuse`d with notUtf8Message's text, naming `what`, the
+ * file and the byte, never the content: decoded loosely (U+FFFD for each bad sequence), other bytes
+ * than the file's would be checked or hashed. readHandleText's, and the CLI's (bounded-file.ts).
+ */
+export function fileBytesText(
+  bytes: Uint8Array,
+  file: string,
+  what: string,
+  refuse: (message: string) => Error,
+): string {
   const text = decodeUtf8(bytes);
   if (typeof text !== "string") throw refuse(notUtf8Message(file, what, text));
   return text;

@@ -24,7 +24,7 @@ import { ParseError } from "../attestation/errors.ts";
 import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
-import { readBoundedFile, readError, readText } from "../client/cli/bounded-file.ts";
+import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
@@ -119,13 +119,14 @@ export interface AuditLogLineTooLong {
 /** A log line whose bytes are not UTF-8: the offset (from 0) of the byte where that was found. */
 export type AuditLogLineNotUtf8 = NotUtf8At;
 
-/** The UsageError for a log that cannot be read: names `what`, the file, and what was found or the error's code. */
-function logReadError(what: string, path: string, error: unknown): UsageError {
-  return new UsageError(
-    error instanceof NotFileOrPipeError
-      ? notFileOrPipeMessage(path, what, error)
-      : `${what} ${path}: cannot read (${readError(error)})`,
-  );
+/**
+ * The UsageError for a log that cannot be read: names `what`, the file, and what was found or why it
+ * could not be read (optionFileUnreadable: the error's code and what to do); the error its cause.
+ */
+function logReadError(what: string, path: string, error: unknown): Error {
+  return error instanceof NotFileOrPipeError
+    ? new UsageError(notFileOrPipeMessage(path, what, error), { cause: error })
+    : optionFileUnreadable(path, what)(error);
 }
 
 /**

@@ -8,16 +8,19 @@
  */
 import {
   type FileRefusal,
+  fileBytesText,
   fileErrorCause,
   fileMessage,
   type InputBound,
-  notUtf8Message,
   readFileToBound,
 } from "../../attestation/bounded-read.ts";
-import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { UsageError } from "./output.ts";
 
-/** Why a file could not be read: the error's code and message (Node's name the path and the call). */
+/**
+ * Why a file could not be read: the error's code and message (Node's name the path and the call).
+ * Only client/cli/run-up.ts's audit log count still words it so; every other reader says why as
+ * fileErrorCause does (the code and what to do).
+ */
 export function readError(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   const text = typeof message === "string" ? message : String(error);
@@ -25,19 +28,18 @@ export function readError(error: unknown): string {
 }
 
 /** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why (the error its cause). */
-export type CannotRead = (error: unknown) => Error;
+type CannotRead = (error: unknown) => Error;
 
 /**
  * An input file's bytes, as they are (attestation/bounded-read.ts readFileToBound: a regular file
  * or a pipe, at most `limit.bytes` bytes). By default each refusal is a UsageError naming `what`,
- * the file and why (not a file or a pipe, the bound, or why it could not be read).
+ * the file and why (not a file or a pipe, the bound, or why it could not be read: fileErrorCause).
  */
 export function readBoundedFile(
   file: string,
   what: string,
   limit: InputBound,
-  cannotRead: CannotRead = (error) =>
-    new UsageError(fileMessage(file, what, `cannot read (${readError(error)})`), { cause: error }),
+  cannotRead: CannotRead = optionFileUnreadable(file, what),
   refuse: (refusal: FileRefusal) => Error = ({ reason, cause }) =>
     new UsageError(fileMessage(file, what, reason), { cause }),
 ): Promise<Buffer> {
@@ -59,13 +61,11 @@ export async function readText(
 }
 
 /**
- * A file's bytes (all of them, or a start of them) as strict UTF-8 text; bytes that are not UTF-8 are
- * a UsageError naming `what`, the file and the byte, never the content.
+ * A file's bytes (all of them, or a start of them) as strict UTF-8 text (fileBytesText); bytes that
+ * are not UTF-8 are a UsageError naming `what`, the file and the byte, never the content.
  */
 export function fileText(bytes: Uint8Array, file: string, what: string): string {
-  const text = decodeUtf8(bytes);
-  if (typeof text === "string") return text;
-  throw new UsageError(notUtf8Message(file, what, text));
+  return fileBytesText(bytes, file, what, (message) => new UsageError(message));
 }
 
 /**

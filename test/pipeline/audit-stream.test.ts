@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { UsageError } from "../../client/cli/output.ts";
 import { readAuditLogLines, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { runCloister } from "../helpers/cli.ts";
@@ -170,12 +171,17 @@ describe("readAuditLogLines", () => {
     expect(await verifyAuditLogFile(path, CASE_KEYS.publicKey)).toMatchObject({ ok: true, records: 4 });
   });
 
-  it("a log that cannot be read: the error names the file and the error's code and message", async () => {
+  it("a log that cannot be read: the error names the file, the error's code and what to do, the error its cause", async () => {
     const keyHex = Buffer.from(CASE_KEYS.publicKey).toString("hex");
     const missing = join(dir, "missing.jsonl");
     const run = await runCloister(["audit", "verify", "--log", missing, "--key", keyHex], { timeoutMs: 30_000 });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`--log ${missing}: cannot read (ENOENT: no such file or directory`);
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `cloister: USAGE: --log ${missing}: cannot read (ENOENT: no such file; check the path)\n`,
+    ]);
+    const error = await verifyAuditLogFile(missing, CASE_KEYS.publicKey).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).cause).toMatchObject({ code: "ENOENT" });
     // A directory is named as what it is (test/pipeline/audit-cli.test.ts: every kind of non-file).
     const directory = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
     expect([directory.code, directory.stderr]).toEqual([
