@@ -18,10 +18,8 @@ import {
   notFileOrPipeMessage,
   openFileOrPipe,
 } from "../attestation/bounded-read.ts";
-import { fromBase64url } from "../attestation/bytes.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
-import { ParseError } from "../attestation/errors.ts";
-import { compactJwsParts, jwsPartObject } from "../attestation/jws.ts";
+import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
@@ -248,14 +246,14 @@ async function verifyAuditLogReadOnce(
   return { result, firstLine: firstLine ?? null };
 }
 
+/** An attestation document refused as malformed (AUDIT_DOCUMENT_INVALID) with `message`. */
+function refuseMalformedDocument(message: string, cause?: unknown): never {
+  throw new AuditDocumentInvalidError(message, "malformed", { cause });
+}
+
 /** One base64url part of an attestation document, decoded strictly (fromBase64url), or AUDIT_DOCUMENT_INVALID naming it. */
 function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.x" | "signature"): Uint8Array {
-  try {
-    return fromBase64url(text, `attestation document ${part}`);
-  } catch (error) {
-    if (error instanceof ParseError) throw new AuditDocumentInvalidError(error.message, "malformed", { cause: error });
-    throw error;
-  }
+  return decodeStrictBase64url(text, `attestation document ${part}`, refuseMalformedDocument);
 }
 
 /**
@@ -265,9 +263,7 @@ function strictDocumentPart(text: string, part: "header" | "payload" | "sig_jwk.
  * AUDIT_DOCUMENT_INVALID naming the part.
  */
 function documentPartObject(text: string, part: "header" | "payload"): Record<string, unknown> {
-  return jwsPartObject(strictDocumentPart(text, part), `attestation document ${part}`, (message, cause) => {
-    throw new AuditDocumentInvalidError(message, "malformed", { cause });
-  });
+  return jwsPartObject(strictDocumentPart(text, part), `attestation document ${part}`, refuseMalformedDocument);
 }
 
 /**
