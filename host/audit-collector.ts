@@ -146,7 +146,7 @@ const thrown = (cause: unknown): Error => (cause instanceof Error ? cause : new 
 const asThrown: OutputFileErrors = {
   exists: thrown,
   noDirectory: (_directory, cause) => thrown(cause),
-  failed: (_code, cause) => thrown(cause),
+  failed: (cause) => thrown(cause),
 };
 
 /** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */

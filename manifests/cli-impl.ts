@@ -1,7 +1,7 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import type { InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, type InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
@@ -40,17 +40,16 @@ const JWK_FILE_BOUND: InputBound = {
   expected: "one Ed25519 or P-256 JWK, a few hundred bytes",
 };
 
-/** A file's text: to its bound and strict UTF-8 (bounded-file.ts); an unreadable file is MANIFEST_FILE, as ever. */
+/**
+ * A file's text: to its bound and strict UTF-8 (bounded-file.ts); an unreadable file is MANIFEST_FILE,
+ * as ever, saying why as every reader does (fileErrorCause: the errno and what to do).
+ */
 function readText(file: string, what: string, bound: InputBound): Promise<string> {
   return readBoundedText(
     file,
     what,
     bound,
-    (cause) =>
-      new ManifestFileError(
-        `${what} ${file}: could not be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
-        { cause },
-      ),
+    (cause) => new ManifestFileError(`${what} ${file}: could not be read (${fileErrorCause(cause)})`, { cause }),
   );
 }
 
@@ -97,11 +96,19 @@ async function readJwk(file: string, what: string): Promise<JWK> {
 const alreadyExists = (what: string, file: string, cause?: unknown) =>
   new ManifestFileError(`${what} ${file}: already exists (use --force to overwrite)`, { cause });
 
-/** The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing directory: bad input). */
+/**
+ * The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing
+ * directory: bad input), why as every output says it (fileErrorCause); a lookup that failed is no
+ * write (EACCES there: a directory of the path may not be looked into).
+ */
 const fileErrors = (what: string, file: string): OutputFileErrors => ({
   exists: (cause) => alreadyExists(what, file, cause),
   noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause),
-  failed: (code, cause) => new ManifestFileError(`${what} ${file}: could not be written (${code})`, { cause }),
+  failed: (cause, operation) =>
+    new ManifestFileError(
+      `${what} ${file}: could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})`,
+      { cause },
+    ),
 });
 
 const refuseExisting = (file: string, force: boolean | undefined, what: string) =>

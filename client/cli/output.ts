@@ -176,11 +176,11 @@ export interface OutputFileErrors {
   /** The file's directory does not exist (it is never created: a mistyped path would go unnoticed). */
   noDirectory(directory: string, cause?: unknown): Error;
   /**
-   * Checking whether the file exists (its `lstat`) or writing it failed with this errno code: a
-   * check that fails says nothing of the file's directory being writable (EACCES there: a directory
-   * of the path may not be looked into).
+   * Checking whether the file exists (its `lstat`) or writing it failed with `cause` (its errno code
+   * for fileErrorCause): a check that fails says nothing of the file's directory being writable
+   * (EACCES there: a directory of the path may not be looked into).
    */
-  failed(code: string, cause: unknown, operation: "check" | "write"): Error;
+  failed(cause: unknown, operation: "check" | "write"): Error;
 }
 
 /** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
@@ -217,8 +217,7 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
   try {
     await lstat(file);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    if (code !== "ENOENT") throw errors.failed(code, cause, "check");
+    if ((cause as NodeJS.ErrnoException).code !== "ENOENT") throw errors.failed(cause, "check");
     const directory = await missingDirectory(file);
     if (directory !== null) throw errors.noDirectory(directory, cause);
     return;
@@ -283,7 +282,7 @@ export async function writeFileAtomically(
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
     const directory = code === "ENOENT" ? await missingDirectory(file) : null;
     if (directory !== null) throw errors.noDirectory(directory, cause);
-    throw errors.failed(code, cause, "write");
+    throw errors.failed(cause, "write");
   } finally {
     // A leftover temporary file must not hide the outcome (written, or the error above).
     await rm(temporary, { force: true }).catch(() => {});
@@ -324,7 +323,7 @@ function outputFileErrors(file: string, option: string, existing: ExistingOutput
     exists: (cause) =>
       new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`, { cause }),
     noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
-    failed: (_code, cause, operation) =>
+    failed: (cause, operation) =>
       new UsageError(`${option}: cannot create "${file}" (${fileErrorCause(cause, operation)})`, { cause }),
   };
 }

@@ -60,7 +60,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 const errors = {
   exists: () => new Error("exists"),
   noDirectory: () => new Error("no directory"),
-  failed: (code: string) => new Error(`failed ${code}`),
+  failed: (cause: unknown) => new Error(`failed ${(cause as NodeJS.ErrnoException).code}`),
 };
 
 describe("writeFileAtomically without hard links", () => {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { keygenCommand } from "../../manifests/cli-impl.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { digestHex, manifestDigest } from "../../manifests/digest.ts";
 import { runCloister } from "../helpers/cli.ts";
@@ -131,7 +132,7 @@ describe("cloister manifest (CLI)", () => {
     ]);
     expect({ code: missing.code, stderr: missing.stderr }).toEqual({
       code: 2,
-      stderr: `cloister: MANIFEST_FILE: manifest ${p("no-such.json")}: could not be read (ENOENT)\n`,
+      stderr: `cloister: MANIFEST_FILE: manifest ${p("no-such.json")}: could not be read (ENOENT: no such file; check the path)\n`,
     });
     // Where the text goes wrong, never what it holds.
     expect({ code: notJson.code, stderr: notJson.stderr }).toEqual({
@@ -270,5 +271,37 @@ describe("cloister manifest (CLI)", () => {
     expect(verify.code).toBe(0);
     // No temporary file left beside it.
     expect(readdirSync(dir).filter((name) => name.includes("pinned"))).toEqual(["pinned.jws"]);
+  });
+});
+
+describe("cloister manifest: an output that cannot be looked up or written", () => {
+  const failure = (options: Parameters<typeof keygenCommand>[0]) =>
+    keygenCommand(options).then(
+      () => expect.unreachable("keygen wrote its outputs"),
+      (error: unknown) => error as Error & { code?: string; cause?: unknown },
+    );
+
+  it("a failed lookup is said as one (not as a write), with the errno and what to do, the error its cause", async () => {
+    // The lookup (lstat) fails: a part of the path is a file (as root, EACCES cannot be made).
+    writeFileSync(p("a-file"), "");
+    const under = join(p("a-file"), "key.jwk");
+    const error = await failure({ outPrivate: under, outPublic: p("lookup.pub.jwk"), alg: "EdDSA" });
+    expect([error.code, error.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-private ${under}: could not be looked up (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+    ]);
+    expect(error.cause).toMatchObject({ code: "ENOTDIR" });
+  });
+
+  it("a failed write names the errno and what to do, the error its cause", async () => {
+    // --force takes the directory as a file to replace; renaming the key over it fails.
+    const directory = mkdtempSync(join(dir, "out-"));
+    const error = await failure({ outPrivate: directory, outPublic: p("write.pub.jwk"), alg: "EdDSA", force: true });
+    expect([error.code, error.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-private ${directory}: could not be written (EISDIR: it is a directory; name the file in it)`,
+    ]);
+    expect(error.cause).toMatchObject({ code: "EISDIR" });
+    expect(readdirSync(directory)).toEqual([]);
   });
 });
