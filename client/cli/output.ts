@@ -373,8 +373,8 @@ export function portRefusal(code: string, address: string, port: number, option:
  * options say (enclave/http.ts ListenError, told by its name: importing http.ts would load the
  * server code into every command): the port (--port) when it is taken or not
  * permitted; the address (--listen) when it does not resolve or is not this machine's, unless
- * `hasListenOption` is false (a server that listens on loopback only, which has no such option). Any
- * other error, or failure to listen (EMFILE…), is returned as it is.
+ * `hasListenOption` is false (a server that listens on loopback only, which has no such option); the
+ * ListenError its cause. Any other error, or failure to listen (EMFILE…), is returned as it is.
  */
 export function listenUsageError(
   error: unknown,
@@ -388,20 +388,22 @@ export function listenUsageError(
     port: number;
   };
   const refusal = portRefusal(code, address, port, "--port");
-  if (refusal !== null) return new UsageError(`--port ${port}: ${refusal}`);
+  if (refusal !== null) return new UsageError(`--port ${port}: ${refusal}`, { cause: error });
   if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
     return new UsageError(
       `--listen ${shownHost(hostname)}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
+      { cause: error },
     );
   }
   if (code === "EADDRNOTAVAIL") {
     return new UsageError(
       `--listen ${shownHost(hostname)}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`,
+      { cause: error },
     );
   }
   if (code === "EINVAL" || code === "EAFNOSUPPORT") {
-    return new UsageError(`--listen ${shownHost(hostname)}: cannot listen on it (${code})`);
+    return new UsageError(`--listen ${shownHost(hostname)}: cannot listen on it (${code})`, { cause: error });
   }
   return error;
 }
@@ -415,6 +417,7 @@ export function loopbackListenError(error: unknown): unknown {
     const { code, port } = error as Error & { code: string; port: number };
     return new UsageError(
       `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
+      { cause: error },
     );
   }
   return listenUsageError(error, { hasListenOption: false });

@@ -8,9 +8,17 @@ import { describe, expect, it } from "vitest";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { readBoundedFile, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
-import { formatCliError, stopWhenParentExits, UsageError, usageLine } from "../../client/cli/output.ts";
+import {
+  formatCliError,
+  listenUsageError,
+  loopbackListenError,
+  stopWhenParentExits,
+  UsageError,
+  usageLine,
+} from "../../client/cli/output.ts";
 import { timeOption } from "../../client/cli/time-option.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
+import { ListenError } from "../../enclave/http.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -241,6 +249,28 @@ describe("readBoundedFile", () => {
     // which names the path again and the system call.
     expect((error as UsageError).message).toBe(`--log ${missing}: cannot read (ENOENT: no such file; check the path)`);
     expect((error as UsageError).cause).toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("listenUsageError, loopbackListenError", () => {
+  it("each usage error they make keeps the ListenError it stands for as its cause", () => {
+    const failed = (hostname: string, port: number, code: string) =>
+      new ListenError(hostname, port, Object.assign(new Error(code), { code }));
+    const cases: [unknown, ListenError][] = [];
+    for (const error of [
+      failed("127.0.0.1", 47001, "EADDRINUSE"),
+      failed("no-such-host.invalid", 47001, "ENOTFOUND"),
+      failed("192.0.2.1", 47001, "EADDRNOTAVAIL"),
+      failed("::1", 47001, "EAFNOSUPPORT"),
+    ]) {
+      cases.push([listenUsageError(error), error]);
+    }
+    const ipv6 = failed("::1", 47001, "EADDRINUSE");
+    cases.push([loopbackListenError(ipv6), ipv6]);
+    for (const [usage, error] of cases) {
+      expect(usage, error.code).toBeInstanceOf(UsageError);
+      expect((usage as UsageError).cause, error.code).toBe(error);
+    }
   });
 });
 
