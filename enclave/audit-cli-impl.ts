@@ -19,6 +19,7 @@ import {
   openFileOrPipe,
 } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { jsonSyntaxProblem } from "../attestation/json-text.ts";
 import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
@@ -411,16 +412,19 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       signingKey?: unknown;
       audit?: { requestIdHash?: unknown; opening?: unknown } | null;
     };
+    const text = await readText(options.chatJson, "--chat-json", {
+      bytes: CHAT_JSON_FILE_MAX_BYTES,
+      expected: "cloister chat --json output: an answer of at most 1048576 tokens, its receipt and keys",
+    });
     try {
-      chat = JSON.parse(
-        await readText(options.chatJson, "--chat-json", {
-          bytes: CHAT_JSON_FILE_MAX_BYTES,
-          expected: "cloister chat --json output: an answer of at most 1048576 tokens, its receipt and keys",
-        }),
-      );
+      chat = JSON.parse(text);
     } catch (error) {
-      if (error instanceof UsageError) throw error;
-      throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`);
+      // V8's SyntaxError quotes the text, which holds the answer, and util.inspect prints a cause:
+      // the cause says only where the text went wrong (jsonSyntaxProblem).
+      const cause = error instanceof SyntaxError ? new SyntaxError(jsonSyntaxProblem(error)) : error;
+      throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`, {
+        cause,
+      });
     }
     if (typeof chat !== "object" || chat === null || Array.isArray(chat)) {
       throw new UsageError(

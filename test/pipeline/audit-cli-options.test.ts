@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import nacl from "tweetnacl";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
@@ -305,6 +306,23 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     await expect(auditFindCommand({ log: p("a.jsonl"), chatJson: p("cut-chat.json") })).rejects.toMatchObject(
       notUtf8("--chat-json", p("cut-chat.json"), 13),
     );
+  });
+
+  it("audit find: a --chat-json that is not JSON is a usage error naming the file, with where it went wrong as its cause, never the text", async () => {
+    // The output of cloister chat --json holds the answer: V8's SyntaxError quotes the text, and
+    // util.inspect prints a cause.
+    writeFileSync(p("not-json-chat.json"), 'a private answer {"text":"the answer"}');
+    const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("not-json-chat.json") }).then(
+      () => expect.unreachable("a --chat-json that is not JSON was taken"),
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({
+      code: "USAGE",
+      message: `--chat-json ${p("not-json-chat.json")}: not JSON (expected the output of cloister chat --json)`,
+    });
+    expect(error.cause).toBeInstanceOf(SyntaxError);
+    expect((error.cause as SyntaxError).message).toBe("not valid JSON");
+    expect(inspect(error)).not.toContain("answer");
   });
 
   it("--count with --last-hash: the last record's hash is checked too", async () => {
