@@ -41,7 +41,7 @@
 import { constants } from "node:fs";
 import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, type InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
@@ -131,11 +131,28 @@ const KEY_FILE_BOUND: InputBound = { bytes: 65, expected: "an Ed25519 public key
 /**
  * The text of the .key at `path` when it may be one this host wrote: read as the host's other
  * owner-only files are (readPrivateKeyFile: a regular file, not a link, this user's or root's, no
- * group or other access, a key's size, UTF-8); null otherwise (absent, a link, a fifo, wider,
- * larger, anything else: replaced).
+ * group or other access, a key's size, UTF-8); null when there is none (ENOENT) or it is not such a
+ * file (a link, a fifo, wider, larger, anything else: replaced). One that is there but cannot be
+ * opened or read (EACCES, EIO: any code but ENOENT) is no absent one: AUDIT_STORE_IO naming it and
+ * why (fileErrorCause), the error its cause, and it is left as it is (a disk failing, or a key
+ * someone else filed, is not written over); collection stops there until it can be read.
  */
-function readKeyFile(path: string): Promise<string | null> {
-  return readPrivateKeyFile(path, ".key", { bound: KEY_FILE_BOUND }).catch(() => null);
+async function readKeyFile(path: string): Promise<string | null> {
+  try {
+    return await readPrivateKeyFile(path, ".key", {
+      bound: KEY_FILE_BOUND,
+      cannotRead: (cause) =>
+        new AuditStoreError(
+          "AUDIT_STORE_IO",
+          `${path}: cannot read (${fileErrorCause(cause)}); left as it is: only a .key that is not there is filed anew`,
+          { cause },
+        ),
+    });
+  } catch (error) {
+    if (error instanceof AuditStoreError && (error.cause as NodeJS.ErrnoException | null)?.code !== "ENOENT")
+      throw error;
+    return null;
+  }
 }
 
 /**

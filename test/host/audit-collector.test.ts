@@ -535,6 +535,34 @@ describe("audit collector", () => {
     expect((await stat(keyFile)).ino).toBe(earlier);
   });
 
+  it("a .key that cannot be read (EIO) is reported, naming it and the code, and neither replaced nor collected past", async () => {
+    const { fetchFn, asked } = scripted([{ from: 0, lines: RECORDS.slice(0, 1) }]);
+    const dir = await mkdtemp(join(tmpdir(), "cloister-collector-"));
+    const keyFile = join(dir, `${BOOT.slice(0, 16)}.key`);
+    await writeFile(keyFile, `${KEY}\n`, { mode: 0o600 });
+    const { ino } = await stat(keyFile);
+    // The disk fails reading this file only (as root, EACCES cannot be made): only a missing file is absent.
+    const probe = await open(join(dir, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    await rm(join(dir, "probe"));
+    const read = proto.read as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, "read").mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      if ((await this.stat()).ino === ino) {
+        throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+      }
+      return read.apply(this, args);
+    } as never);
+    const { c, errors, file } = await collector(fetchFn, dir);
+    await c.collect();
+    await c.stop();
+    expect(errors[0]).toContain(`audit: cannot store the enclave's records (${keyFile}: cannot read (EIO)`);
+    // Kept as it was, the log not made, record 0 not acknowledged (asked for again).
+    expect([(await stat(keyFile)).ino, await readFile(keyFile, "utf8")]).toEqual([ino, `${KEY}\n`]);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
+    expect(asked.every((query) => !query.includes("from=1"))).toBe(true);
+  });
+
   it("no document tells a verifier to take the key from the host's .key file", async () => {
     // The file is written by the host from an unauthenticated answer: a forged log verifies under a key put there.
     const root = new URL("../../", import.meta.url);
