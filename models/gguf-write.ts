@@ -10,7 +10,7 @@
  * in declaration order with exactly the declared element count. Misuse throws {@link GgufWriteError}.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
+import { open, readdir, rename, rm } from "node:fs/promises";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { GgufWriteError, ModelIoError } from "./errors.ts";
@@ -267,12 +267,53 @@ export function encodeGgufHeader(metadata: GgufMetadata, tensors: readonly GgufT
 const STAGE_BYTES = 4 << 20;
 
 /**
+ * The file a writer of `path` writes to until it is complete: `.<name>.<pid>.<12 hex>.partial`,
+ * beside `path`; the pid tells a later writer whether the one that left it still runs.
+ */
+function partialFile(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.partial`);
+}
+
+/** Whether process `pid` runs (EPERM: it does, as another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the partial files of `path` whose writer no longer runs: one killed outright (SIGKILL, or
+ * Ctrl-C, whose default in Node.js runs no cleanup) leaves its partial file, hidden and as large as
+ * the model got, and nothing else would ever remove it. A writer that runs (another process, or
+ * this one) keeps its own. Best effort: a file that cannot be listed or removed is left. A pid is
+ * this machine's: a writer in another pid namespace writing the same path at the same time (two
+ * containers sharing a volume) may lose its partial file, and then fails at its rename (MODEL_IO),
+ * never leaving a partial model at `path`.
+ */
+async function removeAbandonedPartials(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".partial")) continue;
+    const writer = /^([1-9]\d{0,6})\.[0-9a-f]{12}$/.exec(name.slice(prefix.length, -".partial".length));
+    if (writer === null || processRuns(Number(writer[1]))) continue;
+    await rm(join(dirname(path), name), { force: true }).catch(() => undefined);
+  }
+}
+
+/**
  * Streams one GGUF file: {@link GgufWriter.create} writes the header, {@link GgufWriter.append}
  * takes each tensor's float32 values in order (any chunk size; a multiple of 32 for Q8_0), and
  * {@link GgufWriter.finish} closes the file and returns its size and SHA-256. The bytes go to a
  * new file beside `path` (created exclusively), renamed onto `path` only once complete: a failed
  * or aborted write leaves whatever was at `path` as it was, and never truncates a file someone
- * else just created there.
+ * else just created there; one left by a writer killed outright is removed by the next writer of
+ * `path` (removeAbandonedPartials). The file's mode is 0644 less the umask, as any tool's output,
+ * without a chmod: a generated model holds nothing secret (a model sealed at rest is sealed.ts's
+ * ciphertext), and a user whose umask keeps their files private keeps this one so.
  */
 export class GgufWriter {
   private readonly hash = createHash("sha256");
@@ -297,7 +338,8 @@ export class GgufWriter {
   static async create(path: string, metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): Promise<GgufWriter> {
     if (endianness() !== "LE") throw new GgufWriteError("the GGUF writer needs a little-endian host");
     const layout = encodeGgufHeader(metadata, tensors);
-    const partial = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.partial`);
+    await removeAbandonedPartials(path);
+    const partial = partialFile(path);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(partial, "wx", 0o644);

@@ -262,6 +262,21 @@ describe("GGUF writer: a file appears whole or not at all", () => {
   });
 });
 
+describe("GGUF writer: a partial file left by a writer that was killed outright", () => {
+  it("is removed by the next write of the same path; a live writer's, another path's and other files are kept", async () => {
+    const sub = await mkdtemp(join(dir, "abandoned-"));
+    // No process has a pid above pid_max: a writer killed outright (SIGKILL, or Ctrl-C: Node's
+    // default SIGINT runs no cleanup) left this one.
+    const dead = Number((await readFile("/proc/sys/kernel/pid_max", "utf8")).trim()) + 1;
+    const abandoned = `.model.gguf.${dead}.0123456789ab.partial`;
+    const live = `.model.gguf.${process.pid}.0123456789ab.partial`;
+    const otherPath = `.other.gguf.${dead}.0123456789ab.partial`;
+    for (const name of [abandoned, live, otherPath, "notes.txt"]) await writeFile(join(sub, name), "bytes");
+    await writeGguf(join(sub, "model.gguf"), METADATA, TENSORS);
+    expect((await readdir(sub)).sort()).toEqual([live, otherPath, "model.gguf", "notes.txt"].sort());
+  });
+});
+
 describe("GGUF reader rejects malformed input with GgufFormatError", () => {
   const valid = (() => {
     const layout = encodeGgufHeader(METADATA, TENSORS);
