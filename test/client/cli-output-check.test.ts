@@ -27,6 +27,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
 
 const { refuseExistingOutput, UsageError } = await import("../../client/cli/output.ts");
 const { fileErrorCause } = await import("../../attestation/bounded-read.ts");
+const { keygenCommand } = await import("../../manifests/cli-impl.ts");
 
 describe("refuseExistingOutput when the file cannot be looked up", () => {
   it("says the lookup failed (a directory of the path may not be looked into), keeping the error as cause", async () => {
@@ -39,6 +40,23 @@ describe("refuseExistingOutput when the file cannot be looked up", () => {
     expect(refusal?.message).toBe(
       `--out: cannot create "${file}" (EACCES: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode)`,
     );
+    expect((refusal?.cause as NodeJS.ErrnoException | undefined)?.code).toBe("EACCES");
+  });
+
+  it("cloister manifest says it too: a lookup that failed, not a write (MANIFEST_FILE)", async () => {
+    const file = join(denied, "key.jwk");
+    const refusal = await keygenCommand({
+      outPrivate: file,
+      outPublic: join(denied, "key.pub.jwk"),
+      alg: "EdDSA",
+    }).then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect([refusal?.code, refusal?.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-private ${file}: could not be looked up (EACCES: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode)`,
+    ]);
     expect((refusal?.cause as NodeJS.ErrnoException | undefined)?.code).toBe("EACCES");
   });
 
