@@ -3,9 +3,9 @@
  * without decoding them (compactJwsParts), and a decoded header or payload read as the JSON object
  * whose members they read, as JSON that means one thing to every reader (parseUtf8Json,
  * json-text.ts: UTF-8 only, no byte order mark, each member once), refused in one wording
- * (jwsPartObject). Base64url is fromBase64url's (bytes.ts, one spelling), its refusal each reader's own
- * (decodeStrictBase64url, checkStrictBase64url). Nothing here verifies a
- * signature; the verifiers (document.ts, azure/maa.ts) and the readers of unverified documents
+ * (jwsPartObject). Base64url is fromBase64url's (bytes.ts, one spelling), refused as each reader
+ * says (decodeStrictBase64url, checkStrictBase64url). Nothing here verifies a signature; the
+ * verifiers (document.ts, azure/maa.ts, manifests/sign.ts) and the readers of unverified documents
  * (document-key.ts, the audit command) use these so that they all read the same text alike. No
  * cryptography, no Node.js module: the host and the browser bundle import it.
  */
@@ -62,7 +62,7 @@ type RefuseBase64url = (message: string, cause: ParseError) => never;
  * `text` (a JWS part, or a member read from one) decoded in base64url's one spelling (fromBase64url,
  * bytes.ts: one signed token, one text), else `refuse` called with the refusal's message, which
  * names `field` and why (a character, a length, unused bits), and the ParseError (BAD_BASE64) as
- * the cause: each reader throws its own error (document.ts, azure/maa.ts).
+ * the cause: each reader throws its own error (document.ts, azure/maa.ts, the audit command).
  */
 export function decodeStrictBase64url(text: string, field: string, refuse: RefuseBase64url): Uint8Array {
   return strictly(() => fromBase64url(text, field), refuse);
