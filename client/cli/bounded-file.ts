@@ -16,17 +16,6 @@ import {
 } from "../../attestation/bounded-read.ts";
 import { UsageError } from "./output.ts";
 
-/**
- * Why a file could not be read: the error's code and message (Node's name the path and the call).
- * Only client/cli/run-up.ts's audit log count still words it so; every other reader says why as
- * fileErrorCause does (the code and what to do).
- */
-export function readError(error: unknown): string {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  const text = typeof message === "string" ? message : String(error);
-  return typeof code === "string" && !text.startsWith(code) ? `${code}: ${text}` : text;
-}
-
 /** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why (the error its cause). */
 type CannotRead = (error: unknown) => Error;
 

@@ -1,11 +1,11 @@
 /** `cloister up` and `cloister demo`. */
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../../host/cors.ts";
 import { connect, type Session } from "../sdk.ts";
-import { readError } from "./bounded-file.ts";
 import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, LOCAL_PROXY_TOKEN_FILE, type UpOptions } from "./commands.ts";
 import {
   ChildExitedError,
@@ -367,7 +367,7 @@ async function storedLines(file: string, enough: number): Promise<number> {
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
-    throw new Error(`audit log ${file}: cannot read (${readError(error)})`, { cause: error });
+    throw new Error(`audit log ${file}: cannot read (${fileErrorCause(error)})`, { cause: error });
   }
   return lines;
 }

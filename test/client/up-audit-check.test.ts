@@ -45,7 +45,7 @@ describe("cloister up / demo: the stored audit log check", () => {
     const directory = join(dir, "a-directory.jsonl");
     await mkdir(directory);
     await expect(checkStoredAuditLog(directory, keys.publicKey, checkpoint, 1)).rejects.toThrow(
-      `audit log ${directory}: cannot read (EISDIR: `,
+      `audit log ${directory}: cannot read (EISDIR: it is a directory; name the file in it)`,
     );
     // No file yet is no error: the host makes it when it stores its first record.
     await expect(checkStoredAuditLog(join(dir, "none.jsonl"), keys.publicKey, checkpoint, 1)).rejects.toThrow(
