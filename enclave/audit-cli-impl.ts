@@ -11,7 +11,6 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import nacl from "tweetnacl";
 import {
   type InputBound,
   NotFileOrPipeError,
@@ -27,6 +26,7 @@ import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/b
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
+import { smallOrderKey } from "../sealed/receipt.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
   type AuditCheckpoint,
@@ -38,6 +38,7 @@ import {
   type AuditVerifyOptions,
   auditCommitment,
   checkAuditCheckpoint,
+  ed25519Verifier,
   hexShape,
   parseAuditPublicKeyHex,
 } from "./pipeline/audit.ts";
@@ -315,9 +316,16 @@ export function keyFromAttestationDocument(document: string | ReadAttestationDoc
   const key = strictDocumentPart(jwk.x, "sig_jwk.x");
   if (key.length !== 32)
     throw new AuditDocumentInvalidError(`attestation document sig_jwk.x: expected 32 bytes, found ${key.length}`);
+  // Read as receipts and audit records are: no small-order key, one spelling of S (S below L),
+  // which tweetnacl alone would not refuse.
+  if (smallOrderKey(key)) {
+    throw new AuditDocumentInvalidError(
+      "attestation document sig_jwk.x: expected an Ed25519 public key, found a small-order point (no one holds its private key)",
+    );
+  }
   const signature = strictDocumentPart(sigPart, "signature");
   const signingInput = new TextEncoder().encode(`${headerPart}.${payloadPart}`);
-  if (signature.length !== 64 || !nacl.sign.detached.verify(signingInput, signature, key)) {
+  if (!ed25519Verifier(key)(signingInput, signature)) {
     throw new AuditDocumentInvalidError(
       "attestation document: the JWS signature does not verify under its own sig_jwk",
       "signature",

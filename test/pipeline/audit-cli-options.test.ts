@@ -440,6 +440,48 @@ describe("keyFromAttestationDocument", () => {
     expect(keyFromAttestationDocument(`${header}.${payload}.${sig}`)).toEqual(KEYS.publicKey);
   });
 
+  it("refuses a signature whose S is not reduced (S + L) and a small-order sig_jwk.x, which tweetnacl alone accepts (as receipts and records are read)", () => {
+    const header = b64u('{"alg":"EdDSA"}');
+    const refusal = (document: string) => {
+      try {
+        return keyFromAttestationDocument(document);
+      } catch (error) {
+        return error;
+      }
+    };
+    // S + L: the same signature in another spelling; tweetnacl verifies it, Node and WebCrypto do not.
+    const payload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(KEYS.publicKey) } }));
+    const sig = nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), KEYS.secretKey);
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    let s = 0n;
+    for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sig[i] as number);
+    s += L;
+    const unreduced = new Uint8Array(sig);
+    for (let i = 32; i < 64; i++, s >>= 8n) unreduced[i] = Number(s & 0xffn);
+    expect(nacl.sign.detached.verify(new TextEncoder().encode(`${header}.${payload}`), unreduced, KEYS.publicKey)).toBe(
+      true,
+    );
+    expect(refusal(`${header}.${payload}.${b64u(unreduced)}`)).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      reason: "signature",
+      message: "attestation document: the JWS signature does not verify under its own sig_jwk",
+    });
+    // The identity point as the key, R the identity and S zero: "verifies" any text under tweetnacl.
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const forged = new Uint8Array(64);
+    forged.set(identity);
+    const smallPayload = b64u(JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(identity) } }));
+    expect(nacl.sign.detached.verify(new TextEncoder().encode(`${header}.${smallPayload}`), forged, identity)).toBe(
+      true,
+    );
+    expect(refusal(`${header}.${smallPayload}.${b64u(forged)}`)).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message:
+        "attestation document sig_jwk.x: expected an Ed25519 public key, found a small-order point (no one holds its private key)",
+    });
+  });
+
   it("refuses a header or payload whose bytes could mean two things, even signed by its sig_jwk (read as the verifier reads them)", () => {
     const x = b64u(KEYS.publicKey);
     const other = b64u(seededKeyPair(8).publicKey);
