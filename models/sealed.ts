@@ -33,6 +33,7 @@ import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
 import { sha256File } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
+import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
 
 const MAGIC = Buffer.from("CLSEALMD", "ascii");
 const VERSION = 1;
@@ -238,7 +239,8 @@ export interface SealedModelInfo {
 /**
  * Seals the GGUF file `input` into `output` (written beside it, then moved into place, so `output`
  * is never a partial file) under `modelKey`. Reads the input twice (its digest goes into the
- * header); a file that changes in between is refused.
+ * header); a file that changes in between is refused. A partial file left beside `output` by a
+ * sealer killed outright is removed here (partial-file.ts).
  *
  * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
  * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
@@ -262,7 +264,8 @@ export async function sealModelFile(
   const source = await open(input, "r").catch((cause: unknown) => {
     throw new ModelIoError(input, "open", cause);
   });
-  const temporary = `${output}.${randomBytes(6).toString("hex")}.partial`;
+  await removeAbandonedPartials(output);
+  const temporary = partialFile(output);
   try {
     const plaintextSize = (await source.stat()).size;
     // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,

@@ -479,6 +479,20 @@ describe("sealed model files", () => {
       expect((await readdir(dirname(target))).filter((name) => name.includes(".partial"))).toEqual([]);
     });
 
+    it("a partial file left by a sealer killed outright is removed by the next sealing of that output; a live one's and other files are kept", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const sub = await mkdtemp(join(dir, "abandoned-"));
+      // No process has a pid above pid_max: a sealer killed outright (SIGKILL, or Ctrl-C: Node's
+      // default SIGINT runs no cleanup) left this one, hidden and as large as the sealing got.
+      const dead = Number((await readFile("/proc/sys/kernel/pid_max", "utf8")).trim()) + 1;
+      const abandoned = `.model.sealed.${dead}.0123456789ab.partial`;
+      const live = `.model.sealed.${process.pid}.0123456789ab.partial`;
+      const otherPath = `.other.sealed.${dead}.0123456789ab.partial`;
+      for (const name of [abandoned, live, otherPath, "notes.txt"]) await writeFile(join(sub, name), "bytes");
+      await sealModelFile(s0.input, join(sub, "model.sealed"), key, { chunkSize: CHUNK });
+      expect((await readdir(sub)).sort()).toEqual([live, otherPath, "model.sealed", "notes.txt"].sort());
+    });
+
     it("sealing with overwrite: false refuses an existing output before it opens the input", async () => {
       const target = out();
       await writeFile(target, "pinned sealed model");
