@@ -46,13 +46,12 @@ import {
   type LlamaModel,
   type LlamaOptions,
   type LlamaText,
-  resolveChatWrapper,
   SpecialToken,
   SpecialTokensText,
   type Token,
 } from "node-llama-cpp";
 import { MAX_SEQUENCES } from "../manifests/schema.ts";
-import { CHAT_TEMPLATE } from "../models/llama-layout.ts";
+import { chooseChatWrapper } from "./engine/chat-wrapper.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
@@ -283,7 +282,7 @@ async function loadEngine(
     });
     const slots: Slot[] = [];
     for (let i = 0; i < settings.sequences; i++) slots.push({ sequence: context.getSequence(), tenant: undefined });
-    const chatWrapper = chatWrapperFor(model);
+    const chatWrapper = await chooseChatWrapper(model, options.signal === undefined ? {} : { signal: options.signal });
     const info: EngineInfo = {
       modelPath: options.modelPath,
       modelSha256: found,
@@ -305,22 +304,6 @@ async function loadEngine(
       cause: error,
     });
   }
-}
-
-/**
- * The chat wrapper for `model`: the one node-llama-cpp's "auto" resolution chooses. That resolution
- * tries each of its specialized wrappers against the model's Jinja template, rendering test
- * conversations through several Jinja wrappers for each, synchronously: a template that none of them
- * matches pays for every try (2-7 s of blocked event loop at the end of each boot on the 2-core
- * machine, the enclave answering nothing meanwhile) and gets the Jinja wrapper. The template of the
- * models Cloister makes (models/llama-layout.ts) is one of those: it gets the Jinja wrapper
- * directly (about 0.1 s), the class auto chooses formatting the same bytes
- * (test/engine/chat-wrapper.test.ts checks both for each model models/ makes). Any other template is
- * resolved as before.
- */
-export function chatWrapperFor(model: LlamaModel): ChatWrapper {
-  const known = model.fileInfo.metadata.tokenizer?.chat_template === CHAT_TEMPLATE;
-  return resolveChatWrapper(model, known ? { type: "jinjaTemplate" } : {});
 }
 
 export class InferenceEngine {

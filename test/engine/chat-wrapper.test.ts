@@ -1,20 +1,37 @@
 /**
- * enclave/engine.ts chatWrapperFor: for each model models/ makes (the tiny model, every benchmark
- * preset and quantisation), the chat wrapper is the one node-llama-cpp's "auto" resolution chooses,
- * formatting the same bytes, without auto's trial of every specialized wrapper (seconds of blocked
- * event loop). The benchmark models are loaded from their header alone (vocabulary only): the
- * wrapper depends on the metadata, not on the weights.
+ * enclave/engine/chat-wrapper.ts chooseChatWrapper: the chat wrapper is the one node-llama-cpp's
+ * "auto" resolution chooses (the same class and settings, formatting the same bytes), without auto's
+ * trial of every specialized wrapper on this thread (seconds of blocked event loop):
+ * - for each model models/ makes (the tiny model, every benchmark preset and quantisation), built
+ *   directly;
+ * - for an operator's model (the tiny vocabulary under other templates: one no specialized wrapper
+ *   matches, one a specialized wrapper matches as it is, one it matches with options of its own),
+ *   resolved on a worker thread and built here by name;
+ * - and where the worker cannot decide as this thread would (a template node-llama-cpp's Jinja
+ *   engine cannot render), or without a template, resolved here by auto, as before.
+ * The models are loaded from their header alone (vocabulary only): the wrapper depends on the
+ * metadata, not on the weights.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ChatHistoryItem, getLlama, type Llama, LlamaLogLevel, resolveChatWrapper } from "node-llama-cpp";
+import {
+  type ChatHistoryItem,
+  type ChatWrapper,
+  getLlama,
+  type Llama,
+  LlamaLogLevel,
+  type LlamaModel,
+  resolveChatWrapper,
+} from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { chatWrapperFor } from "../../enclave/engine.ts";
+import { chooseChatWrapper } from "../../enclave/engine/chat-wrapper.ts";
 import { BENCH_PRESETS, type BenchPreset, type BenchQuant, benchShape, buildBenchVocab } from "../../models/bench.ts";
+import type { GgufMetadata } from "../../models/gguf-write.ts";
 import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata } from "../../models/llama-layout.ts";
-import { writeTinyModel } from "../../models/tiny.ts";
+import { buildTinyBigram, tinyShape, writeTinyModel } from "../../models/tiny.ts";
+import { TokenType } from "../../models/tiny-vocab.ts";
 
 // resolveChatWrapper as the engine calls it, watched: which resolution it asked for.
 vi.mock("node-llama-cpp", async (importOriginal) => {
@@ -36,22 +53,135 @@ const HISTORIES: readonly (readonly ChatHistoryItem[])[] = [
   ],
 ];
 
+/**
+ * An operator's model: the tiny model's vocabulary (with `special` added as control tokens) under a
+ * chat template written for this test in a well-known format (null: none), what node-llama-cpp's
+ * auto resolution makes of it (checked below, so a node-llama-cpp that changes it is seen here), and
+ * what this thread is asked to resolve: a wrapper built by name (never auto's trial of every
+ * wrapper), or auto itself where the worker cannot decide as this thread would.
+ */
+type OperatorModel = {
+  name: string;
+  template: string | null;
+  special?: readonly string[];
+  auto: string;
+  calls: unknown[];
+};
+
+const OPERATOR_MODELS: readonly OperatorModel[] = [
+  {
+    // No specialized wrapper formats it: auto tries every one, then takes the Jinja wrapper.
+    name: "question-reply",
+    template:
+      "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}" +
+      "{{ message['content'] + '\\n\\n' }}{% elif message['role'] == 'user' %}" +
+      "{{ '### Question:\\n' + message['content'] + '\\n\\n' }}{% else %}" +
+      "{{ '### Reply:\\n' + message['content'] + eos_token + '\\n\\n' }}{% endif %}{% endfor %}" +
+      "{% if add_generation_prompt %}{{ '### Reply:\\n' }}{% endif %}",
+    auto: "JinjaTemplateChatWrapper",
+    calls: [{ type: "jinjaTemplate" }],
+  },
+  {
+    // ChatML: the ChatML wrapper, which has no options.
+    name: "chatml",
+    template:
+      "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + " +
+      "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    auto: "ChatMLChatWrapper",
+    calls: [{ type: "chatML", customWrapperSettings: { chatML: {} } }],
+  },
+  {
+    // Llama 2's [INST] format with a space before the end of each answer: the Llama 2 wrapper with
+    // its option addSpaceBeforeEos set (unset by default).
+    name: "inst-space-eos",
+    template:
+      "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}" +
+      "{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}" +
+      "{% for message in turns %}{% if message['role'] == 'user' %}" +
+      "{% if loop.first and system != '' %}" +
+      "{% set text = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + message['content'] %}" +
+      "{% else %}{% set text = message['content'] %}{% endif %}" +
+      "{{ bos_token + '[INST] ' + text | trim + ' [/INST]' }}" +
+      "{% else %}{{ ' ' + message['content'] | trim + ' ' + eos_token }}{% endif %}{% endfor %}",
+    auto: "Llama2ChatWrapper",
+    calls: [{ type: "llama2Chat", customWrapperSettings: { llama2Chat: { addSpaceBeforeEos: true } } }],
+  },
+  {
+    // Llama 3.1's header format, dated by the renderer's date_string: the Llama 3.1 wrapper, matched
+    // by the configuration that passes that date, built with the knowledge date it applies.
+    name: "llama-3.1",
+    special: ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<|python_tag|>"],
+    template:
+      "{{ bos_token + '<|start_header_id|>system<|end_header_id|>\\n\\n' }}" +
+      "{{ 'Cutting Knowledge Date: December 2023\\nToday Date: ' + date_string + '\\n\\n' }}" +
+      "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] | trim }}" +
+      "{% set turns = messages[1:] %}{% else %}{% set turns = messages %}{% endif %}{{ '<|eot_id|>' }}" +
+      "{% for message in turns %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + " +
+      "message['content'] | trim + '<|eot_id|>' }}{% endfor %}" +
+      "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+    auto: "Llama3_1ChatWrapper",
+    calls: [
+      {
+        type: "llama3.1",
+        customWrapperSettings: { "llama3.1": { cuttingKnowledgeDate: new Date("2023-12-01T00:00:00Z") } },
+      },
+    ],
+  },
+  {
+    // Iterates a field no message has: node-llama-cpp's Jinja engine fails it, so auto tries every
+    // specialized wrapper, fails the Jinja one, and answers from the model's tokens (its BOS).
+    name: "unrenderable",
+    template:
+      "{% for message in messages %}{% for part in message.parts %}{{ part }}{% endfor %}" +
+      "{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}",
+    auto: "Llama2ChatWrapper",
+    calls: [{ type: "auto" }],
+  },
+  // Without a template auto has nothing to try: it answers from the model's tokens, here.
+  { name: "no template", template: null, auto: "Llama2ChatWrapper", calls: [{ type: "auto" }] },
+];
+
 let dir: string;
 let llama: Llama;
-const models: { name: string; path: string }[] = [];
+const ownModels: { name: string; path: string }[] = [];
+const operatorPaths = new Map<string, string>();
+
+/** An operator's model's header (vocabulary, no weights): see OperatorModel. */
+function operatorMetadata({ template, special = [] }: OperatorModel): GgufMetadata {
+  const { vocab: tiny } = buildTinyBigram();
+  const vocab = {
+    tokens: [...tiny.tokens, ...special],
+    scores: [...tiny.scores, ...special.map(() => 0)],
+    types: [...tiny.types, ...special.map(() => TokenType.CONTROL)],
+    index: tiny.index,
+  };
+  return llamaMetadata({ ...tinyShape(vocab.tokens.length), name: "operator-model" }, vocab).flatMap(
+    ([key, value]): GgufMetadata =>
+      key !== "tokenizer.chat_template"
+        ? [[key, value]]
+        : template === null
+          ? []
+          : [[key, { type: "STRING", value: template }]],
+  );
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-chat-wrapper-test-"));
   const tiny = join(dir, "tiny.gguf");
   await writeTinyModel(tiny);
-  models.push({ name: "tiny", path: tiny });
+  ownModels.push({ name: "tiny", path: tiny });
   for (const preset of Object.keys(BENCH_PRESETS) as BenchPreset[]) {
     for (const quant of ["f16", "q8_0"] as BenchQuant[]) {
       const path = join(dir, `bench-${preset}-${quant}.gguf`);
       const vocab = buildBenchVocab(BENCH_PRESETS[preset].vocab);
       await writeGguf(path, llamaMetadata(benchShape(preset, quant), vocab), []);
-      models.push({ name: `bench ${preset} ${quant}`, path });
+      ownModels.push({ name: `bench ${preset} ${quant}`, path });
     }
+  }
+  for (const [i, operator] of OPERATOR_MODELS.entries()) {
+    const path = join(dir, `operator-${i}.gguf`);
+    await writeGguf(path, operatorMetadata(operator), []);
+    operatorPaths.set(operator.name, path);
   }
   // Silent: llama.cpp logs a "missing tensor" error for a header-only file, then loads its vocabulary.
   llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.disabled });
@@ -62,44 +192,100 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe("chatWrapperFor", () => {
+/** What auto chose and what was chosen are the same: class, name, settings, and the bytes they format. */
+function expectSameWrapper(name: string, model: LlamaModel, chosen: ChatWrapper, auto: ChatWrapper): void {
+  expect({ name, class: chosen.constructor.name, wrapperName: chosen.wrapperName }).toEqual({
+    name,
+    class: auto.constructor.name,
+    wrapperName: auto.wrapperName,
+  });
+  expect(chosen.settings).toEqual(auto.settings);
+  for (const chatHistory of HISTORIES) {
+    const expected = auto.generateContextState({ chatHistory: [...chatHistory] });
+    const found = chosen.generateContextState({ chatHistory: [...chatHistory] });
+    expect(found.contextText.toJSON()).toEqual(expected.contextText.toJSON());
+    expect(found.contextText.toString()).toBe(expected.contextText.toString());
+    expect(found.stopGenerationTriggers.map((t) => t.toJSON())).toEqual(
+      expected.stopGenerationTriggers.map((t) => t.toJSON()),
+    );
+    expect(model.tokenize(found.contextText.toString(), true)).toEqual(
+      model.tokenize(expected.contextText.toString(), true),
+    );
+  }
+}
+
+/** The second argument of each resolveChatWrapper call on this thread since the last clear. */
+function resolutionsAskedFor(): unknown[] {
+  return vi.mocked(resolveChatWrapper).mock.calls.map((call) => (call as unknown[])[1]);
+}
+
+describe("chooseChatWrapper", () => {
   it("chooses auto's wrapper for every model models/ makes, formatting the same bytes, without auto's trial of every wrapper", async () => {
-    expect(models).toHaveLength(7);
-    for (const { name, path } of models) {
+    expect(ownModels).toHaveLength(7);
+    for (const { name, path } of ownModels) {
       const model = await llama.loadModel({ modelPath: path, gpuLayers: 0, vocabOnly: true });
       try {
         const auto = resolveChatWrapper(model);
         vi.mocked(resolveChatWrapper).mockClear();
-        const chosen = chatWrapperFor(model);
+        const chosen = await chooseChatWrapper(model);
         // auto tries each specialized wrapper (seconds of blocked event loop); the known template
         // asks for the Jinja wrapper directly. What was asked for, not a time: the machine is shared.
-        expect({ name, calls: vi.mocked(resolveChatWrapper).mock.calls.map((call) => (call as unknown[])[1]) }).toEqual(
-          {
-            name,
-            calls: [{ type: "jinjaTemplate" }],
-          },
-        );
-        expect({ name, class: chosen.constructor.name, wrapperName: chosen.wrapperName }).toEqual({
-          name,
-          class: auto.constructor.name,
-          wrapperName: auto.wrapperName,
-        });
+        expect({ name, calls: resolutionsAskedFor() }).toEqual({ name, calls: [{ type: "jinjaTemplate" }] });
         expect(chosen.constructor.name).toBe("JinjaTemplateChatWrapper");
-        for (const chatHistory of HISTORIES) {
-          const expected = auto.generateContextState({ chatHistory: [...chatHistory] });
-          const found = chosen.generateContextState({ chatHistory: [...chatHistory] });
-          expect(found.contextText.toJSON()).toEqual(expected.contextText.toJSON());
-          expect(found.contextText.toString()).toBe(expected.contextText.toString());
-          expect(found.stopGenerationTriggers.map((t) => t.toJSON())).toEqual(
-            expected.stopGenerationTriggers.map((t) => t.toJSON()),
-          );
-          expect(model.tokenize(found.contextText.toString(), true)).toEqual(
-            model.tokenize(expected.contextText.toString(), true),
-          );
-        }
+        expectSameWrapper(name, model, chosen, auto);
       } finally {
         await model.dispose();
       }
     }
   }, 300_000);
+
+  it("chooses auto's wrapper for an operator's model, resolving on another thread what auto would try on this one", async () => {
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      for (const operator of OPERATOR_MODELS) {
+        const { name } = operator;
+        const model = await llama.loadModel({
+          modelPath: operatorPaths.get(name) as string,
+          gpuLayers: 0,
+          vocabOnly: true,
+        });
+        try {
+          const auto = resolveChatWrapper(model);
+          vi.mocked(resolveChatWrapper).mockClear();
+          const chosen = await chooseChatWrapper(model);
+          expect({ name, auto: auto.constructor.name, calls: resolutionsAskedFor() }).toEqual({
+            name,
+            auto: operator.auto,
+            calls: operator.calls,
+          });
+          expectSameWrapper(name, model, chosen, auto);
+        } finally {
+          await model.dispose();
+        }
+      }
+    } finally {
+      quiet.mockRestore();
+    }
+  }, 300_000);
+
+  it("stops a resolution under way on the worker when its signal aborts, with the signal's reason", async () => {
+    const model = await llama.loadModel({
+      modelPath: operatorPaths.get("question-reply") as string,
+      gpuLayers: 0,
+      vocabOnly: true,
+    });
+    try {
+      vi.mocked(resolveChatWrapper).mockClear();
+      const stop = new AbortController();
+      const choosing = chooseChatWrapper(model, { signal: stop.signal });
+      stop.abort("SIGTERM");
+      await expect(choosing).rejects.toBe("SIGTERM");
+      expect(resolutionsAskedFor()).toEqual([]);
+      const stopped = new AbortController();
+      stopped.abort("SIGINT");
+      await expect(chooseChatWrapper(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
 });
