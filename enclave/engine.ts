@@ -50,7 +50,7 @@ import {
   SpecialTokensText,
   type Token,
 } from "node-llama-cpp";
-import { MAX_SEQUENCES } from "../manifests/schema.ts";
+import { type ChatWrapperChoice, MAX_SEQUENCES } from "../manifests/schema.ts";
 import { chooseChatWrapper } from "./engine/chat-wrapper.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
@@ -131,6 +131,8 @@ export type EngineOptions = {
   threads?: number;
   /** Show model-load progress on stderr (default: only when stderr is a TTY). */
   progress?: boolean;
+  /** The chat wrapper (the manifest's model.chatWrapper; default "auto"): engine/chat-wrapper.ts. */
+  chatWrapper?: ChatWrapperChoice;
   /**
    * The SHA-256 of `modelPath`, computed by the caller as it wrote that file (the enclave's private
    * copy, model-staging.ts): compared with `expectedSha256`, and `modelPath` is then loaded as it
@@ -282,7 +284,10 @@ async function loadEngine(
     });
     const slots: Slot[] = [];
     for (let i = 0; i < settings.sequences; i++) slots.push({ sequence: context.getSequence(), tenant: undefined });
-    const chatWrapper = await chooseChatWrapper(model, options.signal === undefined ? {} : { signal: options.signal });
+    const chatWrapper = await chooseChatWrapper(model, {
+      ...(options.chatWrapper === undefined ? {} : { choice: options.chatWrapper }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
     const info: EngineInfo = {
       modelPath: options.modelPath,
       modelSha256: found,

@@ -474,6 +474,7 @@ export class Enclave {
           sequences: manifest.inference.sequences,
           contextSize: manifest.inference.contextSize,
           threads: manifest.inference.threads,
+          ...(manifest.model.chatWrapper === undefined ? {} : { chatWrapper: manifest.model.chatWrapper }),
           ...(signal === undefined ? {} : { signal }),
         }));
     } catch (error) {

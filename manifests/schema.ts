@@ -8,6 +8,9 @@
  * Turning a check off is an explicit value, with a reason where it weakens a guarantee
  * (`pii.mode: "off"` + reason, `audit.enabled: false` + reason, `allowedMeasurements: {any: true,
  * reason}` — the latter only for simulator platforms). `debugAllowed` can only be `false`.
+ * The one field that may be absent is `model.chatWrapper`, added to version 1 after manifests were
+ * signed with it: it turns no check on or off, and its absence means "auto", what those manifests
+ * got, so they stay valid (and their digests unchanged).
  */
 import { z } from "zod";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../models/key-id.ts";
@@ -106,6 +109,41 @@ const tee = z
     }
   });
 
+/**
+ * How the enclave writes a conversation into the model's prompt: one of node-llama-cpp's chat
+ * wrappers (enclave/engine/chat-wrapper.ts). "auto": node-llama-cpp chooses from the model's chat
+ * template and names at boot (a manifest without the field gets it). "jinjaTemplate": the model's
+ * own Jinja chat template, rendered as written (the boot is refused when the model has none, or one
+ * node-llama-cpp's Jinja engine cannot render: CHAT_WRAPPER_UNAVAILABLE). Any other: that
+ * specialized wrapper with its default options, whatever the model's template (auto may choose the
+ * same wrapper with other options for a template it matches). Pinning one makes the prompt format
+ * part of what the operator signs, the same under another node-llama-cpp, and skips auto's trial of
+ * each wrapper at boot. node-llama-cpp's names (3.22) but "template", which needs a template of its
+ * own (test/engine/chat-wrapper.test.ts compares the lists).
+ */
+export const CHAT_WRAPPERS = [
+  "auto",
+  "jinjaTemplate",
+  "general",
+  "deepSeek",
+  "qwen",
+  "llama3.2-lightweight",
+  "llama3.1",
+  "llama3",
+  "llama2Chat",
+  "mistral",
+  "alpacaChat",
+  "functionary",
+  "chatML",
+  "falconChat",
+  "gemma4",
+  "gemma",
+  "harmony",
+  "muse",
+  "seed",
+] as const;
+export type ChatWrapperChoice = (typeof CHAT_WRAPPERS)[number];
+
 const model = z
   .strictObject({
     /** File name only (no directories). */
@@ -122,6 +160,8 @@ const model = z
      * can hold.
      */
     keyId: z.string().regex(KEY_ID_PATTERN, `expected ${KEY_ID_RULE}`).nullable(),
+    /** The prompt format (CHAT_WRAPPERS); absent: "auto". */
+    chatWrapper: z.enum(CHAT_WRAPPERS).optional(),
   })
   .superRefine((m, ctx) => {
     if (m.sealedAtRest !== (m.keyId !== null)) {

@@ -7,7 +7,9 @@
  * for each, synchronously: a template that none of them matches pays for every try, and one that a
  * wrapper matches pays for the tries before it. At the end of every boot that blocked the enclave's
  * event loop (1-2 s on an idle 2-core machine, 2-7 s on a loaded one), the enclave answering nothing
- * meanwhile (health checks, /audit, attestation). So the choice is made as follows:
+ * meanwhile (health checks, /audit, attestation). A manifest can pin the wrapper (its
+ * `model.chatWrapper`: manifests/schema.ts): it is then built by name, directly. Otherwise ("auto",
+ * and every manifest without the field) the choice is made as follows:
  * - The template of the models Cloister makes (models/llama-layout.ts) gets the Jinja wrapper
  *   directly (about 0.1 s): the class auto chooses for it, formatting the same bytes
  *   (test/engine/chat-wrapper.test.ts checks both for each model models/ makes).
@@ -18,14 +20,15 @@
  *   template; this thread then builds that wrapper by name with those options, which is what auto
  *   builds (the same class and settings). The worker does not load llama.cpp: its addon keeps
  *   process-wide state (the backend, the logger) that a second instance on another thread would
- *   replace or free. It asks this thread for the model's tokenizer instead, synchronously (a few
- *   hundred short calls, each a short task here). Where it cannot decide as auto on this thread
+ *   replace or free. It asks this thread for the model's tokenizer instead, synchronously (about a
+ *   hundred short calls, the worker keeping their answers, each a short task here). Where it cannot decide as auto on this thread
  *   would (a template that only llama.cpp's own Jinja engine renders, one no Jinja wrapper can
  *   render, after which auto answers from the model's names and tokens; or any failure of the
  *   worker), auto runs here, as before.
  *
- * What it checks: nothing about the template itself; whether the chosen wrapper suits the model is
- * node-llama-cpp's judgement, as before. The worker sees the template, the model's general metadata
+ * What it checks: that a pinned "jinjaTemplate" has a template node-llama-cpp renders
+ * (CHAT_WRAPPER_UNAVAILABLE otherwise); nothing else about the template: whether the chosen wrapper
+ * suits the model is node-llama-cpp's judgement or the operator's, as before. The worker sees the template, the model's general metadata
  * and its tokenizer, never a prompt.
  *
  * Relies on node-llama-cpp 3.22 internals, which test/engine/chat-wrapper.test.ts pins against
@@ -46,9 +49,16 @@ import {
   specializedChatWrapperTypeNames,
   type Tokenizer,
 } from "node-llama-cpp";
+import type { ChatWrapperChoice } from "../../manifests/schema.ts";
 import { CHAT_TEMPLATE } from "../../models/llama-layout.ts";
+import { EngineError } from "./errors.ts";
 
 export type ChooseChatWrapperOptions = {
+  /**
+   * The manifest's `model.chatWrapper` (manifests/schema.ts CHAT_WRAPPERS; default "auto"): any
+   * other is built directly, by name, or refused (CHAT_WRAPPER_UNAVAILABLE) when it cannot be.
+   */
+  choice?: ChatWrapperChoice;
   /** Aborting stops a resolution under way on the worker and rejects with the signal's reason. */
   signal?: AbortSignal;
 };
@@ -158,19 +168,58 @@ resolve().then(
 `;
 
 /**
- * The chat wrapper auto resolution chooses for `model`, without running auto's trial of every
- * specialized wrapper on this thread where it can be avoided (see the module's comment).
+ * The chat wrapper of `model`: the pinned choice, built by name, or (choice "auto") the one auto
+ * resolution chooses, without running auto's trial of every specialized wrapper on this thread
+ * where it can be avoided (see the module's comment).
  */
 export async function chooseChatWrapper(
   model: LlamaModel,
   options: ChooseChatWrapperOptions = {},
 ): Promise<ChatWrapper> {
   options.signal?.throwIfAborted();
+  const choice = options.choice ?? "auto";
   const template = model.fileInfo.metadata.tokenizer?.chat_template;
+  if (choice !== "auto") return pinnedChatWrapper(model, choice, template);
   if (template === CHAT_TEMPLATE) return resolveChatWrapper(model, { type: "jinjaTemplate" });
   if (template === undefined || template.trim() === "") return resolveChatWrapper(model, { type: "auto" });
   const answer = await resolveOnWorker(model, options.signal);
   return buildAnswer(model, answer) ?? resolveChatWrapper(model, { type: "auto" });
+}
+
+/**
+ * The wrapper the manifest names. Without a fallback: a Jinja template that cannot be rendered is
+ * refused, not replaced by auto's choice (which the operator did not sign).
+ */
+function pinnedChatWrapper(
+  model: LlamaModel,
+  choice: Exclude<ChatWrapperChoice, "auto">,
+  template: string | undefined,
+): ChatWrapper {
+  if (choice !== "jinjaTemplate") {
+    const type = specializedChatWrapperTypeNames.find((name) => name === choice);
+    if (type === undefined) {
+      throw new EngineError(
+        "ENGINE_OPTIONS",
+        `chatWrapper: expected one of node-llama-cpp's chat wrappers, found ${JSON.stringify(choice)}`,
+      );
+    }
+    return resolveChatWrapper(model, { type });
+  }
+  if (template === undefined || template.trim() === "") {
+    throw new EngineError(
+      "CHAT_WRAPPER_UNAVAILABLE",
+      'manifest field model.chatWrapper: "jinjaTemplate" expected a Jinja chat template in the model (tokenizer.chat_template), found none; pin another chat wrapper, or "auto"',
+    );
+  }
+  try {
+    return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
+  } catch (error) {
+    throw new EngineError(
+      "CHAT_WRAPPER_UNAVAILABLE",
+      'manifest field model.chatWrapper: "jinjaTemplate" expected a chat template node-llama-cpp\'s Jinja engine renders, found one it fails; pin another chat wrapper, or "auto"',
+      { cause: error },
+    );
+  }
 }
 
 /** The wrapper the worker found, built here; null when it found none (auto must run here). */

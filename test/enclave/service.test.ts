@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { JWK } from "jose";
 import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { InferenceEngine } from "../../enclave/engine.ts";
+import { InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { modelCopiesLeft } from "../../enclave/model-staging.ts";
 import { auditCommitment, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
@@ -143,6 +143,30 @@ describe("enclave boot", () => {
       tdxCollateralDir: dir,
     }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "TDX_COLLATERAL_UNUSED" });
+  });
+
+  it("formats prompts with the chat wrapper the manifest pins (model.chatWrapper), not the one auto chooses", async () => {
+    const messages = [{ role: "user", content: "What does the enclave do?" }] as const;
+    const promptTokens = async (target: Enclave): Promise<unknown> => {
+      const final = (await ask(target, { messages, maxTokens: 1 })).at(-1);
+      return final?.type === "final" ? final.usage.promptTokens : final;
+    };
+    const chatMl = await openInferenceEngine({
+      modelPath,
+      expectedSha256: TINY_MODEL_SHA256,
+      threads: 1,
+      sequences: 1,
+      chatWrapper: "chatML",
+    });
+    const pinned = await boot(manifest({ model: { chatWrapper: "chatML" } }));
+    try {
+      const expected = chatMl.countPromptTokens({ messages: [...messages] });
+      expect(expected).not.toBe(await promptTokens(enclave));
+      expect(await promptTokens(pinned)).toBe(expected);
+    } finally {
+      await pinned.close();
+      await chatMl.close();
+    }
   });
 
   it("boots a contextSize that is not a multiple of 256 when rounding up would reach the training context", async () => {

@@ -22,10 +22,14 @@ import {
   type Llama,
   LlamaLogLevel,
   type LlamaModel,
+  resolvableChatWrapperTypeNames,
   resolveChatWrapper,
+  specializedChatWrapperTypeNames,
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { chooseChatWrapper } from "../../enclave/engine/chat-wrapper.ts";
+import type { EngineError } from "../../enclave/engine/errors.ts";
+import { CHAT_WRAPPERS, type ChatWrapperChoice } from "../../manifests/schema.ts";
 import { BENCH_PRESETS, type BenchPreset, type BenchQuant, benchShape, buildBenchVocab } from "../../models/bench.ts";
 import type { GgufMetadata } from "../../models/gguf-write.ts";
 import { writeGguf } from "../../models/gguf-write.ts";
@@ -267,6 +271,45 @@ describe("chooseChatWrapper", () => {
       quiet.mockRestore();
     }
   }, 300_000);
+
+  it("builds the chat wrapper a manifest pins by name, whatever auto would choose, and refuses a Jinja template it cannot have", async () => {
+    const load = (name: string) =>
+      llama.loadModel({ modelPath: operatorPaths.get(name) as string, gpuLayers: 0, vocabOnly: true });
+    const pinned = async (name: string, choice: ChatWrapperChoice) => {
+      const model = await load(name);
+      try {
+        vi.mocked(resolveChatWrapper).mockClear();
+        const wrapper = await chooseChatWrapper(model, { choice }).catch((error: unknown) => error);
+        return {
+          found: wrapper instanceof Error ? (wrapper as EngineError).code : (wrapper as ChatWrapper).constructor.name,
+          calls: resolutionsAskedFor(),
+        };
+      } finally {
+        await model.dispose();
+      }
+    };
+    // auto: the Jinja wrapper (no specialized one matches); pinned, the one named.
+    expect(await pinned("question-reply", "chatML")).toEqual({
+      found: "ChatMLChatWrapper",
+      calls: [{ type: "chatML" }],
+    });
+    // auto: the ChatML wrapper; pinned, the model's own template, rendered as written.
+    const jinja = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false };
+    expect(await pinned("chatml", "jinjaTemplate")).toEqual({ found: "JinjaTemplateChatWrapper", calls: [jinja] });
+    // Refused, not replaced by what auto would choose (which the operator did not sign).
+    expect(await pinned("unrenderable", "jinjaTemplate")).toEqual({
+      found: "CHAT_WRAPPER_UNAVAILABLE",
+      calls: [jinja],
+    });
+    expect(await pinned("no template", "jinjaTemplate")).toEqual({ found: "CHAT_WRAPPER_UNAVAILABLE", calls: [] });
+  }, 120_000);
+
+  it("offers node-llama-cpp's chat wrappers by their names, but the one that needs a template of its own", () => {
+    expect(CHAT_WRAPPERS).toEqual(["auto", "jinjaTemplate", ...specializedChatWrapperTypeNames]);
+    expect(
+      resolvableChatWrapperTypeNames.filter((name) => !(CHAT_WRAPPERS as readonly string[]).includes(name)),
+    ).toEqual(["template"]);
+  });
 
   it("stops a resolution under way on the worker when its signal aborts, with the signal's reason", async () => {
     const model = await llama.loadModel({

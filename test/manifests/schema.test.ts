@@ -5,7 +5,7 @@ import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { ManifestSchemaError } from "../../manifests/errors.ts";
-import { parseManifest } from "../../manifests/schema.ts";
+import { CHAT_WRAPPERS, parseManifest } from "../../manifests/schema.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 
 function schemaError(value: unknown): ManifestSchemaError {
@@ -78,6 +78,12 @@ const cases: Case[] = [
     manifest: devManifestRaw({ model: { sealedAtRest: true, keyId: null } }),
     code: "MANIFEST_FIELD_INVALID",
     path: "model.keyId",
+  },
+  {
+    name: "a chat wrapper node-llama-cpp does not have",
+    manifest: devManifestRaw({ model: { chatWrapper: "chatml" } }),
+    code: "MANIFEST_FIELD_INVALID",
+    path: "model.chatWrapper",
   },
   {
     name: "debug allowed",
@@ -326,6 +332,15 @@ describe("manifest schema", () => {
     const error = schemaError(devManifestRaw({ tee: { allowedMeasurements: 5 } }));
     expect(error.message).toBe(
       'manifest field tee.allowedMeasurements: expected a list of measurements [96 lower-case hex characters, …] or { "any": true, "reason": "…" }, found 5',
+    );
+  });
+
+  it("takes a pinned chat wrapper, and a manifest without one (signed before the field) as before", () => {
+    expect(DEV_MANIFEST.model).not.toHaveProperty("chatWrapper");
+    expect(devManifest({ model: { chatWrapper: "jinjaTemplate" } }).model.chatWrapper).toBe("jinjaTemplate");
+    expect(devManifest({ model: { chatWrapper: "llama3.1" } }).model.chatWrapper).toBe("llama3.1");
+    expect(schemaError(devManifestRaw({ model: { chatWrapper: "template" } })).message).toBe(
+      `manifest field model.chatWrapper: expected one of ${CHAT_WRAPPERS.map((name) => JSON.stringify(name)).join(", ")}, found "template"`,
     );
   });
 
