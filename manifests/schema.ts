@@ -9,8 +9,8 @@
  * (`pii.mode: "off"` + reason, `audit.enabled: false` + reason, `allowedMeasurements: {any: true,
  * reason}` — the latter only for simulator platforms). `debugAllowed` can only be `false`.
  * The one field that may be absent is `model.chatWrapper`, added to version 1 after manifests were
- * signed with it: it turns no check on or off, and its absence means "auto", what those manifests
- * got, so they stay valid (and their digests unchanged).
+ * signed without it: it turns no check on or off, and its absence means "auto", what those
+ * manifests got, so they stay valid (and their digests unchanged).
  */
 import { z } from "zod";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../models/key-id.ts";
@@ -116,9 +116,9 @@ const tee = z
  * own Jinja chat template, rendered as written (the boot is refused when the model has none, or one
  * node-llama-cpp's Jinja engine cannot render: CHAT_WRAPPER_UNAVAILABLE). Any other: that
  * specialized wrapper with its default options, whatever the model's template (auto may choose the
- * same wrapper with other options for a template it matches). Pinning one makes the prompt format
- * part of what the operator signs, the same under another node-llama-cpp, and skips auto's trial of
- * each wrapper at boot. node-llama-cpp's names (3.22) but "template", which needs a template of its
+ * same wrapper with other options for a template it matches). Pinning one makes the choice part of
+ * what the operator signs, not node-llama-cpp's guess (which another version of it may make
+ * otherwise), and skips auto's trial of each wrapper at boot. node-llama-cpp's names (3.22) but "template", which needs a template of its
  * own (test/engine/chat-wrapper.test.ts compares the lists).
  */
 export const CHAT_WRAPPERS = [
