@@ -8,7 +8,9 @@
  *   matches, one a specialized wrapper matches as it is, one it matches with options of its own),
  *   resolved on a worker thread and built here by name;
  * - and where the worker cannot decide as this thread would (a template node-llama-cpp's Jinja
- *   engine cannot render), or without a template, resolved here by auto, as before.
+ *   engine cannot render), or without a template, resolved here by auto, as before;
+ * - a worker whose tokenizer call fails here gives no answer (auto runs here), and an abort while it
+ *   waits for one ends it.
  * The models are loaded from their header alone (vocabulary only): the wrapper depends on the
  * metadata, not on the weights.
  */
@@ -223,6 +225,25 @@ function resolutionsAskedFor(): unknown[] {
   return vi.mocked(resolveChatWrapper).mock.calls.map((call) => (call as unknown[])[1]);
 }
 
+/** `model` whose tokenizer (each of its calls) runs `before` first: what the worker asks this thread for. */
+function watchedTokenizer(model: LlamaModel, before: () => void): LlamaModel {
+  const real = model.tokenizer;
+  const watched =
+    <A extends unknown[], R>(call: (...args: A) => R) =>
+    (...args: A): R => {
+      before();
+      return call(...args);
+    };
+  const tokenizer = Object.assign(watched(real), {
+    detokenize: watched(real.detokenize),
+    isSpecialToken: watched(real.isSpecialToken),
+    isEogToken: watched(real.isEogToken),
+  });
+  return new Proxy(model, {
+    get: (target, key) => (key === "tokenizer" ? tokenizer : Reflect.get(target, key, target)),
+  });
+}
+
 describe("chooseChatWrapper", () => {
   it("chooses auto's wrapper for every model models/ makes, formatting the same bytes, without auto's trial of every wrapper", async () => {
     expect(ownModels).toHaveLength(7);
@@ -327,6 +348,51 @@ describe("chooseChatWrapper", () => {
       const stopped = new AbortController();
       stopped.abort("SIGINT");
       await expect(chooseChatWrapper(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
+
+  it("a tokenizer call that fails on this thread ends the worker's resolution: auto runs here, not on a partial answer", async () => {
+    const model = await llama.loadModel({
+      modelPath: operatorPaths.get("chatml") as string,
+      gpuLayers: 0,
+      vocabOnly: true,
+    });
+    try {
+      let failed = false;
+      const failingOnce = watchedTokenizer(model, () => {
+        if (failed) return;
+        failed = true;
+        throw new Error("tokenizer failed");
+      });
+      vi.mocked(resolveChatWrapper).mockClear();
+      const chosen = await chooseChatWrapper(failingOnce);
+      // The worker's first call failed; auto ran here, with this thread's tokenizer.
+      expect({ failed, calls: resolutionsAskedFor() }).toEqual({ failed: true, calls: [{ type: "auto" }] });
+      expectSameWrapper("chatml", model, chosen, resolveChatWrapper(model));
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
+
+  it("stops a resolution when its signal aborts while the worker waits for this thread's tokenizer", async () => {
+    const model = await llama.loadModel({
+      modelPath: operatorPaths.get("chatml") as string,
+      gpuLayers: 0,
+      vocabOnly: true,
+    });
+    try {
+      const stop = new AbortController();
+      let asked = 0;
+      const aborting = watchedTokenizer(model, () => {
+        asked += 1;
+        stop.abort("SIGTERM");
+      });
+      vi.mocked(resolveChatWrapper).mockClear();
+      await expect(chooseChatWrapper(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
+      // The worker was asked one call's answer, then ended: nothing resolved here, nothing asked again.
+      expect({ asked, calls: resolutionsAskedFor() }).toEqual({ asked: 1, calls: [] });
     } finally {
       await model.dispose();
     }
