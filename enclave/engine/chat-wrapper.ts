@@ -21,20 +21,21 @@
  *   builds (the same class and settings). The worker does not load llama.cpp: its addon keeps
  *   process-wide state (the backend, the logger) that a second instance on another thread would
  *   replace or free. It asks this thread for the model's tokenizer instead, synchronously (about a
- *   hundred short calls, the worker keeping their answers, each a short task here). Where it cannot decide as auto on this thread
- *   would (a template that only llama.cpp's own Jinja engine renders, one no Jinja wrapper can
- *   render, after which auto answers from the model's names and tokens; or any failure of the
- *   worker), auto runs here, as before.
+ *   hundred short calls, the worker keeping their answers, each a short task here). Where it cannot
+ *   decide as auto on this thread would (a template that only llama.cpp's own Jinja engine renders,
+ *   one no Jinja wrapper can render, after which auto answers from the model's names and tokens; or
+ *   any failure of the worker), auto runs here, as before.
  *
  * What it checks: that a pinned "jinjaTemplate" has a template node-llama-cpp renders
  * (CHAT_WRAPPER_UNAVAILABLE otherwise); nothing else about the template: whether the chosen wrapper
- * suits the model is node-llama-cpp's judgement or the operator's, as before. The worker sees the template, the model's general metadata
- * and its tokenizer, never a prompt.
+ * suits the model is node-llama-cpp's judgement or the operator's, as before. The worker sees the
+ * template, the model's metadata (less the vocabulary's arrays) and its tokenizer, never a prompt.
  *
  * Relies on node-llama-cpp 3.22 internals, which test/engine/chat-wrapper.test.ts pins against
- * auto's own answers: each specialized wrapper's `_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate`
- * (the option configurations auto tries, in order; auto builds the matching one's options), and the
- * `llama` option being touched only to render a template with llama.cpp's Jinja engine.
+ * auto's own answers: each specialized wrapper's
+ * `_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate` (the option configurations auto tries,
+ * in order; auto builds the matching one's options), and the `llama` option being touched only to
+ * render a template with llama.cpp's Jinja engine.
  */
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -230,8 +231,7 @@ function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper | nul
   if (type === undefined) return null;
   const settings = appliedOptions(type, answer.configuration);
   if (settings === null) return null;
-  const wrapper = resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
-  return wrapper.constructor === chatWrappers[type] ? wrapper : null;
+  return resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
 }
 
 /**
