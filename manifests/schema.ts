@@ -118,8 +118,8 @@ const tee = z
  * specialized wrapper with its default options, whatever the model's template (auto may choose the
  * same wrapper with other options for a template it matches). Pinning one makes the choice part of
  * what the operator signs, not node-llama-cpp's guess (which another version of it may make
- * otherwise), and skips auto's trial of each wrapper at boot. node-llama-cpp's names (3.22) but "template", which needs a template of its
- * own (test/engine/chat-wrapper.test.ts compares the lists).
+ * otherwise), and skips auto's trial of each wrapper at boot. node-llama-cpp's names (3.22) but
+ * "template", which needs a template of its own (test/engine/chat-wrapper.test.ts compares the lists).
  */
 export const CHAT_WRAPPERS = [
   "auto",
