@@ -244,6 +244,16 @@ function watchedTokenizer(model: LlamaModel, before: () => void): LlamaModel {
   });
 }
 
+/** Runs `use` on the operator's model `name` (OPERATOR_MODELS), loaded from its header, then disposes of it. */
+async function withOperatorModel(name: string, use: (model: LlamaModel) => Promise<void>): Promise<void> {
+  const model = await llama.loadModel({ modelPath: operatorPaths.get(name) as string, gpuLayers: 0, vocabOnly: true });
+  try {
+    await use(model);
+  } finally {
+    await model.dispose();
+  }
+}
+
 describe("chooseChatWrapper", () => {
   it("chooses auto's wrapper for every model models/ makes, formatting the same bytes, without auto's trial of every wrapper", async () => {
     expect(ownModels).toHaveLength(7);
@@ -332,69 +342,57 @@ describe("chooseChatWrapper", () => {
     ).toEqual(["template"]);
   });
 
-  it("stops a resolution under way on the worker when its signal aborts, with the signal's reason", async () => {
-    const model = await llama.loadModel({
-      modelPath: operatorPaths.get("question-reply") as string,
-      gpuLayers: 0,
-      vocabOnly: true,
-    });
-    try {
-      vi.mocked(resolveChatWrapper).mockClear();
-      const stop = new AbortController();
-      const choosing = chooseChatWrapper(model, { signal: stop.signal });
-      stop.abort("SIGTERM");
-      await expect(choosing).rejects.toBe("SIGTERM");
-      expect(resolutionsAskedFor()).toEqual([]);
-      const stopped = new AbortController();
-      stopped.abort("SIGINT");
-      await expect(chooseChatWrapper(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
-    } finally {
-      await model.dispose();
-    }
-  }, 120_000);
-
-  it("a tokenizer call that fails on this thread ends the worker's resolution: auto runs here, not on a partial answer", async () => {
-    const model = await llama.loadModel({
-      modelPath: operatorPaths.get("chatml") as string,
-      gpuLayers: 0,
-      vocabOnly: true,
-    });
-    try {
-      let failed = false;
-      const failingOnce = watchedTokenizer(model, () => {
-        if (failed) return;
-        failed = true;
-        throw new Error("tokenizer failed");
-      });
-      vi.mocked(resolveChatWrapper).mockClear();
-      const chosen = await chooseChatWrapper(failingOnce);
-      // The worker's first call failed; auto ran here, with this thread's tokenizer.
-      expect({ failed, calls: resolutionsAskedFor() }).toEqual({ failed: true, calls: [{ type: "auto" }] });
-      expectSameWrapper("chatml", model, chosen, resolveChatWrapper(model));
-    } finally {
-      await model.dispose();
-    }
-  }, 120_000);
-
-  it("stops a resolution when its signal aborts while the worker waits for this thread's tokenizer", async () => {
-    const model = await llama.loadModel({
-      modelPath: operatorPaths.get("chatml") as string,
-      gpuLayers: 0,
-      vocabOnly: true,
-    });
-    try {
-      const stop = new AbortController();
-      let asked = 0;
-      const aborting = watchedTokenizer(model, () => {
-        asked += 1;
+  it(
+    "stops a resolution under way on the worker when its signal aborts, with the signal's reason",
+    () =>
+      withOperatorModel("question-reply", async (model) => {
+        vi.mocked(resolveChatWrapper).mockClear();
+        const stop = new AbortController();
+        const choosing = chooseChatWrapper(model, { signal: stop.signal });
         stop.abort("SIGTERM");
-      });
-      vi.mocked(resolveChatWrapper).mockClear();
-      await expect(chooseChatWrapper(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
-      // The worker was asked one call's answer, then ended: nothing resolved here, nothing asked again.
-      expect({ asked, calls: resolutionsAskedFor() }).toEqual({ asked: 1, calls: [] });
-    } finally {
-      await model.dispose();
-    }
-  }, 120_000);
+        await expect(choosing).rejects.toBe("SIGTERM");
+        expect(resolutionsAskedFor()).toEqual([]);
+        const stopped = new AbortController();
+        stopped.abort("SIGINT");
+        await expect(chooseChatWrapper(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
+      }),
+    120_000,
+  );
+
+  it(
+    "a tokenizer call that fails on this thread ends the worker's resolution: auto runs here, not on a partial answer",
+    () =>
+      withOperatorModel("chatml", async (model) => {
+        let failed = false;
+        const failingOnce = watchedTokenizer(model, () => {
+          if (failed) return;
+          failed = true;
+          throw new Error("tokenizer failed");
+        });
+        vi.mocked(resolveChatWrapper).mockClear();
+        const chosen = await chooseChatWrapper(failingOnce);
+        // The worker's first call failed; auto ran here, with this thread's tokenizer.
+        expect({ failed, calls: resolutionsAskedFor() }).toEqual({ failed: true, calls: [{ type: "auto" }] });
+        expectSameWrapper("chatml", model, chosen, resolveChatWrapper(model));
+      }),
+    120_000,
+  );
+
+  it(
+    "stops a resolution when its signal aborts while the worker waits for this thread's tokenizer",
+    () =>
+      withOperatorModel("chatml", async (model) => {
+        const stop = new AbortController();
+        let asked = 0;
+        const aborting = watchedTokenizer(model, () => {
+          asked += 1;
+          stop.abort("SIGTERM");
+        });
+        vi.mocked(resolveChatWrapper).mockClear();
+        await expect(chooseChatWrapper(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
+        // The worker was asked one call's answer, then ended: nothing resolved here, nothing asked again.
+        expect({ asked, calls: resolutionsAskedFor() }).toEqual({ asked: 1, calls: [] });
+      }),
+    120_000,
+  );
 });
