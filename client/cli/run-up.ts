@@ -197,7 +197,10 @@ export function stopsAskedFor(failed: () => boolean): {
   stopDuringBoot(
     (reason) => {
       const during = stoppingFor ?? first;
-      if (during !== null) say(`${reason} while stopping (${during}): Ctrl-C again to exit at once`);
+      // Output closed is no stop asked for by anyone, and not counted: the next Ctrl-C does not exit.
+      if (during !== null && reason !== "output closed") {
+        say(`${reason} while stopping (${during}): Ctrl-C again to exit at once`);
+      }
       if (first !== null) return;
       first = reason;
       if (!booted) {

@@ -101,3 +101,23 @@ describe("cloister up and demo: their output closed", () => {
     expect(exit.mock.calls).toEqual([[130]]);
   });
 });
+
+describe("cloister up and demo: their output closed while they stop for another reason", () => {
+  it("says nothing (no Ctrl-C came): the next Ctrl-C says how to exit at once, the one after exits", () => {
+    const { said, exit } = watch();
+    const stops = stopsAskedFor(() => false);
+    stops.booted();
+    stops.stopping("host exited");
+    closeOutput();
+    // It said "output closed while stopping (host exited): Ctrl-C again to exit at once", but the
+    // Ctrl-C after it, the first counted, only said so again.
+    expect({ said, exit: exit.mock.calls }).toEqual({ said: [], exit: [] });
+    process.emit("SIGINT", "SIGINT");
+    expect({ said, exit: exit.mock.calls }).toEqual({
+      said: ["SIGINT while stopping (host exited): Ctrl-C again to exit at once\n"],
+      exit: [],
+    });
+    process.emit("SIGINT", "SIGINT");
+    expect(exit.mock.calls).toEqual([[130]]);
+  });
+});
