@@ -171,11 +171,12 @@ function isStop(error: unknown, reason: unknown): boolean {
  * during boot. The first aborts the boot under way (`boot`, said on stderr) until `booted()`, then
  * is the caller's to handle (`signalled`): it stops what it started. A second (Ctrl-C again,
  * SIGTERM) exits at once, saying so, with the status of a command stopped early (130, 143; 1 when
- * a child failed as it stopped, `failed`); the children, supervised, stop on their own once it has
- * gone (output.ts stopWhenParentExits), unwatched. Output closed is no second stop: under
+ * a child failed as it stopped, `failed`, or the stop began for a failure, `stopping`'s); the
+ * children, supervised, stop on their own once it has gone (output.ts stopWhenParentExits),
+ * unwatched. Output closed is no second stop: under
  * `cloister up 2>&1 | tee log`, Ctrl-C reaches tee too, and the EPIPE of up's next line exited at
  * once, its children left to stop after it had gone. A stop asked for during one that began for
- * another reason (`stopping(why)`: the host exited, demo failed or finished; or the output closed)
+ * another reason (`stopping(why, …)`: the host exited, demo failed or finished; or the output closed)
  * is said, with how to exit at once. Exported for its tests.
  */
 export function stopsAskedFor(failed: () => boolean): {
@@ -184,12 +185,17 @@ export function stopsAskedFor(failed: () => boolean): {
   /** Aborted, with the first stop's reason, when it comes before `booted()`. */
   readonly boot: AbortSignal;
   booted(): void;
-  stopping(why: string): void;
+  /**
+   * A stop began for another reason (`why`); `failed`: the command fails for it (exit 1, also when
+   * a second stop cuts it short).
+   */
+  stopping(why: string, outcome: { readonly failed: boolean }): void;
 } {
   const boot = new AbortController();
   let booted = false;
   let first: StopReason | null = null;
   let stoppingFor: string | null = null;
+  let stoppingFailed = false;
   let signal: (reason: StopReason) => void = () => {};
   const signalled = new Promise<StopReason>((resolve) => {
     signal = resolve;
@@ -211,7 +217,7 @@ export function stopsAskedFor(failed: () => boolean): {
     },
     (reason) => {
       say(`${reason} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
-      process.exit(failed() ? 1 : STOPPED_EXIT_CODE[reason]);
+      process.exit(stoppingFailed || failed() ? 1 : STOPPED_EXIT_CODE[reason]);
     },
     { countOutputClosed: false },
   );
@@ -221,8 +227,9 @@ export function stopsAskedFor(failed: () => boolean): {
     booted: () => {
       booted = true;
     },
-    stopping: (why) => {
+    stopping: (why, outcome) => {
       stoppingFor = why;
+      stoppingFailed = outcome.failed;
     },
   };
 }
@@ -279,7 +286,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   );
   const reason = await Promise.race([asked.signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
-  if (reason.endsWith("exited")) asked.stopping(reason);
+  if (reason.endsWith("exited")) asked.stopping(reason, { failed: true });
   await deployment.stop();
   say("stopped: every process it started has exited");
   if (reason.endsWith("exited") || stops.failed()) process.exitCode = 1;
@@ -439,13 +446,13 @@ export async function runDemo(
   shown.catch(() => {}); // raced below; its failure after a stop is the stop's
   const reason = await Promise.race([shown.then(() => null), asked.signalled]).catch(async (error: unknown) => {
     sayLastLines(logs);
-    asked.stopping("demo failed");
+    asked.stopping("demo failed", { failed: true });
     await deployment.stop();
     throw error;
   });
   if (reason !== null) say(`shutting down (${reason}) …`);
   // A Ctrl-C as it stops after the demo finished is said, as during its other stops (it said nothing).
-  else asked.stopping("demo finished");
+  else asked.stopping("demo finished", { failed: false });
   await deployment.stop();
   if (reason !== null) stoppedEarly(reason);
   else if (stops.failed()) process.exitCode = 1;

@@ -37,7 +37,7 @@ async function saidOnFirstStop(why: string | null): Promise<string> {
   const { said } = watch();
   const stops = stopsAskedFor(() => false);
   stops.booted();
-  if (why !== null) stops.stopping(why);
+  if (why !== null) stops.stopping(why, { failed: why !== "demo finished" });
   process.emit("SIGINT", "SIGINT");
   expect(await stops.signalled).toBe("SIGINT");
   vi.restoreAllMocks();
@@ -57,7 +57,7 @@ describe("cloister up and demo: the first Ctrl-C while they stop for another rea
   });
 
   it("arms the exit at once for the next one", async () => {
-    await saidOnFirstStop("host exited");
+    await saidOnFirstStop("demo finished");
     const { said, exit } = watch();
     process.emit("SIGINT", "SIGINT");
     expect(exit).toHaveBeenCalledWith(130);
@@ -65,6 +65,21 @@ describe("cloister up and demo: the first Ctrl-C while they stop for another rea
       "SIGINT while stopping: exiting at once; the processes it started stop on their own once it has gone\n",
     );
   });
+
+  it.each(["host exited", "demo failed"])(
+    "%s: the exit at once is 1, as the stop it cut short would have ended, not 130",
+    (why) => {
+      const { exit } = watch();
+      const stops = stopsAskedFor(() => false);
+      stops.booted();
+      stops.stopping(why, { failed: true });
+      process.emit("SIGINT", "SIGINT");
+      process.emit("SIGINT", "SIGINT");
+      // One Ctrl-C let `up` exit 1 (a process exited on its own) and `demo` 1 (its error): the
+      // second, which only cuts the stop short, exited 130, as if nothing had failed.
+      expect(exit.mock.calls).toEqual([[1]]);
+    },
+  );
 
   it("during boot, aborts the boot with the stop's reason, and says so", () => {
     const { said } = watch();
@@ -107,14 +122,14 @@ describe("cloister up and demo: their output closed while they stop for another 
     const { said, exit } = watch();
     const stops = stopsAskedFor(() => false);
     stops.booted();
-    stops.stopping("host exited");
+    stops.stopping("demo finished", { failed: false });
     closeOutput();
-    // It said "output closed while stopping (host exited): Ctrl-C again to exit at once", but the
+    // It said "output closed while stopping (demo finished): Ctrl-C again to exit at once", but the
     // Ctrl-C after it, the first counted, only said so again.
     expect({ said, exit: exit.mock.calls }).toEqual({ said: [], exit: [] });
     process.emit("SIGINT", "SIGINT");
     expect({ said, exit: exit.mock.calls }).toEqual({
-      said: ["SIGINT while stopping (host exited): Ctrl-C again to exit at once\n"],
+      said: ["SIGINT while stopping (demo finished): Ctrl-C again to exit at once\n"],
       exit: [],
     });
     process.emit("SIGINT", "SIGINT");
