@@ -1011,6 +1011,8 @@ export class Session {
         parseAttestationCollateral(answer.collateral),
       );
     } catch (error) {
+      // Aborted meanwhile: ABORTED, as connect promises, not an outcome its caller no longer waits for.
+      if (signal?.aborted) throw abortedVerification(signal);
       if (error instanceof AttestationError) {
         throw new ClientError(
           "attestation",
@@ -1025,13 +1027,7 @@ export class Session {
       throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
     }
     // Aborted while the evidence was being verified: nothing of it is kept, no request key made for it.
-    if (signal?.aborted) {
-      throw transportError(
-        "ABORTED",
-        "connect aborted by the caller while the enclave was being verified: nothing of it is kept",
-        signal.reason,
-      );
-    }
+    if (signal?.aborted) throw abortedVerification(signal);
     const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
@@ -1376,6 +1372,15 @@ export class Session {
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
   }
+}
+
+/** connect()'s `signal` aborted while the enclave's evidence was verified (Session's #attest). */
+function abortedVerification(signal: AbortSignal): ClientError {
+  return transportError(
+    "ABORTED",
+    "connect aborted by the caller while the enclave was being verified: nothing of it is kept",
+    signal.reason,
+  );
 }
 
 function abortedWait(signal: AbortSignal): ClientError {

@@ -79,6 +79,22 @@ describe("connect({signal})", () => {
     expect({ paths, verified }).toEqual({ paths: ["/attestation", "/attestation/challenge"], verified: [] });
   });
 
+  it("aborted while evidence that fails is verified: ABORTED still, not the verification's failure", async () => {
+    const controller = new AbortController();
+    const outcome = await connectTo({
+      connect: {
+        signal: controller.signal,
+        // A clock long past every certificate's end: the verification fails, after the abort.
+        now: () => {
+          controller.abort();
+          return new Date("2200-01-01T00:00:00Z");
+        },
+      },
+    }).catch((error: unknown) => error);
+    // It was the attestation error: a caller that gave up was told of an outcome it no longer waited for.
+    expect(outcome).toMatchObject({ kind: "transport", code: "ABORTED" });
+  });
+
   it("a signal already aborted: ABORTED, and nothing is sent", async () => {
     const paths: string[] = [];
     const outcome = await connectTo({ paths, connect: { signal: AbortSignal.abort() } }).catch((e: unknown) => e);
