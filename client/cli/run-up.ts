@@ -1,6 +1,7 @@
 /** `cloister up` and `cloister demo`. */
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
@@ -316,28 +317,32 @@ function stopFailures(): {
 /**
  * Reads the audit records the host stored for this enclave boot and verifies them under the
  * attested Ed25519 key against a fresh checkpoint the enclave signed (the host collects records
- * right after each response): every record signed and chained, none cut from the end.
+ * right after each response): every record signed and chained, none cut from the end. Until
+ * `signal` (the demo's stop) is aborted.
  */
-async function checkAudit(dir: string, session: Session): Promise<string> {
+async function checkAudit(dir: string, session: Session, signal: AbortSignal): Promise<string> {
   const enclave = session.enclave;
   const checkpoint = await session.auditCheckpoint();
   const file = join(dir, "audit", `${enclave.documentDigest.slice(0, 16)}.jsonl`);
-  return checkStoredAuditLog(file, enclave.signingPublicKey, checkpoint);
+  return checkStoredAuditLog(file, enclave.signingPublicKey, checkpoint, 50, signal);
 }
 
 /**
  * Waits (up to `attempts` × 100 ms) until the host has stored as many whole lines as the checkpoint
  * counts, then verifies the file as `cloister audit verify` does, every line of it (an empty line
  * fails here as it does there; a CRLF line passes in both). Throws naming the file and the
- * verifier's message.
+ * verifier's message; or `signal`'s reason once it is aborted (a stop: the host, stopped, stores
+ * nothing more, and the wait kept the stopped command alive up to its end).
  */
 export async function checkStoredAuditLog(
   file: string,
   signingPublicKey: Uint8Array,
   checkpoint: { readonly count: number; readonly lastRecordHash: string },
   attempts = 50,
+  signal?: AbortSignal,
 ): Promise<string> {
   for (let attempt = 0; attempt < attempts; attempt++) {
+    signal?.throwIfAborted();
     // Whole lines only: the host may be writing the next.
     if ((await storedLines(file, checkpoint.count)) >= checkpoint.count) {
       const result = await verifyAuditLogFile(file, signingPublicKey, {
@@ -346,8 +351,9 @@ export async function checkStoredAuditLog(
       if (!result.ok) throw new Error(`${file}: ${result.error.message}`);
       return `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100, undefined, { signal }).catch(() => {}); // aborted: thrown above
   }
+  signal?.throwIfAborted();
   throw new Error(
     `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
   );
@@ -519,6 +525,6 @@ export async function showDemo(options: {
     }
   }
   signal.throwIfAborted(); // no audit check asked for after the stop
-  out.write(`${await checkAudit(deployment.files.dir, session)}\n`);
+  out.write(`${await checkAudit(deployment.files.dir, session, signal)}\n`);
   out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 }

@@ -127,6 +127,29 @@ describe("cloister demo: a stop while the demo runs", () => {
     });
   });
 
+  it("stops waiting for the host to store the audit records at the stop (it went on polling, up to 5 s)", async () => {
+    let stop: AbortController | undefined;
+    const session = {
+      enclave,
+      async *chat(): AsyncGenerator<ChatEvent> {
+        yield { type: "done", usage: { promptTokens: 1, completionTokens: 1, ttftMs: 1 } } as ChatEvent;
+      },
+      // The stop comes as the checkpoint is answered: the host (stopped) will store no record now.
+      auditCheckpoint: async () => {
+        stop?.abort("SIGINT");
+        return { count: 1, lastRecordHash: "0".repeat(64), time: 0, line: "", signingPublicKey: "" };
+      },
+    } as unknown as Session;
+    const written = capture();
+    const demo = startDemo(session);
+    stop = demo.stop;
+    const outcome = await demo.shown.catch((e: unknown) => e);
+    vi.restoreAllMocks();
+    // The stop's own reason, not "the host stored fewer within 5.0 s" after polling on past the stop.
+    expect(outcome).toBe("SIGINT");
+    expect(written.stdout.join("")).not.toMatch(/audit|demo finished/);
+  });
+
   it("runDemo aborts the demo's signal at the first Ctrl-C, with SIGINT as its reason, and says it is shutting down", async () => {
     const demo = held();
     let demoSignal: AbortSignal | undefined;
