@@ -431,8 +431,15 @@ export class InferenceEngine {
             break;
           }
           // Another request's edit waits for the batch loop to end: asking for the next token only
-          // after it lets the loop end (#editSequence).
-          if (this.#edits.size > 0) await Promise.allSettled(this.#edits);
+          // after it lets the loop end (#editSequence). An abort during that wait is seen before the
+          // next token is asked for, not after it.
+          if (this.#edits.size > 0) {
+            await Promise.allSettled(this.#edits);
+            if (signal.aborted) {
+              stopReason = "abort";
+              break;
+            }
+          }
         }
       } else {
         stopReason = "abort";
