@@ -855,9 +855,14 @@ function pipeAnswer(
     meter.bytes += chunk.length;
     if (!outgoing.write(chunk)) upstream.pause();
   });
+  // The last bytes first: end() writes them at once (it uncorks the connection), and only then the
+  // slot is freed and the access-log line written (a synchronous write, slow on a slow log pipe).
   upstream.on("end", () => {
-    finish("ok");
-    outgoing.end();
+    try {
+      outgoing.end();
+    } finally {
+      finish("ok");
+    }
   });
   upstream.on("error", () => {});
   upstream.on("close", () => {

@@ -12,7 +12,7 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { type AddressInfo, connect, Socket } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
@@ -1462,6 +1462,28 @@ describe("host app (real loopback server, scripted enclave)", () => {
       "GET /v1/things/:id 200",
       "GET (no route) 404",
     ]);
+  });
+
+  it("writes an answer's last bytes to the client before its access-log line, which can wait on a slow log", async () => {
+    const { host, sealed, log } = await setup();
+    // The log lines written when the host sent the chunked answer's terminator to the client.
+    const linesAtTerminator: number[] = [];
+    const write = Socket.prototype.write;
+    const spy = vi.spyOn(Socket.prototype, "write").mockImplementation(function (this: Socket, ...args) {
+      const [data] = args;
+      if (this.localPort === host.port && typeof data === "string" && data.startsWith("0\r\n")) {
+        linesAtTerminator.push(log.length);
+      }
+      return (write as (...a: typeof args) => boolean).apply(this, args);
+    });
+    try {
+      expect(new Uint8Array(await (await sealed(envelope())).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
+      await until(() => log.length === 1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(linesAtTerminator).toEqual([0]);
+    expect(log[0]).toMatchObject({ path: "/v1/sealed", status: 200, responseBytes: 3, outcome: "ok" });
   });
 
   it("logs a streamed answer cut by the enclave as aborted, with the bytes forwarded before the cut", async () => {
