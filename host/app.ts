@@ -876,6 +876,16 @@ function pipeAnswer(
   // headers with its first frame, so nothing waits for them), which saves a write here and a
   // wake-up in the client before the first text.
   outgoing.writeHead(meter.status, { ...passedHeaders(upstream), ...extraHeaders });
+  // The first frame came with the enclave's headers and waits in the answer's buffer: forwarded
+  // now (read() hands it to the "data" listener above), in a write made here (the connection corked
+  // around it), not once the handler has returned through the app's middleware and node's next tick.
+  const socket = outgoing.socket;
+  socket?.cork();
+  try {
+    upstream.read();
+  } finally {
+    socket?.uncork();
+  }
   return meter;
 }
 
