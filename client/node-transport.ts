@@ -3,8 +3,9 @@
  * the response's own async iteration of socket chunks; leaving it early destroys the response,
  * aborting the request closes the socket.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { urlToHttpOptions } from "node:url";
 import { readBoundedText, type Transport, type TransportRequest, type TransportResponse } from "./transport.ts";
 
 /**
@@ -18,8 +19,27 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 export function nodeTransport(options: { idleTimeoutMs?: number } = {}): Transport {
   const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  return (url, request) => send(agents, new URL(url), request, idleTimeoutMs);
+  // A session asks a handful of URLs again and again: each is parsed once, not per request (about
+  // 30 µs of the 0.2-0.25 ms from a sealed request's call to its write, its code cold after the wait
+  // for the answer before).
+  const targets = new Map<string, Target>();
+  return (url, request) => {
+    let target = targets.get(url);
+    if (target === undefined) {
+      const parsed = new URL(url);
+      target = { https: parsed.protocol === "https:", options: urlToHttpOptions(parsed) };
+      if (targets.size >= MAX_TARGETS) targets.clear();
+      targets.set(url, target);
+    }
+    return send(agents, target, request, idleTimeoutMs);
+  };
 }
+
+/** A URL as node:http takes it (protocol, host name, port, path, credentials), parsed once. */
+type Target = { readonly https: boolean; readonly options: RequestOptions };
+
+/** URLs kept parsed per transport: past it they are parsed again (a caller asking many URLs). */
+const MAX_TARGETS = 16;
 
 /** What a transport rejects with (before headers) or the body throws (after) on a silent host. */
 export class HostTimeoutError extends Error {
@@ -32,7 +52,7 @@ export class HostTimeoutError extends Error {
 
 function send(
   agents: { http: HttpAgent; https: HttpsAgent },
-  url: URL,
+  target: Target,
   init: TransportRequest,
   idleTimeoutMs: number,
 ): Promise<TransportResponse> {
@@ -45,11 +65,10 @@ function send(
     const body = typeof init.body === "string" ? Buffer.from(init.body, "utf8") : init.body;
     const headers: Record<string, string> = { ...init.headers };
     if (body !== undefined) headers["content-length"] = String(body.byteLength);
-    const options = { method: init.method, headers };
-    const req =
-      url.protocol === "https:"
-        ? httpsRequest(url, { ...options, agent: agents.https })
-        : httpRequest(url, { ...options, agent: agents.http });
+    const options = { ...target.options, method: init.method, headers };
+    const req = target.https
+      ? httpsRequest({ ...options, agent: agents.https })
+      : httpRequest({ ...options, agent: agents.http });
     /** What an abort ends the request (before the headers) or the response (after) with. */
     const abortReason = () => (signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
     const onAbort = () => req.destroy(abortReason());

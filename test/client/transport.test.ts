@@ -68,6 +68,9 @@ function handler(req: IncomingMessage, res: ServerResponse) {
       res.writeHead(200, { "content-type": "application/octet-stream" });
       res.write(Buffer.alloc(60, 1));
       res.end(Buffer.alloc(60, 2));
+    } else if (req.url?.startsWith("/where/")) {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(req.url);
     } else if (req.url === "/silent") {
       // never answers
     } else if (req.url === "/hang") {
@@ -120,6 +123,15 @@ describe.each(transports)("%s transport", (_name, make) => {
     // A body's length in bytes, not characters.
     const utf8 = await transport(`${base}/echo`, { method: "POST", headers: {}, body: "é" });
     expect(JSON.parse(await utf8.text(1 << 20))).toMatchObject({ body: "é", length: "2" });
+  });
+
+  it("sends each request to its own URL's path and query, however many URLs one transport is asked", async () => {
+    const transport = make();
+    const paths = Array.from({ length: 20 }, (_, i) => `/where/${i}?q=${i}`);
+    for (const path of [...paths, paths[0]!, paths[19]!]) {
+      const response = await transport(`${base}${path}`, { method: "GET", headers: {} });
+      expect(await response.text(1 << 10)).toBe(path);
+    }
   });
 
   it("reads a body as text only up to the caller's limit, then closes it", async () => {
