@@ -215,15 +215,25 @@ async function verifyAuditLogReadOnce(
   const verifier = new AuditLogVerifier(publicKey, options, onRecord);
   let unterminated = false;
   let firstLine: string | null | undefined;
+  const lines = readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true) });
   try {
-    for await (const line of readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true) })) {
+    for (;;) {
+      // Only the reading is "cannot read": an error of the verifier's own is thrown as it is.
+      let next: Awaited<ReturnType<typeof lines.next>>;
+      try {
+        next = await lines.next();
+      } catch (error) {
+        throw logReadError(what, path, error);
+      }
+      if (next.done) break;
+      const line = next.value;
       if (firstLine === undefined) firstLine = typeof line === "string" ? line : null;
       if (typeof line === "string") verifier.push(line);
       else if ("tooLong" in line) verifier.pushTooLong(line.tooLong);
       else verifier.pushNotUtf8(line.notUtf8At + 1);
     }
-  } catch (error) {
-    throw logReadError(what, path, error);
+  } finally {
+    await lines.return(undefined);
   }
   const result = verifier.finish();
   // A malformed last line that no newline ends is most likely a record half written: the host is

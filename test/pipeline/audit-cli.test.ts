@@ -196,6 +196,14 @@ describe("cloister audit: messages say what was found", () => {
     });
   });
 
+  it("an error of the verifier's own (here its onRecord's) is thrown as it is, not called a --log that cannot be read", async () => {
+    const failure = new Error("a stand-in for a verifier's bug");
+    const thrown = await verifyAuditLogFile(p("good.jsonl"), KEYS.publicKey, {}, () => {
+      throw failure;
+    }).catch((error: unknown) => error);
+    expect(thrown).toBe(failure);
+  });
+
   it("a --log that is a pipe is read as the file is: a named pipe, <(command), /dev/stdin", async () => {
     const log = `${lines.join("\n")}\n`;
     const writer = fifoWriter(p("log.fifo"), log);
