@@ -135,7 +135,8 @@ const KEY_FILE_BOUND: InputBound = { bytes: 65, expected: "an Ed25519 public key
  * file (a link, a fifo, wider, larger, anything else: replaced). One that is there but cannot be
  * opened or read (EACCES, EIO: any code but ENOENT) is no absent one: AUDIT_STORE_IO naming it and
  * why (fileErrorCause), the error its cause, and it is left as it is (a disk failing, or a key
- * someone else filed, is not written over); collection stops there until it can be read.
+ * this user may not read, is not written over; one it can read that is not such a file is, as above);
+ * collection stops there until it can be read.
  */
 async function readKeyFile(path: string): Promise<string | null> {
   try {
