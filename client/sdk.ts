@@ -341,12 +341,23 @@ async function readAnswer(
     if (error instanceof ResponseTooLargeError) {
       throw transportError("BAD_RESPONSE", `${what}: the host's answer is larger than ${maxBytes} bytes`, error);
     }
-    if (signal.aborted && isDeadline(signal)) {
-      throw transportError("HOST_TIMEOUT", `${what}: the host's answer did not arrive in time`, error);
+    if (signal.aborted) {
+      throw abortedError(
+        signal,
+        `${what}: the host's answer did not arrive in time`,
+        `${what}: aborted by the caller`,
+        error,
+      );
     }
-    if (signal.aborted) throw transportError("ABORTED", `${what}: aborted by the caller`, error);
     throw transportError("HOST_UNREACHABLE", `${what}: the host's answer was cut off`, error);
   }
+}
+
+/** Why an aborted request ended: HOST_TIMEOUT when its own deadline aborted it, else ABORTED (the caller's signal). */
+function abortedError(signal: AbortSignal, timedOut: string, aborted: string, cause: unknown): ClientError {
+  return isDeadline(signal)
+    ? transportError("HOST_TIMEOUT", timedOut, cause)
+    : transportError("ABORTED", aborted, cause);
 }
 
 class HttpClient {
@@ -365,11 +376,9 @@ class HttpClient {
     init: { method: "GET" | "POST"; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
   ): Promise<TransportResponse> {
     // Nothing is handed to the transport once its signal is aborted, whatever the transport does with one.
+    const late = `the host at ${this.base} did not answer in time`;
     if (init.signal?.aborted) {
-      if (isDeadline(init.signal)) {
-        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, init.signal.reason);
-      }
-      throw transportError("ABORTED", "request aborted by the caller", init.signal.reason);
+      throw abortedError(init.signal, late, "request aborted by the caller", init.signal.reason);
     }
     let response: TransportResponse;
     try {
@@ -383,12 +392,9 @@ class HttpClient {
         ...(init.signal === undefined ? {} : { signal: init.signal }),
       });
     } catch (error) {
-      if (init.signal?.aborted && isDeadline(init.signal)) {
-        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
-      }
-      if (init.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      if (init.signal?.aborted) throw abortedError(init.signal, late, "request aborted by the caller", error);
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
-        throw transportError("HOST_TIMEOUT", `the host at ${this.base} did not answer in time`, error);
+        throw transportError("HOST_TIMEOUT", late, error);
       }
       throw transportError(
         "HOST_UNREACHABLE",
