@@ -644,6 +644,9 @@ function checkGenerationOptions(options: GenerationOptions): void {
     throw badOption("topP", `a number above ${topP.above} and at most ${topP.max}`, p);
   }
   checkInteger("seed", options.seed, seed);
+  // Listened to by the transport only after sealing: anything else would fail there, sent or not.
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw badOption("signal", "an AbortSignal", signal);
   const expected: unknown = options.expectModel;
   if (expected !== undefined) {
     const { service, file } = (expected ?? {}) as { service?: unknown; file?: unknown };

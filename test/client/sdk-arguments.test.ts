@@ -100,6 +100,12 @@ describe("Session: arguments out of the enclave's limits are refused before seal
     ["topP 0", complete({ topP: 0 }), "BAD_OPTION", "topP: expected a number above 0 and at most 1, found 0"],
     ["seed -1", complete({ seed: -1 }), "BAD_OPTION", "seed: expected an integer from 0 to 4294967295, found -1"],
     [
+      "a signal that is not an AbortSignal (it would be listened to only after sealing)",
+      complete({ signal: { aborted: false } as unknown as AbortSignal }),
+      "BAD_OPTION",
+      "signal: expected an AbortSignal, found a value of type object",
+    ],
+    [
       "nine stop strings",
       complete({ stop: Array(9).fill("x") }),
       "BAD_OPTION",
