@@ -371,14 +371,18 @@ class HttpClient {
     private readonly apiKeySource?: string,
   ) {}
 
+  /** HOST_TIMEOUT's message, made only when a request fails (not on every request's way out). */
+  #late(): string {
+    return `the host at ${this.base} did not answer in time`;
+  }
+
   async request(
     path: string,
     init: { method: "GET" | "POST"; body?: Uint8Array | string; contentType?: string; signal?: AbortSignal },
   ): Promise<TransportResponse> {
     // Nothing is handed to the transport once its signal is aborted, whatever the transport does with one.
-    const late = `the host at ${this.base} did not answer in time`;
     if (init.signal?.aborted) {
-      throw abortedError(init.signal, late, "request aborted by the caller", init.signal.reason);
+      throw abortedError(init.signal, this.#late(), "request aborted by the caller", init.signal.reason);
     }
     let response: TransportResponse;
     try {
@@ -392,9 +396,9 @@ class HttpClient {
         ...(init.signal === undefined ? {} : { signal: init.signal }),
       });
     } catch (error) {
-      if (init.signal?.aborted) throw abortedError(init.signal, late, "request aborted by the caller", error);
+      if (init.signal?.aborted) throw abortedError(init.signal, this.#late(), "request aborted by the caller", error);
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
-        throw transportError("HOST_TIMEOUT", late, error);
+        throw transportError("HOST_TIMEOUT", this.#late(), error);
       }
       throw transportError(
         "HOST_UNREACHABLE",
