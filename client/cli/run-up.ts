@@ -351,7 +351,7 @@ export async function checkStoredAuditLog(
       if (!result.ok) throw new Error(`${file}: ${result.error.message}`);
       return `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
     }
-    await delay(100, undefined, { signal }).catch(() => {}); // aborted: thrown above
+    await delay(100, undefined, { signal }).catch(() => {}); // aborted: thrown at the next turn or below
   }
   signal?.throwIfAborted();
   throw new Error(
