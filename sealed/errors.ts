@@ -31,10 +31,14 @@ export type SealedErrorCode =
 
 /**
  * Base class of the protocol's refusals: every error `sealed/` throws for a request, frame or receipt
- * it refuses is one of these. Three lower-level errors are not: `LowOrderKeyError` (crypto.ts; the
- * openers turn it into DECRYPTION_FAILED, the key broker into its own refusal), `ResponseTooLargeError`
- * (bytes.ts' bounded reader, used for HTTP bodies), and a plain `Error` for misuse of a one-shot key
- * or a too-short secretbox input (crypto.ts; a caller's bug, never a peer's input).
+ * it refuses is one of these. Three lower-level errors are not:
+ * `LowOrderKeyError` (crypto.ts; the opener turns it into DECRYPTION_FAILED, the sealers into
+ * INVALID_ARGUMENT, the key broker into its own refusal); `ResponseTooLargeError` (bytes.ts' bounded
+ * reader for HTTP bodies: it carries its own code, RESPONSE_TOO_LARGE, and each reader turns it into
+ * its own refusal; it is not a SealedError, so no handler of protocol refusals takes it for one); and
+ * a plain `Error` for a one-shot key used twice or a secretbox input under 32 bytes (crypto.ts; a
+ * programming error in sealed/ itself, never a peer's input: request.ts asks each ephemeral key for
+ * its shared key once, right after making it, and the frame sealer always passes the 32 zero bytes).
  */
 export class SealedError extends Error {
   readonly code: SealedErrorCode;
