@@ -15,10 +15,18 @@
  */
 import { createHash } from "node:crypto";
 import { createWriteStream, constants as fsConstants, rmSync } from "node:fs";
-import { lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, statfs } from "node:fs/promises";
+import { lstat, mkdtemp, open, readdir, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import {
+  OWNER_TAG,
+  ownerFromTag,
+  ownerGone,
+  ownerTag,
+  type ProcessOwner,
+  thisProcessOwner,
+} from "../models/process-owner.ts";
 import {
   checkSealedModelHeader,
   type ModelKey,
@@ -160,72 +168,17 @@ export async function checkModelFile(
 /**
  * The process a copy belongs to, which its directory's name records (cloister-model-PID-START-NS-
  * and mkdtemp's six random characters, written in one step: no copy exists without its owner): its
- * pid, when it started (Linux: clock ticks after boot, field 22 of /proc/PID/stat; a pid used
- * again by a later process has another) and its pid namespace's inode (another namespace's pids
- * are not this one's: several containers may share a /dev/shm). START and NS are "x" where there
- * is no /proc.
+ * pid, start time and pid namespace (models/process-owner.ts; several containers may share a
+ * /dev/shm), START and NS "x" where there is no /proc.
  */
-export interface CopyOwner {
-  readonly pid: number;
-  readonly start: string | null;
-  readonly pidNamespace: string | null;
-}
+export type CopyOwner = ProcessOwner;
 
-const COPY_NAME = /^cloister-model-(\d+)-(\d+|x)-(\d+|x)-[A-Za-z0-9]{6}$/;
+const COPY_NAME = new RegExp(`^cloister-model-${OWNER_TAG}-[A-Za-z0-9]{6}$`);
 
 /** The owner a copy's directory name records, or null for another name (an older version's). */
 export function copyOwnerOf(directoryName: string): CopyOwner | null {
   const m = COPY_NAME.exec(directoryName);
-  if (m === null) return null;
-  const [pid, start, ns] = m.slice(1) as [string, string, string];
-  return {
-    pid: Number(pid),
-    start: start === "x" ? null : start,
-    pidNamespace: ns === "x" ? null : ns,
-  };
-}
-
-/** When process `pid` started; null if no such process, undefined if that cannot be told. */
-async function processStart(pid: number): Promise<string | null | undefined> {
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
-  } catch (error) {
-    return (error as { code?: unknown }).code === "ENOENT" ? null : undefined;
-  }
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields count from the last ")".
-  const start = text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
-  return start !== undefined && /^\d+$/.test(start) ? start : undefined;
-}
-
-let thisOwner: Promise<CopyOwner> | undefined;
-
-function copyOwner(): Promise<CopyOwner> {
-  thisOwner ??= (async () => ({
-    pid: process.pid,
-    start: (await processStart(process.pid)) ?? null,
-    pidNamespace: await readlink("/proc/self/ns/pid").then(
-      (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
-      () => null,
-    ),
-  }))();
-  return thisOwner;
-}
-
-/** Whether the process `owner` names has ended; false whenever that cannot be told. */
-async function ownerGone(owner: CopyOwner, self: CopyOwner): Promise<boolean> {
-  if (owner.pidNamespace !== self.pidNamespace) return false;
-  if (self.start !== null) {
-    const start = await processStart(owner.pid);
-    if (start === undefined) return false;
-    return start === null || (owner.start !== null && start !== owner.start);
-  }
-  try {
-    process.kill(owner.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as { code?: unknown }).code === "ESRCH";
-  }
+  return m === null ? null : ownerFromTag(m[1] as string, m[2] as string, m[3] as string);
 }
 
 /**
@@ -237,7 +190,7 @@ async function ownerGone(owner: CopyOwner, self: CopyOwner): Promise<boolean> {
  */
 export async function removeStaleCopies(root: string): Promise<void> {
   const uid = process.getuid?.();
-  const self = await copyOwner();
+  const self = await thisProcessOwner();
   const names = await readdir(root).catch(() => [] as string[]);
   await Promise.all(
     names.map(async (name) => {
@@ -378,10 +331,7 @@ interface CopyDirectory {
  */
 async function copyDirectory(root: string): Promise<CopyDirectory> {
   await removeStaleCopies(root);
-  const owner = await copyOwner();
-  const dir = await mkdtemp(
-    join(root, `cloister-model-${owner.pid}-${owner.start ?? "x"}-${owner.pidNamespace ?? "x"}-`),
-  );
+  const dir = await mkdtemp(join(root, `cloister-model-${ownerTag(await thisProcessOwner())}-`));
   copiesLeft.set(dir, null);
   // Kept until the copy is gone: a removal that failed (EBUSY, EIO) gets another try at exit.
   const removeAtExit = (): void => {

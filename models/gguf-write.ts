@@ -301,7 +301,7 @@ export class GgufWriter {
     if (endianness() !== "LE") throw new GgufWriteError("the GGUF writer needs a little-endian host");
     const layout = encodeGgufHeader(metadata, tensors);
     await removeAbandonedPartials(path);
-    const partial = partialFile(path);
+    const partial = await partialFile(path);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(partial, "wx", 0o644);

@@ -5,41 +5,49 @@
 import { randomBytes } from "node:crypto";
 import { readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { OWNER_TAG, ownerFromTag, ownerGone, ownerTag, type ProcessOwner, thisProcessOwner } from "./process-owner.ts";
 
 /**
- * The file a writer of `path` writes to until it is complete: `.<name>.<pid>.<12 hex>.partial`,
- * beside `path`; the pid tells a later writer whether the one that left it still runs.
+ * The file a writer of `path` writes to until it is complete: `.<name>.<PID-START-NS>.<12 hex>.partial`
+ * beside `path`; its owner (process-owner.ts) tells a later writer whether the one that left it
+ * still runs.
  */
-export function partialFile(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.partial`);
+export async function partialFile(path: string): Promise<string> {
+  const owner = ownerTag(await thisProcessOwner());
+  return join(dirname(path), `.${basename(path)}.${owner}.${randomBytes(6).toString("hex")}.partial`);
 }
 
-/** Whether process `pid` runs (EPERM: it does, as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+const PARTIAL_OWNER = new RegExp(`^${OWNER_TAG}\\.[0-9a-f]{12}$`);
+/** An older version's partial file: `.<name>.<pid>.<12 hex>.partial`. */
+const OLDER_PARTIAL_OWNER = /^([1-9]\d{0,6})\.[0-9a-f]{12}$/;
+
+/** The writer the middle of a partial file's name records, or null for another name. */
+function writerOf(middle: string, self: ProcessOwner): ProcessOwner | null {
+  const m = PARTIAL_OWNER.exec(middle);
+  if (m !== null) return ownerFromTag(m[1] as string, m[2] as string, m[3] as string);
+  // An older version recorded the pid alone, and removed by it; so are its files (pid only, in
+  // this namespace), or they would stay for good.
+  const older = OLDER_PARTIAL_OWNER.exec(middle);
+  return older === null ? null : { pid: Number(older[1]), start: null, pidNamespace: self.pidNamespace };
 }
 
 /**
- * Removes the partial files of `path` whose writer no longer runs: one killed outright (SIGKILL, or
+ * Removes the partial files of `path` whose writer has ended: one killed outright (SIGKILL, or
  * Ctrl-C, whose default in Node.js runs no cleanup) leaves its partial file, hidden and as large as
  * the model got, and nothing else would ever remove it. A writer that runs (another process, or
- * this one) keeps its own. Best effort: a file that cannot be listed or removed is left. A pid is
- * this machine's: a writer in another pid namespace writing the same path at the same time (two
- * containers sharing a volume) may lose its partial file, and then fails at its rename (MODEL_IO),
- * never leaving a partial model at `path`.
+ * this one) keeps its own, and so does one of another pid namespace (two containers sharing a
+ * volume and writing the same path: its pid says nothing here); a writer whose pid another process
+ * now has is told by its start time (ownerGone). Best effort: a file that cannot be listed or
+ * removed is left.
  */
 export async function removeAbandonedPartials(path: string): Promise<void> {
   const prefix = `.${basename(path)}.`;
   const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  const self = await thisProcessOwner();
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".partial")) continue;
-    const writer = /^([1-9]\d{0,6})\.[0-9a-f]{12}$/.exec(name.slice(prefix.length, -".partial".length));
-    if (writer === null || processRuns(Number(writer[1]))) continue;
+    const writer = writerOf(name.slice(prefix.length, -".partial".length), self);
+    if (writer === null || !(await ownerGone(writer, self))) continue;
     await rm(join(dirname(path), name), { force: true }).catch(() => undefined);
   }
 }

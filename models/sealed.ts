@@ -265,7 +265,7 @@ export async function sealModelFile(
     throw new ModelIoError(input, "open", cause);
   });
   await removeAbandonedPartials(output);
-  const temporary = partialFile(output);
+  const temporary = await partialFile(output);
   try {
     const plaintextSize = (await source.stat()).size;
     // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,

@@ -58,7 +58,7 @@ const LEFT: readonly { readonly file: string; readonly line: string; readonly wh
     why: "/proc/PID/stat, which the kernel writes and caps at a page",
   },
   {
-    file: "enclave/model-staging.ts",
+    file: "models/process-owner.ts",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the source line as written, not a template
     line: 'text = await readFile(`/proc/${pid}/stat`, "utf8");',
     why: "/proc/PID/stat, which the kernel writes and caps at a page",
