@@ -20,6 +20,7 @@
  */
 import { base64url } from "jose";
 import { ParseError } from "./errors.ts";
+import { decodeStrictBase64url } from "./jws.ts";
 import type { TdxCollateral } from "./tdx/verify.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
@@ -98,13 +99,12 @@ export function tdxVerificationCollateral(wire: TdxCollateralWire): TdxVerificat
       tcbInfo: { json: wire.tcbInfo, issuerChain: wire.tcbInfoIssuerChain },
       qeIdentity: { json: wire.qeIdentity, issuerChain: wire.qeIdentityIssuerChain },
     },
-    crls: wire.crls.map((crl, i) => {
-      try {
-        return base64url.decode(crl);
-      } catch (error) {
-        throw malformed(`collateral.tdx.crls[${i}]: not base64url`, error);
-      }
-    }),
+    // Base64url in its one spelling (decodeStrictBase64url), as the document's own members.
+    crls: wire.crls.map((crl, i) =>
+      decodeStrictBase64url(crl, `collateral.tdx.crls[${i}]`, (message, cause) => {
+        throw malformed(message, cause);
+      }),
+    ),
   };
 }
 

@@ -4,13 +4,13 @@
  * vTPM quote). This module only dispatches to the per-TEE parse and verify code; it adds no check
  * of its own except structure.
  */
-import { base64url } from "jose";
 import { parseAzureEvidence } from "./azure/evidence.ts";
 import { type VerifiedAzureEvidence, verifyAzureEvidence } from "./azure/verify.ts";
 import type { BoundValue } from "./binding.ts";
 import { toHex } from "./bytes.ts";
 import { type AttestationCollateral, tdxVerificationCollateral } from "./collateral.ts";
 import { AttestationError, ParseError } from "./errors.ts";
+import { decodeStrictBase64url } from "./jws.ts";
 import type { SnpTrustAnchor } from "./roots/amd.ts";
 import type { TdxTrustAnchor } from "./roots/intel.ts";
 import { parseSnpReport } from "./snp/parse.ts";
@@ -77,12 +77,14 @@ function field(value: unknown, name: string): string {
   return value;
 }
 
+/**
+ * An evidence member's bytes, from base64url in its one spelling (decodeStrictBase64url): the
+ * document is signed as text, so one text stands for one report or quote.
+ */
 function decode(value: string, name: string): Uint8Array {
-  try {
-    return base64url.decode(value);
-  } catch (error) {
-    throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", `evidence.${name}: not base64url`, { cause: error });
-  }
+  return decodeStrictBase64url(value, `evidence.${name}`, (message, cause) => {
+    throw new ParseError("DOCUMENT_EVIDENCE_MALFORMED", message, { cause });
+  });
 }
 
 /** Checks the shape of the document's `evidence` member. */

@@ -100,6 +100,25 @@ describe("an enclave's --tdx-collateral directory", () => {
       await codeOf(verifyDocumentEvidence(evidence, anchors, new Date("2025-01-01T00:00:00Z"), collateral)),
     ).toMatch(/EXPIRED/);
     expect(tdxVerificationCollateral(wire).crls).toHaveLength(2);
+    // A CRL in another spelling of base64url (padding, white space) is refused, named, not decoded
+    // leniently: one text for the bytes the enclave serves.
+    const crl = wire.crls[0] as string;
+    for (const [spelling, found] of [
+      [`${crl}==`.slice(0, crl.length + 4 - (crl.length % 4)), `"=" at character ${crl.length}`],
+      [` ${crl}`, "at character 0"],
+    ] as const) {
+      const respelled = { tdx: { ...wire, crls: [spelling, ...wire.crls.slice(1)] } };
+      await expect(
+        verifyDocumentEvidence(evidence, anchors, AT, parseAttestationCollateral(respelled)),
+      ).rejects.toThrow(
+        expect.objectContaining({
+          code: "COLLATERAL_MALFORMED",
+          message: expect.stringMatching(
+            new RegExp(`^collateral\\.tdx\\.crls\\[0\\]: expected base64url \\(.*\\), found .*${found}$`),
+          ),
+        }),
+      );
+    }
   });
 
   it("refuses a directory without the CRLs or the QE identity, naming what is missing", async () => {

@@ -46,6 +46,7 @@ import {
 } from "../helpers/azure-sim.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const MEASUREMENT = new Uint8Array(48).fill(0x5a);
 
 interface Fixture {
@@ -680,13 +681,27 @@ describe("attestation document", () => {
       );
     }
     const anchors = await anchorsForPolicy(f.policy);
-    await expect(
-      verifyDocumentEvidence(
-        { ...f.evidence, type: "sev-snp", report: "not base64url!" } as DocumentEvidence,
-        anchors,
-        NOW,
-      ),
-    ).rejects.toMatchObject({ code: "DOCUMENT_EVIDENCE_MALFORMED", message: "evidence.report: not base64url" });
+    // Base64url in its one spelling (jws.ts' decodeStrictBase64url): another spelling of the same
+    // bytes (padding, white space, unused bits set) is refused, naming the field and what was found.
+    const report = (f.evidence as { report: string }).report;
+    expect(report.length % 4).toBe(3); // 1184 bytes: the last character's low 2 bits are unused
+    const last = report.length - 1;
+    const unusedBitsSet = report.slice(0, last) + BASE64URL[BASE64URL.indexOf(report.charAt(last)) | 1];
+    for (const [spelling, found] of [
+      ["not-base64url!", '"!" at character 13'],
+      [`${report}=`, `"=" at character ${report.length}`],
+      [`${report.slice(0, 64)}\n${report.slice(64)}`, "at character 64"],
+      [unusedBitsSet, "unused bits set in its last character"],
+    ] as const) {
+      await expect(
+        verifyDocumentEvidence({ ...f.evidence, type: "sev-snp", report: spelling } as DocumentEvidence, anchors, NOW),
+      ).rejects.toMatchObject({
+        code: "DOCUMENT_EVIDENCE_MALFORMED",
+        message: expect.stringMatching(
+          new RegExp(`^evidence\\.report: expected base64url \\(.*\\), found .*${found.replace(/[.()]/g, "\\$&")}`),
+        ),
+      });
+    }
     // A failure that is no AttestationError (here anchors that are not lists, from a plain-JavaScript
     // caller) still comes out as one, in the verify stage.
     await expect(
