@@ -621,6 +621,36 @@ function badArgument(code: string, field: string, message: string): ClientError 
   return new ClientError("configuration", code, `${field}: ${message}`, { field });
 }
 
+/**
+ * Whether `value` is an AbortSignal, by its shape: one of another realm (a jsdom window, an iframe,
+ * a vm context) is no instance of this realm's AbortSignal, yet is used alike (its `aborted`,
+ * `reason` and abort listeners are all the SDK and its transports use of it).
+ */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (value instanceof AbortSignal) return true;
+  if (typeof value !== "object" || value === null) return false;
+  const s = value as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown };
+  return (
+    typeof s.aborted === "boolean" &&
+    typeof s.addEventListener === "function" &&
+    typeof s.removeEventListener === "function"
+  );
+}
+
+/**
+ * connect's signal as one of this realm, and how to stop following it (once connect ends): its
+ * requests' deadlines are AbortSignal.any of it, which follows no other realm's signal's abort.
+ */
+function ownRealmSignal(signal: AbortSignal): { readonly signal: AbortSignal; stop(): void } {
+  // (As an object: the type cannot tell this realm's AbortSignal from another's.)
+  if ((signal as object) instanceof AbortSignal) return { signal, stop: () => {} };
+  const controller = new AbortController();
+  const follow = (): void => controller.abort(signal.reason);
+  if (signal.aborted) follow();
+  else signal.addEventListener("abort", follow, { once: true });
+  return { signal: controller.signal, stop: () => signal.removeEventListener("abort", follow) };
+}
+
 function badOption(name: string, expected: string, value: unknown): ClientError {
   return badArgument("BAD_OPTION", name, `expected ${expected}, found ${describeFound(value)}`);
 }
@@ -650,7 +680,7 @@ function checkGenerationOptions(options: GenerationOptions): void {
   checkInteger("seed", options.seed, seed);
   // Listened to by the transport only after sealing: anything else would fail there, sent or not.
   const signal: unknown = options.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw badOption("signal", "an AbortSignal", signal);
+  if (signal !== undefined && !isAbortSignal(signal)) throw badOption("signal", "an AbortSignal", signal);
   const expected: unknown = options.expectModel;
   if (expected !== undefined) {
     const { service, file } = (expected ?? {}) as { service?: unknown; file?: unknown };
@@ -823,8 +853,10 @@ function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
  * `signal` ends it at once (ABORTED), with nothing sent after the abort and nothing kept.
  */
 export async function connect(options: ConnectOptions): Promise<Session> {
-  const signal: unknown = options.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw badOption("signal", "an AbortSignal", signal);
+  const callerSignal: unknown = options.signal;
+  if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
+    throw badOption("signal", "an AbortSignal", callerSignal);
+  }
   const http = await hostClient(options);
   const cacheScope: unknown = options.cacheScope;
   if (cacheScope !== undefined && typeof cacheScope !== "string") {
@@ -873,10 +905,16 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     reattestAfterMs,
     options.onVerified,
   );
-  if (signal?.aborted) {
-    throw transportError("ABORTED", "connect aborted by the caller: nothing was sent", signal.reason);
+  const followed = callerSignal === undefined ? undefined : ownRealmSignal(callerSignal);
+  const signal = followed?.signal;
+  try {
+    if (signal?.aborted) {
+      throw transportError("ABORTED", "connect aborted by the caller: nothing was sent", signal.reason);
+    }
+    await verifyNewSession(session, signal);
+  } finally {
+    followed?.stop();
   }
-  await verifyNewSession(session, signal);
   return session;
 }
 

@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, it } from "vitest";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { foreignController } from "../helpers/foreign-abort.ts";
 import { closeServers, connectTo, OK } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -67,11 +68,14 @@ it("a signal already aborted is ABORTED before anything is verified or sent", as
   expect(state.held).toHaveLength(0);
 });
 
-it("an abort while the answer streams ends it as ABORTED, not as a broken stream (integrity)", async () => {
+it.each([
+  ["", () => new AbortController()],
+  [" (a signal of another realm: foreign-abort.ts)", foreignController],
+])("an abort while the answer streams ends it as ABORTED, not as a broken stream (integrity)%s", async (_, make) => {
   const { session } = await connectTo({
     script: [{ type: "text", text: "a" }, { pauseMs: 2000 }, { type: "text", text: "b" }, ...OK],
   });
-  const controller = new AbortController();
+  const controller = make();
   const seen: string[] = [];
   const error = await (async () => {
     for await (const event of session.chat([{ role: "user", content: "hi" }], { signal: controller.signal })) {
