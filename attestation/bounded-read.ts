@@ -21,10 +21,19 @@ import { decodeUtf8, type NotUtf8At } from "./utf8.ts";
  * Why a file an option names could not be read, (`operation` "write") created where it names, or
  * (`operation` "check") looked up, to see whether it exists before anything is written: the errno
  * code and, for the common ones, what to do (`ENOENT: no such file; check the path`), worded for
- * that operation.
+ * that operation; for an error with no such code, its name (`RangeError, with no error code`),
+ * never its message.
  */
 export function fileErrorCause(error: unknown, operation: "read" | "write" | "check" = "read"): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const found = (error ?? {}) as { code?: unknown; name?: unknown };
+  const code = typeof found.code === "string" && ERROR_CODE.test(found.code) ? found.code : undefined;
+  // No errno or Node.js code: a failure of the reading itself (a RangeError for a buffer too large,
+  // an AbortError). Its kind only: its message may quote what was read (a SyntaxError quotes the
+  // text it could not parse), and a file read here may be a key.
+  if (code === undefined) {
+    const name = typeof found.name === "string" && ERROR_NAME.test(found.name) ? found.name : undefined;
+    return name === undefined ? "an error with no error code" : `${name}, with no error code`;
+  }
   const writing = operation === "write";
   if (code === "ENOENT")
     return writing ? "ENOENT: no such directory; check the path" : "ENOENT: no such file; check the path";
@@ -41,8 +50,13 @@ export function fileErrorCause(error: unknown, operation: "read" | "write" | "ch
   if (code === "EISDIR") return "EISDIR: it is a directory; name the file in it";
   if (code === "ELOOP") return "ELOOP: a loop of links; check where the link points";
   if (code === "ENOTDIR") return "ENOTDIR: a part of the path is a file, not a directory; check the path";
-  return code ?? "error";
+  return code;
 }
+
+/** An errno (ENOENT) or Node.js (ERR_INVALID_ARG_TYPE) code: said as it is. */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** An error's name as its class gives it (RangeError, AbortError): said as it is. */
+const ERROR_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
 
 /** A path that is neither a regular file nor a pipe (a device, a socket, a directory): what it is instead. */
 export class NotFileOrPipeError extends Error {

@@ -240,6 +240,32 @@ describe("fileErrorCause", () => {
   });
 });
 
+describe("fileErrorCause of an error with no errno code", () => {
+  it("names the error's kind, never its message (which may quote what was read), for every operation", () => {
+    // A SyntaxError's message quotes the text it could not parse: none of it is said.
+    const quoting = new SyntaxError("Unexpected token 's', \"secret-key-text\" is not valid JSON");
+    const cases: [unknown, string][] = [
+      [new RangeError("Array buffer allocation failed"), "RangeError, with no error code"],
+      [quoting, "SyntaxError, with no error code"],
+      [new DOMException("This operation was aborted", "AbortError"), "AbortError, with no error code"],
+      // A code that is no errno or Node.js code (a DOMException's number, a text) is not one.
+      [Object.assign(new Error("x"), { code: "not a code: secret" }), "Error, with no error code"],
+      [Object.assign(new Error("x"), { name: "Bad name: secret" }), "an error with no error code"],
+      ["a thrown string: secret", "an error with no error code"],
+      [null, "an error with no error code"],
+    ];
+    for (const [error, expected] of cases) {
+      for (const operation of ["read", "write", "check"] as const) {
+        expect(fileErrorCause(error, operation), `${String(error)} ${operation}`).toBe(expected);
+      }
+    }
+    // A Node.js code that is no errno is said as it is.
+    expect(fileErrorCause(Object.assign(new TypeError("x"), { code: "ERR_INVALID_ARG_TYPE" }))).toBe(
+      "ERR_INVALID_ARG_TYPE",
+    );
+  });
+});
+
 describe("readBoundedFile", () => {
   it("refuses a file it cannot read, by default, naming the option, the file and why, with the fs error as the cause", async () => {
     const missing = join(tmpdir(), "cloister-no-such-dir", "none.json");
