@@ -26,7 +26,6 @@ import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/b
 import { printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
-import { smallOrderKey } from "../sealed/receipt.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
 import {
   type AuditCheckpoint,
@@ -38,6 +37,7 @@ import {
   type AuditVerifyOptions,
   auditCommitment,
   checkAuditCheckpoint,
+  ed25519PublicKeyProblem,
   ed25519Verifier,
   hexShape,
   parseAuditPublicKeyHex,
@@ -324,13 +324,12 @@ export function keyFromAttestationDocument(document: string | ReadAttestationDoc
     throw new AuditDocumentInvalidError("attestation document sig_jwk: expected an OKP Ed25519 JWK");
   }
   const key = strictDocumentPart(jwk.x, "sig_jwk.x");
-  if (key.length !== 32)
-    throw new AuditDocumentInvalidError(`attestation document sig_jwk.x: expected 32 bytes, found ${key.length}`);
-  // Read as receipts and audit records are: no small-order key, one spelling of S (S below L),
-  // which tweetnacl alone would not refuse.
-  if (smallOrderKey(key)) {
+  // Read as receipts and audit records are: 32 bytes and no small-order key (ed25519PublicKeyProblem),
+  // one spelling of S (S below L, ed25519Verifier), which tweetnacl alone would not refuse.
+  const problem = ed25519PublicKeyProblem(key);
+  if (problem !== null) {
     throw new AuditDocumentInvalidError(
-      "attestation document sig_jwk.x: expected an Ed25519 public key, found a small-order point (no one holds its private key)",
+      `attestation document sig_jwk.x: expected ${problem.expected}, found ${problem.found}`,
     );
   }
   const signature = strictDocumentPart(sigPart, "signature");

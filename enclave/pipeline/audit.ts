@@ -222,14 +222,23 @@ export function auditCommitment(
   return toHex(hmac(sha256, opening, concatBytes(encoder.encode(COMMITMENT_TAGS[kind]), bytesOf(content))));
 }
 
-function checkPublicKey(key: Uint8Array): Uint8Array {
+/**
+ * What makes `key` no enclave Ed25519 public key a signature may be checked under, or null: not 32
+ * bytes, or a small-order point (under which signatures that verify can be made for any message
+ * without a secret; tweetnacl alone would take them). Each reader throws its own error with it
+ * (checkPublicKey: AUDIT_KEY_INVALID; the audit command's document reader: AUDIT_DOCUMENT_INVALID).
+ */
+export function ed25519PublicKeyProblem(key: Uint8Array): { readonly expected: string; readonly found: string } | null {
   if (!(key instanceof Uint8Array) || key.length !== nacl.sign.publicKeyLength) {
-    throw new AuditKeyInvalidError("enclave Ed25519 public key", "32 bytes", `${key?.length ?? 0} bytes`);
+    return { expected: "32 bytes", found: `${key?.length ?? 0} bytes` };
   }
-  // Under a small-order key, signatures that verify can be made for any message without a secret.
-  if (smallOrderKey(key)) {
-    throw new AuditKeyInvalidError("enclave Ed25519 public key", "a point of large order", "a small-order point");
-  }
+  if (smallOrderKey(key)) return { expected: "a point of large order", found: "a small-order point" };
+  return null;
+}
+
+function checkPublicKey(key: Uint8Array): Uint8Array {
+  const problem = ed25519PublicKeyProblem(key);
+  if (problem !== null) throw new AuditKeyInvalidError("enclave Ed25519 public key", problem.expected, problem.found);
   return new Uint8Array(key);
 }
 

@@ -475,10 +475,17 @@ describe("keyFromAttestationDocument", () => {
     expect(nacl.sign.detached.verify(new TextEncoder().encode(`${header}.${smallPayload}`), forged, identity)).toBe(
       true,
     );
+    // Worded as every reader of an enclave's key words it (audit.ts' ed25519PublicKeyProblem).
     expect(refusal(`${header}.${smallPayload}.${b64u(forged)}`)).toMatchObject({
       code: "AUDIT_DOCUMENT_INVALID",
-      message:
-        "attestation document sig_jwk.x: expected an Ed25519 public key, found a small-order point (no one holds its private key)",
+      message: "attestation document sig_jwk.x: expected a point of large order, found a small-order point",
+    });
+    const shortPayload = b64u(
+      JSON.stringify({ sig_jwk: { kty: "OKP", crv: "Ed25519", x: b64u(identity.subarray(1)) } }),
+    );
+    expect(refusal(`${header}.${shortPayload}.${b64u(forged)}`)).toMatchObject({
+      code: "AUDIT_DOCUMENT_INVALID",
+      message: "attestation document sig_jwk.x: expected 32 bytes, found 31 bytes",
     });
   });
 
