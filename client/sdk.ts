@@ -1009,6 +1009,11 @@ export class Session {
    * for the others waiting on it, within its own deadlines.
    */
   attest(options: { readonly signal?: AbortSignal } = {}): Promise<VerifiedEnclave> {
+    // What is no signal starts nothing either (BAD_OPTION), as connect's and a request's.
+    const signal: unknown = options.signal;
+    if (signal !== undefined && !isAbortSignal(signal)) {
+      return Promise.reject(badOption("signal", "an AbortSignal", signal));
+    }
     // A caller that has already given up starts nothing.
     if (options.signal?.aborted) return Promise.reject(abortedWait(options.signal));
     // One verification at a time, shared by every caller meanwhile (requests finding it stale or

@@ -75,4 +75,21 @@ describe("an AbortSignal of another realm", () => {
       expect(outcome).toMatchObject({ kind: "configuration", code: "BAD_OPTION", field: "signal" });
     }
   });
+
+  it("attest's: a foreign one is taken (its abort ends the wait), what is no signal is BAD_OPTION, nothing asked", async () => {
+    const paths: string[] = [];
+    const { session } = await connectTo({ paths });
+    const asked = paths.length;
+    const aborted = foreignController();
+    aborted.abort();
+    expect(await session.attest({ signal: aborted.signal }).catch((e: unknown) => e)).toMatchObject({
+      kind: "transport",
+      code: "ABORTED",
+    });
+    const outcome = await session.attest({ signal: { aborted: false } as never }).catch((e: unknown) => e);
+    expect(outcome).toMatchObject({ kind: "configuration", code: "BAD_OPTION", field: "signal" });
+    expect(paths.slice(asked)).toEqual([]);
+    const again = await session.attest({ signal: foreignController().signal });
+    expect(session.enclave).toBe(again);
+  });
 });
