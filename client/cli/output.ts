@@ -132,8 +132,9 @@ let outputClosedShutdown: (() => void) | null = null;
 /**
  * Registers how the running command stops cleanly when its output is closed by its reader
  * (stopWhenOutputCloses): a server's shutdown (closeOnSignal: enclave, host, kbs serve, proxy;
- * stopDuringBoot: the enclave's boot, up's and demo's stopping of what they started; waitForSignal:
- * web), `model run`'s closing of its engine, which removes its private copy of the model.
+ * stopDuringBoot: the enclave's boot; stopsAskedFor: up's and demo's stopping of what they started,
+ * web's closing of its page server), `model run`'s closing of its engine, which removes its private
+ * copy of the model.
  * Registered explicitly, never guessed from process.listenerCount("SIGTERM"):
  * libraries add SIGTERM listeners too (node-llama-cpp's signal-exit, which re-raises the signal).
  * Returns a function that removes the registration again (a later one replaces it).

@@ -16,7 +16,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { onOutputClosed, STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
+import { STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 
 function say(line: string): void {
@@ -66,26 +66,6 @@ async function boot(
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
     ...(signal === undefined ? {} : { signal }),
     ...(onStopFailure === undefined ? {} : { onStopFailure }),
-  });
-}
-
-/**
- * Resolves with the signal's name at the first SIGINT or SIGTERM, or with "output closed" when the
- * command's output is closed by its reader (`cloister web | head -1`): the caller's shutdown then
- * runs (onOutputClosed), stopping what it started. `cloister web`'s, which has only its own server
- * to stop (`up` and `demo`, which stop their children in order, handle theirs with stopsAskedFor).
- */
-export function waitForSignal(): Promise<StopReason> {
-  return new Promise((resolve) => {
-    const handler = (signal: StopReason) => {
-      process.off("SIGINT", handler);
-      process.off("SIGTERM", handler);
-      unregister();
-      resolve(signal);
-    };
-    process.on("SIGINT", handler);
-    process.on("SIGTERM", handler);
-    const unregister = onOutputClosed(() => handler("output closed"));
   });
 }
 
@@ -178,9 +158,13 @@ function isStop(error: unknown, reason: unknown): boolean {
  * `cloister up 2>&1 | tee log`, Ctrl-C reaches tee too, and the EPIPE of up's next line exited at
  * once, its children left to stop after it had gone. A stop asked for during one that began for
  * another reason (`stopping(why, …)`: the host exited, demo failed or finished; or the output closed)
- * is said, with how to exit at once. Exported for its tests.
+ * is said, with how to exit at once. `cloister web` stops its page server so (`startedProcesses`:
+false, it started none: its exit at once says nothing of them). Exported for its tests.
  */
-export function stopsAskedFor(failed: () => boolean): {
+export function stopsAskedFor(
+  failed: () => boolean,
+  options: { readonly startedProcesses?: boolean } = {},
+): {
   /** The first stop asked for. */
   readonly signalled: Promise<StopReason>;
   /** Aborted, with the first stop's reason, when it comes before `booted()`. */
@@ -217,7 +201,9 @@ export function stopsAskedFor(failed: () => boolean): {
       signal(reason);
     },
     (reason) => {
-      say(`${reason} while stopping: exiting at once; the processes it started stop on their own once it has gone`);
+      const left =
+        options.startedProcesses === false ? "" : "; the processes it started stop on their own once it has gone";
+      say(`${reason} while stopping: exiting at once${left}`);
       process.exit(stoppingFailed || failed() ? 1 : STOPPED_EXIT_CODE[reason]);
     },
     { countOutputClosed: false },

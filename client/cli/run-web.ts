@@ -10,7 +10,7 @@ import { createWebApp } from "../web/server.ts";
 import { DEFAULT_WEB_ORIGIN, type WebCommandOptions } from "./commands.ts";
 import { loopbackListenError, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
 import { plainHttpKeyWarning, readPolicyFile } from "./run-client.ts";
-import { waitForSignal } from "./run-up.ts";
+import { stopsAskedFor } from "./run-up.ts";
 
 /**
  * Whether the host answers a preflight from `origin` (what the browser will ask before each call).
@@ -104,10 +104,15 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
     policyWarnings: policyRisks(parsed, "is sent your prompts"),
     access,
   });
-  // Signals are handled before it says it listens: whoever reads that may stop it at once.
-  const signalled = waitForSignal();
+  // Stops are handled before it says it listens: whoever reads that may stop it at once. As `up`
+  // handles them (stopsAskedFor): the first closes the server, exit 0 as any server's stop asked
+  // for; its output closed after a Ctrl-C is no second stop (`web 2>&1 | tee log`: the Ctrl-C ends
+  // tee too, and the EPIPE of the line below exited 141 at once); a Ctrl-C after its output closed
+  // (`web | head -1`) says it is stopping already, and the next exits at once (130).
+  const asked = stopsAskedFor(() => false, { startedProcesses: false });
+  asked.booted();
   process.stdout.write(lines.join("\n"));
-  const reason = await signalled;
+  const reason = await asked.signalled;
   process.stderr.write(`shutting down (${reason}) …\n`);
   await server.close();
 }

@@ -6,25 +6,19 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunningDeployment } from "../../client/cli/deploy.ts";
-import { onOutputClosed } from "../../client/cli/output.ts";
 import { runDemo, showDemo } from "../../client/cli/run-up.ts";
 import type { ChatEvent, GenerationOptions, Session } from "../../client/sdk.ts";
 import { closeOutput, held } from "../helpers/held.ts";
+import { stopListenersRemover } from "../helpers/stop-listeners.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
-/** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
-const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+const removeStopListeners = stopListenersRemover();
 afterEach(async () => {
   await closeServers();
   vi.restoreAllMocks();
   process.exitCode = undefined;
-  // The shutdown a run registered for its output closed is not left for the next test.
-  onOutputClosed(() => {})();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    for (const listener of process.listeners(signal))
-      if (!before[signal].includes(listener)) process.off(signal, listener);
-  }
+  removeStopListeners();
 });
 
 /** What is written on stdout and stderr from now on. */

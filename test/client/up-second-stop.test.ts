@@ -6,19 +6,14 @@
  * a first stop is no second stop.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { onOutputClosed } from "../../client/cli/output.ts";
 import { stopsAskedFor } from "../../client/cli/run-up.ts";
 import { closeOutput } from "../helpers/held.ts";
+import { stopListenersRemover } from "../helpers/stop-listeners.ts";
 
-/** The SIGINT and SIGTERM listeners present before a test, to remove those it added. */
-const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+const removeStopListeners = stopListenersRemover();
 afterEach(() => {
   vi.restoreAllMocks();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    for (const listener of process.listeners(signal))
-      if (!before[signal].includes(listener)) process.off(signal, listener);
-  }
-  onOutputClosed(() => {})();
+  removeStopListeners();
 });
 
 /** What is written on stderr from now on; process.exit's calls, which exit nothing. */
