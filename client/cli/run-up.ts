@@ -147,6 +147,20 @@ function isStop(error: unknown, reason: unknown): boolean {
 }
 
 /**
+ * The deployment `booting` gives, unless `stop` (stopsAskedFor's `boot`) was aborted meanwhile: a
+ * boot that completed all the same (its last step done as the stop came) is stopped, and the stop's
+ * reason thrown, as a boot the stop interrupted throws it. Else `up` said "Cloister is up … Stop
+ * with Ctrl-C." after `shutting down (SIGINT during boot)`, then `shutting down` again, and `demo`
+ * began its demo.
+ */
+async function stoppedIfAborted(booting: Promise<RunningDeployment>, stop: AbortSignal): Promise<RunningDeployment> {
+  const deployment = await booting;
+  if (!stop.aborted) return deployment;
+  await deployment.stop();
+  throw stop.reason;
+}
+
+/**
  * The stops asked for (Ctrl-C, SIGTERM, output closed) of `up` and `demo`, from their first line to
  * their last, handled by stopDuringBoot (enclave/http.ts) as the enclave and the host handle theirs
  * during boot. The first aborts the boot under way (`boot`, said on stderr) until `booted()`, then
@@ -221,7 +235,8 @@ export function stopsAskedFor(
   };
 }
 
-export async function runUp(options: UpOptions): Promise<void> {
+/** `bootStep`: `boot`, or its tests' own. */
+export async function runUp(options: UpOptions, bootStep: typeof boot = boot): Promise<void> {
   // Signals are handled from the start: Ctrl-C during boot stops what has started (host, enclaves,
   // key broker, in that order, as after boot), and before it says it is up, whoever reads that may
   // stop it at once. A second signal exits at once (stopsAskedFor).
@@ -235,7 +250,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   const asked = stopsAskedFor(stops.failed);
   let deployment: RunningDeployment;
   try {
-    deployment = await boot(options, say, asked.boot, stops.onStopFailure);
+    deployment = await stoppedIfAborted(bootStep(options, say, asked.boot, stops.onStopFailure), asked.boot);
   } catch (error) {
     if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) throw error;
     say("stopped: every process it started has exited");
@@ -418,7 +433,10 @@ export async function runDemo(
   };
   let deployment: RunningDeployment;
   try {
-    deployment = await steps.boot(options, (line) => logs.push(line), asked.boot, stops.onStopFailure);
+    deployment = await stoppedIfAborted(
+      steps.boot(options, (line) => logs.push(line), asked.boot, stops.onStopFailure),
+      asked.boot,
+    );
   } catch (error) {
     if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) {
       // Its children's lines were only kept: what failed is said with their last ones (the failing

@@ -9,7 +9,7 @@ import type { RunningDeployment } from "../../client/cli/deploy.ts";
 import { runDemo, showDemo } from "../../client/cli/run-up.ts";
 import type { ChatEvent, GenerationOptions, Session } from "../../client/sdk.ts";
 import { closeOutput, held } from "../helpers/held.ts";
-import { stopListenersRemover } from "../helpers/stop-listeners.ts";
+import { capture, stopListenersRemover } from "../helpers/stops.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
@@ -20,18 +20,6 @@ afterEach(async () => {
   process.exitCode = undefined;
   removeStopListeners();
 });
-
-/** What is written on stdout and stderr from now on. */
-function capture(): { stdout: string[]; stderr: string[] } {
-  const written = { stdout: [] as string[], stderr: [] as string[] };
-  for (const stream of ["stdout", "stderr"] as const) {
-    vi.spyOn(process[stream], "write").mockImplementation((chunk: string | Uint8Array) => {
-      written[stream].push(String(chunk));
-      return true;
-    });
-  }
-  return written;
-}
 
 const enclave = madeUpEnclave("sev-snp");
 

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { stopsAskedFor } from "../../client/cli/run-up.ts";
 import { closeOutput } from "../helpers/held.ts";
-import { stopListenersRemover } from "../helpers/stop-listeners.ts";
+import { stopListenersRemover } from "../helpers/stops.ts";
 
 const removeStopListeners = stopListenersRemover();
 afterEach(() => {

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { runWeb } from "../../client/cli/run-web.ts";
 import { CLI } from "../helpers/cli.ts";
 import { closeOutput, held } from "../helpers/held.ts";
-import { stopListenersRemover } from "../helpers/stop-listeners.ts";
+import { stopListenersRemover } from "../helpers/stops.ts";
 import { devPolicy } from "./helpers.ts";
 
 let dir: string;

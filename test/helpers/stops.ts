@@ -1,4 +1,8 @@
-/** Undoing what a test of a command's stops left behind: its signal listeners, its output-closed shutdown. */
+/**
+ * For tests of a command's stops run in process: what it writes, and undoing what it left behind (its
+ * signal listeners, its output-closed shutdown).
+ */
+import { vi } from "vitest";
 import { onOutputClosed } from "../../client/cli/output.ts";
 
 /**
@@ -15,4 +19,16 @@ export function stopListenersRemover(): () => void {
     }
     onOutputClosed(() => {})();
   };
+}
+
+/** What is written on stdout and stderr from now on (not written; undone by vi.restoreAllMocks). */
+export function capture(): { stdout: string[]; stderr: string[] } {
+  const written = { stdout: [] as string[], stderr: [] as string[] };
+  for (const stream of ["stdout", "stderr"] as const) {
+    vi.spyOn(process[stream], "write").mockImplementation((chunk: string | Uint8Array) => {
+      written[stream].push(String(chunk));
+      return true;
+    });
+  }
+  return written;
 }
