@@ -502,33 +502,37 @@ export async function showDemo(options: {
       midLine = !text.endsWith("\n");
     },
   };
-  // A part of the answer written when the stop comes ends its line, so `shutting down` (stderr) and
-  // the shell's prompt start on their own.
-  signal.addEventListener(
-    "abort",
-    () => {
-      if (midLine) process.stdout.write("\n");
-    },
-    { once: true },
-  );
-  out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
-  const release = releaseLogged(logs);
-  if (release !== null) {
-    out.write(
-      `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
-    );
-  }
-  out.write("\n");
-  out.write(`> ${prompt}\n`);
-  for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64, signal })) {
-    if (event.type === "text") out.write(event.text);
-    else {
+  // A part of the answer written when the stop comes, or when it fails, ends its line, so `shutting
+  // down` or its error (stderr) and the shell's prompt start on their own. The listener goes when it
+  // ends: a stop after it failed (demo stops what it started) wrote a newline after its error.
+  const endLine = () => {
+    if (midLine) process.stdout.write("\n");
+    midLine = false;
+  };
+  signal.addEventListener("abort", endLine, { once: true });
+  try {
+    out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
+    const release = releaseLogged(logs);
+    if (release !== null) {
       out.write(
-        `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
+        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
       );
     }
+    out.write("\n");
+    out.write(`> ${prompt}\n`);
+    for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64, signal })) {
+      if (event.type === "text") out.write(event.text);
+      else {
+        out.write(
+          `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
+        );
+      }
+    }
+    signal.throwIfAborted(); // no audit check asked for after the stop
+    out.write(`${await checkAudit(deployment.files.dir, session, signal)}\n`);
+    out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  } finally {
+    signal.removeEventListener("abort", endLine);
+    endLine();
   }
-  signal.throwIfAborted(); // no audit check asked for after the stop
-  out.write(`${await checkAudit(deployment.files.dir, session, signal)}\n`);
-  out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 }

@@ -4,6 +4,7 @@
  * after a demo that finished is said, as during its other stops. Each runs demo's own steps on a
  * deployment and a session the test holds, so every event comes in the order the test gives it.
  */
+import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunningDeployment } from "../../client/cli/deploy.ts";
 import { runDemo, showDemo } from "../../client/cli/run-up.ts";
@@ -72,6 +73,31 @@ describe("cloister demo: a stop while the demo runs", () => {
     await shown.catch(() => {});
     vi.restoreAllMocks();
     expect(written.stdout.join("")).toMatch(/> What does the enclave do\?\nThe enclave keeps\n$/);
+  });
+
+  it("ends a part of the answer with a newline when it fails too, and leaves no listener on the stop's signal", async () => {
+    const session = {
+      enclave,
+      async *chat(): AsyncGenerator<ChatEvent> {
+        yield { type: "text", text: "The enclave keeps" };
+        throw new Error("the stream was cut");
+      },
+    } as unknown as Session;
+    const written = capture();
+    const { stop, shown } = startDemo(session);
+    const error = await shown.catch((e: unknown) => e);
+    const listeners = getEventListeners(stop.signal, "abort").length;
+    const atFailure = written.stdout.join("");
+    // A stop after it failed (demo stops what it started, and a Ctrl-C comes) writes nothing more.
+    stop.abort("SIGINT");
+    vi.restoreAllMocks();
+    expect({ error: (error as Error).message, listeners, atFailure, after: written.stdout.join("") }).toEqual({
+      error: "the stream was cut",
+      listeners: 0,
+      // Its error (stderr) starts on its own line.
+      atFailure: expect.stringMatching(/> What does the enclave do\?\nThe enclave keeps\n$/),
+      after: atFailure,
+    });
   });
 
   it("aborts its request (chat's signal), and writes nothing of it after the stop, though an answer comes", async () => {
