@@ -133,17 +133,18 @@ function webPagePort(corsOrigins: readonly string[]): number | null {
 }
 
 /**
- * Whether `error`, with which a boot that a stop (`reason`, stopsAskedFor's) interrupted failed, is
- * that stop: the abort itself, or a child killed by SIGINT when the stop was a SIGINT too, the
- * terminal's Ctrl-C, which reaches the whole process group. That child counts as stopped however
+ * Whether `error`, with which a boot that a stop (`asked`, stopsAskedFor's) interrupted failed, is
+ * that stop: the abort itself, or a child killed by SIGINT when the stop was a SIGINT too (its
+ * `reason()`: its output closed just before it included), the terminal's Ctrl-C, which reaches the
+ * whole process group. That child counts as stopped however
  * late `up`'s own SIGINT was handled: past CTRL_C_SETTLE_MS (deploy.ts) its death was taken for a
  * boot failure, and the boot was stopping the other children when the SIGINT came. Anything else is
  * a failure, said and exit 1, whatever stop came after it: a child that exited on its own (any exit
  * code, or another signal), a port refused, a file that could not be written.
  */
-function isStop(error: unknown, reason: unknown): boolean {
-  if (error === reason) return true;
-  return reason === "SIGINT" && error instanceof ChildExitedError && error.signal === "SIGINT";
+function isStop(error: unknown, asked: ReturnType<typeof stopsAskedFor>): boolean {
+  if (error === asked.boot.reason) return true;
+  return asked.reason() === "SIGINT" && error instanceof ChildExitedError && error.signal === "SIGINT";
 }
 
 /**
@@ -161,6 +162,16 @@ async function stoppedIfAborted(booting: Promise<RunningDeployment>, stop: Abort
 }
 
 /**
+ * How long after its output closed, the first stop, a Ctrl-C is taken for the one that closed it
+ * (stopsAskedFor's `reason()`). Under `up 2>&1 | tee log` the Ctrl-C ends tee too, and the EPIPE of
+ * a line `up` writes just then may be handled before its own SIGINT: that Ctrl-C is the stop then,
+ * as when its SIGINT is handled first (a child it killed before the child ignored it is stopped, not
+ * a boot failure; demo exits 130, not 141). A SIGINT handled later is a Ctrl-C during the stop.
+ * Exported for its tests.
+ */
+export const OUTPUT_CLOSED_SETTLE_MS = 500;
+
+/**
  * The stops asked for (Ctrl-C, SIGTERM, output closed) of `up` and `demo`, from their first line to
  * their last, handled by stopDuringBoot (enclave/http.ts) as the enclave and the host handle theirs
  * during boot. The first aborts the boot under way (`boot`, said on stderr) until `booted()`, then
@@ -168,12 +179,13 @@ async function stoppedIfAborted(booting: Promise<RunningDeployment>, stop: Abort
  * SIGTERM) exits at once, saying so, with the status of a command stopped early (130, 143; 1 when
  * a child failed as it stopped, `failed`, or the stop began for a failure, `stopping`'s); the
  * children, supervised, stop on their own once it has gone (output.ts stopWhenParentExits),
- * unwatched. Output closed is no second stop: under
- * `cloister up 2>&1 | tee log`, Ctrl-C reaches tee too, and the EPIPE of up's next line exited at
- * once, its children left to stop after it had gone. A stop asked for during one that began for
- * another reason (`stopping(why, …)`: the host exited, demo failed or finished; or the output closed)
- * is said, with how to exit at once. `cloister web` stops its page server so (`startedProcesses`:
-false, it started none: its exit at once says nothing of them). Exported for its tests.
+ * unwatched. Output closed is no second stop: under `cloister up 2>&1 | tee log`, Ctrl-C reaches
+ * tee too, and the EPIPE of up's next line exited at once, its children left to stop after it had
+ * gone; a Ctrl-C a moment after its output closed first (OUTPUT_CLOSED_SETTLE_MS) is taken for the
+ * one that closed it, the stop's reason then (`reason()`). A stop asked for during one that began for another reason
+ * (`stopping(why, …)`: the host exited, demo failed or finished; or the output closed) is said,
+ * with how to exit at once. `cloister web` stops its page server so (`startedProcesses`: false, it
+ * started none: its exit at once says nothing of them). Exported for its tests.
  */
 export function stopsAskedFor(
   failed: () => boolean,
@@ -183,6 +195,11 @@ export function stopsAskedFor(
   readonly signalled: Promise<StopReason>;
   /** Aborted, with the first stop's reason, when it comes before `booted()`. */
   readonly boot: AbortSignal;
+  /**
+   * The first stop's reason (null before it): "SIGINT" when it was its output closed and a Ctrl-C
+   * followed within OUTPUT_CLOSED_SETTLE_MS (`boot` and `signalled` keep "output closed").
+   */
+  reason(): StopReason | null;
   booted(): void;
   /**
    * A stop began for another reason (`why`); `failed`: the command fails for it (exit 1, also when
@@ -199,20 +216,38 @@ export function stopsAskedFor(
   const signalled = new Promise<StopReason>((resolve) => {
     signal = resolve;
   });
+  /** The first stop: the boot under way is aborted with its reason; `signalled` resolves with it. */
+  const begin = (reason: StopReason) => {
+    first = reason;
+    if (!booted) {
+      say(`shutting down (${reason} during boot) …`);
+      boot.abort(reason);
+    }
+    signal(reason);
+  };
+  let settling = false;
   stopDuringBoot(
     (reason) => {
+      if (reason === "SIGINT" && first === "output closed" && settling) {
+        // The Ctrl-C that closed it (tee ended by it), handled after the EPIPE: the stop under way
+        // is that Ctrl-C's, not one asked for during it.
+        first = reason;
+        settling = false;
+        if (stoppingFor === null) return;
+      }
       const during = stoppingFor ?? first;
       // Output closed is no stop asked for by anyone, and not counted: the next Ctrl-C does not exit.
       if (during !== null && reason !== "output closed") {
         say(`${reason} while stopping (${during}): Ctrl-C again to exit at once`);
       }
       if (first !== null) return;
-      first = reason;
-      if (!booted) {
-        say(`shutting down (${reason} during boot) …`);
-        boot.abort(reason);
+      if (reason === "output closed") {
+        settling = true;
+        setTimeout(() => {
+          settling = false;
+        }, OUTPUT_CLOSED_SETTLE_MS).unref();
       }
-      signal(reason);
+      begin(reason);
     },
     (reason) => {
       const left =
@@ -225,6 +260,7 @@ export function stopsAskedFor(
   return {
     signalled,
     boot: boot.signal,
+    reason: () => first,
     booted: () => {
       booted = true;
     },
@@ -252,7 +288,7 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
   try {
     deployment = await stoppedIfAborted(bootStep(options, say, asked.boot, stops.onStopFailure), asked.boot);
   } catch (error) {
-    if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) throw error;
+    if (!asked.boot.aborted || !isStop(error, asked)) throw error;
     say("stopped: every process it started has exited");
     if (stops.failed()) process.exitCode = 1;
     return;
@@ -438,13 +474,13 @@ export async function runDemo(
       asked.boot,
     );
   } catch (error) {
-    if (!asked.boot.aborted || !isStop(error, asked.boot.reason)) {
+    if (!asked.boot.aborted || !isStop(error, asked)) {
       // Its children's lines were only kept: what failed is said with their last ones (the failing
       // child's, and the others', a key broker's refusal among them, which an enclave's error points to).
       sayLastLines(logs);
       throw error;
     }
-    stoppedEarly(asked.boot.reason as StopReason);
+    stoppedEarly(asked.reason() as StopReason);
     return;
   }
   asked.booted();
@@ -464,7 +500,7 @@ export async function runDemo(
   // A Ctrl-C as it stops after the demo finished is said, as during its other stops (it said nothing).
   else asked.stopping("demo finished", { failed: false });
   await deployment.stop();
-  if (reason !== null) stoppedEarly(reason);
+  if (reason !== null) stoppedEarly(asked.reason() ?? reason);
   else if (stops.failed()) process.exitCode = 1;
 }
 

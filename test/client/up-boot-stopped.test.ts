@@ -7,9 +7,9 @@
  * test holds, so the stop comes in the order the test gives it.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { RunningDeployment } from "../../client/cli/deploy.ts";
+import { ChildExitedError, type RunningDeployment } from "../../client/cli/deploy.ts";
 import { runDemo, runUp } from "../../client/cli/run-up.ts";
-import { held } from "../helpers/held.ts";
+import { closeOutput, held } from "../helpers/held.ts";
 import { capture, stopListenersRemover } from "../helpers/stops.ts";
 
 const removeStopListeners = stopListenersRemover();
@@ -94,6 +94,40 @@ describe("cloister up and demo: a stop during a boot that completes", () => {
       stderr: ["shutting down (SIGINT during boot) …\n", "stopped: every process it started has exited\n"],
       stops: ["stop"],
       shown: false,
+      exitCode: 130,
+    });
+  });
+});
+
+describe("cloister demo: Ctrl-C during boot under `demo 2>&1 | tee log`, its output closed first", () => {
+  it("a child the Ctrl-C killed is stopped, not a boot failure, and demo exits 130", async () => {
+    const booting = held();
+    const written = capture();
+    const run = runDemo(
+      { ...OPTIONS, prompt: "p" },
+      {
+        boot: async () => {
+          booting.enter();
+          // The enclave, killed by the terminal's SIGINT before it ignored it (bin/cloister.js).
+          await booting.promise;
+          throw new ChildExitedError("enclave", null, "SIGINT", null);
+        },
+        show: async () => {},
+      },
+    );
+    await booting.entered;
+    // Ctrl-C ended tee too: the EPIPE of a line written meanwhile is handled before up's SIGINT.
+    closeOutput();
+    process.emit("SIGINT", "SIGINT");
+    booting.settle();
+    const outcome = await run.then(
+      () => "stopped",
+      (error: unknown) => (error as Error).message,
+    );
+    vi.restoreAllMocks();
+    expect({ outcome, stderr: written.stderr, exitCode: process.exitCode }).toEqual({
+      outcome: "stopped",
+      stderr: ["shutting down (output closed during boot) …\n", "stopped: every process it started has exited\n"],
       exitCode: 130,
     });
   });

@@ -6,12 +6,13 @@
  * a first stop is no second stop.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { stopsAskedFor } from "../../client/cli/run-up.ts";
+import { OUTPUT_CLOSED_SETTLE_MS, stopsAskedFor } from "../../client/cli/run-up.ts";
 import { closeOutput } from "../helpers/held.ts";
 import { stopListenersRemover } from "../helpers/stops.ts";
 
 const removeStopListeners = stopListenersRemover();
 afterEach(() => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
   removeStopListeners();
 });
@@ -98,10 +99,13 @@ describe("cloister up and demo: their output closed", () => {
 
   it("first, is the first stop; a Ctrl-C after it says so (as after the host exited), the next exits at once", async () => {
     const { said, exit } = watch();
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
     const stops = stopsAskedFor(() => false);
     stops.booted();
     closeOutput();
     expect(await stops.signalled).toBe("output closed");
+    // Not the Ctrl-C that closed it (that one would come at once: below).
+    vi.advanceTimersByTime(OUTPUT_CLOSED_SETTLE_MS);
     process.emit("SIGINT", "SIGINT");
     expect({ said, exit: exit.mock.calls }).toEqual({
       said: ["SIGINT while stopping (output closed): Ctrl-C again to exit at once\n"],
@@ -129,5 +133,50 @@ describe("cloister up and demo: their output closed while they stop for another 
     });
     process.emit("SIGINT", "SIGINT");
     expect(exit.mock.calls).toEqual([[130]]);
+  });
+});
+
+describe("cloister up and demo: their output closed just before a Ctrl-C (`up 2>&1 | tee log`, tee ended by it)", () => {
+  it("during boot, the stop is the Ctrl-C's, whichever of the two was handled first", () => {
+    const { said, exit } = watch();
+    const stops = stopsAskedFor(() => false);
+    // The EPIPE of a line written just before up handled the Ctrl-C that ended tee.
+    closeOutput();
+    process.emit("SIGINT", "SIGINT");
+    // The stop was "output closed": a child the Ctrl-C killed was a boot failure (exit 1), and demo
+    // exited 141, not 130; its Ctrl-C was said as one during a stop.
+    expect({ aborted: stops.boot.aborted, reason: stops.reason(), said, exit: exit.mock.calls }).toEqual({
+      aborted: true,
+      reason: "SIGINT",
+      said: ["shutting down (output closed during boot) …\n"],
+      exit: [],
+    });
+  });
+
+  it("after boot, the stop is the Ctrl-C's too, and the next exits at once", async () => {
+    const { said, exit } = watch();
+    const stops = stopsAskedFor(() => false);
+    stops.booted();
+    closeOutput();
+    process.emit("SIGINT", "SIGINT");
+    expect(await stops.signalled).toBe("output closed");
+    expect({ reason: stops.reason(), said }).toEqual({ reason: "SIGINT", said: [] });
+    process.emit("SIGINT", "SIGINT");
+    expect(exit.mock.calls).toEqual([[130]]);
+  });
+
+  it("a Ctrl-C past OUTPUT_CLOSED_SETTLE_MS is one during the stop, said as such", async () => {
+    const { said, exit } = watch();
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
+    const stops = stopsAskedFor(() => false);
+    stops.booted();
+    closeOutput();
+    vi.advanceTimersByTime(OUTPUT_CLOSED_SETTLE_MS);
+    process.emit("SIGINT", "SIGINT");
+    expect({ reason: stops.reason(), said, exit: exit.mock.calls }).toEqual({
+      reason: "output closed",
+      said: ["SIGINT while stopping (output closed): Ctrl-C again to exit at once\n"],
+      exit: [],
+    });
   });
 });
