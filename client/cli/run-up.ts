@@ -136,9 +136,9 @@ function webPagePort(corsOrigins: readonly string[]): number | null {
  * Whether `error`, with which a boot that a stop (`asked`, stopsAskedFor's) interrupted failed, is
  * that stop: the abort itself, or a child killed by SIGINT when the stop was a SIGINT too (its
  * `reason()`: its output closed just before it included), the terminal's Ctrl-C, which reaches the
- * whole process group. That child counts as stopped however
- * late `up`'s own SIGINT was handled: past CTRL_C_SETTLE_MS (deploy.ts) its death was taken for a
- * boot failure, and the boot was stopping the other children when the SIGINT came. Anything else is
+ * whole process group. That child counts as stopped however late `up`'s own SIGINT was handled:
+ * past CTRL_C_SETTLE_MS (deploy.ts) its death was taken for a boot failure, and the boot was
+ * stopping the other children when the SIGINT came. Anything else is
  * a failure, said and exit 1, whatever stop came after it: a child that exited on its own (any exit
  * code, or another signal), a port refused, a file that could not be written.
  */
@@ -182,10 +182,11 @@ export const OUTPUT_CLOSED_SETTLE_MS = 500;
  * unwatched. Output closed is no second stop: under `cloister up 2>&1 | tee log`, Ctrl-C reaches
  * tee too, and the EPIPE of up's next line exited at once, its children left to stop after it had
  * gone; a Ctrl-C a moment after its output closed first (OUTPUT_CLOSED_SETTLE_MS) is taken for the
- * one that closed it, the stop's reason then (`reason()`). A stop asked for during one that began for another reason
- * (`stopping(why, …)`: the host exited, demo failed or finished; or the output closed) is said,
- * with how to exit at once. `cloister web` stops its page server so (`startedProcesses`: false, it
- * started none: its exit at once says nothing of them). Exported for its tests.
+ * one that closed it, the stop's reason then (`reason()`). A stop asked for during one that began
+ * for another reason (`stopping(why, …)`: the host exited, demo failed or finished; or the output
+ * closed) is said, with how to exit at once. `cloister web` stops its page server so
+ * (`startedProcesses`: false, it started none: its exit at once says nothing of them). Exported
+ * for its tests.
  */
 export function stopsAskedFor(
   failed: () => boolean,
