@@ -172,4 +172,15 @@ describe("the Authorization header", () => {
       );
     }
   });
+
+  it("matches a key by the SHA-256 of its text as an operator computes it (printf %s KEY | sha256sum)", () => {
+    // A fixed vector, not hashApiKey on both sides: the file's hashes are made outside the host.
+    const sha256 = "8d7f91bb8a3740d1a57b93f45462956e5ecf0155bb4dc85a0dfd84e4d0a3a1b4";
+    expect(hashApiKey("ck_vector_0123456789")).toBe(sha256);
+    const vector = new ApiKeyStore({ version: 1, keys: [{ ...key("vector", "unused_0123456789"), sha256 }] });
+    expect(vector.authenticate("Bearer ck_vector_0123456789").id).toBe("vector");
+    expect(() => vector.authenticate("Bearer ck_vector_0123456788")).toThrow(
+      expect.objectContaining({ code: "UNAUTHENTICATED" }),
+    );
+  });
 });
