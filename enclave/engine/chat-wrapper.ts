@@ -197,7 +197,7 @@ function pinnedChatWrapper(
   template: string | undefined,
 ): ChatWrapper {
   if (choice !== "jinjaTemplate") {
-    const type = specializedChatWrapperTypeNames.find((name) => name === choice);
+    const type = specializedType(choice);
     if (type === undefined) {
       throw new EngineError(
         "ENGINE_OPTIONS",
@@ -227,11 +227,16 @@ function pinnedChatWrapper(
 function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper | null {
   if (answer.kind === "jinjaTemplate") return resolveChatWrapper(model, { type: "jinjaTemplate" });
   if (answer.kind !== "specialized") return null;
-  const type = specializedChatWrapperTypeNames.find((name) => name === answer.type);
+  const type = specializedType(answer.type);
   if (type === undefined) return null;
   const settings = appliedOptions(type, answer.configuration);
   if (settings === null) return null;
   return resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
+}
+
+/** `name` as node-llama-cpp's name of a specialized wrapper; undefined when it names none. */
+function specializedType(name: string): SpecializedChatWrapperTypeName | undefined {
+  return specializedChatWrapperTypeNames.find((type) => type === name);
 }
 
 /**
