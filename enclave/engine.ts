@@ -51,7 +51,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { type ChatWrapperChoice, MAX_SEQUENCES } from "../manifests/schema.ts";
-import { chooseChatWrapper } from "./engine/chat-wrapper.ts";
+import { type ChatWrapperPlan, planChatWrapper, planChatWrapperFor } from "./engine/chat-wrapper.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
@@ -240,22 +240,34 @@ async function loadEngine(
   }
 
   const progress = options.progress ?? process.stderr.isTTY === true;
+  const wrapperOptions = {
+    ...(options.chatWrapper === undefined ? {} : { choice: options.chatWrapper }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+  // The chat wrapper's choice begins from the model's header while llama.cpp starts: a pinned
+  // wrapper the model cannot have is refused before anything loads, and auto's resolution of an
+  // operator's template starts its worker now (engine/chat-wrapper.ts). Each is awaited below.
+  const planning = planChatWrapper(loadPath, wrapperOptions);
+  const starting = deps.getLlama({
+    gpu: settings.gpu === "off" ? false : "auto",
+    build: "never",
+    progressLogs: false,
+    logLevel: LlamaLogLevel.error,
+    // llama.cpp's own error lines (never prompt text) go to stderr; everything else is dropped.
+    logger: (level, message) => {
+      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
+        process.stderr.write(`llama.cpp: ${message.trimEnd()}\n`);
+      }
+    },
+  });
+  starting.catch(() => {});
+  let plan: ChatWrapperPlan | null = null;
   let llama: Llama | undefined;
   let model: LlamaModel | undefined;
   let context: LlamaContext | undefined;
   try {
-    llama = await deps.getLlama({
-      gpu: settings.gpu === "off" ? false : "auto",
-      build: "never",
-      progressLogs: false,
-      logLevel: LlamaLogLevel.error,
-      // llama.cpp's own error lines (never prompt text) go to stderr; everything else is dropped.
-      logger: (level, message) => {
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
-          process.stderr.write(`llama.cpp: ${message.trimEnd()}\n`);
-        }
-      },
-    });
+    plan = await planning;
+    llama = await starting;
     options.signal?.throwIfAborted();
     model = await llama.loadModel({
       modelPath: loadPath,
@@ -274,6 +286,10 @@ async function loadEngine(
     }
     const trainContext = model.trainContextSize;
     const contextSize = Math.min(settings.contextSize, trainContext > 0 ? trainContext : settings.contextSize);
+    plan ??= planChatWrapperFor(model.fileInfo, model.filename, wrapperOptions);
+    // auto's resolution on the worker runs while the context is made; awaited after it.
+    const choosing = plan.choose(model);
+    choosing.catch(() => {});
     context = await model.createContext({
       sequences: settings.sequences,
       contextSize,
@@ -284,10 +300,7 @@ async function loadEngine(
     });
     const slots: Slot[] = [];
     for (let i = 0; i < settings.sequences; i++) slots.push({ sequence: context.getSequence(), tenant: undefined });
-    const chatWrapper = await chooseChatWrapper(model, {
-      ...(options.chatWrapper === undefined ? {} : { choice: options.chatWrapper }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    const chatWrapper = await choosing;
     const info: EngineInfo = {
       modelPath: options.modelPath,
       modelSha256: found,
@@ -300,6 +313,9 @@ async function loadEngine(
     };
     return new InferenceEngine(llama, model, context, slots, chatWrapper, settings.maxQueue, info, staged);
   } catch (error) {
+    // The plan's worker ends; a Llama still starting when the plan failed is freed once it has.
+    plan?.dispose();
+    llama ??= await starting.catch(() => undefined);
     await context?.dispose().catch(() => {});
     await model?.dispose().catch(() => {});
     await llama?.dispose().catch(() => {});

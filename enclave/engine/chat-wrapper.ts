@@ -21,10 +21,24 @@
  *   builds (the same class and settings). The worker does not load llama.cpp: its addon keeps
  *   process-wide state (the backend, the logger) that a second instance on another thread would
  *   replace or free. It asks this thread for the model's tokenizer instead, synchronously (about a
- *   hundred short calls, the worker keeping their answers, each a short task here). Where it cannot
- *   decide as auto on this thread would (a template that only llama.cpp's own Jinja engine renders,
- *   one no Jinja wrapper can render, after which auto answers from the model's names and tokens; or
- *   any failure of the worker), auto runs here, as before.
+ *   hundred short calls, the worker keeping their answers, each a short task here).
+ * - A template no Jinja wrapper can render: auto tries every specialized wrapper (none can match a
+ *   template that does not render), fails its Jinja wrapper, then answers from the model's names,
+ *   the template's marks and the model's tokens. The worker runs the trial and sees the failure;
+ *   this thread runs only that last part (autoAfterTrial), the worker's class confirming it.
+ * - Where the worker cannot decide as auto on this thread would (a template only llama.cpp's own
+ *   Jinja engine parses: it says so at the first render, before its trial's work, which only this
+ *   thread can do; or any failure of the worker), auto runs here, as before.
+ *
+ * The choice begins before the model loads (planChatWrapper, from the file's header read by
+ * node-llama-cpp): a pinned "jinjaTemplate" without a template is refused then, and the worker
+ * starts then, importing node-llama-cpp (about 0.4 s) while llama.cpp starts and loads the model; it
+ * resolves once the model is loaded (it needs the tokenizer), while the context is made. Its
+ * resolution has a limit (RESOLUTION_LIMIT_MS from the load, CHAT_WRAPPER_TIMEOUT after it, the
+ * worker ended): a template that keeps node-llama-cpp's JavaScript Jinja engine looping would
+ * otherwise keep the boot waiting until stopped, and auto here would block this thread instead.
+ * node-llama-cpp's console notices on the worker (its Jinja failure, with a stack) are not printed:
+ * the worker's console records the one auto's answer depends on, and its output is dropped.
  *
  * What it checks: that a pinned "jinjaTemplate" has a template node-llama-cpp renders
  * (CHAT_WRAPPER_UNAVAILABLE otherwise); nothing else about the template: whether the chosen wrapper
@@ -34,10 +48,12 @@
  * Relies on node-llama-cpp 3.22 internals, which test/engine/chat-wrapper.test.ts pins against
  * auto's own answers: each specialized wrapper's
  * `_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate` (the option configurations auto tries,
- * in order; auto builds the matching one's options), and the `llama` option being touched only to
- * render a template with llama.cpp's Jinja engine.
+ * in order; auto builds the matching one's options; autoAfterTrial lists none to skip the trial), the
+ * `llama` option being touched only to render a template with llama.cpp's Jinja engine, and auto's
+ * console.error "Error creating Jinja template chat wrapper" when it falls back from that wrapper.
  */
 import { createRequire } from "node:module";
+import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import {
@@ -45,6 +61,7 @@ import {
   chatWrappers,
   type GgufFileInfo,
   type LlamaModel,
+  readGgufFileInfo,
   resolveChatWrapper,
   type SpecializedChatWrapperTypeName,
   specializedChatWrapperTypeNames,
@@ -62,12 +79,39 @@ export type ChooseChatWrapperOptions = {
   choice?: ChatWrapperChoice;
   /** Aborting stops a resolution under way on the worker and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * How long auto's resolution on the worker may take once the model is loaded, in ms (default
+   * RESOLUTION_LIMIT_MS): past it the worker is ended and the choice refused (CHAT_WRAPPER_TIMEOUT).
+   */
+  limitMs?: number;
 };
 
-/** What the worker found auto to choose. "here": auto must run on this thread to know. */
+/**
+ * A choice begun from the model file's metadata, before llama.cpp loads it: `choose` finishes it
+ * with the loaded model (a wrapper built here that cannot be built throws from the call itself);
+ * `dispose` drops it (its worker, if any, is ended). Either may come first.
+ */
+export type ChatWrapperPlan = {
+  choose(model: LlamaModel): Promise<ChatWrapper>;
+  dispose(): void;
+};
+
+/**
+ * The default limit on auto's resolution on the worker: 1-2 s on an idle 2-core machine, up to 7 s
+ * on a loaded one; one that runs for a minute is a template that keeps node-llama-cpp's JavaScript
+ * Jinja engine busy (a loop), which auto on this thread would not end either.
+ */
+export const RESOLUTION_LIMIT_MS = 60_000;
+
+/**
+ * What the worker found auto to choose. "fallback": auto's trial matched no specialized wrapper and
+ * its Jinja wrapper failed, so auto answered from the model's names and tokens (`type`, or none:
+ * the general wrapper); "here": auto must run on this thread to know.
+ */
 type WorkerAnswer =
   | { kind: "jinjaTemplate" }
   | { kind: "specialized"; type: string; configuration: number }
+  | { kind: "fallback"; type: string | null }
   | { kind: "here" };
 
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
@@ -79,27 +123,41 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
 
 /**
  * The worker: auto resolution with this thread's tokenizer, watching which option configuration of
- * which specialized wrapper auto tries last (the one it builds when the wrapper matches), and whether
+ * which specialized wrapper auto tries last (the one it builds when the wrapper matches), whether
  * auto reaches for llama.cpp's own Jinja engine (`llama`, which it only touches to render a template
- * its JavaScript engine cannot: auto here would render it, the worker cannot).
- * `fallbackToOtherWrappersOnJinjaError: false`: a template no Jinja wrapper can render then throws
- * instead of falling back to the model's names, so a specialized answer always comes from the trial.
+ * its JavaScript engine cannot parse: auto here would render it, the worker cannot, and says so at
+ * once), and whether auto's Jinja wrapper failed (auto then says so on console.error, and answers
+ * from the model's names and tokens: this thread repeats only that part, autoAfterTrial).
+ * It imports node-llama-cpp as soon as it starts (while the model loads), then waits for the
+ * model's BOS text, sent once the model is loaded, before it resolves.
+ * Its console is its own: node-llama-cpp's notices (the Jinja failure, with its stack) are recorded
+ * and not printed, and the thread's output is dropped by this one (startResolution).
  */
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const { url, port, answered, input, answerMs, optionConfigurations } = workerData;
+let jinjaFailed = false;
+let otherError = false;
+console.error = (first) => {
+  if (String(first).includes("Error creating Jinja template chat wrapper")) jinjaFailed = true;
+  else otherError = true;
+};
+console.log = console.info = console.warn = console.debug = console.trace = () => {};
 let failed = false;
+function receive(timeoutMs) {
+  const waited = Atomics.wait(answered, 0, 0, timeoutMs);
+  return waited === "timed-out" ? undefined : receiveMessageOnPort(port)?.message;
+}
 function ask(op, args) {
   if (failed) throw new Error("tokenizer: failed before");
   Atomics.store(answered, 0, 0);
   port.postMessage({ op, args });
-  const waited = Atomics.wait(answered, 0, 0, answerMs);
-  const reply = waited === "timed-out" ? undefined : receiveMessageOnPort(port);
-  if (reply === undefined || !("value" in reply.message)) {
+  const reply = receive(answerMs);
+  if (reply === undefined || !("value" in reply)) {
     failed = true;
     throw new Error("tokenizer: no answer");
   }
-  return reply.message.value;
+  return reply.value;
 }
 const tokenized = new Map();
 const tokenizer = Object.assign(
@@ -121,6 +179,7 @@ const tokenizer = Object.assign(
 let nativeJinja = false;
 const llama = new Proxy({}, {
   get() {
+    if (!nativeJinja) port.postMessage({ answer: { kind: "here" } });
     nativeJinja = true;
     throw new Error("no llama.cpp on this thread");
   },
@@ -145,19 +204,21 @@ async function resolve() {
       },
     });
   }
+  const model = receive(undefined);
+  if (model === undefined || !("bosString" in model)) return { kind: "here" };
   let wrapper;
   try {
-    wrapper = resolveChatWrapper({
-      ...input,
-      tokenizer,
-      llama,
-      warningLogs: false,
-      fallbackToOtherWrappersOnJinjaError: false,
-    });
+    wrapper = resolveChatWrapper({ ...input, bosString: model.bosString, tokenizer, llama, warningLogs: false });
   } catch {
     return { kind: "here" };
   }
-  if (failed || nativeJinja || wrapper == null) return { kind: "here" };
+  if (failed || nativeJinja || otherError) return { kind: "here" };
+  if (jinjaFailed) {
+    const type =
+      wrapper == null ? null : Object.keys(chatWrappers).find((name) => chatWrappers[name] === wrapper.constructor);
+    return type === undefined ? { kind: "here" } : { kind: "fallback", type };
+  }
+  if (wrapper == null) return { kind: "here" };
   if (wrapper.constructor === JinjaTemplateChatWrapper) return { kind: "jinjaTemplate" };
   if (tried !== null && wrapper.constructor === chatWrappers[tried.type]) return { kind: "specialized", ...tried };
   return { kind: "here" };
@@ -171,31 +232,88 @@ resolve().then(
 /**
  * The chat wrapper of `model`: the pinned choice, built by name, or (choice "auto") the one auto
  * resolution chooses, without running auto's trial of every specialized wrapper on this thread
- * where it can be avoided (see the module's comment).
+ * where it can be avoided (see the module's comment). The engine begins the choice before the
+ * load instead (planChatWrapper); this is the same from a model already loaded.
  */
 export async function chooseChatWrapper(
   model: LlamaModel,
   options: ChooseChatWrapperOptions = {},
 ): Promise<ChatWrapper> {
   options.signal?.throwIfAborted();
+  const plan = planChatWrapperFor(model.fileInfo, model.filename, options);
+  try {
+    return await plan.choose(model);
+  } finally {
+    plan.dispose();
+  }
+}
+
+/**
+ * The plan for the model file at `path` from its header alone, before llama.cpp loads it: a pinned
+ * "jinjaTemplate" the model has no template for is refused now (CHAT_WRAPPER_UNAVAILABLE), and the
+ * worker that resolves auto's choice of an operator's template starts now, importing node-llama-cpp
+ * while the model loads. null: node-llama-cpp could not read the header here (the load then says
+ * why, or the plan is made from the loaded model, planChatWrapperFor).
+ */
+export async function planChatWrapper(
+  path: string,
+  options: ChooseChatWrapperOptions = {},
+): Promise<ChatWrapperPlan | null> {
+  let fileInfo: GgufFileInfo;
+  try {
+    fileInfo = await readGgufFileInfo(path, {
+      sourceType: "filesystem",
+      readTensorInfo: false,
+      logWarnings: false,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  } catch {
+    return null;
+  }
+  options.signal?.throwIfAborted();
+  // The name llama.cpp's load gives the model (LlamaModel.filename), which auto reads.
+  return planChatWrapperFor(fileInfo, basename(path), options);
+}
+
+/** The plan from a model's metadata and file name (planChatWrapper; chooseChatWrapper). */
+export function planChatWrapperFor(
+  fileInfo: GgufFileInfo,
+  filename: string | undefined,
+  options: ChooseChatWrapperOptions = {},
+): ChatWrapperPlan {
   const choice = options.choice ?? "auto";
-  const template = model.fileInfo.metadata.tokenizer?.chat_template;
-  if (choice !== "auto") return pinnedChatWrapper(model, choice, template);
-  if (template === CHAT_TEMPLATE) return resolveChatWrapper(model, { type: "jinjaTemplate" });
-  if (template === undefined || template.trim() === "") return resolveChatWrapper(model, { type: "auto" });
-  const answer = await resolveOnWorker(model, options.signal);
-  return buildAnswer(model, answer) ?? resolveChatWrapper(model, { type: "auto" });
+  const template = fileInfo.metadata.tokenizer?.chat_template;
+  const none = template === undefined || template.trim() === "";
+  if (choice === "jinjaTemplate" && none) {
+    throw new EngineError(
+      "CHAT_WRAPPER_UNAVAILABLE",
+      'manifest field model.chatWrapper: "jinjaTemplate" expected a Jinja chat template in the model (tokenizer.chat_template), found none; pin another chat wrapper, or "auto"',
+    );
+  }
+  // Built when choose is called, and a wrapper that cannot be built throws from the call itself (the
+  // engine calls it before making the context).
+  const direct = (build: (model: LlamaModel) => ChatWrapper): ChatWrapperPlan => ({
+    choose: (model) => Promise.resolve(build(model)),
+    dispose: () => {},
+  });
+  if (choice !== "auto") return direct((model) => pinnedChatWrapper(model, choice));
+  if (template === CHAT_TEMPLATE) return direct((model) => resolveChatWrapper(model, { type: "jinjaTemplate" }));
+  // Without a template there is nothing to try: auto answers from the model's names and tokens.
+  if (none) return direct((model) => resolveChatWrapper(model, { type: "auto" }));
+  const resolution = startResolution(resolutionInput(fileInfo, filename), options);
+  return {
+    choose: async (model) =>
+      buildAnswer(model, await resolution.answer(model)) ?? resolveChatWrapper(model, { type: "auto" }),
+    dispose: () => resolution.end(),
+  };
 }
 
 /**
  * The wrapper the manifest names. Without a fallback: a Jinja template that cannot be rendered is
- * refused, not replaced by auto's choice (which the operator did not sign).
+ * refused, not replaced by auto's choice (which the operator did not sign). A model without a
+ * template was refused from its metadata (planChatWrapperFor).
  */
-function pinnedChatWrapper(
-  model: LlamaModel,
-  choice: Exclude<ChatWrapperChoice, "auto">,
-  template: string | undefined,
-): ChatWrapper {
+function pinnedChatWrapper(model: LlamaModel, choice: Exclude<ChatWrapperChoice, "auto">): ChatWrapper {
   if (choice !== "jinjaTemplate") {
     const type = specializedType(choice);
     if (type === undefined) {
@@ -205,12 +323,6 @@ function pinnedChatWrapper(
       );
     }
     return resolveChatWrapper(model, { type });
-  }
-  if (template === undefined || template.trim() === "") {
-    throw new EngineError(
-      "CHAT_WRAPPER_UNAVAILABLE",
-      'manifest field model.chatWrapper: "jinjaTemplate" expected a Jinja chat template in the model (tokenizer.chat_template), found none; pin another chat wrapper, or "auto"',
-    );
   }
   try {
     return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
@@ -226,12 +338,52 @@ function pinnedChatWrapper(
 /** The wrapper the worker found, built here; null when it found none (auto must run here). */
 function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper | null {
   if (answer.kind === "jinjaTemplate") return resolveChatWrapper(model, { type: "jinjaTemplate" });
+  if (answer.kind === "fallback") {
+    // auto's last part, here (its settings depend on the template, not on a configuration tried);
+    // the worker's class confirms it.
+    const wrapper = autoAfterTrial(model);
+    const expected =
+      answer.type === null ? chatWrappers.general : chatWrappers[answer.type as keyof typeof chatWrappers];
+    return wrapper.constructor === expected ? wrapper : null;
+  }
   if (answer.kind !== "specialized") return null;
   const type = specializedType(answer.type);
   if (type === undefined) return null;
   const settings = appliedOptions(type, answer.configuration);
   if (settings === null) return null;
   return resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
+}
+
+/** Iterates as no option configuration, with a length that keeps auto from trying `{}` instead. */
+const NO_CONFIGURATIONS = { length: 1, *[Symbol.iterator]() {} };
+
+/**
+ * auto's answer once its trial matched no specialized wrapper and its Jinja wrapper failed (the
+ * worker saw both): from the model's names, the template's marks, its file name and tokens. The
+ * trial is skipped by listing no option configuration for each specialized wrapper (3.22 reads the
+ * list through OPTION_CONFIGURATIONS, as the worker's watch does), the Jinja wrapper by `noJinja`.
+ * Synchronous, so nothing else on this thread sees the lists replaced; each is put back after.
+ */
+function autoAfterTrial(model: LlamaModel): ChatWrapper {
+  const restore: (() => void)[] = [];
+  try {
+    for (const type of specializedChatWrapperTypeNames) {
+      const wrapper = chatWrappers[type] as unknown as Record<string, unknown>;
+      const own = Object.getOwnPropertyDescriptor(wrapper, OPTION_CONFIGURATIONS);
+      Object.defineProperty(wrapper, OPTION_CONFIGURATIONS, {
+        configurable: true,
+        writable: true,
+        value: () => NO_CONFIGURATIONS,
+      });
+      restore.push(() => {
+        if (own === undefined) delete wrapper[OPTION_CONFIGURATIONS];
+        else Object.defineProperty(wrapper, OPTION_CONFIGURATIONS, own);
+      });
+    }
+    return resolveChatWrapper(model, { type: "auto", noJinja: true });
+  } finally {
+    for (const put of restore) put();
+  }
 }
 
 /** `name` as node-llama-cpp's name of a specialized wrapper; undefined when it names none. */
@@ -255,19 +407,30 @@ function appliedOptions(type: SpecializedChatWrapperTypeName, index: number): Re
   return { ...(applied as Record<string, unknown>) };
 }
 
-/** Runs auto resolution on a worker thread, answering its tokenizer calls from `model`. */
-function resolveOnWorker(model: LlamaModel, signal: AbortSignal | undefined): Promise<WorkerAnswer> {
+/** auto's resolution on a worker thread, begun before the model loads (planChatWrapperFor). */
+type Resolution = {
+  /** Sends the loaded model's BOS text, answers the worker's tokenizer calls from it, and waits for its answer. */
+  answer(model: LlamaModel): Promise<WorkerAnswer>;
+  /** Ends the worker, if it has not answered. */
+  end(): void;
+};
+
+function startResolution(input: Record<string, unknown>, options: ChooseChatWrapperOptions): Resolution {
   const { port1, port2 } = new MessageChannel();
   const answered = new Int32Array(new SharedArrayBuffer(4));
   let worker: Worker;
   try {
     worker = new Worker(RESOLVE_WORKER, {
       eval: true,
+      // Its output is node-llama-cpp's console notices only (the worker's console drops them):
+      // never the enclave's stderr. Its failures come as its error and exit events.
+      stdout: true,
+      stderr: true,
       workerData: {
         url: nodeLlamaCppUrl(),
         port: port2,
         answered,
-        input: resolutionInput(model),
+        input,
         answerMs: TOKENIZER_ANSWER_MS,
         optionConfigurations: OPTION_CONFIGURATIONS,
       },
@@ -276,37 +439,68 @@ function resolveOnWorker(model: LlamaModel, signal: AbortSignal | undefined): Pr
   } catch {
     // No worker (its data could not be copied to it, no thread to be had): auto runs here.
     port1.close();
-    return Promise.resolve({ kind: "here" });
+    return { answer: async () => ({ kind: "here" }), end: () => {} };
   }
-  const tokenizer = model.tokenizer;
-  return new Promise<WorkerAnswer>((resolve, reject) => {
-    let settled = false;
-    const finish = (settle: () => void): void => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener("abort", onAbort);
-      port1.close();
-      worker.terminate().then(settle, settle);
-    };
-    const onAbort = (): void => finish(() => reject(signal?.reason));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    port1.on("message", (message: { answer: WorkerAnswer } | TokenizerRequest) => {
-      if ("answer" in message) {
-        finish(() => resolve(message.answer));
-        return;
-      }
-      port1.postMessage(answerTokenizer(tokenizer, message));
-      Atomics.store(answered, 0, 1);
-      Atomics.notify(answered, 0);
-    });
-    // A worker that fails or ends without an answer: auto runs here, as before. Its answer may be
-    // queued still when its end is told (its last message and its exit reach this thread apart).
-    worker.on("error", () => finish(() => resolve({ kind: "here" })));
-    worker.on("exit", () => {
-      const answer = queuedAnswer(port1);
-      finish(() => resolve(answer ?? { kind: "here" }));
-    });
+  worker.stdout.resume();
+  worker.stderr.resume();
+  const { signal } = options;
+  let tokenizer: Tokenizer | null = null;
+  let limit: NodeJS.Timeout | undefined;
+  let settled = false;
+  let settle!: { resolve: (answer: WorkerAnswer) => void; reject: (error: unknown) => void };
+  const outcome = new Promise<WorkerAnswer>((resolve, reject) => {
+    settle = { resolve, reject };
   });
+  // Handled where it is awaited (answer); an end before then has no one to tell.
+  outcome.catch(() => {});
+  const finish = (result: { answer: WorkerAnswer } | { error: unknown }): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(limit);
+    signal?.removeEventListener("abort", onAbort);
+    port1.close();
+    const done = (): void => ("answer" in result ? settle.resolve(result.answer) : settle.reject(result.error));
+    worker.terminate().then(done, done);
+  };
+  const onAbort = (): void => finish({ error: signal?.reason });
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  const wake = (): void => {
+    Atomics.store(answered, 0, 1);
+    Atomics.notify(answered, 0);
+  };
+  port1.on("message", (message: { answer: WorkerAnswer } | TokenizerRequest) => {
+    if ("answer" in message) {
+      finish({ answer: message.answer });
+      return;
+    }
+    port1.postMessage(tokenizer === null ? { failed: true } : answerTokenizer(tokenizer, message));
+    wake();
+  });
+  // A worker that fails or ends without an answer: auto runs here, as before. Its answer may be
+  // queued still when its end is told (its last message and its exit reach this thread apart).
+  worker.on("error", () => finish({ answer: { kind: "here" } }));
+  worker.on("exit", () => finish({ answer: queuedAnswer(port1) ?? { kind: "here" } }));
+  return {
+    answer(model) {
+      if (!settled) {
+        tokenizer = model.tokenizer;
+        port1.postMessage({ bosString: model.tokens.bosString });
+        wake();
+        const limitMs = options.limitMs ?? RESOLUTION_LIMIT_MS;
+        limit = setTimeout(() => finish({ error: resolutionTimeout(limitMs) }), limitMs);
+      }
+      return outcome;
+    },
+    end: () => finish({ answer: { kind: "here" } }),
+  };
+}
+
+function resolutionTimeout(limitMs: number): EngineError {
+  return new EngineError(
+    "CHAT_WRAPPER_TIMEOUT",
+    `manifest field model.chatWrapper: "auto" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within ${limitMs} ms, found it still running; pin a chat wrapper`,
+  );
 }
 
 function queuedAnswer(port: MessagePort): WorkerAnswer | null {
@@ -330,13 +524,13 @@ function answerTokenizer(tokenizer: Tokenizer, { op, args }: TokenizerRequest): 
 }
 
 /**
- * What auto reads of a model besides its tokenizer, as resolveChatWrapper(model) gathers it: its BOS
- * text, architecture, file name and metadata. The metadata goes without the vocabulary's arrays
- * (tokenizer.ggml's tokens, scores, merges…), which auto does not read and which can hold hundreds of
- * thousands of entries to copy.
+ * What auto reads of a model besides its tokenizer and BOS text (sent once the model is loaded), as
+ * resolveChatWrapper(model) gathers it: its architecture, file name and metadata. The metadata goes
+ * without the vocabulary's arrays (tokenizer.ggml's tokens, scores, merges…), which auto does not
+ * read and which can hold hundreds of thousands of entries to copy.
  */
-function resolutionInput(model: LlamaModel): Record<string, unknown> {
-  const { tokenizer, ...metadata } = model.fileInfo.metadata;
+function resolutionInput(fileInfo: GgufFileInfo, filename: string | undefined): Record<string, unknown> {
+  const { tokenizer, ...metadata } = fileInfo.metadata;
   const lean: Record<string, unknown> = { ...metadata };
   if (tokenizer !== undefined) {
     const { ggml, ...rest } = tokenizer;
@@ -347,13 +541,8 @@ function resolutionInput(model: LlamaModel): Record<string, unknown> {
         : { ggml: Object.fromEntries(Object.entries(ggml).filter(([, v]) => !Array.isArray(v))) }),
     };
   }
-  const fileInfo: Partial<GgufFileInfo> = { metadata: lean as GgufFileInfo["metadata"] };
-  return {
-    bosString: model.tokens.bosString,
-    architecture: model.fileInfo.metadata.general?.architecture,
-    filename: model.filename,
-    fileInfo,
-  };
+  const leanInfo: Partial<GgufFileInfo> = { metadata: lean as GgufFileInfo["metadata"] };
+  return { architecture: fileInfo.metadata.general?.architecture, filename, fileInfo: leanInfo };
 }
 
 /** node-llama-cpp's entry point, for the worker to import (an eval'd worker resolves no package names). */

@@ -17,9 +17,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import {
   type ChatHistoryItem,
   type ChatWrapper,
+  chatWrappers,
   getLlama,
   type Llama,
   LlamaLogLevel,
@@ -38,6 +40,8 @@ import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata } from "../../models/llama-layout.ts";
 import { buildTinyBigram, tinyShape, writeTinyModel } from "../../models/tiny.ts";
 import { TokenType } from "../../models/tiny-vocab.ts";
+
+const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate";
 
 // resolveChatWrapper as the engine calls it, watched: which resolution it asked for.
 vi.mock("node-llama-cpp", async (importOriginal) => {
@@ -73,6 +77,15 @@ type OperatorModel = {
   auto: string;
   calls: unknown[];
 };
+
+const UNRENDERABLE =
+  "{% for message in messages %}{% for part in message.parts %}{{ part }}{% endfor %}" +
+  "{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
+
+/** A template node-llama-cpp's Jinja engine renders for hours (10^10 turns of an empty loop). */
+const ENDLESS =
+  "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}" +
+  "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
 
 const OPERATOR_MODELS: readonly OperatorModel[] = [
   {
@@ -135,13 +148,12 @@ const OPERATOR_MODELS: readonly OperatorModel[] = [
   },
   {
     // Iterates a field no message has: node-llama-cpp's Jinja engine fails it, so auto tries every
-    // specialized wrapper, fails the Jinja one, and answers from the model's tokens (its BOS).
+    // specialized wrapper, fails the Jinja one, and answers from the model's tokens (its BOS). The
+    // worker runs that trial; this thread only the answer from the names and tokens (noJinja, no trial).
     name: "unrenderable",
-    template:
-      "{% for message in messages %}{% for part in message.parts %}{{ part }}{% endfor %}" +
-      "{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}",
+    template: UNRENDERABLE,
     auto: "Llama2ChatWrapper",
-    calls: [{ type: "auto" }],
+    calls: [{ type: "auto", noJinja: true }],
   },
   // Without a template auto has nothing to try: it answers from the model's tokens, here.
   { name: "no template", template: null, auto: "Llama2ChatWrapper", calls: [{ type: "auto" }] },
@@ -189,6 +201,10 @@ beforeAll(async () => {
     await writeGguf(path, operatorMetadata(operator), []);
     operatorPaths.set(operator.name, path);
   }
+  const endless: OperatorModel = { name: "endless", template: ENDLESS, auto: "none (never ends)", calls: [] };
+  const endlessPath = join(dir, "operator-endless.gguf");
+  await writeGguf(endlessPath, operatorMetadata(endless), []);
+  operatorPaths.set(endless.name, endlessPath);
   // Silent: llama.cpp logs a "missing tensor" error for a header-only file, then loads its vocabulary.
   llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.disabled });
 }, 120_000);
@@ -392,6 +408,67 @@ describe("chooseChatWrapper", () => {
         await expect(chooseChatWrapper(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
         // The worker was asked one call's answer, then ended: nothing resolved here, nothing asked again.
         expect({ asked, calls: resolutionsAskedFor() }).toEqual({ asked: 1, calls: [] });
+      }),
+    120_000,
+  );
+  it(
+    "a template node-llama-cpp's Jinja engine cannot render: auto's trial runs once (on the worker), and nothing is printed here",
+    () =>
+      withOperatorModel("unrenderable", async (model) => {
+        // Each specialized wrapper's option configurations, asked for once per trial of that wrapper.
+        const trials = specializedChatWrapperTypeNames.flatMap((type) =>
+          Object.hasOwn(chatWrappers[type], OPTION_CONFIGURATIONS)
+            ? [vi.spyOn(chatWrappers[type] as unknown as Record<string, () => unknown>, OPTION_CONFIGURATIONS)]
+            : [],
+        );
+        const printed = vi.spyOn(console, "error").mockImplementation(() => {});
+        const written = vi.spyOn(process.stderr, "write");
+        try {
+          expect(trials.length).toBeGreaterThan(5);
+          vi.mocked(resolveChatWrapper).mockClear();
+          const chosen = await chooseChatWrapper(model);
+          expect({
+            calls: resolutionsAskedFor(),
+            trialsHere: trials.reduce((sum, trial) => sum + trial.mock.calls.length, 0),
+            printed: printed.mock.calls.length,
+            written: written.mock.calls.filter(([chunk]) => String(chunk).includes("Jinja")),
+          }).toEqual({ calls: [{ type: "auto", noJinja: true }], trialsHere: 0, printed: 0, written: [] });
+          const auto = resolveChatWrapper(model);
+          // auto itself, on this thread, prints node-llama-cpp's notice (so the check above can fail).
+          expect(printed.mock.calls.length).toBeGreaterThan(0);
+          expectSameWrapper("unrenderable", model, chosen, auto);
+        } finally {
+          written.mockRestore();
+          printed.mockRestore();
+          for (const trial of trials) trial.mockRestore();
+        }
+      }),
+    120_000,
+  );
+
+  it(
+    "a resolution that does not end within its limit is refused (CHAT_WRAPPER_TIMEOUT), its worker ended, nothing run here",
+    () =>
+      withOperatorModel("endless", async (model) => {
+        const ended = vi.spyOn(Worker.prototype, "terminate");
+        try {
+          vi.mocked(resolveChatWrapper).mockClear();
+          const error = await chooseChatWrapper(model, { limitMs: 200 }).catch((e: unknown) => e);
+          expect({
+            code: (error as EngineError).code,
+            message: (error as Error).message,
+            ended: ended.mock.calls.length,
+            calls: resolutionsAskedFor(),
+          }).toEqual({
+            code: "CHAT_WRAPPER_TIMEOUT",
+            message:
+              "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within 200 ms, found it still running; pin a chat wrapper",
+            ended: 1,
+            calls: [],
+          });
+        } finally {
+          ended.mockRestore();
+        }
       }),
     120_000,
   );

@@ -21,7 +21,9 @@ import {
   openInferenceEngine,
 } from "../../enclave/engine.ts";
 import { writeBenchModel } from "../../models/bench.ts";
-import { writeTinyModel } from "../../models/tiny.ts";
+import { writeGguf } from "../../models/gguf-write.ts";
+import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
+import { buildTinyBigram, tinyShape, writeTinyModel } from "../../models/tiny.ts";
 
 let dir: string;
 let modelPath: string;
@@ -173,6 +175,91 @@ describe("loading", () => {
     expect((error as Error).message).toBe(
       "closing the engine: freeing the model failed (llama dispose failed (a stand-in)), and removing the model copy failed (EBUSY: resource busy or locked (a stand-in))",
     );
+  });
+
+  it("refuses a pinned Jinja chat wrapper for a model without a chat template from its header, before loading it", async () => {
+    // The tiny model's header without its chat template, and no tensors: llama.cpp could not load it.
+    const { vocab } = buildTinyBigram();
+    const bare = join(dir, "no-template.gguf");
+    const { sha256: bareSha256 } = await writeGguf(
+      bare,
+      llamaMetadata(tinyShape(vocab.tokens.length), vocab).filter(([key]) => key !== "tokenizer.chat_template"),
+      [],
+    );
+    let loads = 0;
+    const error = await openInferenceEngine(
+      { modelPath: bare, expectedSha256: bareSha256, threads: 1, sequences: 1, chatWrapper: "jinjaTemplate" },
+      {
+        // A stand-in: what is refused from the header never reaches llama.cpp's load.
+        getLlama: async () =>
+          ({
+            loadModel: async () => {
+              loads += 1;
+              throw new Error("loaded (a stand-in)");
+            },
+            dispose: async () => {},
+          }) as unknown as Llama,
+      },
+    ).catch((e: unknown) => e);
+    expect({ code: code(error), message: (error as Error).message, loads }).toEqual({
+      code: "CHAT_WRAPPER_UNAVAILABLE",
+      message:
+        'manifest field model.chatWrapper: "jinjaTemplate" expected a Jinja chat template in the model (tokenizer.chat_template), found none; pin another chat wrapper, or "auto"',
+      loads: 0,
+    });
+  });
+
+  it("refuses a pinned Jinja chat wrapper whose template node-llama-cpp cannot render before making the context", async () => {
+    // The tiny model's shape and vocabulary, zero weights, under a template that iterates a field no
+    // message has (node-llama-cpp's Jinja engine fails it).
+    const { vocab } = buildTinyBigram();
+    const shape = tinyShape(vocab.tokens.length);
+    const template = "{% for message in messages %}{% for part in message.parts %}{{ part }}{% endfor %}{% endfor %}";
+    const unrenderable = join(dir, "unrenderable.gguf");
+    const { sha256: unrenderableSha256 } = await writeGguf(
+      unrenderable,
+      llamaMetadata(shape, vocab).map(([key, value]) =>
+        key === "tokenizer.chat_template" ? [key, { type: "STRING", value: template }] : [key, value],
+      ),
+      llamaTensors(shape, vocab.tokens.length, { blockMatrices: "F32", embedding: "F32", output: "F32" }).map(
+        (tensor) => ({ ...tensor, data: new Float32Array(tensor.dims.reduce((a, b) => a * b, 1)) }),
+      ),
+    );
+    let contexts = 0;
+    const error = await openInferenceEngine(
+      {
+        modelPath: unrenderable,
+        expectedSha256: unrenderableSha256,
+        threads: 1,
+        sequences: 1,
+        chatWrapper: "jinjaTemplate",
+      },
+      {
+        // The real Llama (never freed here: the other tests' engine shares it), its models' contexts counted.
+        getLlama: async (options) => {
+          const llama = await getLlama(options);
+          return new Proxy(llama, {
+            get: (target, key) => {
+              if (key === "dispose") return async () => {};
+              if (key === "loadModel") {
+                return async (loading: Parameters<Llama["loadModel"]>[0]) => {
+                  const model = await target.loadModel(loading);
+                  const createContext = model.createContext.bind(model);
+                  model.createContext = (creating) => {
+                    contexts += 1;
+                    return createContext(creating);
+                  };
+                  return model;
+                };
+              }
+              const value: unknown = Reflect.get(target, key, target);
+              return typeof value === "function" ? value.bind(target) : value;
+            },
+          });
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect({ code: code(error), contexts }).toEqual({ code: "CHAT_WRAPPER_UNAVAILABLE", contexts: 0 });
   });
 
   it("refuses a malformed pinned digest", async () => {
