@@ -66,21 +66,29 @@ export function thisProcessOwner(): Promise<ProcessOwner> {
  * Whether the process `owner` names has ended, as `self` (thisProcessOwner) sees it; false
  * whenever that cannot be told. An owner of another pid namespace (or of none known, where this
  * one has one) is never gone: its pid may be anyone's here. With /proc, an owner is gone when its
- * pid runs no process, or one that started at another time (the pid was used again); an owner
- * whose start is not recorded is gone only when its pid runs nothing. Without /proc, by the pid
- * alone: a dead owner's pid used again by a live process keeps its file (the safe side).
+ * pid runs no process (kill(pid, 0) fails ESRCH: a pid /proc hides runs another user's process), or
+ * one that started at another time (the pid was used again); an owner whose start is not recorded
+ * is gone only when its pid runs nothing. Without /proc, by the pid alone: a dead owner's pid used
+ * again by a live process keeps its file (the safe side).
  */
 export async function ownerGone(owner: ProcessOwner, self: ProcessOwner): Promise<boolean> {
   if (owner.pidNamespace !== self.pidNamespace) return false;
   if (self.start !== null) {
     const start = await processStart(owner.pid);
     if (start === undefined) return false;
-    return start === null || (owner.start !== null && start !== owner.start);
+    if (start !== null) return owner.start !== null && start !== owner.start;
+    // Not in /proc: no such process, or one this process may not see (/proc mounted hidepid=2
+    // hides other users' processes as not there): kill(pid, 0) tells them apart.
   }
+  return !pidRuns(owner.pid);
+}
+
+/** Whether `pid` runs a process: kill(pid, 0) fails ESRCH only when none (EPERM: another user's). */
+function pidRuns(pid: number): boolean {
   try {
-    process.kill(owner.pid, 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (error) {
-    return (error as { code?: unknown }).code === "ESRCH";
+    return (error as { code?: unknown }).code !== "ESRCH";
   }
 }
