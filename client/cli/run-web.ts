@@ -107,8 +107,9 @@ export async function runWeb(options: WebCommandOptions): Promise<void> {
   // Stops are handled before it says it listens: whoever reads that may stop it at once. As `up`
   // handles them (stopsAskedFor): the first closes the server, exit 0 as any server's stop asked
   // for; its output closed after a Ctrl-C is no second stop (`web 2>&1 | tee log`: the Ctrl-C ends
-  // tee too, and the EPIPE of the line below exited 141 at once); a Ctrl-C after its output closed
-  // (`web | head -1`) says it is stopping already, and the next exits at once (130).
+  // tee too, and the EPIPE of the line below exited 141 at once); a Ctrl-C more than
+  // OUTPUT_CLOSED_SETTLE_MS after its output closed (`web | head -1`) says it is stopping already,
+  // and the next exits at once (130); one sooner is taken for the Ctrl-C that closed it.
   const asked = stopsAskedFor(() => false, { startedProcesses: false });
   asked.booted();
   process.stdout.write(lines.join("\n"));

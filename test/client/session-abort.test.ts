@@ -12,7 +12,17 @@ import { closeServers, connectTo, OK } from "./helpers.ts";
 afterEach(closeServers);
 
 async function staleSessionWithSilentHost() {
-  const state = { hang: false, clock: Date.now(), held: [] as (() => void)[], heldSignals: [] as AbortSignal[] };
+  let onHeld = (): void => {};
+  const firstHeld = new Promise<void>((resolve) => {
+    onHeld = resolve;
+  });
+  const state = {
+    hang: false,
+    clock: Date.now(),
+    held: [] as (() => void)[],
+    heldSignals: [] as AbortSignal[],
+    firstHeld,
+  };
   const inner = fetchTransport(fetch);
   // After connect, the host holds attestation requests until released (or the SDK's deadline).
   const transport: Transport = (url, request) =>
@@ -21,6 +31,7 @@ async function staleSessionWithSilentHost() {
           request.signal?.addEventListener("abort", () => reject(request.signal?.reason));
           if (request.signal !== undefined) state.heldSignals.push(request.signal);
           state.held.push(() => resolve(inner(url, request)));
+          onHeld();
         })
       : inner(url, request);
   const { session } = await connectTo({
@@ -38,7 +49,7 @@ it("an abort during a re-attestation ends the request at once, as ABORTED; the o
   const controller = new AbortController();
   const pending = session.complete("hello", { signal: controller.signal }).catch((e: unknown) => e);
   // Aborted once the shared verification's request is held by the host.
-  await expect.poll(() => state.held.length).toBe(1);
+  await state.firstHeld;
   controller.abort();
   const error = await pending;
   expect(error).toMatchObject({ kind: "transport", code: "ABORTED" });
