@@ -287,9 +287,12 @@ async function loadEngine(
     const trainContext = model.trainContextSize;
     const contextSize = Math.min(settings.contextSize, trainContext > 0 ? trainContext : settings.contextSize);
     plan ??= planChatWrapperFor(model.fileInfo, model.filename, wrapperOptions);
-    // auto's resolution on the worker runs while the context is made; awaited after it.
+    // auto's resolution on the worker runs while the context is made; awaited after it. A pinned
+    // wrapper is had first: one the model's template cannot give (a pinned "jinjaTemplate" its Jinja
+    // engine fails, rendered on the worker then here) is refused before the context's memory is taken.
     const choosing = plan.choose(model);
     choosing.catch(() => {});
+    if ((options.chatWrapper ?? "auto") !== "auto") await choosing;
     context = await model.createContext({
       sequences: settings.sequences,
       contextSize,

@@ -8,7 +8,12 @@
  * wrapper matches pays for the tries before it. At the end of every boot that blocked the enclave's
  * event loop (1-2 s on an idle 2-core machine, 2-7 s on a loaded one), the enclave answering nothing
  * meanwhile (health checks, /audit, attestation). A manifest can pin the wrapper (its
- * `model.chatWrapper`: manifests/schema.ts): it is then built by name, directly. Otherwise ("auto",
+ * `model.chatWrapper`: manifests/schema.ts): it is then built by name, directly, but for a pinned
+ * "jinjaTemplate" other than Cloister's own: the worker below renders it first (the wrapper's
+ * sanity test), within the same limit, and this thread builds it only then (a template that keeps
+ * node-llama-cpp's JavaScript Jinja engine looping would otherwise block this thread for good). No
+ * other pinned wrapper renders a template (node-llama-cpp 3.22 builds them from their options
+ * alone). Otherwise ("auto",
  * and every manifest without the field) the choice is made as follows:
  * - The template of the models Cloister makes (models/llama-layout.ts) gets the Jinja wrapper
  *   directly (about 0.1 s): the class auto chooses for it, formatting the same bytes
@@ -33,10 +38,14 @@
  * The choice begins before the model loads (planChatWrapper, from the file's header read by
  * node-llama-cpp): a pinned "jinjaTemplate" without a template is refused then, and the worker
  * starts then, importing node-llama-cpp (about 0.4 s) while llama.cpp starts and loads the model; it
- * resolves once the model is loaded (it needs the tokenizer), while the context is made. Its
- * resolution has a limit (RESOLUTION_LIMIT_MS from the load, CHAT_WRAPPER_TIMEOUT after it, the
- * worker ended): a template that keeps node-llama-cpp's JavaScript Jinja engine looping would
- * otherwise keep the boot waiting until stopped, and auto here would block this thread instead.
+ * resolves (or renders the pinned template) once the model is loaded (it needs the tokenizer), while
+ * the context is made. It has a limit (RESOLUTION_LIMIT_MS from the load, CHAT_WRAPPER_TIMEOUT after
+ * it, the worker ended), which covers its import too (the worker answers nothing before it, and the
+ * boot waits for nothing of it before the load): a template that keeps node-llama-cpp's JavaScript
+ * Jinja engine looping would otherwise keep the boot waiting until stopped, and auto here would
+ * block this thread instead. A worker that ends without an answer (it failed, or this thread's
+ * tokenizer did) leaves the choice to this thread, as before the worker: auto, or the pinned
+ * template built here, without a limit.
  * node-llama-cpp's console notices on the worker (its Jinja failure, with a stack) are not printed:
  * the worker's console records the one auto's answer depends on, and its output is dropped.
  *
@@ -80,16 +89,18 @@ export type ChooseChatWrapperOptions = {
   /** Aborting stops a resolution under way on the worker and rejects with the signal's reason. */
   signal?: AbortSignal;
   /**
-   * How long auto's resolution on the worker may take once the model is loaded, in ms (default
-   * RESOLUTION_LIMIT_MS): past it the worker is ended and the choice refused (CHAT_WRAPPER_TIMEOUT).
+   * How long auto's resolution (or the pinned "jinjaTemplate"'s rendering) on the worker may take
+   * once the model is loaded, in ms (default RESOLUTION_LIMIT_MS): past it the worker is ended and
+   * the choice refused (CHAT_WRAPPER_TIMEOUT).
    */
   limitMs?: number;
 };
 
 /**
  * A choice begun from the model file's metadata, before llama.cpp loads it: `choose` finishes it
- * with the loaded model (a wrapper built here that cannot be built throws from the call itself);
- * `dispose` drops it (its worker, if any, is ended). Either may come first.
+ * with the loaded model (a wrapper built without the worker that cannot be built throws from the
+ * call itself; a pinned "jinjaTemplate" the worker renders first rejects its promise); `dispose`
+ * drops it (its worker, if any, is ended). Either may come first.
  */
 export type ChatWrapperPlan = {
   choose(model: LlamaModel): Promise<ChatWrapper>;
@@ -110,6 +121,7 @@ export const RESOLUTION_LIMIT_MS = 60_000;
  */
 type WorkerAnswer =
   | { kind: "jinjaTemplate" }
+  | { kind: "unrenderable" }
   | { kind: "specialized"; type: string; configuration: number }
   | { kind: "fallback"; type: string | null }
   | { kind: "here" };
@@ -129,13 +141,15 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
  * once), and whether auto's Jinja wrapper failed (auto then says so on console.error, and answers
  * from the model's names and tokens: this thread repeats only that part, autoAfterTrial).
  * It imports node-llama-cpp as soon as it starts (while the model loads), then waits for the
- * model's BOS text, sent once the model is loaded, before it resolves.
+ * model's BOS text, sent once the model is loaded, before it resolves. For a pinned "jinjaTemplate"
+ * (`pinned`) it only builds that wrapper as pinnedChatWrapper does (renderPinned), and answers
+ * whether its template rendered.
  * Its console is its own: node-llama-cpp's notices (the Jinja failure, with its stack) are recorded
  * and not printed, and the thread's output is dropped by this one (startResolution).
  */
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { url, port, answered, input, answerMs, optionConfigurations } = workerData;
+const { url, port, answered, input, answerMs, optionConfigurations, pinned } = workerData;
 let jinjaFailed = false;
 let otherError = false;
 console.error = (first) => {
@@ -186,6 +200,7 @@ const llama = new Proxy({}, {
 });
 async function resolve() {
   const { resolveChatWrapper, chatWrappers, specializedChatWrapperTypeNames, JinjaTemplateChatWrapper } = await import(url);
+  if (pinned) return renderPinned(resolveChatWrapper);
   let tried = null;
   for (const type of specializedChatWrapperTypeNames) {
     const Wrapper = chatWrappers[type];
@@ -222,6 +237,19 @@ async function resolve() {
   if (wrapper.constructor === JinjaTemplateChatWrapper) return { kind: "jinjaTemplate" };
   if (tried !== null && wrapper.constructor === chatWrappers[tried.type]) return { kind: "specialized", ...tried };
   return { kind: "here" };
+}
+function renderPinned(resolveChatWrapper) {
+  const model = receive(undefined);
+  if (model === undefined || !("bosString" in model)) return { kind: "here" };
+  const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
+  let rendered = true;
+  try {
+    resolveChatWrapper({ ...input, ...options, bosString: model.bosString, tokenizer, llama });
+  } catch {
+    rendered = false;
+  }
+  if (failed || nativeJinja || otherError) return { kind: "here" };
+  return rendered ? { kind: "jinjaTemplate" } : { kind: "unrenderable" };
 }
 resolve().then(
   (answer) => port.postMessage({ answer }),
@@ -296,11 +324,25 @@ export function planChatWrapperFor(
     choose: (model) => Promise.resolve(build(model)),
     dispose: () => {},
   });
+  if (choice === "jinjaTemplate" && template !== CHAT_TEMPLATE) {
+    // Rendered on the worker first, within the limit: a template that keeps node-llama-cpp's
+    // JavaScript Jinja engine looping would block this thread for good (no answer to health checks,
+    // no SIGTERM handled). Then built here, where one the worker rendered renders alike (the same
+    // template, engine and tokenizer); one it could not render is refused here, with its error.
+    const rendering = startResolution(resolutionInput(fileInfo, filename), options, "jinjaTemplate");
+    return {
+      choose: async (model) => {
+        await rendering.answer(model);
+        return pinnedChatWrapper(model, choice);
+      },
+      dispose: () => rendering.end(),
+    };
+  }
   if (choice !== "auto") return direct((model) => pinnedChatWrapper(model, choice));
   if (template === CHAT_TEMPLATE) return direct((model) => resolveChatWrapper(model, { type: "jinjaTemplate" }));
   // Without a template there is nothing to try: auto answers from the model's names and tokens.
   if (none) return direct((model) => resolveChatWrapper(model, { type: "auto" }));
-  const resolution = startResolution(resolutionInput(fileInfo, filename), options);
+  const resolution = startResolution(resolutionInput(fileInfo, filename), options, "auto");
   return {
     choose: async (model) =>
       buildAnswer(model, await resolution.answer(model)) ?? resolveChatWrapper(model, { type: "auto" }),
@@ -311,7 +353,8 @@ export function planChatWrapperFor(
 /**
  * The wrapper the manifest names. Without a fallback: a Jinja template that cannot be rendered is
  * refused, not replaced by auto's choice (which the operator did not sign). A model without a
- * template was refused from its metadata (planChatWrapperFor).
+ * template was refused from its metadata, and an operator's template has been rendered on the
+ * worker first (planChatWrapperFor).
  */
 function pinnedChatWrapper(model: LlamaModel, choice: Exclude<ChatWrapperChoice, "auto">): ChatWrapper {
   if (choice !== "jinjaTemplate") {
@@ -407,7 +450,10 @@ function appliedOptions(type: SpecializedChatWrapperTypeName, index: number): Re
   return { ...(applied as Record<string, unknown>) };
 }
 
-/** auto's resolution on a worker thread, begun before the model loads (planChatWrapperFor). */
+/**
+ * auto's resolution (or a pinned "jinjaTemplate"'s rendering) on a worker thread, begun before the
+ * model loads (planChatWrapperFor).
+ */
 type Resolution = {
   /** Sends the loaded model's BOS text, answers the worker's tokenizer calls from it, and waits for its answer. */
   answer(model: LlamaModel): Promise<WorkerAnswer>;
@@ -415,7 +461,11 @@ type Resolution = {
   end(): void;
 };
 
-function startResolution(input: Record<string, unknown>, options: ChooseChatWrapperOptions): Resolution {
+function startResolution(
+  input: Record<string, unknown>,
+  options: ChooseChatWrapperOptions,
+  choice: "auto" | "jinjaTemplate",
+): Resolution {
   const { port1, port2 } = new MessageChannel();
   const answered = new Int32Array(new SharedArrayBuffer(4));
   let worker: Worker;
@@ -433,6 +483,7 @@ function startResolution(input: Record<string, unknown>, options: ChooseChatWrap
         input,
         answerMs: TOKENIZER_ANSWER_MS,
         optionConfigurations: OPTION_CONFIGURATIONS,
+        pinned: choice === "jinjaTemplate",
       },
       transferList: [port2],
     });
@@ -488,7 +539,7 @@ function startResolution(input: Record<string, unknown>, options: ChooseChatWrap
         port1.postMessage({ bosString: model.tokens.bosString });
         wake();
         const limitMs = options.limitMs ?? RESOLUTION_LIMIT_MS;
-        limit = setTimeout(() => finish({ error: resolutionTimeout(limitMs) }), limitMs);
+        limit = setTimeout(() => finish({ error: resolutionTimeout(choice, limitMs) }), limitMs);
       }
       return outcome;
     },
@@ -496,10 +547,12 @@ function startResolution(input: Record<string, unknown>, options: ChooseChatWrap
   };
 }
 
-function resolutionTimeout(limitMs: number): EngineError {
+function resolutionTimeout(choice: "auto" | "jinjaTemplate", limitMs: number): EngineError {
   return new EngineError(
     "CHAT_WRAPPER_TIMEOUT",
-    `manifest field model.chatWrapper: "auto" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within ${limitMs} ms, found it still running; pin a chat wrapper`,
+    choice === "auto"
+      ? `manifest field model.chatWrapper: "auto" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within ${limitMs} ms, found it still running; pin a chat wrapper`
+      : `manifest field model.chatWrapper: "jinjaTemplate" expected the model's chat template (tokenizer.chat_template) rendered by node-llama-cpp's Jinja engine within ${limitMs} ms, found it still rendering; pin another chat wrapper`,
   );
 }
 

@@ -31,7 +31,7 @@ import {
   specializedChatWrapperTypeNames,
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { chooseChatWrapper } from "../../enclave/engine/chat-wrapper.ts";
+import { type ChooseChatWrapperOptions, chooseChatWrapper } from "../../enclave/engine/chat-wrapper.ts";
 import type { EngineError } from "../../enclave/engine/errors.ts";
 import { CHAT_WRAPPERS, type ChatWrapperChoice } from "../../manifests/schema.ts";
 import { BENCH_PRESETS, type BenchPreset, type BenchQuant, benchShape, buildBenchVocab } from "../../models/bench.ts";
@@ -270,6 +270,23 @@ async function withOperatorModel(name: string, use: (model: LlamaModel) => Promi
   }
 }
 
+/** chooseChatWrapper's refusal of a choice that runs past its limit: its code, message, the workers ended, what ran here. */
+async function endedByLimit(model: LlamaModel, options: ChooseChatWrapperOptions) {
+  const ended = vi.spyOn(Worker.prototype, "terminate");
+  try {
+    vi.mocked(resolveChatWrapper).mockClear();
+    const error = await chooseChatWrapper(model, options).catch((e: unknown) => e);
+    return {
+      code: (error as EngineError).code,
+      message: (error as Error).message,
+      ended: ended.mock.calls.length,
+      calls: resolutionsAskedFor(),
+    };
+  } finally {
+    ended.mockRestore();
+  }
+}
+
 describe("chooseChatWrapper", () => {
   it("chooses auto's wrapper for every model models/ makes, formatting the same bytes, without auto's trial of every wrapper", async () => {
     expect(ownModels).toHaveLength(7);
@@ -450,26 +467,30 @@ describe("chooseChatWrapper", () => {
     "a resolution that does not end within its limit is refused (CHAT_WRAPPER_TIMEOUT), its worker ended, nothing run here",
     () =>
       withOperatorModel("endless", async (model) => {
-        const ended = vi.spyOn(Worker.prototype, "terminate");
-        try {
-          vi.mocked(resolveChatWrapper).mockClear();
-          const error = await chooseChatWrapper(model, { limitMs: 200 }).catch((e: unknown) => e);
-          expect({
-            code: (error as EngineError).code,
-            message: (error as Error).message,
-            ended: ended.mock.calls.length,
-            calls: resolutionsAskedFor(),
-          }).toEqual({
-            code: "CHAT_WRAPPER_TIMEOUT",
-            message:
-              "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within 200 ms, found it still running; pin a chat wrapper",
-            ended: 1,
-            calls: [],
-          });
-        } finally {
-          ended.mockRestore();
-        }
+        expect(await endedByLimit(model, { limitMs: 200 })).toEqual({
+          code: "CHAT_WRAPPER_TIMEOUT",
+          message:
+            "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within 200 ms, found it still running; pin a chat wrapper",
+          ended: 1,
+          calls: [],
+        });
       }),
     120_000,
+  );
+
+  it(
+    'a pinned "jinjaTemplate" is rendered first on the worker, within the same limit: one that never ends is refused (CHAT_WRAPPER_TIMEOUT), its worker ended, nothing rendered here',
+    () =>
+      withOperatorModel("endless", async (model) => {
+        expect(await endedByLimit(model, { choice: "jinjaTemplate", limitMs: 200 })).toEqual({
+          code: "CHAT_WRAPPER_TIMEOUT",
+          message:
+            "manifest field model.chatWrapper: \"jinjaTemplate\" expected the model's chat template (tokenizer.chat_template) rendered by node-llama-cpp's Jinja engine within 200 ms, found it still rendering; pin another chat wrapper",
+          ended: 1,
+          calls: [],
+        });
+      }),
+    // Before the worker rendered it, the template was rendered here, blocking this thread for hours.
+    60_000,
   );
 });
