@@ -245,21 +245,28 @@ async function loadEngine(
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   // The chat wrapper's choice begins from the model's header while llama.cpp starts: a pinned
-  // wrapper the model cannot have is refused before anything loads, and auto's resolution of an
-  // operator's template starts its worker now (engine/chat-wrapper.ts). Each is awaited below.
-  const planning = planChatWrapper(loadPath, wrapperOptions);
-  const starting = deps.getLlama({
-    gpu: settings.gpu === "off" ? false : "auto",
-    build: "never",
-    progressLogs: false,
-    logLevel: LlamaLogLevel.error,
-    // llama.cpp's own error lines (never prompt text) go to stderr; everything else is dropped.
-    logger: (level, message) => {
-      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
-        process.stderr.write(`llama.cpp: ${message.trimEnd()}\n`);
-      }
-    },
-  });
+  // "jinjaTemplate" the model cannot have is refused before anything loads, and auto's resolution
+  // of an operator's template starts its worker now (engine/chat-wrapper.ts). Each is awaited
+  // below. Another pinned wrapper reads no template: its plan is made from the loaded model's
+  // header (a second read here costs 0.1-0.3 s of CPU at a 32k-128k vocabulary).
+  const choice = options.chatWrapper ?? "auto";
+  const planning =
+    choice === "auto" || choice === "jinjaTemplate" ? planChatWrapper(loadPath, wrapperOptions) : Promise.resolve(null);
+  // (Asynchronous even if getLlama threw at once: the planned worker is then ended below.)
+  const starting = Promise.resolve().then(() =>
+    deps.getLlama({
+      gpu: settings.gpu === "off" ? false : "auto",
+      build: "never",
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+      // llama.cpp's own error lines (never prompt text) go to stderr; everything else is dropped.
+      logger: (level, message) => {
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
+          process.stderr.write(`llama.cpp: ${message.trimEnd()}\n`);
+        }
+      },
+    }),
+  );
   starting.catch(() => {});
   let plan: ChatWrapperPlan | null = null;
   let llama: Llama | undefined;
@@ -292,7 +299,7 @@ async function loadEngine(
     // engine fails, rendered on the worker then here) is refused before the context's memory is taken.
     const choosing = plan.choose(model);
     choosing.catch(() => {});
-    if ((options.chatWrapper ?? "auto") !== "auto") await choosing;
+    if (choice !== "auto") await choosing;
     context = await model.createContext({
       sequences: settings.sequences,
       contextSize,

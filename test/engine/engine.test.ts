@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { getLlama, type Llama, type LlamaOptions } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -207,6 +208,43 @@ describe("loading", () => {
         'manifest field model.chatWrapper: "jinjaTemplate" expected a Jinja chat template in the model (tokenizer.chat_template), found none; pin another chat wrapper, or "auto"',
       loads: 0,
     });
+  });
+
+  it("ends auto's worker for an operator's template when the load fails, with the load's own error", async () => {
+    // The worker starts from the header, before the load (engine/chat-wrapper.ts planChatWrapper).
+    const { vocab } = buildTinyBigram();
+    const template =
+      "{% for message in messages %}{{ '<<' + message['role'] + '>> ' + message['content'] }}{% endfor %}";
+    const operator = join(dir, "operator-template.gguf");
+    const { sha256: operatorSha256 } = await writeGguf(
+      operator,
+      llamaMetadata(tinyShape(vocab.tokens.length), vocab).map(([key, value]) =>
+        key === "tokenizer.chat_template" ? [key, { type: "STRING", value: template }] : [key, value],
+      ),
+      [],
+    );
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    try {
+      const error = await openInferenceEngine(
+        { modelPath: operator, expectedSha256: operatorSha256, threads: 1, sequences: 1 },
+        {
+          getLlama: async () =>
+            ({
+              loadModel: async () => {
+                throw new Error("load failed (a stand-in)");
+              },
+              dispose: async () => {},
+            }) as unknown as Llama,
+        },
+      ).catch((e: unknown) => e);
+      expect({ code: code(error), cause: ((error as Error).cause as Error).message }).toEqual({
+        code: "MODEL_LOAD_FAILED",
+        cause: "load failed (a stand-in)",
+      });
+      expect(ended).toHaveBeenCalledTimes(1);
+    } finally {
+      ended.mockRestore();
+    }
   });
 
   it("refuses a pinned Jinja chat wrapper whose template node-llama-cpp cannot render before making the context", async () => {
