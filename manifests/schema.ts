@@ -114,7 +114,8 @@ const tee = z
  * wrappers (enclave/engine/chat-wrapper.ts). "auto": node-llama-cpp chooses from the model's chat
  * template and names at boot (a manifest without the field gets it). "jinjaTemplate": the model's
  * own Jinja chat template, rendered as written (the boot is refused when the model has none, or one
- * node-llama-cpp's Jinja engine cannot render: CHAT_WRAPPER_UNAVAILABLE). Any other: that
+ * node-llama-cpp's Jinja engine cannot render: CHAT_WRAPPER_UNAVAILABLE; or one whose trial render
+ * does not end within the choice's limit: CHAT_WRAPPER_TIMEOUT, as auto's resolution). Any other: that
  * specialized wrapper with its default options, whatever the model's template (auto may choose the
  * same wrapper with other options for a template it matches). Pinning one makes the choice part of
  * what the operator signs, not node-llama-cpp's guess (which another version of it may make
