@@ -528,14 +528,23 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
  * Stops a child (SIGTERM, SIGKILL after `timeoutMs`) and resolves with how it exited: "exit code N"
  * or the signal's name; null when it exited 0 (a clean stop), or had exited before.
  * `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first.
- * `interrupted`: the supervisor stops it on Ctrl-C (SIGINT), which the child got too (below).
+ * `interrupted()`: whether the supervisor stops it on Ctrl-C (SIGINT), which the child got too
+ * (below); asked once the child has exited by SIGINT and its stderr ended, not when the stop began:
+ * a stop that began as "output closed" (`up 2>&1 | tee log`, tee ended by the Ctrl-C) turns out to
+ * be that Ctrl-C's when up's own SIGINT is handled a moment later (run-up.ts stopsAskedFor's
+ * `settledReason()`, which `up` gives it).
+ * Exported for its tests.
  */
-async function stopChild(child: Child, interrupted: boolean, timeoutMs = 15_000): Promise<string | null> {
+export async function stopChild(
+  child: Child,
+  interrupted: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<string | null> {
   const { process: running } = child;
   const gone = running.exitCode !== null || running.signalCode !== null;
   // Gone before the stop: reported already (the boot's failure, `exited`), unless the Ctrl-C that
   // interrupted the supervisor killed it first: that one is checked below like any.
-  if (gone && !(running.signalCode === "SIGINT" && interrupted)) return null;
+  if (gone && running.signalCode !== "SIGINT") return null;
   const [code, signal] = gone
     ? [running.exitCode, running.signalCode]
     : await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
@@ -556,11 +565,13 @@ async function stopChild(child: Child, interrupted: boolean, timeoutMs = 15_000)
   // ignores it from its first line on, but node runs for a moment before). Checked, not assumed: a
   // copy named for its process would be decrypted weights left behind, which it could not say (it
   // said nothing).
-  if (signal === "SIGTERM" || (signal === "SIGINT" && interrupted)) {
+  if (signal === "SIGTERM" || (signal === "SIGINT" && (await interrupted()))) {
     const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
     if (left.length === 0) return null;
     return `${signal} before it handled signals, leaving the ${copiesToRemoveText(left)}`;
   }
+  // Gone before the stop, by a SIGINT that was no Ctrl-C of the supervisor's: reported already.
+  if (gone) return null;
   return code === 0 ? null : (signal ?? `exit code ${code}`);
 }
 
@@ -600,9 +611,17 @@ export async function startDeployment(options: {
   /**
    * Aborted (Ctrl-C during boot): it stops waiting for the child that is starting, stops every
    * child started so far in the order `stop()` does, and rejects with the signal's reason. A reason
-   * of "SIGINT" is taken as Ctrl-C, which the children got too (stopChild).
+   * of "SIGINT" is taken as Ctrl-C, which the children got too (stopChild), unless `interrupted` is given.
    */
   signal?: AbortSignal;
+  /**
+   * Whether the stop under way is the terminal's Ctrl-C (stopChild's `interrupted()`), asked for each
+   * child found killed by SIGINT as it is stopped; absent: whether `signal`'s reason is "SIGINT".
+   * `up` and `demo` give their stop's reason as it turns out (run-up.ts stopsAskedFor's
+   * `settledReason()`): "output closed" followed by the Ctrl-C that closed it is that Ctrl-C, though
+   * `signal` keeps "output closed".
+   */
+  interrupted?: () => boolean | Promise<boolean>;
   /**
    * Called for each child that, stopped (by `stop()`, on an abort or a failed boot, or by
    * stopEnclave/restartEnclave), did not exit 0: its name, how it exited, and its last stderr line
@@ -643,7 +662,7 @@ export async function startDeployment(options: {
     });
   const stopExpected = async (child: Child) => {
     expectedExits.add(child.process);
-    const how = await stopChild(child, options.signal?.reason === "SIGINT");
+    const how = await stopChild(child, options.interrupted ?? (() => options.signal?.reason === "SIGINT"));
     if (how !== null) options.onStopFailure?.(child.name, how, child.lastLine());
   };
 

@@ -28,6 +28,7 @@ async function boot(
   log: (line: string) => void,
   signal?: AbortSignal,
   onStopFailure?: (who: string, how: string, lastLine: string | null) => void,
+  interrupted?: () => Promise<boolean>,
 ): Promise<RunningDeployment> {
   for (const origin of options.corsOrigin ?? []) {
     try {
@@ -66,6 +67,7 @@ async function boot(
     ...(options.corsOrigin === undefined ? {} : { corsOrigins: options.corsOrigin }),
     ...(signal === undefined ? {} : { signal }),
     ...(onStopFailure === undefined ? {} : { onStopFailure }),
+    ...(interrupted === undefined ? {} : { interrupted }),
   });
 }
 
@@ -148,6 +150,14 @@ function isStop(error: unknown, asked: ReturnType<typeof stopsAskedFor>): boolea
 }
 
 /**
+ * Whether the stop `asked` (stopsAskedFor's) is the terminal's Ctrl-C, once its reason is settled:
+ * what the children, stopped, are checked with (startDeployment's `interrupted`).
+ */
+function interruptedBy(asked: ReturnType<typeof stopsAskedFor>): () => Promise<boolean> {
+  return async () => (await asked.settledReason()) === "SIGINT";
+}
+
+/**
  * The deployment `booting` gives, unless `stop` (stopsAskedFor's `boot`) was aborted meanwhile: a
  * boot that completed all the same (its last step done as the stop came) is stopped, and the stop's
  * reason thrown, as a boot the stop interrupted throws it. Else `up` said "Cloister is up … Stop
@@ -201,6 +211,13 @@ export function stopsAskedFor(
    * followed within OUTPUT_CLOSED_SETTLE_MS (`boot` and `signalled` keep "output closed").
    */
   reason(): StopReason | null;
+  /**
+   * `reason()` once it is settled: at once, unless the first stop was its output closed less than
+   * OUTPUT_CLOSED_SETTLE_MS ago; then when a Ctrl-C comes (SIGINT) or that time has passed (output
+   * closed). What a child killed by SIGINT is checked with as it is stopped (deploy.ts stopChild):
+   * that child may be seen gone, and the stop begun for the EPIPE, before up's own SIGINT is handled.
+   */
+  settledReason(): Promise<StopReason | null>;
   booted(): void;
   /**
    * A stop began for another reason (`why`); `failed`: the command fails for it (exit 1, also when
@@ -227,13 +244,19 @@ export function stopsAskedFor(
     signal(reason);
   };
   let settling = false;
+  /** Each settledReason() waiting for the settling to end. */
+  const waiting = new Set<() => void>();
+  const endSettling = () => {
+    settling = false;
+    for (const settled of waiting) settled();
+  };
   stopDuringBoot(
     (reason) => {
       if (reason === "SIGINT" && first === "output closed" && settling) {
         // The Ctrl-C that closed it (tee ended by it), handled after the EPIPE: the stop under way
         // is that Ctrl-C's, not one asked for during it.
         first = reason;
-        settling = false;
+        endSettling();
         if (stoppingFor === null) return;
       }
       const during = stoppingFor ?? first;
@@ -244,9 +267,7 @@ export function stopsAskedFor(
       if (first !== null) return;
       if (reason === "output closed") {
         settling = true;
-        setTimeout(() => {
-          settling = false;
-        }, OUTPUT_CLOSED_SETTLE_MS).unref();
+        setTimeout(endSettling, OUTPUT_CLOSED_SETTLE_MS).unref();
       }
       begin(reason);
     },
@@ -262,6 +283,20 @@ export function stopsAskedFor(
     signalled,
     boot: boot.signal,
     reason: () => first,
+    settledReason: () => {
+      if (!settling) return Promise.resolve(first);
+      return new Promise((resolve) => {
+        // Held by a timer of its own (the settling's is unref'd): the stop waiting here is not cut
+        // short by an event loop left empty, its children all gone.
+        const keepAlive = setTimeout(() => {}, OUTPUT_CLOSED_SETTLE_MS);
+        const settled = () => {
+          clearTimeout(keepAlive);
+          waiting.delete(settled);
+          resolve(first);
+        };
+        waiting.add(settled);
+      });
+    },
     booted: () => {
       booted = true;
     },
@@ -287,7 +322,10 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
   const asked = stopsAskedFor(stops.failed);
   let deployment: RunningDeployment;
   try {
-    deployment = await stoppedIfAborted(bootStep(options, say, asked.boot, stops.onStopFailure), asked.boot);
+    deployment = await stoppedIfAborted(
+      bootStep(options, say, asked.boot, stops.onStopFailure, interruptedBy(asked)),
+      asked.boot,
+    );
   } catch (error) {
     if (!asked.boot.aborted || !isStop(error, asked)) throw error;
     say("stopped: every process it started has exited");
@@ -471,7 +509,7 @@ export async function runDemo(
   let deployment: RunningDeployment;
   try {
     deployment = await stoppedIfAborted(
-      steps.boot(options, (line) => logs.push(line), asked.boot, stops.onStopFailure),
+      steps.boot(options, (line) => logs.push(line), asked.boot, stops.onStopFailure, interruptedBy(asked)),
       asked.boot,
     );
   } catch (error) {
