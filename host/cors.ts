@@ -5,34 +5,17 @@
  * answers. Exact origins only, no wildcard: each listed origin is a site whose code users trust
  * with their prompts, so it is named.
  */
+import { parseCorsOrigin } from "../client/cors-origin.ts";
+
+/** `--cors-origin`'s parser, where the host's command and CorsPolicy find it. */
+export { parseCorsOrigin };
+
 /** Request headers the SDK sends (Content-Type is not safelisted for application/octet-stream). */
 const ALLOWED_REQUEST_HEADERS = "authorization, content-type";
 /** Response headers the SDK reads beyond the CORS-safelisted ones. */
 const EXPOSED_RESPONSE_HEADERS = "retry-after";
 /** How long a browser may cache a preflight answer, in seconds. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
-
-/**
- * Checks one `--cors-origin` value: a serialized origin, `scheme://host[:port]` with scheme http
- * or https and nothing after it (no path, not even "/"), exactly as browsers send it in `Origin`.
- */
-export function parseCorsOrigin(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new RangeError(`cors origin: expected scheme://host[:port], found "${value}"`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new RangeError(`cors origin: expected http: or https:, found "${url.protocol}" in "${value}"`);
-  }
-  if (url.origin !== value) {
-    throw new RangeError(
-      `cors origin: expected the bare origin "${url.origin}" (no path, query or trailing slash), found "${value}"`,
-    );
-  }
-  return url.origin;
-}
 
 export class CorsPolicy {
   readonly #origins: ReadonlySet<string>;

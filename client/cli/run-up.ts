@@ -5,7 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
-import { parseCorsOrigin } from "../../host/cors.ts";
+import { parseCorsOrigin } from "../cors-origin.ts";
 import { connect, type Session } from "../sdk.ts";
 import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, LOCAL_PROXY_TOKEN_FILE, type UpOptions } from "./commands.ts";
 import {

@@ -1,0 +1,28 @@
+/**
+ * What a `--cors-origin` value may be (`cloister host`'s and `cloister up`'s): the origin of a page
+ * allowed to call the host's API from a browser (host/cors.ts). Here, not in host/, so that `up`
+ * checks its values before it starts anything without the client importing the host's code; the
+ * host imports it from here. Pure: no state, nothing but the URL parser. Platform-neutral.
+ */
+
+/**
+ * Checks one `--cors-origin` value: a serialized origin, `scheme://host[:port]` with scheme http
+ * or https and nothing after it (no path, not even "/"), exactly as browsers send it in `Origin`.
+ */
+export function parseCorsOrigin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new RangeError(`cors origin: expected scheme://host[:port], found "${value}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new RangeError(`cors origin: expected http: or https:, found "${url.protocol}" in "${value}"`);
+  }
+  if (url.origin !== value) {
+    throw new RangeError(
+      `cors origin: expected the bare origin "${url.origin}" (no path, query or trailing slash), found "${value}"`,
+    );
+  }
+  return url.origin;
+}
