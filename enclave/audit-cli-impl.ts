@@ -18,7 +18,7 @@ import {
   openFileOrPipe,
 } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
-import { jsonSyntaxProblem } from "../attestation/json-text.ts";
+import { DuplicateMemberError, parseJsonText } from "../attestation/json-text.ts";
 import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
@@ -434,13 +434,16 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       expected: "cloister chat --json output: an answer of at most 1048576 tokens, its receipt and keys",
     });
     try {
-      chat = JSON.parse(text);
+      // parseJsonText: V8's SyntaxError quotes the text, which holds the answer, and util.inspect
+      // prints a cause: its own says only where the text went wrong. And a member named twice (two
+      // "audit"s) is refused: JSON.parse would look up the last while a reader sees the first.
+      chat = parseJsonText(text) as typeof chat;
     } catch (error) {
-      // V8's SyntaxError quotes the text, which holds the answer, and util.inspect prints a cause:
-      // the cause says only where the text went wrong (jsonSyntaxProblem).
-      const cause = error instanceof SyntaxError ? new SyntaxError(jsonSyntaxProblem(error)) : error;
+      if (error instanceof DuplicateMemberError) {
+        throw new UsageError(`--chat-json ${options.chatJson}: ${error.message}`, { cause: error });
+      }
       throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`, {
-        cause,
+        cause: error,
       });
     }
     if (typeof chat !== "object" || chat === null || Array.isArray(chat)) {

@@ -325,6 +325,21 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     expect(inspect(error)).not.toContain("answer");
   });
 
+  it("audit find: a --chat-json that names a member twice is refused, naming the file and the member, never the text", async () => {
+    // JSON.parse kept the last "audit", while a reader of the file sees the first: which was looked up?
+    const audit = (n: string) => `{"requestIdHash":"${n.repeat(64)}","opening":"${n.repeat(64)}"}`;
+    writeFileSync(p("twice-chat.json"), `{"text":"a private answer","audit":${audit("a")},"audit":${audit("b")}}`);
+    const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("twice-chat.json") }).then(
+      () => expect.unreachable("a --chat-json with a member named twice was taken"),
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({
+      code: "USAGE",
+      message: `--chat-json ${p("twice-chat.json")}: audit appears twice in one object (the second at position 197): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    });
+    expect(inspect(error)).not.toContain("private answer");
+  });
+
   it("--count with --last-hash: the last record's hash is checked too", async () => {
     await expect(
       auditVerifyCommand({ log: p("a.jsonl"), key: KEY_HEX, count: 3, lastHash: aLastHash }),
