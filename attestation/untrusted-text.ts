@@ -8,6 +8,14 @@
  * messages: platform-neutral and dependency-free (the browser bundle takes it).
  */
 
+/**
+ * Control, format and line/paragraph separator characters: what a terminal may act on (escapes, C1
+ * controls such as U+009B), or shows as nothing while it changes what is shown (U+202E).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+/** INVISIBLE without U+0000 to U+001F (stringifyJsonVisibly). */
+const INVISIBLE_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
+
 /** Most characters of an untrusted string that a message repeats. */
 export const UNTRUSTED_SHOWN_MAX_CHARS = 64;
 
@@ -23,8 +31,23 @@ export function describeUntrusted(value: unknown): string {
     return value.length === 0 ? "an empty array" : `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
   if (typeof value !== "string") return typeof value === "object" ? "an object" : `a value of type ${typeof value}`;
   const chars = Array.from(value);
-  const cleaned = value.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "\uFFFD");
+  const cleaned = value.replace(INVISIBLE, "\uFFFD");
   const shown = Array.from(cleaned);
   if (shown.length <= UNTRUSTED_SHOWN_MAX_CHARS) return JSON.stringify(cleaned);
   return `${JSON.stringify(shown.slice(0, UNTRUSTED_SHOWN_MAX_CHARS).join(""))}… (${chars.length} characters)`;
+}
+
+/**
+ * `value` as JSON text (JSON.stringify's, indented by `indent` spaces) for a terminal: each control,
+ * format or separator character (INVISIBLE) written as a \uXXXX escape. JSON.stringify escapes
+ * U+0000 to U+001F only, and leaves U+007F to U+009F, bidirectional overrides and other invisible
+ * characters of untrusted text (a collateral file's name) in, for a terminal to act on or to show
+ * the text as other text. The same JSON value: a reader gets every character back.
+ */
+export function stringifyJsonVisibly(value: object, indent?: number): string {
+  // INVISIBLE but U+0000 to U+001F: JSON.stringify has escaped those in strings, and outside them
+  // writes ASCII only, its indentation's line breaks among them, which stay.
+  return JSON.stringify(value, null, indent).replace(INVISIBLE_IN_JSON, (char) =>
+    Array.from({ length: char.length }, (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""),
+  );
 }

@@ -14,6 +14,7 @@ import { AttestationError, ConfigurationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 import { MAX_VCEK_BYTES } from "./providers/amd-kds.ts";
+import { stringifyJsonVisibly } from "./untrusted-text.ts";
 
 /** The TEE kinds `--tee` accepts (attestation/providers/types.ts uses the same names). */
 export const VERIFY_EVIDENCE_TEES = ["snp", "tdx", "azure-snp", "azure-tdx"] as const;
@@ -316,7 +317,8 @@ function errorLine(verdict: EvidenceVerdict, atGiven: boolean): string {
 /** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */
 export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvidenceOptions, "json" | "at">): void {
   if (options.json === true) {
-    process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);
+    // Escaped: the verdict carries untrusted text (collateral file names) a terminal shows.
+    process.stdout.write(`${stringifyJsonVisibly(verdict, 2)}\n`);
   } else {
     const lines: string[] = [];
     lines.push(

@@ -37,6 +37,11 @@ function runJson(args: string[]) {
   return { ...r, verdict: JSON.parse(r.stdout) as Record<string, unknown> };
 }
 
+/** The verdict on quote-v4-trustee.bin with the collateral in `dir`, at 2023-07-01. */
+function trusteeQuoteWith(dir: string) {
+  return runJson(["--quote", join(TDX, "quote-v4-trustee.bin"), "--collateral", dir, "--at", "2023-07-01T00:00:00Z"]);
+}
+
 describe("cloister verify-evidence --tee tdx", () => {
   it("accepts quote-v4-trustee.bin with its collateral and CRLs at 2023-07-01 (exit 0)", () => {
     const r = runJson([
@@ -72,6 +77,22 @@ describe("cloister verify-evidence --tee tdx", () => {
     expect((r.verdict.rtmrs as string[])[0]).toBe(
       "e940da7c2712d2790e2961e00484f4fa8e6f9eed71361655ae22699476b14f9e63867eb41edd4b480fef0c59f496b288",
     );
+  });
+
+  it("--json escapes invisible formatting characters of collateral file names (U+202E), which still round-trip", () => {
+    // A name is whatever the directory holds: JSON.stringify escapes controls but leaves a
+    // bidirectional override in, which makes a terminal show the name reversed from there on.
+    const tcbInfo = "tcbinfo-\u202enosj.tsil-kcolb.json";
+    const dir = collateralWith("collateral-bidi", [
+      "qeidentity-td-qe-2023-06-08.json",
+      "tcb-info-issuer-chain.pem",
+      "qe-identity-issuer-chain.pem",
+    ]);
+    copyFileSync(join(COLLATERAL, "tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json"), join(dir, tcbInfo));
+    const r = trusteeQuoteWith(dir);
+    expect(r.verdict).toMatchObject({ collateralFiles: { tcbInfo } });
+    expect(r.stdout).not.toContain("\u202e");
+    expect(r.stdout).toContain("tcbinfo-\\u202enosj");
   });
 
   it("rejects the tampered QE report with TDX_QE_REPORT_SIGNATURE_INVALID (exit 1)", () => {
@@ -119,14 +140,7 @@ describe("cloister verify-evidence --tee tdx", () => {
       "tcbinfo-tdx-fmspc-50806f000000-2023-06-18.json",
       "tcb-info-issuer-chain.pem",
     ]);
-    const r = runJson([
-      "--quote",
-      join(TDX, "quote-v4-trustee.bin"),
-      "--collateral",
-      dir,
-      "--at",
-      "2023-07-01T00:00:00Z",
-    ]);
+    const r = trusteeQuoteWith(dir);
     expect(r.status).toBe(0);
     expect(r.verdict).toMatchObject({ valid: true, tcbStatus: "UpToDate", revocationChecked: false });
     expect(r.verdict.warnings).toEqual(

@@ -11,7 +11,7 @@ import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { type DocumentVerificationOptions, verifyAttestationDocument } from "../../attestation/document.ts";
 import { parseDocumentEvidence } from "../../attestation/evidence.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "../../attestation/tdx/collateral.ts";
-import { describeUntrusted } from "../../attestation/untrusted-text.ts";
+import { describeUntrusted, stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
 
 /** A right-to-left override, then 5,000 characters: what a host may put in a name. */
@@ -88,5 +88,16 @@ describe("host text in attestation errors", () => {
     expect(describeUntrusted(undefined)).toBe("nothing");
     expect(describeUntrusted({ a: HOSTILE })).toBe("an object");
     expect(describeUntrusted([HOSTILE])).toBe("an array of 1 item");
+  });
+});
+
+describe("stringifyJsonVisibly", () => {
+  it("escapes C1 controls, format characters and separators, and reads back as the same value", () => {
+    // U+009B (CSI), U+202E (right-to-left override) after a backslash, U+2028, U+E0001 (a format
+    // character outside the BMP), a tab and a line break (JSON.stringify's own escapes).
+    const value = { name: "a\u009bb\\\u202ec\u2028d\u{E0001}e\tf\ng", n: 1 };
+    const text = stringifyJsonVisibly(value, 2);
+    expect(text).toBe('{\n  "name": "a\\u009bb\\\\\\u202ec\\u2028d\\udb40\\udc01e\\tf\\ng",\n  "n": 1\n}');
+    expect(JSON.parse(text)).toEqual(value);
   });
 });
