@@ -1608,6 +1608,25 @@ describe("host app: CORS for browser clients", () => {
     }
     expect(() => createHostApp({ ...hostOptionsFor("http://127.0.0.1:1"), corsOrigins: ["*"] })).toThrow("cors origin");
   });
+
+  it("never shows a user:password given in an origin, nor a query", () => {
+    for (const value of [
+      "https://user:s3cret@app.example",
+      "https://app.example/?token=s3cret",
+      "ht tp://u:s3cret@x",
+    ]) {
+      const error = (() => {
+        try {
+          parseCorsOrigin(value);
+        } catch (e) {
+          return e as Error;
+        }
+        return null;
+      })();
+      expect(error?.message, value).toMatch(/^cors origin: expected /);
+      expect(error?.message, value).not.toContain("s3cret");
+    }
+  });
 });
 
 function hostOptionsFor(enclaveUrl: string) {
