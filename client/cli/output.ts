@@ -8,6 +8,7 @@ import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
@@ -25,8 +26,13 @@ export function formatCliError(error: unknown): string {
   return `cloister: ${String(error)}`;
 }
 
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/**
+ * A command's `--json` output, indented: untrusted text in it (an answer, a name from a file) has
+ * its invisible characters written as \u escapes (stringifyJsonVisibly), not left for a terminal
+ * to act on; a reader parses the same value.
+ */
+export function printJson(value: object): void {
+  process.stdout.write(`${stringifyJsonVisibly(value, 2)}\n`);
 }
 
 /** Commander option parser for an integer within [min, max]. */

@@ -12,6 +12,7 @@ import {
   formatCliError,
   listenUsageError,
   loopbackListenError,
+  printJson,
   stopWhenParentExits,
   UsageError,
   usageLine,
@@ -341,5 +342,26 @@ describe("timeOption (--at)", () => {
     ]) {
       expect(refusal(value)).toBe(`${expected}, found ${JSON.stringify(value)}`);
     }
+  });
+});
+
+describe("printJson", () => {
+  it("writes invisible characters of what it prints as \\u escapes: the same JSON value, nothing for a terminal to act on", () => {
+    const value = { name: "model\u202egguf.exe", note: "a\u0085b\u2028c", plain: "é ü 🙂" };
+    const written: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => {
+      written.push(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      printJson(value);
+    } finally {
+      process.stdout.write = write;
+    }
+    const text = written.join("");
+    expect(text).not.toMatch(/[\u202e\u0085\u2028]/);
+    expect(text).toContain("\\u202e");
+    expect(JSON.parse(text)).toEqual(value);
   });
 });
