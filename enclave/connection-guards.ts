@@ -112,18 +112,24 @@ export function onConnectionClosed(socket: Socket, gone: () => void): () => void
     gone();
     return () => {};
   }
-  let watchers = closeWatchers.get(socket);
-  if (watchers === undefined) {
-    const onSocket = new Set<() => void>();
-    socket.once("close", () => {
-      closeWatchers.delete(socket);
-      for (const watcher of onSocket) watcher();
-    });
-    closeWatchers.set(socket, onSocket);
-    watchers = onSocket;
-  }
+  const watchers = closeWatchers.get(socket) ?? watchClose(socket);
   watchers.add(gone);
   return () => watchers.delete(gone);
+}
+
+/**
+ * The one "close" listener of a connection, and the set of its watchers it calls. Made in a
+ * function of its own: a listener made in onConnectionClosed shared its scope with the first
+ * watcher, which it then held (and its request's answer) for as long as the connection lived.
+ */
+function watchClose(socket: Socket): Set<() => void> {
+  const watchers = new Set<() => void>();
+  socket.once("close", () => {
+    closeWatchers.delete(socket);
+    for (const watcher of watchers) watcher();
+  });
+  closeWatchers.set(socket, watchers);
+  return watchers;
 }
 
 /**

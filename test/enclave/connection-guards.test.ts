@@ -5,10 +5,18 @@
 import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ConnectionGuardOptions, guardConnections, onConnectionClosed } from "../../enclave/connection-guards.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
+
+/** A full garbage collection (node's --expose-gc `gc`, taken without starting node with that flag). */
+function fullGc(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const servers: RunningServer[] = [];
@@ -235,6 +243,25 @@ describe("onConnectionClosed", () => {
     socket.emit("close");
     onConnectionClosed(socket as unknown as Socket, () => calls.push("d"));
     expect(calls).toEqual(["a", "c", "d"]);
+  });
+
+  it("keeps no watcher once stopped: the connection's listener holds none of them (a keep-alive connection held its first request's answer)", async () => {
+    const socket = new EventEmitter() as EventEmitter & { destroyed: boolean };
+    socket.destroyed = false;
+    // A watcher holding a large object, as the guard's holds its request's answer; made in a
+    // function of its own, so nothing on this test's stack holds the object.
+    const watchAndStop = (): WeakRef<object> => {
+      const held = { answer: new Uint8Array(1024) };
+      onConnectionClosed(socket as unknown as Socket, () => held.answer.fill(0))();
+      return new WeakRef(held);
+    };
+    const first = watchAndStop();
+    const stopSecond = onConnectionClosed(socket as unknown as Socket, () => {});
+    // A WeakRef's target is kept until the job that made it has ended.
+    await new Promise((resolve) => setImmediate(resolve));
+    fullGc();
+    expect(first.deref()).toBeUndefined();
+    stopSecond();
   });
 });
 
