@@ -131,6 +131,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   /** Sealed requests forwarded or waiting for a slot, by API key id, and how many one key may have. */
   const forwardingByKey = new Map<string, number>();
   const maxInFlightPerKey = options.limits.maxInFlightPerKey ?? defaultMaxInFlightPerKey(options.limits.maxInFlight);
+  /** What a sealed request's slot given back (HeldSlot) ends beyond the slot itself. */
+  const forwardEnded = (held: HeldSlot) => {
+    countDown(forwardingByKey, held.keyId);
+    options.onSealedResponseEnd?.(held.member);
+  };
   // Connections to an enclave: one per request forwarded, and a few for documents, nonce questions
   // and health checks; more wait in the agent, so a host never opens more than the enclave takes
   // (enclave/run.ts: ENCLAVE_MAX_CONNECTIONS). Audit collection (host/audit-collector.ts) uses one
@@ -232,26 +237,19 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       requestBytes: c.get("requestBytes"),
       headersMs,
     };
-    const ok = status >= 200 && status < 300;
-    const report = (responseBytes: number, outcome: Outcome) =>
-      options.accessLog({
-        ...base,
-        responseBytes,
-        durationMs: round2(performance.now() - started),
-        outcome: outcome === "ok" && !ok ? "error" : outcome,
-      });
     if (refused !== undefined) {
-      report(refused.responseBytes, "error");
+      logAccess(options.accessLog, base, started, refused.responseBytes, "error");
       return;
     }
     // A sealed answer is written straight to the socket; its meter reports when it has ended.
     if (sent !== null) {
-      sent.attach(report);
+      sent.attach((responseBytes, outcome) => logAccess(options.accessLog, base, started, responseBytes, outcome));
       return;
     }
     // Everything else is small and whole (JSON, the document): its length is known or cheap to take.
     const length = c.res.headers.get("content-length");
-    report(length === null ? (await c.res.clone().arrayBuffer()).byteLength : Number(length), "ok");
+    const responseBytes = length === null ? (await c.res.clone().arrayBuffer()).byteLength : Number(length);
+    logAccess(options.accessLog, base, started, responseBytes, "ok");
   });
 
   // Each request's connection: at most MAX_REQUESTS_PER_CONNECTION under way on it at once, and a
@@ -431,9 +429,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       body = await readRequestBody(incoming, options.limits.maxRequestBytes, options.limits.requestBodyTimeoutMs);
     } finally {
       bodiesReading--;
-      const left = (bodiesReadingByKey.get(record.id) ?? 1) - 1;
-      if (left === 0) bodiesReadingByKey.delete(record.id);
-      else bodiesReadingByKey.set(record.id, left);
+      countDown(bodiesReadingByKey, record.id);
     }
     c.set("requestBytes", body.length);
     // The routing header is all the host may read: check its structure, then forward the bytes.
@@ -473,11 +469,6 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       throw keyBusy(maxInFlightPerKey, options.limits.retryAfterSeconds);
     }
     forwardingByKey.set(record.id, forwardingForKey + 1);
-    const keyDone = () => {
-      const left = (forwardingByKey.get(record.id) ?? 1) - 1;
-      if (left === 0) forwardingByKey.delete(record.id);
-      else forwardingByKey.set(record.id, left);
-    };
     // A request the host refuses before forwarding it (queue full) costs no rate token. One whose
     // client goes away while it waits leaves the queue then (its place is another's at once), and
     // keeps its token (going away is its choice, and the host has read the body).
@@ -492,7 +483,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       try {
         slot = await limiter.acquire(clientGone.signal);
       } catch (error) {
-        keyDone();
+        countDown(forwardingByKey, record.id);
         if (error !== clientGone.signal.reason) {
           options.apiKeys.refund(record);
           throw error;
@@ -503,20 +494,12 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         stopWatching();
       }
     }
-    let released = false;
     member.inFlight++;
-    const release = () => {
-      if (released) return;
-      released = true;
-      member.inFlight--;
-      slot();
-      keyDone();
-      options.onSealedResponseEnd?.(member);
-    };
+    const held = new HeldSlot(member, record.id, slot, forwardEnded);
     // A client that went away before its slot came, or as it came (while queued, it left the queue
     // above), is not forwarded at all; its token is kept too.
     if (connection.destroyed) {
-      release();
+      held.release();
       c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
       return RESPONSE_ALREADY_SENT;
     }
@@ -539,17 +522,17 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         if (idle !== null) {
           pool.mark(member, "unreachable", idle);
           options.apiKeys.refund(record);
-          release();
+          held.release();
           throw unknownEnclave(keyId, member);
         }
-        release();
+        held.release();
         return new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
       }
       const headers = { ...c.get("cors"), ...(cors.enabled ? { vary: "Origin" } : {}) };
-      c.set("sent", pipeAnswer(upstream, outgoing, connection, options.limits.upstreamIdleTimeoutMs, release, headers));
+      c.set("sent", pipeAnswer(upstream, outgoing, connection, options.limits.upstreamIdleTimeoutMs, held, headers));
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
-      release();
+      held.release();
       // Connection refused: the request was certainly not delivered. In a pool, the member is
       // marked and the client told to re-attest to another one (it reseals; nothing was opened).
       if (pool.isPool && error instanceof HostError && error.code === "ENCLAVE_UNREACHABLE" && refused(error)) {
@@ -562,6 +545,57 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   });
 
   return app;
+}
+
+/**
+ * Writes a request's access-log line once its answer has ended (`started`: when the request came).
+ * A function of the module, not a closure made per request (AnswerPipe says why).
+ */
+function logAccess(
+  sink: AccessLogSink,
+  base: Omit<AccessLogEntry, "responseBytes" | "durationMs" | "outcome">,
+  started: number,
+  responseBytes: number,
+  outcome: Outcome,
+): void {
+  const ok = base.status >= 200 && base.status < 300;
+  sink({
+    ...base,
+    responseBytes,
+    durationMs: round2(performance.now() - started),
+    outcome: outcome === "ok" && !ok ? "error" : outcome,
+  });
+}
+
+/** Takes one from `key`'s count in `counts`, deleting it at zero. */
+function countDown(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left === 0) counts.delete(key);
+  else counts.set(key, left);
+}
+
+/**
+ * A forwarding slot held by one sealed request for its member, given back once however the request
+ * ends (release): the member's count, the limiter's slot, then what the app counts (`ended`). An
+ * object, not a closure made per request (AnswerPipe says why).
+ */
+class HeldSlot {
+  #held = true;
+
+  constructor(
+    readonly member: PoolMember,
+    readonly keyId: string,
+    readonly slot: () => void,
+    readonly ended: (held: HeldSlot) => void,
+  ) {}
+
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.member.inFlight--;
+    this.slot();
+    this.ended(this);
+  }
 }
 
 /** The access log's path for a request to a path no route has. */
@@ -634,16 +668,20 @@ function readRequestBody(incoming: IncomingMessage, limit: number, timeoutMs: nu
   return readBodyWithin(
     incoming,
     limit,
+    // Methods, not arrows: no name given per request (AnswerPipe says why).
     {
-      tooLarge: (found) => bodyTooLarge(limit, found),
-      gone: (cause) =>
-        new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
+      tooLarge(found) {
+        return bodyTooLarge(limit, found);
+      },
+      gone(cause) {
+        return new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away while sending its request", {
           cause,
-        }),
+        });
+      },
     },
     {
       ms: timeoutMs,
-      error: () => {
+      error() {
         closeAfterLinger(incoming.socket);
         return new HostError("BODY_TIMEOUT", 408, `request body: not received within ${timeoutMs} ms`);
       },
@@ -683,20 +721,19 @@ function upstreamRequest(
       timedOut = true;
       req.destroy(new Error("headers timeout"));
     }, limits.upstreamHeadersTimeoutMs);
-    let stopWatching = () => {};
-    const settle = () => {
-      clearTimeout(timer);
-      stopWatching();
-    };
-    if (init.client !== undefined) {
-      stopWatching = onConnectionClosed(init.client, () => {
-        clientGone = true;
-        req.destroy(new Error("client went away"));
-      });
-    }
+    // No function made per request is given a name (AnswerPipe says why): the watch is stopped, and
+    // the timer cleared, where each ends.
+    const stopWatching =
+      init.client === undefined
+        ? noop
+        : onConnectionClosed(init.client, () => {
+            clientGone = true;
+            req.destroy(new Error("client went away"));
+          });
     req.on("error", (error) => {
       if (answered) return; // after the headers, the response's own events take over
-      settle();
+      clearTimeout(timer);
+      stopWatching();
       if (timedOut && !clientGone) {
         reject(
           new HostError("ENCLAVE_TIMEOUT", 504, `enclave did not answer within ${limits.upstreamHeadersTimeoutMs} ms`, {
@@ -713,7 +750,8 @@ function upstreamRequest(
     });
     req.on("response", (res) => {
       answered = true;
-      settle();
+      clearTimeout(timer);
+      stopWatching();
       // A failure after the headers ends the answer; the consumer sees it through `res` events.
       req.on("error", () => {});
       resolve(res);
@@ -844,72 +882,27 @@ async function readBounded(
 /**
  * Writes the enclave's answer to the client as it arrives: status and the passed headers, then
  * every chunk straight from the enclave's socket into the client's (paused while the client's
- * buffer is full), counting bytes. `release` runs exactly once, when the answer has ended: on the
- * end, an upstream error or an idle gap longer than `idleMs` (the client's response is destroyed,
- * so the client sees the truncation), or the client going away (the upstream answer is dropped).
+ * buffer is full), counting bytes. `held.release()` runs exactly once, when the answer has ended:
+ * on the end, an upstream error or an idle gap longer than `idleMs` (the client's response is
+ * destroyed, so the client sees the truncation), or the client going away (the upstream answer is
+ * dropped).
  */
 function pipeAnswer(
   upstream: IncomingMessage,
   outgoing: ServerResponse,
   connection: Socket,
   idleMs: number,
-  release: () => void,
+  held: { release(): void },
   extraHeaders: Record<string, string>,
 ): ResponseMeter {
-  const meter = new ResponseMeter(upstream.statusCode ?? 502);
-  let lastChunkAt = performance.now();
-  const onIdle = () => {
-    const quiet = performance.now() - lastChunkAt;
-    if (quiet >= idleMs) upstream.destroy(new Error("idle timeout"));
-    else idle = setTimeout(onIdle, idleMs - quiet);
-  };
-  let idle = setTimeout(onIdle, idleMs);
-  let finished = false;
-  let stopWatching = () => {};
-  const finish = (outcome: Outcome) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(idle);
-    stopWatching();
-    outgoing.off("drain", onDrain);
-    release();
-    meter.end(outcome);
-  };
-  const onDrain = () => upstream.resume();
-  const onClientClose = () => {
-    if (outgoing.writableFinished) return;
-    finish("aborted");
-    upstream.destroy();
-  };
-  outgoing.on("drain", onDrain);
-  upstream.on("data", (chunk: Buffer) => {
-    lastChunkAt = performance.now();
-    meter.bytes += chunk.length;
-    if (!outgoing.write(chunk)) upstream.pause();
-  });
-  // The last bytes first: end() writes them at once (it uncorks the connection), and only then the
-  // slot is freed and the access-log line written (a synchronous write, slow on a slow log pipe).
-  upstream.on("end", () => {
-    try {
-      outgoing.end();
-    } finally {
-      finish("ok");
-    }
-  });
-  upstream.on("error", () => {});
-  upstream.on("close", () => {
-    if (finished) return;
-    finish("aborted");
-    outgoing.destroy();
-  });
-  stopWatching = onConnectionClosed(connection, onClientClose);
-  if (finished) return meter; // the client had gone
+  const pipe = new AnswerPipe(upstream, outgoing, idleMs, held);
+  if (pipe.watch(connection)) return pipe; // the client had gone
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
   // wake-up in the client before the first text.
-  outgoing.writeHead(meter.status, { ...passedHeaders(upstream), ...extraHeaders });
+  outgoing.writeHead(pipe.status, { ...passedHeaders(upstream), ...extraHeaders });
   // The first frame came with the enclave's headers and waits in the answer's buffer: forwarded
-  // now (read() hands it to the "data" listener above), in a write made here (the connection corked
+  // now (read() hands it to the "data" listener), in a write made here (the connection corked
   // around it), not once the handler has returned through the app's middleware and node's next tick.
   const socket = outgoing.socket;
   socket?.cork();
@@ -918,7 +911,7 @@ function pipeAnswer(
   } finally {
     socket?.uncork();
   }
-  return meter;
+  return pipe;
 }
 
 /**
@@ -951,3 +944,77 @@ class ResponseMeter {
     this.#report?.(this.bytes, outcome);
   }
 }
+
+/**
+ * One answer in flight (pipeAnswer): its meter, and what ends it. Methods and fields, not closures
+ * made per answer: `cloister host` runs through tsx, whose esbuild gives every function assigned to
+ * a name its name with Object.defineProperty (keepNames), about 0.3 µs and a 256-byte property
+ * table each; those tables were the largest part of what the host's scavenges copied per stream.
+ */
+class AnswerPipe extends ResponseMeter {
+  #lastChunkAt = performance.now();
+  #idle: ReturnType<typeof setTimeout>;
+  #stopWatching = noop;
+  #finished = false;
+  readonly #onDrain: () => void;
+
+  constructor(
+    readonly upstream: IncomingMessage,
+    readonly outgoing: ServerResponse,
+    readonly idleMs: number,
+    readonly held: { release(): void },
+  ) {
+    super(upstream.statusCode ?? 502);
+    this.#idle = setTimeout(() => this.#onIdle(), idleMs);
+    this.#onDrain = () => upstream.resume();
+    outgoing.on("drain", this.#onDrain);
+    upstream.on("data", (chunk: Buffer) => {
+      this.#lastChunkAt = performance.now();
+      this.bytes += chunk.length;
+      if (!outgoing.write(chunk)) upstream.pause();
+    });
+    // The last bytes first: end() writes them at once (it uncorks the connection), and only then the
+    // slot is freed and the access-log line written (a synchronous write, slow on a slow log pipe).
+    upstream.on("end", () => {
+      try {
+        outgoing.end();
+      } finally {
+        this.#finish("ok");
+      }
+    });
+    upstream.on("error", noop);
+    upstream.on("close", () => {
+      if (this.#finished) return;
+      this.#finish("aborted");
+      outgoing.destroy();
+    });
+  }
+
+  /** Ends the answer when the client's connection closes (at once if it has): then true. */
+  watch(connection: Socket): boolean {
+    this.#stopWatching = onConnectionClosed(connection, () => {
+      if (this.outgoing.writableFinished) return;
+      this.#finish("aborted");
+      this.upstream.destroy();
+    });
+    return this.#finished;
+  }
+
+  #onIdle(): void {
+    const quiet = performance.now() - this.#lastChunkAt;
+    if (quiet >= this.idleMs) this.upstream.destroy(new Error("idle timeout"));
+    else this.#idle = setTimeout(() => this.#onIdle(), this.idleMs - quiet);
+  }
+
+  #finish(outcome: Outcome): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#idle);
+    this.#stopWatching();
+    this.outgoing.off("drain", this.#onDrain);
+    this.held.release();
+    this.end(outcome);
+  }
+}
+
+function noop(): void {}
