@@ -710,7 +710,6 @@ function upstreamRequest(
   return new Promise((resolve, reject) => {
     let timedOut = false;
     let clientGone = false;
-    let answered = false;
     const req = httpRequest({
       ...parsedUrl(url),
       method: init.method,
@@ -721,8 +720,8 @@ function upstreamRequest(
       timedOut = true;
       req.destroy(new Error("headers timeout"));
     }, limits.upstreamHeadersTimeoutMs);
-    // No function made per request is given a name (AnswerPipe says why): the watch is stopped, and
-    // the timer cleared, where each ends.
+    // No function made per request is given a name (AnswerPipe says why) but onError, dropped with
+    // the headers: the watch is stopped, and the timer cleared, where each ends.
     const stopWatching =
       init.client === undefined
         ? noop
@@ -730,8 +729,7 @@ function upstreamRequest(
             clientGone = true;
             req.destroy(new Error("client went away"));
           });
-    req.on("error", (error) => {
-      if (answered) return; // after the headers, the response's own events take over
+    const onError = (error: Error) => {
       clearTimeout(timer);
       stopWatching();
       if (timedOut && !clientGone) {
@@ -747,13 +745,16 @@ function upstreamRequest(
       } else {
         reject(new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error }));
       }
-    });
-    req.on("response", (res) => {
-      answered = true;
+    };
+    req.on("error", onError);
+    // Once, and onError swapped for a listener holding nothing: after the headers nothing of this
+    // call (its timer, watch, body, promise) is kept for the answer's life by the request's listeners.
+    req.once("response", (res) => {
       clearTimeout(timer);
       stopWatching();
       // A failure after the headers ends the answer; the consumer sees it through `res` events.
-      req.on("error", () => {});
+      req.off("error", onError);
+      req.on("error", noop);
       resolve(res);
     });
     req.end(init.body);
