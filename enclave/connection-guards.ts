@@ -104,7 +104,8 @@ class RequestUnderway {
   }
 }
 
-function noop(): void {}
+/** A listener or a stop that does nothing (host/app.ts uses it too). */
+export function noop(): void {}
 
 /**
  * Checks in a row more than half a period late that each start a client's stall measure again

@@ -30,7 +30,12 @@ import { TrieRouter } from "hono/router/trie-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
-import { guardConnections, MAX_REQUESTS_PER_CONNECTION, onConnectionClosed } from "../enclave/connection-guards.ts";
+import {
+  guardConnections,
+  MAX_REQUESTS_PER_CONNECTION,
+  noop,
+  onConnectionClosed,
+} from "../enclave/connection-guards.ts";
 import { bodyRefusal, closeAfterLinger, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -1017,5 +1022,3 @@ class AnswerPipe extends ResponseMeter {
     this.end(outcome);
   }
 }
-
-function noop(): void {}
