@@ -7,9 +7,6 @@
  */
 import { parseCorsOrigin } from "../client/cors-origin.ts";
 
-/** `--cors-origin`'s parser, where the host's command and CorsPolicy find it. */
-export { parseCorsOrigin };
-
 /** Request headers the SDK sends (Content-Type is not safelisted for application/octet-stream). */
 const ALLOWED_REQUEST_HEADERS = "authorization, content-type";
 /** Response headers the SDK reads beyond the CORS-safelisted ones. */

@@ -6,12 +6,12 @@ import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, UsageError } from "../client/cli/output.ts";
+import { parseCorsOrigin } from "../client/cors-origin.ts";
 import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import { AuditDirError } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
-import { parseCorsOrigin } from "./cors.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 
