@@ -637,6 +637,12 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   );
 }
 
+/** A `signal` option as given: undefined, or an AbortSignal (by its shape); anything else is BAD_OPTION. */
+function checkSignal(value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !isAbortSignal(value)) throw badOption("signal", "an AbortSignal", value);
+  return value;
+}
+
 /**
  * connect's signal as one of this realm, and how to stop following it (once connect ends): its
  * requests' deadlines are AbortSignal.any of it, which follows no other realm's signal's abort.
@@ -679,8 +685,7 @@ function checkGenerationOptions(options: GenerationOptions): void {
   }
   checkInteger("seed", options.seed, seed);
   // Listened to by the transport only after sealing: anything else would fail there, sent or not.
-  const signal: unknown = options.signal;
-  if (signal !== undefined && !isAbortSignal(signal)) throw badOption("signal", "an AbortSignal", signal);
+  checkSignal(options.signal);
   const expected: unknown = options.expectModel;
   if (expected !== undefined) {
     const { service, file } = (expected ?? {}) as { service?: unknown; file?: unknown };
@@ -853,10 +858,7 @@ function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
  * `signal` ends it at once (ABORTED), with nothing sent after the abort and nothing kept.
  */
 export async function connect(options: ConnectOptions): Promise<Session> {
-  const callerSignal: unknown = options.signal;
-  if (callerSignal !== undefined && !isAbortSignal(callerSignal)) {
-    throw badOption("signal", "an AbortSignal", callerSignal);
-  }
+  const callerSignal = checkSignal(options.signal);
   const http = await hostClient(options);
   const cacheScope: unknown = options.cacheScope;
   if (cacheScope !== undefined && typeof cacheScope !== "string") {
@@ -1010,9 +1012,10 @@ export class Session {
    */
   attest(options: { readonly signal?: AbortSignal } = {}): Promise<VerifiedEnclave> {
     // What is no signal starts nothing either (BAD_OPTION), as connect's and a request's.
-    const signal: unknown = options.signal;
-    if (signal !== undefined && !isAbortSignal(signal)) {
-      return Promise.reject(badOption("signal", "an AbortSignal", signal));
+    try {
+      checkSignal(options.signal);
+    } catch (error) {
+      return Promise.reject(error);
     }
     // A caller that has already given up starts nothing.
     if (options.signal?.aborted) return Promise.reject(abortedWait(options.signal));
