@@ -31,9 +31,11 @@
  *   template that does not render), fails its Jinja wrapper, then answers from the model's names,
  *   the template's marks and the model's tokens. The worker runs the trial and sees the failure;
  *   this thread runs only that last part (autoAfterTrial), the worker's class confirming it.
- * - Where the worker cannot decide as auto on this thread would (a template only llama.cpp's own
- *   Jinja engine parses: it says so at the first render, before its trial's work, which only this
- *   thread can do; or any failure of the worker), auto runs here, as before.
+ * - A template only llama.cpp's own Jinja engine parses (not node-llama-cpp's JavaScript one): the
+ *   worker, which has no llama.cpp, says so at the first render, and this thread takes auto's answer
+ *   from the names, marks and tokens as above (autoAfterTrial), the one node-llama-cpp gives when no
+ *   Jinja engine renders the template. Auto here would render it with llama.cpp's engine, on this
+ *   thread, at boot and at every request, without a limit.
  *
  * The choice begins before the model loads (planChatWrapper, from the file's header read by
  * node-llama-cpp): a pinned "jinjaTemplate" without a template is refused then, and the worker
@@ -42,10 +44,14 @@
  * the context is made. It has a limit (RESOLUTION_LIMIT_MS from the load, CHAT_WRAPPER_TIMEOUT after
  * it, the worker ended), which covers its import too (the worker answers nothing before it, and the
  * boot waits for nothing of it before the load): a template that keeps node-llama-cpp's JavaScript
- * Jinja engine looping would otherwise keep the boot waiting until stopped, and auto here would
- * block this thread instead. A worker that ends without an answer (it failed, or this thread's
- * tokenizer did) leaves the choice to this thread, as before the worker: auto, or the pinned
- * template built here, without a limit.
+ * Jinja engine looping would otherwise keep the boot waiting until stopped. Without the worker's
+ * answer (it failed or ran out of memory, this thread's tokenizer failed, node-llama-cpp printed or
+ * threw an error the enclave does not know, no thread could be started) the choice is refused,
+ * CHAT_WRAPPER_FAILED: auto's trial or the pinned template is never run on this thread, where the
+ * template that stopped the worker would block the event loop for good (no health answer, no SIGTERM
+ * handled), and a pinned template is not replaced by anything else. Every path is bounded: on this
+ * thread, only Cloister's own template (whose loops run over the conversation's messages), a
+ * template the worker rendered (the same render, once more), or no template at all is rendered.
  * node-llama-cpp's console notices on the worker (its Jinja failure, with a stack) are not printed:
  * the worker's console records the one auto's answer depends on, and its output is dropped.
  *
@@ -53,6 +59,10 @@
  * (CHAT_WRAPPER_UNAVAILABLE otherwise); nothing else about the template: whether the chosen wrapper
  * suits the model is node-llama-cpp's judgement or the operator's, as before. The worker sees the
  * template, the model's metadata (less the vocabulary's arrays) and its tokenizer, never a prompt.
+ * What it does not bound: a Jinja wrapper (a pinned "jinjaTemplate", or auto's choice of it for an
+ * operator's template) renders the template again at every request, on the event loop
+ * (engine.ts #render), where a template that renders the boot's conversations but loops on another
+ * is not limited (docs/deploy.md says so beside "jinjaTemplate").
  *
  * Relies on node-llama-cpp 3.22 internals, which test/engine/chat-wrapper.test.ts pins against
  * auto's own answers: each specialized wrapper's
@@ -115,20 +125,28 @@ export type ChatWrapperPlan = {
 export const RESOLUTION_LIMIT_MS = 60_000;
 
 /**
- * What the worker found auto to choose. "fallback": auto's trial matched no specialized wrapper and
- * its Jinja wrapper failed, so auto answered from the model's names and tokens (`type`, or none:
- * the general wrapper); "here": auto must run on this thread to know.
+ * What the worker found auto to choose (or whether the pinned template rendered). "fallback": auto's
+ * trial matched no specialized wrapper and its Jinja wrapper failed, so auto answered from the
+ * model's names and tokens (`type`, or none: the general wrapper). "unrenderable": the pinned
+ * template failed node-llama-cpp's Jinja engine (its error). "nativeJinja": auto
+ * reached for llama.cpp's own Jinja engine (the template does not parse in node-llama-cpp's
+ * JavaScript one), which the worker does not have. "none": no answer (`why`, words for the error's
+ * message; `error`, what the worker caught): nothing is rendered on this thread instead.
  */
 type WorkerAnswer =
   | { kind: "jinjaTemplate" }
-  | { kind: "unrenderable" }
+  | { kind: "unrenderable"; error: WorkerError }
   | { kind: "specialized"; type: string; configuration: number }
   | { kind: "fallback"; type: string | null }
-  | { kind: "here" };
+  | { kind: "nativeJinja" }
+  | { kind: "none"; why: string; error?: WorkerError };
+
+/** An error thrown on the worker, as it crosses to this thread (a cause, never the message's words). */
+type WorkerError = { name: string; message: string };
 
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
 
-/** How long the worker waits for one tokenizer answer before it gives up (auto then runs here). */
+/** How long the worker waits for one tokenizer answer before it gives up (the choice then fails). */
 const TOKENIZER_ANSWER_MS = 60_000;
 
 const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate";
@@ -137,9 +155,9 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
  * The worker: auto resolution with this thread's tokenizer, watching which option configuration of
  * which specialized wrapper auto tries last (the one it builds when the wrapper matches), whether
  * auto reaches for llama.cpp's own Jinja engine (`llama`, which it only touches to render a template
- * its JavaScript engine cannot parse: auto here would render it, the worker cannot, and says so at
- * once), and whether auto's Jinja wrapper failed (auto then says so on console.error, and answers
- * from the model's names and tokens: this thread repeats only that part, autoAfterTrial).
+ * its JavaScript engine cannot parse: the worker has no llama.cpp, and says so at once), and
+ * whether auto's Jinja wrapper failed (auto then says so on console.error, and answers from the
+ * model's names and tokens: this thread repeats only that part, autoAfterTrial).
  * It imports node-llama-cpp as soon as it starts (while the model loads), then waits for the
  * model's BOS text, sent once the model is loaded, before it resolves. For a pinned "jinjaTemplate"
  * (`pinned`) it only builds that wrapper as pinnedChatWrapper does (renderPinned), and answers
@@ -193,11 +211,19 @@ const tokenizer = Object.assign(
 let nativeJinja = false;
 const llama = new Proxy({}, {
   get() {
-    if (!nativeJinja) port.postMessage({ answer: { kind: "here" } });
+    if (!nativeJinja) port.postMessage({ answer: { kind: "nativeJinja" } });
     nativeJinja = true;
     throw new Error("no llama.cpp on this thread");
   },
 });
+const described = (error) => ({ name: String(error?.name ?? "Error"), message: String(error?.message ?? error) });
+const NOT_SENT = { kind: "none", why: "the worker was not sent the loaded model" };
+function unsure() {
+  if (failed) return { kind: "none", why: "the model's tokenizer failed on the enclave's thread" };
+  if (nativeJinja) return { kind: "none", why: "node-llama-cpp reached for llama.cpp's Jinja engine" };
+  if (otherError) return { kind: "none", why: "node-llama-cpp printed an error the enclave does not know" };
+  return null;
+}
 async function resolve() {
   const { resolveChatWrapper, chatWrappers, specializedChatWrapperTypeNames, JinjaTemplateChatWrapper } = await import(url);
   if (pinned) return renderPinned(resolveChatWrapper);
@@ -220,61 +246,47 @@ async function resolve() {
     });
   }
   const model = receive(undefined);
-  if (model === undefined || !("bosString" in model)) return { kind: "here" };
+  if (model === undefined || !("bosString" in model)) return NOT_SENT;
   let wrapper;
   try {
     wrapper = resolveChatWrapper({ ...input, bosString: model.bosString, tokenizer, llama, warningLogs: false });
-  } catch {
-    return { kind: "here" };
+  } catch (error) {
+    return unsure() ?? { kind: "none", why: "node-llama-cpp's choice threw", error: described(error) };
   }
-  if (failed || nativeJinja || otherError) return { kind: "here" };
+  const unknown = { kind: "none", why: "node-llama-cpp chose a wrapper the enclave does not know how to build" };
+  if (unsure() !== null) return unsure();
   if (jinjaFailed) {
     const type =
       wrapper == null ? null : Object.keys(chatWrappers).find((name) => chatWrappers[name] === wrapper.constructor);
-    return type === undefined ? { kind: "here" } : { kind: "fallback", type };
+    return type === undefined ? unknown : { kind: "fallback", type };
   }
-  if (wrapper == null) return { kind: "here" };
+  if (wrapper == null) return unknown;
   if (wrapper.constructor === JinjaTemplateChatWrapper) return { kind: "jinjaTemplate" };
   if (tried !== null && wrapper.constructor === chatWrappers[tried.type]) return { kind: "specialized", ...tried };
-  return { kind: "here" };
+  return unknown;
 }
 function renderPinned(resolveChatWrapper) {
   const model = receive(undefined);
-  if (model === undefined || !("bosString" in model)) return { kind: "here" };
+  if (model === undefined || !("bosString" in model)) return NOT_SENT;
   const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
-  let rendered = true;
+  let error = null;
   try {
     resolveChatWrapper({ ...input, ...options, bosString: model.bosString, tokenizer, llama });
-  } catch {
-    rendered = false;
+  } catch (thrown) {
+    error = thrown;
   }
-  if (failed || nativeJinja || otherError) return { kind: "here" };
-  return rendered ? { kind: "jinjaTemplate" } : { kind: "unrenderable" };
+  if (unsure() !== null) return unsure();
+  if (error === null) return { kind: "jinjaTemplate" };
+  return { kind: "unrenderable", error: described(error) };
 }
 resolve().then(
   (answer) => port.postMessage({ answer }),
-  () => port.postMessage({ answer: { kind: "here" } }),
+  (error) => {
+    const answer = { kind: "none", why: "node-llama-cpp failed on the worker", error: described(error) };
+    port.postMessage({ answer });
+  },
 );
 `;
-
-/**
- * The chat wrapper of `model`: the pinned choice, built by name, or (choice "auto") the one auto
- * resolution chooses, without running auto's trial of every specialized wrapper on this thread
- * where it can be avoided (see the module's comment). The engine begins the choice before the
- * load instead (planChatWrapper); this is the same from a model already loaded.
- */
-export async function chooseChatWrapper(
-  model: LlamaModel,
-  options: ChooseChatWrapperOptions = {},
-): Promise<ChatWrapper> {
-  options.signal?.throwIfAborted();
-  const plan = planChatWrapperFor(model.fileInfo, model.filename, options);
-  try {
-    return await plan.choose(model);
-  } finally {
-    plan.dispose();
-  }
-}
 
 /**
  * The plan for the model file at `path` from its header alone, before llama.cpp loads it: a pinned
@@ -303,7 +315,12 @@ export async function planChatWrapper(
   return planChatWrapperFor(fileInfo, basename(path), options);
 }
 
-/** The plan from a model's metadata and file name (planChatWrapper; chooseChatWrapper). */
+/**
+ * The plan from a model's metadata and file name (planChatWrapper's, and the engine's when the
+ * header could not be read before the load): the pinned choice, built by name, or (choice "auto")
+ * the one auto resolution chooses, without running auto's trial of every specialized wrapper on
+ * this thread (see the module's comment).
+ */
 export function planChatWrapperFor(
   fileInfo: GgufFileInfo,
   filename: string | undefined,
@@ -328,12 +345,15 @@ export function planChatWrapperFor(
     // Rendered on the worker first, within the limit: a template that keeps node-llama-cpp's
     // JavaScript Jinja engine looping would block this thread for good (no answer to health checks,
     // no SIGTERM handled). Then built here, where one the worker rendered renders alike (the same
-    // template, engine and tokenizer); one it could not render is refused here, with its error.
+    // template, engine and tokenizer). One it could not render is refused with its error, and
+    // without the worker's answer the boot is refused: neither is rendered here.
     const rendering = startResolution(resolutionInput(fileInfo, filename), options, "jinjaTemplate");
     return {
       choose: async (model) => {
-        await rendering.answer(model);
-        return pinnedChatWrapper(model, choice);
+        const answer = await rendering.answer(model);
+        if (answer.kind === "jinjaTemplate") return pinnedChatWrapper(model, choice);
+        if (answer.kind === "unrenderable") throw unrenderable(workerError(answer.error));
+        throw noAnswer("jinjaTemplate", answer);
       },
       dispose: () => rendering.end(),
     };
@@ -344,8 +364,7 @@ export function planChatWrapperFor(
   if (none) return direct((model) => resolveChatWrapper(model, { type: "auto" }));
   const resolution = startResolution(resolutionInput(fileInfo, filename), options, "auto");
   return {
-    choose: async (model) =>
-      buildAnswer(model, await resolution.answer(model)) ?? resolveChatWrapper(model, { type: "auto" }),
+    choose: async (model) => buildAnswer(model, await resolution.answer(model)),
     dispose: () => resolution.end(),
   };
 }
@@ -370,30 +389,71 @@ function pinnedChatWrapper(model: LlamaModel, choice: Exclude<ChatWrapperChoice,
   try {
     return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
   } catch (error) {
-    throw new EngineError(
-      "CHAT_WRAPPER_UNAVAILABLE",
-      'manifest field model.chatWrapper: "jinjaTemplate" expected a chat template node-llama-cpp\'s Jinja engine renders, found one it fails; pin another chat wrapper, or "auto"',
-      { cause: error },
-    );
+    throw unrenderable(error);
   }
 }
 
-/** The wrapper the worker found, built here; null when it found none (auto must run here). */
-function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper | null {
+function unrenderable(cause: unknown): EngineError {
+  return new EngineError(
+    "CHAT_WRAPPER_UNAVAILABLE",
+    'manifest field model.chatWrapper: "jinjaTemplate" expected a chat template node-llama-cpp\'s Jinja engine renders, found one it fails; pin another chat wrapper, or "auto"',
+    { cause },
+  );
+}
+
+/**
+ * The refusal of a choice the worker gave no answer for (CHAT_WRAPPER_FAILED). The choice is not
+ * made on this thread instead, as it was before: there a template that keeps node-llama-cpp's Jinja
+ * engine looping (the very template that may have stopped the worker) would block the event loop
+ * for good, and a pinned template must not be replaced by anything else.
+ */
+function noAnswer(choice: "auto" | "jinjaTemplate", answer: WorkerAnswer): EngineError {
+  const why =
+    answer.kind === "none"
+      ? answer.why
+      : answer.kind === "nativeJinja"
+        ? "node-llama-cpp reached for llama.cpp's Jinja engine"
+        : `its answer (${answer.kind}) is not one the enclave builds`;
+  const cause = answer.kind === "none" && answer.error !== undefined ? { cause: workerError(answer.error) } : {};
+  return new EngineError(
+    "CHAT_WRAPPER_FAILED",
+    choice === "auto"
+      ? `manifest field model.chatWrapper: "auto" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) from its worker thread, found none (${why}); pin a chat wrapper`
+      : `manifest field model.chatWrapper: "jinjaTemplate" expected the model's chat template (tokenizer.chat_template) rendered by node-llama-cpp's Jinja engine on its worker thread, found no answer (${why}); pin another chat wrapper`,
+    cause,
+  );
+}
+
+/** The worker's error, here (its name and message; its stack stays there). */
+function workerError({ name, message }: WorkerError): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+/**
+ * The wrapper the worker found auto to choose, built here. A template only llama.cpp's Jinja engine
+ * parses gets auto's answer from the model's names and tokens (autoAfterTrial), the one node-llama-cpp
+ * gives when no Jinja engine renders the template: llama.cpp's would render it on this thread, at
+ * boot and at every request, without a limit. Without an answer, or one this thread cannot build, the
+ * choice is refused (noAnswer), never made here.
+ */
+function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper {
   if (answer.kind === "jinjaTemplate") return resolveChatWrapper(model, { type: "jinjaTemplate" });
+  if (answer.kind === "nativeJinja") return autoAfterTrial(model);
   if (answer.kind === "fallback") {
     // auto's last part, here (its settings depend on the template, not on a configuration tried);
     // the worker's class confirms it.
     const wrapper = autoAfterTrial(model);
     const expected =
       answer.type === null ? chatWrappers.general : chatWrappers[answer.type as keyof typeof chatWrappers];
-    return wrapper.constructor === expected ? wrapper : null;
+    if (wrapper.constructor !== expected) throw noAnswer("auto", answer);
+    return wrapper;
   }
-  if (answer.kind !== "specialized") return null;
+  if (answer.kind !== "specialized") throw noAnswer("auto", answer);
   const type = specializedType(answer.type);
-  if (type === undefined) return null;
-  const settings = appliedOptions(type, answer.configuration);
-  if (settings === null) return null;
+  const settings = type === undefined ? null : appliedOptions(type, answer.configuration);
+  if (type === undefined || settings === null) throw noAnswer("auto", answer);
   return resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
 }
 
@@ -487,10 +547,15 @@ function startResolution(
       },
       transferList: [port2],
     });
-  } catch {
-    // No worker (its data could not be copied to it, no thread to be had): auto runs here.
+  } catch (error) {
+    // No worker (its data could not be copied to it, no thread to be had): no answer.
     port1.close();
-    return { answer: async () => ({ kind: "here" }), end: () => {} };
+    const answer: WorkerAnswer = {
+      kind: "none",
+      why: "no worker thread could be started",
+      error: asWorkerError(error),
+    };
+    return { answer: async () => answer, end: () => {} };
   }
   worker.stdout.resume();
   worker.stderr.resume();
@@ -510,8 +575,11 @@ function startResolution(
     clearTimeout(limit);
     signal?.removeEventListener("abort", onAbort);
     port1.close();
-    const done = (): void => ("answer" in result ? settle.resolve(result.answer) : settle.reject(result.error));
-    worker.terminate().then(done, done);
+    if ("answer" in result) settle.resolve(result.answer);
+    else settle.reject(result.error);
+    // Ended after the boot is told, not before: a worker stuck in a call that does not return to
+    // JavaScript (llama.cpp's, the operating system's) holds terminate()'s promise until it does.
+    worker.terminate().catch(() => {});
   };
   const onAbort = (): void => finish({ error: signal?.reason });
   if (signal?.aborted) onAbort();
@@ -528,10 +596,15 @@ function startResolution(
     port1.postMessage(tokenizer === null ? { failed: true } : answerTokenizer(tokenizer, message));
     wake();
   });
-  // A worker that fails or ends without an answer: auto runs here, as before. Its answer may be
-  // queued still when its end is told (its last message and its exit reach this thread apart).
-  worker.on("error", () => finish({ answer: { kind: "here" } }));
-  worker.on("exit", () => finish({ answer: queuedAnswer(port1) ?? { kind: "here" } }));
+  // A worker that fails (out of memory: ERR_WORKER_OUT_OF_MEMORY) or ends without an answer: none.
+  // Its answer may be queued still when its end is told (its last message and its exit reach this
+  // thread apart).
+  worker.on("error", (error) =>
+    finish({ answer: { kind: "none", why: "the worker failed", error: asWorkerError(error) } }),
+  );
+  worker.on("exit", (code) =>
+    finish({ answer: queuedAnswer(port1) ?? { kind: "none", why: `the worker ended (exit code ${code})` } }),
+  );
   return {
     answer(model) {
       if (!settled) {
@@ -543,7 +616,7 @@ function startResolution(
       }
       return outcome;
     },
-    end: () => finish({ answer: { kind: "here" } }),
+    end: () => finish({ answer: { kind: "none", why: "the choice was dropped" } }),
   };
 }
 
@@ -554,6 +627,11 @@ function resolutionTimeout(choice: "auto" | "jinjaTemplate", limitMs: number): E
       ? `manifest field model.chatWrapper: "auto" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) within ${limitMs} ms, found it still running; pin a chat wrapper`
       : `manifest field model.chatWrapper: "jinjaTemplate" expected the model's chat template (tokenizer.chat_template) rendered by node-llama-cpp's Jinja engine within ${limitMs} ms, found it still rendering; pin another chat wrapper`,
   );
+}
+
+function asWorkerError(error: unknown): WorkerError {
+  const { name, message } = error instanceof Error ? error : { name: "Error", message: String(error) };
+  return { name, message };
 }
 
 function queuedAnswer(port: MessagePort): WorkerAnswer | null {

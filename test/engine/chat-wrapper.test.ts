@@ -1,5 +1,6 @@
 /**
- * enclave/engine/chat-wrapper.ts chooseChatWrapper: the chat wrapper is the one node-llama-cpp's
+ * enclave/engine/chat-wrapper.ts, the chat wrapper's choice as the engine makes it (planChatWrapperFor,
+ * through chooseFor): the chat wrapper is the one node-llama-cpp's
  * "auto" resolution chooses (the same class and settings, formatting the same bytes), without auto's
  * trial of every specialized wrapper on this thread (seconds of blocked event loop):
  * - for each model models/ makes (the tiny model, every benchmark preset and quantisation), built
@@ -9,8 +10,9 @@
  *   resolved on a worker thread and built here by name;
  * - and where the worker cannot decide as this thread would (a template node-llama-cpp's Jinja
  *   engine cannot render), or without a template, resolved here by auto, as before;
- * - a worker whose tokenizer call fails here gives no answer (auto runs here), and an abort while it
- *   waits for one ends it.
+ * - a worker whose tokenizer call fails here gives no answer (the choice is refused, nothing run
+ *   here), and an abort while it waits for one ends it;
+ * - a choice past its limit is refused at once, even while its worker's end is still under way.
  * The models are loaded from their header alone (vocabulary only): the wrapper depends on the
  * metadata, not on the weights.
  */
@@ -31,7 +33,7 @@ import {
   specializedChatWrapperTypeNames,
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type ChooseChatWrapperOptions, chooseChatWrapper } from "../../enclave/engine/chat-wrapper.ts";
+import type { ChooseChatWrapperOptions } from "../../enclave/engine/chat-wrapper.ts";
 import type { EngineError } from "../../enclave/engine/errors.ts";
 import { CHAT_WRAPPERS, type ChatWrapperChoice } from "../../manifests/schema.ts";
 import { BENCH_PRESETS, type BenchPreset, type BenchQuant, benchShape, buildBenchVocab } from "../../models/bench.ts";
@@ -40,6 +42,7 @@ import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata } from "../../models/llama-layout.ts";
 import { buildTinyBigram, tinyShape, writeTinyModel } from "../../models/tiny.ts";
 import { TokenType } from "../../models/tiny-vocab.ts";
+import { chooseFor } from "./chat-wrapper-choose.ts";
 
 const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate";
 
@@ -270,12 +273,12 @@ async function withOperatorModel(name: string, use: (model: LlamaModel) => Promi
   }
 }
 
-/** chooseChatWrapper's refusal of a choice that runs past its limit: its code, message, the workers ended, what ran here. */
+/** The choice's refusal of a choice that runs past its limit: its code, message, the workers ended, what ran here. */
 async function endedByLimit(model: LlamaModel, options: ChooseChatWrapperOptions) {
   const ended = vi.spyOn(Worker.prototype, "terminate");
   try {
     vi.mocked(resolveChatWrapper).mockClear();
-    const error = await chooseChatWrapper(model, options).catch((e: unknown) => e);
+    const error = await chooseFor(model, options).catch((e: unknown) => e);
     return {
       code: (error as EngineError).code,
       message: (error as Error).message,
@@ -287,7 +290,7 @@ async function endedByLimit(model: LlamaModel, options: ChooseChatWrapperOptions
   }
 }
 
-describe("chooseChatWrapper", () => {
+describe("the chat wrapper's choice", () => {
   it("chooses auto's wrapper for every model models/ makes, formatting the same bytes, without auto's trial of every wrapper", async () => {
     expect(ownModels).toHaveLength(7);
     for (const { name, path } of ownModels) {
@@ -295,7 +298,7 @@ describe("chooseChatWrapper", () => {
       try {
         const auto = resolveChatWrapper(model);
         vi.mocked(resolveChatWrapper).mockClear();
-        const chosen = await chooseChatWrapper(model);
+        const chosen = await chooseFor(model);
         // auto tries each specialized wrapper (seconds of blocked event loop); the known template
         // asks for the Jinja wrapper directly. What was asked for, not a time: the machine is shared.
         expect({ name, calls: resolutionsAskedFor() }).toEqual({ name, calls: [{ type: "jinjaTemplate" }] });
@@ -320,7 +323,7 @@ describe("chooseChatWrapper", () => {
         try {
           const auto = resolveChatWrapper(model);
           vi.mocked(resolveChatWrapper).mockClear();
-          const chosen = await chooseChatWrapper(model);
+          const chosen = await chooseFor(model);
           expect({ name, auto: auto.constructor.name, calls: resolutionsAskedFor() }).toEqual({
             name,
             auto: operator.auto,
@@ -343,7 +346,7 @@ describe("chooseChatWrapper", () => {
       const model = await load(name);
       try {
         vi.mocked(resolveChatWrapper).mockClear();
-        const wrapper = await chooseChatWrapper(model, { choice }).catch((error: unknown) => error);
+        const wrapper = await chooseFor(model, { choice }).catch((error: unknown) => error);
         return {
           found: wrapper instanceof Error ? (wrapper as EngineError).code : (wrapper as ChatWrapper).constructor.name,
           calls: resolutionsAskedFor(),
@@ -360,11 +363,9 @@ describe("chooseChatWrapper", () => {
     // auto: the ChatML wrapper; pinned, the model's own template, rendered as written.
     const jinja = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false };
     expect(await pinned("chatml", "jinjaTemplate")).toEqual({ found: "JinjaTemplateChatWrapper", calls: [jinja] });
-    // Refused, not replaced by what auto would choose (which the operator did not sign).
-    expect(await pinned("unrenderable", "jinjaTemplate")).toEqual({
-      found: "CHAT_WRAPPER_UNAVAILABLE",
-      calls: [jinja],
-    });
+    // Refused, not replaced by what auto would choose (which the operator did not sign), and not
+    // rendered again here: the worker's failure is the refusal's cause.
+    expect(await pinned("unrenderable", "jinjaTemplate")).toEqual({ found: "CHAT_WRAPPER_UNAVAILABLE", calls: [] });
     expect(await pinned("no template", "jinjaTemplate")).toEqual({ found: "CHAT_WRAPPER_UNAVAILABLE", calls: [] });
   }, 120_000);
 
@@ -381,19 +382,19 @@ describe("chooseChatWrapper", () => {
       withOperatorModel("question-reply", async (model) => {
         vi.mocked(resolveChatWrapper).mockClear();
         const stop = new AbortController();
-        const choosing = chooseChatWrapper(model, { signal: stop.signal });
+        const choosing = chooseFor(model, { signal: stop.signal });
         stop.abort("SIGTERM");
         await expect(choosing).rejects.toBe("SIGTERM");
         expect(resolutionsAskedFor()).toEqual([]);
         const stopped = new AbortController();
         stopped.abort("SIGINT");
-        await expect(chooseChatWrapper(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
+        await expect(chooseFor(model, { signal: stopped.signal })).rejects.toBe("SIGINT");
       }),
     120_000,
   );
 
   it(
-    "a tokenizer call that fails on this thread ends the worker's resolution: auto runs here, not on a partial answer",
+    "a tokenizer call that fails on this thread ends the worker's resolution without an answer: refused (CHAT_WRAPPER_FAILED), not made here",
     () =>
       withOperatorModel("chatml", async (model) => {
         let failed = false;
@@ -403,10 +404,21 @@ describe("chooseChatWrapper", () => {
           throw new Error("tokenizer failed");
         });
         vi.mocked(resolveChatWrapper).mockClear();
-        const chosen = await chooseChatWrapper(failingOnce);
-        // The worker's first call failed; auto ran here, with this thread's tokenizer.
-        expect({ failed, calls: resolutionsAskedFor() }).toEqual({ failed: true, calls: [{ type: "auto" }] });
-        expectSameWrapper("chatml", model, chosen, resolveChatWrapper(model));
+        const error = await chooseFor(failingOnce).catch((e: unknown) => e);
+        // The worker's first call failed; auto did not run here (with a template that loops, it
+        // would block this thread for good).
+        expect({
+          failed,
+          code: (error as EngineError).code,
+          message: (error as Error).message,
+          calls: resolutionsAskedFor(),
+        }).toEqual({
+          failed: true,
+          code: "CHAT_WRAPPER_FAILED",
+          message:
+            "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) from its worker thread, found none (the model's tokenizer failed on the enclave's thread); pin a chat wrapper",
+          calls: [],
+        });
       }),
     120_000,
   );
@@ -422,7 +434,7 @@ describe("chooseChatWrapper", () => {
           stop.abort("SIGTERM");
         });
         vi.mocked(resolveChatWrapper).mockClear();
-        await expect(chooseChatWrapper(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
+        await expect(chooseFor(aborting, { signal: stop.signal })).rejects.toBe("SIGTERM");
         // The worker was asked one call's answer, then ended: nothing resolved here, nothing asked again.
         expect({ asked, calls: resolutionsAskedFor() }).toEqual({ asked: 1, calls: [] });
       }),
@@ -443,7 +455,7 @@ describe("chooseChatWrapper", () => {
         try {
           expect(trials.length).toBeGreaterThan(5);
           vi.mocked(resolveChatWrapper).mockClear();
-          const chosen = await chooseChatWrapper(model);
+          const chosen = await chooseFor(model);
           expect({
             calls: resolutionsAskedFor(),
             trialsHere: trials.reduce((sum, trial) => sum + trial.mock.calls.length, 0),
@@ -491,6 +503,44 @@ describe("chooseChatWrapper", () => {
         });
       }),
     // Before the worker rendered it, the template was rendered here, blocking this thread for hours.
+    60_000,
+  );
+
+  it(
+    "a choice past its limit is refused at once, while its worker's end is still under way (terminate() not settled)",
+    () =>
+      withOperatorModel("endless", async (model) => {
+        const terminate = Worker.prototype.terminate;
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let asked!: () => void;
+        const terminating = new Promise<void>((resolve) => {
+          asked = resolve;
+        });
+        // A worker whose end does not come until released (as one stuck in native code): ended then.
+        const held = vi.spyOn(Worker.prototype, "terminate").mockImplementation(function (this: Worker) {
+          asked();
+          return released.then(() => terminate.call(this));
+        });
+        try {
+          const choosing = chooseFor(model, { limitMs: 200 }).then(
+            () => "chosen",
+            (error: unknown) => (error as EngineError).code,
+          );
+          await terminating;
+          // Ordered, not timed: the refusal's promise chain has run by the next turn of the loop.
+          const turn = new Promise<string>((resolve) => setImmediate(() => resolve("still waiting for terminate()")));
+          expect({ first: await Promise.race([choosing, turn]), ended: held.mock.calls.length }).toEqual({
+            first: "CHAT_WRAPPER_TIMEOUT",
+            ended: 1,
+          });
+        } finally {
+          release();
+          held.mockRestore();
+        }
+      }),
     60_000,
   );
 });
