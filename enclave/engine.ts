@@ -572,6 +572,10 @@ export class InferenceEngine {
     if ("messages" in request) {
       const history: ChatHistoryItem[] = request.messages.map(toHistoryItem);
       history.push({ type: "model", response: [] });
+      // On this thread, with no limit: a named wrapper runs no template, and Cloister's own template
+      // loops over the messages only (at most 256), but an operator's Jinja template (pinned, or
+      // auto's choice) may loop on some conversations the boot's trial did not try. Not moved to a
+      // worker: a round trip in every request's time to first token (docs/deploy.md, "jinjaTemplate").
       const state = this.#chatWrapper.generateContextState({ chatHistory: history });
       const tokens = state.contextText.tokenize(this.#model.tokenizer);
       return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, stopTexts) };

@@ -115,7 +115,9 @@ const tee = z
  * template and names at boot (a manifest without the field gets it). "jinjaTemplate": the model's
  * own Jinja chat template, rendered as written (the boot is refused when the model has none, or one
  * node-llama-cpp's Jinja engine cannot render: CHAT_WRAPPER_UNAVAILABLE; or one whose trial render
- * does not end within the choice's limit: CHAT_WRAPPER_TIMEOUT, as auto's resolution). Any other: that
+ * does not end within the choice's limit: CHAT_WRAPPER_TIMEOUT, or gives no answer:
+ * CHAT_WRAPPER_FAILED, as auto's resolution; it is rendered again at every chat request, on the
+ * enclave's event loop, without a limit: docs/deploy.md). Any other: that
  * specialized wrapper with its default options, whatever the model's template (auto may choose the
  * same wrapper with other options for a template it matches). Pinning one makes the choice part of
  * what the operator signs, not node-llama-cpp's guess (which another version of it may make
