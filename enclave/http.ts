@@ -85,6 +85,8 @@ export interface ListenOptions {
   readonly firstRequestTimeoutMs?: number;
   /** Overrides HEADERS_TIMEOUT_MS (tests). */
   readonly headersTimeoutMs?: number;
+  /** Overrides node's keepAliveTimeout, 5 s (tests: a keep-alive connection that only `close` can end). */
+  readonly keepAliveTimeoutMs?: number;
   /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
   readonly onRefused?: (refusal: Refusal) => void;
   /**
@@ -378,6 +380,7 @@ function listenWith(
       resolve({ running, server });
     });
     server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
     const firstRequestTimeoutMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
     // Until its first request arrives, a connection is closed when idle that long; the request
     // clears it (node sets its keep-alive timeout itself once a response has ended, and clears that

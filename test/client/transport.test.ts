@@ -224,8 +224,8 @@ describe("node:http transport timeouts", () => {
     const transport = nodeTransport({ idleTimeoutMs: 100 });
     const before = await transport(`${base}/silent`, { method: "GET", headers: {} }).catch((e: unknown) => e);
     expect(before).toMatchObject({ code: "HOST_TIMEOUT" });
+    // /hang sends its first chunk and then nothing, never ending: only the idle timeout ends the read.
     const response = await transport(`${base}/hang`, { method: "GET", headers: {} });
-    const started = Date.now();
     await expect(
       (async () => {
         for await (const _ of iterate(response.body)) {
@@ -233,7 +233,6 @@ describe("node:http transport timeouts", () => {
         }
       })(),
     ).rejects.toMatchObject({ name: "HostTimeoutError", code: "HOST_TIMEOUT" });
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 
@@ -391,9 +390,8 @@ describe("SDK over a host that will not stop or will not finish", () => {
       res.on("close", () => clearInterval(timer));
     });
     try {
-      const started = Date.now();
+      // The drip never ends and never falls silent: only the attestation deadline ends the read.
       expect(await connectTo(drip, 300)).toMatchObject({ kind: "transport", code: "HOST_TIMEOUT" });
-      expect(Date.now() - started).toBeLessThan(5000);
       expect(await connectTo(drip, 0)).toMatchObject({ kind: "configuration", code: "BAD_OPTION" });
     } finally {
       for (const timer of timers) clearInterval(timer);

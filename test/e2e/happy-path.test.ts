@@ -70,7 +70,9 @@ describe("e2e happy path (sim-snp, real processes)", () => {
   });
 
   it("chat streams the tiny model's exact greedy answer in several frames, then usage", async () => {
+    const asked = performance.now();
     const result = await drain(session.chat([{ role: "user", content: "What does the enclave do?" }]));
+    const answered = performance.now() - asked;
     expect(result.error).toBeUndefined();
     expect(result.text).toBe(GREEDY_CHAT_ANSWER);
     const texts = result.events.filter((e) => e.type === "text");
@@ -80,8 +82,10 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     expect(result.done?.usage.completionTokens).toBe(GREEDY_CHAT_TOKENS);
     expect(result.done?.usage.promptTokens).toBeGreaterThan(5);
     expect(result.done?.usage.promptTokens).toBeLessThan(100);
+    // Milliseconds within this answer (not µs, not a clock reading): the enclave's first token came
+    // after the request reached it and before the answer reached this client.
     expect(result.done?.usage.ttftMs).toBeGreaterThanOrEqual(0);
-    expect(result.done?.usage.ttftMs).toBeLessThan(30_000);
+    expect(result.done?.usage.ttftMs).toBeLessThanOrEqual(answered);
   });
 
   it("every sealed request has its own ephemeral key and nonce, sequential or concurrent (keys made ahead are used once)", async () => {

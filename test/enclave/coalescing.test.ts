@@ -6,7 +6,7 @@
  * that does not read; failures after text still end in an error frame and an audit record; no
  * frame ends in half a surrogate pair, so the receipt hashes exactly the text the frames carry.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { GenerationEvent } from "../../enclave/engine.ts";
 import { auditCommitment } from "../../enclave/pipeline/audit.ts";
 import type { Enclave } from "../../enclave/service.ts";
@@ -146,20 +146,56 @@ describe("enclave answer stream: frame coalescing", () => {
     expect(events.at(-1)).toMatchObject({ type: "final", frameCount: data.length + 1 });
   });
 
-  it("never holds back the end of an answer for the frame interval", async () => {
+  it("never holds back the end of an answer for the frame interval: the end cuts the wait short", async () => {
+    let releaseB = (): void => {};
+    let releaseEnd = (): void => {};
+    const bCame = new Promise((resolve) => (releaseB = () => resolve(undefined)));
+    const endCame = new Promise((resolve) => (releaseEnd = () => resolve(undefined)));
     const engine = new ScriptedEngine(() => [
       { type: "text", text: "a" },
-      { pauseMs: 5 },
+      { until: bCame },
       { type: "text", text: "b" },
+      { until: endCame },
       done,
     ]);
     const enclave = await bootWith(engine, 1000);
-    const { context, iterator } = await open(enclave);
-    const started = performance.now();
-    const { frames } = await readAll(iterator);
-    expect(performance.now() - started).toBeLessThan(500);
-    const events = await decode(context, frames);
-    expect(events.map((e) => (e.type === "data" ? e.text : e.type))).toEqual(["a", "b", "final"]);
+    // Each timer the stream sets, and whether it fired: the frame interval's wait is one of 1000 ms
+    // at most, set once "b" waits behind "a".
+    const timers: { ms: number; fired: boolean }[] = [];
+    let onIntervalWait = (): void => {};
+    const intervalWaitSet = new Promise<void>((resolve) => (onIntervalWait = resolve));
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      callback: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      const timer = { ms: ms ?? 0, fired: false };
+      timers.push(timer);
+      if (timer.ms > 0 && timer.ms <= 1000) onIntervalWait();
+      return realSetTimeout(() => {
+        timer.fired = true;
+        callback(...args);
+      }, ms);
+    }) as typeof setTimeout);
+    try {
+      const { context, iterator } = await open(enclave);
+      const frames: Uint8Array[] = [];
+      const first = await iterator.next();
+      frames.push(first.value as Uint8Array);
+      const rest = readAll(iterator);
+      releaseB();
+      // "b" now waits out the interval after "a"; then the answer ends.
+      await intervalWaitSet;
+      releaseEnd();
+      frames.push(...(await rest).frames);
+      // The end went out when it came: the interval's wait was cut short, its timer never fired.
+      expect(timers.filter((t) => t.ms > 0 && t.ms <= 1000).map((t) => t.fired)).toEqual([false]);
+      const events = await decode(context, frames);
+      expect(events.map((e) => (e.type === "data" ? e.text : e.type))).toEqual(["a", "b", "final"]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("refuses a frame interval outside 0..1000 ms at boot", async () => {

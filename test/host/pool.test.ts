@@ -226,10 +226,9 @@ describe("enclave pool", () => {
       limits: { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 300 },
     });
     try {
-      const started = performance.now();
+      // The member never finishes its document: only the read deadline, which cuts it, ends the refresh.
       await pool.refresh();
-      expect(performance.now() - started).toBeLessThan(5000);
-      expect(pool.status()[0]).toMatchObject({ state: "unreachable" });
+      expect(pool.status()[0]).toMatchObject({ state: "unreachable", reason: "document: enclave response was cut" });
       await pool.stop();
     } finally {
       stalled.closeAllConnections();

@@ -14,11 +14,10 @@ describe("createCommandRunner", () => {
 
   it("kills a tool that ignores the timeout's SIGTERM with SIGKILL after a grace period", async () => {
     const run = createCommandRunner({ timeoutMs: 200, killGraceMs: 200 });
-    const started = performance.now();
+    // The tool never ends on its own and ignores SIGTERM: only the SIGKILL the message names ends it.
     const error = await rejection(run("/bin/sh", ["-c", "trap '' TERM; while :; do sleep 0.05; done"]));
     expect(error.code).toBe("TPM_COMMAND_TIMEOUT");
     expect(error.message).toContain("SIGKILL");
-    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it("does not call a tool that died of another signal a timeout, even when that is seen after the deadline", async () => {
