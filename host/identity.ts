@@ -1,7 +1,7 @@
 /**
  * Identity: API keys scoped to a project, with permissions and a per-key rate limit. The host
- * stores only SHA-256 hashes of keys and compares them in constant time. Anonymous requests are
- * refused before anything else happens.
+ * stores only SHA-256 hashes of keys (as client/cli/api-key-hash.ts makes them for the keys file)
+ * and compares them in constant time. Anonymous requests are refused before anything else happens.
  */
 import { hash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
@@ -54,10 +54,6 @@ export type ApiKeysFile = z.infer<typeof apiKeysFileSchema>;
 export interface Caller {
   readonly keyId: string;
   readonly project: string;
-}
-
-export function hashApiKey(key: string): string {
-  return hash("sha256", key, "hex");
 }
 
 interface Bucket {

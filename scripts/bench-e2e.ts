@@ -108,7 +108,7 @@ async function readRss(pid: number): Promise<{ rssMiB: number; hwmMiB: number }>
 
 /** The host's API-key file for one benchmark key (every permission, no practical rate limit). */
 async function writeBenchApiKeys(dir: string, apiKey: string): Promise<string> {
-  const { hashApiKey } = await import("../host/identity.ts");
+  const { hashApiKey } = await import("../client/cli/api-key-hash.ts");
   const path = join(dir, "api-keys.json");
   const key = { id: "bench", project: "bench", sha256: hashApiKey(apiKey), requestsPerMinute: 1_000_000 };
   await writeFile(

@@ -17,7 +17,6 @@ import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
-import { hashApiKey } from "../../host/identity.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { sha256File } from "../../models/hash.ts";
@@ -35,6 +34,7 @@ import {
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
+import { hashApiKey } from "./api-key-hash.ts";
 import { readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
 import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ApiKeyRecord, ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
+import { type ApiKeyRecord, ApiKeyStore } from "../../host/identity.ts";
 import { loadApiKeys } from "../../host/run.ts";
 
 const key = (id: string, secret: string, requestsPerMinute = 60): ApiKeyRecord => ({

@@ -7,8 +7,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
 import { describe, expect, it, vi } from "vitest";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
-import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
 

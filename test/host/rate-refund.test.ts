@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import { createHostApp } from "../../host/app.ts";
-import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { ApiKeyStore } from "../../host/identity.ts";
 import { EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";

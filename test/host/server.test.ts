@@ -5,8 +5,9 @@
  * that asks for `100 Continue` gets it only once the host reads its body.
  */
 import { describe, expect, it } from "vitest";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
-import { ApiKeyStore, hashApiKey } from "../../host/identity.ts";
+import { ApiKeyStore } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
 
