@@ -526,7 +526,9 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
 
 /**
  * Stops a child (SIGTERM, SIGKILL after `timeoutMs`) and resolves with how it exited: "exit code N"
- * or the signal's name; null when it exited 0 (a clean stop), or had exited before.
+ * or the signal's name, and the model copy a child killed by a signal left; null when it exited 0
+ * or was killed by the stop asked for, leaving no copy (a clean stop), or had died before, reported
+ * already, leaving none.
  * `timeoutMs` exceeds the children's default shutdown grace (10 s), so answers under way finish first.
  * `interrupted()`: whether the supervisor stops it on Ctrl-C (SIGINT), which the child got too
  * (below); asked once the child has exited by SIGINT and its stderr ended, not when the stop began:
@@ -542,9 +544,9 @@ export async function stopChild(
 ): Promise<string | null> {
   const { process: running } = child;
   const gone = running.exitCode !== null || running.signalCode !== null;
-  // Gone before the stop: reported already (the boot's failure, `exited`), unless the Ctrl-C that
-  // interrupted the supervisor killed it first: that one is checked below like any.
-  if (gone && running.signalCode !== "SIGINT") return null;
+  // Gone before the stop by an exit of its own: reported already (the boot's failure, `exited`),
+  // with any model copy it could not remove named in its last line.
+  if (gone && running.signalCode === null) return null;
   const [code, signal] = gone
     ? [running.exitCode, running.signalCode]
     : await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
@@ -557,22 +559,27 @@ export async function stopChild(
       });
   // Its last line is read once its stderr has ended (an enclave that could not remove its model copy names it there).
   if (running.stderr !== null && !running.stderr.closed) await new Promise((r) => running.stderr?.once("close", r));
-  // Killed by a signal's default action, it had not yet installed its handlers, which every cloister
-  // server does before anything it would have to undo (the enclave, before it makes its private
-  // model copy): the stop asked for, and clean. By the SIGTERM sent above; or by SIGINT when the
+  if (signal === null) return code === 0 ? null : `exit code ${code}`;
+  // Killed by a signal's default action: it ran none of its own cleanup (every cloister server
+  // handles SIGTERM and SIGINT once it has anything to undo, and exits with a code), so a model copy
+  // named for its process — decrypted weights — may be left, which it could not say: checked after
+  // any signal, whichever stop this is.
+  const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
+  const leaving = left.length === 0 ? null : `leaving the ${copiesToRemoveText(left)}`;
+  // Killed before it had installed its handlers, which every cloister server does before anything
+  // it would have to undo (the enclave, before it makes its private model copy): the stop asked
+  // for, and clean unless a copy is left. By the SIGTERM sent above; or by SIGINT when the
   // supervisor was interrupted: this rule trusts that the SIGINT was Ctrl-C, which a terminal sends
   // to the whole process group, so the child got it too, in its first moments (bin/cloister.js
-  // ignores it from its first line on, but node runs for a moment before). Checked, not assumed: a
-  // copy named for its process would be decrypted weights left behind, which it could not say (it
-  // said nothing).
+  // ignores it from its first line on, but node runs for a moment before).
   if (signal === "SIGTERM" || (signal === "SIGINT" && (await interrupted()))) {
-    const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
-    if (left.length === 0) return null;
-    return `${signal} before it handled signals, leaving the ${copiesToRemoveText(left)}`;
+    return leaving === null ? null : `${signal} before it handled signals, ${leaving}`;
   }
-  // Gone before the stop, by a SIGINT that was no Ctrl-C of the supervisor's: reported already.
-  if (gone) return null;
-  return code === 0 ? null : (signal ?? `exit code ${code}`);
+  // Any other death by a signal (a SIGINT of no Ctrl-C of the supervisor's, the SIGKILL after
+  // `timeoutMs`, one that killed it before the stop): a failure. One that came before the stop was
+  // reported already (`exited`, the boot's failure), without its copy: told again only to name it.
+  if (leaving !== null) return `${signal}, ${leaving}`;
+  return gone ? null : signal;
 }
 
 export interface RunningDeployment {
