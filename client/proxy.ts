@@ -38,6 +38,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { VerifiedEnclave } from "../attestation/document.ts";
 import { describeMemberPath, findDuplicateMember } from "../attestation/json-duplicates.ts";
 import { DuplicateMemberError, jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
+import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
 import { loopbackHostOnly } from "./loopback.ts";
@@ -633,8 +634,10 @@ export function createProxyApp(options: ProxyOptions): Hono {
     const started = performance.now();
     await next();
     const fault = faults.get(c.req.raw);
+    // The path is any caller's, token or not, percent-decoded: its invisible characters escaped for
+    // the terminal `cloister proxy` logs to.
     options.log?.(
-      JSON.stringify({
+      stringifyJsonVisibly({
         type: "proxy",
         time: now().toISOString(),
         method: c.req.method,
@@ -864,7 +867,9 @@ export function createProxyApp(options: ProxyOptions): Hono {
     const sse = (data: string) => encoder.encode(`data: ${data}\n\n`);
     const streamPath = c.req.path;
     const logEnd = (outcome: string) =>
-      options.log?.(JSON.stringify({ type: "proxy-stream", time: now().toISOString(), path: streamPath, outcome }));
+      options.log?.(
+        stringifyJsonVisibly({ type: "proxy-stream", time: now().toISOString(), path: streamPath, outcome }),
+      );
     let step = first;
     let roleSent = kind !== "chat";
     let failed: unknown = null;

@@ -14,7 +14,7 @@
  * reaches the load's helper process: then the failure is said and taken as the stop (takenAsStop).
  * A copy it could not remove is named, with exit 1.
  */
-import { formatCliError, onOutputClosed, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
+import { formatCliError, onOutputClosed, printJson, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft, settledFailure } from "./model-staging.ts";
@@ -123,20 +123,15 @@ async function printCompletion(
       continue;
     }
     if (options.json === true) {
-      process.stdout.write(
-        `${JSON.stringify(
-          {
-            text,
-            stopReason: event.stopReason,
-            promptTokens: event.usage.promptTokens,
-            completionTokens: event.usage.completionTokens,
-            ttftMs: round(event.usage.ttftMs),
-            tokensPerSecond: round(event.usage.tokensPerSecond),
-          },
-          null,
-          2,
-        )}\n`,
-      );
+      // The answer is the model's: its invisible characters escaped for a terminal (printJson).
+      printJson({
+        text,
+        stopReason: event.stopReason,
+        promptTokens: event.usage.promptTokens,
+        completionTokens: event.usage.completionTokens,
+        ttftMs: round(event.usage.ttftMs),
+        tokensPerSecond: round(event.usage.tokensPerSecond),
+      });
     } else {
       process.stdout.write("\n");
     }

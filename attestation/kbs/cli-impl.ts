@@ -13,6 +13,7 @@ import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "..
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { parseJsonText } from "../json-text.ts";
+import { stringifyJsonVisibly } from "../untrusted-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
 import type { KbsServeOptions } from "./cli.ts";
 import { type BrokerConfig, loadBrokerConfig } from "./config.ts";
@@ -54,6 +55,14 @@ export function serveBroker({ keys, limits }: BrokerConfig): {
 }
 
 /**
+ * A line of `kbs serve`'s log on stderr: one JSON object, untrusted text in it (a refusal's reason
+ * names what a client's evidence held) with its invisible characters escaped for a terminal.
+ */
+export function brokerLogLine(entry: BrokerLogEntry): string {
+  return `${stringifyJsonVisibly(entry)}\n`;
+}
+
+/**
  * `kbs serve`. `listenFirst` is listenBroker's (enclave/http.ts listenBeforeServing), or a test's
  * (one that reports another bound address).
  */
@@ -63,7 +72,7 @@ export async function runKbsServe(
 ): Promise<void> {
   const config = await loadConfig(options.config);
   const { broker, simulatorKeyId } = serveBroker(config);
-  const log = (entry: BrokerLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`);
+  const log = (entry: BrokerLogEntry) => process.stderr.write(brokerLogLine(entry));
   // Anyone can forge simulated evidence: a key released to the simulator is as good as public to
   // whoever reaches the broker, so such keys stay on loopback unless the operator says otherwise.
   // One rule, on the address bound: --listen's text does not say it (a name such as localhost is
