@@ -142,16 +142,19 @@ async function readKeyFile(path: string): Promise<string | null> {
   try {
     return await readPrivateKeyFile(path, ".key", {
       bound: KEY_FILE_BOUND,
+      // No .key yet (the usual case: the first collection from an enclave) is no failure: its own
+      // error is thrown as it is, and taken for null below, with no AuditStoreError worded for it.
       cannotRead: (cause) =>
-        new AuditStoreError(
-          "AUDIT_STORE_IO",
-          `${path}: cannot read (${fileErrorCause(cause)}); left as it is: only a .key that is not there is filed anew`,
-          { cause },
-        ),
+        (cause as NodeJS.ErrnoException | null)?.code === "ENOENT" && cause instanceof Error
+          ? cause
+          : new AuditStoreError(
+              "AUDIT_STORE_IO",
+              `${path}: cannot read (${fileErrorCause(cause)}); left as it is: only a .key that is not there is filed anew`,
+              { cause },
+            ),
     });
   } catch (error) {
-    if (error instanceof AuditStoreError && (error.cause as NodeJS.ErrnoException | null)?.code !== "ENOENT")
-      throw error;
+    if (error instanceof AuditStoreError) throw error;
     return null;
   }
 }
