@@ -21,7 +21,16 @@ const PARTIAL_OWNER = new RegExp(`^${OWNER_TAG}\\.[0-9a-f]{12}$`);
 /** An older version's partial file: `.<name>.<pid>.<12 hex>.partial`. */
 const OLDER_PARTIAL_OWNER = /^([1-9]\d{0,6})\.[0-9a-f]{12}$/;
 
-/** The writer the middle of a partial file's name records, or null for another name. */
+/**
+ * The writer the middle of a partial file's name records, or null for another name. The oldest
+ * names record none: `.<name>.<12 hex>.partial` (the GGUF writer before it named its pid) and
+ * `<output>.<12 hex>.partial` (the sealer before it used this file). They are left alone, never
+ * removed here: nothing in such a name tells a writer still running (a cloister of that version,
+ * here or in another container sharing the volume, whose open file /proc would not show) from one
+ * killed outright, and a removal by age would be a guess that could cut a slow writer's model. The
+ * sealer's are visible beside its output, and the user can remove either kind once no writer of
+ * that version runs.
+ */
 function writerOf(middle: string, self: ProcessOwner): ProcessOwner | null {
   const m = PARTIAL_OWNER.exec(middle);
   if (m !== null) return ownerFromTag(m[1] as string, m[2] as string, m[3] as string);

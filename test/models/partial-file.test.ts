@@ -59,6 +59,10 @@ describe("partial files of a model writer", () => {
       // An older version's name (pid only): told by the pid, as that version did.
       olderEnded: `.model.gguf.${dead}.${hex}.partial`,
       olderLive: `.model.gguf.${process.pid}.${hex}.partial`,
+      // The oldest names, which record no writer (the GGUF writer's, the sealer's): kept, as nothing
+      // tells a live writer's from an abandoned one (writerOf).
+      oldestGguf: `.model.gguf.${hex}.partial`,
+      oldestSealed: `model.gguf.${hex}.partial`,
       // Another path's, and not a partial file.
       otherPath: `.other.gguf.${dead}-${start}-${namespace}.${hex}.partial`,
       notes: "notes.txt",
@@ -66,7 +70,16 @@ describe("partial files of a model writer", () => {
     for (const name of Object.values(names)) await writeFile(join(sub, name), "bytes");
     await removeAbandonedPartials(path);
     expect((await readdir(sub)).sort()).toEqual(
-      [names.live, names.otherNamespace, names.unknownNamespace, names.olderLive, names.otherPath, names.notes].sort(),
+      [
+        names.live,
+        names.otherNamespace,
+        names.unknownNamespace,
+        names.olderLive,
+        names.oldestGguf,
+        names.oldestSealed,
+        names.otherPath,
+        names.notes,
+      ].sort(),
     );
   });
 });
