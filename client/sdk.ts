@@ -362,7 +362,8 @@ function abortedError(signal: AbortSignal, timedOut: string, aborted: string, ca
 
 class HttpClient {
   constructor(
-    private readonly base: string,
+    /** The host's base URL, without a final slash: errors name it. */
+    readonly base: string,
     private readonly apiKey: string,
     private readonly transport: Transport,
     /** Deadline of one attestation request (ConnectOptions.attestationTimeoutMs). */
@@ -786,20 +787,23 @@ async function attestationAnswer(
   const signal = deadline(http.attestationTimeoutMs, caller);
   const response = await http.request("/v1/attestation", { method: "GET", signal });
   const text = await readAnswer(response, DOCUMENT_MAX_LENGTH, signal, "attestation");
+  // An answer of another shape most often comes from something else at the URL (a web server, an
+  // API of another kind): the message names the URL asked and asks whether it is the host's.
+  const malformed = (problem: string, cause?: unknown) =>
+    transportError("BAD_RESPONSE", `attestation: ${http.base}/v1/attestation: ${problem}${BASE_URL_HINT}`, cause);
   let answer: unknown;
   try {
     answer = JSON.parse(text);
   } catch (error) {
-    throw transportError("BAD_RESPONSE", "attestation: response is not JSON", error);
+    throw malformed("expected a JSON object, found text that is not JSON", error);
   }
   if (answer === null || typeof answer !== "object") {
-    throw transportError("BAD_RESPONSE", "attestation: response is not a JSON object");
+    throw malformed(`expected a JSON object, found ${answer === null ? "null" : `a ${typeof answer}`}`);
   }
   const { document, collateral } = answer as { document?: unknown; collateral?: unknown };
   if (typeof document !== "string") {
-    throw transportError(
-      "BAD_RESPONSE",
-      `attestation: response field document: expected a string, found ${document === null ? "null" : typeof document}`,
+    throw malformed(
+      `response field document: expected a string, found ${document === null ? "null" : typeof document}`,
     );
   }
   return { document, collateral };

@@ -249,15 +249,20 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
 
   it("refuses an answer that is not a JSON object with a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
     const policy = await devPolicy();
-    const noDocument = (found: string) => `attestation: response field document: expected a string, found ${found}`;
+    // Each names the URL asked and asks whether it is a Cloister host's base URL: something else
+    // answering there (a web server, an API of another kind) is the likely cause.
+    const hint =
+      "; is url (--url) the host's base URL, as cloister up prints it (not the enclave's or the key broker's address, no path)?";
+    const said = (problem: string) => `attestation: http://host.test/v1/attestation: ${problem}${hint}`;
+    const noDocument = (found: string) => said(`response field document: expected a string, found ${found}`);
     for (const [text, message] of [
       ['{"document":42}', noDocument("number")],
       ['{"document":null}', noDocument("null")],
       ["{}", noDocument("undefined")],
-      ["not json", "attestation: response is not JSON"],
-      ["null", "attestation: response is not a JSON object"],
-      ["42", "attestation: response is not a JSON object"],
-      ['"a document"', "attestation: response is not a JSON object"],
+      ["not json", said("expected a JSON object, found text that is not JSON")],
+      ["null", said("expected a JSON object, found null")],
+      ["42", said("expected a JSON object, found a number")],
+      ['"a document"', said("expected a JSON object, found a string")],
     ] as const) {
       const transport = answering(text);
       await expect(connect({ url: "http://host.test", policy, apiKey: "ck_test", transport })).rejects.toMatchObject({
