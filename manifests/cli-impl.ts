@@ -255,6 +255,12 @@ export async function checkCommand(file: string, options: { json?: boolean }): P
       process.exitCode = 2; // bad input, as without --json
       return;
     }
+    // The error line names the first violation and only the paths of the others: each one's
+    // expected and found value, one a line, so that the file is fixed in one go.
+    if (error instanceof ManifestSchemaError && error.issues.length > 1) {
+      const lines = error.issues.map((issue) => `  ${issue.message}\n`).join("");
+      process.stdout.write(`manifest ${file}: ${error.issues.length} violations\n${lines}`);
+    }
     throw error;
   }
 }

@@ -213,6 +213,22 @@ describe("cloister manifest (CLI)", () => {
     expect(signOnly.code).toBe(0);
   });
 
+  it("check without --json lists every violation, one a line on stdout, then the one error line", async () => {
+    const tee = { ...DEV_MANIFEST.tee, allowedMeasurements: { any: true, reason: "x" } };
+    const inference = { ...DEV_MANIFEST.inference, threads: 0 };
+    writeFileSync(p("two-bad.json"), JSON.stringify({ ...DEV_MANIFEST, tee, inference }));
+    const check = await cloister("manifest", "check", p("two-bad.json"));
+    expect(check.code).toBe(2);
+    expect(check.stdout.trimEnd().split("\n")).toEqual([
+      `manifest ${p("two-bad.json")}: 2 violations`,
+      '  manifest field tee.allowedMeasurements.reason: expected a reason of at least 8 characters, found "x"',
+      "  manifest field inference.threads: expected a number >= 1, found 0",
+    ]);
+    expect(check.stderr.trimEnd().split("\n")).toEqual([
+      expect.stringMatching(/^cloister: MANIFEST_FIELD_INVALID: .* \(and 1 more: inference\.threads\)$/),
+    ]);
+  });
+
   it("keygen refuses one path for both keys, even with --force", async () => {
     const same = await cloister(
       "manifest",
