@@ -36,7 +36,11 @@ export function buildProgram(): Command {
         "cloister demo                  # boot a simulated deployment, ask one question, shut down",
         "cloister up                    # run one on 127.0.0.1 until Ctrl-C; writes .cloister/policy.json",
         'cloister chat --url http://127.0.0.1:8080 --policy .cloister/policy.json "What does the enclave do?"',
-      ),
+      ) +
+        "\n\nExit status:\n" +
+        "  0 success; 1 a failure (verification, integrity, a refusal, a host or enclave error);\n" +
+        "  2 bad input (options, files, policy, URL); 141 its output closed by its reader (| head).\n" +
+        "  An error is one line on stderr, cloister: CODE: message (every code: docs/errors.md).",
     );
   registerModelCommands(program);
   registerAttestationCommands(program);
