@@ -44,6 +44,7 @@ import {
   type GenerateRequest,
   type GenerationEvent,
   type InferenceEngine,
+  ModelDigestMismatchError,
   openInferenceEngine,
   type PromptRendering,
 } from "./engine.ts";
@@ -482,6 +483,10 @@ export class Enclave {
       // does: a copy it could not remove is recorded, and `cloister enclave` names it, after a
       // failed boot as after a stop (modelCopiesLeft).
       await staged?.remove().catch(() => {});
+      // The engine names the file it hashed, the private copy: the operator gave --model.
+      if (error instanceof ModelDigestMismatchError) {
+        throw new ModelDigestMismatchError(config.modelPath, error.expected, error.found);
+      }
       throw error;
     }
     if (engine.info.modelSha256 !== expectedModelSha256) {

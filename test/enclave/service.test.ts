@@ -93,6 +93,9 @@ describe("enclave boot", () => {
     expect(error).toMatchObject({ code: "MODEL_DIGEST_MISMATCH" });
     expect((error as Error).message).toContain(wrong);
     expect((error as Error).message).toContain(TINY_MODEL_SHA256);
+    // The file the operator gave (--model), not the private copy in /dev/shm it was hashed through.
+    expect((error as Error).message).toContain(`model file ${modelPath}: `);
+    expect((error as Error).message).not.toContain("cloister-model-");
   });
 
   it("refuses a manifest contextSize that is not the context llama.cpp runs (over the training context, or rounded up), naming both", async () => {
