@@ -31,6 +31,17 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
  */
 export const MAX_SEALED_REQUEST_BYTES = MAX_REQUEST_CIPHERTEXT_LENGTH + 1024;
 
+/**
+ * How long the enclave's internal server keeps an idle keep-alive connection (enclave/run.ts): its
+ * one client, the host, keeps a pool of them (host/app.ts, up to its --max-in-flight + 64), and
+ * node's 5 s made it open every one again after any quiet spell of 4 s (node's agent lets go of a
+ * socket a second before the server's `Keep-Alive: timeout`): 64 new connections at the start of
+ * each burst of 64 requests, and 0.25-0.3 MB more for the host's scavenges to copy then. Idle
+ * connections cost no slot: the enclave bounds how many it holds (maxConnections), and the
+ * slow-sender timeouts (first request, headers, whole request) are the same for it.
+ */
+export const INTERNAL_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 /** Connections a server holds open at once by default; past it, new ones are closed as they come. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
@@ -45,7 +56,8 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
  *   30 s body timeout (`requestBodyTimeoutMs`), which answers first with its own code; node checks
  *   both every CONNECTIONS_CHECKING_INTERVAL_MS, so a connection past either is closed at most that
  *   much later (node's default, 30 s, let a slow sender of headers hold a connection for 50 s);
- * - between requests, a keep-alive connection is closed after node's keepAliveTimeout (5 s).
+ * - between requests, a keep-alive connection is closed after node's keepAliveTimeout (5 s), or
+ *   `keepAliveTimeoutMs` (the enclave's, INTERNAL_KEEP_ALIVE_TIMEOUT_MS).
  */
 const FIRST_REQUEST_TIMEOUT_MS = 20_000;
 const HEADERS_TIMEOUT_MS = 20_000;
@@ -81,6 +93,8 @@ export interface ListenOptions {
    * client cannot take all of maxConnections. No bound by default.
    */
   readonly maxConnectionsPerClient?: { readonly max: number; readonly clientOf: (address: string) => string };
+  /** How long an idle keep-alive connection is kept between requests (default node's, 5 s). */
+  readonly keepAliveTimeoutMs?: number;
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */
   readonly firstRequestTimeoutMs?: number;
   /** Overrides HEADERS_TIMEOUT_MS (tests). */

@@ -8,6 +8,7 @@ import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
   closeOnSignal,
+  INTERNAL_KEEP_ALIVE_TIMEOUT_MS,
   type ListeningServer,
   listenBeforeServing,
   type Refusal,
@@ -271,6 +272,7 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
   // the port is this process's from here on. Until the boot ends, requests get 503 ENCLAVE_BOOTING.
   const server = await listenBeforeServing(bootingAnswer, options.listen, options.port, {
     maxConnections: ENCLAVE_MAX_CONNECTIONS,
+    keepAliveTimeoutMs: INTERNAL_KEEP_ALIVE_TIMEOUT_MS,
     onRefused: (refusal) => process.stderr.write(refusalLogLine(refusal, "before any route")),
     // The host and the key broker say it in their line per request; the enclave keeps none.
     onBodyRefused: (refusal) => process.stderr.write(refusalLogLine(refusal, "reading its body")),

@@ -393,11 +393,13 @@ const FRAME_BYTES = 96; // about a sealed data frame carrying one token
 
 /**
  * Child: a fake enclave that answers POST /sealed with `frames` stamped frames, one per
- * `intervalMs`, written straight to node's response as the real enclave does (enclave/server.ts).
+ * `intervalMs`, written straight to node's response as the real enclave does (enclave/server.ts),
+ * keeping idle connections as long as the real one (enclave/run.ts).
  */
 async function fakeEnclave(frames: number, intervalMs: number): Promise<void> {
   const { createServer } = await import("node:http");
-  const server = createServer((req, res) => {
+  const { INTERNAL_KEEP_ALIVE_TIMEOUT_MS } = await import("../enclave/http.ts");
+  const server = createServer({ keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
     req.resume();
     if (req.method !== "POST" || req.url !== "/sealed") {
       // e.g. the host's audit collector: this fake enclave keeps no audit records.
@@ -591,7 +593,8 @@ async function benchHostOverhead(streams: number, frames: number, intervalMs: nu
 /**
  * Child: a bare "enclave" — the same engine and settings, no attestation, no sealing, no pipeline:
  * a JSON prompt in, the answer's text out, paced like the real enclave (first text at once, then at
- * most one write per 20 ms), then a last line with the token count.
+ * most one write per 20 ms), then a last line with the token count. Idle connections are kept as
+ * long as the real enclave keeps the host's (enclave/run.ts).
  */
 async function floorEnclave(modelPath: string): Promise<void> {
   const { createServer } = await import("node:http");
@@ -623,7 +626,8 @@ async function floorEnclave(modelPath: string): Promise<void> {
     if (stopped.signal.aborted) return;
     throw error;
   }
-  const server = createServer((req, res) => {
+  const { INTERNAL_KEEP_ALIVE_TIMEOUT_MS } = await import("../enclave/http.ts");
+  const server = createServer({ keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (c: Buffer) => parts.push(c));
     req.on("end", async () => {
