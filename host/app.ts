@@ -251,9 +251,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       logAccess(options.accessLog, base, started, refused.responseBytes, "error");
       return;
     }
-    // A sealed answer is written straight to the socket; its meter reports when it has ended.
+    // A sealed answer is written straight to the socket; its meter writes the line when it has ended.
     if (sent !== null) {
-      sent.attach((responseBytes, outcome) => logAccess(options.accessLog, base, started, responseBytes, outcome));
+      sent.attach(options.accessLog, base, started);
       return;
     }
     // Everything else is small and whole (JSON, the document): its length is known or cheap to take.
@@ -563,7 +563,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
  */
 function logAccess(
   sink: AccessLogSink,
-  base: Omit<AccessLogEntry, "responseBytes" | "durationMs" | "outcome">,
+  base: LogLineStart,
   started: number,
   responseBytes: number,
   outcome: Outcome,
@@ -921,14 +921,20 @@ function pipeAnswer(
   return pipe;
 }
 
+/** What an access-log line has before its answer has ended (logAccess). */
+type LogLineStart = Omit<AccessLogEntry, "responseBytes" | "durationMs" | "outcome">;
+
 /**
- * Byte count and end of a streamed answer, reported to the access log once the stream is over.
- * The log callback is attached after the handler returned; an end seen before that is kept.
+ * Byte count and end of a streamed answer, whose access-log line is written once the stream is over.
+ * The line's start is attached after the handler returned (kept in fields, not a closure made per
+ * answer: AnswerPipe says why); an end seen before that is kept.
  */
 class ResponseMeter {
   bytes = 0;
   #ended: Outcome | null = null;
-  #report: ((bytes: number, outcome: Outcome) => void) | null = null;
+  #sink: AccessLogSink | null = null;
+  #base: LogLineStart | null = null;
+  #started = 0;
 
   /** `status`: what was written to the client (499: nothing, the client had gone away). */
   constructor(readonly status: number) {}
@@ -940,15 +946,19 @@ class ResponseMeter {
     return meter;
   }
 
-  attach(report: (bytes: number, outcome: Outcome) => void): void {
-    this.#report = report;
-    if (this.#ended !== null) report(this.bytes, this.#ended);
+  attach(sink: AccessLogSink, base: LogLineStart, started: number): void {
+    this.#sink = sink;
+    this.#base = base;
+    this.#started = started;
+    if (this.#ended !== null) logAccess(sink, base, started, this.bytes, this.#ended);
   }
 
   end(outcome: Outcome): void {
     if (this.#ended !== null) return;
     this.#ended = outcome;
-    this.#report?.(this.bytes, outcome);
+    if (this.#sink !== null && this.#base !== null) {
+      logAccess(this.#sink, this.#base, this.#started, this.bytes, outcome);
+    }
   }
 }
 
