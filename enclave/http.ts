@@ -36,7 +36,7 @@ export const MAX_SEALED_REQUEST_BYTES = MAX_REQUEST_CIPHERTEXT_LENGTH + 1024;
  * one client, the host, keeps a pool of them (host/app.ts, up to its --max-in-flight + 64), and
  * node's 5 s made it open every one again after any quiet spell of 4 s (node's agent lets go of a
  * socket a second before the server's `Keep-Alive: timeout`): 64 new connections at the start of
- * each burst of 64 requests, and 0.25-0.3 MB more for the host's scavenges to copy then. Idle
+ * each burst of 64 requests, and about 0.24 MB more for the host's scavenges to copy then. Idle
  * connections cost no slot: the enclave bounds how many it holds (maxConnections), and the
  * slow-sender timeouts (first request, headers, whole request) are the same for it.
  */
