@@ -93,14 +93,15 @@ export interface ListenOptions {
    * client cannot take all of maxConnections. No bound by default.
    */
   readonly maxConnectionsPerClient?: { readonly max: number; readonly clientOf: (address: string) => string };
-  /** How long an idle keep-alive connection is kept between requests (default node's, 5 s). */
+  /**
+   * How long an idle keep-alive connection is kept between requests (default node's, 5 s; the
+   * enclave's INTERNAL_KEEP_ALIVE_TIMEOUT_MS; tests: a connection that only `close` can end).
+   */
   readonly keepAliveTimeoutMs?: number;
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */
   readonly firstRequestTimeoutMs?: number;
   /** Overrides HEADERS_TIMEOUT_MS (tests). */
   readonly headersTimeoutMs?: number;
-  /** Overrides node's keepAliveTimeout, 5 s (tests: a keep-alive connection that only `close` can end). */
-  readonly keepAliveTimeoutMs?: number;
   /** Told of each request the server refuses before any handler sees it (e.g. the host's access log). */
   readonly onRefused?: (refusal: Refusal) => void;
   /**
