@@ -213,15 +213,25 @@ export async function removeStaleCopies(root: string): Promise<void> {
 const copiesLeft = new Map<string, string | null>();
 
 /**
- * The model copies process `pid` made that are still there, by their names (copyOwnerOf), in the
- * directories copies are made in (/dev/shm, the temp directory): for a supervisor (`cloister up`)
- * whose child died without saying what it left (killed by a signal it did not handle).
+ * The model copies that process `pid`, now ended, made and are still there, by their names
+ * (copyOwnerOf), in the directories copies are made in (/dev/shm, the temp directory, or `roots`):
+ * for a supervisor (`cloister up`) whose child died without saying what it left (killed by a signal
+ * it did not handle). A copy is the dead process's only when the owner its name records has ended
+ * (ownerGone): the pid alone could name a live enclave's copy, its pid used again since, or one of
+ * another pid namespace (another container sharing /dev/shm), to be removed by hand.
  */
-export async function modelCopiesOfProcess(pid: number): Promise<string[]> {
+export async function modelCopiesOfProcess(
+  pid: number,
+  roots: readonly string[] = ["/dev/shm", tmpdir()],
+): Promise<string[]> {
+  const self = await thisProcessOwner();
   const found: string[] = [];
-  for (const root of new Set(["/dev/shm", tmpdir()])) {
+  for (const root of new Set(roots)) {
     const names = await readdir(root).catch(() => [] as string[]);
-    for (const name of names) if (copyOwnerOf(name)?.pid === pid) found.push(join(root, name));
+    for (const name of names) {
+      const owner = copyOwnerOf(name);
+      if (owner?.pid === pid && (await ownerGone(owner, self))) found.push(join(root, name));
+    }
   }
   return found;
 }

@@ -47,18 +47,26 @@ async function processStart(pid: number): Promise<string | null | undefined> {
   return start !== undefined && /^\d+$/.test(start) ? start : undefined;
 }
 
+/**
+ * Process `pid` as an owner, as a name would record it if it made a file now (null for what cannot
+ * be told: no /proc, or no such process); for a supervisor (or a test) naming what its child owns.
+ */
+export async function processOwner(pid: number): Promise<ProcessOwner> {
+  return {
+    pid,
+    start: (await processStart(pid)) ?? null,
+    pidNamespace: await readlink(`/proc/${pid}/ns/pid`).then(
+      (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
+      () => null,
+    ),
+  };
+}
+
 let thisOwner: Promise<ProcessOwner> | undefined;
 
 /** This process as an owner (read once). */
 export function thisProcessOwner(): Promise<ProcessOwner> {
-  thisOwner ??= (async () => ({
-    pid: process.pid,
-    start: (await processStart(process.pid)) ?? null,
-    pidNamespace: await readlink("/proc/self/ns/pid").then(
-      (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
-      () => null,
-    ),
-  }))();
+  thisOwner ??= processOwner(process.pid);
   return thisOwner;
 }
 

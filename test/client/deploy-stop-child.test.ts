@@ -6,21 +6,28 @@
  * signal that killed it before the stop. A fake child process dies when and how the test says.
  */
 import { EventEmitter } from "node:events";
-import { mkdir, rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { stopChild } from "../../client/cli/deploy.ts";
-import { ownerTag, thisProcessOwner } from "../../models/process-owner.ts";
+import { ownerTag, type ProcessOwner } from "../../models/process-owner.ts";
+import { endedProcessOwner } from "../helpers/processes.ts";
+
+/** The process the fake child stands for: one that has ended (a live one's pid names no dead child's copy). */
+let dead: ProcessOwner;
+beforeAll(async () => {
+  dead = await endedProcessOwner();
+});
 
 class FakeChild extends EventEmitter {
   readonly stderr = new PassThrough();
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
   readonly signals: string[] = [];
-  /** Named for this process, as the copy below is. */
-  readonly pid = process.pid;
+  /** A process that has ended, as the copy below records it. */
+  readonly pid = dead.pid;
   /** What the child does on each signal it is sent: dies of it (default), or of another, or nothing. */
   constructor(private readonly onSignal: (signal: NodeJS.Signals) => NodeJS.Signals | null = (s) => s) {
     super();
@@ -47,16 +54,21 @@ const stop = (child: FakeChild, interrupted: boolean, timeoutMs?: number) =>
 
 let copy = "";
 beforeEach(async () => {
-  copy = join(tmpdir(), `cloister-model-${ownerTag(await thisProcessOwner())}-StOpCh`);
+  copy = join(tmpdir(), `cloister-model-${ownerTag(dead)}-StOpCh`);
 });
 afterEach(async () => {
   await rm(copy, { recursive: true, force: true });
 });
+/**
+ * The dead child's copy, as a file: only its name is looked at, and another test's staging removes
+ * the copy directories of processes that have ended (removeStaleCopies) that it finds.
+ */
+const leaveCopy = () => writeFile(copy, "");
 const leaving = () => `leaving the model copy ${copy}: remove it by hand`;
 
 describe("stopChild: a child killed by a signal is checked for a model copy", () => {
   it("one killed by SIGINT as a stop that is no Ctrl-C (up's SIGTERM) stops it: the copy is named", async () => {
-    await mkdir(copy);
+    await leaveCopy();
     // The stop's SIGTERM comes after a SIGINT of no Ctrl-C of up's has killed it.
     const child = new FakeChild(() => "SIGINT");
     expect(await stop(child, false)).toBe(`SIGINT, ${leaving()}`);
@@ -64,7 +76,7 @@ describe("stopChild: a child killed by a signal is checked for a model copy", ()
   });
 
   it("one killed by SIGINT before a stop that is no Ctrl-C: the copy is named, though its death was told already", async () => {
-    await mkdir(copy);
+    await leaveCopy();
     const child = new FakeChild();
     child.die("SIGINT");
     expect(await stop(child, false)).toBe(`SIGINT, ${leaving()}`);
@@ -72,21 +84,21 @@ describe("stopChild: a child killed by a signal is checked for a model copy", ()
   });
 
   it("one killed by the SIGKILL after the stop's timeout: the copy is named", async () => {
-    await mkdir(copy);
+    await leaveCopy();
     const child = new FakeChild((signal) => (signal === "SIGKILL" ? "SIGKILL" : null));
     expect(await stop(child, false, 1)).toBe(`SIGKILL, ${leaving()}`);
     expect(child.signals).toEqual(["SIGTERM", "SIGKILL"]);
   });
 
   it("one killed by another signal before the stop (SIGKILL: the OOM killer): the copy is named", async () => {
-    await mkdir(copy);
+    await leaveCopy();
     const child = new FakeChild();
     child.die("SIGKILL");
     expect(await stop(child, false)).toBe(`SIGKILL, ${leaving()}`);
   });
 
   it("as before: the stop's SIGTERM, or a Ctrl-C's SIGINT, with a copy left", async () => {
-    await mkdir(copy);
+    await leaveCopy();
     expect(await stop(new FakeChild(), false)).toBe(`SIGTERM before it handled signals, ${leaving()}`);
     const ctrlC = new FakeChild();
     ctrlC.die("SIGINT");

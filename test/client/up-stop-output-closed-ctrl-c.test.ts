@@ -6,19 +6,21 @@
  * reason read once when it began. Each event comes in the test's order (a fake child process).
  */
 import { EventEmitter } from "node:events";
-import { mkdir, rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, type RunningDeployment, startDeployment } from "../../client/cli/deploy.ts";
 import { OUTPUT_CLOSED_SETTLE_MS, runUp, stopsAskedFor } from "../../client/cli/run-up.ts";
-import { ownerTag, thisProcessOwner } from "../../models/process-owner.ts";
+import { ownerTag, type ProcessOwner } from "../../models/process-owner.ts";
 import { closeOutput, held } from "../helpers/held.ts";
+import { endedProcessOwner } from "../helpers/processes.ts";
 import { capture, stopListenersRemover } from "../helpers/stops.ts";
 
-/** The children startDeployment spawns: fake processes the test makes exit. */
+/** The children startDeployment spawns: fake processes the test makes exit, each with `pid.dead`. */
 const spawned = vi.hoisted(() => [] as FakeChild[]);
+const pid = vi.hoisted(() => ({ dead: 0 }));
 
 class FakeChild extends EventEmitter {
   readonly stdout = new PassThrough();
@@ -46,14 +48,20 @@ vi.mock("node:child_process", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:child_process")>();
   return {
     ...actual,
-    // Named for this process: a copy named for it is not removed by another test's sweep of the
-    // copies of processes that have ended.
+    // A process that has ended: a copy it made is its own only if the owner the copy's name
+    // records has ended too (a live process may have its pid now).
     spawn: () => {
-      const child = new FakeChild(process.pid);
+      const child = new FakeChild(pid.dead);
       spawned.push(child);
       return child;
     },
   };
+});
+
+let dead: ProcessOwner;
+beforeAll(async () => {
+  dead = await endedProcessOwner();
+  pid.dead = dead.pid;
 });
 
 const removeStopListeners = stopListenersRemover();
@@ -97,8 +105,10 @@ function deploy(stop: AbortController, interrupted: () => Promise<boolean>, fail
 
 describe("startDeployment: a child killed by SIGINT, gone as a stop begun for its output closed begins", () => {
   it("is checked for a model copy once the stop turns out to be the Ctrl-C (interrupted)", async () => {
-    const copy = join(tmpdir(), `cloister-model-${ownerTag(await thisProcessOwner())}-AbCdEf`);
-    await mkdir(copy);
+    const copy = join(tmpdir(), `cloister-model-${ownerTag(dead)}-AbCdEf`);
+    // A file: only its name is looked at, and another test's staging removes the copy directories
+    // of processes that have ended (removeStaleCopies) that it finds.
+    await writeFile(copy, "");
     try {
       const stop = new AbortController();
       const ctrlC = held<boolean>();

@@ -9,10 +9,11 @@
  * repeats the enclave's line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ownerTag, processOwner } from "../../models/process-owner.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import { childrenOf, isRunning, modelCopiesOf } from "../helpers/processes.ts";
 
@@ -250,10 +251,12 @@ describe("cloister up", () => {
       if (hook === "delay-supervised-command.mjs") {
         await until(({ stderr }) => stderr.includes("held before its command"));
       }
-      // A copy named for the child's process, as it would have made one (it cannot have: it makes
-      // one only after it handles signals): up checks, it does not assume.
-      const copy = join(tmpdir(), `cloister-model-${waiting}-x-x-AbCdEf`);
-      if (leaveCopy) await mkdir(copy);
+      // A copy named for the child's process (its pid, start time and pid namespace, read while it
+      // runs), as it would have made one (it cannot have: it makes one only after it handles
+      // signals): up checks, it does not assume. A file: only its name is looked at, and another
+      // test's staging removes the copy directories of processes that have ended that it finds.
+      const copy = join(tmpdir(), `cloister-model-${ownerTag(await processOwner(waiting as number))}-AbCdEf`);
+      if (leaveCopy) await writeFile(copy, "");
       try {
         if (childFirst) {
           process.kill(waiting as number, "SIGINT");

@@ -30,8 +30,10 @@ import {
   checkModelFile,
   copiesLeftText,
   copyOwnerOf,
+  modelCopiesOfProcess,
   stageModel,
 } from "../../enclave/model-staging.ts";
+import { ownerTag, thisProcessOwner } from "../../models/process-owner.ts";
 import { generateModelKey, type SealedModelInfo, sealModelFile } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 
@@ -302,6 +304,23 @@ process.stdout.write(JSON.stringify({ unreadable, grew, left: modelCopiesLeft() 
  * The free space is injected (freeBytes) where the test needs a small figure; one case uses the
  * real statfs of the temp directory with a sparse file larger than its free space.
  */
+describe("modelCopiesOfProcess", () => {
+  it("names the copies a dead process left, never a live process's that has its pid now, nor another namespace's", async () => {
+    // This process stands for a live enclave that has the dead child's pid now: its copy records
+    // its start time. A copy recording another start time is a process's that had the pid before
+    // (the dead child's); one recording another pid namespace is another container's.
+    const root = await privateDirectory("copies-of-process");
+    const self = await thisProcessOwner();
+    const live = `cloister-model-${ownerTag(self)}-livecp`;
+    const dead = `cloister-model-${process.pid}-1-${self.pidNamespace ?? "x"}-deadcp`;
+    const otherNamespace = `cloister-model-${process.pid}-1-1-othrns`;
+    const otherPid = `cloister-model-${process.pid + 1}-1-${self.pidNamespace ?? "x"}-othpid`;
+    for (const name of [live, dead, otherNamespace, otherPid]) await mkdir(join(root, name));
+    // Linux tells a used-again pid by its start time; elsewhere (no /proc) a live pid has no dead copy.
+    expect(await modelCopiesOfProcess(process.pid, [root])).toEqual(self.start === null ? [] : [join(root, dead)]);
+  });
+});
+
 describe("the private copy", () => {
   it("stageModel writes a 0600 copy in a 0700 directory, and refuses a file of another size or one that grows while it is copied", async () => {
     const root = await mkdtemp(join(dir, "root-"));

@@ -1,7 +1,9 @@
 /** The processes a `cloister` command started (Linux /proc), to check they are gone when it exits, and what they left. */
+import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import { CLI } from "./cli.ts";
 
 /**
@@ -48,4 +50,22 @@ export async function modelCopiesOf(pid: number): Promise<string[]> {
     found.push(...names.filter((n) => n.startsWith(`cloister-model-${pid}-`)).map((n) => join(root, n)));
   }
   return found;
+}
+
+/**
+ * A process that has ended, as the names of the files it made record it (models/process-owner.ts):
+ * a child started, read while it runs, then killed and waited for. A name recording this process's
+ * own pid would record a live process: the model copies of a dead child are told by their owner.
+ * execFile, not spawn: tests that mock spawn (their fake children) call this too.
+ */
+export async function endedProcessOwner(): Promise<ProcessOwner> {
+  let child!: ReturnType<typeof execFile>;
+  const exited = new Promise((resolve) => {
+    child = execFile(process.execPath, ["-e", "process.stdin.resume()"], () => resolve(undefined));
+  });
+  await new Promise((resolve) => child.once("spawn", resolve));
+  const owner = await processOwner(child.pid as number);
+  child.kill("SIGKILL");
+  await exited;
+  return owner;
 }
