@@ -5,7 +5,7 @@ import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex } from "../../attestation/bytes.ts";
@@ -321,11 +321,28 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
       });
       return { provider, calls: tpm.calls };
     };
-    // Two races, then a quote: evidence, after 20 + 40 ms of pauses.
+    // Two races, then a quote: evidence, after pauses of 20 then 40 ms, each between two quotes
+    // (each pause set, with the quotes run so far when it was, and whether it fired before the next).
     const raced = genoa(2);
-    const started = performance.now();
-    const raw = await raced.provider.getEvidence(new Uint8Array(64));
-    expect(performance.now() - started).toBeGreaterThanOrEqual(55);
+    const pauses: { ms: number | undefined; afterQuotes: number; fired: boolean }[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      callback: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      const pause = { ms, afterQuotes: quotes(raced.calls), fired: false };
+      pauses.push(pause);
+      return realSetTimeout(() => {
+        pause.fired = quotes(raced.calls) === pause.afterQuotes; // before the next quote ran
+        callback(...args);
+      }, ms);
+    }) as typeof setTimeout);
+    const raw = await raced.provider.getEvidence(new Uint8Array(64)).finally(() => spy.mockRestore());
+    expect(pauses).toEqual([
+      { ms: 20, afterQuotes: 1, fired: true },
+      { ms: 40, afterQuotes: 2, fired: true },
+    ]);
     expect(quotes(raced.calls)).toBe(3);
     expect(parseAzureEvidence(raw.json).kind).toBe("azure-snp");
     // A race on every attempt (4 by default): TPM_COMMAND_FAILED naming it, no fifth run.
