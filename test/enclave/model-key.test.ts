@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
 
@@ -120,12 +120,38 @@ describe("requestModelKey", () => {
       refusal(400, "KBS_CHALLENGE_UNKNOWN"),
     ]);
     const retries: string[] = [];
-    const started = performance.now();
-    await expect(request(broker.url, { onRetry: (m) => retries.push(m) })).rejects.toMatchObject({
+    // Each wait: the timer set right after onRetry told of it, with the requests asked before it,
+    // and whether it fired before the next request came.
+    const waits: { ms: number | undefined; askedBefore: number; firedFirst: boolean }[] = [];
+    let waitNext = false;
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      callback: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      if (!waitNext) return realSetTimeout(callback, ms, ...args);
+      waitNext = false;
+      const wait = { ms, askedBefore: broker.asked.length, firedFirst: false };
+      waits.push(wait);
+      return realSetTimeout(() => {
+        wait.firedFirst = broker.asked.length === wait.askedBefore;
+        callback(...args);
+      }, ms);
+    }) as typeof setTimeout);
+    const onRetry = (message: string) => {
+      retries.push(message);
+      waitNext = true;
+    };
+    await expect(request(broker.url, { onRetry }).finally(() => spy.mockRestore())).rejects.toMatchObject({
       code: "BOOT_KBS_REFUSED",
       message: expect.stringContaining("(HTTP 400 KBS_CHALLENGE_UNKNOWN)"),
     });
-    expect(performance.now() - started).toBeGreaterThanOrEqual(1900);
+    // Asked again only once its Retry-After (1 s) was waited out.
+    expect(waits).toEqual([
+      { ms: 1000, askedBefore: 1, firedFirst: true },
+      { ms: 1000, askedBefore: 2, firedFirst: true },
+    ]);
     expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/release"]);
     expect(retries).toEqual([
       expect.stringMatching(/\(HTTP 503 KBS_BUSY\).*; asking again in 1000 ms$/),
