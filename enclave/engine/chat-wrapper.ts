@@ -439,7 +439,7 @@ function workerError({ name, message }: WorkerError): Error {
  * choice is refused (noAnswer), never made here.
  */
 function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper {
-  if (answer.kind === "jinjaTemplate") return resolveChatWrapper(model, { type: "jinjaTemplate" });
+  if (answer.kind === "jinjaTemplate") return chosenJinjaWrapper(model);
   if (answer.kind === "nativeJinja") return autoAfterTrial(model);
   if (answer.kind === "fallback") {
     // auto's last part, here (its settings depend on the template, not on a configuration tried);
@@ -455,6 +455,30 @@ function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper {
   const settings = type === undefined ? null : appliedOptions(type, answer.configuration);
   if (type === undefined || settings === null) throw noAnswer("auto", answer);
   return resolveChatWrapper(model, { type, customWrapperSettings: { [type]: settings } });
+}
+
+/**
+ * The Jinja wrapper auto's worker chose, built here. Without node-llama-cpp's fallback: a build
+ * that fails here where the worker's did not (this thread's stack, about 1 MB, is a quarter of the
+ * worker's) would run auto's whole trial, every specialized wrapper's renderings, on this thread
+ * without a limit; it is refused instead (CHAT_WRAPPER_FAILED, its error the cause).
+ *
+ * The build renders the template again here (as pinnedChatWrapper does a pinned one): the wrapper's
+ * constructor renders node-llama-cpp's sample conversations (its sanity test, the detection of its
+ * function-call and thought syntax), and 3.22 has no way to build it without them. What they find
+ * (settings holding LlamaText, the renderer, a dozen private fields) could come from the worker only
+ * by writing the wrapper's private state field by field, which another version of node-llama-cpp
+ * would break without a sign. These renderings are the last of those the worker ran within its
+ * limit (the same template, engine, conversations and tokenizer's answers), once, at boot; the
+ * wrapper renders the template on this thread at every request anyway (engine.ts #render).
+ */
+function chosenJinjaWrapper(model: LlamaModel): ChatWrapper {
+  try {
+    return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
+  } catch (error) {
+    const why = "the Jinja wrapper it chose failed on the enclave's thread";
+    throw noAnswer("auto", { kind: "none", why, error: asWorkerError(error) });
+  }
 }
 
 /** Iterates as no option configuration, with a length that keeps auto from trying `{}` instead. */

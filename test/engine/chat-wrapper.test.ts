@@ -101,7 +101,7 @@ const OPERATOR_MODELS: readonly OperatorModel[] = [
       "{{ '### Reply:\\n' + message['content'] + eos_token + '\\n\\n' }}{% endif %}{% endfor %}" +
       "{% if add_generation_prompt %}{{ '### Reply:\\n' }}{% endif %}",
     auto: "JinjaTemplateChatWrapper",
-    calls: [{ type: "jinjaTemplate" }],
+    calls: [{ type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false }],
   },
   {
     // ChatML: the ChatML wrapper, which has no options.
@@ -542,5 +542,51 @@ describe("the chat wrapper's choice", () => {
         }
       }),
     60_000,
+  );
+
+  it(
+    "a Jinja wrapper the worker chose that fails on this thread is refused (CHAT_WRAPPER_FAILED), not replaced by auto's trial here",
+    () =>
+      withOperatorModel("question-reply", async (model) => {
+        // The worker's calls succeed; once this thread builds the wrapper, the tokenizer fails (as
+        // the build can where the worker's did not: this thread's stack is a quarter of the worker's).
+        let building = false;
+        const failingHere = watchedTokenizer(model, () => {
+          if (building) throw new Error("tokenizer failed");
+        });
+        const actual = await vi.importActual<typeof import("node-llama-cpp")>("node-llama-cpp");
+        const trials = specializedChatWrapperTypeNames.flatMap((type) =>
+          Object.hasOwn(chatWrappers[type], OPTION_CONFIGURATIONS)
+            ? [vi.spyOn(chatWrappers[type] as unknown as Record<string, () => unknown>, OPTION_CONFIGURATIONS)]
+            : [],
+        );
+        const printed = vi.spyOn(console, "error").mockImplementation(() => {});
+        try {
+          vi.mocked(resolveChatWrapper).mockClear();
+          vi.mocked(resolveChatWrapper).mockImplementationOnce((...args) => {
+            building = true;
+            return actual.resolveChatWrapper(...args);
+          });
+          const error = await chooseFor(failingHere).catch((e: unknown) => e);
+          expect({
+            code: (error as EngineError).code,
+            message: (error as Error).message,
+            cause: ((error as Error).cause as Error | undefined)?.message,
+            calls: resolutionsAskedFor(),
+            trialsHere: trials.reduce((sum, trial) => sum + trial.mock.calls.length, 0),
+          }).toEqual({
+            code: "CHAT_WRAPPER_FAILED",
+            message:
+              "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) from its worker thread, found none (the Jinja wrapper it chose failed on the enclave's thread); pin a chat wrapper",
+            cause: "tokenizer failed",
+            calls: [{ type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false }],
+            trialsHere: 0,
+          });
+        } finally {
+          printed.mockRestore();
+          for (const trial of trials) trial.mockRestore();
+        }
+      }),
+    120_000,
   );
 });
