@@ -146,6 +146,15 @@ type WorkerError = { name: string; message: string };
 
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
 
+/**
+ * The worker's heap (V8's old generation, in MB). Importing node-llama-cpp and auto's trial of a
+ * real template (Qwen 2.5's, with tools) use about 30 MB. Without a limit of its own a worker's heap
+ * may grow as large as this thread's (about 4 GB on a machine with 16 GB or more) before it is
+ * stopped: a template that allocates without end (keeps copies of a list) takes that much memory
+ * from the process. Past the limit the worker is ended (ERR_WORKER_OUT_OF_MEMORY), the choice refused.
+ */
+const WORKER_HEAP_MB = 256;
+
 /** How long the worker waits for one tokenizer answer before it gives up (the choice then fails). */
 const TOKENIZER_ANSWER_MS = 60_000;
 
@@ -556,6 +565,7 @@ function startResolution(
   try {
     worker = new Worker(RESOLVE_WORKER, {
       eval: true,
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
       // Its output is node-llama-cpp's console notices only (the worker's console drops them):
       // never the enclave's stderr. Its failures come as its error and exit events.
       stdout: true,
@@ -623,9 +633,13 @@ function startResolution(
   // A worker that fails (out of memory: ERR_WORKER_OUT_OF_MEMORY) or ends without an answer: none.
   // Its answer may be queued still when its end is told (its last message and its exit reach this
   // thread apart).
-  worker.on("error", (error) =>
-    finish({ answer: { kind: "none", why: "the worker failed", error: asWorkerError(error) } }),
-  );
+  worker.on("error", (error) => {
+    const why =
+      (error as { code?: unknown }).code === "ERR_WORKER_OUT_OF_MEMORY"
+        ? `the worker ran out of memory: its heap is limited to ${WORKER_HEAP_MB} MB`
+        : "the worker failed";
+    finish({ answer: { kind: "none", why, error: asWorkerError(error) } });
+  });
   worker.on("exit", (code) =>
     finish({ answer: queuedAnswer(port1) ?? { kind: "none", why: `the worker ended (exit code ${code})` } }),
   );

@@ -90,6 +90,15 @@ const ENDLESS =
   "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}" +
   "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
 
+/**
+ * A template that allocates without end (each turn keeps another array of a million entries, 8 MB):
+ * its worker grows until its heap's limit stops it.
+ */
+const ALLOCATING =
+  "{% set ns = namespace(big=[0], keep=[]) %}{% for i in range(20) %}{% set ns.big = ns.big + ns.big %}{% endfor %}" +
+  "{% for i in range(1000000) %}{% set ns.keep = ns.keep + [ns.big + [i]] %}{% endfor %}" +
+  "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
+
 const OPERATOR_MODELS: readonly OperatorModel[] = [
   {
     // No specialized wrapper formats it: auto tries every one, then takes the Jinja wrapper.
@@ -204,10 +213,15 @@ beforeAll(async () => {
     await writeGguf(path, operatorMetadata(operator), []);
     operatorPaths.set(operator.name, path);
   }
-  const endless: OperatorModel = { name: "endless", template: ENDLESS, auto: "none (never ends)", calls: [] };
-  const endlessPath = join(dir, "operator-endless.gguf");
-  await writeGguf(endlessPath, operatorMetadata(endless), []);
-  operatorPaths.set(endless.name, endlessPath);
+  // Templates auto never chooses for (their choice is refused): loaded by the tests that use them.
+  for (const [name, template] of [
+    ["endless", ENDLESS],
+    ["allocating", ALLOCATING],
+  ] as const) {
+    const path = join(dir, `operator-${name}.gguf`);
+    await writeGguf(path, operatorMetadata({ name, template, auto: "none", calls: [] }), []);
+    operatorPaths.set(name, path);
+  }
   // Silent: llama.cpp logs a "missing tensor" error for a header-only file, then loads its vocabulary.
   llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.disabled });
 }, 120_000);
@@ -542,6 +556,34 @@ describe("the chat wrapper's choice", () => {
         }
       }),
     60_000,
+  );
+
+  it(
+    "a template that allocates without end stops its worker at the worker's heap limit: refused (CHAT_WRAPPER_FAILED), the process not grown to its own heap's size",
+    () =>
+      withOperatorModel("allocating", async (model) => {
+        vi.mocked(resolveChatWrapper).mockClear();
+        // The process's peak memory (KiB): a count, not a time. Without a limit of its own, the
+        // worker grows to the process's heap limit (about 4 GiB here) before it is stopped.
+        const before = process.resourceUsage().maxRSS;
+        const error = await chooseFor(model).catch((e: unknown) => e);
+        const grownKiB = process.resourceUsage().maxRSS - before;
+        expect({
+          code: (error as EngineError).code,
+          message: (error as Error).message,
+          cause: ((error as Error).cause as Error | undefined)?.message,
+          calls: resolutionsAskedFor(),
+          grownUnder1GiB: grownKiB < 1024 * 1024,
+        }).toEqual({
+          code: "CHAT_WRAPPER_FAILED",
+          message:
+            "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) from its worker thread, found none (the worker ran out of memory: its heap is limited to 256 MB); pin a chat wrapper",
+          cause: "Worker terminated due to reaching memory limit: JS heap out of memory",
+          calls: [],
+          grownUnder1GiB: true,
+        });
+      }),
+    120_000,
   );
 
   it(
