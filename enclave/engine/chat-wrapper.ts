@@ -26,7 +26,8 @@
  *   builds (the same class and settings). The worker does not load llama.cpp: its addon keeps
  *   process-wide state (the backend, the logger) that a second instance on another thread would
  *   replace or free. It asks this thread for the model's tokenizer instead, synchronously (about a
- *   hundred short calls, the worker keeping their answers, each a short task here).
+ *   hundred short calls, the worker keeping their answers, each a short task here: one longer than
+ *   TOKENIZER_CALL_MAX, or one that fails, ends the choice without an answer).
  * - A template no Jinja wrapper can render: auto tries every specialized wrapper (none can match a
  *   template that does not render), fails its Jinja wrapper, then answers from the model's names,
  *   the template's marks and the model's tokens. The worker runs the trial and sees the failure;
@@ -155,8 +156,14 @@ type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "is
  */
 const WORKER_HEAP_MB = 256;
 
-/** How long the worker waits for one tokenizer answer before it gives up (the choice then fails). */
-const TOKENIZER_ANSWER_MS = 60_000;
+/**
+ * The longest text (characters), or token list, one tokenizer call the worker asks this thread for
+ * may carry. Auto tokenizes the template's renderings of short sample conversations (a few kB for
+ * real templates); each call runs on this thread, in one task: a template that renders megabytes
+ * would hold the event loop for seconds at each call (and its limit's timer with it). A longer call
+ * ends the worker's resolution without an answer (CHAT_WRAPPER_FAILED).
+ */
+const TOKENIZER_CALL_MAX = 1 << 20;
 
 const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate";
 
@@ -176,7 +183,7 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
  */
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { url, port, answered, input, answerMs, optionConfigurations, pinned } = workerData;
+const { url, port, answered, input, callMax, optionConfigurations, pinned } = workerData;
 let jinjaFailed = false;
 let otherError = false;
 console.error = (first) => {
@@ -185,15 +192,24 @@ console.error = (first) => {
 };
 console.log = console.info = console.warn = console.debug = console.trace = () => {};
 let failed = false;
-function receive(timeoutMs) {
-  const waited = Atomics.wait(answered, 0, 0, timeoutMs);
-  return waited === "timed-out" ? undefined : receiveMessageOnPort(port)?.message;
+let oversized = false;
+// Waits for this thread's next message, without a limit of its own: that thread answers each call at
+// once, or ends this one (terminate() ends the wait).
+function receive() {
+  Atomics.wait(answered, 0, 0);
+  return receiveMessageOnPort(port)?.message;
 }
 function ask(op, args) {
   if (failed) throw new Error("tokenizer: failed before");
+  if ((args[0]?.length ?? 0) > callMax) {
+    // No answer can follow: said at once, not after auto's trial has run on without a tokenizer.
+    failed = oversized = true;
+    port.postMessage({ answer: unsure() });
+    throw new Error("tokenizer: call too long");
+  }
   Atomics.store(answered, 0, 0);
   port.postMessage({ op, args });
-  const reply = receive(answerMs);
+  const reply = receive();
   if (reply === undefined || !("value" in reply)) {
     failed = true;
     throw new Error("tokenizer: no answer");
@@ -228,6 +244,10 @@ const llama = new Proxy({}, {
 const described = (error) => ({ name: String(error?.name ?? "Error"), message: String(error?.message ?? error) });
 const NOT_SENT = { kind: "none", why: "the worker was not sent the loaded model" };
 function unsure() {
+  if (oversized) {
+    const why = "node-llama-cpp asked the enclave's thread to tokenize more than " + callMax + " characters or tokens at once";
+    return { kind: "none", why };
+  }
   if (failed) return { kind: "none", why: "the model's tokenizer failed on the enclave's thread" };
   if (nativeJinja) return { kind: "none", why: "node-llama-cpp reached for llama.cpp's Jinja engine" };
   if (otherError) return { kind: "none", why: "node-llama-cpp printed an error the enclave does not know" };
@@ -254,7 +274,7 @@ async function resolve() {
       },
     });
   }
-  const model = receive(undefined);
+  const model = receive();
   if (model === undefined || !("bosString" in model)) return NOT_SENT;
   let wrapper;
   try {
@@ -275,7 +295,7 @@ async function resolve() {
   return unknown;
 }
 function renderPinned(resolveChatWrapper) {
-  const model = receive(undefined);
+  const model = receive();
   if (model === undefined || !("bosString" in model)) return NOT_SENT;
   const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
   let error = null;
@@ -575,7 +595,7 @@ function startResolution(
         port: port2,
         answered,
         input,
-        answerMs: TOKENIZER_ANSWER_MS,
+        callMax: TOKENIZER_CALL_MAX,
         optionConfigurations: OPTION_CONFIGURATIONS,
         pinned: choice === "jinjaTemplate",
       },
@@ -627,7 +647,14 @@ function startResolution(
       finish({ answer: message.answer });
       return;
     }
-    port1.postMessage(tokenizer === null ? { failed: true } : answerTokenizer(tokenizer, message));
+    const reply = tokenizer === null ? { error: new Error("no tokenizer yet") } : answerTokenizer(tokenizer, message);
+    if ("error" in reply) {
+      // The worker's resolution has no answer after a failed call: refused now, not once it has run on.
+      const why = "the model's tokenizer failed on the enclave's thread";
+      finish({ answer: { kind: "none", why, error: asWorkerError(reply.error) } });
+      return;
+    }
+    port1.postMessage(reply);
     wake();
   });
   // A worker that fails (out of memory: ERR_WORKER_OUT_OF_MEMORY) or ends without an answer: none.
@@ -680,15 +707,25 @@ function queuedAnswer(port: MessagePort): WorkerAnswer | null {
   return null;
 }
 
-function answerTokenizer(tokenizer: Tokenizer, { op, args }: TokenizerRequest): { value: unknown } | { failed: true } {
+function answerTokenizer(
+  tokenizer: Tokenizer,
+  { op, args }: TokenizerRequest,
+): { value: unknown } | { error: unknown } {
+  // The worker asks for no longer call; this thread checks again before it runs one.
+  const length = (args[0] as { length?: number } | undefined)?.length ?? 0;
+  if (length > TOKENIZER_CALL_MAX) {
+    return {
+      error: new Error(`tokenizer call: expected at most ${TOKENIZER_CALL_MAX} characters or tokens, found ${length}`),
+    };
+  }
   try {
     const [first, second, third] = args as [never, never, never];
     if (op === "tokenize") return { value: tokenizer(first, second, third) };
     if (op === "detokenize") return { value: tokenizer.detokenize(first, second, third) };
     if (op === "isSpecialToken") return { value: tokenizer.isSpecialToken(first) };
     return { value: tokenizer.isEogToken(first) };
-  } catch {
-    return { failed: true };
+  } catch (error) {
+    return { error };
   }
 }
 

@@ -8,10 +8,12 @@
  * - for an operator's model (the tiny vocabulary under other templates: one no specialized wrapper
  *   matches, one a specialized wrapper matches as it is, one it matches with options of its own),
  *   resolved on a worker thread and built here by name;
- * - and where the worker cannot decide as this thread would (a template node-llama-cpp's Jinja
- *   engine cannot render), or without a template, resolved here by auto, as before;
- * - a worker whose tokenizer call fails here gives no answer (the choice is refused, nothing run
- *   here), and an abort while it waits for one ends it;
+ * - for a template node-llama-cpp's Jinja engine cannot render, auto's answer from the model's names
+ *   and tokens, built here without its trial; without a template, resolved here by auto, as before;
+ * - a worker whose tokenizer call fails here, or would be longer than its bound, gives no answer
+ *   (the choice is refused, nothing run here), and an abort while it waits for one ends it;
+ * - a worker that allocates without end is stopped at its own heap's limit (refused);
+ * - a Jinja wrapper the worker chose that fails here is refused, not replaced by auto's trial here;
  * - a choice past its limit is refused at once, even while its worker's end is still under way.
  * The models are loaded from their header alone (vocabulary only): the wrapper depends on the
  * metadata, not on the weights.
@@ -97,6 +99,12 @@ const ENDLESS =
 const ALLOCATING =
   "{% set ns = namespace(big=[0], keep=[]) %}{% for i in range(20) %}{% set ns.big = ns.big + ns.big %}{% endfor %}" +
   "{% for i in range(1000000) %}{% set ns.keep = ns.keep + [ns.big + [i]] %}{% endfor %}" +
+  "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
+
+/** A template whose every rendering is 2 Mi characters long (16 characters doubled 17 times), cheaply. */
+const LONG_OUTPUT =
+  "{% set ns = namespace(text='0123456789abcdef') %}{% for i in range(17) %}{% set ns.text = ns.text ~ ns.text %}" +
+  "{% endfor %}{{ ns.text }}" +
   "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}";
 
 const OPERATOR_MODELS: readonly OperatorModel[] = [
@@ -217,8 +225,9 @@ beforeAll(async () => {
   for (const [name, template] of [
     ["endless", ENDLESS],
     ["allocating", ALLOCATING],
+    ["long output", LONG_OUTPUT],
   ] as const) {
-    const path = join(dir, `operator-${name}.gguf`);
+    const path = join(dir, `operator-${name.replace(/ /g, "-")}.gguf`);
     await writeGguf(path, operatorMetadata({ name, template, auto: "none", calls: [] }), []);
     operatorPaths.set(name, path);
   }
@@ -258,13 +267,16 @@ function resolutionsAskedFor(): unknown[] {
   return vi.mocked(resolveChatWrapper).mock.calls.map((call) => (call as unknown[])[1]);
 }
 
-/** `model` whose tokenizer (each of its calls) runs `before` first: what the worker asks this thread for. */
-function watchedTokenizer(model: LlamaModel, before: () => void): LlamaModel {
+/**
+ * `model` whose tokenizer (each of its calls) runs `before` first, given the call's first argument:
+ * what the worker asks this thread for.
+ */
+function watchedTokenizer(model: LlamaModel, before: (first: unknown) => void): LlamaModel {
   const real = model.tokenizer;
   const watched =
     <A extends unknown[], R>(call: (...args: A) => R) =>
     (...args: A): R => {
-      before();
+      before(args[0]);
       return call(...args);
     };
   const tokenizer = Object.assign(watched(real), {
@@ -581,6 +593,33 @@ describe("the chat wrapper's choice", () => {
           cause: "Worker terminated due to reaching memory limit: JS heap out of memory",
           calls: [],
           grownUnder1GiB: true,
+        });
+      }),
+    120_000,
+  );
+
+  it(
+    "a tokenizer call longer than its bound is not made on this thread: refused (CHAT_WRAPPER_FAILED), the worker's rendering not tokenized here",
+    () =>
+      withOperatorModel("long output", async (model) => {
+        // The longest text (or token list) this thread's tokenizer was asked for.
+        let longest = 0;
+        const measured = watchedTokenizer(model, (first) => {
+          longest = Math.max(longest, (first as { length?: number }).length ?? 0);
+        });
+        vi.mocked(resolveChatWrapper).mockClear();
+        const error = await chooseFor(measured).catch((e: unknown) => e);
+        expect({
+          code: (error as EngineError).code,
+          message: (error as Error).message,
+          calls: resolutionsAskedFor(),
+          longestUnderBound: longest <= 1024 * 1024,
+        }).toEqual({
+          code: "CHAT_WRAPPER_FAILED",
+          message:
+            "manifest field model.chatWrapper: \"auto\" expected node-llama-cpp's choice of chat wrapper for the model's chat template (tokenizer.chat_template) from its worker thread, found none (node-llama-cpp asked the enclave's thread to tokenize more than 1048576 characters or tokens at once); pin a chat wrapper",
+          calls: [],
+          longestUnderBound: true,
         });
       }),
     120_000,
