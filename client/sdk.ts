@@ -469,9 +469,10 @@ class HttpClient {
 }
 
 /**
- * The host's base URL, checked: http: or https:, with no user name or password. The API key is the
- * credential; a password in the URL would be sent nowhere useful and would be repeated wherever the
- * URL is (error messages, logs), so it is refused, and no message here repeats it. Exported for the
+ * The host's base URL, checked: http: or https:, with no user name or password, and no query or
+ * fragment (below). The API key is the credential; a password in the URL would be sent nowhere
+ * useful and would be repeated wherever the URL is (error messages, logs), so it is refused, and no
+ * message here repeats it. Exported for the
  * CLI, which checks the URL before it works out which API key goes to that host, and passes `names`
  * so that its messages name the options its user typed (`--url`), not connect()'s.
  */
@@ -506,6 +507,16 @@ export function parseHostUrl(value: string, names: HostUrlNames = SDK_NAMES): UR
       "configuration",
       "URL_CREDENTIALS",
       `${names.url}: expected no user name or password, found ${url.password === "" ? "a user name" : "a user name and password"} (user:password@ before the host); they are not supported: the API key (${names.apiKey}) is the credential`,
+    );
+  }
+  // Each route is added after the base URL: behind a query or fragment it would never reach the
+  // host, and the messages that name the URL asked would repeat the query (a token may be there).
+  // (In href, `?` and `#` are only ever those delimiters: an empty one, `http://h/?`, included.)
+  if (/[?#]/.test(url.href)) {
+    throw new ClientError(
+      "configuration",
+      "BAD_URL",
+      `${names.url}: expected the host's base URL without a query or fragment (each route is added after it), found ${describeUrlInput(value)}`,
     );
   }
   return url;

@@ -247,6 +247,33 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
       text: async () => text,
     });
 
+  it("refuses a base URL with a query or fragment before asking anything (BAD_URL), its token never shown", async () => {
+    // The routes go after the base URL: behind a query or fragment they would never reach the host,
+    // and the messages that name the URL asked (the one below, a 404's) would repeat the query.
+    const policy = await devPolicy();
+    for (const [url, shown] of [
+      ["http://host.test/?token=s3cret", '"http://host.test/?… (the rest not shown)"'],
+      ["http://host.test/base#s3cret", '"http://host.test/base#… (the rest not shown)"'],
+      ["http://host.test/?", '"http://host.test/?… (the rest not shown)"'],
+    ] as const) {
+      let asked = 0;
+      const transport: Transport = async () => {
+        asked++;
+        return { status: 200, header: () => null, body: (async function* () {})(), text: async () => "not json" };
+      };
+      const message = `url: expected the host's base URL without a query or fragment (each route is added after it), found ${shown}`;
+      for (const attempt of [
+        () => connect({ url, policy, apiKey: "ck_test", transport }),
+        () => fetchAttestationAnswer({ url, apiKey: "ck_test", transport }),
+      ]) {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error, url).toMatchObject({ kind: "configuration", code: "BAD_URL", message });
+        expect(String((error as Error).message)).not.toContain("s3cret");
+      }
+      expect(asked, url).toBe(0);
+    }
+  });
+
   it("refuses an answer that is not a JSON object with a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
     const policy = await devPolicy();
     // Each names the URL asked and asks whether it is a Cloister host's base URL: something else
