@@ -10,6 +10,7 @@
  * shown. Parse without `reportInput`, so the error kept as a cause holds no input either.
  */
 import type { z } from "zod";
+import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 
 type Issue = z.core.$ZodIssue;
 
@@ -255,11 +256,17 @@ function describeKey(key: string): string {
   return /^\w{1,32}$/.test(key) ? `the key ${JSON.stringify(key)}` : `a key of ${key.length} characters`;
 }
 
-/** The value itself, as JSON cut to 80 characters: for public files only (the manifest). */
+/**
+ * The value itself, as JSON cut to 80 characters: for public files only (the manifest). Its
+ * invisible characters (U+202E and the like, which JSON.stringify leaves in) are \u escapes: the
+ * message reaches a terminal (stringifyJsonVisibly).
+ */
 export function preview(value: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(value) ?? String(value);
+    // As a member, so that a value JSON has no text for (a function) is told apart: `{}`.
+    const member = stringifyJsonVisibly({ v: value });
+    text = member === "{}" ? String(value) : member.slice('{"v":'.length, -1);
   } catch {
     text = String(value);
   }

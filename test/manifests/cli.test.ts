@@ -229,6 +229,21 @@ describe("cloister manifest (CLI)", () => {
     ]);
   });
 
+  it("check shows a field's value with its invisible characters escaped, in each violation's line and the error line", async () => {
+    // U+202E (right-to-left override) would make a terminal show what follows it reversed; a
+    // manifest checked may be anyone's. JSON.stringify escapes U+0000 to U+001F only.
+    const service = { ...DEV_MANIFEST.service, name: "a\u202eexe.txt" };
+    const inference = { ...DEV_MANIFEST.inference, threads: 0 };
+    writeFileSync(p("invisible.json"), JSON.stringify({ ...DEV_MANIFEST, service, inference }));
+    const check = await cloister("manifest", "check", p("invisible.json"));
+    expect(check.code).toBe(2);
+    expect(`${check.stdout}${check.stderr}`).not.toContain("\u202e");
+    expect(check.stdout).toContain(
+      'manifest field service.name: expected a lower-case slug (a-z, 0-9, -; at most 63), found "a\\u202eexe.txt"',
+    );
+    expect(check.stderr).toContain('found "a\\u202eexe.txt" (and 1 more: inference.threads)');
+  });
+
   it("keygen refuses one path for both keys, even with --force", async () => {
     const same = await cloister(
       "manifest",
