@@ -1,6 +1,7 @@
 /**
  * `cloister model run`: load a model through the inference engine (digest checked first) and
- * print one completion, streamed to stdout, or as JSON with usage numbers.
+ * print one completion, streamed to stdout (on a terminal, with escape sequences and bidirectional
+ * controls written visibly: client/cli/terminal-text.ts), or as JSON with usage numbers.
  *
  * Without `--sha256` the file's digest is computed here and shown on stderr as not pinned; the
  * engine then checks the file against it like any pinned digest. The engine loads a private copy
@@ -15,6 +16,7 @@
  * A copy it could not remove is named, with exit 1.
  */
 import { formatCliError, onOutputClosed, printJson, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
+import { untrustedTextWriter } from "../client/cli/terminal-text.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
 import { closeFailureBesidesCopies, copiesLeftText, modelCopiesLeft, settledFailure } from "./model-staging.ts";
@@ -115,11 +117,13 @@ async function printCompletion(
     signal,
   };
   let text = "";
+  // The model's text, which its prompt can steer: visibly on a terminal, exactly to a pipe or a file.
+  const shown = untrustedTextWriter(process.stdout);
   for await (const event of engine.generate(request)) {
     if (signal.reason === "output closed") continue; // no one reads it: end quietly
     if (event.type === "text") {
       text += event.text;
-      if (options.json !== true) process.stdout.write(event.text);
+      if (options.json !== true) shown.write(event.text);
       continue;
     }
     if (options.json === true) {
@@ -133,6 +137,7 @@ async function printCompletion(
         tokensPerSecond: round(event.usage.tokensPerSecond),
       });
     } else {
+      shown.end();
       process.stdout.write("\n");
     }
   }

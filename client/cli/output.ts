@@ -10,20 +10,26 @@ import { InvalidArgumentError } from "commander";
 import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
+import { visibleOnOneLine } from "./terminal-text.ts";
 
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
   readonly code = "USAGE";
 }
 
-/** One line for any error: `cloister: CODE: message` (USAGE for bad input). Never includes a stack or a secret. */
+/**
+ * One line for any error: `cloister: CODE: message` (USAGE for bad input). Never includes a stack or
+ * a secret. A message may quote untrusted text (an enclave's error detail, a name from a file): its
+ * control and format characters, line breaks included, are written as \u escapes
+ * (visibleOnOneLine), so the line stays one and a terminal or a log reader acts on none of them.
+ */
 export function formatCliError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const prefix = typeof code === "string" ? `${code}: ` : "";
-    return `cloister: ${prefix}${error.message}`;
+    return visibleOnOneLine(`cloister: ${prefix}${error.message}`);
   }
-  return `cloister: ${String(error)}`;
+  return visibleOnOneLine(`cloister: ${String(error)}`);
 }
 
 /**

@@ -20,6 +20,7 @@ import { measurementNote, modelNote } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import { formatCliError, printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
 export const LOCAL_API_KEY_FILE = ".cloister/api-key";
@@ -262,14 +263,20 @@ function auditJson(audit: AuditReference | null): { requestIdHash: string; openi
   return audit === null ? null : { requestIdHash: audit.requestIdHash, opening: audit.opening };
 }
 
-/** Streams the answer to `messages`, as text to `answers` or (`json`) as one JSON object on standard output. */
+/**
+ * Streams the answer to `messages`, as text to `answers` or (`json`) as one JSON object on standard
+ * output. The text is the model's, which a prompt injection can steer: on a terminal, what the
+ * terminal would act on (escape sequences, bidirectional controls) is written visibly
+ * (untrustedTextWriter); to a pipe or a file, exactly.
+ */
 async function streamAnswer(
   session: Session,
   messages: ChatMessage[],
   options: { maxTokens?: number; seed?: number; json?: boolean },
-  answers: NodeJS.WritableStream = process.stdout,
+  answers: NodeJS.WritableStream & TextOutput = process.stdout,
 ): Promise<string> {
   let text = "";
+  const shown = untrustedTextWriter(answers);
   const generation = {
     ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
     ...(options.seed === undefined ? {} : { seed: options.seed }),
@@ -279,7 +286,7 @@ async function streamAnswer(
     for await (const event of session.chat(messages, generation)) {
       if (event.type === "text") {
         text += event.text;
-        if (options.json !== true) answers.write(event.text);
+        if (options.json !== true) shown.write(event.text);
       } else if (options.json === true) {
         printJson({
           text,
@@ -293,10 +300,13 @@ async function streamAnswer(
           signingKey: signingKey(),
         });
       } else {
+        shown.end();
         answers.write("\n");
       }
     }
   } catch (error) {
+    // What was held back of a text cut short: before the error, said after it.
+    shown.end();
     // With --json a refused or failed request is one JSON object too; a refusal the enclave
     // recorded carries its audit reference, so `cloister audit find --chat-json` shows the record
     // of the refusal is about this prompt. No partial text: it was not a whole answer.
@@ -460,8 +470,8 @@ export interface ChatIo {
   readonly input: NodeJS.ReadableStream;
   /** The prompt ("you> ") and the session's notices (a line not sent, a turn not answered…). */
   readonly output: NodeJS.WritableStream;
-  /** The enclave's answers ("enclave> …"). */
-  readonly answers: NodeJS.WritableStream;
+  /** The enclave's answers ("enclave> …"), made visible where it is a terminal (`isTTY`: untrustedTextWriter). */
+  readonly answers: NodeJS.WritableStream & TextOutput;
 }
 
 /**

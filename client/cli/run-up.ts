@@ -18,6 +18,7 @@ import {
 } from "./deploy.ts";
 import { STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
+import { untrustedTextWriter } from "./terminal-text.ts";
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -585,6 +586,8 @@ export async function showDemo(options: {
     midLine = false;
   };
   signal.addEventListener("abort", endLine, { once: true });
+  // The answer (and the prompt echoed) as chat prints them: visibly on a terminal (untrustedTextWriter).
+  const answer = untrustedTextWriter({ write: out.write, isTTY: process.stdout.isTTY });
   try {
     out.write(`\nVerified the enclave before sending anything:\n${describeEnclave(session.enclave)}\n`);
     const release = releaseLogged(logs);
@@ -593,11 +596,12 @@ export async function showDemo(options: {
         `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
       );
     }
-    out.write("\n");
-    out.write(`> ${prompt}\n`);
+    out.write("\n> ");
+    answer.write(`${prompt}\n`);
     for await (const event of session.chat([{ role: "user", content: prompt }], { maxTokens: 64, signal })) {
-      if (event.type === "text") out.write(event.text);
+      if (event.type === "text") answer.write(event.text);
       else {
+        answer.end();
         out.write(
           `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
         );
@@ -607,6 +611,7 @@ export async function showDemo(options: {
     out.write(`${await checkAudit(deployment.files.dir, session, signal)}\n`);
     out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   } finally {
+    answer.end();
     signal.removeEventListener("abort", endLine);
     endLine();
   }

@@ -20,17 +20,8 @@ vi.mock("../../enclave/engine.ts", async (importOriginal) => {
   return {
     ...actual,
     // An engine whose answer holds U+202E, as a model's output may.
-    openInferenceEngine: async () => ({
-      async *generate() {
-        yield { type: "text", text: `safe ${RLO}txt.exe` };
-        yield {
-          type: "done",
-          stopReason: "eog",
-          usage: { promptTokens: 2, completionTokens: 2, ttftMs: 1, tokensPerSecond: 1 },
-        };
-      },
-      close: async () => {},
-    }),
+    openInferenceEngine: async () =>
+      (await import("../helpers/answering-engine.ts")).answeringEngine([`safe ${RLO}txt.exe`]),
   };
 });
 

@@ -1,0 +1,247 @@
+/**
+ * A model's answer (prompt injection can steer it) reaches the user's terminal with what a terminal
+ * acts on made visible (client/cli/terminal-text.ts): OSC 52 (clipboard), OSC 8 (hyperlink), CSI
+ * (erase, cursor moves), a C1 CSI (U+009B), a lone carriage return, U+202E, a tag character; a pipe
+ * or a file gets the exact text. Each answer here arrives split across chunks: inside an escape
+ * sequence, and between the halves of a surrogate pair. `cloister chat` (a prompt, and the
+ * interactive session), `cloister demo`'s answer and `cloister model run`.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { RunningDeployment } from "../../client/cli/deploy.ts";
+import { formatCliError } from "../../client/cli/output.ts";
+import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
+import { showDemo } from "../../client/cli/run-up.ts";
+import { untrustedTextWriter, visibleOnTerminal } from "../../client/cli/terminal-text.ts";
+import { ClientError } from "../../client/errors.ts";
+import type { ChatEvent, Session } from "../../client/sdk.ts";
+import { runModelCommand } from "../../enclave/run-command.ts";
+import { usage } from "../enclave/helpers.ts";
+import { capture } from "../helpers/stops.ts";
+import { madeUpEnclave } from "../helpers/verified-enclave.ts";
+import { closeServers, connectTo, devPolicy, type Script, serveDeployment } from "./helpers.ts";
+
+/** An answer that would write the clipboard, link, clear the screen, move the cursor, reverse text. */
+const ATTACK = [
+  "Click \u001b]8;;http://evil.example\u0007here\u001b]8;;\u0007 \u001b",
+  "]52;c;cm0gLXJmIH4=\u0007\u001b[",
+  "2J\u009b1A safe \u202etxt.exe a\r",
+  "\nb\rc\td\r",
+];
+/** ATTACK as a terminal is given it. */
+const ATTACK_SHOWN =
+  "Click \\u001b]8;;http://evil.example\\u0007here\\u001b]8;;\\u0007 \\u001b]52;c;cm0gLXJmIH4=\\u0007\\u001b[2J" +
+  "\\u009b1A safe \\u202etxt.exe a\r\nb\\u000dc\td\\u000d";
+
+/** A surrogate pair (U+1F600) and a tag character (U+E0041, invisible), each split between two chunks. */
+const SPLIT_PAIRS = ["smile \ud83d", "\ude00 tag \udb40", "\udc41 end"];
+
+type Sink = Writable & { readonly text: string; readonly chunks: readonly string[]; readonly isTTY: boolean };
+
+/** A stream that collects what is written to it, a terminal when `isTTY`. */
+function sink(isTTY: boolean): Sink {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk, _encoding, done) {
+      chunks.push(String(chunk));
+      done();
+    },
+  });
+  return Object.defineProperties(stream, {
+    isTTY: { value: isTTY },
+    chunks: { value: chunks },
+    text: { get: () => chunks.join("") },
+  }) as Sink;
+}
+
+/** process.stdout taken for a terminal (isTTY true) or not, for the test's length. */
+const stdoutIsTTY = Object.getOwnPropertyDescriptor(process.stdout, "isTTY");
+function stdoutIsTerminal(isTTY: boolean): void {
+  Object.defineProperty(process.stdout, "isTTY", { value: isTTY, configurable: true, writable: true });
+}
+
+vi.mock("../../enclave/engine.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../enclave/engine.ts")>();
+  return {
+    ...actual,
+    openInferenceEngine: async () =>
+      (await import("../helpers/answering-engine.ts")).answeringEngine([...ATTACK, ...SPLIT_PAIRS]),
+  };
+});
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-terminal-text-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await closeServers();
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+  if (stdoutIsTTY === undefined) delete (process.stdout as { isTTY?: boolean }).isTTY;
+  else Object.defineProperty(process.stdout, "isTTY", stdoutIsTTY);
+});
+
+describe("untrustedTextWriter", () => {
+  it("on a terminal: what a terminal acts on as visible escapes, whatever the chunks; lines and tabs kept", () => {
+    const out = sink(true);
+    const writer = untrustedTextWriter(out);
+    for (const chunk of [...ATTACK, ...SPLIT_PAIRS]) writer.write(chunk);
+    writer.end();
+    expect(out.text).toBe(`${ATTACK_SHOWN}smile \u{1f600} tag \\u{e0041} end`);
+  });
+
+  it("to a pipe or a file: the exact text, a surrogate pair split between chunks written whole", () => {
+    const out = sink(false);
+    const writer = untrustedTextWriter(out);
+    for (const chunk of [...ATTACK, ...SPLIT_PAIRS]) writer.write(chunk);
+    writer.end();
+    expect(out.text).toBe([...ATTACK, ...SPLIT_PAIRS].join(""));
+    // Each piece written is whole: a stream writes a lone half of a pair as U+FFFD.
+    expect(out.chunks.filter((chunk) => /\p{Cs}/u.test(chunk))).toEqual([]);
+  });
+
+  it("writes ordinary text at once; holds only a final high surrogate (and, on a terminal, a final CR)", () => {
+    for (const isTTY of [true, false]) {
+      const out = sink(isTTY);
+      const writer = untrustedTextWriter(out);
+      writer.write("The enclave ");
+      expect(out.text).toBe("The enclave ");
+      writer.write("keeps \u001b");
+      expect(out.text).toBe(isTTY ? "The enclave keeps \\u001b" : "The enclave keeps \u001b");
+      writer.write("x \ud83d");
+      expect(out.text.endsWith("x ")).toBe(true);
+      writer.write("\ude00");
+      expect(out.text.endsWith("x \u{1f600}")).toBe(true);
+      writer.write("y\r");
+      expect(out.text.endsWith(isTTY ? "y" : "y\r")).toBe(true);
+      writer.end();
+      expect(out.text.endsWith(isTTY ? "y\\u000d" : "y\r")).toBe(true);
+    }
+  });
+
+  it("a lone surrogate held to the end is shown as an escape on a terminal", () => {
+    expect(visibleOnTerminal("a\ud83d")).toBe("a\\ud83d");
+    const out = sink(true);
+    const writer = untrustedTextWriter(out);
+    writer.write("a\ud83d");
+    writer.end();
+    expect(out.text).toBe("a\\ud83d");
+  });
+});
+
+describe("an error line quotes untrusted text (an enclave's detail) on one line, nothing a terminal acts on", () => {
+  it("formatCliError escapes controls, line breaks and bidirectional controls", () => {
+    const error = new ClientError("policy", "POLICY_BLOCKED", "enclave refused: (rule\u001b]52;c;eA==\u0007\n\u202e)");
+    expect(formatCliError(error)).toBe(
+      "cloister: POLICY_BLOCKED: enclave refused: (rule\\u001b]52;c;eA==\\u0007\\u000a\\u202e)",
+    );
+  });
+});
+
+/** The script of a scripted engine that answers ATTACK, a chunk at a time. */
+const ATTACK_SCRIPT: Script = [
+  ...ATTACK.map((text) => ({ type: "text" as const, text })),
+  { type: "done", stopReason: "eog", usage },
+];
+
+describe("cloister chat", () => {
+  async function chat(isTTY: boolean): Promise<string> {
+    const { url } = await serveDeployment({ script: ATTACK_SCRIPT });
+    const policy = join(dir, "policy.json");
+    await writeFile(policy, JSON.stringify(await devPolicy()));
+    vi.stubEnv("CLOISTER_API_KEY", "key");
+    stdoutIsTerminal(isTTY);
+    const written = capture();
+    try {
+      await runChat("hello", { url, policy }, Object.assign(Readable.from([]), { isTTY: true }));
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    return written.stdout.join("");
+  }
+
+  it("with a prompt, on a terminal: the answer with what a terminal acts on made visible", async () => {
+    expect(await chat(true)).toBe(`${ATTACK_SHOWN}\n`);
+  });
+
+  it("with a prompt, to a pipe: the answer's exact text", async () => {
+    expect(await chat(false)).toBe(`${ATTACK.join("")}\n`);
+  });
+
+  it("interactive: each answer as on a terminal", async () => {
+    const { session } = await connectTo({ script: ATTACK_SCRIPT });
+    const input = new Readable({ read() {} });
+    const answers = sink(true);
+    const notices = new Writable({
+      write(chunk, _encoding, done) {
+        // The session asks for a line: one question, then the end.
+        if (String(chunk).includes("you> ")) input.push(answers.text === "" ? "hello\n" : null);
+        done();
+      },
+    });
+    await chatInteractively(session, {}, { input, output: notices, answers });
+    expect(answers.text).toBe(`enclave> ${ATTACK_SHOWN}\n`);
+  });
+});
+
+describe("cloister demo", () => {
+  const deployment = {
+    hostUrl: "http://127.0.0.1:1",
+    files: { policy: {}, apiKey: "key", dir: "/nonexistent" },
+  } as unknown as RunningDeployment;
+
+  async function demo(isTTY: boolean): Promise<string> {
+    const session = {
+      enclave: madeUpEnclave("sev-snp"),
+      async *chat(): AsyncGenerator<ChatEvent> {
+        for (const text of [...ATTACK, ...SPLIT_PAIRS]) yield { type: "text", text };
+        throw new Error("no more here");
+      },
+    } as unknown as Session;
+    stdoutIsTerminal(isTTY);
+    const written = capture();
+    await showDemo({
+      deployment,
+      prompt: "What does the enclave do?",
+      logs: [],
+      started: performance.now(),
+      signal: new AbortController().signal,
+      connectTo: async () => session,
+    }).catch(() => {});
+    vi.restoreAllMocks();
+    return written.stdout.join("").split("> What does the enclave do?\n")[1] ?? "";
+  }
+
+  it("on a terminal: the answer with what a terminal acts on made visible", async () => {
+    expect(await demo(true)).toBe(`${ATTACK_SHOWN}smile \u{1f600} tag \\u{e0041} end\n`);
+  });
+
+  it("to a pipe: the answer's exact text", async () => {
+    expect(await demo(false)).toBe(`${[...ATTACK, ...SPLIT_PAIRS].join("")}\n`);
+  });
+});
+
+describe("cloister model run", () => {
+  async function run(isTTY: boolean): Promise<string> {
+    stdoutIsTerminal(isTTY);
+    const written = capture();
+    await runModelCommand({ model: "/nonexistent.gguf", sha256: "0".repeat(64), prompt: "p" });
+    vi.restoreAllMocks();
+    return written.stdout.join("");
+  }
+
+  it("on a terminal: the completion with what a terminal acts on made visible", async () => {
+    expect(await run(true)).toBe(`${ATTACK_SHOWN}smile \u{1f600} tag \\u{e0041} end\n`);
+  });
+
+  it("to a pipe: the completion's exact text", async () => {
+    expect(await run(false)).toBe(`${[...ATTACK, ...SPLIT_PAIRS].join("")}\n`);
+  });
+});
