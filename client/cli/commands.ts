@@ -17,6 +17,8 @@ export const SIMULATED_TEES = ["sim-snp", "sim-tdx"] as const;
 export const DEFAULT_WEB_PORT = 8788;
 export const DEFAULT_WEB_ORIGIN = `http://127.0.0.1:${DEFAULT_WEB_PORT}`;
 const DEFAULT_CORS_ORIGINS: string[] = [DEFAULT_WEB_ORIGIN];
+/** Where `cloister proxy` serves its API by default (its --port). */
+export const DEFAULT_PROXY_PORT = 8787;
 /** Where `cloister proxy` keeps (and first makes) its token by default: in the working directory. */
 export const LOCAL_PROXY_TOKEN_FILE = ".cloister/proxy-token";
 
@@ -156,7 +158,7 @@ export function registerClientCommands(program: Command): void {
         "verify the enclave, then serve an OpenAI-compatible API on 127.0.0.1 that seals every request to it",
       ),
   )
-    .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), 8787)
+    .option("--port <n>", "local port (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_PROXY_PORT)
     .option(
       "--token-file <file>",
       "the token local apps must send as their API key (made, mode 0600, when the file does not exist; each directory made for it gets a .gitignore of *)",

@@ -7,7 +7,13 @@ import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
 import { connect, type Session } from "../sdk.ts";
-import { DEFAULT_WEB_ORIGIN, DEFAULT_WEB_PORT, LOCAL_PROXY_TOKEN_FILE, type UpOptions } from "./commands.ts";
+import {
+  DEFAULT_PROXY_PORT,
+  DEFAULT_WEB_ORIGIN,
+  DEFAULT_WEB_PORT,
+  LOCAL_PROXY_TOKEN_FILE,
+  type UpOptions,
+} from "./commands.ts";
 import {
   ChildExitedError,
   fixedPorts,
@@ -110,14 +116,19 @@ export function tryLines(options: {
   );
   const connection = `--url ${options.hostUrl} --policy ${shellWord(options.policy)}`;
   const port = webPagePort(options.corsOrigins);
+  const proxy = `      npx cloister proxy ${connection}${key}${token}`;
+  const web =
+    port === null ? null : `      npx cloister web ${connection}${port === DEFAULT_WEB_PORT ? "" : ` --port ${port}`}`;
+  // The two notes start in one column, three spaces past the longer command.
+  const column = Math.max(proxy.length, web?.length ?? 0) + 3;
   return [
     `Try:  npx cloister attest ${connection}${key}`,
     `      npx cloister chat ${connection}${key} "What does the enclave do?"`,
     `      npx cloister audit checkpoint ${connection}${key} --out checkpoint.json`,
-    `      npx cloister proxy ${connection}${key}${token}   (OpenAI-compatible, on 127.0.0.1:8787)`,
-    port === null
+    `${proxy.padEnd(column)}(OpenAI-compatible, on 127.0.0.1:${DEFAULT_PROXY_PORT} unless --port)`,
+    web === null
       ? `      (cloister web: the host allows no origin it serves its page from; start up with --cors-origin ${DEFAULT_WEB_ORIGIN} for it)`
-      : `      npx cloister web ${connection}${port === DEFAULT_WEB_PORT ? "" : ` --port ${port}`}     (a page that verifies and seals in the browser)`,
+      : `${web.padEnd(column)}(a page that verifies and seals in the browser)`,
   ];
 }
 

@@ -42,9 +42,9 @@ describe("cloister up: the Try lines", () => {
       `chat --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key "What does the enclave do?"`,
       `audit checkpoint --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --out checkpoint.json`,
       // The proxy makes its token in D too, not in the current directory's .cloister/.
-      `proxy --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --token-file deploy/proxy-token   (OpenAI-compatible, on 127.0.0.1:8787)`,
-      // cloister web has no --api-key-file: its page asks for the key.
-      `web --url ${hostUrl} --policy deploy/policy.json     (a page that verifies and seals in the browser)`,
+      `proxy --url ${hostUrl} --policy deploy/policy.json --api-key-file deploy/api-key --token-file deploy/proxy-token   (OpenAI-compatible, on 127.0.0.1:8787 unless --port)`,
+      // cloister web has no --api-key-file: its page asks for the key; its note in the proxy's column.
+      `web --url ${hostUrl} --policy deploy/policy.json${" ".repeat(67)}(a page that verifies and seals in the browser)`,
     ]);
   });
 
@@ -67,18 +67,39 @@ describe("cloister up: the Try lines", () => {
 describe("cloister up: the Try line of cloister web", () => {
   const webLine = (origins: readonly string[]) =>
     commands(
-      tryLines({ hostUrl, policy: "policy.json", apiKeyFile: join(process.cwd(), "api-key"), corsOrigins: origins }),
+      tryLines({
+        hostUrl,
+        policy: "policy.json",
+        apiKeyFile: join(process.cwd(), ".cloister/api-key"),
+        corsOrigins: origins,
+      }),
     ).at(-1);
 
   it("names the port of the page's origin the host allows, when up allows another than the default", () => {
     const web = `web --url ${hostUrl} --policy policy.json`;
-    const says = "     (a page that verifies and seals in the browser)";
-    expect(webLine([DEFAULT_WEB_ORIGIN])).toBe(`${web}${says}`);
-    expect(webLine(["https://app.example", DEFAULT_WEB_ORIGIN])).toBe(`${web}${says}`);
+    const says = "(a page that verifies and seals in the browser)";
+    expect(webLine([DEFAULT_WEB_ORIGIN])).toBe(`${web}     ${says}`);
+    expect(webLine(["https://app.example", DEFAULT_WEB_ORIGIN])).toBe(`${web}     ${says}`);
     // cloister web serves its page on 127.0.0.1: on its default port, the host would refuse it.
-    expect(webLine(["http://127.0.0.1:9000"])).toBe(`${web} --port 9000${says}`);
-    expect(webLine(["https://app.example", "http://127.0.0.1:9000"])).toBe(`${web} --port 9000${says}`);
-    expect(webLine(["http://127.0.0.1"])).toBe(`${web} --port 80${says}`);
+    expect(webLine(["http://127.0.0.1:9000"])).toBe(`${web} --port 9000   ${says}`);
+    expect(webLine(["https://app.example", "http://127.0.0.1:9000"])).toBe(`${web} --port 9000   ${says}`);
+    expect(webLine(["http://127.0.0.1"])).toBe(`${web} --port 80   ${says}`);
+  });
+
+  it("start the proxy's and the page's notes in one column, whatever --port and --dir add to either command", () => {
+    const cases = [
+      { corsOrigins: [DEFAULT_WEB_ORIGIN], apiKeyFile: join(process.cwd(), ".cloister/api-key") },
+      { corsOrigins: ["http://127.0.0.1:9000"], apiKeyFile: join(process.cwd(), ".cloister/api-key") },
+      { corsOrigins: [DEFAULT_WEB_ORIGIN], apiKeyFile: join(process.cwd(), "deploy", "api-key") },
+    ];
+    for (const c of cases) {
+      const lines = tryLines({ hostUrl, policy: "policy.json", ...c });
+      const proxy = lines[3] as string;
+      const web = lines[4] as string;
+      expect(proxy.indexOf("(OpenAI-compatible"), JSON.stringify(c)).toBe(web.indexOf("(a page"));
+      // Three spaces at least between a command and its note.
+      expect(Math.min(proxy.indexOf("   ("), web.indexOf("   ("))).toBeGreaterThan(0);
+    }
   });
 
   it("suggests no page the host would refuse: it says which origin to allow", () => {
