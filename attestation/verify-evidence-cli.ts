@@ -202,7 +202,7 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   try {
     value = parseJsonText(text);
   } catch (error) {
-    throw new ConfigurationError("POLICY_INVALID", `--policy "${path}": ${jsonTextRefusal(error, "a JSON policy")}`, {
+    throw new ConfigurationError("POLICY_INVALID", `--policy ${path}: ${jsonTextRefusal(error, "a JSON policy")}`, {
       cause: error,
     });
   }

@@ -1,5 +1,11 @@
 import { createInterface } from "node:readline/promises";
-import { fileErrorCause, type InputBound, notUtf8Reason, tooLargeMessage } from "../../attestation/bounded-read.ts";
+import {
+  fileErrorCause,
+  fileMessage,
+  type InputBound,
+  notUtf8Reason,
+  tooLargeMessage,
+} from "../../attestation/bounded-read.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
@@ -155,7 +161,10 @@ export async function readPolicyFile(path: string): Promise<{ json: unknown; pol
     // Not JSON at all (a wrong file): say what is expected.
     const hint =
       error.cause instanceof SyntaxError && !(error.cause instanceof DuplicateMemberError) ? ` (${POLICY_HINT})` : "";
-    throw new ClientError(error.kind, error.code, `--policy "${path}": ${error.message}${hint}`, { cause: error });
+    // Named as the file reader names it in its refusals (fileMessage: `--policy FILE: …`).
+    throw new ClientError(error.kind, error.code, fileMessage(path, "--policy", `${error.message}${hint}`), {
+      cause: error,
+    });
   }
 }
 

@@ -91,7 +91,7 @@ describe("every path that parses configuration JSON keeps no quoting cause", () 
     const path = await file("client-policy.json", POSITIONED);
     const cli = await inspected(() => readPolicyFile(path));
     expect(cli.error.message).toBe(
-      `--policy "${path}": client policy: not valid JSON (at position 33) (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)`,
+      `--policy ${path}: client policy: not valid JSON (at position 33) (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)`,
     );
     expect(cli.text).not.toContain("sk-live");
   });
@@ -99,7 +99,7 @@ describe("every path that parses configuration JSON keeps no quoting cause", () 
   it("verify-evidence --policy (readPolicyOption)", async () => {
     const path = await file("policy.json", QUOTED);
     const { error, text } = await inspected(() => readPolicyOption(path, "tdx"));
-    expect(error.message).toBe(`--policy "${path}": expected a JSON policy, found text that is not valid JSON`);
+    expect(error.message).toBe(`--policy ${path}: expected a JSON policy, found text that is not valid JSON`);
     expect(text).not.toContain("sk-live");
   });
 

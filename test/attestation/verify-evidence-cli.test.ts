@@ -145,7 +145,7 @@ describe("verify-evidence --policy with a client policy file", () => {
     const bad = await gcp("--policy", notJson);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe(
-      `cloister: POLICY_INVALID: --policy "${notJson}": expected a JSON policy, found text that is not valid JSON (at position 2)\n`,
+      `cloister: POLICY_INVALID: --policy ${notJson}: expected a JSON policy, found text that is not valid JSON (at position 2)\n`,
     );
   });
 

@@ -72,7 +72,7 @@ describe("a --policy file that is not a policy is named, its content never shown
     const result = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", notJson]);
     expect(result).toMatchObject({
       code: 2,
-      stderr: `cloister: POLICY_INVALID: --policy "${notJson}": client policy: not valid JSON (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)\n`,
+      stderr: `cloister: POLICY_INVALID: --policy ${notJson}: client policy: not valid JSON (expected a client policy: cloister up writes .cloister/policy.json, cloister policy init makes one)\n`,
     });
     expect(result.stderr).not.toContain("secret-content");
   });
@@ -85,11 +85,22 @@ describe("a --policy file that is not a policy is named, its content never shown
       const attest = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", file]);
       expect(web, file).toEqual(attest);
       expect(web.code, file).toBe(2);
-      expect(web.stderr.startsWith(`cloister: POLICY_INVALID: --policy "${file}": client policy: `), web.stderr).toBe(
+      expect(web.stderr.startsWith(`cloister: POLICY_INVALID: --policy ${file}: client policy: `), web.stderr).toBe(
         true,
       );
       expect(web.stderr).not.toContain("secret-content");
     }
+  });
+
+  it("in one form, `--policy FILE: …`, whether the file cannot be read or is not a policy", async () => {
+    const missing = join(dir, "nothere.json");
+    const runs = [
+      await run(["attest", "--url", "http://127.0.0.1:9", "--policy", missing]),
+      await run(["attest", "--url", "http://127.0.0.1:9", "--policy", notJson]),
+    ];
+    expect(runs.map((r) => r.code)).toEqual([2, 2]);
+    expect(runs[0]?.stderr).toMatch(new RegExp(`^cloister: USAGE: --policy ${missing}: cannot read \\(ENOENT`));
+    expect(runs[1]?.stderr).toMatch(new RegExp(`^cloister: POLICY_INVALID: --policy ${notJson}: client policy: `));
   });
 
   it("verify-evidence", async () => {
@@ -105,7 +116,7 @@ describe("a --policy file that is not a policy is named, its content never shown
       notJson,
     ]);
     expect(result.stderr).toBe(
-      `cloister: POLICY_INVALID: --policy "${notJson}": expected a JSON policy, found text that is not valid JSON\n`,
+      `cloister: POLICY_INVALID: --policy ${notJson}: expected a JSON policy, found text that is not valid JSON\n`,
     );
   });
 });

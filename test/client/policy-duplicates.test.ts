@@ -71,7 +71,7 @@ describe("a client policy with a member named twice", () => {
     const path = join(dir, "policy.json");
     await writeFile(path, text.replace('"version": 1,', '"version": 1,\n  "version": 1,'));
     const error = (await readPolicyFile(path).catch((e: unknown) => e)) as Error & { code?: string };
-    expect(error.message).toMatch(new RegExp(`^--policy "${path}": client policy: version appears twice`));
+    expect(error.message).toMatch(new RegExp(`^--policy ${path}: client policy: version appears twice`));
     expect(error.message).not.toContain("cloister policy init makes one");
   });
 });
