@@ -23,7 +23,7 @@ import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../attest
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
-import { printJson, UsageError } from "../client/cli/output.ts";
+import { optionsUsageError, printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
@@ -369,7 +369,7 @@ async function commandKey(
   keyName = "--key",
 ): Promise<{ publicKey: Uint8Array; keySource: "key" | "document"; documentBoot?: string }> {
   if ((options.key === undefined) === (options.document === undefined)) {
-    throw new UsageError("give exactly one of --key <hex> or --document <file>");
+    throw optionsUsageError("give exactly one of --key <hex> or --document <file>");
   }
   if (options.key !== undefined) return { publicKey: publicKeyOption(options.key, keyName), keySource: "key" };
   const text = await readText(options.document as string, "--document", DOCUMENT_FILE_BOUND);
@@ -421,7 +421,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   let chatKey: string | undefined;
   if (options.chatJson !== undefined) {
     if (options.requestIdHash !== undefined || options.openingFile !== undefined) {
-      throw new UsageError("give --chat-json, or --request-id-hash (and --opening-file), not both");
+      throw optionsUsageError("give --chat-json, or --request-id-hash (and --opening-file), not both");
     }
     let chat: {
       text?: unknown;
@@ -465,7 +465,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     // What is missing, in the order it is needed: the record to find, then the key the log is
     // verified with (--chat-json gives both).
     if (options.requestIdHash === undefined) {
-      throw new UsageError(
+      throw optionsUsageError(
         options.key === undefined && options.document === undefined
           ? "give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>"
           : "give --chat-json <file> or --request-id-hash <hex>: the record to find",
@@ -684,9 +684,10 @@ function compareWithRecord(
 }
 
 export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Promise<void> {
-  if (options.lastHash !== undefined && options.count === undefined) throw new UsageError("--last-hash needs --count");
+  if (options.lastHash !== undefined && options.count === undefined)
+    throw optionsUsageError("--last-hash needs --count");
   if (options.checkpoint !== undefined && options.count !== undefined) {
-    throw new UsageError("give either --checkpoint or --count, not both");
+    throw optionsUsageError("give either --checkpoint or --count, not both");
   }
   if (options.lastHash !== undefined && !/^[0-9a-f]{64}$/.test(options.lastHash)) {
     throw new UsageError(

@@ -73,13 +73,25 @@ export function choiceOption<T extends string>(name: string, choices: readonly T
   };
 }
 
+/** What a usage error about the command line itself ends with: where its options are told. */
+const HELP_HINT = " (run with --help for usage)";
+
 /** Commander's error text as one line: `cloister: USAGE: message (run with --help for usage)`. */
 export function usageLine(text: string): string {
   const message = text
     .trim()
     .replace(/^error: /, "")
     .replace(/\s*\n\s*/g, " ");
-  return `cloister: USAGE: ${message} (run with --help for usage)\n`;
+  return `cloister: USAGE: ${message}${HELP_HINT}\n`;
+}
+
+/**
+ * Bad input of the command line itself that commander cannot tell: options left out of which one
+ * is needed, or given together where one excludes the other. It reads as commander's own such
+ * errors do (usageLine: a required option not specified), `--help` named as where to look.
+ */
+export function optionsUsageError(message: string): UsageError {
+  return new UsageError(`${message}${HELP_HINT}`);
 }
 
 /**

@@ -25,7 +25,14 @@ import {
 import { measurementNote, modelNote } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { formatCliError, printJson, refuseExistingOutput, UsageError, writeOutputFile } from "./output.ts";
+import {
+  formatCliError,
+  optionsUsageError,
+  printJson,
+  refuseExistingOutput,
+  UsageError,
+  writeOutputFile,
+} from "./output.ts";
 import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
@@ -230,7 +237,7 @@ export async function runAttest(
 ): Promise<void> {
   // --force only says what to do with --document-out's file: alone it would do nothing, silently.
   if (options.force === true && options.documentOut === undefined) {
-    throw new UsageError("--force: replaces the file of --document-out, which was not given");
+    throw optionsUsageError("--force: replaces the file of --document-out, which was not given");
   }
   const existing = options.force === true ? "replace" : "refuse";
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
@@ -406,7 +413,7 @@ export async function readPrompt(
   stdin: PromptInput = process.stdin,
 ): Promise<string | undefined> {
   if (prompt !== undefined && promptFile !== undefined) {
-    throw new UsageError("chat: expected the prompt once, found both a PROMPT argument and --prompt-file");
+    throw optionsUsageError("chat: expected the prompt once, found both a PROMPT argument and --prompt-file");
   }
   if (prompt !== undefined) {
     // Not promptText: an argument is already text; only its emptiness is checked. Never quoted.

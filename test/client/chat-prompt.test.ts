@@ -71,7 +71,7 @@ describe("chat's prompt", () => {
       [
         "both",
         async () => readPrompt(SECRET, await file("both.txt", SECRET), stdin([])),
-        /^chat: expected the prompt once, found both a PROMPT argument and --prompt-file$/,
+        /^chat: expected the prompt once, found both a PROMPT argument and --prompt-file \(run with --help for usage\)$/,
       ],
       [
         "empty stdin",

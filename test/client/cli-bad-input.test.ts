@@ -101,7 +101,8 @@ describe("bad input exits 2, a failure exits 1", () => {
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", join(dir, "none.json"), "--force"])).toEqual(
       {
         code: 2,
-        stderr: "cloister: USAGE: --force: replaces the file of --document-out, which was not given\n",
+        stderr:
+          "cloister: USAGE: --force: replaces the file of --document-out, which was not given (run with --help for usage)\n",
       },
     );
   });

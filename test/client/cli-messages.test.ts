@@ -36,21 +36,22 @@ describe("audit find: says what is missing, the record first, then the key", () 
     expect(await run(["audit", "find", "--log", log])).toMatchObject({
       code: 2,
       stderr:
-        "cloister: USAGE: give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file>\n",
+        "cloister: USAGE: give --chat-json <file> (the output of cloister chat --json: the record to find and the enclave's key), or --request-id-hash <hex> with --key <hex> or --document <file> (run with --help for usage)\n",
     });
   });
 
   it("a key but no record: the record to find", async () => {
     expect(await run(["audit", "find", "--log", log, "--key", "ab".repeat(32)])).toMatchObject({
       code: 2,
-      stderr: "cloister: USAGE: give --chat-json <file> or --request-id-hash <hex>: the record to find\n",
+      stderr:
+        "cloister: USAGE: give --chat-json <file> or --request-id-hash <hex>: the record to find (run with --help for usage)\n",
     });
   });
 
   it("a record but no key: the key", async () => {
     expect(await run(["audit", "find", "--log", log, "--request-id-hash", "cd".repeat(32)])).toMatchObject({
       code: 2,
-      stderr: "cloister: USAGE: give exactly one of --key <hex> or --document <file>\n",
+      stderr: "cloister: USAGE: give exactly one of --key <hex> or --document <file> (run with --help for usage)\n",
     });
   });
 
@@ -64,6 +65,43 @@ describe("audit find: says what is missing, the record first, then the key", () 
       code: 2,
       stderr: "cloister: USAGE: --chat-json: no signingKey field: give --key <hex> or --document <file>\n",
     });
+  });
+});
+
+describe("options missing or given together that commander cannot tell: as its own usage errors read", () => {
+  it("end with (run with --help for usage), as a required option left out does", async () => {
+    const log = join(dir, "options.jsonl");
+    await writeFile(log, "");
+    const url = ["--url", "http://127.0.0.1:9", "--policy", notJson];
+    const runs = {
+      "a required option": ["audit", "verify"],
+      "audit verify: no key": ["audit", "verify", "--log", log],
+      "audit verify: --checkpoint and --count": ["audit", "verify", "--log", log, "--checkpoint", log, "--count", "1"],
+      "audit verify: --last-hash without --count": ["audit", "verify", "--log", log, "--last-hash", "ab"],
+      "audit find: nothing to find": ["audit", "find", "--log", log],
+      "audit find: --chat-json and --request-id-hash": [
+        ...["audit", "find", "--log", log, "--chat-json", log, "--request-id-hash", "ab"],
+      ],
+      "attest --force without --document-out": ["attest", ...url, "--force"],
+      "policy init --force without --out": [
+        "policy",
+        "init",
+        "--url",
+        "http://127.0.0.1:9",
+        "--operator-key",
+        log,
+        "--force",
+      ],
+      "chat: PROMPT and --prompt-file": ["chat", ...url, "--prompt-file", log, "hello"],
+    };
+    for (const [name, args] of Object.entries(runs)) {
+      const result = await run(args);
+      expect({ name, code: result.code, stderr: result.stderr }).toEqual({
+        name,
+        code: 2,
+        stderr: expect.stringMatching(/^cloister: USAGE: [^\n]+ \(run with --help for usage\)\n$/),
+      });
+    }
   });
 });
 

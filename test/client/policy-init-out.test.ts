@@ -66,7 +66,7 @@ describe("policy init --out", () => {
     const result = await run(policyInit("http://127.0.0.1:9", "--force"));
     expect(result).toMatchObject({
       code: 2,
-      stderr: "cloister: USAGE: --force: replaces the file of --out, which was not given\n",
+      stderr: "cloister: USAGE: --force: replaces the file of --out, which was not given (run with --help for usage)\n",
     });
   });
 });
