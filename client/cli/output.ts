@@ -76,11 +76,16 @@ export function choiceOption<T extends string>(name: string, choices: readonly T
 /** What a usage error about the command line itself ends with: where its options are told. */
 const HELP_HINT = " (run with --help for usage)";
 
-/** Commander's error text as one line: `cloister: USAGE: message (run with --help for usage)`. */
+/**
+ * Commander's error text as one line: `cloister: USAGE: message (run with --help for usage)`; its
+ * suggestion for a mistyped name, `\n(Did you mean --url?)`, in the line's own words:
+ * `unknown option '--ulr': did you mean --url?`.
+ */
 export function usageLine(text: string): string {
   const message = text
     .trim()
     .replace(/^error: /, "")
+    .replace(/\s*\(Did you mean (.+)\)$/, ": did you mean $1")
     .replace(/\s*\n\s*/g, " ");
   return `cloister: USAGE: ${message}${HELP_HINT}\n`;
 }

@@ -47,8 +47,12 @@ describe("one line per error: cloister: CODE: message", () => {
     expect(usageLine("error: required option '--url <url>' not specified\n")).toBe(
       "cloister: USAGE: required option '--url <url>' not specified (run with --help for usage)\n",
     );
+    // Commander's suggestion in this line's words, not a second parenthesis before the hint.
     expect(usageLine("error: unknown option '--x'\n(Did you mean --y?)\n")).toBe(
-      "cloister: USAGE: unknown option '--x' (Did you mean --y?) (run with --help for usage)\n",
+      "cloister: USAGE: unknown option '--x': did you mean --y? (run with --help for usage)\n",
+    );
+    expect(usageLine("error: unknown command 'ab'\n(Did you mean one of aa, bb?)\n")).toBe(
+      "cloister: USAGE: unknown command 'ab': did you mean one of aa, bb? (run with --help for usage)\n",
     );
     expect(formatCliError(new UsageError("--key: expected 64 hex characters, found 2"))).toBe(
       "cloister: USAGE: --key: expected 64 hex characters, found 2",
@@ -71,15 +75,17 @@ describe("one line per error: cloister: CODE: message", () => {
 
   it("names a mistyped option, with commander's suggestion, before a required option it may stand for", async () => {
     for (const [args, line] of [
-      [["attest", "--ulr", "http://127.0.0.1:9", "--policy", "p.json"], "unknown option '--ulr' (Did you mean --url?)"],
-      [["kbs", "serve", "--confg", "c.json"], "unknown option '--confg' (Did you mean --config?)"],
+      [["attest", "--ulr", "http://127.0.0.1:9", "--policy", "p.json"], "unknown option '--ulr': did you mean --url?"],
+      [["kbs", "serve", "--confg", "c.json"], "unknown option '--confg': did you mean --config?"],
+      [["atest"], "unknown command 'atest': did you mean attest?"],
+      [["audit", "verfy"], "unknown command 'verfy': did you mean verify?"],
       [
         ["receipt", "verify", "--recipt", "r.json", "--key", "ab"],
-        "unknown option '--recipt' (Did you mean --receipt?)",
+        "unknown option '--recipt': did you mean --receipt?",
       ],
       [
         ["chat", "--url", "http://127.0.0.1:9", "--polcy", "p.json", "hi"],
-        "unknown option '--polcy' (Did you mean --policy?)",
+        "unknown option '--polcy': did you mean --policy?",
       ],
     ] as const) {
       const result = await run([...args]);
