@@ -5,7 +5,7 @@
  * Each `register*` function only declares options; its action imports the implementation lazily,
  * so `cloister host` never loads enclave or sealing code into the untrusted host process.
  */
-import { Command, CommanderError, type Option } from "commander";
+import { Command, CommanderError, Help, type Option } from "commander";
 import { registerAttestationCommands } from "../../attestation/cli.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
@@ -59,6 +59,16 @@ export function buildProgram(): Command {
     if (command.commands.length > 0) command.helpCommand("help [command...]", "display help for a command");
   }
   checkRequiredOptionsAfterUnknownOnes(program);
+  // After the line above (which records them): --help marks each required option, as commander
+  // itself would not (it never says so), in its own style, `(required)` after the description.
+  for (const command of commandTree(program)) {
+    command.configureHelp({
+      optionDescription: (option) => {
+        const description = Help.prototype.optionDescription.call(new Help(), option);
+        return isRequiredOption(option) ? `${description} (required)` : description;
+      },
+    });
+  }
   return program;
 }
 

@@ -49,3 +49,35 @@ describe("--help names the value, default and alternatives of an option", () => 
     expect(await help("model", "seal")).toContain("--force replace <out> if it exists");
   });
 });
+
+describe("--help marks the options a command requires, on every command", () => {
+  it("each required option's line ends with (required), and no other's does", async () => {
+    const { buildProgram, commandTree, isRequiredOption } = await import("../../client/cli/program.ts");
+    let required = 0;
+    for (const command of commandTree(buildProgram())) {
+      const path: string[] = [];
+      for (let c: typeof command | null = command; c?.parent != null; c = c.parent) path.unshift(c.name());
+      if (command.commands.length > 0 && path.length > 0) continue; // a group: its commands say theirs
+      const { stdout } = await run([...path, "--help"]);
+      // Each option's entry: a line that starts with its flags, and the lines indented further below it.
+      const section = stdout.split("\nOptions:\n")[1]?.split("\n\n")[0] ?? "";
+      const entries = new Map(
+        section
+          .split(/\n(?= {2}\S)/)
+          .map((entry) => /^ {2}(\S.*?)(?: {2,}|$)([\s\S]*)$/.exec(entry))
+          .map((m) => [m?.[1] ?? "", (m?.[2] ?? "").replace(/\s+/g, " ").trim()] as const),
+      );
+      for (const option of command.options) {
+        const entry = entries.get(option.flags);
+        expect({ command: path.join(" "), option: option.flags, marked: entry?.endsWith("(required)") }).toEqual({
+          command: path.join(" "),
+          option: option.flags,
+          marked: isRequiredOption(option),
+        });
+        if (isRequiredOption(option)) required++;
+      }
+    }
+    // attest --url and --policy, kbs serve --config, audit verify --log…: some there are.
+    expect(required).toBeGreaterThan(10);
+  });
+});
