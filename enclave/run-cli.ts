@@ -34,10 +34,10 @@ export function registerModelRunCommand(model: Command): void {
     .option("--sha256 <hex>", "pinned SHA-256 of the model file; refused when it differs")
     .requiredOption("--prompt <text>", "prompt text")
     .option("--chat", "render the prompt as one user message through the model's chat template")
-    .option("--max-tokens <n>", "maximum tokens to generate (default 256)", intOption("--max-tokens", 1, 1_000_000))
+    .option("--max-tokens <n>", "maximum tokens to generate (default: 256)", intOption("--max-tokens", 1, 1_000_000))
     .option("--seed <n>", "sampling seed", intOption("--seed", 0, 2 ** 32 - 1))
-    .option("--temperature <t>", "sampling temperature, 0 = greedy (default 0)", numberOption("--temperature", 0, 2))
-    .option("--top-p <p>", "nucleus sampling threshold (default 1)", numberOption("--top-p", 0, 1))
+    .option("--temperature <t>", "sampling temperature, 0 = greedy (default: 0)", numberOption("--temperature", 0, 2))
+    .option("--top-p <p>", "nucleus sampling threshold (default: 1)", numberOption("--top-p", 0, 1))
     .option("--json", "print {text, stopReason, promptTokens, completionTokens, ttftMs, tokensPerSecond} as JSON")
     .action(async (options: Record<string, unknown>) => {
       const sha256 = options.sha256 as string | undefined;

@@ -133,7 +133,7 @@ export function registerClientCommands(program: Command): void {
       .option("--api-key-file <file>", API_KEY_FILE_HELP);
 
   connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
-    .option("--json", "print JSON")
+    .option("--json", "print the result as JSON")
     .option(
       "--document-out <file>",
       "save the verified attestation document to this new file (for cloister receipt verify --document)",
@@ -255,7 +255,7 @@ export function registerClientCommands(program: Command): void {
         "hardware evidence is NOT checked here (that needs a fresh nonce): verify the enclave with cloister attest",
     )
     .option("--answer-file <file>", "the answer's exact bytes: checks the receipt's answerHash")
-    .option("--json", "print JSON")
+    .option("--json", "print the result as JSON")
     .addHelpText(
       "after",
       examples(

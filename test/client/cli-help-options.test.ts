@@ -81,3 +81,19 @@ describe("--help marks the options a command requires, on every command", () => 
     expect(required).toBeGreaterThan(10);
   });
 });
+
+describe("--help words the same things the same way on every command", () => {
+  it("a default as commander writes one, (default: …); --json as print … as JSON", async () => {
+    const { buildProgram, commandTree } = await import("../../client/cli/program.ts");
+    const odd: string[] = [];
+    for (const command of commandTree(buildProgram())) {
+      for (const option of command.options) {
+        const where = `${command.name()} ${option.flags}: ${option.description}`;
+        // `(default: 256)`, `(default and at most: …)`, `(default with --chat-json: …)`; not `(default 256)`.
+        if (/\(default[^):]*\)/.test(option.description)) odd.push(where);
+        if (option.long === "--json" && !/^print .+ as JSON\b/.test(option.description)) odd.push(where);
+      }
+    }
+    expect(odd).toEqual([]);
+  });
+});
