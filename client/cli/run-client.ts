@@ -462,6 +462,16 @@ export async function runChat(
   }
   const policy = await readPolicy(options.policy);
   const session = await open(options, policy);
+  // The enclave cuts a larger --max-tokens to its manifest's limit, silently: said here, once, so
+  // that an answer stopped there does not read as the model's own end. (The verified manifest,
+  // checked against its schema: inference.maxTokens is an integer.)
+  const limit = (session.enclave.manifest.manifest as { inference?: { maxTokens?: unknown } } | null)?.inference
+    ?.maxTokens;
+  if (options.maxTokens !== undefined && typeof limit === "number" && options.maxTokens > limit) {
+    process.stderr.write(
+      `cloister: --max-tokens ${options.maxTokens}: the enclave's manifest allows at most ${limit} tokens an answer (inference.maxTokens): answers stop there\n`,
+    );
+  }
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
