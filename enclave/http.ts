@@ -57,7 +57,12 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
  *   both every CONNECTIONS_CHECKING_INTERVAL_MS, so a connection past either is closed at most that
  *   much later (node's default, 30 s, let a slow sender of headers hold a connection for 50 s);
  * - between requests, a keep-alive connection is closed after node's keepAliveTimeout (5 s), or
- *   `keepAliveTimeoutMs` (the enclave's, INTERNAL_KEEP_ALIVE_TIMEOUT_MS).
+ *   `keepAliveTimeoutMs` (the enclave's, INTERNAL_KEEP_ALIVE_TIMEOUT_MS; the host's
+ *   --keep-alive-timeout). It may be longer than HEADERS_TIMEOUT_MS: node starts a request's
+ *   headers timer at that request's first byte, not when its connection fell idle (node 20 seen
+ *   so: a 1 s headersTimeout, a 4 s keepAliveTimeout, a second request after 2.5 s idle answered).
+ *   The old advice to keep headersTimeout above keepAliveTimeout was for node 10.15.2 to 12.18,
+ *   which counted from the previous request (nodejs/node#27363).
  */
 const FIRST_REQUEST_TIMEOUT_MS = 20_000;
 const HEADERS_TIMEOUT_MS = 20_000;
@@ -95,7 +100,8 @@ export interface ListenOptions {
   readonly maxConnectionsPerClient?: { readonly max: number; readonly clientOf: (address: string) => string };
   /**
    * How long an idle keep-alive connection is kept between requests (default node's, 5 s; the
-   * enclave's INTERNAL_KEEP_ALIVE_TIMEOUT_MS; tests: a connection that only `close` can end).
+   * enclave's INTERNAL_KEEP_ALIVE_TIMEOUT_MS; the host's --keep-alive-timeout; tests: a connection
+   * that only `close` can end). node tells the client (`Keep-Alive: timeout=` its whole seconds).
    */
   readonly keepAliveTimeoutMs?: number;
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests). */

@@ -4,6 +4,16 @@ import { examples } from "../client/cli/help-examples.ts";
 import { intOption } from "../client/cli/output.ts";
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE_MS, MAX_SEALED_REQUEST_BYTES } from "../enclave/http.ts";
 
+/** `--keep-alive-timeout`'s default: node's own (server.keepAliveTimeout, 5 s). */
+const DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5;
+
+/**
+ * `--keep-alive-timeout`'s largest value: two hours, above the longest idle timeouts of the load
+ * balancers docs/deploy.md names (Google Cloud's external Application Load Balancer keeps its
+ * connections to a backend for 600 s). Each idle connection holds one of --max-connections.
+ */
+const MAX_KEEP_ALIVE_TIMEOUT_S = 7200;
+
 export function registerHostCommands(program: Command): void {
   program
     .command("host")
@@ -58,6 +68,12 @@ export function registerHostCommands(program: Command): void {
       intOption("--max-connections", 1, 1_000_000),
       DEFAULT_MAX_CONNECTIONS,
     )
+    .option(
+      "--keep-alive-timeout <seconds>",
+      "how long an idle client connection is kept between requests; behind a load balancer, above the balancer's idle timeout for its connections to the host (docs/deploy.md)",
+      intOption("--keep-alive-timeout", 1, MAX_KEEP_ALIVE_TIMEOUT_S),
+      DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+    )
     .addOption(
       new Option(
         "--cors-origin <origin>",
@@ -91,5 +107,7 @@ export interface HostCommandOptions {
   maxInFlightPerKey?: number;
   maxRequestBytes: number;
   maxConnections: number;
+  /** Seconds. */
+  keepAliveTimeout: number;
   corsOrigin: string[];
 }

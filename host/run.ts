@@ -127,6 +127,7 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
       maxRequestBytes: options.maxRequestBytes,
     },
     maxConnections: options.maxConnections,
+    keepAliveTimeoutMs: options.keepAliveTimeout * 1000,
   }).catch((error: unknown) => {
     // An audit dir it cannot store records in (checked first), a port in use, or a --listen address
     // that does not resolve: bad input naming the option.

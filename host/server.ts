@@ -66,6 +66,12 @@ export async function startHost(options: {
   corsOrigins?: readonly string[];
   /** Client connections held open at once (enclave/http.ts's default when absent). */
   maxConnections?: number;
+  /**
+   * How long an idle keep-alive client connection is kept between requests (`--keep-alive-timeout`;
+   * node's 5 s when absent): above the idle timeout of a load balancer in front, which otherwise
+   * may send a request on a connection the host is closing, and answer its client 502.
+   */
+  keepAliveTimeoutMs?: number;
 }): Promise<RunningServer> {
   const limits = { ...DEFAULT_HOST_LIMITS, ...options.limits };
   // A host that cannot store audit records must not serve.
@@ -108,6 +114,7 @@ export async function startHost(options: {
   if (pool.isPool) await pool.refresh();
   const server = await listen(app.fetch, options.hostname, options.port, {
     ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    ...(options.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeoutMs: options.keepAliveTimeoutMs }),
     onRefused: (refusal) => options.accessLog(refusalLogEntry(refusal)),
   });
   for (const collector of collectors) collector.start();
