@@ -486,12 +486,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // A free slot is taken at once, with no watch of the connection: an AbortController costs about
     // 9 µs to make on Node 20 (a loaded 2-vCPU VM), against about 85 µs of all the host does before forwarding.
     const connection = incoming.socket;
-    let slot = limiter.tryAcquire();
-    if (slot === null) {
+    if (!limiter.tryAcquire()) {
       const clientGone = new AbortController();
       const stopWatching = onConnectionClosed(connection, () => clientGone.abort());
       try {
-        slot = await limiter.acquire(clientGone.signal);
+        await limiter.acquire(clientGone.signal);
       } catch (error) {
         countDown(forwardingByKey, record.id);
         if (error !== clientGone.signal.reason) {
@@ -505,7 +504,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       }
     }
     member.inFlight++;
-    const held = new HeldSlot(member, record.id, slot, forwardEnded);
+    const held = new HeldSlot(member, record.id, limiter, forwardEnded);
     // A client that went away before its slot came, or as it came (while queued, it left the queue
     // above), is not forwarded at all; its token is kept too.
     if (connection.destroyed) {
@@ -595,8 +594,10 @@ function countDown(counts: Map<string, number>, key: string): void {
 
 /**
  * A forwarding slot held by one sealed request for its member, given back once however the request
- * ends (release): the member's count, the limiter's slot, then what the app counts (`ended`). An
- * object, not a closure made per request (AnswerPipe says why).
+ * ends (release; a request can reach two, e.g. a pool member's 503 released before the throw its
+ * catch releases again): the member's count, the limiter's slot (which counts on this guard: it
+ * has none of its own), then what the app counts (`ended`). An object, not a closure made per
+ * request (AnswerPipe says why).
  */
 class HeldSlot {
   #held = true;
@@ -604,7 +605,7 @@ class HeldSlot {
   constructor(
     readonly member: PoolMember,
     readonly keyId: string,
-    readonly slot: () => void,
+    readonly limiter: ConcurrencyLimiter,
     readonly ended: (held: HeldSlot) => void,
   ) {}
 
@@ -612,7 +613,7 @@ class HeldSlot {
     if (!this.#held) return;
     this.#held = false;
     this.member.inFlight--;
-    this.slot();
+    this.limiter.release();
     this.ended(this);
   }
 }

@@ -2,6 +2,11 @@
  * Backpressure: at most `maxInFlight` sealed requests are forwarded at once; up to `maxQueued`
  * more wait (FIFO) for at most `queueTimeoutMs`; beyond that the host answers 503 with
  * Retry-After instead of piling work onto the enclave.
+ *
+ * A slot is a count, not an object: `release` gives back one, so it must be called once per slot
+ * taken. The host's one user, host/app.ts's HeldSlot, gives each back once however its request
+ * ends (a request can reach two releases: its own, then its catch's), so a once-guard here too
+ * was a second closure and flag per request for nothing.
  */
 import { hostBusy } from "./errors.ts";
 
@@ -13,7 +18,8 @@ export interface LimiterOptions {
 }
 
 interface Waiter {
-  resolve: (release: () => void) => void;
+  /** Called with the slot already counted as this waiter's. */
+  resolve: () => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -35,22 +41,21 @@ export class ConcurrencyLimiter {
     return this.queue.length;
   }
 
-  /** A release function when a slot is free now (nobody waits then), else null: acquire without the wait. */
-  tryAcquire(): (() => void) | null {
-    if (this.inFlight >= this.options.maxInFlight) return null;
+  /** Takes a slot when one is free now (nobody waits then): true; else false, nothing taken. */
+  tryAcquire(): boolean {
+    if (this.inFlight >= this.options.maxInFlight) return false;
     this.inFlight++;
-    return this.releaser();
+    return true;
   }
 
   /**
-   * Resolves with a release function once a slot is free; throws HOST_BUSY when full. When `signal`
-   * aborts while the request waits (its client went away), it leaves the queue at once and this
-   * rejects with the signal's reason: a request nobody waits for holds no place another could have.
+   * Resolves once a slot is taken; throws HOST_BUSY when full. When `signal` aborts while the
+   * request waits (its client went away), it leaves the queue at once and this rejects with the
+   * signal's reason: a request nobody waits for holds no place another could have.
    */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  acquire(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const free = this.tryAcquire();
-    if (free !== null) return Promise.resolve(free);
+    if (this.tryAcquire()) return Promise.resolve();
     if (this.queue.length >= this.options.maxQueued) {
       return Promise.reject(hostBusy(this.options.retryAfterSeconds));
     }
@@ -64,9 +69,9 @@ export class ConcurrencyLimiter {
       };
       const onAbort = () => leave(signal?.reason);
       const waiter: Waiter = {
-        resolve: (release) => {
+        resolve: () => {
           signal?.removeEventListener("abort", onAbort);
-          resolve(release);
+          resolve();
         },
         timer: setTimeout(() => leave(hostBusy(this.options.retryAfterSeconds)), this.options.queueTimeoutMs),
       };
@@ -75,18 +80,14 @@ export class ConcurrencyLimiter {
     });
   }
 
-  private releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.queue.shift();
-      if (next === undefined) {
-        this.inFlight--;
-        return;
-      }
-      clearTimeout(next.timer);
-      next.resolve(this.releaser());
-    };
+  /** Gives back one slot taken (by tryAcquire or acquire): to the request that has waited longest, if any. Once per slot. */
+  release(): void {
+    const next = this.queue.shift();
+    if (next === undefined) {
+      this.inFlight--;
+      return;
+    }
+    clearTimeout(next.timer);
+    next.resolve();
   }
 }
