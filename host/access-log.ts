@@ -20,7 +20,15 @@ export interface AccessLogEntry {
 
 export type AccessLogSink = (entry: AccessLogEntry) => void;
 
-/** One JSON line per request on the given stream (stderr by default). */
+/**
+ * One JSON line per request on the given stream (stderr by default). Plain JSON.stringify, not
+ * stringifyJsonVisibly: no field holds text a client chose that could carry an invisible character
+ * (one a terminal acts on, or shows as other text) past it. `method` is an HTTP token (node's
+ * parser reads only its list of methods, and a fetch Request takes only tokens: visible ASCII);
+ * `path` is a route's own pattern or a fixed word, never the client's path; `keyId` is a configured
+ * id (TENANT_LABEL_PATTERN: `[A-Za-z0-9_.-]`); `time` is an ISO date, `outcome` one of three
+ * words, the rest numbers. A field added with client text must escape it (as host/run.ts's ready line does).
+ */
 export function jsonLinesAccessLog(write: (line: string) => void = (l) => process.stderr.write(l)): AccessLogSink {
   return (entry) => write(`${JSON.stringify({ type: "access", ...entry })}\n`);
 }

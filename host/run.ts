@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type { z } from "zod";
 import type { InputBound } from "../attestation/bounded-read.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
+import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, UsageError } from "../client/cli/output.ts";
@@ -61,13 +62,15 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
   // It names where the audit records go, as an absolute path: a mistyped --audit-dir shows at once.
+  // That path is the operator's text, and may hold characters a terminal acts on or shows as other
+  // text (U+202E, U+2028): written as \u escapes, the same JSON value.
   const ready = {
     event: "ready",
     url: server.url,
     enclaves: options.enclaveUrl.length,
     auditDir: resolve(options.auditDir),
   };
-  process.stdout.write(`${JSON.stringify(ready)}\n`);
+  process.stdout.write(`${stringifyJsonVisibly(ready)}\n`);
   await closed;
 }
 

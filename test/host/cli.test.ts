@@ -1,7 +1,8 @@
 /**
- * How long the host keeps an idle client connection (`cloister host --keep-alive-timeout`): what it
- * tells its clients (`Keep-Alive: timeout=N`, which node's server sends and node's and undici's
- * clients keep to), from startHost and from the command line, and the flag's bounds.
+ * `cloister host`'s command line: how long the host keeps an idle client connection
+ * (`--keep-alive-timeout`): what it tells its clients (`Keep-Alive: timeout=N`, which node's server
+ * sends and node's and undici's clients keep to), from startHost and from the command line, and
+ * the flag's bounds; and its `ready` line on stdout.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -96,29 +97,53 @@ describe("cloister host --keep-alive-timeout", () => {
   });
 
   it("is what the running host tells its clients", { timeout: 30_000 }, async () => {
-    const args = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "api-keys.json")];
-    args.push("--audit-dir", join(dir, "audit"), "--port", "0", "--keep-alive-timeout", "620");
-    const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    try {
-      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-      // Its first line, or the reason it has none (it exited: its stderr says why).
-      const first = await new Promise<string>((resolve, reject) => {
-        lines.once("line", resolve);
-        lines.once("close", () => reject(new Error(`cloister host exited before ready: ${stderr}`)));
-      });
-      const ready = JSON.parse(first) as { event: string; url: string };
-      expect(ready.event).toBe("ready");
+    await withHostProcess(["--audit-dir", join(dir, "audit"), "--keep-alive-timeout", "620"], async (ready) => {
       expect(await keepAliveHeader(ready.url)).toBe("timeout=620");
-    } finally {
-      child.kill("SIGTERM");
-      if (child.exitCode === null) await once(child, "exit");
-    }
+    });
   });
 });
+
+describe("cloister host's ready line", () => {
+  it("writes the invisible characters of its --audit-dir as \\u escapes, the same path to a JSON reader", {
+    timeout: 30_000,
+  }, async () => {
+    // U+202E (right-to-left override) shows a path as another; U+2028 breaks the line for some readers.
+    const auditDir = join(dir, "audit\u202egol.\u2028x");
+    await withHostProcess(["--audit-dir", auditDir], async (ready, line) => {
+      expect(line).not.toMatch(/[\u202e\u2028]/);
+      expect(line).toContain("\\u202e");
+      expect(ready.auditDir).toBe(auditDir);
+    });
+  });
+});
+
+/** Runs `cloister host` on any free port with `args` (an --audit-dir among them) until `use` is done with its ready line. */
+async function withHostProcess(
+  args: readonly string[],
+  use: (ready: { event: string; url: string; auditDir: string }, line: string) => Promise<void>,
+): Promise<void> {
+  const command = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "api-keys.json")];
+  command.push("--port", "0", ...args);
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...command], {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  try {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    // Its first line, or the reason it has none (it exited: its stderr says why).
+    const first = await new Promise<string>((resolve, reject) => {
+      lines.once("line", resolve);
+      lines.once("close", () => reject(new Error(`cloister host exited before ready: ${stderr}`)));
+    });
+    const ready = JSON.parse(first) as { event: string; url: string; auditDir: string };
+    expect(ready.event).toBe("ready");
+    await use(ready, first);
+  } finally {
+    child.kill("SIGTERM");
+    if (child.exitCode === null) await once(child, "exit");
+  }
+}
