@@ -14,9 +14,11 @@
  * What a terminal may act on or shows as nothing (as attestation/untrusted-text.ts INVISIBLE:
  * control, format, line and paragraph separator characters; and a lone surrogate, which is no
  * character at all), but a line feed, a tab, and a carriage return right before a line feed (a
- * CRLF line end shows as one): what keeps an answer's lines and indentation as they read.
+ * CRLF line end shows as one): what keeps an answer's lines and indentation as they read. The zero
+ * width joiner and non-joiner (U+200D, U+200C) stay too: a terminal acts on neither, and they are
+ * part of the text they sit in (emoji sequences, Persian and Indic words), which escaping breaks.
  */
-const ACTED_ON = /[^\P{Cc}\n\t\r]|\r(?!\n)|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+const ACTED_ON = /[^\P{Cc}\n\t\r]|\r(?!\n)|[\p{Zl}\p{Zp}\p{Cs}]|(?![\u200c\u200d])\p{Cf}/gu;
 /** ACTED_ON, line feeds, tabs and every carriage return included: what one line of a message must not hold. */
 const NOT_ON_ONE_LINE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 

@@ -126,6 +126,13 @@ describe("untrustedTextWriter", () => {
     }
   });
 
+  it("zero-width joiners and non-joiners stay on a terminal (emoji sequences, Persian and Indic text); other format characters do not", () => {
+    const family = "\u{1f468}\u200d\u{1f469}\u200d\u{1f467}";
+    const persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645";
+    expect(visibleOnTerminal(`${family} ${persian}`)).toBe(`${family} ${persian}`);
+    expect(visibleOnTerminal("a\u200bb\u2060c\u202ed")).toBe("a\\u200bb\\u2060c\\u202ed");
+  });
+
   it("a lone surrogate held to the end is shown as an escape on a terminal", () => {
     expect(visibleOnTerminal("a\ud83d")).toBe("a\\ud83d");
     const out = sink(true);
