@@ -79,7 +79,10 @@ const HELP_HINT = " (run with --help for usage)";
 /**
  * Commander's error text as one line: `cloister: USAGE: message (run with --help for usage)`; its
  * suggestion for a mistyped name, `\n(Did you mean --url?)`, in the line's own words:
- * `unknown option '--ulr': did you mean --url?`.
+ * `unknown option '--ulr': did you mean --url?`. Commander quotes the command line (an unknown
+ * name, a value it refused), which may be pasted from anywhere: what is left of its controls and
+ * format characters once commander's own line breaks are joined is written as \u escapes
+ * (visibleOnOneLine), as formatCliError writes every other error line.
  */
 export function usageLine(text: string): string {
   const message = text
@@ -87,7 +90,7 @@ export function usageLine(text: string): string {
     .replace(/^error: /, "")
     .replace(/\s*\(Did you mean (.+)\)$/, ": did you mean $1")
     .replace(/\s*\n\s*/g, " ");
-  return `cloister: USAGE: ${message}${HELP_HINT}\n`;
+  return `${visibleOnOneLine(`cloister: USAGE: ${message}${HELP_HINT}`)}\n`;
 }
 
 /**

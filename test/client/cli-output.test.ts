@@ -59,6 +59,18 @@ describe("one line per error: cloister: CODE: message", () => {
     );
   });
 
+  it("writes what commander quotes of the command line (an argument, a value) with its controls as \\u escapes", () => {
+    // A value pasted from untrusted text: an escape sequence (clear the screen, write the clipboard)
+    // and a lone carriage return (writes over the line) reach the terminal as text, not acted on.
+    const refused = "option '--max-tokens <n>' argument";
+    expect(usageLine(`error: ${refused} '\u001b[2J\u001b]52;c;eA==\u0007' is invalid.\n`)).toBe(
+      `cloister: USAGE: ${refused} '\\u001b[2J\\u001b]52;c;eA==\\u0007' is invalid. (run with --help for usage)\n`,
+    );
+    expect(usageLine("error: unknown command 'a\rb\u202ec'\n")).toBe(
+      "cloister: USAGE: unknown command 'a\\u000db\\u202ec' (run with --help for usage)\n",
+    );
+  });
+
   it("prints usage errors of every depth of sub-command as that one line, exit 2", async () => {
     for (const args of [
       ["attest"],
