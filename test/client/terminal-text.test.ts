@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import type { RunningDeployment } from "../../client/cli/deploy.ts";
 import { formatCliError } from "../../client/cli/output.ts";
 import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
+import { runReceiptVerify } from "../../client/cli/run-receipt.ts";
 import { showDemo } from "../../client/cli/run-up.ts";
 import { untrustedTextWriter, visibleOnTerminal } from "../../client/cli/terminal-text.ts";
 import { ClientError } from "../../client/errors.ts";
@@ -180,6 +181,54 @@ describe("cloister chat", () => {
 
   it("with a prompt, to a pipe: the answer's exact text", async () => {
     expect(await chat(false)).toBe(`${ATTACK.join("")}\n`);
+  });
+
+  it("to a pipe: the bytes written are the bytes the receipt hashes (receipt verify --answer-file, the final line break cut)", async () => {
+    // ATTACK, and surrogate pairs split between the engine's chunks (the enclave sends each pair
+    // whole: service.ts holds a final high surrogate). Each chunk written is encoded as node's
+    // stream encodes a string, so a lone half written apart would be U+FFFD's bytes here, and an
+    // escape written for a terminal would be its own bytes: either misses the receipt's hash.
+    const script: Script = [
+      ...[...ATTACK, ...SPLIT_PAIRS].map((text) => ({ type: "text" as const, text })),
+      { type: "done", stopReason: "eog", usage },
+    ];
+    const { url } = await serveDeployment({ script });
+    const policy = join(dir, "policy.json");
+    await writeFile(policy, JSON.stringify(await devPolicy()));
+    vi.stubEnv("CLOISTER_API_KEY", "key");
+    stdoutIsTerminal(false);
+    const stdin = () => Object.assign(Readable.from([]), { isTTY: true });
+    let written = capture();
+    let saved: Buffer;
+    let chatJson: { receipt: string; signingKey: string };
+    try {
+      await runChat("hello", { url, policy }, stdin());
+      saved = Buffer.concat(written.stdout.map((chunk) => Buffer.from(chunk, "utf8")));
+      vi.restoreAllMocks();
+      written = capture();
+      await runChat("hello", { url, policy, json: true }, stdin());
+      chatJson = JSON.parse(written.stdout.join(""));
+    } finally {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+    }
+    const receipt = join(dir, "receipt.json");
+    await writeFile(receipt, JSON.stringify(chatJson));
+    const answerFile = join(dir, "answer.txt");
+    const verify = async (bytes: Buffer) => {
+      await writeFile(answerFile, bytes);
+      capture();
+      try {
+        await runReceiptVerify({ receipt, key: chatJson.signingKey, answerFile });
+      } finally {
+        vi.restoreAllMocks();
+      }
+    };
+    // `chat > file` ends the answer with a line break of its own: receipt verify says so.
+    expect(saved.at(-1)).toBe(0x0a);
+    await expect(verify(saved)).rejects.toThrow(/the file without its final line break matches/);
+    await verify(saved.subarray(0, -1));
+    expect(process.exitCode).toBeUndefined();
   });
 
   it("interactive: each answer as on a terminal", async () => {
