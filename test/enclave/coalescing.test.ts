@@ -120,11 +120,45 @@ describe("enclave answer stream: frame coalescing", () => {
   });
 
   it("paces data frames at least the frame interval apart and loses no text", async () => {
-    // 30 chunks, one every 4 ms (~120 ms of decoding), read eagerly, frames at least 40 ms apart.
-    const engine = new ScriptedEngine(() => [...texts(30).flatMap((t) => [{ pauseMs: 4 }, t]), done]);
+    // 30 chunks, one every 4 ms (120 ms of decoding), read eagerly, frames at least 40 ms apart. The
+    // clock is a fake one (performance.now, setTimeout) that only this test moves: the service's
+    // pacing reads it (lastFrameAt, the wait it sets) and the engine's pauses run on it, so a frame's
+    // time below is the one the service gave it, not one a GC pause or a late timer could stretch or
+    // squeeze. The clock moves only between tasks (each fired timer is followed by a real one), and a
+    // frame reaches readAll in microtasks after the service stamped it, so both read the same time.
+    const engine = new ScriptedEngine(() => [...texts(30).flatMap((t) => [t, { pauseMs: 4 }]), done]);
     const enclave = await bootWith(engine, 40);
+    // Opened on the real clock: its engine has handed out the first chunk and waits to be asked for
+    // the next (the first pause) until the stream is read.
     const { context, iterator } = await open(enclave);
-    const { frames, at } = await readAll(iterator);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    /** Each timer the stream sets for the frame interval's wait (the engine's pauses are 4 ms): its delay. */
+    const waits: number[] = [];
+    const fakeSetTimeout = globalThis.setTimeout;
+    vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      callback: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
+      if (ms !== 4) waits.push(ms ?? 0);
+      return fakeSetTimeout(callback, ms, ...args);
+    }) as typeof setTimeout);
+    let frames: Uint8Array[];
+    /** Each frame's time on the fake clock, from the stream's start. */
+    let at: number[];
+    try {
+      const start = performance.now();
+      let finished = false;
+      const reading = readAll(iterator).finally(() => (finished = true));
+      // One fake millisecond at a time, for at most 10 fake seconds (the answer needs about 160 ms).
+      for (let step = 0; step < 10_000 && !finished; step++) await vi.advanceTimersByTimeAsync(1);
+      const result = await reading;
+      frames = result.frames;
+      at = result.at.map((t) => t - start);
+    } finally {
+      vi.restoreAllMocks(); // first: the spy's original is the fake setTimeout
+      vi.useRealTimers();
+    }
     const events = await decode(context, frames);
     const data = events.flatMap((e) => (e.type === "data" ? [e.text] : []));
     expect(data.join("")).toBe(
@@ -133,15 +167,22 @@ describe("enclave answer stream: frame coalescing", () => {
         .join(""),
     );
     expect(data[0]).toBe("t0 ");
-    // ~120 ms (longer on a loaded machine) at one data frame per 40 ms: a handful of frames, not one
-    // per chunk. The last data frame may follow its predecessor closely: the end of the answer
-    // flushes what is left without waiting; every earlier gap is a paced one.
+    expect(at[0]).toBe(0);
+    // 120 ms at one data frame per 40 ms: a handful of frames, not one per chunk. The last data frame
+    // may follow its predecessor closely: the end of the answer flushes what is left without waiting;
+    // every earlier gap is a paced one, at least the interval on the service's clock.
     const paced = at.slice(0, data.length - 1);
-    expect(data.length).toBeGreaterThanOrEqual(2);
+    expect(data.length).toBeGreaterThanOrEqual(3);
     expect(data.length).toBeLessThan(30);
-    for (let i = 1; i < paced.length; i++) {
-      // Timers may fire a little early on a busy machine; never by a whole interval.
-      expect((paced[i] as number) - (paced[i - 1] as number)).toBeGreaterThanOrEqual(35);
+    const gaps = paced.slice(1).map((t, i) => t - (paced[i] as number));
+    expect(gaps.length).toBeGreaterThanOrEqual(2);
+    // At least the interval; and no more, as text was waiting all along (a chunk every 4 ms).
+    for (const gap of gaps) expect(gap).toBe(40);
+    // Each paced frame waited on a timer the stream set for what was left of the interval (0..40 ms).
+    expect(waits.length).toBeGreaterThanOrEqual(gaps.length);
+    for (const ms of waits) {
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThanOrEqual(40);
     }
     expect(events.at(-1)).toMatchObject({ type: "final", frameCount: data.length + 1 });
   });
