@@ -326,6 +326,19 @@ describe("connect: refused without contacting the host", () => {
     for (const url of ["host:9/x?token=s3cret", "not a url#s3cret"]) {
       expect(refusal(url).message, url).not.toContain("s3cret");
     }
+    // Nor that of a base URL that parses and would be taken but for it: refused for it (each route
+    // goes after the base URL), shown cut at its ? or #.
+    for (const [url, shown] of [
+      ["http://host.test/x?token=s3cret", '"http://host.test/x?… (the rest not shown)"'],
+      ["https://host.test#s3cret", '"https://host.test#… (the rest not shown)"'],
+    ] as const) {
+      const error = refusal(url);
+      expect(error.code, url).toBe("BAD_URL");
+      expect(error.message, url).toBe(
+        `url: expected the host's base URL without a query or fragment (each route is added after it), found ${shown}`,
+      );
+      expect(inspect(error, { depth: 5 }), url).not.toContain("s3cret");
+    }
   });
 });
 
