@@ -95,7 +95,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
   const unsaid = closeFailureBesidesCopies(closing, left);
   if (failure === null && unsaid !== null) throw unsaid;
   if (unsaid !== null) {
-    process.stderr.write(`cloister model run: closing the engine failed too (${(unsaid as Error | null)?.message})\n`);
+    process.stderr.write(`cloister model run: closing the engine failed too: ${formatCliError(unsaid)}\n`);
   }
   if (failure !== null) throw failure.error;
 }

@@ -62,7 +62,9 @@ describe("cloister model run: failures besides the model copy", () => {
         },
         close: async () => {
           closes.push("close");
-          throw new Error("llama dispose failed (a stand-in)");
+          // Its message as formatCliError writes any other error's: its code first, and a line
+          // break or an escape sequence (a native library's text) made visible on the one line.
+          throw Object.assign(new Error("llama dispose failed\n\u001b[2J(a stand-in)"), { code: "A_STAND_IN" });
         },
       }) as unknown as InferenceEngine;
     const run = await cloister(args);
@@ -70,7 +72,7 @@ describe("cloister model run: failures besides the model copy", () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe("");
     expect(run.stderr.split("\n")).toEqual([
-      "cloister model run: closing the engine failed too (llama dispose failed (a stand-in))",
+      "cloister model run: closing the engine failed too: cloister: A_STAND_IN: llama dispose failed\\u000a\\u001b[2J(a stand-in)",
       "cloister: GENERATION_FAILED: generation failed (a stand-in)",
       "",
     ]);
