@@ -7,6 +7,7 @@ import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, UsageError } from "../client/cli/output.ts";
+import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { parseCorsOrigin } from "../client/cors-origin.ts";
 import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
@@ -121,7 +122,9 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
     port: options.port,
     accessLog: jsonLinesAccessLog(),
     auditDir: options.auditDir,
-    onError: (message) => process.stderr.write(`cloister host: ${message}\n`),
+    // A message may carry an enclave's text (a pool member's reason quotes the answer it gave for
+    // its document): one line, each character a terminal acts on or shows as other text escaped.
+    onError: (message) => process.stderr.write(`cloister host: ${visibleOnOneLine(message)}\n`),
     corsOrigins: options.corsOrigin,
     limits: {
       maxInFlight: options.maxInFlight,

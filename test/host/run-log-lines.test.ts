@@ -1,0 +1,101 @@
+/**
+ * `cloister host`'s own lines on stderr (`cloister host: …`, host/run.ts onError): a pool member's
+ * change names the enclave's reason, and that reason may be an enclave's text (the answer it gave
+ * for its document, quoted in JSON.parse's message): each character a terminal acts on or shows as
+ * other text (ESC, U+202E) or that breaks the line is written as a \u escape, one line per message.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { CLI, REPO_ROOT } from "../helpers/cli.ts";
+
+const KEYS = {
+  version: 1,
+  keys: [{ id: "k", project: "p", sha256: "ab".repeat(32), permissions: ["attest"], requestsPerMinute: 10 }],
+} as const;
+
+/**
+ * What the first member answers for its document: not JSON, with U+202E, ESC[2J and a line break
+ * in its first ten characters (what JSON.parse's message quotes of it).
+ */
+const ANSWER = "<\u202e\u001b[2J\nok> and more";
+
+let dir: string;
+let enclave: Server;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-host-log-lines-"));
+  await writeFile(join(dir, "api-keys.json"), JSON.stringify(KEYS));
+  enclave = createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "text/plain" }).end(ANSWER);
+  });
+  enclave.listen(0, "127.0.0.1");
+  await once(enclave, "listening");
+});
+
+afterAll(async () => {
+  enclave.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("cloister host's own lines on stderr", () => {
+  it("write a pool member's reason (an enclave's text) with ESC, U+202E and line breaks as \\u escapes, on one line", {
+    timeout: 30_000,
+  }, async () => {
+    const { port } = enclave.address() as AddressInfo;
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        CLI,
+        "host",
+        // A pool of two (a single enclave's changes are not logged): the one answering ANSWER, and
+        // one that refuses connections.
+        "--enclave-url",
+        `http://127.0.0.1:${port}`,
+        "--enclave-url",
+        "http://127.0.0.1:9",
+        "--api-keys",
+        join(dir, "api-keys.json"),
+        "--audit-dir",
+        join(dir, "audit"),
+        "--port",
+        "0",
+      ],
+      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    let stdout = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    try {
+      // The pool reads its members before the host listens: the line is written before the ready
+      // line. Stopped once ready only: a SIGTERM sent as the host goes from its start-up to serving
+      // can be lost (see the report), and the test would wait for its end for nothing.
+      await vi.waitFor(() => expect(stdout).toContain('"event":"ready"'), { timeout: 25_000, interval: 20 });
+      await vi.waitFor(() => expect(stderr).toMatch(/cloister host: pool: enclave 0 [^\n]*\n/), {
+        timeout: 5_000,
+        interval: 5,
+      });
+    } finally {
+      child.kill("SIGTERM");
+      if (child.exitCode === null) await once(child, "exit");
+    }
+    const line = stderr.split("\n").find((l) => l.startsWith("cloister host: pool: enclave 0 ")) as string;
+    expect(line).toMatch(/^cloister host: pool: enclave 0 is unreachable: document: /);
+    // The enclave's text is there, every character a terminal would act on escaped, and nothing of
+    // it on a line of its own.
+    expect(line).toContain("<\\u202e\\u001b[2J\\u000aok>");
+    expect(line).not.toContain("\u001b");
+    expect(line).not.toContain("\u202e");
+    expect(stderr.split("\n").filter((l) => l.startsWith("ok>"))).toEqual([]);
+  });
+});
