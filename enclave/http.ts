@@ -763,6 +763,22 @@ export function stopDuringBoot(
   };
 }
 
+/**
+ * Hands the process's signals from the start-up's handlers (`endBootStop`, from stopDuringBoot) to
+ * the serving ones `serve` sets up (closeOnSignal), in that order: the serving listeners are added
+ * before the start-up's are removed. Removing a signal's last listener closes node's handle for it,
+ * and a signal node has received but not yet dispatched is dropped with it: a SIGTERM sent as the
+ * start-up ended was lost, and the server served on. The start-up's listeners are removed even if
+ * `serve` throws.
+ */
+export function handOverSignals<T>(endBootStop: () => void, serve: () => T): T {
+  try {
+    return serve();
+  } finally {
+    endBootStop();
+  }
+}
+
 /** Resolves when `done()` holds (checked every 50 ms) or at `deadline` (performance.now() time). */
 export async function waitUntil(done: () => boolean, deadline: number): Promise<void> {
   while (!done() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -8,6 +8,7 @@ import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
   closeOnSignal,
+  handOverSignals,
   INTERNAL_KEEP_ALIVE_TIMEOUT_MS,
   type ListeningServer,
   listenBeforeServing,
@@ -121,13 +122,14 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     if (unsaid !== null) throw unsaid;
     return;
   }
-  endBootStop();
   const { server, enclave, tee } = booted;
   const state: EnclaveServerState = { draining: false, active: 0 };
   server.serve(createEnclaveApp(enclave, state).fetch);
-  // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
-  // before "ready" is said: a supervisor may stop it the moment it reads that.
-  const closed = closeEnclaveOnSignal(server, enclave, state, options.shutdownGraceMs);
+  // Signals are handled by closeOnSignal from here (its listeners added before the boot's are
+  // removed: handOverSignals), before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = handOverSignals(endBootStop, () =>
+    closeEnclaveOnSignal(server, enclave, state, options.shutdownGraceMs),
+  );
   // One machine-readable line on stdout: what a supervisor (cloister up) waits for. Public values only.
   process.stdout.write(
     `${JSON.stringify({

@@ -9,7 +9,7 @@ import { readOptionFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, UsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { parseCorsOrigin } from "../client/cors-origin.ts";
-import { closeOnSignal, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
+import { closeOnSignal, handOverSignals, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import { AuditDirError } from "./audit-collector.ts";
@@ -55,12 +55,13 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
   let server: RunningServer;
   try {
     server = await startHostCommand(options);
-  } finally {
+  } catch (error) {
     endBootStop();
+    throw error;
   }
-  // Signals are handled by closeOnSignal from here (set up in the same step as endBootStop above),
-  // before "ready" is said: a supervisor may stop it the moment it reads that.
-  const closed = closeOnSignal(server, { graceMs: options.shutdownGraceMs });
+  // Signals are handled by closeOnSignal from here (its listeners added before the start-up's are
+  // removed: handOverSignals), before "ready" is said: a supervisor may stop it the moment it reads that.
+  const closed = handOverSignals(endBootStop, () => closeOnSignal(server, { graceMs: options.shutdownGraceMs }));
   // One machine-readable line on stdout for supervisors (cloister up), then the access log on stderr.
   // It names where the audit records go, as an absolute path: a mistyped --audit-dir shows at once.
   // That path is the operator's text, and may hold characters a terminal acts on or shows as other
