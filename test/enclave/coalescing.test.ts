@@ -11,6 +11,7 @@ import type { GenerationEvent } from "../../enclave/engine.ts";
 import { auditCommitment } from "../../enclave/pipeline/audit.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest, textHash, verifyReceipt } from "../../sealed/index.ts";
+import { watchTimeouts } from "../helpers/held-timers.ts";
 import { bootWith, openCompletion, type Pause, ScriptedEngine, usage } from "./helpers.ts";
 
 /** Reads every frame as soon as it is offered, with the time each one came. */
@@ -205,20 +206,17 @@ describe("enclave answer stream: frame coalescing", () => {
     const timers: { ms: number; fired: boolean }[] = [];
     let onIntervalWait = (): void => {};
     const intervalWaitSet = new Promise<void>((resolve) => (onIntervalWait = resolve));
-    const realSetTimeout = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
-      callback: (...args: unknown[]) => void,
-      ms?: number,
-      ...args: unknown[]
-    ) => {
-      const timer = { ms: ms ?? 0, fired: false };
-      timers.push(timer);
-      if (timer.ms > 0 && timer.ms <= 1000) onIntervalWait();
-      return realSetTimeout(() => {
+    const spy = watchTimeouts(
+      (ms) => {
+        const timer = { ms: ms ?? 0, fired: false };
+        timers.push(timer);
+        if (timer.ms > 0 && timer.ms <= 1000) onIntervalWait();
+        return timer;
+      },
+      (timer) => {
         timer.fired = true;
-        callback(...args);
-      }, ms);
-    }) as typeof setTimeout);
+      },
+    );
     try {
       const { context, iterator } = await open(enclave);
       const frames: Uint8Array[] = [];
@@ -235,7 +233,7 @@ describe("enclave answer stream: frame coalescing", () => {
       const events = await decode(context, frames);
       expect(events.map((e) => (e.type === "data" ? e.text : e.type))).toEqual(["a", "b", "final"]);
     } finally {
-      spy.mockRestore();
+      spy.restore();
     }
   });
 

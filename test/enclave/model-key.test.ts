@@ -4,9 +4,10 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
+import { watchTimeouts } from "../helpers/held-timers.ts";
 
 const servers: Server[] = [];
 
@@ -124,26 +125,23 @@ describe("requestModelKey", () => {
     // and whether it fired before the next request came.
     const waits: { ms: number | undefined; askedBefore: number; firedFirst: boolean }[] = [];
     let waitNext = false;
-    const realSetTimeout = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
-      callback: (...args: unknown[]) => void,
-      ms?: number,
-      ...args: unknown[]
-    ) => {
-      if (!waitNext) return realSetTimeout(callback, ms, ...args);
-      waitNext = false;
-      const wait = { ms, askedBefore: broker.asked.length, firedFirst: false };
-      waits.push(wait);
-      return realSetTimeout(() => {
+    const spy = watchTimeouts(
+      (ms) => {
+        if (!waitNext) return undefined;
+        waitNext = false;
+        const wait = { ms, askedBefore: broker.asked.length, firedFirst: false };
+        waits.push(wait);
+        return wait;
+      },
+      (wait) => {
         wait.firedFirst = broker.asked.length === wait.askedBefore;
-        callback(...args);
-      }, ms);
-    }) as typeof setTimeout);
+      },
+    );
     const onRetry = (message: string) => {
       retries.push(message);
       waitNext = true;
     };
-    await expect(request(broker.url, { onRetry }).finally(() => spy.mockRestore())).rejects.toMatchObject({
+    await expect(request(broker.url, { onRetry }).finally(() => spy.restore())).rejects.toMatchObject({
       code: "BOOT_KBS_REFUSED",
       message: expect.stringContaining("(HTTP 400 KBS_CHALLENGE_UNKNOWN)"),
     });

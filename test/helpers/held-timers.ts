@@ -55,3 +55,29 @@ export function holdTimeouts(ms: number): { readonly held: readonly HeldTimeout[
     },
   };
 }
+
+/**
+ * Watches every setTimeout from now on, until vi.restoreAllMocks() or `restore`; the timers still
+ * run in real time. `onSet(ms)` is told of each as it is set and returns what the test records of
+ * it (undefined: not watched); a watched timer's `onFire(record)` runs just before its callback. A
+ * test then shows which delays the code set, and what had happened when each fired, without timing.
+ */
+export function watchTimeouts<T>(
+  onSet: (ms: number | undefined) => T | undefined,
+  onFire: (record: T) => void,
+): { restore(): void } {
+  const realSet = globalThis.setTimeout;
+  const set = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+    callback: (...args: unknown[]) => void,
+    ms?: number,
+    ...args: unknown[]
+  ) => {
+    const record = onSet(ms);
+    if (record === undefined) return realSet(callback, ms, ...args);
+    return realSet(() => {
+      onFire(record);
+      callback(...args);
+    }, ms);
+  }) as typeof setTimeout);
+  return { restore: () => set.mockRestore() };
+}

@@ -5,7 +5,7 @@ import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex } from "../../attestation/bytes.ts";
@@ -21,6 +21,7 @@ import { detectTee } from "../../attestation/providers/detect.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { rejection } from "../helpers/attestation.ts";
+import { watchTimeouts } from "../helpers/held-timers.ts";
 import { fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
@@ -325,20 +326,17 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
     // (each pause set, with the quotes run so far when it was, and whether it fired before the next).
     const raced = genoa(2);
     const pauses: { ms: number | undefined; afterQuotes: number; fired: boolean }[] = [];
-    const realSetTimeout = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
-      callback: (...args: unknown[]) => void,
-      ms?: number,
-      ...args: unknown[]
-    ) => {
-      const pause = { ms, afterQuotes: quotes(raced.calls), fired: false };
-      pauses.push(pause);
-      return realSetTimeout(() => {
+    const spy = watchTimeouts(
+      (ms) => {
+        const pause = { ms, afterQuotes: quotes(raced.calls), fired: false };
+        pauses.push(pause);
+        return pause;
+      },
+      (pause) => {
         pause.fired = quotes(raced.calls) === pause.afterQuotes; // before the next quote ran
-        callback(...args);
-      }, ms);
-    }) as typeof setTimeout);
-    const raw = await raced.provider.getEvidence(new Uint8Array(64)).finally(() => spy.mockRestore());
+      },
+    );
+    const raw = await raced.provider.getEvidence(new Uint8Array(64)).finally(() => spy.restore());
     expect(pauses).toEqual([
       { ms: 20, afterQuotes: 1, fired: true },
       { ms: 40, afterQuotes: 2, fired: true },
