@@ -721,8 +721,8 @@ export function closeOnSignal(
  * process.exit(); the enclave first removes its model copy and says what is left of it).
  * Supervised (CLOISTER_SUPERVISED), SIGINT is ignored, as after boot. Without this, a signal during
  * boot had its default action: the process died of it, with no word, and left the decrypted model
- * copy it was loading in /dev/shm. Returns the function that ends it: call it and closeOnSignal in
- * one synchronous step, so no signal falls between them.
+ * copy it was loading in /dev/shm. Returns the function that ends it: pass it to handOverSignals
+ * with the closeOnSignal call, which removes these listeners only after the serving ones are added.
  *
  * `countOutputClosed: false` (a supervisor: `cloister up`, `demo`, which handle their stops so
  * from start to end) counts only signals: output closed calls `stop` when it is the first stop
