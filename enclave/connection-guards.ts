@@ -128,7 +128,7 @@ const closeWatchers = new WeakMap<Socket, Set<() => void>>();
 export function onConnectionClosed(socket: Socket, gone: () => void): () => void {
   if (socket.destroyed) {
     gone();
-    return () => {};
+    return noop;
   }
   const watchers = closeWatchers.get(socket) ?? watchClose(socket);
   watchers.add(gone);

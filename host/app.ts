@@ -30,6 +30,7 @@ import { TrieRouter } from "hono/router/trie-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
+import { describeUrlText } from "../attestation/url-text.ts";
 import {
   guardConnections,
   MAX_REQUESTS_PER_CONNECTION,
@@ -157,7 +158,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   const memberTargets = new Map<PoolMember, MemberRoutes>();
   for (const member of pool.members) {
     if (new URL(member.url).protocol !== "http:") {
-      throw new RangeError(`enclaveUrl: expected an http: URL (the enclave's internal server), found ${member.url}`);
+      throw new RangeError(
+        `enclaveUrl: expected an http: URL (the enclave's internal server), found ${describeUrlText(member.url)}`,
+      );
     }
     memberTargets.set(member, memberRoutes(member.url));
   }

@@ -242,8 +242,21 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("takes only an http: enclave URL (the enclave's internal server)", () => {
     expect(() => createHostApp(hostOptionsFor("https://127.0.0.1:1"))).toThrow(
-      "enclaveUrl: expected an http: URL (the enclave's internal server), found https://127.0.0.1:1",
+      'enclaveUrl: expected an http: URL (the enclave\'s internal server), found "https://127.0.0.1:1"',
     );
+  });
+
+  it("refuses an enclave URL that is not http: without showing its credentials or query", () => {
+    for (const url of ["https://user:s3cret@127.0.0.1:1", "https://127.0.0.1:1/?token=s3cret"]) {
+      let message = "";
+      try {
+        createHostApp(hostOptionsFor(url));
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^enclaveUrl: expected an http: URL/);
+      expect(message).not.toContain("s3cret");
+    }
   });
 
   it("forwards the sealed bytes unchanged with the tenant id, and passes on only the allowed headers", async () => {
