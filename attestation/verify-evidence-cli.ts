@@ -9,7 +9,7 @@
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { UsageError } from "../client/cli/output.ts";
 import type { AppraisalResult } from "./appraise.ts";
-import type { InputBound } from "./bounded-read.ts";
+import { fileMessage, type InputBound } from "./bounded-read.ts";
 import { AttestationError, ConfigurationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
@@ -202,9 +202,8 @@ export async function readPolicyOption(path: string | undefined, tee: string): P
   try {
     value = parseJsonText(text);
   } catch (error) {
-    throw new ConfigurationError("POLICY_INVALID", `--policy ${path}: ${jsonTextRefusal(error, "a JSON policy")}`, {
-      cause: error,
-    });
+    const refusal = fileMessage(path, "--policy", jsonTextRefusal(error, "a JSON policy"));
+    throw new ConfigurationError("POLICY_INVALID", refusal, { cause: error });
   }
   if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
     const { parseClientPolicy } = await import("../client/policy.ts");
