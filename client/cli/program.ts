@@ -57,19 +57,18 @@ export function buildProgram(): Command {
     command.configureOutput({ outputError: (text, write) => write(usageLine(text)) }).exitOverride();
     // What main() makes of `help` (helpAsOption): the whole command path after it.
     if (command.commands.length > 0) command.helpCommand("help [command...]", "display help for a command");
+    // --help marks each required option (isRequiredOption, asked as the help is written), as
+    // commander itself would not (it never says so), in its own style, `(required)` after the description.
+    command.configureHelp({ optionDescription: requiredMarked });
   }
   checkRequiredOptionsAfterUnknownOnes(program);
-  // After the line above (which records them): --help marks each required option, as commander
-  // itself would not (it never says so), in its own style, `(required)` after the description.
-  for (const command of commandTree(program)) {
-    command.configureHelp({
-      optionDescription: (option) => {
-        const description = Help.prototype.optionDescription.call(new Help(), option);
-        return isRequiredOption(option) ? `${description} (required)` : description;
-      },
-    });
-  }
   return program;
+}
+
+/** Help's optionDescription, ` (required)` after it for a required option. */
+function requiredMarked(this: Help, option: Option): string {
+  const description = Help.prototype.optionDescription.call(this, option);
+  return isRequiredOption(option) ? `${description} (required)` : description;
 }
 
 /** The options registered as required, which commander no longer sees as mandatory (below). */
