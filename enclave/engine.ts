@@ -140,6 +140,11 @@ export type EngineOptions = {
    */
   modelSha256?: string;
   /**
+   * The model file as the engine's errors name it (default `modelPath`): the file the operator gave,
+   * where `modelPath` is the enclave's private copy of it (with `modelSha256`).
+   */
+  modelName?: string;
+  /**
    * Aborting stops the copy or the load where it is (llama.cpp's load at its next progress step),
    * removes the private copy, and rejects with the signal's reason: `cloister model run` on Ctrl-C,
    * SIGTERM or its output closed. After the engine is open it has no effect (close() it).
@@ -233,10 +238,11 @@ async function loadEngine(
   staged: StagedModel | null,
 ): Promise<InferenceEngine> {
   const loadPath = staged?.path ?? options.modelPath;
+  const named = options.modelName ?? options.modelPath;
   const before = await statModel(loadPath);
   const found = (staged?.sha256 ?? (options.modelSha256 as string)).toLowerCase();
   if (!digestsEqual(found, settings.expectedSha256)) {
-    throw new ModelDigestMismatchError(options.modelPath, settings.expectedSha256, found);
+    throw new ModelDigestMismatchError(named, settings.expectedSha256, found);
   }
 
   const progress = options.progress ?? process.stderr.isTTY === true;
@@ -288,7 +294,7 @@ async function loadEngine(
     if (!sameFile(before, after)) {
       throw new EngineError(
         "MODEL_CHANGED_DURING_LOAD",
-        `model file ${options.modelPath}: changed between hashing and loading (size/inode/mtime differ); refusing it`,
+        `model file ${named}: changed between hashing and loading (size/inode/mtime differ); refusing it`,
       );
     }
     const trainContext = model.trainContextSize;
@@ -331,7 +337,7 @@ async function loadEngine(
     await llama?.dispose().catch(() => {});
     throwIfStoppedBy(error, options.signal);
     if (error instanceof EngineError) throw error;
-    throw new EngineError("MODEL_LOAD_FAILED", `model file ${options.modelPath}: could not be loaded`, {
+    throw new EngineError("MODEL_LOAD_FAILED", `model file ${named}: could not be loaded`, {
       cause: error,
     });
   }

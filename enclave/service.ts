@@ -44,7 +44,6 @@ import {
   type GenerateRequest,
   type GenerationEvent,
   type InferenceEngine,
-  ModelDigestMismatchError,
   openInferenceEngine,
   type PromptRendering,
 } from "./engine.ts";
@@ -472,6 +471,8 @@ export class Enclave {
           // did not change while it loaded.
           modelSha256: (staged as StagedModel).sha256,
           expectedSha256: expectedModelSha256,
+          // Its errors name the file the operator gave (--model), not the private copy in /dev/shm.
+          modelName: config.modelPath,
           sequences: manifest.inference.sequences,
           contextSize: manifest.inference.contextSize,
           threads: manifest.inference.threads,
@@ -483,10 +484,6 @@ export class Enclave {
       // does: a copy it could not remove is recorded, and `cloister enclave` names it, after a
       // failed boot as after a stop (modelCopiesLeft).
       await staged?.remove().catch(() => {});
-      // The engine names the file it hashed, the private copy: the operator gave --model.
-      if (error instanceof ModelDigestMismatchError) {
-        throw new ModelDigestMismatchError(config.modelPath, error.expected, error.found);
-      }
       throw error;
     }
     if (engine.info.modelSha256 !== expectedModelSha256) {

@@ -3,7 +3,7 @@
  * (policy → PII → inference → audit), observed through sealed frames and the audit chain.
  */
 
-import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JWK } from "jose";
@@ -95,6 +95,23 @@ describe("enclave boot", () => {
     expect((error as Error).message).toContain(TINY_MODEL_SHA256);
     // The file the operator gave (--model), not the private copy in /dev/shm it was hashed through.
     expect((error as Error).message).toContain(`model file ${modelPath}: `);
+    expect((error as Error).message).not.toContain("cloister-model-");
+  });
+
+  it("names the model file the operator gave in a load failure too, not the private copy it loaded", async () => {
+    // Pinned bytes (digest and size) that are not a GGUF model: the copy is made and checked, the load fails.
+    const bytes = Buffer.from("not a GGUF model, but the manifest pins these bytes");
+    const notModel = join(dir, "not-a-model.gguf");
+    await writeFile(notModel, bytes);
+    const pinned = { sha256: Buffer.from(sha256(bytes)).toString("hex"), sizeBytes: bytes.length };
+    const error = await Enclave.boot({
+      manifestJws: await signManifest(manifest({ model: pinned }), operator.privateJwk),
+      operatorKeys: [operator.publicJwk],
+      modelPath: notModel,
+      tee: "sim-snp",
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "MODEL_LOAD_FAILED" });
+    expect((error as Error).message).toContain(`model file ${notModel}: `);
     expect((error as Error).message).not.toContain("cloister-model-");
   });
 
