@@ -415,10 +415,15 @@ function pinnedChatWrapper(model: LlamaModel, choice: Exclude<ChatWrapperChoice,
     }
     return resolveChatWrapper(model, { type });
   }
+  return jinjaWrapper(model, unrenderable);
+}
+
+/** The model's Jinja wrapper, without node-llama-cpp's fallback to auto: a failure is `refused`'s error. */
+function jinjaWrapper(model: LlamaModel, refused: (error: unknown) => EngineError): ChatWrapper {
   try {
     return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
   } catch (error) {
-    throw unrenderable(error);
+    throw refused(error);
   }
 }
 
@@ -502,12 +507,8 @@ function buildAnswer(model: LlamaModel, answer: WorkerAnswer): ChatWrapper {
  * wrapper renders the template on this thread at every request anyway (engine.ts #render).
  */
 function chosenJinjaWrapper(model: LlamaModel): ChatWrapper {
-  try {
-    return resolveChatWrapper(model, { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false });
-  } catch (error) {
-    const why = "the Jinja wrapper it chose failed on the enclave's thread";
-    throw noAnswer("auto", { kind: "none", why, error: asWorkerError(error) });
-  }
+  const why = "the Jinja wrapper it chose failed on the enclave's thread";
+  return jinjaWrapper(model, (error) => noAnswer("auto", { kind: "none", why, error: asWorkerError(error) }));
 }
 
 /** Iterates as no option configuration, with a length that keeps auto from trying `{}` instead. */
