@@ -4,6 +4,7 @@
  * print one precise line. Messages hold structural facts only (field names, offsets, sizes, type
  * numbers), never model contents beyond the metadata key that was being read.
  */
+import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 
 export type GgufErrorCode =
   | "GGUF_TRUNCATED"
@@ -102,15 +103,12 @@ export function failedOnBadPath(error: Error): boolean {
  * At most 160 UTF-16 units, cut between characters (a character the cut would halve is left out
  * whole, never kept as a lone surrogate), control and format characters (C0, DEL, C1;
  * bidirectional overrides such as U+202E, zero-width characters; line and paragraph separators) as
- * \u escapes: text read from an (untrusted) model file, made safe to print on one terminal line,
- * and shown as it reads.
+ * \u escapes (visibleOnOneLine, as an error line's): text read from an (untrusted) model file,
+ * made safe to print on one terminal line, and shown as it reads.
  */
 export function printableField(field: string): string {
   // A high surrogate as the 160th unit would be cut from its low one: end the text before it.
   const end = field.length > 160 && (field.charCodeAt(159) & 0xfc00) === 0xd800 ? 159 : 160;
   const cut = field.length > 160 ? `${field.slice(0, end)}…` : field;
-  return cut.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (ch) => {
-    const c = ch.codePointAt(0) as number;
-    return c > 0xffff ? `\\u{${c.toString(16)}}` : `\\u${c.toString(16).padStart(4, "0")}`;
-  });
+  return visibleOnOneLine(cut);
 }
