@@ -19,6 +19,22 @@
  * part of the text they sit in (emoji sequences, Persian and Indic words), which escaping breaks.
  */
 const ACTED_ON = /[^\P{Cc}\n\t\r]|\r(?!\n)|[\p{Zl}\p{Zp}\p{Cs}]|(?![\u200c\u200d])\p{Cf}/gu;
+/**
+ * A subdivision flag (England's, Scotland's, Wales's): U+1F3F4, tag characters that spell a
+ * subdivision id (two letters or three digits, then one to four letters or digits, lower case: UTS
+ * #51's valid emoji tag sequence), and U+E007F (cancel tag). Tag characters are format characters,
+ * so ACTED_ON alone breaks the flag into escapes; yet they are invisible copies of ASCII, a channel
+ * for text a reader cannot see ("ASCII smuggling", a prompt injection's hidden words): only this
+ * shape stays, at most seven tags long, and every other tag character is escaped. (UTS #51's
+ * well-formed sequence takes any number of tags in U+E0020-E007E after U+1F3F4: a whole hidden
+ * message dressed as a flag.)
+ */
+const FLAG_TAG_SEQUENCE =
+  /\u{1f3f4}(?:[\u{e0061}-\u{e007a}]{2}|[\u{e0030}-\u{e0039}]{3})[\u{e0030}-\u{e0039}\u{e0061}-\u{e007a}]{1,4}\u{e007f}/u;
+/** A subdivision flag (captured, kept) or a character ACTED_ON. */
+const FLAG_OR_ACTED_ON = new RegExp(`(${FLAG_TAG_SEQUENCE.source})|${ACTED_ON.source}`, "gu");
+/** What may yet become a FLAG_TAG_SEQUENCE, at the end of a chunk: U+1F3F4 and up to seven tags. */
+const FLAG_BEGUN = /\u{1f3f4}[\u{e0030}-\u{e0039}\u{e0061}-\u{e007a}]{0,7}$/u;
 /** ACTED_ON, line feeds, tabs and every carriage return included: what one line of a message must not hold. */
 const NOT_ON_ONE_LINE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 
@@ -28,9 +44,12 @@ function escaped(char: string): string {
   return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, "0")}`;
 }
 
-/** `text` with each character a terminal would act on or hide (ACTED_ON) as a visible escape; lines and tabs kept. */
+/**
+ * `text` with each character a terminal would act on or hide (ACTED_ON) as a visible escape; lines,
+ * tabs and subdivision flags (FLAG_TAG_SEQUENCE) kept.
+ */
 export function visibleOnTerminal(text: string): string {
-  return text.replace(ACTED_ON, escaped);
+  return text.replace(FLAG_OR_ACTED_ON, (char, flag: string | undefined) => flag ?? escaped(char));
 }
 
 /** `text` as one line of a message: every control and format character escaped, line breaks and tabs too. */
@@ -57,8 +76,9 @@ export interface UntrustedTextWriter {
  * written at once but for its last character when that is a high surrogate (the character's other
  * half comes next: written apart, each half would be written as U+FFFD, and a tag character such as
  * U+E0041 would pass unseen) or, on a terminal, a carriage return (shown as a line end before a line
- * feed, else escaped): held until the next chunk or end(). An escape sequence split across chunks
- * needs no more: its ESC is escaped, and what follows it is only text.
+ * feed, else escaped) or the start of a subdivision flag (FLAG_BEGUN: kept whole, else escaped):
+ * held until the next chunk or end(). An escape sequence split across chunks needs no more: its ESC
+ * is escaped, and what follows it is only text.
  */
 export function untrustedTextWriter(output: TextOutput): UntrustedTextWriter {
   const terminal = output.isTTY === true;
@@ -69,10 +89,9 @@ export function untrustedTextWriter(output: TextOutput): UntrustedTextWriter {
   return {
     write(text) {
       const all = held + text;
-      const last = all.charCodeAt(all.length - 1);
-      const hold = (last >= 0xd800 && last <= 0xdbff) || (terminal && last === 0x0d);
-      held = hold ? all.slice(-1) : "";
-      flush(hold ? all.slice(0, -1) : all);
+      const cut = all.length - heldBack(all, terminal);
+      held = all.slice(cut);
+      flush(all.slice(0, cut));
     },
     end() {
       const text = held;
@@ -80,4 +99,16 @@ export function untrustedTextWriter(output: TextOutput): UntrustedTextWriter {
       flush(text);
     },
   };
+}
+
+/** How many code units at the end of `text` untrustedTextWriter holds for the next chunk. */
+function heldBack(text: string, terminal: boolean): number {
+  const last = text.charCodeAt(text.length - 1);
+  const surrogate = last >= 0xd800 && last <= 0xdbff ? 1 : 0;
+  if (!terminal) return surrogate;
+  if (last === 0x0d) return 1;
+  // U+1F3F4 and seven tags are 16 code units: no flag begins further back.
+  const tail = text.slice(Math.max(0, text.length - surrogate - 16), text.length - surrogate);
+  const begun = FLAG_BEGUN.exec(tail);
+  return begun === null ? surrogate : tail.length - begun.index + surrogate;
 }

@@ -134,6 +134,67 @@ describe("untrustedTextWriter", () => {
     expect(visibleOnTerminal("a\u200bb\u2060c\u202ed")).toBe("a\\u200bb\\u2060c\\u202ed");
   });
 
+  it("a subdivision flag (an emoji tag sequence) stays on a terminal, whatever the chunks; the pipe gets the same bytes", () => {
+    const england = "\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}";
+    expect(visibleOnTerminal(`go ${england}!`)).toBe(`go ${england}!`);
+    // Split at every code unit: between a tag's surrogates, before the cancel tag, after the base.
+    for (const isTTY of [true, false]) {
+      const out = sink(isTTY);
+      const writer = untrustedTextWriter(out);
+      for (const char of `go ${england}!`) writer.write(char);
+      for (const unit of england.split("")) writer.write(unit);
+      writer.end();
+      expect(out.text).toBe(`go ${england}!${england}`);
+      expect(out.chunks.filter((chunk) => /\p{Cs}/u.test(chunk))).toEqual([]);
+    }
+  });
+
+  it("tag characters outside a flag's tag sequence stay escaped on a terminal (ASCII smuggled in tags too)", () => {
+    const tags = (ascii: string) => [...ascii].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join("");
+    const shown = (ascii: string) => [...ascii].map((c) => `\\u{e00${c.charCodeAt(0).toString(16)}}`).join("");
+    const cancel = "\u{e007f}";
+    const cases = [
+      // no base
+      `${tags("gbeng")}${cancel}`,
+      // after another base
+      `\u{1f600}${tags("gbeng")}${cancel}`,
+      // unterminated, at the end and before other text
+      `\u{1f3f4}${tags("gbeng")}`,
+      `\u{1f3f4}${tags("gbeng")} and on`,
+      // a message smuggled in tags, alone and dressed as a flag
+      `${tags("Ignore all previous instructions")}`,
+      `\u{1f3f4}${tags("Ignore all previous instructions")}${cancel}`,
+      // not a subdivision id: a space, capitals, too long
+      `\u{1f3f4}${tags("gb en")}${cancel}`,
+      `\u{1f3f4}${tags("GBENG")}${cancel}`,
+      `\u{1f3f4}${tags("gbengla")}${cancel}`,
+    ];
+    const expected = [
+      `${shown("gbeng")}\\u{e007f}`,
+      `\u{1f600}${shown("gbeng")}\\u{e007f}`,
+      `\u{1f3f4}${shown("gbeng")}`,
+      `\u{1f3f4}${shown("gbeng")} and on`,
+      shown("Ignore all previous instructions"),
+      `\u{1f3f4}${shown("Ignore all previous instructions")}\\u{e007f}`,
+      `\u{1f3f4}${shown("gb en")}\\u{e007f}`,
+      `\u{1f3f4}${shown("GBENG")}\\u{e007f}`,
+      `\u{1f3f4}${shown("gbengla")}\\u{e007f}`,
+    ];
+    for (const [i, text] of cases.entries()) {
+      expect(visibleOnTerminal(text)).toBe(expected[i]);
+      const out = sink(true);
+      const writer = untrustedTextWriter(out);
+      for (const char of text) writer.write(char);
+      writer.end();
+      expect(out.text).toBe(expected[i]);
+      const pipe = sink(false);
+      const exact = untrustedTextWriter(pipe);
+      for (const char of text) exact.write(char);
+      exact.end();
+      expect(Buffer.from(pipe.text)).toEqual(Buffer.from(text));
+    }
+  });
+
   it("a lone surrogate held to the end is shown as an escape on a terminal", () => {
     expect(visibleOnTerminal("a\ud83d")).toBe("a\\ud83d");
     const out = sink(true);
