@@ -8,9 +8,10 @@
  */
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { UsageError } from "../client/cli/output.ts";
+import { ClientError } from "../client/errors.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { fileMessage, type InputBound } from "./bounded-read.ts";
-import { AttestationError, ConfigurationError } from "./errors.ts";
+import { AttestationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
 import { type AttestationPolicy, parseAttestationPolicy } from "./policy.ts";
 import { MAX_VCEK_BYTES } from "./providers/amd-kds.ts";
@@ -189,34 +190,36 @@ export async function readInputText(path: string | undefined, option: InputFileO
 
 /**
  * The policy of `--policy FILE` (null without the option), read and checked before any evidence so
- * that a bad policy is a configuration error (exit 1, `cloister: POLICY_INVALID: ...`), never a
- * silent pass. Two formats: an attestation policy (attestation/policy.ts), or a client policy
- * (client/policy.ts, e.g. the `.cloister/policy.json` that `cloister up` writes), recognised by its
- * `attestation` field, checked whole by the client-policy parser, and of which the attestation
- * section is used.
+ * that a bad policy is bad input (exit 2, `cloister: POLICY_INVALID: --policy FILE: ...`, as
+ * `attest --policy` reports it, and as a file that cannot be read is), never a silent pass. Two
+ * formats: an attestation policy (attestation/policy.ts), or a client policy (client/policy.ts, e.g.
+ * the `.cloister/policy.json` that `cloister up` writes), recognised by its `attestation` field,
+ * checked whole by the client-policy parser, and of which the attestation section is used.
  */
 export async function readPolicyOption(path: string | undefined, tee: string): Promise<AttestationPolicy | null> {
   if (path === undefined) return null;
   const text = await readInputText(path, "--policy", tee);
+  // A ClientError of kind configuration: bad input (client/cli/program.ts isBadInput), as every
+  // other refusal of the file is, its code kept.
+  const invalid = (reason: string, cause: unknown) =>
+    new ClientError("configuration", "POLICY_INVALID", fileMessage(path, "--policy", reason), { cause });
   let value: unknown;
   try {
     value = parseJsonText(text);
   } catch (error) {
-    const refusal = fileMessage(path, "--policy", jsonTextRefusal(error, "a JSON policy"));
-    throw new ConfigurationError("POLICY_INVALID", refusal, { cause: error });
+    throw invalid(jsonTextRefusal(error, "a JSON policy"), error);
   }
-  if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
-    const { parseClientPolicy } = await import("../client/policy.ts");
-    try {
+  try {
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "attestation")) {
+      const { parseClientPolicy } = await import("../client/policy.ts");
       const client = parseClientPolicy(value);
       return acceptedOnly(client.attestation, client.acceptedEvidence, tee);
-    } catch (error) {
-      // The same error, code and exit status as an invalid attestation policy.
-      if ((error as { code?: unknown }).code !== "POLICY_INVALID") throw error;
-      throw new ConfigurationError("POLICY_INVALID", (error as Error).message, { cause: error });
     }
+    return parseAttestationPolicy(value);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "POLICY_INVALID") throw error;
+    throw invalid((error as Error).message, error);
   }
-  return parseAttestationPolicy(value);
 }
 
 /**

@@ -198,7 +198,7 @@ describe("cloister verify-evidence --tee snp", () => {
       expect(text.stderr).toMatch(/^cloister: SNP_DEBUG_NOT_ALLOWED: /);
     });
 
-    it("refuses an invalid policy before looking at the evidence, and an unreadable one as a usage error", async () => {
+    it("refuses an invalid policy before looking at the evidence, and an unreadable one, as bad input (exit 2)", async () => {
       const bad = join(dir, "bad.json");
       writeFileSync(bad, JSON.stringify({ version: 1 }));
       const [invalid, missing] = await Promise.all([
@@ -211,8 +211,8 @@ describe("cloister verify-evidence --tee snp", () => {
           join(dir, "none.json"),
         ),
       ]);
-      expect(invalid.code).toBe(1);
-      expect(invalid.stderr).toMatch(/^cloister: POLICY_INVALID: /);
+      expect(invalid.code).toBe(2);
+      expect(invalid.stderr).toMatch(new RegExp(`^cloister: POLICY_INVALID: --policy ${bad}: attestation policy: `));
       expect(missing.code).toBe(2);
       // Printed with its code (docs/errors.md, verify-evidence table).
       expect(missing.stderr).toBe(

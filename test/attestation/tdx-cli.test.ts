@@ -176,7 +176,7 @@ describe("cloister verify-evidence --tee tdx", () => {
     expect(withoutStale.verdict).toMatchObject({ valid: false, code: "CRL_EXPIRED" });
   });
 
-  it("appraises with --policy: a debug TD fails a policy that forbids debug; a bad policy is a configuration error", () => {
+  it("appraises with --policy: a debug TD fails a policy that forbids debug; a bad policy is bad input (exit 2)", () => {
     const skip = { skip: { reason: "test" } };
     const policy = {
       version: 1,
@@ -241,8 +241,8 @@ describe("cloister verify-evidence --tee tdx", () => {
 
     writeFileSync(file, JSON.stringify({ ...policy, tdx: { debugAllowed: true } }));
     const bad = run([...args, "--policy", file]);
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/^cloister: POLICY_INVALID: /);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(new RegExp(`^cloister: POLICY_INVALID: --policy ${file}: attestation policy: `));
   });
 
   it("refuses options of other TEEs and a missing --quote (exit 2)", () => {

@@ -121,29 +121,38 @@ describe("verify-evidence --policy with a client policy file", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, stage: "appraise", code: "TEE_NOT_ACCEPTED" });
   });
 
-  it("refuses an invalid client policy, naming the field", async () => {
+  it("refuses an invalid client policy as bad input (exit 2), naming the file and the field", async () => {
     const section = { ...attestation(false), snp: { ...attestation(false).snp, debugAllowed: "no" } };
-    const r = await gcp("--policy", policyFile("client-bad.json", clientPolicy(section)));
-    expect(r.code).toBe(1);
+    const bad = policyFile("client-bad.json", clientPolicy(section));
+    const r = await gcp("--policy", bad);
+    expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/^cloister: POLICY_INVALID: client policy: attestation\.snp\.debugAllowed: /);
+    expect(
+      r.stderr.startsWith(`cloister: POLICY_INVALID: --policy ${bad}: client policy: attestation.snp.debugAllowed: `),
+    ).toBe(true);
 
     const { freshness: _, ...noFreshness } = clientPolicy(attestation(false));
-    const missing = await gcp("--policy", policyFile("client-missing.json", noFreshness));
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(
-      /^cloister: POLICY_INVALID: client policy: freshness: expected object, found nothing\n$/,
+    const missingFile = policyFile("client-missing.json", noFreshness);
+    const missing = await gcp("--policy", missingFile);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(
+      `cloister: POLICY_INVALID: --policy ${missingFile}: client policy: freshness: expected object, found nothing\n`,
     );
   });
 
-  it("still refuses an attestation policy with an unknown field, and text that is not JSON", async () => {
-    const r = await gcp("--policy", policyFile("attestation-extra.json", { ...attestation(false), extra: 1 }));
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^cloister: POLICY_INVALID: attestation policy: extra: expected no such field, found 1/);
+  it("still refuses an attestation policy with an unknown field, and text that is not JSON: bad input, the file named", async () => {
+    const extra = policyFile("attestation-extra.json", { ...attestation(false), extra: 1 });
+    const r = await gcp("--policy", extra);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `cloister: POLICY_INVALID: --policy ${extra}: attestation policy: extra: expected no such field, found 1\n`,
+    );
+    // Evidence that fails a valid policy is a verification failure, not bad input.
+    expect((await debugSnp("--policy", policyFile("attestation-ok.json", attestation(false)))).code).toBe(1);
     const notJson = join(dir, "not-json.json");
     writeFileSync(notJson, "{ version: 1");
     const bad = await gcp("--policy", notJson);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(
       `cloister: POLICY_INVALID: --policy ${notJson}: expected a JSON policy, found text that is not valid JSON (at position 2)\n`,
     );
