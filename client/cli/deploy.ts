@@ -39,6 +39,7 @@ import { readText } from "./bounded-file.ts";
 import { portRefusal, UsageError } from "./output.ts";
 import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
+import { visibleOnOneLine } from "./terminal-text.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -461,6 +462,17 @@ export class ChildExitedError extends Error {
   }
 }
 
+/**
+ * A child's line as the supervisor passes it on to its stderr, after the child's `name`. The line
+ * carries text from requests and operators' files (a model's name, a key id, a path): on a
+ * `terminal`, each control and format character is escaped (visibleOnOneLine, as the host escapes
+ * its own log lines), else the exact line. Escaped, a JSON line stays JSON of the same value,
+ * unless it holds a format character past U+FFFF (escaped as `\u{…}`, which JSON does not read).
+ */
+export function childLogLine(name: string, line: string, terminal: boolean): string {
+  return `[${name}] ${terminal ? visibleOnOneLine(line) : line}`;
+}
+
 /** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */
 const CTRL_C_SETTLE_MS = 500;
 
@@ -481,7 +493,7 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
   createInterface({ input: child.stderr! }).on("line", (line) => {
     if (!isPerRequestLogLine(line)) lastLine = line;
     if (line.startsWith("cloister: ")) errorLine = line;
-    stderr(`[${name}] ${line}`);
+    stderr(childLogLine(name, line, process.stderr.isTTY === true));
   });
   const ready = new Promise<{ url: string }>((resolveReady, reject) => {
     const lines = createInterface({ input: child.stdout! });
@@ -496,7 +508,7 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
         // not a JSON line: passed on below
       }
       // Anything else a child prints on stdout goes to the log too, never silently dropped.
-      stderr(`[${name}:stdout] ${line}`);
+      stderr(childLogLine(`${name}:stdout`, line, process.stderr.isTTY === true));
     });
     child.once("exit", (code, signal) => {
       // Its stderr may still hold lines: its error line is read once the stream has ended.
