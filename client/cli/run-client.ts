@@ -13,6 +13,7 @@ import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
+import { manifestMaxTokens, maxTokensNote } from "../max-tokens-note.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
 import {
   type ChatMessage,
@@ -463,15 +464,10 @@ export async function runChat(
   const policy = await readPolicy(options.policy);
   const session = await open(options, policy);
   // The enclave cuts a larger --max-tokens to its manifest's limit, silently: said here, once, so
-  // that an answer stopped there does not read as the model's own end. (The verified manifest,
-  // checked against its schema: inference.maxTokens is an integer.)
-  const limit = (session.enclave.manifest.manifest as { inference?: { maxTokens?: unknown } } | null)?.inference
-    ?.maxTokens;
-  if (options.maxTokens !== undefined && typeof limit === "number" && options.maxTokens > limit) {
-    process.stderr.write(
-      `cloister: --max-tokens ${options.maxTokens}: the enclave's manifest allows at most ${limit} tokens an answer (inference.maxTokens): answers stop there\n`,
-    );
-  }
+  // that an answer stopped there does not read as the model's own end (an interactive session says
+  // it again when it moves to an enclave with another limit: chatInteractively).
+  const note = maxTokensNote(options.maxTokens, session.enclave);
+  if (note !== null) process.stderr.write(`cloister: ${note}\n`);
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
@@ -521,6 +517,16 @@ export async function chatInteractively(
   // Buffered: a line typed while an answer streams is read after it, not lost.
   const lines = rl[Symbol.asyncIterator]();
   const history: ChatMessage[] = [];
+  // The limit of the enclave last verified, as the caller found it (runChat said whether
+  // --max-tokens is over it): a turn that moved the session to another pool member (re-attested)
+  // with another limit says so, after that turn's answer, once per change.
+  let limitSeen = session.attested ? manifestMaxTokens(session.enclave) : null;
+  const sayNewLimit = () => {
+    if (!session.attested || manifestMaxTokens(session.enclave) === limitSeen) return;
+    limitSeen = manifestMaxTokens(session.enclave);
+    const note = maxTokensNote(options.maxTokens, session.enclave);
+    if (note !== null) output.write(`cloister: ${note}\n`);
+  };
   let toldTrimmed = false;
   const dropOldestExchange = (why: string) => {
     history.splice(0, history.length > 2 && history[1]?.role === "assistant" ? 2 : 1);
@@ -581,6 +587,7 @@ export async function chatInteractively(
           break;
         }
       }
+      sayNewLimit();
     }
   } finally {
     rl.close();

@@ -2,16 +2,22 @@
  * `cloister chat --max-tokens N` above what the enclave's manifest allows an answer
  * (inference.maxTokens, 256 in the dev manifest) is cut there by the enclave: the CLI, which read
  * that limit in the verified manifest, says so once on stderr, rather than let a short answer
- * read as the model's own end.
+ * read as the model's own end; and so does an interactive session, once more each time it moves to
+ * a pool member whose manifest allows another number (re-attested: another enclave's key).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { runChat } from "../../client/cli/run-client.ts";
+import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
+import { connect } from "../../client/sdk.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { listen } from "../../enclave/http.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
 import { capture } from "../helpers/stops.ts";
-import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
+import { closeServers, devPolicy, OK, serveDeployment } from "./helpers.ts";
 
 let dir: string;
 let policy: string;
@@ -63,5 +69,95 @@ describe("cloister chat --max-tokens above the manifest's inference.maxTokens", 
     for (const maxTokens of [256, 10, undefined]) {
       expect((await chat(maxTokens, "hello")).stderr, String(maxTokens)).toBe("");
     }
+  });
+});
+
+describe("an interactive session that moves to another pool member", () => {
+  /** Two enclaves of one pool (the dev manifest, inference.maxTokens `limits`), the host routing to `state.target`. */
+  async function pool(limits: readonly number[]) {
+    const urls: string[] = [];
+    for (const maxTokens of limits) {
+      const enclave = await bootWith(new ScriptedEngine(() => OK), 0, { inference: { maxTokens } });
+      const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+      urls.push(server.url);
+      after.push(() => server.close());
+    }
+    const state = { target: 0 };
+    const inner = fetchTransport(fetch);
+    const transport: Transport = (url, request) =>
+      inner(`${urls[state.target]}${new URL(url).pathname.replace(/^\/v1\//, "/")}`, request);
+    const session = await connect({ url: "http://pool.test", policy: await devPolicy(), apiKey: "unused", transport });
+    return { session, state };
+  }
+  const after: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of after.splice(0)) await close();
+  });
+
+  /** Types `turns` into chatInteractively, moving the host to pool member `turns[i][1]` before line i. */
+  async function typed(
+    session: Awaited<ReturnType<typeof pool>>["session"],
+    state: { target: number },
+    turns: [string, number][],
+    maxTokens?: number,
+  ) {
+    const input = new PassThrough();
+    let notices = "";
+    let turn = 0;
+    const output = new Writable({
+      write(chunk, _encoding, done) {
+        const text = String(chunk);
+        notices += text.replaceAll("you> ", "");
+        if (text.includes("you> ")) {
+          const next = turns[turn++];
+          if (next === undefined) input.end();
+          else {
+            state.target = next[1];
+            input.write(`${next[0]}\n`);
+          }
+        }
+        done();
+      },
+    });
+    const answers = Object.assign(new PassThrough(), { isTTY: false });
+    answers.resume();
+    await chatInteractively(session, maxTokens === undefined ? {} : { maxTokens }, { input, output, answers });
+    return notices;
+  }
+
+  const note = (asked: number, limit: number) =>
+    `cloister: --max-tokens ${asked}: the enclave's manifest allows at most ${limit} tokens an answer (inference.maxTokens): answers stop there\n`;
+
+  it("says so once per change of limit, after the answer of the turn that moved", async () => {
+    const { session, state } = await pool([256, 64]);
+    // Re-attested when the other member refuses the first one's key (WRONG_ENCLAVE_KEY).
+    const notices = await typed(
+      session,
+      state,
+      [
+        ["one", 0],
+        ["two", 1],
+        ["three", 1],
+        ["four", 0],
+      ],
+      100,
+    );
+    // 100 is within the first member's 256 (nothing said at the start), over the second's 64:
+    // said once on the move there, nothing while it stays, nothing on the move back.
+    expect(notices).toBe(note(100, 64));
+    // It did move, and back.
+    expect(session.enclave.manifest.manifest).toMatchObject({ inference: { maxTokens: 256 } });
+  });
+
+  it("a move back to a limit still under --max-tokens is a change too; without --max-tokens nothing is said", async () => {
+    const moved = await pool([128, 64]);
+    const turns: [string, number][] = [
+      ["one", 1],
+      ["two", 0],
+      ["three", 0],
+    ];
+    expect(await typed(moved.session, moved.state, turns, 500)).toBe(`${note(500, 64)}${note(500, 128)}`);
+    const quiet = await pool([128, 64]);
+    expect(await typed(quiet.session, quiet.state, turns)).toBe("");
   });
 });
