@@ -1,12 +1,14 @@
 /**
  * What the page shows about the verified enclave (client/web/page.ts): one table row per checked
  * fact, and the SIMULATED notice, which follows the enclave verified last, shown for a simulated
- * one and hidden again once a re-verification finds real hardware (the TEE row says the same).
+ * one and hidden again once a re-verification finds real hardware (the TEE row says the same), and
+ * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr).
  * Values go in through textContent only. Takes its elements, so it is tested without a browser.
  */
 
 import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { maxTokensNote } from "../max-tokens-note.ts";
 import { measurementNote, modelNote } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
@@ -41,4 +43,19 @@ export function showEnclave(enclave: VerifiedEnclave, elements: EnclaveViewEleme
   table.hidden = false;
   // Both ways: a later verification of real hardware hides it again.
   simulatedNotice.hidden = !enclave.simulated;
+}
+
+/**
+ * The note that the page's maxTokens (`cloister web --max-tokens`) is more than `enclave`'s manifest
+ * allows an answer (the enclave cuts it there, silently): shown while it is so for the enclave
+ * verified last, hidden when it is not, or when none is verified (null).
+ */
+export function showMaxTokensNote(
+  asked: number,
+  enclave: VerifiedEnclave | null,
+  note: Pick<HTMLElement, "hidden" | "textContent">,
+): void {
+  const text = enclave === null ? null : maxTokensNote(asked, enclave);
+  note.textContent = text ?? "";
+  note.hidden = text === null;
 }

@@ -13,7 +13,7 @@
  * key is kept in memory only.
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
-import { showEnclave as renderEnclave } from "./enclave-view.ts";
+import { showEnclave as renderEnclave, showMaxTokensNote } from "./enclave-view.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -159,6 +159,8 @@ async function main(): Promise<void> {
   // the enclave restarted) may have verified another boot, or failed and left none verified.
   let shown: string | null = null;
   const showVerification = (): void => {
+    // --max-tokens over the verified enclave's limit, which cuts answers there: said in view.
+    showMaxTokensNote(config.maxTokens, session.attested ? session.enclave : null, element("max-tokens-note"));
     if (!session.attested) {
       shown = null;
       element("enclave").replaceChildren();

@@ -4,7 +4,8 @@
  */
 import { afterEach, expect, it } from "vitest";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
-import { type EnclaveViewElements, showEnclave } from "../../client/web/enclave-view.ts";
+import { type EnclaveViewElements, showEnclave, showMaxTokensNote } from "../../client/web/enclave-view.ts";
+import { createWebApp } from "../../client/web/server.ts";
 import { closeServers, connectTo } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -57,4 +58,35 @@ it("shows the SIMULATED notice for a simulated enclave and hides it again after 
 
   showEnclave(simulated, elements);
   expect(simulatedNotice.hidden).toBe(false);
+});
+
+it("notes --max-tokens over the manifest's inference.maxTokens, following the enclave verified last", async () => {
+  const { session } = await connectTo();
+  const allowing = (maxTokens: number) =>
+    ({
+      ...session.enclave,
+      manifest: { ...session.enclave.manifest, manifest: { inference: { maxTokens } } },
+    }) as VerifiedEnclave;
+  const note = { hidden: true, textContent: "" };
+
+  showMaxTokensNote(300, allowing(256), note);
+  expect(note).toEqual({
+    hidden: false,
+    textContent:
+      "--max-tokens 300: the enclave's manifest allows at most 256 tokens an answer (inference.maxTokens): answers stop there",
+  });
+  showMaxTokensNote(300, allowing(64), note);
+  expect(note.textContent).toContain("at most 64 tokens");
+  // Within the limit of the enclave verified now, or none verified: hidden again.
+  showMaxTokensNote(300, allowing(300), note);
+  expect(note).toEqual({ hidden: true, textContent: "" });
+  showMaxTokensNote(300, allowing(64), note);
+  showMaxTokensNote(300, null, note);
+  expect(note).toEqual({ hidden: true, textContent: "" });
+});
+
+it("the page has the note's element, hidden until the page fills it", async () => {
+  const app = createWebApp({ hostUrl: "https://host.example", policy: {}, maxTokens: 64, script: "" });
+  const html = await (await app.request("http://127.0.0.1/", { headers: { host: "127.0.0.1" } })).text();
+  expect(html).toMatch(/<p id="max-tokens-note" role="note" hidden><\/p>/);
 });
