@@ -1,7 +1,7 @@
 /** `cloister` sub-commands of the attestation/ party. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { choiceOption, UsageError } from "../client/cli/output.ts";
+import { choiceOption, optionsUsageError } from "../client/cli/output.ts";
 import { timeOption } from "../client/cli/time-option.ts";
 
 /**
@@ -72,10 +72,10 @@ export function registerAttestationCommands(program: Command): void {
       const { printVerdict } = await import("./verify-evidence-cli.ts");
       const tee = options.tee as (typeof TEES)[number];
       if (options.nonce !== undefined && tee !== "azure-snp" && tee !== "azure-tdx") {
-        throw new UsageError(`verify-evidence --tee ${tee}: --nonce does not apply to this TEE`);
+        throw optionsUsageError(`verify-evidence --tee ${tee}: --nonce does not apply to this TEE`);
       }
       if (options.issuer !== undefined && tee !== "maa") {
-        throw new UsageError(`verify-evidence --tee ${tee}: --issuer does not apply to this TEE`);
+        throw optionsUsageError(`verify-evidence --tee ${tee}: --issuer does not apply to this TEE`);
       }
       let verifyEvidence: typeof import("./snp/cli-verify.ts")["verifyEvidence"];
       switch (tee) {

@@ -7,7 +7,7 @@
  * import it.
  */
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
-import { UsageError } from "../client/cli/output.ts";
+import { optionsUsageError } from "../client/cli/output.ts";
 import { ClientError } from "../client/errors.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { fileMessage, type InputBound } from "./bounded-read.ts";
@@ -161,7 +161,7 @@ export type InputFileOption = keyof typeof INPUT_FILE_BOUNDS;
 
 /** The path of a required input file, or a UsageError (exit 2) naming the option. */
 function requiredPath(path: string | undefined, option: InputFileOption, tee: string): string {
-  if (path === undefined) throw new UsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
+  if (path === undefined) throw optionsUsageError(`verify-evidence --tee ${tee}: ${option} FILE is required`);
   return path;
 }
 
@@ -254,7 +254,7 @@ export function rejectForeignOptions(
   ];
   for (const name of inputs) {
     if (options[name] !== undefined && !allowed.includes(name)) {
-      throw new UsageError(`verify-evidence --tee ${options.tee}: --${name} does not apply to this TEE`);
+      throw optionsUsageError(`verify-evidence --tee ${options.tee}: --${name} does not apply to this TEE`);
     }
   }
 }

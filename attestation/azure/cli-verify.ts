@@ -13,7 +13,7 @@
  * details.issuerChecked says so.
  */
 
-import { UsageError } from "../../client/cli/output.ts";
+import { optionsUsageError, UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
@@ -158,7 +158,7 @@ async function verifyAzure(
 
 async function readJwks(path: string | undefined): Promise<string> {
   if (path === undefined)
-    throw new UsageError("verify-evidence --tee maa: --jwks FILE is required (no key set is fetched)");
+    throw optionsUsageError("verify-evidence --tee maa: --jwks FILE is required (no key set is fetched)");
   return readInputText(path, "--jwks", "maa");
 }
 
@@ -168,7 +168,7 @@ export type MaaVerdict = Omit<EvidenceVerdict, "tee"> & { readonly tee: "maa" };
 async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdict> {
   rejectForeignOptions({ ...(options as VerifyEvidenceOptions) }, ["token", "jwks"]);
   if (options.nonce !== undefined)
-    throw new UsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
+    throw optionsUsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
   // The policy is read and checked before the token (a bad policy is a configuration error).
   const policy = await readPolicyOption(options.policy, "maa");
   const token = await readInputText(options.token, "--token", "maa");

@@ -69,7 +69,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   const fromEnv = process.env.CLOISTER_API_KEY;
   const envKey = fromEnv !== undefined ? fromEnv.trim() : null;
   if (envKey === null && file === undefined && !loopback) {
-    throw new UsageError(
+    throw optionsUsageError(
       `--api-key-file: expected the API key file for ${parsed.host} (or CLOISTER_API_KEY); the default ${LOCAL_API_KEY_FILE}, cloister up's local key, goes to a loopback host only (${LOOPBACK_NAMES})`,
     );
   }
@@ -457,7 +457,7 @@ export async function runChat(
   // Read before connecting: a prompt that cannot be read costs no attestation round trip.
   const prompt = await readPrompt(promptArgument, options.promptFile, stdin);
   if (prompt === undefined && options.json === true) {
-    throw new UsageError(
+    throw optionsUsageError(
       "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
     );
   }

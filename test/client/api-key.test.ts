@@ -56,6 +56,10 @@ describe("readApiKey", () => {
         "--api-key-file: expected the API key file for cloister.example (or CLOISTER_API_KEY); the default .cloister/api-key",
       ),
     });
+    // An option left out that commander cannot tell, as its own required-option error reads.
+    await expect(readApiKey(undefined, "https://cloister.example")).rejects.toThrow(
+      /\) \(run with --help for usage\)$/,
+    );
   });
 
   it("uses the default local key file for a loopback host (client/loopback.ts: 127.0.0.0/8, [::1], localhost)", async () => {

@@ -249,7 +249,7 @@ describe("cloister chat --json", () => {
     ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UsageError);
     expect((error as Error).message).toBe(
-      "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON",
+      "chat --json: expected a prompt (the PROMPT argument, --prompt-file, or standard input that is not a terminal), found none: the interactive session prints text, not JSON (run with --help for usage)",
     );
     expect(terminal.wasRead()).toBe(false);
   });

@@ -93,6 +93,32 @@ describe("options missing or given together that commander cannot tell: as its o
         "--force",
       ],
       "chat: PROMPT and --prompt-file": ["chat", ...url, "--prompt-file", log, "hello"],
+      "verify-evidence: its TEE's file left out": ["verify-evidence", "--tee", "snp"],
+      "verify-evidence: --jwks left out (maa)": ["verify-evidence", "--tee", "maa", "--token", log],
+      "verify-evidence: another TEE's file": ["verify-evidence", "--tee", "snp", "--report", log, "--quote", log],
+      "verify-evidence: --issuer but for maa": [
+        "verify-evidence",
+        "--tee",
+        "azure-snp",
+        "--issuer",
+        "x",
+        "--evidence",
+        log,
+      ],
+      "verify-evidence: --nonce for snp": [
+        "verify-evidence",
+        "--tee",
+        "snp",
+        "--report",
+        log,
+        "--cert",
+        log,
+        "--nonce",
+        "00",
+      ],
+      "verify-evidence: --nonce for maa": [
+        ...["verify-evidence", "--tee", "maa", "--token", log, "--jwks", log, "--nonce", "00"],
+      ],
     };
     for (const [name, args] of Object.entries(runs)) {
       const result = await run(args);
