@@ -528,7 +528,12 @@ describe("verify-evidence --tee maa --policy", () => {
   });
 
   it("refuses a client policy's maa section (POLICY_INVALID); under one without it, every token", async () => {
-    await expect(run(withMaa({}))).rejects.toMatchObject({ code: "POLICY_INVALID", message: CLIENT_MAA_REFUSAL });
+    // Bad input (exit 2), the file named, as every other refusal of a --policy file.
+    await expect(run(withMaa({}))).rejects.toMatchObject({
+      code: "POLICY_INVALID",
+      kind: "configuration",
+      message: `--policy ${join(dir, "policy.json")}: ${CLIENT_MAA_REFUSAL}`,
+    });
     expect(await run(client)).toMatchObject({
       valid: false,
       code: "TEE_NOT_ACCEPTED",
