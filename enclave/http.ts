@@ -313,7 +313,7 @@ const requestListener = (
 
 /**
  * Serves a hono-style fetch handler on `hostname:port` (0 = any free port), with connection limits.
- * Rejects with a {@link ListenError} when it cannot listen there.
+ * Rejects with a {@link ListenError} when it cannot listen there, a RangeError for an option out of bounds.
  */
 export async function listen(
   fetchHandler: (request: Request) => Response | Promise<Response>,
@@ -354,13 +354,42 @@ class ClosingWhenUnreadResponse extends ServerResponse {
   }
 }
 
-/** `listen` with node's request listener, resolving with node's server too (listenBeforeServing swaps its listener). */
+/** The longest time limit listen takes (a day): within node's timers' 2^31 - 1 ms, past which they fire at once. */
+const MAX_LISTEN_TIMEOUT_MS = 86_400_000;
+
+/** The most connections listen holds (`maxConnections`, `maxConnectionsPerClient.max`): the host's --max-connections' bound. */
+const MAX_LISTEN_CONNECTIONS = 1_000_000;
+
+/**
+ * Refuses a numeric ListenOptions field that is not an integer within its bounds: to node a 0 is
+ * no limit at all (a keep-alive, first-request or headers timeout of 0 never closes; a
+ * maxConnections of 0 holds any number), and a timer past 2^31 - 1 ms fires at once.
+ */
+function checkListenOptions(options: ListenOptions): void {
+  const check = (field: string, value: number | undefined, max: number, unit: string) => {
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= max)) {
+      throw new RangeError(`${field}: expected an integer of 1..${max}${unit}, found ${value}`);
+    }
+  };
+  check("keepAliveTimeoutMs", options.keepAliveTimeoutMs, MAX_LISTEN_TIMEOUT_MS, " (ms)");
+  check("firstRequestTimeoutMs", options.firstRequestTimeoutMs, MAX_LISTEN_TIMEOUT_MS, " (ms)");
+  // node refuses a headers timeout above the request timeout.
+  check("headersTimeoutMs", options.headersTimeoutMs, REQUEST_TIMEOUT_MS, " (ms)");
+  check("maxConnections", options.maxConnections, MAX_LISTEN_CONNECTIONS, "");
+  check("maxConnectionsPerClient.max", options.maxConnectionsPerClient?.max, MAX_LISTEN_CONNECTIONS, "");
+}
+
+/**
+ * `listen` with node's request listener, resolving with node's server too (listenBeforeServing swaps
+ * its listener). Rejects with a RangeError when a numeric option is out of bounds (checkListenOptions).
+ */
 function listenWith(
   listener: RequestListener,
   hostname: string,
   port: number,
   options: ListenOptions,
 ): Promise<{ running: RunningServer; server: Server }> {
+  checkListenOptions(options);
   const headersTimeoutMs = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const server = createServer(
