@@ -134,22 +134,28 @@ describe("enclave boot", () => {
   it("removes the model copy of a boot refused after the engine loaded, even when the engine's close fails", async () => {
     const before = modelCopiesLeft().map((c) => c.dir);
     const close = InferenceEngine.prototype.close;
-    // The engine is freed (llama.cpp's memory), then its close fails as a dispose may.
+    // The engine is freed (llama.cpp's memory), then its close fails as a dispose may, with a
+    // message carrying a line break and a terminal escape (a native error's text is not ours).
     const failing = vi.spyOn(InferenceEngine.prototype, "close").mockImplementationOnce(async function (
       this: InferenceEngine,
     ) {
       await close.call(this);
-      throw new Error("the engine's close failed (a stand-in)");
+      throw new Error("the engine's close failed\n\u001b[2Ja stand-in");
     });
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     try {
       const error = await boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })).catch(
         (e: unknown) => e,
       );
       expect(failing).toHaveBeenCalledTimes(1);
-      // The boot's refusal, not the clean-up's failure (said on stderr).
+      // The boot's refusal, not the clean-up's failure (said on stderr, on one line, escaped as an error line is).
       expect(error).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
+      expect(stderr.mock.calls.map(([text]) => String(text))).toContain(
+        "cloister enclave: boot refused; closing its engine failed too (the engine's close failed\\u000a\\u001b[2Ja stand-in)\n",
+      );
       expect(modelCopiesLeft().map((c) => c.dir)).toEqual(before);
     } finally {
+      stderr.mockRestore();
       failing.mockRestore();
     }
   });
