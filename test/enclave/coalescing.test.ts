@@ -135,15 +135,14 @@ describe("enclave answer stream: frame coalescing", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
     /** Each timer the stream sets for the frame interval's wait (the engine's pauses are 4 ms): its delay. */
     const waits: number[] = [];
-    const fakeSetTimeout = globalThis.setTimeout;
-    vi.spyOn(globalThis, "setTimeout").mockImplementation(((
-      callback: (...args: unknown[]) => void,
-      ms?: number,
-      ...args: unknown[]
-    ) => {
-      if (ms !== 4) waits.push(ms ?? 0);
-      return fakeSetTimeout(callback, ms, ...args);
-    }) as typeof setTimeout);
+    // Watched after the fake clock is on: the timers it sets are the fake clock's.
+    watchTimeouts(
+      (ms) => {
+        if (ms !== 4) waits.push(ms ?? 0);
+        return undefined; // recorded only
+      },
+      () => {},
+    );
     let frames: Uint8Array[];
     /** Each frame's time on the fake clock, from the stream's start. */
     let at: number[];
