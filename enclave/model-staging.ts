@@ -213,24 +213,27 @@ export async function removeStaleCopies(root: string): Promise<void> {
 const copiesLeft = new Map<string, string | null>();
 
 /**
- * The model copies that process `pid`, now ended, made and are still there, by their names
+ * The model copies that process `owner`, now ended, made and are still there, by their names
  * (copyOwnerOf), in the directories copies are made in (/dev/shm, the temp directory, or `roots`):
  * for a supervisor (`cloister up`) whose child died without saying what it left (killed by a signal
- * it did not handle). A copy is the dead process's only when the owner its name records has ended
- * (ownerGone): the pid alone could name a live enclave's copy, its pid used again since, or one of
- * another pid namespace (another container sharing /dev/shm), to be removed by hand.
+ * it did not handle), `owner` read when it spawned the child (processOwner). A copy is the dead
+ * process's only when its name records exactly that owner (pid, start time, pid namespace) and
+ * that owner has ended (ownerGone): the pid alone could name a live enclave's copy, its pid used
+ * again since, an older dead process's that had the pid before the child, or one of another pid
+ * namespace (another container sharing /dev/shm), to be removed by hand.
  */
 export async function modelCopiesOfProcess(
-  pid: number,
+  owner: ProcessOwner,
   roots: readonly string[] = ["/dev/shm", tmpdir()],
 ): Promise<string[]> {
-  const self = await thisProcessOwner();
+  if (!(await ownerGone(owner, await thisProcessOwner()))) return [];
+  const tag = ownerTag(owner);
   const found: string[] = [];
   for (const root of new Set(roots)) {
     const names = await readdir(root).catch(() => [] as string[]);
     for (const name of names) {
-      const owner = copyOwnerOf(name);
-      if (owner?.pid === pid && (await ownerGone(owner, self))) found.push(join(root, name));
+      const named = copyOwnerOf(name);
+      if (named !== null && ownerTag(named) === tag) found.push(join(root, name));
     }
   }
   return found;

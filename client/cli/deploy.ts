@@ -20,6 +20,7 @@ import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { sha256File } from "../../models/hash.ts";
+import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
   generateModelKey,
   type ModelKey,
@@ -321,6 +322,12 @@ interface Child {
    * (null: none): what a child that fails as it stops says last.
    */
   readonly lastLine: () => string | null;
+  /**
+   * The process as its model copy's name records it (processOwner: pid, start time, pid namespace),
+   * read as it was spawned (null: no pid, it could not be spawned): stopChild names the copies of
+   * exactly this process, not those of an older one that had its pid.
+   */
+  readonly owner: Promise<ProcessOwner> | null;
 }
 
 /**
@@ -533,7 +540,8 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
     });
     child.once("error", reject);
   });
-  return { name, process: child, ready, lastLine: () => lastLine };
+  const owner = child.pid === undefined ? null : processOwner(child.pid);
+  return { name, process: child, ready, lastLine: () => lastLine, owner };
 }
 
 /**
@@ -576,7 +584,7 @@ export async function stopChild(
   // handles SIGTERM and SIGINT once it has anything to undo, and exits with a code), so a model copy
   // named for its process — decrypted weights — may be left, which it could not say: checked after
   // any signal, whichever stop this is.
-  const left = running.pid === undefined ? [] : await modelCopiesOfProcess(running.pid);
+  const left = child.owner === null ? [] : await modelCopiesOfProcess(await child.owner);
   const leaving = left.length === 0 ? null : `leaving the ${copiesToRemoveText(left)}`;
   // Killed before it had installed its handlers, which every cloister server does before anything
   // it would have to undo (the enclave, before it makes its private model copy): the stop asked

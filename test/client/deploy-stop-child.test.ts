@@ -47,7 +47,13 @@ class FakeChild extends EventEmitter {
 
 const stop = (child: FakeChild, interrupted: boolean, timeoutMs?: number) =>
   stopChild(
-    { name: "enclave", process: child as never, ready: new Promise(() => {}), lastLine: () => null },
+    {
+      name: "enclave",
+      process: child as never,
+      ready: new Promise(() => {}),
+      lastLine: () => null,
+      owner: Promise.resolve(dead),
+    },
     () => interrupted,
     timeoutMs,
   );
@@ -103,6 +109,19 @@ describe("stopChild: a child killed by a signal is checked for a model copy", ()
     const ctrlC = new FakeChild();
     ctrlC.die("SIGINT");
     expect(await stop(ctrlC, true)).toBe(`SIGINT before it handled signals, ${leaving()}`);
+  });
+
+  it("names no copy of an older dead process that had the child's pid (another start time): not the child's", async () => {
+    // The child's pid, started at another time: a process that ended before the child was spawned.
+    const older = join(tmpdir(), `cloister-model-${ownerTag({ ...dead, start: `${dead.start}0` })}-OlDeRc`);
+    await writeFile(older, "");
+    try {
+      const child = new FakeChild();
+      child.die("SIGKILL");
+      expect(await stop(child, false)).toBeNull();
+    } finally {
+      await rm(older, { force: true });
+    }
   });
 
   it("as before, without a copy: the stop asked for is clean, another death is told once", async () => {

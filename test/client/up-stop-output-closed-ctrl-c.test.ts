@@ -20,7 +20,7 @@ import { capture, stopListenersRemover } from "../helpers/stops.ts";
 
 /** The children startDeployment spawns: fake processes the test makes exit, each with `pid.dead`. */
 const spawned = vi.hoisted(() => [] as FakeChild[]);
-const pid = vi.hoisted(() => ({ dead: 0 }));
+const pid = vi.hoisted(() => ({ dead: 0, owner: null as ProcessOwner | null }));
 
 class FakeChild extends EventEmitter {
   readonly stdout = new PassThrough();
@@ -58,10 +58,21 @@ vi.mock("node:child_process", async (importOriginal) => {
   };
 });
 
+// The fake child stands for `dead` while it ran: startDeployment reads its owner as it spawns it
+// (processOwner), when a real child is alive; the dead pid's own /proc entry is gone.
+vi.mock("../../models/process-owner.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../models/process-owner.ts")>();
+  return {
+    ...actual,
+    processOwner: async (of: number) => (of === pid.dead && pid.owner !== null ? pid.owner : actual.processOwner(of)),
+  };
+});
+
 let dead: ProcessOwner;
 beforeAll(async () => {
   dead = await endedProcessOwner();
   pid.dead = dead.pid;
+  pid.owner = dead;
 });
 
 const removeStopListeners = stopListenersRemover();

@@ -317,7 +317,23 @@ describe("modelCopiesOfProcess", () => {
     const otherPid = `cloister-model-${process.pid + 1}-1-${self.pidNamespace ?? "x"}-othpid`;
     for (const name of [live, dead, otherNamespace, otherPid]) await mkdir(join(root, name));
     // Linux tells a used-again pid by its start time; elsewhere (no /proc) a live pid has no dead copy.
-    expect(await modelCopiesOfProcess(process.pid, [root])).toEqual(self.start === null ? [] : [join(root, dead)]);
+    const deadOwner = { pid: process.pid, start: "1", pidNamespace: self.pidNamespace };
+    expect(await modelCopiesOfProcess(deadOwner, [root])).toEqual(self.start === null ? [] : [join(root, dead)]);
+    expect(await modelCopiesOfProcess(self, [root])).toEqual([]);
+  });
+
+  it("names only the copies of the exact process asked about: an older dead process that had its pid is not it", async () => {
+    // Two dead processes had this pid, one after the other (started at ticks 1 and 2): asked about
+    // the later one (a supervisor's child, its start read when it was spawned), the earlier one's
+    // copy is not named as its.
+    const root = await privateDirectory("copies-of-exact-process");
+    const self = await thisProcessOwner();
+    const ns = self.pidNamespace ?? "x";
+    const older = `cloister-model-${process.pid}-1-${ns}-oldrcp`;
+    const child = `cloister-model-${process.pid}-2-${ns}-chldcp`;
+    for (const name of [older, child]) await mkdir(join(root, name));
+    const childOwner = { pid: process.pid, start: "2", pidNamespace: self.pidNamespace };
+    expect(await modelCopiesOfProcess(childOwner, [root])).toEqual(self.start === null ? [] : [join(root, child)]);
   });
 });
 
