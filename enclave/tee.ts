@@ -401,7 +401,7 @@ export async function tdxCollateralFromDirectory(
   const { tcbInfo, qeIdentity } = loaded.collateral;
   if (tcbInfo === undefined || qeIdentity === undefined || loaded.crls.length === 0) {
     throw fail(
-      `--tdx-collateral: "${dir}" lacks ${[tcbInfo === undefined ? "the TCB info for this platform" : null, qeIdentity === undefined ? "a QE identity" : null, loaded.crls.length === 0 ? "CRLs (*.der)" : null].filter((x) => x !== null).join(", ")}${loaded.notes.length === 0 ? "" : ` (${loaded.notes.join("; ")})`}`,
+      `--tdx-collateral ${dir}: lacks ${[tcbInfo === undefined ? "the TCB info for this platform" : null, qeIdentity === undefined ? "a QE identity" : null, loaded.crls.length === 0 ? "CRLs (*.der)" : null].filter((x) => x !== null).join(", ")}${loaded.notes.length === 0 ? "" : ` (${loaded.notes.join("; ")})`}`,
     );
   }
   const text = (bytes: Uint8Array | string) =>

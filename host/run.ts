@@ -1,7 +1,7 @@
 /** Implementation of `cloister host`. */
 import { resolve } from "node:path";
 import type { z } from "zod";
-import type { InputBound } from "../attestation/bounded-read.ts";
+import { fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
@@ -34,7 +34,7 @@ export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
     // parseJsonText: a second "keys" (or "sha256", "project") would silently replace the first.
     json = parseJsonText(text);
   } catch (error) {
-    throw new UsageError(`--api-keys: "${path}": ${jsonTextRefusal(error, "a JSON object of API keys")}`);
+    throw new UsageError(fileMessage(path, "--api-keys", jsonTextRefusal(error, "a JSON object of API keys")));
   }
   const parsed = apiKeysFileSchema.safeParse(json);
   if (!parsed.success) {

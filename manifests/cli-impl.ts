@@ -1,7 +1,7 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import { fileErrorCause, type InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
@@ -74,9 +74,9 @@ export async function readOperatorKeyFile(path: string): Promise<JWK> {
     value = parseJsonText(await readOptionFile(path, "--operator-key", JWK_FILE_BOUND));
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`--operator-key: "${path}": ${jsonTextRefusal(error, "a public JWK")}`);
+    throw new UsageError(fileMessage(path, "--operator-key", jsonTextRefusal(error, "a public JWK")));
   }
-  return checkTrustedJwk(value, `--operator-key "${path}"`);
+  return checkTrustedJwk(value, `--operator-key ${path}`);
 }
 
 async function readJwk(file: string, what: string): Promise<JWK> {

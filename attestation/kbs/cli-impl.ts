@@ -12,6 +12,7 @@ import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
+import { fileMessage } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { stringifyJsonVisibly } from "../untrusted-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
@@ -119,7 +120,11 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
     if (directory !== null) throw noDirectoryError("--out", options.out, directory, error);
     throw new UsageError(
       code === "EEXIST"
-        ? `--out: "${options.out}" exists; a model key is never overwritten (it would make sealed models unreadable)`
+        ? fileMessage(
+            options.out,
+            "--out",
+            "exists; a model key is never overwritten (it would make sealed models unreadable)",
+          )
         : `--out: cannot create "${options.out}" (${code ?? "error"})`,
       { cause: error },
     );
@@ -182,7 +187,7 @@ export async function runModelSeal(
     key = modelKeyFromJwk(parseJsonText(keyText), "--key");
   } catch (error) {
     throw new UsageError(
-      error instanceof SyntaxError ? `--key: "${options.key}": ${error.message}` : (error as Error).message,
+      error instanceof SyntaxError ? fileMessage(options.key, "--key", error.message) : (error as Error).message,
     );
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;

@@ -17,7 +17,7 @@ import { ClientError } from "../../client/errors.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { expectedOneOf, formatIssue } from "../../manifests/issues.ts";
 import { modelKeyFromJwk } from "../../models/sealed.ts";
-import type { InputBound } from "../bounded-read.ts";
+import { fileMessage, type InputBound } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { type BrokerKey, CLIENT_LIMITS } from "./broker.ts";
 import { BrokerConfigError, readCheckedFile, readPrivateKeyFile } from "./key-file.ts";
@@ -85,7 +85,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
     {
       forbidden: 0o022,
       noLinks: false,
-      fix: (mode, path) => `is writable by group or others (mode ${mode}); run chmod go-w "${path}"`,
+      fix: (mode, path) => `writable by group or others (mode ${mode}); run chmod go-w "${path}"`,
       bound: CONFIG_FILE_BOUND,
     },
     uid,
@@ -101,7 +101,7 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
     json = parseJsonText(text);
   } catch (error) {
     // parseJsonText's message says where the text went wrong, never what it holds.
-    throw new BrokerConfigError(`--config: "${path}": ${(error as Error).message}`);
+    throw new BrokerConfigError(fileMessage(path, "--config", (error as Error).message));
   }
   const parsed = ConfigSchema.safeParse(json);
   if (!parsed.success) {
@@ -132,7 +132,9 @@ export async function loadBrokerConfig(path: string, options: { uid?: number } =
         modelKey = modelKeyFromJwk(parseJsonText(keyText), `keys.${i}.keyFile`);
       } catch (error) {
         throw new BrokerConfigError(
-          error instanceof SyntaxError ? `keys.${i}.keyFile: "${keyPath}": ${error.message}` : (error as Error).message,
+          error instanceof SyntaxError
+            ? fileMessage(keyPath, `keys.${i}.keyFile`, error.message)
+            : (error as Error).message,
         );
       }
       read.push(modelKey.key);

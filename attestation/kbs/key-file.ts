@@ -8,7 +8,7 @@
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { fileErrorCause, type InputBound, readHandleText } from "../bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound, readHandleText } from "../bounded-read.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
 export class BrokerConfigError extends Error {
@@ -24,12 +24,12 @@ const KEY_FILE_BOUND: InputBound = { bytes: 64 * 1024, expected: "one model key 
 /**
  * readCheckedFile's refusal of `path` (the file of `field`) when it could not be opened, examined
  * or read (ENOENT, EACCES, EIO…), unless its caller words it (`cannotRead`): named as every refusal
- * of it is (`field: "path": …`, as the CLI's owner-only files are), with its errno and what to do
+ * of a file is (`field path: …`, fileMessage), with its errno and what to do
  * (fileErrorCause), the error kept as cause. For a caller that words only some errors itself.
  */
 export function privateFileUnreadable(field: string, path: string): (error: unknown) => BrokerConfigError {
   return (error) =>
-    new BrokerConfigError(`${field}: "${path}": cannot read (${fileErrorCause(error)})`, { cause: error });
+    new BrokerConfigError(fileMessage(path, field, `cannot read (${fileErrorCause(error)})`), { cause: error });
 }
 
 /**
@@ -58,7 +58,7 @@ export async function readCheckedFile(
     const code = (error as NodeJS.ErrnoException).code;
     // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
     if (code === "ELOOP" && rule.noLinks) {
-      return new BrokerConfigError(`${field}: "${path}" is a symbolic link; expected the key file itself`, {
+      return new BrokerConfigError(fileMessage(path, field, "a symbolic link; expected the key file itself"), {
         cause: error,
       });
     }
@@ -76,18 +76,22 @@ export async function readCheckedFile(
     const info = await handle.stat().catch((error: unknown) => {
       throw unreadable(error);
     });
-    if (!info.isFile()) throw new BrokerConfigError(`${field}: "${path}" is not a regular file`);
+    if (!info.isFile()) throw new BrokerConfigError(fileMessage(path, field, "not a regular file"));
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
       throw new BrokerConfigError(
-        `${field}: "${path}" is owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
+        fileMessage(
+          path,
+          field,
+          `owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
+        ),
       );
     }
     if ((info.mode & rule.forbidden) !== 0) {
-      throw new BrokerConfigError(`${field}: "${path}" ${rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)}`);
+      throw new BrokerConfigError(fileMessage(path, field, rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)));
     }
-    // Worded `field: "path": …`, naming the file as the refusals above do (not the CLI's `--option path: …`).
+    // Worded `field path: …` (fileMessage), as the refusals above and the CLI's option files are.
     const refuse = (message: string) => new BrokerConfigError(message);
-    return await readHandleText(handle, `"${path}"`, `${field}:`, rule.bound, refuse).catch((error: unknown) => {
+    return await readHandleText(handle, path, field, rule.bound, refuse).catch((error: unknown) => {
       throw error instanceof BrokerConfigError ? error : unreadable(error);
     });
   } finally {

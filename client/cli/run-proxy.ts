@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { link, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { fileErrorCause, type InputBound } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
@@ -39,7 +39,7 @@ export async function localToken(file: string): Promise<{ token: string; created
     const token = `cpx_${randomBytes(32).toString("hex")}`;
     if (await createTokenFile(file, token)) return { token, created: true };
   }
-  throw new UsageError(`--token-file: "${file}" keeps appearing and disappearing; expected a stable file`);
+  throw new UsageError(fileMessage(file, "--token-file", "keeps appearing and disappearing; expected a stable file"));
 }
 
 /**
@@ -66,7 +66,7 @@ async function readTokenFile(file: string): Promise<string | null> {
   const problem = proxyTokenProblem(token);
   if (problem !== null) {
     throw new UsageError(
-      `--token-file: "${file}": expected one token of 32..256 printable characters, found ${problem}`,
+      fileMessage(file, "--token-file", `expected one token of 32..256 printable characters, found ${problem}`),
     );
   }
   return token;

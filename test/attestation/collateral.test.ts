@@ -130,7 +130,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     }
     await expect(tdxCollateralFromDirectory(partial, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: expect.stringContaining("lacks a QE identity, CRLs (*.der)"),
+      message: expect.stringContaining(`--tdx-collateral ${partial}: lacks a QE identity, CRLs (*.der)`),
     });
     await expect(tdxCollateralFromDirectory(join(tmp, "missing"), QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",

@@ -60,7 +60,7 @@ describe("cloister kbs and model seal", () => {
 
     const again = await runCloister(["kbs", "keygen", "--key-id", "tiny-v1", "--out", keyPath]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/--out: ".*" exists; a model key is never overwritten/);
+    expect(again.stderr).toContain(`--out ${keyPath}: exists; a model key is never overwritten`);
     expect(JSON.parse(await readFile(keyPath, "utf8"))).toEqual(jwk);
 
     const badId = await runCloister(["kbs", "keygen", "--key-id", "has space", "--out", join(dir, "x.jwk")]);
@@ -119,7 +119,7 @@ describe("cloister kbs and model seal", () => {
     await symlink(keyPath, link);
     const linked = await runCloister(["model", "seal", "--key", link, keyPath, join(dir, "z.sealed")]);
     expect(linked.code).toBe(2);
-    expect(linked.stderr).toContain("is a symbolic link");
+    expect(linked.stderr).toContain(`--key ${link}: a symbolic link; expected the key file itself`);
   });
 
   it("model seal refuses a key file that names a member twice, as the broker's key files do (JSON.parse kept the last)", async () => {
@@ -132,7 +132,7 @@ describe("cloister kbs and model seal", () => {
     const out = join(dir, "twice.sealed");
     const run = await runCloister(["model", "seal", "--key", twice, keyPath, out]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`--key: "${twice}": `);
+    expect(run.stderr).toContain(`--key ${twice}: `);
     expect(run.stderr).toContain("k appears twice in one object");
     expect(run.stderr).not.toContain(jwk.k);
     await expect(readFile(out)).rejects.toMatchObject({ code: "ENOENT" });
@@ -195,12 +195,14 @@ describe("cloister kbs and model seal", () => {
     await chmod(writable, 0o666);
     const open = await runCloister(["kbs", "check", "--config", writable]);
     expect(open.code).toBe(2);
-    expect(open.stderr).toContain("is writable by group or others (mode 0666); run chmod go-w");
+    expect(open.stderr).toContain(`--config ${writable}: writable by group or others (mode 0666); run chmod go-w`);
     await chmod(join(dir, "policy.json"), 0o664);
     const openPolicy = await runCloister(["kbs", "check", "--config", configPath]);
     await chmod(join(dir, "policy.json"), 0o644);
     expect(openPolicy.code).toBe(2);
-    expect(openPolicy.stderr).toContain("keys.0.policy:");
+    expect(openPolicy.stderr).toContain(
+      `keys.0.policy ${join(dir, "policy.json")}: writable by group or others (mode 0664); run chmod go-w`,
+    );
 
     const missing = await runCloister(["kbs", "check", "--config", join(dir, "nope.json")]);
     expect(missing.code).toBe(2);
@@ -450,7 +452,7 @@ describe("cloister kbs and model seal", () => {
     const badKey = await enclave(join(dir, "m.jws"), join(dir, "k.jwk"));
     expect(badKey.code).toBe(2);
     expect(badKey.stderr).toContain(
-      `--operator-key: "${join(dir, "k.jwk")}": expected a public JWK, found text that is not valid JSON\n`,
+      `--operator-key ${join(dir, "k.jwk")}: expected a public JWK, found text that is not valid JSON\n`,
     );
   }, 120_000);
 });
@@ -469,7 +471,7 @@ describe("broker configuration errors", () => {
     await writeFile(cut, '{"version": 1, "keys": [', { mode: 0o600 });
     await expect(loadBrokerConfig(cut)).rejects.toMatchObject({
       code: "KBS_CONFIG_INVALID",
-      message: `--config: "${cut}": not valid JSON (it ends early)`,
+      message: `--config ${cut}: not valid JSON (it ends early)`,
     });
     const secret = "c2VjcmV0LW1vZGVsLWtleS1ieXRlcy0zMi1sb25nISE";
     await writeFile(join(dir, "cut.jwk"), `{"kty": "oct", "k": "${secret}",, }`, { mode: 0o600 });
@@ -478,7 +480,7 @@ describe("broker configuration errors", () => {
       mode: 0o600,
     });
     const keyError = (await loadBrokerConfig(withKey).catch((e: Error) => e)) as Error;
-    expect(keyError.message).toBe(`keys.0.keyFile: "${join(dir, "cut.jwk")}": not valid JSON (at position 66)`);
+    expect(keyError.message).toBe(`keys.0.keyFile ${join(dir, "cut.jwk")}: not valid JSON (at position 66)`);
     expect(String(keyError.cause ?? "")).not.toContain(secret);
   });
 
@@ -493,7 +495,7 @@ describe("broker configuration errors", () => {
     const error = (await loadBrokerConfig(file).catch((e: Error) => e)) as Error & { code?: string };
     expect(error).toMatchObject({
       code: "KBS_CONFIG_INVALID",
-      message: 'keys.0.keyFile: "/proc/self/mem": cannot read (EIO)',
+      message: "keys.0.keyFile /proc/self/mem: cannot read (EIO)",
     });
     expect(error.cause).toMatchObject({ code: "EIO" });
   });
@@ -570,7 +572,7 @@ describe("broker configuration files belong to this user", () => {
     }
     const reader = owner + 1;
     await expect(loadBrokerConfig(join(copy, "kbs.json"), { uid: reader })).rejects.toThrow(
-      new RegExp(`--config: ".*" is owned by uid ${owner}; expected this user's \\(uid ${reader}\\) or root's`),
+      new RegExp(`--config .*: owned by uid ${owner}; expected this user's \\(uid ${reader}\\) or root's`),
     );
     // Their owner loads them.
     expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).keys.map((k) => k.keyId)).toEqual([
@@ -596,9 +598,9 @@ describe("broker files that are not regular files", () => {
       JSON.stringify({ version: 1, keys: [{ keyFile: "tiny.jwk", policy: "policy.json" }] }),
     );
     const cases = [
-      ["key-fifo.json", `keys.0.keyFile: "${join(fifos, "key.jwk")}" is not a regular file`],
-      ["policy-fifo.json", `keys.0.policy: "${join(fifos, "policy.json")}" is not a regular file`],
-      ["kbs.json", `--config: "${join(fifos, "kbs.json")}" is not a regular file`],
+      ["key-fifo.json", `keys.0.keyFile ${join(fifos, "key.jwk")}: not a regular file`],
+      ["policy-fifo.json", `keys.0.policy ${join(fifos, "policy.json")}: not a regular file`],
+      ["kbs.json", `--config ${join(fifos, "kbs.json")}: not a regular file`],
     ] as const;
     for (const [config, expected] of cases) {
       const run = await runCloister(["kbs", "check", "--config", join(fifos, config)], { timeoutMs: 15_000 });
@@ -610,7 +612,7 @@ describe("broker files that are not regular files", () => {
       timeoutMs: 15_000,
     });
     expect(seal.code).toBe(2);
-    expect(seal.stderr).toContain(`--key: "${join(fifos, "key.jwk")}" is not a regular file`);
+    expect(seal.stderr).toContain(`--key ${join(fifos, "key.jwk")}: not a regular file`);
   }, 120_000);
 });
 

@@ -169,7 +169,7 @@ describe("a key file that cannot be read is named as the user gave it", () => {
       {
         code: 2,
         stdout: "",
-        stderr: `cloister: USAGE: --api-key-file: "${missing}": cannot read (ENOENT: no such file; check the path)\n`,
+        stderr: `cloister: USAGE: --api-key-file ${missing}: cannot read (ENOENT: no such file; check the path)\n`,
       },
     );
   });
@@ -202,7 +202,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
       expect(await run(command === "chat" ? [...args, "hello"] : args)).toEqual({
         code: 2,
         stdout: "",
-        stderr: `cloister: USAGE: --api-key-file: "${loose}" mode expected 0600 (owner only), found 0${mode}; run chmod 600 "${loose}"\n`,
+        stderr: `cloister: USAGE: --api-key-file ${loose}: mode expected 0600 (owner only), found 0${mode}; run chmod 600 "${loose}"\n`,
       });
     },
   );
@@ -221,7 +221,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await run(args)).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: --api-key-file: "${link}" mode expected 0600 (owner only), found 0644; run chmod 600 "${link}"\n`,
+      stderr: `cloister: USAGE: --api-key-file ${link}: mode expected 0600 (owner only), found 0644; run chmod 600 "${link}"\n`,
     });
   });
 
@@ -232,7 +232,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", loop])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: --api-key-file: "${loop}": cannot read (ELOOP: a loop of links; check where the link points)\n`,
+      stderr: `cloister: USAGE: --api-key-file ${loop}: cannot read (ELOOP: a loop of links; check where the link points)\n`,
     });
   });
 
@@ -247,7 +247,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
       expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", link])).toEqual({
         code: 2,
         stdout: "",
-        stderr: `cloister: USAGE: --api-key-file: "${link}" is not a regular file\n`,
+        stderr: `cloister: USAGE: --api-key-file ${link}: not a regular file\n`,
       });
     }
   });
@@ -258,7 +258,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     await writeFile(target, `${FILE_KEY}\n`, { mode: 0o600 });
     await symlink(target, link);
     await expect(readApiKeyOfEarlierRun(link)).rejects.toThrow(
-      `cloister up: API key file: "${link}" is a symbolic link; expected the key file itself`,
+      `cloister up: API key file ${link}: a symbolic link; expected the key file itself`,
     );
   });
 
@@ -271,7 +271,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd, env })).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: the default key file: ".cloister/api-key" is a symbolic link; expected the key file itself\n`,
+      stderr: `cloister: USAGE: the default key file .cloister/api-key: a symbolic link; expected the key file itself\n`,
     });
   });
 
@@ -284,7 +284,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd, env })).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: the default key file: ".cloister/api-key" mode expected 0600 (owner only), found 0644; run chmod 600 ".cloister/api-key"\n`,
+      stderr: `cloister: USAGE: the default key file .cloister/api-key: mode expected 0600 (owner only), found 0644; run chmod 600 ".cloister/api-key"\n`,
     });
   });
 });

@@ -79,14 +79,14 @@ interface Case {
   /** A reader that trusts only a private file: the file is made 0600 first. */
   readonly private?: true;
   /**
-   * Read by the key broker's private-file reader (attestation/kbs/key-file.ts): its refusals name the
-   * file quoted, after the option (`--config: "/path": …`), as its mode and owner refusals do.
+   * Read by the key broker's private-file reader (attestation/kbs/key-file.ts), which takes a
+   * regular file only; its refusals name the file as every other reader's do (`--config /path: …`).
    */
-  readonly quotesPath?: true;
+  readonly checkedFile?: true;
 }
 
-/** How a refusal of `c` names `file`: `--option /path`, or the key broker reader's `--option: "/path"`. */
-const named = (c: Case, file: string): string => (c.quotesPath ? `${c.option}: "${file}"` : `${c.option} ${file}`);
+/** How a refusal of `c` names `file`: `--option /path` (fileMessage), whichever reader read it. */
+const named = (c: Case, file: string): string => `${c.option} ${file}`;
 
 /** A broker configuration naming `keyFile` (read before its inline policy is looked at). */
 async function brokerConfigFor(keyFile: string): Promise<string> {
@@ -120,7 +120,7 @@ const cases: readonly Case[] = [
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKey(file, "http://127.0.0.1:9"),
     private: true,
-    quotesPath: true,
+    checkedFile: true,
   },
   {
     option: "--prompt-file",
@@ -141,7 +141,7 @@ const cases: readonly Case[] = [
     expected: "one API key, sent in an HTTP header: Node's servers take 16 KiB of headers",
     read: (file) => readApiKeyOfEarlierRun(file),
     private: true,
-    quotesPath: true,
+    checkedFile: true,
   },
   {
     option: "--token-file",
@@ -149,7 +149,7 @@ const cases: readonly Case[] = [
     expected: "one token of at most 256 printable characters",
     read: (file) => localToken(file),
     private: true,
-    quotesPath: true,
+    checkedFile: true,
     missing: null,
   },
   {
@@ -158,7 +158,7 @@ const cases: readonly Case[] = [
     expected: "a broker configuration or a release policy, a few KiB",
     read: (file) => loadBrokerConfig(file),
     refusal: (message) => new BrokerConfigError(message),
-    quotesPath: true,
+    checkedFile: true,
   },
   {
     option: "keys.0.keyFile",
@@ -167,7 +167,7 @@ const cases: readonly Case[] = [
     read: async (file) => loadBrokerConfig(await brokerConfigFor(file)),
     refusal: (message) => new BrokerConfigError(message),
     private: true,
-    quotesPath: true,
+    checkedFile: true,
   },
   // cloister verify-evidence: each input file to the bound its option has (INPUT_FILE_BOUNDS).
   {
@@ -270,7 +270,7 @@ describe("option files are read to a bound and as strict UTF-8", () => {
     // Spawned in that directory: the default key file is relative to the working directory.
     const run = await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd: work });
     expect(run.stderr).toContain(
-      `the default key file: ".cloister/api-key": expected at most ${16 * KiB} bytes (one API key, sent in an HTTP header: Node's servers take 16 KiB of headers), found more`,
+      `the default key file .cloister/api-key: expected at most ${16 * KiB} bytes (one API key, sent in an HTTP header: Node's servers take 16 KiB of headers), found more`,
     );
   });
 
@@ -291,7 +291,7 @@ describe("option files are a regular file or a pipe: never a device, a socket or
   // Through readBoundedFile (openFileOrPipe); not the secret files nor the key broker's files, which
   // take a regular file only (checked once open: their own refusals, test/client/api-key-source.test.ts).
   for (const [index, c] of cases.entries()) {
-    if (c.private === true || c.quotesPath === true) continue;
+    if (c.private === true || c.checkedFile === true) continue;
     const refused = c.refusal ?? ((message: string) => new UsageError(message));
     it(`${c.option}: /dev/zero, /dev/null and a directory are refused, naming what each is`, async () => {
       const directory = join(dir, `directory-${index}`);

@@ -58,17 +58,17 @@ describe("localToken", () => {
     await writeFile(loose, `${TOKEN}\n`);
     await chmod(loose, 0o644);
     await expect(localToken(loose)).rejects.toThrow(
-      `--token-file: "${loose}" mode expected 0600 (owner only), found 0644; run chmod 600 "${loose}"`,
+      `--token-file ${loose}: mode expected 0600 (owner only), found 0644; run chmod 600 "${loose}"`,
     );
     const target = join(dir, "target");
     await writeFile(target, `${TOKEN}\n`, { mode: 0o600 });
     const link = join(dir, "link");
     await symlink(target, link);
-    await expect(localToken(link)).rejects.toThrow(`--token-file: "${link}" is a symbolic link`);
+    await expect(localToken(link)).rejects.toThrow(`--token-file ${link}: a symbolic link`);
     const empty = join(dir, "empty");
     await writeFile(empty, "", { mode: 0o600 });
     await expect(localToken(empty)).rejects.toThrow(
-      `--token-file: "${empty}": expected one token of 32..256 printable characters, found 0 characters`,
+      `--token-file ${empty}: expected one token of 32..256 printable characters, found 0 characters`,
     );
     const spaced = join(dir, "spaced");
     await writeFile(spaced, `${TOKEN.slice(0, 20)} ${TOKEN.slice(20)}\n`, { mode: 0o600 });
@@ -116,7 +116,7 @@ describe("localToken", () => {
   it("refuses a FIFO at once (a blocking open would wait, silently, for a writer)", async () => {
     const fifo = join(dir, "fifo");
     execFileSync("mkfifo", ["-m", "600", fifo]);
-    await expect(localToken(fifo)).rejects.toThrow(`--token-file: "${fifo}" is not a regular file`);
+    await expect(localToken(fifo)).rejects.toThrow(`--token-file ${fifo}: not a regular file`);
   });
 });
 

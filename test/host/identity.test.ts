@@ -71,7 +71,7 @@ describe("the API-keys file", () => {
     const keys = JSON.stringify([key("team-a", "ck_first_0123456789")]);
     await writeFile(file, `{"version": 1, "keys": ${keys}, "keys": []}`, { mode: 0o600 });
     await expect(loadApiKeys(file)).rejects.toMatchObject({
-      message: `--api-keys: "${file}": keys appears twice in one object (the second at position ${keys.length + 25}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+      message: `--api-keys ${file}: keys appears twice in one object (the second at position ${keys.length + 25}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
     });
   });
 
@@ -80,7 +80,7 @@ describe("the API-keys file", () => {
     const text = '{"version": 1, "keys": [{"sha256": "ck_secret_0123456789"';
     await writeFile(file, text, { mode: 0o600 });
     await expect(loadApiKeys(file)).rejects.toMatchObject({
-      message: `--api-keys: "${file}": expected a JSON object of API keys, found text that is not valid JSON (at position ${text.length})`,
+      message: `--api-keys ${file}: expected a JSON object of API keys, found text that is not valid JSON (at position ${text.length})`,
     });
   });
 
