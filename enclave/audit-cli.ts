@@ -120,9 +120,13 @@ them is about that text (with --json: "record" is that one, "allFound" lists the
     .requiredOption("--url <url>", "the host's URL (printed by cloister up)")
     .requiredOption("--policy <file>", "client policy file (cloister up writes .cloister/policy.json)")
     .option("--api-key-file <file>", API_KEY_FILE_HELP)
-    .option("--out <file>", "write the checkpoint line to this new file (default: print it on stdout)")
+    .option(
+      "--out <file>",
+      "write the checkpoint line to this file (default: print it on stdout); one that exists is refused unless --force",
+    )
+    .option("--force", "with --out: replace the file if it exists (a fresher checkpoint over an older one)")
     .option("--json", "print the verified checkpoint as JSON")
-    .action(async (options: ClientConnectionOptions & { out?: string }) => {
+    .action(async (options: ClientConnectionOptions & { out?: string; force?: boolean }) => {
       const { runAuditCheckpoint } = await import("../client/cli/run-client.ts");
       await runAuditCheckpoint(options);
     });

@@ -599,12 +599,15 @@ export async function chatInteractively(
  * head of its audit log bound to a fresh nonce, and writes the verified line where
  * `cloister audit verify --checkpoint` reads it.
  */
-export async function runAuditCheckpoint(options: ClientConnectionOptions & { out?: string }): Promise<void> {
-  // Checked before the enclave is contacted; the write below still never replaces a file.
-  if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", "never");
+export async function runAuditCheckpoint(
+  options: ClientConnectionOptions & { out?: string; force?: boolean },
+): Promise<void> {
+  // Checked before the enclave is contacted; the write below still replaces a file only with --force.
+  const existing = options.force === true ? "replace" : "refuse";
+  if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
   const session = await open(options);
   const checkpoint = await session.auditCheckpoint();
-  if (options.out !== undefined) await writeOutputFile(options.out, `${checkpoint.line}\n`, "--out", "never");
+  if (options.out !== undefined) await writeOutputFile(options.out, `${checkpoint.line}\n`, "--out", existing);
   if (options.json === true) {
     printJson({
       valid: true,

@@ -33,9 +33,28 @@ describe("client output files", () => {
     );
     expect(checkpoint.code).toBe(2);
     expect(checkpoint.stderr.trim()).toMatch(
-      /^cloister: USAGE: --out: cannot create ".*existing\.txt": it already exists \(EEXIST\); expected a new file, it is never overwritten$/,
+      /^cloister: USAGE: --out: cannot create ".*existing\.txt": it already exists \(EEXIST\); pass --force to replace it$/,
     );
     expect(await readFile(existing, "utf8")).toBe("keep me\n");
+  });
+
+  it("audit checkpoint --force takes an existing --out file: the refusal is the missing policy's, the file kept until a checkpoint is written", async () => {
+    const existing = join(dir, "old-checkpoint.json");
+    await writeFile(existing, "an older checkpoint\n");
+    const forced = await runCloister(
+      ["audit", "checkpoint", "--url", "http://127.0.0.1:1", "--policy", join(dir, "no-policy.json")].concat([
+        "--out",
+        existing,
+        "--force",
+      ]),
+      { cwd: dir },
+    );
+    expect(forced.code).toBe(2);
+    expect(forced.stderr).toContain("--policy");
+    expect(forced.stderr).not.toContain("EEXIST");
+    expect(await readFile(existing, "utf8")).toBe("an older checkpoint\n");
+    const help = await runCloister(["audit", "checkpoint", "--help"]);
+    expect(help.stdout).toMatch(/--force\s+with --out: replace the file if it exists/);
   });
 
   it("writeOutputFile: creates a new file, refuses or replaces an existing one as asked, leaves no temporary file", async () => {
