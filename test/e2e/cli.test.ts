@@ -167,7 +167,7 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
     expect(cut.code).toBe(1);
     expect(cut.stderr).toMatch(/AUDIT_LOG_TRUNCATED/);
 
-    // --out never overwrites.
+    // --out never overwrites, unless --force: then a fresh checkpoint replaces the older one.
     const again = await cloister(
       "audit",
       "checkpoint",
@@ -176,8 +176,21 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
       checkpointFile,
     );
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/--out: cannot create .*: it already exists \(EEXIST\); .*never overwritten/);
-    expect(JSON.parse((await readFile(checkpointFile, "utf8")).trim()).checkpoint.count).toBe(written);
+    expect(again.stderr).toMatch(/--out: cannot create .*: it already exists \(EEXIST\); pass --force to replace it/);
+    const older = await readFile(checkpointFile, "utf8");
+    expect(JSON.parse(older.trim()).checkpoint.count).toBe(written);
+    const forced = await cloister(
+      "audit",
+      "checkpoint",
+      ...connection(deployment.files.policyPath),
+      "--out",
+      checkpointFile,
+      "--force",
+    );
+    expect(forced.code, forced.stderr).toBe(0);
+    const replaced = await readFile(checkpointFile, "utf8");
+    expect(replaced).not.toBe(older);
+    expect(JSON.parse(replaced.trim()).checkpoint.count).toBeGreaterThanOrEqual(written);
   });
 });
 
