@@ -175,7 +175,11 @@ export interface Completion {
   readonly audit: AuditReference | null;
 }
 
-const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID"]);
+/**
+ * Enclave refusals of the request itself, under its attested configuration: the same request is
+ * refused again (CHAT_TEMPLATE_REFUSED: a conversation shape the model's chat template did not render).
+ */
+const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID", "CHAT_TEMPLATE_REFUSED"]);
 /**
  * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was
  * altered on the way (the host or network) or replayed. They are integrity failures, not

@@ -55,6 +55,7 @@ import { type ChatWrapperPlan, planChatWrapper, planChatWrapperFor } from "./eng
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
+import { TemplateShapes } from "./engine/template-shapes.ts";
 import { closeThenRemoveCopy, localCopyRoot, type StagedModel, stageModel } from "./model-staging.ts";
 import { throwIfStoppedBy } from "./stop.ts";
 
@@ -133,6 +134,11 @@ export type EngineOptions = {
   progress?: boolean;
   /** The chat wrapper (the manifest's model.chatWrapper; default "auto"): engine/chat-wrapper.ts. */
   chatWrapper?: ChatWrapperChoice;
+  /**
+   * How long an operator's Jinja template may take to render a new conversation shape on its worker
+   * thread before the shape is refused, in ms (default SHAPE_LIMIT_MS: engine/template-shapes.ts).
+   */
+  chatTemplateLimitMs?: number;
   /**
    * The SHA-256 of `modelPath`, computed by the caller as it wrote that file (the enclave's private
    * copy, model-staging.ts): compared with `expectedSha256`, and `modelPath` is then loaded as it
@@ -327,7 +333,9 @@ async function loadEngine(
       gpu: llama.gpu,
       chatTemplate: chatWrapper.wrapperName,
     };
-    return new InferenceEngine(llama, model, context, slots, chatWrapper, settings.maxQueue, info, staged);
+    // An operator's Jinja template renders each new conversation shape on a worker first (#render).
+    const shapes = TemplateShapes.for(chatWrapper, model, settings.chatTemplateLimitMs);
+    return new InferenceEngine(llama, model, context, slots, { chatWrapper, shapes }, settings.maxQueue, info, staged);
   } catch (error) {
     // The plan's worker ends; a Llama still starting when the plan failed is freed once it has.
     plan?.dispose();
@@ -350,6 +358,8 @@ export class InferenceEngine {
   readonly #context: LlamaContext;
   readonly #pool: SlotPool<Slot>;
   readonly #chatWrapper: ChatWrapper;
+  /** The shapes an operator's Jinja template has rendered on its worker; null: a wrapper that needs no check. */
+  readonly #shapes: TemplateShapes | null;
   /** Aborted by close(): ends every running generation after its current token. */
   readonly #closing = new AbortController();
   readonly #running = new Set<Promise<void>>();
@@ -365,7 +375,7 @@ export class InferenceEngine {
     model: LlamaModel,
     context: LlamaContext,
     slots: Slot[],
-    chatWrapper: ChatWrapper,
+    { chatWrapper, shapes }: { chatWrapper: ChatWrapper; shapes: TemplateShapes | null },
     maxQueue: number,
     info: EngineInfo,
     staged: StagedModel | null,
@@ -376,6 +386,7 @@ export class InferenceEngine {
     this.#context = context;
     this.#pool = new SlotPool(slots, maxQueue);
     this.#chatWrapper = chatWrapper;
+    this.#shapes = shapes;
     this.info = info;
   }
 
@@ -388,13 +399,17 @@ export class InferenceEngine {
   }
 
   /** Number of tokens a prompt renders to (chat template applied for messages). */
-  countPromptTokens(request: GenerateRequest): number {
-    return this.#render(request).tokens.length;
+  async countPromptTokens(request: GenerateRequest): Promise<number> {
+    return (await this.#render(request)).tokens.length;
   }
 
-  /** Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). */
-  renderPrompt(request: GenerateRequest): PromptRendering {
-    return new PromptRendering(this.#render(request), request);
+  /**
+   * Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). Rejects
+   * with CHAT_TEMPLATE_REFUSED for a conversation an operator's Jinja template did not render on its
+   * worker (#render).
+   */
+  async renderPrompt(request: GenerateRequest): Promise<PromptRendering> {
+    return new PromptRendering(await this.#render(request), request);
   }
 
   /**
@@ -414,7 +429,9 @@ export class InferenceEngine {
     if (rendering !== undefined && rendering.request !== request) {
       throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
     }
-    const prompt = rendering?.rendered ?? this.#render(request);
+    // Rendered at once, but for a new shape of an operator's Jinja template (#render).
+    const rendered = rendering?.rendered ?? this.#render(request);
+    const prompt = rendered instanceof Promise ? await rendered : rendered;
     if (prompt.tokens.length >= this.info.contextSize) {
       throw new EngineError(
         "PROMPT_TOO_LONG",
@@ -522,6 +539,7 @@ export class InferenceEngine {
     if (this.#closed) return;
     this.#closed = true;
     this.#pool.close();
+    this.#shapes?.close();
     this.#closing.abort(new EngineError("ENGINE_CLOSED", "engine is closing"));
     // Running generations end at their next token; one whose consumer stopped pulling is not
     // waited for forever: after the grace period its sequence is disposed under it.
@@ -573,24 +591,47 @@ export class InferenceEngine {
     }
   }
 
-  #render(request: GenerateRequest): RenderedPrompt {
-    const stopTexts = request.stop ?? [];
+  /**
+   * `request`'s prompt, rendered and tokenized: at once, or, for a conversation whose shape an
+   * operator's Jinja template has not rendered on its worker yet, once it has (a promise).
+   */
+  #render(request: GenerateRequest): RenderedPrompt | Promise<RenderedPrompt> {
     if ("messages" in request) {
-      const history: ChatHistoryItem[] = request.messages.map(toHistoryItem);
-      history.push({ type: "model", response: [] });
-      // On this thread, with no limit: a named wrapper runs no template, and Cloister's own template
-      // loops over the messages only (at most 256), but an operator's Jinja template (pinned, or
-      // auto's choice) may loop on some conversations the boot's trial did not try. Not moved to a
-      // worker: a round trip in every request's time to first token (docs/deploy.md, "jinjaTemplate").
-      const state = this.#chatWrapper.generateContextState({ chatHistory: history });
-      const tokens = state.contextText.tokenize(this.#model.tokenizer);
-      return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, stopTexts) };
+      checkMessages(request);
+      // On this thread: a named wrapper runs no template, and Cloister's own template loops over the
+      // messages only (at most 256). An operator's Jinja template (pinned, or auto's choice) may loop
+      // on some conversation the boot's trial did not try; it sees the conversation's shape only (its
+      // roles, as placeholders: engine/template-shapes.ts), so each new shape is rendered first on a
+      // worker within a limit (one round trip per new shape), and one that did not render there is
+      // refused (CHAT_TEMPLATE_REFUSED) rather than rendered here (docs/deploy.md, "jinjaTemplate").
+      const shape = this.#shapes?.shapeOf(request.messages.map((message) => message.role));
+      const checking = shape === undefined ? null : this.#shapes?.check(shape);
+      if (checking != null) return checking.then(() => this.#renderChat(request, shape));
+      return this.#renderChat(request, shape);
     }
+    const stopTexts = request.stop ?? [];
     const bos = this.#model.tokens.bos;
     const prependBos = this.#model.tokens.shouldPrependBosToken && bos !== null;
     const tokens = this.#model.tokenize(request.prompt, false, prependBos ? "trimLeadingSpace" : undefined);
     if (prependBos && tokens[0] !== bos) tokens.unshift(bos);
     return { tokens, rules: stopRules(this.#model, [], stopTexts) };
+  }
+
+  /** A chat request's prompt; `shape`: its shape, which the operator's Jinja template rendered on its worker. */
+  #renderChat(request: ChatRequest, shape: string | undefined): RenderedPrompt {
+    const history: ChatHistoryItem[] = request.messages.map(toHistoryItem);
+    history.push({ type: "model", response: [] });
+    let state: ReturnType<ChatWrapper["generateContextState"]>;
+    try {
+      state = this.#chatWrapper.generateContextState({ chatHistory: history });
+    } catch (error) {
+      // The same rendering as the worker's but for this thread's smaller stack (a RangeError):
+      // refused, this request and its shape from now on, never thrown as a crash.
+      if (shape === undefined || this.#shapes === null) throw error;
+      throw this.#shapes.refuse(shape, error);
+    }
+    const tokens = state.contextText.tokenize(this.#model.tokenizer);
+    return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, request.stop ?? []) };
   }
 }
 
@@ -601,6 +642,7 @@ type Settings = {
   contextSize: number;
   gpu: "off" | "auto";
   threads: number | undefined;
+  chatTemplateLimitMs: number | undefined;
 };
 
 function checkOptions(options: EngineOptions): Settings {
@@ -619,7 +661,11 @@ function checkOptions(options: EngineOptions): Settings {
   if (gpu !== "off" && gpu !== "auto") {
     throw new EngineError("ENGINE_OPTIONS", `gpu: expected "off" or "auto", found "${String(gpu)}"`);
   }
-  return { expectedSha256: expected, sequences, maxQueue, contextSize, gpu, threads };
+  const chatTemplateLimitMs =
+    options.chatTemplateLimitMs === undefined
+      ? undefined
+      : intIn("chatTemplateLimitMs", options.chatTemplateLimitMs, 1, 600_000);
+  return { expectedSha256: expected, sequences, maxQueue, contextSize, gpu, threads, chatTemplateLimitMs };
 }
 
 type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
@@ -632,25 +678,7 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
   if ("prompt" in request && typeof request.prompt !== "string") {
     throw new EngineError("ENGINE_REQUEST", `prompt: expected a string, found ${typeof request.prompt}`);
   }
-  if ("messages" in request) {
-    if (!Array.isArray(request.messages) || request.messages.length === 0) {
-      throw new EngineError("ENGINE_REQUEST", "messages: expected a non-empty array");
-    }
-    request.messages.forEach((message: ChatMessage, i: number) => {
-      if (message.role !== "system" && message.role !== "user" && message.role !== "assistant") {
-        throw new EngineError(
-          "ENGINE_REQUEST",
-          `messages[${i}].role: expected system, user or assistant, found "${String(message.role).slice(0, 20)}"`,
-        );
-      }
-      if (typeof message.content !== "string") {
-        throw new EngineError(
-          "ENGINE_REQUEST",
-          `messages[${i}].content: expected a string, found ${typeof message.content}`,
-        );
-      }
-    });
-  }
+  if ("messages" in request) checkMessages(request);
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
   const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);
   const topP = numberIn("topP", request.topP ?? 1, Number.MIN_VALUE, 1);
@@ -671,6 +699,27 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
     throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
   }
   return { maxTokens, temperature, topP, seed };
+}
+
+/** A chat request's messages: a non-empty array of messages of the three roles, each with text. */
+function checkMessages(request: ChatRequest): void {
+  if (!Array.isArray(request.messages) || request.messages.length === 0) {
+    throw new EngineError("ENGINE_REQUEST", "messages: expected a non-empty array");
+  }
+  request.messages.forEach((message: ChatMessage, i: number) => {
+    if (message.role !== "system" && message.role !== "user" && message.role !== "assistant") {
+      throw new EngineError(
+        "ENGINE_REQUEST",
+        `messages[${i}].role: expected system, user or assistant, found "${String(message.role).slice(0, 20)}"`,
+      );
+    }
+    if (typeof message.content !== "string") {
+      throw new EngineError(
+        "ENGINE_REQUEST",
+        `messages[${i}].content: expected a string, found ${typeof message.content}`,
+      );
+    }
+  });
 }
 
 function intIn(

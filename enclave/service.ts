@@ -675,7 +675,7 @@ export class Enclave {
     let estimatedTokens: number;
     let rendering: PromptRendering;
     try {
-      rendering = this.engine.renderPrompt(original);
+      rendering = await this.engine.renderPrompt(original);
       estimatedTokens = rendering.tokenCount;
     } catch (error) {
       const code = errorCode(error, "ENGINE_REQUEST");
@@ -746,7 +746,7 @@ export class Enclave {
     let admitted = decision;
     if (redacted) {
       try {
-        rendering = this.engine.renderPrompt(filtered);
+        rendering = await this.engine.renderPrompt(filtered);
       } catch (error) {
         const code = errorCode(error, "ENGINE_REQUEST");
         audit({ decision: "allow", blockedBy: null, ruleId: null, piiFindings, error: code, ...refused }, auditTenant);

@@ -60,10 +60,12 @@
  * (CHAT_WRAPPER_UNAVAILABLE otherwise); nothing else about the template: whether the chosen wrapper
  * suits the model is node-llama-cpp's judgement or the operator's, as before. The worker sees the
  * template, the model's metadata (less the vocabulary's arrays) and its tokenizer, never a prompt.
- * What it does not bound: a Jinja wrapper (a pinned "jinjaTemplate", or auto's choice of it for an
+ * After the boot: a Jinja wrapper (a pinned "jinjaTemplate", or auto's choice of it for an
  * operator's template) renders the template again at every request, on the event loop
- * (engine.ts #render), where a template that renders the boot's conversations but loops on another
- * is not limited (docs/deploy.md says so beside "jinjaTemplate").
+ * (engine.ts #render), where a template that renders the boot's conversations may loop on another:
+ * each new conversation shape is rendered first on a worker of this module's kind, kept for it
+ * (startShapeRenderer, engine/template-shapes.ts), and one that does not render there within a limit
+ * is refused (docs/deploy.md, beside "jinjaTemplate").
  *
  * Relies on node-llama-cpp 3.22 internals, which test/engine/chat-wrapper.test.ts pins against
  * auto's own answers: each specialized wrapper's
@@ -145,6 +147,16 @@ type WorkerAnswer =
 /** An error thrown on the worker, as it crosses to this thread (a cause, never the message's words). */
 type WorkerError = { name: string; message: string };
 
+/** The shape worker's answer for one shape (renderShapes). */
+type ShapeAnswer = { shape: string; rendered: true } | { shape: string; rendered: false; error: WorkerError };
+
+/**
+ * Whether a conversation shape rendered on the shape worker (startShapeRenderer); if not, why (words
+ * for an error's message), what the worker threw (its name and message), and whether the worker has
+ * ended (it failed, ran out of memory, or was ended) or is there for the next shape.
+ */
+export type ShapeRendering = { rendered: true } | { rendered: false; why: string; cause?: Error; workerEnded: boolean };
+
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
 
 /**
@@ -183,7 +195,7 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
  */
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { url, port, answered, input, callMax, optionConfigurations, pinned } = workerData;
+const { url, port, answered, input, callMax, optionConfigurations, pinned, shapes } = workerData;
 let jinjaFailed = false;
 let otherError = false;
 console.error = (first) => {
@@ -299,14 +311,32 @@ function renderPinned(resolveChatWrapper) {
   if (model === undefined || !("bosString" in model)) return NOT_SENT;
   const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
   let error = null;
+  let wrapper = null;
   try {
-    resolveChatWrapper({ ...input, ...options, bosString: model.bosString, tokenizer, llama });
+    wrapper = resolveChatWrapper({ ...input, ...options, bosString: model.bosString, tokenizer, llama });
   } catch (thrown) {
     error = thrown;
   }
   if (unsure() !== null) return unsure();
-  if (error === null) return { kind: "jinjaTemplate" };
-  return { kind: "unrenderable", error: described(error) };
+  if (error !== null) return { kind: "unrenderable", error: described(error) };
+  if (shapes) renderShapes(wrapper);
+  return { kind: "jinjaTemplate" };
+}
+// Renders each conversation shape this thread sends ("s", "u", "a" per message), with placeholder
+// text, as the engine renders a request (its messages, then the model's empty turn), and answers
+// whether it rendered. Its wrapper is built as this thread's (above), so its answers hold there.
+function renderShapes(wrapper) {
+  const items = { s: () => ({ type: "system", text: "x" }), u: () => ({ type: "user", text: "x" }), a: () => ({ type: "model", response: ["x"] }) };
+  port.on("message", ({ shape }) => {
+    const chatHistory = [...shape].map((role) => items[role]());
+    chatHistory.push({ type: "model", response: [] });
+    try {
+      wrapper.generateContextState({ chatHistory });
+      port.postMessage({ shape, rendered: true });
+    } catch (error) {
+      port.postMessage({ shape, rendered: false, error: described(error) });
+    }
+  });
 }
 resolve().then(
   (answer) => port.postMessage({ answer }),
@@ -571,14 +601,21 @@ function appliedOptions(type: SpecializedChatWrapperTypeName, index: number): Re
 type Resolution = {
   /** Sends the loaded model's BOS text, answers the worker's tokenizer calls from it, and waits for its answer. */
   answer(model: LlamaModel): Promise<WorkerAnswer>;
-  /** Ends the worker, if it has not answered. */
+  /** Ends the worker, if it has not answered (or, kept for shapes, whenever). */
   end(): void;
+  /** Kept for shapes (`shapes`), once it answered "jinjaTemplate": one shape at a time, never two. */
+  render(shape: string): Promise<ShapeRendering>;
 };
 
+/**
+ * `shapes`: a pinned "jinjaTemplate" worker that, once its wrapper is built, is kept to render
+ * conversation shapes (startShapeRenderer) rather than ended.
+ */
 function startResolution(
   input: Record<string, unknown>,
   options: ChooseChatWrapperOptions,
   choice: "auto" | "jinjaTemplate",
+  shapes = false,
 ): Resolution {
   const { port1, port2 } = new MessageChannel();
   const answered = new Int32Array(new SharedArrayBuffer(4));
@@ -599,6 +636,7 @@ function startResolution(
         callMax: TOKENIZER_CALL_MAX,
         optionConfigurations: OPTION_CONFIGURATIONS,
         pinned: choice === "jinjaTemplate",
+        shapes,
       },
       transferList: [port2],
     });
@@ -610,7 +648,11 @@ function startResolution(
       why: "no worker thread could be started",
       error: asWorkerError(error),
     };
-    return { answer: async () => answer, end: () => {} };
+    return {
+      answer: async () => answer,
+      end: () => {},
+      render: async () => ({ rendered: false, why: answer.why, workerEnded: true }),
+    };
   }
   worker.stdout.resume();
   worker.stderr.resume();
@@ -624,11 +666,37 @@ function startResolution(
   });
   // Handled where it is awaited (answer); an end before then has no one to tell.
   outcome.catch(() => {});
+  // Kept for shapes: the render waiting for the worker's answer (one at a time), and the worker kept.
+  let rendering: ((outcome: ShapeRendering) => void) | null = null;
+  let kept = false;
   const finish = (result: { answer: WorkerAnswer } | { error: unknown }): void => {
+    if (kept) {
+      // The kept worker ends (end(), its failure or exit): a render under way has no answer.
+      kept = false;
+      const ended = "answer" in result && result.answer.kind === "none" ? result.answer : null;
+      rendering?.({
+        rendered: false,
+        why: ended?.why ?? "the worker ended",
+        workerEnded: true,
+        ...(ended?.error === undefined ? {} : { cause: workerError(ended.error) }),
+      });
+      rendering = null;
+      port1.close();
+      worker.terminate().catch(() => {});
+      return;
+    }
     if (settled) return;
     settled = true;
     clearTimeout(limit);
     signal?.removeEventListener("abort", onAbort);
+    if (shapes && "answer" in result && result.answer.kind === "jinjaTemplate") {
+      // Kept, without holding the process open (a render under way has its own timer).
+      kept = true;
+      worker.unref();
+      port1.unref();
+      settle.resolve(result.answer);
+      return;
+    }
     port1.close();
     if ("answer" in result) settle.resolve(result.answer);
     else settle.reject(result.error);
@@ -643,7 +711,18 @@ function startResolution(
     Atomics.store(answered, 0, 1);
     Atomics.notify(answered, 0);
   };
-  port1.on("message", (message: { answer: WorkerAnswer } | TokenizerRequest) => {
+  port1.on("message", (message: { answer: WorkerAnswer } | TokenizerRequest | ShapeAnswer) => {
+    if ("rendered" in message) {
+      const told = rendering;
+      rendering = null;
+      const why = "node-llama-cpp's Jinja engine failed it";
+      told?.(
+        message.rendered
+          ? { rendered: true }
+          : { rendered: false, why, cause: workerError(message.error), workerEnded: false },
+      );
+      return;
+    }
     if ("answer" in message) {
       finish({ answer: message.answer });
       return;
@@ -683,6 +762,16 @@ function startResolution(
       return outcome;
     },
     end: () => finish({ answer: { kind: "none", why: "the choice was dropped" } }),
+    render: (shape) =>
+      new Promise((resolve) => {
+        if (!kept || rendering !== null) {
+          const why = kept ? "another shape is rendering" : "the worker has ended";
+          resolve({ rendered: false, why, workerEnded: !kept });
+          return;
+        }
+        rendering = resolve;
+        port1.postMessage({ shape });
+      }),
   };
 }
 
@@ -755,4 +844,29 @@ function resolutionInput(fileInfo: GgufFileInfo, filename: string | undefined): 
 /** node-llama-cpp's entry point, for the worker to import (an eval'd worker resolves no package names). */
 function nodeLlamaCppUrl(): string {
   return pathToFileURL(createRequire(import.meta.url).resolve("node-llama-cpp")).href;
+}
+
+/** A worker holding the model's Jinja wrapper that renders conversation shapes (startShapeRenderer). */
+export type ShapeRenderer = {
+  /** One shape at a time: the next only once this one's promise has settled. */
+  render(shape: string): Promise<ShapeRendering>;
+  /** Ends the worker; a render under way is answered not rendered. */
+  end(): void;
+};
+
+/**
+ * A worker thread that holds the model's Jinja wrapper, built as this thread's was (a pinned
+ * "jinjaTemplate", or auto's choice of the Jinja wrapper: both are node-llama-cpp's Jinja wrapper
+ * without its fallback, from the same metadata, BOS text and tokenizer answers) with the same heap
+ * limit as the boot's, and renders conversation shapes for engine/template-shapes.ts. Resolves once
+ * the wrapper is built there (its sample conversations rendered again, within `limitMs`, default
+ * RESOLUTION_LIMIT_MS); rejects as the boot's rendering of a pinned template would
+ * (CHAT_WRAPPER_TIMEOUT, CHAT_WRAPPER_UNAVAILABLE, CHAT_WRAPPER_FAILED), the worker ended.
+ */
+export async function startShapeRenderer(model: LlamaModel, limitMs?: number): Promise<ShapeRenderer> {
+  const options = limitMs === undefined ? {} : { limitMs };
+  const worker = startResolution(resolutionInput(model.fileInfo, model.filename), options, "jinjaTemplate", true);
+  const answer = await worker.answer(model);
+  if (answer.kind === "jinjaTemplate") return { render: worker.render, end: worker.end };
+  throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
 }

@@ -22,6 +22,7 @@ export type EngineErrorCode =
   | "ENGINE_CLOSED"
   | "ENGINE_REQUEST"
   | "PROMPT_TOO_LONG"
+  | "CHAT_TEMPLATE_REFUSED"
   | "GENERATION_FAILED";
 
 /** HTTP status each code maps to where the enclave answers in plain HTTP (see enclave/errors.ts). */
@@ -41,6 +42,7 @@ const STATUS: Readonly<Record<EngineErrorCode, EnclaveError["status"]>> = {
   ENGINE_CLOSED: 503,
   ENGINE_REQUEST: 400,
   PROMPT_TOO_LONG: 413,
+  CHAT_TEMPLATE_REFUSED: 422,
   GENERATION_FAILED: 500,
 };
 

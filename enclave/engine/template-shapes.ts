@@ -1,0 +1,207 @@
+/**
+ * The conversation shapes an operator's Jinja chat template may be rendered for on the enclave's
+ * event loop (engine.ts #render), each rendered first on a worker thread within a limit.
+ *
+ * A Jinja wrapper (a pinned "jinjaTemplate", or auto's choice of node-llama-cpp's Jinja wrapper for
+ * an operator's template) renders the template at every chat request, on the enclave's thread. What
+ * the template sees there (node-llama-cpp 3.22's JinjaTemplateChatWrapper, with the history alone,
+ * as the engine calls it: no functions, no system prompt of its own) is the conversation's shape and
+ * nothing of its text: the list of messages after adjacent messages of one role are joined, each
+ * with its role (named by the wrapper's fixed role names) and a placeholder for its content (a random
+ * id of the form W…W, which node-llama-cpp swaps for the text only after rendering), the same kind
+ * of placeholders as bos_token, eos_token and eot_token, the wrapper's fixed enable_thinking, and
+ * add_generation_prompt (node-llama-cpp tries without it, then with it). So the template's work
+ * depends on the shape only: a shape that rendered on the worker renders alike here. The one thing
+ * besides the shape is the placeholders' characters, drawn afresh at each rendering and never chosen
+ * by a caller: a template that branches on them (not on a message's role or count) could take
+ * another path here than it took on the worker.
+ *
+ * What it checks: before a shape is first rendered here, the worker (startShapeRenderer, one at a
+ * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
+ * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
+ * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
+ * shape gets a new one; or the template failed on it, or its worker did) is refused at once from
+ * then on, CHAT_TEMPLATE_REFUSED, without rendering it again. Requests of one shape waiting for it
+ * share its rendering; at most SHAPES_WAITING shapes wait for the worker (more: ENGINE_BUSY).
+ * Cost: one worker round trip per new shape; a vetted shape costs a lookup in a Map.
+ *
+ * What it does not check: it does not bound a named wrapper or Cloister's own template (which run no
+ * operator's template: TemplateShapes.for gives none for them); it does not look at the text.
+ */
+import { type ChatWrapper, JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
+import { CHAT_TEMPLATE } from "../../models/llama-layout.ts";
+import { type ShapeRenderer, type ShapeRendering, startShapeRenderer } from "./chat-wrapper.ts";
+import { EngineError } from "./errors.ts";
+
+/**
+ * How long the worker may take to render one new shape, in ms. Real templates render a shape in
+ * well under a millisecond to a few ms (measured: see docs/deploy.md, "jinjaTemplate"), and a round
+ * trip to the worker adds about as much; the limit is hundreds of times that, so that a loaded
+ * machine (a refusal is kept) does not refuse a real template's shape, while a template that loops
+ * on a shape holds only new shapes' checks (never the event loop) for that long.
+ */
+export const SHAPE_LIMIT_MS = 1_000;
+
+/** Shapes kept (vetted or refused), least recently used dropped: a few hundred bytes each at most. */
+export const SHAPES_KEPT = 4096;
+
+/** New shapes that may wait for the one worker; one more is refused with ENGINE_BUSY. */
+export const SHAPES_WAITING = 64;
+
+type Verdict = { refused: false } | { refused: true; error: EngineError };
+
+const ROLE_LETTERS: Readonly<Record<string, string>> = { system: "s", user: "u", assistant: "a" };
+
+export class TemplateShapes {
+  readonly #model: LlamaModel;
+  readonly #limitMs: number;
+  /** Whether the wrapper joins adjacent messages of one role (its default): the template sees them as one. */
+  readonly #joined: boolean;
+  readonly #kept = new Map<string, Verdict>();
+  readonly #waiting = new Map<string, Promise<Verdict>>();
+  /** The last shape queued for the worker: the next one's rendering starts when it has ended. */
+  #tail: Promise<unknown> = Promise.resolve();
+  #renderer: Promise<ShapeRenderer> | null = null;
+  #closed = false;
+
+  /**
+   * The shapes' check for `wrapper`, or null when it needs none: a wrapper other than node-llama-cpp's
+   * Jinja wrapper runs no template, and Cloister's own template loops over the messages only.
+   */
+  static for(wrapper: ChatWrapper, model: LlamaModel, limitMs = SHAPE_LIMIT_MS): TemplateShapes | null {
+    if (!(wrapper instanceof JinjaTemplateChatWrapper) || wrapper.template === CHAT_TEMPLATE) return null;
+    return new TemplateShapes(model, limitMs, wrapper.joinAdjacentMessagesOfTheSameType);
+  }
+
+  private constructor(model: LlamaModel, limitMs: number, joined: boolean) {
+    this.#model = model;
+    this.#limitMs = limitMs;
+    this.#joined = joined;
+  }
+
+  /**
+   * The shape of a conversation of `roles` as the template sees it: a letter per message (s, u, a),
+   * the model's turn the engine adds at the end included, adjacent messages of one role as one when
+   * the wrapper joins them.
+   */
+  shapeOf(roles: readonly string[]): string {
+    let shape = "";
+    for (const role of [...roles, "assistant"]) {
+      const letter = ROLE_LETTERS[role] ?? "?";
+      if (!this.#joined || !shape.endsWith(letter)) shape += letter;
+    }
+    return shape;
+  }
+
+  /**
+   * Whether `shape` may be rendered on the enclave's thread. A shape seen before is answered at once,
+   * synchronously: null when it rendered on the worker, CHAT_TEMPLATE_REFUSED thrown when it did not
+   * (so the engine's requests keep their order of arrival in its queue). A new shape gives a promise
+   * that resolves once it has rendered on the worker, or rejects with CHAT_TEMPLATE_REFUSED when it
+   * did not, ENGINE_BUSY when too many shapes wait, ENGINE_CLOSED once closed.
+   */
+  check(shape: string): Promise<void> | null {
+    const known = this.#kept.get(shape);
+    if (known === undefined) {
+      return this.#queued(shape).then((verdict) => {
+        if (verdict.refused) throw verdict.error;
+      });
+    }
+    // Most recently used last: the first in the Map is the one dropped.
+    this.#kept.delete(shape);
+    this.#kept.set(shape, known);
+    if (known.refused) throw known.error;
+    return null;
+  }
+
+  /** Refuses `shape` from now on: it failed on the enclave's thread (`cause`), where the worker rendered it. */
+  refuse(shape: string, cause: unknown): EngineError {
+    const error = refusal(shape, "failed on the enclave's thread (its stack is smaller than the worker's)", cause);
+    this.#keep(shape, { refused: true, error });
+    return error;
+  }
+
+  /** Ends the worker; shapes still waiting are refused (ENGINE_CLOSED). */
+  close(): void {
+    this.#closed = true;
+    const renderer = this.#renderer;
+    this.#renderer = null;
+    renderer?.then((r) => r.end()).catch(() => {});
+  }
+
+  #queued(shape: string): Promise<Verdict> {
+    let waiting = this.#waiting.get(shape);
+    if (waiting === undefined) {
+      if (this.#waiting.size >= SHAPES_WAITING) {
+        return Promise.reject(
+          new EngineError(
+            "ENGINE_BUSY",
+            `chat template: expected at most ${SHAPES_WAITING} new conversation shapes waiting for its check, found ${SHAPES_WAITING} waiting; retry`,
+          ),
+        );
+      }
+      waiting = this.#tail.then(() => this.#render(shape));
+      this.#tail = waiting;
+      this.#waiting.set(shape, waiting);
+    }
+    return waiting;
+  }
+
+  /** Renders `shape` on the worker (a new one if there is none), within the limit; never rejects. */
+  async #render(shape: string): Promise<Verdict> {
+    try {
+      if (this.#closed) return { refused: true, error: new EngineError("ENGINE_CLOSED", "engine is closed") };
+      let renderer: ShapeRenderer;
+      try {
+        this.#renderer ??= startShapeRenderer(this.#model);
+        renderer = await this.#renderer;
+      } catch (cause) {
+        // Not kept: the shape was not tried (the next request of it starts a new worker).
+        this.#renderer = null;
+        return { refused: true, error: refusal(shape, "could not be tried: its worker thread did not start", cause) };
+      }
+      let limit: NodeJS.Timeout | undefined;
+      const outOfTime = new Promise<null>((resolve) => {
+        limit = setTimeout(() => resolve(null), this.#limitMs);
+      });
+      const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
+      clearTimeout(limit);
+      if (this.#closed) return { refused: true, error: new EngineError("ENGINE_CLOSED", "engine is closed") };
+      if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
+        // Stopped (or it stopped): the next shape gets a new worker.
+        renderer.end();
+        if (this.#renderer !== null && (await this.#renderer.catch(() => null)) === renderer) this.#renderer = null;
+      }
+      const verdict: Verdict =
+        outcome === null
+          ? { refused: true, error: refusal(shape, `was still rendering after ${this.#limitMs} ms (stopped)`) }
+          : outcome.rendered
+            ? { refused: false }
+            : { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
+      this.#keep(shape, verdict);
+      return verdict;
+    } finally {
+      this.#waiting.delete(shape);
+    }
+  }
+
+  #keep(shape: string, verdict: Verdict): void {
+    this.#kept.delete(shape);
+    this.#kept.set(shape, verdict);
+    if (this.#kept.size > SHAPES_KEPT) this.#kept.delete(this.#kept.keys().next().value as string);
+  }
+}
+
+function refusal(shape: string, what: string, cause?: unknown): EngineError {
+  return new EngineError(
+    "CHAT_TEMPLATE_REFUSED",
+    `messages: expected a conversation the model's chat template (tokenizer.chat_template) renders on its worker thread within the limit, found one whose shape (${describe(shape)}) ${what}; this shape is refused`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** The shape in words: its number of messages and its first roles (never any text). */
+function describe(shape: string): string {
+  const shown = shape.length > 24 ? `${shape.slice(0, 24)}…` : shape;
+  return `${shape.length} messages with the model's turn, roles ${shown} (s system, u user, a assistant)`;
+}

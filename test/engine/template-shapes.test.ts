@@ -1,0 +1,150 @@
+/**
+ * An operator's Jinja template that loops, or fails, only on conversation shapes the boot never
+ * tries (engine/template-shapes.ts): the engine boots, answers a conversation of another shape,
+ * refuses the looping shape at its own limit (CHAT_TEMPLATE_REFUSED) while it serves other requests
+ * meanwhile (the template never runs on its event loop), and renders each shape on the worker once:
+ * a second request of a refused or a vetted shape makes no new worker rendering. The limit's timer
+ * is held (test/helpers/held-timers.ts): each worker rendering sets one, so they are counted, and the
+ * test, not the clock, decides when the limit is reached.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { type ChatMessage, EngineError, type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
+import { writeGguf } from "../../models/gguf-write.ts";
+import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
+import { buildTinyBigram, tinyShape } from "../../models/tiny.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
+
+/** The engine's limit on one shape's rendering on the worker here: only its timers are held. */
+const LIMIT_MS = 4321;
+
+/**
+ * Question/reply, but it loops for hours (10^10 turns of an empty loop) once a user message has
+ * followed an assistant's twice, and fails (calls what is not a function) on a conversation that
+ * begins with the assistant. node-llama-cpp's boot renders neither shape (its sample conversations
+ * have at most one user message after an assistant's, and begin with the system or the user).
+ */
+const TEMPLATE =
+  "{% set ns = namespace(turns=0, last='') %}{% for message in messages %}" +
+  "{% if message['role'] == 'user' and ns.last == 'assistant' %}{% set ns.turns = ns.turns + 1 %}{% endif %}" +
+  "{% set ns.last = message['role'] %}{% endfor %}" +
+  "{% if ns.turns >= 2 %}{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{% endif %}" +
+  "{% if messages[0]['role'] == 'assistant' %}{{ not_a_function() }}{% endif %}" +
+  "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}" +
+  "{{ message['content'] + '\\n\\n' }}{% elif message['role'] == 'user' %}" +
+  "{{ '### Question:\\n' + message['content'] + '\\n\\n' }}{% else %}" +
+  "{{ '### Reply:\\n' + message['content'] + eos_token + '\\n\\n' }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '### Reply:\\n' }}{% endif %}";
+
+const user = (content: string): ChatMessage => ({ role: "user", content });
+const assistant = (content: string): ChatMessage => ({ role: "assistant", content });
+/** A user message after an assistant's twice: the template loops. */
+const looping = (word: string): ChatMessage[] => [user(word), assistant(word), user(word), assistant(word), user(word)];
+
+let dir: string;
+let engine: InferenceEngine;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-template-shapes-test-"));
+  // The tiny model's shape and vocabulary, zero weights, under the template above.
+  const { vocab } = buildTinyBigram();
+  const shape = tinyShape(vocab.tokens.length);
+  const path = join(dir, "looping-template.gguf");
+  const { sha256 } = await writeGguf(
+    path,
+    llamaMetadata(shape, vocab).map(([key, value]) =>
+      key === "tokenizer.chat_template" ? [key, { type: "STRING", value: TEMPLATE }] : [key, value],
+    ),
+    llamaTensors(shape, vocab.tokens.length, { blockMatrices: "F32", embedding: "F32", output: "F32" }).map(
+      (tensor) => ({ ...tensor, data: new Float32Array(tensor.dims.reduce((a, b) => a * b, 1)) }),
+    ),
+  );
+  engine = await openInferenceEngine({
+    modelPath: path,
+    expectedSha256: sha256,
+    threads: 1,
+    sequences: 2,
+    contextSize: 256,
+    chatWrapper: "jinjaTemplate",
+    chatTemplateLimitMs: LIMIT_MS,
+  });
+});
+
+afterAll(async () => {
+  await engine?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function code(error: unknown): unknown {
+  return error instanceof EngineError ? error.code : error;
+}
+
+describe("an operator's Jinja template that loops on a shape the boot never tried", () => {
+  it("answers a conversation of another shape, rendering its shape on the worker once", async () => {
+    const limits = holdTimeouts(LIMIT_MS);
+    const first = await engine.complete({ messages: [user("What does the enclave do?")], maxTokens: 2 });
+    expect(first.usage.promptTokens).toBeGreaterThan(0);
+    // One rendering on the worker, its limit cleared once it had rendered.
+    expect(limits.held.map(({ cleared, fired }) => ({ cleared, fired }))).toEqual([{ cleared: true, fired: false }]);
+    // The same shape, other text: vetted already, no worker round trip.
+    const again = await engine.renderPrompt({ messages: [user("And the host?")] });
+    expect(again.tokenCount).toBeGreaterThan(0);
+    expect(limits.held).toHaveLength(1);
+  });
+
+  it("refuses the looping shape at the engine's limit, serving other requests meanwhile, and refuses it again without rendering it", async () => {
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    const limits = holdTimeouts(LIMIT_MS);
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    const refused = engine.renderPrompt({ messages: looping("one") }).catch((error: unknown) => error);
+    // The worker renders it (and loops): its limit's timer is set, and held.
+    await vi.waitFor(() => expect(limits.held).toHaveLength(1));
+    // Meanwhile the event loop is free: a vetted shape is answered, a plain prompt too, and a new
+    // shape waits for the worker (one shape at a time), its check started only after the looping one's.
+    const answered = await engine.complete({ messages: [user("Still there?")], maxTokens: 2 });
+    expect(answered.usage.promptTokens).toBeGreaterThan(0);
+    expect((await engine.complete({ prompt: "The enclave", maxTokens: 2 })).usage.promptTokens).toBeGreaterThan(0);
+    const queued = engine.renderPrompt({ messages: [{ role: "system", content: "Be brief." }, user("Hello")] });
+    expect(limits.held).toHaveLength(1);
+    expect(engine.stats).toEqual({ sequences: 2, busy: 0, queued: 0 });
+    // The limit: the looping shape is refused, its worker ended; the queued shape gets a new one.
+    expect(limits.held[0]?.fire()).toBe(true);
+    const error = await refused;
+    expect({ code: code(error), message: (error as Error).message }).toEqual({
+      code: "CHAT_TEMPLATE_REFUSED",
+      message:
+        "messages: expected a conversation the model's chat template (tokenizer.chat_template) renders on its worker thread within the limit, found one whose shape (6 messages with the model's turn, roles uauaua (s system, u user, a assistant)) was still rendering after 4321 ms (stopped); this shape is refused",
+    });
+    expect(ended).toHaveBeenCalled();
+    expect((await queued).tokenCount).toBeGreaterThan(0);
+    expect(limits.held).toHaveLength(2);
+    // The refused shape again, other text: refused at once, with no rendering on the worker.
+    const again = await engine.renderPrompt({ messages: looping("two") }).catch((e: unknown) => e);
+    expect(code(again)).toBe("CHAT_TEMPLATE_REFUSED");
+    const generated = engine.generate({ messages: looping("three"), maxTokens: 2 });
+    await expect(generated.next()).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect(limits.held).toHaveLength(2);
+  });
+
+  it("refuses a shape the template fails on the worker, with its error, and again without rendering it", async () => {
+    const limits = holdTimeouts(LIMIT_MS);
+    const error = await engine.renderPrompt({ messages: [assistant("Hello."), user("Hi")] }).catch((e: unknown) => e);
+    expect({ code: code(error), cause: ((error as Error).cause as Error | undefined)?.message }).toMatchObject({
+      code: "CHAT_TEMPLATE_REFUSED",
+      cause: expect.stringMatching(/function/),
+    });
+    expect(limits.held.map(({ cleared }) => cleared)).toEqual([true]);
+    const again = await engine
+      .countPromptTokens({ messages: [assistant("Hi."), user("Hey")] })
+      .catch((e: unknown) => e);
+    expect(code(again)).toBe("CHAT_TEMPLATE_REFUSED");
+    expect(limits.held).toHaveLength(1);
+  });
+});
