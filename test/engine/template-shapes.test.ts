@@ -11,6 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type ChatMessage, EngineError, type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
 import { writeGguf } from "../../models/gguf-write.ts";
@@ -146,5 +147,24 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
       .catch((e: unknown) => e);
     expect(code(again)).toBe("CHAT_TEMPLATE_REFUSED");
     expect(limits.held).toHaveLength(1);
+  });
+
+  it("refuses a shape the worker rendered but the event loop's smaller stack fails (a RangeError), as a request error, and again without rendering it", async () => {
+    const limits = holdTimeouts(LIMIT_MS);
+    // This thread's wrapper only (the worker's is another thread's): its stack overflows.
+    const rendered = vi.spyOn(JinjaTemplateChatWrapper.prototype, "generateContextState").mockImplementation(() => {
+      throw new RangeError("Maximum call stack size exceeded");
+    });
+    const messages = [user("Hello"), assistant("Hi."), user("Again")];
+    const error = await engine.renderPrompt({ messages }).catch((e: unknown) => e);
+    expect({ code: code(error), cause: (error as Error).cause }).toEqual({
+      code: "CHAT_TEMPLATE_REFUSED",
+      cause: new RangeError("Maximum call stack size exceeded"),
+    });
+    expect({ worker: limits.held.length, here: rendered.mock.calls.length }).toEqual({ worker: 1, here: 1 });
+    // Again, other text: refused at once, rendered neither on the worker nor here.
+    const again = engine.generate({ messages: [user("a"), assistant("b"), user("c")], maxTokens: 2 });
+    await expect(again.next()).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect({ worker: limits.held.length, here: rendered.mock.calls.length }).toEqual({ worker: 1, here: 1 });
   });
 });
