@@ -23,6 +23,10 @@
  * - Requests are validated field by field (ENGINE_REQUEST); prompts that do not fit the context are
  *   refused (PROMPT_TOO_LONG); when every sequence is busy and the queue is full a request is refused
  *   at once with ENGINE_BUSY.
+ * - An operator's Jinja chat template (a pinned "jinjaTemplate", or auto's choice of node-llama-cpp's
+ *   Jinja wrapper) renders a conversation on this thread only once its shape (its roles) has
+ *   rendered on a worker thread within a limit; another shape is refused (CHAT_TEMPLATE_REFUSED):
+ *   engine/template-shapes.ts.
  * - KV-cache isolation (DESIGN.md, "Sealed protocol"): a sequence's cached state is reused only for a
  *   request of the same `tenant`; a request without a tenant, or of another tenant, starts from an
  *   empty sequence, so prefix-cache timing cannot reveal another tenant's prompt.

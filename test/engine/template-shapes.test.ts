@@ -106,7 +106,8 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
     const ended = vi.spyOn(Worker.prototype, "terminate");
     const refused = engine.renderPrompt({ messages: looping("one") }).catch((error: unknown) => error);
     // The worker renders it (and loops): its limit's timer is set, and held.
-    await vi.waitFor(() => expect(limits.held).toHaveLength(1));
+    // (A bound on a hang only, as vitest's own: the render starts within milliseconds.)
+    await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
     // Meanwhile the event loop is free: a vetted shape is answered, a plain prompt too, and a new
     // shape waits for the worker (one shape at a time), its check started only after the looping one's.
     const answered = await engine.complete({ messages: [user("Still there?")], maxTokens: 2 });
