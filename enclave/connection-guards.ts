@@ -49,15 +49,16 @@ interface NodeBindings {
 
 /** A middleware applying both bounds to each request's connection; first in line, before any route. */
 export function guardConnections(options: ConnectionGuardOptions): MiddlewareHandler {
-  // Each connection's requests under way, as the stop of each one's stall watch. A pipelined
-  // request whose answer waits its turn has no connection of its own yet: node emits no "close" for
-  // its answer when the connection goes, so the connection's own "close" ends what is left
-  // (onConnectionClosed). Counted here, not from onConnectionClosed's watchers: the host's requests
-  // also watch their connection there while they wait, and would count twice.
-  const underway = new WeakMap<Socket, Set<() => void>>();
+  // Each connection's requests under way. A pipelined request whose answer waits its turn has no
+  // connection of its own yet: node emits no "close" for its answer when the connection goes, so
+  // the connection's own "close" ends what is left (watchRequests). Counted here, not from
+  // onConnectionClosed's watchers: the host's requests also watch their connection there while they
+  // wait, and would count twice.
+  const underway = new WeakMap<Socket, Set<GuardedRequest>>();
   // Connections closed past the bound: node still hands over every request read with the one that
   // closed it, and those are refused as it was.
   const closedForTooMany = new WeakSet<Socket>();
+  const stalls = new StallWatch(options.clientStallTimeoutMs);
   return async (c, next) => {
     const node = c.env as Partial<NodeBindings> | undefined;
     if (node?.incoming === undefined || node.outgoing === undefined) return next();
@@ -66,44 +67,56 @@ export function guardConnections(options: ConnectionGuardOptions): MiddlewareHan
       options.onRefused?.(c, "connection-closed");
       return RESPONSE_ALREADY_SENT;
     }
-    const requests = underway.get(socket) ?? new Set<() => void>();
-    if (socket.destroyed || requests.size >= options.maxRequestsPerConnection) {
+    let requests = underway.get(socket);
+    if (socket.destroyed || (requests !== undefined && requests.size >= options.maxRequestsPerConnection)) {
       closedForTooMany.add(socket);
       socket.destroy();
       options.onRefused?.(c, "too-many-requests");
       return RESPONSE_ALREADY_SENT;
     }
-    underway.set(socket, requests);
-    const stopWatch = watchClientStall(node.outgoing, options.clientStallTimeoutMs);
-    node.outgoing.once("close", new RequestUnderway(requests, socket, stopWatch).done);
+    if (requests === undefined) {
+      requests = new Set();
+      underway.set(socket, requests);
+      watchRequests(socket, requests, stalls);
+    }
+    stalls.add(new GuardedRequest(node.outgoing, requests));
     await next();
   };
 }
 
 /**
- * One request under way on its connection, among that connection's `requests`: `done` stops its
- * stall watch and its connection watch and takes it from them, when its answer closes or its
- * connection does (once or more). Its `done` is made in the constructor, not assigned to a name
- * per request: run through tsx (as the host and the key broker are), esbuild gives each function
- * assigned to a name its name with Object.defineProperty (keepNames), about 0.3 µs and a 256-byte
- * property table each, kept for the request's life.
+ * Ends the requests still under way on `socket` when it closes: one watch per connection, however
+ * many requests it carries (a keep-alive connection's), made in a function of its own so that it
+ * holds only the connection's set, not the request that came first.
  */
-class RequestUnderway {
-  readonly done: () => void;
-  // Set before done can run: onConnectionClosed calls it at once on a connection already closed.
-  #stopConnectionWatch = noop;
-
-  constructor(requests: Set<() => void>, socket: Socket, stopWatch: () => void) {
-    this.done = () => {
-      stopWatch();
-      this.#stopConnectionWatch();
-      requests.delete(this.done);
-    };
-    requests.add(this.done);
-    this.#stopConnectionWatch = onConnectionClosed(socket, this.done);
-  }
+function watchRequests(socket: Socket, requests: Set<GuardedRequest>, stalls: StallWatch): void {
+  onConnectionClosed(socket, () => {
+    for (const request of requests) stalls.end(request);
+  });
 }
 
+/**
+ * One request under way on its connection, among that connection's `requests`, with its stall
+ * measure (StallWatch.check): fields, not closures or a timer per request. Run through tsx (as the
+ * host and the key broker are), esbuild gives each function assigned to a name its name with
+ * Object.defineProperty (keepNames), about 0.3 µs and a 256-byte property table each; and a timer
+ * and the closures around it were some 0.5 KB a request for the host's scavenges to copy.
+ */
+class GuardedRequest {
+  /** What the client had taken at the last check, if the server was waiting on it then. */
+  taken = "";
+  /** When it was last checked (or came). */
+  checked = performance.now();
+  /** Checks in a row more than half a period late. */
+  late = 0;
+
+  constructor(
+    readonly outgoing: ServerResponse,
+    readonly requests: Set<GuardedRequest>,
+  ) {
+    requests.add(this);
+  }
+}
 /** A listener or a stop that does nothing (host/app.ts uses it too). */
 export function noop(): void {}
 
@@ -167,37 +180,80 @@ function watchClose(socket: Socket): Set<() => void> {
  * per `ms` looks stalled. A node without `writeQueueSize` has no client closed. A stall of this
  * process itself (a check more than half a period late) starts the measure again: the bound is then
  * `ms` to twice that after the last such stall, or the third late check in a row under a lasting
- * overload. Returns what stops the watch.
+ * overload.
+ *
+ * One timer for all the requests under way (a server's), set while there is any: every `ms` it
+ * checks each of them. A request that came just before a check is measured from it: the client is
+ * still cut only after a whole period in which it took nothing, between `ms` and twice that after it
+ * stopped, as with a timer of its own.
  */
-function watchClientStall(outgoing: ServerResponse, ms: number): () => void {
-  let taken = ""; // at the last check, if the server was waiting on the client then
-  let checked = performance.now();
-  let late = 0; // checks in a row more than half a period late
-  const timer = setInterval(() => {
+class StallWatch {
+  readonly #answers = new Map<ServerResponse, GuardedRequest>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** The timer's callback, made once. */
+  readonly #sweep = () => this.#checkAll();
+  /** Each answer's "close" listener (`this` is the answer), made once. */
+  readonly #answerClosed: (this: ServerResponse) => void;
+
+  constructor(readonly ms: number) {
+    const watch = this;
+    this.#answerClosed = function (this: ServerResponse) {
+      const request = watch.#answers.get(this);
+      if (request !== undefined) watch.end(request);
+    };
+  }
+
+  /** Watches `request` until its answer or its connection closes (end). */
+  add(request: GuardedRequest): void {
+    this.#answers.set(request.outgoing, request);
+    // node emits an answer's "close" once; a second (another emitter's) finds it ended already.
+    request.outgoing.on("close", this.#answerClosed);
+    if (this.#timer === null) this.#arm();
+  }
+
+  /** Stops watching `request` and takes it from its connection's requests (once or more). */
+  end(request: GuardedRequest): void {
+    request.requests.delete(request);
+    if (!this.#answers.delete(request.outgoing) || this.#answers.size > 0 || this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(this.#sweep, this.ms);
+    this.#timer.unref();
+  }
+
+  #checkAll(): void {
+    const at = performance.now();
+    for (const request of this.#answers.values()) this.#check(request, at);
+    if (this.#answers.size > 0) this.#arm();
+    else this.#timer = null;
+  }
+
+  #check(request: GuardedRequest, at: number): void {
     // A check more than half a period late follows a stall of this process (a long GC pause, a
     // busy machine): the client may have had no turn to take anything since the last one, and a
     // client reading steadily was cut for it. Its measure starts again from here, unless the checks
     // before it were late too (LATE_CHECKS_FORGIVEN): under a lasting overload every check is late,
     // and a client that had stopped reading was never cut. From then on it is judged on what it took
     // since the last check, late as it was (the process had turns between them).
-    const at = performance.now();
-    late = at - checked > ms * 1.5 ? late + 1 : 0;
-    if (late > 0 && late <= LATE_CHECKS_FORGIVEN) taken = "";
-    checked = at;
+    request.late = at - request.checked > this.ms * 1.5 ? request.late + 1 : 0;
+    if (request.late > 0 && request.late <= LATE_CHECKS_FORGIVEN) request.taken = "";
+    request.checked = at;
+    const outgoing = request.outgoing;
     const socket = outgoing.socket;
     const waiting =
       socket !== null && (outgoing.writableNeedDrain || (outgoing.writableEnded && !outgoing.writableFinished));
     if (!waiting) {
-      taken = "";
+      request.taken = "";
       return;
     }
     const queued = (socket as Socket & { _handle?: { writeQueueSize?: unknown } | null })._handle?.writeQueueSize;
     // Without it (a node that no longer has it) progress is unseen: a good client is not cut for that.
     if (typeof queued !== "number") return;
     const now = `${socket.bytesWritten - socket.writableLength} ${queued}`;
-    if (now === taken) socket.destroy();
-    else taken = now;
-  }, ms);
-  timer.unref();
-  return () => clearInterval(timer);
+    if (now === request.taken) socket.destroy();
+    else request.taken = now;
+  }
 }

@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ConnectionGuardOptions, guardConnections, onConnectionClosed } from "../../enclave/connection-guards.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
 
 /** A full garbage collection (node's --expose-gc `gc`, taken without starting node with that flag). */
 function fullGc(): void {
@@ -26,45 +27,39 @@ afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
 });
 
-/** Counts the intervals set and not yet cleared from now until the test ends. */
-function liveIntervals(): { count: () => number } {
-  const live = new Set<unknown>();
-  const set = globalThis.setInterval;
-  const clear = globalThis.clearInterval;
-  vi.spyOn(globalThis, "setInterval").mockImplementation(((...args: Parameters<typeof set>) => {
-    const timer = set(...args);
-    live.add(timer);
-    return timer;
-  }) as typeof set);
-  vi.spyOn(globalThis, "clearInterval").mockImplementation(((timer: Parameters<typeof clear>[0]) => {
-    live.delete(timer);
-    clear(timer);
-  }) as typeof clear);
-  return { count: () => live.size };
+/**
+ * The stall watch's timers (set for `ms`) from now until the test ends, held (never firing by
+ * themselves): how many were set, and how many are set and neither cleared nor fired.
+ */
+function liveStallTimers(ms: number): { set: () => number; count: () => number } {
+  const { held } = holdTimeouts(ms);
+  return { set: () => held.length, count: () => held.filter((timer) => !timer.cleared && !timer.fired).length };
 }
 
 /**
- * Makes this process busy-wait twice `stallMs` right after each of the first `times` checks of any
- * interval of `stallMs` (the stall watch's), as a long GC pause or a busy machine would; returns
- * how many it has made. `afterCheck` is told each such check's number (from 1), right after it ran.
+ * Makes this process busy-wait twice `stallMs` right after each of the first `times` checks of the
+ * stall watch (its timer of `stallMs`, set again after each check), as a long GC pause or a busy
+ * machine would; returns how many it has made. `afterCheck` is told each such check's number (from
+ * 1), right after it ran.
  */
 function pauseAfterChecks(
   stallMs: number,
   times: number,
   afterCheck: (check: number) => void = () => {},
 ): () => number {
-  const interval = globalThis.setInterval;
+  const realSetTimeout = globalThis.setTimeout;
   let paused = 0;
   let checks = 0;
-  vi.spyOn(globalThis, "setInterval").mockImplementation(((check: () => void, ms: number) =>
-    interval(() => {
+  vi.spyOn(globalThis, "setTimeout").mockImplementation(((check: () => void, ms?: number, ...args: unknown[]) => {
+    if (ms !== stallMs) return realSetTimeout(check, ms, ...args);
+    return realSetTimeout(() => {
       check();
-      if (ms !== stallMs) return;
       afterCheck(++checks);
       if (paused === times) return;
       paused++;
       for (const start = performance.now(); performance.now() - start < 2 * stallMs; );
-    }, ms)) as typeof interval);
+    }, ms);
+  }) as typeof realSetTimeout);
   return () => paused;
 }
 
@@ -113,7 +108,7 @@ async function readSteadily(server: RunningServer, size: number): Promise<number
 
 describe("guardConnections", () => {
   it("clears every request's stall watch when a client goes away with pipelined requests under way", async () => {
-    const timers = liveIntervals();
+    const timers = liveStallTimers(60_000);
     const server = await guarded({}, (app) =>
       app.get("/slow", async (c) => {
         await sleep(300);
@@ -128,6 +123,7 @@ describe("guardConnections", () => {
       client.destroy();
     }
     await sleep(800); // every request's handler has returned, and every connection is closed
+    expect(timers.set()).toBeGreaterThan(0);
     expect(timers.count()).toBe(0);
   });
 
@@ -150,10 +146,11 @@ describe("guardConnections: the stall watch under a lasting overload", () => {
   /**
    * A request under the guard, on a connection whose answer waits for room (writableNeedDrain),
    * with a clock of our own: each `check()` comes two periods after the one before (every check
-   * late, as under a lasting overload), the client having taken `taken` more bytes since.
+   * late, as under a lasting overload), the client having taken `taken` more bytes since. The
+   * stall watch's timer is held: each check fires the one it set last.
    */
   async function overloaded(): Promise<{ check: (taken: number) => void; destroyed: () => boolean }> {
-    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    const { held } = holdTimeouts(stallMs);
     let now = 0;
     vi.spyOn(performance, "now").mockImplementation(() => now);
     const socket = Object.assign(new EventEmitter(), {
@@ -178,15 +175,11 @@ describe("guardConnections: the stall watch under a lasting overload", () => {
       check: (taken) => {
         socket._handle.writeQueueSize -= taken;
         now += 2 * stallMs;
-        vi.advanceTimersByTime(stallMs);
+        expect(held.at(-1)?.fire()).toBe(true);
       },
       destroyed: () => socket.destroyed,
     };
   }
-
-  afterEach(() => {
-    vi.useRealTimers();
-  });
 
   it("closes the connection of a client that takes none of its answer, at the third late check in a row", async () => {
     const request = await overloaded();
