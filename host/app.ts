@@ -1016,7 +1016,11 @@ class AnswerPipe extends ResponseMeter {
     upstream.on("data", (chunk: Buffer) => {
       this.#lastChunkAt = performance.now();
       this.bytes += chunk.length;
-      if (!outgoing.write(chunk)) upstream.pause();
+      const socket = outgoing.socket;
+      socket?.cork();
+      const room = outgoing.write(chunk);
+      socket?.uncork();
+      if (!room) upstream.pause();
     });
     // The last bytes first: end() writes them at once (it uncorks the connection), and only then the
     // slot is freed and the access-log line written (a synchronous write, slow on a slow log pipe).
