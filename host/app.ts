@@ -186,6 +186,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     return member;
   };
   const cors = new CorsPolicy(options.corsOrigins ?? []);
+  const idleAnswers = new IdleAnswers(options.limits.upstreamIdleTimeoutMs);
 
   // A single enclave's health (a pool's members are read by its refresh): its own /healthz, asked
   // at most once per HEALTH_CHECK_INTERVAL_MS however often anyone asks the host, and one at a time.
@@ -543,7 +544,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       // Not spread (upstreamRequest says why).
       const headers: Record<string, string> = Object.assign({}, c.get("cors"));
       if (cors.enabled) headers.vary = "Origin";
-      c.set("sent", pipeAnswer(upstream, outgoing, connection, options.limits.upstreamIdleTimeoutMs, held, headers));
+      c.set("sent", pipeAnswer(upstream, outgoing, connection, idleAnswers, held, headers));
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
       held.release();
@@ -918,7 +919,7 @@ async function readBounded(
  * Writes the enclave's answer to the client as it arrives: status and the passed headers, then
  * every chunk straight from the enclave's socket into the client's (paused while the client's
  * buffer is full), counting bytes. `held.release()` runs exactly once, when the answer has ended:
- * on the end, an upstream error or an idle gap longer than `idleMs` (the client's response is
+ * on the end, an upstream error or an idle gap longer than `idle.ms` (the client's response is
  * destroyed, so the client sees the truncation), or the client going away (the upstream answer is
  * dropped).
  */
@@ -926,11 +927,11 @@ function pipeAnswer(
   upstream: IncomingMessage,
   outgoing: ServerResponse,
   connection: Socket,
-  idleMs: number,
+  idle: IdleAnswers,
   held: { release(): void },
   extraHeaders: Record<string, string>,
 ): ResponseMeter {
-  const pipe = new AnswerPipe(upstream, outgoing, idleMs, held);
+  const pipe = new AnswerPipe(upstream, outgoing, idle, held);
   if (pipe.watch(connection)) return pipe; // the client had gone
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
@@ -998,7 +999,6 @@ class ResponseMeter {
  */
 class AnswerPipe extends ResponseMeter {
   #lastChunkAt = performance.now();
-  #idle: ReturnType<typeof setTimeout>;
   #stopWatching = noop;
   #finished = false;
   readonly #onDrain: () => void;
@@ -1006,11 +1006,11 @@ class AnswerPipe extends ResponseMeter {
   constructor(
     readonly upstream: IncomingMessage,
     readonly outgoing: ServerResponse,
-    readonly idleMs: number,
+    readonly idle: IdleAnswers,
     readonly held: { release(): void },
   ) {
     super(upstream.statusCode ?? 502);
-    this.#idle = setTimeout(() => this.#onIdle(), idleMs);
+    idle.add(this);
     this.#onDrain = () => upstream.resume();
     outgoing.on("drain", this.#onDrain);
     upstream.on("data", (chunk: Buffer) => {
@@ -1049,19 +1049,57 @@ class AnswerPipe extends ResponseMeter {
     return this.#finished;
   }
 
-  #onIdle(): void {
-    const quiet = performance.now() - this.#lastChunkAt;
-    if (quiet >= this.idleMs) this.upstream.destroy(new Error("idle timeout"));
-    else this.#idle = setTimeout(() => this.#onIdle(), this.idleMs - quiet);
+  /** Cuts the answer if nothing has come from the enclave for `idleMs` by `at` (IdleAnswers): then true. */
+  cutIfIdle(at: number, idleMs: number): boolean {
+    if (at - this.#lastChunkAt < idleMs) return false;
+    this.upstream.destroy(new Error("idle timeout"));
+    return true;
   }
 
   #finish(outcome: Outcome): void {
     if (this.#finished) return;
     this.#finished = true;
-    clearTimeout(this.#idle);
+    this.idle.delete(this);
     this.#stopWatching();
     this.outgoing.off("drain", this.#onDrain);
     this.held.release();
     this.end(outcome);
+  }
+}
+
+/**
+ * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them, set while
+ * there is any, checking each every quarter of `ms`; an answer from which nothing has come for `ms`
+ * is cut then, at most a quarter of `ms` late. A timer of each answer's own (a Timeout with its
+ * callback, about 0.2 KB) was part of what the host held, and its scavenges copied, per stream.
+ */
+class IdleAnswers {
+  readonly #pipes = new Set<AnswerPipe>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** The timer's callback, made once. */
+  readonly #sweep = () => this.#cutIdle();
+
+  constructor(readonly ms: number) {}
+
+  add(pipe: AnswerPipe): void {
+    this.#pipes.add(pipe);
+    if (this.#timer === null) this.#arm();
+  }
+
+  delete(pipe: AnswerPipe): void {
+    if (!this.#pipes.delete(pipe) || this.#pipes.size > 0 || this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(this.#sweep, this.ms / 4);
+  }
+
+  #cutIdle(): void {
+    const at = performance.now();
+    for (const pipe of this.#pipes) if (pipe.cutIfIdle(at, this.ms)) this.#pipes.delete(pipe);
+    if (this.#pipes.size > 0) this.#arm();
+    else this.#timer = null;
   }
 }

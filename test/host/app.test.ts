@@ -26,7 +26,7 @@ import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { contentTypeRefusalMessage, wrongContentTypes } from "../helpers/content-types.ts";
-import { holdTimeouts } from "../helpers/held-timers.ts";
+import { holdTimeouts, watchTimeouts } from "../helpers/held-timers.ts";
 
 const KEY = "ck_test_0123456789abcdef";
 const SECRET_MARKER = "TOP-SECRET-PROMPT-BYTES";
@@ -1058,6 +1058,38 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await expect(response.arrayBuffer()).rejects.toThrow();
     await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ status: 200, responseBytes: 2, outcome: "aborted" });
+  });
+
+  it("keeps one idle timer for all the answers in flight, not one each", async () => {
+    // A timer of each answer's own (a Timeout and its callback) was held per live stream. Counted
+    // as set: a timer of the idle timeout (one per answer before) or of the sweep's quarter of it.
+    const idleMs = 60_000;
+    let set = 0;
+    watchTimeouts(
+      (ms) => {
+        if (ms !== idleMs && ms !== idleMs / 4) return undefined;
+        set++;
+        return ms;
+      },
+      () => {},
+    );
+    let endAll = () => {};
+    const ended = new Promise<void>((resolve) => {
+      endAll = resolve;
+    });
+    const { sealed } = await setup({
+      limits: { upstreamIdleTimeoutMs: idleMs },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1]));
+        void ended.then(() => res.end(Buffer.from([2])));
+      },
+    });
+    const responses = await Promise.all([sealed(envelope()), sealed(envelope()), sealed(envelope())]);
+    const counted = set;
+    endAll();
+    for (const response of responses) expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.of(1, 2));
+    expect(counted).toBe(1);
   });
 
   it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
