@@ -276,6 +276,30 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(new Uint8Array(seen[0]?.body ?? [])).toEqual(sent);
   });
 
+  it("sends the enclave its header lines as node:http writes them from an object of headers, Host last", async () => {
+    let raw: string[] = [];
+    const { sealed, enclave } = await setup({
+      enclave: (req, res) => {
+        raw = req.rawHeaders;
+        res.writeHead(200, { "content-type": "application/vnd.cloister.frames" }).end();
+      },
+    });
+    const sent = envelope();
+    expect((await sealed(sent)).status).toBe(200);
+    expect(raw).toEqual([
+      "content-type",
+      "application/octet-stream",
+      TENANT_HEADER,
+      "team-a",
+      "content-length",
+      String(sent.length),
+      "Host",
+      new URL(enclave?.url as string).host,
+      "Connection",
+      "keep-alive",
+    ]);
+  });
+
   it("streams each chunk to the client as the enclave sends it, never waiting for the whole answer", async () => {
     let next: (() => void) | null = null;
     const { sealed } = await setup({
