@@ -20,21 +20,21 @@
  */
 const ACTED_ON = /[^\P{Cc}\n\t\r]|\r(?!\n)|[\p{Zl}\p{Zp}\p{Cs}]|(?![\u200c\u200d])\p{Cf}/gu;
 /**
- * A subdivision flag (England's, Scotland's, Wales's): U+1F3F4, tag characters that spell a
- * subdivision id (two letters or three digits, then one to four letters or digits, lower case: UTS
- * #51's valid emoji tag sequence), and U+E007F (cancel tag). Tag characters are format characters,
- * so ACTED_ON alone breaks the flag into escapes; yet they are invisible copies of ASCII, a channel
- * for text a reader cannot see ("ASCII smuggling", a prompt injection's hidden words): only this
- * shape stays, at most seven tags long, and every other tag character is escaped. (UTS #51's
- * well-formed sequence takes any number of tags in U+E0020-E007E after U+1F3F4: a whole hidden
- * message dressed as a flag.)
+ * A subdivision flag that shows as itself: England's, Scotland's or Wales's (U+1F3F4, the tag
+ * characters spelling gbeng, gbsct or gbwls, and U+E007F, cancel tag: UTS #51's RGI emoji tag
+ * sequences, the only ones a font draws). Tag characters are format characters, so ACTED_ON alone
+ * breaks the flag into escapes; yet they are invisible copies of ASCII, a channel for text a reader
+ * cannot see ("ASCII smuggling", a prompt injection's hidden words): only these three stay, and
+ * every other tag character is escaped. Any other sequence, even of a subdivision id's shape or a
+ * valid id (California's, usca), shows as a black flag and nothing: a row of them would carry up to
+ * seven hidden letters or digits each ("ignore" "allpre" "viousi"…).
  */
 const FLAG_TAG_SEQUENCE =
-  /\u{1f3f4}(?:[\u{e0061}-\u{e007a}]{2}|[\u{e0030}-\u{e0039}]{3})[\u{e0030}-\u{e0039}\u{e0061}-\u{e007a}]{1,4}\u{e007f}/u;
+  /\u{1f3f4}\u{e0067}\u{e0062}(?:\u{e0065}\u{e006e}\u{e0067}|\u{e0073}\u{e0063}\u{e0074}|\u{e0077}\u{e006c}\u{e0073})\u{e007f}/u;
 /** A subdivision flag (captured, kept) or a character ACTED_ON. */
 const FLAG_OR_ACTED_ON = new RegExp(`(${FLAG_TAG_SEQUENCE.source})|${ACTED_ON.source}`, "gu");
-/** What may yet become a FLAG_TAG_SEQUENCE, at the end of a chunk: U+1F3F4 and up to seven tags. */
-const FLAG_BEGUN = /\u{1f3f4}[\u{e0030}-\u{e0039}\u{e0061}-\u{e007a}]{0,7}$/u;
+/** What may yet become a FLAG_TAG_SEQUENCE, at the end of a chunk: U+1F3F4 and up to five tag letters. */
+const FLAG_BEGUN = /\u{1f3f4}[\u{e0061}-\u{e007a}]{0,5}$/u;
 /** ACTED_ON, line feeds, tabs and every carriage return included: what one line of a message must not hold. */
 const NOT_ON_ONE_LINE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 
@@ -107,8 +107,8 @@ function heldBack(text: string, terminal: boolean): number {
   const surrogate = last >= 0xd800 && last <= 0xdbff ? 1 : 0;
   if (!terminal) return surrogate;
   if (last === 0x0d) return 1;
-  // U+1F3F4 and seven tags are 16 code units: no flag begins further back.
-  const tail = text.slice(Math.max(0, text.length - surrogate - 16), text.length - surrogate);
+  // U+1F3F4 and five tags are 12 code units: no flag begins further back.
+  const tail = text.slice(Math.max(0, text.length - surrogate - 12), text.length - surrogate);
   const begun = FLAG_BEGUN.exec(tail);
   return begun === null ? surrogate : tail.length - begun.index + surrogate;
 }
