@@ -24,7 +24,7 @@ import {
 } from "./deploy.ts";
 import { STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
-import { untrustedTextWriter } from "./terminal-text.ts";
+import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -385,10 +385,11 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
  * The children that, stopped, did not exit 0 (an enclave that could not remove its private model
  * copy exits 1), for `up` and `demo` to fail with (exit 1): `onStopFailure` (startDeployment's)
  * says each on stderr, `<child> failed as it stopped (<how>): <its last line>` (not a line of one
- * of its requests: deploy.ts isPerRequestLogLine), so the decrypted weights left behind are not
- * lost among the children's lines; `failed()` tells whether any did.
+ * of its requests: deploy.ts isPerRequestLogLine; on a terminal escaped, as childLogLine passes
+ * its lines on), so the decrypted weights left behind are not lost among the children's lines;
+ * `failed()` tells whether any did.
  */
-function stopFailures(): {
+export function stopFailures(): {
   readonly onStopFailure: (who: string, how: string, lastLine: string | null) => void;
   failed(): boolean;
 } {
@@ -396,7 +397,10 @@ function stopFailures(): {
   return {
     onStopFailure: (who, how, lastLine) => {
       failed = true;
-      say(`${who} failed as it stopped (${how})${lastLine === null ? "" : `: ${lastLine}`}`);
+      // Its last line is the child's text, on a terminal escaped as every line passed on from it (childLogLine).
+      const last =
+        lastLine === null ? "" : `: ${process.stderr.isTTY === true ? visibleOnOneLine(lastLine) : lastLine}`;
+      say(`${who} failed as it stopped (${how})${last}`);
     },
     failed: () => failed,
   };

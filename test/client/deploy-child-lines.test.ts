@@ -5,8 +5,9 @@
  * host's own log lines and an answer are: client/cli/terminal-text.ts); to a pipe or a file, the
  * exact line.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { childLogLine } from "../../client/cli/deploy.ts";
+import { stopFailures } from "../../client/cli/run-up.ts";
 
 /** A log line (JSON, as the host writes it) with a string from a request: OSC 52, CSI, U+202E, U+200B, a tag. */
 const LINE = '{"type":"access","model":"a\u001b]52;c;eA==\u0007b\u001b[2J\u009bc\u202etxt.exe\u200b\u{e0041}"}';
@@ -30,5 +31,39 @@ describe("childLogLine", () => {
     const json = JSON.stringify({ event: "release", name: "x\u202ey\u200b" });
     expect(JSON.parse(childLogLine("kbs", json, true).slice("[kbs] ".length))).toEqual(JSON.parse(json));
     expect(shown).not.toMatch(/[\p{Cc}\p{Cf}]/u);
+  });
+});
+
+describe("up's line for a child that failed as it stopped (stopFailures), which quotes the child's last line", () => {
+  const wasTTY = process.stderr.isTTY;
+  afterEach(() => {
+    (process.stderr as { isTTY: boolean }).isTTY = wasTTY;
+    vi.restoreAllMocks();
+  });
+
+  /** What onStopFailure writes to stderr, `terminal` or not, for a child whose last line is `last`. */
+  const said = (terminal: boolean, last: string | null): string => {
+    (process.stderr as { isTTY: boolean }).isTTY = terminal;
+    const lines: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const stops = stopFailures();
+    stops.onStopFailure("enclave", "exit code 1", last);
+    expect(stops.failed()).toBe(true);
+    return lines.join("");
+  };
+
+  it("on a terminal: the last line with every control and format character escaped, as childLogLine", () => {
+    expect(said(true, LINE)).toBe(
+      `enclave failed as it stopped (exit code 1): ${childLogLine("x", LINE, true).slice(4)}\n`,
+    );
+    expect(said(true, "tab\there")).toBe("enclave failed as it stopped (exit code 1): tab\\u0009here\n");
+  });
+
+  it("to a pipe or a file: the exact line; no line, no colon", () => {
+    expect(said(false, LINE)).toBe(`enclave failed as it stopped (exit code 1): ${LINE}\n`);
+    expect(said(true, null)).toBe("enclave failed as it stopped (exit code 1)\n");
   });
 });
