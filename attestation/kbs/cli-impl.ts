@@ -12,7 +12,7 @@ import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
-import { fileMessage } from "../bounded-read.ts";
+import { fileErrorCause, fileMessage } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { stringifyJsonVisibly } from "../untrusted-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
@@ -125,7 +125,7 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
             "--out",
             "exists; a model key is never overwritten (it would make sealed models unreadable)",
           )
-        : `--out: cannot create "${options.out}" (${code ?? "error"})`,
+        : fileMessage(options.out, "--out", `cannot create (${fileErrorCause(error, "write")})`),
       { cause: error },
     );
   }

@@ -7,7 +7,7 @@ import { constants as fsConstants } from "node:fs";
 import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
-import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
 import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
@@ -228,10 +228,8 @@ export function shellWord(text: string): string {
  * `cause`, the file system's error that found it, when there is one.
  */
 export function noDirectoryError(option: string, file: string, directory: string, cause?: unknown): UsageError {
-  return new UsageError(
-    `${option}: cannot create "${file}": directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`,
-    { cause },
-  );
+  const reason = `directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`;
+  return new UsageError(fileMessage(file, option, reason), { cause });
 }
 
 /** The directory of `file` when it does not exist, else null. */
@@ -354,11 +352,10 @@ export type ExistingOutput = "replace" | "refuse" | "never";
 function outputFileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
   const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
   return {
-    exists: (cause) =>
-      new UsageError(`${option}: cannot create "${file}": it already exists (EEXIST); ${hint}`, { cause }),
+    exists: (cause) => new UsageError(fileMessage(file, option, `already exists (EEXIST); ${hint}`), { cause }),
     noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
     failed: (cause, operation) =>
-      new UsageError(`${option}: cannot create "${file}" (${fileErrorCause(cause, operation)})`, { cause }),
+      new UsageError(fileMessage(file, option, `cannot create (${fileErrorCause(cause, operation)})`), { cause }),
   };
 }
 

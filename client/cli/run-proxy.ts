@@ -95,7 +95,8 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST") return false;
-    throw new UsageError(`--token-file: cannot create "${file}" (${fileErrorCause(error, "write")})`, { cause: error });
+    const reason = `cannot create (${fileErrorCause(error, "write")})`;
+    throw new UsageError(fileMessage(file, "--token-file", reason), { cause: error });
   } finally {
     await unlink(temporary).catch(() => {});
   }

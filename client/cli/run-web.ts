@@ -1,7 +1,7 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
@@ -128,7 +128,8 @@ export async function runBundle(options: {
   try {
     await mkdir(dirname(options.out), { recursive: true });
   } catch (error) {
-    throw new UsageError(`--out: cannot write "${options.out}" (${fileErrorCause(error, "write")})`, { cause: error });
+    const reason = `cannot write (${fileErrorCause(error, "write")})`;
+    throw new UsageError(fileMessage(options.out, "--out", reason), { cause: error });
   }
   await refuseExistingOutput(options.out, "--out", existing);
   const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });

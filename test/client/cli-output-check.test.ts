@@ -38,7 +38,7 @@ describe("refuseExistingOutput when the file cannot be looked up", () => {
     );
     expect(refusal).toBeInstanceOf(UsageError);
     expect(refusal?.message).toBe(
-      `--out: cannot create "${file}" (EACCES: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode)`,
+      `--out ${file}: cannot create (EACCES: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode)`,
     );
     expect((refusal?.cause as NodeJS.ErrnoException | undefined)?.code).toBe("EACCES");
   });

@@ -4,7 +4,7 @@
  * found it, for every writer: manifest keygen's and sign's (manifests/cli-impl.ts) and kbs keygen's
  * (attestation/kbs/cli-impl.ts), as for writeOutputFile's.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -34,7 +34,7 @@ describe("an output file whose directory does not exist", () => {
       keygenCommand({ outPrivate: join(missing, "op.private.jwk"), outPublic: join(dir, "op.pub.jwk"), alg: "EdDSA" }),
     );
     expect(error.message).toContain(
-      `--out-private: cannot create "${join(missing, "op.private.jwk")}": directory "${missing}" does not exist (ENOENT)`,
+      `--out-private ${join(missing, "op.private.jwk")}: directory "${missing}" does not exist (ENOENT)`,
     );
     expect(error.cause).toMatchObject({ code: "ENOENT" });
   });
@@ -43,7 +43,7 @@ describe("an output file whose directory does not exist", () => {
     const missing = join(dir, "model-keys");
     const error = await refusal(runKbsKeygen({ keyId: "model-a", out: join(missing, "model-a.jwk") }));
     expect(error.message).toContain(
-      `--out: cannot create "${join(missing, "model-a.jwk")}": directory "${missing}" does not exist (ENOENT)`,
+      `--out ${join(missing, "model-a.jwk")}: directory "${missing}" does not exist (ENOENT)`,
     );
     expect(error.cause).toMatchObject({ code: "ENOENT" });
   });
@@ -59,5 +59,16 @@ describe("an output file whose directory does not exist", () => {
     const error = await refusal(runKbsKeygen({ keyId: "model-b", out }));
     expect(error.message).toContain("a model key is never overwritten");
     expect(error.cause).toMatchObject({ code: "EEXIST" });
+  });
+
+  it("kbs keygen: a key file that cannot be created is named as every output file is (`--out FILE: …`), its code and what to do", async () => {
+    const file = join(dir, "a-file");
+    await writeFile(file, "");
+    const out = join(file, "model-c.jwk");
+    const error = await refusal(runKbsKeygen({ keyId: "model-c", out }));
+    expect(error.message).toBe(
+      `--out ${out}: cannot create (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+    );
+    expect(error.cause).toMatchObject({ code: "ENOTDIR" });
   });
 });

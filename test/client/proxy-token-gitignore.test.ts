@@ -190,7 +190,7 @@ describe("makePrivateDirectory's refusals", () => {
       (e: unknown) => e as Error,
     );
     expect(error?.message).toBe(
-      `--token-file: cannot create "${file}" (EACCES: this user may not write there; check the directory's owner and mode)`,
+      `--token-file ${file}: cannot create (EACCES: this user may not write there; check the directory's owner and mode)`,
     );
     expect((error?.cause as { code?: string } | undefined)?.code).toBe("EACCES");
   });

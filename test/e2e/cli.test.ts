@@ -176,7 +176,7 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
       checkpointFile,
     );
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/--out: cannot create .*: it already exists \(EEXIST\); pass --force to replace it/);
+    expect(again.stderr).toMatch(/--out \S+: already exists \(EEXIST\); pass --force to replace it/);
     const older = await readFile(checkpointFile, "utf8");
     expect(JSON.parse(older.trim()).checkpoint.count).toBe(written);
     const forced = await cloister(
@@ -240,7 +240,7 @@ describe("cloister chat --json, then receipt verify, against a real deployment",
     const documentOut = [...connection(deployment.files.policyPath), "--document-out", savedDocument];
     const refusedOut = await cloister("attest", ...documentOut);
     expect(refusedOut.code).toBe(2);
-    expect(refusedOut.stderr).toMatch(/--document-out: cannot create .*: it already exists \(EEXIST\); pass --force/);
+    expect(refusedOut.stderr).toMatch(/--document-out \S+: already exists \(EEXIST\); pass --force/);
     const forced = await cloister("attest", ...documentOut, "--force");
     expect(forced.code).toBe(0);
     expect(await readFile(savedDocument, "utf8")).toBe(saved);
@@ -378,7 +378,7 @@ describe("cloister policy init against a real deployment", () => {
 
     const again = await cloister(...base, "--allow-simulator", "--out", out);
     expect(again.code).toBe(2);
-    expect(again.stderr).toContain("it already exists (EEXIST); pass --force to replace it");
+    expect(again.stderr).toContain(": already exists (EEXIST); pass --force to replace it");
 
     const stranger = join(deployment.dir, "stranger.jwk");
     await writeFile(
