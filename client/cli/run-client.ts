@@ -602,6 +602,10 @@ export async function chatInteractively(
 export async function runAuditCheckpoint(
   options: ClientConnectionOptions & { out?: string; force?: boolean },
 ): Promise<void> {
+  // --force only says what to do with --out's file: alone it would do nothing, silently (as attest's).
+  if (options.force === true && options.out === undefined) {
+    throw optionsUsageError("--force: replaces the file of --out, which was not given");
+  }
   // Checked before the enclave is contacted; the write below still replaces a file only with --force.
   const existing = options.force === true ? "replace" : "refuse";
   if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);

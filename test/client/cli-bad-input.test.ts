@@ -107,6 +107,14 @@ describe("bad input exits 2, a failure exits 1", () => {
     );
   });
 
+  it("audit checkpoint: --force without --out, which it would replace, exits 2 (as attest's and policy init's)", async () => {
+    const checkpoint = ["audit", "checkpoint", "--url", "http://127.0.0.1:9", "--policy", join(dir, "none.json")];
+    expect(await run([...checkpoint, "--force"])).toEqual({
+      code: 2,
+      stderr: "cloister: USAGE: --force: replaces the file of --out, which was not given (run with --help for usage)\n",
+    });
+  });
+
   it("host: --max-in-flight-per-key above --max-in-flight exits 2 naming both", async () => {
     const host = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "none.json")];
     host.push("--audit-dir", join(dir, "audit"), "--port", "0");
