@@ -8,6 +8,7 @@
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
+import { shellWord } from "../../client/cli/output.ts";
 import { fileErrorCause, fileMessage, type InputBound, readHandleText } from "../bounded-read.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
@@ -46,6 +47,7 @@ export async function readCheckedFile(
   rule: {
     readonly forbidden: number;
     readonly noLinks: boolean;
+    /** What to do about a file of `mode`, a shell command on `path` (given as one shell word, shellWord: pasted, it runs nothing else). */
     readonly fix: (mode: string, path: string) => string;
     readonly bound: InputBound;
     /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
@@ -87,7 +89,9 @@ export async function readCheckedFile(
       );
     }
     if ((info.mode & rule.forbidden) !== 0) {
-      throw new BrokerConfigError(fileMessage(path, field, rule.fix(`0${(info.mode & 0o777).toString(8)}`, path)));
+      throw new BrokerConfigError(
+        fileMessage(path, field, rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path))),
+      );
     }
     // Worded `field path: …` (fileMessage), as the refusals above and the CLI's option files are.
     const refuse = (message: string) => new BrokerConfigError(message);
@@ -127,7 +131,7 @@ export function readPrivateKeyFile(path: string, field: string, options: Private
     {
       forbidden: 0o077,
       noLinks: options.followLinks !== true,
-      fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 "${path}"`,
+      fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 ${path}`,
       bound: options.bound ?? KEY_FILE_BOUND,
       cannotRead: options.cannotRead,
     },

@@ -202,7 +202,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
       expect(await run(command === "chat" ? [...args, "hello"] : args)).toEqual({
         code: 2,
         stdout: "",
-        stderr: `cloister: USAGE: --api-key-file ${loose}: mode expected 0600 (owner only), found 0${mode}; run chmod 600 "${loose}"\n`,
+        stderr: `cloister: USAGE: --api-key-file ${loose}: mode expected 0600 (owner only), found 0${mode}; run chmod 600 ${loose}\n`,
       });
     },
   );
@@ -221,7 +221,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await run(args)).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: --api-key-file ${link}: mode expected 0600 (owner only), found 0644; run chmod 600 "${link}"\n`,
+      stderr: `cloister: USAGE: --api-key-file ${link}: mode expected 0600 (owner only), found 0644; run chmod 600 ${link}\n`,
     });
   });
 
@@ -284,7 +284,7 @@ describe("a key file others can read or change is refused, as cloister up refuse
     expect(await runCloister(["attest", "--url", "http://127.0.0.1:9", "--policy", policy], { cwd, env })).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: the default key file .cloister/api-key: mode expected 0600 (owner only), found 0644; run chmod 600 ".cloister/api-key"\n`,
+      stderr: `cloister: USAGE: the default key file .cloister/api-key: mode expected 0600 (owner only), found 0644; run chmod 600 .cloister/api-key\n`,
     });
   });
 });

@@ -193,7 +193,7 @@ describe("prepareDeployment (cloister up) reusing secrets of an earlier run", ()
       );
       expect(error).toBeInstanceOf(UsageError);
       expect((error as Error).message).toBe(
-        `${field} ${file}: mode expected 0600 (owner only), found 0${mode.toString(8)}; run chmod 600 "${file}"`,
+        `${field} ${file}: mode expected 0600 (owner only), found 0${mode.toString(8)}; run chmod 600 ${file}`,
       );
       // As the message says: the next run reuses it.
       await chmod(file, 0o600);

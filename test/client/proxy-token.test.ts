@@ -58,7 +58,7 @@ describe("localToken", () => {
     await writeFile(loose, `${TOKEN}\n`);
     await chmod(loose, 0o644);
     await expect(localToken(loose)).rejects.toThrow(
-      `--token-file ${loose}: mode expected 0600 (owner only), found 0644; run chmod 600 "${loose}"`,
+      `--token-file ${loose}: mode expected 0600 (owner only), found 0644; run chmod 600 ${loose}`,
     );
     const target = join(dir, "target");
     await writeFile(target, `${TOKEN}\n`, { mode: 0o600 });
