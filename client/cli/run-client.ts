@@ -79,7 +79,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   if (file !== undefined) {
     return {
       // A file that cannot be read: named as the private-file reader's other refusals name it
-      // (`--api-key-file: "path": …`), its default (privateFileUnreadable).
+      // (`--api-key-file path: …`), its default (privateFileUnreadable).
       key: (await readSecretFile(file, "--api-key-file", { bound: API_KEY_FILE_BOUND, followLinks: true })).trim(),
       source: `--api-key-file "${file}"`,
     };
