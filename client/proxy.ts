@@ -206,13 +206,11 @@ function fromClientError(error: ClientError): ProxyError {
   }
   switch (error.kind) {
     case "policy":
-      return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
-    case "transport": {
       // The engine's own refusal of a prompt over the model's context size (a sealed error frame
       // with this code, no detail): OpenAI clients know it as context_length_exceeded. Only from the
       // enclave's authenticated frame: the same code in a host's HTTP error is the untrusted host's
-      // claim and gets the ordinary mapping below. A policy rule's maxPromptTokens limit is a
-      // POLICY_BLOCKED like any other rule (kept as is).
+      // claim, a transport error (below). A policy rule's maxPromptTokens limit is a POLICY_BLOCKED
+      // like any other rule (kept as is).
       if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave") {
         return new ProxyError(
           400,
@@ -223,6 +221,8 @@ function fromClientError(error: ClientError): ProxyError {
           false,
         );
       }
+      return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
+    case "transport": {
       // The app went away (the proxy aborts the request when it does): no answer can reach it, and
       // the access log says so (499, as the host logs a client that left) rather than blaming the host.
       if (error.code === "ABORTED") {

@@ -177,9 +177,18 @@ export interface Completion {
 
 /**
  * Enclave refusals of the request itself, under its attested configuration: the same request is
- * refused again (CHAT_TEMPLATE_REFUSED: a conversation shape the model's chat template did not render).
+ * refused again, so they are not transport errors to retry (ENGINE_REQUEST: a field the engine
+ * refuses; PROMPT_TOO_LONG: a prompt over the model's context; CHAT_TEMPLATE_REFUSED: a
+ * conversation shape the model's chat template did not render).
  */
-const POLICY_ERROR_CODES = new Set(["POLICY_BLOCKED", "PII_BLOCKED", "REQUEST_INVALID", "CHAT_TEMPLATE_REFUSED"]);
+const POLICY_ERROR_CODES = new Set([
+  "POLICY_BLOCKED",
+  "PII_BLOCKED",
+  "REQUEST_INVALID",
+  "ENGINE_REQUEST",
+  "PROMPT_TOO_LONG",
+  "CHAT_TEMPLATE_REFUSED",
+]);
 /**
  * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was
  * altered on the way (the host or network) or replayed. They are integrity failures, not

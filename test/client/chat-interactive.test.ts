@@ -121,7 +121,7 @@ describe("cloister chat, interactive", () => {
     const { session } = await connectTo();
     const sent: string[][] = [];
     const tooLong = new ClientError(
-      "transport",
+      "policy",
       "PROMPT_TOO_LONG",
       "enclave refused or failed the request: PROMPT_TOO_LONG",
       {

@@ -81,6 +81,20 @@ class PromptTooLong extends Error {
   set code(_stamped: string) {}
 }
 
+/** An engine error that keeps the code it is given (as PromptTooLong keeps its own). */
+class EngineRefusal extends Error {
+  constructor(
+    readonly kept: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  get code(): string {
+    return this.kept;
+  }
+  set code(_stamped: string) {}
+}
+
 /** Reads a body to its end, or to the point where the transfer was cut. */
 async function readUntilCut(response: Response): Promise<{ text: string; cut: boolean }> {
   const reader = response.body!.getReader();
@@ -223,6 +237,35 @@ describe("proxy: OpenAI's routes and errors", () => {
     }
     expect((await get("/v1/models", { method: "HEAD" })).status).toBe(200);
     expect((await get("/v1/nothing")).status).toBe(404);
+  });
+
+  it("the enclave's refusals of the request itself are policy errors and 400s, not retried: a retry is refused again", async () => {
+    // [engine code, OpenAI code]: ENGINE_REQUEST (a field the engine refuses), CHAT_TEMPLATE_REFUSED
+    // (a conversation shape the model's template did not render), PROMPT_TOO_LONG (over the context).
+    const cases = [
+      ["ENGINE_REQUEST", "engine_request"],
+      ["CHAT_TEMPLATE_REFUSED", "chat_template_refused"],
+      ["PROMPT_TOO_LONG", "context_length_exceeded"],
+    ] as const;
+    for (const [engineCode, openAiCode] of cases) {
+      const refusal = () => new EngineRefusal(engineCode, "refused");
+      const { session } = await connectTo({ script: [refusal()] });
+      const error = await (async () => {
+        for await (const _ of session.chat([{ role: "user", content: "hi" }])) {
+          // nothing is answered
+        }
+      })().catch((e: unknown) => e);
+      expect(error, engineCode).toMatchObject({ kind: "policy", code: engineCode, origin: "enclave" });
+      const { model, post } = await proxyFor([refusal(), refusal()]);
+      for (const stream of [false, true]) {
+        const response = await post("/v1/chat/completions", ask(model, { stream }));
+        const body = (await response.json()) as { error: { type: string; code: string } };
+        expect(
+          { status: response.status, retry: response.headers.get("x-should-retry"), ...body.error },
+          `${engineCode} stream ${stream}`,
+        ).toMatchObject({ status: 400, retry: "false", type: "invalid_request_error", code: openAiCode });
+      }
+    }
   });
 
   it("the enclave's PROMPT_TOO_LONG is a 400 context_length_exceeded, not retried (stream or not)", async () => {
