@@ -605,6 +605,8 @@ type Resolution = {
   end(): void;
   /** Kept for shapes (`shapes`), once it answered "jinjaTemplate": one shape at a time, never two. */
   render(shape: string): Promise<ShapeRendering>;
+  /** ShapeRenderer.answered. */
+  answered(): boolean;
 };
 
 /**
@@ -652,6 +654,7 @@ function startResolution(
       answer: async () => answer,
       end: () => {},
       render: async () => ({ rendered: false, why: answer.why, workerEnded: true }),
+      answered: () => true,
     };
   }
   worker.stdout.resume();
@@ -711,7 +714,7 @@ function startResolution(
     Atomics.store(answered, 0, 1);
     Atomics.notify(answered, 0);
   };
-  port1.on("message", (message: { answer: WorkerAnswer } | TokenizerRequest | ShapeAnswer) => {
+  const onMessage = (message: { answer: WorkerAnswer } | TokenizerRequest | ShapeAnswer): void => {
     if ("rendered" in message) {
       const told = rendering;
       rendering = null;
@@ -736,7 +739,8 @@ function startResolution(
     }
     port1.postMessage(reply);
     wake();
-  });
+  };
+  port1.on("message", onMessage);
   // A worker that fails (out of memory: ERR_WORKER_OUT_OF_MEMORY) or ends without an answer: none.
   // Its answer may be queued still when its end is told (its last message and its exit reach this
   // thread apart).
@@ -772,6 +776,16 @@ function startResolution(
         rendering = resolve;
         port1.postMessage({ shape });
       }),
+    answered: () => {
+      // What the worker sent that this thread's event loop has not delivered yet, taken in order
+      // as that loop would take it, until the render under way is answered.
+      while (kept && rendering !== null) {
+        const queued = receiveMessageOnPort(port1);
+        if (queued === undefined) break;
+        onMessage(queued.message as Parameters<typeof onMessage>[0]);
+      }
+      return rendering === null;
+    },
   };
 }
 
@@ -850,6 +864,13 @@ function nodeLlamaCppUrl(): string {
 export type ShapeRenderer = {
   /** One shape at a time: the next only once this one's promise has settled. */
   render(shape: string): Promise<ShapeRendering>;
+  /**
+   * Whether the render under way has been answered (true when none is under way), once what the
+   * worker has sent that this thread's event loop has not delivered yet is taken. A long task that
+   * held this thread past a render's limit leaves the worker's timely answer waiting in the port,
+   * and node runs the expired timer before it delivers the message.
+   */
+  answered(): boolean;
   /** Ends the worker; a render under way is answered not rendered. */
   end(): void;
 };
@@ -867,6 +888,6 @@ export async function startShapeRenderer(model: LlamaModel, limitMs?: number): P
   const options = limitMs === undefined ? {} : { limitMs };
   const worker = startResolution(resolutionInput(model.fileInfo, model.filename), options, "jinjaTemplate", true);
   const answer = await worker.answer(model);
-  if (answer.kind === "jinjaTemplate") return { render: worker.render, end: worker.end };
+  if (answer.kind === "jinjaTemplate") return { render: worker.render, answered: worker.answered, end: worker.end };
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
 }

@@ -168,7 +168,11 @@ export class TemplateShapes {
       }
       let limit: NodeJS.Timeout | undefined;
       const outOfTime = new Promise<null>((resolve) => {
-        limit = setTimeout(() => resolve(null), this.#limitMs);
+        // The worker's answer may have come in time but wait behind a long task that held this
+        // thread past the limit (node runs the expired timer first): taken before the shape is refused.
+        limit = setTimeout(() => {
+          if (!renderer.answered()) resolve(null);
+        }, this.#limitMs);
       });
       const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
       clearTimeout(limit);
