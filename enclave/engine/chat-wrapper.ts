@@ -880,13 +880,13 @@ export type ShapeRenderer = {
  * "jinjaTemplate", or auto's choice of the Jinja wrapper: both are node-llama-cpp's Jinja wrapper
  * without its fallback, from the same metadata, BOS text and tokenizer answers) with the same heap
  * limit as the boot's, and renders conversation shapes for engine/template-shapes.ts. Resolves once
- * the wrapper is built there (its sample conversations rendered again, within `limitMs`, default
- * RESOLUTION_LIMIT_MS); rejects as the boot's rendering of a pinned template would
- * (CHAT_WRAPPER_TIMEOUT, CHAT_WRAPPER_UNAVAILABLE, CHAT_WRAPPER_FAILED), the worker ended.
+ * the wrapper is built there (its sample conversations rendered again, within RESOLUTION_LIMIT_MS);
+ * rejects as the boot's rendering of a pinned template would (CHAT_WRAPPER_TIMEOUT,
+ * CHAT_WRAPPER_UNAVAILABLE, CHAT_WRAPPER_FAILED), the worker ended. Aborting `signal` (the engine
+ * closes) ends a start under way at once, rejecting with its reason.
  */
-export async function startShapeRenderer(model: LlamaModel, limitMs?: number): Promise<ShapeRenderer> {
-  const options = limitMs === undefined ? {} : { limitMs };
-  const worker = startResolution(resolutionInput(model.fileInfo, model.filename), options, "jinjaTemplate", true);
+export async function startShapeRenderer(model: LlamaModel, signal: AbortSignal): Promise<ShapeRenderer> {
+  const worker = startResolution(resolutionInput(model.fileInfo, model.filename), { signal }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
   if (answer.kind === "jinjaTemplate") return { render: worker.render, answered: worker.answered, end: worker.end };
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);

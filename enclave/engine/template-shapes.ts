@@ -63,6 +63,8 @@ export class TemplateShapes {
   /** The last shape queued for the worker: the next one's rendering starts when it has ended. */
   #tail: Promise<unknown> = Promise.resolve();
   #renderer: Promise<ShapeRenderer> | null = null;
+  /** Aborted by close(): a worker still starting is ended at once. */
+  readonly #closing = new AbortController();
   #closed = false;
 
   /**
@@ -74,7 +76,7 @@ export class TemplateShapes {
     const shapes = new TemplateShapes(model, limitMs, wrapper.joinAdjacentMessagesOfTheSameType);
     // Its worker starts now (importing node-llama-cpp and building the wrapper take about 0.5 s),
     // not at the first request; one that fails to start is started again for the next shape.
-    shapes.#renderer = startShapeRenderer(model);
+    shapes.#renderer = startShapeRenderer(model, shapes.#closing.signal);
     shapes.#renderer.catch(() => {});
     return shapes;
   }
@@ -127,9 +129,10 @@ export class TemplateShapes {
     return error;
   }
 
-  /** Ends the worker; shapes still waiting are refused (ENGINE_CLOSED). */
+  /** Ends the worker (one still starting at once); shapes still waiting are refused (ENGINE_CLOSED). */
   close(): void {
     this.#closed = true;
+    this.#closing.abort(closed());
     const renderer = this.#renderer;
     this.#renderer = null;
     renderer?.then((r) => r.end()).catch(() => {});
@@ -156,12 +159,14 @@ export class TemplateShapes {
   /** Renders `shape` on the worker (a new one if there is none), within the limit; never rejects. */
   async #render(shape: string): Promise<Verdict> {
     try {
-      if (this.#closed) return { refused: true, error: new EngineError("ENGINE_CLOSED", "engine is closed") };
+      if (this.#closed) return { refused: true, error: closed() };
       let renderer: ShapeRenderer;
       try {
-        this.#renderer ??= startShapeRenderer(this.#model);
+        this.#renderer ??= startShapeRenderer(this.#model, this.#closing.signal);
         renderer = await this.#renderer;
       } catch (cause) {
+        // Its start was ended by close(): the engine's refusal, not the shape's.
+        if (this.#closed) return { refused: true, error: closed() };
         // Not kept: the shape was not tried (the next request of it starts a new worker).
         this.#renderer = null;
         return { refused: true, error: refusal(shape, "could not be tried: its worker thread did not start", cause) };
@@ -176,7 +181,7 @@ export class TemplateShapes {
       });
       const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
       clearTimeout(limit);
-      if (this.#closed) return { refused: true, error: new EngineError("ENGINE_CLOSED", "engine is closed") };
+      if (this.#closed) return { refused: true, error: closed() };
       if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
         // Stopped (or it stopped): the next shape gets a new worker.
         renderer.end();
@@ -200,6 +205,10 @@ export class TemplateShapes {
     this.#kept.set(shape, verdict);
     if (this.#kept.size > SHAPES_KEPT) this.#kept.delete(this.#kept.keys().next().value as string);
   }
+}
+
+function closed(): EngineError {
+  return new EngineError("ENGINE_CLOSED", "engine is closed");
 }
 
 function refusal(shape: string, what: string, cause?: unknown): EngineError {

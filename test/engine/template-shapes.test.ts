@@ -47,6 +47,8 @@ const looping = (word: string): ChatMessage[] => [user(word), assistant(word), u
 
 let dir: string;
 let engine: InferenceEngine;
+/** The model file under the template, and the options the engine is opened with. */
+let opened: Parameters<typeof openInferenceEngine>[0];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-template-shapes-test-"));
@@ -63,7 +65,7 @@ beforeAll(async () => {
       (tensor) => ({ ...tensor, data: new Float32Array(tensor.dims.reduce((a, b) => a * b, 1)) }),
     ),
   );
-  engine = await openInferenceEngine({
+  opened = {
     modelPath: path,
     expectedSha256: sha256,
     threads: 1,
@@ -71,7 +73,8 @@ beforeAll(async () => {
     contextSize: 256,
     chatWrapper: "jinjaTemplate",
     chatTemplateLimitMs: LIMIT_MS,
-  });
+  };
+  engine = await openInferenceEngine(opened);
 });
 
 afterAll(async () => {
@@ -167,5 +170,20 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
     const again = engine.generate({ messages: [user("a"), assistant("b"), user("c")], maxTokens: 2 });
     await expect(again.next()).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
     expect({ worker: limits.held.length, here: rendered.mock.calls.length }).toEqual({ worker: 1, here: 1 });
+  });
+});
+
+describe("an engine closed while its template-shape worker is still starting", () => {
+  it("answers the shape waiting for it ENGINE_CLOSED (not a refusal of its shape), its worker's start ended at once", async () => {
+    const closing = await openInferenceEngine(opened);
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    // The worker started as the engine opened and is importing node-llama-cpp (about 0.5 s): this
+    // shape's check waits for it (its turn has come), and the engine closes meanwhile.
+    const waiting = closing.renderPrompt({ messages: [user("Hello"), assistant("Hi.")] }).catch((e: unknown) => e);
+    await new Promise((resolve) => setImmediate(resolve));
+    await closing.close();
+    // Ended by the close, not once it had started (or failed for want of the closed model's tokenizer).
+    expect(ended).toHaveBeenCalled();
+    expect(code(await waiting)).toBe("ENGINE_CLOSED");
   });
 });
