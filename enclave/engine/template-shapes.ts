@@ -11,10 +11,10 @@
  * id of the form W…W, which node-llama-cpp swaps for the text only after rendering), the same kind
  * of placeholders as bos_token, eos_token and eot_token, the wrapper's fixed enable_thinking, and
  * add_generation_prompt (node-llama-cpp tries without it, then with it). So the template's work
- * depends on the shape only: a shape that rendered on the worker renders alike here. The one thing
- * besides the shape is the placeholders' characters, drawn afresh at each rendering and never chosen
- * by a caller: a template that branches on them (not on a message's role or count) could take
- * another path here than it took on the worker.
+ * depends on the shape only: a shape that rendered on the worker renders alike here. Two things
+ * besides the shape reach it: the placeholders' characters, drawn afresh at each rendering and never
+ * chosen by a caller, and the time (the template's strftime_now): a template that branches on either
+ * (not on a message's role or count) could take another path here than it took on the worker.
  *
  * What it checks: before a shape is first rendered here, the worker (startShapeRenderer, one at a
  * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
@@ -43,7 +43,10 @@ import { EngineError } from "./errors.ts";
  */
 export const SHAPE_LIMIT_MS = 1_000;
 
-/** Shapes kept (vetted or refused), least recently used dropped: a few hundred bytes each at most. */
+/**
+ * Shapes kept (vetted or refused), least recently used dropped: a key of at most 257 letters (256
+ * messages and the model's turn) each, and for a refused one its error (with the cause's message).
+ */
 export const SHAPES_KEPT = 4096;
 
 /** New shapes that may wait for the one worker; one more is refused with ENGINE_BUSY. */
