@@ -21,7 +21,8 @@
  * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
  * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
  * shape gets a new one; or the template failed on it, or its worker did) is refused at once from
- * then on, CHAT_TEMPLATE_REFUSED, without rendering it again. Requests of one shape waiting for it
+ * then on, CHAT_TEMPLATE_REFUSED, without rendering it again. A worker that could not start refuses
+ * no shape: the request is ENGINE_BUSY, and the next new shape starts another. Requests of one shape waiting for it
  * share its rendering; at most SHAPES_WAITING shapes wait for the worker (more: ENGINE_BUSY).
  * Cost: one worker round trip per new shape; a vetted shape costs a lookup in a Map.
  *
@@ -170,9 +171,17 @@ export class TemplateShapes {
       } catch (cause) {
         // Its start was ended by close(): the engine's refusal, not the shape's.
         if (this.#closed) return { refused: true, error: closed() };
-        // Not kept: the shape was not tried (the next request of it starts a new worker).
+        // Not kept, and not the shape's refusal: it was not tried, and the next request of it
+        // starts a new worker (ENGINE_BUSY: retry, as a client does with a busy engine).
         this.#renderer = null;
-        return { refused: true, error: refusal(shape, "could not be tried: its worker thread did not start", cause) };
+        return {
+          refused: true,
+          error: new EngineError(
+            "ENGINE_BUSY",
+            "chat template: expected a worker thread to check a new conversation shape on, found none that started; retry",
+            { cause },
+          ),
+        };
       }
       let limit: NodeJS.Timeout | undefined;
       const outOfTime = new Promise<null>((resolve) => {

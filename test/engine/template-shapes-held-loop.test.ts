@@ -17,11 +17,22 @@ const worker = vi.hoisted(() => ({
   sent: [] as string[],
   answer: null as ((rendering: ShapeRendering) => void) | null,
   waiting: false,
+  /** Starts so far; while `startFails`, each start fails (no thread could be had). */
+  starts: 0,
+  startFails: false,
 }));
 
 vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => ({
   ...(await importOriginal<typeof import("../../enclave/engine/chat-wrapper.ts")>()),
-  startShapeRenderer: async () => ({
+  startShapeRenderer: async () => {
+    worker.starts++;
+    if (worker.startFails) throw new Error("no worker thread could be started");
+    return standIn();
+  },
+}));
+
+function standIn() {
+  return {
     render: (shape: string) =>
       new Promise<ShapeRendering>((resolve) => {
         worker.sent.push(shape);
@@ -33,14 +44,16 @@ vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => ({
       return worker.waiting;
     },
     end: () => {},
-  }),
-}));
+  };
+}
 
 afterEach(() => {
   vi.restoreAllMocks();
   worker.sent = [];
   worker.answer = null;
   worker.waiting = false;
+  worker.starts = 0;
+  worker.startFails = false;
 });
 
 /** A Jinja wrapper as the engine holds one (its template is not Cloister's own). */
@@ -80,6 +93,26 @@ describe("a new shape's limit while this thread's event loop was held", () => {
     expect(limits.held[0]?.fire()).toBe(true);
     await expect(checking).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
     expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    shapes.close();
+  });
+});
+
+describe("a new shape when the worker cannot start", () => {
+  it("is refused for now as the engine's want of a worker (ENGINE_BUSY, retry), not as its shape: the next request tries again", async () => {
+    worker.startFails = true;
+    const shapes = shapesOf();
+    const shape = shapes.shapeOf(["user"]);
+    const error = await shapes.check(shape)?.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "ENGINE_BUSY" });
+    expect((error as Error).message).not.toMatch(/refused/);
+    const startsBefore = worker.starts;
+    worker.startFails = false;
+    // Not kept: tried again (a new start), and vetted.
+    const checking = shapes.check(shape);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    worker.answer?.({ rendered: true });
+    await expect(checking).resolves.toBeUndefined();
+    expect(worker.starts).toBe(startsBefore + 1);
     shapes.close();
   });
 });
