@@ -5,6 +5,7 @@
  * would fire first and the shape be refused for good though it rendered. The limit takes the
  * worker's answer waiting behind that task first. The worker here is a stand-in whose answer the
  * test puts in its port (ShapeRenderer.answered): the order is the test's, not the machine's.
+ * Also a worker that cannot start: the engine's want (ENGINE_BUSY), not a refusal of the shape.
  */
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
