@@ -474,7 +474,9 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     requestIdHash = options.requestIdHash;
     // Refused before any file is read: a file that cannot be read would hide what is missing.
     if ((options.promptFile !== undefined || options.answerFile !== undefined) && options.openingFile === undefined) {
-      throw new UsageError("--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)");
+      throw optionsUsageError(
+        "--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)",
+      );
     }
     if (options.openingFile !== undefined) {
       openingHex = (
@@ -690,7 +692,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     throw optionsUsageError("give either --checkpoint or --count, not both");
   }
   if (options.lastHash !== undefined && !/^[0-9a-f]{64}$/.test(options.lastHash)) {
-    throw new UsageError(
+    throw optionsUsageError(
       `--last-hash expects 64 lower-case hex characters, found ${options.lastHash.length} characters`,
     );
   }

@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { intOption, numberOption, UsageError } from "../client/cli/output.ts";
+import { intOption, numberOption, optionsUsageError } from "../client/cli/output.ts";
 
 export function registerModelRunCommand(model: Command): void {
   model
@@ -42,9 +42,9 @@ export function registerModelRunCommand(model: Command): void {
     .action(async (options: Record<string, unknown>) => {
       const sha256 = options.sha256 as string | undefined;
       if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
-        throw new UsageError(`--sha256 expects 64 hex digits, found "${sha256}"`);
+        throw optionsUsageError(`--sha256 expects 64 hex digits, found "${sha256}"`);
       }
-      if (options.topP === 0) throw new UsageError("--top-p expects a number in (0, 1], found 0");
+      if (options.topP === 0) throw optionsUsageError("--top-p expects a number in (0, 1], found 0");
       const { runModelCommand } = await import("./run-command.ts");
       await runModelCommand({
         model: options.model as string,

@@ -6,7 +6,7 @@ import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
-import { listenUsageError, UsageError } from "../client/cli/output.ts";
+import { listenUsageError, optionsUsageError, UsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { parseCorsOrigin } from "../client/cors-origin.ts";
 import { closeOnSignal, handOverSignals, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
@@ -80,7 +80,7 @@ export async function runHostCommand(options: HostCommandOptions): Promise<void>
 async function startHostCommand(options: HostCommandOptions): Promise<RunningServer> {
   // One key's share cannot be more than all the forwarding slots there are.
   if (options.maxInFlightPerKey !== undefined && options.maxInFlightPerKey > options.maxInFlight) {
-    throw new UsageError(
+    throw optionsUsageError(
       `--max-in-flight-per-key ${options.maxInFlightPerKey}: expected at most --max-in-flight (${options.maxInFlight}), the requests the host forwards at once in all`,
     );
   }

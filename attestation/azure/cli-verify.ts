@@ -13,7 +13,7 @@
  * details.issuerChecked says so.
  */
 
-import { optionsUsageError, UsageError } from "../../client/cli/output.ts";
+import { optionsUsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
@@ -117,12 +117,12 @@ async function verifyAzure(
   options: AzureVerifyEvidenceOptions & { tee: "azure-snp" | "azure-tdx" },
 ): Promise<EvidenceVerdict> {
   rejectForeignOptions(options as VerifyEvidenceOptions, ["evidence"]);
-  // The policy is read and checked before any evidence (a bad policy is a configuration error).
+  // The policy is read and checked before any evidence: an unusable --policy is bad input (exit 2), not a verdict.
   const policy = await readPolicyOption(options.policy, options.tee);
   let nonce: Uint8Array | null = null;
   if (options.nonce !== undefined) {
     if (!/^([0-9a-fA-F]{2}){1,64}$/.test(options.nonce)) {
-      throw new UsageError(`--nonce: expected 1..64 bytes as hex, found ${options.nonce.length} characters`);
+      throw optionsUsageError(`--nonce: expected 1..64 bytes as hex, found ${options.nonce.length} characters`);
     }
     nonce = fromHex(options.nonce, "--nonce");
   }
@@ -169,7 +169,7 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
   rejectForeignOptions({ ...(options as VerifyEvidenceOptions) }, ["token", "jwks"]);
   if (options.nonce !== undefined)
     throw optionsUsageError("verify-evidence --tee maa: --nonce does not apply to this TEE");
-  // The policy is read and checked before the token (a bad policy is a configuration error).
+  // The policy is read and checked before the token: an unusable --policy is bad input (exit 2), not a verdict.
   const policy = await readPolicyOption(options.policy, "maa");
   const token = await readInputText(options.token, "--token", "maa");
   const jwksText = await readJwks(options.jwks);

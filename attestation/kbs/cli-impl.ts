@@ -5,6 +5,7 @@ import {
   listenUsageError,
   missingDirectory,
   noDirectoryError,
+  optionsUsageError,
   printJson,
   UsageError,
 } from "../../client/cli/output.ts";
@@ -104,7 +105,7 @@ export async function runKbsServe(
 
 export async function runKbsKeygen(options: { keyId: string; out: string }): Promise<void> {
   if (!KEY_ID_PATTERN.test(options.keyId)) {
-    throw new UsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
+    throw optionsUsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
   }
   const key = generateModelKey(options.keyId);
   let handle: Awaited<ReturnType<typeof open>>;

@@ -13,7 +13,7 @@
  * TCB status or the debug flag — that is what `--policy` is for — but `warnings` names a debuggable
  * TD and a TCB status left unchecked. Hex output is lower-case.
  */
-import { UsageError } from "../../client/cli/output.ts";
+import { optionsUsageError, UsageError } from "../../client/cli/output.ts";
 import { appraise } from "../appraise.ts";
 import { toHex } from "../bytes.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
@@ -166,11 +166,11 @@ function quoteFields(quote: TdxQuote | null, verified: VerifiedTdxQuote | null, 
 
 export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["quote", "collateral"]);
-  // Read and checked before any evidence (a bad policy is a configuration error).
+  // Read and checked before any evidence: an unusable --policy is bad input (exit 2), not a verdict.
   const policy = await readPolicyOption(options.policy, "tdx");
   const signerValidity = options.collateralSignerValidity ?? "strict";
   if (!COLLATERAL_SIGNER_VALIDITY_MODES.includes(signerValidity)) {
-    throw new UsageError(
+    throw optionsUsageError(
       `--collateral-signer-validity expects one of ${COLLATERAL_SIGNER_VALIDITY_MODES.join(", ")}, found "${String(signerValidity)}"`,
     );
   }

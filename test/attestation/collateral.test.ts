@@ -138,6 +138,17 @@ describe("an enclave's --tdx-collateral directory", () => {
     });
   });
 
+  it("verify-evidence: a --collateral-signer-validity commander did not check reads as commander's refusal does", async () => {
+    const options = { tee: "tdx", quote: join(TDX, "quote-v4-trustee.bin"), at: AT } as const;
+    await expect(verifyEvidence({ ...options, collateralSignerValidity: "lenient" as "strict" })).rejects.toMatchObject(
+      {
+        code: "USAGE",
+        message:
+          '--collateral-signer-validity expects one of strict, at-issue-date, accept-expired-signer, found "lenient" (run with --help for usage)',
+      },
+    );
+  });
+
   it("says why a directory or a file of it cannot be read, naming the path (as other file options say it)", async () => {
     const missing = join(tmp, "missing");
     await expect(tdxCollateralFromDirectory(missing, QUOTE, AT)).rejects.toMatchObject({

@@ -121,7 +121,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     expect(await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "65"])).toEqual({
       code: 2,
       stderr:
-        "cloister: USAGE: --max-in-flight-per-key 65: expected at most --max-in-flight (64), the requests the host forwards at once in all\n",
+        "cloister: USAGE: --max-in-flight-per-key 65: expected at most --max-in-flight (64), the requests the host forwards at once in all (run with --help for usage)\n",
     });
     // Equal is allowed: what stops this one is the missing --api-keys file, read after the options.
     const equal = await run([...host, "--max-in-flight", "64", "--max-in-flight-per-key", "64"]);

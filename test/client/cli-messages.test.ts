@@ -131,6 +131,48 @@ describe("options missing or given together that commander cannot tell: as its o
   });
 });
 
+describe("option values refused by the command, not commander: as commander's own refusals of a value read", () => {
+  it("end with (run with --help for usage), as an --option value commander refuses does", async () => {
+    const log = join(dir, "values.jsonl");
+    await writeFile(log, "");
+    const key = ["--key", "ab".repeat(32)];
+    const host = ["host", "--enclave-url", "http://127.0.0.1:9", "--api-keys", join(dir, "none.json")];
+    const model = ["model", "run", "--model", join(dir, "none.gguf"), "--prompt", "hi"];
+    const runs: Record<string, [string[], string]> = {
+      "audit find: --prompt-file without an opening": [
+        ["audit", "find", "--log", log, "--request-id-hash", "cd".repeat(32), ...key, "--prompt-file", log],
+        "--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)",
+      ],
+      "audit verify: --last-hash not hex": [
+        ["audit", "verify", "--log", log, ...key, "--count", "1", "--last-hash", "xyz"],
+        "--last-hash expects 64 lower-case hex characters, found 3 characters",
+      ],
+      "host: --max-in-flight-per-key above --max-in-flight": [
+        [...host, "--audit-dir", join(dir, "audit"), "--max-in-flight", "4", "--max-in-flight-per-key", "5"],
+        "--max-in-flight-per-key 5: expected at most --max-in-flight (4), the requests the host forwards at once in all",
+      ],
+      "model run: --sha256 not hex": [[...model, "--sha256", "zz"], '--sha256 expects 64 hex digits, found "zz"'],
+      "model run: --top-p 0": [[...model, "--top-p", "0"], "--top-p expects a number in (0, 1], found 0"],
+      "kbs keygen: --key-id": [
+        ["kbs", "keygen", "--key-id", "has space", "--out", join(dir, "none.jwk")],
+        '--key-id expects 1..200 characters of A-Z a-z 0-9 . _ : -, found "has space"',
+      ],
+      "verify-evidence: --nonce not hex (azure-snp)": [
+        ["verify-evidence", "--tee", "azure-snp", "--evidence", log, "--nonce", "zz"],
+        "--nonce: expected 1..64 bytes as hex, found 2 characters",
+      ],
+    };
+    const found: Record<string, { code: number; stderr: string }> = {};
+    const expected: typeof found = {};
+    for (const [name, [args, message]] of Object.entries(runs)) {
+      const { code, stderr } = await run(args);
+      found[name] = { code, stderr };
+      expected[name] = { code: 2, stderr: `cloister: USAGE: ${message} (run with --help for usage)\n` };
+    }
+    expect(found).toEqual(expected);
+  });
+});
+
 describe("a --policy file that is not a policy is named, its content never shown", () => {
   it("attest (and every command that connects)", async () => {
     const result = await run(["attest", "--url", "http://127.0.0.1:9", "--policy", notJson]);

@@ -214,7 +214,8 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     const requestIdHash = auditRequestIdHash(sampleEntries(1)[0]?.requestId as string);
     const noOpening = {
       code: "USAGE",
-      message: "--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file)",
+      message:
+        "--prompt-file and --answer-file need the record's opening (--chat-json or --opening-file) (run with --help for usage)",
     };
     // Neither file exists, and /dev/zero never ends: the missing opening is named, not the files.
     for (const files of [
