@@ -4,6 +4,7 @@
  * print one precise line. Messages hold structural facts only (field names, offsets, sizes, type
  * numbers), never model contents beyond the metadata key that was being read.
  */
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 
 export type GgufErrorCode =
@@ -60,9 +61,8 @@ export class ModelIoError extends ModelError {
 
   constructor(path: string, action: string, cause: unknown) {
     const reason = (cause as { code?: unknown } | null)?.code;
-    super("MODEL_IO", `cannot ${action} model file "${path}"${typeof reason === "string" ? ` (${reason})` : ""}`, {
-      cause,
-    });
+    const errno = typeof reason === "string" ? ` (${reason})` : "";
+    super("MODEL_IO", fileMessage(path, "model file", `cannot ${action}${errno}`), { cause });
     this.name = "ModelIoError";
     this.path = path;
   }

@@ -29,6 +29,7 @@ import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
 import { sha256File } from "./hash.ts";
@@ -91,9 +92,13 @@ export async function refuseSealedModel(path: string, field: string): Promise<vo
   if (!hasSealedModelMagic(head)) return;
   throw new SealedModelError(
     "MODEL_SEALED",
-    `${field} "${path}": expected a GGUF file (magic "GGUF"), found a sealed model (magic "CLSEALMD"): ` +
-      "this is a sealed Cloister model (cloister model seal); it is decrypted only inside an enclave that " +
-      "the key broker released its key to",
+    fileMessage(
+      path,
+      field,
+      'expected a GGUF file (magic "GGUF"), found a sealed model (magic "CLSEALMD"): ' +
+        "this is a sealed Cloister model (cloister model seal); it is decrypted only inside an enclave that " +
+        "the key broker released its key to",
+    ),
   );
 }
 

@@ -9,7 +9,7 @@
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { fileErrorCause, type InputBound, readFileToBound } from "../bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound, readFileToBound } from "../bounded-read.ts";
 import { toHex } from "../bytes.ts";
 import { AttestationError } from "../errors.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
@@ -108,7 +108,7 @@ export async function loadTdxCollateralDirectory(
   try {
     names = (await readdir(dir)).sort();
   } catch (error) {
-    throw fail(`${option}: cannot list directory "${dir}" (${fileErrorCause(error)})`, error);
+    throw fail(fileMessage(dir, option, `cannot list directory (${fileErrorCause(error)})`), error);
   }
   const notes: string[] = [];
   const fmspc = toHex(quote.pckExtensions.fmspc);
@@ -148,7 +148,7 @@ export async function loadTdxCollateralDirectory(
   const qeIdentity = pick(qeIdentities, at, settleMs, documentDates);
   if (qeIdentity === undefined) notes.push(`no qeidentity-*.json in ${dir}`);
   const chain = async (name: string) => {
-    if (!names.includes(name)) throw fail(`${option}: "${dir}" has no ${name}`);
+    if (!names.includes(name)) throw fail(fileMessage(dir, option, `has no ${name}`));
     return readBytes(name);
   };
   // One CRL per issuer, picked like the documents above: an expired one kept by a renewal job is

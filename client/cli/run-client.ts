@@ -79,9 +79,10 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   if (file !== undefined) {
     return {
       // A file that cannot be read: named as the private-file reader's other refusals name it
-      // (`--api-key-file path: …`), its default (privateFileUnreadable).
+      // (`--api-key-file path: …`), its default (privateFileUnreadable); the key's source label in
+      // the same form (fileMessage), so a refusal of the key reads `--api-key-file path: …` too.
       key: (await readSecretFile(file, "--api-key-file", { bound: API_KEY_FILE_BOUND, followLinks: true })).trim(),
-      source: `--api-key-file "${file}"`,
+      source: `--api-key-file ${file}`,
     };
   }
   if (envKey !== null) return { key: envKey, source: "CLOISTER_API_KEY" };

@@ -134,7 +134,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     });
     await expect(tdxCollateralFromDirectory(join(tmp, "missing"), QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: expect.stringContaining("--tdx-collateral: cannot list directory"),
+      message: expect.stringContaining(`--tdx-collateral ${join(tmp, "missing")}: cannot list directory (ENOENT`),
     });
   });
 
@@ -153,7 +153,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     const missing = join(tmp, "missing");
     await expect(tdxCollateralFromDirectory(missing, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral: cannot list directory "${missing}" (ENOENT: no such file; check the path)`,
+      message: `--tdx-collateral ${missing}: cannot list directory (ENOENT: no such file; check the path)`,
       cause: expect.objectContaining({ code: "ENOENT", syscall: "scandir" }),
     });
     // verify-evidence --collateral keeps the fs error as the cause too.
@@ -161,7 +161,7 @@ describe("an enclave's --tdx-collateral directory", () => {
       verifyEvidence({ tee: "tdx", quote: join(TDX, "quote-v4-trustee.bin"), collateral: missing, at: AT }),
     ).rejects.toMatchObject({
       code: "USAGE",
-      message: `--collateral: cannot list directory "${missing}" (ENOENT: no such file; check the path)`,
+      message: `--collateral ${missing}: cannot list directory (ENOENT: no such file; check the path)`,
       cause: expect.objectContaining({ code: "ENOENT", syscall: "scandir" }),
     });
     // A file of the directory that cannot be opened (a dangling link): its fs error is the cause.
@@ -177,7 +177,7 @@ describe("an enclave's --tdx-collateral directory", () => {
     writeFileSync(file, "");
     await expect(tdxCollateralFromDirectory(file, QUOTE, AT)).rejects.toMatchObject({
       code: "TDX_COLLATERAL_UNREADABLE",
-      message: `--tdx-collateral: cannot list directory "${file}" (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
+      message: `--tdx-collateral ${file}: cannot list directory (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
     });
     // A directory where a TCB info file is expected: refused as what it is, never opened.
     const withDirectory = join(tmp, "with-directory");
@@ -388,6 +388,18 @@ describe("a collateral directory's files, read to a bound", () => {
       new Error(
         `--collateral "z-huge.der" in "${dir}": expected at most ${512 * 1024} bytes (Intel PCS collateral (a TCB info, QE identity, issuer chain or CRL), a few KiB; the wire form takes 512 KiB of one), found more`,
       ),
+    );
+  });
+
+  it("refuses a directory without an issuer chain, naming the option, the directory and the file", async () => {
+    const dir = join(tmp, "no-chain");
+    mkdirSync(dir);
+    for (const name of readdirSync(COLLATERAL)) {
+      if (name !== "tcb-info-issuer-chain.pem") copyFileSync(join(COLLATERAL, name), join(dir, name));
+    }
+    const fail = (message: string) => new Error(message);
+    await expect(loadTdxCollateralDirectory(dir, parseTdxQuote(QUOTE), AT, "--collateral", fail)).rejects.toThrow(
+      new Error(`--collateral ${dir}: has no tcb-info-issuer-chain.pem`),
     );
   });
 });

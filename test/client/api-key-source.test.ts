@@ -1,5 +1,5 @@
 /**
- * Every refusal of the API key the CLI prints says where the key came from (`--api-key-file "F"`,
+ * Every refusal of the API key the CLI prints says where the key came from (`--api-key-file F`,
  * CLOISTER_API_KEY), never the key: the host's refusal after a successful connect (a chat's sealed
  * request, an audit checkpoint, policy init's check), and a key the SDK finds malformed before it
  * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
@@ -44,7 +44,7 @@ const SOURCES = [
     name: "--api-key-file",
     args: () => ["--api-key-file", keyFile],
     key: FILE_KEY,
-    source: () => `--api-key-file "${keyFile}"`,
+    source: () => `--api-key-file ${keyFile}`,
   },
   { name: "CLOISTER_API_KEY", args: () => [], key: ENV_KEY, source: () => "CLOISTER_API_KEY" },
 ];
@@ -115,14 +115,14 @@ describe("a malformed key (BAD_API_KEY) is named by where it came from, with wha
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", spaced])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: BAD_API_KEY: --api-key-file "${spaced}": expected printable ASCII without white space (it is sent in an HTTP header), found a string of 19 characters with 1 space (a key copied with the text around it?)\n`,
+      stderr: `cloister: BAD_API_KEY: --api-key-file ${spaced}: expected printable ASCII without white space (it is sent in an HTTP header), found a string of 19 characters with 1 space (a key copied with the text around it?)\n`,
     });
     const empty = join(dir, "empty.key");
     await writeFile(empty, "\n", { mode: 0o600 });
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", policy, "--api-key-file", empty])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: BAD_API_KEY: --api-key-file "${empty}": expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string\n`,
+      stderr: `cloister: BAD_API_KEY: --api-key-file ${empty}: expected the host's API key (a non-empty string of printable ASCII without white space), found an empty string\n`,
     });
   });
 
@@ -156,7 +156,7 @@ describe("CLOISTER_API_KEY set but empty is refused naming it, as an empty --api
     vi.stubEnv("CLOISTER_API_KEY", "");
     const { url, authorizations } = await serveDeployment({ refuse: () => true });
     const result = await run(["attest", "--url", url, "--policy", policy, "--api-key-file", keyFile]);
-    expect(result.stderr).toContain(`the key sent came from --api-key-file "${keyFile}"`);
+    expect(result.stderr).toContain(`the key sent came from --api-key-file ${keyFile}`);
     expect(authorizations).toEqual([`Bearer ${FILE_KEY}`]);
   });
 });

@@ -182,7 +182,7 @@ describe("readApiKey", () => {
     stderr();
     expect(await readApiKey(keyFile, "https://cloister.example")).toEqual({
       key: "ck_test_0123456789abcdef",
-      source: `--api-key-file "${keyFile}"`,
+      source: `--api-key-file ${keyFile}`,
     });
   });
 
@@ -225,7 +225,7 @@ describe("a host that refuses the key: which key was sent, never the key", () =>
         env: envKey,
         file: ["--api-key-file", keyFile],
         key: "ck_test_0123456789abcdef",
-        source: `--api-key-file "${keyFile}"`,
+        source: `--api-key-file ${keyFile}`,
       },
       { env: envKey, file: [], key: envKey, source: "CLOISTER_API_KEY" },
       { env: undefined, file: [], key: "ck_local_0123456789abcdef", source: "the default key file .cloister/api-key" },

@@ -38,7 +38,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     const missing = join(dir, "missing.gguf");
     expect(await run(["model", "inspect", missing])).toEqual({
       code: 2,
-      stderr: `cloister: MODEL_IO: cannot open model file "${missing}" (ENOENT)\n`,
+      stderr: `cloister: MODEL_IO: model file ${missing}: cannot open (ENOENT)\n`,
     });
     expect(await run(["model", "inspect", dir])).toMatchObject({
       code: 2,
@@ -46,7 +46,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     });
     expect(await run(["model", "run", "--model", missing, "--prompt", "hi"])).toEqual({
       code: 2,
-      stderr: `cloister: MODEL_IO: cannot read model file "${missing}" (ENOENT)\n`,
+      stderr: `cloister: MODEL_IO: model file ${missing}: cannot read (ENOENT)\n`,
     });
     // With --sha256 the engine opens it (MODEL_NOT_FOUND, as the enclave says): bad input all the same.
     expect(await run(["model", "run", "--model", missing, "--sha256", "ab".repeat(32), "--prompt", "hi"])).toEqual({

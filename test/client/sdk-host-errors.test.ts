@@ -387,7 +387,7 @@ describe("apiKeySource: where the key came from, named by every refusal of it, n
   afterEach(closeServers);
 
   it("a re-verification refused after a successful connect names it; without it the message is as before", async () => {
-    for (const apiKeySource of ['--api-key-file "my-key"', undefined]) {
+    for (const apiKeySource of ["--api-key-file my-key", undefined]) {
       const { url } = await serveDeployment({ refuse: (path, n) => path === "/v1/attestation" && n > 0 });
       const session = await connect({
         url,
@@ -408,7 +408,7 @@ describe("apiKeySource: where the key came from, named by every refusal of it, n
         );
       } else {
         expect(error.message).toBe(
-          'host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"; the key sent came from --api-key-file "my-key": give the key this host issued',
+          'host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"; the key sent came from --api-key-file my-key: give the key this host issued',
         );
       }
     }

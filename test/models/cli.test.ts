@@ -90,9 +90,9 @@ describe("cloister model make / inspect", () => {
       ': expected a GGUF file (magic "GGUF"), found a sealed model (magic "CLSEALMD"): this is a sealed Cloister ' +
       "model (cloister model seal); it is decrypted only inside an enclave that the key broker released its key to";
     expect({ code: inspected.code, stdout: inspected.stdout }).toEqual({ code: 1, stdout: "" });
-    expect(inspected.stderr).toBe(`cloister: MODEL_SEALED: model file "${sealedPath}"${said}\n`);
+    expect(inspected.stderr).toBe(`cloister: MODEL_SEALED: model file ${sealedPath}${said}\n`);
     expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: "" });
-    expect(run.stderr).toBe(`cloister: MODEL_SEALED: --model "${sealedPath}"${said}\n`);
+    expect(run.stderr).toBe(`cloister: MODEL_SEALED: --model ${sealedPath}${said}\n`);
   });
 
   it("rejects bad magic and bad options with a clear line", async () => {
