@@ -7,7 +7,8 @@
  *
  * An owner is its pid, when it started (Linux: clock ticks after boot, field 22 of /proc/PID/stat;
  * a pid used again by a later process has another) and its pid namespace's inode (another
- * namespace's pids are not this one's). START and NS are "x" in a name where there is no /proc.
+ * namespace's pids are not this one's). START and NS are "x" in a name where there is no /proc, or
+ * a /proc of another pid namespace (procIsThisNamespaces).
  */
 import { readFile, readlink } from "node:fs/promises";
 
@@ -34,24 +35,47 @@ export function ownerFromTag(pid: string, start: string, pidNamespace: string): 
   };
 }
 
-/** When process `pid` started; null if no such process, undefined if that cannot be told. */
-async function processStart(pid: number): Promise<string | null | undefined> {
+/** /proc/PID/stat's text ("self": the reader's); null if no such process, undefined if it cannot be read. */
+async function procStat(pid: number | "self"): Promise<string | null | undefined> {
   let text: string;
   try {
     text = await readFile(`/proc/${pid}/stat`, "utf8");
   } catch (error) {
     return (error as { code?: unknown }).code === "ENOENT" ? null : undefined;
   }
+  return text;
+}
+
+/** When process `pid` started; null if no such process, undefined if that cannot be told. */
+async function processStart(pid: number): Promise<string | null | undefined> {
+  const text = await procStat(pid);
+  if (typeof text !== "string") return text;
   // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields count from the last ")".
   const start = text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
   return start !== undefined && /^\d+$/.test(start) ? start : undefined;
 }
 
 /**
+ * Whether /proc shows this process's pid namespace. A host's /proc bind-mounted into a container
+ * shows the host's: its /proc/PID is another process than this namespace's PID, read as if it were
+ * that one. /proc/self is always the reader, named by its pid in the namespace /proc shows, so its
+ * pid (the first field of its stat) is process.pid only when that namespace is this one's. Read at
+ * each call, not kept: processOwner is asked rarely (once for this process, once per child).
+ */
+async function procIsThisNamespaces(): Promise<boolean> {
+  const text = await procStat("self");
+  return typeof text === "string" && text.slice(0, text.indexOf(" ")) === String(process.pid);
+}
+
+/**
  * Process `pid` as an owner, as a name would record it if it made a file now (null for what cannot
- * be told: no /proc, or no such process); for a supervisor (or a test) naming what its child owns.
+ * be told: no /proc, a /proc of another pid namespace, or no such process); for a supervisor (or a
+ * test) naming what its child owns. A child shares this process's /proc, so it names itself (its
+ * thisProcessOwner) as this names it, unknown or known alike, and ownerGone never reads /proc for
+ * a process that knows no start of its own.
  */
 export async function processOwner(pid: number): Promise<ProcessOwner> {
+  if (!(await procIsThisNamespaces())) return { pid, start: null, pidNamespace: null };
   return {
     pid,
     start: (await processStart(pid)) ?? null,
@@ -76,8 +100,9 @@ export function thisProcessOwner(): Promise<ProcessOwner> {
  * one has one) is never gone: its pid may be anyone's here. With /proc, an owner is gone when its
  * pid runs no process (kill(pid, 0) fails ESRCH: a pid /proc hides runs another user's process), or
  * one that started at another time (the pid was used again); an owner whose start is not recorded
- * is gone only when its pid runs nothing. Without /proc, by the pid alone: a dead owner's pid used
- * again by a live process keeps its file (the safe side).
+ * is gone only when its pid runs nothing. Without /proc, or with another namespace's (self's start
+ * unknown, processOwner), by the pid alone, through kill in this process's own namespace: a dead
+ * owner's pid used again by a live process keeps its file (the safe side).
  */
 export async function ownerGone(owner: ProcessOwner, self: ProcessOwner): Promise<boolean> {
   if (owner.pidNamespace !== self.pidNamespace) return false;

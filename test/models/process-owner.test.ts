@@ -4,21 +4,33 @@
  * apart: EPERM is a process that runs (its file is kept), ESRCH none (its file is removed).
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ownerGone, thisProcessOwner } from "../../models/process-owner.ts";
+import { ownerGone, processOwner, thisProcessOwner } from "../../models/process-owner.ts";
 
-const { hidden } = vi.hoisted(() => ({ hidden: new Set<string>() }));
+const { hidden, texts, read } = vi.hoisted(() => ({
+  hidden: new Set<string>(),
+  /** Files read as this text instead of theirs. */
+  texts: new Map<string, string>(),
+  /** Every path readFile was asked for. */
+  read: [] as string[],
+}));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:fs/promises")>();
-  const readFile = ((path: Parameters<typeof actual.readFile>[0], ...rest: unknown[]) =>
-    hidden.has(String(path))
+  const readFile = ((path: Parameters<typeof actual.readFile>[0], ...rest: unknown[]) => {
+    read.push(String(path));
+    const text = texts.get(String(path));
+    if (text !== undefined) return Promise.resolve(text);
+    return hidden.has(String(path))
       ? Promise.reject(Object.assign(new Error(`ENOENT: ${String(path)}`), { code: "ENOENT" }))
-      : (actual.readFile as (...args: unknown[]) => Promise<unknown>)(path, ...rest)) as typeof actual.readFile;
+      : (actual.readFile as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+  }) as typeof actual.readFile;
   return { ...actual, readFile };
 });
 
 afterEach(() => {
   hidden.clear();
+  texts.clear();
+  read.length = 0;
   vi.restoreAllMocks();
 });
 
@@ -47,5 +59,32 @@ describe("ownerGone, its pid not in /proc", () => {
     hidden.add(`/proc/${pid}/stat`);
     killAnswers(pid, "ESRCH");
     await expect(ownerGone({ pid, start: "12345", pidNamespace: self.pidNamespace }, self)).resolves.toBe(true);
+  });
+});
+
+describe("a /proc of another pid namespace (a host's /proc bind-mounted into a container)", () => {
+  // /proc/self is the reader whatever namespace /proc is of, shown by its pid there: not this
+  // namespace's process.pid. /proc/PID there is another process than this namespace's PID.
+  const foreignSelf = `${process.pid + 1_000_000} (node) S 1 1 1 0 -1 4194560 ${"0 ".repeat(12)}20 0 1 0 424242 0 0\n`;
+
+  it("tells no owner from it: start and namespace unknown, for this process and for a child named by pid", async () => {
+    const known = await processOwner(process.pid);
+    expect(known.start).not.toBeNull();
+    read.length = 0;
+    texts.set("/proc/self/stat", foreignSelf);
+    await expect(processOwner(process.pid)).resolves.toEqual({ pid: process.pid, start: null, pidNamespace: null });
+    await expect(processOwner(4_194_001)).resolves.toEqual({ pid: 4_194_001, start: null, pidNamespace: null });
+    expect(read.filter((path) => path !== "/proc/self/stat")).toEqual([]);
+  });
+
+  it("an owner that recorded a namespace is never gone to a process that knows none, and /proc is not read", async () => {
+    texts.set("/proc/self/stat", foreignSelf);
+    const self = await processOwner(process.pid);
+    const pid = 4_194_002;
+    killAnswers(pid, "ESRCH");
+    await expect(ownerGone({ pid, start: "12345", pidNamespace: "4026531836" }, self)).resolves.toBe(false);
+    // Recorded unknown as well: told by the pid alone, in this process's own namespace (kill).
+    await expect(ownerGone({ pid, start: null, pidNamespace: null }, self)).resolves.toBe(true);
+    expect(read.filter((path) => path !== "/proc/self/stat")).toEqual([]);
   });
 });
