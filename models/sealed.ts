@@ -291,7 +291,7 @@ export async function sealModelFile(
         const length = Math.min(chunkSize, plaintextSize - i * chunkSize);
         const { bytesRead } = await source.read(buffer, 0, length, i * chunkSize);
         if (bytesRead !== length) {
-          throw new SealedModelError("MODEL_CHANGED", `model file "${input}" changed while being sealed`);
+          throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
         }
         const plain = buffer.subarray(0, length);
         recheck.update(plain);
@@ -307,7 +307,7 @@ export async function sealModelFile(
       await sink.close();
     }
     if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
-      throw new SealedModelError("MODEL_CHANGED", `model file "${input}" changed while being sealed`);
+      throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
     }
     if (overwrite) await rename(temporary, output);
     else {
@@ -498,7 +498,11 @@ export async function unsealModelFile(
     await source.close();
     throw new SealedModelError(
       "MODEL_SIZE_MISMATCH",
-      `sealed model "${input}": expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${info.isFile() ? info.size : "not a regular file"}`,
+      fileMessage(
+        input,
+        "sealed model",
+        `expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${info.isFile() ? info.size : "not a regular file"}`,
+      ),
     );
   }
   let sink: Awaited<ReturnType<typeof open>> | null = null;
@@ -558,13 +562,20 @@ export async function unsealModelFile(
     // The manifest pins the size: one byte more means the file grew while it was being read.
     const extra = await source.read(Buffer.alloc(1), 0, 1, offset);
     if (extra.bytesRead !== 0) {
-      throw new SealedModelError("MODEL_SIZE_MISMATCH", `sealed model "${input}": grew while being unsealed`);
+      throw new SealedModelError(
+        "MODEL_SIZE_MISMATCH",
+        fileMessage(input, "sealed model", "grew while being unsealed"),
+      );
     }
     const sealedSha256 = await sealedHash.digest();
     if (sealedSha256 !== expected.sha256.toLowerCase()) {
       throw new SealedModelError(
         "MODEL_DIGEST_MISMATCH",
-        `sealed model "${input}" sha256: expected ${expected.sha256} (the manifest's model.sha256), found ${sealedSha256}`,
+        fileMessage(
+          input,
+          "sealed model",
+          `sha256: expected ${expected.sha256} (the manifest's model.sha256), found ${sealedSha256}`,
+        ),
       );
     }
     // The only check that the decrypted bytes are the sealed model: the enclave then hands the engine

@@ -9,7 +9,7 @@ import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   generateModelKey,
   modelKeyFromJwk,
@@ -19,6 +19,16 @@ import {
   sealModelFile,
   unsealModelFile,
 } from "../../models/sealed.ts";
+
+/** Inputs whose first pass (sha256File) finds another digest: what a file rewritten in between would give. */
+const { rewritten } = vi.hoisted(() => ({ rewritten: new Set<string>() }));
+
+vi.mock("../../models/hash.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../models/hash.ts")>();
+  return {
+    sha256File: (path: string) => (rewritten.has(path) ? Promise.resolve("00".repeat(32)) : actual.sha256File(path)),
+  };
+});
 
 const CHUNK = 4096;
 let dir: string;
@@ -255,6 +265,16 @@ describe("sealed model files", () => {
     });
   });
 
+  it("seal refuses an input that changed between its two passes (MODEL_CHANGED), naming the file", async () => {
+    const input = join(dir, "rewritten.gguf");
+    await writeFile(input, randomBytes(CHUNK));
+    rewritten.add(input);
+    await expect(sealModelFile(input, join(dir, "rewritten.sealed"), key)).rejects.toMatchObject({
+      code: "MODEL_CHANGED",
+      message: `model file ${input}: changed while being sealed`,
+    });
+  });
+
   describe("refuses a changed file, leaving no plaintext behind", () => {
     const cases: [string, (bytes: Buffer, headerLength: number) => Buffer, string][] = [
       [
@@ -380,7 +400,7 @@ describe("sealed model files", () => {
       const { error, path, leftBehind } = await changedWhileUnsealing((file) => appendFile(file, Uint8Array.of(0)));
       expect(error).toMatchObject({
         code: "MODEL_SIZE_MISMATCH",
-        message: `sealed model "${path}": grew while being unsealed`,
+        message: `sealed model ${path}: grew while being unsealed`,
       });
       expect(leftBehind).toBe(false);
     });
@@ -412,7 +432,7 @@ describe("sealed model files", () => {
       for (const path of [dir, fifo]) {
         await expect(unsealModelFile(path, out(), key, s.expected)).rejects.toMatchObject({
           code: "MODEL_SIZE_MISMATCH",
-          message: `sealed model "${path}": expected ${s.expected.sizeBytes} bytes (the manifest's model.sizeBytes), found not a regular file`,
+          message: `sealed model ${path}: expected ${s.expected.sizeBytes} bytes (the manifest's model.sizeBytes), found not a regular file`,
         });
       }
     });
@@ -433,6 +453,7 @@ describe("sealed model files", () => {
       const target = out();
       await expect(unsealModelFile(other.output, target, key, pinned.expected)).rejects.toMatchObject({
         code: "MODEL_DIGEST_MISMATCH",
+        message: `sealed model ${other.output}: sha256: expected ${pinned.expected.sha256} (the manifest's model.sha256), found ${other.expected.sha256}`,
       });
       expect(await exists(target)).toBe(false);
     });
