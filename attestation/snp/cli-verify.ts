@@ -89,7 +89,7 @@ function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | nu
 
 export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<EvidenceVerdict> {
   rejectForeignOptions(options, ["report", "cert"]);
-  // Read and checked before any evidence (a bad policy is a configuration error).
+  // Read and checked before any evidence (an unusable policy is bad input, exit 2).
   const policy = await readPolicyOption(options.policy, "snp");
   const reportBytes = await readInputFile(options.report, "--report", "snp");
   const certBytes = await readInputFile(options.cert, "--cert", "snp");

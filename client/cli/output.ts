@@ -95,8 +95,9 @@ export function usageLine(text: string): string {
 
 /**
  * Bad input of the command line itself that commander cannot tell: options left out of which one
- * is needed, or given together where one excludes the other. It reads as commander's own such
- * errors do (usageLine: a required option not specified), `--help` named as where to look.
+ * is needed, given together where one excludes the other, or a value the command checks itself
+ * after commander. It reads as commander's own such errors do (usageLine: a required option not
+ * specified), `--help` named as where to look.
  */
 export function optionsUsageError(message: string): UsageError {
   return new UsageError(`${message}${HELP_HINT}`);
