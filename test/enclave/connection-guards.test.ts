@@ -416,3 +416,65 @@ describe("guardConnections: node internals it reads", () => {
     }
   });
 });
+
+describe("guardConnections: one stall watch for every request", () => {
+  /** A connection as node hands it over, whose write queue never moves (a client that reads nothing). */
+  function stuckConnection() {
+    return Object.assign(new EventEmitter(), {
+      destroyed: false,
+      bytesWritten: 4096,
+      writableLength: 0,
+      _handle: { writeQueueSize: 4096 },
+      destroy: vi.fn(),
+    });
+  }
+
+  /** An answer on `socket` handed over whole and not yet all sent (the server waits on its client). */
+  function pendingAnswer(socket: ReturnType<typeof stuckConnection>) {
+    return Object.assign(new EventEmitter(), {
+      socket,
+      writableNeedDrain: false,
+      writableEnded: true,
+      writableFinished: false,
+    });
+  }
+
+  it("closes a keep-alive connection whose client stops reading at its second answer, not only at its first", async () => {
+    vi.useFakeTimers();
+    try {
+      const app = new Hono();
+      app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
+      app.get("/", (c) => c.text("ok"));
+      const socket = stuckConnection();
+      const first = pendingAnswer(socket);
+      await app.request("/", {}, { incoming: { socket }, outgoing: first });
+      first.emit("close"); // the first answer taken whole
+      const second = pendingAnswer(socket);
+      await app.request("/", {}, { incoming: { socket }, outgoing: second });
+      vi.advanceTimersByTime(5_000);
+      expect(socket.destroy).toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("closes every stalled connection the one timer watches, whichever came first or ended first", async () => {
+    vi.useFakeTimers();
+    try {
+      const app = new Hono();
+      app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
+      app.get("/", (c) => c.text("ok"));
+      const sockets = [stuckConnection(), stuckConnection(), stuckConnection()];
+      const answers = sockets.map(pendingAnswer);
+      for (const [i, socket] of sockets.entries()) {
+        await app.request("/", {}, { incoming: { socket }, outgoing: answers[i] });
+        vi.advanceTimersByTime(400); // each comes at another point of the sweep's period
+      }
+      answers[0]?.emit("close"); // the first ends: the others are still watched
+      vi.advanceTimersByTime(5_000);
+      expect(sockets.map((socket) => socket.destroy.mock.calls.length > 0)).toEqual([false, true, true]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
