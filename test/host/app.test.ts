@@ -1084,6 +1084,26 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log[0]).toMatchObject({ status: 200, responseBytes: 2, outcome: "aborted" });
   });
 
+  it("cuts a stalled answer that comes after the answers before it have all ended (the idle timer set again)", async () => {
+    // The one idle timer is cleared once no answer is in flight: the next answer must set it again,
+    // or an enclave that stalls then holds the client and its slot for ever.
+    let answers = 0;
+    const { sealed, log } = await setup({
+      limits: { upstreamIdleTimeoutMs: 50 },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        if (answers++ === 0) res.end(Buffer.from([1]));
+        else res.write(Buffer.from([1, 2]));
+      },
+    });
+    expect(new Uint8Array(await (await sealed(envelope())).arrayBuffer())).toEqual(Uint8Array.of(1));
+    await until(() => log.length === 1);
+    const stalled = await sealed(envelope());
+    await expect(stalled.arrayBuffer()).rejects.toThrow();
+    await until(() => log.length === 2);
+    expect(log[1]).toMatchObject({ status: 200, responseBytes: 2, outcome: "aborted" });
+  });
+
   it("keeps one idle timer for all the answers in flight, not one each", async () => {
     // A timer of each answer's own (a Timeout and its callback) was held per live stream. Counted
     // as set: a timer of the idle timeout (one per answer before) or of the sweep's quarter of it.
