@@ -57,7 +57,10 @@ export interface HostOptions {
     readonly maxRequestBytes: number;
     /** Time allowed for the enclave to send response headers. */
     readonly upstreamHeadersTimeoutMs: number;
-    /** Longest pause allowed between two chunks of a streamed answer. */
+    /**
+     * Pause between two chunks of a streamed answer past which the answer is cut: found by one sweep
+     * every quarter of it (IdleAnswers), so a pause of up to 1.25 times it can pass before the cut.
+     */
     readonly upstreamIdleTimeoutMs: number;
     /**
      * Sealed request bodies read at once (each up to maxRequestBytes), across all keys and per key:
