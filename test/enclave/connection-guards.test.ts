@@ -439,12 +439,18 @@ describe("guardConnections: one stall watch for every request", () => {
     });
   }
 
+  /** An app answering "ok" behind the guard (a stall timeout of 1 s). */
+  function guardedApp(): Hono {
+    const app = new Hono();
+    app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
+    app.get("/", (c) => c.text("ok"));
+    return app;
+  }
+
   it("closes a keep-alive connection whose client stops reading at its second answer, not only at its first", async () => {
     vi.useFakeTimers();
     try {
-      const app = new Hono();
-      app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
-      app.get("/", (c) => c.text("ok"));
+      const app = guardedApp();
       const socket = stuckConnection();
       const first = pendingAnswer(socket);
       await app.request("/", {}, { incoming: { socket }, outgoing: first });
@@ -461,9 +467,7 @@ describe("guardConnections: one stall watch for every request", () => {
   it("closes every stalled connection the one timer watches, whichever came first or ended first", async () => {
     vi.useFakeTimers();
     try {
-      const app = new Hono();
-      app.use(guardConnections({ maxRequestsPerConnection: 16, clientStallTimeoutMs: 1_000 }));
-      app.get("/", (c) => c.text("ok"));
+      const app = guardedApp();
       const sockets = [stuckConnection(), stuckConnection(), stuckConnection()];
       const answers = sockets.map(pendingAnswer);
       for (const [i, socket] of sockets.entries()) {
