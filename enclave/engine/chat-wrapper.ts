@@ -152,10 +152,16 @@ type ShapeAnswer = { shape: string; rendered: true } | { shape: string; rendered
 
 /**
  * Whether a conversation shape rendered on the shape worker (startShapeRenderer); if not, why (words
- * for an error's message), what the worker threw (its name and message), and whether the worker has
- * ended (it failed, ran out of memory, or was ended) or is there for the next shape.
+ * for an error's message), what the worker threw (its name and message), whether the worker has
+ * ended (it failed, ran out of memory, or was ended) or is there for the next shape, whether the
+ * shape reached the worker (`sent`: not when the worker had ended before), and whether the failure
+ * is its own render's doing (`byRender`): the template threw on it, or the worker's heap ran out
+ * while it rendered (the worker runs nothing else meanwhile). Any other end of the worker (it
+ * failed otherwise, exited, or was ended) is not.
  */
-export type ShapeRendering = { rendered: true } | { rendered: false; why: string; cause?: Error; workerEnded: boolean };
+export type ShapeRendering =
+  | { rendered: true }
+  | { rendered: false; why: string; cause?: Error; workerEnded: boolean; sent: boolean; byRender: boolean };
 
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
 
@@ -653,7 +659,7 @@ function startResolution(
     return {
       answer: async () => answer,
       end: () => {},
-      render: async () => ({ rendered: false, why: answer.why, workerEnded: true }),
+      render: async () => ({ rendered: false, why: answer.why, workerEnded: true, sent: false, byRender: false }),
       answered: () => true,
     };
   }
@@ -672,15 +678,18 @@ function startResolution(
   // Kept for shapes: the render waiting for the worker's answer (one at a time), and the worker kept.
   let rendering: ((outcome: ShapeRendering) => void) | null = null;
   let kept = false;
-  const finish = (result: { answer: WorkerAnswer } | { error: unknown }): void => {
+  const finish = (result: { answer: WorkerAnswer } | { error: unknown }, outOfMemory = false): void => {
     if (kept) {
-      // The kept worker ends (end(), its failure or exit): a render under way has no answer.
+      // The kept worker ends (end(), its failure or exit): a render under way has no answer, and
+      // is the end's cause only when the heap ran out (ShapeRendering's byRender).
       kept = false;
       const ended = "answer" in result && result.answer.kind === "none" ? result.answer : null;
       rendering?.({
         rendered: false,
         why: ended?.why ?? "the worker ended",
         workerEnded: true,
+        sent: true,
+        byRender: outOfMemory,
         ...(ended?.error === undefined ? {} : { cause: workerError(ended.error) }),
       });
       rendering = null;
@@ -722,7 +731,7 @@ function startResolution(
       told?.(
         message.rendered
           ? { rendered: true }
-          : { rendered: false, why, cause: workerError(message.error), workerEnded: false },
+          : { rendered: false, why, cause: workerError(message.error), workerEnded: false, sent: true, byRender: true },
       );
       return;
     }
@@ -745,11 +754,11 @@ function startResolution(
   // Its answer may be queued still when its end is told (its last message and its exit reach this
   // thread apart).
   worker.on("error", (error) => {
-    const why =
-      (error as { code?: unknown }).code === "ERR_WORKER_OUT_OF_MEMORY"
-        ? `the worker ran out of memory: its heap is limited to ${WORKER_HEAP_MB} MB`
-        : "the worker failed";
-    finish({ answer: { kind: "none", why, error: asWorkerError(error) } });
+    const outOfMemory = (error as { code?: unknown }).code === "ERR_WORKER_OUT_OF_MEMORY";
+    const why = outOfMemory
+      ? `the worker ran out of memory: its heap is limited to ${WORKER_HEAP_MB} MB`
+      : "the worker failed";
+    finish({ answer: { kind: "none", why, error: asWorkerError(error) } }, outOfMemory);
   });
   worker.on("exit", (code) =>
     finish({ answer: queuedAnswer(port1) ?? { kind: "none", why: `the worker ended (exit code ${code})` } }),
@@ -770,7 +779,7 @@ function startResolution(
       new Promise((resolve) => {
         if (!kept || rendering !== null) {
           const why = kept ? "another shape is rendering" : "the worker has ended";
-          resolve({ rendered: false, why, workerEnded: !kept });
+          resolve({ rendered: false, why, workerEnded: !kept, sent: false, byRender: false });
           return;
         }
         rendering = resolve;

@@ -20,9 +20,10 @@
  * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
  * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
  * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
- * shape gets a new one; or the template failed on it, or its worker did) is refused at once from
- * then on, CHAT_TEMPLATE_REFUSED, without rendering it again. A worker that could not start refuses
- * no shape: the request is ENGINE_BUSY, and the next new shape starts another. Requests of one shape waiting for it
+ * shape gets a new one; or the template failed on it, or the worker's heap ran out while it
+ * rendered) is refused at once from then on, CHAT_TEMPLATE_REFUSED, without rendering it again. A
+ * worker that could not start, or ended for another cause, refuses no shape (the first time: see
+ * #render): the request is ENGINE_BUSY, and the next new shape starts another. Requests of one shape waiting for it
  * share its rendering; at most SHAPES_WAITING shapes wait for the worker (more: ENGINE_BUSY).
  * Cost: one worker round trip per new shape; a vetted shape costs a lookup in a Map.
  *
@@ -64,6 +65,8 @@ export class TemplateShapes {
   readonly #joined: boolean;
   readonly #kept = new Map<string, Verdict>();
   readonly #waiting = new Map<string, Promise<Verdict>>();
+  /** Shapes whose worker ended for a cause not their own while they rendered, once (#render). */
+  readonly #struck = new Set<string>();
   /** The last shape queued for the worker: the next one's rendering starts when it has ended. */
   #tail: Promise<unknown> = Promise.resolve();
   #renderer: Promise<ShapeRenderer> | null = null;
@@ -160,59 +163,85 @@ export class TemplateShapes {
     return waiting;
   }
 
-  /** Renders `shape` on the worker (a new one if there is none), within the limit; never rejects. */
+  /**
+   * Renders `shape` on the worker (a new one if there is none), within the limit; never rejects.
+   *
+   * Which failures refuse the shape for good (kept): only those of its own render, the one thing
+   * the worker runs meanwhile: it was still rendering at the limit (the worker is ended), the
+   * template threw on it, or the worker's heap ran out while it rendered. Any other end of the
+   * worker is not the shape's, the first time: one that had ended before the shape was sent (it
+   * failed or exited while idle, after another shape's render) renders it at once on a new worker;
+   * one that failed or exited while it rendered, for a cause other than its heap (which the render,
+   * synchronous and caught on the worker, does not cause that we know of), is answered ENGINE_BUSY
+   * (retry: not kept) and the shape marked: the next request of it renders it on a new worker, and
+   * if that worker ends alike while it renders, the shape is taken as the cause and refused.
+   */
   async #render(shape: string): Promise<Verdict> {
     try {
-      if (this.#closed) return { refused: true, error: closed() };
-      let renderer: ShapeRenderer;
-      try {
-        this.#renderer ??= startShapeRenderer(this.#model, this.#closing.signal);
-        renderer = await this.#renderer;
-      } catch (cause) {
-        // Its start was ended by close(): the engine's refusal, not the shape's.
+      for (let attempt = 0; ; attempt++) {
         if (this.#closed) return { refused: true, error: closed() };
-        // Not kept, and not the shape's refusal: it was not tried, and the next request of it
-        // starts a new worker (ENGINE_BUSY: retry, as a client does with a busy engine).
-        this.#renderer = null;
-        return {
-          refused: true,
-          error: new EngineError(
-            "ENGINE_BUSY",
-            "chat template: expected a worker thread to check a new conversation shape on, found none that started; retry",
-            { cause },
-          ),
-        };
+        let renderer: ShapeRenderer;
+        try {
+          this.#renderer ??= startShapeRenderer(this.#model, this.#closing.signal);
+          renderer = await this.#renderer;
+        } catch (cause) {
+          // Its start was ended by close(): the engine's refusal, not the shape's.
+          if (this.#closed) return { refused: true, error: closed() };
+          // Not kept, and not the shape's refusal: it was not tried, and the next request of it
+          // starts a new worker (ENGINE_BUSY: retry, as a client does with a busy engine).
+          this.#renderer = null;
+          return busy("found none that started", cause);
+        }
+        let limit: NodeJS.Timeout | undefined;
+        const outOfTime = new Promise<null>((resolve) => {
+          // The worker's answer may have come in time but wait behind a long task that held this
+          // thread past the limit (node runs the expired timer first): taken before the shape is refused.
+          limit = setTimeout(() => {
+            if (!renderer.answered()) resolve(null);
+          }, this.#limitMs);
+        });
+        const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
+        clearTimeout(limit);
+        if (this.#closed) return { refused: true, error: closed() };
+        if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
+          // Stopped (or it stopped): the next shape gets a new worker.
+          renderer.end();
+          if (this.#renderer !== null && (await this.#renderer.catch(() => null)) === renderer) this.#renderer = null;
+        }
+        let verdict: Verdict;
+        if (outcome === null) {
+          verdict = { refused: true, error: refusal(shape, `was still rendering after ${this.#limitMs} ms (stopped)`) };
+        } else if (outcome.rendered) {
+          verdict = { refused: false };
+        } else if (outcome.byRender) {
+          verdict = { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
+        } else if (!outcome.sent) {
+          // Its worker had ended before (another cause): a new one, now; twice, the engine's want.
+          if (attempt === 0) continue;
+          return busy(`found none that stayed (${outcome.why})`, outcome.cause);
+        } else if (!this.#struck.has(shape)) {
+          this.#strike(shape);
+          return busy(`found its worker ended while the shape rendered (${outcome.why})`, outcome.cause);
+        } else {
+          const what = `ended its worker twice while it rendered (${outcome.why})`;
+          verdict = { refused: true, error: refusal(shape, what, outcome.cause) };
+        }
+        this.#keep(shape, verdict);
+        return verdict;
       }
-      let limit: NodeJS.Timeout | undefined;
-      const outOfTime = new Promise<null>((resolve) => {
-        // The worker's answer may have come in time but wait behind a long task that held this
-        // thread past the limit (node runs the expired timer first): taken before the shape is refused.
-        limit = setTimeout(() => {
-          if (!renderer.answered()) resolve(null);
-        }, this.#limitMs);
-      });
-      const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
-      clearTimeout(limit);
-      if (this.#closed) return { refused: true, error: closed() };
-      if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
-        // Stopped (or it stopped): the next shape gets a new worker.
-        renderer.end();
-        if (this.#renderer !== null && (await this.#renderer.catch(() => null)) === renderer) this.#renderer = null;
-      }
-      const verdict: Verdict =
-        outcome === null
-          ? { refused: true, error: refusal(shape, `was still rendering after ${this.#limitMs} ms (stopped)`) }
-          : outcome.rendered
-            ? { refused: false }
-            : { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
-      this.#keep(shape, verdict);
-      return verdict;
     } finally {
       this.#waiting.delete(shape);
     }
   }
 
+  /** Marks `shape` as rendering when its worker ended for another cause (at most SHAPES_KEPT marked). */
+  #strike(shape: string): void {
+    this.#struck.add(shape);
+    if (this.#struck.size > SHAPES_KEPT) this.#struck.delete(this.#struck.values().next().value as string);
+  }
+
   #keep(shape: string, verdict: Verdict): void {
+    this.#struck.delete(shape);
     this.#kept.delete(shape);
     this.#kept.set(shape, verdict);
     if (this.#kept.size > SHAPES_KEPT) this.#kept.delete(this.#kept.keys().next().value as string);
@@ -221,6 +250,12 @@ export class TemplateShapes {
 
 function closed(): EngineError {
   return new EngineError("ENGINE_CLOSED", "engine is closed");
+}
+
+/** The engine's want of a worker for a new shape (`found`): not kept, not the shape's refusal. */
+function busy(found: string, cause?: unknown): Verdict {
+  const message = `chat template: expected a worker thread to check a new conversation shape on, ${found}; retry`;
+  return { refused: true, error: new EngineError("ENGINE_BUSY", message, cause === undefined ? undefined : { cause }) };
 }
 
 function refusal(shape: string, what: string, cause?: unknown): EngineError {

@@ -5,7 +5,8 @@
  * would fire first and the shape be refused for good though it rendered. The limit takes the
  * worker's answer waiting behind that task first. The worker here is a stand-in whose answer the
  * test puts in its port (ShapeRenderer.answered): the order is the test's, not the machine's.
- * Also a worker that cannot start: the engine's want (ENGINE_BUSY), not a refusal of the shape.
+ * Also a worker that cannot start, or that ended for a cause not the shape's own render: the
+ * engine's want (ENGINE_BUSY, or a new worker at once), not a refusal of the shape.
  */
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -21,6 +22,8 @@ const worker = vi.hoisted(() => ({
   /** Starts so far; while `startFails`, each start fails (no thread could be had). */
   starts: 0,
   startFails: false,
+  /** The next worker started has ended already (for a cause of its own): its render is not sent. */
+  endedAtStart: false,
 }));
 
 vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => ({
@@ -28,14 +31,20 @@ vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => ({
   startShapeRenderer: async () => {
     worker.starts++;
     if (worker.startFails) throw new Error("no worker thread could be started");
-    return standIn();
+    const ended = worker.endedAtStart;
+    worker.endedAtStart = false;
+    return standIn(ended);
   },
 }));
 
-function standIn() {
+function standIn(ended = false) {
   return {
     render: (shape: string) =>
       new Promise<ShapeRendering>((resolve) => {
+        if (ended) {
+          resolve({ rendered: false, why: "the worker has ended", workerEnded: true, sent: false, byRender: false });
+          return;
+        }
         worker.sent.push(shape);
         worker.answer = resolve;
       }),
@@ -55,6 +64,7 @@ afterEach(() => {
   worker.waiting = false;
   worker.starts = 0;
   worker.startFails = false;
+  worker.endedAtStart = false;
 });
 
 /** A Jinja wrapper as the engine holds one (its template is not Cloister's own). */
@@ -114,6 +124,76 @@ describe("a new shape when the worker cannot start", () => {
     worker.answer?.({ rendered: true });
     await expect(checking).resolves.toBeUndefined();
     expect(worker.starts).toBe(startsBefore + 1);
+    shapes.close();
+  });
+});
+
+describe("a new shape whose worker ended while it rendered", () => {
+  /** The worker's end as its render's answer: `byRender`, its own render's doing (the heap ran out). */
+  const ended = (byRender: boolean): ShapeRendering => ({
+    rendered: false,
+    why: byRender ? "the worker ran out of memory: its heap is limited to 256 MB" : "the worker ended (exit code 1)",
+    workerEnded: true,
+    sent: true,
+    byRender,
+  });
+
+  it("for a cause not its own: the request is ENGINE_BUSY (retry), the shape not kept; tried once more on a new worker, a second end of it is its refusal", async () => {
+    const shapes = shapesOf();
+    const shape = shapes.shapeOf(["user", "assistant", "user"]);
+    const first = shapes.check(shape)?.catch((e: unknown) => e);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    worker.answer?.(ended(false));
+    const error = await first;
+    expect(error).toMatchObject({ code: "ENGINE_BUSY" });
+    expect((error as Error).message).not.toMatch(/refused/);
+    const startsBefore = worker.starts;
+    // Not kept: the next request renders it again, on a new worker; it ends that one too: its cause.
+    const second = shapes.check(shape)?.catch((e: unknown) => e);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape, shape]), { timeout: 60_000 });
+    expect(worker.starts).toBe(startsBefore + 1);
+    worker.answer?.(ended(false));
+    expect(await second).toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    expect(worker.sent).toEqual([shape, shape]);
+    shapes.close();
+  });
+
+  it("for a cause not its own, then rendered on the next worker: vetted", async () => {
+    const shapes = shapesOf();
+    const shape = shapes.shapeOf(["system", "user", "assistant", "user"]);
+    const first = shapes.check(shape)?.catch((e: unknown) => e);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    worker.answer?.(ended(false));
+    expect(await first).toMatchObject({ code: "ENGINE_BUSY" });
+    const second = shapes.check(shape);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape, shape]), { timeout: 60_000 });
+    worker.answer?.({ rendered: true });
+    await expect(second).resolves.toBeUndefined();
+    expect(shapes.check(shape)).toBeNull();
+    shapes.close();
+  });
+
+  it("by its own render (the worker's heap ran out): refused at once, and kept", async () => {
+    const shapes = shapesOf();
+    const shape = shapes.shapeOf(["user", "assistant"]);
+    const checking = shapes.check(shape)?.catch((e: unknown) => e);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    worker.answer?.(ended(true));
+    expect(await checking).toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    shapes.close();
+  });
+
+  it("before it was sent (the worker had ended meanwhile): rendered at once on a new worker, not refused", async () => {
+    worker.endedAtStart = true;
+    const shapes = shapesOf();
+    const shape = shapes.shapeOf(["user"]);
+    const checking = shapes.check(shape);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    expect(worker.starts).toBe(2);
+    worker.answer?.({ rendered: true });
+    await expect(checking).resolves.toBeUndefined();
     shapes.close();
   });
 });

@@ -187,3 +187,25 @@ describe("an engine closed while its template-shape worker is still starting", (
     expect(code(await waiting)).toBe("ENGINE_CLOSED");
   });
 });
+
+describe("a template-shape worker that ended while idle (a cause not a shape's own render)", () => {
+  it("renders the next new shape on a new worker: vetted, not refused", async () => {
+    // The other engine's worker, kept before the count below begins.
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    const kept = vi.spyOn(Worker.prototype, "unref");
+    const idle = await openInferenceEngine(opened);
+    try {
+      // Its worker, kept once its wrapper is built (unreferenced), renders a first shape.
+      expect((await idle.renderPrompt({ messages: [user("Hello")] })).tokenCount).toBeGreaterThan(0);
+      const workers = kept.mock.contexts.filter((context): context is Worker => context instanceof Worker);
+      expect(workers).toHaveLength(1);
+      // It ends, as a worker may for a cause of its own, with no shape rendering on it.
+      await workers[0]?.terminate();
+      const answer = await idle.renderPrompt({ messages: [user("Hello"), assistant("Hi."), user("Again")] });
+      expect(answer.tokenCount).toBeGreaterThan(0);
+      expect(kept.mock.contexts.filter((context) => context instanceof Worker)).toHaveLength(2);
+    } finally {
+      await idle.close();
+    }
+  });
+});
