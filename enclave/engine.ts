@@ -609,7 +609,7 @@ export class InferenceEngine {
       // worker within a limit (one round trip per new shape), and one that did not render there is
       // refused (CHAT_TEMPLATE_REFUSED) rather than rendered here (docs/deploy.md, "jinjaTemplate").
       const shape = this.#shapes?.shapeOf(request.messages.map((message) => message.role));
-      const checking = shape === undefined ? null : this.#shapes?.check(shape);
+      const checking = shape === undefined ? null : this.#shapes?.check(shape, request.signal);
       if (checking != null) return checking.then(() => this.#renderChat(request, shape));
       return this.#renderChat(request, shape);
     }

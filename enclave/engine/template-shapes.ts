@@ -56,6 +56,12 @@ export const SHAPES_WAITING = 64;
 
 type Verdict = { refused: false } | { refused: true; error: EngineError };
 
+/**
+ * A new shape queued for the worker: its verdict, the requests waiting for it, whether its rendering
+ * has begun, and whether it was dropped (every request waiting for it gone before it began).
+ */
+type Waiting = { verdict: Promise<Verdict>; waiters: number; started: boolean; dropped: boolean };
+
 const ROLE_LETTERS: Readonly<Record<string, string>> = { system: "s", user: "u", assistant: "a" };
 
 export class TemplateShapes {
@@ -64,7 +70,7 @@ export class TemplateShapes {
   /** Whether the wrapper joins adjacent messages of one role (its default): the template sees them as one. */
   readonly #joined: boolean;
   readonly #kept = new Map<string, Verdict>();
-  readonly #waiting = new Map<string, Promise<Verdict>>();
+  readonly #waiting = new Map<string, Waiting>();
   /** Shapes whose worker ended for a cause not their own while they rendered, once (#render). */
   readonly #struck = new Set<string>();
   /** The last shape queued for the worker: the next one's rendering starts when it has ended. */
@@ -113,15 +119,14 @@ export class TemplateShapes {
    * synchronously: null when it rendered on the worker, CHAT_TEMPLATE_REFUSED thrown when it did not
    * (so the engine's requests keep their order of arrival in its queue). A new shape gives a promise
    * that resolves once it has rendered on the worker, or rejects with CHAT_TEMPLATE_REFUSED when it
-   * did not, ENGINE_BUSY when too many shapes wait, ENGINE_CLOSED once closed.
+   * did not, ENGINE_BUSY when too many shapes wait, ENGINE_CLOSED once closed, ENGINE_ABORTED at
+   * once when `signal` (the request's) aborts: its shape's rendering, if not begun and no other
+   * request waits for it, is then dropped from the queue (and its place among SHAPES_WAITING freed);
+   * one under way goes on, and its verdict is kept.
    */
-  check(shape: string): Promise<void> | null {
+  check(shape: string, signal?: AbortSignal): Promise<void> | null {
     const known = this.#kept.get(shape);
-    if (known === undefined) {
-      return this.#queued(shape).then((verdict) => {
-        if (verdict.refused) throw verdict.error;
-      });
-    }
+    if (known === undefined) return this.#wait(shape, signal);
     // Most recently used last: the first in the Map is the one dropped.
     this.#kept.delete(shape);
     this.#kept.set(shape, known);
@@ -145,20 +150,48 @@ export class TemplateShapes {
     renderer?.then((r) => r.end()).catch(() => {});
   }
 
-  #queued(shape: string): Promise<Verdict> {
+  async #wait(shape: string, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) throw aborted(signal);
+    const entry = this.#queued(shape);
+    entry.waiters++;
+    let onAbort = (): void => {};
+    const gone = new Promise<never>((_, reject) => {
+      onAbort = () => reject(aborted(signal as AbortSignal));
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const verdict = await (signal === undefined ? entry.verdict : Promise.race([entry.verdict, gone]));
+      if (verdict.refused) throw verdict.error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      entry.waiters--;
+      if (entry.waiters === 0 && !entry.started && this.#waiting.get(shape) === entry) {
+        // No one waits for it any more: dropped from the queue (#render skips it), its place freed.
+        entry.dropped = true;
+        this.#waiting.delete(shape);
+      }
+    }
+  }
+
+  #queued(shape: string): Waiting {
     let waiting = this.#waiting.get(shape);
     if (waiting === undefined) {
       if (this.#waiting.size >= SHAPES_WAITING) {
-        return Promise.reject(
-          new EngineError(
-            "ENGINE_BUSY",
-            `chat template: expected at most ${SHAPES_WAITING} new conversation shapes waiting for its check, found ${SHAPES_WAITING} waiting; retry`,
-          ),
+        throw new EngineError(
+          "ENGINE_BUSY",
+          `chat template: expected at most ${SHAPES_WAITING} new conversation shapes waiting for its check, found ${SHAPES_WAITING} waiting; retry`,
         );
       }
-      waiting = this.#tail.then(() => this.#render(shape));
-      this.#tail = waiting;
-      this.#waiting.set(shape, waiting);
+      const entry: Waiting = {
+        verdict: Promise.resolve({ refused: false }),
+        waiters: 0,
+        started: false,
+        dropped: false,
+      };
+      entry.verdict = this.#tail.then(() => this.#render(shape, entry));
+      this.#tail = entry.verdict;
+      this.#waiting.set(shape, entry);
+      waiting = entry;
     }
     return waiting;
   }
@@ -176,8 +209,11 @@ export class TemplateShapes {
    * (retry: not kept) and the shape marked: the next request of it renders it on a new worker, and
    * if that worker ends alike while it renders, the shape is taken as the cause and refused.
    */
-  async #render(shape: string): Promise<Verdict> {
+  async #render(shape: string, entry: Waiting): Promise<Verdict> {
+    entry.started = true;
     try {
+      // Every request that waited for it has gone (#wait): nothing rendered, nothing kept.
+      if (entry.dropped) return { refused: true, error: new EngineError("ENGINE_ABORTED", "dropped") };
       for (let attempt = 0; ; attempt++) {
         if (this.#closed) return { refused: true, error: closed() };
         let renderer: ShapeRenderer;
@@ -230,7 +266,7 @@ export class TemplateShapes {
         return verdict;
       }
     } finally {
-      this.#waiting.delete(shape);
+      if (this.#waiting.get(shape) === entry) this.#waiting.delete(shape);
     }
   }
 
@@ -246,6 +282,12 @@ export class TemplateShapes {
     this.#kept.set(shape, verdict);
     if (this.#kept.size > SHAPES_KEPT) this.#kept.delete(this.#kept.keys().next().value as string);
   }
+}
+
+function aborted(signal: AbortSignal): EngineError {
+  return new EngineError("ENGINE_ABORTED", "request aborted while its conversation's new shape waited for its check", {
+    cause: signal.reason,
+  });
 }
 
 function closed(): EngineError {

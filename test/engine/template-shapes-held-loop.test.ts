@@ -11,7 +11,7 @@
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ShapeRendering } from "../../enclave/engine/chat-wrapper.ts";
-import { SHAPE_LIMIT_MS, TemplateShapes } from "../../enclave/engine/template-shapes.ts";
+import { SHAPE_LIMIT_MS, SHAPES_WAITING, TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
 
 /** The stand-in worker: the shapes it was sent, and whether its answer waits in its port. */
@@ -194,6 +194,103 @@ describe("a new shape whose worker ended while it rendered", () => {
     expect(worker.starts).toBe(2);
     worker.answer?.({ rendered: true });
     await expect(checking).resolves.toBeUndefined();
+    shapes.close();
+  });
+});
+
+/** Whether `promise` has settled once the tasks queued now have run: its value ("resolved" for none) or error, or "waiting". */
+async function outcomeNow(promise: Promise<unknown>): Promise<unknown> {
+  let outcome: unknown = "waiting";
+  promise.then(
+    (value: unknown) => (outcome = value ?? "resolved"),
+    (error: unknown) => (outcome = error),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return outcome;
+}
+
+/** A conversation of `n` user messages with the assistant's between (its shape differs for each n). */
+function turns(n: number): string[] {
+  return Array.from({ length: 2 * n - 1 }, (_, i) => (i % 2 === 0 ? "user" : "assistant"));
+}
+
+describe("a request aborted while its new shape waits for the worker (its limit held: never reached)", () => {
+  it("stops waiting at once; its shape, queued with no other request waiting for it, is dropped and never sent", async () => {
+    const shapes = shapesOf();
+    holdTimeouts(SHAPE_LIMIT_MS);
+    const [first, dropped, next] = [1, 2, 3].map((n) => shapes.shapeOf(turns(n))) as [string, string, string];
+    const rendering = shapes.check(first);
+    await vi.waitFor(() => expect(worker.sent).toEqual([first]), { timeout: 60_000 });
+    const gone = new AbortController();
+    const waiting = shapes.check(dropped, gone.signal) ?? Promise.resolve();
+    const after = shapes.check(next);
+    gone.abort(new Error("client went away"));
+    expect(await outcomeNow(waiting)).toMatchObject({ code: "ENGINE_ABORTED" });
+    // The one before renders; the dropped shape is skipped, the next one sent.
+    worker.answer?.({ rendered: true });
+    await expect(rendering).resolves.toBeUndefined();
+    await vi.waitFor(() => expect(worker.sent).toEqual([first, next]), { timeout: 60_000 });
+    worker.answer?.({ rendered: true });
+    await expect(after).resolves.toBeUndefined();
+    // Not kept: a later request of it renders it.
+    expect(await outcomeNow(shapes.check(dropped) ?? Promise.resolve())).toBe("waiting");
+    shapes.close();
+  });
+
+  it("frees its place among the shapes waiting: one more new shape may wait", async () => {
+    const shapes = shapesOf();
+    holdTimeouts(SHAPE_LIMIT_MS);
+    const gone = new AbortController();
+    const checks = Array.from({ length: SHAPES_WAITING }, (_, i) =>
+      (shapes.check(shapes.shapeOf(turns(i + 1)), i === 1 ? gone.signal : undefined) ?? Promise.resolve()).catch(
+        (e: unknown) => e,
+      ),
+    );
+    const extra = shapes.shapeOf(turns(SHAPES_WAITING + 1));
+    expect(await shapes.check(extra)?.catch((e: unknown) => e)).toMatchObject({ code: "ENGINE_BUSY" });
+    gone.abort(new Error("client went away"));
+    expect(await outcomeNow(checks[1] as Promise<unknown>)).toMatchObject({ code: "ENGINE_ABORTED" });
+    expect(await outcomeNow(shapes.check(extra) ?? Promise.resolve())).toBe("waiting");
+    shapes.close();
+  });
+
+  it("whose shape is rendering, or that another request waits for too: its render goes on and its verdict is kept", async () => {
+    const shapes = shapesOf();
+    holdTimeouts(SHAPE_LIMIT_MS);
+    const shape = shapes.shapeOf(turns(4));
+    const gone = new AbortController();
+    const leaving = shapes.check(shape, gone.signal) ?? Promise.resolve();
+    const staying = shapes.check(shape);
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape]), { timeout: 60_000 });
+    gone.abort(new Error("client went away"));
+    expect(await outcomeNow(leaving)).toMatchObject({ code: "ENGINE_ABORTED" });
+    worker.answer?.({ rendered: true });
+    await expect(staying).resolves.toBeUndefined();
+    expect(shapes.check(shape)).toBeNull();
+    // Alone and rendering: it finishes, and is kept.
+    const alone = shapes.shapeOf(turns(5));
+    const lone = new AbortController();
+    const leavingAlone = shapes.check(alone, lone.signal) ?? Promise.resolve();
+    await vi.waitFor(() => expect(worker.sent).toEqual([shape, alone]), { timeout: 60_000 });
+    lone.abort(new Error("client went away"));
+    expect(await outcomeNow(leavingAlone)).toMatchObject({ code: "ENGINE_ABORTED" });
+    worker.answer?.({ rendered: true });
+    await vi.waitFor(() => expect(shapes.check(alone)).toBeNull(), { timeout: 60_000 });
+    expect(worker.sent).toEqual([shape, alone]);
+    shapes.close();
+  });
+
+  it("already aborted: refused at once, nothing queued", async () => {
+    const shapes = shapesOf();
+    holdTimeouts(SHAPE_LIMIT_MS);
+    const gone = new AbortController();
+    gone.abort(new Error("client went away"));
+    const shape = shapes.shapeOf(turns(6));
+    expect(await outcomeNow(shapes.check(shape, gone.signal) ?? Promise.resolve())).toMatchObject({
+      code: "ENGINE_ABORTED",
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(worker.sent).toEqual([]);
     shapes.close();
   });
 });

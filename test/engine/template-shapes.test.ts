@@ -173,6 +173,24 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
   });
 });
 
+describe("a request aborted while its new shape waits behind another's rendering", () => {
+  it("stops waiting at once (ENGINE_ABORTED), before the rendering ahead of it ends", async () => {
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    const limits = holdTimeouts(LIMIT_MS);
+    const ahead = [{ role: "system" as const, content: "Be brief." }, ...looping("ahead")];
+    const refused = engine.renderPrompt({ messages: ahead }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
+    const gone = new AbortController();
+    const messages = [{ role: "system" as const, content: "Be brief." }, user("Hi"), assistant("Hello."), user("Bye")];
+    const waiting = engine.renderPrompt({ messages, signal: gone.signal }).catch((e: unknown) => e);
+    gone.abort(new Error("client went away"));
+    expect(code(await waiting)).toBe("ENGINE_ABORTED");
+    // The looping shape was still rendering all along: only now does its limit come.
+    expect(limits.held[0]?.fire()).toBe(true);
+    expect(code(await refused)).toBe("CHAT_TEMPLATE_REFUSED");
+  });
+});
+
 describe("an engine closed while its template-shape worker is still starting", () => {
   it("answers the shape waiting for it ENGINE_CLOSED (not a refusal of its shape), its worker's start ended at once", async () => {
     const closing = await openInferenceEngine(opened);
