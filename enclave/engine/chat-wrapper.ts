@@ -609,10 +609,13 @@ type Resolution = {
   answer(model: LlamaModel): Promise<WorkerAnswer>;
   /** Ends the worker, if it has not answered (or, kept for shapes, whenever). */
   end(): void;
-  /** Kept for shapes (`shapes`), once it answered "jinjaTemplate": one shape at a time, never two. */
-  render(shape: string): Promise<ShapeRendering>;
-  /** ShapeRenderer.answered. */
-  answered(): boolean;
+  /**
+   * Kept for shapes (`shapes`), once it answered "jinjaTemplate": one shape at a time, never two.
+   * Absent when no worker started (it never answers "jinjaTemplate").
+   */
+  render?(shape: string): Promise<ShapeRendering>;
+  /** ShapeRenderer.answered; absent as render is. */
+  answered?(): boolean;
 };
 
 /**
@@ -656,12 +659,7 @@ function startResolution(
       why: "no worker thread could be started",
       error: asWorkerError(error),
     };
-    return {
-      answer: async () => answer,
-      end: () => {},
-      render: async () => ({ rendered: false, why: answer.why, workerEnded: true, sent: false, byRender: false }),
-      answered: () => true,
-    };
+    return { answer: async () => answer, end: () => {} };
   }
   worker.stdout.resume();
   worker.stderr.resume();
@@ -677,6 +675,7 @@ function startResolution(
   outcome.catch(() => {});
   // Kept for shapes: the render waiting for the worker's answer (one at a time), and the worker kept.
   let rendering: ((outcome: ShapeRendering) => void) | null = null;
+  let renderingShape = "";
   let kept = false;
   const finish = (result: { answer: WorkerAnswer } | { error: unknown }, outOfMemory = false): void => {
     if (kept) {
@@ -725,6 +724,13 @@ function startResolution(
   };
   const onMessage = (message: { answer: WorkerAnswer } | TokenizerRequest | ShapeAnswer): void => {
     if ("rendered" in message) {
+      if (message.shape !== renderingShape) {
+        // The worker answered for another shape than the one under way: a bug, never a verdict on
+        // either. The worker is ended; the render under way is answered not rendered (not its doing).
+        const why = `the worker answered for another shape (${message.shape.length} letters) than the one sent (${renderingShape.length} letters): a bug`;
+        finish({ answer: { kind: "none", why } });
+        return;
+      }
       const told = rendering;
       rendering = null;
       const why = "node-llama-cpp's Jinja engine failed it";
@@ -783,6 +789,7 @@ function startResolution(
           return;
         }
         rendering = resolve;
+        renderingShape = shape;
         port1.postMessage({ shape });
       }),
     answered: () => {
@@ -897,6 +904,9 @@ export type ShapeRenderer = {
 export async function startShapeRenderer(model: LlamaModel, signal: AbortSignal): Promise<ShapeRenderer> {
   const worker = startResolution(resolutionInput(model.fileInfo, model.filename), { signal }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
-  if (answer.kind === "jinjaTemplate") return { render: worker.render, answered: worker.answered, end: worker.end };
+  const { render, answered, end } = worker;
+  if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
+    return { render, answered, end };
+  }
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
 }

@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
+import { MessagePort, Worker } from "node:worker_threads";
 import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type ChatMessage, EngineError, type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
@@ -188,6 +188,32 @@ describe("a request aborted while its new shape waits behind another's rendering
     // The looping shape was still rendering all along: only now does its limit come.
     expect(limits.held[0]?.fire()).toBe(true);
     expect(code(await refused)).toBe("CHAT_TEMPLATE_REFUSED");
+  });
+});
+
+describe("a template-shape worker's answer for another shape than the one sent", () => {
+  it("does not vet the shape sent: ENGINE_BUSY (a bug), the worker ended", async () => {
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    // What reaches the worker is another shape than the one this thread waits for (as a bug would).
+    const send = MessagePort.prototype.postMessage;
+    vi.spyOn(MessagePort.prototype, "postMessage").mockImplementation(function (this: MessagePort, message, ...rest) {
+      const other = typeof message === "object" && message !== null && "shape" in message ? { shape: "sua" } : message;
+      return send.call(this, other, ...(rest as []));
+    });
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    const messages = [
+      user("Hi"),
+      assistant("Hello."),
+      user("And?"),
+      assistant("Yes."),
+      { role: "system" as const, content: "Be brief." },
+    ];
+    const error = await engine.renderPrompt({ messages }).catch((e: unknown) => e);
+    expect({ code: code(error), message: (error as Error).message }).toMatchObject({
+      code: "ENGINE_BUSY",
+      message: expect.stringMatching(/answered for another shape/),
+    });
+    expect(ended).toHaveBeenCalled();
   });
 });
 
