@@ -338,7 +338,7 @@ async function loadEngine(
       chatTemplate: chatWrapper.wrapperName,
     };
     // An operator's Jinja template renders each new conversation shape on a worker first (#render).
-    const shapes = TemplateShapes.for(chatWrapper, model, settings.chatTemplateLimitMs);
+    const shapes = TemplateShapes.for(chatWrapper, model, settings.chatTemplateLimitMs, plan.keptRenderer?.() ?? null);
     return new InferenceEngine(llama, model, context, slots, { chatWrapper, shapes }, settings.maxQueue, info, staged);
   } catch (error) {
     // The plan's worker ends; a Llama still starting when the plan failed is freed once it has.

@@ -113,11 +113,14 @@ export type ChooseChatWrapperOptions = {
  * A choice begun from the model file's metadata, before llama.cpp loads it: `choose` finishes it
  * with the loaded model (a wrapper built without the worker that cannot be built throws from the
  * call itself; a pinned "jinjaTemplate" the worker renders first rejects its promise); `dispose`
- * drops it (its worker, if any, is ended). Either may come first.
+ * drops it (its worker, if any, is ended). Either may come first. `keptRenderer`: a pinned
+ * "jinjaTemplate"'s worker, once choose has resolved, handed over (once) to render the conversation
+ * shapes (TemplateShapes.for), null for any other plan.
  */
 export type ChatWrapperPlan = {
   choose(model: LlamaModel): Promise<ChatWrapper>;
   dispose(): void;
+  keptRenderer?(): ShapeRenderer | null;
 };
 
 /**
@@ -412,15 +415,30 @@ export function planChatWrapperFor(
     // no SIGTERM handled). Then built here, where one the worker rendered renders alike (the same
     // template, engine and tokenizer). One it could not render is refused with its error, and
     // without the worker's answer the boot is refused: neither is rendered here.
-    const rendering = startResolution(resolutionInput(fileInfo, filename), options, "jinjaTemplate");
+    // Once it has rendered, the worker is kept for the conversation shapes (keptRenderer): it holds
+    // what a shape worker would (startShapeRenderer builds the same wrapper from the same metadata,
+    // file name, BOS text and tokenizer, the same way, and nothing else ran on it), so the engine
+    // does not start a second one as it opens.
+    const rendering = startResolution(resolutionInput(fileInfo, filename), options, "jinjaTemplate", true);
+    let kept: ShapeRenderer | null = null;
     return {
       choose: async (model) => {
         const answer = await rendering.answer(model);
-        if (answer.kind === "jinjaTemplate") return pinnedChatWrapper(model, choice);
+        const { render, answered, end } = rendering;
+        if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
+          const wrapper = pinnedChatWrapper(model, choice);
+          kept = { render, answered, end };
+          return wrapper;
+        }
         if (answer.kind === "unrenderable") throw unrenderable(workerError(answer.error));
         throw noAnswer("jinjaTemplate", answer);
       },
       dispose: () => rendering.end(),
+      keptRenderer: () => {
+        const handed = kept;
+        kept = null;
+        return handed;
+      },
     };
   }
   if (choice !== "auto") return direct((model) => pinnedChatWrapper(model, choice));

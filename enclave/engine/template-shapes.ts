@@ -16,8 +16,9 @@
  * chosen by a caller, and the time (the template's strftime_now): a template that branches on either
  * (not on a message's role or count) could take another path here than it took on the worker.
  *
- * What it checks: before a shape is first rendered here, the worker (startShapeRenderer, one at a
- * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
+ * What it checks: before a shape is first rendered here, the worker (a pinned "jinjaTemplate"'s boot
+ * worker, kept, or startShapeRenderer's, one at a time, with the same wrapper and heap limit as the
+ * boot's) renders it with placeholder text, within
  * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
  * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
  * shape gets a new one; or the template failed on it, or the worker's heap ran out while it
@@ -82,14 +83,25 @@ export class TemplateShapes {
 
   /**
    * The shapes' check for `wrapper`, or null when it needs none: a wrapper other than node-llama-cpp's
-   * Jinja wrapper runs no template, and Cloister's own template loops over the messages only.
+   * Jinja wrapper runs no template, and Cloister's own template loops over the messages only (`kept`,
+   * a worker handed over, is then ended).
    */
-  static for(wrapper: ChatWrapper, model: LlamaModel, limitMs = SHAPE_LIMIT_MS): TemplateShapes | null {
-    if (!(wrapper instanceof JinjaTemplateChatWrapper) || wrapper.template === CHAT_TEMPLATE) return null;
+  static for(
+    wrapper: ChatWrapper,
+    model: LlamaModel,
+    limitMs = SHAPE_LIMIT_MS,
+    kept: ShapeRenderer | null = null,
+  ): TemplateShapes | null {
+    if (!(wrapper instanceof JinjaTemplateChatWrapper) || wrapper.template === CHAT_TEMPLATE) {
+      kept?.end();
+      return null;
+    }
     const shapes = new TemplateShapes(model, limitMs, wrapper.joinAdjacentMessagesOfTheSameType);
-    // Its worker starts now (importing node-llama-cpp and building the wrapper take about 0.5 s),
-    // not at the first request; one that fails to start is started again for the next shape.
-    shapes.#renderer = startShapeRenderer(model, shapes.#closing.signal);
+    // `kept`: the boot's worker for a pinned "jinjaTemplate" (ChatWrapperPlan.keptRenderer), already
+    // holding this wrapper. Else its worker starts now (importing node-llama-cpp and building the
+    // wrapper take about 0.5 s), not at the first request; one that fails to start is started again
+    // for the next shape.
+    shapes.#renderer = kept === null ? startShapeRenderer(model, shapes.#closing.signal) : Promise.resolve(kept);
     shapes.#renderer.catch(() => {});
     return shapes;
   }

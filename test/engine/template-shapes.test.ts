@@ -217,12 +217,33 @@ describe("a template-shape worker's answer for another shape than the one sent",
   });
 });
 
+describe("a pinned template's boot worker", () => {
+  it("is kept for the shapes: an engine that opens and checks its first shapes starts one worker, not two", async () => {
+    // The fixture engine's worker, started before the count below begins.
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    const watched = vi.spyOn(Worker.prototype, "on");
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    const reused = await openInferenceEngine(opened);
+    try {
+      expect((await reused.renderPrompt({ messages: [user("Hello")] })).tokenCount).toBeGreaterThan(0);
+      const workers = new Set(watched.mock.contexts.filter((context) => context instanceof Worker));
+      expect({ workers: workers.size, ended: ended.mock.calls.length }).toEqual({ workers: 1, ended: 0 });
+    } finally {
+      await reused.close();
+    }
+  });
+});
+
 describe("an engine closed while its template-shape worker is still starting", () => {
   it("answers the shape waiting for it ENGINE_CLOSED (not a refusal of its shape), its worker's start ended at once", async () => {
+    const kept = vi.spyOn(Worker.prototype, "unref");
     const closing = await openInferenceEngine(opened);
+    // The boot's worker, kept for the shapes, ends while idle: the next new shape starts another,
+    // which is importing node-llama-cpp (about 0.5 s) when the engine closes.
+    const boot = kept.mock.contexts.filter((context): context is Worker => context instanceof Worker);
+    expect(boot).toHaveLength(1);
+    await boot[0]?.terminate();
     const ended = vi.spyOn(Worker.prototype, "terminate");
-    // The worker started as the engine opened and is importing node-llama-cpp (about 0.5 s): this
-    // shape's check waits for it (its turn has come), and the engine closes meanwhile.
     const waiting = closing.renderPrompt({ messages: [user("Hello"), assistant("Hi.")] }).catch((e: unknown) => e);
     await new Promise((resolve) => setImmediate(resolve));
     await closing.close();
