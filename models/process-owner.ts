@@ -7,8 +7,8 @@
  *
  * An owner is its pid, when it started (Linux: clock ticks after boot, field 22 of /proc/PID/stat;
  * a pid used again by a later process has another) and its pid namespace's inode (another
- * namespace's pids are not this one's). START and NS are "x" in a name where there is no /proc, or
- * a /proc of another pid namespace (procIsThisNamespaces).
+ * namespace's pids are not this one's). START and NS are "x" in a name where there is no /proc;
+ * START is "x" with a /proc of another pid namespace (procIsThisNamespaces), NS /proc/self's.
  */
 import { readFile, readlink } from "node:fs/promises";
 
@@ -69,21 +69,27 @@ async function procIsThisNamespaces(): Promise<boolean> {
 
 /**
  * Process `pid` as an owner, as a name would record it if it made a file now (null for what cannot
- * be told: no /proc, a /proc of another pid namespace, or no such process); for a supervisor (or a
- * test) naming what its child owns. A child shares this process's /proc, so it names itself (its
+ * be told: no /proc, or no such process; the start with a /proc of another pid namespace, whose
+ * namespace is this process's own, /proc/self's); for a supervisor (or a test) naming what its
+ * child owns. A child shares this process's /proc and namespace, so it names itself (its
  * thisProcessOwner) as this names it, unknown or known alike, and ownerGone never reads /proc for
- * a process that knows no start of its own.
+ * a process that knows no start of its own. The namespace is kept with a foreign /proc: without
+ * it, an owner of another container sharing the volume (its NS "x": no /proc there) would be
+ * judged by its pid here, and a live one's file removed.
  */
 export async function processOwner(pid: number): Promise<ProcessOwner> {
-  if (!(await procIsThisNamespaces())) return { pid, start: null, pidNamespace: null };
-  return {
-    pid,
-    start: (await processStart(pid)) ?? null,
-    pidNamespace: await readlink(`/proc/${pid}/ns/pid`).then(
-      (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
-      () => null,
-    ),
-  };
+  // Another namespace's /proc: /proc/self is still this process, so its ns/pid link is this
+  // namespace, which a child (spawned in it) shares; its start by pid there is another process's.
+  if (!(await procIsThisNamespaces())) return { pid, start: null, pidNamespace: await pidNamespaceOf("self") };
+  return { pid, start: (await processStart(pid)) ?? null, pidNamespace: await pidNamespaceOf(pid) };
+}
+
+/** The inode of /proc/PID/ns/pid's namespace ("self": the reader's), or null if it cannot be read. */
+function pidNamespaceOf(pid: number | "self"): Promise<string | null> {
+  return readlink(`/proc/${pid}/ns/pid`).then(
+    (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1] ?? null,
+    () => null,
+  );
 }
 
 let thisOwner: Promise<ProcessOwner> | undefined;
@@ -101,8 +107,8 @@ export function thisProcessOwner(): Promise<ProcessOwner> {
  * pid runs no process (kill(pid, 0) fails ESRCH: a pid /proc hides runs another user's process), or
  * one that started at another time (the pid was used again); an owner whose start is not recorded
  * is gone only when its pid runs nothing. Without /proc, or with another namespace's (self's start
- * unknown, processOwner), by the pid alone, through kill in this process's own namespace: a dead
- * owner's pid used again by a live process keeps its file (the safe side).
+ * unknown, its namespace known, processOwner), by the pid alone, through kill in this process's own
+ * namespace: a dead owner's pid used again by a live process keeps its file (the safe side).
  */
 export async function ownerGone(owner: ProcessOwner, self: ProcessOwner): Promise<boolean> {
   if (owner.pidNamespace !== self.pidNamespace) return false;

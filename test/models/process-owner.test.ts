@@ -67,24 +67,35 @@ describe("a /proc of another pid namespace (a host's /proc bind-mounted into a c
   // namespace's process.pid. /proc/PID there is another process than this namespace's PID.
   const foreignSelf = `${process.pid + 1_000_000} (node) S 1 1 1 0 -1 4194560 ${"0 ".repeat(12)}20 0 1 0 424242 0 0\n`;
 
-  it("tells no owner from it: start and namespace unknown, for this process and for a child named by pid", async () => {
+  it("tells no start from it, and this process's own namespace (/proc/self's), for itself and a child named by pid", async () => {
     const known = await processOwner(process.pid);
     expect(known.start).not.toBeNull();
+    expect(known.pidNamespace).not.toBeNull();
     read.length = 0;
     texts.set("/proc/self/stat", foreignSelf);
-    await expect(processOwner(process.pid)).resolves.toEqual({ pid: process.pid, start: null, pidNamespace: null });
-    await expect(processOwner(4_194_001)).resolves.toEqual({ pid: 4_194_001, start: null, pidNamespace: null });
+    const ns = known.pidNamespace;
+    await expect(processOwner(process.pid)).resolves.toEqual({ pid: process.pid, start: null, pidNamespace: ns });
+    await expect(processOwner(4_194_001)).resolves.toEqual({ pid: 4_194_001, start: null, pidNamespace: ns });
     expect(read.filter((path) => path !== "/proc/self/stat")).toEqual([]);
   });
 
-  it("an owner that recorded a namespace is never gone to a process that knows none, and /proc is not read", async () => {
+  it("an owner of another namespace is never gone, one of this namespace is told by kill, and /proc is not read", async () => {
     texts.set("/proc/self/stat", foreignSelf);
     const self = await processOwner(process.pid);
     const pid = 4_194_002;
     killAnswers(pid, "ESRCH");
-    await expect(ownerGone({ pid, start: "12345", pidNamespace: "4026531836" }, self)).resolves.toBe(false);
-    // Recorded unknown as well: told by the pid alone, in this process's own namespace (kill).
-    await expect(ownerGone({ pid, start: null, pidNamespace: null }, self)).resolves.toBe(true);
+    const other = String(Number(self.pidNamespace) + 1);
+    await expect(ownerGone({ pid, start: "12345", pidNamespace: other }, self)).resolves.toBe(false);
+    // Of this namespace, its start unknown: told by the pid alone, in this process's own namespace (kill).
+    await expect(ownerGone({ pid, start: null, pidNamespace: self.pidNamespace }, self)).resolves.toBe(true);
     expect(read.filter((path) => path !== "/proc/self/stat")).toEqual([]);
+  });
+
+  it("an owner that recorded no namespace (another container's, without /proc) is never gone: its pid is not this one's", async () => {
+    texts.set("/proc/self/stat", foreignSelf);
+    const self = await processOwner(process.pid);
+    const pid = 4_194_003;
+    killAnswers(pid, "ESRCH");
+    await expect(ownerGone({ pid, start: null, pidNamespace: null }, self)).resolves.toBe(false);
   });
 });
