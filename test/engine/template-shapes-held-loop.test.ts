@@ -159,6 +159,24 @@ describe("a new shape whose worker ended while it rendered", () => {
     shapes.close();
   });
 
+  it("two shapes that each end their worker, alternated: each refused at its second end (the marks are per shape)", async () => {
+    const shapes = shapesOf();
+    const [a, b] = [shapes.shapeOf(turns(8)), shapes.shapeOf(turns(9))];
+    const sends: string[] = [];
+    for (const shape of [a, b, a, b]) {
+      sends.push(shape);
+      const outcome = shapes.check(shape)?.catch((e: unknown) => e);
+      await vi.waitFor(() => expect(worker.sent).toEqual(sends), { timeout: 60_000 });
+      worker.answer?.(ended(false));
+      const seen = sends.filter((s) => s === shape).length;
+      expect(await outcome).toMatchObject({ code: seen === 1 ? "ENGINE_BUSY" : "CHAT_TEMPLATE_REFUSED" });
+    }
+    for (const shape of [a, b]) {
+      expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    }
+    shapes.close();
+  });
+
   it("for a cause not its own, then rendered on the next worker: vetted", async () => {
     const shapes = shapesOf();
     const shape = shapes.shapeOf(["system", "user", "assistant", "user"]);
@@ -277,6 +295,25 @@ describe("a request aborted while its new shape waits for the worker (its limit 
     worker.answer?.({ rendered: true });
     await vi.waitFor(() => expect(shapes.check(alone)).toBeNull(), { timeout: 60_000 });
     expect(worker.sent).toEqual([shape, alone]);
+    shapes.close();
+  });
+
+  it("aborted just before its limit while its looping shape renders alone: still refused at the limit, and kept", async () => {
+    const shapes = shapesOf();
+    const limits = holdTimeouts(SHAPE_LIMIT_MS);
+    const shape = shapes.shapeOf(turns(7));
+    const gone = new AbortController();
+    const leaving = shapes.check(shape, gone.signal) ?? Promise.resolve();
+    await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
+    gone.abort(new Error("client went away"));
+    expect(await outcomeNow(leaving)).toMatchObject({ code: "ENGINE_ABORTED" });
+    // The render was not dropped nor restarted: a request of it after the abort shares it, and the
+    // limit still ends it, its refusal kept.
+    const later = shapes.check(shape)?.catch((e: unknown) => e);
+    expect(limits.held[0]?.fire()).toBe(true);
+    expect(await later).toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    expect(worker.sent).toEqual([shape]);
     shapes.close();
   });
 
