@@ -753,7 +753,6 @@ function upstreamRequest(
       hostname: target.hostname,
       port: target.port,
       path: target.path,
-      auth: target.auth,
       method: init.method,
       agent,
       headers,
@@ -809,8 +808,11 @@ type UpstreamRoute = (typeof UPSTREAM_ROUTES)[number];
 type MemberRoutes = Readonly<Record<UpstreamRoute, UpstreamTarget>>;
 
 /** An enclave URL as node:http reads it (urlToHttpOptions's fields that a request uses). */
-type UpstreamTarget = Readonly<Pick<RequestOptions, "protocol" | "hostname" | "port" | "path" | "auth">> & {
-  /** The request's first headers, as node:http would add them from the URL: Host, and Authorization if it has credentials. */
+type UpstreamTarget = Readonly<Pick<RequestOptions, "protocol" | "hostname" | "port" | "path">> & {
+  /**
+   * The request's first headers, as node:http would add them from the URL: Host, and Authorization if it has
+   * credentials. Given a list of headers, node:http adds neither, and ignores an `auth` option.
+   */
   readonly urlHeaders: readonly string[];
 };
 
@@ -822,7 +824,7 @@ function upstreamTarget(url: string): UpstreamTarget {
   const urlHeaders = ["Host", parsed.host];
   if (auth !== null && auth !== undefined)
     urlHeaders.push("Authorization", `Basic ${Buffer.from(auth).toString("base64")}`);
-  return { protocol, hostname, port, path, auth, urlHeaders };
+  return { protocol, hostname, port, path, urlHeaders };
 }
 
 /** Each route of the enclave at `url` (no trailing slash, as the pool keeps it) as node:http takes it. */

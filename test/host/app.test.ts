@@ -300,6 +300,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
   });
 
+  it("sends an enclave URL's user and password as one Authorization line, after Host", async () => {
+    let raw: string[] = [];
+    const enclave = await startEnclave((req, res) => {
+      raw = req.rawHeaders;
+      res.writeHead(200, { "content-type": "application/vnd.cloister.frames" }).end();
+    });
+    const url = new URL(enclave.url);
+    url.username = "us%20er";
+    url.password = "p%40ss";
+    const { sealed } = await setup({ enclaveUrl: url.href.replace(/\/$/, "") });
+    expect((await sealed(envelope())).status).toBe(200);
+    const names = raw.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+    expect(names.filter((name) => name === "authorization")).toEqual(["authorization"]);
+    expect(names.indexOf("authorization")).toBe(names.indexOf("host") + 1);
+    expect(raw[raw.findIndex((name) => name.toLowerCase() === "authorization") + 1]).toBe(
+      `Basic ${Buffer.from("us er:p@ss").toString("base64")}`,
+    );
+  });
+
   it("streams each chunk to the client as the enclave sends it, never waiting for the whole answer", async () => {
     let next: (() => void) | null = null;
     const { sealed } = await setup({
