@@ -1035,6 +1035,8 @@ class AnswerPipe extends ResponseMeter {
     upstream.on("data", (chunk: Buffer) => {
       this.#lastChunkAt = performance.now();
       this.bytes += chunk.length;
+      // Corked here and uncorked at once: the chunk's size line, bytes and CRLF leave in one write
+      // now, and node skips the process.nextTick it queues to uncork a write it corked itself.
       const socket = outgoing.socket;
       socket?.cork();
       const room = outgoing.write(chunk);
