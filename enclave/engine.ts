@@ -629,10 +629,18 @@ export class InferenceEngine {
     try {
       state = this.#chatWrapper.generateContextState({ chatHistory: history });
     } catch (error) {
+      if (shape === undefined || this.#shapes === null) throw error;
       // The same rendering as the worker's but for this thread's smaller stack (a RangeError):
       // refused, this request and its shape from now on, never thrown as a crash.
-      if (shape === undefined || this.#shapes === null) throw error;
-      throw this.#shapes.refuse(shape, error);
+      if (error instanceof RangeError) throw this.#shapes.refuse(shape, error);
+      // Anything else is not the shape's (the template sees placeholders; the worker rendered this
+      // shape) but this request's, whose text node-llama-cpp places after the template has run:
+      // this request only, not the shape for every tenant, and without the error's message, which
+      // may quote the text.
+      throw new EngineError(
+        "CHAT_TEMPLATE_REFUSED",
+        `messages: expected a conversation the model's chat template (tokenizer.chat_template) renders, found one whose text it failed on (${error instanceof Error ? error.name : typeof error}); this request is refused, its shape is not`,
+      );
     }
     const tokens = state.contextText.tokenize(this.#model.tokenizer);
     return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, request.stop ?? []) };

@@ -173,6 +173,29 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
   });
 });
 
+describe("a vetted shape whose rendering on the event loop fails on one request's text (not a RangeError)", () => {
+  it("refuses that request only, naming no text, and keeps the shape vetted for the next request", async () => {
+    const messages = [{ role: "system", content: "Be brief." } as ChatMessage, user("One"), assistant("Two")];
+    // Vetted on the worker first (with placeholder text).
+    expect((await engine.renderPrompt({ messages })).tokenCount).toBeGreaterThan(0);
+    // This thread's rendering fails on this request's text only, its error quoting it (a fault of
+    // node-llama-cpp's placing of the text, say: the template itself sees placeholders).
+    const rendered = vi.spyOn(JinjaTemplateChatWrapper.prototype, "generateContextState").mockImplementationOnce(() => {
+      throw new Error("content 'my secret plan' is not allowed");
+    });
+    const error = await engine
+      .renderPrompt({ messages: [...messages.slice(0, 2), assistant("my secret plan")] })
+      .catch((e: unknown) => e);
+    expect(code(error)).toBe("CHAT_TEMPLATE_REFUSED");
+    expect(`${(error as Error).message} ${String((error as Error).cause ?? "")}`).not.toContain("secret");
+    // Another tenant's request of the same shape renders: one request's text refuses no shape.
+    expect(
+      (await engine.renderPrompt({ messages: [...messages.slice(0, 2), assistant("Three")] })).tokenCount,
+    ).toBeGreaterThan(0);
+    expect(rendered.mock.calls.length).toBe(2);
+  });
+});
+
 describe("a request aborted while its new shape waits behind another's rendering", () => {
   it("stops waiting at once (ENGINE_ABORTED), before the rendering ahead of it ends", async () => {
     await engine.renderPrompt({ messages: [user("vetted before the test")] });
