@@ -346,6 +346,18 @@ async function linkOrCopy(from: string, to: string): Promise<"linked" | "copied"
 export type ExistingOutput = "replace" | "refuse" | "never";
 
 /**
+ * What a command with --force does with the existing file of its output `option` (`file`, undefined
+ * when not given): "replace" with --force, else "refuse". --force only says what to do with that
+ * file: given without the option it would do nothing, silently, so it is a UsageError (exit 2).
+ */
+export function forcedOutput(force: boolean | undefined, file: string | undefined, option: string): ExistingOutput {
+  if (force === true && file === undefined) {
+    throw optionsUsageError(`--force: replaces the file of ${option}, which was not given`);
+  }
+  return force === true ? "replace" : "refuse";
+}
+
+/**
  * The outcomes of writing `file` (given as `option`), as UsageErrors whose cause is the file
  * system's error (when there is one). The message names its code and what to do (fileErrorCause),
  * never its own text, which names the temporary file the write went through.

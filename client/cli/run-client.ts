@@ -27,6 +27,7 @@ import { measurementNote, modelNote } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
+  forcedOutput,
   formatCliError,
   optionsUsageError,
   printJson,
@@ -237,11 +238,7 @@ function tcbLine(enclave: VerifiedEnclave): string[] {
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; force?: boolean },
 ): Promise<void> {
-  // --force only says what to do with --document-out's file: alone it would do nothing, silently.
-  if (options.force === true && options.documentOut === undefined) {
-    throw optionsUsageError("--force: replaces the file of --document-out, which was not given");
-  }
-  const existing = options.force === true ? "replace" : "refuse";
+  const existing = forcedOutput(options.force, options.documentOut, "--document-out");
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   try {
     const policy = await readPolicy(options.policy);
@@ -603,12 +600,8 @@ export async function chatInteractively(
 export async function runAuditCheckpoint(
   options: ClientConnectionOptions & { out?: string; force?: boolean },
 ): Promise<void> {
-  // --force only says what to do with --out's file: alone it would do nothing, silently (as attest's).
-  if (options.force === true && options.out === undefined) {
-    throw optionsUsageError("--force: replaces the file of --out, which was not given");
-  }
   // Checked before the enclave is contacted; the write below still replaces a file only with --force.
-  const existing = options.force === true ? "replace" : "refuse";
+  const existing = forcedOutput(options.force, options.out, "--out");
   if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
   const session = await open(options);
   const checkpoint = await session.auditCheckpoint();

@@ -18,7 +18,7 @@ import { verifyManifest } from "../../manifests/sign.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
-import { optionsUsageError, printJson, refuseExistingOutput, writeOutputFile } from "./output.ts";
+import { forcedOutput, printJson, refuseExistingOutput, writeOutputFile } from "./output.ts";
 import { readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
@@ -36,11 +36,7 @@ export interface PolicyInitOptions {
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
-  // --force only says what to do with --out's file: alone it would do nothing, silently.
-  if (options.force === true && options.out === undefined) {
-    throw optionsUsageError("--force: replaces the file of --out, which was not given");
-  }
-  const existing = options.force === true ? "replace" : "refuse";
+  const existing = forcedOutput(options.force, options.out, "--out");
   const operatorKey = await readOperatorKeyFile(options.operatorKey);
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.

@@ -9,6 +9,7 @@ import { fileErrorCause } from "../../attestation/bounded-read.ts";
 import { readBoundedFile, readOptionFile } from "../../client/cli/bounded-file.ts";
 import { childEnvironment } from "../../client/cli/deploy.ts";
 import {
+  forcedOutput,
   formatCliError,
   listenUsageError,
   loopbackListenError,
@@ -43,6 +44,15 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 }
 
 describe("one line per error: cloister: CODE: message", () => {
+  it("forcedOutput: --force replaces the option's file, is refused without the option, and refuses by default", () => {
+    expect(forcedOutput(true, "out.json", "--out")).toBe("replace");
+    expect(forcedOutput(undefined, "out.json", "--out")).toBe("refuse");
+    expect(forcedOutput(false, undefined, "--out")).toBe("refuse");
+    expect(() => forcedOutput(true, undefined, "--document-out")).toThrow(
+      new UsageError("--force: replaces the file of --document-out, which was not given (run with --help for usage)"),
+    );
+  });
+
   it("formats commander's usage errors as one USAGE line", () => {
     expect(usageLine("error: required option '--url <url>' not specified\n")).toBe(
       "cloister: USAGE: required option '--url <url>' not specified (run with --help for usage)\n",
