@@ -8,6 +8,7 @@
  */
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
 import { optionsUsageError } from "../client/cli/output.ts";
+import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { ClientError } from "../client/errors.ts";
 import type { AppraisalResult } from "./appraise.ts";
 import { fileMessage, type InputBound } from "./bounded-read.ts";
@@ -313,7 +314,8 @@ function timeHint(code: string | null, atGiven: boolean): string {
  * in the verifiers' messages: clients see those during live attestation, where there is no `--at`.
  */
 function errorLine(verdict: EvidenceVerdict, atGiven: boolean): string {
-  return `cloister: ${verdict.code}: ${verdict.reason}${timeHint(verdict.code, atGiven)}\n`;
+  // One line, its untrusted text (a value found in the evidence) escaped, as formatCliError writes every error line.
+  return `${visibleOnOneLine(`cloister: ${verdict.code}: ${verdict.reason}${timeHint(verdict.code, atGiven)}`)}\n`;
 }
 
 /** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */
@@ -363,7 +365,8 @@ export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvide
     if (!verdict.valid && fieldsPrinted && verdict.stage !== "parse" && verdict.stage !== "appraise") {
       lines.push("  (fields above are unverified)");
     }
-    process.stdout.write(`${lines.join("\n")}\n`);
+    // Each line escaped (visibleOnOneLine): fields, details and warnings hold the evidence's text, as --json escapes it.
+    process.stdout.write(`${lines.map(visibleOnOneLine).join("\n")}\n`);
     if (!verdict.valid) process.stderr.write(errorLine(verdict, options.at !== undefined));
   }
   process.exitCode = verdict.valid ? 0 : 1;
