@@ -477,7 +477,12 @@ export class ChildExitedError extends Error {
  * unless it holds a format character past U+FFFF (escaped as `\u{…}`, which JSON does not read).
  */
 export function childLogLine(name: string, line: string, terminal: boolean): string {
-  return `[${name}] ${terminal ? visibleOnOneLine(line) : line}`;
+  return `[${name}] ${childText(line, terminal)}`;
+}
+
+/** A child's line (or its last, quoted) as the supervisor writes it: escaped on a `terminal` (childLogLine). */
+export function childText(line: string, terminal: boolean): string {
+  return terminal ? visibleOnOneLine(line) : line;
 }
 
 /** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */

@@ -16,6 +16,7 @@ import {
 } from "./commands.ts";
 import {
   ChildExitedError,
+  childText,
   fixedPorts,
   prepareDeployment,
   type RunningDeployment,
@@ -24,7 +25,7 @@ import {
 } from "./deploy.ts";
 import { STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
-import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
+import { untrustedTextWriter } from "./terminal-text.ts";
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -398,8 +399,7 @@ export function stopFailures(): {
     onStopFailure: (who, how, lastLine) => {
       failed = true;
       // Its last line is the child's text, on a terminal escaped as every line passed on from it (childLogLine).
-      const last =
-        lastLine === null ? "" : `: ${process.stderr.isTTY === true ? visibleOnOneLine(lastLine) : lastLine}`;
+      const last = lastLine === null ? "" : `: ${childText(lastLine, process.stderr.isTTY === true)}`;
       say(`${who} failed as it stopped (${how})${last}`);
     },
     failed: () => failed,

@@ -6,7 +6,7 @@
  * exact line.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { childLogLine } from "../../client/cli/deploy.ts";
+import { childLogLine, childText } from "../../client/cli/deploy.ts";
 import { stopFailures } from "../../client/cli/run-up.ts";
 
 /** A log line (JSON, as the host writes it) with a string from a request: OSC 52, CSI, U+202E, U+200B, a tag. */
@@ -18,6 +18,11 @@ describe("childLogLine", () => {
       '[host] {"type":"access","model":"a\\u001b]52;c;eA==\\u0007b\\u001b[2J\\u009bc\\u202etxt.exe\\u200b\\u{e0041}"}',
     );
     expect(childLogLine("enclave-1:stdout", "tab\there", true)).toBe("[enclave-1:stdout] tab\\u0009here");
+  });
+
+  it("childText: the line without the name, escaped on a terminal only", () => {
+    expect(childText("tab\there", true)).toBe("tab\\u0009here");
+    expect(childText("tab\there", false)).toBe("tab\there");
   });
 
   it("to a pipe or a file: the exact line", () => {
