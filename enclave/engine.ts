@@ -630,10 +630,11 @@ export class InferenceEngine {
       state = this.#chatWrapper.generateContextState({ chatHistory: history });
     } catch (error) {
       if (shape === undefined || this.#shapes === null) throw error;
-      // The same rendering as the worker's but for this thread's smaller stack (a RangeError):
+      // The same rendering as the worker's but for this thread's smaller stack (V8's stack overflow):
       // refused, this request and its shape from now on, never thrown as a crash.
-      if (error instanceof RangeError) throw this.#shapes.refuse(shape, error);
-      // Anything else is not the shape's (the template sees placeholders; the worker rendered this
+      if (isStackOverflow(error)) throw this.#shapes.refuse(shape, error);
+      // Anything else (another RangeError too: a string or array too long, from this request's
+      // huge text) is not the shape's (the template sees placeholders; the worker rendered this
       // shape) but this request's, whose text node-llama-cpp places after the template has run:
       // this request only, not the shape for every tenant, and without the error's message, which
       // may quote the text.
@@ -645,6 +646,25 @@ export class InferenceEngine {
     const tokens = state.contextText.tokenize(this.#model.tokenizer);
     return { tokens, rules: stopRules(this.#model, state.stopGenerationTriggers, request.stop ?? []) };
   }
+}
+
+/**
+ * V8's message for a stack overflow, as this thread's V8 words it (taken once, from an overflow of its
+ * own): node-llama-cpp and its JavaScript Jinja engine rethrow a render's error as it was thrown.
+ */
+const STACK_OVERFLOW_MESSAGE = ((): string => {
+  const deeper = (depth: number): number => deeper(depth + 1) + 1;
+  try {
+    deeper(0);
+  } catch (error) {
+    if (error instanceof RangeError) return error.message;
+  }
+  return "Maximum call stack size exceeded";
+})();
+
+/** Whether `error` is V8's stack overflow: a RangeError with V8's message (not "Invalid string length"). */
+function isStackOverflow(error: unknown): boolean {
+  return error instanceof RangeError && error.message === STACK_OVERFLOW_MESSAGE;
 }
 
 type Settings = {

@@ -196,6 +196,50 @@ describe("a vetted shape whose rendering on the event loop fails on one request'
   });
 });
 
+describe("a vetted shape whose rendering on the event loop throws a RangeError other than a stack overflow", () => {
+  it("refuses that request only (its huge text, say), naming no text, and keeps the shape vetted", async () => {
+    const messages = [user("One"), { role: "system" as const, content: "Be brief." }, user("Two")];
+    expect((await engine.renderPrompt({ messages })).tokenCount).toBeGreaterThan(0);
+    const limits = holdTimeouts(LIMIT_MS);
+    // V8's own RangeError for a string too long to build (as one request's huge text may cause).
+    const rendered = vi.spyOn(JinjaTemplateChatWrapper.prototype, "generateContextState").mockImplementationOnce(() => {
+      "x".repeat(2 ** 31);
+      throw new Error("unreachable");
+    });
+    const error = await engine
+      .renderPrompt({ messages: [user("my secret plan"), ...messages.slice(1)] })
+      .catch((e) => e);
+    expect({ code: code(error), name: ((error as Error).cause as Error | undefined)?.name }).toEqual({
+      code: "CHAT_TEMPLATE_REFUSED",
+      name: undefined,
+    });
+    expect((error as Error).message).toMatch(/its shape is not/);
+    expect((error as Error).message).not.toContain("secret");
+    // Another request of that shape renders, with no new rendering on the worker.
+    expect((await engine.renderPrompt({ messages: [user("Three"), ...messages.slice(1)] })).tokenCount).toBeGreaterThan(
+      0,
+    );
+    expect({ worker: limits.held.length, here: rendered.mock.calls.length }).toEqual({ worker: 0, here: 2 });
+  });
+
+  it("refuses the shape for a real stack overflow on this thread (V8's own RangeError)", async () => {
+    const messages = [user("One"), assistant("Two"), { role: "system" as const, content: "Be brief." }];
+    expect((await engine.renderPrompt({ messages })).tokenCount).toBeGreaterThan(0);
+    const deeper = (depth: number): number => deeper(depth + 1) + 1;
+    vi.spyOn(JinjaTemplateChatWrapper.prototype, "generateContextState").mockImplementationOnce(() => {
+      deeper(0);
+      throw new Error("unreachable");
+    });
+    const error = await engine.renderPrompt({ messages }).catch((e: unknown) => e);
+    expect({ code: code(error), cause: ((error as Error).cause as Error | undefined)?.name }).toEqual({
+      code: "CHAT_TEMPLATE_REFUSED",
+      cause: "RangeError",
+    });
+    const again = await engine.renderPrompt({ messages }).catch((e: unknown) => e);
+    expect(code(again)).toBe("CHAT_TEMPLATE_REFUSED");
+  });
+});
+
 describe("a request aborted while its new shape waits behind another's rendering", () => {
   it("stops waiting at once (ENGINE_ABORTED), before the rendering ahead of it ends", async () => {
     await engine.renderPrompt({ messages: [user("vetted before the test")] });
