@@ -58,10 +58,23 @@ export const SHAPES_WAITING = 64;
 type Verdict = { refused: false } | { refused: true; error: EngineError };
 
 /**
- * A new shape queued for the worker: its verdict, the requests waiting for it, whether its rendering
- * has begun, and whether it was dropped (every request waiting for it gone before it began).
+ * A new shape queued for the worker: its verdict (settled by the queue once it has rendered), the
+ * requests waiting for it, and whether its rendering has begun. Exported for its count in tests: one
+ * dropped from the queue (every request waiting for it gone before it began) is held by nothing.
  */
-type Waiting = { verdict: Promise<Verdict>; waiters: number; started: boolean; dropped: boolean };
+export class QueuedShape {
+  readonly verdict: Promise<Verdict>;
+  readonly settle: (verdict: Verdict) => void;
+  waiters = 0;
+  started = false;
+  constructor() {
+    let settle!: (verdict: Verdict) => void;
+    this.verdict = new Promise<Verdict>((resolve) => {
+      settle = resolve;
+    });
+    this.settle = settle;
+  }
+}
 
 const ROLE_LETTERS: Readonly<Record<string, string>> = { system: "s", user: "u", assistant: "a" };
 
@@ -71,11 +84,15 @@ export class TemplateShapes {
   /** Whether the wrapper joins adjacent messages of one role (its default): the template sees them as one. */
   readonly #joined: boolean;
   readonly #kept = new Map<string, Verdict>();
-  readonly #waiting = new Map<string, Waiting>();
+  /**
+   * The shapes queued for the worker, in their order of arrival (a Map keeps it), the one rendering
+   * first: each rendered after the one before it has ended (#pump), one dropped removed at once.
+   */
+  readonly #waiting = new Map<string, QueuedShape>();
   /** Shapes whose worker ended for a cause not their own while they rendered, once (#render). */
   readonly #struck = new Set<string>();
-  /** The last shape queued for the worker: the next one's rendering starts when it has ended. */
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Whether #pump is rendering the queue's shapes (it stops when none is left). */
+  #pumping = false;
   #renderer: Promise<ShapeRenderer> | null = null;
   /** Aborted by close(): a worker still starting is ended at once. */
   readonly #closing = new AbortController();
@@ -178,14 +195,13 @@ export class TemplateShapes {
       signal?.removeEventListener("abort", onAbort);
       entry.waiters--;
       if (entry.waiters === 0 && !entry.started && this.#waiting.get(shape) === entry) {
-        // No one waits for it any more: dropped from the queue (#render skips it), its place freed.
-        entry.dropped = true;
+        // No one waits for it any more: dropped from the queue, its place freed; nothing holds it.
         this.#waiting.delete(shape);
       }
     }
   }
 
-  #queued(shape: string): Waiting {
+  #queued(shape: string): QueuedShape {
     let waiting = this.#waiting.get(shape);
     if (waiting === undefined) {
       if (this.#waiting.size >= SHAPES_WAITING) {
@@ -194,18 +210,34 @@ export class TemplateShapes {
           `chat template: expected at most ${SHAPES_WAITING} new conversation shapes waiting for its check, found ${SHAPES_WAITING} waiting; retry`,
         );
       }
-      const entry: Waiting = {
-        verdict: Promise.resolve({ refused: false }),
-        waiters: 0,
-        started: false,
-        dropped: false,
-      };
-      entry.verdict = this.#tail.then(() => this.#render(shape, entry));
-      this.#tail = entry.verdict;
-      this.#waiting.set(shape, entry);
-      waiting = entry;
+      waiting = new QueuedShape();
+      this.#waiting.set(shape, waiting);
+      if (!this.#pumping) void this.#pump();
     }
     return waiting;
+  }
+
+  /**
+   * Renders the queue's shapes one after another, in order, until none is left: so one shape at a
+   * time reaches the worker (ShapeRenderer.render's rule), and a shape dropped from the queue is
+   * simply not there when its turn would have come.
+   */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      for (let next = this.#next(); next !== undefined; next = this.#next()) {
+        const [shape, entry] = next;
+        entry.settle(await this.#render(shape, entry));
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** The first queued shape whose rendering has not begun. */
+  #next(): [string, QueuedShape] | undefined {
+    for (const queued of this.#waiting) if (!queued[1].started) return queued;
+    return undefined;
   }
 
   /**
@@ -221,11 +253,9 @@ export class TemplateShapes {
    * (retry: not kept) and the shape marked: the next request of it renders it on a new worker, and
    * if that worker ends alike while it renders, the shape is taken as the cause and refused.
    */
-  async #render(shape: string, entry: Waiting): Promise<Verdict> {
+  async #render(shape: string, entry: QueuedShape): Promise<Verdict> {
     entry.started = true;
     try {
-      // Every request that waited for it has gone (#wait): nothing rendered, nothing kept.
-      if (entry.dropped) return { refused: true, error: new EngineError("ENGINE_ABORTED", "dropped") };
       for (let attempt = 0; ; attempt++) {
         if (this.#closed) return { refused: true, error: closed() };
         let renderer: ShapeRenderer;
