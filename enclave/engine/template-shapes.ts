@@ -293,6 +293,10 @@ export class TemplateShapes {
           verdict = { refused: false };
         } else if (outcome.byRender) {
           verdict = { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
+        } else if (!outcome.sent && !outcome.workerEnded) {
+          // Another shape rendering on it: never, as #pump sends one shape at a time to the one
+          // worker. Not asked again (it would answer alike), not the shape's: retry.
+          return busy(`found it rendering another shape (${outcome.why})`, outcome.cause);
         } else if (!outcome.sent) {
           // Its worker had ended before (another cause): a new one, now; twice, the engine's want.
           if (attempt === 0) continue;

@@ -73,3 +73,40 @@ describe("new shapes queued behind a rendering that does not end, each request a
     expect(code(await ahead)).toBe("ENGINE_CLOSED");
   });
 });
+
+describe("a worker that answers a shape was not sent because another is rendering (never, by construction)", () => {
+  it("is not asked again for it: ENGINE_BUSY (retry), the shape not kept, the worker kept", async () => {
+    holdTimeouts(LIMIT_MS);
+    const wrapper = new JinjaTemplateChatWrapper({ template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" });
+    const sent: string[] = [];
+    const ended = vi.fn();
+    const busyRenderer: ShapeRenderer = {
+      render: async (shape) => {
+        sent.push(shape);
+        if (sent.length === 1) {
+          return {
+            rendered: false,
+            why: "another shape is rendering",
+            workerEnded: false,
+            sent: false,
+            byRender: false,
+          };
+        }
+        return { rendered: true };
+      },
+      answered: () => true,
+      end: ended,
+    };
+    const shapes = TemplateShapes.for(wrapper, {} as LlamaModel, LIMIT_MS, busyRenderer);
+    const error = await shapes?.check("ua")?.catch((e: unknown) => e);
+    expect({ code: code(error), sent, ended: ended.mock.calls.length }).toEqual({
+      code: "ENGINE_BUSY",
+      sent: ["ua"],
+      ended: 0,
+    });
+    // Not kept: the next request of the shape renders it (on the same worker).
+    await shapes?.check("ua");
+    expect(sent).toEqual(["ua", "ua"]);
+    shapes?.close();
+  });
+});
