@@ -697,6 +697,12 @@ function startResolution(
   let kept = false;
   const finish = (result: { answer: WorkerAnswer } | { error: unknown }, outOfMemory = false): void => {
     if (kept) {
+      // The worker's answer for the render under way may wait in the port still (its last message
+      // and its end reach this thread apart): taken first, as its event loop would have (a rendered
+      // shape dropped here was answered "the worker ended", and twice, refused).
+      takeQueued();
+      // Taking it ended the worker (an answer for another shape): told already.
+      if (!kept) return;
       // The kept worker ends (end(), its failure or exit): a render under way has no answer, and
       // is the end's cause only when the heap ran out (ShapeRendering's byRender).
       kept = false;
@@ -774,6 +780,15 @@ function startResolution(
     wake();
   };
   port1.on("message", onMessage);
+  // What the worker sent that this thread's event loop has not delivered yet, taken in order as that
+  // loop would take it, until the render under way is answered.
+  function takeQueued(): void {
+    while (kept && rendering !== null) {
+      const queued = receiveMessageOnPort(port1);
+      if (queued === undefined) break;
+      onMessage(queued.message as Parameters<typeof onMessage>[0]);
+    }
+  }
   // A worker that fails (out of memory: ERR_WORKER_OUT_OF_MEMORY) or ends without an answer: none.
   // Its answer may be queued still when its end is told (its last message and its exit reach this
   // thread apart).
@@ -784,9 +799,11 @@ function startResolution(
       : "the worker failed";
     finish({ answer: { kind: "none", why, error: asWorkerError(error) } }, outOfMemory);
   });
-  worker.on("exit", (code) =>
-    finish({ answer: queuedAnswer(port1) ?? { kind: "none", why: `the worker ended (exit code ${code})` } }),
-  );
+  worker.on("exit", (code) => {
+    const ended: WorkerAnswer = { kind: "none", why: `the worker ended (exit code ${code})` };
+    // Kept, its queued messages are shape answers, which finish takes (queuedAnswer would drop them).
+    finish({ answer: kept ? ended : (queuedAnswer(port1) ?? ended) });
+  });
   return {
     answer(model) {
       if (!settled) {
@@ -811,13 +828,7 @@ function startResolution(
         port1.postMessage({ shape });
       }),
     answered: () => {
-      // What the worker sent that this thread's event loop has not delivered yet, taken in order
-      // as that loop would take it, until the render under way is answered.
-      while (kept && rendering !== null) {
-        const queued = receiveMessageOnPort(port1);
-        if (queued === undefined) break;
-        onMessage(queued.message as Parameters<typeof onMessage>[0]);
-      }
+      takeQueued();
       return rendering === null;
     },
   };

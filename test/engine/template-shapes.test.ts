@@ -14,10 +14,8 @@ import { MessagePort, Worker } from "node:worker_threads";
 import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type ChatMessage, EngineError, type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
-import { writeGguf } from "../../models/gguf-write.ts";
-import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
-import { buildTinyBigram, tinyShape } from "../../models/tiny.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
+import { writeTemplateModel } from "./template-model.ts";
 
 /** The engine's limit on one shape's rendering on the worker here: only its timers are held. */
 const LIMIT_MS = 4321;
@@ -53,18 +51,8 @@ let opened: Parameters<typeof openInferenceEngine>[0];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-template-shapes-test-"));
   // The tiny model's shape and vocabulary, zero weights, under the template above.
-  const { vocab } = buildTinyBigram();
-  const shape = tinyShape(vocab.tokens.length);
   const path = join(dir, "looping-template.gguf");
-  const { sha256 } = await writeGguf(
-    path,
-    llamaMetadata(shape, vocab).map(([key, value]) =>
-      key === "tokenizer.chat_template" ? [key, { type: "STRING", value: TEMPLATE }] : [key, value],
-    ),
-    llamaTensors(shape, vocab.tokens.length, { blockMatrices: "F32", embedding: "F32", output: "F32" }).map(
-      (tensor) => ({ ...tensor, data: new Float32Array(tensor.dims.reduce((a, b) => a * b, 1)) }),
-    ),
-  );
+  const { sha256 } = await writeTemplateModel(path, TEMPLATE);
   opened = {
     modelPath: path,
     expectedSha256: sha256,
