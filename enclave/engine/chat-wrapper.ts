@@ -113,9 +113,9 @@ export type ChooseChatWrapperOptions = {
  * A choice begun from the model file's metadata, before llama.cpp loads it: `choose` finishes it
  * with the loaded model (a wrapper built without the worker that cannot be built throws from the
  * call itself; a pinned "jinjaTemplate" the worker renders first rejects its promise); `dispose`
- * drops it (its worker, if any, is ended). Either may come first. `keptRenderer`: a pinned
- * "jinjaTemplate"'s worker, once choose has resolved, handed over (once) to render the conversation
- * shapes (TemplateShapes.for), null for any other plan.
+ * drops it (its worker, if any, is ended). Either may come first. `keptRenderer`: the worker of a
+ * pinned "jinjaTemplate", or of auto that chose the Jinja wrapper, once choose has resolved, handed
+ * over (once) to render the conversation shapes (TemplateShapes.for); null for any other plan.
  */
 export type ChatWrapperPlan = {
   choose(model: LlamaModel): Promise<ChatWrapper>;
@@ -311,24 +311,40 @@ async function resolve() {
     return type === undefined ? unknown : { kind: "fallback", type };
   }
   if (wrapper == null) return unknown;
-  if (wrapper.constructor === JinjaTemplateChatWrapper) return { kind: "jinjaTemplate" };
+  if (wrapper.constructor === JinjaTemplateChatWrapper) {
+    return shapes ? keptForShapes(resolveChatWrapper, model.bosString) : { kind: "jinjaTemplate" };
+  }
   if (tried !== null && wrapper.constructor === chatWrappers[tried.type]) return { kind: "specialized", ...tried };
   return unknown;
 }
 function renderPinned(resolveChatWrapper) {
   const model = receive();
   if (model === undefined || !("bosString" in model)) return NOT_SENT;
-  const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
-  let error = null;
-  let wrapper = null;
-  try {
-    wrapper = resolveChatWrapper({ ...input, ...options, bosString: model.bosString, tokenizer, llama });
-  } catch (thrown) {
-    error = thrown;
-  }
+  const { wrapper, error } = pinnedWrapper(resolveChatWrapper, model.bosString);
   if (unsure() !== null) return unsure();
   if (error !== null) return { kind: "unrenderable", error: described(error) };
   if (shapes) renderShapes(wrapper);
+  return { kind: "jinjaTemplate" };
+}
+// The model's Jinja wrapper as the enclave's thread builds a pinned "jinjaTemplate" (and auto's
+// choice of it): node-llama-cpp's, without its fallback.
+function pinnedWrapper(resolveChatWrapper, bosString) {
+  const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
+  try {
+    return { wrapper: resolveChatWrapper({ ...input, ...options, bosString, tokenizer, llama }), error: null };
+  } catch (error) {
+    return { wrapper: null, error };
+  }
+}
+// Auto chose the Jinja wrapper: the wrapper the enclave's thread builds for that choice, built here
+// as a pinned template's is, renders the conversation shapes (this worker kept for them, no second
+// one started). One that fails here is no answer: the enclave's thread would fail it too.
+function keptForShapes(resolveChatWrapper, bosString) {
+  const { wrapper, error } = pinnedWrapper(resolveChatWrapper, bosString);
+  if (unsure() !== null) return unsure();
+  const why = "the Jinja wrapper it chose failed when built without its fallback";
+  if (error !== null) return { kind: "none", why, error: described(error) };
+  renderShapes(wrapper);
   return { kind: "jinjaTemplate" };
 }
 // Renders each conversation shape this thread sends ("s", "u", "a" per message), with placeholder
@@ -445,10 +461,26 @@ export function planChatWrapperFor(
   if (template === CHAT_TEMPLATE) return direct((model) => resolveChatWrapper(model, { type: "jinjaTemplate" }));
   // Without a template there is nothing to try: auto answers from the model's names and tokens.
   if (none) return direct((model) => resolveChatWrapper(model, { type: "auto" }));
-  const resolution = startResolution(resolutionInput(fileInfo, filename), options, "auto");
+  // Kept for the conversation shapes when auto chooses the Jinja wrapper (keptRenderer): its worker
+  // then builds that wrapper as a pinned "jinjaTemplate"'s does, so the engine starts no second one.
+  const resolution = startResolution(resolutionInput(fileInfo, filename), options, "auto", true);
+  let kept: ShapeRenderer | null = null;
   return {
-    choose: async (model) => buildAnswer(model, await resolution.answer(model)),
+    choose: async (model) => {
+      const answer = await resolution.answer(model);
+      const wrapper = buildAnswer(model, answer);
+      const { render, answered, end } = resolution;
+      if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
+        kept = { render, answered, end };
+      }
+      return wrapper;
+    },
     dispose: () => resolution.end(),
+    keptRenderer: () => {
+      const handed = kept;
+      kept = null;
+      return handed;
+    },
   };
 }
 
@@ -637,8 +669,9 @@ type Resolution = {
 };
 
 /**
- * `shapes`: a pinned "jinjaTemplate" worker that, once its wrapper is built, is kept to render
- * conversation shapes (startShapeRenderer) rather than ended.
+ * `shapes`: a worker that, once it answers "jinjaTemplate" (a pinned template's wrapper built, or
+ * auto's choice of the Jinja wrapper, then built as a pinned one's), is kept to render conversation
+ * shapes (startShapeRenderer) rather than ended.
  */
 function startResolution(
   input: Record<string, unknown>,

@@ -16,9 +16,9 @@
  * chosen by a caller, and the time (the template's strftime_now): a template that branches on either
  * (not on a message's role or count) could take another path here than it took on the worker.
  *
- * What it checks: before a shape is first rendered here, the worker (a pinned "jinjaTemplate"'s boot
- * worker, kept, or startShapeRenderer's, one at a time, with the same wrapper and heap limit as the
- * boot's) renders it with placeholder text, within
+ * What it checks: before a shape is first rendered here, the worker (the boot's, kept: a pinned
+ * "jinjaTemplate"'s, or auto's when it chose the Jinja wrapper; or startShapeRenderer's, one at a
+ * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
  * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
  * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
  * shape gets a new one; or the template failed on it, or the worker's heap ran out while it
@@ -114,10 +114,10 @@ export class TemplateShapes {
       return null;
     }
     const shapes = new TemplateShapes(model, limitMs, wrapper.joinAdjacentMessagesOfTheSameType);
-    // `kept`: the boot's worker for a pinned "jinjaTemplate" (ChatWrapperPlan.keptRenderer), already
-    // holding this wrapper. Else its worker starts now (importing node-llama-cpp and building the
-    // wrapper take about 0.5 s), not at the first request; one that fails to start is started again
-    // for the next shape.
+    // `kept`: the boot's worker for a pinned "jinjaTemplate" or auto's choice of the Jinja wrapper
+    // (ChatWrapperPlan.keptRenderer), already holding this wrapper. Else its worker starts now
+    // (importing node-llama-cpp and building the wrapper take about 0.5 s), not at the first request;
+    // one that fails to start is started again for the next shape.
     shapes.#renderer = kept === null ? startShapeRenderer(model, shapes.#closing.signal) : Promise.resolve(kept);
     shapes.#renderer.catch(() => {});
     return shapes;

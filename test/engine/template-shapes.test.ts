@@ -289,6 +289,29 @@ describe("a pinned template's boot worker", () => {
   });
 });
 
+describe("auto's boot worker, when auto chooses the Jinja wrapper for the operator's template", () => {
+  it("is kept for the shapes: an engine that opens and checks its first shapes starts one worker, not two", async () => {
+    await engine.renderPrompt({ messages: [user("vetted before the test")] });
+    const watched = vi.spyOn(Worker.prototype, "on");
+    const ended = vi.spyOn(Worker.prototype, "terminate");
+    const auto = await openInferenceEngine({ ...opened, chatWrapper: "auto" });
+    try {
+      expect(auto.info.chatTemplate).toBe("JinjaTemplate");
+      expect((await auto.renderPrompt({ messages: [user("Hello")] })).tokenCount).toBeGreaterThan(0);
+      // Its looping shape is still refused, on that worker (the check works on it).
+      const limits = holdTimeouts(LIMIT_MS);
+      const refused = auto.renderPrompt({ messages: looping("auto") }).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
+      const workers = new Set(watched.mock.contexts.filter((context) => context instanceof Worker));
+      expect({ workers: workers.size, ended: ended.mock.calls.length }).toEqual({ workers: 1, ended: 0 });
+      expect(limits.held[0]?.fire()).toBe(true);
+      expect(code(await refused)).toBe("CHAT_TEMPLATE_REFUSED");
+    } finally {
+      await auto.close();
+    }
+  });
+});
+
 describe("an engine closed while its template-shape worker is still starting", () => {
   it("answers the shape waiting for it ENGINE_CLOSED (not a refusal of its shape), its worker's start ended at once", async () => {
     const kept = vi.spyOn(Worker.prototype, "unref");
