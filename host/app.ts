@@ -950,12 +950,29 @@ function pipeAnswer(
   held: { release(): void },
   extraHeaders: Record<string, string>,
 ): ResponseMeter {
-  const pipe = new AnswerPipe(upstream, outgoing, idle, held);
-  if (pipe.watch(connection)) return pipe; // the client had gone
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
-  // wake-up in the client before the first text.
-  outgoing.writeHead(pipe.status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
+  // wake-up in the client before the first text. Written before the answer is registered anywhere
+  // (AnswerPipe): a status node's client parses and its server refuses (below 100) threw here after
+  // the answer was, and the route's catch freed the slot while the enclave's request went on (until
+  // the idle cut), its bytes written to the client as a 200 in place of the error. Now nothing is
+  // registered, the enclave's request is stopped, and the route's catch frees the slot, once.
+  const status = upstream.statusCode ?? 502;
+  try {
+    outgoing.writeHead(status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
+  } catch (error) {
+    upstream.destroy();
+    throw new HostError(
+      "ENCLAVE_UNREACHABLE",
+      502,
+      status < 100 || status > 999
+        ? `enclave response status: expected 100 to 999, found ${status}`
+        : "enclave response: its status line or headers cannot be passed on",
+      { cause: error },
+    );
+  }
+  const pipe = new AnswerPipe(upstream, outgoing, idle, held);
+  if (pipe.watch(connection)) return pipe; // the client had gone
   // The first frame came with the enclave's headers and waits in the answer's buffer: forwarded
   // now (read() hands it to the "data" listener), in a write made here (the connection corked
   // around it), not once the handler has returned through the app's middleware and node's next tick.

@@ -12,7 +12,7 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import { type AddressInfo, connect, Socket } from "node:net";
+import { type AddressInfo, connect, createServer as createNetServer, Socket } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
@@ -1356,6 +1356,61 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(
       log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.responseBytes} ${e.outcome}`),
     ).toEqual(["200 1 aborted"]);
+  });
+
+  it("stops the enclave's request and frees its slot once when the answer's status cannot be passed on (writeHead throws)", async () => {
+    // An enclave (a raw one: node's own server refuses to write it) answers with status 099, which
+    // node's client parses and its server's writeHead refuses. The answer was registered for the idle
+    // check before writeHead: its slot was freed by the route's catch while the enclave's request
+    // went on, its bytes then written to the client as a 200 in place of the error.
+    let enclaveClosed = false;
+    const sockets = new Set<Socket>();
+    const enclave = createNetServer((socket) => {
+      sockets.add(socket);
+      let seen = "";
+      socket.on("error", () => {});
+      socket.on("close", () => (enclaveClosed = true));
+      socket.on("data", (chunk: Buffer) => {
+        seen += chunk.toString("latin1");
+        if (!seen.includes("\r\n\r\n")) return;
+        if (seen.startsWith("GET /healthz")) return void socket.end("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        socket.write(
+          "HTTP/1.1 099 Odd\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        socket.write("1\r\nA\r\n"); // and nothing more: the request goes on
+        seen = "";
+      });
+    });
+    await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => enclave.close(() => resolve()));
+    });
+    const ends: string[] = [];
+    const log: AccessLogEntry[] = [];
+    const app = createHostApp({
+      ...hostOptionsFor(`http://127.0.0.1:${(enclave.address() as AddressInfo).port}`),
+      accessLog: (e) => log.push(e),
+      onSealedResponseEnd: (member) => ends.push(member.url),
+    });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    const response = await fetch(`${host.url}/v1/sealed`, {
+      method: "POST",
+      body: envelope() as Uint8Array<ArrayBuffer>,
+      headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+    });
+    expect(response.status).toBe(502);
+    expect(await errorCode(response)).toBe("ENCLAVE_UNREACHABLE");
+    await until(() => enclaveClosed);
+    const health = (await (
+      await fetch(`${host.url}/healthz`, { headers: { authorization: `Bearer ${KEY}` } })
+    ).json()) as {
+      inFlight: number;
+    };
+    expect(health.inFlight).toBe(0);
+    expect(ends).toHaveLength(1);
+    expect(log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.outcome}`)).toEqual(["502 error"]);
   });
 
   it("does not forward a request whose client went away while it waited for a slot", async () => {
