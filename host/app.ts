@@ -60,6 +60,7 @@ export interface HostOptions {
     /**
      * Pause between two chunks of a streamed answer past which the answer is cut: found by one sweep
      * every quarter of it (IdleAnswers), so a pause of up to 1.25 times it can pass before the cut.
+     * Time the host spends waiting for a slow client to take what came (backpressure) is not counted.
      */
     readonly upstreamIdleTimeoutMs: number;
     /**
@@ -1047,7 +1048,14 @@ class AnswerPipe extends ResponseMeter {
   ) {
     super(upstream.statusCode ?? 502);
     idle.add(this);
-    this.#onDrain = () => upstream.resume();
+    // Idle is no progress on either side: while the host has stopped reading the enclave for a
+    // client whose buffers are full, the enclave can send nothing (cutIfIdle), and its idle time
+    // starts again once the client has taken them. A client that takes nothing is bounded by its
+    // own timeout (enclave/connection-guards.ts, clientStallTimeoutMs), not by the enclave's.
+    this.#onDrain = () => {
+      this.#lastChunkAt = performance.now();
+      upstream.resume();
+    };
     outgoing.on("drain", this.#onDrain);
     upstream.on("data", (chunk: Buffer) => {
       this.#lastChunkAt = performance.now();
@@ -1087,9 +1095,12 @@ class AnswerPipe extends ResponseMeter {
     return this.#finished;
   }
 
-  /** Cuts the answer if nothing has come from the enclave for `idleMs` by `at` (IdleAnswers): then true. */
+  /**
+   * Cuts the answer if nothing has come from the enclave for `idleMs` by `at` (IdleAnswers), the
+   * host reading it all that time (not waiting for the client to take what came): then true.
+   */
   cutIfIdle(at: number, idleMs: number): boolean {
-    if (at - this.#lastChunkAt < idleMs) return false;
+    if (this.outgoing.writableNeedDrain || at - this.#lastChunkAt < idleMs) return false;
     this.upstream.destroy(new Error("idle timeout"));
     return true;
   }

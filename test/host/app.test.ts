@@ -1220,6 +1220,65 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(received).toBe(TOTAL);
   });
 
+  it("does not cut an answer as idle while it waits for a slow client (backpressure): the enclave is not idle then", async () => {
+    // The idle timeout counted from the enclave's last chunk even while the host had stopped reading
+    // the enclave for a client whose buffers were full: a slow but live client was cut after it
+    // (120 s), though only the client was slow (clientStallTimeoutMs bounds a client that takes nothing).
+    // The sweep's timer (a quarter of the idle timeout) is held: it fires only when the test fires it.
+    const idleMs = 404;
+    const sweeps = holdTimeouts(idleMs / 4);
+    const TOTAL = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    const { host, log } = await setup({
+      limits: { upstreamIdleTimeoutMs: idleMs },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        const more = () => {
+          while (written < TOTAL) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once("drain", more);
+          }
+          res.end();
+        };
+        more();
+      },
+    });
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${host.url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+      });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.end(envelope());
+    });
+    // Not read until the enclave's writes have stopped (the host has paused reading it), and then
+    // for longer than the idle timeout since its last chunk.
+    let before = -1;
+    while (written !== before) {
+      before = written;
+      await sleep(200);
+    }
+    expect(written).toBeLessThan(TOTAL);
+    await sleep(idleMs * 1.5);
+    // The sweeps set so far (one), not those each sets again.
+    for (const sweep of [...sweeps.held]) sweep.fire();
+    let received = 0;
+    response.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    const ended = await Promise.race([
+      once(response, "end").then(() => "end"),
+      once(response, "aborted").then(() => "aborted"),
+      once(response, "error").then(() => "error"),
+    ]);
+    expect({ ended, received }).toEqual({ ended: "end", received: TOTAL });
+    await until(() => log.length === 1);
+    expect(log[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
+    sweeps.restore();
+  });
+
   it("stops a streamed answer whose client takes none of it for clientStallTimeoutMs: the enclave's request is aborted and the slot freed", async () => {
     let enclaveSawClose = false;
     const chunk = Buffer.alloc(64 * 1024, 0x61);
