@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context, MiddlewareHandler } from "hono";
+import { Sweep } from "./sweep.ts";
 
 /** Requests under way on one connection at once (HTTP pipelining) by default; past it the connection is closed. */
 export const MAX_REQUESTS_PER_CONNECTION = 16;
@@ -97,7 +98,7 @@ function watchRequests(socket: Socket, requests: Set<GuardedRequest>, stalls: St
 
 /**
  * One request under way on its connection, among that connection's `requests`, with its stall
- * measure (StallWatch.check): fields, not closures or a timer per request. Run through tsx (as the
+ * measure (StallWatch.visit): fields, not closures or a timer per request. Run through tsx (as the
  * host and the key broker are), esbuild gives each function assigned to a name its name with
  * Object.defineProperty (keepNames), about 0.3 µs and a 256-byte property table each; and a timer
  * and the closures around it were some 0.5 KB a request for the host's scavenges to copy.
@@ -182,20 +183,20 @@ function watchClose(socket: Socket): Set<() => void> {
  * `ms` to twice that after the last such stall, or the third late check in a row under a lasting
  * overload.
  *
- * One timer for all the requests under way (a server's), set while there is any: every `ms` it
- * checks each of them. A request that came just before a check is measured from it: the client is
- * still cut only after a whole period in which it took nothing, between `ms` and twice that after it
- * stopped, as with a timer of its own.
+ * One timer for all the requests under way (a server's), set while there is any (Sweep): every
+ * `ms` it checks each of them. A request that came just before a check is measured from it: the
+ * client is still cut only after a whole period in which it took nothing, between `ms` and twice
+ * that after it stopped, as with a timer of its own.
  */
-class StallWatch {
-  readonly #answers = new Map<ServerResponse, GuardedRequest>();
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  /** The timer's callback, made once. */
-  readonly #sweep = () => this.#checkAll();
+class StallWatch extends Sweep<GuardedRequest> {
+  readonly #answers: Map<ServerResponse, GuardedRequest>;
   /** Each answer's "close" listener (`this` is the answer), made once. */
   readonly #answerClosed: (this: ServerResponse) => void;
 
-  constructor(readonly ms: number) {
+  constructor(ms: number) {
+    const answers = new Map<ServerResponse, GuardedRequest>();
+    super(ms, answers);
+    this.#answers = answers;
     const watch = this;
     this.#answerClosed = function (this: ServerResponse) {
       const request = watch.#answers.get(this);
@@ -208,37 +209,23 @@ class StallWatch {
     this.#answers.set(request.outgoing, request);
     // node emits an answer's "close" once; a second (another emitter's) finds it ended already.
     request.outgoing.on("close", this.#answerClosed);
-    if (this.#timer === null) this.#arm();
+    this.added();
   }
 
   /** Stops watching `request` and takes it from its connection's requests (once or more). */
   end(request: GuardedRequest): void {
     request.requests.delete(request);
-    if (!this.#answers.delete(request.outgoing) || this.#answers.size > 0 || this.#timer === null) return;
-    clearTimeout(this.#timer);
-    this.#timer = null;
+    if (this.#answers.delete(request.outgoing)) this.removed();
   }
 
-  #arm(): void {
-    this.#timer = setTimeout(this.#sweep, this.ms);
-    this.#timer.unref();
-  }
-
-  #checkAll(): void {
-    const at = performance.now();
-    for (const request of this.#answers.values()) this.#check(request, at);
-    if (this.#answers.size > 0) this.#arm();
-    else this.#timer = null;
-  }
-
-  #check(request: GuardedRequest, at: number): void {
+  protected visit(request: GuardedRequest, at: number): void {
     // A check more than half a period late follows a stall of this process (a long GC pause, a
     // busy machine): the client may have had no turn to take anything since the last one, and a
     // client reading steadily was cut for it. Its measure starts again from here, unless the checks
     // before it were late too (LATE_CHECKS_FORGIVEN): under a lasting overload every check is late,
     // and a client that had stopped reading was never cut. From then on it is judged on what it took
     // since the last check, late as it was (the process had turns between them).
-    request.late = at - request.checked > this.ms * 1.5 ? request.late + 1 : 0;
+    request.late = at - request.checked > this.periodMs * 1.5 ? request.late + 1 : 0;
     if (request.late > 0 && request.late <= LATE_CHECKS_FORGIVEN) request.taken = "";
     request.checked = at;
     const outgoing = request.outgoing;

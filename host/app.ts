@@ -38,6 +38,7 @@ import {
   onConnectionClosed,
 } from "../enclave/connection-guards.ts";
 import { bodyRefusal, closeAfterLinger, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
+import { Sweep } from "../enclave/sweep.ts";
 import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
@@ -1117,38 +1118,29 @@ class AnswerPipe extends ResponseMeter {
 }
 
 /**
- * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them, set while
- * there is any, checking each every quarter of `ms`; an answer from which nothing has come for `ms`
- * is cut then, at most a quarter of `ms` late. A timer of each answer's own (a Timeout with its
- * callback, about 0.2 KB) was part of what the host held, and its scavenges copied, per stream.
+ * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them (Sweep, which
+ * says why its timer is unreferenced), checking each every quarter of `ms`; an answer from which
+ * nothing has come for `ms` is cut then, at most a quarter of `ms` late.
  */
-class IdleAnswers {
-  readonly #pipes = new Set<AnswerPipe>();
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  /** The timer's callback, made once. */
-  readonly #sweep = () => this.#cutIdle();
+class IdleAnswers extends Sweep<AnswerPipe> {
+  readonly #pipes: Set<AnswerPipe>;
 
-  constructor(readonly ms: number) {}
+  constructor(readonly ms: number) {
+    const pipes = new Set<AnswerPipe>();
+    super(ms / 4, pipes);
+    this.#pipes = pipes;
+  }
 
   add(pipe: AnswerPipe): void {
     this.#pipes.add(pipe);
-    if (this.#timer === null) this.#arm();
+    this.added();
   }
 
   delete(pipe: AnswerPipe): void {
-    if (!this.#pipes.delete(pipe) || this.#pipes.size > 0 || this.#timer === null) return;
-    clearTimeout(this.#timer);
-    this.#timer = null;
+    if (this.#pipes.delete(pipe)) this.removed();
   }
 
-  #arm(): void {
-    this.#timer = setTimeout(this.#sweep, this.ms / 4);
-  }
-
-  #cutIdle(): void {
-    const at = performance.now();
-    for (const pipe of this.#pipes) if (pipe.cutIfIdle(at, this.ms)) this.#pipes.delete(pipe);
-    if (this.#pipes.size > 0) this.#arm();
-    else this.#timer = null;
+  protected visit(pipe: AnswerPipe, at: number): void {
+    if (pipe.cutIfIdle(at, this.ms)) this.delete(pipe);
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * One timer for a set of items, each checked every period: the clients a server waits on
+ * (enclave/connection-guards.ts StallWatch) and the host's answers in flight (host/app.ts
+ * IdleAnswers). A timer of each item's own (a Timeout and its callback, about 0.2 KB) was part of
+ * what a server held, and its scavenges copied, per request. The timer is set while there is any
+ * item and cleared with the last; each firing visits every item once, with one clock reading.
+ *
+ * The timer is unreferenced: it never keeps a process alive by itself. Each item is an answer on a
+ * live connection (and the host's also on its connection to the enclave), whose sockets keep the
+ * process alive for as long as the item matters; with those gone, a referenced timer only held a
+ * stopping process (the host's shutdown, a test run) for up to a period more, for nothing.
+ *
+ * The subclass owns the collection (a Set, or a Map where its items must be found by another
+ * object, as StallWatch finds a request by its answer): calls `added()` after adding an item and
+ * `removed()` after removing one; `visit` is its per-item work, and may remove the item.
+ */
+
+/** What a sweep goes over: a Set's or a Map's values. */
+export interface SweptItems<T> {
+  readonly size: number;
+  values(): IterableIterator<T>;
+}
+
+export abstract class Sweep<T> {
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** The timer's callback, made once. */
+  readonly #run = () => this.#visitAll();
+
+  constructor(
+    /** Time between two sweeps. */
+    readonly periodMs: number,
+    readonly items: SweptItems<T>,
+  ) {}
+
+  /** Checks `item` at `at` (performance.now() when the sweep began); may remove it (then removed()). */
+  protected abstract visit(item: T, at: number): void;
+
+  /** To call after adding an item: sets the timer if it is not set. */
+  protected added(): void {
+    if (this.#timer === null) this.#arm();
+  }
+
+  /** To call after removing an item: clears the timer once there is none. */
+  protected removed(): void {
+    if (this.items.size > 0 || this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(this.#run, this.periodMs);
+    this.#timer.unref();
+  }
+
+  #visitAll(): void {
+    // Set to null first: a visit that removes the last item then finds no timer to clear, and one
+    // that adds an item sets the next (neither is lost, nor set twice).
+    this.#timer = null;
+    const at = performance.now();
+    for (const item of this.items.values()) this.visit(item, at);
+    if (this.items.size > 0 && this.#timer === null) this.#arm();
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Sweep (enclave/sweep.ts): one timer for a set of items, set while there is any, visiting each
+ * once per period. Its timer is held (test/helpers/held-timers.ts): it fires when the test fires it.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Sweep } from "../../enclave/sweep.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
+
+const PERIOD_MS = 4321;
+
+/** A sweep over a Set of names that records its visits and drops the names in `drop` when visited. */
+class Names extends Sweep<string> {
+  readonly names: Set<string>;
+  readonly visits: [string, number][] = [];
+  readonly drop = new Set<string>();
+
+  constructor() {
+    const names = new Set<string>();
+    super(PERIOD_MS, names);
+    this.names = names;
+  }
+
+  add(name: string): void {
+    this.names.add(name);
+    this.added();
+  }
+
+  delete(name: string): void {
+    if (this.names.delete(name)) this.removed();
+  }
+
+  protected visit(name: string, at: number): void {
+    this.visits.push([name, at]);
+    if (this.drop.has(name)) this.delete(name);
+  }
+}
+
+const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("Sweep", () => {
+  it("sets one timer for all its items, clears it with the last, and sets it again for the next", () => {
+    const timers = holdTimeouts(PERIOD_MS);
+    const sweep = new Names();
+    sweep.add("a");
+    sweep.add("b");
+    sweep.add("c");
+    expect(timers.held).toHaveLength(1);
+    sweep.delete("a");
+    sweep.delete("b");
+    expect(timers.held[0]?.cleared).toBe(false);
+    sweep.delete("c");
+    sweep.delete("c"); // a second delete clears nothing more
+    expect(timers.held[0]?.cleared).toBe(true);
+    sweep.add("d");
+    expect(timers.held).toHaveLength(2);
+    expect(timers.held[1]?.cleared).toBe(false);
+  });
+
+  it("visits every item once per firing with one clock reading, and sets the next while any is left", () => {
+    const timers = holdTimeouts(PERIOD_MS);
+    const sweep = new Names();
+    sweep.add("a");
+    sweep.add("b");
+    sweep.drop.add("a");
+    expect(timers.held[0]?.fire()).toBe(true);
+    expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b"]);
+    expect(new Set(sweep.visits.map(([, at]) => at)).size).toBe(1);
+    expect([...sweep.names]).toEqual(["b"]);
+    expect(timers.held).toHaveLength(2);
+    sweep.drop.add("b");
+    expect(timers.held[1]?.fire()).toBe(true);
+    expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b", "b"]);
+    // The visit removed the last item: no timer is set, and the next item sets one.
+    expect(timers.held).toHaveLength(2);
+    sweep.add("c");
+    expect(timers.held).toHaveLength(3);
+  });
+
+  it("keeps no process alive by its timer: its items' sockets do that while they matter", () => {
+    const sweep = new Names();
+    const before = refTimers();
+    sweep.add("a");
+    expect(refTimers()).toBe(before);
+    sweep.delete("a");
+  });
+});
