@@ -15,7 +15,7 @@
  * reaches the load's helper process: then the failure is said and taken as the stop (takenAsStop).
  * A copy it could not remove is named, with exit 1.
  */
-import { formatCliError, onOutputClosed, printJson, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
+import { errorText, onOutputClosed, printJson, STOPPED_EXIT_CODE, type StopReason } from "../client/cli/output.ts";
 import { untrustedTextWriter } from "../client/cli/terminal-text.ts";
 import { sha256File } from "../models/hash.ts";
 import { type InferenceEngine, openInferenceEngine } from "./engine.ts";
@@ -70,7 +70,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
       // failed load is taken as the stop, its failure said (takenAsStop).
       if (!stoppedBy(error, controller.signal)) {
         if (controller.signal.reason !== "SIGINT") throw error;
-        process.stderr.write(`${takenAsStop("cloister model run", formatCliError(error))}\n`);
+        process.stderr.write(`${takenAsStop("cloister model run", errorText(error))}\n`);
       }
     }
     if (engine !== undefined && !controller.signal.aborted) await printCompletion(engine, options, controller.signal);
@@ -95,7 +95,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
   const unsaid = closeFailureBesidesCopies(closing, left);
   if (failure === null && unsaid !== null) throw unsaid;
   if (unsaid !== null) {
-    process.stderr.write(`cloister model run: closing the engine failed too: ${formatCliError(unsaid)}\n`);
+    process.stderr.write(`cloister model run: closing the engine failed too: ${errorText(unsaid)}\n`);
   }
   if (failure !== null) throw failure.error;
 }

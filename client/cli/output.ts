@@ -24,12 +24,20 @@ export class UsageError extends Error {
  * (visibleOnOneLine), so the line stays one and a terminal or a log reader acts on none of them.
  */
 export function formatCliError(error: unknown): string {
+  return `cloister: ${errorText(error)}`;
+}
+
+/**
+ * formatCliError's line without its `cloister: `: `CODE: message`, on one line (visibleOnOneLine),
+ * for a line that names its command already (`cloister model run: closing the engine failed too: …`).
+ */
+export function errorText(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const prefix = typeof code === "string" ? `${code}: ` : "";
-    return visibleOnOneLine(`cloister: ${prefix}${error.message}`);
+    return visibleOnOneLine(`${prefix}${error.message}`);
   }
-  return visibleOnOneLine(`cloister: ${String(error)}`);
+  return visibleOnOneLine(String(error));
 }
 
 /**

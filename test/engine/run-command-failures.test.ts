@@ -48,7 +48,7 @@ describe("cloister model run: failures besides the model copy", () => {
       code: 130,
       stdout: "",
       stderr:
-        "cloister model run: a step failed after Ctrl-C reached its process group, taken as the stop: cloister: MODEL_LOAD_FAILED: model file tiny.gguf: could not be loaded (a stand-in)\n",
+        "cloister model run: a step failed after Ctrl-C reached its process group, taken as the stop: MODEL_LOAD_FAILED: model file tiny.gguf: could not be loaded (a stand-in)\n",
     });
   });
 
@@ -72,7 +72,7 @@ describe("cloister model run: failures besides the model copy", () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe("");
     expect(run.stderr.split("\n")).toEqual([
-      "cloister model run: closing the engine failed too: cloister: A_STAND_IN: llama dispose failed\\u000a\\u001b[2J(a stand-in)",
+      "cloister model run: closing the engine failed too: A_STAND_IN: llama dispose failed\\u000a\\u001b[2J(a stand-in)",
       "cloister: GENERATION_FAILED: generation failed (a stand-in)",
       "",
     ]);
