@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { describeFileKind, fileErrorCause } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
 import { UsageError } from "./output.ts";
 
 /**
@@ -63,7 +63,7 @@ async function directoryRefusal(target: string, option: string, error: unknown):
   const refusal = code === "EEXIST" || code === "ENOTDIR" ? await notDirectoryRefusal(target, option, error) : null;
   return (
     refusal ??
-    new UsageError(`${option}: cannot create directory "${target}" (${fileErrorCause(error, "write")})`, {
+    new UsageError(fileMessage(target, option, `cannot create the directory (${fileErrorCause(error, "write")})`), {
       cause: error,
     })
   );
@@ -87,10 +87,8 @@ async function makeInPlace(target: string, option: string): Promise<void> {
         await writeFile(ignore, "*\n", { mode: 0o644, flag: "wx" });
         await chmod(ignore, 0o644); // whatever the umask: anyone may read it
       } catch (error) {
-        const shown = join(path, ".gitignore");
-        throw new UsageError(`${option}: cannot create "${shown}" (${fileErrorCause(error, "write")})`, {
-          cause: error,
-        });
+        const reason = `cannot create its .gitignore (${fileErrorCause(error, "write")})`;
+        throw new UsageError(fileMessage(path, option, reason), { cause: error });
       }
     }
     try {
@@ -134,7 +132,11 @@ async function notDirectoryRefusal(target: string, option: string, cause?: unkno
     if (!info.isDirectory()) {
       const found = info.isFile() ? "a regular file" : describeFileKind(info);
       return new UsageError(
-        `${option}: cannot create directory "${target}": expected "${path}" to be a directory, found ${found}; remove it or choose another path`,
+        fileMessage(
+          target,
+          option,
+          `cannot create the directory: expected ${path} to be a directory, found ${found}; remove it or choose another path`,
+        ),
         { cause },
       );
     }

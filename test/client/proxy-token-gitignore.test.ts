@@ -72,7 +72,7 @@ describe("localToken's .gitignore", () => {
       (e: unknown) => e as Error,
     );
     // mkdir makes app/ and app/.cloister/: the .gitignore goes into the first it made.
-    expect(error?.message).toBe(`--token-file: cannot create "${join(dir, "app", ".gitignore")}" (ENOSPC)`);
+    expect(error?.message).toBe(`--token-file ${join(dir, "app")}: cannot create its .gitignore (ENOSPC)`);
     expect((error?.cause as { code?: string } | undefined)?.code).toBe("ENOSPC");
     await expect(stat(join(dir, "app"))).rejects.toMatchObject({ code: "ENOENT" });
 
@@ -100,7 +100,7 @@ describe("localToken's .gitignore", () => {
     const second = await localToken(file);
     expect(second.created).toBe(true);
     release();
-    expect((await first)?.message).toBe(`--token-file: cannot create "${join(dir, "app", ".gitignore")}" (ENOSPC)`);
+    expect((await first)?.message).toBe(`--token-file ${join(dir, "app")}: cannot create its .gitignore (ENOSPC)`);
     // The second start's token, and only its directories, are there still.
     expect((await readFile(file, "utf8")).trim()).toBe(second.token);
     expect((await readdir(dir)).sort()).toEqual(["app"]);
@@ -137,7 +137,7 @@ describe("makePrivateDirectory's refusals", () => {
     );
     expect(error?.constructor.name).toBe("UsageError");
     expect(error?.message).toBe(
-      `--dir: cannot create directory "${target}" (EACCES: this user may not write there; check the directory's owner and mode)`,
+      `--dir ${target}: cannot create the directory (EACCES: this user may not write there; check the directory's owner and mode)`,
     );
     expect((error?.cause as { code?: string } | undefined)?.code).toBe("EACCES");
     expect(await readdir(dir)).toEqual([]);
@@ -152,7 +152,7 @@ describe("makePrivateDirectory's refusals", () => {
       );
       expect(error?.constructor.name, target).toBe("UsageError");
       expect(error?.message, target).toBe(
-        `--dir: cannot create directory "${target}": expected "${join(dir, "deployments")}" to be a directory, found a regular file; remove it or choose another path`,
+        `--dir ${target}: cannot create the directory: expected ${join(dir, "deployments")} to be a directory, found a regular file; remove it or choose another path`,
       );
     }
   });
@@ -169,7 +169,7 @@ describe("makePrivateDirectory's refusals", () => {
       (e: unknown) => e as Error,
     );
     expect(error?.message).toBe(
-      `--token-file: cannot create directory "${made}": expected "${made}" to be a directory, found a regular file; remove it or choose another path`,
+      `--token-file ${made}: cannot create the directory: expected ${made} to be a directory, found a regular file; remove it or choose another path`,
     );
     expect((error?.cause as { code?: string } | undefined)?.code).toBe("EEXIST");
   });
@@ -218,7 +218,7 @@ describe("prepareDeployment's models and kbs directories", () => {
         (e: unknown) => e as Error,
       );
       expect(error?.message).toBe(
-        `--dir: cannot create directory "${join(target, part)}": expected "${join(target, part)}" to be a directory, found a regular file; remove it or choose another path`,
+        `--dir ${join(target, part)}: cannot create the directory: expected ${join(target, part)} to be a directory, found a regular file; remove it or choose another path`,
       );
       expect((error?.cause as { code?: string } | undefined)?.code).toBe("EEXIST");
     },
