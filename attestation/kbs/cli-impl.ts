@@ -124,7 +124,7 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
         ? fileMessage(
             options.out,
             "--out",
-            "exists; a model key is never overwritten (it would make sealed models unreadable)",
+            "already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)",
           )
         : fileMessage(options.out, "--out", `cannot create (${fileErrorCause(error, "write")})`),
       { cause: error },

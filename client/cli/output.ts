@@ -237,7 +237,7 @@ export function shellWord(text: string): string {
  * `cause`, the file system's error that found it, when there is one.
  */
 export function noDirectoryError(option: string, file: string, directory: string, cause?: unknown): UsageError {
-  const reason = `directory "${directory}" does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`;
+  const reason = `its directory does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`;
   return new UsageError(fileMessage(file, option, reason), { cause });
 }
 

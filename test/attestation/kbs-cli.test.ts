@@ -60,7 +60,7 @@ describe("cloister kbs and model seal", () => {
 
     const again = await runCloister(["kbs", "keygen", "--key-id", "tiny-v1", "--out", keyPath]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toContain(`--out ${keyPath}: exists; a model key is never overwritten`);
+    expect(again.stderr).toContain(`--out ${keyPath}: already exists (EEXIST); a model key is never overwritten`);
     expect(JSON.parse(await readFile(keyPath, "utf8"))).toEqual(jwk);
 
     const badId = await runCloister(["kbs", "keygen", "--key-id", "has space", "--out", join(dir, "x.jwk")]);
@@ -69,7 +69,9 @@ describe("cloister kbs and model seal", () => {
 
     const noDir = await runCloister(["kbs", "keygen", "--key-id", "x", "--out", join(dir, "keys", "x.jwk")]);
     expect(noDir.code).toBe(2);
-    expect(noDir.stderr).toContain(`directory "${join(dir, "keys")}" does not exist (ENOENT); create it first`);
+    expect(noDir.stderr).toContain(
+      `--out ${join(dir, "keys", "x.jwk")}: its directory does not exist (ENOENT); create it first (mkdir -p ${join(dir, "keys")})`,
+    );
   });
 
   it("model seal prints the manifest's model fields for the sealed file", async () => {

@@ -73,7 +73,7 @@ describe("client output files", () => {
     const missingDir = await writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never").catch((e) => e);
     expect(missingDir).toBeInstanceOf(UsageError);
     expect((missingDir as Error).message).toMatch(
-      /^--out \S*no-such-dir\/x: directory ".*no-such-dir" does not exist \(ENOENT\); create it first \(mkdir -p .*no-such-dir\)$/,
+      /^--out \S*no-such-dir\/x: its directory does not exist \(ENOENT\); create it first \(mkdir -p .*no-such-dir\)$/,
     );
     expect(await readdir(sub)).toEqual(["out.jws"]);
   });
@@ -144,7 +144,7 @@ describe("client output files", () => {
     );
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      'cloister: USAGE: --out-private keys/op.private.jwk: directory "keys" does not exist (ENOENT); create it first (mkdir -p keys)\n',
+      "cloister: USAGE: --out-private keys/op.private.jwk: its directory does not exist (ENOENT); create it first (mkdir -p keys)\n",
     );
     expect(await readdir(sub)).toEqual([]);
   });

@@ -34,7 +34,7 @@ describe("an output file whose directory does not exist", () => {
       keygenCommand({ outPrivate: join(missing, "op.private.jwk"), outPublic: join(dir, "op.pub.jwk"), alg: "EdDSA" }),
     );
     expect(error.message).toContain(
-      `--out-private ${join(missing, "op.private.jwk")}: directory "${missing}" does not exist (ENOENT)`,
+      `--out-private ${join(missing, "op.private.jwk")}: its directory does not exist (ENOENT); create it first (mkdir -p ${missing})`,
     );
     expect(error.cause).toMatchObject({ code: "ENOENT" });
   });
@@ -43,7 +43,7 @@ describe("an output file whose directory does not exist", () => {
     const missing = join(dir, "model-keys");
     const error = await refusal(runKbsKeygen({ keyId: "model-a", out: join(missing, "model-a.jwk") }));
     expect(error.message).toContain(
-      `--out ${join(missing, "model-a.jwk")}: directory "${missing}" does not exist (ENOENT)`,
+      `--out ${join(missing, "model-a.jwk")}: its directory does not exist (ENOENT); create it first (mkdir -p ${missing})`,
     );
     expect(error.cause).toMatchObject({ code: "ENOENT" });
   });
