@@ -41,12 +41,12 @@
 import { constants } from "node:fs";
 import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { fileErrorCause, type InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
+import { type OutputFileErrors, shellWord, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import {
   type BootAuditKey,
@@ -170,14 +170,18 @@ const asThrown: OutputFileErrors = {
   failed: (cause) => thrown(cause),
 };
 
-/** An audit directory the host cannot store records in (prepareAuditDir); `cloister host` names `--audit-dir`. */
+/**
+ * An audit directory the host cannot store records in (prepareAuditDir): `audit directory DIR: reason`
+ * (fileMessage's form); `cloister host` names `--audit-dir` in its place.
+ */
 export class AuditDirError extends Error {
   constructor(
-    message: string,
+    /** What is wrong with `dir`, without its path. */
+    readonly reason: string,
     readonly dir: string,
     options: { cause: unknown },
   ) {
-    super(message, options);
+    super(fileMessage(dir, "audit directory", reason), options);
     this.name = "AuditDirError";
   }
 }
@@ -199,7 +203,7 @@ async function makeAuditDir(dir: string): Promise<void> {
       // Something that exists but whose stat finds nothing: a symbolic link to a missing target.
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       throw new AuditDirError(
-        `expected a directory, "${dir}" is a symbolic link to a missing target; point it at a directory or remove it`,
+        "expected a directory, found a symbolic link to a missing target; point it at a directory or remove it",
         dir,
         { cause: e },
       );
@@ -225,12 +229,12 @@ export async function prepareAuditDir(dir: string): Promise<void> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new AuditDirError(
       code === "EEXIST"
-        ? `expected a directory, found a file at "${dir}"`
+        ? "expected a directory, found a file"
         : code === "ENOTDIR"
-          ? `expected a directory, "${dir}" has a file on its path`
+          ? "expected a directory, found a file on its path"
           : code === "ENOENT"
-            ? `"${dir}": its parent directory "${dirname(resolve(dir))}" does not exist; check the path for a typo, or create the parent first (only the last directory is made)`
-            : `cannot create "${dir}" (${code ?? (error as Error).message})`,
+            ? `its parent directory does not exist; check the path for a typo, or create the parent first (mkdir -p ${shellWord(dirname(resolve(dir)))}; only the last directory is made)`
+            : `cannot create the directory (${fileErrorCause(error, "write")})`,
       dir,
       { cause: error },
     );
@@ -238,7 +242,7 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   try {
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (error) {
-    throw new AuditDirError(`expected a directory this process can write to, "${dir}" is not writable`, dir, {
+    throw new AuditDirError(`expected a directory this user can write to (${fileErrorCause(error, "write")})`, dir, {
       cause: error,
     });
   }
@@ -248,7 +252,7 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   const mode = (await stat(dir)).mode;
   if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
     throw new AuditDirError(
-      `expected a directory others cannot write to, "${dir}" has mode 0${(mode & 0o777).toString(8)}: anyone could remove or replace its logs; chmod o-w it (or set its sticky bit)`,
+      `expected a directory others cannot write to, found mode 0${(mode & 0o777).toString(8)}: anyone could remove or replace its logs; chmod o-w ${shellWord(dir)} (or set its sticky bit)`,
       dir,
       { cause: null },
     );

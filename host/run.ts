@@ -138,6 +138,8 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
   }).catch((error: unknown) => {
     // An audit dir it cannot store records in (checked first), a port in use, or a --listen address
     // that does not resolve: bad input naming the option.
-    throw error instanceof AuditDirError ? new UsageError(`--audit-dir: ${error.message}`) : listenUsageError(error);
+    throw error instanceof AuditDirError
+      ? new UsageError(fileMessage(error.dir, "--audit-dir", error.reason), { cause: error })
+      : listenUsageError(error);
   });
 }

@@ -1578,7 +1578,7 @@ describe("prepareAuditDir", () => {
     dirs.push(root);
     const dir = join(root, "typo", "deeper", "audit");
     await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `"${dir}": its parent directory "${join(root, "typo", "deeper")}" does not exist; check the path for a typo, or create the parent first (only the last directory is made)`,
+      `audit directory ${dir}: its parent directory does not exist; check the path for a typo, or create the parent first (mkdir -p ${join(root, "typo", "deeper")}; only the last directory is made)`,
     );
     await expect(stat(join(root, "typo"))).rejects.toMatchObject({ code: "ENOENT" });
   });
@@ -1589,7 +1589,7 @@ describe("prepareAuditDir", () => {
     const dangling = join(root, "audit");
     await symlink(join(root, "gone"), dangling);
     await expect(prepareAuditDir(dangling)).rejects.toThrow(
-      `expected a directory, "${dangling}" is a symbolic link to a missing target; point it at a directory or remove it`,
+      `audit directory ${dangling}: expected a directory, found a symbolic link to a missing target; point it at a directory or remove it`,
     );
     await mkdir(join(root, "real"));
     const link = join(root, "linked");
@@ -1604,7 +1604,7 @@ describe("prepareAuditDir", () => {
     await mkdir(dir);
     await chmod(dir, 0o777);
     await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `expected a directory others cannot write to, "${dir}" has mode 0777: anyone could remove or replace its logs; chmod o-w it (or set its sticky bit)`,
+      `audit directory ${dir}: expected a directory others cannot write to, found mode 0777: anyone could remove or replace its logs; chmod o-w ${dir} (or set its sticky bit)`,
     );
     await chmod(dir, 0o1777);
     await prepareAuditDir(dir);
@@ -1612,14 +1612,23 @@ describe("prepareAuditDir", () => {
     await prepareAuditDir(dir);
   });
 
+  it("gives its chmod hint as one shell word: a directory with a space in its name is quoted", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    const dir = join(root, "my audit");
+    await mkdir(dir);
+    await chmod(dir, 0o777);
+    await expect(prepareAuditDir(dir)).rejects.toThrow(`; chmod o-w '${dir}' (or set its sticky bit)`);
+  });
+
   it("refuses a file, or a path through a file, naming it", async () => {
     const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
     dirs.push(root);
     const file = join(root, "audit.txt");
     await writeFile(file, "x");
-    await expect(prepareAuditDir(file)).rejects.toThrow(`expected a directory, found a file at "${file}"`);
+    await expect(prepareAuditDir(file)).rejects.toThrow(`audit directory ${file}: expected a directory, found a file`);
     await expect(prepareAuditDir(join(file, "sub"))).rejects.toThrow(
-      `expected a directory, "${join(file, "sub")}" has a file on its path`,
+      `audit directory ${join(file, "sub")}: expected a directory, found a file on its path`,
     );
   });
 });
@@ -1646,8 +1655,8 @@ describe("cloister host --audit-dir, and startHost's auditDir", () => {
         auditDir,
       });
     for (const [dir, message] of [
-      [file, `expected a directory, found a file at "${file}"`],
-      [join(file, "sub"), `expected a directory, "${join(file, "sub")}" has a file on its path`],
+      [file, `audit directory ${file}: expected a directory, found a file`],
+      [join(file, "sub"), `audit directory ${join(file, "sub")}: expected a directory, found a file on its path`],
     ] as const) {
       const error = await start(dir).then(
         async (server) => {
@@ -1683,7 +1692,7 @@ describe("cloister host --audit-dir, and startHost's auditDir", () => {
       { timeoutMs: 30_000 },
     );
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`cloister: USAGE: --audit-dir: expected a directory, found a file at "${file}"\n`);
+    expect(run.stderr).toBe(`cloister: USAGE: --audit-dir ${file}: expected a directory, found a file\n`);
     expect(run.stdout).not.toContain("ready");
   }, 60_000);
 
