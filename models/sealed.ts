@@ -336,7 +336,11 @@ export async function sealModelFile(
 const outputExists = (output: string, cause?: unknown) =>
   new SealedModelError(
     "MODEL_OUTPUT_EXISTS",
-    `sealed model output "${output}": expected a new file, found an existing one (it is not replaced; cloister model seal --force replaces it)`,
+    fileMessage(
+      output,
+      "sealed model output",
+      "already exists (EEXIST); it is not replaced (cloister model seal --force replaces it)",
+    ),
     { cause },
   );
 
