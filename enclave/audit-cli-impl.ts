@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
+  fileMessage,
   type InputBound,
   NotFileOrPipeError,
   notFileOrPipeMessage,
@@ -453,7 +454,11 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     }
     if (chat.audit === null || typeof chat.audit !== "object") {
       throw new UsageError(
-        "--chat-json: no audit field (the deployment's audit keeps no prompt or answer commitments, or the file is not cloister chat --json output)",
+        fileMessage(
+          options.chatJson,
+          "--chat-json",
+          "no audit field (the deployment's audit keeps no prompt or answer commitments, or the file is not cloister chat --json output)",
+        ),
       );
     }
     requestIdHash = String(chat.audit.requestIdHash);
@@ -491,7 +496,13 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   // output of the user's own verified session).
   const fromChat = options.key === undefined && options.document === undefined && options.chatJson !== undefined;
   if (fromChat && chatKey === undefined) {
-    throw new UsageError("--chat-json: no signingKey field: give --key <hex> or --document <file>");
+    throw new UsageError(
+      fileMessage(
+        options.chatJson as string,
+        "--chat-json",
+        "no signingKey field; give --key <hex> or --document <file>",
+      ),
+    );
   }
   const key =
     fromChat && chatKey !== undefined
@@ -500,12 +511,28 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   const publicKey = key.publicKey;
   const keySource = fromChat ? "chat-json" : key.keySource;
   if (key.documentBoot !== undefined) expectedBoot = key.documentBoot;
+  // Each named where it came from: the --chat-json file's field, the option (bad input of the
+  // command line, with the help hint), or the --opening-file file.
   if (!HEX32.test(requestIdHash)) {
-    throw new UsageError(`request id hash: expected 64 lower-case hex digits, found ${hexShape(requestIdHash)}`);
+    const found = hexShape(requestIdHash);
+    throw options.chatJson === undefined
+      ? optionsUsageError(`--request-id-hash expects 64 lower-case hex digits, found ${found}`)
+      : new UsageError(
+          fileMessage(
+            options.chatJson,
+            "--chat-json",
+            `audit.requestIdHash: expected 64 lower-case hex digits, found ${found}`,
+          ),
+        );
   }
   // The opening is the client's secret for its record: its length is shown, never its digits.
   if (openingHex !== undefined && !HEX32.test(openingHex)) {
-    throw new UsageError(`opening: expected 64 lower-case hex digits, found ${hexShape(openingHex)}`);
+    const reason = `expected 64 lower-case hex digits, found ${hexShape(openingHex)}`;
+    throw new UsageError(
+      options.chatJson === undefined
+        ? fileMessage(options.openingFile as string, "--opening-file", reason)
+        : fileMessage(options.chatJson, "--chat-json", `audit.opening: ${reason}`),
+    );
   }
   // The prompt's and the answer's bytes are committed to as they are: never decoded (a decoder drops
   // a leading byte order mark or turns bad bytes into U+FFFD), so the file's own bytes are compared.

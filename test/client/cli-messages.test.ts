@@ -63,7 +63,7 @@ describe("audit find: says what is missing, the record first, then the key", () 
     );
     expect(await run(["audit", "find", "--log", log, "--chat-json", chat])).toMatchObject({
       code: 2,
-      stderr: "cloister: USAGE: --chat-json: no signingKey field: give --key <hex> or --document <file>\n",
+      stderr: `cloister: USAGE: --chat-json ${chat}: no signingKey field; give --key <hex> or --document <file>\n`,
     });
   });
 });

@@ -163,7 +163,7 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     writeFileSync(p("bound-opening.txt"), "0".repeat(1024));
     await expect(find(p("bound-opening.txt"))).rejects.toMatchObject({
       code: "USAGE",
-      message: "opening: expected 64 lower-case hex digits, found 1024 characters",
+      message: `--opening-file ${p("bound-opening.txt")}: expected 64 lower-case hex digits, found 1024 characters`,
     });
   });
 
@@ -616,6 +616,31 @@ describe("files that are JSON but not the object expected", () => {
       code: "USAGE",
       message: `--chat-json ${p("chat-not-object.json")}: expected the JSON object cloister chat --json prints, ${found}`,
     });
+  });
+
+  it("audit find: a --chat-json without an audit field, or with a bad audit.requestIdHash or audit.opening, names the file and the field", async () => {
+    const key = "ab".repeat(32);
+    const cases: [object, string][] = [
+      [{ signingKey: key }, "no audit field ("],
+      [
+        { signingKey: key, audit: { requestIdHash: "AB", opening: "cd".repeat(32) } },
+        "audit.requestIdHash: expected 64",
+      ],
+      [
+        { signingKey: key, audit: { requestIdHash: "cd".repeat(32), opening: "ef".repeat(30) } },
+        "audit.opening: expected 64",
+      ],
+    ];
+    for (const [chat, reason] of cases) {
+      writeFileSync(p("chat-fields.json"), JSON.stringify(chat));
+      const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("chat-fields.json") }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(error).toMatchObject({ code: "USAGE" });
+      expect(error?.message.startsWith(`--chat-json ${p("chat-fields.json")}: ${reason}`), error?.message).toBe(true);
+      expect(error?.message).not.toContain("ef".repeat(30));
+    }
   });
 });
 

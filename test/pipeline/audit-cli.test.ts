@@ -257,7 +257,7 @@ describe("cloister audit: messages say what was found", () => {
     await expect(
       auditFindCommand({ log: p("good.jsonl"), key: KEY_HEX, requestIdHash: "ABC", json: false }),
     ).rejects.toThrow(
-      "request id hash: expected 64 lower-case hex digits, found 3 characters (not all lower-case hex)",
+      "--request-id-hash expects 64 lower-case hex digits, found 3 characters (not all lower-case hex) (run with --help for usage)",
     );
     const secretLooking = "f00d".repeat(15);
     writeFileSync(p("opening.txt"), `${secretLooking}\n`);
@@ -268,7 +268,9 @@ describe("cloister audit: messages say what was found", () => {
       openingFile: p("opening.txt"),
       json: false,
     });
-    await expect(find).rejects.toThrow("opening: expected 64 lower-case hex digits, found 60 characters");
+    await expect(find).rejects.toThrow(
+      `--opening-file ${p("opening.txt")}: expected 64 lower-case hex digits, found 60 characters`,
+    );
     await find.catch((error: Error) => expect(error.message).not.toContain(secretLooking));
   });
 });
