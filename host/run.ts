@@ -92,13 +92,13 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
       // reported below
     }
     if (parsed?.protocol !== "http:") {
-      throw new UsageError(
+      throw optionsUsageError(
         `--enclave-url: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
       );
     }
     // The enclave's server takes no credentials; one in the URL would only reach logs and errors.
     if (parsed.username !== "" || parsed.password !== "") {
-      throw new UsageError(
+      throw optionsUsageError(
         `--enclave-url: expected no user name or password, found ${describeUrlText(url)} (the enclave's server is reachable by the host only and takes none)`,
       );
     }
@@ -106,13 +106,13 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
   // Compared as URLs (case, default port, trailing slash); two names for one address are not detected
   // (their collectors share the boot's log file, so each audit record is still stored once).
   if (new Set(options.enclaveUrl.map((u) => new URL(u).href.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
-    throw new UsageError("--enclave-url: the same enclave is listed twice");
+    throw optionsUsageError("--enclave-url: the same enclave is listed twice");
   }
   for (const origin of options.corsOrigin) {
     try {
       parseCorsOrigin(origin);
     } catch (error) {
-      throw new UsageError(`--cors-origin: ${(error as Error).message}`);
+      throw optionsUsageError(`--cors-origin: ${(error as Error).message}`);
     }
   }
   return startHost({

@@ -144,7 +144,7 @@ describe("bad input exits 2, a failure exits 1", () => {
     ] as const) {
       expect(await run(["host", ...args, ...options]), args.join(" ")).toEqual({
         code: 2,
-        stderr: `cloister: USAGE: ${message}\n`,
+        stderr: `cloister: USAGE: ${message} (run with --help for usage)\n`,
       });
     }
   });
