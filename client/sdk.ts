@@ -51,7 +51,7 @@ export interface ConnectOptions {
   /** The host's API key (sent as `Authorization: Bearer`): required, printable ASCII. */
   readonly apiKey: string;
   /**
-   * Where the API key came from, as messages should name it (a CLI's `--api-key-file "key.txt"` or
+   * Where the API key came from, as messages should name it (a CLI's `--api-key-file key.txt` or
    * `CLOISTER_API_KEY`): a malformed key is then named by it instead of by `apiKey`, and every
    * refusal of the key by the host (at connect, on a request, on a re-verification) says that the
    * key sent came from there. Never the key itself.

@@ -50,7 +50,7 @@ const CLI_URL_NAMES: HostUrlNames = { url: "--url", apiKey: "--api-key-file or C
  */
 export interface ApiKey {
   readonly key: string;
-  /** `--api-key-file "F"`, `CLOISTER_API_KEY` or the default key file. */
+  /** `--api-key-file FILE` (fileMessage's form), `CLOISTER_API_KEY` or the default key file. */
   readonly source: string;
 }
 
