@@ -10,9 +10,13 @@
 
 /**
  * Control, format and line/paragraph separator characters: what a terminal may act on (escapes, C1
- * controls such as U+009B), or shows as nothing while it changes what is shown (U+202E).
+ * controls such as U+009B), or shows as nothing while it changes what is shown (U+202E). The body of
+ * a character class (`[${INVISIBLE_CLASS}]`, flag u): the one definition, INVISIBLE's here and
+ * client/cli/terminal-text.ts's for a line of a message.
  */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+export const INVISIBLE_CLASS = "\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}";
+/** A character of INVISIBLE_CLASS. */
+const INVISIBLE = new RegExp(`[${INVISIBLE_CLASS}]`, "gu");
 /** INVISIBLE without U+0000 to U+001F (stringifyJsonVisibly). */
 const INVISIBLE_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
 

@@ -7,8 +7,11 @@
  * text. Here each such character is written as a visible \u escape instead (as --json and
  * models/errors.ts printableField write them), on a terminal only: a pipe or a file gets the exact
  * text, every character, for the program or the user who asked for it (`cloister chat … | cat`
- * gives them to the terminal too, on purpose). Platform-neutral; no import.
+ * gives them to the terminal too, on purpose). Platform-neutral; it imports only
+ * attestation/untrusted-text.ts (platform-neutral and dependency-free too), for the one class of
+ * invisible characters.
  */
+import { INVISIBLE_CLASS } from "../../attestation/untrusted-text.ts";
 
 /**
  * What a terminal may act on or shows as nothing (as attestation/untrusted-text.ts INVISIBLE:
@@ -35,8 +38,11 @@ const FLAG_TAG_SEQUENCE =
 const FLAG_OR_ACTED_ON = new RegExp(`(${FLAG_TAG_SEQUENCE.source})|${ACTED_ON.source}`, "gu");
 /** What may yet become a FLAG_TAG_SEQUENCE, at the end of a chunk: U+1F3F4 and up to five tag letters. */
 const FLAG_BEGUN = /\u{1f3f4}[\u{e0061}-\u{e007a}]{0,5}$/u;
-/** ACTED_ON, line feeds, tabs and every carriage return included: what one line of a message must not hold. */
-const NOT_ON_ONE_LINE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+/**
+ * ACTED_ON, line feeds, tabs and every carriage return included: what one line of a message must not
+ * hold. attestation/untrusted-text.ts's INVISIBLE_CLASS, and a lone surrogate.
+ */
+const NOT_ON_ONE_LINE = new RegExp(`[${INVISIBLE_CLASS}\\p{Cs}]`, "gu");
 
 /** `char` as a visible escape: `\u001b`, or `\u{e0041}` beyond the BMP. */
 function escaped(char: string): string {
