@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry point of the `cloister` command. The sources are TypeScript run through tsx, so a fresh
 // clone works after `npm ci` with no build step.
-import { existsSync, readFileSync, writeSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 
 // A child of `cloister up` (CLOISTER_SUPERVISED) ignores the terminal's Ctrl-C, which reaches the
 // whole process group: `up` stops its children in order (SIGTERM). Ignored from here on, not only
@@ -43,20 +43,40 @@ await import("../client/cli/main.ts");
 
 /**
  * Whether process `pid` runs: it exists (signal 0; EPERM: another user's) and, where Linux's /proc
- * tells, is no zombie (an up that died and was not yet waited for by its own parent).
+ * tells, is no zombie (an up that died and was not yet waited for by its own parent). Only a /proc of
+ * this process's pid namespace tells: a host's /proc bind-mounted into a container (one sharing a
+ * volume) shows another process as /proc/PID. /proc/self is this process whatever namespace /proc
+ * is of, named by its pid there: process.pid only when it is this one's (as
+ * models/process-owner.ts procIsThisNamespaces tells). Elsewhere, and with no /proc, signal 0 is
+ * all there is.
  */
 function isRunning(pid) {
+  let permitted = true;
   try {
     process.kill(pid, 0);
   } catch (error) {
     if (error.code !== "EPERM") return false;
+    permitted = false;
   }
+  let self;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    self = procStat("self");
+  } catch {
+    return true; // no /proc (not Linux)
+  }
+  if (self.slice(0, self.indexOf(" ")) !== String(process.pid)) return true;
+  try {
+    const stat = procStat(pid);
     // "pid (comm) state …": the state follows the last ")" (comm may hold one).
     return stat[stat.lastIndexOf(")") + 2] !== "Z";
   } catch (error) {
-    // Gone just now, unless this system has no /proc (not Linux): then signal 0 is all there is.
-    return error.code !== "ENOENT" || !existsSync("/proc/self/stat");
+    // Gone just now; or, when signal 0 was refused (EPERM: it runs), hidden from this user (/proc
+    // mounted hidepid=2 shows no other user's process), as models/process-owner.ts ownerGone takes it.
+    return error.code !== "ENOENT" || !permitted;
   }
+}
+
+/** /proc/PID/stat's text ("self": this process's). */
+function procStat(pid) {
+  return readFileSync(`/proc/${pid}/stat`, "utf8");
 }

@@ -54,7 +54,7 @@ const LEFT: readonly { readonly file: string; readonly line: string; readonly wh
   {
     file: "bin/cloister.js",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the source line as written, not a template
-    line: 'const stat = readFileSync(`/proc/${pid}/stat`, "utf8");',
+    line: 'return readFileSync(`/proc/${pid}/stat`, "utf8");',
     why: "/proc/PID/stat, which the kernel writes and caps at a page",
   },
   {
