@@ -1610,15 +1610,11 @@ describe("prepareAuditDir", () => {
     await prepareAuditDir(dir);
     await chmod(dir, 0o775);
     await prepareAuditDir(dir);
-  });
-
-  it("gives its chmod hint as one shell word: a directory with a space in its name is quoted", async () => {
-    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
-    dirs.push(root);
-    const dir = join(root, "my audit");
-    await mkdir(dir);
-    await chmod(dir, 0o777);
-    await expect(prepareAuditDir(dir)).rejects.toThrow(`; chmod o-w '${dir}' (or set its sticky bit)`);
+    // The chmod hint is one shell word: a name with a space in it quoted.
+    const spaced = join(root, "my audit");
+    await mkdir(spaced);
+    await chmod(spaced, 0o777);
+    await expect(prepareAuditDir(spaced)).rejects.toThrow(`; chmod o-w '${spaced}' (or set its sticky bit)`);
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
