@@ -402,7 +402,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
           // not JSON: passed on as it is; the client reports it
         }
       }
-      return new Response(answer.body, { status: answer.status, headers: answer.headers });
+      return passedOn(answer);
     }
     throw noEnclave();
   });
@@ -544,7 +544,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
           throw unknownEnclave(keyId, member);
         }
         held.release();
-        return new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
+        return passedOn(refusal);
       }
       // Not spread (upstreamRequest says why).
       const headers: Record<string, string> = Object.assign({}, c.get("cors"));
@@ -845,7 +845,22 @@ function passedHeaders(from: IncomingMessage): Record<string, string> {
 
 /** Reads a bounded enclave answer (document, nonce answer) and returns it with the passed headers. */
 async function passThroughBounded(upstream: IncomingMessage, limit: number, timeoutMs: number): Promise<Response> {
-  const answer = await readBounded(upstream, limit, timeoutMs);
+  return passedOn(await readBounded(upstream, limit, timeoutMs));
+}
+
+/**
+ * A whole enclave answer (readBounded) as the client's. Its status must be one a Response has
+ * (node's client parses any three digits): below 200 node's writeHead threw, past the handler, and
+ * the client had a bare 500 with node's error text; past 599 it was passed on with the enclave's body.
+ */
+function passedOn(answer: Awaited<ReturnType<typeof readBounded>>): Response {
+  if (answer.status < 200 || answer.status > 599) {
+    throw new HostError(
+      "ENCLAVE_UNREACHABLE",
+      502,
+      `enclave response status: expected 200 to 599, found ${answer.status}`,
+    );
+  }
   return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
 

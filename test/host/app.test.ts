@@ -1472,6 +1472,70 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.outcome}`)).toEqual(["502 error"]);
   });
 
+  it("answers 502 ENCLAVE_UNREACHABLE naming the status when an enclave's document or nonce answer has one a client cannot be given", async () => {
+    // A raw enclave (node's own server refuses to write 099): node's client parses any three digits.
+    // Below 200 node's writeHead threw past the host's handler (a bare 500 with node's error text);
+    // past 599 the enclave's status and body were passed on as they came.
+    let status = "";
+    const sockets = new Set<Socket>();
+    const enclave = createNetServer((socket) => {
+      sockets.add(socket);
+      let seen = "";
+      socket.on("error", () => {});
+      socket.on("data", (chunk: Buffer) => {
+        seen += chunk.toString("latin1");
+        const head = seen.indexOf("\r\n\r\n");
+        if (head === -1) return;
+        const length = Number(/content-length: (\d+)/i.exec(seen.slice(0, head))?.[1] ?? 0);
+        if (seen.length < head + 4 + length) return;
+        seen = "";
+        socket.write(
+          `HTTP/1.1 ${status} Odd\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{"leak":true}`,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
+    cleanup.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => enclave.close(() => resolve()));
+    });
+    const app = createHostApp(hostOptionsFor(`http://127.0.0.1:${(enclave.address() as AddressInfo).port}`));
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    const seen: string[] = [];
+    for (status of ["099", "600", "999"]) {
+      for (const [method, path] of [
+        ["GET", "/v1/attestation"],
+        ["POST", "/v1/attestation/challenge"],
+        ["POST", "/v1/audit/checkpoint"],
+      ] as const) {
+        const response = await fetch(`${host.url}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${KEY}`,
+            ...(method === "POST" ? { "content-type": "application/json" } : {}),
+          },
+          ...(method === "POST" ? { body: '{"nonce":"abc"}' } : {}),
+        });
+        const text = await response.text();
+        // The enclave's body, or node's text of an error that escaped the host's handler, as it came.
+        let error = { code: "(not an error)", message: text.slice(0, 60) };
+        try {
+          error = (JSON.parse(text) as { error?: typeof error }).error ?? error;
+        } catch {}
+        seen.push(`${status} ${path}: ${response.status} ${error.code} ${error.message}`);
+      }
+    }
+    expect(seen).toEqual(
+      ["099", "600", "999"].flatMap((s) =>
+        ["/v1/attestation", "/v1/attestation/challenge", "/v1/audit/checkpoint"].map(
+          (path) =>
+            `${s} ${path}: 502 ENCLAVE_UNREACHABLE enclave response status: expected 200 to 599, found ${Number(s)}`,
+        ),
+      ),
+    );
+  });
+
   it("does not forward a request whose client went away while it waited for a slot", async () => {
     const held: ServerResponse[] = [];
     const { sealed, seen, log } = await setup({
