@@ -973,8 +973,14 @@ function pipeAnswer(
   // (AnswerPipe): a status node's client parses and its server refuses (below 100) threw here after
   // the answer was, and the route's catch freed the slot while the enclave's request went on (until
   // the idle cut), its bytes written to the client as a 200 in place of the error. Now nothing is
-  // registered, the enclave's request is stopped, and the route's catch frees the slot, once.
+  // registered, the enclave's request is stopped, and the route's catch frees the slot, once. A
+  // status past 599 (node's client parses any three digits, its server writes up to 999) is no
+  // answer a client can be given either (passedOn's rule, for the whole answers).
   const status = upstream.statusCode ?? 502;
+  if (status < 200 || status > 599) {
+    upstream.destroy();
+    throw new HostError("ENCLAVE_UNREACHABLE", 502, `enclave response status: expected 200 to 599, found ${status}`);
+  }
   try {
     outgoing.writeHead(status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
   } catch (error) {
@@ -982,10 +988,10 @@ function pipeAnswer(
     throw new HostError(
       "ENCLAVE_UNREACHABLE",
       502,
-      status < 100 || status > 999
-        ? `enclave response status: expected 100 to 999, found ${status}`
-        : "enclave response: its status line or headers cannot be passed on",
-      { cause: error },
+      "enclave response: its status line or headers cannot be passed on",
+      {
+        cause: error,
+      },
     );
   }
   const pipe = new AnswerPipe(upstream, outgoing, idle, held);

@@ -1417,60 +1417,69 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ).toEqual(["200 1 aborted"]);
   });
 
-  it("stops the enclave's request and frees its slot once when the answer's status cannot be passed on (writeHead throws)", async () => {
-    // An enclave (a raw one: node's own server refuses to write it) answers with status 099, which
-    // node's client parses and its server's writeHead refuses. The answer was registered for the idle
-    // check before writeHead: its slot was freed by the route's catch while the enclave's request
-    // went on, its bytes then written to the client as a 200 in place of the error.
-    let enclaveClosed = false;
-    const sockets = new Set<Socket>();
-    const enclave = createNetServer((socket) => {
-      sockets.add(socket);
-      let seen = "";
-      socket.on("error", () => {});
-      socket.on("close", () => (enclaveClosed = true));
-      socket.on("data", (chunk: Buffer) => {
-        seen += chunk.toString("latin1");
-        if (!seen.includes("\r\n\r\n")) return;
-        if (seen.startsWith("GET /healthz")) return void socket.end("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-        socket.write(
-          "HTTP/1.1 099 Odd\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n",
-        );
-        socket.write("1\r\nA\r\n"); // and nothing more: the request goes on
-        seen = "";
+  it.each(["099", "600", "999"])(
+    "stops the enclave's request and frees its slot once when the answer's status (%s) cannot be passed on",
+    async (status) => {
+      // An enclave (a raw one: node's own server refuses to write it) answers with a status node's
+      // client parses (any three digits) but a client cannot be given: below 100 node's writeHead
+      // threw after the answer was registered for the idle check (its slot freed by the route's catch
+      // while the enclave's request went on, its bytes then written to the client as a 200 in place of
+      // the error); 600-999 went to the client as they came, the enclave's bytes with them.
+      let enclaveClosed = false;
+      const sockets = new Set<Socket>();
+      const enclave = createNetServer((socket) => {
+        sockets.add(socket);
+        let seen = "";
+        socket.on("error", () => {});
+        socket.on("close", () => (enclaveClosed = true));
+        socket.on("data", (chunk: Buffer) => {
+          seen += chunk.toString("latin1");
+          if (!seen.includes("\r\n\r\n")) return;
+          if (seen.startsWith("GET /healthz")) return void socket.end("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+          socket.write(
+            `HTTP/1.1 ${status} Odd\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n`,
+          );
+          socket.write("1\r\nA\r\n"); // and nothing more: the request goes on
+          seen = "";
+        });
       });
-    });
-    await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
-    cleanup.push(async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => enclave.close(() => resolve()));
-    });
-    const ends: string[] = [];
-    const log: AccessLogEntry[] = [];
-    const app = createHostApp({
-      ...hostOptionsFor(`http://127.0.0.1:${(enclave.address() as AddressInfo).port}`),
-      accessLog: (e) => log.push(e),
-      onSealedResponseEnd: (member) => ends.push(member.url),
-    });
-    const host = await listen(app.fetch, "127.0.0.1", 0);
-    cleanup.push(() => host.close());
-    const response = await fetch(`${host.url}/v1/sealed`, {
-      method: "POST",
-      body: envelope() as Uint8Array<ArrayBuffer>,
-      headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
-    });
-    expect(response.status).toBe(502);
-    expect(await errorCode(response)).toBe("ENCLAVE_UNREACHABLE");
-    await until(() => enclaveClosed);
-    const health = (await (
-      await fetch(`${host.url}/healthz`, { headers: { authorization: `Bearer ${KEY}` } })
-    ).json()) as {
-      inFlight: number;
-    };
-    expect(health.inFlight).toBe(0);
-    expect(ends).toHaveLength(1);
-    expect(log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.outcome}`)).toEqual(["502 error"]);
-  });
+      await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
+      cleanup.push(async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => enclave.close(() => resolve()));
+      });
+      const ends: string[] = [];
+      const log: AccessLogEntry[] = [];
+      const app = createHostApp({
+        ...hostOptionsFor(`http://127.0.0.1:${(enclave.address() as AddressInfo).port}`),
+        accessLog: (e) => log.push(e),
+        onSealedResponseEnd: (member) => ends.push(member.url),
+      });
+      const host = await listen(app.fetch, "127.0.0.1", 0);
+      cleanup.push(() => host.close());
+      const response = await fetch(`${host.url}/v1/sealed`, {
+        method: "POST",
+        body: envelope() as Uint8Array<ArrayBuffer>,
+        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+      });
+      expect(response.status).toBe(502);
+      expect(await response.json()).toMatchObject({
+        error: {
+          code: "ENCLAVE_UNREACHABLE",
+          message: `enclave response status: expected 200 to 599, found ${Number(status)}`,
+        },
+      });
+      await until(() => enclaveClosed);
+      const health = (await (
+        await fetch(`${host.url}/healthz`, { headers: { authorization: `Bearer ${KEY}` } })
+      ).json()) as {
+        inFlight: number;
+      };
+      expect(health.inFlight).toBe(0);
+      expect(ends).toHaveLength(1);
+      expect(log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.outcome}`)).toEqual(["502 error"]);
+    },
+  );
 
   it("answers 502 ENCLAVE_UNREACHABLE naming the status when an enclave's document or nonce answer has one a client cannot be given", async () => {
     // A raw enclave (node's own server refuses to write 099): node's client parses any three digits.
