@@ -649,18 +649,13 @@ export class InferenceEngine {
 }
 
 /**
- * V8's message for a stack overflow, as this thread's V8 words it (taken once, from an overflow of its
- * own): node-llama-cpp and its JavaScript Jinja engine rethrow a render's error as it was thrown.
+ * V8's message for a stack overflow: node-llama-cpp and its JavaScript Jinja engine rethrow a render's
+ * error as it was thrown. A constant of V8's (the same on the main thread, in a worker, under any
+ * --stack-size), so not taken from an overflow of this thread's own at load: that took ~1.4 ms (~19 ms
+ * with a 4 MB stack), and under a --stack-size larger than the thread's real stack it overran that
+ * stack (a segfault) before the enclave had started.
  */
-const STACK_OVERFLOW_MESSAGE = ((): string => {
-  const deeper = (depth: number): number => deeper(depth + 1) + 1;
-  try {
-    deeper(0);
-  } catch (error) {
-    if (error instanceof RangeError) return error.message;
-  }
-  return "Maximum call stack size exceeded";
-})();
+const STACK_OVERFLOW_MESSAGE = "Maximum call stack size exceeded";
 
 /** Whether `error` is V8's stack overflow: a RangeError with V8's message (not "Invalid string length"). */
 function isStackOverflow(error: unknown): boolean {
