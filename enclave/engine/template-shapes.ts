@@ -220,14 +220,24 @@ export class TemplateShapes {
   /**
    * Renders the queue's shapes one after another, in order, until none is left: so one shape at a
    * time reaches the worker (ShapeRenderer.render's rule), and a shape dropped from the queue is
-   * simply not there when its turn would have come.
+   * simply not there when its turn would have come. #render resolves every outcome of the worker;
+   * should it reject all the same (a fault of the worker's wrapper, say), that shape's requests are
+   * answered ENGINE_BUSY (retry; not kept), also those with no signal to stop waiting by, and the
+   * queue goes on: never a rejection left unhandled (`void this.#pump()`), which would end the process.
    */
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
       for (let next = this.#next(); next !== undefined; next = this.#next()) {
         const [shape, entry] = next;
-        entry.settle(await this.#render(shape, entry));
+        let verdict: Verdict;
+        try {
+          verdict = await this.#render(shape, entry);
+        } catch (cause) {
+          const what = cause instanceof Error ? cause.name : typeof cause;
+          verdict = this.#closed ? { refused: true, error: closed() } : busy(`found its check failed (${what})`, cause);
+        }
+        entry.settle(verdict);
       }
     } finally {
       this.#pumping = false;
