@@ -124,7 +124,21 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   }
   const { server, enclave, tee } = booted;
   const state: EnclaveServerState = { draining: false, active: 0 };
-  server.serve(createEnclaveApp(enclave, state).fetch);
+  try {
+    server.serve(createEnclaveApp(enclave, state).fetch);
+  } catch (error) {
+    // Not served (a fault of ours: never seen): what the boot opened is closed, as after a stop during
+    // boot — the enclave (its engine, its model copy), the server, the boot's signal handlers — so
+    // the process exits, with this error; a copy left is named, as after a failed boot.
+    const closing = await settledFailure(enclave.close());
+    await server.close();
+    endBootStop();
+    const left = modelCopiesLeft();
+    if (left.length > 0) process.stderr.write(`cloister enclave: could not serve; ${copiesLeftText(left)}\n`);
+    const unsaid = closeFailureBesidesCopies(closing, left);
+    if (unsaid !== null) process.stderr.write(`cloister enclave: closing it failed too: ${formatCliError(unsaid)}\n`);
+    throw error;
+  }
   // Signals are handled by closeOnSignal from here (its listeners added before the boot's are
   // removed: handOverSignals), before "ready" is said: a supervisor may stop it the moment it reads that.
   const closed = handOverSignals(endBootStop, () =>

@@ -1,0 +1,89 @@
+/**
+ * `cloister enclave` (enclave/run.ts) when serving the booted enclave fails (createEnclaveApp or
+ * server.serve throwing, never seen): the command fails with that error, having closed what the boot
+ * opened, as a stop during boot does: the enclave (engine and model) closed, the server no longer
+ * listening, and the boot's SIGINT/SIGTERM handlers removed, so the process can exit. In process;
+ * the app factory is a stand-in that throws.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
+
+vi.mock("../../enclave/server.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../enclave/server.ts")>();
+  return {
+    ...actual,
+    createEnclaveApp: () => {
+      throw new Error("the app factory failed (a stand-in)");
+    },
+  };
+});
+
+let dir: string;
+let files: DeploymentFiles;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-enclave-serve-failure-"));
+  files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Whether something accepts a TCP connection at `url` (loopback). */
+function accepts(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("cloister enclave: serving the booted enclave fails", () => {
+  it("fails with that error, the enclave closed, the server closed and the boot's signal handlers removed", async () => {
+    const { Enclave } = await import("../../enclave/service.ts");
+    const http = await import("../../enclave/http.ts");
+    const closed = vi.spyOn(Enclave.prototype, "close");
+    const listening: string[] = [];
+    const listen = http.listenBeforeServing;
+    vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
+      const server = await listen(...args);
+      listening.push(server.url);
+      return server;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const signals = () => ({ SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM") });
+    const before = signals();
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    try {
+      const error = await runEnclaveCommand({
+        manifest: files.manifestPath,
+        operatorKey: [files.operatorPublicKeyPath],
+        model: files.modelPath,
+        tee: "sim-snp",
+        listen: "127.0.0.1",
+        port: 0,
+        frameIntervalMs: 100,
+        shutdownGraceMs: 100,
+      }).catch((e: unknown) => e);
+      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      expect(listening).toHaveLength(1);
+      expect({
+        enclaveClosed: closed.mock.calls.length,
+        listening: await accepts(listening[0] as string),
+        signals: signals(),
+      }).toEqual({ enclaveClosed: 1, listening: false, signals: before });
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+});
