@@ -209,8 +209,10 @@ function fromClientError(error: ClientError): ProxyError {
       // The engine's own refusal of a prompt over the model's context size (a sealed error frame
       // with this code, no detail): OpenAI clients know it as context_length_exceeded. Only from the
       // enclave's authenticated frame: the same code in a host's HTTP error is the untrusted host's
-      // claim, a transport error (below). A policy rule's maxPromptTokens limit is a POLICY_BLOCKED
-      // like any other rule (kept as is).
+      // claim, a transport error (below). The SDK makes policy errors only from such frames (sdk.ts,
+      // origin "enclave"), so the origin test always holds today; it is kept so that a policy error
+      // made from the host's word later cannot claim the context size. A policy rule's
+      // maxPromptTokens limit is a POLICY_BLOCKED like any other rule (kept as is).
       if (error.code === "PROMPT_TOO_LONG" && error.origin === "enclave") {
         return new ProxyError(
           400,
