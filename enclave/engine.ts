@@ -433,7 +433,11 @@ export class InferenceEngine {
     if (rendering !== undefined && rendering.request !== request) {
       throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
     }
-    // Rendered at once, but for a new shape of an operator's Jinja template (#render).
+    // Rendered at once, but for a new shape of an operator's Jinja template (#render). Not a plain
+    // `await`: a prompt rendered at once reaches the sequence queue in the same turn as this first
+    // next(), so requests queue (or are refused ENGINE_BUSY) in their order of arrival, before what
+    // the caller does next: a stats read, an abort, another request (test/engine/engine.test.ts
+    // "one sequence": four of its tests fail with a plain await).
     const rendered = rendering?.rendered ?? this.#render(request);
     const prompt = rendered instanceof Promise ? await rendered : rendered;
     if (prompt.tokens.length >= this.info.contextSize) {
