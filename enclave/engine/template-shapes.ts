@@ -251,7 +251,8 @@ export class TemplateShapes {
   }
 
   /**
-   * Renders `shape` on the worker (a new one if there is none), within the limit; never rejects.
+   * Renders `shape` on the worker (a new one if there is none), within the limit; rejects only when
+   * the worker's render does (never: see #pump), that worker ended first.
    *
    * Which failures refuse the shape for good (kept): only those of its own render, the one thing
    * the worker runs meanwhile: it was still rendering at the limit (the worker is ended), the
@@ -288,13 +289,22 @@ export class TemplateShapes {
             if (!renderer.answered()) resolve(null);
           }, this.#limitMs);
         });
-        const outcome: ShapeRendering | null = await Promise.race([renderer.render(shape), outOfTime]);
-        clearTimeout(limit);
+        let outcome: ShapeRendering | null;
+        try {
+          outcome = await Promise.race([renderer.render(shape), outOfTime]);
+        } catch (cause) {
+          // Never (render resolves every outcome): the worker's state is unknown (the real one would
+          // answer every later shape "another shape is rendering"), so it is ended and the next shape
+          // gets a new one; #pump answers this shape's requests ENGINE_BUSY.
+          await this.#end(renderer);
+          throw cause;
+        } finally {
+          clearTimeout(limit);
+        }
         if (this.#closed) return { refused: true, error: closed() };
         if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
           // Stopped (or it stopped): the next shape gets a new worker.
-          renderer.end();
-          if (this.#renderer !== null && (await this.#renderer.catch(() => null)) === renderer) this.#renderer = null;
+          await this.#end(renderer);
         }
         let verdict: Verdict;
         if (outcome === null) {
@@ -324,6 +334,12 @@ export class TemplateShapes {
     } finally {
       if (this.#waiting.get(shape) === entry) this.#waiting.delete(shape);
     }
+  }
+
+  /** Ends `renderer`, and forgets it if it is still the one shapes go to: the next shape gets a new worker. */
+  async #end(renderer: ShapeRenderer): Promise<void> {
+    renderer.end();
+    if (this.#renderer !== null && (await this.#renderer.catch(() => null)) === renderer) this.#renderer = null;
   }
 
   /** Marks `shape` as rendering when its worker ended for another cause (at most SHAPES_KEPT marked). */

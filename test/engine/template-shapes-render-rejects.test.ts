@@ -2,28 +2,63 @@
  * The template-shape check's queue (engine/template-shapes.ts #pump) when rendering a shape rejects
  * (a fault of the worker's wrapper, never seen: ShapeRenderer.render resolves every outcome): the
  * requests waiting for that shape, also those without an abort signal, are answered ENGINE_BUSY
- * (retry; the shape not kept), the shapes queued behind it are still rendered, and no rejection is
- * left unhandled (vitest fails a run that has one). The worker is a fake ShapeRenderer.
+ * (retry; the shape not kept), the worker it was sent to is ended (its state unknown: the real one
+ * would answer every later shape "another shape is rendering", ENGINE_BUSY for good) and its limit's
+ * timer cleared, the shapes queued behind it are still rendered, on a new worker, and no rejection
+ * is left unhandled (vitest fails a run that has one). The workers are fake ShapeRenderers.
  */
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
 import { EngineError } from "../../enclave/engine/errors.ts";
 import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 
-/** A worker whose render of `failing` rejects (once per shape in `failing`), the others rendered; what it was sent. */
-function renderer(failing: Set<string>): ShapeRenderer & { sent: string[] } {
-  const sent: string[] = [];
+type FakeRenderer = ShapeRenderer & { sent: string[]; ended: number };
+
+/** The workers started for the shapes (startShapeRenderer), each a fake that renders every shape. */
+const started: FakeRenderer[] = [];
+
+vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../enclave/engine/chat-wrapper.ts")>();
   return {
-    sent,
+    ...actual,
+    startShapeRenderer: async () => {
+      const worker = renderer(new Set());
+      started.push(worker);
+      return worker;
+    },
+  };
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/**
+ * A worker whose render of `failing` rejects (once per shape in `failing`), leaving it rendering as
+ * the real one would (its later renders answered "another shape is rendering"); what it was sent.
+ */
+function renderer(failing: Set<string>): FakeRenderer {
+  let stuck = false;
+  const worker: FakeRenderer = {
+    sent: [],
+    ended: 0,
     render: async (shape) => {
-      sent.push(shape);
-      if (failing.delete(shape)) throw new Error("the worker's wrapper failed (a stand-in)");
+      worker.sent.push(shape);
+      if (stuck)
+        return { rendered: false, why: "another shape is rendering", workerEnded: false, sent: false, byRender: false };
+      if (failing.delete(shape)) {
+        stuck = true;
+        throw new Error("the worker's wrapper failed (a stand-in)");
+      }
       return { rendered: true };
     },
-    answered: () => true,
-    end: () => {},
+    answered: () => !stuck,
+    end: () => {
+      worker.ended++;
+    },
   };
+  return worker;
 }
 
 function code(error: unknown): unknown {
@@ -31,7 +66,8 @@ function code(error: unknown): unknown {
 }
 
 describe("a shape whose rendering rejects", () => {
-  it("answers its waiters ENGINE_BUSY (with or without a signal), renders the shapes behind it, and retries it later", async () => {
+  it("answers its waiters ENGINE_BUSY (with or without a signal), ends its worker, renders the shapes behind it on a new one, and retries it later", async () => {
+    vi.useFakeTimers();
     const wrapper = new JinjaTemplateChatWrapper({ template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" });
     const worker = renderer(new Set(["ua"]));
     const shapes = TemplateShapes.for(wrapper, {} as LlamaModel, 60_000, worker);
@@ -46,9 +82,16 @@ describe("a shape whose rendering rejects", () => {
       third: undefined,
     });
     expect((first as Error).message).not.toContain("stand-in");
+    // The failed render's limit is not left running, nor its worker: "sua" went to a new one.
+    expect({ timers: vi.getTimerCount(), ended: worker.ended, sent: worker.sent, started: started.length }).toEqual({
+      timers: 0,
+      ended: 1,
+      sent: ["ua"],
+      started: 1,
+    });
     // Not kept: the next request of the shape renders it again (and now it renders).
     await expect(shapes.check("ua") ?? Promise.resolve()).resolves.toBeUndefined();
-    expect(worker.sent).toEqual(["ua", "sua", "ua"]);
+    expect(started[0]?.sent).toEqual(["sua", "ua"]);
     shapes.close();
   });
 });
