@@ -63,6 +63,9 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   // signal stops at once, without waiting for the boot's steps to end: the copy is removed first
   // (synchronously), and what is left of it is said, with the same exit status.
   const stopped = new AbortController();
+  // Serving the booted enclave failed, and what the boot opened is closing (below): a second signal
+  // meanwhile still stops at once, but says that error and exits 1, the command having failed.
+  let unserved: { readonly error: unknown } | null = null;
   const endBootStop = stopDuringBoot(
     (reason) => {
       process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
@@ -71,10 +74,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     (reason) => {
       removeModelCopiesNow();
       const left = modelCopiesLeft();
+      if (unserved !== null) process.stderr.write(`${formatCliError(unserved.error)}\n`);
       process.stderr.write(
         `cloister enclave: stopped at once (a second ${reason} during boot); ${copiesLeftText(left)}\n`,
       );
-      process.exit(left.length > 0 ? 1 : 0);
+      process.exit(left.length > 0 || unserved !== null ? 1 : 0);
     },
   );
   // Ctrl-C is SIGINT to the terminal's whole foreground process group: the boot's helper processes
@@ -130,6 +134,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     // Not served (a fault of ours: never seen): what the boot opened is closed, as after a stop during
     // boot — the enclave (its engine, its model copy), the server, the boot's signal handlers — so
     // the process exits, with this error; a copy left is named, as after a failed boot.
+    unserved = { error };
     const closing = await settledFailure(enclave.close());
     await server.close();
     endBootStop();

@@ -2,8 +2,9 @@
  * `cloister enclave` (enclave/run.ts) when serving the booted enclave fails (createEnclaveApp or
  * server.serve throwing, never seen): the command fails with that error, having closed what the boot
  * opened, as a stop during boot does: the enclave (engine and model) closed, the server no longer
- * listening, and the boot's SIGINT/SIGTERM handlers removed, so the process can exit. In process;
- * the app factory is a stand-in that throws.
+ * listening, and the boot's SIGINT/SIGTERM handlers removed, so the process can exit; a second stop
+ * while it closes exits 1 at once, saying that error (not 0, not lost). In process; the app factory
+ * is a stand-in that throws.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
@@ -11,6 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
+import type { EnclaveCommandOptions } from "../../enclave/cli.ts";
+import type { Enclave as EnclaveInstance } from "../../enclave/service.ts";
 
 vi.mock("../../enclave/server.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../../enclave/server.ts")>();
@@ -33,6 +36,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** `cloister enclave` for the deployment, on a free loopback port. */
+function options(): EnclaveCommandOptions {
+  const { manifestPath, operatorPublicKeyPath, modelPath } = files;
+  return {
+    manifest: manifestPath,
+    operatorKey: [operatorPublicKeyPath],
+    model: modelPath,
+    tee: "sim-snp",
+    listen: "127.0.0.1",
+    port: 0,
+    frameIntervalMs: 100,
+    shutdownGraceMs: 100,
+  };
+}
 
 /** Whether something accepts a TCP connection at `url` (loopback). */
 function accepts(url: string): Promise<boolean> {
@@ -65,16 +83,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
     const before = signals();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
     try {
-      const error = await runEnclaveCommand({
-        manifest: files.manifestPath,
-        operatorKey: [files.operatorPublicKeyPath],
-        model: files.modelPath,
-        tee: "sim-snp",
-        listen: "127.0.0.1",
-        port: 0,
-        frameIntervalMs: 100,
-        shutdownGraceMs: 100,
-      }).catch((e: unknown) => e);
+      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
       expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
       expect(listening).toHaveLength(1);
       expect({
@@ -82,6 +91,36 @@ describe("cloister enclave: serving the booted enclave fails", () => {
         listening: await accepts(listening[0] as string),
         signals: signals(),
       }).toEqual({ enclaveClosed: 1, listening: false, signals: before });
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("a second signal while it closes stops at once with status 1, the serving error said (not lost, not 0)", async () => {
+    const { Enclave } = await import("../../enclave/service.ts");
+    const close = Enclave.prototype.close;
+    // Two stops arrive while the enclave closes (a supervisor's SIGTERM, then another).
+    vi.spyOn(Enclave.prototype, "close").mockImplementation(function (this: EnclaveInstance) {
+      process.emit("SIGTERM", "SIGTERM");
+      process.emit("SIGTERM", "SIGTERM");
+      return close.call(this);
+    });
+    const exits: (string | number | null | undefined)[] = [];
+    vi.spyOn(process, "exit").mockImplementation((code) => {
+      exits.push(code);
+      return undefined as never;
+    });
+    const stderr: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    try {
+      await runEnclaveCommand(options()).catch(() => {});
+      expect(exits).toEqual([1]);
+      expect(stderr.join("")).toContain("cloister: the app factory failed (a stand-in)");
     } finally {
       vi.restoreAllMocks();
     }
