@@ -407,6 +407,8 @@ export class AuditFindError extends Error {
 }
 
 const HEX32 = /^[0-9a-f]{64}$/;
+/** A --chat-json whose audit has no opening (auditFindCommand's openingHex: undefined is no opening asked for). */
+const OPENING_MISSING = Symbol("no audit.opening");
 
 /**
  * `cloister audit find`: verifies the whole log (a record is only evidence inside a valid chain),
@@ -414,8 +416,10 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * the client, recomputes the record's promptHmac / responseHmac from the prompt and answer text.
  */
 export async function auditFindCommand(options: AuditFindCommandOptions): Promise<void> {
-  let requestIdHash: string;
-  let openingHex: string | undefined;
+  /** A string once checked (HEX32); from a --chat-json file, whatever its audit field held. */
+  let requestIdHash: unknown;
+  /** From a --chat-json file, whatever its audit.opening held (undefined: none); else --opening-file's text. */
+  let openingHex: unknown;
   let answer: Uint8Array | undefined;
   /** The enclave boot (attestation document digest) the answer came from, when known. */
   let expectedBoot: string | undefined;
@@ -461,8 +465,10 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
         ),
       );
     }
-    requestIdHash = String(chat.audit.requestIdHash);
-    openingHex = String(chat.audit.opening);
+    // As they are (not String()'d): a missing or non-string field is then said as found (none, null, 42).
+    requestIdHash = chat.audit.requestIdHash;
+    openingHex = chat.audit.opening;
+    if (openingHex === undefined) openingHex = OPENING_MISSING;
     if (typeof chat.text === "string") answer = new TextEncoder().encode(chat.text);
     if (typeof chat.enclave === "string" && HEX32.test(chat.enclave)) expectedBoot = chat.enclave;
     if (typeof chat.signingKey === "string") chatKey = chat.signingKey;
@@ -513,7 +519,7 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   if (key.documentBoot !== undefined) expectedBoot = key.documentBoot;
   // Each named where it came from: the --chat-json file's field, the option (bad input of the
   // command line, with the help hint), or the --opening-file file.
-  if (!HEX32.test(requestIdHash)) {
+  if (typeof requestIdHash !== "string" || !HEX32.test(requestIdHash)) {
     const found = hexShape(requestIdHash);
     throw options.chatJson === undefined
       ? optionsUsageError(`--request-id-hash expects 64 lower-case hex digits, found ${found}`)
@@ -526,8 +532,11 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
         );
   }
   // The opening is the client's secret for its record: its length is shown, never its digits.
-  if (openingHex !== undefined && !HEX32.test(openingHex)) {
-    const reason = `expected 64 lower-case hex digits, found ${hexShape(openingHex)}`;
+  if (openingHex !== undefined && (typeof openingHex !== "string" || !HEX32.test(openingHex))) {
+    // A number's digits are not shown either (hexShape would show the number).
+    const shape =
+      openingHex === OPENING_MISSING ? "none" : typeof openingHex === "number" ? "a number" : hexShape(openingHex);
+    const reason = `expected 64 lower-case hex digits, found ${shape}`;
     throw new UsageError(
       options.chatJson === undefined
         ? fileMessage(options.openingFile as string, "--opening-file", reason)

@@ -618,8 +618,12 @@ describe("files that are JSON but not the object expected", () => {
     });
   });
 
-  it("audit find: a --chat-json without an audit field, or with a bad audit.requestIdHash or audit.opening, names the file and the field", async () => {
+  it("audit find: a --chat-json without an audit field, or with a bad, missing or non-string audit.requestIdHash or audit.opening, names the file and the field, and what it found", async () => {
     const key = "ab".repeat(32);
+    const hash = "cd".repeat(32);
+    const hexOf = "expected 64 lower-case hex digits, found";
+    // A missing or non-string field is said as found (none, null, 42), not as a String()'d text's
+    // length ("undefined": 9 characters); the opening's digits, a JSON number of them, never shown.
     const cases: [object, string][] = [
       [{ signingKey: key }, "no audit field ("],
       [
@@ -630,6 +634,11 @@ describe("files that are JSON but not the object expected", () => {
         { signingKey: key, audit: { requestIdHash: "cd".repeat(32), opening: "ef".repeat(30) } },
         "audit.opening: expected 64",
       ],
+      [{ signingKey: key, audit: { opening: hash } }, `audit.requestIdHash: ${hexOf} none`],
+      [{ signingKey: key, audit: { requestIdHash: 42, opening: hash } }, `audit.requestIdHash: ${hexOf} 42`],
+      [{ signingKey: key, audit: { requestIdHash: hash } }, `audit.opening: ${hexOf} none`],
+      [{ signingKey: key, audit: { requestIdHash: hash, opening: null } }, `audit.opening: ${hexOf} null`],
+      [{ signingKey: key, audit: { requestIdHash: hash, opening: 987654321 } }, `audit.opening: ${hexOf} a number`],
     ];
     for (const [chat, reason] of cases) {
       writeFileSync(p("chat-fields.json"), JSON.stringify(chat));
@@ -640,6 +649,7 @@ describe("files that are JSON but not the object expected", () => {
       expect(error).toMatchObject({ code: "USAGE" });
       expect(error?.message.startsWith(`--chat-json ${p("chat-fields.json")}: ${reason}`), error?.message).toBe(true);
       expect(error?.message).not.toContain("ef".repeat(30));
+      expect(error?.message).not.toContain("987654321");
     }
   });
 });
