@@ -3,7 +3,7 @@
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
-import { formatCliError, listenUsageError, UsageError } from "../client/cli/output.ts";
+import { errorText, listenUsageError, UsageError } from "../client/cli/output.ts";
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
@@ -99,7 +99,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
       if (interrupted) {
         await waitUntil(() => stopped.signal.aborted, performance.now() + INTERRUPT_STOP_WAIT_MS);
         if (stopped.signal.aborted) {
-          process.stderr.write(`${takenAsStop("cloister enclave", formatCliError(error))}\n`);
+          process.stderr.write(`${takenAsStop("cloister enclave", errorText(error))}\n`);
           return null;
         }
       }

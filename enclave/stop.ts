@@ -23,7 +23,8 @@ export function throwIfStoppedBy(error: unknown, signal: AbortSignal | undefined
  * Ctrl-C is SIGINT to the terminal's whole foreground process group: a step's helper processes get it
  * too (node-llama-cpp tests its binary in a child process it forks before loading), and the step they
  * serve then fails on its own. A step that failed after Ctrl-C reached the process is therefore taken
- * as stopped by it; this is the line that says its failure (`errorLine`: formatCliError's), so it is not lost.
+ * as stopped by it; this is the line that says its failure (`errorLine`: output.ts errorText's, with no
+ * second `cloister: `), so it is not lost.
  */
 export function takenAsStop(command: string, errorLine: string): string {
   return `${command}: a step failed after Ctrl-C reached its process group, taken as the stop: ${errorLine}`;

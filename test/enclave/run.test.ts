@@ -251,7 +251,7 @@ describe("cloister enclave: a boot step failing after Ctrl-C reached its process
     expect(exitCode).toBeUndefined();
     expect(stderr).toContain("cloister enclave: shutting down (SIGINT during boot) …\n");
     expect(stderr).toContain(
-      "cloister enclave: a step failed after Ctrl-C reached its process group, taken as the stop: cloister: ENOSPC: ENOSPC: cannot make",
+      "cloister enclave: a step failed after Ctrl-C reached its process group, taken as the stop: ENOSPC: ENOSPC: cannot make",
     );
     expect(stderr).toMatch(/stopped before serving; no copy of the model is left\n$/);
   });
@@ -268,7 +268,7 @@ describe("cloister enclave: a boot step failing after Ctrl-C reached its process
     expect(exitCode).toBeUndefined();
     expect(stderr).not.toContain("(SIGINT during boot)");
     expect(stderr).toMatch(
-      /shutting down \(SIGTERM during boot\) …\n(.|\n)*a step failed after Ctrl-C reached its process group, taken as the stop: cloister: ENOSPC(.|\n)*stopped before serving; no copy of the model is left\n$/,
+      /shutting down \(SIGTERM during boot\) …\n(.|\n)*a step failed after Ctrl-C reached its process group, taken as the stop: ENOSPC(.|\n)*stopped before serving; no copy of the model is left\n$/,
     );
   });
 });
