@@ -58,6 +58,13 @@ describe("bin/cloister.js: is the supervisor CLOISTER_SUPERVISED names (not its 
     });
   }, 60_000);
 
+  it("this namespace's /proc without it while signal 0 found it (ours: no EPERM): gone just now, so it does not start", async () => {
+    const pid = other.pid as number;
+    expect((await run({ [`/proc/${pid}/stat`]: null })).stderr).toBe(
+      `cloister: its supervisor (cloister up, pid ${pid}) has gone; not starting\n`,
+    );
+  }, 60_000);
+
   it("a /proc that hides it (hidepid=2) while signal 0 finds it another user's (EPERM): running, so it runs", async () => {
     const pid = other.pid as number;
     expect(await run({ [`/proc/${pid}/stat`]: null }, { CLOISTER_TEST_KILL_EPERM: String(pid) })).toEqual({
