@@ -47,6 +47,7 @@ import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type OutputFileErrors, shellWord, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
+import { findUnsafeDirectory, unsafeDirectoryReason } from "../client/cli/path-safety.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import {
   type BootAuditKey,
@@ -217,8 +218,9 @@ async function makeAuditDir(dir: string): Promise<void> {
  * write to: called by startHost (host/server.ts) before anything starts, so a host that could not
  * store the enclave's audit records refuses to start rather than serve without them. Only the last
  * directory is made: a missing parent is refused, so a mistyped path (in a systemd unit, say) is
- * noticed instead of splitting the records between two trees. A directory anyone may write to
- * (without the sticky bit) is refused. Throws an AuditDirError whose message names what was found.
+ * noticed instead of splitting the records between two trees. A directory someone else could
+ * change is refused: one others may write to (without the sticky bit), or below one, or owned by
+ * another user, or below one (findUnsafeDirectory). Throws an AuditDirError whose message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
   try {
@@ -248,15 +250,11 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   }
   // Anyone who can write to it could remove or rename a log the host is appending to (the records
   // would go on into a file no longer there, acknowledged and lost), or put their own in its place.
-  // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files.
-  const mode = (await stat(dir)).mode;
-  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
-    throw new AuditDirError(
-      `expected a directory others cannot write to, found mode 0${(mode & 0o777).toString(8)}: anyone could remove or replace its logs; chmod o-w ${shellWord(dir)} (or set its sticky bit)`,
-      dir,
-      { cause: null },
-    );
-  }
+  // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files. Anyone
+  // who can write to a directory above it (or owns one) could rename the whole directory away, logs
+  // and all, and put their own there: the same rule holds for each (client/cli/path-safety.ts).
+  const unsafe = await findUnsafeDirectory(dir);
+  if (unsafe !== null) throw new AuditDirError(unsafeDirectoryReason(unsafe, dir, "its logs"), dir, { cause: null });
 }
 
 /** What a collection found when the enclave answered 503 ENCLAVE_BOOTING: nothing to collect yet. */

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { realpathSync } from "node:fs";
 import {
   chmod,
+  chown,
   type FileHandle,
   link,
   lstat,
@@ -1544,6 +1545,13 @@ describe("audit collector: the size of the enclave's answer", () => {
 });
 
 describe("prepareAuditDir", () => {
+  /** A new directory under the temporary directory (1777, root's: it passes findUnsafeDirectory), removed after. */
+  const auditRoot = async () => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
+    dirs.push(root);
+    return root;
+  };
+
   it("makes a missing last directory (mode 0700) and accepts an existing one", async () => {
     const root = await mkdtemp(join(tmpdir(), "cloister-auditdir-"));
     dirs.push(root);
@@ -1615,6 +1623,79 @@ describe("prepareAuditDir", () => {
     await mkdir(spaced);
     await chmod(spaced, 0o777);
     await expect(prepareAuditDir(spaced)).rejects.toThrow(`; chmod o-w '${spaced}' (or set its sticky bit)`);
+  });
+
+  it("refuses a directory below one others can write to (without the sticky bit), naming that ancestor", async () => {
+    // Whoever can write to d777 can rename `audit` away, logs and all, and put their own in its place.
+    const root = await auditRoot();
+    const open_ = join(root, "d777");
+    await mkdir(join(open_, "deeper"), { recursive: true });
+    await chmod(open_, 0o777);
+    for (const dir of [join(open_, "audit"), join(open_, "deeper", "audit")]) {
+      await expect(prepareAuditDir(dir)).rejects.toThrow(
+        `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${open_} mode 0777): anyone could rename the directory away with its logs and put their own in its place; chmod o-w ${open_} (or set its sticky bit)`,
+      );
+    }
+    // Reached through a link: the link's own directory counts as much as its target's.
+    await mkdir(join(root, "safe"));
+    await symlink(join(root, "safe"), join(open_, "link"));
+    await expect(prepareAuditDir(join(open_, "link", "audit"))).rejects.toThrow(`(the ancestor ${open_} mode 0777)`);
+    await symlink(open_, join(root, "safe", "to-open"));
+    await expect(prepareAuditDir(join(root, "safe", "to-open", "audit"))).rejects.toThrow(
+      `(the ancestor ${open_} mode 0777)`,
+    );
+    // With the sticky bit (as /tmp has), only a name's owner may rename it.
+    await chmod(open_, 0o1777);
+    await prepareAuditDir(join(open_, "audit"));
+    await prepareAuditDir(join(open_, "link", "audit"));
+  });
+
+  it("refuses a directory below one its group may write to, unless that group is root's or this user's", async () => {
+    const root = await auditRoot();
+    const shared = join(root, "shared");
+    await mkdir(shared);
+    await chmod(shared, 0o775);
+    await chown(shared, process.getuid?.() ?? 0, 4242);
+    const dir = join(shared, "audit");
+    await expect(prepareAuditDir(dir)).rejects.toThrow(
+      `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${shared} mode 0775): anyone could rename the directory away with its logs and put their own in its place; chmod g-w ${shared} (or set its sticky bit)`,
+    );
+    await chmod(shared, 0o777);
+    await expect(prepareAuditDir(dir)).rejects.toThrow(`; chmod go-w ${shared} (or set its sticky bit)`);
+    // The audit directory itself is held to the same rule.
+    await chmod(shared, 0o755);
+    await chmod(dir, 0o770);
+    await chown(dir, process.getuid?.() ?? 0, 4242);
+    await expect(prepareAuditDir(dir)).rejects.toThrow(
+      `audit directory ${dir}: expected a directory others cannot write to, found mode 0770: anyone could remove or replace its logs; chmod g-w ${dir} (or set its sticky bit)`,
+    );
+    await chown(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+    await chown(shared, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+    await chmod(shared, 0o775);
+    await prepareAuditDir(dir);
+  });
+
+  it("refuses a directory owned by another user, or below one (the sticky bit does not help: its owner may rename)", async () => {
+    const root = await auditRoot();
+    const uid = process.getuid?.() ?? 0;
+    const theirs = join(root, "theirs");
+    await mkdir(theirs);
+    await chown(theirs, 4243, process.getgid?.() ?? 0);
+    const dir = join(theirs, "audit");
+    for (const mode of [0o755, 0o1777]) {
+      await chmod(theirs, mode);
+      await expect(prepareAuditDir(dir)).rejects.toThrow(
+        `audit directory ${dir}: expected every directory above it owned by root or this user (uid ${uid}), found one owned by uid 4243 (the ancestor ${theirs} mode 0${mode.toString(8)}): uid 4243 could rename the directory away with its logs and put their own in its place; choose a directory elsewhere`,
+      );
+    }
+    const mine = join(root, "mine");
+    await mkdir(mine, { mode: 0o700 });
+    await chown(mine, 4243, process.getgid?.() ?? 0);
+    await expect(prepareAuditDir(mine)).rejects.toThrow(
+      `audit directory ${mine}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4243 (mode 0700): uid 4243 could remove or replace its logs; chown ${uid} ${mine}, or choose another directory`,
+    );
+    await chown(mine, uid, process.getgid?.() ?? 0);
+    await prepareAuditDir(mine);
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
@@ -1708,7 +1789,7 @@ describe("cloister host --audit-dir, and startHost's auditDir", () => {
         "--audit-dir",
         "audit",
         "--port",
-        "47780",
+        "0", // any free port: a fixed one collides with a concurrent run
       ],
       { cwd: root, stdio: ["ignore", "pipe", "ignore"] },
     );

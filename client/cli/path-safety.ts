@@ -1,0 +1,107 @@
+/**
+ * Whether someone else could change what a directory's path leads to, as OpenSSH's StrictModes
+ * asks of `authorized_keys`: whoever can write to a directory on the path (or owns it) can rename
+ * what is below aside and put their own in its place. Used for the host's `--audit-dir` (its logs
+ * are the evidence) and the client's private directories (`cloister up --dir`'s policy and keys,
+ * the proxy's token in .cloister/: a swapped policy is a swapped trust root).
+ *
+ * The rule, for the directory and every directory above it up to `/`: it is owned by root or by
+ * this process's user; and, unless it has the sticky bit (as /tmp has: then only a name's owner may
+ * rename or remove it), others cannot write to it (no o+w), nor can a group other than root's or
+ * this process's own (g+w is taken when its group is root's, or this user's primary group: the
+ * user-private group that umask 002 leaves writable on many Linux systems; a shared primary group
+ * such as `users` is trusted as well). Both the path as given and the real path (links resolved)
+ * are walked, so a link's own directory counts as much as its target's. Where there are no POSIX
+ * owners (Windows) nothing is checked.
+ */
+import { realpath, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { shellWord } from "./output.ts";
+
+/** A directory on a path that someone else could change (findUnsafeDirectory). */
+export interface UnsafeDirectory {
+  /** Its real path. */
+  readonly path: string;
+  /** Whether it is the directory asked about itself rather than one above it. */
+  readonly itself: boolean;
+  /** Its permission bits and the sticky bit (mode & 0o7777). */
+  readonly mode: number;
+  /** Who else may write to it (`o`, `g` or `go`), or null when what is wrong is its owner. */
+  readonly writers: "o" | "g" | "go" | null;
+  /** Its owner's uid. */
+  readonly uid: number;
+  /** This process's uid. */
+  readonly user: number;
+}
+
+/** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
+export function directoryFault(
+  info: { mode: number; uid: number; gid: number },
+  user: { uid: number; gid: number },
+): "o" | "g" | "go" | "owner" | null {
+  if ((info.mode & 0o1000) === 0) {
+    const others = (info.mode & 0o002) !== 0;
+    const group = (info.mode & 0o020) !== 0 && info.gid !== 0 && info.gid !== user.gid;
+    if (others || group) return others && group ? "go" : others ? "o" : "g";
+  }
+  return info.uid !== 0 && info.uid !== user.uid ? "owner" : null;
+}
+
+/**
+ * The first directory, from `dir` up to `/`, that someone else could change (see above), or null.
+ * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
+ * makes it owns it); an error other than a missing part is thrown.
+ */
+export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
+  if (process.getuid === undefined || process.getgid === undefined) return null;
+  const user = { uid: process.getuid(), gid: process.getgid() };
+  const given = resolve(dir);
+  const target = await realpath(given).catch(missingAsNull);
+  const checked = new Set<string>();
+  // Each part of the path as given (its link, if it is one, lives in the part above), and each
+  // one's real path and all above it. Bounded by the path's depth (each walk stops at `/` or at a
+  // directory already checked, whose ancestors were checked with it).
+  for (let prefix = given; ; prefix = dirname(prefix)) {
+    const real = await realpath(prefix).catch(missingAsNull);
+    for (let path = real; path !== null && !checked.has(path); path = dirname(path) === path ? null : dirname(path)) {
+      checked.add(path);
+      const info = await stat(path);
+      const fault = directoryFault(info, user);
+      if (fault !== null) {
+        const writers = fault === "owner" ? null : fault;
+        return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid: info.uid, user: user.uid };
+      }
+    }
+    if (dirname(prefix) === prefix) return null;
+  }
+}
+
+function missingAsNull(error: unknown): null {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") return null;
+  throw error;
+}
+
+/**
+ * The reason (fileMessage's, without `dir`, the path asked about) for `found`: what was expected,
+ * what was found (mode in octal, the ancestor's path, the owner's uid), what someone else could do
+ * with `held` (what the directory holds: "its logs") and the fix as a shell command.
+ */
+export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held: string): string {
+  const mode = `0${found.mode.toString(8)}`;
+  const path = shellWord(found.itself ? dir : found.path);
+  const who = found.writers === null ? `uid ${found.uid}` : "anyone";
+  const stake = found.itself
+    ? `${who} could remove or replace ${held}`
+    : `${who} could rename the directory away with ${held} and put their own in its place`;
+  if (found.writers !== null) {
+    const fix = `chmod ${found.writers}-w ${path} (or set its sticky bit)`;
+    return found.itself
+      ? `expected a directory others cannot write to, found mode ${mode}: ${stake}; ${fix}`
+      : `expected no directory above it that others can write to, found one (the ancestor ${found.path} mode ${mode}): ${stake}; ${fix}`;
+  }
+  const owners = `owned by root or this user (uid ${found.user})`;
+  return found.itself
+    ? `expected a directory ${owners}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; chown ${found.user} ${path}, or choose another directory`
+    : `expected every directory above it ${owners}, found one owned by uid ${found.uid} (the ancestor ${found.path} mode ${mode}): ${stake}; choose a directory elsewhere`;
+}
