@@ -9,6 +9,10 @@ import { chmod, lstat, mkdir, rename, rm, stat, writeFile } from "node:fs/promis
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
 import { UsageError } from "./output.ts";
+import { findUnsafeDirectory, unsafeDirectoryReason } from "./path-safety.ts";
+
+/** What a private directory holds, as a refusal of one someone else could change names it. */
+const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
 
 /**
  * Makes `dir` and its missing parents (mode 0700), each with a `.gitignore` of `*` (0644), as each
@@ -22,6 +26,8 @@ import { UsageError } from "./output.ts";
  * lose). Every refusal is a UsageError naming `option` and the path, the file system's error as
  * cause: a `.gitignore` that cannot be written names it, a part of the path that is not a directory
  * names that part and what it is, any other failure names `dir` (fileErrorCause: code and the fix).
+ * A path someone else could change (findUnsafeDirectory: others can write to it or a directory above
+ * it without the sticky bit, or another user owns one) is refused before anything is made.
  *
  * A start killed mid-way leaves its temporary tree (`.name.<hex>.tmp`) beside `dir`; it is left
  * there. Nothing in it or in its name tells a dead start's tree from one a live start (another
@@ -32,6 +38,16 @@ import { UsageError } from "./output.ts";
  */
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
   const target = resolve(dir);
+  // Whoever else could write to it or a directory above it (or owns one) could swap what cloister
+  // keeps there, a policy (the client's trust root) among them: refused before anything is made.
+  const unsafe = await findUnsafeDirectory(target).catch((error: unknown) => {
+    throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
+      cause: error,
+    });
+  });
+  if (unsafe !== null) {
+    throw new UsageError(fileMessage(target, option, unsafeDirectoryReason(unsafe, target, PRIVATE_FILES)));
+  }
   try {
     await makeInPlace(target, option);
   } catch (error) {

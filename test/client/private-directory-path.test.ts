@@ -1,0 +1,72 @@
+/**
+ * The client's private directories (`cloister up --dir`: its policy and keys; the proxy's
+ * .cloister/: its token) are refused when someone else could swap them (client/cli/path-safety.ts):
+ * a swapped policy is a swapped trust root. Real directories, modes and owners (tests run as root).
+ */
+import { chmod, chown, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { makePrivateDirectory } from "../../client/cli/private-directory.ts";
+import { localToken } from "../../client/cli/run-proxy.ts";
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "cloister-private-path-"));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const refusal = (made: Promise<unknown>) =>
+  made.then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+const HELD = "the files cloister keeps there (policy, keys, token)";
+
+describe("makePrivateDirectory: a path someone else could change", () => {
+  it("refuses one below a directory others can write to (no sticky bit), naming it, and makes nothing", async () => {
+    const open = join(root, "d777");
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const target = join(open, "app", "deployments");
+    const error = await refusal(makePrivateDirectory(target, "--dir"));
+    expect(error?.constructor.name).toBe("UsageError");
+    expect(error?.message).toBe(
+      `--dir ${target}: expected no directory above it that others can write to, found one (the ancestor ${open} mode 0777): anyone could rename the directory away with ${HELD} and put their own in its place; chmod o-w ${open} (or set its sticky bit)`,
+    );
+    expect(await readdir(open)).toEqual([]);
+    // The proxy's token directory the same way, naming its option.
+    const token = join(open, ".cloister", "proxy-token");
+    expect((await refusal(localToken(token)))?.message).toBe(
+      `--token-file ${join(open, ".cloister")}: expected no directory above it that others can write to, found one (the ancestor ${open} mode 0777): anyone could rename the directory away with ${HELD} and put their own in its place; chmod o-w ${open} (or set its sticky bit)`,
+    );
+    expect(await readdir(open)).toEqual([]);
+    await chmod(open, 0o1777);
+    await makePrivateDirectory(target, "--dir");
+    expect(await readdir(target)).toEqual([".gitignore"]);
+  });
+
+  it("refuses an existing directory others can write to, or one owned by another user, or below one", async () => {
+    const target = join(root, "app");
+    await mkdir(target);
+    await chmod(target, 0o777);
+    expect((await refusal(makePrivateDirectory(target, "--dir")))?.message).toBe(
+      `--dir ${target}: expected a directory others cannot write to, found mode 0777: anyone could remove or replace ${HELD}; chmod o-w ${target} (or set its sticky bit)`,
+    );
+    await chmod(target, 0o755);
+    await chown(target, 4244, process.getgid?.() ?? 0);
+    const uid = process.getuid?.() ?? 0;
+    expect((await refusal(makePrivateDirectory(target, "--dir")))?.message).toBe(
+      `--dir ${target}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4244 (mode 0755): uid 4244 could remove or replace ${HELD}; chown ${uid} ${target}, or choose another directory`,
+    );
+    const below = join(target, ".cloister");
+    expect((await refusal(makePrivateDirectory(below, "--token-file")))?.message).toBe(
+      `--token-file ${below}: expected every directory above it owned by root or this user (uid ${uid}), found one owned by uid 4244 (the ancestor ${target} mode 0755): uid 4244 could rename the directory away with ${HELD} and put their own in its place; choose a directory elsewhere`,
+    );
+    expect(await readdir(target)).toEqual([]);
+    await chown(target, uid, process.getgid?.() ?? 0);
+    await makePrivateDirectory(below, "--token-file");
+  });
+});
