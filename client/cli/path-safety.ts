@@ -51,8 +51,16 @@ export function directoryFault(
  * The first directory, from `dir` up to `/`, that someone else could change (see above), or null.
  * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
  * makes it owns it); an error other than a missing part is thrown.
+ *
+ * `ancestorOwners: false` leaves out the owner of the directories above `dir` (their modes still
+ * count): for the client's own directories, which root may keep in a checkout another user owns (a
+ * container over a bind mount, a `sudo` run): that user can swap the checkout's code as much, and a
+ * refusal there is git's safe.directory trouble all over. The host's --audit-dir keeps the whole rule.
  */
-export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
+export async function findUnsafeDirectory(
+  dir: string,
+  options: { ancestorOwners: boolean } = { ancestorOwners: true },
+): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
   const given = resolve(dir);
@@ -67,6 +75,7 @@ export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory 
       checked.add(path);
       const info = await stat(path);
       const fault = directoryFault(info, user);
+      if (fault === "owner" && !options.ancestorOwners && path !== target) continue;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid: info.uid, user: user.uid };

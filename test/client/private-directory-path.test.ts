@@ -48,7 +48,7 @@ describe("makePrivateDirectory: a path someone else could change", () => {
     expect(await readdir(target)).toEqual([".gitignore"]);
   });
 
-  it("refuses an existing directory others can write to, or one owned by another user, or below one", async () => {
+  it("refuses an existing directory others can write to, or one owned by another user, but not one below it", async () => {
     const target = join(root, "app");
     await mkdir(target);
     await chmod(target, 0o777);
@@ -61,12 +61,12 @@ describe("makePrivateDirectory: a path someone else could change", () => {
     expect((await refusal(makePrivateDirectory(target, "--dir")))?.message).toBe(
       `--dir ${target}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4244 (mode 0755): uid 4244 could remove or replace ${HELD}; chown ${uid} ${target}, or choose another directory`,
     );
+    // Below a directory another user owns (and only they can write to), as a checkout of theirs that
+    // root works in (a container over a bind mount): taken, as git takes it (its safe.directory
+    // check is of the repository's own directory, not the ones above). That user could swap it, as
+    // they could the checkout's code that runs; the host's --audit-dir is held to the strict rule.
     const below = join(target, ".cloister");
-    expect((await refusal(makePrivateDirectory(below, "--token-file")))?.message).toBe(
-      `--token-file ${below}: expected every directory above it owned by root or this user (uid ${uid}), found one owned by uid 4244 (the ancestor ${target} mode 0755): uid 4244 could rename the directory away with ${HELD} and put their own in its place; choose a directory elsewhere`,
-    );
-    expect(await readdir(target)).toEqual([]);
-    await chown(target, uid, process.getgid?.() ?? 0);
     await makePrivateDirectory(below, "--token-file");
+    expect(await readdir(target)).toEqual([".cloister"]);
   });
 });
