@@ -52,14 +52,16 @@ export function directoryFault(
  * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
  * makes it owns it); an error other than a missing part is thrown.
  *
- * `ancestorOwners: false` leaves out the owner of the directories above `dir` (their modes still
- * count): for the client's own directories, which root may keep in a checkout another user owns (a
- * container over a bind mount, a `sudo` run): that user can swap the checkout's code as much, and a
- * refusal there is git's safe.directory trouble all over. The host's --audit-dir keeps the whole rule.
+ * `above: "anyone"` holds the directories above `dir` only to "anyone cannot write to it" (o+w
+ * without the sticky bit); `dir` itself keeps the whole rule. For the client's own directories,
+ * which root may keep in a checkout another user owns (a container over a bind mount, a `sudo`
+ * run), made under umask 002 (g+w, the owner's private group): that user can swap the checkout's
+ * code as much, and refusing there is git's safe.directory trouble all over. The host's
+ * --audit-dir keeps the whole rule ("all").
  */
 export async function findUnsafeDirectory(
   dir: string,
-  options: { ancestorOwners: boolean } = { ancestorOwners: true },
+  options: { above: "all" | "anyone" } = { above: "all" },
 ): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
@@ -74,8 +76,8 @@ export async function findUnsafeDirectory(
     for (let path = real; path !== null && !checked.has(path); path = dirname(path) === path ? null : dirname(path)) {
       checked.add(path);
       const info = await stat(path);
-      const fault = directoryFault(info, user);
-      if (fault === "owner" && !options.ancestorOwners && path !== target) continue;
+      let fault = directoryFault(info, user);
+      if (options.above === "anyone" && path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid: info.uid, user: user.uid };

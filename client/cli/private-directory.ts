@@ -27,8 +27,9 @@ const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
  * cause: a `.gitignore` that cannot be written names it, a part of the path that is not a directory
  * names that part and what it is, any other failure names `dir` (fileErrorCause: code and the fix).
  * A path someone else could change (findUnsafeDirectory: others can write to it or a directory above
- * it without the sticky bit, or another user owns it; the owners of those above are left out: a
- * checkout of another user's that root works in) is refused before anything is made.
+ * it without the sticky bit, or another user owns it or its group can write to it; of those above,
+ * only "anyone can write": a checkout of another user's that root works in) is refused before
+ * anything is made.
  *
  * A start killed mid-way leaves its temporary tree (`.name.<hex>.tmp`) beside `dir`; it is left
  * there. Nothing in it or in its name tells a dead start's tree from one a live start (another
@@ -41,7 +42,7 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   const target = resolve(dir);
   // Whoever else could write to it or a directory above it (or owns it) could swap what cloister
   // keeps there, a policy (the client's trust root) among them: refused before anything is made.
-  const unsafe = await findUnsafeDirectory(target, { ancestorOwners: false }).catch((error: unknown) => {
+  const unsafe = await findUnsafeDirectory(target, { above: "anyone" }).catch((error: unknown) => {
     throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
       cause: error,
     });

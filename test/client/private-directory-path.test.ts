@@ -68,5 +68,13 @@ describe("makePrivateDirectory: a path someone else could change", () => {
     const below = join(target, ".cloister");
     await makePrivateDirectory(below, "--token-file");
     expect(await readdir(target)).toEqual([".cloister"]);
+    // Nor below one its owner's group can write to (a checkout made under umask 002, whose group is
+    // its owner's private group): only a directory above that anyone can write to is refused.
+    const grouped = join(root, "checkout");
+    await mkdir(grouped);
+    await chown(grouped, 4244, 4244);
+    await chmod(grouped, 0o775);
+    await makePrivateDirectory(join(grouped, ".cloister"), "--dir");
+    expect(await readdir(grouped)).toEqual([".cloister"]);
   });
 });
