@@ -3,7 +3,7 @@
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
-import { errorText, listenUsageError, UsageError } from "../client/cli/output.ts";
+import { errorText, formatCliError, listenUsageError, UsageError } from "../client/cli/output.ts";
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
@@ -141,7 +141,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     const left = modelCopiesLeft();
     if (left.length > 0) process.stderr.write(`cloister enclave: could not serve; ${copiesLeftText(left)}\n`);
     const unsaid = closeFailureBesidesCopies(closing, left);
-    if (unsaid !== null) process.stderr.write(`cloister enclave: closing it failed too: ${formatCliError(unsaid)}\n`);
+    if (unsaid !== null) process.stderr.write(`cloister enclave: closing it failed too: ${errorText(unsaid)}\n`);
     throw error;
   }
   // Signals are handled by closeOnSignal from here (its listeners added before the boot's are
