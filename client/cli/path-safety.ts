@@ -14,8 +14,8 @@
  * are walked, so a link's own directory counts as much as its target's. Where there are no POSIX
  * owners (Windows) nothing is checked.
  */
-import { realpath, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { lstat, readlink, stat } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { shellWord } from "./output.ts";
 
 /** A directory on a path that someone else could change (findUnsafeDirectory). */
@@ -65,15 +65,13 @@ export async function findUnsafeDirectory(
 ): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
-  const given = resolve(dir);
-  const target = await realpath(given).catch(missingAsNull);
+  const { target, lookedIn } = await lookUp(resolve(dir));
   const checked = new Set<string>();
-  // Each part of the path as given (its link, if it is one, lives in the part above), and each
-  // one's real path and all above it. Bounded by the path's depth (each walk stops at `/` or at a
-  // directory already checked, whose ancestors were checked with it).
-  for (let prefix = given; ; prefix = dirname(prefix)) {
-    const real = await realpath(prefix).catch(missingAsNull);
-    for (let path = real; path !== null && !checked.has(path); path = dirname(path) === path ? null : dirname(path)) {
+  // The real path, then each directory a name was looked up in (the last first), and all above
+  // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
+  // ancestors were checked with it).
+  for (const start of [...(target === null ? [] : [target]), ...lookedIn.reverse()]) {
+    for (let path: string | null = start; path !== null && !checked.has(path); path = parent(path)) {
       checked.add(path);
       const info = await stat(path);
       let fault = directoryFault(info, user);
@@ -83,8 +81,53 @@ export async function findUnsafeDirectory(
         return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid: info.uid, user: user.uid };
       }
     }
-    if (dirname(prefix) === prefix) return null;
   }
+  return null;
+}
+
+/** The directory above `path`, or null at `/`. */
+function parent(path: string): string | null {
+  return dirname(path) === path ? null : dirname(path);
+}
+
+/** As many links as Linux follows in one lookup before ELOOP. */
+const MAX_LINKS = 40;
+
+/**
+ * Looks `path` (absolute, without `..`) up a name at a time as the kernel does, links followed (a
+ * link's text read from the link's real directory, a `..` in it leaving the link's target): every
+ * real directory a name was looked up in (whoever can write to one could put another name there:
+ * a link in the middle of a chain lives in a directory on neither the path nor the real path), and
+ * the real path, or null when a part of it does not exist yet (nothing to swap there yet).
+ */
+async function lookUp(path: string): Promise<{ target: string | null; lookedIn: string[] }> {
+  const names = path.split(sep).filter((name) => name !== "" && name !== ".");
+  const lookedIn: string[] = [];
+  let current: string = sep;
+  let links = 0;
+  for (let name = names.shift(); name !== undefined; name = names.shift()) {
+    if (name === "..") {
+      current = dirname(current);
+      continue;
+    }
+    if (lookedIn.at(-1) !== current) lookedIn.push(current);
+    const next = join(current, name);
+    const info = await lstat(next).catch(missingAsNull);
+    if (info === null) return { target: null, lookedIn };
+    if (info.isSymbolicLink()) {
+      links += 1;
+      if (links > MAX_LINKS) {
+        throw Object.assign(new Error(`more than ${MAX_LINKS} symbolic links in ${path}`), { code: "ELOOP" });
+      }
+      const text = await readlink(next);
+      if (isAbsolute(text)) current = sep;
+      names.unshift(...text.split(sep).filter((part) => part !== "" && part !== "."));
+      continue;
+    }
+    if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn };
+    current = next;
+  }
+  return { target: current, lookedIn };
 }
 
 function missingAsNull(error: unknown): null {
