@@ -42,14 +42,7 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   const target = resolve(dir);
   // Whoever else could write to it or a directory above it (or owns it) could swap what cloister
   // keeps there, a policy (the client's trust root) among them: refused before anything is made.
-  const unsafe = await findUnsafeDirectory(target, { above: "anyone" }).catch((error: unknown) => {
-    throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
-      cause: error,
-    });
-  });
-  if (unsafe !== null) {
-    throw new UsageError(fileMessage(target, option, unsafeDirectoryReason(unsafe, target, PRIVATE_FILES)));
-  }
+  await refuseUnsafe(target, option);
   try {
     await makeInPlace(target, option);
   } catch (error) {
@@ -58,6 +51,21 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   // What it found rather than made must be a directory (or a link to one) too.
   const refusal = await notDirectoryRefusal(target, option);
   if (refusal !== null) throw refusal;
+  // And what it ended up with as safe as the path was: a directory that appeared meanwhile (kept as
+  // another start's would be) may be another user's, made between the check above and the rename.
+  await refuseUnsafe(target, option);
+}
+
+/** The UsageError for a path `target` someone else could change (findUnsafeDirectory), if it is one. */
+async function refuseUnsafe(target: string, option: string): Promise<void> {
+  const unsafe = await findUnsafeDirectory(target, { above: "anyone" }).catch((error: unknown) => {
+    throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
+      cause: error,
+    });
+  });
+  if (unsafe !== null) {
+    throw new UsageError(fileMessage(target, option, unsafeDirectoryReason(unsafe, target, PRIVATE_FILES)));
+  }
 }
 
 /**
