@@ -30,6 +30,8 @@ export interface UnsafeDirectory {
   readonly writers: "o" | "g" | "go" | null;
   /** Its owner's uid. */
   readonly uid: number;
+  /** Its group's gid. */
+  readonly gid: number;
   /** This process's uid. */
   readonly user: number;
 }
@@ -78,7 +80,8 @@ export async function findUnsafeDirectory(
       if (options.above === "anyone" && path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
-        return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid: info.uid, user: user.uid };
+        const { uid, gid } = info;
+        return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
       }
     }
   }
@@ -144,7 +147,8 @@ function missingAsNull(error: unknown): null {
 export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held: string): string {
   const mode = `0${found.mode.toString(8)}`;
   const path = shellWord(found.itself ? dir : found.path);
-  const who = found.writers === null ? `uid ${found.uid}` : "anyone";
+  // Only its group's members when only they may write to it (g+w, no o+w).
+  const who = found.writers === null ? `uid ${found.uid}` : found.writers === "g" ? `group ${found.gid}` : "anyone";
   const stake = found.itself
     ? `${who} could remove or replace ${held}`
     : `${who} could rename the directory away with ${held} and put their own in its place`;

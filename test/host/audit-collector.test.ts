@@ -1658,16 +1658,18 @@ describe("prepareAuditDir", () => {
     await chown(shared, process.getuid?.() ?? 0, 4242);
     const dir = join(shared, "audit");
     await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${shared} mode 0775): anyone could rename the directory away with its logs and put their own in its place; chmod g-w ${shared} (or set its sticky bit)`,
+      `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${shared} mode 0775): group 4242 could rename the directory away with its logs and put their own in its place; chmod g-w ${shared} (or set its sticky bit)`,
     );
     await chmod(shared, 0o777);
-    await expect(prepareAuditDir(dir)).rejects.toThrow(`; chmod go-w ${shared} (or set its sticky bit)`);
+    await expect(prepareAuditDir(dir)).rejects.toThrow(
+      `(the ancestor ${shared} mode 0777): anyone could rename the directory away with its logs and put their own in its place; chmod go-w ${shared} (or set its sticky bit)`,
+    );
     // The audit directory itself is held to the same rule.
     await chmod(shared, 0o755);
     await chmod(dir, 0o770);
     await chown(dir, process.getuid?.() ?? 0, 4242);
     await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `audit directory ${dir}: expected a directory others cannot write to, found mode 0770: anyone could remove or replace its logs; chmod g-w ${dir} (or set its sticky bit)`,
+      `audit directory ${dir}: expected a directory others cannot write to, found mode 0770: group 4242 could remove or replace its logs; chmod g-w ${dir} (or set its sticky bit)`,
     );
     await chown(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
     await chown(shared, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
