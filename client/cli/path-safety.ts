@@ -1,18 +1,22 @@
 /**
- * Whether someone else could change what a directory's path leads to, as OpenSSH's StrictModes
- * asks of `authorized_keys`: whoever can write to a directory on the path (or owns it) can rename
- * what is below aside and put their own in its place. Used for the host's `--audit-dir` (its logs
- * are the evidence) and the client's private directories (`cloister up --dir`'s policy and keys,
- * the proxy's token in .cloister/: a swapped policy is a swapped trust root).
+ * Whether someone else could change what a directory's path leads to: whoever can write to a
+ * directory on the path can rename what is below aside and put their own in its place. Used for
+ * the host's `--audit-dir` (its logs are the evidence) and the client's private directories
+ * (`cloister up --dir`'s policy and keys, the proxy's token in .cloister/: a swapped policy is a
+ * swapped trust root).
  *
- * The rule, for the directory and every directory above it up to `/`: it is owned by root or by
- * this process's user; and, unless it has the sticky bit (as /tmp has: then only a name's owner may
- * rename or remove it), others cannot write to it (no o+w), nor can a group other than root's or
- * this process's own (g+w is taken when its group is root's, or this user's primary group: the
- * user-private group that umask 002 leaves writable on many Linux systems; a shared primary group
- * such as `users` is trusted as well). Both the path as given and the real path (links resolved)
- * are walked, so a link's own directory counts as much as its target's. Where there are no POSIX
- * owners (Windows) nothing is checked.
+ * The rule, as OpenSSH's StrictModes asks of `authorized_keys` for the directory itself: it is
+ * owned by root or by this process's user and, unless it has the sticky bit (as /tmp has: then only
+ * a name's owner may rename or remove it), others cannot write to it (no o+w), nor can a group other
+ * than root's or this process's own (g+w is taken when its group is root's, or this user's primary
+ * group: the user-private group that umask 002 leaves writable on many Linux systems). Every
+ * directory above it, up to `/`, must be one anyone cannot write to (no o+w without the sticky bit);
+ * their owners and groups are not held to more: root working in a checkout another user made under
+ * umask 002 (a container over a bind mount, a `sudo` run) keeps `cloister up`'s files and audit logs
+ * there, and that user can swap the checkout's code as much (git's own ownership check is of the
+ * repository's directory, not the ones above it). Every directory a name is looked up in, links
+ * followed as the kernel does, counts, and the real path's. Where there are no POSIX owners
+ * (Windows) nothing is checked.
  */
 import { lstat, readlink, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
@@ -53,18 +57,8 @@ export function directoryFault(
  * The first directory, from `dir` up to `/`, that someone else could change (see above), or null.
  * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
  * makes it owns it); an error other than a missing part is thrown.
- *
- * `above: "anyone"` holds the directories above `dir` only to "anyone cannot write to it" (o+w
- * without the sticky bit); `dir` itself keeps the whole rule. For the client's own directories,
- * which root may keep in a checkout another user owns (a container over a bind mount, a `sudo`
- * run), made under umask 002 (g+w, the owner's private group): that user can swap the checkout's
- * code as much, and refusing there is git's safe.directory trouble all over. The host's
- * --audit-dir keeps the whole rule ("all").
  */
-export async function findUnsafeDirectory(
-  dir: string,
-  options: { above: "all" | "anyone" } = { above: "all" },
-): Promise<UnsafeDirectory | null> {
+export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
   const { target, lookedIn } = await lookUp(resolve(dir));
@@ -77,7 +71,8 @@ export async function findUnsafeDirectory(
       checked.add(path);
       const info = await stat(path);
       let fault = directoryFault(info, user);
-      if (options.above === "anyone" && path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
+      // Above it, only "anyone can write to it" (see above).
+      if (path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
@@ -120,7 +115,9 @@ async function lookUp(path: string): Promise<{ target: string | null; lookedIn: 
     if (info.isSymbolicLink()) {
       links += 1;
       if (links > MAX_LINKS) {
-        throw Object.assign(new Error(`more than ${MAX_LINKS} symbolic links in ${path}`), { code: "ELOOP" });
+        // The kernel's own error for it (ELOOP: it follows as many), which callers word as any other.
+        await stat(path);
+        throw new Error(`more than ${MAX_LINKS} symbolic links in ${path}`);
       }
       const text = await readlink(next);
       if (isAbsolute(text)) current = sep;
@@ -158,8 +155,6 @@ export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held:
       ? `expected a directory others cannot write to, found mode ${mode}: ${stake}; ${fix}`
       : `expected no directory above it that others can write to, found one (the ancestor ${found.path} mode ${mode}): ${stake}; ${fix}`;
   }
-  const owners = `owned by root or this user (uid ${found.user})`;
-  return found.itself
-    ? `expected a directory ${owners}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; chown ${found.user} ${path}, or choose another directory`
-    : `expected every directory above it ${owners}, found one owned by uid ${found.uid} (the ancestor ${found.path} mode ${mode}): ${stake}; choose a directory elsewhere`;
+  // Only the directory itself is held to its owner (findUnsafeDirectory).
+  return `expected a directory owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${stake}; chown ${found.user} ${path}, or choose another directory`;
 }

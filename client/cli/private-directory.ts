@@ -26,10 +26,8 @@ const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
  * lose). Every refusal is a UsageError naming `option` and the path, the file system's error as
  * cause: a `.gitignore` that cannot be written names it, a part of the path that is not a directory
  * names that part and what it is, any other failure names `dir` (fileErrorCause: code and the fix).
- * A path someone else could change (findUnsafeDirectory: others can write to it or a directory above
- * it without the sticky bit, or another user owns it or its group can write to it; of those above,
- * only "anyone can write": a checkout of another user's that root works in) is refused before
- * anything is made.
+ * A path someone else could change (findUnsafeDirectory: another user owns it, or others can write to
+ * it, or anyone to a directory above it, without the sticky bit) is refused before anything is made.
  *
  * A start killed mid-way leaves its temporary tree (`.name.<hex>.tmp`) beside `dir`; it is left
  * there. Nothing in it or in its name tells a dead start's tree from one a live start (another
@@ -58,7 +56,7 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
 
 /** The UsageError for a path `target` someone else could change (findUnsafeDirectory), if it is one. */
 async function refuseUnsafe(target: string, option: string): Promise<void> {
-  const unsafe = await findUnsafeDirectory(target, { above: "anyone" }).catch((error: unknown) => {
+  const unsafe = await findUnsafeDirectory(target).catch((error: unknown) => {
     throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
       cause: error,
     });

@@ -1650,54 +1650,41 @@ describe("prepareAuditDir", () => {
     await prepareAuditDir(join(open_, "link", "audit"));
   });
 
-  it("refuses a directory below one its group may write to, unless that group is root's or this user's", async () => {
+  it("holds a directory above it only to anyone writing to it, the directory itself to its group and owner too", async () => {
+    // Above it: a group other than root's or this user's may write (a checkout another user made
+    // under umask 002, root working in it), another user may own it; anyone writing is refused.
     const root = await auditRoot();
+    const uid = process.getuid?.() ?? 0;
     const shared = join(root, "shared");
     await mkdir(shared);
     await chmod(shared, 0o775);
-    await chown(shared, process.getuid?.() ?? 0, 4242);
+    await chown(shared, 4243, 4242);
     const dir = join(shared, "audit");
-    await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${shared} mode 0775): group 4242 could rename the directory away with its logs and put their own in its place; chmod g-w ${shared} (or set its sticky bit)`,
-    );
+    await prepareAuditDir(dir);
     await chmod(shared, 0o777);
     await expect(prepareAuditDir(dir)).rejects.toThrow(
-      `(the ancestor ${shared} mode 0777): anyone could rename the directory away with its logs and put their own in its place; chmod go-w ${shared} (or set its sticky bit)`,
+      `audit directory ${dir}: expected no directory above it that others can write to, found one (the ancestor ${shared} mode 0777): anyone could rename the directory away with its logs and put their own in its place; chmod o-w ${shared} (or set its sticky bit)`,
     );
-    // The audit directory itself is held to the same rule.
+    // The audit directory itself: its group may not write to it, nor may another user own it (the
+    // sticky bit does not help: its owner may rename what is in it).
     await chmod(shared, 0o755);
     await chmod(dir, 0o770);
-    await chown(dir, process.getuid?.() ?? 0, 4242);
+    await chown(dir, uid, 4242);
     await expect(prepareAuditDir(dir)).rejects.toThrow(
       `audit directory ${dir}: expected a directory others cannot write to, found mode 0770: group 4242 could remove or replace its logs; chmod g-w ${dir} (or set its sticky bit)`,
     );
-    await chown(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-    await chown(shared, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-    await chmod(shared, 0o775);
-    await prepareAuditDir(dir);
-  });
-
-  it("refuses a directory owned by another user, or below one (the sticky bit does not help: its owner may rename)", async () => {
-    const root = await auditRoot();
-    const uid = process.getuid?.() ?? 0;
-    const theirs = join(root, "theirs");
-    await mkdir(theirs);
-    await chown(theirs, 4243, process.getgid?.() ?? 0);
-    const dir = join(theirs, "audit");
-    for (const mode of [0o755, 0o1777]) {
-      await chmod(theirs, mode);
+    for (const mode of [0o700, 0o1777]) {
+      await chmod(dir, mode);
+      await chown(dir, 4243, process.getgid?.() ?? 0);
       await expect(prepareAuditDir(dir)).rejects.toThrow(
-        `audit directory ${dir}: expected every directory above it owned by root or this user (uid ${uid}), found one owned by uid 4243 (the ancestor ${theirs} mode 0${mode.toString(8)}): uid 4243 could rename the directory away with its logs and put their own in its place; choose a directory elsewhere`,
+        mode === 0o700
+          ? `audit directory ${dir}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4243 (mode 0700): uid 4243 could remove or replace its logs; chown ${uid} ${dir}, or choose another directory`
+          : `audit directory ${dir}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4243 (mode 01777)`,
       );
     }
-    const mine = join(root, "mine");
-    await mkdir(mine, { mode: 0o700 });
-    await chown(mine, 4243, process.getgid?.() ?? 0);
-    await expect(prepareAuditDir(mine)).rejects.toThrow(
-      `audit directory ${mine}: expected a directory owned by root or this user (uid ${uid}), found one owned by uid 4243 (mode 0700): uid 4243 could remove or replace its logs; chown ${uid} ${mine}, or choose another directory`,
-    );
-    await chown(mine, uid, process.getgid?.() ?? 0);
-    await prepareAuditDir(mine);
+    await chmod(dir, 0o700);
+    await chown(dir, uid, process.getgid?.() ?? 0);
+    await prepareAuditDir(dir);
   });
 
   it("refuses a file, or a path through a file, naming it", async () => {
