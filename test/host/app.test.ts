@@ -181,6 +181,58 @@ async function errorCode(response: Response): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A 64 MiB answer the enclave writes as fast as the host takes it, to a client that reads none of it
+ * until the enclave's writes have stopped (the host has paused reading it; polled every 200 ms):
+ * `written` is what the enclave had written by then; `read()` takes the rest and says how it ended.
+ */
+async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {}) {
+  const TOTAL = 64 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  let written = 0;
+  const { host, log } = await setup({
+    limits,
+    enclave: (_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const more = () => {
+        while (written < TOTAL) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", more);
+        }
+        res.end();
+      };
+      more();
+    },
+  });
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpRequest(`${host.url}/v1/sealed`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+    });
+    req.on("response", resolve);
+    req.on("error", reject);
+    req.end(envelope());
+  });
+  let before = -1;
+  while (written !== before) {
+    before = written;
+    await sleep(200);
+  }
+  const read = async () => {
+    let received = 0;
+    response.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    const ended = await Promise.race([
+      once(response, "end").then(() => "end"),
+      once(response, "aborted").then(() => "aborted"),
+      once(response, "error").then(() => "error"),
+    ]);
+    return { ended, received };
+  };
+  return { TOTAL, written, log, read };
+}
+
 /** Resolves when `predicate` holds, polling; fails the test after `ms`. */
 async function until(predicate: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -1177,47 +1229,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("reads the enclave's answer only as fast as the client takes it: a client that stops reading stalls the enclave", async () => {
-    const TOTAL = 64 * 1024 * 1024;
-    const chunk = Buffer.alloc(64 * 1024, 0x61);
-    let written = 0;
-    const { host } = await setup({
-      enclave: (_req, res) => {
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        const more = () => {
-          while (written < TOTAL) {
-            written += chunk.length;
-            if (!res.write(chunk)) {
-              res.once("drain", more);
-              return;
-            }
-          }
-          res.end();
-        };
-        more();
-      },
-    });
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest(`${host.url}/v1/sealed`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
-      });
-      req.on("response", resolve);
-      req.on("error", reject);
-      req.end(envelope());
-    });
     // Not read: the enclave's writes stop once the buffers between them are full.
-    let before = -1;
-    while (written !== before) {
-      before = written;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { TOTAL, written, read } = await unreadLargeAnswer();
     expect(written).toBeLessThan(TOTAL);
-    let received = 0;
-    response.on("data", (c: Buffer) => {
-      received += c.length;
-    });
-    await once(response, "end");
-    expect(received).toBe(TOTAL);
+    expect(await read()).toEqual({ ended: "end", received: TOTAL });
   });
 
   it("does not cut an answer as idle while it waits for a slow client (backpressure): the enclave is not idle then", async () => {
@@ -1227,53 +1242,14 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // The sweep's timer (a quarter of the idle timeout) is held: it fires only when the test fires it.
     const idleMs = 404;
     const sweeps = holdTimeouts(idleMs / 4);
-    const TOTAL = 64 * 1024 * 1024;
-    const chunk = Buffer.alloc(64 * 1024, 0x61);
-    let written = 0;
-    const { host, log } = await setup({
-      limits: { upstreamIdleTimeoutMs: idleMs },
-      enclave: (_req, res) => {
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        const more = () => {
-          while (written < TOTAL) {
-            written += chunk.length;
-            if (!res.write(chunk)) return void res.once("drain", more);
-          }
-          res.end();
-        };
-        more();
-      },
-    });
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest(`${host.url}/v1/sealed`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
-      });
-      req.on("response", resolve);
-      req.on("error", reject);
-      req.end(envelope());
-    });
     // Not read until the enclave's writes have stopped (the host has paused reading it), and then
     // for longer than the idle timeout since its last chunk.
-    let before = -1;
-    while (written !== before) {
-      before = written;
-      await sleep(200);
-    }
+    const { TOTAL, written, log, read } = await unreadLargeAnswer({ upstreamIdleTimeoutMs: idleMs });
     expect(written).toBeLessThan(TOTAL);
     await sleep(idleMs * 1.5);
     // The sweeps set so far (one), not those each sets again.
     for (const sweep of [...sweeps.held]) sweep.fire();
-    let received = 0;
-    response.on("data", (c: Buffer) => {
-      received += c.length;
-    });
-    const ended = await Promise.race([
-      once(response, "end").then(() => "end"),
-      once(response, "aborted").then(() => "aborted"),
-      once(response, "error").then(() => "error"),
-    ]);
-    expect({ ended, received }).toEqual({ ended: "end", received: TOTAL });
+    expect(await read()).toEqual({ ended: "end", received: TOTAL });
     await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
     sweeps.restore();
