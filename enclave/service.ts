@@ -23,7 +23,7 @@ import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
 import type { SnpProduct } from "../attestation/snp/parse.ts";
-import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
+import { errorText } from "../client/cli/output.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import type { Manifest } from "../manifests/schema.ts";
@@ -1096,10 +1096,7 @@ export class Enclave {
 async function refusedAfterLoad(engine: InferenceEngine, staged: StagedModel | null): Promise<void> {
   await engine.close().catch((error: unknown) => {
     // On one line, its invisible characters as \u escapes, as the CLI's error lines (a native error's text is not ours).
-    const reason = error instanceof Error ? error.message : String(error);
-    process.stderr.write(
-      `${visibleOnOneLine(`cloister enclave: boot refused; closing its engine failed too (${reason})`)}\n`,
-    );
+    process.stderr.write(`cloister enclave: boot refused; closing its engine failed too (${errorText(error)})\n`);
   });
   await staged?.remove().catch(() => {});
 }
