@@ -798,6 +798,18 @@ function upstreamRequest(
       // A failure after the headers ends the answer; the consumer sees it through `res` events.
       req.off("error", onError);
       req.on("error", noop);
+      // A status no client can be given (node's client parses any three digits; below 200 its
+      // server's writeHead throws, a Response refuses past 599): the enclave's answer is stopped
+      // here, for every route, before any of it is read (a pool's document route then tries the
+      // next member, as for an enclave that does not answer).
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 599) {
+        res.destroy();
+        reject(
+          new HostError("ENCLAVE_UNREACHABLE", 502, `enclave response status: expected 200 to 599, found ${status}`),
+        );
+        return;
+      }
       resolve(res);
     });
     req.end(init.body);
@@ -848,19 +860,8 @@ async function passThroughBounded(upstream: IncomingMessage, limit: number, time
   return passedOn(await readBounded(upstream, limit, timeoutMs));
 }
 
-/**
- * A whole enclave answer (readBounded) as the client's. Its status must be one a Response has
- * (node's client parses any three digits): below 200 node's writeHead threw, past the handler, and
- * the client had a bare 500 with node's error text; past 599 it was passed on with the enclave's body.
- */
+/** A whole enclave answer (readBounded) as the client's (its status checked by upstreamRequest). */
 function passedOn(answer: Awaited<ReturnType<typeof readBounded>>): Response {
-  if (answer.status < 200 || answer.status > 599) {
-    throw new HostError(
-      "ENCLAVE_UNREACHABLE",
-      502,
-      `enclave response status: expected 200 to 599, found ${answer.status}`,
-    );
-  }
   return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
 
@@ -970,31 +971,16 @@ function pipeAnswer(
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
   // wake-up in the client before the first text. Written before the answer is registered anywhere
-  // (AnswerPipe): a status node's client parses and its server refuses (below 100) threw here after
-  // the answer was, and the route's catch freed the slot while the enclave's request went on (until
-  // the idle cut), its bytes written to the client as a 200 in place of the error. Now nothing is
-  // registered, the enclave's request is stopped, and the route's catch frees the slot, once. A
-  // status past 599 (node's client parses any three digits, its server writes up to 999) is no
-  // answer a client can be given either (passedOn's rule, for the whole answers).
-  const status = upstream.statusCode ?? 502;
-  if (status < 200 || status > 599) {
-    upstream.destroy();
-    throw new HostError("ENCLAVE_UNREACHABLE", 502, `enclave response status: expected 200 to 599, found ${status}`);
-  }
+  // (AnswerPipe): if it threw (upstreamRequest has checked the status), nothing is registered, the
+  // enclave's request is stopped, and the route's catch frees the slot, once.
+  const status = upstream.statusCode as number;
   try {
     outgoing.writeHead(status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
   } catch (error) {
     upstream.destroy();
-    throw new HostError(
-      "ENCLAVE_UNREACHABLE",
-      502,
-      "enclave response: its status line or headers cannot be passed on",
-      {
-        cause: error,
-      },
-    );
+    throw error;
   }
-  const pipe = new AnswerPipe(upstream, outgoing, idle, held);
+  const pipe = new AnswerPipe(status, upstream, outgoing, idle, held);
   if (pipe.watch(connection)) return pipe; // the client had gone
   // The first frame came with the enclave's headers and waits in the answer's buffer: forwarded
   // now (read() hands it to the "data" listener), in a write made here (the connection corked
@@ -1063,12 +1049,13 @@ class AnswerPipe extends ResponseMeter {
   readonly #onDrain: () => void;
 
   constructor(
+    status: number,
     readonly upstream: IncomingMessage,
     readonly outgoing: ServerResponse,
     readonly idle: IdleAnswers,
     readonly held: { release(): void },
   ) {
-    super(upstream.statusCode ?? 502);
+    super(status);
     idle.add(this);
     // Idle is no progress on either side: while the host has stopped reading the enclave for a
     // client whose buffers are full, the enclave can send nothing (cutIfIdle), and its idle time

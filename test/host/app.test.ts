@@ -823,6 +823,33 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ]);
   });
 
+  it("in a pool, offers a new session the next member when one answers its document with a status no client can be given", async () => {
+    const document = JSON.stringify({ document: `e30.${base64url.encode('{"n":5}')}.c2ln` });
+    // A raw enclave: node's own server refuses to write 600 (its client parses any three digits).
+    const odd = createNetServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.end("HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\n{}"));
+    });
+    await new Promise<void>((resolve) => odd.listen(0, "127.0.0.1", resolve));
+    cleanup.push(() => new Promise<void>((resolve) => odd.close(() => resolve())));
+    const good = await startEnclave((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" }).end(document);
+    });
+    const limits = DEFAULT_HOST_LIMITS;
+    const pool = createEnclavePool([`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, good.url], { limits });
+    const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
+    const host = await listen(app.fetch, "127.0.0.1", 0);
+    cleanup.push(() => host.close());
+    for (let i = 0; i < 2; i++) {
+      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
+    }
+    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+      "unreachable document: ENCLAVE_UNREACHABLE",
+      "unknown null",
+    ]);
+  });
+
   it("in a pool, offers a new session the next member when one is booting, draining or audit-failed (503 ENCLAVE_BOOTING / ENCLAVE_DRAINING / AUDIT_FAILED)", async () => {
     const document = JSON.stringify({ document: `e30.${base64url.encode('{"n":3}')}.c2ln` });
     const booting = await refusingEnclave("ENCLAVE_BOOTING");
