@@ -66,6 +66,12 @@ export class NotFileOrPipeError extends Error {
   }
 }
 
+/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
+export function shellWord(text: string): string {
+  const word = text.startsWith("-") ? `./${text}` : text;
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
 /**
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable).

@@ -41,12 +41,12 @@
 import { constants } from "node:fs";
 import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { fileErrorCause, fileMessage, type InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { type OutputFileErrors, shellWord, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
+import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../client/cli/path-safety.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import {

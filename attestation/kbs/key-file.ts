@@ -8,8 +8,7 @@
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { shellWord } from "../../client/cli/output.ts";
-import { fileErrorCause, fileMessage, type InputBound, readHandleText } from "../bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound, readHandleText, shellWord } from "../bounded-read.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
 export class BrokerConfigError extends Error {

@@ -7,7 +7,7 @@ import { constants as fsConstants } from "node:fs";
 import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
-import { fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
@@ -224,12 +224,6 @@ export interface OutputFileErrors {
    * (EACCES there: a directory of the path may not be looked into).
    */
   failed(cause: unknown, operation: "check" | "write"): Error;
-}
-
-/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
-export function shellWord(text: string): string {
-  const word = text.startsWith("-") ? `./${text}` : text;
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /**

@@ -20,7 +20,7 @@
  */
 import { lstat, readlink, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
-import { shellWord } from "./output.ts";
+import { shellWord } from "../../attestation/bounded-read.ts";
 
 /** A directory on a path that someone else could change (findUnsafeDirectory). */
 export interface UnsafeDirectory {

@@ -2,7 +2,7 @@
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileErrorCause } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, shellWord } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
@@ -23,7 +23,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { STOPPED_EXIT_CODE, type StopReason, shellWord, UsageError } from "./output.ts";
+import { STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 import { untrustedTextWriter } from "./terminal-text.ts";
 
