@@ -445,15 +445,20 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       chat = parseJsonText(text) as typeof chat;
     } catch (error) {
       if (error instanceof DuplicateMemberError) {
-        throw new UsageError(`--chat-json ${options.chatJson}: ${error.message}`, { cause: error });
+        throw new UsageError(fileMessage(options.chatJson, "--chat-json", error.message), { cause: error });
       }
-      throw new UsageError(`--chat-json ${options.chatJson}: not JSON (expected the output of cloister chat --json)`, {
-        cause: error,
-      });
+      throw new UsageError(
+        fileMessage(options.chatJson, "--chat-json", "not JSON (expected the output of cloister chat --json)"),
+        { cause: error },
+      );
     }
     if (typeof chat !== "object" || chat === null || Array.isArray(chat)) {
       throw new UsageError(
-        `--chat-json ${options.chatJson}: expected the JSON object cloister chat --json prints, found ${describeValue(chat)}`,
+        fileMessage(
+          options.chatJson,
+          "--chat-json",
+          `expected the JSON object cloister chat --json prints, found ${describeValue(chat)}`,
+        ),
       );
     }
     if (chat.audit === null || typeof chat.audit !== "object") {

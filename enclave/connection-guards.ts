@@ -10,7 +10,7 @@
  * - a client that stops reading: node never times out an answer, so a connection whose answers are
  *   never read stayed open for ever, and a few clients could take every connection a server allows
  *   (maxConnections). One that takes none of its answer for `clientStallTimeoutMs` is closed
- *   (watchClientStall).
+ *   (StallWatch).
  * Requests without node's bindings (app.request() in tests) pass unguarded.
  */
 
@@ -123,7 +123,7 @@ export function noop(): void {}
 
 /**
  * Checks in a row more than half a period late that each start a client's stall measure again
- * (watchClientStall); the next late one judges it, so under a lasting overload a client that takes
+ * (StallWatch); the next late one judges it, so under a lasting overload a client that takes
  * nothing is closed at the third late check in a row, not never.
  */
 const LATE_CHECKS_FORGIVEN = 2;

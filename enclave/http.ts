@@ -358,7 +358,7 @@ class ClosingWhenUnreadResponse extends ServerResponse {
 const MAX_LISTEN_TIMEOUT_MS = 86_400_000;
 
 /** The most connections listen holds (`maxConnections`, `maxConnectionsPerClient.max`): the host's --max-connections' bound. */
-const MAX_LISTEN_CONNECTIONS = 1_000_000;
+export const MAX_LISTEN_CONNECTIONS = 1_000_000;
 
 /**
  * Refuses a numeric ListenOptions field that is not an integer within its bounds: to node a 0 is

@@ -2,7 +2,12 @@
 import { type Command, Option } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
 import { intOption } from "../client/cli/output.ts";
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE_MS, MAX_SEALED_REQUEST_BYTES } from "../enclave/http.ts";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  MAX_LISTEN_CONNECTIONS,
+  MAX_SEALED_REQUEST_BYTES,
+} from "../enclave/http.ts";
 
 /** `--keep-alive-timeout`'s default: node's own (server.keepAliveTimeout, 5 s). */
 const DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5;
@@ -65,7 +70,7 @@ export function registerHostCommands(program: Command): void {
     .option(
       "--max-connections <n>",
       "client connections held open at once (more are closed as they come)",
-      intOption("--max-connections", 1, 1_000_000),
+      intOption("--max-connections", 1, MAX_LISTEN_CONNECTIONS),
       DEFAULT_MAX_CONNECTIONS,
     )
     .option(

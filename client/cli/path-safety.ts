@@ -41,7 +41,7 @@ export interface UnsafeDirectory {
 }
 
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
-export function directoryFault(
+function directoryFault(
   info: { mode: number; uid: number; gid: number },
   user: { uid: number; gid: number },
 ): "o" | "g" | "go" | "owner" | null {
