@@ -219,8 +219,8 @@ async function makeAuditDir(dir: string): Promise<void> {
  * store the enclave's audit records refuses to start rather than serve without them. Only the last
  * directory is made: a missing parent is refused, so a mistyped path (in a systemd unit, say) is
  * noticed instead of splitting the records between two trees. A directory someone else could
- * change is refused: one others may write to (without the sticky bit), or below one, or owned by
- * another user, or below one (findUnsafeDirectory). Throws an AuditDirError whose message names what was found.
+ * change is refused: one another user owns or others may write to, or below one anyone may write to,
+ * without the sticky bit (findUnsafeDirectory). Throws an AuditDirError whose message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
   try {
@@ -251,9 +251,11 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   // Anyone who can write to it could remove or rename a log the host is appending to (the records
   // would go on into a file no longer there, acknowledged and lost), or put their own in its place.
   // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files. Anyone
-  // who can write to a directory above it (or owns one) could rename the whole directory away, logs
-  // and all, and put their own there: the same rule holds for each (client/cli/path-safety.ts).
-  const unsafe = await findUnsafeDirectory(dir);
+  // who can write to a directory above it could rename the whole directory away, logs and all, and
+  // put their own there (client/cli/path-safety.ts).
+  const unsafe = await findUnsafeDirectory(dir).catch((error: unknown) => {
+    throw new AuditDirError(`cannot check its path (${fileErrorCause(error, "check")})`, dir, { cause: error });
+  });
   if (unsafe !== null) throw new AuditDirError(unsafeDirectoryReason(unsafe, dir, "its logs"), dir, { cause: null });
 }
 
