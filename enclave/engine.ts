@@ -404,6 +404,7 @@ export class InferenceEngine {
 
   /** Number of tokens a prompt renders to (chat template applied for messages). */
   async countPromptTokens(request: GenerateRequest): Promise<number> {
+    if ("messages" in request) checkMessages(request);
     return (await this.#render(request)).tokens.length;
   }
 
@@ -413,6 +414,7 @@ export class InferenceEngine {
    * worker (#render).
    */
   async renderPrompt(request: GenerateRequest): Promise<PromptRendering> {
+    if ("messages" in request) checkMessages(request);
     return new PromptRendering(await this.#render(request), request);
   }
 
@@ -433,6 +435,8 @@ export class InferenceEngine {
     if (rendering !== undefined && rendering.request !== request) {
       throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
     }
+    // Its messages checked once: by renderPrompt when it made `rendering`, else here, before #render.
+    if (rendering === undefined && "messages" in request) checkMessages(request);
     // Rendered at once, but for a new shape of an operator's Jinja template (#render). Not a plain
     // `await`: a prompt rendered at once reaches the sequence queue in the same turn as this first
     // next(), so requests queue (or are refused ENGINE_BUSY) in their order of arrival, before what
@@ -605,7 +609,7 @@ export class InferenceEngine {
    */
   #render(request: GenerateRequest): RenderedPrompt | Promise<RenderedPrompt> {
     if ("messages" in request) {
-      checkMessages(request);
+      // Its messages checked by the caller (checkMessages: renderPrompt, countPromptTokens, generate).
       // On this thread: a named wrapper runs no template, and Cloister's own template loops over the
       // messages only (at most 256). An operator's Jinja template (pinned, or auto's choice) may loop
       // on some conversation the boot's trial did not try; it sees the conversation's shape only (its
@@ -709,7 +713,6 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
   if ("prompt" in request && typeof request.prompt !== "string") {
     throw new EngineError("ENGINE_REQUEST", `prompt: expected a string, found ${typeof request.prompt}`);
   }
-  if ("messages" in request) checkMessages(request);
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
   const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);
   const topP = numberIn("topP", request.topP ?? 1, Number.MIN_VALUE, 1);
