@@ -39,8 +39,10 @@ const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
   const target = resolve(dir);
   // Whoever else could write to it or a directory above it (or owns it) could swap what cloister
-  // keeps there, a policy (the client's trust root) among them: refused before anything is made.
-  await refuseUnsafe(target, option);
+  // keeps there, a policy (the client's trust root) among them: refused before anything is made
+  // (when it exists, nothing is made: the check below is the only one; a path through a file is
+  // refused by makeInPlace, naming that part).
+  if ((await topmostMissing(target).catch(() => target)) !== null) await refuseUnsafe(target, option);
   try {
     await makeInPlace(target, option);
   } catch (error) {
