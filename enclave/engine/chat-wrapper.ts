@@ -436,25 +436,21 @@ export function planChatWrapperFor(
     // file name, BOS text and tokenizer, the same way, and nothing else ran on it), so the engine
     // does not start a second one as it opens.
     const rendering = startResolution(resolutionInput(fileInfo, filename), options, "jinjaTemplate", true);
-    let kept: ShapeRenderer | null = null;
+    const kept = new HandedOnce<ShapeRenderer>();
     return {
       choose: async (model) => {
         const answer = await rendering.answer(model);
-        const { render, answered, end } = rendering;
-        if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
+        const renderer = shapeRendererOf(rendering, answer);
+        if (renderer !== null) {
           const wrapper = pinnedChatWrapper(model, choice);
-          kept = { render, answered, end };
+          kept.hold(renderer);
           return wrapper;
         }
         if (answer.kind === "unrenderable") throw unrenderable(workerError(answer.error));
         throw noAnswer("jinjaTemplate", answer);
       },
       dispose: () => rendering.end(),
-      keptRenderer: () => {
-        const handed = kept;
-        kept = null;
-        return handed;
-      },
+      keptRenderer: () => kept.take(),
     };
   }
   if (choice !== "auto") return direct((model) => pinnedChatWrapper(model, choice));
@@ -464,24 +460,41 @@ export function planChatWrapperFor(
   // Kept for the conversation shapes when auto chooses the Jinja wrapper (keptRenderer): its worker
   // then builds that wrapper as a pinned "jinjaTemplate"'s does, so the engine starts no second one.
   const resolution = startResolution(resolutionInput(fileInfo, filename), options, "auto", true);
-  let kept: ShapeRenderer | null = null;
+  const kept = new HandedOnce<ShapeRenderer>();
   return {
     choose: async (model) => {
       const answer = await resolution.answer(model);
       const wrapper = buildAnswer(model, answer);
-      const { render, answered, end } = resolution;
-      if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
-        kept = { render, answered, end };
-      }
+      const renderer = shapeRendererOf(resolution, answer);
+      if (renderer !== null) kept.hold(renderer);
       return wrapper;
     },
     dispose: () => resolution.end(),
-    keptRenderer: () => {
-      const handed = kept;
-      kept = null;
-      return handed;
-    },
+    keptRenderer: () => kept.take(),
   };
+}
+
+/** A value held until it is taken, once (a plan's kept shape renderer: the engine takes it). */
+class HandedOnce<T> {
+  #value: T | null = null;
+
+  hold(value: T): void {
+    this.#value = value;
+  }
+
+  take(): T | null {
+    const value = this.#value;
+    this.#value = null;
+    return value;
+  }
+}
+
+/** `resolution`'s worker as a shape renderer when it answered "jinjaTemplate" (kept for shapes then), else null. */
+function shapeRendererOf(resolution: Resolution, answer: WorkerAnswer): ShapeRenderer | null {
+  const { render, answered, end } = resolution;
+  return answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined
+    ? { render, answered, end }
+    : null;
 }
 
 /**
@@ -966,9 +979,7 @@ export type ShapeRenderer = {
 export async function startShapeRenderer(model: LlamaModel, signal: AbortSignal): Promise<ShapeRenderer> {
   const worker = startResolution(resolutionInput(model.fileInfo, model.filename), { signal }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
-  const { render, answered, end } = worker;
-  if (answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined) {
-    return { render, answered, end };
-  }
+  const renderer = shapeRendererOf(worker, answer);
+  if (renderer !== null) return renderer;
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
 }
