@@ -5,7 +5,9 @@
  * code blocks (commands and output as printed, the README's demo sample among them), a line that is
  * one word wider than the width on its own (a message quoted whole in a code span, which the docs
  * tests read on one line), and the Markdown under test/fixtures/, whose provenance notes quote
- * captured values (96-digit hex fields, certificate subjects) whole.
+ * captured values (96-digit hex fields, certificate subjects) whole. A heading is `#` to `######`
+ * followed by a space or the line's end (`#word` is prose); a fence left open is reported, since
+ * it would hide the rest of its file from this check.
  */
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -35,24 +37,30 @@ function breakable(text: string): boolean {
   return /\s/.test(words.trim());
 }
 
-/** Each prose line over WIDTH characters, as `line N: M characters` (lines counted from 1). */
+/**
+ * Each prose line over WIDTH characters, as `line N: M characters` (lines counted from 1), and a
+ * code fence never closed, as `line N: fence never closed`.
+ */
 function longProseLines(markdown: string): string[] {
   const long: string[] = [];
   let fence: string | null = null;
+  let fenceLine = 0;
   markdown.split("\n").forEach((text, index) => {
     const opening = /^ *(`{3,}|~{3,})/.exec(text)?.[1];
     if (fence === null && opening !== undefined) {
       fence = opening;
+      fenceLine = index + 1;
       return;
     }
     if (fence !== null) {
       if (text.trim().startsWith(fence) && text.trim().replace(/[`~]/g, "") === "") fence = null;
       return;
     }
-    if (text.trimStart().startsWith("|") || text.startsWith("#")) return;
+    if (text.trimStart().startsWith("|") || /^#{1,6}(?:\s|$)/.test(text)) return;
     const width = Array.from(text).length;
     if (width > WIDTH && breakable(text)) long.push(`line ${index + 1}: ${width} characters`);
   });
+  if (fence !== null) long.push(`line ${fenceLine}: fence never closed`);
   return long;
 }
 
@@ -72,6 +80,17 @@ describe("Markdown prose lines", () => {
       "line 12: 122 characters",
       "line 13: 122 characters",
       "line 14: 121 characters",
+    ]);
+  });
+
+  it("counts a line starting with # but no heading, and reports a fence left open", () => {
+    const notHeading = `#${"t ".repeat(61)}`;
+    const sevenHashes = `####### ${"s ".repeat(60)}`;
+    const markdown = [notHeading, sevenHashes, "~~~~", "x", "~~~", "r ".repeat(70)].join("\n");
+    expect(longProseLines(markdown)).toEqual([
+      "line 1: 123 characters",
+      "line 2: 128 characters",
+      "line 3: fence never closed",
     ]);
   });
 
