@@ -57,7 +57,26 @@ export abstract class Sweep<T> {
     // that adds an item sets the next (neither is lost, nor set twice).
     this.#timer = null;
     const at = performance.now();
-    for (const item of this.items.values()) this.visit(item, at);
+    for (const item of this.items.values()) {
+      try {
+        this.visit(item, at);
+      } catch (error) {
+        this.#visitThrew(error);
+      }
+    }
     if (this.items.size > 0 && this.#timer === null) this.#arm();
+  }
+
+  /**
+   * A visit that threw (none is meant to) stops neither the sweep nor the process: thrown out of
+   * the timer's callback it was uncaught, and ended node, or (caught by a handler) left no next
+   * sweep until the next add, every other item unchecked meanwhile. The item stays, visited again
+   * next period. Said as a process warning naming the error's kind only: its message may hold
+   * anything (a peer's address, a path).
+   */
+  #visitThrew(error: unknown): void {
+    const kind = error instanceof Error ? error.name : typeof error;
+    const code = (error as { code?: unknown } | null)?.code;
+    process.emitWarning(`${this.constructor.name}: a visit threw ${kind}${typeof code === "string" ? ` ${code}` : ""}`);
   }
 }

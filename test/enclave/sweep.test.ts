@@ -13,6 +13,8 @@ class Names extends Sweep<string> {
   readonly names: Set<string>;
   readonly visits: [string, number][] = [];
   readonly drop = new Set<string>();
+  /** Names whose visit throws. */
+  readonly fail = new Set<string>();
 
   constructor() {
     const names = new Set<string>();
@@ -31,6 +33,7 @@ class Names extends Sweep<string> {
 
   protected visit(name: string, at: number): void {
     this.visits.push([name, at]);
+    if (this.fail.has(name)) throw new Error(`visit of ${name} failed: secret-in-message`);
     if (this.drop.has(name)) this.delete(name);
   }
 }
@@ -78,6 +81,26 @@ describe("Sweep", () => {
     expect(timers.held).toHaveLength(2);
     sweep.add("c");
     expect(timers.held).toHaveLength(3);
+  });
+
+  it("goes on past a visit that throws: visits the others, sets the next sweep, and warns without the message", () => {
+    const timers = holdTimeouts(PERIOD_MS);
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    const sweep = new Names();
+    sweep.add("a");
+    sweep.add("b");
+    sweep.fail.add("a");
+    // A throw out of the timer's callback is uncaught: it stopped node (and left no next sweep).
+    expect(() => timers.held[0]?.fire()).not.toThrow();
+    expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b"]);
+    expect(timers.held).toHaveLength(2);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/^Names: a visit threw Error$/);
+    expect(JSON.stringify(warn.mock.calls[0])).not.toContain("secret");
+    // The item that threw is kept and visited again.
+    sweep.fail.clear();
+    expect(timers.held[1]?.fire()).toBe(true);
+    expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b", "a", "b"]);
   });
 
   it("keeps no process alive by its timer: its items' sockets do that while they matter", () => {
