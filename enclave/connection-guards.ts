@@ -188,34 +188,30 @@ function watchClose(socket: Socket): Set<() => void> {
  * client is still cut only after a whole period in which it took nothing, between `ms` and twice
  * that after it stopped, as with a timer of its own.
  */
-class StallWatch extends Sweep<GuardedRequest> {
-  readonly #answers: Map<ServerResponse, GuardedRequest>;
+class StallWatch extends Sweep<ServerResponse, GuardedRequest> {
   /** Each answer's "close" listener (`this` is the answer), made once. */
   readonly #answerClosed: (this: ServerResponse) => void;
 
   constructor(ms: number) {
-    const answers = new Map<ServerResponse, GuardedRequest>();
-    super(ms, answers);
-    this.#answers = answers;
+    super(ms);
     const watch = this;
     this.#answerClosed = function (this: ServerResponse) {
-      const request = watch.#answers.get(this);
+      const request = watch.tracked(this);
       if (request !== undefined) watch.end(request);
     };
   }
 
   /** Watches `request` until its answer or its connection closes (end). */
   add(request: GuardedRequest): void {
-    this.#answers.set(request.outgoing, request);
+    this.track(request.outgoing, request);
     // node emits an answer's "close" once; a second (another emitter's) finds it ended already.
     request.outgoing.on("close", this.#answerClosed);
-    this.added();
   }
 
   /** Stops watching `request` and takes it from its connection's requests (once or more). */
   end(request: GuardedRequest): void {
     request.requests.delete(request);
-    if (this.#answers.delete(request.outgoing)) this.removed();
+    this.untrack(request.outgoing);
   }
 
   protected visit(request: GuardedRequest, at: number): void {

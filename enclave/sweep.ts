@@ -10,41 +10,45 @@
  * process alive for as long as the item matters; with those gone, a referenced timer only held a
  * stopping process (the host's shutdown, a test run) for up to a period more, for nothing.
  *
- * The subclass owns the collection (a Set, or a Map where its items must be found by another
- * object, as StallWatch finds a request by its answer): calls `added()` after adding an item and
- * `removed()` after removing one; `visit` is its per-item work, and may remove the item.
+ * The sweep owns its items, each under a key (the item itself, or another object it is found by, as
+ * StallWatch finds a request by its answer): a subclass adds them with `track`, removes them with
+ * `untrack`, and says in `visit` what is done to each every period (which may untrack it). Nothing
+ * of the sweep is public: a subclass shows what its callers need.
  */
 
-/** What a sweep goes over: a Set's or a Map's values. */
-export interface SweptItems<T> {
-  readonly size: number;
-  values(): IterableIterator<T>;
-}
-
-export abstract class Sweep<T> {
+export abstract class Sweep<K, V = K> {
+  readonly #items = new Map<K, V>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   /** The timer's callback, made once. */
   readonly #run = () => this.#visitAll();
 
   constructor(
     /** Time between two sweeps. */
-    readonly periodMs: number,
-    readonly items: SweptItems<T>,
+    protected readonly periodMs: number,
   ) {}
 
-  /** Checks `item` at `at` (performance.now() when the sweep began); may remove it (then removed()). */
-  protected abstract visit(item: T, at: number): void;
+  /** Checks `item` at `at` (performance.now() when the sweep began); may untrack it. */
+  protected abstract visit(item: V, at: number): void;
 
-  /** To call after adding an item: sets the timer if it is not set. */
-  protected added(): void {
+  /** Adds `item` under `key` (replacing what was under it) and sets the timer if it is not set. */
+  protected track(key: K, item: V): void {
+    this.#items.set(key, item);
     if (this.#timer === null) this.#arm();
   }
 
-  /** To call after removing an item: clears the timer once there is none. */
-  protected removed(): void {
-    if (this.items.size > 0 || this.#timer === null) return;
-    clearTimeout(this.#timer);
-    this.#timer = null;
+  /** The item under `key`, if it is tracked. */
+  protected tracked(key: K): V | undefined {
+    return this.#items.get(key);
+  }
+
+  /** Removes the item under `key`, clearing the timer with the last: whether there was one. */
+  protected untrack(key: K): boolean {
+    if (!this.#items.delete(key)) return false;
+    if (this.#items.size === 0 && this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    return true;
   }
 
   #arm(): void {
@@ -57,14 +61,14 @@ export abstract class Sweep<T> {
     // that adds an item sets the next (neither is lost, nor set twice).
     this.#timer = null;
     const at = performance.now();
-    for (const item of this.items.values()) {
+    for (const item of this.#items.values()) {
       try {
         this.visit(item, at);
       } catch (error) {
         this.#visitThrew(error);
       }
     }
-    if (this.items.size > 0 && this.#timer === null) this.#arm();
+    if (this.#items.size > 0 && this.#timer === null) this.#arm();
   }
 
   /**

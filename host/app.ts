@@ -1131,21 +1131,16 @@ class AnswerPipe extends ResponseMeter {
  * nothing has come for `ms` is cut then, at most a quarter of `ms` late.
  */
 class IdleAnswers extends Sweep<AnswerPipe> {
-  readonly #pipes: Set<AnswerPipe>;
-
   constructor(readonly ms: number) {
-    const pipes = new Set<AnswerPipe>();
-    super(ms / 4, pipes);
-    this.#pipes = pipes;
+    super(ms / 4);
   }
 
   add(pipe: AnswerPipe): void {
-    this.#pipes.add(pipe);
-    this.added();
+    this.track(pipe, pipe);
   }
 
   delete(pipe: AnswerPipe): void {
-    if (this.#pipes.delete(pipe)) this.removed();
+    this.untrack(pipe);
   }
 
   protected visit(pipe: AnswerPipe, at: number): void {

@@ -10,25 +10,25 @@ const PERIOD_MS = 4321;
 
 /** A sweep over a Set of names that records its visits and drops the names in `drop` when visited. */
 class Names extends Sweep<string> {
-  readonly names: Set<string>;
   readonly visits: [string, number][] = [];
   readonly drop = new Set<string>();
   /** Names whose visit throws. */
   readonly fail = new Set<string>();
 
   constructor() {
-    const names = new Set<string>();
-    super(PERIOD_MS, names);
-    this.names = names;
+    super(PERIOD_MS);
   }
 
   add(name: string): void {
-    this.names.add(name);
-    this.added();
+    this.track(name, name);
+  }
+
+  has(name: string): boolean {
+    return this.tracked(name) !== undefined;
   }
 
   delete(name: string): void {
-    if (this.names.delete(name)) this.removed();
+    this.untrack(name);
   }
 
   protected visit(name: string, at: number): void {
@@ -72,7 +72,7 @@ describe("Sweep", () => {
     expect(timers.held[0]?.fire()).toBe(true);
     expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b"]);
     expect(new Set(sweep.visits.map(([, at]) => at)).size).toBe(1);
-    expect([...sweep.names]).toEqual(["b"]);
+    expect([sweep.has("a"), sweep.has("b")]).toEqual([false, true]);
     expect(timers.held).toHaveLength(2);
     sweep.drop.add("b");
     expect(timers.held[1]?.fire()).toBe(true);
