@@ -60,7 +60,7 @@ export interface HostOptions {
     readonly upstreamHeadersTimeoutMs: number;
     /**
      * Pause between two chunks of a streamed answer past which the answer is cut: found by one sweep
-     * every quarter of it (IdleAnswers), so a pause of up to 1.25 times it can pass before the cut.
+     * every eighth of it (IdleAnswers), so a pause of up to 1.25 times it can pass before the cut.
      * Time the host spends waiting for a slow client to take what came (backpressure) is not counted.
      */
     readonly upstreamIdleTimeoutMs: number;
@@ -1043,7 +1043,12 @@ class ResponseMeter {
  * table each; those tables were the largest part of what the host's scavenges copied per stream.
  */
 class AnswerPipe extends ResponseMeter {
-  #lastChunkAt = performance.now();
+  /** Times the client has drained its buffers (progress, as `bytes` is): counted, not timed. */
+  #drains = 0;
+  /** `bytes + #drains` at the last sweep (cutIfIdle); -1 before the first, which notes progress. */
+  #seen = -1;
+  /** The last sweep that found progress since the one before it, or the client's buffers full. */
+  #quietSince = 0;
   #stopWatching = noop;
   #finished = false;
   readonly #onDrain: () => void;
@@ -1062,12 +1067,11 @@ class AnswerPipe extends ResponseMeter {
     // starts again once the client has taken them. A client that takes nothing is bounded by its
     // own timeout (enclave/connection-guards.ts, clientStallTimeoutMs), not by the enclave's.
     this.#onDrain = () => {
-      this.#lastChunkAt = performance.now();
+      this.#drains++;
       upstream.resume();
     };
     outgoing.on("drain", this.#onDrain);
     upstream.on("data", (chunk: Buffer) => {
-      this.#lastChunkAt = performance.now();
       this.bytes += chunk.length;
       // Corked here and uncorked at once: the chunk's size line, bytes and CRLF leave in one write
       // now, and node skips the process.nextTick it queues to uncork a write it corked itself.
@@ -1107,9 +1111,18 @@ class AnswerPipe extends ResponseMeter {
   /**
    * Cuts the answer if nothing has come from the enclave for `idleMs` by `at` (IdleAnswers), the
    * host reading it all that time (not waiting for the client to take what came): then true.
+   * Progress is seen by the sweep, from the counters (`bytes`, drains) as they were at the last
+   * one, not timed as it comes: a clock read per chunk was a call per frame. The idle time is
+   * counted from the last sweep that saw progress, after it came: never less than the real one.
    */
   cutIfIdle(at: number, idleMs: number): boolean {
-    if (this.outgoing.writableNeedDrain || at - this.#lastChunkAt < idleMs) return false;
+    const progress = this.bytes + this.#drains;
+    if (progress !== this.#seen || this.outgoing.writableNeedDrain) {
+      this.#seen = progress;
+      this.#quietSince = at;
+      return false;
+    }
+    if (at - this.#quietSince < idleMs) return false;
     this.upstream.destroy(new Error("idle timeout"));
     return true;
   }
@@ -1127,12 +1140,16 @@ class AnswerPipe extends ResponseMeter {
 
 /**
  * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them (Sweep, which
- * says why its timer is unreferenced), checking each every quarter of `ms`; an answer from which
- * nothing has come for `ms` is cut then, at most a quarter of `ms` late.
+ * says why its timer is unreferenced), checking each every eighth of `ms`; an answer from which
+ * nothing has come for `ms` is cut then, at most a quarter of `ms` late: a sweep sees progress up
+ * to a period after it came, and the cut comes up to a period after `ms` from that sweep.
  */
+/** Sweeps of the answers in flight per idle timeout (IdleAnswers). */
+export const IDLE_SWEEPS_PER_TIMEOUT = 8;
+
 class IdleAnswers extends Sweep<AnswerPipe> {
   constructor(readonly ms: number) {
-    super(ms / 4);
+    super(ms / IDLE_SWEEPS_PER_TIMEOUT);
   }
 
   add(pipe: AnswerPipe): void {

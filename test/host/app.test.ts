@@ -20,7 +20,13 @@ import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { parseCorsOrigin } from "../../client/cors-origin.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
-import { createEnclavePool, createHostApp, defaultMaxInFlightPerKey, TENANT_HEADER } from "../../host/app.ts";
+import {
+  createEnclavePool,
+  createHostApp,
+  defaultMaxInFlightPerKey,
+  IDLE_SWEEPS_PER_TIMEOUT,
+  TENANT_HEADER,
+} from "../../host/app.ts";
 import { type ApiKeyRecord, ApiKeyStore } from "../../host/identity.ts";
 import { EnclavePool } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
@@ -1204,12 +1210,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("keeps one idle timer for all the answers in flight, not one each", async () => {
     // A timer of each answer's own (a Timeout and its callback) was held per live stream. Counted
-    // as set: a timer of the idle timeout (one per answer before) or of the sweep's quarter of it.
+    // as set: a timer of the idle timeout (one per answer before) or of the sweep's period.
     const idleMs = 60_000;
     let set = 0;
     watchTimeouts(
       (ms) => {
-        if (ms !== idleMs && ms !== idleMs / 4) return undefined;
+        if (ms !== idleMs && ms !== idleMs / IDLE_SWEEPS_PER_TIMEOUT) return undefined;
         set++;
         return ms;
       },
@@ -1255,6 +1261,42 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it("reads no clock per chunk of a streamed answer: the idle sweep notes progress from its counters", async () => {
+    // Each chunk read performance.now() for the idle timeout (AnswerPipe's last chunk's time). The
+    // enclave writes each chunk once the client has the one before, so each reaches the host alone.
+    const CHUNKS = 50;
+    let next = () => {};
+    const { host } = await setup({
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        let i = 0;
+        next = () => (++i < CHUNKS ? void res.write(Buffer.from([i])) : void res.end());
+        res.write(Buffer.from([0]));
+      },
+    });
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${host.url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+      });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.end(envelope());
+    });
+    const now = vi.spyOn(performance, "now");
+    const received: number[] = [];
+    let clockReads = -1;
+    response.on("data", (c: Buffer) => {
+      received.push(...c);
+      // Counted up to the last chunk: what the host does once the answer ends (its log line) is apart.
+      if (received.length === CHUNKS) clockReads = now.mock.calls.length;
+      next();
+    });
+    await once(response, "end");
+    expect(received).toEqual(Array.from({ length: CHUNKS }, (_, i) => i));
+    expect(clockReads).toBe(0);
+  });
+
   it("reads the enclave's answer only as fast as the client takes it: a client that stops reading stalls the enclave", async () => {
     // Not read: the enclave's writes stop once the buffers between them are full.
     const { TOTAL, written, read } = await unreadLargeAnswer();
@@ -1266,16 +1308,17 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // The idle timeout counted from the enclave's last chunk even while the host had stopped reading
     // the enclave for a client whose buffers were full: a slow but live client was cut after it
     // (120 s), though only the client was slow (clientStallTimeoutMs bounds a client that takes nothing).
-    // The sweep's timer (a quarter of the idle timeout) is held: it fires only when the test fires it.
-    const idleMs = 404;
-    const sweeps = holdTimeouts(idleMs / 4);
+    // The sweep's timer (an eighth of the idle timeout) is held: it fires only when the test fires it.
+    const idleMs = 400;
+    const sweeps = holdTimeouts(idleMs / IDLE_SWEEPS_PER_TIMEOUT);
     // Not read until the enclave's writes have stopped (the host has paused reading it), and then
-    // for longer than the idle timeout since its last chunk.
+    // for longer than the idle timeout since its last chunk, with a sweep at either end of that.
     const { TOTAL, written, log, read } = await unreadLargeAnswer({ upstreamIdleTimeoutMs: idleMs });
     expect(written).toBeLessThan(TOTAL);
+    expect(sweeps.held.at(-1)?.fire()).toBe(true);
     await sleep(idleMs * 1.5);
-    // The sweeps set so far (one), not those each sets again.
-    for (const sweep of [...sweeps.held]) sweep.fire();
+    expect(sweeps.held).toHaveLength(2);
+    expect(sweeps.held.at(-1)?.fire()).toBe(true);
     expect(await read()).toEqual({ ended: "end", received: TOTAL });
     await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
