@@ -187,6 +187,19 @@ async function errorCode(response: Response): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A sealed request to the host at `url` through node:http (its answer read as it comes, chunk by chunk). */
+function postSealed(url: string): Promise<IncomingMessage> {
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpRequest(`${url}/v1/sealed`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
+    });
+    req.on("response", resolve);
+    req.on("error", reject);
+    req.end(envelope());
+  });
+}
+
 /**
  * A 64 MiB answer the enclave writes as fast as the host takes it, to a client that reads none of it
  * until the enclave's writes have stopped (the host has paused reading it; polled every 200 ms):
@@ -210,15 +223,7 @@ async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {
       more();
     },
   });
-  const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = httpRequest(`${host.url}/v1/sealed`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
-    });
-    req.on("response", resolve);
-    req.on("error", reject);
-    req.end(envelope());
-  });
+  const response = await postSealed(host.url);
   let before = -1;
   while (written !== before) {
     before = written;
@@ -1274,15 +1279,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
         res.write(Buffer.from([0]));
       },
     });
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest(`${host.url}/v1/sealed`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${KEY}`, ...OCTETS },
-      });
-      req.on("response", resolve);
-      req.on("error", reject);
-      req.end(envelope());
-    });
+    const response = await postSealed(host.url);
     const now = vi.spyOn(performance, "now");
     const received: number[] = [];
     let clockReads = -1;
