@@ -162,11 +162,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // (parsing one per request took about 20 µs of the host's path before forwarding).
   const memberTargets = new Map<PoolMember, MemberRoutes>();
   for (const member of pool.members) {
-    if (new URL(member.url).protocol !== "http:") {
-      throw new RangeError(
-        `enclaveUrl: expected an http: URL (the enclave's internal server), found ${describeUrlText(member.url)}`,
-      );
-    }
+    checkEnclaveUrl(member.url);
     memberTargets.set(member, memberRoutes(member.url));
   }
   const routeTo = (member: PoolMember, route: UpstreamRoute) => (memberTargets.get(member) as MemberRoutes)[route];
@@ -821,24 +817,41 @@ const UPSTREAM_ROUTES = ["/sealed", "/attestation", "/attestation/challenge", "/
 type UpstreamRoute = (typeof UPSTREAM_ROUTES)[number];
 type MemberRoutes = Readonly<Record<UpstreamRoute, UpstreamTarget>>;
 
+/**
+ * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): not http: (the
+ * enclave's internal server), or with a user name or password. The enclave's server takes none:
+ * sent as Basic authorization to every member, they reached only its logs (`cloister host` refuses
+ * them too, host/run.ts). Neither is shown (describeUrlText).
+ */
+function checkEnclaveUrl(url: string): void {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "http:") {
+    throw new RangeError(
+      `enclaveUrl: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
+    );
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw new RangeError(
+      `enclaveUrl: expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`,
+    );
+  }
+}
+
 /** An enclave URL as node:http reads it (urlToHttpOptions's fields that a request uses). */
 type UpstreamTarget = Readonly<Pick<RequestOptions, "protocol" | "hostname" | "port" | "path">> & {
   /**
-   * The request's first headers, as node:http would add them from the URL: Host, and Authorization if it has
-   * credentials. Given a list of headers, node:http adds neither, and ignores an `auth` option.
+   * The request's first header, as node:http would add it from the URL: Host (the URL has no
+   * credentials, checkEnclaveUrl). Given a list of headers, node:http adds none.
    */
   readonly urlHeaders: readonly string[];
 };
 
 function upstreamTarget(url: string): UpstreamTarget {
   const parsed = new URL(url);
-  const { protocol, hostname, port, path, auth } = urlToHttpOptions(parsed);
+  const { protocol, hostname, port, path } = urlToHttpOptions(parsed);
   // What node:http adds for an object of headers (the URL's host and port as written, an IPv6
   // address in brackets; the default port left out), made once.
-  const urlHeaders = ["Host", parsed.host];
-  if (auth !== null && auth !== undefined)
-    urlHeaders.push("Authorization", `Basic ${Buffer.from(auth).toString("base64")}`);
-  return { protocol, hostname, port, path, urlHeaders };
+  return { protocol, hostname, port, path, urlHeaders: ["Host", parsed.host] };
 }
 
 /** Each route of the enclave at `url` (no trailing slash, as the pool keeps it) as node:http takes it. */
@@ -873,6 +886,7 @@ export function createEnclavePool(
   urls: readonly string[],
   options: { limits: HostOptions["limits"]; refreshMs?: number; onChange?: (member: PoolMember) => void },
 ): EnclavePool {
+  for (const url of urls) checkEnclaveUrl(url);
   const upstreamOptions = { agent: new Agent({ keepAlive: true }), limits: options.limits };
   return new EnclavePool(urls, {
     fetchText: (url) => fetchBounded(upstreamOptions, url),
