@@ -754,6 +754,11 @@ function upstreamRequest(
       method: init.method,
       agent,
       headers,
+      // Strict whatever node's own options say (--insecure-http-parser, in NODE_OPTIONS too): the
+      // lenient parser takes header values with control characters, which pipeAnswer's writeHead
+      // then refused (a 500 with the enclave's request left open). The strict one takes exactly the
+      // bytes writeHead does in a value (tab, 0x20-0x7e, 0x80-0xff), so what it passes can be passed on.
+      insecureHTTPParser: false,
     });
     const timer = setTimeout(() => {
       timedOut = true;
@@ -984,16 +989,10 @@ function pipeAnswer(
 ): ResponseMeter {
   // Not flushed: the headers leave with the first chunk, in one write (the enclave sends its own
   // headers with its first frame, so nothing waits for them), which saves a write here and a
-  // wake-up in the client before the first text. Written before the answer is registered anywhere
-  // (AnswerPipe): if it threw (upstreamRequest has checked the status), nothing is registered, the
-  // enclave's request is stopped, and the route's catch frees the slot, once.
+  // wake-up in the client before the first text. It cannot throw: upstreamRequest has checked the
+  // status (200-599) and read the headers with the strict parser, whose values writeHead takes.
   const status = upstream.statusCode as number;
-  try {
-    outgoing.writeHead(status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
-  } catch (error) {
-    upstream.destroy();
-    throw error;
-  }
+  outgoing.writeHead(status, Object.assign(passedHeaders(upstream), extraHeaders)); // not spread (upstreamRequest)
   const pipe = new AnswerPipe(status, upstream, outgoing, idle, held);
   if (pipe.watch(connection)) return pipe; // the client had gone
   // The first frame came with the enclave's headers and waits in the answer's buffer: forwarded
