@@ -1151,15 +1151,15 @@ class AnswerPipe extends ResponseMeter {
   }
 }
 
+/** Sweeps of the answers in flight per idle timeout (IdleAnswers). */
+export const IDLE_SWEEPS_PER_TIMEOUT = 8;
+
 /**
  * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them (Sweep, which
  * says why its timer is unreferenced), checking each every eighth of `ms`; an answer from which
  * nothing has come for `ms` is cut then, at most a quarter of `ms` late: a sweep sees progress up
  * to a period after it came, and the cut comes up to a period after `ms` from that sweep.
  */
-/** Sweeps of the answers in flight per idle timeout (IdleAnswers). */
-export const IDLE_SWEEPS_PER_TIMEOUT = 8;
-
 class IdleAnswers extends Sweep<AnswerPipe> {
   constructor(readonly ms: number) {
     super(ms / IDLE_SWEEPS_PER_TIMEOUT);
