@@ -407,8 +407,25 @@ export class AuditFindError extends Error {
 }
 
 const HEX32 = /^[0-9a-f]{64}$/;
-/** A --chat-json whose audit has no opening (auditFindCommand's openingHex: undefined is no opening asked for). */
-const OPENING_MISSING = Symbol("no audit.opening");
+
+/**
+ * What an opening that is not 64 hex digits was found to be: its type and length only. An opening
+ * is the client's secret for its record, so neither its digits (as a string or a JSON number), nor a
+ * boolean's value, nor an object's keys (which can hold the digits) are ever shown.
+ */
+function openingShape(value: unknown): string {
+  if (value === undefined) return "none";
+  if (value === null) return "null";
+  if (typeof value === "string") {
+    return `${value.length} characters${/^[0-9a-f]*$/.test(value) ? "" : " (not all lower-case hex)"}`;
+  }
+  if (Array.isArray(value)) return `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
+  if (typeof value === "object") {
+    const fields = Object.keys(value).length;
+    return `an object of ${fields} field${fields === 1 ? "" : "s"}`;
+  }
+  return `a ${typeof value}`;
+}
 
 /**
  * `cloister audit find`: verifies the whole log (a record is only evidence inside a valid chain),
@@ -420,6 +437,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
   let requestIdHash: unknown;
   /** From a --chat-json file, whatever its audit.opening held (undefined: none); else --opening-file's text. */
   let openingHex: unknown;
+  /** --chat-json always carries an opening (its absence is refused); --request-id-hash only with --opening-file. */
+  const openingAsked = options.chatJson !== undefined || options.openingFile !== undefined;
   let answer: Uint8Array | undefined;
   /** The enclave boot (attestation document digest) the answer came from, when known. */
   let expectedBoot: string | undefined;
@@ -473,7 +492,6 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     // As they are (not String()'d): a missing or non-string field is then said as found (none, null, 42).
     requestIdHash = chat.audit.requestIdHash;
     openingHex = chat.audit.opening;
-    if (openingHex === undefined) openingHex = OPENING_MISSING;
     if (typeof chat.text === "string") answer = new TextEncoder().encode(chat.text);
     if (typeof chat.enclave === "string" && HEX32.test(chat.enclave)) expectedBoot = chat.enclave;
     if (typeof chat.signingKey === "string") chatKey = chat.signingKey;
@@ -537,11 +555,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
         );
   }
   // The opening is the client's secret for its record: its length is shown, never its digits.
-  if (openingHex !== undefined && (typeof openingHex !== "string" || !HEX32.test(openingHex))) {
-    // A number's digits are not shown either (hexShape would show the number).
-    const shape =
-      openingHex === OPENING_MISSING ? "none" : typeof openingHex === "number" ? "a number" : hexShape(openingHex);
-    const reason = `expected 64 lower-case hex digits, found ${shape}`;
+  if (openingAsked && (typeof openingHex !== "string" || !HEX32.test(openingHex))) {
+    const reason = `expected 64 lower-case hex digits, found ${openingShape(openingHex)}`;
     throw new UsageError(
       options.chatJson === undefined
         ? fileMessage(options.openingFile as string, "--opening-file", reason)
@@ -611,7 +626,8 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
     );
     return;
   }
-  const opening = openingHex === undefined ? undefined : Buffer.from(openingHex, "hex");
+  // A string here is an opening checked above (HEX32); none was asked for otherwise.
+  const opening = typeof openingHex === "string" ? Buffer.from(openingHex, "hex") : undefined;
   const compared = found.map((record) => compareWithRecord(record, { opening, prompt, answer }, options));
   // The record about the text given (the first, if several are); -1 when none is.
   const aboutText = compared.findIndex((c) => c.missing === null && Object.values(c.checks).every((ok) => ok));

@@ -639,6 +639,17 @@ describe("files that are JSON but not the object expected", () => {
       [{ signingKey: key, audit: { requestIdHash: hash } }, `audit.opening: ${hexOf} none`],
       [{ signingKey: key, audit: { requestIdHash: hash, opening: null } }, `audit.opening: ${hexOf} null`],
       [{ signingKey: key, audit: { requestIdHash: hash, opening: 987654321 } }, `audit.opening: ${hexOf} a number`],
+      // Type and length only, whatever the type: no boolean's value, no key of an object (a key can
+      // hold the opening's digits), no item.
+      [{ signingKey: key, audit: { requestIdHash: hash, opening: true } }, `audit.opening: ${hexOf} a boolean`],
+      [
+        { signingKey: key, audit: { requestIdHash: hash, opening: { [`f${"0a".repeat(15)}`]: 1 } } },
+        `audit.opening: ${hexOf} an object of 1 field`,
+      ],
+      [
+        { signingKey: key, audit: { requestIdHash: hash, opening: ["ef".repeat(30), 987654321] } },
+        `audit.opening: ${hexOf} an array of 2 items`,
+      ],
     ];
     for (const [chat, reason] of cases) {
       writeFileSync(p("chat-fields.json"), JSON.stringify(chat));
@@ -650,6 +661,8 @@ describe("files that are JSON but not the object expected", () => {
       expect(error?.message.startsWith(`--chat-json ${p("chat-fields.json")}: ${reason}`), error?.message).toBe(true);
       expect(error?.message).not.toContain("ef".repeat(30));
       expect(error?.message).not.toContain("987654321");
+      expect(error?.message).not.toContain("0a".repeat(15));
+      expect(error?.message).not.toContain("true");
     }
   });
 });
