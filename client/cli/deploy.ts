@@ -37,10 +37,10 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
 import { readText } from "./bounded-file.ts";
+import { childLogLine } from "./child-lines.ts";
 import { portRefusal, UsageError } from "./output.ts";
 import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
-import { visibleOnOneLine } from "./terminal-text.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -467,22 +467,6 @@ export class ChildExitedError extends Error {
       `${child} exited before it was ready (${signal ?? `exit code ${exitCode}`})${errorLine === null ? "" : `: ${errorLine}`}`,
     );
   }
-}
-
-/**
- * A child's line as the supervisor passes it on to its stderr, after the child's `name`. The line
- * carries text from requests and operators' files (a model's name, a key id, a path): on a
- * `terminal`, each control and format character is escaped (visibleOnOneLine, as the host escapes
- * its own log lines), else the exact line. Escaped, a JSON line stays JSON of the same value,
- * unless it holds a format character past U+FFFF (escaped as `\u{…}`, which JSON does not read).
- */
-export function childLogLine(name: string, line: string, terminal: boolean): string {
-  return `[${name}] ${childText(line, terminal)}`;
-}
-
-/** A child's line (or its last, quoted) as the supervisor writes it: escaped on a `terminal` (childLogLine). */
-export function childText(line: string, terminal: boolean): string {
-  return terminal ? visibleOnOneLine(line) : line;
 }
 
 /** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */

@@ -7,6 +7,7 @@ import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
 import { connect, type Session } from "../sdk.ts";
+import { stopFailures } from "./child-lines.ts";
 import {
   DEFAULT_PROXY_PORT,
   DEFAULT_WEB_ORIGIN,
@@ -16,7 +17,6 @@ import {
 } from "./commands.ts";
 import {
   ChildExitedError,
-  childText,
   fixedPorts,
   prepareDeployment,
   type RunningDeployment,
@@ -380,30 +380,6 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
   await deployment.stop();
   say("stopped: every process it started has exited");
   if (reason.endsWith("exited") || stops.failed()) process.exitCode = 1;
-}
-
-/**
- * The children that, stopped, did not exit 0 (an enclave that could not remove its private model
- * copy exits 1), for `up` and `demo` to fail with (exit 1): `onStopFailure` (startDeployment's)
- * says each on stderr, `<child> failed as it stopped (<how>): <its last line>` (not a line of one
- * of its requests: deploy.ts isPerRequestLogLine; on a terminal escaped, as childLogLine passes
- * its lines on), so the decrypted weights left behind are not lost among the children's lines;
- * `failed()` tells whether any did.
- */
-export function stopFailures(): {
-  readonly onStopFailure: (who: string, how: string, lastLine: string | null) => void;
-  failed(): boolean;
-} {
-  let failed = false;
-  return {
-    onStopFailure: (who, how, lastLine) => {
-      failed = true;
-      // Its last line is the child's text, on a terminal escaped as every line passed on from it (childLogLine).
-      const last = lastLine === null ? "" : `: ${childText(lastLine, process.stderr.isTTY === true)}`;
-      say(`${who} failed as it stopped (${how})${last}`);
-    },
-    failed: () => failed,
-  };
 }
 
 /**

@@ -1,13 +1,12 @@
 /**
  * `cloister up` (and `demo`) passes its children's stderr and stdout lines on to its own stderr,
- * each after the child's name (client/cli/deploy.ts childLogLine). Those lines carry text from
+ * each after the child's name (client/cli/child-lines.ts childLogLine). Those lines carry text from
  * requests and from operators' files: on a terminal what it acts on or hides is escaped (as the
  * host's own log lines and an answer are: client/cli/terminal-text.ts); to a pipe or a file, the
  * exact line.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { childLogLine, childText } from "../../client/cli/deploy.ts";
-import { stopFailures } from "../../client/cli/run-up.ts";
+import { childLogLine, stopFailures } from "../../client/cli/child-lines.ts";
 
 /** A log line (JSON, as the host writes it) with a string from a request: OSC 52, CSI, U+202E, U+200B, a tag. */
 const LINE = '{"type":"access","model":"a\u001b]52;c;eA==\u0007b\u001b[2J\u009bc\u202etxt.exe\u200b\u{e0041}"}';
@@ -18,11 +17,6 @@ describe("childLogLine", () => {
       '[host] {"type":"access","model":"a\\u001b]52;c;eA==\\u0007b\\u001b[2J\\u009bc\\u202etxt.exe\\u200b\\u{e0041}"}',
     );
     expect(childLogLine("enclave-1:stdout", "tab\there", true)).toBe("[enclave-1:stdout] tab\\u0009here");
-  });
-
-  it("childText: the line without the name, escaped on a terminal only", () => {
-    expect(childText("tab\there", true)).toBe("tab\\u0009here");
-    expect(childText("tab\there", false)).toBe("tab\there");
   });
 
   it("to a pipe or a file: the exact line", () => {
