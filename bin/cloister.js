@@ -15,8 +15,22 @@ import { readFileSync, writeSync } from "node:fs";
 // output.ts stopWhenParentExits) and the supervisor's pid in CLOISTER_SUPERVISOR_PID, which
 // stopWhenParentExits watches (the parent it would find itself, a second or more later, may be
 // the one it was re-parented to when `up` was killed meanwhile); neither variable when not.
+// A pid no Linux process can have (pid_max is at most 4194304, PID_MAX_LIMIT, and pids are below
+// it) is refused as bad input: read on, it was a supervisor that "has gone" (exit 0, the command
+// not run), and one of 17 digits or more a Number other than the one written.
 const supervisor = /^supervisor-pid:([1-9]\d*)$/.exec(process.env.CLOISTER_SUPERVISED ?? "")?.[1];
-if (supervisor !== undefined && Number(supervisor) === process.ppid) {
+if (supervisor !== undefined && (supervisor.length > 7 || Number(supervisor) >= 4194304)) {
+  const found = supervisor.length > 7 ? `a pid of ${supervisor.length} digits` : `supervisor-pid:${supervisor}`;
+  try {
+    writeSync(
+      2,
+      `cloister: USAGE: CLOISTER_SUPERVISED: expected supervisor-pid:<a pid from 1 to 4194303>, found ${found}\n`,
+    );
+  } catch {
+    // its stderr is closed: the exit code still says it
+  }
+  process.exit(2);
+} else if (supervisor !== undefined && Number(supervisor) === process.ppid) {
   process.env.CLOISTER_SUPERVISED = "1";
   process.env.CLOISTER_SUPERVISOR_PID = String(process.ppid);
   process.on("SIGINT", () => {});

@@ -1,0 +1,37 @@
+/**
+ * bin/cloister.js's first lines read CLOISTER_SUPERVISED (`supervisor-pid:<up's pid>`, client/cli/deploy.ts
+ * childEnvironment). A pid no Linux process can have (pid_max is at most 4194304, so pids are below it)
+ * is refused as bad input (exit 2), not taken for a supervisor that has gone (exit 0, the command silently
+ * not run); the largest pid there can be is read as a pid.
+ */
+import { describe, expect, it } from "vitest";
+import { runCloister } from "../helpers/cli.ts";
+
+const run = (value: string) =>
+  runCloister(["--version"], { env: { ...process.env, CLOISTER_SUPERVISED: value }, timeoutMs: 30_000 });
+
+const EXPECTED = "expected supervisor-pid:<a pid from 1 to 4194303>";
+
+describe("bin/cloister.js: a CLOISTER_SUPERVISED pid out of Linux's range", () => {
+  it("one past the largest pid: refused, naming the variable, the range and the value", async () => {
+    expect(await run("supervisor-pid:4194304")).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found supervisor-pid:4194304\n`,
+    });
+  }, 60_000);
+
+  it("a pid of 40 digits: refused, said by its number of digits", async () => {
+    expect(await run(`supervisor-pid:${"9".repeat(40)}`)).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found a pid of 40 digits\n`,
+    });
+  }, 60_000);
+
+  it("the largest pid there can be: read as a pid (not the parent: gone, or another process's), not refused", async () => {
+    const { code, stderr } = await run("supervisor-pid:4194303");
+    expect(code).toBe(0);
+    expect(stderr).not.toContain("USAGE");
+  }, 60_000);
+});
