@@ -333,13 +333,17 @@ export async function sealModelFile(
   }
 }
 
+/**
+ * `cause`: link()'s EEXIST, when the output appeared while sealing; without it the output was found
+ * before any write (lstat), and no errno was returned to name.
+ */
 const outputExists = (output: string, cause?: unknown) =>
   new SealedModelError(
     "MODEL_OUTPUT_EXISTS",
     fileMessage(
       output,
       "sealed model output",
-      "already exists (EEXIST); it is not replaced (cloister model seal --force replaces it)",
+      `already exists${cause === undefined ? "" : " (EEXIST)"}; it is not replaced (cloister model seal --force replaces it)`,
     ),
     { cause },
   );

@@ -488,7 +488,7 @@ describe("sealed model files", () => {
       await writeFile(target, "pinned sealed model");
       await expect(sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite: false })).rejects.toMatchObject({
         code: "MODEL_OUTPUT_EXISTS",
-        message: `sealed model output ${target}: already exists (EEXIST); it is not replaced (cloister model seal --force replaces it)`,
+        message: `sealed model output ${target}: already exists; it is not replaced (cloister model seal --force replaces it)`,
       });
       expect(await readFile(target, "utf8")).toBe("pinned sealed model");
       const fresh = out();
