@@ -84,7 +84,8 @@ export async function runKbsServe(
   const appFor = (bound: RunningServer) => {
     const onLoopback = isLoopbackAddress(bound.address);
     if (simulatorKeyId !== null && !onLoopback && options.allowSimulatorOnNetwork !== true) {
-      throw new UsageError(
+      // Bad input of the command line: it ends as every such error does, --help named.
+      throw optionsUsageError(
         `--listen ${shownHost(options.listen)}: expected a loopback address (127.0.0.0/8 or ::1): key "${simulatorKeyId}" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found ${shownHost(bound.address)}, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines`,
       );
     }

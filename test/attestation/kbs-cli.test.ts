@@ -276,9 +276,10 @@ describe("cloister kbs and model seal", () => {
   it("kbs serve keeps a key released to the simulator on loopback unless told otherwise", async () => {
     const refused = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "0.0.0.0", "--port", "0"]);
     expect(refused.code).toBe(2);
-    // One rule, on the address bound, for an address given (here) as for a name that resolves off loopback.
+    // One rule, on the address bound, for an address given (here) as for a name that resolves off loopback;
+    // bad input of the command line, it ends with the hint every such error ends with.
     expect(refused.stderr).toContain(
-      'cloister: USAGE: --listen 0.0.0.0: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 0.0.0.0, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines',
+      'cloister: USAGE: --listen 0.0.0.0: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 0.0.0.0, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines (run with --help for usage)\n',
     );
     // An IPv6 address is shown in brackets, as in a URL ("--listen :::" did not read).
     const refused6 = await runCloister(["kbs", "serve", "--config", configPath, "--listen", "::", "--port", "0"]);
@@ -332,7 +333,7 @@ describe("cloister kbs and model seal", () => {
       const served = runKbsServe({ config: configPath, listen: "localhost", port: 0 }, boundOffLoopback(servers));
       await expect(served).rejects.toThrow(UsageError);
       await expect(served).rejects.toThrow(
-        '--listen localhost: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 192.0.2.7, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines',
+        '--listen localhost: expected a loopback address (127.0.0.0/8 or ::1): key "tiny-v1" has a release policy that trusts the INSECURE simulator, so it is served on loopback only; found 192.0.2.7, the address it was bound to: listen on 127.0.0.1, or pass --allow-simulator-on-network for a development setup across machines (run with --help for usage)',
       );
       expect(servers).toHaveLength(1);
       await expect(fetch(`http://127.0.0.1:${servers[0]?.port}/healthz`)).rejects.toThrow();
