@@ -63,21 +63,25 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   // signal stops at once, without waiting for the boot's steps to end: the copy is removed first
   // (synchronously), and what is left of it is said, with the same exit status.
   const stopped = new AbortController();
-  // Serving the booted enclave failed, and what the boot opened is closing (below): a second signal
-  // meanwhile still stops at once, but says that error and exits 1, the command having failed.
+  // Serving the booted enclave failed, and what the boot opened is closing (below): a signal then is
+  // worded for that close (the boot has ended); a second one still stops at once, but says that
+  // error and exits 1, the command having failed.
   let unserved: { readonly error: unknown } | null = null;
   const endBootStop = stopDuringBoot(
     (reason) => {
-      process.stderr.write(`cloister enclave: shutting down (${reason} during boot) …\n`);
+      process.stderr.write(
+        unserved === null
+          ? `cloister enclave: shutting down (${reason} during boot) …\n`
+          : `cloister enclave: ${reason} while closing (it could not serve) …\n`,
+      );
       stopped.abort(reason);
     },
     (reason) => {
       removeModelCopiesNow();
       const left = modelCopiesLeft();
       if (unserved !== null) process.stderr.write(`${formatCliError(unserved.error)}\n`);
-      process.stderr.write(
-        `cloister enclave: stopped at once (a second ${reason} during boot); ${copiesLeftText(left)}\n`,
-      );
+      const when = unserved === null ? "during boot" : "while closing";
+      process.stderr.write(`cloister enclave: stopped at once (a second ${reason} ${when}); ${copiesLeftText(left)}\n`);
       process.exit(left.length > 0 || unserved !== null ? 1 : 0);
     },
   );

@@ -3,17 +3,50 @@
  * server.serve throwing, never seen): the command fails with that error, having closed what the boot
  * opened, as a stop during boot does: the enclave (engine and model) closed, the server no longer
  * listening, and the boot's SIGINT/SIGTERM handlers removed, so the process can exit; a second stop
- * while it closes exits 1 at once, saying that error (not 0, not lost). In process; the app factory
- * is a stand-in that throws.
+ * while it closes exits 1 at once, saying that error (not 0, not lost), each signal worded for the
+ * close, not for a boot; a model copy it could not remove is named. In process; the app factory is a
+ * stand-in that throws, and removing the copy fails (EBUSY) through stand-ins for node:fs/promises'
+ * rm and node:fs's rmSync when a test asks.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
 import type { EnclaveCommandOptions } from "../../enclave/cli.ts";
 import type { Enclave as EnclaveInstance } from "../../enclave/service.ts";
+
+/** The model copies the enclave made; whether removing them fails (EBUSY), as a test asks. */
+const fs = vi.hoisted(() => ({ copies: [] as string[], failRemoval: false }));
+
+const isCopy = (path: unknown) => typeof path === "string" && basename(path).startsWith("cloister-model-");
+const removalFailure = (path: string) => Object.assign(new Error(`EBUSY: cannot remove '${path}'`), { code: "EBUSY" });
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs/promises")>();
+  const stubs = {
+    mkdtemp: async (prefix: string) => {
+      const made = await actual.mkdtemp(prefix);
+      if (isCopy(made)) fs.copies.push(made);
+      return made;
+    },
+    rm: async (path: string, options?: Parameters<typeof actual.rm>[1]) => {
+      if (fs.failRemoval && fs.copies.includes(path)) throw removalFailure(path);
+      return actual.rm(path, options);
+    },
+  };
+  return { ...actual, ...stubs, default: { ...actual, ...stubs } };
+});
+
+vi.mock("node:fs", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs")>();
+  const rmSync = (path: string, options?: Parameters<typeof actual.rmSync>[1]) => {
+    if (fs.failRemoval && fs.copies.includes(path)) throw removalFailure(path);
+    return actual.rmSync(path, options);
+  };
+  return { ...actual, rmSync, default: { ...actual, rmSync } };
+});
 
 vi.mock("../../enclave/server.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../../enclave/server.ts")>();
@@ -34,6 +67,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  fs.failRemoval = false;
+  for (const copy of fs.copies) await rm(copy, { recursive: true, force: true });
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -121,7 +156,37 @@ describe("cloister enclave: serving the booted enclave fails", () => {
       await runEnclaveCommand(options()).catch(() => {});
       expect(exits).toEqual([1]);
       expect(stderr.join("")).toContain("cloister: the app factory failed (a stand-in)");
+      // Worded for the close that is under way, not for a boot that has ended.
+      expect(stderr.join("")).toContain("cloister enclave: SIGTERM while closing (it could not serve) …\n");
+      expect(stderr.join("")).toContain("cloister enclave: stopped at once (a second SIGTERM while closing); ");
+      expect(stderr.join("")).not.toContain("during boot");
     } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("a model copy it could not remove is named, and the command still fails with the serving error", async () => {
+    const stderr: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    // Fresh modules: model-staging's record of the copies left must hold this run's copy only.
+    vi.resetModules();
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    fs.failRemoval = true;
+    try {
+      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
+      const copy = fs.copies.at(-1) as string;
+      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      expect(stderr.join("")).toContain(
+        `cloister enclave: could not serve; could not remove the model copy ${copy} (EBUSY): remove it by hand\n`,
+      );
+      // The removal's failure is the line above, not a second error of the close.
+      expect(stderr.join("")).not.toContain("closing it failed too");
+    } finally {
+      fs.failRemoval = false;
       vi.restoreAllMocks();
     }
   });
