@@ -75,7 +75,7 @@ export function registerAuditCommands(program: Command): void {
     .addHelpText(
       "after",
       `${examples(
-        "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json; BOOT: the first 16 digits of its enclave",
+        "cloister audit find --log .cloister/audit/BOOT.jsonl --chat-json answer.json --prompt-file question.txt   # answer.json: chat --json; BOOT: the first 16 digits of its enclave field (the attestation document's digest)",
       )}
 
 A request id sent more than once (the SDK never does) has a record each time: every record with its

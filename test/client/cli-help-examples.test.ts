@@ -141,3 +141,14 @@ describe("bundle --help examples", () => {
     for (const out of outs) expect(built, `bundle --help example --out ${out}`).toContain(out);
   });
 });
+
+describe("audit find --help examples", () => {
+  // cloister chat --json's answer holds no field named for the boot: its log, BOOT.jsonl, is named by
+  // the first 16 digits of the answer's `enclave` field, the attestation document's digest.
+  it("say which field of chat --json's answer names the log (BOOT)", async () => {
+    const { code, stdout } = await run(["audit", "find", "--help"]);
+    expect(code).toBe(0);
+    const example = examplesOf(stdout).find((line) => line.includes("BOOT.jsonl --chat-json"));
+    expect(example).toContain("BOOT: the first 16 digits of its enclave field (the attestation document's digest)");
+  });
+});
