@@ -74,10 +74,13 @@ export function shellWord(text: string): string {
 
 /**
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
- * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable).
+ * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
+ * path holding ": " is written as one shell word (shellWord: single-quoted), else where the path
+ * ends and the reason starts would be a guess; any other is written as given, so an ordinary path
+ * reads as typed, and so does a name that is no path (`- (standard input)`, from a reader of stdin).
  */
 export function fileMessage(file: string, what: string, reason: string): string {
-  return `${what} ${file}: ${reason}`;
+  return `${what} ${file.includes(": ") ? shellWord(file) : file}: ${reason}`;
 }
 
 /** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */

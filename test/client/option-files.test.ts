@@ -249,6 +249,17 @@ describe("option files are read to a bound and as strict UTF-8", () => {
     });
   }
 
+  it("a path holding ': ' is named as one shell word (single-quoted), so where it ends and the reason starts is clear", async () => {
+    for (const [index, c] of cases.entries()) {
+      const refused = c.refusal ?? ((message: string) => new UsageError(message));
+      const huge = await past(`huge: ${index}`, c.bound);
+      if (c.private) await chmod(huge, 0o600);
+      expect(await refusal(c.read(huge)), c.option).toEqual(
+        refused(`${c.option} '${huge}': expected at most ${c.bound} bytes (${c.expected}), found more`),
+      );
+    }
+  });
+
   it("a file that cannot be read is named as the option's other refusals name it (optionFileUnreadable)", async () => {
     // A path through a regular file: ENOTDIR, which no reader takes for a missing file (--token-file's is made).
     const under = join(await small("not-a-directory"), "x");
