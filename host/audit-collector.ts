@@ -47,7 +47,7 @@ import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
-import { findUnsafeDirectory, unsafeDirectoryReason } from "../client/cli/path-safety.ts";
+import { dotDotAfterLink, findUnsafeDirectory, unsafeDirectoryReason } from "../client/cli/path-safety.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import {
   type BootAuditKey,
@@ -220,9 +220,29 @@ async function makeAuditDir(dir: string): Promise<void> {
  * directory is made: a missing parent is refused, so a mistyped path (in a systemd unit, say) is
  * noticed instead of splitting the records between two trees. A directory someone else could
  * change is refused: one another user owns or others may write to, or below one anyone may write to,
- * without the sticky bit (findUnsafeDirectory). Throws an AuditDirError whose message names what was found.
+ * without the sticky bit (findUnsafeDirectory). An empty path is refused, as is a `..` after a link
+ * (dotDotAfterLink: the kernel would make and the check see another directory than the one the
+ * collector joins file names to). Throws an AuditDirError whose message names what was found.
  */
 export async function prepareAuditDir(dir: string): Promise<void> {
+  // Not the working directory (resolve("") is), whose parent a missing-parent hint would name.
+  if (dir === "") {
+    throw new AuditDirError(
+      "expected the path of a directory, found an empty one; name the directory the host keeps the audit records in (e.g. --audit-dir /var/lib/cloister/audit)",
+      dir,
+      { cause: null },
+    );
+  }
+  // What is made and checked below is what the kernel reaches; the collector names its files
+  // join(dir, name), which removes a `..` lexically: a `..` after a link would part the two.
+  const parted = await dotDotAfterLink(dir);
+  if (parted !== null) {
+    throw new AuditDirError(
+      `expected a path whose \`..\` leaves the directory named before it, found one after a symbolic link (${parted.prefix}: the directory ${parted.kernel}, not ${parted.joined}); name the directory by its real path (realpath -m ${shellWord(dir)})`,
+      dir,
+      { cause: null },
+    );
+  }
   try {
     await makeAuditDir(dir);
   } catch (error) {

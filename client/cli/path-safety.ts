@@ -15,10 +15,11 @@
  * umask 002 (a container over a bind mount, a `sudo` run) keeps `cloister up`'s files and audit logs
  * there, and that user can swap the checkout's code as much (git's own ownership check is of the
  * repository's directory, not the ones above it). Every directory a name is looked up in, links
- * followed as the kernel does, counts, and the real path's. Where there are no POSIX owners
+ * followed as the kernel does (a `..` after a link leaves the link's target, not the link's
+ * directory), counts, and the real path's. Where there are no POSIX owners
  * (Windows) nothing is checked.
  */
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { shellWord } from "../../attestation/bounded-read.ts";
 
@@ -58,10 +59,35 @@ function directoryFault(
  * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
  * makes it owns it); an error other than a missing part is thrown.
  */
-export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
+export function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
+  return findUnsafe(dir, "directory");
+}
+
+/**
+ * The file `file` leads to, or the first directory a lookup of it goes through (as
+ * findUnsafeDirectory walks them), that someone else could change, or null: for a file read as a
+ * trust anchor (the client's `--policy`) or a secret (an API key, the proxy's token). The file
+ * itself is held to the rule of a directory itself, the sticky bit aside (it means nothing on a
+ * file): owned by root or this user (its owner can rewrite it: OpenSSH's StrictModes asks as much
+ * of `authorized_keys`, and the key broker of its policies, attestation/kbs/key-file.ts), no o+w,
+ * no g+w unless its group is root's or this user's primary group. `skipFile`: the directories only
+ * (a secret's reader checks the file itself on the open file, and more strictly). Every directory
+ * of the lookup, the one holding the file included, is held to the rule of the directories above
+ * (no o+w without the sticky bit), as lenient on purpose. A file that does not exist (or a pipe,
+ * `<(…)`: a link to no path) is passed over: its reader says so; its directories are checked.
+ */
+export function findUnsafeFile(file: string, options: { skipFile?: boolean } = {}): Promise<UnsafeDirectory | null> {
+  return findUnsafe(file, options.skipFile === true ? "directories" : "file");
+}
+
+/** findUnsafeDirectory and findUnsafeFile: `kind` is what the path leads to and how it is held. */
+async function findUnsafe(dir: string, kind: "directory" | "file" | "directories"): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
-  const { target, lookedIn } = await lookUp(resolve(dir));
+  // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
+  // after a link from the link's target, and lookUp does as it does, so what is checked is what the
+  // caller's open or mkdir of `dir` reaches (the working directory's path is its real one).
+  const { target, lookedIn } = await lookUp(isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`);
   const checked = new Set<string>();
   // The real path, then each directory a name was looked up in (the last first), and all above
   // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
@@ -69,8 +95,12 @@ export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory 
   for (const start of [...(target === null ? [] : [target]), ...lookedIn.reverse()]) {
     for (let path: string | null = start; path !== null && !checked.has(path); path = parent(path)) {
       checked.add(path);
+      if (path === target && kind === "directories") continue;
       const info = await stat(path);
-      let fault = directoryFault(info, user);
+      // On a file the sticky bit keeps no one out.
+      const held =
+        path === target && kind !== "directory" ? { uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 } : info;
+      let fault = directoryFault(held, user);
       // Above it, only "anyone can write to it" (see above).
       if (path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
@@ -83,6 +113,27 @@ export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory 
   return null;
 }
 
+/**
+ * Where a `..` in `path` leaves another directory to the kernel than to path.join/resolve, or null:
+ * the kernel takes a `..` after a link from the link's target, a path join from the link's
+ * directory. For a directory named once and then joined with file names (the host's --audit-dir:
+ * made and checked as given, its logs opened as join(dir, name)), the two must agree. Only the last
+ * `..` is looked at: its prefix reaching one directory both ways, the names after it do too. A
+ * prefix the kernel cannot resolve is passed over (opening the path fails as well, and says why).
+ */
+export async function dotDotAfterLink(
+  path: string,
+): Promise<{ prefix: string; kernel: string; joined: string } | null> {
+  const names = path.split(sep);
+  const last = names.lastIndexOf("..");
+  if (last === -1) return null;
+  const prefix = names.slice(0, last + 1).join(sep);
+  const kernel = await realpath(prefix).catch(() => null);
+  if (kernel === null) return null;
+  const joined = await realpath(resolve(prefix)).catch(() => resolve(prefix));
+  return kernel === joined ? null : { prefix, kernel, joined };
+}
+
 /** The directory above `path`, or null at `/`. */
 function parent(path: string): string | null {
   return dirname(path) === path ? null : dirname(path);
@@ -92,8 +143,8 @@ function parent(path: string): string | null {
 const MAX_LINKS = 40;
 
 /**
- * Looks `path` (absolute, without `..`) up a name at a time as the kernel does, links followed (a
- * link's text read from the link's real directory, a `..` in it leaving the link's target): every
+ * Looks `path` (absolute) up a name at a time as the kernel does, links followed (a link's text
+ * read from the link's real directory; a `..`, in it or in `path`, leaving the real directory reached): every
  * real directory a name was looked up in (whoever can write to one could put another name there:
  * a link in the middle of a chain lives in a directory on neither the path nor the real path), and
  * the real path, or null when a part of it does not exist yet (nothing to swap there yet).

@@ -2,11 +2,11 @@
  * findUnsafeDirectory (client/cli/path-safety.ts) walks every directory a lookup of the path goes
  * through, links followed as the kernel follows them. Real directories and modes (tests run as root).
  */
-import { chmod, mkdir, mkdtemp, realpath, rm, symlink } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { findUnsafeDirectory } from "../../client/cli/path-safety.ts";
+import { findUnsafeDirectory, findUnsafeFile } from "../../client/cli/path-safety.ts";
 
 let root: string;
 beforeEach(async () => {
@@ -48,8 +48,87 @@ describe("findUnsafeDirectory", () => {
     expect(await findUnsafeDirectory(join(safe, "l4"))).toMatchObject({ path: open });
   });
 
+  it("checks the directory the kernel reaches for a `..` after a link in the path given, not the lexical one", async () => {
+    // root/safe/l5 -> root/open/deep: the kernel opens `root/safe/l5/../x` as root/open/x, below a
+    // directory anyone can write to; resolved lexically it would be root/safe/x.
+    const [safe, open] = [join(root, "safe"), join(root, "open")];
+    await mkdir(join(open, "deep"), { recursive: true, mode: 0o755 });
+    await mkdir(join(open, "x"), { mode: 0o700 });
+    await mkdir(join(safe, "x"), { recursive: true, mode: 0o700 });
+    await chmod(safe, 0o755);
+    await chmod(open, 0o777);
+    await symlink(join(open, "deep"), join(safe, "l5"));
+    // Written as a string: path.join would remove the `..` lexically.
+    expect(await findUnsafeDirectory(`${safe}/l5/../x`)).toMatchObject({ path: open, itself: false });
+    expect(await findUnsafeDirectory(`${safe}/x/../x`)).toBeNull();
+  });
+
   it("refuses a loop of links with the kernel's own ELOOP, after as many links as it follows", async () => {
     await symlink(join(root, "loop"), join(root, "loop"));
     await expect(findUnsafeDirectory(join(root, "loop", "audit"))).rejects.toMatchObject({ code: "ELOOP" });
+  });
+});
+
+describe("findUnsafeFile", () => {
+  /** A file of `mode` in a new directory of root's (0755) under `root`. */
+  async function fileOf(mode: number): Promise<string> {
+    const dir = join(root, "d");
+    await mkdir(dir, { mode: 0o755 });
+    const file = join(dir, "policy.json");
+    await writeFile(file, "{}", { mode });
+    await chmod(file, mode);
+    return file;
+  }
+
+  it("passes a file of this user's that only its owner can write, in directories others cannot write to", async () => {
+    expect(await findUnsafeFile(await fileOf(0o644))).toBeNull();
+  });
+
+  it("finds a file anyone can write to, the sticky bit notwithstanding", async () => {
+    const file = await fileOf(0o1666);
+    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: "o", mode: 0o1666 });
+  });
+
+  it("finds a file another group can write to, not one root's group can", async () => {
+    const file = await fileOf(0o664);
+    expect(await findUnsafeFile(file)).toBeNull(); // root's group
+    await chown(file, 0, 4243);
+    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: "g", gid: 4243 });
+  });
+
+  it("finds a file another user owns", async () => {
+    const file = await fileOf(0o644);
+    await chown(file, 4244, 0);
+    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: null, uid: 4244 });
+  });
+
+  it("finds a directory on its path anyone can write to without the sticky bit, and the target of a link", async () => {
+    const file = await fileOf(0o644);
+    const dir = join(root, "d");
+    await chmod(dir, 0o777);
+    expect(await findUnsafeFile(file)).toMatchObject({ path: dir, itself: false, writers: "o" });
+    await chmod(dir, 0o1777);
+    expect(await findUnsafeFile(file)).toBeNull();
+    // A link to it: the file it leads to is what is checked.
+    await chmod(dir, 0o755);
+    await symlink(file, join(root, "link.json"));
+    await chmod(file, 0o646);
+    expect(await findUnsafeFile(join(root, "link.json"))).toMatchObject({ path: file, itself: true, writers: "o" });
+  });
+
+  it("checks only the directories of a file that does not exist (the read says it is missing)", async () => {
+    const dir = join(root, "d");
+    await mkdir(dir, { mode: 0o777 });
+    await chmod(dir, 0o777);
+    expect(await findUnsafeFile(join(dir, "missing.json"))).toMatchObject({ path: dir, itself: false });
+    await chmod(dir, 0o755);
+    expect(await findUnsafeFile(join(dir, "missing.json"))).toBeNull();
+  });
+
+  it("skips the file itself when asked (a secret, whose own owner and mode its reader checks)", async () => {
+    const file = await fileOf(0o666);
+    expect(await findUnsafeFile(file, { skipFile: true })).toBeNull();
+    await chmod(join(root, "d"), 0o777);
+    expect(await findUnsafeFile(file, { skipFile: true })).toMatchObject({ itself: false });
   });
 });
