@@ -74,7 +74,8 @@ export function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null
  * (a secret's reader checks the file itself on the open file, and more strictly). Every directory
  * of the lookup, the one holding the file included, is held to the rule of the directories above
  * (no o+w without the sticky bit), as lenient on purpose. A file that does not exist (or a pipe,
- * `<(…)`: a link to no path) is passed over: its reader says so; its directories are checked.
+ * `<(…)`: a link to no path), or is a device or a directory, is passed over: its reader refuses it
+ * as what it is; its directories are checked. A named pipe is held as a file (a writer feeds it).
  */
 export function findUnsafeFile(file: string, options: { skipFile?: boolean } = {}): Promise<UnsafeDirectory | null> {
   return findUnsafe(file, options.skipFile === true ? "directories" : "file");
@@ -97,6 +98,9 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
       checked.add(path);
       if (path === target && kind === "directories") continue;
       const info = await stat(path);
+      // A device or a directory where a file is asked for is its reader's to refuse (not a file
+      // or a pipe), as what it is rather than by its mode (/dev/null is 0666).
+      if (path === target && kind === "file" && !info.isFile() && !info.isFIFO()) continue;
       // On a file the sticky bit keeps no one out.
       const held =
         path === target && kind !== "directory" ? { uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 } : info;
@@ -208,4 +212,24 @@ export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held:
   }
   // Only the directory itself is held to its owner (findUnsafeDirectory).
   return `expected a directory owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${stake}; chown ${found.user} ${path}, or choose another directory`;
+}
+
+/**
+ * The reason (fileMessage's, without the path asked about, `file`) for `found` (findUnsafeFile): what
+ * was expected, what was found (mode in octal, the directory's path, the owner's uid), what someone
+ * else could then change (`held`: "which enclaves this client trusts") and the fix as a shell command.
+ */
+export function unsafeFileReason(found: UnsafeDirectory, file: string, held: string): string {
+  const mode = `0${found.mode.toString(8)}`;
+  // chmod and chown follow a link: the file as named reaches the file found.
+  const path = shellWord(found.itself ? file : found.path);
+  const who = found.writers === null ? `uid ${found.uid}` : found.writers === "g" ? `group ${found.gid}` : "anyone";
+  if (!found.itself) {
+    // Only "anyone may write to it" is refused of a directory (findUnsafeFile).
+    return `expected no directory on its path that others can write to, found one (the directory ${found.path} mode ${mode}): ${who} could put their own file in its place, and with it ${held}; chmod o-w ${path} (or set its sticky bit)`;
+  }
+  if (found.writers !== null) {
+    return `expected a file others cannot write to, found mode ${mode}: ${who} could rewrite it, and with it ${held}; chmod ${found.writers}-w ${path}`;
+  }
+  return `expected a file owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${who} could rewrite it, and with it ${held}; chown ${found.user} ${path}, or copy it to a file of this user's`;
 }

@@ -35,6 +35,7 @@ import {
   UsageError,
   writeOutputFile,
 } from "./output.ts";
+import { findUnsafeFile, unsafeFileReason } from "./path-safety.ts";
 import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
@@ -82,7 +83,13 @@ export async function readApiKey(file: string | undefined, url: string): Promise
       // A file that cannot be read: named as the private-file reader's other refusals name it
       // (`--api-key-file path: …`), its default (privateFileUnreadable); the key's source label in
       // the same form (fileMessage), so a refusal of the key reads `--api-key-file path: …` too.
-      key: (await readSecretFile(file, "--api-key-file", { bound: API_KEY_FILE_BOUND, followLinks: true })).trim(),
+      key: (
+        await readSecretFile(file, "--api-key-file", {
+          bound: API_KEY_FILE_BOUND,
+          followLinks: true,
+          held: "the API key this client sends",
+        })
+      ).trim(),
       source: `--api-key-file ${file}`,
     };
   }
@@ -90,6 +97,7 @@ export async function readApiKey(file: string | undefined, url: string): Promise
   // Neither was given: the refusal says so, rather than blaming an --api-key-file nobody passed.
   const text = await readSecretFile(LOCAL_API_KEY_FILE, "the default key file", {
     bound: API_KEY_FILE_BOUND,
+    held: "the API key this client sends",
     cannotRead: (error) =>
       new UsageError(
         `no API key: the default key file ${LOCAL_API_KEY_FILE} cannot be read (${fileErrorCause(error)}): it is the one cloister up writes in the directory it runs in; pass --api-key-file or set CLOISTER_API_KEY`,
@@ -118,14 +126,49 @@ export function plainHttpKeyWarning(url: URL, sender: string): string | null {
 export async function readSecretFile(
   path: string,
   field: string,
-  options: Omit<PrivateKeyFileOptions, "uid">,
+  options: Omit<PrivateKeyFileOptions, "uid"> & { readonly held?: string },
 ): Promise<string> {
-  try {
-    return await readPrivateKeyFile(path, field, options);
-  } catch (error) {
-    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
-    throw error;
+  // The file's owner and mode are checked on the open file; the directories its lookup goes
+  // through here: anyone who may write to one could put their own file (or link) in its place.
+  const held = options.held ?? "the secret it holds";
+  return readCheckedPath(path, field, held, { skipFile: true }, async () => {
+    try {
+      return await readPrivateKeyFile(path, field, options);
+    } catch (error) {
+      if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
+      throw error;
+    }
+  });
+}
+
+/**
+ * `read()` of a file checked first: refused (UsageError naming `option` and the file) when someone
+ * else could change it, or a directory its lookup goes through (findUnsafeFile; `skipFile`: the
+ * directories only), `held` saying what they would then change. One walk of the path, before the
+ * read; a file that does not exist is left to the read to say so. A walk that fails (ELOOP, EACCES)
+ * leaves the read to word the same errno as it words it; should the read succeed, the file is
+ * refused all the same (its path could not be checked).
+ */
+async function readCheckedPath<T>(
+  path: string,
+  option: string,
+  held: string,
+  options: { skipFile?: boolean },
+  read: () => Promise<T>,
+): Promise<T> {
+  const walked = await findUnsafeFile(path, options).then(
+    (unsafe) => ({ unsafe, error: null }),
+    (error: unknown) => ({ unsafe: null, error: error ?? new Error("the path check failed") }),
+  );
+  if (walked.unsafe !== null) {
+    throw new UsageError(fileMessage(path, option, unsafeFileReason(walked.unsafe, path, held)));
   }
+  const value = await read();
+  if (walked.error !== null) {
+    const reason = `cannot check its path (${fileErrorCause(walked.error, "check")})`;
+    throw new UsageError(fileMessage(path, option, reason), { cause: walked.error });
+  }
+  return value;
 }
 
 /**
@@ -162,7 +205,10 @@ export async function readPolicy(path: string): Promise<ClientPolicy> {
  * again), so that it reports a bad policy file as the other commands do.
  */
 export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
-  const text = await readOptionFile(path, "--policy", POLICY_FILE_BOUND, POLICY_HINT);
+  // The policy is the client's trust anchor: whoever could change it chooses the enclaves trusted.
+  const text = await readCheckedPath(path, "--policy", "which enclaves this client trusts", {}, () =>
+    readOptionFile(path, "--policy", POLICY_FILE_BOUND, POLICY_HINT),
+  );
   try {
     const json = clientPolicyJson(text);
     return { json, policy: parseClientPolicy(json) };

@@ -54,6 +54,7 @@ async function readTokenFile(file: string): Promise<string | null> {
   try {
     text = await readSecretFile(file, "--token-file", {
       bound: TOKEN_FILE_BOUND,
+      held: "the proxy's token",
       // No such file is not a refusal (the token is made): the errno error itself, recognised below;
       // any other is worded as the reader's other refusals of the file (`--token-file path: …`).
       cannotRead: (error) => (isNoSuchFile(error) ? error : privateFileUnreadable("--token-file", file)(error)),

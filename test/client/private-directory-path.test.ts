@@ -37,10 +37,12 @@ describe("makePrivateDirectory: a path someone else could change", () => {
       `--dir ${target}: expected no directory above it that others can write to, found one (the ancestor ${open} mode 0777): anyone could rename the directory away with ${HELD} and put their own in its place; chmod o-w ${open} (or set its sticky bit)`,
     );
     expect(await readdir(open)).toEqual([]);
-    // The proxy's token directory the same way, naming its option.
+    // The proxy's token directory the same way, naming its option: refused by the read of an
+    // existing token first (its directories are checked, run-client.ts readSecretFile), before any
+    // directory is made.
     const token = join(open, ".cloister", "proxy-token");
     expect((await refusal(localToken(token)))?.message).toBe(
-      `--token-file ${join(open, ".cloister")}: expected no directory above it that others can write to, found one (the ancestor ${open} mode 0777): anyone could rename the directory away with ${HELD} and put their own in its place; chmod o-w ${open} (or set its sticky bit)`,
+      `--token-file ${token}: expected no directory on its path that others can write to, found one (the directory ${open} mode 0777): anyone could put their own file in its place, and with it the proxy's token; chmod o-w ${open} (or set its sticky bit)`,
     );
     expect(await readdir(open)).toEqual([]);
     await chmod(open, 0o1777);

@@ -1,0 +1,124 @@
+/**
+ * A --policy file (the client's trust anchor) and the secrets the CLI reads (an API key file, the
+ * proxy's token) are refused when someone else could change them (client/cli/path-safety.ts
+ * findUnsafeFile): the policy when another user owns it, when others (or a group not root's nor this
+ * user's) may write to it, or when anyone may write to a directory its lookup goes through without
+ * the sticky bit; a secret for such a directory (its own owner and mode are checked by its reader).
+ * Tests run as root: other owners are uids 4242-4244.
+ */
+import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UsageError } from "../../client/cli/output.ts";
+import { readApiKey, readPolicyFile } from "../../client/cli/run-client.ts";
+import { localToken } from "../../client/cli/run-proxy.ts";
+import { devPolicy } from "./helpers.ts";
+
+let root: string;
+beforeEach(async () => {
+  root = await realpath(await mkdtemp(join(tmpdir(), "cloister-trust-files-")));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const refusal = (promise: Promise<unknown>): Promise<Error> =>
+  promise.then(
+    () => new Error("expected a refusal"),
+    (error: unknown) => error as Error,
+  );
+
+/** A valid policy file of `mode` in root/`dir` (made 0755). */
+async function policyIn(dir: string, mode: number): Promise<string> {
+  await mkdir(join(root, dir), { recursive: true, mode: 0o755 });
+  const file = join(root, dir, "policy.json");
+  await writeFile(file, JSON.stringify(await devPolicy()));
+  await chmod(file, mode);
+  return file;
+}
+
+describe("--policy FILE", () => {
+  it("reads a policy of this user's that only it can write, below a sticky directory anyone may write to", async () => {
+    const file = await policyIn("sticky", 0o644);
+    await chmod(join(root, "sticky"), 0o1777);
+    expect((await readPolicyFile(file)).policy).toBeDefined();
+  });
+
+  it("refuses a policy below a directory anyone may write to, naming that directory, its mode and the fix", async () => {
+    const file = await policyIn("x", 0o644);
+    const open = join(root, "x");
+    await chmod(open, 0o777);
+    const error = await refusal(readPolicyFile(file));
+    expect(error).toBeInstanceOf(UsageError);
+    expect(error.message).toBe(
+      `--policy ${file}: expected no directory on its path that others can write to, found one (the directory ${open} mode 0777): anyone could put their own file in its place, and with it which enclaves this client trusts; chmod o-w ${open} (or set its sticky bit)`,
+    );
+    // Reached through a link in such a directory: the link can be pointed elsewhere.
+    await chmod(open, 0o755);
+    await mkdir(join(root, "open"), { mode: 0o777 });
+    await chmod(join(root, "open"), 0o777);
+    await symlink(file, join(root, "open", "policy.json"));
+    expect((await refusal(readPolicyFile(join(root, "open", "policy.json")))).message).toContain(
+      `(the directory ${join(root, "open")} mode 0777)`,
+    );
+  });
+
+  it("refuses a policy others, or another group, may write to, with the chmod that fixes it", async () => {
+    const file = await policyIn("d", 0o666);
+    expect((await refusal(readPolicyFile(file))).message).toBe(
+      `--policy ${file}: expected a file others cannot write to, found mode 0666: anyone could rewrite it, and with it which enclaves this client trusts; chmod o-w ${file}`,
+    );
+    await chmod(file, 0o664);
+    await chown(file, 0, 4243);
+    expect((await refusal(readPolicyFile(file))).message).toBe(
+      `--policy ${file}: expected a file others cannot write to, found mode 0664: group 4243 could rewrite it, and with it which enclaves this client trusts; chmod g-w ${file}`,
+    );
+    // Root's group (or this user's own) may write to it.
+    await chown(file, 0, 0);
+    expect((await readPolicyFile(file)).policy).toBeDefined();
+  });
+
+  it("refuses a policy another user owns (its owner can rewrite it), saying why and how to fix it", async () => {
+    const file = await policyIn("d", 0o644);
+    await chown(file, 4244, 0);
+    const uid = process.getuid?.() ?? 0;
+    expect((await refusal(readPolicyFile(file))).message).toBe(
+      `--policy ${file}: expected a file owned by root or this user (uid ${uid}), found one owned by uid 4244 (mode 0644): uid 4244 could rewrite it, and with it which enclaves this client trusts; chown ${uid} ${file}, or copy it to a file of this user's`,
+    );
+  });
+
+  it("says a missing policy is missing, not that its path is unsafe", async () => {
+    const missing = join(root, "none", "policy.json");
+    expect((await refusal(readPolicyFile(missing))).message).toContain(`--policy ${missing}: cannot read (`);
+  });
+});
+
+describe("secret files", () => {
+  it("refuses a proxy token below a directory anyone may write to", async () => {
+    const open = join(root, "open");
+    await mkdir(open, { mode: 0o755 });
+    const file = join(open, "proxy-token");
+    const made = await localToken(file);
+    expect(await localToken(file)).toEqual({ token: made.token, created: false });
+    await chmod(open, 0o777);
+    expect((await refusal(localToken(file))).message).toBe(
+      `--token-file ${file}: expected no directory on its path that others can write to, found one (the directory ${open} mode 0777): anyone could put their own file in its place, and with it the proxy's token; chmod o-w ${open} (or set its sticky bit)`,
+    );
+  });
+
+  it("refuses an --api-key-file below a directory anyone may write to", async () => {
+    const open = join(root, "open");
+    await mkdir(open, { mode: 0o777 });
+    await chmod(open, 0o777);
+    const file = join(open, "api-key");
+    await writeFile(file, "ck_test_key\n", { mode: 0o600 });
+    const error = await refusal(readApiKey(file, "http://127.0.0.1:47001"));
+    expect(error).toBeInstanceOf(UsageError);
+    expect(error.message).toContain(
+      `--api-key-file ${file}: expected no directory on its path that others can write to`,
+    );
+    await chmod(open, 0o1777);
+    expect((await readApiKey(file, "http://127.0.0.1:47001")).key).toBe("ck_test_key");
+  });
+});
