@@ -2,6 +2,7 @@
  * findUnsafeDirectory (client/cli/path-safety.ts) walks every directory a lookup of the path goes
  * through, links followed as the kernel follows them. Real directories and modes (tests run as root).
  */
+import { execFileSync } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -123,6 +124,16 @@ describe("findUnsafeFile", () => {
     expect(await findUnsafeFile(join(dir, "missing.json"))).toMatchObject({ path: dir, itself: false });
     await chmod(dir, 0o755);
     expect(await findUnsafeFile(join(dir, "missing.json"))).toBeNull();
+  });
+
+  it("holds a named pipe as a file (a writer feeds it), and leaves a device to its reader", async () => {
+    const fifo = join(root, "policy.fifo");
+    execFileSync("mkfifo", ["-m", "666", fifo]);
+    expect(await findUnsafeFile(fifo)).toMatchObject({ path: fifo, itself: true, writers: "o" });
+    await chmod(fifo, 0o600);
+    expect(await findUnsafeFile(fifo)).toBeNull();
+    // /dev/null is 0666: refused by the reader as a character device, not here by its mode.
+    expect(await findUnsafeFile("/dev/null")).toBeNull();
   });
 
   it("skips the file itself when asked (a secret, whose own owner and mode its reader checks)", async () => {
