@@ -79,6 +79,7 @@ import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import {
+  type ChatHistoryItem,
   type ChatWrapper,
   chatWrappers,
   type GgufFileInfo,
@@ -347,14 +348,11 @@ function keptForShapes(resolveChatWrapper, bosString) {
   renderShapes(wrapper);
   return { kind: "jinjaTemplate" };
 }
-// Renders each conversation shape this thread sends ("s", "u", "a" per message), with placeholder
-// text, as the engine renders a request (its messages, then the model's empty turn), and answers
-// whether it rendered. Its wrapper is built as this thread's (above), so its answers hold there.
+// Renders each conversation shape this thread sends, as the conversation this thread made of it
+// (shapeHistory: placeholder text, as the engine renders a request), and answers whether it rendered.
+// Its wrapper is built as this thread's (above), so its answers hold there.
 function renderShapes(wrapper) {
-  const items = { s: () => ({ type: "system", text: "x" }), u: () => ({ type: "user", text: "x" }), a: () => ({ type: "model", response: ["x"] }) };
-  port.on("message", ({ shape }) => {
-    const chatHistory = [...shape].map((role) => items[role]());
-    chatHistory.push({ type: "model", response: [] });
+  port.on("message", ({ shape, chatHistory }) => {
     try {
       wrapper.generateContextState({ chatHistory });
       port.postMessage({ shape, rendered: true });
@@ -871,7 +869,7 @@ function startResolution(
         }
         rendering = resolve;
         renderingShape = shape;
-        port1.postMessage({ shape });
+        port1.postMessage({ shape, chatHistory: shapeHistory(shape) });
       }),
     answered: () => {
       takeQueued();
@@ -949,6 +947,27 @@ function resolutionInput(fileInfo: GgufFileInfo, filename: string | undefined): 
 /** node-llama-cpp's entry point, for the worker to import (an eval'd worker resolves no package names). */
 function nodeLlamaCppUrl(): string {
   return pathToFileURL(createRequire(import.meta.url).resolve("node-llama-cpp")).href;
+}
+
+/**
+ * The conversation the shape worker renders for `shape` (TemplateShapes.shapeOf: a letter per message
+ * as the template sees it, s system, u user, a assistant, the last letter the model's turn), with
+ * placeholder text: its messages, then the model's empty turn, as the engine renders a request
+ * (engine.ts #renderChat: the request's messages, then the model's empty turn). The shape's last
+ * letter is that turn, not a message before it: so the wrapper passes the template the same messages
+ * here as for the request, whether it joins adjacent messages of one role or not
+ * (test/engine/template-shapes-history.test.ts compares them).
+ */
+export function shapeHistory(shape: string): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = [...shape.slice(0, -1)].map((letter) =>
+    letter === "s"
+      ? { type: "system", text: "x" }
+      : letter === "u"
+        ? { type: "user", text: "x" }
+        : { type: "model", response: ["x"] },
+  );
+  history.push({ type: "model", response: [] });
+  return history;
 }
 
 /** A worker holding the model's Jinja wrapper that renders conversation shapes (startShapeRenderer). */

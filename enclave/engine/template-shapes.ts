@@ -132,7 +132,8 @@ export class TemplateShapes {
   /**
    * The shape of a conversation of `roles` as the template sees it: a letter per message (s, u, a),
    * the model's turn the engine adds at the end included, adjacent messages of one role as one when
-   * the wrapper joins them.
+   * the wrapper joins them. Its last letter is that turn: the worker renders the shape as its messages
+   * then the model's empty turn (chat-wrapper.ts shapeHistory), as the engine renders the request.
    */
   shapeOf(roles: readonly string[]): string {
     let shape = "";
