@@ -402,12 +402,6 @@ export class InferenceEngine {
     };
   }
 
-  /** Number of tokens a prompt renders to (chat template applied for messages). */
-  async countPromptTokens(request: GenerateRequest): Promise<number> {
-    if ("messages" in request) checkMessages(request);
-    return (await this.#render(request)).tokens.length;
-  }
-
   /**
    * Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). Rejects
    * with CHAT_TEMPLATE_REFUSED for a conversation an operator's Jinja template did not render on its
@@ -609,7 +603,7 @@ export class InferenceEngine {
    */
   #render(request: GenerateRequest): RenderedPrompt | Promise<RenderedPrompt> {
     if ("messages" in request) {
-      // Its messages checked by the caller (checkMessages: renderPrompt, countPromptTokens, generate).
+      // Its messages checked by the caller (checkMessages: renderPrompt, generate).
       // On this thread: a named wrapper runs no template, and Cloister's own template loops over the
       // messages only (at most 256). An operator's Jinja template (pinned, or auto's choice) may loop
       // on some conversation the boot's trial did not try; it sees the conversation's shape only (its

@@ -59,10 +59,11 @@ type Verdict = { refused: false } | { refused: true; error: EngineError };
 
 /**
  * A new shape queued for the worker: its verdict (settled by the queue once it has rendered), the
- * requests waiting for it, and whether its rendering has begun. Exported for its count in tests: one
- * dropped from the queue (every request waiting for it gone before it began) is held by nothing.
+ * requests waiting for it, and whether its rendering has begun. Held by the queue (#waiting) and the
+ * requests waiting for it only: one dropped from the queue (every request waiting for it gone before
+ * it began) is held by nothing.
  */
-export class QueuedShape {
+class QueuedShape {
   readonly verdict: Promise<Verdict>;
   readonly settle: (verdict: Verdict) => void;
   waiters = 0;

@@ -186,7 +186,7 @@ describe("enclave boot", () => {
     });
     const pinned = await boot(manifest({ model: { chatWrapper: "chatML" } }));
     try {
-      const expected = await chatMl.countPromptTokens({ messages: [...messages] });
+      const expected = (await chatMl.renderPrompt({ messages: [...messages] })).tokenCount;
       expect(expected).not.toBe(await promptTokens(enclave));
       expect(await promptTokens(pinned)).toBe(expected);
     } finally {

@@ -134,9 +134,7 @@ describe("an operator's Jinja template that loops on a shape the boot never trie
       cause: expect.stringMatching(/function/),
     });
     expect(limits.held.map(({ cleared }) => cleared)).toEqual([true]);
-    const again = await engine
-      .countPromptTokens({ messages: [assistant("Hi."), user("Hey")] })
-      .catch((e: unknown) => e);
+    const again = await engine.renderPrompt({ messages: [assistant("Hi."), user("Hey")] }).catch((e: unknown) => e);
     expect(code(again)).toBe("CHAT_TEMPLATE_REFUSED");
     expect(limits.held).toHaveLength(1);
   });
