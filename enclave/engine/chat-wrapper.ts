@@ -156,16 +156,17 @@ type ShapeAnswer = { shape: string; rendered: true } | { shape: string; rendered
 
 /**
  * Whether a conversation shape rendered on the shape worker (startShapeRenderer); if not, why (words
- * for an error's message), what the worker threw (its name and message), whether the worker has
- * ended (it failed, ran out of memory, or was ended) or is there for the next shape, whether the
- * shape reached the worker (`sent`: not when the worker had ended before), and whether the failure
- * is its own render's doing (`byRender`): the template threw on it, or the worker's heap ran out
- * while it rendered (the worker runs nothing else meanwhile). Any other end of the worker (it
- * failed otherwise, exited, or was ended) is not.
+ * for an error's message), what the worker threw (its name and message), and whether the shape
+ * reached the worker (`sent`). Not sent: the worker had ended before. Sent: whether the worker has
+ * ended since (it failed, ran out of memory, or was ended) or is there for the next shape, and
+ * whether the failure is its own render's doing (`byRender`): the template threw on it, or the
+ * worker's heap ran out while it rendered (the worker runs nothing else meanwhile). Any other end of
+ * the worker (it failed otherwise, exited, or was ended) is not.
  */
 export type ShapeRendering =
   | { rendered: true }
-  | { rendered: false; why: string; cause?: Error; workerEnded: boolean; sent: boolean; byRender: boolean };
+  | { rendered: false; why: string; cause?: Error; sent: false }
+  | { rendered: false; why: string; cause?: Error; sent: true; workerEnded: boolean; byRender: boolean };
 
 type TokenizerRequest = { op: "tokenize" | "detokenize" | "isSpecialToken" | "isEogToken"; args: unknown[] };
 
@@ -861,10 +862,15 @@ function startResolution(
     },
     end: () => finish({ answer: { kind: "none", why: "the choice was dropped" } }),
     render: (shape) =>
-      new Promise((resolve) => {
-        if (!kept || rendering !== null) {
-          const why = kept ? "another shape is rendering" : "the worker has ended";
-          resolve({ rendered: false, why, workerEnded: !kept, sent: false, byRender: false });
+      new Promise((resolve, reject) => {
+        if (!kept) {
+          resolve({ rendered: false, why: "the worker has ended", sent: false });
+          return;
+        }
+        if (rendering !== null) {
+          // ShapeRenderer.render's rule broken (TemplateShapes sends one shape at a time): a bug,
+          // rejected (the caller's to handle), the render under way left to its answer.
+          reject(new Error("shape worker: expected one shape rendering at a time, found another under way"));
           return;
         }
         rendering = resolve;
@@ -972,7 +978,10 @@ export function shapeHistory(shape: string): ChatHistoryItem[] {
 
 /** A worker holding the model's Jinja wrapper that renders conversation shapes (startShapeRenderer). */
 export type ShapeRenderer = {
-  /** One shape at a time: the next only once this one's promise has settled. */
+  /**
+   * One shape at a time: the next only once this one's promise has settled (a render begun while
+   * another is under way rejects, a bug; every other outcome resolves).
+   */
   render(shape: string): Promise<ShapeRendering>;
   /**
    * Whether the render under way has been answered (true when none is under way), once what the

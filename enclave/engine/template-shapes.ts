@@ -223,8 +223,8 @@ export class TemplateShapes {
    * Renders the queue's shapes one after another, in order, until none is left: so one shape at a
    * time reaches the worker (ShapeRenderer.render's rule), and a shape dropped from the queue is
    * simply not there when its turn would have come. #render resolves every outcome of the worker;
-   * should it reject all the same (a fault of the worker's wrapper, say), that shape's requests are
-   * answered ENGINE_BUSY (retry; not kept), also those with no signal to stop waiting by, and the
+   * should it reject all the same (the worker's render does when that rule is broken: a bug), that
+   * shape's requests are answered ENGINE_BUSY (retry; not kept), also those with no signal to stop waiting by, and the
    * queue goes on: never a rejection left unhandled (`void this.#pump()`), which would end the process.
    */
   async #pump(): Promise<void> {
@@ -254,7 +254,7 @@ export class TemplateShapes {
 
   /**
    * Renders `shape` on the worker (a new one if there is none), within the limit; rejects only when
-   * the worker's render does (never: see #pump), that worker ended first.
+   * the worker's render does (a bug: see the catch below), that worker ended first.
    *
    * Which failures refuse the shape for good (kept): only those of its own render, the one thing
    * the worker runs meanwhile: it was still rendering at the limit (the worker is ended), the
@@ -295,17 +295,18 @@ export class TemplateShapes {
         try {
           outcome = await Promise.race([renderer.render(shape), outOfTime]);
         } catch (cause) {
-          // Never (render resolves every outcome): the worker's state is unknown (the real one would
-          // answer every later shape "another shape is rendering"), so it is ended and the next shape
-          // gets a new one; #pump answers this shape's requests ENGINE_BUSY.
+          // render rejects only when begun while another shape renders on its worker (its rule
+          // broken, a bug: #pump sends one shape at a time; test/engine/shape-renderer-rule.test.ts):
+          // the worker's state is then unknown, so it is ended and the next shape gets a new one;
+          // #pump answers this shape's requests ENGINE_BUSY (template-shapes-render-rejects.test.ts).
           await this.#end(renderer);
           throw cause;
         } finally {
           clearTimeout(limit);
         }
         if (this.#closed) return { refused: true, error: closed() };
-        if (outcome === null || (!outcome.rendered && outcome.workerEnded)) {
-          // Stopped (or it stopped): the next shape gets a new worker.
+        if (outcome === null || (!outcome.rendered && (!outcome.sent || outcome.workerEnded))) {
+          // Stopped (or it stopped, or had): the next shape gets a new worker.
           await this.#end(renderer);
         }
         let verdict: Verdict;
@@ -313,16 +314,12 @@ export class TemplateShapes {
           verdict = { refused: true, error: refusal(shape, `was still rendering after ${this.#limitMs} ms (stopped)`) };
         } else if (outcome.rendered) {
           verdict = { refused: false };
-        } else if (outcome.byRender) {
-          verdict = { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
-        } else if (!outcome.sent && !outcome.workerEnded) {
-          // Another shape rendering on it: never, as #pump sends one shape at a time to the one
-          // worker. Not asked again (it would answer alike), not the shape's: retry.
-          return busy(`found it rendering another shape (${outcome.why})`, outcome.cause);
         } else if (!outcome.sent) {
           // Its worker had ended before (another cause): a new one, now; twice, the engine's want.
           if (attempt === 0) continue;
           return busy(`found none that stayed (${outcome.why})`, outcome.cause);
+        } else if (outcome.byRender) {
+          verdict = { refused: true, error: refusal(shape, `failed (${outcome.why})`, outcome.cause) };
         } else if (!this.#struck.has(shape)) {
           this.#strike(shape);
           return busy(`found its worker ended while the shape rendered (${outcome.why})`, outcome.cause);

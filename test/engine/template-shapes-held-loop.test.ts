@@ -42,7 +42,7 @@ function standIn(ended = false) {
     render: (shape: string) =>
       new Promise<ShapeRendering>((resolve) => {
         if (ended) {
-          resolve({ rendered: false, why: "the worker has ended", workerEnded: true, sent: false, byRender: false });
+          resolve({ rendered: false, why: "the worker has ended", sent: false });
           return;
         }
         worker.sent.push(shape);

@@ -1,9 +1,10 @@
 /**
  * The template-shape check's queue (engine/template-shapes.ts #pump) when rendering a shape rejects
- * (a fault of the worker's wrapper, never seen: ShapeRenderer.render resolves every outcome): the
- * requests waiting for that shape, also those without an abort signal, are answered ENGINE_BUSY
- * (retry; the shape not kept), the worker it was sent to is ended (its state unknown: the real one
- * would answer every later shape "another shape is rendering", ENGINE_BUSY for good) and its limit's
+ * (the real worker's render does when begun while another shape renders, a bug: the rule
+ * test/engine/shape-renderer-rule.test.ts shows): the requests waiting for that shape, also those
+ * without an abort signal, are answered ENGINE_BUSY (retry; the shape not kept), the worker it was
+ * sent to is ended (its state unknown: kept, it would reject every later shape, ENGINE_BUSY for
+ * good) and its limit's
  * timer cleared, the shapes queued behind it are still rendered, on a new worker, and no rejection
  * is left unhandled (vitest fails a run that has one). The workers are fake ShapeRenderers.
  */
@@ -35,8 +36,8 @@ afterEach(() => {
 });
 
 /**
- * A worker whose render of `failing` rejects (once per shape in `failing`), leaving it rendering as
- * the real one would (its later renders answered "another shape is rendering"); what it was sent.
+ * A worker whose render of `failing` rejects (once per shape in `failing`), leaving it as the real
+ * one is when its rule is broken (a render under way: its later renders reject); what it was sent.
  */
 function renderer(failing: Set<string>): FakeRenderer {
   let stuck = false;
@@ -45,8 +46,7 @@ function renderer(failing: Set<string>): FakeRenderer {
     ended: 0,
     render: async (shape) => {
       worker.sent.push(shape);
-      if (stuck)
-        return { rendered: false, why: "another shape is rendering", workerEnded: false, sent: false, byRender: false };
+      if (stuck) throw new Error("expected one shape rendering at a time (a stand-in)");
       if (failing.delete(shape)) {
         stuck = true;
         throw new Error("the worker's wrapper failed (a stand-in)");
