@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await model?.dispose();
+  // Disposing llama.cpp's instance disposes its model too.
   await llama?.dispose();
   await rm(dir, { recursive: true, force: true });
 });
