@@ -285,8 +285,14 @@ export class TemplateShapes {
         }
         let limit: NodeJS.Timeout | undefined;
         const outOfTime = new Promise<null>((resolve) => {
-          // The worker's answer may have come in time but wait behind a long task that held this
-          // thread past the limit (node runs the expired timer first): taken before the shape is refused.
+          // Set just before the shape is sent, it runs no sooner than the limit after (node's timer
+          // clock, in ms). The worker's answer may have come in time but wait behind a long task that
+          // held this thread past the limit (node runs the expired timer first): taken before the shape
+          // is refused (answered()). An answer the worker sends after this look (in the microtasks
+          // before #end ends it, whose end() takes it from the port and drops it) is refused with the
+          // shape, rightly: it was not there at the look, so the worker was still rendering the limit's
+          // time after the shape was sent (its render took the limit, less the port's delivery of the
+          // shape, microseconds). Taking it would let those microtasks, not the limit, decide.
           limit = setTimeout(() => {
             if (!renderer.answered()) resolve(null);
           }, this.#limitMs);

@@ -24,6 +24,8 @@ const worker = vi.hoisted(() => ({
   startFails: false,
   /** The next worker started has ended already (for a cause of its own): its render is not sent. */
   endedAtStart: false,
+  /** Its answer reaches the port only after the limit's look, when its end takes it (end()). */
+  answersAtEnd: false,
 }));
 
 vi.mock("../../enclave/engine/chat-wrapper.ts", async (importOriginal) => ({
@@ -53,7 +55,10 @@ function standIn(ended = false) {
       if (worker.waiting) worker.answer?.({ rendered: true });
       return worker.waiting;
     },
-    end: () => {},
+    // As the real one: what waits in the port is taken first (a render's answer), then it ends.
+    end: () => {
+      if (worker.answersAtEnd) worker.answer?.({ rendered: true });
+    },
   };
 }
 
@@ -65,6 +70,7 @@ afterEach(() => {
   worker.starts = 0;
   worker.startFails = false;
   worker.endedAtStart = false;
+  worker.answersAtEnd = false;
 });
 
 /** A Jinja wrapper as the engine holds one (its template is not Cloister's own). */
@@ -101,6 +107,19 @@ describe("a new shape's limit while this thread's event loop was held", () => {
     const shape = shapes.shapeOf(["user", "assistant", "user"]);
     const checking = shapes.check(shape);
     await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
+    expect(limits.held[0]?.fire()).toBe(true);
+    await expect(checking).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
+    expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
+    shapes.close();
+  });
+
+  it("refuses the shape when its answer comes only after the limit's look (taken as the worker ends): not rendered within the limit", async () => {
+    const shapes = shapesOf();
+    const limits = holdTimeouts(SHAPE_LIMIT_MS);
+    const shape = shapes.shapeOf(["user", "user", "assistant"]);
+    const checking = shapes.check(shape);
+    await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
+    worker.answersAtEnd = true;
     expect(limits.held[0]?.fire()).toBe(true);
     await expect(checking).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
     expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
