@@ -101,25 +101,19 @@ describe("a new shape's limit while this thread's event loop was held", () => {
     shapes.close();
   });
 
-  it("refuses the shape when no answer waits at the limit (the worker is still rendering)", async () => {
+  it.each([
+    { answersAtEnd: false, when: "no answer waits at the limit (the worker is still rendering)" },
+    {
+      answersAtEnd: true,
+      when: "its answer comes only after the limit's look (taken as the worker ends): not within the limit",
+    },
+  ])("refuses the shape when $when", async ({ answersAtEnd }) => {
     const shapes = shapesOf();
     const limits = holdTimeouts(SHAPE_LIMIT_MS);
     const shape = shapes.shapeOf(["user", "assistant", "user"]);
     const checking = shapes.check(shape);
     await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
-    expect(limits.held[0]?.fire()).toBe(true);
-    await expect(checking).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
-    expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
-    shapes.close();
-  });
-
-  it("refuses the shape when its answer comes only after the limit's look (taken as the worker ends): not rendered within the limit", async () => {
-    const shapes = shapesOf();
-    const limits = holdTimeouts(SHAPE_LIMIT_MS);
-    const shape = shapes.shapeOf(["user", "user", "assistant"]);
-    const checking = shapes.check(shape);
-    await vi.waitFor(() => expect(limits.held).toHaveLength(1), { timeout: 60_000 });
-    worker.answersAtEnd = true;
+    worker.answersAtEnd = answersAtEnd;
     expect(limits.held[0]?.fire()).toBe(true);
     await expect(checking).rejects.toMatchObject({ code: "CHAT_TEMPLATE_REFUSED" });
     expect(() => shapes.check(shape)).toThrow(expect.objectContaining({ code: "CHAT_TEMPLATE_REFUSED" }));
