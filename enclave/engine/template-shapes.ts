@@ -77,7 +77,10 @@ class QueuedShape {
   }
 }
 
-const ROLE_LETTERS: Readonly<Record<string, string>> = { system: "s", user: "u", assistant: "a" };
+/** A message's role, as the engine's requests have them (checked before their shape is taken). */
+type Role = "system" | "user" | "assistant";
+
+const ROLE_LETTERS: Readonly<Record<Role, string>> = { system: "s", user: "u", assistant: "a" };
 
 export class TemplateShapes {
   readonly #model: LlamaModel;
@@ -131,15 +134,16 @@ export class TemplateShapes {
   }
 
   /**
-   * The shape of a conversation of `roles` as the template sees it: a letter per message (s, u, a),
-   * the model's turn the engine adds at the end included, adjacent messages of one role as one when
-   * the wrapper joins them. Its last letter is that turn: the worker renders the shape as its messages
-   * then the model's empty turn (chat-wrapper.ts shapeHistory), as the engine renders the request.
+   * The shape of a conversation of `roles` (the engine's checkMessages refuses any other role first)
+   * as the template sees it: a letter per message (s, u, a), the model's turn the engine adds at the
+   * end included, adjacent messages of one role as one when the wrapper joins them. Its last letter
+   * is that turn: the worker renders the shape as its messages then the model's empty turn
+   * (chat-wrapper.ts shapeHistory), as the engine renders the request.
    */
-  shapeOf(roles: readonly string[]): string {
+  shapeOf(roles: readonly Role[]): string {
     let shape = "";
-    for (const role of [...roles, "assistant"]) {
-      const letter = ROLE_LETTERS[role] ?? "?";
+    for (const role of [...roles, "assistant" as const]) {
+      const letter = ROLE_LETTERS[role];
       if (!this.#joined || !shape.endsWith(letter)) shape += letter;
     }
     return shape;
@@ -224,8 +228,9 @@ export class TemplateShapes {
    * time reaches the worker (ShapeRenderer.render's rule), and a shape dropped from the queue is
    * simply not there when its turn would have come. #render resolves every outcome of the worker;
    * should it reject all the same (the worker's render does when that rule is broken: a bug), that
-   * shape's requests are answered ENGINE_BUSY (retry; not kept), also those with no signal to stop waiting by, and the
-   * queue goes on: never a rejection left unhandled (`void this.#pump()`), which would end the process.
+   * shape's requests are answered ENGINE_BUSY (retry; not kept), also those with no signal to stop
+   * waiting by, and the queue goes on: never a rejection left unhandled (`void this.#pump()`), which
+   * would end the process.
    */
   async #pump(): Promise<void> {
     this.#pumping = true;

@@ -241,7 +241,7 @@ async function outcomeNow(promise: Promise<unknown>): Promise<unknown> {
 }
 
 /** A conversation of `n` user messages with the assistant's between (its shape differs for each n). */
-function turns(n: number): string[] {
+function turns(n: number): ("user" | "assistant")[] {
   return Array.from({ length: 2 * n - 1 }, (_, i) => (i % 2 === 0 ? "user" : "assistant"));
 }
 
