@@ -398,6 +398,10 @@ function listenWith(
         requestTimeout: REQUEST_TIMEOUT_MS,
         connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
         ServerResponse: ClosingWhenUnreadResponse,
+        // Strict whatever node's own options say (--insecure-http-parser, in NODE_OPTIONS too): the
+        // lenient parser takes a request with both Content-Length and Transfer-Encoding, and header
+        // values with control characters, which a proxy in front may frame otherwise (smuggling).
+        insecureHTTPParser: false,
       },
       listener,
     );

@@ -1,0 +1,64 @@
+/**
+ * Every server the project starts (enclave/http.ts listenWith: the enclave's, the host's, the key
+ * broker's, the local proxy's and web page's) parses requests with node's strict HTTP parser, whatever
+ * node's own options say (`--insecure-http-parser`, in NODE_OPTIONS or on the command line): the
+ * lenient one takes a request with both Content-Length and Transfer-Encoding, and header values with
+ * control characters, which a proxy in front may read otherwise (request smuggling). Run in a node
+ * started with that option, the only way to have it.
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+// A server from listen() and listenBeforeServing() each, and to each two raw requests on fresh
+// connections: the status line each gets back (or "" when the connection closed with none).
+const SCRIPT = `
+import { connect } from "node:net";
+import { listen, listenBeforeServing } from "${ROOT}enclave/http.ts";
+
+const REQUESTS = {
+  both: "POST / HTTP/1.1\\r\\nHost: a\\r\\nContent-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n",
+  control: "GET / HTTP/1.1\\r\\nHost: a\\r\\nX-A: a\\x01b\\r\\nConnection: close\\r\\n\\r\\n",
+};
+function statusLine(port, request) {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => (text += chunk));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(text.split("\\r\\n")[0]));
+    socket.write(request);
+    setTimeout(() => socket.destroy(), 2000);
+  });
+}
+const answer = () => new Response("ok");
+const servers = { listen: await listen(answer, "127.0.0.1", 0), listenBeforeServing: await listenBeforeServing(answer, "127.0.0.1", 0) };
+const result = {};
+for (const [name, server] of Object.entries(servers)) {
+  for (const [kind, request] of Object.entries(REQUESTS)) result[name + " " + kind] = await statusLine(server.port, request);
+  await server.close();
+}
+console.log(JSON.stringify(result));
+process.exit(0);
+`;
+
+describe("the project's servers' request parser", () => {
+  it("refuses a smuggling-shaped request with 400, under --insecure-http-parser too", async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--insecure-http-parser", "--no-warnings", "--import", "tsx", "--input-type=module", "-e", SCRIPT],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Record<string, string>;
+    expect(result).toEqual({
+      "listen both": "HTTP/1.1 400 Bad Request",
+      "listen control": "HTTP/1.1 400 Bad Request",
+      "listenBeforeServing both": "HTTP/1.1 400 Bad Request",
+      "listenBeforeServing control": "HTTP/1.1 400 Bad Request",
+    });
+  }, 90_000);
+});
