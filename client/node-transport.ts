@@ -65,7 +65,9 @@ function send(
     const body = typeof init.body === "string" ? Buffer.from(init.body, "utf8") : init.body;
     const headers: Record<string, string> = { ...init.headers };
     if (body !== undefined) headers["content-length"] = String(body.byteLength);
-    const options = { ...target.options, method: init.method, headers };
+    // Strict whatever node's own options say (--insecure-http-parser, in NODE_OPTIONS too): the host
+    // is untrusted, and the lenient parser takes answers framed two ways (smuggling past a proxy).
+    const options = { ...target.options, method: init.method, headers, insecureHTTPParser: false };
     const req = target.https
       ? httpsRequest({ ...options, agent: agents.https })
       : httpRequest({ ...options, agent: agents.http });
