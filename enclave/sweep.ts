@@ -19,6 +19,8 @@
 export abstract class Sweep<K, V = K> {
   readonly #items = new Map<K, V>();
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Whether a visit that threw has been said (#visitThrew). */
+  #warned = false;
   /** The timer's callback, made once. */
   readonly #run = () => this.#visitAll();
 
@@ -75,12 +77,26 @@ export abstract class Sweep<K, V = K> {
    * A visit that threw (none is meant to) stops neither the sweep nor the process: thrown out of
    * the timer's callback it was uncaught, and ended node, or (caught by a handler) left no next
    * sweep until the next add, every other item unchecked meanwhile. The item stays, visited again
-   * next period. Said as a process warning naming the error's kind only: its message may hold
-   * anything (a peer's address, a path).
+   * next period. Said once per sweep, as a process warning naming the first error's kind only: its
+   * message may hold anything (a peer's address, a path), and a visit that throws every time would
+   * otherwise say it once per item every period, without bound. Nothing of the error is trusted to
+   * read: a name that is not a plain string (or whose getter throws) is said as "Error".
    */
   #visitThrew(error: unknown): void {
-    const kind = error instanceof Error ? error.name : typeof error;
-    const code = (error as { code?: unknown } | null)?.code;
-    process.emitWarning(`${this.constructor.name}: a visit threw ${kind}${typeof code === "string" ? ` ${code}` : ""}`);
+    if (this.#warned) return;
+    this.#warned = true;
+    process.emitWarning(`${this.constructor.name}: a visit threw ${errorKind(error)} (said once)`);
+  }
+}
+
+/** An error's name and string code, as far as they are plain strings: "Error" or typeof otherwise. */
+function errorKind(error: unknown): string {
+  try {
+    if (!(error instanceof Error)) return typeof error; // a Proxy's trap may throw here too
+    const { name, code } = error as Error & { code?: unknown };
+    const kind = typeof name === "string" && /^[A-Za-z]{1,64}$/.test(name) ? name : "Error";
+    return typeof code === "string" && /^[A-Z0-9_]{1,64}$/.test(code) ? `${kind} ${code}` : kind;
+  } catch {
+    return "Error";
   }
 }

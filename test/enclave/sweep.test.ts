@@ -95,12 +95,50 @@ describe("Sweep", () => {
     expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b"]);
     expect(timers.held).toHaveLength(2);
     expect(warn).toHaveBeenCalledTimes(1);
-    expect(String(warn.mock.calls[0]?.[0])).toMatch(/^Names: a visit threw Error$/);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/^Names: a visit threw Error \(said once\)$/);
     expect(JSON.stringify(warn.mock.calls[0])).not.toContain("secret");
     // The item that threw is kept and visited again.
     sweep.fail.clear();
     expect(timers.held[1]?.fire()).toBe(true);
     expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b", "a", "b"]);
+  });
+
+  it("warns once per sweep of a visit that throws every time, not once per item and period (the log stays bounded)", () => {
+    const timers = holdTimeouts(PERIOD_MS);
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    const sweep = new Names();
+    for (const name of ["a", "b", "c"]) {
+      sweep.add(name);
+      sweep.fail.add(name);
+    }
+    for (let period = 0; period < 4; period++) expect(timers.held[period]?.fire()).toBe(true);
+    expect(sweep.visits).toHaveLength(12);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/^Names: a visit threw Error \(said once\)$/);
+  });
+
+  it("warns of a thrown value whose name cannot be read, and goes on", () => {
+    const timers = holdTimeouts(PERIOD_MS);
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    class Hostile extends Sweep<string> {
+      constructor() {
+        super(PERIOD_MS);
+        this.track("a", "a");
+      }
+      protected visit(): void {
+        const error = new Error("secret");
+        Object.defineProperty(error, "name", {
+          get() {
+            throw new Error("secret");
+          },
+        });
+        throw error;
+      }
+    }
+    new Hostile();
+    expect(() => timers.held[0]?.fire()).not.toThrow();
+    expect(timers.held).toHaveLength(2);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/^Hostile: a visit threw Error \(said once\)$/);
   });
 
   it("keeps no process alive by its timer: its items' sockets do that while they matter", () => {
