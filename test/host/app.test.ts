@@ -1321,6 +1321,60 @@ describe("host app (real loopback server, scripted enclave)", () => {
     sweeps.restore();
   });
 
+  it("counts the client's draining as progress: the idle time starts again at the sweep after the drain, not before", async () => {
+    // The client's buffers being full (writableNeedDrain) and then drained is given to the host's
+    // answer as it would come from its socket (a getter and a "drain" event): a real client's
+    // buffers fill and drain as the kernel decides. The clock is held too, and the sweeps fired by
+    // the test: whether a sweep cut the answer shows at once, as no next sweep set (its last item).
+    const periodMs = 437; // held: a delay no other timer here has
+    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
+    const sweeps = holdTimeouts(periodMs);
+    let clock = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const enclave = await startEnclave((_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.write(Buffer.from([1])); // and nothing more: from here the enclave is idle
+    });
+    const app = createHostApp({
+      ...hostOptionsFor(enclave.url),
+      limits: { ...DEFAULT_HOST_LIMITS, upstreamIdleTimeoutMs: idleMs },
+    });
+    let clientFull = false;
+    let outgoing: ServerResponse | null = null;
+    const host = await listen(
+      (request: Request, env?: { incoming: IncomingMessage; outgoing: ServerResponse }) => {
+        outgoing = env?.outgoing ?? null;
+        Object.defineProperty(outgoing, "writableNeedDrain", { get: () => clientFull });
+        return app.fetch(request, env);
+      },
+      "127.0.0.1",
+      0,
+    );
+    cleanup.push(() => host.close());
+    const response = await postSealed(host.url);
+    response.on("error", () => {}); // "aborted", once cut
+    await new Promise((resolve) => response.once("data", resolve));
+    const sweepAt = (at: number): boolean => {
+      clock = at;
+      return sweeps.held.at(-1)?.fire() ?? false;
+    };
+    expect(sweepAt(0)).toBe(true); // the first sweep notes the answer's progress so far
+    clientFull = true;
+    expect(sweepAt(periodMs)).toBe(true); // waiting on the client: not idle
+    // The client drains between this sweep and the next: the enclave's idle time starts there.
+    clientFull = false;
+    (outgoing as ServerResponse | null)?.emit("drain");
+    for (let at = 2 * periodMs; at <= periodMs + idleMs; at += periodMs) expect(sweepAt(at)).toBe(true);
+    // A whole idle time after the sweep that saw the client full, but less after the drain: kept.
+    const kept = sweeps.held.length;
+    expect(sweeps.held.at(-1)?.fired).toBe(false);
+    // The idle time after the sweep that saw the drain: cut, and its last sweep sets no next.
+    expect(sweepAt(2 * periodMs + idleMs)).toBe(true);
+    expect(sweeps.held).toHaveLength(kept);
+    await new Promise((resolve) => response.once("close", resolve)); // once() would reject on "aborted"
+    sweeps.restore();
+  });
+
   it("stops a streamed answer whose client takes none of it for clientStallTimeoutMs: the enclave's request is aborted and the slot freed", async () => {
     let enclaveSawClose = false;
     const chunk = Buffer.alloc(64 * 1024, 0x61);
