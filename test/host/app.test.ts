@@ -1315,6 +1315,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await sleep(idleMs * 1.5);
     expect(sweeps.held).toHaveLength(2);
     expect(sweeps.held.at(-1)?.fire()).toBe(true);
+    // That sweep was late (as after a stall of the host, which cuts nothing): the next, on time, judges.
+    expect(sweeps.held).toHaveLength(3);
+    expect(sweeps.held.at(-1)?.fire()).toBe(true);
     expect(await read()).toEqual({ ended: "end", received: TOTAL });
     await until(() => log.length === 1);
     expect(log[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
@@ -1372,6 +1375,43 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(sweepAt(2 * periodMs + idleMs)).toBe(true);
     expect(sweeps.held).toHaveLength(kept);
     await new Promise((resolve) => response.once("close", resolve)); // once() would reject on "aborted"
+    sweeps.restore();
+  });
+
+  it("does not cut an answer at a sweep that comes late after a stall of the host: the enclave's bytes may wait unread", async () => {
+    // A sweep runs before node reads its sockets: after a stall of the host (a long pause, a busy
+    // machine) longer than the idle timeout, the first sweep found no bytes since the one before,
+    // though the enclave's may have sat in the socket all along, and cut the answer. The clock is
+    // held and the sweeps fired by the test: whether a sweep cut the answer shows at once, as no
+    // next sweep set (its last item). Under a lasting overload (every sweep late) it is still cut.
+    const periodMs = 437; // held: a delay no other timer here has
+    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
+    const sweeps = holdTimeouts(periodMs);
+    let clock = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const { host } = await setup({
+      limits: { upstreamIdleTimeoutMs: idleMs },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1])); // and nothing more
+      },
+    });
+    const response = await postSealed(host.url);
+    response.on("error", () => {}); // "aborted", once cut
+    await new Promise((resolve) => response.once("data", resolve));
+    const sweepAt = (at: number): boolean => {
+      clock = at;
+      return sweeps.held.at(-1)?.fire() ?? false;
+    };
+    const tracked = () => sweeps.held.at(-1)?.fired === false; // a next sweep is set: still tracked
+    expect(sweepAt(0)).toBe(true);
+    expect(sweepAt(idleMs + 3 * periodMs)).toBe(true); // late: the host stalled meanwhile
+    expect(tracked()).toBe(true);
+    // Every sweep late from here (a lasting overload): judged at the next, which comes after node
+    // has read its sockets.
+    expect(sweepAt(idleMs + 6 * periodMs)).toBe(true);
+    expect(tracked()).toBe(false);
+    await new Promise((resolve) => response.once("close", resolve));
     sweeps.restore();
   });
 
