@@ -38,7 +38,7 @@ import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
 import { readText } from "./bounded-file.ts";
 import { childLogLine } from "./child-lines.ts";
-import { portRefusal, UsageError } from "./output.ts";
+import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
 import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
@@ -352,9 +352,12 @@ interface PortOption {
   readonly note?: string;
 }
 
-/** Bad input of a supervisor's port option: `--enclave-port 9443 (enclave 1 on port 9444): why`. */
+/**
+ * Bad input of a supervisor's port option: `--enclave-port 9443 (enclave 1 on port 9444): why`, ending
+ * with the help hint as every command-line refusal does (optionsUsageError).
+ */
 function portOptionError(port: PortOption, why: string): UsageError {
-  return new UsageError(`${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}: ${why}`);
+  return optionsUsageError(`${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}: ${why}`);
 }
 
 /**
@@ -423,7 +426,7 @@ export async function refuseUnavailablePorts(
     throw portOptionError(first, first.refusal);
   }
   const each = taken.map((port) => `${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}`);
-  throw new UsageError(
+  throw optionsUsageError(
     `${each.join(", ")}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports`,
   );
 }
@@ -469,6 +472,9 @@ export class ChildExitedError extends Error {
   }
 }
 
+/** A child's refusal of its --port (listenUsageError): the reason, without the help hint it ends with. */
+const CHILD_PORT_REFUSAL = /^cloister: USAGE: --port \d+: (.*?)(?: \(run with --help for usage\))?$/;
+
 /** How long a child's exit by SIGINT during boot waits for the supervisor's own Ctrl-C (startChild). */
 const CTRL_C_SETTLE_MS = 500;
 
@@ -509,7 +515,8 @@ function startChild(name: string, args: readonly string[], stderr: (line: string
     child.once("exit", (code, signal) => {
       // Its stderr may still hold lines: its error line is read once the stream has ended.
       const settle = () => {
-        const usage = code === 2 && errorLine !== null ? /^cloister: USAGE: --port \d+: (.*)$/.exec(errorLine) : null;
+        // The child's refusal without its help hint: portOptionError ends it with up's own.
+        const usage = code === 2 && errorLine !== null ? CHILD_PORT_REFUSAL.exec(errorLine) : null;
         if (usage !== null && port !== undefined) {
           reject(portOptionError(port, (usage[1] as string).replaceAll("--port", port.option)));
           return;

@@ -107,8 +107,8 @@ export function usageLine(text: string): string {
  * after commander. It reads as commander's own such errors do (usageLine: a required option not
  * specified), `--help` named as where to look.
  */
-export function optionsUsageError(message: string): UsageError {
-  return new UsageError(`${message}${HELP_HINT}`);
+export function optionsUsageError(message: string, options?: ErrorOptions): UsageError {
+  return new UsageError(`${message}${HELP_HINT}`, options);
 }
 
 /**
@@ -434,22 +434,22 @@ export function listenUsageError(
     port: number;
   };
   const refusal = portRefusal(code, address, port, "--port");
-  if (refusal !== null) return new UsageError(`--port ${port}: ${refusal}`, { cause: error });
+  if (refusal !== null) return optionsUsageError(`--port ${port}: ${refusal}`, { cause: error });
   if (!hasListenOption) return error;
   if (UNRESOLVED_NAME.has(code)) {
-    return new UsageError(
+    return optionsUsageError(
       `--listen ${shownHost(hostname)}: cannot listen on it (${code}): expected an IP address of this machine, or a name that resolves to one`,
       { cause: error },
     );
   }
   if (code === "EADDRNOTAVAIL") {
-    return new UsageError(
+    return optionsUsageError(
       `--listen ${shownHost(hostname)}: cannot listen on it (EADDRNOTAVAIL): not an address of this machine`,
       { cause: error },
     );
   }
   if (code === "EINVAL" || code === "EAFNOSUPPORT") {
-    return new UsageError(`--listen ${shownHost(hostname)}: cannot listen on it (${code})`, { cause: error });
+    return optionsUsageError(`--listen ${shownHost(hostname)}: cannot listen on it (${code})`, { cause: error });
   }
   return error;
 }
@@ -461,7 +461,7 @@ export function listenUsageError(
 export function loopbackListenError(error: unknown): unknown {
   if (error instanceof Error && error.name === "ListenError" && (error as { hostname?: unknown }).hostname === "::1") {
     const { code, port } = error as Error & { code: string; port: number };
-    return new UsageError(
+    return optionsUsageError(
       `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
       { cause: error },
     );

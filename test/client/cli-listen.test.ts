@@ -41,9 +41,9 @@ afterAll(async () => {
 const run = inProcessCli();
 
 const inUse = (option: string, port: number) =>
-  `cloister: USAGE: ${option} ${port}: cannot listen on 127.0.0.1 (EADDRINUSE): another process holds that port; stop it or choose another ${option}\n`;
+  `cloister: USAGE: ${option} ${port}: cannot listen on 127.0.0.1 (EADDRINUSE): another process holds that port; stop it or choose another ${option} (run with --help for usage)\n`;
 const UNRESOLVED =
-  /^cloister: USAGE: --listen 0\.0\.0\.0x: cannot listen on it \((ENOTFOUND|EAI_AGAIN)\): expected an IP address of this machine, or a name that resolves to one\n$/;
+  /^cloister: USAGE: --listen 0\.0\.0\.0x: cannot listen on it \((ENOTFOUND|EAI_AGAIN)\): expected an IP address of this machine, or a name that resolves to one \(run with --help for usage\)\n$/;
 
 describe("cloister host", () => {
   let args: string[];
@@ -200,7 +200,7 @@ describe("cloister up", () => {
       );
       expect(up).toMatchObject({
         code: 2,
-        stderr: `cloister: USAGE: --kbs-port ${alsoTaken}, --host-port ${taken}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports\n`,
+        stderr: `cloister: USAGE: --kbs-port ${alsoTaken}, --host-port ${taken}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports (run with --help for usage)\n`,
       });
     } finally {
       await new Promise((resolve) => second.close(resolve));
@@ -218,17 +218,17 @@ describe("cloister up", () => {
     expect(beyond).toMatchObject({
       code: 2,
       stderr:
-        "cloister: USAGE: --enclave-port 65535 (enclave 1 on port 65536): expected a port up to 65535 (a pool takes consecutive ports)\n",
+        "cloister: USAGE: --enclave-port 65535 (enclave 1 on port 65536): expected a port up to 65535 (a pool takes consecutive ports) (run with --help for usage)\n",
     });
     expect(twice).toMatchObject({
       code: 2,
       stderr:
-        "cloister: USAGE: --host-port 47811: expected a port of its own, found the one --enclave-port 47811 gives\n",
+        "cloister: USAGE: --host-port 47811: expected a port of its own, found the one --enclave-port 47811 gives (run with --help for usage)\n",
     });
     expect(pool).toMatchObject({
       code: 2,
       stderr:
-        "cloister: USAGE: --enclave-port 47820 (enclave 2 on port 47822): expected a port of its own, found the one --kbs-port 47822 gives\n",
+        "cloister: USAGE: --enclave-port 47820 (enclave 2 on port 47822): expected a port of its own, found the one --kbs-port 47822 gives (run with --help for usage)\n",
     });
   }, 120_000);
 });

@@ -327,6 +327,27 @@ describe("listenUsageError, loopbackListenError", () => {
       expect((usage as UsageError).cause, error.code).toBe(error);
     }
   });
+
+  it("each usage error they make ends with the help hint every other command-line refusal ends with", () => {
+    const failed = (hostname: string, port: number, code: string) =>
+      new ListenError(hostname, port, Object.assign(new Error(code), { code }));
+    const made = [
+      listenUsageError(failed("127.0.0.1", 47001, "EADDRINUSE")),
+      listenUsageError(failed("0.0.0.0", 80, "EACCES")),
+      listenUsageError(failed("no-such-host.invalid", 47001, "ENOTFOUND")),
+      listenUsageError(failed("192.0.2.1", 47001, "EADDRNOTAVAIL")),
+      listenUsageError(failed("::1", 47001, "EAFNOSUPPORT")),
+      loopbackListenError(failed("::1", 47001, "EADDRINUSE")),
+      loopbackListenError(failed("127.0.0.1", 47001, "EADDRINUSE")),
+    ];
+    for (const usage of made) {
+      expect(usage).toBeInstanceOf(UsageError);
+      const message = (usage as UsageError).message;
+      expect(message.endsWith(" (run with --help for usage)"), message).toBe(true);
+      // Once: not added twice on the way.
+      expect(message.split("(run with --help for usage)"), message).toHaveLength(2);
+    }
+  });
 });
 
 describe("timeOption (--at)", () => {
