@@ -15,6 +15,7 @@
  */
 import type { Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
+import { INVISIBLE_CLASS } from "./untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "./utf8.ts";
 
 /**
@@ -66,21 +67,54 @@ export class NotFileOrPipeError extends Error {
   }
 }
 
-/** `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a leading `-`. */
+/**
+ * What one line of a message escapes (client/cli/terminal-text.ts visibleOnOneLine: control, format
+ * and separator characters, a lone surrogate). Left in a word, such a character would be shown as
+ * `\u000a`, which a shell (and a reader) takes for those six characters: a word holding one is
+ * written in $'…' with it as an escape instead.
+ */
+const ESCAPED_ON_A_LINE = new RegExp(`[${INVISIBLE_CLASS}\\p{Cs}]`, "u");
+const ESCAPED_ON_A_LINE_ALL = new RegExp(ESCAPED_ON_A_LINE.source, "gu");
+
+/**
+ * `char` as an escape of $'…' (POSIX.1-2024, bash, zsh, ksh): \n, \t, \r by name, any other as its
+ * UTF-8 bytes, each three octal digits (so a digit after it is never read as part of it).
+ */
+function dollarQuoteEscape(char: string): string {
+  const named: Record<string, string> = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+  const bytes = [...new TextEncoder().encode(char)];
+  return named[char] ?? bytes.map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+}
+
+/**
+ * `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a
+ * leading `-`. One holding a character an error line would escape (ESCAPED_ON_A_LINE) is written as
+ * $'…' with that character escaped: shown, it is still the word a shell reads as `text`.
+ */
 export function shellWord(text: string): string {
   const word = text.startsWith("-") ? `./${text}` : text;
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+  if (/^[A-Za-z0-9_./:@%+=,-]+$/.test(word)) return word;
+  if (!ESCAPED_ON_A_LINE.test(word)) return `'${word.replaceAll("'", "'\\''")}'`;
+  return `$'${word.replace(/[\\']/g, "\\$&").replace(ESCAPED_ON_A_LINE_ALL, dollarQuoteEscape)}'`;
 }
+
+/**
+ * A path fileMessage cannot write as given: one holding ": " (where the path ends and the reason
+ * starts would be a guess), a character the error line escapes (`\u000a` would read as the path's
+ * own characters), or starting with a quote, `'` or `$'` (it would read as a quoted word).
+ */
+const NOT_AS_GIVEN = new RegExp(`: |^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
 
 /**
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
- * path holding ": " is written as one shell word (shellWord: single-quoted), else where the path
- * ends and the reason starts would be a guess; any other is written as given, so an ordinary path
- * reads as typed, and so does a name that is no path (`- (standard input)`, from a reader of stdin).
+ * path that would not read back as itself (NOT_AS_GIVEN: ": ", a character the line escapes, a
+ * leading quote) is written as one shell word (shellWord); any other is written as given, so an
+ * ordinary path reads as typed, and so does a name that is no path (`- (standard input)`, from a
+ * reader of stdin).
  */
 export function fileMessage(file: string, what: string, reason: string): string {
-  return `${what} ${file.includes(": ") ? shellWord(file) : file}: ${reason}`;
+  return `${what} ${NOT_AS_GIVEN.test(file) ? shellWord(file) : file}: ${reason}`;
 }
 
 /** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */
