@@ -407,6 +407,12 @@ export class AuditFindError extends Error {
 }
 
 const HEX32 = /^[0-9a-f]{64}$/;
+/**
+ * A DuplicateMemberError's message starts with the member's path (json-duplicates describeMemberPath:
+ * plain names as written) and goes on with TWICE: a path below audit.opening names what the opening holds.
+ */
+const OPENING_MEMBER = "audit.opening.";
+const TWICE = " appears twice in one object";
 
 /**
  * What an opening that is not 64 hex digits was found to be: its type and length only. An opening
@@ -464,7 +470,13 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       chat = parseJsonText(text) as typeof chat;
     } catch (error) {
       if (error instanceof DuplicateMemberError) {
-        throw new UsageError(fileMessage(options.chatJson, "--chat-json", error.message), { cause: error });
+        // A name inside audit.opening can hold the opening's digits: neither said nor kept as the cause.
+        const twice = error.message.indexOf(TWICE);
+        const inOpening = error.message.startsWith(OPENING_MEMBER) && twice > 0;
+        const reason = `a member inside audit.opening${error.message.slice(twice)}`;
+        throw !inOpening
+          ? new UsageError(fileMessage(options.chatJson, "--chat-json", error.message), { cause: error })
+          : new UsageError(fileMessage(options.chatJson, "--chat-json", reason));
       }
       throw new UsageError(
         fileMessage(options.chatJson, "--chat-json", "not JSON (expected the output of cloister chat --json)"),
