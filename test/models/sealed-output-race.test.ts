@@ -1,0 +1,43 @@
+/**
+ * sealModelFile with overwrite: false, when the output appears while sealing (after its first look,
+ * before link()): refused as MODEL_OUTPUT_EXISTS naming link()'s EEXIST (its cause), the file that
+ * appeared left as it is and no partial file left. link() is a stand-in that writes the output first.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs/promises")>();
+  const link = async (existing: string, made: string) => {
+    await actual.writeFile(made, "appeared while sealing");
+    return actual.link(existing, made);
+  };
+  return { ...actual, link, default: { ...actual, link } };
+});
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("sealModelFile: an output that appears while sealing", () => {
+  it("is refused as MODEL_OUTPUT_EXISTS naming link()'s EEXIST, and kept", async () => {
+    const input = join(dir, "model.gguf");
+    await writeFile(input, Buffer.alloc(10_000, 7));
+    const output = join(dir, "model.sealed");
+    const refused = sealModelFile(input, output, generateModelKey("race.v1"), { chunkSize: 4096, overwrite: false });
+    await expect(refused).rejects.toMatchObject({
+      code: "MODEL_OUTPUT_EXISTS",
+      message: `sealed model output ${output}: already exists (EEXIST); it is not replaced (cloister model seal --force replaces it)`,
+      cause: { code: "EEXIST" },
+    });
+    expect(await readFile(output, "utf8")).toBe("appeared while sealing");
+    expect((await readdir(dir)).sort()).toEqual(["model.gguf", "model.sealed"]);
+  });
+});
