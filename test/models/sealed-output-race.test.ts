@@ -6,7 +6,7 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
 
 vi.mock("node:fs/promises", async (importOriginal) => {
@@ -18,16 +18,10 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return { ...actual, link, default: { ...actual, link } };
 });
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
 describe("sealModelFile: an output that appears while sealing", () => {
   it("is refused as MODEL_OUTPUT_EXISTS naming link()'s EEXIST, and kept", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const input = join(dir, "model.gguf");
     await writeFile(input, Buffer.alloc(10_000, 7));
     const output = join(dir, "model.sealed");
