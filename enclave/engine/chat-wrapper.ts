@@ -351,10 +351,12 @@ function keptForShapes(resolveChatWrapper, bosString) {
 }
 // Renders each conversation shape this thread sends, as the conversation this thread made of it
 // (shapeHistory: placeholder text, as the engine renders a request), and answers whether it rendered.
-// Its wrapper is built as this thread's (above), so its answers hold there.
+// Its wrapper is built as this thread's (above), so its answers hold there; whether it joins adjacent
+// messages of one role is the engine's wrapper's setting, sent with each shape (\`joined\`), not its own.
 function renderShapes(wrapper) {
-  port.on("message", ({ shape, chatHistory }) => {
+  port.on("message", ({ shape, chatHistory, joined }) => {
     try {
+      wrapper.joinAdjacentMessagesOfTheSameType = joined;
       wrapper.generateContextState({ chatHistory });
       port.postMessage({ shape, rendered: true });
     } catch (error) {
@@ -675,7 +677,7 @@ type Resolution = {
    * Kept for shapes (`shapes`), once it answered "jinjaTemplate": one shape at a time, never two.
    * Absent when no worker started (it never answers "jinjaTemplate").
    */
-  render?(shape: string): Promise<ShapeRendering>;
+  render?(shape: string, joined: boolean): Promise<ShapeRendering>;
   /** ShapeRenderer.answered; absent as render is. */
   answered?(): boolean;
 };
@@ -861,7 +863,7 @@ function startResolution(
       return outcome;
     },
     end: () => finish({ answer: { kind: "none", why: "the choice was dropped" } }),
-    render: (shape) =>
+    render: (shape, joined) =>
       new Promise((resolve, reject) => {
         if (!kept) {
           resolve({ rendered: false, why: "the worker has ended", sent: false });
@@ -875,7 +877,7 @@ function startResolution(
         }
         rendering = resolve;
         renderingShape = shape;
-        port1.postMessage({ shape, chatHistory: shapeHistory(shape) });
+        port1.postMessage({ shape, chatHistory: shapeHistory(shape), joined });
       }),
     answered: () => {
       takeQueued();
@@ -980,9 +982,12 @@ export function shapeHistory(shape: string): ChatHistoryItem[] {
 export type ShapeRenderer = {
   /**
    * One shape at a time: the next only once this one's promise has settled (a render begun while
-   * another is under way rejects, a bug; every other outcome resolves).
+   * another is under way rejects, a bug; every other outcome resolves). `joined`: whether the
+   * engine's wrapper joins adjacent messages of one role (the shape is made so, TemplateShapes.shapeOf),
+   * which the worker's wrapper then does too: the engine's setting decides both, not two defaults
+   * that happen to agree (test/engine/template-shapes-joining.test.ts).
    */
-  render(shape: string): Promise<ShapeRendering>;
+  render(shape: string, joined: boolean): Promise<ShapeRendering>;
   /**
    * Whether the render under way has been answered (true when none is under way), once what the
    * worker has sent that this thread's event loop has not delivered yet is taken. A long task that

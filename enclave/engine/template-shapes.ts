@@ -85,7 +85,11 @@ const ROLE_LETTERS: Readonly<Record<Role, string>> = { system: "s", user: "u", a
 export class TemplateShapes {
   readonly #model: LlamaModel;
   readonly #limitMs: number;
-  /** Whether the wrapper joins adjacent messages of one role (its default): the template sees them as one. */
+  /**
+   * Whether the engine's wrapper joins adjacent messages of one role (node-llama-cpp's default): the
+   * template sees them as one. Decides the shapes (shapeOf) and the worker's rendering of them (sent
+   * with each: its wrapper is built apart, and would otherwise join by its own setting).
+   */
   readonly #joined: boolean;
   readonly #kept = new Map<string, Verdict>();
   /**
@@ -304,7 +308,7 @@ export class TemplateShapes {
         });
         let outcome: ShapeRendering | null;
         try {
-          outcome = await Promise.race([renderer.render(shape), outOfTime]);
+          outcome = await Promise.race([renderer.render(shape, this.#joined), outOfTime]);
         } catch (cause) {
           // render rejects only when begun while another shape renders on its worker (its rule
           // broken, a bug: #pump sends one shape at a time; test/engine/shape-renderer-rule.test.ts):

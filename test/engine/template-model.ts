@@ -2,6 +2,11 @@
  * A model file for the chat-template tests: the tiny model's shape and vocabulary, zero weights,
  * under `template` (tokenizer.chat_template), written to `path`.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
+import { afterAll, beforeAll } from "vitest";
 import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
 import { buildTinyBigram, tinyShape } from "../../models/tiny.ts";
@@ -19,4 +24,47 @@ export async function writeTemplateModel(path: string, template: string): Promis
     ),
   );
   return { sha256 };
+}
+
+/**
+ * A model under `template`, loaded vocabulary only (its tokenizer, for a shape worker) in a new
+ * llama.cpp instance, from a file in a temporary directory; `dispose` frees both (llama.cpp's
+ * instance disposes its model with it) and removes the directory.
+ */
+export async function loadTemplateModel(template: string): Promise<{ model: LlamaModel; dispose(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-template-model-"));
+  let llama: Llama | undefined;
+  try {
+    const path = join(dir, "template.gguf");
+    await writeTemplateModel(path, template);
+    llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.disabled });
+    const model = await llama.loadModel({ modelPath: path, gpuLayers: 0, vocabOnly: true });
+    const loaded = llama;
+    return {
+      model,
+      dispose: async () => {
+        await loaded.dispose();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await llama?.dispose();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** The test file's model under `template` (loadTemplateModel), loaded before its tests and freed after: read it in a test. */
+export function useTemplateModel(template: string): () => LlamaModel {
+  let loaded: { model: LlamaModel; dispose(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    loaded = await loadTemplateModel(template);
+  });
+  afterAll(async () => {
+    await loaded?.dispose();
+  });
+  return () => {
+    if (loaded === undefined) throw new Error("expected the template model loaded (beforeAll)");
+    return loaded.model;
+  };
 }
