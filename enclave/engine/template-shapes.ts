@@ -245,8 +245,10 @@ export class TemplateShapes {
         try {
           verdict = await this.#render(shape, entry);
         } catch (cause) {
+          // Named by the rejection's kind, not its words; the cause is attached.
           const what = cause instanceof Error ? cause.name : typeof cause;
-          verdict = this.#closed ? { refused: true, error: closed() } : busy(`found its check failed (${what})`, cause);
+          const found = `found its render on that worker rejected (${what}), a bug: that worker was ended`;
+          verdict = this.#closed ? { refused: true, error: closed() } : busy(found, cause);
         }
         entry.settle(verdict);
       }

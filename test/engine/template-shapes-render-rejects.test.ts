@@ -81,6 +81,10 @@ describe("a shape whose rendering rejects", () => {
       second: "ENGINE_BUSY",
       third: undefined,
     });
+    // What happened, for an operator (the rejection's name, a bug, the worker ended), not the error's words.
+    expect((first as Error).message).toMatch(
+      /its render on that worker rejected \(Error\), a bug: that worker was ended/,
+    );
     expect((first as Error).message).not.toContain("stand-in");
     // The failed render's limit is not left running, nor its worker: "sua" went to a new one.
     expect({ timers: vi.getTimerCount(), ended: worker.ended, sent: worker.sent, started: started.length }).toEqual({
