@@ -735,6 +735,12 @@ function checkMessages(request: ChatRequest): void {
     throw new EngineError("ENGINE_REQUEST", "messages: expected a non-empty array");
   }
   request.messages.forEach((message: ChatMessage, i: number) => {
+    if (typeof message !== "object" || message === null) {
+      throw new EngineError(
+        "ENGINE_REQUEST",
+        `messages[${i}]: expected an object with role and content, found ${message === null ? "null" : typeof message}`,
+      );
+    }
     if (message.role !== "system" && message.role !== "user" && message.role !== "assistant") {
       throw new EngineError(
         "ENGINE_REQUEST",

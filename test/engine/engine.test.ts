@@ -531,6 +531,7 @@ describe("generation", () => {
       engine.complete({ prompt: secret, temperature: 3 }).catch((e: unknown) => e),
       engine.complete({ messages: [{ role: "tool" as "user", content: secret }] }).catch((e: unknown) => e),
       engine.complete({ prompt: secret, messages: [] } as never).catch((e: unknown) => e),
+      engine.complete({ messages: [{ role: "user", content: secret }, null as never] }).catch((e: unknown) => e),
     ]);
     expect(errors.map(code)).toEqual([
       "PROMPT_TOO_LONG",
@@ -538,7 +539,9 @@ describe("generation", () => {
       "ENGINE_REQUEST",
       "ENGINE_REQUEST",
       "ENGINE_REQUEST",
+      "ENGINE_REQUEST",
     ]);
+    expect((errors[5] as Error).message).toBe("messages[1]: expected an object with role and content, found null");
     for (const error of errors) expect((error as Error).message).not.toContain("secret");
     expect(engine.stats.busy).toBe(0);
   });
