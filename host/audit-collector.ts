@@ -44,10 +44,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
+import { dotDotAfterLink, findUnsafeDirectory, unsafeDirectoryReason } from "../attestation/path-safety.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type OutputFileErrors, syncDirectory, writeFileAtomically } from "../client/cli/output.ts";
-import { dotDotAfterLink, findUnsafeDirectory, unsafeDirectoryReason } from "../client/cli/path-safety.ts";
 import { ResponseTooLargeError, readBoundedBytes } from "../sealed/bytes.ts";
 import {
   type BootAuditKey,
@@ -143,6 +143,8 @@ async function readKeyFile(path: string): Promise<string | null> {
   try {
     return await readPrivateKeyFile(path, ".key", {
       bound: KEY_FILE_BOUND,
+      // Its directory, --audit-dir, is checked (findUnsafeDirectory) when the store opens.
+      held: null,
       // No .key yet (the usual case: the first collection from an enclave) is no failure: its own
       // error is thrown as it is, and taken for null below, with no AuditStoreError worded for it.
       cannotRead: (cause) =>
@@ -272,7 +274,7 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   // would go on into a file no longer there, acknowledged and lost), or put their own in its place.
   // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files. Anyone
   // who can write to a directory above it could rename the whole directory away, logs and all, and
-  // put their own there (client/cli/path-safety.ts).
+  // put their own there (attestation/path-safety.ts).
   const unsafe = await findUnsafeDirectory(dir).catch((error: unknown) => {
     throw new AuditDirError(`cannot check its path (${fileErrorCause(error, "check")})`, dir, { cause: error });
   });

@@ -87,6 +87,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
       noLinks: false,
       fix: (mode, path) => `writable by group or others (mode ${mode}); run chmod go-w ${path}`,
       bound: CONFIG_FILE_BOUND,
+      held: "which enclaves get the model keys",
     },
     uid,
   );

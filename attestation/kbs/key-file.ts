@@ -3,12 +3,14 @@
  * and release policies, config.ts) or read it (readPrivateKeyFile: the broker's model keys, `cloister
  * model seal --key`, and through client/cli/run-client.ts's readSecretFile the client's API key
  * files, the proxy's --token-file and the secrets `cloister up` reuses; the host's audit collector
- * its `.key` files), checked on the open file itself. node: and attestation/bounded-read.ts only:
- * no CLI code, and the host imports it, so it reaches nothing that opens a sealed message.
+ * its `.key` files), checked on the open file itself, and the directories its lookup goes through
+ * (attestation/path-safety.ts). node:, attestation/bounded-read.ts and attestation/path-safety.ts
+ * only: no CLI code, and the host imports it, so it reaches nothing that opens a sealed message.
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { fileErrorCause, fileMessage, type InputBound, readHandleText, shellWord } from "../bounded-read.ts";
+import { readAfterPathCheck } from "../path-safety.ts";
 
 /** A broker configuration, a key file or a secret refused (and what readCheckedFile refuses). */
 export class BrokerConfigError extends Error {
@@ -38,9 +40,32 @@ export function privateFileUnreadable(field: string, path: string): (error: unkn
  * the `forbidden` mode bits. Key files are refused as links (`O_NOFOLLOW`); configuration and policy
  * files may be links, and the file they point to is what is checked. Then read to `bound` and as
  * strict UTF-8 (readHandleText): a larger file or a byte that is not UTF-8 is a BrokerConfigError
- * naming the field, the file and the bound or the byte.
+ * naming the field, the file and the bound or the byte. Before the open, unless `held` is null, the
+ * directories its lookup goes through (readAfterPathCheck): one anyone may write to (no sticky bit)
+ * is refused, `held` saying what they could then change, as the client's --policy is.
  */
-export async function readCheckedFile(
+export function readCheckedFile(
+  path: string,
+  field: string,
+  rule: Parameters<typeof readOpenCheckedFile>[2] & {
+    /** What someone who could swap the file would change ("the model keys this broker releases"); null: no path check. */
+    readonly held: string | null;
+  },
+  uid: number | undefined,
+): Promise<string> {
+  const read = () => readOpenCheckedFile(path, field, rule, uid);
+  if (rule.held === null) return read();
+  return readAfterPathCheck(
+    path,
+    field,
+    rule.held,
+    (message, cause) => new BrokerConfigError(message, { cause }),
+    read,
+  );
+}
+
+/** readCheckedFile's open, check of the open file and read. */
+async function readOpenCheckedFile(
   path: string,
   field: string,
   rule: {
@@ -111,6 +136,12 @@ export interface PrivateKeyFileOptions {
   /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
   readonly cannotRead?: ((error: unknown) => Error) | undefined;
   /**
+   * What someone who could swap the file would change, said when a directory its lookup goes through
+   * is one anyone may write to (readCheckedFile); null: its path is not checked (a caller that
+   * checked the directory itself). Default: "the secret it holds".
+   */
+  readonly held?: string | null;
+  /**
    * Follow a link and check its target (mode, owner, a regular file), as ssh does for an identity
    * file: a client's API key mounted from a Kubernetes secret volume is a link. Default false: the
    * broker's keys and what cloister up wrote itself must be the files themselves.
@@ -133,6 +164,7 @@ export function readPrivateKeyFile(path: string, field: string, options: Private
       fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 ${path}`,
       bound: options.bound ?? KEY_FILE_BOUND,
       cannotRead: options.cannotRead,
+      held: options.held === undefined ? "the secret it holds" : options.held,
     },
     "uid" in options ? options.uid : process.getuid?.(),
   );

@@ -4,7 +4,8 @@
  * option and the file in a UsageError. Shared by the commands that read such files (`cloister
  * audit`, `cloister receipt verify`, `cloister manifest`, `cloister verify-evidence`, chat's
  * --prompt-file, up's key files, and every --policy, --operator-key, --api-key-file, --api-keys and
- * --manifest: readOptionFile). node: only, nothing that opens a sealed message.
+ * --manifest: readOptionFile; the trust files among them with readTrustFile). node: and attestation/
+ * only, nothing that opens a sealed message.
  */
 import {
   type FileRefusal,
@@ -12,8 +13,14 @@ import {
   fileErrorCause,
   fileMessage,
   type InputBound,
+  NotFileOrPipeError,
+  notFileOrPipeMessage,
+  openFileOrPipe,
   readFileToBound,
+  readHandleToBound,
+  tooLargeMessage,
 } from "../../attestation/bounded-read.ts";
+import { readAfterPathCheck, unsafeFileReason, unsafeOpenFile } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
 
 /** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why (the error its cause). */
@@ -78,4 +85,43 @@ export function optionFileUnreadable(file: string, option: string, missingHint?:
  */
 export function readOptionFile(file: string, option: string, limit: InputBound, missingHint?: string): Promise<string> {
   return readText(file, option, limit, optionFileUnreadable(file, option, missingHint));
+}
+
+/**
+ * readOptionFile for a trust file (the client's --policy, verify-evidence's, --operator-key, the
+ * host's --api-keys): refused, each a UsageError naming the option and the file, when someone else
+ * could change it (attestation/path-safety.ts): anyone may write to a directory its lookup goes
+ * through (checked before the open), or the file read is another user's, or others (or a group not
+ * root's nor this user's primary one) may write to it. The file's rule is checked on the open file,
+ * what is read, not on its name before the open (which could lead to another file by then). `held`:
+ * what someone who could change it would then change ("which enclaves this client trusts").
+ */
+export function readTrustFile(
+  file: string,
+  option: string,
+  limit: InputBound,
+  held: string,
+  missingHint?: string,
+): Promise<string> {
+  const cannotRead = optionFileUnreadable(file, option, missingHint);
+  const refuse = (message: string, cause?: unknown) => new UsageError(message, { cause });
+  return readAfterPathCheck(file, option, held, refuse, async () => {
+    let bytes: Buffer;
+    try {
+      const handle = await openFileOrPipe(file);
+      try {
+        const unsafe = unsafeOpenFile(await handle.stat(), file);
+        if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
+        bytes = await readHandleToBound(handle, limit.bytes);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      if (error instanceof NotFileOrPipeError) throw refuse(notFileOrPipeMessage(file, option, error), error);
+      throw cannotRead(error);
+    }
+    if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, option, limit));
+    return fileText(bytes, file, option);
+  });
 }

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
+import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
-import { findUnsafeDirectory, unsafeDirectoryReason } from "./path-safety.ts";
 
 /** What a private directory holds, as a refusal of one someone else could change names it. */
 const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";

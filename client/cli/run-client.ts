@@ -24,7 +24,7 @@ import {
   type Session,
 } from "../sdk.ts";
 import { measurementNote, modelNote } from "../summary.ts";
-import { optionFileUnreadable, readBoundedFile, readOptionFile } from "./bounded-file.ts";
+import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   forcedOutput,
@@ -35,7 +35,6 @@ import {
   UsageError,
   writeOutputFile,
 } from "./output.ts";
-import { findUnsafeFile, unsafeFileReason } from "./path-safety.ts";
 import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only. */
@@ -126,49 +125,16 @@ export function plainHttpKeyWarning(url: URL, sender: string): string | null {
 export async function readSecretFile(
   path: string,
   field: string,
-  options: Omit<PrivateKeyFileOptions, "uid"> & { readonly held?: string },
+  options: Omit<PrivateKeyFileOptions, "uid">,
 ): Promise<string> {
-  // The file's owner and mode are checked on the open file; the directories its lookup goes
-  // through here: anyone who may write to one could put their own file (or link) in its place.
-  const held = options.held ?? "the secret it holds";
-  return readCheckedPath(path, field, held, { skipFile: true }, async () => {
-    try {
-      return await readPrivateKeyFile(path, field, options);
-    } catch (error) {
-      if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
-      throw error;
-    }
-  });
-}
-
-/**
- * `read()` of a file checked first: refused (UsageError naming `option` and the file) when someone
- * else could change it, or a directory its lookup goes through (findUnsafeFile; `skipFile`: the
- * directories only), `held` saying what they would then change. One walk of the path, before the
- * read; a file that does not exist is left to the read to say so. A walk that fails (ELOOP, EACCES)
- * leaves the read to word the same errno as it words it; should the read succeed, the file is
- * refused all the same (its path could not be checked).
- */
-async function readCheckedPath<T>(
-  path: string,
-  option: string,
-  held: string,
-  options: { skipFile?: boolean },
-  read: () => Promise<T>,
-): Promise<T> {
-  const walked = await findUnsafeFile(path, options).then(
-    (unsafe) => ({ unsafe, error: null }),
-    (error: unknown) => ({ unsafe: null, error: error ?? new Error("the path check failed") }),
-  );
-  if (walked.unsafe !== null) {
-    throw new UsageError(fileMessage(path, option, unsafeFileReason(walked.unsafe, path, held)));
+  // The file's owner and mode are checked on the open file, and the directories its lookup goes
+  // through before: anyone who may write to one could put their own file (or link) in its place.
+  try {
+    return await readPrivateKeyFile(path, field, options);
+  } catch (error) {
+    if (error instanceof BrokerConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
   }
-  const value = await read();
-  if (walked.error !== null) {
-    const reason = `cannot check its path (${fileErrorCause(walked.error, "check")})`;
-    throw new UsageError(fileMessage(path, option, reason), { cause: walked.error });
-  }
-  return value;
 }
 
 /**
@@ -206,8 +172,12 @@ export async function readPolicy(path: string): Promise<ClientPolicy> {
  */
 export async function readPolicyFile(path: string): Promise<{ json: unknown; policy: ClientPolicy }> {
   // The policy is the client's trust anchor: whoever could change it chooses the enclaves trusted.
-  const text = await readCheckedPath(path, "--policy", "which enclaves this client trusts", {}, () =>
-    readOptionFile(path, "--policy", POLICY_FILE_BOUND, POLICY_HINT),
+  const text = await readTrustFile(
+    path,
+    "--policy",
+    POLICY_FILE_BOUND,
+    "which enclaves this client trusts",
+    POLICY_HINT,
   );
   try {
     const json = clientPolicyJson(text);

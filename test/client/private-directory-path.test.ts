@@ -1,6 +1,6 @@
 /**
  * The client's private directories (`cloister up --dir`: its policy and keys; the proxy's
- * .cloister/: its token) are refused when someone else could swap them (client/cli/path-safety.ts):
+ * .cloister/: its token) are refused when someone else could swap them (attestation/path-safety.ts):
  * a swapped policy is a swapped trust root. Real directories, modes and owners (tests run as root).
  */
 import { chmod, chown, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";

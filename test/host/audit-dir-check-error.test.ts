@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 
-vi.mock("../../client/cli/path-safety.ts", async (original) => ({
-  ...(await original<typeof import("../../client/cli/path-safety.ts")>()),
+vi.mock("../../attestation/path-safety.ts", async (original) => ({
+  ...(await original<typeof import("../../attestation/path-safety.ts")>()),
   findUnsafeDirectory: async () => {
     throw Object.assign(new Error("EACCES: permission denied, stat '/x'"), { code: "EACCES" });
   },

@@ -1,5 +1,5 @@
 /**
- * findUnsafeDirectory (client/cli/path-safety.ts) walks every directory a lookup of the path goes
+ * findUnsafeDirectory (attestation/path-safety.ts) walks every directory a lookup of the path goes
  * through, links followed as the kernel follows them. Real directories and modes (tests run as root).
  */
 import { execFileSync } from "node:child_process";
@@ -7,7 +7,7 @@ import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { findUnsafeDirectory, findUnsafeFile } from "../../client/cli/path-safety.ts";
+import { findUnsafeDirectory, findUnsafeFile } from "../../attestation/path-safety.ts";
 
 let root: string;
 beforeEach(async () => {

@@ -19,9 +19,10 @@
  * directory), counts, and the real path's. Where there are no POSIX owners
  * (Windows) nothing is checked.
  */
+import type { Stats } from "node:fs";
 import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
-import { shellWord } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, shellWord } from "./bounded-read.ts";
 
 /** A directory on a path that someone else could change (findUnsafeDirectory). */
 export interface UnsafeDirectory {
@@ -52,6 +53,14 @@ function directoryFault(
     if (others || group) return others && group ? "go" : others ? "o" : "g";
   }
   return info.uid !== 0 && info.uid !== user.uid ? "owner" : null;
+}
+
+/**
+ * What is wrong with a file of `info` (its owner, who else may write to it) for a process of `user`,
+ * by the rule of a directory itself, the sticky bit aside (it means nothing on a file).
+ */
+function fileFault(info: { mode: number; uid: number; gid: number }, user: { uid: number; gid: number }) {
+  return directoryFault({ uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 }, user);
 }
 
 /**
@@ -101,10 +110,7 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
       // A device or a directory where a file is asked for is its reader's to refuse (not a file
       // or a pipe), as what it is rather than by its mode (/dev/null is 0666).
       if (path === target && kind === "file" && !info.isFile() && !info.isFIFO()) continue;
-      // On a file the sticky bit keeps no one out.
-      const held =
-        path === target && kind !== "directory" ? { uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 } : info;
-      let fault = directoryFault(held, user);
+      let fault = path === target && kind !== "directory" ? fileFault(info, user) : directoryFault(info, user);
       // Above it, only "anyone can write to it" (see above).
       if (path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
@@ -115,6 +121,50 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
     }
   }
   return null;
+}
+
+/**
+ * findUnsafeFile's rule for the file itself, held for a file already open (`info`, the open file's
+ * stat, `file` the name it was opened by), or null: what a reader checks on what it reads, as a
+ * name checked before the open could lead to another file by then (a directory on its path may be
+ * another user's: see above). A pipe is held as a file; anything else is its reader's to refuse.
+ */
+export function unsafeOpenFile(info: Stats, file: string): UnsafeDirectory | null {
+  if (process.getuid === undefined || process.getgid === undefined) return null;
+  if (!info.isFile() && !info.isFIFO()) return null;
+  const user = { uid: process.getuid(), gid: process.getgid() };
+  const fault = fileFault(info, user);
+  if (fault === null) return null;
+  const writers = fault === "owner" ? null : fault;
+  return { path: file, itself: true, mode: info.mode & 0o7777, writers, uid: info.uid, gid: info.gid, user: user.uid };
+}
+
+/**
+ * `read()` of a file whose path is checked first (findUnsafeFile, the directories only: its reader
+ * checks the file itself on what it opens): `refuse`d, naming `field` and the file, when anyone may
+ * write to a directory its lookup goes through, `held` saying what they would then change. One walk
+ * of the path, before the read; a file that does not exist is left to the read to say so. A walk
+ * that fails (ELOOP, EACCES) leaves the read to word the same errno as it words it; should the read
+ * succeed, the file is refused all the same (its path could not be checked).
+ */
+export async function readAfterPathCheck<T>(
+  path: string,
+  field: string,
+  held: string,
+  refuse: (message: string, cause?: unknown) => Error,
+  read: () => Promise<T>,
+): Promise<T> {
+  const walked = await findUnsafeFile(path, { skipFile: true }).then(
+    (unsafe) => ({ unsafe, error: null }),
+    (error: unknown) => ({ unsafe: null, error: error ?? new Error("the path check failed") }),
+  );
+  if (walked.unsafe !== null) throw refuse(fileMessage(path, field, unsafeFileReason(walked.unsafe, path, held)));
+  const value = await read();
+  if (walked.error !== null) {
+    const reason = `cannot check its path (${fileErrorCause(walked.error, "check")})`;
+    throw refuse(fileMessage(path, field, reason), walked.error);
+  }
+  return value;
 }
 
 /**
