@@ -6,7 +6,7 @@
  * CLI-only module: it reads files with node:fs, so the platform-neutral verification code must not
  * import it.
  */
-import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
+import { optionFileUnreadable, readBoundedFile, readText, readTrustFile } from "../client/cli/bounded-file.ts";
 import { optionsUsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { ClientError } from "../client/errors.ts";
@@ -199,7 +199,9 @@ export async function readInputText(path: string | undefined, option: InputFileO
  */
 export async function readPolicyOption(path: string | undefined, tee: string): Promise<AttestationPolicy | null> {
   if (path === undefined) return null;
-  const text = await readInputText(path, "--policy", tee);
+  // The trust anchor of this check: refused when someone else could change it (readTrustFile).
+  const read = await readTrustFile(path, "--policy", INPUT_FILE_BOUNDS["--policy"], "what evidence this check accepts");
+  const text = read.startsWith("\uFEFF") ? read.slice(1) : read;
   // A ClientError of kind configuration: bad input (client/cli/program.ts isBadInput), as every
   // other refusal of the file is, its code kept.
   const invalid = (reason: string, cause: unknown) =>

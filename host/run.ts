@@ -5,7 +5,7 @@ import { fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
-import { readOptionFile } from "../client/cli/bounded-file.ts";
+import { readTrustFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, optionsUsageError, UsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { parseCorsOrigin } from "../client/cors-origin.ts";
@@ -28,7 +28,8 @@ const API_KEYS_FILE_BOUND: InputBound = {
 };
 
 export async function loadApiKeys(path: string): Promise<ApiKeyStore> {
-  const text = await readOptionFile(path, "--api-keys", API_KEYS_FILE_BOUND);
+  // Whoever could change the file would choose the keys (and their permissions) this host accepts.
+  const text = await readTrustFile(path, "--api-keys", API_KEYS_FILE_BOUND, "which API keys this host accepts");
   let json: unknown;
   try {
     // parseJsonText: a second "keys" (or "sha256", "project") would silently replace the first.

@@ -4,7 +4,7 @@ import type { JWK } from "jose";
 import { fileErrorCause, fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
-import { readText as readBoundedText, readOptionFile } from "../client/cli/bounded-file.ts";
+import { readText as readBoundedText, readTrustFile } from "../client/cli/bounded-file.ts";
 import {
   noDirectoryError,
   type OutputFileErrors,
@@ -71,7 +71,10 @@ export async function readOperatorKeyFile(path: string): Promise<JWK> {
   let value: unknown;
   try {
     // parseJsonText: a second "x" would replace the key a reader of the file sees.
-    value = parseJsonText(await readOptionFile(path, "--operator-key", JWK_FILE_BOUND));
+    // A trust anchor (cloister policy init writes it into a policy): refused when someone else could change it.
+    value = parseJsonText(
+      await readTrustFile(path, "--operator-key", JWK_FILE_BOUND, "whose signed manifests are trusted"),
+    );
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new UsageError(fileMessage(path, "--operator-key", jsonTextRefusal(error, "a public JWK")));
