@@ -382,24 +382,35 @@ async function readAll(input: AsyncIterable<Uint8Array | string>, what: string, 
  * UTF-8, naming the first byte (from 1) of `input` (the file, standard input) that is not, as every
  * file an option names is refused, and a prompt of nothing but white space. Never quotes the content.
  */
-function promptText(bytes: Uint8Array, source: string, input: string, hint = ""): string {
+function promptText(bytes: Uint8Array, source: PromptSource, input: string, hint = ""): string {
   const text = decodeUtf8(bytes);
-  if (typeof text !== "string") throw new UsageError(`${source}: ${notUtf8Reason(text, input)}`);
+  if (typeof text !== "string") throw new UsageError(source(notUtf8Reason(text, input)));
   if (text.trim() === "") {
     const found = bytes.length === 0 ? "an empty input (0 bytes)" : `only white space (${bytes.length} bytes)`;
-    throw new UsageError(`${source}: expected a prompt, found ${found}${hint}`);
+    throw new UsageError(source(`expected a prompt, found ${found}${hint}`));
   }
   return refuseLongPrompt(text, source);
 }
+
+/** A refusal's message naming where the prompt came from: `${source}: ${reason}` (a file's: fileMessage). */
+type PromptSource = (reason: string) => string;
+
+/** promptText's source for `what` (standard input, the PROMPT argument), written as it is. */
+const promptSource =
+  (what: string): PromptSource =>
+  (reason) =>
+    `${what}: ${reason}`;
 
 /**
  * The prompt, refused here when longer than the enclave takes one message to be
  * (REQUEST_LIMITS.maxTextChars), naming where it came from rather than the chat message it becomes.
  */
-function refuseLongPrompt(text: string, source: string): string {
+function refuseLongPrompt(text: string, source: PromptSource): string {
   if (text.length > REQUEST_LIMITS.maxTextChars) {
     throw new UsageError(
-      `${source}: expected a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), found ${text.length}`,
+      source(
+        `expected a prompt of at most ${REQUEST_LIMITS.maxTextChars} characters (UTF-16 code units), found ${text.length}`,
+      ),
     );
   }
   return text;
@@ -438,11 +449,11 @@ export async function readPrompt(
         `chat: expected a prompt in the PROMPT argument, found ${found}; give the question as PROMPT, or use --prompt-file or standard input`,
       );
     }
-    return refuseLongPrompt(prompt, "chat: the PROMPT argument");
+    return refuseLongPrompt(prompt, promptSource("chat: the PROMPT argument"));
   }
   if (promptFile === "-") {
     const bytes = await readAll(stdin, "--prompt-file", "- (standard input)");
-    return promptText(bytes, "--prompt-file - (standard input)", "standard input");
+    return promptText(bytes, promptSource("--prompt-file - (standard input)"), "standard input");
   }
   if (promptFile !== undefined) {
     const bytes = await readBoundedFile(
@@ -451,13 +462,13 @@ export async function readPrompt(
       PROMPT_BOUND,
       optionFileUnreadable(promptFile, "--prompt-file"),
     );
-    // Named as bounded-file.ts names the file in its refusals (`--option path: …`), unquoted.
-    return promptText(bytes, `--prompt-file ${promptFile}`, "the file");
+    // Named as bounded-file.ts names the file in its refusals (fileMessage: a path holding ': ' quoted).
+    return promptText(bytes, (reason) => fileMessage(promptFile, "--prompt-file", reason), "the file");
   }
   if (stdin.isTTY === true) return undefined;
   return promptText(
     await readAll(stdin, "chat:", "standard input"),
-    "chat: standard input is not a terminal, so it is read as the prompt",
+    promptSource("chat: standard input is not a terminal, so it is read as the prompt"),
     "standard input",
     "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",
   );
@@ -555,7 +566,7 @@ export async function chatInteractively(
       const line = next.value;
       if (line.trim() === "") break;
       try {
-        refuseLongPrompt(line, "chat: the line typed");
+        refuseLongPrompt(line, promptSource("chat: the line typed"));
       } catch (error) {
         if (!(error instanceof UsageError)) throw error;
         output.write(`${formatCliError(error)}; not sent: type a shorter one (an empty line ends)\n`);

@@ -95,6 +95,16 @@ describe("chat's prompt", () => {
         /^--prompt-file \/\S*\/latin1\.txt: expected UTF-8 text, found a byte that is not UTF-8 \(byte 27 of the file\)$/,
       ],
       [
+        "empty file whose path holds ': ', quoted as every refusal of a file quotes it (fileMessage)",
+        async () => readPrompt(undefined, await file("a: b.txt", ""), stdin([])),
+        /^--prompt-file '\/\S*\/a: b\.txt': expected a prompt, found an empty input \(0 bytes\)$/,
+      ],
+      [
+        "invalid UTF-8 in a file whose path holds ': '",
+        async () => readPrompt(undefined, await file("c: d.txt", Buffer.of(0x61, 0xff)), stdin([])),
+        /^--prompt-file '\/\S*\/c: d\.txt': expected UTF-8 text, found a byte that is not UTF-8 \(byte 2 of the file\)$/,
+      ],
+      [
         "invalid UTF-8 on --prompt-file -, in two chunks",
         async () => readPrompt(undefined, "-", stdin([`${SECRET} `, Buffer.of(0x63, 0xe2, 0x82, 0x21)])),
         /^--prompt-file - \(standard input\): expected UTF-8 text, found a byte that is not UTF-8 \(byte 25 of standard input\)$/,
