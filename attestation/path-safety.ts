@@ -19,8 +19,7 @@
  * directory), counts, and the real path's. Where there are no POSIX owners
  * (Windows) nothing is checked.
  */
-import type { Stats } from "node:fs";
-import { lstat, readlink, realpath, stat } from "node:fs/promises";
+import { type FileHandle, lstat, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { fileErrorCause, fileMessage, shellWord } from "./bounded-read.ts";
 
@@ -124,14 +123,20 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
 }
 
 /**
- * findUnsafeFile's rule for the file itself, held for a file already open (`info`, the open file's
- * stat, `file` the name it was opened by), or null: what a reader checks on what it reads, as a
- * name checked before the open could lead to another file by then (a directory on its path may be
- * another user's: see above). A pipe is held as a file; anything else is its reader's to refuse.
+ * findUnsafeFile's rule for the file itself, held for a file already open (`handle`, `file` the name
+ * it was opened by), or null: what a reader checks on what it reads, as a name checked before the
+ * open could lead to another file by then (a directory on its path may be another user's: see
+ * above). A named pipe is held as a file; an anonymous one (`<(…)`, `cat policy.json | sudo cloister
+ * … /dev/stdin`: its owner is the shell that made it) is passed over, as findUnsafeFile passes it
+ * over: what it carries is what its invoker chose to write to it, and it has no name to swap. It is
+ * told apart on the open file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is
+ * held as a named one. Anything else is its reader's to refuse.
  */
-export function unsafeOpenFile(info: Stats, file: string): UnsafeDirectory | null {
+export async function unsafeOpenFile(handle: FileHandle, file: string): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
+  const info = await handle.stat();
   if (!info.isFile() && !info.isFIFO()) return null;
+  if (info.isFIFO() && (await readlink(`/proc/self/fd/${handle.fd}`).catch(() => "")).startsWith("pipe:")) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
   const fault = fileFault(info, user);
   if (fault === null) return null;

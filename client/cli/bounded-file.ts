@@ -110,7 +110,7 @@ export function readTrustFile(
     try {
       const handle = await openFileOrPipe(file);
       try {
-        const unsafe = unsafeOpenFile(await handle.stat(), file);
+        const unsafe = await unsafeOpenFile(handle, file);
         if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
         bytes = await readHandleToBound(handle, limit.bytes);
       } finally {

@@ -6,6 +6,7 @@
  * the sticky bit; a secret for such a directory (its own owner and mode are checked by its reader).
  * Tests run as root: other owners are uids 4242-4244.
  */
+import { spawn } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -120,5 +121,26 @@ describe("secret files", () => {
     );
     await chmod(open, 0o1777);
     expect((await readApiKey(file, "http://127.0.0.1:47001")).key).toBe("ck_test_key");
+  });
+});
+
+describe("--policy from a pipe", () => {
+  it("reads a pipe another user's shell made (`cat policy.json | sudo cloister chat --policy /dev/stdin`): its writer is who the invoker chose, not its owner", async () => {
+    // uid 4244's shell makes the pipe (so it owns it) and feeds it to a process that waits; this
+    // process, root, reads it through that process's fd 0, as a command run by sudo reads its own.
+    let pid = "";
+    const child = spawn("sh", ["-c", 'printf "%s" "$POLICY" | sh -c \'echo $$; exec sleep 30\''], {
+      uid: 4244,
+      gid: 4244,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", POLICY: JSON.stringify(await devPolicy()) },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      pid = await new Promise<string>((resolve) => child.stdout.once("data", (data) => resolve(String(data).trim())));
+      expect((await readPolicyFile(`/proc/${pid}/fd/0`)).policy).toBeDefined();
+    } finally {
+      if (pid !== "") process.kill(Number(pid));
+      child.kill();
+    }
   });
 });
