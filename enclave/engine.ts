@@ -55,6 +55,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { type ChatWrapperChoice, MAX_SEQUENCES } from "../manifests/schema.ts";
+import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { type ChatWrapperPlan, planChatWrapper, planChatWrapperFor } from "./engine/chat-wrapper.ts";
 import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
@@ -605,7 +606,7 @@ export class InferenceEngine {
     if ("messages" in request) {
       // Its messages checked by the caller (checkMessages: renderPrompt, generate).
       // On this thread: a named wrapper runs no template, and Cloister's own template loops over the
-      // messages only (at most 256). An operator's Jinja template (pinned, or auto's choice) may loop
+      // messages only (at most 256, checkMessages). An operator's Jinja template (pinned, or auto's choice) may loop
       // on some conversation the boot's trial did not try; it sees the conversation's shape only (its
       // roles, as placeholders: engine/template-shapes.ts), so each new shape is rendered first on a
       // worker within a limit (one round trip per new shape), and one that did not render there is
@@ -733,6 +734,14 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
 function checkMessages(request: ChatRequest): void {
   if (!Array.isArray(request.messages) || request.messages.length === 0) {
     throw new EngineError("ENGINE_REQUEST", "messages: expected a non-empty array");
+  }
+  // The service's schema's bound, for the engine's in-process callers too: the shapes' keys
+  // (engine/template-shapes.ts) and Cloister's own template's loop (#render) rest on it.
+  if (request.messages.length > REQUEST_LIMITS.maxMessages) {
+    throw new EngineError(
+      "ENGINE_REQUEST",
+      `messages: expected 1..${REQUEST_LIMITS.maxMessages} messages, found ${request.messages.length}`,
+    );
   }
   request.messages.forEach((message: ChatMessage, i: number) => {
     if (typeof message !== "object" || message === null) {

@@ -48,7 +48,8 @@ export const SHAPE_LIMIT_MS = 1_000;
 
 /**
  * Shapes kept (vetted or refused), least recently used dropped: a key of at most 257 letters (256
- * messages and the model's turn) each, and for a refused one its error (with the cause's message).
+ * messages, REQUEST_LIMITS.maxMessages, as the engine's checkMessages bounds them; and the model's
+ * turn) each, and for a refused one its error (with the cause's message).
  */
 export const SHAPES_KEPT = 4096;
 

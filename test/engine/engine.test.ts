@@ -25,6 +25,7 @@ import { writeBenchModel } from "../../models/bench.ts";
 import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
 import { buildTinyBigram, tinyShape, writeTinyModel } from "../../models/tiny.ts";
+import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 
 let dir: string;
 let modelPath: string;
@@ -543,6 +544,26 @@ describe("generation", () => {
     ]);
     expect((errors[5] as Error).message).toBe("messages[1]: expected an object with role and content, found null");
     for (const error of errors) expect((error as Error).message).not.toContain("secret");
+    expect(engine.stats.busy).toBe(0);
+  });
+
+  it("refuses more messages than the service's schema takes (maxMessages) as ENGINE_REQUEST", async () => {
+    // The shapes' keys (engine/template-shapes.ts) and Cloister's template's cost rest on that bound;
+    // the engine's in-process callers pass no schema, so the engine applies it itself.
+    const conversation = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ role: i % 2 === 0 ? "user" : "assistant", content: "" }) as const);
+    const most = REQUEST_LIMITS.maxMessages;
+    const past = await engine.renderPrompt({ messages: conversation(most + 1) }).catch((e: unknown) => e);
+    expect(code(past)).toBe("ENGINE_REQUEST");
+    expect((past as Error).message).toBe(`messages: expected 1..${most} messages, found ${most + 1}`);
+    const streamed = engine.generate({ messages: conversation(most + 1) });
+    expect(code(await streamed.next().catch((e: unknown) => e))).toBe("ENGINE_REQUEST");
+    // The limit itself passes the check (and then renders, or is too long for this engine's context).
+    const atMost = await engine.renderPrompt({ messages: conversation(most) }).then(
+      () => "rendered",
+      (e: unknown) => code(e),
+    );
+    expect(["rendered", "PROMPT_TOO_LONG"]).toContain(atMost);
     expect(engine.stats.busy).toBe(0);
   });
 });
