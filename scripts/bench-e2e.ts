@@ -399,7 +399,9 @@ const FRAME_BYTES = 96; // about a sealed data frame carrying one token
 async function fakeEnclave(frames: number, intervalMs: number): Promise<void> {
   const { createServer } = await import("node:http");
   const { INTERNAL_KEEP_ALIVE_TIMEOUT_MS } = await import("../enclave/http.ts");
-  const server = createServer({ keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+  // Strict whatever node's options say, as production's servers (enclave/http.ts listenWith).
+  const options = { keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS, insecureHTTPParser: false };
+  const server = createServer(options, (req, res) => {
     req.resume();
     if (req.method !== "POST" || req.url !== "/sealed") {
       // e.g. the host's audit collector: this fake enclave keeps no audit records.
@@ -627,7 +629,9 @@ async function floorEnclave(modelPath: string): Promise<void> {
     throw error;
   }
   const { INTERNAL_KEEP_ALIVE_TIMEOUT_MS } = await import("../enclave/http.ts");
-  const server = createServer({ keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+  // Strict whatever node's options say, as production's servers (enclave/http.ts listenWith).
+  const options = { keepAliveTimeout: INTERNAL_KEEP_ALIVE_TIMEOUT_MS, insecureHTTPParser: false };
+  const server = createServer(options, (req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (c: Buffer) => parts.push(c));
     req.on("end", async () => {
@@ -687,7 +691,8 @@ async function floorEnclave(modelPath: string): Promise<void> {
 async function floorProxy(enclaveUrl: string): Promise<void> {
   const { Agent, createServer, request } = await import("node:http");
   const agent = new Agent({ keepAlive: true });
-  const server = createServer((req, res) => {
+  // Strict whatever node's options say, as the host's server (enclave/http.ts listenWith).
+  const server = createServer({ insecureHTTPParser: false }, (req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (c: Buffer) => parts.push(c));
     req.on("end", () => {

@@ -1,0 +1,91 @@
+/**
+ * bench-e2e.ts's own servers (the fake enclave, the floor enclave, the floor proxy) parse requests
+ * with node's strict HTTP parser whatever node's options say, as every server the project starts
+ * does (enclave/http.ts listenWith): the benchmark measures the parser production runs. Each is
+ * started under `--insecure-http-parser` (the only way to have the lenient one) and sent a request
+ * with both Content-Length and Transfer-Encoding, which the strict parser refuses with 400 before
+ * any handler runs; the lenient one passed it to the handler (the fake enclave answered 200 to it,
+ * the others closed the connection with no answer).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, expect, it } from "vitest";
+import { writeTinyModel } from "../../models/tiny.ts";
+
+const SCRIPT = new URL("../../scripts/bench-e2e.ts", import.meta.url).pathname;
+const BOTH =
+  "POST /sealed HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n";
+/** The test's own deadlines, under its timeout: a vitest timeout would not run the finally below. */
+const READY_MS = 80_000;
+const ANSWER_MS = 10_000;
+
+/** The child's URL from its ready line, or a rejection when it exits first or takes too long. */
+function ready(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line within ${READY_MS} ms`)), READY_MS);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      if (!line.includes('"event":"ready"')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${signal ?? code}) before ready`));
+    });
+  });
+}
+
+/** The status line `request` gets back on a fresh connection ("" when it closed with none). */
+function statusLine(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let text = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => (text += chunk));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(text.split("\r\n")[0] ?? ""));
+    socket.write(request);
+    setTimeout(() => socket.destroy(), ANSWER_MS).unref();
+  });
+}
+
+describe("bench-e2e.ts's servers' request parser", () => {
+  /** Each server's arguments after its flag; the floor enclave's model is written to `dir`. */
+  const SERVERS: { server: string; args: (dir: string) => Promise<string[]> }[] = [
+    { server: "--fake-enclave", args: async () => ["1", "0"] },
+    { server: "--floor-proxy", args: async () => ["http://127.0.0.1:9"] },
+    {
+      server: "--floor-enclave",
+      args: async (dir) => {
+        await writeTinyModel(join(dir, "tiny.gguf"));
+        return [join(dir, "tiny.gguf")];
+      },
+    },
+  ];
+  it.each(SERVERS)(
+    "$server refuses a request with both Content-Length and Transfer-Encoding, under --insecure-http-parser",
+    async ({ server, args }) => {
+      const dir = await mkdtemp(join(tmpdir(), "cloister-bench-parser-"));
+      const flags = ["--insecure-http-parser", "--no-warnings", "--import", "tsx"];
+      const child = spawn(process.execPath, [...flags, SCRIPT, server, ...(await args(dir))], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      try {
+        expect(await statusLine(await ready(child), BOTH)).toBe("HTTP/1.1 400 Bad Request");
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((resolve) => child.once("exit", resolve));
+          child.kill("SIGTERM");
+          await exited;
+        }
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
+});
