@@ -1378,13 +1378,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
     sweeps.restore();
   });
 
-  it("does not cut an answer at a sweep that comes late after a stall of the host: the enclave's bytes may wait unread", async () => {
-    // A sweep runs before node reads its sockets: after a stall of the host (a long pause, a busy
-    // machine) longer than the idle timeout, the first sweep found no bytes since the one before,
-    // though the enclave's may have sat in the socket all along, and cut the answer. The clock is
-    // held and the sweeps fired by the test: whether a sweep cut the answer shows at once, as no
-    // next sweep set (its last item). Under a lasting overload (every sweep late) it is still cut.
-    const periodMs = 437; // held: a delay no other timer here has
+  /**
+   * An answer whose enclave wrote one byte and nothing more, its sweeps held and the clock too:
+   * `sweepAt(at)` fires the next sweep with performance.now() at `at`; `tracked()` says whether a next
+   * sweep is set (the answer is still tracked: a sweep that cut it set none, it being the last item).
+   */
+  async function idleAnswerHeld(periodMs: number) {
     const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
     const sweeps = holdTimeouts(periodMs);
     let clock = 0;
@@ -1399,11 +1398,26 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const response = await postSealed(host.url);
     response.on("error", () => {}); // "aborted", once cut
     await new Promise((resolve) => response.once("data", resolve));
-    const sweepAt = (at: number): boolean => {
-      clock = at;
-      return sweeps.held.at(-1)?.fire() ?? false;
+    return {
+      idleMs,
+      sweepAt: (at: number): boolean => {
+        clock = at;
+        return sweeps.held.at(-1)?.fire() ?? false;
+      },
+      tracked: () => sweeps.held.at(-1)?.fired === false,
+      closed: new Promise((resolve) => response.once("close", resolve)),
+      restore: () => sweeps.restore(),
     };
-    const tracked = () => sweeps.held.at(-1)?.fired === false; // a next sweep is set: still tracked
+  }
+
+  it("does not cut an answer at a sweep that comes late after a stall of the host: the enclave's bytes may wait unread", async () => {
+    // A sweep runs before node reads its sockets: after a stall of the host (a long pause, a busy
+    // machine) longer than the idle timeout, the first sweep found no bytes since the one before,
+    // though the enclave's may have sat in the socket all along, and cut the answer. The clock is
+    // held and the sweeps fired by the test: whether a sweep cut the answer shows at once, as no
+    // next sweep set (its last item). Under a lasting overload (every sweep late) it is still cut.
+    const periodMs = 437; // held: a delay no other timer here has
+    const { idleMs, sweepAt, tracked, closed, restore } = await idleAnswerHeld(periodMs);
     expect(sweepAt(0)).toBe(true);
     expect(sweepAt(idleMs + 3 * periodMs)).toBe(true); // late: the host stalled meanwhile
     expect(tracked()).toBe(true);
@@ -1411,8 +1425,32 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // has read its sockets.
     expect(sweepAt(idleMs + 6 * periodMs)).toBe(true);
     expect(tracked()).toBe(false);
-    await new Promise((resolve) => response.once("close", resolve));
-    sweeps.restore();
+    await closed;
+    restore();
+  });
+
+  it("cuts an idle answer under a lasting overload (every sweep late, by varying amounts) within its idle time and two gaps", async () => {
+    // A late sweep (more than 1.5 periods after the one before) cuts nothing, but never two in a
+    // row: so an answer idle since the sweep that last saw progress (at 0 here) is cut at the first
+    // sweep past its idle time or the one after it, at most two of the longest gap past it. The
+    // gaps below make the first sweep past the idle time a forgiving one (10.7 periods).
+    const periodMs = 439; // held: a delay no other timer here has
+    const { idleMs, sweepAt, tracked, closed, restore } = await idleAnswerHeld(periodMs);
+    const gaps = [1.6, 2, 2.4, 1.7, 3, 2, 4, 4, 4].map((periods) => periods * periodMs);
+    expect(sweepAt(0)).toBe(true); // sees the byte: quiet since 0
+    let at = 0;
+    const kept: number[] = [];
+    for (const gap of gaps) {
+      at += gap;
+      expect(sweepAt(at)).toBe(true);
+      if (!tracked()) break;
+      kept.push(at);
+    }
+    expect(tracked()).toBe(false); // cut at `at`
+    expect(kept.at(-1)).toBeGreaterThanOrEqual(idleMs); // one sweep past the idle time forgave it
+    expect(at - idleMs).toBeLessThanOrEqual(2 * Math.max(...gaps));
+    await closed;
+    restore();
   });
 
   it("stops a streamed answer whose client takes none of it for clientStallTimeoutMs: the enclave's request is aborted and the slot freed", async () => {
