@@ -15,12 +15,24 @@ import { readFileSync, writeSync } from "node:fs";
 // output.ts stopWhenParentExits) and the supervisor's pid in CLOISTER_SUPERVISOR_PID, which
 // stopWhenParentExits watches (the parent it would find itself, a second or more later, may be
 // the one it was re-parented to when `up` was killed meanwhile); neither variable when not.
-// A pid no Linux process can have (pid_max is at most 4194304, PID_MAX_LIMIT, and pids are below
-// it) is refused as bad input: read on, it was a supervisor that "has gone" (exit 0, the command
-// not run), and one of 17 digits or more a Number other than the one written.
-const supervisor = /^supervisor-pid:([1-9]\d*)$/.exec(process.env.CLOISTER_SUPERVISED ?? "")?.[1];
-if (supervisor !== undefined && (supervisor.length > 7 || Number(supervisor) >= 4194304)) {
-  const found = supervisor.length > 7 ? `a pid of ${supervisor.length} digits` : `supervisor-pid:${supervisor}`;
+// A value of up's form (`supervisor-pid:` first) is read as up writes it: a pid from 1 to 4194303
+// in decimal, no sign, space or leading zero. Any other such value (0, 0123, +1, " 123", 4194304 or
+// more: pid_max is at most 4194304, PID_MAX_LIMIT, and pids are below it) is bad input, exit 2:
+// dropped, the command ran unsupervised; read as a pid, it was a supervisor that "has gone" (exit 0,
+// the command not run), and one of 17 digits or more a Number other than the one written. A value
+// not of up's form (the old `1`, exported by accident in a shell) is no supervision: dropped.
+const SUPERVISED_FORM = "supervisor-pid:";
+const supervised = process.env.CLOISTER_SUPERVISED ?? "";
+const written = supervised.startsWith(SUPERVISED_FORM) ? supervised.slice(SUPERVISED_FORM.length) : undefined;
+const supervisor =
+  written !== undefined && /^[1-9]\d{0,6}$/.test(written) && Number(written) < 4194304 ? written : undefined;
+if (written !== undefined && supervisor === undefined) {
+  // As written when short and ASCII (JSON-quoted: a space or a control shows), else by its length.
+  const found = /^\d{8,}$/.test(written)
+    ? `a pid of ${written.length} digits`
+    : written.length <= 24 && [...written].every((char) => char.charCodeAt(0) < 0x7f)
+      ? JSON.stringify(supervised)
+      : `${SUPERVISED_FORM} and ${[...written].length} characters that are no pid`;
   try {
     writeSync(
       2,

@@ -2,7 +2,8 @@
  * bin/cloister.js's first lines read CLOISTER_SUPERVISED (`supervisor-pid:<up's pid>`, client/cli/deploy.ts
  * childEnvironment). A pid no Linux process can have (pid_max is at most 4194304, so pids are below it)
  * is refused as bad input (exit 2), not taken for a supervisor that has gone (exit 0, the command silently
- * not run); the largest pid there can be is read as a pid.
+ * not run); the largest pid there can be is read as a pid. Any other value of up's form (0, 0123, +1, a space)
+ * is refused alike; a value not of up's form (`1`) is dropped, the command run.
  */
 import { describe, expect, it } from "vitest";
 import { runCloister } from "../helpers/cli.ts";
@@ -17,7 +18,7 @@ describe("bin/cloister.js: a CLOISTER_SUPERVISED pid out of Linux's range", () =
     expect(await run("supervisor-pid:4194304")).toEqual({
       code: 2,
       stdout: "",
-      stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found supervisor-pid:4194304\n`,
+      stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found "supervisor-pid:4194304"\n`,
     });
   }, 60_000);
 
@@ -40,4 +41,40 @@ describe("bin/cloister.js: a CLOISTER_SUPERVISED pid out of Linux's range", () =
       stderr: "cloister: its supervisor (cloister up, pid 4194303) has gone; not starting\n",
     });
   }, 60_000);
+
+  // Before, each of these did not match the pattern and the variable was dropped: the command ran,
+  // unsupervised, while 4194304 was refused. One rule for a value of up's form: a pid, or refused.
+  it.each([
+    ["supervisor-pid:0", '"supervisor-pid:0"'],
+    ["supervisor-pid:0123", '"supervisor-pid:0123"'],
+    ["supervisor-pid:+1", '"supervisor-pid:+1"'],
+    ["supervisor-pid:-1", '"supervisor-pid:-1"'],
+    ["supervisor-pid: 123", '"supervisor-pid: 123"'],
+    ["supervisor-pid:123 ", '"supervisor-pid:123 "'],
+    ["supervisor-pid:123\n", '"supervisor-pid:123\\n"'],
+    ["supervisor-pid:", '"supervisor-pid:"'],
+    ["supervisor-pid:1e3", '"supervisor-pid:1e3"'],
+    [`supervisor-pid:${"x".repeat(40)}`, "supervisor-pid: and 40 characters that are no pid"],
+    ["supervisor-pid:\u202e1", "supervisor-pid: and 2 characters that are no pid"],
+  ])(
+    "%j (not a pid in up's form): refused as the out-of-range pid is, not ignored",
+    async (value, found) => {
+      expect(await run(value)).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found ${found}\n`,
+      });
+    },
+    60_000,
+  );
+
+  it.each(["1", "", "yes"])(
+    "%j (not up's form: exported by accident in a shell): ignored, the command runs",
+    async (value) => {
+      const { code, stdout, stderr } = await run(value);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      expect(stdout).toMatch(/^\d+\.\d+\.\d+/);
+    },
+    60_000,
+  );
 });
