@@ -82,11 +82,25 @@ export function findDuplicateMember(text: string): DuplicateMember | null {
 }
 
 /**
+ * Member paths below which names are the document's data, not its fields (an object keyed by what
+ * it holds: cloister chat --json's audit.opening), given by the caller that knows the document.
+ */
+export type NamesNotShownBelow = readonly (readonly (string | number)[])[];
+
+/**
  * A member path as messages show it, dotted like zod paths (`attestation.trustSimulator`,
  * `keys.0.id`): a name that does not look like a field name (it may be a pasted secret) is shown by
- * its length only.
+ * its length only. A path below one of `namesNotShownBelow` is shown as `a member inside` that one,
+ * nothing of what is below it: a plain name there may be data (an opening's hex digits).
  */
-export function describeMemberPath(path: readonly (string | number)[]): string {
+export function describeMemberPath(
+  path: readonly (string | number)[],
+  namesNotShownBelow: NamesNotShownBelow = [],
+): string {
+  const holder = namesNotShownBelow.find(
+    (above) => path.length > above.length && above.every((part, i) => path[i] === part),
+  );
+  if (holder !== undefined) return `a member inside ${describeMemberPath(holder)}`;
   return path
     .map((part) =>
       typeof part === "number" || isPlainFieldName(part)

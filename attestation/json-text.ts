@@ -9,7 +9,7 @@
  * reads the file (or reviews a diff that adds a member further down) takes the first, and these
  * files decide what is trusted (RFC 7493 §2.3).
  */
-import { describeMemberPath, findDuplicateMember } from "./json-duplicates.ts";
+import { describeMemberPath, findDuplicateMember, type NamesNotShownBelow } from "./json-duplicates.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 /** JSON text with a member named twice in one object; its message names the member's path, not its value. */
@@ -17,9 +17,9 @@ export class DuplicateMemberError extends SyntaxError {
   override readonly name = "DuplicateMemberError";
   // The path is not kept on the error: a member name may be anything the file holds (a pasted
   // secret), and callers attach this error as a cause, whose own properties util.inspect prints.
-  constructor(path: readonly (string | number)[], index: number) {
+  constructor(path: readonly (string | number)[], index: number, namesNotShownBelow: NamesNotShownBelow = []) {
     super(
-      `${describeMemberPath(path)} appears twice in one object (the second at position ${index}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+      `${describeMemberPath(path, namesNotShownBelow)} appears twice in one object (the second at position ${index}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
     );
   }
 }
@@ -50,9 +50,10 @@ export function jsonSyntaxProblem(error: SyntaxError): string {
 /**
  * JSON.parse, except that text that does not parse throws a SyntaxError whose message is "not valid
  * JSON" and where ("at position 22", "it ends early"), with no cause: nothing of the text; and text
- * with a member named twice in one object throws a DuplicateMemberError (a SyntaxError) naming its path.
+ * with a member named twice in one object throws a DuplicateMemberError (a SyntaxError) naming its path
+ * (below a path of `namesNotShownBelow`, only that path: describeMemberPath).
  */
-export function parseJsonText(text: string): unknown {
+export function parseJsonText(text: string, options: { namesNotShownBelow?: NamesNotShownBelow } = {}): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -61,7 +62,9 @@ export function parseJsonText(text: string): unknown {
     throw new SyntaxError(jsonSyntaxProblem(error));
   }
   const duplicate = findDuplicateMember(text);
-  if (duplicate !== null) throw new DuplicateMemberError(duplicate.path, duplicate.index);
+  if (duplicate !== null) {
+    throw new DuplicateMemberError(duplicate.path, duplicate.index, options.namesNotShownBelow ?? []);
+  }
   return value;
 }
 

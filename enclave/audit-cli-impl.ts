@@ -408,11 +408,10 @@ export class AuditFindError extends Error {
 
 const HEX32 = /^[0-9a-f]{64}$/;
 /**
- * A DuplicateMemberError's message starts with the member's path (json-duplicates describeMemberPath:
- * plain names as written) and goes on with TWICE: a path below audit.opening names what the opening holds.
+ * Where a --chat-json's member names are its data: an opening given as an object is keyed by what it
+ * holds (its digits read as a plain name), so a refusal of a name twice there names only audit.opening.
  */
-const OPENING_MEMBER = "audit.opening.";
-const TWICE = " appears twice in one object";
+const OPENING_NAMES_NOT_SHOWN = [["audit", "opening"]] as const;
 
 /**
  * What an opening that is not 64 hex digits was found to be: its type and length only. An opening
@@ -467,16 +466,10 @@ export async function auditFindCommand(options: AuditFindCommandOptions): Promis
       // parseJsonText: V8's SyntaxError quotes the text, which holds the answer, and util.inspect
       // prints a cause: its own says only where the text went wrong. And a member named twice (two
       // "audit"s) is refused: JSON.parse would look up the last while a reader sees the first.
-      chat = parseJsonText(text) as typeof chat;
+      chat = parseJsonText(text, { namesNotShownBelow: OPENING_NAMES_NOT_SHOWN }) as typeof chat;
     } catch (error) {
       if (error instanceof DuplicateMemberError) {
-        // A name inside audit.opening can hold the opening's digits: neither said nor kept as the cause.
-        const twice = error.message.indexOf(TWICE);
-        const inOpening = error.message.startsWith(OPENING_MEMBER) && twice > 0;
-        const reason = `a member inside audit.opening${error.message.slice(twice)}`;
-        throw !inOpening
-          ? new UsageError(fileMessage(options.chatJson, "--chat-json", error.message), { cause: error })
-          : new UsageError(fileMessage(options.chatJson, "--chat-json", reason));
+        throw new UsageError(fileMessage(options.chatJson, "--chat-json", error.message), { cause: error });
       }
       throw new UsageError(
         fileMessage(options.chatJson, "--chat-json", "not JSON (expected the output of cloister chat --json)"),
