@@ -87,15 +87,22 @@ function dollarQuoteEscape(char: string): string {
 }
 
 /**
- * `text` as one POSIX shell word: as it is when it is plain, else single-quoted; `./` before a
- * leading `-`. One holding a character an error line would escape (ESCAPED_ON_A_LINE) is written as
- * $'…' with that character escaped: shown, it is still the word a shell reads as `text`.
+ * `text` as a shell reads it back: as it is when it is plain, else single-quoted, or written as
+ * $'…' with each character an error line would escape (ESCAPED_ON_A_LINE) as an escape: shown, it
+ * is still the word a shell reads as `text`.
+ */
+function quotedWord(text: string): string {
+  if (/^[A-Za-z0-9_./:@%+=,-]+$/.test(text)) return text;
+  if (!ESCAPED_ON_A_LINE.test(text)) return `'${text.replaceAll("'", "'\\''")}'`;
+  return `$'${text.replace(/[\\']/g, "\\$&").replace(ESCAPED_ON_A_LINE_ALL, dollarQuoteEscape)}'`;
+}
+
+/**
+ * `text` as one POSIX shell word of a command (quotedWord), `./` before a leading `-`: an argument,
+ * not an option.
  */
 export function shellWord(text: string): string {
-  const word = text.startsWith("-") ? `./${text}` : text;
-  if (/^[A-Za-z0-9_./:@%+=,-]+$/.test(word)) return word;
-  if (!ESCAPED_ON_A_LINE.test(word)) return `'${word.replaceAll("'", "'\\''")}'`;
-  return `$'${word.replace(/[\\']/g, "\\$&").replace(ESCAPED_ON_A_LINE_ALL, dollarQuoteEscape)}'`;
+  return quotedWord(text.startsWith("-") ? `./${text}` : text);
 }
 
 /**
@@ -109,12 +116,13 @@ const NOT_AS_GIVEN = new RegExp(`: |^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
  * path that would not read back as itself (NOT_AS_GIVEN: ": ", a character the line escapes, a
- * leading quote) is written as one shell word (shellWord); any other is written as given, so an
+ * leading quote) is written as one shell word (quotedWord; a leading `-` kept, not made `./-`: a
+ * reader takes `./-a: b` for another path than `-a: b`); any other is written as given, so an
  * ordinary path reads as typed, and so does a name that is no path (`- (standard input)`, from a
  * reader of stdin).
  */
 export function fileMessage(file: string, what: string, reason: string): string {
-  return `${what} ${NOT_AS_GIVEN.test(file) ? shellWord(file) : file}: ${reason}`;
+  return `${what} ${NOT_AS_GIVEN.test(file) ? quotedWord(file) : file}: ${reason}`;
 }
 
 /** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */

@@ -45,6 +45,11 @@ const PATHS = [
   "quoted",
   "$'dollar'",
   "dollar",
+  // A leading "-": written as it is (not as ./-…, which a reader takes for another path).
+  "-a: b.json",
+  "./-a: b.json",
+  "-line\nfeed.json",
+  "-plain.json",
 ];
 
 describe("fileMessage: a path read back from cloister's error line", () => {
