@@ -454,15 +454,24 @@ export function listenUsageError(
   return error;
 }
 
+/** What loopbackListenError reads of a ListenError (enclave/http.ts). */
+interface ListenFailure {
+  readonly hostname: string;
+  readonly code: string;
+  readonly port: number;
+}
+
 /**
  * Bad input (a UsageError) for a `--port` the proxy or page server cannot listen on (listenLoopback):
  * taken on 127.0.0.1, or on [::1], where an app resolving "localhost" would reach the other process.
  */
 export function loopbackListenError(error: unknown): unknown {
-  if (error instanceof Error && error.name === "ListenError" && (error as { hostname?: unknown }).hostname === "::1") {
-    const { code, port } = error as Error & { code: string; port: number };
+  const failure = error instanceof Error && error.name === "ListenError" ? (error as Error & ListenFailure) : null;
+  // Only a port taken there is another process's: any other code is told as listenUsageError tells it.
+  if (failure !== null && failure.hostname === "::1" && failure.code === "EADDRINUSE") {
+    const { port } = failure;
     return optionsUsageError(
-      `--port ${port}: cannot listen on [::1] (${code}): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
+      `--port ${port}: cannot listen on [::1] (EADDRINUSE): another process holds that port on the IPv6 loopback, where an app resolving localhost would reach it; stop it or choose another --port`,
       { cause: error },
     );
   }

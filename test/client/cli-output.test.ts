@@ -350,6 +350,20 @@ describe("listenUsageError, loopbackListenError", () => {
   });
 });
 
+describe("loopbackListenError: [::1] failing with another code than EADDRINUSE", () => {
+  it("is not said to be held by another process: EACCES as the port's refusal, any other code returned as it is", () => {
+    const failed = (code: string) => new ListenError("::1", 47001, Object.assign(new Error(code), { code }));
+    const denied = loopbackListenError(failed("EACCES"));
+    expect(denied).toBeInstanceOf(UsageError);
+    expect((denied as UsageError).message).toBe(
+      "--port 47001: cannot listen on [::1] (EACCES) (run with --help for usage)",
+    );
+    // Not the port's fault (no more file descriptors): no usage error, and nothing of another process.
+    const exhausted = failed("EMFILE");
+    expect(loopbackListenError(exhausted)).toBe(exhausted);
+  });
+});
+
 describe("timeOption (--at)", () => {
   const at = timeOption("--at");
   const refusal = (value: string): string => {
