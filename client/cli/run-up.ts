@@ -17,6 +17,7 @@ import {
 } from "./commands.ts";
 import {
   ChildExitedError,
+  type DeploymentFiles,
   fixedPorts,
   prepareDeployment,
   type RunningDeployment,
@@ -25,7 +26,7 @@ import {
 } from "./deploy.ts";
 import { STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
-import { untrustedTextWriter } from "./terminal-text.ts";
+import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -86,6 +87,47 @@ async function boot(
 export function kbsLine(options: { kbsUrl: string; keyId: string; configPath: string; enclaves: number }): string {
   const to = options.enclaves > 1 ? `each of the ${options.enclaves} attested enclaves` : "the attested enclave";
   return `  key broker   ${options.kbsUrl}  (released model key "${options.keyId}" to ${to}; config ${options.configPath})`;
+}
+
+/**
+ * What `cloister up` writes once its processes are up: where each is, its files (each path on its
+ * line, visibleOnOneLine: a --dir may hold a line feed or an ESC), and the commands to try (tryLines:
+ * paths as shell words).
+ */
+export function upBanner(
+  deployment: Pick<RunningDeployment, "hostUrl" | "enclaveUrls" | "kbsUrl"> & {
+    readonly files: Pick<DeploymentFiles, "policyPath" | "apiKeyPath" | "kbs">;
+  },
+  options: { readonly tee: string; readonly corsOrigin?: readonly string[] },
+): string {
+  const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
+  // A path under the user's --dir on one line: what a terminal acts on, a line feed too, escaped.
+  const shown = (path: string) => visibleOnOneLine(path);
+  return [
+    `Cloister is up (SIMULATED ${options.tee}: trusted only because ${shown(policy)} says so).`,
+    `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz with the API key shows them)` : ""}`,
+    `  policy       ${shown(policy)}`,
+    `  API key file ${shown(relative(process.cwd(), deployment.files.apiKeyPath))}`,
+    ...(deployment.kbsUrl === null || deployment.files.kbs === null
+      ? ["  model        plain GGUF file (--no-sealed-model)"]
+      : [
+          kbsLine({
+            kbsUrl: deployment.kbsUrl,
+            keyId: deployment.files.kbs.keyId,
+            configPath: shown(relative(process.cwd(), deployment.files.kbs.configPath)),
+            enclaves: deployment.enclaveUrls.length,
+          }),
+        ]),
+    "",
+    ...tryLines({
+      hostUrl: deployment.hostUrl,
+      policy,
+      apiKeyFile: deployment.files.apiKeyPath,
+      corsOrigins: options.corsOrigin ?? [],
+    }),
+    "Stop with Ctrl-C.",
+    "",
+  ].join("\n");
 }
 
 /**
@@ -346,34 +388,7 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
     return;
   }
   asked.booted();
-  const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
-  process.stdout.write(
-    [
-      `Cloister is up (SIMULATED ${options.tee}: trusted only because ${policy} says so).`,
-      `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz with the API key shows them)` : ""}`,
-      `  policy       ${policy}`,
-      `  API key file ${relative(process.cwd(), deployment.files.apiKeyPath)}`,
-      ...(deployment.kbsUrl === null || deployment.files.kbs === null
-        ? ["  model        plain GGUF file (--no-sealed-model)"]
-        : [
-            kbsLine({
-              kbsUrl: deployment.kbsUrl,
-              keyId: deployment.files.kbs.keyId,
-              configPath: relative(process.cwd(), deployment.files.kbs.configPath),
-              enclaves: deployment.enclaveUrls.length,
-            }),
-          ]),
-      "",
-      ...tryLines({
-        hostUrl: deployment.hostUrl,
-        policy,
-        apiKeyFile: deployment.files.apiKeyPath,
-        corsOrigins: options.corsOrigin ?? [],
-      }),
-      "Stop with Ctrl-C.",
-      "",
-    ].join("\n"),
-  );
+  process.stdout.write(upBanner(deployment, options));
   const reason = await Promise.race([asked.signalled, deployment.exited.then((who) => `${who} exited`)]);
   say(`shutting down (${reason}) …`);
   if (reason.endsWith("exited")) asked.stopping(reason, { failed: true });
