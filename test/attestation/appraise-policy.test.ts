@@ -3,6 +3,7 @@ import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../attestation/errors.ts";
 import { parseAttestationPolicy } from "../../attestation/policy.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 import { snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
 
 const MRSEAM = "ab".repeat(48);
@@ -23,14 +24,9 @@ function without(obj: Record<string, unknown>, key: string): Record<string, unkn
   return rest;
 }
 
+/** The ConfigurationError parseAttestationPolicy throws for `input`. */
 function errorOf(input: unknown): ConfigurationError {
-  try {
-    parseAttestationPolicy(input);
-  } catch (error) {
-    if (error instanceof ConfigurationError) return error;
-    throw error;
-  }
-  throw new Error("policy was accepted");
+  return thrownBy(() => parseAttestationPolicy(input), ConfigurationError);
 }
 
 describe("parseAttestationPolicy", () => {

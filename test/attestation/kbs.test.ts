@@ -46,6 +46,7 @@ import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { enclaveSealingKeyFromSecretKey } from "../../sealed/keys.ts";
 import { ReplayGuard } from "../../sealed/replay.ts";
 import { openRequest } from "../../sealed/request.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { simulatedTdxDocument } from "../helpers/simulated-document.ts";
 
 // Counted: a refused release verifies the evidence once, not again for its log line.
@@ -263,15 +264,6 @@ function brokerWrapKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array): Uin
   input.set(label);
   input.set(shared, label.length);
   return nacl.hash(input).slice(0, 32);
-}
-
-async function refusal(promise: Promise<unknown>): Promise<BrokerError> {
-  const error = await promise.then(
-    () => new Error("expected a refusal, but the key was released"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BrokerError);
-  return error as BrokerError;
 }
 
 describe("key broker", () => {
@@ -504,7 +496,7 @@ describe("key broker", () => {
     const kbs = broker(strict);
     const body = (await request(kbs, sealedDeployment)).body;
     const verifications = vi.mocked(verifyDocumentEvidence).mock.calls.length;
-    const error = await refusal(kbs.release(body));
+    const error = await rejectionOf(kbs.release(body), BrokerError);
     // The evidence is verified once: not again under the simulator's roots to name the refusal.
     expect(vi.mocked(verifyDocumentEvidence).mock.calls.length - verifications).toBe(1);
     // Named as simulated evidence, from the ASK's bytes: no simulated hierarchy is derived for it.
@@ -523,7 +515,7 @@ describe("key broker", () => {
     const kbs = broker(other);
     const body = (await request(kbs, sealedDeployment)).body;
     const verifications = vi.mocked(verifyDocumentEvidence).mock.calls.length;
-    const error = await refusal(kbs.release(body));
+    const error = await rejectionOf(kbs.release(body), BrokerError);
     expect(vi.mocked(verifyDocumentEvidence).mock.calls.length - verifications).toBe(1);
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "appraise" });
     expect(error.message).toMatch(/measurement/i);
@@ -537,7 +529,10 @@ describe("key broker", () => {
       acceptedEvidence: ["tdx"],
       attestation: { ...policy.attestation, tdx: tdxSection },
     });
-    const notAccepted = await refusal(snpRefused.release((await request(snpRefused, sealedDeployment)).body));
+    const notAccepted = await rejectionOf(
+      snpRefused.release((await request(snpRefused, sealedDeployment)).body),
+      BrokerError,
+    );
     expect(notAccepted).toMatchObject({ stage: "appraise", message: expect.stringContaining("TEE_NOT_ACCEPTED") });
     expect(notAccepted.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
     const logs: BrokerLogEntry[] = [];
@@ -551,7 +546,7 @@ describe("key broker", () => {
     const anyModel = { ...policy, manifest: { ...policy.manifest, allowedModelDigests: { skip: { reason: "test" } } } };
     for (const d of [plainDeployment, otherKeyDeployment]) {
       const kbs = broker(anyModel);
-      const error = await refusal(kbs.release((await request(kbs, d)).body));
+      const error = await rejectionOf(kbs.release((await request(kbs, d)).body), BrokerError);
       expect(error).toMatchObject({ code: "KBS_KEY_NOT_IN_MANIFEST", status: 403 });
     }
     // Refused after the enclave verified: its log line names what was verified (public values), as
@@ -582,7 +577,7 @@ describe("key broker", () => {
 
   it("refuses a model digest the release policy does not allow", async () => {
     const kbs = broker({ ...policy, manifest: { ...policy.manifest, allowedModelDigests: ["cd".repeat(32)] } });
-    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    const error = await rejectionOf(kbs.release((await request(kbs, sealedDeployment)).body), BrokerError);
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "manifest" });
   });
 
@@ -592,34 +587,43 @@ describe("key broker", () => {
     const { body } = await request(kbs, sealedDeployment);
     // Refused as malformed before the challenge is looked at: it stays usable.
     const tooLong = { ...body, answer: "x".repeat(4097) };
-    expect(await refusal(kbs.release(tooLong))).toMatchObject({
+    expect(await rejectionOf(kbs.release(tooLong), BrokerError)).toMatchObject({
       code: "KBS_REQUEST_MALFORMED",
       message: "release request: answer: expected at most 4096 characters, found 4097",
     });
-    expect(await refusal(kbs.release({ ...body, document: "x".repeat(512 * 1024 + 1) }))).toMatchObject({
+    expect(
+      await rejectionOf(kbs.release({ ...body, document: "x".repeat(512 * 1024 + 1) }), BrokerError),
+    ).toMatchObject({
       message: `release request: document: expected at most ${512 * 1024} characters (512 Ki, the key broker's bound; a client reads documents of up to 4 MiB, so such an enclave may verify for clients but gets no key from this broker), found ${512 * 1024 + 1}`,
     });
     await kbs.release(body);
-    expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
+    expect(await rejectionOf(kbs.release(body), BrokerError)).toMatchObject({
+      code: "KBS_CHALLENGE_UNKNOWN",
+      status: 400,
+    });
     const forged = base64url.encode(nacl.randomBytes(32));
-    expect(await refusal(kbs.release({ ...body, challenge: forged }))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    expect(await rejectionOf(kbs.release({ ...body, challenge: forged }), BrokerError)).toMatchObject({
+      code: "KBS_CHALLENGE_UNKNOWN",
+    });
     const late = await request(kbs, sealedDeployment);
     now += 1001;
-    expect(await refusal(kbs.release(late.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    expect(await rejectionOf(kbs.release(late.body), BrokerError)).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
   });
 
   it("spends a challenge on a refused attempt too: answered right afterwards, it is refused (docs/protocol.md)", async () => {
     const kbs = broker();
     // Refused after the challenge was looked at: an unknown key id, and a nonce answer that fails.
     const unknownKey = (await request(kbs, sealedDeployment)).body;
-    expect(await refusal(kbs.release({ ...unknownKey, keyId: "nope" }))).toMatchObject({ code: "KBS_KEY_UNKNOWN" });
+    expect(await rejectionOf(kbs.release({ ...unknownKey, keyId: "nope" }), BrokerError)).toMatchObject({
+      code: "KBS_KEY_UNKNOWN",
+    });
     const badAnswer = (await request(kbs, sealedDeployment)).body;
     const other = (await request(kbs, sealedDeployment)).body;
-    expect(await refusal(kbs.release({ ...badAnswer, answer: other.answer }))).toMatchObject({
+    expect(await rejectionOf(kbs.release({ ...badAnswer, answer: other.answer }), BrokerError)).toMatchObject({
       code: "KBS_ATTESTATION_FAILED",
     });
     for (const body of [unknownKey, badAnswer]) {
-      expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+      expect(await rejectionOf(kbs.release(body), BrokerError)).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
     }
     // The same request on a challenge no attempt spent is released.
     await expect(kbs.release(other)).resolves.toMatchObject({ record: { keyId: KEY_ID } });
@@ -633,14 +637,17 @@ describe("key broker", () => {
     now += 999;
     await expect(kbs.release(justBefore.body)).resolves.toBeDefined();
     now += 1;
-    expect(await refusal(kbs.release(atEdge.body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN", status: 400 });
+    expect(await rejectionOf(kbs.release(atEdge.body), BrokerError)).toMatchObject({
+      code: "KBS_CHALLENGE_UNKNOWN",
+      status: 400,
+    });
   });
 
   it("refuses a nonce answer for another challenge (a replayed answer from an earlier release)", async () => {
     const kbs = broker();
     const first = await request(kbs, sealedDeployment);
     const second = await request(kbs, sealedDeployment);
-    const error = await refusal(kbs.release({ ...second.body, answer: first.body.answer }));
+    const error = await rejectionOf(kbs.release({ ...second.body, answer: first.body.answer }), BrokerError);
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "nonce" });
     expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
   });
@@ -654,11 +661,12 @@ describe("key broker", () => {
     const released = await kbs.release((await request(kbs, tdx, { collateral })).body);
     expect(released.record).toMatchObject({ tee: "tdx", simulated: true });
 
-    const withheld = await refusal(kbs.release((await request(kbs, tdx)).body));
+    const withheld = await rejectionOf(kbs.release((await request(kbs, tdx)).body), BrokerError);
     expect(withheld).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
     expect(withheld.message).toContain("TDX_TCB_STATUS_NOT_ACCEPTED");
-    const malformed = await refusal(
+    const malformed = await rejectionOf(
       kbs.release((await request(kbs, tdx, { collateral: { tdx: { ...collateral.tdx, crls: [] } } })).body),
+      BrokerError,
     );
     expect(malformed).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
   });
@@ -676,7 +684,10 @@ describe("key broker", () => {
     /** The violation codes a refused release names. */
     const refusedFor = async (quote: Partial<SimulatedTdxQuoteOptions>, served = collateral) => {
       const deployment = await tdxDeployment(operator, quote);
-      const error = await refusal(kbs.release((await request(kbs, deployment, { collateral: served })).body));
+      const error = await rejectionOf(
+        kbs.release((await request(kbs, deployment, { collateral: served })).body),
+        BrokerError,
+      );
       expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
       return error.message.match(/\b(?:TDX|SNP)_[A-Z_]+/g);
     };
@@ -703,28 +714,33 @@ describe("key broker", () => {
     const released = await kbs.release((await request(kbs, await deploy(sealedModel, operator))).body);
     expect(released.record).toMatchObject({ tee: "sev-snp", simulated: true });
     const hostData = await deploy(sealedModel, operator, { hostData: new Uint8Array(32).fill(1) });
-    const error = await refusal(kbs.release((await request(kbs, hostData)).body));
+    const error = await rejectionOf(kbs.release((await request(kbs, hostData)).body), BrokerError);
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
     expect(error.message).toContain("SNP_HOST_DATA_MISMATCH");
   });
 
   it("refuses unknown keys and malformed requests with stable codes", async () => {
     const kbs = broker();
-    expect(await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body))).toMatchObject({
+    expect(
+      await rejectionOf(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body), BrokerError),
+    ).toMatchObject({
       code: "KBS_KEY_UNKNOWN",
       status: 404,
     });
     for (const bad of [null, [], "x", { keyId: KEY_ID }, { keyId: 1, document: "", challenge: "", answer: "" }]) {
-      expect(await refusal(kbs.release(bad))).toMatchObject({ code: "KBS_REQUEST_MALFORMED", status: 400 });
+      expect(await rejectionOf(kbs.release(bad), BrokerError)).toMatchObject({
+        code: "KBS_REQUEST_MALFORMED",
+        status: 400,
+      });
     }
     for (const notObject of [null, [], "x"]) {
-      expect((await refusal(kbs.release(notObject))).message).toBe(
+      expect((await rejectionOf(kbs.release(notObject), BrokerError)).message).toBe(
         "release request: expected a JSON object {keyId, document, challenge, answer}",
       );
     }
     // A key id no broker could hold is malformed (400), not an unknown key (404).
     expect(
-      await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "has space" })).body)),
+      await rejectionOf(kbs.release((await request(kbs, sealedDeployment, { keyId: "has space" })).body), BrokerError),
     ).toMatchObject({
       code: "KBS_REQUEST_MALFORMED",
       status: 400,
@@ -740,10 +756,10 @@ describe("key broker", () => {
     const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000, maxSpentChallenges: 2 });
     for (let i = 0; i < 20_000; i++) kbs.challenge();
     await kbs.release((await request(kbs, sealedDeployment)).body);
-    await refusal(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body));
+    await rejectionOf(kbs.release((await request(kbs, sealedDeployment, { keyId: "nope" })).body), BrokerError);
     now += 900;
     const third = await request(kbs, sealedDeployment);
-    expect(await refusal(kbs.release(third.body))).toMatchObject({ code: "KBS_BUSY", status: 503 });
+    expect(await rejectionOf(kbs.release(third.body), BrokerError)).toMatchObject({ code: "KBS_BUSY", status: 503 });
     // Refused for room, the challenge was not spent: it is good once the next lifetime begins.
     now += 100;
     expect((await kbs.release(third.body)).record.keyId).toBe(KEY_ID);
@@ -760,7 +776,7 @@ describe("key broker", () => {
       vi.setSystemTime(start);
       const { body } = await request(kbs, sealedDeployment);
       await new Promise((resolve) => setTimeout(resolve, 400)); // real time: its lifetime is over
-      expect(await refusal(kbs.release(body))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+      expect(await rejectionOf(kbs.release(body), BrokerError)).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
     } finally {
       vi.useRealTimers();
     }
@@ -770,7 +786,9 @@ describe("key broker", () => {
     let now = Date.now();
     const kbs = broker(policy, { now: () => new Date(now), challengeTtlMs: 1000 });
     const unknown = async (challenge: string) =>
-      expect(await refusal(kbs.release(await releaseBody(challenge)))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+      expect(await rejectionOf(kbs.release(await releaseBody(challenge)), BrokerError)).toMatchObject({
+        code: "KBS_CHALLENGE_UNKNOWN",
+      });
     // Another broker's challenge; one with a changed issue time or MAC; the same bytes spelled otherwise.
     await unknown(broker(policy, { now: () => new Date(now) }).challenge().challenge);
     const issued = kbs.challenge().challenge;
@@ -792,14 +810,14 @@ describe("key broker", () => {
     await kbs.release(late);
     now += 200;
     await kbs.release(await releaseBody(kbs.challenge().challenge)); // begins the next generation
-    expect(await refusal(kbs.release(late))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    expect(await rejectionOf(kbs.release(late), BrokerError)).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
     // Two generations on it is forgotten, and expired; a clock stepped back does not revive it.
     now += 1000;
     await kbs.release(await releaseBody(kbs.challenge().challenge));
     now += 1000;
     await kbs.release(await releaseBody(kbs.challenge().challenge));
     now -= 1500;
-    expect(await refusal(kbs.release(late))).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
+    expect(await rejectionOf(kbs.release(late), BrokerError)).toMatchObject({ code: "KBS_CHALLENGE_UNKNOWN" });
   });
 
   it("names release policies that give the key to more than a known image", () => {
@@ -1305,7 +1323,7 @@ describe("key broker HTTP API", () => {
     const kbs = broker(policy, { maxSpentChallenges: 2 });
     const app = createBrokerApp(kbs, () => {}, { releasesPerMinute: 1, maxClients: 1 });
     for (let i = 0; i < 2; i++)
-      await refusal(kbs.release({ ...(await releaseBody(kbs.challenge().challenge)), answer: "x" }));
+      await rejectionOf(kbs.release({ ...(await releaseBody(kbs.challenge().challenge)), answer: "x" }), BrokerError);
     const busy = await releaseThrough(app);
     expect(busy.status).toBe(503);
     expect(busy.headers.get("retry-after")).toBe("1");
@@ -1384,7 +1402,7 @@ describe("key broker HTTP API", () => {
     const bug = new RangeError("another stand-in bug");
     clearVerifiedDocumentCache();
     vi.mocked(verifyDocumentEvidence).mockRejectedValueOnce(bug);
-    const error = await refusal(kbs.release((await request(kbs, sealedDeployment)).body));
+    const error = await rejectionOf(kbs.release((await request(kbs, sealedDeployment)).body), BrokerError);
     expect(error).toMatchObject({ code: "INTERNAL", status: 500, stage: undefined });
     expect(error.cause).toBe(bug);
   });

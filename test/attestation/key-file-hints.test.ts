@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -18,22 +19,12 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-/** The error `run` rejects with. */
-async function refusal(run: Promise<unknown>): Promise<Error> {
-  const error = await run.then(
-    () => null,
-    (thrown: unknown) => thrown as Error,
-  );
-  expect(error).toBeInstanceOf(Error);
-  return error as Error;
-}
-
 describe("a mode refusal's chmod hint names the file as one shell word", () => {
   it("a key file (readPrivateKeyFile): chmod 600 'PATH', a name with $(…), a backquote and a quote kept as it is", async () => {
     const file = join(dir, 'key $(touch pwned) `id` "x".jwk');
     await writeFile(file, "{}\n");
     await chmod(file, 0o644);
-    const error = await refusal(readPrivateKeyFile(file, "--key"));
+    const error = await rejectionOf(readPrivateKeyFile(file, "--key"), Error);
     expect(error.message).toBe(
       `--key ${file}: mode expected 0600 (owner only), found 0644; run chmod 600 '${dir}/key $(touch pwned) \`id\` "x".jwk'`,
     );
@@ -41,7 +32,7 @@ describe("a mode refusal's chmod hint names the file as one shell word", () => {
     const quoted = join(dir, "it's.jwk");
     await writeFile(quoted, "{}\n");
     await chmod(quoted, 0o640);
-    expect((await refusal(readPrivateKeyFile(quoted, "--key"))).message).toMatch(
+    expect((await rejectionOf(readPrivateKeyFile(quoted, "--key"), Error)).message).toMatch(
       /; run chmod 600 '.*\/it'\\''s\.jwk'$/,
     );
   });
@@ -50,11 +41,13 @@ describe("a mode refusal's chmod hint names the file as one shell word", () => {
     const plain = join(dir, "plain.jwk");
     await writeFile(plain, "{}\n");
     await chmod(plain, 0o644);
-    expect((await refusal(readPrivateKeyFile(plain, "--key"))).message).toMatch(/; run chmod 600 \/\S+\/plain\.jwk$/);
+    expect((await rejectionOf(readPrivateKeyFile(plain, "--key"), Error)).message).toMatch(
+      /; run chmod 600 \/\S+\/plain\.jwk$/,
+    );
     const config = join(dir, "broker $HOME.json");
     await writeFile(config, "{}\n");
     await chmod(config, 0o666);
-    expect((await refusal(loadBrokerConfig(config))).message).toBe(
+    expect((await rejectionOf(loadBrokerConfig(config), Error)).message).toBe(
       `--config ${config}: writable by group or others (mode 0666); run chmod go-w '${config}'`,
     );
   });

@@ -1,15 +1,11 @@
 /** Shared assertions for attestation tests. */
 import { expect } from "vitest";
 import { AttestationError } from "../../attestation/errors.ts";
+import { rejectionOf } from "./rejections.ts";
 
 /** Awaits `promise`, expecting it to reject with an AttestationError, and returns that error. */
-export async function rejection(promise: Promise<unknown>): Promise<AttestationError> {
-  const error = await promise.then(
-    () => new Error("expected a rejection, but the promise resolved"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(AttestationError);
-  return error as AttestationError;
+export function rejection(promise: Promise<unknown>): Promise<AttestationError> {
+  return rejectionOf(promise, AttestationError);
 }
 
 /** The AttestationError code `promise` rejects with, or "ACCEPTED" when it resolves. */
