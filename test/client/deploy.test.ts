@@ -17,6 +17,7 @@ import { isPerRequestLogLine, prepareDeployment } from "../../client/cli/deploy.
 import { UsageError } from "../../client/cli/output.ts";
 import { refusalLogLine } from "../../enclave/run.ts";
 import { jsonLinesAccessLog } from "../../host/access-log.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -46,13 +47,9 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     const secret = "sk-live-SECRET-4f9a";
     const broken = `{"kty":"OKP","crv":"Ed25519","d":${secret}}`;
     const rejected = async (dir: string) => {
-      const error = await prepare(dir).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(Error);
+      const error = await rejectionOf(prepare(dir), Error);
       expect(inspect(error, { depth: 10 })).not.toContain("sk-live");
-      return (error as Error).message;
+      return error.message;
     };
     const operator = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(operator);

@@ -9,6 +9,7 @@ import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { manifestCheckForPolicy } from "../../client/policy.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 const CONTEXT = { tee: "snp", simulated: true };
 
@@ -20,15 +21,9 @@ async function refusal(operatorKey: object, jws: string): Promise<AttestationErr
     modelSha256: DEV_MANIFEST.model.sha256,
     serviceName: DEV_MANIFEST.service.name,
   });
-  const error = await manifestCheckForPolicy(policy)
-    .verify(jws, CONTEXT)
-    .then(
-      () => null,
-      (e: unknown) => e,
-    );
-  expect(error).toBeInstanceOf(AttestationError);
-  expect((error as AttestationError).stage).toBe("manifest");
-  return error as AttestationError;
+  const error = await rejectionOf(manifestCheckForPolicy(policy).verify(jws, CONTEXT), AttestationError);
+  expect(error.stage).toBe("manifest");
+  return error;
 }
 
 describe("the client's manifest check names the manifest once", () => {

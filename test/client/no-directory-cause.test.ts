@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { keygenCommand } from "../../manifests/cli-impl.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -18,20 +19,12 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function refusal(run: Promise<void>): Promise<UsageError> {
-  const error = await run.then(
-    () => null,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(UsageError);
-  return error as UsageError;
-}
-
 describe("an output file whose directory does not exist", () => {
   it("manifest keygen: the refusal's cause is the ENOENT that found it", async () => {
     const missing = join(dir, "keys");
-    const error = await refusal(
+    const error = await rejectionOf(
       keygenCommand({ outPrivate: join(missing, "op.private.jwk"), outPublic: join(dir, "op.pub.jwk"), alg: "EdDSA" }),
+      UsageError,
     );
     expect(error.message).toContain(
       `--out-private ${join(missing, "op.private.jwk")}: its directory does not exist (ENOENT); create it first (mkdir -p ${missing})`,
@@ -41,7 +34,7 @@ describe("an output file whose directory does not exist", () => {
 
   it("kbs keygen: the refusal's cause is the ENOENT that found it", async () => {
     const missing = join(dir, "model-keys");
-    const error = await refusal(runKbsKeygen({ keyId: "model-a", out: join(missing, "model-a.jwk") }));
+    const error = await rejectionOf(runKbsKeygen({ keyId: "model-a", out: join(missing, "model-a.jwk") }), UsageError);
     expect(error.message).toContain(
       `--out ${join(missing, "model-a.jwk")}: its directory does not exist (ENOENT); create it first (mkdir -p ${missing})`,
     );
@@ -56,7 +49,7 @@ describe("an output file whose directory does not exist", () => {
     } finally {
       stdout.mockRestore();
     }
-    const error = await refusal(runKbsKeygen({ keyId: "model-b", out }));
+    const error = await rejectionOf(runKbsKeygen({ keyId: "model-b", out }), UsageError);
     expect(error.message).toContain("a model key is never overwritten");
     expect(error.cause).toMatchObject({ code: "EEXIST" });
   });
@@ -65,7 +58,7 @@ describe("an output file whose directory does not exist", () => {
     const file = join(dir, "a-file");
     await writeFile(file, "");
     const out = join(file, "model-c.jwk");
-    const error = await refusal(runKbsKeygen({ keyId: "model-c", out }));
+    const error = await rejectionOf(runKbsKeygen({ keyId: "model-c", out }), UsageError);
     expect(error.message).toBe(
       `--out ${out}: cannot create (ENOTDIR: a part of the path is a file, not a directory; check the path)`,
     );

@@ -21,6 +21,7 @@ import { loadApiKeys } from "../../host/run.ts";
 import { checkCommand } from "../../manifests/cli-impl.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, MANIFEST_JWS_TYP, verifyManifest } from "../../manifests/sign.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 const policy = simulatorClientPolicy({
   tee: "sim-snp",
@@ -38,12 +39,7 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 function caught(run: () => unknown): Error & { code?: string } {
-  try {
-    run();
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error("expected a throw");
+  return thrownBy(run, Error);
 }
 
 describe("a client policy with a member named twice", () => {

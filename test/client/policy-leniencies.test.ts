@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { type ClientPolicy, parseClientPolicy } from "../../client/policy.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 const SECRET = "SECRETPRIVATEKEYSECRETPRIVATEKEY";
 const OPERATOR = { kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" };
@@ -28,13 +29,9 @@ function withManifest(change: Partial<ClientPolicy["manifest"]>): unknown {
 }
 
 function refusal(input: unknown): string {
-  try {
-    parseClientPolicy(input);
-  } catch (error) {
-    expect((error as { code?: string }).code).toBe("POLICY_INVALID");
-    return (error as Error).message;
-  }
-  throw new Error("expected POLICY_INVALID");
+  const error = thrownBy(() => parseClientPolicy(input), Error);
+  expect((error as { code?: string }).code).toBe("POLICY_INVALID");
+  return error.message;
 }
 
 describe("trustedSigners", () => {

@@ -21,6 +21,7 @@ import {
 } from "../../client/sdk.ts";
 import type { Transport } from "../../client/transport.ts";
 import { textHash, verifyReceipt } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -207,17 +208,19 @@ describe("connect: refused without contacting the host", () => {
       calls++;
       throw new Error("must not be called");
     };
-    const error = await connect({
-      url: "http://127.0.0.1:9",
-      policy: await devPolicy(),
-      apiKey: "ck_test_0123456789abcdef",
-      transport,
-      ...options,
-    } as ConnectOptions).catch((e: unknown) => e);
+    const error = await rejectionOf(
+      connect({
+        url: "http://127.0.0.1:9",
+        policy: await devPolicy(),
+        apiKey: "ck_test_0123456789abcdef",
+        transport,
+        ...options,
+      } as ConnectOptions),
+      ClientError,
+    );
     expect(calls).toBe(0);
-    expect(error).toBeInstanceOf(ClientError);
-    expect((error as ClientError).kind).toBe("configuration");
-    return error as ClientError;
+    expect(error.kind).toBe("configuration");
+    return error;
   }
 
   it("a missing or empty API key, or one that cannot go in a header", async () => {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { connect, errorBody, fetchAttestationAnswer } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, serveDeployment } from "./helpers.ts";
 
 const body = (error: unknown) => JSON.stringify({ error });
@@ -58,9 +59,7 @@ describe("connect() reports a hostile host's error as the host's", () => {
       text: async () => text,
     });
     const policy = await devPolicy();
-    const error = await connect({ url: "http://host.test", policy, apiKey: "ck_test", transport }).catch((e) => e);
-    expect(error).toBeInstanceOf(ClientError);
-    return error as ClientError;
+    return rejectionOf(connect({ url: "http://host.test", policy, apiKey: "ck_test", transport }), ClientError);
   }
 
   it("marks the message as the host's, bounded, and keeps its own wording around it", async () => {

@@ -18,6 +18,7 @@ import {
 import { ClientError } from "../../client/errors.ts";
 import { isInsecureSimulatorEvidence, verifyWithClientPolicy } from "../../client/policy.ts";
 import { MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "../attestation/sim-helpers.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -74,7 +75,7 @@ describe("verifyWithClientPolicy with a policy that does not trust the simulator
     return { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
   };
   const refusal = async (document: string) =>
-    verifyWithClientPolicy(document, await strictPolicy(), nonce, new Date()).catch((e: unknown) => e);
+    rejectionOf(verifyWithClientPolicy(document, await strictPolicy(), nonce, new Date()), Error);
 
   it("names the simulator only for its own evidence: a look-alike chain stays ROOT_NOT_TRUSTED", async () => {
     expect(await refusal(await snpDocument())).toMatchObject({ code: "SIMULATED_EVIDENCE_NOT_TRUSTED" });
