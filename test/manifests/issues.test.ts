@@ -17,6 +17,7 @@ import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { ManifestSchemaError } from "../../manifests/errors.ts";
 import { formatIssue } from "../../manifests/issues.ts";
 import { parseManifest } from "../../manifests/schema.ts";
+import { rejectionOf, thrownBy } from "../helpers/rejections.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -25,24 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function thrown(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a refusal");
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => {
-      throw new Error("expected a refusal");
-    },
-    (error: Error) => error.message,
-  );
-}
 
 /** A simulator client policy as a plain JSON value, to break a field of. */
 function simulatorPolicyValue() {
@@ -67,7 +50,7 @@ describe("validation messages name the expected and the found value", () => {
   it("a client policy's number out of range: the bound and the number found", () => {
     const value = simulatorPolicyValue();
     value.attestation.snp.minimumTcb.microcode = 1000;
-    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toBe(
       "client policy: attestation.snp.minimumTcb.microcode: expected a number <= 255, found 1000",
     );
   });
@@ -76,7 +59,7 @@ describe("validation messages name the expected and the found value", () => {
     const value = simulatorPolicyValue();
     value.attestation.snp.allowedVmpls = [9];
     value.attestation.snp.hostData = ["zz"];
-    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toBe(
       "client policy: attestation.snp.allowedVmpls[0]: expected a number <= 3, found 9; " +
         'attestation.snp.hostData: expected 32 bytes as 64 hex digits or a skip { "skip": { "reason": "…" } }, found an array of 1 item',
     );
@@ -87,7 +70,7 @@ describe("validation messages name the expected and the found value", () => {
     delete value.freshness;
     value.extra = true;
     (value as ReturnType<typeof simulatorPolicyValue>).attestation.snp.allowedVmpls = [9];
-    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toBe(
       "client policy: freshness: expected object, found nothing; extra: expected no such field, found true; " +
         "attestation.snp.allowedVmpls[0]: expected a number <= 3, found 9",
     );
@@ -100,7 +83,7 @@ describe("validation messages name the expected and the found value", () => {
     (value.manifest as Record<string, unknown>).allowedService = ["svc"];
     // The attestation section (its own parser) in the same words.
     (value.attestation.snp as Record<string, unknown>).typo = true;
-    const message = (thrown(() => parseClientPolicy(value)) as Error).message;
+    const message = thrownBy(() => parseClientPolicy(value), Error).message;
     expect(message).toBe(
       "client policy: manifest.allowedService: expected no such field, found an array of 1 item; " +
         "freshness.typo: expected no such field, found 5; foo: expected no such field, found a string of 660 characters; " +
@@ -114,7 +97,7 @@ describe("validation messages name the expected and the found value", () => {
     value[secret] = 1;
     (value.freshness as Record<string, unknown>)[`${secret}!`] = 2;
     (value.freshness as Record<string, unknown>).also = 3;
-    const message = (thrown(() => parseClientPolicy(value)) as Error).message;
+    const message = thrownBy(() => parseClientPolicy(value), Error).message;
     expect(message).toBe(
       "client policy: freshness.also: expected no such field, found 3; " +
         "freshness: expected no such field, found 1 field (names not shown: not plain identifiers); " +
@@ -126,7 +109,7 @@ describe("validation messages name the expected and the found value", () => {
   it("a client policy without its attestation section: said once, as the section's own parser says it", () => {
     const value: Record<string, unknown> = simulatorPolicyValue();
     delete value.attestation;
-    expect((thrown(() => parseClientPolicy(value)) as Error).message).toBe(
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toBe(
       'client policy: attestation: required field is missing (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })',
     );
   });
@@ -134,7 +117,7 @@ describe("validation messages name the expected and the found value", () => {
   it("a broker configuration's missing field: what either alternative expects, and that nothing was found", async () => {
     const file = join(dir, "kbs-no-policy.json");
     await writeFile(file, JSON.stringify({ version: 1, keys: [{ keyFile: "k.jwk" }] }), { mode: 0o600 });
-    expect(await rejectionOf(loadBrokerConfig(file))).toBe(
+    expect((await rejectionOf(loadBrokerConfig(file), Error)).message).toBe(
       "broker config keys.0.policy: expected a client policy file's path or a client policy object, found nothing",
     );
   });
@@ -147,7 +130,7 @@ describe("validation messages name the expected and the found value", () => {
       keys: [{ id, project: "p", sha256: "0".repeat(64), permissions: ["chat"], requestsPerMinute: 60 }],
     };
     await writeFile(file, JSON.stringify(keys));
-    const message = await rejectionOf(loadApiKeys(file));
+    const message = (await rejectionOf(loadApiKeys(file), Error)).message;
     expect(message).toBe(
       "--api-keys: keys.0.id: expected a string matching /^[A-Za-z0-9_.-]{1,64}$/, found a string of 3 characters",
     );
@@ -160,9 +143,8 @@ describe("validation messages name the expected and the found value", () => {
     };
     manifest.inference.threads = 5000;
     manifest.requestPolicy.rules = [{ id: "r", kind: "nope" }];
-    const error = thrown(() => parseManifest(manifest));
-    expect(error).toBeInstanceOf(ManifestSchemaError);
-    expect((error as ManifestSchemaError).issues.map((i) => i.message)).toEqual([
+    const error = thrownBy(() => parseManifest(manifest), ManifestSchemaError);
+    expect(error.issues.map((i) => i.message)).toEqual([
       "manifest field inference.threads: expected a number <= 1024, found 5000",
       'manifest field requestPolicy.rules.0.kind: expected one of "maxPromptTokens", "pattern", "allowModels", "metadataEquals", "requestKind", found "nope"',
     ]);

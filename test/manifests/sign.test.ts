@@ -10,15 +10,11 @@ import {
   signManifest,
   verifyManifest,
 } from "../../manifests/sign.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
-async function errorOf(fn: () => Promise<unknown>): Promise<ManifestError> {
-  try {
-    await fn();
-  } catch (error) {
-    if (error instanceof ManifestError) return error;
-    throw error;
-  }
-  throw new Error("expected a ManifestError, none was thrown");
+/** The ManifestError `fn` rejects with. */
+function errorOf(fn: () => Promise<unknown>): Promise<ManifestError> {
+  return rejectionOf(fn, ManifestError);
 }
 
 const b64url = (text: string) => Buffer.from(text).toString("base64url");

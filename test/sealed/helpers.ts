@@ -1,6 +1,7 @@
 /** Deterministic helpers for the sealed-protocol tests. */
 import type { EnclaveSealingKey } from "../../sealed/index.ts";
 import { enclaveSealingKeyFromSecretKey, SealedError } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 /** A seeded byte generator (xorshift32): reproducible keys, nonces and request ids. Tests only. */
 export function seededRandom(seed: number): (length: number) => Uint8Array {
@@ -24,14 +25,8 @@ export async function enclaveKeyFromSeed(seed: number): Promise<EnclaveSealingKe
 }
 
 /** Runs `fn` and returns the SealedError it throws (failing the test when it throws none). */
-export async function sealedErrorOf(fn: () => unknown): Promise<SealedError> {
-  try {
-    await fn();
-  } catch (error) {
-    if (error instanceof SealedError) return error;
-    throw error;
-  }
-  throw new Error("expected a SealedError, none was thrown");
+export function sealedErrorOf(fn: () => unknown): Promise<SealedError> {
+  return rejectionOf(fn, SealedError);
 }
 
 export const T0 = Date.UTC(2025, 0, 15, 12, 0, 0);

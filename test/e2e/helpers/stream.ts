@@ -1,6 +1,7 @@
 /** Runs a streamed answer to its end and reports what the caller would have been shown. */
 import { ClientError } from "../../../client/errors.ts";
 import type { ChatEvent } from "../../../client/sdk.ts";
+import { rejectionOf } from "../../helpers/rejections.ts";
 
 export interface Drained {
   readonly text: string;
@@ -25,12 +26,6 @@ export async function drain(stream: AsyncIterable<ChatEvent>): Promise<Drained> 
 }
 
 /** The ClientError a promise rejects with (fails when it resolves or rejects with something else). */
-export async function clientErrorOf(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ClientError) return error;
-    throw error;
-  }
-  throw new Error("expected a ClientError, the call succeeded");
+export function clientErrorOf(promise: Promise<unknown>): Promise<ClientError> {
+  return rejectionOf(promise, ClientError);
 }
