@@ -21,6 +21,7 @@ import { verifySnpReport } from "../../attestation/snp/verify.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { parseCertificateBytes, parsePemCertificates } from "../../attestation/x509.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { AT, MEASUREMENT, MRTD, REPORT_DATA, RTMRS } from "./sim-helpers.ts";
 
 const F = new URL("../fixtures/attestation/", import.meta.url);
@@ -28,13 +29,9 @@ const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
 const HINT = "this is INSECURE Cloister simulator evidence";
 
 async function rootNotTrusted(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AttestationError && error.code === "ROOT_NOT_TRUSTED") return error.message;
-    throw error;
-  }
-  throw new Error("expected ROOT_NOT_TRUSTED, the evidence was accepted");
+  const error = await rejectionOf(promise, AttestationError);
+  expect(error.code).toBe("ROOT_NOT_TRUSTED");
+  return error.message;
 }
 
 function snp(hierarchy: ReturnType<typeof insecureSimulatedAmdHierarchy>, anchors = AMD_ROOTS) {

@@ -13,6 +13,7 @@ import {
   tcbHex,
 } from "../../attestation/snp/parse.ts";
 import { thrownCode } from "../helpers/attestation.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 const F = new URL("../fixtures/attestation/snp/", import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, F)));
@@ -27,13 +28,7 @@ function mutate(base: Uint8Array, edit: (b: Uint8Array, v: DataView) => void): U
 }
 
 function parseError(bytes: Uint8Array): ParseError {
-  try {
-    parseSnpReport(bytes);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ParseError);
-    return error as ParseError;
-  }
-  throw new Error("expected a ParseError");
+  return thrownBy(() => parseSnpReport(bytes), ParseError);
 }
 
 describe("parseSnpReport structure checks", () => {

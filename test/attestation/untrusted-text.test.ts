@@ -13,17 +13,13 @@ import { parseDocumentEvidence } from "../../attestation/evidence.ts";
 import { parseTdQeIdentity, parseTdxTcbInfo } from "../../attestation/tdx/collateral.ts";
 import { describeUntrusted, stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 /** A right-to-left override, then 5,000 characters: what a host may put in a name. */
 const HOSTILE = `\u202e${"x".repeat(5000)}`;
 
 function message(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    return (error as Error).message;
-  }
-  throw new Error("expected a throw");
+  return thrownBy(run, Error).message;
 }
 
 function expectClean(text: string): void {

@@ -19,6 +19,7 @@ import {
 import type { TrustAnchors } from "../../attestation/evidence.ts";
 import { SIMULATED_VCEK_NOT_AFTER } from "../../attestation/sim/amd.ts";
 import { anchorsForPolicy, type ClientPolicy, manifestCheckForPolicy } from "../../client/policy.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { simulatedSnpEnclave } from "../helpers/simulated-document.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
@@ -82,11 +83,7 @@ function countVerifications() {
 }
 
 async function expectRejected(run: Promise<unknown>, stage: string, code: string): Promise<void> {
-  const error = await run.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toMatchObject({ stage, code });
+  expect(await rejectionOf(run, Error)).toMatchObject({ stage, code });
 }
 
 describe("signature memo in document verification", () => {

@@ -7,15 +7,10 @@ import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { ManifestSchemaError } from "../../manifests/errors.ts";
 import { CHAT_WRAPPERS, parseManifest } from "../../manifests/schema.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 function schemaError(value: unknown): ManifestSchemaError {
-  try {
-    parseManifest(value);
-  } catch (error) {
-    if (error instanceof ManifestSchemaError) return error;
-    throw error;
-  }
-  throw new Error("expected a ManifestSchemaError, none was thrown");
+  return thrownBy(() => parseManifest(value), ManifestSchemaError);
 }
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-manifest-"));

@@ -14,6 +14,7 @@ import {
   writeGguf,
 } from "../../models/gguf.ts";
 import { dequantizeQ8_0, f16BitsToF32, f32ToF16Bits } from "../../models/numeric.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -232,14 +233,7 @@ const le32 = (n: number) => [...new Uint8Array(new Uint32Array([n]).buffer)];
 const le64 = (n: bigint) => [...new Uint8Array(new BigUint64Array([n]).buffer)];
 
 function expectFormatError(bytes: Uint8Array, code: string): GgufFormatError {
-  let caught: unknown;
-  try {
-    parseGgufBytes(bytes);
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(GgufFormatError);
-  const err = caught as GgufFormatError;
+  const err = thrownBy(() => parseGgufBytes(bytes), GgufFormatError);
   expect(err.code).toBe(code);
   expect(err.message).toMatch(/at offset \d+/);
   return err;

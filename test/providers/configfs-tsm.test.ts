@@ -10,6 +10,7 @@ import {
   type TsmFileSystem,
 } from "../../attestation/providers/configfs-tsm.ts";
 import { SNP_CERT_GUIDS, snpCertificate } from "../../attestation/providers/snp-cert-table.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { encodeCertificateTable, fakeSnpReport, TsmEmulator, type TsmEmulatorOptions } from "./tsm-emulator.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
@@ -42,13 +43,9 @@ function snpEmulator(extra: Partial<TsmEmulatorOptions> = {}, parent = dir): Pro
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<AttestationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(AttestationError);
-  expect((error as AttestationError).code).toBe(code);
-  return error as AttestationError;
+  const error = await rejectionOf(promise, AttestationError);
+  expect(error.code).toBe(code);
+  return error;
 }
 
 /** One SNP request over `emulator` fails with `code`, its message naming each of `fragments`. */

@@ -7,19 +7,15 @@ import {
   SNP_CERT_GUIDS,
   snpCertificate,
 } from "../../attestation/providers/snp-cert-table.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 import { encodeCertificateTable } from "./tsm-emulator.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
 function parseError(input: Uint8Array): AttestationError {
-  try {
-    parseSnpCertificateTable(input);
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttestationError);
-    expect((error as AttestationError).stage).toBe("parse");
-    return error as AttestationError;
-  }
-  throw new Error("expected a parse error");
+  const error = thrownBy(() => parseSnpCertificateTable(input), AttestationError);
+  expect(error.stage).toBe("parse");
+  return error;
 }
 
 describe("SNP certificate table", () => {
