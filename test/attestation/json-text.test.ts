@@ -3,12 +3,11 @@
  * SyntaxError, whose message quotes the text, so a pasted secret shows nowhere the error is
  * inspected (util.inspect prints causes).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { CompactSign } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { parseAttestationPolicy } from "../../attestation/policy.ts";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
@@ -16,6 +15,7 @@ import { readPolicyFile } from "../../client/cli/run-client.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { checkCommand, verifyCommand } from "../../manifests/cli-impl.ts";
 import { generateManifestSigningKey, MANIFEST_JWS_TYP, verifyManifest } from "../../manifests/sign.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const SECRET = "sk-live-SECRET-4f9a";
 /** V8: `Unexpected token 's', "{"apiKey": sk-live-SE"... is not valid JSON` (no position). */
@@ -23,11 +23,7 @@ const QUOTED = `{"apiKey": ${SECRET}}`;
 /** V8: `Expected ',' or '}' after property value in JSON at position 33`. */
 const POSITIONED = `{"apiKey": "${SECRET}" "more": 1}`;
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-json-text-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-json-text-");
 
 async function file(name: string, text: string): Promise<string> {
   const path = join(dir, name);

@@ -5,19 +5,15 @@
  * that file and runs nothing else: in double quotes, `$(…)`, a backquote or a `"` in the name would
  * be run or would end the word.
  */
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-key-file-hints-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-key-file-hints-");
 
 describe("a mode refusal's chmod hint names the file as one shell word", () => {
   it("a key file (readPrivateKeyFile): chmod 600 'PATH', a name with $(…), a backquote and a quote kept as it is", async () => {

@@ -6,19 +6,16 @@
  * output is a pipe this test closes before the command writes to it.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import { childrenOf, isRunning } from "../helpers/processes.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-epipe-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-epipe-");
 
 /**
  * Runs `cloister ARGS` with its standard output read by nobody: the pipe is closed at once.

@@ -4,18 +4,14 @@
  * write appears whole or not at all and replaces a file only when asked (`--force`); a directory
  * that does not exist is named, never created.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { refuseExistingOutput, UsageError, writeOutputFile } from "../../client/cli/output.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-output-files-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-output-files-");
 
 describe("client output files", () => {
   it("attest --document-out and audit checkpoint --out refuse an existing file before contacting the host", async () => {

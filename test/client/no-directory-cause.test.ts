@@ -4,20 +4,16 @@
  * found it, for every writer: manifest keygen's and sign's (manifests/cli-impl.ts) and kbs keygen's
  * (attestation/kbs/cli-impl.ts), as for writeOutputFile's.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { keygenCommand } from "../../manifests/cli-impl.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-no-directory-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-no-directory-");
 
 describe("an output file whose directory does not exist", () => {
   it("manifest keygen: the refusal's cause is the ENOENT that found it", async () => {

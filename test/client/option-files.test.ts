@@ -7,11 +7,10 @@
  * and the bound, never held in memory whole; a byte that is not UTF-8 is refused naming the byte,
  * never decoded loosely into U+FFFD. A file that cannot be read keeps each command's own message.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, mkdir, mkdtemp, readFile, truncate, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { verifyEvidence as verifyAzure } from "../../attestation/azure/cli-verify.ts";
 import { NotFileOrPipeError } from "../../attestation/bounded-read.ts";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
@@ -29,16 +28,13 @@ import { loadApiKeys } from "../../host/run.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { fifoWriter } from "../helpers/pipes.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { devPolicy } from "./helpers.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-option-files-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-option-files-");
 
 /** A sparse file one byte past `bound`: all zero bytes, none of them written out. */
 async function past(name: string, bound: number): Promise<string> {

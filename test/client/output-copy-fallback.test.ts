@@ -4,10 +4,10 @@
  * existing file is never replaced (COPYFILE_EXCL). `link` is made to fail as it does on such a file
  * system; everything else is the real file system. And its durability: the fsyncs, in order.
  */
-import { link, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { link, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 /** The file system calls that make the write durable, in order (a sync names the file or directory synced). */
 const calls: string[] = [];
@@ -51,11 +51,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
 
 const { writeFileAtomically } = await import("../../client/cli/output.ts");
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-copy-fallback-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-copy-fallback-");
 
 const errors = {
   exists: () => new Error("exists"),

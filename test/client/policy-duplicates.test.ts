@@ -3,11 +3,10 @@
  * files, the host's API keys, manifests) with a member named twice in one object: refused, naming
  * the member's path. JSON.parse keeps the last, while a reader of the file takes the first.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CompactSign, importJWK } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { describeMemberPath, findDuplicateMember } from "../../attestation/json-duplicates.ts";
 import { DuplicateMemberError, parseJsonText } from "../../attestation/json-text.ts";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
@@ -22,6 +21,7 @@ import { checkCommand } from "../../manifests/cli-impl.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, MANIFEST_JWS_TYP, verifyManifest } from "../../manifests/sign.ts";
 import { thrownBy } from "../helpers/rejections.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const policy = simulatorClientPolicy({
   tee: "sim-snp",
@@ -32,11 +32,7 @@ const policy = simulatorClientPolicy({
 });
 const text = JSON.stringify({ ...policy, attestation: { ...policy.attestation, trustSimulator: false } }, null, 2);
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-dup-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+const dir = await testDirectory("cloister-dup-");
 
 function caught(run: () => unknown): Error & { code?: string } {
   return thrownBy(run, Error);

@@ -6,11 +6,10 @@
  * sequence, and between the halves of a surrogate pair. `cloister chat` (a prompt, and the
  * interactive session), `cloister demo`'s answer and `cloister model run`.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunningDeployment } from "../../client/cli/deploy.ts";
 import { formatCliError } from "../../client/cli/output.ts";
 import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
@@ -22,6 +21,7 @@ import type { ChatEvent, Session } from "../../client/sdk.ts";
 import { runModelCommand } from "../../enclave/run-command.ts";
 import { usage } from "../enclave/helpers.ts";
 import { capture } from "../helpers/stops.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 import { closeServers, connectTo, devPolicy, type Script, serveDeployment } from "./helpers.ts";
 
@@ -74,13 +74,7 @@ vi.mock("../../enclave/engine.ts", async (importOriginal) => {
   };
 });
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-terminal-text-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-terminal-text-");
 afterEach(async () => {
   await closeServers();
   vi.restoreAllMocks();

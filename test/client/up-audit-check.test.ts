@@ -1,18 +1,12 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { makeWriter, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-up-audit-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-up-audit-");
 
 describe("cloister up / demo: the stored audit log check", () => {
   const keys = seededKeyPair(7);

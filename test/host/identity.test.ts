@@ -1,10 +1,10 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { type ApiKeyRecord, ApiKeyStore } from "../../host/identity.ts";
 import { loadApiKeys } from "../../host/run.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const key = (id: string, secret: string, requestsPerMinute = 60): ApiKeyRecord => ({
   id,
@@ -14,13 +14,7 @@ const key = (id: string, secret: string, requestsPerMinute = 60): ApiKeyRecord =
   requestsPerMinute,
 });
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-identity-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-identity-");
 
 describe("the API-keys file", () => {
   const load = async (keys: ApiKeyRecord[]) => {

@@ -4,10 +4,9 @@
  * every message names the field, the expected and the found value, and describes a found string by
  * its length only (it may be a key or a prompt put in the wrong place).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
@@ -18,14 +17,9 @@ import { ManifestSchemaError } from "../../manifests/errors.ts";
 import { formatIssue } from "../../manifests/issues.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { rejectionOf, thrownBy } from "../helpers/rejections.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-issues-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-issues-");
 
 /** A simulator client policy as a plain JSON value, to break a field of. */
 function simulatorPolicyValue() {

@@ -1,19 +1,12 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BENCH_PRESETS, benchShape, buildBenchVocab, writeBenchModel } from "../../models/bench.ts";
 import { encodeGgufHeader, readGgufFile } from "../../models/gguf.ts";
 import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-bench-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-bench-");
 
 describe("benchmark models", () => {
   it("declares about 25M, 127M and 1.1B parameters (computed from the headers, nothing written)", () => {

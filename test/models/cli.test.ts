@@ -1,21 +1,15 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { writeGguf } from "../../models/gguf-write.ts";
 import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
 import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const cloister = (...args: string[]) => runCloister(args);
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-model-cli-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-model-cli-");
 
 describe("cloister model make / inspect", () => {
   it("makes the tiny model, inspects it, and reports a cut file in one line", async () => {

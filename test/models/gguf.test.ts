@@ -1,8 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GgufFormatError, GgufWriteError } from "../../models/errors.ts";
 import {
   encodeGgufHeader,
@@ -15,14 +14,9 @@ import {
 } from "../../models/gguf.ts";
 import { dequantizeQ8_0, f16BitsToF32, f32ToF16Bits } from "../../models/numeric.ts";
 import { thrownBy } from "../helpers/rejections.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-gguf-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-gguf-");
 
 const METADATA: GgufMetadata = [
   ["general.architecture", { type: "STRING", value: "llama" }],

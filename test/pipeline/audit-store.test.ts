@@ -13,22 +13,16 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { AuditStore, type CheckedLine } from "../../host/audit-store.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { seededKeyPair, writeLog } from "./helpers.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-audit-store-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = await testDirectory("cloister-audit-store-");
 afterEach(() => {
   vi.restoreAllMocks();
 });
