@@ -17,6 +17,7 @@ import { AuditRecordInvalidError } from "../../enclave/pipeline/errors.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const PROMPT = "the secret prompt text";
@@ -156,10 +157,10 @@ describe("enclave: an audit write that fails after the final frame", () => {
     const pulls = engine.pulls;
     for (let i = 0; i < 3; i++) {
       const { envelope } = await seal(enclave);
-      const error = await enclave
-        .handleSealed(envelope, "host-tenant", new AbortController().signal)
-        .catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(EnclaveError);
+      const error = await rejectionOf(
+        enclave.handleSealed(envelope, "host-tenant", new AbortController().signal),
+        EnclaveError,
+      );
       expect(error).toMatchObject({ code: "AUDIT_FAILED", status: 503 });
       expect((error as Error).message).toContain("restart");
     }

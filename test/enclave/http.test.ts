@@ -10,6 +10,7 @@ import { ListenError, listen, listenBeforeServing, listenLoopback } from "../../
 import { bootingAnswer } from "../../enclave/server.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 /** A handler that streams `chunks` lines, `gapMs` apart. */
 function slowStream(chunks: number, gapMs: number) {
@@ -362,8 +363,7 @@ describe("listenBeforeServing (the enclave listens before it boots)", () => {
       holder.listen(0, "127.0.0.1", () => resolve((holder.address() as { port: number }).port)),
     );
     try {
-      const error = await listenBeforeServing(bootingAnswer, "127.0.0.1", port).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ListenError);
+      const error = await rejectionOf(listenBeforeServing(bootingAnswer, "127.0.0.1", port), ListenError);
       expect(error).toMatchObject({
         code: "EADDRINUSE",
         hostname: "127.0.0.1",

@@ -8,6 +8,7 @@ import { EnclaveError } from "../../enclave/errors.ts";
 import type { AuditEntry } from "../../enclave/pipeline/audit.ts";
 import { AUDIT_PAGE_MAX_LINES, type Enclave, MAX_AUDIT_BACKLOG } from "../../enclave/service.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 1 } } as const;
@@ -105,8 +106,10 @@ describe("enclave: audit records the host does not collect", () => {
         kind: "complete",
         body: { prompt: "refused" },
       });
-      const refused = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(EnclaveError);
+      const refused = await rejectionOf(
+        enclave.handleSealed(envelope, null, new AbortController().signal),
+        EnclaveError,
+      );
       expect(refused).toMatchObject({ code: "AUDIT_BACKLOG_FULL", status: 503 });
       expect(enclave.auditPending).toBe(MAX_AUDIT_BACKLOG);
       expect(engine.requests.length).toBe(2);

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { sealRequest } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 const done = { type: "done", stopReason: "eog", usage: { ...usage, completionTokens: 2 } } as const;
@@ -20,10 +21,9 @@ describe("enclave sealed answers", () => {
         body: { prompt: "hi" },
         now: Date.now() + offset,
       });
-      const error = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(EnclaveError);
+      const error = await rejectionOf(enclave.handleSealed(envelope, null, new AbortController().signal), EnclaveError);
       expect(error).toMatchObject({ code: "REQUEST_STALE", status: 400 });
-      const message = (error as EnclaveError).message;
+      const message = error.message;
       // The same message whatever the skew: nothing of the sealed timestamp reaches the host.
       expect(message).toBe("request timestamp: expected within ±120000 ms of enclave time");
     }

@@ -22,6 +22,7 @@ import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { sha256 } from "../../sealed/crypto.ts";
 import { encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { enclaveKeyId, openResponseFrames, ReplayGuard, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
 let dir: string;
@@ -118,8 +119,10 @@ describe("enclave boot", () => {
   it("refuses a manifest contextSize that is not the context llama.cpp runs (over the training context, or rounded up), naming both", async () => {
     // The tiny model's training context is 2048; llama.cpp would run 2048 while the attested
     // manifest says 4096, and every request using the manifest's maxTokens would then fail.
-    const error = await boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(EnclaveError);
+    const error = await rejectionOf(
+      boot(manifest({ inference: { contextSize: 4096, maxTokens: 4096 } })),
+      EnclaveError,
+    );
     expect(error).toMatchObject({ code: "BOOT_CONTEXT_SIZE_MISMATCH" });
     expect((error as Error).message).toMatch(
       /inference\.contextSize: expected the context that runs \(2048\), found 4096/,
@@ -212,8 +215,7 @@ describe("enclave boot and requests on an injected engine", () => {
     const engine = new ScriptedEngine(() => [done]);
     const other = "cd".repeat(32);
     Object.assign(engine.info, { modelSha256: other });
-    const error = await bootWith(engine).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(EnclaveError);
+    const error = await rejectionOf(bootWith(engine), EnclaveError);
     expect(error).toMatchObject({ code: "BOOT_MODEL_DIGEST_MISMATCH", status: 500 });
     expect((error as Error).message).toBe(
       `boot: the engine's model is not the manifest's model (expected sha256 ${TINY_MODEL_SHA256}, found ${other})`,
@@ -230,8 +232,7 @@ describe("enclave boot and requests on an injected engine", () => {
       kind: "complete",
       body: { prompt: "The enclave" },
     });
-    const error = await scripted.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(EnclaveError);
+    const error = await rejectionOf(scripted.handleSealed(envelope, null, new AbortController().signal), EnclaveError);
     expect(error).toMatchObject({ code: "REPLAY_CACHE_FULL", status: 503 });
   });
 
@@ -517,8 +518,7 @@ describe("enclave request pipeline", () => {
     for await (const _ of first.frames) {
       // drain
     }
-    const error = await enclave.handleSealed(envelope, null, new AbortController().signal).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(EnclaveError);
+    const error = await rejectionOf(enclave.handleSealed(envelope, null, new AbortController().signal), EnclaveError);
     expect(error).toMatchObject({ code: "REQUEST_REPLAYED", status: 409 });
   });
 
