@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { NotFileOrPipeError } from "../../attestation/bounded-read.ts";
 import { loadTdxCollateralDirectory } from "../../attestation/tdx/collateral-dir.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 const TDX = fileURLToPath(new URL("../fixtures/attestation/tdx/", import.meta.url));
 const QUOTE = parseTdxQuote(readFileSync(join(TDX, "quote-v4-trustee.bin")));
@@ -45,24 +46,20 @@ describe("a collateral directory's entry names in messages", () => {
   it("are shown as untrusted text when a file cannot be opened, the fs error kept as the cause", async () => {
     const dir = directory("dangling");
     symlinkSync(join(tmp, "nowhere"), join(dir, HOSTILE));
-    const error = await loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(Failed);
-    expect((error as Failed).message).toBe(
-      `--collateral ${SHOWN} in "${dir}": cannot read (ENOENT: no such file; check the path)`,
-    );
-    expect((error as Failed).cause).toMatchObject({ code: "ENOENT" });
+    const error = await rejectionOf(loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail), Failed);
+    expect(error.message).toBe(`--collateral ${SHOWN} in "${dir}": cannot read (ENOENT: no such file; check the path)`);
+    expect(error.cause).toMatchObject({ code: "ENOENT" });
   });
 
   it("are shown as untrusted text when an entry is not a file, what it is kept as the cause", async () => {
     const dir = directory("not-a-file");
     mkdirSync(join(dir, HOSTILE));
-    const error = await loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(Failed);
-    expect((error as Failed).message).toBe(
+    const error = await rejectionOf(loadTdxCollateralDirectory(dir, QUOTE, AT, "--collateral", fail), Failed);
+    expect(error.message).toBe(
       `--collateral ${SHOWN} in "${dir}": expected a regular file or a pipe, found a directory`,
     );
-    expect((error as Failed).cause).toBeInstanceOf(NotFileOrPipeError);
-    expect((error as Failed).cause).toMatchObject({ found: "a directory" });
+    expect(error.cause).toBeInstanceOf(NotFileOrPipeError);
+    expect(error.cause).toMatchObject({ found: "a directory" });
   });
 
   it("are shown as untrusted text when an entry is larger than the bound", async () => {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { refuseExistingOutput, UsageError, writeOutputFile } from "../../client/cli/output.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 const dir = await testDirectory("cloister-output-files-");
@@ -59,15 +60,16 @@ describe("client output files", () => {
     await writeOutputFile(target, "first\n", "--document-out", "refuse");
     expect(await readFile(target, "utf8")).toBe("first\n");
     for (const existing of ["refuse", "never"] as const) {
-      const error = await writeOutputFile(target, "second\n", "--document-out", existing).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(UsageError);
+      const error = await rejectionOf(writeOutputFile(target, "second\n", "--document-out", existing), UsageError);
       expect((error as Error).message).toMatch(/^--document-out \S*out\.jws: already exists \(EEXIST\); /);
     }
     expect(await readFile(target, "utf8")).toBe("first\n");
     await writeOutputFile(target, "third\n", "--document-out", "replace");
     expect(await readFile(target, "utf8")).toBe("third\n");
-    const missingDir = await writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never").catch((e) => e);
-    expect(missingDir).toBeInstanceOf(UsageError);
+    const missingDir = await rejectionOf(
+      writeOutputFile(join(sub, "no-such-dir", "x"), "x", "--out", "never"),
+      UsageError,
+    );
     expect((missingDir as Error).message).toMatch(
       /^--out \S*no-such-dir\/x: its directory does not exist \(ENOENT\); create it first \(mkdir -p .*no-such-dir\)$/,
     );

@@ -184,11 +184,7 @@ describe("prepareDeployment (cloister up) reusing secrets of an earlier run", ()
     for (const [name, field, mode] of secrets) {
       const file = join(dir, name);
       await chmod(file, mode);
-      const error = await prepare(dir).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(UsageError);
+      const error = await rejectionOf(prepare(dir), UsageError);
       expect((error as Error).message).toBe(
         `${field} ${file}: mode expected 0600 (owner only), found 0${mode.toString(8)}; run chmod 600 ${file}`,
       );

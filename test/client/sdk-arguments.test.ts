@@ -67,9 +67,8 @@ describe("Session.complete: the whole answer, with what the stream's final event
 
   it("a failed request throws a ClientError whose audit opening stays out of JSON and inspection", async () => {
     const { session } = await connectTo({ script: [new Error("engine broke")] });
-    const error = await session.complete("hello").catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ClientError);
-    const opening = (error as ClientError).audit?.opening;
+    const error = await rejectionOf(session.complete("hello"), ClientError);
+    const opening = error.audit?.opening;
     expect(opening).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(error)).not.toContain(opening);
     expect(inspect(error, { depth: 5 })).not.toContain(opening);

@@ -17,6 +17,7 @@ import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { enclaveKeyId } from "../../sealed/keys.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, OK, type Script, serve } from "./helpers.ts";
 
 /** Enclaves booted by a test, closed after it. */
@@ -206,8 +207,7 @@ describe("Session: verifies the enclave again once its verification is old", () 
     };
     const { session, paths } = await connectTo({ connect: { now } });
     clock.broken = true;
-    const error = await session.attest().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ClientError);
+    const error = await rejectionOf(session.attest(), ClientError);
     expect(error).toMatchObject({ kind: "attestation", code: "ATTESTATION_FAILED", message: "attestation failed" });
     expect((error as Error).cause).toBe(fault);
     expect(session.attested).toBe(false);

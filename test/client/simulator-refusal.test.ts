@@ -42,8 +42,7 @@ describe("connect() with a policy that does not trust the simulator", () => {
       const policy = await devPolicy(tee);
       const strict = { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
       const paths: string[] = [];
-      const error = await connectTo({ tee, connect: { policy: strict }, paths }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ClientError);
+      const error = await rejectionOf(connectTo({ tee, connect: { policy: strict }, paths }), ClientError);
       expect(error).toMatchObject({ kind: "attestation", code: "SIMULATED_EVIDENCE_NOT_TRUSTED", stage: "appraise" });
       // The SDK's message names the stage, then the verifier's own message.
       expect((error as Error).message).toMatch(

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditDirError, prepareAuditDir } from "../../host/audit-collector.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 let root: string;
 beforeEach(async () => {
@@ -47,12 +48,8 @@ describe("prepareAuditDir and `..`", () => {
   });
 
   it("refuses an empty path as such, not as a missing parent of the working directory", async () => {
-    const error = await prepareAuditDir("").then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(AuditDirError);
-    expect((error as AuditDirError).reason).toBe(
+    const error = await rejectionOf(prepareAuditDir(""), AuditDirError);
+    expect(error.reason).toBe(
       "expected the path of a directory, found an empty one; name the directory the host keeps the audit records in (e.g. --audit-dir /var/lib/cloister/audit)",
     );
   });

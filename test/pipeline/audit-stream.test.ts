@@ -21,6 +21,7 @@ import { UsageError } from "../../client/cli/output.ts";
 import { readAuditLogLines, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { runCloister } from "../helpers/cli.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { auditCases, CASE_KEYS } from "./audit-cases.ts";
 import verdicts from "./audit-verdicts.json" with { type: "json" };
 import { makeWriter, sampleEntries, writeLog } from "./helpers.ts";
@@ -179,9 +180,8 @@ describe("readAuditLogLines", () => {
       2,
       `cloister: USAGE: --log ${missing}: cannot read (ENOENT: no such file; check the path)\n`,
     ]);
-    const error = await verifyAuditLogFile(missing, CASE_KEYS.publicKey).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UsageError);
-    expect((error as UsageError).cause).toMatchObject({ code: "ENOENT" });
+    const error = await rejectionOf(verifyAuditLogFile(missing, CASE_KEYS.publicKey), UsageError);
+    expect(error.cause).toMatchObject({ code: "ENOENT" });
     // A directory is named as what it is (test/pipeline/audit-cli.test.ts: every kind of non-file).
     const directory = await runCloister(["audit", "verify", "--log", dir, "--key", keyHex], { timeoutMs: 30_000 });
     expect([directory.code, directory.stderr]).toEqual([

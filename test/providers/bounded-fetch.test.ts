@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FetchProblem, fetchBounded } from "../../attestation/providers/bounded-fetch.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 
 const servers: Server[] = [];
 
@@ -33,20 +34,11 @@ describe("fetchBounded", () => {
     const origin = await listen("127.0.0.1", (_, response) => {
       response.writeHead(302, { location: `${target}/metadata/instance` }).end();
     });
-    const error = await fetchBounded(
-      fetch,
-      `${origin}/metadata/THIM`,
-      { headers: { Metadata: "true" } },
-      2_000,
-      1024,
-    ).then(
-      () => null,
-      (e: unknown) => e,
+    const error = await rejectionOf(
+      fetchBounded(fetch, `${origin}/metadata/THIM`, { headers: { Metadata: "true" } }, 2_000, 1024),
+      FetchProblem,
     );
-    expect(error).toBeInstanceOf(FetchProblem);
-    expect((error as FetchProblem).message).toBe(
-      `expected no redirect, found HTTP 302 to "${target}/metadata/instance" (not followed)`,
-    );
+    expect(error.message).toBe(`expected no redirect, found HTTP 302 to "${target}/metadata/instance" (not followed)`);
     expect(elsewhere).toEqual([]);
   });
 
