@@ -8,30 +8,14 @@
 import nacl from "tweetnacl";
 import { describe, expect, it, vi } from "vitest";
 import { ed25519Signer, ed25519Verifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { seededRandom } from "../sealed/helpers.ts";
 import { makeWriter, sampleEntries, seededKeyPair } from "./helpers.ts";
-
-/** xorshift32 bytes: reproducible keys and messages. */
-function seeded(seed: number): (length: number) => Uint8Array {
-  let state = seed >>> 0 || 1;
-  return (length) => {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) {
-      state ^= state << 13;
-      state >>>= 0;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      state >>>= 0;
-      out[i] = state & 0xff;
-    }
-    return out;
-  };
-}
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 describe("ed25519Signer", () => {
   it("gives tweetnacl's sign.detached bytes for 64 random keys and messages (0..2000 bytes)", () => {
-    const random = seeded(77);
+    const random = seededRandom(77);
     for (let i = 0; i < 64; i++) {
       const keys = nacl.sign.keyPair.fromSeed(random(32));
       const message = random((i * 37) % 2001);
@@ -42,7 +26,7 @@ describe("ed25519Signer", () => {
   });
 
   it("signs as tweetnacl when the stored public half is not the seed's (tweetnacl hashes the stored half)", () => {
-    const random = seeded(5);
+    const random = seededRandom(5);
     const a = nacl.sign.keyPair.fromSeed(random(32));
     const b = nacl.sign.keyPair.fromSeed(random(32));
     const mixed = new Uint8Array(64);
@@ -94,7 +78,7 @@ describe("ed25519Verifier (audit verify, audit find, checkpoints)", () => {
   }
 
   it("agrees with tweetnacl on valid, altered and foreign signatures of 64 random keys and messages", () => {
-    const random = seeded(91);
+    const random = seededRandom(91);
     for (let i = 0; i < 64; i++) {
       const keys = nacl.sign.keyPair.fromSeed(random(32));
       const message = random((i * 53) % 1500);
