@@ -15,6 +15,7 @@ import { readPolicyFile } from "../../client/cli/run-client.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { checkCommand, verifyCommand } from "../../manifests/cli-impl.ts";
 import { generateManifestSigningKey, MANIFEST_JWS_TYP, verifyManifest } from "../../manifests/sign.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 const SECRET = "sk-live-SECRET-4f9a";
@@ -33,14 +34,8 @@ async function file(name: string, text: string): Promise<string> {
 
 /** The error `run` throws, inspected as a log would (causes included). */
 async function inspected(run: () => unknown): Promise<{ error: Error; text: string }> {
-  let caught: unknown;
-  try {
-    await run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(Error);
-  return { error: caught as Error, text: inspect(caught, { depth: 10 }) };
+  const error = await rejectionOf(run, Error);
+  return { error, text: inspect(error, { depth: 10 }) };
 }
 
 describe("parseJsonText", () => {

@@ -16,6 +16,7 @@ import {
 } from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
 import { fifoWriter } from "../helpers/pipes.ts";
+import { thrownBy } from "../helpers/rejections.ts";
 import { makeWriter, sampleEntries, seededKeyPair, writeLog } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cloister-audit-options-"));
@@ -411,13 +412,7 @@ describe("keyFromAttestationDocument", () => {
       // The loose decoder (Buffer's) still reads the spoiled part as the same bytes.
       expect(Buffer.from(spoil(good), "base64url").toString()).toBe(Buffer.from(good, "base64url").toString());
       const sig = nacl.sign.detached(new TextEncoder().encode(`${header}.${payload}`), KEYS.secretKey);
-      let thrown: unknown;
-      try {
-        keyFromAttestationDocument(`${header}.${payload}.${b64u(sig)}`);
-      } catch (error) {
-        thrown = error;
-      }
-      expect(thrown).toMatchObject({
+      expect(thrownBy(() => keyFromAttestationDocument(`${header}.${payload}.${b64u(sig)}`), Error)).toMatchObject({
         code: "AUDIT_DOCUMENT_INVALID",
         message: `attestation document ${which}: expected base64url (A-Z, a-z, 0-9, "-", "_"; no padding; unused bits zero), found ${found(good)}`,
       });
@@ -596,12 +591,10 @@ describe("files that are JSON but not the object expected", () => {
   ])(
     "an attestation document with %s is AUDIT_DOCUMENT_INVALID, naming the part and what it holds",
     (_part, header, payload, message) => {
-      let thrown: unknown;
-      try {
-        keyFromAttestationDocument(`${b64u(header)}.${b64u(payload)}.${b64u(new Uint8Array(64))}`);
-      } catch (error) {
-        thrown = error;
-      }
+      const thrown = thrownBy(
+        () => keyFromAttestationDocument(`${b64u(header)}.${b64u(payload)}.${b64u(new Uint8Array(64))}`),
+        Error,
+      );
       expect(thrown).toMatchObject({ code: "AUDIT_DOCUMENT_INVALID", message });
     },
   );
