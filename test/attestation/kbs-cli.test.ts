@@ -5,13 +5,12 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { runKbsServe } from "../../attestation/kbs/cli-impl.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
@@ -20,13 +19,13 @@ import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
+const dir = await testDirectory("cloister-kbs-cli-");
 let keyPath: string;
 let configPath: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-kbs-cli-"));
   keyPath = join(dir, "tiny-v1.jwk");
   const operator = await generateManifestSigningKey("EdDSA");
   const policy = simulatorClientPolicy({
@@ -43,10 +42,6 @@ beforeAll(async () => {
     JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "policy.json" }] }),
   );
 }, 120_000);
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe("cloister kbs and model seal", () => {
   it("keygen writes a private JWK and never overwrites one", async () => {

@@ -3,21 +3,20 @@
  * reported as simulated, only with a policy that explicitly trusts the simulator.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const run = promisify(execFile);
 const CLI = new URL("../../bin/cloister.js", import.meta.url).pathname;
-let dir: string;
+const dir = await testDirectory("cloister-sim-cli-");
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-sim-cli-"));
   const hierarchy = insecureSimulatedAmdHierarchy();
   const measurement = new Uint8Array(48).fill(0x42);
   await writeFile(
@@ -27,8 +26,6 @@ beforeAll(async () => {
   await writeFile(join(dir, "vcek.der"), hierarchy.vcek.certificate);
   await writeFile(join(dir, "policy.json"), JSON.stringify(simulatorAttestationPolicy("sim-snp", toHex(measurement))));
 });
-
-afterAll(() => rm(dir, { recursive: true, force: true }));
 
 async function verify(extra: string[]): Promise<{ code: number; json: Record<string, unknown> }> {
   const args = [

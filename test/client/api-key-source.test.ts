@@ -5,26 +5,25 @@
  * is sent (BAD_API_KEY), which names the option, variable or file, not the SDK's `apiKey`.
  */
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { readApiKeyOfEarlierRun } from "../../client/cli/deploy.ts";
 import { operatorPublicKey } from "../enclave/helpers.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
 const run = inProcessCli();
 const FILE_KEY = "ck_file_key_0123456789abcdef";
 const ENV_KEY = "ck_env_key_0123456789abcdef";
-let dir: string;
+const dir = await testDirectory("cloister-api-key-source-");
 let keyFile: string;
 let policy: string;
 let operatorKey: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-api-key-source-"));
   keyFile = join(dir, "api-key");
   await writeFile(keyFile, `${FILE_KEY}\n`, { mode: 0o600 });
   policy = join(dir, "policy.json");
@@ -36,7 +35,6 @@ afterEach(async () => {
   vi.unstubAllEnvs();
   await closeServers();
 });
-afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** What the user gives: the option, or only the variable. */
 const SOURCES = [

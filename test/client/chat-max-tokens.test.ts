@@ -5,11 +5,10 @@
  * read as the model's own end; and so does an interactive session, once more each time it moves to
  * a pool member whose manifest allows another number (re-attested: another enclave's key).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
 import { connect } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
@@ -17,17 +16,14 @@ import { listen } from "../../enclave/http.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
 import { capture } from "../helpers/stops.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, devPolicy, OK, serveDeployment } from "./helpers.ts";
 
-let dir: string;
+const dir = await testDirectory("cloister-chat-max-tokens-");
 let policy: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-chat-max-tokens-"));
   policy = join(dir, "policy.json");
   await writeFile(policy, JSON.stringify(await devPolicy()));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
   await closeServers();

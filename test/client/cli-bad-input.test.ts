@@ -4,28 +4,22 @@
  * a sealed output that exists, a small-order --key, an option that cannot do what it says, an
  * enclave option for another --tee or against the manifest.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { DEV_MANIFEST, devManifest, type ManifestOverrides } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 /** An Ed25519 public key of small order (the neutral point): signatures under it can be forged. */
 const SMALL_ORDER_KEY = `01${"00".repeat(31)}`;
 
-let dir: string;
+const dir = await testDirectory("cloister-cli-bad-input-");
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-cli-bad-input-"));
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+beforeAll(async () => {});
 
 const cli = inProcessCli();
 const run = async (args: string[]) => {

@@ -2,27 +2,22 @@
  * Error messages that name what is wrong where the user can fix it: the option or file at fault,
  * what is missing in the order it is needed, never the content of a file given by mistake.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readPrompt } from "../../client/cli/run-client.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const run = inProcessCli();
-let dir: string;
+const dir = await testDirectory("cloister-cli-messages-");
 /** A file that is not a policy, holding something that must never be printed. */
 let notJson: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-cli-messages-"));
   notJson = join(dir, "passwd");
   await writeFile(notJson, "root:x:0:0:secret-content:/root:/bin/sh\n");
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("audit find: says what is missing, the record first, then the key", () => {

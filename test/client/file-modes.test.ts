@@ -5,23 +5,20 @@
  * configuration or policy that group or others can write and a key file they can read
  * (attestation/kbs/key-file.ts); `cloister up`'s own files are checked in deploy.test.ts.
  */
-import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
 import { readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { writeOutputFile } from "../../client/cli/output.ts";
 import { keygenCommand, signCommand } from "../../manifests/cli-impl.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const DEV_MANIFEST = join(import.meta.dirname, "..", "..", "manifests", "examples", "dev.json");
 
-let dir: string;
+const dir = await testDirectory("cloister-file-modes-");
 let previous: number;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-file-modes-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+beforeAll(async () => {});
 afterEach(() => {
   process.umask(previous);
   vi.restoreAllMocks();

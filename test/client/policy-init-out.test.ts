@@ -2,28 +2,26 @@
  * `cloister policy init --out FILE`: a new file by default (an existing one is refused, naming
  * --force), replaced with --force: whole or not at all, with the mode policy init gives a new file.
  */
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { operatorPublicKey } from "../enclave/helpers.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, serveDeployment } from "./helpers.ts";
 
 const run = inProcessCli();
-let dir: string;
+const dir = await testDirectory("cloister-policy-init-out-");
 let keyFile: string;
 let operatorKey: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-policy-init-out-"));
   keyFile = join(dir, "api-key");
   await writeFile(keyFile, "ck_policy_init_out_0123456789\n", { mode: 0o600 });
   operatorKey = join(dir, "operator.public.jwk");
   await writeFile(operatorKey, JSON.stringify(await operatorPublicKey()));
 });
 afterEach(closeServers);
-afterAll(() => rm(dir, { recursive: true, force: true }));
 
 function policyInit(url: string, ...more: string[]): string[] {
   return ["policy", "init", "--url", url, "--operator-key", operatorKey, "--api-key-file", keyFile, ...more];

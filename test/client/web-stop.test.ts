@@ -6,24 +6,22 @@
  * a second exits at once; it died of the first.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runWeb } from "../../client/cli/run-web.ts";
 import { CLI } from "../helpers/cli.ts";
 import { closeOutput, held } from "../helpers/held.ts";
 import { stopListenersRemover } from "../helpers/stops.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 import { devPolicy } from "./helpers.ts";
 
-let dir: string;
+const dir = await testDirectory("cloister-web-stop-");
 let policyFile: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-web-stop-"));
   policyFile = join(dir, "policy.json");
   await writeFile(policyFile, JSON.stringify(await devPolicy()));
 });
-afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const removeStopListeners = stopListenersRemover();
 afterEach(() => {

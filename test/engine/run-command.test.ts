@@ -1,25 +1,20 @@
 /** `cloister model run` as a real process on the tiny model. */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
 import { modelCopiesOf } from "../helpers/processes.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
+const dir = await testDirectory("cloister-run-test-");
 let modelPath: string;
 let sha256: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-run-test-"));
   modelPath = join(dir, "tiny.gguf");
   ({ sha256 } = await writeTinyModel(modelPath));
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 const cloister = (args: string[]) => runCloister(args);

@@ -6,16 +6,16 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { Agent, get, type IncomingMessage } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
 import { CLI, REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const KEYS = {
   version: 1,
@@ -37,15 +37,10 @@ async function keepAliveHeader(url: string): Promise<string | string[] | undefin
   }
 }
 
-let dir: string;
+const dir = await testDirectory("cloister-host-keep-alive-");
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-host-keep-alive-"));
   await writeFile(join(dir, "api-keys.json"), JSON.stringify(KEYS));
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("startHost: keepAliveTimeoutMs", () => {

@@ -3,19 +3,18 @@
  * writer that has ended, told by pid, start time and pid namespace (process-owner.ts), not by pid
  * alone. Linux (/proc), as CI is.
  */
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { partialFile, removeAbandonedPartials } from "../../models/partial-file.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
-let dir: string;
+const dir = await testDirectory("cloister-partial-");
 let dead: number;
 let start: string;
 let namespace: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-partial-"));
   // No process has a pid above pid_max.
   dead = Number((await readFile("/proc/sys/kernel/pid_max", "utf8")).trim()) + 1;
   const stat = await readFile("/proc/self/stat", "utf8");
@@ -23,10 +22,6 @@ beforeAll(async () => {
   namespace = /^pid:\[(\d+)\]$/.exec(await readlink("/proc/self/ns/pid"))?.[1] as string;
   expect(start).toMatch(/^\d+$/);
   expect(namespace).toMatch(/^\d+$/);
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("partial files of a model writer", () => {

@@ -6,10 +6,9 @@
 
 import { execFileSync } from "node:child_process";
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import {
   generateModelKey,
   modelKeyFromJwk,
@@ -19,6 +18,7 @@ import {
   sealModelFile,
   unsealModelFile,
 } from "../../models/sealed.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 /** Inputs whose first pass (sha256File) finds another digest: what a file rewritten in between would give. */
 const { rewritten } = vi.hoisted(() => ({ rewritten: new Set<string>() }));
@@ -31,15 +31,10 @@ vi.mock("../../models/hash.ts", async (importOriginal) => {
 });
 
 const CHUNK = 4096;
-let dir: string;
+const dir = await testDirectory("cloister-sealed-");
 const key = generateModelKey("test-key.v1");
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-sealed-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+beforeAll(async () => {});
 
 let counter = 0;
 async function sealed(plain: Uint8Array, modelKey = key) {
