@@ -77,9 +77,10 @@ export abstract class Sweep<K, V = K> {
    * A visit that threw (none is meant to) stops neither the sweep nor the process: thrown out of
    * the timer's callback it was uncaught, and ended node, or (caught by a handler) left no next
    * sweep until the next add, every other item unchecked meanwhile. The item stays, visited again
-   * next period. Said once per sweep, as a process warning naming the first error's kind only: its
-   * message may hold anything (a peer's address, a path), and a visit that throws every time would
-   * otherwise say it once per item every period, without bound. Nothing of the error is trusted to
+   * next period. Said once per Sweep object (for its whole life, not once per period), as a process
+   * warning naming the first error's kind only: its message may hold anything (a peer's address, a
+   * path), and a visit that throws every time would otherwise say it once per item every period,
+   * without bound; a later error of another kind is not said. Nothing of the error is trusted to
    * read: a name that is not a plain string (or whose getter throws) is said as "Error".
    */
   #visitThrew(error: unknown): void {

@@ -1126,7 +1126,13 @@ class AnswerPipe extends ResponseMeter {
    * host reading it all that time (not waiting for the client to take what came): then true.
    * Progress is seen by the sweep, from the counters (`bytes`, drains) as they were at the last
    * one, not timed as it comes: a clock read per chunk was a call per frame. The idle time is
-   * counted from the last sweep that saw progress, after it came: never less than the real one.
+   * counted from the last sweep that saw progress, after it came: never more than the silence of
+   * what the host has read. The enclave's own silence may be shorter: bytes it sent during a stall
+   * of the host wait unread past the next sweep (a sweep runs before node reads its sockets), and
+   * no threshold of lateness tells all of them (a stall that ends as a sweep is due makes it on
+   * time). With sweeps at most half a period late (later ones forgive, IdleAnswers) the enclave has
+   * been silent for at least `idleMs` less 1.5 periods (13/16 of it) when its answer is cut; under a
+   * lasting overload, `idleMs` less the gap before the judging sweep.
    * `mayCut` false (a sweep late after a stall of the host, IdleAnswers): progress is noted, no cut.
    */
   cutIfIdle(at: number, idleMs: number, mayCut: boolean): boolean {
@@ -1158,8 +1164,11 @@ export const IDLE_SWEEPS_PER_TIMEOUT = 8;
 /**
  * The idle timeout of the answers in flight (AnswerPipe): one timer for all of them (Sweep, which
  * says why its timer is unreferenced), checking each every eighth of `ms`; an answer from which
- * nothing has come for `ms` is cut then, at most a quarter of `ms` late: a sweep sees progress up
- * to a period after it came, and the cut comes up to a period after `ms` from that sweep.
+ * nothing has come for `ms` is cut then, with sweeps on time at most a quarter of `ms` late: a sweep
+ * sees progress up to a period after it came, and the cut comes up to a period after `ms` from that
+ * sweep. A sweep more than half a period late forgives (visit), never two in a row: an idle answer
+ * is cut at most `ms` and two of the longest gaps between sweeps after the last that saw progress
+ * (test/host/app.test.ts, under a lasting overload); how early a cut may be: AnswerPipe.cutIfIdle.
  */
 class IdleAnswers extends Sweep<AnswerPipe> {
   /** When the sweep under way (or the last) began; null before the first. */
