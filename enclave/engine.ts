@@ -743,7 +743,9 @@ function checkMessages(request: ChatRequest): void {
       `messages: expected 1..${REQUEST_LIMITS.maxMessages} messages, found ${request.messages.length}`,
     );
   }
-  request.messages.forEach((message: ChatMessage, i: number) => {
+  // By index, not forEach, which skips a sparse array's holes (an in-process caller's [m, <hole>]).
+  for (let i = 0; i < request.messages.length; i++) {
+    const message = request.messages[i] as ChatMessage;
     if (typeof message !== "object" || message === null) {
       throw new EngineError(
         "ENGINE_REQUEST",
@@ -753,7 +755,7 @@ function checkMessages(request: ChatRequest): void {
     if (message.role !== "system" && message.role !== "user" && message.role !== "assistant") {
       throw new EngineError(
         "ENGINE_REQUEST",
-        `messages[${i}].role: expected system, user or assistant, found "${String(message.role).slice(0, 20)}"`,
+        `messages[${i}].role: expected system, user or assistant, found ${roleFound(message.role)}`,
       );
     }
     if (typeof message.content !== "string") {
@@ -762,7 +764,12 @@ function checkMessages(request: ChatRequest): void {
         `messages[${i}].content: expected a string, found ${typeof message.content}`,
       );
     }
-  });
+  }
+}
+
+/** A refused role as a message shows it: a string's first 20 characters quoted, else its type (String() may throw). */
+function roleFound(role: unknown): string {
+  return typeof role === "string" ? `"${role.slice(0, 20)}"` : typeof role;
 }
 
 function intIn(

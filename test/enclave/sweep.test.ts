@@ -103,7 +103,7 @@ describe("Sweep", () => {
     expect(sweep.visits.map(([name]) => name)).toEqual(["a", "b", "a", "b"]);
   });
 
-  it("warns once per sweep of a visit that throws every time, not once per item and period (the log stays bounded)", () => {
+  it("warns once per Sweep object of a visit that throws every time, not once per item and period (the log stays bounded)", () => {
     const timers = holdTimeouts(PERIOD_MS);
     const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
     const sweep = new Names();

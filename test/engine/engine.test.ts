@@ -15,6 +15,7 @@ import { Worker } from "node:worker_threads";
 import { getLlama, type Llama, type LlamaOptions } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
+  type ChatMessage,
   EngineError,
   type GenerationEvent,
   type InferenceEngine,
@@ -544,6 +545,21 @@ describe("generation", () => {
     ]);
     expect((errors[5] as Error).message).toBe("messages[1]: expected an object with role and content, found null");
     for (const error of errors) expect((error as Error).message).not.toContain("secret");
+    expect(engine.stats.busy).toBe(0);
+  });
+
+  it("refuses a hole in messages and a role that cannot be made a string as ENGINE_REQUEST, not a TypeError", async () => {
+    // forEach skips a sparse array's holes: [user, <hole>] passed the check and reached the wrapper.
+    const holed = [{ role: "user", content: "a" }] as ChatMessage[];
+    holed.length = 2;
+    const unprintable = { role: Object.create(null) as never, content: "a" };
+    const errors = await Promise.all([
+      engine.renderPrompt({ messages: holed }).catch((e: unknown) => e),
+      engine.renderPrompt({ messages: [unprintable] }).catch((e: unknown) => e),
+    ]);
+    expect(errors.map(code)).toEqual(["ENGINE_REQUEST", "ENGINE_REQUEST"]);
+    expect((errors[0] as Error).message).toBe("messages[1]: expected an object with role and content, found undefined");
+    expect((errors[1] as Error).message).toBe("messages[0].role: expected system, user or assistant, found object");
     expect(engine.stats.busy).toBe(0);
   });
 
