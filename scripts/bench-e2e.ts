@@ -697,10 +697,17 @@ async function floorProxy(enclaveUrl: string): Promise<void> {
     req.on("data", (c: Buffer) => parts.push(c));
     req.on("end", () => {
       const body = Buffer.concat(parts);
+      // Strict as the host's upstreamRequest; an answer it refuses (or no enclave) is a 502, not an
+      // unhandled 'error' that ended this child.
       const up = request(`${enclaveUrl}/generate`, {
         method: "POST",
         agent,
         headers: { "content-length": body.length },
+        insecureHTTPParser: false,
+      });
+      up.on("error", () => {
+        if (res.headersSent) res.destroy();
+        else res.writeHead(502).end();
       });
       up.on("response", (answer) => {
         res.writeHead(answer.statusCode ?? 502, { "content-type": "text/plain" });

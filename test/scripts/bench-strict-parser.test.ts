@@ -5,11 +5,12 @@
  * started under `--insecure-http-parser` (the only way to have the lenient one) and sent a request
  * with both Content-Length and Transfer-Encoding, which the strict parser refuses with 400 before
  * any handler runs; the lenient one passed it to the handler (the fake enclave answered 200 to it,
- * the others closed the connection with no answer).
+ * the others closed the connection with no answer). The floor proxy, in the host's place, also reads the
+ * enclave's answers strictly, as the host's upstreamRequest does.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -54,6 +55,14 @@ function statusLine(url: string, request: string): Promise<string> {
   });
 }
 
+/** Ends `child` (SIGTERM) unless it has exited, once it has. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
 describe("bench-e2e.ts's servers' request parser", () => {
   /** Each server's arguments after its flag; the floor enclave's model is written to `dir`. */
   const SERVERS: { server: string; args: (dir: string) => Promise<string[]> }[] = [
@@ -78,14 +87,33 @@ describe("bench-e2e.ts's servers' request parser", () => {
       try {
         expect(await statusLine(await ready(child), BOTH)).toBe("HTTP/1.1 400 Bad Request");
       } finally {
-        if (child.exitCode === null && child.signalCode === null) {
-          const exited = new Promise((resolve) => child.once("exit", resolve));
-          child.kill("SIGTERM");
-          await exited;
-        }
+        await stop(child);
         await rm(dir, { recursive: true, force: true });
       }
     },
     120_000,
   );
+
+  it("--floor-proxy reads the enclave's answers strictly too, under --insecure-http-parser: one framed two ways is a 502", async () => {
+    // In the host's place, as the host's upstreamRequest: the lenient parser took this answer (200).
+    const enclave: Server = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () =>
+        socket.end("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+      );
+    });
+    await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
+    const enclaveUrl = `http://127.0.0.1:${(enclave.address() as { port: number }).port}`;
+    const flags = ["--insecure-http-parser", "--no-warnings", "--import", "tsx"];
+    const child = spawn(process.execPath, [...flags, SCRIPT, "--floor-proxy", enclaveUrl], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      const post = "POST /generate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+      expect(await statusLine(await ready(child), post)).toBe("HTTP/1.1 502 Bad Gateway");
+    } finally {
+      await stop(child);
+      await new Promise((resolve) => enclave.close(resolve));
+    }
+  }, 120_000);
 });
