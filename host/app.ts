@@ -823,14 +823,15 @@ type UpstreamRoute = (typeof UPSTREAM_ROUTES)[number];
 type MemberRoutes = Readonly<Record<UpstreamRoute, UpstreamTarget>>;
 
 /**
- * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): not http: (the
- * enclave's internal server), or with a user name or password. The enclave's server takes none:
+ * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): not an http: URL
+ * (the enclave's internal server), or one with a user name or password. The enclave's server takes none:
  * sent as Basic authorization to every member, they reached only its logs (`cloister host` refuses
  * them too, host/run.ts). Neither is shown (describeUrlText).
  */
 function checkEnclaveUrl(url: string): void {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "http:") {
+  // Not new URL's own TypeError for one that does not parse: it keeps the URL (`input`), a password too.
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  if (parsed === null || parsed.protocol !== "http:") {
     throw new RangeError(
       `enclaveUrl: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
     );

@@ -340,6 +340,24 @@ describe("host app (real loopback server, scripted enclave)", () => {
     }
   });
 
+  it("refuses an enclave URL that does not parse as a RangeError naming enclaveUrl, with nothing of it kept on the error", () => {
+    // new URL's TypeError keeps its input (`input`), a password with it, for whoever logs the error.
+    const limits = DEFAULT_HOST_LIMITS;
+    const url = "http://user:s3cret@[127.0.0.1:1";
+    for (const make of [() => createHostApp(hostOptionsFor(url)), () => createEnclavePool([url], { limits })]) {
+      let error: unknown;
+      try {
+        make();
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error).toBeInstanceOf(RangeError);
+      expect((error as Error).message).toMatch(/^enclaveUrl: expected an http: URL .*not shown/);
+      expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain("s3cret");
+      expect((error as Error).cause).toBeUndefined();
+    }
+  });
+
   it("forwards the sealed bytes unchanged with the tenant id, and passes on only the allowed headers", async () => {
     const { sealed, seen } = await setup();
     const sent = envelope();
