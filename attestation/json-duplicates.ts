@@ -84,23 +84,28 @@ export function findDuplicateMember(text: string): DuplicateMember | null {
 /**
  * Member paths below which names are the document's data, not its fields (an object keyed by what
  * it holds: cloister chat --json's audit.opening), given by the caller that knows the document.
+ * Each is matched wherever it occurs in a path, not only from the document's root: the document
+ * refused may not have the shape the caller expects (an array around it, another object above it).
  */
 export type NamesNotShownBelow = readonly (readonly (string | number)[])[];
 
 /**
  * A member path as messages show it, dotted like zod paths (`attestation.trustSimulator`,
  * `keys.0.id`): a name that does not look like a field name (it may be a pasted secret) is shown by
- * its length only. A path below one of `namesNotShownBelow` is shown as `a member inside` that one,
- * nothing of what is below it: a plain name there may be data (an opening's hex digits).
+ * its length only. A path that goes below one of `namesNotShownBelow`, at any depth, is shown up to
+ * the first such one, as `a member inside` it, nothing of what is below: a plain name there may be
+ * data (an opening's hex digits).
  */
 export function describeMemberPath(
   path: readonly (string | number)[],
   namesNotShownBelow: NamesNotShownBelow = [],
 ): string {
-  const holder = namesNotShownBelow.find(
-    (above) => path.length > above.length && above.every((part, i) => path[i] === part),
-  );
-  if (holder !== undefined) return `a member inside ${describeMemberPath(holder)}`;
+  for (let start = 0; start < path.length; start++) {
+    const holder = namesNotShownBelow.find(
+      (above) => path.length > start + above.length && above.every((part, i) => path[start + i] === part),
+    );
+    if (holder !== undefined) return `a member inside ${describeMemberPath(path.slice(0, start + holder.length))}`;
+  }
   return path
     .map((part) =>
       typeof part === "number" || isPlainFieldName(part)

@@ -51,7 +51,7 @@ export function jsonSyntaxProblem(error: SyntaxError): string {
  * JSON.parse, except that text that does not parse throws a SyntaxError whose message is "not valid
  * JSON" and where ("at position 22", "it ends early"), with no cause: nothing of the text; and text
  * with a member named twice in one object throws a DuplicateMemberError (a SyntaxError) naming its path
- * (below a path of `namesNotShownBelow`, only that path: describeMemberPath).
+ * (below a path of `namesNotShownBelow`, wherever it occurs, only that path: describeMemberPath).
  */
 export function parseJsonText(text: string, options: { namesNotShownBelow?: NamesNotShownBelow } = {}): unknown {
   let value: unknown;

@@ -409,7 +409,8 @@ export class AuditFindError extends Error {
 const HEX32 = /^[0-9a-f]{64}$/;
 /**
  * Where a --chat-json's member names are its data: an opening given as an object is keyed by what it
- * holds (its digits read as a plain name), so a refusal of a name twice there names only audit.opening.
+ * holds (its digits read as a plain name), so a refusal of a name twice there names only audit.opening
+ * (at any depth: a file whose root is an array is refused as not an object only after that refusal).
  */
 const OPENING_NAMES_NOT_SHOWN = [["audit", "opening"]] as const;
 

@@ -37,6 +37,20 @@ describe("parseJsonText: member names not shown below a path the caller gives", 
     expect(inspect(error, { depth: 5 })).not.toContain(NAME);
   });
 
+  it.each([
+    ["a document whose root is an array", `[{"audit":{"opening":{"${NAME}":1,"${NAME}":2}}}]`, "0.audit.opening"],
+    ["a document that nests it deeper", `{"x":[{"audit":{"opening":{"${NAME}":1,"${NAME}":2}}}]}`, "x.0.audit.opening"],
+    [
+      "an opening inside an opening",
+      `{"audit":{"opening":{"a":{"audit":{"opening":{"${NAME}":1,"${NAME}":2}}}}}}`,
+      "audit.opening",
+    ],
+  ])("%s: hidden wherever the path meets it, not only from the root", (_what, text, holder) => {
+    const error = refusal(text, OPENING);
+    expect(error.message).toBe(`a member inside ${holder}${TWICE(text.lastIndexOf(`"${NAME}"`))}`);
+    expect(inspect(error, { depth: 5 })).not.toContain(NAME);
+  });
+
   it("names outside it, and the path's own name, as written", () => {
     const beside = `{"audit":{"opening":{},"requestIdHash":1,"requestIdHash":2}}`;
     expect(refusal(beside, OPENING).message).toBe(`audit.requestIdHash${TWICE(beside.lastIndexOf('"requestIdHash"'))}`);

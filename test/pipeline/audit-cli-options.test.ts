@@ -675,6 +675,22 @@ describe("files that are JSON but not the object expected", () => {
     // Nor in what util.inspect would print of it (a cause's own message).
     expect(inspect(error, { depth: 5 })).not.toContain(digits);
   });
+
+  it("audit find: the same when the file's root is not the object chat --json prints (an array around it)", async () => {
+    // Refused as not that object only after the refusal of the member twice, which must not name it either.
+    const digits = `f${"0a".repeat(15)}`;
+    const text = `[{"audit":{"requestIdHash":"${"cd".repeat(32)}","opening":{"${digits}":1,"${digits}":2}}}]`;
+    writeFileSync(p("chat-array-twice.json"), text);
+    const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("chat-array-twice.json") }).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({
+      code: "USAGE",
+      message: `--chat-json ${p("chat-array-twice.json")}: a member inside 0.audit.opening appears twice in one object (the second at position ${text.lastIndexOf(`"${digits}"`)}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    });
+    expect(inspect(error, { depth: 5 })).not.toContain(digits);
+  });
 });
 
 describe("cloister audit find without --json", () => {
