@@ -659,38 +659,32 @@ describe("files that are JSON but not the object expected", () => {
     }
   });
 
-  it("audit find: a member twice inside audit.opening is refused without its name (a name can hold the opening's digits)", async () => {
-    // A plain field name (up to 32 characters, a letter first) is what a refusal of a member twice names.
-    const digits = `f${"0a".repeat(15)}`;
-    const text = `{"signingKey":"${"ab".repeat(32)}","audit":{"requestIdHash":"${"cd".repeat(32)}","opening":{"${digits}":1,"${digits}":2}}}`;
-    writeFileSync(p("chat-opening-twice.json"), text);
-    const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("chat-opening-twice.json") }).then(
-      () => null,
-      (e: unknown) => e as Error,
-    );
-    expect(error).toMatchObject({
-      code: "USAGE",
-      message: `--chat-json ${p("chat-opening-twice.json")}: a member inside audit.opening appears twice in one object (the second at position ${text.lastIndexOf(`"${digits}"`)}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
-    });
-    // Nor in what util.inspect would print of it (a cause's own message).
-    expect(inspect(error, { depth: 5 })).not.toContain(digits);
-  });
-
-  it("audit find: the same when the file's root is not the object chat --json prints (an array around it)", async () => {
+  it.each([
+    ["the object chat --json prints", "chat-opening-twice.json", "audit.opening", (audit: string) => audit],
     // Refused as not that object only after the refusal of the member twice, which must not name it either.
-    const digits = `f${"0a".repeat(15)}`;
-    const text = `[{"audit":{"requestIdHash":"${"cd".repeat(32)}","opening":{"${digits}":1,"${digits}":2}}}]`;
-    writeFileSync(p("chat-array-twice.json"), text);
-    const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p("chat-array-twice.json") }).then(
-      () => null,
-      (e: unknown) => e as Error,
-    );
-    expect(error).toMatchObject({
-      code: "USAGE",
-      message: `--chat-json ${p("chat-array-twice.json")}: a member inside 0.audit.opening appears twice in one object (the second at position ${text.lastIndexOf(`"${digits}"`)}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
-    });
-    expect(inspect(error, { depth: 5 })).not.toContain(digits);
-  });
+    ["a file whose root is an array around it", "chat-array-twice.json", "0.audit.opening", (a: string) => `[${a}]`],
+  ])(
+    "audit find: a member twice inside audit.opening is refused without its name, in %s",
+    async (_what, file, holder, wrap) => {
+      // A plain field name (up to 32 characters, a letter first) is what a refusal of a member twice names:
+      // a name can hold the opening's digits.
+      const digits = `f${"0a".repeat(15)}`;
+      const text = wrap(
+        `{"signingKey":"${"ab".repeat(32)}","audit":{"requestIdHash":"${"cd".repeat(32)}","opening":{"${digits}":1,"${digits}":2}}}`,
+      );
+      writeFileSync(p(file), text);
+      const error = await auditFindCommand({ log: p("a.jsonl"), chatJson: p(file) }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(error).toMatchObject({
+        code: "USAGE",
+        message: `--chat-json ${p(file)}: a member inside ${holder} appears twice in one object (the second at position ${text.lastIndexOf(`"${digits}"`)}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+      });
+      // Nor in what util.inspect would print of it (a cause's own message).
+      expect(inspect(error, { depth: 5 })).not.toContain(digits);
+    },
+  );
 });
 
 describe("cloister audit find without --json", () => {
