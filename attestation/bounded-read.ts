@@ -77,8 +77,10 @@ const ESCAPED_ON_A_LINE = new RegExp(`[${INVISIBLE_CLASS}\\p{Cs}]`, "u");
 const ESCAPED_ON_A_LINE_ALL = new RegExp(ESCAPED_ON_A_LINE.source, "gu");
 
 /**
- * `char` as an escape of $'…' (POSIX.1-2024, bash, zsh, ksh): \n, \t, \r by name, any other as its
- * UTF-8 bytes, each three octal digits (so a digit after it is never read as part of it).
+ * `char` as an escape of $'…' (POSIX.1-2024, bash, zsh, ksh; not dash 0.5.12, the /bin/sh of Debian
+ * and Ubuntu, nor fish, which read it as other characters: docs/errors.md says to paste such a word
+ * into bash, zsh or ksh): \n, \t, \r by name, any other as its UTF-8 bytes, each three octal digits
+ * (so a digit after it is never read as part of it).
  */
 function dollarQuoteEscape(char: string): string {
   const named: Record<string, string> = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
