@@ -91,10 +91,11 @@ function dollarQuoteEscape(char: string): string {
 /**
  * `text` as a shell reads it back: as it is when it is plain, else single-quoted, or written as
  * $'…' with each character an error line would escape (ESCAPED_ON_A_LINE) as an escape: shown, it
- * is still the word a shell reads as `text`.
+ * is still the word a shell reads as `text`. Plain is `A-Za-z0-9_./:@%+=,-`, but not `=` first: zsh
+ * (its EQUALS option, on by default) reads `=ls` as the path of the command ls.
  */
 function quotedWord(text: string): string {
-  if (/^[A-Za-z0-9_./:@%+=,-]+$/.test(text)) return text;
+  if (/^[A-Za-z0-9_./:@%+,-][A-Za-z0-9_./:@%+=,-]*$/.test(text)) return text;
   if (!ESCAPED_ON_A_LINE.test(text)) return `'${text.replaceAll("'", "'\\''")}'`;
   return `$'${text.replace(/[\\']/g, "\\$&").replace(ESCAPED_ON_A_LINE_ALL, dollarQuoteEscape)}'`;
 }

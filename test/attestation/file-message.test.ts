@@ -79,4 +79,15 @@ describe("shellWord: pasted from cloister's error line, a shell reads the text i
       expect(shellReads(word), JSON.stringify(text)).toBe(text);
     }
   });
+
+  it("for text starting with =, quoted: zsh (EQUALS, on by default) reads =ls as the path of the ls command", () => {
+    // No zsh here to ask: the form is checked, and bash reads it back as the text.
+    for (const text of ["=ls", "=", "=a=b"]) {
+      const word = shellWord(text);
+      expect(word, text).toBe(`'${text}'`);
+      expect(shellReads(word), text).toBe(text);
+    }
+    // An = further on is no expansion in any of these shells: as given.
+    expect(shellWord("a=b")).toBe("a=b");
+  });
 });
