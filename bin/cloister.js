@@ -17,10 +17,11 @@ import { readFileSync, writeSync } from "node:fs";
 // the one it was re-parented to when `up` was killed meanwhile); neither variable when not.
 // A value of up's form (`supervisor-pid:` first) is read as up writes it: a pid from 1 to 4194303
 // in decimal, no sign, space or leading zero. Any other such value (0, 0123, +1, " 123", 4194304 or
-// more: pid_max is at most 4194304, PID_MAX_LIMIT, and pids are below it) is bad input, exit 2:
-// dropped, the command ran unsupervised; read as a pid, it was a supervisor that "has gone" (exit 0,
-// the command not run), and one of 17 digits or more a Number other than the one written. A value
-// not of up's form (the old `1`, exported by accident in a shell) is no supervision: dropped.
+// more: pid_max is at most 4194304, PID_MAX_LIMIT, and pids are below it) is bad input, exit 2, the
+// command not run: dropped, the command would run unsupervised; read as a pid, it would be a
+// supervisor that "has gone" (exit 0, the command not run), and one of 17 digits or more a Number
+// other than the one written. A value not of up's form (the old `1`, exported by accident in a
+// shell) is no supervision: dropped.
 const SUPERVISED_FORM = "supervisor-pid:";
 const supervised = process.env.CLOISTER_SUPERVISED ?? "";
 const written = supervised.startsWith(SUPERVISED_FORM) ? supervised.slice(SUPERVISED_FORM.length) : undefined;
