@@ -24,7 +24,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
+import { optionsUsageError, STOPPED_EXIT_CODE, type StopReason } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
@@ -43,7 +43,7 @@ async function boot(
     try {
       parseCorsOrigin(origin);
     } catch (error) {
-      throw new UsageError(`--cors-origin: ${(error as Error).message}`);
+      throw optionsUsageError(`--cors-origin: ${(error as Error).message}`);
     }
   }
   // Before the model is made and anything is started: a port that is taken fails at once.

@@ -4,6 +4,7 @@
  * a sealed output that exists, a small-order --key, an option that cannot do what it says, an
  * enclave option for another --tee or against the manifest.
  */
+import { existsSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -141,6 +142,16 @@ describe("bad input exits 2, a failure exits 1", () => {
         stderr: `cloister: USAGE: ${message} (run with --help for usage)\n`,
       });
     }
+  });
+
+  it("up: a --cors-origin that is not an origin exits 2 before anything is made, worded as host's", async () => {
+    const up = join(dir, "up-cors");
+    expect(await run(["up", "--dir", up, "--cors-origin", "https://app.example/"])).toEqual({
+      code: 2,
+      stderr:
+        'cloister: USAGE: --cors-origin: cors origin: expected the bare origin "https://app.example" (no path, query or trailing slash), found "https://app.example/" (run with --help for usage)\n',
+    });
+    expect(existsSync(up)).toBe(false);
   });
 
   describe("enclave: an option of another --tee exits 2", () => {
