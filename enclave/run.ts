@@ -3,7 +3,7 @@
 import type { JWK } from "jose";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { readOptionFile } from "../client/cli/bounded-file.ts";
-import { errorText, formatCliError, listenUsageError, UsageError } from "../client/cli/output.ts";
+import { errorText, formatCliError, listenUsageError, optionsUsageError } from "../client/cli/output.ts";
 import { MANIFEST_FILE_BOUND, readOperatorKeyFile } from "../manifests/cli-impl.ts";
 import type { EnclaveCommandOptions } from "./cli.ts";
 import {
@@ -280,7 +280,7 @@ async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal):
       url.search !== "" ||
       url.hash !== ""
     ) {
-      throw new UsageError(
+      throw optionsUsageError(
         `--kbs-url: expected an http(s) URL without user name, password, query or fragment, found ${describeUrlText(options.kbsUrl)}`,
       );
     }

@@ -426,8 +426,9 @@ describe("cloister kbs and model seal", () => {
       ]);
     const bad = await withKbsUrl("not a url");
     expect(bad.code).toBe(2);
+    // Bad input of the command line: it ends as every such refusal does, --help named.
     expect(bad.stderr).toContain(
-      '--kbs-url: expected an http(s) URL without user name, password, query or fragment, found "not a url"',
+      '--kbs-url: expected an http(s) URL without user name, password, query or fragment, found "not a url" (run with --help for usage)\n',
     );
     // A URL that carries a secret is refused without repeating it (the message reaches the log).
     for (const secretUrl of ["http://kbs-user:s3cret-pw@kbs.internal", "http://kbs.internal/?token=s3cret-pw"]) {
