@@ -420,11 +420,9 @@ const OPENING_NAMES_NOT_SHOWN = [["audit", "opening"]] as const;
  * boolean's value, nor an object's keys (which can hold the digits) are ever shown.
  */
 function openingShape(value: unknown): string {
-  if (value === undefined) return "none";
+  // hexShape says a string by its length and none as none; its other values would show what they hold.
+  if (value === undefined || typeof value === "string") return hexShape(value);
   if (value === null) return "null";
-  if (typeof value === "string") {
-    return `${value.length} characters${/^[0-9a-f]*$/.test(value) ? "" : " (not all lower-case hex)"}`;
-  }
   if (Array.isArray(value)) return `an array of ${value.length} item${value.length === 1 ? "" : "s"}`;
   if (typeof value === "object") {
     const fields = Object.keys(value).length;
