@@ -39,6 +39,11 @@ export interface UnsafeDirectory {
   readonly gid: number;
   /** This process's uid. */
   readonly user: number;
+  /**
+   * Set when what is at fault is a symbolic link followed on the way (`path` the link, `uid` its
+   * owner, `mode` and `gid` its directory's): owned by another user who may replace it (linkFault).
+   */
+  readonly link?: { readonly dirUid: number };
 }
 
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
@@ -60,6 +65,25 @@ function directoryFault(
  */
 function fileFault(info: { mode: number; uid: number; gid: number }, user: { uid: number; gid: number }) {
   return directoryFault({ uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 }, user);
+}
+
+/**
+ * Whether a symbolic link of owner `linkUid`, in a directory of `dir`, could be replaced by someone
+ * other than root or `user`: as Linux's fs.protected_symlinks reasons, a link is trusted when its
+ * owner is, or when its owner can no longer change it. So a link is followed when it is root's or
+ * this user's, or when its directory is one only root or this user may write to (owned by one of
+ * them, no o+w, no g+w for a group other than root's or this user's primary one: the sticky bit
+ * aside, which leaves a link's owner free to replace it). Otherwise (alice's link in alice's
+ * directory, read by root) its owner could point it at any file this user may read: an ssh key of
+ * root's sent as the API key, another policy trusted.
+ */
+function linkFault(
+  linkUid: number,
+  dir: { mode: number; uid: number; gid: number },
+  user: { uid: number; gid: number },
+): boolean {
+  if (linkUid === 0 || linkUid === user.uid) return false;
+  return directoryFault({ uid: dir.uid, gid: dir.gid, mode: dir.mode & ~0o1000 }, user) !== null;
 }
 
 /**
@@ -96,7 +120,7 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
   // caller's open or mkdir of `dir` reaches (the working directory's path is its real one).
-  const { target, lookedIn } = await lookUp(isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`);
+  const { target, lookedIn, link } = await lookUp(isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`, user);
   const checked = new Set<string>();
   // The real path, then each directory a name was looked up in (the last first), and all above
   // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
@@ -119,7 +143,7 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
       }
     }
   }
-  return null;
+  return link;
 }
 
 /**
@@ -208,11 +232,16 @@ const MAX_LINKS = 40;
  * a link in the middle of a chain lives in a directory on neither the path nor the real path), and
  * the real path, or null when a part of it does not exist yet (nothing to swap there yet).
  */
-async function lookUp(path: string): Promise<{ target: string | null; lookedIn: string[] }> {
+async function lookUp(
+  path: string,
+  user: { uid: number; gid: number },
+): Promise<{ target: string | null; lookedIn: string[]; link: UnsafeDirectory | null }> {
   const names = path.split(sep).filter((name) => name !== "" && name !== ".");
   const lookedIn: string[] = [];
   let current: string = sep;
   let links = 0;
+  // The first link followed that another user may replace (linkFault).
+  let link: UnsafeDirectory | null = null;
   for (let name = names.shift(); name !== undefined; name = names.shift()) {
     if (name === "..") {
       current = dirname(current);
@@ -221,7 +250,7 @@ async function lookUp(path: string): Promise<{ target: string | null; lookedIn: 
     if (lookedIn.at(-1) !== current) lookedIn.push(current);
     const next = join(current, name);
     const info = await lstat(next).catch(missingAsNull);
-    if (info === null) return { target: null, lookedIn };
+    if (info === null) return { target: null, lookedIn, link };
     if (info.isSymbolicLink()) {
       links += 1;
       if (links > MAX_LINKS) {
@@ -229,15 +258,23 @@ async function lookUp(path: string): Promise<{ target: string | null; lookedIn: 
         await stat(path);
         throw new Error(`more than ${MAX_LINKS} symbolic links in ${path}`);
       }
+      if (link === null && info.uid !== 0 && info.uid !== user.uid) {
+        const dir = await stat(current);
+        if (linkFault(info.uid, dir, user)) {
+          const mode = dir.mode & 0o7777;
+          const fault = { path: next, itself: false, mode, writers: null, uid: info.uid, gid: dir.gid };
+          link = { ...fault, user: user.uid, link: { dirUid: dir.uid } };
+        }
+      }
       const text = await readlink(next);
       if (isAbsolute(text)) current = sep;
       names.unshift(...text.split(sep).filter((part) => part !== "" && part !== "."));
       continue;
     }
-    if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn };
+    if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn, link };
     current = next;
   }
-  return { target: current, lookedIn };
+  return { target: current, lookedIn, link };
 }
 
 function missingAsNull(error: unknown): null {
@@ -252,6 +289,7 @@ function missingAsNull(error: unknown): null {
  * with `held` (what the directory holds: "its logs") and the fix as a shell command.
  */
 export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held: string): string {
+  if (found.link !== undefined) return unsafeLinkReason(found, held);
   const mode = `0${found.mode.toString(8)}`;
   const path = shellWord(found.itself ? dir : found.path);
   // Only its group's members when only they may write to it (g+w, no o+w).
@@ -275,6 +313,7 @@ export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held:
  * else could then change (`held`: "which enclaves this client trusts") and the fix as a shell command.
  */
 export function unsafeFileReason(found: UnsafeDirectory, file: string, held: string): string {
+  if (found.link !== undefined) return unsafeLinkReason(found, held);
   const mode = `0${found.mode.toString(8)}`;
   // chmod and chown follow a link: the file as named reaches the file found.
   const path = shellWord(found.itself ? file : found.path);
@@ -287,4 +326,15 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
     return `expected a file others cannot write to, found mode ${mode}: ${who} could rewrite it, and with it ${held}; chmod ${found.writers}-w ${path}`;
   }
   return `expected a file owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${who} could rewrite it, and with it ${held}; chown ${found.user} ${path}, or copy it to a file of this user's`;
+}
+
+/**
+ * The reason for a link another user may replace (linkFault): the link, its owner, its directory's
+ * owner and mode, and the fix: name the file it leads to, once checked, or copy it. Not `chown -h`:
+ * the link may lead elsewhere already.
+ */
+function unsafeLinkReason(found: UnsafeDirectory, held: string): string {
+  const mode = `0${found.mode.toString(8)}`;
+  const link = shellWord(found.path);
+  return `expected links on its path owned by root or this user (uid ${found.user}), or in a directory only they may write to, found the link ${found.path} owned by uid ${found.uid} in a directory of uid ${found.link?.dirUid} (mode ${mode}): uid ${found.uid} could point it at another file, and with it ${held}; name the file it leads to (readlink -f ${link}) if you trust it, or copy it to a file of this user's`;
 }

@@ -7,7 +7,7 @@
  * Tests run as root: other owners are uids 4242-4244.
  */
 import { spawn } from "node:child_process";
-import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, open, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -127,7 +127,9 @@ describe("secret files", () => {
 describe("--policy from a pipe", () => {
   it("reads a pipe another user's shell made (`cat policy.json | sudo cloister chat --policy /dev/stdin`): its writer is who the invoker chose, not its owner", async () => {
     // uid 4244's shell makes the pipe (so it owns it) and feeds it to a process that waits; this
-    // process, root, reads it through that process's fd 0, as a command run by sudo reads its own.
+    // process, root, opens it through that process's fd 0 and reads it as its own fd (/proc/self/fd,
+    // links of root's), as a command run by sudo reads its /dev/stdin. Named by the other process's
+    // fd 0 instead, it is refused: that link is uid 4244's, who may point it elsewhere.
     let pid = "";
     const child = spawn("sh", ["-c", 'printf "%s" "$POLICY" | sh -c \'echo $$; exec sleep 30\''], {
       uid: 4244,
@@ -137,7 +139,14 @@ describe("--policy from a pipe", () => {
     });
     try {
       pid = await new Promise<string>((resolve) => child.stdout.once("data", (data) => resolve(String(data).trim())));
-      expect((await readPolicyFile(`/proc/${pid}/fd/0`)).policy).toBeDefined();
+      const theirs = `/proc/${pid}/fd/0`;
+      expect((await refusal(readPolicyFile(theirs))).message).toContain(`found the link ${theirs} owned by uid 4244`);
+      const handle = await open(theirs, "r");
+      try {
+        expect((await readPolicyFile(`/proc/self/fd/${handle.fd}`)).policy).toBeDefined();
+      } finally {
+        await handle.close();
+      }
     } finally {
       if (pid !== "") process.kill(Number(pid));
       child.kill();
