@@ -39,6 +39,8 @@ export interface UnsafeDirectory {
   readonly gid: number;
   /** This process's uid. */
   readonly user: number;
+  /** A file's (`itself`, `writers` set): it is another user's as well, one refusal for both faults. */
+  readonly alsoOwner?: boolean;
   /**
    * Set when what is at fault is a symbolic link followed on the way (`path` the link, `uid` its
    * owner, `mode` and `gid` its directory's): owned by another user who may replace it (linkFault).
@@ -139,7 +141,8 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
-        return { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
+        const found = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
+        return path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
       }
     }
   }
@@ -165,7 +168,14 @@ export async function unsafeOpenFile(handle: FileHandle, file: string): Promise<
   const fault = fileFault(info, user);
   if (fault === null) return null;
   const writers = fault === "owner" ? null : fault;
-  return { path: file, itself: true, mode: info.mode & 0o7777, writers, uid: info.uid, gid: info.gid, user: user.uid };
+  const { uid, gid } = info;
+  const alsoOwner = foreignOwner(info, user, writers);
+  return { path: file, itself: true, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid, alsoOwner };
+}
+
+/** Whether a file others may write to (`writers`) is another user's as well (fileFault names the writers first). */
+function foreignOwner(info: { uid: number }, user: { uid: number }, writers: string | null): boolean {
+  return writers !== null && info.uid !== 0 && info.uid !== user.uid;
 }
 
 /**
@@ -321,6 +331,11 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
   if (!found.itself) {
     // Only "anyone may write to it" is refused of a directory (findUnsafeFile).
     return `expected no directory on its path that others can write to, found one (the directory ${found.path} mode ${mode}): ${who} could put their own file in its place, and with it ${held}; chmod o-w ${path} (or set its sticky bit)`;
+  }
+  if (found.writers !== null && found.alsoOwner === true) {
+    // Both faults and one fix: chown alone leaves the group's (and others') write bits.
+    const writers = found.writers === "g" ? `group ${found.gid}` : "anyone";
+    return `expected a file owned by root or this user (uid ${found.user}) that others cannot write to, found one owned by uid ${found.uid} (mode ${mode}): uid ${found.uid} and ${writers} could rewrite it, and with it ${held}; chown ${found.user} ${path} && chmod ${found.writers}-w ${path}, or copy it to a file of this user's`;
   }
   if (found.writers !== null) {
     return `expected a file others cannot write to, found mode ${mode}: ${who} could rewrite it, and with it ${held}; chmod ${found.writers}-w ${path}`;

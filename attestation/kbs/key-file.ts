@@ -103,20 +103,17 @@ async function readOpenCheckedFile(
       throw unreadable(error);
     });
     if (!info.isFile()) throw new BrokerConfigError(fileMessage(path, field, "not a regular file"));
+    // Every fault of the file in one refusal, each with its fix: its owner, then its mode.
+    const faults: string[] = [];
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-      throw new BrokerConfigError(
-        fileMessage(
-          path,
-          field,
-          `owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it`,
-        ),
+      const fix = `chown ${uid} ${shellWord(path)}`;
+      faults.push(
+        `owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`,
       );
     }
-    if ((info.mode & rule.forbidden) !== 0) {
-      throw new BrokerConfigError(
-        fileMessage(path, field, rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path))),
-      );
-    }
+    if ((info.mode & rule.forbidden) !== 0)
+      faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path)));
+    if (faults.length > 0) throw new BrokerConfigError(fileMessage(path, field, faults.join("; also ")));
     // Worded `field path: …` (fileMessage), as the refusals above and the CLI's option files are.
     const refuse = (message: string) => new BrokerConfigError(message);
     return await readHandleText(handle, path, field, rule.bound, refuse).catch((error: unknown) => {

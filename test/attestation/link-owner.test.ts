@@ -4,12 +4,15 @@
  * owner could point it at any file this user may read (root reading an API key file under alice's
  * home would send an ssh key of root's to --url; a --policy would become another root-owned policy).
  * A link of root's or this user's, or one in a directory only they may write to, is followed. Tests
- * run as root; uid 4244 is the other user.
+ * run as root; uid 4244 is the other user. And a file with more than one fault (another user's, and
+ * others may write to it) is refused once, naming every fault and a fix for all of them, rather than
+ * one fault per run.
  */
 import { chmod, chown, lchown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { readPolicyFile, readSecretFile } from "../../client/cli/run-client.ts";
 import { devPolicy } from "../client/helpers.ts";
 
@@ -68,5 +71,32 @@ describe("a link on the way to a trust or secret file", () => {
     await symlink(secret, theirs);
     await lchown(theirs, 4244, 4244);
     expect(await readSecretFile(theirs, "--api-key-file", { followLinks: true })).toBe("key-1");
+  });
+});
+
+describe("a --policy file with several faults", () => {
+  it("names its owner and who else may write to it in one refusal, with one fix", async () => {
+    const file = join(root, "policy.json");
+    await writeFile(file, JSON.stringify(await devPolicy()));
+    await chown(file, 4244, 4244);
+    await chmod(file, 0o666);
+    await expect(readPolicyFile(file)).rejects.toMatchObject({
+      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0666): uid 4244 and anyone could rewrite it, and with it which enclaves this client trusts; chown 0 ${file} && chmod go-w ${file}, or copy it to a file of this user's`,
+    });
+    await chmod(file, 0o664);
+    await expect(readPolicyFile(file)).rejects.toMatchObject({
+      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0664): uid 4244 and group 4244 could rewrite it, and with it which enclaves this client trusts; chown 0 ${file} && chmod g-w ${file}, or copy it to a file of this user's`,
+    });
+  });
+});
+
+describe("a key file with several faults", () => {
+  it("names its owner and its mode in one refusal, with both fixes", async () => {
+    const file = join(root, "model.jwk");
+    await writeFile(file, "{}", { mode: 0o644 });
+    await chown(file, 4244, 4244);
+    await expect(readPrivateKeyFile(file, "--key")).rejects.toMatchObject({
+      message: `--key ${file}: owned by uid 4244; expected this user's (uid 0) or root's, since its owner can rewrite it (chown 0 ${file}); also mode expected 0600 (owner only), found 0644; run chmod 600 ${file}`,
+    });
   });
 });
