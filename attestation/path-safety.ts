@@ -117,12 +117,33 @@ export function findUnsafeFile(file: string, options: { skipFile?: boolean } = {
 
 /** findUnsafeDirectory and findUnsafeFile: `kind` is what the path leads to and how it is held. */
 async function findUnsafe(dir: string, kind: "directory" | "file" | "directories"): Promise<UnsafeDirectory | null> {
-  if (process.getuid === undefined || process.getgid === undefined) return null;
+  return (await walk(dir, kind)).unsafe;
+}
+
+/** What the walk of a path found: what someone else could change, and what file it reached (Checked). */
+interface Walked {
+  readonly unsafe: UnsafeDirectory | null;
+  readonly reached: Checked;
+}
+
+/**
+ * The file a walk reached (its device and inode, from the look at the last name), none (`missing`:
+ * nothing there yet), or an anonymous pipe (`pipe`: a /proc/self/fd link to `pipe:[inode]`, no
+ * name to swap); `unchecked` where nothing is checked (no POSIX owners).
+ */
+type Checked = { dev: number; ino: number } | "missing" | "pipe" | "unchecked";
+
+/** findUnsafe, and which file the walk reached: what its reader's open must reach too. */
+async function walk(dir: string, kind: "directory" | "file" | "directories"): Promise<Walked> {
+  if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
   const user = { uid: process.getuid(), gid: process.getgid() };
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
   // caller's open or mkdir of `dir` reaches (the working directory's path is its real one).
-  const { target, lookedIn, link } = await lookUp(isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`, user);
+  const { target, lookedIn, link, reached } = await lookUp(
+    isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`,
+    user,
+  );
   const checked = new Set<string>();
   // The real path, then each directory a name was looked up in (the last first), and all above
   // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
@@ -142,11 +163,13 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
         const found = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
-        return path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
+        const unsafe =
+          path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
+        return { unsafe, reached };
       }
     }
   }
-  return link;
+  return { unsafe: link, reached };
 }
 
 /**
@@ -191,14 +214,28 @@ export async function readAfterPathCheck<T>(
   field: string,
   held: string,
   refuse: (message: string, cause?: unknown) => Error,
-  read: () => Promise<T>,
+  read: (opened: (info: { dev: number; ino: number }) => void) => Promise<T>,
 ): Promise<T> {
-  const walked = await findUnsafeFile(path, { skipFile: true }).then(
-    (unsafe) => ({ unsafe, error: null }),
-    (error: unknown) => ({ unsafe: null, error: error ?? new Error("the path check failed") }),
+  const walked = await walk(path, "directories").then(
+    ({ unsafe, reached }) => ({ unsafe, reached, error: null }),
+    (error: unknown) => ({
+      unsafe: null,
+      reached: "unchecked" as const,
+      error: error ?? new Error("the path check failed"),
+    }),
   );
   if (walked.unsafe !== null) throw refuse(fileMessage(path, field, unsafeFileReason(walked.unsafe, path, held)));
-  const value = await read();
+  // The file opened must be the one the walk reached: the owner of a directory on the path (one
+  // another user may own) could put another file, or a link of theirs, there in between.
+  const opened = (info: { dev: number; ino: number }): void => {
+    const reached = walked.reached;
+    if (reached === "unchecked" || reached === "pipe") return;
+    if (reached !== "missing" && reached.dev === info.dev && reached.ino === info.ino) return;
+    const reason =
+      "changed while its path was checked (the file opened is not the one checked); someone who may write to a directory on its path replaced it: run again, or move the file to a directory only this user may write to";
+    throw refuse(fileMessage(path, field, reason));
+  };
+  const value = await read(opened);
   if (walked.error !== null) {
     const reason = `cannot check its path (${fileErrorCause(walked.error, "check")})`;
     throw refuse(fileMessage(path, field, reason), walked.error);
@@ -245,13 +282,16 @@ const MAX_LINKS = 40;
 async function lookUp(
   path: string,
   user: { uid: number; gid: number },
-): Promise<{ target: string | null; lookedIn: string[]; link: UnsafeDirectory | null }> {
+): Promise<{ target: string | null; lookedIn: string[]; link: UnsafeDirectory | null; reached: Checked }> {
   const names = path.split(sep).filter((name) => name !== "" && name !== ".");
   const lookedIn: string[] = [];
   let current: string = sep;
   let links = 0;
   // The first link followed that another user may replace (linkFault).
   let link: UnsafeDirectory | null = null;
+  // The last name, when it is a link's whole text (ANONYMOUS_PIPE); the last name's file.
+  let fromLink: string | null | undefined = null;
+  let reached: Checked = "missing";
   for (let name = names.shift(); name !== undefined; name = names.shift()) {
     if (name === "..") {
       current = dirname(current);
@@ -260,7 +300,14 @@ async function lookUp(
     if (lookedIn.at(-1) !== current) lookedIn.push(current);
     const next = join(current, name);
     const info = await lstat(next).catch(missingAsNull);
-    if (info === null) return { target: null, lookedIn, link };
+    // A /proc/self/fd link to an anonymous pipe leads to `pipe:[inode]`, a name nowhere.
+    if (info === null)
+      return {
+        target: null,
+        lookedIn,
+        link,
+        reached: fromLink === name && ANONYMOUS_PIPE.test(name) ? "pipe" : "missing",
+      };
     if (info.isSymbolicLink()) {
       links += 1;
       if (links > MAX_LINKS) {
@@ -278,14 +325,20 @@ async function lookUp(
       }
       const text = await readlink(next);
       if (isAbsolute(text)) current = sep;
-      names.unshift(...text.split(sep).filter((part) => part !== "" && part !== "."));
+      const parts = text.split(sep).filter((part) => part !== "" && part !== ".");
+      fromLink = names.length === 0 && parts.length === 1 ? parts[0] : null;
+      names.unshift(...parts);
       continue;
     }
-    if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn, link };
+    if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn, link, reached: "missing" };
     current = next;
+    if (names.length === 0) reached = { dev: info.dev, ino: info.ino };
   }
-  return { target: current, lookedIn, link };
+  return { target: current, lookedIn, link, reached };
 }
+
+/** What Linux's /proc/self/fd shows for an anonymous pipe: `pipe:[inode]`. */
+const ANONYMOUS_PIPE = /^pipe:\[\d+\]$/;
 
 function missingAsNull(error: unknown): null {
   const code = (error as NodeJS.ErrnoException).code;

@@ -53,7 +53,8 @@ export function readCheckedFile(
   },
   uid: number | undefined,
 ): Promise<string> {
-  const read = () => readOpenCheckedFile(path, field, rule, uid);
+  const read = (opened?: (info: { dev: number; ino: number }) => void) =>
+    readOpenCheckedFile(path, field, rule, uid, opened);
   if (rule.held === null) return read();
   return readAfterPathCheck(
     path,
@@ -78,6 +79,8 @@ async function readOpenCheckedFile(
     readonly cannotRead?: ((error: unknown) => Error) | undefined;
   },
   uid: number | undefined,
+  /** readAfterPathCheck's check that the file opened is the one its walk reached. */
+  opened?: (info: { dev: number; ino: number }) => void,
 ): Promise<string> {
   /** The file could not be opened, examined or read: `cannotRead`, or privateFileUnreadable. */
   const unreadable = (error: unknown): Error => {
@@ -114,6 +117,8 @@ async function readOpenCheckedFile(
     if ((info.mode & rule.forbidden) !== 0)
       faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path)));
     if (faults.length > 0) throw new BrokerConfigError(fileMessage(path, field, faults.join("; also ")));
+    // A file that passes its own rule, but reached by another way than the one checked.
+    opened?.(info);
     // Worded `field path: …` (fileMessage), as the refusals above and the CLI's option files are.
     const refuse = (message: string) => new BrokerConfigError(message);
     return await readHandleText(handle, path, field, rule.bound, refuse).catch((error: unknown) => {

@@ -105,13 +105,15 @@ export function readTrustFile(
 ): Promise<string> {
   const cannotRead = optionFileUnreadable(file, option, missingHint);
   const refuse = (message: string, cause?: unknown) => new UsageError(message, { cause });
-  return readAfterPathCheck(file, option, held, refuse, async () => {
+  return readAfterPathCheck(file, option, held, refuse, async (opened) => {
     let bytes: Buffer;
     try {
       const handle = await openFileOrPipe(file);
       try {
         const unsafe = await unsafeOpenFile(handle, file);
         if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
+        // A file that passes its own rule, but reached by another way than the one checked.
+        opened(await handle.stat());
         bytes = await readHandleToBound(handle, limit.bytes);
       } finally {
         await handle.close();
