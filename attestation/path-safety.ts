@@ -324,6 +324,13 @@ async function lookUp(
         }
       }
       const text = await readlink(next);
+      // This process's own fd of a file since unlinked (zsh's here-strings, bash's here-documents
+      // before 5.1): the kernel opens what the fd holds, not its text (`… (deleted)`, a name nowhere),
+      // and no one else may change what our fd holds. Its reader checks the file itself when open.
+      if (names.length === 0 && text.endsWith(DELETED) && ownFdDirectory(current)) {
+        const held = await stat(next);
+        return { target: null, lookedIn, link, reached: { dev: held.dev, ino: held.ino } };
+      }
       if (isAbsolute(text)) current = sep;
       const parts = text.split(sep).filter((part) => part !== "" && part !== ".");
       fromLink = names.length === 0 && parts.length === 1 ? parts[0] : null;
@@ -335,6 +342,14 @@ async function lookUp(
     if (names.length === 0) reached = { dev: info.dev, ino: info.ino };
   }
   return { target: current, lookedIn, link, reached };
+}
+
+/** What Linux's /proc/self/fd shows after the path of a file unlinked since it was opened. */
+const DELETED = " (deleted)";
+
+/** Whether `dir` (a real path) is this process's /proc fd directory (/proc/self/fd, /proc/thread-self/fd). */
+function ownFdDirectory(dir: string): boolean {
+  return new RegExp(`^/proc/${process.pid}(/task/\\d+)?/fd$`).test(dir);
 }
 
 /** What Linux's /proc/self/fd shows for an anonymous pipe: `pipe:[inode]`. */

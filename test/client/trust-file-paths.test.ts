@@ -153,3 +153,16 @@ describe("--policy from a pipe", () => {
     }
   });
 });
+
+describe("--policy from a file open and unlinked (a here-document)", () => {
+  it("reads it through this process's fd (zsh's here-strings and bash's here-documents before 5.1 are such files: /proc/self/fd says `… (deleted)`)", async () => {
+    const file = await policyIn("heredoc", 0o600);
+    const handle = await open(file, "r");
+    try {
+      await rm(file);
+      expect((await readPolicyFile(`/proc/self/fd/${handle.fd}`)).policy).toBeDefined();
+    } finally {
+      await handle.close();
+    }
+  });
+});
