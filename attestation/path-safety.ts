@@ -231,8 +231,10 @@ export async function readAfterPathCheck<T>(
     const reached = walked.reached;
     if (reached === "unchecked" || reached === "pipe") return;
     if (reached !== "missing" && reached.dev === info.dev && reached.ino === info.ino) return;
+    // The path is checked as a whole: what changed may be the file, a link or a directory, and
+    // whoever changed it may be this user (an editor's save renames a new file into place).
     const reason =
-      "changed while its path was checked (the file opened is not the one checked); someone who may write to a directory on its path replaced it: run again, or move the file to a directory only this user may write to";
+      "changed while its path was checked (the file opened is not the one the check reached): it, or a link or directory on its path, was replaced in between (by an editor saving it anew, or by another user who owns a directory on its path); run again, and should it recur, move the file to a directory only this user may write to";
     throw refuse(fileMessage(path, field, reason));
   };
   const value = await read(opened);

@@ -81,7 +81,7 @@ describe("--policy swapped after its check", () => {
       await lchown(file, 4244, 4244);
     };
     await expect(readPolicyFile(file)).rejects.toMatchObject({
-      message: `--policy ${file}: changed while its path was checked (the file opened is not the one checked); someone who may write to a directory on its path replaced it: run again, or move the file to a directory only this user may write to`,
+      message: `--policy ${file}: changed while its path was checked (the file opened is not the one the check reached): it, or a link or directory on its path, was replaced in between (by an editor saving it anew, or by another user who owns a directory on its path); run again, and should it recur, move the file to a directory only this user may write to`,
     });
     expect(swap.done).toBe(true);
   });
