@@ -124,6 +124,25 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
 interface Walked {
   readonly unsafe: UnsafeDirectory | null;
   readonly reached: Checked;
+  /** The file reached has other names and its name's directory is another user's (SharedName). */
+  readonly shared: SharedName | null;
+}
+
+/**
+ * The directory holding the name a walk reached, when the file has more than one name (hard links)
+ * and the directory is another user's (neither root's nor this user's): where hard links to files
+ * one does not own are allowed (Linux with fs.protected_hardlinks=0, macOS), that user could have
+ * linked a file of root's or this user's there (a host key they cannot read), which passes the
+ * file's own rule. A file of one name there is theirs to replace only (its own rule, and the open's
+ * device and inode, see to that). Narrow on purpose: a directory of root's a group may write to
+ * (/nix/store, root:nixbld 1775, whose files auto-optimise-store hard-links) is not held to it, nor
+ * is /tmp; a directory anyone may write to is refused anyway (findUnsafeFile).
+ */
+interface SharedName {
+  readonly path: string;
+  readonly uid: number;
+  readonly mode: number;
+  readonly user: number;
 }
 
 /**
@@ -131,11 +150,12 @@ interface Walked {
  * nothing there yet), or an anonymous pipe (`pipe`: a /proc/self/fd link to `pipe:[inode]`, no
  * name to swap); `unchecked` where nothing is checked (no POSIX owners).
  */
-type Checked = { dev: number; ino: number } | "missing" | "pipe" | "unchecked";
+type Checked = { dev: number; ino: number; nlink?: number; holder?: string } | "missing" | "pipe" | "unchecked";
 
 /** findUnsafe, and which file the walk reached: what its reader's open must reach too. */
 async function walk(dir: string, kind: "directory" | "file" | "directories"): Promise<Walked> {
-  if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
+  if (process.getuid === undefined || process.getgid === undefined)
+    return { unsafe: null, reached: "unchecked", shared: null };
   const user = { uid: process.getuid(), gid: process.getgid() };
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
@@ -144,6 +164,7 @@ async function walk(dir: string, kind: "directory" | "file" | "directories"): Pr
     isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`,
     user,
   );
+  const shared = await sharedName(reached, user);
   const checked = new Set<string>();
   // The real path, then each directory a name was looked up in (the last first), and all above
   // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
@@ -165,11 +186,19 @@ async function walk(dir: string, kind: "directory" | "file" | "directories"): Pr
         const found = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
         const unsafe =
           path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
-        return { unsafe, reached };
+        return { unsafe, reached, shared };
       }
     }
   }
-  return { unsafe: link, reached };
+  return { unsafe: link, reached, shared };
+}
+
+/** SharedName for what a walk `reached`, or null. */
+async function sharedName(reached: Checked, user: { uid: number; gid: number }): Promise<SharedName | null> {
+  if (typeof reached !== "object" || reached.holder === undefined || (reached.nlink ?? 1) <= 1) return null;
+  const dir = await stat(reached.holder);
+  if (dir.uid === 0 || dir.uid === user.uid) return null;
+  return { path: reached.holder, uid: dir.uid, mode: dir.mode & 0o7777, user: user.uid };
 }
 
 /**
@@ -214,23 +243,27 @@ export async function readAfterPathCheck<T>(
   field: string,
   held: string,
   refuse: (message: string, cause?: unknown) => Error,
-  read: (opened: (info: { dev: number; ino: number }) => void) => Promise<T>,
+  read: (opened: (info: { dev: number; ino: number; nlink: number }) => void) => Promise<T>,
 ): Promise<T> {
   const walked = await walk(path, "directories").then(
-    ({ unsafe, reached }) => ({ unsafe, reached, error: null }),
+    ({ unsafe, reached, shared }) => ({ unsafe, reached, shared, error: null }),
     (error: unknown) => ({
       unsafe: null,
       reached: "unchecked" as const,
+      shared: null,
       error: error ?? new Error("the path check failed"),
     }),
   );
   if (walked.unsafe !== null) throw refuse(fileMessage(path, field, unsafeFileReason(walked.unsafe, path, held)));
   // The file opened must be the one the walk reached: the owner of a directory on the path (one
   // another user may own) could put another file, or a link of theirs, there in between.
-  const opened = (info: { dev: number; ino: number }): void => {
+  const opened = (info: { dev: number; ino: number; nlink: number }): void => {
     const reached = walked.reached;
     if (reached === "unchecked" || reached === "pipe") return;
-    if (reached !== "missing" && reached.dev === info.dev && reached.ino === info.ino) return;
+    if (reached !== "missing" && reached.dev === info.dev && reached.ino === info.ino) {
+      if (walked.shared === null || info.nlink <= 1) return;
+      throw refuse(fileMessage(path, field, sharedNameReason(walked.shared, info.nlink, path, held)));
+    }
     // The path is checked as a whole: what changed may be the file, a link or a directory, and
     // whoever changed it may be this user (an editor's save renames a new file into place).
     const reason =
@@ -340,8 +373,8 @@ async function lookUp(
       continue;
     }
     if (!info.isDirectory() && names.length > 0) return { target: null, lookedIn, link, reached: "missing" };
+    if (names.length === 0) reached = { dev: info.dev, ino: info.ino, nlink: info.nlink, holder: current };
     current = next;
-    if (names.length === 0) reached = { dev: info.dev, ino: info.ino };
   }
   return { target: current, lookedIn, link, reached };
 }
@@ -411,6 +444,15 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
     return `expected a file others cannot write to, found mode ${mode}: ${who} could rewrite it, and with it ${held}; chmod ${found.writers}-w ${path}`;
   }
   return `expected a file owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${who} could rewrite it, and with it ${held}; chown ${found.user} ${path}, or copy it to a file of this user's`;
+}
+
+/**
+ * The reason for a file of `names` names (SharedName): the file, its directory's owner and mode, and
+ * the fix: find its other names and name the one trusted, or copy it.
+ */
+function sharedNameReason(found: SharedName, names: number, file: string, held: string): string {
+  const mode = `0${found.mode.toString(8)}`;
+  return `expected a file of one name, or named in a directory of root's or this user's (uid ${found.user}), found one of ${names} names (hard links) in the directory ${found.path} (uid ${found.uid}, mode ${mode}): uid ${found.uid} could have linked there a file of root's or this user's that they cannot read, and with it ${held}; see its other names (find / -samefile ${shellWord(file)}) and name the one you trust, or copy it to a file of this user's`;
 }
 
 /**

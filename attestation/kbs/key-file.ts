@@ -53,7 +53,7 @@ export function readCheckedFile(
   },
   uid: number | undefined,
 ): Promise<string> {
-  const read = (opened?: (info: { dev: number; ino: number }) => void) =>
+  const read = (opened?: (info: { dev: number; ino: number; nlink: number }) => void) =>
     readOpenCheckedFile(path, field, rule, uid, opened);
   if (rule.held === null) return read();
   return readAfterPathCheck(
@@ -80,7 +80,7 @@ async function readOpenCheckedFile(
   },
   uid: number | undefined,
   /** readAfterPathCheck's check that the file opened is the one its walk reached. */
-  opened?: (info: { dev: number; ino: number }) => void,
+  opened?: (info: { dev: number; ino: number; nlink: number }) => void,
 ): Promise<string> {
   /** The file could not be opened, examined or read: `cannotRead`, or privateFileUnreadable. */
   const unreadable = (error: unknown): Error => {

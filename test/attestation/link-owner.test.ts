@@ -6,9 +6,13 @@
  * A link of root's or this user's, or one in a directory only they may write to, is followed. Tests
  * run as root; uid 4244 is the other user. And a file with more than one fault (another user's, and
  * others may write to it) is refused once, naming every fault and a fix for all of them, rather than
- * one fault per run.
+ * one fault per run. A trust or secret file of several names (hard links) named in another user's
+ * directory is refused: where hard links to files one does not own are allowed (Linux with
+ * fs.protected_hardlinks=0, macOS), that user could have linked a file of root's they cannot read
+ * (a host key) into their directory. One of several names in a directory of root's a group may
+ * write to (/nix/store) is read.
  */
-import { chmod, chown, lchown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, lchown, link, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -98,5 +102,47 @@ describe("a key file with several faults", () => {
     await expect(readPrivateKeyFile(file, "--key")).rejects.toMatchObject({
       message: `--key ${file}: owned by uid 4244; expected this user's (uid 0) or root's, since its owner can rewrite it (chown 0 ${file}); also mode expected 0600 (owner only), found 0644; run chmod 600 ${file}`,
     });
+  });
+});
+
+const held = "the API key this client sends";
+
+describe("a trust or secret file with hard links", () => {
+  it("refuses an API key file of root's linked into another user's directory, naming the file and the directory", async () => {
+    const { home, secret } = await setUp("not an API key");
+    const file = join(home, "api-key");
+    await link(secret, file);
+    // The whole message: the file, its names, the directory and its owner, never what it holds.
+    await expect(readSecretFile(file, "--api-key-file", { followLinks: true, held })).rejects.toMatchObject({
+      message: `--api-key-file ${file}: expected a file of one name, or named in a directory of root's or this user's (uid 0), found one of 2 names (hard links) in the directory ${home} (uid 4244, mode 0755): uid 4244 could have linked there a file of root's or this user's that they cannot read, and with it ${held}; see its other names (find / -samefile ${file}) and name the one you trust, or copy it to a file of this user's`,
+    });
+  });
+
+  it("refuses a --policy and a broker key so linked", async () => {
+    const { home, secret } = await setUp(JSON.stringify(await devPolicy()));
+    const file = join(home, "policy.json");
+    await link(secret, file);
+    await expect(readPolicyFile(file)).rejects.toThrow("found one of 2 names (hard links)");
+    await expect(readPrivateKeyFile(file, "--key")).rejects.toThrow("found one of 2 names (hard links)");
+  });
+
+  it("reads such a file by a name in a directory only root may write to, and a file of one name in the other user's", async () => {
+    const { home, secret } = await setUp("ck_test_key");
+    await link(secret, join(home, "api-key"));
+    expect(await readSecretFile(secret, "--api-key-file", { followLinks: true, held })).toBe("ck_test_key");
+    const own = join(home, "own-key");
+    await writeFile(own, "ck_own_key", { mode: 0o600 });
+    expect(await readSecretFile(own, "--api-key-file", { followLinks: true, held })).toBe("ck_own_key");
+  });
+
+  it("reads a file of several names in a directory of root's that a group may write to (/nix/store: root:nixbld 1775, files hard-linked by auto-optimise-store)", async () => {
+    const { secret } = await setUp("ck_test_key");
+    const store = join(root, "store");
+    await mkdir(store);
+    await chown(store, 0, 4244);
+    await chmod(store, 0o1775);
+    const file = join(store, "abc-api-key");
+    await link(secret, file);
+    expect(await readSecretFile(file, "--api-key-file", { followLinks: true, held })).toBe("ck_test_key");
   });
 });
