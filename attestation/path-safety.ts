@@ -71,11 +71,12 @@ function fileFault(info: { mode: number; uid: number; gid: number }, user: { uid
 
 /**
  * Whether a symbolic link of owner `linkUid`, in a directory of `dir`, could be replaced by someone
- * other than root or `user`: as Linux's fs.protected_symlinks reasons, a link is trusted when its
- * owner is, or when its owner can no longer change it. So a link is followed when it is root's or
- * this user's, or when its directory is one only root or this user may write to (owned by one of
- * them, no o+w, no g+w for a group other than root's or this user's primary one: the sticky bit
- * aside, which leaves a link's owner free to replace it). Otherwise (alice's link in alice's
+ * other than root or `user`: as Linux's fs.protected_symlinks reasons (stricter: the kernel guards
+ * sticky world-writable directories only, and trusts a link its directory's owner owns), a link is
+ * trusted when its owner is, or when its owner can no longer change it. So a link is followed when
+ * it is root's or this user's, or when its directory is one only root or this user may write to
+ * (owned by one of them, no o+w, no g+w for a group other than root's or this user's primary one:
+ * the sticky bit aside, which leaves a link's owner free to replace it). Otherwise (alice's link in alice's
  * directory, read by root) its owner could point it at any file this user may read: an ssh key of
  * root's sent as the API key, another policy trusted.
  */
