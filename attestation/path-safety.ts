@@ -325,7 +325,8 @@ async function lookUp(
   let links = 0;
   // The first link followed that another user may replace (linkFault).
   let link: UnsafeDirectory | null = null;
-  // The last name, when it is a link's whole text (ANONYMOUS_PIPE); the last name's file.
+  // The last name, when it is the whole text of a link in this process's fd directory (ANONYMOUS_PIPE);
+  // the last name's file.
   let fromLink: string | null | undefined = null;
   let reached: Checked = "missing";
   for (let name = names.shift(); name !== undefined; name = names.shift()) {
@@ -367,9 +368,12 @@ async function lookUp(
         const held = await stat(next);
         return { target: null, lookedIn, link, reached: { dev: held.dev, ino: held.ino } };
       }
+      // A link's whole text naming a pipe is one only in this process's own fd directory; elsewhere
+      // it is a file's name in the link's directory, which may appear after the walk.
+      const ownFd = !isAbsolute(text) && ownFdDirectory(current);
       if (isAbsolute(text)) current = sep;
       const parts = text.split(sep).filter((part) => part !== "" && part !== ".");
-      fromLink = names.length === 0 && parts.length === 1 ? parts[0] : null;
+      fromLink = names.length === 0 && parts.length === 1 && ownFd ? parts[0] : null;
       names.unshift(...parts);
       continue;
     }
